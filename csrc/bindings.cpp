@@ -1,0 +1,69 @@
+// The xvertfast._C extension: op schemas (torch.ops.xvertfast.*) and a small
+// pybind11 module that reports how the extension was built.
+#include <torch/extension.h>
+#include <torch/library.h>
+
+#include "xvertfast/kernels.h"
+
+#ifndef XVF_CUDA_ARCHS
+#define XVF_CUDA_ARCHS ""
+#endif
+
+TORCH_LIBRARY(xvertfast, m) {
+  // GC per sample and the float64 statistics the backward reuses.
+  m.def("gradient_correlation(Tensor a, Tensor b, float eps) -> (Tensor, Tensor)");
+  m.def("gradient_correlation_backward(Tensor grad, Tensor a, Tensor b, Tensor stats, "
+        "float eps) -> (Tensor, Tensor)");
+  // Entropy (natural log, float64) of every map of x[B, C, H, W].
+  m.def("feature_entropy(Tensor x, int bins) -> Tensor");
+  // (index[B], map[B, 1, H, W], entropy[B, C]) of the highest-entropy map per sample.
+  m.def("select_max_entropy(Tensor x, int bins, bool normalize) -> (Tensor, Tensor, Tensor)");
+}
+
+namespace {
+
+bool cuda_compiled() {
+#if defined(XVF_WITH_CUDA)
+  return true;
+#else
+  return false;
+#endif
+}
+
+int cuda_device_count() {
+#if defined(XVF_WITH_CUDA)
+  return xvf::cuda::device_count();
+#else
+  return 0;
+#endif
+}
+
+bool torch_cuda_build() {
+#if defined(XVF_TORCH_CUDA)
+  return true;
+#else
+  return false;
+#endif
+}
+
+bool openmp() {
+#if defined(_OPENMP)
+  return true;
+#else
+  return false;
+#endif
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "xvertfast compiled kernels; the tensor ops live in torch.ops.xvertfast";
+  m.def("cuda_compiled", &cuda_compiled, "CUDA kernels compiled and linked into this build");
+  m.def("cuda_archs", [] { return std::string(XVF_CUDA_ARCHS); },
+        "GPU architectures the CUDA kernels were compiled for");
+  m.def("cuda_device_count", &cuda_device_count,
+        "CUDA devices visible to the kernels' runtime (0 without driver or GPU)");
+  m.def("torch_cuda_build", &torch_cuda_build,
+        "built against a CUDA torch (current-stream aware)");
+  m.def("openmp", &openmp, "CPU kernels built with OpenMP");
+}

@@ -1,0 +1,51 @@
+// Per-pixel and per-map math of the feature-map entropy (XVertNet Eq. 11-12).
+//
+// Each map is min-max scaled to [0, 1] and split into K equal bins; the bin of
+// a value v is floor((v - lo) * scale) with scale = K / (hi - lo), clamped to
+// [0, K-1]. The multiply-by-precomputed-scale form (not a division per pixel)
+// is the definition: the pure-PyTorch reference computes the same expression
+// in the same dtype, so CPU, CUDA and reference agree bin for bin. A constant
+// map (hi == lo) puts every pixel in bin 0 and has entropy 0.
+#pragma once
+
+#include <cmath>
+
+#include "common.h"
+
+namespace xvf {
+namespace entropy {
+
+// scale = K / (hi - lo) in the input dtype, 0 for a constant map.
+template <typename T>
+XVF_HD T bin_scale(T lo, T hi, int bins) {
+  const T range = hi - lo;
+  return range > T(0) ? T(bins) / range : T(0);
+}
+
+// Bin of value v; NaN falls into bin 0.
+template <typename T>
+XVF_HD int bin_index(T v, T lo, T scale, int bins) {
+  const T t = (v - lo) * scale;
+  if (!(t >= T(0))) return 0;
+  if (t >= T(bins)) return bins - 1;
+  const int i = static_cast<int>(t);  // t >= 0: truncation is floor
+  return i < bins ? i : bins - 1;
+}
+
+// Contribution of one bin to the Shannon entropy (natural log).
+XVF_HD double bin_term(int64_t count, double inv_n) {
+  if (count <= 0) return 0.0;
+  const double p = double(count) * inv_n;
+  return -p * log(p);
+}
+
+// Value written into the selected target map: min-max scaled or raw.
+template <typename T>
+XVF_HD T scaled_value(T v, T lo, T hi, bool normalize) {
+  if (!normalize) return v;
+  const T range = hi - lo;
+  return range > T(0) ? (v - lo) / range : T(0);
+}
+
+}  // namespace entropy
+}  // namespace xvf

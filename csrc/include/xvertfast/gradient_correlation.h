@@ -1,0 +1,131 @@
+// Per-pixel and per-sample math of the gradient-correlation (GC) measure.
+//
+// GC(a, b) = (NCC(Sx a, Sx b) + NCC(Sy a, Sy b)) / 2, with Sx, Sy the 3x3 Sobel
+// operators applied as a cross-correlation on the *valid* region (pixels with a
+// full 3x3 neighbourhood: rows 1..H-2, columns 1..W-2), so no padding convention
+// leaks into the loss. NCC is the standard normalised cross-correlation
+//   NCC(A, B) = cov(A, B) / sqrt(var(A) var(B) + eps)
+// (population moments over the valid region). eps guards the zero-variance case:
+// a constant image gives NCC = 0 and finite gradients, never NaN.
+#pragma once
+
+#include <cmath>
+
+#include "common.h"
+
+namespace xvf {
+namespace gc {
+
+// Number of per-sample statistics kept between forward and backward:
+// for x then y: mean_a, mean_b, var_a, var_b, cov.
+constexpr int kStats = 10;
+// Number of running sums per sample in the forward reduction:
+// for x then y: sum ua, sum ub, sum ua^2, sum ub^2, sum ua*ub (u = g - shift).
+constexpr int kSums = 10;
+
+// Sobel responses at the pixel `p` points to; `ld` is the row stride.
+// x: right column minus left column, rows weighted 1-2-1; y: bottom minus top.
+template <typename T>
+XVF_HD void sobel(const T* p, int64_t ld, T& gx, T& gy) {
+  const T tl = p[-ld - 1], tc = p[-ld], tr = p[-ld + 1];
+  const T ml = p[-1], mr = p[1];
+  const T bl = p[ld - 1], bc = p[ld], br = p[ld + 1];
+  gx = (tr + T(2) * mr + br) - (tl + T(2) * ml + bl);
+  gy = (bl + T(2) * bc + br) - (tl + T(2) * tc + tr);
+}
+
+// Adjoint of `sobel`: given weight maps wx, wy defined around the pixel the
+// pointers point to (row stride ld), returns sum_q wx(q) dSx(q)/dp + wy(q) dSy(q)/dp.
+template <typename T>
+XVF_HD T sobel_adjoint(const T* wx, const T* wy, int64_t ld) {
+  // d gx(q) / d p = Kx[p - q]; with q = p - (u, v): Kx[u][v] = v (2 - |u|).
+  const T ax = (wx[ld - 1] + T(2) * wx[-1] + wx[-ld - 1]) -
+               (wx[ld + 1] + T(2) * wx[1] + wx[-ld + 1]);
+  // Ky[u][v] = u (2 - |v|).
+  const T ay = (wy[-ld + 1] + T(2) * wy[-ld] + wy[-ld - 1]) -
+               (wy[ld + 1] + T(2) * wy[ld] + wy[ld - 1]);
+  return ax + ay;
+}
+
+// Accumulates one valid pixel's Sobel responses into the shifted sums.
+template <typename T>
+XVF_HD void accumulate(double* s, T gax, T gbx, T gay, T gby, const double* shift) {
+  const double ux = double(gax) - shift[0], vx = double(gbx) - shift[1];
+  const double uy = double(gay) - shift[2], vy = double(gby) - shift[3];
+  s[0] += ux; s[1] += vx; s[2] += ux * ux; s[3] += vx * vx; s[4] += ux * vx;
+  s[5] += uy; s[6] += vy; s[7] += uy * uy; s[8] += vy * vy; s[9] += uy * vy;
+}
+
+// Turns one direction's shifted sums into (mean_a, mean_b, var_a, var_b, cov)
+// and returns its NCC. Shifting by a sample value before summing keeps the
+// one-pass moments accurate when |mean| >> std.
+XVF_HD double finalize_direction(const double* s, double shift_a, double shift_b,
+                                 double n, double eps, double* stats) {
+  if (n <= 0.0) {
+    stats[0] = stats[1] = stats[2] = stats[3] = stats[4] = 0.0;
+    return 0.0;
+  }
+  const double ma = s[0] / n, mb = s[1] / n;
+  double va = s[2] / n - ma * ma, vb = s[3] / n - mb * mb;
+  va = va > 0.0 ? va : 0.0;
+  vb = vb > 0.0 ? vb : 0.0;
+  const double cov = s[4] / n - ma * mb;
+  stats[0] = ma + shift_a;
+  stats[1] = mb + shift_b;
+  stats[2] = va;
+  stats[3] = vb;
+  stats[4] = cov;
+  return cov / sqrt(va * vb + eps);
+}
+
+// GC of one sample from its sums; fills the kStats statistics.
+XVF_HD double finalize(const double* sums, const double* shift, double n, double eps,
+                       double* stats) {
+  const double rx = finalize_direction(sums, shift[0], shift[1], n, eps, stats);
+  const double ry = finalize_direction(sums + 5, shift[2], shift[3], n, eps, stats + 5);
+  return 0.5 * (rx + ry);
+}
+
+// Linear coefficients of the backward weight maps for one sample:
+//   wa_dir(q) = c[0] * ga_dir(q) + c[1] * gb_dir(q) + c[2]   (d GC / d ga_dir(q))
+//   wb_dir(q) = c[3] * ga_dir(q) + c[4] * gb_dir(q) + c[5]   (d GC / d gb_dir(q))
+// for dir = x (c[0..5]) and y (c[6..11]), already multiplied by the upstream grad.
+constexpr int kCoef = 12;
+
+XVF_HD void backward_coefficients(const double* stats, double grad, double n, double eps,
+                                  double* c) {
+  for (int d = 0; d < 2; ++d) {
+    const double* st = stats + 5 * d;
+    double* cd = c + 6 * d;
+    if (n <= 0.0) {
+      for (int k = 0; k < 6; ++k) cd[k] = 0.0;
+      continue;
+    }
+    const double ma = st[0], mb = st[1], va = st[2], vb = st[3], cov = st[4];
+    const double den2 = va * vb + eps;
+    const double den = sqrt(den2);
+    const double s = 0.5 * grad / n;
+    const double alpha = s / den;                 // cross term
+    const double beta_a = -s * cov * vb / (den2 * den);
+    const double beta_b = -s * cov * va / (den2 * den);
+    cd[0] = beta_a;
+    cd[1] = alpha;
+    cd[2] = -(beta_a * ma + alpha * mb);
+    cd[3] = alpha;
+    cd[4] = beta_b;
+    cd[5] = -(alpha * ma + beta_b * mb);
+  }
+}
+
+// True when (i, j) has a full 3x3 neighbourhood in an H x W image.
+XVF_HD bool is_valid(int64_t i, int64_t j, int64_t H, int64_t W) {
+  return i >= 1 && i <= H - 2 && j >= 1 && j <= W - 2;
+}
+
+// Number of valid pixels.
+XVF_HD int64_t valid_count(int64_t H, int64_t W) {
+  return (H >= 3 && W >= 3) ? (H - 2) * (W - 2) : 0;
+}
+
+}  // namespace gc
+}  // namespace xvf

@@ -1,0 +1,72 @@
+// Torch-free entry points of the compiled kernels.
+//
+// The CPU functions are plain C++ with OpenMP; the CUDA launchers take raw
+// device pointers and a cudaStream_t passed as void*, so that neither side
+// needs a torch or CUDA header here. All arrays are contiguous, row-major.
+// Temporary device memory is allocated by the caller (through torch's caching
+// allocator) and passed in; the launchers never allocate.
+#pragma once
+
+#include <cstdint>
+
+namespace xvf {
+
+// ---- gradient correlation -------------------------------------------------
+// a, b: [B, H, W]. Writes gc[B] (in T) and stats[B, 10] (double).
+template <typename T>
+void gc_forward_cpu(const T* a, const T* b, int64_t B, int64_t H, int64_t W, double eps,
+                    T* gc, double* stats, int num_threads);
+
+// grad_gc[B], stats[B, 10] -> grad_a, grad_b [B, H, W] (every element written).
+template <typename T>
+void gc_backward_cpu(const T* grad_gc, const T* a, const T* b, const double* stats,
+                     int64_t B, int64_t H, int64_t W, double eps, T* grad_a, T* grad_b,
+                     int num_threads);
+
+// ---- feature entropy ------------------------------------------------------
+// x: [M, N] (M maps of N pixels). Writes entropy[M] (double, natural log),
+// lo[M], hi[M] (per-map min and max, in T).
+template <typename T>
+void entropy_cpu(const T* x, int64_t M, int64_t N, int bins, double* entropy, T* lo, T* hi,
+                 int num_threads);
+
+// x: [B, C, N], entropy/lo/hi: [B, C]. Picks per sample the first channel of
+// highest entropy, writes index[B] and the (optionally min-max scaled) map [B, N].
+template <typename T>
+void select_map_cpu(const T* x, const double* entropy, const T* lo, const T* hi, int64_t B,
+                    int64_t C, int64_t N, bool normalize, int64_t* index, T* map,
+                    int num_threads);
+
+// ---- CUDA launchers (defined only when built with nvcc) -------------------
+// Each returns nullptr on success or a static error string.
+namespace cuda {
+
+// Size in doubles of the scratch buffer gc_forward needs.
+int64_t gc_forward_workspace(int64_t B, int64_t H, int64_t W);
+
+template <typename T>
+const char* gc_forward(const T* a, const T* b, int64_t B, int64_t H, int64_t W, double eps,
+                       T* gc, double* stats, double* workspace, void* stream);
+
+template <typename T>
+const char* gc_backward(const T* grad_gc, const T* a, const T* b, const double* stats,
+                        int64_t B, int64_t H, int64_t W, double eps, T* grad_a, T* grad_b,
+                        double* coef_workspace, void* stream);
+
+// Size in bytes of the scratch buffer entropy needs.
+int64_t entropy_workspace_bytes(int64_t M, int64_t N, int bins);
+
+template <typename T>
+const char* entropy(const T* x, int64_t M, int64_t N, int bins, double* entropy, T* lo, T* hi,
+                    void* workspace, void* stream);
+
+template <typename T>
+const char* select_map(const T* x, const double* entropy, const T* lo, const T* hi, int64_t B,
+                       int64_t C, int64_t N, bool normalize, int64_t* index, T* map,
+                       void* stream);
+
+// Number of visible CUDA devices (0 when there is no driver or no device).
+int device_count();
+
+}  // namespace cuda
+}  // namespace xvf

@@ -1,0 +1,37 @@
+// Device helpers for the host-side torch glue of the CUDA kernels.
+//
+// The CPU wheel of torch has no CUDA libraries, yet CI must compile and link
+// the CUDA kernels. The glue therefore only reaches for c10::cuda (current
+// stream, device guard) when torch itself was built with CUDA
+// (XVF_TORCH_CUDA); otherwise CUDA tensors cannot exist and the default
+// stream is a placeholder that is never used.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#if defined(XVF_TORCH_CUDA)
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
+namespace xvf {
+
+#if defined(XVF_TORCH_CUDA)
+struct DeviceScope {
+  explicit DeviceScope(const at::Tensor& t) : guard(t.device()) {}
+  void* stream() const { return c10::cuda::getCurrentCUDAStream().stream(); }
+  c10::cuda::CUDAGuard guard;
+};
+#else
+struct DeviceScope {
+  explicit DeviceScope(const at::Tensor&) {}
+  void* stream() const { return nullptr; }
+};
+#endif
+
+// Raises a RuntimeError carrying the kernel's message when it reported one.
+inline void check_launch(const char* error, const char* op) {
+  TORCH_CHECK(error == nullptr, "xvertfast::", op, ": CUDA error: ", error);
+}
+
+}  // namespace xvf

@@ -1,0 +1,200 @@
+"""Build of the ``xvertfast._C`` torch extension.
+
+Host C++ (the torch glue and the OpenMP CPU kernels) is compiled by torch's
+``BuildExtension``. The ``.cu`` kernels include no torch header; they are
+compiled here with nvcc whenever nvcc is found -- also on machines without a
+GPU and with the CPU wheel of torch -- and linked in with the static CUDA
+runtime, so a CUDA compile error fails every build that has nvcc.
+
+Switches (environment variables):
+  XVF_WITH_CUDA=0|1      force the CUDA kernels off / on (on without nvcc is an error)
+  FORCE_CUDA=1           same as XVF_WITH_CUDA=1
+  TORCH_CUDA_ARCH_LIST   e.g. "8.0;9.0+PTX" (the default)
+  MAX_JOBS               parallel compile jobs
+  CUDA_HOME              CUDA toolkit root (default: from nvcc on PATH, /usr/local/cuda)
+  XVF_DEBUG=1            -O0 -g build
+
+Install with ``pip install --no-build-isolation .`` (torch must already be installed).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+from setuptools import setup
+
+try:
+    import torch
+    from torch.utils.cpp_extension import BuildExtension, CppExtension
+except ImportError:  # pragma: no cover - explained to the user
+    sys.exit(
+        "xvertfast: torch must be installed before building (pip install torch), and the build "
+        "must see it: use `pip install --no-build-isolation .`"
+    )
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_ARCHS = "8.0;9.0+PTX"
+
+
+def _env_flag(name: str) -> bool | None:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return None
+    return value.strip().lower() not in ("0", "false", "no", "off")
+
+
+def find_cuda_home() -> str | None:
+    """CUDA toolkit root: $CUDA_HOME, then the toolkit of nvcc on PATH, then /usr/local/cuda."""
+
+    def is_toolkit(root: str | None) -> bool:
+        return bool(root) and os.path.exists(os.path.join(root, "bin", "nvcc")) and os.path.exists(
+            os.path.join(root, "include", "cuda_runtime.h")
+        )
+
+    candidates = [os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH")]
+    nvcc = shutil.which("nvcc")
+    if nvcc:  # PATH may hold a wrapper or symlink: try its folder and its real folder
+        candidates += [os.path.dirname(os.path.dirname(p)) for p in (nvcc, os.path.realpath(nvcc))]
+    candidates.append("/usr/local/cuda")
+    return next((c for c in candidates if is_toolkit(c)), None)
+
+
+def want_cuda(cuda_home: str | None) -> bool:
+    flag = _env_flag("XVF_WITH_CUDA")
+    if flag is None and _env_flag("FORCE_CUDA"):
+        flag = True
+    if flag is False:
+        return False
+    if flag and cuda_home is None:
+        sys.exit("xvertfast: XVF_WITH_CUDA=1/FORCE_CUDA=1 but nvcc was not found (set CUDA_HOME)")
+    return cuda_home is not None
+
+
+def gencode_flags(arch_list: str) -> tuple[list[str], list[str]]:
+    """nvcc -gencode flags and the readable arch names for TORCH_CUDA_ARCH_LIST syntax."""
+    flags, names = [], []
+    for item in re.split(r"[;\s,]+", arch_list.strip()):
+        if not item:
+            continue
+        ptx = item.endswith("+PTX")
+        num = item.replace("+PTX", "").replace(".", "")
+        if not num.isdigit():
+            sys.exit(f"xvertfast: cannot parse TORCH_CUDA_ARCH_LIST entry {item!r}")
+        flags += ["-gencode", f"arch=compute_{num},code=sm_{num}"]
+        names.append(f"sm_{num}")
+        if ptx:
+            flags += ["-gencode", f"arch=compute_{num},code=compute_{num}"]
+            names.append(f"compute_{num}")
+    return flags, names
+
+
+def max_jobs() -> int:
+    try:
+        return max(1, int(os.environ.get("MAX_JOBS", "")))
+    except ValueError:
+        return os.cpu_count() or 1
+
+
+CUDA_HOME = find_cuda_home()
+WITH_CUDA = want_cuda(CUDA_HOME)
+DEBUG = bool(_env_flag("XVF_DEBUG"))
+ARCH_FLAGS, ARCH_NAMES = gencode_flags(os.environ.get("TORCH_CUDA_ARCH_LIST") or DEFAULT_ARCHS)
+TORCH_CUDA = bool(torch.version.cuda) and WITH_CUDA
+
+HOST_SOURCES = sorted(
+    [os.path.join("csrc", "bindings.cpp")]
+    + glob.glob(os.path.join("csrc", "torch", "*.cpp"))
+    + glob.glob(os.path.join("csrc", "cpu", "*.cpp"))
+)
+CUDA_SOURCES = sorted(glob.glob(os.path.join("csrc", "cuda", "*.cu")))
+HEADERS = glob.glob(os.path.join(ROOT, "csrc", "**", "*.h"), recursive=True) + glob.glob(
+    os.path.join(ROOT, "csrc", "**", "*.cuh"), recursive=True
+)
+
+
+class BuildWithNvcc(BuildExtension):
+    """Compiles the torch-free .cu files with nvcc, then lets torch build the rest."""
+
+    def build_extensions(self) -> None:
+        if WITH_CUDA:
+            for ext in self.extensions:
+                ext.extra_objects = list(ext.extra_objects or []) + self._compile_cuda()
+        super().build_extensions()
+
+    def _compile_cuda(self) -> list[str]:
+        nvcc = os.path.join(CUDA_HOME, "bin", "nvcc")
+        out_dir = os.path.join(os.path.abspath(self.build_temp), "cuda")
+        os.makedirs(out_dir, exist_ok=True)
+        newest_header = max((os.path.getmtime(h) for h in HEADERS), default=0.0)
+        jobs = []
+        for src in CUDA_SOURCES:
+            obj = os.path.join(out_dir, os.path.basename(src) + ".o")
+            stale = not os.path.exists(obj) or os.path.getmtime(obj) < max(
+                os.path.getmtime(src), newest_header
+            )
+            cmd = [
+                nvcc, "-c", os.path.join(ROOT, src), "-o", obj, "-std=c++17",
+                "-I", os.path.join(ROOT, "csrc", "include"), "-Xcompiler", "-fPIC",
+                "--expt-relaxed-constexpr", "-lineinfo",
+                *(["-O0", "-g", "-G"] if DEBUG else ["-O3"]), *ARCH_FLAGS,
+            ]  # fmt: skip
+            jobs.append((obj, cmd if stale else None))
+
+        def run(job):
+            obj, cmd = job
+            if cmd is not None:
+                print("nvcc:", " ".join(cmd), flush=True)
+                subprocess.run(cmd, check=True)
+            return obj
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max_jobs()) as pool:
+            return list(pool.map(run, jobs))
+
+
+def make_extension() -> CppExtension:
+    cxx = ["-O0", "-g"] if DEBUG else ["-O3"]
+    cxx += ["-fopenmp", "-Wall", "-Wno-unknown-pragmas"]
+    macros = []
+    include_dirs = [os.path.join(ROOT, "csrc", "include")]
+    library_dirs, libraries, link_args = [], [], ["-fopenmp"]
+    if WITH_CUDA:
+        macros += [("XVF_WITH_CUDA", None), ("XVF_CUDA_ARCHS", f'"{",".join(ARCH_NAMES)}"')]
+        library_dirs.append(os.path.join(CUDA_HOME, "lib64"))
+        if TORCH_CUDA:
+            # Share the CUDA runtime torch has already loaded (same streams, same context).
+            macros.append(("XVF_TORCH_CUDA", None))
+            include_dirs.append(os.path.join(CUDA_HOME, "include"))
+            libraries += ["c10_cuda", "cudart"]
+        else:
+            # CPU torch: nothing provides libcudart, so carry the static runtime.
+            libraries += ["cudart_static", "rt", "pthread", "dl"]
+    return CppExtension(
+        name="xvertfast._C",
+        sources=HOST_SOURCES,
+        include_dirs=include_dirs,
+        define_macros=macros,
+        extra_compile_args={"cxx": cxx},
+        library_dirs=library_dirs,
+        libraries=libraries,
+        extra_link_args=link_args,
+    )
+
+
+if _env_flag("XVF_NO_EXTENSION"):
+    ext_modules, cmdclass = [], {}
+else:
+    ext_modules, cmdclass = [make_extension()], {"build_ext": BuildWithNvcc.with_options(use_ninja=True)}
+
+print(
+    f"xvertfast build: CUDA kernels {'ON (' + ','.join(ARCH_NAMES) + ')' if WITH_CUDA else 'OFF'}"
+    f", torch {torch.__version__} ({'CUDA ' + torch.version.cuda if torch.version.cuda else 'CPU'})",
+    flush=True,
+)
+
+setup(ext_modules=ext_modules, cmdclass=cmdclass)

@@ -1,0 +1,20 @@
+"""Tensor ops of XVertNet backed by the compiled extension (pure-PyTorch fallback).
+
+- :func:`gradient_correlation`, :func:`gradient_correlation_loss`: the structural loss L1.
+- :func:`feature_entropy`, :func:`select_max_entropy`: the feature-loss target c*.
+
+``xvertfast.ops.reference`` holds the pure-PyTorch definitions the kernels are tested against.
+"""
+
+from xvertfast.ops.entropy import DEFAULT_BINS, MaxEntropyMap, feature_entropy, select_max_entropy
+from xvertfast.ops.gradient_correlation import GC_EPS, gradient_correlation, gradient_correlation_loss
+
+__all__ = [
+    "GC_EPS",
+    "DEFAULT_BINS",
+    "MaxEntropyMap",
+    "gradient_correlation",
+    "gradient_correlation_loss",
+    "feature_entropy",
+    "select_max_entropy",
+]

@@ -1,0 +1,30 @@
+"""Input checks and dtype handling shared by the Python faces of the ops."""
+
+from __future__ import annotations
+
+import torch
+
+from xvertfast._extension import cuda_kernels_available, has_extension
+
+_KERNEL_DTYPES = (torch.float32, torch.float64)
+
+
+def compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
+    """float64 if any input is float64, else float32 (half/bfloat16 are computed in float32)."""
+    return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
+
+
+def check_floating(x: torch.Tensor, op: str, name: str) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{op}: {name} must be a floating-point tensor, got {x.dtype}")
+
+
+def use_kernel(x: torch.Tensor) -> bool:
+    """Whether the compiled op can run on this tensor's device."""
+    if not has_extension():
+        return False
+    if x.device.type == "cpu":
+        return True
+    return x.device.type == "cuda" and cuda_kernels_available()

@@ -1,0 +1,107 @@
+"""Feature-map entropy and the max-entropy target of XVertNet's feature loss (Eq. 11-13).
+
+Each map of ``x[B, C, H, W]`` is min-max scaled to [0, 1], counted into K equal
+bins (``bin = floor((v - min) * K / (max - min))``, the top value in bin K-1)
+and scored by its Shannon entropy. The compiled op does one pass for the
+per-map min/max and one for all the histograms, with no Python loop over
+channels. Histograms are not differentiable: outputs carry no gradient.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+
+from xvertfast._extension import has_extension
+from xvertfast.ops._inputs import check_floating, compute_dtype, use_kernel
+from xvertfast.ops.reference import feature_entropy_reference, select_max_entropy_reference
+
+__all__ = ["feature_entropy", "select_max_entropy", "MaxEntropyMap", "DEFAULT_BINS"]
+
+#: Bins of the feature-map histograms (the 256 grey levels of the paper's Eq. 11).
+DEFAULT_BINS = 256
+
+
+class MaxEntropyMap(NamedTuple):
+    """The detached target c* of the feature loss."""
+
+    index: torch.Tensor  #: [B] int64, channel of highest entropy (first one on ties)
+    map: torch.Tensor  #: [B, 1, H, W], that channel (min-max scaled when normalize=True)
+
+
+def _check(x: torch.Tensor, bins: int, op: str) -> None:
+    check_floating(x, op, "x")
+    if x.dim() != 4:
+        raise ValueError(f"{op}: x must be [B, C, H, W], got shape {tuple(x.shape)}")
+    if not isinstance(bins, int) or not 1 <= bins <= 65536:
+        raise ValueError(f"{op}: bins must be an integer in [1, 65536], got {bins!r}")
+
+
+def _entropy_nats(x: torch.Tensor, bins: int) -> torch.Tensor:
+    if use_kernel(x):
+        return torch.ops.xvertfast.feature_entropy(x, bins)
+    return feature_entropy_reference(x, bins)
+
+
+def feature_entropy(x: torch.Tensor, bins: int = DEFAULT_BINS, base: float = math.e) -> torch.Tensor:
+    """Shannon entropy of every map of ``x`` [B, C, H, W] -> [B, C].
+
+    Args:
+        x: feature maps; float16/bfloat16 are binned in float32.
+        bins: number of histogram bins K.
+        base: logarithm base: ``math.e`` (nats, the default) or ``2`` (bits).
+
+    Returns:
+        ``[B, C]`` in the compute dtype (float32, or float64 for float64 input).
+        A constant map has entropy 0; the maximum is ``log(bins)``.
+    """
+    _check(x, bins, "feature_entropy")
+    dtype = compute_dtype(x)
+    nats = _entropy_nats(x.detach().to(dtype), bins)
+    if base != math.e:
+        nats = nats / math.log(base)
+    return nats.to(dtype)
+
+
+def select_max_entropy(x: torch.Tensor, bins: int = DEFAULT_BINS, normalize: bool = True) -> MaxEntropyMap:
+    """The highest-entropy map of each sample: the target c* of ``L2 = MSE(out, c*)``.
+
+    Args:
+        x: the last decoder level's maps [B, C, H, W] (128 for the paper's width 64).
+        bins: number of histogram bins K.
+        normalize: return the map min-max scaled to [0, 1] (the scale the network output
+            lives on) rather than raw.
+
+    Returns:
+        ``MaxEntropyMap(index[B], map[B, 1, H, W])``, detached from the graph.
+    """
+    _check(x, bins, "select_max_entropy")
+    if x.shape[1] < 1:
+        raise ValueError("select_max_entropy: x has no channel to select from")
+    xd = x.detach().to(compute_dtype(x))
+    if use_kernel(xd):
+        index, target, _ = torch.ops.xvertfast.select_max_entropy(xd, bins, normalize)
+    else:
+        index, target = select_max_entropy_reference(xd, bins, normalize)
+    return MaxEntropyMap(index, target)
+
+
+def _register() -> None:
+    @torch.library.register_fake("xvertfast::feature_entropy")
+    def _(x, bins):
+        return x.new_empty(x.shape[0], x.shape[1], dtype=torch.float64)
+
+    @torch.library.register_fake("xvertfast::select_max_entropy")
+    def _(x, bins, normalize):
+        B, C, H, W = x.shape
+        return (
+            x.new_empty(B, dtype=torch.int64),
+            x.new_empty(B, 1, H, W),
+            x.new_empty(B, C, dtype=torch.float64),
+        )
+
+
+if has_extension():
+    _register()

@@ -1,0 +1,90 @@
+"""Gradient correlation (GC), the structural loss of XVertNet (Eq. 8-10).
+
+``GC(a, b) = (NCC(Sx a, Sx b) + NCC(Sy a, Sy b)) / 2`` with the 3x3 Sobel
+operators on the valid region (no padding) and the standard NCC
+``cov / sqrt(var_a var_b + eps)``; the squares in the paper's Eq. 9 are a typo
+(see DESIGN.md). ``eps`` keeps a constant image defined: its NCC is 0 and its
+gradient finite. The compiled op computes the moments in one float64 pass and
+has an analytic, deterministic backward.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from xvertfast._extension import has_extension
+from xvertfast.ops._inputs import check_floating, compute_dtype, use_kernel
+from xvertfast.ops.reference import GC_EPS, gradient_correlation_reference
+
+__all__ = ["gradient_correlation", "gradient_correlation_loss", "GC_EPS"]
+
+_OP = "gradient_correlation"
+
+
+def _check(a: torch.Tensor, b: torch.Tensor) -> None:
+    check_floating(a, _OP, "a")
+    check_floating(b, _OP, "b")
+    if a.shape != b.shape:
+        raise ValueError(f"{_OP}: a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    if not (a.dim() == 3 or (a.dim() == 4 and a.shape[1] == 1)):
+        raise ValueError(f"{_OP}: inputs must be [B, H, W] or [B, 1, H, W], got {tuple(a.shape)}")
+    if a.device != b.device:
+        raise ValueError(f"{_OP}: a and b must be on the same device, got {a.device} and {b.device}")
+
+
+def gradient_correlation(a: torch.Tensor, b: torch.Tensor, eps: float = GC_EPS) -> torch.Tensor:
+    """Gradient correlation of each sample pair, in [-1, 1].
+
+    Args:
+        a: images ``[B, H, W]`` or ``[B, 1, H, W]``; float16/bfloat16 are computed in float32.
+        b: images of the same shape, dtype family and device.
+        eps: guard under the NCC square root; a constant image gives GC 0.
+
+    Returns:
+        ``[B]`` tensor (float32, or float64 for float64 inputs), differentiable in a and b.
+        Images smaller than 3x3 have no Sobel response and give 0.
+    """
+    _check(a, b)
+    dtype = compute_dtype(a, b)
+    a, b = a.to(dtype), b.to(dtype)
+    if use_kernel(a):
+        return torch.ops.xvertfast.gradient_correlation(a, b, float(eps))[0]
+    return gradient_correlation_reference(a, b, eps)
+
+
+def gradient_correlation_loss(a: torch.Tensor, b: torch.Tensor, eps: float = GC_EPS) -> torch.Tensor:
+    """XVertNet's L1 structural loss: ``mean(1 - GC(a, b))`` over the batch."""
+    return (1.0 - gradient_correlation(a, b, eps)).mean()
+
+
+def _register() -> None:
+    @torch.library.register_fake("xvertfast::gradient_correlation")
+    def _(a, b, eps):
+        return a.new_empty(a.shape[0]), a.new_empty(a.shape[0], 10, dtype=torch.float64)
+
+    @torch.library.register_fake("xvertfast::gradient_correlation_backward")
+    def _(grad, a, b, stats, eps):
+        return torch.empty_like(a), torch.empty_like(b)
+
+    def setup_context(ctx, inputs, output):
+        a, b, eps = inputs
+        _, stats = output
+        ctx.save_for_backward(a, b, stats)
+        ctx.eps = eps
+        ctx.mark_non_differentiable(stats)
+
+    def backward(ctx, grad_gc, _grad_stats):
+        a, b, stats = ctx.saved_tensors
+        grad_a, grad_b = torch.ops.xvertfast.gradient_correlation_backward(
+            grad_gc, a, b, stats, ctx.eps
+        )
+        need_a, need_b = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        return (grad_a if need_a else None), (grad_b if need_b else None), None
+
+    torch.library.register_autograd(
+        "xvertfast::gradient_correlation", backward, setup_context=setup_context
+    )
+
+
+if has_extension():
+    _register()

@@ -1,0 +1,103 @@
+"""Pure-PyTorch references of the compiled ops.
+
+They define the ops' semantics, serve as the fallback when the extension is
+missing, and are what the parity tests compare the C++/CUDA kernels against.
+They favour clarity over speed and run on any device.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "GC_EPS",
+    "sobel_reference",
+    "gradient_correlation_reference",
+    "feature_entropy_reference",
+    "select_max_entropy_reference",
+]
+
+#: Guard added to var(A) var(B) under the NCC square root (see gradient_correlation).
+GC_EPS = 1e-12
+
+_SOBEL_X = ((-1.0, 0.0, 1.0), (-2.0, 0.0, 2.0), (-1.0, 0.0, 1.0))
+
+
+def _as_nchw(x: torch.Tensor) -> torch.Tensor:
+    return x.unsqueeze(1) if x.dim() == 3 else x
+
+
+def sobel_reference(x: torch.Tensor) -> torch.Tensor:
+    """Sobel x and y responses on the valid region: [B, 1, H, W] -> [B, 2, H-2, W-2]."""
+    kx = torch.tensor(_SOBEL_X, dtype=x.dtype, device=x.device)
+    weight = torch.stack([kx, kx.t()]).unsqueeze(1)
+    return F.conv2d(x, weight)
+
+
+def gradient_correlation_reference(
+    a: torch.Tensor, b: torch.Tensor, eps: float = GC_EPS
+) -> torch.Tensor:
+    """GC per sample: the mean of the NCCs of the Sobel x- and y-responses.
+
+    ``NCC = cov / sqrt(var_a var_b + eps)`` with population moments over the
+    valid region; images smaller than 3x3 have no valid pixel and give 0.
+    """
+    a4, b4 = _as_nchw(a), _as_nchw(b)
+    if a4.shape[-2] < 3 or a4.shape[-1] < 3:
+        return (a4.sum((1, 2, 3)) + b4.sum((1, 2, 3))) * 0.0
+    ga, gb = sobel_reference(a4), sobel_reference(b4)
+    da = ga - ga.mean(dim=(2, 3), keepdim=True)
+    db = gb - gb.mean(dim=(2, 3), keepdim=True)
+    cov = (da * db).mean(dim=(2, 3))
+    var_a = (da * da).mean(dim=(2, 3))
+    var_b = (db * db).mean(dim=(2, 3))
+    ncc = cov / torch.sqrt(var_a * var_b + eps)
+    return ncc.mean(dim=1)
+
+
+def _bin_indices(flat: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Bin of every pixel of each row of ``flat`` [M, N], and the rows' min and max."""
+    lo = flat.amin(dim=1, keepdim=True)
+    hi = flat.amax(dim=1, keepdim=True)
+    rng = hi - lo
+    scale = torch.where(rng > 0, bins / rng, torch.zeros_like(rng))
+    t = torch.nan_to_num((flat - lo) * scale, nan=0.0)
+    return t.floor().clamp_(0, bins - 1).long(), lo, hi
+
+
+def feature_entropy_reference(x: torch.Tensor, bins: int = 256) -> torch.Tensor:
+    """Shannon entropy (natural log, float64) of each map of ``x`` [B, C, H, W].
+
+    Each map is min-max scaled and cut into ``bins`` equal bins:
+    ``bin = floor((v - min) * (bins / (max - min)))`` clamped to ``bins - 1``.
+    A constant map has entropy 0.
+    """
+    B, C, H, W = x.shape
+    M, N = B * C, H * W
+    if N == 0:
+        return torch.zeros(B, C, dtype=torch.float64, device=x.device)
+    idx, _, _ = _bin_indices(x.detach().reshape(M, N), bins)
+    offsets = torch.arange(M, device=x.device).unsqueeze(1) * bins
+    counts = torch.bincount((idx + offsets).reshape(-1), minlength=M * bins).reshape(M, bins)
+    p = counts.double() / N
+    terms = torch.where(p > 0, -p * torch.log(p), torch.zeros_like(p))
+    return terms.sum(dim=1).reshape(B, C)
+
+
+def select_max_entropy_reference(
+    x: torch.Tensor, bins: int = 256, normalize: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index [B] of the first highest-entropy map per sample, and that map [B, 1, H, W].
+
+    With ``normalize`` the map is min-max scaled to [0, 1] (0 if constant).
+    """
+    ent = feature_entropy_reference(x, bins)
+    index = ent.argmax(dim=1)
+    maps = x.detach()[torch.arange(x.shape[0], device=x.device), index].unsqueeze(1)
+    if normalize:
+        lo = maps.amin(dim=(2, 3), keepdim=True)
+        hi = maps.amax(dim=(2, 3), keepdim=True)
+        rng = hi - lo
+        maps = torch.where(rng > 0, (maps - lo) / rng, torch.zeros_like(maps))
+    return index, maps
