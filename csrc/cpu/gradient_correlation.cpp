@@ -127,10 +127,8 @@ void gc_backward_cpu(const T* grad_gc, const T* a, const T* b, const double* sta
           T gax, gay, gbx, gby;
           gc::sobel(pa + j, W, gax, gay);
           gc::sobel(pb + j, W, gbx, gby);
-          oax[j] = c[0] * gax + c[1] * gbx + c[2];
-          obx[j] = c[3] * gax + c[4] * gbx + c[5];
-          oay[j] = c[6] * gay + c[7] * gby + c[8];
-          oby[j] = c[9] * gay + c[10] * gby + c[11];
+          gc::backward_weights(c, gax, gbx, oax[j], obx[j]);
+          gc::backward_weights(c + 5, gay, gby, oay[j], oby[j]);
         }
       }
       for (int64_t r = r0; r < r1; ++r) {

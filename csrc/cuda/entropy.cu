@@ -24,8 +24,8 @@ int64_t slices_per_map(int64_t N) {
 }
 
 template <typename T> __device__ __forceinline__ T pos_inf();
-template <> __device__ __forceinline__ float pos_inf<float>() { return FLT_MAX * 2.0f; }
-template <> __device__ __forceinline__ double pos_inf<double>() { return DBL_MAX * 2.0; }
+template <> __device__ __forceinline__ float pos_inf<float>() { return __int_as_float(0x7f800000); }
+template <> __device__ __forceinline__ double pos_inf<double>() { return __longlong_as_double(0x7ff0000000000000LL); }
 
 template <typename T>
 __device__ __forceinline__ T min_skip_nan(T a, T b) { return b < a ? b : a; }
@@ -129,18 +129,18 @@ __global__ void argmax_kernel(const double* __restrict__ ent, int64_t B, int64_t
   index[b] = best;
 }
 
-// Grid: (blocks over N, samples).
+// Grid: (samples, blocks over N).
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
 gather_kernel(const T* __restrict__ x, const int64_t* __restrict__ index, const T* __restrict__ lo,
               const T* __restrict__ hi, int64_t C, int64_t N, bool normalize, T* __restrict__ map) {
-  const int64_t b = blockIdx.y;
+  const int64_t b = blockIdx.x;
   const int64_t m = b * C + index[b];
   const T l = lo[m], h = hi[m];
   const T* src = x + m * N;
   T* dst = map + b * N;
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < N;
-       i += int64_t(gridDim.x) * blockDim.x)
+  for (int64_t i = int64_t(blockIdx.y) * blockDim.x + threadIdx.x; i < N;
+       i += int64_t(gridDim.y) * blockDim.x)
     dst[i] = entropy::scaled_value(src[i], l, h, normalize);
 }
 
@@ -192,11 +192,11 @@ const char* select_map(const T* x, const double* ent, const T* lo, const T* hi, 
                        void* stream) {
   cudaStream_t st = static_cast<cudaStream_t>(stream);
   if (B == 0) return nullptr;
-  if (B > 65535) return "select_max_entropy: batch larger than 65535";
+  if (B > 0x7fffffffLL) return "select_max_entropy: batch too large for one launch";
   argmax_kernel<<<unsigned(ceil_div(B, 128)), 128, 0, st>>>(ent, B, C, index);
   if (N > 0) {
     const unsigned blocks = unsigned(std::min<int64_t>(ceil_div(N, kThreads), 4096));
-    gather_kernel<T><<<dim3(blocks, unsigned(B)), kThreads, 0, st>>>(x, index, lo, hi, C, N,
+    gather_kernel<T><<<dim3(unsigned(B), blocks), kThreads, 0, st>>>(x, index, lo, hi, C, N,
                                                                      normalize, map);
   }
   return last_error();

@@ -16,9 +16,15 @@ namespace xvf {
 namespace cuda {
 namespace {
 
-constexpr int64_t kMaxRowBlocks = 64;
+// About this many blocks in all for the forward moments, whatever the batch:
+// enough to fill a large GPU, and a pure function of the shape (determinism).
+constexpr int64_t kTargetBlocks = 1024;
+constexpr int64_t kMaxGridYZ = 65535;
 
-int64_t row_blocks(int64_t H) { return std::min<int64_t>(kMaxRowBlocks, std::max<int64_t>(1, H - 2)); }
+int64_t row_blocks(int64_t B, int64_t H) {
+  return std::min<int64_t>({kMaxGridYZ, std::max<int64_t>(1, H - 2),
+                            std::max<int64_t>(1, ceil_div(kTargetBlocks, std::max<int64_t>(B, 1)))});
+}
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
@@ -120,10 +126,8 @@ gc_backward_kernel(const T* __restrict__ a, const T* __restrict__ b,
       T gax, gay, gbx, gby;
       gc::sobel(&sa[r + 1][c + 1], LW, gax, gay);
       gc::sobel(&sb[r + 1][c + 1], LW, gbx, gby);
-      vax = cf[0] * gax + cf[1] * gbx + cf[2];
-      vbx = cf[3] * gax + cf[4] * gbx + cf[5];
-      vay = cf[6] * gay + cf[7] * gby + cf[8];
-      vby = cf[9] * gay + cf[10] * gby + cf[11];
+      gc::backward_weights(cf, gax, gbx, vax, vbx);
+      gc::backward_weights(cf + 5, gay, gby, vay, vby);
     }
     w[0][r][c] = vax;
     w[1][r][c] = vay;
@@ -146,7 +150,7 @@ gc_backward_kernel(const T* __restrict__ a, const T* __restrict__ b,
 }  // namespace
 
 int64_t gc_forward_workspace(int64_t B, int64_t H, int64_t /*W*/) {
-  return B * (row_blocks(H) * gc::kSums + 4);
+  return B * (row_blocks(B, H) * gc::kSums + 4);
 }
 
 template <typename T>
@@ -161,7 +165,7 @@ const char* gc_forward(const T* a, const T* b, int64_t B, int64_t H, int64_t W, 
     cudaMemsetAsync(stats, 0, B * gc::kStats * sizeof(double), st);
     return last_error();
   }
-  const int64_t blocks = row_blocks(H);
+  const int64_t blocks = row_blocks(B, H);
   double* partial = workspace;
   double* shift = workspace + B * blocks * gc::kSums;
   gc_moments_kernel<T><<<dim3(unsigned(B), unsigned(blocks)), kThreads, 0, st>>>(
@@ -177,15 +181,20 @@ const char* gc_backward(const T* grad_gc, const T* a, const T* b, const double* 
                         double* coef_workspace, void* stream) {
   cudaStream_t st = static_cast<cudaStream_t>(stream);
   if (B == 0 || H == 0 || W == 0) return nullptr;
-  if (B > 65535) return "gradient_correlation backward: batch larger than 65535";
   const int64_t n = gc::valid_count(H, W);
   gc_coefficients_kernel<T><<<unsigned(ceil_div(B, 128)), 128, 0, st>>>(grad_gc, stats, B,
                                                                         double(n), eps,
                                                                         coef_workspace);
   constexpr int TW = BackwardTile<T>::kW, TH = BackwardTile<T>::kH;
-  const dim3 grid(unsigned(ceil_div(W, TW)), unsigned(ceil_div(H, TH)), unsigned(B));
-  gc_backward_kernel<T><<<grid, dim3(32, 8), 0, st>>>(a, b, coef_workspace, H, W, grad_a,
-                                                      grad_b);
+  if (ceil_div(H, TH) > kMaxGridYZ) return "gradient_correlation backward: image too tall";
+  const int64_t HW = H * W;
+  for (int64_t b0 = 0; b0 < B; b0 += kMaxGridYZ) {  // the batch is the grid's z axis
+    const int64_t nb = std::min(kMaxGridYZ, B - b0);
+    const dim3 grid(unsigned(ceil_div(W, TW)), unsigned(ceil_div(H, TH)), unsigned(nb));
+    gc_backward_kernel<T><<<grid, dim3(32, 8), 0, st>>>(
+        a + b0 * HW, b + b0 * HW, coef_workspace + b0 * gc::kCoef, H, W, grad_a + b0 * HW,
+        grad_b + b0 * HW);
+  }
   return last_error();
 }
 

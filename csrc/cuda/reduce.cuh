@@ -14,7 +14,8 @@ __device__ __forceinline__ double warp_sum(double v) {
 }
 
 // Sums v[0..N) over the block (blockDim.x a multiple of 32, at most 1024);
-// the totals are valid in thread 0. `smem` holds 32 * N doubles.
+// the totals are valid in thread 0. `smem` holds 32 * N doubles; the trailing
+// barrier lets a kernel reuse `smem` (or call block_sum again) afterwards.
 template <int N>
 __device__ void block_sum(double (&v)[N], double* smem) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -30,6 +31,7 @@ __device__ void block_sum(double (&v)[N], double* smem) {
 #pragma unroll
     for (int k = 0; k < N; ++k) v[k] = warp_sum(lane < warps ? smem[lane * N + k] : 0.0);
   }
+  __syncthreads();
 }
 
 inline const char* last_error() {

@@ -47,6 +47,8 @@ std::tuple<at::Tensor, at::Tensor> backward_cpu(const at::Tensor& grad, const at
   const at::Tensor st = stats.to(at::kDouble).contiguous();
   TORCH_CHECK(g.numel() == B && st.numel() == B * gc::kStats,
               "xvertfast::gradient_correlation_backward: grad/stats do not match the batch");
+  TORCH_CHECK(g.device() == a.device() && st.device() == a.device(),
+              "xvertfast::gradient_correlation_backward: grad and stats must be on ", a.device());
   at::Tensor ga = at::empty_like(a_in, at::MemoryFormat::Contiguous);
   at::Tensor gb = at::empty_like(b_in, at::MemoryFormat::Contiguous);
   AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "gradient_correlation_backward_cpu", [&] {
@@ -91,6 +93,8 @@ std::tuple<at::Tensor, at::Tensor> backward_cuda(const at::Tensor& grad, const a
   const at::Tensor st = stats.to(at::kDouble).contiguous();
   TORCH_CHECK(g.numel() == B && st.numel() == B * gc::kStats,
               "xvertfast::gradient_correlation_backward: grad/stats do not match the batch");
+  TORCH_CHECK(g.device() == a.device() && st.device() == a.device(),
+              "xvertfast::gradient_correlation_backward: grad and stats must be on ", a.device());
   at::Tensor ga = at::empty_like(a_in, at::MemoryFormat::Contiguous);
   at::Tensor gb = at::empty_like(b_in, at::MemoryFormat::Contiguous);
   at::Tensor coef = at::empty({B, gc::kCoef}, st.options());

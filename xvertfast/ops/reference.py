@@ -58,8 +58,9 @@ def gradient_correlation_reference(
 
 def _bin_indices(flat: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Bin of every pixel of each row of ``flat`` [M, N], and the rows' min and max."""
-    lo = flat.amin(dim=1, keepdim=True)
-    hi = flat.amax(dim=1, keepdim=True)
+    nan = torch.isnan(flat)  # NaN pixels do not take part in the min and max (and land in bin 0)
+    lo = torch.where(nan, torch.inf, flat).amin(dim=1, keepdim=True)
+    hi = torch.where(nan, -torch.inf, flat).amax(dim=1, keepdim=True)
     rng = hi - lo
     scale = torch.where(rng > 0, bins / rng, torch.zeros_like(rng))
     t = torch.nan_to_num((flat - lo) * scale, nan=0.0)

@@ -2,7 +2,9 @@
 //
 // Every per-pixel formula in xvertfast lives in this folder as an inline
 // function marked XVF_HD, so that the CPU extension (tested in CI) executes
-// exactly the arithmetic the CUDA kernels run on a GPU.
+// the same formulas, in the same order, as the CUDA kernels. Results agree to
+// rounding: nvcc may fuse a*b+c into one FMA where the CPU build rounds twice,
+// and reductions are grouped differently; histogram bins match exactly.
 #pragma once
 
 #include <cstdint>

@@ -86,35 +86,41 @@ XVF_HD double finalize(const double* sums, const double* shift, double n, double
   return 0.5 * (rx + ry);
 }
 
-// Linear coefficients of the backward weight maps for one sample:
-//   wa_dir(q) = c[0] * ga_dir(q) + c[1] * gb_dir(q) + c[2]   (d GC / d ga_dir(q))
-//   wb_dir(q) = c[3] * ga_dir(q) + c[4] * gb_dir(q) + c[5]   (d GC / d gb_dir(q))
-// for dir = x (c[0..5]) and y (c[6..11]), already multiplied by the upstream grad.
-constexpr int kCoef = 12;
+// Coefficients of the backward weight maps of one sample, per direction
+// d = x (c[0..4]) and y (c[5..9]): mean_a, mean_b, alpha, beta_a, beta_b, with
+//   wa_d(q) = d GC / d ga_d(q) = beta_a (ga_d(q) - mean_a) + alpha (gb_d(q) - mean_b)
+//   wb_d(q) = d GC / d gb_d(q) = alpha (ga_d(q) - mean_a) + beta_b (gb_d(q) - mean_b)
+// already multiplied by the upstream gradient. The centred form keeps the
+// weights exact where the responses equal their mean.
+constexpr int kCoef = 10;
 
 XVF_HD void backward_coefficients(const double* stats, double grad, double n, double eps,
                                   double* c) {
   for (int d = 0; d < 2; ++d) {
     const double* st = stats + 5 * d;
-    double* cd = c + 6 * d;
+    double* cd = c + 5 * d;
+    cd[0] = st[0];
+    cd[1] = st[1];
     if (n <= 0.0) {
-      for (int k = 0; k < 6; ++k) cd[k] = 0.0;
+      cd[2] = cd[3] = cd[4] = 0.0;
       continue;
     }
-    const double ma = st[0], mb = st[1], va = st[2], vb = st[3], cov = st[4];
+    const double va = st[2], vb = st[3], cov = st[4];
     const double den2 = va * vb + eps;
     const double den = sqrt(den2);
     const double s = 0.5 * grad / n;
-    const double alpha = s / den;                 // cross term
-    const double beta_a = -s * cov * vb / (den2 * den);
-    const double beta_b = -s * cov * va / (den2 * den);
-    cd[0] = beta_a;
-    cd[1] = alpha;
-    cd[2] = -(beta_a * ma + alpha * mb);
-    cd[3] = alpha;
-    cd[4] = beta_b;
-    cd[5] = -(alpha * ma + beta_b * mb);
+    cd[2] = s / den;                        // alpha: the cross term
+    cd[3] = -s * cov * vb / (den2 * den);   // beta_a
+    cd[4] = -s * cov * va / (den2 * den);   // beta_b
   }
+}
+
+// Backward weights of one valid pixel for one direction (cd: that direction's 5 coefficients).
+template <typename T>
+XVF_HD void backward_weights(const T* cd, T ga, T gb, T& wa, T& wb) {
+  const T da = ga - cd[0], db = gb - cd[1];
+  wa = cd[3] * da + cd[2] * db;
+  wb = cd[2] * da + cd[4] * db;
 }
 
 // True when (i, j) has a full 3x3 neighbourhood in an H x W image.

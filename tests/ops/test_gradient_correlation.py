@@ -1,0 +1,193 @@
+"""Gradient correlation: the compiled op against its pure-PyTorch reference and against known values."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.conftest import DEVICES
+from xvertfast._extension import has_extension
+from xvertfast.ops import GC_EPS, gradient_correlation, gradient_correlation_loss
+from xvertfast.ops.reference import gradient_correlation_reference
+
+needs_ext = pytest.mark.skipif(not has_extension(), reason="compiled extension not built")
+
+SHAPES = [(1, 3, 3), (2, 17, 23), (3, 1, 64, 48), (4, 1, 97, 131), (2, 5, 200)]
+
+
+def pair(shape, dtype, device, mix=0.6):
+    """A partly correlated pair of images: GC well away from 0 and 1."""
+    a = torch.rand(shape, dtype=dtype, device=device)
+    b = mix * a + (1 - mix) * torch.rand(shape, dtype=dtype, device=device)
+    return a, b
+
+
+@needs_ext
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_forward_matches_reference(seed, device, dtype, shape):
+    a, b = pair(shape, dtype, device)
+    got = gradient_correlation(a, b)
+    want = gradient_correlation_reference(a.double(), b.double()).to(dtype)
+    assert got.shape == (shape[0],) and got.dtype == dtype and got.device == a.device
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(got, want, rtol=tol, atol=tol, msg=f"seed {seed}")
+
+
+@needs_ext
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_backward_matches_reference(seed, device, dtype, shape):
+    a, b = pair(shape, dtype, device)
+    w = torch.randn(shape[0], dtype=dtype, device=device)
+    a64, b64 = a.double().requires_grad_(), b.double().requires_grad_()
+    (gradient_correlation_reference(a64, b64) * w.double()).sum().backward()
+    a.requires_grad_(), b.requires_grad_()
+    (gradient_correlation(a, b) * w).sum().backward()
+    for got, want in ((a.grad, a64.grad), (b.grad, b64.grad)):
+        scale = want.abs().max().item()
+        tol = (1e-5 if dtype == torch.float32 else 1e-12) * max(scale, 1e-30)
+        torch.testing.assert_close(got, want.to(dtype), rtol=0, atol=tol, msg=f"seed {seed}")
+
+
+@needs_ext
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("shape", [(2, 1, 7, 9), (1, 5, 4), (3, 6, 6)])
+def test_gradcheck_float64(seed, device, shape):
+    a, b = pair(shape, torch.float64, device)
+    a.requires_grad_(), b.requires_grad_()
+    assert torch.autograd.gradcheck(gradient_correlation, (a, b), eps=1e-6, atol=1e-7)
+
+
+def test_reference_gradcheck_float64(seed):
+    a, b = pair((2, 1, 6, 7), torch.float64, "cpu")
+    a.requires_grad_(), b.requires_grad_()
+    assert torch.autograd.gradcheck(gradient_correlation_reference, (a, b))
+
+
+@needs_ext
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_opcheck(seed, device, dtype):
+    a, b = pair((2, 1, 11, 13), dtype, device)
+    a.requires_grad_(), b.requires_grad_()
+    torch.library.opcheck(torch.ops.xvertfast.gradient_correlation.default, (a, b, GC_EPS))
+    gc, stats = torch.ops.xvertfast.gradient_correlation(a.detach(), b.detach(), GC_EPS)
+    grad = torch.randn_like(gc)
+    torch.library.opcheck(
+        torch.ops.xvertfast.gradient_correlation_backward.default,
+        (grad, a.detach(), b.detach(), stats, GC_EPS),
+    )
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_known_values(seed, device):
+    a = torch.rand(3, 1, 40, 33, dtype=torch.float64, device=device)
+    ones = torch.ones(3, device=device, dtype=torch.float64)
+    torch.testing.assert_close(gradient_correlation(a, a), ones)
+    torch.testing.assert_close(gradient_correlation(a, 2.5 * a + 7.0), ones)
+    torch.testing.assert_close(gradient_correlation(a, -a), -ones)
+    # Symmetric in its arguments.
+    b = torch.rand_like(a)
+    torch.testing.assert_close(gradient_correlation(a, b), gradient_correlation(b, a))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_constant_images_are_defined(device, dtype):
+    a = torch.full((2, 1, 16, 16), 0.5, dtype=dtype, device=device, requires_grad=True)
+    b = torch.rand(2, 1, 16, 16, dtype=dtype, device=device, requires_grad=True)
+    gc = gradient_correlation(a, b)
+    assert torch.equal(gc, torch.zeros_like(gc))
+    gc.sum().backward()
+    assert torch.isfinite(a.grad).all() and torch.isfinite(b.grad).all()
+    c = torch.zeros(2, 1, 16, 16, dtype=dtype, device=device)
+    assert torch.equal(gradient_correlation(c, c), torch.zeros(2, dtype=dtype, device=device))
+    # A linear ramp has constant gradients: zero variance, still 0 and finite.
+    ramp = (torch.arange(16, dtype=dtype, device=device) / 16).expand(2, 1, 16, 16)
+    assert torch.equal(gradient_correlation(ramp, b.detach()), torch.zeros(2, dtype=dtype, device=device))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("hw", [(1, 1), (2, 2), (1, 7), (7, 2), (3, 3)])
+def test_tiny_images(device, hw):
+    a = torch.rand(2, 1, *hw, device=device, requires_grad=True)
+    b = torch.rand(2, 1, *hw, device=device, requires_grad=True)
+    gc = gradient_correlation(a, b)
+    # At most one valid pixel: no variance, so GC is 0 with finite (here zero) gradients.
+    assert torch.equal(gc, torch.zeros(2, device=device))
+    gc.sum().backward()
+    assert torch.isfinite(a.grad).all() and torch.isfinite(b.grad).all()
+    if hw[0] < 3 or hw[1] < 3:
+        assert torch.equal(a.grad, torch.zeros_like(a))
+
+
+@needs_ext
+@pytest.mark.parametrize("device", DEVICES)
+def test_deterministic_across_runs_and_threads(seed, device):
+    a, b = pair((4, 1, 131, 77), torch.float32, device)
+    a.requires_grad_()
+    results = []
+    threads = torch.get_num_threads()
+    for n in (1, max(2, threads)):
+        torch.set_num_threads(n)
+        try:
+            gc = gradient_correlation(a, b)
+            (grad,) = torch.autograd.grad(gc.sum(), a)
+        finally:
+            torch.set_num_threads(threads)
+        results.append((gc, grad))
+    assert torch.equal(results[0][0], results[1][0])
+    assert torch.equal(results[0][1], results[1][1])
+
+
+def test_loss_is_mean_of_one_minus_gc(seed):
+    a, b = pair((3, 1, 20, 20), torch.float64, "cpu")
+    torch.testing.assert_close(gradient_correlation_loss(a, b), (1 - gradient_correlation(a, b)).mean())
+
+
+def test_half_precision_inputs_compute_in_float32(seed):
+    a, b = pair((2, 1, 24, 24), torch.float32, "cpu")
+    got = gradient_correlation(a.bfloat16(), b.bfloat16())
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, gradient_correlation_reference(a.bfloat16().float(), b.bfloat16().float()))
+
+
+def test_channels_last_and_strided_inputs(seed):
+    a, b = pair((2, 1, 30, 40), torch.float32, "cpu")
+    at = a.transpose(2, 3).contiguous().transpose(2, 3)  # same values, non-contiguous
+    torch.testing.assert_close(gradient_correlation(at, b), gradient_correlation(a, b))
+
+
+@pytest.mark.parametrize(
+    "a, b, error, match",
+    [
+        (torch.rand(2, 8, 8), torch.rand(2, 8, 9), ValueError, "same shape"),
+        (torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8), ValueError, r"\[B, H, W\]"),
+        (torch.rand(8, 8), torch.rand(8, 8), ValueError, r"\[B, H, W\]"),
+        (torch.ones(2, 8, 8, dtype=torch.int32), torch.ones(2, 8, 8, dtype=torch.int32), TypeError, "floating"),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(a, b, error, match):
+    with pytest.raises(error, match=match):
+        gradient_correlation(a, b)
+
+
+@needs_ext
+def test_torch_compile_fullgraph(seed):
+    a, b = pair((2, 1, 33, 35), torch.float32, "cpu")
+
+    def loss_fn(x, y):
+        return gradient_correlation_loss(x * 1.5, y)
+
+    compiled = torch.compile(loss_fn, fullgraph=True, backend="aot_eager")
+    x = a.clone().requires_grad_()
+    y = a.clone().requires_grad_()
+    loss_c = compiled(x, b)
+    loss_c.backward()
+    loss_e = loss_fn(y, b)
+    loss_e.backward()
+    torch.testing.assert_close(loss_c, loss_e)
+    torch.testing.assert_close(x.grad, y.grad)

@@ -1,0 +1,91 @@
+"""What this installation of xvertfast can do: versions, kernels, devices, optional backends.
+
+Used by ``xvertfast info`` and by bug reports; never raises.
+"""
+
+from __future__ import annotations
+
+import importlib
+import platform
+from typing import Any
+
+import torch
+
+from xvertfast import __version__
+from xvertfast._extension import extension, load_error
+
+#: Ops the extension registers under torch.ops.xvertfast.
+OPS = (
+    "gradient_correlation",
+    "gradient_correlation_backward",
+    "feature_entropy",
+    "select_max_entropy",
+)
+OPTIONAL = ("cupy", "onnxruntime", "tensorrt")
+
+
+def _has_kernel(op: str, key: str) -> bool:
+    try:
+        return bool(torch._C._dispatch_has_kernel_for_dispatch_key(f"xvertfast::{op}", key))
+    except Exception:  # op not registered at all
+        return False
+
+
+def _module_version(name: str) -> str | None:
+    try:
+        module = importlib.import_module(name)
+    except Exception:  # ImportError, or a GPU library failing to initialise
+        return None
+    return str(getattr(module, "__version__", "unknown version"))
+
+
+def collect() -> dict[str, Any]:
+    """A JSON-serialisable description of the installation."""
+    ext = extension()
+    cuda_compiled = bool(ext is not None and ext.cuda_compiled())
+    gpus = []
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            p = torch.cuda.get_device_properties(i)
+            gpus.append(f"{p.name} (sm_{p.major}{p.minor}, {p.total_memory / 2**30:.0f} GiB)")
+    return {
+        "xvertfast": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_cuda": torch.version.cuda,
+        "extension": ext is not None,
+        "extension_error": load_error(),
+        "openmp": bool(ext is not None and ext.openmp()),
+        "cpu_threads": torch.get_num_threads(),
+        "cpu_ops": [op for op in OPS if _has_kernel(op, "CPU")],
+        "cuda_kernels_compiled": cuda_compiled,
+        "cuda_archs": (ext.cuda_archs().split(",") if cuda_compiled else []),
+        "cuda_ops": [op for op in OPS if _has_kernel(op, "CUDA")],
+        "cuda_runtime_devices": (ext.cuda_device_count() if cuda_compiled else 0),
+        "gpus": gpus,
+        "optional": {name: _module_version(name) for name in OPTIONAL},
+    }
+
+
+def format_report(info: dict[str, Any]) -> str:
+    """Human-readable lines for ``xvertfast info``."""
+
+    def yes(flag: bool) -> str:
+        return "yes" if flag else "no"
+
+    ext = "built and loaded" if info["extension"] else f"NOT in use ({info['extension_error']})"
+    lines = [
+        f"xvertfast            {info['xvertfast']}",
+        f"python               {info['python']}",
+        f"torch                {info['torch']} ({'CUDA ' + info['torch_cuda'] if info['torch_cuda'] else 'CPU build'})",
+        f"extension            {ext}",
+        f"CPU ops              {', '.join(info['cpu_ops']) or 'none (pure-PyTorch fallback)'}",
+        f"  OpenMP             {yes(info['openmp'])}, {info['cpu_threads']} threads",
+        f"CUDA kernels         {'compiled for ' + ', '.join(info['cuda_archs']) if info['cuda_kernels_compiled'] else 'not compiled'}",
+        f"  CUDA ops           {', '.join(info['cuda_ops']) or 'none'}",
+        f"GPU visible          {'; '.join(info['gpus']) if info['gpus'] else 'no'}"
+        + (f" (kernel runtime sees {info['cuda_runtime_devices']})" if info["cuda_kernels_compiled"] else ""),
+    ]
+    for name, version in info["optional"].items():
+        lines.append(f"{name:<20} {version if version else 'not importable'}")
+    return "\n".join(lines)
