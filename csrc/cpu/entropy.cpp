@@ -121,12 +121,7 @@ template <typename T>
 void select_map_cpu(const T* x, const double* ent, const T* lo, const T* hi, int64_t B,
                     int64_t C, int64_t N, bool normalize, int64_t* index, T* map,
                     int num_threads) {
-  for (int64_t b = 0; b < B; ++b) {
-    int64_t best = 0;
-    for (int64_t c = 1; c < C; ++c)
-      if (ent[b * C + c] > ent[b * C + best]) best = c;
-    index[b] = best;
-  }
+  for (int64_t b = 0; b < B; ++b) index[b] = entropy::first_max(ent + b * C, C);
 #pragma omp parallel for num_threads(num_threads) schedule(static) collapse(2)
   for (int64_t b = 0; b < B; ++b) {
     for (int64_t blk = 0; blk < ceil_div(N, 4096); ++blk) {

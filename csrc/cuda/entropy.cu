@@ -123,10 +123,7 @@ __global__ void argmax_kernel(const double* __restrict__ ent, int64_t B, int64_t
                               int64_t* __restrict__ index) {
   const int64_t b = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (b >= B) return;
-  int64_t best = 0;
-  for (int64_t c = 1; c < C; ++c)
-    if (ent[b * C + c] > ent[b * C + best]) best = c;
-  index[b] = best;
+  index[b] = entropy::first_max(ent + b * C, C);
 }
 
 // Grid: (samples, blocks over N).

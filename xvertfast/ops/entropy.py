@@ -27,7 +27,7 @@ DEFAULT_BINS = 256
 class MaxEntropyMap(NamedTuple):
     """The detached target c* of the feature loss."""
 
-    index: torch.Tensor  #: [B] int64, channel of highest entropy (first one on ties)
+    index: torch.Tensor  #: [B] int64, channel of highest entropy (ties within 1e-9 relative: the lowest)
     map: torch.Tensor  #: [B, 1, H, W], that channel (min-max scaled when normalize=True)
 
 

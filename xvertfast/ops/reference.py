@@ -18,6 +18,9 @@ __all__ = [
     "select_max_entropy_reference",
 ]
 
+#: Entropies this close (relative) to the maximum count as tied; ties go to the lowest channel.
+TIE_RTOL = 1e-9
+
 #: Guard added to var(A) var(B) under the NCC square root (see gradient_correlation).
 GC_EPS = 1e-12
 
@@ -62,7 +65,9 @@ def _bin_indices(flat: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.Ten
     lo = torch.where(nan, torch.inf, flat).amin(dim=1, keepdim=True)
     hi = torch.where(nan, -torch.inf, flat).amax(dim=1, keepdim=True)
     rng = hi - lo
-    scale = torch.where(rng > 0, bins / rng, torch.zeros_like(rng))
+    # tensor / tensor: one correctly rounded division, as in the kernels (scalar / tensor
+    # would go through a reciprocal and can differ in the last bit, moving pixels across bins).
+    scale = torch.where(rng > 0, torch.full_like(rng, bins) / rng, torch.zeros_like(rng))
     t = torch.nan_to_num((flat - lo) * scale, nan=0.0)
     return t.floor().clamp_(0, bins - 1).long(), lo, hi
 
@@ -91,10 +96,15 @@ def select_max_entropy_reference(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Index [B] of the first highest-entropy map per sample, and that map [B, 1, H, W].
 
+    Entropies within ``TIE_RTOL`` (relative) of the maximum are ties, resolved to the
+    lowest channel index, so that rounding in the entropy sum never decides.
+
     With ``normalize`` the map is min-max scaled to [0, 1] (0 if constant).
     """
     ent = feature_entropy_reference(x, bins)
-    index = ent.argmax(dim=1)
+    # Ties: the first channel within TIE_RTOL (relative) of the maximum.
+    top = ent.amax(dim=1, keepdim=True)
+    index = (ent >= top - TIE_RTOL * top.abs()).int().argmax(dim=1)
     maps = x.detach()[torch.arange(x.shape[0], device=x.device), index].unsqueeze(1)
     if normalize:
         lo = maps.amin(dim=(2, 3), keepdim=True)

@@ -39,6 +39,22 @@ XVF_HD double bin_term(int64_t count, double inv_n) {
   return -p * log(p);
 }
 
+// Entropies within this relative distance of the maximum count as tied, and a
+// tie goes to the lowest channel: maps with the same bin counts in different
+// bins then select the same channel whatever the summation order or the log()
+// implementation (CPU, CUDA and reference differ in the last bits).
+constexpr double kTieRtol = 1e-9;
+
+// Index of the first value within kTieRtol of the maximum of v[0..n).
+XVF_HD int64_t first_max(const double* v, int64_t n) {
+  double mx = v[0];
+  for (int64_t i = 1; i < n; ++i) mx = v[i] > mx ? v[i] : mx;
+  const double cutoff = mx - kTieRtol * fabs(mx);
+  for (int64_t i = 0; i < n; ++i)
+    if (v[i] >= cutoff) return i;
+  return 0;
+}
+
 // Value written into the selected target map: min-max scaled or raw.
 template <typename T>
 XVF_HD T scaled_value(T v, T lo, T hi, bool normalize) {

@@ -1,0 +1,159 @@
+"""Feature entropy and max-entropy selection: the compiled ops against the reference and known values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import DEVICES
+from xvertfast._extension import has_extension
+from xvertfast.ops import feature_entropy, select_max_entropy
+from xvertfast.ops.reference import feature_entropy_reference, select_max_entropy_reference
+
+needs_ext = pytest.mark.skipif(not has_extension(), reason="compiled extension not built")
+
+SHAPES = [(1, 1, 1, 1), (2, 5, 17, 13), (3, 128, 8, 8), (1, 1, 257, 263), (1, 3, 64, 1)]
+
+
+def features(shape, dtype, device):
+    """Maps with the variety a network produces: Gaussian, ReLU-clipped (many zeros), constant."""
+    x = torch.randn(shape, dtype=dtype, device=device) * torch.rand(shape[:2] + (1, 1), dtype=dtype, device=device)
+    if shape[1] > 1:
+        x[:, 1::3] = x[:, 1::3].clamp_min(0)
+    if shape[1] > 2:
+        x[:, 2] = 0.25
+    return x
+
+
+@needs_ext
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("bins", [1, 7, 256, 4097, 10000])
+def test_entropy_matches_reference(seed, device, dtype, shape, bins):
+    x = features(shape, dtype, device)
+    got = feature_entropy(x, bins=bins)
+    want = feature_entropy_reference(x, bins).to(dtype)
+    assert got.shape == shape[:2] and got.dtype == dtype and got.device == x.device
+    torch.testing.assert_close(got, want, rtol=1e-6 if dtype == torch.float32 else 1e-12, atol=1e-12,
+                               msg=f"seed {seed}")
+
+
+@needs_ext
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("normalize", [True, False])
+def test_select_matches_reference(seed, device, dtype, shape, normalize):
+    x = features(shape, dtype, device)
+    index, target = select_max_entropy(x, normalize=normalize)
+    want_index, want_map = select_max_entropy_reference(x, 256, normalize)
+    assert torch.equal(index, want_index), f"seed {seed}"
+    assert target.shape == (shape[0], 1) + shape[2:] and target.dtype == dtype
+    torch.testing.assert_close(target, want_map, rtol=1e-6, atol=1e-7, msg=f"seed {seed}")
+
+
+@needs_ext
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_split_and_per_map_paths_agree(seed, threads):
+    # Fewer maps than threads splits each map across threads; more maps gives each thread whole maps.
+    x = features((1, 2, 301, 299), torch.float32, "cpu")
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        got = feature_entropy(x)
+    finally:
+        torch.set_num_threads(old)
+    torch.testing.assert_close(got, feature_entropy_reference(x).float(), rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_known_values(device):
+    # K equally populated levels that fall in K distinct bins: entropy log K.
+    levels = torch.arange(16, dtype=torch.float64, device=device).repeat(20)
+    x = levels[torch.randperm(levels.numel(), device=device)].reshape(1, 1, 16, 20)
+    torch.testing.assert_close(feature_entropy(x, bins=16), torch.full((1, 1), math.log(16), dtype=torch.float64, device=device))
+    torch.testing.assert_close(feature_entropy(x, bins=16, base=2), torch.full((1, 1), 4.0, dtype=torch.float64, device=device))
+    # A constant map (and a single pixel) carries no information.
+    assert feature_entropy(torch.full((2, 3, 5, 5), 7.0, device=device)).abs().max() == 0
+    assert feature_entropy(torch.rand(2, 3, 1, 1, device=device)).abs().max() == 0
+    # Two values, half each: log 2 whatever the bin count.
+    two = torch.tensor([0.0, 1.0], device=device).repeat(8).reshape(1, 1, 4, 4)
+    torch.testing.assert_close(feature_entropy(two, bins=1000).item(), math.log(2))
+
+
+def test_matches_numpy_histogram_on_8bit_data(seed):
+    # Integer grey levels 0..255 (both ends present) land one level per bin, as in numpy/scipy.
+    rng = np.random.default_rng(seed)
+    img = rng.integers(0, 256, size=(3, 1, 40, 50))
+    img[:, :, 0, 0], img[:, :, 0, 1] = 0, 255
+    counts = [np.bincount(m.ravel(), minlength=256) for m in img[:, 0]]
+    want = [-(c[c > 0] / c.sum() * np.log2(c[c > 0] / c.sum())).sum() for c in counts]
+    got = feature_entropy(torch.from_numpy(img).float(), bins=256, base=2)
+    np.testing.assert_allclose(got[:, 0].numpy(), want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_select_first_on_ties_and_detached(seed, device):
+    x = torch.rand(2, 4, 9, 9, device=device)
+    x[:, 3] = x[:, 1] * 3.0 + 1.0  # same histogram as channel 1
+    x[:, 0] = 0.0
+    x[:, 2] = (x[:, 2] > 0.5).float()  # two levels: low entropy
+    x.requires_grad_()
+    index, target = select_max_entropy(x)
+    assert index.tolist() == [1, 1]
+    assert not target.requires_grad and target.grad_fn is None
+    assert 0.0 <= target.min().item() and target.max().item() <= 1.0
+    lo, hi = x[:, 1].amin(dim=(1, 2)), x[:, 1].amax(dim=(1, 2))
+    want = ((x[:, 1] - lo[:, None, None]) / (hi - lo)[:, None, None]).unsqueeze(1).detach()
+    torch.testing.assert_close(target, want)
+    raw = select_max_entropy(x, normalize=False).map
+    torch.testing.assert_close(raw, x[:, 1:2].detach())
+
+
+@needs_ext
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_opcheck(seed, device, dtype):
+    x = features((2, 6, 9, 11), dtype, device)
+    torch.library.opcheck(torch.ops.xvertfast.feature_entropy.default, (x, 64))
+    torch.library.opcheck(torch.ops.xvertfast.select_max_entropy.default, (x, 64, True))
+
+
+@needs_ext
+def test_torch_compile_fullgraph(seed):
+    x = features((2, 8, 16, 16), torch.float32, "cpu")
+
+    def fn(t):
+        target = select_max_entropy(t * 2.0).map
+        return feature_entropy(t), target
+
+    compiled = torch.compile(fn, fullgraph=True, backend="aot_eager")
+    for got, want in zip(compiled(x), fn(x)):
+        torch.testing.assert_close(got, want)
+
+
+def test_half_inputs_are_binned_in_float32(seed):
+    x = features((2, 4, 12, 12), torch.float32, "cpu").half()
+    got = feature_entropy(x)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, feature_entropy_reference(x.float()).float())
+
+
+@pytest.mark.parametrize(
+    "x, bins, error, match",
+    [
+        (torch.rand(2, 8, 8), 256, ValueError, r"\[B, C, H, W\]"),
+        (torch.rand(1, 2, 8, 8), 0, ValueError, "bins"),
+        (torch.rand(1, 2, 8, 8), 70000, ValueError, "bins"),
+        (torch.ones(1, 2, 8, 8, dtype=torch.int64), 256, TypeError, "floating"),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(x, bins, error, match):
+    with pytest.raises(error, match=match):
+        feature_entropy(x, bins=bins)
+    with pytest.raises(error, match=match):
+        select_max_entropy(x, bins=bins)

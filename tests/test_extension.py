@@ -1,0 +1,88 @@
+"""The extension's loading, its pure-PyTorch fallback, and ``xvertfast info``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from xvertfast._extension import has_extension
+from xvertfast.info import OPS, collect, format_report
+
+
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-W", "always", "-c", code],
+        capture_output=True, text=True, timeout=300, env={**os.environ, **env},
+    )  # fmt: skip
+
+
+FALLBACK_CHECK = """
+import warnings, torch
+from xvertfast import ops
+from xvertfast.ops import reference as ref
+from xvertfast._extension import has_extension
+assert not has_extension()
+a = torch.rand(2, 1, 19, 23, dtype=torch.float64, requires_grad=True); b = torch.rand_like(a)
+gc = ops.gradient_correlation(a, b)
+assert torch.equal(gc, ref.gradient_correlation_reference(a, b))
+gc.sum().backward(); assert torch.isfinite(a.grad).all()
+x = torch.randn(2, 6, 9, 9)
+assert torch.equal(ops.feature_entropy(x), ref.feature_entropy_reference(x).float())
+i, m = ops.select_max_entropy(x); ri, rm = ref.select_max_entropy_reference(x)
+assert torch.equal(i, ri) and torch.equal(m, rm)
+print("fallback ok")
+"""
+
+
+def test_fallback_without_extension_warns_once_and_matches_reference():
+    out = run_python(FALLBACK_CHECK, XVF_NO_EXTENSION="1")
+    assert out.returncode == 0, out.stderr
+    assert "fallback ok" in out.stdout
+    assert out.stderr.count("falls back to its pure-PyTorch reference") == 1, out.stderr
+    assert "XVF_NO_EXTENSION" in out.stderr
+
+
+@pytest.mark.skipif(not has_extension(), reason="compiled extension not built")
+def test_extension_registers_every_op_for_cpu():
+    info = collect()
+    assert info["extension"] and info["extension_error"] is None
+    assert info["cpu_ops"] == list(OPS)
+    for op in OPS:
+        assert hasattr(torch.ops.xvertfast, op)
+
+
+@pytest.mark.skipif(not has_extension(), reason="compiled extension not built")
+def test_cuda_kernels_report_matches_build():
+    info = collect()
+    if info["cuda_kernels_compiled"]:
+        assert info["cuda_ops"] == list(OPS)
+        assert all(a.startswith(("sm_", "compute_")) for a in info["cuda_archs"])
+    else:
+        assert info["cuda_ops"] == [] and info["cuda_archs"] == []
+
+
+def test_info_cli_human_and_json():
+    out = subprocess.run([sys.executable, "-m", "xvertfast", "info"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    for label in ("torch", "extension", "CPU ops", "CUDA kernels", "GPU visible", "cupy", "onnxruntime", "tensorrt"):
+        assert label in out.stdout
+    out = subprocess.run([sys.executable, "-m", "xvertfast", "info", "--json"], capture_output=True, text=True, timeout=300)
+    data = json.loads(out.stdout)
+    assert data["torch"] == torch.__version__
+    assert set(data["optional"]) == {"cupy", "onnxruntime", "tensorrt"}
+
+
+def test_report_formats_a_build_without_extension():
+    info = collect() | {"extension": False, "extension_error": "disabled", "cpu_ops": [], "cuda_kernels_compiled": False, "cuda_archs": [], "cuda_ops": []}
+    text = format_report(info)
+    assert "NOT in use (disabled)" in text and "not compiled" in text
+
+
+def test_cli_without_command_prints_help():
+    out = subprocess.run([sys.executable, "-m", "xvertfast"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and "info" in out.stdout
