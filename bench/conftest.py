@@ -1,0 +1,37 @@
+"""pytest-benchmark setup: inputs reused from the tests, devices, synchronisation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from xvertfast._extension import cuda_kernels_available, has_extension
+
+
+def pytest_collection_modifyitems(config, items):
+    gpu = torch.cuda.is_available() and cuda_kernels_available()
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU and the CUDA kernels")
+    skip_ext = pytest.mark.skip(reason="compiled extension not built")
+    for item in items:
+        if "cuda" in item.keywords and not gpu:
+            item.add_marker(skip_gpu)
+        if "kernel" in item.keywords and not has_extension():
+            item.add_marker(skip_ext)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cuda: runs on a CUDA GPU")
+    config.addinivalue_line("markers", "kernel: times the compiled extension")
+
+
+def synchronized(fn, device: str):
+    """Wraps fn so that the timed call includes the GPU work it queued."""
+    if device != "cuda":
+        return fn
+
+    def run():
+        out = fn()
+        torch.cuda.synchronize()
+        return out
+
+    return run

@@ -1,0 +1,97 @@
+"""Kernel timings of the compiled ops against their pure-PyTorch references, same run, same inputs.
+
+    pytest bench/test_bench_ops.py --benchmark-only --benchmark-group-by=group
+    python bench/report.py          # runs this file and prints the ratio table for RESULTS.md
+
+Sizes are those of issue #2: GC forward+backward on 8x512x512 and
+select_max_entropy on 8x128x512x512 (the last decoder level of a width-64
+XVertNet on a batch of 512x512 ROIs). Inputs come from the tests' generators.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bench.conftest import synchronized
+from tests.ops.test_entropy import features
+from tests.ops.test_gradient_correlation import pair
+from xvertfast.ops import gradient_correlation_loss, select_max_entropy
+from xvertfast.ops.reference import gradient_correlation_reference, select_max_entropy_reference
+
+GC_SHAPE = (8, 1, 512, 512)
+ENTROPY_SHAPE = (8, 128, 512, 512)
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
+
+
+def gc_step(loss_fn, a, b):
+    def step():
+        a.grad = None
+        loss = loss_fn(a, b)
+        loss.backward()
+        return loss
+
+    return step
+
+
+def reference_gc_loss(a, b):
+    return (1.0 - gradient_correlation_reference(a, b)).mean()
+
+
+@pytest.fixture(scope="module")
+def gc_inputs():
+    cache = {}
+
+    def get(device):
+        if device not in cache:
+            torch.manual_seed(0)
+            a, b = pair(GC_SHAPE, torch.float32, device)
+            cache[device] = (a.requires_grad_(), b)
+        return cache[device]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def entropy_inputs():
+    cache = {}
+
+    def get(device):
+        if device not in cache:
+            torch.manual_seed(0)
+            cache.clear()  # keep one 1 GiB tensor alive at a time
+            cache[device] = features(ENTROPY_SHAPE, torch.float32, device)
+        return cache[device]
+
+    return get
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("device", DEVICES)
+def test_gc_forward_backward_xvertfast(benchmark, gc_inputs, device):
+    benchmark.group = f"gc fwd+bwd 8x512x512 {device}"
+    a, b = gc_inputs(device)
+    benchmark(synchronized(gc_step(gradient_correlation_loss, a, b), device))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_gc_forward_backward_reference(benchmark, gc_inputs, device):
+    benchmark.group = f"gc fwd+bwd 8x512x512 {device}"
+    a, b = gc_inputs(device)
+    benchmark(synchronized(gc_step(reference_gc_loss, a, b), device))
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("device", DEVICES)
+def test_select_max_entropy_xvertfast(benchmark, entropy_inputs, device):
+    benchmark.group = f"select_max_entropy 8x128x512x512 {device}"
+    x = entropy_inputs(device)
+    benchmark.pedantic(synchronized(lambda: select_max_entropy(x), device), rounds=5, warmup_rounds=1)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_select_max_entropy_reference(benchmark, entropy_inputs, device):
+    benchmark.group = f"select_max_entropy 8x128x512x512 {device}"
+    x = entropy_inputs(device)
+    benchmark.pedantic(synchronized(lambda: select_max_entropy_reference(x), device), rounds=3, warmup_rounds=1)
