@@ -12,8 +12,9 @@
 TORCH_LIBRARY(xvertfast, m) {
   // GC per sample and the float64 statistics the backward reuses.
   m.def("gradient_correlation(Tensor a, Tensor b, float eps) -> (Tensor, Tensor)");
+  // Gradients w.r.t. a and b; one not asked for (need_a/need_b false) is returned empty.
   m.def("gradient_correlation_backward(Tensor grad, Tensor a, Tensor b, Tensor stats, "
-        "float eps) -> (Tensor, Tensor)");
+        "float eps, bool need_a, bool need_b) -> (Tensor, Tensor)");
   // Entropy (natural log, float64) of every map of x[B, C, H, W].
   m.def("feature_entropy(Tensor x, int bins) -> Tensor");
   // (index[B], map[B, 1, H, W], entropy[B, C]) of the highest-entropy map per sample.

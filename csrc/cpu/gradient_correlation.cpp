@@ -82,8 +82,8 @@ void gc_backward_cpu(const T* grad_gc, const T* a, const T* b, const double* sta
   const int64_t n = gc::valid_count(H, W);
   const int64_t HW = H * W;
   if (n == 0) {
-    std::fill(grad_a, grad_a + B * HW, T(0));
-    std::fill(grad_b, grad_b + B * HW, T(0));
+    if (grad_a) std::fill(grad_a, grad_a + B * HW, T(0));
+    if (grad_b) std::fill(grad_b, grad_b + B * HW, T(0));
     return;
   }
   std::vector<T> coef(B * gc::kCoef);
@@ -133,16 +133,19 @@ void gc_backward_cpu(const T* grad_gc, const T* a, const T* b, const double* sta
       }
       for (int64_t r = r0; r < r1; ++r) {
         const int64_t k = r - r0 + 1;
-        const T* iax = wax + k * ld + 1;
-        const T* iay = way + k * ld + 1;
-        const T* ibx = wbx + k * ld + 1;
-        const T* iby = wby + k * ld + 1;
-        T* ga = grad_a + s * HW + r * W;
-        T* gb = grad_b + s * HW + r * W;
+        if (grad_a) {
+          const T* ix = wax + k * ld + 1;
+          const T* iy = way + k * ld + 1;
+          T* g = grad_a + s * HW + r * W;
 #pragma omp simd
-        for (int64_t j = 0; j < W; ++j) {
-          ga[j] = gc::sobel_adjoint(iax + j, iay + j, ld);
-          gb[j] = gc::sobel_adjoint(ibx + j, iby + j, ld);
+          for (int64_t j = 0; j < W; ++j) g[j] = gc::sobel_adjoint(ix + j, iy + j, ld);
+        }
+        if (grad_b) {
+          const T* ix = wbx + k * ld + 1;
+          const T* iy = wby + k * ld + 1;
+          T* g = grad_b + s * HW + r * W;
+#pragma omp simd
+          for (int64_t j = 0; j < W; ++j) g[j] = gc::sobel_adjoint(ix + j, iy + j, ld);
         }
       }
     }

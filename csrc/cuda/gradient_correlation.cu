@@ -141,8 +141,10 @@ gc_backward_kernel(const T* __restrict__ a, const T* __restrict__ b,
   for (int r = threadIdx.y; r < TH; r += blockDim.y) {
     const int64_t pi = i0 + r;
     if (pi < H && pj < W) {
-      grad_a[s * HW + pi * W + pj] = gc::sobel_adjoint(&w[0][r + 1][c + 1], &w[1][r + 1][c + 1], WW);
-      grad_b[s * HW + pi * W + pj] = gc::sobel_adjoint(&w[2][r + 1][c + 1], &w[3][r + 1][c + 1], WW);
+      if (grad_a)
+        grad_a[s * HW + pi * W + pj] = gc::sobel_adjoint(&w[0][r + 1][c + 1], &w[1][r + 1][c + 1], WW);
+      if (grad_b)
+        grad_b[s * HW + pi * W + pj] = gc::sobel_adjoint(&w[2][r + 1][c + 1], &w[3][r + 1][c + 1], WW);
     }
   }
 }
@@ -192,8 +194,8 @@ const char* gc_backward(const T* grad_gc, const T* a, const T* b, const double* 
     const int64_t nb = std::min(kMaxGridYZ, B - b0);
     const dim3 grid(unsigned(ceil_div(W, TW)), unsigned(ceil_div(H, TH)), unsigned(nb));
     gc_backward_kernel<T><<<grid, dim3(32, 8), 0, st>>>(
-        a + b0 * HW, b + b0 * HW, coef_workspace + b0 * gc::kCoef, H, W, grad_a + b0 * HW,
-        grad_b + b0 * HW);
+        a + b0 * HW, b + b0 * HW, coef_workspace + b0 * gc::kCoef, H, W,
+        grad_a ? grad_a + b0 * HW : nullptr, grad_b ? grad_b + b0 * HW : nullptr);
   }
   return last_error();
 }

@@ -20,6 +20,16 @@ void check_pair(const at::Tensor& a, const at::Tensor& b) {
               "same device, got ", a.device(), " and ", b.device());
 }
 
+// A gradient buffer shaped like its input, or an empty tensor when not needed.
+at::Tensor gradient_output(const at::Tensor& like, bool needed) {
+  return needed ? at::empty_like(like, at::MemoryFormat::Contiguous) : at::empty({0}, like.options());
+}
+
+template <typename T>
+T* out_ptr(at::Tensor& t) {
+  return t.numel() ? t.data_ptr<T>() : nullptr;
+}
+
 std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& a_in, const at::Tensor& b_in,
                                                double eps) {
   check_pair(a_in, b_in);
@@ -38,7 +48,7 @@ std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& a_in, const at:
 
 std::tuple<at::Tensor, at::Tensor> backward_cpu(const at::Tensor& grad, const at::Tensor& a_in,
                                                 const at::Tensor& b_in, const at::Tensor& stats,
-                                                double eps) {
+                                                double eps, bool need_a, bool need_b) {
   check_pair(a_in, b_in);
   const at::Tensor a = as_image_batch(a_in, "gradient_correlation_backward", "a");
   const at::Tensor b = as_image_batch(b_in, "gradient_correlation_backward", "b");
@@ -49,12 +59,12 @@ std::tuple<at::Tensor, at::Tensor> backward_cpu(const at::Tensor& grad, const at
               "xvertfast::gradient_correlation_backward: grad/stats do not match the batch");
   TORCH_CHECK(g.device() == a.device() && st.device() == a.device(),
               "xvertfast::gradient_correlation_backward: grad and stats must be on ", a.device());
-  at::Tensor ga = at::empty_like(a_in, at::MemoryFormat::Contiguous);
-  at::Tensor gb = at::empty_like(b_in, at::MemoryFormat::Contiguous);
+  at::Tensor ga = gradient_output(a_in, need_a);
+  at::Tensor gb = gradient_output(b_in, need_b);
   AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "gradient_correlation_backward_cpu", [&] {
     gc_backward_cpu<scalar_t>(g.data_ptr<scalar_t>(), a.data_ptr<scalar_t>(),
                               b.data_ptr<scalar_t>(), st.data_ptr<double>(), B, H, W, eps,
-                              ga.data_ptr<scalar_t>(), gb.data_ptr<scalar_t>(),
+                              out_ptr<scalar_t>(ga), out_ptr<scalar_t>(gb),
                               at::get_num_threads());
   });
   return {ga, gb};
@@ -83,7 +93,7 @@ std::tuple<at::Tensor, at::Tensor> forward_cuda(const at::Tensor& a_in, const at
 
 std::tuple<at::Tensor, at::Tensor> backward_cuda(const at::Tensor& grad, const at::Tensor& a_in,
                                                  const at::Tensor& b_in, const at::Tensor& stats,
-                                                 double eps) {
+                                                 double eps, bool need_a, bool need_b) {
   check_pair(a_in, b_in);
   DeviceScope scope(a_in);
   const at::Tensor a = as_image_batch(a_in, "gradient_correlation_backward", "a");
@@ -95,14 +105,14 @@ std::tuple<at::Tensor, at::Tensor> backward_cuda(const at::Tensor& grad, const a
               "xvertfast::gradient_correlation_backward: grad/stats do not match the batch");
   TORCH_CHECK(g.device() == a.device() && st.device() == a.device(),
               "xvertfast::gradient_correlation_backward: grad and stats must be on ", a.device());
-  at::Tensor ga = at::empty_like(a_in, at::MemoryFormat::Contiguous);
-  at::Tensor gb = at::empty_like(b_in, at::MemoryFormat::Contiguous);
+  at::Tensor ga = gradient_output(a_in, need_a);
+  at::Tensor gb = gradient_output(b_in, need_b);
   at::Tensor coef = at::empty({B, gc::kCoef}, st.options());
   AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "gradient_correlation_backward_cuda", [&] {
     check_launch(cuda::gc_backward<scalar_t>(g.data_ptr<scalar_t>(), a.data_ptr<scalar_t>(),
                                              b.data_ptr<scalar_t>(), st.data_ptr<double>(), B, H,
-                                             W, eps, ga.data_ptr<scalar_t>(),
-                                             gb.data_ptr<scalar_t>(), coef.data_ptr<double>(),
+                                             W, eps, out_ptr<scalar_t>(ga),
+                                             out_ptr<scalar_t>(gb), coef.data_ptr<double>(),
                                              scope.stream()),
                  "gradient_correlation_backward");
   });

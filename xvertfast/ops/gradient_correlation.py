@@ -63,8 +63,11 @@ def _register() -> None:
         return a.new_empty(a.shape[0]), a.new_empty(a.shape[0], 10, dtype=torch.float64)
 
     @torch.library.register_fake("xvertfast::gradient_correlation_backward")
-    def _(grad, a, b, stats, eps):
-        return torch.empty_like(a), torch.empty_like(b)
+    def _(grad, a, b, stats, eps, need_a, need_b):
+        return (
+            torch.empty_like(a) if need_a else a.new_empty(0),
+            torch.empty_like(b) if need_b else b.new_empty(0),
+        )
 
     def setup_context(ctx, inputs, output):
         a, b, eps = inputs
@@ -75,10 +78,10 @@ def _register() -> None:
 
     def backward(ctx, grad_gc, _grad_stats):
         a, b, stats = ctx.saved_tensors
+        need_a, need_b = bool(ctx.needs_input_grad[0]), bool(ctx.needs_input_grad[1])
         grad_a, grad_b = torch.ops.xvertfast.gradient_correlation_backward(
-            grad_gc, a, b, stats, ctx.eps
+            grad_gc, a, b, stats, ctx.eps, need_a, need_b
         )
-        need_a, need_b = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         return (grad_a if need_a else None), (grad_b if need_b else None), None
 
     torch.library.register_autograd(

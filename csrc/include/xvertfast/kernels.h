@@ -17,7 +17,8 @@ template <typename T>
 void gc_forward_cpu(const T* a, const T* b, int64_t B, int64_t H, int64_t W, double eps,
                     T* gc, double* stats, int num_threads);
 
-// grad_gc[B], stats[B, 10] -> grad_a, grad_b [B, H, W] (every element written).
+// grad_gc[B], stats[B, 10] -> grad_a, grad_b [B, H, W] (every element written);
+// either output may be nullptr when that gradient is not needed.
 template <typename T>
 void gc_backward_cpu(const T* grad_gc, const T* a, const T* b, const double* stats,
                      int64_t B, int64_t H, int64_t W, double eps, T* grad_a, T* grad_b,
