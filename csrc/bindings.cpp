@@ -19,6 +19,12 @@ TORCH_LIBRARY(xvertfast, m) {
   m.def("feature_entropy(Tensor x, int bins) -> Tensor");
   // (index[B], map[B, 1, H, W], entropy[B, C]) of the highest-entropy map per sample.
   m.def("select_max_entropy(Tensor x, int bins, bool normalize) -> (Tensor, Tensor, Tensor)");
+  // WLS smoothing of each image of [B, H, W]: (solution, iterations[B], relative residual[B]).
+  m.def("wls(Tensor image, float lam, float alpha, float eps, float rtol, int maxiter) "
+        "-> (Tensor, Tensor, Tensor)");
+  // For tests: A x, or one multigrid V-cycle applied to x, for the system of image [H, W].
+  m.def("wls_operator(Tensor image, Tensor x, float lam, float alpha, float eps, "
+        "bool precondition) -> Tensor");
 }
 
 namespace {

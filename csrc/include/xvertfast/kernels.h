@@ -38,6 +38,25 @@ void select_map_cpu(const T* x, const double* entropy, const T* lo, const T* hi,
                     int64_t C, int64_t N, bool normalize, int64_t* index, T* map,
                     int num_threads);
 
+// ---- WLS smoothing ---------------------------------------------------------
+struct WlsOptions {
+  double lam = 0.8, alpha = 1.2, eps = 1e-4;  // system (DESIGN.md section 1)
+  double rtol = 1e-4;                         // on the relative residual ||b - A x|| / ||b||
+  int64_t maxiter = 100;
+};
+
+// Solves the WLS system of each image of image[B, H, W] (values >= 0) into
+// out[B, H, W]; iterations[B] and residual[B] (true relative residual).
+template <typename T>
+void wls_cpu(const T* image, int64_t B, int64_t H, int64_t W, const WlsOptions& options, T* out,
+             int64_t* iterations, double* residual, int num_threads);
+
+// For tests: y = A x (precondition = false) or y = one V-cycle applied to x
+// (precondition = true), with the system and hierarchy of `image` [H, W].
+template <typename T>
+void wls_operator_cpu(const T* image, int64_t H, int64_t W, const WlsOptions& options, const T* x,
+                      T* y, bool precondition, int num_threads);
+
 // ---- CUDA launchers (defined only when built with nvcc) -------------------
 // Each returns nullptr on success or a static error string.
 namespace cuda {

@@ -1,0 +1,77 @@
+// Per-point math of the WLS (Farbman et al. 2008) system and its multigrid.
+//
+// System: (I + L_a) g = x on an H x W grid, L_a the graph Laplacian of the
+// 4-neighbour edges with weight a_pq = lam / (|l_q - l_p|^alpha + eps),
+// l = log(x + 1e-4), natural boundary. Grids are stored padded with a ring of
+// zeros (row stride ld = W + 2), so stencil loops need no boundary branches:
+// couplings to the padding are zero by construction.
+//
+// A level's operator is a symmetric 9-point stencil: c (diagonal) and the
+// couplings e, s, se, sw of each point to its east, south, south-east and
+// south-west neighbours; the other four are read from the neighbour (w = e of
+// the west point, n = s of the north point, nw = se of the north-west point,
+// ne = sw of the north-east point). The finest level is 5-point (se = sw = 0).
+// xvertfast/ops/wls_reference.py is the pure-PyTorch statement of all of it.
+#pragma once
+
+#include <cmath>
+
+#include "common.h"
+
+namespace xvf {
+namespace wls {
+
+// Offset inside the log of the guide (DESIGN.md: not machine epsilon).
+constexpr double kLogOffset = 1e-4;
+// Grids with at most this many points are solved by dense Cholesky.
+constexpr int64_t kCoarsestPoints = 256;
+
+template <typename T>
+XVF_HD T log_guide(T v) {
+  return log(v + T(kLogOffset));
+}
+
+// lam / (|la - lb|^alpha + eps): the edge weight between two log-guide values.
+template <typename T>
+XVF_HD T edge_weight(T la, T lb, T lam, T alpha, T eps) {
+  const T d = fabs(lb - la);
+  return lam / ((d > T(0) ? pow(d, alpha) : T(0)) + eps);
+}
+
+// (A x)_p for a 5-point stencil, p an index into padded arrays with stride ld.
+template <typename T>
+XVF_HD T apply5(const T* c, const T* e, const T* s, const T* x, int64_t p, int64_t ld) {
+  return c[p] * x[p] + e[p] * x[p + 1] + e[p - 1] * x[p - 1] + s[p] * x[p + ld] +
+         s[p - ld] * x[p - ld];
+}
+
+// (A x)_p for a 9-point stencil.
+template <typename T>
+XVF_HD T apply9(const T* c, const T* e, const T* s, const T* se, const T* sw, const T* x,
+                int64_t p, int64_t ld) {
+  return apply5(c, e, s, x, p, ld) + se[p] * x[p + ld + 1] + se[p - ld - 1] * x[p - ld - 1] +
+         sw[p] * x[p + ld - 1] + sw[p - ld + 1] * x[p - ld + 1];
+}
+
+// Interpolation weights of a fine point from the sums g[k] of its couplings
+// that lead to each of its n coarse neighbours, `rest` being the sum of its
+// other couplings and diagonal (so the row sum is rest + sum g):
+//   w[k] = -min(g[k], 0) / (max(row sum, 0) - sum_k min(g[k], 0)).
+// Without positive couplings and with a non-negative row sum this is Dendy's
+// black-box multigrid formula; Galerkin stencils may hold positive couplings
+// and slightly negative row sums, which it drops instead of dividing by a
+// vanishing pivot. Weights are in [0, 1] and sum to at most 1.
+template <typename T, int n>
+XVF_HD void interpolation_weights(const T* g, T rest, T* w) {
+  T row = rest, neg = T(0);
+  for (int k = 0; k < n; ++k) {
+    row += g[k];
+    neg += g[k] < T(0) ? g[k] : T(0);
+  }
+  T den = (row > T(0) ? row : T(0)) - neg;
+  if (!(den > T(0))) den = T(1);  // no coupling at all: every numerator is 0 too
+  for (int k = 0; k < n; ++k) w[k] = (g[k] < T(0) ? -g[k] : T(0)) / den;
+}
+
+}  // namespace wls
+}  // namespace xvf
