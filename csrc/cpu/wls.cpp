@@ -42,6 +42,7 @@ struct Level {
   Grid g;
   bool nine = false;
   Vec<T> c, e, s, se, sw;  // stencil (se, sw empty on the 5-point finest level)
+  Vec<T> d;                // row sums (empty on the finest level, where they are all 1)
   Vec<T> inv_x, inv_y;     // inverse Thomas pivots of the row and column tridiagonals
   Vec<T> pw[kWeights];     // interpolation from the next coarser level (on its grid)
   Vec<T> b, x, r;          // right-hand side, solution, residual/scratch
@@ -151,18 +152,18 @@ class Solver {
       if (L.nine) {
 #pragma omp simd
         for (int64_t p = p0; p < p0 + g.w; ++p)
-          y[p] = wls::apply9(L.c.data(), L.e.data(), L.s.data(), L.se.data(), L.sw.data(), x.data(), p, g.ld);
+          y[p] = wls::apply9(L.d[p], L.e.data(), L.s.data(), L.se.data(), L.sw.data(), x.data(), p, g.ld);
       } else {
 #pragma omp simd
         for (int64_t p = p0; p < p0 + g.w; ++p)
-          y[p] = wls::apply5(L.c.data(), L.e.data(), L.s.data(), x.data(), p, g.ld);
+          y[p] = wls::apply5(T(1), L.e.data(), L.s.data(), x.data(), p, g.ld);
       }
     }
   }
 
   T residual_at(const Level<T>& L, const T* b, const T* x, int64_t p) const {
-    const T ax = L.nine ? wls::apply9(L.c.data(), L.e.data(), L.s.data(), L.se.data(), L.sw.data(), x, p, L.g.ld)
-                        : wls::apply5(L.c.data(), L.e.data(), L.s.data(), x, p, L.g.ld);
+    const T ax = L.nine ? wls::apply9(L.d[p], L.e.data(), L.s.data(), L.se.data(), L.sw.data(), x, p, L.g.ld)
+                        : wls::apply5(T(1), L.e.data(), L.s.data(), x, p, L.g.ld);
     return b[p] - ax;
   }
 
@@ -344,7 +345,7 @@ class Solver {
         T out[5];
         for (int k = 0; k < 5; ++k) {
           const int di = kDirs[k][0], dj = kDirs[k][1];
-          T acc = T(0);
+          double acc = 0.0;
           if (I + di < cg.h && J + dj >= 0 && J + dj < cg.w) {
             const int64_t qn = cg.at(I + di, J + dj);
             for (int a = 0; a < kCount[di + 1]; ++a) {
@@ -359,17 +360,69 @@ class Solver {
                 if (wf == T(0)) continue;
                 const T a_fg = F.coupling(g.at(fi, fj), si, sj);
                 if (a_fg == T(0)) continue;
-                acc += wf * a_fg * pweight(F, cg, qn, ei + si - 2 * di, ej + sj - 2 * dj);
+                acc += double(wf) * double(a_fg) * double(pweight(F, cg, qn, ei + si - 2 * di, ej + sj - 2 * dj));
               }
             }
           }
-          out[k] = acc;
+          out[k] = T(acc);
         }
         C.c[q] = out[0];
         C.e[q] = out[1];
         C.s[q] = out[2];
         C.se[q] = out[3];
         C.sw[q] = out[4];
+      }
+    }
+    row_sums(F, C);
+  }
+
+  // C.d = P^T A P 1 = P^T (A (P 1)), evaluated in double in the row-sum form, so the
+  // small row sums of the coarse operators are not lost to cancellation.
+  void row_sums(const Level<T>& F, Level<T>& C) {
+    const Grid& g = F.g;
+    const Grid& cg = C.g;
+    Vec<double> u(g.size(), 0.0), v(g.size(), 0.0);
+#pragma omp parallel for num_threads(nt_) schedule(static)
+    for (int64_t I = 0; I < cg.h; ++I) {
+      for (int64_t J = 0; J < cg.w; ++J) {
+        const int64_t q = cg.at(I, J);
+        const int64_t f = g.at(2 * I, 2 * J);
+        const double c01 = J + 1 < cg.w ? 1.0 : 0.0, c10 = I + 1 < cg.h ? 1.0 : 0.0;
+        u[f] = 1.0;
+        if (2 * J + 1 < g.w) u[f + 1] = double(F.pw[kXW][q]) + double(F.pw[kXE][q]) * c01;
+        if (2 * I + 1 < g.h) {
+          u[f + g.ld] = double(F.pw[kYN][q]) + double(F.pw[kYS][q]) * c10;
+          if (2 * J + 1 < g.w)
+            u[f + g.ld + 1] = double(F.pw[kNW][q]) + double(F.pw[kNE][q]) * c01 +
+                              double(F.pw[kSW][q]) * c10 + double(F.pw[kSE][q]) * c01 * c10;
+        }
+      }
+    }
+#pragma omp parallel for num_threads(nt_) schedule(static)
+    for (int64_t i = 0; i < g.h; ++i) {
+      for (int64_t j = 0; j < g.w; ++j) {
+        const int64_t p = g.at(i, j);
+        const double dp = F.nine ? double(F.d[p]) : 1.0;
+        double acc = dp * u[p];
+        for (int di = -1; di <= 1; ++di)
+          for (int dj = -1; dj <= 1; ++dj)
+            if (di || dj) acc += double(F.coupling(p, di, dj)) * (u[p + di * g.ld + dj] - u[p]);
+        v[p] = acc;
+      }
+    }
+    C.d.assign(cg.size(), T(0));
+#pragma omp parallel for num_threads(nt_) schedule(static)
+    for (int64_t I = 0; I < cg.h; ++I) {
+      for (int64_t J = 0; J < cg.w; ++J) {
+        const int64_t q = cg.at(I, J);
+        double acc = 0.0;
+        for (int ei = -1; ei <= 1; ++ei)
+          for (int ej = -1; ej <= 1; ++ej) {
+            const int64_t fi = 2 * I + ei, fj = 2 * J + ej;
+            if (fi < 0 || fi >= g.h || fj < 0 || fj >= g.w) continue;
+            acc += double(pweight(F, cg, q, ei, ej)) * v[g.at(fi, fj)];
+          }
+        C.d[q] = T(acc);
       }
     }
   }

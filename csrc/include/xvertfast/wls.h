@@ -6,7 +6,7 @@
 // zeros (row stride ld = W + 2), so stencil loops need no boundary branches:
 // couplings to the padding are zero by construction.
 //
-// A level's operator is a symmetric 9-point stencil: c (diagonal) and the
+// A level's operator is a symmetric 9-point stencil: c (diagonal), d (row sum) and the
 // couplings e, s, se, sw of each point to its east, south, south-east and
 // south-west neighbours; the other four are read from the neighbour (w = e of
 // the west point, n = s of the north point, nw = se of the north-west point,
@@ -38,19 +38,26 @@ XVF_HD T edge_weight(T la, T lb, T lam, T alpha, T eps) {
   return lam / ((d > T(0) ? pow(d, alpha) : T(0)) + eps);
 }
 
-// (A x)_p for a 5-point stencil, p an index into padded arrays with stride ld.
+// (A x)_p for a 5-point stencil, p an index into padded arrays with stride ld,
+// in "row sum" form: d_p x_p + sum_q a_pq (x_q - x_p), with d the row sum of A.
+// Written so, float32 keeps its accuracy: the couplings reach 1/eps = 1e4 and
+// c_p x_p - sum |a_pq| x_q would cancel to ~1e-3 relative error, where the
+// differences x_q - x_p are small exactly when the couplings are large.
 template <typename T>
-XVF_HD T apply5(const T* c, const T* e, const T* s, const T* x, int64_t p, int64_t ld) {
-  return c[p] * x[p] + e[p] * x[p + 1] + e[p - 1] * x[p - 1] + s[p] * x[p + ld] +
-         s[p - ld] * x[p - ld];
+XVF_HD T apply5(T d, const T* e, const T* s, const T* x, int64_t p, int64_t ld) {
+  const T xp = x[p];
+  return d * xp + e[p] * (x[p + 1] - xp) + e[p - 1] * (x[p - 1] - xp) +
+         s[p] * (x[p + ld] - xp) + s[p - ld] * (x[p - ld] - xp);
 }
 
-// (A x)_p for a 9-point stencil.
+// (A x)_p for a 9-point stencil, in the same row-sum form.
 template <typename T>
-XVF_HD T apply9(const T* c, const T* e, const T* s, const T* se, const T* sw, const T* x,
-                int64_t p, int64_t ld) {
-  return apply5(c, e, s, x, p, ld) + se[p] * x[p + ld + 1] + se[p - ld - 1] * x[p - ld - 1] +
-         sw[p] * x[p + ld - 1] + sw[p - ld + 1] * x[p - ld + 1];
+XVF_HD T apply9(T d, const T* e, const T* s, const T* se, const T* sw, const T* x, int64_t p,
+                int64_t ld) {
+  const T xp = x[p];
+  return apply5(d, e, s, x, p, ld) + se[p] * (x[p + ld + 1] - xp) +
+         se[p - ld - 1] * (x[p - ld - 1] - xp) + sw[p] * (x[p + ld - 1] - xp) +
+         sw[p - ld + 1] * (x[p - ld + 1] - xp);
 }
 
 // Interpolation weights of a fine point from the sums g[k] of its couplings
