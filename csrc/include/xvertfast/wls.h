@@ -35,7 +35,7 @@ XVF_HD T log_guide(T v) {
 template <typename T>
 XVF_HD T edge_weight(T la, T lb, T lam, T alpha, T eps) {
   const T d = fabs(lb - la);
-  return lam / ((d > T(0) ? pow(d, alpha) : T(0)) + eps);
+  return lam / ((d > T(0) ? exp(alpha * log(d)) : T(0)) + eps);
 }
 
 // (A x)_p for a 5-point stencil, p an index into padded arrays with stride ld,
@@ -43,9 +43,10 @@ XVF_HD T edge_weight(T la, T lb, T lam, T alpha, T eps) {
 // Written so, float32 keeps its accuracy: the couplings reach 1/eps = 1e4 and
 // c_p x_p - sum |a_pq| x_q would cancel to ~1e-3 relative error, where the
 // differences x_q - x_p are small exactly when the couplings are large.
-template <typename T>
-XVF_HD T apply5(T d, const T* e, const T* s, const T* x, int64_t p, int64_t ld) {
-  const T xp = x[p];
+// X is the vector type (it may be wider than the stencil's T).
+template <typename T, typename X = T>
+XVF_HD X apply5(X d, const T* e, const T* s, const X* x, int64_t p, int64_t ld) {
+  const X xp = x[p];
   return d * xp + e[p] * (x[p + 1] - xp) + e[p - 1] * (x[p - 1] - xp) +
          s[p] * (x[p + ld] - xp) + s[p - ld] * (x[p - ld] - xp);
 }
