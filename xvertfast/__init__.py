@@ -3,5 +3,6 @@
 __version__ = "0.1.0"
 
 from xvertfast import ops  # noqa: E402
+from xvertfast.ops.wls import wls  # noqa: E402
 
-__all__ = ["__version__", "ops"]
+__all__ = ["__version__", "ops", "wls"]

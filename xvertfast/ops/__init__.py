@@ -2,12 +2,14 @@
 
 - :func:`gradient_correlation`, :func:`gradient_correlation_loss`: the structural loss L1.
 - :func:`feature_entropy`, :func:`select_max_entropy`: the feature-loss target c*.
+- :func:`wls`: the exact edge-preserving WLS smoothing of the preprocessing.
 
 ``xvertfast.ops.reference`` holds the pure-PyTorch definitions the kernels are tested against.
 """
 
 from xvertfast.ops.entropy import DEFAULT_BINS, MaxEntropyMap, feature_entropy, select_max_entropy
 from xvertfast.ops.gradient_correlation import GC_EPS, gradient_correlation, gradient_correlation_loss
+from xvertfast.ops.wls import WlsInfo, wls
 
 __all__ = [
     "GC_EPS",
@@ -17,4 +19,6 @@ __all__ = [
     "gradient_correlation_loss",
     "feature_entropy",
     "select_max_entropy",
+    "wls",
+    "WlsInfo",
 ]

@@ -27,7 +27,15 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["LOG_OFFSET", "edge_weights", "fine_stencil", "Stencil", "Hierarchy", "solve_reference"]
+__all__ = [
+    "LOG_OFFSET",
+    "edge_weights",
+    "fine_stencil",
+    "Stencil",
+    "Hierarchy",
+    "solve_reference",
+    "relative_residual",
+]
 
 #: Offset inside the log guide: ``l = log(x + LOG_OFFSET)`` (not machine epsilon, see DESIGN.md).
 LOG_OFFSET = 1e-4
@@ -333,3 +341,12 @@ def solve_reference(
         p = z + (rz_new / rz) * p
         rz = rz_new
     return x, maxiter, rel
+
+
+def relative_residual(image: torch.Tensor, g: torch.Tensor, lam: float, alpha: float, eps: float) -> float:
+    """``||image - A g|| / ||image||`` for the system of image (0 for an all-zero image)."""
+    nb = torch.linalg.vector_norm(image).item()
+    if nb == 0.0:
+        return 0.0
+    st = fine_stencil(*edge_weights(image, lam, alpha, eps))
+    return torch.linalg.vector_norm(image - st.apply(g)).item() / nb

@@ -1,0 +1,228 @@
+"""WLS solver: compiled kernels against the PyTorch reference, every method against the direct solve."""
+
+from __future__ import annotations
+
+import functools
+import glob
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from xvertfast import wls
+from xvertfast._extension import has_extension
+from xvertfast.ops import wls_reference as ref
+from xvertfast.ops.wls_direct import solve_direct
+
+needs_ext = pytest.mark.skipif(not has_extension(), reason="compiled extension not built")
+DATA = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "cxr-dev")
+IMAGES = sorted(glob.glob(os.path.join(DATA, "*.png")))
+PARAMS = dict(lam=0.8, alpha=1.2, eps=1e-4)
+SHAPES = [(1, 1), (1, 9), (2, 3), (7, 1), (33, 17), (50, 64)]
+
+# The methods that can run here: compiled CPU solver and the PyTorch multigrid.
+METHODS = [pytest.param("cpu", marks=needs_ext), "torch"]
+
+
+def mixed_batch(b, h, w, dtype=torch.float32):
+    """Constant, noise, smooth gradient, blocks with noise: the structure WLS meets."""
+    gen = [
+        lambda: torch.full((h, w), 0.37),
+        lambda: torch.rand(h, w),
+        lambda: torch.linspace(0, 1, w).expand(h, w) * 0.8 + 0.1,
+        lambda: ((torch.arange(h)[:, None] // 8 + torch.arange(w)[None, :] // 8) % 2) * 0.6 + 0.2 + 0.01 * torch.rand(h, w),
+    ]
+    return torch.stack([gen[k % len(gen)]() for k in range(b)]).to(dtype)
+
+
+def rel_err(got, want) -> float:
+    got, want = torch.as_tensor(got).double(), torch.as_tensor(want).double()
+    return float(torch.linalg.vector_norm(got - want) / torch.linalg.vector_norm(want))
+
+
+def direct(img: torch.Tensor) -> torch.Tensor:
+    return solve_direct(img.double(), **PARAMS)
+
+
+@functools.lru_cache(maxsize=None)
+def real_image(path: str, size: int | None) -> torch.Tensor:
+    from PIL import Image
+
+    im = Image.open(path)
+    arr = np.asarray(im, dtype=np.float64)
+    if size is not None and arr.shape != (size, size):
+        arr = np.asarray(Image.fromarray(arr.astype(np.float32)).resize((size, size), Image.BILINEAR), dtype=np.float64)
+    arr = (arr - arr.min()) / max(arr.max() - arr.min(), 1e-12)
+    return torch.from_numpy(arr).float()
+
+
+@functools.lru_cache(maxsize=None)
+def real_direct(path: str, size: int | None) -> torch.Tensor:
+    return direct(real_image(path, size))
+
+
+# ---- the compiled kernels against the reference, step by step ---------------------------------
+
+
+@needs_ext
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_operator_matches_reference(seed, shape, dtype):
+    # Same inputs and dtype on both sides: in float32 the log guide itself carries
+    # ~1e-7 absolute error, which moves the weights of near-equal neighbours.
+    image = torch.rand(shape, dtype=dtype)
+    x = torch.randn(shape, dtype=dtype)
+    want = ref.fine_stencil(*ref.edge_weights(image, **PARAMS)).apply(x)
+    got = torch.ops.xvertfast.wls_operator(image, x, *PARAMS.values(), False)
+    tol = 1e-4 if dtype == torch.float32 else 1e-12
+    assert rel_err(got, want) <= tol, f"seed {seed}"
+
+
+@needs_ext
+@pytest.mark.parametrize("shape", SHAPES + [(64, 64), (97, 45)])
+def test_vcycle_matches_reference(seed, shape):
+    # One V-cycle exercises every part of the hierarchy: weights, interpolation,
+    # Galerkin operators, row sums, line smoothers, restriction, prolongation, coarse solve.
+    image = torch.rand(shape, dtype=torch.float64)
+    r = torch.randn(shape, dtype=torch.float64)
+    want = ref.Hierarchy(ref.fine_stencil(*ref.edge_weights(image, **PARAMS))).vcycle(r)
+    got = torch.ops.xvertfast.wls_operator(image, r, *PARAMS.values(), True)
+    assert rel_err(got, want) <= 1e-10, f"seed {seed}"
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (9, 6), (12, 1)])
+def test_reference_galerkin_is_ptap(seed, shape):
+    image = torch.rand(shape, dtype=torch.float64)
+    st = ref.fine_stencil(*ref.edge_weights(image, **PARAMS))
+    P = ref.interpolation(st)
+    h, w = shape
+    hc, wc = ref.coarse_shape(h, w)
+    cols = []
+    for k in range(hc * wc):
+        unit = torch.zeros(hc * wc, dtype=torch.float64)
+        unit[k] = 1
+        cols.append(ref.prolong(P, unit.reshape(hc, wc), shape).reshape(-1))
+    Pd = torch.stack(cols, 1)
+    torch.testing.assert_close(ref.galerkin(st, P).dense(), Pd.T @ st.dense() @ Pd)
+    r = torch.rand(shape, dtype=torch.float64)
+    torch.testing.assert_close(ref.restrict(P, r).reshape(-1), Pd.T @ r.reshape(-1))
+    assert P.min() >= 0 and P.max() <= 1
+
+
+# ---- accuracy of every method against the direct solve ------------------------------------------
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_random_batches_match_direct(seed, method, dtype):
+    batch = mixed_batch(5, 37, 52, dtype) * torch.rand(5, 1, 1, dtype=dtype).clamp_min(0.2)
+    out, info = wls(batch, method=method, return_info=True)
+    assert out.shape == batch.shape and out.dtype == dtype
+    for img, got, res in zip(batch, out, info.residual):
+        assert rel_err(got, direct(img)) <= 1e-4, f"seed {seed}"
+        assert res <= 1e-4
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_real_images_512(method):
+    for path in IMAGES[:: 1 if method == "cpu" else 6]:
+        got = wls(real_image(path, 512), method=method)
+        assert rel_err(got, real_direct(path, 512)) <= 1e-4, os.path.basename(path)
+
+
+@needs_ext
+@pytest.mark.slow
+@pytest.mark.parametrize("size", [1024, None], ids=["1024", "native"])
+def test_real_images_cpu_large(size):
+    for path in IMAGES:
+        if size is None and os.path.basename(path).startswith("nih_"):
+            continue  # NIH PNGs are 1024 x 1024: covered by the 1024 case
+        got, info = wls(real_image(path, size), method="cpu", return_info=True)
+        err = rel_err(got, real_direct(path, size))
+        assert err <= 1e-4, f"{os.path.basename(path)}: error {err:.2e}, {info.iterations} iterations"
+
+
+# ---- edge cases -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", METHODS + ["direct"])
+def test_constant_image_is_its_own_solution(method):
+    x = torch.full((2, 13, 21), 0.42)
+    torch.testing.assert_close(wls(x, method=method), x, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", METHODS + ["direct"])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 17), (2, 3), (23, 1), (31, 64)])
+def test_tiny_and_thin_images(seed, method, shape):
+    x = torch.rand(shape)
+    got = wls(x, method=method)
+    assert got.shape == shape
+    assert rel_err(got, direct(x)) <= 1e-4
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_all_zero_image(method):
+    out, info = wls(torch.zeros(2, 8, 9), method=method, return_info=True)
+    assert torch.equal(out, torch.zeros(2, 8, 9))
+    assert info.iterations == [0, 0]
+
+
+def test_types_shapes_and_devices_round_trip(seed):
+    x = np.random.default_rng(seed).random((20, 30))
+    out = wls(x)
+    assert isinstance(out, np.ndarray) and out.dtype == np.float64 and out.shape == (20, 30)
+    out32 = wls(x.astype(np.float32))
+    assert out32.dtype == np.float32
+    t = torch.from_numpy(x).float()
+    out_t = wls(t)
+    assert isinstance(out_t, torch.Tensor) and out_t.device == t.device and out_t.dtype == torch.float32
+    assert wls(t.bfloat16()).dtype == torch.float32
+    assert wls(torch.zeros(0, 5, 5)).shape == (0, 5, 5)
+
+
+@needs_ext
+def test_deterministic_across_thread_counts(seed):
+    x = mixed_batch(2, 70, 90)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = wls(x, method="cpu")
+        torch.set_num_threads(max(2, threads))
+        many = wls(x, method="cpu")
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one, many)
+
+
+@pytest.mark.parametrize(
+    "image, error, match",
+    [
+        (torch.tensor([[0.1, float("nan")], [0.2, 0.3]]), ValueError, "NaN"),
+        (torch.tensor([[0.1, float("inf")], [0.2, 0.3]]), ValueError, "infinite"),
+        (torch.tensor([[0.1, -0.5], [0.2, 0.3]]), ValueError, "negative"),
+        (torch.ones(2, 2, dtype=torch.int32), TypeError, "floating point"),
+        (torch.rand(1, 2, 3, 4), ValueError, r"\[H, W\]"),
+        ([[0.1, 0.2]], TypeError, "NumPy array or a torch tensor"),
+    ],
+)
+def test_bad_input_raises_clear_errors(image, error, match):
+    with pytest.raises(error, match=match):
+        wls(image)
+
+
+def test_bad_arguments():
+    x = torch.rand(8, 8)
+    with pytest.raises(ValueError, match="unknown method"):
+        wls(x, method="magic")
+    with pytest.raises(NotImplementedError, match="method='torch'"):
+        wls(x, method="cupy")
+    with pytest.raises(ValueError, match="maxiter"):
+        wls(x, maxiter=0)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_non_convergence_warns_with_residual(seed, method):
+    x = torch.rand(40, 40)
+    with pytest.warns(RuntimeWarning, match=r"did not reach rtol=1e-10 in 2 iterations \(relative residual"):
+        wls(x, rtol=1e-10, maxiter=2, method=method)

@@ -1,0 +1,172 @@
+"""``xvertfast.wls``: exact edge-preserving smoothing (Farbman et al. 2008), on CPU or GPU.
+
+XVertNet solves this weighted-least-squares system three times per image
+(preprocessing, the HFC guidance image, and between stages), so it is the
+heart of throughput. The system, its weights and boundary are defined in
+:mod:`xvertfast.ops.wls_reference`; every method solves that same system.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from xvertfast._extension import has_extension
+from xvertfast.ops import wls_reference
+
+__all__ = ["wls", "WlsInfo", "METHODS", "DEFAULT_MAXITER"]
+
+#: Methods of :func:`wls`; see its docstring.
+METHODS = ("auto", "cpu", "torch", "direct", "cupy", "cuda")
+#: Iteration cap of the multigrid-preconditioned CG (it typically needs 6 to 50).
+DEFAULT_MAXITER = 200
+
+
+@dataclass
+class WlsInfo:
+    """How each image was solved."""
+
+    method: str
+    iterations: list[int] = field(default_factory=list)  #: CG iterations per image (0 for direct)
+    #: final ||b - A g|| / ||b|| per image, of the solver's float64 iterate (rounding the
+    #: result to float32 alone leaves a residual of ~1e-4 through couplings up to 1/eps)
+    residual: list[float] = field(default_factory=list)
+
+
+def _as_tensor(image: Any) -> tuple[torch.Tensor, bool]:
+    if isinstance(image, torch.Tensor):
+        return image, False
+    if isinstance(image, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(image)), True
+    raise TypeError(f"wls: image must be a NumPy array or a torch tensor, got {type(image).__name__}")
+
+
+def _check(x: torch.Tensor) -> None:
+    if x.dim() not in (2, 3):
+        raise ValueError(f"wls: image must be [H, W] or [B, H, W], got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(
+            f"wls: image must be floating point with values in [0, 1], got {x.dtype} "
+            "(scale integer images by their real maximum first)"
+        )
+    if x.numel() == 0:
+        return
+    finite = torch.isfinite(x)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        raise ValueError(f"wls: image contains {bad} NaN or infinite value(s)")
+    low = float(x.min())
+    if low < 0:
+        raise ValueError(
+            f"wls: image has negative values (min {low:.3g}); the log guide needs values >= 0 "
+            "(min-max scale to [0, 1] first)"
+        )
+
+
+def _resolve(method: str, x: torch.Tensor) -> str:
+    if method not in METHODS:
+        raise ValueError(f"wls: unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if method == "auto":
+        if x.device.type == "cpu":
+            return "cpu" if has_extension() else "torch"
+        return "torch"
+    if method in ("cupy", "cuda"):
+        raise NotImplementedError(
+            f"wls: method={method!r} (GPU multigrid kernels) is not implemented yet; "
+            "method='torch' solves on any device, including CUDA tensors"
+        )
+    if method == "cpu":
+        if not has_extension():
+            raise RuntimeError("wls: method='cpu' needs the compiled extension (see `xvertfast info`)")
+        if x.device.type != "cpu":
+            raise ValueError(f"wls: method='cpu' needs a CPU tensor, got one on {x.device}")
+    return method
+
+
+def _solve_direct(x: torch.Tensor, lam: float, alpha: float, eps: float) -> torch.Tensor:
+    from xvertfast.ops.wls_direct import solve_direct
+
+    return solve_direct(x, lam, alpha, eps)
+
+
+def wls(
+    image,
+    lam: float = 0.8,
+    alpha: float = 1.2,
+    eps: float = 1e-4,
+    rtol: float = 1e-4,
+    maxiter: int | None = None,
+    method: str = "auto",
+    return_info: bool = False,
+):
+    """Edge-preserving WLS smoothing: the solution g of ``(I + L_a) g = image``.
+
+    Args:
+        image: NumPy array or torch tensor, ``[H, W]`` or a batch ``[B, H, W]``, values >= 0
+            (XVertNet feeds [0, 1]). float32 (default) or float64; float16/bfloat16 are
+            solved in float32.
+        lam, alpha, eps: smoothness, edge sensitivity and the weight guard of
+            ``a_pq = lam / (|log(x_q + 1e-4) - log(x_p + 1e-4)|^alpha + eps)``.
+        rtol: stop when the relative residual ``||b - A g|| / ||b||`` is below it; since the
+            smallest eigenvalue of ``A`` is at least 1, the relative error is at most about rtol.
+        maxiter: CG iteration cap (default 200); not converging is a RuntimeWarning.
+        method: ``"auto"`` (fastest available for the device), ``"cpu"`` (the C++ multigrid-PCG
+            solver), ``"torch"`` (the same algorithm in PyTorch, any device; slow, for tests and
+            GPUs until the CUDA kernels land), ``"direct"`` (SciPy sparse LU in float64: the
+            reference). ``"cupy"`` and ``"cuda"`` are reserved for the GPU kernels.
+        return_info: also return a :class:`WlsInfo` with iterations and residuals.
+
+    Returns:
+        The smoothed image(s), same type, shape and device as ``image``; with ``return_info``,
+        ``(smoothed, info)``.
+    """
+    x, from_numpy = _as_tensor(image)
+    _check(x)
+    chosen = _resolve(method, x)
+    squeeze = x.dim() == 2
+    batch = x.unsqueeze(0) if squeeze else x
+    out_dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+    batch = batch.to(out_dtype).contiguous()
+    cap = DEFAULT_MAXITER if maxiter is None else int(maxiter)
+    if cap < 1:
+        raise ValueError(f"wls: maxiter must be >= 1, got {maxiter}")
+    info = WlsInfo(chosen)
+
+    if batch.numel() == 0:
+        out = batch.clone()
+    elif chosen == "cpu":
+        out, iters, resid = torch.ops.xvertfast.wls(batch, lam, alpha, eps, rtol, cap)
+        info.iterations, info.residual = iters.tolist(), resid.tolist()
+    elif chosen == "torch":
+        outs = []
+        for img in batch:
+            g, it, rel = wls_reference.solve_reference(img.double(), lam, alpha, eps, rtol, cap)
+            outs.append(g.to(out_dtype))
+            info.iterations.append(it)
+            info.residual.append(rel)
+        out = torch.stack(outs)
+    else:  # direct
+        outs = []
+        for img in batch:
+            g = _solve_direct(img, lam, alpha, eps)
+            outs.append(g.to(out_dtype))
+            info.iterations.append(0)
+            info.residual.append(wls_reference.relative_residual(img.double(), g, lam, alpha, eps))
+        out = torch.stack(outs)
+
+    for k, (it, rel) in enumerate(zip(info.iterations, info.residual)):
+        if chosen != "direct" and rel > rtol:
+            warnings.warn(
+                f"wls: image {k} did not reach rtol={rtol:g} in {it} iterations "
+                f"(relative residual {rel:.2e}); raise maxiter or check the input",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    if squeeze:
+        out = out[0]
+    result = out.numpy() if from_numpy else out
+    return (result, info) if return_info else result
