@@ -1,0 +1,45 @@
+"""Benchmark inputs for the WLS solver: real radiographs of shared/data/cxr-dev, resized."""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import numpy as np
+
+DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "cxr-dev")
+
+
+def radiograph(size: int, index: int = 0) -> np.ndarray:
+    """The index-th NIH image of cxr-dev at size x size, float32 in [0, 1] (bilinear resize)."""
+    from PIL import Image
+
+    paths = sorted(glob.glob(os.path.join(DATA, "nih_*.png")))
+    if not paths:
+        raise FileNotFoundError(f"no NIH images under {DATA} (the shared data folder)")
+    im = Image.open(paths[index % len(paths)]).convert("F")
+    if im.size != (size, size):
+        im = im.resize((size, size), Image.BILINEAR)
+    x = np.asarray(im, dtype=np.float32)
+    return (x - x.min()) / max(float(x.max() - x.min()), 1e-12)
+
+
+def pyamg_solve(x: np.ndarray, rtol: float = 1e-4) -> np.ndarray:
+    """Ruge-Stueben AMG-preconditioned CG (pyamg), setup included: a CHOLMOD-free baseline."""
+    import pyamg
+    import torch
+
+    from xvertfast.ops.wls_direct import system_matrix
+
+    A = system_matrix(torch.from_numpy(x), 0.8, 1.2, 1e-4).tocsr()
+    ml = pyamg.ruge_stuben_solver(A)
+    return ml.solve(x.ravel().astype(np.float64), tol=rtol, accel="cg").reshape(x.shape)
+
+
+def scipy_direct(x: np.ndarray) -> np.ndarray:
+    """SciPy sparse LU (SuperLU, MMD ordering): the other CHOLMOD-free baseline."""
+    import torch
+
+    from xvertfast.ops.wls_direct import solve_direct
+
+    return solve_direct(torch.from_numpy(x).double(), 0.8, 1.2, 1e-4).numpy()
