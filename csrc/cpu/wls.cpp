@@ -9,6 +9,7 @@
 // The pure-PyTorch statement of the same algorithm is
 // xvertfast/ops/wls_reference.py; tests compare the two step by step.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <memory>
 #include <vector>
@@ -166,7 +167,7 @@ class Solver {
 
   void apply_level(const Level<T>& L, const Vec<T>& x, Vec<T>& y) const {
     const Grid& g = L.g;
-#pragma omp parallel for num_threads(nt_) schedule(static)
+#pragma omp parallel for num_threads(nt_) schedule(static) if (parallel(g))
     for (int64_t i = 0; i < g.h; ++i) {
       const int64_t p0 = g.at(i, 0);
       if (L.nine) {
@@ -182,97 +183,135 @@ class Solver {
   }
 
   T residual_at(const Level<T>& L, const T* b, const T* x, int64_t p) const {
-    const T ax = L.nine ? wls::apply9(L.d[p], L.e.data(), L.s.data(), L.se.data(), L.sw.data(), x, p, L.g.ld)
-                        : wls::apply5(T(1), L.e.data(), L.s.data(), x, p, L.g.ld);
-    return b[p] - ax;
+    return L.nine ? residual_t<true>(L, b, x, p) : residual_t<false>(L, b, x, p);
   }
+
+  template <bool kNine>
+  static T residual_t(const Level<T>& L, const T* b, const T* x, int64_t p) {
+    if constexpr (kNine)
+      return b[p] - wls::apply9(L.d[p], L.e.data(), L.s.data(), L.se.data(), L.sw.data(), x, p, L.g.ld);
+    else
+      return b[p] - wls::apply5(T(1), L.e.data(), L.s.data(), x, p, L.g.ld);
+  }
+
+  // Small grids run on one thread: fork/join would cost more than the work.
+  static bool parallel(const Grid& g) { return g.h * g.w >= 16384; }
 
   void line_factors(Level<T>& L) {
     const Grid& g = L.g;
     L.inv_x.assign(g.size(), T(0));
     L.inv_y.assign(g.size(), T(0));
-#pragma omp parallel for num_threads(nt_) schedule(static)
+#pragma omp parallel for num_threads(nt_) schedule(static) if (parallel(g))
     for (int64_t i = 0; i < g.h; ++i) {
       const int64_t p0 = g.at(i, 0);
       for (int64_t p = p0; p < p0 + g.w; ++p)  // e[p0 - 1] = 0 (padding) starts the recursion
         L.inv_x[p] = T(1) / (L.c[p] - L.e[p - 1] * L.e[p - 1] * L.inv_x[p - 1]);
     }
-    for (int64_t i = 0; i < g.h; ++i) {
-      const int64_t p0 = g.at(i, 0);
+    const int nt = parallel(g) ? nt_ : 1;
+    const int64_t chunk = ceil_div(g.w, nt);
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int t = 0; t < nt; ++t) {
+      const int64_t j0 = t * chunk, j1 = std::min(g.w, j0 + chunk);
+      for (int64_t i = 0; i < g.h; ++i) {
+        const int64_t p0 = g.at(i, 0);
 #pragma omp simd
-      for (int64_t p = p0; p < p0 + g.w; ++p)
-        L.inv_y[p] = T(1) / (L.c[p] - L.s[p - g.ld] * L.s[p - g.ld] * L.inv_y[p - g.ld]);
+        for (int64_t p = p0 + j0; p < p0 + j1; ++p)
+          L.inv_y[p] = T(1) / (L.c[p] - L.s[p - g.ld] * L.s[p - g.ld] * L.inv_y[p - g.ld]);
+      }
     }
   }
 
   // Row (x-line) zebra step: rows i = parity, parity + 2, ... solved exactly given the others.
+  template <bool kNine>
   void smooth_rows(Level<T>& L, const T* b, T* x, int parity) {
     const Grid& g = L.g;
-#pragma omp parallel num_threads(nt_)
+    const T* e = L.e.data();
+    const T* inv = L.inv_x.data();
+#pragma omp parallel num_threads(nt_) if (parallel(g))
     {
-      Vec<T> y(g.w);
+      Vec<T> buf(g.w);
+      T* y = buf.data();
 #pragma omp for schedule(static)
       for (int64_t i = parity; i < g.h; i += 2) {
         const int64_t p0 = g.at(i, 0);
-        // forward: residual of the row, eliminating the west coupling
-        T prev = T(0);
-        for (int64_t j = 0; j < g.w; ++j) {
-          const int64_t p = p0 + j;
-          prev = (residual_at(L, b, x, p) - L.e[p - 1] * prev) * L.inv_x[p];
-          y[j] = prev;
-        }
-        // backward substitution
-        for (int64_t j = g.w - 2; j >= 0; --j) y[j] -= L.e[p0 + j] * L.inv_x[p0 + j] * y[j + 1];
+#pragma omp simd
+        for (int64_t j = 0; j < g.w; ++j) y[j] = residual_t<kNine>(L, b, x, p0 + j);
+        // Thomas: forward elimination (e[p0 - 1] = 0 is the padding), back substitution
+        y[0] *= inv[p0];
+        for (int64_t j = 1; j < g.w; ++j) y[j] = (y[j] - e[p0 + j - 1] * y[j - 1]) * inv[p0 + j];
+        for (int64_t j = g.w - 2; j >= 0; --j) y[j] -= e[p0 + j] * inv[p0 + j] * y[j + 1];
+#pragma omp simd
         for (int64_t j = 0; j < g.w; ++j) x[p0 + j] += y[j];
       }
     }
   }
 
-  // Column (y-line) zebra step: columns j = parity, parity + 2, ..., vectorised across columns.
+  // Column (y-line) zebra step: columns j = parity, parity + 2, ..., all advanced together row
+  // by row; each thread takes a band of columns.
+  template <bool kNine>
   void smooth_cols(Level<T>& L, const T* b, T* x, int parity) {
     const Grid& g = L.g;
-    T* y = L.r.data();  // scratch
+    T* y = L.r.data();  // scratch (its padding stays zero)
+    const T* s = L.s.data();
+    const T* inv = L.inv_y.data();
     const int64_t ncols = (g.w - parity + 1) / 2;
     if (ncols <= 0) return;
-    const int64_t chunk = std::max<int64_t>(16, ceil_div(ncols, nt_));
-#pragma omp parallel for num_threads(nt_) schedule(static)
-    for (int64_t c0 = 0; c0 < ncols; c0 += chunk) {
-      const int64_t c1 = std::min(ncols, c0 + chunk);
-      for (int64_t i = 0; i < g.h; ++i) {
-        const int64_t base = g.at(i, parity);
-        for (int64_t k = c0; k < c1; ++k) {
-          const int64_t p = base + 2 * k;
-          y[p] = (residual_at(L, b, x, p) - L.s[p - g.ld] * y[p - g.ld]) * L.inv_y[p];
+    const int nt = parallel(g) ? nt_ : 1;
+    const int64_t chunk = ceil_div(ncols, nt);
+#pragma omp parallel num_threads(nt)
+    {
+      Vec<T> buf(2 * chunk + 2);
+      T* res = buf.data();
+#pragma omp for schedule(static)
+      for (int t = 0; t < nt; ++t) {
+        const int64_t k0 = t * chunk, k1 = std::min(ncols, k0 + chunk);
+        if (k0 >= k1) continue;
+        const int64_t j0 = parity + 2 * k0, j1 = parity + 2 * (k1 - 1) + 1;  // columns [j0, j1)
+        for (int64_t i = 0; i < g.h; ++i) {
+          const int64_t p0 = g.at(i, 0);
+          // residual of the whole band (contiguous, vectorised), then the strided recursion
+#pragma omp simd
+          for (int64_t j = j0; j < j1; ++j) res[j - j0] = residual_t<kNine>(L, b, x, p0 + j);
+#pragma omp simd
+          for (int64_t j = j0; j < j1; j += 2) {
+            const int64_t p = p0 + j;
+            y[p] = (res[j - j0] - s[p - g.ld] * y[p - g.ld]) * inv[p];
+          }
         }
-      }
-      for (int64_t i = g.h - 2; i >= 0; --i) {
-        const int64_t base = g.at(i, parity);
-        for (int64_t k = c0; k < c1; ++k) {
-          const int64_t p = base + 2 * k;
-          y[p] -= L.s[p] * L.inv_y[p] * y[p + g.ld];
-        }
-      }
-      for (int64_t i = 0; i < g.h; ++i) {
-        const int64_t base = g.at(i, parity);
-        for (int64_t k = c0; k < c1; ++k) {
-          const int64_t p = base + 2 * k;
-          x[p] += y[p];
+        // back substitution, applying each row's correction as soon as it is final
+        for (int64_t i = g.h - 1; i >= 0; --i) {
+          const int64_t p0 = g.at(i, 0);
+          // on the last row s[p] = 0 and y[p + ld] is the zero padding: no special case
+#pragma omp simd
+          for (int64_t j = j0; j < j1; j += 2) {
+            const int64_t p = p0 + j;
+            y[p] -= s[p] * inv[p] * y[p + g.ld];
+            x[p] += y[p];
+          }
         }
       }
     }
   }
 
   void smooth(Level<T>& L, const T* b, T* x, bool reverse) {
+    if (L.nine)
+      smooth_t<true>(L, b, x, reverse);
+    else
+      smooth_t<false>(L, b, x, reverse);
+  }
+
+  template <bool kNine>
+  void smooth_t(Level<T>& L, const T* b, T* x, bool reverse) {
     if (!reverse) {
-      smooth_rows(L, b, x, 0);
-      smooth_rows(L, b, x, 1);
-      smooth_cols(L, b, x, 0);
-      smooth_cols(L, b, x, 1);
+      smooth_rows<kNine>(L, b, x, 0);
+      smooth_rows<kNine>(L, b, x, 1);
+      smooth_cols<kNine>(L, b, x, 0);
+      smooth_cols<kNine>(L, b, x, 1);
     } else {
-      smooth_cols(L, b, x, 1);
-      smooth_cols(L, b, x, 0);
-      smooth_rows(L, b, x, 1);
-      smooth_rows(L, b, x, 0);
+      smooth_cols<kNine>(L, b, x, 1);
+      smooth_cols<kNine>(L, b, x, 0);
+      smooth_rows<kNine>(L, b, x, 1);
+      smooth_rows<kNine>(L, b, x, 0);
     }
   }
 
@@ -281,7 +320,7 @@ class Solver {
     const Grid& g = F.g;
     for (auto& v : F.pw) v.assign(cg.size(), T(0));
     auto A = [&](int64_t p, int di, int dj) { return F.coupling(p, di, dj); };
-#pragma omp parallel for num_threads(nt_) schedule(static)
+#pragma omp parallel for num_threads(nt_) schedule(static) if (parallel(g))
     for (int64_t I = 0; I < cg.h; ++I) {
       for (int64_t J = 0; J < cg.w; ++J) {
         const int64_t q = cg.at(I, J);
@@ -303,7 +342,7 @@ class Solver {
         }
       }
     }
-#pragma omp parallel for num_threads(nt_) schedule(static)
+#pragma omp parallel for num_threads(nt_) schedule(static) if (parallel(g))
     for (int64_t I = 0; I < cg.h; ++I) {
       for (int64_t J = 0; J < cg.w; ++J) {
         if (2 * I + 1 >= g.h || 2 * J + 1 >= g.w) continue;
@@ -341,7 +380,36 @@ class Solver {
     }
   }
 
-  // Coarse stencil C.(c, e, s, se, sw) = P^T A P.
+  // One term of a Galerkin entry: w_K(fine e) * A(fine e, offset delta) * w_K+d(fine en).
+  struct Term {
+    int8_t fe, delta, en;
+  };
+
+  // For each stored coarse offset d (0, E, S, SE, SW): the terms of
+  // A_c(K, K + d) = sum_f sum_g P[f, K] A[f, g] P[g, K + d], f = 2K + e, g = f + delta,
+  // e' = g - 2(K + d); offsets are numbered (row + 1) * 3 + (column + 1).
+  static const std::vector<Term>& terms(int k, bool nine) {
+    static const auto table = [] {
+      std::array<std::array<std::vector<Term>, 5>, 2> t;
+      const int dirs[5][2] = {{0, 0}, {0, 1}, {1, 0}, {1, 1}, {1, -1}};
+      for (int nn = 0; nn < 2; ++nn)
+        for (int d = 0; d < 5; ++d)
+          for (int ei = -1; ei <= 1; ++ei)
+            for (int ej = -1; ej <= 1; ++ej)
+              for (int si = -1; si <= 1; ++si)
+                for (int sj = -1; sj <= 1; ++sj) {
+                  const int ni = ei + si - 2 * dirs[d][0], nj = ej + sj - 2 * dirs[d][1];
+                  if (ni < -1 || ni > 1 || nj < -1 || nj > 1) continue;
+                  if (!nn && si && sj) continue;  // 5-point: no diagonal couplings
+                  t[nn][d].push_back({int8_t((ei + 1) * 3 + ej + 1), int8_t((si + 1) * 3 + sj + 1),
+                                      int8_t((ni + 1) * 3 + nj + 1)});
+                }
+      return t;
+    }();
+    return table[nine ? 1 : 0][k];
+  }
+
+  // Coarse stencil C.(c, e, s, se, sw) = P^T A P, accumulated in double.
   void galerkin(const Level<T>& F, Level<T>& C) {
     const Grid& g = F.g;
     const Grid& cg = C.g;
@@ -350,47 +418,32 @@ class Solver {
     C.s.assign(cg.size(), T(0));
     C.se.assign(cg.size(), T(0));
     C.sw.assign(cg.size(), T(0));
-    // (e, delta) pairs along one axis with e + delta - 2 d in {-1, 0, 1}, for d = -1, 0, 1.
-    static const int kPairs[3][7][2] = {
-        {{-1, -1}, {-1, 0}, {0, -1}, {0, 0}, {0, 0}, {0, 0}, {0, 0}},  // d = -1: 3 pairs used
-        {{-1, 0}, {-1, 1}, {0, -1}, {0, 0}, {0, 1}, {1, -1}, {1, 0}},  // d =  0: 7 pairs
-        {{0, 1}, {1, 0}, {1, 1}, {0, 0}, {0, 0}, {0, 0}, {0, 0}},      // d = +1: 3 pairs
-    };
-    static const int kCount[3] = {3, 7, 3};
+    T* out[5] = {C.c.data(), C.e.data(), C.s.data(), C.se.data(), C.sw.data()};
     static const int kDirs[5][2] = {{0, 0}, {0, 1}, {1, 0}, {1, 1}, {1, -1}};
-#pragma omp parallel for num_threads(nt_) schedule(static)
+#pragma omp parallel for num_threads(nt_) schedule(static) if (parallel(g))
     for (int64_t I = 0; I < cg.h; ++I) {
+      T a9[9][9];     // couplings of the 9 fine points of K's block
+      T wk[5][9];     // interpolation weights of K and of its 4 stored neighbours
       for (int64_t J = 0; J < cg.w; ++J) {
         const int64_t q = cg.at(I, J);
-        T out[5];
-        for (int k = 0; k < 5; ++k) {
-          const int di = kDirs[k][0], dj = kDirs[k][1];
-          double acc = 0.0;
-          if (I + di < cg.h && J + dj >= 0 && J + dj < cg.w) {
-            const int64_t qn = cg.at(I + di, J + dj);
-            for (int a = 0; a < kCount[di + 1]; ++a) {
-              const int ei = kPairs[di + 1][a][0], si = kPairs[di + 1][a][1];
-              const int64_t fi = 2 * I + ei;
-              if (fi < 0 || fi >= g.h) continue;
-              for (int bb = 0; bb < kCount[dj + 1]; ++bb) {
-                const int ej = kPairs[dj + 1][bb][0], sj = kPairs[dj + 1][bb][1];
-                const int64_t fj = 2 * J + ej;
-                if (fj < 0 || fj >= g.w) continue;
-                const T wf = pweight(F, cg, q, ei, ej);
-                if (wf == T(0)) continue;
-                const T a_fg = F.coupling(g.at(fi, fj), si, sj);
-                if (a_fg == T(0)) continue;
-                acc += double(wf) * double(a_fg) * double(pweight(F, cg, qn, ei + si - 2 * di, ej + sj - 2 * dj));
-              }
-            }
-          }
-          out[k] = T(acc);
+        for (int e = 0; e < 9; ++e) {
+          const int64_t fi = 2 * I + e / 3 - 1, fj = 2 * J + e % 3 - 1;
+          const bool in = fi >= 0 && fi < g.h && fj >= 0 && fj < g.w;
+          const int64_t p = in ? g.at(fi, fj) : 0;
+          for (int dl = 0; dl < 9; ++dl) a9[e][dl] = in ? F.coupling(p, dl / 3 - 1, dl % 3 - 1) : T(0);
         }
-        C.c[q] = out[0];
-        C.e[q] = out[1];
-        C.s[q] = out[2];
-        C.se[q] = out[3];
-        C.sw[q] = out[4];
+        for (int k = 0; k < 5; ++k) {
+          const int64_t ni = I + kDirs[k][0], nj = J + kDirs[k][1];
+          const bool in = ni < cg.h && nj >= 0 && nj < cg.w;
+          const int64_t qn = in ? cg.at(ni, nj) : 0;
+          for (int e = 0; e < 9; ++e) wk[k][e] = in ? pweight(F, cg, qn, e / 3 - 1, e % 3 - 1) : T(0);
+        }
+        for (int k = 0; k < 5; ++k) {
+          double acc = 0.0;
+          for (const Term& t : terms(k, F.nine))
+            acc += double(wk[0][t.fe]) * double(a9[t.fe][t.delta]) * double(wk[k][t.en]);
+          out[k][q] = T(acc);
+        }
       }
     }
     row_sums(F, C);
@@ -402,7 +455,7 @@ class Solver {
     const Grid& g = F.g;
     const Grid& cg = C.g;
     Vec<double> u(g.size(), 0.0), v(g.size(), 0.0);
-#pragma omp parallel for num_threads(nt_) schedule(static)
+#pragma omp parallel for num_threads(nt_) schedule(static) if (parallel(g))
     for (int64_t I = 0; I < cg.h; ++I) {
       for (int64_t J = 0; J < cg.w; ++J) {
         const int64_t q = cg.at(I, J);
@@ -418,7 +471,7 @@ class Solver {
         }
       }
     }
-#pragma omp parallel for num_threads(nt_) schedule(static)
+#pragma omp parallel for num_threads(nt_) schedule(static) if (parallel(g))
     for (int64_t i = 0; i < g.h; ++i) {
       for (int64_t j = 0; j < g.w; ++j) {
         const int64_t p = g.at(i, j);
@@ -431,7 +484,7 @@ class Solver {
       }
     }
     C.d.assign(cg.size(), T(0));
-#pragma omp parallel for num_threads(nt_) schedule(static)
+#pragma omp parallel for num_threads(nt_) schedule(static) if (parallel(g))
     for (int64_t I = 0; I < cg.h; ++I) {
       for (int64_t J = 0; J < cg.w; ++J) {
         const int64_t q = cg.at(I, J);
@@ -501,7 +554,7 @@ class Solver {
     const Grid& g = F.g;
     const Grid& cg = C.g;
     const T* r = F.r.data();
-#pragma omp parallel for num_threads(nt_) schedule(static)
+#pragma omp parallel for num_threads(nt_) schedule(static) if (parallel(g))
     for (int64_t I = 0; I < cg.h; ++I) {
       for (int64_t J = 0; J < cg.w; ++J) {
         const int64_t q = cg.at(I, J);
@@ -523,7 +576,7 @@ class Solver {
     const Grid& g = F.g;
     const Grid& cg = C.g;
     const T* xc = C.x.data();
-#pragma omp parallel for num_threads(nt_) schedule(static)
+#pragma omp parallel for num_threads(nt_) schedule(static) if (parallel(g))
     for (int64_t I = 0; I < cg.h; ++I) {
       for (int64_t J = 0; J < cg.w; ++J) {
         const int64_t q = cg.at(I, J);
@@ -551,7 +604,7 @@ class Solver {
     std::fill(x.begin(), x.end(), T(0));
     smooth(L, b.data(), x.data(), false);
     const Grid& g = L.g;
-#pragma omp parallel for num_threads(nt_) schedule(static)
+#pragma omp parallel for num_threads(nt_) schedule(static) if (parallel(g))
     for (int64_t i = 0; i < g.h; ++i)
       for (int64_t p = g.at(i, 0); p < g.at(i, 0) + g.w; ++p) L.r[p] = residual_at(L, b.data(), x.data(), p);
     Level<T>& C = levels_[k + 1];
