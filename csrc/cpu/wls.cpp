@@ -409,7 +409,7 @@ class Solver {
     return table[nine ? 1 : 0][k];
   }
 
-  // Coarse stencil C.(c, e, s, se, sw) = P^T A P, accumulated in double.
+  // Coarse stencil C.(c, e, s, se, sw) = P^T A P.
   void galerkin(const Level<T>& F, Level<T>& C) {
     const Grid& g = F.g;
     const Grid& cg = C.g;
@@ -420,6 +420,8 @@ class Solver {
     C.sw.assign(cg.size(), T(0));
     T* out[5] = {C.c.data(), C.e.data(), C.s.data(), C.se.data(), C.sw.data()};
     static const int kDirs[5][2] = {{0, 0}, {0, 1}, {1, 0}, {1, 1}, {1, -1}};
+    const std::vector<Term>* term_lists[5];
+    for (int k = 0; k < 5; ++k) term_lists[k] = &terms(k, F.nine);
 #pragma omp parallel for num_threads(nt_) schedule(static) if (parallel(g))
     for (int64_t I = 0; I < cg.h; ++I) {
       T a9[9][9];     // couplings of the 9 fine points of K's block
@@ -428,9 +430,25 @@ class Solver {
         const int64_t q = cg.at(I, J);
         for (int e = 0; e < 9; ++e) {
           const int64_t fi = 2 * I + e / 3 - 1, fj = 2 * J + e % 3 - 1;
-          const bool in = fi >= 0 && fi < g.h && fj >= 0 && fj < g.w;
-          const int64_t p = in ? g.at(fi, fj) : 0;
-          for (int dl = 0; dl < 9; ++dl) a9[e][dl] = in ? F.coupling(p, dl / 3 - 1, dl % 3 - 1) : T(0);
+          T* a = a9[e];
+          if (fi < 0 || fi >= g.h || fj < 0 || fj >= g.w) {
+            std::fill(a, a + 9, T(0));
+            continue;
+          }
+          const int64_t p = g.at(fi, fj), ld = g.ld;
+          a[4] = F.c[p];
+          a[5] = F.e[p];
+          a[3] = F.e[p - 1];
+          a[7] = F.s[p];
+          a[1] = F.s[p - ld];
+          if (F.nine) {
+            a[8] = F.se[p];
+            a[0] = F.se[p - ld - 1];
+            a[6] = F.sw[p];
+            a[2] = F.sw[p - ld + 1];
+          } else {
+            a[0] = a[2] = a[6] = a[8] = T(0);
+          }
         }
         for (int k = 0; k < 5; ++k) {
           const int64_t ni = I + kDirs[k][0], nj = J + kDirs[k][1];
@@ -439,10 +457,11 @@ class Solver {
           for (int e = 0; e < 9; ++e) wk[k][e] = in ? pweight(F, cg, qn, e / 3 - 1, e % 3 - 1) : T(0);
         }
         for (int k = 0; k < 5; ++k) {
-          double acc = 0.0;
-          for (const Term& t : terms(k, F.nine))
-            acc += double(wk[0][t.fe]) * double(a9[t.fe][t.delta]) * double(wk[k][t.en]);
-          out[k][q] = T(acc);
+          // float sums suffice: the small row sums, where cancellation would hurt, are
+          // computed separately in double (row_sums)
+          T acc = T(0);
+          for (const Term& t : *term_lists[k]) acc += wk[0][t.fe] * a9[t.fe][t.delta] * wk[k][t.en];
+          out[k][q] = acc;
         }
       }
     }
