@@ -9,6 +9,12 @@
 // The pure-PyTorch statement of the same algorithm is
 // xvertfast/ops/wls_reference.py; tests compare the two step by step.
 #include <algorithm>
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 #include <array>
 #include <cmath>
 #include <memory>
@@ -22,6 +28,34 @@ namespace {
 
 template <typename T>
 using Vec = std::vector<T>;
+
+// Subnormal floats appear where the smoother's corrections die out and make x86
+// arithmetic many times slower; they carry nothing a 1e-4 solve needs. For the
+// duration of a solve, every OpenMP thread flushes them to zero (FTZ/DAZ); the
+// previous modes are restored afterwards (the threads are shared with torch).
+class FlushDenormals {
+ public:
+  explicit FlushDenormals(int nt) : nt_(nt), saved_(nt, 0u) {
+#if defined(__SSE__) && defined(_OPENMP)
+#pragma omp parallel num_threads(nt_)
+    {
+      const int t = omp_get_thread_num();
+      saved_[t] = _mm_getcsr();
+      _mm_setcsr(saved_[t] | 0x8040u);
+    }
+#endif
+  }
+  ~FlushDenormals() {
+#if defined(__SSE__) && defined(_OPENMP)
+#pragma omp parallel num_threads(nt_)
+    _mm_setcsr(saved_[omp_get_thread_num()]);
+#endif
+  }
+
+ private:
+  int nt_;
+  std::vector<unsigned> saved_;
+};
 
 struct Grid {
   int64_t h = 0, w = 0, ld = 0;
@@ -260,8 +294,6 @@ class Solver {
     const int64_t chunk = ceil_div(ncols, nt);
 #pragma omp parallel num_threads(nt)
     {
-      Vec<T> buf(2 * chunk + 2);
-      T* res = buf.data();
 #pragma omp for schedule(static)
       for (int t = 0; t < nt; ++t) {
         const int64_t k0 = t * chunk, k1 = std::min(ncols, k0 + chunk);
@@ -269,13 +301,10 @@ class Solver {
         const int64_t j0 = parity + 2 * k0, j1 = parity + 2 * (k1 - 1) + 1;  // columns [j0, j1)
         for (int64_t i = 0; i < g.h; ++i) {
           const int64_t p0 = g.at(i, 0);
-          // residual of the whole band (contiguous, vectorised), then the strided recursion
-#pragma omp simd
-          for (int64_t j = j0; j < j1; ++j) res[j - j0] = residual_t<kNine>(L, b, x, p0 + j);
 #pragma omp simd
           for (int64_t j = j0; j < j1; j += 2) {
             const int64_t p = p0 + j;
-            y[p] = (res[j - j0] - s[p - g.ld] * y[p - g.ld]) * inv[p];
+            y[p] = (residual_t<kNine>(L, b, x, p) - s[p - g.ld] * y[p - g.ld]) * inv[p];
           }
         }
         // back substitution, applying each row's correction as soon as it is final
@@ -649,6 +678,7 @@ void unpad_copy(const Grid& g, const Vec<T>& src, T* dst) {
 template <typename T>
 std::pair<int64_t, double> solve_one(const T* img, int64_t H, int64_t W, const WlsOptions& o, T* out,
                                      int nt) {
+  FlushDenormals ftz(nt);
   Solver<T> S(H, W, nt);
   S.setup(img, T(o.lam), T(o.alpha), T(o.eps));
   const Grid g = S.grid();
@@ -703,6 +733,7 @@ void wls_cpu(const T* image, int64_t B, int64_t H, int64_t W, const WlsOptions& 
 template <typename T>
 void wls_operator_cpu(const T* image, int64_t H, int64_t W, const WlsOptions& o, const T* x, T* y,
                       bool precondition, int num_threads) {
+  FlushDenormals ftz(num_threads);
   Solver<T> S(H, W, num_threads);
   S.setup(image, T(o.lam), T(o.alpha), T(o.eps));
   const Grid g = S.grid();
