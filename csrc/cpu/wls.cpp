@@ -144,6 +144,7 @@ class Solver {
       next.nine = true;
       interpolation(lev, next.g);
       galerkin(lev, next);
+      Vec<T>().swap(lev.c);  // the diagonal only feeds the factors and the next Galerkin product
       levels_.push_back(std::move(next));
     }
   }
