@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
-import torch
+import os
 
-from xvertfast._extension import cuda_kernels_available, has_extension
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # idle BLAS threads spin and steal cores
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from xvertfast._extension import cuda_kernels_available, has_extension  # noqa: E402
 
 
 def pytest_collection_modifyitems(config, items):
