@@ -9,7 +9,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.wls_inputs import pyamg_solve, radiograph, scipy_direct
+import os
+
+from bench.wls_inputs import DATA, pyamg_solve, radiograph, scipy_direct
 from xvertfast import wls
 
 SIZE = 1024
@@ -17,6 +19,8 @@ SIZE = 1024
 
 @pytest.fixture(scope="module")
 def image():
+    if not os.path.isdir(DATA):
+        pytest.skip(f"development images not found at {DATA} (set XVF_CXR_DEV)")
     return radiograph(SIZE)
 
 

@@ -7,7 +7,9 @@ import os
 
 import numpy as np
 
-DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "cxr-dev")
+DATA = os.environ.get(
+    "XVF_CXR_DEV", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "cxr-dev")
+)
 
 
 def radiograph(size: int, index: int = 0) -> np.ndarray:

@@ -13,6 +13,16 @@ import zlib
 import pytest
 import torch
 
+#: The shared development radiographs (``../shared/data/cxr-dev`` beside the repository, or
+#: XVF_CXR_DEV); tests that need them skip with a reason when they are absent.
+CXR_DEV = os.environ.get(
+    "XVF_CXR_DEV",
+    os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "cxr-dev"),
+)
+needs_cxr_dev = pytest.mark.skipif(
+    not os.path.isdir(CXR_DEV), reason=f"development images not found at {CXR_DEV} (set XVF_CXR_DEV)"
+)
+
 SESSION_SEED = int(os.environ.get("XVF_TEST_SEED", random.SystemRandom().randrange(2**31)))
 
 

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import CXR_DEV, needs_cxr_dev
 from xvertfast import wls
 from xvertfast._extension import has_extension
 from xvertfast.ops import wls_reference as ref
 from xvertfast.ops.wls_direct import solve_direct
 
 needs_ext = pytest.mark.skipif(not has_extension(), reason="compiled extension not built")
-DATA = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "cxr-dev")
-IMAGES = sorted(glob.glob(os.path.join(DATA, "*.png")))
+IMAGES = sorted(glob.glob(os.path.join(CXR_DEV, "*.png")))
 PARAMS = dict(lam=0.8, alpha=1.2, eps=1e-4)
 SHAPES = [(1, 1), (1, 9), (2, 3), (7, 1), (33, 17), (50, 64)]
 
@@ -126,6 +126,7 @@ def test_random_batches_match_direct(seed, method, dtype):
         assert res <= 1e-4
 
 
+@needs_cxr_dev
 @pytest.mark.parametrize("method", METHODS)
 def test_real_images_512(method):
     for path in IMAGES[:: 1 if method == "cpu" else 6]:
@@ -134,6 +135,7 @@ def test_real_images_512(method):
 
 
 @needs_ext
+@needs_cxr_dev
 @pytest.mark.slow
 @pytest.mark.parametrize("size", [1024, None], ids=["1024", "native"])
 def test_real_images_cpu_large(size):

@@ -1,0 +1,257 @@
+"""Reading every supported format, polarity, bit depth, and every bad-input case."""
+
+from __future__ import annotations
+
+import csv
+import os
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from xvertfast.io import ImageReadError, read_image
+
+from tests.conftest import CXR_DEV as DATA, needs_cxr_dev  # noqa: E402
+
+
+def image_notes() -> dict[str, dict]:
+    with open(os.path.join(DATA, "IMAGE_NOTES.csv")) as f:
+        return {row["file"]: row for row in csv.DictReader(f)}
+
+
+NOTES = image_notes() if os.path.isdir(DATA) else {}
+
+
+@needs_cxr_dev
+@pytest.mark.parametrize("name", sorted(NOTES))
+def test_reads_every_cxr_dev_image(name):
+    note = NOTES[name]
+    photometric = note["photometric"] if note["photometric"] == "MONOCHROME1" else None
+    im = read_image(os.path.join(DATA, name), photometric=photometric)
+    assert im.pixels.dtype == np.float32 and im.pixels.ndim == 2
+    assert im.pixels.min() == 0.0 and im.pixels.max() == 1.0
+    assert im.source_format == "png"
+    assert int(im.values.min()) == int(note["value_min"]) or photometric  # inverted images flip the range
+    assert im.bits_stored == (10 if name.startswith("gdcm") else 8)
+
+
+@needs_cxr_dev
+def test_monochrome1_override_inverts():
+    path = os.path.join(DATA, "gdcm-barre_cr-chest-pa_10bit_mono1.png")
+    stored = read_image(path)
+    bright_bone = read_image(path, photometric="MONOCHROME1")
+    np.testing.assert_allclose(bright_bone.pixels, 1.0 - stored.pixels, atol=1e-6)
+    assert bright_bone.photometric == "MONOCHROME1"
+    # The spine (centre column band) is brighter than the lungs once inverted.
+    h, w = bright_bone.shape
+    centre = bright_bone.pixels[h // 3 : 2 * h // 3, w // 2 - 10 : w // 2 + 10].mean()
+    lungs = bright_bone.pixels[h // 3 : 2 * h // 3, w // 4 - 10 : w // 4 + 10].mean()
+    assert centre > lungs
+
+
+def test_16bit_png_holding_12bit_values(tmp_path, seed):
+    values = np.random.default_rng(seed).integers(0, 4096, size=(37, 53)).astype(np.uint16)
+    values[0, 0], values[0, 1] = 0, 4095
+    path = tmp_path / "twelve.png"
+    Image.fromarray(values).save(path)
+    im = read_image(path)
+    assert im.bits_stored == 12
+    assert im.values.max() == 4095 and im.values.min() == 0
+    np.testing.assert_allclose(im.pixels, values / 4095.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_tiff(tmp_path, seed, dtype):
+    import tifffile
+
+    rng = np.random.default_rng(seed)
+    values = (rng.random((20, 30)) * (255 if dtype == np.uint8 else 60000)).astype(dtype)
+    path = tmp_path / "x.tif"
+    tifffile.imwrite(path, values)
+    im = read_image(path)
+    assert im.source_format == "tiff"
+    v = values.astype(np.float64)
+    np.testing.assert_allclose(im.pixels, (v - v.min()) / (v.max() - v.min()), atol=1e-6)
+
+
+def test_tiff_white_is_zero_is_inverted(tmp_path):
+    import tifffile
+
+    values = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    tifffile.imwrite(tmp_path / "w.tif", values, photometric="miniswhite")
+    im = read_image(tmp_path / "w.tif")
+    assert im.photometric == "MONOCHROME1"
+    assert im.pixels[0, 0] == 1.0 and im.pixels[-1, -1] == 0.0
+
+
+def test_float_tiff_with_nan_is_refused(tmp_path):
+    import tifffile
+
+    values = np.ones((4, 4), np.float32)
+    values[1, 2] = np.nan
+    tifffile.imwrite(tmp_path / "nan.tif", values)
+    with pytest.raises(ImageReadError, match=r"nan\.tif: float TIFF contains 1 NaN"):
+        read_image(tmp_path / "nan.tif")
+
+
+def test_jpeg(tmp_path):
+    values = (np.add.outer(np.arange(32), np.arange(32)) * 4).astype(np.uint8)
+    Image.fromarray(values).save(tmp_path / "x.jpg", quality=95)
+    im = read_image(tmp_path / "x.jpg")
+    assert im.source_format == "jpeg" and im.bits_stored == 8 and im.shape == (32, 32)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "P"])
+def test_colour_images_become_luminance_with_a_warning(tmp_path, mode):
+    rgb = np.zeros((10, 12, 3), np.uint8)
+    rgb[..., 0] = np.arange(12) * 20
+    img = Image.fromarray(rgb, "RGB").convert(mode)
+    img.save(tmp_path / "c.png")
+    with pytest.warns(UserWarning, match="converted to luminance"):
+        im = read_image(tmp_path / "c.png")
+    assert im.pixels.ndim == 2 and im.pixels.shape == (10, 12)
+
+
+def test_raw_jsrt(tmp_path, seed):
+    values = np.random.default_rng(seed).integers(0, 4096, size=(2048, 2048)).astype(">u2")
+    values[0, 0], values[0, 1] = 0, 4095
+    path = tmp_path / "JPCLN001.IMG"
+    values.tofile(path)
+    im = read_image(path)
+    assert im.source_format == "jsrt" and im.bits_stored == 12 and im.photometric == "MONOCHROME1"
+    np.testing.assert_allclose(im.pixels, 1.0 - values.astype(np.float64) / 4095.0, atol=1e-6)
+
+
+# ---- DICOM ------------------------------------------------------------------------------------
+
+
+def make_dicom(path, values, photometric="MONOCHROME2", bits=12, frames=1, slope=1.0, intercept=0.0,
+               syntax=None, pixel_data=True):  # fmt: skip
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    ds = pydicom.Dataset()
+    ds.PatientName, ds.PatientID = "Test^Patient", "XVF-001"
+    ds.StudyInstanceUID, ds.SOPInstanceUID = generate_uid(), generate_uid()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.1"  # CR image storage
+    ds.Modality = "CR"
+    ds.Rows, ds.Columns = values.shape[-2:]
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, bits, bits - 1, 0
+    ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+    if frames > 1:
+        ds.NumberOfFrames = frames
+    if pixel_data:
+        ds.PixelData = values.astype("<u2").tobytes()
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
+    meta.TransferSyntaxUID = syntax or ExplicitVRLittleEndian
+    ds.file_meta = meta
+    ds.save_as(path, enforce_file_format=True)
+    return ds
+
+
+def test_dicom_monochrome1_with_rescale(tmp_path, seed):
+    values = np.random.default_rng(seed).integers(0, 1024, size=(24, 40)).astype(np.uint16)
+    values[0, 0], values[0, 1] = 0, 1023
+    make_dicom(tmp_path / "a.dcm", values, photometric="MONOCHROME1", bits=10, slope=2.0, intercept=-5.0)
+    im = read_image(tmp_path / "a.dcm")
+    assert im.source_format == "dicom" and im.bits_stored == 10 and im.photometric == "MONOCHROME1"
+    np.testing.assert_allclose(im.pixels, 1.0 - values / 1023.0, atol=1e-6)
+    np.testing.assert_allclose(im.values, (1023 - values) * 2.0 - 5.0)
+    assert str(im.meta.PatientName) == "Test^Patient"
+
+
+def test_dicom_multi_frame_is_refused(tmp_path):
+    make_dicom(tmp_path / "m.dcm", np.zeros((2, 8, 8), np.uint16), frames=2)
+    with pytest.raises(ImageReadError, match=r"m\.dcm: multi-frame DICOM \(2 frames\)"):
+        read_image(tmp_path / "m.dcm")
+
+
+def test_dicom_without_pixel_data_is_refused(tmp_path):
+    make_dicom(tmp_path / "n.dcm", np.zeros((8, 8), np.uint16), pixel_data=False)
+    with pytest.raises(ImageReadError, match="no pixel data"):
+        read_image(tmp_path / "n.dcm")
+
+
+def test_dicom_compressed_without_decoder_names_the_extra(tmp_path):
+    import pydicom
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEG2000Lossless
+
+    make_dicom(tmp_path / "j.dcm", np.zeros((8, 8), np.uint16), syntax=JPEG2000Lossless, pixel_data=False)
+    ds = pydicom.dcmread(tmp_path / "j.dcm")
+    ds.PixelData = encapsulate([b"\x00" * 64])
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
+    ds.save_as(tmp_path / "j.dcm")
+    with pytest.raises(ImageReadError, match=r"dicom-codecs|cannot decode DICOM"):
+        read_image(tmp_path / "j.dcm")
+
+
+# ---- bad input --------------------------------------------------------------------------------
+
+
+def png_header_claiming(width: int, height: int) -> bytes:
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+
+
+@pytest.mark.parametrize(
+    "name, content, match",
+    [
+        ("empty.png", b"", "empty file"),
+        ("text.png", b"hello, I am not an image\n", "named like a PNG file but its content is not one"),
+        ("notes.txt", b"plain text", "unrecognised image format"),
+        ("huge.png", png_header_claiming(100000, 100000), "100000x100000 = 10,000,000,000 pixels, above the limit"),
+        ("short.IMG", b"\x00" * 1000, "raw JSRT .IMG file must be 2048x2048"),
+    ],
+)
+def test_bad_files_get_specific_errors(tmp_path, name, content, match):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ImageReadError, match=match) as info:
+        read_image(path)
+    assert str(path) in str(info.value)
+
+
+def test_truncated_png(tmp_path):
+    Image.fromarray(np.arange(4096, dtype=np.uint16).reshape(64, 64) * 16).save(tmp_path / "full.png")
+    data = (tmp_path / "full.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageReadError, match="cut.png: cannot decode PNG: truncated or corrupt"):
+        read_image(tmp_path / "cut.png")
+
+
+def test_directory_and_missing_file(tmp_path):
+    with pytest.raises(ImageReadError, match="is a directory"):
+        read_image(tmp_path)
+    with pytest.raises(ImageReadError, match="no such file"):
+        read_image(tmp_path / "absent.png")
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_unreadable_file(tmp_path):
+    path = tmp_path / "locked.png"
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(path)
+    path.chmod(0)
+    with pytest.raises(ImageReadError, match="permission denied"):
+        read_image(path)
+
+
+def test_pixel_limit_is_configurable(tmp_path):
+    Image.fromarray(np.zeros((40, 50), np.uint8)).save(tmp_path / "s.png")
+    with pytest.raises(ImageReadError, match="above the limit of 1,000"):
+        read_image(tmp_path / "s.png", max_pixels=1000)
+
+
+def test_tiny_and_constant_images_are_read(tmp_path):
+    Image.fromarray(np.full((1, 1), 7, np.uint8)).save(tmp_path / "one.png")
+    Image.fromarray(np.full((16, 16), 7, np.uint8)).save(tmp_path / "flat.png")
+    for name in ("one.png", "flat.png"):
+        im = read_image(tmp_path / name)
+        assert np.all(im.pixels == 0.0)  # documented: a constant image scales to 0

@@ -1,0 +1,86 @@
+"""Writers: bit depth, DICOM derivation, atomicity, and never overwriting inputs."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.io.test_read import make_dicom
+from xvertfast.io import ImageWriteError, read_image, write_image
+
+
+def test_png16_keeps_a_12bit_range(tmp_path, seed):
+    values = np.random.default_rng(seed).integers(0, 4096, size=(30, 20)).astype(np.uint16)
+    values[0, 0], values[0, 1] = 0, 4095
+    Image.fromarray(values).save(tmp_path / "in.png")
+    src = read_image(tmp_path / "in.png")
+    write_image(tmp_path / "out.png", src.pixels, like=src)
+    back = read_image(tmp_path / "out.png")
+    assert back.bits_stored == 12
+    np.testing.assert_array_equal(back.values, values)
+
+
+def test_png8_and_tiff(tmp_path, seed):
+    pixels = np.random.default_rng(seed).random((9, 11)).astype(np.float32)
+    write_image(tmp_path / "o.png", pixels, fmt="png8")
+    back = read_image(tmp_path / "o.png")
+    assert back.values.dtype == np.uint8
+    write_image(tmp_path / "o.tiff", pixels)
+    back = read_image(tmp_path / "o.tiff")
+    v = pixels.astype(np.float64)
+    np.testing.assert_allclose(back.pixels, (v - v.min()) / (v.max() - v.min()), atol=1e-6)
+
+
+def test_dicom_round_trip_keeps_metadata_and_values(tmp_path, seed):
+    values = np.random.default_rng(seed).integers(0, 1024, size=(16, 24)).astype(np.uint16)
+    values[0, 0], values[0, 1] = 0, 1023
+    src_ds = make_dicom(tmp_path / "src.dcm", values, bits=10)
+    src = read_image(tmp_path / "src.dcm")
+    write_image(tmp_path / "out.dcm", src.pixels, like=src)
+    out = read_image(tmp_path / "out.dcm")
+    ds = out.meta
+    assert str(ds.PatientName) == "Test^Patient" and ds.PatientID == "XVF-001"
+    assert ds.StudyInstanceUID == src_ds.StudyInstanceUID
+    assert ds.SOPInstanceUID != src_ds.SOPInstanceUID and "SeriesInstanceUID" in ds
+    assert list(ds.ImageType)[0] == "DERIVED" and "xvertfast" in ds.DerivationDescription
+    assert ds.BitsStored == 10 and out.bits_stored == 10
+    np.testing.assert_array_equal(out.values, values)
+
+
+def test_never_overwrites_inputs_or_existing_files(tmp_path):
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "in.png")
+    src = read_image(tmp_path / "in.png")
+    before = (tmp_path / "in.png").read_bytes()
+    with pytest.raises(ImageWriteError, match="refusing to overwrite the input"):
+        write_image(tmp_path / "in.png", src.pixels, like=src, overwrite=True)
+    write_image(tmp_path / "out.png", src.pixels)
+    with pytest.raises(ImageWriteError, match="already exists"):
+        write_image(tmp_path / "out.png", src.pixels)
+    write_image(tmp_path / "out.png", src.pixels, overwrite=True)
+    assert (tmp_path / "in.png").read_bytes() == before
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    with pytest.raises(ValueError, match="NaN"):
+        write_image(tmp_path / "bad.png", np.full((3, 3), np.nan))
+    with pytest.raises(ImageWriteError, match="does not exist"):
+        write_image(tmp_path / "missing" / "x.png", np.zeros((3, 3)))
+    with pytest.raises(ImageWriteError, match="cannot tell the output format"):
+        write_image(tmp_path / "x.bmp", np.zeros((3, 3)))
+    assert os.listdir(tmp_path) == []
+
+
+def test_no_partial_file_while_writing(tmp_path, monkeypatch):
+    # A crash in the middle of encoding leaves neither the target nor the temporary file.
+    import PIL.Image
+
+    def boom(self, *args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(PIL.Image.Image, "save", boom)
+    with pytest.raises(ImageWriteError, match="disk full"):
+        write_image(tmp_path / "x.png", np.zeros((3, 3)))
+    assert os.listdir(tmp_path) == []

@@ -1,0 +1,23 @@
+"""Errors that name the file and the problem, so a batch job can report and carry on."""
+
+from __future__ import annotations
+
+import os
+
+
+class ImageReadError(ValueError):
+    """A file that cannot be read as a radiograph; ``str()`` names the file and why."""
+
+    def __init__(self, path: str | os.PathLike, problem: str):
+        self.path = os.fspath(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class ImageWriteError(OSError):
+    """A radiograph that cannot be written to the requested place."""
+
+    def __init__(self, path: str | os.PathLike, problem: str):
+        self.path = os.fspath(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")

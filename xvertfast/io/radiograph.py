@@ -1,0 +1,37 @@
+"""The decoded radiograph: normalised pixels plus what is needed to write results back faithfully."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Radiograph:
+    """A decoded frontal radiograph.
+
+    Attributes:
+        pixels: float32 [H, W] in [0, 1], min-max scaled over the image's real values,
+            bright = bone (MONOCHROME1 sources are inverted). A constant image is all 0.
+        values: the decoded values before scaling ([H, W], after DICOM rescale and
+            polarity correction), so outputs can be written at the input's bit depth.
+        bits_stored: significant bits of the source (8, 10, 12, 16; 32 for float TIFF).
+        photometric: "MONOCHROME2" (bright = high) or "MONOCHROME1" as stored at the source.
+        source_format: "png", "tiff", "jpeg", "dicom" or "jsrt".
+        path: the file it came from.
+        meta: the pydicom Dataset for DICOM, otherwise a dict of file information.
+    """
+
+    pixels: np.ndarray
+    values: np.ndarray
+    bits_stored: int
+    photometric: str
+    source_format: str
+    path: str
+    meta: Any = field(default_factory=dict, repr=False)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.pixels.shape)

@@ -1,0 +1,255 @@
+"""Decoding radiographs from PNG, TIFF, JPEG, DICOM and raw JSRT files.
+
+The format is recognised from the file's content, not its name; every failure
+is an :class:`ImageReadError` naming the file and the problem. Image sizes are
+checked against a pixel limit *before* any pixel is decoded, so a crafted
+header cannot exhaust memory.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+
+from xvertfast.io.errors import ImageReadError
+from xvertfast.io.radiograph import Radiograph
+
+__all__ = ["read_image", "DEFAULT_MAX_PIXELS", "JSRT_SHAPE"]
+
+#: Largest image accepted (pixels); a 4300 x 4300 flat-panel radiograph is 18.5 M.
+DEFAULT_MAX_PIXELS = 100_000_000
+#: Raw JSRT database images: 2048 x 2048, 12 bits in big-endian 16-bit words, high = dark.
+JSRT_SHAPE = (2048, 2048)
+JSRT_BITS = 12
+
+_PNG = b"\x89PNG\r\n\x1a\n"
+_JPEG = b"\xff\xd8\xff"
+_TIFF = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+_EXT_FORMAT = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff",
+               ".dcm": "dicom", ".dicom": "dicom", ".img": "jsrt"}  # fmt: skip
+
+
+def _sniff(path: str, head: bytes, size: int) -> str:
+    if head.startswith(_PNG):
+        return "png"
+    if head.startswith(_JPEG):
+        return "jpeg"
+    if head[:4] in _TIFF:
+        return "tiff"
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return "dicom"
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".img" and size == JSRT_SHAPE[0] * JSRT_SHAPE[1] * 2:
+        return "jsrt"
+    if ext == ".dcm":
+        return "dicom"  # DICOM without the 128-byte preamble; pydicom decides
+    expected = _EXT_FORMAT.get(ext)
+    if expected == "jsrt":
+        raise ImageReadError(path, f"a raw JSRT .IMG file must be {JSRT_SHAPE[0]}x{JSRT_SHAPE[1]} 16-bit "
+                             f"({JSRT_SHAPE[0] * JSRT_SHAPE[1] * 2} bytes), this one is {size} bytes")  # fmt: skip
+    if expected:
+        raise ImageReadError(path, f"named like a {expected.upper()} file but its content is not one "
+                             f"(it starts with {head[:8]!r})")  # fmt: skip
+    raise ImageReadError(path, "unrecognised image format (not PNG, TIFF, JPEG, DICOM or raw JSRT .IMG)")
+
+
+def _check_pixels(path: str, h: int, w: int, max_pixels: int) -> None:
+    if h * w > max_pixels:
+        raise ImageReadError(path, f"image claims {w}x{h} = {h * w:,} pixels, above the limit of "
+                             f"{max_pixels:,} (max_pixels); refusing to decode")  # fmt: skip
+    if h < 1 or w < 1:
+        raise ImageReadError(path, f"image has no pixels ({w}x{h})")
+
+
+def _bits_from_values(values: np.ndarray, container: int) -> int:
+    """Significant bits of integer data stored in a wider container (12-bit in 16-bit PNG)."""
+    top = int(values.max()) if values.size else 0
+    return int(min(container, max(8, top.bit_length())))
+
+
+def _luminance_warning(path: str, mode: str) -> None:
+    warnings.warn(f"{path}: {mode} image converted to luminance (grayscale)", UserWarning, stacklevel=4)
+
+
+def _read_pillow(path: str, fmt: str, max_pixels: int):
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            _check_pixels(path, im.height, im.width, max_pixels)
+            mode = im.mode
+            if mode in ("RGB", "RGBA", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "LA", "La"):
+                _luminance_warning(path, "palette" if mode.startswith("P") else mode)
+                im = im.convert("L")
+            elif mode == "1":
+                im = im.convert("L")
+            im.load()
+            values = np.asarray(im)
+            info = {"format": fmt, "mode": mode, "size": im.size}
+    except ImageReadError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(path, f"refused by the decompression-bomb check: {exc}") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageReadError(path, f"cannot decode {fmt.upper()}: truncated or corrupt ({exc})") from None
+    if values.ndim != 2:
+        raise ImageReadError(path, f"expected a single-channel image, decoded shape {values.shape}")
+    if values.dtype == np.uint8:
+        bits = 8
+    else:  # 16-bit PNG arrives as uint16 or int32
+        values = values.astype(np.uint16 if values.min() >= 0 and values.max() < 65536 else np.int32)
+        bits = _bits_from_values(values, 16)
+    return values, bits, "MONOCHROME2", info
+
+
+def _read_tiff(path: str, max_pixels: int):
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            shape = page.shape
+            if len(shape) < 2:
+                raise ImageReadError(path, f"TIFF page has shape {shape}, not an image")
+            _check_pixels(path, shape[0], shape[1], max_pixels)
+            if len(tif.pages) > 1:
+                warnings.warn(f"{path}: TIFF has {len(tif.pages)} pages; reading the first", UserWarning, stacklevel=3)
+            values = page.asarray()
+            white_is_zero = int(page.photometric) == 0  # MINISWHITE
+            info = {"format": "tiff", "shape": shape, "dtype": str(page.dtype), "bitspersample": page.bitspersample}
+    except ImageReadError:
+        raise
+    except Exception as exc:  # tifffile raises many types on corrupt data
+        raise ImageReadError(path, f"cannot decode TIFF: truncated or corrupt ({exc})") from None
+    if values.ndim == 3 and values.shape[-1] in (3, 4):
+        _luminance_warning(path, "RGB" if values.shape[-1] == 3 else "RGBA")
+        rgb = values[..., :3].astype(np.float64)
+        values = (rgb @ np.array([0.299, 0.587, 0.114])).astype(np.float32)
+    if values.ndim != 2:
+        raise ImageReadError(path, f"expected a single-channel image, decoded shape {values.shape}")
+    if values.dtype.kind == "f":
+        bad = int(np.count_nonzero(~np.isfinite(values)))
+        if bad:
+            raise ImageReadError(path, f"float TIFF contains {bad} NaN or infinite value(s)")
+        bits = 32
+    elif values.dtype == np.uint8:
+        bits = 8
+    else:
+        bits = _bits_from_values(values, 8 * values.dtype.itemsize)
+    if white_is_zero:
+        values = _invert(values, bits)
+    return values, bits, "MONOCHROME1" if white_is_zero else "MONOCHROME2", info
+
+
+def _invert(values: np.ndarray, bits: int) -> np.ndarray:
+    """Polarity flip within the stored range (bright = high afterwards)."""
+    if values.dtype.kind == "f":
+        return (values.max() + values.min() - values).astype(values.dtype)
+    top = (1 << bits) - 1
+    return (top - values.astype(np.int64)).clip(0, top).astype(values.dtype)
+
+
+def _read_dicom(path: str, max_pixels: int):
+    try:
+        import pydicom
+        from pydicom.pixels import apply_modality_lut
+    except ImportError:
+        raise ImageReadError(path, "reading DICOM needs pydicom: pip install 'xvertfast[dicom]'") from None
+    try:
+        ds = pydicom.dcmread(path, force=True)
+    except Exception as exc:
+        raise ImageReadError(path, f"cannot parse DICOM: {exc}") from None
+    if "PixelData" not in ds and "FloatPixelData" not in ds:
+        raise ImageReadError(path, "DICOM file has no pixel data (not an image, e.g. a report)")
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if frames > 1:
+        raise ImageReadError(path, f"multi-frame DICOM ({frames} frames): expected one radiograph")
+    rows, cols = int(ds.get("Rows", 0)), int(ds.get("Columns", 0))
+    _check_pixels(path, rows, cols, max_pixels)
+    syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    try:
+        arr = ds.pixel_array
+    except Exception as exc:
+        name = getattr(syntax, "name", str(syntax))
+        if syntax is not None and getattr(syntax, "is_compressed", False):
+            raise ImageReadError(path, f"compressed transfer syntax '{name}' needs a decoder: "
+                                 "pip install 'xvertfast[dicom-codecs]' (pylibjpeg, python-gdcm)") from None  # fmt: skip
+        raise ImageReadError(path, f"cannot decode DICOM pixel data ({exc})") from None
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    if samples == 3 and arr.ndim == 3:
+        _luminance_warning(path, "RGB")
+        arr = (arr[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])).astype(np.float32)
+    if arr.ndim != 2:
+        raise ImageReadError(path, f"expected a single-frame grayscale image, decoded shape {arr.shape}")
+    bits = int(ds.get("BitsStored", 8 * arr.dtype.itemsize))
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip()
+    if photometric == "MONOCHROME1":
+        arr = _invert(arr, bits)
+    values = apply_modality_lut(arr, ds)
+    return values, bits, photometric, ds
+
+
+def _read_jsrt(path: str, max_pixels: int):
+    _check_pixels(path, JSRT_SHAPE[0], JSRT_SHAPE[1], max_pixels)
+    raw = np.fromfile(path, dtype=">u2").reshape(JSRT_SHAPE)
+    values = _invert(np.minimum(raw, (1 << JSRT_BITS) - 1).astype(np.uint16), JSRT_BITS)
+    return values, JSRT_BITS, "MONOCHROME1", {"format": "jsrt", "shape": JSRT_SHAPE}
+
+
+def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
+               photometric: str | None = None) -> Radiograph:  # fmt: skip
+    """Reads a radiograph; bright = bone, pixels min-max scaled to [0, 1] over the real values.
+
+    Args:
+        path: a PNG (8/16-bit), TIFF (8/16-bit or float), JPEG, DICOM or raw JSRT ``.IMG`` file.
+        max_pixels: larger images are refused before decoding (decompression bombs).
+        photometric: override the polarity of formats that do not record it (PNG, JPEG):
+            ``"MONOCHROME1"`` for files stored with bone dark; the pixels are then inverted.
+
+    Raises:
+        ImageReadError: naming the file and the problem (missing, empty, directory, permission,
+            unrecognised or corrupt content, too many pixels, NaN in a float TIFF, DICOM without
+            pixel data, multi-frame DICOM, compressed DICOM without a decoder, ...).
+    """
+    p = os.fspath(path)
+    if os.path.isdir(p):
+        raise ImageReadError(p, "is a directory, not an image file")
+    if not os.path.exists(p):
+        raise ImageReadError(p, "no such file")
+    try:
+        size = os.path.getsize(p)
+        with open(p, "rb") as f:
+            head = f.read(132)
+    except PermissionError:
+        raise ImageReadError(p, "permission denied") from None
+    except OSError as exc:
+        raise ImageReadError(p, f"cannot open: {exc.strerror or exc}") from None
+    if size == 0:
+        raise ImageReadError(p, "empty file (0 bytes)")
+    fmt = _sniff(p, head, size)
+    if fmt == "png" and head[12:16] == b"IHDR":  # size check straight from the header bytes
+        width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+        _check_pixels(p, height, width, max_pixels)
+    if fmt in ("png", "jpeg"):
+        values, bits, photo, meta = _read_pillow(p, fmt, max_pixels)
+    elif fmt == "tiff":
+        values, bits, photo, meta = _read_tiff(p, max_pixels)
+    elif fmt == "dicom":
+        values, bits, photo, meta = _read_dicom(p, max_pixels)
+    else:
+        values, bits, photo, meta = _read_jsrt(p, max_pixels)
+    if photometric is not None:
+        if photometric not in ("MONOCHROME1", "MONOCHROME2"):
+            raise ValueError(f"photometric must be 'MONOCHROME1' or 'MONOCHROME2', got {photometric!r}")
+        if fmt not in ("png", "jpeg"):
+            raise ValueError(f"{p}: photometric override only applies to PNG/JPEG; {fmt} records its own")
+        if photometric == "MONOCHROME1":
+            values = _invert(values, bits)
+        photo = photometric
+    v = np.asarray(values, dtype=np.float64)
+    lo, hi = float(v.min()), float(v.max())
+    pixels = ((v - lo) / (hi - lo)).astype(np.float32) if hi > lo else np.zeros(v.shape, np.float32)
+    return Radiograph(pixels=pixels, values=np.asarray(values), bits_stored=bits, photometric=photo,
+                      source_format=fmt, path=p, meta=meta)  # fmt: skip
