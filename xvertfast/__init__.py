@@ -5,4 +5,8 @@ __version__ = "0.1.0"
 from xvertfast import ops  # noqa: E402
 from xvertfast.ops.wls import wls  # noqa: E402
 
-__all__ = ["__version__", "ops", "wls"]
+# The function is exported under its package's name (``xvertfast.preprocess(pixels)``, as the
+# API reads); its constants stay importable as ``from xvertfast.preprocess import E_FLOOR``.
+from xvertfast.preprocess.inputs import preprocess  # noqa: E402
+
+__all__ = ["__version__", "ops", "wls", "preprocess"]

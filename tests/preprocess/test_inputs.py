@@ -1,0 +1,89 @@
+"""XVertNet preprocessing: the equations, the E guard, the normalisation, and degenerate images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from xvertfast import wls
+from xvertfast.preprocess import E_FLOOR, preprocess
+
+
+def fields(pp):
+    return [pp.x, pp.g, pp.e, pp.xp, pp.y]
+
+
+def test_equations_hold(seed):
+    rng = np.random.default_rng(seed)
+    x = np.clip(np.add.outer(np.linspace(0.2, 0.8, 48), np.zeros(40)) + 0.05 * rng.random((48, 40)), 0, 1)
+    x = x.astype(np.float32)
+    pp = preprocess(x)
+    np.testing.assert_allclose(pp.g, wls(x), atol=1e-6)
+    np.testing.assert_allclose(pp.e, x.mean() - x + pp.g, atol=1e-5)
+    np.testing.assert_allclose(pp.y, pp.xp - wls(pp.xp), atol=1e-6)
+    assert pp.xp.min() == 0.0 and pp.xp.max() == 1.0
+    # Xp is a monotone rescaling of X / max(E, floor)
+    ratio = (x / np.maximum(pp.e, E_FLOOR)).ravel()
+    order = np.argsort(ratio, kind="stable")
+    assert np.all(np.diff(pp.xp.ravel()[order]) >= -1e-6)
+
+
+@pytest.mark.parametrize(
+    "name, image",
+    [
+        ("constant", np.full((32, 32), 0.4, np.float32)),
+        ("all-black", np.zeros((32, 32), np.float32)),
+        ("saturated", np.ones((32, 32), np.float32)),
+        ("one pixel", np.full((1, 1), 0.7, np.float32)),
+        ("2x3", np.array([[0.0, 1.0, 0.5], [0.2, 0.9, 0.1]], np.float32)),
+        ("noise", np.random.default_rng(0).random((64, 48)).astype(np.float32)),
+        ("bright speck on black", np.pad(np.ones((2, 2), np.float32), 30)),
+    ],
+)
+def test_no_nan_or_inf_ever_leaves(name, image):
+    pp = preprocess(image)
+    for a in fields(pp):
+        assert a.dtype == np.float32 and a.shape == image.shape, name
+        assert np.isfinite(a).all(), name
+    assert 0.0 <= pp.xp.min() and pp.xp.max() <= 1.0
+
+
+def test_constant_image_gives_zero_xp_and_y():
+    pp = preprocess(np.full((20, 20), 0.3, np.float32))
+    assert np.all(pp.xp == 0) and np.all(pp.y == 0)
+
+
+def test_guard_limits_the_division():
+    # A bright speck on a dark image drives E towards zero (or below) at the speck.
+    x = np.zeros((40, 40), np.float32)
+    x[20, 20] = 1.0
+    pp = preprocess(x)
+    assert pp.e.min() < E_FLOOR  # the guard was needed
+    assert np.isfinite(pp.xp).all() and pp.xp.max() == 1.0
+
+
+def test_torch_batch_matches_single_images(seed):
+    batch = torch.rand(3, 24, 28)
+    pp = preprocess(batch)
+    assert isinstance(pp.xp, torch.Tensor) and pp.xp.shape == (3, 24, 28) and pp.xp.dtype == torch.float32
+    for k in range(3):
+        single = preprocess(batch[k])
+        torch.testing.assert_close(pp.xp[k], single.xp)
+        torch.testing.assert_close(pp.y[k], single.y)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="NaN"):
+        preprocess(np.array([[0.1, np.nan]], np.float32))
+    with pytest.raises(ValueError, match=r"\[H, W\]"):
+        preprocess(np.zeros((2, 2, 2, 2), np.float32))
+    with pytest.raises(TypeError, match="NumPy array or a torch tensor"):
+        preprocess([[0.1]])
+
+
+def test_top_level_function():
+    import xvertfast
+
+    pp = xvertfast.preprocess(np.full((8, 8), 0.5, np.float32))
+    assert pp.xp.shape == (8, 8)
