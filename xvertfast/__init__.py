@@ -8,5 +8,6 @@ from xvertfast.ops.wls import wls  # noqa: E402
 # The function is exported under its package's name (``xvertfast.preprocess(pixels)``, as the
 # API reads); its constants stay importable as ``from xvertfast.preprocess import E_FLOOR``.
 from xvertfast.preprocess.inputs import preprocess  # noqa: E402
+from xvertfast.preprocess.spine import find_spine  # noqa: E402
 
-__all__ = ["__version__", "ops", "wls", "preprocess"]
+__all__ = ["__version__", "ops", "wls", "preprocess", "find_spine"]

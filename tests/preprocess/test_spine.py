@@ -1,0 +1,96 @@
+"""Spine localisation against centre lines marked by eye on every cxr-dev image, and ROI geometry."""
+
+from __future__ import annotations
+
+import csv
+import os
+
+import numpy as np
+import pytest
+
+from tests.conftest import CXR_DEV, needs_cxr_dev
+from xvertfast import find_spine
+from xvertfast.io import read_image
+from xvertfast.preprocess import LOWER_LEVEL, UPPER_LEVEL, WORKING_HEIGHT
+
+# Column of the spine centre (percent of the width) at UPPER_LEVEL and LOWER_LEVEL of the
+# height, marked by eye on high-pass filtered crops of each image (between the lateral
+# edges of the vertebral bodies / on the spinous processes); about +-2% uncertain.
+MARKS = {
+    "gdcm-barre_cr-chest-pa_10bit_mono1.png": (47, 48),
+    "hmh-covid_2c35005f.png": (52, 52),
+    "hmh-covid_a38e1877.png": (53, 52),
+    "hmh-covid_f8335316.png": (48, 49),
+    "nih_00000574_000.png": (47, 48),
+    "nih_00003272_000.png": (53.5, 53),
+    "nih_00011585_000.png": (51, 51),
+    "nih_00012751_000.png": (52.5, 52),
+    "nih_00013965_000.png": (48, 47.5),
+    "nih_00014998_000.png": (47.5, 46.5),
+    "nih_00015520_000.png": (50, 51),
+    "nih_00020556_000.png": (52, 52),
+    "nih_00021563_000.png": (55, 55),
+    "nih_00022202_000.png": (52.5, 52.5),
+    "nih_00024995_000.png": (55, 55),
+    "nih_00028063_000.png": (48.5, 48),
+    "nih_00028176_000.png": (48, 49.5),
+    "nih_00029236_000.png": (45.5, 47),
+}
+#: A vertebral body is ~8-10% of the width wide: the centre must fall within half of it.
+TOLERANCE = 5.0
+
+
+def read(name: str):
+    with open(os.path.join(CXR_DEV, "IMAGE_NOTES.csv")) as f:
+        photometric = {row["file"]: row["photometric"] for row in csv.DictReader(f)}[name]
+    return read_image(os.path.join(CXR_DEV, name), photometric="MONOCHROME1" if photometric == "MONOCHROME1" else None)
+
+
+@needs_cxr_dev
+@pytest.mark.parametrize("name", sorted(MARKS))
+def test_roi_centres_lie_on_the_marked_spine(name):
+    im = read(name)
+    spine = find_spine(im.pixels)
+    H, W = im.shape
+    for (row, col), mark, level in zip((spine.upper, spine.lower), MARKS[name], (UPPER_LEVEL, LOWER_LEVEL)):
+        assert row == pytest.approx(level * H)
+        assert abs(100 * col / W - mark) <= TOLERANCE, f"{name}: found {100 * col / W:.1f}% vs marked {mark}%"
+    for box in spine.eval_rois():
+        assert box.left <= MARKS[name][0] / 100 * W <= box.right
+
+
+def test_roi_sizes_scale_with_image_height():
+    for H in (512, 1024, 2048, 4096):
+        spine = find_spine(np.random.default_rng(0).random((H, H)))
+        (t, l, b, r), _ = spine.train_rois(512)
+        assert b - t == r - l == round(512 * H / WORKING_HEIGHT)
+        (t, l, b, r), _ = spine.eval_rois(512, 290)
+        assert (b - t, r - l) == (round(512 * H / WORKING_HEIGHT), round(290 * H / WORKING_HEIGHT))
+
+
+def test_rois_stay_inside_the_image_and_centres_can_be_overridden():
+    img = np.random.default_rng(1).random((600, 300))
+    spine = find_spine(img, upper=(5, 5), lower=(590, 295))
+    assert spine.upper == (5, 5) and spine.lower == (590, 295)
+    for box in spine.train_rois(512) + spine.eval_rois():
+        assert 0 <= box.top < box.bottom <= 600 and 0 <= box.left < box.right <= 300
+    # a ROI wider than the image is cut to the image's width (height scales with the image)
+    narrow = find_spine(np.zeros((100, 20)))
+    for box in narrow.train_rois(512):
+        assert (box.bottom - box.top, box.left, box.right) == (50, 0, 20)
+
+
+def test_symmetric_synthetic_spine_is_found():
+    H, W = 400, 300
+    img = np.zeros((H, W))
+    img[:, 60:120] = img[:, 180:240] = 0.2  # lungs darker than the mediastinum
+    img[:, 137:163] = 1.0  # a bright band at column 150
+    spine = find_spine(img)
+    assert abs(spine.x - 149.5) <= 3
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match=r"\[H, W\]"):
+        find_spine(np.zeros((2, 3, 4)))
+    with pytest.raises(ValueError, match="NaN"):
+        find_spine(np.full((20, 20), np.nan))
