@@ -16,7 +16,7 @@ import numpy as np
 from xvertfast.io.errors import ImageWriteError
 from xvertfast.io.radiograph import Radiograph
 
-__all__ = ["write_image", "WRITE_FORMATS", "format_from_path"]
+__all__ = ["write_image", "WRITE_FORMATS", "format_from_path", "atomic_write"]
 
 #: png16: 16-bit PNG at the source's bit depth (0..2^bits - 1); png8; tiff: float32 in [0, 1];
 #: dicom: a derived DICOM image at the source's bit depth.
@@ -40,7 +40,7 @@ def _output_bits(like: Radiograph | None) -> int:
 
 
 @contextlib.contextmanager
-def _atomic(path: str):
+def atomic_write(path: str):
     """Yields a temporary path in path's folder; renames it to path on success, removes it on failure."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part", dir=folder)
@@ -135,7 +135,7 @@ def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like
     unit = _to_unit(pixels)
     bits = _output_bits(like)
     try:
-        with _atomic(p) as tmp:
+        with atomic_write(p) as tmp:
             if fmt in ("png16", "png8"):
                 from PIL import Image
 

@@ -1,0 +1,89 @@
+"""``xvertfast preprocess``: outputs, resumability, and every bad-input case of issue #4."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from xvertfast.cli import main
+from xvertfast.pipeline.files import discover, output_path
+from xvertfast.pipeline.preprocess_files import SUFFIXES, preprocess_files
+
+
+def radiograph_like(seed: int, size: int = 96) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = np.linspace(-1, 1, size)
+    body = np.exp(-(x[None, :] ** 2) / 0.02) * 0.6 + 0.2 + 0.05 * rng.random((size, size))
+    return np.round(np.clip(body, 0, 1) * 255).astype(np.uint8)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    Image.fromarray(radiograph_like(0)).save(src / "good1.png")
+    Image.fromarray(radiograph_like(1)).save(src / "sub" / "good2.png")
+    (src / "empty.png").write_bytes(b"")
+    (src / "text.png").write_text("not an image")
+    Image.fromarray(np.full((1, 1), 9, np.uint8)).save(src / "one.png")
+    Image.fromarray(np.full((64, 64), 9, np.uint8)).save(src / "flat.png")
+    full = (src / "good1.png").read_bytes()
+    (src / "cut.png").write_bytes(full[: len(full) // 2])
+    (src / "notes.txt").write_text("ignored: not an image extension")
+    return src
+
+
+def test_outputs_errors_and_resume(folder, tmp_path):
+    out = tmp_path / "out"
+    logs = []
+    summary = preprocess_files([str(folder)], str(out), progress=False, log=logs.append)
+    assert sorted(os.path.basename(p) for p in summary.done) == ["good1.png", "good2.png"]
+    failed = {os.path.basename(p): reason for p, reason in summary.failed}
+    assert set(failed) == {"empty.png", "text.png", "one.png", "flat.png", "cut.png"}
+    assert "empty file" in failed["empty.png"] and "not one" in failed["text.png"]
+    assert "too small" in failed["one.png"] and "constant image" in failed["flat.png"]
+    assert "truncated or corrupt" in failed["cut.png"]
+    assert all(str(folder) in r for r in failed.values())  # each error names its file
+    made = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert made == sorted([f"good1{s}" for s in SUFFIXES] + [f"sub/good2{s}" for s in SUFFIXES])
+    xp = np.asarray(Image.open(out / "good1_xp.png"))
+    assert xp.dtype == np.uint16 and xp.max() == 65535
+    again = preprocess_files([str(folder)], str(out), progress=False, log=logs.append)
+    assert len(again.skipped) == 2 and not again.done
+
+
+def test_cli_exit_code_and_summary(folder, tmp_path, capsys):
+    code = main(["preprocess", str(folder / "good1.png"), str(folder / "empty.png"), "-o", str(tmp_path / "o"), "-q"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "1 done, 0 skipped, 1 failed" in captured.out
+    assert "empty.png: empty file" in captured.err
+    assert main(["preprocess", str(folder / "good1.png"), "-o", str(tmp_path / "o"), "-q"]) == 0  # skipped: fine
+
+
+def test_directory_named_like_an_image_and_missing_files(tmp_path):
+    (tmp_path / "dir.png").mkdir()
+    Image.fromarray(radiograph_like(2)).save(tmp_path / "dir.png" / "inside.png")
+    summary = preprocess_files([str(tmp_path / "dir.png"), str(tmp_path / "missing.png")], str(tmp_path / "o"),
+                               progress=False, log=lambda m: None)  # fmt: skip
+    assert [os.path.basename(p) for p in summary.done] == ["inside.png"]  # a folder is searched
+    assert "no such file" in summary.failed[0][1]
+
+
+def test_discover_lists_and_duplicates(tmp_path):
+    for name in ("a.png", "b.dcm", "c", "d.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{tmp_path / 'a.png'}\n# comment\n\n{tmp_path / 'b.dcm'}\n")
+    found = discover([str(tmp_path), f"@{listing}"])
+    assert [f.rel for f in found] == ["a.png", "b.dcm", "c"]  # .txt skipped, listed duplicates dropped
+    assert len({os.path.abspath(f.path) for f in found}) == len(found)
+
+
+def test_output_paths_cannot_escape(tmp_path):
+    assert output_path(str(tmp_path), "sub/x.png", "_xp.png") == str(tmp_path / "sub" / "x_xp.png")
+    with pytest.raises(ValueError, match="outside"):
+        output_path(str(tmp_path), "../../etc/x.png", "_xp.png")

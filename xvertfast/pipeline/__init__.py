@@ -1,0 +1,1 @@
+"""Batch work over files: input discovery, output naming, per-file error reporting."""
