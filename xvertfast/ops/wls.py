@@ -121,10 +121,11 @@ def wls(
         return_info: also return a :class:`WlsInfo` with iterations and residuals.
 
     Returns:
-        The smoothed image(s), same type, shape and device as ``image``; with ``return_info``,
-        ``(smoothed, info)``.
+        The smoothed image(s), same type, shape and device as ``image`` (detached: the solve
+        carries no gradient); with ``return_info``, ``(smoothed, info)``.
     """
     x, from_numpy = _as_tensor(image)
+    x = x.detach()  # the solve is not differentiable: no gradient flows through wls
     _check(x)
     chosen = _resolve(method, x)
     squeeze = x.dim() == 2

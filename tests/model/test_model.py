@@ -1,0 +1,85 @@
+"""XVertNet network: shapes, guidance layers, the feature set, multi-stage enhancement, persistence."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+
+from xvertfast import wls
+from xvertfast.model import XVertNet, XVertNetStage, load_model, save_model
+
+
+@pytest.mark.parametrize("hw", [(37, 53), (64, 64), (5, 7), (3, 3), (1, 1)])
+def test_odd_sizes_keep_their_shape(seed, hw):
+    stage = XVertNetStage(width=4, depth=3).eval()
+    xp, y = torch.rand(2, 1, *hw), torch.randn(2, 1, *hw) * 0.1
+    out, feats = stage(xp, y, return_features=True)
+    assert out.shape == (2, 1, *hw) and feats.shape == (2, 8, *hw)
+    assert 0 <= out.min() and out.max() <= 1
+
+
+def test_guidance_layer_sizes_per_level(seed):
+    stage = XVertNetStage(width=4, depth=4)
+    seen = {}
+    hooks = [g.register_forward_hook(lambda m, i, o, lvl=g.level: seen.__setitem__(lvl, tuple(o.shape))) for g in stage.guides]
+    stage(torch.rand(1, 1, 64, 48), torch.rand(1, 1, 64, 48))
+    for h in hooks:
+        h.remove()
+    assert seen == {k: (1, 4 * 2**k, 64 // 2**k, 48 // 2**k) for k in range(4)}
+
+
+def test_paper_width_gives_128_feature_maps(seed):
+    stage = XVertNetStage(width=64, depth=4)
+    assert stage.feature_maps == 128
+    _, feats = stage(torch.rand(1, 1, 32, 32), torch.rand(1, 1, 32, 32), return_features=True)
+    assert feats.shape[1] == 128
+
+
+def test_every_parameter_gets_a_gradient(seed):
+    stage = XVertNetStage(width=4, depth=2)
+    out, feats = stage(torch.rand(2, 1, 16, 16), torch.rand(2, 1, 16, 16), return_features=True)
+    (out.mean() + feats.mean()).backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in stage.parameters())
+
+
+def test_bad_shapes():
+    stage = XVertNetStage(width=4, depth=2)
+    with pytest.raises(ValueError, match=r"\[B, 1, H, W\]"):
+        stage(torch.rand(1, 2, 8, 8), torch.rand(1, 2, 8, 8))
+    with pytest.raises(ValueError, match="width and depth"):
+        XVertNetStage(width=0)
+
+
+def test_enhance_recomputes_the_guidance_between_stages(seed):
+    model = XVertNet([XVertNetStage(4, 2), XVertNetStage(4, 2)]).eval()
+    xp, y = torch.rand(1, 1, 24, 20), torch.randn(1, 1, 24, 20) * 0.1
+    first = model.stages[0](xp, y)
+    y2 = first - wls(first[:, 0]).unsqueeze(1)
+    torch.testing.assert_close(model.guidance(first), y2)
+    torch.testing.assert_close(model.enhance(xp, y), model.stages[1](first, y2))
+    torch.testing.assert_close(model.enhance(xp, y, stages=1), first)
+
+
+def test_save_and_load_give_identical_outputs(seed, tmp_path):
+    model = XVertNet([XVertNetStage(4, 2), XVertNetStage(6, 3)], lam=0.7).eval()
+    save_model(model, tmp_path / "m", extra={"training": {"epochs": 0}})
+    assert sorted(os.listdir(tmp_path / "m")) == ["config.json", "stage1.safetensors", "stage2.safetensors"]
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["architecture"]["stages"] == [{"width": 4, "depth": 2}, {"width": 6, "depth": 3}]
+    assert config["preprocessing"]["lam"] == 0.7 and config["training"] == {"epochs": 0}
+    loaded = load_model(tmp_path / "m")
+    xp, y = torch.rand(2, 1, 20, 28), torch.randn(2, 1, 20, 28) * 0.1
+    torch.testing.assert_close(loaded.enhance(xp, y), model.enhance(xp, y), rtol=0, atol=0)
+
+
+def test_load_refuses_what_is_not_a_model(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        load_model(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"format": "other"}))
+    with pytest.raises(ValueError, match="unsupported model format"):
+        load_model(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no default model"):
+        load_model("default")

@@ -1,0 +1,73 @@
+"""Saving and loading models as a directory: ``config.json`` + ``stage{k}.safetensors``.
+
+Loading reads tensors with safetensors and the architecture from JSON: no
+pickle, so a model file can never run code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import torch
+
+from xvertfast.model.stage import XVertNetStage
+from xvertfast.model.xvertnet import XVertNet
+
+__all__ = ["save_model", "load_model", "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1
+
+
+def save_model(model: XVertNet, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> str:
+    """Writes the model directory (created if needed); ``extra`` goes into config.json (provenance)."""
+    from safetensors.torch import save_file
+
+    from xvertfast.io.write import atomic_write
+
+    path = os.fspath(path)
+    os.makedirs(path, exist_ok=True)
+    config = {
+        "format": "xvertfast-model",
+        "format_version": FORMAT_VERSION,
+        "architecture": {"stages": [{"width": s.width, "depth": s.depth} for s in model.stages]},
+        "preprocessing": {"lam": model.lam, "alpha": model.alpha, "eps": model.eps},
+        **(extra or {}),
+    }
+    for k, stage in enumerate(model.stages, start=1):
+        tensors = {name: t.detach().cpu().contiguous() for name, t in stage.state_dict().items()}
+        with atomic_write(os.path.join(path, f"stage{k}.safetensors")) as tmp:
+            save_file(tensors, tmp)
+    with atomic_write(os.path.join(path, "config.json")) as tmp, open(tmp, "w") as f:
+        json.dump(config, f, indent=2)
+    return path
+
+
+def load_model(path: str | os.PathLike = "default", map_location: str | torch.device = "cpu") -> XVertNet:
+    """Loads a model directory written by :func:`save_model` (eval mode)."""
+    from safetensors.torch import load_file
+
+    path = os.fspath(path)
+    if path == "default":
+        path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "weights", "default")
+        if not os.path.isdir(path):
+            raise FileNotFoundError("no default model is shipped with this version of xvertfast yet; "
+                                    "train one with `xvertfast train` and pass its directory")  # fmt: skip
+    config_path = os.path.join(path, "config.json")
+    if not os.path.isfile(config_path):
+        raise FileNotFoundError(f"{path}: not an xvertfast model directory (no config.json)")
+    with open(config_path) as f:
+        config = json.load(f)
+    if config.get("format") != "xvertfast-model" or config.get("format_version", 0) > FORMAT_VERSION:
+        raise ValueError(f"{config_path}: unsupported model format {config.get('format')!r} "
+                         f"version {config.get('format_version')!r}")  # fmt: skip
+    stages = []
+    for k, spec in enumerate(config["architecture"]["stages"], start=1):
+        stage = XVertNetStage(width=int(spec["width"]), depth=int(spec["depth"]))
+        state = load_file(os.path.join(path, f"stage{k}.safetensors"), device=str(map_location))
+        stage.load_state_dict(state, strict=True)
+        stages.append(stage)
+    pre = config.get("preprocessing", {})
+    model = XVertNet(stages, lam=pre.get("lam", 0.8), alpha=pre.get("alpha", 1.2), eps=pre.get("eps", 1e-4))
+    return model.to(map_location).eval()

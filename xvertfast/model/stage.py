@@ -1,0 +1,99 @@
+"""One XVertNet stage: a U-Net on X_p whose decoder is guided by Y at every level (paper Fig. 2).
+
+Encoder level k (k = 0 .. depth-1) has ``width * 2^k`` channels (two 3x3 conv +
+batch norm + ReLU, then 2x2 max-pool); the bottleneck has ``width * 2^depth``.
+Decoder level k upsamples (2x2 transposed conv), concatenates the encoder skip,
+applies two 3x3 convs to ``width * 2^k`` maps, and concatenates the guidance
+layer ``GL_k(Y) = MaxPool_{2^k}(Conv3x3(LeakyReLU(Y)))`` with ``width * 2^k``
+maps. The last level therefore holds ``width`` network maps + ``width`` GL maps
+(128 for the paper's width 64): the feature set of the entropy loss. A 1x1
+conv and a sigmoid give the output image in [0, 1] (the next stage's WLS needs
+values >= 0). Inputs of any size are reflect-padded to a multiple of 2^depth
+and the output cropped back.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["XVertNetStage", "GuidanceLayer", "DoubleConv"]
+
+
+class DoubleConv(nn.Sequential):
+    """(3x3 conv, batch norm, ReLU) x 2."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__(
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+        )
+
+
+class GuidanceLayer(nn.Module):
+    """``MaxPool_{2^level}(Conv3x3(LeakyReLU(Y)))``: the HFC image brought to a decoder level."""
+
+    def __init__(self, channels: int, level: int, negative_slope: float = 0.2):
+        super().__init__()
+        self.level = level
+        self.act = nn.LeakyReLU(negative_slope)
+        self.conv = nn.Conv2d(1, channels, 3, padding=1)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        g = self.conv(self.act(y))
+        return F.max_pool2d(g, 2**self.level) if self.level else g
+
+
+class XVertNetStage(nn.Module):
+    """One stage ``phi(X_p, Y)``; see the module docstring."""
+
+    def __init__(self, width: int = 64, depth: int = 4):
+        super().__init__()
+        if width < 1 or depth < 1:
+            raise ValueError(f"XVertNetStage: width and depth must be >= 1, got {width}, {depth}")
+        self.width, self.depth = width, depth
+        chans = [width * 2**k for k in range(depth + 1)]
+        self.encoders = nn.ModuleList([DoubleConv(1 if k == 0 else chans[k - 1], chans[k]) for k in range(depth)])
+        self.bottleneck = DoubleConv(chans[depth - 1], chans[depth])
+        self.ups, self.decoders, self.guides = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
+        cin = chans[depth]
+        for k in reversed(range(depth)):
+            self.ups.append(nn.ConvTranspose2d(cin, chans[k], 2, stride=2))
+            self.decoders.append(DoubleConv(2 * chans[k], chans[k]))
+            self.guides.append(GuidanceLayer(chans[k], k))
+            cin = 2 * chans[k]
+        self.head = nn.Conv2d(2 * width, 1, 1)
+
+    @property
+    def feature_maps(self) -> int:
+        """Maps of the last decoder level (network + guidance): the entropy loss's candidates."""
+        return 2 * self.width
+
+    def forward(self, xp: torch.Tensor, y: torch.Tensor, return_features: bool = False):
+        if xp.dim() != 4 or xp.shape[1] != 1 or xp.shape != y.shape:
+            raise ValueError(f"XVertNetStage: xp and y must both be [B, 1, H, W], got {tuple(xp.shape)} "
+                             f"and {tuple(y.shape)}")  # fmt: skip
+        h, w = xp.shape[-2:]
+        m = 2**self.depth
+        ph, pw = (-h) % m, (-w) % m
+        if ph or pw:
+            mode = "reflect" if h > ph and w > pw else "replicate"
+            xp, y = (F.pad(t, (0, pw, 0, ph), mode=mode) for t in (xp, y))
+        skips, t = [], xp
+        for enc in self.encoders:
+            t = enc(t)
+            skips.append(t)
+            t = F.max_pool2d(t, 2)
+        t = self.bottleneck(t)
+        for up, dec, guide, skip in zip(self.ups, self.decoders, self.guides, reversed(skips)):
+            t = dec(torch.cat([up(t), skip], dim=1))
+            t = torch.cat([t, guide(y)], dim=1)
+        out = torch.sigmoid(self.head(t))[..., :h, :w]
+        if return_features:
+            return out, t[..., :h, :w]
+        return out

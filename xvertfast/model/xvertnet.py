@@ -1,0 +1,41 @@
+"""The multi-stage XVertNet (Eq. 7): each stage enhances the previous one's output.
+
+``enhance(xp, y)``: out_1 = phi_1(X_p, Y); then for k > 1: Y_k = out_{k-1} - WLS(out_{k-1}),
+out_k = phi_k(out_{k-1}, Y_k). Two stages is the default (the paper found three over-enhance).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from xvertfast.model.stage import XVertNetStage
+from xvertfast.ops.wls import wls
+
+__all__ = ["XVertNet"]
+
+
+class XVertNet(nn.Module):
+    def __init__(self, stages: list[XVertNetStage], lam: float = 0.8, alpha: float = 1.2, eps: float = 1e-4):
+        super().__init__()
+        if not stages:
+            raise ValueError("XVertNet needs at least one stage")
+        self.stages = nn.ModuleList(stages)
+        self.lam, self.alpha, self.eps = lam, alpha, eps
+
+    def guidance(self, image: torch.Tensor) -> torch.Tensor:
+        """The HFC image ``image - WLS(image)`` of a [B, 1, H, W] batch (no gradient)."""
+        with torch.no_grad():
+            smooth = wls(image[:, 0].float().contiguous(), self.lam, self.alpha, self.eps)
+        return (image[:, 0] - smooth.to(image.dtype)).unsqueeze(1)
+
+    @torch.no_grad()
+    def enhance(self, xp: torch.Tensor, y: torch.Tensor, stages: int | None = None) -> torch.Tensor:
+        """Runs the first ``stages`` stages (all by default) on a [B, 1, H, W] batch."""
+        count = len(self.stages) if stages is None else stages
+        out = xp
+        for k, stage in enumerate(list(self.stages)[:count]):
+            if k > 0:
+                y = self.guidance(out)
+            out = stage(out, y)
+        return out
