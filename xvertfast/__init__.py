@@ -9,5 +9,6 @@ from xvertfast.ops.wls import wls  # noqa: E402
 # API reads); its constants stay importable as ``from xvertfast.preprocess import E_FLOOR``.
 from xvertfast.preprocess.inputs import preprocess  # noqa: E402
 from xvertfast.preprocess.spine import find_spine  # noqa: E402
+from xvertfast.model.persistence import load_model  # noqa: E402
 
-__all__ = ["__version__", "ops", "wls", "preprocess", "find_spine"]
+__all__ = ["__version__", "ops", "wls", "preprocess", "find_spine", "load_model"]

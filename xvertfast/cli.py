@@ -36,6 +36,27 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from xvertfast.train import TrainConfig, train
+
+    config = TrainConfig(stages=args.stages, epochs_gc=args.epochs_gc, epochs_joint=args.epochs_joint,
+                         batch_size=args.batch_size, width=args.width, depth=args.depth, roi_size=args.roi_size,
+                         val_fraction=args.val_fraction, patience=args.patience, seed=args.seed,
+                         device=args.device, amp=args.amp)  # fmt: skip
+    if args.workers:
+        import torch
+
+        torch.set_num_threads(args.workers)
+    try:
+        train(args.data, args.output, config, resume=args.resume, progress=not args.quiet,
+              log=lambda msg: print(msg, file=sys.stderr))  # fmt: skip
+    except (ValueError, FileExistsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"model written to {args.output}/model (load it with xvertfast.load_model); metrics in {args.output}/metrics.csv")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xvertfast", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -76,6 +97,37 @@ if any failed. Files whose outputs exist are skipped (use --overwrite).""",
     pre.add_argument("--overwrite", action="store_true", help="recompute files whose outputs exist")
     pre.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     pre.set_defaults(func=_cmd_preprocess)
+
+    tr = sub.add_parser(
+        "train",
+        help="train XVertNet, unsupervised, on your own radiographs",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Train a multi-stage XVertNet on unlabeled frontal chest radiographs. Each image is "
+        "preprocessed once (cached in RUN_DIR/cache) and gives two spine ROIs. Each stage trains with the "
+        "gradient-correlation loss alone for --epochs-gc epochs, then adds the max-entropy feature loss for "
+        "up to --epochs-joint epochs with early stopping on the validation images; stage k+1 trains on stage "
+        "k's outputs. A checkpoint is written after every epoch: --resume continues an interrupted run. "
+        "The paper's setting is the default (width 64, 200 + 25 epochs); on a CPU start small "
+        "(e.g. --width 16 --roi-size 256 --epochs-gc 20 --epochs-joint 5).",
+    )
+    tr.add_argument("data", nargs="+", metavar="DATA", help="image files, folders or @list.txt files")
+    tr.add_argument("-o", "--output", required=True, metavar="RUN_DIR", help="run folder")
+    tr.add_argument("--stages", type=int, default=2, help="number of stages")
+    tr.add_argument("--epochs-gc", type=int, default=200, help="epochs with the structure loss only")
+    tr.add_argument("--epochs-joint", type=int, default=25, help="epochs with structure + feature loss")
+    tr.add_argument("--batch-size", type=int, default=8)
+    tr.add_argument("--width", type=int, default=64, help="base width of the U-Net (paper: 64)")
+    tr.add_argument("--depth", type=int, default=4, help="down-sampling levels of the U-Net")
+    tr.add_argument("--roi-size", type=int, default=512, help="ROI side at the working height of 1024 rows")
+    tr.add_argument("--val-fraction", type=float, default=0.2, help="share of images held out for validation")
+    tr.add_argument("--patience", type=int, default=10, help="early-stopping patience (epochs)")
+    tr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    tr.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR")
+    tr.add_argument("--workers", type=int, default=0, help="CPU threads (0: torch's default)")
+    tr.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    tr.set_defaults(func=_cmd_train)
     return parser
 
 

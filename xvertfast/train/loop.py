@@ -1,0 +1,252 @@
+"""Iterative training of XVertNet (Eq. 7): stage k+1 learns on stage k's outputs.
+
+Per stage: ``epochs_gc`` epochs of L1 only, then up to ``epochs_joint`` epochs
+of L1 + L2, with early stopping on the validation loss during the joint phase
+(``patience`` epochs without improvement); the stage keeps its best-validation
+weights. Adam, lr 1e-3, betas (0.9, 0.99).
+
+Everything that decides the result is seeded per stage and per epoch (weight
+init, shuffling, augmentation), and a checkpoint (weights, optimiser state,
+progress, best weights; safetensors + JSON, written atomically) is saved after
+every epoch, so ``resume=True`` after a kill reaches the same weights as an
+uninterrupted run (bitwise on the CPU).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from xvertfast.io.write import atomic_write
+from xvertfast.model import XVertNet, XVertNetStage, save_model
+from xvertfast.ops.wls import wls
+from xvertfast.train.data import RoiSet, load_rois, shift_augment, split_by_image
+from xvertfast.train.losses import XVertNetLoss
+
+__all__ = ["TrainConfig", "train"]
+
+
+@dataclass
+class TrainConfig:
+    stages: int = 2
+    epochs_gc: int = 200
+    epochs_joint: int = 25
+    batch_size: int = 8
+    width: int = 64
+    depth: int = 4
+    roi_size: int = 512
+    val_fraction: float = 0.2
+    patience: int = 10
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.99)
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = False
+    lam: float = 0.8
+    alpha: float = 1.2
+    eps: float = 1e-4
+
+
+@dataclass
+class _Progress:
+    stage: int = 1
+    epoch: int = 0  #: epochs finished in this stage
+    best_val: float = float("inf")
+    bad_epochs: int = 0
+    history: list[dict] = field(default_factory=list)
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _save_tensors(path: str, tensors: dict[str, torch.Tensor]) -> None:
+    from safetensors.torch import save_file
+
+    with atomic_write(path) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp)
+
+
+def _load_tensors(path: str, device) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(path, device=str(device))
+
+
+def _optimizer_tensors(opt: torch.optim.Adam) -> dict[str, torch.Tensor]:
+    out = {}
+    for i, p in enumerate(opt.param_groups[0]["params"]):
+        for key, value in opt.state.get(p, {}).items():
+            out[f"{i}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
+    return out
+
+
+def _restore_optimizer(opt: torch.optim.Adam, tensors: dict[str, torch.Tensor]) -> None:
+    params = opt.param_groups[0]["params"]
+    for name, value in tensors.items():
+        i, key = name.split(".", 1)
+        opt.state[params[int(i)]][key] = value
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    order = torch.randperm(n, generator=generator)
+    return [order[k : k + batch_size] for k in range(0, n, batch_size)]
+
+
+def _evaluate(stage: XVertNetStage, data: RoiSet, loss_fn: XVertNetLoss, joint: bool, batch_size: int,
+              device) -> float:  # fmt: skip
+    if len(data) == 0:
+        return float("nan")
+    stage.eval()
+    total = 0.0
+    with torch.no_grad():
+        for k in range(0, len(data), batch_size):
+            xp, y = data.xp[k : k + batch_size].to(device), data.y[k : k + batch_size].to(device)
+            out, feats = stage(xp, y, return_features=True)
+            total += loss_fn(out, y, feats, joint).total.item() * xp.shape[0]
+    stage.train()
+    return total / len(data)
+
+
+def _next_stage_data(stage: XVertNetStage, data: RoiSet, config: TrainConfig, device) -> RoiSet:
+    """Stage k's outputs and their HFC images: the training data of stage k+1."""
+    stage.eval()
+    outs = []
+    with torch.no_grad():
+        for k in range(0, len(data), config.batch_size):
+            outs.append(stage(data.xp[k : k + config.batch_size].to(device), data.y[k : k + config.batch_size].to(device)).cpu())
+    xp = torch.cat(outs)
+    y = (xp[:, 0] - wls(xp[:, 0].contiguous(), config.lam, config.alpha, config.eps)).unsqueeze(1)
+    return RoiSet(xp, y, data.image, data.sources)
+
+
+def _write_metrics(run_dir: str, history: list[dict]) -> None:
+    if not history:
+        return
+    with atomic_write(os.path.join(run_dir, "metrics.csv")) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+
+
+def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = False, progress: bool = True,
+          stop_after_epochs: int | None = None, log=print) -> XVertNet:  # fmt: skip
+    """Trains an XVertNet on the images ``inputs`` (files, folders, @lists) into ``run_dir``.
+
+    ``run_dir`` receives ``cache/`` (preprocessed images), ``checkpoint/``, ``metrics.csv``,
+    ``stage{k}_data.safetensors`` (inputs of later stages) and ``model/`` (the trained
+    model, loadable with :func:`xvertfast.load_model`). ``stop_after_epochs`` ends the call
+    after that many epochs (a controlled "kill", for tests); ``resume=True`` continues.
+    """
+    device = _device(config.device)
+    os.makedirs(run_dir, exist_ok=True)
+    ckpt_dir = os.path.join(run_dir, "checkpoint")
+    state_path = os.path.join(ckpt_dir, "state.json")
+    prog = _Progress()
+    if resume and os.path.exists(state_path):
+        with open(state_path) as f:
+            saved = json.load(f)
+        if saved["config"] != json.loads(json.dumps(asdict(config))):
+            raise ValueError(f"{run_dir}: --resume with a different configuration than the checkpoint's")
+        prog = _Progress(**saved["progress"])
+        log(f"resuming at stage {prog.stage}, epoch {prog.epoch}")
+    elif os.path.exists(state_path):
+        raise FileExistsError(f"{run_dir} holds a checkpoint: pass resume=True (--resume) or use a new folder")
+
+    data = load_rois(inputs, os.path.join(run_dir, "cache"), config.roi_size, config.lam, config.alpha, config.eps, log)
+    train_ids, val_ids = split_by_image(len(data.sources), config.val_fraction, config.seed)
+    loss_fn = XVertNetLoss()
+    stages: list[XVertNetStage] = []
+    epochs_run = 0
+    for k in range(1, config.stages + 1):
+        torch.manual_seed(config.seed * 7919 + k)
+        stage = XVertNetStage(config.width, config.depth).to(device)
+        if k < prog.stage:  # finished earlier: load its weights and the next stage's data
+            stage.load_state_dict(_load_tensors(os.path.join(run_dir, "model", f"stage{k}.safetensors"), device))
+            stages.append(stage.eval())
+            continue
+        if k > 1:
+            data_path = os.path.join(run_dir, f"stage{k}_data.safetensors")
+            if os.path.exists(data_path):
+                t = _load_tensors(data_path, "cpu")
+                data = RoiSet(t["xp"], t["y"], data.image, data.sources)
+            else:
+                data = _next_stage_data(stages[-1], data, config, device)
+                _save_tensors(data_path, {"xp": data.xp, "y": data.y})
+        tr, va = data.subset(train_ids), data.subset(val_ids)
+        opt = torch.optim.Adam(stage.parameters(), lr=config.lr, betas=config.betas)
+        best = {n: v.detach().clone() for n, v in stage.state_dict().items()}
+        if prog.stage == k and prog.epoch > 0:
+            stage.load_state_dict(_load_tensors(os.path.join(ckpt_dir, "stage.safetensors"), device))
+            _restore_optimizer(opt, _load_tensors(os.path.join(ckpt_dir, "optimizer.safetensors"), device))
+            best = _load_tensors(os.path.join(ckpt_dir, "best.safetensors"), device)
+        total_epochs = config.epochs_gc + config.epochs_joint
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total_epochs, initial=prog.epoch, desc=f"stage {k}", unit="epoch")
+        while prog.epoch < total_epochs and not (prog.epoch >= config.epochs_gc and prog.bad_epochs >= config.patience):
+            if stop_after_epochs is not None and epochs_run >= stop_after_epochs:
+                if bar is not None:
+                    bar.close()
+                return XVertNet(stages + [stage], config.lam, config.alpha, config.eps)
+            joint = prog.epoch >= config.epochs_gc
+            gen = torch.Generator().manual_seed(config.seed * 1_000_003 + 1000 * k + prog.epoch)
+            stage.train()
+            t0, seen, running = time.perf_counter(), 0, 0.0
+            for idx in _batches(len(tr), config.batch_size, gen):
+                xp, y = shift_augment(tr.xp[idx], tr.y[idx], gen)
+                xp, y = xp.to(device), y.to(device)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda"):
+                    out, feats = stage(xp, y, return_features=True)
+                terms = loss_fn(out.float(), y, feats.float(), joint)
+                opt.zero_grad(set_to_none=True)
+                terms.total.backward()
+                opt.step()
+                running += terms.total.item() * xp.shape[0]
+                seen += xp.shape[0]
+            seconds = time.perf_counter() - t0
+            val = _evaluate(stage, va, loss_fn, joint, config.batch_size, device)
+            prog.epoch += 1
+            score = val if val == val else running / max(seen, 1)  # no validation images: train loss
+            if joint:
+                if score < prog.best_val:
+                    prog.best_val, prog.bad_epochs = score, 0
+                    best = {n: v.detach().clone() for n, v in stage.state_dict().items()}
+                else:
+                    prog.bad_epochs += 1
+            else:
+                best = {n: v.detach().clone() for n, v in stage.state_dict().items()}
+            prog.history.append({"stage": k, "epoch": prog.epoch, "phase": "gc+entropy" if joint else "gc",
+                                 "train_loss": running / max(seen, 1), "val_loss": val,
+                                 "images_per_s": seen / seconds if seconds > 0 else 0.0, "seconds": seconds})  # fmt: skip
+            os.makedirs(ckpt_dir, exist_ok=True)
+            _save_tensors(os.path.join(ckpt_dir, "stage.safetensors"), stage.state_dict())
+            _save_tensors(os.path.join(ckpt_dir, "optimizer.safetensors"), _optimizer_tensors(opt))
+            _save_tensors(os.path.join(ckpt_dir, "best.safetensors"), best)
+            with atomic_write(state_path) as tmp, open(tmp, "w") as f:
+                json.dump({"config": asdict(config), "progress": asdict(prog)}, f)
+            _write_metrics(run_dir, prog.history)
+            epochs_run += 1
+            if bar is not None:
+                bar.set_postfix(loss=f"{running / max(seen, 1):.4f}", val=f"{val:.4f}", img_s=f"{seen / max(seconds, 1e-9):.1f}")
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        stage.load_state_dict(best)
+        stages.append(stage.eval())
+        save_model(XVertNet(stages, config.lam, config.alpha, config.eps), os.path.join(run_dir, "model"),
+                   extra={"training": {"config": asdict(config), "sources": data.sources,
+                                       "validation_images": [data.sources[i] for i in val_ids]}})  # fmt: skip
+        prog = _Progress(stage=k + 1, history=prog.history)
+        with atomic_write(state_path) as tmp, open(tmp, "w") as f:
+            json.dump({"config": asdict(config), "progress": asdict(prog)}, f)
+    return XVertNet(stages, config.lam, config.alpha, config.eps)
