@@ -1,0 +1,63 @@
+"""One XVertNet training step with the project's ops vs the same step with the pure-PyTorch losses.
+
+    pytest bench/test_bench_train_step.py --benchmark-only [--benchmark-group-by=group]
+
+Issue #5's setting: batch 8, 512 x 512 ROIs, width 64 (set XVF_BENCH_SMALL=1 for
+batch 2, 256^2, width 16 when only a quick look is wanted). The network dominates the
+step; the losses' share is what the custom ops change.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bench.conftest import synchronized
+from xvertfast.model import XVertNetStage
+from xvertfast.ops.reference import gradient_correlation_reference, select_max_entropy_reference
+from xvertfast.train import XVertNetLoss
+
+SMALL = os.environ.get("XVF_BENCH_SMALL") == "1"
+BATCH, SIZE, WIDTH = (2, 256, 16) if SMALL else (8, 512, 64)
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
+
+
+def reference_loss(out, y, feats, joint=True):
+    l1 = (1 - gradient_correlation_reference(out, y)).mean()
+    l2 = F.mse_loss(out, select_max_entropy_reference(feats.detach(), 256, True)[1])
+    return l1 + l2
+
+
+def make_step(device, use_ops: bool):
+    torch.manual_seed(0)
+    stage = XVertNetStage(WIDTH, 4).to(device)
+    opt = torch.optim.Adam(stage.parameters(), lr=1e-3, betas=(0.9, 0.99))
+    xp = torch.rand(BATCH, 1, SIZE, SIZE, device=device)
+    y = xp - F.avg_pool2d(F.pad(xp, (2, 2, 2, 2), mode="reflect"), 5, stride=1)
+    ops_loss = XVertNetLoss()
+
+    def step():
+        out, feats = stage(xp, y, return_features=True)
+        loss = ops_loss(out, y, feats, True).total if use_ops else reference_loss(out, y, feats)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("device", DEVICES)
+def test_train_step_xvertfast_ops(benchmark, device):
+    benchmark.group = f"train step b{BATCH} {SIZE}^2 w{WIDTH} {device}"
+    benchmark.pedantic(synchronized(make_step(device, True), device), rounds=2, warmup_rounds=1)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_train_step_pytorch_losses(benchmark, device):
+    benchmark.group = f"train step b{BATCH} {SIZE}^2 w{WIDTH} {device}"
+    benchmark.pedantic(synchronized(make_step(device, False), device), rounds=2, warmup_rounds=1)
