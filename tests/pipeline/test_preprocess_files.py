@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from xvertfast.cli import main
-from xvertfast.pipeline.files import discover, output_path
+from xvertfast.io.files import discover, output_path
 from xvertfast.pipeline.preprocess_files import SUFFIXES, preprocess_files
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from xvertfast.io import ImageReadError, read_image, write_image
 from xvertfast.io.write import atomic_write
-from xvertfast.pipeline.files import discover, output_path
+from xvertfast.io.files import discover, output_path
 from xvertfast.preprocess import find_spine, preprocess
 
 __all__ = ["preprocess_files", "JobSummary", "SUFFIXES", "MIN_SIZE"]

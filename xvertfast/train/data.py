@@ -21,8 +21,9 @@ import torch.nn.functional as F
 
 from xvertfast.io import ImageReadError, read_image
 from xvertfast.io.write import atomic_write
-from xvertfast.pipeline.files import discover
+from xvertfast.io.files import discover
 from xvertfast.preprocess import find_spine, preprocess
+from xvertfast.preprocess.spine import Box
 
 __all__ = ["RoiSet", "load_rois", "split_by_image"]
 
@@ -89,8 +90,6 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = 0.8
         except (ImageReadError, ValueError, OSError) as exc:
             log(f"skipped: {exc}")
             continue
-        from xvertfast.preprocess.spine import Box
-
         for box in (Box(*b) for b in d["boxes"]):
             xps.append(_crop(d["xp"], box, roi_size))
             ys.append(_crop(d["y"], box, roi_size))
