@@ -54,10 +54,10 @@ def make_step(device, use_ops: bool):
 @pytest.mark.parametrize("device", DEVICES)
 def test_train_step_xvertfast_ops(benchmark, device):
     benchmark.group = f"train step b{BATCH} {SIZE}^2 w{WIDTH} {device}"
-    benchmark.pedantic(synchronized(make_step(device, True), device), rounds=2, warmup_rounds=1)
+    benchmark.pedantic(synchronized(make_step(device, True), device), rounds=2 if not SMALL else 6, warmup_rounds=1)
 
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_train_step_pytorch_losses(benchmark, device):
     benchmark.group = f"train step b{BATCH} {SIZE}^2 w{WIDTH} {device}"
-    benchmark.pedantic(synchronized(make_step(device, False), device), rounds=2, warmup_rounds=1)
+    benchmark.pedantic(synchronized(make_step(device, False), device), rounds=2 if not SMALL else 6, warmup_rounds=1)
