@@ -133,17 +133,15 @@ void gc_backward_cpu(const T* grad_gc, const T* a, const T* b, const double* sta
       }
       for (int64_t r = r0; r < r1; ++r) {
         const int64_t k = r - r0 + 1;
-        if (grad_a) {
-          const T* ix = wax + k * ld + 1;
-          const T* iy = way + k * ld + 1;
-          T* g = grad_a + s * HW + r * W;
-#pragma omp simd
-          for (int64_t j = 0; j < W; ++j) g[j] = gc::sobel_adjoint(ix + j, iy + j, ld);
-        }
-        if (grad_b) {
-          const T* ix = wbx + k * ld + 1;
-          const T* iy = wby + k * ld + 1;
-          T* g = grad_b + s * HW + r * W;
+        // the same gather for each gradient asked for: grad = Sx^T w_x + Sy^T w_y
+        const T* wx[2] = {wax, wbx};
+        const T* wy[2] = {way, wby};
+        T* out[2] = {grad_a, grad_b};
+        for (int t = 0; t < 2; ++t) {
+          if (!out[t]) continue;
+          const T* ix = wx[t] + k * ld + 1;
+          const T* iy = wy[t] + k * ld + 1;
+          T* g = out[t] + s * HW + r * W;
 #pragma omp simd
           for (int64_t j = 0; j < W; ++j) g[j] = gc::sobel_adjoint(ix + j, iy + j, ld);
         }

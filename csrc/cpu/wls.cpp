@@ -194,8 +194,6 @@ class Solver {
     return std::sqrt(total);
   }
 
-  int threads() const { return nt_; }
-
  private:
   int nt_;
   std::vector<Level<T>> levels_;

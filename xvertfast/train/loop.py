@@ -127,6 +127,11 @@ def _next_stage_data(stage: XVertNetStage, data: RoiSet, config: TrainConfig, de
     return RoiSet(xp, y, data.image, data.sources)
 
 
+def _save_state(path: str, config: TrainConfig, prog: _Progress) -> None:
+    with atomic_write(path) as tmp, open(tmp, "w") as f:
+        json.dump({"config": asdict(config), "progress": asdict(prog)}, f)
+
+
 def _write_metrics(run_dir: str, history: list[dict]) -> None:
     if not history:
         return
@@ -232,8 +237,7 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
             _save_tensors(os.path.join(ckpt_dir, "stage.safetensors"), stage.state_dict())
             _save_tensors(os.path.join(ckpt_dir, "optimizer.safetensors"), _optimizer_tensors(opt))
             _save_tensors(os.path.join(ckpt_dir, "best.safetensors"), best)
-            with atomic_write(state_path) as tmp, open(tmp, "w") as f:
-                json.dump({"config": asdict(config), "progress": asdict(prog)}, f)
+            _save_state(state_path, config, prog)
             _write_metrics(run_dir, prog.history)
             epochs_run += 1
             if bar is not None:
@@ -247,6 +251,5 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
                    extra={"training": {"config": asdict(config), "sources": data.sources,
                                        "validation_images": [data.sources[i] for i in val_ids]}})  # fmt: skip
         prog = _Progress(stage=k + 1, history=prog.history)
-        with atomic_write(state_path) as tmp, open(tmp, "w") as f:
-            json.dump({"config": asdict(config), "progress": asdict(prog)}, f)
+        _save_state(state_path, config, prog)
     return XVertNet(stages, config.lam, config.alpha, config.eps)
