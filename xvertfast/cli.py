@@ -36,11 +36,45 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
+def _cmd_enhance(args: argparse.Namespace) -> int:
+    from xvertfast.infer import Enhancer
+
+    try:
+        enhancer = Enhancer(args.model, device=args.device, backend=args.backend, mode=args.mode,
+                            batch_size=args.batch_size, precision=args.precision)  # fmt: skip
+        summary = enhancer.enhance_files(args.inputs, args.output, fmt=args.format, overwrite=args.overwrite,
+                                         workers=args.workers, report=args.report, progress=not args.quiet,
+                                         log=lambda msg: print(msg, file=sys.stderr))  # fmt: skip
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(summary.line())
+    for rec in summary.failed:
+        print(f"  failed: {rec.error}", file=sys.stderr)
+    if args.report:
+        print(f"report: {args.report}")
+    return 1 if summary.failed else 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from xvertfast.infer.export import export_model
+
+    try:
+        paths = export_model(args.model, args.output, format=args.format, fp16=args.fp16,
+                             max_batch=args.max_batch, tile=args.roi_size)  # fmt: skip
+    except (ValueError, FileNotFoundError, RuntimeError, ImportError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for p in paths:
+        print(p)
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from xvertfast.train import TrainConfig, train
 
     config = TrainConfig(stages=args.stages, epochs_gc=args.epochs_gc, epochs_joint=args.epochs_joint,
-                         batch_size=args.batch_size, width=args.width, depth=args.depth, roi_size=args.roi_size,
+                         batch_size=args.batch_size, width=args.width, depth=args.depth, roi_size=args.roi_size, patch_size=args.patch_size,
                          val_fraction=args.val_fraction, patience=args.patience, seed=args.seed,
                          device=args.device, amp=args.amp)  # fmt: skip
     if args.workers:
@@ -98,6 +132,62 @@ if any failed. Files whose outputs exist are skipped (use --overwrite).""",
     pre.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     pre.set_defaults(func=_cmd_preprocess)
 
+    enh = sub.add_parser(
+        "enhance",
+        help="enhance radiographs with a trained model (batch, resumable)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""Enhance every input with XVertNet and write the results under OUT_DIR,
+mirroring the input folders.
+
+  --mode spine   the upper and lower thoracic spine ROIs are enhanced and blended
+                 into the original with a feathered seam (what the papers evaluate)
+  --mode full    the whole image, tiled with overlap and blended without seams
+
+Outputs are written atomically: an existing output is complete, and a rerun
+skips it (resume after an interruption) unless --overwrite. Bad files are
+reported and skipped; the exit code is 1 if any failed. OUT_DIR/.xvertfast-enhance.json
+records the model, mode and format, and a rerun with other settings is refused.
+--format same keeps each input's kind: 8-bit PNG/JPEG -> 8-bit PNG, deeper PNG ->
+16-bit PNG at the source's bit depth, TIFF -> float TIFF, DICOM -> derived DICOM
+(patient and study kept, new series).""",
+    )
+    enh.add_argument("inputs", nargs="+", metavar="INPUT",
+                     help="image files, folders (searched recursively) or @list.txt files")  # fmt: skip
+    enh.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output folder")
+    enh.add_argument("--model", default="default", metavar="PATH|default",
+                     help="model directory (from `xvertfast train`) or the shipped default (default: %(default)s)")
+    enh.add_argument("--mode", choices=("spine", "full"), default="spine", help="what to enhance (default: %(default)s)")
+    enh.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default: %(default)s)")
+    enh.add_argument("--backend", choices=("auto", "torch", "compile", "onnxruntime", "tensorrt"), default="auto",
+                     help="network runtime: auto is TensorRT on a GPU where installed, else torch (default: %(default)s)")
+    enh.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
+                     help="auto: bf16/fp16 on a GPU, fp32 on the CPU (default: %(default)s)")
+    enh.add_argument("--format", choices=("same", "png16", "png8", "tiff", "dicom"), default="same",
+                     help="output format (default: %(default)s)")
+    enh.add_argument("--batch-size", type=int, default=8, help="ROI tiles per network call (default: %(default)s)")
+    enh.add_argument("--workers", type=int, default=2,
+                     help="threads decoding+preprocessing, and as many encoding+writing (default: %(default)s)")
+    enh.add_argument("--overwrite", action="store_true", help="redo files whose outputs exist")
+    enh.add_argument("--report", metavar="RUN_JSON", help="write per-file status and timings to this JSON file")
+    enh.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    enh.set_defaults(func=_cmd_enhance)
+
+    exp = sub.add_parser(
+        "export",
+        help="export a model's stages to ONNX, TensorRT engines or AOTInductor packages",
+        description="Export each stage of MODEL as its own graph (the WLS between stages stays outside): "
+        "ONNX with a dynamic batch axis, TensorRT engines built from that ONNX (needs TensorRT and a GPU; "
+        "engines are cached by ONNX hash, TensorRT version, GPU, precision and shapes), or AOTInductor "
+        "packages. The tile side defaults to the model's training ROI size.",
+    )
+    exp.add_argument("model", metavar="MODEL", help="model directory or 'default'")
+    exp.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
+    exp.add_argument("--format", choices=("onnx", "tensorrt", "aoti"), default="onnx", help="(default: %(default)s)")
+    exp.add_argument("--fp16", action="store_true", help="half precision baked into the graph")
+    exp.add_argument("--max-batch", type=int, default=8, help="largest batch of the TensorRT profile (default: %(default)s)")
+    exp.add_argument("--roi-size", type=int, default=None, help="tile side (default: the model's training ROI size)")
+    exp.set_defaults(func=_cmd_export)
+
     tr = sub.add_parser(
         "train",
         help="train XVertNet, unsupervised, on your own radiographs",
@@ -119,6 +209,9 @@ if any failed. Files whose outputs exist are skipped (use --overwrite).""",
     tr.add_argument("--width", type=int, default=64, help="base width of the U-Net (paper: 64)")
     tr.add_argument("--depth", type=int, default=4, help="down-sampling levels of the U-Net")
     tr.add_argument("--roi-size", type=int, default=512, help="ROI side at the working height of 1024 rows")
+    tr.add_argument("--patch-size", type=int, default=0,
+                    help="train on random square patches of this side cut from the ROIs (0: whole ROIs); "
+                    "same pixel scale, cheaper steps")
     tr.add_argument("--val-fraction", type=float, default=0.2, help="share of images held out for validation")
     tr.add_argument("--patience", type=int, default=10, help="early-stopping patience (epochs)")
     tr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")

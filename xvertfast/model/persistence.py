@@ -15,9 +15,11 @@ import torch
 from xvertfast.model.stage import XVertNetStage
 from xvertfast.model.xvertnet import XVertNet
 
-__all__ = ["save_model", "load_model", "FORMAT_VERSION"]
+__all__ = ["save_model", "load_model", "model_tile", "fingerprint", "FORMAT_VERSION", "DEFAULT_MODEL_DIR"]
 
 FORMAT_VERSION = 1
+#: Where the shipped default model lives (package data).
+DEFAULT_MODEL_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "weights", "default")
 
 
 def save_model(model: XVertNet, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> str:
@@ -50,7 +52,7 @@ def load_model(path: str | os.PathLike = "default", map_location: str | torch.de
 
     path = os.fspath(path)
     if path == "default":
-        path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "weights", "default")
+        path = DEFAULT_MODEL_DIR
         if not os.path.isdir(path):
             raise FileNotFoundError("no default model is shipped with this version of xvertfast yet; "
                                     "train one with `xvertfast train` and pass its directory")  # fmt: skip
@@ -70,4 +72,24 @@ def load_model(path: str | os.PathLike = "default", map_location: str | torch.de
         stages.append(stage)
     pre = config.get("preprocessing", {})
     model = XVertNet(stages, lam=pre.get("lam", 0.8), alpha=pre.get("alpha", 1.2), eps=pre.get("eps", 1e-4))
+    model.metadata = {**config, "path": os.path.abspath(path)}
     return model.to(map_location).eval()
+
+
+def fingerprint(model: XVertNet) -> str:
+    """SHA-256 (hex, 16 chars) of the architecture and every weight: the identity of a model's outputs."""
+    import hashlib
+
+    h = hashlib.sha256(json.dumps({"lam": model.lam, "alpha": model.alpha, "eps": model.eps,
+                                   "stages": [[s.width, s.depth] for s in model.stages]}).encode())  # fmt: skip
+    for k, stage in enumerate(model.stages):
+        for name, t in sorted(stage.state_dict().items()):
+            h.update(f"{k}.{name}".encode())
+            h.update(t.detach().cpu().contiguous().float().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def model_tile(model: XVertNet, default: int = 512) -> int:
+    """The ROI side the model was trained on (its inference tile), from its saved training config."""
+    config = getattr(model, "metadata", {}).get("training", {}).get("config", {})
+    return int(config.get("roi_size", default))

@@ -22,6 +22,7 @@ class XVertNet(nn.Module):
             raise ValueError("XVertNet needs at least one stage")
         self.stages = nn.ModuleList(stages)
         self.lam, self.alpha, self.eps = lam, alpha, eps
+        self.metadata: dict = {}  #: config.json of a loaded model (provenance, training config)
 
     def guidance(self, image: torch.Tensor) -> torch.Tensor:
         """The HFC image ``image - WLS(image)`` of a [B, 1, H, W] batch (no gradient)."""

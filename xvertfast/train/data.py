@@ -25,7 +25,7 @@ from xvertfast.io.files import discover
 from xvertfast.preprocess import find_spine, preprocess
 from xvertfast.preprocess.spine import Box
 
-__all__ = ["RoiSet", "load_rois", "split_by_image"]
+__all__ = ["RoiSet", "load_rois", "random_patches", "shift_augment", "split_by_image"]
 
 
 @dataclass
@@ -120,4 +120,19 @@ def shift_augment(xp: torch.Tensor, y: torch.Tensor, generator: torch.Generator)
         py = F.pad(y[i : i + 1], pad, mode="reflect")
         out_x[i] = px[0, :, m + di : m + di + s, m + dj : m + dj + s]
         out_y[i] = py[0, :, m + di : m + di + s, m + dj : m + dj + s]
+    return out_x, out_y
+
+
+def random_patches(xp: torch.Tensor, y: torch.Tensor, size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random ``size``-square window of each pair (same place in xp and y), at the ROI's own scale.
+
+    Training on patches keeps the pixel scale of inference (the network is fully convolutional)
+    while making each step cheaper: the CPU-trained default model uses it.
+    """
+    s = xp.shape[-1]
+    if size >= s:
+        return xp, y
+    corners = torch.randint(0, s - size + 1, (xp.shape[0], 2), generator=generator).tolist()
+    out_x = torch.stack([xp[i, :, a : a + size, b : b + size] for i, (a, b) in enumerate(corners)])
+    out_y = torch.stack([y[i, :, a : a + size, b : b + size] for i, (a, b) in enumerate(corners)])
     return out_x, out_y

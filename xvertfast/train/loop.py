@@ -25,7 +25,7 @@ import torch
 from xvertfast.io.write import atomic_write
 from xvertfast.model import XVertNet, XVertNetStage, save_model
 from xvertfast.ops.wls import wls
-from xvertfast.train.data import RoiSet, load_rois, shift_augment, split_by_image
+from xvertfast.train.data import RoiSet, load_rois, random_patches, shift_augment, split_by_image
 from xvertfast.train.losses import XVertNetLoss
 
 __all__ = ["TrainConfig", "train"]
@@ -40,6 +40,7 @@ class TrainConfig:
     width: int = 64
     depth: int = 4
     roi_size: int = 512
+    patch_size: int = 0  #: 0: whole ROIs; else random square patches of this side
     val_fraction: float = 0.2
     patience: int = 10
     lr: float = 1e-3
@@ -209,6 +210,8 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
             t0, seen, running = time.perf_counter(), 0, 0.0
             for idx in _batches(len(tr), config.batch_size, gen):
                 xp, y = shift_augment(tr.xp[idx], tr.y[idx], gen)
+                if config.patch_size:
+                    xp, y = random_patches(xp, y, config.patch_size, gen)
                 xp, y = xp.to(device), y.to(device)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda"):
                     out, feats = stage(xp, y, return_features=True)

@@ -1,0 +1,235 @@
+"""Enhancement: blending maths of both modes, and the ``xvertfast enhance`` batch job end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from xvertfast.cli import main
+from xvertfast.infer import Enhancer
+from xvertfast.infer.backends import StageBackend
+from xvertfast.infer.batch import JOB_FILE
+from xvertfast.io import read_image, write_image
+from xvertfast.model import XVertNet, XVertNetStage, save_model
+
+SAMPLE_DICOM = os.path.join(os.path.dirname(__file__), "..", "..", "xvertfast", "samples", "cr_chest_pa_mono1.dcm")
+TILE = 128
+
+
+def tiny_model(seed: int) -> XVertNet:
+    torch.manual_seed(seed)
+    return XVertNet([XVertNetStage(4, 2), XVertNetStage(4, 2)]).eval()
+
+
+@pytest.fixture
+def model_dir(tmp_path, seed):
+    return save_model(tiny_model(seed), tmp_path / "model", extra={"training": {"config": {"roi_size": TILE}}})
+
+
+def chest_like(seed: int, h: int = 256, w: int = 240) -> np.ndarray:
+    """A bright vertical band (the spine) on a darker field, with noise: enough for find_spine."""
+    rng = np.random.default_rng(seed)
+    x = np.linspace(-1, 1, w)
+    rows = np.linspace(0, 1, h)[:, None]
+    body = 0.25 + 0.5 * np.exp(-(x[None, :] ** 2) / 0.01) + 0.1 * np.sin(20 * rows) + 0.08 * rng.random((h, w))
+    return np.clip(body, 0, 1).astype(np.float32)
+
+
+class ConstantBackend(StageBackend):
+    """Returns the same value for every pixel: makes the blending weights visible."""
+
+    name = "constant"
+
+    def __init__(self, value: float, stages: int = 2):
+        super().__init__(torch.device("cpu"))
+        self.value, self._stages = value, stages
+
+    @property
+    def stages(self) -> int:
+        return self._stages
+
+    def run_stage(self, k, xp, y):
+        return torch.full_like(xp, self.value)
+
+
+def test_full_mode_weights_are_a_partition_of_unity(seed):
+    enh = Enhancer(tiny_model(seed), device="cpu", backend="torch", mode="full")
+    enh.tile = 64  # many overlapping tiles on a small image
+    enh.backend = ConstantBackend(0.37)
+    img = chest_like(seed, 300, 260)
+    out = enh.enhance(img).pixels
+    np.testing.assert_allclose(out, 0.37, atol=1e-6)  # every pixel covered, weights normalised: no seam
+
+
+def test_spine_mode_keeps_the_outside_and_ramps_in(seed):
+    enh = Enhancer(tiny_model(seed), device="cpu", backend="torch", mode="spine")
+    enh.tile = TILE
+    enh.backend = ConstantBackend(1.0)
+    img = chest_like(seed) * 0.5
+    res = enh.enhance(img)
+    inside = np.zeros(img.shape, bool)
+    for b in res.boxes:
+        inside[b.top : b.bottom, b.left : b.right] = True
+    assert len(res.boxes) == 2 and inside.any()
+    np.testing.assert_array_equal(res.pixels[~inside], img[~inside])  # untouched outside the ROIs
+    b = res.boxes[0]
+    core = res.pixels[b.top + 8 : b.bottom - 8, b.left + 8 : b.right - 8]
+    np.testing.assert_allclose(core, 1.0, atol=1e-6)  # the network's output in the ROI core
+    edge = res.pixels[(b.top + b.bottom) // 2, b.left]  # the outermost column: mostly the original
+    assert img[(b.top + b.bottom) // 2, b.left] < edge < 0.5 * (1 + img[(b.top + b.bottom) // 2, b.left])
+
+
+def test_enhance_matches_running_the_stages_by_hand(seed):
+    model = tiny_model(seed)
+    enh = Enhancer(model, device="cpu", backend="torch", mode="spine")
+    enh.tile = TILE
+    prep = enh.prepare(chest_like(seed))
+    tiles = enh.run_tiles(prep.xp, prep.y)
+    with torch.no_grad():
+        expected = model.enhance(prep.xp, prep.y)
+    torch.testing.assert_close(tiles, expected, rtol=1e-5, atol=1e-6)
+    # batching does not change a tile's result
+    enh.batch_size = 1
+    torch.testing.assert_close(enh.run_tiles(prep.xp, prep.y), tiles, rtol=1e-5, atol=1e-6)
+
+
+def test_bad_arguments(seed):
+    with pytest.raises(ValueError, match="mode"):
+        Enhancer(tiny_model(seed), device="cpu", mode="roi")
+    with pytest.raises(ValueError, match="backend"):
+        Enhancer(tiny_model(seed), device="cpu", backend="tvm")
+    with pytest.raises(ValueError, match="precision"):
+        Enhancer(tiny_model(seed), device="cpu", precision="fp16")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no usable CUDA device"):
+            Enhancer(tiny_model(seed), device="cuda")
+
+
+def make_inputs(root, seed: int, n_good: int = 2):
+    """Good images of every kind plus the bad ones of issue #6; returns the folder."""
+    src = root / "in"
+    (src / "sub").mkdir(parents=True)
+    for i in range(n_good):
+        Image.fromarray(np.round(chest_like(seed + i) * 255).astype(np.uint8)).save(src / f"good{i}.png")
+    Image.fromarray(np.round(chest_like(seed + 99) * 4095).astype(np.uint16)).save(src / "sub" / "deep.png")
+    (src / "empty.png").write_bytes(b"")
+    (src / "text.dcm").write_text("not a dicom")
+    Image.fromarray(np.full((64, 64), 9, np.uint8)).save(src / "flat.png")
+    full = (src / "good0.png").read_bytes()
+    (src / "cut.png").write_bytes(full[: len(full) // 2])
+    return src
+
+
+def files_under(folder) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_cli_end_to_end(tmp_path, model_dir, seed, capsys):
+    src = make_inputs(tmp_path, seed)
+    out = tmp_path / "out"
+    args = ["enhance", str(src), "-o", str(out), "--model", str(model_dir), "--device", "cpu", "-q", "--workers", "2"]
+    report = tmp_path / "run.json"
+    assert main(args + ["--report", str(report)]) == 1  # some inputs are bad
+    captured = capsys.readouterr()
+    assert "3 done, 0 skipped, 4 failed" in captured.out
+    lines = captured.err.splitlines()
+    for name, problem in (("empty.png", "empty file"), ("text.dcm", "no pixel data"), ("flat.png", "constant image"),
+                          ("cut.png", "truncated or corrupt")):  # fmt: skip
+        assert any(f"{src / name}: " in line and problem in line for line in lines), (name, captured.err)
+    made = files_under(out)
+    assert sorted(made) == sorted([JOB_FILE, "good0.png", "good1.png", "sub/deep.png"])  # no partial files
+    good = np.asarray(Image.open(out / "good0.png"))
+    assert good.dtype == np.uint8 and good.shape == (256, 240)  # 8-bit in, 8-bit out
+    deep = read_image(out / "sub" / "deep.png")
+    assert deep.bits_stored == 12  # the 12-bit source's depth is kept
+    body = json.loads(report.read_text())
+    assert body["summary"]["done"] == 3 and body["summary"]["failed"] == 4
+    assert {os.path.basename(r["input"]): r["status"] for r in body["files"]}["cut.png"] == "failed"
+    assert all(r["seconds"]["infer"] >= 0 for r in body["files"] if r["status"] == "done")
+
+    before = {k: os.stat(out / k).st_mtime_ns for k in made if k != JOB_FILE}
+    assert main(args) == 1
+    assert "0 done, 3 skipped, 4 failed" in capsys.readouterr().out  # resumed: nothing redone
+    assert before == {k: os.stat(out / k).st_mtime_ns for k in before}
+    assert main(args + ["--overwrite"]) == 1
+    assert "3 done, 0 skipped" in capsys.readouterr().out
+    assert main(args + ["--mode", "full"]) == 2  # other settings into the same folder: refused
+    assert "another enhancement job" in capsys.readouterr().err
+
+
+def test_full_mode_and_formats(tmp_path, model_dir, seed, capsys):
+    src = tmp_path / "one.png"
+    Image.fromarray(np.round(chest_like(seed) * 255).astype(np.uint8)).save(src)
+    out = tmp_path / "o"
+    assert main(["enhance", str(src), "-o", str(out), "--model", str(model_dir), "--mode", "full",
+                 "--format", "tiff", "-q"]) == 0  # fmt: skip
+    img = read_image(out / "one.tiff")
+    assert img.pixels.shape == (256, 240) and np.isfinite(img.pixels).all()
+
+
+def test_dicom_in_dicom_out(tmp_path, model_dir):
+    import pydicom
+
+    out = tmp_path / "o"
+    assert main(["enhance", SAMPLE_DICOM, "-o", str(out), "--model", str(model_dir), "-q"]) == 0
+    src, res = pydicom.dcmread(SAMPLE_DICOM), pydicom.dcmread(out / "cr_chest_pa_mono1.dcm")
+    assert res.PatientID == src.PatientID and res.StudyInstanceUID == src.StudyInstanceUID
+    assert res.SeriesInstanceUID != src.SeriesInstanceUID and res.SOPInstanceUID != src.SOPInstanceUID
+    assert res.SourceImageSequence[0].ReferencedSOPInstanceUID == src.SOPInstanceUID
+    assert res.Rows == src.Rows and res.BitsStored == src.BitsStored == 10
+    assert res.PhotometricInterpretation == "MONOCHROME2"  # written bright = bone
+    assert "DERIVED" in list(res.ImageType)
+
+
+def test_outputs_never_leave_the_output_folder(tmp_path, model_dir, seed):
+    outside = tmp_path / "a" / "b"
+    outside.mkdir(parents=True)
+    Image.fromarray(np.round(chest_like(seed) * 255).astype(np.uint8)).save(tmp_path / "a" / "secret.png")
+    listing = outside / "list.txt"
+    listing.write_text("../secret.png\n../../a/secret.png\n" + os.path.join("..", "..", "a", "secret.png") + "\n")
+    out = outside / "out"
+    cwd = os.getcwd()
+    os.chdir(outside)
+    try:
+        code = main(["enhance", "@list.txt", "-o", "out", "--model", str(model_dir), "-q"])
+    finally:
+        os.chdir(cwd)
+    assert code == 0
+    assert sorted(files_under(out)) == sorted([JOB_FILE, "secret.png"])  # one input, written inside
+    assert sorted(os.listdir(tmp_path / "a")) == ["b", "secret.png"]  # the input itself untouched
+
+
+@pytest.mark.slow
+def test_kill_and_resume_gives_the_uninterrupted_outputs(tmp_path, model_dir, seed):
+    src = tmp_path / "in"
+    src.mkdir()
+    n = 16
+    for i in range(n):
+        Image.fromarray(np.round(chest_like(seed + i, 320, 300) * 4095).astype(np.uint16)).save(src / f"img{i:02d}.png")
+    cmd = [sys.executable, "-m", "xvertfast", "enhance", str(src), "--model", str(model_dir), "--device", "cpu",
+           "--batch-size", "1", "--workers", "1", "-q"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(cmd + ["-o", str(tmp_path / "whole")], check=True, env=env, capture_output=True)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(cmd + ["-o", str(killed)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if killed.exists() and sum(p.suffix == ".png" for p in killed.iterdir()) >= 2:
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished_before_kill = sum(p.suffix == ".png" and not p.name.startswith(".") for p in killed.iterdir())
+    assert 0 < finished_before_kill < n, "the job was not interrupted mid-way; make it longer"
+    subprocess.run(cmd + ["-o", str(killed)], check=True, env=env, capture_output=True)
+    assert files_under(killed) == files_under(tmp_path / "whole")  # bit for bit, no leftovers

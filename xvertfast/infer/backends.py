@@ -1,0 +1,142 @@
+"""Inference backends: what runs one network stage on a batch of ROI tiles.
+
+Every backend has the same small face, so the pipeline never cares which one it has:
+
+    backend.run_stage(k, xp, y) -> out      # k = 0, 1, ...; [B, 1, S, S] float32 tensors
+
+``xp`` and ``y`` arrive on ``backend.device``; the output is float32 on the same device. The
+WLS between stages stays outside (in :class:`xvertfast.infer.Enhancer`), so an exported engine
+is one stage: ``(xp, y) -> out``. Tiles are always ``tile`` x ``tile`` (the model's ROI size),
+which lets ``compile`` capture CUDA graphs and TensorRT use a single optimisation profile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from xvertfast.model import XVertNet
+
+__all__ = ["BACKENDS", "StageBackend", "TorchBackend", "CompileBackend", "make_backend", "resolve_device",
+           "resolve_precision"]  # fmt: skip
+
+BACKENDS = ("auto", "torch", "compile", "onnxruntime", "tensorrt")
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``auto`` is the first CUDA device when there is one, else the CPU; ``cuda`` without one fails."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for, but this torch has no usable CUDA device "
+                           f"(torch {torch.__version__}, CUDA build: {torch.version.cuda}); use --device cpu")  # fmt: skip
+    return dev
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    """``auto``: bf16 on GPUs that have it, fp16 on older GPUs, fp32 on the CPU."""
+    if precision == "auto":
+        if device.type != "cuda":
+            return torch.float32
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    table = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+    if precision not in table:
+        raise ValueError(f"precision must be auto, fp32, fp16 or bf16, got {precision!r}")
+    if device.type != "cuda" and table[precision] != torch.float32:
+        raise ValueError(f"precision {precision} needs a CUDA device; the CPU path runs fp32")
+    return table[precision]
+
+
+class StageBackend:
+    """Base class: ``name``, ``device`` and ``run_stage``."""
+
+    name = "base"
+
+    def __init__(self, device: torch.device):
+        self.device = device
+
+    @property
+    def stages(self) -> int:  # pragma: no cover - every backend overrides it
+        raise NotImplementedError
+
+    def run_stage(self, k: int, xp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+
+class TorchBackend(StageBackend):
+    """Eager PyTorch; autocast to ``dtype`` on CUDA when it is not fp32."""
+
+    name = "torch"
+
+    def __init__(self, model: XVertNet, device: torch.device, dtype: torch.dtype = torch.float32):
+        super().__init__(device)
+        self.model = model.to(device).eval()
+        self.dtype = dtype
+
+    @property
+    def stages(self) -> int:
+        return len(self.model.stages)
+
+    def _autocast(self):
+        if self.device.type == "cuda" and self.dtype != torch.float32:
+            return torch.autocast("cuda", dtype=self.dtype)
+        return contextlib.nullcontext()
+
+    @torch.inference_mode()
+    def run_stage(self, k: int, xp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with self._autocast():
+            return self.model.stages[k](xp, y).float()
+
+
+class CompileBackend(TorchBackend):
+    """``torch.compile`` per stage, channels_last; CUDA graphs ("reduce-overhead") on the GPU.
+
+    The tile shape is fixed, so the graphs are captured once per batch size (the last, partial
+    batch of a run is padded to the full batch size by the pipeline for the same reason).
+    """
+
+    name = "compile"
+
+    def __init__(self, model: XVertNet, device: torch.device, dtype: torch.dtype = torch.float32):
+        super().__init__(model, device, dtype)
+        mode = "reduce-overhead" if device.type == "cuda" else None
+        self.model = self.model.to(memory_format=torch.channels_last)
+        self._compiled = [torch.compile(stage, mode=mode, dynamic=False) for stage in self.model.stages]
+
+    @torch.inference_mode()
+    def run_stage(self, k: int, xp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        xp = xp.contiguous(memory_format=torch.channels_last)
+        y = y.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            out = self._compiled[k](xp, y)
+        return out.float().contiguous().clone()
+
+
+def make_backend(name: str, model: XVertNet, device: torch.device, dtype: torch.dtype, tile: int,
+                 max_batch: int, cache_dir: str | None = None) -> StageBackend:  # fmt: skip
+    """The backend called ``name``; ``auto`` is TensorRT where it is installed and a GPU is
+    used, else eager torch (the CPU gains nothing measurable from compile at these sizes)."""
+    if name not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {name!r}")
+    if name == "auto":
+        name = "torch"
+        if device.type == "cuda":
+            from xvertfast.infer import tensorrt_backend
+
+            if tensorrt_backend.available():
+                name = "tensorrt"
+    if name == "torch":
+        return TorchBackend(model, device, dtype)
+    if name == "compile":
+        return CompileBackend(model, device, dtype)
+    if name == "onnxruntime":
+        from xvertfast.infer.onnx_backend import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend.from_model(model, device, tile=tile, fp16=dtype == torch.float16,
+                                             cache_dir=cache_dir)  # fmt: skip
+    from xvertfast.infer.tensorrt_backend import TensorRTBackend
+
+    return TensorRTBackend.from_model(model, device, tile=tile, fp16=dtype != torch.float32, max_batch=max_batch,
+                                      cache_dir=cache_dir)  # fmt: skip

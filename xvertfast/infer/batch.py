@@ -1,0 +1,303 @@
+"""``xvertfast enhance``: a whole archive through an :class:`~xvertfast.infer.Enhancer`, pipelined.
+
+Reading + preprocessing run on ``workers`` threads, the network on the
+caller's thread with tiles batched across images, blending + encoding on
+writer threads, so the device is fed while files are decoded and written
+(the heavy parts, WLS, the network and the codecs, release the GIL).
+
+Safety rules, the same as ``xvertfast preprocess``:
+
+- outputs mirror the input tree under ``out_dir`` and can never leave it;
+- every output is written atomically (temporary name, then rename), so an
+  output that exists is complete: a rerun skips it (resume) unless
+  ``overwrite``; the temporaries of a killed run are removed on the rerun;
+- a file that fails is reported and skipped, the job goes on;
+- ``out_dir/.xvertfast-enhance.json`` records the model, mode and format of the
+  job: resuming with different settings is refused rather than mixing outputs.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures as cf
+import glob
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from xvertfast import __version__
+from xvertfast.io import ImageReadError, Radiograph, read_image, write_image
+from xvertfast.io.errors import ImageWriteError
+from xvertfast.io.files import discover, output_path
+from xvertfast.io.write import WRITE_FORMATS, atomic_write
+from xvertfast.model.persistence import fingerprint
+
+__all__ = ["enhance_files", "BatchSummary", "FileRecord", "OUTPUT_FORMATS", "JOB_FILE", "MIN_SIZE"]
+
+#: ``same`` keeps the input's kind: 8-bit PNG/JPEG -> png8, deeper PNG -> png16, TIFF -> tiff, DICOM -> dicom.
+OUTPUT_FORMATS = ("same",) + WRITE_FORMATS
+JOB_FILE = ".xvertfast-enhance.json"
+#: Smallest image side accepted (a radiograph, not a thumbnail).
+MIN_SIZE = 32
+_EXT = {"png16": ".png", "png8": ".png", "tiff": ".tiff", "dicom": ".dcm"}
+
+
+@dataclass
+class FileRecord:
+    input: str
+    output: str | None
+    status: str  #: done, skipped or failed
+    error: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class BatchSummary:
+    records: list[FileRecord] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def _count(self, status: str) -> int:
+        return sum(r.status == status for r in self.records)
+
+    @property
+    def done(self) -> int:
+        return self._count("done")
+
+    @property
+    def skipped(self) -> int:
+        return self._count("skipped")
+
+    @property
+    def failed(self) -> list[FileRecord]:
+        return [r for r in self.records if r.status == "failed"]
+
+    @property
+    def images_per_second(self) -> float:
+        return self.done / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        return (f"{self.done} done, {self.skipped} skipped, {len(self.failed)} failed "
+                f"in {self.seconds:.1f} s ({self.images_per_second:.2f} images/s)")  # fmt: skip
+
+
+def _same_format(path: str) -> str:
+    ext = os.path.splitext(path)[1].lower()
+    if ext in (".tif", ".tiff"):
+        return "tiff"
+    if ext in (".dcm", ".dicom", ""):
+        return "dicom"
+    return "png16"  # PNG, JPEG, JSRT: decided per image by its bit depth at write time
+
+
+def _write_format(fmt: str, rad: Radiograph, out: str) -> str:
+    """``same``: the planned extension decides the kind; a PNG keeps the source's bit depth."""
+    if fmt != "same":
+        return fmt
+    ext = os.path.splitext(out)[1]
+    if ext == ".dcm":
+        return "dicom"
+    if ext == ".tiff":
+        return "tiff"
+    return "png8" if rad.bits_stored <= 8 else "png16"
+
+
+def _job_settings(enhancer, fmt: str) -> dict:
+    return {"model": fingerprint(enhancer.model), "mode": enhancer.mode, "tile": enhancer.tile, "format": fmt}
+
+
+def _check_job(out_dir: str, settings: dict, overwrite: bool) -> None:
+    path = os.path.join(out_dir, JOB_FILE)
+    if os.path.exists(path) and not overwrite:
+        try:
+            with open(path) as f:
+                previous = json.load(f).get("settings")
+        except (OSError, ValueError):
+            previous = None
+        if previous != settings:
+            raise ValueError(f"{out_dir} holds outputs of another enhancement job ({path}: {previous}); "
+                             "pass --overwrite to redo them with these settings, or use a new folder")  # fmt: skip
+    with atomic_write(path) as tmp, open(tmp, "w") as f:
+        json.dump({"xvertfast": __version__, "settings": settings}, f, indent=2)
+
+
+def _remove_stale_parts(out: str) -> None:
+    """Temporaries a killed run left for this output (atomic_write's ``.<name>.*.part``)."""
+    folder, name = os.path.split(out)
+    for stale in glob.glob(os.path.join(glob.escape(folder), "." + glob.escape(name) + ".*.part")):
+        try:
+            os.remove(stale)
+        except OSError:
+            pass
+
+
+def _plan(files, out_dir: str, fmt: str) -> tuple[list[tuple], list[FileRecord]]:
+    """(input, output) pairs; inputs whose output would leave out_dir or collide fail here."""
+    planned, failed, taken = [], [], {}
+    for f in files:
+        try:
+            out = output_path(out_dir, f.rel, _EXT.get(fmt) or _EXT[_same_format(f.path)])
+        except ValueError as exc:
+            failed.append(FileRecord(f.path, None, "failed", str(exc)))
+            continue
+        if out in taken:
+            failed.append(FileRecord(f.path, None, "failed", f"its output {out} is also the output of {taken[out]}"))
+            continue
+        taken[out] = f.path
+        planned.append((f, out))
+    return planned, failed
+
+
+def _read_and_prepare(enhancer, path: str):
+    t0 = time.perf_counter()
+    rad = read_image(path)
+    h, w = rad.shape
+    if min(h, w) < MIN_SIZE:
+        raise ImageReadError(path, f"image is {w}x{h}: too small for a radiograph (minimum side {MIN_SIZE})")
+    if float(rad.pixels.max()) == float(rad.pixels.min()):
+        raise ImageReadError(path, "constant image: there is no structure to enhance")
+    t1 = time.perf_counter()
+    prep = enhancer.prepare(rad)
+    prep.seconds["read"] = t1 - t0
+    return rad, prep
+
+
+def _compose_and_write(enhancer, rad: Radiograph, prep, tiles, out: str, fmt: str) -> dict:
+    t0 = time.perf_counter()
+    pixels = enhancer.compose(prep, tiles)
+    t1 = time.perf_counter()
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    write_image(out, pixels, _write_format(fmt, rad, out), like=rad, overwrite=True)
+    return {"compose": t1 - t0, "write": time.perf_counter() - t1}
+
+
+def _error_text(path: str, exc: BaseException) -> str:
+    text = str(exc)
+    return text if path in text else f"{path}: {text}"
+
+
+def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", overwrite: bool = False,
+                  workers: int = 2, report: str | None = None, progress: bool = True, log=print) -> BatchSummary:  # fmt: skip
+    """Enhances every input into ``out_dir`` (see the module docstring); never raises for a bad file.
+
+    Args:
+        enhancer: a configured :class:`~xvertfast.infer.Enhancer`.
+        inputs: files, folders (recursive) or ``@list.txt`` files.
+        fmt: ``same`` or one of :data:`~xvertfast.io.WRITE_FORMATS`.
+        workers: reader threads (decode + preprocess); as many writer threads.
+        report: write per-file status and timings to this JSON file.
+    """
+    if fmt not in OUTPUT_FORMATS:
+        raise ValueError(f"format must be one of {', '.join(OUTPUT_FORMATS)}, got {fmt!r}")
+    workers = max(1, int(workers))
+    start = time.perf_counter()
+    os.makedirs(out_dir, exist_ok=True)
+    _check_job(out_dir, _job_settings(enhancer, fmt), overwrite)
+    planned, failed = _plan(discover(inputs), out_dir, fmt)
+    summary = BatchSummary(records=list(failed))
+    for rec in failed:
+        log(f"error: {rec.error}")
+    todo = []
+    for f, out in planned:
+        _remove_stale_parts(out)
+        if os.path.exists(out) and not overwrite:
+            summary.records.append(FileRecord(f.path, out, "skipped"))
+        else:
+            todo.append((f, out))
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), unit="img", desc="enhance")
+
+    def finish(rec: FileRecord) -> None:
+        summary.records.append(rec)
+        if rec.status == "failed":
+            log(f"error: {rec.error}")
+        if bar is not None:
+            bar.update(1)
+            elapsed = time.perf_counter() - start
+            bar.set_postfix(img_s=f"{summary.done / max(elapsed, 1e-9):.2f}", failed=len(summary.failed))
+
+    readers = cf.ThreadPoolExecutor(workers, thread_name_prefix="xvf-read")
+    writers = cf.ThreadPoolExecutor(workers, thread_name_prefix="xvf-write")
+    pending_reads: collections.deque = collections.deque()
+    writes: dict[cf.Future, FileRecord] = {}
+    queue = iter(todo)
+    limit = 2 * workers + enhancer.batch_size
+
+    def fill() -> None:
+        while len(pending_reads) < limit:
+            item = next(queue, None)
+            if item is None:
+                return
+            pending_reads.append((item, readers.submit(_read_and_prepare, enhancer, item[0].path)))
+
+    def drain_writes(block: bool) -> None:
+        done = [w for w in writes if w.done()] if not block else list(cf.as_completed(list(writes)))
+        for w in done:
+            rec = writes.pop(w)
+            try:
+                rec.seconds.update(w.result())
+                rec.status = "done"
+            except (ImageWriteError, ValueError, OSError) as exc:
+                rec.status, rec.error = "failed", _error_text(rec.input, exc)
+            finish(rec)
+
+    try:
+        fill()
+        while pending_reads:
+            batch, tiles = [], 0
+            # take finished reads until a batch of tiles is full (wait for at least one)
+            while pending_reads and (not batch or (tiles < enhancer.batch_size and pending_reads[0][1].done())):
+                (f, out), fut = pending_reads.popleft()
+                try:
+                    rad, prep = fut.result()
+                except (ImageReadError, ValueError, OSError) as exc:
+                    finish(FileRecord(f.path, out, "failed", _error_text(f.path, exc)))
+                else:
+                    batch.append((f, out, rad, prep))
+                    tiles += prep.xp.shape[0]
+                fill()
+            if not batch:
+                continue
+            t0 = time.perf_counter()
+            import torch
+
+            outs = enhancer.run_tiles(torch.cat([b[3].xp for b in batch]), torch.cat([b[3].y for b in batch]))
+            infer_each = (time.perf_counter() - t0) / len(batch)
+            k = 0
+            for f, out, rad, prep in batch:
+                n = prep.xp.shape[0]
+                rec = FileRecord(f.path, out, "running", seconds={**prep.seconds, "infer": infer_each})
+                writes[writers.submit(_compose_and_write, enhancer, rad, prep, outs[k : k + n], out, fmt)] = rec
+                k += n
+            drain_writes(block=False)
+        drain_writes(block=True)
+    finally:
+        readers.shutdown(wait=True, cancel_futures=True)
+        writers.shutdown(wait=True)
+        if bar is not None:
+            bar.close()
+    summary.seconds = time.perf_counter() - start
+    if report:
+        _write_report(report, summary, enhancer, fmt)
+    return summary
+
+
+def _write_report(path: str, summary: BatchSummary, enhancer, fmt: str) -> None:
+    body = {
+        "xvertfast": __version__,
+        "settings": {**_job_settings(enhancer, fmt), "backend": enhancer.backend.name, "device": str(enhancer.device),
+                     "batch_size": enhancer.batch_size},  # fmt: skip
+        "summary": {"done": summary.done, "skipped": summary.skipped, "failed": len(summary.failed),
+                    "seconds": summary.seconds, "images_per_second": summary.images_per_second},  # fmt: skip
+        "files": [asdict(r) for r in summary.records],
+    }
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    with atomic_write(path) as tmp, open(tmp, "w") as f:
+        json.dump(body, f, indent=2, default=lambda o: float(o) if isinstance(o, np.floating) else str(o))
