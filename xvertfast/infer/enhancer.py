@@ -16,10 +16,16 @@ them on different workers and batch the middle one across images:
 
 Modes:
 
-- ``spine`` (what the papers evaluate): the two 512 x 512 spine ROIs are
+- ``spine`` (what the papers evaluate): two 512 x 512 tiles on the spine are
   enhanced and blended into the original image; the blend ramps linearly over
-  the outer :data:`FEATHER` of each ROI side that lies inside the image, and
-  the two ROIs (which overlap at mid-thorax) are averaged by their weights.
+  the outer :data:`FEATHER` of each tile side that lies inside the image, and
+  the two tiles (which overlap at mid-thorax) are averaged by their weights.
+  In the ramp the output's low frequencies are pulled to the original's (see
+  ``_low_frequency_gap``), so the network's different overall brightness does
+  not draw the tile's outline.
+  The tiles are the training ROIs moved apart vertically by :data:`SPINE_SHIFT`
+  each, so that both 512 x 290 evaluation ROIs lie where the output is the
+  network's alone: the ramps fall outside them.
 - ``full``: the whole image at the training scale, tiled with
   :data:`FULL_OVERLAP` overlap and blended with the same ramps, so no seam shows.
 """
@@ -40,11 +46,13 @@ from xvertfast.ops.wls import wls
 from xvertfast.preprocess import find_spine, preprocess
 from xvertfast.preprocess.spine import Box, Spine
 
-__all__ = ["Enhancer", "EnhanceResult", "Prepared", "MODES", "FEATHER", "FULL_OVERLAP"]
+__all__ = ["Enhancer", "EnhanceResult", "Prepared", "MODES", "FEATHER", "FULL_OVERLAP", "SPINE_SHIFT"]
 
 MODES = ("spine", "full")
-#: Share of a ROI's side over which spine-mode blending ramps from the original to the output.
-FEATHER = 1 / 16
+#: Share of a tile's side over which spine-mode blending ramps from the original to the output.
+FEATHER = 1 / 8
+#: Share of the tile side by which the spine-mode tiles sit above/below the training ROI centres.
+SPINE_SHIFT = 1 / 8
 #: Share of the tile side by which neighbouring full-mode tiles overlap.
 FULL_OVERLAP = 1 / 4
 
@@ -148,7 +156,9 @@ class Enhancer:
         spine = spine or find_spine(arr)
         H, W = arr.shape
         if self.mode == "spine":
-            boxes = spine.train_rois(self.tile)
+            shift = SPINE_SHIFT * self.tile * spine.scale
+            moved = spine.with_centres((spine.upper[0] - shift, spine.upper[1]), (spine.lower[0] + shift, spine.lower[1]))
+            boxes = moved.train_rois(self.tile)
         else:
             boxes = self._full_boxes(spine)
         inside = [(b.top > 0, b.left > 0, b.bottom < H, b.right < W) for b in boxes]
@@ -199,11 +209,24 @@ class Enhancer:
             wr = _ramp(h, math.ceil(frac * h), inside[0], inside[2])
             wc = _ramp(w, math.ceil(frac * w), inside[1], inside[3])
             wt = np.outer(wr, wc)
+            if self.mode == "spine":
+                out = out + (1.0 - wt) * self._low_frequency_gap(prep.pixels[box.top : box.bottom, box.left : box.right],
+                                                                 out, math.ceil(frac * max(h, w)))  # fmt: skip
             acc[box.top : box.bottom, box.left : box.right] += wt * out
             weight[box.top : box.bottom, box.left : box.right] += wt
         rest = np.clip(1.0 - weight, 0.0, None)
         result = (acc + rest * prep.pixels) / np.maximum(weight, 1.0)
         return np.clip(result, 0.0, 1.0).astype(np.float32)
+
+    @staticmethod
+    def _low_frequency_gap(original: np.ndarray, out: np.ndarray, margin: int) -> np.ndarray:
+        """Blurred original minus blurred output: added in the feather band (weighted by 1 - w), it
+        brings the output's large-scale brightness to the original's where the two meet, so the
+        tile's outline does not show; the tile's core (w = 1) is the network's output unchanged."""
+        from scipy.ndimage import gaussian_filter
+
+        sigma = max(margin / 2.0, 1.0)
+        return gaussian_filter(original.astype(np.float64), sigma, mode="reflect") - gaussian_filter(out, sigma, mode="reflect")
 
     # -- all three --------------------------------------------------------------------------------
     def enhance(self, pixels, spine: Spine | None = None) -> EnhanceResult:

@@ -1,0 +1,50 @@
+"""Images/s of the pipelined batch job vs the naive sequential loop, as a RESULTS.md table row.
+
+    python bench/enhance_throughput.py [--count 8] [--size 1024] [--device auto] [--backend torch]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from bench.enhance_inputs import COUNT, SIZE, make_folder, make_model, sequential  # noqa: E402
+from xvertfast.infer import Enhancer  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--count", type=int, default=COUNT)
+    ap.add_argument("--size", type=int, default=SIZE)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--backend", default="torch")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=8)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as root:
+        paths = make_folder(os.path.join(root, "in"), args.count, args.size)
+        enhancer = Enhancer(make_model(root), device=args.device, backend=args.backend, batch_size=args.batch_size)
+        sequential(enhancer, paths[:1], os.path.join(root, "warm"))  # first-call costs out of both timings
+        t0 = time.perf_counter()
+        sequential(enhancer, paths, os.path.join(root, "seq"))
+        t_seq = time.perf_counter() - t0
+        out = os.path.join(root, "pipe")
+        shutil.rmtree(out, ignore_errors=True)
+        t0 = time.perf_counter()
+        summary = enhancer.enhance_files([os.path.join(root, "in")], out, fmt="png8", workers=args.workers,
+                                         progress=False)  # fmt: skip
+        t_pipe = time.perf_counter() - t0
+        assert summary.done == len(paths), summary.line()
+    n = len(paths)
+    print(f"| {n} x {args.size}^2, {enhancer.device}, {enhancer.backend.name}, batch {args.batch_size}, "
+          f"workers {args.workers} | {n / t_pipe:.2f} | {n / t_seq:.2f} | {t_seq / t_pipe:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
