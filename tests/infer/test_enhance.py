@@ -18,7 +18,7 @@ from xvertfast.cli import main
 from xvertfast.infer import Enhancer
 from xvertfast.infer.backends import StageBackend
 from xvertfast.infer.batch import JOB_FILE
-from xvertfast.io import read_image, write_image
+from xvertfast.io import read_image
 from xvertfast.model import XVertNet, XVertNetStage, save_model
 
 SAMPLE_DICOM = os.path.join(os.path.dirname(__file__), "..", "..", "xvertfast", "samples", "cr_chest_pa_mono1.dcm")

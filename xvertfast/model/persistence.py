@@ -77,16 +77,18 @@ def load_model(path: str | os.PathLike = "default", map_location: str | torch.de
 
 
 def fingerprint(model: XVertNet) -> str:
-    """SHA-256 (hex, 16 chars) of the architecture and every weight: the identity of a model's outputs."""
+    """SHA-256 (hex) of the architecture, the WLS parameters and every weight (dtype, shape, bytes):
+    the identity of a model's outputs, for caches of exported graphs and for resumed batch jobs."""
     import hashlib
 
     h = hashlib.sha256(json.dumps({"lam": model.lam, "alpha": model.alpha, "eps": model.eps,
                                    "stages": [[s.width, s.depth] for s in model.stages]}).encode())  # fmt: skip
     for k, stage in enumerate(model.stages):
-        for name, t in sorted(stage.state_dict().items()):
-            h.update(f"{k}.{name}".encode())
-            h.update(t.detach().cpu().contiguous().float().numpy().tobytes())
-    return h.hexdigest()[:16]
+        for name, t in stage.state_dict().items():
+            t = t.detach().cpu().contiguous()
+            h.update(f"{k}.{name}:{t.dtype}:{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def model_tile(model: XVertNet, default: int = 512) -> int:

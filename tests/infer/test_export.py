@@ -1,0 +1,286 @@
+"""Stage export: ONNX graphs (parity with torch, dynamic batch, metadata, fp16), the onnxruntime
+backend, AOTInductor packages, TensorRT engines (GPU only) and the engine cache key."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zlib
+
+import pytest
+import torch
+
+from tests.conftest import SESSION_SEED
+from xvertfast.infer import tensorrt_backend
+from xvertfast.infer.export import cached_onnx_export, export_model, export_onnx, read_onnx_metadata
+from xvertfast.model.persistence import fingerprint
+from xvertfast.model import XVertNet, XVertNetStage, save_model
+
+TILE = 64
+
+
+def tiny_model(seed: int, stages: int = 2) -> XVertNet:
+    """Random stages with non-trivial batch-norm statistics (so folding them is exercised)."""
+    torch.manual_seed(seed)
+    parts = [XVertNetStage(width=4, depth=2) for _ in range(stages)]
+    for stage in parts:
+        for m in stage.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.data.uniform_(0.5, 1.5)
+                m.bias.data.uniform_(-0.2, 0.2)
+    return XVertNet(parts).eval()
+
+
+def inputs(batch: int, size: int = TILE) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.rand(batch, 1, size, size), torch.randn(batch, 1, size, size) * 0.1
+
+
+@pytest.fixture(scope="module")
+def model() -> XVertNet:
+    return tiny_model((SESSION_SEED + zlib.crc32(__name__.encode())) % 2**31)
+
+
+@pytest.fixture(scope="module")
+def onnx_fp32(model, tmp_path_factory) -> list[str]:
+    needs_export()
+    return export_onnx(model, tmp_path_factory.mktemp("onnx32"), tile=TILE)
+
+
+def needs_export() -> None:
+    """Skips unless the export extra (onnx, onnxscript, onnxruntime) is installed."""
+    for module in ("onnx", "onnxscript", "onnxruntime"):
+        pytest.importorskip(module)
+
+
+def ort_run(path: str, xp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    return torch.from_numpy(session.run(["out"], {"xp": xp.numpy(), "y": y.numpy()})[0])
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_onnx_matches_torch_at_any_batch(model, onnx_fp32, seed, batch):
+    assert [os.path.basename(p) for p in onnx_fp32] == ["stage1.onnx", "stage2.onnx"]
+    for path, stage in zip(onnx_fp32, model.stages):
+        xp, y = inputs(batch)
+        with torch.no_grad():
+            ref = stage(xp, y)
+        out = ort_run(path, xp, y)
+        assert out.dtype == torch.float32 and out.shape == (batch, 1, TILE, TILE)
+        err = (out - ref).abs().max().item()
+        print(f"{os.path.basename(path)} fp32 batch {batch}: max abs {err:.2e}")
+        assert err < 1e-4
+
+
+def test_onnx_io_and_metadata(model, onnx_fp32):
+    import onnx
+
+    proto = onnx.load(onnx_fp32[0])
+    dims = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in proto.graph.input}
+    assert set(dims) == {"xp", "y"} and [o.name for o in proto.graph.output] == ["out"]
+    assert isinstance(dims["xp"][0], str) and dims["xp"][1:] == [1, TILE, TILE]  # dynamic batch, fixed tile
+    for k, path in enumerate(onnx_fp32, start=1):
+        meta = read_onnx_metadata(path)
+        assert meta["xvertfast.stage"] == str(k) and meta["xvertfast.stages"] == "2"
+        assert meta["xvertfast.tile"] == str(TILE) and meta["xvertfast.precision"] == "fp32"
+        assert meta["xvertfast.model_sha256"] == fingerprint(model)
+        assert meta["xvertfast.version"]
+    assert not [f for f in os.listdir(os.path.dirname(onnx_fp32[0])) if f.endswith(".part")]
+
+
+def test_fp16_graph_has_fp16_weights_and_float32_io(model, tmp_path, seed):
+    needs_export()
+    import onnx
+
+    paths = export_onnx(model, tmp_path, tile=TILE, fp16=True)
+    proto = onnx.load(paths[0])
+    assert {t.data_type for t in proto.graph.initializer} == {onnx.TensorProto.FLOAT16}
+    assert {v.type.tensor_type.elem_type for v in [*proto.graph.input, *proto.graph.output]} == {onnx.TensorProto.FLOAT}
+    assert read_onnx_metadata(paths[0])["xvertfast.precision"] == "fp16"
+    xp, y = inputs(2)
+    with torch.no_grad():
+        ref = model.stages[0](xp, y)
+    err = (ort_run(paths[0], xp, y) - ref).abs().max().item()
+    print(f"stage1.onnx fp16 batch 2: max abs {err:.2e}")
+    assert err < 5e-3  # fp16 rounding, not a wrong graph
+
+
+def test_export_model_from_a_model_directory(model, tmp_path, seed):
+    needs_export()
+    src = save_model(model, tmp_path / "model", extra={"training": {"config": {"roi_size": 32}}})
+    paths = export_model(src, tmp_path / "out", format="onnx")
+    assert [os.path.basename(p) for p in paths] == ["stage1.onnx", "stage2.onnx"]
+    assert read_onnx_metadata(paths[1])["xvertfast.tile"] == "32"  # the training ROI size
+    xp, y = inputs(2, 32)
+    with torch.no_grad():
+        ref = model.stages[1](xp, y)
+    assert (ort_run(paths[1], xp, y) - ref).abs().max().item() < 1e-4
+    with open(os.path.join(src, "config.json")) as f:
+        config = json.load(f)
+    del config["training"]
+    with open(os.path.join(src, "config.json"), "w") as f:
+        json.dump(config, f)
+    assert read_onnx_metadata(export_model(src, tmp_path / "out512", tile=None)[0])["xvertfast.tile"] == "512"
+
+
+def test_export_model_rejects_unknown_format(model, tmp_path):
+    with pytest.raises(ValueError, match="format must be one of"):
+        export_model(model, tmp_path, format="tflite")
+
+
+def test_onnxruntime_backend_matches_torch_and_reuses_its_cache(model, tmp_path, seed):
+    needs_export()
+    from xvertfast.infer.backends import make_backend
+
+    backend = make_backend("onnxruntime", model, torch.device("cpu"), torch.float32, tile=TILE, max_batch=4,
+                           cache_dir=str(tmp_path))  # fmt: skip
+    assert backend.name == "onnxruntime" and backend.stages == 2
+    for k, stage in enumerate(model.stages):
+        for batch in (1, 3):
+            xp, y = inputs(batch)
+            with torch.inference_mode():
+                ref = stage(xp, y)
+                out = backend.run_stage(k, xp, y)
+            err = (out - ref).abs().max().item()
+            print(f"OnnxRuntimeBackend stage {k + 1} batch {batch}: max abs {err:.2e}")
+            assert out.dtype == torch.float32 and out.device.type == "cpu" and err < 1e-4
+    with pytest.raises(ValueError, match=f"1, {TILE}, {TILE}"):
+        backend.run_stage(0, *inputs(1, TILE + 16))
+    first = cached_onnx_export(model, tmp_path, tile=TILE)
+    stamps = [os.stat(p).st_mtime_ns for p in first]
+    assert cached_onnx_export(model, tmp_path, tile=TILE) == first
+    assert [os.stat(p).st_mtime_ns for p in first] == stamps  # reused, not re-exported
+    other = tiny_model(SESSION_SEED + 1)
+    assert cached_onnx_export(other, tmp_path, tile=TILE) != first  # other weights, other folder
+
+
+@pytest.mark.slow
+def test_aoti_package_matches_torch(tmp_path, seed):
+    """One stage only: AOTInductor compiles C++ per stage (~30 s each on one CPU core)."""
+    import torch._inductor
+
+    if not hasattr(torch._inductor, "aoti_compile_and_package") or shutil.which("c++") is None:
+        pytest.skip("AOTInductor packaging needs torch >= 2.6 and a C++ compiler")
+    model = tiny_model(seed, stages=1)
+    (path,) = export_model(model, tmp_path, format="aoti", max_batch=4, tile=TILE, device="cpu")
+    assert os.path.basename(path) == "stage1.pt2"
+    package = torch._inductor.aoti_load_package(path)
+    assert package.get_metadata()["xvertfast.tile"] == str(TILE)
+    for batch in (1, 3):
+        xp, y = inputs(batch)
+        with torch.no_grad():
+            err = (package(xp, y) - model.stages[0](xp, y)).abs().max().item()
+        print(f"AOTI stage1 batch {batch}: max abs {err:.2e}")
+        assert err < 1e-4
+
+
+def test_aoti_fp16_needs_cuda(model, tmp_path):
+    with pytest.raises(ValueError, match="CUDA"):
+        export_model(model, tmp_path, format="aoti", fp16=True, device="cpu")
+
+
+def test_engine_cache_key_covers_its_inputs():
+    base = {"tensorrt_version": "10.9.0", "gpu_name": "NVIDIA H100", "capability": (9, 0), "precision": "fp32",
+            "shapes": {"min": (1, 1, 512, 512), "opt": (8, 1, 512, 512), "max": (8, 1, 512, 512)}}  # fmt: skip
+    key = tensorrt_backend.engine_cache_key("ab" * 32, **base)
+    assert key == tensorrt_backend.engine_cache_key("ab" * 32, **base) and len(key) == 64
+    changes = [("tensorrt_version", "11.0.0"), ("gpu_name", "NVIDIA H200"), ("capability", (8, 9)),
+               ("precision", "fp16"), ("shapes", {**base["shapes"], "max": (16, 1, 512, 512)})]  # fmt: skip
+    for field, value in changes:
+        assert tensorrt_backend.engine_cache_key("ab" * 32, **{**base, field: value}) != key, field
+    assert tensorrt_backend.engine_cache_key("cd" * 32, **base) != key
+
+
+def test_modules_import_without_the_optional_packages():
+    """onnx, onnxscript, onnxruntime and tensorrt are extras: the modules must import without them."""
+    code = ("import sys\n"
+            "for m in ('onnx', 'onnxscript', 'onnxruntime', 'tensorrt'): sys.modules[m] = None\n"
+            "import xvertfast.infer.export, xvertfast.infer.onnx_backend, xvertfast.infer.tensorrt_backend as t\n"
+            "assert t.available() is False\n"
+            "from xvertfast.infer.onnx_backend import OnnxRuntimeBackend\n"
+            "try:\n"
+            "    OnnxRuntimeBackend(['stage1.onnx'], 'cpu')\n"
+            "except RuntimeError as exc:\n"
+            "    assert 'xvertfast[export]' in str(exc), exc\n"
+            "else:\n"
+            "    raise AssertionError('no error without onnxruntime')\n")  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_tensorrt_backend_without_tensorrt_says_how_to_install(monkeypatch, model):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # makes `import tensorrt` raise ImportError
+    assert tensorrt_backend.available() is False
+    with pytest.raises(RuntimeError, match="pip install tensorrt") as info:
+        tensorrt_backend.TensorRTBackend(["stage1.engine"], torch.device("cuda"))
+    assert "onnxruntime" in str(info.value)
+    with pytest.raises(RuntimeError, match="pip install tensorrt"):
+        tensorrt_backend.TensorRTBackend.from_model(model, torch.device("cuda"), tile=TILE)
+    with pytest.raises(RuntimeError, match="pip install tensorrt"):
+        export_model(model, "unused", format="tensorrt")
+
+
+def _tensorrt_skip_reason() -> str:
+    if not tensorrt_backend.available():
+        return "TensorRT >= 10 is not importable here (pip install tensorrt on a machine with an NVIDIA driver)"
+    if not torch.cuda.is_available():
+        return "TensorRT needs a CUDA GPU; none is visible"
+    return ""
+
+
+needs_tensorrt = pytest.mark.skipif(bool(_tensorrt_skip_reason()), reason=_tensorrt_skip_reason())
+
+
+@pytest.mark.tensorrt
+@needs_tensorrt
+def test_tensorrt_engine_matches_torch(model, tmp_path, seed):
+    dev = torch.device("cuda")
+    backend = tensorrt_backend.TensorRTBackend.from_model(model, dev, tile=TILE, max_batch=4, cache_dir=str(tmp_path))
+    assert backend.stages == 2 and backend.max_batch == 4 and backend.tile == TILE
+    engines = [f for f in os.listdir(tmp_path) if f.endswith(".engine")]
+    assert len(engines) == 2 and any(f.startswith("timing-") for f in os.listdir(tmp_path))
+    cuda_model = copy.deepcopy(model).to(dev)
+    with torch.backends.cudnn.flags(allow_tf32=False):
+        for k, stage in enumerate(cuda_model.stages):
+            for batch in (1, 3, 4):
+                xp, y = (t.to(dev) for t in inputs(batch))
+                with torch.inference_mode():
+                    ref = stage(xp, y)
+                    out = backend.run_stage(k, xp, y)
+                torch.cuda.synchronize()
+                err = (out - ref).abs().max().item()
+                print(f"TensorRT stage {k + 1} batch {batch}: max abs {err:.2e}")
+                assert out.dtype == torch.float32 and err < 1e-3
+    with pytest.raises(ValueError, match="outside the engine's profile"):
+        backend.run_stage(0, *(t.to(dev) for t in inputs(5)))
+    again = tensorrt_backend.TensorRTBackend.from_model(model, dev, tile=TILE, max_batch=4, cache_dir=str(tmp_path))
+    assert again.stages == 2 and sorted(f for f in os.listdir(tmp_path) if f.endswith(".engine")) == sorted(engines)
+    half = tensorrt_backend.TensorRTBackend.from_model(model, dev, tile=TILE, fp16=True, max_batch=4,
+                                                       cache_dir=str(tmp_path))  # fmt: skip
+    xp, y = (t.to(dev) for t in inputs(2))
+    with torch.inference_mode():
+        err = (half.run_stage(0, xp, y) - cuda_model.stages[0](xp, y)).abs().max().item()
+    print(f"TensorRT fp16 stage 1 batch 2: max abs {err:.2e}")
+    assert err < 5e-3
+
+
+@pytest.mark.tensorrt
+@needs_tensorrt
+def test_tensorrt_cache_key_changes_with_precision_and_shape(tmp_path):
+    dev = torch.device("cuda")
+    (p32,) = cached_onnx_export(tiny_model(1, stages=1), tmp_path, tile=TILE)
+    (p16,) = cached_onnx_export(tiny_model(1, stages=1), tmp_path, tile=TILE, fp16=True)
+    key = tensorrt_backend.engine_path(p32, max_batch=4, device=dev, cache_dir=tmp_path)
+    assert key == tensorrt_backend.engine_path(p32, max_batch=4, device=dev, cache_dir=tmp_path)
+    assert tensorrt_backend.engine_path(p16, max_batch=4, device=dev, cache_dir=tmp_path) != key
+    assert tensorrt_backend.engine_path(p32, max_batch=8, device=dev, cache_dir=tmp_path) != key
+    (p64,) = cached_onnx_export(tiny_model(1, stages=1), tmp_path, tile=2 * TILE)
+    assert tensorrt_backend.engine_path(p64, max_batch=4, device=dev, cache_dir=tmp_path) != key

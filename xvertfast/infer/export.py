@@ -1,0 +1,242 @@
+"""Exporting an XVertNet stage by stage: ONNX graphs, TensorRT engines, AOTInductor packages.
+
+Every artefact is one stage ``(xp, y) -> out`` (the WLS between stages stays in Python, see
+:mod:`xvertfast.infer.backends`), with a dynamic batch axis and a fixed ``tile`` x ``tile``
+spatial size: the pipeline only ever feeds ROI tiles, and a fixed size lets TensorRT use one
+optimisation profile. Files are named like the model's weights (``stage1.onnx``, ``stage2.onnx``,
+... as ``stage1.safetensors``, ...) and written atomically, so an interrupted export leaves no
+file that looks complete.
+
+I/O is float32 at every precision: an fp16 export holds fp16 weights and casts its inputs to
+fp16 and its output back to float32 inside the graph, so callers never change, and TensorRT 11
+(strongly typed only, no FP16 builder flag) takes the precision from the graph itself.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import os
+import shutil
+import warnings
+from types import ModuleType
+
+import torch
+from torch import nn
+
+import xvertfast
+from xvertfast.io.write import atomic_write
+from xvertfast.model import XVertNet, load_model, model_tile
+from xvertfast.model.persistence import fingerprint
+
+__all__ = ["EXPORT_FORMATS", "DEFAULT_OPSET", "DEFAULT_TILE", "export_onnx", "export_aoti", "export_model",
+           "cached_onnx_export", "default_cache_dir", "read_onnx_metadata", "require"]  # fmt: skip
+
+EXPORT_FORMATS = ("onnx", "tensorrt", "aoti")
+#: Opset 18 is what the torch.onnx (dynamo) exporter targets natively and TensorRT 10/11 parse.
+DEFAULT_OPSET = 18
+DEFAULT_TILE = 512
+INPUTS, OUTPUT = ("xp", "y"), "out"
+EXPORT_HINT = "install the export extra: pip install 'xvertfast[export]'"
+
+
+def require(module: str, purpose: str) -> ModuleType:
+    """Imports an optional dependency, or fails saying what needed it and how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise RuntimeError(f"{purpose} needs the {module} package, which is not importable here ({exc}); "
+                           f"{EXPORT_HINT}") from exc  # fmt: skip
+
+
+def default_cache_dir() -> str:
+    """``$XVF_CACHE_DIR``, else ``~/.cache/xvertfast/engines``: engines, timing caches, ONNX exports."""
+    return os.environ.get("XVF_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "xvertfast", "engines")
+
+
+class _StageGraph(nn.Module):
+    """A copy of one stage at ``dtype`` with float32 I/O: the exported graph."""
+
+    def __init__(self, stage: nn.Module, dtype: torch.dtype):
+        super().__init__()
+        self.stage = copy.deepcopy(stage).to(dtype)
+        self.dtype = dtype
+        self.eval()
+
+    def forward(self, xp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.stage(xp.to(self.dtype), y.to(self.dtype)).float()
+
+
+def _check(model: XVertNet, tile: int) -> None:
+    if not isinstance(model, XVertNet):
+        raise TypeError(f"expected an XVertNet, got {type(model).__name__}")
+    if not isinstance(tile, int) or tile < 1:
+        raise ValueError(f"tile must be a positive int, got {tile!r}")
+
+
+def _metadata(model: XVertNet, k: int, tile: int, fp16: bool, sha: str) -> dict[str, str]:
+    return {
+        "xvertfast.version": xvertfast.__version__,
+        "xvertfast.stage": str(k + 1),
+        "xvertfast.stages": str(len(model.stages)),
+        "xvertfast.tile": str(tile),
+        "xvertfast.precision": "fp16" if fp16 else "fp32",
+        "xvertfast.model_sha256": sha,
+        "xvertfast.io": f"xp, y -> out: float32 [batch, 1, {tile}, {tile}]",
+    }
+
+
+def export_onnx(model: XVertNet, out_dir: str | os.PathLike, tile: int = DEFAULT_TILE, fp16: bool = False,
+                opset: int = DEFAULT_OPSET) -> list[str]:  # fmt: skip
+    """Writes ``stage{k}.onnx`` per stage (k = 1, 2, ...) into ``out_dir``; returns their paths.
+
+    Inputs ``xp``, ``y`` and output ``out`` are float32 ``[batch, 1, tile, tile]`` with a
+    dynamic batch; ``fp16`` bakes fp16 weights and compute into the graph (see the module
+    docstring). Metadata (``metadata_props``): ``xvertfast.version``, ``.stage``, ``.stages``,
+    ``.tile``, ``.precision``, ``.model_sha256``, ``.io``.
+    """
+    _check(model, tile)
+    onnx = require("onnx", "ONNX export")
+    require("onnxscript", "ONNX export (torch.onnx's exporter)")
+    out_dir = os.fspath(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    sha = fingerprint(model)
+    dtype = torch.float16 if fp16 else torch.float32
+    batch = torch.export.Dim("batch", min=1)
+    paths = []
+    for k, stage in enumerate(model.stages):
+        path = os.path.join(out_dir, f"stage{k + 1}.onnx")
+        graph = _StageGraph(stage, dtype).cpu()
+        example = (torch.zeros(2, 1, tile, tile), torch.zeros(2, 1, tile, tile))  # traced, not computed on
+        try:
+            with warnings.catch_warnings():
+                # Both inputs share the one batch Dim; the exporter warns that it names it once.
+                warnings.filterwarnings("ignore", message=".*axis name.*will not be used")
+                program = torch.onnx.export(graph, example, input_names=list(INPUTS), output_names=[OUTPUT],
+                                            dynamic_shapes={"xp": {0: batch}, "y": {0: batch}},
+                                            opset_version=opset, dynamo=True, verbose=False)  # fmt: skip
+        except Exception as exc:
+            raise RuntimeError(f"{path}: torch.onnx could not export stage {k + 1} "
+                               f"({type(exc).__name__}: {exc})") from exc  # fmt: skip
+        proto = program.model_proto
+        onnx.helper.set_model_props(proto, _metadata(model, k, tile, fp16, sha))
+        with atomic_write(path) as tmp:
+            onnx.save_model(proto, tmp)
+        paths.append(path)
+    return paths
+
+
+def read_onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file (without loading external weights)."""
+    onnx = require("onnx", "reading ONNX metadata")
+    proto = onnx.load(os.fspath(path), load_external_data=False)
+    return {p.key: p.value for p in proto.metadata_props}
+
+
+def cached_onnx_export(model: XVertNet, cache_dir: str | os.PathLike | None = None, tile: int = DEFAULT_TILE,
+                       fp16: bool = False) -> list[str]:  # fmt: skip
+    """The model's stage ONNX files under ``<cache_dir>/onnx/<weights hash>-...``, exported once.
+
+    The folder name holds the weights hash, xvertfast version, tile and precision, so a
+    finished export (all files are written atomically) is reused as is.
+    """
+    _check(model, tile)
+    sha = fingerprint(model)
+    folder = os.path.join(os.fspath(cache_dir or default_cache_dir()), "onnx",
+                          f"{sha[:24]}-v{xvertfast.__version__}-t{tile}-{'fp16' if fp16 else 'fp32'}")  # fmt: skip
+    paths = [os.path.join(folder, f"stage{k + 1}.onnx") for k in range(len(model.stages))]
+    if all(os.path.isfile(p) for p in paths):
+        return paths
+    return export_onnx(model, folder, tile=tile, fp16=fp16)
+
+
+def export_aoti(model: XVertNet, out_dir: str | os.PathLike, tile: int = DEFAULT_TILE, fp16: bool = False,
+                max_batch: int = 8, device: str | torch.device = "auto") -> list[str]:  # fmt: skip
+    """Writes ``stage{k}.pt2`` AOTInductor packages (batch 1..max_batch) for ``device``.
+
+    Load one with ``torch._inductor.aoti_load_package(path)``; its ``get_metadata()`` holds the
+    same ``xvertfast.*`` keys as the ONNX export. Needs a C++ compiler (and nvcc for CUDA).
+    """
+    from xvertfast.infer.backends import resolve_device
+
+    _check(model, tile)
+    if max_batch < 1:
+        raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+    dev = resolve_device(device)
+    if fp16 and dev.type != "cuda":
+        raise ValueError("fp16 AOTInductor packages need a CUDA device; the CPU package runs fp32")
+    import torch._inductor
+
+    if not hasattr(torch._inductor, "aoti_compile_and_package"):
+        raise RuntimeError(f"torch {torch.__version__} has no torch._inductor.aoti_compile_and_package "
+                           "(AOTInductor packaging needs torch >= 2.6); export to onnx instead")  # fmt: skip
+    out_dir = os.fspath(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    sha = fingerprint(model)
+    dtype = torch.float16 if fp16 else torch.float32
+    # A batch range of one value is a static batch: torch.export refuses a Dim with min == max.
+    batch = torch.export.Dim("batch", min=1, max=max_batch) if max_batch > 1 else None
+    dynamic = {"xp": {0: batch}, "y": {0: batch}} if batch is not None else None
+    paths = []
+    for k, stage in enumerate(model.stages):
+        path = os.path.join(out_dir, f"stage{k + 1}.pt2")
+        graph = _StageGraph(stage, dtype).to(dev)
+        example = tuple(torch.zeros(min(2, max_batch), 1, tile, tile, device=dev) for _ in INPUTS)
+        meta = {**_metadata(model, k, tile, fp16, sha), "xvertfast.max_batch": str(max_batch)}
+        try:
+            with torch.no_grad():
+                program = torch.export.export(graph, example, dynamic_shapes=dynamic)
+            with atomic_write(path) as tmp, open(tmp, "wb") as f:
+                torch._inductor.aoti_compile_and_package(program, package_path=f,
+                                                         inductor_configs={"aot_inductor.metadata": meta})  # fmt: skip
+        except Exception as exc:
+            raise RuntimeError(f"{path}: AOTInductor could not export/compile stage {k + 1} for {dev} "
+                               f"({type(exc).__name__}: {exc}); it needs a working C++ compiler (and nvcc "
+                               "for CUDA); the onnx format is the portable alternative") from exc  # fmt: skip
+        paths.append(path)
+    return paths
+
+
+def export_model(model_path_or_model: str | os.PathLike | XVertNet, out: str | os.PathLike, format: str = "onnx",
+                 fp16: bool = False, max_batch: int = 8, tile: int | None = None, device: str | torch.device = "auto",
+                 cache_dir: str | os.PathLike | None = None) -> list[str]:  # fmt: skip
+    """Exports a model (directory or XVertNet) into ``out``; returns the files the format runs from.
+
+    Args:
+        format: ``onnx`` (``stage{k}.onnx``), ``tensorrt`` (``stage{k}.engine``, beside the
+            ``stage{k}.onnx`` it was built from; built through the engine cache in
+            ``cache_dir``, default :func:`default_cache_dir`) or ``aoti`` (``stage{k}.pt2``).
+        fp16: fp16 weights and compute (float32 I/O).
+        max_batch: the largest batch of an engine or AOTI package (ONNX batch is unbounded).
+        tile: the spatial size; default the model's training ``roi_size`` (config.json,
+            ``training.config.roi_size``), else 512.
+        device: where TensorRT/AOTI artefacts run (``auto``: CUDA when there is one); TensorRT
+            needs CUDA.
+    """
+    if format not in EXPORT_FORMATS:
+        raise ValueError(f"format must be one of {', '.join(EXPORT_FORMATS)}, got {format!r}")
+    if isinstance(model_path_or_model, XVertNet):
+        model = model_path_or_model
+    else:
+        model = load_model(os.fspath(model_path_or_model))
+    tile = model_tile(model, DEFAULT_TILE) if tile is None else tile
+    if format == "onnx":
+        return export_onnx(model, out, tile=tile, fp16=fp16)
+    if format == "aoti":
+        return export_aoti(model, out, tile=tile, fp16=fp16, max_batch=max_batch, device=device)
+    from xvertfast.infer.backends import resolve_device
+    from xvertfast.infer.tensorrt_backend import build_engine, import_tensorrt
+
+    import_tensorrt()
+    dev = resolve_device(device)
+    if dev.type != "cuda":
+        raise RuntimeError("TensorRT engines are built on and for a CUDA GPU; none is used here "
+                           f"(device {dev}); export to onnx instead")  # fmt: skip
+    engines = []
+    for onnx_path in export_onnx(model, out, tile=tile, fp16=fp16):
+        cached = build_engine(onnx_path, max_batch=max_batch, device=dev, cache_dir=cache_dir)
+        engine = onnx_path[: -len(".onnx")] + ".engine"
+        with atomic_write(engine) as tmp:
+            shutil.copyfile(cached, tmp)
+        engines.append(engine)
+    return engines

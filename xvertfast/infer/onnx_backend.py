@@ -1,0 +1,76 @@
+"""onnxruntime backend: the stage ONNX exports run on the CPU (or CUDA) execution provider.
+
+The portable accelerated path: no compiler and no NVIDIA stack needed, the same graphs that
+TensorRT builds from. Tensors cross as numpy arrays (a host copy each way on CUDA: simple and
+always correct; TensorRT is the zero-copy GPU path). onnxruntime is optional: importing this
+module never needs it.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import torch
+
+from xvertfast.infer.backends import StageBackend
+from xvertfast.infer.export import DEFAULT_TILE, cached_onnx_export, require
+from xvertfast.model import XVertNet
+
+__all__ = ["OnnxRuntimeBackend"]
+
+
+class OnnxRuntimeBackend(StageBackend):
+    """One onnxruntime session per stage file; outputs come back float32 on ``device``."""
+
+    name = "onnxruntime"
+
+    def __init__(self, onnx_paths: list[str | os.PathLike], device: torch.device):
+        ort = require("onnxruntime", "the onnxruntime backend")
+        super().__init__(torch.device(device))
+        if not onnx_paths:
+            raise ValueError("OnnxRuntimeBackend needs one ONNX file per stage, got none")
+        options = ort.SessionOptions()
+        providers = ["CPUExecutionProvider"]
+        if self.device.type == "cuda":
+            if "CUDAExecutionProvider" in ort.get_available_providers():
+                providers.insert(0, ("CUDAExecutionProvider", {"device_id": self.device.index or 0}))
+            else:
+                warnings.warn("this onnxruntime has no CUDAExecutionProvider (pip install onnxruntime-gpu); "
+                              "the stages run on the CPU", RuntimeWarning, stacklevel=2)  # fmt: skip
+        if providers == ["CPUExecutionProvider"]:
+            # Share torch's thread budget rather than take every core.
+            options.intra_op_num_threads = torch.get_num_threads()
+        self._sessions = []
+        tiles = set()
+        for path in map(os.fspath, onnx_paths):
+            session = ort.InferenceSession(path, options, providers=providers)
+            inputs = {i.name: i.shape for i in session.get_inputs()}
+            outputs = [o.name for o in session.get_outputs()]
+            if sorted(inputs) != ["xp", "y"] or outputs != ["out"]:
+                raise ValueError(f"{path}: expected inputs xp, y and output out, found {sorted(inputs)} -> {outputs}")
+            tiles.add(tuple(inputs["xp"][2:]))
+            self._sessions.append(session)
+        if len(tiles) != 1 or not all(isinstance(s, int) for s in next(iter(tiles))):
+            raise ValueError(f"the stage graphs must share one fixed tile size, found {sorted(map(str, tiles))}")
+        self.tile = next(iter(tiles))[0]
+
+    @classmethod
+    def from_model(cls, model: XVertNet, device: torch.device, tile: int = DEFAULT_TILE, fp16: bool = False,
+                   cache_dir: str | None = None) -> OnnxRuntimeBackend:  # fmt: skip
+        """Exports the stages once into the cache (keyed by the weights hash) and opens them."""
+        return cls(cached_onnx_export(model, cache_dir, tile=tile, fp16=fp16), device)
+
+    @property
+    def stages(self) -> int:
+        return len(self._sessions)
+
+    def run_stage(self, k: int, xp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if xp.dim() != 4 or xp.shape[1:] != (1, self.tile, self.tile) or y.shape != xp.shape:
+            raise ValueError(f"onnxruntime stage {k + 1}: xp and y must be [B, 1, {self.tile}, {self.tile}], got "
+                             f"{tuple(xp.shape)} and {tuple(y.shape)}")  # fmt: skip
+        feeds = {name: np.ascontiguousarray(t.detach().to("cpu", torch.float32).numpy()) for name, t in
+                 (("xp", xp), ("y", y))}  # fmt: skip
+        (out,) = self._sessions[k].run(["out"], feeds)
+        return torch.from_numpy(out).to(self.device)

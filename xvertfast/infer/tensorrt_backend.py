@@ -1,0 +1,247 @@
+"""TensorRT backend: one engine per stage, built from the stage's ONNX export and cached on disk.
+
+Engines are tied to the TensorRT version and the GPU, so each is cached under a key hashing the
+ONNX bytes, the TensorRT version, GPU name, compute capability, precision and the optimisation
+profile (batch 1 .. max_batch, one tile size); a second run loads it in a second. The builder's
+timing cache is kept beside the engines, so rebuilding (a new model, another max batch) is fast.
+
+Networks are strongly typed (the only kind TensorRT 11 builds): fp16 comes from the fp16 ONNX
+graph (see :mod:`xvertfast.infer.export`), never from a builder flag; fp32 engines clear TF32 so
+that fp32 means fp32. TensorRT is optional: importing this module never needs it.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import re
+from types import ModuleType
+
+import torch
+
+from xvertfast.infer.backends import StageBackend
+from xvertfast.infer.export import DEFAULT_TILE, cached_onnx_export, default_cache_dir, read_onnx_metadata
+from xvertfast.io.write import atomic_write
+from xvertfast.model import XVertNet
+
+__all__ = ["available", "import_tensorrt", "engine_cache_key", "engine_path", "build_engine", "TensorRTBackend",
+           "INSTALL_HINT", "WORKSPACE_BYTES"]  # fmt: skip
+
+INSTALL_HINT = ("install it with `pip install tensorrt` (TensorRT 10 or newer) on a machine with an NVIDIA driver "
+                "and a CUDA GPU; the ONNX/onnxruntime backend (--backend onnxruntime, "
+                "`pip install 'xvertfast[export]'`) is the portable alternative")  # fmt: skip
+#: Builder scratch memory: ample for the U-Net's tactics at 512^2, and TensorRT would otherwise
+#: allow itself the whole device.
+WORKSPACE_BYTES = 4 << 30
+
+
+def import_tensorrt() -> ModuleType:
+    """The ``tensorrt`` module (10 or newer), or a RuntimeError that says how to install it."""
+    try:
+        import tensorrt as trt
+    except Exception as exc:  # ImportError, or OSError from the wheel's missing CUDA libraries
+        raise RuntimeError(f"TensorRT is not available ({type(exc).__name__}: {exc}); {INSTALL_HINT}") from exc
+    if int(trt.__version__.split(".")[0]) < 10:
+        raise RuntimeError(f"TensorRT {trt.__version__} is too old: xvertfast needs TensorRT 10 or newer "
+                           f"(name-based tensors, execute_async_v3); {INSTALL_HINT}")  # fmt: skip
+    return trt
+
+
+def available() -> bool:
+    """Whether TensorRT 10+ imports here; never raises."""
+    try:
+        import_tensorrt()
+    except Exception:
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=1)
+def _logger():
+    """One logger for builder and runtime: TensorRT warns when they differ."""
+    trt = import_tensorrt()
+    return trt.Logger(trt.Logger.WARNING)
+
+
+def engine_cache_key(onnx_sha256: str, *, tensorrt_version: str, gpu_name: str, capability: tuple[int, int],
+                     precision: str, shapes: dict[str, tuple[int, ...]]) -> str:  # fmt: skip
+    """sha256 over everything an engine depends on (``shapes``: the profile's min/opt/max)."""
+    payload = {"onnx_sha256": onnx_sha256, "tensorrt": tensorrt_version, "gpu": gpu_name,
+               "capability": list(capability), "precision": precision,
+               "shapes": {name: list(shape) for name, shape in sorted(shapes.items())}}  # fmt: skip
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _profile(onnx_path: str, max_batch: int) -> tuple[str, dict[str, tuple[int, ...]]]:
+    """(precision, min/opt/max input shapes) of a stage export for batches 1..max_batch."""
+    if max_batch < 1:
+        raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+    meta = read_onnx_metadata(onnx_path)
+    if "xvertfast.tile" not in meta or "xvertfast.precision" not in meta:
+        raise ValueError(f"{onnx_path}: not an xvertfast stage export (no xvertfast.tile/precision metadata); "
+                         "write it with xvertfast.infer.export.export_onnx")  # fmt: skip
+    tile = int(meta["xvertfast.tile"])
+    shapes = {"min": (1, 1, tile, tile), "opt": (max_batch, 1, tile, tile), "max": (max_batch, 1, tile, tile)}
+    return meta["xvertfast.precision"], shapes
+
+
+def _cuda(device: torch.device | str) -> torch.device:
+    dev = torch.device(device)
+    if dev.type != "cuda" or not torch.cuda.is_available():
+        raise RuntimeError(f"TensorRT runs on a CUDA GPU; got device {dev} (CUDA available: "
+                           f"{torch.cuda.is_available()}); use the onnxruntime or torch backend instead")  # fmt: skip
+    return dev if dev.index is not None else torch.device("cuda", torch.cuda.current_device())
+
+
+def _engine_spec(trt: ModuleType, onnx_path: str, max_batch: int, dev: torch.device,
+                 cache_dir: str) -> tuple[str, str, dict[str, tuple[int, ...]]]:  # fmt: skip
+    """(cached engine path, precision, profile shapes) of one stage export."""
+    precision, shapes = _profile(onnx_path, max_batch)
+    key = engine_cache_key(_file_sha256(onnx_path), tensorrt_version=trt.__version__,
+                           gpu_name=torch.cuda.get_device_name(dev),
+                           capability=torch.cuda.get_device_capability(dev), precision=precision,
+                           shapes=shapes)  # fmt: skip
+    return os.path.join(cache_dir, f"{key}.engine"), precision, shapes
+
+
+def engine_path(onnx_path: str | os.PathLike, *, max_batch: int, device: torch.device | str,
+                cache_dir: str | os.PathLike | None = None) -> str:  # fmt: skip
+    """Where the engine for this ONNX file, profile, TensorRT version and GPU is cached."""
+    trt = import_tensorrt()
+    cache_dir = os.fspath(cache_dir or default_cache_dir())
+    return _engine_spec(trt, os.fspath(onnx_path), max_batch, _cuda(device), cache_dir)[0]
+
+
+def _timing_cache_path(cache_dir: str, trt: ModuleType, dev: torch.device) -> str:
+    gpu = re.sub(r"[^A-Za-z0-9]+", "-", torch.cuda.get_device_name(dev)).strip("-")
+    major, minor = torch.cuda.get_device_capability(dev)
+    return os.path.join(cache_dir, f"timing-trt{trt.__version__}-{gpu}-sm{major}{minor}.cache")
+
+
+def build_engine(onnx_path: str | os.PathLike, *, max_batch: int = 8, device: torch.device | str = "cuda",
+                 cache_dir: str | os.PathLike | None = None) -> str:  # fmt: skip
+    """Builds (or finds in the cache) the engine of one stage export; returns the engine's path."""
+    trt = import_tensorrt()
+    dev = _cuda(device)
+    onnx_path = os.fspath(onnx_path)
+    cache_dir = os.fspath(cache_dir or default_cache_dir())
+    path, precision, shapes = _engine_spec(trt, onnx_path, max_batch, dev, cache_dir)
+    if os.path.isfile(path):
+        return path
+    os.makedirs(cache_dir, exist_ok=True)
+    with torch.cuda.device(dev):
+        builder = trt.Builder(_logger())
+        flags = 0
+        if int(trt.__version__.split(".")[0]) < 11:  # always strongly typed from 11 on (the flag is deprecated)
+            flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+        network = builder.create_network(flags)
+        parser = trt.OnnxParser(network, _logger())
+        if not parser.parse_from_file(onnx_path):
+            errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+            raise RuntimeError(f"{onnx_path}: TensorRT's ONNX parser failed: {errors}")
+        config = builder.create_builder_config()
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
+        if precision == "fp32":
+            config.clear_flag(trt.BuilderFlag.TF32)
+        timing_path = _timing_cache_path(cache_dir, trt, dev)
+        timing_bytes = b""
+        if os.path.isfile(timing_path):
+            with open(timing_path, "rb") as f:
+                timing_bytes = f.read()
+        config.set_timing_cache(config.create_timing_cache(timing_bytes), ignore_mismatch=False)
+        profile = builder.create_optimization_profile()
+        for name in ("xp", "y"):
+            profile.set_shape(name, shapes["min"], shapes["opt"], shapes["max"])
+        config.add_optimization_profile(profile)
+        plan = builder.build_serialized_network(network, config)
+        if plan is None:
+            raise RuntimeError(f"{onnx_path}: TensorRT could not build an engine (see its log above)")
+        with atomic_write(path) as tmp, open(tmp, "wb") as f:
+            f.write(memoryview(plan))
+        with atomic_write(timing_path) as tmp, open(tmp, "wb") as f:
+            f.write(memoryview(config.get_timing_cache().serialize()))
+    return path
+
+
+class TensorRTBackend(StageBackend):
+    """Runs stage engines with ``execute_async_v3`` on torch's current CUDA stream, in place on
+    torch tensors (no copies); any batch from 1 to the engines' max batch, at their tile size."""
+
+    name = "tensorrt"
+
+    def __init__(self, engine_paths: list[str], device: torch.device):
+        trt = import_tensorrt()
+        super().__init__(_cuda(device))
+        if not engine_paths:
+            raise ValueError("TensorRTBackend needs one engine per stage, got none")
+        self._engines, self._contexts, profiles = [], [], set()
+        runtime = trt.Runtime(_logger())
+        with torch.cuda.device(self.device):
+            for path in engine_paths:
+                with open(path, "rb") as f:
+                    engine = runtime.deserialize_cuda_engine(f.read())
+                if engine is None:
+                    raise RuntimeError(f"{path}: TensorRT {trt.__version__} could not load this engine (built "
+                                       "by another TensorRT or for another GPU?); delete it to rebuild")  # fmt: skip
+                names = sorted(engine.get_tensor_name(i) for i in range(engine.num_io_tensors))
+                if names != ["out", "xp", "y"]:
+                    raise RuntimeError(f"{path}: expected I/O tensors xp, y -> out, found {', '.join(names)}")
+                for name in names:
+                    if engine.get_tensor_dtype(name) != trt.float32:
+                        raise RuntimeError(f"{path}: tensor {name} is {engine.get_tensor_dtype(name)}, "
+                                           "expected float32 I/O")  # fmt: skip
+                context = engine.create_execution_context()
+                if context is None:
+                    raise RuntimeError(f"{path}: could not create an execution context (out of GPU memory?)")
+                self._engines.append(engine)
+                self._contexts.append(context)
+                _, _, top = engine.get_tensor_profile_shape("xp", 0)
+                profiles.add((int(top[0]), int(top[2])))
+        if len(profiles) != 1:
+            raise RuntimeError(f"the stage engines disagree on max batch / tile: {sorted(profiles)}")
+        ((self.max_batch, self.tile),) = profiles
+
+    @classmethod
+    def from_model(cls, model: XVertNet, device: torch.device, tile: int = DEFAULT_TILE, fp16: bool = False,
+                   max_batch: int = 8, cache_dir: str | None = None) -> TensorRTBackend:  # fmt: skip
+        """Exports the stages to ONNX, builds or loads their cached engines, and loads them."""
+        import_tensorrt()
+        dev = _cuda(device)
+        cache_dir = cache_dir or default_cache_dir()
+        onnx_paths = cached_onnx_export(model, cache_dir, tile=tile, fp16=fp16)
+        return cls([build_engine(p, max_batch=max_batch, device=dev, cache_dir=cache_dir) for p in onnx_paths], dev)
+
+    @property
+    def stages(self) -> int:
+        return len(self._contexts)
+
+    def run_stage(self, k: int, xp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        b = xp.shape[0]
+        if xp.shape != (b, 1, self.tile, self.tile) or y.shape != xp.shape:
+            raise ValueError(f"TensorRT stage {k + 1}: xp and y must be [B, 1, {self.tile}, {self.tile}], got "
+                             f"{tuple(xp.shape)} and {tuple(y.shape)}")  # fmt: skip
+        if not 1 <= b <= self.max_batch:
+            raise ValueError(f"TensorRT stage {k + 1}: batch {b} is outside the engine's profile 1..{self.max_batch}")
+        xp = xp.to(self.device, torch.float32).contiguous()
+        y = y.to(self.device, torch.float32).contiguous()
+        out = torch.empty_like(xp)
+        context = self._contexts[k]
+        with torch.cuda.device(self.device):
+            for name, t in (("xp", xp), ("y", y)):
+                if not context.set_input_shape(name, tuple(t.shape)):
+                    raise RuntimeError(f"TensorRT stage {k + 1}: the engine refused input shape {tuple(t.shape)}")
+                context.set_tensor_address(name, t.data_ptr())
+            context.set_tensor_address("out", out.data_ptr())
+            if not context.execute_async_v3(torch.cuda.current_stream(self.device).cuda_stream):
+                raise RuntimeError(f"TensorRT stage {k + 1}: execute_async_v3 failed (see its log above)")
+        return out
