@@ -1,0 +1,59 @@
+"""Baselines: each is a whole-image [0, 1] -> [0, 1] function that does what its name says."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from xvertfast.eval.baselines import clahe, farbman, get_method, identity
+
+
+def low_contrast(seed: int, size: int = 128) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (0.45 + 0.05 * ndi.gaussian_filter(rng.random((size, size)), 2) * 10).astype(np.float32).clip(0, 1)
+
+
+def high_frequency_energy(img: np.ndarray) -> float:
+    return float(np.mean((img - ndi.gaussian_filter(img.astype(np.float64), 2)) ** 2))
+
+
+def test_identity_is_a_copy(seed):
+    x = low_contrast(seed)
+    out = identity(x)
+    np.testing.assert_array_equal(out, x)
+    assert out is not x
+
+
+def test_clahe_spreads_a_narrow_histogram(seed):
+    x = low_contrast(seed)
+    out = clahe(x)
+    assert out.shape == x.shape and out.dtype == np.float32
+    assert 0.0 <= out.min() and out.max() <= 1.0
+    assert np.percentile(out, 95) - np.percentile(out, 5) > 2 * (np.percentile(x, 95) - np.percentile(x, 5))
+
+
+def test_farbman_with_unit_gains_gives_back_the_image(seed):
+    x = low_contrast(seed)
+    np.testing.assert_allclose(farbman(x, gains=(1.0, 1.0, 1.0)), x, atol=1e-5)  # the layers telescope
+
+
+def test_farbman_boosts_detail(seed):
+    x = low_contrast(seed)
+    out = farbman(x)
+    assert high_frequency_energy(out) > 2.0 * high_frequency_energy(x)
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    with pytest.raises(ValueError, match="gains"):
+        farbman(x, gains=(2.0,))
+
+
+def test_bad_inputs_and_method_names():
+    with pytest.raises(ValueError, match=r"\[H, W\]"):
+        clahe(np.zeros((2, 3, 4)))
+    with pytest.raises(ValueError, match="NaN"):
+        farbman(np.full((8, 8), np.nan))
+    with pytest.raises(ValueError, match="unknown method"):
+        get_method("gamma")
+    with pytest.raises(ValueError, match="unknown method"):
+        get_method("clahe=3")
+    assert get_method("farbman")[0] == "farbman"

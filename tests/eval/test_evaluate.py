@@ -1,0 +1,144 @@
+"""``xvertfast evaluate``: the protocol's numbers and every file of the report."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests.conftest import CXR_DEV, needs_cxr_dev
+from xvertfast.cli import main
+from xvertfast.eval import metrics
+from xvertfast.eval.protocol import to_8bit_original, to_8bit_output
+from xvertfast.eval.report import REPORT_FILES
+from xvertfast.io import read_image
+from xvertfast.model import XVertNet, XVertNetStage, save_model
+from xvertfast.preprocess import find_spine
+
+
+def chest_like(seed: int, h: int = 640, w: int = 600) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = np.linspace(-1, 1, w)
+    rows = np.linspace(0, 1, h)[:, None]
+    body = 0.25 + 0.5 * np.exp(-(x[None, :] ** 2) / 0.01) + 0.1 * np.sin(25 * rows) + 0.1 * rng.random((h, w))
+    return np.round(np.clip(body, 0, 1) * 250).astype(np.uint8)
+
+
+def check_report(out_dir) -> str:
+    for name in REPORT_FILES:
+        assert (out_dir / name).is_file() and (out_dir / name).stat().st_size > 0, name
+    page = (out_dir / "report.html").read_text()
+    linked = re.findall(r"(?:src|href)='([^']+)'", page)
+    assert any(link.startswith("grid/") for link in linked) and "boxplots.png" in linked
+    for link in linked:
+        assert (out_dir / link).is_file(), f"report.html links to a missing file: {link}"
+    return page
+
+
+def test_evaluate_synthetic_folder(tmp_path, seed, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        Image.fromarray(chest_like(seed + i)).save(src / f"img{i}.png")
+    (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    out = tmp_path / "report"
+    code = main(["evaluate", str(src), "-o", str(out), "--methods", "identity,clahe,farbman",
+                 "--metrics", "entropy,tenengrad,lpc_si,tmqi", "--pictures", "2", "-q"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 1  # one image failed, the others were evaluated
+    assert "3 images evaluated, 1 failed" in captured.out and "broken.png" in captured.err
+    page = check_report(out)
+    assert "broken.png" in page
+    with open(out / "scores.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 * 2 * 3
+    # identity scores the original ROI exactly as stored (8-bit source)
+    first = next(r for r in rows if r["method"] == "identity" and r["roi"] == "upper" and r["file"].endswith("img0.png"))
+    rad = read_image(src / "img0.png")
+    t, l, h, w = (int(first[k]) for k in ("top", "left", "height", "width"))
+    roi = rad.values[t : t + h, l : l + w]
+    assert float(first["entropy"]) == pytest.approx(metrics.entropy(roi.astype(np.uint8)), abs=1e-12)
+    assert float(first["tmqi"]) == pytest.approx(metrics.tmqi(roi, roi.astype(np.uint8)), rel=1e-9)
+    box = find_spine(rad.pixels).eval_rois()[0]
+    assert (t, l, t + h, l + w) == tuple(box)
+    with open(out / "summary.csv") as f:
+        summary = list(csv.DictReader(f))
+    assert {r["compared_to"] for r in summary if r["method"] != "identity"} == {"identity"}
+    assert len(list((out / "grid").iterdir())) == 2
+
+
+def test_evaluate_with_a_model(tmp_path, seed):
+    torch.manual_seed(seed)
+    model = save_model(XVertNet([XVertNetStage(4, 2)]), tmp_path / "model", extra={"training": {"config": {"roi_size": 64}}})
+    src = tmp_path / "a.png"
+    Image.fromarray(chest_like(seed)).save(src)
+    out = tmp_path / "r"
+    assert main(["evaluate", str(src), "-o", str(out), "--methods", f"identity,xvertnet={model}",
+                 "--metrics", "entropy,tenengrad", "--device", "cpu", "-q"]) == 0  # fmt: skip
+    check_report(out)
+    with open(out / "summary.csv") as f:
+        assert {r["compared_to"] for r in csv.DictReader(f) if r["method"] == "identity"} == {"xvertnet"}
+
+
+def test_bad_options(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path), "-o", str(tmp_path / "r"), "--methods", "gamma", "-q"]) == 2
+    assert "unknown method" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path), "-o", str(tmp_path / "r"), "--metrics", "psnr", "--methods", "identity", "-q"]) == 2
+    assert "unknown metric" in capsys.readouterr().err
+    rois = tmp_path / "rois.csv"
+    rois.write_text("file,upper_row\nx.png,1\n")
+    assert main(["evaluate", str(tmp_path), "-o", str(tmp_path / "r"), "--rois", str(rois), "--methods", "identity", "-q"]) == 2
+    assert "needs the columns" in capsys.readouterr().err
+
+
+def test_roi_file_places_the_rois(tmp_path, seed):
+    src = tmp_path / "a.png"
+    Image.fromarray(chest_like(seed)).save(src)
+    rois = tmp_path / "rois.csv"
+    rois.write_text("file,upper_row,upper_col,lower_row,lower_col\na.png,150,120,260,280\n")
+    out = tmp_path / "r"
+    assert main(["evaluate", str(src), "-o", str(out), "--rois", str(rois), "--methods", "identity",
+                 "--metrics", "entropy", "-q"]) == 0  # fmt: skip
+    with open(out / "scores.csv") as f:
+        rows = list(csv.DictReader(f))
+    upper = next(r for r in rows if r["roi"] == "upper")
+    assert int(upper["left"]) + int(upper["width"]) / 2 == pytest.approx(120, abs=1)
+
+
+def test_small_image_leaves_tmqi_out_with_a_note(tmp_path, seed, capsys):
+    src = tmp_path / "small.png"
+    Image.fromarray(chest_like(seed, 420, 400)).save(src)  # ROIs 210 x 119: under TMQI's 161 px
+    out = tmp_path / "r"
+    assert main(["evaluate", str(src), "-o", str(out), "--methods", "identity,clahe", "--metrics", "entropy,tmqi",
+                 "-q"]) == 0  # fmt: skip
+    with open(out / "scores.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert all(r["tmqi"] == "" and float(r["entropy"]) > 0 for r in rows)
+    assert "161" in (out / "summary.md").read_text()
+
+
+def test_8bit_conversions():
+    assert to_8bit_output(np.array([[0.0, 0.5, 1.0, 1.7, -0.2]])).tolist() == [[0, 128, 255, 255, 0]]
+    v = np.array([[100, 1100], [600, 350]], dtype=np.uint16)
+    assert to_8bit_original(v, 12).tolist() == [[0, 255], [128, 64]]  # min-max over the region, half away
+    u = np.array([[3, 200]], dtype=np.uint8)
+    assert to_8bit_original(u, 8).tolist() == [[3, 200]]  # 8-bit: as stored
+
+
+@pytest.mark.slow
+@needs_cxr_dev
+def test_evaluate_cxr_dev_baselines(tmp_path, capsys):
+    out = tmp_path / "report"
+    code = main(["evaluate", CXR_DEV, "-o", str(out), "--methods", "identity,clahe,farbman", "-q"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    check_report(out)
+    n_images = len([f for f in os.listdir(CXR_DEV) if f.endswith(".png")])
+    with open(out / "scores.csv") as f:
+        assert len(list(csv.DictReader(f))) == n_images * 2 * 3
+    assert f"{n_images} images evaluated, 0 failed" in captured.out

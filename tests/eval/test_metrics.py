@@ -1,0 +1,302 @@
+"""Evaluation metrics: the MATLAB goldens (shared/metrics), known values, edge cases and input checks."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from importlib import resources
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+
+from xvertfast.eval import metrics
+from xvertfast.eval._brisque import _parse_model, load_model
+from xvertfast.eval._lpc import lpc_si_core
+from xvertfast.eval._tmqi import statistical_naturalness, tmqi_core
+
+#: shared/metrics beside the repository (or XVF_SHARED_METRICS): SPEC.md, goldens-dev.json, inputs/.
+SHARED_METRICS = os.environ.get(
+    "XVF_SHARED_METRICS",
+    os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "metrics"),
+)
+GOLDENS_PATH = os.path.join(SHARED_METRICS, "goldens-dev.json")
+
+
+def _load_goldens() -> dict | None:
+    if not os.path.isfile(GOLDENS_PATH):
+        return None
+    with open(GOLDENS_PATH) as f:
+        return json.load(f)
+
+
+GOLDENS = _load_goldens()
+needs_goldens = pytest.mark.skipif(
+    GOLDENS is None, reason=f"metric goldens not found at {GOLDENS_PATH} (set XVF_SHARED_METRICS)"
+)
+IMAGES = sorted(GOLDENS["images"]) if GOLDENS else ["(goldens absent)"]
+PAIRS = [f"{p['reference']}->{p['test']}" for p in GOLDENS["tmqi_pairs"]] if GOLDENS else ["(goldens absent)"]
+
+
+def load(name: str) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(os.path.join(SHARED_METRICS, "inputs", name)) as im:
+        return np.asarray(im)
+
+
+def tolerance(key: str) -> tuple[float, str]:
+    """The goldens' tolerance for a metric, e.g. '1e-9 relative' -> (1e-9, 'relative')."""
+    value, kind = GOLDENS["tolerances"][key].split()
+    return float(value), kind
+
+
+def assert_golden(got: float, want, key: str, what: str) -> None:
+    if want == "NaN":
+        assert math.isnan(got), f"{what}: expected NaN, got {got}"
+        return
+    tol, kind = tolerance(key)
+    bound = tol * abs(want) if kind == "relative" else tol  # a golden 0 must then come out exactly 0
+    assert abs(got - want) <= bound, f"{what}: got {got!r}, golden {want!r} ({tol} {kind})"
+
+
+def pair(label: str) -> dict:
+    return GOLDENS["tmqi_pairs"][PAIRS.index(label)]
+
+
+def texture(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """A smooth random uint8 image with structure at every scale."""
+    x = sum(gaussian_filter(rng.standard_normal(shape), s) * s for s in (1, 3, 9))
+    return np.round(255 * (x - x.min()) / (x.max() - x.min())).astype(np.uint8)
+
+
+# --- goldens --------------------------------------------------------------------------------------
+
+
+@needs_goldens
+@pytest.mark.parametrize("name", IMAGES)
+def test_single_image_metrics_match_goldens(name):
+    img, want = load(name), GOLDENS["images"][name]
+    assert_golden(metrics.entropy(img), want["entropy_log2_256"], "entropy_log2_256", f"entropy {name}")
+    assert_golden(metrics.tenengrad(img), want["tenengrad_mean_sq_01"], "tenengrad", f"tenengrad {name}")
+    assert_golden(metrics.tenengrad(img, "mean_magnitude"), want["tenengrad_mean_mag_01"], "tenengrad",
+                  f"tenengrad mean_magnitude {name}")  # fmt: skip
+    assert_golden(metrics.lpc_si(img), want["lpc_si_255"], "lpc_si", f"lpc_si {name}")
+    assert_golden(metrics.brisque(img), want["brisque_live_255"], "brisque_live_255", f"brisque {name}")
+
+
+@needs_goldens
+@pytest.mark.parametrize("name", IMAGES)
+def test_lpc_si_on_unit_range_matches_goldens(name):
+    # The same algorithm on [0, 1] (how LPC-SI is often misused): pins down its absolute constant C.
+    img = load(name).astype(np.float64) / 255.0
+    want = GOLDENS["images"][name]["lpc_si_01"]
+    assert_golden(lpc_si_core(img), want, "lpc_si", f"lpc_si [0,1] {name}")
+    # ...while the public function reads a [0, 1] float as the 8-bit image it stands for.
+    assert metrics.lpc_si(img) == metrics.lpc_si(load(name))
+
+
+@needs_goldens
+@pytest.mark.parametrize("label", PAIRS)
+def test_tmqi_matches_goldens(label):
+    p = pair(label)
+    ref, test = load(p["reference"]), load(p["test"])
+    if min(ref.shape) < metrics.TMQI_MIN_SIDE:
+        pytest.skip("below TMQI's minimum size (its error is tested below)")
+    q, s, n = metrics.tmqi(ref, test, return_components=True)
+    for got, key in ((q, "Q"), (s, "S"), (n, "N")):
+        assert_golden(got, p["ldr255"][key], "tmqi", f"tmqi {key} {label}")
+    s_local = tmqi_core(ref.astype(np.float64), test.astype(np.float64)).s_local
+    for level, (got, want) in enumerate(zip(s_local, p["ldr255"]["s_local"], strict=True)):
+        assert_golden(got, want, "tmqi", f"tmqi s_local[{level}] {label}")
+    q01, s01, n01 = metrics.tmqi_paper_compat(ref, test, return_components=True)
+    for got, key in ((q01, "Q"), (s01, "S"), (n01, "N")):
+        assert_golden(got, p["ldr01"][key], "tmqi", f"tmqi_paper_compat {key} {label}")
+    assert metrics.tmqi(ref, test) == q
+
+
+@needs_goldens
+def test_tmqi_naturalness_of_constant_matches_goldens():
+    # The goldens' constant pair is too small for TMQI, but its N (zero-padded edge blocks) is checked.
+    p = pair("constant128_64x64.png->constant128_64x64.png")
+    test = load(p["test"]).astype(np.float64)
+    assert_golden(statistical_naturalness(test), p["ldr255"]["N"], "tmqi", "N constant")
+    assert_golden(statistical_naturalness(test / 255), p["ldr01"]["N"], "tmqi", "N constant [0,1]")
+    with pytest.raises(ValueError, match="161"):
+        metrics.tmqi(load(p["reference"]), load(p["test"]))
+
+
+# --- known values and edge cases ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("levels", [2, 3, 16, 256])
+def test_entropy_of_equally_populated_levels(seed, levels):
+    rng = np.random.default_rng(seed)
+    values = np.repeat(np.linspace(0, 255, levels).round().astype(np.uint8), 12)
+    img = rng.permutation(values).reshape(-1, 12)
+    assert metrics.entropy(img) == pytest.approx(math.log2(levels), abs=1e-12)
+
+
+def test_tenengrad_of_a_ramp():
+    # Columns 0..W-1: Gx = 8/255 inside, 4/255 at the replicated left and right borders; Gy = 0.
+    w = 40
+    img = np.tile(np.arange(w, dtype=np.uint8), (7, 1))
+    want_sq = ((w - 2) * 64 + 2 * 16) / (w * 255.0**2)
+    want_mag = ((w - 2) * 8 + 2 * 4) / (w * 255.0)
+    assert metrics.tenengrad(img) == pytest.approx(want_sq, rel=1e-12)
+    assert metrics.tenengrad(img, "mean_magnitude") == pytest.approx(want_mag, rel=1e-12)
+    assert metrics.tenengrad(img.T) == pytest.approx(want_sq, rel=1e-12)
+
+
+@pytest.mark.parametrize("value", [0, 77, 255])
+def test_constant_image_values(value):
+    img = np.full((170, 181), value, dtype=np.uint8)
+    assert metrics.entropy(img) == 0.0
+    assert metrics.tenengrad(img) == 0.0
+    assert metrics.tenengrad(img, "mean_magnitude") == 0.0
+    assert metrics.lpc_si(img) == 0.0
+    assert math.isnan(metrics.brisque(img))
+
+
+def test_tmqi_constant_images_are_finite_and_documented(seed):
+    # Both constant, sides multiples of 11: every local fidelity is 1 and no block has contrast.
+    flat = np.full((165, 176), 128, dtype=np.uint8)
+    q, s, n = metrics.tmqi(np.full(flat.shape, 3000, dtype=np.uint16), flat, return_components=True)
+    assert s == pytest.approx(1.0, abs=1e-9)
+    assert n == 0.0
+    assert q == pytest.approx(0.8012, abs=1e-9)
+    # Other sides: the zero padding of the edge blocks gives the constant test some contrast.
+    flat = np.full((170, 181), 128, dtype=np.uint8)
+    textured = texture(np.random.default_rng(seed), flat.shape)
+    for ref, test in ((flat, flat), (textured, flat), (flat, textured)):
+        q, s, n = metrics.tmqi(ref, test, return_components=True)
+        assert all(math.isfinite(v) for v in (q, s, n)), (q, s, n)
+        assert 0.0 < n <= 1.0 and 0.0 <= s <= 1.0 + 1e-9
+
+
+def test_tmqi_inverted_test_has_no_structural_fidelity(seed):
+    ref = texture(np.random.default_rng(seed), (200, 190))
+    q, s, n = metrics.tmqi(ref, 255 - ref, return_components=True)
+    assert s == 0.0
+    assert q == pytest.approx(0.1988 * n**0.7088, rel=1e-12)
+    assert metrics.tmqi(ref, ref) > q
+
+
+def test_tmqi_needs_161_px():
+    ok = np.zeros((161, 161), dtype=np.uint8)
+    ok[::2] = 200
+    metrics.tmqi(ok, ok)
+    with pytest.raises(ValueError, match=r"at least 161 px.*11x11"):
+        metrics.tmqi(ok[:160], ok[:160])
+    with pytest.raises(ValueError, match="161"):
+        metrics.tmqi_paper_compat(ok[:, :150], ok[:, :150])
+
+
+def test_lpc_si_prefers_sharp_images(seed):
+    sharp = texture(np.random.default_rng(seed), (128, 96))
+    blurred = np.round(gaussian_filter(sharp.astype(np.float64), 2)).astype(np.uint8)
+    assert metrics.lpc_si(sharp) > metrics.lpc_si(blurred)
+
+
+def test_brisque_prefers_clean_images(seed):
+    clean = texture(np.random.default_rng(seed), (128, 128))
+    noisy = np.clip(clean + np.random.default_rng(seed + 1).normal(0, 25, clean.shape), 0, 255).astype(np.uint8)
+    assert metrics.brisque(clean) < metrics.brisque(noisy)
+
+
+# --- input conventions ----------------------------------------------------------------------------
+
+
+def test_to_8bit_conventions():
+    u8 = np.array([[0, 7, 255]], dtype=np.uint8)
+    assert metrics.to_8bit(u8) is u8
+    # Integers are stretched over the region; 255 * 253 / 510 = 126.5 rounds away from zero.
+    assert metrics.to_8bit(np.array([[1000, 1253, 1510]], dtype=np.uint16)).tolist() == [[0, 127, 255]]
+    assert metrics.to_8bit(np.full((2, 3), 4095, dtype=np.uint16)).tolist() == [[0] * 3] * 2
+    unit = np.array([[-0.1, 0.0, 0.5, 1.0, 1.2]])
+    assert metrics.to_8bit(unit).tolist() == [[0, 0, 128, 255, 255]]
+    assert metrics.to_8bit(unit, "minmax").tolist() == [[0, 20, 118, 216, 255]]  # 255 (x + 0.1) / 1.3
+    assert metrics.to_8bit(unit.astype(np.float32)).dtype == np.uint8
+
+
+def test_metrics_score_the_8bit_image(seed):
+    img = texture(np.random.default_rng(seed), (170, 165))
+    as_unit = img / 255.0
+    as_uint16 = img.astype(np.uint16) * 257  # same image at 16 bits: stretched back to the same 8 bits
+    assert np.array_equal(metrics.to_8bit(as_unit), img)
+    assert np.array_equal(metrics.to_8bit(as_uint16), img)  # img spans 0..255
+    for fn in (metrics.entropy, metrics.tenengrad, metrics.brisque):
+        assert fn(as_unit) == fn(img)
+    assert metrics.tmqi(img, as_unit) == metrics.tmqi(img, img)
+    assert metrics.tmqi(as_uint16, img) == pytest.approx(metrics.tmqi(img, img), rel=1e-12)
+
+
+SINGLE = {
+    "entropy": metrics.entropy,
+    "tenengrad": metrics.tenengrad,
+    "lpc_si": metrics.lpc_si,
+    "brisque": metrics.brisque,
+    "tmqi": lambda img, **kw: metrics.tmqi(img, img, **kw),
+    "tmqi_paper_compat": lambda img, **kw: metrics.tmqi_paper_compat(img, img, **kw),
+}
+
+
+@pytest.mark.parametrize("metric", SINGLE)
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.zeros((4, 200, 200)), "2-D"),
+        (np.zeros(300), "2-D"),
+        (np.zeros((0, 200)), "empty"),
+        (np.full((200, 200), np.nan), "NaN"),
+        (np.full((200, 200), np.inf), "NaN or infinite"),
+        (np.zeros((200, 200), dtype=complex), "real"),
+    ],
+    ids=["3d", "1d", "empty", "nan", "inf", "complex"],
+)
+def test_bad_inputs_raise(metric, bad, message):
+    with pytest.raises(ValueError, match=message):
+        SINGLE[metric](bad)
+
+
+@pytest.mark.parametrize("metric", SINGLE)
+def test_unknown_float_scaling_raises(metric):
+    with pytest.raises(ValueError, match="float_scaling"):
+        SINGLE[metric](np.zeros((200, 200)), float_scaling="percent")
+
+
+def test_other_argument_errors():
+    img = np.zeros((200, 180), dtype=np.uint8)
+    with pytest.raises(ValueError, match="variant"):
+        metrics.tenengrad(img, "max")
+    with pytest.raises(ValueError, match="differ in shape"):
+        metrics.tmqi(img, img[:, :170])
+    with pytest.raises(ValueError, match="reference contains NaN"):
+        metrics.tmqi(np.full(img.shape, np.nan), img)
+    with pytest.raises(ValueError, match="2x2"):
+        metrics.lpc_si(img[:1])
+
+
+# --- the BRISQUE model ----------------------------------------------------------------------------
+
+
+def test_brisque_model_is_package_data_with_its_notice():
+    folder = resources.files("xvertfast.eval").joinpath("brisque_live")
+    assert "University of Texas at Austin" in folder.joinpath("NOTICE").read_text("ascii")
+    model = load_model()
+    assert model.support_vectors.shape == (774, 36) and model.coef.shape == (774,)
+    assert (model.gamma, model.rho, model.lower, model.upper) == (0.05, -153.591, -1.0, 1.0)
+    assert np.all(model.feature_max > model.feature_min)
+
+
+def test_brisque_model_parser():
+    text = "svm_type epsilon_svr\nkernel_type rbf\ngamma 0.5\ntotal_sv 2\nrho 1.5\nSV\n2 1:0.5 3:-1\n-1 2:0.25\n"
+    gamma, rho, coef, sv = _parse_model(text)
+    assert (gamma, rho) == (0.5, 1.5)
+    assert coef.tolist() == [2.0, -1.0]
+    assert sv.tolist() == [[0.5, 0.0, -1.0], [0.0, 0.25, 0.0]]  # features left out are 0
+    with pytest.raises(ValueError, match="epsilon_svr"):
+        _parse_model(text.replace("kernel_type rbf", "kernel_type poly"))
+    with pytest.raises(ValueError, match="support vectors"):
+        _parse_model(text.replace("total_sv 2", "total_sv 3"))

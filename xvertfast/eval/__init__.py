@@ -1,0 +1,5 @@
+"""Evaluation: the papers' metrics, the baselines, the protocol and its report.
+
+Import order: ``metrics`` (NumPy/SciPy only) <- ``protocol`` <- ``report`` <- ``evaluate``;
+``baselines`` uses :mod:`xvertfast.ops` and, for XVertNet, :mod:`xvertfast.infer`.
+"""

@@ -1,0 +1,100 @@
+"""The methods XVertNet is compared with, each a whole-image function ``[H, W] in [0, 1] -> same``.
+
+Every method runs on the full image (as in the paper's protocol); the evaluation
+ROIs are cut from each output afterwards, at the same places.
+
+- ``identity``: the image itself.
+- ``clahe``: contrast-limited adaptive histogram equalisation (Zuiderveld 1994) with
+  scikit-image: 8 x 8 tiles, 256 bins, clip limit 2/256 of a tile's pixels per bin; that
+  is the per-bin limit of OpenCV's ``clipLimit=2.0``, the setting most used on chest
+  radiographs (and the one the Hannover images in cxr-dev went through at their source).
+- ``farbman``: multi-scale detail boosting on the WLS edge-preserving decomposition of
+  Farbman et al. 2008 ("Edge-preserving decompositions for multi-scale tone and detail
+  manipulation", SIGGRAPH): three base layers ``B_i = WLS_{lambda_i, alpha}(X)`` of the image,
+  coarsened by raising lambda four-fold per level (``FARBMAN_LAMBDAS``, alpha = 1.2 as in the
+  paper), details ``D_1 = X - B_1``, ``D_i = B_{i-1} - B_i``, and the result
+  ``B_3 + sum_i g_i D_i`` with the gains ``FARBMAN_GAINS`` (finest boosted most), clipped to [0, 1].
+- ``xvertnet``: a trained model (a directory, or the shipped default) through
+  :class:`xvertfast.infer.Enhancer` in spine mode.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from xvertfast.ops.wls import wls
+
+__all__ = ["BASELINES", "identity", "clahe", "farbman", "xvertnet_method", "get_method", "CLAHE_TILES",
+           "CLAHE_CLIP", "FARBMAN_LAMBDAS", "FARBMAN_ALPHA", "FARBMAN_GAINS"]  # fmt: skip
+
+CLAHE_TILES = 8
+CLAHE_CLIP = 2.0 / 256
+FARBMAN_LAMBDAS = (0.125, 0.5, 2.0)
+FARBMAN_ALPHA = 1.2
+FARBMAN_GAINS = (2.0, 1.6, 1.3)
+
+BASELINES = ("identity", "clahe", "farbman")
+
+
+def _check(pixels) -> np.ndarray:
+    arr = np.asarray(pixels, dtype=np.float32)
+    if arr.ndim != 2:
+        raise ValueError(f"expected an [H, W] image, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError("image contains NaN or infinite values")
+    return np.clip(arr, 0.0, 1.0)
+
+
+def identity(pixels, spine=None) -> np.ndarray:
+    """The unprocessed image (the comparison's floor)."""
+    return _check(pixels).copy()
+
+
+def clahe(pixels, spine=None, tiles: int = CLAHE_TILES, clip: float = CLAHE_CLIP) -> np.ndarray:
+    """CLAHE with ``tiles`` x ``tiles`` contextual regions; see the module docstring for the clip."""
+    from skimage.exposure import equalize_adapthist
+
+    arr = _check(pixels)
+    kernel = (max(1, arr.shape[0] // tiles), max(1, arr.shape[1] // tiles))
+    return equalize_adapthist(arr, kernel_size=kernel, clip_limit=clip, nbins=256).astype(np.float32)
+
+
+def farbman(pixels, spine=None, lambdas=FARBMAN_LAMBDAS, alpha: float = FARBMAN_ALPHA,
+            gains=FARBMAN_GAINS) -> np.ndarray:  # fmt: skip
+    """Multi-scale WLS detail boosting (Farbman et al. 2008); see the module docstring."""
+    if len(lambdas) != len(gains):
+        raise ValueError(f"farbman: {len(lambdas)} levels but {len(gains)} gains")
+    arr = _check(pixels)
+    bases = [wls(arr, lam, alpha) for lam in lambdas]
+    out = bases[-1].astype(np.float64)
+    previous = arr
+    for base, gain in zip(bases, gains):
+        out += gain * (previous.astype(np.float64) - base)
+        previous = base
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def xvertnet_method(model: str = "default", **enhancer_kwargs) -> Callable:
+    """A method running XVertNet (spine mode) with ``model``; built once, applied per image."""
+    from xvertfast.infer import Enhancer
+
+    enhancer = Enhancer(model, mode="spine", **enhancer_kwargs)
+
+    def run(pixels, spine=None) -> np.ndarray:
+        return enhancer.enhance(_check(pixels), spine).pixels
+
+    run.enhancer = enhancer
+    return run
+
+
+def get_method(spec: str, **enhancer_kwargs) -> tuple[str, Callable]:
+    """``identity``, ``clahe``, ``farbman``, ``xvertnet`` or ``xvertnet=MODEL_DIR`` -> (name, function)."""
+    name, _, arg = spec.partition("=")
+    if name == "xvertnet":
+        return name, xvertnet_method(arg or "default", **enhancer_kwargs)
+    table = {"identity": identity, "clahe": clahe, "farbman": farbman}
+    if name not in table or arg:
+        raise ValueError(f"unknown method {spec!r}: choose from identity, clahe, farbman, xvertnet[=MODEL]")
+    return name, table[name]

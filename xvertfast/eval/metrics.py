@@ -1,0 +1,209 @@
+"""Image-quality metrics of the XVertNet evaluation: entropy, Tenengrad, LPC-SI, TMQI, BRISQUE.
+
+Each follows shared/metrics/SPEC.md and matches the metric authors' MATLAB code
+(shared/metrics/goldens-dev.json) within its tolerance. Inputs are 2-D NumPy
+arrays (one ROI); outputs are Python floats.
+
+Input convention (the metrics' values depend on it, see :func:`to_8bit`): every
+metric scores the **8-bit** version of its image. uint8 is used as it is; other
+integer types are min-max stretched over the region; float images are taken as
+enhanced outputs in [0, 1] (``float_scaling="unit"``, clipped) or stretched like
+integers (``float_scaling="minmax"``). Only TMQI's reference is used unconverted.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xvertfast.eval._brisque import brisque_core
+from xvertfast.eval._lpc import lpc_si_core
+from xvertfast.eval._tmqi import MIN_SIDE as TMQI_MIN_SIDE
+from xvertfast.eval._tmqi import tmqi_core
+
+__all__ = [
+    "FLOAT_SCALINGS",
+    "TENENGRAD_VARIANTS",
+    "TMQI_MIN_SIDE",
+    "to_8bit",
+    "entropy",
+    "tenengrad",
+    "lpc_si",
+    "tmqi",
+    "tmqi_paper_compat",
+    "brisque",
+]
+
+#: How float images become 8-bit: "unit" = round(255 clip(x, 0, 1)); "minmax" = stretched like integers.
+FLOAT_SCALINGS = ("unit", "minmax")
+#: "mean_squared" = mean(Gx² + Gy²) (the default), "mean_magnitude" = mean(sqrt(Gx² + Gy²)).
+TENENGRAD_VARIANTS = ("mean_squared", "mean_magnitude")
+
+
+def _checked(img, metric: str, name: str = "img") -> np.ndarray:
+    """``img`` as a 2-D, non-empty, finite real array; ValueError naming the problem otherwise."""
+    a = np.asarray(img)
+    if a.ndim != 2:
+        raise ValueError(f"{metric}: {name} must be a 2-D array (one grey-level ROI), got shape {a.shape}")
+    if a.size == 0:
+        raise ValueError(f"{metric}: {name} is empty (shape {a.shape})")
+    if a.dtype.kind not in "buif":
+        raise ValueError(f"{metric}: {name} must hold real numbers, got dtype {a.dtype}")
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        raise ValueError(f"{metric}: {name} contains NaN or infinite values")
+    return a
+
+
+def _round_half_away(x: np.ndarray) -> np.ndarray:
+    """MATLAB's round for x >= 0 (np.round rounds halves to even; floor(x + 0.5) misrounds 0.5 - ulp)."""
+    floor = np.floor(x)
+    return floor + (x - floor >= 0.5)
+
+
+def _stretch_to_8bit(a: np.ndarray) -> np.ndarray:
+    v = a.astype(np.float64)
+    lo, hi = v.min(), v.max()
+    if hi == lo:
+        return np.zeros(a.shape, dtype=np.uint8)
+    return _round_half_away(255.0 * (v - lo) / (hi - lo)).astype(np.uint8)
+
+
+def _convert(a: np.ndarray, metric: str, float_scaling: str) -> np.ndarray:
+    if float_scaling not in FLOAT_SCALINGS:
+        raise ValueError(f"{metric}: float_scaling must be one of {FLOAT_SCALINGS}, got {float_scaling!r}")
+    if a.dtype == np.uint8:
+        return a
+    if a.dtype.kind == "f" and float_scaling == "unit":
+        return _round_half_away(255.0 * np.clip(a.astype(np.float64), 0.0, 1.0)).astype(np.uint8)
+    return _stretch_to_8bit(a)
+
+
+def to_8bit(img, float_scaling: str = "unit") -> np.ndarray:
+    """The uint8 image the metrics score (SPEC "Input conventions").
+
+    - uint8: unchanged.
+    - other integers (and bool): ``round(255 (v - min) / (max - min))`` over the region,
+      halves away from zero; a constant region maps to 0.
+    - float, ``float_scaling="unit"`` (default, for enhanced outputs in [0, 1]):
+      ``round(255 clip(x, 0, 1))``. A 0..255 float image must not be passed this way.
+    - float, ``float_scaling="minmax"`` (e.g. float originals): stretched as integers are.
+
+    Raises:
+        ValueError: not 2-D, empty, not real, NaN/inf, or an unknown ``float_scaling``.
+    """
+    return _convert(_checked(img, "to_8bit"), "to_8bit", float_scaling)
+
+
+def _as_8bit(img, metric: str, float_scaling: str, name: str = "img") -> np.ndarray:
+    return _convert(_checked(img, metric, name), metric, float_scaling)
+
+
+def entropy(img, float_scaling: str = "unit") -> float:
+    """Shannon entropy in bits of the 256-bin histogram of the 8-bit image (0 to 8).
+
+    log2 because the papers' values reach 7.5. Input: see :func:`to_8bit`
+    (uint8 as is, floats in [0, 1] by default). A constant image gives 0.
+    """
+    counts = np.bincount(_as_8bit(img, "entropy", float_scaling).ravel(), minlength=256)
+    p = counts[counts > 0] / counts.sum()
+    return float(-np.sum(p * np.log2(p)) + 0.0)  # + 0.0: a constant image gives 0.0, not -0.0
+
+
+def tenengrad(img, variant: str = "mean_squared", float_scaling: str = "unit") -> float:
+    """Tenengrad criterion (TC): mean Sobel gradient energy of the 8-bit image scaled to [0, 1].
+
+    ``variant="mean_squared"`` (default, the SPEC's TC) is ``mean(Gx² + Gy²)``;
+    ``"mean_magnitude"`` is ``mean(sqrt(Gx² + Gy²))``. Sobel 3x3 with replicated
+    borders. Input: see :func:`to_8bit`. A constant image gives 0.
+    """
+    if variant not in TENENGRAD_VARIANTS:
+        raise ValueError(f"tenengrad: variant must be one of {TENENGRAD_VARIANTS}, got {variant!r}")
+    x = np.pad(_as_8bit(img, "tenengrad", float_scaling).astype(np.float64) / 255.0, 1, mode="edge")
+    # Separable Sobel: smoothing [1, 2, 1] across the derivative [1, 0, -1].
+    smooth_rows = x[:-2] + 2.0 * x[1:-1] + x[2:]
+    smooth_cols = x[:, :-2] + 2.0 * x[:, 1:-1] + x[:, 2:]
+    gx = smooth_rows[:, :-2] - smooth_rows[:, 2:]
+    gy = smooth_cols[:-2] - smooth_cols[2:]
+    energy = gx * gx + gy * gy
+    return float(np.mean(energy if variant == "mean_squared" else np.sqrt(energy)))
+
+
+def lpc_si(img, float_scaling: str = "unit") -> float:
+    """LPC-SI sharpness index (0 to 1, higher is sharper).
+
+    R. Hassen, Z. Wang and M. M. A. Salama, "Image sharpness assessment based on
+    local phase coherence", IEEE Trans. Image Processing 22(7):2798-2810, 2013.
+    Computed on the 8-bit image as 0..255 doubles: the index is not scale
+    invariant (its constant C = 2 is absolute), so a [0, 1] image would score
+    about 0.08 instead of 0.95. Input: see :func:`to_8bit`; at least 2x2.
+    A constant image gives 0.
+    """
+    a = _as_8bit(img, "lpc_si", float_scaling)
+    if min(a.shape) < 2:
+        raise ValueError(f"lpc_si: the image must be at least 2x2, got {a.shape}")
+    if a.min() == a.max():  # every filter response is 0 (the bank has no DC); FFT rounding would leave ~1e-15
+        return 0.0
+    return lpc_si_core(a.astype(np.float64))
+
+
+def _tmqi_inputs(reference, test, metric: str, float_scaling: str) -> tuple[np.ndarray, np.ndarray]:
+    ref = _checked(reference, metric, "reference")
+    test8 = _as_8bit(test, metric, float_scaling, "test")
+    if ref.shape != test8.shape:
+        raise ValueError(f"{metric}: reference {ref.shape} and test {test8.shape} differ in shape")
+    if min(ref.shape) < TMQI_MIN_SIDE:
+        raise ValueError(
+            f"{metric}: both sides must be at least {TMQI_MIN_SIDE} px, got {ref.shape}: the structural "
+            "fidelity halves the image 4 times and its coarsest level must still hold an 11x11 window"
+        )
+    return ref.astype(np.float64), test8.astype(np.float64)
+
+
+def tmqi(reference, test, return_components: bool = False, float_scaling: str = "unit"):
+    """Tone-mapped image quality index Q (0 to 1, higher is better), or (Q, S, N).
+
+    H. Yeganeh and Z. Wang, "Objective quality assessment of tone-mapped images",
+    IEEE Trans. Image Processing 22(2):657-667, 2013.
+    ``Q = 0.8012 S^0.3046 + 0.1988 N^0.7088``: S is the multi-scale structural
+    fidelity of ``test`` to ``reference``, N the statistical naturalness of ``test``.
+
+    Inputs: ``reference`` is the original ROI at any range and type (it is stretched
+    to [0, 2^32 - 1]); ``test`` is the enhanced ROI, scored as its 8-bit version
+    (:func:`to_8bit`) in 0..255. Same shape, both sides >= 161 px (ValueError otherwise).
+
+    Edge cases (the reference code returns NaN or complex numbers there):
+    a constant reference is taken as all zeros, so a constant test against it scores
+    every local fidelity 1: S = 1. A level whose mean fidelity is negative (test
+    anti-correlated with the reference, e.g. inverted) counts as 0, so S = 0.
+    A constant test has N = 0 when both its sides are multiples of 11; otherwise the
+    zero padding of its edge blocks gives them some contrast and N > 0.
+    """
+    scores = tmqi_core(*_tmqi_inputs(reference, test, "tmqi", float_scaling))
+    return (scores.q, scores.s, scores.n) if return_components else scores.q
+
+
+def tmqi_paper_compat(reference, test, return_components: bool = False, float_scaling: str = "unit"):
+    """TMQI with the test image in [0, 1] (its 8-bit version / 255): the XVertNet paper's scale.
+
+    Only this reproduces the paper's TMQI range (0.01-0.21): on [0, 1] the local
+    contrasts are 255 times too small for the CSF thresholds and N is near 0.
+    For comparisons with the paper's tables; :func:`tmqi` is the metric as defined.
+    Same inputs, checks and edge cases as :func:`tmqi`.
+    """
+    ref, test255 = _tmqi_inputs(reference, test, "tmqi_paper_compat", float_scaling)
+    scores = tmqi_core(ref, test255 / 255.0)
+    return (scores.q, scores.s, scores.n) if return_components else scores.q
+
+
+def brisque(img, float_scaling: str = "unit") -> float:
+    """BRISQUE no-reference quality score, LIVE release model (lower is better; about -10 to 100).
+
+    A. Mittal, A. K. Moorthy and A. C. Bovik, "No-reference image quality assessment
+    in the spatial domain", IEEE Trans. Image Processing 21(12):4695-4708, 2012;
+    model and NOTICE (UT Austin, LIVE) in ``xvertfast/eval/brisque_live/``.
+    Computed on the 8-bit image as 0..255 doubles. Input: see :func:`to_8bit`.
+
+    Returns NaN, as the reference code does, when the model's features are undefined:
+    a pairwise product of the normalised coefficients with no negative or no positive
+    value, which is the case for a constant image.
+    """
+    return brisque_core(_as_8bit(img, "brisque", float_scaling).astype(np.float64))

@@ -1,0 +1,209 @@
+"""The evaluation protocol of xvertnet section IV-C: every method on every image, metrics on the spine ROIs.
+
+Per image: decode, find the spine (or take the ROI centres from a file), run
+every method on the whole image, cut the two 512 x 290 evaluation ROIs at the
+same places from the original and from each output, and score each ROI.
+
+8-bit conversion, as ``shared/metrics/SPEC.md`` fixes it: the original ROI is
+used as stored when the source is 8-bit, and mapped by a min-max over the ROI
+otherwise; a method's float output in [0, 1] is mapped by ``round(255 x)``.
+(``identity`` therefore scores the original ROI exactly as stored.) TMQI takes
+the original ROI's decoded values as its reference and the method's 8-bit ROI
+as the test image.
+
+A failure on one image is reported and the run goes on.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from xvertfast.io import ImageReadError, read_image
+from xvertfast.io.files import discover
+from xvertfast.preprocess import find_spine
+from xvertfast.preprocess.spine import Box, Spine
+
+__all__ = ["METRICS", "DEFAULT_METRICS", "ROI_NAMES", "EvalRun", "to_8bit_original", "to_8bit_output",
+           "score_roi", "load_roi_centres", "run_protocol"]  # fmt: skip
+
+METRICS = ("entropy", "tenengrad", "lpc_si", "tmqi", "brisque")
+DEFAULT_METRICS = ("entropy", "tenengrad", "lpc_si", "tmqi")
+ROI_NAMES = ("upper", "lower")
+#: Height of the thumbnails kept for the side-by-side grids of the report.
+THUMB_HEIGHT = 512
+
+
+@dataclass
+class EvalRun:
+    """What the protocol produced: per-ROI scores, failures, and pictures for the report."""
+
+    methods: list[str]
+    metrics: list[str]
+    rows: list[dict] = field(default_factory=list)  #: one per (image, roi, method)
+    failed: list[tuple[str, str]] = field(default_factory=list)  #: (path, reason)
+    notes: list[str] = field(default_factory=list)  #: metrics left out on some ROIs, and why
+    pictures: list[dict] = field(default_factory=list)  #: sampled images: thumbnails and ROI crops
+    seconds: dict[str, float] = field(default_factory=dict)  #: per method, and "metrics"
+    images: int = 0
+
+
+def to_8bit_original(values: np.ndarray, bits_stored: int) -> np.ndarray:
+    """An original region as the metrics see it: 8-bit sources as stored, others min-max over the region."""
+    from xvertfast.eval.metrics import to_8bit
+
+    v = np.asarray(values)
+    if bits_stored <= 8 and v.dtype.kind in "ui" and v.min() >= 0 and v.max() <= 255:
+        v = v.astype(np.uint8)
+    return to_8bit(v, float_scaling="minmax")
+
+
+def to_8bit_output(pixels: np.ndarray) -> np.ndarray:
+    """A method's float output in [0, 1] as 8 bits: ``round(255 * clip(x, 0, 1))``."""
+    from xvertfast.eval.metrics import to_8bit
+
+    return to_8bit(np.asarray(pixels, dtype=np.float64), float_scaling="unit")
+
+
+def score_roi(test8: np.ndarray, reference: np.ndarray, metrics: list[str]) -> tuple[dict[str, float], list[str]]:
+    """The chosen metrics of one 8-bit ROI (``reference``: the original's decoded values, for TMQI).
+
+    A metric that cannot be computed on this ROI (e.g. TMQI on a ROI under 161 px, from a small
+    image) is NaN, with the reason in the returned notes; the other metrics still count.
+    """
+    from xvertfast.eval import metrics as m
+
+    table = {"entropy": m.entropy, "tenengrad": m.tenengrad, "lpc_si": m.lpc_si, "brisque": m.brisque,
+             "tmqi": lambda t: m.tmqi(reference, t)}  # fmt: skip
+    out, notes = {}, []
+    for name in metrics:
+        if name not in table:
+            raise ValueError(f"unknown metric {name!r}; choose from {', '.join(METRICS)}")
+        try:
+            out[name] = float(table[name](test8))
+        except ValueError as exc:
+            out[name] = math.nan
+            notes.append(f"{name}: {exc}")
+    return out, notes
+
+
+def load_roi_centres(path: str) -> dict[str, tuple[tuple[float, float], tuple[float, float]]]:
+    """ROI centres given by hand: a CSV with columns file, upper_row, upper_col, lower_row, lower_col
+    (image pixels); ``file`` is matched against the input's path or its file name."""
+    centres = {}
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        need = {"file", "upper_row", "upper_col", "lower_row", "lower_col"}
+        if not reader.fieldnames or not need <= set(reader.fieldnames):
+            raise ValueError(f"{path}: ROI file needs the columns {', '.join(sorted(need))}")
+        for line, row in enumerate(reader, start=2):
+            try:
+                centres[row["file"].strip()] = ((float(row["upper_row"]), float(row["upper_col"])),
+                                                (float(row["lower_row"]), float(row["lower_col"])))  # fmt: skip
+            except ValueError:
+                raise ValueError(f"{path}, line {line}: ROI centres must be numbers") from None
+    return centres
+
+
+def _thumbnail(pixels: np.ndarray) -> tuple[np.ndarray, float]:
+    from PIL import Image
+
+    h, w = pixels.shape
+    scale = min(1.0, THUMB_HEIGHT / h)
+    img = Image.fromarray(to_8bit_output(pixels))
+    if scale < 1.0:
+        img = img.resize((max(1, round(w * scale)), THUMB_HEIGHT), Image.Resampling.LANCZOS)
+    return np.asarray(img), scale
+
+
+def _sample(n: int, k: int) -> set[int]:
+    if k <= 0 or n == 0:
+        return set()
+    return {round(i * (n - 1) / max(k - 1, 1)) for i in range(min(k, n))}
+
+
+def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centres: dict | None = None,
+                 pictures: int = 6, progress: bool = True, log=print) -> EvalRun:  # fmt: skip
+    """Runs ``methods`` (name -> function(pixels, spine) -> pixels) on every input and scores the ROIs.
+
+    ``pictures``: how many images (evenly spaced through the inputs) keep thumbnails and ROI crops
+    of every method for the report's side-by-side grids.
+    """
+    for name in metrics:
+        if name not in METRICS:
+            raise ValueError(f"unknown metric {name!r}; choose from {', '.join(METRICS)}")
+    files = discover(inputs)
+    run = EvalRun(list(methods), list(metrics), seconds={name: 0.0 for name in [*methods, "metrics"]})
+    keep_pictures = _sample(len(files), pictures)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(files), unit="img", desc="evaluate")
+    for index, f in enumerate(files):
+        try:
+            rows, picture, notes = _evaluate_one(f.path, methods, metrics, roi_centres, index in keep_pictures,
+                                                 run.seconds)  # fmt: skip
+        except (ImageReadError, ValueError, OSError, RuntimeError) as exc:
+            reason = str(exc) if f.path in str(exc) else f"{f.path}: {exc}"
+            run.failed.append((f.path, reason))
+            log(f"error: {reason}")
+            if index in keep_pictures:  # the next image shows instead
+                keep_pictures.add(index + 1)
+        else:
+            run.rows.extend(rows)
+            run.images += 1
+            for note in notes:
+                run.notes.append(note)
+                log(f"note: {note}")
+            if picture:
+                run.pictures.append(picture)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return run
+
+
+def _evaluate_one(path: str, methods: dict, metrics: list[str], roi_centres: dict | None, keep_picture: bool,
+                  seconds: dict) -> tuple[list[dict], dict | None, list[str]]:  # fmt: skip
+    rad = read_image(path)
+    if min(rad.shape) < 32 or float(rad.pixels.max()) == float(rad.pixels.min()):
+        raise ImageReadError(path, "too small or constant: nothing to evaluate")
+    spine: Spine = find_spine(rad.pixels)
+    if roi_centres is not None:
+        given = roi_centres.get(path) or roi_centres.get(os.path.basename(path))
+        if given is None:
+            raise ImageReadError(path, "no ROI centres for this file in the ROI file")
+        spine = spine.with_centres(*given)
+    boxes: list[Box] = spine.eval_rois()
+    originals = [rad.values[b.top : b.bottom, b.left : b.right] for b in boxes]
+    rows, picture, notes = [], None, []
+    if keep_picture:
+        picture = {"file": path, "boxes": [tuple(b) for b in boxes], "thumbs": {}, "crops": {}, "scale": 1.0}
+    for name, method in methods.items():
+        t0 = time.perf_counter()
+        out = rad.pixels if name == "identity" else method(rad.pixels, spine)
+        seconds[name] += time.perf_counter() - t0
+        if out.shape != rad.shape or not np.isfinite(out).all():
+            raise RuntimeError(f"method {name} returned shape {out.shape} or non-finite values")
+        t0 = time.perf_counter()
+        for roi, box, original in zip(ROI_NAMES, boxes, originals):
+            test8 = (to_8bit_original(original, rad.bits_stored) if name == "identity"
+                     else to_8bit_output(out[box.top : box.bottom, box.left : box.right]))  # fmt: skip
+            scores, why = score_roi(test8, original, metrics)
+            notes.extend(f"{path}, {roi} ROI: {w}" for w in why if name == "identity")
+            rows.append({"file": path, "roi": roi, "method": name, "top": box.top, "left": box.left,
+                         "height": box.bottom - box.top, "width": box.right - box.left, **scores})  # fmt: skip
+            if picture is not None and roi == "upper":
+                picture["crops"][name] = test8
+        seconds["metrics"] += time.perf_counter() - t0
+        if picture is not None:
+            picture["thumbs"][name], picture["scale"] = _thumbnail(out)
+    return rows, picture, notes
+

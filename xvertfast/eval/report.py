@@ -1,0 +1,225 @@
+"""The evaluation report: tables, box plots and side-by-side pictures, as files people can open.
+
+``write_report(run, out_dir, compare_to)`` writes:
+
+- ``scores.csv``: one row per image, ROI and method, every metric;
+- ``summary.csv`` and ``summary.md``: per method and metric, n, mean +/- std without and with
+  the z-score outlier removal, and the Wilcoxon p-value against ``compare_to`` (marks:
+  ``*`` p < 0.05, ``**`` p < 0.01), plus the failed images;
+- ``boxplots.png``: one panel per metric, one box per method;
+- ``grid/<image>.png``: for a sample of images, the original and each method side by side with
+  the evaluation ROIs drawn, and below them the upper ROI at full resolution;
+- ``report.html``: all of the above on one page (relative links, opens from disk).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import math
+import os
+
+import numpy as np
+
+from xvertfast.eval.protocol import EvalRun
+from xvertfast.eval.stats import describe, paired_clean, significance_mark, wilcoxon_p
+from xvertfast.io.write import atomic_write
+
+__all__ = ["summarise", "write_report", "REPORT_FILES", "HIGHER_IS_BETTER"]
+
+REPORT_FILES = ("scores.csv", "summary.csv", "summary.md", "boxplots.png", "report.html")
+#: Direction of each metric (BRISQUE is a distortion score: lower is better).
+HIGHER_IS_BETTER = {"entropy": True, "tenengrad": True, "lpc_si": True, "tmqi": True, "brisque": False}
+_LABELS = {"entropy": "Entropy (bits)", "tenengrad": "Tenengrad", "lpc_si": "LPC-SI", "tmqi": "TMQI Q",
+           "brisque": "BRISQUE (lower is better)"}  # fmt: skip
+
+
+def _fmt(x: float, digits: int = 4) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def _values(run: EvalRun, method: str, metric: str) -> np.ndarray:
+    """The method's values in a fixed (file, roi) order, so methods pair up."""
+    rows = sorted((r for r in run.rows if r["method"] == method), key=lambda r: (r["file"], r["roi"]))
+    return np.array([r.get(metric, math.nan) for r in rows], dtype=np.float64)
+
+
+def summarise(run: EvalRun, compare_to: str | None) -> list[dict]:
+    """One record per (method, metric): statistics raw and after outlier removal, p-values vs compare_to."""
+    records = []
+    for metric in run.metrics:
+        ref = _values(run, compare_to, metric) if compare_to else None
+        for method in run.methods:
+            v = _values(run, method, metric)
+            n, mean, std = describe(v)
+            rec = {"method": method, "metric": metric, "n": n, "mean": mean, "std": std, "compared_to": "",
+                   "p_value": math.nan, "n_clean": n, "mean_clean": mean, "std_clean": std, "p_value_clean": math.nan}  # fmt: skip
+            if ref is not None and method != compare_to and len(ref) == len(v):
+                a, b = paired_clean(v, ref)
+                rec["n_clean"], rec["mean_clean"], rec["std_clean"] = describe(a)
+                rec["compared_to"] = compare_to
+                rec["p_value"] = wilcoxon_p(v, ref)
+                rec["p_value_clean"] = wilcoxon_p(a, b)
+            records.append(rec)
+    return records
+
+
+def _write_csv(path: str, rows: list[dict], fields: list[str]) -> None:
+    with atomic_write(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
+
+
+def _markdown(run: EvalRun, records: list[dict], compare_to: str | None) -> str:
+    by = {(r["method"], r["metric"]): r for r in records}
+    lines = [f"# Evaluation: {run.images} images, {len(run.rows) // max(len(run.methods), 1)} ROIs per method", ""]
+    if compare_to:
+        lines += [f"Wilcoxon signed-rank test of each method against **{compare_to}** (two-sided, paired by ROI): "
+                  "`*` p < 0.05, `**` p < 0.01.", ""]  # fmt: skip
+    for title, suffix in (("After z-score outlier removal (±1.96 σ, union of both methods' outliers)", "_clean"),
+                          ("All ROIs (no outlier removal)", "")):  # fmt: skip
+        lines += [f"## {title}", "", "| method | " + " | ".join(_LABELS[m] for m in run.metrics) + " |",
+                  "|---|" + "---|" * len(run.metrics)]  # fmt: skip
+        for method in run.methods:
+            cells = []
+            for metric in run.metrics:
+                r = by[(method, metric)]
+                mark = significance_mark(r["p_value" + suffix]) if r["compared_to"] else ""
+                cells.append(f"{_fmt(r['mean' + suffix])} ± {_fmt(r['std' + suffix])}{mark} (n={r['n' + suffix]})")
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines.append("")
+    if compare_to:
+        lines += ["## p-values (after outlier removal)", "", "| method | " + " | ".join(run.metrics) + " |",
+                  "|---|" + "---|" * len(run.metrics)]  # fmt: skip
+        for method in run.methods:
+            if method != compare_to:
+                lines.append(f"| {method} | " + " | ".join(_fmt(by[(method, m)]["p_value_clean"], 4) for m in run.metrics) + " |")
+        lines.append("")
+    if run.notes:
+        lines += ["## Metrics not computed on some ROIs", ""] + [f"- {html.escape(n)}" for n in run.notes] + [""]
+    if run.failed:
+        lines += ["## Failed images", ""] + [f"- {html.escape(reason)}" for _, reason in run.failed] + [""]
+    secs = ", ".join(f"{k} {v:.1f} s" for k, v in run.seconds.items())
+    lines += [f"Time: {secs}.", ""]
+    return "\n".join(lines)
+
+
+def _boxplots(run: EvalRun, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(run.metrics)
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n + 0.5, 3.8), squeeze=False)
+    for ax, metric in zip(axes[0], run.metrics):
+        data = [_values(run, m, metric) for m in run.methods]
+        data = [d[np.isfinite(d)] for d in data]
+        ax.boxplot(data, tick_labels=run.methods, showmeans=True)
+        ax.set_title(_LABELS[metric], fontsize=10)
+        ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle("Spine ROIs (512×290), all values", fontsize=10)
+    fig.tight_layout()
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def _grid(picture: dict, methods: list[str], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    k = len(methods)
+    fig, axes = plt.subplots(2, k, figsize=(2.6 * k, 6.4), squeeze=False, gridspec_kw={"height_ratios": [1, 1.1]})
+    s = picture["scale"]
+    for col, name in enumerate(methods):
+        ax = axes[0][col]
+        ax.imshow(picture["thumbs"][name], cmap="gray", vmin=0, vmax=255)
+        for top, left, bottom, right in picture["boxes"]:
+            ax.add_patch(Rectangle((left * s, top * s), (right - left) * s, (bottom - top) * s, fill=False,
+                                   edgecolor="#33dd33", linewidth=0.8))  # fmt: skip
+        ax.set_title(name, fontsize=9)
+        crop = axes[1][col]
+        crop.imshow(picture["crops"][name], cmap="gray", vmin=0, vmax=255)
+        crop.set_title("upper ROI, 8-bit", fontsize=7)
+        for a in (ax, crop):
+            a.set_xticks([])
+            a.set_yticks([])
+    fig.suptitle(os.path.basename(picture["file"]), fontsize=9)
+    fig.tight_layout()
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def _html(run: EvalRun, markdown_table: str, grids: list[str]) -> str:
+    import re
+
+    def md_table_to_html(md: str) -> str:
+        out, in_table = [], False
+        for line in md.splitlines():
+            if line.startswith("|"):
+                cells = [c.strip() for c in line.strip("|").split("|")]
+                if all(re.fullmatch(r"-+", c) for c in cells):
+                    continue
+                tag = "th" if not in_table else "td"
+                if not in_table:
+                    out.append("<table>")
+                    in_table = True
+                out.append("<tr>" + "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in cells) + "</tr>")
+                continue
+            if in_table:
+                out.append("</table>")
+                in_table = False
+            if line.startswith("## "):
+                out.append(f"<h2>{html.escape(line[3:])}</h2>")
+            elif line.startswith("# "):
+                out.append(f"<h1>{html.escape(line[2:])}</h1>")
+            elif line.startswith("- "):
+                out.append(f"<p class='fail'>{line[2:]}</p>")
+            elif line.strip():
+                out.append(f"<p>{html.escape(line).replace('`', '')}</p>")
+        if in_table:
+            out.append("</table>")
+        return "\n".join(out)
+
+    pictures = "\n".join(f"<figure><img src='{html.escape(g)}' alt='{html.escape(g)}'></figure>" for g in grids)
+    style = ("body{font-family:sans-serif;max-width:1400px;margin:2em auto;padding:0 1em}"
+             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}"
+             "th{background:#f3f3f3}img{max-width:100%}figure{margin:1em 0}.fail{color:#a00}")  # fmt: skip
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>xvertfast evaluation</title>"
+            f"<style>{style}</style></head><body>{md_table_to_html(markdown_table)}"
+            f"<h2>Distributions</h2><img src='boxplots.png' alt='box plots'>"
+            f"<h2>Side by side</h2><p>Green boxes: the 512×290 evaluation ROIs. Bottom row: the upper ROI as the "
+            f"metrics see it (8-bit).</p>{pictures}"
+            f"<p>Files: <a href='scores.csv'>scores.csv</a>, <a href='summary.csv'>summary.csv</a>, "
+            f"<a href='summary.md'>summary.md</a></p></body></html>")  # fmt: skip
+
+
+def write_report(run: EvalRun, out_dir: str, compare_to: str | None = None) -> dict[str, str]:
+    """Writes every file of the module docstring into ``out_dir``; returns name -> path."""
+    os.makedirs(os.path.join(out_dir, "grid"), exist_ok=True)
+    paths = {name: os.path.join(out_dir, name) for name in REPORT_FILES}
+    fields = ["file", "roi", "method", "top", "left", "height", "width", *run.metrics]
+    _write_csv(paths["scores.csv"], run.rows, fields)
+    records = summarise(run, compare_to)
+    _write_csv(paths["summary.csv"], records, list(records[0]) if records else ["method", "metric"])
+    md = _markdown(run, records, compare_to)
+    with atomic_write(paths["summary.md"]) as tmp, open(tmp, "w") as f:
+        f.write(md)
+    _boxplots(run, paths["boxplots.png"])
+    grids = []
+    for k, picture in enumerate(run.pictures):
+        stem = os.path.splitext(os.path.basename(picture["file"]))[0]
+        rel = f"grid/{k:03d}_{stem}.png"
+        _grid(picture, run.methods, os.path.join(out_dir, rel))
+        grids.append(rel)
+    with atomic_write(paths["report.html"]) as tmp, open(tmp, "w") as f:
+        f.write(_html(run, md, grids))
+    return paths

@@ -1,0 +1,69 @@
+"""The paper's statistics (xvertnet section IV-D): z-score outlier removal and Wilcoxon tests.
+
+For a metric and a pair of methods compared on the same ROIs, the outliers of
+each method (values outside mean +/- 1.96 standard deviations of that method)
+are found separately and their union is removed from both, so that the test
+stays paired. The Wilcoxon signed-rank test (SciPy, two-sided) is then run on
+the remaining pairs. Summaries are given both with and without the removal.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["Z_LIMIT", "outlier_mask", "paired_clean", "wilcoxon_p", "describe", "significance_mark"]
+
+#: Half-width of the kept band, in standard deviations (95% of a normal distribution).
+Z_LIMIT = 1.96
+
+
+def outlier_mask(values) -> np.ndarray:
+    """True where a value lies outside mean +/- Z_LIMIT sample std (NaNs count as outliers)."""
+    v = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(v)
+    out = ~finite
+    if finite.sum() >= 2:
+        mean, std = v[finite].mean(), v[finite].std(ddof=1)
+        if std > 0:
+            out |= finite & (np.abs(v - mean) > Z_LIMIT * std)
+    return out
+
+
+def paired_clean(a, b) -> tuple[np.ndarray, np.ndarray]:
+    """``a`` and ``b`` without the union of their outliers (see the module docstring)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired values must have the same length, got {a.shape} and {b.shape}")
+    keep = ~(outlier_mask(a) | outlier_mask(b))
+    return a[keep], b[keep]
+
+
+def wilcoxon_p(a, b) -> float:
+    """Two-sided Wilcoxon signed-rank p-value of paired samples; NaN when it cannot be computed
+    (fewer than 2 pairs, or all differences zero)."""
+    from scipy.stats import wilcoxon
+
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    keep = np.isfinite(a) & np.isfinite(b)
+    d = a[keep] - b[keep]
+    if d.size < 2 or not np.any(d != 0):
+        return math.nan
+    return float(wilcoxon(a[keep], b[keep]).pvalue)
+
+
+def describe(values) -> tuple[int, float, float]:
+    """(n, mean, sample std) of the finite values; NaNs where undefined."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return 0, math.nan, math.nan
+    return int(v.size), float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else math.nan
+
+
+def significance_mark(p: float) -> str:
+    """``**`` for p < 0.01, ``*`` for p < 0.05, else nothing."""
+    if not p == p:
+        return ""
+    return "**" if p < 0.01 else "*" if p < 0.05 else ""
