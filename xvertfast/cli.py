@@ -173,7 +173,8 @@ Bad files are reported and get no output; the others go on; the exit code is 1
 if any failed. Files whose outputs exist are skipped (use --overwrite).""",
     )
     pre.add_argument("inputs", nargs="+", metavar="INPUT",
-                     help="image files, folders (searched recursively) or @list.txt files")  # fmt: skip
+                     help="image files, folders (searched recursively) or @list.txt files (one path per line; "
+                     "append a tab and MONOCHROME1 for a PNG/JPEG stored bone-dark)")  # fmt: skip
     pre.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
     pre.add_argument("--overwrite", action="store_true", help="recompute files whose outputs exist")
     pre.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -199,7 +200,8 @@ records the model, mode and format, and a rerun with other settings is refused.
 (patient and study kept, new series).""",
     )
     enh.add_argument("inputs", nargs="+", metavar="INPUT",
-                     help="image files, folders (searched recursively) or @list.txt files")  # fmt: skip
+                     help="image files, folders (searched recursively) or @list.txt files (one path per line; "
+                     "append a tab and MONOCHROME1 for a PNG/JPEG stored bone-dark)")  # fmt: skip
     enh.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output folder")
     enh.add_argument("--model", default="default", metavar="PATH|default",
                      help="model directory (from `xvertfast train`) or the shipped default (default: %(default)s)")
@@ -239,7 +241,7 @@ Metrics: entropy, tenengrad, lpc_si, tmqi (reference = original), brisque (lower
 is better); definitions in xvertfast.eval.metrics. A failing image is reported and
 skipped.""",
     )
-    ev.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or @list.txt files")
+    ev.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or @list.txt files (a line may end with a tab and MONOCHROME1)")
     ev.add_argument("-o", "--output", required=True, metavar="REPORT_DIR", help="report folder")
     ev.add_argument("--methods", default="identity,clahe,farbman,xvertnet",
                     help="comma-separated methods (default: %(default)s)")
@@ -295,7 +297,7 @@ skipped.""",
         "The paper's setting is the default (width 64, 200 + 25 epochs); on a CPU start small "
         "(e.g. --width 16 --roi-size 256 --epochs-gc 20 --epochs-joint 5).",
     )
-    tr.add_argument("data", nargs="+", metavar="DATA", help="image files, folders or @list.txt files")
+    tr.add_argument("data", nargs="+", metavar="DATA", help="image files, folders or @list.txt files (a line may end with a tab and MONOCHROME1)")
     tr.add_argument("-o", "--output", required=True, metavar="RUN_DIR", help="run folder")
     tr.add_argument("--stages", type=int, default=2, help="number of stages")
     tr.add_argument("--epochs-gc", type=int, default=200, help="epochs with the structure loss only")

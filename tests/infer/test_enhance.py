@@ -208,6 +208,22 @@ def test_outputs_never_leave_the_output_folder(tmp_path, model_dir, seed):
     assert sorted(os.listdir(tmp_path / "a")) == ["b", "secret.png"]  # the input itself untouched
 
 
+def test_list_gives_the_polarity_of_png_files(tmp_path, model_dir, seed):
+    img = np.round(chest_like(seed) * 255).astype(np.uint8)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    Image.fromarray(img).save(tmp_path / "a" / "x.png")
+    Image.fromarray(255 - img).save(tmp_path / "b" / "x.png")  # the same image stored bone-dark
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{tmp_path / 'b' / 'x.png'}\tMONOCHROME1\n")
+    args = ["--model", str(model_dir), "--device", "cpu", "-q"]
+    assert main(["enhance", str(tmp_path / "a" / "x.png"), "-o", str(tmp_path / "oa"), *args]) == 0
+    assert main(["enhance", f"@{listing}", "-o", str(tmp_path / "ob"), *args]) == 0
+    assert (tmp_path / "oa" / "x.png").read_bytes() == (tmp_path / "ob" / "x.png").read_bytes()
+    listing.write_text(f"{tmp_path / 'b' / 'x.png'}\tINVERTED\n")
+    assert main(["enhance", f"@{listing}", "-o", str(tmp_path / "oc"), *args]) == 2  # a bad tag is refused
+
+
 @pytest.mark.slow
 def test_kill_and_resume_gives_the_uninterrupted_outputs(tmp_path, model_dir, seed):
     src = tmp_path / "in"

@@ -147,8 +147,8 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
         bar = tqdm(total=len(files), unit="img", desc="evaluate")
     for index, f in enumerate(files):
         try:
-            rows, picture, notes = _evaluate_one(f.path, methods, metrics, roi_centres, index in keep_pictures,
-                                                 run.seconds)  # fmt: skip
+            rows, picture, notes = _evaluate_one(f.path, f.photometric, methods, metrics, roi_centres,
+                                                 index in keep_pictures, run.seconds)  # fmt: skip
         except (ImageReadError, ValueError, OSError, RuntimeError) as exc:
             reason = str(exc) if f.path in str(exc) else f"{f.path}: {exc}"
             run.failed.append((f.path, reason))
@@ -170,9 +170,9 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
     return run
 
 
-def _evaluate_one(path: str, methods: dict, metrics: list[str], roi_centres: dict | None, keep_picture: bool,
-                  seconds: dict) -> tuple[list[dict], dict | None, list[str]]:  # fmt: skip
-    rad = read_image(path)
+def _evaluate_one(path: str, photometric: str | None, methods: dict, metrics: list[str], roi_centres: dict | None,
+                  keep_picture: bool, seconds: dict) -> tuple[list[dict], dict | None, list[str]]:  # fmt: skip
+    rad = read_image(path, photometric=photometric)
     if min(rad.shape) < 32 or float(rad.pixels.max()) == float(rad.pixels.min()):
         raise ImageReadError(path, "too small or constant: nothing to evaluate")
     spine: Spine = find_spine(rad.pixels)

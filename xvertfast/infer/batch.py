@@ -150,9 +150,9 @@ def _plan(files, out_dir: str, fmt: str) -> tuple[list[tuple], list[FileRecord]]
     return planned, failed
 
 
-def _read_and_prepare(enhancer, path: str):
+def _read_and_prepare(enhancer, path: str, photometric: str | None = None):
     t0 = time.perf_counter()
-    rad = read_image(path)
+    rad = read_image(path, photometric=photometric)
     h, w = rad.shape
     if min(h, w) < MIN_SIZE:
         raise ImageReadError(path, f"image is {w}x{h}: too small for a radiograph (minimum side {MIN_SIZE})")
@@ -234,7 +234,7 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
             item = next(queue, None)
             if item is None:
                 return
-            pending_reads.append((item, readers.submit(_read_and_prepare, enhancer, item[0].path)))
+            pending_reads.append((item, readers.submit(_read_and_prepare, enhancer, item[0].path, item[0].photometric)))
 
     def drain_writes(block: bool) -> None:
         done = [w for w in writes if w.done()] if not block else list(cf.as_completed(list(writes)))

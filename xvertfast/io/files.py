@@ -10,17 +10,22 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-__all__ = ["InputFile", "discover", "output_path", "IMAGE_EXTENSIONS"]
+__all__ = ["InputFile", "discover", "output_path", "IMAGE_EXTENSIONS", "LIST_PHOTOMETRICS"]
 
 #: Extensions picked up when a folder is searched (files without an extension are
 #: included too: DICOM files often have none).
 IMAGE_EXTENSIONS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".dcm", ".dicom", ".img")
 
 
+#: Polarities an ``@list`` line may give after a tab (for PNG/JPEG files, which do not record it).
+LIST_PHOTOMETRICS = ("MONOCHROME1", "MONOCHROME2")
+
+
 @dataclass(frozen=True)
 class InputFile:
     path: str  #: as given or found
     rel: str  #: path relative to the folder it was found in (the file name for direct inputs)
+    photometric: str | None = None  #: polarity given in an @list (``path<TAB>MONOCHROME1``), else None
 
 
 def _from_folder(folder: str) -> list[InputFile]:
@@ -36,17 +41,32 @@ def _from_folder(folder: str) -> list[InputFile]:
     return found
 
 
+def _from_list(list_path: str) -> list[InputFile]:
+    out = []
+    with open(list_path) as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            path, _, tag = line.rstrip("\n").partition("\t")
+            tag = tag.strip() or None
+            if tag is not None and tag not in LIST_PHOTOMETRICS:
+                raise ValueError(f"{list_path}, line {number}: after the tab comes MONOCHROME1 or MONOCHROME2, "
+                                 f"not {tag!r}")  # fmt: skip
+            out.extend(InputFile(g.path, g.rel, tag or g.photometric) for g in discover([path.strip()]))
+    return out
+
+
 def discover(inputs: list[str]) -> list[InputFile]:
     """The input files of a job, in a stable order, without duplicates.
 
     A path that does not exist is still returned (as a file) so that the job reports it.
+    A line of an ``@list`` may end with a tab and ``MONOCHROME1``: that PNG/JPEG file stores
+    bone dark and is inverted on reading (``read_image(..., photometric=...)``).
     """
     out: list[InputFile] = []
     for item in inputs:
         if item.startswith("@"):
-            with open(item[1:]) as f:
-                listed = [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
-            out.extend(discover(listed))
+            out.extend(_from_list(item[1:]))
         elif os.path.isdir(item):
             out.extend(_from_folder(item))
         else:

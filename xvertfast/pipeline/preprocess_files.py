@@ -78,9 +78,9 @@ def _write_float_tiff(path: str, values: np.ndarray) -> None:
         tifffile.imwrite(tmp, values.astype(np.float32), photometric="minisblack")
 
 
-def _one(path: str, outs: list[str]) -> None:
+def _one(path: str, outs: list[str], photometric: str | None = None) -> None:
     """Reads, checks and preprocesses one file, then writes its outputs (each atomically)."""
-    rad = read_image(path)
+    rad = read_image(path, photometric=photometric)
     h, w = rad.shape
     if min(h, w) < MIN_SIZE:
         raise ImageReadError(path, f"image is {w}x{h}: too small for a radiograph (minimum side {MIN_SIZE})")
@@ -117,7 +117,7 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
             if not overwrite and all(os.path.exists(o) for o in outs):
                 summary.skipped.append(f.path)
             else:
-                _one(f.path, outs)
+                _one(f.path, outs, f.photometric)
                 summary.done.append(f.path)
         except (ImageReadError, ValueError, OSError) as exc:
             reason = str(exc) if isinstance(exc, ImageReadError) else f"{f.path}: {exc}"

@@ -61,13 +61,14 @@ def _crop(a: np.ndarray, box, size: int) -> torch.Tensor:
     return t[0]
 
 
-def _preprocessed(path: str, cache_dir: str, params: dict) -> dict:
-    key = hashlib.sha256(json.dumps({"file": _sha256(path), **params}, sort_keys=True).encode()).hexdigest()[:32]
+def _preprocessed(path: str, cache_dir: str, params: dict, photometric: str | None = None) -> dict:
+    keyed = {"file": _sha256(path), **params, **({"photometric": photometric} if photometric else {})}
+    key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:32]
     cached = os.path.join(cache_dir, key + ".npz")
     if os.path.exists(cached):
         with np.load(cached) as z:
             return {k: z[k] for k in z.files}
-    rad = read_image(path)
+    rad = read_image(path, photometric=photometric)
     pp = preprocess(rad.pixels, params["lam"], params["alpha"], params["eps"])
     spine = find_spine(rad.pixels)
     boxes = np.array([tuple(b) for b in spine.train_rois(params["roi_size"])], dtype=np.int64)
@@ -86,7 +87,7 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = 0.8
     xps, ys, owners, sources = [], [], [], []
     for f in discover(inputs):
         try:
-            d = _preprocessed(f.path, cache_dir, params)
+            d = _preprocessed(f.path, cache_dir, params, f.photometric)
         except (ImageReadError, ValueError, OSError) as exc:
             log(f"skipped: {exc}")
             continue
