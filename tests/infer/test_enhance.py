@@ -102,6 +102,27 @@ def test_enhance_matches_running_the_stages_by_hand(seed):
     torch.testing.assert_close(enh.run_tiles(prep.xp, prep.y), tiles, rtol=1e-5, atol=1e-6)
 
 
+def test_padding_a_fixed_batch_does_not_change_results(seed):
+    enh = Enhancer(tiny_model(seed), device="cpu", backend="torch", mode="spine", batch_size=3)
+    enh.tile = TILE
+    prep = enh.prepare(chest_like(seed))  # 2 tiles: one partial batch of 3
+    plain = enh.run_tiles(prep.xp, prep.y)
+    enh.backend.fixed_batch = True
+    torch.testing.assert_close(enh.run_tiles(prep.xp, prep.y), plain, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_compile_backend_matches_eager(seed):
+    model = tiny_model(seed)
+    eager = Enhancer(model, device="cpu", backend="torch")
+    compiled = Enhancer(model, device="cpu", backend="compile")
+    for e in (eager, compiled):
+        e.tile = TILE
+    prep = eager.prepare(chest_like(seed))
+    torch.testing.assert_close(compiled.run_tiles(prep.xp, prep.y), eager.run_tiles(prep.xp, prep.y),
+                               rtol=1e-4, atol=1e-5)  # fmt: skip
+
+
 def test_bad_arguments(seed):
     with pytest.raises(ValueError, match="mode"):
         Enhancer(tiny_model(seed), device="cpu", mode="roi")

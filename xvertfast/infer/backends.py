@@ -53,6 +53,8 @@ class StageBackend:
     """Base class: ``name``, ``device`` and ``run_stage``."""
 
     name = "base"
+    #: True when every call must have the same batch size (captured CUDA graphs): the caller pads.
+    fixed_batch = False
 
     def __init__(self, device: torch.device):
         self.device = device
@@ -102,6 +104,7 @@ class CompileBackend(TorchBackend):
     def __init__(self, model: XVertNet, device: torch.device, dtype: torch.dtype = torch.float32):
         super().__init__(model, device, dtype)
         mode = "reduce-overhead" if device.type == "cuda" else None
+        self.fixed_batch = device.type == "cuda"
         self.model = self.model.to(memory_format=torch.channels_last)
         self._compiled = [torch.compile(stage, mode=mode, dynamic=False) for stage in self.model.stages]
 

@@ -189,11 +189,15 @@ class Enhancer:
         for k in range(0, xp.shape[0], self.batch_size):
             out = xp[k : k + self.batch_size].to(self.device, non_blocking=True)
             g = y[k : k + self.batch_size].to(self.device, non_blocking=True)
+            n = out.shape[0]
+            if self.backend.fixed_batch and n < self.batch_size:  # same shape every call: pad the last batch
+                repeat = torch.full((self.batch_size - n,), n - 1, dtype=torch.long, device=out.device)
+                out, g = torch.cat([out, out[repeat]]), torch.cat([g, g[repeat]])
             for s in range(self.backend.stages):
                 if s > 0:
                     g = self.guidance(out)
                 out = self.backend.run_stage(s, out, g)
-            outs.append(out.float().cpu())
+            outs.append(out[:n].float().cpu())
         return torch.cat(outs) if outs else xp.new_zeros((0, 1, self.tile, self.tile))
 
     # -- step 3 ---------------------------------------------------------------------------------
