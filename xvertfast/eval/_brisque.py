@@ -17,6 +17,8 @@ import numpy as np
 from scipy.ndimage import correlate1d
 from scipy.special import gamma
 
+from xvertfast.eval._windows import gaussian_taps
+
 __all__ = ["brisque_core", "brisque_features", "load_model"]
 
 WINDOW, WINDOW_SIGMA = 7, 7 / 6
@@ -81,13 +83,7 @@ def load_model() -> SvrModel:
     return SvrModel(gamma_, rho, coef, support_vectors, *scaling)
 
 
-def _gaussian_taps() -> np.ndarray:
-    x = np.arange(WINDOW) - (WINDOW - 1) / 2
-    g = np.exp(-(x * x) / (2 * WINDOW_SIGMA**2))
-    return g / g.sum()
-
-
-_TAPS = _gaussian_taps()
+_TAPS = gaussian_taps(WINDOW, WINDOW_SIGMA)
 
 
 def _local_mean(x: np.ndarray) -> np.ndarray:

@@ -14,6 +14,8 @@ import numpy as np
 from scipy.ndimage import correlate1d
 from scipy.special import ndtr
 
+from xvertfast.eval._windows import gaussian_taps
+
 __all__ = [
     "MIN_SIDE",
     "TmqiScores",
@@ -46,13 +48,7 @@ class TmqiScores(NamedTuple):
     s_local: tuple[float, ...]
 
 
-def _gaussian_taps() -> np.ndarray:
-    x = np.arange(WINDOW) - (WINDOW - 1) / 2
-    g = np.exp(-(x * x) / (2 * WINDOW_SIGMA**2))
-    return g / g.sum()
-
-
-_TAPS = _gaussian_taps()
+_TAPS = gaussian_taps(WINDOW, WINDOW_SIGMA)
 
 
 def _local_mean(x: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from xvertfast.io import ImageReadError, read_image
+from xvertfast.io import ImageReadError, read_image, require_content
 from xvertfast.io.files import discover
 from xvertfast.preprocess import find_spine
 from xvertfast.preprocess.spine import Box, Spine
@@ -172,9 +172,7 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
 
 def _evaluate_one(path: str, photometric: str | None, methods: dict, metrics: list[str], roi_centres: dict | None,
                   keep_picture: bool, seconds: dict) -> tuple[list[dict], dict | None, list[str]]:  # fmt: skip
-    rad = read_image(path, photometric=photometric)
-    if min(rad.shape) < 32 or float(rad.pixels.max()) == float(rad.pixels.min()):
-        raise ImageReadError(path, "too small or constant: nothing to evaluate")
+    rad = require_content(read_image(path, photometric=photometric))
     spine: Spine = find_spine(rad.pixels)
     if roi_centres is not None:
         given = roi_centres.get(path) or roi_centres.get(os.path.basename(path))

@@ -29,19 +29,17 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from xvertfast import __version__
-from xvertfast.io import ImageReadError, Radiograph, read_image, write_image
+from xvertfast.io import ImageReadError, Radiograph, read_image, require_content, write_image
 from xvertfast.io.errors import ImageWriteError
 from xvertfast.io.files import discover, output_path
 from xvertfast.io.write import WRITE_FORMATS, atomic_write
 from xvertfast.model.persistence import fingerprint
 
-__all__ = ["enhance_files", "BatchSummary", "FileRecord", "OUTPUT_FORMATS", "JOB_FILE", "MIN_SIZE"]
+__all__ = ["enhance_files", "BatchSummary", "FileRecord", "OUTPUT_FORMATS", "JOB_FILE"]
 
 #: ``same`` keeps the input's kind: 8-bit PNG/JPEG -> png8, deeper PNG -> png16, TIFF -> tiff, DICOM -> dicom.
 OUTPUT_FORMATS = ("same",) + WRITE_FORMATS
 JOB_FILE = ".xvertfast-enhance.json"
-#: Smallest image side accepted (a radiograph, not a thumbnail).
-MIN_SIZE = 32
 _EXT = {"png16": ".png", "png8": ".png", "tiff": ".tiff", "dicom": ".dcm"}
 
 
@@ -152,12 +150,7 @@ def _plan(files, out_dir: str, fmt: str) -> tuple[list[tuple], list[FileRecord]]
 
 def _read_and_prepare(enhancer, path: str, photometric: str | None = None):
     t0 = time.perf_counter()
-    rad = read_image(path, photometric=photometric)
-    h, w = rad.shape
-    if min(h, w) < MIN_SIZE:
-        raise ImageReadError(path, f"image is {w}x{h}: too small for a radiograph (minimum side {MIN_SIZE})")
-    if float(rad.pixels.max()) == float(rad.pixels.min()):
-        raise ImageReadError(path, "constant image: there is no structure to enhance")
+    rad = require_content(read_image(path, photometric=photometric))
     t1 = time.perf_counter()
     prep = enhancer.prepare(rad)
     prep.seconds["read"] = t1 - t0

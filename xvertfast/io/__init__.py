@@ -7,15 +7,17 @@
 
 from xvertfast.io.errors import ImageReadError, ImageWriteError
 from xvertfast.io.radiograph import Radiograph
-from xvertfast.io.read import DEFAULT_MAX_PIXELS, read_image
+from xvertfast.io.read import DEFAULT_MAX_PIXELS, MIN_SIDE, read_image, require_content
 from xvertfast.io.write import WRITE_FORMATS, write_image
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "MIN_SIDE",
     "ImageReadError",
     "ImageWriteError",
     "Radiograph",
     "WRITE_FORMATS",
     "read_image",
+    "require_content",
     "write_image",
 ]

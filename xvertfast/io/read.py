@@ -16,7 +16,7 @@ import numpy as np
 from xvertfast.io.errors import ImageReadError
 from xvertfast.io.radiograph import Radiograph
 
-__all__ = ["read_image", "DEFAULT_MAX_PIXELS", "JSRT_SHAPE"]
+__all__ = ["read_image", "require_content", "DEFAULT_MAX_PIXELS", "JSRT_SHAPE", "MIN_SIDE"]
 
 #: Largest image accepted (pixels); a 4300 x 4300 flat-panel radiograph is 18.5 M.
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -253,3 +253,17 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
     pixels = ((v - lo) / (hi - lo)).astype(np.float32) if hi > lo else np.zeros(v.shape, np.float32)
     return Radiograph(pixels=pixels, values=np.asarray(values), bits_stored=bits, photometric=photo,
                       source_format=fmt, path=p, meta=meta)  # fmt: skip
+
+
+#: Smallest image side the batch commands accept (a radiograph, not a thumbnail).
+MIN_SIDE = 32
+
+
+def require_content(rad: Radiograph, min_side: int = MIN_SIDE) -> Radiograph:
+    """Refuses what decodes but cannot be a radiograph to process: too small, or constant."""
+    h, w = rad.shape
+    if min(h, w) < min_side:
+        raise ImageReadError(rad.path, f"image is {w}x{h}: too small for a radiograph (minimum side {min_side})")
+    if float(rad.pixels.max()) == float(rad.pixels.min()):
+        raise ImageReadError(rad.path, "constant image: there is no structure to enhance")
+    return rad

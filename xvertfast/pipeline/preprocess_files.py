@@ -19,16 +19,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from xvertfast.io import ImageReadError, read_image, write_image
+from xvertfast.io import ImageReadError, read_image, require_content, write_image
 from xvertfast.io.write import atomic_write
 from xvertfast.io.files import discover, output_path
 from xvertfast.preprocess import find_spine, preprocess
 
-__all__ = ["preprocess_files", "JobSummary", "SUFFIXES", "MIN_SIZE"]
+__all__ = ["preprocess_files", "JobSummary", "SUFFIXES"]
 
 SUFFIXES = ("_xp.png", "_y.tiff", "_y.png", "_overlay.png")
-#: Smallest image side the preprocessing accepts (a radiograph, not a thumbnail).
-MIN_SIZE = 32
 
 
 @dataclass
@@ -80,12 +78,7 @@ def _write_float_tiff(path: str, values: np.ndarray) -> None:
 
 def _one(path: str, outs: list[str], photometric: str | None = None) -> None:
     """Reads, checks and preprocesses one file, then writes its outputs (each atomically)."""
-    rad = read_image(path, photometric=photometric)
-    h, w = rad.shape
-    if min(h, w) < MIN_SIZE:
-        raise ImageReadError(path, f"image is {w}x{h}: too small for a radiograph (minimum side {MIN_SIZE})")
-    if float(rad.pixels.max()) == float(rad.pixels.min()):
-        raise ImageReadError(path, "constant image: there is no structure to enhance")
+    rad = require_content(read_image(path, photometric=photometric))
     pp = preprocess(rad.pixels)
     spine = find_spine(rad.pixels)
     y = pp.y
