@@ -23,6 +23,7 @@ import torch
 
 from xvertfast.infer.backends import StageBackend
 from xvertfast.infer.export import DEFAULT_TILE, cached_onnx_export, default_cache_dir, read_onnx_metadata
+from xvertfast.io.files import file_sha256
 from xvertfast.io.write import atomic_write
 from xvertfast.model import XVertNet
 
@@ -74,14 +75,6 @@ def engine_cache_key(onnx_sha256: str, *, tensorrt_version: str, gpu_name: str, 
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def _file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _profile(onnx_path: str, max_batch: int) -> tuple[str, dict[str, tuple[int, ...]]]:
     """(precision, min/opt/max input shapes) of a stage export for batches 1..max_batch."""
     if max_batch < 1:
@@ -107,7 +100,7 @@ def _engine_spec(trt: ModuleType, onnx_path: str, max_batch: int, dev: torch.dev
                  cache_dir: str) -> tuple[str, str, dict[str, tuple[int, ...]]]:  # fmt: skip
     """(cached engine path, precision, profile shapes) of one stage export."""
     precision, shapes = _profile(onnx_path, max_batch)
-    key = engine_cache_key(_file_sha256(onnx_path), tensorrt_version=trt.__version__,
+    key = engine_cache_key(file_sha256(onnx_path), tensorrt_version=trt.__version__,
                            gpu_name=torch.cuda.get_device_name(dev),
                            capability=torch.cuda.get_device_capability(dev), precision=precision,
                            shapes=shapes)  # fmt: skip

@@ -7,10 +7,11 @@ folder it was found in, under the output folder, and can never escape it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 
-__all__ = ["InputFile", "discover", "output_path", "IMAGE_EXTENSIONS", "LIST_PHOTOMETRICS"]
+__all__ = ["InputFile", "discover", "output_path", "file_sha256", "IMAGE_EXTENSIONS", "LIST_PHOTOMETRICS"]
 
 #: Extensions picked up when a folder is searched (files without an extension are
 #: included too: DICOM files often have none).
@@ -88,3 +89,12 @@ def output_path(out_dir: str, rel: str, suffix: str) -> str:
     if os.path.commonpath([root, path]) != root:
         raise ValueError(f"output for {rel!r} would be written outside {out_dir}")
     return path
+
+
+def file_sha256(path: str) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks: the identity of an input for caches."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

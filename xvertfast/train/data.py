@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from xvertfast.io import ImageReadError, read_image
 from xvertfast.io.write import atomic_write
-from xvertfast.io.files import discover
+from xvertfast.io.files import discover, file_sha256
 from xvertfast.preprocess import find_spine, preprocess
 from xvertfast.preprocess.spine import Box
 
@@ -45,14 +45,6 @@ class RoiSet:
         return RoiSet(self.xp[keep], self.y[keep], self.image[keep], self.sources)
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _crop(a: np.ndarray, box, size: int) -> torch.Tensor:
     t = torch.from_numpy(np.ascontiguousarray(a[box.top : box.bottom, box.left : box.right], dtype=np.float32))
     t = t[None, None]
@@ -62,7 +54,7 @@ def _crop(a: np.ndarray, box, size: int) -> torch.Tensor:
 
 
 def _preprocessed(path: str, cache_dir: str, params: dict, photometric: str | None = None) -> dict:
-    keyed = {"file": _sha256(path), **params, **({"photometric": photometric} if photometric else {})}
+    keyed = {"file": file_sha256(path), **params, **({"photometric": photometric} if photometric else {})}
     key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:32]
     cached = os.path.join(cache_dir, key + ".npz")
     if os.path.exists(cached):
