@@ -124,10 +124,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
                          batch_size=args.batch_size, width=args.width, depth=args.depth, roi_size=args.roi_size, patch_size=args.patch_size,
                          val_fraction=args.val_fraction, patience=args.patience, seed=args.seed,
                          device=args.device, amp=args.amp)  # fmt: skip
-    if args.workers:
+    if args.threads:
         import torch
 
-        torch.set_num_threads(args.workers)
+        torch.set_num_threads(args.threads)
     try:
         train(args.data, args.output, config, resume=args.resume, progress=not args.quiet,
               log=lambda msg: print(msg, file=sys.stderr))  # fmt: skip
@@ -295,7 +295,8 @@ skipped.""",
         "up to --epochs-joint epochs with early stopping on the validation images; stage k+1 trains on stage "
         "k's outputs. A checkpoint is written after every epoch: --resume continues an interrupted run. "
         "The paper's setting is the default (width 64, 200 + 25 epochs); on a CPU start small "
-        "(e.g. --width 16 --roi-size 256 --epochs-gc 20 --epochs-joint 5).",
+        "(e.g. --width 16 --patch-size 256 --epochs-gc 20 --epochs-joint 5; the shipped default model "
+        "was trained with --width 16 --patch-size 256 --epochs-gc 100 --epochs-joint 30).",
     )
     tr.add_argument("data", nargs="+", metavar="DATA", help="image files, folders or @list.txt files (a line may end with a tab and MONOCHROME1)")
     tr.add_argument("-o", "--output", required=True, metavar="RUN_DIR", help="run folder")
@@ -315,7 +316,9 @@ skipped.""",
     tr.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR")
-    tr.add_argument("--workers", type=int, default=0, help="CPU threads (0: torch's default)")
+    tr.add_argument("--threads", "--workers", dest="threads", type=int, default=0,
+                    help="CPU threads for torch (0: torch's default); the ROIs are cached in memory, so "
+                    "there are no data-loading workers to set (--workers is the old name)")
     tr.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     tr.set_defaults(func=_cmd_train)
     return parser

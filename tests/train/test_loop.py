@@ -74,3 +74,29 @@ def test_cli_trains_a_tiny_two_stage_model_on_cxr_dev(tmp_path):
     model = load_model(tmp_path / "run" / "model")
     assert len(model.stages) == 2
     assert os.path.exists(tmp_path / "run" / "metrics.csv")
+
+
+def test_random_patches_cut_the_same_window_from_both(seed):
+    from xvertfast.train.data import random_patches
+
+    xp = torch.rand(5, 1, 32, 32)
+    y = xp * 2 - 1  # y determined by xp pixel by pixel: a shared window keeps the relation
+    gen = torch.Generator().manual_seed(seed)
+    px, py = random_patches(xp, y, 12, gen)
+    assert px.shape == py.shape == (5, 1, 12, 12)
+    torch.testing.assert_close(py, px * 2 - 1)
+    for i in range(5):  # each patch is a true window of its own ROI
+        windows = xp[i, 0].unfold(0, 12, 1).unfold(1, 12, 1)
+        assert (windows == px[i, 0]).flatten(2).all(-1).any()
+    same_x, same_y = random_patches(xp, y, 32, gen)
+    assert same_x is xp and same_y is y  # a patch as large as the ROI is the ROI
+
+
+def test_patch_training_resumes_bitwise(tmp_path):
+    data = write_images(tmp_path / "data")
+    config = TrainConfig(**{**CONFIG.__dict__, "patch_size": 16})
+    whole = train([str(data)], str(tmp_path / "a"), config, progress=False, log=lambda m: None)
+    train([str(data)], str(tmp_path / "b"), config, progress=False, stop_after_epochs=3, log=lambda m: None)
+    resumed = train([str(data)], str(tmp_path / "b"), config, resume=True, progress=False, log=lambda m: None)
+    for name, value in weights(whole).items():
+        assert torch.equal(value, weights(resumed)[name]), name
