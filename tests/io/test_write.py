@@ -84,3 +84,14 @@ def test_no_partial_file_while_writing(tmp_path, monkeypatch):
     with pytest.raises(ImageWriteError, match="disk full"):
         write_image(tmp_path / "x.png", np.zeros((3, 3)))
     assert os.listdir(tmp_path) == []
+
+
+def test_outputs_get_the_usual_file_mode(tmp_path):
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        path = write_image(tmp_path / "o.png", np.zeros((4, 4)))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644  # not mkstemp's 0o600

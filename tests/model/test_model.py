@@ -81,5 +81,21 @@ def test_load_refuses_what_is_not_a_model(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"format": "other"}))
     with pytest.raises(ValueError, match="unsupported model format"):
         load_model(tmp_path)
+
+
+def test_the_shipped_default_model(monkeypatch, tmp_path):
+    from xvertfast.model import DEFAULT_MODEL_DIR, model_tile
+    from xvertfast.model import persistence
+
+    size = sum(os.path.getsize(os.path.join(DEFAULT_MODEL_DIR, f)) for f in os.listdir(DEFAULT_MODEL_DIR))
+    assert size <= 40e6  # issue #8's budget
+    model = load_model("default")
+    assert len(model.stages) == 2 and model_tile(model) == 512
+    provenance = model.metadata["provenance"]
+    assert provenance["command"].startswith("xvertfast train") and provenance["stages"]["stage2"]["epochs"] > 0
+    xp, y = torch.rand(1, 1, 64, 64), torch.randn(1, 1, 64, 64) * 0.05
+    out = model.enhance(xp, y)
+    assert out.shape == xp.shape and torch.isfinite(out).all() and 0 <= out.min() and out.max() <= 1
+    monkeypatch.setattr(persistence, "DEFAULT_MODEL_DIR", str(tmp_path / "none"))
     with pytest.raises(FileNotFoundError, match="no default model"):
         load_model("default")

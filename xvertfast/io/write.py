@@ -39,6 +39,19 @@ def _output_bits(like: Radiograph | None) -> int:
     return max(8, like.bits_stored)
 
 
+def _file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give (0o666 less the umask): mkstemp's 0o600
+    would make outputs unreadable to the rest of a lab sharing an archive."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o644
+
+
 @contextlib.contextmanager
 def atomic_write(path: str):
     """Yields a temporary path in path's folder; renames it to path on success, removes it on failure."""
@@ -47,6 +60,7 @@ def atomic_write(path: str):
     os.close(fd)
     try:
         yield tmp
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -54,8 +54,8 @@ def load_model(path: str | os.PathLike = "default", map_location: str | torch.de
     if path == "default":
         path = DEFAULT_MODEL_DIR
         if not os.path.isdir(path):
-            raise FileNotFoundError("no default model is shipped with this version of xvertfast yet; "
-                                    "train one with `xvertfast train` and pass its directory")  # fmt: skip
+            raise FileNotFoundError(f"no default model at {path}: this installation lacks the package data "
+                                    "(reinstall xvertfast), or pass a model directory from `xvertfast train`")  # fmt: skip
     config_path = os.path.join(path, "config.json")
     if not os.path.isfile(config_path):
         raise FileNotFoundError(f"{path}: not an xvertfast model directory (no config.json)")
