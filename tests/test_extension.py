@@ -69,12 +69,14 @@ def test_cuda_kernels_report_matches_build():
 def test_info_cli_human_and_json():
     out = subprocess.run([sys.executable, "-m", "xvertfast", "info"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    for label in ("torch", "extension", "CPU ops", "CUDA kernels", "GPU visible", "cupy", "onnxruntime", "tensorrt"):
+    for label in ("torch", "extension", "CPU ops", "CUDA kernels", "GPU visible", "default model", "cupy",
+                  "onnxruntime", "tensorrt"):  # fmt: skip
         assert label in out.stdout
     out = subprocess.run([sys.executable, "-m", "xvertfast", "info", "--json"], capture_output=True, text=True, timeout=300)
     data = json.loads(out.stdout)
     assert data["torch"] == torch.__version__
-    assert set(data["optional"]) == {"cupy", "onnxruntime", "tensorrt"}
+    assert set(data["optional"]) == {"cupy", "onnxruntime", "tensorrt", "onnx", "pydicom", "matplotlib", "skimage"}
+    assert data["default_model"].startswith("2 stages")
 
 
 def test_report_formats_a_build_without_extension():

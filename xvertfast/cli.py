@@ -152,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="show versions, compiled kernels, visible GPUs and optional backends",
         description="Show what this installation can do: package and torch versions, whether the "
         "compiled extension is in use, its CPU ops, the CUDA architectures its kernels were "
-        "compiled for, the GPUs visible, and whether cupy, onnxruntime and tensorrt import.",
+        "compiled for, the GPUs visible, the default model, and which optional packages import (cupy, "
+        "onnxruntime, tensorrt, onnx, pydicom, matplotlib, scikit-image).",
     )
     info.add_argument("--json", action="store_true", help="print machine-readable JSON")
     info.set_defaults(func=_cmd_info)

@@ -21,7 +21,7 @@ OPS = (
     "feature_entropy",
     "select_max_entropy",
 )
-OPTIONAL = ("cupy", "onnxruntime", "tensorrt")
+OPTIONAL = ("cupy", "onnxruntime", "tensorrt", "onnx", "pydicom", "matplotlib", "skimage")
 
 
 def _has_kernel(op: str, key: str) -> bool:
@@ -64,7 +64,25 @@ def collect() -> dict[str, Any]:
         "cuda_runtime_devices": (ext.cuda_device_count() if cuda_compiled else 0),
         "gpus": gpus,
         "optional": {name: _module_version(name) for name in OPTIONAL},
+        "default_model": _default_model(),
     }
+
+
+def _default_model() -> str | None:
+    """What ``--model default`` would load (architecture and size), or None if it is missing."""
+    import json
+    import os
+
+    from xvertfast.model import DEFAULT_MODEL_DIR
+
+    config = os.path.join(DEFAULT_MODEL_DIR, "config.json")
+    if not os.path.isfile(config):
+        return None
+    with open(config) as f:
+        stages = json.load(f)["architecture"]["stages"]
+    size = sum(os.path.getsize(os.path.join(DEFAULT_MODEL_DIR, n)) for n in os.listdir(DEFAULT_MODEL_DIR))
+    widths = ", ".join(str(s["width"]) for s in stages)
+    return f"{len(stages)} stages (width {widths}), {size / 1e6:.1f} MB, {DEFAULT_MODEL_DIR}"
 
 
 def format_report(info: dict[str, Any]) -> str:
@@ -86,6 +104,7 @@ def format_report(info: dict[str, Any]) -> str:
         f"GPU visible          {'; '.join(info['gpus']) if info['gpus'] else 'no'}"
         + (f" (kernel runtime sees {info['cuda_runtime_devices']})" if info["cuda_kernels_compiled"] else ""),
     ]
+    lines.append(f"default model        {info.get('default_model') or 'missing (reinstall xvertfast)'}")
     for name, version in info["optional"].items():
         lines.append(f"{name:<20} {version if version else 'not importable'}")
     return "\n".join(lines)
