@@ -138,6 +138,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+INPUTS_HELP = ("image files, folders (searched recursively) or @list.txt files (one path per line; append a "
+               "tab and MONOCHROME1 for a PNG/JPEG stored bone-dark)")  # fmt: skip
+
+
+def _add_job_arguments(parser: argparse.ArgumentParser, out_metavar: str, out_help: str, dest: str = "inputs",
+                       metavar: str = "INPUT") -> None:  # fmt: skip
+    """The arguments every batch command shares: its inputs, its output folder, and -q."""
+    parser.add_argument(dest, nargs="+", metavar=metavar, help=INPUTS_HELP)
+    parser.add_argument("-o", "--output", required=True, metavar=out_metavar, help=out_help)
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xvertfast", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -173,12 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
 Bad files are reported and get no output; the others go on; the exit code is 1
 if any failed. Files whose outputs exist are skipped (use --overwrite).""",
     )
-    pre.add_argument("inputs", nargs="+", metavar="INPUT",
-                     help="image files, folders (searched recursively) or @list.txt files (one path per line; "
-                     "append a tab and MONOCHROME1 for a PNG/JPEG stored bone-dark)")  # fmt: skip
-    pre.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
+    _add_job_arguments(pre, "OUTDIR", "output folder")
     pre.add_argument("--overwrite", action="store_true", help="recompute files whose outputs exist")
-    pre.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     pre.set_defaults(func=_cmd_preprocess)
 
     enh = sub.add_parser(
@@ -200,10 +208,7 @@ records the model, mode and format, and a rerun with other settings is refused.
 16-bit PNG at the source's bit depth, TIFF -> float TIFF, DICOM -> derived DICOM
 (patient and study kept, new series).""",
     )
-    enh.add_argument("inputs", nargs="+", metavar="INPUT",
-                     help="image files, folders (searched recursively) or @list.txt files (one path per line; "
-                     "append a tab and MONOCHROME1 for a PNG/JPEG stored bone-dark)")  # fmt: skip
-    enh.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output folder")
+    _add_job_arguments(enh, "OUT_DIR", "output folder")
     enh.add_argument("--model", default="default", metavar="PATH|default",
                      help="model directory (from `xvertfast train`) or the shipped default (default: %(default)s)")
     enh.add_argument("--mode", choices=("spine", "full"), default="spine", help="what to enhance (default: %(default)s)")
@@ -219,7 +224,6 @@ records the model, mode and format, and a rerun with other settings is refused.
                      help="threads decoding+preprocessing, and as many encoding+writing (default: %(default)s)")
     enh.add_argument("--overwrite", action="store_true", help="redo files whose outputs exist")
     enh.add_argument("--report", metavar="RUN_JSON", help="write per-file status and timings to this JSON file")
-    enh.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     enh.set_defaults(func=_cmd_enhance)
 
     ev = sub.add_parser(
@@ -242,8 +246,7 @@ Metrics: entropy, tenengrad, lpc_si, tmqi (reference = original), brisque (lower
 is better); definitions in xvertfast.eval.metrics. A failing image is reported and
 skipped.""",
     )
-    ev.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or @list.txt files (a line may end with a tab and MONOCHROME1)")
-    ev.add_argument("-o", "--output", required=True, metavar="REPORT_DIR", help="report folder")
+    _add_job_arguments(ev, "REPORT_DIR", "report folder")
     ev.add_argument("--methods", default="identity,clahe,farbman,xvertnet",
                     help="comma-separated methods (default: %(default)s)")
     ev.add_argument("--metrics", default="entropy,tenengrad,lpc_si,tmqi",
@@ -254,7 +257,6 @@ skipped.""",
                     help="method the others are tested against (default: xvertnet if evaluated, else identity)")
     ev.add_argument("--pictures", type=int, default=6, help="images shown side by side (default: %(default)s)")
     ev.add_argument("--device", default="auto", help="device for xvertnet (default: %(default)s)")
-    ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=_cmd_evaluate)
 
     demo = sub.add_parser(
@@ -299,8 +301,7 @@ skipped.""",
         "(e.g. --width 16 --patch-size 256 --epochs-gc 20 --epochs-joint 5; the shipped default model "
         "was trained with --width 16 --patch-size 256 --epochs-gc 100 --epochs-joint 30).",
     )
-    tr.add_argument("data", nargs="+", metavar="DATA", help="image files, folders or @list.txt files (a line may end with a tab and MONOCHROME1)")
-    tr.add_argument("-o", "--output", required=True, metavar="RUN_DIR", help="run folder")
+    _add_job_arguments(tr, "RUN_DIR", "run folder", dest="data", metavar="DATA")
     tr.add_argument("--stages", type=int, default=2, help="number of stages")
     tr.add_argument("--epochs-gc", type=int, default=200, help="epochs with the structure loss only")
     tr.add_argument("--epochs-joint", type=int, default=25, help="epochs with structure + feature loss")
@@ -320,7 +321,6 @@ skipped.""",
     tr.add_argument("--threads", "--workers", dest="threads", type=int, default=0,
                     help="CPU threads for torch (0: torch's default); the ROIs are cached in memory, so "
                     "there are no data-loading workers to set (--workers is the old name)")
-    tr.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     tr.set_defaults(func=_cmd_train)
     return parser
 
