@@ -32,7 +32,7 @@ from xvertfast import __version__
 from xvertfast.io import ImageReadError, Radiograph, read_image, require_content, write_image
 from xvertfast.io.errors import ImageWriteError
 from xvertfast.io.files import discover, output_path
-from xvertfast.io.write import WRITE_FORMATS, atomic_write
+from xvertfast.io.write import FORMAT_EXTENSIONS, WRITE_FORMATS, atomic_write
 from xvertfast.model.persistence import fingerprint
 
 __all__ = ["enhance_files", "BatchSummary", "FileRecord", "OUTPUT_FORMATS", "JOB_FILE"]
@@ -40,7 +40,6 @@ __all__ = ["enhance_files", "BatchSummary", "FileRecord", "OUTPUT_FORMATS", "JOB
 #: ``same`` keeps the input's kind: 8-bit PNG/JPEG -> png8, deeper PNG -> png16, TIFF -> tiff, DICOM -> dicom.
 OUTPUT_FORMATS = ("same",) + WRITE_FORMATS
 JOB_FILE = ".xvertfast-enhance.json"
-_EXT = {"png16": ".png", "png8": ".png", "tiff": ".tiff", "dicom": ".dcm"}
 
 
 @dataclass
@@ -136,7 +135,7 @@ def _plan(files, out_dir: str, fmt: str) -> tuple[list[tuple], list[FileRecord]]
     planned, failed, taken = [], [], {}
     for f in files:
         try:
-            out = output_path(out_dir, f.rel, _EXT.get(fmt) or _EXT[_same_format(f.path)])
+            out = output_path(out_dir, f.rel, FORMAT_EXTENSIONS[_same_format(f.path) if fmt == "same" else fmt])
         except ValueError as exc:
             failed.append(FileRecord(f.path, None, "failed", str(exc)))
             continue

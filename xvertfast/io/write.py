@@ -16,12 +16,13 @@ import numpy as np
 from xvertfast.io.errors import ImageWriteError
 from xvertfast.io.radiograph import Radiograph
 
-__all__ = ["write_image", "WRITE_FORMATS", "format_from_path", "atomic_write"]
+__all__ = ["write_image", "WRITE_FORMATS", "FORMAT_EXTENSIONS", "format_from_path", "atomic_write"]
 
 #: png16: 16-bit PNG at the source's bit depth (0..2^bits - 1); png8; tiff: float32 in [0, 1];
 #: dicom: a derived DICOM image at the source's bit depth.
 WRITE_FORMATS = ("png16", "png8", "tiff", "dicom")
-_EXT = {"png16": ".png", "png8": ".png", "tiff": ".tiff", "dicom": ".dcm"}
+#: The file extension each format is written with.
+FORMAT_EXTENSIONS = {"png16": ".png", "png8": ".png", "tiff": ".tiff", "dicom": ".dcm"}
 
 
 def format_from_path(path: str) -> str:
