@@ -17,7 +17,6 @@
 #endif
 #include <array>
 #include <cmath>
-#include <memory>
 #include <vector>
 
 #include "xvertfast/kernels.h"
@@ -463,20 +462,8 @@ class Solver {
             std::fill(a, a + 9, T(0));
             continue;
           }
-          const int64_t p = g.at(fi, fj), ld = g.ld;
-          a[4] = F.c[p];
-          a[5] = F.e[p];
-          a[3] = F.e[p - 1];
-          a[7] = F.s[p];
-          a[1] = F.s[p - ld];
-          if (F.nine) {
-            a[8] = F.se[p];
-            a[0] = F.se[p - ld - 1];
-            a[6] = F.sw[p];
-            a[2] = F.sw[p - ld + 1];
-          } else {
-            a[0] = a[2] = a[6] = a[8] = T(0);
-          }
+          const int64_t p = g.at(fi, fj);
+          for (int d = 0; d < 9; ++d) a[d] = F.coupling(p, d / 3 - 1, d % 3 - 1);
         }
         for (int k = 0; k < 5; ++k) {
           const int64_t ni = I + kDirs[k][0], nj = J + kDirs[k][1];
@@ -677,7 +664,6 @@ void unpad_copy(const Grid& g, const Vec<T>& src, T* dst) {
 template <typename T>
 std::pair<int64_t, double> solve_one(const T* img, int64_t H, int64_t W, const WlsOptions& o, T* out,
                                      int nt) {
-  FlushDenormals ftz(nt);
   Solver<T> S(H, W, nt);
   S.setup(img, T(o.lam), T(o.alpha), T(o.eps));
   const Grid g = S.grid();
@@ -722,6 +708,7 @@ std::pair<int64_t, double> solve_one(const T* img, int64_t H, int64_t W, const W
 template <typename T>
 void wls_cpu(const T* image, int64_t B, int64_t H, int64_t W, const WlsOptions& options, T* out,
              int64_t* iterations, double* residual, int num_threads) {
+  FlushDenormals ftz(num_threads);  // once for the batch: it costs two parallel regions
   for (int64_t b = 0; b < B; ++b) {
     auto [it, rel] = solve_one(image + b * H * W, H, W, options, out + b * H * W, num_threads);
     iterations[b] = it;

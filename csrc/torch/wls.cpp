@@ -12,13 +12,7 @@ namespace {
 WlsOptions options(double lam, double alpha, double eps, double rtol, int64_t maxiter) {
   TORCH_CHECK(lam >= 0 && alpha > 0 && eps > 0, "xvertfast::wls: need lam >= 0, alpha > 0, eps > 0");
   TORCH_CHECK(rtol > 0 && maxiter >= 1, "xvertfast::wls: need rtol > 0 and maxiter >= 1");
-  WlsOptions o;
-  o.lam = lam;
-  o.alpha = alpha;
-  o.eps = eps;
-  o.rtol = rtol;
-  o.maxiter = maxiter;
-  return o;
+  return {lam, alpha, eps, rtol, maxiter};
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> wls_solve_cpu(const at::Tensor& image_in, double lam,

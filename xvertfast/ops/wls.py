@@ -17,6 +17,8 @@ import torch
 
 from xvertfast._extension import has_extension
 from xvertfast.ops import wls_reference
+from xvertfast.ops._inputs import compute_dtype
+from xvertfast.ops.wls_direct import solve_direct
 
 __all__ = ["wls", "WlsInfo", "METHODS", "DEFAULT_MAXITER"]
 
@@ -87,12 +89,6 @@ def _resolve(method: str, x: torch.Tensor) -> str:
     return method
 
 
-def _solve_direct(x: torch.Tensor, lam: float, alpha: float, eps: float) -> torch.Tensor:
-    from xvertfast.ops.wls_direct import solve_direct
-
-    return solve_direct(x, lam, alpha, eps)
-
-
 def wls(
     image,
     lam: float = 0.8,
@@ -130,7 +126,7 @@ def wls(
     chosen = _resolve(method, x)
     squeeze = x.dim() == 2
     batch = x.unsqueeze(0) if squeeze else x
-    out_dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+    out_dtype = compute_dtype(x)
     batch = batch.to(out_dtype).contiguous()
     cap = DEFAULT_MAXITER if maxiter is None else int(maxiter)
     if cap < 1:
@@ -153,7 +149,7 @@ def wls(
     else:  # direct
         outs = []
         for img in batch:
-            g = _solve_direct(img, lam, alpha, eps)
+            g = solve_direct(img, lam, alpha, eps)
             outs.append(g.to(out_dtype))
             info.iterations.append(0)
             info.residual.append(wls_reference.relative_residual(img.double(), g, lam, alpha, eps))
