@@ -33,8 +33,12 @@ def test_reads_every_cxr_dev_image(name):
     assert im.pixels.dtype == np.float32 and im.pixels.ndim == 2
     assert im.pixels.min() == 0.0 and im.pixels.max() == 1.0
     assert im.source_format == "png"
-    assert int(im.values.min()) == int(note["value_min"]) or photometric  # inverted images flip the range
     assert im.bits_stored == (10 if name.startswith("gdcm") else 8)
+    lo, hi = int(note["value_min"]), int(note["value_max"])
+    if photometric:  # stored bone-dark: inverted as (2^bits - 1) - v, so the range flips
+        top = (1 << im.bits_stored) - 1
+        lo, hi = top - hi, top - lo
+    assert (int(im.values.min()), int(im.values.max())) == (lo, hi)
 
 
 @needs_cxr_dev
