@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from tqdm import tqdm
 
 from xvertfast.io import ImageReadError, read_image, require_content
 from xvertfast.io.files import discover
@@ -140,11 +141,7 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
     files = discover(inputs)
     run = EvalRun(list(methods), list(metrics), seconds={name: 0.0 for name in [*methods, "metrics"]})
     keep_pictures = _sample(len(files), pictures)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(files), unit="img", desc="evaluate")
+    bar = tqdm(total=len(files), unit="img", desc="evaluate", disable=not progress)
     for index, f in enumerate(files):
         try:
             rows, picture, notes = _evaluate_one(f.path, f.photometric, methods, metrics, roi_centres,
@@ -163,10 +160,8 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
                 log(f"note: {note}")
             if picture:
                 run.pictures.append(picture)
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+        bar.update(1)
+    bar.close()
     return run
 
 

@@ -27,6 +27,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+from tqdm import tqdm
 
 from xvertfast import __version__
 from xvertfast.io import ImageReadError, Radiograph, read_image, require_content, write_image
@@ -186,7 +187,8 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
     workers = max(1, int(workers))
     start = time.perf_counter()
     os.makedirs(out_dir, exist_ok=True)
-    _check_job(out_dir, _job_settings(enhancer, fmt), overwrite)
+    settings = _job_settings(enhancer, fmt)  # hashes every weight: once per job
+    _check_job(out_dir, settings, overwrite)
     planned, failed = _plan(discover(inputs), out_dir, fmt)
     summary = BatchSummary(records=list(failed))
     for rec in failed:
@@ -199,20 +201,15 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
         else:
             todo.append((f, out))
 
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(todo), unit="img", desc="enhance")
+    bar = tqdm(total=len(todo), unit="img", desc="enhance", disable=not progress)
 
     def finish(rec: FileRecord) -> None:
         summary.records.append(rec)
         if rec.status == "failed":
             log(f"error: {rec.error}")
-        if bar is not None:
-            bar.update(1)
-            elapsed = time.perf_counter() - start
-            bar.set_postfix(img_s=f"{summary.done / max(elapsed, 1e-9):.2f}", failed=len(summary.failed))
+        bar.update(1)
+        elapsed = time.perf_counter() - start
+        bar.set_postfix(img_s=f"{summary.done / max(elapsed, 1e-9):.2f}", failed=len(summary.failed))
 
     readers = cf.ThreadPoolExecutor(workers, thread_name_prefix="xvf-read")
     writers = cf.ThreadPoolExecutor(workers, thread_name_prefix="xvf-write")
@@ -272,18 +269,17 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
     finally:
         readers.shutdown(wait=True, cancel_futures=True)
         writers.shutdown(wait=True)
-        if bar is not None:
-            bar.close()
+        bar.close()
     summary.seconds = time.perf_counter() - start
     if report:
-        _write_report(report, summary, enhancer, fmt)
+        _write_report(report, summary, enhancer, settings)
     return summary
 
 
-def _write_report(path: str, summary: BatchSummary, enhancer, fmt: str) -> None:
+def _write_report(path: str, summary: BatchSummary, enhancer, settings: dict) -> None:
     body = {
         "xvertfast": __version__,
-        "settings": {**_job_settings(enhancer, fmt), "backend": enhancer.backend.name, "device": str(enhancer.device),
+        "settings": {**settings, "backend": enhancer.backend.name, "device": str(enhancer.device),
                      "batch_size": enhancer.batch_size},  # fmt: skip
         "summary": {"done": summary.done, "skipped": summary.skipped, "failed": len(summary.failed),
                     "seconds": summary.seconds, "images_per_second": summary.images_per_second},  # fmt: skip

@@ -42,7 +42,6 @@ import torch.nn.functional as F
 
 from xvertfast.infer.backends import make_backend, resolve_device, resolve_precision
 from xvertfast.model import XVertNet, load_model, model_tile
-from xvertfast.ops.wls import wls
 from xvertfast.preprocess import find_spine, preprocess
 from xvertfast.preprocess.spine import Box, Spine
 
@@ -179,9 +178,7 @@ class Enhancer:
     # -- step 2 ---------------------------------------------------------------------------------
     def guidance(self, out: torch.Tensor) -> torch.Tensor:
         """The HFC image of stage outputs (Eq. 7), on the CPU solver or the device's."""
-        m = self.model
-        smooth = wls(out[:, 0].float().contiguous(), m.lam, m.alpha, m.eps, method=self.wls_method)
-        return (out[:, 0] - smooth).unsqueeze(1)
+        return self.model.guidance(out, method=self.wls_method)
 
     def run_tiles(self, xp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """All stages on [N, 1, S, S] tiles, ``batch_size`` at a time; returns CPU float32."""

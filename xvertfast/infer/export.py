@@ -87,7 +87,7 @@ def _metadata(model: XVertNet, k: int, tile: int, fp16: bool, sha: str) -> dict[
 
 
 def export_onnx(model: XVertNet, out_dir: str | os.PathLike, tile: int = DEFAULT_TILE, fp16: bool = False,
-                opset: int = DEFAULT_OPSET) -> list[str]:  # fmt: skip
+                opset: int = DEFAULT_OPSET, sha: str | None = None) -> list[str]:  # fmt: skip
     """Writes ``stage{k}.onnx`` per stage (k = 1, 2, ...) into ``out_dir``; returns their paths.
 
     Inputs ``xp``, ``y`` and output ``out`` are float32 ``[batch, 1, tile, tile]`` with a
@@ -100,7 +100,7 @@ def export_onnx(model: XVertNet, out_dir: str | os.PathLike, tile: int = DEFAULT
     require("onnxscript", "ONNX export (torch.onnx's exporter)")
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
-    sha = fingerprint(model)
+    sha = sha or fingerprint(model)  # the caller may have it already
     dtype = torch.float16 if fp16 else torch.float32
     batch = torch.export.Dim("batch", min=1)
     paths = []
@@ -147,7 +147,7 @@ def cached_onnx_export(model: XVertNet, cache_dir: str | os.PathLike | None = No
     paths = [os.path.join(folder, f"stage{k + 1}.onnx") for k in range(len(model.stages))]
     if all(os.path.isfile(p) for p in paths):
         return paths
-    return export_onnx(model, folder, tile=tile, fp16=fp16)
+    return export_onnx(model, folder, tile=tile, fp16=fp16, sha=sha)
 
 
 def export_aoti(model: XVertNet, out_dir: str | os.PathLike, tile: int = DEFAULT_TILE, fp16: bool = False,

@@ -24,10 +24,11 @@ class XVertNet(nn.Module):
         self.lam, self.alpha, self.eps = lam, alpha, eps
         self.metadata: dict = {}  #: config.json of a loaded model (provenance, training config)
 
-    def guidance(self, image: torch.Tensor) -> torch.Tensor:
-        """The HFC image ``image - WLS(image)`` of a [B, 1, H, W] batch (no gradient)."""
+    def guidance(self, image: torch.Tensor, method: str = "auto") -> torch.Tensor:
+        """The HFC image ``image - WLS(image)`` of a [B, 1, H, W] batch (no gradient); ``method``
+        picks the WLS solver (see :func:`xvertfast.wls`)."""
         with torch.no_grad():
-            smooth = wls(image[:, 0].float().contiguous(), self.lam, self.alpha, self.eps)
+            smooth = wls(image[:, 0].float().contiguous(), self.lam, self.alpha, self.eps, method=method)
         return (image[:, 0] - smooth.to(image.dtype)).unsqueeze(1)
 
     @torch.no_grad()

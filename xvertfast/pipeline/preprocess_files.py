@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from tqdm import tqdm
 
 from xvertfast.io import ImageReadError, read_image, require_content, write_image
 from xvertfast.io.write import atomic_write
@@ -99,11 +100,7 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
     os.makedirs(out_dir, exist_ok=True)
     summary = JobSummary()
     start = time.perf_counter()
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(files), unit="img", desc="preprocess")
+    bar = tqdm(total=len(files), unit="img", desc="preprocess", disable=not progress)
     for f in files:
         try:
             outs = [output_path(out_dir, f.rel, s) for s in SUFFIXES]
@@ -116,9 +113,7 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
             reason = str(exc) if isinstance(exc, ImageReadError) else f"{f.path}: {exc}"
             summary.failed.append((f.path, reason))
             log(f"error: {reason}")
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+        bar.update(1)
+    bar.close()
     summary.seconds = time.perf_counter() - start
     return summary

@@ -21,10 +21,10 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import torch
+from tqdm import tqdm
 
 from xvertfast.io.write import atomic_write
 from xvertfast.model import XVertNet, XVertNetStage, save_model
-from xvertfast.ops.wls import wls
 from xvertfast.train.data import RoiSet, load_rois, random_patches, shift_augment, split_by_image
 from xvertfast.train.losses import XVertNetLoss
 
@@ -124,7 +124,7 @@ def _next_stage_data(stage: XVertNetStage, data: RoiSet, config: TrainConfig, de
         for k in range(0, len(data), config.batch_size):
             outs.append(stage(data.xp[k : k + config.batch_size].to(device), data.y[k : k + config.batch_size].to(device)).cpu())
     xp = torch.cat(outs)
-    y = (xp[:, 0] - wls(xp[:, 0].contiguous(), config.lam, config.alpha, config.eps)).unsqueeze(1)
+    y = XVertNet([stage], config.lam, config.alpha, config.eps).guidance(xp)
     return RoiSet(xp, y, data.image, data.sources)
 
 
@@ -194,15 +194,10 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
             _restore_optimizer(opt, _load_tensors(os.path.join(ckpt_dir, "optimizer.safetensors"), device))
             best = _load_tensors(os.path.join(ckpt_dir, "best.safetensors"), device)
         total_epochs = config.epochs_gc + config.epochs_joint
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=total_epochs, initial=prog.epoch, desc=f"stage {k}", unit="epoch")
+        bar = tqdm(total=total_epochs, initial=prog.epoch, desc=f"stage {k}", unit="epoch", disable=not progress)
         while prog.epoch < total_epochs and not (prog.epoch >= config.epochs_gc and prog.bad_epochs >= config.patience):
             if stop_after_epochs is not None and epochs_run >= stop_after_epochs:
-                if bar is not None:
-                    bar.close()
+                bar.close()
                 return XVertNet(stages + [stage], config.lam, config.alpha, config.eps)
             joint = prog.epoch >= config.epochs_gc
             gen = torch.Generator().manual_seed(config.seed * 1_000_003 + 1000 * k + prog.epoch)
@@ -243,11 +238,9 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
             _save_state(state_path, config, prog)
             _write_metrics(run_dir, prog.history)
             epochs_run += 1
-            if bar is not None:
-                bar.set_postfix(loss=f"{running / max(seen, 1):.4f}", val=f"{val:.4f}", img_s=f"{seen / max(seconds, 1e-9):.1f}")
-                bar.update(1)
-        if bar is not None:
-            bar.close()
+            bar.set_postfix(loss=f"{running / max(seen, 1):.4f}", val=f"{val:.4f}", img_s=f"{seen / max(seconds, 1e-9):.1f}")
+            bar.update(1)
+        bar.close()
         stage.load_state_dict(best)
         stages.append(stage.eval())
         save_model(XVertNet(stages, config.lam, config.alpha, config.eps), os.path.join(run_dir, "model"),
