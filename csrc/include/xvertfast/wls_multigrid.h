@@ -1,0 +1,750 @@
+// The WLS solver itself: multigrid-preconditioned CG, written once for CPU and CUDA.
+//
+// One V-cycle of a black-box multigrid preconditions CG: standard 2:1
+// coarsening, operator-dependent interpolation (Dendy), Galerkin 9-point
+// coarse operators, alternating zebra-line Gauss-Seidel smoothing (pre-sweep:
+// even rows, odd rows, even columns, odd columns; post-sweep: the reverse, so
+// the preconditioner is symmetric) and dense Cholesky on the coarsest grid.
+// xvertfast/ops/wls_reference.py is the pure-PyTorch statement of the same
+// algorithm; tests compare the two step by step.
+//
+// Everything here is host/device code templated on an executor `Exec` that
+// owns the loops: csrc/cpu/wls.cpp runs them with OpenMP, csrc/cuda/wls.cu
+// launches them as kernels. The orchestration (setup, V-cycle, batched CG)
+// and every per-point formula are therefore the same code on both devices;
+// only the loop nesting differs. An executor provides
+//   grid(nb, rows, cols, f)        f(b, i, j) for every point; iterations independent
+//   lines(nb, n, f)                f(b, t) for every line t (a line's own work is serial)
+//   sweep(nb, rows, cols, rev, f)  f(b, i, c): rows in order (reversed if rev), columns independent
+//   each(n, f)                     f(k), k < n (per-image scalars, dense coarsest solves)
+//   zero(ptr, bytes), upload(dst, host_src, bytes), download(host_dst, src, bytes)
+// Memory: every array lives in one caller-provided workspace (see plan()).
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "common.h"
+#include "wls.h"
+
+// Marks the lambdas handed to an executor: nvcc compiles them for host and device.
+#if defined(__CUDACC__)
+#define XVF_LAMBDA __host__ __device__
+#else
+#define XVF_LAMBDA
+#endif
+
+namespace xvf {
+namespace wls {
+
+// An H x W grid stored with a ring of zero padding (row stride ld = W + 2).
+struct Grid {
+  int64_t h, w, ld;
+  XVF_HD int64_t size() const { return (h + 2) * ld; }
+  XVF_HD int64_t at(int64_t i, int64_t j) const { return (i + 1) * ld + (j + 1); }
+};
+
+inline Grid make_grid(int64_t h, int64_t w) { return Grid{h, w, w + 2}; }
+inline Grid coarse_grid(const Grid& g) { return make_grid((g.h + 1) / 2, (g.w + 1) / 2); }
+
+// Interpolation weights, stored per coarse cell (I, J) on the coarse grid:
+// the x-edge point (2I, 2J+1) takes xw from (I, J) and xe from (I, J+1); the
+// y-edge point (2I+1, 2J) takes yn from (I, J) and ys from (I+1, J); the
+// centre (2I+1, 2J+1) takes nw, ne, sw, se from its four corners.
+enum Weight { kXW, kXE, kYN, kYS, kNW, kNE, kSW, kSE, kWeights };
+
+// One level of the hierarchy for nb images: every array is [nb][g.size()] (padded planes),
+// indices p below already include the image's offset b * plane.
+template <typename T>
+struct Level {
+  Grid g;
+  int64_t plane;
+  bool nine;                 // 9-point Galerkin stencil (all but the finest level)
+  T *e, *s, *se, *sw;        // couplings to E, S, SE, SW (se, sw null on the finest level)
+  T *c, *d;                  // diagonal and row sums (null on the finest level: 1 - sum, and 1)
+  T *inv_x, *inv_y;          // inverse Thomas pivots of the row and column tridiagonals
+  T *b, *x, *r;              // right-hand side, solution, residual/scratch (b, x: coarse levels)
+  T* pw[kWeights];           // interpolation from the next coarser level, on its grid
+  double* chol;              // dense Cholesky factors [nb][n * n] (coarsest level only)
+  int64_t n_dense;           // unknowns of the dense level (0 elsewhere)
+
+  XVF_HD T diag(int64_t p) const {
+    return nine ? c[p] : T(1) - e[p] - e[p - 1] - s[p] - s[p - g.ld];
+  }
+  XVF_HD T rowsum(int64_t p) const { return nine ? d[p] : T(1); }
+  XVF_HD T coupling(int64_t p, int di, int dj) const {
+    const int64_t ld = g.ld;
+    if (di == 0 && dj == 0) return diag(p);
+    if (di == 0) return dj > 0 ? e[p] : e[p - 1];
+    if (dj == 0) return di > 0 ? s[p] : s[p - ld];
+    if (!nine) return T(0);
+    if (di > 0) return dj > 0 ? se[p] : sw[p];
+    return dj > 0 ? sw[p - ld + 1] : se[p - ld - 1];
+  }
+};
+
+// b - A x at p, the stencil's kind fixed at compile time.
+template <bool kNine, typename T>
+XVF_HD T residual_at(const Level<T>& L, const T* b, const T* x, int64_t p) {
+  if (kNine) return b[p] - apply9(L.d[p], L.e, L.s, L.se, L.sw, x, p, L.g.ld);
+  return b[p] - apply5(T(1), L.e, L.s, x, p, L.g.ld);
+}
+
+// Weight of coarse point q (cell (I, J)) in the interpolation of fine point 2(I, J) + (ei, ej);
+// pw are the fine level's weights, cld the coarse row stride.
+template <typename T>
+XVF_HD T pweight(T* const* pw, int64_t cld, int64_t q, int ei, int ej) {
+  switch ((ei + 1) * 3 + (ej + 1)) {
+    case 4: return T(1);                     // ( 0,  0)
+    case 5: return pw[kXW][q];               // ( 0, +1)
+    case 3: return pw[kXE][q - 1];           // ( 0, -1)
+    case 7: return pw[kYN][q];               // (+1,  0)
+    case 1: return pw[kYS][q - cld];         // (-1,  0)
+    case 8: return pw[kNW][q];               // (+1, +1)
+    case 6: return pw[kNE][q - 1];           // (+1, -1)
+    case 2: return pw[kSW][q - cld];         // (-1, +1)
+    default: return pw[kSE][q - cld - 1];    // (-1, -1)
+  }
+}
+
+// One term of a Galerkin entry: w_K(fine e) * A(fine e, offset delta) * w_K+d(fine en),
+// offsets numbered (row + 1) * 3 + (column + 1).
+struct Term {
+  int8_t fe, delta, en;
+};
+
+// The coarse offsets stored per point: 0, E, S, SE, SW.
+constexpr int kStored = 5;
+
+// The terms of A_c(K, K + d) = sum_f sum_g P[f, K] A[f, g] P[g, K + d] (f = 2K + e,
+// g = f + delta, e' = g - 2(K + d)) for each stored d, for a 5-point (nine = 0) and a
+// 9-point fine stencil: terms[start[nine][d] .. start[nine][d + 1]).
+struct GalerkinTable {
+  std::vector<Term> terms;
+  int start[2][kStored + 1];
+};
+
+inline const GalerkinTable& galerkin_table() {
+  static const GalerkinTable table = [] {
+    GalerkinTable t{};
+    const int dirs[kStored][2] = {{0, 0}, {0, 1}, {1, 0}, {1, 1}, {1, -1}};
+    for (int nn = 0; nn < 2; ++nn)
+      for (int d = 0; d < kStored; ++d) {
+        t.start[nn][d] = int(t.terms.size());
+        for (int ei = -1; ei <= 1; ++ei)
+          for (int ej = -1; ej <= 1; ++ej)
+            for (int si = -1; si <= 1; ++si)
+              for (int sj = -1; sj <= 1; ++sj) {
+                const int ni = ei + si - 2 * dirs[d][0], nj = ej + sj - 2 * dirs[d][1];
+                if (ni < -1 || ni > 1 || nj < -1 || nj > 1) continue;
+                if (!nn && si && sj) continue;  // 5-point: no diagonal couplings
+                t.terms.push_back({int8_t((ei + 1) * 3 + ej + 1), int8_t((si + 1) * 3 + sj + 1),
+                                   int8_t((ni + 1) * 3 + nj + 1)});
+              }
+        t.start[nn][d + 1] = int(t.terms.size());
+      }
+    return t;
+  }();
+  return table;
+}
+
+// Bump allocator over the caller's workspace; with a null base it only measures.
+struct Arena {
+  char* base = nullptr;
+  size_t used = 0;
+  template <typename U>
+  U* take(int64_t n) {
+    used = (used + 255) & ~size_t(255);
+    U* p = base ? reinterpret_cast<U*>(base + used) : nullptr;
+    used += size_t(n) * sizeof(U);
+    return p;
+  }
+};
+
+// Per-image CG scalars, [nb][kScalars] doubles: r.z, the step along p and the beta of p.
+enum Scalar { kRZ, kStep, kBeta, kScalars };
+
+template <typename T, class Exec>
+struct Multigrid {
+  Exec ex;
+  int64_t nb = 0;
+  std::vector<Level<T>> levels;
+  // Conjugate gradients on the finest level: the iterate in double (a float32 vector alone
+  // leaves a residual of ~1e-4 through couplings up to 1/eps), r, p, z in T.
+  double* xk = nullptr;
+  T *r = nullptr, *p = nullptr, *z = nullptr;
+  double* sc = nullptr;    // per-image scalars
+  double* part = nullptr;  // per-row partial sums [nb][H]
+  double* dots = nullptr;  // per-image results of the last reduction [nb]
+  double* flags = nullptr;  // per-image 1.0 while CG runs on it, 0.0 once converged [nb]
+  Term* terms = nullptr;   // the Galerkin table, in executor memory
+  double* dense_y = nullptr;  // per-image vectors of the dense coarsest solve
+  char* base = nullptr;
+  size_t bytes = 0;
+
+  // Lays out the whole solver for nb images of H x W in `base` (or only measures, base null).
+  void plan(char* base_, int64_t nb_, int64_t H, int64_t W) {
+    nb = nb_;
+    base = base_;
+    levels.clear();
+    Arena a{base_, 0};
+    Grid g = make_grid(H, W);
+    const int64_t fine = g.size();
+    // The CG vectors; during setup the row-sum products borrow their memory (two double
+    // vectors of the finest size: x and the T vectors behind it span at least 16 B a point).
+    xk = a.take<double>(nb * fine);
+    r = a.take<T>(nb * fine);
+    p = a.take<T>(nb * fine);
+    z = a.take<T>(nb * fine);
+    sc = a.take<double>(nb * kScalars);
+    part = a.take<double>(nb * H);
+    dots = a.take<double>(nb);
+    flags = a.take<double>(nb);
+    terms = a.take<Term>(int64_t(galerkin_table().terms.size()));
+    for (int k = 0;; ++k) {
+      Level<T> L{};
+      L.g = g;
+      L.plane = g.size();
+      L.nine = k > 0;
+      const int64_t n = nb * L.plane;
+      L.e = a.take<T>(n);
+      L.s = a.take<T>(n);
+      if (L.nine) {
+        L.se = a.take<T>(n);
+        L.sw = a.take<T>(n);
+        L.c = a.take<T>(n);
+        L.d = a.take<T>(n);
+        L.b = a.take<T>(n);
+        L.x = a.take<T>(n);
+      }
+      L.r = a.take<T>(n);
+      const bool coarsest = g.h * g.w <= kCoarsestPoints;
+      if (coarsest) {
+        L.n_dense = g.h * g.w;
+        L.chol = a.take<double>(nb * L.n_dense * L.n_dense);
+        dense_y = a.take<double>(nb * L.n_dense);
+      } else {
+        L.inv_x = a.take<T>(n);
+        L.inv_y = a.take<T>(n);
+        const Grid cg = coarse_grid(g);
+        for (auto& w : L.pw) w = a.take<T>(nb * cg.size());
+      }
+      levels.push_back(L);
+      if (coarsest) break;
+      g = coarse_grid(g);
+    }
+    bytes = a.used;
+  }
+
+  // ---- setup ---------------------------------------------------------------
+
+  // Builds the finest stencil of images[nb][H][W] (unpadded, executor memory) and the hierarchy.
+  // The workspace must be planned; setup zeroes it first (the padding rings must be zero).
+  void setup(const T* images, T lam, T alpha, T eps) {
+    ex.zero(base, bytes);
+    const GalerkinTable& gt = galerkin_table();
+    ex.upload(terms, gt.terms.data(), gt.terms.size() * sizeof(Term));
+    const Level<T> L = levels[0];
+    const Grid g = L.g;
+    const int64_t plane = L.plane;
+    ex.grid(nb, g.h, g.w, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
+      const T* im = images + b * g.h * g.w + i * g.w + j;
+      const int64_t q = b * plane + g.at(i, j);
+      const T lp = log_guide(im[0]);
+      if (j + 1 < g.w) L.e[q] = -edge_weight(lp, log_guide(im[1]), lam, alpha, eps);
+      if (i + 1 < g.h) L.s[q] = -edge_weight(lp, log_guide(im[g.w]), lam, alpha, eps);
+    });
+    for (size_t k = 0; k + 1 < levels.size(); ++k) {
+      line_factors(levels[k]);
+      interpolation(levels[k], levels[k + 1]);
+      galerkin(levels[k], levels[k + 1]);
+      row_sums(levels[k], levels[k + 1]);
+    }
+    factor_dense(levels.back());
+  }
+
+  void line_factors(const Level<T>& L) {
+    const Grid g = L.g;
+    const int64_t plane = L.plane;
+    ex.lines(nb, g.h, [=] XVF_LAMBDA(int64_t b, int64_t i) {
+      const int64_t p0 = b * plane + g.at(i, 0);
+      for (int64_t p = p0; p < p0 + g.w; ++p)  // e[p0 - 1] = 0 (padding) starts the recursion
+        L.inv_x[p] = T(1) / (L.diag(p) - L.e[p - 1] * L.e[p - 1] * L.inv_x[p - 1]);
+    });
+    ex.sweep(nb, g.h, g.w, false, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
+      const int64_t p = b * plane + g.at(i, j);
+      L.inv_y[p] = T(1) / (L.diag(p) - L.s[p - g.ld] * L.s[p - g.ld] * L.inv_y[p - g.ld]);
+    });
+  }
+
+  // Interpolation weights of F (stored on C's grid).
+  void interpolation(const Level<T>& F, const Level<T>& C) {
+    const Grid g = F.g, cg = C.g;
+    const int64_t fplane = F.plane, cplane = C.plane;
+    ex.grid(nb, cg.h, cg.w, [=] XVF_LAMBDA(int64_t b, int64_t I, int64_t J) {
+      const int64_t q = b * cplane + cg.at(I, J);
+      if (2 * J + 1 < g.w) {  // x-edge point: collapse vertically
+        const int64_t p = b * fplane + g.at(2 * I, 2 * J + 1);
+        const T grp[2] = {F.coupling(p, 0, -1) + F.coupling(p, -1, -1) + F.coupling(p, 1, -1),
+                          F.coupling(p, 0, 1) + F.coupling(p, -1, 1) + F.coupling(p, 1, 1)};
+        T w[2];
+        interpolation_weights<T, 2>(grp, F.coupling(p, 0, 0) + F.coupling(p, -1, 0) + F.coupling(p, 1, 0), w);
+        F.pw[kXW][q] = w[0];
+        F.pw[kXE][q] = w[1];
+      }
+      if (2 * I + 1 < g.h) {  // y-edge point: collapse horizontally
+        const int64_t p = b * fplane + g.at(2 * I + 1, 2 * J);
+        const T grp[2] = {F.coupling(p, -1, 0) + F.coupling(p, -1, -1) + F.coupling(p, -1, 1),
+                          F.coupling(p, 1, 0) + F.coupling(p, 1, -1) + F.coupling(p, 1, 1)};
+        T w[2];
+        interpolation_weights<T, 2>(grp, F.coupling(p, 0, 0) + F.coupling(p, 0, -1) + F.coupling(p, 0, 1), w);
+        F.pw[kYN][q] = w[0];
+        F.pw[kYS][q] = w[1];
+      }
+    });
+    ex.grid(nb, cg.h, cg.w, [=] XVF_LAMBDA(int64_t b, int64_t I, int64_t J) {
+      if (2 * I + 1 >= g.h || 2 * J + 1 >= g.w) return;
+      const int64_t q = b * cplane + cg.at(I, J);
+      const int64_t p = b * fplane + g.at(2 * I + 1, 2 * J + 1);
+      T* const* pw = F.pw;
+      const T grp[4] = {
+          F.coupling(p, -1, -1) + F.coupling(p, -1, 0) * pw[kXW][q] + F.coupling(p, 0, -1) * pw[kYN][q],
+          F.coupling(p, -1, 1) + F.coupling(p, -1, 0) * pw[kXE][q] + F.coupling(p, 0, 1) * pw[kYN][q + 1],
+          F.coupling(p, 1, -1) + F.coupling(p, 1, 0) * pw[kXW][q + cg.ld] + F.coupling(p, 0, -1) * pw[kYS][q],
+          F.coupling(p, 1, 1) + F.coupling(p, 1, 0) * pw[kXE][q + cg.ld] + F.coupling(p, 0, 1) * pw[kYS][q + 1],
+      };
+      T w[4];
+      interpolation_weights<T, 4>(grp, F.coupling(p, 0, 0), w);
+      pw[kNW][q] = w[0];
+      pw[kNE][q] = w[1];
+      pw[kSW][q] = w[2];
+      pw[kSE][q] = w[3];
+    });
+  }
+
+  // Coarse stencil C.(c, e, s, se, sw) = P^T A P.
+  void galerkin(const Level<T>& F, const Level<T>& C) {
+    const Grid g = F.g, cg = C.g;
+    const int64_t fplane = F.plane, cplane = C.plane;
+    const GalerkinTable& gt = galerkin_table();
+    struct Starts {
+      int v[kStored + 1];
+    } st;
+    for (int k = 0; k <= kStored; ++k) st.v[k] = gt.start[F.nine ? 1 : 0][k];
+    const Term* tt = terms;
+    ex.grid(nb, cg.h, cg.w, [=] XVF_LAMBDA(int64_t b, int64_t I, int64_t J) {
+      const int dirs[kStored][2] = {{0, 0}, {0, 1}, {1, 0}, {1, 1}, {1, -1}};
+      T a9[9][9];  // couplings of the 9 fine points of K's block
+      T wk[kStored][9];  // interpolation weights of K and of its 4 stored neighbours
+      const int64_t q = b * cplane + cg.at(I, J);
+      for (int e = 0; e < 9; ++e) {
+        const int64_t fi = 2 * I + e / 3 - 1, fj = 2 * J + e % 3 - 1;
+        const bool in = fi >= 0 && fi < g.h && fj >= 0 && fj < g.w;
+        const int64_t p = in ? b * fplane + g.at(fi, fj) : 0;
+        for (int dd = 0; dd < 9; ++dd) a9[e][dd] = in ? F.coupling(p, dd / 3 - 1, dd % 3 - 1) : T(0);
+      }
+      for (int k = 0; k < kStored; ++k) {
+        const int64_t ni = I + dirs[k][0], nj = J + dirs[k][1];
+        const bool in = ni < cg.h && nj >= 0 && nj < cg.w;
+        const int64_t qn = in ? b * cplane + cg.at(ni, nj) : 0;
+        for (int e = 0; e < 9; ++e) wk[k][e] = in ? pweight(F.pw, cg.ld, qn, e / 3 - 1, e % 3 - 1) : T(0);
+      }
+      T* out[kStored] = {C.c, C.e, C.s, C.se, C.sw};
+      for (int k = 0; k < kStored; ++k) {
+        // float sums suffice: the small row sums, where cancellation would hurt, are
+        // computed separately in double (row_sums)
+        T acc = T(0);
+        for (int t = st.v[k]; t < st.v[k + 1]; ++t)
+          acc += wk[0][tt[t].fe] * a9[tt[t].fe][tt[t].delta] * wk[k][tt[t].en];
+        out[k][q] = acc;
+      }
+    });
+  }
+
+  // C.d = P^T A P 1 = P^T (A (P 1)), evaluated in double in the row-sum form, so the
+  // small row sums of the coarse operators are not lost to cancellation. u and v borrow
+  // the CG vectors' memory (unused until setup ends).
+  void row_sums(const Level<T>& F, const Level<T>& C) {
+    const Grid g = F.g, cg = C.g;
+    const int64_t fplane = F.plane, cplane = C.plane;
+    double* u = xk;
+    double* v = xk + nb * fplane;
+    ex.zero(u, size_t(2 * nb * fplane) * sizeof(double));
+    ex.grid(nb, cg.h, cg.w, [=] XVF_LAMBDA(int64_t b, int64_t I, int64_t J) {
+      const int64_t q = b * cplane + cg.at(I, J);
+      const int64_t f = b * fplane + g.at(2 * I, 2 * J);
+      const double c01 = J + 1 < cg.w ? 1.0 : 0.0, c10 = I + 1 < cg.h ? 1.0 : 0.0;
+      T* const* pw = F.pw;
+      u[f] = 1.0;
+      if (2 * J + 1 < g.w) u[f + 1] = double(pw[kXW][q]) + double(pw[kXE][q]) * c01;
+      if (2 * I + 1 < g.h) {
+        u[f + g.ld] = double(pw[kYN][q]) + double(pw[kYS][q]) * c10;
+        if (2 * J + 1 < g.w)
+          u[f + g.ld + 1] = double(pw[kNW][q]) + double(pw[kNE][q]) * c01 +
+                            double(pw[kSW][q]) * c10 + double(pw[kSE][q]) * c01 * c10;
+      }
+    });
+    ex.grid(nb, g.h, g.w, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
+      const int64_t p = b * fplane + g.at(i, j);
+      double acc = double(F.rowsum(p)) * u[p];
+      for (int di = -1; di <= 1; ++di)
+        for (int dj = -1; dj <= 1; ++dj)
+          if (di || dj) acc += double(F.coupling(p, di, dj)) * (u[p + di * g.ld + dj] - u[p]);
+      v[p] = acc;
+    });
+    ex.grid(nb, cg.h, cg.w, [=] XVF_LAMBDA(int64_t b, int64_t I, int64_t J) {
+      const int64_t q = b * cplane + cg.at(I, J);
+      double acc = 0.0;
+      for (int ei = -1; ei <= 1; ++ei)
+        for (int ej = -1; ej <= 1; ++ej) {
+          const int64_t fi = 2 * I + ei, fj = 2 * J + ej;
+          if (fi < 0 || fi >= g.h || fj < 0 || fj >= g.w) continue;
+          acc += double(pweight(F.pw, cg.ld, b * cplane + cg.at(I, J), ei, ej)) * v[b * fplane + g.at(fi, fj)];
+        }
+      C.d[q] = T(acc);
+    });
+  }
+
+  // In-place lower Cholesky of the coarsest operator, one image per executor index.
+  void factor_dense(const Level<T>& L) {
+    const Grid g = L.g;
+    const int64_t plane = L.plane, n = L.n_dense;
+    ex.each(nb, [=] XVF_LAMBDA(int64_t b) {
+      double* m = L.chol + b * n * n;
+      for (int64_t t = 0; t < n * n; ++t) m[t] = 0.0;
+      for (int64_t i = 0; i < g.h; ++i)
+        for (int64_t j = 0; j < g.w; ++j) {
+          const int64_t r = i * g.w + j, p = b * plane + g.at(i, j);
+          for (int di = -1; di <= 1; ++di)
+            for (int dj = -1; dj <= 1; ++dj) {
+              const int64_t ii = i + di, jj = j + dj;
+              if (ii < 0 || ii >= g.h || jj < 0 || jj >= g.w) continue;
+              m[r * n + ii * g.w + jj] = double(L.coupling(p, di, dj));
+            }
+        }
+      for (int64_t k = 0; k < n; ++k) {
+        double d = m[k * n + k];
+        for (int64_t t = 0; t < k; ++t) d -= m[k * n + t] * m[k * n + t];
+        d = sqrt(d > 0.0 ? d : 1e-300);
+        m[k * n + k] = d;
+        for (int64_t r = k + 1; r < n; ++r) {
+          double v = m[r * n + k];
+          for (int64_t t = 0; t < k; ++t) v -= m[r * n + t] * m[k * n + t];
+          m[r * n + k] = v / d;
+        }
+      }
+    });
+  }
+
+  // ---- the V-cycle ---------------------------------------------------------
+
+  // x = A_k^-1 b on the coarsest level, through its Cholesky factor.
+  void solve_dense(const Level<T>& L, const T* bv, T* x) {
+    const Grid g = L.g;
+    const int64_t plane = L.plane, n = L.n_dense;
+    double* ys = dense_y;
+    ex.each(nb, [=] XVF_LAMBDA(int64_t b) {
+      const double* m = L.chol + b * n * n;
+      double* y = ys + b * n;
+      for (int64_t i = 0; i < g.h; ++i)
+        for (int64_t j = 0; j < g.w; ++j) y[i * g.w + j] = bv[b * plane + g.at(i, j)];
+      for (int64_t k = 0; k < n; ++k) {
+        double v = y[k];
+        for (int64_t t = 0; t < k; ++t) v -= m[k * n + t] * y[t];
+        y[k] = v / m[k * n + k];
+      }
+      for (int64_t k = n - 1; k >= 0; --k) {
+        double v = y[k];
+        for (int64_t t = k + 1; t < n; ++t) v -= m[t * n + k] * y[t];
+        y[k] = v / m[k * n + k];
+      }
+      for (int64_t i = 0; i < g.h; ++i)
+        for (int64_t j = 0; j < g.w; ++j) x[b * plane + g.at(i, j)] = T(y[i * g.w + j]);
+    });
+  }
+
+  // Zebra-line Gauss-Seidel, rows i = parity, parity + 2, ... solved exactly given the others.
+  template <bool kNine>
+  void smooth_rows(const Level<T>& L, const T* bv, T* x, int parity) {
+    const Grid g = L.g;
+    const int64_t plane = L.plane, nrows = (g.h - parity + 1) / 2;
+    if (nrows <= 0) return;
+    ex.lines(nb, nrows, [=] XVF_LAMBDA(int64_t b, int64_t t) {
+      const int64_t p0 = b * plane + g.at(parity + 2 * t, 0);
+      const T* e = L.e;
+      const T* inv = L.inv_x;
+      T* y = L.r + p0;  // this row's scratch
+      for (int64_t j = 0; j < g.w; ++j) y[j] = residual_at<kNine>(L, bv, x, p0 + j);
+      // Thomas: forward elimination (e[p0 - 1] = 0 is the padding), back substitution
+      y[0] *= inv[p0];
+      for (int64_t j = 1; j < g.w; ++j) y[j] = (y[j] - e[p0 + j - 1] * y[j - 1]) * inv[p0 + j];
+      for (int64_t j = g.w - 2; j >= 0; --j) y[j] -= e[p0 + j] * inv[p0 + j] * y[j + 1];
+      for (int64_t j = 0; j < g.w; ++j) x[p0 + j] += y[j];
+    });
+  }
+
+  // Zebra-line Gauss-Seidel on columns j = parity, parity + 2, ...: all advanced together
+  // row by row (forward elimination), then back substitution from the last row.
+  template <bool kNine>
+  void smooth_cols(const Level<T>& L, const T* bv, T* x, int parity) {
+    const Grid g = L.g;
+    const int64_t plane = L.plane, ncols = (g.w - parity + 1) / 2;
+    if (ncols <= 0) return;
+    ex.sweep(nb, g.h, ncols, false, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t c) {
+      const int64_t p = b * plane + g.at(i, parity + 2 * c);
+      T* y = L.r;  // scratch (its padding stays zero)
+      y[p] = (residual_at<kNine>(L, bv, x, p) - L.s[p - g.ld] * y[p - g.ld]) * L.inv_y[p];
+    });
+    ex.sweep(nb, g.h, ncols, true, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t c) {
+      const int64_t p = b * plane + g.at(i, parity + 2 * c);
+      T* y = L.r;
+      // on the last row s[p] = 0 and y[p + ld] is the zero padding: no special case
+      y[p] -= L.s[p] * L.inv_y[p] * y[p + g.ld];
+      x[p] += y[p];
+    });
+  }
+
+  template <bool kNine>
+  void smooth(const Level<T>& L, const T* bv, T* x, bool reverse) {
+    if (!reverse) {
+      smooth_rows<kNine>(L, bv, x, 0);
+      smooth_rows<kNine>(L, bv, x, 1);
+      smooth_cols<kNine>(L, bv, x, 0);
+      smooth_cols<kNine>(L, bv, x, 1);
+    } else {
+      smooth_cols<kNine>(L, bv, x, 1);
+      smooth_cols<kNine>(L, bv, x, 0);
+      smooth_rows<kNine>(L, bv, x, 1);
+      smooth_rows<kNine>(L, bv, x, 0);
+    }
+  }
+
+  template <bool kNine>
+  void residual(const Level<T>& L, const T* bv, const T* x) {
+    const Grid g = L.g;
+    const int64_t plane = L.plane;
+    ex.grid(nb, g.h, g.w, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
+      const int64_t p = b * plane + g.at(i, j);
+      L.r[p] = residual_at<kNine>(L, bv, x, p);
+    });
+  }
+
+  // C.b = P^T F.r.
+  void restrict_to(const Level<T>& F, const Level<T>& C) {
+    const Grid g = F.g, cg = C.g;
+    const int64_t fplane = F.plane, cplane = C.plane;
+    ex.grid(nb, cg.h, cg.w, [=] XVF_LAMBDA(int64_t b, int64_t I, int64_t J) {
+      const int64_t q = b * cplane + cg.at(I, J);
+      const int64_t f = b * fplane + g.at(2 * I, 2 * J);
+      const int64_t ld = g.ld, cld = cg.ld;
+      const T* rv = F.r;
+      T* const* pw = F.pw;
+      // fine neighbours outside the grid hold r = 0 (padding) or have weight 0
+      T v = rv[f];
+      v += pw[kXW][q] * rv[f + 1] + pw[kXE][q - 1] * rv[f - 1];
+      v += pw[kYN][q] * rv[f + ld] + pw[kYS][q - cld] * rv[f - ld];
+      v += pw[kNW][q] * rv[f + ld + 1] + pw[kNE][q - 1] * rv[f + ld - 1];
+      v += pw[kSW][q - cld] * rv[f - ld + 1] + pw[kSE][q - cld - 1] * rv[f - ld - 1];
+      C.b[q] = v;
+    });
+  }
+
+  // x += P C.x.
+  void prolong_add(const Level<T>& F, const Level<T>& C, T* x) {
+    const Grid g = F.g, cg = C.g;
+    const int64_t fplane = F.plane, cplane = C.plane;
+    ex.grid(nb, cg.h, cg.w, [=] XVF_LAMBDA(int64_t b, int64_t I, int64_t J) {
+      const int64_t q = b * cplane + cg.at(I, J);
+      const T* xc = C.x;
+      T* const* pw = F.pw;
+      const T c00 = xc[q], c01 = xc[q + 1], c10 = xc[q + cg.ld], c11 = xc[q + cg.ld + 1];
+      const int64_t f = b * fplane + g.at(2 * I, 2 * J);
+      x[f] += c00;
+      if (2 * J + 1 < g.w) x[f + 1] += pw[kXW][q] * c00 + pw[kXE][q] * c01;
+      if (2 * I + 1 < g.h) {
+        x[f + g.ld] += pw[kYN][q] * c00 + pw[kYS][q] * c10;
+        if (2 * J + 1 < g.w)
+          x[f + g.ld + 1] += pw[kNW][q] * c00 + pw[kNE][q] * c01 + pw[kSW][q] * c10 + pw[kSE][q] * c11;
+      }
+    });
+  }
+
+  // x = V-cycle approximation of A_k^-1 b (padded planes of nb images).
+  void vcycle(size_t k, const T* bv, T* x) {
+    const Level<T>& L = levels[k];
+    if (L.n_dense) {
+      solve_dense(L, bv, x);
+      return;
+    }
+    ex.zero(x, size_t(nb * L.plane) * sizeof(T));
+    const Level<T>& C = levels[k + 1];
+    if (L.nine) {
+      smooth<true>(L, bv, x, false);
+      residual<true>(L, bv, x);
+    } else {
+      smooth<false>(L, bv, x, false);
+      residual<false>(L, bv, x);
+    }
+    restrict_to(L, C);
+    vcycle(k + 1, C.b, C.x);
+    prolong_add(L, C, x);
+    if (L.nine)
+      smooth<true>(L, bv, x, true);
+    else
+      smooth<false>(L, bv, x, true);
+  }
+
+  // y = A x on the finest level.
+  void apply(const T* x, T* y) {
+    const Level<T> L = levels[0];
+    const Grid g = L.g;
+    const int64_t plane = L.plane;
+    ex.grid(nb, g.h, g.w, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
+      const int64_t q = b * plane + g.at(i, j);
+      y[q] = apply5(T(1), L.e, L.s, x, q, g.ld);
+    });
+  }
+
+  // ---- batched conjugate gradients -------------------------------------------
+
+  // dots[b] = sum over image b of a * b2 in double (rows summed in order: deterministic).
+  void dot(const T* a, const T* b2) {
+    const Grid g = levels[0].g;
+    const int64_t plane = levels[0].plane;
+    double* pt = part;
+    ex.lines(nb, g.h, [=] XVF_LAMBDA(int64_t b, int64_t i) {
+      const int64_t p0 = b * plane + g.at(i, 0);
+      double acc = 0.0;
+      for (int64_t j = 0; j < g.w; ++j) acc += double(a[p0 + j]) * double(b2[p0 + j]);
+      pt[b * g.h + i] = acc;
+    });
+    sum_rows();
+  }
+
+  void sum_rows() {
+    const int64_t h = levels[0].g.h;
+    double* pt = part;
+    double* out = dots;
+    ex.each(nb, [=] XVF_LAMBDA(int64_t b) {
+      double total = 0.0;
+      for (int64_t i = 0; i < h; ++i) total += pt[b * h + i];
+      out[b] = total;
+    });
+  }
+
+  // Solves the systems of images[nb][H][W] into out (both unpadded, executor memory);
+  // iterations[nb] and residual[nb] (true relative residual) are host arrays.
+  // Requires setup(images, ...) first.
+  void solve(const T* images, T* out, double rtol, int64_t maxiter, int64_t* iterations,
+             double* residual) {
+    const Level<T> L0 = levels[0];
+    const Grid g = L0.g;
+    const int64_t plane = L0.plane;
+    T *rv = r, *pv = p, *zv = z;
+    double* x = xk;
+    double* s = sc;
+    const double* dv = dots;
+    const double* fl = flags;
+    for (void* v : {static_cast<void*>(rv), static_cast<void*>(pv), static_cast<void*>(zv)})
+      ex.zero(v, size_t(nb * plane) * sizeof(T));
+    ex.zero(x, size_t(nb * plane) * sizeof(double));
+    ex.zero(s, size_t(nb * kScalars) * sizeof(double));
+    ex.grid(nb, g.h, g.w, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
+      rv[b * plane + g.at(i, j)] = images[b * g.h * g.w + i * g.w + j];
+    });
+    std::vector<double> host(nb), norm_b(nb), active(nb);
+    dot(rv, rv);
+    ex.download(host.data(), dots, size_t(nb) * sizeof(double));
+    int64_t remaining = 0;
+    for (int64_t b = 0; b < nb; ++b) {
+      norm_b[b] = std::sqrt(host[b]);
+      iterations[b] = 0;
+      active[b] = norm_b[b] > 0.0 ? 1.0 : 0.0;
+      remaining += norm_b[b] > 0.0;
+    }
+    ex.upload(flags, active.data(), size_t(nb) * sizeof(double));
+    if (remaining > 0) {
+      vcycle(0, rv, zv);
+      copy_plane(zv, pv);
+      dot(rv, zv);
+      ex.each(nb, [=] XVF_LAMBDA(int64_t b) { s[b * kScalars + kRZ] = dv[b]; });
+    }
+    for (int64_t it = 1; remaining > 0 && it <= maxiter; ++it) {
+      apply(pv, zv);  // z holds q = A p until the next preconditioning
+      dot(pv, zv);
+      ex.each(nb, [=] XVF_LAMBDA(int64_t b) {
+        double* q = s + b * kScalars;
+        q[kStep] = fl[b] != 0.0 ? q[kRZ] / dv[b] : 0.0;
+      });
+      ex.grid(nb, g.h, g.w, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
+        const double step = s[b * kScalars + kStep];
+        if (step == 0.0) return;
+        const int64_t k = b * plane + g.at(i, j);
+        x[k] += step * double(pv[k]);
+        rv[k] -= T(step) * zv[k];
+      });
+      dot(rv, rv);
+      ex.download(host.data(), dots, size_t(nb) * sizeof(double));
+      for (int64_t b = 0; b < nb; ++b) {
+        if (active[b] == 0.0) continue;
+        iterations[b] = it;
+        if (std::sqrt(host[b]) <= rtol * norm_b[b]) {
+          active[b] = 0.0;
+          --remaining;
+        }
+      }
+      if (remaining == 0 || it == maxiter) break;
+      ex.upload(flags, active.data(), size_t(nb) * sizeof(double));
+      vcycle(0, rv, zv);
+      dot(rv, zv);
+      ex.each(nb, [=] XVF_LAMBDA(int64_t b) {
+        double* q = s + b * kScalars;
+        if (fl[b] != 0.0) {
+          q[kBeta] = dv[b] / q[kRZ];
+          q[kRZ] = dv[b];
+        } else {
+          q[kBeta] = 0.0;
+        }
+      });
+      ex.grid(nb, g.h, g.w, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
+        if (fl[b] == 0.0) return;
+        const T beta = T(s[b * kScalars + kBeta]);
+        const int64_t k = b * plane + g.at(i, j);
+        pv[k] = zv[k] + beta * pv[k];
+      });
+    }
+    // the true residual of the double iterate, and the result
+    double* pt = part;
+    ex.lines(nb, g.h, [=] XVF_LAMBDA(int64_t b, int64_t i) {
+      const int64_t p0 = b * plane + g.at(i, 0);
+      double acc = 0.0;
+      for (int64_t j = 0; j < g.w; ++j) {
+        const double v = double(images[b * g.h * g.w + i * g.w + j]) -
+                         apply5<T, double>(1.0, L0.e, L0.s, x, p0 + j, g.ld);
+        acc += v * v;
+      }
+      pt[b * g.h + i] = acc;
+    });
+    sum_rows();
+    ex.download(host.data(), dots, size_t(nb) * sizeof(double));
+    for (int64_t b = 0; b < nb; ++b) residual[b] = norm_b[b] > 0.0 ? std::sqrt(host[b]) / norm_b[b] : 0.0;
+    ex.grid(nb, g.h, g.w, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
+      out[b * g.h * g.w + i * g.w + j] = T(x[b * plane + g.at(i, j)]);
+    });
+  }
+
+  // dst = src over whole padded finest planes.
+  void copy_plane(const T* src, T* dst) {
+    const int64_t plane = levels[0].plane;
+    const int64_t ld = levels[0].g.ld, rows = levels[0].g.h + 2;
+    ex.grid(nb, rows, ld, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
+      const int64_t k = b * plane + i * ld + j;
+      dst[k] = src[k];
+    });
+  }
+};
+
+}  // namespace wls
+}  // namespace xvf
