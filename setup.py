@@ -141,7 +141,7 @@ class BuildWithNvcc(BuildExtension):
             cmd = [
                 nvcc, "-c", os.path.join(ROOT, src), "-o", obj, "-std=c++17",
                 "-I", os.path.join(ROOT, "csrc", "include"), "-Xcompiler", "-fPIC",
-                "--expt-relaxed-constexpr", "-lineinfo",
+                "--expt-relaxed-constexpr", "--extended-lambda", "-lineinfo",
                 *(["-O0", "-g", "-G"] if DEBUG else ["-O3"]), *ARCH_FLAGS,
             ]  # fmt: skip
             jobs.append((obj, cmd if stale else None))

@@ -11,7 +11,7 @@ import torch
 
 import os
 
-from bench.wls_inputs import DATA, pyamg_solve, radiograph, scipy_direct
+from bench.wls_inputs import DATA, cupy_jacobi_cg, cupy_jacobi_system, pyamg_solve, radiograph, scipy_direct
 from xvertfast import wls
 
 SIZE = 1024
@@ -52,3 +52,45 @@ def test_wls_torch_on_gpu(benchmark, image):
         return out
 
     benchmark.pedantic(run, rounds=2, warmup_rounds=1)
+
+
+# ---- GPU at 2048^2: the native CUDA solver on a batch vs cupyx Jacobi-CG on one image -----------
+
+GPU_SIZE, GPU_BATCH = 2048, 8
+
+
+@pytest.fixture(scope="module")
+def gpu_batch():
+    if not os.path.isdir(DATA):
+        pytest.skip(f"development images not found at {DATA} (set XVF_CXR_DEV)")
+    return torch.stack([torch.from_numpy(radiograph(GPU_SIZE, k)) for k in range(GPU_BATCH)]).cuda()
+
+
+@pytest.mark.cuda
+@pytest.mark.kernel
+def test_wls_xvertfast_cuda_batch(benchmark, gpu_batch):
+    # divide by GPU_BATCH for the time per image
+    benchmark.group = f"wls {GPU_SIZE}x{GPU_SIZE} rtol 1e-4 cuda (xvertfast: batch of {GPU_BATCH})"
+
+    def run():
+        out = wls(gpu_batch, method="cuda")
+        torch.cuda.synchronize()
+        return out
+
+    benchmark.pedantic(run, rounds=3, warmup_rounds=1)
+
+
+@pytest.mark.cuda
+def test_wls_cupy_jacobi_cg(benchmark, gpu_batch):
+    pytest.importorskip("cupy")
+    import cupy as cp
+
+    benchmark.group = f"wls {GPU_SIZE}x{GPU_SIZE} rtol 1e-4 cuda (xvertfast: batch of {GPU_BATCH})"
+    system = cupy_jacobi_system(gpu_batch[0].cpu().numpy())
+
+    def run():
+        out = cupy_jacobi_cg(system)
+        cp.cuda.Device().synchronize()
+        return out
+
+    benchmark.pedantic(run, rounds=1, warmup_rounds=1)

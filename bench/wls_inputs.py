@@ -45,3 +45,34 @@ def scipy_direct(x: np.ndarray) -> np.ndarray:
     from xvertfast.ops.wls_direct import solve_direct
 
     return solve_direct(torch.from_numpy(x).double(), 0.8, 1.2, 1e-4).numpy()
+
+
+def cupy_jacobi_system(x: np.ndarray):
+    """The assembled system on the GPU for :func:`cupy_jacobi_cg`: (CSR matrix, Jacobi M, b), float64."""
+    import cupy as cp
+    import cupyx.scipy.sparse as csp
+    import torch
+
+    from xvertfast.ops.wls_direct import system_matrix
+
+    A = csp.csr_matrix(system_matrix(torch.from_numpy(x), 0.8, 1.2, 1e-4).tocsr())
+    M = csp.diags(1.0 / A.diagonal())
+    return A, M, cp.asarray(x.ravel(), dtype=cp.float64)
+
+
+def cupy_jacobi_cg(system, rtol: float = 1e-4):
+    """cupyx CG with a Jacobi preconditioner on the assembled CSR matrix (assembly not timed):
+    the GPU baseline of issue #3. Returns (solution, iterations)."""
+    import inspect
+
+    import cupyx.scipy.sparse.linalg as cspl
+
+    A, M, b = system
+    count = [0]
+
+    def step(_):
+        count[0] += 1
+
+    tol = "rtol" if "rtol" in inspect.signature(cspl.cg).parameters else "tol"
+    out, _ = cspl.cg(A, b, M=M, maxiter=20000, callback=step, **{tol: rtol})
+    return out, count[0]

@@ -1,6 +1,7 @@
 """Times the WLS solvers side by side and prints a Markdown table for bench/RESULTS.md.
 
     python bench/wls_table.py [--sizes 512 1024 2048] [--baselines 1024]
+    python bench/wls_table.py --device cuda --sizes 1024 2048 [--batch 8]
 
 For each size: xvertfast's CPU solver (best of 3, iterations, error against
 the SciPy direct solve, peak extra memory per pixel: the rise of the peak
@@ -82,15 +83,55 @@ def all_images() -> None:
               f"| {info.residual[0]:.1e} |", flush=True)  # fmt: skip
 
 
+def gpu_table(sizes: list[int], batch: int) -> None:
+    """The native CUDA solver on a batch against cupyx Jacobi-CG on one image of it."""
+    import cupy as cp
+
+    from bench.wls_inputs import cupy_jacobi_cg, cupy_jacobi_system
+
+    def sync_timed(fn, repeat):
+        def run():
+            out = fn()
+            torch.cuda.synchronize()
+            cp.cuda.Device().synchronize()
+            return out
+
+        run()  # warm-up (kernel loading, allocator)
+        return timed(run, repeat)
+
+    print(f"\nGPU: {torch.cuda.get_device_name()}; torch {torch.__version__}; cupy {cp.__version__}; "
+          f"{datetime.date.today().isoformat()}; `python bench/wls_table.py --device cuda`\n")  # fmt: skip
+    print(f"| size | xvertfast cuda, batch of {batch} (ms per image) | iterations | rel. error vs direct "
+          "| cupyx Jacobi-CG (ms per image) | its iterations | speed-up |")  # fmt: skip
+    print("|---|---:|---|---:|---:|---:|---:|")
+    for size in sizes:
+        xs = torch.stack([torch.from_numpy(radiograph(size, k)) for k in range(batch)]).cuda()
+        t_x, (g, info) = sync_timed(lambda: wls(xs, method="cuda", return_info=True), 3)
+        g0 = g[0].cpu().numpy()
+        ref = scipy_direct(xs[0].cpu().numpy())
+        err = float(np.linalg.norm(g0 - ref) / np.linalg.norm(ref))
+        system = cupy_jacobi_system(xs[0].cpu().numpy())
+        t_c, (_, its) = sync_timed(lambda: cupy_jacobi_cg(system), 1)
+        per = t_x / batch
+        print(f"| {size}x{size} | {per * 1e3:.2f} | {min(info.iterations)}-{max(info.iterations)} | {err:.1e} "
+              f"| {t_c * 1e3:.1f} | {its} | {t_c / per:.1f}x |", flush=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048])
     parser.add_argument("--baselines", type=int, nargs="*", default=[1024])
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="cuda: the GPU table (xvertfast's CUDA solver vs cupyx Jacobi-CG)")
+    parser.add_argument("--batch", type=int, default=8, help="images per GPU batch (--device cuda)")
     parser.add_argument("--all-images", action="store_true",
                         help="instead: every cxr-dev image at its native size (time, iterations)")
     args = parser.parse_args()
     if args.all_images:
         all_images()
+        return
+    if args.device == "cuda":
+        gpu_table(args.sizes, args.batch)
         return
 
     print(f"\nCPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads; "

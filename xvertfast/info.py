@@ -20,6 +20,7 @@ OPS = (
     "gradient_correlation_backward",
     "feature_entropy",
     "select_max_entropy",
+    "wls",
 )
 OPTIONAL = ("cupy", "onnxruntime", "tensorrt", "onnx", "pydicom", "matplotlib", "skimage")
 

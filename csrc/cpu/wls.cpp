@@ -101,20 +101,26 @@ struct CpuExec {
   }
   void upload(void* dst, const void* src, size_t bytes) const { std::memcpy(dst, src, bytes); }
   void download(void* dst, const void* src, size_t bytes) const { std::memcpy(dst, src, bytes); }
+  bool ok() const { return true; }
 };
+
+// Images solved together: small ones share the threads' loops (and exercise the batched
+// code path the GPU runs); large ones go one at a time, with one workspace for all.
+constexpr int64_t kGroupPixels = int64_t(1) << 20;
 
 template <typename T>
 struct CpuSolver {
   wls::Multigrid<T, CpuExec> mg;
   std::unique_ptr<char[]> memory;
 
-  CpuSolver(int64_t H, int64_t W, int nt) {
+  char* base = nullptr;
+
+  CpuSolver(int64_t nb, int64_t H, int64_t W, int nt) {
     mg.ex.nt = nt;
-    mg.plan(nullptr, 1, H, W);
+    mg.plan(nullptr, nb, H, W);
     memory.reset(new char[mg.bytes + 256]);
-    char* base = memory.get();
-    base += (256 - reinterpret_cast<uintptr_t>(base) % 256) % 256;
-    mg.plan(base, 1, H, W);
+    base = memory.get() + (256 - reinterpret_cast<uintptr_t>(memory.get()) % 256) % 256;
+    mg.plan(base, nb, H, W);
   }
 };
 
@@ -124,11 +130,14 @@ template <typename T>
 void wls_cpu(const T* image, int64_t B, int64_t H, int64_t W, const WlsOptions& options, T* out,
              int64_t* iterations, double* residual, int num_threads) {
   FlushDenormals ftz(num_threads);  // once for the batch: it costs two parallel regions
-  CpuSolver<T> S(H, W, num_threads);
-  for (int64_t b = 0; b < B; ++b) {
-    S.mg.setup(image + b * H * W, T(options.lam), T(options.alpha), T(options.eps));
-    S.mg.solve(image + b * H * W, out + b * H * W, options.rtol, options.maxiter, iterations + b,
-               residual + b);
+  const int64_t group = std::max<int64_t>(1, std::min<int64_t>(B, kGroupPixels / (H * W)));
+  CpuSolver<T> S(group, H, W, num_threads);
+  for (int64_t b0 = 0; b0 < B; b0 += group) {
+    const int64_t n = std::min(group, B - b0);
+    if (n != S.mg.nb) S.mg.plan(S.base, n, H, W);  // the last, smaller group fits the memory
+    S.mg.setup(image + b0 * H * W, T(options.lam), T(options.alpha), T(options.eps));
+    S.mg.solve(image + b0 * H * W, out + b0 * H * W, options.rtol, options.maxiter,
+               iterations + b0, residual + b0);
   }
 }
 
@@ -136,7 +145,7 @@ template <typename T>
 void wls_operator_cpu(const T* image, int64_t H, int64_t W, const WlsOptions& o, const T* x, T* y,
                       bool precondition, int num_threads) {
   FlushDenormals ftz(num_threads);
-  CpuSolver<T> S(H, W, num_threads);
+  CpuSolver<T> S(1, H, W, num_threads);
   wls::Multigrid<T, CpuExec>& mg = S.mg;
   mg.setup(image, T(o.lam), T(o.alpha), T(o.eps));
   const wls::Grid g = mg.levels[0].g;

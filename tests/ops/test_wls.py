@@ -21,8 +21,18 @@ IMAGES = sorted(glob.glob(os.path.join(CXR_DEV, "*.png")))
 PARAMS = dict(lam=0.8, alpha=1.2, eps=1e-4)
 SHAPES = [(1, 1), (1, 9), (2, 3), (7, 1), (33, 17), (50, 64)]
 
-# The methods that can run here: compiled CPU solver and the PyTorch multigrid.
-METHODS = [pytest.param("cpu", marks=needs_ext), "torch"]
+# Every solver method: the compiled CPU solver, its CUDA build (on a GPU) and the PyTorch multigrid.
+METHODS = [pytest.param("cpu", marks=needs_ext), pytest.param("cuda", marks=pytest.mark.cuda), "torch"]
+
+
+def solve(x, method, **kwargs):
+    """wls(x, method=method) with x on the method's device; the result comes back to the CPU."""
+    if method != "cuda":
+        return wls(x, method=method, **kwargs)
+    out = wls(x.cuda(), method=method, **kwargs)
+    if kwargs.get("return_info"):
+        return out[0].cpu(), out[1]
+    return out.cpu()
 
 
 def mixed_batch(b, h, w, dtype=torch.float32):
@@ -119,7 +129,7 @@ def test_reference_galerkin_is_ptap(seed, shape):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_random_batches_match_direct(seed, method, dtype):
     batch = mixed_batch(5, 37, 52, dtype) * torch.rand(5, 1, 1, dtype=dtype).clamp_min(0.2)
-    out, info = wls(batch, method=method, return_info=True)
+    out, info = solve(batch, method, return_info=True)
     assert out.shape == batch.shape and out.dtype == dtype
     for img, got, res in zip(batch, out, info.residual):
         assert rel_err(got, direct(img)) <= 1e-4, f"seed {seed}"
@@ -129,8 +139,8 @@ def test_random_batches_match_direct(seed, method, dtype):
 @needs_cxr_dev
 @pytest.mark.parametrize("method", METHODS)
 def test_real_images_512(method):
-    for path in IMAGES[:: 1 if method == "cpu" else 6]:
-        got = wls(real_image(path, 512), method=method)
+    for path in IMAGES[:: 6 if method == "torch" else 1]:
+        got = solve(real_image(path, 512), method)
         assert rel_err(got, real_direct(path, 512)) <= 1e-4, os.path.basename(path)
 
 
@@ -153,21 +163,21 @@ def test_real_images_cpu_large(size):
 @pytest.mark.parametrize("method", METHODS + ["direct"])
 def test_constant_image_is_its_own_solution(method):
     x = torch.full((2, 13, 21), 0.42)
-    torch.testing.assert_close(wls(x, method=method), x, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(solve(x, method), x, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("method", METHODS + ["direct"])
 @pytest.mark.parametrize("shape", [(1, 1), (1, 17), (2, 3), (23, 1), (31, 64)])
 def test_tiny_and_thin_images(seed, method, shape):
     x = torch.rand(shape)
-    got = wls(x, method=method)
+    got = solve(x, method)
     assert got.shape == shape
     assert rel_err(got, direct(x)) <= 1e-4
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_all_zero_image(method):
-    out, info = wls(torch.zeros(2, 8, 9), method=method, return_info=True)
+    out, info = solve(torch.zeros(2, 8, 9), method, return_info=True)
     assert torch.equal(out, torch.zeros(2, 8, 9))
     assert info.iterations == [0, 0]
 
@@ -183,6 +193,49 @@ def test_types_shapes_and_devices_round_trip(seed):
     assert isinstance(out_t, torch.Tensor) and out_t.device == t.device and out_t.dtype == torch.float32
     assert wls(t.bfloat16()).dtype == torch.float32
     assert wls(torch.zeros(0, 5, 5)).shape == (0, 5, 5)
+
+
+@needs_ext
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_batch_solved_together_equals_one_by_one(seed, dtype):
+    # Small images are solved together (the GPU's batched code path: per-image CG scalars,
+    # images leaving the loop as they converge); each must come out exactly as if alone.
+    batch = mixed_batch(6, 41, 29, dtype) * torch.rand(6, 1, 1, dtype=dtype).clamp_min(0.2)
+    batch[2] = 0  # an image with nothing to solve in the middle of the batch
+    together, info = wls(batch, method="cpu", return_info=True)
+    for k, img in enumerate(batch):
+        alone, one = wls(img, method="cpu", return_info=True)
+        assert torch.equal(together[k], alone), f"image {k}, seed {seed}"
+        assert info.iterations[k] == one.iterations[0] and info.residual[k] == one.residual[0]
+    assert info.iterations[2] == 0 and len(set(info.iterations)) > 1
+
+
+@pytest.mark.cuda
+@needs_cxr_dev
+def test_cuda_solver_matches_cpu_solver_on_real_images():
+    # The same code on both devices: iteration counts agree (rounding may move one) and
+    # so do the solutions; the whole set is solved as one batch on the GPU.
+    batch = torch.stack([real_image(path, 512) for path in IMAGES])
+    cpu, cpu_info = wls(batch, method="cpu", return_info=True)
+    gpu, gpu_info = wls(batch.cuda(), method="cuda", return_info=True)
+    assert gpu.is_cuda and gpu.dtype == batch.dtype
+    for k, path in enumerate(IMAGES):
+        name = os.path.basename(path)
+        assert abs(gpu_info.iterations[k] - cpu_info.iterations[k]) <= 1, name
+        assert rel_err(gpu[k].cpu(), cpu[k]) <= 1e-5, name
+        assert rel_err(gpu[k].cpu(), real_direct(path, 512)) <= 1e-4, name
+    again = wls(batch.cuda(), method="cuda")
+    assert torch.equal(again, gpu)  # deterministic: no atomics in the solver
+
+
+@pytest.mark.cuda
+@needs_cxr_dev
+@pytest.mark.parametrize("size", [1024, None], ids=["1024", "native"])
+def test_real_images_cuda_large(size):
+    for path in IMAGES:
+        got, info = solve(real_image(path, size), "cuda", return_info=True)
+        err = rel_err(got, real_direct(path, size))
+        assert err <= 1e-4, f"{os.path.basename(path)}: error {err:.2e}, {info.iterations} iterations"
 
 
 @needs_ext
@@ -219,8 +272,10 @@ def test_bad_arguments():
     x = torch.rand(8, 8)
     with pytest.raises(ValueError, match="unknown method"):
         wls(x, method="magic")
-    with pytest.raises(NotImplementedError, match="method='torch'"):
+    with pytest.raises(NotImplementedError, match="method='cuda'"):
         wls(x, method="cupy")
+    with pytest.raises((ValueError, RuntimeError), match="method='cuda' needs"):
+        wls(x, method="cuda")
     with pytest.raises(ValueError, match="maxiter"):
         wls(x, maxiter=0)
 
@@ -229,4 +284,4 @@ def test_bad_arguments():
 def test_non_convergence_warns_with_residual(seed, method):
     x = torch.rand(40, 40)
     with pytest.warns(RuntimeWarning, match=r"did not reach rtol=1e-10 in 2 iterations \(relative residual"):
-        wls(x, rtol=1e-10, maxiter=2, method=method)
+        solve(x, method, rtol=1e-10, maxiter=2)

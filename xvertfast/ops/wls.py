@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from xvertfast._extension import has_extension
+from xvertfast._extension import cuda_kernels_available, has_extension
 from xvertfast.ops import wls_reference
 from xvertfast.ops._inputs import compute_dtype
 from xvertfast.ops.wls_direct import solve_direct
@@ -75,17 +75,27 @@ def _resolve(method: str, x: torch.Tensor) -> str:
     if method == "auto":
         if x.device.type == "cpu":
             return "cpu" if has_extension() else "torch"
+        if x.device.type == "cuda" and cuda_kernels_available():
+            return "cuda"
         return "torch"
-    if method in ("cupy", "cuda"):
+    if method == "cupy":
         raise NotImplementedError(
-            f"wls: method={method!r} (GPU multigrid kernels) is not implemented yet; "
-            "method='torch' solves on any device, including CUDA tensors"
+            "wls: method='cupy' (a Python-driven cupy PCG) is not implemented; method='cuda' runs "
+            "the same multigrid-preconditioned CG natively on the GPU, and method='torch' on any device"
         )
     if method == "cpu":
         if not has_extension():
             raise RuntimeError("wls: method='cpu' needs the compiled extension (see `xvertfast info`)")
         if x.device.type != "cpu":
             raise ValueError(f"wls: method='cpu' needs a CPU tensor, got one on {x.device}")
+    if method == "cuda":
+        if not cuda_kernels_available():
+            raise RuntimeError(
+                "wls: method='cuda' needs the extension built with its CUDA kernels "
+                "(nvcc at build time; see `xvertfast info`)"
+            )
+        if x.device.type != "cuda":
+            raise ValueError(f"wls: method='cuda' needs a CUDA tensor, got one on {x.device}")
     return method
 
 
@@ -111,9 +121,9 @@ def wls(
             smallest eigenvalue of ``A`` is at least 1, the relative error is at most about rtol.
         maxiter: CG iteration cap (default 200); not converging is a RuntimeWarning.
         method: ``"auto"`` (fastest available for the device), ``"cpu"`` (the C++ multigrid-PCG
-            solver), ``"torch"`` (the same algorithm in PyTorch, any device; slow, for tests and
-            GPUs until the CUDA kernels land), ``"direct"`` (SciPy sparse LU in float64: the
-            reference). ``"cupy"`` and ``"cuda"`` are reserved for the GPU kernels.
+            solver), ``"cuda"`` (the same solver's code as CUDA kernels, a batch solved together
+            on the GPU), ``"torch"`` (the same algorithm in PyTorch, any device; slow, for tests),
+            ``"direct"`` (SciPy sparse LU in float64: the reference). ``"cupy"`` is reserved.
         return_info: also return a :class:`WlsInfo` with iterations and residuals.
 
     Returns:
@@ -135,7 +145,7 @@ def wls(
 
     if batch.numel() == 0:
         out = batch.clone()
-    elif chosen == "cpu":
+    elif chosen in ("cpu", "cuda"):
         out, iters, resid = torch.ops.xvertfast.wls(batch, lam, alpha, eps, rtol, cap)
         info.iterations, info.residual = iters.tolist(), resid.tolist()
     elif chosen == "torch":

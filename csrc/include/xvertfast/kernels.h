@@ -85,6 +85,17 @@ const char* select_map(const T* x, const double* entropy, const T* lo, const T* 
                        int64_t C, int64_t N, bool normalize, int64_t* index, T* map,
                        void* stream);
 
+// Bytes of device workspace the batched WLS solve of B images of H x W needs.
+template <typename T>
+int64_t wls_workspace_bytes(int64_t B, int64_t H, int64_t W);
+
+// Solves the WLS system of each image of image[B, H, W] (device) into out[B, H, W]
+// (device), all images together; iterations[B] and residual[B] are host arrays.
+// The stream is synchronised once per CG iteration (convergence test).
+template <typename T>
+const char* wls(const T* image, int64_t B, int64_t H, int64_t W, const WlsOptions& options, T* out,
+                int64_t* iterations, double* residual, void* workspace, void* stream);
+
 // Number of visible CUDA devices (0 when there is no driver or no device).
 int device_count();
 

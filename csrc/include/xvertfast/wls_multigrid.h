@@ -18,6 +18,7 @@
 //   sweep(nb, rows, cols, rev, f)  f(b, i, c): rows in order (reversed if rev), columns independent
 //   each(n, f)                     f(k), k < n (per-image scalars, dense coarsest solves)
 //   zero(ptr, bytes), upload(dst, host_src, bytes), download(host_dst, src, bytes)
+//   ok()                           false once the device reported an error (the solve stops)
 // Memory: every array lives in one caller-provided workspace (see plan()).
 #pragma once
 
@@ -124,6 +125,11 @@ constexpr int kStored = 5;
 struct GalerkinTable {
   std::vector<Term> terms;
   int start[2][kStored + 1];
+};
+
+// The ranges of one stencil kind, by value (for the kernels).
+struct TermRanges {
+  int v[kStored + 1];
 };
 
 inline const GalerkinTable& galerkin_table() {
@@ -329,9 +335,7 @@ struct Multigrid {
     const Grid g = F.g, cg = C.g;
     const int64_t fplane = F.plane, cplane = C.plane;
     const GalerkinTable& gt = galerkin_table();
-    struct Starts {
-      int v[kStored + 1];
-    } st;
+    TermRanges st;
     for (int k = 0; k <= kStored; ++k) st.v[k] = gt.start[F.nine ? 1 : 0][k];
     const Term* tt = terms;
     ex.grid(nb, cg.h, cg.w, [=] XVF_LAMBDA(int64_t b, int64_t I, int64_t J) {
@@ -695,7 +699,7 @@ struct Multigrid {
           --remaining;
         }
       }
-      if (remaining == 0 || it == maxiter) break;
+      if (remaining == 0 || it == maxiter || !ex.ok()) break;
       ex.upload(flags, active.data(), size_t(nb) * sizeof(double));
       vcycle(0, rv, zv);
       dot(rv, zv);

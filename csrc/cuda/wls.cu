@@ -1,0 +1,127 @@
+// CUDA executor of the WLS multigrid-PCG solver.
+//
+// The solver (setup, V-cycle, batched CG) is xvertfast/wls_multigrid.h, the
+// same code the CPU build runs and CI tests; this file only turns its loops
+// into kernels: one thread per point (grid), per line (lines), per column
+// walking the rows (sweep) or per image (each). A batch of images is solved
+// together, each image with its own CG scalars; one host synchronisation per
+// CG iteration reads the residual norms to decide which images are done.
+// All memory is the caller's workspace (wls_workspace_bytes).
+#include <cuda_runtime.h>
+
+#include <algorithm>
+
+#include "reduce.cuh"
+#include "xvertfast/kernels.h"
+#include "xvertfast/wls_multigrid.h"
+
+namespace xvf {
+namespace cuda {
+namespace {
+
+constexpr int64_t kMaxGridYZ = 65535;
+
+template <class F>
+__global__ void grid_kernel(int64_t nb, int64_t rows, int64_t cols, F f) {
+  const int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (j >= cols) return;
+  for (int64_t b = blockIdx.z; b < nb; b += gridDim.z)
+    for (int64_t i = blockIdx.y; i < rows; i += gridDim.y) f(b, i, j);
+}
+
+template <class F>
+__global__ void lines_kernel(int64_t nb, int64_t n, F f) {
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < nb * n; k += stride)
+    f(k / n, k % n);
+}
+
+template <class F>
+__global__ void sweep_kernel(int64_t nb, int64_t rows, int64_t cols, bool reverse, F f) {
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < nb * cols; k += stride) {
+    const int64_t b = k / cols, c = k % cols;
+    for (int64_t ii = 0; ii < rows; ++ii) f(b, reverse ? rows - 1 - ii : ii, c);
+  }
+}
+
+template <class F>
+__global__ void each_kernel(int64_t n, F f) {
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < n; k += stride) f(k);
+}
+
+int blocks_for(int64_t n) { return int(std::min<int64_t>(ceil_div(std::max<int64_t>(n, 1), kThreads), 65535)); }
+
+// The loops of xvertfast/wls_multigrid.h as kernels on one stream. Launch errors are
+// sticky in the runtime and collected once at the end of the solve.
+struct CudaExec {
+  cudaStream_t stream = nullptr;
+
+  template <class F>
+  void grid(int64_t nb, int64_t rows, int64_t cols, F f) const {
+    if (nb <= 0 || rows <= 0 || cols <= 0) return;
+    const dim3 blocks(unsigned(ceil_div(cols, kThreads)), unsigned(std::min(rows, kMaxGridYZ)),
+                      unsigned(std::min(nb, kMaxGridYZ)));
+    grid_kernel<<<blocks, kThreads, 0, stream>>>(nb, rows, cols, f);
+  }
+  template <class F>
+  void lines(int64_t nb, int64_t n, F f) const {
+    if (nb * n <= 0) return;
+    lines_kernel<<<blocks_for(nb * n), kThreads, 0, stream>>>(nb, n, f);
+  }
+  template <class F>
+  void sweep(int64_t nb, int64_t rows, int64_t cols, bool reverse, F f) const {
+    if (nb * cols <= 0 || rows <= 0) return;
+    sweep_kernel<<<blocks_for(nb * cols), kThreads, 0, stream>>>(nb, rows, cols, reverse, f);
+  }
+  template <class F>
+  void each(int64_t n, F f) const {
+    if (n <= 0) return;
+    each_kernel<<<blocks_for(n), kThreads, 0, stream>>>(n, f);
+  }
+  void zero(void* p, size_t bytes) const { cudaMemsetAsync(p, 0, bytes, stream); }
+  // From pageable host memory: returns once the source has been staged, so it may be reused.
+  void upload(void* dst, const void* src, size_t bytes) const {
+    cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream);
+  }
+  void download(void* dst, const void* src, size_t bytes) const {
+    cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream);
+    cudaStreamSynchronize(stream);
+  }
+  // False once a kernel or copy has failed: the solve stops and reports the error.
+  bool ok() const { return cudaPeekAtLastError() == cudaSuccess; }
+};
+
+}  // namespace
+
+template <typename T>
+int64_t wls_workspace_bytes(int64_t B, int64_t H, int64_t W) {
+  wls::Multigrid<T, CudaExec> mg;
+  mg.plan(nullptr, B, H, W);
+  return int64_t(mg.bytes);
+}
+
+template <typename T>
+const char* wls(const T* image, int64_t B, int64_t H, int64_t W, const WlsOptions& o, T* out,
+                int64_t* iterations, double* residual, void* workspace, void* stream) {
+  if (B <= 0 || H <= 0 || W <= 0) return nullptr;
+  wls::Multigrid<T, CudaExec> mg;
+  mg.ex.stream = static_cast<cudaStream_t>(stream);
+  mg.plan(static_cast<char*>(workspace), B, H, W);
+  mg.setup(image, T(o.lam), T(o.alpha), T(o.eps));
+  if (const char* e = last_error()) return e;
+  mg.solve(image, out, o.rtol, o.maxiter, iterations, residual);
+  return last_error();
+}
+
+#define XVF_INSTANTIATE(T)                                                                    \
+  template int64_t wls_workspace_bytes<T>(int64_t, int64_t, int64_t);                         \
+  template const char* wls<T>(const T*, int64_t, int64_t, int64_t, const WlsOptions&, T*,     \
+                              int64_t*, double*, void*, void*);
+XVF_INSTANTIATE(float)
+XVF_INSTANTIATE(double)
+#undef XVF_INSTANTIATE
+
+}  // namespace cuda
+}  // namespace xvf
