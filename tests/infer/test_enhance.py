@@ -135,6 +135,30 @@ def test_bad_arguments(seed):
             Enhancer(tiny_model(seed), device="cuda")
 
 
+def test_preprocessing_stays_on_the_cpu_for_cpu_jobs(seed):
+    enh = Enhancer(tiny_model(seed), device="cpu")
+    assert enh.prepare_device.type == "cpu"
+    prep = enh.prepare(chest_like(seed))
+    assert prep.xp.device.type == "cpu" and prep.y.device.type == "cpu"
+
+
+@pytest.mark.cuda
+def test_gpu_jobs_preprocess_on_the_gpu_like_the_cpu(seed):
+    # With the CUDA WLS solver compiled in, a GPU job's preprocessing (two WLS solves per
+    # image) runs on the GPU; its tiles match the CPU's to the solver's tolerance.
+    image = chest_like(seed, 300, 280)
+    gpu = Enhancer(tiny_model(seed), device="cuda", precision="fp32")
+    cpu = Enhancer(tiny_model(seed), device="cpu")
+    assert gpu.prepare_device.type == "cuda"
+    on_gpu, on_cpu = gpu.prepare(image), cpu.prepare(image)
+    assert on_gpu.xp.is_cuda and on_gpu.y.is_cuda
+    assert on_gpu.boxes == on_cpu.boxes
+    torch.testing.assert_close(on_gpu.xp.cpu(), on_cpu.xp, rtol=0, atol=1e-3)
+    torch.testing.assert_close(on_gpu.y.cpu(), on_cpu.y, rtol=0, atol=1e-3)
+    out = gpu.enhance(image)
+    assert np.isfinite(out.pixels).all() and out.pixels.shape == image.shape
+
+
 def make_inputs(root, seed: int, n_good: int = 2):
     """Good images of every kind plus the bad ones of issue #6; returns the folder."""
     src = root / "in"
