@@ -22,9 +22,11 @@ TORCH_LIBRARY(xvertfast, m) {
   // WLS smoothing of each image of [B, H, W]: (solution, iterations[B], relative residual[B]).
   m.def("wls(Tensor image, float lam, float alpha, float eps, float rtol, int maxiter) "
         "-> (Tensor, Tensor, Tensor)");
-  // For tests: A x, or one multigrid V-cycle applied to x, for the system of image [H, W].
-  m.def("wls_operator(Tensor image, Tensor x, float lam, float alpha, float eps, "
-        "bool precondition) -> Tensor");
+  // The solver's pieces for a CG driven from Python (the cupy method, tests): the system and
+  // multigrid hierarchy of image [B, H, W] as an opaque uint8 workspace, then A x or one
+  // V-cycle applied to x [B, H, W] with it.
+  m.def("wls_setup(Tensor image, float lam, float alpha, float eps) -> Tensor");
+  m.def("wls_apply(Tensor workspace, Tensor x, bool precondition) -> Tensor");
 }
 
 namespace {

@@ -21,6 +21,8 @@ OPS = (
     "feature_entropy",
     "select_max_entropy",
     "wls",
+    "wls_setup",
+    "wls_apply",
 )
 OPTIONAL = ("cupy", "onnxruntime", "tensorrt", "onnx", "pydicom", "matplotlib", "skimage")
 

@@ -142,31 +142,37 @@ void wls_cpu(const T* image, int64_t B, int64_t H, int64_t W, const WlsOptions& 
 }
 
 template <typename T>
-void wls_operator_cpu(const T* image, int64_t H, int64_t W, const WlsOptions& o, const T* x, T* y,
-                      bool precondition, int num_threads) {
+int64_t wls_workspace_bytes(int64_t B, int64_t H, int64_t W) {
+  return wls::workspace_bytes<T>(B, H, W);
+}
+
+template <typename T>
+void wls_setup_cpu(const T* image, int64_t B, int64_t H, int64_t W, const WlsOptions& o,
+                   void* workspace, int num_threads) {
   FlushDenormals ftz(num_threads);
-  CpuSolver<T> S(1, H, W, num_threads);
-  wls::Multigrid<T, CpuExec>& mg = S.mg;
+  wls::Multigrid<T, CpuExec> mg;
+  mg.ex.nt = num_threads;
+  mg.plan(static_cast<char*>(workspace), B, H, W);
   mg.setup(image, T(o.lam), T(o.alpha), T(o.eps));
-  const wls::Grid g = mg.levels[0].g;
-  // setup borrowed the CG vectors' memory: clear them, padding included
-  mg.ex.zero(mg.r, size_t(g.size()) * sizeof(T));
-  mg.ex.zero(mg.z, size_t(g.size()) * sizeof(T));
-  for (int64_t i = 0; i < g.h; ++i)
-    for (int64_t j = 0; j < g.w; ++j) mg.r[g.at(i, j)] = x[i * W + j];
-  if (precondition)
-    mg.vcycle(0, mg.r, mg.z);
-  else
-    mg.apply(mg.r, mg.z);
-  for (int64_t i = 0; i < g.h; ++i)
-    for (int64_t j = 0; j < g.w; ++j) y[i * W + j] = mg.z[g.at(i, j)];
+}
+
+template <typename T>
+void wls_apply_cpu(const T* x, int64_t B, int64_t H, int64_t W, void* workspace, bool precondition,
+                   T* y, int num_threads) {
+  FlushDenormals ftz(num_threads);
+  wls::Multigrid<T, CpuExec> mg;
+  mg.ex.nt = num_threads;
+  mg.plan(static_cast<char*>(workspace), B, H, W);
+  mg.apply_outside(x, y, precondition);
 }
 
 #define XVF_INSTANTIATE(T)                                                                       \
   template void wls_cpu<T>(const T*, int64_t, int64_t, int64_t, const WlsOptions&, T*, int64_t*, \
                            double*, int);                                                        \
-  template void wls_operator_cpu<T>(const T*, int64_t, int64_t, const WlsOptions&, const T*, T*, \
-                                    bool, int);
+  template int64_t wls_workspace_bytes<T>(int64_t, int64_t, int64_t);                            \
+  template void wls_setup_cpu<T>(const T*, int64_t, int64_t, int64_t, const WlsOptions&, void*,  \
+                                 int);                                                           \
+  template void wls_apply_cpu<T>(const T*, int64_t, int64_t, int64_t, void*, bool, T*, int);
 XVF_INSTANTIATE(float)
 XVF_INSTANTIATE(double)
 #undef XVF_INSTANTIATE

@@ -96,13 +96,6 @@ struct CudaExec {
 }  // namespace
 
 template <typename T>
-int64_t wls_workspace_bytes(int64_t B, int64_t H, int64_t W) {
-  wls::Multigrid<T, CudaExec> mg;
-  mg.plan(nullptr, B, H, W);
-  return int64_t(mg.bytes);
-}
-
-template <typename T>
 const char* wls(const T* image, int64_t B, int64_t H, int64_t W, const WlsOptions& o, T* out,
                 int64_t* iterations, double* residual, void* workspace, void* stream) {
   if (B <= 0 || H <= 0 || W <= 0) return nullptr;
@@ -115,10 +108,35 @@ const char* wls(const T* image, int64_t B, int64_t H, int64_t W, const WlsOption
   return last_error();
 }
 
+template <typename T>
+const char* wls_setup(const T* image, int64_t B, int64_t H, int64_t W, const WlsOptions& o,
+                      void* workspace, void* stream) {
+  if (B <= 0 || H <= 0 || W <= 0) return nullptr;
+  wls::Multigrid<T, CudaExec> mg;
+  mg.ex.stream = static_cast<cudaStream_t>(stream);
+  mg.plan(static_cast<char*>(workspace), B, H, W);
+  mg.setup(image, T(o.lam), T(o.alpha), T(o.eps));
+  return last_error();
+}
+
+template <typename T>
+const char* wls_apply(const T* x, int64_t B, int64_t H, int64_t W, void* workspace,
+                      bool precondition, T* y, void* stream) {
+  if (B <= 0 || H <= 0 || W <= 0) return nullptr;
+  wls::Multigrid<T, CudaExec> mg;
+  mg.ex.stream = static_cast<cudaStream_t>(stream);
+  mg.plan(static_cast<char*>(workspace), B, H, W);
+  mg.apply_outside(x, y, precondition);
+  return last_error();
+}
+
 #define XVF_INSTANTIATE(T)                                                                    \
-  template int64_t wls_workspace_bytes<T>(int64_t, int64_t, int64_t);                         \
   template const char* wls<T>(const T*, int64_t, int64_t, int64_t, const WlsOptions&, T*,     \
-                              int64_t*, double*, void*, void*);
+                              int64_t*, double*, void*, void*);                               \
+  template const char* wls_setup<T>(const T*, int64_t, int64_t, int64_t, const WlsOptions&,   \
+                                    void*, void*);                                            \
+  template const char* wls_apply<T>(const T*, int64_t, int64_t, int64_t, void*, bool, T*,     \
+                                    void*);
 XVF_INSTANTIATE(float)
 XVF_INSTANTIATE(double)
 #undef XVF_INSTANTIATE

@@ -40,20 +40,52 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> wls_solve_cpu(const at::Tensor& i
   return {out, iters, resid};
 }
 
-at::Tensor wls_operator_cpu_op(const at::Tensor& image_in, const at::Tensor& x_in, double lam,
-                               double alpha, double eps, bool precondition) {
-  check_float(image_in, "wls_operator", "image");
-  TORCH_CHECK(image_in.dim() == 2 && x_in.sizes() == image_in.sizes() &&
-                  x_in.scalar_type() == image_in.scalar_type(),
-              "xvertfast::wls_operator: image and x must be [H, W] of one dtype");
-  const at::Tensor image = image_in.contiguous(), x = x_in.contiguous();
-  at::Tensor y = at::empty_like(x);
-  if (x.numel() == 0) return y;
+// Shapes of wls_setup / wls_apply: image or x [B, H, W]; the workspace a 1-D uint8 tensor on
+// the same device, sized for exactly that batch and dtype.
+struct Batch {
+  at::Tensor t;
+  int64_t B, H, W;
+  Batch(const at::Tensor& in, const char* op, const char* name) {
+    check_float(in, op, name);
+    TORCH_CHECK(in.dim() == 3, "xvertfast::", op, ": ", name, " must be [B, H, W], got ", in.sizes());
+    t = in.contiguous();
+    B = t.size(0), H = t.size(1), W = t.size(2);
+  }
+  int64_t bytes() const {
+    return t.scalar_type() == at::kDouble ? wls_workspace_bytes<double>(B, H, W)
+                                          : wls_workspace_bytes<float>(B, H, W);
+  }
+};
+
+void check_workspace(const at::Tensor& ws, const Batch& x) {
+  TORCH_CHECK(ws.scalar_type() == at::kByte && ws.dim() == 1 && ws.is_contiguous() &&
+                  ws.device() == x.t.device(),
+              "xvertfast::wls_apply: workspace must be the uint8 tensor wls_setup returned, on x's device");
+  TORCH_CHECK(ws.numel() == x.bytes(), "xvertfast::wls_apply: workspace of ", ws.numel(),
+              " bytes was built for another batch shape or dtype than x ", x.t.sizes(), " ",
+              x.t.scalar_type(), " (", x.bytes(), " bytes)");
+}
+
+at::Tensor wls_setup_cpu_op(const at::Tensor& image_in, double lam, double alpha, double eps) {
+  Batch im(image_in, "wls_setup", "image");
+  at::Tensor ws = at::empty({im.bytes()}, im.t.options().dtype(at::kByte));
+  if (im.t.numel() == 0) return ws;
   const WlsOptions o = options(lam, alpha, eps, 1e-4, 1);
-  AT_DISPATCH_FLOATING_TYPES(image.scalar_type(), "wls_operator_cpu", [&] {
-    wls_operator_cpu<scalar_t>(image.data_ptr<scalar_t>(), image.size(0), image.size(1), o,
-                               x.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(), precondition,
-                               at::get_num_threads());
+  AT_DISPATCH_FLOATING_TYPES(im.t.scalar_type(), "wls_setup_cpu", [&] {
+    wls_setup_cpu<scalar_t>(im.t.data_ptr<scalar_t>(), im.B, im.H, im.W, o, ws.data_ptr(),
+                            at::get_num_threads());
+  });
+  return ws;
+}
+
+at::Tensor wls_apply_cpu_op(const at::Tensor& ws, const at::Tensor& x_in, bool precondition) {
+  Batch x(x_in, "wls_apply", "x");
+  check_workspace(ws, x);
+  at::Tensor y = at::empty_like(x.t);
+  if (x.t.numel() == 0) return y;
+  AT_DISPATCH_FLOATING_TYPES(x.t.scalar_type(), "wls_apply_cpu", [&] {
+    wls_apply_cpu<scalar_t>(x.t.data_ptr<scalar_t>(), x.B, x.H, x.W, ws.data_ptr(), precondition,
+                            y.data_ptr<scalar_t>(), at::get_num_threads());
   });
   return y;
 }
@@ -77,9 +109,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> wls_solve_cuda(const at::Tensor& 
   if (B > 0 && H > 0 && W > 0) {
     const WlsOptions o = options(lam, alpha, eps, rtol, maxiter);
     AT_DISPATCH_FLOATING_TYPES(image.scalar_type(), "wls_cuda", [&] {
-      const int64_t one = cuda::wls_workspace_bytes<scalar_t>(1, H, W);
+      const int64_t one = wls_workspace_bytes<scalar_t>(1, H, W);
       const int64_t group = std::max<int64_t>(1, std::min<int64_t>(B, kCudaGroupBytes / one));
-      at::Tensor ws = at::empty({cuda::wls_workspace_bytes<scalar_t>(group, H, W)},
+      at::Tensor ws = at::empty({wls_workspace_bytes<scalar_t>(group, H, W)},
                                 image.options().dtype(at::kByte));
       for (int64_t b0 = 0; b0 < B; b0 += group) {
         const int64_t n = std::min(group, B - b0);
@@ -93,17 +125,50 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> wls_solve_cuda(const at::Tensor& 
   }
   return {out, iters.to(image.device()), resid.to(image.device())};
 }
+
+at::Tensor wls_setup_cuda_op(const at::Tensor& image_in, double lam, double alpha, double eps) {
+  DeviceScope scope(image_in);
+  Batch im(image_in, "wls_setup", "image");
+  at::Tensor ws = at::empty({im.bytes()}, im.t.options().dtype(at::kByte));
+  if (im.t.numel() == 0) return ws;
+  const WlsOptions o = options(lam, alpha, eps, 1e-4, 1);
+  AT_DISPATCH_FLOATING_TYPES(im.t.scalar_type(), "wls_setup_cuda", [&] {
+    check_launch(cuda::wls_setup<scalar_t>(im.t.data_ptr<scalar_t>(), im.B, im.H, im.W, o,
+                                           ws.data_ptr(), scope.stream()),
+                 "wls_setup");
+  });
+  return ws;
+}
+
+at::Tensor wls_apply_cuda_op(const at::Tensor& ws, const at::Tensor& x_in, bool precondition) {
+  DeviceScope scope(x_in);
+  Batch x(x_in, "wls_apply", "x");
+  check_workspace(ws, x);
+  at::Tensor y = at::empty_like(x.t);
+  if (x.t.numel() == 0) return y;
+  AT_DISPATCH_FLOATING_TYPES(x.t.scalar_type(), "wls_apply_cuda", [&] {
+    check_launch(cuda::wls_apply<scalar_t>(x.t.data_ptr<scalar_t>(), x.B, x.H, x.W, ws.data_ptr(),
+                                           precondition, y.data_ptr<scalar_t>(), scope.stream()),
+                 "wls_apply");
+  });
+  return y;
+}
 #endif
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(xvertfast, CPU, m) {
   m.impl("wls", &wls_solve_cpu);
-  m.impl("wls_operator", &wls_operator_cpu_op);
+  m.impl("wls_setup", &wls_setup_cpu_op);
+  m.impl("wls_apply", &wls_apply_cpu_op);
 }
 
 #if defined(XVF_WITH_CUDA)
-TORCH_LIBRARY_IMPL(xvertfast, CUDA, m) { m.impl("wls", &wls_solve_cuda); }
+TORCH_LIBRARY_IMPL(xvertfast, CUDA, m) {
+  m.impl("wls", &wls_solve_cuda);
+  m.impl("wls_setup", &wls_setup_cuda_op);
+  m.impl("wls_apply", &wls_apply_cuda_op);
+}
 #endif
 
 }  // namespace xvf

@@ -15,24 +15,37 @@ from xvertfast import wls
 from xvertfast._extension import has_extension
 from xvertfast.ops import wls_reference as ref
 from xvertfast.ops.wls_direct import solve_direct
+from xvertfast.ops.wls_pcg import pcg
 
 needs_ext = pytest.mark.skipif(not has_extension(), reason="compiled extension not built")
 IMAGES = sorted(glob.glob(os.path.join(CXR_DEV, "*.png")))
 PARAMS = dict(lam=0.8, alpha=1.2, eps=1e-4)
 SHAPES = [(1, 1), (1, 9), (2, 3), (7, 1), (33, 17), (50, 64)]
 
-# Every solver method: the compiled CPU solver, its CUDA build (on a GPU) and the PyTorch multigrid.
-METHODS = [pytest.param("cpu", marks=needs_ext), pytest.param("cuda", marks=pytest.mark.cuda), "torch"]
+# Every solver method: the compiled CPU solver, its CUDA build and the CuPy-driven CG on it
+# (on a GPU), and the PyTorch multigrid.
+METHODS = [
+    pytest.param("cpu", marks=needs_ext),
+    pytest.param("cuda", marks=pytest.mark.cuda),
+    pytest.param("cupy", marks=pytest.mark.cuda),
+    "torch",
+]
 
 
 def solve(x, method, **kwargs):
     """wls(x, method=method) with x on the method's device; the result comes back to the CPU."""
-    if method != "cuda":
+    if method not in ("cuda", "cupy"):
         return wls(x, method=method, **kwargs)
     out = wls(x.cuda(), method=method, **kwargs)
     if kwargs.get("return_info"):
         return out[0].cpu(), out[1]
     return out.cpu()
+
+
+def operator(image, x, precondition):
+    """A x, or one V-cycle applied to x, for the system of one image [H, W] (the compiled kernels)."""
+    ws = torch.ops.xvertfast.wls_setup(image[None].contiguous(), *PARAMS.values())
+    return torch.ops.xvertfast.wls_apply(ws, x[None].contiguous(), precondition)[0]
 
 
 def mixed_batch(b, h, w, dtype=torch.float32):
@@ -86,7 +99,7 @@ def test_operator_matches_reference(seed, shape, dtype):
     image = torch.rand(shape, dtype=dtype)
     x = torch.randn(shape, dtype=dtype)
     want = ref.fine_stencil(*ref.edge_weights(image.double(), **PARAMS)).apply(x.double())
-    got = torch.ops.xvertfast.wls_operator(image, x, *PARAMS.values(), False)
+    got = operator(image, x, precondition=False)
     tol = 5e-4 if dtype == torch.float32 else 1e-12
     assert rel_err(got, want) <= tol, f"seed {seed}"
 
@@ -99,8 +112,53 @@ def test_vcycle_matches_reference(seed, shape):
     image = torch.rand(shape, dtype=torch.float64)
     r = torch.randn(shape, dtype=torch.float64)
     want = ref.Hierarchy(ref.fine_stencil(*ref.edge_weights(image, **PARAMS))).vcycle(r)
-    got = torch.ops.xvertfast.wls_operator(image, r, *PARAMS.values(), True)
+    got = operator(image, r, precondition=True)
     assert rel_err(got, want) <= 1e-10, f"seed {seed}"
+
+
+@needs_ext
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_batched_hierarchy_equals_per_image(seed, dtype):
+    # The GPU builds one hierarchy for a whole batch: each image's slice must behave
+    # exactly like that image's own hierarchy.
+    images = mixed_batch(3, 45, 38, dtype)
+    x = torch.randn(3, 45, 38, dtype=dtype)
+    for precondition in (False, True):
+        ws = torch.ops.xvertfast.wls_setup(images, *PARAMS.values())
+        together = torch.ops.xvertfast.wls_apply(ws, x, precondition)
+        for k in range(3):
+            assert torch.equal(together[k], operator(images[k], x[k], precondition)), f"image {k}"
+
+
+@needs_ext
+def test_workspace_must_match_the_batch():
+    ws = torch.ops.xvertfast.wls_setup(torch.rand(2, 20, 30), *PARAMS.values())
+    with pytest.raises(RuntimeError, match="another batch shape or dtype"):
+        torch.ops.xvertfast.wls_apply(ws, torch.rand(1, 20, 30), False)
+    with pytest.raises(RuntimeError, match="another batch shape or dtype"):
+        torch.ops.xvertfast.wls_apply(ws, torch.rand(2, 20, 30, dtype=torch.float64), False)
+    with pytest.raises(RuntimeError, match="uint8 tensor"):
+        torch.ops.xvertfast.wls_apply(ws.float(), torch.rand(2, 20, 30), False)
+
+
+@needs_ext
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_python_pcg_driver_with_numpy_and_cpu_kernels(seed, dtype):
+    # method="cupy" runs this driver on CuPy arrays; here the same code runs on NumPy with
+    # the CPU operator and V-cycle, against the direct solve and the native solver.
+    batch = mixed_batch(4, 37, 52, dtype) * torch.rand(4, 1, 1, dtype=dtype).clamp_min(0.2)
+    ws = torch.ops.xvertfast.wls_setup(batch, *PARAMS.values())
+
+    def op(precondition):
+        return lambda v: torch.ops.xvertfast.wls_apply(ws, torch.from_numpy(v), precondition).numpy()
+
+    x, iterations, residual = pcg(op(False), op(True), batch.numpy(), 1e-4, 200, np)
+    assert x.dtype == batch.numpy().dtype
+    _, native = wls(batch, method="cpu", return_info=True)
+    for k, img in enumerate(batch):
+        assert rel_err(x[k], direct(img)) <= 1e-4, f"image {k}, seed {seed}"
+        assert residual[k] <= 1e-4
+        assert abs(iterations[k] - native.iterations[k]) <= 2, (iterations, native.iterations)
 
 
 @pytest.mark.parametrize("shape", [(8, 8), (9, 6), (12, 1)])
@@ -272,10 +330,9 @@ def test_bad_arguments():
     x = torch.rand(8, 8)
     with pytest.raises(ValueError, match="unknown method"):
         wls(x, method="magic")
-    with pytest.raises(NotImplementedError, match="method='cuda'"):
-        wls(x, method="cupy")
-    with pytest.raises((ValueError, RuntimeError), match="method='cuda' needs"):
-        wls(x, method="cuda")
+    for method in ("cuda", "cupy"):
+        with pytest.raises((ValueError, RuntimeError), match=f"method='{method}' needs"):
+            wls(x, method=method)
     with pytest.raises(ValueError, match="maxiter"):
         wls(x, maxiter=0)
 

@@ -19,6 +19,7 @@ from xvertfast._extension import cuda_kernels_available, has_extension
 from xvertfast.ops import wls_reference
 from xvertfast.ops._inputs import compute_dtype
 from xvertfast.ops.wls_direct import solve_direct
+from xvertfast.ops.wls_pcg import wls_cupy
 
 __all__ = ["wls", "WlsInfo", "METHODS", "DEFAULT_MAXITER"]
 
@@ -35,7 +36,8 @@ class WlsInfo:
     method: str
     iterations: list[int] = field(default_factory=list)  #: CG iterations per image (0 for direct)
     #: final ||b - A g|| / ||b|| per image, of the solver's float64 iterate (rounding the
-    #: result to float32 alone leaves a residual of ~1e-4 through couplings up to 1/eps)
+    #: result to float32 alone leaves a residual of ~1e-4 through couplings up to 1/eps);
+    #: for method="cupy", the CG's recursively updated residual
     residual: list[float] = field(default_factory=list)
 
 
@@ -78,24 +80,19 @@ def _resolve(method: str, x: torch.Tensor) -> str:
         if x.device.type == "cuda" and cuda_kernels_available():
             return "cuda"
         return "torch"
-    if method == "cupy":
-        raise NotImplementedError(
-            "wls: method='cupy' (a Python-driven cupy PCG) is not implemented; method='cuda' runs "
-            "the same multigrid-preconditioned CG natively on the GPU, and method='torch' on any device"
-        )
     if method == "cpu":
         if not has_extension():
             raise RuntimeError("wls: method='cpu' needs the compiled extension (see `xvertfast info`)")
         if x.device.type != "cpu":
             raise ValueError(f"wls: method='cpu' needs a CPU tensor, got one on {x.device}")
-    if method == "cuda":
+    if method in ("cuda", "cupy"):
         if not cuda_kernels_available():
             raise RuntimeError(
-                "wls: method='cuda' needs the extension built with its CUDA kernels "
+                f"wls: method={method!r} needs the extension built with its CUDA kernels "
                 "(nvcc at build time; see `xvertfast info`)"
             )
         if x.device.type != "cuda":
-            raise ValueError(f"wls: method='cuda' needs a CUDA tensor, got one on {x.device}")
+            raise ValueError(f"wls: method={method!r} needs a CUDA tensor, got one on {x.device}")
     return method
 
 
@@ -122,8 +119,10 @@ def wls(
         maxiter: CG iteration cap (default 200); not converging is a RuntimeWarning.
         method: ``"auto"`` (fastest available for the device), ``"cpu"`` (the C++ multigrid-PCG
             solver), ``"cuda"`` (the same solver's code as CUDA kernels, a batch solved together
-            on the GPU), ``"torch"`` (the same algorithm in PyTorch, any device; slow, for tests),
-            ``"direct"`` (SciPy sparse LU in float64: the reference). ``"cupy"`` is reserved.
+            on the GPU), ``"cupy"`` (CG driven from Python on CuPy arrays with the same CUDA
+            operator and V-cycle; its residual is the CG's recursive one), ``"torch"`` (the same
+            algorithm in PyTorch, any device; slow, for tests), ``"direct"`` (SciPy sparse LU
+            in float64: the reference).
         return_info: also return a :class:`WlsInfo` with iterations and residuals.
 
     Returns:
@@ -148,6 +147,8 @@ def wls(
     elif chosen in ("cpu", "cuda"):
         out, iters, resid = torch.ops.xvertfast.wls(batch, lam, alpha, eps, rtol, cap)
         info.iterations, info.residual = iters.tolist(), resid.tolist()
+    elif chosen == "cupy":
+        out, info.iterations, info.residual = wls_cupy(batch, lam, alpha, eps, rtol, cap)
     elif chosen == "torch":
         outs = []
         for img in batch:

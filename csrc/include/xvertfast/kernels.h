@@ -51,11 +51,20 @@ template <typename T>
 void wls_cpu(const T* image, int64_t B, int64_t H, int64_t W, const WlsOptions& options, T* out,
              int64_t* iterations, double* residual, int num_threads);
 
-// For tests: y = A x (precondition = false) or y = one V-cycle applied to x
-// (precondition = true), with the system and hierarchy of `image` [H, W].
+// The solver's pieces for a CG driven from outside (xvertfast/ops/wls_pcg.py): the
+// hierarchy of image[B, H, W] is built into a workspace of wls_workspace_bytes<T>(B, H, W)
+// bytes (the same layout on every device), then y = A x (precondition = false) or
+// y = one V-cycle applied to x (precondition = true), x and y [B, H, W].
 template <typename T>
-void wls_operator_cpu(const T* image, int64_t H, int64_t W, const WlsOptions& options, const T* x,
-                      T* y, bool precondition, int num_threads);
+int64_t wls_workspace_bytes(int64_t B, int64_t H, int64_t W);
+
+template <typename T>
+void wls_setup_cpu(const T* image, int64_t B, int64_t H, int64_t W, const WlsOptions& options,
+                   void* workspace, int num_threads);
+
+template <typename T>
+void wls_apply_cpu(const T* x, int64_t B, int64_t H, int64_t W, void* workspace, bool precondition,
+                   T* y, int num_threads);
 
 // ---- CUDA launchers (defined only when built with nvcc) -------------------
 // Each returns nullptr on success or a static error string.
@@ -85,16 +94,22 @@ const char* select_map(const T* x, const double* entropy, const T* lo, const T* 
                        int64_t C, int64_t N, bool normalize, int64_t* index, T* map,
                        void* stream);
 
-// Bytes of device workspace the batched WLS solve of B images of H x W needs.
-template <typename T>
-int64_t wls_workspace_bytes(int64_t B, int64_t H, int64_t W);
-
 // Solves the WLS system of each image of image[B, H, W] (device) into out[B, H, W]
-// (device), all images together; iterations[B] and residual[B] are host arrays.
+// (device), all images together, in a workspace of wls_workspace_bytes<T>(B, H, W)
+// bytes; iterations[B] and residual[B] are host arrays.
 // The stream is synchronised once per CG iteration (convergence test).
 template <typename T>
 const char* wls(const T* image, int64_t B, int64_t H, int64_t W, const WlsOptions& options, T* out,
                 int64_t* iterations, double* residual, void* workspace, void* stream);
+
+// The GPU versions of wls_setup_cpu and wls_apply_cpu (device pointers).
+template <typename T>
+const char* wls_setup(const T* image, int64_t B, int64_t H, int64_t W, const WlsOptions& options,
+                      void* workspace, void* stream);
+
+template <typename T>
+const char* wls_apply(const T* x, int64_t B, int64_t H, int64_t W, void* workspace,
+                      bool precondition, T* y, void* stream);
 
 // Number of visible CUDA devices (0 when there is no driver or no device).
 int device_count();

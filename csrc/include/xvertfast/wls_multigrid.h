@@ -173,6 +173,14 @@ struct Arena {
 enum Scalar { kRZ, kStep, kBeta, kScalars };
 
 template <typename T, class Exec>
+struct Multigrid;
+
+// Bytes of workspace for nb images of H x W (the layout does not depend on the executor).
+struct NoExec {};
+template <typename T>
+int64_t workspace_bytes(int64_t nb, int64_t H, int64_t W);
+
+template <typename T, class Exec>
 struct Multigrid {
   Exec ex;
   int64_t nb = 0;
@@ -752,6 +760,27 @@ struct Multigrid {
     });
   }
 
+  // y = A x (precondition false) or y = one V-cycle applied to x, for unpadded x, y [nb][H][W]
+  // in executor memory, with the hierarchy a previous setup() left in the workspace: the
+  // operator and preconditioner of an outside CG (xvertfast/ops/wls_pcg.py).
+  void apply_outside(const T* xin, T* yout, bool precondition) {
+    const Grid g = levels[0].g;
+    const int64_t plane = levels[0].plane;
+    T *rv = r, *zv = z;
+    ex.zero(rv, size_t(nb * plane) * sizeof(T));  // setup borrowed them: padding included
+    ex.zero(zv, size_t(nb * plane) * sizeof(T));
+    ex.grid(nb, g.h, g.w, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
+      rv[b * plane + g.at(i, j)] = xin[b * g.h * g.w + i * g.w + j];
+    });
+    if (precondition)
+      vcycle(0, rv, zv);
+    else
+      apply(rv, zv);
+    ex.grid(nb, g.h, g.w, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
+      yout[b * g.h * g.w + i * g.w + j] = zv[b * plane + g.at(i, j)];
+    });
+  }
+
   // dst = src over whole padded finest planes.
   void copy_plane(const T* src, T* dst) {
     const int64_t plane = levels[0].plane;
@@ -762,6 +791,13 @@ struct Multigrid {
     });
   }
 };
+
+template <typename T>
+int64_t workspace_bytes(int64_t nb, int64_t H, int64_t W) {
+  Multigrid<T, NoExec> mg;
+  mg.plan(nullptr, nb, H, W);
+  return int64_t(mg.bytes);
+}
 
 }  // namespace wls
 }  // namespace xvf
