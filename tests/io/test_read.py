@@ -109,13 +109,18 @@ def test_jpeg(tmp_path):
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "P"])
 def test_colour_images_become_luminance_with_a_warning(tmp_path, mode):
-    rgb = np.zeros((10, 12, 3), np.uint8)
-    rgb[..., 0] = np.arange(12) * 20
+    rows, cols = np.mgrid[0:10, 0:12]
+    rgb = np.stack([cols * 20, rows * 25, (rows + cols) % 3 * 80], axis=-1).astype(np.uint8)
     img = Image.fromarray(rgb, "RGB").convert(mode)
     img.save(tmp_path / "c.png")
     with pytest.warns(UserWarning, match="converted to luminance"):
         im = read_image(tmp_path / "c.png")
     assert im.pixels.ndim == 2 and im.pixels.shape == (10, 12)
+    if mode != "P":  # (a palette is a quantisation: only its shape is certain)
+        # ITU-R 601 luma (no single channel matches it), min-max scaled, within one grey level
+        luma = rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+        want = (luma - luma.min()) / (luma.max() - luma.min())
+        np.testing.assert_allclose(im.pixels, want, rtol=0, atol=1.0 / (luma.max() - luma.min()))
 
 
 def test_raw_jsrt(tmp_path, seed):
