@@ -51,6 +51,7 @@ class FlushDenormals {
 // The loops of xvertfast/wls_multigrid.h on OpenMP threads. Small grids run on
 // one thread: fork/join would cost more than the work.
 struct CpuExec {
+  static constexpr bool kHostMemory = true;
   int nt = 1;
   static bool big(int64_t points) { return points >= 16384; }
 

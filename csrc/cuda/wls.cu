@@ -56,6 +56,7 @@ int blocks_for(int64_t n) { return int(std::min<int64_t>(ceil_div(std::max<int64
 // The loops of xvertfast/wls_multigrid.h as kernels on one stream. Launch errors are
 // sticky in the runtime and collected once at the end of the solve.
 struct CudaExec {
+  static constexpr bool kHostMemory = false;
   cudaStream_t stream = nullptr;
 
   template <class F>

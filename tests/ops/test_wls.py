@@ -106,14 +106,38 @@ def test_operator_matches_reference(seed, shape, dtype):
 
 @needs_ext
 @pytest.mark.parametrize("shape", SHAPES + [(64, 64), (97, 45)])
-def test_vcycle_matches_reference(seed, shape):
+@pytest.mark.parametrize("kind", ["random", "quantised"])
+def test_vcycle_matches_reference(seed, shape, kind):
     # One V-cycle exercises every part of the hierarchy: weights, interpolation,
-    # Galerkin operators, row sums, line smoothers, restriction, prolongation, coarse solve.
-    image = torch.rand(shape, dtype=torch.float64)
+    # Galerkin operators, row sums, line smoothers, restriction, prolongation, coarse solve;
+    # quantised images (4 grey levels) add the plateau step of the finest level.
+    if kind == "random":
+        image = torch.rand(shape, dtype=torch.float64)
+    else:
+        image = torch.randint(0, 4, shape).double() / 3
     r = torch.randn(shape, dtype=torch.float64)
-    want = ref.Hierarchy(ref.fine_stencil(*ref.edge_weights(image, **PARAMS))).vcycle(r)
+    strong = 0.5 * PARAMS["lam"] / PARAMS["eps"]
+    want = ref.Hierarchy(ref.fine_stencil(*ref.edge_weights(image, **PARAMS)), strong=strong).vcycle(r)
     got = operator(image, r, precondition=True)
     assert rel_err(got, want) <= 1e-10, f"seed {seed}"
+
+
+@needs_ext
+def test_plateau_step_counts(seed):
+    # a saturated block and a stripe of equal values are found whole; a checkerboard of two
+    # grey levels (no two equal neighbours) stays as single pixels
+    rows, cols = torch.meshgrid(torch.arange(40), torch.arange(50), indexing="ij")
+    image = 0.3 + 0.4 * ((rows + cols) % 2).double()
+    image[5:15, 5:25] = 0.0
+    image[30, :] = 1.0
+    st = ref.fine_stencil(*ref.edge_weights(image, **PARAMS))
+    plateaus = ref.Plateaus(st, 0.5 * PARAMS["lam"] / PARAMS["eps"])
+    assert plateaus.count == 2
+    assert int((plateaus.label == plateaus.label[6, 6]).sum()) == 200
+    assert int((plateaus.label >= 0).sum()) == 250
+    r = torch.randn(40, 50, dtype=torch.float64)
+    hier = ref.Hierarchy(st, strong=0.5 * PARAMS["lam"] / PARAMS["eps"])
+    assert rel_err(operator(image, r, precondition=True), hier.vcycle(r)) <= 1e-10
 
 
 @needs_ext
