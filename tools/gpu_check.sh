@@ -30,7 +30,7 @@ step() {  # step NAME SECONDS COMMAND...: runs COMMAND with a limit, output to $
 nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1 || true
 step build.log 300 python -m pip install --no-deps --no-build-isolation -v -e . || exit 1
 step info.txt 60 xvertfast info
-step tests-cuda.log 240 python -m pytest tests -m cuda -q -p no:cacheprovider -x --durations=10
+step tests-cuda.log 240 python -m pytest tests -m cuda -q -p no:cacheprovider --durations=10
 step wls-gpu.md 180 python bench/wls_table.py --device cuda --sizes 1024 2048 --batch 8
 step ops-gpu.md 120 python bench/report.py
 echo "results in $OUT"
