@@ -17,31 +17,8 @@ WlsOptions options(double lam, double alpha, double eps, double rtol, int64_t ma
   return {lam, alpha, eps, rtol, maxiter};
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> wls_solve_cpu(const at::Tensor& image_in, double lam,
-                                                             double alpha, double eps, double rtol,
-                                                             int64_t maxiter) {
-  check_float(image_in, "wls", "image");
-  TORCH_CHECK(image_in.dim() == 3, "xvertfast::wls: image must be [B, H, W], got ", image_in.sizes());
-  const at::Tensor image = image_in.contiguous();
-  const int64_t B = image.size(0), H = image.size(1), W = image.size(2);
-  at::Tensor out = at::empty_like(image);
-  at::Tensor iters = at::empty({B}, image.options().dtype(at::kLong));
-  at::Tensor resid = at::empty({B}, image.options().dtype(at::kDouble));
-  if (H == 0 || W == 0) {
-    iters.zero_();
-    resid.zero_();
-    return {out, iters, resid};
-  }
-  const WlsOptions o = options(lam, alpha, eps, rtol, maxiter);
-  AT_DISPATCH_FLOATING_TYPES(image.scalar_type(), "wls_cpu", [&] {
-    wls_cpu<scalar_t>(image.data_ptr<scalar_t>(), B, H, W, o, out.data_ptr<scalar_t>(),
-                      iters.data_ptr<int64_t>(), resid.data_ptr<double>(), at::get_num_threads());
-  });
-  return {out, iters, resid};
-}
-
-// Shapes of wls_setup / wls_apply: image or x [B, H, W]; the workspace a 1-D uint8 tensor on
-// the same device, sized for exactly that batch and dtype.
+// The checked, contiguous [B, H, W] image (or x) of every WLS op. A wls_apply workspace is
+// a 1-D uint8 tensor on the same device, sized for exactly that batch and dtype (bytes()).
 struct Batch {
   at::Tensor t;
   int64_t B, H, W;
@@ -56,6 +33,22 @@ struct Batch {
                                           : wls_workspace_bytes<float>(B, H, W);
   }
 };
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> wls_solve_cpu(const at::Tensor& image_in, double lam,
+                                                             double alpha, double eps, double rtol,
+                                                             int64_t maxiter) {
+  Batch im(image_in, "wls", "image");
+  at::Tensor out = at::empty_like(im.t);
+  at::Tensor iters = at::zeros({im.B}, im.t.options().dtype(at::kLong));
+  at::Tensor resid = at::zeros({im.B}, im.t.options().dtype(at::kDouble));
+  if (im.t.numel() == 0) return {out, iters, resid};
+  const WlsOptions o = options(lam, alpha, eps, rtol, maxiter);
+  AT_DISPATCH_FLOATING_TYPES(im.t.scalar_type(), "wls_cpu", [&] {
+    wls_cpu<scalar_t>(im.t.data_ptr<scalar_t>(), im.B, im.H, im.W, o, out.data_ptr<scalar_t>(),
+                      iters.data_ptr<int64_t>(), resid.data_ptr<double>(), at::get_num_threads());
+  });
+  return {out, iters, resid};
+}
 
 void check_workspace(const at::Tensor& ws, const Batch& x) {
   TORCH_CHECK(ws.scalar_type() == at::kByte && ws.dim() == 1 && ws.is_contiguous() &&
@@ -98,24 +91,22 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> wls_solve_cuda(const at::Tensor& 
                                                               double lam, double alpha, double eps,
                                                               double rtol, int64_t maxiter) {
   DeviceScope scope(image_in);
-  check_float(image_in, "wls", "image");
-  TORCH_CHECK(image_in.dim() == 3, "xvertfast::wls: image must be [B, H, W], got ", image_in.sizes());
-  const at::Tensor image = image_in.contiguous();
-  const int64_t B = image.size(0), H = image.size(1), W = image.size(2);
-  at::Tensor out = at::empty_like(image);
+  Batch im(image_in, "wls", "image");
+  const int64_t B = im.B, H = im.H, W = im.W;
+  at::Tensor out = at::empty_like(im.t);
   // the solver fills these on the host (it reads the residuals there anyway)
   at::Tensor iters = at::zeros({B}, at::TensorOptions().dtype(at::kLong));
   at::Tensor resid = at::zeros({B}, at::TensorOptions().dtype(at::kDouble));
-  if (B > 0 && H > 0 && W > 0) {
+  if (im.t.numel() > 0) {
     const WlsOptions o = options(lam, alpha, eps, rtol, maxiter);
-    AT_DISPATCH_FLOATING_TYPES(image.scalar_type(), "wls_cuda", [&] {
+    AT_DISPATCH_FLOATING_TYPES(im.t.scalar_type(), "wls_cuda", [&] {
       const int64_t one = wls_workspace_bytes<scalar_t>(1, H, W);
       const int64_t group = std::max<int64_t>(1, std::min<int64_t>(B, kCudaGroupBytes / one));
       at::Tensor ws = at::empty({wls_workspace_bytes<scalar_t>(group, H, W)},
-                                image.options().dtype(at::kByte));
+                                im.t.options().dtype(at::kByte));
       for (int64_t b0 = 0; b0 < B; b0 += group) {
         const int64_t n = std::min(group, B - b0);
-        check_launch(cuda::wls<scalar_t>(image.data_ptr<scalar_t>() + b0 * H * W, n, H, W, o,
+        check_launch(cuda::wls<scalar_t>(im.t.data_ptr<scalar_t>() + b0 * H * W, n, H, W, o,
                                          out.data_ptr<scalar_t>() + b0 * H * W,
                                          iters.data_ptr<int64_t>() + b0, resid.data_ptr<double>() + b0,
                                          ws.data_ptr(), scope.stream()),
@@ -123,7 +114,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> wls_solve_cuda(const at::Tensor& 
       }
     });
   }
-  return {out, iters.to(image.device()), resid.to(image.device())};
+  return {out, iters.to(im.t.device()), resid.to(im.t.device())};
 }
 
 at::Tensor wls_setup_cuda_op(const at::Tensor& image_in, double lam, double alpha, double eps) {

@@ -142,7 +142,7 @@ class Enhancer:
         # The preprocessing's two WLS solves run where they are fastest: on the GPU when the
         # CUDA solver is compiled in (a second each on the CPU at 1024^2), else on the CPU
         # (PyTorch's reference multigrid on a GPU would be slower still).
-        on_gpu = self.device.type == "cuda" and cuda_kernels_available() and wls_method in ("auto", "cuda")
+        on_gpu = self.device.type == "cuda" and cuda_kernels_available() and wls_method in ("auto", "cuda", "cupy")
         self.prepare_device = self.device if on_gpu else torch.device("cpu")
         self.model = load_model(model, map_location="cpu") if isinstance(model, str) else model
         self.tile = model_tile(self.model)

@@ -315,11 +315,13 @@ class Plateaus:
         sizes = np.bincount(comp)
         keep = sizes[comp] >= 2
         # number the plateaus in order of their first pixel, as the compiled solver does
-        first = {}
+        kept = np.flatnonzero(keep)
+        _, first_pixel, which = np.unique(comp[kept], return_index=True, return_inverse=True)
+        rank = np.empty(len(first_pixel), dtype=np.int64)
+        rank[np.argsort(first_pixel)] = np.arange(len(first_pixel))
         label = np.full(h * w, -1, dtype=np.int64)
-        for k in np.flatnonzero(keep):
-            label[k] = first.setdefault(comp[k], len(first))
-        self.count = len(first)
+        label[kept] = rank[which.reshape(-1)]
+        self.count = len(first_pixel)
         self.label = torch.from_numpy(label).reshape(h, w).to(st.c.device)
         lab = self.label
         diag = torch.zeros(self.count, dtype=st.c.dtype, device=st.c.device)

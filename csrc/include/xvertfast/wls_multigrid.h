@@ -122,6 +122,8 @@ struct Term {
 
 // The coarse offsets stored per point: 0, E, S, SE, SW.
 constexpr int kStored = 5;
+XVF_HD int stored_di(int k) { return k >= 2 ? 1 : 0; }
+XVF_HD int stored_dj(int k) { return k == 1 || k == 3 ? 1 : (k == 4 ? -1 : 0); }
 
 // The terms of A_c(K, K + d) = sum_f sum_g P[f, K] A[f, g] P[g, K + d] (f = 2K + e,
 // g = f + delta, e' = g - 2(K + d)) for each stored d, for a 5-point (nine = 0) and a
@@ -139,7 +141,6 @@ struct TermRanges {
 inline const GalerkinTable& galerkin_table() {
   static const GalerkinTable table = [] {
     GalerkinTable t{};
-    const int dirs[kStored][2] = {{0, 0}, {0, 1}, {1, 0}, {1, 1}, {1, -1}};
     for (int nn = 0; nn < 2; ++nn)
       for (int d = 0; d < kStored; ++d) {
         t.start[nn][d] = int(t.terms.size());
@@ -147,7 +148,7 @@ inline const GalerkinTable& galerkin_table() {
           for (int ej = -1; ej <= 1; ++ej)
             for (int si = -1; si <= 1; ++si)
               for (int sj = -1; sj <= 1; ++sj) {
-                const int ni = ei + si - 2 * dirs[d][0], nj = ej + sj - 2 * dirs[d][1];
+                const int ni = ei + si - 2 * stored_di(d), nj = ej + sj - 2 * stored_dj(d);
                 if (ni < -1 || ni > 1 || nj < -1 || nj > 1) continue;
                 if (!nn && si && sj) continue;  // 5-point: no diagonal couplings
                 t.terms.push_back({int8_t((ei + 1) * 3 + ej + 1), int8_t((si + 1) * 3 + sj + 1),
@@ -179,14 +180,6 @@ constexpr double kPlateauOmega = 0.7;
 
 // Per-image CG scalars, [nb][kScalars] doubles: r.z, the step along p and the beta of p.
 enum Scalar { kRZ, kStep, kBeta, kScalars };
-
-template <typename T, class Exec>
-struct Multigrid;
-
-// Bytes of workspace for nb images of H x W (the layout does not depend on the executor).
-struct NoExec {};
-template <typename T>
-int64_t workspace_bytes(int64_t nb, int64_t H, int64_t W);
 
 template <typename T, class Exec>
 struct Multigrid {
@@ -376,15 +369,13 @@ struct Multigrid {
           }
         }
       // members, grouped by aggregate (counting sort keeps pixel order inside each)
-      const int32_t base = start[first];
       for (int64_t a = first; a < n_agg; ++a) start[a + 1] = 0;
       for (int64_t k = 0; k < n; ++k)
         if (lab[k] >= 0) ++start[lab[k] + 1];
       for (int64_t a = first; a < n_agg; ++a) start[a + 1] += start[a];
+      std::vector<int32_t> next(start + first, start + n_agg);
       for (int64_t k = 0; k < n; ++k)
-        if (lab[k] >= 0) members[start[lab[k]]++] = int32_t(off + g.at(k / g.w, k % g.w));
-      for (int64_t a = n_agg - 1; a > first; --a) start[a] = start[a - 1];  // undo the advance
-      if (n_agg > first) start[first] = base;
+        if (lab[k] >= 0) members[next[lab[k] - first]++] = int32_t(off + g.at(k / g.w, k % g.w));
     }
     T* scale = host_out(agg_scale, n_agg, scale_copy);
     for (int64_t a = 0; a < n_agg; ++a) scale[a] = T(kPlateauOmega / diag[a]);
@@ -508,7 +499,6 @@ struct Multigrid {
     for (int k = 0; k <= kStored; ++k) st.v[k] = gt.start[F.nine ? 1 : 0][k];
     const Term* tt = terms;
     ex.grid(nb, cg.h, cg.w, [=] XVF_LAMBDA(int64_t b, int64_t I, int64_t J) {
-      const int dirs[kStored][2] = {{0, 0}, {0, 1}, {1, 0}, {1, 1}, {1, -1}};
       T a9[9][9];  // couplings of the 9 fine points of K's block
       T wk[kStored][9];  // interpolation weights of K and of its 4 stored neighbours
       const int64_t q = b * cplane + cg.at(I, J);
@@ -519,7 +509,7 @@ struct Multigrid {
         for (int dd = 0; dd < 9; ++dd) a9[e][dd] = in ? F.coupling(p, dd / 3 - 1, dd % 3 - 1) : T(0);
       }
       for (int k = 0; k < kStored; ++k) {
-        const int64_t ni = I + dirs[k][0], nj = J + dirs[k][1];
+        const int64_t ni = I + stored_di(k), nj = J + stored_dj(k);
         const bool in = ni < cg.h && nj >= 0 && nj < cg.w;
         const int64_t qn = in ? b * cplane + cg.at(ni, nj) : 0;
         for (int e = 0; e < 9; ++e) wk[k][e] = in ? pweight(F.pw, cg.ld, qn, e / 3 - 1, e % 3 - 1) : T(0);
@@ -574,7 +564,7 @@ struct Multigrid {
         for (int ej = -1; ej <= 1; ++ej) {
           const int64_t fi = 2 * I + ei, fj = 2 * J + ej;
           if (fi < 0 || fi >= g.h || fj < 0 || fj >= g.w) continue;
-          acc += double(pweight(F.pw, cg.ld, b * cplane + cg.at(I, J), ei, ej)) * v[b * fplane + g.at(fi, fj)];
+          acc += double(pweight(F.pw, cg.ld, q, ei, ej)) * v[b * fplane + g.at(fi, fj)];
         }
       C.d[q] = T(acc);
     });
@@ -795,12 +785,7 @@ struct Multigrid {
       for (int64_t j = 0; j < g.w; ++j) acc += double(a[p0 + j]) * double(b2[p0 + j]);
       pt[b * g.h + i] = acc;
     });
-    sum_rows();
-  }
-
-  void sum_rows() {
-    const int64_t h = levels[0].g.h;
-    double* pt = part;
+    const int64_t h = g.h;
     double* out = dots;
     ex.each(nb, [=] XVF_LAMBDA(int64_t b) {
       double total = 0.0;
@@ -826,23 +811,19 @@ struct Multigrid {
       ex.zero(v, size_t(nb * plane) * sizeof(T));
     ex.zero(x, size_t(nb * plane) * sizeof(double));
     ex.zero(s, size_t(nb * kScalars) * sizeof(double));
+    // Start from the image itself: WLS changes an image little, and not at all where it is
+    // flat (exactly the quantised plateaus whose huge couplings slow the solver down), so
+    // the initial residual b - A b is a fraction of b and CG has fewer decades to go.
     ex.grid(nb, g.h, g.w, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
-      rv[b * plane + g.at(i, j)] = images[b * g.h * g.w + i * g.w + j];
+      const T v = images[b * g.h * g.w + i * g.w + j];
+      rv[b * plane + g.at(i, j)] = v;
+      x[b * plane + g.at(i, j)] = double(v);
     });
     std::vector<double> host(nb), norm_b(nb), active(nb);
     dot(rv, rv);
     ex.download(host.data(), dots, size_t(nb) * sizeof(double));
     for (int64_t b = 0; b < nb; ++b) norm_b[b] = std::sqrt(host[b]);
-    // Start from the image itself: WLS changes an image little, and not at all where it is
-    // flat (exactly the quantised plateaus whose huge couplings slow the solver down), so
-    // the initial residual b - A b is a fraction of b and CG has fewer decades to go.
-    ex.grid(nb, g.h, g.w, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
-      x[b * plane + g.at(i, j)] = double(images[b * g.h * g.w + i * g.w + j]);
-    });
-    ex.grid(nb, g.h, g.w, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
-      const int64_t k = b * plane + g.at(i, j);
-      rv[k] = T(double(images[b * g.h * g.w + i * g.w + j]) - apply5<T, double>(1.0, L0.e, L0.s, x, k, g.ld));
-    });
+    true_residual(images);
     dot(rv, rv);
     ex.download(host.data(), dots, size_t(nb) * sizeof(double));
     int64_t remaining = 0;
@@ -904,18 +885,8 @@ struct Multigrid {
       });
     }
     // the true residual of the double iterate, and the result
-    double* pt = part;
-    ex.lines(nb, g.h, [=] XVF_LAMBDA(int64_t b, int64_t i) {
-      const int64_t p0 = b * plane + g.at(i, 0);
-      double acc = 0.0;
-      for (int64_t j = 0; j < g.w; ++j) {
-        const double v = double(images[b * g.h * g.w + i * g.w + j]) -
-                         apply5<T, double>(1.0, L0.e, L0.s, x, p0 + j, g.ld);
-        acc += v * v;
-      }
-      pt[b * g.h + i] = acc;
-    });
-    sum_rows();
+    true_residual(images);
+    dot(rv, rv);
     ex.download(host.data(), dots, size_t(nb) * sizeof(double));
     for (int64_t b = 0; b < nb; ++b) residual[b] = norm_b[b] > 0.0 ? std::sqrt(host[b]) / norm_b[b] : 0.0;
     ex.grid(nb, g.h, g.w, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
@@ -929,7 +900,7 @@ struct Multigrid {
   void apply_outside(const T* xin, T* yout, bool precondition) {
     const Grid g = levels[0].g;
     const int64_t plane = levels[0].plane;
-    ex.download(&n_agg, agg_count, sizeof(int64_t));  // what setup() found
+    if (precondition) ex.download(&n_agg, agg_count, sizeof(int64_t));  // what setup() found
     T *rv = r, *zv = z;
     ex.zero(rv, size_t(nb * plane) * sizeof(T));  // setup borrowed them: padding included
     ex.zero(zv, size_t(nb * plane) * sizeof(T));
@@ -945,6 +916,20 @@ struct Multigrid {
     });
   }
 
+  // r = b - A x for the double iterate x, evaluated in double (the recursively updated r of
+  // CG drifts from it in float32).
+  void true_residual(const T* images) {
+    const Level<T> L0 = levels[0];
+    const Grid g = L0.g;
+    const int64_t plane = L0.plane;
+    T* rv = r;
+    const double* x = xk;
+    ex.grid(nb, g.h, g.w, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
+      const int64_t k = b * plane + g.at(i, j);
+      rv[k] = T(double(images[b * g.h * g.w + i * g.w + j]) - apply5<T, double>(1.0, L0.e, L0.s, x, k, g.ld));
+    });
+  }
+
   // dst = src over whole padded finest planes.
   void copy_plane(const T* src, T* dst) {
     const int64_t plane = levels[0].plane;
@@ -956,6 +941,8 @@ struct Multigrid {
   }
 };
 
+// Bytes of workspace for nb images of H x W (the layout does not depend on the executor).
+struct NoExec {};
 template <typename T>
 int64_t workspace_bytes(int64_t nb, int64_t H, int64_t W) {
   Multigrid<T, NoExec> mg;
