@@ -11,8 +11,21 @@
 
 #if defined(__CUDACC__)
 #define XVF_HD __host__ __device__ __forceinline__
+#define XVF_CONSTEXPR __host__ __device__ constexpr
 #else
 #define XVF_HD inline
+#define XVF_CONSTEXPR constexpr
+#endif
+
+// Full unrolling of a short loop with a constant trip count (its indices become constants).
+#if defined(__CUDACC__)
+#define XVF_UNROLL _Pragma("unroll")
+#elif defined(__clang__)
+#define XVF_UNROLL _Pragma("clang loop unroll(full)")
+#elif defined(__GNUC__)
+#define XVF_UNROLL _Pragma("GCC unroll 16")
+#else
+#define XVF_UNROLL
 #endif
 
 namespace xvf {

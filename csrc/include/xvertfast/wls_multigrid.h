@@ -29,6 +29,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "common.h"
@@ -75,18 +76,25 @@ struct Level {
   double* chol;              // dense Cholesky factors [nb][n * n] (coarsest level only)
   int64_t n_dense;           // unknowns of the dense level (0 elsewhere)
 
-  XVF_HD T diag(int64_t p) const {
-    return nine ? c[p] : T(1) - e[p] - e[p - 1] - s[p] - s[p - g.ld];
+  template <bool kNine>
+  XVF_HD T diag_t(int64_t p) const {
+    return kNine ? c[p] : T(1) - e[p] - e[p - 1] - s[p] - s[p - g.ld];
   }
+  XVF_HD T diag(int64_t p) const { return nine ? diag_t<true>(p) : diag_t<false>(p); }
   XVF_HD T rowsum(int64_t p) const { return nine ? d[p] : T(1); }
-  XVF_HD T coupling(int64_t p, int di, int dj) const {
+  // The coupling of p to p + (di, dj), the stencil's kind known at compile time.
+  template <bool kNine>
+  XVF_HD T coupling_t(int64_t p, int di, int dj) const {
     const int64_t ld = g.ld;
-    if (di == 0 && dj == 0) return diag(p);
+    if (di == 0 && dj == 0) return diag_t<kNine>(p);
     if (di == 0) return dj > 0 ? e[p] : e[p - 1];
     if (dj == 0) return di > 0 ? s[p] : s[p - ld];
-    if (!nine) return T(0);
+    if (!kNine) return T(0);
     if (di > 0) return dj > 0 ? se[p] : sw[p];
     return dj > 0 ? sw[p - ld + 1] : se[p - ld - 1];
+  }
+  XVF_HD T coupling(int64_t p, int di, int dj) const {
+    return nine ? coupling_t<true>(p, di, dj) : coupling_t<false>(p, di, dj);
   }
 };
 
@@ -122,43 +130,61 @@ struct Term {
 
 // The coarse offsets stored per point: 0, E, S, SE, SW.
 constexpr int kStored = 5;
-XVF_HD int stored_di(int k) { return k >= 2 ? 1 : 0; }
-XVF_HD int stored_dj(int k) { return k == 1 || k == 3 ? 1 : (k == 4 ? -1 : 0); }
+XVF_CONSTEXPR int stored_di(int k) { return k >= 2 ? 1 : 0; }
+XVF_CONSTEXPR int stored_dj(int k) { return k == 1 || k == 3 ? 1 : (k == 4 ? -1 : 0); }
 
 // The terms of A_c(K, K + d) = sum_f sum_g P[f, K] A[f, g] P[g, K + d] (f = 2K + e,
-// g = f + delta, e' = g - 2(K + d)) for each stored d, for a 5-point (nine = 0) and a
-// 9-point fine stencil: terms[start[nine][d] .. start[nine][d + 1]).
-struct GalerkinTable {
-  std::vector<Term> terms;
-  int start[2][kStored + 1];
+// g = f + delta, e' = g - 2(K + d)) for each stored d, for a 5-point (kNine false) and a
+// 9-point fine stencil: terms[start[d] .. start[d + 1]). Built at compile time, so the
+// Galerkin kernel unrolls every term with constant indices (its operands stay in registers).
+constexpr int kMaxTerms = 256;
+struct TermTable {
+  Term terms[kMaxTerms];
+  int start[kStored + 1];
 };
 
-// The ranges of one stencil kind, by value (for the kernels).
-struct TermRanges {
-  int v[kStored + 1];
-};
+XVF_CONSTEXPR TermTable make_term_table(bool nine) {
+  TermTable t{};
+  int n = 0;
+  for (int d = 0; d < kStored; ++d) {
+    t.start[d] = n;
+    for (int ei = -1; ei <= 1; ++ei)
+      for (int ej = -1; ej <= 1; ++ej)
+        for (int si = -1; si <= 1; ++si)
+          for (int sj = -1; sj <= 1; ++sj) {
+            const int ni = ei + si - 2 * stored_di(d), nj = ej + sj - 2 * stored_dj(d);
+            if (ni < -1 || ni > 1 || nj < -1 || nj > 1) continue;
+            if (!nine && si && sj) continue;  // 5-point: no diagonal couplings
+            t.terms[n++] = Term{int8_t((ei + 1) * 3 + ej + 1), int8_t((si + 1) * 3 + sj + 1),
+                                int8_t((ni + 1) * 3 + nj + 1)};
+          }
+  }
+  t.start[kStored] = n;
+  return t;
+}
 
-inline const GalerkinTable& galerkin_table() {
-  static const GalerkinTable table = [] {
-    GalerkinTable t{};
-    for (int nn = 0; nn < 2; ++nn)
-      for (int d = 0; d < kStored; ++d) {
-        t.start[nn][d] = int(t.terms.size());
-        for (int ei = -1; ei <= 1; ++ei)
-          for (int ej = -1; ej <= 1; ++ej)
-            for (int si = -1; si <= 1; ++si)
-              for (int sj = -1; sj <= 1; ++sj) {
-                const int ni = ei + si - 2 * stored_di(d), nj = ej + sj - 2 * stored_dj(d);
-                if (ni < -1 || ni > 1 || nj < -1 || nj > 1) continue;
-                if (!nn && si && sj) continue;  // 5-point: no diagonal couplings
-                t.terms.push_back({int8_t((ei + 1) * 3 + ej + 1), int8_t((si + 1) * 3 + sj + 1),
-                                   int8_t((ni + 1) * 3 + nj + 1)});
-              }
-        t.start[nn][d + 1] = int(t.terms.size());
-      }
-    return t;
-  }();
-  return table;
+template <bool kNine>
+struct Terms {
+  static constexpr TermTable table = make_term_table(kNine);
+};
+static_assert(Terms<true>::table.start[kStored] <= kMaxTerms, "Galerkin table overflow");
+
+// sum over the terms [start[k], start[k + 1]) of wk[0][fe] * a9[fe][delta] * wk[k][en].
+template <bool kNine, int k, typename T, int... I>
+XVF_HD T galerkin_sum(const T (&a9)[9][9], const T (&wk)[kStored][9], std::integer_sequence<int, I...>) {
+  constexpr int s0 = Terms<kNine>::table.start[k];
+  T acc = T(0);
+  ((acc += wk[0][Terms<kNine>::table.terms[s0 + I].fe] *
+           a9[Terms<kNine>::table.terms[s0 + I].fe][Terms<kNine>::table.terms[s0 + I].delta] *
+           wk[k][Terms<kNine>::table.terms[s0 + I].en]),
+   ...);
+  return acc;
+}
+
+template <bool kNine, int k, typename T>
+XVF_HD T galerkin_entry(const T (&a9)[9][9], const T (&wk)[kStored][9]) {
+  constexpr int n = Terms<kNine>::table.start[k + 1] - Terms<kNine>::table.start[k];
+  return galerkin_sum<kNine, k>(a9, wk, std::make_integer_sequence<int, n>{});
 }
 
 // Bump allocator over the caller's workspace; with a null base it only measures.
@@ -194,7 +220,6 @@ struct Multigrid {
   double* part = nullptr;  // per-row partial sums [nb][H]
   double* dots = nullptr;  // per-image results of the last reduction [nb]
   double* flags = nullptr;  // per-image 1.0 while CG runs on it, 0.0 once converged [nb]
-  Term* terms = nullptr;   // the Galerkin table, in executor memory
   double* dense_y = nullptr;  // per-image vectors of the dense coarsest solve
   // Plateau aggregates of the finest level (see build_aggregates): per pixel its aggregate or
   // -1 [nb][H][W]; the members of aggregate a, members[start[a] .. start[a + 1]) (padded
@@ -224,7 +249,6 @@ struct Multigrid {
     part = a.take<double>(nb * H);
     dots = a.take<double>(nb);
     flags = a.take<double>(nb);
-    terms = a.take<Term>(int64_t(galerkin_table().terms.size()));
     // aggregates hold >= 2 pixels: at most half the pixels, planned for the worst case
     agg_count = a.take<int64_t>(1);
     agg_label = a.take<int32_t>(nb * H * W);
@@ -273,17 +297,18 @@ struct Multigrid {
   // The workspace must be planned; setup zeroes it first (the padding rings must be zero).
   void setup(const T* images, T lam, T alpha, T eps) {
     ex.zero(base, bytes);
-    const GalerkinTable& gt = galerkin_table();
-    ex.upload(terms, gt.terms.data(), gt.terms.size() * sizeof(Term));
     const Level<T> L = levels[0];
     const Grid g = L.g;
     const int64_t plane = L.plane;
+    // the log guide once per pixel, in the finest level's scratch (free until the V-cycles)
+    T* lg = L.r;
     ex.grid(nb, g.h, g.w, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
-      const T* im = images + b * g.h * g.w + i * g.w + j;
+      lg[b * plane + g.at(i, j)] = log_guide(images[b * g.h * g.w + i * g.w + j]);
+    });
+    ex.grid(nb, g.h, g.w, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
       const int64_t q = b * plane + g.at(i, j);
-      const T lp = log_guide(im[0]);
-      if (j + 1 < g.w) L.e[q] = -edge_weight(lp, log_guide(im[1]), lam, alpha, eps);
-      if (i + 1 < g.h) L.s[q] = -edge_weight(lp, log_guide(im[g.w]), lam, alpha, eps);
+      if (j + 1 < g.w) L.e[q] = -edge_weight(lg[q], lg[q + 1], lam, alpha, eps);
+      if (i + 1 < g.h) L.s[q] = -edge_weight(lg[q], lg[q + g.ld], lam, alpha, eps);
     });
     for (size_t k = 0; k + 1 < levels.size(); ++k) {
       line_factors(levels[k]);
@@ -492,37 +517,43 @@ struct Multigrid {
 
   // Coarse stencil C.(c, e, s, se, sw) = P^T A P.
   void galerkin(const Level<T>& F, const Level<T>& C) {
+    if (F.nine)
+      galerkin_from<true>(F, C);
+    else
+      galerkin_from<false>(F, C);
+  }
+
+  template <bool kNine>
+  void galerkin_from(const Level<T>& F, const Level<T>& C) {
     const Grid g = F.g, cg = C.g;
     const int64_t fplane = F.plane, cplane = C.plane;
-    const GalerkinTable& gt = galerkin_table();
-    TermRanges st;
-    for (int k = 0; k <= kStored; ++k) st.v[k] = gt.start[F.nine ? 1 : 0][k];
-    const Term* tt = terms;
     ex.grid(nb, cg.h, cg.w, [=] XVF_LAMBDA(int64_t b, int64_t I, int64_t J) {
       T a9[9][9];  // couplings of the 9 fine points of K's block
       T wk[kStored][9];  // interpolation weights of K and of its 4 stored neighbours
       const int64_t q = b * cplane + cg.at(I, J);
+      XVF_UNROLL
       for (int e = 0; e < 9; ++e) {
         const int64_t fi = 2 * I + e / 3 - 1, fj = 2 * J + e % 3 - 1;
         const bool in = fi >= 0 && fi < g.h && fj >= 0 && fj < g.w;
         const int64_t p = in ? b * fplane + g.at(fi, fj) : 0;
-        for (int dd = 0; dd < 9; ++dd) a9[e][dd] = in ? F.coupling(p, dd / 3 - 1, dd % 3 - 1) : T(0);
+        XVF_UNROLL
+        for (int dd = 0; dd < 9; ++dd) a9[e][dd] = in ? F.template coupling_t<kNine>(p, dd / 3 - 1, dd % 3 - 1) : T(0);
       }
+      XVF_UNROLL
       for (int k = 0; k < kStored; ++k) {
         const int64_t ni = I + stored_di(k), nj = J + stored_dj(k);
         const bool in = ni < cg.h && nj >= 0 && nj < cg.w;
         const int64_t qn = in ? b * cplane + cg.at(ni, nj) : 0;
+        XVF_UNROLL
         for (int e = 0; e < 9; ++e) wk[k][e] = in ? pweight(F.pw, cg.ld, qn, e / 3 - 1, e % 3 - 1) : T(0);
       }
-      T* out[kStored] = {C.c, C.e, C.s, C.se, C.sw};
-      for (int k = 0; k < kStored; ++k) {
-        // float sums suffice: the small row sums, where cancellation would hurt, are
-        // computed separately in double (row_sums)
-        T acc = T(0);
-        for (int t = st.v[k]; t < st.v[k + 1]; ++t)
-          acc += wk[0][tt[t].fe] * a9[tt[t].fe][tt[t].delta] * wk[k][tt[t].en];
-        out[k][q] = acc;
-      }
+      // float sums suffice: the small row sums, where cancellation would hurt, are
+      // computed separately in double (row_sums)
+      C.c[q] = galerkin_entry<kNine, 0>(a9, wk);
+      C.e[q] = galerkin_entry<kNine, 1>(a9, wk);
+      C.s[q] = galerkin_entry<kNine, 2>(a9, wk);
+      C.se[q] = galerkin_entry<kNine, 3>(a9, wk);
+      C.sw[q] = galerkin_entry<kNine, 4>(a9, wk);
     });
   }
 
