@@ -52,6 +52,7 @@ class FlushDenormals {
 // one thread: fork/join would cost more than the work.
 struct CpuExec {
   static constexpr bool kHostMemory = true;
+  static constexpr int kRowGroup = 4;  // rows a line task of smooth_rows interleaves
   int nt = 1;
   static bool big(int64_t points) { return points >= 16384; }
 

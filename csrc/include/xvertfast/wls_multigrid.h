@@ -23,6 +23,7 @@
 //   zero(ptr, bytes), upload(dst, host_src, bytes), download(host_dst, src, bytes)
 //   ok()                           false once the device reported an error (the solve stops)
 //   kHostMemory                    true where its memory is the host's (no copies needed)
+//   kRowGroup                      rows one line task of the row smoother solves together
 // Memory: every array lives in one caller-provided workspace (see plan()).
 #pragma once
 
@@ -660,23 +661,54 @@ struct Multigrid {
   }
 
   // Zebra-line Gauss-Seidel, rows i = parity, parity + 2, ... solved exactly given the others.
+  // A line task solves Exec::kRowGroup rows interleaved: the Thomas recursions are serial
+  // chains, and a CPU core overlaps several independent chains (the GPU runs one per thread).
   template <bool kNine>
   void smooth_rows(const Level<T>& L, const T* bv, T* x, int parity) {
+    constexpr int G = Exec::kRowGroup;
     const Grid g = L.g;
     const int64_t plane = L.plane, nrows = (g.h - parity + 1) / 2;
     if (nrows <= 0) return;
-    ex.lines(nb, nrows, [=] XVF_LAMBDA(int64_t b, int64_t t) {
-      const int64_t p0 = b * plane + g.at(parity + 2 * t, 0);
-      const T* e = L.e;
-      const T* inv = L.inv_x;
-      T* y = L.r + p0;  // this row's scratch
-      for (int64_t j = 0; j < g.w; ++j) y[j] = residual_at<kNine>(L, bv, x, p0 + j);
-      // Thomas: forward elimination (e[p0 - 1] = 0 is the padding), back substitution
-      y[0] *= inv[p0];
-      for (int64_t j = 1; j < g.w; ++j) y[j] = (y[j] - e[p0 + j - 1] * y[j - 1]) * inv[p0 + j];
-      for (int64_t j = g.w - 2; j >= 0; --j) y[j] -= e[p0 + j] * inv[p0 + j] * y[j + 1];
-      for (int64_t j = 0; j < g.w; ++j) x[p0 + j] += y[j];
+    ex.lines(nb, ceil_div(nrows, G), [=] XVF_LAMBDA(int64_t b, int64_t t) {
+      const int64_t first = t * G, p0 = b * plane + g.at(parity + 2 * first, 0);
+      if (first + G <= nrows) {
+        solve_rows<kNine, G>(L, bv, x, p0);
+      } else {
+        for (int64_t u = first; u < nrows; ++u) solve_rows<kNine, 1>(L, bv, x, p0 + 2 * (u - first) * g.ld);
+      }
     });
+  }
+
+  // The row solves of smooth_rows for the n rows p0, p0 + 2 ld, ... (n a constant).
+  template <bool kNine, int n>
+  XVF_HD static void solve_rows(const Level<T>& L, const T* bv, T* x, int64_t p0) {
+    const int64_t w = L.g.w, ld2 = 2 * L.g.ld;
+    const T* e = L.e;
+    const T* inv = L.inv_x;
+    T* y = L.r;  // each row's scratch is its own row of r
+    for (int u = 0; u < n; ++u)
+      for (int64_t j = 0; j < w; ++j) y[p0 + u * ld2 + j] = residual_at<kNine>(L, bv, x, p0 + u * ld2 + j);
+    // Thomas: forward elimination (e[p - 1] = 0 at a row's start is the padding), back substitution
+    // (the running value stays in a register: the chain does not wait on a store and a load)
+    T prev[n];
+    XVF_UNROLL
+    for (int u = 0; u < n; ++u) prev[u] = y[p0 + u * ld2] *= inv[p0 + u * ld2];
+    for (int64_t j = 1; j < w; ++j) {
+      XVF_UNROLL
+      for (int u = 0; u < n; ++u) {
+        const int64_t p = p0 + u * ld2 + j;
+        prev[u] = y[p] = (y[p] - e[p - 1] * prev[u]) * inv[p];
+      }
+    }
+    for (int64_t j = w - 2; j >= 0; --j) {
+      XVF_UNROLL
+      for (int u = 0; u < n; ++u) {
+        const int64_t p = p0 + u * ld2 + j;
+        prev[u] = y[p] -= e[p] * inv[p] * prev[u];
+      }
+    }
+    for (int u = 0; u < n; ++u)
+      for (int64_t j = 0; j < w; ++j) x[p0 + u * ld2 + j] += y[p0 + u * ld2 + j];
   }
 
   // Zebra-line Gauss-Seidel on columns j = parity, parity + 2, ...: all advanced together
