@@ -154,6 +154,31 @@ def test_batched_hierarchy_equals_per_image(seed, dtype):
             assert torch.equal(together[k], operator(images[k], x[k], precondition)), f"image {k}"
 
 
+def plateau_batch(b, h, w, dtype):
+    """8-bit noise with a saturated block (> 1024 equal pixels: summed in pieces) per image."""
+    images = torch.randint(0, 256, (b, h, w)).to(dtype) / 255
+    for k in range(b):
+        images[k, 3 + k : 3 + k + 40, 5 : 5 + 30 + k] = 1.0 if k % 2 else 0.0
+    return images
+
+
+@needs_ext
+def test_large_plateaus_batched_and_against_reference(seed):
+    # plateaus larger than a CPU chunk of members are summed piecewise: the V-cycle still
+    # equals the reference's, and an image's result does not depend on its place in a batch
+    images = plateau_batch(3, 64, 70, torch.float64)
+    x = torch.randn(3, 64, 70, dtype=torch.float64)
+    ws = torch.ops.xvertfast.wls_setup(images, *PARAMS.values())
+    together = torch.ops.xvertfast.wls_apply(ws, x, True)
+    strong = 0.5 * PARAMS["lam"] / PARAMS["eps"]
+    for k in range(3):
+        st = ref.fine_stencil(*ref.edge_weights(images[k], **PARAMS))
+        assert ref.Plateaus(st, strong).count >= 1
+        assert torch.equal(together[k], operator(images[k], x[k], True)), f"image {k}"
+        hier = ref.Hierarchy(st, strong=strong)
+        assert rel_err(together[k], hier.vcycle(x[k])) <= 1e-10
+
+
 @needs_ext
 def test_workspace_must_match_the_batch():
     ws = torch.ops.xvertfast.wls_setup(torch.rand(2, 20, 30), *PARAMS.values())

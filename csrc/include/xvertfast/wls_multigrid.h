@@ -24,9 +24,11 @@
 //   ok()                           false once the device reported an error (the solve stops)
 //   kHostMemory                    true where its memory is the host's (no copies needed)
 //   kRowGroup                      rows one line task of the row smoother solves together
+//   kPlateauChunk                  members one task of the plateau sums takes (>= kPlateauChunkMin)
 // Memory: every array lives in one caller-provided workspace (see plan()).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -204,6 +206,9 @@ struct Arena {
 // Damping of the plateau step (its Jacobi iteration matrix has spectral radius < 2, so any
 // omega < 1 keeps the V-cycle a convergent, symmetric preconditioner).
 constexpr double kPlateauOmega = 0.7;
+// The smallest chunk of members an executor may give one task of the plateau sums (the
+// workspace holds the pieces of the aggregates larger than that).
+constexpr int64_t kPlateauChunkMin = 64;
 
 // Per-image CG scalars, [nb][kScalars] doubles: r.z, the step along p and the beta of p.
 enum Scalar { kRZ, kStep, kBeta, kScalars };
@@ -222,13 +227,17 @@ struct Multigrid {
   double* dots = nullptr;  // per-image results of the last reduction [nb]
   double* flags = nullptr;  // per-image 1.0 while CG runs on it, 0.0 once converged [nb]
   double* dense_y = nullptr;  // per-image vectors of the dense coarsest solve
-  // Plateau aggregates of the finest level (see build_aggregates): per pixel its aggregate or
-  // -1 [nb][H][W]; the members of aggregate a, members[start[a] .. start[a + 1]) (padded
-  // indices); per aggregate omega / (1^T A 1 over it), and its correction of the moment.
-  int32_t *agg_label = nullptr, *agg_start = nullptr, *agg_members = nullptr;
+  // Plateau aggregates of the finest level (see build_aggregates): the members of aggregate
+  // a, members[start[a] .. start[a + 1]) (padded indices); per aggregate omega / (1^T A 1
+  // over it), and its correction of the moment. Aggregates larger than Exec::kPlateauChunk
+  // ("big") are summed in pieces of that many members (see plateau_step): per piece its
+  // member range [begin, end) and partial sum; per big aggregate its number and first piece.
+  int32_t *agg_start = nullptr, *agg_members = nullptr;
   T *agg_scale = nullptr, *agg_corr = nullptr;
-  int64_t n_agg = 0;
-  int64_t* agg_count = nullptr;  // n_agg, kept in the workspace for later apply_outside calls
+  int32_t *piece_range = nullptr, *big_first = nullptr, *big_id = nullptr;
+  double* piece_sum = nullptr;
+  int64_t n_agg = 0, n_members = 0, n_pieces = 0, n_big = 0;
+  int64_t* agg_count = nullptr;  // the four counts, kept for later apply_outside calls
   char* base = nullptr;
   size_t bytes = 0;
 
@@ -251,12 +260,17 @@ struct Multigrid {
     dots = a.take<double>(nb);
     flags = a.take<double>(nb);
     // aggregates hold >= 2 pixels: at most half the pixels, planned for the worst case
-    agg_count = a.take<int64_t>(1);
-    agg_label = a.take<int32_t>(nb * H * W);
+    agg_count = a.take<int64_t>(4);
     agg_members = a.take<int32_t>(nb * H * W);
     agg_start = a.take<int32_t>(nb * H * W / 2 + 1);
     agg_scale = a.take<T>(nb * H * W / 2);
     agg_corr = a.take<T>(nb * H * W / 2);
+    // big aggregates hold > kPlateauChunkMin members each; their pieces number at most twice that
+    const int64_t max_big = nb * H * W / kPlateauChunkMin, max_pieces = 2 * max_big;
+    piece_range = a.take<int32_t>(2 * max_pieces);
+    piece_sum = a.take<double>(max_pieces);
+    big_first = a.take<int32_t>(max_big + 1);
+    big_id = a.take<int32_t>(max_big);
     for (int k = 0;; ++k) {
       Level<T> L{};
       L.g = g;
@@ -334,17 +348,16 @@ struct Multigrid {
   void build_aggregates(T lam, T eps) {
     const Level<T>& L = levels[0];
     const Grid g = L.g;
-    n_agg = 0;
-    ex.upload(agg_count, &n_agg, sizeof(int64_t));
+    n_agg = n_members = n_pieces = n_big = 0;
+    upload_counts();
     if (L.n_dense || !(lam > T(0)) || nb * L.plane >= (int64_t(1) << 31)) return;
     const int64_t n = g.h * g.w, np = nb * L.plane;
     // the finest couplings (padded planes), read in place where the executor's memory is the host's
     std::vector<T> e_copy, s_copy;
     const T* e = host_view(L.e, np, e_copy);
     const T* s = host_view(L.s, np, s_copy);
-    std::vector<int32_t> label_copy, members_copy, start_copy;
+    std::vector<int32_t> label(n), members_copy, start_copy, range_copy, first_copy, id_copy;
     std::vector<T> scale_copy;
-    int32_t* label = host_out(agg_label, nb * n, label_copy);
     int32_t* members = host_out(agg_members, nb * n, members_copy);
     int32_t* start = host_out(agg_start, nb * n / 2 + 1, start_copy);
     std::vector<int32_t> parent(n), size(n);
@@ -357,7 +370,7 @@ struct Multigrid {
     start[0] = 0;
     for (int64_t b = 0; b < nb; ++b) {
       const int64_t off = b * L.plane;
-      int32_t* lab = label + b * n;
+      int32_t* lab = label.data();
       for (int64_t k = 0; k < n; ++k) parent[k] = int32_t(k);
       for (int64_t i = 0; i < g.h; ++i)
         for (int64_t j = 0; j < g.w; ++j) {
@@ -405,11 +418,37 @@ struct Multigrid {
     }
     T* scale = host_out(agg_scale, n_agg, scale_copy);
     for (int64_t a = 0; a < n_agg; ++a) scale[a] = T(kPlateauOmega / diag[a]);
-    host_done(agg_label, label_copy);
+    n_members = start[n_agg];
+    // the pieces of the big aggregates, counted from each aggregate's own start (so a sum
+    // does not depend on where the aggregate sits in a batch)
+    constexpr int64_t C = Exec::kPlateauChunk;
+    static_assert(C >= kPlateauChunkMin, "the workspace is planned for kPlateauChunkMin");
+    const int64_t max_big = nb * n / kPlateauChunkMin;
+    int32_t* range = host_out(piece_range, 4 * max_big, range_copy);
+    int32_t* bfirst = host_out(big_first, max_big + 1, first_copy);
+    int32_t* bid = host_out(big_id, max_big, id_copy);
+    for (int64_t a = 0; a < n_agg; ++a) {
+      if (start[a + 1] - start[a] <= C) continue;
+      bid[n_big] = int32_t(a);
+      bfirst[n_big++] = int32_t(n_pieces);
+      for (int64_t k = start[a]; k < start[a + 1]; k += C) {
+        range[2 * n_pieces] = int32_t(k);
+        range[2 * n_pieces++ + 1] = int32_t(std::min<int64_t>(k + C, start[a + 1]));
+      }
+    }
+    bfirst[n_big] = int32_t(n_pieces);
+    host_done(piece_range, range_copy, 2 * n_pieces);
+    host_done(big_first, first_copy, n_big + 1);
+    host_done(big_id, id_copy, n_big);
     host_done(agg_members, members_copy);
     host_done(agg_start, start_copy, n_agg + 1);
     host_done(agg_scale, scale_copy);
-    ex.upload(agg_count, &n_agg, sizeof(int64_t));
+    upload_counts();
+  }
+
+  void upload_counts() {
+    const int64_t counts[4] = {n_agg, n_members, n_pieces, n_big};
+    ex.upload(agg_count, counts, sizeof(counts));
   }
 
   // Host access to executor memory: the memory itself where the executor's is the host's,
@@ -434,27 +473,64 @@ struct Multigrid {
   }
 
   // x += omega P D^-1 P^T (b - A x) on the finest level (x = 0 on entry when `zero_x`).
+  // The sums over the aggregates run in double in a fixed order (deterministic, and the same
+  // for an image alone or in a batch). Threads must share even work however large a plateau
+  // is (a saturated background can hold a third of the image): aggregates of at most
+  // Exec::kPlateauChunk members are one task each; larger ones are summed in pieces of that
+  // size, then the pieces are added. The scatter walks chunks of the members list.
   void plateau_step(const Level<T>& L, const T* bv, T* x, bool zero_x) {
     if (n_agg == 0) return;
-    const Grid g = L.g;
-    const int64_t plane = L.plane;
+    constexpr int64_t C = Exec::kPlateauChunk;
     const T* rv = bv;
     if (!zero_x) {
       residual<false>(L, bv, x);
       rv = L.r;
     }
-    const int32_t *st = agg_start, *mem = agg_members, *lab = agg_label;
-    const T* sc2 = agg_scale;
+    const int32_t *st = agg_start, *mem = agg_members, *range = piece_range;
+    const int32_t *bfirst = big_first, *bid = big_id;
+    const T* scale = agg_scale;
     T* corr = agg_corr;
-    ex.lines(1, n_agg, [=] XVF_LAMBDA(int64_t, int64_t a) {
+    double* psum = piece_sum;
+    const int64_t na = n_agg, nm = n_members;
+    ex.lines(1, na, [=] XVF_LAMBDA(int64_t, int64_t a) {
+      if (st[a + 1] - st[a] > C) return;  // a big one: below
       double sum = 0.0;
       for (int32_t k = st[a]; k < st[a + 1]; ++k) sum += double(rv[mem[k]]);
-      corr[a] = T(sum) * sc2[a];
+      corr[a] = T(sum) * scale[a];
     });
-    ex.grid(nb, g.h, g.w, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
-      const int32_t a = lab[(b * g.h + i) * g.w + j];
-      if (a >= 0) x[b * plane + g.at(i, j)] += corr[a];
+    if (n_big > 0) {
+      ex.lines(1, n_pieces, [=] XVF_LAMBDA(int64_t, int64_t q) {
+        double sum = 0.0;
+        for (int32_t k = range[2 * q]; k < range[2 * q + 1]; ++k) sum += double(rv[mem[k]]);
+        psum[q] = sum;
+      });
+      ex.lines(1, n_big, [=] XVF_LAMBDA(int64_t, int64_t t) {
+        double total = 0.0;
+        for (int32_t q = bfirst[t]; q < bfirst[t + 1]; ++q) total += psum[q];
+        corr[bid[t]] = T(total) * scale[bid[t]];
+      });
+    }
+    ex.lines(1, ceil_div(nm, C), [=] XVF_LAMBDA(int64_t, int64_t c) {
+      const int64_t k1 = c * C + C < nm ? c * C + C : nm;
+      int64_t a = aggregate_of(st, na, c * C);
+      for (int64_t k = c * C; k < k1; ++k) {
+        while (k >= st[a + 1]) ++a;
+        x[mem[k]] += corr[a];
+      }
     });
+  }
+
+  // The aggregate whose members hold position k: the last a with start[a] <= k.
+  XVF_HD static int64_t aggregate_of(const int32_t* start, int64_t n_agg, int64_t k) {
+    int64_t lo = 0, hi = n_agg;  // start[lo] <= k < start[hi]
+    while (hi - lo > 1) {
+      const int64_t mid = (lo + hi) / 2;
+      if (start[mid] <= k)
+        lo = mid;
+      else
+        hi = mid;
+    }
+    return lo;
   }
 
   void line_factors(const Level<T>& L) {
@@ -963,7 +1039,14 @@ struct Multigrid {
   void apply_outside(const T* xin, T* yout, bool precondition) {
     const Grid g = levels[0].g;
     const int64_t plane = levels[0].plane;
-    if (precondition) ex.download(&n_agg, agg_count, sizeof(int64_t));  // what setup() found
+    if (precondition) {  // what setup() found
+      int64_t counts[4];
+      ex.download(counts, agg_count, sizeof(counts));
+      n_agg = counts[0];
+      n_members = counts[1];
+      n_pieces = counts[2];
+      n_big = counts[3];
+    }
     T *rv = r, *zv = z;
     ex.zero(rv, size_t(nb * plane) * sizeof(T));  // setup borrowed them: padding included
     ex.zero(zv, size_t(nb * plane) * sizeof(T));
