@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from xvertfast import wls
-from xvertfast.preprocess import E_FLOOR, preprocess
+from xvertfast.preprocess import E_FLOOR, NORMALISE_PERCENTILES, preprocess
+from xvertfast.preprocess.inputs import _tail_quantiles
 
 
 def fields(pp):
@@ -27,6 +28,20 @@ def test_equations_hold(seed):
     ratio = (x / np.maximum(pp.e, E_FLOOR)).ravel()
     order = np.argsort(ratio, kind="stable")
     assert np.all(np.diff(pp.xp.ravel()[order]) >= -1e-6)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 1000, 1001, 4097, 300_000])
+def test_tail_quantiles_equal_torch_quantile(seed, n):
+    # topk on the tails gives torch.quantile's linear interpolation (checked in float64),
+    # ties and a heavy constant part included
+    flat = torch.randn(3, n)
+    flat[1, : n // 2] = 0.5
+    flat[2] = torch.round(flat[2] * 4) / 4
+    q = [p / 100.0 for p in NORMALISE_PERCENTILES]
+    want = torch.quantile(flat.double(), torch.tensor(q, dtype=torch.float64), dim=1, keepdim=True)
+    lo, hi = _tail_quantiles(flat, *q)
+    torch.testing.assert_close(lo.double(), want[0], rtol=0, atol=1e-6)
+    torch.testing.assert_close(hi.double(), want[1], rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -53,11 +53,28 @@ class Preprocessed:
     y: Any  #: xp - WLS(xp): the high-frequency guidance image
 
 
+def _tail_quantiles(flat: torch.Tensor, q_lo: float, q_hi: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.quantile(flat, [q_lo, q_hi], dim=1)`` (linear interpolation) for tail quantiles.
+
+    Only the ranks near either end matter, so the few extreme values are found with ``topk``
+    instead of sorting every row (a 1024^2 image: ~0.1 s -> a few ms).
+    """
+    n = flat.shape[1]
+
+    def from_end(q: float, largest: bool) -> torch.Tensor:
+        pos = (1.0 - q if largest else q) * (n - 1)  # rank counted from that end
+        below = int(pos)
+        ends = torch.topk(flat, min(n, below + 2), dim=1, largest=largest, sorted=True).values
+        a, b = ends[:, below : below + 1], ends[:, min(below + 1, n - 1) : min(below + 1, n - 1) + 1]
+        return a + (pos - below) * (b - a)
+
+    return from_end(q_lo, largest=False), from_end(q_hi, largest=True)
+
+
 def _normalise(t: torch.Tensor) -> torch.Tensor:
     """Robust per-image min-max to [0, 1] over the last two dims (see module docstring)."""
     flat = t.reshape(t.shape[0], -1)
-    q = torch.tensor([p / 100.0 for p in NORMALISE_PERCENTILES], dtype=flat.dtype, device=flat.device)
-    lo, hi = torch.quantile(flat, q, dim=1, keepdim=True)
+    lo, hi = _tail_quantiles(flat, NORMALISE_PERCENTILES[0] / 100.0, NORMALISE_PERCENTILES[1] / 100.0)
     mn, mx = flat.amin(dim=1, keepdim=True), flat.amax(dim=1, keepdim=True)
     narrow = (hi - lo) <= 1e-12
     lo, hi = torch.where(narrow, mn, lo), torch.where(narrow, mx, hi)
