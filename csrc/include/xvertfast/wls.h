@@ -26,16 +26,30 @@ constexpr double kLogOffset = 1e-4;
 // Grids with at most this many points are solved by dense Cholesky.
 constexpr int64_t kCoarsestPoints = 256;
 
+// Logarithm and exponential in T's own precision on host and device alike (unqualified
+// log(float) on the host would be the double function: slower, and unlike the GPU's).
+#if defined(__CUDA_ARCH__)
+template <typename T>
+XVF_HD T log_t(T v) { return log(v); }
+template <typename T>
+XVF_HD T exp_t(T v) { return exp(v); }
+#else
+template <typename T>
+inline T log_t(T v) { return std::log(v); }
+template <typename T>
+inline T exp_t(T v) { return std::exp(v); }
+#endif
+
 template <typename T>
 XVF_HD T log_guide(T v) {
-  return log(v + T(kLogOffset));
+  return log_t(v + T(kLogOffset));
 }
 
 // lam / (|la - lb|^alpha + eps): the edge weight between two log-guide values.
 template <typename T>
 XVF_HD T edge_weight(T la, T lb, T lam, T alpha, T eps) {
   const T d = fabs(lb - la);
-  return lam / ((d > T(0) ? exp(alpha * log(d)) : T(0)) + eps);
+  return lam / ((d > T(0) ? exp_t(alpha * log_t(d)) : T(0)) + eps);
 }
 
 // (A x)_p for a 5-point stencil, p an index into padded arrays with stride ld,

@@ -363,9 +363,19 @@ struct Multigrid {
     std::vector<int32_t> parent(n), size(n);
     std::vector<double> diag;
     const T strong = T(0.5) * lam / eps;  // couplings are stored negated: -e, -s
+    // union-find that links every set to its smallest pixel: parent[k] <= k, so one forward
+    // pass afterwards makes every parent the set's first pixel
     auto find = [&](int32_t v) {
       while (parent[v] != v) v = parent[v] = parent[parent[v]];
       return v;
+    };
+    auto unite = [&](int32_t u, int32_t v) {
+      u = find(u);
+      v = find(v);
+      if (u < v)
+        parent[v] = u;
+      else
+        parent[u] = v;
     };
     start[0] = 0;
     for (int64_t b = 0; b < nb; ++b) {
@@ -375,18 +385,19 @@ struct Multigrid {
       for (int64_t i = 0; i < g.h; ++i)
         for (int64_t j = 0; j < g.w; ++j) {
           const int64_t k = i * g.w + j, p = off + g.at(i, j);
-          if (-e[p] >= strong) parent[find(int32_t(k))] = find(int32_t(k + 1));
-          if (-s[p] >= strong) parent[find(int32_t(k))] = find(int32_t(k + g.w));
+          if (-e[p] >= strong) unite(int32_t(k), int32_t(k + 1));
+          if (-s[p] >= strong) unite(int32_t(k), int32_t(k + g.w));
         }
+      for (int64_t k = 0; k < n; ++k) parent[k] = parent[parent[k]];
       // aggregates: the sets of >= 2 pixels, numbered in order of their first pixel
       std::fill(size.begin(), size.end(), 0);
-      for (int64_t k = 0; k < n; ++k) ++size[find(int32_t(k))];
+      for (int64_t k = 0; k < n; ++k) ++size[parent[k]];
       const int64_t first = n_agg;
       for (int64_t k = 0; k < n; ++k) {
-        const int32_t r = find(int32_t(k));
+        const int32_t r = parent[k];
         lab[k] = -1;
         if (size[r] == 1) continue;  // a single pixel: no aggregate
-        if (size[r] >= 2) {  // first pixel of its set: number it (-1 - number replaces the size)
+        if (r == k) {  // first pixel of its set: number it (-1 - number replaces the size)
           size[r] = -int32_t(n_agg++) - 1;
           diag.push_back(0.0);
         }
