@@ -356,11 +356,24 @@ struct Multigrid {
     std::vector<T> e_copy, s_copy;
     const T* e = host_view(L.e, np, e_copy);
     const T* s = host_view(L.s, np, s_copy);
-    std::vector<int32_t> label(n), members_copy, start_copy, range_copy, first_copy, id_copy;
+    std::vector<int32_t> members_copy, start_copy, range_copy, first_copy, id_copy;
     std::vector<T> scale_copy;
     int32_t* members = host_out(agg_members, nb * n, members_copy);
     int32_t* start = host_out(agg_start, nb * n / 2 + 1, start_copy);
-    std::vector<int32_t> parent(n), size(n);
+    // per-pixel scratch of one image: union-find parents, set sizes, aggregate labels; on the
+    // host it borrows the CG vectors r, p, z (free until the solve starts: no extra peak)
+    std::vector<int32_t> scratch;
+    int32_t *parent, *size, *lab;
+    if (Exec::kHostMemory && sizeof(T) >= sizeof(int32_t)) {
+      parent = reinterpret_cast<int32_t*>(r);
+      size = reinterpret_cast<int32_t*>(p);
+      lab = reinterpret_cast<int32_t*>(z);
+    } else {
+      scratch.resize(3 * n);
+      parent = scratch.data();
+      size = parent + n;
+      lab = size + n;
+    }
     std::vector<double> diag;
     const T strong = T(0.5) * lam / eps;  // couplings are stored negated: -e, -s
     // union-find that links every set to its smallest pixel: parent[k] <= k, so one forward
@@ -380,7 +393,6 @@ struct Multigrid {
     start[0] = 0;
     for (int64_t b = 0; b < nb; ++b) {
       const int64_t off = b * L.plane;
-      int32_t* lab = label.data();
       for (int64_t k = 0; k < n; ++k) parent[k] = int32_t(k);
       for (int64_t i = 0; i < g.h; ++i)
         for (int64_t j = 0; j < g.w; ++j) {
@@ -390,7 +402,7 @@ struct Multigrid {
         }
       for (int64_t k = 0; k < n; ++k) parent[k] = parent[parent[k]];
       // aggregates: the sets of >= 2 pixels, numbered in order of their first pixel
-      std::fill(size.begin(), size.end(), 0);
+      std::fill(size, size + n, 0);
       for (int64_t k = 0; k < n; ++k) ++size[parent[k]];
       const int64_t first = n_agg;
       for (int64_t k = 0; k < n; ++k) {
