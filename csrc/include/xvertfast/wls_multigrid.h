@@ -250,7 +250,8 @@ struct Multigrid {
     Grid g = make_grid(H, W);
     const int64_t fine = g.size();
     // The CG vectors; during setup the row-sum products borrow their memory (two double
-    // vectors of the finest size: x and the T vectors behind it span at least 16 B a point).
+    // vectors of the finest size: x and the T vectors behind it span at least 16 B a point),
+    // and so does the host's plateau labelling (r, p, z).
     xk = a.take<double>(nb * fine);
     r = a.take<T>(nb * fine);
     p = a.take<T>(nb * fine);
