@@ -318,6 +318,18 @@ def test_batch_solved_together_equals_one_by_one(seed, dtype):
 
 
 @pytest.mark.cuda
+def test_cuda_operator_and_vcycle_match_cpu_with_large_plateaus(seed):
+    # the GPU sums plateaus in pieces of 64 members, the CPU in pieces of 1024: same V-cycle
+    images = plateau_batch(3, 64, 70, torch.float64)
+    x = torch.randn(3, 64, 70, dtype=torch.float64)
+    for precondition in (False, True):
+        cpu = torch.ops.xvertfast.wls_apply(torch.ops.xvertfast.wls_setup(images, *PARAMS.values()), x, precondition)
+        ws = torch.ops.xvertfast.wls_setup(images.cuda(), *PARAMS.values())
+        gpu = torch.ops.xvertfast.wls_apply(ws, x.cuda(), precondition).cpu()
+        assert rel_err(gpu, cpu) <= 1e-10, f"precondition={precondition}"
+
+
+@pytest.mark.cuda
 @needs_cxr_dev
 def test_cuda_solver_matches_cpu_solver_on_real_images():
     # The same code on both devices: iteration counts agree (rounding, e.g. fused
