@@ -505,27 +505,28 @@ struct Multigrid {
   void plateau_step(const Level<T>& L, const T* bv, T* x, bool zero_x) {
     if (n_agg == 0) return;
     constexpr int64_t C = Exec::kPlateauChunk;
-    const T* rv = bv;
-    if (!zero_x) {
-      residual<false>(L, bv, x);
-      rv = L.r;
-    }
+    // the residual b - A x is needed on the members only: computed there, not over the grid
+    // (with x = 0 it is b itself)
+    const bool at_zero = zero_x;
     const int32_t *st = agg_start, *mem = agg_members, *range = piece_range;
     const int32_t *bfirst = big_first, *bid = big_id;
     const T* scale = agg_scale;
     T* corr = agg_corr;
     double* psum = piece_sum;
     const int64_t na = n_agg, nm = n_members;
+    auto res = [=] XVF_LAMBDA(int32_t k) {
+      return double(at_zero ? bv[mem[k]] : residual_at<false>(L, bv, x, mem[k]));
+    };
     ex.lines(1, na, [=] XVF_LAMBDA(int64_t, int64_t a) {
       if (st[a + 1] - st[a] > C) return;  // a big one: below
       double sum = 0.0;
-      for (int32_t k = st[a]; k < st[a + 1]; ++k) sum += double(rv[mem[k]]);
+      for (int32_t k = st[a]; k < st[a + 1]; ++k) sum += res(k);
       corr[a] = T(sum) * scale[a];
     });
     if (n_big > 0) {
       ex.lines(1, n_pieces, [=] XVF_LAMBDA(int64_t, int64_t q) {
         double sum = 0.0;
-        for (int32_t k = range[2 * q]; k < range[2 * q + 1]; ++k) sum += double(rv[mem[k]]);
+        for (int32_t k = range[2 * q]; k < range[2 * q + 1]; ++k) sum += res(k);
         psum[q] = sum;
       });
       ex.lines(1, n_big, [=] XVF_LAMBDA(int64_t, int64_t t) {
