@@ -68,8 +68,8 @@ struct CpuExec {
   }
 
   template <class F>
-  void lines(int64_t nb, int64_t n, F f) const {
-#pragma omp parallel for num_threads(nt) schedule(static) if (big(n * 64))
+  void lines(int64_t nb, int64_t n, F f, int64_t work = 64) const {
+#pragma omp parallel for num_threads(nt) schedule(static) if (big(nb * n * work))
     for (int64_t k = 0; k < nb * n; ++k) f(k / n, k % n);
   }
 

@@ -69,7 +69,7 @@ struct CudaExec {
     grid_kernel<<<blocks, kThreads, 0, stream>>>(nb, rows, cols, f);
   }
   template <class F>
-  void lines(int64_t nb, int64_t n, F f) const {
+  void lines(int64_t nb, int64_t n, F f, int64_t /*work: a CPU hint*/ = 0) const {
     if (nb * n <= 0) return;
     lines_kernel<<<blocks_for(nb * n), kThreads, 0, stream>>>(nb, n, f);
   }

@@ -17,7 +17,8 @@
 // and every per-point formula are therefore the same code on both devices;
 // only the loop nesting differs. An executor provides
 //   grid(nb, rows, cols, f)        f(b, i, j) for every point; iterations independent
-//   lines(nb, n, f)                f(b, t) for every line t (a line's own work is serial)
+//   lines(nb, n, f, work)          f(b, t) for every line t (a line's own work is serial);
+//                                  work: about how many points one call handles (a CPU hint)
 //   sweep(nb, rows, cols, rev, f)  f(b, i, c): rows in order (reversed if rev), columns independent
 //   each(n, f)                     f(k), k < n (per-image scalars, dense coarsest solves)
 //   zero(ptr, bytes), upload(dst, host_src, bytes), download(host_dst, src, bytes)
@@ -522,18 +523,18 @@ struct Multigrid {
       double sum = 0.0;
       for (int32_t k = st[a]; k < st[a + 1]; ++k) sum += res(k);
       corr[a] = T(sum) * scale[a];
-    });
+    }, nm / na);
     if (n_big > 0) {
       ex.lines(1, n_pieces, [=] XVF_LAMBDA(int64_t, int64_t q) {
         double sum = 0.0;
         for (int32_t k = range[2 * q]; k < range[2 * q + 1]; ++k) sum += res(k);
         psum[q] = sum;
-      });
+      }, C);
       ex.lines(1, n_big, [=] XVF_LAMBDA(int64_t, int64_t t) {
         double total = 0.0;
         for (int32_t q = bfirst[t]; q < bfirst[t + 1]; ++q) total += psum[q];
         corr[bid[t]] = T(total) * scale[bid[t]];
-      });
+      }, nm / C / n_big + 1);
     }
     ex.lines(1, ceil_div(nm, C), [=] XVF_LAMBDA(int64_t, int64_t c) {
       const int64_t k1 = c * C + C < nm ? c * C + C : nm;
@@ -542,7 +543,7 @@ struct Multigrid {
         while (k >= st[a + 1]) ++a;
         x[mem[k]] += corr[a];
       }
-    });
+    }, C);
   }
 
   // The aggregate whose members hold position k: the last a with start[a] <= k.
@@ -565,7 +566,7 @@ struct Multigrid {
       const int64_t p0 = b * plane + g.at(i, 0);
       for (int64_t p = p0; p < p0 + g.w; ++p)  // e[p0 - 1] = 0 (padding) starts the recursion
         L.inv_x[p] = T(1) / (L.diag(p) - L.e[p - 1] * L.e[p - 1] * L.inv_x[p - 1]);
-    });
+    }, g.w);
     ex.sweep(nb, g.h, g.w, false, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
       const int64_t p = b * plane + g.at(i, j);
       L.inv_y[p] = T(1) / (L.diag(p) - L.s[p - g.ld] * L.s[p - g.ld] * L.inv_y[p - g.ld]);
@@ -777,7 +778,7 @@ struct Multigrid {
       } else {
         for (int64_t u = first; u < nrows; ++u) solve_rows<kNine, 1>(L, bv, x, p0 + 2 * (u - first) * g.ld);
       }
-    });
+    }, G * g.w);
   }
 
   // The row solves of smooth_rows for the n rows p0, p0 + 2 ld, ... (n a constant).
@@ -948,7 +949,7 @@ struct Multigrid {
       double acc = 0.0;
       for (int64_t j = 0; j < g.w; ++j) acc += double(a[p0 + j]) * double(b2[p0 + j]);
       pt[b * g.h + i] = acc;
-    });
+    }, g.w);
     const int64_t h = g.h;
     double* out = dots;
     ex.each(nb, [=] XVF_LAMBDA(int64_t b) {
