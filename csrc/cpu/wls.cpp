@@ -53,7 +53,7 @@ class FlushDenormals {
 struct CpuExec {
   static constexpr bool kHostMemory = true;
   static constexpr int kRowGroup = 4;  // rows a line task of smooth_rows interleaves
-  static constexpr int64_t kPlateauChunk = 1024;  // lines() goes parallel from 256 tasks
+  static constexpr int64_t kPlateauChunk = 1024;  // members per task of the plateau sums
   int nt = 1;
   static bool big(int64_t points) { return points >= 16384; }
 
