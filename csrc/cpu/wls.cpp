@@ -2,8 +2,8 @@
 //
 // The solver itself (setup, V-cycle, batched CG) lives in
 // xvertfast/wls_multigrid.h and is shared with csrc/cuda/wls.cu; this file
-// supplies its loops. The CPU solves one image at a time with all threads,
-// reusing one workspace for the whole batch.
+// supplies its loops. The CPU solves a batch in groups of up to 1M pixels (large
+// images one at a time) with all threads, reusing one workspace for every group.
 #include <algorithm>
 #include <cstring>
 #include <memory>

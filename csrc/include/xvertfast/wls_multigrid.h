@@ -207,6 +207,8 @@ struct Arena {
 // Damping of the plateau step (its Jacobi iteration matrix has spectral radius < 2, so any
 // omega < 1 keeps the V-cycle a convergent, symmetric preconditioner).
 constexpr double kPlateauOmega = 0.7;
+// Plateau edges: couplings of at least this fraction of the largest, lam / eps.
+constexpr double kPlateauStrong = 0.5;
 // The smallest chunk of members an executor may give one task of the plateau sums (the
 // workspace holds the pieces of the aggregates larger than that).
 constexpr int64_t kPlateauChunkMin = 64;
@@ -364,9 +366,10 @@ struct Multigrid {
     int32_t* start = host_out(agg_start, nb * n / 2 + 1, start_copy);
     // per-pixel scratch of one image: union-find parents, set sizes, aggregate labels; on the
     // host it borrows the CG vectors r, p, z (free until the solve starts: no extra peak)
+    static_assert(sizeof(T) >= sizeof(int32_t), "the scratch borrows T vectors");
     std::vector<int32_t> scratch;
     int32_t *parent, *size, *lab;
-    if (Exec::kHostMemory && sizeof(T) >= sizeof(int32_t)) {
+    if (Exec::kHostMemory) {
       parent = reinterpret_cast<int32_t*>(r);
       size = reinterpret_cast<int32_t*>(p);
       lab = reinterpret_cast<int32_t*>(z);
@@ -377,7 +380,7 @@ struct Multigrid {
       lab = size + n;
     }
     std::vector<double> diag;
-    const T strong = T(0.5) * lam / eps;  // couplings are stored negated: -e, -s
+    const T strong = T(kPlateauStrong) * lam / eps;  // couplings are stored negated: -e, -s
     // union-find that links every set to its smallest pixel: parent[k] <= k, so one forward
     // pass afterwards makes every parent the set's first pixel
     auto find = [&](int32_t v) {
@@ -465,7 +468,7 @@ struct Multigrid {
     host_done(piece_range, range_copy, 2 * n_pieces);
     host_done(big_first, first_copy, n_big + 1);
     host_done(big_id, id_copy, n_big);
-    host_done(agg_members, members_copy);
+    host_done(agg_members, members_copy, n_members);
     host_done(agg_start, start_copy, n_agg + 1);
     host_done(agg_scale, scale_copy);
     upload_counts();
@@ -508,7 +511,6 @@ struct Multigrid {
     constexpr int64_t C = Exec::kPlateauChunk;
     // the residual b - A x is needed on the members only: computed there, not over the grid
     // (with x = 0 it is b itself)
-    const bool at_zero = zero_x;
     const int32_t *st = agg_start, *mem = agg_members, *range = piece_range;
     const int32_t *bfirst = big_first, *bid = big_id;
     const T* scale = agg_scale;
@@ -516,7 +518,7 @@ struct Multigrid {
     double* psum = piece_sum;
     const int64_t na = n_agg, nm = n_members;
     auto res = [=] XVF_LAMBDA(int32_t k) {
-      return double(at_zero ? bv[mem[k]] : residual_at<false>(L, bv, x, mem[k]));
+      return double(zero_x ? bv[mem[k]] : residual_at<false>(L, bv, x, mem[k]));
     };
     ex.lines(1, na, [=] XVF_LAMBDA(int64_t, int64_t a) {
       if (st[a + 1] - st[a] > C) return;  // a big one: below
