@@ -289,6 +289,13 @@ class Level:
 
 #: Damping of the plateau step (csrc/include/xvertfast/wls_multigrid.h: kPlateauOmega).
 PLATEAU_OMEGA = 0.7
+#: Plateau edges: couplings of at least this fraction of lam / eps (kPlateauStrong).
+PLATEAU_STRONG = 0.5
+
+
+def plateau_threshold(lam: float, eps: float) -> float:
+    """The coupling from which two pixels belong to one plateau (their grey levels are equal)."""
+    return PLATEAU_STRONG * lam / eps
 
 
 class Plateaus:
@@ -391,7 +398,7 @@ def solve_reference(
 ) -> tuple[torch.Tensor, int, float]:
     """Multigrid-preconditioned CG on one [H, W] image: (solution, iterations, relative residual)."""
     st = fine_stencil(*edge_weights(image, lam, alpha, eps))
-    mg = Hierarchy(st, strong=0.5 * lam / eps if lam > 0 else None)
+    mg = Hierarchy(st, strong=plateau_threshold(lam, eps) if lam > 0 else None)
     b = image
     x = b.clone()  # start from the image, as the compiled solver does
     r = b - st.apply(x)

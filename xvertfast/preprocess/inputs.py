@@ -65,7 +65,8 @@ def _tail_quantiles(flat: torch.Tensor, q_lo: float, q_hi: float) -> tuple[torch
         pos = (1.0 - q if largest else q) * (n - 1)  # rank counted from that end
         below = int(pos)
         ends = torch.topk(flat, min(n, below + 2), dim=1, largest=largest, sorted=True).values
-        a, b = ends[:, below : below + 1], ends[:, min(below + 1, n - 1) : min(below + 1, n - 1) + 1]
+        after = min(below + 1, ends.shape[1] - 1)  # the next rank (none past the last value)
+        a, b = ends[:, below : below + 1], ends[:, after : after + 1]
         return a + (pos - below) * (b - a)
 
     return from_end(q_lo, largest=False), from_end(q_hi, largest=True)
