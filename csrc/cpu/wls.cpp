@@ -48,11 +48,19 @@ class FlushDenormals {
   std::vector<unsigned> saved_;
 };
 
+#if defined(_OPENMP)
+int thread_num() { return omp_get_thread_num(); }
+int num_threads() { return omp_get_num_threads(); }
+#else
+int thread_num() { return 0; }
+int num_threads() { return 1; }
+#endif
+
 // The loops of xvertfast/wls_multigrid.h on OpenMP threads. Small grids run on
 // one thread: fork/join would cost more than the work.
 struct CpuExec {
   static constexpr bool kHostMemory = true;
-  static constexpr int kRowGroup = 4;  // rows a line task of smooth_rows interleaves
+  static constexpr int kRowGroup = 4;  // rows a task of smooth_rows interleaves
   static constexpr int64_t kPlateauChunk = 1024;  // members per task of the plateau sums
   int nt = 1;
   static bool big(int64_t points) { return points >= 16384; }
@@ -88,6 +96,28 @@ struct CpuExec {
           for (int64_t c = c0; c < c1; ++c) f(b, i, c);
         }
       }
+  }
+
+  // Each thread walks its own run of bands, second(k - 1) right after first(k) while both
+  // bands are still in cache (one trip through memory for the two colours); the second
+  // colour at either end of a run reads a neighbouring thread's bands and waits for it.
+  // The order of the updates, and so the result, does not depend on the thread count.
+  template <class F1, class F2>
+  void zebra(int64_t nb, int64_t n, F1 first, F2 second, int64_t work) const {
+    const int64_t total = nb * n;
+    const int tn = big(total * work) ? int(std::min<int64_t>(nt, total)) : 1;
+#pragma omp parallel num_threads(tn)
+    {
+      const int t = thread_num(), nth = num_threads();
+      const int64_t k0 = total * t / nth, k1 = total * (t + 1) / nth;
+      for (int64_t k = k0; k < k1; ++k) {
+        first(k / n, k % n);
+        if (k - 1 > k0) second((k - 1) / n, (k - 1) % n);
+      }
+#pragma omp barrier
+      if (k1 > k0) second(k0 / n, k0 % n);
+      if (k1 - 1 > k0) second((k1 - 1) / n, (k1 - 1) % n);
+    }
   }
 
   template <class F>

@@ -78,6 +78,12 @@ struct CudaExec {
     if (nb * cols <= 0 || rows <= 0) return;
     sweep_kernel<<<blocks_for(nb * cols), kThreads, 0, stream>>>(nb, rows, cols, reverse, f);
   }
+  // All bands' first colour, then all bands' second colour: one thread per band.
+  template <class F1, class F2>
+  void zebra(int64_t nb, int64_t n, F1 first, F2 second, int64_t work) const {
+    lines(nb, n, first, work);
+    lines(nb, n, second, work);
+  }
   template <class F>
   void each(int64_t n, F f) const {
     if (n <= 0) return;
