@@ -247,6 +247,7 @@ struct Multigrid {
   int64_t* agg_count = nullptr;  // the four counts, kept for later apply_outside calls
   char* base = nullptr;
   size_t bytes = 0;
+  size_t agg_first_byte = 0, agg_end_byte = 0;  // the aggregate arrays' byte range in the workspace
 
   // Lays out the whole solver for nb images of H x W in `base` (or only measures, base null).
   void plan(char* base_, int64_t nb_, int64_t H, int64_t W) {
@@ -267,8 +268,11 @@ struct Multigrid {
     part = a.take<double>(nb * H);
     dots = a.take<double>(nb);
     flags = a.take<double>(nb);
-    // aggregates hold >= 2 pixels: at most half the pixels, planned for the worst case
+    // aggregates hold >= 2 pixels: at most half the pixels, planned for the worst case. The
+    // arrays are written before they are read, so setup does not zero them: on the host,
+    // the pages an image's plateaus do not need are never touched and never become resident.
     agg_count = a.take<int64_t>(4);
+    agg_first_byte = a.used;
     agg_members = a.take<int32_t>(nb * H * W);
     agg_start = a.take<int32_t>(nb * H * W / 2 + 1);
     agg_scale = a.take<T>(nb * H * W / 2);
@@ -279,6 +283,7 @@ struct Multigrid {
     piece_sum = a.take<double>(max_pieces);
     big_first = a.take<int32_t>(max_big + 1);
     big_id = a.take<int32_t>(max_big);
+    agg_end_byte = a.used;
     for (int k = 0;; ++k) {
       Level<T> L{};
       L.g = g;
@@ -317,9 +322,11 @@ struct Multigrid {
   // ---- setup ---------------------------------------------------------------
 
   // Builds the finest stencil of images[nb][H][W] (unpadded, executor memory) and the hierarchy.
-  // The workspace must be planned; setup zeroes it first (the padding rings must be zero).
+  // The workspace must be planned; setup zeroes it first (the padding rings must be zero),
+  // all but the aggregate arrays (see plan).
   void setup(const T* images, T lam, T alpha, T eps) {
-    ex.zero(base, bytes);
+    ex.zero(base, agg_first_byte);
+    ex.zero(base + agg_end_byte, bytes - agg_end_byte);
     const Level<T> L = levels[0];
     const Grid g = L.g;
     const int64_t plane = L.plane;
