@@ -5,8 +5,13 @@
 // supplies its loops. The CPU solves a batch in groups of up to 1M pixels (large
 // images one at a time) with all threads, reusing one workspace for every group.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <new>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 #if defined(__SSE__)
 #include <xmmintrin.h>
 #endif
@@ -141,18 +146,49 @@ struct CpuExec {
 // code path the GPU runs); large ones go one at a time, with one workspace for all.
 constexpr int64_t kGroupPixels = int64_t(1) << 20;
 
+// The solver's workspace, on 2 MiB boundaries and (on Linux) marked for transparent huge
+// pages: the smoothers walk ~10 arrays of several MiB at once, column sweeps a row apart,
+// and with 4 KiB pages most of those steps miss the TLB; first touch also faults 512x less
+// (measured: 1024^2 solves ~10% faster). Bytes [small_first, small_end) keep small pages:
+// the plateau arrays, planned for the worst case, of which an image touches a fraction.
+class Workspace {
+ public:
+  Workspace(size_t bytes, size_t small_first, size_t small_end) : size_(round_up(bytes, kHuge)) {
+    if (posix_memalign(&mem_, kHuge, size_) != 0) throw std::bad_alloc();
+#if defined(MADV_HUGEPAGE) && defined(MADV_NOHUGEPAGE)
+    // hints only: without huge pages everything still works
+    madvise(mem_, size_, MADV_HUGEPAGE);
+    const size_t a = round_up(small_first, kPage), b = small_end / kPage * kPage;
+    if (b > a) madvise(get() + a, b - a, MADV_NOHUGEPAGE);
+#else
+    (void)small_first;
+    (void)small_end;
+#endif
+  }
+  ~Workspace() { std::free(mem_); }
+  Workspace(const Workspace&) = delete;
+  Workspace& operator=(const Workspace&) = delete;
+  char* get() const { return static_cast<char*>(mem_); }
+
+ private:
+  static constexpr size_t kHuge = size_t(2) << 20, kPage = 4096;
+  static size_t round_up(size_t n, size_t to) { return (std::max<size_t>(n, 1) + to - 1) / to * to; }
+  size_t size_;
+  void* mem_ = nullptr;
+};
+
 template <typename T>
 struct CpuSolver {
   wls::Multigrid<T, CpuExec> mg;
-  std::unique_ptr<char[]> memory;
+  std::unique_ptr<Workspace> memory;
 
   char* base = nullptr;
 
   CpuSolver(int64_t nb, int64_t H, int64_t W, int nt) {
     mg.ex.nt = nt;
     mg.plan(nullptr, nb, H, W);
-    memory.reset(new char[mg.bytes + 256]);
-    base = memory.get() + (256 - reinterpret_cast<uintptr_t>(memory.get()) % 256) % 256;
+    memory = std::make_unique<Workspace>(mg.bytes, mg.agg_first_byte, mg.agg_end_byte);
+    base = memory->get();
     mg.plan(base, nb, H, W);
   }
 };
