@@ -360,17 +360,23 @@ def test_real_images_cuda_large(size):
 
 
 @needs_ext
-def test_deterministic_across_thread_counts(seed):
-    x = mixed_batch(2, 70, 90)
+@pytest.mark.parametrize("shape", [(2, 70, 90), (2, 157, 203)], ids=["serial-loops", "threaded-loops"])
+def test_deterministic_across_thread_counts(seed, shape):
+    # The larger batch is above the CPU executor's threshold for parallel loops (16384
+    # points), so its smoothers really split the bands between threads (2 and an uneven 3).
+    x = mixed_batch(*shape)
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
         one = wls(x, method="cpu")
-        torch.set_num_threads(max(2, threads))
-        many = wls(x, method="cpu")
+        results = []
+        for n in (2, 3):
+            torch.set_num_threads(n)
+            results.append(wls(x, method="cpu"))
     finally:
         torch.set_num_threads(threads)
-    assert torch.equal(one, many)
+    for many in results:
+        assert torch.equal(one, many)
 
 
 @pytest.mark.parametrize(
