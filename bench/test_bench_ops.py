@@ -5,7 +5,8 @@
 
 Sizes are those of issue #2: GC forward+backward on 8x512x512 and
 select_max_entropy on 8x128x512x512 (the last decoder level of a width-64
-XVertNet on a batch of 512x512 ROIs). Inputs come from the tests' generators.
+XVertNet on a batch of 512x512 ROIs); the guidance layers' fused conv + max-pool
+(inference, CPU) on two 512x512 ROIs. Inputs come from the tests' generators.
 """
 
 from __future__ import annotations
@@ -16,8 +17,13 @@ import torch
 from bench.conftest import synchronized
 from tests.ops.test_entropy import features
 from tests.ops.test_gradient_correlation import pair
+from tests.ops.test_guided_pool import guidance_inputs
 from xvertfast.ops import gradient_correlation_loss, select_max_entropy
-from xvertfast.ops.reference import gradient_correlation_reference, select_max_entropy_reference
+from xvertfast.ops.reference import (
+    gradient_correlation_reference,
+    guided_pool_reference,
+    select_max_entropy_reference,
+)
 
 GC_SHAPE = (8, 1, 512, 512)
 ENTROPY_SHAPE = (8, 128, 512, 512)
@@ -95,3 +101,34 @@ def test_select_max_entropy_reference(benchmark, entropy_inputs, device):
     benchmark.group = f"select_max_entropy 8x128x512x512 {device}"
     x = entropy_inputs(device)
     benchmark.pedantic(synchronized(lambda: select_max_entropy_reference(x), device), rounds=3, warmup_rounds=1)
+
+
+# The guidance layers of one stage of the default model's architecture (width 16, depth 4)
+# on a batch of two 512x512 ROIs: 32/64/128 maps pooled by 2/4/8 (level 0 is a plain conv).
+GUIDE_LEVELS = [(32, 2), (64, 4), (128, 8)]
+
+
+@pytest.fixture(scope="module")
+def guide_inputs():
+    torch.manual_seed(0)
+    y, _, _ = guidance_inputs(2, 1, 512, 512)
+    return y, [guidance_inputs(1, c, 3, 3)[1:] + (pool,) for c, pool in GUIDE_LEVELS]
+
+
+def guides(fn, y, levels):
+    def run():
+        with torch.no_grad():
+            return [fn(y, w, b, pool) for w, b, pool in levels]
+
+    return run
+
+
+@pytest.mark.kernel
+def test_guided_pool_xvertfast(benchmark, guide_inputs):
+    benchmark.group = "guidance layers 2x512x512, width 16 cpu"
+    benchmark(guides(torch.ops.xvertfast.guided_pool, *guide_inputs))
+
+
+def test_guided_pool_reference(benchmark, guide_inputs):
+    benchmark.group = "guidance layers 2x512x512, width 16 cpu"
+    benchmark(guides(guided_pool_reference, *guide_inputs))

@@ -19,6 +19,9 @@ TORCH_LIBRARY(xvertfast, m) {
   m.def("feature_entropy(Tensor x, int bins) -> Tensor");
   // (index[B], map[B, 1, H, W], entropy[B, C]) of the highest-entropy map per sample.
   m.def("select_max_entropy(Tensor x, int bins, bool normalize) -> (Tensor, Tensor, Tensor)");
+  // The guidance layer without autograd: MaxPool_pool(Conv3x3(y) + bias) of y [B, 1, H, W]
+  // with weight [C, 1, 3, 3], bias [C] -> [B, C, H / pool, W / pool].
+  m.def("guided_pool(Tensor y, Tensor weight, Tensor bias, int pool) -> Tensor");
   // WLS smoothing of each image of [B, H, W]: (solution, iterations[B], relative residual[B]).
   m.def("wls(Tensor image, float lam, float alpha, float eps, float rtol, int maxiter) "
         "-> (Tensor, Tensor, Tensor)");

@@ -20,6 +20,7 @@ OPS = (
     "gradient_correlation_backward",
     "feature_entropy",
     "select_max_entropy",
+    "guided_pool",
     "wls",
     "wls_setup",
     "wls_apply",

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from xvertfast.ops.guided_pool import guided_pool
+
 __all__ = ["XVertNetStage", "GuidanceLayer", "DoubleConv"]
 
 
@@ -45,8 +47,8 @@ class GuidanceLayer(nn.Module):
         self.conv = nn.Conv2d(1, channels, 3, padding=1)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        g = self.conv(self.act(y))
-        return F.max_pool2d(g, 2**self.level) if self.level else g
+        # the fused op when nothing needs gradients (inference on the CPU), else conv + pool
+        return guided_pool(self.act(y), self.conv.weight, self.conv.bias, 2**self.level)
 
 
 class XVertNetStage(nn.Module):

@@ -3,11 +3,13 @@
 - :func:`gradient_correlation`, :func:`gradient_correlation_loss`: the structural loss L1.
 - :func:`feature_entropy`, :func:`select_max_entropy`: the feature-loss target c*.
 - :func:`wls`: the exact edge-preserving WLS smoothing of the preprocessing.
+- :func:`guided_pool`: the guidance layer's conv + max-pool, fused for inference.
 
 ``xvertfast.ops.reference`` holds the pure-PyTorch definitions the kernels are tested against.
 """
 
 from xvertfast.ops.entropy import DEFAULT_BINS, MaxEntropyMap, feature_entropy, select_max_entropy
+from xvertfast.ops.guided_pool import guided_pool
 from xvertfast.ops.gradient_correlation import GC_EPS, gradient_correlation, gradient_correlation_loss
 from xvertfast.ops.wls import WlsInfo, wls
 
@@ -19,6 +21,7 @@ __all__ = [
     "gradient_correlation_loss",
     "feature_entropy",
     "select_max_entropy",
+    "guided_pool",
     "wls",
     "WlsInfo",
 ]

@@ -16,6 +16,7 @@ __all__ = [
     "gradient_correlation_reference",
     "feature_entropy_reference",
     "select_max_entropy_reference",
+    "guided_pool_reference",
 ]
 
 #: Entropies this close (relative) to the maximum count as tied; ties go to the lowest channel.
@@ -112,3 +113,12 @@ def select_max_entropy_reference(
         rng = hi - lo
         maps = torch.where(rng > 0, (maps - lo) / rng, torch.zeros_like(maps))
     return index, maps
+
+
+def guided_pool_reference(y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, pool: int) -> torch.Tensor:
+    """``MaxPool_pool(Conv3x3(y))``: the guidance layer's conv (zero padding) and max-pool.
+
+    y: [B, 1, H, W]; weight: [C, 1, 3, 3]; bias: [C] -> [B, C, H // pool, W // pool].
+    """
+    g = F.conv2d(y, weight, bias, padding=1)
+    return F.max_pool2d(g, pool) if pool > 1 else g

@@ -38,6 +38,13 @@ void select_map_cpu(const T* x, const double* entropy, const T* lo, const T* hi,
                     int64_t C, int64_t N, bool normalize, int64_t* index, T* map,
                     int num_threads);
 
+// ---- guidance layer: max-pool of a one-channel 3x3 conv ---------------------
+// y: [B, H, W]; weight: [C, 9] (3x3 kernels, cross-correlation); bias: [C]. Writes
+// out[B, C, H / s, W / s] = MaxPool_s(Conv3x3(y) + bias), zero padding, floor pooling.
+template <typename T>
+void guided_pool_cpu(const T* y, int64_t B, int64_t H, int64_t W, const T* weight, const T* bias,
+                     int64_t C, int64_t s, T* out, int num_threads);
+
 // ---- WLS smoothing ---------------------------------------------------------
 struct WlsOptions {
   double lam = 0.8, alpha = 1.2, eps = 1e-4;  // system (DESIGN.md section 1)
@@ -110,6 +117,11 @@ const char* wls_setup(const T* image, int64_t B, int64_t H, int64_t W, const Wls
 template <typename T>
 const char* wls_apply(const T* x, int64_t B, int64_t H, int64_t W, void* workspace,
                       bool precondition, T* y, void* stream);
+
+// The GPU version of guided_pool_cpu (device pointers; weight [C, 9]).
+template <typename T>
+const char* guided_pool(const T* y, int64_t B, int64_t H, int64_t W, const T* weight,
+                        const T* bias, int64_t C, int64_t s, T* out, void* stream);
 
 // Number of visible CUDA devices (0 when there is no driver or no device).
 int device_count();

@@ -1,0 +1,43 @@
+// Per-pixel math of the guidance layer's conv + max-pool (xvertfast/ops/guided_pool.py).
+//
+// GL(Y) = MaxPool_s(Conv3x3(Y)) with one input channel: every pooled output is the maximum,
+// over its s x s window, of 9-tap dot products with a channel's kernel. Computing it from
+// the taps keeps the full-resolution maps (C x H x W, most of a CPU forward pass's memory
+// traffic) from ever being written.
+#pragma once
+
+#include <cstdint>
+
+#include "common.h"
+
+namespace xvf {
+namespace guided_pool {
+
+// The 3x3 neighbourhood of (i, j) of an H x W image, zero outside (conv2d's zero padding),
+// in cross-correlation order: taps[3 * u + v] = y(i + u - 1, j + v - 1).
+template <typename T>
+XVF_HD void load_taps(const T* y, int64_t H, int64_t W, int64_t i, int64_t j, T (&taps)[9]) {
+  for (int u = 0; u < 3; ++u)
+    for (int v = 0; v < 3; ++v) {
+      const int64_t ii = i + u - 1, jj = j + v - 1;
+      taps[3 * u + v] = (ii >= 0 && ii < H && jj >= 0 && jj < W) ? y[ii * W + jj] : T(0);
+    }
+}
+
+// One channel's conv at a pixel: bias + sum_k taps[k] w[k * stride], k in order (the
+// kernel's 9 weights stride elements apart: 1 for [C][9], C for the CPU's tap-major copy).
+template <typename T>
+XVF_HD T dot9(const T (&taps)[9], const T* w, int64_t stride, T bias) {
+  T v = bias;
+  for (int k = 0; k < 9; ++k) v += taps[k] * w[k * stride];
+  return v;
+}
+
+// Max-pool's comparison: a NaN wins and then stays (as torch's max_pool2d propagates it).
+template <typename T>
+XVF_HD T pool_max(T best, T v) {
+  return (v > best || v != v) && !(best != best) ? v : best;
+}
+
+}  // namespace guided_pool
+}  // namespace xvf
