@@ -126,9 +126,42 @@ def guides(fn, y, levels):
 @pytest.mark.kernel
 def test_guided_pool_xvertfast(benchmark, guide_inputs):
     benchmark.group = "guidance layers 2x512x512, width 16 cpu"
-    benchmark(guides(torch.ops.xvertfast.guided_pool, *guide_inputs))
+    benchmark(guides(lambda *a: torch.ops.xvertfast.guided_pool(*a)[0], *guide_inputs))
 
 
 def test_guided_pool_reference(benchmark, guide_inputs):
     benchmark.group = "guidance layers 2x512x512, width 16 cpu"
     benchmark(guides(guided_pool_reference, *guide_inputs))
+
+
+# Training: forward + backward of the same three layers on the default model's training batch
+# (8 patches of 256x256), gradients for the kernels and biases (Y itself needs none).
+@pytest.fixture(scope="module")
+def guide_train_inputs():
+    torch.manual_seed(0)
+    y, _, _ = guidance_inputs(8, 1, 256, 256)
+    levels = []
+    for c, pool in GUIDE_LEVELS:
+        w, b = guidance_inputs(1, c, 3, 3)[1:]
+        levels.append((w.requires_grad_(), b.requires_grad_(), pool))
+    return y, levels
+
+
+def guides_step(fn, y, levels):
+    def run():
+        params = [t for w, b, _ in levels for t in (w, b)]
+        loss = sum(fn(y, w, b, pool).square().mean() for w, b, pool in levels)
+        return torch.autograd.grad(loss, params)
+
+    return run
+
+
+@pytest.mark.kernel
+def test_guided_pool_train_xvertfast(benchmark, guide_train_inputs):
+    benchmark.group = "guidance layers fwd+bwd 8x256x256, width 16 cpu"
+    benchmark(guides_step(lambda *a: torch.ops.xvertfast.guided_pool(*a)[0], *guide_train_inputs))
+
+
+def test_guided_pool_train_reference(benchmark, guide_train_inputs):
+    benchmark.group = "guidance layers fwd+bwd 8x256x256, width 16 cpu"
+    benchmark(guides_step(guided_pool_reference, *guide_train_inputs))

@@ -19,9 +19,13 @@ TORCH_LIBRARY(xvertfast, m) {
   m.def("feature_entropy(Tensor x, int bins) -> Tensor");
   // (index[B], map[B, 1, H, W], entropy[B, C]) of the highest-entropy map per sample.
   m.def("select_max_entropy(Tensor x, int bins, bool normalize) -> (Tensor, Tensor, Tensor)");
-  // The guidance layer without autograd: MaxPool_pool(Conv3x3(y) + bias) of y [B, 1, H, W]
-  // with weight [C, 1, 3, 3], bias [C] -> [B, C, H / pool, W / pool].
-  m.def("guided_pool(Tensor y, Tensor weight, Tensor bias, int pool) -> Tensor");
+  // The guidance layer: MaxPool_pool(Conv3x3(y) + bias) of y [B, 1, H, W] with weight
+  // [C, 1, 3, 3], bias [C] -> (out [B, C, H / pool, W / pool], argmax: int32 window offset
+  // of each maximum, what the backward needs).
+  m.def("guided_pool(Tensor y, Tensor weight, Tensor bias, int pool) -> (Tensor, Tensor)");
+  // Gradients w.r.t. y (empty unless need_y), weight and bias.
+  m.def("guided_pool_backward(Tensor grad, Tensor y, Tensor weight, Tensor argmax, int pool, "
+        "bool need_y) -> (Tensor, Tensor, Tensor)");
   // WLS smoothing of each image of [B, H, W]: (solution, iterations[B], relative residual[B]).
   m.def("wls(Tensor image, float lam, float alpha, float eps, float rtol, int maxiter) "
         "-> (Tensor, Tensor, Tensor)");

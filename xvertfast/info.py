@@ -21,6 +21,7 @@ OPS = (
     "feature_entropy",
     "select_max_entropy",
     "guided_pool",
+    "guided_pool_backward",
     "wls",
     "wls_setup",
     "wls_apply",

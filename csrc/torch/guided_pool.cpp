@@ -3,6 +3,9 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <tuple>
+#include <vector>
+
 #include "checks.h"
 #include "device.h"
 #include "xvertfast/kernels.h"
@@ -39,41 +42,105 @@ Args check_args(const at::Tensor& y_in, const at::Tensor& weight_in, const at::T
   return Args{y, weight_in.reshape({C, 9}).contiguous(), bias_in.contiguous(), B, H, W, C};
 }
 
-at::Tensor guided_pool_cpu_op(const at::Tensor& y_in, const at::Tensor& weight_in,
-                              const at::Tensor& bias_in, int64_t pool) {
+std::tuple<at::Tensor, at::Tensor> outputs(const Args& a, int64_t pool) {
+  return {at::empty({a.B, a.C, a.H / pool, a.W / pool}, a.y.options()),
+          at::empty({a.B, a.C, a.H / pool, a.W / pool}, a.y.options().dtype(at::kInt))};
+}
+
+// Checks the backward's extra arguments; returns grad contiguous.
+at::Tensor check_backward(const at::Tensor& grad, const at::Tensor& argmax, const Args& a,
+                          int64_t pool) {
+  const std::vector<int64_t> shape{a.B, a.C, a.H / pool, a.W / pool};
+  TORCH_CHECK(grad.sizes() == at::IntArrayRef(shape) && grad.scalar_type() == a.y.scalar_type(),
+              "xvertfast::guided_pool_backward: grad must be ", at::IntArrayRef(shape), " of ",
+              a.y.scalar_type(), ", got ", grad.sizes(), " of ", grad.scalar_type());
+  TORCH_CHECK(argmax.sizes() == at::IntArrayRef(shape) && argmax.scalar_type() == at::kInt,
+              "xvertfast::guided_pool_backward: argmax must be int32 ", at::IntArrayRef(shape));
+  return grad.contiguous();
+}
+
+std::tuple<at::Tensor, at::Tensor> guided_pool_cpu_op(const at::Tensor& y_in,
+                                                      const at::Tensor& weight_in,
+                                                      const at::Tensor& bias_in, int64_t pool) {
   const Args a = check_args(y_in, weight_in, bias_in, pool);
-  at::Tensor out = at::empty({a.B, a.C, a.H / pool, a.W / pool}, a.y.options());
+  auto [out, argmax] = outputs(a, pool);
   AT_DISPATCH_FLOATING_TYPES(a.y.scalar_type(), "guided_pool_cpu", [&] {
     guided_pool_cpu<scalar_t>(a.y.data_ptr<scalar_t>(), a.B, a.H, a.W,
                               a.weight.data_ptr<scalar_t>(), a.bias.data_ptr<scalar_t>(), a.C,
-                              pool, out.data_ptr<scalar_t>(), at::get_num_threads());
+                              pool, out.data_ptr<scalar_t>(), argmax.data_ptr<int32_t>(),
+                              at::get_num_threads());
   });
-  return out;
+  return {out, argmax};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> guided_pool_backward_cpu_op(
+    const at::Tensor& grad_in, const at::Tensor& y_in, const at::Tensor& weight_in,
+    const at::Tensor& argmax_in, int64_t pool, bool need_y) {
+  const Args a = check_args(y_in, weight_in, at::empty({weight_in.size(0)}, weight_in.options()), pool);
+  const at::Tensor grad = check_backward(grad_in, argmax_in, a, pool), argmax = argmax_in.contiguous();
+  at::Tensor grad_y = need_y ? at::empty_like(y_in, at::MemoryFormat::Contiguous) : y_in.new_empty({0});
+  at::Tensor grad_w = at::empty({a.C, 1, 3, 3}, a.y.options()), grad_b = at::empty({a.C}, a.y.options());
+  AT_DISPATCH_FLOATING_TYPES(a.y.scalar_type(), "guided_pool_backward_cpu", [&] {
+    guided_pool_backward_cpu<scalar_t>(grad.data_ptr<scalar_t>(), a.y.data_ptr<scalar_t>(), a.B,
+                                       a.H, a.W, a.weight.data_ptr<scalar_t>(),
+                                       argmax.data_ptr<int32_t>(), a.C, pool,
+                                       need_y ? grad_y.data_ptr<scalar_t>() : nullptr,
+                                       grad_w.data_ptr<scalar_t>(), grad_b.data_ptr<scalar_t>(),
+                                       at::get_num_threads());
+  });
+  return {grad_y, grad_w, grad_b};
 }
 
 #if defined(XVF_WITH_CUDA)
-at::Tensor guided_pool_cuda_op(const at::Tensor& y_in, const at::Tensor& weight_in,
-                               const at::Tensor& bias_in, int64_t pool) {
+std::tuple<at::Tensor, at::Tensor> guided_pool_cuda_op(const at::Tensor& y_in,
+                                                       const at::Tensor& weight_in,
+                                                       const at::Tensor& bias_in, int64_t pool) {
   DeviceScope scope(y_in);
   const Args a = check_args(y_in, weight_in, bias_in, pool);
-  at::Tensor out = at::empty({a.B, a.C, a.H / pool, a.W / pool}, a.y.options());
+  auto [out, argmax] = outputs(a, pool);
   AT_DISPATCH_FLOATING_TYPES(a.y.scalar_type(), "guided_pool_cuda", [&] {
     check_launch(cuda::guided_pool<scalar_t>(a.y.data_ptr<scalar_t>(), a.B, a.H, a.W,
                                              a.weight.data_ptr<scalar_t>(),
                                              a.bias.data_ptr<scalar_t>(), a.C, pool,
-                                             out.data_ptr<scalar_t>(), scope.stream()),
+                                             out.data_ptr<scalar_t>(), argmax.data_ptr<int32_t>(),
+                                             scope.stream()),
                  "guided_pool");
   });
-  return out;
+  return {out, argmax};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> guided_pool_backward_cuda_op(
+    const at::Tensor& grad_in, const at::Tensor& y_in, const at::Tensor& weight_in,
+    const at::Tensor& argmax_in, int64_t pool, bool need_y) {
+  DeviceScope scope(y_in);
+  const Args a = check_args(y_in, weight_in, at::empty({weight_in.size(0)}, weight_in.options()), pool);
+  const at::Tensor grad = check_backward(grad_in, argmax_in, a, pool), argmax = argmax_in.contiguous();
+  at::Tensor grad_y = at::empty_like(y_in, at::MemoryFormat::Contiguous);
+  at::Tensor grad_w = at::empty({a.C, 1, 3, 3}, a.y.options()), grad_b = at::empty({a.C}, a.y.options());
+  AT_DISPATCH_FLOATING_TYPES(a.y.scalar_type(), "guided_pool_backward_cuda", [&] {
+    check_launch(cuda::guided_pool_backward<scalar_t>(
+                     grad.data_ptr<scalar_t>(), a.y.data_ptr<scalar_t>(), a.B, a.H, a.W,
+                     a.weight.data_ptr<scalar_t>(), argmax.data_ptr<int32_t>(), a.C, pool,
+                     grad_y.data_ptr<scalar_t>(), grad_w.data_ptr<scalar_t>(),
+                     grad_b.data_ptr<scalar_t>(), scope.stream()),
+                 "guided_pool_backward");
+  });
+  return {need_y ? grad_y : y_in.new_empty({0}), grad_w, grad_b};
 }
 #endif
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(xvertfast, CPU, m) { m.impl("guided_pool", &guided_pool_cpu_op); }
+TORCH_LIBRARY_IMPL(xvertfast, CPU, m) {
+  m.impl("guided_pool", &guided_pool_cpu_op);
+  m.impl("guided_pool_backward", &guided_pool_backward_cpu_op);
+}
 
 #if defined(XVF_WITH_CUDA)
-TORCH_LIBRARY_IMPL(xvertfast, CUDA, m) { m.impl("guided_pool", &guided_pool_cuda_op); }
+TORCH_LIBRARY_IMPL(xvertfast, CUDA, m) {
+  m.impl("guided_pool", &guided_pool_cuda_op);
+  m.impl("guided_pool_backward", &guided_pool_backward_cuda_op);
+}
 #endif
 
 }  // namespace xvf

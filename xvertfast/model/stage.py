@@ -47,7 +47,7 @@ class GuidanceLayer(nn.Module):
         self.conv = nn.Conv2d(1, channels, 3, padding=1)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        # the fused op when nothing needs gradients (inference on the CPU), else conv + pool
+        # the fused conv + pool on the CPU (never writes the full-resolution maps)
         return guided_pool(self.act(y), self.conv.weight, self.conv.bias, 2**self.level)
 
 

@@ -33,10 +33,22 @@ XVF_HD T dot9(const T (&taps)[9], const T* w, int64_t stride, T bias) {
   return v;
 }
 
-// Max-pool's comparison: a NaN wins and then stays (as torch's max_pool2d propagates it).
+// Max-pool's comparison: whether v replaces the running maximum best. The first of equal
+// values is kept, and a NaN wins and then stays (as in torch's max_pool2d).
 template <typename T>
-XVF_HD T pool_max(T best, T v) {
-  return (v > best || v != v) && !(best != best) ? v : best;
+XVF_HD bool pool_better(T best, T v) {
+  return (v > best || v != v) && !(best != best);
+}
+
+// Scatters g times the channel's kernel onto the 9 taps of (i, j) (the backward of dot9 with
+// respect to the image; taps outside the H x W image are the zero padding, dropped).
+template <typename T>
+XVF_HD void scatter9(T* gy, int64_t H, int64_t W, int64_t i, int64_t j, const T* w, int64_t stride, T g) {
+  for (int u = 0; u < 3; ++u)
+    for (int v = 0; v < 3; ++v) {
+      const int64_t ii = i + u - 1, jj = j + v - 1;
+      if (ii >= 0 && ii < H && jj >= 0 && jj < W) gy[ii * W + jj] += g * w[(3 * u + v) * stride];
+    }
 }
 
 }  // namespace guided_pool

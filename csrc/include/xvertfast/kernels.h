@@ -40,10 +40,18 @@ void select_map_cpu(const T* x, const double* entropy, const T* lo, const T* hi,
 
 // ---- guidance layer: max-pool of a one-channel 3x3 conv ---------------------
 // y: [B, H, W]; weight: [C, 9] (3x3 kernels, cross-correlation); bias: [C]. Writes
-// out[B, C, H / s, W / s] = MaxPool_s(Conv3x3(y) + bias), zero padding, floor pooling.
+// out[B, C, H / s, W / s] = MaxPool_s(Conv3x3(y) + bias), zero padding, floor pooling, and
+// (unless null) argmax[B, C, H / s, W / s]: the offset di * s + dj of each window's maximum.
 template <typename T>
 void guided_pool_cpu(const T* y, int64_t B, int64_t H, int64_t W, const T* weight, const T* bias,
-                     int64_t C, int64_t s, T* out, int num_threads);
+                     int64_t C, int64_t s, T* out, int32_t* argmax, int num_threads);
+
+// Its backward: grad[B, C, H / s, W / s] -> grad_y[B, H, W] (skipped when null),
+// grad_weight[C, 9], grad_bias[C]; deterministic.
+template <typename T>
+void guided_pool_backward_cpu(const T* grad, const T* y, int64_t B, int64_t H, int64_t W,
+                              const T* weight, const int32_t* argmax, int64_t C, int64_t s,
+                              T* grad_y, T* grad_weight, T* grad_bias, int num_threads);
 
 // ---- WLS smoothing ---------------------------------------------------------
 struct WlsOptions {
@@ -118,10 +126,17 @@ template <typename T>
 const char* wls_apply(const T* x, int64_t B, int64_t H, int64_t W, void* workspace,
                       bool precondition, T* y, void* stream);
 
-// The GPU version of guided_pool_cpu (device pointers; weight [C, 9]).
+// The GPU versions of guided_pool_cpu and guided_pool_backward_cpu (device pointers;
+// weight [C, 9]); the backward needs grad_y (here never null).
 template <typename T>
 const char* guided_pool(const T* y, int64_t B, int64_t H, int64_t W, const T* weight,
-                        const T* bias, int64_t C, int64_t s, T* out, void* stream);
+                        const T* bias, int64_t C, int64_t s, T* out, int32_t* argmax,
+                        void* stream);
+
+template <typename T>
+const char* guided_pool_backward(const T* grad, const T* y, int64_t B, int64_t H, int64_t W,
+                                 const T* weight, const int32_t* argmax, int64_t C, int64_t s,
+                                 T* grad_y, T* grad_weight, T* grad_bias, void* stream);
 
 // Number of visible CUDA devices (0 when there is no driver or no device).
 int device_count();
