@@ -4,12 +4,16 @@
 
 Issue #5's setting: batch 8, 512 x 512 ROIs, width 64 (set XVF_BENCH_SMALL=1 for
 batch 2, 256^2, width 16 when only a quick look is wanted). The network dominates the
-step; the losses' share is what the custom ops change.
+step; the losses' share is what the loss ops change. A third variant runs the project's
+losses with the guidance layers' PyTorch formula instead of the ``guided_pool`` op (on
+the CPU, where the model uses the op).
 """
 
 from __future__ import annotations
 
 import os
+
+import importlib
 
 import pytest
 import torch
@@ -61,3 +65,10 @@ def test_train_step_xvertfast_ops(benchmark, device):
 def test_train_step_pytorch_losses(benchmark, device):
     benchmark.group = f"train step b{BATCH} {SIZE}^2 w{WIDTH} {device}"
     benchmark.pedantic(synchronized(make_step(device, False), device), rounds=2 if not SMALL else 6, warmup_rounds=1)
+
+
+def test_train_step_guides_formula(benchmark, monkeypatch):
+    guided = importlib.import_module("xvertfast.ops.guided_pool")  # the package exports the function
+    monkeypatch.setattr(guided, "_use_kernel", lambda *args: False)
+    benchmark.group = f"train step b{BATCH} {SIZE}^2 w{WIDTH} cpu"
+    benchmark.pedantic(make_step("cpu", True), rounds=2 if not SMALL else 6, warmup_rounds=1)

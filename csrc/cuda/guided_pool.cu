@@ -112,8 +112,9 @@ const char* guided_pool_backward(const T* grad, const T* y, int64_t B, int64_t H
                                  T* grad_y, T* grad_weight, T* grad_bias, void* stream) {
   if (B <= 0 || C <= 0 || H / s <= 0 || W / s <= 0) return nullptr;
   const cudaStream_t st = static_cast<cudaStream_t>(stream);
-  guided_pool_grad_y_kernel<<<blocks_for(B * H * W), kThreads, 0, st>>>(grad, B, H, W, weight,
-                                                                          argmax, C, s, grad_y);
+  if (grad_y)
+    guided_pool_grad_y_kernel<<<blocks_for(B * H * W), kThreads, 0, st>>>(grad, B, H, W, weight,
+                                                                            argmax, C, s, grad_y);
   guided_pool_grad_w_kernel<<<unsigned(C), kThreads, 0, st>>>(grad, y, B, H, W, argmax, C, s,
                                                               grad_weight, grad_bias);
   return last_error();

@@ -18,28 +18,30 @@ struct Args {
   int64_t B, H, W, C;
 };
 
+// Checks y, weight and (when defined: the backward has none) bias.
 Args check_args(const at::Tensor& y_in, const at::Tensor& weight_in, const at::Tensor& bias_in,
                 int64_t pool) {
   const char* op = "guided_pool";
   const at::Tensor y = as_image_batch(y_in, op, "y");
   check_float(weight_in, op, "weight");
-  check_float(bias_in, op, "bias");
-  TORCH_CHECK(weight_in.scalar_type() == y.scalar_type() && bias_in.scalar_type() == y.scalar_type(),
+  TORCH_CHECK(weight_in.scalar_type() == y.scalar_type() &&
+                  (!bias_in.defined() || bias_in.scalar_type() == y.scalar_type()),
               "xvertfast::guided_pool: y, weight and bias must share a dtype, got ", y.scalar_type(),
-              ", ", weight_in.scalar_type(), ", ", bias_in.scalar_type());
+              ", ", weight_in.scalar_type(), ", ", bias_in.defined() ? bias_in.scalar_type() : y.scalar_type());
   TORCH_CHECK(weight_in.dim() == 4 && weight_in.size(1) == 1 && weight_in.size(2) == 3 &&
                   weight_in.size(3) == 3,
               "xvertfast::guided_pool: weight must be [C, 1, 3, 3], got shape ", weight_in.sizes());
   const int64_t C = weight_in.size(0);
-  TORCH_CHECK(bias_in.dim() == 1 && bias_in.size(0) == C,
+  TORCH_CHECK(!bias_in.defined() || (bias_in.dim() == 1 && bias_in.size(0) == C),
               "xvertfast::guided_pool: bias must be [C] with C = ", C, ", got shape ", bias_in.sizes());
   TORCH_CHECK(pool >= 1, "xvertfast::guided_pool: pool must be >= 1, got ", pool);
   const int64_t B = y.size(0), H = y.size(1), W = y.size(2);
   TORCH_CHECK(H >= pool && W >= pool, "xvertfast::guided_pool: the image (", H, " x ", W,
               ") is smaller than one pooling window (", pool, ")");
-  TORCH_CHECK(weight_in.device() == y.device() && bias_in.device() == y.device(),
+  TORCH_CHECK(weight_in.device() == y.device() && (!bias_in.defined() || bias_in.device() == y.device()),
               "xvertfast::guided_pool: y, weight and bias must be on one device");
-  return Args{y, weight_in.reshape({C, 9}).contiguous(), bias_in.contiguous(), B, H, W, C};
+  return Args{y, weight_in.reshape({C, 9}).contiguous(),
+              bias_in.defined() ? bias_in.contiguous() : at::Tensor(), B, H, W, C};
 }
 
 std::tuple<at::Tensor, at::Tensor> outputs(const Args& a, int64_t pool) {
@@ -76,7 +78,7 @@ std::tuple<at::Tensor, at::Tensor> guided_pool_cpu_op(const at::Tensor& y_in,
 std::tuple<at::Tensor, at::Tensor, at::Tensor> guided_pool_backward_cpu_op(
     const at::Tensor& grad_in, const at::Tensor& y_in, const at::Tensor& weight_in,
     const at::Tensor& argmax_in, int64_t pool, bool need_y) {
-  const Args a = check_args(y_in, weight_in, at::empty({weight_in.size(0)}, weight_in.options()), pool);
+  const Args a = check_args(y_in, weight_in, at::Tensor(), pool);
   const at::Tensor grad = check_backward(grad_in, argmax_in, a, pool), argmax = argmax_in.contiguous();
   at::Tensor grad_y = need_y ? at::empty_like(y_in, at::MemoryFormat::Contiguous) : y_in.new_empty({0});
   at::Tensor grad_w = at::empty({a.C, 1, 3, 3}, a.y.options()), grad_b = at::empty({a.C}, a.y.options());
@@ -113,19 +115,19 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> guided_pool_backward_cuda_op(
     const at::Tensor& grad_in, const at::Tensor& y_in, const at::Tensor& weight_in,
     const at::Tensor& argmax_in, int64_t pool, bool need_y) {
   DeviceScope scope(y_in);
-  const Args a = check_args(y_in, weight_in, at::empty({weight_in.size(0)}, weight_in.options()), pool);
+  const Args a = check_args(y_in, weight_in, at::Tensor(), pool);
   const at::Tensor grad = check_backward(grad_in, argmax_in, a, pool), argmax = argmax_in.contiguous();
-  at::Tensor grad_y = at::empty_like(y_in, at::MemoryFormat::Contiguous);
+  at::Tensor grad_y = need_y ? at::empty_like(y_in, at::MemoryFormat::Contiguous) : y_in.new_empty({0});
   at::Tensor grad_w = at::empty({a.C, 1, 3, 3}, a.y.options()), grad_b = at::empty({a.C}, a.y.options());
   AT_DISPATCH_FLOATING_TYPES(a.y.scalar_type(), "guided_pool_backward_cuda", [&] {
     check_launch(cuda::guided_pool_backward<scalar_t>(
                      grad.data_ptr<scalar_t>(), a.y.data_ptr<scalar_t>(), a.B, a.H, a.W,
                      a.weight.data_ptr<scalar_t>(), argmax.data_ptr<int32_t>(), a.C, pool,
-                     grad_y.data_ptr<scalar_t>(), grad_w.data_ptr<scalar_t>(),
+                     need_y ? grad_y.data_ptr<scalar_t>() : nullptr, grad_w.data_ptr<scalar_t>(),
                      grad_b.data_ptr<scalar_t>(), scope.stream()),
                  "guided_pool_backward");
   });
-  return {need_y ? grad_y : y_in.new_empty({0}), grad_w, grad_b};
+  return {grad_y, grad_w, grad_b};
 }
 #endif
 

@@ -16,14 +16,16 @@ from __future__ import annotations
 import torch
 
 from xvertfast._extension import has_extension
+from xvertfast.ops._inputs import use_kernel
 from xvertfast.ops.reference import guided_pool_reference
 
 __all__ = ["guided_pool", "guided_pool_reference"]
 
 
 def _use_kernel(y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, pool: int) -> bool:
-    if pool < 2 or not has_extension() or y.device.type != "cpu":
-        return False  # no pooling: conv2d alone writes nothing more than the op would
+    # pool 1: conv2d alone writes nothing more than the op would; CUDA: not yet measured
+    if pool < 2 or y.device.type != "cpu" or not use_kernel(y):
+        return False
     if y.dtype not in (torch.float32, torch.float64) or not (y.dtype == weight.dtype == bias.dtype):
         return False
     # graph capture (ONNX export, tracing, torch.compile) records the plain conv + pool

@@ -127,7 +127,7 @@ const char* wls_apply(const T* x, int64_t B, int64_t H, int64_t W, void* workspa
                       bool precondition, T* y, void* stream);
 
 // The GPU versions of guided_pool_cpu and guided_pool_backward_cpu (device pointers;
-// weight [C, 9]); the backward needs grad_y (here never null).
+// weight [C, 9]); grad_y may be null there too.
 template <typename T>
 const char* guided_pool(const T* y, int64_t B, int64_t H, int64_t W, const T* weight,
                         const T* bias, int64_t C, int64_t s, T* out, int32_t* argmax,
