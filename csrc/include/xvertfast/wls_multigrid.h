@@ -78,7 +78,8 @@ struct Level {
   bool nine;                 // 9-point Galerkin stencil (all but the finest level)
   T *e, *s, *se, *sw;        // couplings to E, S, SE, SW (se, sw null on the finest level)
   T *c, *d;                  // diagonal and row sums (null on the finest level: 1 - sum, and 1)
-  T *inv_x, *inv_y;          // inverse Thomas pivots of the row and column tridiagonals
+  T* inv;                    // inverse Thomas pivots of the lines being solved (scratch shared
+                             // by all levels: the smoothers compute them as they go)
   T *b, *x, *r;              // right-hand side, solution, residual/scratch (b, x: coarse levels)
   T* pw[kWeights];           // interpolation from the next coarser level, on its grid
   double* chol;              // dense Cholesky factors [nb][n * n] (coarsest level only)
@@ -284,6 +285,8 @@ struct Multigrid {
     big_first = a.take<int32_t>(max_big + 1);
     big_id = a.take<int32_t>(max_big);
     agg_end_byte = a.used;
+    // one pivot array for every level's line solves (a level is solved at a time)
+    T* const pivots = a.take<T>(nb * fine);
     for (int k = 0;; ++k) {
       Level<T> L{};
       L.g = g;
@@ -307,8 +310,7 @@ struct Multigrid {
         L.chol = a.take<double>(nb * L.n_dense * L.n_dense);
         dense_y = a.take<double>(nb * L.n_dense);
       } else {
-        L.inv_x = a.take<T>(n);
-        L.inv_y = a.take<T>(n);
+        L.inv = pivots;
         const Grid cg = coarse_grid(g);
         for (auto& w : L.pw) w = a.take<T>(nb * cg.size());
       }
@@ -341,7 +343,6 @@ struct Multigrid {
       if (i + 1 < g.h) L.s[q] = -edge_weight(lg[q], lg[q + g.ld], lam, alpha, eps);
     });
     for (size_t k = 0; k + 1 < levels.size(); ++k) {
-      line_factors(levels[k]);
       interpolation(levels[k], levels[k + 1]);
       galerkin(levels[k], levels[k + 1]);
       row_sums(levels[k], levels[k + 1]);
@@ -572,20 +573,6 @@ struct Multigrid {
     return lo;
   }
 
-  void line_factors(const Level<T>& L) {
-    const Grid g = L.g;
-    const int64_t plane = L.plane;
-    ex.lines(nb, g.h, [=] XVF_LAMBDA(int64_t b, int64_t i) {
-      const int64_t p0 = b * plane + g.at(i, 0);
-      for (int64_t p = p0; p < p0 + g.w; ++p)  // e[p0 - 1] = 0 (padding) starts the recursion
-        L.inv_x[p] = T(1) / (L.diag(p) - L.e[p - 1] * L.e[p - 1] * L.inv_x[p - 1]);
-    }, g.w);
-    ex.sweep(nb, g.h, g.w, false, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
-      const int64_t p = b * plane + g.at(i, j);
-      L.inv_y[p] = T(1) / (L.diag(p) - L.s[p - g.ld] * L.s[p - g.ld] * L.inv_y[p - g.ld]);
-    });
-  }
-
   // Interpolation weights of F (stored on C's grid).
   void interpolation(const Level<T>& F, const Level<T>& C) {
     const Grid g = F.g, cg = C.g;
@@ -806,20 +793,25 @@ struct Multigrid {
   XVF_HD static void solve_rows(const Level<T>& L, const T* bv, T* x, int64_t p0) {
     const int64_t w = L.g.w, ld2 = 2 * L.g.ld;
     const T* e = L.e;
-    const T* inv = L.inv_x;
+    T* inv = L.inv;
     T* y = L.r;  // each row's scratch is its own row of r
     for (int u = 0; u < n; ++u)
       for (int64_t j = 0; j < w; ++j) y[p0 + u * ld2 + j] = residual_at<kNine>(L, bv, x, p0 + u * ld2 + j);
-    // Thomas: forward elimination (e[p - 1] = 0 at a row's start is the padding), back substitution
-    // (the running value stays in a register: the chain does not wait on a store and a load)
-    T prev[n];
+    // Thomas: forward elimination, computing the pivots on the way, back substitution (the
+    // running values stay in registers: the chains do not wait on a store and a load)
+    T prev[n], piv[n];
     XVF_UNROLL
-    for (int u = 0; u < n; ++u) prev[u] = y[p0 + u * ld2] *= inv[p0 + u * ld2];
+    for (int u = 0; u < n; ++u) {
+      const int64_t p = p0 + u * ld2;
+      piv[u] = inv[p] = T(1) / L.template diag_t<kNine>(p);
+      prev[u] = y[p] *= piv[u];
+    }
     for (int64_t j = 1; j < w; ++j) {
       XVF_UNROLL
       for (int u = 0; u < n; ++u) {
         const int64_t p = p0 + u * ld2 + j;
-        prev[u] = y[p] = (y[p] - e[p - 1] * prev[u]) * inv[p];
+        piv[u] = inv[p] = T(1) / (L.template diag_t<kNine>(p) - e[p - 1] * e[p - 1] * piv[u]);
+        prev[u] = y[p] = (y[p] - e[p - 1] * prev[u]) * piv[u];
       }
     }
     for (int64_t j = w - 2; j >= 0; --j) {
@@ -846,13 +838,17 @@ struct Multigrid {
     ex.sweep(nb, g.h, ncols, false, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t c) {
       const int64_t p = b * plane + g.at(i, parity + 2 * c);
       T* y = L.r;  // scratch (its padding stays zero)
-      y[p] = (residual_at<kNine>(L, bv, x, p) - L.s[p - g.ld] * y[p - g.ld]) * L.inv_y[p];
+      T* inv = L.inv;  // shared scratch: on row 0, the row above is not read
+      const T up = L.s[p - g.ld];  // 0 on row 0 (padding)
+      const T piv = T(1) / (L.template diag_t<kNine>(p) - (i > 0 ? up * up * inv[p - g.ld] : T(0)));
+      inv[p] = piv;
+      y[p] = (residual_at<kNine>(L, bv, x, p) - up * y[p - g.ld]) * piv;
     });
     ex.sweep(nb, g.h, ncols, true, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t c) {
       const int64_t p = b * plane + g.at(i, parity + 2 * c);
       T* y = L.r;
       // on the last row s[p] = 0 and y[p + ld] is the zero padding: no special case
-      y[p] -= L.s[p] * L.inv_y[p] * y[p + g.ld];
+      y[p] -= L.s[p] * L.inv[p] * y[p + g.ld];
       x[p] += y[p];
     });
   }
