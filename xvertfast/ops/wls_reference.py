@@ -130,6 +130,14 @@ def _positive(den: torch.Tensor) -> torch.Tensor:
     return torch.clamp(den, min=torch.finfo(den.dtype).tiny)
 
 
+WEIGHT_SCALE = 65535.0
+
+
+def fixed_point_weight(w: torch.Tensor) -> torch.Tensor:
+    """A weight in [0, 1] rounded to the nearest multiple of 1/65535 (the solver's 16-bit storage)."""
+    return torch.floor(w * WEIGHT_SCALE + 0.5) * (1.0 / WEIGHT_SCALE)
+
+
 def interpolation(st: Stencil) -> torch.Tensor:
     """Operator-dependent interpolation weights [4, H, W].
 
@@ -150,11 +158,13 @@ def interpolation(st: Stencil) -> torch.Tensor:
     # formula; Galerkin stencils can hold positive couplings and small negative row
     # sums, which this form drops (keeping weights in [0, 1], summing to at most 1)
     # instead of dividing by a vanishing or negative pivot.
+    # The weights are rounded to 16-bit fixed point as the compiled solver stores them
+    # (csrc/include/xvertfast/wls.h), and the centres are computed from the rounded edge weights.
     def weights_from(groups: list[torch.Tensor], rest: torch.Tensor) -> list[torch.Tensor]:
         row_sum = rest + sum(groups)
         neg = [g.clamp(max=0) for g in groups]
         den = _positive(row_sum.clamp(min=0) - sum(neg))
-        return [-g / den for g in neg]
+        return [fixed_point_weight(-g / den) for g in neg]
 
     # Between horizontal coarse neighbours (even row, odd column): collapse vertically.
     west, east = weights_from(

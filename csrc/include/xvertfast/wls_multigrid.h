@@ -81,7 +81,7 @@ struct Level {
   T* inv;                    // inverse Thomas pivots of the lines being solved (scratch shared
                              // by all levels: the smoothers compute them as they go)
   T *b, *x, *r;              // right-hand side, solution, residual/scratch (b, x: coarse levels)
-  T* pw[kWeights];           // interpolation from the next coarser level, on its grid
+  uint16_t* pw[kWeights];    // interpolation from the next coarser level, on its grid (fixed point)
   double* chol;              // dense Cholesky factors [nb][n * n] (coarsest level only)
   int64_t n_dense;           // unknowns of the dense level (0 elsewhere)
 
@@ -117,17 +117,17 @@ XVF_HD T residual_at(const Level<T>& L, const T* b, const T* x, int64_t p) {
 // Weight of coarse point q (cell (I, J)) in the interpolation of fine point 2(I, J) + (ei, ej);
 // pw are the fine level's weights, cld the coarse row stride.
 template <typename T>
-XVF_HD T pweight(T* const* pw, int64_t cld, int64_t q, int ei, int ej) {
+XVF_HD T pweight(uint16_t* const* pw, int64_t cld, int64_t q, int ei, int ej) {
   switch ((ei + 1) * 3 + (ej + 1)) {
-    case 4: return T(1);                     // ( 0,  0)
-    case 5: return pw[kXW][q];               // ( 0, +1)
-    case 3: return pw[kXE][q - 1];           // ( 0, -1)
-    case 7: return pw[kYN][q];               // (+1,  0)
-    case 1: return pw[kYS][q - cld];         // (-1,  0)
-    case 8: return pw[kNW][q];               // (+1, +1)
-    case 6: return pw[kNE][q - 1];           // (+1, -1)
-    case 2: return pw[kSW][q - cld];         // (-1, +1)
-    default: return pw[kSE][q - cld - 1];    // (-1, -1)
+    case 4: return T(1);                                     // ( 0,  0)
+    case 5: return decode_weight<T>(pw[kXW][q]);             // ( 0, +1)
+    case 3: return decode_weight<T>(pw[kXE][q - 1]);         // ( 0, -1)
+    case 7: return decode_weight<T>(pw[kYN][q]);             // (+1,  0)
+    case 1: return decode_weight<T>(pw[kYS][q - cld]);       // (-1,  0)
+    case 8: return decode_weight<T>(pw[kNW][q]);             // (+1, +1)
+    case 6: return decode_weight<T>(pw[kNE][q - 1]);         // (+1, -1)
+    case 2: return decode_weight<T>(pw[kSW][q - cld]);       // (-1, +1)
+    default: return decode_weight<T>(pw[kSE][q - cld - 1]);  // (-1, -1)
   }
 }
 
@@ -312,7 +312,7 @@ struct Multigrid {
       } else {
         L.inv = pivots;
         const Grid cg = coarse_grid(g);
-        for (auto& w : L.pw) w = a.take<T>(nb * cg.size());
+        for (auto& w : L.pw) w = a.take<uint16_t>(nb * cg.size());
       }
       levels.push_back(L);
       if (coarsest) break;
@@ -585,8 +585,8 @@ struct Multigrid {
                           F.coupling(p, 0, 1) + F.coupling(p, -1, 1) + F.coupling(p, 1, 1)};
         T w[2];
         interpolation_weights<T, 2>(grp, F.coupling(p, 0, 0) + F.coupling(p, -1, 0) + F.coupling(p, 1, 0), w);
-        F.pw[kXW][q] = w[0];
-        F.pw[kXE][q] = w[1];
+        F.pw[kXW][q] = encode_weight(w[0]);
+        F.pw[kXE][q] = encode_weight(w[1]);
       }
       if (2 * I + 1 < g.h) {  // y-edge point: collapse horizontally
         const int64_t p = b * fplane + g.at(2 * I + 1, 2 * J);
@@ -594,27 +594,25 @@ struct Multigrid {
                           F.coupling(p, 1, 0) + F.coupling(p, 1, -1) + F.coupling(p, 1, 1)};
         T w[2];
         interpolation_weights<T, 2>(grp, F.coupling(p, 0, 0) + F.coupling(p, 0, -1) + F.coupling(p, 0, 1), w);
-        F.pw[kYN][q] = w[0];
-        F.pw[kYS][q] = w[1];
+        F.pw[kYN][q] = encode_weight(w[0]);
+        F.pw[kYS][q] = encode_weight(w[1]);
       }
     });
     ex.grid(nb, cg.h, cg.w, [=] XVF_LAMBDA(int64_t b, int64_t I, int64_t J) {
       if (2 * I + 1 >= g.h || 2 * J + 1 >= g.w) return;
       const int64_t q = b * cplane + cg.at(I, J);
       const int64_t p = b * fplane + g.at(2 * I + 1, 2 * J + 1);
-      T* const* pw = F.pw;
+      uint16_t* const* pw = F.pw;
+      auto wt = [=](int k, int64_t at) { return decode_weight<T>(pw[k][at]); };
       const T grp[4] = {
-          F.coupling(p, -1, -1) + F.coupling(p, -1, 0) * pw[kXW][q] + F.coupling(p, 0, -1) * pw[kYN][q],
-          F.coupling(p, -1, 1) + F.coupling(p, -1, 0) * pw[kXE][q] + F.coupling(p, 0, 1) * pw[kYN][q + 1],
-          F.coupling(p, 1, -1) + F.coupling(p, 1, 0) * pw[kXW][q + cg.ld] + F.coupling(p, 0, -1) * pw[kYS][q],
-          F.coupling(p, 1, 1) + F.coupling(p, 1, 0) * pw[kXE][q + cg.ld] + F.coupling(p, 0, 1) * pw[kYS][q + 1],
+          F.coupling(p, -1, -1) + F.coupling(p, -1, 0) * wt(kXW, q) + F.coupling(p, 0, -1) * wt(kYN, q),
+          F.coupling(p, -1, 1) + F.coupling(p, -1, 0) * wt(kXE, q) + F.coupling(p, 0, 1) * wt(kYN, q + 1),
+          F.coupling(p, 1, -1) + F.coupling(p, 1, 0) * wt(kXW, q + cg.ld) + F.coupling(p, 0, -1) * wt(kYS, q),
+          F.coupling(p, 1, 1) + F.coupling(p, 1, 0) * wt(kXE, q + cg.ld) + F.coupling(p, 0, 1) * wt(kYS, q + 1),
       };
       T w[4];
       interpolation_weights<T, 4>(grp, F.coupling(p, 0, 0), w);
-      pw[kNW][q] = w[0];
-      pw[kNE][q] = w[1];
-      pw[kSW][q] = w[2];
-      pw[kSE][q] = w[3];
+      for (int k = 0; k < 4; ++k) pw[kNW + k][q] = encode_weight(w[k]);
     });
   }
 
@@ -648,7 +646,7 @@ struct Multigrid {
         const bool in = ni < cg.h && nj >= 0 && nj < cg.w;
         const int64_t qn = in ? b * cplane + cg.at(ni, nj) : 0;
         XVF_UNROLL
-        for (int e = 0; e < 9; ++e) wk[k][e] = in ? pweight(F.pw, cg.ld, qn, e / 3 - 1, e % 3 - 1) : T(0);
+        for (int e = 0; e < 9; ++e) wk[k][e] = in ? pweight<T>(F.pw, cg.ld, qn, e / 3 - 1, e % 3 - 1) : T(0);
       }
       // float sums suffice: the small row sums, where cancellation would hurt, are
       // computed separately in double (row_sums)
@@ -673,14 +671,13 @@ struct Multigrid {
       const int64_t q = b * cplane + cg.at(I, J);
       const int64_t f = b * fplane + g.at(2 * I, 2 * J);
       const double c01 = J + 1 < cg.w ? 1.0 : 0.0, c10 = I + 1 < cg.h ? 1.0 : 0.0;
-      T* const* pw = F.pw;
+      uint16_t* const* pw = F.pw;
+      auto wt = [=](int k) { return double(decode_weight<T>(pw[k][q])); };  // the weight applied
       u[f] = 1.0;
-      if (2 * J + 1 < g.w) u[f + 1] = double(pw[kXW][q]) + double(pw[kXE][q]) * c01;
+      if (2 * J + 1 < g.w) u[f + 1] = wt(kXW) + wt(kXE) * c01;
       if (2 * I + 1 < g.h) {
-        u[f + g.ld] = double(pw[kYN][q]) + double(pw[kYS][q]) * c10;
-        if (2 * J + 1 < g.w)
-          u[f + g.ld + 1] = double(pw[kNW][q]) + double(pw[kNE][q]) * c01 +
-                            double(pw[kSW][q]) * c10 + double(pw[kSE][q]) * c01 * c10;
+        u[f + g.ld] = wt(kYN) + wt(kYS) * c10;
+        if (2 * J + 1 < g.w) u[f + g.ld + 1] = wt(kNW) + wt(kNE) * c01 + wt(kSW) * c10 + wt(kSE) * c01 * c10;
       }
     });
     ex.grid(nb, g.h, g.w, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
@@ -698,7 +695,7 @@ struct Multigrid {
         for (int ej = -1; ej <= 1; ++ej) {
           const int64_t fi = 2 * I + ei, fj = 2 * J + ej;
           if (fi < 0 || fi >= g.h || fj < 0 || fj >= g.w) continue;
-          acc += double(pweight(F.pw, cg.ld, q, ei, ej)) * v[b * fplane + g.at(fi, fj)];
+          acc += double(pweight<T>(F.pw, cg.ld, q, ei, ej)) * v[b * fplane + g.at(fi, fj)];
         }
       C.d[q] = T(acc);
     });
@@ -885,13 +882,14 @@ struct Multigrid {
       const int64_t f = b * fplane + g.at(2 * I, 2 * J);
       const int64_t ld = g.ld, cld = cg.ld;
       const T* rv = F.r;
-      T* const* pw = F.pw;
+      uint16_t* const* pw = F.pw;
+      auto wt = [=](int k, int64_t at) { return decode_weight<T>(pw[k][at]); };
       // fine neighbours outside the grid hold r = 0 (padding) or have weight 0
       T v = rv[f];
-      v += pw[kXW][q] * rv[f + 1] + pw[kXE][q - 1] * rv[f - 1];
-      v += pw[kYN][q] * rv[f + ld] + pw[kYS][q - cld] * rv[f - ld];
-      v += pw[kNW][q] * rv[f + ld + 1] + pw[kNE][q - 1] * rv[f + ld - 1];
-      v += pw[kSW][q - cld] * rv[f - ld + 1] + pw[kSE][q - cld - 1] * rv[f - ld - 1];
+      v += wt(kXW, q) * rv[f + 1] + wt(kXE, q - 1) * rv[f - 1];
+      v += wt(kYN, q) * rv[f + ld] + wt(kYS, q - cld) * rv[f - ld];
+      v += wt(kNW, q) * rv[f + ld + 1] + wt(kNE, q - 1) * rv[f + ld - 1];
+      v += wt(kSW, q - cld) * rv[f - ld + 1] + wt(kSE, q - cld - 1) * rv[f - ld - 1];
       C.b[q] = v;
     });
   }
@@ -903,15 +901,15 @@ struct Multigrid {
     ex.grid(nb, cg.h, cg.w, [=] XVF_LAMBDA(int64_t b, int64_t I, int64_t J) {
       const int64_t q = b * cplane + cg.at(I, J);
       const T* xc = C.x;
-      T* const* pw = F.pw;
+      uint16_t* const* pw = F.pw;
+      auto wt = [=](int k) { return decode_weight<T>(pw[k][q]); };
       const T c00 = xc[q], c01 = xc[q + 1], c10 = xc[q + cg.ld], c11 = xc[q + cg.ld + 1];
       const int64_t f = b * fplane + g.at(2 * I, 2 * J);
       x[f] += c00;
-      if (2 * J + 1 < g.w) x[f + 1] += pw[kXW][q] * c00 + pw[kXE][q] * c01;
+      if (2 * J + 1 < g.w) x[f + 1] += wt(kXW) * c00 + wt(kXE) * c01;
       if (2 * I + 1 < g.h) {
-        x[f + g.ld] += pw[kYN][q] * c00 + pw[kYS][q] * c10;
-        if (2 * J + 1 < g.w)
-          x[f + g.ld + 1] += pw[kNW][q] * c00 + pw[kNE][q] * c01 + pw[kSW][q] * c10 + pw[kSE][q] * c11;
+        x[f + g.ld] += wt(kYN) * c00 + wt(kYS) * c10;
+        if (2 * J + 1 < g.w) x[f + g.ld + 1] += wt(kNW) * c00 + wt(kNE) * c01 + wt(kSW) * c10 + wt(kSE) * c11;
       }
     });
   }
