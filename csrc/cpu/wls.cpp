@@ -150,15 +150,17 @@ constexpr int64_t kGroupPixels = int64_t(1) << 20;
 // pages: the smoothers walk ~10 arrays of several MiB at once, column sweeps a row apart,
 // and with 4 KiB pages most of those steps miss the TLB; first touch also faults 512x less
 // (measured: 1024^2 solves ~10% faster). Bytes [small_first, small_end) keep small pages:
-// the plateau arrays, planned for the worst case, of which an image touches a fraction.
+// the plateau arrays, planned for the worst case, of which an image touches a fraction; so
+// does the last, partial 2 MiB (a huge page there would be mostly unused memory).
 class Workspace {
  public:
-  Workspace(size_t bytes, size_t small_first, size_t small_end) : size_(round_up(bytes, kHuge)) {
+  Workspace(size_t bytes, size_t small_first, size_t small_end) : size_(std::max<size_t>(bytes, 1)) {
     if (posix_memalign(&mem_, kHuge, size_) != 0) throw std::bad_alloc();
 #if defined(MADV_HUGEPAGE) && defined(MADV_NOHUGEPAGE)
     // hints only: without huge pages everything still works
-    madvise(mem_, size_, MADV_HUGEPAGE);
-    const size_t a = round_up(small_first, kPage), b = small_end / kPage * kPage;
+    const size_t whole = size_ / kHuge * kHuge;
+    if (whole > 0) madvise(mem_, whole, MADV_HUGEPAGE);
+    const size_t a = round_up(small_first, kPage), b = std::min(small_end, whole) / kPage * kPage;
     if (b > a) madvise(get() + a, b - a, MADV_NOHUGEPAGE);
 #else
     (void)small_first;

@@ -285,7 +285,11 @@ struct Multigrid {
     big_first = a.take<int32_t>(max_big + 1);
     big_id = a.take<int32_t>(max_big);
     agg_end_byte = a.used;
-    // one pivot array for every level's line solves (a level is solved at a time)
+    // One residual/scratch array and one pivot array for all levels: a level's residual is
+    // dead once restricted (the coarser levels run before its post-smoothing rewrites it), and
+    // the smoothers write their scratch before reading it. Padding is therefore not zero in
+    // them; no loop reads it other than through a zero coupling or weight and a guard.
+    T* const scratch = a.take<T>(nb * fine);
     T* const pivots = a.take<T>(nb * fine);
     for (int k = 0;; ++k) {
       Level<T> L{};
@@ -303,7 +307,7 @@ struct Multigrid {
         L.b = a.take<T>(n);
         L.x = a.take<T>(n);
       }
-      L.r = a.take<T>(n);
+      L.r = scratch;
       const bool coarsest = g.h * g.w <= kCoarsestPoints;
       if (coarsest) {
         L.n_dense = g.h * g.w;
@@ -391,7 +395,10 @@ struct Multigrid {
       size = parent + n;
       lab = size + n;
     }
-    std::vector<double> diag;
+    // D of each aggregate, in double: on the host in the CG iterate's memory (free until the
+    // solve; at most n / 2 aggregates), else a host vector
+    std::vector<double> diag_copy;
+    double* diag = Exec::kHostMemory ? xk : (diag_copy.resize(size_t(nb * n / 2 + 1)), diag_copy.data());
     const T strong = T(kPlateauStrong) * lam / eps;  // couplings are stored negated: -e, -s
     // union-find that links every set to its smallest pixel: parent[k] <= k, so one forward
     // pass afterwards makes every parent the set's first pixel
@@ -427,8 +434,8 @@ struct Multigrid {
         lab[k] = -1;
         if (size[r] == 1) continue;  // a single pixel: no aggregate
         if (r == k) {  // first pixel of its set: number it (-1 - number replaces the size)
+          diag[n_agg] = 0.0;
           size[r] = -int32_t(n_agg++) - 1;
-          diag.push_back(0.0);
         }
         lab[k] = -size[r] - 1;
       }
@@ -452,7 +459,8 @@ struct Multigrid {
       for (int64_t k = 0; k < n; ++k)
         if (lab[k] >= 0) ++start[lab[k] + 1];
       for (int64_t a = first; a < n_agg; ++a) start[a + 1] += start[a];
-      std::vector<int32_t> next(start + first, start + n_agg);
+      int32_t* next = size;  // the set sizes are spent: next free slot of each aggregate
+      for (int64_t a = first; a < n_agg; ++a) next[a - first] = start[a];
       for (int64_t k = 0; k < n; ++k)
         if (lab[k] >= 0) members[next[lab[k] - first]++] = int32_t(off + g.at(k / g.w, k % g.w));
     }
@@ -834,18 +842,17 @@ struct Multigrid {
     if (ncols <= 0) return;
     ex.sweep(nb, g.h, ncols, false, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t c) {
       const int64_t p = b * plane + g.at(i, parity + 2 * c);
-      T* y = L.r;  // scratch (its padding stays zero)
-      T* inv = L.inv;  // shared scratch: on row 0, the row above is not read
+      T* y = L.r;
+      T* inv = L.inv;  // shared scratch arrays: on row 0, the row above is not read
       const T up = L.s[p - g.ld];  // 0 on row 0 (padding)
       const T piv = T(1) / (L.template diag_t<kNine>(p) - (i > 0 ? up * up * inv[p - g.ld] : T(0)));
       inv[p] = piv;
-      y[p] = (residual_at<kNine>(L, bv, x, p) - up * y[p - g.ld]) * piv;
+      y[p] = (residual_at<kNine>(L, bv, x, p) - (i > 0 ? up * y[p - g.ld] : T(0))) * piv;
     });
     ex.sweep(nb, g.h, ncols, true, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t c) {
       const int64_t p = b * plane + g.at(i, parity + 2 * c);
       T* y = L.r;
-      // on the last row s[p] = 0 and y[p + ld] is the zero padding: no special case
-      y[p] -= L.s[p] * L.inv[p] * y[p + g.ld];
+      if (i + 1 < g.h) y[p] -= L.s[p] * L.inv[p] * y[p + g.ld];  // below the last row: padding
       x[p] += y[p];
     });
   }
@@ -884,7 +891,7 @@ struct Multigrid {
       const T* rv = F.r;
       uint16_t* const* pw = F.pw;
       auto wt = [=](int k, int64_t at) { return decode_weight<T>(pw[k][at]); };
-      // fine neighbours outside the grid hold r = 0 (padding) or have weight 0
+      // fine neighbours outside the grid have weight 0 (r is shared scratch: its padding is not 0)
       T v = rv[f];
       v += wt(kXW, q) * rv[f + 1] + wt(kXE, q - 1) * rv[f - 1];
       v += wt(kYN, q) * rv[f + ld] + wt(kYS, q - cld) * rv[f - ld];
