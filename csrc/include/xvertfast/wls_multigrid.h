@@ -843,16 +843,19 @@ struct Multigrid {
     ex.sweep(nb, g.h, ncols, false, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t c) {
       const int64_t p = b * plane + g.at(i, parity + 2 * c);
       T* y = L.r;
-      T* inv = L.inv;  // shared scratch arrays: on row 0, the row above is not read
-      const T up = L.s[p - g.ld];  // 0 on row 0 (padding)
-      const T piv = T(1) / (L.template diag_t<kNine>(p) - (i > 0 ? up * up * inv[p - g.ld] : T(0)));
+      T* inv = L.inv;
+      // On row 0, s above is the zero padding; the scratch arrays' padding holds another
+      // level's values, always finite (pivots of SPD line systems, residuals), so the terms
+      // vanish without a branch (a branch here costs the loop its vectorisation).
+      const T up = L.s[p - g.ld];
+      const T piv = T(1) / (L.template diag_t<kNine>(p) - up * up * inv[p - g.ld]);
       inv[p] = piv;
-      y[p] = (residual_at<kNine>(L, bv, x, p) - (i > 0 ? up * y[p - g.ld] : T(0))) * piv;
+      y[p] = (residual_at<kNine>(L, bv, x, p) - up * y[p - g.ld]) * piv;
     });
     ex.sweep(nb, g.h, ncols, true, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t c) {
       const int64_t p = b * plane + g.at(i, parity + 2 * c);
       T* y = L.r;
-      if (i + 1 < g.h) y[p] -= L.s[p] * L.inv[p] * y[p + g.ld];  // below the last row: padding
+      y[p] -= L.s[p] * L.inv[p] * y[p + g.ld];  // s = 0 on the last row: see above
       x[p] += y[p];
     });
   }
