@@ -217,6 +217,13 @@ constexpr double kPlateauStrong = 0.5;
 // The smallest chunk of members an executor may give one task of the plateau sums (the
 // workspace holds the pieces of the aggregates larger than that).
 constexpr int64_t kPlateauChunkMin = 64;
+// Aggregates of 2 .. kPlateauFixed pixels (94% of them on 8-bit radiographs, half of them
+// pairs) are numbered by size, so each size runs a loop of fixed length, free of the branch
+// mispredictions of variable short loops; larger ones follow (see order_aggregates).
+constexpr int kPlateauFixed = 8;
+// Counts kept in the workspace for later apply_outside calls: n_agg, n_members, n_pieces,
+// n_big, then the first aggregate of each size 2 .. kPlateauFixed and of the larger ones.
+constexpr int kAggCounts = 4 + kPlateauFixed;
 
 // Per-image CG scalars, [nb][kScalars] doubles: r.z, the step along p and the beta of p.
 enum Scalar { kRZ, kStep, kBeta, kScalars };
@@ -241,11 +248,14 @@ struct Multigrid {
   // ("big") are summed in pieces of that many members (see plateau_step): per piece its
   // member range [begin, end) and partial sum; per big aggregate its number and first piece.
   int32_t *agg_start = nullptr, *agg_members = nullptr;
-  T *agg_scale = nullptr, *agg_corr = nullptr;
+  T *agg_scale = nullptr, *agg_corr = nullptr;  // corr: of the big aggregates only
   int32_t *piece_range = nullptr, *big_first = nullptr, *big_id = nullptr;
   double* piece_sum = nullptr;
   int64_t n_agg = 0, n_members = 0, n_pieces = 0, n_big = 0;
-  int64_t* agg_count = nullptr;  // the four counts, kept for later apply_outside calls
+  // size_first[s - 2]: the first aggregate of s pixels (s = 2 .. kPlateauFixed); the last
+  // entry, the first of the larger ones
+  int64_t size_first[kPlateauFixed] = {};
+  int64_t* agg_count = nullptr;  // the counts above, kept for later apply_outside calls
   char* base = nullptr;
   size_t bytes = 0;
   size_t agg_first_byte = 0, agg_end_byte = 0;  // the aggregate arrays' byte range in the workspace
@@ -272,14 +282,14 @@ struct Multigrid {
     // aggregates hold >= 2 pixels: at most half the pixels, planned for the worst case. The
     // arrays are written before they are read, so setup does not zero them: on the host,
     // the pages an image's plateaus do not need are never touched and never become resident.
-    agg_count = a.take<int64_t>(4);
+    agg_count = a.take<int64_t>(kAggCounts);
     agg_first_byte = a.used;
     agg_members = a.take<int32_t>(nb * H * W);
     agg_start = a.take<int32_t>(nb * H * W / 2 + 1);
     agg_scale = a.take<T>(nb * H * W / 2);
-    agg_corr = a.take<T>(nb * H * W / 2);
     // big aggregates hold > kPlateauChunkMin members each; their pieces number at most twice that
     const int64_t max_big = nb * H * W / kPlateauChunkMin, max_pieces = 2 * max_big;
+    agg_corr = a.take<T>(max_big);
     piece_range = a.take<int32_t>(2 * max_pieces);
     piece_sum = a.take<double>(max_pieces);
     big_first = a.take<int32_t>(max_big + 1);
@@ -369,6 +379,7 @@ struct Multigrid {
     const Level<T>& L = levels[0];
     const Grid g = L.g;
     n_agg = n_members = n_pieces = n_big = 0;
+    std::fill(size_first, size_first + kPlateauFixed, int64_t(0));
     upload_counts();
     if (L.n_dense || !(lam > T(0)) || nb * L.plane >= (int64_t(1) << 31)) return;
     const int64_t n = g.h * g.w, np = nb * L.plane;
@@ -464,9 +475,9 @@ struct Multigrid {
       for (int64_t k = 0; k < n; ++k)
         if (lab[k] >= 0) members[next[lab[k] - first]++] = int32_t(off + g.at(k / g.w, k % g.w));
     }
-    T* scale = host_out(agg_scale, n_agg, scale_copy);
-    for (int64_t a = 0; a < n_agg; ++a) scale[a] = T(kPlateauOmega / diag[a]);
     n_members = start[n_agg];
+    T* scale = host_out(agg_scale, n_agg, scale_copy);
+    order_aggregates(start, members, diag, scale, parent, size, lab);
     // the pieces of the big aggregates, counted from each aggregate's own start (so a sum
     // does not depend on where the aggregate sits in a batch)
     constexpr int64_t C = Exec::kPlateauChunk;
@@ -494,8 +505,47 @@ struct Multigrid {
     upload_counts();
   }
 
+  // Renumbers the aggregates by size (sizes 2 .. kPlateauFixed, then the larger ones; first
+  // pixel order, as built, within each size: a stable counting sort), moves their members
+  // along, and sets each one's scale omega / D. A sum over an aggregate keeps its members'
+  // order, so the plateau step's results do not change. The scratch is spent memory: on the
+  // host the union-find's arrays (the CG vectors), elsewhere host vectors.
+  void order_aggregates(int32_t* start, int32_t* members, const double* diag, T* scale, int32_t* parent,
+                        int32_t* size, int32_t* lab) {
+    std::vector<int32_t> copy;
+    int32_t *perm = parent, *fresh = size, *old = lab;
+    if (!Exec::kHostMemory) {
+      copy.resize(size_t(2 * n_agg + 1 + n_members));
+      perm = copy.data();
+      fresh = perm + n_agg;
+      old = fresh + n_agg + 1;
+    }
+    auto cls = [&](int64_t a) {
+      const int64_t m = start[a + 1] - start[a];
+      return m <= kPlateauFixed ? int(m - 2) : kPlateauFixed - 1;
+    };
+    int64_t next[kPlateauFixed] = {}, total = 0;
+    for (int64_t a = 0; a < n_agg; ++a) ++next[cls(a)];
+    for (int c = 0; c < kPlateauFixed; ++c) {
+      const int64_t count = next[c];
+      size_first[c] = next[c] = total;
+      total += count;
+    }
+    fresh[0] = 0;
+    for (int64_t a = 0; a < n_agg; ++a) {
+      perm[a] = int32_t(next[cls(a)]++);
+      fresh[perm[a] + 1] = start[a + 1] - start[a];
+      scale[perm[a]] = T(kPlateauOmega / diag[a]);
+    }
+    for (int64_t a = 0; a < n_agg; ++a) fresh[a + 1] += fresh[a];
+    std::copy(members, members + n_members, old);
+    for (int64_t a = 0; a < n_agg; ++a) std::copy(old + start[a], old + start[a + 1], members + fresh[perm[a]]);
+    std::copy(fresh, fresh + n_agg + 1, start);
+  }
+
   void upload_counts() {
-    const int64_t counts[4] = {n_agg, n_members, n_pieces, n_big};
+    int64_t counts[kAggCounts] = {n_agg, n_members, n_pieces, n_big};
+    for (int c = 0; c < kPlateauFixed; ++c) counts[4 + c] = size_first[c];
     ex.upload(agg_count, counts, sizeof(counts));
   }
 
@@ -521,51 +571,75 @@ struct Multigrid {
   }
 
   // x += omega P D^-1 P^T (b - A x) on the finest level (x = 0 on entry when `zero_x`).
-  // The sums over the aggregates run in double in a fixed order (deterministic, and the same
-  // for an image alone or in a batch). Threads must share even work however large a plateau
-  // is (a saturated background can hold a third of the image): aggregates of at most
-  // Exec::kPlateauChunk members are one task each; larger ones are summed in pieces of that
-  // size, then the pieces are added. The scatter walks chunks of the members list.
+  // The residual comes first, over the grid into the level's scratch r (with x = 0 it is b
+  // itself), so each aggregate's correction can be added as soon as its sum is known. The
+  // sums run in double in a fixed order (deterministic, and the same for an image alone or
+  // in a batch). Aggregates of a fixed size are one task each, the others of at most
+  // Exec::kPlateauChunk members too; larger ones (a saturated background can hold a third
+  // of the image) are summed in pieces of that size so threads share even work, then the
+  // pieces are added and the correction is scattered piece by piece.
   void plateau_step(const Level<T>& L, const T* bv, T* x, bool zero_x) {
     if (n_agg == 0) return;
+    if (!zero_x) residual<false>(L, bv, x);
+    const T* src = zero_x ? bv : L.r;
+    plateau_fixed(src, x, std::make_integer_sequence<int, kPlateauFixed - 1>{});
     constexpr int64_t C = Exec::kPlateauChunk;
-    // the residual b - A x is needed on the members only: computed there, not over the grid
-    // (with x = 0 it is b itself)
     const int32_t *st = agg_start, *mem = agg_members, *range = piece_range;
     const int32_t *bfirst = big_first, *bid = big_id;
     const T* scale = agg_scale;
     T* corr = agg_corr;
     double* psum = piece_sum;
-    const int64_t na = n_agg, nm = n_members;
-    auto res = [=] XVF_LAMBDA(int32_t k) {
-      return double(zero_x ? bv[mem[k]] : residual_at<false>(L, bv, x, mem[k]));
-    };
-    ex.lines(1, na, [=] XVF_LAMBDA(int64_t, int64_t a) {
-      if (st[a + 1] - st[a] > C) return;  // a big one: below
-      double sum = 0.0;
-      for (int32_t k = st[a]; k < st[a + 1]; ++k) sum += res(k);
-      corr[a] = T(sum) * scale[a];
-    }, nm / na);
-    if (n_big > 0) {
-      ex.lines(1, n_pieces, [=] XVF_LAMBDA(int64_t, int64_t q) {
+    const int64_t a0 = size_first[kPlateauFixed - 1], na = n_agg - a0;
+    int64_t fixed_members = 0;  // members of the fixed sizes, before a0
+    for (int c = 0; c + 1 < kPlateauFixed; ++c) fixed_members += (size_first[c + 1] - size_first[c]) * (c + 2);
+    if (na > 0)
+      ex.lines(1, na, [=] XVF_LAMBDA(int64_t, int64_t t) {
+        const int64_t a = a0 + t;
+        if (st[a + 1] - st[a] > C) return;  // a big one: below
         double sum = 0.0;
-        for (int32_t k = range[2 * q]; k < range[2 * q + 1]; ++k) sum += res(k);
-        psum[q] = sum;
-      }, C);
-      ex.lines(1, n_big, [=] XVF_LAMBDA(int64_t, int64_t t) {
-        double total = 0.0;
-        for (int32_t q = bfirst[t]; q < bfirst[t + 1]; ++q) total += psum[q];
-        corr[bid[t]] = T(total) * scale[bid[t]];
-      }, nm / C / n_big + 1);
-    }
-    ex.lines(1, ceil_div(nm, C), [=] XVF_LAMBDA(int64_t, int64_t c) {
-      const int64_t k1 = c * C + C < nm ? c * C + C : nm;
-      int64_t a = aggregate_of(st, na, c * C);
-      for (int64_t k = c * C; k < k1; ++k) {
-        while (k >= st[a + 1]) ++a;
-        x[mem[k]] += corr[a];
-      }
+        for (int32_t k = st[a]; k < st[a + 1]; ++k) sum += double(src[mem[k]]);
+        const T c = T(sum) * scale[a];
+        for (int32_t k = st[a]; k < st[a + 1]; ++k) x[mem[k]] += c;
+      }, (n_members - fixed_members) / na + 1);
+    if (n_big == 0) return;
+    ex.lines(1, n_pieces, [=] XVF_LAMBDA(int64_t, int64_t q) {
+      double sum = 0.0;
+      for (int32_t k = range[2 * q]; k < range[2 * q + 1]; ++k) sum += double(src[mem[k]]);
+      psum[q] = sum;
     }, C);
+    ex.lines(1, n_big, [=] XVF_LAMBDA(int64_t, int64_t t) {
+      double total = 0.0;
+      for (int32_t q = bfirst[t]; q < bfirst[t + 1]; ++q) total += psum[q];
+      corr[t] = T(total) * scale[bid[t]];
+    }, n_pieces / n_big + 1);
+    const int64_t nbig = n_big;
+    ex.lines(1, n_pieces, [=] XVF_LAMBDA(int64_t, int64_t q) {
+      const T c = corr[aggregate_of(bfirst, nbig, q)];
+      for (int32_t k = range[2 * q]; k < range[2 * q + 1]; ++k) x[mem[k]] += c;
+    }, C);
+  }
+
+  // The plateau step's aggregates of 2 .. kPlateauFixed pixels, one loop per size.
+  template <int... I>
+  void plateau_fixed(const T* src, T* x, std::integer_sequence<int, I...>) {
+    (plateau_size<I + 2>(src, x, size_first[I], size_first[I + 1]), ...);
+  }
+
+  template <int m>
+  void plateau_size(const T* src, T* x, int64_t a0, int64_t a1) {
+    if (a1 <= a0) return;
+    const int32_t *st = agg_start, *mem = agg_members;
+    const T* scale = agg_scale;
+    ex.lines(1, a1 - a0, [=] XVF_LAMBDA(int64_t, int64_t t) {
+      const int64_t a = a0 + t;
+      const int32_t* p = mem + st[a];
+      double sum = 0.0;
+      XVF_UNROLL
+      for (int u = 0; u < m; ++u) sum += double(src[p[u]]);
+      const T c = T(sum) * scale[a];
+      XVF_UNROLL
+      for (int u = 0; u < m; ++u) x[p[u]] += c;
+    }, m);
   }
 
   // The aggregate whose members hold position k: the last a with start[a] <= k.
@@ -1091,12 +1165,13 @@ struct Multigrid {
     const Grid g = levels[0].g;
     const int64_t plane = levels[0].plane;
     if (precondition) {  // what setup() found
-      int64_t counts[4];
+      int64_t counts[kAggCounts];
       ex.download(counts, agg_count, sizeof(counts));
       n_agg = counts[0];
       n_members = counts[1];
       n_pieces = counts[2];
       n_big = counts[3];
+      for (int c = 0; c < kPlateauFixed; ++c) size_first[c] = counts[4 + c];
     }
     T *rv = r, *zv = z;
     ex.zero(rv, size_t(nb * plane) * sizeof(T));  // setup borrowed them: padding included
