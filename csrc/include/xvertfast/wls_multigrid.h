@@ -297,8 +297,9 @@ struct Multigrid {
     agg_end_byte = a.used;
     // One residual/scratch array and one pivot array for all levels: a level's residual is
     // dead once restricted (the coarser levels run before its post-smoothing rewrites it), and
-    // the smoothers write their scratch before reading it. Padding is therefore not zero in
-    // them; no loop reads it other than through a zero coupling or weight and a guard.
+    // the smoothers write their scratch before reading it. Their padding is therefore not
+    // zero: loops read it only multiplied by a zero coupling or weight, which gives 0 since
+    // the arrays hold finite values only (pivots of SPD line systems, residuals).
     T* const scratch = a.take<T>(nb * fine);
     T* const pivots = a.take<T>(nb * fine);
     for (int k = 0;; ++k) {
