@@ -875,22 +875,28 @@ struct Multigrid {
     const T* e = L.e;
     T* inv = L.inv;
     T* y = L.r;  // each row's scratch is its own row of r
+    // the residual and the diagonal (into the pivots' place) first, in a vector loop: the
+    // serial chains below then read one value instead of computing it
+    // (two loops: one writing two arrays is left scalar by GCC)
     for (int u = 0; u < n; ++u)
       for (int64_t j = 0; j < w; ++j) y[p0 + u * ld2 + j] = residual_at<kNine>(L, bv, x, p0 + u * ld2 + j);
-    // Thomas: forward elimination, computing the pivots on the way, back substitution (the
-    // running values stay in registers: the chains do not wait on a store and a load)
+    for (int u = 0; u < n; ++u)
+      for (int64_t j = 0; j < w; ++j) inv[p0 + u * ld2 + j] = L.template diag_t<kNine>(p0 + u * ld2 + j);
+    // Thomas: forward elimination, turning the diagonal into the pivots on the way, back
+    // substitution (the running values stay in registers: the chains do not wait on a store
+    // and a load)
     T prev[n], piv[n];
     XVF_UNROLL
     for (int u = 0; u < n; ++u) {
       const int64_t p = p0 + u * ld2;
-      piv[u] = inv[p] = T(1) / L.template diag_t<kNine>(p);
+      piv[u] = inv[p] = T(1) / inv[p];
       prev[u] = y[p] *= piv[u];
     }
     for (int64_t j = 1; j < w; ++j) {
       XVF_UNROLL
       for (int u = 0; u < n; ++u) {
         const int64_t p = p0 + u * ld2 + j;
-        piv[u] = inv[p] = T(1) / (L.template diag_t<kNine>(p) - e[p - 1] * e[p - 1] * piv[u]);
+        piv[u] = inv[p] = T(1) / (inv[p] - e[p - 1] * e[p - 1] * piv[u]);
         prev[u] = y[p] = (y[p] - e[p - 1] * prev[u]) * piv[u];
       }
     }
