@@ -295,6 +295,34 @@ def test_tiny_and_thin_images(seed, method, shape):
 
 
 @pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("eps", [1e-6, 1e-7])
+def test_saturated_columns_with_small_eps(method, eps):
+    # Large plateaus joined by couplings lam / eps ~1e7: a float32 diagonal computed by the
+    # Galerkin sum could not hold the small row sums, and the coarsest Cholesky or a line
+    # pivot broke down (NaN at eps = 1e-7 before the diagonals came from the row sums).
+    x = torch.ones(2, 40, 52)
+    x[0, :, :3] = 0
+    x[1, :5, :] = 0.5
+    out, info = solve(x, method, eps=eps, return_info=True)
+    for img, got, res in zip(x, out, info.residual):
+        want = solve_direct(img.double(), PARAMS["lam"], PARAMS["alpha"], eps)
+        assert rel_err(got, want) <= 1e-4 and res <= 1e-4
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("eps", [1e-8, 1e-10])
+def test_extreme_eps_solved_in_float64_returned_in_float32(seed, method, eps):
+    # lam / eps beyond FLOAT32_MAX_COUPLING: float32 input, float64 solve, float32 output.
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 3, (2, 45, 37), generator=g).float() / 2
+    out, info = solve(x, method, eps=eps, return_info=True)
+    assert out.dtype == torch.float32
+    for img, got, res in zip(x, out, info.residual):
+        want = solve_direct(img.double(), PARAMS["lam"], PARAMS["alpha"], eps)
+        assert rel_err(got, want) <= 1e-4 and res <= 1e-4
+
+
+@pytest.mark.parametrize("method", METHODS)
 def test_all_zero_image(method):
     out, info = solve(torch.zeros(2, 8, 9), method, return_info=True)
     assert torch.equal(out, torch.zeros(2, 8, 9))

@@ -23,12 +23,14 @@ from xvertfast.ops._inputs import compute_dtype
 from xvertfast.ops.wls_direct import solve_direct
 from xvertfast.ops.wls_pcg import wls_cupy
 
-__all__ = ["wls", "WlsInfo", "METHODS", "DEFAULT_MAXITER"]
+__all__ = ["wls", "WlsInfo", "METHODS", "DEFAULT_MAXITER", "FLOAT32_MAX_COUPLING"]
 
 #: Methods of :func:`wls`; see its docstring.
 METHODS = ("auto", "cpu", "torch", "direct", "cupy", "cuda")
 #: Iteration cap of the multigrid-preconditioned CG (it typically needs 6 to 50).
 DEFAULT_MAXITER = 200
+#: Largest lam / eps solved in float32 (see :func:`wls`); the default 0.8 / 1e-4 is 8e3.
+FLOAT32_MAX_COUPLING = 1e7
 
 
 @dataclass
@@ -113,7 +115,10 @@ def wls(
     Args:
         image: NumPy array or torch tensor, ``[H, W]`` or a batch ``[B, H, W]``, values >= 0
             (XVertNet feeds [0, 1]). float32 (default) or float64; float16/bfloat16 are
-            solved in float32.
+            solved in float32. With ``lam / eps`` above ``FLOAT32_MAX_COUPLING`` (1e7) a
+            float32 image is solved in float64 (twice the memory), since float32 can no
+            longer hold the system's small row sums beside couplings that large; the
+            result is still returned in the input's precision.
         lam, alpha, eps: smoothness, edge sensitivity and the weight guard of
             ``a_pq = lam / (|log(x_q + 1e-4) - log(x_p + 1e-4)|^alpha + eps)``.
         rtol: stop when the relative residual ``||b - A g|| / ||b||`` is below it; since the
@@ -138,7 +143,10 @@ def wls(
     squeeze = x.dim() == 2
     batch = x.unsqueeze(0) if squeeze else x
     out_dtype = compute_dtype(x)
-    batch = batch.to(out_dtype).contiguous()
+    # float32 carries the system while the couplings lam / eps stay well under 1 / float32
+    # epsilon; beyond that (eps <= ~1e-8 at lam 0.8) the solve runs in float64
+    solve_dtype = torch.float64 if lam / eps > FLOAT32_MAX_COUPLING else out_dtype
+    batch = batch.to(solve_dtype).contiguous()
     cap = DEFAULT_MAXITER if maxiter is None else int(maxiter)
     if cap < 1:
         raise ValueError(f"wls: maxiter must be >= 1, got {maxiter}")
@@ -176,6 +184,7 @@ def wls(
                 RuntimeWarning,
                 stacklevel=2,
             )
+    out = out.to(out_dtype)
     if squeeze:
         out = out[0]
     result = out.numpy() if from_numpy else out

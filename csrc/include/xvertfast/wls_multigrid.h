@@ -361,6 +361,7 @@ struct Multigrid {
       interpolation(levels[k], levels[k + 1]);
       galerkin(levels[k], levels[k + 1]);
       row_sums(levels[k], levels[k + 1]);
+      diagonal(levels[k + 1]);
     }
     factor_dense(levels.back());
     build_aggregates(lam, eps);
@@ -699,7 +700,7 @@ struct Multigrid {
     });
   }
 
-  // Coarse stencil C.(c, e, s, se, sw) = P^T A P.
+  // Coarse couplings C.(e, s, se, sw) of P^T A P (the diagonal: see diagonal()).
   void galerkin(const Level<T>& F, const Level<T>& C) {
     if (F.nine)
       galerkin_from<true>(F, C);
@@ -731,9 +732,8 @@ struct Multigrid {
         XVF_UNROLL
         for (int e = 0; e < 9; ++e) wk[k][e] = in ? pweight<T>(F.pw, cg.ld, qn, e / 3 - 1, e % 3 - 1) : T(0);
       }
-      // float sums suffice: the small row sums, where cancellation would hurt, are
-      // computed separately in double (row_sums)
-      C.c[q] = galerkin_entry<kNine, 0>(a9, wk);
+      // float sums suffice for the couplings: the small row sums, where cancellation would
+      // hurt, are computed separately in double (row_sums), and the diagonal from them
       C.e[q] = galerkin_entry<kNine, 1>(a9, wk);
       C.s[q] = galerkin_entry<kNine, 2>(a9, wk);
       C.se[q] = galerkin_entry<kNine, 3>(a9, wk);
@@ -784,7 +784,27 @@ struct Multigrid {
     });
   }
 
-  // In-place lower Cholesky of the coarsest operator, one image per executor index.
+  // C.c = C.d - (the sum of C's couplings), in double: P^T A P's diagonal in the row-sum form.
+  // The Galerkin sum for it cancels terms of ~lam/eps in T; this way float32 diagonals
+  // always exceed the couplings' sum, which keeps the line smoothers' pivots positive when
+  // eps is small (1e-8: couplings ~1e8 beside row sums ~1).
+  void diagonal(const Level<T>& C) {
+    const Grid g = C.g;
+    const int64_t plane = C.plane;
+    ex.grid(nb, g.h, g.w, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
+      const int64_t p = b * plane + g.at(i, j);
+      double acc = double(C.d[p]);
+      for (int di = -1; di <= 1; ++di)
+        for (int dj = -1; dj <= 1; ++dj)
+          if (di || dj) acc -= double(C.template coupling_t<true>(p, di, dj));
+      C.c[p] = T(acc);
+    });
+  }
+
+  // In-place lower Cholesky of the coarsest operator, one image per executor index. The
+  // diagonal is the row sum minus the couplings, in double (the operator in row-sum form, as
+  // the residuals apply it): a float32 diagonal of ~1e7-1e8 cannot hold the small row sum
+  // that keeps the matrix definite when eps is small and plateaus are large.
   void factor_dense(const Level<T>& L) {
     const Grid g = L.g;
     const int64_t plane = L.plane, n = L.n_dense;
@@ -794,12 +814,16 @@ struct Multigrid {
       for (int64_t i = 0; i < g.h; ++i)
         for (int64_t j = 0; j < g.w; ++j) {
           const int64_t r = i * g.w + j, p = b * plane + g.at(i, j);
+          double diag = double(L.rowsum(p));
           for (int di = -1; di <= 1; ++di)
             for (int dj = -1; dj <= 1; ++dj) {
               const int64_t ii = i + di, jj = j + dj;
-              if (ii < 0 || ii >= g.h || jj < 0 || jj >= g.w) continue;
-              m[r * n + ii * g.w + jj] = double(L.coupling(p, di, dj));
+              if ((di == 0 && dj == 0) || ii < 0 || ii >= g.h || jj < 0 || jj >= g.w) continue;
+              const double a = double(L.coupling(p, di, dj));
+              m[r * n + ii * g.w + jj] = a;
+              diag -= a;
             }
+          m[r * n + r] = diag;
         }
       for (int64_t k = 0; k < n; ++k) {
         double d = m[k * n + k];
