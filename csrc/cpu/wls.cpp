@@ -103,6 +103,47 @@ struct CpuExec {
       }
   }
 
+  // Each thread takes a band of fa's columns and the columns of fb whose fa neighbours lie
+  // in it, and walks them row by row, fb one row behind fa; the few fb columns next to a
+  // band boundary read two threads' fa columns and run once all of fa is done.
+  template <class FA, class FB>
+  void sweep_pair(int64_t nb, int64_t rows, int64_t ca, int64_t cb, bool reverse, int lo, int hi,
+                  FA fa, FB fb) const {
+    const int tn = big(rows * (ca + cb)) ? int(std::min<int64_t>(nt, ca)) : 1;
+    const int64_t chunk = ceil_div(ca, tn);
+    // fb columns [own_lo(t), own_hi(t)) go with band t; own_lo(t) >= own_hi(t - 1)
+    auto own_lo = [=](int t) { return t == 0 ? int64_t(0) : std::clamp<int64_t>(t * chunk - lo, 0, cb); };
+    auto own_hi = [=](int t) {
+      const int64_t end = t == tn - 1 ? cb : std::min(ca, (t + 1) * chunk) - hi;
+      return std::clamp<int64_t>(end, own_lo(t), cb);
+    };
+    auto row = [=](int64_t ii) { return reverse ? rows - 1 - ii : ii; };
+#pragma omp parallel for num_threads(tn) schedule(static) collapse(2)
+    for (int64_t b = 0; b < nb; ++b)
+      for (int t = 0; t < tn; ++t) {
+        const int64_t c0 = t * chunk, c1 = std::min(ca, c0 + chunk);
+        const int64_t d0 = own_lo(t), d1 = own_hi(t);
+        for (int64_t ii = 0; ii <= rows; ++ii) {
+          if (ii < rows) {
+            const int64_t i = row(ii);
+#pragma omp simd
+            for (int64_t c = c0; c < c1; ++c) fa(b, i, c);
+          }
+          if (ii > 0) {
+            const int64_t i = row(ii - 1);
+#pragma omp simd
+            for (int64_t c = d0; c < d1; ++c) fb(b, i, c);
+          }
+        }
+      }
+    if (tn == 1) return;
+    // the fb columns between the bands' own ones
+    for (int64_t b = 0; b < nb; ++b)
+      for (int t = 1; t < tn; ++t)
+        for (int64_t c = own_hi(t - 1); c < own_lo(t); ++c)
+          for (int64_t ii = 0; ii < rows; ++ii) fb(b, row(ii), c);
+  }
+
   // Each thread walks its own run of bands, second(k - 1) right after first(k) while both
   // bands are still in cache (one trip through memory for the two colours); the second
   // colour at either end of a run reads a neighbouring thread's bands and waits for it.

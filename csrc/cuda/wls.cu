@@ -78,6 +78,13 @@ struct CudaExec {
     if (nb * cols <= 0 || rows <= 0) return;
     sweep_kernel<<<blocks_for(nb * cols), kThreads, 0, stream>>>(nb, rows, cols, reverse, f);
   }
+  // fa's sweep, then fb's: the kernel boundary orders every fb read after every fa write.
+  template <class FA, class FB>
+  void sweep_pair(int64_t nb, int64_t rows, int64_t ca, int64_t cb, bool reverse, int /*lo*/,
+                  int /*hi*/, FA fa, FB fb) const {
+    sweep(nb, rows, ca, reverse, fa);
+    sweep(nb, rows, cb, reverse, fb);
+  }
   // All bands' first colour, then all bands' second colour: one thread per band.
   template <class F1, class F2>
   void zebra(int64_t nb, int64_t n, F1 first, F2 second, int64_t work) const {

@@ -20,6 +20,10 @@
 //   lines(nb, n, f, work)          f(b, t) for every line t (a line's own work is serial);
 //                                  work: about how many points one call handles (a CPU hint)
 //   sweep(nb, rows, cols, rev, f)  f(b, i, c): rows in order (reversed if rev), columns independent
+//   sweep_pair(nb, rows, ca, cb, rev, lo, hi, fa, fb)  two sweeps in the same row order,
+//                                  fa over columns c < ca, then fb over c < cb, where fb(b, i, c)
+//                                  reads what fa wrote in rows i - 1 .. i + 1, columns
+//                                  c + lo .. c + hi (an executor may interleave them)
 //   each(n, f)                     f(k), k < n (per-image scalars, dense coarsest solves)
 //   zero(ptr, bytes), upload(dst, host_src, bytes), download(host_dst, src, bytes)
 //   ok()                           false once the device reported an error (the solve stops)
@@ -935,32 +939,54 @@ struct Multigrid {
       for (int64_t j = 0; j < w; ++j) x[p0 + u * ld2 + j] += y[p0 + u * ld2 + j];
   }
 
-  // Zebra-line Gauss-Seidel on columns j = parity, parity + 2, ...: all advanced together
-  // row by row (forward elimination), then back substitution from the last row. (Walking
-  // narrow bands of columns down the image instead, to keep them in cache between the two
-  // passes, measured slower on the CPU: every row starts a new page, which defeats the
-  // hardware prefetcher.)
+  // Zebra-line Gauss-Seidel on the columns of parity `first` (j = first, first + 2, ...),
+  // then on those of the other parity, which read the first's new values. Each parity's
+  // columns advance together row by row: the first's forward elimination runs down the
+  // image, its back substitution up. The second parity eliminates from the last row up
+  // instead, so that one upward pass carries both (a row of the second right after the rows
+  // of the first around it are final), and its back substitution runs down: three passes
+  // over the level's arrays instead of four, each using whole cache lines. (Walking narrow
+  // bands of columns down the image instead, to keep them in cache between passes,
+  // measured slower on the CPU: every row starts a new page, which defeats the hardware
+  // prefetcher.)
   template <bool kNine>
-  void smooth_cols(const Level<T>& L, const T* bv, T* x, int parity) {
+  void smooth_cols(const Level<T>& L, const T* bv, T* x, int first) {
     const Grid g = L.g;
-    const int64_t plane = L.plane, ncols = (g.w - parity + 1) / 2;
-    if (ncols <= 0) return;
-    ex.sweep(nb, g.h, ncols, false, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t c) {
-      const int64_t p = b * plane + g.at(i, parity + 2 * c);
-      T* y = L.r;
-      T* inv = L.inv;
+    const int64_t plane = L.plane, ld = g.ld;
+    const int second = 1 - first;
+    const int64_t ca = (g.w - first + 1) / 2, cb = (g.w - second + 1) / 2;
+    if (ca <= 0) return;
+    T* const y = L.r;
+    T* const inv = L.inv;
+    ex.sweep(nb, g.h, ca, false, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t c) {
+      const int64_t p = b * plane + g.at(i, first + 2 * c);
       // On row 0, s above is the zero padding; the scratch arrays' padding holds another
       // level's values, always finite (pivots of SPD line systems, residuals), so the terms
       // vanish without a branch (a branch here costs the loop its vectorisation).
-      const T up = L.s[p - g.ld];
-      const T piv = T(1) / (L.template diag_t<kNine>(p) - up * up * inv[p - g.ld]);
+      const T up = L.s[p - ld];
+      const T piv = T(1) / (L.template diag_t<kNine>(p) - up * up * inv[p - ld]);
       inv[p] = piv;
-      y[p] = (residual_at<kNine>(L, bv, x, p) - up * y[p - g.ld]) * piv;
+      y[p] = (residual_at<kNine>(L, bv, x, p) - up * y[p - ld]) * piv;
     });
-    ex.sweep(nb, g.h, ncols, true, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t c) {
-      const int64_t p = b * plane + g.at(i, parity + 2 * c);
-      T* y = L.r;
-      y[p] -= L.s[p] * L.inv[p] * y[p + g.ld];  // s = 0 on the last row: see above
+    // column c of the second parity lies between columns c - first and c + 1 - first of the first
+    ex.sweep_pair(
+        nb, g.h, ca, cb, true, -first, 1 - first,
+        [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t c) {
+          const int64_t p = b * plane + g.at(i, first + 2 * c);
+          y[p] -= L.s[p] * inv[p] * y[p + ld];  // s = 0 on the last row: see above
+          x[p] += y[p];
+        },
+        [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t c) {
+          const int64_t p = b * plane + g.at(i, second + 2 * c);
+          const T down = L.s[p];  // 0 on the last row
+          const T piv = T(1) / (L.template diag_t<kNine>(p) - down * down * inv[p + ld]);
+          inv[p] = piv;
+          y[p] = (residual_at<kNine>(L, bv, x, p) - down * y[p + ld]) * piv;
+        });
+    if (cb <= 0) return;
+    ex.sweep(nb, g.h, cb, false, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t c) {
+      const int64_t p = b * plane + g.at(i, second + 2 * c);
+      y[p] -= L.s[p - ld] * inv[p] * y[p - ld];  // s above is 0 on row 0
       x[p] += y[p];
     });
   }
@@ -970,10 +996,8 @@ struct Multigrid {
     if (!reverse) {  // rows 0, 1, columns 0, 1
       smooth_rows<kNine>(L, bv, x, 0);
       smooth_cols<kNine>(L, bv, x, 0);
-      smooth_cols<kNine>(L, bv, x, 1);
     } else {  // the mirror image: columns 1, 0, rows 1, 0
       smooth_cols<kNine>(L, bv, x, 1);
-      smooth_cols<kNine>(L, bv, x, 0);
       smooth_rows<kNine>(L, bv, x, 1);
     }
   }
