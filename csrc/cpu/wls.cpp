@@ -65,6 +65,7 @@ int num_threads() { return 1; }
 // one thread: fork/join would cost more than the work.
 struct CpuExec {
   static constexpr bool kHostMemory = true;
+  static constexpr bool kFuseRows = true;  // a row's point work and its reduction in one task
   static constexpr int kRowGroup = 8;  // rows a task of smooth_rows interleaves
   static constexpr int64_t kPlateauChunk = 1024;  // members per task of the plateau sums
   int nt = 1;

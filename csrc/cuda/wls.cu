@@ -57,6 +57,7 @@ int blocks_for(int64_t n) { return int(std::min<int64_t>(ceil_div(std::max<int64
 // sticky in the runtime and collected once at the end of the solve.
 struct CudaExec {
   static constexpr bool kHostMemory = false;
+  static constexpr bool kFuseRows = false;  // point work and reductions as separate kernels
   static constexpr int kRowGroup = 1;  // one row per thread
   static constexpr int64_t kPlateauChunk = 64;  // members per thread of the plateau sums
   cudaStream_t stream = nullptr;

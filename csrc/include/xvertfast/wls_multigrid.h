@@ -28,6 +28,8 @@
 //   zero(ptr, bytes), upload(dst, host_src, bytes), download(host_dst, src, bytes)
 //   ok()                           false once the device reported an error (the solve stops)
 //   kHostMemory                    true where its memory is the host's (no copies needed)
+//   kFuseRows                      true: a pointwise update and the reduction of its result run
+//                                  row by row in one task (see grid_dot)
 //   zebra(nb, n, first, second, work)  first(b, k) and second(b, k) for every band k < n, where
 //                                  first(b, k) reads the second colour of bands k - 1 .. k + 1
 //                                  (old values) and second(b, k) the first colour of the same
@@ -1093,24 +1095,61 @@ struct Multigrid {
 
   // ---- batched conjugate gradients -------------------------------------------
 
-  // dots[b] = sum over image b of a * b2 in double (rows summed in order: deterministic).
-  void dot(const T* a, const T* b2) {
-    const Grid g = levels[0].g;
-    const int64_t plane = levels[0].plane;
-    double* pt = part;
-    ex.lines(nb, g.h, [=] XVF_LAMBDA(int64_t b, int64_t i) {
-      const int64_t p0 = b * plane + g.at(i, 0);
-      double acc = 0.0;
-      for (int64_t j = 0; j < g.w; ++j) acc += double(a[p0 + j]) * double(b2[p0 + j]);
-      pt[b * g.h + i] = acc;
-    }, g.w);
-    const int64_t h = g.h;
+  // sum over j < w of a[p0 + j] * b[p0 + j] in double, in a fixed order: kDotLanes running
+  // sums (the adds of one row do not wait on each other), added pairwise at the end
+  static constexpr int kDotLanes = 8;
+  XVF_HD static double row_dot(const T* a, const T* b, int64_t p0, int64_t w) {
+    double acc[kDotLanes] = {};
+    int64_t j = 0;
+    for (; j + kDotLanes <= w; j += kDotLanes) {
+      XVF_UNROLL
+      for (int u = 0; u < kDotLanes; ++u) acc[u] += double(a[p0 + j + u]) * double(b[p0 + j + u]);
+    }
+    for (int u = 0; j + u < w; ++u) acc[u] += double(a[p0 + j + u]) * double(b[p0 + j + u]);
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  }
+
+  // dots[b] = the sum of the row sums part[b][.] in row order (deterministic).
+  void sum_rows() {
+    const int64_t h = levels[0].g.h;
+    const double* pt = part;
     double* out = dots;
     ex.each(nb, [=] XVF_LAMBDA(int64_t b) {
       double total = 0.0;
       for (int64_t i = 0; i < h; ++i) total += pt[b * h + i];
       out[b] = total;
     });
+  }
+
+  // dots[b] = sum over image b of a * b2 in double.
+  void dot(const T* a, const T* b2) {
+    const Grid g = levels[0].g;
+    const int64_t plane = levels[0].plane;
+    double* pt = part;
+    ex.lines(nb, g.h, [=] XVF_LAMBDA(int64_t b, int64_t i) {
+      pt[b * g.h + i] = row_dot(a, b2, b * plane + g.at(i, 0), g.w);
+    }, g.w);
+    sum_rows();
+  }
+
+  // f(b, i, j) at every point of the finest level, then dot(a, b2) of what it wrote: on the
+  // CPU in one pass, each row reduced while it is in cache (Exec::kFuseRows); the GPU runs
+  // the two separately (a thread per point, then the reduction). Same sums either way.
+  template <class F>
+  void grid_dot(F f, const T* a, const T* b2) {
+    const Grid g = levels[0].g;
+    if constexpr (Exec::kFuseRows) {
+      const int64_t plane = levels[0].plane;
+      double* pt = part;
+      ex.lines(nb, g.h, [=] XVF_LAMBDA(int64_t b, int64_t i) {
+        for (int64_t j = 0; j < g.w; ++j) f(b, i, j);
+        pt[b * g.h + i] = row_dot(a, b2, b * plane + g.at(i, 0), g.w);
+      }, 2 * g.w);
+      sum_rows();
+    } else {
+      ex.grid(nb, g.h, g.w, f);
+      dot(a, b2);
+    }
   }
 
   // Solves the systems of images[nb][H][W] into out (both unpadded, executor memory);
@@ -1160,20 +1199,23 @@ struct Multigrid {
       ex.each(nb, [=] XVF_LAMBDA(int64_t b) { s[b * kScalars + kRZ] = dv[b]; });
     }
     for (int64_t it = 1; remaining > 0 && it <= maxiter; ++it) {
-      apply(pv, zv);  // z holds q = A p until the next preconditioning
-      dot(pv, zv);
+      const T* const e0 = L0.e;
+      const T* const s0 = L0.s;
+      grid_dot([=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {  // z holds q = A p until the next preconditioning
+        const int64_t k = b * plane + g.at(i, j);
+        zv[k] = apply5(T(1), e0, s0, pv, k, g.ld);
+      }, pv, zv);
       ex.each(nb, [=] XVF_LAMBDA(int64_t b) {
         double* q = s + b * kScalars;
         q[kStep] = fl[b] != 0.0 ? q[kRZ] / dv[b] : 0.0;
       });
-      ex.grid(nb, g.h, g.w, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
+      grid_dot([=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
         const double step = s[b * kScalars + kStep];
         if (step == 0.0) return;
         const int64_t k = b * plane + g.at(i, j);
         x[k] += step * double(pv[k]);
         rv[k] -= T(step) * zv[k];
-      });
-      dot(rv, rv);
+      }, rv, rv);
       ex.download(host.data(), dots, size_t(nb) * sizeof(double));
       for (int64_t b = 0; b < nb; ++b) {
         if (active[b] == 0.0) continue;
