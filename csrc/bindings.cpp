@@ -82,4 +82,8 @@ PYBIND11_MODULE(_C, m) {
   m.def("torch_cuda_build", &torch_cuda_build,
         "built against a CUDA torch (current-stream aware)");
   m.def("openmp", &openmp, "CPU kernels built with OpenMP");
+  m.def("wls_release_workspace", &xvf::wls_release_workspace,
+        "frees the CPU WLS workspace this thread keeps between solves");
+  m.def("wls_cached_workspace_bytes", &xvf::wls_cached_workspace_bytes,
+        "bytes of the CPU WLS workspace this thread keeps between solves (0: none)");
 }

@@ -12,8 +12,9 @@ import torch
 
 from tests.conftest import CXR_DEV, needs_cxr_dev
 from xvertfast import wls
-from xvertfast._extension import has_extension
+from xvertfast._extension import extension, has_extension
 from xvertfast.ops import wls_reference as ref
+from xvertfast.ops.wls import release_workspace
 from xvertfast.ops.wls_direct import solve_direct
 from xvertfast.ops.wls_pcg import pcg
 
@@ -189,6 +190,43 @@ def test_planned_workspace_within_64_bytes_per_pixel(size):
     image = torch.zeros(1, size, size)
     ws = torch.ops.xvertfast.wls_setup(image, *PARAMS.values())
     assert ws.numel() / image.numel() <= 64.0
+
+
+@needs_ext
+def test_kept_workspace_gives_the_fresh_result(seed):
+    # The CPU solver keeps its workspace for the next solve of the same shape: a solve on the
+    # memory another image left behind (other plateaus, other hierarchy) equals a solve on
+    # fresh memory, bit for bit.
+    saturated = plateau_batch(1, 150, 170, torch.float32)[0]
+    saturated[:, :60] = 1.0
+    noise = torch.rand(150, 170)
+    release_workspace()
+    fresh = wls(noise, method="cpu")
+    wls(saturated, method="cpu")
+    assert extension().wls_cached_workspace_bytes() > 0
+    assert torch.equal(wls(noise, method="cpu"), fresh)
+    release_workspace()
+    fresh = wls(saturated, method="cpu")
+    wls(noise, method="cpu")
+    assert torch.equal(wls(saturated, method="cpu"), fresh)
+
+
+@needs_ext
+def test_kept_workspace_limit_and_release(monkeypatch):
+    x = torch.rand(64, 80)
+    planned = torch.ops.xvertfast.wls_setup(x[None], *PARAMS.values()).numel()
+    release_workspace()
+    monkeypatch.setenv("XVF_WLS_CACHE_MB", "0")  # keep nothing
+    wls(x, method="cpu")
+    assert extension().wls_cached_workspace_bytes() == 0
+    monkeypatch.setenv("XVF_WLS_CACHE_MB", "1")
+    wls(x, method="cpu")
+    assert extension().wls_cached_workspace_bytes() == planned
+    wls(torch.rand(65, 80), method="cpu")  # another shape replaces it
+    assert extension().wls_cached_workspace_bytes() not in (0, planned)
+    assert release_workspace() > 0
+    assert extension().wls_cached_workspace_bytes() == 0
+    assert release_workspace() == 0
 
 
 @needs_ext

@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from xvertfast._extension import cuda_kernels_available, has_extension
+from xvertfast._extension import cuda_kernels_available, extension, has_extension
 from xvertfast.ops import wls_reference
 from xvertfast.ops._inputs import compute_dtype
 from xvertfast.ops.wls_direct import solve_direct
 from xvertfast.ops.wls_pcg import wls_cupy
 
-__all__ = ["wls", "WlsInfo", "METHODS", "DEFAULT_MAXITER", "FLOAT32_MAX_COUPLING"]
+__all__ = ["wls", "WlsInfo", "METHODS", "DEFAULT_MAXITER", "FLOAT32_MAX_COUPLING", "release_workspace"]
 
 #: Methods of :func:`wls`; see its docstring.
 METHODS = ("auto", "cpu", "torch", "direct", "cupy", "cuda")
@@ -98,6 +98,22 @@ def _resolve(method: str, x: torch.Tensor) -> str:
         if x.device.type != "cuda":
             raise ValueError(f"wls: method={method!r} needs a CUDA tensor, got one on {x.device}")
     return method
+
+
+def release_workspace() -> int:
+    """Frees the CPU solver's workspace kept by the calling thread; returns the bytes freed.
+
+    ``method="cpu"`` keeps its last workspace (up to ``XVF_WLS_CACHE_MB`` megabytes,
+    default 256, enough for 2048^2 float32; ``0`` keeps none) for the next solve of the
+    same shape: fresh memory costs page faults and the kernel's zeroing on every call.
+    Call this to return that memory after a batch, e.g. before a memory-hungry step.
+    """
+    ext = extension()
+    if ext is None:
+        return 0
+    held = int(ext.wls_cached_workspace_bytes())
+    ext.wls_release_workspace()
+    return held
 
 
 def wls(

@@ -66,6 +66,11 @@ template <typename T>
 void wls_cpu(const T* image, int64_t B, int64_t H, int64_t W, const WlsOptions& options, T* out,
              int64_t* iterations, double* residual, int num_threads);
 
+// wls_cpu keeps the calling thread's last workspace for its next solve of the same shape
+// (up to XVF_WLS_CACHE_MB, default 256): this frees it, and this reports its size (0: none).
+void wls_release_workspace();
+int64_t wls_cached_workspace_bytes();
+
 // The solver's pieces for a CG driven from outside (xvertfast/ops/wls_pcg.py): the
 // hierarchy of image[B, H, W] is built into a workspace of wls_workspace_bytes<T>(B, H, W)
 // bytes (the same layout on every device), then y = A x (precondition = false) or

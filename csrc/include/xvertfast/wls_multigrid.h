@@ -345,10 +345,11 @@ struct Multigrid {
   // ---- setup ---------------------------------------------------------------
 
   // Builds the finest stencil of images[nb][H][W] (unpadded, executor memory) and the hierarchy.
-  // The workspace must be planned; setup zeroes it first (the padding rings must be zero),
-  // all but the aggregate arrays (see plan).
+  // The workspace must be planned; setup zeroes the levels and the scratch behind the
+  // aggregate arrays first (the padding rings must be zero). What lies before them (the CG
+  // vectors, borrowed by setup, and the reductions) is written before it is read, and the
+  // aggregate arrays too (see plan): a kept workspace's old values there are never seen.
   void setup(const T* images, T lam, T alpha, T eps) {
-    ex.zero(base, agg_first_byte);
     ex.zero(base + agg_end_byte, bytes - agg_end_byte);
     const Level<T> L = levels[0];
     const Grid g = L.g;
