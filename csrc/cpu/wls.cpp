@@ -104,6 +104,14 @@ struct CpuExec {
       }
   }
 
+  // f(t) for t < n, a thread each: host work split in bands (the plateau labelling).
+  int host_threads() const { return nt; }
+  template <class F>
+  void host_bands(int n, F f) const {
+#pragma omp parallel for num_threads(n) schedule(static, 1) if (n > 1)
+    for (int t = 0; t < n; ++t) f(t);
+  }
+
   // Each thread takes a band of fa's columns and the columns of fb whose fa neighbours lie
   // in it, and walks them row by row, fb one row behind fa; the few fb columns next to a
   // band boundary read two threads' fa columns and run once all of fa is done.

@@ -79,6 +79,12 @@ struct CudaExec {
     if (nb * cols <= 0 || rows <= 0) return;
     sweep_kernel<<<blocks_for(nb * cols), kThreads, 0, stream>>>(nb, rows, cols, reverse, f);
   }
+  // The host side of the setup (the plateau labelling) runs on the calling thread.
+  int host_threads() const { return 1; }
+  template <class F>
+  void host_bands(int n, F f) const {
+    for (int t = 0; t < n; ++t) f(t);
+  }
   // fa's sweep, then fb's: the kernel boundary orders every fb read after every fa write.
   template <class FA, class FB>
   void sweep_pair(int64_t nb, int64_t rows, int64_t ca, int64_t cb, bool reverse, int /*lo*/,

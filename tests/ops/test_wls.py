@@ -193,6 +193,34 @@ def test_planned_workspace_within_64_bytes_per_pixel(size):
 
 
 @needs_ext
+def test_plateau_labelling_does_not_depend_on_the_thread_bands(seed):
+    # The labelling runs in bands of rows, one per host thread (up to 4): plateaus that cross
+    # the band boundaries, one of them a comb whose teeth meet only at its back in the last
+    # band, must come out as with one thread, and as in the reference.
+    h, w = 160, 120
+    image = torch.randint(0, 256, (h, w)).double() / 255
+    for col in (10, 30, 50):
+        image[:, col : col + 3] = 0.5
+    image[150:154, 10:53] = 0.5
+    image[20:24, 70:110] = 1.0
+    image[35:130, 90:100] = 0.0
+    r = torch.randn(h, w, dtype=torch.float64)
+    st = ref.fine_stencil(*ref.edge_weights(image, **PARAMS))
+    want = ref.Hierarchy(st, strong=ref.plateau_threshold(PARAMS["lam"], PARAMS["eps"])).vcycle(r)
+    threads = torch.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2, 3, 4):
+            torch.set_num_threads(n)
+            results.append(operator(image, r, precondition=True))
+    finally:
+        torch.set_num_threads(threads)
+    assert rel_err(results[0], want) <= 1e-10
+    for got in results[1:]:
+        assert torch.equal(got, results[0])
+
+
+@needs_ext
 def test_kept_workspace_gives_the_fresh_result(seed):
     # The CPU solver keeps its workspace for the next solve of the same shape: a solve on the
     # memory another image left behind (other plateaus, other hierarchy) equals a solve on

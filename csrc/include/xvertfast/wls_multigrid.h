@@ -25,6 +25,8 @@
 //                                  reads what fa wrote in rows i - 1 .. i + 1, columns
 //                                  c + lo .. c + hi (an executor may interleave them)
 //   each(n, f)                     f(k), k < n (per-image scalars, dense coarsest solves)
+//   host_bands(n, f), host_threads()  f(t), t < n, on host threads (n <= host_threads()): the
+//                                  parts of the setup that run on the host, in bands
 //   zero(ptr, bytes), upload(dst, host_src, bytes), download(host_dst, src, bytes)
 //   ok()                           false once the device reported an error (the solve stops)
 //   kHostMemory                    true where its memory is the host's (no copies needed)
@@ -384,6 +386,13 @@ struct Multigrid {
   // damped Jacobi step on the plateau space: x += omega P D^-1 P^T (b - A x), P constant
   // on each plateau, D = diag(P^T A P), applied before the pre- and after the post-smoothing
   // so the preconditioner stays symmetric. Labelling runs on the host (union-find).
+  //
+  // The labelling runs in bands of rows on the host's threads (Exec::host_bands), and every
+  // result is the serial one: union-find inside each band, the unions across band
+  // boundaries, then every pixel's root (read-only finds); a pixel belongs to an aggregate
+  // iff one of its four edges is strong (singletons have none), aggregates are numbered in
+  // the order of their first pixel, members listed in pixel order, and D summed per
+  // aggregate over its members in that order.
   void build_aggregates(T lam, T eps) {
     const Level<T>& L = levels[0];
     const Grid g = L.g;
@@ -391,7 +400,7 @@ struct Multigrid {
     std::fill(size_first, size_first + kPlateauFixed, int64_t(0));
     upload_counts();
     if (L.n_dense || !(lam > T(0)) || nb * L.plane >= (int64_t(1) << 31)) return;
-    const int64_t n = g.h * g.w, np = nb * L.plane;
+    const int64_t n = g.h * g.w, np = nb * L.plane, w = g.w, ld = g.ld;
     // the finest couplings (padded planes), read in place where the executor's memory is the host's
     std::vector<T> e_copy, s_copy;
     const T* e = host_view(L.e, np, e_copy);
@@ -400,93 +409,160 @@ struct Multigrid {
     std::vector<T> scale_copy;
     int32_t* members = host_out(agg_members, nb * n, members_copy);
     int32_t* start = host_out(agg_start, nb * n / 2 + 1, start_copy);
-    // per-pixel scratch of one image: union-find parents, set sizes, aggregate labels; on the
-    // host it borrows the CG vectors r, p, z (free until the solve starts: no extra peak)
+    // Scratch: three int32 arrays of one image (on the host the CG vectors r, p, z, free
+    // until the solve starts: no extra peak) and one double per padded point of the batch
+    // (on the host the CG iterate), else host vectors.
     static_assert(sizeof(T) >= sizeof(int32_t), "the scratch borrows T vectors");
     std::vector<int32_t> scratch;
-    int32_t *parent, *size, *lab;
+    std::vector<double> dscratch;
+    int32_t *sa, *sb, *sc3;
+    double* contrib;
     if (Exec::kHostMemory) {
-      parent = reinterpret_cast<int32_t*>(r);
-      size = reinterpret_cast<int32_t*>(p);
-      lab = reinterpret_cast<int32_t*>(z);
+      sa = reinterpret_cast<int32_t*>(r);
+      sb = reinterpret_cast<int32_t*>(p);
+      sc3 = reinterpret_cast<int32_t*>(z);
+      contrib = xk;
     } else {
-      scratch.resize(3 * n);
-      parent = scratch.data();
-      size = parent + n;
-      lab = size + n;
+      scratch.resize(size_t(3 * nb * (n + 1)));
+      sa = scratch.data();
+      sb = sa + nb * (n + 1);
+      sc3 = sb + nb * (n + 1);
+      dscratch.resize(size_t(np));
+      contrib = dscratch.data();
     }
-    // D of each aggregate, in double: on the host in the CG iterate's memory (free until the
-    // solve; at most n / 2 aggregates), else a host vector
-    std::vector<double> diag_copy;
-    double* diag = Exec::kHostMemory ? xk : (diag_copy.resize(size_t(nb * n / 2 + 1)), diag_copy.data());
     const T strong = T(kPlateauStrong) * lam / eps;  // couplings are stored negated: -e, -s
-    // union-find that links every set to its smallest pixel: parent[k] <= k, so one forward
-    // pass afterwards makes every parent the set's first pixel
-    auto find = [&](int32_t v) {
-      while (parent[v] != v) v = parent[v] = parent[parent[v]];
-      return v;
-    };
-    auto unite = [&](int32_t u, int32_t v) {
-      u = find(u);
-      v = find(v);
-      if (u < v)
-        parent[v] = u;
-      else
-        parent[u] = v;
-    };
+    // bands of rows: at most 4 (the per-band member counts below share two scratch arrays)
+    const int tb = int(std::max<int64_t>(1, std::min<int64_t>({ex.host_threads(), 4, g.h / 32})));
+    int64_t row0[5];
+    for (int t = 0; t <= tb; ++t) row0[t] = g.h * t / tb;
+    int64_t roots[4], first_num[4];
     start[0] = 0;
     for (int64_t b = 0; b < nb; ++b) {
-      const int64_t off = b * L.plane;
-      for (int64_t k = 0; k < n; ++k) parent[k] = int32_t(k);
-      for (int64_t i = 0; i < g.h; ++i)
-        for (int64_t j = 0; j < g.w; ++j) {
-          const int64_t k = i * g.w + j, p = off + g.at(i, j);
-          if (-e[p] >= strong) unite(int32_t(k), int32_t(k + 1));
-          if (-s[p] >= strong) unite(int32_t(k), int32_t(k + g.w));
-        }
-      for (int64_t k = 0; k < n; ++k) parent[k] = parent[parent[k]];
-      // aggregates: the sets of >= 2 pixels, numbered in order of their first pixel
-      std::fill(size, size + n, 0);
-      for (int64_t k = 0; k < n; ++k) ++size[parent[k]];
-      const int64_t first = n_agg;
-      for (int64_t k = 0; k < n; ++k) {
-        const int32_t r = parent[k];
-        lab[k] = -1;
-        if (size[r] == 1) continue;  // a single pixel: no aggregate
-        if (r == k) {  // first pixel of its set: number it (-1 - number replaces the size)
-          diag[n_agg] = 0.0;
-          size[r] = -int32_t(n_agg++) - 1;
-        }
-        lab[k] = -size[r] - 1;
+      const int64_t off = b * L.plane, first = n_agg;
+      auto linked_e = [&](int64_t q) { return -e[q] >= strong; };  // padding couplings are 0
+      auto linked_s = [&](int64_t q) { return -s[q] >= strong; };
+      // union-find that links every set to its smallest pixel (parent[k] <= k)
+      int32_t* parent = sa;
+      auto find = [&](int32_t v) {
+        while (parent[v] != v) v = parent[v] = parent[parent[v]];
+        return v;
+      };
+      auto unite = [&](int32_t u, int32_t v) {
+        u = find(u);
+        v = find(v);
+        if (u < v)
+          parent[v] = u;
+        else
+          parent[u] = v;
+      };
+      ex.host_bands(tb, [&](int t) {  // inside each band: parents stay in the band
+        for (int64_t k = row0[t] * w; k < row0[t + 1] * w; ++k) parent[k] = int32_t(k);
+        for (int64_t i = row0[t]; i < row0[t + 1]; ++i)
+          for (int64_t j = 0; j < w; ++j) {
+            const int64_t k = i * w + j, q = off + g.at(i, j);
+            if (linked_e(q)) unite(int32_t(k), int32_t(k + 1));
+            if (i + 1 < row0[t + 1] && linked_s(q)) unite(int32_t(k), int32_t(k + w));
+          }
+      });
+      for (int t = 1; t < tb; ++t)  // across the band boundaries
+        for (int64_t j = 0, i = row0[t] - 1; j < w; ++j)
+          if (linked_s(off + g.at(i, j))) unite(int32_t(i * w + j), int32_t(i * w + j + w));
+      // every linked pixel's root (-1: a single pixel); each band numbers its roots
+      int32_t *root = sc3, *local = sb;
+      ex.host_bands(tb, [&](int t) {
+        int32_t count = 0;
+        for (int64_t i = row0[t]; i < row0[t + 1]; ++i)
+          for (int64_t j = 0; j < w; ++j) {
+            const int64_t k = i * w + j, q = off + g.at(i, j);
+            if (!(linked_e(q) || linked_e(q - 1) || linked_s(q) || linked_s(q - ld))) {
+              root[k] = -1;
+              continue;
+            }
+            int32_t v = int32_t(k);
+            while (parent[v] != v) v = parent[v];
+            root[k] = v;
+            if (v == k) local[k] = count++;
+          }
+        roots[t] = count;
+      });
+      for (int t = 0; t < tb; ++t) {
+        first_num[t] = n_agg;
+        n_agg += roots[t];
       }
-      // D = 1^T A 1 over each aggregate: its size plus the couplings that leave it
-      for (int64_t i = 0; i < g.h; ++i)
-        for (int64_t j = 0; j < g.w; ++j) {
-          const int64_t k = i * g.w + j, p = off + g.at(i, j);
-          const int32_t la = lab[k];
-          if (la >= 0) diag[la] += 1.0;
-          if (j + 1 < g.w && lab[k + 1] != la) {
-            if (la >= 0) diag[la] -= double(e[p]);
-            if (lab[k + 1] >= 0) diag[lab[k + 1]] -= double(e[p]);
+      // labels (aggregate numbers within this image), into the parents' place
+      int32_t* lab = sa;
+      ex.host_bands(tb, [&](int t) {
+        for (int64_t k = row0[t] * w; k < row0[t + 1] * w; ++k) {
+          const int32_t v = root[k];
+          if (v < 0) {
+            lab[k] = -1;
+            continue;
           }
-          if (i + 1 < g.h && lab[k + g.w] != la) {
-            if (la >= 0) diag[la] -= double(s[p]);
-            if (lab[k + g.w] >= 0) diag[lab[k + g.w]] -= double(s[p]);
-          }
+          int u = 0;
+          while (v >= row0[u + 1] * w) ++u;
+          lab[k] = int32_t(first_num[u] - first + local[v]);
         }
-      // members, grouped by aggregate (counting sort keeps pixel order inside each)
-      for (int64_t a = first; a < n_agg; ++a) start[a + 1] = 0;
-      for (int64_t k = 0; k < n; ++k)
-        if (lab[k] >= 0) ++start[lab[k] + 1];
-      for (int64_t a = first; a < n_agg; ++a) start[a + 1] += start[a];
-      int32_t* next = size;  // the set sizes are spent: next free slot of each aggregate
-      for (int64_t a = first; a < n_agg; ++a) next[a - first] = start[a];
-      for (int64_t k = 0; k < n; ++k)
-        if (lab[k] >= 0) members[next[lab[k] - first]++] = int32_t(off + g.at(k / g.w, k % g.w));
+      });
+      // per pixel its part of D = 1^T A 1 over its aggregate: 1 plus its couplings that
+      // leave the aggregate; per band the members of each aggregate (in the roots' and the
+      // local numbers' place, two bands to an array: at most n / 2 aggregates)
+      const int64_t na = n_agg - first;
+      auto count_of = [&](int t) { return (t < 2 ? sc3 : sb) + (t % 2) * (n / 2); };
+      ex.host_bands(tb, [&](int t) {
+        int32_t* cnt = count_of(t);
+        std::fill(cnt, cnt + na, 0);
+        for (int64_t i = row0[t]; i < row0[t + 1]; ++i)
+          for (int64_t j = 0; j < w; ++j) {
+            const int64_t k = i * w + j, q = off + g.at(i, j);
+            const int32_t la = lab[k];
+            if (la < 0) continue;
+            double d = 1.0;
+            if (j > 0 && lab[k - 1] != la) d -= double(e[q - 1]);
+            if (j + 1 < w && lab[k + 1] != la) d -= double(e[q]);
+            if (i > 0 && lab[k - w] != la) d -= double(s[q - ld]);
+            if (i + 1 < g.h && lab[k + w] != la) d -= double(s[q]);
+            contrib[q] = d;
+            ++cnt[la];
+          }
+      });
+      // start of each aggregate, and where each band's members of it go
+      for (int64_t a = 0; a < na; ++a) {
+        int64_t at = start[first + a];
+        for (int t = 0; t < tb; ++t) {
+          int32_t* cnt = count_of(t);
+          const int32_t c = cnt[a];
+          cnt[a] = int32_t(at);
+          at += c;
+        }
+        start[first + a + 1] = int32_t(at);
+      }
+      ex.host_bands(tb, [&](int t) {
+        int32_t* next = count_of(t);
+        for (int64_t i = row0[t]; i < row0[t + 1]; ++i)
+          for (int64_t j = 0; j < w; ++j) {
+            const int32_t la = lab[i * w + j];
+            if (la >= 0) members[next[la]++] = int32_t(off + g.at(i, j));
+          }
+      });
     }
     n_members = start[n_agg];
+    // D of each aggregate, its members' parts summed in order (into the spent labels)
+    double* diag = reinterpret_cast<double*>(sa);
+    std::vector<double> diag_copy;
+    if (!Exec::kHostMemory) {
+      diag_copy.resize(size_t(n_agg));
+      diag = diag_copy.data();
+    }
+    const int ta = int(std::min<int64_t>(ex.host_threads(), n_agg / 4096 + 1));
+    ex.host_bands(ta, [&](int t) {
+      for (int64_t a = n_agg * t / ta; a < n_agg * (t + 1) / ta; ++a) {
+        double sum = 0.0;
+        for (int32_t k = start[a]; k < start[a + 1]; ++k) sum += contrib[members[k]];
+        diag[a] = sum;
+      }
+    });
     T* scale = host_out(agg_scale, n_agg, scale_copy);
-    order_aggregates(start, members, diag, scale, parent, size, lab);
+    order_aggregates(start, members, diag, scale, sb, sc3);
     // the pieces of the big aggregates, counted from each aggregate's own start (so a sum
     // does not depend on where the aggregate sits in a batch)
     constexpr int64_t C = Exec::kPlateauChunk;
@@ -517,12 +593,12 @@ struct Multigrid {
   // Renumbers the aggregates by size (sizes 2 .. kPlateauFixed, then the larger ones; first
   // pixel order, as built, within each size: a stable counting sort), moves their members
   // along, and sets each one's scale omega / D. A sum over an aggregate keeps its members'
-  // order, so the plateau step's results do not change. The scratch is spent memory: on the
-  // host the union-find's arrays (the CG vectors), elsewhere host vectors.
-  void order_aggregates(int32_t* start, int32_t* members, const double* diag, T* scale, int32_t* parent,
-                        int32_t* size, int32_t* lab) {
+  // order, so the plateau step's results do not change. spare1 (2 n_agg + 1 values) and
+  // spare2 (n_members) are spent scratch: on the host the CG vectors.
+  void order_aggregates(int32_t* start, int32_t* members, const double* diag, T* scale, int32_t* spare1,
+                        int32_t* spare2) {
     std::vector<int32_t> copy;
-    int32_t *perm = parent, *fresh = size, *old = lab;
+    int32_t *perm = spare1, *fresh = spare1 + n_agg, *old = spare2;
     if (!Exec::kHostMemory) {
       copy.resize(size_t(2 * n_agg + 1 + n_members));
       perm = copy.data();
