@@ -77,7 +77,21 @@ struct CpuExec {
 #pragma omp parallel for num_threads(nt) schedule(static) if (big(n * cols))
     for (int64_t k = 0; k < n; ++k) {
       const int64_t b = k / rows, i = k - b * rows;
+#pragma omp simd
       for (int64_t j = 0; j < cols; ++j) f(b, i, j);
+    }
+  }
+
+  // grid(), with row_end(b, i) after each row's points, in the same task (kFuseRows).
+  template <class F, class G>
+  void grid_rows(int64_t nb, int64_t rows, int64_t cols, F f, G row_end) const {
+    const int64_t n = nb * rows;
+#pragma omp parallel for num_threads(nt) schedule(static) if (big(n * cols))
+    for (int64_t k = 0; k < n; ++k) {
+      const int64_t b = k / rows, i = k - b * rows;
+#pragma omp simd
+      for (int64_t j = 0; j < cols; ++j) f(b, i, j);
+      row_end(b, i);
     }
   }
 

@@ -31,7 +31,8 @@
 //   ok()                           false once the device reported an error (the solve stops)
 //   kHostMemory                    true where its memory is the host's (no copies needed)
 //   kFuseRows                      true: a pointwise update and the reduction of its result run
-//                                  row by row in one task (see grid_dot)
+//                                  row by row in one task (see grid_dot), with
+//   grid_rows(nb, rows, cols, f, row_end)  grid(), and row_end(b, i) after row i's points
 //   zebra(nb, n, first, second, work)  first(b, k) and second(b, k) for every band k < n, where
 //                                  first(b, k) reads the second colour of bands k - 1 .. k + 1
 //                                  (old values) and second(b, k) the first colour of the same
@@ -1218,10 +1219,9 @@ struct Multigrid {
     if constexpr (Exec::kFuseRows) {
       const int64_t plane = levels[0].plane;
       double* pt = part;
-      ex.lines(nb, g.h, [=] XVF_LAMBDA(int64_t b, int64_t i) {
-        for (int64_t j = 0; j < g.w; ++j) f(b, i, j);
+      ex.grid_rows(nb, g.h, g.w, f, [=] XVF_LAMBDA(int64_t b, int64_t i) {
         pt[b * g.h + i] = row_dot(a, b2, b * plane + g.at(i, 0), g.w);
-      }, 2 * g.w);
+      });
       sum_rows();
     } else {
       ex.grid(nb, g.h, g.w, f);
@@ -1287,8 +1287,7 @@ struct Multigrid {
         q[kStep] = fl[b] != 0.0 ? q[kRZ] / dv[b] : 0.0;
       });
       grid_dot([=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
-        const double step = s[b * kScalars + kStep];
-        if (step == 0.0) return;
+        const double step = s[b * kScalars + kStep];  // 0 once converged: x, r stay as they are
         const int64_t k = b * plane + g.at(i, j);
         x[k] += step * double(pv[k]);
         rv[k] -= T(step) * zv[k];
@@ -1316,10 +1315,10 @@ struct Multigrid {
         }
       });
       ex.grid(nb, g.h, g.w, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
-        if (fl[b] == 0.0) return;
         const T beta = T(s[b * kScalars + kBeta]);
         const int64_t k = b * plane + g.at(i, j);
-        pv[k] = zv[k] + beta * pv[k];
+        const T next = zv[k] + beta * pv[k];
+        pv[k] = fl[b] != 0.0 ? next : pv[k];  // a select, not a branch: the loop stays vector code
       });
     }
     // the true residual of the double iterate, and the result
