@@ -8,7 +8,7 @@ import torch
 
 from xvertfast import wls
 from xvertfast.preprocess import E_FLOOR, NORMALISE_PERCENTILES, preprocess
-from xvertfast.preprocess.inputs import _tail_quantiles
+from xvertfast.preprocess.inputs import _normalise, _tail_quantiles
 
 
 def fields(pp):
@@ -102,3 +102,15 @@ def test_top_level_function():
 
     pp = xvertfast.preprocess(np.full((8, 8), 0.5, np.float32))
     assert pp.xp.shape == (8, 8)
+
+
+def test_normalise_falls_back_to_min_max_only_where_the_percentiles_coincide():
+    t = torch.full((3, 50, 50), 0.4)
+    t[0, 0, 0], t[0, 1, 1] = 0.1, 0.9  # all but two pixels equal: both percentiles are 0.4
+    t[1] = torch.linspace(0, 2, 2500).reshape(50, 50)
+    out = _normalise(t)
+    assert out[0, 0, 0] == 0 and out[0, 1, 1] == 1
+    assert torch.allclose(out[0, 2, 2], torch.tensor(0.375))  # (0.4 - 0.1) / (0.9 - 0.1)
+    lo, hi = torch.quantile(t[1].flatten().double(), torch.tensor([0.001, 0.999], dtype=torch.float64))
+    assert torch.allclose(out[1].double(), ((t[1].double() - lo) / (hi - lo)).clamp(0, 1), atol=1e-6)
+    assert torch.all(out[2] == 0)  # constant

@@ -76,11 +76,15 @@ def _normalise(t: torch.Tensor) -> torch.Tensor:
     """Robust per-image min-max to [0, 1] over the last two dims (see module docstring)."""
     flat = t.reshape(t.shape[0], -1)
     lo, hi = _tail_quantiles(flat, NORMALISE_PERCENTILES[0] / 100.0, NORMALISE_PERCENTILES[1] / 100.0)
-    mn, mx = flat.amin(dim=1, keepdim=True), flat.amax(dim=1, keepdim=True)
     narrow = (hi - lo) <= 1e-12
-    lo, hi = torch.where(narrow, mn, lo), torch.where(narrow, mx, hi)
+    if bool(narrow.any()):  # the rare fallbacks cost whole-image passes: only when needed
+        mn, mx = flat.amin(dim=1, keepdim=True), flat.amax(dim=1, keepdim=True)
+        lo, hi = torch.where(narrow, mn, lo), torch.where(narrow, mx, hi)
     span = hi - lo
-    out = torch.where(span > 1e-12, (flat - lo) / span.clamp_min(1e-12), torch.zeros_like(flat))
+    out = (flat - lo) / span.clamp_min(1e-12)
+    constant = span <= 1e-12
+    if bool(constant.any()):
+        out = torch.where(constant, torch.zeros_like(out), out)
     return out.clamp_(0.0, 1.0).reshape(t.shape)
 
 
