@@ -28,6 +28,14 @@
 #define XVF_UNROLL
 #endif
 
+// A loop whose iterations are independent, to be vectorised without alias checks (host
+// builds with OpenMP; elsewhere the loop is compiled as it is).
+#if defined(_OPENMP) && !defined(__CUDA_ARCH__)
+#define XVF_SIMD _Pragma("omp simd")
+#else
+#define XVF_SIMD
+#endif
+
 namespace xvf {
 
 // Integer ceil(a / b) for positive b.

@@ -985,11 +985,14 @@ struct Multigrid {
     T* y = L.r;  // each row's scratch is its own row of r
     // the residual and the diagonal (into the pivots' place) first, in a vector loop: the
     // serial chains below then read one value instead of computing it
-    // (two loops: one writing two arrays is left scalar by GCC)
-    for (int u = 0; u < n; ++u)
-      for (int64_t j = 0; j < w; ++j) y[p0 + u * ld2 + j] = residual_at<kNine>(L, bv, x, p0 + u * ld2 + j);
-    for (int u = 0; u < n; ++u)
-      for (int64_t j = 0; j < w; ++j) inv[p0 + u * ld2 + j] = L.template diag_t<kNine>(p0 + u * ld2 + j);
+    for (int u = 0; u < n; ++u) {
+      XVF_SIMD
+      for (int64_t j = 0; j < w; ++j) {
+        const int64_t p = p0 + u * ld2 + j;
+        y[p] = residual_at<kNine>(L, bv, x, p);
+        inv[p] = L.template diag_t<kNine>(p);
+      }
+    }
     // Thomas: forward elimination, turning the diagonal into the pivots on the way, back
     // substitution (the running values stay in registers: the chains do not wait on a store
     // and a load)
@@ -1008,15 +1011,17 @@ struct Multigrid {
         prev[u] = y[p] = (y[p] - e[p - 1] * prev[u]) * piv[u];
       }
     }
+    // (each correction goes straight into x: the row's scratch is not read again)
+    XVF_UNROLL
+    for (int u = 0; u < n; ++u) x[p0 + u * ld2 + w - 1] += prev[u];
     for (int64_t j = w - 2; j >= 0; --j) {
       XVF_UNROLL
       for (int u = 0; u < n; ++u) {
         const int64_t p = p0 + u * ld2 + j;
-        prev[u] = y[p] -= e[p] * inv[p] * prev[u];
+        prev[u] = y[p] - e[p] * inv[p] * prev[u];
+        x[p] += prev[u];
       }
     }
-    for (int u = 0; u < n; ++u)
-      for (int64_t j = 0; j < w; ++j) x[p0 + u * ld2 + j] += y[p0 + u * ld2 + j];
   }
 
   // Zebra-line Gauss-Seidel on the columns of parity `first` (j = first, first + 2, ...),
