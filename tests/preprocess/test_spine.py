@@ -94,3 +94,29 @@ def test_bad_input():
         find_spine(np.zeros((2, 3, 4)))
     with pytest.raises(ValueError, match="NaN"):
         find_spine(np.full((20, 20), np.nan))
+
+
+@pytest.mark.parametrize("width", [40, 97, 256, 301])
+def test_band_estimate_equals_the_per_column_loop(seed, width):
+    # the symmetry score is computed for all candidate columns at once; the same score
+    # written as a loop over the columns must pick the same column
+    import scipy.ndimage as ndi
+
+    from xvertfast.preprocess import spine
+
+    rng = np.random.default_rng(seed)
+    for _ in range(20):
+        profile = rng.random(width).cumsum() % 3.0 + rng.random(width)
+        prof = ndi.gaussian_filter1d(profile, 0.01 * width + 0.5)
+        xs = np.arange(int(spine._SEARCH[0] * width), int(spine._SEARCH[1] * width))
+        d, half = max(2, int(spine._SURROUND * width)), int(spine._MIRROR * width)
+        ridge = prof[xs] - 0.5 * (prof[np.maximum(xs - d, 0)] + prof[np.minimum(xs + d, width - 1)])
+        sym = np.empty(len(xs))
+        for k, x in enumerate(xs):
+            n = min(half, x, width - 1 - x)
+            sym[k] = -np.mean(np.abs(prof[x - n : x][::-1] - prof[x + 1 : x + 1 + n])) if n else 0.0
+
+        def z(a):
+            return (a - a.mean()) / (a.std() + 1e-12)
+
+        assert spine._band_estimate(profile, width) == int(xs[np.argmax(z(ridge) + z(sym))])

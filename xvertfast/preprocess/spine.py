@@ -98,10 +98,15 @@ def _band_estimate(profile: np.ndarray, width: int) -> int:
     d = max(2, int(_SURROUND * width))
     half = int(_MIRROR * width)
     ridge = prof[xs] - 0.5 * (prof[np.maximum(xs - d, 0)] + prof[np.minimum(xs + d, width - 1)])
-    sym = np.empty(len(xs))
-    for k, x in enumerate(xs):
-        n = min(half, x, width - 1 - x)
-        sym[k] = -np.mean(np.abs(prof[x - n : x][::-1] - prof[x + 1 : x + 1 + n])) if n else 0.0
+    # mirror symmetry about each x: minus the mean |prof(x - 1 - i) - prof(x + 1 + i)| over
+    # i < n(x) = min(half, x, width - 1 - x), all x at once (a masked matrix of offsets)
+    n = np.minimum(np.minimum(half, xs), width - 1 - xs)
+    i = np.arange(max(int(n.max()), 1))
+    inside = i[None, :] < n[:, None]
+    left = np.clip(xs[:, None] - 1 - i[None, :], 0, width - 1)
+    right = np.clip(xs[:, None] + 1 + i[None, :], 0, width - 1)
+    total = np.where(inside, np.abs(prof[left] - prof[right]), 0.0).sum(axis=1)
+    sym = np.where(n > 0, -total / np.maximum(n, 1), 0.0)
 
     def z(a: np.ndarray) -> np.ndarray:
         return (a - a.mean()) / (a.std() + 1e-12)
