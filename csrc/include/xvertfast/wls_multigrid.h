@@ -825,6 +825,24 @@ struct Multigrid {
     });
   }
 
+  // v = A u on F's grid in double, in the row-sum form (the stencil's kind fixed at compile
+  // time: the loop is vector code).
+  template <bool kNine>
+  void apply_row_sum_form(const Level<T>& F, const double* u, double* v) {
+    const Grid g = F.g;
+    const int64_t fplane = F.plane;
+    ex.grid(nb, g.h, g.w, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
+      const int64_t p = b * fplane + g.at(i, j);
+      double acc = (kNine ? double(F.d[p]) : 1.0) * u[p];
+      XVF_UNROLL
+      for (int k = 0; k < 9; ++k) {
+        const int di = k / 3 - 1, dj = k % 3 - 1;
+        if (di || dj) acc += double(F.template coupling_t<kNine>(p, di, dj)) * (u[p + di * g.ld + dj] - u[p]);
+      }
+      v[p] = acc;
+    });
+  }
+
   // C.d = P^T A P 1 = P^T (A (P 1)), evaluated in double in the row-sum form, so the
   // small row sums of the coarse operators are not lost to cancellation. u and v borrow
   // the CG vectors' memory (unused until setup ends).
@@ -847,24 +865,13 @@ struct Multigrid {
         if (2 * J + 1 < g.w) u[f + g.ld + 1] = wt(kNW) + wt(kNE) * c01 + wt(kSW) * c10 + wt(kSE) * c01 * c10;
       }
     });
-    ex.grid(nb, g.h, g.w, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
-      const int64_t p = b * fplane + g.at(i, j);
-      double acc = double(F.rowsum(p)) * u[p];
-      for (int di = -1; di <= 1; ++di)
-        for (int dj = -1; dj <= 1; ++dj)
-          if (di || dj) acc += double(F.coupling(p, di, dj)) * (u[p + di * g.ld + dj] - u[p]);
-      v[p] = acc;
-    });
+    if (F.nine)
+      apply_row_sum_form<true>(F, u, v);
+    else
+      apply_row_sum_form<false>(F, u, v);
     ex.grid(nb, cg.h, cg.w, [=] XVF_LAMBDA(int64_t b, int64_t I, int64_t J) {
       const int64_t q = b * cplane + cg.at(I, J);
-      double acc = 0.0;
-      for (int ei = -1; ei <= 1; ++ei)
-        for (int ej = -1; ej <= 1; ++ej) {
-          const int64_t fi = 2 * I + ei, fj = 2 * J + ej;
-          if (fi < 0 || fi >= g.h || fj < 0 || fj >= g.w) continue;
-          acc += double(pweight<T>(F.pw, cg.ld, q, ei, ej)) * v[b * fplane + g.at(fi, fj)];
-        }
-      C.d[q] = T(acc);
+      C.d[q] = T(restrict_at<double>(F.pw, q, cg.ld, v, b * fplane + g.at(2 * I, 2 * J), g.ld));
     });
   }
 
@@ -1097,24 +1104,29 @@ struct Multigrid {
     });
   }
 
-  // C.b = P^T F.r.
+  // (P^T r) at coarse point q (row stride cld): the fine point f = 2 (I, J) (row stride ld)
+  // and its eight neighbours, each with its weight from q. Fine points outside the grid have
+  // weight 0, so r's padding only has to hold finite values. U: r's type (T, or double for
+  // the row sums).
+  template <typename U>
+  XVF_HD static U restrict_at(uint16_t* const* pw, int64_t q, int64_t cld, const U* r, int64_t f,
+                              int64_t ld) {
+    auto wt = [=](int k, int64_t at) { return U(decode_weight<T>(pw[k][at])); };
+    U v = r[f];
+    v += wt(kXW, q) * r[f + 1] + wt(kXE, q - 1) * r[f - 1];
+    v += wt(kYN, q) * r[f + ld] + wt(kYS, q - cld) * r[f - ld];
+    v += wt(kNW, q) * r[f + ld + 1] + wt(kNE, q - 1) * r[f + ld - 1];
+    v += wt(kSW, q - cld) * r[f - ld + 1] + wt(kSE, q - cld - 1) * r[f - ld - 1];
+    return v;
+  }
+
+  // C.b = P^T F.r (r is the shared scratch: its padding is not 0, but finite).
   void restrict_to(const Level<T>& F, const Level<T>& C) {
     const Grid g = F.g, cg = C.g;
     const int64_t fplane = F.plane, cplane = C.plane;
     ex.grid(nb, cg.h, cg.w, [=] XVF_LAMBDA(int64_t b, int64_t I, int64_t J) {
       const int64_t q = b * cplane + cg.at(I, J);
-      const int64_t f = b * fplane + g.at(2 * I, 2 * J);
-      const int64_t ld = g.ld, cld = cg.ld;
-      const T* rv = F.r;
-      uint16_t* const* pw = F.pw;
-      auto wt = [=](int k, int64_t at) { return decode_weight<T>(pw[k][at]); };
-      // fine neighbours outside the grid have weight 0 (r is shared scratch: its padding is not 0)
-      T v = rv[f];
-      v += wt(kXW, q) * rv[f + 1] + wt(kXE, q - 1) * rv[f - 1];
-      v += wt(kYN, q) * rv[f + ld] + wt(kYS, q - cld) * rv[f - ld];
-      v += wt(kNW, q) * rv[f + ld + 1] + wt(kNE, q - 1) * rv[f + ld - 1];
-      v += wt(kSW, q - cld) * rv[f - ld + 1] + wt(kSE, q - cld - 1) * rv[f - ld - 1];
-      C.b[q] = v;
+      C.b[q] = restrict_at<T>(F.pw, q, cg.ld, F.r, b * fplane + g.at(2 * I, 2 * J), g.ld);
     });
   }
 
