@@ -98,7 +98,6 @@ struct Level {
   XVF_HD T diag_t(int64_t p) const {
     return kNine ? c[p] : T(1) - e[p] - e[p - 1] - s[p] - s[p - g.ld];
   }
-  XVF_HD T diag(int64_t p) const { return nine ? diag_t<true>(p) : diag_t<false>(p); }
   XVF_HD T rowsum(int64_t p) const { return nine ? d[p] : T(1); }
   // The coupling of p to p + (di, dj), the stencil's kind known at compile time.
   template <bool kNine>
@@ -424,10 +423,10 @@ struct Multigrid {
       sc3 = reinterpret_cast<int32_t*>(z);
       contrib = xk;
     } else {
-      scratch.resize(size_t(3 * nb * (n + 1)));
+      scratch.resize(size_t(3 * n));  // order_aggregates brings its own scratch here
       sa = scratch.data();
-      sb = sa + nb * (n + 1);
-      sc3 = sb + nb * (n + 1);
+      sb = sa + n;
+      sc3 = sb + n;
       dscratch.resize(size_t(np));
       contrib = dscratch.data();
     }
@@ -1178,15 +1177,25 @@ struct Multigrid {
     if (k == 0) plateau_step(L, bv, x, false);
   }
 
+  // y = A x at one point of the finest level: the grid functor of apply() and of CG's A p.
+  struct FineApply {
+    const T *e, *s, *x;
+    T* y;
+    Grid g;
+    int64_t plane;
+    XVF_HD void operator()(int64_t b, int64_t i, int64_t j) const {
+      const int64_t k = b * plane + g.at(i, j);
+      y[k] = apply5(T(1), e, s, x, k, g.ld);
+    }
+  };
+  FineApply fine_apply(const T* x, T* y) const {
+    return FineApply{levels[0].e, levels[0].s, x, y, levels[0].g, levels[0].plane};
+  }
+
   // y = A x on the finest level.
   void apply(const T* x, T* y) {
-    const Level<T> L = levels[0];
-    const Grid g = L.g;
-    const int64_t plane = L.plane;
-    ex.grid(nb, g.h, g.w, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
-      const int64_t q = b * plane + g.at(i, j);
-      y[q] = apply5(T(1), L.e, L.s, x, q, g.ld);
-    });
+    const Grid g = levels[0].g;
+    ex.grid(nb, g.h, g.w, fine_apply(x, y));
   }
 
   // ---- batched conjugate gradients -------------------------------------------
@@ -1294,12 +1303,7 @@ struct Multigrid {
       ex.each(nb, [=] XVF_LAMBDA(int64_t b) { s[b * kScalars + kRZ] = dv[b]; });
     }
     for (int64_t it = 1; remaining > 0 && it <= maxiter; ++it) {
-      const T* const e0 = L0.e;
-      const T* const s0 = L0.s;
-      grid_dot([=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {  // z holds q = A p until the next preconditioning
-        const int64_t k = b * plane + g.at(i, j);
-        zv[k] = apply5(T(1), e0, s0, pv, k, g.ld);
-      }, pv, zv);
+      grid_dot(fine_apply(pv, zv), pv, zv);  // z holds q = A p until the next preconditioning
       ex.each(nb, [=] XVF_LAMBDA(int64_t b) {
         double* q = s + b * kScalars;
         q[kStep] = fl[b] != 0.0 ? q[kRZ] / dv[b] : 0.0;
