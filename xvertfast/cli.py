@@ -120,10 +120,22 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from xvertfast.train import TrainConfig, train
 
+    width, depth = args.width, args.depth
+    if args.init is not None:  # the architecture comes from the model that training starts from
+        from xvertfast.model import load_model
+
+        try:
+            start = load_model(args.init)
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"error: --init: {exc}", file=sys.stderr)
+            return 2
+        width = width if width is not None else start.stages[0].width
+        depth = depth if depth is not None else start.stages[0].depth
     config = TrainConfig(stages=args.stages, epochs_gc=args.epochs_gc, epochs_joint=args.epochs_joint,
-                         batch_size=args.batch_size, width=args.width, depth=args.depth, roi_size=args.roi_size, patch_size=args.patch_size,
+                         batch_size=args.batch_size, width=width if width is not None else 64,
+                         depth=depth if depth is not None else 4, roi_size=args.roi_size, patch_size=args.patch_size,
                          val_fraction=args.val_fraction, patience=args.patience, seed=args.seed,
-                         device=args.device, amp=args.amp)  # fmt: skip
+                         device=args.device, amp=args.amp, init=args.init)  # fmt: skip
     if args.threads:
         import torch
 
@@ -306,8 +318,13 @@ skipped.""",
     tr.add_argument("--epochs-gc", type=int, default=200, help="epochs with the structure loss only")
     tr.add_argument("--epochs-joint", type=int, default=25, help="epochs with structure + feature loss")
     tr.add_argument("--batch-size", type=int, default=8)
-    tr.add_argument("--width", type=int, default=64, help="base width of the U-Net (paper: 64)")
-    tr.add_argument("--depth", type=int, default=4, help="down-sampling levels of the U-Net")
+    tr.add_argument("--width", type=int, default=None,
+                    help="base width of the U-Net (paper and default: 64; with --init: the model's)")
+    tr.add_argument("--depth", type=int, default=None,
+                    help="down-sampling levels of the U-Net (default: 4; with --init: the model's)")
+    tr.add_argument("--init", default=None, metavar="MODEL",
+                    help="start from this model's weights instead of random ones: a model directory or 'default' "
+                    "(fine-tune the shipped model on your own images; e.g. --epochs-gc 0 for the joint phase only)")
     tr.add_argument("--roi-size", type=int, default=512, help="ROI side at the working height of 1024 rows")
     tr.add_argument("--patch-size", type=int, default=0,
                     help="train on random square patches of this side cut from the ROIs (0: whole ROIs); "

@@ -100,3 +100,50 @@ def test_patch_training_resumes_bitwise(tmp_path):
     resumed = train([str(data)], str(tmp_path / "b"), config, resume=True, progress=False, log=lambda m: None)
     for name, value in weights(whole).items():
         assert torch.equal(value, weights(resumed)[name]), name
+
+
+def test_init_starts_each_stage_from_the_given_models_weights(tmp_path):
+    data = write_images(tmp_path / "data")
+    quiet = {"progress": False, "log": lambda m: None}
+    first = train([str(data)], str(tmp_path / "first"), CONFIG, **quiet)
+    untouched = TrainConfig(**{**CONFIG.__dict__, "epochs_gc": 0, "epochs_joint": 0, "init": str(tmp_path / "first" / "model")})
+    same = train([str(data)], str(tmp_path / "same"), untouched, **quiet)
+    for name, value in weights(first).items():  # no epochs: the model it started from
+        assert torch.equal(value, weights(same)[name]), name
+    saved = load_model(tmp_path / "same" / "model").metadata["training"]["init"]
+    assert saved["path"] == os.path.abspath(tmp_path / "first" / "model") and len(saved["fingerprint"]) == 64
+
+    tuned_config = TrainConfig(**{**untouched.__dict__, "epochs_joint": 1})
+    tuned = train([str(data)], str(tmp_path / "tuned"), tuned_config, **quiet)
+    scratch = train([str(data)], str(tmp_path / "scratch"), TrainConfig(**{**tuned_config.__dict__, "init": None}), **quiet)
+    a, b, c = weights(first), weights(tuned), weights(scratch)
+    conv = "0.head.weight"
+    # one epoch of fine-tuning stays near the start; a run from scratch does not
+    assert (b[conv] - a[conv]).abs().max() < (c[conv] - a[conv]).abs().max()
+    assert not torch.equal(b[conv], a[conv])
+
+
+def test_init_with_fewer_stages_starts_the_later_ones_at_random_and_checks_the_architecture(tmp_path):
+    data = write_images(tmp_path / "data")
+    quiet = {"progress": False, "log": lambda m: None}
+    one = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 1, "epochs_joint": 0})
+    train([str(data)], str(tmp_path / "one"), one, **quiet)
+    messages = []
+    two = TrainConfig(**{**CONFIG.__dict__, "epochs_gc": 1, "epochs_joint": 0, "init": str(tmp_path / "one" / "model")})
+    model = train([str(data)], str(tmp_path / "two"), two, progress=False, log=messages.append)
+    assert len(model.stages) == 2 and any("start from random weights" in m for m in messages)
+    wider = TrainConfig(**{**two.__dict__, "width": 8})
+    with pytest.raises(ValueError, match=r"--init .*\(width, depth\)"):
+        train([str(data)], str(tmp_path / "wider"), wider, **quiet)
+
+
+def test_cli_init_takes_the_architecture_from_the_model(tmp_path, capsys):
+    data = write_images(tmp_path / "data")
+    base = ["--stages", "1", "--epochs-joint", "0", "--batch-size", "2", "--roi-size", "32", "-q", "--device", "cpu"]
+    assert main(["train", str(data), "-o", str(tmp_path / "a"), "--width", "4", "--depth", "2", "--epochs-gc", "1", *base]) == 0
+    assert main(["train", str(data), "-o", str(tmp_path / "b"), "--init", str(tmp_path / "a" / "model"),
+                 "--epochs-gc", "1", *base]) == 0  # fmt: skip
+    stage = load_model(tmp_path / "b" / "model").stages[0]
+    assert (stage.width, stage.depth) == (4, 2)
+    assert main(["train", str(data), "-o", str(tmp_path / "c"), "--init", str(tmp_path / "nowhere"), *base]) == 2
+    assert "--init" in capsys.readouterr().err

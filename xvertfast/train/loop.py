@@ -10,6 +10,10 @@ init, shuffling, augmentation), and a checkpoint (weights, optimiser state,
 progress, best weights; safetensors + JSON, written atomically) is saved after
 every epoch, so ``resume=True`` after a kill reaches the same weights as an
 uninterrupted run (bitwise on the CPU).
+
+``init`` starts every stage from a trained model's weights instead of random
+ones (fine-tuning, e.g. the shipped default on one's own archive); a stage the
+model lacks starts at random.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ import torch
 from tqdm import tqdm
 
 from xvertfast.io.write import atomic_write
-from xvertfast.model import XVertNet, XVertNetStage, save_model
+from xvertfast.model import XVertNet, XVertNetStage, load_model, save_model
+from xvertfast.model.persistence import fingerprint
 from xvertfast.train.data import RoiSet, load_rois, random_patches, shift_augment, split_by_image
 from xvertfast.train.losses import XVertNetLoss
 
@@ -51,6 +56,7 @@ class TrainConfig:
     lam: float = 0.8
     alpha: float = 1.2
     eps: float = 1e-4
+    init: str | None = None  #: start from this model's weights (a model directory or "default")
 
 
 @dataclass
@@ -116,6 +122,22 @@ def _evaluate(stage: XVertNetStage, data: RoiSet, loss_fn: XVertNetLoss, joint: 
     return total / len(data)
 
 
+def _initial_model(config: TrainConfig) -> XVertNet | None:
+    """The model ``config.init`` names, checked against the configuration it is to be trained in."""
+    if config.init is None:
+        return None
+    model = load_model(config.init)
+    where = model.metadata.get("path", config.init)
+    widths = {(s.width, s.depth) for s in model.stages}
+    if widths != {(config.width, config.depth)}:
+        raise ValueError(f"--init {where}: its stages have (width, depth) {sorted(widths)}, the run asks for "
+                         f"({config.width}, {config.depth})")  # fmt: skip
+    if (model.lam, model.alpha, model.eps) != (config.lam, config.alpha, config.eps):
+        raise ValueError(f"--init {where}: its WLS parameters (lam, alpha, eps) = {(model.lam, model.alpha, model.eps)} "
+                         f"differ from the run's {(config.lam, config.alpha, config.eps)}")  # fmt: skip
+    return model
+
+
 def _next_stage_data(stage: XVertNetStage, data: RoiSet, config: TrainConfig, device) -> RoiSet:
     """Stage k's outputs and their HFC images: the training data of stage k+1."""
     stage.eval()
@@ -152,8 +174,8 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     after that many epochs (a controlled "kill", for tests); ``resume=True`` continues.
     """
     device = _device(config.device)
-    os.makedirs(run_dir, exist_ok=True)
     ckpt_dir = os.path.join(run_dir, "checkpoint")
+    os.makedirs(ckpt_dir, exist_ok=True)  # before any epoch: a stage may have none (--init with 0 epochs)
     state_path = os.path.join(ckpt_dir, "state.json")
     prog = _Progress()
     if resume and os.path.exists(state_path):
@@ -169,11 +191,16 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     data = load_rois(inputs, os.path.join(run_dir, "cache"), config.roi_size, config.lam, config.alpha, config.eps, log)
     train_ids, val_ids = split_by_image(len(data.sources), config.val_fraction, config.seed)
     loss_fn = XVertNetLoss()
+    init = _initial_model(config)
+    if init is not None and len(init.stages) < config.stages:
+        log(f"--init has {len(init.stages)} stage(s): stages {len(init.stages) + 1}..{config.stages} start from random weights")
     stages: list[XVertNetStage] = []
     epochs_run = 0
     for k in range(1, config.stages + 1):
         torch.manual_seed(config.seed * 7919 + k)
         stage = XVertNetStage(config.width, config.depth).to(device)
+        if init is not None and k <= len(init.stages):
+            stage.load_state_dict(init.stages[k - 1].state_dict())
         if k < prog.stage:  # finished earlier: load its weights and the next stage's data
             stage.load_state_dict(_load_tensors(os.path.join(run_dir, "model", f"stage{k}.safetensors"), device))
             stages.append(stage.eval())
@@ -231,7 +258,6 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
             prog.history.append({"stage": k, "epoch": prog.epoch, "phase": "gc+entropy" if joint else "gc",
                                  "train_loss": running / max(seen, 1), "val_loss": val,
                                  "images_per_s": seen / seconds if seconds > 0 else 0.0, "seconds": seconds})  # fmt: skip
-            os.makedirs(ckpt_dir, exist_ok=True)
             _save_tensors(os.path.join(ckpt_dir, "stage.safetensors"), stage.state_dict())
             _save_tensors(os.path.join(ckpt_dir, "optimizer.safetensors"), _optimizer_tensors(opt))
             _save_tensors(os.path.join(ckpt_dir, "best.safetensors"), best)
@@ -245,7 +271,9 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
         stages.append(stage.eval())
         save_model(XVertNet(stages, config.lam, config.alpha, config.eps), os.path.join(run_dir, "model"),
                    extra={"training": {"config": asdict(config), "sources": data.sources,
-                                       "validation_images": [data.sources[i] for i in val_ids]}})  # fmt: skip
+                                       "validation_images": [data.sources[i] for i in val_ids],
+                                       **({"init": {"path": init.metadata.get("path", config.init),
+                                                    "fingerprint": fingerprint(init)}} if init is not None else {})}})  # fmt: skip
         prog = _Progress(stage=k + 1, history=prog.history)
         _save_state(state_path, config, prog)
     return XVertNet(stages, config.lam, config.alpha, config.eps)
