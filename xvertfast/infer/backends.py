@@ -68,7 +68,12 @@ class StageBackend:
 
 
 class TorchBackend(StageBackend):
-    """Eager PyTorch; autocast to ``dtype`` on CUDA when it is not fp32."""
+    """Eager PyTorch; autocast to ``dtype`` on CUDA when it is not fp32.
+
+    On the CPU each stage runs in its folded form (:class:`~xvertfast.model.folded.FoldedStage`:
+    batch norm folded, no concatenations, channels_last), the same function about twice as
+    fast; on GPUs the stages run as trained (the folded form is not yet measured there).
+    """
 
     name = "torch"
 
@@ -76,6 +81,17 @@ class TorchBackend(StageBackend):
         super().__init__(device)
         self.model = model.to(device).eval()
         self.dtype = dtype
+        self._runners: list | None = None
+
+    def _stage(self, k: int):
+        if self._runners is None:
+            if self.device.type == "cpu" and self.dtype == torch.float32:
+                from xvertfast.model.folded import fold_stage
+
+                self._runners = [fold_stage(stage) for stage in self.model.stages]
+            else:
+                self._runners = list(self.model.stages)
+        return self._runners[k]
 
     @property
     def stages(self) -> int:
@@ -89,7 +105,7 @@ class TorchBackend(StageBackend):
     @torch.inference_mode()
     def run_stage(self, k: int, xp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with self._autocast():
-            return self.model.stages[k](xp, y).float()
+            return self._stage(k)(xp, y).float()
 
 
 class CompileBackend(TorchBackend):

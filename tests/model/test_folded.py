@@ -1,0 +1,72 @@
+"""The folded inference form of a stage computes what the stage computes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from xvertfast.model import XVertNetStage, load_model
+from xvertfast.model.folded import FoldedStage, fold_stage
+
+
+def trained_like(width: int, depth: int, dtype=torch.float32) -> XVertNetStage:
+    """A stage with random weights and batch-norm statistics far from the identity."""
+    stage = XVertNetStage(width, depth).to(dtype)
+    for mod in stage.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_mean.uniform_(-0.5, 0.5)
+            mod.running_var.uniform_(0.3, 3.0)
+            mod.weight.data.uniform_(0.5, 1.5)
+            mod.bias.data.uniform_(-0.3, 0.3)
+    return stage.eval()
+
+
+@pytest.mark.parametrize("width,depth", [(4, 1), (4, 2), (8, 3), (6, 4)])
+@pytest.mark.parametrize("hw", [(37, 53), (64, 64), (9, 17), (1, 1)])
+def test_folded_equals_the_stage(seed, width, depth, hw):
+    stage = trained_like(width, depth)
+    xp, y = torch.rand(3, 1, *hw), torch.randn(3, 1, *hw) * 0.1
+    with torch.no_grad():
+        expected = stage(xp, y)
+        got = fold_stage(stage)(xp, y)
+    assert got.shape == expected.shape and got.is_contiguous()
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=2e-6)
+
+
+def test_folded_float64_agrees_to_double_rounding(seed):
+    stage = trained_like(4, 3, torch.float64)
+    xp, y = torch.rand(2, 1, 40, 24, dtype=torch.float64), torch.randn(2, 1, 40, 24, dtype=torch.float64) * 0.1
+    with torch.no_grad():
+        torch.testing.assert_close(fold_stage(stage)(xp, y), stage(xp, y), rtol=1e-12, atol=1e-13)
+
+
+def test_folded_default_model_on_a_tile(seed):
+    model = load_model("default")
+    xp, y = torch.rand(2, 1, 128, 128), torch.randn(2, 1, 128, 128) * 0.05
+    for stage in model.stages:
+        with torch.no_grad():
+            torch.testing.assert_close(fold_stage(stage)(xp, y), stage(xp, y), rtol=1e-5, atol=2e-6)
+
+
+def test_folding_leaves_the_stage_alone_and_needs_no_gradients(seed):
+    stage = trained_like(4, 2)
+    before = {k: v.clone() for k, v in stage.state_dict().items()}
+    folded = fold_stage(stage)
+    assert all(torch.equal(before[k], v) for k, v in stage.state_dict().items())
+    assert isinstance(folded, FoldedStage) and not any(p.requires_grad for p in folded.parameters())
+    with pytest.raises(ValueError, match=r"\[B, 1, H, W\]"):
+        folded(torch.rand(1, 2, 8, 8), torch.rand(1, 2, 8, 8))
+
+
+def test_torch_backend_runs_the_folded_stage_on_the_cpu(seed):
+    from xvertfast.infer.backends import TorchBackend
+    from xvertfast.model import XVertNet
+
+    model = XVertNet([trained_like(4, 2), trained_like(4, 2)])
+    backend = TorchBackend(model, torch.device("cpu"))
+    xp, y = torch.rand(2, 1, 32, 32), torch.randn(2, 1, 32, 32) * 0.1
+    for k in range(2):
+        out = backend.run_stage(k, xp, y)
+        assert isinstance(backend._stage(k), FoldedStage)
+        with torch.no_grad():
+            torch.testing.assert_close(out, model.stages[k](xp, y), rtol=1e-5, atol=2e-6)
