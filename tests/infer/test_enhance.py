@@ -135,6 +135,39 @@ def test_bad_arguments(seed):
             Enhancer(tiny_model(seed), device="cuda")
 
 
+CPU_BF16 = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+@pytest.mark.skipif(not CPU_BF16, reason="this CPU has no oneDNN bf16 support")
+def test_cpu_bf16_stays_close_to_fp32(seed):
+    import warnings
+
+    model = tiny_model(seed)
+    fp32 = Enhancer(model, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the no-AMX hint, on CPUs without it
+        bf16 = Enhancer(model, device="cpu", precision="bf16")
+    assert bf16.dtype == torch.bfloat16 and fp32.dtype == torch.float32
+    prep = fp32.prepare(chest_like(seed))
+    a, b = fp32.run_tiles(prep.xp, prep.y), bf16.run_tiles(prep.xp, prep.y)
+    assert b.dtype == torch.float32 and not torch.equal(a, b)  # really ran in bf16
+    assert (a - b).abs().mean() < 5e-3 and (a - b).abs().max() < 5e-2
+    with pytest.raises(ValueError, match="torch and compile backends"):
+        Enhancer(model, device="cpu", precision="bf16", backend="onnxruntime")
+
+
+def test_cpu_bf16_needs_onednn_support_and_hints_without_amx(seed, monkeypatch):
+    from xvertfast.infer import backends
+
+    monkeypatch.setattr(backends, "_cpu_flags", lambda: "flags : fpu avx2")
+    if CPU_BF16:
+        with pytest.warns(UserWarning, match="without AMX"):
+            backends.resolve_precision("bf16", torch.device("cpu"))
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    with pytest.raises(ValueError, match="no bf16 support"):
+        backends.resolve_precision("bf16", torch.device("cpu"))
+
+
 def test_preprocessing_stays_on_the_cpu_for_cpu_jobs(seed):
     enh = Enhancer(tiny_model(seed), device="cpu")
     assert enh.prepare_device.type == "cpu"
