@@ -74,6 +74,16 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _layout(device: torch.device) -> torch.memory_format:
+    """channels_last on the CPU, where oneDNN's convolutions prefer it (a width-16 training step
+    on 8 x 256^2 patches: 1.7 -> 1.3 s on two cores); the default layout elsewhere (not measured)."""
+    return torch.channels_last if device.type == "cpu" else torch.contiguous_format
+
+
+def _to(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    return t.to(device).contiguous(memory_format=_layout(device))
+
+
 def _save_tensors(path: str, tensors: dict[str, torch.Tensor]) -> None:
     from safetensors.torch import save_file
 
@@ -99,7 +109,9 @@ def _restore_optimizer(opt: torch.optim.Adam, tensors: dict[str, torch.Tensor]) 
     params = opt.param_groups[0]["params"]
     for name, value in tensors.items():
         i, key = name.split(".", 1)
-        opt.state[params[int(i)]][key] = value
+        p = params[int(i)]
+        # moments in the parameter's memory layout, as a run that was never interrupted has them
+        opt.state[p][key] = torch.empty_like(p).copy_(value) if value.shape == p.shape else value
 
 
 def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
@@ -115,7 +127,7 @@ def _evaluate(stage: XVertNetStage, data: RoiSet, loss_fn: XVertNetLoss, joint: 
     total = 0.0
     with torch.no_grad():
         for k in range(0, len(data), batch_size):
-            xp, y = data.xp[k : k + batch_size].to(device), data.y[k : k + batch_size].to(device)
+            xp, y = _to(data.xp[k : k + batch_size], device), _to(data.y[k : k + batch_size], device)
             out, feats = stage(xp, y, return_features=True)
             total += loss_fn(out, y, feats, joint).total.item() * xp.shape[0]
     stage.train()
@@ -144,7 +156,8 @@ def _next_stage_data(stage: XVertNetStage, data: RoiSet, config: TrainConfig, de
     outs = []
     with torch.no_grad():
         for k in range(0, len(data), config.batch_size):
-            outs.append(stage(data.xp[k : k + config.batch_size].to(device), data.y[k : k + config.batch_size].to(device)).cpu())
+            xp, y = _to(data.xp[k : k + config.batch_size], device), _to(data.y[k : k + config.batch_size], device)
+            outs.append(stage(xp, y).cpu().contiguous())
     xp = torch.cat(outs)
     y = XVertNet([stage], config.lam, config.alpha, config.eps).guidance(xp)
     return RoiSet(xp, y, data.image, data.sources)
@@ -198,12 +211,12 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     epochs_run = 0
     for k in range(1, config.stages + 1):
         torch.manual_seed(config.seed * 7919 + k)
-        stage = XVertNetStage(config.width, config.depth).to(device)
+        stage = XVertNetStage(config.width, config.depth).to(device, memory_format=_layout(device))
         if init is not None and k <= len(init.stages):
             stage.load_state_dict(init.stages[k - 1].state_dict())
         if k < prog.stage:  # finished earlier: load its weights and the next stage's data
             stage.load_state_dict(_load_tensors(os.path.join(run_dir, "model", f"stage{k}.safetensors"), device))
-            stages.append(stage.eval())
+            stages.append(stage.to(memory_format=torch.contiguous_format).eval())
             continue
         if k > 1:
             data_path = os.path.join(run_dir, f"stage{k}_data.safetensors")
@@ -234,7 +247,7 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
                 xp, y = shift_augment(tr.xp[idx], tr.y[idx], gen)
                 if config.patch_size:
                     xp, y = random_patches(xp, y, config.patch_size, gen)
-                xp, y = xp.to(device), y.to(device)
+                xp, y = _to(xp, device), _to(y, device)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda"):
                     out, feats = stage(xp, y, return_features=True)
                 terms = loss_fn(out.float(), y, feats.float(), joint)
@@ -268,7 +281,8 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
             bar.update(1)
         bar.close()
         stage.load_state_dict(best)
-        stages.append(stage.eval())
+        # a finished stage in the default layout: what load_model gives, so it computes the same
+        stages.append(stage.to(memory_format=torch.contiguous_format).eval())
         save_model(XVertNet(stages, config.lam, config.alpha, config.eps), os.path.join(run_dir, "model"),
                    extra={"training": {"config": asdict(config), "sources": data.sources,
                                        "validation_images": [data.sources[i] for i in val_ids],
