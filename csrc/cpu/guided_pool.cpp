@@ -1,9 +1,10 @@
 // CPU (OpenMP) guidance-layer conv + max-pool, fused (see xvertfast/guided_pool.h).
 //
 // A task is one pooled output row of one image. For every pixel of a window the 9 taps are
-// loaded once and the dot products of all C channels run as one vectorised loop over the
-// channels (weights stored tap-major, [9][C]); the running maxima and their window offsets
-// (for the backward) live in a small per-task buffer until the window is done.
+// loaded (without the padding checks where the window lies inside the image) and the dot
+// products of a block of 16 channels run as one vector loop (weights stored tap-major,
+// [9][C]); the block's running maxima and window offsets (for the backward) stay in
+// registers until the window is done.
 #include <algorithm>
 #include <limits>
 #include <vector>
@@ -12,6 +13,100 @@
 #include "xvertfast/kernels.h"
 
 namespace xvf {
+
+// Channels go in blocks of kBlock: a block's running maxima and window offsets stay in
+// registers over the whole window, and its 9 kernel vectors in L1.
+constexpr int64_t kBlock = 16;
+
+template <typename T, int64_t K, int64_t S>
+XVF_INLINE void pool_block(const T* img, int64_t H, int64_t W, int64_t I, int64_t J, int64_t s_run, const T* w,
+                           const T* bias, int64_t C, int64_t c0, T* best_out, int32_t* arg_out) {
+  const int64_t s = S > 0 ? S : s_run;  // the common pool sizes are compile-time constants
+  T best[K];
+  int32_t arg[K];
+  for (int64_t c = 0; c < K; ++c) {
+    best[c] = -std::numeric_limits<T>::infinity();
+    arg[c] = 0;
+  }
+  const bool inside = I * s > 0 && J * s > 0 && I * s + s < H && J * s + s < W;
+  for (int64_t di = 0; di < s; ++di)
+    for (int64_t dj = 0; dj < s; ++dj) {
+      const int64_t i = I * s + di, j = J * s + dj;
+      T taps[9];
+      if (inside) {  // the whole window's 3x3 neighbourhoods lie in the image: no padding
+        for (int u = 0; u < 3; ++u)
+          for (int v = 0; v < 3; ++v) taps[3 * u + v] = img[(i + u - 1) * W + (j + v - 1)];
+      } else {
+        guided_pool::load_taps(img, H, W, i, j, taps);
+      }
+      const int32_t a = int32_t(di * s + dj);
+#pragma omp simd
+      for (int64_t c = 0; c < K; ++c) {
+        const T v = guided_pool::dot9(taps, w + c0 + c, C, bias[c0 + c]);
+        const bool better = guided_pool::pool_better(best[c], v);
+        best[c] = better ? v : best[c];
+        arg[c] = better ? a : arg[c];
+      }
+    }
+  for (int64_t c = 0; c < K; ++c) {
+    best_out[c] = best[c];
+    arg_out[c] = arg[c];
+  }
+}
+
+// One pooled output row I of one image, every channel.
+template <typename T, int64_t S>
+XVF_INLINE void pool_row(const T* img, int64_t H, int64_t W, int64_t I, int64_t s, const T* w, const T* bias,
+                         int64_t C, T* out, int32_t* argmax) {
+  const int64_t Ho = H / s, Wo = W / s;
+  T best[kBlock];
+  int32_t arg[kBlock];
+  // block by block along the row: each channel's outputs are written in order
+  for (int64_t c0 = 0; c0 < C; c0 += kBlock) {
+    const int64_t n = std::min(kBlock, C - c0);
+    for (int64_t J = 0; J < Wo; ++J) {
+      const int64_t o = I * Wo + J;
+      if (n == kBlock) {
+        pool_block<T, kBlock, S>(img, H, W, I, J, s, w, bias, C, c0, best, arg);
+      } else {
+        for (int64_t c = c0; c < c0 + n; ++c)  // the last, partial block: one channel at a time
+          pool_block<T, 1, S>(img, H, W, I, J, s, w, bias, C, c, best + (c - c0), arg + (c - c0));
+      }
+      for (int64_t c = 0; c < n; ++c) {
+        out[o + (c0 + c) * Ho * Wo] = best[c];
+        if (argmax) argmax[o + (c0 + c) * Ho * Wo] = arg[c];
+      }
+    }
+  }
+}
+
+template <typename T>
+XVF_INLINE void pool_row_sized(const T* img, int64_t H, int64_t W, int64_t I, int64_t s, const T* w, const T* bias,
+                               int64_t C, T* out, int32_t* argmax) {
+  switch (s) {
+    case 2: return pool_row<T, 2>(img, H, W, I, s, w, bias, C, out, argmax);
+    case 4: return pool_row<T, 4>(img, H, W, I, s, w, bias, C, out, argmax);
+    case 8: return pool_row<T, 8>(img, H, W, I, s, w, bias, C, out, argmax);
+    default: return pool_row<T, 0>(img, H, W, I, s, w, bias, C, out, argmax);
+  }
+}
+
+XVF_TARGET_CLONES void pool_row_f32(const float* img, int64_t H, int64_t W, int64_t I, int64_t s, const float* w,
+                                    const float* bias, int64_t C, float* out, int32_t* argmax) {
+  pool_row_sized<float>(img, H, W, I, s, w, bias, C, out, argmax);
+}
+XVF_TARGET_CLONES void pool_row_f64(const double* img, int64_t H, int64_t W, int64_t I, int64_t s, const double* w,
+                                    const double* bias, int64_t C, double* out, int32_t* argmax) {
+  pool_row_sized<double>(img, H, W, I, s, w, bias, C, out, argmax);
+}
+inline void pool_row_any(const float* img, int64_t H, int64_t W, int64_t I, int64_t s, const float* w,
+                         const float* bias, int64_t C, float* out, int32_t* argmax) {
+  pool_row_f32(img, H, W, I, s, w, bias, C, out, argmax);
+}
+inline void pool_row_any(const double* img, int64_t H, int64_t W, int64_t I, int64_t s, const double* w,
+                         const double* bias, int64_t C, double* out, int32_t* argmax) {
+  pool_row_f64(img, H, W, I, s, w, bias, C, out, argmax);
+}
 
 template <typename T>
 void guided_pool_cpu(const T* y, int64_t B, int64_t H, int64_t W, const T* weight, const T* bias,
@@ -23,39 +118,10 @@ void guided_pool_cpu(const T* y, int64_t B, int64_t H, int64_t W, const T* weigh
     for (int k = 0; k < 9; ++k) wt[k * C + c] = weight[c * 9 + k];
   const T* w = wt.data();
   const int64_t tasks = B * Ho;
-#pragma omp parallel num_threads(num_threads) if (tasks * Wo * s * s * C >= (1 << 16))
-  {
-    std::vector<T> best_buf(C);
-    std::vector<int32_t> arg_buf(C);
-    T* best = best_buf.data();
-    int32_t* arg = arg_buf.data();
-#pragma omp for schedule(static)
-    for (int64_t t = 0; t < tasks; ++t) {
-      const int64_t b = t / Ho, I = t % Ho;
-      const T* img = y + b * H * W;
-      for (int64_t J = 0; J < Wo; ++J) {
-        std::fill(best, best + C, -std::numeric_limits<T>::infinity());
-        std::fill(arg, arg + C, 0);
-        for (int64_t di = 0; di < s; ++di)
-          for (int64_t dj = 0; dj < s; ++dj) {
-            T taps[9];
-            guided_pool::load_taps(img, H, W, I * s + di, J * s + dj, taps);
-            const int32_t a = int32_t(di * s + dj);
-#pragma omp simd
-            for (int64_t c = 0; c < C; ++c) {
-              const T v = guided_pool::dot9(taps, w + c, C, bias[c]);
-              const bool better = guided_pool::pool_better(best[c], v);
-              best[c] = better ? v : best[c];
-              arg[c] = better ? a : arg[c];
-            }
-          }
-        const int64_t o = (b * C * Ho + I) * Wo + J;
-        for (int64_t c = 0; c < C; ++c) {
-          out[o + c * Ho * Wo] = best[c];
-          if (argmax) argmax[o + c * Ho * Wo] = arg[c];
-        }
-      }
-    }
+#pragma omp parallel for num_threads(num_threads) schedule(static) if (tasks * Wo * s * s * C >= (1 << 16))
+  for (int64_t t = 0; t < tasks; ++t) {
+    const int64_t b = t / Ho, I = t % Ho;
+    pool_row_any(y + b * H * W, H, W, I, s, w, bias, C, out + b * C * Ho * Wo, argmax ? argmax + b * C * Ho * Wo : nullptr);
   }
 }
 
