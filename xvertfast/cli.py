@@ -349,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from xvertfast.runtime import tune_allocator
+
+    tune_allocator()  # this process is the CLI's: let malloc reuse the network's large buffers
     return int(args.func(args) or 0)
 
 
