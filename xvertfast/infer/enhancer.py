@@ -234,7 +234,8 @@ class Enhancer:
         from scipy.ndimage import gaussian_filter
 
         sigma = max(margin / 2.0, 1.0)
-        return gaussian_filter(original.astype(np.float64), sigma, mode="reflect") - gaussian_filter(out, sigma, mode="reflect")
+        # one blur of the difference: the blur is linear
+        return gaussian_filter(original.astype(np.float64) - out, sigma, mode="reflect")
 
     # -- all three --------------------------------------------------------------------------------
     def enhance(self, pixels, spine: Spine | None = None) -> EnhanceResult:
