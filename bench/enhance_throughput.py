@@ -1,6 +1,10 @@
 """Images/s of the pipelined batch job vs the naive sequential loop, as a RESULTS.md table row.
 
     python bench/enhance_throughput.py [--count 8] [--size 1024] [--device auto] [--backend torch]
+                                       [--precision auto]
+
+The process is set up as the CLI sets up its own (xvertfast.runtime.tune_allocator; XVF_MALLOC_TUNE=0
+leaves malloc alone), so the figures are what `xvertfast enhance` users see.
 """
 
 from __future__ import annotations
@@ -26,10 +30,15 @@ def main() -> None:
     ap.add_argument("--backend", default="torch")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--precision", default="auto")
     args = ap.parse_args()
+    from xvertfast.runtime import tune_allocator
+
+    print(f"malloc tuned as in the CLI: {tune_allocator()}")
     with tempfile.TemporaryDirectory() as root:
         paths = make_folder(os.path.join(root, "in"), args.count, args.size)
-        enhancer = Enhancer(make_model(root), device=args.device, backend=args.backend, batch_size=args.batch_size)
+        enhancer = Enhancer(make_model(root), device=args.device, backend=args.backend, batch_size=args.batch_size,
+                            precision=args.precision)  # fmt: skip
         sequential(enhancer, paths[:1], os.path.join(root, "warm"))  # first-call costs out of both timings
         t0 = time.perf_counter()
         sequential(enhancer, paths, os.path.join(root, "seq"))
