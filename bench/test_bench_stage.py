@@ -14,7 +14,7 @@ import os
 import pytest
 import torch
 
-from tests.model.test_folded import trained_like
+from tests.conftest import stage_with_statistics
 from xvertfast.model import DEFAULT_MODEL_DIR, load_model
 from xvertfast.model.folded import fold_stage
 
@@ -24,7 +24,7 @@ SIZE = 128 if SMALL else 512
 
 @pytest.fixture(scope="module")
 def stage_and_tiles():
-    stage = load_model("default").stages[0] if os.path.isdir(DEFAULT_MODEL_DIR) else trained_like(16, 4)
+    stage = load_model("default").stages[0] if os.path.isdir(DEFAULT_MODEL_DIR) else stage_with_statistics(16, 4)
     gen = torch.Generator().manual_seed(0)
     xp = torch.rand(2, 1, SIZE, SIZE, generator=gen)
     y = torch.randn(2, 1, SIZE, SIZE, generator=gen) * 0.05

@@ -26,6 +26,21 @@ needs_cxr_dev = pytest.mark.skipif(
 SESSION_SEED = int(os.environ.get("XVF_TEST_SEED", random.SystemRandom().randrange(2**31)))
 
 
+def stage_with_statistics(width: int, depth: int, dtype=torch.float32, spread: float = 1.0):
+    """An XVertNetStage (eval mode) whose batch norms are far from the identity, as a trained
+    stage's are: random running statistics and affine parameters (``spread`` scales their range)."""
+    from xvertfast.model import XVertNetStage
+
+    stage = XVertNetStage(width, depth).to(dtype)
+    for mod in stage.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_mean.uniform_(-0.5 * spread, 0.5 * spread)
+            mod.running_var.uniform_(1.0 - 0.5 * spread, 1.0 + 2.0 * spread)
+            mod.weight.data.uniform_(0.5, 1.5)
+            mod.bias.data.uniform_(-0.3 * spread, 0.3 * spread)
+    return stage.eval()
+
+
 def cuda_ready() -> bool:
     from xvertfast._extension import cuda_kernels_available
 

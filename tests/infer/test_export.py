@@ -14,11 +14,11 @@ import zlib
 import pytest
 import torch
 
-from tests.conftest import SESSION_SEED
+from tests.conftest import SESSION_SEED, stage_with_statistics
 from xvertfast.infer import tensorrt_backend
 from xvertfast.infer.export import cached_onnx_export, export_model, export_onnx, read_onnx_metadata
 from xvertfast.model.persistence import fingerprint
-from xvertfast.model import XVertNet, XVertNetStage, save_model
+from xvertfast.model import XVertNet, save_model
 
 TILE = 64
 
@@ -26,15 +26,7 @@ TILE = 64
 def tiny_model(seed: int, stages: int = 2) -> XVertNet:
     """Random stages with non-trivial batch-norm statistics (so folding them is exercised)."""
     torch.manual_seed(seed)
-    parts = [XVertNetStage(width=4, depth=2) for _ in range(stages)]
-    for stage in parts:
-        for m in stage.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.data.uniform_(0.5, 1.5)
-                m.bias.data.uniform_(-0.2, 0.2)
-    return XVertNet(parts).eval()
+    return XVertNet([stage_with_statistics(4, 2, spread=0.4) for _ in range(stages)]).eval()
 
 
 def inputs(batch: int, size: int = TILE) -> tuple[torch.Tensor, torch.Tensor]:

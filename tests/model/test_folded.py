@@ -5,20 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.conftest import stage_with_statistics
 from xvertfast.model import XVertNetStage, load_model
 from xvertfast.model.folded import FoldedStage, fold_stage
 
 
 def trained_like(width: int, depth: int, dtype=torch.float32) -> XVertNetStage:
-    """A stage with random weights and batch-norm statistics far from the identity."""
-    stage = XVertNetStage(width, depth).to(dtype)
-    for mod in stage.modules():
-        if isinstance(mod, torch.nn.BatchNorm2d):
-            mod.running_mean.uniform_(-0.5, 0.5)
-            mod.running_var.uniform_(0.3, 3.0)
-            mod.weight.data.uniform_(0.5, 1.5)
-            mod.bias.data.uniform_(-0.3, 0.3)
-    return stage.eval()
+    return stage_with_statistics(width, depth, dtype)
 
 
 @pytest.mark.parametrize("width,depth", [(4, 1), (4, 2), (8, 3), (6, 4)])

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xvertfast.model.stage import XVertNetStage
+from xvertfast.model.stage import XVertNetStage, padded_inputs
 from xvertfast.ops.guided_pool import guided_pool
 
 __all__ = ["FoldedStage", "fold_stage"]
@@ -94,15 +94,7 @@ class FoldedStage(nn.Module):
         return F.relu(convs[1](F.relu(convs[0](t), inplace=True)), inplace=True)
 
     def forward(self, xp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if xp.dim() != 4 or xp.shape[1] != 1 or xp.shape != y.shape:
-            raise ValueError(f"FoldedStage: xp and y must both be [B, 1, H, W], got {tuple(xp.shape)} "
-                             f"and {tuple(y.shape)}")  # fmt: skip
-        h, w = xp.shape[-2:]
-        m = 2**self.depth
-        ph, pw = (-h) % m, (-w) % m
-        if ph or pw:
-            mode = "reflect" if h > ph and w > pw else "replicate"
-            xp, y = (F.pad(t, (0, pw, 0, ph), mode=mode) for t in (xp, y))
+        xp, y, (h, w) = padded_inputs("FoldedStage", xp, y, self.depth)
         xp = xp.contiguous(memory_format=torch.channels_last)
         y_act = F.leaky_relu(y, self.negative_slope).contiguous()
         skips, t = [], xp

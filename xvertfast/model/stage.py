@@ -20,7 +20,21 @@ from torch import nn
 
 from xvertfast.ops.guided_pool import guided_pool
 
-__all__ = ["XVertNetStage", "GuidanceLayer", "DoubleConv"]
+__all__ = ["XVertNetStage", "GuidanceLayer", "DoubleConv", "padded_inputs"]
+
+
+def padded_inputs(who: str, xp: torch.Tensor, y: torch.Tensor, depth: int):
+    """Checks a stage's inputs and pads both to a multiple of 2^depth (reflect; replicate where an
+    image is too small to reflect); returns them and the original (H, W) to crop back to."""
+    if xp.dim() != 4 or xp.shape[1] != 1 or xp.shape != y.shape:
+        raise ValueError(f"{who}: xp and y must both be [B, 1, H, W], got {tuple(xp.shape)} and {tuple(y.shape)}")
+    h, w = xp.shape[-2:]
+    m = 2**depth
+    ph, pw = (-h) % m, (-w) % m
+    if ph or pw:
+        mode = "reflect" if h > ph and w > pw else "replicate"
+        xp, y = (F.pad(t, (0, pw, 0, ph), mode=mode) for t in (xp, y))
+    return xp, y, (h, w)
 
 
 class DoubleConv(nn.Sequential):
@@ -77,15 +91,7 @@ class XVertNetStage(nn.Module):
         return 2 * self.width
 
     def forward(self, xp: torch.Tensor, y: torch.Tensor, return_features: bool = False):
-        if xp.dim() != 4 or xp.shape[1] != 1 or xp.shape != y.shape:
-            raise ValueError(f"XVertNetStage: xp and y must both be [B, 1, H, W], got {tuple(xp.shape)} "
-                             f"and {tuple(y.shape)}")  # fmt: skip
-        h, w = xp.shape[-2:]
-        m = 2**self.depth
-        ph, pw = (-h) % m, (-w) % m
-        if ph or pw:
-            mode = "reflect" if h > ph and w > pw else "replicate"
-            xp, y = (F.pad(t, (0, pw, 0, ph), mode=mode) for t in (xp, y))
+        xp, y, (h, w) = padded_inputs("XVertNetStage", xp, y, self.depth)
         skips, t = [], xp
         for enc in self.encoders:
             t = enc(t)
