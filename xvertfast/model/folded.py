@@ -7,14 +7,14 @@
 - No concatenation is materialised. A convolution of ``cat([a, b])`` is the sum of
   convolutions of ``a`` and ``b`` with the two halves of its weight, so the decoder's
   transposed convolutions and the head take the network maps and the guidance maps apart.
-  (The skip concatenation ahead of each decoder's first 3x3 convolution is kept: there one
-  convolution of the joined maps is cheaper than two.)
+  (The skip concatenation ahead of each decoder's first 3x3 convolution is kept: by the
+  profiled op times, one convolution of the joined maps costs less than two and their sum.)
 - The finest guidance layer has no pooling, and the 1x1 head after it is linear, so
   ``head_g(Conv3x3(LeakyReLU(Y)))`` is a single 3x3 convolution from one map to one: the
   ``width`` guidance maps at full resolution are never computed.
 
 It runs in channels_last, which oneDNN's CPU convolutions prefer. Measured on two CPU cores,
-a width-16 stage on two 512 x 512 tiles: 0.79 s eager, 0.35 s folded (see bench/RESULTS.md).
+a width-16 stage on two 512 x 512 tiles: 0.80 s eager, 0.39-0.42 s folded (bench/RESULTS.md).
 Inference only: no features for the entropy loss, no gradients of the original parameters.
 """
 
