@@ -28,12 +28,14 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=SIZE)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--backend", default="torch")
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=None, help="default: as xvertfast enhance (default_workers)")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--precision", default="auto")
     args = ap.parse_args()
+    from xvertfast.infer.batch import default_workers
     from xvertfast.runtime import tune_allocator
 
+    args.workers = default_workers() if args.workers is None else args.workers
     print(f"malloc tuned as in the CLI: {tune_allocator()}")
     with tempfile.TemporaryDirectory() as root:
         paths = make_folder(os.path.join(root, "in"), args.count, args.size)

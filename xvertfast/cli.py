@@ -233,8 +233,9 @@ records the model, mode and format, and a rerun with other settings is refused.
     enh.add_argument("--format", choices=("same", "png16", "png8", "tiff", "dicom"), default="same",
                      help="output format (default: %(default)s)")
     enh.add_argument("--batch-size", type=int, default=8, help="ROI tiles per network call (default: %(default)s)")
-    enh.add_argument("--workers", type=int, default=2,
-                     help="threads decoding+preprocessing, and as many encoding+writing (default: %(default)s)")
+    enh.add_argument("--workers", type=int, default=None,
+                     help="threads decoding+preprocessing, and as many encoding+writing (default: half the "
+                     "CPUs, 1 to 4: the WLS solver and the network already use every core)")
     enh.add_argument("--overwrite", action="store_true", help="redo files whose outputs exist")
     enh.add_argument("--report", metavar="RUN_JSON", help="write per-file status and timings to this JSON file")
     enh.set_defaults(func=_cmd_enhance)

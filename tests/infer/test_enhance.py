@@ -327,3 +327,13 @@ def test_kill_and_resume_gives_the_uninterrupted_outputs(tmp_path, model_dir, se
     assert 0 < finished_before_kill < n, "the job was not interrupted mid-way; make it longer"
     subprocess.run(cmd + ["-o", str(killed)], check=True, env=env, capture_output=True)
     assert files_under(killed) == files_under(tmp_path / "whole")  # bit for bit, no leftovers
+
+
+def test_default_workers_is_half_the_cpus_within_1_to_4(monkeypatch):
+    import os
+
+    from xvertfast.infer import batch
+
+    for cpus, expected in [(1, 1), (2, 1), (4, 2), (8, 4), (64, 4)]:
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid, n=cpus: set(range(n)), raising=False)
+        assert batch.default_workers() == expected
