@@ -344,6 +344,14 @@ skipped.""",
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line each ("warning: <file>: <problem>"), written around the progress bar."""
+    from tqdm import tqdm
+
+    text = f"warning: {message}" if issubclass(category, UserWarning) else f"warning ({category.__name__}): {message}"
+    tqdm.write(text, file=file or sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -353,7 +361,13 @@ def main(argv: list[str] | None = None) -> int:
     from xvertfast.runtime import tune_allocator
 
     tune_allocator()  # this process is the CLI's: let malloc reuse the network's large buffers
-    return int(args.func(args) or 0)
+    import warnings
+
+    previous, warnings.showwarning = warnings.showwarning, _show_warning
+    try:
+        return int(args.func(args) or 0)
+    finally:
+        warnings.showwarning = previous  # main() also runs inside other programs (tests, notebooks)
 
 
 if __name__ == "__main__":

@@ -337,3 +337,19 @@ def test_default_workers_is_half_the_cpus_within_1_to_4(monkeypatch):
     for cpus, expected in [(1, 1), (2, 1), (4, 2), (8, 4), (64, 4)]:
         monkeypatch.setattr(os, "sched_getaffinity", lambda pid, n=cpus: set(range(n)), raising=False)
         assert batch.default_workers() == expected
+
+
+def test_cli_warnings_are_one_line_each_and_main_restores_the_hook(tmp_path, model_dir, seed, capsys):
+    import warnings
+
+    src = tmp_path / "in"
+    src.mkdir()
+    gray = np.round(chest_like(seed) * 255).astype(np.uint8)
+    Image.fromarray(gray).convert("RGB").save(src / "colour.png")
+    hook = warnings.showwarning
+    args = ["enhance", str(src), "-o", str(tmp_path / "out"), "--model", str(model_dir), "--device", "cpu", "-q"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert f"warning: {src / 'colour.png'}: RGB image converted to luminance" in err
+    assert "UserWarning" not in err and "require_content" not in err  # no source line, no category
+    assert warnings.showwarning is hook
