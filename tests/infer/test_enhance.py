@@ -254,6 +254,20 @@ def test_full_mode_and_formats(tmp_path, model_dir, seed, capsys):
     assert img.pixels.shape == (256, 240) and np.isfinite(img.pixels).all()
 
 
+def test_same_format_keeps_a_tiffs_spelling(tmp_path, model_dir, seed):
+    import tifffile
+
+    src = tmp_path / "in"
+    src.mkdir()
+    image = np.round(chest_like(seed) * 4095).astype(np.uint16)
+    tifffile.imwrite(src / "a.tif", image)
+    tifffile.imwrite(src / "b.TIFF", image)
+    out = tmp_path / "o"
+    assert main(["enhance", str(src), "-o", str(out), "--model", str(model_dir), "-q"]) == 0
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["a.tif", "b.tiff"]
+    assert read_image(out / "a.tif").pixels.shape == image.shape
+
+
 def test_dicom_in_dicom_out(tmp_path, model_dir):
     import pydicom
 

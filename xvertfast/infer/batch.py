@@ -97,7 +97,7 @@ def _write_format(fmt: str, rad: Radiograph, out: str) -> str:
     ext = os.path.splitext(out)[1]
     if ext == ".dcm":
         return "dicom"
-    if ext == ".tiff":
+    if ext in (".tiff", ".tif"):
         return "tiff"
     return "png8" if rad.bits_stored <= 8 else "png16"
 
@@ -135,8 +135,12 @@ def _plan(files, out_dir: str, fmt: str) -> tuple[list[tuple], list[FileRecord]]
     """(input, output) pairs; inputs whose output would leave out_dir or collide fail here."""
     planned, failed, taken = [], [], {}
     for f in files:
+        kind = _same_format(f.path) if fmt == "same" else fmt
+        suffix = FORMAT_EXTENSIONS[kind]
+        if fmt == "same" and kind == "tiff":  # a TIFF keeps its own spelling: x.tif -> x.tif
+            suffix = os.path.splitext(f.path)[1].lower()
         try:
-            out = output_path(out_dir, f.rel, FORMAT_EXTENSIONS[_same_format(f.path) if fmt == "same" else fmt])
+            out = output_path(out_dir, f.rel, suffix)
         except ValueError as exc:
             failed.append(FileRecord(f.path, None, "failed", str(exc)))
             continue
