@@ -88,3 +88,11 @@ def test_report_formats_a_build_without_extension():
 def test_cli_without_command_prints_help():
     out = subprocess.run([sys.executable, "-m", "xvertfast"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 2 and "info" in out.stdout
+
+
+def test_info_reports_cpu_bf16_support():
+    from xvertfast.infer.backends import cpu_bf16_support
+
+    info = collect()
+    assert info["cpu_bf16"] == cpu_bf16_support() in ("amx", "avx512_bf16", "yes", "no")
+    assert "CPU bf16" in format_report(info)

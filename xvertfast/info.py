@@ -13,6 +13,7 @@ import torch
 
 from xvertfast import __version__
 from xvertfast._extension import extension, load_error
+from xvertfast.infer.backends import cpu_bf16_support
 
 #: Ops the extension registers under torch.ops.xvertfast.
 OPS = (
@@ -68,6 +69,7 @@ def collect() -> dict[str, Any]:
         "cuda_ops": [op for op in OPS if _has_kernel(op, "CUDA")],
         "cuda_runtime_devices": (ext.cuda_device_count() if cuda_compiled else 0),
         "gpus": gpus,
+        "cpu_bf16": cpu_bf16_support(),
         "optional": {name: _module_version(name) for name in OPTIONAL},
         "default_model": _default_model(),
     }
@@ -90,6 +92,14 @@ def _default_model() -> str | None:
     return f"{len(stages)} stages (width {widths}), {size / 1e6:.1f} MB, {DEFAULT_MODEL_DIR}"
 
 
+_BF16_TEXT = {
+    "amx": "AMX: --precision bf16 runs the network about twice as fast as fp32",
+    "avx512_bf16": "AVX-512 BF16 without AMX: --precision bf16 works; measure it against fp32",
+    "yes": "supported by oneDNN; measure --precision bf16 against fp32",
+    "no": "no (--precision bf16 is refused on this CPU)",
+}
+
+
 def format_report(info: dict[str, Any]) -> str:
     """Human-readable lines for ``xvertfast info``."""
 
@@ -104,6 +114,7 @@ def format_report(info: dict[str, Any]) -> str:
         f"extension            {ext}",
         f"CPU ops              {', '.join(info['cpu_ops']) or 'none (pure-PyTorch fallback)'}",
         f"  OpenMP             {yes(info['openmp'])}, {info['cpu_threads']} threads",
+        f"  CPU bf16           {_BF16_TEXT.get(info['cpu_bf16'], info['cpu_bf16'])}",
         f"CUDA kernels         {'compiled for ' + ', '.join(info['cuda_archs']) if info['cuda_kernels_compiled'] else 'not compiled'}",
         f"  CUDA ops           {', '.join(info['cuda_ops']) or 'none'}",
         f"GPU visible          {'; '.join(info['gpus']) if info['gpus'] else 'no'}"
