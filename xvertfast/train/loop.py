@@ -84,6 +84,20 @@ def _to(t: torch.Tensor, device: torch.device) -> torch.Tensor:
     return t.to(device).contiguous(memory_format=_layout(device))
 
 
+def _check_amp(config: TrainConfig, device: torch.device, log) -> None:
+    """bf16 autocast runs on CUDA and on CPUs whose oneDNN has bf16; on the CPU it pays with AMX
+    (a width-16 step on 8 x 256^2 patches: 1.09 s fp32, 0.67 s bf16 on two cores)."""
+    if not config.amp or device.type != "cpu":
+        return
+    from xvertfast.infer.backends import cpu_bf16_support
+
+    support = cpu_bf16_support()
+    if support == "no":
+        raise ValueError("--amp on this CPU: oneDNN reports no bf16 support (it needs AVX-512 BF16 or AMX)")
+    if support != "amx":
+        log("--amp on a CPU without AMX: bf16 may be no faster than fp32 here")
+
+
 def _save_tensors(path: str, tensors: dict[str, torch.Tensor]) -> None:
     from safetensors.torch import save_file
 
@@ -187,6 +201,7 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     after that many epochs (a controlled "kill", for tests); ``resume=True`` continues.
     """
     device = _device(config.device)
+    _check_amp(config, device, log)
     ckpt_dir = os.path.join(run_dir, "checkpoint")
     os.makedirs(ckpt_dir, exist_ok=True)  # before any epoch: a stage may have none (--init with 0 epochs)
     state_path = os.path.join(ckpt_dir, "state.json")
@@ -248,7 +263,7 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
                 if config.patch_size:
                     xp, y = random_patches(xp, y, config.patch_size, gen)
                 xp, y = _to(xp, device), _to(y, device)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda"):
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp):
                     out, feats = stage(xp, y, return_features=True)
                 terms = loss_fn(out.float(), y, feats.float(), joint)
                 opt.zero_grad(set_to_none=True)
