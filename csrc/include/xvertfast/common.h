@@ -39,10 +39,11 @@
 // Compute-bound host loops, compiled three times: for x86-64-v4 (AVX-512), x86-64-v3
 // (AVX2 + FMA) and the baseline the wheel targets; the loader picks the best the CPU has
 // (GCC function multiversioning, an ifunc on glibc). Put it on a non-template function
-// whose body inlines the template doing the work. Elsewhere the function is compiled once.
+// whose body inlines the template doing the work. Elsewhere (other compilers, GCC < 12, which
+// this project has not built with) the function is compiled once, for the build's target.
 // The vector versions may fuse a*b+c into one FMA, as nvcc does.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
-    !defined(__CUDACC__)
+#if defined(__GNUC__) && __GNUC__ >= 12 && !defined(__clang__) && defined(__x86_64__) && \
+    defined(__linux__) && !defined(__CUDACC__)
 #define XVF_TARGET_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #define XVF_INLINE inline __attribute__((always_inline))
 #else
