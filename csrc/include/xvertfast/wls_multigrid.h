@@ -1274,8 +1274,10 @@ struct Multigrid {
     ex.zero(x, size_t(nb * plane) * sizeof(double));
     ex.zero(s, size_t(nb * kScalars) * sizeof(double));
     // Start from the image itself: WLS changes an image little, and not at all where it is
-    // flat (exactly the quantised plateaus whose huge couplings slow the solver down), so
-    // the initial residual b - A b is a fraction of b and CG has fewer decades to go.
+    // flat (exactly the quantised plateaus whose huge couplings slow the solver down), so the
+    // initial error is small. The initial residual need not be: on 8-bit images the one-level
+    // steps meet couplings of hundreds, and |b - A b| was 4.2 |b| on an NIH image. Measured on
+    // the 18 cxr-dev images at rtol 1e-4: 189 iterations in all from x = b, 246 from x = 0.
     ex.grid(nb, g.h, g.w, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
       const T v = images[b * g.h * g.w + i * g.w + j];
       rv[b * plane + g.at(i, j)] = v;
