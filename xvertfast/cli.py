@@ -120,22 +120,21 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from xvertfast.train import TrainConfig, train
 
-    width, depth = args.width, args.depth
-    if args.init is not None:  # the architecture comes from the model that training starts from
+    # width and depth: as given, else the --init model's, else TrainConfig's defaults
+    arch = {name: value for name, value in (("width", args.width), ("depth", args.depth)) if value is not None}
+    if args.init is not None:
         from xvertfast.model import load_model
 
         try:
-            start = load_model(args.init)
+            start = load_model(args.init).stages[0]
         except (FileNotFoundError, ValueError) as exc:
             print(f"error: --init: {exc}", file=sys.stderr)
             return 2
-        width = width if width is not None else start.stages[0].width
-        depth = depth if depth is not None else start.stages[0].depth
+        arch = {"width": start.width, "depth": start.depth, **arch}
     config = TrainConfig(stages=args.stages, epochs_gc=args.epochs_gc, epochs_joint=args.epochs_joint,
-                         batch_size=args.batch_size, width=width if width is not None else 64,
-                         depth=depth if depth is not None else 4, roi_size=args.roi_size, patch_size=args.patch_size,
+                         batch_size=args.batch_size, roi_size=args.roi_size, patch_size=args.patch_size,
                          val_fraction=args.val_fraction, patience=args.patience, seed=args.seed,
-                         device=args.device, amp=args.amp, init=args.init)  # fmt: skip
+                         device=args.device, amp=args.amp, init=args.init, **arch)  # fmt: skip
     if args.threads:
         import torch
 

@@ -7,6 +7,7 @@
 // registers until the window is done.
 #include <algorithm>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "xvertfast/guided_pool.h"
@@ -99,14 +100,6 @@ XVF_TARGET_CLONES void pool_row_f64(const double* img, int64_t H, int64_t W, int
                                     const double* bias, int64_t C, double* out, int32_t* argmax) {
   pool_row_sized<double>(img, H, W, I, s, w, bias, C, out, argmax);
 }
-inline void pool_row_any(const float* img, int64_t H, int64_t W, int64_t I, int64_t s, const float* w,
-                         const float* bias, int64_t C, float* out, int32_t* argmax) {
-  pool_row_f32(img, H, W, I, s, w, bias, C, out, argmax);
-}
-inline void pool_row_any(const double* img, int64_t H, int64_t W, int64_t I, int64_t s, const double* w,
-                         const double* bias, int64_t C, double* out, int32_t* argmax) {
-  pool_row_f64(img, H, W, I, s, w, bias, C, out, argmax);
-}
 
 template <typename T>
 void guided_pool_cpu(const T* y, int64_t B, int64_t H, int64_t W, const T* weight, const T* bias,
@@ -121,7 +114,11 @@ void guided_pool_cpu(const T* y, int64_t B, int64_t H, int64_t W, const T* weigh
 #pragma omp parallel for num_threads(num_threads) schedule(static) if (tasks * Wo * s * s * C >= (1 << 16))
   for (int64_t t = 0; t < tasks; ++t) {
     const int64_t b = t / Ho, I = t % Ho;
-    pool_row_any(y + b * H * W, H, W, I, s, w, bias, C, out + b * C * Ho * Wo, argmax ? argmax + b * C * Ho * Wo : nullptr);
+    int32_t* arg = argmax ? argmax + b * C * Ho * Wo : nullptr;
+    if constexpr (std::is_same_v<T, float>)
+      pool_row_f32(y + b * H * W, H, W, I, s, w, bias, C, out + b * C * Ho * Wo, arg);
+    else
+      pool_row_f64(y + b * H * W, H, W, I, s, w, bias, C, out + b * C * Ho * Wo, arg);
   }
 }
 

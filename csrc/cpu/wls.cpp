@@ -73,13 +73,7 @@ struct CpuExec {
 
   template <class F>
   void grid(int64_t nb, int64_t rows, int64_t cols, F f) const {
-    const int64_t n = nb * rows;
-#pragma omp parallel for num_threads(nt) schedule(static) if (big(n * cols))
-    for (int64_t k = 0; k < n; ++k) {
-      const int64_t b = k / rows, i = k - b * rows;
-#pragma omp simd
-      for (int64_t j = 0; j < cols; ++j) f(b, i, j);
-    }
+    grid_rows(nb, rows, cols, f, [](int64_t, int64_t) {});
   }
 
   // grid(), with row_end(b, i) after each row's points, in the same task (kFuseRows).
