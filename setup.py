@@ -159,7 +159,11 @@ class BuildWithNvcc(BuildExtension):
 
 def make_extension() -> CppExtension:
     cxx = ["-O0", "-g"] if DEBUG else ["-O3"]
-    cxx += ["-fopenmp", "-Wall", "-Wno-unknown-pragmas"]
+    # -fno-trapping-math: no code relies on floating-point exceptions, and without it GCC
+    # keeps a select whose arm could raise one as a branch, which leaves the loop scalar (the
+    # WLS edge weights, csrc/include/xvertfast/float_math.h). Values are unchanged (no
+    # reassociation or contraction is allowed by it).
+    cxx += ["-fopenmp", "-fno-trapping-math", "-Wall", "-Wno-unknown-pragmas"]
     macros = []
     include_dirs = [os.path.join(ROOT, "csrc", "include")]
     library_dirs, libraries, link_args = [], [], ["-fopenmp"]

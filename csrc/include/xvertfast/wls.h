@@ -17,6 +17,7 @@
 #include <cmath>
 
 #include "common.h"
+#include "float_math.h"
 
 namespace xvf {
 namespace wls {
@@ -26,18 +27,18 @@ constexpr double kLogOffset = 1e-4;
 // Grids with at most this many points are solved by dense Cholesky.
 constexpr int64_t kCoarsestPoints = 256;
 
-// Logarithm and exponential in T's own precision on host and device alike (unqualified
-// log(float) on the host would be the double function: slower, and unlike the GPU's).
+// Logarithm and exponential in T's own precision, the same on host and device: float32
+// evaluates the branch-free polynomials of float_math.h (its setup loops then vectorise),
+// float64 calls the math library (unqualified log(float) on the host would be the double
+// function).
+XVF_HD float log_t(float v) { return log_float(v); }
+XVF_HD float exp_t(float v) { return exp_float(v); }
 #if defined(__CUDA_ARCH__)
-template <typename T>
-XVF_HD T log_t(T v) { return log(v); }
-template <typename T>
-XVF_HD T exp_t(T v) { return exp(v); }
+XVF_HD double log_t(double v) { return log(v); }
+XVF_HD double exp_t(double v) { return exp(v); }
 #else
-template <typename T>
-inline T log_t(T v) { return std::log(v); }
-template <typename T>
-inline T exp_t(T v) { return std::exp(v); }
+inline double log_t(double v) { return std::log(v); }
+inline double exp_t(double v) { return std::exp(v); }
 #endif
 
 template <typename T>

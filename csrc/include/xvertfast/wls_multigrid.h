@@ -361,10 +361,19 @@ struct Multigrid {
     ex.grid(nb, g.h, g.w, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
       lg[b * plane + g.at(i, j)] = log_guide(images[b * g.h * g.w + i * g.w + j]);
     });
+    // Both weights at every point, the edges to the padding included (lg's padding is the
+    // zeroed scratch, so they are finite), then zeros on those edges: a loop without a
+    // branch is vector code.
     ex.grid(nb, g.h, g.w, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
       const int64_t q = b * plane + g.at(i, j);
-      if (j + 1 < g.w) L.e[q] = -edge_weight(lg[q], lg[q + 1], lam, alpha, eps);
-      if (i + 1 < g.h) L.s[q] = -edge_weight(lg[q], lg[q + g.ld], lam, alpha, eps);
+      L.e[q] = -edge_weight(lg[q], lg[q + 1], lam, alpha, eps);
+      L.s[q] = -edge_weight(lg[q], lg[q + g.ld], lam, alpha, eps);
+    });
+    ex.grid(nb, g.h, 1, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t) {
+      L.e[b * plane + g.at(i, g.w - 1)] = T(0);
+    });
+    ex.grid(nb, 1, g.w, [=] XVF_LAMBDA(int64_t b, int64_t, int64_t j) {
+      L.s[b * plane + g.at(g.h - 1, j)] = T(0);
     });
     for (size_t k = 0; k + 1 < levels.size(); ++k) {
       interpolation(levels[k], levels[k + 1]);
