@@ -9,10 +9,22 @@
 #
 # Nothing is downloaded: the GPU machine has no network, so the build uses the torch,
 # numpy and friends already installed there (--no-deps --no-build-isolation).
+#
+# The real-image tests and the WLS table read the cxr-dev radiographs, which live beside
+# the checkout (../shared/data/cxr-dev) and do not travel to a lent machine with it. Copy
+# them into the checkout under a name git ignores and carry that folder (6.5 MB):
+#   echo /.gpu-data/ >> .git/info/exclude; mkdir -p .gpu-data; cp -r ../shared/data/cxr-dev .gpu-data/
+#   (device run, carry [".gpu-data"]):  bash tools/gpu_check.sh
+# The script finds them there; without them those tests skip and the table fails.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-check}
 mkdir -p "$OUT"
+if [ -z "${XVF_CXR_DEV:-}" ] && [ ! -d ../shared/data/cxr-dev ] && [ -d .gpu-data/cxr-dev ]; then
+  export XVF_CXR_DEV=$PWD/.gpu-data/cxr-dev
+fi
+echo "cxr-dev images: ${XVF_CXR_DEV:-../shared/data/cxr-dev}" \
+  "($(ls "${XVF_CXR_DEV:-../shared/data/cxr-dev}" 2>/dev/null | wc -l) files)"
 export XVF_WITH_CUDA=1 MAX_JOBS=${MAX_JOBS:-16} TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
 
 step() {  # step NAME SECONDS COMMAND...: runs COMMAND with a limit, output to $OUT/NAME
