@@ -74,14 +74,16 @@ bool openmp() {
 // The WLS setup's float32 log or exp (float_math.h) of every element of a CPU float32
 // tensor: a test hook, so the polynomials are checked against libm over whole ranges.
 at::Tensor float_math(const at::Tensor& x, const std::string& fn) {
-  TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == at::kFloat, "float_math: a CPU float32 tensor");
+  TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == at::kFloat,
+              "float_math: a CPU float32 tensor");
   TORCH_CHECK(fn == "log" || fn == "exp", "float_math: fn is 'log' or 'exp', not '", fn, "'");
   const at::Tensor in = x.contiguous();
   at::Tensor out = at::empty_like(in);
   const float* src = in.data_ptr<float>();
   float* dst = out.data_ptr<float>();
   const bool log = fn == "log";
-  for (int64_t k = 0; k < in.numel(); ++k) dst[k] = log ? xvf::log_float(src[k]) : xvf::exp_float(src[k]);
+  for (int64_t k = 0; k < in.numel(); ++k)
+    dst[k] = log ? xvf::log_float(src[k]) : xvf::exp_float(src[k]);
   return out;
 }
 

@@ -1,4 +1,4 @@
-"""The float32 log and exp of the WLS setup (csrc/include/xvertfast/float_math.h) against float64 libm."""
+"""The WLS setup's float32 log and exp (float_math.h) against float64 libm."""
 
 from __future__ import annotations
 
