@@ -103,5 +103,8 @@ PYBIND11_MODULE(_C, m) {
         "frees the CPU WLS workspace this thread keeps between solves");
   m.def("wls_cached_workspace_bytes", &xvf::wls_cached_workspace_bytes,
         "bytes of the CPU WLS workspace this thread keeps between solves (0: none)");
+  m.def("wls_parallel_labelling", &xvf::wls_parallel_labelling, pybind11::arg("on"),
+        "test hook: the CPU WLS labels its plateaus with the GPU's parallel passes; returns the "
+        "previous setting");
   m.def("float_math", &float_math, "test hook: the WLS setup's float32 log or exp, elementwise");
 }

@@ -5,6 +5,7 @@
 // supplies its loops. The CPU solves a batch in groups of up to 1M pixels (large
 // images one at a time) with all threads, reusing one workspace for every group.
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -68,6 +69,9 @@ struct CpuExec {
   static constexpr bool kFuseRows = true;  // a row's point work and its reduction in one task
   static constexpr int kRowGroup = 8;  // rows a task of smooth_rows interleaves
   static constexpr int64_t kPlateauChunk = 1024;  // members per task of the plateau sums
+  // the plateaus are labelled in host bands (build_aggregates); the parallel passes, written
+  // for the GPU, run here only in tests (wls_parallel_labelling), with these two loops serial
+  static constexpr bool kParallelLabelling = false;
   int nt = 1;
   static bool big(int64_t points) { return points >= 16384; }
 
@@ -188,6 +192,23 @@ struct CpuExec {
     for (int64_t k = 0; k < n; ++k) f(k);
   }
 
+  void exclusive_scan(const int32_t* in, int32_t* out, int64_t n) const {
+    out[0] = 0;
+    for (int64_t k = 0; k < n; ++k) out[k + 1] = out[k] + in[k];
+  }
+  // a counting sort: stable
+  void sort_pairs(const uint32_t* kin, uint32_t* kout, const int32_t* vin, int32_t* vout, int64_t n,
+                  int bits) const {
+    std::vector<int64_t> next((size_t(1) << bits) + 1, 0);
+    for (int64_t k = 0; k < n; ++k) ++next[kin[k] + 1];
+    for (size_t v = 1; v < next.size(); ++v) next[v] += next[v - 1];
+    for (int64_t k = 0; k < n; ++k) {
+      const int64_t at = next[kin[k]]++;
+      kout[at] = kin[k];
+      vout[at] = vin[k];
+    }
+  }
+
   void zero(void* p, size_t bytes) const {
     char* c = static_cast<char*>(p);
     const int64_t chunk = 1 << 20, n = ceil_div(int64_t(bytes), chunk);
@@ -203,6 +224,9 @@ struct CpuExec {
 // Images solved together: small ones share the threads' loops (and exercise the batched
 // code path the GPU runs); large ones go one at a time, with one workspace for all.
 constexpr int64_t kGroupPixels = int64_t(1) << 20;
+
+// wls_parallel_labelling's setting, read when a solver is set up.
+std::atomic<bool> g_parallel_labelling{false};
 
 // The solver's workspace, on 2 MiB boundaries and (on Linux) marked for transparent huge
 // pages: the smoothers walk ~10 arrays of several MiB at once, column sweeps a row apart,
@@ -289,6 +313,7 @@ struct CpuSolver {
 
   CpuSolver(int64_t nb, int64_t H, int64_t W, int nt) {
     mg.ex.nt = nt;
+    mg.parallel_labelling = g_parallel_labelling.load();
     mg.plan(nullptr, nb, H, W);
     memory = std::make_unique<WorkspaceLease>(mg.bytes, mg.agg_first_byte, mg.agg_end_byte);
     base = memory->get();
@@ -315,6 +340,8 @@ void wls_cpu(const T* image, int64_t B, int64_t H, int64_t W, const WlsOptions& 
 
 void wls_release_workspace() { t_cached = CachedWorkspace{}; }
 
+bool wls_parallel_labelling(bool on) { return g_parallel_labelling.exchange(on); }
+
 int64_t wls_cached_workspace_bytes() { return t_cached.memory ? int64_t(t_cached.bytes) : 0; }
 
 template <typename T>
@@ -328,6 +355,7 @@ void wls_setup_cpu(const T* image, int64_t B, int64_t H, int64_t W, const WlsOpt
   FlushDenormals ftz(num_threads);
   wls::Multigrid<T, CpuExec> mg;
   mg.ex.nt = num_threads;
+  mg.parallel_labelling = g_parallel_labelling.load();
   mg.plan(static_cast<char*>(workspace), B, H, W);
   mg.setup(image, T(o.lam), T(o.alpha), T(o.eps));
 }

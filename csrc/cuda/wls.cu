@@ -5,11 +5,15 @@
 // into kernels: one thread per point (grid), per line (lines), per column
 // walking the rows (sweep) or per image (each). A batch of images is solved
 // together, each image with its own CG scalars; one host synchronisation per
-// CG iteration reads the residual norms to decide which images are done.
+// CG iteration reads the residual norms to decide which images are done. The
+// plateaus of the setup are labelled on the device (build_aggregates_parallel: a
+// lock-free union-find, CUB scans and stable radix sorts); the host reads back counts.
 // All memory is the caller's workspace (wls_workspace_bytes).
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cub/device/device_radix_sort.cuh>
+#include <cub/device/device_scan.cuh>
 #include <thread>
 #include <vector>
 
@@ -62,6 +66,7 @@ struct CudaExec {
   static constexpr bool kFuseRows = false;  // point work and reductions as separate kernels
   static constexpr int kRowGroup = 1;  // one row per thread
   static constexpr int64_t kPlateauChunk = 64;  // members per thread of the plateau sums
+  static constexpr bool kParallelLabelling = true;  // plateaus labelled on the device
   cudaStream_t stream = nullptr;
 
   template <class F>
@@ -81,10 +86,9 @@ struct CudaExec {
     if (nb * cols <= 0 || rows <= 0) return;
     sweep_kernel<<<blocks_for(nb * cols), kThreads, 0, stream>>>(nb, rows, cols, reverse, f);
   }
-  // The host side of the setup (the plateau labelling) runs in bands on host threads, as
-  // on the CPU (whose tests check that the bands give the one-thread result bit for bit):
-  // one thread labels ~22 ms per million pixels (measured on the CPU), which a batch of
-  // large images would otherwise wait for.
+  // Where the plateaus are labelled on the host (parallel_labelling off: not the default
+  // here) it runs in bands on host threads, as on the CPU (whose tests check that the bands
+  // give the one-thread result bit for bit): one thread labels ~22 ms per million pixels.
   int host_threads() const {
     return int(std::min(4u, std::max(1u, std::thread::hardware_concurrency())));
   }
@@ -112,6 +116,28 @@ struct CudaExec {
   void each(int64_t n, F f) const {
     if (n <= 0) return;
     each_kernel<<<blocks_for(n), kThreads, 0, stream>>>(n, f);
+  }
+  // CUB's device-wide scan and radix sort (stable), their scratch from the stream-ordered
+  // allocator; a failed allocation is a runtime error that ok() reports.
+  void exclusive_scan(const int32_t* in, int32_t* out, int64_t n) const {
+    cudaMemsetAsync(out, 0, sizeof(int32_t), stream);
+    if (n <= 0) return;
+    size_t bytes = 0;
+    cub::DeviceScan::InclusiveSum(nullptr, bytes, in, out + 1, n, stream);
+    void* tmp = nullptr;
+    if (cudaMallocAsync(&tmp, std::max<size_t>(bytes, 1), stream) != cudaSuccess) return;
+    cub::DeviceScan::InclusiveSum(tmp, bytes, in, out + 1, n, stream);
+    cudaFreeAsync(tmp, stream);
+  }
+  void sort_pairs(const uint32_t* kin, uint32_t* kout, const int32_t* vin, int32_t* vout, int64_t n,
+                  int bits) const {
+    if (n <= 0) return;
+    size_t bytes = 0;
+    cub::DeviceRadixSort::SortPairs(nullptr, bytes, kin, kout, vin, vout, n, 0, bits, stream);
+    void* tmp = nullptr;
+    if (cudaMallocAsync(&tmp, std::max<size_t>(bytes, 1), stream) != cudaSuccess) return;
+    cub::DeviceRadixSort::SortPairs(tmp, bytes, kin, kout, vin, vout, n, 0, bits, stream);
+    cudaFreeAsync(tmp, stream);
   }
   void zero(void* p, size_t bytes) const { cudaMemsetAsync(p, 0, bytes, stream); }
   // From pageable host memory: returns once the source has been staged, so it may be reused.

@@ -197,14 +197,8 @@ def test_plateau_labelling_does_not_depend_on_the_thread_bands(seed):
     # The labelling runs in bands of rows, one per host thread (up to 4): plateaus that cross
     # the band boundaries, one of them a comb whose teeth meet only at its back in the last
     # band, must come out as with one thread, and as in the reference.
-    h, w = 160, 120
-    image = torch.randint(0, 256, (h, w)).double() / 255
-    for col in (10, 30, 50):
-        image[:, col : col + 3] = 0.5
-    image[150:154, 10:53] = 0.5
-    image[20:24, 70:110] = 1.0
-    image[35:130, 90:100] = 0.0
-    r = torch.randn(h, w, dtype=torch.float64)
+    image = comb_image()
+    r = torch.randn(*image.shape, dtype=torch.float64)
     st = ref.fine_stencil(*ref.edge_weights(image, **PARAMS))
     want = ref.Hierarchy(st, strong=ref.plateau_threshold(PARAMS["lam"], PARAMS["eps"])).vcycle(r)
     threads = torch.get_num_threads()
@@ -218,6 +212,77 @@ def test_plateau_labelling_does_not_depend_on_the_thread_bands(seed):
     assert rel_err(results[0], want) <= 1e-10
     for got in results[1:]:
         assert torch.equal(got, results[0])
+
+
+@pytest.fixture
+def parallel_labelling():
+    """The CPU solver labels plateaus with the GPU's passes while the test runs."""
+    hook = extension().wls_parallel_labelling
+    release_workspace()
+    previous = hook(True)
+    yield hook
+    hook(previous)
+    release_workspace()
+
+
+def comb_image(h=160, w=120):
+    """8-bit noise with plateaus that cross row bands; one a comb whose teeth meet only at its back."""
+    image = torch.randint(0, 256, (h, w)).double() / 255
+    for col in (10, 30, 50):
+        image[:, col : col + 3] = 0.5
+    image[150:154, 10:53] = 0.5
+    image[20:24, 70:110] = 1.0
+    image[35:130, 90:100] = 0.0
+    return image
+
+
+def labelling_cases():
+    """Images whose plateaus the two labellings must find alike, from none to one of every pixel."""
+    quantised = torch.randint(0, 4, (3, 130, 150)).float() / 3  # many small plateaus, threaded loops
+    saturated = (torch.rand(2, 300, 257) * 8).floor() / 7
+    saturated[0, :, :100] = 1.0  # plateaus of > 1024 members: several pieces on the CPU too
+    saturated[1, 50:250, 30:200] = 0.0
+    return {
+        "comb": comb_image()[None],
+        "large-plateaus": plateau_batch(3, 64, 70, torch.float64),
+        "quantised": quantised,
+        "saturated": saturated,
+        "noise": torch.rand(2, 64, 65),  # no plateau at all
+        "constant": torch.full((2, 40, 50), 0.3),  # one plateau of every pixel
+        "mixed": mixed_batch(5, 33, 47, torch.float64),
+        "thin": torch.randint(0, 2, (2, 1, 300)).float(),
+    }
+
+
+@needs_ext
+def test_parallel_plateau_labelling_matches_the_host_bands(seed, parallel_labelling):
+    # The GPU labels plateaus with whole-grid passes (union-find by atomic min, scans, stable
+    # sorts); run here on the CPU's threads, they must give the host bands' aggregates bit for
+    # bit: the same V-cycle, the same solutions and iteration counts.
+    for name, images in labelling_cases().items():
+        x = torch.randn_like(images)
+        got = {}
+        for on in (True, False):
+            parallel_labelling(on)
+            ws = torch.ops.xvertfast.wls_setup(images, *PARAMS.values())
+            vcycle = torch.ops.xvertfast.wls_apply(ws, x, True)
+            solution, info = wls(images, method="cpu", return_info=True)
+            got[on] = (vcycle, solution, info.iterations)
+        assert torch.equal(got[True][0], got[False][0]), name
+        assert torch.equal(got[True][1], got[False][1]), name
+        assert got[True][2] == got[False][2], name
+
+
+@needs_ext
+@needs_cxr_dev
+def test_parallel_plateau_labelling_on_a_real_image(parallel_labelling):
+    # a 1024^2 radiograph: ~10^5 plateaus, its saturated borders among them
+    image = real_image(IMAGES[0], None)
+    parallel = wls(image, method="cpu", return_info=True)
+    parallel_labelling(False)
+    host = wls(image, method="cpu", return_info=True)
+    assert torch.equal(parallel[0], host[0])
+    assert parallel[1].iterations == host[1].iterations
 
 
 @needs_ext
@@ -436,6 +501,23 @@ def test_cuda_operator_and_vcycle_match_cpu_with_large_plateaus(seed):
 
 
 @pytest.mark.cuda
+def test_cuda_plateau_labelling_matches_cpu(seed):
+    # the GPU labels plateaus in device memory (build_aggregates_parallel), the CPU on the
+    # host: in float64 the V-cycles and the solves must agree to rounding on every case
+    for name, images in labelling_cases().items():
+        images = images.double()
+        x = torch.randn_like(images)
+        cpu = torch.ops.xvertfast.wls_apply(torch.ops.xvertfast.wls_setup(images, *PARAMS.values()), x, True)
+        ws = torch.ops.xvertfast.wls_setup(images.cuda(), *PARAMS.values())
+        gpu = torch.ops.xvertfast.wls_apply(ws, x.cuda(), True).cpu()
+        assert rel_err(gpu, cpu) <= 1e-10, name
+        cpu_solution, cpu_info = wls(images, method="cpu", return_info=True)
+        gpu_solution, gpu_info = wls(images.cuda(), method="cuda", return_info=True)
+        assert rel_err(gpu_solution.cpu(), cpu_solution) <= 5e-5, name
+        assert all(abs(a - b) <= 1 for a, b in zip(gpu_info.iterations, cpu_info.iterations)), name
+
+
+@pytest.mark.cuda
 @needs_cxr_dev
 def test_cuda_solver_matches_cpu_solver_on_real_images():
     # The same code on both devices: iteration counts agree (rounding, e.g. fused
@@ -451,7 +533,9 @@ def test_cuda_solver_matches_cpu_solver_on_real_images():
         assert rel_err(gpu[k].cpu(), cpu[k]) <= 5e-5, name
         assert rel_err(gpu[k].cpu(), real_direct(path, 512)) <= 1e-4, name
     again = wls(batch.cuda(), method="cuda")
-    assert torch.equal(again, gpu)  # deterministic: no atomics in the solver
+    # deterministic: the labelling's atomics link each plateau to its smallest pixel whatever
+    # their order, and the solver itself has none
+    assert torch.equal(again, gpu)
 
 
 @pytest.mark.cuda

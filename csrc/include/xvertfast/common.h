@@ -56,4 +56,36 @@ namespace xvf {
 // Integer ceil(a / b) for positive b.
 XVF_HD int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// Atomic operations on int32 memory that threads of one loop share (the parallel plateau
+// labelling's union-find): CUDA's atomics on the device, GCC/Clang builtins on the host.
+// Relaxed ordering: the union-find needs only each operation to be atomic.
+XVF_HD int32_t atomic_load(const int32_t* p) {
+#if defined(__CUDA_ARCH__)
+  return *static_cast<const volatile int32_t*>(p);
+#else
+  return __atomic_load_n(p, __ATOMIC_RELAXED);
+#endif
+}
+
+// *p = min(*p, v); returns the old value.
+XVF_HD int32_t atomic_min(int32_t* p, int32_t v) {
+#if defined(__CUDA_ARCH__)
+  return atomicMin(p, v);
+#else
+  int32_t old = __atomic_load_n(p, __ATOMIC_RELAXED);
+  while (v < old && !__atomic_compare_exchange_n(p, &old, v, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+  }
+  return old;
+#endif
+}
+
+// *p += v; returns the old value.
+XVF_HD int32_t atomic_add(int32_t* p, int32_t v) {
+#if defined(__CUDA_ARCH__)
+  return atomicAdd(p, v);
+#else
+  return __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
+#endif
+}
+
 }  // namespace xvf

@@ -70,6 +70,9 @@ void wls_cpu(const T* image, int64_t B, int64_t H, int64_t W, const WlsOptions& 
 // (up to XVF_WLS_CACHE_MB, default 256): this frees it, and this reports its size (0: none).
 void wls_release_workspace();
 int64_t wls_cached_workspace_bytes();
+// Test hook: the CPU solver labels the plateaus with the GPU's parallel passes
+// (build_aggregates_parallel) instead of its own host bands; returns the previous setting.
+bool wls_parallel_labelling(bool on);
 
 // The solver's pieces for a CG driven from outside (xvertfast/ops/wls_pcg.py): the
 // hierarchy of image[B, H, W] is built into a workspace of wls_workspace_bytes<T>(B, H, W)

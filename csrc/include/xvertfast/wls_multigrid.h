@@ -7,7 +7,8 @@
 // the preconditioner is symmetric) and dense Cholesky on the coarsest grid.
 // On the finest level a damped Jacobi step on the "plateaus" (sets of equal
 // neighbours, joined by the strongest couplings) opens and closes the cycle:
-// see build_aggregates(). CG starts from the image itself.
+// see build_aggregates() (host) and build_aggregates_parallel() (the GPU's, in device
+// memory). CG starts from the image itself.
 // xvertfast/ops/wls_reference.py is the pure-PyTorch statement of the same
 // algorithm; tests compare the two step by step.
 //
@@ -39,6 +40,11 @@
 //                                  bands (new values): second(k) runs after first(k - 1 .. k + 1)
 //   kRowGroup                      rows of one parity in a band of the row smoother
 //   kPlateauChunk                  members one task of the plateau sums takes (>= kPlateauChunkMin)
+//   kParallelLabelling             true: the plateaus are labelled by whole-grid passes in the
+//                                  executor's memory (build_aggregates_parallel), with
+//   exclusive_scan(in, out, n)     out[k] = in[0] + ... + in[k - 1] for k <= n (int32; n + 1 values)
+//   sort_pairs(kin, kout, vin, vout, n, bits)  (key, value) pairs sorted by key, stably; keys
+//                                  (uint32) below 2^bits
 // Memory: every array lives in one caller-provided workspace (see plan()).
 #pragma once
 
@@ -264,6 +270,9 @@ struct Multigrid {
   // entry, the first of the larger ones
   int64_t size_first[kPlateauFixed] = {};
   int64_t* agg_count = nullptr;  // the counts above, kept for later apply_outside calls
+  // How the plateaus are labelled: on the host (build_aggregates) or by whole-grid passes in
+  // the executor's memory (build_aggregates_parallel); the same arrays either way.
+  bool parallel_labelling = Exec::kParallelLabelling;
   char* base = nullptr;
   size_t bytes = 0;
   size_t agg_first_byte = 0, agg_end_byte = 0;  // the aggregate arrays' byte range in the workspace
@@ -382,7 +391,10 @@ struct Multigrid {
       diagonal(levels[k + 1]);
     }
     factor_dense(levels.back());
-    build_aggregates(lam, eps);
+    if (parallel_labelling)
+      build_aggregates_parallel(lam, eps);
+    else
+      build_aggregates(lam, eps);
   }
 
   // Plateaus: the connected sets of pixels joined by edges whose weight is at least half the
@@ -394,7 +406,9 @@ struct Multigrid {
   // plateau step). The V-cycle therefore starts and ends on the finest level with one
   // damped Jacobi step on the plateau space: x += omega P D^-1 P^T (b - A x), P constant
   // on each plateau, D = diag(P^T A P), applied before the pre- and after the post-smoothing
-  // so the preconditioner stays symmetric. Labelling runs on the host (union-find).
+  // so the preconditioner stays symmetric. Labelling: union-find, on the host here, and by
+  // whole-grid passes in the executor's memory in build_aggregates_parallel (the GPU's way;
+  // the CPU tests check that both give the same arrays).
   //
   // The labelling runs in bands of rows on the host's threads (Exec::host_bands), and every
   // result is the serial one: union-find inside each band, the unions across band
@@ -565,9 +579,7 @@ struct Multigrid {
     const int ta = int(std::min<int64_t>(ex.host_threads(), n_agg / 4096 + 1));
     ex.host_bands(ta, [&](int t) {
       for (int64_t a = n_agg * t / ta; a < n_agg * (t + 1) / ta; ++a) {
-        double sum = 0.0;
-        for (int32_t k = start[a]; k < start[a + 1]; ++k) sum += contrib[members[k]];
-        diag[a] = sum;
+        diag[a] = aggregate_diag(contrib, members, start[a], start[a + 1]);
       }
     });
     T* scale = host_out(agg_scale, n_agg, scale_copy);
@@ -597,6 +609,234 @@ struct Multigrid {
     host_done(agg_start, start_copy, n_agg + 1);
     host_done(agg_scale, scale_copy);
     upload_counts();
+  }
+
+  // The plateaus of build_aggregates, built by whole-grid passes in the executor's memory (one
+  // thread per point on a GPU, where the host labelling would cost ~20 ms per million pixels
+  // and two copies), to the same arrays bit for bit:
+  // - a lock-free union-find links every plateau to its smallest pixel (plateau_merge: an
+  //   atomic min on roots, after Playne & Hawick 2018), whatever order the links run in;
+  // - an exclusive scan over the roots numbers the aggregates in the order of their first pixel;
+  // - a stable sort of the pixels by aggregate lists each aggregate's members in pixel order;
+  // - a stable sort of the aggregates by size class renumbers them as order_aggregates does;
+  // - D is summed in the pieces of aggregate_diag, a piece per thread.
+  // The host reads back only counts. Scratch: the CG vectors r, p, z and the finest level's
+  // residual and pivot arrays (int32 views of at least nb * H * W + 65 values each, unused
+  // until the solve), and xk for the parts of D, as on the host.
+  void build_aggregates_parallel(T lam, T eps) {
+    const Level<T>& L = levels[0];
+    const Grid g = L.g;
+    n_agg = n_members = n_pieces = n_big = 0;
+    std::fill(size_first, size_first + kPlateauFixed, int64_t(0));
+    if (L.n_dense || !(lam > T(0)) || nb * L.plane >= (int64_t(1) << 31)) {
+      upload_counts();
+      return;
+    }
+    const int64_t n = g.h * g.w, total = nb * n, plane = L.plane, ld = g.ld, w = g.w, h = g.h;
+    const T *e = L.e, *s = L.s;
+    const T strong = T(kPlateauStrong) * lam / eps;  // couplings are stored negated: -e, -s
+    int32_t* const a0 = reinterpret_cast<int32_t*>(r);
+    int32_t* const a1 = reinterpret_cast<int32_t*>(p);
+    int32_t* const a2 = reinterpret_cast<int32_t*>(z);
+    int32_t* const a3 = reinterpret_cast<int32_t*>(L.r);
+    int32_t* const a4 = reinterpret_cast<int32_t*>(L.inv);
+    double* const contrib = xk;
+    int32_t *const st = agg_start, *const mem = agg_members;
+
+    // union-find over the strong edges (the padding couplings, and so the edges that would
+    // leave a row or an image, are 0), then every linked pixel's root (-1: a single pixel)
+    int32_t* const parent = a0;
+    ex.grid(nb, h, w, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
+      const int64_t k = b * n + i * w + j;
+      parent[k] = int32_t(k);
+    });
+    ex.grid(nb, h, w, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
+      const int64_t k = b * n + i * w + j, q = b * plane + g.at(i, j);
+      if (-e[q] >= strong) plateau_merge(parent, int32_t(k), int32_t(k + 1));
+      if (-s[q] >= strong) plateau_merge(parent, int32_t(k), int32_t(k + w));
+    });
+    int32_t* const root = a1;
+    int32_t* const is_root = a2;
+    ex.grid(nb, h, w, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
+      const int64_t k = b * n + i * w + j, q = b * plane + g.at(i, j);
+      const bool linked = -e[q] >= strong || -e[q - 1] >= strong || -s[q] >= strong || -s[q - ld] >= strong;
+      const int32_t v = linked ? plateau_root(parent, int32_t(k)) : -1;
+      root[k] = v;
+      is_root[k] = v == k ? 1 : 0;
+    });
+    // aggregate numbers, in the order of the roots (each plateau's first pixel)
+    int32_t* const number = a3;
+    ex.exclusive_scan(is_root, number, total);
+    n_agg = read_back(number + total);
+    if (n_agg == 0) {
+      upload_counts();
+      return;
+    }
+    int32_t* const lab = a2;
+    ex.grid(nb, h, w, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
+      const int64_t k = b * n + i * w + j;
+      lab[k] = root[k] < 0 ? -1 : number[root[k]];
+    });
+    // per member its part of D (as build_aggregates), and the pixels' sort keys (the
+    // aggregate; after all of them the single pixels) and values (the padded index)
+    const int32_t nagg = int32_t(n_agg);
+    uint32_t* const key = reinterpret_cast<uint32_t*>(a0);
+    int32_t* const at = a1;
+    ex.grid(nb, h, w, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
+      const int64_t k = b * n + i * w + j, q = b * plane + g.at(i, j);
+      const int32_t la = lab[k];
+      key[k] = uint32_t(la < 0 ? nagg : la);
+      at[k] = int32_t(q);
+      if (la < 0) return;
+      double d = 1.0;
+      if (j > 0 && lab[k - 1] != la) d -= double(e[q - 1]);
+      if (j + 1 < w && lab[k + 1] != la) d -= double(e[q]);
+      if (i > 0 && lab[k - w] != la) d -= double(s[q - ld]);
+      if (i + 1 < h && lab[k + w] != la) d -= double(s[q]);
+      contrib[q] = d;
+    });
+    int bits = 1;
+    while ((int64_t(1) << bits) <= n_agg) ++bits;
+    uint32_t* const owner = reinterpret_cast<uint32_t*>(a3);  // per member position, its aggregate
+    ex.sort_pairs(key, owner, at, mem, total, bits);
+    // each aggregate's first member position; the single pixels' first is the member count
+    ex.each(1, [=] XVF_LAMBDA(int64_t) { st[nagg] = int32_t(total); });
+    ex.lines(1, total, [=] XVF_LAMBDA(int64_t, int64_t m) {
+      if (m == 0 || owner[m - 1] != owner[m]) st[owner[m]] = int32_t(m);
+    }, 1);
+    n_members = read_back(st + n_agg);
+
+    // renumbered by size class, stably (order_aggregates)
+    uint32_t* const cls = reinterpret_cast<uint32_t*>(a1);
+    int32_t* const ident = a2;
+    int32_t* const class_count = a4;
+    int32_t* const order = a4 + 64;  // order[i]: the aggregate that becomes number i
+    ex.zero(class_count, kPlateauFixed * sizeof(int32_t));
+    ex.lines(1, n_agg, [=] XVF_LAMBDA(int64_t, int64_t a) {
+      const int32_t m = st[a + 1] - st[a];
+      const int c = m <= kPlateauFixed ? m - 2 : kPlateauFixed - 1;
+      cls[a] = uint32_t(c);
+      ident[a] = int32_t(a);
+      atomic_add(class_count + c, 1);
+    }, 1);
+    int32_t counts[kPlateauFixed];
+    ex.download(counts, class_count, sizeof(counts));
+    for (int c = 0, sum = 0; c < kPlateauFixed; sum += counts[c++]) size_first[c] = sum;
+    uint32_t* const cls_sorted = reinterpret_cast<uint32_t*>(a0);
+    ex.sort_pairs(cls, cls_sorted, ident, order, n_agg, 3);
+    int32_t* const size = a1;
+    int32_t* const perm = a0;  // perm[a]: the new number of aggregate a
+    ex.lines(1, n_agg, [=] XVF_LAMBDA(int64_t, int64_t i) {
+      size[i] = st[order[i] + 1] - st[order[i]];
+      perm[order[i]] = int32_t(i);
+    }, 1);
+    int32_t* const fresh = a2;
+    ex.exclusive_scan(size, fresh, n_agg);
+    int32_t* const old_members = a1;
+    ex.lines(1, n_members, [=] XVF_LAMBDA(int64_t, int64_t m) { old_members[m] = mem[m]; }, 1);
+    ex.lines(1, n_members, [=] XVF_LAMBDA(int64_t, int64_t m) {
+      const int32_t a = int32_t(owner[m]);
+      mem[fresh[perm[a]] + (m - st[a])] = old_members[m];
+    }, 1);
+    ex.lines(1, n_agg + 1, [=] XVF_LAMBDA(int64_t, int64_t i) { st[i] = fresh[i]; }, 1);
+
+    // D, a piece per thread, and each aggregate's scale omega / D
+    build_pieces_parallel(kPlateauChunkMin, a0, a1, a2, a3);
+    const int32_t* const piece_of = a3;  // each aggregate's first piece (n_agg + 1 values)
+    const int32_t* const range = piece_range;
+    double* const psum = piece_sum;
+    T* const scale = agg_scale;
+    ex.lines(1, n_pieces, [=] XVF_LAMBDA(int64_t, int64_t q) {
+      double sum = 0.0;
+      for (int32_t k = range[2 * q]; k < range[2 * q + 1]; ++k) sum += contrib[mem[k]];
+      psum[q] = sum;
+    }, kPlateauChunkMin);
+    ex.lines(1, n_agg, [=] XVF_LAMBDA(int64_t, int64_t a) {
+      double d = 0.0;
+      if (piece_of[a + 1] == piece_of[a])
+        d = aggregate_diag(contrib, mem, st[a], st[a + 1]);
+      else
+        for (int32_t q = piece_of[a]; q < piece_of[a + 1]; ++q) d += psum[q];
+      scale[a] = T(kPlateauOmega / d);
+    }, 8);
+    if (Exec::kPlateauChunk != kPlateauChunkMin) build_pieces_parallel(Exec::kPlateauChunk, a0, a1, a2, a3);
+    upload_counts();
+  }
+
+  // The pieces of the aggregates of more than C members (see plateau_step), built in
+  // parallel from the ordered aggregates; sets n_big and n_pieces. Leaves each aggregate's
+  // first piece in first_piece (n_agg + 1 values). Scratch: flag, count, big_number.
+  void build_pieces_parallel(int64_t C, int32_t* flag, int32_t* count, int32_t* big_number,
+                             int32_t* first_piece) {
+    const int32_t *st = agg_start;
+    const int32_t c = int32_t(C);
+    ex.lines(1, n_agg, [=] XVF_LAMBDA(int64_t, int64_t a) {
+      const int32_t m = st[a + 1] - st[a];
+      flag[a] = m > c ? 1 : 0;
+      count[a] = m > c ? (m + c - 1) / c : 0;
+    }, 1);
+    ex.exclusive_scan(flag, big_number, n_agg);
+    ex.exclusive_scan(count, first_piece, n_agg);
+    n_big = read_back(big_number + n_agg);
+    n_pieces = read_back(first_piece + n_agg);
+    int32_t *range = piece_range, *bfirst = big_first, *bid = big_id;
+    const int32_t nbig = int32_t(n_big), npieces = int32_t(n_pieces);
+    ex.lines(1, n_agg, [=] XVF_LAMBDA(int64_t, int64_t a) {
+      if (st[a + 1] - st[a] <= c) return;
+      const int32_t t = big_number[a];
+      bid[t] = int32_t(a);
+      bfirst[t] = first_piece[a];
+      int32_t q = first_piece[a];
+      for (int32_t k = st[a]; k < st[a + 1]; k += c, ++q) {
+        range[2 * q] = k;
+        range[2 * q + 1] = k + c < st[a + 1] ? k + c : st[a + 1];
+      }
+    }, 8);
+    ex.each(1, [=] XVF_LAMBDA(int64_t) { bfirst[nbig] = npieces; });
+  }
+
+  // One value of executor memory, on the host.
+  int64_t read_back(const int32_t* at) {
+    int32_t v = 0;
+    ex.download(&v, at, sizeof(v));
+    return v;
+  }
+
+  // The union-find of build_aggregates_parallel, safe for any number of threads linking at
+  // once: parents only ever decrease, so every set ends linked to its smallest pixel.
+  XVF_HD static int32_t plateau_root(const int32_t* parent, int32_t v) {
+    for (int32_t up = atomic_load(parent + v); up != v; up = atomic_load(parent + v)) v = up;
+    return v;
+  }
+  XVF_HD static void plateau_merge(int32_t* parent, int32_t u, int32_t v) {
+    for (;;) {
+      u = plateau_root(parent, u);
+      v = plateau_root(parent, v);
+      if (u == v) return;
+      if (u < v) {  // link the larger root v under u
+        const int32_t t = u;
+        u = v;
+        v = t;
+      }
+      const int32_t old = atomic_min(parent + u, v);  // u is v's larger partner now
+      if (old == u) return;  // u was still a root: linked
+      u = old;  // u got another parent meanwhile: go on from there
+    }
+  }
+
+  // D of one aggregate: its members' parts summed in order, in pieces of kPlateauChunkMin
+  // members whose sums are added in order. The parallel labelling sums its big aggregates
+  // piece by piece on different threads; this grouping gives both paths the same D.
+  XVF_HD static double aggregate_diag(const double* contrib, const int32_t* members, int32_t begin,
+                                      int32_t end) {
+    double total = 0.0;
+    for (int32_t k0 = begin; k0 < end; k0 += int32_t(kPlateauChunkMin)) {
+      const int32_t k1 = k0 + int32_t(kPlateauChunkMin) < end ? k0 + int32_t(kPlateauChunkMin) : end;
+      double sum = 0.0;
+      for (int32_t k = k0; k < k1; ++k) sum += contrib[members[k]];
+      total += sum;
+    }
+    return total;
   }
 
   // Renumbers the aggregates by size (sizes 2 .. kPlateauFixed, then the larger ones; first
@@ -1420,7 +1660,9 @@ struct Multigrid {
 };
 
 // Bytes of workspace for nb images of H x W (the layout does not depend on the executor).
-struct NoExec {};
+struct NoExec {
+  static constexpr bool kParallelLabelling = false;
+};
 template <typename T>
 int64_t workspace_bytes(int64_t nb, int64_t H, int64_t W) {
   Multigrid<T, NoExec> mg;
