@@ -813,14 +813,14 @@ struct Multigrid {
       u = plateau_root(parent, u);
       v = plateau_root(parent, v);
       if (u == v) return;
-      if (u < v) {  // link the larger root v under u
+      if (u < v) {  // u: the larger root, to be linked under v
         const int32_t t = u;
         u = v;
         v = t;
       }
-      const int32_t old = atomic_min(parent + u, v);  // u is v's larger partner now
+      const int32_t old = atomic_min(parent + u, v);
       if (old == u) return;  // u was still a root: linked
-      u = old;  // u got another parent meanwhile: go on from there
+      u = old;  // another thread linked u first: go on from its new parent
     }
   }
 
