@@ -87,6 +87,33 @@ at::Tensor float_math(const at::Tensor& x, const std::string& fn) {
   return out;
 }
 
+// xvertfast.wls of a CPU batch [B, H, W] solved with the CUDA executor's loop structure on
+// the CPU (csrc/cpu/wls_gpu_emulation.cpp): a test hook for the GPU's code paths.
+std::tuple<at::Tensor, std::vector<int64_t>, std::vector<double>> wls_gpu_emulation(
+    const at::Tensor& image, double lam, double alpha, double eps, double rtol, int64_t maxiter) {
+  TORCH_CHECK(image.device().is_cpu() && image.dim() == 3 &&
+                  (image.scalar_type() == at::kFloat || image.scalar_type() == at::kDouble),
+              "wls_gpu_emulation: a CPU float32 or float64 tensor [B, H, W]");
+  const at::Tensor in = image.contiguous();
+  const int64_t B = in.size(0), H = in.size(1), W = in.size(2);
+  at::Tensor out = at::empty_like(in);
+  std::vector<int64_t> iterations(size_t(B), 0);
+  std::vector<double> residual(size_t(B), 0.0);
+  xvf::WlsOptions o;
+  o.lam = lam;
+  o.alpha = alpha;
+  o.eps = eps;
+  o.rtol = rtol;
+  o.maxiter = maxiter;
+  if (B > 0 && H > 0 && W > 0) {
+    AT_DISPATCH_FLOATING_TYPES(in.scalar_type(), "wls_gpu_emulation", [&] {
+      xvf::wls_gpu_emulation<scalar_t>(in.data_ptr<scalar_t>(), B, H, W, o, out.data_ptr<scalar_t>(),
+                                       iterations.data(), residual.data());
+    });
+  }
+  return {out, iterations, residual};
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -106,5 +133,8 @@ PYBIND11_MODULE(_C, m) {
   m.def("wls_parallel_labelling", &xvf::wls_parallel_labelling, pybind11::arg("on"),
         "test hook: the CPU WLS labels its plateaus with the GPU's parallel passes; returns the "
         "previous setting");
+  m.def("wls_gpu_emulation", &wls_gpu_emulation, pybind11::arg("image"), pybind11::arg("lam"),
+        pybind11::arg("alpha"), pybind11::arg("eps"), pybind11::arg("rtol"), pybind11::arg("maxiter"),
+        "test hook: the WLS solve with the CUDA executor's loop structure, serially on the CPU");
   m.def("float_math", &float_math, "test hook: the WLS setup's float32 log or exp, elementwise");
 }

@@ -21,6 +21,7 @@
 #endif
 #include <vector>
 
+#include "serial_scan_sort.h"
 #include "xvertfast/kernels.h"
 #include "xvertfast/wls_multigrid.h"
 
@@ -64,13 +65,13 @@ int num_threads() { return 1; }
 
 // The loops of xvertfast/wls_multigrid.h on OpenMP threads. Small grids run on
 // one thread: fork/join would cost more than the work.
-struct CpuExec {
+struct CpuExec : SerialScanSort {
   static constexpr bool kHostMemory = true;
   static constexpr bool kFuseRows = true;  // a row's point work and its reduction in one task
   static constexpr int kRowGroup = 8;  // rows a task of smooth_rows interleaves
   static constexpr int64_t kPlateauChunk = 1024;  // members per task of the plateau sums
   // the plateaus are labelled in host bands (build_aggregates); the parallel passes, written
-  // for the GPU, run here only in tests (wls_parallel_labelling), with these two loops serial
+  // for the GPU, run here only in tests (wls_parallel_labelling), with a serial scan and sort
   static constexpr bool kParallelLabelling = false;
   int nt = 1;
   static bool big(int64_t points) { return points >= 16384; }
@@ -190,23 +191,6 @@ struct CpuExec {
   template <class F>
   void each(int64_t n, F f) const {
     for (int64_t k = 0; k < n; ++k) f(k);
-  }
-
-  void exclusive_scan(const int32_t* in, int32_t* out, int64_t n) const {
-    out[0] = 0;
-    for (int64_t k = 0; k < n; ++k) out[k + 1] = out[k] + in[k];
-  }
-  // a counting sort: stable
-  void sort_pairs(const uint32_t* kin, uint32_t* kout, const int32_t* vin, int32_t* vout, int64_t n,
-                  int bits) const {
-    std::vector<int64_t> next((size_t(1) << bits) + 1, 0);
-    for (int64_t k = 0; k < n; ++k) ++next[kin[k] + 1];
-    for (size_t v = 1; v < next.size(); ++v) next[v] += next[v - 1];
-    for (int64_t k = 0; k < n; ++k) {
-      const int64_t at = next[kin[k]]++;
-      kout[at] = kin[k];
-      vout[at] = vin[k];
-    }
   }
 
   void zero(void* p, size_t bytes) const {

@@ -61,12 +61,10 @@ int blocks_for(int64_t n) { return int(std::min<int64_t>(ceil_div(std::max<int64
 
 // The loops of xvertfast/wls_multigrid.h as kernels on one stream. Launch errors are
 // sticky in the runtime and collected once at the end of the solve.
-struct CudaExec {
-  static constexpr bool kHostMemory = false;
-  static constexpr bool kFuseRows = false;  // point work and reductions as separate kernels
-  static constexpr int kRowGroup = 1;  // one row per thread
-  static constexpr int64_t kPlateauChunk = 64;  // members per thread of the plateau sums
-  static constexpr bool kParallelLabelling = true;  // plateaus labelled on the device
+// Its loop structure (separate kernels for point work and reductions, one row per thread,
+// plateau sums 64 members a thread, plateaus labelled on the device) is wls::GpuLoopTraits,
+// which the CPU's emulation of this executor shares (csrc/cpu/wls_gpu_emulation.cpp).
+struct CudaExec : wls::GpuLoopTraits<CudaExec> {
   cudaStream_t stream = nullptr;
 
   template <class F>
@@ -98,19 +96,6 @@ struct CudaExec {
     for (int t = 1; t < n; ++t) others.emplace_back([&f, t] { f(t); });
     if (n > 0) f(0);
     for (auto& th : others) th.join();
-  }
-  // fa's sweep, then fb's: the kernel boundary orders every fb read after every fa write.
-  template <class FA, class FB>
-  void sweep_pair(int64_t nb, int64_t rows, int64_t ca, int64_t cb, bool reverse, int /*lo*/,
-                  int /*hi*/, FA fa, FB fb) const {
-    sweep(nb, rows, ca, reverse, fa);
-    sweep(nb, rows, cb, reverse, fb);
-  }
-  // All bands' first colour, then all bands' second colour: one thread per band.
-  template <class F1, class F2>
-  void zebra(int64_t nb, int64_t n, F1 first, F2 second, int64_t work) const {
-    lines(nb, n, first, work);
-    lines(nb, n, second, work);
   }
   template <class F>
   void each(int64_t n, F f) const {

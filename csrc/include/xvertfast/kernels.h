@@ -73,6 +73,11 @@ int64_t wls_cached_workspace_bytes();
 // Test hook: the CPU solver labels the plateaus with the GPU's parallel passes
 // (build_aggregates_parallel) instead of its own host bands; returns the previous setting.
 bool wls_parallel_labelling(bool on);
+// Test hook: wls_cpu's solve with the CUDA executor's loop structure, serially on the CPU
+// (csrc/cpu/wls_gpu_emulation.cpp), one thread.
+template <typename T>
+void wls_gpu_emulation(const T* image, int64_t B, int64_t H, int64_t W, const WlsOptions& options,
+                       T* out, int64_t* iterations, double* residual);
 
 // The solver's pieces for a CG driven from outside (xvertfast/ops/wls_pcg.py): the
 // hierarchy of image[B, H, W] is built into a workspace of wls_workspace_bytes<T>(B, H, W)

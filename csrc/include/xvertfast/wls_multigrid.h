@@ -456,7 +456,7 @@ struct Multigrid {
     const T strong = T(kPlateauStrong) * lam / eps;  // couplings are stored negated: -e, -s
     // bands of rows: at most 4 (the per-band member counts below share two scratch arrays)
     const int tb = int(std::max<int64_t>(1, std::min<int64_t>({ex.host_threads(), 4, g.h / 32})));
-    int64_t row0[5];
+    int64_t row0[5] = {};
     for (int t = 0; t <= tb; ++t) row0[t] = g.h * t / tb;
     int64_t roots[4], first_num[4];
     start[0] = 0;
@@ -1657,6 +1657,39 @@ struct Multigrid {
       dst[k] = src[k];
     });
   }
+};
+
+// The loop structure of the CUDA executor (csrc/cuda/wls.cu): separate kernels for point
+// work and reductions, one row per thread in the row smoother, plateau sums 64 members a
+// thread, plateaus labelled in device memory, which is not the host's. Shared with the
+// CPU's emulation of it (csrc/cpu/wls_gpu_emulation.cpp), so that the tests run the code
+// paths the GPU takes.
+// sweep_pair and zebra are composed from the executor's own sweep and lines (CRTP).
+template <class Exec>
+struct GpuLoopTraits {
+  static constexpr bool kHostMemory = false;
+  static constexpr bool kFuseRows = false;
+  static constexpr int kRowGroup = 1;
+  static constexpr int64_t kPlateauChunk = 64;
+  static constexpr bool kParallelLabelling = true;
+
+  // fa's sweep, then fb's: on a GPU the kernel boundary orders every fb read after every
+  // fa write.
+  template <class FA, class FB>
+  void sweep_pair(int64_t nb, int64_t rows, int64_t ca, int64_t cb, bool reverse, int /*lo*/,
+                  int /*hi*/, FA fa, FB fb) const {
+    self().sweep(nb, rows, ca, reverse, fa);
+    self().sweep(nb, rows, cb, reverse, fb);
+  }
+  // All bands' first colour, then all bands' second colour: one thread per band.
+  template <class F1, class F2>
+  void zebra(int64_t nb, int64_t n, F1 first, F2 second, int64_t work) const {
+    self().lines(nb, n, first, work);
+    self().lines(nb, n, second, work);
+  }
+
+ private:
+  const Exec& self() const { return static_cast<const Exec&>(*this); }
 };
 
 // Bytes of workspace for nb images of H x W (the layout does not depend on the executor).
