@@ -317,8 +317,8 @@ struct Multigrid {
     // the smoothers write their scratch before reading it. Their padding is therefore not
     // zero: loops read it only multiplied by a zero coupling or weight, which gives 0 since
     // the arrays hold finite values only (pivots of SPD line systems, residuals, or what the
-    // parallel plateau labelling left: non-negative integers below 2^31 and the pixel count,
-    // finite when read as T).
+    // parallel plateau labelling left: non-negative integers of at most half the pixel count,
+    // below 2^30, finite when read as float or double).
     T* const scratch = a.take<T>(nb * fine);
     T* const pivots = a.take<T>(nb * fine);
     for (int k = 0;; ++k) {
