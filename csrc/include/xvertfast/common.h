@@ -79,13 +79,4 @@ XVF_HD int32_t atomic_min(int32_t* p, int32_t v) {
 #endif
 }
 
-// *p += v; returns the old value.
-XVF_HD int32_t atomic_add(int32_t* p, int32_t v) {
-#if defined(__CUDA_ARCH__)
-  return atomicAdd(p, v);
-#else
-  return __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
-#endif
-}
-
 }  // namespace xvf

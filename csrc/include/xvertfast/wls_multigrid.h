@@ -316,9 +316,8 @@ struct Multigrid {
     // dead once restricted (the coarser levels run before its post-smoothing rewrites it), and
     // the smoothers write their scratch before reading it. Their padding is therefore not
     // zero: loops read it only multiplied by a zero coupling or weight, which gives 0 since
-    // the arrays hold finite values only (pivots of SPD line systems, residuals, or what the
-    // parallel plateau labelling left: non-negative integers of at most half the pixel count,
-    // below 2^30, finite when read as float or double).
+    // the arrays hold finite values only (pivots of SPD line systems, residuals; the
+    // parallel plateau labelling, which borrows them, leaves zeros).
     T* const scratch = a.take<T>(nb * fine);
     T* const pivots = a.take<T>(nb * fine);
     for (int k = 0;; ++k) {
@@ -671,6 +670,7 @@ struct Multigrid {
     ex.exclusive_scan(is_root, number, total);
     n_agg = read_back(number + total);
     if (n_agg == 0) {
+      ex.zero(number, size_t(nb * plane) * sizeof(T));  // (see the end)
       upload_counts();
       return;
     }
@@ -711,21 +711,26 @@ struct Multigrid {
     // renumbered by size class, stably (order_aggregates)
     uint32_t* const cls = reinterpret_cast<uint32_t*>(a1);
     int32_t* const ident = a2;
-    int32_t* const class_count = a4;
-    int32_t* const order = a4 + 64;  // order[i]: the aggregate that becomes number i
-    ex.zero(class_count, kPlateauFixed * sizeof(int32_t));
+    int32_t* const class_first = a4;  // the first new number of each class present, else n_agg
+    int32_t* const order = a4 + 64;   // order[i]: the aggregate that becomes number i
     ex.lines(1, n_agg, [=] XVF_LAMBDA(int64_t, int64_t a) {
       const int32_t m = st[a + 1] - st[a];
-      const int c = m <= kPlateauFixed ? m - 2 : kPlateauFixed - 1;
-      cls[a] = uint32_t(c);
+      cls[a] = uint32_t(m <= kPlateauFixed ? m - 2 : kPlateauFixed - 1);
       ident[a] = int32_t(a);
-      atomic_add(class_count + c, 1);
     }, 1);
-    int32_t counts[kPlateauFixed];
-    ex.download(counts, class_count, sizeof(counts));
-    for (int c = 0, sum = 0; c < kPlateauFixed; sum += counts[c++]) size_first[c] = sum;
     uint32_t* const cls_sorted = reinterpret_cast<uint32_t*>(a0);
     ex.sort_pairs(cls, cls_sorted, ident, order, n_agg, 3);
+    // where each class starts in the sorted order (no atomics: a million aggregates would
+    // queue on eight counters)
+    ex.lines(1, kPlateauFixed, [=] XVF_LAMBDA(int64_t, int64_t c) { class_first[c] = nagg; }, 1);
+    ex.lines(1, n_agg, [=] XVF_LAMBDA(int64_t, int64_t i) {
+      if (i == 0 || cls_sorted[i - 1] != cls_sorted[i]) class_first[cls_sorted[i]] = int32_t(i);
+    }, 1);
+    int32_t first[kPlateauFixed];
+    ex.download(first, class_first, sizeof(first));
+    // size_first[c]: aggregates of a class below c, i.e. where the first class >= c starts
+    for (int c = kPlateauFixed - 1; c >= 0; --c)
+      size_first[c] = first[c] < n_agg ? first[c] : (c + 1 < kPlateauFixed ? size_first[c + 1] : n_agg);
     int32_t* const size = a1;
     int32_t* const perm = a0;  // perm[a]: the new number of aggregate a
     ex.lines(1, n_agg, [=] XVF_LAMBDA(int64_t, int64_t i) {
@@ -762,6 +767,10 @@ struct Multigrid {
       scale[a] = T(kPlateauOmega / d);
     }, 8);
     if (Exec::kPlateauChunk != kPlateauChunkMin) build_pieces_parallel(Exec::kPlateauChunk, a0, a1, a2, a3);
+    // the borrowed scratch and pivot arrays back to finite values (their padding is read
+    // times zero, see plan): zeros, whatever integers the passes left there
+    ex.zero(a3, size_t(nb * plane) * sizeof(T));
+    ex.zero(a4, size_t(nb * plane) * sizeof(T));
     upload_counts();
   }
 
