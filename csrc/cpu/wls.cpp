@@ -70,9 +70,8 @@ struct CpuExec : SerialScanSort {
   static constexpr bool kFuseRows = true;  // a row's point work and its reduction in one task
   static constexpr int kRowGroup = 8;  // rows a task of smooth_rows interleaves
   static constexpr int64_t kPlateauChunk = 1024;  // members per task of the plateau sums
-  // the plateaus are labelled in host bands (build_aggregates); the parallel passes, written
-  // for the GPU, run here only in tests (wls_parallel_labelling), with a serial scan and sort
-  static constexpr bool kParallelLabelling = false;
+  // The plateaus are labelled in host bands (build_aggregates); the passes written for the
+  // GPU run here only in tests (wls_parallel_labelling), with a serial scan and sort.
   int nt = 1;
   static bool big(int64_t points) { return points >= 16384; }
 

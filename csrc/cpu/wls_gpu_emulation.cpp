@@ -9,7 +9,6 @@
 // forwards would give different results here than the CPU solver's.
 #include <cstring>
 #include <memory>
-#include <vector>
 
 #include "serial_scan_sort.h"
 #include "xvertfast/kernels.h"
@@ -38,11 +37,6 @@ struct GpuEmulationExec : wls::GpuLoopTraits<GpuEmulationExec>, SerialScanSort {
   template <class F>
   void each(int64_t n, F f) const {
     for (int64_t k = n - 1; k >= 0; --k) f(k);
-  }
-  int host_threads() const { return 1; }
-  template <class F>
-  void host_bands(int n, F f) const {
-    for (int t = 0; t < n; ++t) f(t);
   }
   void zero(void* p, size_t bytes) const { std::memset(p, 0, bytes); }
   void upload(void* dst, const void* src, size_t bytes) const { std::memcpy(dst, src, bytes); }

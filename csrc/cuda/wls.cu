@@ -14,8 +14,6 @@
 #include <algorithm>
 #include <cub/device/device_radix_sort.cuh>
 #include <cub/device/device_scan.cuh>
-#include <thread>
-#include <vector>
 
 #include "reduce.cuh"
 #include "xvertfast/kernels.h"
@@ -83,19 +81,6 @@ struct CudaExec : wls::GpuLoopTraits<CudaExec> {
   void sweep(int64_t nb, int64_t rows, int64_t cols, bool reverse, F f) const {
     if (nb * cols <= 0 || rows <= 0) return;
     sweep_kernel<<<blocks_for(nb * cols), kThreads, 0, stream>>>(nb, rows, cols, reverse, f);
-  }
-  // Where the plateaus are labelled on the host (parallel_labelling off: not the default
-  // here) it runs in bands on host threads, as on the CPU (whose tests check that the bands
-  // give the one-thread result bit for bit): one thread labels ~22 ms per million pixels.
-  int host_threads() const {
-    return int(std::min(4u, std::max(1u, std::thread::hardware_concurrency())));
-  }
-  template <class F>
-  void host_bands(int n, F f) const {
-    std::vector<std::thread> others;
-    for (int t = 1; t < n; ++t) others.emplace_back([&f, t] { f(t); });
-    if (n > 0) f(0);
-    for (auto& th : others) th.join();
   }
   template <class F>
   void each(int64_t n, F f) const {

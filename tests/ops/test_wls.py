@@ -276,8 +276,10 @@ def test_parallel_plateau_labelling_matches_the_host_bands(seed, parallel_labell
 @needs_ext
 @needs_cxr_dev
 def test_parallel_plateau_labelling_on_a_real_image(parallel_labelling):
-    # a 1024^2 radiograph: ~10^5 plateaus, its saturated borders among them
-    image = real_image(IMAGES[0], None)
+    # a 1024^2 NIH radiograph (8-bit: many plateaus, its dark borders among them)
+    path = next(p for p in IMAGES if os.path.basename(p).startswith("nih_"))
+    image = real_image(path, None)
+    assert image.shape == (1024, 1024)
     parallel = wls(image, method="cpu", return_info=True)
     parallel_labelling(False)
     host = wls(image, method="cpu", return_info=True)

@@ -26,8 +26,8 @@
 //                                  reads what fa wrote in rows i - 1 .. i + 1, columns
 //                                  c + lo .. c + hi (an executor may interleave them)
 //   each(n, f)                     f(k), k < n (per-image scalars, dense coarsest solves)
-//   host_bands(n, f), host_threads()  f(t), t < n, on host threads (n <= host_threads()): the
-//                                  parts of the setup that run on the host, in bands
+//   host_bands(n, f), host_threads()  (host memory only) f(t), t < n, on host threads
+//                                  (n <= host_threads()): the plateau labelling's bands
 //   zero(ptr, bytes), upload(dst, host_src, bytes), download(host_dst, src, bytes)
 //   ok()                           false once the device reported an error (the solve stops)
 //   kHostMemory                    true where its memory is the host's (no copies needed)
@@ -40,9 +40,8 @@
 //                                  bands (new values): second(k) runs after first(k - 1 .. k + 1)
 //   kRowGroup                      rows of one parity in a band of the row smoother
 //   kPlateauChunk                  members one task of the plateau sums takes (>= kPlateauChunkMin)
-//   kParallelLabelling             true: the plateaus are labelled by whole-grid passes in the
-//                                  executor's memory (build_aggregates_parallel), with
-//   exclusive_scan(in, out, n)     out[k] = in[0] + ... + in[k - 1] for k <= n (int32; n + 1 values)
+//   exclusive_scan(in, out, n)     out[k] = in[0] + ... + in[k - 1] for k <= n (int32; n + 1 values),
+//                                  and, for the plateau labelling in the executor's memory,
 //   sort_pairs(kin, kout, vin, vout, n, bits)  (key, value) pairs sorted by key, stably; keys
 //                                  (uint32) below 2^bits
 // Memory: every array lives in one caller-provided workspace (see plan()).
@@ -270,9 +269,10 @@ struct Multigrid {
   // entry, the first of the larger ones
   int64_t size_first[kPlateauFixed] = {};
   int64_t* agg_count = nullptr;  // the counts above, kept for later apply_outside calls
-  // How the plateaus are labelled: on the host (build_aggregates) or by whole-grid passes in
-  // the executor's memory (build_aggregates_parallel); the same arrays either way.
-  bool parallel_labelling = Exec::kParallelLabelling;
+  // Where the executor's memory is the host's: label the plateaus with the passes written
+  // for device memory (build_aggregates_parallel) instead of the host bands; a test switch
+  // (the same arrays either way). Device memory is always labelled in place.
+  bool parallel_labelling = false;
   char* base = nullptr;
   size_t bytes = 0;
   size_t agg_first_byte = 0, agg_end_byte = 0;  // the aggregate arrays' byte range in the workspace
@@ -392,10 +392,14 @@ struct Multigrid {
       diagonal(levels[k + 1]);
     }
     factor_dense(levels.back());
-    if (parallel_labelling)
+    if constexpr (Exec::kHostMemory) {
+      if (parallel_labelling)
+        build_aggregates_parallel(lam, eps);
+      else
+        build_aggregates(lam, eps);
+    } else {
       build_aggregates_parallel(lam, eps);
-    else
-      build_aggregates(lam, eps);
+    }
   }
 
   // Plateaus: the connected sets of pixels joined by edges whose weight is at least half the
@@ -424,36 +428,17 @@ struct Multigrid {
     std::fill(size_first, size_first + kPlateauFixed, int64_t(0));
     upload_counts();
     if (L.n_dense || !(lam > T(0)) || nb * L.plane >= (int64_t(1) << 31)) return;
-    const int64_t n = g.h * g.w, np = nb * L.plane, w = g.w, ld = g.ld;
-    // the finest couplings (padded planes), read in place where the executor's memory is the host's
-    std::vector<T> e_copy, s_copy;
-    const T* e = host_view(L.e, np, e_copy);
-    const T* s = host_view(L.s, np, s_copy);
-    std::vector<int32_t> members_copy, start_copy, range_copy, first_copy, id_copy;
-    std::vector<T> scale_copy;
-    int32_t* members = host_out(agg_members, nb * n, members_copy);
-    int32_t* start = host_out(agg_start, nb * n / 2 + 1, start_copy);
-    // Scratch: three int32 arrays of one image (on the host the CG vectors r, p, z, free
-    // until the solve starts: no extra peak) and one double per padded point of the batch
-    // (on the host the CG iterate), else host vectors.
+    static_assert(Exec::kHostMemory, "the host labels plateaus in its own memory");
+    const int64_t n = g.h * g.w, w = g.w, ld = g.ld;
+    const T *e = L.e, *s = L.s;
+    int32_t *members = agg_members, *start = agg_start;
+    // Scratch: three int32 arrays of one image (the CG vectors r, p, z, free until the solve
+    // starts: no extra peak) and one double per padded point of the batch (the CG iterate).
     static_assert(sizeof(T) >= sizeof(int32_t), "the scratch borrows T vectors");
-    std::vector<int32_t> scratch;
-    std::vector<double> dscratch;
-    int32_t *sa, *sb, *sc3;
-    double* contrib;
-    if (Exec::kHostMemory) {
-      sa = reinterpret_cast<int32_t*>(r);
-      sb = reinterpret_cast<int32_t*>(p);
-      sc3 = reinterpret_cast<int32_t*>(z);
-      contrib = xk;
-    } else {
-      scratch.resize(size_t(3 * n));  // order_aggregates brings its own scratch here
-      sa = scratch.data();
-      sb = sa + n;
-      sc3 = sb + n;
-      dscratch.resize(size_t(np));
-      contrib = dscratch.data();
-    }
+    int32_t* const sa = reinterpret_cast<int32_t*>(r);
+    int32_t* const sb = reinterpret_cast<int32_t*>(p);
+    int32_t* const sc3 = reinterpret_cast<int32_t*>(z);
+    double* const contrib = xk;
     const T strong = T(kPlateauStrong) * lam / eps;  // couplings are stored negated: -e, -s
     // bands of rows: at most 4 (the per-band member counts below share two scratch arrays)
     const int tb = int(std::max<int64_t>(1, std::min<int64_t>({ex.host_threads(), 4, g.h / 32})));
@@ -571,44 +556,25 @@ struct Multigrid {
     }
     n_members = start[n_agg];
     // D of each aggregate, its members' parts summed in order (into the spent labels)
-    double* diag = reinterpret_cast<double*>(sa);
-    std::vector<double> diag_copy;
-    if (!Exec::kHostMemory) {
-      diag_copy.resize(size_t(n_agg));
-      diag = diag_copy.data();
-    }
+    double* const diag = reinterpret_cast<double*>(sa);
     const int ta = int(std::min<int64_t>(ex.host_threads(), n_agg / 4096 + 1));
     ex.host_bands(ta, [&](int t) {
       for (int64_t a = n_agg * t / ta; a < n_agg * (t + 1) / ta; ++a) {
         diag[a] = aggregate_diag(contrib, members, start[a], start[a + 1]);
       }
     });
-    T* scale = host_out(agg_scale, n_agg, scale_copy);
-    order_aggregates(start, members, diag, scale, sb, sc3);
+    order_aggregates(start, members, diag, agg_scale, sb, sc3);
     // the pieces of the big aggregates, counted from each aggregate's own start (so a sum
     // does not depend on where the aggregate sits in a batch)
     constexpr int64_t C = Exec::kPlateauChunk;
     static_assert(C >= kPlateauChunkMin, "the workspace is planned for kPlateauChunkMin");
-    const int64_t max_big = nb * n / kPlateauChunkMin;
-    int32_t* range = host_out(piece_range, 4 * max_big, range_copy);
-    int32_t* bfirst = host_out(big_first, max_big + 1, first_copy);
-    int32_t* bid = host_out(big_id, max_big, id_copy);
     for (int64_t a = 0; a < n_agg; ++a) {
       if (start[a + 1] - start[a] <= C) continue;
-      bid[n_big] = int32_t(a);
-      bfirst[n_big++] = int32_t(n_pieces);
-      for (int64_t k = start[a]; k < start[a + 1]; k += C) {
-        range[2 * n_pieces] = int32_t(k);
-        range[2 * n_pieces++ + 1] = int32_t(std::min<int64_t>(k + C, start[a + 1]));
-      }
+      big_id[n_big] = int32_t(a);
+      big_first[n_big++] = int32_t(n_pieces);
+      n_pieces = write_pieces(piece_range, int32_t(n_pieces), start[a], start[a + 1], int32_t(C));
     }
-    bfirst[n_big] = int32_t(n_pieces);
-    host_done(piece_range, range_copy, 2 * n_pieces);
-    host_done(big_first, first_copy, n_big + 1);
-    host_done(big_id, id_copy, n_big);
-    host_done(agg_members, members_copy, n_members);
-    host_done(agg_start, start_copy, n_agg + 1);
-    host_done(agg_scale, scale_copy);
+    big_first[n_big] = int32_t(n_pieces);
     upload_counts();
   }
 
@@ -797,13 +763,19 @@ struct Multigrid {
       const int32_t t = big_number[a];
       bid[t] = int32_t(a);
       bfirst[t] = first_piece[a];
-      int32_t q = first_piece[a];
-      for (int32_t k = st[a]; k < st[a + 1]; k += c, ++q) {
-        range[2 * q] = k;
-        range[2 * q + 1] = k + c < st[a + 1] ? k + c : st[a + 1];
-      }
+      write_pieces(range, first_piece[a], st[a], st[a + 1], c);
     }, 8);
     ex.each(1, [=] XVF_LAMBDA(int64_t) { bfirst[nbig] = npieces; });
+  }
+
+  // The member ranges [k, k + c) of an aggregate's members [begin, end), the last one cut
+  // at end, as pieces q, q + 1, ... of range; returns the next piece.
+  XVF_HD static int32_t write_pieces(int32_t* range, int32_t q, int32_t begin, int32_t end, int32_t c) {
+    for (int32_t k = begin; k < end; k += c, ++q) {
+      range[2 * q] = k;
+      range[2 * q + 1] = k + c < end ? k + c : end;
+    }
+    return q;
   }
 
   // One value of executor memory, on the host.
@@ -854,17 +826,10 @@ struct Multigrid {
   // pixel order, as built, within each size: a stable counting sort), moves their members
   // along, and sets each one's scale omega / D. A sum over an aggregate keeps its members'
   // order, so the plateau step's results do not change. spare1 (2 n_agg + 1 values) and
-  // spare2 (n_members) are spent scratch: on the host the CG vectors.
+  // spare2 (n_members) are spent scratch: the CG vectors.
   void order_aggregates(int32_t* start, int32_t* members, const double* diag, T* scale, int32_t* spare1,
                         int32_t* spare2) {
-    std::vector<int32_t> copy;
     int32_t *perm = spare1, *fresh = spare1 + n_agg, *old = spare2;
-    if (!Exec::kHostMemory) {
-      copy.resize(size_t(2 * n_agg + 1 + n_members));
-      perm = copy.data();
-      fresh = perm + n_agg;
-      old = fresh + n_agg + 1;
-    }
     auto cls = [&](int64_t a) {
       const int64_t m = start[a + 1] - start[a];
       return m <= kPlateauFixed ? int(m - 2) : kPlateauFixed - 1;
@@ -892,27 +857,6 @@ struct Multigrid {
     int64_t counts[kAggCounts] = {n_agg, n_members, n_pieces, n_big};
     for (int c = 0; c < kPlateauFixed; ++c) counts[4 + c] = size_first[c];
     ex.upload(agg_count, counts, sizeof(counts));
-  }
-
-  // Host access to executor memory: the memory itself where the executor's is the host's,
-  // else a copy (host_view downloads it; host_out's copy is uploaded by host_done).
-  template <typename U>
-  const U* host_view(const U* mem, int64_t n, std::vector<U>& copy) {
-    if (Exec::kHostMemory) return mem;
-    copy.resize(n);
-    ex.download(copy.data(), mem, size_t(n) * sizeof(U));
-    return copy.data();
-  }
-  template <typename U>
-  U* host_out(U* mem, int64_t n, std::vector<U>& copy) {
-    if (Exec::kHostMemory) return mem;
-    copy.resize(n);
-    return copy.data();
-  }
-  template <typename U>
-  void host_done(U* mem, const std::vector<U>& copy, int64_t n = -1) {
-    if (Exec::kHostMemory) return;
-    ex.upload(mem, copy.data(), size_t(n < 0 ? int64_t(copy.size()) : n) * sizeof(U));
   }
 
   // x += omega P D^-1 P^T (b - A x) on the finest level (x = 0 on entry when `zero_x`).
@@ -1672,7 +1616,7 @@ struct Multigrid {
 
 // The loop structure of the CUDA executor (csrc/cuda/wls.cu): separate kernels for point
 // work and reductions, one row per thread in the row smoother, plateau sums 64 members a
-// thread, plateaus labelled in device memory, which is not the host's. Shared with the
+// thread, memory that is not the host's (so the plateaus are labelled in it). Shared with the
 // CPU's emulation of it (csrc/cpu/wls_gpu_emulation.cpp), so that the tests run the code
 // paths the GPU takes.
 // sweep_pair and zebra are composed from the executor's own sweep and lines (CRTP).
@@ -1682,7 +1626,6 @@ struct GpuLoopTraits {
   static constexpr bool kFuseRows = false;
   static constexpr int kRowGroup = 1;
   static constexpr int64_t kPlateauChunk = 64;
-  static constexpr bool kParallelLabelling = true;
 
   // fa's sweep, then fb's: on a GPU the kernel boundary orders every fb read after every
   // fa write.
@@ -1704,9 +1647,7 @@ struct GpuLoopTraits {
 };
 
 // Bytes of workspace for nb images of H x W (the layout does not depend on the executor).
-struct NoExec {
-  static constexpr bool kParallelLabelling = false;
-};
+struct NoExec {};
 template <typename T>
 int64_t workspace_bytes(int64_t nb, int64_t H, int64_t W) {
   Multigrid<T, NoExec> mg;
