@@ -7,6 +7,11 @@ import os
 
 import numpy as np
 
+from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
+
+#: The system every WLS bench solves: the package's defaults.
+PARAMS = (DEFAULT_LAM, DEFAULT_ALPHA, DEFAULT_EPS)
+
 DATA = os.environ.get(
     "XVF_CXR_DEV", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "cxr-dev")
 )
@@ -33,7 +38,7 @@ def pyamg_solve(x: np.ndarray, rtol: float = 1e-4) -> np.ndarray:
 
     from xvertfast.ops.wls_direct import system_matrix
 
-    A = system_matrix(torch.from_numpy(x), 0.8, 1.2, 1e-4).tocsr()
+    A = system_matrix(torch.from_numpy(x), *PARAMS).tocsr()
     ml = pyamg.ruge_stuben_solver(A)
     return ml.solve(x.ravel().astype(np.float64), tol=rtol, accel="cg").reshape(x.shape)
 
@@ -44,7 +49,7 @@ def scipy_direct(x: np.ndarray) -> np.ndarray:
 
     from xvertfast.ops.wls_direct import solve_direct
 
-    return solve_direct(torch.from_numpy(x).double(), 0.8, 1.2, 1e-4).numpy()
+    return solve_direct(torch.from_numpy(x).double(), *PARAMS).numpy()
 
 
 def cupy_jacobi_system(x: np.ndarray):
@@ -55,7 +60,7 @@ def cupy_jacobi_system(x: np.ndarray):
 
     from xvertfast.ops.wls_direct import system_matrix
 
-    A = csp.csr_matrix(system_matrix(torch.from_numpy(x), 0.8, 1.2, 1e-4).tocsr())
+    A = csp.csr_matrix(system_matrix(torch.from_numpy(x), *PARAMS).tocsr())
     M = csp.diags(1.0 / A.diagonal())
     return A, M, cp.asarray(x.ravel(), dtype=cp.float64)
 

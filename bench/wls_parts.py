@@ -19,10 +19,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 import xvertfast  # noqa: E402  (registers the ops)
-from bench.wls_inputs import DATA  # noqa: E402
+from bench.wls_inputs import DATA, PARAMS  # noqa: E402
 from xvertfast.io import read_image  # noqa: E402
 
-PARAMS = (0.8, 1.2, 1e-4)
 DEFAULT = ["noise", "nih_00000574_000.png", "nih_00014998_000.png"]
 
 

@@ -28,7 +28,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from bench.wls_inputs import pyamg_solve, radiograph, scipy_direct  # noqa: E402
+from bench.wls_inputs import PARAMS, pyamg_solve, radiograph, scipy_direct  # noqa: E402
 from xvertfast import wls  # noqa: E402
 
 MEMORY_PROBE = """
@@ -109,7 +109,7 @@ def gpu_table(sizes: list[int], batch: int) -> None:
         xs = torch.stack([torch.from_numpy(radiograph(size, k)) for k in range(batch)]).cuda()
         t_x, (g, info) = sync_timed(lambda: wls(xs, method="cuda", return_info=True), 3)
         # the setup alone (weights, hierarchy, plateau labelling), its workspace included
-        t_s, _ = sync_timed(lambda: torch.ops.xvertfast.wls_setup(xs, 0.8, 1.2, 1e-4), 3)
+        t_s, _ = sync_timed(lambda: torch.ops.xvertfast.wls_setup(xs, *PARAMS), 3)
         g0 = g[0].cpu().numpy()
         ref = scipy_direct(xs[0].cpu().numpy())
         err = float(np.linalg.norm(g0 - ref) / np.linalg.norm(ref))

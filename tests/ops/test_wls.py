@@ -20,7 +20,7 @@ from xvertfast.ops.wls_pcg import pcg
 
 needs_ext = pytest.mark.skipif(not has_extension(), reason="compiled extension not built")
 IMAGES = sorted(glob.glob(os.path.join(CXR_DEV, "*.png")))
-PARAMS = dict(lam=0.8, alpha=1.2, eps=1e-4)
+PARAMS = dict(lam=ref.DEFAULT_LAM, alpha=ref.DEFAULT_ALPHA, eps=ref.DEFAULT_EPS)
 SHAPES = [(1, 1), (1, 9), (2, 3), (7, 1), (33, 17), (50, 64)]
 
 # Every solver method: the compiled CPU solver, its CUDA build and the CuPy-driven CG on it

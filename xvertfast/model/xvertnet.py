@@ -11,12 +11,14 @@ from torch import nn
 
 from xvertfast.model.stage import XVertNetStage
 from xvertfast.ops.wls import wls
+from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 
 __all__ = ["XVertNet"]
 
 
 class XVertNet(nn.Module):
-    def __init__(self, stages: list[XVertNetStage], lam: float = 0.8, alpha: float = 1.2, eps: float = 1e-4):
+    def __init__(self, stages: list[XVertNetStage], lam: float = DEFAULT_LAM, alpha: float = DEFAULT_ALPHA,
+                 eps: float = DEFAULT_EPS):
         super().__init__()
         if not stages:
             raise ValueError("XVertNet needs at least one stage")

@@ -118,9 +118,9 @@ def release_workspace() -> int:
 
 def wls(
     image,
-    lam: float = 0.8,
-    alpha: float = 1.2,
-    eps: float = 1e-4,
+    lam: float = wls_reference.DEFAULT_LAM,
+    alpha: float = wls_reference.DEFAULT_ALPHA,
+    eps: float = wls_reference.DEFAULT_EPS,
     rtol: float = 1e-4,
     maxiter: int | None = None,
     method: str = "auto",

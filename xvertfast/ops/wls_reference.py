@@ -32,6 +32,9 @@ from dataclasses import dataclass
 import torch
 
 __all__ = [
+    "DEFAULT_LAM",
+    "DEFAULT_ALPHA",
+    "DEFAULT_EPS",
     "LOG_OFFSET",
     "edge_weights",
     "fine_stencil",
@@ -41,6 +44,11 @@ __all__ = [
     "relative_residual",
 ]
 
+#: The WLS parameters of DESIGN.md §1 (Farbman et al. 2008's lam and alpha; eps guards the
+#: weights of equal neighbours): every default of the package and its benches comes from here.
+DEFAULT_LAM = 0.8
+DEFAULT_ALPHA = 1.2
+DEFAULT_EPS = 1e-4
 #: Offset inside the log guide: ``l = log(x + LOG_OFFSET)`` (not machine epsilon, see DESIGN.md).
 LOG_OFFSET = 1e-4
 #: Grids with at most this many points are solved directly.
@@ -400,9 +408,9 @@ class Hierarchy:
 
 def solve_reference(
     image: torch.Tensor,
-    lam: float = 0.8,
-    alpha: float = 1.2,
-    eps: float = 1e-4,
+    lam: float = DEFAULT_LAM,
+    alpha: float = DEFAULT_ALPHA,
+    eps: float = DEFAULT_EPS,
     rtol: float = 1e-4,
     maxiter: int = 200,
 ) -> tuple[torch.Tensor, int, float]:

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from xvertfast.ops.wls import wls
+from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 
 __all__ = ["preprocess", "Preprocessed", "E_FLOOR", "NORMALISE_PERCENTILES"]
 
@@ -88,7 +89,8 @@ def _normalise(t: torch.Tensor) -> torch.Tensor:
     return out.clamp_(0.0, 1.0).reshape(t.shape)
 
 
-def preprocess(pixels, lam: float = 0.8, alpha: float = 1.2, eps: float = 1e-4, method: str = "auto") -> Preprocessed:
+def preprocess(pixels, lam: float = DEFAULT_LAM, alpha: float = DEFAULT_ALPHA, eps: float = DEFAULT_EPS,
+               method: str = "auto") -> Preprocessed:
     """Computes X, G, E, Xp and Y of one image ``[H, W]`` or a batch ``[B, H, W]``.
 
     Args:

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from xvertfast.io import ImageReadError, read_image
 from xvertfast.io.write import atomic_write
 from xvertfast.io.files import discover, file_sha256
+from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 from xvertfast.preprocess import find_spine, preprocess
 from xvertfast.preprocess.spine import Box
 
@@ -72,8 +73,8 @@ def _preprocessed(path: str, cache_dir: str, params: dict, photometric: str | No
     return out
 
 
-def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = 0.8, alpha: float = 1.2,
-              eps: float = 1e-4, log=print) -> RoiSet:  # fmt: skip
+def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEFAULT_LAM,
+              alpha: float = DEFAULT_ALPHA, eps: float = DEFAULT_EPS, log=print) -> RoiSet:  # fmt: skip
     """Preprocesses (or loads from the cache) every readable input and cuts its two ROIs."""
     params = {"lam": lam, "alpha": alpha, "eps": eps, "roi_size": roi_size, "version": 1}
     xps, ys, owners, sources = [], [], [], []
