@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 DESCRIPTION = """\
@@ -145,7 +146,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except (ValueError, FileExistsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"model written to {args.output}/model (load it with xvertfast.load_model); metrics in {args.output}/metrics.csv")
+    curves = os.path.join(args.output, "curves.png")
+    print(f"model written to {args.output}/model (load it with xvertfast.load_model); metrics in "
+          f"{args.output}/metrics.csv" + (f", loss curves in {curves}" if os.path.exists(curves) else ""))
     return 0
 
 

@@ -30,6 +30,8 @@ from tqdm import tqdm
 from xvertfast.io.write import atomic_write
 from xvertfast.model import XVertNet, XVertNetStage, load_model, save_model
 from xvertfast.model.persistence import fingerprint
+from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
+from xvertfast.train.curves import JOINT_PHASE, plot_curves
 from xvertfast.train.data import RoiSet, load_rois, random_patches, shift_augment, split_by_image
 from xvertfast.train.losses import XVertNetLoss
 
@@ -53,9 +55,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = False
-    lam: float = 0.8
-    alpha: float = 1.2
-    eps: float = 1e-4
+    lam: float = DEFAULT_LAM
+    alpha: float = DEFAULT_ALPHA
+    eps: float = DEFAULT_EPS
     init: str | None = None  #: start from this model's weights (a model directory or "default")
 
 
@@ -191,13 +193,30 @@ def _write_metrics(run_dir: str, history: list[dict]) -> None:
         writer.writerows(history)
 
 
+class _Curves:
+    """Redraws RUN_DIR/curves.png at most every ``interval`` seconds, and whenever a stage ends."""
+
+    def __init__(self, run_dir: str, log, interval: float = 30.0):
+        self.path, self.title = os.path.join(run_dir, "curves.png"), os.path.basename(os.path.abspath(run_dir))
+        self.log, self.interval, self.last, self.warned = log, interval, time.monotonic(), False
+
+    def update(self, history: list[dict], force: bool = False) -> None:
+        if not history or not (force or time.monotonic() - self.last >= self.interval):
+            return
+        self.last = time.monotonic()
+        if not plot_curves(history, self.path, self.title) and not self.warned:
+            self.warned = True
+            self.log("note: curves.png not drawn: matplotlib is not installed (pip install 'xvertfast[eval]')")
+
+
 def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = False, progress: bool = True,
           stop_after_epochs: int | None = None, log=print) -> XVertNet:  # fmt: skip
     """Trains an XVertNet on the images ``inputs`` (files, folders, @lists) into ``run_dir``.
 
     ``run_dir`` receives ``cache/`` (preprocessed images), ``checkpoint/``, ``metrics.csv``,
-    ``stage{k}_data.safetensors`` (inputs of later stages) and ``model/`` (the trained
-    model, loadable with :func:`xvertfast.load_model`). ``stop_after_epochs`` ends the call
+    ``curves.png`` (the losses per stage, see :mod:`xvertfast.train.curves`; with
+    matplotlib), ``stage{k}_data.safetensors`` (inputs of later stages) and ``model/`` (the
+    trained model, loadable with :func:`xvertfast.load_model`). ``stop_after_epochs`` ends the call
     after that many epochs (a controlled "kill", for tests); ``resume=True`` continues.
     """
     device = _device(config.device)
@@ -224,6 +243,7 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
         log(f"--init has {len(init.stages)} stage(s): stages {len(init.stages) + 1}..{config.stages} start from random weights")
     stages: list[XVertNetStage] = []
     epochs_run = 0
+    curves = _Curves(run_dir, log)
     for k in range(1, config.stages + 1):
         torch.manual_seed(config.seed * 7919 + k)
         stage = XVertNetStage(config.width, config.depth).to(device, memory_format=_layout(device))
@@ -283,7 +303,7 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
                     prog.bad_epochs += 1
             else:
                 best = {n: v.detach().clone() for n, v in stage.state_dict().items()}
-            prog.history.append({"stage": k, "epoch": prog.epoch, "phase": "gc+entropy" if joint else "gc",
+            prog.history.append({"stage": k, "epoch": prog.epoch, "phase": JOINT_PHASE if joint else "gc",
                                  "train_loss": running / max(seen, 1), "val_loss": val,
                                  "images_per_s": seen / seconds if seconds > 0 else 0.0, "seconds": seconds})  # fmt: skip
             _save_tensors(os.path.join(ckpt_dir, "stage.safetensors"), stage.state_dict())
@@ -291,10 +311,12 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
             _save_tensors(os.path.join(ckpt_dir, "best.safetensors"), best)
             _save_state(state_path, config, prog)
             _write_metrics(run_dir, prog.history)
+            curves.update(prog.history)
             epochs_run += 1
             bar.set_postfix(loss=f"{running / max(seen, 1):.4f}", val=f"{val:.4f}", img_s=f"{seen / max(seconds, 1e-9):.1f}")
             bar.update(1)
         bar.close()
+        curves.update(prog.history, force=True)
         stage.load_state_dict(best)
         # a finished stage in the default layout: what load_model gives, so it computes the same
         stages.append(stage.to(memory_format=torch.contiguous_format).eval())

@@ -1,0 +1,85 @@
+"""Training curves: the kept epoch follows the loop's rule, the picture is written whole or not at all."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+
+import pytest
+import torch
+from PIL import Image
+
+from tests.train.test_loop import CONFIG, weights, write_images
+from xvertfast.train import TrainConfig, train
+from xvertfast.train.curves import JOINT_PHASE, kept_epoch, plot_curves, read_metrics
+from xvertfast.train.loop import _load_tensors
+
+
+def rows(stage, phases, train_losses, val_losses):
+    return [{"stage": stage, "epoch": e + 1, "phase": p, "train_loss": t, "val_loss": v, "images_per_s": 10.0,
+             "seconds": 1.0} for e, (p, t, v) in enumerate(zip(phases, train_losses, val_losses))]  # fmt: skip
+
+
+def test_kept_epoch_is_the_first_best_of_the_joint_phase():
+    phases = ["gc", "gc", JOINT_PHASE, JOINT_PHASE, JOINT_PHASE, JOINT_PHASE]
+    # the GC phase's lower losses do not count: its loss has no feature term
+    assert kept_epoch(rows(1, phases, [1] * 6, [0.1, 0.1, 0.5, 0.3, 0.4, 0.3])) == 4
+    # no validation images: the training loss decides
+    nan = float("nan")
+    assert kept_epoch(rows(1, phases, [9, 9, 0.5, 0.6, 0.2, 0.4], [nan] * 6)) == 5
+
+
+def test_kept_epoch_without_a_joint_phase_is_the_last_and_none_without_rows():
+    assert kept_epoch(rows(2, ["gc"] * 3, [3, 1, 2], [3, 1, 2])) == 3
+    assert kept_epoch([]) is None
+
+
+def test_kept_epoch_names_the_weights_the_training_loop_kept(tmp_path):
+    """Epoch by epoch (resumed runs), the final model's stages equal the checkpoints of the epochs
+    kept_epoch names."""
+    data = write_images(tmp_path / "data")
+    config = TrainConfig(**{**CONFIG.__dict__, "epochs_gc": 1, "epochs_joint": 4, "patience": 10, "seed": 5})
+    run = tmp_path / "run"
+    per_epoch = {}
+    for _ in range(2 * 5):
+        train([str(data)], str(run), config, resume=True, progress=False, stop_after_epochs=1, log=lambda m: None)
+        history = read_metrics(run / "metrics.csv")
+        last = history[-1]
+        per_epoch[(last["stage"], last["epoch"])] = _load_tensors(str(run / "checkpoint" / "stage.safetensors"), "cpu")
+    model = train([str(data)], str(run), config, resume=True, progress=False, log=lambda m: None)
+    history = read_metrics(run / "metrics.csv")
+    kept = {k: kept_epoch([r for r in history if r["stage"] == k]) for k in (1, 2)}
+    assert any(kept[k] < 5 for k in (1, 2)), "premise: some stage keeps an epoch before its last"
+    final = weights(model)
+    for k in (1, 2):
+        for name, value in per_epoch[(k, kept[k])].items():
+            assert torch.equal(final[f"{k - 1}.{name}"], value), (k, name)
+
+
+def test_plot_curves_draws_one_panel_per_stage(tmp_path):
+    pytest.importorskip("matplotlib")
+    phases = ["gc", "gc", JOINT_PHASE, JOINT_PHASE]
+    history = rows(1, phases, [1, 0.5, 0.6, 0.4], [1, 0.6, 0.7, 0.5]) + rows(2, phases, [0.9, 0.3, 0.4, 0.3],
+                                                                            [float("nan")] * 4)  # fmt: skip
+    path = tmp_path / "curves.png"
+    assert plot_curves(history, str(path), "run")
+    with Image.open(path) as im:
+        assert im.format == "PNG"
+        assert im.size[0] > 1.8 * im.size[1]  # two panels side by side
+    assert os.listdir(tmp_path) == ["curves.png"]  # nothing else left behind
+
+
+def test_plot_curves_without_matplotlib_draws_nothing(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails
+    history = rows(1, ["gc"], [1.0], [math.nan])
+    assert not plot_curves(history, str(tmp_path / "curves.png"))
+    assert os.listdir(tmp_path) == []
+
+
+def test_training_draws_the_curves_of_every_stage(tmp_path):
+    pytest.importorskip("matplotlib")
+    data = write_images(tmp_path / "data")
+    train([str(data)], str(tmp_path / "run"), CONFIG, progress=False, log=lambda m: None)
+    with Image.open(tmp_path / "run" / "curves.png") as im:
+        assert im.size[0] > 1.8 * im.size[1]

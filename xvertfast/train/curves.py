@@ -1,0 +1,100 @@
+"""Training curves as a picture: ``RUN_DIR/curves.png``, drawn from the rows of ``metrics.csv``.
+
+A run of hundreds of epochs is easier to judge by eye than from a table: per stage, the
+training and validation loss on a log scale, the joint phase shaded (its loss adds the
+feature term, so the curve jumps where it starts) and the epoch whose weights the stage
+kept marked. matplotlib is optional (``xvertfast[eval]``): without it nothing is drawn.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+
+from xvertfast.io.write import atomic_write
+
+__all__ = ["JOINT_PHASE", "kept_epoch", "plot_curves", "read_metrics"]
+
+#: The ``phase`` of the epochs that train with the structure and the feature loss.
+JOINT_PHASE = "gc+entropy"
+
+
+def read_metrics(path: str) -> list[dict]:
+    """The rows of a run's ``metrics.csv``, numbers as numbers."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    ints, text = ("stage", "epoch"), ("phase",)
+    return [{k: (int(v) if k in ints else v if k in text else float(v)) for k, v in r.items()} for r in rows]
+
+
+def _score(row: dict) -> float:
+    val = row["val_loss"]
+    return row["train_loss"] if math.isnan(val) else val
+
+
+def kept_epoch(rows: list[dict]) -> int | None:
+    """The epoch whose weights one stage keeps, by the training loop's rule.
+
+    In the joint phase the loop keeps the first epoch with the lowest validation loss (the
+    training loss where there are no validation images); a stage that never reached the
+    joint phase keeps its last epoch. ``rows``: that stage's rows, in epoch order.
+    """
+    if not rows:
+        return None
+    joint = [r for r in rows if r["phase"] == JOINT_PHASE]
+    if not joint:
+        return rows[-1]["epoch"]
+    best = joint[0]
+    for r in joint[1:]:
+        if _score(r) < _score(best):
+            best = r
+    return best["epoch"]
+
+
+def plot_curves(rows: list[dict], path: str, title: str = "") -> bool:
+    """Draws the curves of ``rows`` (metrics.csv rows, any number of stages) into the PNG
+    ``path``, written atomically. Returns False, drawing nothing, without matplotlib."""
+    if not rows:
+        return False
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    stages = sorted({r["stage"] for r in rows})
+    fig, axes = plt.subplots(1, len(stages), figsize=(4.6 * len(stages) + 0.4, 3.6), squeeze=False)
+    for ax, k in zip(axes[0], stages):
+        mine = sorted((r for r in rows if r["stage"] == k), key=lambda r: r["epoch"])
+        epochs = [r["epoch"] for r in mine]
+        ax.plot(epochs, [r["train_loss"] for r in mine], color="#1f77b4", lw=1.2, label="training")
+        val = [r["val_loss"] for r in mine]
+        has_val = not all(math.isnan(v) for v in val)
+        if has_val:
+            ax.plot(epochs, val, color="#ff7f0e", lw=1.2, ls="--", label="validation")
+        joint = [r["epoch"] for r in mine if r["phase"] == JOINT_PHASE]
+        if joint:
+            ax.axvspan(joint[0] - 0.5, joint[-1] + 0.5, color="#2ca02c", alpha=0.08, lw=0,
+                       label="structure + feature loss")  # fmt: skip
+        kept = kept_epoch(mine)
+        at = next(r for r in mine if r["epoch"] == kept)
+        ax.plot([kept], [_score(at)], marker="*", ms=11, color="#d62728", ls="none", label=f"kept: epoch {kept}")
+        losses = [r["train_loss"] for r in mine] + ([v for v in val if not math.isnan(v)] if has_val else [])
+        if min(losses) > 0:
+            ax.set_yscale("log")
+        rate = sorted(r["images_per_s"] for r in mine)[len(mine) // 2]
+        ax.set_title(f"stage {k}: {len(mine)} epochs, {rate:.1f} images/s", fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.set_ylabel("loss", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return True
+
