@@ -88,14 +88,19 @@ struct CudaExec : wls::GpuLoopTraits<CudaExec> {
     each_kernel<<<blocks_for(n), kThreads, 0, stream>>>(n, f);
   }
   // CUB's device-wide scan and radix sort (stable), their scratch from the stream-ordered
-  // allocator; a failed allocation is a runtime error that ok() reports.
+  // allocator. A failed allocation is a runtime error that ok() reports once the setup is
+  // done; until then the outputs are zeros, so the counts the host reads back from them
+  // are 0 and no later pass indexes with garbage (out of bounds).
   void exclusive_scan(const int32_t* in, int32_t* out, int64_t n) const {
     cudaMemsetAsync(out, 0, sizeof(int32_t), stream);
     if (n <= 0) return;
     size_t bytes = 0;
     cub::DeviceScan::InclusiveSum(nullptr, bytes, in, out + 1, n, stream);
-    void* tmp = nullptr;
-    if (cudaMallocAsync(&tmp, std::max<size_t>(bytes, 1), stream) != cudaSuccess) return;
+    void* tmp = scratch(bytes);
+    if (tmp == nullptr) {
+      cudaMemsetAsync(out, 0, size_t(n + 1) * sizeof(int32_t), stream);
+      return;
+    }
     cub::DeviceScan::InclusiveSum(tmp, bytes, in, out + 1, n, stream);
     cudaFreeAsync(tmp, stream);
   }
@@ -104,10 +109,19 @@ struct CudaExec : wls::GpuLoopTraits<CudaExec> {
     if (n <= 0) return;
     size_t bytes = 0;
     cub::DeviceRadixSort::SortPairs(nullptr, bytes, kin, kout, vin, vout, n, 0, bits, stream);
-    void* tmp = nullptr;
-    if (cudaMallocAsync(&tmp, std::max<size_t>(bytes, 1), stream) != cudaSuccess) return;
+    void* tmp = scratch(bytes);
+    if (tmp == nullptr) {
+      cudaMemsetAsync(kout, 0, size_t(n) * sizeof(uint32_t), stream);
+      cudaMemsetAsync(vout, 0, size_t(n) * sizeof(int32_t), stream);
+      return;
+    }
     cub::DeviceRadixSort::SortPairs(tmp, bytes, kin, kout, vin, vout, n, 0, bits, stream);
     cudaFreeAsync(tmp, stream);
+  }
+  // CUB's temporary storage, or null where the allocation failed (its error stays recorded).
+  void* scratch(size_t bytes) const {
+    void* tmp = nullptr;
+    return cudaMallocAsync(&tmp, std::max<size_t>(bytes, 1), stream) == cudaSuccess ? tmp : nullptr;
   }
   void zero(void* p, size_t bytes) const { cudaMemsetAsync(p, 0, bytes, stream); }
   // From pageable host memory: returns once the source has been staged, so it may be reused.
