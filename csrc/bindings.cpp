@@ -32,9 +32,12 @@ TORCH_LIBRARY(xvertfast, m) {
         "-> (Tensor, Tensor, Tensor)");
   // The solver's pieces for a CG driven from Python (the cupy method, tests): the system and
   // multigrid hierarchy of image [B, H, W] as an opaque uint8 workspace, then A x or one
-  // V-cycle applied to x [B, H, W] with it.
+  // V-cycle applied to x [B, H, W] with it. wls_apply writes its scratch arrays (the
+  // residuals, the coarse levels' iterates, the pivots) into the workspace, so the schema
+  // says the workspace is mutated: functionalization and torch.compile must not reorder or
+  // share it (nor may two streams use one workspace at once).
   m.def("wls_setup(Tensor image, float lam, float alpha, float eps) -> Tensor");
-  m.def("wls_apply(Tensor workspace, Tensor x, bool precondition) -> Tensor");
+  m.def("wls_apply(Tensor(a!) workspace, Tensor x, bool precondition) -> Tensor");
 }
 
 namespace {

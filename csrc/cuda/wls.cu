@@ -88,15 +88,17 @@ struct CudaExec : wls::GpuLoopTraits<CudaExec> {
     each_kernel<<<blocks_for(n), kThreads, 0, stream>>>(n, f);
   }
   // CUB's device-wide scan and radix sort (stable), their scratch from the stream-ordered
-  // allocator. A failed allocation is a runtime error that ok() reports once the setup is
-  // done; until then the outputs are zeros, so the counts the host reads back from them
-  // are 0 and no later pass indexes with garbage (out of bounds).
+  // allocator. Once an error is pending (a failed allocation: the pool lies outside torch's
+  // caching allocator and can run out while torch holds free blocks), CUB would return
+  // early from every later call too, leaving its outputs stale; so from then on the outputs
+  // are zeros instead. The counts the host reads back are then 0, no later pass indexes
+  // with garbage (out of bounds), and the error is reported once the setup is done.
   void exclusive_scan(const int32_t* in, int32_t* out, int64_t n) const {
     cudaMemsetAsync(out, 0, sizeof(int32_t), stream);
     if (n <= 0) return;
     size_t bytes = 0;
     cub::DeviceScan::InclusiveSum(nullptr, bytes, in, out + 1, n, stream);
-    void* tmp = scratch(bytes);
+    void* tmp = ok() ? scratch(bytes) : nullptr;
     if (tmp == nullptr) {
       cudaMemsetAsync(out, 0, size_t(n + 1) * sizeof(int32_t), stream);
       return;
@@ -109,7 +111,7 @@ struct CudaExec : wls::GpuLoopTraits<CudaExec> {
     if (n <= 0) return;
     size_t bytes = 0;
     cub::DeviceRadixSort::SortPairs(nullptr, bytes, kin, kout, vin, vout, n, 0, bits, stream);
-    void* tmp = scratch(bytes);
+    void* tmp = ok() ? scratch(bytes) : nullptr;
     if (tmp == nullptr) {
       cudaMemsetAsync(kout, 0, size_t(n) * sizeof(uint32_t), stream);
       cudaMemsetAsync(vout, 0, size_t(n) * sizeof(int32_t), stream);

@@ -134,6 +134,27 @@ def test_op_rejects_bad_arguments(args, match):
         torch.ops.xvertfast.guided_pool(*args)[0]
 
 
+@needs_ext
+@pytest.mark.parametrize("device", DEVICES)
+def test_backward_of_an_empty_batch_gives_zero_gradients(device):
+    y, weight, bias = guidance_inputs(0, 3, 8, 8, device=device)
+    out, argmax = torch.ops.xvertfast.guided_pool(y, weight, bias, 2)
+    assert out.shape == (0, 3, 4, 4)
+    grad_y, grad_w, grad_b = torch.ops.xvertfast.guided_pool_backward(torch.ones_like(out), y, weight, argmax, 2, True)
+    assert grad_y.shape == y.shape
+    assert torch.equal(grad_w, torch.zeros_like(weight)) and torch.equal(grad_b, torch.zeros_like(bias))
+
+
+@needs_ext
+@pytest.mark.cuda
+def test_backward_rejects_grad_or_argmax_off_the_device():
+    y, weight, bias = guidance_inputs(1, 3, 8, 8, device="cuda")
+    out, argmax = torch.ops.xvertfast.guided_pool(y, weight, bias, 2)
+    for grad, idx in ((out.cpu(), argmax), (out, argmax.cpu())):
+        with pytest.raises(RuntimeError, match="must be on"):
+            torch.ops.xvertfast.guided_pool_backward(grad, y, weight, idx, 2, True)
+
+
 def test_python_face_checks_shapes():
     with pytest.raises(ValueError, match=r"\[B, 1, H, W\]"):
         guided_pool(torch.rand(1, 2, 8, 8), torch.rand(3, 1, 3, 3), torch.rand(3), 2)

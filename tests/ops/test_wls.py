@@ -374,6 +374,16 @@ def test_workspace_must_match_the_batch():
 
 
 @needs_ext
+def test_wls_apply_declares_that_it_writes_the_workspace():
+    """It keeps its scratch arrays there: functionalization must see the write."""
+    schema = torch.ops.xvertfast.wls_apply.default._schema
+    workspace, x = schema.arguments[0], schema.arguments[1]
+    assert workspace.alias_info is not None and workspace.alias_info.is_write
+    assert x.alias_info is None
+    assert torch.ops.xvertfast.wls_setup.default._schema.arguments[0].alias_info is None
+
+
+@needs_ext
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_python_pcg_driver_with_numpy_and_cpu_kernels(seed, dtype):
     # method="cupy" runs this driver on CuPy arrays; here the same code runs on NumPy with
