@@ -51,8 +51,8 @@ DEFAULT_ALPHA = 1.2
 DEFAULT_EPS = 1e-4
 #: Offset inside the log guide: ``l = log(x + LOG_OFFSET)`` (not machine epsilon, see DESIGN.md).
 LOG_OFFSET = 1e-4
-#: Grids with at most this many points are solved directly.
-COARSEST_POINTS = 256
+#: Grids with at most this many points are solved directly (kCoarsestPoints in csrc/include/xvertfast/wls.h).
+COARSEST_POINTS = 64
 
 _OFFSETS = {"e": (0, 1), "s": (1, 0), "se": (1, 1), "sw": (1, -1)}
 
