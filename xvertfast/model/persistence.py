@@ -14,6 +14,7 @@ import torch
 
 from xvertfast.model.stage import XVertNetStage
 from xvertfast.model.xvertnet import XVertNet
+from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 
 __all__ = ["save_model", "load_model", "model_tile", "fingerprint", "FORMAT_VERSION", "DEFAULT_MODEL_DIR"]
 
@@ -71,7 +72,8 @@ def load_model(path: str | os.PathLike = "default", map_location: str | torch.de
         stage.load_state_dict(state, strict=True)
         stages.append(stage)
     pre = config.get("preprocessing", {})
-    model = XVertNet(stages, lam=pre.get("lam", 0.8), alpha=pre.get("alpha", 1.2), eps=pre.get("eps", 1e-4))
+    model = XVertNet(stages, lam=pre.get("lam", DEFAULT_LAM), alpha=pre.get("alpha", DEFAULT_ALPHA),
+                     eps=pre.get("eps", DEFAULT_EPS))
     model.metadata = {**config, "path": os.path.abspath(path)}
     return model.to(map_location).eval()
 

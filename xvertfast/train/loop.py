@@ -31,7 +31,7 @@ from xvertfast.io.write import atomic_write
 from xvertfast.model import XVertNet, XVertNetStage, load_model, save_model
 from xvertfast.model.persistence import fingerprint
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
-from xvertfast.train.curves import JOINT_PHASE, plot_curves
+from xvertfast.train.figures import JOINT_PHASE, kept_epoch, plot_curves, plot_preview
 from xvertfast.train.data import RoiSet, load_rois, random_patches, shift_augment, split_by_image
 from xvertfast.train.losses import XVertNetLoss
 
@@ -179,6 +179,17 @@ def _next_stage_data(stage: XVertNetStage, data: RoiSet, config: TrainConfig, de
     return RoiSet(xp, y, data.image, data.sources)
 
 
+def _preview(stage: XVertNetStage, data: RoiSet, path: str, title: str, device, count: int = 3) -> None:
+    """RUN_DIR/preview_stage{k}.png: the first ``count`` ROIs of ``data`` through the stage."""
+    if len(data) == 0:
+        return
+    xp, y = data.xp[:count], data.y[:count]
+    stage.eval()
+    with torch.no_grad():
+        out = stage(_to(xp, device), _to(y, device)).float().cpu()
+    plot_preview(xp[:, 0].float().numpy(), y[:, 0].float().numpy(), out[:, 0].numpy(), path, title)
+
+
 def _save_state(path: str, config: TrainConfig, prog: _Progress) -> None:
     with atomic_write(path) as tmp, open(tmp, "w") as f:
         json.dump({"config": asdict(config), "progress": asdict(prog)}, f)
@@ -214,8 +225,9 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     """Trains an XVertNet on the images ``inputs`` (files, folders, @lists) into ``run_dir``.
 
     ``run_dir`` receives ``cache/`` (preprocessed images), ``checkpoint/``, ``metrics.csv``,
-    ``curves.png`` (the losses per stage, see :mod:`xvertfast.train.curves`; with
-    matplotlib), ``stage{k}_data.safetensors`` (inputs of later stages) and ``model/`` (the
+    ``curves.png`` and ``preview_stage{k}.png`` (the losses per stage, a few validation ROIs
+    through each finished stage: :mod:`xvertfast.train.figures`, with matplotlib),
+    ``stage{k}_data.safetensors`` (inputs of later stages) and ``model/`` (the
     trained model, loadable with :func:`xvertfast.load_model`). ``stop_after_epochs`` ends the call
     after that many epochs (a controlled "kill", for tests); ``resume=True`` continues.
     """
@@ -320,6 +332,10 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
         stage.load_state_dict(best)
         # a finished stage in the default layout: what load_model gives, so it computes the same
         stages.append(stage.to(memory_format=torch.contiguous_format).eval())
+        shown = va if len(va) else tr
+        _preview(stages[-1], shown, os.path.join(run_dir, f"preview_stage{k}.png"),
+                 f"stage {k}, epoch {kept_epoch([r for r in prog.history if r['stage'] == k])}: "
+                 f"{'validation' if len(va) else 'training'} ROIs", device)  # fmt: skip
         save_model(XVertNet(stages, config.lam, config.alpha, config.eps), os.path.join(run_dir, "model"),
                    extra={"training": {"config": asdict(config), "sources": data.sources,
                                        "validation_images": [data.sources[i] for i in val_ids],

@@ -1,9 +1,12 @@
-"""Training curves as a picture: ``RUN_DIR/curves.png``, drawn from the rows of ``metrics.csv``.
+"""Pictures of a training run, for judging it by eye rather than from tables.
 
-A run of hundreds of epochs is easier to judge by eye than from a table: per stage, the
-training and validation loss on a log scale, the joint phase shaded (its loss adds the
-feature term, so the curve jumps where it starts) and the epoch whose weights the stage
-kept marked. matplotlib is optional (``xvertfast[eval]``): without it nothing is drawn.
+- ``RUN_DIR/curves.png`` (from the rows of ``metrics.csv``): per stage, the training and
+  validation loss on a log scale, the joint phase shaded (its loss adds the feature term, so
+  the curve jumps where it starts) and the epoch whose weights the stage kept marked.
+- ``RUN_DIR/preview_stage{k}.png``: a few validation ROIs through the finished stage: its
+  input X_p, the guidance image Y and its output, on the scales the enhancement uses.
+
+matplotlib is optional (``xvertfast[eval]``): without it nothing is drawn.
 """
 
 from __future__ import annotations
@@ -11,9 +14,11 @@ from __future__ import annotations
 import csv
 import math
 
+import numpy as np
+
 from xvertfast.io.write import atomic_write
 
-__all__ = ["JOINT_PHASE", "kept_epoch", "plot_curves", "read_metrics"]
+__all__ = ["JOINT_PHASE", "kept_epoch", "plot_curves", "plot_preview", "read_metrics"]
 
 #: The ``phase`` of the epochs that train with the structure and the feature loss.
 JOINT_PHASE = "gc+entropy"
@@ -51,17 +56,23 @@ def kept_epoch(rows: list[dict]) -> int | None:
     return best["epoch"]
 
 
-def plot_curves(rows: list[dict], path: str, title: str = "") -> bool:
-    """Draws the curves of ``rows`` (metrics.csv rows, any number of stages) into the PNG
-    ``path``, written atomically. Returns False, drawing nothing, without matplotlib."""
-    if not rows:
-        return False
+def _pyplot():
+    """matplotlib's pyplot on the file-only backend, or None where it is not installed."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        return None
+    return plt
+
+
+def plot_curves(rows: list[dict], path: str, title: str = "") -> bool:
+    """Draws the curves of ``rows`` (metrics.csv rows, any number of stages) into the PNG
+    ``path``, written atomically. Returns False, drawing nothing, without matplotlib."""
+    plt = _pyplot()
+    if plt is None or not rows:
         return False
     stages = sorted({r["stage"] for r in rows})
     fig, axes = plt.subplots(1, len(stages), figsize=(4.6 * len(stages) + 0.4, 3.6), squeeze=False)
@@ -98,3 +109,30 @@ def plot_curves(rows: list[dict], path: str, title: str = "") -> bool:
     plt.close(fig)
     return True
 
+
+def plot_preview(xp: np.ndarray, y: np.ndarray, out: np.ndarray, path: str, title: str = "") -> bool:
+    """Draws ROIs [N, S, S] side by side into the PNG ``path``, one row each: X_p and the
+    output on [0, 1] (what the enhancement blends in), Y centred on 0 (mid-grey) and scaled
+    to its 99th percentile of |Y|. Written atomically; False, drawing nothing, without
+    matplotlib or ROIs."""
+    plt = _pyplot()
+    if plt is None or len(xp) == 0:
+        return False
+    n = len(xp)
+    fig, axes = plt.subplots(n, 3, figsize=(7.8, 2.7 * n + 0.4), squeeze=False)
+    for row in range(n):
+        span = float(np.percentile(np.abs(y[row]), 99)) or 1.0
+        panels = ((xp[row], 0.0, 1.0, "input X_p"), (y[row], -span, span, f"guidance Y (±{span:.3g})"),
+                  (out[row], 0.0, 1.0, "output"))  # fmt: skip
+        for ax, (img, lo, hi, name) in zip(axes[row], panels):
+            ax.imshow(img, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
+            ax.set_title(name, fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return True

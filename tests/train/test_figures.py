@@ -1,4 +1,4 @@
-"""Training curves: the kept epoch follows the loop's rule, the picture is written whole or not at all."""
+"""Training pictures: the kept epoch follows the loop's rule; curves and previews are written whole or not at all."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ import math
 import os
 import sys
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from tests.train.test_loop import CONFIG, weights, write_images
 from xvertfast.train import TrainConfig, train
-from xvertfast.train.curves import JOINT_PHASE, kept_epoch, plot_curves, read_metrics
+from xvertfast.train.figures import JOINT_PHASE, kept_epoch, plot_curves, plot_preview, read_metrics
 from xvertfast.train.loop import _load_tensors
 
 
@@ -77,9 +78,31 @@ def test_plot_curves_without_matplotlib_draws_nothing(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
-def test_training_draws_the_curves_of_every_stage(tmp_path):
+def test_plot_preview_draws_a_row_per_roi(tmp_path):
+    pytest.importorskip("matplotlib")
+    rng = np.random.default_rng(0)
+    xp, out = rng.random((2, 32, 32)), rng.random((2, 32, 32))
+    y = rng.normal(0, 0.05, (2, 32, 32))
+    assert plot_preview(xp, y, out, str(tmp_path / "preview.png"), "stage 1")
+    with Image.open(tmp_path / "preview.png") as im:
+        assert im.format == "PNG" and 1.0 < im.size[0] / im.size[1] < 2.0  # three columns, two rows
+    assert not plot_preview(xp[:0], y[:0], out[:0], str(tmp_path / "none.png"))
+    assert sorted(os.listdir(tmp_path)) == ["preview.png"]
+
+
+def test_plot_preview_without_matplotlib_draws_nothing(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    ones = np.ones((1, 8, 8))
+    assert not plot_preview(ones, ones, ones, str(tmp_path / "preview.png"))
+    assert os.listdir(tmp_path) == []
+
+
+def test_training_draws_the_curves_and_a_preview_of_every_stage(tmp_path):
     pytest.importorskip("matplotlib")
     data = write_images(tmp_path / "data")
     train([str(data)], str(tmp_path / "run"), CONFIG, progress=False, log=lambda m: None)
     with Image.open(tmp_path / "run" / "curves.png") as im:
         assert im.size[0] > 1.8 * im.size[1]
+    for k in (1, 2):
+        with Image.open(tmp_path / "run" / f"preview_stage{k}.png") as im:
+            assert im.format == "PNG"
