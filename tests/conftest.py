@@ -26,12 +26,13 @@ needs_cxr_dev = pytest.mark.skipif(
 SESSION_SEED = int(os.environ.get("XVF_TEST_SEED", random.SystemRandom().randrange(2**31)))
 
 
-def stage_with_statistics(width: int, depth: int, dtype=torch.float32, spread: float = 1.0):
+def stage_with_statistics(width: int, depth: int, dtype=torch.float32, spread: float = 1.0,
+                          upsample: str = "bilinear"):  # fmt: skip
     """An XVertNetStage (eval mode) whose batch norms are far from the identity, as a trained
     stage's are: random running statistics and affine parameters (``spread`` scales their range)."""
     from xvertfast.model import XVertNetStage
 
-    stage = XVertNetStage(width, depth).to(dtype)
+    stage = XVertNetStage(width, depth, upsample).to(dtype)
     for mod in stage.modules():
         if isinstance(mod, torch.nn.BatchNorm2d):
             mod.running_mean.uniform_(-0.5 * spread, 0.5 * spread)

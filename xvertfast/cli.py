@@ -122,7 +122,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from xvertfast.train import TrainConfig, train
 
     # width and depth: as given, else the --init model's, else TrainConfig's defaults
-    arch = {name: value for name, value in (("width", args.width), ("depth", args.depth)) if value is not None}
+    arch = {name: value for name, value in (("width", args.width), ("depth", args.depth), ("upsample", args.upsample))
+            if value is not None}  # fmt: skip
     if args.init is not None:
         from xvertfast.model import load_model
 
@@ -131,7 +132,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         except (FileNotFoundError, ValueError) as exc:
             print(f"error: --init: {exc}", file=sys.stderr)
             return 2
-        arch = {"width": start.width, "depth": start.depth, **arch}
+        arch = {"width": start.width, "depth": start.depth, "upsample": start.upsample, **arch}
     config = TrainConfig(stages=args.stages, epochs_gc=args.epochs_gc, epochs_joint=args.epochs_joint,
                          batch_size=args.batch_size, roi_size=args.roi_size, patch_size=args.patch_size,
                          val_fraction=args.val_fraction, patience=args.patience, seed=args.seed,
@@ -326,6 +327,10 @@ skipped.""",
                     help="base width of the U-Net (paper and default: 64; with --init: the model's)")
     tr.add_argument("--depth", type=int, default=None,
                     help="down-sampling levels of the U-Net (default: 4; with --init: the model's)")
+    tr.add_argument("--upsample", choices=["bilinear", "transposed"], default=None,
+                    help="the decoder's upsampling (default: bilinear; with --init: the model's). 'transposed' "
+                    "(2x2 stride-2 transposed conv) is the older form; it produces "
+                    "period-2 pixel patterns that the Sobel-based structure loss cannot see")
     tr.add_argument("--init", default=None, metavar="MODEL",
                     help="start from this model's weights instead of random ones: a model directory or 'default' "
                     "(fine-tune the shipped model on your own images; e.g. --epochs-gc 0 for the joint phase only)")

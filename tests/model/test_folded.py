@@ -8,16 +8,18 @@ import torch
 from tests.conftest import stage_with_statistics
 from xvertfast.model import XVertNetStage, load_model
 from xvertfast.model.folded import FoldedStage, fold_stage
+from xvertfast.model.stage import UPSAMPLING
 
 
-def trained_like(width: int, depth: int, dtype=torch.float32) -> XVertNetStage:
-    return stage_with_statistics(width, depth, dtype)
+def trained_like(width: int, depth: int, dtype=torch.float32, upsample: str = "bilinear") -> XVertNetStage:
+    return stage_with_statistics(width, depth, dtype, upsample=upsample)
 
 
+@pytest.mark.parametrize("upsample", UPSAMPLING)
 @pytest.mark.parametrize("width,depth", [(4, 1), (4, 2), (8, 3), (6, 4)])
 @pytest.mark.parametrize("hw", [(37, 53), (64, 64), (9, 17), (1, 1)])
-def test_folded_equals_the_stage(seed, width, depth, hw):
-    stage = trained_like(width, depth)
+def test_folded_equals_the_stage(seed, width, depth, hw, upsample):
+    stage = trained_like(width, depth, upsample=upsample)
     xp, y = torch.rand(3, 1, *hw), torch.randn(3, 1, *hw) * 0.1
     with torch.no_grad():
         expected = stage(xp, y)
@@ -26,8 +28,9 @@ def test_folded_equals_the_stage(seed, width, depth, hw):
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=2e-6)
 
 
-def test_folded_float64_agrees_to_double_rounding(seed):
-    stage = trained_like(4, 3, torch.float64)
+@pytest.mark.parametrize("upsample", UPSAMPLING)
+def test_folded_float64_agrees_to_double_rounding(seed, upsample):
+    stage = trained_like(4, 3, torch.float64, upsample)
     xp, y = torch.rand(2, 1, 40, 24, dtype=torch.float64), torch.randn(2, 1, 40, 24, dtype=torch.float64) * 0.1
     with torch.no_grad():
         torch.testing.assert_close(fold_stage(stage)(xp, y), stage(xp, y), rtol=1e-12, atol=1e-13)

@@ -10,6 +10,7 @@ import torch
 
 from xvertfast import wls
 from xvertfast.model import XVertNet, XVertNetStage, load_model, save_model
+from xvertfast.model.persistence import fingerprint
 
 
 @pytest.mark.parametrize("hw", [(37, 53), (64, 64), (5, 7), (3, 3), (1, 1)])
@@ -64,15 +65,32 @@ def test_enhance_recomputes_the_guidance_between_stages(seed):
 
 
 def test_save_and_load_give_identical_outputs(seed, tmp_path):
-    model = XVertNet([XVertNetStage(4, 2), XVertNetStage(6, 3)], lam=0.7).eval()
+    model = XVertNet([XVertNetStage(4, 2), XVertNetStage(6, 3, "transposed")], lam=0.7).eval()
     save_model(model, tmp_path / "m", extra={"training": {"epochs": 0}})
     assert sorted(os.listdir(tmp_path / "m")) == ["config.json", "stage1.safetensors", "stage2.safetensors"]
     config = json.loads((tmp_path / "m" / "config.json").read_text())
-    assert config["architecture"]["stages"] == [{"width": 4, "depth": 2}, {"width": 6, "depth": 3}]
+    assert config["architecture"]["stages"] == [{"width": 4, "depth": 2, "upsample": "bilinear"},
+                                                {"width": 6, "depth": 3, "upsample": "transposed"}]  # fmt: skip
     assert config["preprocessing"]["lam"] == 0.7 and config["training"] == {"epochs": 0}
     loaded = load_model(tmp_path / "m")
+    assert [s.upsample for s in loaded.stages] == ["bilinear", "transposed"]
     xp, y = torch.rand(2, 1, 20, 28), torch.randn(2, 1, 20, 28) * 0.1
     torch.testing.assert_close(loaded.enhance(xp, y), model.enhance(xp, y), rtol=0, atol=0)
+
+
+def test_models_saved_before_the_upsampling_choice_load_as_transposed(seed, tmp_path):
+    """Their config.json has no "upsample": they all used the transposed conv, and keep their
+    fingerprints (resumed enhance jobs and cached exports key on them)."""
+    model = XVertNet([XVertNetStage(4, 2, "transposed")]).eval()
+    save_model(model, tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    del config["architecture"]["stages"][0]["upsample"]
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    loaded = load_model(tmp_path / "m")
+    assert loaded.stages[0].upsample == "transposed"
+    assert fingerprint(loaded) == fingerprint(model)
+    bilinear = XVertNet([XVertNetStage(4, 2)])
+    assert fingerprint(bilinear) != fingerprint(model)
 
 
 def test_load_refuses_what_is_not_a_model(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 
 import numpy as np
@@ -133,18 +134,38 @@ def test_init_with_fewer_stages_starts_the_later_ones_at_random_and_checks_the_a
     model = train([str(data)], str(tmp_path / "two"), two, progress=False, log=messages.append)
     assert len(model.stages) == 2 and any("start from random weights" in m for m in messages)
     wider = TrainConfig(**{**two.__dict__, "width": 8})
-    with pytest.raises(ValueError, match=r"--init .*\(width, depth\)"):
+    with pytest.raises(ValueError, match=r"--init .*\(width, depth, upsample\)"):
         train([str(data)], str(tmp_path / "wider"), wider, **quiet)
+    other_upsampling = TrainConfig(**{**two.__dict__, "upsample": "transposed"})
+    with pytest.raises(ValueError, match=r"--init .*'transposed'"):
+        train([str(data)], str(tmp_path / "transposed"), other_upsampling, **quiet)
+
+
+def test_resume_of_a_run_checkpointed_before_the_upsampling_choice(tmp_path):
+    """Its state.json has no "upsample": it trained with the transposed conv, and resumes only so."""
+    data = write_images(tmp_path / "data")
+    old = TrainConfig(**{**CONFIG.__dict__, "upsample": "transposed"})
+    quiet = {"progress": False, "log": lambda m: None}
+    train([str(data)], str(tmp_path / "run"), old, stop_after_epochs=1, **quiet)
+    state_path = tmp_path / "run" / "checkpoint" / "state.json"
+    state = json.loads(state_path.read_text())
+    del state["config"]["upsample"]
+    state_path.write_text(json.dumps(state))
+    with pytest.raises(ValueError, match="upsample 'transposed' -> 'bilinear'"):
+        train([str(data)], str(tmp_path / "run"), CONFIG, resume=True, **quiet)
+    model = train([str(data)], str(tmp_path / "run"), old, resume=True, **quiet)
+    assert [s.upsample for s in model.stages] == ["transposed", "transposed"]
 
 
 def test_cli_init_takes_the_architecture_from_the_model(tmp_path, capsys):
     data = write_images(tmp_path / "data")
     base = ["--stages", "1", "--epochs-joint", "0", "--batch-size", "2", "--roi-size", "32", "-q", "--device", "cpu"]
-    assert main(["train", str(data), "-o", str(tmp_path / "a"), "--width", "4", "--depth", "2", "--epochs-gc", "1", *base]) == 0
+    assert main(["train", str(data), "-o", str(tmp_path / "a"), "--width", "4", "--depth", "2", "--upsample", "transposed",
+                 "--epochs-gc", "1", *base]) == 0  # fmt: skip
     assert main(["train", str(data), "-o", str(tmp_path / "b"), "--init", str(tmp_path / "a" / "model"),
                  "--epochs-gc", "1", *base]) == 0  # fmt: skip
     stage = load_model(tmp_path / "b" / "model").stages[0]
-    assert (stage.width, stage.depth) == (4, 2)
+    assert (stage.width, stage.depth, stage.upsample) == (4, 2, "transposed")
     assert main(["train", str(data), "-o", str(tmp_path / "c"), "--init", str(tmp_path / "nowhere"), *base]) == 2
     assert "--init" in capsys.readouterr().err
 

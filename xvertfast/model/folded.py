@@ -6,7 +6,8 @@
 - Batch norm is folded into the convolution before it (eval mode: a per-channel affine map).
 - No concatenation is materialised. A convolution of ``cat([a, b])`` is the sum of
   convolutions of ``a`` and ``b`` with the two halves of its weight, so the decoder's
-  transposed convolutions and the head take the network maps and the guidance maps apart.
+  up-convolutions (transposed, or the 1x1 ahead of bilinear upsampling) and the head take
+  the network maps and the guidance maps apart.
   (The skip concatenation ahead of each decoder's first 3x3 convolution is kept: by the
   profiled op times, one convolution of the joined maps costs less than two and their sum.)
 - The finest guidance layer has no pooling, and the 1x1 head after it is linear, so
@@ -56,21 +57,26 @@ class FoldedStage(nn.Module):
     def __init__(self, stage: XVertNetStage):
         super().__init__()
         stage = stage.eval()
-        self.width, self.depth = stage.width, stage.depth
+        self.width, self.depth, self.upsample = stage.width, stage.depth, stage.upsample
         self.negative_slope = stage.guides[0].act.negative_slope
         self.encoders = nn.ModuleList([_conv_pair(enc) for enc in stage.encoders])
         self.bottleneck = _conv_pair(stage.bottleneck)
         self.decoders = nn.ModuleList([_conv_pair(dec) for dec in stage.decoders])
         # up-convolution k reads cat([network maps, guidance maps]) of the level below
-        # (k > 0); split its weight [in, out, 2, 2] along the input channels
+        # (k > 0); split its weight along the input channels: [in, out, 2, 2] (transposed)
+        # or [out, in, 1, 1] (the 1x1 conv ahead of the bilinear upsampling)
         self.up_net, self.up_guide = nn.ParameterList(), nn.ParameterList()
         self.up_bias = nn.ParameterList()
         for k, up in enumerate(stage.ups):
-            w = up.weight.detach()
-            half = w.shape[0] // 2 if k > 0 else w.shape[0]
-            self.up_net.append(nn.Parameter(w[:half].clone(), requires_grad=False))
-            self.up_guide.append(nn.Parameter(w[half:].clone(), requires_grad=False))
-            self.up_bias.append(nn.Parameter(up.bias.detach().clone(), requires_grad=False))
+            conv = up.conv if self.upsample == "bilinear" else up
+            w = conv.weight.detach()
+            axis = 1 if self.upsample == "bilinear" else 0
+            n_in = w.shape[axis]
+            half = n_in // 2 if k > 0 else n_in
+            net, guide = w.split([half, n_in - half], dim=axis)
+            self.up_net.append(nn.Parameter(net.clone(), requires_grad=False))
+            self.up_guide.append(nn.Parameter(guide.clone(), requires_grad=False))
+            self.up_bias.append(nn.Parameter(conv.bias.detach().clone(), requires_grad=False))
         self.guide_weight = nn.ParameterList([nn.Parameter(g.conv.weight.detach().clone(), requires_grad=False)
                                               for g in stage.guides[:-1]])  # fmt: skip
         self.guide_bias = nn.ParameterList([nn.Parameter(g.conv.bias.detach().clone(), requires_grad=False)
@@ -93,6 +99,18 @@ class FoldedStage(nn.Module):
     def _double(convs: nn.ModuleList, t: torch.Tensor) -> torch.Tensor:
         return F.relu(convs[1](F.relu(convs[0](t), inplace=True)), inplace=True)
 
+    def _up(self, k: int, t: torch.Tensor, guide: torch.Tensor | None) -> torch.Tensor:
+        """Up-convolution k of cat([t, guide]) (guide None at the bottleneck)."""
+        if self.upsample == "bilinear":
+            u = F.conv2d(t, self.up_net[k], self.up_bias[k])
+            if guide is not None:
+                u = u + F.conv2d(guide, self.up_guide[k], None)
+            return F.interpolate(u, scale_factor=2, mode="bilinear", align_corners=False)
+        u = F.conv_transpose2d(t, self.up_net[k], self.up_bias[k], stride=2)
+        if guide is not None:
+            u = u + F.conv_transpose2d(guide, self.up_guide[k], None, stride=2)
+        return u
+
     def forward(self, xp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         xp, y, (h, w) = padded_inputs("FoldedStage", xp, y, self.depth)
         xp = xp.contiguous(memory_format=torch.channels_last)
@@ -105,10 +123,7 @@ class FoldedStage(nn.Module):
         t = self._double(self.bottleneck, t)
         guide = None
         for k, (dec, skip) in enumerate(zip(self.decoders, reversed(skips))):
-            u = F.conv_transpose2d(t, self.up_net[k], self.up_bias[k], stride=2)
-            if guide is not None:
-                u = u + F.conv_transpose2d(guide, self.up_guide[k], None, stride=2)
-            t = self._double(dec, torch.cat([u, skip], dim=1))
+            t = self._double(dec, torch.cat([self._up(k, t, guide), skip], dim=1))
             if k < len(self.guide_weight):
                 guide = guided_pool(y_act, self.guide_weight[k], self.guide_bias[k], self.guide_pool[k])
                 guide = guide.contiguous(memory_format=torch.channels_last)

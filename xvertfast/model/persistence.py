@@ -34,7 +34,8 @@ def save_model(model: XVertNet, path: str | os.PathLike, extra: dict[str, Any] |
     config = {
         "format": "xvertfast-model",
         "format_version": FORMAT_VERSION,
-        "architecture": {"stages": [{"width": s.width, "depth": s.depth} for s in model.stages]},
+        "architecture": {"stages": [{"width": s.width, "depth": s.depth, "upsample": s.upsample}
+                                    for s in model.stages]},  # fmt: skip
         "preprocessing": {"lam": model.lam, "alpha": model.alpha, "eps": model.eps},
         **(extra or {}),
     }
@@ -67,7 +68,9 @@ def load_model(path: str | os.PathLike = "default", map_location: str | torch.de
                          f"version {config.get('format_version')!r}")  # fmt: skip
     stages = []
     for k, spec in enumerate(config["architecture"]["stages"], start=1):
-        stage = XVertNetStage(width=int(spec["width"]), depth=int(spec["depth"]))
+        # (models saved before the upsampling became a choice all used the transposed conv)
+        stage = XVertNetStage(width=int(spec["width"]), depth=int(spec["depth"]),
+                              upsample=str(spec.get("upsample", "transposed")))
         state = load_file(os.path.join(path, f"stage{k}.safetensors"), device=str(map_location))
         stage.load_state_dict(state, strict=True)
         stages.append(stage)
@@ -78,13 +81,19 @@ def load_model(path: str | os.PathLike = "default", map_location: str | torch.de
     return model.to(map_location).eval()
 
 
+def _arch(stage: XVertNetStage) -> list:
+    """A stage's architecture in the fingerprint; the transposed form hashes as it did before
+    the upsampling became a choice, so earlier models keep their fingerprints."""
+    return [stage.width, stage.depth] + ([] if stage.upsample == "transposed" else [stage.upsample])
+
+
 def fingerprint(model: XVertNet) -> str:
     """SHA-256 (hex) of the architecture, the WLS parameters and every weight (dtype, shape, bytes):
     the identity of a model's outputs, for caches of exported graphs and for resumed batch jobs."""
     import hashlib
 
     h = hashlib.sha256(json.dumps({"lam": model.lam, "alpha": model.alpha, "eps": model.eps,
-                                   "stages": [[s.width, s.depth] for s in model.stages]}).encode())  # fmt: skip
+                                   "stages": [_arch(s) for s in model.stages]}).encode())  # fmt: skip
     for k, stage in enumerate(model.stages):
         for name, t in stage.state_dict().items():
             t = t.detach().cpu().contiguous()

@@ -2,7 +2,7 @@
 
 Encoder level k (k = 0 .. depth-1) has ``width * 2^k`` channels (two 3x3 conv +
 batch norm + ReLU, then 2x2 max-pool); the bottleneck has ``width * 2^depth``.
-Decoder level k upsamples (2x2 transposed conv), concatenates the encoder skip,
+Decoder level k upsamples (``upsample``, below), concatenates the encoder skip,
 applies two 3x3 convs to ``width * 2^k`` maps, and concatenates the guidance
 layer ``GL_k(Y) = MaxPool_{2^k}(Conv3x3(LeakyReLU(Y)))`` with ``width * 2^k``
 maps. The last level therefore holds ``width`` network maps + ``width`` GL maps
@@ -10,6 +10,16 @@ maps. The last level therefore holds ``width`` network maps + ``width`` GL maps
 conv and a sigmoid give the output image in [0, 1] (the next stage's WLS needs
 values >= 0). Inputs of any size are reflect-padded to a multiple of 2^depth
 and the output cropped back.
+
+Upsampling: ``"bilinear"`` (the default) is a 1x1 conv followed by bilinear 2x
+interpolation; ``"transposed"``, a 2x2 stride-2 transposed conv, is the form of
+models trained before it (the shipped default model among them). The structure
+loss cannot see a pattern of period 2 pixels: the Sobel kernels' central
+differences cancel it. A transposed conv has its own weights for each of the
+four pixel phases, so it produces such patterns, and the feature loss amplified
+them. In side-by-side runs (width 8, 40 + 20 epochs, bench/RESULTS.md) the
+output's second differences reached 1.4-6x the input's with transposed
+upsampling and 0.8x with bilinear.
 """
 
 from __future__ import annotations
@@ -20,7 +30,10 @@ from torch import nn
 
 from xvertfast.ops.guided_pool import guided_pool
 
-__all__ = ["XVertNetStage", "GuidanceLayer", "DoubleConv", "padded_inputs"]
+__all__ = ["XVertNetStage", "GuidanceLayer", "DoubleConv", "BilinearUp", "UPSAMPLING", "padded_inputs"]
+
+#: The decoder's upsampling kinds; see the module docstring.
+UPSAMPLING = ("bilinear", "transposed")
 
 
 def padded_inputs(who: str, xp: torch.Tensor, y: torch.Tensor, depth: int):
@@ -51,6 +64,19 @@ class DoubleConv(nn.Sequential):
         )
 
 
+class BilinearUp(nn.Module):
+    """1x1 conv, then bilinear 2x upsampling. Both are linear and the conv mixes channels only,
+    so this equals upsampling first, at a quarter of the conv's cost; the interpolation has
+    no per-phase weights (and no response at the period-2 frequency)."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 1)
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(self.conv(t), scale_factor=2, mode="bilinear", align_corners=False)
+
+
 class GuidanceLayer(nn.Module):
     """``MaxPool_{2^level}(Conv3x3(LeakyReLU(Y)))``: the HFC image brought to a decoder level."""
 
@@ -68,18 +94,21 @@ class GuidanceLayer(nn.Module):
 class XVertNetStage(nn.Module):
     """One stage ``phi(X_p, Y)``; see the module docstring."""
 
-    def __init__(self, width: int = 64, depth: int = 4):
+    def __init__(self, width: int = 64, depth: int = 4, upsample: str = "bilinear"):
         super().__init__()
         if width < 1 or depth < 1:
             raise ValueError(f"XVertNetStage: width and depth must be >= 1, got {width}, {depth}")
-        self.width, self.depth = width, depth
+        if upsample not in UPSAMPLING:
+            raise ValueError(f"XVertNetStage: upsample must be one of {UPSAMPLING}, got {upsample!r}")
+        self.width, self.depth, self.upsample = width, depth, upsample
         chans = [width * 2**k for k in range(depth + 1)]
         self.encoders = nn.ModuleList([DoubleConv(1 if k == 0 else chans[k - 1], chans[k]) for k in range(depth)])
         self.bottleneck = DoubleConv(chans[depth - 1], chans[depth])
         self.ups, self.decoders, self.guides = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         cin = chans[depth]
         for k in reversed(range(depth)):
-            self.ups.append(nn.ConvTranspose2d(cin, chans[k], 2, stride=2))
+            self.ups.append(BilinearUp(cin, chans[k]) if upsample == "bilinear"
+                            else nn.ConvTranspose2d(cin, chans[k], 2, stride=2))  # fmt: skip
             self.decoders.append(DoubleConv(2 * chans[k], chans[k]))
             self.guides.append(GuidanceLayer(chans[k], k))
             cin = 2 * chans[k]

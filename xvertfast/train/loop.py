@@ -46,6 +46,7 @@ class TrainConfig:
     batch_size: int = 8
     width: int = 64
     depth: int = 4
+    upsample: str = "bilinear"  #: the decoder's upsampling (xvertfast.model.stage.UPSAMPLING)
     roi_size: int = 512
     patch_size: int = 0  #: 0: whole ROIs; else random square patches of this side
     val_fraction: float = 0.2
@@ -156,10 +157,10 @@ def _initial_model(config: TrainConfig) -> XVertNet | None:
         return None
     model = load_model(config.init)
     where = model.metadata.get("path", config.init)
-    widths = {(s.width, s.depth) for s in model.stages}
-    if widths != {(config.width, config.depth)}:
-        raise ValueError(f"--init {where}: its stages have (width, depth) {sorted(widths)}, the run asks for "
-                         f"({config.width}, {config.depth})")  # fmt: skip
+    widths = {(s.width, s.depth, s.upsample) for s in model.stages}
+    if widths != {(config.width, config.depth, config.upsample)}:
+        raise ValueError(f"--init {where}: its stages have (width, depth, upsample) {sorted(widths)}, the run "
+                         f"asks for ({config.width}, {config.depth}, {config.upsample!r})")  # fmt: skip
     if (model.lam, model.alpha, model.eps) != (config.lam, config.alpha, config.eps):
         raise ValueError(f"--init {where}: its WLS parameters (lam, alpha, eps) = {(model.lam, model.alpha, model.eps)} "
                          f"differ from the run's {(config.lam, config.alpha, config.eps)}")  # fmt: skip
@@ -240,8 +241,13 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     if resume and os.path.exists(state_path):
         with open(state_path) as f:
             saved = json.load(f)
-        if saved["config"] != json.loads(json.dumps(asdict(config))):
-            raise ValueError(f"{run_dir}: --resume with a different configuration than the checkpoint's")
+        # (runs checkpointed before the upsampling became a choice used the transposed conv)
+        before = {"upsample": "transposed", **saved["config"]}
+        now = json.loads(json.dumps(asdict(config)))
+        if before != now:
+            changed = ", ".join(f"{k} {before.get(k)!r} -> {now.get(k)!r}" for k in sorted(set(before) | set(now))
+                                if before.get(k) != now.get(k))  # fmt: skip
+            raise ValueError(f"{run_dir}: --resume with a different configuration than the checkpoint's ({changed})")
         prog = _Progress(**saved["progress"])
         log(f"resuming at stage {prog.stage}, epoch {prog.epoch}")
     elif os.path.exists(state_path):
@@ -258,7 +264,7 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     curves = _Curves(run_dir, log)
     for k in range(1, config.stages + 1):
         torch.manual_seed(config.seed * 7919 + k)
-        stage = XVertNetStage(config.width, config.depth).to(device, memory_format=_layout(device))
+        stage = XVertNetStage(config.width, config.depth, config.upsample).to(device, memory_format=_layout(device))
         if init is not None and k <= len(init.stages):
             stage.load_state_dict(init.stages[k - 1].state_dict())
         if k < prog.stage:  # finished earlier: load its weights and the next stage's data
