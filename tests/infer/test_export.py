@@ -24,9 +24,11 @@ TILE = 64
 
 
 def tiny_model(seed: int, stages: int = 2) -> XVertNet:
-    """Random stages with non-trivial batch-norm statistics (so folding them is exercised)."""
+    """Random stages with non-trivial batch-norm statistics (so folding them is exercised), the
+    upsampling kinds alternating (stage 1 bilinear, stage 2 transposed) so both are exported."""
     torch.manual_seed(seed)
-    return XVertNet([stage_with_statistics(4, 2, spread=0.4) for _ in range(stages)]).eval()
+    kinds = ("bilinear", "transposed")
+    return XVertNet([stage_with_statistics(4, 2, spread=0.4, upsample=kinds[k % 2]) for k in range(stages)]).eval()
 
 
 def inputs(batch: int, size: int = TILE) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,7 +95,12 @@ def test_fp16_graph_has_fp16_weights_and_float32_io(model, tmp_path, seed):
 
     paths = export_onnx(model, tmp_path, tile=TILE, fp16=True)
     proto = onnx.load(paths[0])
-    assert {t.data_type for t in proto.graph.initializer} == {onnx.TensorProto.FLOAT16}
+    # every weight in fp16; the bilinear Resize's scales stay float32 (ONNX requires it)
+    scales = {n.input[2] for n in proto.graph.node if n.op_type == "Resize"}
+    assert scales, "premise: stage 1 upsamples bilinearly"
+    kinds = {t.name: t.data_type for t in proto.graph.initializer}
+    assert {kinds[n] for n in scales} == {onnx.TensorProto.FLOAT}
+    assert {v for n, v in kinds.items() if n not in scales} == {onnx.TensorProto.FLOAT16}
     assert {v.type.tensor_type.elem_type for v in [*proto.graph.input, *proto.graph.output]} == {onnx.TensorProto.FLOAT}
     assert read_onnx_metadata(paths[0])["xvertfast.precision"] == "fp16"
     xp, y = inputs(2)
