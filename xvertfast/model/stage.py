@@ -13,7 +13,7 @@ and the output cropped back.
 
 Upsampling: ``"bilinear"`` (the default) is a 1x1 conv followed by bilinear 2x
 interpolation; ``"transposed"``, a 2x2 stride-2 transposed conv, is the form of
-models trained before it (the shipped default model among them). The structure
+models trained before it (the first default model among them). The structure
 loss cannot see a pattern of period 2 pixels: the Sobel kernels' central
 differences cancel it. A transposed conv has its own weights for each of the
 four pixel phases, so it produces such patterns, and the feature loss amplified
