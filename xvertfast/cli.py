@@ -314,6 +314,8 @@ skipped.""",
         "gradient-correlation loss alone for --epochs-gc epochs, then adds the max-entropy feature loss for "
         "up to --epochs-joint epochs with early stopping on the validation images; stage k+1 trains on stage "
         "k's outputs. A checkpoint is written after every epoch: --resume continues an interrupted run. "
+        "RUN_DIR/curves.png draws the losses as they go, and RUN_DIR/preview_stage{k}.png shows a few "
+        "validation ROIs through each finished stage (with matplotlib). "
         "The paper's setting is the default (width 64, 200 + 25 epochs); on a CPU start small "
         "(e.g. --width 16 --patch-size 256 --epochs-gc 20 --epochs-joint 5; the shipped default model "
         "was trained with --width 16 --patch-size 256 --epochs-gc 100 --epochs-joint 30).",
