@@ -102,12 +102,7 @@ std::tuple<at::Tensor, std::vector<int64_t>, std::vector<double>> wls_gpu_emulat
   at::Tensor out = at::empty_like(in);
   std::vector<int64_t> iterations(size_t(B), 0);
   std::vector<double> residual(size_t(B), 0.0);
-  xvf::WlsOptions o;
-  o.lam = lam;
-  o.alpha = alpha;
-  o.eps = eps;
-  o.rtol = rtol;
-  o.maxiter = maxiter;
+  const xvf::WlsOptions o{lam, alpha, eps, rtol, maxiter};
   if (B > 0 && H > 0 && W > 0) {
     AT_DISPATCH_FLOATING_TYPES(in.scalar_type(), "wls_gpu_emulation", [&] {
       xvf::wls_gpu_emulation<scalar_t>(in.data_ptr<scalar_t>(), B, H, W, o, out.data_ptr<scalar_t>(),

@@ -98,7 +98,7 @@ struct CudaExec : wls::GpuLoopTraits<CudaExec> {
     if (n <= 0) return;
     size_t bytes = 0;
     cub::DeviceScan::InclusiveSum(nullptr, bytes, in, out + 1, n, stream);
-    void* tmp = ok() ? scratch(bytes) : nullptr;
+    void* tmp = scratch(bytes);
     if (tmp == nullptr) {
       cudaMemsetAsync(out, 0, size_t(n + 1) * sizeof(int32_t), stream);
       return;
@@ -111,7 +111,7 @@ struct CudaExec : wls::GpuLoopTraits<CudaExec> {
     if (n <= 0) return;
     size_t bytes = 0;
     cub::DeviceRadixSort::SortPairs(nullptr, bytes, kin, kout, vin, vout, n, 0, bits, stream);
-    void* tmp = ok() ? scratch(bytes) : nullptr;
+    void* tmp = scratch(bytes);
     if (tmp == nullptr) {
       cudaMemsetAsync(kout, 0, size_t(n) * sizeof(uint32_t), stream);
       cudaMemsetAsync(vout, 0, size_t(n) * sizeof(int32_t), stream);
@@ -120,9 +120,11 @@ struct CudaExec : wls::GpuLoopTraits<CudaExec> {
     cub::DeviceRadixSort::SortPairs(tmp, bytes, kin, kout, vin, vout, n, 0, bits, stream);
     cudaFreeAsync(tmp, stream);
   }
-  // CUB's temporary storage, or null where the allocation failed (its error stays recorded).
+  // CUB's temporary storage, or null once an error is pending or where the allocation failed
+  // (its error stays recorded).
   void* scratch(size_t bytes) const {
     void* tmp = nullptr;
+    if (!ok()) return nullptr;
     return cudaMallocAsync(&tmp, std::max<size_t>(bytes, 1), stream) == cudaSuccess ? tmp : nullptr;
   }
   void zero(void* p, size_t bytes) const { cudaMemsetAsync(p, 0, bytes, stream); }

@@ -86,8 +86,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> guided_pool_backward_cpu_op(
   const Args a = check_args(y_in, weight_in, at::Tensor(), pool);
   const at::Tensor grad = check_backward(grad_in, argmax_in, a, pool), argmax = argmax_in.contiguous();
   at::Tensor grad_y = need_y ? at::empty_like(y_in, at::MemoryFormat::Contiguous) : y_in.new_empty({0});
-  // zeros: an empty batch (B = 0) adds nothing to them, and no kernel runs
-  at::Tensor grad_w = at::zeros({a.C, 1, 3, 3}, a.y.options()), grad_b = at::zeros({a.C}, a.y.options());
+  at::Tensor grad_w = at::empty({a.C, 1, 3, 3}, a.y.options()), grad_b = at::empty({a.C}, a.y.options());
   AT_DISPATCH_FLOATING_TYPES(a.y.scalar_type(), "guided_pool_backward_cpu", [&] {
     guided_pool_backward_cpu<scalar_t>(grad.data_ptr<scalar_t>(), a.y.data_ptr<scalar_t>(), a.B,
                                        a.H, a.W, a.weight.data_ptr<scalar_t>(),
@@ -124,8 +123,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> guided_pool_backward_cuda_op(
   const Args a = check_args(y_in, weight_in, at::Tensor(), pool);
   const at::Tensor grad = check_backward(grad_in, argmax_in, a, pool), argmax = argmax_in.contiguous();
   at::Tensor grad_y = need_y ? at::empty_like(y_in, at::MemoryFormat::Contiguous) : y_in.new_empty({0});
-  // zeros: an empty batch (B = 0) adds nothing to them, and no kernel runs
-  at::Tensor grad_w = at::zeros({a.C, 1, 3, 3}, a.y.options()), grad_b = at::zeros({a.C}, a.y.options());
+  at::Tensor grad_w = at::empty({a.C, 1, 3, 3}, a.y.options()), grad_b = at::empty({a.C}, a.y.options());
   AT_DISPATCH_FLOATING_TYPES(a.y.scalar_type(), "guided_pool_backward_cuda", [&] {
     check_launch(cuda::guided_pool_backward<scalar_t>(
                      grad.data_ptr<scalar_t>(), a.y.data_ptr<scalar_t>(), a.B, a.H, a.W,

@@ -68,6 +68,16 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, path: str, title: str) -> None:
+    """The figure, titled, as a PNG written atomically (never a partial file), then freed."""
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
 def plot_curves(rows: list[dict], path: str, title: str = "") -> bool:
     """Draws the curves of ``rows`` (metrics.csv rows, any number of stages) into the PNG
     ``path``, written atomically. Returns False, drawing nothing, without matplotlib."""
@@ -101,12 +111,7 @@ def plot_curves(rows: list[dict], path: str, title: str = "") -> bool:
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    with atomic_write(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    _save(plt, fig, path, title)
     return True
 
 
@@ -129,10 +134,5 @@ def plot_preview(xp: np.ndarray, y: np.ndarray, out: np.ndarray, path: str, titl
             ax.set_title(name, fontsize=8)
             ax.set_xticks([])
             ax.set_yticks([])
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    with atomic_write(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    _save(plt, fig, path, title)
     return True
