@@ -90,6 +90,17 @@ def test_tiff_white_is_zero_is_inverted(tmp_path):
     assert im.pixels[0, 0] == 1.0 and im.pixels[-1, -1] == 0.0
 
 
+def test_signed_tiff_white_is_zero_keeps_its_negative_values(tmp_path, seed):
+    import tifffile
+
+    values = np.random.default_rng(seed).integers(-3000, 3000, size=(12, 10)).astype(np.int16)
+    tifffile.imwrite(tmp_path / "s.tif", values, photometric="miniswhite")
+    im = read_image(tmp_path / "s.tif")
+    assert im.photometric == "MONOCHROME1"
+    v = values.astype(np.float64)
+    np.testing.assert_allclose(im.pixels, (v.max() - v) / (v.max() - v.min()), atol=1e-6)
+
+
 def test_float_tiff_with_nan_is_refused(tmp_path):
     import tifffile
 
@@ -137,7 +148,7 @@ def test_raw_jsrt(tmp_path, seed):
 
 
 def make_dicom(path, values, photometric="MONOCHROME2", bits=12, frames=1, slope=1.0, intercept=0.0,
-               syntax=None, pixel_data=True):  # fmt: skip
+               syntax=None, pixel_data=True, signed=False):  # fmt: skip
     import pydicom
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
@@ -149,12 +160,13 @@ def make_dicom(path, values, photometric="MONOCHROME2", bits=12, frames=1, slope
     ds.Modality = "CR"
     ds.Rows, ds.Columns = values.shape[-2:]
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, bits, bits - 1, 0
-    ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, bits, bits - 1, int(signed)
+    if slope is not None:
+        ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
     if frames > 1:
         ds.NumberOfFrames = frames
     if pixel_data:
-        ds.PixelData = values.astype("<u2").tobytes()
+        ds.PixelData = values.astype("<i2" if signed else "<u2").tobytes()
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
     meta.TransferSyntaxUID = syntax or ExplicitVRLittleEndian
@@ -172,6 +184,37 @@ def test_dicom_monochrome1_with_rescale(tmp_path, seed):
     np.testing.assert_allclose(im.pixels, 1.0 - values / 1023.0, atol=1e-6)
     np.testing.assert_allclose(im.values, (1023 - values) * 2.0 - 5.0)
     assert str(im.meta.PatientName) == "Test^Patient"
+
+
+def test_dicom_signed_monochrome1_keeps_its_negative_values(tmp_path, seed):
+    # 12-bit two's complement (-2048..2047), bone dark: flipping within 0..4095 would
+    # saturate every negative value
+    values = np.random.default_rng(seed).integers(-2048, 2048, size=(20, 30)).astype(np.int16)
+    values[0, 0], values[0, 1] = -2048, 2047
+    make_dicom(tmp_path / "s.dcm", values, photometric="MONOCHROME1", bits=12, signed=True)
+    im = read_image(tmp_path / "s.dcm")
+    assert im.photometric == "MONOCHROME1"
+    np.testing.assert_allclose(im.pixels, (2047.0 - values) / 4095.0, atol=1e-6)
+    assert len(np.unique(im.pixels)) == len(np.unique(values))
+
+
+def test_dicom_monochrome1_is_flipped_after_a_modality_lut_table(tmp_path):
+    # a non-linear Modality LUT Sequence: the flip must follow the table, not precede it
+    import pydicom
+
+    values = np.array([[0, 1, 2, 3], [3, 2, 1, 0]], np.uint16)
+    make_dicom(tmp_path / "t.dcm", values, photometric="MONOCHROME1", bits=2, slope=None)
+    ds = pydicom.dcmread(tmp_path / "t.dcm")
+    item = pydicom.Dataset()
+    item.add_new(0x00283002, "US", [4, 0, 16])  # LUTDescriptor: 4 entries from 0, 16 bits
+    item.ModalityLUTType = "US"
+    item.add_new(0x00283006, "US", [0, 10, 100, 1000])  # LUTData
+    ds.ModalityLUTSequence = [item]
+    ds.save_as(tmp_path / "t.dcm")
+    im = read_image(tmp_path / "t.dcm")
+    table = np.array([0.0, 10.0, 100.0, 1000.0])
+    np.testing.assert_allclose(im.values, 1000.0 - table[values])
+    np.testing.assert_allclose(im.pixels, (1000.0 - table[values]) / 1000.0, atol=1e-6)
 
 
 def test_dicom_multi_frame_is_refused(tmp_path):

@@ -136,6 +136,8 @@ def _read_tiff(path: str, max_pixels: int):
         bits = 32
     elif values.dtype == np.uint8:
         bits = 8
+    elif values.dtype.kind == "i":  # signed: the container's range (its top bits hold the sign)
+        bits = 8 * values.dtype.itemsize
     else:
         bits = _bits_from_values(values, 8 * values.dtype.itemsize)
     if white_is_zero:
@@ -143,12 +145,21 @@ def _read_tiff(path: str, max_pixels: int):
     return values, bits, "MONOCHROME1" if white_is_zero else "MONOCHROME2", info
 
 
+def _stored_range(bits: int, signed: bool) -> tuple[int, int]:
+    """The lowest and highest value ``bits`` bits can store (two's complement when signed)."""
+    return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+
+
 def _invert(values: np.ndarray, bits: int) -> np.ndarray:
-    """Polarity flip within the stored range (bright = high afterwards)."""
+    """Polarity flip within the stored range (bright = high afterwards).
+
+    Signed integers flip within the signed range (v -> -1 - v), so negative values are not
+    clipped away: clipping them would saturate half of a signed image's range.
+    """
     if values.dtype.kind == "f":
         return (values.max() + values.min() - values).astype(values.dtype)
-    top = (1 << bits) - 1
-    return (top - values.astype(np.int64)).clip(0, top).astype(values.dtype)
+    lo, hi = _stored_range(bits, values.dtype.kind == "i")
+    return (lo + hi - values.astype(np.int64)).clip(lo, hi).astype(values.dtype)
 
 
 def _read_dicom(path: str, max_pixels: int):
@@ -185,9 +196,13 @@ def _read_dicom(path: str, max_pixels: int):
         raise ImageReadError(path, f"expected a single-frame grayscale image, decoded shape {arr.shape}")
     bits = int(ds.get("BitsStored", 8 * arr.dtype.itemsize))
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip()
-    if photometric == "MONOCHROME1":
-        arr = _invert(arr, bits)
     values = apply_modality_lut(arr, ds)
+    if photometric == "MONOCHROME1":
+        # MONOCHROME1 describes the values after the modality LUT, so they are flipped there,
+        # within the image of the stored range (the LUT may be a table, not a line).
+        signed = int(ds.get("PixelRepresentation", 0) or 0) == 1 and arr.dtype.kind == "i"
+        ends = apply_modality_lut(np.array(_stored_range(bits, signed), dtype=arr.dtype), ds)
+        values = float(ends.min()) + float(ends.max()) - np.asarray(values, dtype=np.float64)
     return values, bits, photometric, ds
 
 
