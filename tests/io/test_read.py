@@ -101,6 +101,50 @@ def test_signed_tiff_white_is_zero_keeps_its_negative_values(tmp_path, seed):
     np.testing.assert_allclose(im.pixels, (v.max() - v) / (v.max() - v.min()), atol=1e-6)
 
 
+def _set_tiff_short_tag(path, name, value):
+    """Rewrites one inline SHORT tag of the first page in place (for files no writer here makes)."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        tag = tif.pages[0].tags[name]
+        offset, order = tag.valueoffset, tif.byteorder
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(int(value).to_bytes(2, "little" if order == "<" else "big"))
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+@pytest.mark.parametrize("white_is_zero", [False, True])
+def test_lzw_tiff_reads_without_imagecodecs(tmp_path, seed, bits, white_is_zero):
+    # LZW is common in radiograph exports; tifffile leaves it to imagecodecs, Pillow decodes it
+    from PIL import Image
+
+    top = (1 << bits) - 1
+    values = np.random.default_rng(seed).integers(0, top + 1, size=(20, 28)).astype(np.uint8 if bits == 8 else np.uint16)
+    values[0, 0], values[0, 1] = 0, top
+    Image.fromarray(values).save(tmp_path / "l.tif", compression="tiff_lzw")
+    if white_is_zero:
+        _set_tiff_short_tag(tmp_path / "l.tif", "PhotometricInterpretation", 0)
+    im = read_image(tmp_path / "l.tif")
+    assert im.bits_stored == bits and im.photometric == ("MONOCHROME1" if white_is_zero else "MONOCHROME2")
+    expected = values / top
+    np.testing.assert_allclose(im.pixels, 1.0 - expected if white_is_zero else expected, atol=1e-6)
+
+
+def test_tiff_compression_nobody_decodes_names_the_codec(tmp_path):
+    import importlib.util
+
+    import tifffile
+
+    if importlib.util.find_spec("imagecodecs") is not None:
+        pytest.skip("imagecodecs is installed: it decodes JPEG 2000 (and fails on these fake bytes)")
+
+    tifffile.imwrite(tmp_path / "j.tif", np.zeros((8, 8), np.uint16), compression="zlib")
+    _set_tiff_short_tag(tmp_path / "j.tif", "Compression", 34712)  # JPEG 2000
+    with pytest.raises(ImageReadError, match=r"j\.tif: TIFF compression JPEG2000 .*pip install imagecodecs"):
+        read_image(tmp_path / "j.tif")
+
+
 def test_float_tiff_with_nan_is_refused(tmp_path):
     import tifffile
 

@@ -116,9 +116,16 @@ def _read_tiff(path: str, max_pixels: int):
             _check_pixels(path, shape[0], shape[1], max_pixels)
             if len(tif.pages) > 1:
                 warnings.warn(f"{path}: TIFF has {len(tif.pages)} pages; reading the first", UserWarning, stacklevel=3)
-            values = page.asarray()
-            white_is_zero = int(page.photometric) == 0  # MINISWHITE
-            info = {"format": "tiff", "shape": shape, "dtype": str(page.dtype), "bitspersample": page.bitspersample}
+            white_is_zero = flip = int(page.photometric) == 0  # MINISWHITE
+            compression = getattr(page.compression, "name", str(page.compression))
+            try:
+                values = page.asarray()
+            except (KeyError, ValueError, RuntimeError) as exc:
+                if "imagecodecs" not in str(exc):
+                    raise
+                values, flip = _tiff_without_imagecodecs(path, compression, white_is_zero)
+            info = {"format": "tiff", "shape": shape, "dtype": str(page.dtype), "bitspersample": page.bitspersample,
+                    "compression": compression}  # fmt: skip
     except ImageReadError:
         raise
     except Exception as exc:  # tifffile raises many types on corrupt data
@@ -140,7 +147,7 @@ def _read_tiff(path: str, max_pixels: int):
         bits = 8 * values.dtype.itemsize
     else:
         bits = _bits_from_values(values, 8 * values.dtype.itemsize)
-    if white_is_zero:
+    if flip:
         values = _invert(values, bits)
     return values, bits, "MONOCHROME1" if white_is_zero else "MONOCHROME2", info
 
@@ -148,6 +155,25 @@ def _read_tiff(path: str, max_pixels: int):
 def _stored_range(bits: int, signed: bool) -> tuple[int, int]:
     """The lowest and highest value ``bits`` bits can store (two's complement when signed)."""
     return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+
+
+def _tiff_without_imagecodecs(path: str, compression: str, white_is_zero: bool) -> tuple[np.ndarray, bool]:
+    """The first page decoded by Pillow, for compressions tifffile leaves to imagecodecs (LZW,
+    PackBits, JPEG: common in radiograph exports). Returns the pixels and whether they still
+    need the MINISWHITE flip: Pillow flips 1- and 8-bit MINISWHITE pages itself, not 16-bit ones."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.seek(0)
+            im.load()
+            mode, values = im.mode, np.asarray(im)
+    except Exception:
+        raise ImageReadError(path, f"TIFF compression {compression} needs a codec that neither tifffile nor "
+                             "Pillow has here: pip install imagecodecs") from None  # fmt: skip
+    if mode == "1":
+        values = values.astype(np.uint8) * 255
+    return values, white_is_zero and mode not in ("1", "L")
 
 
 def _invert(values: np.ndarray, bits: int) -> np.ndarray:
