@@ -282,6 +282,23 @@ def test_dicom_in_dicom_out(tmp_path, model_dir):
     assert "DERIVED" in list(res.ImageType)
 
 
+def test_a_pacs_export_named_by_uids(tmp_path, model_dir):
+    # DICOM files named by their SOP instance UID, beside a DICOMDIR: each image gets its own
+    # DICOM output (UID.dcm), the index file is no image and no failure
+    import shutil
+
+    src = tmp_path / "export" / "series1"
+    src.mkdir(parents=True)
+    names = ["1.2.826.0.1.3680043.2.1125.7.14", "1.2.826.0.1.3680043.2.1125.7.15"]
+    for name in names:
+        shutil.copy(SAMPLE_DICOM, src / name)
+    (tmp_path / "export" / "DICOMDIR").write_bytes(b"\0" * 200)
+    out = tmp_path / "o"
+    assert main(["enhance", str(tmp_path / "export"), "-o", str(out), "--model", str(model_dir), "-q"]) == 0
+    assert sorted(p.name for p in (out / "series1").iterdir() if not p.name.startswith(".")) == [n + ".dcm" for n in names]
+    assert read_image(out / "series1" / (names[1] + ".dcm")).source_format == "dicom"
+
+
 def test_outputs_never_leave_the_output_folder(tmp_path, model_dir, seed):
     outside = tmp_path / "a" / "b"
     outside.mkdir(parents=True)

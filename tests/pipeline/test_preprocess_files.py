@@ -9,7 +9,6 @@ import pytest
 from PIL import Image
 
 from xvertfast.cli import main
-from xvertfast.io.files import discover, output_path
 from xvertfast.pipeline.preprocess_files import SUFFIXES, preprocess_files
 
 
@@ -71,19 +70,3 @@ def test_directory_named_like_an_image_and_missing_files(tmp_path):
                                progress=False, log=lambda m: None)  # fmt: skip
     assert [os.path.basename(p) for p in summary.done] == ["inside.png"]  # a folder is searched
     assert "no such file" in summary.failed[0][1]
-
-
-def test_discover_lists_and_duplicates(tmp_path):
-    for name in ("a.png", "b.dcm", "c", "d.txt"):
-        (tmp_path / name).write_bytes(b"x")
-    listing = tmp_path / "list.txt"
-    listing.write_text(f"{tmp_path / 'a.png'}\n# comment\n\n{tmp_path / 'b.dcm'}\n")
-    found = discover([str(tmp_path), f"@{listing}"])
-    assert [f.rel for f in found] == ["a.png", "b.dcm", "c"]  # .txt skipped, listed duplicates dropped
-    assert len({os.path.abspath(f.path) for f in found}) == len(found)
-
-
-def test_output_paths_cannot_escape(tmp_path):
-    assert output_path(str(tmp_path), "sub/x.png", "_xp.png") == str(tmp_path / "sub" / "x_xp.png")
-    with pytest.raises(ValueError, match="outside"):
-        output_path(str(tmp_path), "../../etc/x.png", "_xp.png")

@@ -32,7 +32,7 @@ from tqdm import tqdm
 from xvertfast import __version__
 from xvertfast.io import ImageReadError, Radiograph, read_image, require_content, write_image
 from xvertfast.io.errors import ImageWriteError
-from xvertfast.io.files import discover, output_path
+from xvertfast.io.files import discover, image_extension, output_path
 from xvertfast.io.write import FORMAT_EXTENSIONS, WRITE_FORMATS, atomic_write
 from xvertfast.model.persistence import fingerprint
 
@@ -82,7 +82,7 @@ class BatchSummary:
 
 
 def _same_format(path: str) -> str:
-    ext = os.path.splitext(path)[1].lower()
+    ext = image_extension(path).lower()  # "" also for a UID-named DICOM file (1.2.840....320)
     if ext in (".tif", ".tiff"):
         return "tiff"
     if ext in (".dcm", ".dicom", ""):
@@ -138,7 +138,7 @@ def _plan(files, out_dir: str, fmt: str) -> tuple[list[tuple], list[FileRecord]]
         kind = _same_format(f.path) if fmt == "same" else fmt
         suffix = FORMAT_EXTENSIONS[kind]
         if fmt == "same" and kind == "tiff":  # a TIFF keeps its own spelling: x.tif -> x.tif
-            suffix = os.path.splitext(f.path)[1].lower()
+            suffix = image_extension(f.path).lower()
         try:
             out = output_path(out_dir, f.rel, suffix)
         except ValueError as exc:

@@ -11,10 +11,12 @@ import hashlib
 import os
 from dataclasses import dataclass
 
-__all__ = ["InputFile", "discover", "output_path", "file_sha256", "IMAGE_EXTENSIONS", "LIST_PHOTOMETRICS"]
+__all__ = ["InputFile", "discover", "output_path", "image_extension", "file_sha256", "IMAGE_EXTENSIONS",
+           "LIST_PHOTOMETRICS"]  # fmt: skip
 
-#: Extensions picked up when a folder is searched (files without an extension are
-#: included too: DICOM files often have none).
+#: Extensions picked up when a folder is searched. Files without an extension, or whose
+#: name ends in digits after its last dot (a DICOM file named by its UID, 1.2.840....320),
+#: are picked up too: archives store DICOM that way. DICOMDIR index files are not images.
 IMAGE_EXTENSIONS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".dcm", ".dicom", ".img")
 
 
@@ -29,13 +31,25 @@ class InputFile:
     photometric: str | None = None  #: polarity given in an @list (``path<TAB>MONOCHROME1``), else None
 
 
+def image_extension(name: str) -> str:
+    """The name's extension if it is one of IMAGE_EXTENSIONS, else "" (none, or part of a UID)."""
+    ext = os.path.splitext(name)[1]
+    return ext if ext.lower() in IMAGE_EXTENSIONS else ""
+
+
+def _may_be_image(name: str) -> bool:
+    if name.startswith(".") or name.upper() == "DICOMDIR":
+        return False
+    ext = os.path.splitext(name)[1]
+    return not ext or ext.lower() in IMAGE_EXTENSIONS or ext[1:].isdigit()
+
+
 def _from_folder(folder: str) -> list[InputFile]:
     found = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
-            ext = os.path.splitext(name)[1].lower()
-            if name.startswith(".") or (ext and ext not in IMAGE_EXTENSIONS):
+            if not _may_be_image(name):
                 continue
             path = os.path.join(root, name)
             found.append(InputFile(path, os.path.relpath(path, folder)))
@@ -82,8 +96,11 @@ def discover(inputs: list[str]) -> list[InputFile]:
 
 
 def output_path(out_dir: str, rel: str, suffix: str) -> str:
-    """``out_dir/<rel without extension><suffix>``; raises ValueError if it would leave out_dir."""
-    stem = os.path.splitext(rel)[0]
+    """``out_dir/<rel without its image extension><suffix>``; raises ValueError if it would leave
+    out_dir. Only an image extension is replaced: 1.2.840.5.320 becomes 1.2.840.5.320.dcm, so
+    the files of a UID-named series do not all map to 1.2.840.5.dcm."""
+    ext = image_extension(rel)
+    stem = rel[: len(rel) - len(ext)]
     root = os.path.abspath(out_dir)
     path = os.path.abspath(os.path.join(root, stem + suffix))
     if os.path.commonpath([root, path]) != root:
