@@ -23,6 +23,7 @@ import numpy as np
 
 from xvertfast.eval.protocol import EvalRun
 from xvertfast.eval.stats import describe, paired_clean, significance_mark, wilcoxon_p
+from xvertfast.io.files import image_extension
 from xvertfast.io.write import atomic_write
 
 __all__ = ["summarise", "write_report", "REPORT_FILES", "HIGHER_IS_BETTER"]
@@ -216,7 +217,8 @@ def write_report(run: EvalRun, out_dir: str, compare_to: str | None = None) -> d
     _boxplots(run, paths["boxplots.png"])
     grids = []
     for k, picture in enumerate(run.pictures):
-        stem = os.path.splitext(os.path.basename(picture["file"]))[0]
+        name = os.path.basename(picture["file"])
+        stem = name[: len(name) - len(image_extension(name))]
         rel = f"grid/{k:03d}_{stem}.png"
         _grid(picture, run.methods, os.path.join(out_dir, rel))
         grids.append(rel)
