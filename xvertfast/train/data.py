@@ -3,7 +3,9 @@
 The cache key is the file's SHA-256 and the preprocessing parameters, so a
 changed file or setting is recomputed and a rerun (or ``--resume``) reuses
 the work. Crops are taken at the ROI boxes of :func:`xvertfast.find_spine`
-(sized at the canonical working height) and resampled to ``roi_size``.
+(sized at the canonical working height), resampled to ``roi_size`` and cached
+(the crops, not the whole images); the crops of a run are gathered into one
+file that training memory-maps, so the training set need not fit in memory.
 Augmentation is a small random shift of each crop (up to 1/16 of its size):
 no flips, which would move the heart to the wrong side.
 """
@@ -19,79 +21,125 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tqdm import tqdm
+
 from xvertfast.io import ImageReadError, read_image
-from xvertfast.io.write import atomic_write
 from xvertfast.io.files import discover, file_sha256
+from xvertfast.io.write import atomic_write
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 from xvertfast.preprocess import find_spine, preprocess
-from xvertfast.preprocess.spine import Box
 
-__all__ = ["RoiSet", "load_rois", "random_patches", "shift_augment", "split_by_image"]
+__all__ = ["RoiSet", "load_rois", "open_pairs", "random_patches", "shift_augment", "split_by_image"]
 
 
 @dataclass
 class RoiSet:
-    """ROI crops of a set of images: xp and y are [N, 1, S, S]; image[i] is the source index."""
+    """The ROI pairs of a set of images, shared between subsets without copying pixels.
 
-    xp: torch.Tensor
-    y: torch.Tensor
+    ``pairs`` is [M, 2, S, S] float32: X_p and Y of every ROI, a copy-on-write memory map of a
+    file in the run folder when it comes from :func:`load_rois` (a training set need not fit
+    in memory). ``rows`` are the rows of ``pairs`` in this set, ``image[i]`` the source index
+    of its i-th ROI.
+    """
+
+    pairs: torch.Tensor
+    rows: torch.Tensor
     image: torch.Tensor
     sources: list[str]
 
     def __len__(self) -> int:
-        return self.xp.shape[0]
+        return int(self.rows.numel())
+
+    def batch(self, which) -> tuple[torch.Tensor, torch.Tensor]:
+        """X_p and Y, [n, 1, S, S] each, of the set's ROIs ``which`` (indices or a slice), read
+        into memory."""
+        p = self.pairs[self.rows[which]]
+        return p[:, 0:1].contiguous(), p[:, 1:2].contiguous()
+
+    @property
+    def xp(self) -> torch.Tensor:
+        """Every X_p of the set in memory (for small sets: the training loop reads batches)."""
+        return self.batch(slice(None))[0]
+
+    @property
+    def y(self) -> torch.Tensor:
+        """Every Y of the set in memory (for small sets: the training loop reads batches)."""
+        return self.batch(slice(None))[1]
 
     def subset(self, images: list[int]) -> RoiSet:
         keep = torch.isin(self.image, torch.tensor(images, dtype=self.image.dtype))
-        return RoiSet(self.xp[keep], self.y[keep], self.image[keep], self.sources)
+        return RoiSet(self.pairs, self.rows[keep], self.image[keep], self.sources)
 
 
-def _crop(a: np.ndarray, box, size: int) -> torch.Tensor:
+def open_pairs(path: str) -> torch.Tensor:
+    """A ``.npy`` file of ROI pairs as a tensor over a copy-on-write memory map (pages are read
+    when used and writes never reach the file)."""
+    return torch.from_numpy(np.load(path, mmap_mode="c"))
+
+
+def _crop(a: np.ndarray, box, size: int) -> np.ndarray:
     t = torch.from_numpy(np.ascontiguousarray(a[box.top : box.bottom, box.left : box.right], dtype=np.float32))
     t = t[None, None]
     if t.shape[-2:] != (size, size):
         t = F.interpolate(t, size=(size, size), mode="area" if t.shape[-1] > size else "bilinear")
-    return t[0]
+    return t[0, 0].numpy()
 
 
-def _preprocessed(path: str, cache_dir: str, params: dict, photometric: str | None = None) -> dict:
+def _save_npy(path: str, array: np.ndarray) -> None:
+    with atomic_write(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, array)
+
+
+def _image_pairs(path: str, cache_dir: str, params: dict, photometric: str | None = None) -> str:
+    """The cached [2, 2, S, S] (upper and lower ROI; X_p and Y) of one image: its file in the
+    cache, computed first where missing. Only the crops are kept, not the whole image."""
     keyed = {"file": file_sha256(path), **params, **({"photometric": photometric} if photometric else {})}
     key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:32]
-    cached = os.path.join(cache_dir, key + ".npz")
+    cached = os.path.join(cache_dir, key + ".npy")
     if os.path.exists(cached):
-        with np.load(cached) as z:
-            return {k: z[k] for k in z.files}
+        return cached
     rad = read_image(path, photometric=photometric)
     pp = preprocess(rad.pixels, params["lam"], params["alpha"], params["eps"])
-    spine = find_spine(rad.pixels)
-    boxes = np.array([tuple(b) for b in spine.train_rois(params["roi_size"])], dtype=np.int64)
-    out = {"xp": pp.xp.astype(np.float32), "y": pp.y.astype(np.float32), "boxes": boxes}
+    size = params["roi_size"]
+    boxes = find_spine(rad.pixels).train_rois(size)
+    pairs = np.stack([np.stack([_crop(pp.xp, box, size), _crop(pp.y, box, size)]) for box in boxes])
     os.makedirs(cache_dir, exist_ok=True)
-    with atomic_write(cached) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **out)
-    return out
+    _save_npy(cached, pairs.astype(np.float32))
+    return cached
 
 
 def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEFAULT_LAM,
-              alpha: float = DEFAULT_ALPHA, eps: float = DEFAULT_EPS, log=print) -> RoiSet:  # fmt: skip
-    """Preprocesses (or loads from the cache) every readable input and cuts its two ROIs."""
-    params = {"lam": lam, "alpha": alpha, "eps": eps, "roi_size": roi_size, "version": 1}
-    xps, ys, owners, sources = [], [], [], []
-    for f in discover(inputs):
+              alpha: float = DEFAULT_ALPHA, eps: float = DEFAULT_EPS, log=print, progress: bool = False) -> RoiSet:  # fmt: skip
+    """Preprocesses (or finds in the cache) every readable input and cuts its two ROIs.
+
+    The ROIs of all inputs are gathered into one file in ``cache_dir`` and memory-mapped, so
+    the set may be larger than memory; both steps are reused by a rerun with the same inputs.
+    """
+    params = {"lam": lam, "alpha": alpha, "eps": eps, "roi_size": roi_size, "version": 2}
+    files, sources = [], []
+    for f in tqdm(discover(inputs), desc="preprocessing", unit="image", disable=not progress):
         try:
-            d = _preprocessed(f.path, cache_dir, params, f.photometric)
+            files.append(_image_pairs(f.path, cache_dir, params, f.photometric))
         except (ImageReadError, ValueError, OSError) as exc:
             log(f"skipped: {exc}")
             continue
-        for box in (Box(*b) for b in d["boxes"]):
-            xps.append(_crop(d["xp"], box, roi_size))
-            ys.append(_crop(d["y"], box, roi_size))
-            owners.append(len(sources))
         sources.append(f.path)
     if not sources:
         raise ValueError("no readable training image among the inputs")
-    return RoiSet(torch.stack(xps), torch.stack(ys), torch.tensor(owners), sources)
+    names = [os.path.basename(p) for p in files]
+    gathered = os.path.join(cache_dir, "rois-" + hashlib.sha256("\n".join(names).encode()).hexdigest()[:32] + ".npy")
+    per_image = 2
+    if not os.path.exists(gathered):
+        with atomic_write(gathered) as tmp:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
+                                            shape=(per_image * len(files), 2, roi_size, roi_size))  # fmt: skip
+            for i, path in enumerate(files):
+                out[per_image * i : per_image * (i + 1)] = np.load(path)
+            out.flush()
+            del out
+    pairs = open_pairs(gathered)
+    image = torch.arange(len(sources)).repeat_interleave(per_image)
+    return RoiSet(pairs, torch.arange(pairs.shape[0]), image, sources)
 
 
 def split_by_image(n_images: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:

@@ -24,6 +24,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -32,7 +33,7 @@ from xvertfast.model import XVertNet, XVertNetStage, load_model, save_model
 from xvertfast.model.persistence import fingerprint
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 from xvertfast.train.figures import JOINT_PHASE, kept_epoch, plot_curves, plot_preview
-from xvertfast.train.data import RoiSet, load_rois, random_patches, shift_augment, split_by_image
+from xvertfast.train.data import RoiSet, load_rois, open_pairs, random_patches, shift_augment, split_by_image
 from xvertfast.train.losses import XVertNetLoss
 
 __all__ = ["TrainConfig", "train"]
@@ -144,7 +145,7 @@ def _evaluate(stage: XVertNetStage, data: RoiSet, loss_fn: XVertNetLoss, joint: 
     total = 0.0
     with torch.no_grad():
         for k in range(0, len(data), batch_size):
-            xp, y = _to(data.xp[k : k + batch_size], device), _to(data.y[k : k + batch_size], device)
+            xp, y = (_to(t, device) for t in data.batch(slice(k, k + batch_size)))
             out, feats = stage(xp, y, return_features=True)
             total += loss_fn(out, y, feats, joint).total.item() * xp.shape[0]
     stage.train()
@@ -167,24 +168,29 @@ def _initial_model(config: TrainConfig) -> XVertNet | None:
     return model
 
 
-def _next_stage_data(stage: XVertNetStage, data: RoiSet, config: TrainConfig, device) -> RoiSet:
-    """Stage k's outputs and their HFC images: the training data of stage k+1."""
+def _next_stage_data(stage: XVertNetStage, data: RoiSet, config: TrainConfig, device, path: str) -> RoiSet:
+    """Stage k's outputs and their HFC images, the training data of stage k+1: written batch by
+    batch to ``path`` (atomically) and memory-mapped, like the first stage's ROIs."""
     stage.eval()
-    outs = []
-    with torch.no_grad():
-        for k in range(0, len(data), config.batch_size):
-            xp, y = _to(data.xp[k : k + config.batch_size], device), _to(data.y[k : k + config.batch_size], device)
-            outs.append(stage(xp, y).cpu().contiguous())
-    xp = torch.cat(outs)
-    y = XVertNet([stage], config.lam, config.alpha, config.eps).guidance(xp)
-    return RoiSet(xp, y, data.image, data.sources)
+    model = XVertNet([stage], config.lam, config.alpha, config.eps)
+    with atomic_write(path) as tmp:
+        pairs = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(data), *data.pairs.shape[1:]))
+        with torch.no_grad():
+            for k in range(0, len(data), config.batch_size):
+                xp, y = (_to(t, device) for t in data.batch(slice(k, k + config.batch_size)))
+                out = stage(xp, y).float().cpu().contiguous()
+                pairs[k : k + out.shape[0], 0:1] = out.numpy()
+                pairs[k : k + out.shape[0], 1:2] = model.guidance(out).numpy()
+        pairs.flush()
+        del pairs
+    return RoiSet(open_pairs(path), torch.arange(len(data)), data.image[data.rows], data.sources)
 
 
 def _preview(stage: XVertNetStage, data: RoiSet, path: str, title: str, device, count: int = 3) -> None:
     """RUN_DIR/preview_stage{k}.png: the first ``count`` ROIs of ``data`` through the stage."""
     if len(data) == 0:
         return
-    xp, y = data.xp[:count], data.y[:count]
+    xp, y = data.batch(slice(0, count))
     stage.eval()
     with torch.no_grad():
         out = stage(_to(xp, device), _to(y, device)).float().cpu()
@@ -225,10 +231,11 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
           stop_after_epochs: int | None = None, log=print) -> XVertNet:  # fmt: skip
     """Trains an XVertNet on the images ``inputs`` (files, folders, @lists) into ``run_dir``.
 
-    ``run_dir`` receives ``cache/`` (preprocessed images), ``checkpoint/``, ``metrics.csv``,
+    ``run_dir`` receives ``cache/`` (the preprocessed ROIs of each image, and of all of them
+    in one memory-mapped file), ``checkpoint/``, ``metrics.csv``,
     ``curves.png`` and ``preview_stage{k}.png`` (the losses per stage, a few validation ROIs
     through each finished stage: :mod:`xvertfast.train.figures`, with matplotlib),
-    ``stage{k}_data.safetensors`` (inputs of later stages) and ``model/`` (the
+    ``stage{k}_data.npy`` (inputs of later stages, memory-mapped too) and ``model/`` (the
     trained model, loadable with :func:`xvertfast.load_model`). ``stop_after_epochs`` ends the call
     after that many epochs (a controlled "kill", for tests); ``resume=True`` continues.
     """
@@ -253,7 +260,8 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     elif os.path.exists(state_path):
         raise FileExistsError(f"{run_dir} holds a checkpoint: pass resume=True (--resume) or use a new folder")
 
-    data = load_rois(inputs, os.path.join(run_dir, "cache"), config.roi_size, config.lam, config.alpha, config.eps, log)
+    data = load_rois(inputs, os.path.join(run_dir, "cache"), config.roi_size, config.lam, config.alpha, config.eps, log,
+                     progress=progress)  # fmt: skip
     train_ids, val_ids = split_by_image(len(data.sources), config.val_fraction, config.seed)
     loss_fn = XVertNetLoss()
     init = _initial_model(config)
@@ -272,13 +280,11 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
             stages.append(stage.to(memory_format=torch.contiguous_format).eval())
             continue
         if k > 1:
-            data_path = os.path.join(run_dir, f"stage{k}_data.safetensors")
-            if os.path.exists(data_path):
-                t = _load_tensors(data_path, "cpu")
-                data = RoiSet(t["xp"], t["y"], data.image, data.sources)
+            data_path = os.path.join(run_dir, f"stage{k}_data.npy")
+            if os.path.exists(data_path):  # written atomically: complete
+                data = RoiSet(open_pairs(data_path), torch.arange(len(data)), data.image[data.rows], data.sources)
             else:
-                data = _next_stage_data(stages[-1], data, config, device)
-                _save_tensors(data_path, {"xp": data.xp, "y": data.y})
+                data = _next_stage_data(stages[-1], data, config, device, data_path)
         tr, va = data.subset(train_ids), data.subset(val_ids)
         opt = torch.optim.Adam(stage.parameters(), lr=config.lr, betas=config.betas)
         best = {n: v.detach().clone() for n, v in stage.state_dict().items()}
@@ -297,7 +303,7 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
             stage.train()
             t0, seen, running = time.perf_counter(), 0, 0.0
             for idx in _batches(len(tr), config.batch_size, gen):
-                xp, y = shift_augment(tr.xp[idx], tr.y[idx], gen)
+                xp, y = shift_augment(*tr.batch(idx), gen)
                 if config.patch_size:
                     xp, y = random_patches(xp, y, config.patch_size, gen)
                 xp, y = _to(xp, device), _to(y, device)

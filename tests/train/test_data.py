@@ -1,0 +1,57 @@
+"""Training data: cached crops, one memory-mapped file of ROI pairs, subsets that copy no pixels."""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import numpy as np
+import torch
+
+from tests.train.test_loop import write_images
+from xvertfast.io import read_image
+from xvertfast.preprocess import find_spine, preprocess
+from xvertfast.train.data import load_rois
+
+
+def test_rois_are_cached_as_crops_and_memory_mapped(tmp_path):
+    data = write_images(tmp_path / "data", n=3, size=80)
+    cache = tmp_path / "cache"
+    rois = load_rois([str(data)], str(cache), 32, log=lambda m: None)
+    assert len(rois) == 6 and rois.pairs.shape == (6, 2, 32, 32)
+    assert rois.image.tolist() == [0, 0, 1, 1, 2, 2] and len(rois.sources) == 3
+    # one file per image holding its two crops (not the whole image), one file gathering them
+    per_image = [p for p in glob.glob(str(cache / "*.npy")) if not os.path.basename(p).startswith("rois-")]
+    gathered = glob.glob(str(cache / "rois-*.npy"))
+    assert len(per_image) == 3 and len(gathered) == 1
+    assert all(np.load(p, mmap_mode="r").shape == (2, 2, 32, 32) for p in per_image)
+    mapped = np.load(gathered[0], mmap_mode="r")
+    np.testing.assert_array_equal(rois.pairs.numpy(), mapped)
+
+    # the crops are X_p and Y of the image at its training ROIs
+    rad = read_image(rois.sources[1])
+    pp = preprocess(rad.pixels)
+    box = find_spine(rad.pixels).train_rois(32)[0]
+    crop = torch.from_numpy(np.ascontiguousarray(pp.xp[box.top : box.bottom, box.left : box.right]))
+    expected = torch.nn.functional.interpolate(crop[None, None], size=(32, 32), mode="area" if crop.shape[-1] > 32
+                                               else "bilinear")[0, 0]  # fmt: skip
+    torch.testing.assert_close(rois.batch([2])[0][0, 0], expected, rtol=0, atol=0)
+
+    # a rerun reuses both files; a subset shares the pixels and reads its own rows
+    again = load_rois([str(data)], str(cache), 32, log=lambda m: None)
+    torch.testing.assert_close(again.pairs, rois.pairs, rtol=0, atol=0)
+    sub = rois.subset([2, 0])
+    assert sub.pairs.data_ptr() == rois.pairs.data_ptr() and sub.image.tolist() == [0, 0, 2, 2]
+    xp, y = sub.batch(torch.tensor([3, 0]))
+    torch.testing.assert_close(xp[:, 0], rois.pairs[[5, 0], 0], rtol=0, atol=0)
+    torch.testing.assert_close(y[:, 0], rois.pairs[[5, 0], 1], rtol=0, atol=0)
+    assert xp.is_contiguous() and y.is_contiguous()
+
+
+def test_writes_to_a_batch_never_reach_the_cache(tmp_path):
+    data = write_images(tmp_path / "data", n=2, size=64)
+    rois = load_rois([str(data)], str(tmp_path / "cache"), 32, log=lambda m: None)
+    before = rois.pairs.clone()
+    rois.pairs[0].fill_(7.0)  # copy-on-write: this process's pages only
+    reread = load_rois([str(data)], str(tmp_path / "cache"), 32, log=lambda m: None)
+    torch.testing.assert_close(reread.pairs, before, rtol=0, atol=0)
