@@ -64,8 +64,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     try:
         run, paths = evaluate(args.inputs, args.output, methods, metrics, rois=args.rois, compare_to=args.compare_to,
-                              pictures=args.pictures, progress=not args.quiet, device=args.device,
-                              log=lambda msg: print(msg, file=sys.stderr))  # fmt: skip
+                              pictures=args.pictures, progress=not args.quiet, restart=args.restart,
+                              device=args.device, log=lambda msg: print(msg, file=sys.stderr))  # fmt: skip
     except (ValueError, FileNotFoundError, RuntimeError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -93,7 +93,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             raise RuntimeError(summary.failed[0].error)
         model = "xvertnet" if args.model == "default" else f"xvertnet={args.model}"
         run, paths = evaluate([SAMPLE_DICOM], os.path.join(args.output, "report"), ["identity", "clahe", "farbman", model],
-                              pictures=1, progress=False, log=log, device=args.device)  # fmt: skip
+                              pictures=1, progress=False, log=log, restart=True, device=args.device)  # fmt: skip
     except (ValueError, FileNotFoundError, RuntimeError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -261,7 +261,8 @@ Methods: identity, clahe (8x8 tiles, OpenCV-equivalent clip 2.0), farbman (3-lev
 WLS detail boosting), xvertnet[=MODEL_DIR] (the default model when no directory).
 Metrics: entropy, tenengrad, lpc_si, tmqi (reference = original), brisque (lower
 is better); definitions in xvertfast.eval.metrics. A failing image is reported and
-skipped.""",
+skipped. Each image's scores are recorded in REPORT_DIR as it finishes: after an
+interruption, the same command scores only the images not done yet.""",
     )
     _add_job_arguments(ev, "REPORT_DIR", "report folder")
     ev.add_argument("--methods", default="identity,clahe,farbman,xvertnet",
@@ -274,6 +275,8 @@ skipped.""",
                     help="method the others are tested against (default: xvertnet if evaluated, else identity)")
     ev.add_argument("--pictures", type=int, default=6, help="images shown side by side (default: %(default)s)")
     ev.add_argument("--device", default="auto", help="device for xvertnet (default: %(default)s)")
+    ev.add_argument("--restart", action="store_true",
+                    help="score every image again, ignoring those an earlier run in REPORT_DIR finished")
     ev.set_defaults(func=_cmd_evaluate)
 
     demo = sub.add_parser(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
+from xvertfast import __version__
 from xvertfast.eval.baselines import get_method
+from xvertfast.eval.journal import Journal
 from xvertfast.eval.protocol import DEFAULT_METRICS, EvalRun, load_roi_centres, run_protocol
 from xvertfast.eval.report import write_report
+from xvertfast.model.persistence import fingerprint
 
 __all__ = ["evaluate", "DEFAULT_METHODS"]
 
@@ -15,7 +16,7 @@ DEFAULT_METHODS = ("identity", "clahe", "farbman", "xvertnet")
 
 def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=DEFAULT_METRICS,
              rois: str = "auto", compare_to: str | None = None, pictures: int = 6, progress: bool = True,
-             log=print, **enhancer_kwargs) -> tuple[EvalRun, dict[str, str]]:  # fmt: skip
+             log=print, restart: bool = False, **enhancer_kwargs) -> tuple[EvalRun, dict[str, str]]:  # fmt: skip
     """Scores ``methods`` on the spine ROIs of ``inputs`` and writes the report into ``out_dir``.
 
     Args:
@@ -26,6 +27,9 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
         compare_to: the method the others are tested against; default xvertnet when it is
             evaluated, else identity.
         pictures: images shown side by side in the report.
+        restart: ignore the images a previous run with ``out_dir`` scored (by default a rerun
+            with the same settings takes them from ``out_dir``'s journal and scores the rest:
+            :mod:`xvertfast.eval.journal`).
         enhancer_kwargs: device, backend, batch_size... for xvertnet.
     """
     built = dict(get_method(spec, **enhancer_kwargs) for spec in methods)
@@ -36,6 +40,20 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
     elif compare_to not in built:
         raise ValueError(f"--compare-to {compare_to} is not among the methods ({', '.join(built)})")
     centres = None if rois == "auto" else load_roi_centres(rois)
-    run = run_protocol(inputs, built, list(metrics), centres, pictures=pictures, progress=progress, log=log)
-    os.makedirs(out_dir, exist_ok=True)
+    journal = Journal(out_dir, _settings(methods, built, metrics, centres, enhancer_kwargs), restart)
+    try:
+        run = run_protocol(inputs, built, list(metrics), centres, pictures=pictures, progress=progress, log=log,
+                           journal=journal)  # fmt: skip
+    finally:
+        journal.close()
     return run, write_report(run, out_dir, compare_to)
+
+
+def _settings(specs, built: dict, metrics, centres: dict | None, enhancer_kwargs: dict) -> dict:
+    """What the scores depend on: a rerun resumes only where these are the same."""
+    methods = []
+    for spec, (name, method) in zip(specs, built.items()):
+        enhancer = getattr(method, "enhancer", None)
+        methods.append({"spec": spec, "model": fingerprint(enhancer.model), **enhancer_kwargs} if enhancer else {"spec": spec})
+    return {"xvertfast": __version__, "methods": methods, "metrics": list(metrics),
+            "rois": "auto" if centres is None else sorted(centres.items())}  # fmt: skip

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
+from xvertfast.eval.journal import Journal
 from xvertfast.io import ImageReadError, read_image, require_content
 from xvertfast.io.files import discover
 from xvertfast.preprocess import find_spine
@@ -129,11 +130,13 @@ def _sample(n: int, k: int) -> set[int]:
 
 
 def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centres: dict | None = None,
-                 pictures: int = 6, progress: bool = True, log=print) -> EvalRun:  # fmt: skip
+                 pictures: int = 6, progress: bool = True, log=print, journal: Journal | None = None) -> EvalRun:  # fmt: skip
     """Runs ``methods`` (name -> function(pixels, spine) -> pixels) on every input and scores the ROIs.
 
     ``pictures``: how many images (evenly spaced through the inputs) keep thumbnails and ROI crops
-    of every method for the report's side-by-side grids.
+    of every method for the report's side-by-side grids. ``journal``: images it holds are taken
+    from it (those chosen for pictures are run again, for their pictures); the others are
+    recorded in it as they finish.
     """
     for name in metrics:
         if name not in METRICS:
@@ -142,7 +145,19 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
     run = EvalRun(list(methods), list(metrics), seconds={name: 0.0 for name in [*methods, "metrics"]})
     keep_pictures = _sample(len(files), pictures)
     bar = tqdm(total=len(files), unit="img", desc="evaluate", disable=not progress)
+    resumed = 0
     for index, f in enumerate(files):
+        entry = journal.entry(f.path) if journal is not None else None
+        if entry is not None and index not in keep_pictures:
+            run.rows.extend(entry["rows"])
+            run.notes.extend(entry["notes"])
+            for name, seconds in entry["seconds"].items():
+                run.seconds[name] = run.seconds.get(name, 0.0) + seconds
+            run.images += 1
+            resumed += 1
+            bar.update(1)
+            continue
+        before = dict(run.seconds)
         try:
             rows, picture, notes = _evaluate_one(f.path, f.photometric, methods, metrics, roi_centres,
                                                  index in keep_pictures, run.seconds)  # fmt: skip
@@ -153,6 +168,8 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
             if index in keep_pictures:  # the next image shows instead
                 keep_pictures.add(index + 1)
         else:
+            if journal is not None:  # recorded first: rows read back later are the ones reported now
+                rows = journal.record(f.path, rows, notes, {k: v - before.get(k, 0.0) for k, v in run.seconds.items()})
             run.rows.extend(rows)
             run.images += 1
             for note in notes:
@@ -162,6 +179,8 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
                 run.pictures.append(picture)
         bar.update(1)
     bar.close()
+    if resumed:
+        log(f"resumed: {resumed} image(s) scored by an earlier run were taken from {journal.path}")
     return run
 
 

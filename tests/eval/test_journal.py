@@ -1,0 +1,115 @@
+"""Resuming an interrupted evaluation from its report folder's journal."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.eval.test_evaluate import chest_like
+from xvertfast.cli import main
+from xvertfast.eval.baselines import clahe, identity
+from xvertfast.eval.journal import JOURNAL_FILE, Journal
+from xvertfast.eval.protocol import run_protocol
+
+METRICS = ["entropy", "tenengrad"]
+SETTINGS = {"methods": ["identity", "clahe"], "metrics": METRICS}
+
+
+def write_images(folder, seed: int, n: int = 4):
+    folder.mkdir()
+    for k in range(n):
+        Image.fromarray(chest_like(seed + k, 400, 380)).save(folder / f"img{k}.png")
+    return folder
+
+
+class Counted:
+    """CLAHE that counts its calls and raises KeyboardInterrupt (a kill) on call ``stop``."""
+
+    def __init__(self, stop: int | None = None):
+        self.calls, self.stop = 0, stop
+
+    def __call__(self, pixels, spine=None):
+        self.calls += 1
+        if self.calls == self.stop:
+            raise KeyboardInterrupt
+        return clahe(pixels, spine)
+
+
+def run(images, out_dir, method, pictures=0, settings=SETTINGS, restart=False):
+    journal = Journal(str(out_dir), settings, restart)
+    try:
+        return run_protocol([str(images)], {"identity": identity, "clahe": method}, METRICS, pictures=pictures,
+                            progress=False, log=lambda m: None, journal=journal)  # fmt: skip
+    finally:
+        journal.close()
+
+
+def test_an_interrupted_evaluation_scores_only_the_rest(tmp_path, seed):
+    images = write_images(tmp_path / "in", seed)
+    whole = run(images, tmp_path / "whole", Counted())
+    with pytest.raises(KeyboardInterrupt):
+        run(images, tmp_path / "cut", Counted(stop=3))  # killed while scoring the third image
+    rest = Counted()
+    resumed = run(images, tmp_path / "cut", rest)
+    assert rest.calls == 2 and resumed.images == whole.images == 4
+    assert resumed.rows == whole.rows  # same rows, same order, same values
+
+    # images chosen for the report's pictures are run again (their pictures are not journaled)
+    again = Counted()
+    pictured = run(images, tmp_path / "cut", again, pictures=2)
+    assert again.calls == 2 and len(pictured.pictures) == 2 and pictured.rows == whole.rows
+
+
+def test_a_line_cut_short_by_a_kill_is_dropped_and_the_journal_goes_on(tmp_path, seed):
+    images = write_images(tmp_path / "in", seed, n=3)
+    whole = run(images, tmp_path / "whole", Counted())
+    with pytest.raises(KeyboardInterrupt):
+        run(images, tmp_path / "cut", Counted(stop=2))
+    path = tmp_path / "cut" / JOURNAL_FILE
+    with open(path, "a") as f:
+        f.write('{"file": "' + str(images / "img1.png") + '", "rows": [{"fi')  # the write a kill interrupted
+    first = Counted()
+    assert run(images, tmp_path / "cut", first).rows == whole.rows and first.calls == 2
+    idle = Counted()
+    assert run(images, tmp_path / "cut", idle).rows == whole.rows and idle.calls == 0
+
+
+def test_other_settings_are_refused_and_restart_starts_over(tmp_path, seed):
+    images = write_images(tmp_path / "in", seed, n=2)
+    run(images, tmp_path / "r", Counted())
+    with pytest.raises(ValueError, match=r"partial evaluation with other settings .*--restart"):
+        run(images, tmp_path / "r", Counted(), settings={**SETTINGS, "metrics": ["entropy"]})
+    fresh = Counted()
+    run(images, tmp_path / "r", fresh, settings={**SETTINGS, "metrics": ["entropy"]}, restart=True)
+    assert fresh.calls == 2
+
+
+def test_a_changed_image_is_scored_again(tmp_path, seed):
+    images = write_images(tmp_path / "in", seed, n=2)
+    run(images, tmp_path / "r", Counted())
+    Image.fromarray(chest_like(seed + 50, 400, 380)).save(images / "img1.png")
+    stat = os.stat(images / "img1.png")
+    os.utime(images / "img1.png", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    again = Counted()
+    run(images, tmp_path / "r", again)
+    assert again.calls == 1
+
+
+def test_cli_rerun_resumes_and_restart_rescores(tmp_path, seed, capsys):
+    images = write_images(tmp_path / "in", seed, n=2)
+    args = ["evaluate", str(images), "-o", str(tmp_path / "rep"), "--methods", "identity,clahe",
+            "--metrics", "entropy,tenengrad", "--pictures", "0", "-q"]  # fmt: skip
+    assert main(args) == 0
+    first = (tmp_path / "rep" / "scores.csv").read_bytes()
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "resumed: 2 image(s)" in capsys.readouterr().err
+    assert (tmp_path / "rep" / "scores.csv").read_bytes() == first
+    assert main([*args[:-1], "--metrics", "entropy", "-q"]) == 2
+    assert "--restart" in capsys.readouterr().err
+    assert main([*args[:-1], "--metrics", "entropy", "--restart", "-q"]) == 0
+    assert "resumed" not in capsys.readouterr().err
+    assert np.isfinite(float(open(tmp_path / "rep" / "scores.csv").read().splitlines()[1].split(",")[-1]))

@@ -1,0 +1,101 @@
+"""The finished images of an evaluation, kept in its report folder so that a rerun resumes.
+
+Scoring an archive takes hours (TMQI, LPC-SI and BRISQUE on every ROI of every method), so
+each image's scores are appended to ``REPORT_DIR/.xvertfast-evaluate.jsonl`` as soon as it
+is done, one JSON line an image, flushed to disk. A rerun with the same settings takes those
+images from the journal (while the file's size and modification time are unchanged) and
+scores only the rest; a rerun with other settings is refused unless it restarts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+__all__ = ["Journal", "JOURNAL_FILE"]
+
+JOURNAL_FILE = ".xvertfast-evaluate.jsonl"
+
+
+def _stat(path: str) -> list[int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _scalar(value):
+    if hasattr(value, "item"):  # NumPy scalars
+        return value.item()
+    raise TypeError(f"cannot record {type(value).__name__} in the evaluation journal")
+
+
+def _dumps(value) -> str:
+    return json.dumps(value, default=_scalar)
+
+
+def _plain(value):
+    """``value`` as JSON gives it back (tuples become lists, NumPy scalars Python ones)."""
+    return json.loads(_dumps(value))
+
+
+class Journal:
+    """Finished images of one evaluation: ``entry(path)`` gives a recorded image's rows, notes
+    and seconds, ``record`` appends one. The first line holds the settings."""
+
+    def __init__(self, out_dir: str, settings: dict, restart: bool = False):
+        self.path = os.path.join(out_dir, JOURNAL_FILE)
+        self.settings = _plain(settings)
+        self._done: dict[str, dict] = {}
+        if os.path.exists(self.path) and not restart:
+            self._read()
+        else:
+            os.makedirs(out_dir, exist_ok=True)
+            with open(self.path, "w") as f:
+                f.write(_dumps({"settings": self.settings}) + "\n")
+        self._file = open(self.path, "a")
+        if self._file.tell() and not self._ends_with_newline():
+            self._file.write("\n")  # after a line a kill cut short: the next entry starts afresh
+
+    def _ends_with_newline(self) -> bool:
+        with open(self.path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) == b"\n"
+
+    def _read(self) -> None:
+        with open(self.path) as f:
+            lines = f.read().split("\n")
+        try:
+            previous = json.loads(lines[0]).get("settings")
+        except (ValueError, AttributeError):
+            previous = None
+        if previous != self.settings:
+            raise ValueError(f"{os.path.dirname(self.path)} holds a partial evaluation with other settings "
+                             f"({self.path}: {previous}); pass --restart to start over, or use a new folder")  # fmt: skip
+        for line in lines[1:]:
+            try:
+                entry = json.loads(line)
+            except ValueError:  # an empty line, or the last one cut short by a kill
+                continue
+            self._done[entry["file"]] = entry
+
+    def __len__(self) -> int:
+        return len(self._done)
+
+    def entry(self, path: str) -> dict | None:
+        """The recorded scores of ``path``, or None if it is not done or has changed since."""
+        entry = self._done.get(path)
+        return entry if entry is not None and entry["stat"] == _stat(path) else None
+
+    def record(self, path: str, rows: list[dict], notes: list[str], seconds: dict[str, float]) -> list[dict]:
+        """Appends one finished image; returns its rows as a later run will read them back."""
+        line = _dumps({"file": path, "stat": _stat(path), "rows": rows, "notes": notes, "seconds": seconds})
+        self._file.write(line + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._done[path] = json.loads(line)
+        return self._done[path]["rows"]
+
+    def close(self) -> None:
+        self._file.close()
