@@ -29,7 +29,7 @@ def test_evaluate_cxr_dev(benchmark, tmp_path):
     result = {}
 
     def run():
-        run_, _ = evaluate(files, str(tmp_path / "report"), ["identity", "clahe", "farbman"], pictures=2,
+        run_, _ = evaluate(files, str(tmp_path / "report"), ["identity", "clahe", "farbman"], pictures=2, restart=True,
                            progress=False, log=lambda m: None)  # fmt: skip
         result["run"] = run_
 
