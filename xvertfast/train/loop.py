@@ -178,9 +178,10 @@ def _next_stage_data(stage: XVertNetStage, data: RoiSet, config: TrainConfig, de
         with torch.no_grad():
             for k in range(0, len(data), config.batch_size):
                 xp, y = (_to(t, device) for t in data.batch(slice(k, k + config.batch_size)))
-                out = stage(xp, y).float().cpu().contiguous()
-                pairs[k : k + out.shape[0], 0:1] = out.numpy()
-                pairs[k : k + out.shape[0], 1:2] = model.guidance(out).numpy()
+                out = stage(xp, y).float().contiguous()
+                guide = model.guidance(out)  # on the training device: the GPU solver where there is one
+                pairs[k : k + out.shape[0], 0:1] = out.cpu().numpy()
+                pairs[k : k + out.shape[0], 1:2] = guide.cpu().numpy()
         pairs.flush()
         del pairs
     return RoiSet(open_pairs(path), torch.arange(len(data)), data.image[data.rows], data.sources)
