@@ -38,6 +38,8 @@ def test_dicom_round_trip_keeps_metadata_and_values(tmp_path, seed):
     values = np.random.default_rng(seed).integers(0, 1024, size=(16, 24)).astype(np.uint16)
     values[0, 0], values[0, 1] = 0, 1023
     src_ds = make_dicom(tmp_path / "src.dcm", values, bits=10)
+    src_ds.InstanceNumber, src_ds.PatientOrientation, src_ds.ImageLaterality = 7, ["L", "F"], "U"
+    src_ds.save_as(tmp_path / "src.dcm")
     src = read_image(tmp_path / "src.dcm")
     write_image(tmp_path / "out.dcm", src.pixels, like=src)
     out = read_image(tmp_path / "out.dcm")
@@ -47,6 +49,9 @@ def test_dicom_round_trip_keeps_metadata_and_values(tmp_path, seed):
     assert ds.SOPInstanceUID != src_ds.SOPInstanceUID and "SeriesInstanceUID" in ds
     assert list(ds.ImageType)[0] == "DERIVED" and "xvertfast" in ds.DerivationDescription
     assert ds.BitsStored == 10 and out.bits_stored == 10
+    # what viewers sort and orient by, and when the derived image was made
+    assert ds.InstanceNumber == 7 and list(ds.PatientOrientation) == ["L", "F"] and ds.ImageLaterality == "U"
+    assert "SeriesNumber" in ds and len(ds.ContentDate) == 8 and ds.ContentTime
     np.testing.assert_array_equal(out.values, values)
 
 

@@ -7,6 +7,7 @@ partial output (and a resumed batch can trust any output it finds).
 
 from __future__ import annotations
 
+import datetime
 import contextlib
 import os
 import tempfile
@@ -89,7 +90,8 @@ def _write_dicom(tmp: str, unit: np.ndarray, bits: int, like: Radiograph | None)
         for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge",
                         "StudyInstanceUID", "StudyDate", "StudyTime", "StudyID", "AccessionNumber",
                         "StudyDescription", "ReferringPhysicianName", "Modality", "BodyPartExamined",
-                        "ViewPosition", "PixelSpacing", "ImagerPixelSpacing", "FrameOfReferenceUID"):  # fmt: skip
+                        "ViewPosition", "PixelSpacing", "ImagerPixelSpacing", "FrameOfReferenceUID",
+                        "InstanceNumber", "PatientOrientation", "ImageLaterality", "Laterality"):  # fmt: skip
             if keyword in src:
                 setattr(ds, keyword, src[keyword].value)
         sop_class = src.get("SOPClassUID", SecondaryCaptureImageStorage)
@@ -100,7 +102,10 @@ def _write_dicom(tmp: str, unit: np.ndarray, bits: int, like: Radiograph | None)
     ds.SOPClassUID = sop_class
     ds.SOPInstanceUID = generate_uid()
     ds.SeriesInstanceUID = generate_uid()
+    ds.SeriesNumber = None  # present, empty (type 2): the derived series has no number of its own
     ds.SeriesDescription = "xvertfast enhanced"
+    now = datetime.datetime.now()
+    ds.ContentDate, ds.ContentTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
     ds.ImageType = ["DERIVED", "SECONDARY"]
     ds.DerivationDescription = "XVertNet vertebral contrast enhancement (xvertfast)"
     if src is not None and "SOPInstanceUID" in src:
