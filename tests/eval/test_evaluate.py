@@ -122,6 +122,18 @@ def test_small_image_leaves_tmqi_out_with_a_note(tmp_path, seed, capsys):
     assert "161" in (out / "summary.md").read_text()
 
 
+def test_an_image_that_looks_inverted_gets_a_note(tmp_path, seed, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(chest_like(seed)).save(src / "upright.png")
+    Image.fromarray(255 - chest_like(seed + 1)).save(src / "bone_dark.png")
+    out = tmp_path / "r"
+    assert main(["evaluate", str(src), "-o", str(out), "--methods", "identity", "--metrics", "entropy", "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "bone_dark.png: looks inverted" in err and "upright.png: looks inverted" not in err
+    assert "bone_dark.png: looks inverted" in (out / "summary.md").read_text()
+
+
 def test_8bit_conversions():
     assert to_8bit_output(np.array([[0.0, 0.5, 1.0, 1.7, -0.2]])).tolist() == [[0, 128, 255, 255, 0]]
     v = np.array([[100, 1100], [600, 350]], dtype=np.uint16)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -297,6 +298,22 @@ def test_a_pacs_export_named_by_uids(tmp_path, model_dir):
     assert main(["enhance", str(tmp_path / "export"), "-o", str(out), "--model", str(model_dir), "-q"]) == 0
     assert sorted(p.name for p in (out / "series1").iterdir() if not p.name.startswith(".")) == [n + ".dcm" for n in names]
     assert read_image(out / "series1" / (names[1] + ".dcm")).source_format == "dicom"
+
+
+def test_an_image_that_looks_inverted_is_enhanced_with_a_warning(tmp_path, model_dir, seed, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.round(chest_like(seed) * 255).astype(np.uint8)).save(src / "upright.png")
+    Image.fromarray(np.round((1 - chest_like(seed + 1)) * 255).astype(np.uint8)).save(src / "bone_dark.png")
+    out, report = tmp_path / "o", tmp_path / "run.json"
+    assert main(["enhance", str(src), "-o", str(out), "--model", str(model_dir), "--report", str(report), "-q"]) == 0
+    captured = capsys.readouterr()
+    assert "2 done (1 with warnings)" in captured.out
+    assert re.search(r"warning: .*bone_dark\.png: looks inverted .*MONOCHROME1", captured.err)
+    assert "upright.png: looks inverted" not in captured.err
+    files = {os.path.basename(r["input"]): r for r in json.loads(report.read_text())["files"]}
+    assert files["upright.png"]["warnings"] == [] and "looks inverted" in files["bone_dark.png"]["warnings"][0]
+    assert (out / "bone_dark.png").exists()  # a warning, never a refusal
 
 
 def test_outputs_never_leave_the_output_folder(tmp_path, model_dir, seed):

@@ -120,3 +120,23 @@ def test_band_estimate_equals_the_per_column_loop(seed, width):
             return (a - a.mean()) / (a.std() + 1e-12)
 
         assert spine._band_estimate(profile, width) == int(xs[np.argmax(z(ridge) + z(sym))])
+
+
+@needs_cxr_dev
+def test_polarity_score_separates_upright_from_inverted_on_cxr_dev():
+    from xvertfast.preprocess import looks_inverted, polarity_score
+
+    names = sorted(n for n in os.listdir(CXR_DEV) if n.endswith(".png"))
+    assert len(names) >= 18
+    for name in names:
+        pixels = read(name).pixels
+        assert polarity_score(pixels) > 0.05 and not looks_inverted(pixels), name
+        assert polarity_score(1.0 - pixels) < -0.05 and looks_inverted(1.0 - pixels), name
+
+
+def test_polarity_of_tiny_and_constant_images_is_defined():
+    from xvertfast.preprocess import looks_inverted, polarity_score
+
+    for shape in [(1, 1), (2, 3), (5, 40)]:
+        assert np.isfinite(polarity_score(np.random.default_rng(0).random(shape)))
+    assert polarity_score(np.full((64, 64), 0.3)) == 0.0 and not looks_inverted(np.full((64, 64), 0.3))

@@ -55,3 +55,17 @@ def test_writes_to_a_batch_never_reach_the_cache(tmp_path):
     rois.pairs[0].fill_(7.0)  # copy-on-write: this process's pages only
     reread = load_rois([str(data)], str(tmp_path / "cache"), 32, log=lambda m: None)
     torch.testing.assert_close(reread.pairs, before, rtol=0, atol=0)
+
+
+def test_an_image_that_looks_inverted_is_named_once(tmp_path):
+    from PIL import Image
+
+    data = write_images(tmp_path / "data", n=2, size=80)
+    upright = np.asarray(Image.open(data / "img1.png"))
+    Image.fromarray(255 - upright).save(data / "img1.png")
+    said = []
+    load_rois([str(data)], str(tmp_path / "cache"), 32, log=said.append)
+    assert len(said) == 1 and "img1.png: looks inverted" in said[0] and said[0].startswith("warning:")
+    again = []
+    load_rois([str(data)], str(tmp_path / "cache"), 32, log=again.append)  # cached: said when it was computed
+    assert again == []

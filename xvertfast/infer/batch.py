@@ -35,6 +35,7 @@ from xvertfast.io.errors import ImageWriteError
 from xvertfast.io.files import discover, image_extension, output_path
 from xvertfast.io.write import FORMAT_EXTENSIONS, WRITE_FORMATS, atomic_write
 from xvertfast.model.persistence import fingerprint
+from xvertfast.preprocess import inverted_warning, looks_inverted
 
 __all__ = ["enhance_files", "default_workers", "BatchSummary", "FileRecord", "OUTPUT_FORMATS", "JOB_FILE"]
 
@@ -50,6 +51,7 @@ class FileRecord:
     status: str  #: done, skipped or failed
     error: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  #: e.g. the image looks inverted
 
 
 @dataclass
@@ -73,11 +75,16 @@ class BatchSummary:
         return [r for r in self.records if r.status == "failed"]
 
     @property
+    def warned(self) -> list[FileRecord]:
+        return [r for r in self.records if r.warnings]
+
+    @property
     def images_per_second(self) -> float:
         return self.done / self.seconds if self.seconds > 0 else 0.0
 
     def line(self) -> str:
-        return (f"{self.done} done, {self.skipped} skipped, {len(self.failed)} failed "
+        warned = f" ({len(self.warned)} with warnings)" if self.warned else ""
+        return (f"{self.done} done{warned}, {self.skipped} skipped, {len(self.failed)} failed "
                 f"in {self.seconds:.1f} s ({self.images_per_second:.2f} images/s)")  # fmt: skip
 
 
@@ -158,7 +165,8 @@ def _read_and_prepare(enhancer, path: str, photometric: str | None = None):
     t1 = time.perf_counter()
     prep = enhancer.prepare(rad)
     prep.seconds["read"] = t1 - t0
-    return rad, prep
+    warnings = [inverted_warning(path, rad.source_format)] if looks_inverted(rad.pixels) else []
+    return rad, prep, warnings
 
 
 def _compose_and_write(enhancer, rad: Radiograph, prep, tiles, out: str, fmt: str) -> dict:
@@ -224,6 +232,8 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
         summary.records.append(rec)
         if rec.status == "failed":
             log(f"error: {rec.error}")
+        for warning in rec.warnings:
+            log(f"warning: {warning}")
         bar.update(1)
         elapsed = time.perf_counter() - start
         bar.set_postfix(img_s=f"{summary.done / max(elapsed, 1e-9):.2f}", failed=len(summary.failed))
@@ -261,11 +271,11 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
             while pending_reads and (not batch or (tiles < enhancer.batch_size and pending_reads[0][1].done())):
                 (f, out), fut = pending_reads.popleft()
                 try:
-                    rad, prep = fut.result()
+                    rad, prep, warnings = fut.result()
                 except (ImageReadError, ValueError, OSError) as exc:
                     finish(FileRecord(f.path, out, "failed", _error_text(f.path, exc)))
                 else:
-                    batch.append((f, out, rad, prep))
+                    batch.append((f, out, rad, prep, warnings))
                     tiles += prep.xp.shape[0]
                 fill()
             if not batch:
@@ -276,9 +286,9 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
             outs = enhancer.run_tiles(torch.cat([b[3].xp for b in batch]), torch.cat([b[3].y for b in batch]))
             infer_each = (time.perf_counter() - t0) / len(batch)
             k = 0
-            for f, out, rad, prep in batch:
+            for f, out, rad, prep, warnings in batch:
                 n = prep.xp.shape[0]
-                rec = FileRecord(f.path, out, "running", seconds={**prep.seconds, "infer": infer_each})
+                rec = FileRecord(f.path, out, "running", seconds={**prep.seconds, "infer": infer_each}, warnings=warnings)
                 writes[writers.submit(_compose_and_write, enhancer, rad, prep, outs[k : k + n], out, fmt)] = rec
                 k += n
             drain_writes(block=False)
@@ -299,6 +309,7 @@ def _write_report(path: str, summary: BatchSummary, enhancer, settings: dict) ->
         "settings": {**settings, "backend": enhancer.backend.name, "device": str(enhancer.device),
                      "batch_size": enhancer.batch_size},  # fmt: skip
         "summary": {"done": summary.done, "skipped": summary.skipped, "failed": len(summary.failed),
+                    "warned": len(summary.warned),
                     "seconds": summary.seconds, "images_per_second": summary.images_per_second},  # fmt: skip
         "files": [asdict(r) for r in summary.records],
     }

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from xvertfast.io import ImageReadError, read_image, require_content, write_image
 from xvertfast.io.write import atomic_write
 from xvertfast.io.files import discover, output_path
-from xvertfast.preprocess import find_spine, preprocess
+from xvertfast.preprocess import find_spine, inverted_warning, looks_inverted, preprocess
 
 __all__ = ["preprocess_files", "JobSummary", "SUFFIXES"]
 
@@ -77,9 +77,11 @@ def _write_float_tiff(path: str, values: np.ndarray) -> None:
         tifffile.imwrite(tmp, values.astype(np.float32), photometric="minisblack")
 
 
-def _one(path: str, outs: list[str], photometric: str | None = None) -> None:
+def _one(path: str, outs: list[str], photometric: str | None = None, log=print) -> None:
     """Reads, checks and preprocesses one file, then writes its outputs (each atomically)."""
     rad = require_content(read_image(path, photometric=photometric))
+    if looks_inverted(rad.pixels):
+        log(f"warning: {inverted_warning(path, rad.source_format)}")
     pp = preprocess(rad.pixels)
     spine = find_spine(rad.pixels)
     y = pp.y
@@ -107,7 +109,7 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
             if not overwrite and all(os.path.exists(o) for o in outs):
                 summary.skipped.append(f.path)
             else:
-                _one(f.path, outs, f.photometric)
+                _one(f.path, outs, f.photometric, log)
                 summary.done.append(f.path)
         except (ImageReadError, ValueError, OSError) as exc:
             reason = str(exc) if isinstance(exc, ImageReadError) else f"{f.path}: {exc}"

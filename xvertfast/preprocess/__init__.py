@@ -1,7 +1,17 @@
 """The XVertNet preprocessing (Eq. 1-6): the network's inputs X_p and Y from a radiograph."""
 
 from xvertfast.preprocess.inputs import E_FLOOR, NORMALISE_PERCENTILES, Preprocessed, preprocess
-from xvertfast.preprocess.spine import LOWER_LEVEL, UPPER_LEVEL, WORKING_HEIGHT, Box, Spine, find_spine
+from xvertfast.preprocess.spine import (
+    LOWER_LEVEL,
+    UPPER_LEVEL,
+    WORKING_HEIGHT,
+    Box,
+    Spine,
+    find_spine,
+    inverted_warning,
+    looks_inverted,
+    polarity_score,
+)
 
 __all__ = [
     "E_FLOOR",
@@ -14,4 +24,7 @@ __all__ = [
     "WORKING_HEIGHT",
     "UPPER_LEVEL",
     "LOWER_LEVEL",
+    "polarity_score",
+    "looks_inverted",
+    "inverted_warning",
 ]

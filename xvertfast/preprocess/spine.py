@@ -30,7 +30,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["find_spine", "Spine", "Box", "WORKING_HEIGHT", "UPPER_LEVEL", "LOWER_LEVEL"]
+__all__ = ["find_spine", "Spine", "Box", "WORKING_HEIGHT", "UPPER_LEVEL", "LOWER_LEVEL", "polarity_score",
+           "looks_inverted", "inverted_warning"]  # fmt: skip
 
 #: Height (rows) at which ROI sizes are defined; ROIs scale with image height / WORKING_HEIGHT.
 WORKING_HEIGHT = 1024
@@ -149,3 +150,40 @@ def find_spine(pixels, upper: tuple[float, float] | None = None,
         x = float(np.median(points[:, 1]))
     spine = Spine((H, W), x, points, (UPPER_LEVEL * H, x), (LOWER_LEVEL * H, x))
     return spine.with_centres(upper, lower)
+
+
+#: Polarity scores below this flag an image as looking inverted (see :func:`polarity_score`).
+INVERTED_BELOW = -0.02
+
+
+def polarity_score(pixels) -> float:
+    """How much brighter the central band (spine and mediastinum) is than the lung fields.
+
+    The mean of the columns at 42-58% of the width minus that of the columns at 15-33% and
+    67-85%, over rows 20-70% of the height, on pixels in [0, 1]. A frontal radiograph read
+    the right way up (bright = bone) scores above zero: +0.06 to +0.35 on the 18 cxr-dev
+    images, and exactly the negative of that when inverted. A file stored bone-dark without
+    saying so (MONOCHROME1 as a plain PNG) therefore scores below zero. White-out lungs or
+    a non-frontal view can score low too, which is why this only ever warns.
+    """
+    arr = np.asarray(pixels.detach().cpu() if hasattr(pixels, "detach") else pixels, dtype=np.float64)
+    H, W = arr.shape
+    rows = arr[int(0.20 * H) : max(int(0.70 * H), int(0.20 * H) + 1)]
+
+    def band(a: float, b: float) -> np.ndarray:
+        return rows[:, int(a * W) : max(int(b * W), int(a * W) + 1)].ravel()
+
+    lungs = np.concatenate([band(0.15, 0.33), band(0.67, 0.85)])
+    return float(band(0.42, 0.58).mean() - lungs.mean())
+
+
+def looks_inverted(pixels) -> bool:
+    """True where :func:`polarity_score` says the image looks stored bone-dark."""
+    return polarity_score(pixels) < INVERTED_BELOW
+
+
+def inverted_warning(path: str, source_format: str) -> str:
+    """The warning the batch commands give for an image that :func:`looks_inverted`."""
+    hint = ("if it stores bone dark, list it in an @list with a tab and MONOCHROME1 after its path"
+            if source_format in ("png", "jpeg") else "check its photometric interpretation")  # fmt: skip
+    return f"{path}: looks inverted (the spine is darker than the lungs); {hint}"

@@ -27,7 +27,7 @@ from xvertfast.io import ImageReadError, read_image
 from xvertfast.io.files import discover, file_sha256
 from xvertfast.io.write import atomic_write
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
-from xvertfast.preprocess import find_spine, preprocess
+from xvertfast.preprocess import find_spine, inverted_warning, looks_inverted, preprocess
 
 __all__ = ["RoiSet", "load_rois", "open_pairs", "random_patches", "shift_augment", "split_by_image"]
 
@@ -90,15 +90,18 @@ def _save_npy(path: str, array: np.ndarray) -> None:
         np.save(f, array)
 
 
-def _image_pairs(path: str, cache_dir: str, params: dict, photometric: str | None = None) -> str:
+def _image_pairs(path: str, cache_dir: str, params: dict, photometric: str | None = None, log=print) -> str:
     """The cached [2, 2, S, S] (upper and lower ROI; X_p and Y) of one image: its file in the
-    cache, computed first where missing. Only the crops are kept, not the whole image."""
+    cache, computed first where missing (with a warning if the image looks inverted). Only
+    the crops are kept, not the whole image."""
     keyed = {"file": file_sha256(path), **params, **({"photometric": photometric} if photometric else {})}
     key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:32]
     cached = os.path.join(cache_dir, key + ".npy")
     if os.path.exists(cached):
         return cached
     rad = read_image(path, photometric=photometric)
+    if looks_inverted(rad.pixels):
+        log(f"warning: {inverted_warning(path, rad.source_format)}")
     pp = preprocess(rad.pixels, params["lam"], params["alpha"], params["eps"])
     size = params["roi_size"]
     boxes = find_spine(rad.pixels).train_rois(size)
@@ -119,7 +122,7 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     files, sources = [], []
     for f in tqdm(discover(inputs), desc="preprocessing", unit="image", disable=not progress):
         try:
-            files.append(_image_pairs(f.path, cache_dir, params, f.photometric))
+            files.append(_image_pairs(f.path, cache_dir, params, f.photometric, log))
         except (ImageReadError, ValueError, OSError) as exc:
             log(f"skipped: {exc}")
             continue
