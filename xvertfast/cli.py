@@ -313,7 +313,9 @@ interruption, the same command scores only the images not done yet.""",
         help="train XVertNet, unsupervised, on your own radiographs",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Train a multi-stage XVertNet on unlabeled frontal chest radiographs. Each image is "
-        "preprocessed once (cached in RUN_DIR/cache) and gives two spine ROIs. Each stage trains with the "
+        "preprocessed once and gives two spine ROIs, cached in RUN_DIR/cache and memory-mapped, so the "
+        "training set need not fit in memory (disk: ~8 MB per image at --roi-size 512, 4 MB more per later "
+        "stage). Each stage trains with the "
         "gradient-correlation loss alone for --epochs-gc epochs, then adds the max-entropy feature loss for "
         "up to --epochs-joint epochs with early stopping on the validation images; stage k+1 trains on stage "
         "k's outputs. A checkpoint is written after every epoch: --resume continues an interrupted run. "
