@@ -27,7 +27,10 @@ OPS = (
     "wls_setup",
     "wls_apply",
 )
-OPTIONAL = ("cupy", "onnxruntime", "tensorrt", "onnx", "pydicom", "matplotlib", "skimage")
+#: Optional packages and what they add: GPU arrays, ONNX/TensorRT runtimes, DICOM and its compressed
+#: transfer syntaxes (pylibjpeg, gdcm), TIFF codecs beyond Pillow's (imagecodecs), figures and baselines.
+OPTIONAL = ("cupy", "onnxruntime", "tensorrt", "onnx", "pydicom", "pylibjpeg", "gdcm", "imagecodecs", "matplotlib",
+            "skimage")
 
 
 def _has_kernel(op: str, key: str) -> bool:
