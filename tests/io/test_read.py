@@ -273,19 +273,55 @@ def test_dicom_without_pixel_data_is_refused(tmp_path):
         read_image(tmp_path / "n.dcm")
 
 
-def test_dicom_compressed_without_decoder_names_the_extra(tmp_path):
+def _corrupt_jpeg2000_dicom(path):
     import pydicom
     from pydicom.encaps import encapsulate
     from pydicom.uid import JPEG2000Lossless
 
-    make_dicom(tmp_path / "j.dcm", np.zeros((8, 8), np.uint16), syntax=JPEG2000Lossless, pixel_data=False)
-    ds = pydicom.dcmread(tmp_path / "j.dcm")
+    make_dicom(path, np.zeros((8, 8), np.uint16), syntax=JPEG2000Lossless, pixel_data=False)
+    ds = pydicom.dcmread(path)
     ds.PixelData = encapsulate([b"\x00" * 64])
     ds["PixelData"].VR = "OB"
     ds["PixelData"].is_undefined_length = True
-    ds.save_as(tmp_path / "j.dcm")
-    with pytest.raises(ImageReadError, match=r"dicom-codecs|cannot decode DICOM"):
+    ds.save_as(path)
+
+
+def test_dicom_compressed_without_decoder_names_the_extra(tmp_path, monkeypatch):
+    import xvertfast.io.read as read_module
+
+    _corrupt_jpeg2000_dicom(tmp_path / "j.dcm")
+    monkeypatch.setattr(read_module, "_has_decoder", lambda syntax: False)  # as where no plugin is installed
+    with pytest.raises(ImageReadError, match=r"j\.dcm: compressed transfer syntax 'JPEG 2000.*needs a decoder.*dicom-codecs"):
         read_image(tmp_path / "j.dcm")
+
+
+def test_dicom_corrupt_compressed_data_is_called_corrupt_where_a_decoder_exists(tmp_path):
+    from pydicom.pixels import get_decoder
+    from pydicom.uid import JPEG2000Lossless
+
+    if not get_decoder(JPEG2000Lossless).is_available:
+        pytest.skip("no JPEG 2000 decoder here (Pillow without openjpeg, no pylibjpeg-openjpeg)")
+    _corrupt_jpeg2000_dicom(tmp_path / "j.dcm")
+    with pytest.raises(ImageReadError, match=r"j\.dcm: cannot decode DICOM pixel data \(JPEG 2000.*corrupt"):
+        read_image(tmp_path / "j.dcm")
+
+
+def test_dicom_jpeg2000_lossless_round_trip(tmp_path, seed):
+    # a compressed archive file: decoded exactly, polarity and bit depth kept
+    pytest.importorskip("openjpeg", reason="encoding JPEG 2000 needs pylibjpeg-openjpeg (the test extra)")
+    import pydicom
+    from pydicom.uid import JPEG2000Lossless
+
+    values = np.random.default_rng(seed).integers(0, 4096, size=(40, 56)).astype(np.uint16)
+    values[0, 0], values[0, 1] = 0, 4095
+    make_dicom(tmp_path / "c.dcm", values, photometric="MONOCHROME1", bits=12)
+    ds = pydicom.dcmread(tmp_path / "c.dcm")
+    ds.compress(JPEG2000Lossless)
+    ds.save_as(tmp_path / "c.dcm")
+    im = read_image(tmp_path / "c.dcm")
+    assert im.meta.file_meta.TransferSyntaxUID == JPEG2000Lossless
+    assert im.bits_stored == 12 and im.photometric == "MONOCHROME1"
+    np.testing.assert_allclose(im.pixels, 1.0 - values / 4095.0, atol=1e-6)
 
 
 # ---- bad input --------------------------------------------------------------------------------

@@ -210,10 +210,10 @@ def _read_dicom(path: str, max_pixels: int):
         arr = ds.pixel_array
     except Exception as exc:
         name = getattr(syntax, "name", str(syntax))
-        if syntax is not None and getattr(syntax, "is_compressed", False):
+        if syntax is not None and getattr(syntax, "is_compressed", False) and not _has_decoder(syntax):
             raise ImageReadError(path, f"compressed transfer syntax '{name}' needs a decoder: "
                                  "pip install 'xvertfast[dicom-codecs]' (pylibjpeg, python-gdcm)") from None  # fmt: skip
-        raise ImageReadError(path, f"cannot decode DICOM pixel data ({exc})") from None
+        raise ImageReadError(path, f"cannot decode DICOM pixel data ({name}): truncated or corrupt? ({exc})") from None
     samples = int(ds.get("SamplesPerPixel", 1) or 1)
     if samples == 3 and arr.ndim == 3:
         _luminance_warning(path, "RGB")
@@ -230,6 +230,16 @@ def _read_dicom(path: str, max_pixels: int):
         ends = apply_modality_lut(np.array(_stored_range(bits, signed), dtype=arr.dtype), ds)
         values = float(ends.min()) + float(ends.max()) - np.asarray(values, dtype=np.float64)
     return values, bits, photometric, ds
+
+
+def _has_decoder(syntax) -> bool:
+    """Whether pydicom has a working decoder plugin for this transfer syntax here."""
+    try:
+        from pydicom.pixels import get_decoder
+
+        return bool(get_decoder(syntax).is_available)
+    except Exception:  # unknown syntax, or an older pydicom
+        return False
 
 
 def _read_jsrt(path: str, max_pixels: int):
