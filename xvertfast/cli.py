@@ -50,6 +50,9 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(summary.line())
+    for rec in summary.warned:  # repeated here: on a long job the first mention has scrolled away
+        for warning in rec.warnings:
+            print(f"  warning: {warning}", file=sys.stderr)
     for rec in summary.failed:
         print(f"  failed: {rec.error}", file=sys.stderr)
     if args.report:

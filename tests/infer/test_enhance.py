@@ -310,6 +310,7 @@ def test_an_image_that_looks_inverted_is_enhanced_with_a_warning(tmp_path, model
     captured = capsys.readouterr()
     assert "2 done (1 with warnings)" in captured.out
     assert re.search(r"warning: .*bone_dark\.png: looks inverted .*MONOCHROME1", captured.err)
+    assert re.search(r"\n  warning: .*bone_dark\.png: looks inverted", captured.err)  # again in the final summary
     assert "upright.png: looks inverted" not in captured.err
     files = {os.path.basename(r["input"]): r for r in json.loads(report.read_text())["files"]}
     assert files["upright.png"]["warnings"] == [] and "looks inverted" in files["bone_dark.png"]["warnings"][0]
