@@ -52,7 +52,7 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
 def _settings(specs, built: dict, metrics, centres: dict | None, enhancer_kwargs: dict) -> dict:
     """What the scores depend on: a rerun resumes only where these are the same."""
     methods = []
-    for spec, (name, method) in zip(specs, built.items()):
+    for spec, method in zip(specs, built.values()):
         enhancer = getattr(method, "enhancer", None)
         methods.append({"spec": spec, "model": fingerprint(enhancer.model), **enhancer_kwargs} if enhancer else {"spec": spec})
     return {"xvertfast": __version__, "methods": methods, "metrics": list(metrics),

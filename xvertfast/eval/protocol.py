@@ -28,7 +28,7 @@ from tqdm import tqdm
 from xvertfast.eval.journal import Journal
 from xvertfast.io import ImageReadError, read_image, require_content
 from xvertfast.io.files import discover
-from xvertfast.preprocess import find_spine, inverted_warning, looks_inverted
+from xvertfast.preprocess import find_spine, inverted_warning
 from xvertfast.preprocess.spine import Box, Spine
 
 __all__ = ["METRICS", "DEFAULT_METRICS", "ROI_NAMES", "EvalRun", "to_8bit_original", "to_8bit_output",
@@ -196,8 +196,8 @@ def _evaluate_one(path: str, photometric: str | None, methods: dict, metrics: li
     boxes: list[Box] = spine.eval_rois()
     originals = [rad.values[b.top : b.bottom, b.left : b.right] for b in boxes]
     rows, picture, notes = [], None, []
-    if looks_inverted(rad.pixels):
-        notes.append(inverted_warning(path, rad.source_format))
+    if warning := inverted_warning(rad):
+        notes.append(warning)
     if keep_picture:
         picture = {"file": path, "boxes": [tuple(b) for b in boxes], "thumbs": {}, "crops": {}, "scale": 1.0}
     for name, method in methods.items():

@@ -35,7 +35,7 @@ from xvertfast.io.errors import ImageWriteError
 from xvertfast.io.files import discover, image_extension, output_path
 from xvertfast.io.write import FORMAT_EXTENSIONS, WRITE_FORMATS, atomic_write
 from xvertfast.model.persistence import fingerprint
-from xvertfast.preprocess import inverted_warning, looks_inverted
+from xvertfast.preprocess import inverted_warning
 
 __all__ = ["enhance_files", "default_workers", "BatchSummary", "FileRecord", "OUTPUT_FORMATS", "JOB_FILE"]
 
@@ -165,8 +165,8 @@ def _read_and_prepare(enhancer, path: str, photometric: str | None = None):
     t1 = time.perf_counter()
     prep = enhancer.prepare(rad)
     prep.seconds["read"] = t1 - t0
-    warnings = [inverted_warning(path, rad.source_format)] if looks_inverted(rad.pixels) else []
-    return rad, prep, warnings
+    warning = inverted_warning(rad)
+    return rad, prep, [warning] if warning else []
 
 
 def _compose_and_write(enhancer, rad: Radiograph, prep, tiles, out: str, fmt: str) -> dict:

@@ -41,7 +41,7 @@ def _may_be_image(name: str) -> bool:
     if name.startswith(".") or name.upper() == "DICOMDIR":
         return False
     ext = os.path.splitext(name)[1]
-    return not ext or ext.lower() in IMAGE_EXTENSIONS or ext[1:].isdigit()
+    return not ext or bool(image_extension(name)) or ext[1:].isdigit()
 
 
 def _from_folder(folder: str) -> list[InputFile]:

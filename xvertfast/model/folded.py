@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xvertfast.model.stage import XVertNetStage, padded_inputs
+from xvertfast.model.stage import XVertNetStage, padded_inputs, upsample2x
 from xvertfast.ops.guided_pool import guided_pool
 
 __all__ = ["FoldedStage", "fold_stage"]
@@ -105,7 +105,7 @@ class FoldedStage(nn.Module):
             u = F.conv2d(t, self.up_net[k], self.up_bias[k])
             if guide is not None:
                 u = u + F.conv2d(guide, self.up_guide[k], None)
-            return F.interpolate(u, scale_factor=2, mode="bilinear", align_corners=False)
+            return upsample2x(u)
         u = F.conv_transpose2d(t, self.up_net[k], self.up_bias[k], stride=2)
         if guide is not None:
             u = u + F.conv_transpose2d(guide, self.up_guide[k], None, stride=2)

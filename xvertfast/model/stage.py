@@ -30,7 +30,7 @@ from torch import nn
 
 from xvertfast.ops.guided_pool import guided_pool
 
-__all__ = ["XVertNetStage", "GuidanceLayer", "DoubleConv", "BilinearUp", "UPSAMPLING", "padded_inputs"]
+__all__ = ["XVertNetStage", "GuidanceLayer", "DoubleConv", "BilinearUp", "UPSAMPLING", "padded_inputs", "upsample2x"]
 
 #: The decoder's upsampling kinds; see the module docstring.
 UPSAMPLING = ("bilinear", "transposed")
@@ -64,6 +64,11 @@ class DoubleConv(nn.Sequential):
         )
 
 
+def upsample2x(t: torch.Tensor) -> torch.Tensor:
+    """The bilinear 2x interpolation of the ``"bilinear"`` decoder (shared with FoldedStage)."""
+    return F.interpolate(t, scale_factor=2, mode="bilinear", align_corners=False)
+
+
 class BilinearUp(nn.Module):
     """1x1 conv, then bilinear 2x upsampling. Both are linear and the conv mixes channels only,
     so this equals upsampling first, at a quarter of the conv's cost; the interpolation has
@@ -74,7 +79,7 @@ class BilinearUp(nn.Module):
         self.conv = nn.Conv2d(cin, cout, 1)
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(self.conv(t), scale_factor=2, mode="bilinear", align_corners=False)
+        return upsample2x(self.conv(t))
 
 
 class GuidanceLayer(nn.Module):

@@ -182,8 +182,11 @@ def looks_inverted(pixels) -> bool:
     return polarity_score(pixels) < INVERTED_BELOW
 
 
-def inverted_warning(path: str, source_format: str) -> str:
-    """The warning the batch commands give for an image that :func:`looks_inverted`."""
+def inverted_warning(rad) -> str | None:
+    """The warning every batch command gives for a radiograph (:class:`xvertfast.io.Radiograph`)
+    that :func:`looks_inverted`, naming its file and the fix; None for one that does not."""
+    if not looks_inverted(rad.pixels):
+        return None
     hint = ("if it stores bone dark, list it in an @list with a tab and MONOCHROME1 after its path"
-            if source_format in ("png", "jpeg") else "check its photometric interpretation")  # fmt: skip
-    return f"{path}: looks inverted (the spine is darker than the lungs); {hint}"
+            if rad.source_format in ("png", "jpeg") else "check its photometric interpretation")  # fmt: skip
+    return f"{rad.path}: looks inverted (the spine is darker than the lungs); {hint}"

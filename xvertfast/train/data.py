@@ -27,7 +27,7 @@ from xvertfast.io import ImageReadError, read_image
 from xvertfast.io.files import discover, file_sha256
 from xvertfast.io.write import atomic_write
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
-from xvertfast.preprocess import find_spine, inverted_warning, looks_inverted, preprocess
+from xvertfast.preprocess import find_spine, inverted_warning, preprocess
 
 __all__ = ["RoiSet", "load_rois", "open_pairs", "random_patches", "shift_augment", "split_by_image"]
 
@@ -46,6 +46,12 @@ class RoiSet:
     rows: torch.Tensor
     image: torch.Tensor
     sources: list[str]
+
+    @classmethod
+    def mapped(cls, path: str, image: torch.Tensor, sources: list[str]) -> RoiSet:
+        """Every row of the ``.npy`` file of pairs at ``path``, memory-mapped (:func:`open_pairs`)."""
+        pairs = open_pairs(path)
+        return cls(pairs, torch.arange(pairs.shape[0]), image, sources)
 
     def __len__(self) -> int:
         return int(self.rows.numel())
@@ -100,8 +106,8 @@ def _image_pairs(path: str, cache_dir: str, params: dict, photometric: str | Non
     if os.path.exists(cached):
         return cached
     rad = read_image(path, photometric=photometric)
-    if looks_inverted(rad.pixels):
-        log(f"warning: {inverted_warning(path, rad.source_format)}")
+    if warning := inverted_warning(rad):
+        log(f"warning: {warning}")
     pp = preprocess(rad.pixels, params["lam"], params["alpha"], params["eps"])
     size = params["roi_size"]
     boxes = find_spine(rad.pixels).train_rois(size)
@@ -140,9 +146,7 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
                 out[per_image * i : per_image * (i + 1)] = np.load(path)
             out.flush()
             del out
-    pairs = open_pairs(gathered)
-    image = torch.arange(len(sources)).repeat_interleave(per_image)
-    return RoiSet(pairs, torch.arange(pairs.shape[0]), image, sources)
+    return RoiSet.mapped(gathered, torch.arange(len(sources)).repeat_interleave(per_image), sources)
 
 
 def split_by_image(n_images: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:

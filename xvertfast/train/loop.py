@@ -33,7 +33,7 @@ from xvertfast.model import XVertNet, XVertNetStage, load_model, save_model
 from xvertfast.model.persistence import fingerprint
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 from xvertfast.train.figures import JOINT_PHASE, kept_epoch, plot_curves, plot_preview
-from xvertfast.train.data import RoiSet, load_rois, open_pairs, random_patches, shift_augment, split_by_image
+from xvertfast.train.data import RoiSet, load_rois, random_patches, shift_augment, split_by_image
 from xvertfast.train.losses import XVertNetLoss
 
 __all__ = ["TrainConfig", "train"]
@@ -184,7 +184,7 @@ def _next_stage_data(stage: XVertNetStage, data: RoiSet, config: TrainConfig, de
                 pairs[k : k + out.shape[0], 1:2] = guide.cpu().numpy()
         pairs.flush()
         del pairs
-    return RoiSet(open_pairs(path), torch.arange(len(data)), data.image[data.rows], data.sources)
+    return RoiSet.mapped(path, data.image, data.sources)
 
 
 def _preview(stage: XVertNetStage, data: RoiSet, path: str, title: str, device, count: int = 3) -> None:
@@ -283,7 +283,7 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
         if k > 1:
             data_path = os.path.join(run_dir, f"stage{k}_data.npy")
             if os.path.exists(data_path):  # written atomically: complete
-                data = RoiSet(open_pairs(data_path), torch.arange(len(data)), data.image[data.rows], data.sources)
+                data = RoiSet.mapped(data_path, data.image, data.sources)
             else:
                 data = _next_stage_data(stages[-1], data, config, device, data_path)
         tr, va = data.subset(train_ids), data.subset(val_ids)
