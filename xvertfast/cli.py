@@ -42,7 +42,7 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
 
     try:
         enhancer = Enhancer(args.model, device=args.device, backend=args.backend, mode=args.mode,
-                            batch_size=args.batch_size, precision=args.precision)  # fmt: skip
+                            batch_size=args.batch_size, precision=args.precision, brightness=args.brightness)  # fmt: skip
         summary = enhancer.enhance_files(args.inputs, args.output, fmt=args.format, overwrite=args.overwrite,
                                          workers=args.workers, report=args.report, progress=not args.quiet,
                                          log=lambda msg: print(msg, file=sys.stderr))  # fmt: skip
@@ -218,10 +218,16 @@ mirroring the input folders.
                  into the original with a feathered seam (what the papers evaluate)
   --mode full    the whole image, tiled with overlap and blended without seams
 
+  --brightness network    the network's output as the papers define it; a small
+                          model flattens the large-scale brightness, so in spine
+                          mode the ROIs show as grey rectangles
+  --brightness original   the network's detail on the original's large-scale
+                          brightness (not the papers' method; for viewing)
+
 Outputs are written atomically: an existing output is complete, and a rerun
 skips it (resume after an interruption) unless --overwrite. Bad files are
 reported and skipped; the exit code is 1 if any failed. OUT_DIR/.xvertfast-enhance.json
-records the model, mode and format, and a rerun with other settings is refused.
+records the model, mode, brightness and format, and a rerun with other settings is refused.
 --format same keeps each input's kind: 8-bit PNG/JPEG -> 8-bit PNG, deeper PNG ->
 16-bit PNG at the source's bit depth, TIFF -> float TIFF, DICOM -> derived DICOM
 (patient and study kept, new series).""",
@@ -230,6 +236,8 @@ records the model, mode and format, and a rerun with other settings is refused.
     enh.add_argument("--model", default="default", metavar="PATH|default",
                      help="model directory (from `xvertfast train`) or the shipped default (default: %(default)s)")
     enh.add_argument("--mode", choices=("spine", "full"), default="spine", help="what to enhance (default: %(default)s)")
+    enh.add_argument("--brightness", choices=("network", "original"), default="network",
+                     help="what sets the large-scale brightness of the enhanced regions (default: %(default)s)")
     enh.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default: %(default)s)")
     enh.add_argument("--backend", choices=("auto", "torch", "compile", "onnxruntime", "tensorrt"), default="auto",
                      help="network runtime: auto is TensorRT on a GPU where installed, else torch (default: %(default)s)")
@@ -261,7 +269,9 @@ original and from each output, score them, and write into REPORT_DIR:
   grid/*.png     a sample of images, all methods side by side, ROIs drawn
   report.html    all of it on one page
 Methods: identity, clahe (8x8 tiles, OpenCV-equivalent clip 2.0), farbman (3-level
-WLS detail boosting), xvertnet[=MODEL_DIR] (the default model when no directory).
+WLS detail boosting), xvertnet[=MODEL_DIR] (the default model when no directory;
+the papers' method), xvertnet_original_brightness[=MODEL_DIR] (the same network's
+detail on the original's large-scale brightness: enhance --brightness original).
 Metrics: entropy, tenengrad, lpc_si, tmqi (reference = original), brisque (lower
 is better); definitions in xvertfast.eval.metrics. A failing image is reported and
 skipped. Each image's scores are recorded in REPORT_DIR as it finishes: after an
@@ -275,7 +285,8 @@ interruption, the same command scores only the images not done yet.""",
     ev.add_argument("--rois", default="auto", metavar="auto|FILE",
                     help="auto, or a CSV with file,upper_row,upper_col,lower_row,lower_col (default: %(default)s)")
     ev.add_argument("--compare-to", default=None, metavar="METHOD",
-                    help="method the others are tested against (default: xvertnet if evaluated, else identity)")
+                    help="method the others are tested against (default: xvertnet if evaluated, else "
+                    "xvertnet_original_brightness, else identity)")
     ev.add_argument("--pictures", type=int, default=6, help="images shown side by side (default: %(default)s)")
     ev.add_argument("--device", default="auto", help="device for xvertnet (default: %(default)s)")
     ev.add_argument("--restart", action="store_true",

@@ -83,6 +83,19 @@ def test_evaluate_with_a_model(tmp_path, seed):
     check_report(out)
     with open(out / "summary.csv") as f:
         assert {r["compared_to"] for r in csv.DictReader(f) if r["method"] == "identity"} == {"xvertnet"}
+    # the same network with the original's brightness: scored under its own name, and the
+    # comparison's default when the papers' xvertnet is not evaluated
+    out2 = tmp_path / "r2"
+    assert main(["evaluate", str(src), "-o", str(out2), "--methods", f"identity,xvertnet_original_brightness={model}",
+                 "--metrics", "entropy,tenengrad", "--device", "cpu", "-q"]) == 0  # fmt: skip
+    with open(out2 / "summary.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["compared_to"] for r in rows if r["method"] == "identity"} == {"xvertnet_original_brightness"}
+    with open(out / "scores.csv") as f1, open(out2 / "scores.csv") as f2:
+        network = {r["roi"]: (r["entropy"], r["tenengrad"]) for r in csv.DictReader(f1) if r["method"] == "xvertnet"}
+        original = {r["roi"]: (r["entropy"], r["tenengrad"]) for r in csv.DictReader(f2)
+                    if r["method"] == "xvertnet_original_brightness"}  # fmt: skip
+    assert network.keys() == original.keys() and network != original
 
 
 def test_bad_options(tmp_path, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import signal
@@ -89,6 +90,35 @@ def test_spine_mode_keeps_the_outside_and_ramps_in(seed):
     assert img[(b.top + b.bottom) // 2, b.left] < edge < 0.5 * (1 + img[(b.top + b.bottom) // 2, b.left])
 
 
+@pytest.mark.parametrize("mode", ["spine", "full"])
+def test_original_brightness_takes_the_large_scale_from_the_original(seed, mode):
+    img = chest_like(seed, 300, 260)
+    results = {}
+    for brightness in ("network", "original"):
+        for value in (0.2, 0.9):
+            enh = Enhancer(tiny_model(seed), device="cpu", backend="torch", mode=mode, brightness=brightness)
+            enh.tile = 64 if mode == "full" else TILE
+            enh.backend = ConstantBackend(value)  # a network output without any large-scale trend
+            results[brightness, value] = enh.enhance(img)
+    # the network's constant is gone: what is left is the original's low frequencies
+    np.testing.assert_allclose(results["original", 0.2].pixels, results["original", 0.9].pixels, atol=1e-5)
+    assert np.abs(results["network", 0.2].pixels - results["network", 0.9].pixels).max() > 0.5
+    if mode == "spine":  # the core of the upper tile, away from the other: the blurred original
+        from scipy.ndimage import gaussian_filter
+
+        upper, lower = results["original", 0.2].boxes
+        h, w = upper.bottom - upper.top, upper.right - upper.left
+        sigma = math.ceil(max(h, w) / 8) / 2
+        blurred = gaussian_filter(img[upper.top : upper.bottom, upper.left : upper.right].astype(np.float64), sigma)
+        rows = slice(h // 8 + 1, min(h - h // 8, lower.top - upper.top) - 1)
+        core = results["original", 0.2].pixels[upper.top : upper.bottom, upper.left : upper.right][rows, w // 8 + 1 : -w // 8 - 1]
+        assert core.size > 500
+        np.testing.assert_allclose(core, blurred[rows, w // 8 + 1 : -w // 8 - 1], atol=1e-5)
+    else:  # no tile was left at the network's brightness: the output follows the original's
+        out = results["original", 0.9].pixels
+        assert abs(float(out.mean()) - float(img.mean())) < 0.02 and np.corrcoef(out.ravel(), img.ravel())[0, 1] > 0.9
+
+
 def test_enhance_matches_running_the_stages_by_hand(seed):
     model = tiny_model(seed)
     enh = Enhancer(model, device="cpu", backend="torch", mode="spine")
@@ -127,6 +157,8 @@ def test_compile_backend_matches_eager(seed):
 def test_bad_arguments(seed):
     with pytest.raises(ValueError, match="mode"):
         Enhancer(tiny_model(seed), device="cpu", mode="roi")
+    with pytest.raises(ValueError, match="brightness must be one of network, original"):
+        Enhancer(tiny_model(seed), device="cpu", brightness="auto")
     with pytest.raises(ValueError, match="backend"):
         Enhancer(tiny_model(seed), device="cpu", backend="tvm")
     with pytest.raises(ValueError, match="precision"):
@@ -241,8 +273,9 @@ def test_cli_end_to_end(tmp_path, model_dir, seed, capsys):
     assert before == {k: os.stat(out / k).st_mtime_ns for k in before}
     assert main(args + ["--overwrite"]) == 1
     assert "3 done, 0 skipped" in capsys.readouterr().out
-    assert main(args + ["--mode", "full"]) == 2  # other settings into the same folder: refused
-    assert "another enhancement job" in capsys.readouterr().err
+    for other in (["--mode", "full"], ["--brightness", "original"]):
+        assert main(args + other) == 2  # other settings into the same folder: refused
+        assert "another enhancement job" in capsys.readouterr().err
 
 
 def test_full_mode_and_formats(tmp_path, model_dir, seed, capsys):

@@ -15,7 +15,10 @@ ROIs are cut from each output afterwards, at the same places.
   paper), details ``D_1 = X - B_1``, ``D_i = B_{i-1} - B_i``, and the result
   ``B_3 + sum_i g_i D_i`` with the gains ``FARBMAN_GAINS`` (finest boosted most), clipped to [0, 1].
 - ``xvertnet``: a trained model (a directory, or the shipped default) through
-  :class:`xvertfast.infer.Enhancer` in spine mode.
+  :class:`xvertfast.infer.Enhancer` in spine mode: the papers' method.
+- ``xvertnet_original_brightness``: the same, with ``brightness="original"`` (the network's
+  detail on the original's large-scale brightness; not the papers' method, see
+  :mod:`xvertfast.infer.enhancer`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import numpy as np
 
 from xvertfast.ops.wls import wls
 
-__all__ = ["BASELINES", "identity", "clahe", "farbman", "xvertnet_method", "get_method", "CLAHE_TILES",
+__all__ = ["BASELINES", "XVERTNET_METHODS", "identity", "clahe", "farbman", "xvertnet_method", "get_method", "CLAHE_TILES",
            "CLAHE_CLIP", "FARBMAN_LAMBDAS", "FARBMAN_ALPHA", "FARBMAN_GAINS"]  # fmt: skip
 
 CLAHE_TILES = 8
@@ -36,6 +39,8 @@ FARBMAN_ALPHA = 1.2
 FARBMAN_GAINS = (2.0, 1.6, 1.3)
 
 BASELINES = ("identity", "clahe", "farbman")
+#: The XVertNet methods: evaluate's name -> the Enhancer's brightness.
+XVERTNET_METHODS = {"xvertnet": "network", "xvertnet_original_brightness": "original"}
 
 
 def _check(pixels) -> np.ndarray:
@@ -76,11 +81,11 @@ def farbman(pixels, spine=None, lambdas=FARBMAN_LAMBDAS, alpha: float = FARBMAN_
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
-def xvertnet_method(model: str = "default", **enhancer_kwargs) -> Callable:
+def xvertnet_method(model: str = "default", brightness: str = "network", **enhancer_kwargs) -> Callable:
     """A method running XVertNet (spine mode) with ``model``; built once, applied per image."""
     from xvertfast.infer import Enhancer
 
-    enhancer = Enhancer(model, mode="spine", **enhancer_kwargs)
+    enhancer = Enhancer(model, mode="spine", brightness=brightness, **enhancer_kwargs)
 
     def run(pixels, spine=None) -> np.ndarray:
         return enhancer.enhance(_check(pixels), spine).pixels
@@ -90,11 +95,13 @@ def xvertnet_method(model: str = "default", **enhancer_kwargs) -> Callable:
 
 
 def get_method(spec: str, **enhancer_kwargs) -> tuple[str, Callable]:
-    """``identity``, ``clahe``, ``farbman``, ``xvertnet`` or ``xvertnet=MODEL_DIR`` -> (name, function)."""
+    """``identity``, ``clahe``, ``farbman``, or an XVertNet method (``xvertnet``,
+    ``xvertnet_original_brightness``) with an optional ``=MODEL_DIR`` -> (name, function)."""
     name, _, arg = spec.partition("=")
-    if name == "xvertnet":
-        return name, xvertnet_method(arg or "default", **enhancer_kwargs)
+    if name in XVERTNET_METHODS:
+        return name, xvertnet_method(arg or "default", XVERTNET_METHODS[name], **enhancer_kwargs)
     table = {"identity": identity, "clahe": clahe, "farbman": farbman}
     if name not in table or arg:
-        raise ValueError(f"unknown method {spec!r}: choose from identity, clahe, farbman, xvertnet[=MODEL]")
+        raise ValueError(f"unknown method {spec!r}: choose from identity, clahe, farbman, "
+                         f"{', '.join(m + '[=MODEL]' for m in XVERTNET_METHODS)}")  # fmt: skip
     return name, table[name]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from xvertfast import __version__
-from xvertfast.eval.baselines import get_method
+from xvertfast.eval.baselines import XVERTNET_METHODS, get_method
 from xvertfast.eval.journal import Journal
 from xvertfast.eval.protocol import DEFAULT_METRICS, EvalRun, load_roi_centres, run_protocol
 from xvertfast.eval.report import write_report
@@ -20,12 +20,13 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
     """Scores ``methods`` on the spine ROIs of ``inputs`` and writes the report into ``out_dir``.
 
     Args:
-        methods: names from identity, clahe, farbman, xvertnet[=MODEL_DIR].
+        methods: names from identity, clahe, farbman, xvertnet[=MODEL_DIR],
+            xvertnet_original_brightness[=MODEL_DIR].
         metrics: names from entropy, tenengrad, lpc_si, tmqi, brisque.
         rois: ``auto`` (find the spine) or a CSV of hand-placed centres
             (see :func:`xvertfast.eval.protocol.load_roi_centres`).
         compare_to: the method the others are tested against; default xvertnet when it is
-            evaluated, else identity.
+            evaluated, else xvertnet_original_brightness, else identity.
         pictures: images shown side by side in the report.
         restart: ignore the images a previous run with ``out_dir`` scored (by default a rerun
             with the same settings takes them from ``out_dir``'s journal and scores the rest:
@@ -35,8 +36,9 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
     built = dict(get_method(spec, **enhancer_kwargs) for spec in methods)
     if len(built) != len(methods):
         raise ValueError(f"each method may appear once, got {', '.join(methods)}")
-    if compare_to is None:
-        compare_to = "xvertnet" if "xvertnet" in built else ("identity" if "identity" in built else None)
+    if compare_to is None:  # the papers' XVertNet, else another XVertNet method, else identity
+        candidates = [m for m in XVERTNET_METHODS if m in built] + ["identity"] * ("identity" in built)
+        compare_to = candidates[0] if candidates else None
     elif compare_to not in built:
         raise ValueError(f"--compare-to {compare_to} is not among the methods ({', '.join(built)})")
     centres = None if rois == "auto" else load_roi_centres(rois)

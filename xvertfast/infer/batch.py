@@ -12,7 +12,7 @@ Safety rules, the same as ``xvertfast preprocess``:
   output that exists is complete: a rerun skips it (resume) unless
   ``overwrite``; the temporaries of a killed run are removed on the rerun;
 - a file that fails is reported and skipped, the job goes on;
-- ``out_dir/.xvertfast-enhance.json`` records the model, mode and format of the
+- ``out_dir/.xvertfast-enhance.json`` records the model, mode, brightness and format of the
   job: resuming with different settings is refused rather than mixing outputs.
 """
 
@@ -110,7 +110,8 @@ def _write_format(fmt: str, rad: Radiograph, out: str) -> str:
 
 
 def _job_settings(enhancer, fmt: str) -> dict:
-    return {"model": fingerprint(enhancer.model), "mode": enhancer.mode, "tile": enhancer.tile, "format": fmt}
+    return {"model": fingerprint(enhancer.model), "mode": enhancer.mode, "brightness": enhancer.brightness,
+            "tile": enhancer.tile, "format": fmt}  # fmt: skip
 
 
 def _check_job(out_dir: str, settings: dict, overwrite: bool) -> None:

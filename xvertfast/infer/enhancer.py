@@ -29,6 +29,17 @@ Modes:
   network's alone: the ramps fall outside them.
 - ``full``: the whole image at the training scale, tiled with
   :data:`FULL_OVERLAP` overlap and blended with the same ramps, so no seam shows.
+
+Brightness (an option of both modes, not of the papers):
+
+- ``network`` (the default; what the papers evaluate): the tile's core is the network's
+  output as it is. The structure loss is blind to gain, offset and slow trends, and a
+  small model flattens the large-scale brightness to a mid-grey: the spine tiles then show
+  as grey rectangles in the image.
+- ``original``: the low-frequency correction of the ramps is applied over the whole tile,
+  so the output keeps the network's detail on the original's large-scale brightness (the
+  same Gaussian, sigma = 1/16 of the tile side). Made for viewing; it is a different
+  method from the papers', and ``xvertfast evaluate`` scores it under its own name.
 """
 
 from __future__ import annotations
@@ -47,9 +58,11 @@ from xvertfast.model import XVertNet, load_model, model_tile
 from xvertfast.preprocess import find_spine, preprocess
 from xvertfast.preprocess.spine import Box, Spine
 
-__all__ = ["Enhancer", "EnhanceResult", "Prepared", "MODES", "FEATHER", "FULL_OVERLAP", "SPINE_SHIFT"]
+__all__ = ["Enhancer", "EnhanceResult", "Prepared", "MODES", "BRIGHTNESS", "FEATHER", "FULL_OVERLAP", "SPINE_SHIFT"]
 
 MODES = ("spine", "full")
+#: What sets the output's large-scale brightness: the network (as in the papers) or the original.
+BRIGHTNESS = ("network", "original")
 #: Share of a tile's side over which spine-mode blending ramps from the original to the output.
 FEATHER = 1 / 8
 #: Share of the tile side by which the spine-mode tiles sit above/below the training ROI centres.
@@ -120,6 +133,8 @@ class Enhancer:
         backend: ``auto``, ``torch``, ``compile``, ``onnxruntime`` or ``tensorrt``
             (see :mod:`xvertfast.infer.backends`).
         mode: ``spine`` (the two spine ROIs, blended into the image) or ``full``.
+        brightness: ``network`` (the output as the papers define it) or ``original`` (the
+            network's detail on the original's large-scale brightness; see the module docstring).
         batch_size: tiles per network call.
         precision: ``auto`` (bf16/fp16 on a GPU, fp32 on the CPU), ``fp32``, ``fp16``, ``bf16``.
         wls_method: the WLS solver of the preprocessing and of the guidance between stages.
@@ -132,9 +147,11 @@ class Enhancer:
 
     def __init__(self, model: str | XVertNet = "default", device: str = "auto", backend: str = "auto",
                  mode: str = "spine", batch_size: int = 8, precision: str = "auto", wls_method: str = "auto",
-                 cache_dir: str | None = None):  # fmt: skip
+                 cache_dir: str | None = None, brightness: str = "network"):  # fmt: skip
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if brightness not in BRIGHTNESS:
+            raise ValueError(f"brightness must be one of {', '.join(BRIGHTNESS)}, got {brightness!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.device = resolve_device(device)
@@ -146,7 +163,7 @@ class Enhancer:
         self.prepare_device = self.device if on_gpu else torch.device("cpu")
         self.model = load_model(model, map_location="cpu") if isinstance(model, str) else model
         self.tile = model_tile(self.model)
-        self.mode, self.batch_size, self.wls_method = mode, batch_size, wls_method
+        self.mode, self.batch_size, self.wls_method, self.brightness = mode, batch_size, wls_method, brightness
         self.backend = make_backend(backend, self.model, self.device, self.dtype, self.tile, batch_size, cache_dir)
 
     # -- step 1 ---------------------------------------------------------------------------------
@@ -217,9 +234,12 @@ class Enhancer:
             wr = _ramp(h, math.ceil(frac * h), inside[0], inside[2])
             wc = _ramp(w, math.ceil(frac * w), inside[1], inside[3])
             wt = np.outer(wr, wc)
-            if self.mode == "spine":
-                out = out + (1.0 - wt) * self._low_frequency_gap(prep.pixels[box.top : box.bottom, box.left : box.right],
-                                                                 out, math.ceil(frac * max(h, w)))  # fmt: skip
+            # the original's low frequencies: in spine mode's ramps always, over the whole tile
+            # with brightness="original"
+            if self.brightness == "original" or self.mode == "spine":
+                share = 1.0 if self.brightness == "original" else 1.0 - wt
+                original = prep.pixels[box.top : box.bottom, box.left : box.right]
+                out = out + share * self._low_frequency_gap(original, out, math.ceil(frac * max(h, w)))
             acc[box.top : box.bottom, box.left : box.right] += wt * out
             weight[box.top : box.bottom, box.left : box.right] += wt
         rest = np.clip(1.0 - weight, 0.0, None)
