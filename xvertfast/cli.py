@@ -302,8 +302,9 @@ interruption, the same command scores only the images not done yet.""",
         "OUT/report/report.html.",
     )
     demo.add_argument("-o", "--output", default="xvertfast-demo", metavar="OUT", help="output folder (default: %(default)s)")
-    demo.add_argument("--model", default="default", metavar="PATH|default", help="model (default: %(default)s)")
-    demo.add_argument("--device", default="auto", help="(default: %(default)s)")
+    demo.add_argument("--model", default="default", metavar="PATH|default",
+                      help="model directory (from `xvertfast train`) or the shipped default (default: %(default)s)")
+    demo.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default: %(default)s)")
     demo.set_defaults(func=_cmd_demo)
 
     exp = sub.add_parser(
@@ -316,7 +317,9 @@ interruption, the same command scores only the images not done yet.""",
     )
     exp.add_argument("model", metavar="MODEL", help="model directory or 'default'")
     exp.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
-    exp.add_argument("--format", choices=("onnx", "tensorrt", "aoti"), default="onnx", help="(default: %(default)s)")
+    exp.add_argument("--format", choices=("onnx", "tensorrt", "aoti"), default="onnx",
+                     help="onnx (ONNX Runtime, any device), tensorrt (a GPU's engine) or aoti (a compiled "
+                     "torch package) (default: %(default)s)")
     exp.add_argument("--fp16", action="store_true", help="half precision baked into the graph")
     exp.add_argument("--max-batch", type=int, default=8, help="largest batch of the TensorRT profile (default: %(default)s)")
     exp.add_argument("--roi-size", type=int, default=None, help="tile side (default: the model's training ROI size)")
@@ -325,7 +328,7 @@ interruption, the same command scores only the images not done yet.""",
     tr = sub.add_parser(
         "train",
         help="train XVertNet, unsupervised, on your own radiographs",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_DefaultsWhereSet,
         description="Train a multi-stage XVertNet on unlabeled frontal chest radiographs. Each image is "
         "preprocessed once and gives two spine ROIs, cached in RUN_DIR/cache and memory-mapped, so the "
         "training set need not fit in memory (disk: ~8 MB per image at --roi-size 512, 4 MB more per later "
@@ -343,7 +346,7 @@ interruption, the same command scores only the images not done yet.""",
     tr.add_argument("--stages", type=int, default=2, help="number of stages")
     tr.add_argument("--epochs-gc", type=int, default=200, help="epochs with the structure loss only")
     tr.add_argument("--epochs-joint", type=int, default=25, help="epochs with structure + feature loss")
-    tr.add_argument("--batch-size", type=int, default=8)
+    tr.add_argument("--batch-size", type=int, default=8, help="ROIs (or patches) per optimiser step")
     tr.add_argument("--width", type=int, default=None,
                     help="base width of the U-Net (paper and default: 64; with --init: the model's)")
     tr.add_argument("--depth", type=int, default=None,
@@ -364,13 +367,26 @@ interruption, the same command scores only the images not done yet.""",
     tr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     tr.add_argument("--amp", action="store_true",
                     help="bfloat16 autocast: on CUDA, and on CPUs with AMX (about 1.6x faster steps there)")
-    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--seed", type=int, default=0,
+                    help="seeds the validation split, the initial weights, the batch order and the augmentation")
     tr.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR")
     tr.add_argument("--threads", "--workers", dest="threads", type=int, default=0,
-                    help="CPU threads for torch (0: torch's default); the ROIs are cached in memory, so "
-                    "there are no data-loading workers to set (--workers is the old name)")
+                    help="CPU threads for torch (0: torch's default); batches are gathered from the "
+                    "memory-mapped ROI cache in the training loop, so there are no data-loading workers to set "
+                    "(--workers is the old name)")
     tr.set_defaults(func=_cmd_train)
     return parser
+
+
+class _DefaultsWhereSet(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends "(default: ...)" only where there is one to show: not for None, flags, or
+    options whose help already says what the default is."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default is None or action.default is False or action.default is argparse.SUPPRESS or "default" in text:
+            return text
+        return super()._get_help_string(action)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
