@@ -94,9 +94,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                                          progress=False, log=log)  # fmt: skip
         if summary.failed:
             raise RuntimeError(summary.failed[0].error)
-        model = "xvertnet" if args.model == "default" else f"xvertnet={args.model}"
-        run, paths = evaluate([SAMPLE_DICOM], os.path.join(args.output, "report"), ["identity", "clahe", "farbman", model],
-                              pictures=1, progress=False, log=log, restart=True, device=args.device)  # fmt: skip
+        given = "" if args.model == "default" else f"={args.model}"
+        methods = ["identity", "clahe", "farbman", f"xvertnet{given}", f"xvertnet_original_brightness{given}"]
+        run, paths = evaluate([SAMPLE_DICOM], os.path.join(args.output, "report"), methods, pictures=1,
+                              progress=False, log=log, restart=True, device=args.device)  # fmt: skip
     except (ValueError, FileNotFoundError, RuntimeError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -299,7 +300,7 @@ interruption, the same command scores only the images not done yet.""",
         description="Enhance the sample radiograph shipped with xvertfast (a 10-bit MONOCHROME1 CR chest "
         "DICOM) with a model (the shipped default unless --model), write the enhanced DICOM to "
         "OUT/enhanced/ and an evaluation report against identity, CLAHE and Farbman to "
-        "OUT/report/report.html.",
+        "OUT/report/report.html (with the model's output also under --brightness original).",
     )
     demo.add_argument("-o", "--output", default="xvertfast-demo", metavar="OUT", help="output folder (default: %(default)s)")
     demo.add_argument("--model", default="default", metavar="PATH|default",

@@ -333,21 +333,26 @@ def test_a_pacs_export_named_by_uids(tmp_path, model_dir):
     assert read_image(out / "series1" / (names[1] + ".dcm")).source_format == "dicom"
 
 
-def test_an_image_that_looks_inverted_is_enhanced_with_a_warning(tmp_path, model_dir, seed, capsys):
+def test_images_with_warnings_are_enhanced_and_reported(tmp_path, model_dir, seed, capsys):
     src = tmp_path / "in"
     src.mkdir()
     Image.fromarray(np.round(chest_like(seed) * 255).astype(np.uint8)).save(src / "upright.png")
     Image.fromarray(np.round((1 - chest_like(seed + 1)) * 255).astype(np.uint8)).save(src / "bone_dark.png")
+    grey = np.round(chest_like(seed + 2) * 255).astype(np.uint8)
+    Image.fromarray(np.stack([grey] * 3, axis=-1)).save(src / "screenshot.png")  # RGB
     out, report = tmp_path / "o", tmp_path / "run.json"
     assert main(["enhance", str(src), "-o", str(out), "--model", str(model_dir), "--report", str(report), "-q"]) == 0
     captured = capsys.readouterr()
-    assert "2 done (1 with warnings)" in captured.out
+    assert "3 done (2 with warnings)" in captured.out
     assert re.search(r"warning: .*bone_dark\.png: looks inverted .*MONOCHROME1", captured.err)
     assert re.search(r"\n  warning: .*bone_dark\.png: looks inverted", captured.err)  # again in the final summary
     assert "upright.png: looks inverted" not in captured.err
+    # what decoding changed is a warning of the file's too: given once as it happens, once in the summary
+    assert len(re.findall(r"warning: .*screenshot\.png: RGB image converted to luminance", captured.err)) == 2
     files = {os.path.basename(r["input"]): r for r in json.loads(report.read_text())["files"]}
     assert files["upright.png"]["warnings"] == [] and "looks inverted" in files["bone_dark.png"]["warnings"][0]
-    assert (out / "bone_dark.png").exists()  # a warning, never a refusal
+    assert files["screenshot.png"]["warnings"] == [f"{src / 'screenshot.png'}: RGB image converted to luminance (grayscale)"]
+    assert (out / "bone_dark.png").exists() and (out / "screenshot.png").exists()  # warnings, never refusals
 
 
 def test_outputs_never_leave_the_output_folder(tmp_path, model_dir, seed):

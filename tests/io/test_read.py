@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import struct
+import warnings
 import zlib
 
 import numpy as np
@@ -171,11 +172,30 @@ def test_colour_images_become_luminance_with_a_warning(tmp_path, mode):
     with pytest.warns(UserWarning, match="converted to luminance"):
         im = read_image(tmp_path / "c.png")
     assert im.pixels.ndim == 2 and im.pixels.shape == (10, 12)
+    name = {"RGB": "RGB", "RGBA": "RGBA", "P": "palette"}[mode]
+    assert im.notes == [f"{tmp_path / 'c.png'}: {name} image converted to luminance (grayscale)"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # batch jobs: the notes travel with the image, no warning
+        quiet = read_image(tmp_path / "c.png", warn=False)
+    assert quiet.notes == im.notes
+    np.testing.assert_array_equal(quiet.pixels, im.pixels)
     if mode != "P":  # (a palette is a quantisation: only its shape is certain)
         # ITU-R 601 luma (no single channel matches it), min-max scaled, within one grey level
         luma = rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
         want = (luma - luma.min()) / (luma.max() - luma.min())
         np.testing.assert_allclose(im.pixels, want, rtol=0, atol=1.0 / (luma.max() - luma.min()))
+
+
+def test_multi_page_tiff_reads_the_first_page_with_a_note(tmp_path, seed):
+    import tifffile
+
+    pages = np.random.default_rng(seed).integers(0, 4096, size=(3, 16, 20)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "stack.tif", pages, photometric="minisblack")
+    with pytest.warns(UserWarning, match="TIFF has 3 pages; reading the first"):
+        im = read_image(tmp_path / "stack.tif")
+    np.testing.assert_array_equal(im.values, pages[0])
+    assert im.notes == [f"{tmp_path / 'stack.tif'}: TIFF has 3 pages; reading the first"]
+    assert read_image(tmp_path / "stack.tif", warn=False).notes == im.notes
 
 
 def test_raw_jsrt(tmp_path, seed):

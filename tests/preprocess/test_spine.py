@@ -140,3 +140,20 @@ def test_polarity_of_tiny_and_constant_images_is_defined():
     for shape in [(1, 1), (2, 3), (5, 40)]:
         assert np.isfinite(polarity_score(np.random.default_rng(0).random(shape)))
     assert polarity_score(np.full((64, 64), 0.3)) == 0.0 and not looks_inverted(np.full((64, 64), 0.3))
+
+
+def test_image_warnings_are_the_decoding_notes_then_the_polarity():
+    from xvertfast.io import Radiograph
+    from xvertfast.preprocess import image_warnings
+
+    x = np.linspace(-1, 1, 64)
+    upright = np.tile(np.exp(-(x**2) / 0.02), (64, 1)).astype(np.float32)  # a bright central band
+
+    def rad(pixels, notes):
+        return Radiograph(pixels, pixels, 8, "MONOCHROME2", "png", "a.png", notes=notes)
+
+    assert image_warnings(rad(upright, [])) == []
+    assert image_warnings(rad(upright, ["a.png: RGB image converted"])) == ["a.png: RGB image converted"]
+    said = image_warnings(rad(1 - upright, ["a.png: RGB image converted"]))
+    assert said[0] == "a.png: RGB image converted" and said[1].startswith("a.png: looks inverted")
+    assert "MONOCHROME1" in said[1] and "rotated or non-frontal view" in said[1]

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from xvertfast.eval.journal import Journal
 from xvertfast.io import ImageReadError, read_image, require_content
 from xvertfast.io.files import discover
-from xvertfast.preprocess import find_spine, inverted_warning
+from xvertfast.preprocess import find_spine, image_warnings
 from xvertfast.preprocess.spine import Box, Spine
 
 __all__ = ["METRICS", "DEFAULT_METRICS", "ROI_NAMES", "EvalRun", "to_8bit_original", "to_8bit_output",
@@ -49,7 +49,7 @@ class EvalRun:
     metrics: list[str]
     rows: list[dict] = field(default_factory=list)  #: one per (image, roi, method)
     failed: list[tuple[str, str]] = field(default_factory=list)  #: (path, reason)
-    notes: list[str] = field(default_factory=list)  #: metrics left out on some ROIs, and why
+    notes: list[str] = field(default_factory=list)  #: metrics left out on some ROIs and why; image warnings
     pictures: list[dict] = field(default_factory=list)  #: sampled images: thumbnails and ROI crops
     seconds: dict[str, float] = field(default_factory=dict)  #: per method, and "metrics"
     images: int = 0
@@ -186,7 +186,7 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
 
 def _evaluate_one(path: str, photometric: str | None, methods: dict, metrics: list[str], roi_centres: dict | None,
                   keep_picture: bool, seconds: dict) -> tuple[list[dict], dict | None, list[str]]:  # fmt: skip
-    rad = require_content(read_image(path, photometric=photometric))
+    rad = require_content(read_image(path, photometric=photometric, warn=False))
     spine: Spine = find_spine(rad.pixels)
     if roi_centres is not None:
         given = roi_centres.get(path) or roi_centres.get(os.path.basename(path))
@@ -195,9 +195,7 @@ def _evaluate_one(path: str, photometric: str | None, methods: dict, metrics: li
         spine = spine.with_centres(*given)
     boxes: list[Box] = spine.eval_rois()
     originals = [rad.values[b.top : b.bottom, b.left : b.right] for b in boxes]
-    rows, picture, notes = [], None, []
-    if warning := inverted_warning(rad):
-        notes.append(warning)
+    rows, picture, notes = [], None, image_warnings(rad)
     if keep_picture:
         picture = {"file": path, "boxes": [tuple(b) for b in boxes], "thumbs": {}, "crops": {}, "scale": 1.0}
     for name, method in methods.items():

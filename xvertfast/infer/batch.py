@@ -35,7 +35,7 @@ from xvertfast.io.errors import ImageWriteError
 from xvertfast.io.files import discover, image_extension, output_path
 from xvertfast.io.write import FORMAT_EXTENSIONS, WRITE_FORMATS, atomic_write
 from xvertfast.model.persistence import fingerprint
-from xvertfast.preprocess import inverted_warning
+from xvertfast.preprocess import image_warnings
 
 __all__ = ["enhance_files", "default_workers", "BatchSummary", "FileRecord", "OUTPUT_FORMATS", "JOB_FILE"]
 
@@ -51,7 +51,7 @@ class FileRecord:
     status: str  #: done, skipped or failed
     error: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)  #: e.g. the image looks inverted
+    warnings: list[str] = field(default_factory=list)  #: e.g. converted to luminance, looks inverted
 
 
 @dataclass
@@ -162,12 +162,11 @@ def _plan(files, out_dir: str, fmt: str) -> tuple[list[tuple], list[FileRecord]]
 
 def _read_and_prepare(enhancer, path: str, photometric: str | None = None):
     t0 = time.perf_counter()
-    rad = require_content(read_image(path, photometric=photometric))
+    rad = require_content(read_image(path, photometric=photometric, warn=False))
     t1 = time.perf_counter()
     prep = enhancer.prepare(rad)
     prep.seconds["read"] = t1 - t0
-    warning = inverted_warning(rad)
-    return rad, prep, [warning] if warning else []
+    return rad, prep, image_warnings(rad)
 
 
 def _compose_and_write(enhancer, rad: Radiograph, prep, tiles, out: str, fmt: str) -> dict:

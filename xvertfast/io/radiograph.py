@@ -22,6 +22,9 @@ class Radiograph:
         source_format: "png", "tiff", "jpeg", "dicom" or "jsrt".
         path: the file it came from.
         meta: the pydicom Dataset for DICOM, otherwise a dict of file information.
+        notes: what decoding changed or chose, each naming the file (a colour image
+            converted to luminance, the first page of a multi-page TIFF): batch jobs
+            report them with the file's other warnings.
     """
 
     pixels: np.ndarray
@@ -31,6 +34,7 @@ class Radiograph:
     source_format: str
     path: str
     meta: Any = field(default_factory=dict, repr=False)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -69,11 +69,11 @@ def _bits_from_values(values: np.ndarray, container: int) -> int:
     return int(min(container, max(8, top.bit_length())))
 
 
-def _luminance_warning(path: str, mode: str) -> None:
-    warnings.warn(f"{path}: {mode} image converted to luminance (grayscale)", UserWarning, stacklevel=4)
+def _luminance_note(notes: list[str], path: str, mode: str) -> None:
+    notes.append(f"{path}: {mode} image converted to luminance (grayscale)")
 
 
-def _read_pillow(path: str, fmt: str, max_pixels: int):
+def _read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
     from PIL import Image
 
     try:
@@ -81,7 +81,7 @@ def _read_pillow(path: str, fmt: str, max_pixels: int):
             _check_pixels(path, im.height, im.width, max_pixels)
             mode = im.mode
             if mode in ("RGB", "RGBA", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "LA", "La"):
-                _luminance_warning(path, "palette" if mode.startswith("P") else mode)
+                _luminance_note(notes, path, "palette" if mode.startswith("P") else mode)
                 im = im.convert("L")
             elif mode == "1":
                 im = im.convert("L")
@@ -104,7 +104,7 @@ def _read_pillow(path: str, fmt: str, max_pixels: int):
     return values, bits, "MONOCHROME2", info
 
 
-def _read_tiff(path: str, max_pixels: int):
+def _read_tiff(path: str, max_pixels: int, notes: list[str]):
     import tifffile
 
     try:
@@ -115,7 +115,7 @@ def _read_tiff(path: str, max_pixels: int):
                 raise ImageReadError(path, f"TIFF page has shape {shape}, not an image")
             _check_pixels(path, shape[0], shape[1], max_pixels)
             if len(tif.pages) > 1:
-                warnings.warn(f"{path}: TIFF has {len(tif.pages)} pages; reading the first", UserWarning, stacklevel=3)
+                notes.append(f"{path}: TIFF has {len(tif.pages)} pages; reading the first")
             white_is_zero = flip = int(page.photometric) == 0  # MINISWHITE
             compression = getattr(page.compression, "name", str(page.compression))
             try:
@@ -131,7 +131,7 @@ def _read_tiff(path: str, max_pixels: int):
     except Exception as exc:  # tifffile raises many types on corrupt data
         raise ImageReadError(path, f"cannot decode TIFF: truncated or corrupt ({exc})") from None
     if values.ndim == 3 and values.shape[-1] in (3, 4):
-        _luminance_warning(path, "RGB" if values.shape[-1] == 3 else "RGBA")
+        _luminance_note(notes, path, "RGB" if values.shape[-1] == 3 else "RGBA")
         rgb = values[..., :3].astype(np.float64)
         values = (rgb @ np.array([0.299, 0.587, 0.114])).astype(np.float32)
     if values.ndim != 2:
@@ -188,7 +188,7 @@ def _invert(values: np.ndarray, bits: int) -> np.ndarray:
     return (lo + hi - values.astype(np.int64)).clip(lo, hi).astype(values.dtype)
 
 
-def _read_dicom(path: str, max_pixels: int):
+def _read_dicom(path: str, max_pixels: int, notes: list[str]):
     try:
         import pydicom
         from pydicom.pixels import apply_modality_lut
@@ -216,7 +216,7 @@ def _read_dicom(path: str, max_pixels: int):
         raise ImageReadError(path, f"cannot decode DICOM pixel data ({name}): truncated or corrupt? ({exc})") from None
     samples = int(ds.get("SamplesPerPixel", 1) or 1)
     if samples == 3 and arr.ndim == 3:
-        _luminance_warning(path, "RGB")
+        _luminance_note(notes, path, "RGB")
         arr = (arr[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])).astype(np.float32)
     if arr.ndim != 2:
         raise ImageReadError(path, f"expected a single-frame grayscale image, decoded shape {arr.shape}")
@@ -250,7 +250,7 @@ def _read_jsrt(path: str, max_pixels: int):
 
 
 def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
-               photometric: str | None = None) -> Radiograph:  # fmt: skip
+               photometric: str | None = None, warn: bool = True) -> Radiograph:  # fmt: skip
     """Reads a radiograph; bright = bone, pixels min-max scaled to [0, 1] over the real values.
 
     Args:
@@ -258,6 +258,9 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
         max_pixels: larger images are refused before decoding (decompression bombs).
         photometric: override the polarity of formats that do not record it (PNG, JPEG):
             ``"MONOCHROME1"`` for files stored with bone dark; the pixels are then inverted.
+        warn: also give the returned ``notes`` (what decoding changed, e.g. colour to
+            luminance) as ``UserWarning``s; batch jobs pass False and report the notes
+            with the file's record instead.
 
     Raises:
         ImageReadError: naming the file and the problem (missing, empty, directory, permission,
@@ -283,12 +286,13 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
     if fmt == "png" and head[12:16] == b"IHDR":  # size check straight from the header bytes
         width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
         _check_pixels(p, height, width, max_pixels)
+    notes: list[str] = []
     if fmt in ("png", "jpeg"):
-        values, bits, photo, meta = _read_pillow(p, fmt, max_pixels)
+        values, bits, photo, meta = _read_pillow(p, fmt, max_pixels, notes)
     elif fmt == "tiff":
-        values, bits, photo, meta = _read_tiff(p, max_pixels)
+        values, bits, photo, meta = _read_tiff(p, max_pixels, notes)
     elif fmt == "dicom":
-        values, bits, photo, meta = _read_dicom(p, max_pixels)
+        values, bits, photo, meta = _read_dicom(p, max_pixels, notes)
     else:
         values, bits, photo, meta = _read_jsrt(p, max_pixels)
     if photometric is not None:
@@ -302,8 +306,11 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
     v = np.asarray(values, dtype=np.float64)
     lo, hi = float(v.min()), float(v.max())
     pixels = ((v - lo) / (hi - lo)).astype(np.float32) if hi > lo else np.zeros(v.shape, np.float32)
+    if warn:
+        for note in notes:
+            warnings.warn(note, UserWarning, stacklevel=2)
     return Radiograph(pixels=pixels, values=np.asarray(values), bits_stored=bits, photometric=photo,
-                      source_format=fmt, path=p, meta=meta)  # fmt: skip
+                      source_format=fmt, path=p, meta=meta, notes=notes)  # fmt: skip
 
 
 #: Smallest image side the batch commands accept (a radiograph, not a thumbnail).

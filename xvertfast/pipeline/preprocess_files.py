@@ -23,7 +23,7 @@ from tqdm import tqdm
 from xvertfast.io import ImageReadError, read_image, require_content, write_image
 from xvertfast.io.write import atomic_write
 from xvertfast.io.files import discover, output_path
-from xvertfast.preprocess import find_spine, inverted_warning, preprocess
+from xvertfast.preprocess import find_spine, image_warnings, preprocess
 
 __all__ = ["preprocess_files", "JobSummary", "SUFFIXES"]
 
@@ -79,8 +79,8 @@ def _write_float_tiff(path: str, values: np.ndarray) -> None:
 
 def _one(path: str, outs: list[str], photometric: str | None = None, log=print) -> None:
     """Reads, checks and preprocesses one file, then writes its outputs (each atomically)."""
-    rad = require_content(read_image(path, photometric=photometric))
-    if warning := inverted_warning(rad):
+    rad = require_content(read_image(path, photometric=photometric, warn=False))
+    for warning in image_warnings(rad):
         log(f"warning: {warning}")
     pp = preprocess(rad.pixels)
     spine = find_spine(rad.pixels)

@@ -8,6 +8,7 @@ from xvertfast.preprocess.spine import (
     Box,
     Spine,
     find_spine,
+    image_warnings,
     inverted_warning,
     looks_inverted,
     polarity_score,
@@ -27,4 +28,5 @@ __all__ = [
     "polarity_score",
     "looks_inverted",
     "inverted_warning",
+    "image_warnings",
 ]

@@ -189,4 +189,13 @@ def inverted_warning(rad) -> str | None:
         return None
     hint = ("if it stores bone dark, list it in an @list with a tab and MONOCHROME1 after its path"
             if rad.source_format in ("png", "jpeg") else "check its photometric interpretation")  # fmt: skip
-    return f"{rad.path}: looks inverted (the spine is darker than the lungs); {hint}"
+    return (f"{rad.path}: looks inverted (its central band is darker than the lung fields; a rotated or "
+            f"non-frontal view can do this too); {hint}")
+
+
+def image_warnings(rad) -> list[str]:
+    """Everything a batch command warns about for one decoded radiograph: what decoding
+    changed (``rad.notes``: colour to luminance, first page of several) and a polarity that
+    looks inverted. Each names the file."""
+    warning = inverted_warning(rad)
+    return list(getattr(rad, "notes", [])) + ([warning] if warning else [])

@@ -27,7 +27,7 @@ from xvertfast.io import ImageReadError, read_image
 from xvertfast.io.files import discover, file_sha256
 from xvertfast.io.write import atomic_write
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
-from xvertfast.preprocess import find_spine, inverted_warning, preprocess
+from xvertfast.preprocess import find_spine, image_warnings, preprocess
 
 __all__ = ["RoiSet", "load_rois", "open_pairs", "random_patches", "shift_augment", "split_by_image"]
 
@@ -98,15 +98,15 @@ def _save_npy(path: str, array: np.ndarray) -> None:
 
 def _image_pairs(path: str, cache_dir: str, params: dict, photometric: str | None = None, log=print) -> str:
     """The cached [2, 2, S, S] (upper and lower ROI; X_p and Y) of one image: its file in the
-    cache, computed first where missing (with a warning if the image looks inverted). Only
-    the crops are kept, not the whole image."""
+    cache, computed first where missing (logging the image's warnings: what decoding changed,
+    an inverted look). Only the crops are kept, not the whole image."""
     keyed = {"file": file_sha256(path), **params, **({"photometric": photometric} if photometric else {})}
     key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:32]
     cached = os.path.join(cache_dir, key + ".npy")
     if os.path.exists(cached):
         return cached
-    rad = read_image(path, photometric=photometric)
-    if warning := inverted_warning(rad):
+    rad = read_image(path, photometric=photometric, warn=False)
+    for warning in image_warnings(rad):
         log(f"warning: {warning}")
     pp = preprocess(rad.pixels, params["lam"], params["alpha"], params["eps"])
     size = params["roi_size"]
