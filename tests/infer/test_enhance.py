@@ -260,6 +260,10 @@ def test_cli_end_to_end(tmp_path, model_dir, seed, capsys):
     assert sorted(made) == sorted([JOB_FILE, "good0.png", "good1.png", "sub/deep.png"])  # no partial files
     good = np.asarray(Image.open(out / "good0.png"))
     assert good.dtype == np.uint8 and good.shape == (256, 240)  # 8-bit in, 8-bit out
+    job = json.loads((out / JOB_FILE).read_text())["settings"]
+    with Image.open(out / "good0.png") as im:  # how it was made travels with the file
+        said = im.text["Description"]
+    assert f"model {job['model'][:16]}, mode spine, brightness network, tile {TILE}" in said and "xvertfast" in said
     deep = read_image(out / "sub" / "deep.png")
     assert deep.bits_stored == 12  # the 12-bit source's depth is kept
     body = json.loads(report.read_text())
@@ -314,6 +318,8 @@ def test_dicom_in_dicom_out(tmp_path, model_dir):
     assert res.Rows == src.Rows and res.BitsStored == src.BitsStored == 10
     assert res.PhotometricInterpretation == "MONOCHROME2"  # written bright = bone
     assert "DERIVED" in list(res.ImageType)
+    assert res.DerivationDescription.startswith("XVertNet vertebral contrast enhancement, xvertfast")
+    assert "mode spine, brightness network" in res.DerivationDescription
 
 
 def test_a_pacs_export_named_by_uids(tmp_path, model_dir):

@@ -34,6 +34,30 @@ def test_png8_and_tiff(tmp_path, seed):
     np.testing.assert_allclose(back.pixels, (v - v.min()) / (v.max() - v.min()), atol=1e-6)
 
 
+@pytest.mark.parametrize("fmt", ["png16", "png8", "tiff", "dicom"])
+def test_the_description_stays_with_the_image(tmp_path, seed, fmt):
+    import pydicom
+    import tifffile
+
+    pixels = np.random.default_rng(seed).random((9, 11)).astype(np.float32)
+    said = "XVertNet enhancement, xvertfast 0.1.0: model 0123abcd, mode spine (ünïcode path: /data/röntgen)"
+    path = write_image(tmp_path / f"o{fmt}", pixels, fmt=fmt, description=said)
+    escaped = "XVertNet enhancement, xvertfast 0.1.0: model 0123abcd, mode spine (\\xfcn\\xefcode path: /data/r\\xf6ntgen)"
+    if fmt.startswith("png"):
+        with Image.open(path) as im:
+            assert im.text["Description"] == said  # iTXt is UTF-8
+    elif fmt == "tiff":
+        with tifffile.TiffFile(path) as tif:
+            assert tif.pages[0].description == escaped  # TIFF strings are ASCII
+    else:
+        assert pydicom.dcmread(path).DerivationDescription == escaped  # so is DICOM's default repertoire
+    np.testing.assert_allclose(read_image(path).pixels.shape, pixels.shape)  # still reads as an image
+    plain = write_image(tmp_path / f"p{fmt}", pixels, fmt=fmt)  # no description: none written (DICOM: the generic one)
+    if fmt.startswith("png"):
+        with Image.open(plain) as im:
+            assert "Description" not in im.text
+
+
 def test_dicom_round_trip_keeps_metadata_and_values(tmp_path, seed):
     values = np.random.default_rng(seed).integers(0, 1024, size=(16, 24)).astype(np.uint16)
     values[0, 0], values[0, 1] = 0, 1023
@@ -53,6 +77,21 @@ def test_dicom_round_trip_keeps_metadata_and_values(tmp_path, seed):
     assert ds.InstanceNumber == 7 and list(ds.PatientOrientation) == ["L", "F"] and ds.ImageLaterality == "U"
     assert "SeriesNumber" in ds and len(ds.ContentDate) == 8 and ds.ContentTime
     np.testing.assert_array_equal(out.values, values)
+
+
+def test_dicom_keeps_the_sources_character_set(tmp_path, seed):
+    import pydicom
+
+    values = np.random.default_rng(seed).integers(0, 1024, size=(16, 24)).astype(np.uint16)
+    make_dicom(tmp_path / "src.dcm", values, bits=10)
+    ds = pydicom.dcmread(tmp_path / "src.dcm")
+    ds.SpecificCharacterSet, ds.PatientName = "ISO_IR 100", "Müller^Jürgen"  # Latin-1
+    ds.save_as(tmp_path / "src.dcm")
+    src = read_image(tmp_path / "src.dcm")
+    write_image(tmp_path / "out.dcm", src.pixels, like=src)
+    out = pydicom.dcmread(tmp_path / "out.dcm")
+    assert out.SpecificCharacterSet == "ISO_IR 100" and str(out.PatientName) == "Müller^Jürgen"
+    assert "Müller".encode("latin-1") in (tmp_path / "out.dcm").read_bytes()  # written in it, not as UTF-8
 
 
 def test_never_overwrites_inputs_or_existing_files(tmp_path):

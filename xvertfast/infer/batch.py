@@ -169,12 +169,18 @@ def _read_and_prepare(enhancer, path: str, photometric: str | None = None):
     return rad, prep, image_warnings(rad)
 
 
-def _compose_and_write(enhancer, rad: Radiograph, prep, tiles, out: str, fmt: str) -> dict:
+def _description(settings: dict) -> str:
+    """What each output file records about how it was made (see :func:`xvertfast.io.write_image`)."""
+    return (f"XVertNet vertebral contrast enhancement, xvertfast {__version__}: model {settings['model'][:16]}, "
+            f"mode {settings['mode']}, brightness {settings['brightness']}, tile {settings['tile']}")  # fmt: skip
+
+
+def _compose_and_write(enhancer, rad: Radiograph, prep, tiles, out: str, fmt: str, description: str) -> dict:
     t0 = time.perf_counter()
     pixels = enhancer.compose(prep, tiles)
     t1 = time.perf_counter()
     os.makedirs(os.path.dirname(out), exist_ok=True)
-    write_image(out, pixels, _write_format(fmt, rad, out), like=rad, overwrite=True)
+    write_image(out, pixels, _write_format(fmt, rad, out), like=rad, overwrite=True, description=description)
     return {"compose": t1 - t0, "write": time.perf_counter() - t1}
 
 
@@ -214,6 +220,7 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
     os.makedirs(out_dir, exist_ok=True)
     settings = _job_settings(enhancer, fmt)  # hashes every weight: once per job
     _check_job(out_dir, settings, overwrite)
+    description = _description(settings)
     planned, failed = _plan(discover(inputs), out_dir, fmt)
     summary = BatchSummary(records=list(failed))
     for rec in failed:
@@ -289,7 +296,8 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
             for f, out, rad, prep, warnings in batch:
                 n = prep.xp.shape[0]
                 rec = FileRecord(f.path, out, "running", seconds={**prep.seconds, "infer": infer_each}, warnings=warnings)
-                writes[writers.submit(_compose_and_write, enhancer, rad, prep, outs[k : k + n], out, fmt)] = rec
+                writes[writers.submit(_compose_and_write, enhancer, rad, prep, outs[k : k + n], out, fmt,
+                                      description)] = rec  # fmt: skip
                 k += n
             drain_writes(block=False)
         drain_writes(block=True)

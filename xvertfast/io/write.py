@@ -79,13 +79,22 @@ def _to_unit(pixels) -> np.ndarray:
     return np.clip(arr, 0.0, 1.0)
 
 
-def _write_dicom(tmp: str, unit: np.ndarray, bits: int, like: Radiograph | None) -> None:
+def _ascii(text: str) -> str:
+    """TIFF tags and the DICOM default character set are 7-bit ASCII: other characters as \\x.. escapes."""
+    return text.encode("ascii", "backslashreplace").decode("ascii")
+
+
+def _write_dicom(tmp: str, unit: np.ndarray, bits: int, like: Radiograph | None, description: str | None) -> None:
     import pydicom
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
     src = like.meta if like is not None and isinstance(like.meta, pydicom.Dataset) else None
     ds = pydicom.Dataset()
+    if src is not None and "SpecificCharacterSet" in src:
+        # the copied names and descriptions are written in the source's character set (a
+        # Latin-1 patient name without it would be bytes a reader may take for ASCII)
+        ds.SpecificCharacterSet = src.SpecificCharacterSet
     if src is not None:  # keep who and what: patient and study
         for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge",
                         "StudyInstanceUID", "StudyDate", "StudyTime", "StudyID", "AccessionNumber",
@@ -107,7 +116,7 @@ def _write_dicom(tmp: str, unit: np.ndarray, bits: int, like: Radiograph | None)
     now = datetime.datetime.now()
     ds.ContentDate, ds.ContentTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
     ds.ImageType = ["DERIVED", "SECONDARY"]
-    ds.DerivationDescription = "XVertNet vertebral contrast enhancement (xvertfast)"
+    ds.DerivationDescription = _ascii(description or "XVertNet vertebral contrast enhancement (xvertfast)")[:1024]  # ST
     if src is not None and "SOPInstanceUID" in src:
         ref = pydicom.Dataset()
         ref.ReferencedSOPClassUID = src.get("SOPClassUID", sop_class)
@@ -129,7 +138,7 @@ def _write_dicom(tmp: str, unit: np.ndarray, bits: int, like: Radiograph | None)
 
 
 def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like: Radiograph | None = None,
-                overwrite: bool = False) -> str:  # fmt: skip
+                overwrite: bool = False, description: str | None = None) -> str:  # fmt: skip
     """Writes pixels (float [H, W] in [0, 1], clipped) to path atomically; returns the path.
 
     Args:
@@ -138,6 +147,10 @@ def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like
             (a 12-bit source is written as 0..4095), its DICOM header the derived image's
             patient and study tags; it is never overwritten.
         overwrite: replace an existing file (never the source file).
+        description: how the image was made (software, model, settings), stored in the
+            file so that it stays with the image: PNG ``Description`` text (UTF-8), TIFF
+            ImageDescription and DICOM DerivationDescription (7-bit ASCII: other characters
+            escaped; at most 1024 characters in DICOM).
     """
     p = os.fspath(path)
     fmt = fmt or format_from_path(p)
@@ -159,17 +172,23 @@ def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like
             if fmt in ("png16", "png8"):
                 from PIL import Image
 
+                from PIL.PngImagePlugin import PngInfo
+
                 if fmt == "png8":
                     img = Image.fromarray(np.round(unit * 255).astype(np.uint8))
                 else:
                     img = Image.fromarray(np.round(unit * ((1 << bits) - 1)).astype(np.uint16))
-                img.save(tmp, format="PNG")
+                info = PngInfo()
+                if description:
+                    info.add_itxt("Description", description)  # iTXt: UTF-8, any path in it survives
+                img.save(tmp, format="PNG", pnginfo=info)
             elif fmt == "tiff":
                 import tifffile
 
-                tifffile.imwrite(tmp, unit.astype(np.float32), photometric="minisblack")
+                tifffile.imwrite(tmp, unit.astype(np.float32), photometric="minisblack",
+                                 description=_ascii(description) if description else None, metadata=None)  # fmt: skip
             else:
-                _write_dicom(tmp, unit, bits, like)
+                _write_dicom(tmp, unit, bits, like, description)
     except ImageWriteError:
         raise
     except OSError as exc:
