@@ -45,7 +45,7 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
                             batch_size=args.batch_size, precision=args.precision, brightness=args.brightness)  # fmt: skip
         summary = enhancer.enhance_files(args.inputs, args.output, fmt=args.format, overwrite=args.overwrite,
                                          workers=args.workers, report=args.report, progress=not args.quiet,
-                                         log=lambda msg: print(msg, file=sys.stderr))  # fmt: skip
+                                         log=lambda msg: print(msg, file=sys.stderr), preview=args.preview)  # fmt: skip
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -57,6 +57,8 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
         print(f"  failed: {rec.error}", file=sys.stderr)
     if args.report:
         print(f"report: {args.report}")
+    if summary.preview:
+        print(f"preview: {summary.preview}")
     return 1 if summary.failed else 0
 
 
@@ -253,6 +255,9 @@ records the model, mode, brightness and format, and a rerun with other settings 
                      "CPUs, 1 to 4: the WLS solver and the network already use every core)")
     enh.add_argument("--overwrite", action="store_true", help="redo files whose outputs exist")
     enh.add_argument("--report", metavar="RUN_JSON", help="write per-file status and timings to this JSON file")
+    enh.add_argument("--preview", metavar="PNG",
+                     help="draw 8 inputs beside their outputs, spread over the job, into this PNG: a first look "
+                     "before trusting the rest")
     enh.set_defaults(func=_cmd_enhance)
 
     ev = sub.add_parser(

@@ -58,6 +58,7 @@ class FileRecord:
 class BatchSummary:
     records: list[FileRecord] = field(default_factory=list)
     seconds: float = 0.0
+    preview: str | None = None  #: the contact sheet, where one was asked for and written
 
     def _count(self, status: str) -> int:
         return sum(r.status == status for r in self.records)
@@ -202,7 +203,7 @@ def default_workers() -> int:
 
 def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", overwrite: bool = False,
                   workers: int | None = None, report: str | None = None, progress: bool = True,
-                  log=print) -> BatchSummary:  # fmt: skip
+                  log=print, preview: str | None = None) -> BatchSummary:  # fmt: skip
     """Enhances every input into ``out_dir`` (see the module docstring); never raises for a bad file.
 
     Args:
@@ -212,6 +213,8 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
         workers: reader threads (decode + preprocess); as many writer threads. Default:
             :func:`default_workers`.
         report: write per-file status and timings to this JSON file.
+        preview: draw a few inputs beside their outputs (done or skipped as already done),
+            spread over the job, into this PNG (:func:`xvertfast.infer.preview.write_preview`).
     """
     if fmt not in OUTPUT_FORMATS:
         raise ValueError(f"format must be one of {', '.join(OUTPUT_FORMATS)}, got {fmt!r}")
@@ -308,6 +311,17 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
     summary.seconds = time.perf_counter() - start
     if report:
         _write_report(report, summary, enhancer, settings)
+    if preview:
+        from xvertfast.infer.preview import write_preview
+
+        order = {f.path: k for k, (f, _) in enumerate(planned)}  # the job's order, not the finishing order
+        pairs = sorted(((r.input, r.output) for r in summary.records if r.status in ("done", "skipped")),
+                       key=lambda pair: order.get(pair[0], 0))  # fmt: skip
+        try:
+            write_preview(pairs, preview)
+            summary.preview = preview
+        except (ValueError, OSError) as exc:  # the outputs are written: a preview never fails the job
+            log(f"warning: preview {preview} not written: {exc}")
     return summary
 
 

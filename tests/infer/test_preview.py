@@ -1,0 +1,67 @@
+"""The batch job's contact sheet: which pairs it draws, where, and that it never fails a job."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from xvertfast.cli import main
+from xvertfast.infer.preview import _GAP, _LABEL, _spread, _thumb, write_preview
+from tests.infer.test_enhance import chest_like, model_dir  # noqa: F401 - fixture
+
+
+def test_spread_takes_first_last_and_evenly_between():
+    assert _spread(3, 8) == [0, 1, 2]
+    picked = _spread(100, 8)
+    assert len(picked) == 8 and picked[0] == 0 and picked[-1] == 99
+    gaps = np.diff(picked)
+    assert gaps.max() - gaps.min() <= 1
+    assert _spread(5, 1) == [0]
+
+
+def make_pairs(tmp_path, seed, n):
+    pairs = []
+    for i in range(n):
+        src, out = tmp_path / f"in{i}.png", tmp_path / f"out{i}.png"
+        img = chest_like(seed + i, 120 + 10 * i, 100)
+        Image.fromarray(np.round(img * 255).astype(np.uint8)).save(src)
+        Image.fromarray(np.round((1 - img) * 255).astype(np.uint8)).save(out)
+        pairs.append((str(src), str(out)))
+    return pairs
+
+
+def test_pairs_are_drawn_side_by_side_under_their_names(tmp_path, seed):
+    pairs = make_pairs(tmp_path, seed, 3)
+    sheet_path = tmp_path / "sheet.png"
+    assert write_preview(pairs, str(sheet_path), height=64) == [p[0] for p in pairs]
+    sheet = np.asarray(Image.open(sheet_path))
+    first_in, first_out = _thumb(pairs[0][0], 64), _thumb(pairs[0][1], 64)
+    x, y = _GAP, _GAP + _LABEL
+    np.testing.assert_array_equal(sheet[y : y + 64, x : x + first_in.width], np.asarray(first_in))
+    x2 = x + first_in.width + _GAP
+    np.testing.assert_array_equal(sheet[y : y + 64, x2 : x2 + first_out.width], np.asarray(first_out))
+    assert sheet.shape[0] == 2 * (64 + _LABEL + 2 * _GAP)  # 3 pairs, 2 a row
+
+
+def test_unreadable_pairs_are_left_out_and_none_at_all_is_an_error(tmp_path, seed):
+    pairs = make_pairs(tmp_path, seed, 2)
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    drawn = write_preview(pairs + [(pairs[0][0], str(tmp_path / "broken.png"))], str(tmp_path / "s.png"))
+    assert drawn == [p[0] for p in pairs]
+    with pytest.raises(ValueError, match="none of the images"):
+        write_preview([(pairs[0][0], str(tmp_path / "broken.png"))], str(tmp_path / "t.png"))
+    assert not (tmp_path / "t.png").exists() and not list(tmp_path.glob(".t.png*"))
+
+
+def test_enhance_writes_the_preview_of_what_it_wrote(tmp_path, model_dir, seed, capsys):  # noqa: F811
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        Image.fromarray(np.round(chest_like(seed + i) * 255).astype(np.uint8)).save(src / f"c{i}.png")
+    (src / "bad.png").write_bytes(b"")
+    out, sheet = tmp_path / "out", tmp_path / "look.png"
+    assert main(["enhance", str(src), "-o", str(out), "--model", str(model_dir), "-q", "--preview", str(sheet)]) == 1
+    assert f"preview: {sheet}" in capsys.readouterr().out
+    assert Image.open(sheet).size[1] == 2 * (320 + _LABEL + 2 * _GAP)  # the three good files: two rows
+    assert not (out / "look.png").exists()

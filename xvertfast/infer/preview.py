@@ -1,0 +1,81 @@
+"""A contact sheet of a batch job: a few inputs beside their outputs, to look at before trusting the rest.
+
+An archive job writes thousands of files; opening them one by one is how a
+problem (a wrong polarity, a model that greys everything out) goes unseen.
+:func:`write_preview` draws up to ``count`` input/output pairs spread evenly over
+the job into one PNG, each pair labelled with its file name. Pillow only: it
+works wherever the batch job does.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from xvertfast.io import read_image
+from xvertfast.io.write import atomic_write
+
+__all__ = ["write_preview", "PREVIEW_COUNT", "THUMB_HEIGHT"]
+
+#: Pairs drawn by default.
+PREVIEW_COUNT = 8
+#: Height of each thumbnail in pixels.
+THUMB_HEIGHT = 320
+_PAIRS_PER_ROW = 2
+_GAP, _LABEL = 8, 18
+
+
+def _spread(n: int, count: int) -> list[int]:
+    """``count`` indices spread evenly over ``range(n)``, first and last included."""
+    if n <= count:
+        return list(range(n))
+    return sorted({round(i * (n - 1) / (count - 1)) for i in range(count)}) if count > 1 else [0]
+
+
+def _thumb(path: str, height: int):
+    from PIL import Image
+
+    pixels = read_image(path, warn=False).pixels
+    img = Image.fromarray(np.round(pixels * 255).astype(np.uint8))
+    width = max(1, round(img.width * height / img.height))
+    return img.resize((width, height), Image.Resampling.BILINEAR)
+
+
+def write_preview(pairs: list[tuple[str, str]], path: str, count: int = PREVIEW_COUNT,
+                  height: int = THUMB_HEIGHT) -> list[str]:  # fmt: skip
+    """Draws up to ``count`` of ``pairs`` (input path, output path), spread evenly, into the PNG ``path``.
+
+    Each pair is the input (as read: bright = bone, min-max scaled) beside the output, under
+    the input's file name. Returns the inputs drawn. A pair that cannot be read is left out;
+    no pair at all raises ``ValueError``. The PNG is written atomically.
+    """
+    from PIL import Image, ImageDraw
+
+    if count < 1:
+        raise ValueError(f"preview: count must be >= 1, got {count}")
+    cells, drawn = [], []
+    for k in _spread(len(pairs), count):
+        src, out = pairs[k]
+        try:
+            cells.append((os.path.basename(src), _thumb(src, height), _thumb(out, height)))
+        except Exception:  # noqa: BLE001 - a preview is a convenience: it leaves a bad pair out
+            continue
+        drawn.append(src)
+    if not cells:
+        raise ValueError("preview: none of the images could be read back")
+    cell_w = max(a.width + b.width for _, a, b in cells) + 3 * _GAP
+    cell_h = height + _LABEL + 2 * _GAP
+    cols = min(_PAIRS_PER_ROW, len(cells))
+    rows = -(-len(cells) // cols)
+    sheet = Image.new("L", (cols * cell_w, rows * cell_h), 255)
+    draw = ImageDraw.Draw(sheet)
+    for i, (name, before, after) in enumerate(cells):
+        x, y = (i % cols) * cell_w + _GAP, (i // cols) * cell_h + _GAP
+        draw.text((x, y), f"{name}: input | output", fill=0)
+        sheet.paste(before, (x, y + _LABEL))
+        sheet.paste(after, (x + before.width + _GAP, y + _LABEL))
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_write(path) as tmp:
+        sheet.save(tmp, format="PNG")
+    return drawn
