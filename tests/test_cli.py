@@ -29,4 +29,5 @@ def test_train_help_shows_set_defaults_once():
     text = " ".join(subcommands()["train"].format_help().split())
     assert "(default: 200)" in text  # --epochs-gc: appended by the formatter
     assert "(default: 0)" in text  # zero is a default to show, not an unset one
-    assert "default: 64; with --init: the model's)" in text and "default: 64; with --init: the model's) (default" not in text
+    said = "default: 64; with --init: the model's)"
+    assert said in text and said + " (default" not in text  # the help said it: not appended again

@@ -42,7 +42,8 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
 
     try:
         enhancer = Enhancer(args.model, device=args.device, backend=args.backend, mode=args.mode,
-                            batch_size=args.batch_size, precision=args.precision, brightness=args.brightness)  # fmt: skip
+                            brightness=args.brightness, batch_size=args.batch_size,
+                            precision=args.precision)  # fmt: skip
         summary = enhancer.enhance_files(args.inputs, args.output, fmt=args.format, overwrite=args.overwrite,
                                          workers=args.workers, report=args.report, progress=not args.quiet,
                                          log=lambda msg: print(msg, file=sys.stderr), preview=args.preview)  # fmt: skip
@@ -390,7 +391,8 @@ class _DefaultsWhereSet(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if action.default is None or action.default is False or action.default is argparse.SUPPRESS or "default" in text:
+        unset = action.default is None or action.default is False or action.default is argparse.SUPPRESS
+        if unset or "default" in text:
             return text
         return super()._get_help_string(action)
 

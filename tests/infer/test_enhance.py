@@ -111,7 +111,8 @@ def test_original_brightness_takes_the_large_scale_from_the_original(seed, mode)
         sigma = math.ceil(max(h, w) / 8) / 2
         blurred = gaussian_filter(img[upper.top : upper.bottom, upper.left : upper.right].astype(np.float64), sigma)
         rows = slice(h // 8 + 1, min(h - h // 8, lower.top - upper.top) - 1)
-        core = results["original", 0.2].pixels[upper.top : upper.bottom, upper.left : upper.right][rows, w // 8 + 1 : -w // 8 - 1]
+        tile = results["original", 0.2].pixels[upper.top : upper.bottom, upper.left : upper.right]
+        core = tile[rows, w // 8 + 1 : -w // 8 - 1]
         assert core.size > 500
         np.testing.assert_allclose(core, blurred[rows, w // 8 + 1 : -w // 8 - 1], atol=1e-5)
     else:  # no tile was left at the network's brightness: the output follows the original's
@@ -357,7 +358,8 @@ def test_images_with_warnings_are_enhanced_and_reported(tmp_path, model_dir, see
     assert len(re.findall(r"warning: .*screenshot\.png: RGB image converted to luminance", captured.err)) == 2
     files = {os.path.basename(r["input"]): r for r in json.loads(report.read_text())["files"]}
     assert files["upright.png"]["warnings"] == [] and "looks inverted" in files["bone_dark.png"]["warnings"][0]
-    assert files["screenshot.png"]["warnings"] == [f"{src / 'screenshot.png'}: RGB image converted to luminance (grayscale)"]
+    converted = f"{src / 'screenshot.png'}: RGB image converted to luminance (grayscale)"
+    assert files["screenshot.png"]["warnings"] == [converted]
     assert (out / "bone_dark.png").exists() and (out / "screenshot.png").exists()  # warnings, never refusals
 
 

@@ -99,7 +99,8 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None) -> str:
                 lines.append(f"| {method} | " + " | ".join(_fmt(by[(method, m)]["p_value_clean"], 4) for m in run.metrics) + " |")
         lines.append("")
     if run.notes:
-        lines += ["## Notes: metrics not computed on some ROIs, and image warnings (decoding, polarity)", ""] + [f"- {html.escape(n)}" for n in run.notes] + [""]
+        lines += ["## Notes: metrics not computed on some ROIs, and image warnings (decoding, polarity)", ""]
+        lines += [f"- {html.escape(n)}" for n in run.notes] + [""]
     if run.failed:
         lines += ["## Failed images", ""] + [f"- {html.escape(reason)}" for _, reason in run.failed] + [""]
     secs = ", ".join(f"{k} {v:.1f} s" for k, v in run.seconds.items())
