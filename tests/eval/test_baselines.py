@@ -57,3 +57,28 @@ def test_bad_inputs_and_method_names():
     with pytest.raises(ValueError, match="unknown method"):
         get_method("clahe=3")
     assert get_method("farbman")[0] == "farbman"
+
+
+def test_xvertnet_methods_of_one_model_share_the_network_run(seed, tmp_path):
+    from tests.infer.test_enhance import TILE, chest_like, tiny_model
+    from xvertfast.model import save_model
+    from xvertfast.preprocess import find_spine
+
+    model = save_model(tiny_model(seed), tmp_path / "m", extra={"training": {"config": {"roi_size": TILE}}})
+    networks: dict = {}
+    methods = dict(get_method(f"{name}={model}", networks, device="cpu")
+                   for name in ("xvertnet", "xvertnet_original_brightness"))  # fmt: skip
+    assert len(networks) == 1
+    network = networks[str(model)]
+    runs = []
+    run_tiles = network.enhancer.run_tiles
+    network.enhancer.run_tiles = lambda xp, y: runs.append(1) or run_tiles(xp, y)
+    for k in range(2):  # two images, each through both methods
+        img = chest_like(seed + k)
+        spine = find_spine(img)
+        shared = {name: method(img, spine) for name, method in methods.items()}
+        alone = {name: get_method(f"{name}={model}", device="cpu")[1](img, spine) for name in methods}
+        for name in methods:  # the same output as a method of its own
+            np.testing.assert_array_equal(shared[name], alone[name])
+        assert np.abs(shared["xvertnet"] - shared["xvertnet_original_brightness"]).max() > 0.01
+    assert len(runs) == 2  # once per image, not once per method

@@ -18,7 +18,8 @@ ROIs are cut from each output afterwards, at the same places.
   :class:`xvertfast.infer.Enhancer` in spine mode: the papers' method.
 - ``xvertnet_original_brightness``: the same, with ``brightness="original"`` (the network's
   detail on the original's large-scale brightness; not the papers' method, see
-  :mod:`xvertfast.infer.enhancer`).
+  :mod:`xvertfast.infer.enhancer`). Evaluated together, the two share one network run per
+  image (:class:`SharedNetwork`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import numpy as np
 from xvertfast.ops.wls import wls
 
 __all__ = ["BASELINES", "XVERTNET_METHODS", "identity", "clahe", "farbman", "xvertnet_method", "get_method",
-           "CLAHE_TILES", "CLAHE_CLIP", "FARBMAN_LAMBDAS", "FARBMAN_ALPHA", "FARBMAN_GAINS"]  # fmt: skip
+           "SharedNetwork", "CLAHE_TILES", "CLAHE_CLIP", "FARBMAN_LAMBDAS", "FARBMAN_ALPHA", "FARBMAN_GAINS"]  # fmt: skip
 
 CLAHE_TILES = 8
 CLAHE_CLIP = 2.0 / 256
@@ -81,25 +82,53 @@ def farbman(pixels, spine=None, lambdas=FARBMAN_LAMBDAS, alpha: float = FARBMAN_
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
-def xvertnet_method(model: str = "default", brightness: str = "network", **enhancer_kwargs) -> Callable:
-    """A method running XVertNet (spine mode) with ``model``; built once, applied per image."""
-    from xvertfast.infer import Enhancer
+class SharedNetwork:
+    """One spine-mode :class:`~xvertfast.infer.Enhancer` for the XVertNet methods of one model.
 
-    enhancer = Enhancer(model, mode="spine", brightness=brightness, **enhancer_kwargs)
+    They differ only in brightness, which acts when the tiles are blended back, so the
+    network runs once per image for all of them: the last image's tiles are kept and
+    blended again for the next method called on the same image.
+    """
+
+    def __init__(self, model: str = "default", **enhancer_kwargs):
+        from xvertfast.infer import Enhancer
+
+        self.enhancer = Enhancer(model, mode="spine", **enhancer_kwargs)
+        self._last: tuple | None = None  # (pixels, spine, prepared, tiles)
+
+    def enhance(self, pixels, spine, brightness: str) -> np.ndarray:
+        last = self._last
+        # the last call's own objects are held, so `is` cannot match a recycled id
+        if last is None or last[0] is not pixels or last[1] is not spine or spine is None:
+            prep = self.enhancer.prepare(_check(pixels), spine)
+            last = self._last = (pixels, spine, prep, self.enhancer.run_tiles(prep.xp, prep.y))
+        return self.enhancer.compose(last[2], last[3], brightness)
+
+
+def xvertnet_method(model: str = "default", brightness: str = "network", network: SharedNetwork | None = None,
+                    **enhancer_kwargs) -> Callable:  # fmt: skip
+    """A method running XVertNet (spine mode) with ``model``; built once, applied per image.
+    Methods given the same ``network`` (built for ``model``) share its runs."""
+    network = network or SharedNetwork(model, **enhancer_kwargs)
 
     def run(pixels, spine=None) -> np.ndarray:
-        return enhancer.enhance(_check(pixels), spine).pixels
+        return network.enhance(pixels, spine, brightness)
 
-    run.enhancer = enhancer
+    run.enhancer = network.enhancer
     return run
 
 
-def get_method(spec: str, **enhancer_kwargs) -> tuple[str, Callable]:
+def get_method(spec: str, networks: dict | None = None, **enhancer_kwargs) -> tuple[str, Callable]:
     """``identity``, ``clahe``, ``farbman``, or an XVertNet method (``xvertnet``,
-    ``xvertnet_original_brightness``) with an optional ``=MODEL_DIR`` -> (name, function)."""
+    ``xvertnet_original_brightness``) with an optional ``=MODEL_DIR`` -> (name, function).
+    XVertNet methods built with the same ``networks`` dict share one network per model."""
     name, _, arg = spec.partition("=")
     if name in XVERTNET_METHODS:
-        return name, xvertnet_method(arg or "default", XVERTNET_METHODS[name], **enhancer_kwargs)
+        model = arg or "default"
+        if networks is not None and model not in networks:
+            networks[model] = SharedNetwork(model, **enhancer_kwargs)
+        network = networks[model] if networks is not None else None
+        return name, xvertnet_method(model, XVERTNET_METHODS[name], network, **enhancer_kwargs)
     table = {"identity": identity, "clahe": clahe, "farbman": farbman}
     if name not in table or arg:
         raise ValueError(f"unknown method {spec!r}: choose from identity, clahe, farbman, "

@@ -33,7 +33,8 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
             :mod:`xvertfast.eval.journal`).
         enhancer_kwargs: device, backend, batch_size... for xvertnet.
     """
-    built = dict(get_method(spec, **enhancer_kwargs) for spec in methods)
+    networks: dict = {}  # one network per model: xvertnet and xvertnet_original_brightness share its runs
+    built = dict(get_method(spec, networks, **enhancer_kwargs) for spec in methods)
     if len(built) != len(methods):
         raise ValueError(f"each method may appear once, got {', '.join(methods)}")
     if compare_to is None:  # the papers' XVertNet, else another XVertNet method, else identity

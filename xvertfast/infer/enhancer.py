@@ -222,8 +222,15 @@ class Enhancer:
         return torch.cat(outs) if outs else xp.new_zeros((0, 1, self.tile, self.tile))
 
     # -- step 3 ---------------------------------------------------------------------------------
-    def compose(self, prep: Prepared, tiles: torch.Tensor) -> np.ndarray:
-        """Blends the enhanced tiles back into an image of the original size."""
+    def compose(self, prep: Prepared, tiles: torch.Tensor, brightness: str | None = None) -> np.ndarray:
+        """Blends the enhanced tiles back into an image of the original size.
+
+        ``brightness`` overrides the enhancer's for this call: it acts here only, so one
+        network run can be blended both ways (``xvertfast evaluate`` does).
+        """
+        brightness = brightness or self.brightness
+        if brightness not in BRIGHTNESS:
+            raise ValueError(f"brightness must be one of {', '.join(BRIGHTNESS)}, got {brightness!r}")
         H, W = prep.pixels.shape
         acc = np.zeros((H, W), dtype=np.float64)
         weight = np.zeros((H, W), dtype=np.float64)
@@ -236,8 +243,8 @@ class Enhancer:
             wt = np.outer(wr, wc)
             # the original's low frequencies: in spine mode's ramps always, over the whole tile
             # with brightness="original"
-            if self.brightness == "original" or self.mode == "spine":
-                share = 1.0 if self.brightness == "original" else 1.0 - wt
+            if brightness == "original" or self.mode == "spine":
+                share = 1.0 if brightness == "original" else 1.0 - wt
                 original = prep.pixels[box.top : box.bottom, box.left : box.right]
                 out = out + share * self._low_frequency_gap(original, out, math.ceil(frac * max(h, w)))
             acc[box.top : box.bottom, box.left : box.right] += wt * out
