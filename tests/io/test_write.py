@@ -140,3 +140,23 @@ def test_outputs_get_the_usual_file_mode(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o644  # not mkstemp's 0o600
+
+
+def test_stale_parts_of_planned_outputs_are_removed_in_one_listing(tmp_path, monkeypatch):
+    from xvertfast.io.write import remove_stale_parts
+
+    (tmp_path / "sub").mkdir()
+    stale = [tmp_path / ".a.png.k3j_x9q2.part", tmp_path / ".b.v1.dcm.abc12345.part", tmp_path / "sub" / ".c.png.zz.part"]
+    keep = [tmp_path / ".other.png.k3j_x9q2.part",  # a temporary of a file this job does not write
+            tmp_path / ".a.png",  # hidden, not a temporary
+            tmp_path / "a.png.part",  # not atomic_write's form
+            tmp_path / "a.png"]  # fmt: skip
+    for p in stale + keep:
+        p.write_bytes(b"x")
+    listings = []
+    scandir = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda folder: listings.append(folder) or scandir(folder))
+    outputs = [tmp_path / n for n in ("a.png", "b.v1.dcm", "d.png")] + [tmp_path / "sub" / "c.png", tmp_path / "new" / "e.png"]
+    assert remove_stale_parts(str(o) for o in outputs) == 3
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in keep)
+    assert len(listings) == 3  # one per folder (the missing one included), not one per output

@@ -52,6 +52,10 @@ def test_outputs_errors_and_resume(folder, tmp_path):
     assert xp.dtype == np.uint16 and xp.max() == 65535
     again = preprocess_files([str(folder)], str(out), progress=False, log=logs.append)
     assert len(again.skipped) == 2 and not again.done
+    stale = out / "sub" / f".good2{SUFFIXES[1]}.q7x_3k2a.part"  # what a killed run's atomic write leaves
+    stale.write_bytes(b"half")
+    preprocess_files([str(folder)], str(out), progress=False, log=logs.append)
+    assert not stale.exists()
 
 
 def test_cli_exit_code_and_summary(folder, tmp_path, capsys):

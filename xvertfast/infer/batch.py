@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
-import glob
 import json
 import os
 import time
@@ -33,7 +32,7 @@ from xvertfast import __version__
 from xvertfast.io import ImageReadError, Radiograph, read_image, require_content, write_image
 from xvertfast.io.errors import ImageWriteError
 from xvertfast.io.files import discover, image_extension, output_path
-from xvertfast.io.write import FORMAT_EXTENSIONS, WRITE_FORMATS, atomic_write
+from xvertfast.io.write import FORMAT_EXTENSIONS, WRITE_FORMATS, atomic_write, remove_stale_parts
 from xvertfast.model.persistence import fingerprint
 from xvertfast.preprocess import image_warnings
 
@@ -130,16 +129,6 @@ def _check_job(out_dir: str, settings: dict, overwrite: bool) -> None:
         json.dump({"xvertfast": __version__, "settings": settings}, f, indent=2)
 
 
-def _remove_stale_parts(out: str) -> None:
-    """Temporaries a killed run left for this output (atomic_write's ``.<name>.*.part``)."""
-    folder, name = os.path.split(out)
-    for stale in glob.glob(os.path.join(glob.escape(folder), "." + glob.escape(name) + ".*.part")):
-        try:
-            os.remove(stale)
-        except OSError:
-            pass
-
-
 def _plan(files, out_dir: str, fmt: str) -> tuple[list[tuple], list[FileRecord]]:
     """(input, output) pairs; inputs whose output would leave out_dir or collide fail here."""
     planned, failed, taken = [], [], {}
@@ -229,8 +218,8 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
     for rec in failed:
         log(f"error: {rec.error}")
     todo = []
+    remove_stale_parts(out for _, out in planned)  # a killed run's temporaries
     for f, out in planned:
-        _remove_stale_parts(out)
         if os.path.exists(out) and not overwrite:
             summary.records.append(FileRecord(f.path, out, "skipped"))
         else:

@@ -8,11 +8,13 @@ band estimates and the training and evaluation ROIs drawn on it).
 
 A file that cannot be read or processed is reported, gets no output, and the
 job goes on; the caller exits non-zero when any failed. A file whose outputs
-all exist already is skipped (resumable) unless ``overwrite``.
+all exist already is skipped (resumable) unless ``overwrite``; the temporaries a
+killed run left are removed first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -21,8 +23,8 @@ import numpy as np
 from tqdm import tqdm
 
 from xvertfast.io import ImageReadError, read_image, require_content, write_image
-from xvertfast.io.write import atomic_write
 from xvertfast.io.files import discover, output_path
+from xvertfast.io.write import atomic_write, remove_stale_parts
 from xvertfast.preprocess import find_spine, image_warnings, preprocess
 
 __all__ = ["preprocess_files", "JobSummary", "SUFFIXES"]
@@ -102,6 +104,11 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
     os.makedirs(out_dir, exist_ok=True)
     summary = JobSummary()
     start = time.perf_counter()
+    planned = []
+    for f in files:
+        with contextlib.suppress(ValueError):  # (an output outside out_dir is reported in the loop)
+            planned += [output_path(out_dir, f.rel, s) for s in SUFFIXES]
+    remove_stale_parts(planned)
     bar = tqdm(total=len(files), unit="img", desc="preprocess", disable=not progress)
     for f in files:
         try:
