@@ -74,3 +74,19 @@ def test_directory_named_like_an_image_and_missing_files(tmp_path):
                                progress=False, log=lambda m: None)  # fmt: skip
     assert [os.path.basename(p) for p in summary.done] == ["inside.png"]  # a folder is searched
     assert "no such file" in summary.failed[0][1]
+
+
+def test_an_output_outside_the_folder_fails_that_file_only(tmp_path, monkeypatch):
+    from xvertfast.io.files import InputFile
+    from xvertfast.pipeline import preprocess_files as module
+
+    for name, seed in (("secret.png", 0), ("fine.png", 1)):
+        Image.fromarray(radiograph_like(seed)).save(tmp_path / name)
+    # discover() never gives such a relative path; the guard behind it must hold anyway
+    found = [InputFile(str(tmp_path / "secret.png"), "../secret.png"), InputFile(str(tmp_path / "fine.png"), "fine.png")]
+    monkeypatch.setattr(module, "discover", lambda inputs: found)
+    summary = preprocess_files(["ignored"], str(tmp_path / "out"), progress=False, log=lambda m: None)
+    assert [os.path.basename(p) for p in summary.done] == ["fine.png"]
+    ((path, reason),) = summary.failed
+    assert path.endswith("secret.png") and "outside" in reason
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fine.png", "out", "secret.png"]  # nothing beside it

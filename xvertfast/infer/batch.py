@@ -303,9 +303,8 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
     if preview:
         from xvertfast.infer.preview import write_preview
 
-        order = {f.path: k for k, (f, _) in enumerate(planned)}  # the job's order, not the finishing order
-        pairs = sorted(((r.input, r.output) for r in summary.records if r.status in ("done", "skipped")),
-                       key=lambda pair: order.get(pair[0], 0))  # fmt: skip
+        status = {r.input: r.status for r in summary.records}
+        pairs = [(f.path, out) for f, out in planned if status.get(f.path) in ("done", "skipped")]  # job order
         try:
             write_preview(pairs, preview)
             summary.preview = preview

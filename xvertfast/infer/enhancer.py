@@ -115,6 +115,12 @@ def _ramp(n: int, margin: int, start_inside: bool, end_inside: bool) -> np.ndarr
     return w
 
 
+def _check_brightness(brightness: str) -> str:
+    if brightness not in BRIGHTNESS:
+        raise ValueError(f"brightness must be one of {', '.join(BRIGHTNESS)}, got {brightness!r}")
+    return brightness
+
+
 def _grid(length: int, tile: int, step: int) -> list[int]:
     """Tile starts covering [0, length) with the given step; the last tile ends at length."""
     if length <= tile:
@@ -150,8 +156,7 @@ class Enhancer:
                  cache_dir: str | None = None, brightness: str = "network"):  # fmt: skip
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-        if brightness not in BRIGHTNESS:
-            raise ValueError(f"brightness must be one of {', '.join(BRIGHTNESS)}, got {brightness!r}")
+        _check_brightness(brightness)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.device = resolve_device(device)
@@ -228,9 +233,7 @@ class Enhancer:
         ``brightness`` overrides the enhancer's for this call: it acts here only, so one
         network run can be blended both ways (``xvertfast evaluate`` does).
         """
-        brightness = brightness or self.brightness
-        if brightness not in BRIGHTNESS:
-            raise ValueError(f"brightness must be one of {', '.join(BRIGHTNESS)}, got {brightness!r}")
+        brightness = _check_brightness(brightness or self.brightness)
         H, W = prep.pixels.shape
         acc = np.zeros((H, W), dtype=np.float64)
         weight = np.zeros((H, W), dtype=np.float64)

@@ -14,7 +14,6 @@ killed run left are removed first.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -104,15 +103,18 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
     os.makedirs(out_dir, exist_ok=True)
     summary = JobSummary()
     start = time.perf_counter()
-    planned = []
-    for f in files:
-        with contextlib.suppress(ValueError):  # (an output outside out_dir is reported in the loop)
-            planned += [output_path(out_dir, f.rel, s) for s in SUFFIXES]
-    remove_stale_parts(planned)
-    bar = tqdm(total=len(files), unit="img", desc="preprocess", disable=not progress)
+    planned: list[tuple] = []  # (file, its outputs or the error naming why it has none)
     for f in files:
         try:
-            outs = [output_path(out_dir, f.rel, s) for s in SUFFIXES]
+            planned.append((f, [output_path(out_dir, f.rel, s) for s in SUFFIXES]))
+        except ValueError as exc:  # an output outside out_dir: reported in the loop
+            planned.append((f, exc))
+    remove_stale_parts(o for _, outs in planned if isinstance(outs, list) for o in outs)
+    bar = tqdm(total=len(files), unit="img", desc="preprocess", disable=not progress)
+    for f, outs in planned:
+        try:
+            if isinstance(outs, ValueError):
+                raise outs
             if not overwrite and all(os.path.exists(o) for o in outs):
                 summary.skipped.append(f.path)
             else:

@@ -198,4 +198,4 @@ def image_warnings(rad) -> list[str]:
     changed (``rad.notes``: colour to luminance, first page of several) and a polarity that
     looks inverted. Each names the file."""
     warning = inverted_warning(rad)
-    return list(getattr(rad, "notes", [])) + ([warning] if warning else [])
+    return list(rad.notes) + ([warning] if warning else [])
