@@ -278,7 +278,11 @@ original and from each output, score them, and write into REPORT_DIR:
 Methods: identity, clahe (8x8 tiles, OpenCV-equivalent clip 2.0), farbman (3-level
 WLS detail boosting), xvertnet[=MODEL_DIR] (the default model when no directory;
 the papers' method), xvertnet_original_brightness[=MODEL_DIR] (the same network's
-detail on the original's large-scale brightness: enhance --brightness original).
+detail on the original's large-scale brightness: enhance --brightness original),
+outputs=DIR (what another tool wrote into DIR, mirroring the inputs' paths as
+enhance does, any image extension; read on its format's own scale, not stretched).
+A label names a method in the report, LABEL:METHOD, so two of a kind can be compared:
+  --methods identity,clahe,xvertnet,mine:xvertnet=runs/mine,vendor:outputs=/data/vendor
 Metrics: entropy, tenengrad, lpc_si, tmqi (reference = original), brisque (lower
 is better); definitions in xvertfast.eval.metrics. A failing image is reported and
 skipped. Each image's scores are recorded in REPORT_DIR as it finishes: after an
@@ -286,14 +290,14 @@ interruption, the same command scores only the images not done yet.""",
     )
     _add_job_arguments(ev, "REPORT_DIR", "report folder")
     ev.add_argument("--methods", default="identity,clahe,farbman,xvertnet",
-                    help="comma-separated methods (default: %(default)s)")
+                    help="comma-separated [LABEL:]METHOD (default: %(default)s)")
     ev.add_argument("--metrics", default="entropy,tenengrad,lpc_si,tmqi",
                     help="comma-separated metrics; add brisque for BRISQUE (default: %(default)s)")
     ev.add_argument("--rois", default="auto", metavar="auto|FILE",
                     help="auto, or a CSV with file,upper_row,upper_col,lower_row,lower_col (default: %(default)s)")
-    ev.add_argument("--compare-to", default=None, metavar="METHOD",
-                    help="method the others are tested against (default: xvertnet if evaluated, else "
-                    "xvertnet_original_brightness, else identity)")
+    ev.add_argument("--compare-to", default=None, metavar="LABEL",
+                    help="method the others are tested against (default: the first xvertnet method, else "
+                    "the first xvertnet_original_brightness, else identity)")
     ev.add_argument("--pictures", type=int, default=6, help="images shown side by side (default: %(default)s)")
     ev.add_argument("--device", default="auto", help="device for xvertnet (default: %(default)s)")
     ev.add_argument("--restart", action="store_true",

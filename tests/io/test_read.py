@@ -407,3 +407,21 @@ def test_tiny_and_constant_images_are_read(tmp_path):
     for name in ("one.png", "flat.png"):
         im = read_image(tmp_path / name)
         assert np.all(im.pixels == 0.0)  # documented: a constant image scales to 0
+
+
+def test_full_range_is_the_formats_own_scale(tmp_path, seed):
+    import tifffile
+
+    from xvertfast.io.read import full_range
+
+    values = np.random.default_rng(seed).integers(0, 1024, size=(8, 8)).astype(np.uint16)
+    values[0, 0] = 1023
+    make_dicom(tmp_path / "a.dcm", values, photometric="MONOCHROME1", bits=10, slope=2.0, intercept=-5.0)
+    assert full_range(read_image(tmp_path / "a.dcm")) == (-5.0, 1023 * 2.0 - 5.0)
+    signed = values.astype(np.int16) - 512
+    make_dicom(tmp_path / "s.dcm", signed, bits=12, signed=True)
+    assert full_range(read_image(tmp_path / "s.dcm")) == (-2048.0, 2047.0)
+    Image.fromarray((values // 4).astype(np.uint8)).save(tmp_path / "b.png")
+    assert full_range(read_image(tmp_path / "b.png")) == (0.0, 255.0)
+    tifffile.imwrite(tmp_path / "f.tif", (values / 4096).astype(np.float32))
+    assert full_range(read_image(tmp_path / "f.tif")) == (0.0, 1.0)

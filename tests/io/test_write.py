@@ -160,3 +160,4 @@ def test_stale_parts_of_planned_outputs_are_removed_in_one_listing(tmp_path, mon
     assert remove_stale_parts(str(o) for o in outputs) == 3
     assert not any(p.exists() for p in stale) and all(p.exists() for p in keep)
     assert len(listings) == 3  # one per folder (the missing one included), not one per output
+

@@ -1,5 +1,6 @@
 """Evaluation: the papers' metrics, the baselines, the protocol and its report.
 
 Import order: ``metrics`` (NumPy/SciPy only) <- ``protocol`` <- ``report`` <- ``evaluate``;
-``baselines`` uses :mod:`xvertfast.ops` and, for XVertNet, :mod:`xvertfast.infer`.
+``baselines`` uses :mod:`xvertfast.ops` and, for XVertNet, :mod:`xvertfast.infer`;
+``precomputed`` (another tool's outputs as a method) only :mod:`xvertfast.io`.
 """

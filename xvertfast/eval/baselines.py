@@ -20,10 +20,15 @@ ROIs are cut from each output afterwards, at the same places.
   detail on the original's large-scale brightness; not the papers' method, see
   :mod:`xvertfast.infer.enhancer`). Evaluated together, the two share one network run per
   image (:class:`SharedNetwork`).
+- ``outputs=DIR``: what another tool wrote into DIR, read back (:mod:`xvertfast.eval.precomputed`).
+
+A method may carry a label, ``LABEL:METHOD``, which names it in the report (two models:
+``xvertnet,mine:xvertnet=runs/mine``).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Callable
 
 import numpy as np
@@ -31,6 +36,7 @@ import numpy as np
 from xvertfast.ops.wls import wls
 
 __all__ = ["BASELINES", "XVERTNET_METHODS", "identity", "clahe", "farbman", "xvertnet_method", "get_method",
+           "parse_method",
            "SharedNetwork", "CLAHE_TILES", "CLAHE_CLIP", "FARBMAN_LAMBDAS", "FARBMAN_ALPHA", "FARBMAN_GAINS"]  # fmt: skip
 
 CLAHE_TILES = 8
@@ -82,6 +88,10 @@ def farbman(pixels, spine=None, lambdas=FARBMAN_LAMBDAS, alpha: float = FARBMAN_
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
+for _method in (identity, clahe, farbman):
+    _method.kind = _method.__name__  # what it is, whatever label a run gives it
+
+
 class SharedNetwork:
     """One spine-mode :class:`~xvertfast.infer.Enhancer` for the XVertNet methods of one model.
 
@@ -118,19 +128,44 @@ def xvertnet_method(model: str = "default", brightness: str = "network", network
     return run
 
 
+def parse_method(spec: str) -> tuple[str, str, str]:
+    """``[LABEL:]KIND[=ARG]`` -> (label, kind, arg); the label defaults to the kind.
+
+    A label names a method in the report, so that two of one kind can be compared
+    (``mine:xvertnet=runs/mine``); it is letters, digits and ``_.+-``.
+    """
+    head, eq, arg = spec.partition("=")
+    label, colon, kind = head.rpartition(":")
+    if not colon:
+        label = kind
+    if not kind or not re.fullmatch(r"[A-Za-z0-9_.+-]{1,40}", label):
+        raise ValueError(f"method {spec!r}: expected [LABEL:]METHOD[=ARGUMENT], the label made of "
+                         "letters, digits and _.+- (at most 40)")  # fmt: skip
+    return label, kind, arg if eq else ""
+
+
 def get_method(spec: str, networks: dict | None = None, **enhancer_kwargs) -> tuple[str, Callable]:
-    """``identity``, ``clahe``, ``farbman``, or an XVertNet method (``xvertnet``,
-    ``xvertnet_original_brightness``) with an optional ``=MODEL_DIR`` -> (name, function).
-    XVertNet methods built with the same ``networks`` dict share one network per model."""
-    name, _, arg = spec.partition("=")
+    """A method spec (:func:`parse_method`) -> (label, function): ``identity``, ``clahe``,
+    ``farbman``, an XVertNet method (``xvertnet``, ``xvertnet_original_brightness``) with an
+    optional ``=MODEL_DIR``, or ``outputs=DIR`` (another tool's outputs:
+    :class:`~xvertfast.eval.precomputed.PrecomputedOutputs`). XVertNet methods built with the
+    same ``networks`` dict share one network per model."""
+    label, name, arg = parse_method(spec)
     if name in XVERTNET_METHODS:
         model = arg or "default"
         if networks is not None and model not in networks:
             networks[model] = SharedNetwork(model, **enhancer_kwargs)
         network = networks[model] if networks is not None else None
-        return name, xvertnet_method(model, XVERTNET_METHODS[name], network, **enhancer_kwargs)
+        method = xvertnet_method(model, XVERTNET_METHODS[name], network, **enhancer_kwargs)
+        method.kind = name
+        return label, method
+    if name == "outputs" and arg:
+        from xvertfast.eval.precomputed import PrecomputedOutputs
+
+        return label, PrecomputedOutputs(arg)
     table = {"identity": identity, "clahe": clahe, "farbman": farbman}
     if name not in table or arg:
         raise ValueError(f"unknown method {spec!r}: choose from identity, clahe, farbman, "
-                         f"{', '.join(m + '[=MODEL]' for m in XVERTNET_METHODS)}")  # fmt: skip
-    return name, table[name]
+                         f"{', '.join(m + '[=MODEL]' for m in XVERTNET_METHODS)}, outputs=DIR; "
+                         "each may be given a label, LABEL:METHOD")  # fmt: skip
+    return label, table[name]

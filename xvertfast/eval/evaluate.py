@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 from xvertfast import __version__
 from xvertfast.eval.baselines import XVERTNET_METHODS, get_method
 from xvertfast.eval.journal import Journal
-from xvertfast.eval.protocol import DEFAULT_METRICS, EvalRun, load_roi_centres, run_protocol
+from xvertfast.eval.protocol import DEFAULT_METRICS, EvalRun, load_roi_centres, method_kind, run_protocol
 from xvertfast.eval.report import write_report
 from xvertfast.model.persistence import fingerprint
 
@@ -20,13 +22,14 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
     """Scores ``methods`` on the spine ROIs of ``inputs`` and writes the report into ``out_dir``.
 
     Args:
-        methods: names from identity, clahe, farbman, xvertnet[=MODEL_DIR],
-            xvertnet_original_brightness[=MODEL_DIR].
+        methods: ``[LABEL:]METHOD`` with METHOD from identity, clahe, farbman,
+            xvertnet[=MODEL_DIR], xvertnet_original_brightness[=MODEL_DIR], outputs=DIR
+            (another tool's outputs); see :func:`xvertfast.eval.baselines.get_method`.
         metrics: names from entropy, tenengrad, lpc_si, tmqi, brisque.
         rois: ``auto`` (find the spine) or a CSV of hand-placed centres
             (see :func:`xvertfast.eval.protocol.load_roi_centres`).
-        compare_to: the method the others are tested against; default xvertnet when it is
-            evaluated, else xvertnet_original_brightness, else identity.
+        compare_to: the method (label) the others are tested against; default the first
+            xvertnet method, else the first xvertnet_original_brightness, else identity.
         pictures: images shown side by side in the report.
         restart: ignore the images a previous run with ``out_dir`` scored (by default a rerun
             with the same settings takes them from ``out_dir``'s journal and scores the rest:
@@ -36,9 +39,11 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
     networks: dict = {}  # one network per model: xvertnet and xvertnet_original_brightness share its runs
     built = dict(get_method(spec, networks, **enhancer_kwargs) for spec in methods)
     if len(built) != len(methods):
-        raise ValueError(f"each method may appear once, got {', '.join(methods)}")
+        raise ValueError(f"each method may appear once, got {', '.join(methods)}: give one of two alike "
+                         "a label (LABEL:METHOD, e.g. mine:xvertnet=runs/mine)")  # fmt: skip
     if compare_to is None:  # the papers' XVertNet, else another XVertNet method, else identity
-        candidates = [m for m in XVERTNET_METHODS if m in built] + ["identity"] * ("identity" in built)
+        kinds = {label: method_kind(method, label) for label, method in built.items()}
+        candidates = [label for kind in [*XVERTNET_METHODS, "identity"] for label in built if kinds[label] == kind]
         compare_to = candidates[0] if candidates else None
     elif compare_to not in built:
         raise ValueError(f"--compare-to {compare_to} is not among the methods ({', '.join(built)})")
@@ -56,7 +61,10 @@ def _settings(specs, built: dict, metrics, centres: dict | None, enhancer_kwargs
     """What the scores depend on: a rerun resumes only where these are the same."""
     methods = []
     for spec, method in zip(specs, built.values()):
-        enhancer = getattr(method, "enhancer", None)
-        methods.append({"spec": spec, "model": fingerprint(enhancer.model), **enhancer_kwargs} if enhancer else {"spec": spec})
+        enhancer, folder = getattr(method, "enhancer", None), getattr(method, "folder", None)
+        if enhancer is not None:
+            methods.append({"spec": spec, "model": fingerprint(enhancer.model), **enhancer_kwargs})
+        else:  # another tool's outputs: their folder wherever the run starts (each file's state is journalled)
+            methods.append({"spec": spec, **({"folder": os.path.abspath(folder)} if folder else {})})
     return {"xvertfast": __version__, "methods": methods, "metrics": list(metrics),
             "rois": "auto" if centres is None else sorted(centres.items())}  # fmt: skip

@@ -3,7 +3,8 @@
 Scoring an archive takes hours (TMQI, LPC-SI and BRISQUE on every ROI of every method), so
 each image's scores are appended to ``REPORT_DIR/.xvertfast-evaluate.jsonl`` as soon as it
 is done, one JSON line an image, flushed to disk. A rerun with the same settings takes those
-images from the journal (while the file's size and modification time are unchanged) and
+images from the journal (while the file's size and modification time, and those of any other
+tool's outputs scored with it, are unchanged) and
 scores only the rest; a rerun with other settings is refused unless it restarts.
 """
 
@@ -83,14 +84,20 @@ class Journal:
     def __len__(self) -> int:
         return len(self._done)
 
-    def entry(self, path: str) -> dict | None:
-        """The recorded scores of ``path``, or None if it is not done or has changed since."""
+    def entry(self, path: str, others: list[str] | None = ()) -> dict | None:
+        """The recorded scores of ``path``, or None if it is not done, or it or one of the
+        ``others`` its scores depend on (another tool's outputs) has changed since; ``others``
+        None: they cannot all be found, so the image is not done."""
         entry = self._done.get(path)
-        return entry if entry is not None and entry["stat"] == _stat(path) else None
+        if entry is None or others is None or entry["stat"] != _stat(path):
+            return None
+        return entry if entry.get("others", {}) == {p: _stat(p) for p in others} else None
 
-    def record(self, path: str, rows: list[dict], notes: list[str], seconds: dict[str, float]) -> list[dict]:
+    def record(self, path: str, rows: list[dict], notes: list[str], seconds: dict[str, float],
+               others: list[str] | None = ()) -> list[dict]:  # fmt: skip
         """Appends one finished image; returns its rows as a later run will read them back."""
-        line = _dumps({"file": path, "stat": _stat(path), "rows": rows, "notes": notes, "seconds": seconds})
+        state = {"stat": _stat(path), **({"others": {p: _stat(p) for p in others}} if others else {})}
+        line = _dumps({"file": path, **state, "rows": rows, "notes": notes, "seconds": seconds})
         self._file.write(line + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())

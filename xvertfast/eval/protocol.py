@@ -27,12 +27,12 @@ from tqdm import tqdm
 
 from xvertfast.eval.journal import Journal
 from xvertfast.io import ImageReadError, read_image, require_content
-from xvertfast.io.files import discover
+from xvertfast.io.files import InputFile, discover
 from xvertfast.preprocess import find_spine, image_warnings
 from xvertfast.preprocess.spine import Box, Spine
 
 __all__ = ["METRICS", "DEFAULT_METRICS", "ROI_NAMES", "EvalRun", "to_8bit_original", "to_8bit_output",
-           "score_roi", "load_roi_centres", "run_protocol"]  # fmt: skip
+           "score_roi", "load_roi_centres", "run_protocol", "method_kind"]  # fmt: skip
 
 METRICS = ("entropy", "tenengrad", "lpc_si", "tmqi", "brisque")
 DEFAULT_METRICS = ("entropy", "tenengrad", "lpc_si", "tmqi")
@@ -147,7 +147,7 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
     bar = tqdm(total=len(files), unit="img", desc="evaluate", disable=not progress)
     resumed = 0
     for index, f in enumerate(files):
-        entry = journal.entry(f.path) if journal is not None else None
+        entry = journal.entry(f.path, _other_files(methods, f)) if journal is not None else None
         if entry is not None and index not in keep_pictures:
             run.rows.extend(entry["rows"])
             run.notes.extend(entry["notes"])
@@ -159,8 +159,8 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
             continue
         before = dict(run.seconds)
         try:
-            rows, picture, notes = _evaluate_one(f.path, f.photometric, methods, metrics, roi_centres,
-                                                 index in keep_pictures, run.seconds)  # fmt: skip
+            rows, picture, notes = _evaluate_one(f, methods, metrics, roi_centres, index in keep_pictures,
+                                                 run.seconds)  # fmt: skip
         except (ImageReadError, ValueError, OSError, RuntimeError) as exc:
             reason = str(exc) if f.path in str(exc) else f"{f.path}: {exc}"
             run.failed.append((f.path, reason))
@@ -169,7 +169,8 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
                 keep_pictures.add(index + 1)
         else:
             if journal is not None:  # recorded first: rows read back later are the ones reported now
-                rows = journal.record(f.path, rows, notes, {k: v - before.get(k, 0.0) for k, v in run.seconds.items()})
+                seconds = {k: v - before.get(k, 0.0) for k, v in run.seconds.items()}
+                rows = journal.record(f.path, rows, notes, seconds, _other_files(methods, f))
             run.rows.extend(rows)
             run.images += 1
             for note in notes:
@@ -184,9 +185,24 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
     return run
 
 
-def _evaluate_one(path: str, photometric: str | None, methods: dict, metrics: list[str], roi_centres: dict | None,
+def method_kind(method, label: str) -> str:
+    """What a method is (``identity``, ``outputs``, ...) whatever label the run gives it."""
+    return getattr(method, "kind", label)
+
+
+def _other_files(methods: dict, source: InputFile) -> list[str] | None:
+    """The files besides the input that its scores depend on (another tool's outputs), or
+    None when one cannot be found (the image is then evaluated, and fails with the reason)."""
+    try:
+        return [m.locate(source) for m in methods.values() if getattr(m, "needs_source", False)]
+    except (ImageReadError, OSError):
+        return None
+
+
+def _evaluate_one(source: InputFile, methods: dict, metrics: list[str], roi_centres: dict | None,
                   keep_picture: bool, seconds: dict) -> tuple[list[dict], dict | None, list[str]]:  # fmt: skip
-    rad = require_content(read_image(path, photometric=photometric, warn=False))
+    path = source.path
+    rad = require_content(read_image(path, photometric=source.photometric, warn=False))
     spine: Spine = find_spine(rad.pixels)
     if roi_centres is not None:
         given = roi_centres.get(path) or roi_centres.get(os.path.basename(path))
@@ -200,16 +216,22 @@ def _evaluate_one(path: str, photometric: str | None, methods: dict, metrics: li
         picture = {"file": path, "boxes": [tuple(b) for b in boxes], "thumbs": {}, "crops": {}, "scale": 1.0}
     for name, method in methods.items():
         t0 = time.perf_counter()
-        out = rad.pixels if name == "identity" else method(rad.pixels, spine)
+        kind = method_kind(method, name)
+        if kind == "identity":
+            out = rad.pixels
+        elif getattr(method, "needs_source", False):
+            out = method(rad.pixels, spine, source=source)
+        else:
+            out = method(rad.pixels, spine)
         seconds[name] += time.perf_counter() - t0
         if out.shape != rad.shape or not np.isfinite(out).all():
             raise RuntimeError(f"method {name} returned shape {out.shape} or non-finite values")
         t0 = time.perf_counter()
         for roi, box, original in zip(ROI_NAMES, boxes, originals):
-            test8 = (to_8bit_original(original, rad.bits_stored) if name == "identity"
+            test8 = (to_8bit_original(original, rad.bits_stored) if kind == "identity"
                      else to_8bit_output(out[box.top : box.bottom, box.left : box.right]))  # fmt: skip
             scores, why = score_roi(test8, original, metrics)
-            notes.extend(f"{path}, {roi} ROI: {w}" for w in why if name == "identity")
+            notes.extend(f"{path}, {roi} ROI: {w}" for w in why if kind == "identity")
             rows.append({"file": path, "roi": roi, "method": name, "top": box.top, "left": box.left,
                          "height": box.bottom - box.top, "width": box.right - box.left, **scores})  # fmt: skip
             if picture is not None and roi == "upper":

@@ -16,7 +16,7 @@ import numpy as np
 from xvertfast.io.errors import ImageReadError
 from xvertfast.io.radiograph import Radiograph
 
-__all__ = ["read_image", "require_content", "DEFAULT_MAX_PIXELS", "JSRT_SHAPE", "MIN_SIDE"]
+__all__ = ["read_image", "require_content", "full_range", "DEFAULT_MAX_PIXELS", "JSRT_SHAPE", "MIN_SIDE"]
 
 #: Largest image accepted (pixels); a 4300 x 4300 flat-panel radiograph is 18.5 M.
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -176,6 +176,24 @@ def _tiff_without_imagecodecs(path: str, compression: str, white_is_zero: bool) 
     return values, white_is_zero and mode not in ("1", "L")
 
 
+def full_range(rad: Radiograph) -> tuple[float, float]:
+    """The decoded values that stand for black and white in ``rad``'s format (after rescale
+    and polarity): a stored image's own scale, for reading another tool's output as it meant it.
+
+    Integers: the range of ``rad.bits_stored`` bits (DICOM: BitsStored through the modality
+    LUT; 16-bit PNG and TIFF: the bits the largest value needs, as they do not record the
+    depth of 12-bit data); float TIFF: [0, 1].
+    """
+    v = rad.values
+    if rad.source_format == "dicom":
+        signed = int(rad.meta.get("PixelRepresentation", 0) or 0) == 1
+        return _dicom_ends(rad.meta, rad.bits_stored, signed, np.dtype(np.int32 if signed else np.uint32))
+    if v.dtype.kind == "f":
+        return 0.0, 1.0
+    lo, hi = _stored_range(rad.bits_stored, v.dtype.kind == "i")
+    return float(lo), float(hi)
+
+
 def _invert(values: np.ndarray, bits: int) -> np.ndarray:
     """Polarity flip within the stored range (bright = high afterwards).
 
@@ -227,9 +245,18 @@ def _read_dicom(path: str, max_pixels: int, notes: list[str]):
         # MONOCHROME1 describes the values after the modality LUT, so they are flipped there,
         # within the image of the stored range (the LUT may be a table, not a line).
         signed = int(ds.get("PixelRepresentation", 0) or 0) == 1 and arr.dtype.kind == "i"
-        ends = apply_modality_lut(np.array(_stored_range(bits, signed), dtype=arr.dtype), ds)
-        values = float(ends.min()) + float(ends.max()) - np.asarray(values, dtype=np.float64)
+        lo, hi = _dicom_ends(ds, bits, signed, arr.dtype)
+        values = lo + hi - np.asarray(values, dtype=np.float64)
     return values, bits, photometric, ds
+
+
+def _dicom_ends(ds, bits: int, signed: bool, dtype: np.dtype) -> tuple[float, float]:
+    """The lowest and highest value after the modality LUT of what ``bits`` bits can store
+    (the LUT may be a table, not a line)."""
+    from pydicom.pixels import apply_modality_lut
+
+    ends = np.asarray(apply_modality_lut(np.array(_stored_range(bits, signed), dtype=dtype), ds))
+    return float(ends.min()), float(ends.max())
 
 
 def _has_decoder(syntax) -> bool:

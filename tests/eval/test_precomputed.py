@@ -1,0 +1,179 @@
+"""``outputs=DIR``: another tool's outputs scored by the protocol; method labels."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests.eval.test_evaluate import chest_like
+from xvertfast.cli import main
+from xvertfast.eval.baselines import clahe, parse_method
+from xvertfast.eval.evaluate import evaluate
+from xvertfast.eval.journal import Journal
+from xvertfast.eval.precomputed import PrecomputedOutputs
+from xvertfast.eval.protocol import run_protocol
+from xvertfast.io import ImageReadError, read_image, write_image
+from xvertfast.io.files import InputFile
+from xvertfast.model import XVertNet, XVertNetStage, save_model
+
+METRICS = ["entropy", "tenengrad", "lpc_si"]
+
+
+def scores(out_dir, metrics=METRICS) -> dict[tuple[str, str, str], dict[str, float]]:
+    with open(out_dir / "scores.csv") as f:
+        return {(r["file"], r["roi"], r["method"]): {m: float(r[m]) for m in metrics} for r in csv.DictReader(f)}
+
+
+def inputs_and_clahe_outputs(tmp_path, seed, fmt: str, deep: bool = False):
+    """Input images in in/ and in/sub/, and CLAHE's outputs mirrored under tool/ as ``fmt``."""
+    src, tool = tmp_path / "in", tmp_path / "tool"
+    for k, rel in enumerate(["a.png", "sub/b.png"]):
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        values = chest_like(seed + k, 560, 520)
+        if deep:  # 12 bits in a 16-bit PNG
+            values = (values.astype(np.uint16) * 16 + np.arange(values.shape[1], dtype=np.uint16) % 16)
+        Image.fromarray(values).save(src / rel)
+        rad = read_image(src / rel)
+        ext = {"png8": ".png", "png16": ".png", "tiff": ".tif"}[fmt]
+        (tool / rel).parent.mkdir(parents=True, exist_ok=True)
+        write_image(str(tool / rel).replace(".png", ext), clahe(rad.pixels), fmt=fmt, like=rad)
+    return src, tool
+
+
+@pytest.mark.parametrize("fmt", ["png8", "tiff"])
+def test_outputs_score_exactly_as_the_method_that_wrote_them(tmp_path, seed, fmt):
+    src, tool = inputs_and_clahe_outputs(tmp_path, seed, fmt)
+    out = tmp_path / "r"
+    assert main(["evaluate", str(src), "-o", str(out), "--methods", f"identity,clahe,tool:outputs={tool}",
+                 "--metrics", ",".join(METRICS), "--pictures", "1", "-q"]) == 0  # fmt: skip
+    got = scores(out)
+    files = {k[0] for k in got}
+    assert len(files) == 2
+    for f in files:
+        for roi in ("upper", "lower"):
+            assert got[(f, roi, "tool")] == got[(f, roi, "clahe")]
+            assert got[(f, roi, "tool")] != got[(f, roi, "identity")]
+
+
+def test_a_deep_png_output_is_read_over_its_12_bits(tmp_path, seed):
+    src, tool = inputs_and_clahe_outputs(tmp_path, seed, "png16", deep=True)
+    assert read_image(tool / "a.png").bits_stored == 12
+    out = tmp_path / "r"
+    evaluate([str(src)], str(out), ["clahe", f"tool:outputs={tool}"], METRICS, pictures=0, progress=False,
+             log=lambda m: None)  # fmt: skip
+    got = scores(out)
+    for key, tool_scores in got.items():
+        if key[2] == "tool":
+            # 12-bit storage moves a value by at most 1/8190: a few ROI pixels round to the next grey level
+            assert tool_scores == pytest.approx(got[(key[0], key[1], "clahe")], rel=0.02)
+
+
+def test_locate_follows_enhance_naming(tmp_path):
+    src, tool = tmp_path / "in", tmp_path / "tool"
+    (tool / "s").mkdir(parents=True)
+    for name in ["a.tif", "s/1.2.840.9.dcm", "b.png", "b.tiff", "c.png.txt"]:
+        (tool / name).write_bytes(b"x")
+    method = PrecomputedOutputs(str(tool))
+    assert method.locate(InputFile(str(src / "a.png"), "a.png")) == str(tool / "a.tif")
+    assert method.locate(InputFile(str(src / "s/1.2.840.9"), "s/1.2.840.9")) == str(tool / "s/1.2.840.9.dcm")
+    with pytest.raises(ImageReadError, match="several outputs"):
+        method.locate(InputFile(str(src / "b.dcm"), "b.dcm"))
+    with pytest.raises(ImageReadError, match="no output for it"):
+        method.locate(InputFile(str(src / "c.png"), "c.png"))
+    with pytest.raises(ValueError, match="no such folder"):
+        PrecomputedOutputs(str(tmp_path / "missing"))
+
+
+def test_bad_outputs_fail_their_image_with_the_reason(tmp_path, seed, capsys):
+    src, tool = tmp_path / "in", tmp_path / "tool"
+    src.mkdir()
+    tool.mkdir()
+    cases = {
+        "small": (chest_like(seed)[:300], "must keep the size"),
+        "inverted": (255 - chest_like(seed + 1), "looks inverted"),
+        "float": (chest_like(seed + 2).astype(np.float32), "not in \\[0, 1\\]"),
+        "missing": (None, "no output for it"),
+    }
+    for k, (name, (output, _)) in enumerate(cases.items()):
+        Image.fromarray(chest_like(seed + k)).save(src / f"{name}.png")
+        if output is not None and output.dtype == np.uint8:
+            Image.fromarray(output).save(tool / f"{name}.png")
+        elif output is not None:
+            import tifffile
+
+            tifffile.imwrite(tool / f"{name}.tif", output)
+    Image.fromarray(chest_like(seed + 9)).save(src / "good.png")
+    Image.fromarray(chest_like(seed + 9)).save(tool / "good.png")
+    out = tmp_path / "r"
+    assert main(["evaluate", str(src), "-o", str(out), "--methods", f"identity,outputs={tool}",
+                 "--metrics", "entropy", "--pictures", "0", "-q"]) == 1  # fmt: skip
+    err = capsys.readouterr().err
+    for name, (_, message) in cases.items():
+        line = next(line for line in err.splitlines() if f"{name}.png" in line)
+        assert re.search(message, line), line
+    assert {k[0] for k in scores(out, ["entropy"])} == {str(src / "good.png")}
+    # the inputs' own folder holds no outputs of them
+    with pytest.raises(ImageReadError, match="the input itself"):
+        PrecomputedOutputs(str(src)).locate(InputFile(str(src / "good.png"), "good.png"))
+
+
+def test_a_replaced_output_is_scored_again_on_resume(tmp_path, seed):
+    src, tool = inputs_and_clahe_outputs(tmp_path, seed, "png8")
+    methods = {"tool": PrecomputedOutputs(str(tool))}
+
+    def run():
+        journal = Journal(str(tmp_path / "r"), {"methods": ["tool"]})
+        try:
+            return run_protocol([str(src)], methods, ["entropy"], pictures=0, progress=False, log=lambda m: None,
+                                journal=journal)  # fmt: skip
+        finally:
+            journal.close()
+
+    first = run()
+    assert run().rows == first.rows  # both taken from the journal
+    flat = np.full((560, 520), 128, np.uint8)
+    flat[::2] = 130  # another output, same size
+    os.remove(tool / "a.png")
+    Image.fromarray(flat).save(tool / "a.png")
+    os.utime(tool / "a.png", ns=(1, 1))
+    third = run()
+    changed = {r["file"]: r["entropy"] for r in third.rows}
+    assert changed[str(src / "a.png")] == pytest.approx(1.0)  # two grey levels, half each
+    assert changed[str(src / "sub/b.png")] == {r["file"]: r["entropy"] for r in first.rows}[str(src / "sub/b.png")]
+
+
+def test_parse_method():
+    assert parse_method("clahe") == ("clahe", "clahe", "")
+    assert parse_method("xvertnet=runs/a") == ("xvertnet", "xvertnet", "runs/a")
+    assert parse_method("mine:xvertnet=C:\\runs\\a") == ("mine", "xvertnet", "C:\\runs\\a")
+    assert parse_method("vendor.v2:outputs=/data/x") == ("vendor.v2", "outputs", "/data/x")
+    for bad in ["a b:clahe", "x|y:clahe", ":clahe", "mine:"]:
+        with pytest.raises(ValueError, match="LABEL"):
+            parse_method(bad)
+
+
+def test_labels_compare_two_models_and_keep_what_a_method_is(tmp_path, seed):
+    torch.manual_seed(seed)
+    models = [save_model(XVertNet([XVertNetStage(4, 2)]), tmp_path / f"m{k}",
+                         extra={"training": {"config": {"roi_size": 64}}}) for k in range(2)]  # fmt: skip
+    src = tmp_path / "a.png"
+    Image.fromarray(chest_like(seed)).save(src)
+    out = tmp_path / "r"
+    methods = ["identity", "orig:identity", f"first:xvertnet={models[0]}", f"second:xvertnet={models[1]}"]
+    run, _ = evaluate([str(src)], str(out), methods, ["entropy", "tenengrad"], pictures=1, progress=False,
+                      log=lambda m: None, device="cpu")  # fmt: skip
+    assert run.methods == ["identity", "orig", "first", "second"]
+    got = {(r["roi"], r["method"]): (r["entropy"], r["tenengrad"]) for r in run.rows}
+    for roi in ("upper", "lower"):
+        assert got[(roi, "orig")] == got[(roi, "identity")]  # scored as the original, as stored
+        assert got[(roi, "first")] != got[(roi, "second")]
+    with open(out / "summary.csv") as f:
+        assert {r["compared_to"] for r in csv.DictReader(f) if r["method"] != "first"} == {"first"}
+    with pytest.raises(ValueError, match="give one of two alike a label"):
+        evaluate([str(src)], str(tmp_path / "r2"), ["clahe", "clahe"], ["entropy"], progress=False)

@@ -1,0 +1,93 @@
+"""Another tool's outputs as a method of the evaluation: ``outputs=DIR``.
+
+A vendor's processing, a published method's own code or ``xvertfast enhance --mode full``
+writes its results into a folder; this method finds, for each input, the output that mirrors
+its path there (the same path relative to the folder the input was found in, as ``xvertfast
+enhance`` names its outputs, with any image extension) and hands it to the protocol, which
+scores it on the same ROIs as the methods it runs itself.
+
+An output is read on its own format's scale (:func:`xvertfast.io.read.full_range`: an 8-bit
+value v as v / 255, a 16-bit PNG over the bits its largest value needs, a DICOM over its BitsStored, a float
+TIFF as it is, which must then lie in [0, 1]), not min-max stretched, so the tool's own
+brightness and contrast are what the metrics see.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from xvertfast.io import ImageReadError, read_image
+from xvertfast.io.files import InputFile, image_extension
+from xvertfast.io.read import full_range
+
+__all__ = ["PrecomputedOutputs"]
+
+#: Below this correlation with its input an output is taken for an inverted one (bone dark):
+#: scoring it against the others would compare unlike pictures.
+INVERTED_CORRELATION = -0.5
+
+
+class PrecomputedOutputs:
+    """The method reading each input's output from ``folder``; called with the input's
+    :class:`~xvertfast.io.files.InputFile` as ``source``."""
+
+    kind = "outputs"
+    needs_source = True
+
+    def __init__(self, folder: str):
+        if not os.path.isdir(folder):
+            raise ValueError(f"outputs={folder}: no such folder")
+        self.folder = folder
+        self._listings: dict[str, list[str]] = {}
+
+    def locate(self, source: InputFile) -> str:
+        """The output of ``source``: ``folder/<its relative path>`` with any image extension."""
+        rel_dir, name = os.path.split(source.rel)
+        stem = name[: len(name) - len(image_extension(name))]
+        where = os.path.join(self.folder, rel_dir)
+        if where not in self._listings:
+            try:
+                self._listings[where] = sorted(os.listdir(where))
+            except OSError:
+                self._listings[where] = []
+        found = [n for n in self._listings[where]
+                 if n == name or (image_extension(n) and n[: len(n) - len(image_extension(n))] == stem)]  # fmt: skip
+        if not found:
+            raise ImageReadError(source.path, f"no output for it in {self.folder} (looked for "
+                                 f"{os.path.join(where, stem)}.*)")  # fmt: skip
+        if len(found) > 1:
+            raise ImageReadError(source.path, f"several outputs for it in {where}: {', '.join(found)}")
+        path = os.path.join(where, found[0])
+        if os.path.exists(source.path) and os.path.samefile(path, source.path):
+            raise ImageReadError(source.path, f"outputs={self.folder} holds the input itself, not an output of it")
+        return path
+
+    def __call__(self, pixels: np.ndarray, spine=None, source: InputFile | None = None) -> np.ndarray:
+        if source is None:
+            raise ValueError("outputs=DIR needs the input file to find its output")
+        path = self.locate(source)
+        rad = read_image(path, warn=False)
+        if rad.shape != tuple(np.shape(pixels)):
+            raise ImageReadError(path, f"is {rad.shape[1]}x{rad.shape[0]}, its input {source.path} "
+                                 f"{np.shape(pixels)[1]}x{np.shape(pixels)[0]}: an output must keep the size")  # fmt: skip
+        lo, hi = full_range(rad)
+        values = np.asarray(rad.values, dtype=np.float64)
+        if rad.values.dtype.kind == "f" and rad.source_format != "dicom" and (values.min() < -1e-6 or values.max() > 1 + 1e-6):
+            raise ImageReadError(path, f"float values in [{values.min():.4g}, {values.max():.4g}], not in [0, 1]: "
+                                 "their scale is unknown (write the output as [0, 1] floats or as integers)")  # fmt: skip
+        out = np.clip((values - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+        corr = _correlation(out, pixels)
+        if corr < INVERTED_CORRELATION:
+            raise ImageReadError(path, f"looks inverted against its input {source.path} (correlation {corr:.2f}): "
+                                 "bone should be bright, as in the inputs")  # fmt: skip
+        return out
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation on a subsample (every 4th row and column: enough to see a sign)."""
+    x, y = np.ravel(a[::4, ::4]).astype(np.float64), np.ravel(np.asarray(b)[::4, ::4]).astype(np.float64)
+    x, y = x - x.mean(), y - y.mean()
+    denom = float(np.sqrt((x * x).sum() * (y * y).sum()))
+    return float((x * y).sum() / denom) if denom > 0 else 1.0
