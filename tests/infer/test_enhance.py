@@ -321,6 +321,24 @@ def test_dicom_in_dicom_out(tmp_path, model_dir):
     assert "DERIVED" in list(res.ImageType)
     assert res.DerivationDescription.startswith("XVertNet vertebral contrast enhancement, xvertfast")
     assert "mode spine, brightness network" in res.DerivationDescription
+    # a Secondary Capture image (a CR or DX object would claim acquisition data it lacks), with
+    # the SC equipment module's conversion type and the type 2 attributes present
+    assert res.SOPClassUID == pydicom.uid.SecondaryCaptureImageStorage and res.ConversionType == "WSD"
+    assert res.SourceImageSequence[0].ReferencedSOPClassUID == src.SOPClassUID
+    for keyword in ("PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID",
+                    "AccessionNumber", "InstanceNumber", "PatientOrientation", "SeriesNumber"):  # fmt: skip
+        assert keyword in res, keyword
+
+
+def test_an_extensionless_png_stays_a_png(tmp_path, model_dir, seed):
+    # an extensionless file is taken for DICOM only when its content is DICOM
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.round(chest_like(seed) * 255).astype(np.uint8)).save(src / "IMG0001", format="PNG")
+    out = tmp_path / "o"
+    assert main(["enhance", str(src), "-o", str(out), "--model", str(model_dir), "-q"]) == 0
+    assert [p.name for p in out.iterdir() if not p.name.startswith(".")] == ["IMG0001.png"]
+    assert read_image(out / "IMG0001.png").source_format == "png"
 
 
 def test_a_pacs_export_named_by_uids(tmp_path, model_dir):

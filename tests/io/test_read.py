@@ -425,3 +425,124 @@ def test_full_range_is_the_formats_own_scale(tmp_path, seed):
     assert full_range(read_image(tmp_path / "b.png")) == (0.0, 255.0)
     tifffile.imwrite(tmp_path / "f.tif", (values / 4096).astype(np.float32))
     assert full_range(read_image(tmp_path / "f.tif")) == (0.0, 1.0)
+
+
+def _with_raw_element(path, tag: int, vr: str, value: bytes):
+    """Rewrites a DICOM file with one element's bytes as given, past pydicom's value checks."""
+    import pydicom
+    from pydicom.dataelem import RawDataElement
+    from pydicom.tag import Tag
+
+    ds = pydicom.dcmread(path)
+    ds[tag] = RawDataElement(Tag(tag), vr, len(value), value, 0, False, True)
+    ds.save_as(path)
+
+
+@pytest.mark.parametrize("slope, match", [(b"1,5 ", "RescaleSlope"), (b"", "RescaleSlope")])
+def test_dicom_malformed_rescale_is_the_files_error(tmp_path, seed, slope, match):
+    values = np.random.default_rng(seed).integers(0, 4096, size=(16, 16)).astype(np.uint16)
+    make_dicom(tmp_path / "a.dcm", values)
+    _with_raw_element(tmp_path / "a.dcm", 0x00281053, "DS", slope)
+    with pytest.raises(ImageReadError, match=match) as info:
+        read_image(tmp_path / "a.dcm", warn=False)
+    assert str(tmp_path / "a.dcm") in str(info.value)
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR IS")
+def test_dicom_non_numeric_frame_count_is_named(tmp_path, seed):
+    values = np.random.default_rng(seed).integers(0, 4096, size=(16, 16)).astype(np.uint16)
+    make_dicom(tmp_path / "a.dcm", values)
+    _with_raw_element(tmp_path / "a.dcm", 0x00280008, "IS", b"ab")
+    with pytest.raises(ImageReadError, match="NumberOfFrames is not a number"):
+        read_image(tmp_path / "a.dcm", warn=False)
+
+
+@pytest.mark.parametrize("implicit", [True, False])
+@pytest.mark.parametrize("name", ["raw.dcm", "1.2.3.4"])
+def test_dicom_data_set_without_preamble_or_file_meta(tmp_path, seed, implicit, name):
+    import pydicom
+
+    values = np.random.default_rng(seed).integers(0, 4096, size=(12, 10)).astype(np.uint16)
+    ds = make_dicom(tmp_path / "full.dcm", values)
+    del ds.file_meta
+    path = tmp_path / name
+    ds.save_as(path, implicit_vr=implicit, little_endian=True, enforce_file_format=False)
+    assert open(path, "rb").read(2) == b"\x08\x00" and b"DICM" not in open(path, "rb").read(140)
+    im = read_image(path, warn=False)
+    assert im.source_format == "dicom"
+    np.testing.assert_array_equal(im.values, values)
+    assert pydicom.dcmread(tmp_path / "full.dcm").SOPInstanceUID == im.meta.SOPInstanceUID
+
+
+def test_a_text_file_named_dcm_is_not_dicom(tmp_path):
+    (tmp_path / "report.dcm").write_text("Findings: no acute disease.\n" * 10)
+    with pytest.raises(ImageReadError, match="not DICOM"):
+        read_image(tmp_path / "report.dcm")
+
+
+@pytest.mark.parametrize("photometric", ["MONOCHROME2", "MONOCHROME1"])
+def test_dicom_padding_is_left_out_of_the_range(tmp_path, seed, photometric):
+    rng = np.random.default_rng(seed)
+    values = rng.integers(100, 3001, size=(20, 24)).astype(np.uint16)
+    values[0, 0], values[0, 1] = 100, 3000
+    padded = values.copy()
+    padded[:, :4] = 0xFFFF  # the collimated border
+    make_dicom(tmp_path / "p.dcm", padded, photometric=photometric, bits=16)
+    _with_raw_element(tmp_path / "p.dcm", 0x00280120, "US", (0xFFFF).to_bytes(2, "little"))
+    im = read_image(tmp_path / "p.dcm", warn=False)
+    body = values[:, 4:].astype(np.float64)
+    if photometric == "MONOCHROME1":
+        body = 65535 - body
+    np.testing.assert_allclose(im.pixels[:, 4:], (body - body.min()) / (body.max() - body.min()), atol=1e-6)
+    assert (im.pixels[:, :4] == 0).all()  # padding shows as the darkest anatomy
+    assert any("80 padding pixels" in n for n in im.notes)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("kind", ["tiff", "png-exif"])
+def test_orientation_tags_turn_the_image_upright(tmp_path, orientation, kind):
+    import tifffile
+
+    stored = (np.arange(12, dtype=np.uint8).reshape(3, 4) * 10 + 5)
+    ops = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+           5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+           8: Image.Transpose.ROTATE_90}  # fmt: skip
+    upright = stored if orientation == 1 else np.asarray(Image.fromarray(stored).transpose(ops[orientation]))
+    if kind == "tiff":
+        path = tmp_path / "o.tif"
+        tifffile.imwrite(path, stored, extratags=[(0x0112, "H", 1, orientation, True)])
+    else:
+        path = tmp_path / "o.png"
+        im = Image.fromarray(stored)
+        exif = im.getexif()
+        exif[0x0112] = orientation
+        im.save(path, exif=exif)
+    got = read_image(path, warn=False)
+    np.testing.assert_array_equal(got.values, upright)
+    assert any("Orientation" in n for n in got.notes) == (orientation != 1)
+
+
+def test_one_bit_white_is_zero_tiff(tmp_path):
+    import tifffile
+
+    bits = np.zeros((8, 8), bool)
+    bits[2:5, 3:6] = True
+    tifffile.imwrite(tmp_path / "b.tif", bits, photometric="miniswhite")
+    im = read_image(tmp_path / "b.tif")
+    np.testing.assert_array_equal(im.pixels, (~bits).astype(np.float32))  # set bits are black
+
+
+def test_sixteen_bit_colour_png_says_it_is_read_at_8_bits(tmp_path):
+    # Pillow decodes 16-bit colour PNGs at 8 bits: the loss is said, not silent
+    raw = np.zeros((4, 4, 3), ">u2")
+    raw[..., :] = (np.arange(16).reshape(4, 4) * 257)[..., None]
+    rows = b"".join(b"\x00" + raw[i].tobytes() for i in range(4))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 16, 2, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))  # fmt: skip
+    (tmp_path / "c.png").write_bytes(png)
+    im = read_image(tmp_path / "c.png", warn=False)
+    assert any("16-bit colour PNG: decoded at 8 bits" in n for n in im.notes)

@@ -32,6 +32,7 @@ from xvertfast import __version__
 from xvertfast.io import ImageReadError, Radiograph, read_image, require_content, write_image
 from xvertfast.io.errors import ImageWriteError
 from xvertfast.io.files import discover, image_extension, output_path
+from xvertfast.io.read import sniff_format
 from xvertfast.io.write import FORMAT_EXTENSIONS, WRITE_FORMATS, atomic_write, remove_stale_parts
 from xvertfast.model.persistence import fingerprint
 from xvertfast.preprocess import image_warnings
@@ -90,6 +91,8 @@ class BatchSummary:
 
 def _same_format(path: str) -> str:
     ext = image_extension(path).lower()  # "" also for a UID-named DICOM file (1.2.840....320)
+    if not ext:  # archives name DICOM files so, but the content decides (an extensionless PNG stays one)
+        ext = {"tiff": ".tif", "png": ".png", "jpeg": ".jpg"}.get(sniff_format(path), "")
     if ext in (".tif", ".tiff"):
         return "tiff"
     if ext in (".dcm", ".dicom", ""):

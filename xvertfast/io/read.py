@@ -16,7 +16,7 @@ import numpy as np
 from xvertfast.io.errors import ImageReadError
 from xvertfast.io.radiograph import Radiograph
 
-__all__ = ["read_image", "require_content", "full_range", "DEFAULT_MAX_PIXELS", "JSRT_SHAPE", "MIN_SIDE"]
+__all__ = ["read_image", "require_content", "full_range", "sniff_format", "DEFAULT_MAX_PIXELS", "JSRT_SHAPE", "MIN_SIDE"]
 
 #: Largest image accepted (pixels); a 4300 x 4300 flat-panel radiograph is 18.5 M.
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -40,6 +40,8 @@ def _sniff(path: str, head: bytes, size: int) -> str:
         return "tiff"
     if len(head) >= 132 and head[128:132] == b"DICM":
         return "dicom"
+    if head[:2] in (b"\x02\x00", b"\x08\x00") and (head[4:6].isalpha() or head[6:8] == b"\x00\x00"):
+        return "dicom"  # a raw data set (no preamble): group 2 or 8 first, an explicit VR or a 4-byte length
     ext = os.path.splitext(path)[1].lower()
     if ext == ".img" and size == JSRT_SHAPE[0] * JSRT_SHAPE[1] * 2:
         return "jsrt"
@@ -53,6 +55,18 @@ def _sniff(path: str, head: bytes, size: int) -> str:
         raise ImageReadError(path, f"named like a {expected.upper()} file but its content is not one "
                              f"(it starts with {head[:8]!r})")  # fmt: skip
     raise ImageReadError(path, "unrecognised image format (not PNG, TIFF, JPEG, DICOM or raw JSRT .IMG)")
+
+
+def sniff_format(path: str) -> str | None:
+    """The format of a file by its content ("png", "tiff", "jpeg", "dicom", "jsrt"), or None
+    when it cannot be read or is none of them: what an extensionless file holds."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(132)
+        return _sniff(path, head, size)
+    except (OSError, ImageReadError):
+        return None
 
 
 def _check_pixels(path: str, h: int, w: int, max_pixels: int) -> None:
@@ -73,6 +87,17 @@ def _luminance_note(notes: list[str], path: str, mode: str) -> None:
     notes.append(f"{path}: {mode} image converted to luminance (grayscale)")
 
 
+#: The EXIF / TIFF Orientation tag: how the stored rows and columns are to be turned for display.
+_ORIENTATION = 0x0112
+
+
+def _png_depth_and_colour(path: str) -> tuple[int, int]:
+    """A PNG's bit depth and colour type, from its IHDR chunk."""
+    with open(path, "rb") as f:
+        head = f.read(26)
+    return (head[24], head[25]) if len(head) == 26 and head[12:16] == b"IHDR" else (0, 0)
+
+
 def _read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
     from PIL import Image
 
@@ -80,6 +105,15 @@ def _read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
         with Image.open(path) as im:
             _check_pixels(path, im.height, im.width, max_pixels)
             mode = im.mode
+            if fmt == "png" and _png_depth_and_colour(path) in ((16, 2), (16, 4), (16, 6)):
+                notes.append(f"{path}: 16-bit colour PNG: decoded at 8 bits (the decoder keeps only the high "
+                             "byte of colour samples); save it as 16-bit greyscale to keep the depth")  # fmt: skip
+            orientation = im.getexif().get(_ORIENTATION, 1)
+            if orientation not in (1, None):
+                from PIL import ImageOps
+
+                im = ImageOps.exif_transpose(im)
+                notes.append(f"{path}: turned upright as its EXIF Orientation ({orientation}) says")
             if mode in ("RGB", "RGBA", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "LA", "La"):
                 _luminance_note(notes, path, "palette" if mode.startswith("P") else mode)
                 im = im.convert("L")
@@ -118,6 +152,8 @@ def _read_tiff(path: str, max_pixels: int, notes: list[str]):
                 notes.append(f"{path}: TIFF has {len(tif.pages)} pages; reading the first")
             white_is_zero = flip = int(page.photometric) == 0  # MINISWHITE
             compression = getattr(page.compression, "name", str(page.compression))
+            tag = page.tags.get(_ORIENTATION)
+            orientation = int(tag.value) if tag is not None else 1
             try:
                 values = page.asarray()
             except (KeyError, ValueError, RuntimeError) as exc:
@@ -136,6 +172,11 @@ def _read_tiff(path: str, max_pixels: int, notes: list[str]):
         values = (rgb @ np.array([0.299, 0.587, 0.114])).astype(np.float32)
     if values.ndim != 2:
         raise ImageReadError(path, f"expected a single-channel image, decoded shape {values.shape}")
+    if values.dtype == bool:  # 1-bit pages: as Pillow gives them, 0 and 255
+        values = values.astype(np.uint8) * 255
+    if orientation != 1 and orientation in _UPRIGHT:
+        values = np.ascontiguousarray(_UPRIGHT[orientation](values))
+        notes.append(f"{path}: turned upright as its TIFF Orientation ({orientation}) says")
     if values.dtype.kind == "f":
         bad = int(np.count_nonzero(~np.isfinite(values)))
         if bad:
@@ -150,6 +191,19 @@ def _read_tiff(path: str, max_pixels: int, notes: list[str]):
     if flip:
         values = _invert(values, bits)
     return values, bits, "MONOCHROME1" if white_is_zero else "MONOCHROME2", info
+
+
+#: TIFF Orientation -> the turn that shows the stored rows as meant (the tag names where row 0
+#: and column 0 lie: 3 bottom-right, 6 right-top, ...; as Pillow's exif_transpose applies them).
+_UPRIGHT = {
+    2: np.fliplr,
+    3: lambda v: np.rot90(v, 2),
+    4: np.flipud,
+    5: np.transpose,
+    6: lambda v: np.rot90(v, -1),
+    7: lambda v: np.rot90(v, 2).T,
+    8: lambda v: np.rot90(v, 1),
+}
 
 
 def _stored_range(bits: int, signed: bool) -> tuple[int, int]:
@@ -217,13 +271,21 @@ def _read_dicom(path: str, max_pixels: int, notes: list[str]):
     except Exception as exc:
         raise ImageReadError(path, f"cannot parse DICOM: {exc}") from None
     if "PixelData" not in ds and "FloatPixelData" not in ds:
+        if not any(tag.group in (0x0008, 0x0010, 0x0020, 0x0028) for tag in ds.keys()):
+            raise ImageReadError(path, "not DICOM: no DICM marker and no DICOM elements")
         raise ImageReadError(path, "DICOM file has no pixel data (not an image, e.g. a report)")
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    frames = _dicom_int(ds, "NumberOfFrames", 1, path)
     if frames > 1:
         raise ImageReadError(path, f"multi-frame DICOM ({frames} frames): expected one radiograph")
-    rows, cols = int(ds.get("Rows", 0)), int(ds.get("Columns", 0))
+    rows, cols = _dicom_int(ds, "Rows", 0, path), _dicom_int(ds, "Columns", 0, path)
     _check_pixels(path, rows, cols, max_pixels)
-    syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    meta = getattr(ds, "file_meta", None)
+    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    if syntax is None:  # a raw data set (no file meta): its encoding is what pydicom read it in
+        syntax = _syntax_of_raw(ds)
+        if syntax is not None:
+            ds.file_meta = meta if meta is not None else pydicom.dataset.FileMetaDataset()
+            ds.file_meta.TransferSyntaxUID = syntax
     try:
         arr = ds.pixel_array
     except Exception as exc:
@@ -232,22 +294,68 @@ def _read_dicom(path: str, max_pixels: int, notes: list[str]):
             raise ImageReadError(path, f"compressed transfer syntax '{name}' needs a decoder: "
                                  "pip install 'xvertfast[dicom-codecs]' (pylibjpeg, python-gdcm)") from None  # fmt: skip
         raise ImageReadError(path, f"cannot decode DICOM pixel data ({name}): truncated or corrupt? ({exc})") from None
-    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    samples = _dicom_int(ds, "SamplesPerPixel", 1, path)
     if samples == 3 and arr.ndim == 3:
         _luminance_note(notes, path, "RGB")
         arr = (arr[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])).astype(np.float32)
     if arr.ndim != 2:
         raise ImageReadError(path, f"expected a single-frame grayscale image, decoded shape {arr.shape}")
-    bits = int(ds.get("BitsStored", 8 * arr.dtype.itemsize))
+    bits = _dicom_int(ds, "BitsStored", 8 * arr.dtype.itemsize, path)
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip()
-    values = apply_modality_lut(arr, ds)
+    signed = _dicom_int(ds, "PixelRepresentation", 0, path) == 1 and arr.dtype.kind == "i"
+    try:
+        values = apply_modality_lut(arr, ds)
+        lo, hi = _dicom_ends(ds, bits, signed, arr.dtype)
+    except Exception as exc:  # a malformed RescaleSlope ("1,5"), an empty one, a broken LUT
+        found = ", ".join(f"{k} {ds.get(k)!r}" for k in ("RescaleSlope", "RescaleIntercept") if k in ds)
+        raise ImageReadError(path, f"cannot apply its modality LUT / rescale ({found or 'Modality LUT Sequence'}): "
+                             f"{exc}") from None  # fmt: skip
     if photometric == "MONOCHROME1":
         # MONOCHROME1 describes the values after the modality LUT, so they are flipped there,
         # within the image of the stored range (the LUT may be a table, not a line).
-        signed = int(ds.get("PixelRepresentation", 0) or 0) == 1 and arr.dtype.kind == "i"
-        lo, hi = _dicom_ends(ds, bits, signed, arr.dtype)
         values = lo + hi - np.asarray(values, dtype=np.float64)
+    padding = _padding_mask(ds, arr, path)
+    if padding is not None:
+        # padding marks pixels outside the exposed field (PS3.3 C.7.5.1.1.2): left in, its
+        # extreme value would squeeze the anatomy into a sliver of the min-max range
+        values = np.array(values)  # a copy: pydicom may hand back the decoded array itself
+        values[padding] = values[~padding].min()
+        notes.append(f"{path}: {int(padding.sum())} padding pixels (PixelPaddingValue) set to the image's "
+                     "darkest value")  # fmt: skip
     return values, bits, photometric, ds
+
+
+def _dicom_int(ds, keyword: str, default: int, path: str) -> int:
+    """An integer attribute, or the file's own error naming it when it is not one."""
+    value = ds.get(keyword, default)
+    try:
+        return int(value if value not in (None, "") else default)
+    except (TypeError, ValueError):
+        raise ImageReadError(path, f"DICOM {keyword} is not a number: {value!r}") from None
+
+
+def _syntax_of_raw(ds):
+    """The transfer syntax a data set without file meta was read in, from its encoding."""
+    from pydicom import uid
+
+    implicit, little = getattr(ds, "original_encoding", (None, None))
+    if implicit is None:
+        return None
+    if implicit:
+        return uid.ImplicitVRLittleEndian
+    return uid.ExplicitVRLittleEndian if little else uid.ExplicitVRBigEndian
+
+
+def _padding_mask(ds, arr: np.ndarray, path: str) -> np.ndarray | None:
+    """The stored pixels that are padding (PixelPaddingValue, up to PixelPaddingRangeLimit), or
+    None where there is none to mask (no padding, or nothing else left)."""
+    if "PixelPaddingValue" not in ds or arr.dtype.kind not in "iu":
+        return None
+    first = _dicom_int(ds, "PixelPaddingValue", 0, path)
+    limit = _dicom_int(ds, "PixelPaddingRangeLimit", first, path) if "PixelPaddingRangeLimit" in ds else first
+    lo, hi = min(first, limit), max(first, limit)
+    mask = (arr >= lo) & (arr <= hi)
+    return mask if mask.any() and not mask.all() else None
 
 
 def _dicom_ends(ds, bits: int, signed: bool, dtype: np.dtype) -> tuple[float, float]:
@@ -269,7 +377,7 @@ def _has_decoder(syntax) -> bool:
         return False
 
 
-def _read_jsrt(path: str, max_pixels: int):
+def _read_jsrt(path: str, max_pixels: int, notes: list[str]):
     _check_pixels(path, JSRT_SHAPE[0], JSRT_SHAPE[1], max_pixels)
     raw = np.fromfile(path, dtype=">u2").reshape(JSRT_SHAPE)
     values = _invert(np.minimum(raw, (1 << JSRT_BITS) - 1).astype(np.uint16), JSRT_BITS)
@@ -314,14 +422,18 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
         width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
         _check_pixels(p, height, width, max_pixels)
     notes: list[str] = []
-    if fmt in ("png", "jpeg"):
-        values, bits, photo, meta = _read_pillow(p, fmt, max_pixels, notes)
-    elif fmt == "tiff":
-        values, bits, photo, meta = _read_tiff(p, max_pixels, notes)
-    elif fmt == "dicom":
-        values, bits, photo, meta = _read_dicom(p, max_pixels, notes)
-    else:
-        values, bits, photo, meta = _read_jsrt(p, max_pixels)
+    try:
+        if fmt in ("png", "jpeg"):
+            values, bits, photo, meta = _read_pillow(p, fmt, max_pixels, notes)
+        else:
+            reader = {"tiff": _read_tiff, "dicom": _read_dicom, "jsrt": _read_jsrt}[fmt]
+            values, bits, photo, meta = reader(p, max_pixels, notes)
+    except ImageReadError:
+        raise
+    except MemoryError:
+        raise ImageReadError(p, "not enough memory to decode it") from None
+    except Exception as exc:  # a decoder tripping over malformed content: the file's problem, named as such
+        raise ImageReadError(p, f"cannot decode {fmt.upper()}: {type(exc).__name__}: {exc}") from None
     if photometric is not None:
         if photometric not in ("MONOCHROME1", "MONOCHROME2"):
             raise ValueError(f"photometric must be 'MONOCHROME1' or 'MONOCHROME2', got {photometric!r}")

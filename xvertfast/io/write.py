@@ -111,6 +111,12 @@ def _ascii(text: str) -> str:
     return text.encode("ascii", "backslashreplace").decode("ascii")
 
 
+#: Type 2 attributes of the Secondary Capture image's modules (patient, study, series, image):
+#: a conformant file has them, empty where nothing is known.
+_SC_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+             "ReferringPhysicianName", "StudyID", "AccessionNumber", "InstanceNumber", "PatientOrientation")  # fmt: skip
+
+
 def _write_dicom(tmp: str, unit: np.ndarray, bits: int, like: Radiograph | None, description: str | None) -> None:
     import pydicom
     from pydicom.dataset import FileMetaDataset
@@ -130,12 +136,19 @@ def _write_dicom(tmp: str, unit: np.ndarray, bits: int, like: Radiograph | None,
                         "InstanceNumber", "PatientOrientation", "ImageLaterality", "Laterality"):  # fmt: skip
             if keyword in src:
                 setattr(ds, keyword, src[keyword].value)
-        sop_class = src.get("SOPClassUID", SecondaryCaptureImageStorage)
     else:
-        ds.PatientName, ds.PatientID, ds.StudyInstanceUID = "", "", generate_uid()
+        ds.StudyInstanceUID = generate_uid()
+    if "Modality" not in ds:
         ds.Modality = "OT"
-        sop_class = SecondaryCaptureImageStorage
-    ds.SOPClassUID = sop_class
+    for keyword in _SC_TYPE2:  # required, may be empty: present even where the source lacks them
+        if keyword not in ds:
+            setattr(ds, keyword, None)
+    # Secondary Capture whatever the source's class: a CR or DX object would have to carry its
+    # acquisition modules (DX: presentation intent, rescale type, ...), which a derived image
+    # cannot truthfully fill in
+    ds.SOPClassUID = SecondaryCaptureImageStorage
+    ds.ConversionType = "WSD"  # workstation
+    ds.SecondaryCaptureDeviceManufacturer = "xvertfast"
     ds.SOPInstanceUID = generate_uid()
     ds.SeriesInstanceUID = generate_uid()
     ds.SeriesNumber = None  # present, empty (type 2): the derived series has no number of its own
@@ -146,7 +159,7 @@ def _write_dicom(tmp: str, unit: np.ndarray, bits: int, like: Radiograph | None,
     ds.DerivationDescription = _ascii(description or "XVertNet vertebral contrast enhancement (xvertfast)")[:1024]  # ST
     if src is not None and "SOPInstanceUID" in src:
         ref = pydicom.Dataset()
-        ref.ReferencedSOPClassUID = src.get("SOPClassUID", sop_class)
+        ref.ReferencedSOPClassUID = src.get("SOPClassUID", SecondaryCaptureImageStorage)
         ref.ReferencedSOPInstanceUID = src.SOPInstanceUID
         ds.SourceImageSequence = [ref]
     ds.Rows, ds.Columns = unit.shape
