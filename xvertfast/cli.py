@@ -47,20 +47,27 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
         summary = enhancer.enhance_files(args.inputs, args.output, fmt=args.format, overwrite=args.overwrite,
                                          workers=args.workers, report=args.report, progress=not args.quiet,
                                          log=lambda msg: print(msg, file=sys.stderr), preview=args.preview)  # fmt: skip
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+    except (ValueError, OSError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if not summary.found:
+        print(f"error: no image files found in {', '.join(args.inputs)} (PNG, TIFF, JPEG, DICOM, JSRT .IMG)",
+              file=sys.stderr)  # fmt: skip
+        return 1
     print(summary.line())
     for rec in summary.warned:  # repeated here: on a long job the first mention has scrolled away
         for warning in rec.warnings:
             print(f"  warning: {warning}", file=sys.stderr)
     for rec in summary.failed:
         print(f"  failed: {rec.error}", file=sys.stderr)
-    if args.report:
-        print(f"report: {args.report}")
+    if summary.report:
+        print(f"report: {summary.report}")
     if summary.preview:
         print(f"preview: {summary.preview}")
-    return 1 if summary.failed else 0
+    if summary.stopped:
+        print(f"stopped early: {summary.stopped}; the same command resumes where this one stopped", file=sys.stderr)
+        return 130 if summary.stopped == "interrupted" else 1
+    return 1 if summary.failed or (args.report and not summary.report) else 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -228,13 +235,18 @@ mirroring the input folders.
   --brightness original   the network's detail on the original's large-scale
                           brightness (not the papers' method; for viewing)
 
-Outputs are written atomically: an existing output is complete, and a rerun
-skips it (resume after an interruption) unless --overwrite. Bad files are
-reported and skipped; the exit code is 1 if any failed. OUT_DIR/.xvertfast-enhance.json
-records the model, mode, brightness and format, and a rerun with other settings is refused.
+Outputs are written atomically and recorded in OUT_DIR's ledger: after an
+interruption (Ctrl-C, a kill, a full disk) the same command skips what is done
+and does the rest; an input changed since is done again. A file in OUT_DIR that
+xvertfast did not write is never taken for an output nor replaced, even with
+--overwrite. OUT_DIR records the model, mode, brightness, format and precision,
+and a rerun with other settings is refused (--overwrite redoes the outputs). OUT_DIR
+is not searched for inputs, and one job at a time may write into it. Bad files are
+reported and skipped. Exit code: 0 all done, 1 some failed (or nothing was found),
+2 the job could not start, 130 interrupted.
 --format same keeps each input's kind: 8-bit PNG/JPEG -> 8-bit PNG, deeper PNG ->
 16-bit PNG at the source's bit depth, TIFF -> float TIFF, DICOM -> derived DICOM
-(patient and study kept, new series).""",
+(a Secondary Capture image: patient and study kept, new series).""",
     )
     _add_job_arguments(enh, "OUT_DIR", "output folder")
     enh.add_argument("--model", default="default", metavar="PATH|default",
@@ -253,8 +265,9 @@ records the model, mode, brightness and format, and a rerun with other settings 
     enh.add_argument("--batch-size", type=int, default=8, help="ROI tiles per network call (default: %(default)s)")
     enh.add_argument("--workers", type=int, default=None,
                      help="threads decoding+preprocessing, and as many encoding+writing (default: half the "
-                     "CPUs, 1 to 4: the WLS solver and the network already use every core)")
-    enh.add_argument("--overwrite", action="store_true", help="redo files whose outputs exist")
+                     "CPUs, 1 to 4: the WLS solver and the network already use every core; at most 64)")
+    enh.add_argument("--overwrite", action="store_true",
+                     help="redo the outputs this job already wrote (with new settings, say)")
     enh.add_argument("--report", metavar="RUN_JSON", help="write per-file status and timings to this JSON file")
     enh.add_argument("--preview", metavar="PNG",
                      help="draw 8 inputs beside their outputs, spread over the job, into this PNG: a first look "
@@ -423,6 +436,9 @@ def main(argv: list[str] | None = None) -> int:
     previous, warnings.showwarning = warnings.showwarning, _show_warning
     try:
         return int(args.func(args) or 0)
+    except KeyboardInterrupt:  # outside a job's own handling (loading a model, training): no traceback
+        print("\ninterrupted", file=sys.stderr)
+        return 130
     finally:
         warnings.showwarning = previous  # main() also runs inside other programs (tests, notebooks)
 

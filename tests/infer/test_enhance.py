@@ -20,6 +20,7 @@ from xvertfast.cli import main
 from xvertfast.infer import Enhancer
 from xvertfast.infer.backends import StageBackend
 from xvertfast.infer.batch import JOB_FILE
+from xvertfast.infer.job_folder import JOB_STATE_FILES
 from xvertfast.io import read_image
 from xvertfast.model import XVertNet, XVertNetStage, save_model
 
@@ -242,7 +243,10 @@ def make_inputs(root, seed: int, n_good: int = 2):
 
 
 def files_under(folder) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    """The files a job left in ``folder`` besides its own state (settings, ledger, lock), which it always keeps."""
+    assert all((folder / name).is_file() for name in JOB_STATE_FILES)
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name not in JOB_STATE_FILES}  # fmt: skip
 
 
 def test_cli_end_to_end(tmp_path, model_dir, seed, capsys):
@@ -254,11 +258,11 @@ def test_cli_end_to_end(tmp_path, model_dir, seed, capsys):
     captured = capsys.readouterr()
     assert "3 done, 0 skipped, 4 failed" in captured.out
     lines = captured.err.splitlines()
-    for name, problem in (("empty.png", "empty file"), ("text.dcm", "no pixel data"), ("flat.png", "constant image"),
+    for name, problem in (("empty.png", "empty file"), ("text.dcm", "not DICOM"), ("flat.png", "constant image"),
                           ("cut.png", "truncated or corrupt")):  # fmt: skip
         assert any(f"{src / name}: " in line and problem in line for line in lines), (name, captured.err)
     made = files_under(out)
-    assert sorted(made) == sorted([JOB_FILE, "good0.png", "good1.png", "sub/deep.png"])  # no partial files
+    assert sorted(made) == sorted(["good0.png", "good1.png", "sub/deep.png"])  # no partial files
     good = np.asarray(Image.open(out / "good0.png"))
     assert good.dtype == np.uint8 and good.shape == (256, 240)  # 8-bit in, 8-bit out
     job = json.loads((out / JOB_FILE).read_text())["settings"]
@@ -272,7 +276,7 @@ def test_cli_end_to_end(tmp_path, model_dir, seed, capsys):
     assert {os.path.basename(r["input"]): r["status"] for r in body["files"]}["cut.png"] == "failed"
     assert all(r["seconds"]["infer"] >= 0 for r in body["files"] if r["status"] == "done")
 
-    before = {k: os.stat(out / k).st_mtime_ns for k in made if k != JOB_FILE}
+    before = {k: os.stat(out / k).st_mtime_ns for k in made}
     assert main(args) == 1
     assert "0 done, 3 skipped, 4 failed" in capsys.readouterr().out  # resumed: nothing redone
     assert before == {k: os.stat(out / k).st_mtime_ns for k in before}
@@ -280,7 +284,8 @@ def test_cli_end_to_end(tmp_path, model_dir, seed, capsys):
     assert "3 done, 0 skipped" in capsys.readouterr().out
     for other in (["--mode", "full"], ["--brightness", "original"]):
         assert main(args + other) == 2  # other settings into the same folder: refused
-        assert "another enhancement job" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert "with other settings" in err and f"-> '{other[1]}'" in err  # says which one differs
 
 
 def test_full_mode_and_formats(tmp_path, model_dir, seed, capsys):
@@ -395,7 +400,7 @@ def test_outputs_never_leave_the_output_folder(tmp_path, model_dir, seed):
     finally:
         os.chdir(cwd)
     assert code == 0
-    assert sorted(files_under(out)) == sorted([JOB_FILE, "secret.png"])  # one input, written inside
+    assert sorted(files_under(out)) == ["secret.png"]  # one input, written inside
     assert sorted(os.listdir(tmp_path / "a")) == ["b", "secret.png"]  # the input itself untouched
 
 

@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from xvertfast.io.files import discover, image_extension, output_path
+from xvertfast.io import ImageReadError
+from xvertfast.io.files import discover, image_extension, output_path, read_input
 
 
 def test_discover_lists_and_duplicates(tmp_path):
@@ -43,3 +44,55 @@ def test_dicom_named_by_uid_is_found_and_keeps_its_whole_name(tmp_path):
                                            ("c.txt", ""), ("d.tar.dcm", ".dcm")])  # fmt: skip
 def test_image_extension(name, ext):
     assert image_extension(name) == ext
+
+
+def test_listed_files_keep_their_folders_apart(tmp_path):
+    # a PACS export reuses names across folders: listed files mirror their paths below the
+    # deepest folder holding them all, so their outputs do not collide
+    for d in ("arch/p1", "arch/p2"):
+        (tmp_path / d).mkdir(parents=True)
+        (tmp_path / d / "IM0001.png").write_bytes(b"x")
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{tmp_path / 'arch/p1/IM0001.png'}\r\n{tmp_path / 'arch/p2/IM0001.png'}\tMONOCHROME1\r\n")
+    found = discover([f"@{listing}"])
+    assert [(f.rel, f.photometric) for f in found] == [("p1/IM0001.png", None), ("p2/IM0001.png", "MONOCHROME1")]
+    single = tmp_path / "one.txt"
+    single.write_text(f"{tmp_path / 'arch/p1/IM0001.png'}\n")
+    assert [f.rel for f in discover([f"@{single}"])] == ["IM0001.png"]
+
+
+def test_excluded_folders_are_not_searched(tmp_path):
+    (tmp_path / "out" / "deeper").mkdir(parents=True)
+    for name in ("a.png", "out/a.png", "out/deeper/b.png"):
+        (tmp_path / name).write_bytes(b"x")
+    assert [f.rel for f in discover([str(tmp_path)], exclude=[str(tmp_path / "out")])] == ["a.png"]
+    assert len(discover([str(tmp_path)])) == 3
+
+
+def test_linked_folders_are_followed_once_and_loops_end(tmp_path):
+    (tmp_path / "arch" / "s").mkdir(parents=True)
+    (tmp_path / "arch" / "s" / "a.png").write_bytes(b"x")
+    (tmp_path / "in").mkdir()
+    os.symlink(tmp_path / "arch", tmp_path / "in" / "linked")
+    os.symlink(tmp_path / "in", tmp_path / "arch" / "s" / "back")  # a loop
+    assert [f.rel for f in discover([str(tmp_path / "in")])] == [os.path.join("linked", "s", "a.png")]
+
+
+def test_a_folder_that_cannot_be_searched_is_reported(tmp_path, monkeypatch):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "1.png").write_bytes(b"x")
+    (tmp_path / "b" / "2.png").write_bytes(b"x")
+    scandir = os.scandir
+
+    def denied(path="."):
+        if os.path.basename(os.fspath(path)) == "b":  # chmod 000 does not stop root: fail as it would
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", denied)
+    found = discover([str(tmp_path)])
+    assert [f.rel for f in found] == [os.path.join("a", "1.png"), "b"]
+    assert found[1].problem.startswith("folder cannot be searched (Permission denied)")
+    with pytest.raises(ImageReadError, match="folder cannot be searched"):
+        read_input(found[1])

@@ -84,7 +84,7 @@ def test_an_output_outside_the_folder_fails_that_file_only(tmp_path, monkeypatch
         Image.fromarray(radiograph_like(seed)).save(tmp_path / name)
     # discover() never gives such a relative path; the guard behind it must hold anyway
     found = [InputFile(str(tmp_path / "secret.png"), "../secret.png"), InputFile(str(tmp_path / "fine.png"), "fine.png")]
-    monkeypatch.setattr(module, "discover", lambda inputs: found)
+    monkeypatch.setattr(module, "discover", lambda inputs, exclude=(): found)
     summary = preprocess_files(["ignored"], str(tmp_path / "out"), progress=False, log=lambda m: None)
     assert [os.path.basename(p) for p in summary.done] == ["fine.png"]
     ((path, reason),) = summary.failed

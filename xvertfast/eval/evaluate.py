@@ -51,7 +51,7 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
     journal = Journal(out_dir, _settings(methods, built, metrics, centres, enhancer_kwargs), restart)
     try:
         run = run_protocol(inputs, built, list(metrics), centres, pictures=pictures, progress=progress, log=log,
-                           journal=journal)  # fmt: skip
+                           journal=journal, exclude=[out_dir])  # fmt: skip
     finally:
         journal.close()
     return run, write_report(run, out_dir, compare_to)

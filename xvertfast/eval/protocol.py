@@ -26,8 +26,8 @@ import numpy as np
 from tqdm import tqdm
 
 from xvertfast.eval.journal import Journal
-from xvertfast.io import ImageReadError, read_image, require_content
-from xvertfast.io.files import InputFile, discover
+from xvertfast.io import ImageReadError, require_content
+from xvertfast.io.files import InputFile, discover, read_input
 from xvertfast.preprocess import find_spine, image_warnings
 from xvertfast.preprocess.spine import Box, Spine
 
@@ -130,7 +130,8 @@ def _sample(n: int, k: int) -> set[int]:
 
 
 def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centres: dict | None = None,
-                 pictures: int = 6, progress: bool = True, log=print, journal: Journal | None = None) -> EvalRun:  # fmt: skip
+                 pictures: int = 6, progress: bool = True, log=print, journal: Journal | None = None,
+                 exclude: list[str] = ()) -> EvalRun:  # fmt: skip
     """Runs ``methods`` (name -> function(pixels, spine) -> pixels) on every input and scores the ROIs.
 
     ``pictures``: how many images (evenly spaced through the inputs) keep thumbnails and ROI crops
@@ -141,7 +142,7 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
     for name in metrics:
         if name not in METRICS:
             raise ValueError(f"unknown metric {name!r}; choose from {', '.join(METRICS)}")
-    files = discover(inputs)
+    files = discover(inputs, exclude=exclude)
     run = EvalRun(list(methods), list(metrics), seconds={name: 0.0 for name in [*methods, "metrics"]})
     keep_pictures = _sample(len(files), pictures)
     bar = tqdm(total=len(files), unit="img", desc="evaluate", disable=not progress)
@@ -202,7 +203,7 @@ def _other_files(methods: dict, source: InputFile) -> list[str] | None:
 def _evaluate_one(source: InputFile, methods: dict, metrics: list[str], roi_centres: dict | None,
                   keep_picture: bool, seconds: dict) -> tuple[list[dict], dict | None, list[str]]:  # fmt: skip
     path = source.path
-    rad = require_content(read_image(path, photometric=source.photometric, warn=False))
+    rad = require_content(read_input(source, warn=False))
     spine: Spine = find_spine(rad.pixels)
     if roi_centres is not None:
         given = roi_centres.get(path) or roi_centres.get(os.path.basename(path))

@@ -12,14 +12,20 @@ Safety rules, the same as ``xvertfast preprocess``:
   output that exists is complete: a rerun skips it (resume) unless
   ``overwrite``; the temporaries of a killed run are removed on the rerun;
 - a file that fails is reported and skipped, the job goes on;
-- ``out_dir/.xvertfast-enhance.json`` records the model, mode, brightness and format of the
-  job: resuming with different settings is refused rather than mixing outputs.
+- ``out_dir`` keeps the job's settings, a ledger of the outputs it wrote and a lock
+  (:mod:`xvertfast.infer.job_folder`): resuming with different settings is refused rather
+  than mixing outputs, a file the job did not write is never taken for an output or
+  replaced, and two jobs cannot write into one folder at once;
+- ``out_dir`` is never searched for inputs (an output folder inside an input folder);
+- Ctrl-C stops the job after the outputs in flight are written, with its summary; a full
+  disk stops it too (every later image would fail the same way).
 """
 
 from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
+import errno
 import json
 import os
 import time
@@ -29,11 +35,12 @@ import numpy as np
 from tqdm import tqdm
 
 from xvertfast import __version__
-from xvertfast.io import ImageReadError, Radiograph, read_image, require_content, write_image
+from xvertfast.io import ImageReadError, Radiograph, require_content, write_image
 from xvertfast.io.errors import ImageWriteError
-from xvertfast.io.files import discover, image_extension, output_path
+from xvertfast.io.files import InputFile, discover, image_extension, output_path, read_input
 from xvertfast.io.read import sniff_format
 from xvertfast.io.write import FORMAT_EXTENSIONS, WRITE_FORMATS, atomic_write, remove_stale_parts
+from xvertfast.infer.job_folder import JOB_FILE, JobFolder, input_stat
 from xvertfast.model.persistence import fingerprint
 from xvertfast.preprocess import image_warnings
 
@@ -41,7 +48,6 @@ __all__ = ["enhance_files", "default_workers", "BatchSummary", "FileRecord", "OU
 
 #: ``same`` keeps the input's kind: 8-bit PNG/JPEG -> png8, deeper PNG -> png16, TIFF -> tiff, DICOM -> dicom.
 OUTPUT_FORMATS = ("same",) + WRITE_FORMATS
-JOB_FILE = ".xvertfast-enhance.json"
 
 
 @dataclass
@@ -59,6 +65,9 @@ class BatchSummary:
     records: list[FileRecord] = field(default_factory=list)
     seconds: float = 0.0
     preview: str | None = None  #: the contact sheet, where one was asked for and written
+    report: str | None = None  #: the per-file JSON report, where one was asked for and written
+    stopped: str | None = None  #: why the job stopped before the end (interrupted, disk full), else None
+    found: int = 0  #: input files found
 
     def _count(self, status: str) -> int:
         return sum(r.status == status for r in self.records)
@@ -114,27 +123,26 @@ def _write_format(fmt: str, rad: Radiograph, out: str) -> str:
 
 def _job_settings(enhancer, fmt: str) -> dict:
     return {"model": fingerprint(enhancer.model), "mode": enhancer.mode, "brightness": enhancer.brightness,
-            "tile": enhancer.tile, "format": fmt}  # fmt: skip
+            "tile": enhancer.tile, "format": fmt, "precision": str(enhancer.dtype).replace("torch.", "")}  # fmt: skip
 
 
-def _check_job(out_dir: str, settings: dict, overwrite: bool) -> None:
-    path = os.path.join(out_dir, JOB_FILE)
-    if os.path.exists(path) and not overwrite:
-        try:
-            with open(path) as f:
-                previous = json.load(f).get("settings")
-        except (OSError, ValueError):
-            previous = None
-        if previous != settings:
-            raise ValueError(f"{out_dir} holds outputs of another enhancement job ({path}: {previous}); "
-                             "pass --overwrite to redo them with these settings, or use a new folder")  # fmt: skip
-    with atomic_write(path) as tmp, open(tmp, "w") as f:
-        json.dump({"xvertfast": __version__, "settings": settings}, f, indent=2)
+def _check_side_files(files, **paths: str | None) -> None:
+    """The report and preview files may be neither an input nor a folder."""
+    inputs = {os.path.abspath(f.path) for f in files}
+    for option, path in paths.items():
+        if path is None:
+            continue
+        if os.path.isdir(path):
+            raise ValueError(f"--{option} {path} is a folder; give a file name")
+        if os.path.abspath(path) in inputs:
+            raise ValueError(f"--{option} {path} is one of the inputs; it would be overwritten")
 
 
 def _plan(files, out_dir: str, fmt: str) -> tuple[list[tuple], list[FileRecord]]:
-    """(input, output) pairs; inputs whose output would leave out_dir or collide fail here."""
+    """(input, output) pairs; inputs whose output would leave out_dir, collide or replace an
+    input fail here."""
     planned, failed, taken = [], [], {}
+    inputs = {os.path.abspath(f.path) for f in files}
     for f in files:
         kind = _same_format(f.path) if fmt == "same" else fmt
         suffix = FORMAT_EXTENSIONS[kind]
@@ -146,16 +154,21 @@ def _plan(files, out_dir: str, fmt: str) -> tuple[list[tuple], list[FileRecord]]
             failed.append(FileRecord(f.path, None, "failed", str(exc)))
             continue
         if out in taken:
-            failed.append(FileRecord(f.path, None, "failed", f"its output {out} is also the output of {taken[out]}"))
+            failed.append(FileRecord(f.path, None, "failed",
+                                     f"{f.path}: its output {out} is also the output of {taken[out]}"))  # fmt: skip
+            continue
+        if out in inputs:
+            failed.append(FileRecord(f.path, None, "failed", f"{f.path}: its output {out} would replace an input "
+                                     "(is the output folder one of the input folders?)"))  # fmt: skip
             continue
         taken[out] = f.path
         planned.append((f, out))
     return planned, failed
 
 
-def _read_and_prepare(enhancer, path: str, photometric: str | None = None):
+def _read_and_prepare(enhancer, f: InputFile):
     t0 = time.perf_counter()
-    rad = require_content(read_image(path, photometric=photometric, warn=False))
+    rad = require_content(read_input(f, warn=False))
     t1 = time.perf_counter()
     prep = enhancer.prepare(rad)
     prep.seconds["read"] = t1 - t0
@@ -168,18 +181,29 @@ def _description(settings: dict) -> str:
             f"mode {settings['mode']}, brightness {settings['brightness']}, tile {settings['tile']}")  # fmt: skip
 
 
-def _compose_and_write(enhancer, rad: Radiograph, prep, tiles, out: str, fmt: str, description: str) -> dict:
+def _compose_and_write(enhancer, rad: Radiograph, prep, tiles, out: str, fmt: str, description: str,
+                       job: JobFolder, stat) -> dict:  # fmt: skip
     t0 = time.perf_counter()
     pixels = enhancer.compose(prep, tiles)
     t1 = time.perf_counter()
     os.makedirs(os.path.dirname(out), exist_ok=True)
+    job.starting(rad.path, out)
     write_image(out, pixels, _write_format(fmt, rad, out), like=rad, overwrite=True, description=description)
+    job.finished(rad.path, out, stat)
     return {"compose": t1 - t0, "write": time.perf_counter() - t1}
+
+
+def _disk_full(exc: BaseException) -> bool:
+    return getattr(exc, "errno", None) == errno.ENOSPC or "No space left on device" in str(exc)
 
 
 def _error_text(path: str, exc: BaseException) -> str:
     text = str(exc)
     return text if path in text else f"{path}: {text}"
+
+
+#: More reader threads only hold more decoded images in memory (2 per worker are queued).
+MAX_WORKERS = 64
 
 
 def default_workers() -> int:
@@ -210,28 +234,64 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
     """
     if fmt not in OUTPUT_FORMATS:
         raise ValueError(f"format must be one of {', '.join(OUTPUT_FORMATS)}, got {fmt!r}")
-    workers = default_workers() if workers is None else max(1, int(workers))
+    workers = default_workers() if workers is None else int(workers)
+    if not 1 <= workers <= MAX_WORKERS:
+        raise ValueError(f"workers must be 1 to {MAX_WORKERS}, got {workers}")
     start = time.perf_counter()
-    os.makedirs(out_dir, exist_ok=True)
+    files = discover(inputs, exclude=[out_dir])
+    _check_side_files(files, report=report, preview=preview)
     settings = _job_settings(enhancer, fmt)  # hashes every weight: once per job
-    _check_job(out_dir, settings, overwrite)
-    description = _description(settings)
-    planned, failed = _plan(discover(inputs), out_dir, fmt)
-    summary = BatchSummary(records=list(failed))
+    job = JobFolder(out_dir, settings, overwrite)
+    try:
+        summary, planned = _run(enhancer, job, files, fmt, workers, progress, log, start)
+    finally:
+        job.close()
+    summary.seconds = time.perf_counter() - start
+    if report:
+        try:
+            _write_report(report, summary, enhancer, settings)
+            summary.report = report
+        except OSError as exc:  # the outputs are written: say so, do not lose the summary
+            log(f"error: report {report} not written: {exc.strerror or exc}")
+    if preview:
+        from xvertfast.infer.preview import write_preview
+
+        status = {r.input: r.status for r in summary.records}
+        pairs = [(f.path, out) for f, out in planned if status.get(f.path) in ("done", "skipped")]  # job order
+        try:
+            write_preview(pairs, preview)
+            summary.preview = preview
+        except (ValueError, OSError) as exc:  # the outputs are written: a preview never fails the job
+            log(f"warning: preview {preview} not written: {exc}")
+    return summary
+
+
+def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool, log, start: float):
+    """The job proper: plan, skip what is done, then read -> network -> write, pipelined."""
+    description = _description(job.settings)
+    planned, failed = _plan(files, job.out_dir, fmt)
+    summary = BatchSummary(records=list(failed), found=len(files))
     for rec in failed:
         log(f"error: {rec.error}")
     todo = []
-    remove_stale_parts(out for _, out in planned)  # a killed run's temporaries
+    remove_stale_parts(out for _, out in planned)  # a killed run's temporaries (no other job runs: the lock)
     for f, out in planned:
-        if os.path.exists(out) and not overwrite:
+        state, why = job.state(f.path, out)
+        if state == "done":
             summary.records.append(FileRecord(f.path, out, "skipped"))
+        elif state == "refuse":
+            summary.records.append(FileRecord(f.path, out, "failed", f"{f.path}: {why}"))
+            log(f"error: {f.path}: {why}")
         else:
-            todo.append((f, out))
+            todo.append((f, out, input_stat(f.path)))
 
     bar = tqdm(total=len(todo), unit="img", desc="enhance", disable=not progress)
 
+    processed = [0]
+
     def finish(rec: FileRecord) -> None:
         summary.records.append(rec)
+        processed[0] += 1
         if rec.status == "failed":
             log(f"error: {rec.error}")
         for warning in rec.warnings:
@@ -248,11 +308,11 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
     limit = 2 * workers + enhancer.batch_size
 
     def fill() -> None:
-        while len(pending_reads) < limit:
+        while len(pending_reads) < limit and summary.stopped is None:
             item = next(queue, None)
             if item is None:
                 return
-            pending_reads.append((item, readers.submit(_read_and_prepare, enhancer, item[0].path, item[0].photometric)))
+            pending_reads.append((item, readers.submit(_read_and_prepare, enhancer, item[0])))
 
     def drain_writes(block: bool) -> None:
         done = [w for w in writes if w.done()] if not block else list(cf.as_completed(list(writes)))
@@ -263,21 +323,23 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
                 rec.status = "done"
             except (ImageWriteError, ValueError, OSError) as exc:
                 rec.status, rec.error = "failed", _error_text(rec.input, exc)
+                if _disk_full(exc) and summary.stopped is None:
+                    summary.stopped = "the disk is full"
             finish(rec)
 
     try:
         fill()
-        while pending_reads:
+        while pending_reads and summary.stopped is None:
             batch, tiles = [], 0
             # take finished reads until a batch of tiles is full (wait for at least one)
             while pending_reads and (not batch or (tiles < enhancer.batch_size and pending_reads[0][1].done())):
-                (f, out), fut = pending_reads.popleft()
+                (f, out, stat), fut = pending_reads.popleft()
                 try:
                     rad, prep, warnings = fut.result()
                 except (ImageReadError, ValueError, OSError) as exc:
                     finish(FileRecord(f.path, out, "failed", _error_text(f.path, exc)))
                 else:
-                    batch.append((f, out, rad, prep, warnings))
+                    batch.append((f, out, stat, rad, prep, warnings))
                     tiles += prep.xp.shape[0]
                 fill()
             if not batch:
@@ -285,35 +347,27 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
             t0 = time.perf_counter()
             import torch
 
-            outs = enhancer.run_tiles(torch.cat([b[3].xp for b in batch]), torch.cat([b[3].y for b in batch]))
+            outs = enhancer.run_tiles(torch.cat([b[4].xp for b in batch]), torch.cat([b[4].y for b in batch]))
             infer_each = (time.perf_counter() - t0) / len(batch)
             k = 0
-            for f, out, rad, prep, warnings in batch:
+            for f, out, stat, rad, prep, warnings in batch:
                 n = prep.xp.shape[0]
                 rec = FileRecord(f.path, out, "running", seconds={**prep.seconds, "infer": infer_each}, warnings=warnings)
                 writes[writers.submit(_compose_and_write, enhancer, rad, prep, outs[k : k + n], out, fmt,
-                                      description)] = rec  # fmt: skip
+                                      description, job, stat)] = rec  # fmt: skip
                 k += n
             drain_writes(block=False)
-        drain_writes(block=True)
+    except KeyboardInterrupt:
+        summary.stopped = "interrupted"
     finally:
         readers.shutdown(wait=True, cancel_futures=True)
-        writers.shutdown(wait=True)
+        writers.shutdown(wait=True)  # the outputs in flight are finished, even after Ctrl-C
+        drain_writes(block=True)
         bar.close()
-    summary.seconds = time.perf_counter() - start
-    if report:
-        _write_report(report, summary, enhancer, settings)
-    if preview:
-        from xvertfast.infer.preview import write_preview
-
-        status = {r.input: r.status for r in summary.records}
-        pairs = [(f.path, out) for f, out in planned if status.get(f.path) in ("done", "skipped")]  # job order
-        try:
-            write_preview(pairs, preview)
-            summary.preview = preview
-        except (ValueError, OSError) as exc:  # the outputs are written: a preview never fails the job
-            log(f"warning: preview {preview} not written: {exc}")
-    return summary
+    if summary.stopped:
+        log(f"stopped: {summary.stopped}; {len(todo) - processed[0]} image(s) not processed; the same command "
+            "resumes")  # fmt: skip
+    return summary, planned
 
 
 def _write_report(path: str, summary: BatchSummary, enhancer, settings: dict) -> None:

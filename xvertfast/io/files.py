@@ -11,7 +11,9 @@ import hashlib
 import os
 from dataclasses import dataclass
 
-__all__ = ["InputFile", "discover", "output_path", "image_extension", "file_sha256", "IMAGE_EXTENSIONS",
+from xvertfast.io.errors import ImageReadError
+
+__all__ = ["InputFile", "discover", "read_input", "output_path", "image_extension", "file_sha256", "IMAGE_EXTENSIONS",
            "LIST_PHOTOMETRICS"]  # fmt: skip
 
 #: Extensions picked up when a folder is searched. Files without an extension, or whose
@@ -29,6 +31,7 @@ class InputFile:
     path: str  #: as given or found
     rel: str  #: path relative to the folder it was found in (the file name for direct inputs)
     photometric: str | None = None  #: polarity given in an @list (``path<TAB>MONOCHROME1``), else None
+    problem: str | None = None  #: why it cannot be read, found while searching (an unlistable folder)
 
 
 def image_extension(name: str) -> str:
@@ -44,10 +47,26 @@ def _may_be_image(name: str) -> bool:
     return not ext or bool(image_extension(name)) or ext[1:].isdigit()
 
 
-def _from_folder(folder: str) -> list[InputFile]:
-    found = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+def _from_folder(folder: str, exclude: set[str]) -> list[InputFile]:
+    """The images under ``folder``. Symbolic links to folders are followed, each real folder
+    once (a link loop ends there); folders in ``exclude`` (real paths) are not entered; a
+    folder that cannot be listed comes back as an entry with its ``problem``."""
+    found, seen = [], {os.path.realpath(folder)}
+
+    def unlisted(exc: OSError) -> None:
+        where = exc.filename or folder
+        found.append(InputFile(where, os.path.relpath(where, folder), problem=f"folder cannot be searched "
+                               f"({exc.strerror or exc}): the images in it are left out"))  # fmt: skip
+
+    for root, dirs, files in os.walk(folder, onerror=unlisted, followlinks=True):
+        kept = []
+        for d in sorted(dirs):
+            real = os.path.realpath(os.path.join(root, d))
+            if d.startswith(".") or real in seen or real in exclude:
+                continue
+            seen.add(real)
+            kept.append(d)
+        dirs[:] = kept
         for name in sorted(files):
             if not _may_be_image(name):
                 continue
@@ -56,34 +75,52 @@ def _from_folder(folder: str) -> list[InputFile]:
     return found
 
 
-def _from_list(list_path: str) -> list[InputFile]:
-    out = []
+def _from_list(list_path: str, exclude: set[str]) -> list[InputFile]:
+    """The entries of an ``@list``: a listed folder's images mirror their paths in it, listed
+    files their paths below the deepest folder that holds them all (names repeated across the
+    folders of a PACS export stay apart)."""
+    out, direct = [], []
     with open(list_path) as f:
         for number, line in enumerate(f, start=1):
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
-            path, _, tag = line.rstrip("\n").partition("\t")
+            path, _, tag = line.rstrip("\r\n").partition("\t")
             tag = tag.strip() or None
             if tag is not None and tag not in LIST_PHOTOMETRICS:
                 raise ValueError(f"{list_path}, line {number}: after the tab comes MONOCHROME1 or MONOCHROME2, "
                                  f"not {tag!r}")  # fmt: skip
-            out.extend(InputFile(g.path, g.rel, tag or g.photometric) for g in discover([path.strip()]))
+            path = path.strip()
+            if path.startswith("@"):  # a list of lists
+                out.extend(_from_list(path[1:], exclude))
+            elif os.path.isdir(path):
+                out.extend(InputFile(g.path, g.rel, tag or g.photometric) for g in _from_folder(path, exclude))
+            else:
+                direct.append(len(out))
+                out.append(InputFile(path, os.path.basename(path), tag))
+    if len(direct) > 1:
+        common = os.path.commonpath([os.path.dirname(os.path.abspath(out[k].path)) for k in direct])
+        for k in direct:
+            g = out[k]
+            out[k] = InputFile(g.path, os.path.relpath(os.path.abspath(g.path), common), g.photometric)
     return out
 
 
-def discover(inputs: list[str]) -> list[InputFile]:
+def discover(inputs: list[str], exclude: list[str] = ()) -> list[InputFile]:
     """The input files of a job, in a stable order, without duplicates.
 
     A path that does not exist is still returned (as a file) so that the job reports it.
     A line of an ``@list`` may end with a tab and ``MONOCHROME1``: that PNG/JPEG file stores
-    bone dark and is inverted on reading (``read_image(..., photometric=...)``).
+    bone dark and is inverted on reading (``read_image(..., photometric=...)``). Relative
+    paths in a list are taken from the current folder, as on the command line. Folders in
+    ``exclude`` (a job's output folder inside an input folder) are not searched.
     """
+    skip = {os.path.realpath(e) for e in exclude}
     out: list[InputFile] = []
     for item in inputs:
         if item.startswith("@"):
-            out.extend(_from_list(item[1:]))
+            out.extend(_from_list(item[1:], skip))
         elif os.path.isdir(item):
-            out.extend(_from_folder(item))
+            out.extend(_from_folder(item, skip))
         else:
             out.append(InputFile(item, os.path.basename(item)))
     seen, unique = set(), []
@@ -93,6 +130,16 @@ def discover(inputs: list[str]) -> list[InputFile]:
             seen.add(key)
             unique.append(f)
     return unique
+
+
+def read_input(f: InputFile, **kwargs):
+    """``read_image`` of an input as discovered: with its listed polarity, and failing with its
+    problem where discovery found one (a folder that cannot be searched)."""
+    from xvertfast.io.read import read_image
+
+    if f.problem:
+        raise ImageReadError(f.path, f.problem)
+    return read_image(f.path, photometric=f.photometric, **kwargs)
 
 
 def output_path(out_dir: str, rel: str, suffix: str) -> str:

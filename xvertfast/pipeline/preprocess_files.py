@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from xvertfast.io import ImageReadError, read_image, require_content, write_image
-from xvertfast.io.files import discover, output_path
+from xvertfast.io import ImageReadError, require_content, write_image
+from xvertfast.io.files import InputFile, discover, output_path, read_input
 from xvertfast.io.write import atomic_write, remove_stale_parts
 from xvertfast.preprocess import find_spine, image_warnings, preprocess
 
@@ -78,9 +78,9 @@ def _write_float_tiff(path: str, values: np.ndarray) -> None:
         tifffile.imwrite(tmp, values.astype(np.float32), photometric="minisblack")
 
 
-def _one(path: str, outs: list[str], photometric: str | None = None, log=print) -> None:
+def _one(f: InputFile, outs: list[str], log=print) -> None:
     """Reads, checks and preprocesses one file, then writes its outputs (each atomically)."""
-    rad = require_content(read_image(path, photometric=photometric, warn=False))
+    rad = require_content(read_input(f, warn=False))
     for warning in image_warnings(rad):
         log(f"warning: {warning}")
     pp = preprocess(rad.pixels)
@@ -99,7 +99,7 @@ def _one(path: str, outs: list[str], photometric: str | None = None, log=print) 
 def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, progress: bool = True,
                      log=print) -> JobSummary:  # fmt: skip
     """Preprocesses every input into out_dir; see the module docstring. Never raises for a bad file."""
-    files = discover(inputs)
+    files = discover(inputs, exclude=[out_dir])
     os.makedirs(out_dir, exist_ok=True)
     summary = JobSummary()
     start = time.perf_counter()
@@ -118,7 +118,7 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
             if not overwrite and all(os.path.exists(o) for o in outs):
                 summary.skipped.append(f.path)
             else:
-                _one(f.path, outs, f.photometric, log)
+                _one(f, outs, log)
                 summary.done.append(f.path)
         except (ImageReadError, ValueError, OSError) as exc:
             reason = str(exc) if isinstance(exc, ImageReadError) else f"{f.path}: {exc}"

@@ -126,7 +126,10 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     """
     params = {"lam": lam, "alpha": alpha, "eps": eps, "roi_size": roi_size, "version": 2}
     files, sources = [], []
-    for f in tqdm(discover(inputs), desc="preprocessing", unit="image", disable=not progress):
+    for f in tqdm(discover(inputs, exclude=[cache_dir]), desc="preprocessing", unit="image", disable=not progress):
+        if f.problem:
+            log(f"skipped: {f.path}: {f.problem}")
+            continue
         try:
             files.append(_image_pairs(f.path, cache_dir, params, f.photometric, log))
         except (ImageReadError, ValueError, OSError) as exc:

@@ -1,0 +1,201 @@
+"""A batch job's output folder: the ledger, the lock, and what a rerun may skip or replace."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.infer.test_enhance import chest_like, model_dir  # noqa: F401 (a fixture)
+from xvertfast.cli import main
+from xvertfast.infer import batch
+from xvertfast.infer.job_folder import JOB_FILE, LEDGER_FILE, JobFolder
+from xvertfast.io import ImageWriteError
+
+
+def write_pngs(folder, seed: int, names) -> None:
+    for k, name in enumerate(names):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.round(chest_like(seed + k) * 255).astype(np.uint8)).save(folder / name)
+
+
+def run(model_dir, *args) -> int:  # noqa: F811
+    return main(["enhance", *map(str, args), "--model", str(model_dir), "--device", "cpu", "-q"])
+
+
+def test_a_file_the_job_did_not_write_is_neither_done_nor_replaced(tmp_path, model_dir, seed, capsys):  # noqa: F811
+    src, out = tmp_path / "in", tmp_path / "out"
+    write_pngs(src, seed, ["a.png", "b.png"])
+    out.mkdir()
+    (out / "a.png").write_bytes(b"an original that happens to be here")
+    for extra in ([], ["--overwrite"]):
+        assert run(model_dir, src, "-o", out, *extra) == 1
+        captured = capsys.readouterr()
+        assert "0 skipped, 1 failed" in captured.out and "was not written by xvertfast enhance" in captured.err
+        assert (out / "a.png").read_bytes() == b"an original that happens to be here"
+    assert run(model_dir, src, "-o", out) == 1
+    assert "0 done, 1 skipped, 1 failed" in capsys.readouterr().out  # b.png: written by the job, done
+
+
+def test_an_output_of_another_input_is_not_taken_for_this_ones(tmp_path, model_dir, seed, capsys):  # noqa: F811
+    d1, d2, out = tmp_path / "d1", tmp_path / "d2", tmp_path / "out"
+    write_pngs(d1, seed, ["sub/x.png"])
+    write_pngs(d2, seed + 5, ["sub/x.png"])
+    assert run(model_dir, d1, "-o", out) == 0
+    written = (out / "sub/x.png").read_bytes()
+    assert run(model_dir, d2, "-o", out) == 1
+    assert "holds the output of another input" in capsys.readouterr().err
+    assert (out / "sub/x.png").read_bytes() == written
+
+
+def test_an_edited_input_is_done_again(tmp_path, model_dir, seed, capsys):  # noqa: F811
+    src, out = tmp_path / "in", tmp_path / "out"
+    write_pngs(src, seed, ["a.png", "b.png"])
+    assert run(model_dir, src, "-o", out) == 0
+    write_pngs(src, seed + 7, ["a.png"])  # replaced by another image
+    capsys.readouterr()
+    assert run(model_dir, src, "-o", out) == 0
+    assert "1 done, 1 skipped" in capsys.readouterr().out
+
+
+def test_an_interrupted_overwrite_leaves_nothing_of_the_old_settings_skipped(tmp_path, model_dir, seed, capsys):  # noqa: F811
+    src, out = tmp_path / "in", tmp_path / "out"
+    write_pngs(src, seed, ["a.png", "b.png"])
+    assert run(model_dir, src, "-o", out) == 0  # spine mode
+    settings = json.loads((out / JOB_FILE).read_text())["settings"]
+    # an --overwrite run with other settings, killed before it wrote anything: its settings are recorded
+    JobFolder(str(out), {**settings, "mode": "full"}, overwrite=True).close()
+    capsys.readouterr()
+    assert run(model_dir, src, "-o", out, "--mode", "full") == 0
+    assert "2 done, 0 skipped" in capsys.readouterr().out
+
+
+def test_a_second_job_into_the_same_folder_is_refused(tmp_path, model_dir, seed, capsys):  # noqa: F811
+    src, out = tmp_path / "in", tmp_path / "out"
+    write_pngs(src, seed, ["a.png"])
+    assert run(model_dir, src, "-o", out) == 0
+    settings = json.loads((out / JOB_FILE).read_text())["settings"]
+    holder = JobFolder(str(out), settings, overwrite=False)
+    try:
+        assert run(model_dir, src, "-o", out) == 2
+        assert "another xvertfast enhance is writing into" in capsys.readouterr().err
+    finally:
+        holder.close()
+    assert run(model_dir, src, "-o", out) == 0  # released with the first job
+
+
+def test_a_ledger_line_cut_short_by_a_kill_is_ignored(tmp_path, model_dir, seed, capsys):  # noqa: F811
+    src, out = tmp_path / "in", tmp_path / "out"
+    write_pngs(src, seed, ["a.png", "b.png"])
+    assert run(model_dir, src, "-o", out) == 0
+    with open(out / LEDGER_FILE, "a") as f:
+        f.write('{"output": "b.png", "sta')
+    capsys.readouterr()
+    assert run(model_dir, src, "-o", out) == 0
+    assert "0 done, 2 skipped" in capsys.readouterr().out
+
+
+def test_an_output_folder_inside_the_input_folder_is_not_searched(tmp_path, model_dir, seed, capsys):  # noqa: F811
+    src = tmp_path / "in"
+    write_pngs(src, seed, ["a.png", "b.png"])
+    for _ in range(2):
+        assert run(model_dir, src, "-o", src / "enhanced") == 0
+    assert "0 done, 2 skipped, 0 failed" in capsys.readouterr().out
+    assert not (src / "enhanced" / "enhanced").exists()
+
+
+def test_the_input_folder_as_output_folder_replaces_nothing(tmp_path, model_dir, seed, capsys):  # noqa: F811
+    src = tmp_path / "in"
+    write_pngs(src, seed, ["a.png"])
+    before = (src / "a.png").read_bytes()
+    assert run(model_dir, src, "-o", src) == 1
+    assert "would replace an input" in capsys.readouterr().err
+    assert (src / "a.png").read_bytes() == before
+
+
+@pytest.mark.parametrize("option", ["--report", "--preview"])
+def test_report_and_preview_never_overwrite_an_input(tmp_path, model_dir, seed, capsys, option):  # noqa: F811
+    src = tmp_path / "in"
+    write_pngs(src, seed, ["a.png"])
+    before = (src / "a.png").read_bytes()
+    assert run(model_dir, src, "-o", tmp_path / "out", option, src / "a.png") == 2
+    assert "is one of the inputs" in capsys.readouterr().err
+    assert (src / "a.png").read_bytes() == before
+    assert run(model_dir, src, "-o", tmp_path / "out", option, src) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_an_unwritable_report_keeps_the_summary(tmp_path, model_dir, seed, capsys, monkeypatch):  # noqa: F811
+    src = tmp_path / "in"
+    write_pngs(src, seed, ["a.png"])
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(batch, "_write_report", full)
+    assert run(model_dir, src, "-o", tmp_path / "out", "--report", tmp_path / "r.json") == 1
+    captured = capsys.readouterr()
+    assert "1 done" in captured.out and "report" in captured.err and "No space left" in captured.err
+
+
+def test_ctrl_c_stops_with_a_summary_and_the_rerun_finishes(tmp_path, model_dir, seed, capsys, monkeypatch):  # noqa: F811
+    from xvertfast.infer import Enhancer
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    write_pngs(src, seed, [f"{k}.png" for k in range(4)])
+    calls, run_tiles = [0], Enhancer.run_tiles
+
+    def interrupted_second_time(self, *args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 2:
+            raise KeyboardInterrupt
+        return run_tiles(self, *args, **kwargs)
+
+    monkeypatch.setattr(Enhancer, "run_tiles", interrupted_second_time)
+    report = tmp_path / "r.json"
+    assert run(model_dir, src, "-o", out, "--batch-size", "2", "--workers", "1", "--report", report) == 130
+    captured = capsys.readouterr()
+    assert "stopped early: interrupted" in captured.err and "Traceback" not in captured.err
+    body = json.loads(report.read_text())
+    assert body["summary"]["done"] >= 1 and body["summary"]["done"] < 4
+    monkeypatch.setattr(Enhancer, "run_tiles", run_tiles)
+    assert run(model_dir, src, "-o", out) == 0
+    assert f"{4 - body['summary']['done']} done, {body['summary']['done']} skipped" in capsys.readouterr().out
+
+
+def test_a_full_disk_stops_the_job(tmp_path, model_dir, seed, capsys, monkeypatch):  # noqa: F811
+    src, out = tmp_path / "in", tmp_path / "out"
+    write_pngs(src, seed, [f"{k}.png" for k in range(6)])
+
+    def no_space(path, *args, **kwargs):
+        raise ImageWriteError(path, "cannot write: No space left on device")
+
+    monkeypatch.setattr(batch, "write_image", no_space)
+    assert run(model_dir, src, "-o", out, "--batch-size", "2", "--workers", "1") == 1
+    captured = capsys.readouterr()
+    assert "stopped early: the disk is full" in captured.err
+    assert captured.err.count("No space left on device") < 6 + 1  # not every image tried in vain
+
+
+def test_nothing_found_is_an_error(tmp_path, model_dir, capsys):  # noqa: F811
+    (tmp_path / "empty").mkdir()
+    assert run(model_dir, tmp_path / "empty", "-o", tmp_path / "out") == 1
+    assert "no image files found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("workers", ["0", "-3", "1000"])
+def test_worker_counts_out_of_range_are_refused(tmp_path, model_dir, seed, capsys, workers):  # noqa: F811
+    write_pngs(tmp_path / "in", seed, ["a.png"])
+    assert run(model_dir, tmp_path / "in", "-o", tmp_path / "out", "--workers", workers) == 2
+    assert "workers must be 1 to 64" in capsys.readouterr().err
+
+
+def test_an_output_folder_that_is_a_file_is_a_clear_error(tmp_path, model_dir, seed, capsys):  # noqa: F811
+    write_pngs(tmp_path / "in", seed, ["a.png"])
+    (tmp_path / "afile").write_text("x")
+    assert run(model_dir, tmp_path / "in", "-o", tmp_path / "afile") == 2
+    assert "is a file" in capsys.readouterr().err
+    assert os.path.getsize(tmp_path / "afile") == 1

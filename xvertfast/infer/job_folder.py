@@ -1,0 +1,167 @@
+"""What ``xvertfast enhance`` keeps in its output folder so that a rerun resumes safely.
+
+- ``.xvertfast-enhance.json``: the job's settings (model, mode, brightness, tile, format,
+  precision). A rerun with other settings is refused unless it overwrites.
+- ``.xvertfast-enhance-outputs.jsonl``: the ledger, a line for every output the job writes,
+  naming its input (path, size, modification time) and the settings. The line that starts
+  an output is on disk before the output's rename, so a file at an output path that the
+  ledger does not name was not written by xvertfast: an original, or another tool's file.
+  Such a file is never counted as done and never replaced, even with ``--overwrite``.
+  A rerun skips an output only where the ledger says it was finished from the same input,
+  unchanged, with the same settings; it redoes the others (an input edited since, outputs
+  left from an interrupted ``--overwrite`` with other settings).
+- ``.xvertfast-enhance.lock``: held (``flock``) while the job runs, so that a second job
+  into the same folder is refused instead of racing the first (and removing its temporaries).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+
+from xvertfast import __version__
+from xvertfast.io.write import atomic_write
+
+__all__ = ["JobFolder", "input_stat", "JOB_FILE", "LEDGER_FILE", "LOCK_FILE", "JOB_STATE_FILES"]
+
+JOB_FILE = ".xvertfast-enhance.json"
+LEDGER_FILE = ".xvertfast-enhance-outputs.jsonl"
+LOCK_FILE = ".xvertfast-enhance.lock"
+#: Everything a job keeps in its output folder besides the outputs.
+JOB_STATE_FILES = (JOB_FILE, LEDGER_FILE, LOCK_FILE)
+
+
+def input_stat(path: str) -> list[int] | None:
+    """An input's size and modification time, as the ledger records them."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _differences(previous, settings: dict) -> str:
+    if not isinstance(previous, dict):
+        return "its settings are unreadable"
+    keys = [*settings, *(k for k in previous if k not in settings)]
+    changed = [f"{k} {previous.get(k)!r} -> {settings.get(k)!r}" for k in keys if previous.get(k) != settings.get(k)]
+    return "; ".join(changed)
+
+
+class JobFolder:
+    """The output folder of one enhancement job: its lock, settings and ledger.
+
+    Raises ValueError when the folder cannot be used: a file, not writable, another job
+    running in it, or other settings without ``overwrite``.
+    """
+
+    def __init__(self, out_dir: str, settings: dict, overwrite: bool):
+        self.out_dir = out_dir
+        self.overwrite = overwrite
+        if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+            raise ValueError(f"output folder {out_dir} is a file")
+        try:
+            os.makedirs(out_dir, exist_ok=True)
+            self._lock = open(os.path.join(out_dir, LOCK_FILE), "a")
+        except OSError as exc:
+            raise ValueError(f"cannot write into the output folder {out_dir}: {exc.strerror or exc}") from None
+        self._take_lock()
+        self.settings = settings
+        self.key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+        try:
+            self._check_settings()
+            self._ledger = self._read_ledger()
+            self._file = open(os.path.join(out_dir, LEDGER_FILE), "a")
+        except BaseException:
+            self._lock.close()
+            raise
+        self._write_lock = threading.Lock()
+
+    def _take_lock(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory lock; one job per folder is then up to the user
+            return
+        try:
+            fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock.close()
+            raise ValueError(f"another xvertfast enhance is writing into {self.out_dir} (it holds "
+                             f"{os.path.join(self.out_dir, LOCK_FILE)}); wait for it, or use another folder") from None  # fmt: skip
+
+    def _check_settings(self) -> None:
+        path = os.path.join(self.out_dir, JOB_FILE)
+        if os.path.exists(path) and not self.overwrite:
+            try:
+                with open(path) as f:
+                    previous = json.load(f).get("settings")
+            except (OSError, ValueError, AttributeError):
+                previous = None
+            if previous != self.settings:
+                raise ValueError(f"{self.out_dir} holds outputs of an enhancement job with other settings "
+                                 f"({_differences(previous, self.settings)}); pass --overwrite to redo them "
+                                 "with these settings, or use a new folder")  # fmt: skip
+        try:
+            with atomic_write(path) as tmp, open(tmp, "w") as f:
+                json.dump({"xvertfast": __version__, "settings": self.settings}, f, indent=2)
+        except OSError as exc:
+            raise ValueError(f"cannot write into the output folder {self.out_dir}: {exc.strerror or exc}") from None
+
+    def _read_ledger(self) -> dict[str, dict]:
+        entries: dict[str, dict] = {}
+        try:
+            with open(os.path.join(self.out_dir, LEDGER_FILE)) as f:
+                for line in f:
+                    try:
+                        entry = json.loads(line)
+                        entries[entry["output"]] = entry
+                    except (ValueError, KeyError, TypeError):  # a line cut short by a kill
+                        continue
+        except FileNotFoundError:
+            pass
+        return entries
+
+    def _rel(self, out: str) -> str:
+        return os.path.relpath(os.path.abspath(out), os.path.abspath(self.out_dir))
+
+    def state(self, input_path: str, out: str) -> tuple[str, str | None]:
+        """What to do with ``out``: ("new" | "done" | "redo", None), or ("refuse", why)."""
+        if not os.path.lexists(out):
+            return "new", None
+        entry = self._ledger.get(self._rel(out))
+        if entry is None:
+            return "refuse", (f"{out} exists and was not written by xvertfast enhance (not in "
+                              f"{os.path.join(self.out_dir, LEDGER_FILE)}): it is left alone; move it away or "
+                              "use another output folder")  # fmt: skip
+        if entry.get("input") != os.path.abspath(input_path) and not self.overwrite:
+            return "refuse", f"{out} holds the output of another input, {entry.get('input')} (--overwrite replaces it)"
+        finished = entry.get("state") == "done" and entry.get("settings") == self.key
+        if finished and entry.get("stat") == input_stat(input_path) and not self.overwrite:
+            return "done", None
+        return "redo", None
+
+    def _append(self, entry: dict, durable: bool) -> None:
+        with self._write_lock:
+            self._file.write(json.dumps(entry) + "\n")
+            self._file.flush()
+            if durable:
+                os.fsync(self._file.fileno())
+            self._ledger[entry["output"]] = entry
+
+    def starting(self, input_path: str, out: str) -> None:
+        """Called before ``out`` is written: on disk before its rename can be."""
+        self._append({"output": self._rel(out), "input": os.path.abspath(input_path), "state": "writing",
+                      "settings": self.key}, durable=True)  # fmt: skip
+
+    def finished(self, input_path: str, out: str, stat: list[int] | None) -> None:
+        """Called once ``out`` is complete; ``stat``: the input's, as it was planned from."""
+        self._append({"output": self._rel(out), "input": os.path.abspath(input_path), "state": "done",
+                      "settings": self.key, "stat": stat}, durable=False)  # fmt: skip
+
+    def close(self) -> None:
+        with self._write_lock:
+            self._file.close()
+        self._lock.close()  # releases the flock
+
