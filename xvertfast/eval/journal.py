@@ -13,17 +13,11 @@ from __future__ import annotations
 import json
 import os
 
+from xvertfast.io.files import file_state
+
 __all__ = ["Journal", "JOURNAL_FILE"]
 
 JOURNAL_FILE = ".xvertfast-evaluate.jsonl"
-
-
-def _stat(path: str) -> list[int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return [st.st_size, st.st_mtime_ns]
 
 
 def _scalar(value):
@@ -89,14 +83,14 @@ class Journal:
         ``others`` its scores depend on (another tool's outputs) has changed since; ``others``
         None: they cannot all be found, so the image is not done."""
         entry = self._done.get(path)
-        if entry is None or others is None or entry["stat"] != _stat(path):
+        if entry is None or others is None or entry["stat"] != file_state(path):
             return None
-        return entry if entry.get("others", {}) == {p: _stat(p) for p in others} else None
+        return entry if entry.get("others", {}) == {p: file_state(p) for p in others} else None
 
     def record(self, path: str, rows: list[dict], notes: list[str], seconds: dict[str, float],
                others: list[str] | None = ()) -> list[dict]:  # fmt: skip
         """Appends one finished image; returns its rows as a later run will read them back."""
-        state = {"stat": _stat(path), **({"others": {p: _stat(p) for p in others}} if others else {})}
+        state = {"stat": file_state(path), **({"others": {p: file_state(p) for p in others}} if others else {})}
         line = _dumps({"file": path, **state, "rows": rows, "notes": notes, "seconds": seconds})
         self._file.write(line + "\n")
         self._file.flush()

@@ -37,10 +37,10 @@ from tqdm import tqdm
 from xvertfast import __version__
 from xvertfast.io import ImageReadError, Radiograph, require_content, write_image
 from xvertfast.io.errors import ImageWriteError
-from xvertfast.io.files import InputFile, discover, image_extension, output_path, read_input
+from xvertfast.io.files import InputFile, discover, file_state, image_extension, output_path, read_input
 from xvertfast.io.read import sniff_format
 from xvertfast.io.write import FORMAT_EXTENSIONS, WRITE_FORMATS, atomic_write, remove_stale_parts
-from xvertfast.infer.job_folder import JOB_FILE, JobFolder, input_stat
+from xvertfast.infer.job_folder import JOB_FILE, JobFolder
 from xvertfast.model.persistence import fingerprint
 from xvertfast.preprocess import image_warnings
 
@@ -283,7 +283,7 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
             summary.records.append(FileRecord(f.path, out, "failed", f"{f.path}: {why}"))
             log(f"error: {f.path}: {why}")
         else:
-            todo.append((f, out, input_stat(f.path)))
+            todo.append((f, out, file_state(f.path)))
 
     bar = tqdm(total=len(todo), unit="img", desc="enhance", disable=not progress)
 

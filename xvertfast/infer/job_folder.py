@@ -22,24 +22,16 @@ import os
 import threading
 
 from xvertfast import __version__
+from xvertfast.io.files import file_state
 from xvertfast.io.write import atomic_write
 
-__all__ = ["JobFolder", "input_stat", "JOB_FILE", "LEDGER_FILE", "LOCK_FILE", "JOB_STATE_FILES"]
+__all__ = ["JobFolder", "JOB_FILE", "LEDGER_FILE", "LOCK_FILE", "JOB_STATE_FILES"]
 
 JOB_FILE = ".xvertfast-enhance.json"
 LEDGER_FILE = ".xvertfast-enhance-outputs.jsonl"
 LOCK_FILE = ".xvertfast-enhance.lock"
 #: Everything a job keeps in its output folder besides the outputs.
 JOB_STATE_FILES = (JOB_FILE, LEDGER_FILE, LOCK_FILE)
-
-
-def input_stat(path: str) -> list[int] | None:
-    """An input's size and modification time, as the ledger records them."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return [st.st_size, st.st_mtime_ns]
 
 
 def _differences(previous, settings: dict) -> str:
@@ -138,7 +130,7 @@ class JobFolder:
         if entry.get("input") != os.path.abspath(input_path) and not self.overwrite:
             return "refuse", f"{out} holds the output of another input, {entry.get('input')} (--overwrite replaces it)"
         finished = entry.get("state") == "done" and entry.get("settings") == self.key
-        if finished and entry.get("stat") == input_stat(input_path) and not self.overwrite:
+        if finished and entry.get("stat") == file_state(input_path) and not self.overwrite:
             return "done", None
         return "redo", None
 

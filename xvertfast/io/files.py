@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from xvertfast.io.errors import ImageReadError
 
-__all__ = ["InputFile", "discover", "read_input", "output_path", "image_extension", "file_sha256", "IMAGE_EXTENSIONS",
+__all__ = ["InputFile", "discover", "read_input", "file_state", "output_path", "image_extension", "file_sha256", "IMAGE_EXTENSIONS",
            "LIST_PHOTOMETRICS"]  # fmt: skip
 
 #: Extensions picked up when a folder is searched. Files without an extension, or whose
@@ -153,6 +153,16 @@ def output_path(out_dir: str, rel: str, suffix: str) -> str:
     if os.path.commonpath([root, path]) != root:
         raise ValueError(f"output for {rel!r} would be written outside {out_dir}")
     return path
+
+
+def file_state(path: str) -> list[int] | None:
+    """A file's size and modification time (ns), or None where it is missing: what a resumed job
+    compares to know that a file is unchanged since it was used."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
 
 
 def file_sha256(path: str) -> str:
