@@ -57,10 +57,20 @@ def test_an_interrupted_evaluation_scores_only_the_rest(tmp_path, seed):
     assert rest.calls == 2 and resumed.images == whole.images == 4
     assert resumed.rows == whole.rows  # same rows, same order, same values
 
-    # images chosen for the report's pictures are run again (their pictures are not journaled)
+    # images chosen for the report's pictures and journalled without one are run again for it ...
     again = Counted()
     pictured = run(images, tmp_path / "cut", again, pictures=2)
     assert again.calls == 2 and len(pictured.pictures) == 2 and pictured.rows == whole.rows
+    # ... and their pictures are journalled with them: the next rerun runs nothing
+    none = Counted()
+    resumed = run(images, tmp_path / "cut", none, pictures=2)
+    assert none.calls == 0 and resumed.rows == whole.rows and len(resumed.pictures) == 2
+    for got, made in zip(resumed.pictures, pictured.pictures):
+        assert got["file"] == made["file"] and got["boxes"] == made["boxes"] and got["scale"] == made["scale"]
+        for part in ("thumbs", "crops"):
+            assert got[part].keys() == made[part].keys()
+            for name in made[part]:
+                np.testing.assert_array_equal(got[part][name], made[part][name])
 
 
 def test_a_line_cut_short_by_a_kill_is_dropped_and_the_journal_goes_on(tmp_path, seed):

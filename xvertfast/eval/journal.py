@@ -10,14 +10,20 @@ scores only the rest; a rerun with other settings is refused unless it restarts.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
-from xvertfast.io.files import file_state
+import numpy as np
 
-__all__ = ["Journal", "JOURNAL_FILE"]
+from xvertfast.io.files import file_state
+from xvertfast.io.write import atomic_write
+
+__all__ = ["Journal", "JOURNAL_FILE", "PICTURES_DIR"]
 
 JOURNAL_FILE = ".xvertfast-evaluate.jsonl"
+#: Beside the journal: the thumbnails and ROI crops of the images the report shows.
+PICTURES_DIR = ".xvertfast-evaluate-pictures"
 
 
 def _scalar(value):
@@ -88,15 +94,45 @@ class Journal:
         return entry if entry.get("others", {}) == {p: file_state(p) for p in others} else None
 
     def record(self, path: str, rows: list[dict], notes: list[str], seconds: dict[str, float],
-               others: list[str] | None = ()) -> list[dict]:  # fmt: skip
-        """Appends one finished image; returns its rows as a later run will read them back."""
+               others: list[str] | None = (), picture: dict | None = None) -> list[dict]:  # fmt: skip
+        """Appends one finished image (and its report picture, if it has one, beside the
+        journal); returns its rows as a later run will read them back."""
         state = {"stat": file_state(path), **({"others": {p: file_state(p) for p in others}} if others else {})}
+        if picture is not None:
+            state["picture"] = self._save_picture(path, picture)
         line = _dumps({"file": path, **state, "rows": rows, "notes": notes, "seconds": seconds})
         self._file.write(line + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())
         self._done[path] = json.loads(line)
         return self._done[path]["rows"]
+
+    def _save_picture(self, path: str, picture: dict) -> str:
+        """The picture's arrays in ``PICTURES_DIR/<hash of path>.npz`` (no pickles); returns the name."""
+        folder = os.path.join(os.path.dirname(self.path), PICTURES_DIR)
+        os.makedirs(folder, exist_ok=True)
+        name = hashlib.sha256(path.encode()).hexdigest()[:24] + ".npz"
+        arrays = {"boxes": np.asarray(picture["boxes"], dtype=np.int64), "scale": np.float64(picture["scale"])}
+        arrays.update({f"thumb:{k}": v for k, v in picture["thumbs"].items()})
+        arrays.update({f"crop:{k}": v for k, v in picture["crops"].items()})
+        with atomic_write(os.path.join(folder, name)) as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        return name
+
+    def picture(self, entry: dict) -> dict | None:
+        """The report picture recorded with ``entry``, or None (none recorded, or unreadable)."""
+        name = entry.get("picture")
+        if not name:
+            return None
+        try:
+            with np.load(os.path.join(os.path.dirname(self.path), PICTURES_DIR, name), allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (OSError, ValueError):
+            return None
+        return {"file": entry["file"], "boxes": [tuple(int(v) for v in b) for b in arrays.pop("boxes")],
+                "scale": float(arrays.pop("scale")),
+                "thumbs": {k[6:]: v for k, v in arrays.items() if k.startswith("thumb:")},
+                "crops": {k[5:]: v for k, v in arrays.items() if k.startswith("crop:")}}  # fmt: skip
 
     def close(self) -> None:
         self._file.close()

@@ -136,8 +136,8 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
 
     ``pictures``: how many images (evenly spaced through the inputs) keep thumbnails and ROI crops
     of every method for the report's side-by-side grids. ``journal``: images it holds are taken
-    from it (those chosen for pictures are run again, for their pictures); the others are
-    recorded in it as they finish.
+    from it, with their pictures (an image shown whose picture is missing is run again); the
+    others are recorded in it as they finish.
     """
     for name in metrics:
         if name not in METRICS:
@@ -149,7 +149,10 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
     resumed = 0
     for index, f in enumerate(files):
         entry = journal.entry(f.path, _other_files(methods, f)) if journal is not None else None
-        if entry is not None and index not in keep_pictures:
+        picture = journal.picture(entry) if entry is not None and index in keep_pictures else None
+        if entry is not None and (index not in keep_pictures or picture is not None):
+            if picture is not None:
+                run.pictures.append(picture)
             run.rows.extend(entry["rows"])
             run.notes.extend(entry["notes"])
             for name, seconds in entry["seconds"].items():
@@ -171,7 +174,7 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
         else:
             if journal is not None:  # recorded first: rows read back later are the ones reported now
                 seconds = {k: v - before.get(k, 0.0) for k, v in run.seconds.items()}
-                rows = journal.record(f.path, rows, notes, seconds, _other_files(methods, f))
+                rows = journal.record(f.path, rows, notes, seconds, _other_files(methods, f), picture)
             run.rows.extend(rows)
             run.images += 1
             for note in notes:
