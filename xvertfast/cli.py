@@ -161,6 +161,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except (ValueError, FileExistsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the last finished epoch is kept; add --resume to the same command to go on",
+              file=sys.stderr)  # fmt: skip
+        return 130
     curves = os.path.join(args.output, "curves.png")
     print(f"model written to {args.output}/model (load it with xvertfast.load_model); metrics in "
           f"{args.output}/metrics.csv" + (f", loss curves in {curves}" if os.path.exists(curves) else ""))

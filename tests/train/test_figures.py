@@ -14,7 +14,7 @@ from PIL import Image
 from tests.train.test_loop import CONFIG, weights, write_images
 from xvertfast.train import TrainConfig, train
 from xvertfast.train.figures import JOINT_PHASE, kept_epoch, plot_curves, plot_preview, read_metrics
-from xvertfast.train.loop import _load_tensors
+from xvertfast.train.loop import _load_checkpoint
 
 
 def rows(stage, phases, train_losses, val_losses):
@@ -47,7 +47,7 @@ def test_kept_epoch_names_the_weights_the_training_loop_kept(tmp_path):
         train([str(data)], str(run), config, resume=True, progress=False, stop_after_epochs=1, log=lambda m: None)
         history = read_metrics(run / "metrics.csv")
         last = history[-1]
-        per_epoch[(last["stage"], last["epoch"])] = _load_tensors(str(run / "checkpoint" / "stage.safetensors"), "cpu")
+        per_epoch[(last["stage"], last["epoch"])] = _load_checkpoint(str(run / "checkpoint"), "cpu")["stage"]
     model = train([str(data)], str(run), config, resume=True, progress=False, log=lambda m: None)
     history = read_metrics(run / "metrics.csv")
     kept = {k: kept_epoch([r for r in history if r["stage"] == k]) for k in (1, 2)}

@@ -185,3 +185,83 @@ def test_amp_on_the_cpu_trains_in_bf16_where_onednn_has_it(tmp_path, monkeypatch
     monkeypatch.setattr(backends, "cpu_bf16_support", lambda: "no")
     with pytest.raises(ValueError, match="--amp on this CPU"):
         train([str(data)], str(tmp_path / "refused"), amp, **quiet)
+
+
+def test_a_kill_between_the_checkpoint_and_its_state_resumes_exactly(tmp_path, monkeypatch):
+    # the weights of epoch 2 are on disk, the state still says epoch 1: the checkpoint's own
+    # state wins, so no epoch is trained twice
+    from xvertfast.train import loop
+
+    data = write_images(tmp_path / "data")
+    full = train([str(data)], str(tmp_path / "full"), CONFIG, progress=False, log=lambda m: None)
+    save_state = loop._save_state
+
+    def killed_at_epoch_2(path, config, prog, data_key):
+        if prog.stage == 1 and prog.epoch == 2:
+            raise KeyboardInterrupt
+        save_state(path, config, prog, data_key)
+
+    monkeypatch.setattr(loop, "_save_state", killed_at_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train([str(data)], str(tmp_path / "cut"), CONFIG, progress=False, log=lambda m: None)
+    monkeypatch.setattr(loop, "_save_state", save_state)
+    logs = []
+    resumed = train([str(data)], str(tmp_path / "cut"), CONFIG, resume=True, progress=False, log=logs.append)
+    assert "resuming at stage 1, epoch 2" in logs
+    a, b = weights(full), weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_retrained_first_stage_makes_the_second_stages_data_anew(tmp_path):
+    import shutil
+
+    data = write_images(tmp_path / "data")
+    train([str(data)], str(tmp_path / "run"), CONFIG, progress=False, log=lambda m: None)
+    shutil.rmtree(tmp_path / "run" / "checkpoint")
+    shutil.rmtree(tmp_path / "run" / "model")
+    other = TrainConfig(**{**CONFIG.__dict__, "seed": 4})
+    again = train([str(data)], str(tmp_path / "run"), other, progress=False, log=lambda m: None)
+    fresh = train([str(data)], str(tmp_path / "fresh"), other, progress=False, log=lambda m: None)
+    a, b = weights(again), weights(fresh)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # not trained on the old first stage's outputs
+    assert len(list((tmp_path / "run").glob("stage2_data*.npy"))) == 1
+
+
+def test_resume_with_other_images_is_refused(tmp_path):
+    data = write_images(tmp_path / "data")
+    train([str(data)], str(tmp_path / "run"), CONFIG, progress=False, stop_after_epochs=1, log=lambda m: None)
+    (data / "img0.png").unlink()
+    with pytest.raises(ValueError, match="other training images than the run started with"):
+        train([str(data)], str(tmp_path / "run"), CONFIG, resume=True, progress=False, log=lambda m: None)
+
+
+def test_a_run_folder_inside_the_data_folder_is_not_trained_on(tmp_path):
+    data = write_images(tmp_path / "data")
+    run = data / "run"
+    train([str(data)], str(run), CONFIG, progress=False, stop_after_epochs=5, log=lambda m: None)
+    assert (run / "preview_stage1.png").exists()
+    logs = []
+    train([str(data)], str(run), CONFIG, resume=True, progress=False, log=logs.append)
+    assert not [m for m in logs if "run" + os.sep in m], logs
+
+
+def test_blank_and_tiny_images_are_not_trained_on(tmp_path):
+    data = write_images(tmp_path / "data")
+    Image.fromarray(np.zeros((300, 300), np.uint8)).save(data / "blank.png")
+    Image.fromarray(np.full((20, 20), 7, np.uint8)).save(data / "tiny.png")
+    logs = []
+    small = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 1, "epochs_joint": 0})
+    train([str(data)], str(tmp_path / "run"), small, progress=False, log=logs.append)
+    assert any("blank.png" in m and "constant image" in m for m in logs)
+    assert any("tiny.png" in m and "too small" in m for m in logs)
+    assert len(load_model(tmp_path / "run" / "model").metadata["training"]["sources"]) == 3
+
+
+@pytest.mark.parametrize("change, message", [({"batch_size": 0}, "batch size"), ({"roi_size": 4}, "ROI size"),
+                                             ({"stages": 0}, "stages"), ({"device": "bogus"}, "bogus")])  # fmt: skip
+def test_bad_settings_fail_before_any_image_is_preprocessed(tmp_path, change, message):
+    data = write_images(tmp_path / "data")
+    with pytest.raises(ValueError, match=message):
+        train([str(data)], str(tmp_path / "run"), TrainConfig(**{**CONFIG.__dict__, **change}), progress=False,
+              log=lambda m: None)  # fmt: skip
+    assert not (tmp_path / "run" / "cache").exists()

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from tqdm import tqdm
 
-from xvertfast.io import ImageReadError, read_image
+from xvertfast.io import ImageReadError, read_image, require_content
 from xvertfast.io.files import discover, file_sha256
 from xvertfast.io.write import atomic_write
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
@@ -46,6 +46,7 @@ class RoiSet:
     rows: torch.Tensor
     image: torch.Tensor
     sources: list[str]
+    key: str = ""  #: from load_rois: a digest of the images' contents and the preprocessing parameters
 
     @classmethod
     def mapped(cls, path: str, image: torch.Tensor, sources: list[str]) -> RoiSet:
@@ -105,7 +106,7 @@ def _image_pairs(path: str, cache_dir: str, params: dict, photometric: str | Non
     cached = os.path.join(cache_dir, key + ".npy")
     if os.path.exists(cached):
         return cached
-    rad = read_image(path, photometric=photometric, warn=False)
+    rad = require_content(read_image(path, photometric=photometric, warn=False))
     for warning in image_warnings(rad):
         log(f"warning: {warning}")
     pp = preprocess(rad.pixels, params["lam"], params["alpha"], params["eps"])
@@ -118,7 +119,8 @@ def _image_pairs(path: str, cache_dir: str, params: dict, photometric: str | Non
 
 
 def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEFAULT_LAM,
-              alpha: float = DEFAULT_ALPHA, eps: float = DEFAULT_EPS, log=print, progress: bool = False) -> RoiSet:  # fmt: skip
+              alpha: float = DEFAULT_ALPHA, eps: float = DEFAULT_EPS, log=print, progress: bool = False,
+              exclude: list[str] = ()) -> RoiSet:  # fmt: skip
     """Preprocesses (or finds in the cache) every readable input and cuts its two ROIs.
 
     The ROIs of all inputs are gathered into one file in ``cache_dir`` and memory-mapped, so
@@ -126,7 +128,8 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     """
     params = {"lam": lam, "alpha": alpha, "eps": eps, "roi_size": roi_size, "version": 2}
     files, sources = [], []
-    for f in tqdm(discover(inputs, exclude=[cache_dir]), desc="preprocessing", unit="image", disable=not progress):
+    found = discover(inputs, exclude=[cache_dir, *exclude])
+    for f in tqdm(found, desc="preprocessing", unit="image", disable=not progress):
         if f.problem:
             log(f"skipped: {f.path}: {f.problem}")
             continue
@@ -149,7 +152,9 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
                 out[per_image * i : per_image * (i + 1)] = np.load(path)
             out.flush()
             del out
-    return RoiSet.mapped(gathered, torch.arange(len(sources)).repeat_interleave(per_image), sources)
+    data = RoiSet.mapped(gathered, torch.arange(len(sources)).repeat_interleave(per_image), sources)
+    data.key = os.path.basename(gathered)[5:-4]  # what the set is: its images' contents and the parameters
+    return data
 
 
 def split_by_image(n_images: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:

@@ -19,6 +19,8 @@ model lacks starts at random.
 from __future__ import annotations
 
 import csv
+import glob
+import hashlib
 import json
 import os
 import time
@@ -62,6 +64,25 @@ class TrainConfig:
     eps: float = DEFAULT_EPS
     init: str | None = None  #: start from this model's weights (a model directory or "default")
 
+    def check(self) -> None:
+        """Refuses settings that cannot train, before any image is preprocessed."""
+        smallest = 2 ** (self.depth + 1)  # the U-Net's coarsest level keeps 2 x 2 pixels
+        problems = [
+            (self.stages >= 1, f"stages must be at least 1, got {self.stages}"),
+            (self.epochs_gc >= 0 and self.epochs_joint >= 0, "epochs must not be negative"),
+            (self.batch_size >= 1, f"batch size must be at least 1, got {self.batch_size}"),
+            (self.width >= 1 and self.depth >= 1, f"width and depth must be at least 1, got {self.width}, {self.depth}"),
+            (self.roi_size >= smallest, f"ROI size must be at least {smallest} at depth {self.depth}, got {self.roi_size}"),
+            (self.patch_size == 0 or smallest <= self.patch_size, f"patch size must be 0 (whole ROIs) or at least "
+             f"{smallest}, got {self.patch_size}"),
+            (0.0 <= self.val_fraction < 1.0, f"validation fraction must be in [0, 1), got {self.val_fraction}"),
+            (self.patience >= 1, f"patience must be at least 1, got {self.patience}"),
+            (self.lr > 0, f"learning rate must be positive, got {self.lr}"),
+        ]  # fmt: skip
+        for ok, why in problems:
+            if not ok:
+                raise ValueError(why)
+
 
 @dataclass
 class _Progress:
@@ -73,9 +94,12 @@ class _Progress:
 
 
 def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    from xvertfast.infer.backends import resolve_device
+
+    try:
+        return resolve_device(name)
+    except RuntimeError as exc:  # no CUDA in this torch, or not a device name
+        raise ValueError(str(exc)) from None
 
 
 def _layout(device: torch.device) -> torch.memory_format:
@@ -100,13 +124,6 @@ def _check_amp(config: TrainConfig, device: torch.device, log) -> None:
         raise ValueError("--amp on this CPU: oneDNN reports no bf16 support (it needs AVX-512 BF16 or AMX)")
     if support != "amx":
         log("--amp on a CPU without AMX: bf16 may be no faster than fp32 here")
-
-
-def _save_tensors(path: str, tensors: dict[str, torch.Tensor]) -> None:
-    from safetensors.torch import save_file
-
-    with atomic_write(path) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp)
 
 
 def _load_tensors(path: str, device) -> dict[str, torch.Tensor]:
@@ -198,9 +215,64 @@ def _preview(stage: XVertNetStage, data: RoiSet, path: str, title: str, device, 
     plot_preview(xp[:, 0].float().numpy(), y[:, 0].float().numpy(), out[:, 0].numpy(), path, title)
 
 
-def _save_state(path: str, config: TrainConfig, prog: _Progress) -> None:
+def _state(config: TrainConfig, prog: _Progress, data_key: str) -> dict:
+    return {"config": asdict(config), "progress": asdict(prog), "data": data_key}
+
+
+def _save_state(path: str, config: TrainConfig, prog: _Progress, data_key: str) -> None:
     with atomic_write(path) as tmp, open(tmp, "w") as f:
-        json.dump({"config": asdict(config), "progress": asdict(prog)}, f)
+        json.dump(_state(config, prog, data_key), f)
+
+
+#: The mid-stage checkpoint: the stage's weights, the optimiser's moments and the best weights
+#: so far, with the training state in its metadata, in one file written atomically, so that
+#: a kill can never leave weights of one epoch beside the state of another.
+CHECKPOINT_FILE = "epoch.safetensors"
+
+
+def _save_checkpoint(ckpt_dir: str, stage, opt, best: dict, state: dict) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {**{f"stage.{k}": v for k, v in stage.state_dict().items()},
+               **{f"optimizer.{k}": v for k, v in _optimizer_tensors(opt).items()},
+               **{f"best.{k}": v for k, v in best.items()}}  # fmt: skip
+    with atomic_write(os.path.join(ckpt_dir, CHECKPOINT_FILE)) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp,
+                  metadata={"state": json.dumps(state)})  # fmt: skip
+
+
+def _checkpoint_state(ckpt_dir: str) -> dict | None:
+    """The state stored with the mid-stage checkpoint, or None without one."""
+    from safetensors import safe_open
+
+    path = os.path.join(ckpt_dir, CHECKPOINT_FILE)
+    if not os.path.exists(path):
+        return None
+    with safe_open(path, framework="pt") as f:
+        return json.loads(f.metadata()["state"])
+
+
+def _load_checkpoint(ckpt_dir: str, device) -> dict[str, dict[str, torch.Tensor]]:
+    tensors = _load_tensors(os.path.join(ckpt_dir, CHECKPOINT_FILE), device)
+    parts: dict[str, dict[str, torch.Tensor]] = {"stage": {}, "optimizer": {}, "best": {}}
+    for name, value in tensors.items():
+        part, _, key = name.partition(".")
+        parts[part][key] = value
+    return parts
+
+
+def _position(state: dict) -> tuple[int, int]:
+    """(stage, epochs finished in it): how far a saved state had got."""
+    return state["progress"]["stage"], state["progress"]["epoch"]
+
+
+def _weights_key(stage: XVertNetStage) -> str:
+    """A digest of a stage's weights: names the next stage's training data made with them."""
+    h = hashlib.sha256()
+    for name, value in sorted(stage.state_dict().items()):
+        h.update(name.encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def _write_metrics(run_dir: str, history: list[dict]) -> None:
@@ -240,15 +312,19 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     trained model, loadable with :func:`xvertfast.load_model`). ``stop_after_epochs`` ends the call
     after that many epochs (a controlled "kill", for tests); ``resume=True`` continues.
     """
+    config.check()
     device = _device(config.device)
     _check_amp(config, device, log)
+    init = _initial_model(config)  # a mismatch is said before any image is preprocessed
     ckpt_dir = os.path.join(run_dir, "checkpoint")
-    os.makedirs(ckpt_dir, exist_ok=True)  # before any epoch: a stage may have none (--init with 0 epochs)
     state_path = os.path.join(ckpt_dir, "state.json")
-    prog = _Progress()
+    prog, saved = _Progress(), None
     if resume and os.path.exists(state_path):
         with open(state_path) as f:
             saved = json.load(f)
+        mid = _checkpoint_state(ckpt_dir)
+        if mid is not None and _position(mid) > _position(saved):  # killed after the checkpoint, before the state
+            saved = mid
         # (runs checkpointed before the upsampling became a choice used the transposed conv)
         before = {"upsample": "transposed", **saved["config"]}
         now = json.loads(json.dumps(asdict(config)))
@@ -260,12 +336,19 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
         log(f"resuming at stage {prog.stage}, epoch {prog.epoch}")
     elif os.path.exists(state_path):
         raise FileExistsError(f"{run_dir} holds a checkpoint: pass resume=True (--resume) or use a new folder")
+    elif resume:
+        log(f"--resume: {run_dir} holds no checkpoint yet; starting a new run there")
+    os.makedirs(ckpt_dir, exist_ok=True)  # before any epoch: a stage may have none (--init with 0 epochs)
 
     data = load_rois(inputs, os.path.join(run_dir, "cache"), config.roi_size, config.lam, config.alpha, config.eps, log,
-                     progress=progress)  # fmt: skip
+                     progress=progress, exclude=[run_dir])  # fmt: skip
+    data_key = {"rois": data.key, "images": len(data.sources)}
+    if saved is not None and saved.get("data", data_key) != data_key:
+        raise ValueError(f"{run_dir}: --resume with other training images than the run started with "
+                         f"({saved['data']['images']} images then, {len(data.sources)} now, or their content "
+                         "changed); resume with the same inputs, or start a new folder")  # fmt: skip
     train_ids, val_ids = split_by_image(len(data.sources), config.val_fraction, config.seed)
     loss_fn = XVertNetLoss()
-    init = _initial_model(config)
     if init is not None and len(init.stages) < config.stages:
         log(f"--init has {len(init.stages)} stage(s): stages {len(init.stages) + 1}..{config.stages} start from random weights")
     stages: list[XVertNetStage] = []
@@ -280,8 +363,11 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
             stage.load_state_dict(_load_tensors(os.path.join(run_dir, "model", f"stage{k}.safetensors"), device))
             stages.append(stage.to(memory_format=torch.contiguous_format).eval())
             continue
-        if k > 1:
-            data_path = os.path.join(run_dir, f"stage{k}_data.npy")
+        if k > 1:  # its data: the previous stage's outputs, named by that stage's weights
+            data_path = os.path.join(run_dir, f"stage{k}_data-{_weights_key(stages[-1])}.npy")
+            for stale in glob.glob(os.path.join(glob.escape(run_dir), f"stage{k}_data*.npy")):
+                if stale != data_path:  # made by other weights (a stage trained again)
+                    os.remove(stale)
             if os.path.exists(data_path):  # written atomically: complete
                 data = RoiSet.mapped(data_path, data.image, data.sources)
             else:
@@ -290,9 +376,10 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
         opt = torch.optim.Adam(stage.parameters(), lr=config.lr, betas=config.betas)
         best = {n: v.detach().clone() for n, v in stage.state_dict().items()}
         if prog.stage == k and prog.epoch > 0:
-            stage.load_state_dict(_load_tensors(os.path.join(ckpt_dir, "stage.safetensors"), device))
-            _restore_optimizer(opt, _load_tensors(os.path.join(ckpt_dir, "optimizer.safetensors"), device))
-            best = _load_tensors(os.path.join(ckpt_dir, "best.safetensors"), device)
+            parts = _load_checkpoint(ckpt_dir, device)
+            stage.load_state_dict(parts["stage"])
+            _restore_optimizer(opt, parts["optimizer"])
+            best = parts["best"]
         total_epochs = config.epochs_gc + config.epochs_joint
         bar = tqdm(total=total_epochs, initial=prog.epoch, desc=f"stage {k}", unit="epoch", disable=not progress)
         while prog.epoch < total_epochs and not (prog.epoch >= config.epochs_gc and prog.bad_epochs >= config.patience):
@@ -331,10 +418,8 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
             prog.history.append({"stage": k, "epoch": prog.epoch, "phase": JOINT_PHASE if joint else "gc",
                                  "train_loss": running / max(seen, 1), "val_loss": val,
                                  "images_per_s": seen / seconds if seconds > 0 else 0.0, "seconds": seconds})  # fmt: skip
-            _save_tensors(os.path.join(ckpt_dir, "stage.safetensors"), stage.state_dict())
-            _save_tensors(os.path.join(ckpt_dir, "optimizer.safetensors"), _optimizer_tensors(opt))
-            _save_tensors(os.path.join(ckpt_dir, "best.safetensors"), best)
-            _save_state(state_path, config, prog)
+            _save_checkpoint(ckpt_dir, stage, opt, best, _state(config, prog, data_key))
+            _save_state(state_path, config, prog, data_key)
             _write_metrics(run_dir, prog.history)
             curves.update(prog.history)
             epochs_run += 1
@@ -355,5 +440,5 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
                                        **({"init": {"path": init.metadata.get("path", config.init),
                                                     "fingerprint": fingerprint(init)}} if init is not None else {})}})  # fmt: skip
         prog = _Progress(stage=k + 1, history=prog.history)
-        _save_state(state_path, config, prog)
+        _save_state(state_path, config, prog, data_key)
     return XVertNet(stages, config.lam, config.alpha, config.eps)
