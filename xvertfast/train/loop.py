@@ -308,7 +308,7 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     in one memory-mapped file), ``checkpoint/``, ``metrics.csv``,
     ``curves.png`` and ``preview_stage{k}.png`` (the losses per stage, a few validation ROIs
     through each finished stage: :mod:`xvertfast.train.figures`, with matplotlib),
-    ``stage{k}_data.npy`` (inputs of later stages, memory-mapped too) and ``model/`` (the
+    ``stage{k}_data-<digest of stage k-1>.npy`` (inputs of later stages, memory-mapped too) and ``model/`` (the
     trained model, loadable with :func:`xvertfast.load_model`). ``stop_after_epochs`` ends the call
     after that many epochs (a controlled "kill", for tests); ``resume=True`` continues.
     """
