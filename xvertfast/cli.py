@@ -287,7 +287,8 @@ reported and skipped. Exit code: 0 all done, 1 some failed (or nothing was found
 original and from each output, score them, and write into REPORT_DIR:
   scores.csv     every ROI, method and metric
   summary.md/csv mean +- std per method (with and without z-score outlier removal,
-                 +-1.96 sd, union of both methods' outliers) and Wilcoxon signed-rank
+                 +-1.96 sd, union of both methods' outliers; the reference's
+                 own row without its own) and Wilcoxon signed-rank
                  p-values against --compare-to (* p<0.05, ** p<0.01)
   boxplots.png   the distributions
   grid/*.png     a sample of images, all methods side by side, ROIs drawn

@@ -123,6 +123,60 @@ def test_roi_file_places_the_rois(tmp_path, seed):
     assert int(upper["left"]) + int(upper["width"]) / 2 == pytest.approx(120, abs=1)
 
 
+def test_roi_centres_are_checked(tmp_path, seed, capsys):
+    src = tmp_path / "a.png"
+    Image.fromarray(chest_like(seed)).save(src)
+    rois = tmp_path / "rois.csv"
+    head = "file,upper_row,upper_col,lower_row,lower_col\n"
+    rois.write_text(head + "a.png,-5000,99999,260,280\nother.png,1,1,2,2\n")
+    assert main(["evaluate", str(src), "-o", str(tmp_path / "r"), "--rois", str(rois), "--methods", "identity",
+                 "--metrics", "entropy", "-q"]) == 1  # fmt: skip
+    captured = capsys.readouterr()
+    assert "upper ROI centre (-5000, 99999) of the ROI file lies outside the 600x640 image" in captured.err
+    assert "1 row(s) of the ROI file name no input: other.png" in captured.out
+    rois.write_text(head + "a.png,inf,120,260,280\n")
+    assert main(["evaluate", str(src), "-o", str(tmp_path / "r2"), "--rois", str(rois), "-q"]) == 2
+    assert "line 2: ROI centres must be finite numbers" in capsys.readouterr().err
+
+
+def test_a_typo_leaves_the_report_folder_untouched(tmp_path, seed, capsys):
+    src = tmp_path / "a.png"
+    Image.fromarray(chest_like(seed)).save(src)
+    out = tmp_path / "r"
+    assert main(["evaluate", str(src), "-o", str(out), "--metrics", "entropy,tenengard", "-q"]) == 2
+    assert "unknown metric(s) tenengard" in capsys.readouterr().err and not out.exists()
+    assert main(["evaluate", str(src), "-o", str(out), "--methods", "", "-q"]) == 2
+    assert "no methods" in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.parametrize("n, asked, shown", [(4, 6, 4), (4, 100, 4), (2, 6, 2), (10, 3, 3), (5, 0, 0)])
+def test_pictures_show_as_many_images_as_asked_or_there_are(n, asked, shown):
+    from xvertfast.eval.protocol import _sample
+
+    picked = _sample(n, asked)
+    assert len(picked) == shown and picked <= set(range(n))
+    if shown >= 2:
+        assert {0, n - 1} <= picked
+
+
+def test_the_reference_row_is_cleaned_of_its_own_outliers():
+    from xvertfast.eval.protocol import EvalRun
+    from xvertfast.eval.report import summarise
+
+    rng = np.random.default_rng(0)
+    ref = 5.0 + 0.1 * rng.standard_normal(20)
+    ref[3] = 50.0  # one wild value
+    other = 6.0 + 0.1 * rng.standard_normal(20)
+    run = EvalRun(["identity", "clahe"], ["entropy"])
+    for i in range(20):
+        run.rows += [{"file": f"f{i:02d}", "roi": "upper", "method": m, "entropy": float(v[i])}
+                     for m, v in (("identity", ref), ("clahe", other))]  # fmt: skip
+    by = {r["method"]: r for r in summarise(run, "identity")}
+    assert by["identity"]["n"] == 20 and by["identity"]["n_clean"] == 19
+    assert by["identity"]["mean_clean"] == pytest.approx(np.delete(ref, 3).mean())
+    assert by["clahe"]["n_clean"] <= 19  # paired with identity: the union of both's outliers
+
+
 def test_small_image_leaves_tmqi_out_with_a_note(tmp_path, seed, capsys):
     src = tmp_path / "small.png"
     Image.fromarray(chest_like(seed, 420, 400)).save(src)  # ROIs 210 x 119: under TMQI's 161 px

@@ -90,7 +90,7 @@ def test_a_line_cut_short_by_a_kill_is_dropped_and_the_journal_goes_on(tmp_path,
 def test_other_settings_are_refused_and_restart_starts_over(tmp_path, seed):
     images = write_images(tmp_path / "in", seed, n=2)
     run(images, tmp_path / "r", Counted())
-    with pytest.raises(ValueError, match=r"partial evaluation with other settings .*--restart"):
+    with pytest.raises(ValueError, match=r"an evaluation with other settings \(metrics .*\).*--restart"):
         run(images, tmp_path / "r", Counted(), settings={**SETTINGS, "metrics": ["entropy"]})
     fresh = Counted()
     run(images, tmp_path / "r", fresh, settings={**SETTINGS, "metrics": ["entropy"]}, restart=True)

@@ -90,3 +90,15 @@ def test_an_output_outside_the_folder_fails_that_file_only(tmp_path, monkeypatch
     ((path, reason),) = summary.failed
     assert path.endswith("secret.png") and "outside" in reason
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fine.png", "out", "secret.png"]  # nothing beside it
+
+
+def test_two_inputs_with_one_output_name_fail_the_second(tmp_path):
+    for site, seed in (("siteA", 1), ("siteB", 2)):
+        (tmp_path / site).mkdir()
+        Image.fromarray(radiograph_like(seed)).save(tmp_path / site / "img1.png")
+    summary = preprocess_files([str(tmp_path / "siteA"), str(tmp_path / "siteB")], str(tmp_path / "o"),
+                               progress=False, log=lambda m: None)  # fmt: skip
+    assert [os.path.basename(os.path.dirname(p)) for p in summary.done] == ["siteA"]
+    assert summary.failed[0][0] == str(tmp_path / "siteB" / "img1.png")
+    assert "are also those of" in summary.failed[0][1] and "siteA" in summary.failed[0][1]
+    assert not summary.skipped

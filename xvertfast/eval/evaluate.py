@@ -7,7 +7,7 @@ import os
 from xvertfast import __version__
 from xvertfast.eval.baselines import XVERTNET_METHODS, get_method
 from xvertfast.eval.journal import Journal
-from xvertfast.eval.protocol import DEFAULT_METRICS, EvalRun, load_roi_centres, method_kind, run_protocol
+from xvertfast.eval.protocol import DEFAULT_METRICS, METRICS, EvalRun, load_roi_centres, method_kind, run_protocol
 from xvertfast.eval.report import write_report
 from xvertfast.model.persistence import fingerprint
 
@@ -36,6 +36,11 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
             :mod:`xvertfast.eval.journal`).
         enhancer_kwargs: device, backend, batch_size... for xvertnet.
     """
+    if not methods:
+        raise ValueError("no methods to evaluate")
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown or not metrics:  # before the report folder is touched: a typo must not leave a journal
+        raise ValueError(f"unknown metric(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(METRICS)}")
     networks: dict = {}  # one network per model: xvertnet and xvertnet_original_brightness share its runs
     built = dict(get_method(spec, networks, **enhancer_kwargs) for spec in methods)
     if len(built) != len(methods):

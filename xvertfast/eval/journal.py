@@ -72,8 +72,14 @@ class Journal:
         except (ValueError, AttributeError):
             previous = None
         if previous != self.settings:
-            raise ValueError(f"{os.path.dirname(self.path)} holds a partial evaluation with other settings "
-                             f"({self.path}: {previous}); pass --restart to start over, or use a new folder")  # fmt: skip
+            if isinstance(previous, dict):
+                changed = "; ".join(f"{k} {previous.get(k)!r} -> {self.settings.get(k)!r}"
+                                    for k in [*self.settings, *(k for k in previous if k not in self.settings)]
+                                    if previous.get(k) != self.settings.get(k))  # fmt: skip
+            else:
+                changed = f"unreadable settings in {self.path}"
+            raise ValueError(f"{os.path.dirname(self.path)} holds an evaluation with other settings ({changed}); "
+                             "pass --restart to start over, or use a new folder")  # fmt: skip
         for line in lines[1:]:
             try:
                 entry = json.loads(line)

@@ -105,10 +105,12 @@ def load_roi_centres(path: str) -> dict[str, tuple[tuple[float, float], tuple[fl
             raise ValueError(f"{path}: ROI file needs the columns {', '.join(sorted(need))}")
         for line, row in enumerate(reader, start=2):
             try:
-                centres[row["file"].strip()] = ((float(row["upper_row"]), float(row["upper_col"])),
-                                                (float(row["lower_row"]), float(row["lower_col"])))  # fmt: skip
-            except ValueError:
+                values = [float(row[k]) for k in ("upper_row", "upper_col", "lower_row", "lower_col")]
+            except (ValueError, TypeError):
                 raise ValueError(f"{path}, line {line}: ROI centres must be numbers") from None
+            if not all(math.isfinite(v) for v in values):
+                raise ValueError(f"{path}, line {line}: ROI centres must be finite numbers, got {values}")
+            centres[row["file"].strip()] = ((values[0], values[1]), (values[2], values[3]))
     return centres
 
 
@@ -124,9 +126,11 @@ def _thumbnail(pixels: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def _sample(n: int, k: int) -> set[int]:
-    if k <= 0 or n == 0:
+    """``min(k, n)`` indices spread evenly over ``range(n)``, first and last included."""
+    k = min(k, n)
+    if k <= 0:
         return set()
-    return {round(i * (n - 1) / max(k - 1, 1)) for i in range(min(k, n))}
+    return {round(i * (n - 1) / max(k - 1, 1)) for i in range(k)}
 
 
 def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centres: dict | None = None,
@@ -184,6 +188,12 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
                 run.pictures.append(picture)
         bar.update(1)
     bar.close()
+    if roi_centres:
+        named = {f.path for f in files} | {os.path.basename(f.path) for f in files}
+        unused = sorted(k for k in roi_centres if k not in named)
+        if unused:
+            run.notes.append(f"{len(unused)} row(s) of the ROI file name no input: {', '.join(unused[:5])}"
+                             + (", ..." if len(unused) > 5 else ""))  # fmt: skip
     if resumed:
         log(f"resumed: {resumed} image(s) scored by an earlier run were taken from {journal.path}")
     return run
@@ -212,6 +222,11 @@ def _evaluate_one(source: InputFile, methods: dict, metrics: list[str], roi_cent
         given = roi_centres.get(path) or roi_centres.get(os.path.basename(path))
         if given is None:
             raise ImageReadError(path, "no ROI centres for this file in the ROI file")
+        h, w = rad.shape
+        for name, (r, c) in zip(ROI_NAMES, given):
+            if not (0 <= r < h and 0 <= c < w):
+                raise ImageReadError(path, f"the {name} ROI centre ({r:g}, {c:g}) of the ROI file lies outside "
+                                     f"the {w}x{h} image (row, column)")  # fmt: skip
         spine = spine.with_centres(*given)
     boxes: list[Box] = spine.eval_rois()
     originals = [rad.values[b.top : b.bottom, b.left : b.right] for b in boxes]

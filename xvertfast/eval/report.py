@@ -22,7 +22,7 @@ import os
 import numpy as np
 
 from xvertfast.eval.protocol import EvalRun
-from xvertfast.eval.stats import describe, paired_clean, significance_mark, wilcoxon_p
+from xvertfast.eval.stats import describe, outlier_mask, paired_clean, significance_mark, wilcoxon_p
 from xvertfast.io.files import image_extension
 from xvertfast.io.write import atomic_write
 
@@ -53,8 +53,11 @@ def summarise(run: EvalRun, compare_to: str | None) -> list[dict]:
         for method in run.methods:
             v = _values(run, method, metric)
             n, mean, std = describe(v)
+            # cleaned alone: the reference method's own row, and every row where nothing is compared
+            n_clean, mean_clean, std_clean = describe(v[~outlier_mask(v)])
             rec = {"method": method, "metric": metric, "n": n, "mean": mean, "std": std, "compared_to": "",
-                   "p_value": math.nan, "n_clean": n, "mean_clean": mean, "std_clean": std, "p_value_clean": math.nan}  # fmt: skip
+                   "p_value": math.nan, "n_clean": n_clean, "mean_clean": mean_clean, "std_clean": std_clean,
+                   "p_value_clean": math.nan}  # fmt: skip
             if ref is not None and method != compare_to and len(ref) == len(v):
                 a, b = paired_clean(v, ref)
                 rec["n_clean"], rec["mean_clean"], rec["std_clean"] = describe(a)
@@ -79,7 +82,9 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None) -> str:
     if compare_to:
         lines += [f"Wilcoxon signed-rank test of each method against **{compare_to}** (two-sided, paired by ROI): "
                   "`*` p < 0.05, `**` p < 0.01.", ""]  # fmt: skip
-    for title, suffix in (("After z-score outlier removal (±1.96 σ, union of both methods' outliers)", "_clean"),
+    removal = (f"each method paired with {compare_to} without the union of both's outliers, {compare_to} "
+               "without its own" if compare_to else "each method without its own outliers")  # fmt: skip
+    for title, suffix in ((f"After z-score outlier removal (±1.96 σ; {removal})", "_clean"),
                           ("All ROIs (no outlier removal)", "")):  # fmt: skip
         lines += [f"## {title}", "", "| method | " + " | ".join(_LABELS[m] for m in run.metrics) + " |",
                   "|---|" + "---|" * len(run.metrics)]  # fmt: skip
@@ -100,9 +105,9 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None) -> str:
         lines.append("")
     if run.notes:
         lines += ["## Notes: metrics not computed on some ROIs, and image warnings (decoding, polarity)", ""]
-        lines += [f"- {html.escape(n)}" for n in run.notes] + [""]
+        lines += [f"- {n}" for n in run.notes] + [""]
     if run.failed:
-        lines += ["## Failed images", ""] + [f"- {html.escape(reason)}" for _, reason in run.failed] + [""]
+        lines += ["## Failed images", ""] + [f"- {reason}" for _, reason in run.failed] + [""]
     secs = ", ".join(f"{k} {v:.1f} s" for k, v in run.seconds.items())
     lines += [f"Time: {secs}.", ""]
     return "\n".join(lines)
@@ -184,7 +189,7 @@ def _html(run: EvalRun, markdown_table: str, grids: list[str]) -> str:
             elif line.startswith("# "):
                 out.append(f"<h1>{html.escape(line[2:])}</h1>")
             elif line.startswith("- "):
-                out.append(f"<p class='fail'>{line[2:]}</p>")
+                out.append(f"<p class='fail'>{html.escape(line[2:])}</p>")
             elif line.strip():
                 out.append(f"<p>{html.escape(line).replace('`', '')}</p>")
         if in_table:

@@ -104,11 +104,18 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
     summary = JobSummary()
     start = time.perf_counter()
     planned: list[tuple] = []  # (file, its outputs or the error naming why it has none)
+    taken: dict[str, str] = {}  # an output -> the input it belongs to
     for f in files:
         try:
-            planned.append((f, [output_path(out_dir, f.rel, s) for s in SUFFIXES]))
+            outs = [output_path(out_dir, f.rel, s) for s in SUFFIXES]
         except ValueError as exc:  # an output outside out_dir: reported in the loop
             planned.append((f, exc))
+            continue
+        if outs[0] in taken:  # x.png and x.tiff in one folder, or one name in two input folders
+            planned.append((f, ValueError(f"its outputs ({outs[0]}, ...) are also those of {taken[outs[0]]}")))
+            continue
+        taken[outs[0]] = f.path
+        planned.append((f, outs))
     remove_stale_parts(o for _, outs in planned if isinstance(outs, list) for o in outs)
     bar = tqdm(total=len(files), unit="img", desc="preprocess", disable=not progress)
     for f, outs in planned:
