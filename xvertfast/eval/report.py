@@ -128,7 +128,7 @@ def _boxplots(run: EvalRun, path: str) -> None:
         ax.set_title(_LABELS[metric], fontsize=10)
         ax.tick_params(axis="x", labelrotation=30, labelsize=8)
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle("Spine ROIs (512×290), all values", fontsize=10)
+    fig.suptitle("Spine ROIs (512×290 at 1024 rows, scaled with the image), all values", fontsize=10)
     fig.tight_layout()
     with atomic_write(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
@@ -203,7 +203,7 @@ def _html(run: EvalRun, markdown_table: str, grids: list[str]) -> str:
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>xvertfast evaluation</title>"
             f"<style>{style}</style></head><body>{md_table_to_html(markdown_table)}"
             f"<h2>Distributions</h2><img src='boxplots.png' alt='box plots'>"
-            f"<h2>Side by side</h2><p>Green boxes: the 512×290 evaluation ROIs. Bottom row: the upper ROI as the "
+            f"<h2>Side by side</h2><p>Green boxes: the evaluation ROIs (512×290 at 1024 rows, scaled with the image). Bottom row: the upper ROI as the "
             f"metrics see it (8-bit).</p>{pictures}"
             f"<p>Files: <a href='scores.csv'>scores.csv</a>, <a href='summary.csv'>summary.csv</a>, "
             f"<a href='summary.md'>summary.md</a></p></body></html>")  # fmt: skip

@@ -105,7 +105,7 @@ def plot_curves(rows: list[dict], path: str, title: str = "") -> bool:
         if min(losses) > 0:
             ax.set_yscale("log")
         rate = sorted(r["images_per_s"] for r in mine)[len(mine) // 2]
-        ax.set_title(f"stage {k}: {len(mine)} epochs, {rate:.1f} images/s", fontsize=9)
+        ax.set_title(f"stage {k}: {len(mine)} epochs, {rate:.1f} ROIs/s", fontsize=9)  # images_per_s counts samples
         ax.set_xlabel("epoch", fontsize=8)
         ax.set_ylabel("loss", fontsize=8)
         ax.tick_params(labelsize=7)
