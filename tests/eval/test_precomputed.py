@@ -177,3 +177,23 @@ def test_labels_compare_two_models_and_keep_what_a_method_is(tmp_path, seed):
         assert {r["compared_to"] for r in csv.DictReader(f) if r["method"] != "first"} == {"first"}
     with pytest.raises(ValueError, match="give one of two alike a label"):
         evaluate([str(src)], str(tmp_path / "r2"), ["clahe", "clahe"], ["entropy"], progress=False)
+
+
+def test_enhance_outputs_score_as_the_in_process_xvertnet(tmp_path, seed):
+    # the CLI's outputs read back through outputs=DIR give the scores of the same model run
+    # inside evaluate: one protocol, however the enhanced images were made
+    torch.manual_seed(seed)
+    model = save_model(XVertNet([XVertNetStage(4, 2)]), tmp_path / "model", extra={"training": {"config": {"roi_size": 64}}})
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    Image.fromarray(chest_like(seed)).save(src / "a.png")
+    Image.fromarray(chest_like(seed + 1)).save(src / "sub" / "b.png")
+    assert main(["enhance", str(src), "-o", str(tmp_path / "enh"), "--model", str(model), "--device", "cpu", "-q"]) == 0
+    out = tmp_path / "r"
+    evaluate([str(src)], str(out), [f"xvertnet={model}", f"cli:outputs={tmp_path / 'enh'}"], METRICS, pictures=0,
+             progress=False, log=lambda m: None, device="cpu")  # fmt: skip
+    got = scores(out)
+    assert len(got) == 2 * 2 * 2
+    for (f, roi, method), values in got.items():
+        if method == "cli":
+            assert values == got[(f, roi, "xvertnet")]
