@@ -197,3 +197,32 @@ def test_enhance_outputs_score_as_the_in_process_xvertnet(tmp_path, seed):
     for (f, roi, method), values in got.items():
         if method == "cli":
             assert values == got[(f, roi, "xvertnet")]
+
+
+def test_a_16_bit_output_is_read_on_one_scale_not_its_own_maximum(tmp_path, seed):
+    src, tool = tmp_path / "in", tmp_path / "tool"
+    src.mkdir()
+    tool.mkdir()
+    values = (chest_like(seed).astype(np.uint16) * 16)  # a 12-bit input
+    Image.fromarray(values).save(src / "a.png")
+    method = PrecomputedOutputs(str(tool))
+    source = InputFile(str(src / "a.png"), "a.png")
+    pixels = read_image(src / "a.png").pixels
+    for top in (1500, 1023):  # a dark output kept at 12 bits: its maximum needs 11 or 10 bits
+        dark = np.round(values.astype(np.float64) / 4095 * top).astype(np.uint16)
+        Image.fromarray(dark).save(tool / "a.png")
+        np.testing.assert_allclose(method(pixels, source=source, input_bits=12), dark / 4095.0, atol=1e-6)
+    full = np.round(values.astype(np.float64) / 4000 * 65535).clip(0, 65535).astype(np.uint16)
+    Image.fromarray(full).save(tool / "a.png")  # a tool writing the whole 16 bits
+    np.testing.assert_allclose(method(pixels, source=source, input_bits=12), full / 65535.0, atol=1e-6)
+
+
+def test_outputs_inside_the_input_folder_are_not_inputs(tmp_path, seed):
+    src, _ = inputs_and_clahe_outputs(tmp_path, seed, "png8")
+    os.rename(tmp_path / "tool", src / "enhanced")  # the layout the README suggests
+    run, _ = evaluate([str(src)], str(tmp_path / "r"), ["clahe", f"tool:outputs={src / 'enhanced'}"], ["entropy"],
+                      pictures=0, progress=False, log=lambda m: None)  # fmt: skip
+    assert run.images == 2 and not run.failed
+    with pytest.raises(ValueError, match="own output folder"):
+        evaluate([str(src)], str(src), ["clahe"], ["entropy"], progress=False, log=lambda m: None)
+    assert not (src / ".xvertfast-evaluate.jsonl").exists()

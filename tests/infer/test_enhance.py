@@ -400,7 +400,9 @@ def test_outputs_never_leave_the_output_folder(tmp_path, model_dir, seed):
     finally:
         os.chdir(cwd)
     assert code == 0
-    assert sorted(files_under(out)) == ["secret.png"]  # one input, written inside
+    # one input (three spellings of one file), written inside: a listed path that climbs out of
+    # the current folder is mirrored whole, from the root
+    assert sorted(files_under(out)) == [str(tmp_path / "a" / "secret.png").lstrip(os.sep)]
     assert sorted(os.listdir(tmp_path / "a")) == ["b", "secret.png"]  # the input itself untouched
 
 
@@ -415,7 +417,8 @@ def test_list_gives_the_polarity_of_png_files(tmp_path, model_dir, seed):
     args = ["--model", str(model_dir), "--device", "cpu", "-q"]
     assert main(["enhance", str(tmp_path / "a" / "x.png"), "-o", str(tmp_path / "oa"), *args]) == 0
     assert main(["enhance", f"@{listing}", "-o", str(tmp_path / "ob"), *args]) == 0
-    assert (tmp_path / "oa" / "x.png").read_bytes() == (tmp_path / "ob" / "x.png").read_bytes()
+    mirrored = tmp_path / "ob" / str(tmp_path / "b" / "x.png").lstrip(os.sep)  # a listed absolute path, whole
+    assert (tmp_path / "oa" / "x.png").read_bytes() == mirrored.read_bytes()
     listing.write_text(f"{tmp_path / 'b' / 'x.png'}\tINVERTED\n")
     assert main(["enhance", f"@{listing}", "-o", str(tmp_path / "oc"), *args]) == 2  # a bad tag is refused
 

@@ -111,9 +111,85 @@ def test_the_input_folder_as_output_folder_replaces_nothing(tmp_path, model_dir,
     src = tmp_path / "in"
     write_pngs(src, seed, ["a.png"])
     before = (src / "a.png").read_bytes()
-    assert run(model_dir, src, "-o", src) == 1
+    for fmt in ("same", "tiff"):  # tiff: outputs beside the inputs would be found as inputs on the rerun
+        assert run(model_dir, src, "-o", src, "--format", fmt) == 2
+        assert "own output folder" in capsys.readouterr().err
+    assert (src / "a.png").read_bytes() == before and sorted(p.name for p in src.iterdir()) == ["a.png"]
+    # a listed input whose output would land on an input is refused per file
+    listing = tmp_path / "list.txt"
+    listing.write_text("a.png\n")
+    cwd = os.getcwd()
+    os.chdir(src)
+    try:
+        assert run(model_dir, f"@{listing}", "-o", ".") == 1
+    finally:
+        os.chdir(cwd)
     assert "would replace an input" in capsys.readouterr().err
     assert (src / "a.png").read_bytes() == before
+
+
+def test_a_torn_ledger_line_then_a_kill_still_knows_its_outputs(tmp_path, model_dir, seed, capsys, monkeypatch):  # noqa: F811
+    from xvertfast.infer import job_folder
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    write_pngs(src, seed, ["a.png", "b.png"])
+    assert run(model_dir, src / "a.png", "-o", out) == 0
+    with open(out / LEDGER_FILE, "a") as f:
+        f.write('{"output": "a.png", "sta')  # a kill in the middle of a line
+    monkeypatch.setattr(job_folder.JobFolder, "finished", lambda *a, **k: None)  # a kill after b's rename
+    assert run(model_dir, src, "-o", out) == 0
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert run(model_dir, src, "-o", out) == 0  # b.png is known (its "writing" line survived): redone
+    assert "1 done, 1 skipped, 0 failed" in capsys.readouterr().out
+
+
+def test_one_input_reached_through_a_link_is_the_same_input(tmp_path, model_dir, seed, capsys):  # noqa: F811
+    src, out = tmp_path / "in", tmp_path / "out"
+    write_pngs(src, seed, ["a.png"])
+    os.symlink(src, tmp_path / "inlink")
+    assert run(model_dir, tmp_path / "inlink", "-o", out) == 0
+    capsys.readouterr()
+    assert run(model_dir, src, "-o", out) == 0
+    assert "0 done, 1 skipped, 0 failed" in capsys.readouterr().out
+
+
+def test_a_folder_of_an_earlier_version_is_adopted(tmp_path, model_dir, seed, capsys):  # noqa: F811
+    # an output folder an xvertfast before the ledger wrote: its settings file without the
+    # settings added since, its outputs without ledger lines
+    src, out = tmp_path / "in", tmp_path / "out"
+    write_pngs(src, seed, ["a.png", "b.png"])
+    assert run(model_dir, src, "-o", out) == 0
+    os.remove(out / LEDGER_FILE)
+    job = json.loads((out / JOB_FILE).read_text())
+    del job["settings"]["precision"]
+    (out / JOB_FILE).write_text(json.dumps(job))
+    capsys.readouterr()
+    assert run(model_dir, src, "-o", out) == 0
+    assert "0 done, 2 skipped" in capsys.readouterr().out
+    assert run(model_dir, src, "-o", out, "--overwrite") == 0
+    assert "2 done, 0 skipped" in capsys.readouterr().out
+
+
+def test_a_full_disk_under_the_ledger_keeps_the_summary(tmp_path, model_dir, seed, capsys, monkeypatch):  # noqa: F811
+    from xvertfast.infer import job_folder
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    write_pngs(src, seed, [f"{k}.png" for k in range(4)])
+    write, calls = os.write, [0]
+
+    def full_after_two(fd, data):
+        calls[0] += 1
+        if calls[0] > 2:
+            raise OSError(28, "No space left on device")
+        return write(fd, data)
+
+    monkeypatch.setattr(job_folder.os, "write", full_after_two)
+    report = tmp_path / "r.json"
+    assert run(model_dir, src, "-o", out, "--batch-size", "1", "--workers", "1", "--report", report) == 1
+    captured = capsys.readouterr()
+    assert "stopped early: the disk is full" in captured.err and "done" in captured.out
+    assert json.loads(report.read_text())["summary"]["stopped"] == "the disk is full"
 
 
 @pytest.mark.parametrize("option", ["--report", "--preview"])

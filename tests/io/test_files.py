@@ -46,19 +46,24 @@ def test_image_extension(name, ext):
     assert image_extension(name) == ext
 
 
-def test_listed_files_keep_their_folders_apart(tmp_path):
-    # a PACS export reuses names across folders: listed files mirror their paths below the
-    # deepest folder holding them all, so their outputs do not collide
+def test_listed_files_keep_their_folders_apart(tmp_path, monkeypatch):
+    # a PACS export reuses names across folders: a listed file mirrors its whole path (relative
+    # as written, absolute without its root), whatever else the list holds
     for d in ("arch/p1", "arch/p2"):
         (tmp_path / d).mkdir(parents=True)
         (tmp_path / d / "IM0001.png").write_bytes(b"x")
     listing = tmp_path / "list.txt"
     listing.write_text(f"{tmp_path / 'arch/p1/IM0001.png'}\r\n{tmp_path / 'arch/p2/IM0001.png'}\tMONOCHROME1\r\n")
     found = discover([f"@{listing}"])
-    assert [(f.rel, f.photometric) for f in found] == [("p1/IM0001.png", None), ("p2/IM0001.png", "MONOCHROME1")]
+    whole = str(tmp_path).lstrip(os.sep)
+    assert [(f.rel, f.photometric) for f in found] == [(os.path.join(whole, "arch/p1/IM0001.png"), None),
+                                                        (os.path.join(whole, "arch/p2/IM0001.png"), "MONOCHROME1")]  # fmt: skip
     single = tmp_path / "one.txt"
     single.write_text(f"{tmp_path / 'arch/p1/IM0001.png'}\n")
-    assert [f.rel for f in discover([f"@{single}"])] == ["IM0001.png"]
+    assert [f.rel for f in discover([f"@{single}"])] == [found[0].rel]  # the same name in any list
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rel.txt").write_text("arch/p2/IM0001.png\n./arch/p1/IM0001.png\n")
+    assert [f.rel for f in discover(["@rel.txt"])] == ["arch/p2/IM0001.png", "arch/p1/IM0001.png"]
 
 
 def test_excluded_folders_are_not_searched(tmp_path):
@@ -67,6 +72,19 @@ def test_excluded_folders_are_not_searched(tmp_path):
         (tmp_path / name).write_bytes(b"x")
     assert [f.rel for f in discover([str(tmp_path)], exclude=[str(tmp_path / "out")])] == ["a.png"]
     assert len(discover([str(tmp_path)])) == 3
+
+
+def test_a_link_to_a_folder_inside_does_not_rename_it(tmp_path):
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    (tmp_path / "in" / "sub" / "a.png").write_bytes(b"x")
+    os.symlink(tmp_path / "in" / "sub", tmp_path / "in" / "a_link")  # sorts before sub
+    assert [f.rel for f in discover([str(tmp_path / "in")])] == [os.path.join("sub", "a.png")]
+
+
+def test_the_output_folder_as_an_input_folder_is_refused(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"x")
+    with pytest.raises(ValueError, match="own output folder"):
+        discover([str(tmp_path)], exclude=[str(tmp_path)])
 
 
 def test_linked_folders_are_followed_once_and_loops_end(tmp_path):

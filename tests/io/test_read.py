@@ -545,4 +545,4 @@ def test_sixteen_bit_colour_png_says_it_is_read_at_8_bits(tmp_path):
            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))  # fmt: skip
     (tmp_path / "c.png").write_bytes(png)
     im = read_image(tmp_path / "c.png", warn=False)
-    assert any("16-bit colour PNG: decoded at 8 bits" in n for n in im.notes)
+    assert any("16-bit PNG with colour or alpha: decoded at 8 bits" in n for n in im.notes)

@@ -9,6 +9,7 @@ from xvertfast.eval.baselines import XVERTNET_METHODS, get_method
 from xvertfast.eval.journal import Journal
 from xvertfast.eval.protocol import DEFAULT_METRICS, METRICS, EvalRun, load_roi_centres, method_kind, run_protocol
 from xvertfast.eval.report import write_report
+from xvertfast.io.files import discover
 from xvertfast.model.persistence import fingerprint
 
 __all__ = ["evaluate", "DEFAULT_METHODS"]
@@ -53,10 +54,13 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
     elif compare_to not in built:
         raise ValueError(f"--compare-to {compare_to} is not among the methods ({', '.join(built)})")
     centres = None if rois == "auto" else load_roi_centres(rois)
+    # neither the report nor another tool's outputs are inputs (both may sit inside the input folder)
+    exclude = [out_dir, *(m.folder for m in built.values() if getattr(m, "folder", None))]
+    discover(inputs, exclude=exclude)  # an input folder that is one of them fails here, before the journal
     journal = Journal(out_dir, _settings(methods, built, metrics, centres, enhancer_kwargs), restart)
     try:
         run = run_protocol(inputs, built, list(metrics), centres, pictures=pictures, progress=progress, log=log,
-                           journal=journal, exclude=[out_dir])  # fmt: skip
+                           journal=journal, exclude=exclude)  # fmt: skip
     finally:
         journal.close()
     return run, write_report(run, out_dir, compare_to)

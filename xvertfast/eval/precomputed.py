@@ -6,10 +6,11 @@ its path there (the same path relative to the folder the input was found in, as 
 enhance`` names its outputs, with any image extension) and hands it to the protocol, which
 scores it on the same ROIs as the methods it runs itself.
 
-An output is read on its own format's scale (:func:`xvertfast.io.read.full_range`: an 8-bit
-value v as v / 255, a 16-bit PNG over the bits its largest value needs, a DICOM over its BitsStored, a float
-TIFF as it is, which must then lie in [0, 1]), not min-max stretched, so the tool's own
-brightness and contrast are what the metrics see.
+An output is read on its own format's scale, not min-max stretched, so the tool's own
+brightness and contrast are what the metrics see: an 8-bit value v as v / 255, a DICOM over
+its BitsStored (:func:`xvertfast.io.read.full_range`), a float TIFF as it is (it must then lie
+in [0, 1]), and a 16-bit PNG or TIFF over the input's bit depth where its values fit in it (a
+tool that kept the input's depth, as ``xvertfast enhance`` does), else over the full 16 bits.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ class PrecomputedOutputs:
             raise ImageReadError(source.path, f"outputs={self.folder} holds the input itself, not an output of it")
         return path
 
-    def __call__(self, pixels: np.ndarray, spine=None, source: InputFile | None = None) -> np.ndarray:
+    def __call__(self, pixels: np.ndarray, spine=None, source: InputFile | None = None,
+                 input_bits: int | None = None) -> np.ndarray:  # fmt: skip
         if source is None:
             raise ValueError("outputs=DIR needs the input file to find its output")
         path = self.locate(source)
@@ -74,6 +76,12 @@ class PrecomputedOutputs:
                                  f"{np.shape(pixels)[1]}x{np.shape(pixels)[0]}: an output must keep the size")  # fmt: skip
         lo, hi = full_range(rad)
         values = np.asarray(rad.values, dtype=np.float64)
+        if rad.source_format in ("png", "tiff") and rad.values.dtype.kind == "u" and rad.values.dtype.itemsize > 1:
+            # a 16-bit container does not say its depth: the input's where the values fit in it (a
+            # tool that kept it, as xvertfast enhance does), else the container's; never the
+            # image's own maximum, which one bright pixel would change
+            bits = input_bits if input_bits and values.max() < (1 << input_bits) else 8 * rad.values.dtype.itemsize
+            lo, hi = 0.0, float((1 << bits) - 1)
         if rad.values.dtype.kind == "f" and rad.source_format != "dicom" and (values.min() < -1e-6 or values.max() > 1 + 1e-6):
             raise ImageReadError(path, f"float values in [{values.min():.4g}, {values.max():.4g}], not in [0, 1]: "
                                  "their scale is unknown (write the output as [0, 1] floats or as integers)")  # fmt: skip

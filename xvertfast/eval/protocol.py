@@ -239,7 +239,7 @@ def _evaluate_one(source: InputFile, methods: dict, metrics: list[str], roi_cent
         if kind == "identity":
             out = rad.pixels
         elif getattr(method, "needs_source", False):
-            out = method(rad.pixels, spine, source=source)
+            out = method(rad.pixels, spine, source=source, input_bits=rad.bits_stored)
         else:
             out = method(rad.pixels, spine)
         seconds[name] += time.perf_counter() - t0

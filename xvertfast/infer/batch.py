@@ -194,7 +194,9 @@ def _compose_and_write(enhancer, rad: Radiograph, prep, tiles, out: str, fmt: st
 
 
 def _disk_full(exc: BaseException) -> bool:
-    return getattr(exc, "errno", None) == errno.ENOSPC or "No space left on device" in str(exc)
+    """No space, or the user's quota is spent: every later image would fail the same way."""
+    full = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+    return getattr(exc, "errno", None) in full or any(s in str(exc) for s in ("No space left", "quota exceeded"))
 
 
 def _error_text(path: str, exc: BaseException) -> str:
@@ -375,8 +377,9 @@ def _write_report(path: str, summary: BatchSummary, enhancer, settings: dict) ->
         "xvertfast": __version__,
         "settings": {**settings, "backend": enhancer.backend.name, "device": str(enhancer.device),
                      "batch_size": enhancer.batch_size},  # fmt: skip
-        "summary": {"done": summary.done, "skipped": summary.skipped, "failed": len(summary.failed),
-                    "warned": len(summary.warned),
+        "summary": {"found": summary.found, "done": summary.done, "skipped": summary.skipped,
+                    "failed": len(summary.failed), "warned": len(summary.warned), "stopped": summary.stopped,
+                    "not_processed": summary.found - len(summary.records),
                     "seconds": summary.seconds, "images_per_second": summary.images_per_second},  # fmt: skip
         "files": [asdict(r) for r in summary.records],
     }

@@ -34,6 +34,11 @@ LOCK_FILE = ".xvertfast-enhance.lock"
 JOB_STATE_FILES = (JOB_FILE, LEDGER_FILE, LOCK_FILE)
 
 
+def _identity(path: str) -> str:
+    """The input as the ledger names it: its real path, however it was reached (links, cwd)."""
+    return os.path.realpath(path)
+
+
 def _differences(previous, settings: dict) -> str:
     if not isinstance(previous, dict):
         return "its settings are unreadable"
@@ -62,14 +67,34 @@ class JobFolder:
         self._take_lock()
         self.settings = settings
         self.key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+        ledger = os.path.join(out_dir, LEDGER_FILE)
+        # a job of an xvertfast before the ledger: its outputs are adopted as they are met
+        self._legacy = os.path.exists(os.path.join(out_dir, JOB_FILE)) and not os.path.exists(ledger)
+        self._fd = None
         try:
             self._check_settings()
             self._ledger = self._read_ledger()
-            self._file = open(os.path.join(out_dir, LEDGER_FILE), "a")
+            # unbuffered appends: a line that fails (a full disk) is not kept to fail again at close
+            self._fd = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            if os.fstat(self._fd).st_size and not self._ends_with_newline(ledger):
+                self._write("\n", durable=True)  # after a line a kill cut short: the next starts afresh
         except BaseException:
-            self._lock.close()
+            self.close()
             raise
         self._write_lock = threading.Lock()
+
+    @staticmethod
+    def _ends_with_newline(path: str) -> bool:
+        with open(path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) == b"\n"
+
+    def _write(self, text: str, durable: bool) -> None:
+        data = text.encode()
+        while data:
+            data = data[os.write(self._fd, data) :]
+        if durable:
+            os.fsync(self._fd)
 
     def _take_lock(self) -> None:
         try:
@@ -91,6 +116,8 @@ class JobFolder:
                     previous = json.load(f).get("settings")
             except (OSError, ValueError, AttributeError):
                 previous = None
+            if isinstance(previous, dict) and self._legacy:  # settings added since are not recorded there
+                previous = {**self.settings, **previous}
             if previous != self.settings:
                 raise ValueError(f"{self.out_dir} holds outputs of an enhancement job with other settings "
                                  f"({_differences(previous, self.settings)}); pass --overwrite to redo them "
@@ -123,11 +150,14 @@ class JobFolder:
         if not os.path.lexists(out):
             return "new", None
         entry = self._ledger.get(self._rel(out))
+        if entry is None and self._legacy:  # written by that earlier job: done, as it would have said
+            self.finished(input_path, out, file_state(input_path))
+            entry = self._ledger[self._rel(out)]
         if entry is None:
             return "refuse", (f"{out} exists and was not written by xvertfast enhance (not in "
                               f"{os.path.join(self.out_dir, LEDGER_FILE)}): it is left alone; move it away or "
                               "use another output folder")  # fmt: skip
-        if entry.get("input") != os.path.abspath(input_path) and not self.overwrite:
+        if entry.get("input") != _identity(input_path) and not self.overwrite:
             return "refuse", f"{out} holds the output of another input, {entry.get('input')} (--overwrite replaces it)"
         finished = entry.get("state") == "done" and entry.get("settings") == self.key
         if finished and entry.get("stat") == file_state(input_path) and not self.overwrite:
@@ -136,24 +166,26 @@ class JobFolder:
 
     def _append(self, entry: dict, durable: bool) -> None:
         with self._write_lock:
-            self._file.write(json.dumps(entry) + "\n")
-            self._file.flush()
-            if durable:
-                os.fsync(self._file.fileno())
+            self._write(json.dumps(entry) + "\n", durable)
             self._ledger[entry["output"]] = entry
 
     def starting(self, input_path: str, out: str) -> None:
         """Called before ``out`` is written: on disk before its rename can be."""
-        self._append({"output": self._rel(out), "input": os.path.abspath(input_path), "state": "writing",
+        self._append({"output": self._rel(out), "input": _identity(input_path), "state": "writing",
                       "settings": self.key}, durable=True)  # fmt: skip
 
     def finished(self, input_path: str, out: str, stat: list[int] | None) -> None:
         """Called once ``out`` is complete; ``stat``: the input's, as it was planned from."""
-        self._append({"output": self._rel(out), "input": os.path.abspath(input_path), "state": "done",
+        self._append({"output": self._rel(out), "input": _identity(input_path), "state": "done",
                       "settings": self.key, "stat": stat}, durable=False)  # fmt: skip
 
     def close(self) -> None:
-        with self._write_lock:
-            self._file.close()
-        self._lock.close()  # releases the flock
+        try:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+        except OSError:  # nothing is buffered: the lines written are all there is
+            pass
+        finally:
+            self._lock.close()  # releases the flock
 

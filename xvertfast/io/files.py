@@ -48,10 +48,15 @@ def _may_be_image(name: str) -> bool:
 
 
 def _from_folder(folder: str, exclude: set[str]) -> list[InputFile]:
-    """The images under ``folder``. Symbolic links to folders are followed, each real folder
-    once (a link loop ends there); folders in ``exclude`` (real paths) are not entered; a
-    folder that cannot be listed comes back as an entry with its ``problem``."""
-    found, seen = [], {os.path.realpath(folder)}
+    """The images under ``folder``. Symbolic links to folders outside it are followed, each
+    real folder once (a link loop ends there; a link to a folder inside it is passed over, the
+    folder being found under its own name); folders in ``exclude`` (real paths) are not
+    entered; a folder that cannot be listed comes back as an entry with its ``problem``."""
+    top = os.path.realpath(folder)
+    if top in exclude:
+        raise ValueError(f"{folder} is the job's own output folder; give the outputs a folder of their own "
+                         f"(e.g. {os.path.join(folder, 'enhanced')})")  # fmt: skip
+    found, seen = [], {top}
 
     def unlisted(exc: OSError) -> None:
         where = exc.filename or folder
@@ -61,8 +66,10 @@ def _from_folder(folder: str, exclude: set[str]) -> list[InputFile]:
     for root, dirs, files in os.walk(folder, onerror=unlisted, followlinks=True):
         kept = []
         for d in sorted(dirs):
-            real = os.path.realpath(os.path.join(root, d))
-            if d.startswith(".") or real in seen or real in exclude:
+            path = os.path.join(root, d)
+            real = os.path.realpath(path)
+            inside = os.path.islink(path) and os.path.commonpath([top, real]) == top
+            if d.startswith(".") or real in seen or real in exclude or inside:
                 continue
             seen.add(real)
             kept.append(d)
@@ -75,11 +82,22 @@ def _from_folder(folder: str, exclude: set[str]) -> list[InputFile]:
     return found
 
 
+def _listed_rel(path: str) -> str:
+    """Where a listed file's output goes, whatever else the list holds: a relative path as
+    written (below the current folder), any other path whole, without its root or drive
+    (``/data/p1/IM0001.png`` -> ``data/p1/IM0001.png``), so that names repeated across the
+    folders of a PACS export stay apart."""
+    rel = os.path.normpath(path)
+    if os.path.isabs(rel) or rel == ".." or rel.startswith(".." + os.sep):
+        drive, rest = os.path.splitdrive(os.path.abspath(path))
+        rel = os.path.join(drive.strip(":\\/").replace(":", ""), rest.lstrip("\\/"))
+    return rel
+
+
 def _from_list(list_path: str, exclude: set[str]) -> list[InputFile]:
-    """The entries of an ``@list``: a listed folder's images mirror their paths in it, listed
-    files their paths below the deepest folder that holds them all (names repeated across the
-    folders of a PACS export stay apart)."""
-    out, direct = [], []
+    """The entries of an ``@list``: a listed folder's images mirror their paths in it, a listed
+    file its path (:func:`_listed_rel`)."""
+    out = []
     with open(list_path) as f:
         for number, line in enumerate(f, start=1):
             if not line.strip() or line.lstrip().startswith("#"):
@@ -95,13 +113,7 @@ def _from_list(list_path: str, exclude: set[str]) -> list[InputFile]:
             elif os.path.isdir(path):
                 out.extend(InputFile(g.path, g.rel, tag or g.photometric) for g in _from_folder(path, exclude))
             else:
-                direct.append(len(out))
-                out.append(InputFile(path, os.path.basename(path), tag))
-    if len(direct) > 1:
-        common = os.path.commonpath([os.path.dirname(os.path.abspath(out[k].path)) for k in direct])
-        for k in direct:
-            g = out[k]
-            out[k] = InputFile(g.path, os.path.relpath(os.path.abspath(g.path), common), g.photometric)
+                out.append(InputFile(path, _listed_rel(path), tag))
     return out
 
 
@@ -125,7 +137,7 @@ def discover(inputs: list[str], exclude: list[str] = ()) -> list[InputFile]:
             out.append(InputFile(item, os.path.basename(item)))
     seen, unique = set(), []
     for f in out:
-        key = os.path.abspath(f.path)
+        key = os.path.realpath(f.path)  # one file reached twice (a link, another spelling) is one input
         if key not in seen:
             seen.add(key)
             unique.append(f)

@@ -106,8 +106,8 @@ def _read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
             _check_pixels(path, im.height, im.width, max_pixels)
             mode = im.mode
             if fmt == "png" and _png_depth_and_colour(path) in ((16, 2), (16, 4), (16, 6)):
-                notes.append(f"{path}: 16-bit colour PNG: decoded at 8 bits (the decoder keeps only the high "
-                             "byte of colour samples); save it as 16-bit greyscale to keep the depth")  # fmt: skip
+                notes.append(f"{path}: 16-bit PNG with colour or alpha: decoded at 8 bits (the decoder keeps "
+                             "only the high byte of such samples); save it as 16-bit greyscale to keep the depth")  # fmt: skip
             orientation = im.getexif().get(_ORIENTATION, 1)
             if orientation not in (1, None):
                 from PIL import ImageOps

@@ -64,11 +64,25 @@ def atomic_write(path: str):
     try:
         yield tmp
         os.chmod(tmp, _file_mode())
+        _flush_to_disk(tmp)  # the data before the name: after a power loss no empty file has the final name
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.remove(tmp)
         raise
+
+
+def _flush_to_disk(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # a file system without fsync (some network mounts): the rename is still atomic
+        pass
+    finally:
+        os.close(fd)
 
 
 def remove_stale_parts(outputs) -> int:

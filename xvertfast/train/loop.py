@@ -253,6 +253,12 @@ def _checkpoint_state(ckpt_dir: str) -> dict | None:
 
 
 def _load_checkpoint(ckpt_dir: str, device) -> dict[str, dict[str, torch.Tensor]]:
+    if not os.path.exists(os.path.join(ckpt_dir, CHECKPOINT_FILE)):  # written before the one-file checkpoint
+        try:
+            return {part: _load_tensors(os.path.join(ckpt_dir, f"{part}.safetensors"), device)
+                    for part in ("stage", "optimizer", "best")}  # fmt: skip
+        except FileNotFoundError:
+            raise ValueError(f"{ckpt_dir}: the checkpoint's weights are missing; start a new run") from None
     tensors = _load_tensors(os.path.join(ckpt_dir, CHECKPOINT_FILE), device)
     parts: dict[str, dict[str, torch.Tensor]] = {"stage": {}, "optimizer": {}, "best": {}}
     for name, value in tensors.items():
