@@ -204,6 +204,14 @@ def test_report_and_preview_never_overwrite_an_input(tmp_path, model_dir, seed, 
     assert "is a folder" in capsys.readouterr().err
 
 
+def test_a_preview_drawn_among_the_inputs_is_not_an_input_on_the_rerun(tmp_path, model_dir, seed, capsys):  # noqa: F811
+    src = tmp_path / "in"
+    write_pngs(src, seed, ["a.png", "b.png"])
+    for _ in range(2):
+        assert run(model_dir, src, "-o", tmp_path / "out", "--preview", src / "look.png") == 0
+    assert "0 done, 2 skipped, 0 failed" in capsys.readouterr().out
+
+
 def test_an_unwritable_report_keeps_the_summary(tmp_path, model_dir, seed, capsys, monkeypatch):  # noqa: F811
     src = tmp_path / "in"
     write_pngs(src, seed, ["a.png"])

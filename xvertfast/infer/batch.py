@@ -241,6 +241,11 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
         raise ValueError(f"workers must be 1 to {MAX_WORKERS}, got {workers}")
     start = time.perf_counter()
     files = discover(inputs, exclude=[out_dir])
+    if preview and os.path.isfile(preview):
+        from xvertfast.infer.preview import is_preview
+
+        if is_preview(preview):  # the sheet an earlier run drew among the inputs: not an input
+            files = [f for f in files if os.path.realpath(f.path) != os.path.realpath(preview)]
     _check_side_files(files, report=report, preview=preview)
     settings = _job_settings(enhancer, fmt)  # hashes every weight: once per job
     job = JobFolder(out_dir, settings, overwrite)

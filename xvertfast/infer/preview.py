@@ -16,7 +16,10 @@ import numpy as np
 from xvertfast.io import read_image
 from xvertfast.io.write import atomic_write
 
-__all__ = ["write_preview", "PREVIEW_COUNT", "THUMB_HEIGHT"]
+__all__ = ["write_preview", "is_preview", "PREVIEW_COUNT", "THUMB_HEIGHT"]
+
+#: The PNG ``Software`` text of a contact sheet: how a rerun knows its own sheet from an input.
+PREVIEW_SOFTWARE = "xvertfast enhance --preview"
 
 #: Pairs drawn by default.
 PREVIEW_COUNT = 8
@@ -76,6 +79,21 @@ def write_preview(pairs: list[tuple[str, str]], path: str, count: int = PREVIEW_
         sheet.paste(before, (x, y + _LABEL))
         sheet.paste(after, (x + before.width + _GAP, y + _LABEL))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("Software", PREVIEW_SOFTWARE)
     with atomic_write(path) as tmp:
-        sheet.save(tmp, format="PNG")
+        sheet.save(tmp, format="PNG", pnginfo=info)
     return drawn
+
+
+def is_preview(path: str) -> bool:
+    """Whether ``path`` is a contact sheet :func:`write_preview` made (a rerun's, not an input)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.format == "PNG" and im.info.get("Software") == PREVIEW_SOFTWARE
+    except OSError:
+        return False
