@@ -114,3 +114,16 @@ def test_a_folder_that_cannot_be_searched_is_reported(tmp_path, monkeypatch):
     assert found[1].problem.startswith("folder cannot be searched (Permission denied)")
     with pytest.raises(ImageReadError, match="folder cannot be searched"):
         read_input(found[1])
+
+
+def test_the_output_folders_of_other_jobs_are_not_inputs(tmp_path):
+    # outputs of an earlier enhancement (or a report, a training run) inside the input folder
+    # are results: a search of the folder above passes them over; given directly, they are searched
+    for sub, marker in (("enhanced", ".xvertfast-enhance.json"), ("report", ".xvertfast-evaluate.jsonl"),
+                        ("run", os.path.join("checkpoint", "state.json"))):  # fmt: skip
+        (tmp_path / sub / os.path.dirname(marker)).mkdir(parents=True, exist_ok=True)
+        (tmp_path / sub / marker).write_text("{}")
+        (tmp_path / sub / "out.png").write_bytes(b"x")
+    (tmp_path / "a.png").write_bytes(b"x")
+    assert [f.rel for f in discover([str(tmp_path)])] == ["a.png"]
+    assert [f.rel for f in discover([str(tmp_path / "enhanced")])] == ["out.png"]

@@ -47,11 +47,22 @@ def _may_be_image(name: str) -> bool:
     return not ext or bool(image_extension(name)) or ext[1:].isdigit()
 
 
+#: Files that mark a folder as the output of an xvertfast job (an enhancement's output folder,
+#: an evaluation report, a training run): their images are results, not inputs, so a search
+#: of a folder above them passes them over (given as an input themselves, they are searched).
+JOB_FOLDER_MARKERS = (".xvertfast-enhance.json", ".xvertfast-evaluate.jsonl", os.path.join("checkpoint", "state.json"))
+
+
+def _is_job_folder(path: str) -> bool:
+    return any(os.path.exists(os.path.join(path, marker)) for marker in JOB_FOLDER_MARKERS)
+
+
 def _from_folder(folder: str, exclude: set[str]) -> list[InputFile]:
     """The images under ``folder``. Symbolic links to folders outside it are followed, each
     real folder once (a link loop ends there; a link to a folder inside it is passed over, the
-    folder being found under its own name); folders in ``exclude`` (real paths) are not
-    entered; a folder that cannot be listed comes back as an entry with its ``problem``."""
+    folder being found under its own name); folders in ``exclude`` (real paths) and the output
+    folders of other xvertfast jobs (:data:`JOB_FOLDER_MARKERS`) are not entered; a folder that
+    cannot be listed comes back as an entry with its ``problem``."""
     top = os.path.realpath(folder)
     if top in exclude:
         raise ValueError(f"{folder} is the job's own output folder; give the outputs a folder of their own "
@@ -69,7 +80,7 @@ def _from_folder(folder: str, exclude: set[str]) -> list[InputFile]:
             path = os.path.join(root, d)
             real = os.path.realpath(path)
             inside = os.path.islink(path) and os.path.commonpath([top, real]) == top
-            if d.startswith(".") or real in seen or real in exclude or inside:
+            if d.startswith(".") or real in seen or real in exclude or inside or _is_job_folder(path):
                 continue
             seen.add(real)
             kept.append(d)
