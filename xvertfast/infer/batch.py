@@ -128,13 +128,13 @@ def _job_settings(enhancer, fmt: str) -> dict:
 
 def _check_side_files(files, **paths: str | None) -> None:
     """The report and preview files may be neither an input nor a folder."""
-    inputs = {os.path.abspath(f.path) for f in files}
+    inputs = {os.path.realpath(f.path) for f in files}
     for option, path in paths.items():
         if path is None:
             continue
         if os.path.isdir(path):
             raise ValueError(f"--{option} {path} is a folder; give a file name")
-        if os.path.abspath(path) in inputs:
+        if os.path.realpath(path) in inputs:
             raise ValueError(f"--{option} {path} is one of the inputs; it would be overwritten")
 
 
@@ -142,7 +142,7 @@ def _plan(files, out_dir: str, fmt: str) -> tuple[list[tuple], list[FileRecord]]
     """(input, output) pairs; inputs whose output would leave out_dir, collide or replace an
     input fail here."""
     planned, failed, taken = [], [], {}
-    inputs = {os.path.abspath(f.path) for f in files}
+    inputs = {os.path.realpath(f.path) for f in files}
     for f in files:
         kind = _same_format(f.path) if fmt == "same" else fmt
         suffix = FORMAT_EXTENSIONS[kind]
@@ -157,7 +157,7 @@ def _plan(files, out_dir: str, fmt: str) -> tuple[list[tuple], list[FileRecord]]
             failed.append(FileRecord(f.path, None, "failed",
                                      f"{f.path}: its output {out} is also the output of {taken[out]}"))  # fmt: skip
             continue
-        if out in inputs:
+        if os.path.realpath(out) in inputs:  # the same file, however either path is spelled
             failed.append(FileRecord(f.path, None, "failed", f"{f.path}: its output {out} would replace an input "
                                      "(is the output folder one of the input folders?)"))  # fmt: skip
             continue
