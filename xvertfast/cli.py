@@ -171,8 +171,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-INPUTS_HELP = ("image files, folders (searched recursively) or @list.txt files (one path per line; append a "
-               "tab and MONOCHROME1 for a PNG/JPEG stored bone-dark)")  # fmt: skip
+INPUTS_HELP = ("image files, folders (searched recursively) or @list.txt files (one path per line, relative "
+               "ones from the current folder; append a tab and MONOCHROME1 for a PNG/JPEG stored bone-dark)")  # fmt: skip
 
 
 def _add_job_arguments(parser: argparse.ArgumentParser, out_metavar: str, out_help: str, dest: str = "inputs",
