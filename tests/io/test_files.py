@@ -127,3 +127,13 @@ def test_the_output_folders_of_other_jobs_are_not_inputs(tmp_path):
     (tmp_path / "a.png").write_bytes(b"x")
     assert [f.rel for f in discover([str(tmp_path)])] == ["a.png"]
     assert [f.rel for f in discover([str(tmp_path / "enhanced")])] == ["out.png"]
+
+
+def test_the_job_folder_markers_are_the_jobs_own_file_names():
+    # io cannot import the jobs (imports go one way): the names it looks for are written out, and
+    # must stay those the jobs write
+    from xvertfast.eval.journal import JOURNAL_FILE
+    from xvertfast.infer.job_folder import JOB_FILE
+    from xvertfast.io.files import JOB_FOLDER_MARKERS
+
+    assert JOB_FOLDER_MARKERS == (JOB_FILE, JOURNAL_FILE, os.path.join("checkpoint", "state.json"))

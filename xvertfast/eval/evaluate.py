@@ -7,7 +7,7 @@ import os
 from xvertfast import __version__
 from xvertfast.eval.baselines import XVERTNET_METHODS, get_method
 from xvertfast.eval.journal import Journal
-from xvertfast.eval.protocol import DEFAULT_METRICS, METRICS, EvalRun, load_roi_centres, method_kind, run_protocol
+from xvertfast.eval.protocol import DEFAULT_METRICS, EvalRun, check_metrics, load_roi_centres, method_kind, run_protocol
 from xvertfast.eval.report import write_report
 from xvertfast.io.files import discover
 from xvertfast.model.persistence import fingerprint
@@ -39,9 +39,7 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
     """
     if not methods:
         raise ValueError("no methods to evaluate")
-    unknown = [m for m in metrics if m not in METRICS]
-    if unknown or not metrics:  # before the report folder is touched: a typo must not leave a journal
-        raise ValueError(f"unknown metric(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(METRICS)}")
+    check_metrics(metrics)  # before the report folder is touched: a typo must not leave a journal
     networks: dict = {}  # one network per model: xvertnet and xvertnet_original_brightness share its runs
     built = dict(get_method(spec, networks, **enhancer_kwargs) for spec in methods)
     if len(built) != len(methods):
@@ -56,11 +54,11 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
     centres = None if rois == "auto" else load_roi_centres(rois)
     # neither the report nor another tool's outputs are inputs (both may sit inside the input folder)
     exclude = [out_dir, *(m.folder for m in built.values() if getattr(m, "folder", None))]
-    discover(inputs, exclude=exclude)  # an input folder that is one of them fails here, before the journal
+    files = discover(inputs, exclude=exclude)  # an input folder that is one of them fails here, before the journal
     journal = Journal(out_dir, _settings(methods, built, metrics, centres, enhancer_kwargs), restart)
     try:
         run = run_protocol(inputs, built, list(metrics), centres, pictures=pictures, progress=progress, log=log,
-                           journal=journal, exclude=exclude)  # fmt: skip
+                           journal=journal, files=files)  # fmt: skip
     finally:
         journal.close()
     return run, write_report(run, out_dir, compare_to)

@@ -18,6 +18,7 @@ import numpy as np
 
 from xvertfast.io.files import file_state
 from xvertfast.io.write import atomic_write
+from xvertfast.resume import ends_with_newline, settings_changes
 
 __all__ = ["Journal", "JOURNAL_FILE", "PICTURES_DIR"]
 
@@ -56,13 +57,8 @@ class Journal:
             with open(self.path, "w") as f:
                 f.write(_dumps({"settings": self.settings}) + "\n")
         self._file = open(self.path, "a")
-        if self._file.tell() and not self._ends_with_newline():
+        if self._file.tell() and not ends_with_newline(self.path):
             self._file.write("\n")  # after a line a kill cut short: the next entry starts afresh
-
-    def _ends_with_newline(self) -> bool:
-        with open(self.path, "rb") as f:
-            f.seek(-1, os.SEEK_END)
-            return f.read(1) == b"\n"
 
     def _read(self) -> None:
         with open(self.path) as f:
@@ -72,13 +68,8 @@ class Journal:
         except (ValueError, AttributeError):
             previous = None
         if previous != self.settings:
-            if isinstance(previous, dict):
-                changed = "; ".join(f"{k} {previous.get(k)!r} -> {self.settings.get(k)!r}"
-                                    for k in [*self.settings, *(k for k in previous if k not in self.settings)]
-                                    if previous.get(k) != self.settings.get(k))  # fmt: skip
-            else:
-                changed = f"unreadable settings in {self.path}"
-            raise ValueError(f"{os.path.dirname(self.path)} holds an evaluation with other settings ({changed}); "
+            raise ValueError(f"{os.path.dirname(self.path)} holds an evaluation with other settings "
+                             f"({settings_changes(previous, self.settings)}); "
                              "pass --restart to start over, or use a new folder")  # fmt: skip
         for line in lines[1:]:
             try:

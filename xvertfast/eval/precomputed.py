@@ -74,28 +74,16 @@ class PrecomputedOutputs:
         if rad.shape != tuple(np.shape(pixels)):
             raise ImageReadError(path, f"is {rad.shape[1]}x{rad.shape[0]}, its input {source.path} "
                                  f"{np.shape(pixels)[1]}x{np.shape(pixels)[0]}: an output must keep the size")  # fmt: skip
-        lo, hi = full_range(rad)
+        lo, hi = full_range(rad, depth_hint=input_bits)
         values = np.asarray(rad.values, dtype=np.float64)
-        if rad.source_format in ("png", "tiff") and rad.values.dtype.kind == "u" and rad.values.dtype.itemsize > 1:
-            # a 16-bit container does not say its depth: the input's where the values fit in it (a
-            # tool that kept it, as xvertfast enhance does), else the container's; never the
-            # image's own maximum, which one bright pixel would change
-            bits = input_bits if input_bits and values.max() < (1 << input_bits) else 8 * rad.values.dtype.itemsize
-            lo, hi = 0.0, float((1 << bits) - 1)
         if rad.values.dtype.kind == "f" and rad.source_format != "dicom" and (values.min() < -1e-6 or values.max() > 1 + 1e-6):
             raise ImageReadError(path, f"float values in [{values.min():.4g}, {values.max():.4g}], not in [0, 1]: "
                                  "their scale is unknown (write the output as [0, 1] floats or as integers)")  # fmt: skip
         out = np.clip((values - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
-        corr = _correlation(out, pixels)
+        with np.errstate(invalid="ignore", divide="ignore"):  # NaN for a constant image: not inverted
+            corr = np.corrcoef(out[::4, ::4].ravel(), np.asarray(pixels)[::4, ::4].ravel())[0, 1]  # a subsample shows the sign
         if corr < INVERTED_CORRELATION:
             raise ImageReadError(path, f"looks inverted against its input {source.path} (correlation {corr:.2f}): "
                                  "bone should be bright, as in the inputs")  # fmt: skip
         return out
 
-
-def _correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson correlation on a subsample (every 4th row and column: enough to see a sign)."""
-    x, y = np.ravel(a[::4, ::4]).astype(np.float64), np.ravel(np.asarray(b)[::4, ::4]).astype(np.float64)
-    x, y = x - x.mean(), y - y.mean()
-    denom = float(np.sqrt((x * x).sum() * (y * y).sum()))
-    return float((x * y).sum() / denom) if denom > 0 else 1.0

@@ -32,7 +32,7 @@ from xvertfast.preprocess import find_spine, image_warnings
 from xvertfast.preprocess.spine import Box, Spine
 
 __all__ = ["METRICS", "DEFAULT_METRICS", "ROI_NAMES", "EvalRun", "to_8bit_original", "to_8bit_output",
-           "score_roi", "load_roi_centres", "run_protocol", "method_kind"]  # fmt: skip
+           "score_roi", "load_roi_centres", "run_protocol", "method_kind", "check_metrics"]  # fmt: skip
 
 METRICS = ("entropy", "tenengrad", "lpc_si", "tmqi", "brisque")
 DEFAULT_METRICS = ("entropy", "tenengrad", "lpc_si", "tmqi")
@@ -133,26 +133,33 @@ def _sample(n: int, k: int) -> set[int]:
     return {round(i * (n - 1) / max(k - 1, 1)) for i in range(k)}
 
 
+def check_metrics(metrics) -> None:
+    """Refuses an unknown metric, or none."""
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown or not metrics:
+        raise ValueError(f"unknown metric(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(METRICS)}")
+
+
 def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centres: dict | None = None,
                  pictures: int = 6, progress: bool = True, log=print, journal: Journal | None = None,
-                 exclude: list[str] = ()) -> EvalRun:  # fmt: skip
+                 exclude: list[str] = (), files: list[InputFile] | None = None) -> EvalRun:  # fmt: skip
     """Runs ``methods`` (name -> function(pixels, spine) -> pixels) on every input and scores the ROIs.
 
     ``pictures``: how many images (evenly spaced through the inputs) keep thumbnails and ROI crops
     of every method for the report's side-by-side grids. ``journal``: images it holds are taken
     from it, with their pictures (an image shown whose picture is missing is run again); the
-    others are recorded in it as they finish.
+    others are recorded in it as they finish. ``files``: the inputs already discovered (else
+    ``inputs`` are searched, leaving out the folders in ``exclude``).
     """
-    for name in metrics:
-        if name not in METRICS:
-            raise ValueError(f"unknown metric {name!r}; choose from {', '.join(METRICS)}")
-    files = discover(inputs, exclude=exclude)
+    check_metrics(metrics)
+    files = discover(inputs, exclude=exclude) if files is None else files
     run = EvalRun(list(methods), list(metrics), seconds={name: 0.0 for name in [*methods, "metrics"]})
     keep_pictures = _sample(len(files), pictures)
     bar = tqdm(total=len(files), unit="img", desc="evaluate", disable=not progress)
     resumed = 0
     for index, f in enumerate(files):
-        entry = journal.entry(f.path, _other_files(methods, f)) if journal is not None else None
+        others = _other_files(methods, f)
+        entry = journal.entry(f.path, others) if journal is not None else None
         picture = journal.picture(entry) if entry is not None and index in keep_pictures else None
         if entry is not None and (index not in keep_pictures or picture is not None):
             if picture is not None:
@@ -178,7 +185,7 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
         else:
             if journal is not None:  # recorded first: rows read back later are the ones reported now
                 seconds = {k: v - before.get(k, 0.0) for k, v in run.seconds.items()}
-                rows = journal.record(f.path, rows, notes, seconds, _other_files(methods, f), picture)
+                rows = journal.record(f.path, rows, notes, seconds, others, picture)
             run.rows.extend(rows)
             run.images += 1
             for note in notes:

@@ -24,6 +24,7 @@ import threading
 from xvertfast import __version__
 from xvertfast.io.files import file_state
 from xvertfast.io.write import atomic_write
+from xvertfast.resume import ends_with_newline, settings_changes
 
 __all__ = ["JobFolder", "JOB_FILE", "LEDGER_FILE", "LOCK_FILE", "JOB_STATE_FILES"]
 
@@ -37,14 +38,6 @@ JOB_STATE_FILES = (JOB_FILE, LEDGER_FILE, LOCK_FILE)
 def _identity(path: str) -> str:
     """The input as the ledger names it: its real path, however it was reached (links, cwd)."""
     return os.path.realpath(path)
-
-
-def _differences(previous, settings: dict) -> str:
-    if not isinstance(previous, dict):
-        return "its settings are unreadable"
-    keys = [*settings, *(k for k in previous if k not in settings)]
-    changed = [f"{k} {previous.get(k)!r} -> {settings.get(k)!r}" for k in keys if previous.get(k) != settings.get(k)]
-    return "; ".join(changed)
 
 
 class JobFolder:
@@ -76,18 +69,12 @@ class JobFolder:
             self._ledger = self._read_ledger()
             # unbuffered appends: a line that fails (a full disk) is not kept to fail again at close
             self._fd = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            if os.fstat(self._fd).st_size and not self._ends_with_newline(ledger):
+            if os.fstat(self._fd).st_size and not ends_with_newline(ledger):
                 self._write("\n", durable=True)  # after a line a kill cut short: the next starts afresh
         except BaseException:
             self.close()
             raise
         self._write_lock = threading.Lock()
-
-    @staticmethod
-    def _ends_with_newline(path: str) -> bool:
-        with open(path, "rb") as f:
-            f.seek(-1, os.SEEK_END)
-            return f.read(1) == b"\n"
 
     def _write(self, text: str, durable: bool) -> None:
         data = text.encode()
@@ -120,7 +107,7 @@ class JobFolder:
                 previous = {**self.settings, **previous}
             if previous != self.settings:
                 raise ValueError(f"{self.out_dir} holds outputs of an enhancement job with other settings "
-                                 f"({_differences(previous, self.settings)}); pass --overwrite to redo them "
+                                 f"({settings_changes(previous, self.settings)}); pass --overwrite to redo them "
                                  "with these settings, or use a new folder")  # fmt: skip
         try:
             with atomic_write(path) as tmp, open(tmp, "w") as f:

@@ -101,7 +101,7 @@ def _listed_rel(path: str) -> str:
     rel = os.path.normpath(path)
     if os.path.isabs(rel) or rel == ".." or rel.startswith(".." + os.sep):
         drive, rest = os.path.splitdrive(os.path.abspath(path))
-        rel = os.path.join(drive.strip(":\\/").replace(":", ""), rest.lstrip("\\/"))
+        rel = os.path.join(drive.replace(":", "").strip("\\/"), rest.lstrip("\\/"))  # C: -> C, //host/share
     return rel
 
 

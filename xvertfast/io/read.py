@@ -91,13 +91,6 @@ def _luminance_note(notes: list[str], path: str, mode: str) -> None:
 _ORIENTATION = 0x0112
 
 
-def _png_depth_and_colour(path: str) -> tuple[int, int]:
-    """A PNG's bit depth and colour type, from its IHDR chunk."""
-    with open(path, "rb") as f:
-        head = f.read(26)
-    return (head[24], head[25]) if len(head) == 26 and head[12:16] == b"IHDR" else (0, 0)
-
-
 def _read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
     from PIL import Image
 
@@ -105,9 +98,6 @@ def _read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
         with Image.open(path) as im:
             _check_pixels(path, im.height, im.width, max_pixels)
             mode = im.mode
-            if fmt == "png" and _png_depth_and_colour(path) in ((16, 2), (16, 4), (16, 6)):
-                notes.append(f"{path}: 16-bit PNG with colour or alpha: decoded at 8 bits (the decoder keeps "
-                             "only the high byte of such samples); save it as 16-bit greyscale to keep the depth")  # fmt: skip
             orientation = im.getexif().get(_ORIENTATION, 1)
             if orientation not in (1, None):
                 from PIL import ImageOps
@@ -230,13 +220,15 @@ def _tiff_without_imagecodecs(path: str, compression: str, white_is_zero: bool) 
     return values, white_is_zero and mode not in ("1", "L")
 
 
-def full_range(rad: Radiograph) -> tuple[float, float]:
+def full_range(rad: Radiograph, depth_hint: int | None = None) -> tuple[float, float]:
     """The decoded values that stand for black and white in ``rad``'s format (after rescale
     and polarity): a stored image's own scale, for reading another tool's output as it meant it.
 
-    Integers: the range of ``rad.bits_stored`` bits (DICOM: BitsStored through the modality
-    LUT; 16-bit PNG and TIFF: the bits the largest value needs, as they do not record the
-    depth of 12-bit data); float TIFF: [0, 1].
+    DICOM: BitsStored through the modality LUT; float TIFF: [0, 1]; 8-bit and signed integers:
+    their type's range. A 16-bit PNG or TIFF does not record the depth of 12-bit data in it:
+    ``depth_hint`` bits where its values fit in them (an output kept at its input's depth, as
+    ``xvertfast enhance`` writes them), else the full 16, never the bits its own largest value
+    needs (one bright pixel would change the scale).
     """
     v = rad.values
     if rad.source_format == "dicom":
@@ -244,7 +236,10 @@ def full_range(rad: Radiograph) -> tuple[float, float]:
         return _dicom_ends(rad.meta, rad.bits_stored, signed, np.dtype(np.int32 if signed else np.uint32))
     if v.dtype.kind == "f":
         return 0.0, 1.0
-    lo, hi = _stored_range(rad.bits_stored, v.dtype.kind == "i")
+    bits = 8 * v.dtype.itemsize if v.dtype.kind == "u" else rad.bits_stored
+    if v.dtype.kind == "u" and v.dtype.itemsize > 1 and depth_hint and int(v.max()) < (1 << depth_hint):
+        bits = depth_hint
+    lo, hi = _stored_range(bits, v.dtype.kind == "i")
     return float(lo), float(hi)
 
 
@@ -418,10 +413,13 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
     if size == 0:
         raise ImageReadError(p, "empty file (0 bytes)")
     fmt = _sniff(p, head, size)
+    notes: list[str] = []
     if fmt == "png" and head[12:16] == b"IHDR":  # size check straight from the header bytes
         width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
         _check_pixels(p, height, width, max_pixels)
-    notes: list[str] = []
+        if head[24] == 16 and head[25] in (2, 4, 6):  # bit depth 16; colour, grey + alpha, colour + alpha
+            notes.append(f"{p}: 16-bit PNG with colour or alpha: decoded at 8 bits (the decoder keeps "
+                         "only the high byte of such samples); save it as 16-bit greyscale to keep the depth")  # fmt: skip
     try:
         if fmt in ("png", "jpeg"):
             values, bits, photo, meta = _read_pillow(p, fmt, max_pixels, notes)

@@ -34,6 +34,7 @@ from xvertfast.io.write import atomic_write
 from xvertfast.model import XVertNet, XVertNetStage, load_model, save_model
 from xvertfast.model.persistence import fingerprint
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
+from xvertfast.resume import settings_changes
 from xvertfast.train.figures import JOINT_PHASE, kept_epoch, plot_curves, plot_preview
 from xvertfast.train.data import RoiSet, load_rois, random_patches, shift_augment, split_by_image
 from xvertfast.train.losses import XVertNetLoss
@@ -335,9 +336,8 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
         before = {"upsample": "transposed", **saved["config"]}
         now = json.loads(json.dumps(asdict(config)))
         if before != now:
-            changed = ", ".join(f"{k} {before.get(k)!r} -> {now.get(k)!r}" for k in sorted(set(before) | set(now))
-                                if before.get(k) != now.get(k))  # fmt: skip
-            raise ValueError(f"{run_dir}: --resume with a different configuration than the checkpoint's ({changed})")
+            raise ValueError(f"{run_dir}: --resume with a different configuration than the checkpoint's "
+                             f"({settings_changes(before, now)})")  # fmt: skip
         prog = _Progress(**saved["progress"])
         log(f"resuming at stage {prog.stage}, epoch {prog.epoch}")
     elif os.path.exists(state_path):
