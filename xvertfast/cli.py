@@ -26,11 +26,22 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _nothing_found(inputs: list[str]) -> int:
+    print(f"error: no image files found in {', '.join(inputs)} (PNG, TIFF, JPEG, DICOM, JSRT .IMG)", file=sys.stderr)
+    return 1
+
+
 def _cmd_preprocess(args: argparse.Namespace) -> int:
     from xvertfast.pipeline.preprocess_files import preprocess_files
 
-    summary = preprocess_files(args.inputs, args.output, overwrite=args.overwrite, progress=not args.quiet,
-                               log=lambda msg: print(msg, file=sys.stderr))  # fmt: skip
+    try:
+        summary = preprocess_files(args.inputs, args.output, overwrite=args.overwrite, progress=not args.quiet,
+                                   log=lambda msg: print(msg, file=sys.stderr))  # fmt: skip
+    except (ValueError, OSError) as exc:  # the output folder cannot be used, an @list cannot be read
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not (summary.done or summary.skipped or summary.failed):
+        return _nothing_found(args.inputs)
     print(summary.line())
     for path, reason in summary.failed:
         print(f"  failed: {reason}", file=sys.stderr)
@@ -51,9 +62,7 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not summary.found:
-        print(f"error: no image files found in {', '.join(args.inputs)} (PNG, TIFF, JPEG, DICOM, JSRT .IMG)",
-              file=sys.stderr)  # fmt: skip
-        return 1
+        return _nothing_found(args.inputs)
     print(summary.line())
     for rec in summary.warned:  # repeated here: on a long job the first mention has scrolled away
         for warning in rec.warnings:
@@ -215,11 +224,16 @@ def build_parser() -> argparse.ArgumentParser:
   NAME_overlay.png  the image with the detected spine line (yellow), its band
                     estimates (orange), the training ROIs (blue) and the
                     evaluation ROIs (green): look at these before training.
-Bad files are reported and get no output; the others go on; the exit code is 1
-if any failed. Files whose outputs exist are skipped (use --overwrite).""",
+Bad files are reported and get no output; the others go on. A rerun resumes:
+OUTDIR keeps a ledger of the outputs the job wrote, and an input whose outputs
+were finished from it, unchanged, is skipped (--overwrite recomputes it). A file
+in OUTDIR that the job did not write is never replaced.
+Exit code: 0 all done, 1 a file failed, none found or the disk is full, 2 OUTDIR
+cannot be used (another job in it, other settings without --overwrite).""",
     )
     _add_job_arguments(pre, "OUTDIR", "output folder")
-    pre.add_argument("--overwrite", action="store_true", help="recompute files whose outputs exist")
+    pre.add_argument("--overwrite", action="store_true",
+                     help="recompute inputs whose outputs this job's ledger records as done")
     pre.set_defaults(func=_cmd_preprocess)
 
     enh = sub.add_parser(

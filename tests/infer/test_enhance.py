@@ -20,7 +20,7 @@ from xvertfast.cli import main
 from xvertfast.infer import Enhancer
 from xvertfast.infer.backends import StageBackend
 from xvertfast.infer.batch import JOB_FILE
-from xvertfast.infer.job_folder import JOB_STATE_FILES
+from xvertfast.io.job_folder import JOB_STATE_FILES
 from xvertfast.io import read_image
 from xvertfast.model import XVertNet, XVertNetStage, save_model
 

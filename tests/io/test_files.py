@@ -119,8 +119,8 @@ def test_a_folder_that_cannot_be_searched_is_reported(tmp_path, monkeypatch):
 def test_the_output_folders_of_other_jobs_are_not_inputs(tmp_path):
     # outputs of an earlier enhancement (or a report, a training run) inside the input folder
     # are results: a search of the folder above passes them over; given directly, they are searched
-    for sub, marker in (("enhanced", ".xvertfast-enhance.json"), ("report", ".xvertfast-evaluate.jsonl"),
-                        ("run", os.path.join("checkpoint", "state.json"))):  # fmt: skip
+    for sub, marker in (("enhanced", ".xvertfast-enhance.json"), ("pp", ".xvertfast-preprocess.json"),
+                        ("report", ".xvertfast-evaluate.jsonl"), ("run", os.path.join("checkpoint", "state.json"))):  # fmt: skip
         (tmp_path / sub / os.path.dirname(marker)).mkdir(parents=True, exist_ok=True)
         (tmp_path / sub / marker).write_text("{}")
         (tmp_path / sub / "out.png").write_bytes(b"x")
@@ -130,10 +130,11 @@ def test_the_output_folders_of_other_jobs_are_not_inputs(tmp_path):
 
 
 def test_the_job_folder_markers_are_the_jobs_own_file_names():
-    # io cannot import the jobs (imports go one way): the names it looks for are written out, and
+    # io.files cannot import the jobs (imports go one way; io.job_folder imports io.files): the names it looks for are written out, and
     # must stay those the jobs write
     from xvertfast.eval.journal import JOURNAL_FILE
-    from xvertfast.infer.job_folder import JOB_FILE
     from xvertfast.io.files import JOB_FOLDER_MARKERS
+    from xvertfast.io.job_folder import JOB_FILE, job_files
 
-    assert JOB_FOLDER_MARKERS == (JOB_FILE, JOURNAL_FILE, os.path.join("checkpoint", "state.json"))
+    assert JOB_FOLDER_MARKERS == (JOB_FILE, job_files("preprocess")[0], JOURNAL_FILE,
+                                  os.path.join("checkpoint", "state.json"))  # fmt: skip

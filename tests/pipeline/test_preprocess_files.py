@@ -9,7 +9,10 @@ import pytest
 from PIL import Image
 
 from xvertfast.cli import main
+from xvertfast.io.job_folder import job_files
 from xvertfast.pipeline.preprocess_files import SUFFIXES, preprocess_files
+
+JOB_STATE = job_files("preprocess")
 
 
 def radiograph_like(seed: int, size: int = 96) -> np.ndarray:
@@ -46,7 +49,7 @@ def test_outputs_errors_and_resume(folder, tmp_path):
     assert "too small" in failed["one.png"] and "constant image" in failed["flat.png"]
     assert "truncated or corrupt" in failed["cut.png"]
     assert all(str(folder) in r for r in failed.values())  # each error names its file
-    made = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    made = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and p.name not in JOB_STATE)
     assert made == sorted([f"good1{s}" for s in SUFFIXES] + [f"sub/good2{s}" for s in SUFFIXES])
     xp = np.asarray(Image.open(out / "good1_xp.png"))
     assert xp.dtype == np.uint16 and xp.max() == 65535
@@ -102,3 +105,104 @@ def test_two_inputs_with_one_output_name_fail_the_second(tmp_path):
     assert summary.failed[0][0] == str(tmp_path / "siteB" / "img1.png")
     assert "are also those of" in summary.failed[0][1] and "siteA" in summary.failed[0][1]
     assert not summary.skipped
+
+
+def _outputs(out, name: str) -> list:
+    return [out / f"{name}{s}" for s in SUFFIXES]
+
+
+def test_an_edited_input_is_redone_and_an_unchanged_one_skipped(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for name, seed in (("a.png", 0), ("b.png", 1)):
+        Image.fromarray(radiograph_like(seed)).save(src / name)
+    preprocess_files([str(src)], str(out), progress=False, log=lambda m: None)
+    before = (out / "a_xp.png").read_bytes()
+    Image.fromarray(radiograph_like(5)).save(src / "a.png")  # re-exported with other content
+    os.utime(src / "a.png", ns=(os.stat(src / "a.png").st_atime_ns, os.stat(src / "a.png").st_mtime_ns + 10**9))
+    again = preprocess_files([str(src)], str(out), progress=False, log=lambda m: None)
+    assert [os.path.basename(p) for p in again.done] == ["a.png"]
+    assert [os.path.basename(p) for p in again.skipped] == ["b.png"]
+    assert (out / "a_xp.png").read_bytes() != before
+
+
+def test_a_file_the_job_did_not_write_is_never_replaced(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    Image.fromarray(radiograph_like(0)).save(src / "a.png")
+    Image.fromarray(radiograph_like(1)).save(src / "b.png")
+    preprocess_files([str(src / "b.png")], str(out), progress=False, log=lambda m: None)  # the folder has a ledger
+    (out / "a_overlay.png").write_bytes(b"someone's own picture")
+    for overwrite in (False, True):
+        summary = preprocess_files([str(src)], str(out), overwrite=overwrite, progress=False, log=lambda m: None)
+        ((path, reason),) = summary.failed
+        assert path.endswith("a.png") and "a_overlay.png exists and was not written by xvertfast preprocess" in reason
+        assert (out / "a_overlay.png").read_bytes() == b"someone's own picture"
+        assert not (out / "a_xp.png").exists()  # nothing of that input written beside it
+    assert [os.path.basename(p) for p in summary.done] == ["b.png"]  # --overwrite redid the job's own
+
+
+def test_a_folder_from_before_the_ledger_resumes(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for name, seed in (("a.png", 0), ("b.png", 1), ("c.png", 2)):
+        Image.fromarray(radiograph_like(seed)).save(src / name)
+    preprocess_files([str(src / "a.png"), str(src / "b.png")], str(out), progress=False, log=lambda m: None)
+    for name in JOB_STATE:  # what an xvertfast before the ledger left: the outputs alone
+        (out / name).unlink()
+    _outputs(out, "b")[0].unlink()  # b's set is incomplete: not taken as done
+    summary = preprocess_files([str(src)], str(out), progress=False, log=lambda m: None)
+    assert [os.path.basename(p) for p in summary.skipped] == ["a.png"]
+    assert [os.path.basename(p) for p in summary.done] == ["c.png"]
+    ((path, reason),) = summary.failed
+    assert path.endswith("b.png") and "not written by xvertfast preprocess" in reason
+    # a is now in the ledger as done; an edit of it is redone like any other
+    assert not preprocess_files([str(src / "a.png")], str(out), progress=False, log=lambda m: None).done
+
+
+def test_other_settings_are_refused_without_overwrite(tmp_path, monkeypatch, capsys):
+    from xvertfast.pipeline import preprocess_files as module
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    Image.fromarray(radiograph_like(0)).save(src / "a.png")
+    assert main(["preprocess", str(src), "-o", str(out), "-q"]) == 0
+    monkeypatch.setattr(module, "SETTINGS", {**module.SETTINGS, "lam": 0.5})
+    assert main(["preprocess", str(src), "-o", str(out), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "holds outputs of an xvertfast preprocess job with other settings (lam 0.8 -> 0.5)" in err
+    assert main(["preprocess", str(src), "-o", str(out), "-q", "--overwrite"]) == 0
+    assert "1 done" in capsys.readouterr().out
+
+
+def test_a_full_disk_stops_the_job(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from xvertfast.pipeline import preprocess_files as module
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for name, seed in (("a.png", 0), ("b.png", 1), ("c.png", 2)):
+        Image.fromarray(radiograph_like(seed)).save(src / name)
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(module, "_write_float_tiff", no_space)
+    assert main(["preprocess", str(src), "-o", str(out), "-q"]) == 1
+    captured = capsys.readouterr()
+    assert "0 done, 0 skipped, 1 failed" in captured.out and "stopped: the disk is full, 2 not processed" in captured.out
+    monkeypatch.undo()
+    assert main(["preprocess", str(src), "-o", str(out), "-q"]) == 0  # a's first output is redone, not kept
+    assert "3 done" in capsys.readouterr().out
+
+
+def test_nothing_found_and_an_unusable_output_folder(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["preprocess", str(tmp_path / "empty"), "-o", str(tmp_path / "o"), "-q"]) == 1
+    assert "no image files found" in capsys.readouterr().err
+    Image.fromarray(radiograph_like(0)).save(tmp_path / "a.png")
+    (tmp_path / "file").write_text("x")
+    assert main(["preprocess", str(tmp_path / "a.png"), "-o", str(tmp_path / "file"), "-q"]) == 2
+    assert "is a file" in capsys.readouterr().err

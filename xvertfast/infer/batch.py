@@ -13,7 +13,7 @@ Safety rules, the same as ``xvertfast preprocess``:
   ``overwrite``; the temporaries of a killed run are removed on the rerun;
 - a file that fails is reported and skipped, the job goes on;
 - ``out_dir`` keeps the job's settings, a ledger of the outputs it wrote and a lock
-  (:mod:`xvertfast.infer.job_folder`): resuming with different settings is refused rather
+  (:mod:`xvertfast.io.job_folder`): resuming with different settings is refused rather
   than mixing outputs, a file the job did not write is never taken for an output or
   replaced, and two jobs cannot write into one folder at once;
 - ``out_dir`` is never searched for inputs (an output folder inside an input folder);
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
-import errno
 import json
 import os
 import time
@@ -39,8 +38,8 @@ from xvertfast.io import ImageReadError, Radiograph, require_content, write_imag
 from xvertfast.io.errors import ImageWriteError
 from xvertfast.io.files import InputFile, discover, file_state, image_extension, output_path, read_input
 from xvertfast.io.read import sniff_format
-from xvertfast.io.write import FORMAT_EXTENSIONS, WRITE_FORMATS, atomic_write, remove_stale_parts
-from xvertfast.infer.job_folder import JOB_FILE, JobFolder
+from xvertfast.io.job_folder import JOB_FILE, JobFolder
+from xvertfast.io.write import FORMAT_EXTENSIONS, WRITE_FORMATS, atomic_write, disk_full, remove_stale_parts
 from xvertfast.model.persistence import fingerprint
 from xvertfast.preprocess import image_warnings
 
@@ -193,12 +192,6 @@ def _compose_and_write(enhancer, rad: Radiograph, prep, tiles, out: str, fmt: st
     return {"compose": t1 - t0, "write": time.perf_counter() - t1}
 
 
-def _disk_full(exc: BaseException) -> bool:
-    """No space, or the user's quota is spent: every later image would fail the same way."""
-    full = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
-    return getattr(exc, "errno", None) in full or any(s in str(exc) for s in ("No space left", "quota exceeded"))
-
-
 def _error_text(path: str, exc: BaseException) -> str:
     text = str(exc)
     return text if path in text else f"{path}: {text}"
@@ -330,7 +323,7 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
                 rec.status = "done"
             except (ImageWriteError, ValueError, OSError) as exc:
                 rec.status, rec.error = "failed", _error_text(rec.input, exc)
-                if _disk_full(exc) and summary.stopped is None:
+                if disk_full(exc) and summary.stopped is None:
                     summary.stopped = "the disk is full"
             finish(rec)
 

@@ -47,10 +47,11 @@ def _may_be_image(name: str) -> bool:
     return not ext or bool(image_extension(name)) or ext[1:].isdigit()
 
 
-#: Files that mark a folder as the output of an xvertfast job (an enhancement's output folder,
-#: an evaluation report, a training run): their images are results, not inputs, so a search
+#: Files that mark a folder as the output of an xvertfast job (an enhancement's or a
+#: preprocessing's output folder, an evaluation report, a training run): their images are results, not inputs, so a search
 #: of a folder above them passes them over (given as an input themselves, they are searched).
-JOB_FOLDER_MARKERS = (".xvertfast-enhance.json", ".xvertfast-evaluate.jsonl", os.path.join("checkpoint", "state.json"))
+JOB_FOLDER_MARKERS = (".xvertfast-enhance.json", ".xvertfast-preprocess.json", ".xvertfast-evaluate.jsonl",
+                      os.path.join("checkpoint", "state.json"))  # fmt: skip
 
 
 def _is_job_folder(path: str) -> bool:

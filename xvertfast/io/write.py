@@ -7,8 +7,9 @@ partial output (and a resumed batch can trust any output it finds).
 
 from __future__ import annotations
 
-import datetime
 import contextlib
+import datetime
+import errno
 import os
 import tempfile
 
@@ -18,7 +19,7 @@ from xvertfast.io.errors import ImageWriteError
 from xvertfast.io.radiograph import Radiograph
 
 __all__ = ["write_image", "WRITE_FORMATS", "FORMAT_EXTENSIONS", "format_from_path", "atomic_write",
-           "remove_stale_parts"]
+           "remove_stale_parts", "disk_full"]
 
 #: png16: 16-bit PNG at the source's bit depth (0..2^bits - 1); png8; tiff: float32 in [0, 1];
 #: dicom: a derived DICOM image at the source's bit depth.
@@ -83,6 +84,13 @@ def _flush_to_disk(path: str) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def disk_full(exc: BaseException) -> bool:
+    """No space, or the user's quota is spent: a batch job stops, as every later output would
+    fail the same way."""
+    full = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+    return getattr(exc, "errno", None) in full or any(s in str(exc) for s in ("No space left", "quota exceeded"))
 
 
 def remove_stale_parts(outputs) -> int:

@@ -7,9 +7,13 @@ percentile) and ``<name>_overlay.png`` (the image with the spine line, the
 band estimates and the training and evaluation ROIs drawn on it).
 
 A file that cannot be read or processed is reported, gets no output, and the
-job goes on; the caller exits non-zero when any failed. A file whose outputs
-all exist already is skipped (resumable) unless ``overwrite``; the temporaries a
-killed run left are removed first.
+job goes on; the caller exits non-zero when any failed. A full disk stops the job.
+The output folder keeps the job's settings and a ledger of what it wrote
+(:class:`xvertfast.io.job_folder.JobFolder`, as ``xvertfast enhance`` does): a rerun
+skips an input whose four outputs the ledger says were finished from the same,
+unchanged input; it redoes an input edited since, and never replaces a file that
+it did not write. Outputs found in a folder with no ledger (an xvertfast before it)
+are taken as done when all four of an input's are there.
 """
 
 from __future__ import annotations
@@ -22,13 +26,18 @@ import numpy as np
 from tqdm import tqdm
 
 from xvertfast.io import ImageReadError, require_content, write_image
-from xvertfast.io.files import InputFile, discover, output_path, read_input
-from xvertfast.io.write import atomic_write, remove_stale_parts
+from xvertfast.io.files import InputFile, discover, file_state, output_path, read_input
+from xvertfast.io.job_folder import JobFolder
+from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
+from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 from xvertfast.preprocess import find_spine, image_warnings, preprocess
 
-__all__ = ["preprocess_files", "JobSummary", "SUFFIXES"]
+__all__ = ["preprocess_files", "JobSummary", "SUFFIXES", "SETTINGS"]
 
 SUFFIXES = ("_xp.png", "_y.tiff", "_y.png", "_overlay.png")
+#: What the outputs depend on besides the input: recorded in the output folder, so that a
+#: rerun after they change redoes the outputs (with ``--overwrite``) instead of mixing them.
+SETTINGS = {"outputs": list(SUFFIXES), "lam": DEFAULT_LAM, "alpha": DEFAULT_ALPHA, "eps": DEFAULT_EPS}
 
 
 @dataclass
@@ -37,11 +46,16 @@ class JobSummary:
     skipped: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  #: (path, reason)
     seconds: float = 0.0
+    stopped: str | None = None  #: why the job stopped before the end (the disk is full), else None
+    not_processed: int = 0  #: inputs left when it stopped
 
     def line(self) -> str:
         rate = len(self.done) / self.seconds if self.seconds > 0 else 0.0
-        return (f"{len(self.done)} done, {len(self.skipped)} skipped, {len(self.failed)} failed "
+        text = (f"{len(self.done)} done, {len(self.skipped)} skipped, {len(self.failed)} failed "
                 f"in {self.seconds:.1f} s ({rate:.2f} images/s)")  # fmt: skip
+        if self.stopped:
+            text += f"; stopped: {self.stopped}, {self.not_processed} not processed (the same command resumes)"
+        return text
 
 
 def overlay(pixels: np.ndarray, spine) -> np.ndarray:
@@ -78,8 +92,10 @@ def _write_float_tiff(path: str, values: np.ndarray) -> None:
         tifffile.imwrite(tmp, values.astype(np.float32), photometric="minisblack")
 
 
-def _one(f: InputFile, outs: list[str], log=print) -> None:
-    """Reads, checks and preprocesses one file, then writes its outputs (each atomically)."""
+def _one(f: InputFile, outs: list[str], job: JobFolder, log=print) -> None:
+    """Reads, checks and preprocesses one file, then writes its outputs (each atomically),
+    each recorded in the job's ledger before its rename and after it."""
+    stat = file_state(f.path)  # as the input was when read: an edit during the job is redone next time
     rad = require_content(read_input(f, warn=False))
     for warning in image_warnings(rad):
         log(f"warning: {warning}")
@@ -90,20 +106,18 @@ def _one(f: InputFile, outs: list[str], log=print) -> None:
     # everything is computed before the first file is written
     for out in outs:
         os.makedirs(os.path.dirname(out), exist_ok=True)
+        job.starting(f.path, out)
     write_image(outs[0], pp.xp, fmt="png16", overwrite=True)
     _write_float_tiff(outs[1], y)
     write_image(outs[2], np.clip(0.5 + 0.5 * y / scale, 0, 1), fmt="png8", overwrite=True)
     _write_rgb(outs[3], overlay(rad.pixels, spine))
+    for out in outs:
+        job.finished(f.path, out, stat)
 
 
-def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, progress: bool = True,
-                     log=print) -> JobSummary:  # fmt: skip
-    """Preprocesses every input into out_dir; see the module docstring. Never raises for a bad file."""
-    files = discover(inputs, exclude=[out_dir])
-    os.makedirs(out_dir, exist_ok=True)
-    summary = JobSummary()
-    start = time.perf_counter()
-    planned: list[tuple] = []  # (file, its outputs or the error naming why it has none)
+def _plan(files: list[InputFile], out_dir: str) -> list[tuple]:
+    """Each file with its outputs, or with the error that says why it has none."""
+    planned: list[tuple] = []
     taken: dict[str, str] = {}  # an output -> the input it belongs to
     for f in files:
         try:
@@ -116,22 +130,55 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
             continue
         taken[outs[0]] = f.path
         planned.append((f, outs))
-    remove_stale_parts(o for _, outs in planned if isinstance(outs, list) for o in outs)
-    bar = tqdm(total=len(files), unit="img", desc="preprocess", disable=not progress)
-    for f, outs in planned:
-        try:
-            if isinstance(outs, ValueError):
-                raise outs
-            if not overwrite and all(os.path.exists(o) for o in outs):
-                summary.skipped.append(f.path)
-            else:
-                _one(f, outs, log)
-                summary.done.append(f.path)
-        except (ImageReadError, ValueError, OSError) as exc:
-            reason = str(exc) if isinstance(exc, ImageReadError) else f"{f.path}: {exc}"
-            summary.failed.append((f.path, reason))
-            log(f"error: {reason}")
-        bar.update(1)
-    bar.close()
+    return planned
+
+
+def _decide(job: JobFolder, f: InputFile, outs: list[str]) -> tuple[str, str | None]:
+    """("done" | "redo", None) or ("refuse", why) for the four outputs of one input."""
+    if job.first and all(os.path.lexists(o) for o in outs):  # a folder of an xvertfast before the ledger
+        job.adopt(f.path, outs)
+    states = [job.state(f.path, o) for o in outs]
+    refused = [why for state, why in states if state == "refuse"]
+    if refused:
+        return "refuse", refused[0]
+    return ("done", None) if all(state == "done" for state, _ in states) else ("redo", None)
+
+
+def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, progress: bool = True,
+                     log=print) -> JobSummary:  # fmt: skip
+    """Preprocesses every input into out_dir; see the module docstring. Never raises for a bad
+    file; raises ValueError when out_dir cannot be used (a file, not writable, another job in it,
+    other settings without ``overwrite``)."""
+    files = discover(inputs, exclude=[out_dir])
+    job = JobFolder(out_dir, SETTINGS, overwrite, job="preprocess")
+    summary = JobSummary()
+    start = time.perf_counter()
+    try:
+        planned = _plan(files, out_dir)
+        remove_stale_parts(o for _, outs in planned if isinstance(outs, list) for o in outs)
+        bar = tqdm(total=len(files), unit="img", desc="preprocess", disable=not progress)
+        for number, (f, outs) in enumerate(planned):
+            try:
+                if isinstance(outs, ValueError):
+                    raise outs
+                state, why = _decide(job, f, outs)
+                if state == "refuse":
+                    raise ValueError(why)
+                if state == "done":
+                    summary.skipped.append(f.path)
+                else:
+                    _one(f, outs, job, log)
+                    summary.done.append(f.path)
+            except (ImageReadError, ValueError, OSError) as exc:
+                reason = str(exc) if isinstance(exc, ImageReadError) else f"{f.path}: {exc}"
+                summary.failed.append((f.path, reason))
+                log(f"error: {reason}")
+                if disk_full(exc):
+                    summary.stopped, summary.not_processed = "the disk is full", len(planned) - number - 1
+                    break
+            bar.update(1)
+        bar.close()
+    finally:
+        job.close()
     summary.seconds = time.perf_counter() - start
     return summary

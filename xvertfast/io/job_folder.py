@@ -1,8 +1,10 @@
-"""What ``xvertfast enhance`` keeps in its output folder so that a rerun resumes safely.
+"""What a batch job (``xvertfast enhance``, ``xvertfast preprocess``) keeps in its output
+folder so that a rerun resumes safely. For a job named ``JOB``:
 
-- ``.xvertfast-enhance.json``: the job's settings (model, mode, brightness, tile, format,
-  precision). A rerun with other settings is refused unless it overwrites.
-- ``.xvertfast-enhance-outputs.jsonl``: the ledger, a line for every output the job writes,
+- ``.xvertfast-JOB.json``: the job's settings (for enhance: model, mode, brightness, tile,
+  format, precision; for preprocess: the WLS parameters). A rerun with other settings is
+  refused unless it overwrites.
+- ``.xvertfast-JOB-outputs.jsonl``: the ledger, a line for every output the job writes,
   naming its input (path, size, modification time) and the settings. The line that starts
   an output is on disk before the output's rename, so a file at an output path that the
   ledger does not name was not written by xvertfast: an original, or another tool's file.
@@ -10,8 +12,11 @@
   A rerun skips an output only where the ledger says it was finished from the same input,
   unchanged, with the same settings; it redoes the others (an input edited since, outputs
   left from an interrupted ``--overwrite`` with other settings).
-- ``.xvertfast-enhance.lock``: held (``flock``) while the job runs, so that a second job
+- ``.xvertfast-JOB.lock``: held (``flock``) while the job runs, so that a second job
   into the same folder is refused instead of racing the first (and removing its temporaries).
+
+The folder's files also mark it as a job's output folder, so that searching a tree for
+inputs (:func:`xvertfast.io.files.discover`) does not take outputs for inputs.
 """
 
 from __future__ import annotations
@@ -26,13 +31,16 @@ from xvertfast.io.files import file_state
 from xvertfast.io.write import atomic_write
 from xvertfast.resume import ends_with_newline, settings_changes
 
-__all__ = ["JobFolder", "JOB_FILE", "LEDGER_FILE", "LOCK_FILE", "JOB_STATE_FILES"]
+__all__ = ["JobFolder", "job_files", "JOB_FILE", "LEDGER_FILE", "LOCK_FILE", "JOB_STATE_FILES"]
 
-JOB_FILE = ".xvertfast-enhance.json"
-LEDGER_FILE = ".xvertfast-enhance-outputs.jsonl"
-LOCK_FILE = ".xvertfast-enhance.lock"
-#: Everything a job keeps in its output folder besides the outputs.
-JOB_STATE_FILES = (JOB_FILE, LEDGER_FILE, LOCK_FILE)
+
+def job_files(job: str) -> tuple[str, str, str]:
+    """The settings file, ledger and lock a job named ``job`` keeps in its output folder."""
+    return f".xvertfast-{job}.json", f".xvertfast-{job}-outputs.jsonl", f".xvertfast-{job}.lock"
+
+
+#: Those of ``xvertfast enhance``.
+JOB_FILE, LEDGER_FILE, LOCK_FILE = JOB_STATE_FILES = job_files("enhance")
 
 
 def _identity(path: str) -> str:
@@ -41,28 +49,35 @@ def _identity(path: str) -> str:
 
 
 class JobFolder:
-    """The output folder of one enhancement job: its lock, settings and ledger.
+    """The output folder of one batch job: its lock, settings and ledger.
 
+    ``job`` names the job (``enhance``, ``preprocess``): it names the files and the messages.
     Raises ValueError when the folder cannot be used: a file, not writable, another job
     running in it, or other settings without ``overwrite``.
     """
 
-    def __init__(self, out_dir: str, settings: dict, overwrite: bool):
+    def __init__(self, out_dir: str, settings: dict, overwrite: bool, job: str = "enhance"):
         self.out_dir = out_dir
         self.overwrite = overwrite
+        self.job = job
+        self._job_file, self._ledger_file, self._lock_file = job_files(job)
         if os.path.exists(out_dir) and not os.path.isdir(out_dir):
             raise ValueError(f"output folder {out_dir} is a file")
         try:
             os.makedirs(out_dir, exist_ok=True)
-            self._lock = open(os.path.join(out_dir, LOCK_FILE), "a")
+            self._lock = open(os.path.join(out_dir, self._lock_file), "a")
         except OSError as exc:
             raise ValueError(f"cannot write into the output folder {out_dir}: {exc.strerror or exc}") from None
         self._take_lock()
         self.settings = settings
         self.key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-        ledger = os.path.join(out_dir, LEDGER_FILE)
+        ledger = os.path.join(out_dir, self._ledger_file)
+        had_job_file = os.path.exists(os.path.join(out_dir, self._job_file))
+        #: no job wrote here before this one (an output found now is not this job's, or is
+        #: one of a job of an xvertfast before job files: see :meth:`adopt`)
+        self.first = not had_job_file and not os.path.exists(ledger)
         # a job of an xvertfast before the ledger: its outputs are adopted as they are met
-        self._legacy = os.path.exists(os.path.join(out_dir, JOB_FILE)) and not os.path.exists(ledger)
+        self._legacy = had_job_file and not os.path.exists(ledger)
         self._fd = None
         try:
             self._check_settings()
@@ -92,11 +107,11 @@ class JobFolder:
             fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             self._lock.close()
-            raise ValueError(f"another xvertfast enhance is writing into {self.out_dir} (it holds "
-                             f"{os.path.join(self.out_dir, LOCK_FILE)}); wait for it, or use another folder") from None  # fmt: skip
+            raise ValueError(f"another xvertfast {self.job} is writing into {self.out_dir} (it holds "
+                             f"{os.path.join(self.out_dir, self._lock_file)}); wait for it, or use another folder") from None  # fmt: skip
 
     def _check_settings(self) -> None:
-        path = os.path.join(self.out_dir, JOB_FILE)
+        path = os.path.join(self.out_dir, self._job_file)
         if os.path.exists(path) and not self.overwrite:
             try:
                 with open(path) as f:
@@ -106,7 +121,7 @@ class JobFolder:
             if isinstance(previous, dict) and self._legacy:  # settings added since are not recorded there
                 previous = {**self.settings, **previous}
             if previous != self.settings:
-                raise ValueError(f"{self.out_dir} holds outputs of an enhancement job with other settings "
+                raise ValueError(f"{self.out_dir} holds outputs of an xvertfast {self.job} job with other settings "
                                  f"({settings_changes(previous, self.settings)}); pass --overwrite to redo them "
                                  "with these settings, or use a new folder")  # fmt: skip
         try:
@@ -118,7 +133,7 @@ class JobFolder:
     def _read_ledger(self) -> dict[str, dict]:
         entries: dict[str, dict] = {}
         try:
-            with open(os.path.join(self.out_dir, LEDGER_FILE)) as f:
+            with open(os.path.join(self.out_dir, self._ledger_file)) as f:
                 for line in f:
                     try:
                         entry = json.loads(line)
@@ -130,7 +145,9 @@ class JobFolder:
         return entries
 
     def _rel(self, out: str) -> str:
-        return os.path.relpath(os.path.abspath(out), os.path.abspath(self.out_dir))
+        """The ledger's key of an output: its path in the folder, with ``/`` on every system
+        (a folder on a share may be resumed from Windows and from Linux)."""
+        return os.path.relpath(os.path.abspath(out), os.path.abspath(self.out_dir)).replace(os.sep, "/")
 
     def state(self, input_path: str, out: str) -> tuple[str, str | None]:
         """What to do with ``out``: ("new" | "done" | "redo", None), or ("refuse", why)."""
@@ -141,8 +158,8 @@ class JobFolder:
             self.finished(input_path, out, file_state(input_path))
             entry = self._ledger[self._rel(out)]
         if entry is None:
-            return "refuse", (f"{out} exists and was not written by xvertfast enhance (not in "
-                              f"{os.path.join(self.out_dir, LEDGER_FILE)}): it is left alone; move it away or "
+            return "refuse", (f"{out} exists and was not written by xvertfast {self.job} (not in "
+                              f"{os.path.join(self.out_dir, self._ledger_file)}): it is left alone; move it away or "
                               "use another output folder")  # fmt: skip
         if entry.get("input") != _identity(input_path) and not self.overwrite:
             return "refuse", f"{out} holds the output of another input, {entry.get('input')} (--overwrite replaces it)"
@@ -150,6 +167,16 @@ class JobFolder:
         if finished and entry.get("stat") == file_state(input_path) and not self.overwrite:
             return "done", None
         return "redo", None
+
+    def adopt(self, input_path: str, outs: list[str]) -> None:
+        """Records outputs found in a folder that no job had marked (:attr:`first`) as finished
+        from ``input_path`` as it is now: for a job whose earlier versions kept no job files
+        (``xvertfast preprocess`` skipped an input whose outputs all existed)."""
+        if not self.first:
+            raise ValueError(f"{self.out_dir} has a ledger: outputs are recorded as they are written")
+        stat = file_state(input_path)
+        for out in outs:
+            self.finished(input_path, out, stat)
 
     def _append(self, entry: dict, durable: bool) -> None:
         with self._write_lock:

@@ -12,7 +12,7 @@ from PIL import Image
 from tests.infer.test_enhance import chest_like, model_dir  # noqa: F401 (a fixture)
 from xvertfast.cli import main
 from xvertfast.infer import batch
-from xvertfast.infer.job_folder import JOB_FILE, LEDGER_FILE, JobFolder
+from xvertfast.io.job_folder import JOB_FILE, LEDGER_FILE, JobFolder
 from xvertfast.io import ImageWriteError
 
 
@@ -129,7 +129,7 @@ def test_the_input_folder_as_output_folder_replaces_nothing(tmp_path, model_dir,
 
 
 def test_a_torn_ledger_line_then_a_kill_still_knows_its_outputs(tmp_path, model_dir, seed, capsys, monkeypatch):  # noqa: F811
-    from xvertfast.infer import job_folder
+    from xvertfast.io import job_folder
 
     src, out = tmp_path / "in", tmp_path / "out"
     write_pngs(src, seed, ["a.png", "b.png"])
@@ -172,7 +172,7 @@ def test_a_folder_of_an_earlier_version_is_adopted(tmp_path, model_dir, seed, ca
 
 
 def test_a_full_disk_under_the_ledger_keeps_the_summary(tmp_path, model_dir, seed, capsys, monkeypatch):  # noqa: F811
-    from xvertfast.infer import job_folder
+    from xvertfast.io import job_folder
 
     src, out = tmp_path / "in", tmp_path / "out"
     write_pngs(src, seed, [f"{k}.png" for k in range(4)])
@@ -283,3 +283,31 @@ def test_an_output_folder_that_is_a_file_is_a_clear_error(tmp_path, model_dir, s
     assert run(model_dir, tmp_path / "in", "-o", tmp_path / "afile") == 2
     assert "is a file" in capsys.readouterr().err
     assert os.path.getsize(tmp_path / "afile") == 1
+
+
+def test_a_jobs_files_carry_its_name_and_the_ledger_keys_use_slashes(tmp_path):
+    from xvertfast.io.files import file_state
+    from xvertfast.io.job_folder import job_files
+
+    src, out_dir = tmp_path / "in.png", tmp_path / "out"
+    src.write_bytes(b"an input")
+    out = out_dir / "sub" / "in_xp.png"
+    job = JobFolder(str(out_dir), {"lam": 0.8}, overwrite=False, job="preprocess")
+    assert job.first
+    with pytest.raises(ValueError, match="another xvertfast preprocess is writing into"):
+        JobFolder(str(out_dir), {"lam": 0.8}, overwrite=False, job="preprocess")
+    job.starting(str(src), str(out))
+    out.parent.mkdir()
+    out.write_bytes(b"an output")
+    job.finished(str(src), str(out), file_state(str(src)))
+    job.close()
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted([*job_files("preprocess"), "sub"])
+    with open(out_dir / job_files("preprocess")[1]) as f:
+        assert [json.loads(line)["output"] for line in f] == ["sub/in_xp.png"] * 2  # "/" on every system
+    again = JobFolder(str(out_dir), {"lam": 0.8}, overwrite=False, job="preprocess")
+    assert not again.first and again.state(str(src), str(out)) == ("done", None)
+    with pytest.raises(ValueError, match="has a ledger"):
+        again.adopt(str(src), [str(out)])
+    again.close()
+    JobFolder(str(out_dir), {"lam": 0.8}, overwrite=False).close()  # enhance's own files, apart
+    assert os.path.exists(out_dir / JOB_FILE)
