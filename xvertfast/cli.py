@@ -133,7 +133,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     try:
         paths = export_model(args.model, args.output, format=args.format, fp16=args.fp16,
                              max_batch=args.max_batch, tile=args.roi_size)  # fmt: skip
-    except (ValueError, FileNotFoundError, RuntimeError, ImportError) as exc:
+    except (ValueError, OSError, RuntimeError, ImportError) as exc:  # OSError: an output path that is a file
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for p in paths:

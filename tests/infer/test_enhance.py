@@ -474,3 +474,45 @@ def test_cli_warnings_are_one_line_each_and_main_restores_the_hook(tmp_path, mod
     assert f"warning: {src / 'colour.png'}: RGB image converted to luminance" in err
     assert "UserWarning" not in err and "require_content" not in err  # no source line, no category
     assert warnings.showwarning is hook
+
+
+def test_pixels_off_the_unit_scale_are_refused(model_dir):
+    enhancer = Enhancer(str(model_dir), device="cpu", backend="torch")
+    image = chest_like(3)
+    with pytest.raises(TypeError, match="floats in \\[0, 1\\].*got uint16"):
+        enhancer.enhance(np.round(image * 4095).astype(np.uint16))  # raw 12-bit values
+    with pytest.raises(ValueError, match="must lie in \\[0, 1\\], got values from [0-9]+ to [0-9]+ \\(raw stored"):
+        enhancer.enhance(np.round(image * 4095).astype(np.float32))
+    enhancer.enhance(torch.from_numpy(image.astype(np.float32)))  # a tensor on the unit scale is fine
+
+
+def test_the_model_given_is_neither_moved_nor_switched(model_dir):
+    from pathlib import Path
+
+    from xvertfast.model import load_model
+
+    model = load_model(str(model_dir)).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    enhancer = Enhancer(model, device="cpu", backend="torch")
+    enhancer.enhance(chest_like(4))
+    assert model.training and all(m.training for m in model.modules())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert Enhancer(Path(model_dir), device="cpu", backend="torch").tile == enhancer.tile  # a Path is a folder
+    with pytest.raises(TypeError, match="model must be a model folder"):
+        Enhancer(42, device="cpu")
+
+
+def test_the_job_records_the_precision_the_backend_runs(model_dir, monkeypatch):
+    from xvertfast.infer import batch, enhancer as enhancer_module
+    from xvertfast.infer.backends import TorchBackend
+
+    def fp16_engines(name, model, device, dtype, *args):  # what TensorRT makes of fp32/bf16 requests
+        backend = TorchBackend(model, device)
+        backend.name, backend.dtype = "tensorrt", torch.float16
+        return backend
+
+    monkeypatch.setattr(enhancer_module, "make_backend", fp16_engines)
+    with pytest.warns(RuntimeWarning, match="precision fp32: the tensorrt backend runs float16"):
+        enhancer = Enhancer(str(model_dir), device="cpu", precision="fp32")
+    assert enhancer.dtype == torch.float16
+    assert batch._job_settings(enhancer, "png16")["precision"] == "float16"

@@ -16,7 +16,7 @@ import torch
 
 from tests.conftest import SESSION_SEED, stage_with_statistics
 from xvertfast.infer import tensorrt_backend
-from xvertfast.infer.export import cached_onnx_export, export_model, export_onnx, read_onnx_metadata
+from xvertfast.infer.export import cached_onnx_export, export_model, export_onnx, load_aoti, read_onnx_metadata
 from xvertfast.model.persistence import fingerprint
 from xvertfast.model import XVertNet, save_model
 
@@ -170,14 +170,79 @@ def test_aoti_package_matches_torch(tmp_path, seed):
     model = tiny_model(seed, stages=1)
     (path,) = export_model(model, tmp_path, format="aoti", max_batch=4, tile=TILE, device="cpu")
     assert os.path.basename(path) == "stage1.pt2"
-    package = torch._inductor.aoti_load_package(path)
-    assert package.get_metadata()["xvertfast.tile"] == str(TILE)
+    (package,) = load_aoti([path])
+    assert package.metadata["xvertfast.tile"] == str(TILE) and package.max_batch == 4
     for batch in (1, 3):
         xp, y = inputs(batch)
         with torch.no_grad():
             err = (package(xp, y) - model.stages[0](xp, y)).abs().max().item()
         print(f"AOTI stage1 batch {batch}: max abs {err:.2e}")
         assert err < 1e-4
+    # what the bare package would run without a word (unless AOTI_RUNTIME_CHECK_INPUTS=1)
+    for bad in (inputs(2, TILE + 32), inputs(5)):
+        with pytest.raises(ValueError, match=f"B from 1 to 4, got"):
+            package(*bad)
+    with pytest.raises(ValueError, match="must be float32"):
+        package(*(t.double() for t in inputs(1)))
+
+
+def test_an_export_folder_holds_one_models_stages(model, tmp_path, monkeypatch, seed):
+    needs_export()
+    import onnx
+
+    from xvertfast.infer.onnx_backend import OnnxRuntimeBackend
+
+    deeper = tiny_model(seed + 1, stages=3)
+    export_onnx(deeper, tmp_path / "out", tile=TILE)
+    paths = export_onnx(model, tmp_path / "out", tile=TILE)
+    assert sorted(os.listdir(tmp_path / "out")) == ["stage1.onnx", "stage2.onnx"]  # the deeper model's stage3 went
+    assert {read_onnx_metadata(p)["xvertfast.model_sha256"] for p in paths} == {fingerprint(model)}
+    stamps = {p: os.stat(p).st_mtime_ns for p in paths}
+    save, saved = onnx.save_model, []
+
+    def fail_on_the_second(proto, path, *args, **kwargs):
+        if saved:
+            raise KeyboardInterrupt  # Ctrl-C while the second stage is written
+        saved.append(path)
+        return save(proto, path, *args, **kwargs)
+
+    monkeypatch.setattr(onnx, "save_model", fail_on_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        export_onnx(deeper, tmp_path / "out", tile=TILE)
+    monkeypatch.undo()
+    assert sorted(os.listdir(tmp_path / "out")) == ["stage1.onnx", "stage2.onnx"]  # no temporaries left
+    assert {p: os.stat(p).st_mtime_ns for p in paths} == stamps  # the earlier set, whole
+    OnnxRuntimeBackend(paths, torch.device("cpu"))  # one model's stages in order: accepted
+    other = export_onnx(deeper, tmp_path / "deeper", tile=TILE)
+    for mixed, stage in (([paths[0], other[1]], 2), ([paths[1], paths[0]], 1), (paths[:1], 1)):
+        with pytest.raises(ValueError, match=f"not stage {stage} of the {len(mixed)}-stage model"):
+            OnnxRuntimeBackend(mixed, torch.device("cpu"))
+
+
+def test_the_onnx_backend_runs_the_precision_of_its_graphs(model, tmp_path):
+    needs_export()
+    from xvertfast.infer.onnx_backend import OnnxRuntimeBackend
+
+    for fp16, dtype in ((False, torch.float32), (True, torch.float16)):
+        paths = export_onnx(model, tmp_path / str(fp16), tile=TILE, fp16=fp16)
+        assert OnnxRuntimeBackend(paths, torch.device("cpu")).dtype == dtype
+
+
+def test_the_onnx_cache_is_keyed_by_the_exporter_too(model, tmp_path, monkeypatch):
+    needs_export()
+    first = cached_onnx_export(model, tmp_path, tile=TILE)
+    monkeypatch.setattr(torch, "__version__", "0.0.0-another")  # an export by another torch is not reused
+    again = cached_onnx_export(model, tmp_path, tile=TILE)
+    assert os.path.dirname(again[0]) != os.path.dirname(first[0])
+
+
+def test_export_cli_names_an_unusable_output(model, tmp_path, capsys):
+    from xvertfast.cli import main
+
+    src = save_model(model, tmp_path / "model")
+    (tmp_path / "afile").write_text("x")
+    assert main(["export", str(src), "-o", str(tmp_path / "afile"), "--format", "onnx"]) == 2
+    assert "error:" in capsys.readouterr().err
 
 
 def test_aoti_fp16_needs_cuda(model, tmp_path):

@@ -45,10 +45,11 @@ def test_folded_default_model_on_a_tile(seed):
 
 
 def test_folding_leaves_the_stage_alone_and_needs_no_gradients(seed):
-    stage = trained_like(4, 2)
+    stage = trained_like(4, 2).train()
     before = {k: v.clone() for k, v in stage.state_dict().items()}
     folded = fold_stage(stage)
     assert all(torch.equal(before[k], v) for k, v in stage.state_dict().items())
+    assert all(m.training for m in stage.modules())  # not switched to eval mode either
     assert isinstance(folded, FoldedStage) and not any(p.requires_grad for p in folded.parameters())
     with pytest.raises(ValueError, match=r"\[B, 1, H, W\]"):
         folded(torch.rand(1, 2, 8, 8), torch.rand(1, 2, 8, 8))

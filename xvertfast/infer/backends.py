@@ -83,11 +83,15 @@ def _cpu_flags() -> str:
 
 
 class StageBackend:
-    """Base class: ``name``, ``device`` and ``run_stage``."""
+    """Base class: ``name``, ``device``, ``dtype`` and ``run_stage``."""
 
     name = "base"
     #: True when every call must have the same batch size (captured CUDA graphs): the caller pads.
     fixed_batch = False
+    #: The precision the stages compute in (I/O is float32 always). An exported graph or engine
+    #: has one precision baked in, which may differ from the one asked for (bf16 -> fp32 ONNX,
+    #: fp16 engine): the job records this one.
+    dtype = torch.float32
 
     def __init__(self, device: torch.device):
         self.device = device
@@ -185,6 +189,8 @@ def make_backend(name: str, model: XVertNet, device: torch.device, dtype: torch.
         return TorchBackend(model, device, dtype)
     if name == "compile":
         return CompileBackend(model, device, dtype)
+    # the exported graphs hold fp32 or fp16: onnxruntime runs bf16 as fp32 (its CPU provider
+    # has no fast bf16), TensorRT as fp16 (the nearest it builds from an ONNX graph)
     if name == "onnxruntime":
         from xvertfast.infer.onnx_backend import OnnxRuntimeBackend
 

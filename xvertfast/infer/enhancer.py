@@ -44,8 +44,11 @@ Brightness (an option of both modes, not of the papers):
 
 from __future__ import annotations
 
+import copy
 import math
+import os
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -69,6 +72,9 @@ FEATHER = 1 / 8
 SPINE_SHIFT = 1 / 8
 #: Share of the tile side by which neighbouring full-mode tiles overlap.
 FULL_OVERLAP = 1 / 4
+#: How far outside [0, 1] given pixels may stray (rounding of a float conversion) before
+#: they are refused as not being on the unit scale.
+PIXEL_RANGE_SLACK = 1e-3
 
 
 @dataclass
@@ -133,8 +139,9 @@ class Enhancer:
     """XVertNet enhancement of radiographs, in memory or for a batch of files.
 
     Args:
-        model: a model directory, ``"default"`` (the one shipped with xvertfast) or an
-            :class:`~xvertfast.model.XVertNet`.
+        model: a model directory (str or path), ``"default"`` (the one shipped with xvertfast)
+            or an :class:`~xvertfast.model.XVertNet`, which is copied (yours is not moved or
+            switched to eval mode).
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``.
         backend: ``auto``, ``torch``, ``compile``, ``onnxruntime`` or ``tensorrt``
             (see :mod:`xvertfast.infer.backends`).
@@ -143,6 +150,9 @@ class Enhancer:
             network's detail on the original's large-scale brightness; see the module docstring).
         batch_size: tiles per network call.
         precision: ``auto`` (bf16/fp16 on a GPU, fp32 on the CPU), ``fp32``, ``fp16``, ``bf16``.
+            An exported graph holds fp32 or fp16: onnxruntime runs bf16 as fp32 and TensorRT as
+            fp16; :attr:`dtype` is the precision the stages really run in (a warning says so when
+            an explicit ``bf16`` is replaced).
         wls_method: the WLS solver of the preprocessing and of the guidance between stages.
 
     Example:
@@ -166,18 +176,37 @@ class Enhancer:
         # (PyTorch's reference multigrid on a GPU would be slower still).
         on_gpu = self.device.type == "cuda" and cuda_kernels_available() and wls_method in ("auto", "cuda", "cupy")
         self.prepare_device = self.device if on_gpu else torch.device("cpu")
-        self.model = load_model(model, map_location="cpu") if isinstance(model, str) else model
+        if isinstance(model, (str, os.PathLike)):
+            self.model = load_model(os.fspath(model), map_location="cpu")
+        elif isinstance(model, XVertNet):
+            self.model = copy.deepcopy(model)  # the backends move it to the device and to eval mode
+        else:
+            raise TypeError(f"model must be a model folder, 'default' or an XVertNet, got {type(model).__name__}")
         self.tile = model_tile(self.model)
         self.mode, self.batch_size, self.wls_method, self.brightness = mode, batch_size, wls_method, brightness
         self.backend = make_backend(backend, self.model, self.device, self.dtype, self.tile, batch_size, cache_dir)
+        if self.backend.dtype != self.dtype:
+            if precision != "auto":
+                warnings.warn(f"precision {precision}: the {self.backend.name} backend runs "
+                              f"{str(self.backend.dtype).replace('torch.', '')} (its graphs hold fp32 or fp16)",
+                              RuntimeWarning, stacklevel=2)  # fmt: skip
+            self.dtype = self.backend.dtype
 
     # -- step 1 ---------------------------------------------------------------------------------
     def prepare(self, pixels, spine: Spine | None = None) -> Prepared:
         """Preprocesses one image ([H, W] in [0, 1], or a Radiograph) and cuts its tiles."""
         pixels = getattr(pixels, "pixels", pixels)
-        arr = np.ascontiguousarray(np.asarray(pixels, dtype=np.float32))
+        source = np.asarray(pixels.detach().cpu() if isinstance(pixels, torch.Tensor) else pixels)
+        if source.dtype.kind not in "f":
+            raise TypeError(f"enhance: pixels must be floats in [0, 1] (xvertfast.io.read_image(path) gives "
+                            f"them), got {source.dtype}: scale stored values by their range first")  # fmt: skip
+        arr = np.ascontiguousarray(source, dtype=np.float32)
         if arr.ndim != 2:
             raise ValueError(f"enhance: pixels must be [H, W], got shape {arr.shape}")
+        lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+        if lo < -PIXEL_RANGE_SLACK or hi > 1 + PIXEL_RANGE_SLACK:  # NaN fails neither: preprocess names it
+            raise ValueError(f"enhance: pixels must lie in [0, 1], got values from {lo:g} to {hi:g} (raw stored "
+                             "values? xvertfast.io.read_image(path) gives [0, 1])")  # fmt: skip
         t0 = time.perf_counter()
         m = self.model
         pp = preprocess(torch.from_numpy(arr).to(self.prepare_device), m.lam, m.alpha, m.eps, method=self.wls_method)

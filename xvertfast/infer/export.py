@@ -4,8 +4,12 @@ Every artefact is one stage ``(xp, y) -> out`` (the WLS between stages stays in 
 :mod:`xvertfast.infer.backends`), with a dynamic batch axis and a fixed ``tile`` x ``tile``
 spatial size: the pipeline only ever feeds ROI tiles, and a fixed size lets TensorRT use one
 optimisation profile. Files are named like the model's weights (``stage1.onnx``, ``stage2.onnx``,
-... as ``stage1.safetensors``, ...) and written atomically, so an interrupted export leaves no
-file that looks complete.
+... as ``stage1.safetensors``, ...). A model's stages are written as a set: each to a temporary
+file first, all renamed once all are made, and a higher-numbered stage file an earlier export
+of a deeper model left is removed, so an interrupted export leaves no file that looks complete
+and a folder does not pair stages of two models. Each file's metadata names its model, stage
+and stage count, and :class:`~xvertfast.infer.onnx_backend.OnnxRuntimeBackend` and
+:func:`load_aoti` check them.
 
 I/O is float32 at every precision: an fp16 export holds fp16 weights and casts its inputs to
 fp16 and its output back to float32 inside the graph, so callers never change, and TensorRT 11
@@ -14,9 +18,12 @@ fp16 and its output back to float32 inside the graph, so callers never change, a
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import hashlib
 import importlib
 import os
+import re
 import shutil
 import warnings
 from types import ModuleType
@@ -30,7 +37,7 @@ from xvertfast.model import XVertNet, load_model, model_tile
 from xvertfast.model.persistence import fingerprint
 
 __all__ = ["EXPORT_FORMATS", "DEFAULT_OPSET", "DEFAULT_TILE", "export_onnx", "export_aoti", "export_model",
-           "cached_onnx_export", "default_cache_dir", "read_onnx_metadata", "require"]  # fmt: skip
+           "cached_onnx_export", "default_cache_dir", "read_onnx_metadata", "require", "load_aoti"]  # fmt: skip
 
 EXPORT_FORMATS = ("onnx", "tensorrt", "aoti")
 #: Opset 18 is what the torch.onnx (dynamo) exporter targets natively and TensorRT 10/11 parse.
@@ -86,6 +93,23 @@ def _metadata(model: XVertNet, k: int, tile: int, fp16: bool, sha: str) -> dict[
     }
 
 
+def _write_stage_set(out_dir: str, ext: str, count: int, write) -> list[str]:
+    """``stage1{ext}`` .. ``stage{count}{ext}`` in ``out_dir``, each made by ``write(k, tmp_path)``
+    into a temporary file, all renamed only once every one is made; then the stage files of
+    ``ext`` numbered beyond ``count`` (an earlier export of a deeper model) are removed."""
+    paths = [os.path.join(out_dir, f"stage{k + 1}{ext}") for k in range(count)]
+    with contextlib.ExitStack() as stack:  # an error removes every temporary, renames none
+        temporaries = [stack.enter_context(atomic_write(p)) for p in paths]
+        for k, tmp in enumerate(temporaries):
+            write(k, tmp)
+    pattern = re.compile(rf"stage(\d+){re.escape(ext)}")
+    for name in os.listdir(out_dir):
+        match = pattern.fullmatch(name)
+        if match and int(match.group(1)) > count:
+            os.remove(os.path.join(out_dir, name))
+    return paths
+
+
 def export_onnx(model: XVertNet, out_dir: str | os.PathLike, tile: int = DEFAULT_TILE, fp16: bool = False,
                 opset: int = DEFAULT_OPSET, sha: str | None = None) -> list[str]:  # fmt: skip
     """Writes ``stage{k}.onnx`` per stage (k = 1, 2, ...) into ``out_dir``; returns their paths.
@@ -103,7 +127,7 @@ def export_onnx(model: XVertNet, out_dir: str | os.PathLike, tile: int = DEFAULT
     sha = sha or fingerprint(model)  # the caller may have it already
     dtype = torch.float16 if fp16 else torch.float32
     batch = torch.export.Dim("batch", min=1)
-    paths = []
+    protos = []
     for k, stage in enumerate(model.stages):
         path = os.path.join(out_dir, f"stage{k + 1}.onnx")
         graph = _StageGraph(stage, dtype).cpu()
@@ -120,10 +144,8 @@ def export_onnx(model: XVertNet, out_dir: str | os.PathLike, tile: int = DEFAULT
                                f"({type(exc).__name__}: {exc})") from exc  # fmt: skip
         proto = program.model_proto
         onnx.helper.set_model_props(proto, _metadata(model, k, tile, fp16, sha))
-        with atomic_write(path) as tmp:
-            onnx.save_model(proto, tmp)
-        paths.append(path)
-    return paths
+        protos.append(proto)
+    return _write_stage_set(out_dir, ".onnx", len(protos), lambda k, tmp: onnx.save_model(protos[k], tmp))
 
 
 def read_onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
@@ -137,25 +159,42 @@ def cached_onnx_export(model: XVertNet, cache_dir: str | os.PathLike | None = No
                        fp16: bool = False) -> list[str]:  # fmt: skip
     """The model's stage ONNX files under ``<cache_dir>/onnx/<weights hash>-...``, exported once.
 
-    The folder name holds the weights hash, xvertfast version, tile and precision, so a
-    finished export (all files are written atomically) is reused as is.
+    The folder name holds the weights hash, tile and precision, and a digest of what else
+    shapes the graph (:func:`_exporter_digest`), so a finished export is reused as is and an
+    export made by other code is not.
     """
     _check(model, tile)
     sha = fingerprint(model)
     folder = os.path.join(os.fspath(cache_dir or default_cache_dir()), "onnx",
-                          f"{sha[:24]}-v{xvertfast.__version__}-t{tile}-{'fp16' if fp16 else 'fp32'}")  # fmt: skip
+                          f"{sha[:24]}-x{_exporter_digest()}-t{tile}-{'fp16' if fp16 else 'fp32'}")  # fmt: skip
     paths = [os.path.join(folder, f"stage{k + 1}.onnx") for k in range(len(model.stages))]
     if all(os.path.isfile(p) for p in paths):
         return paths
     return export_onnx(model, folder, tile=tile, fp16=fp16, sha=sha)
 
 
+def _exporter_digest() -> str:
+    """What a graph depends on besides the weights: xvertfast's version, the source of the
+    stage's forward and of this exporter (a development install changes them without a new
+    version), torch's version and the opset."""
+    from xvertfast.model import stage
+
+    h = hashlib.sha256(f"{xvertfast.__version__}|{torch.__version__}|{DEFAULT_OPSET}".encode())
+    for module_file in (stage.__file__, __file__):
+        with open(module_file, "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()[:12]
+
+
 def export_aoti(model: XVertNet, out_dir: str | os.PathLike, tile: int = DEFAULT_TILE, fp16: bool = False,
                 max_batch: int = 8, device: str | torch.device = "auto") -> list[str]:  # fmt: skip
     """Writes ``stage{k}.pt2`` AOTInductor packages (batch 1..max_batch) for ``device``.
 
-    Load one with ``torch._inductor.aoti_load_package(path)``; its ``get_metadata()`` holds the
-    same ``xvertfast.*`` keys as the ONNX export. Needs a C++ compiler (and nvcc for CUDA).
+    Load them with :func:`load_aoti`, which checks each call's shapes: a package loaded with
+    ``torch._inductor.aoti_load_package`` alone takes any tile size or batch without a word
+    (unless ``AOTI_RUNTIME_CHECK_INPUTS=1``) and returns wrong numbers. Its ``get_metadata()``
+    holds the same ``xvertfast.*`` keys as the ONNX export, and ``xvertfast.max_batch``. Needs a
+    C++ compiler (and nvcc for CUDA).
     """
     from xvertfast.infer.backends import resolve_device
 
@@ -177,24 +216,63 @@ def export_aoti(model: XVertNet, out_dir: str | os.PathLike, tile: int = DEFAULT
     # A batch range of one value is a static batch: torch.export refuses a Dim with min == max.
     batch = torch.export.Dim("batch", min=1, max=max_batch) if max_batch > 1 else None
     dynamic = {"xp": {0: batch}, "y": {0: batch}} if batch is not None else None
-    paths = []
-    for k, stage in enumerate(model.stages):
-        path = os.path.join(out_dir, f"stage{k + 1}.pt2")
-        graph = _StageGraph(stage, dtype).to(dev)
+
+    def compile_stage(k: int, tmp: str) -> None:
+        graph = _StageGraph(model.stages[k], dtype).to(dev)
         example = tuple(torch.zeros(min(2, max_batch), 1, tile, tile, device=dev) for _ in INPUTS)
         meta = {**_metadata(model, k, tile, fp16, sha), "xvertfast.max_batch": str(max_batch)}
         try:
             with torch.no_grad():
                 program = torch.export.export(graph, example, dynamic_shapes=dynamic)
-            with atomic_write(path) as tmp, open(tmp, "wb") as f:
+            with open(tmp, "wb") as f:
                 torch._inductor.aoti_compile_and_package(program, package_path=f,
                                                          inductor_configs={"aot_inductor.metadata": meta})  # fmt: skip
         except Exception as exc:
-            raise RuntimeError(f"{path}: AOTInductor could not export/compile stage {k + 1} for {dev} "
-                               f"({type(exc).__name__}: {exc}); it needs a working C++ compiler (and nvcc "
-                               "for CUDA); the onnx format is the portable alternative") from exc  # fmt: skip
-        paths.append(path)
-    return paths
+            raise RuntimeError(f"{os.path.join(out_dir, f'stage{k + 1}.pt2')}: AOTInductor could not export/compile "
+                               f"stage {k + 1} for {dev} ({type(exc).__name__}: {exc}); it needs a working C++ "
+                               "compiler (and nvcc for CUDA); the onnx format is the portable alternative") from exc  # fmt: skip
+
+    return _write_stage_set(out_dir, ".pt2", len(model.stages), compile_stage)
+
+
+class _CheckedPackage:
+    """An AOTInductor stage package that refuses inputs outside what it was compiled for."""
+
+    def __init__(self, path: str, runner, metadata: dict[str, str]):
+        self.path, self._runner, self.metadata = path, runner, metadata
+        self.tile = int(metadata["xvertfast.tile"])
+        self.max_batch = int(metadata["xvertfast.max_batch"])
+
+    def __call__(self, xp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        b = xp.shape[0] if xp.dim() == 4 else -1
+        if xp.shape != (b, 1, self.tile, self.tile) or y.shape != xp.shape or not 1 <= b <= self.max_batch:
+            raise ValueError(f"{self.path}: xp and y must be float32 [B, 1, {self.tile}, {self.tile}] with B from 1 to "
+                             f"{self.max_batch}, got {tuple(xp.shape)} and {tuple(y.shape)}")  # fmt: skip
+        if xp.dtype != torch.float32 or y.dtype != torch.float32:
+            raise ValueError(f"{self.path}: xp and y must be float32, got {xp.dtype} and {y.dtype}")
+        return self._runner(xp.contiguous(), y.contiguous())
+
+
+def load_aoti(paths: list[str | os.PathLike]) -> list:
+    """Loads the ``stage{k}.pt2`` packages of one model (in stage order) as callables
+    ``stage(xp, y) -> out`` that check their inputs' shape, batch and dtype against what the
+    package was compiled for, and checks that the packages are that model's stages in order."""
+    import torch._inductor
+
+    stages = []
+    for path in map(os.fspath, paths):
+        runner = torch._inductor.aoti_load_package(path)
+        metadata = dict(runner.get_metadata())
+        if "xvertfast.tile" not in metadata or "xvertfast.max_batch" not in metadata:
+            raise ValueError(f"{path}: not an xvertfast stage package (no xvertfast.* metadata)")
+        stages.append(_CheckedPackage(path, runner, metadata))
+    for k, stage in enumerate(stages):
+        meta, first = stage.metadata, stages[0].metadata
+        if (meta.get("xvertfast.model_sha256"), meta.get("xvertfast.stage"), meta.get("xvertfast.stages")) != (
+                first.get("xvertfast.model_sha256"), str(k + 1), str(len(stages))):  # fmt: skip
+            raise ValueError(f"{stage.path}: not stage {k + 1} of the {len(stages)}-stage model of {stages[0].path}; "
+                             "export the model again into an empty folder")  # fmt: skip
+    return stages
 
 
 def export_model(model_path_or_model: str | os.PathLike | XVertNet, out: str | os.PathLike, format: str = "onnx",
@@ -232,11 +310,6 @@ def export_model(model_path_or_model: str | os.PathLike | XVertNet, out: str | o
     if dev.type != "cuda":
         raise RuntimeError("TensorRT engines are built on and for a CUDA GPU; none is used here "
                            f"(device {dev}); export to onnx instead")  # fmt: skip
-    engines = []
-    for onnx_path in export_onnx(model, out, tile=tile, fp16=fp16):
-        cached = build_engine(onnx_path, max_batch=max_batch, device=dev, cache_dir=cache_dir)
-        engine = onnx_path[: -len(".onnx")] + ".engine"
-        with atomic_write(engine) as tmp:
-            shutil.copyfile(cached, tmp)
-        engines.append(engine)
-    return engines
+    onnx_paths = export_onnx(model, out, tile=tile, fp16=fp16)
+    cached = [build_engine(p, max_batch=max_batch, device=dev, cache_dir=cache_dir) for p in onnx_paths]
+    return _write_stage_set(os.fspath(out), ".engine", len(cached), lambda k, tmp: shutil.copyfile(cached[k], tmp))

@@ -43,18 +43,21 @@ class OnnxRuntimeBackend(StageBackend):
             # Share torch's thread budget rather than take every core.
             options.intra_op_num_threads = torch.get_num_threads()
         self._sessions = []
-        tiles = set()
-        for path in map(os.fspath, onnx_paths):
+        tiles, metadata = set(), []
+        paths = [os.fspath(p) for p in onnx_paths]
+        for path in paths:
             session = ort.InferenceSession(path, options, providers=providers)
             inputs = {i.name: i.shape for i in session.get_inputs()}
             outputs = [o.name for o in session.get_outputs()]
             if sorted(inputs) != ["xp", "y"] or outputs != ["out"]:
                 raise ValueError(f"{path}: expected inputs xp, y and output out, found {sorted(inputs)} -> {outputs}")
             tiles.add(tuple(inputs["xp"][2:]))
+            metadata.append(session.get_modelmeta().custom_metadata_map)
             self._sessions.append(session)
         if len(tiles) != 1 or not all(isinstance(s, int) for s in next(iter(tiles))):
             raise ValueError(f"the stage graphs must share one fixed tile size, found {sorted(map(str, tiles))}")
         self.tile = next(iter(tiles))[0]
+        self.dtype = _check_stage_set(paths, metadata)
 
     @classmethod
     def from_model(cls, model: XVertNet, device: torch.device, tile: int = DEFAULT_TILE, fp16: bool = False,
@@ -74,3 +77,22 @@ class OnnxRuntimeBackend(StageBackend):
                  (("xp", xp), ("y", y))}  # fmt: skip
         (out,) = self._sessions[k].run(["out"], feeds)
         return torch.from_numpy(out).to(self.device)
+
+
+def _check_stage_set(paths: list[str], metadata: list[dict[str, str]]) -> torch.dtype:
+    """The precision of a set of stage graphs, after checking that they are one model's stages
+    in order (an export folder can hold another model's files beside them); graphs without
+    xvertfast's metadata (made elsewhere) are taken as fp32 and not checked."""
+    if not any("xvertfast.model_sha256" in m for m in metadata):
+        return torch.float32
+    for k, (path, meta) in enumerate(zip(paths, metadata)):
+        found = (meta.get("xvertfast.model_sha256"), meta.get("xvertfast.stage"), meta.get("xvertfast.stages"),
+                 meta.get("xvertfast.precision"))  # fmt: skip
+        first = metadata[0]
+        wanted = (first.get("xvertfast.model_sha256"), str(k + 1), str(len(paths)), first.get("xvertfast.precision"))
+        if found != wanted:
+            raise ValueError(f"{path}: not stage {k + 1} of the {len(paths)}-stage model of {paths[0]} (its "
+                             f"metadata: model {str(found[0])[:12]}, stage {found[1]} of {found[2]}, {found[3]}; "
+                             f"expected model {str(wanted[0])[:12]}, stage {wanted[1]} of {wanted[2]}, "
+                             f"{wanted[3]}): export the model again into an empty folder")  # fmt: skip
+    return torch.float16 if metadata[0].get("xvertfast.precision") == "fp16" else torch.float32

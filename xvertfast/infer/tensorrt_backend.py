@@ -172,9 +172,10 @@ class TensorRTBackend(StageBackend):
 
     name = "tensorrt"
 
-    def __init__(self, engine_paths: list[str], device: torch.device):
+    def __init__(self, engine_paths: list[str], device: torch.device, dtype: torch.dtype = torch.float32):
         trt = import_tensorrt()
         super().__init__(_cuda(device))
+        self.dtype = dtype  # what the engines were built at (from_model knows; the engines do not say)
         if not engine_paths:
             raise ValueError("TensorRTBackend needs one engine per stage, got none")
         self._engines, self._contexts, profiles = [], [], set()
@@ -212,7 +213,8 @@ class TensorRTBackend(StageBackend):
         dev = _cuda(device)
         cache_dir = cache_dir or default_cache_dir()
         onnx_paths = cached_onnx_export(model, cache_dir, tile=tile, fp16=fp16)
-        return cls([build_engine(p, max_batch=max_batch, device=dev, cache_dir=cache_dir) for p in onnx_paths], dev)
+        return cls([build_engine(p, max_batch=max_batch, device=dev, cache_dir=cache_dir) for p in onnx_paths], dev,
+                   torch.float16 if fp16 else torch.float32)  # fmt: skip
 
     @property
     def stages(self) -> int:

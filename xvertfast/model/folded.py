@@ -55,8 +55,7 @@ class FoldedStage(nn.Module):
     """See the module docstring; build it with :func:`fold_stage`."""
 
     def __init__(self, stage: XVertNetStage):
-        super().__init__()
-        stage = stage.eval()
+        super().__init__()  # reads the batch norms' running statistics: the stage's mode is left as it is
         self.width, self.depth, self.upsample = stage.width, stage.depth, stage.upsample
         self.negative_slope = stage.guides[0].act.negative_slope
         self.encoders = nn.ModuleList([_conv_pair(enc) for enc in stage.encoders])
