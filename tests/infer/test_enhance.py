@@ -484,6 +484,12 @@ def test_pixels_off_the_unit_scale_are_refused(model_dir):
     with pytest.raises(ValueError, match="must lie in \\[0, 1\\], got values from [0-9]+ to [0-9]+ \\(raw stored"):
         enhancer.enhance(np.round(image * 4095).astype(np.float32))
     enhancer.enhance(torch.from_numpy(image.astype(np.float32)))  # a tensor on the unit scale is fine
+    from xvertfast.preprocess import find_spine
+
+    with pytest.raises(ValueError, match="the spine given was found on a 400x400 image, this one is 256x240"):
+        enhancer.enhance(image, spine=find_spine(np.zeros((400, 400))))
+    with pytest.raises(ValueError, match="H, W >= 1"):
+        enhancer.enhance(np.zeros((0, 0), np.float32))
 
 
 def test_the_model_given_is_neither_moved_nor_switched(model_dir):

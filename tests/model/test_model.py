@@ -62,6 +62,11 @@ def test_enhance_recomputes_the_guidance_between_stages(seed):
     torch.testing.assert_close(model.guidance(first), y2)
     torch.testing.assert_close(model.enhance(xp, y), model.stages[1](first, y2))
     torch.testing.assert_close(model.enhance(xp, y, stages=1), first)
+    for stages in (0, -1, 3, 1.5):  # -1 ran stage 1 alone, as a slice would
+        with pytest.raises(ValueError, match="stages must be 1 to 2"):
+            model.enhance(xp, y, stages=stages)
+    with pytest.raises(ValueError, match=r"\[B, 1, H, W\]"):
+        model.guidance(first[:, 0])  # [B, H, W] took row 0 of each image
 
 
 def test_save_and_load_give_identical_outputs(seed, tmp_path):

@@ -150,6 +150,7 @@ def test_half_inputs_are_binned_in_float32(seed):
         (torch.rand(1, 2, 8, 8), 0, ValueError, "bins"),
         (torch.rand(1, 2, 8, 8), 70000, ValueError, "bins"),
         (torch.ones(1, 2, 8, 8, dtype=torch.int64), 256, TypeError, "floating"),
+        (torch.rand(1, 2, 8, 8), True, ValueError, "bins"),  # was taken as 1 bin
     ],
 )
 def test_bad_inputs_raise_clear_errors(x, bins, error, match):
@@ -157,3 +158,12 @@ def test_bad_inputs_raise_clear_errors(x, bins, error, match):
         feature_entropy(x, bins=bins)
     with pytest.raises(error, match=match):
         select_max_entropy(x, bins=bins)
+
+
+def test_numpy_integer_bins_empty_maps_and_the_base():
+    x = torch.rand(2, 3, 8, 8)
+    torch.testing.assert_close(feature_entropy(x, bins=np.int64(16)), feature_entropy(x, bins=16))
+    index, target = select_max_entropy_reference(torch.randn(2, 3, 0, 8), 256, True)  # amin refused empty maps
+    assert index.shape == (2,) and target.shape == (2, 1, 0, 8)
+    with pytest.raises(ValueError, match="base must be a positive number other than 1"):
+        feature_entropy(x, base=1)

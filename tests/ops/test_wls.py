@@ -644,6 +644,24 @@ def test_bad_arguments():
         wls(x, maxiter=0)
 
 
+@pytest.mark.parametrize("method", ["torch", "direct", *(["cpu"] if has_extension() else [])])
+@pytest.mark.parametrize("bad", [{"lam": -1.0}, {"alpha": 0.0}, {"alpha": -1.0}, {"eps": 0.0}, {"eps": -1e-4},
+                                 {"rtol": 0.0}, {"lam": float("nan")}, {"maxiter": 2.7}, {"maxiter": True}])  # fmt: skip
+def test_bad_parameters_are_refused_by_every_method(method, bad):
+    # the compiled op checks its own; the torch method returned NaN for rtol=0, direct solved lam < 0
+    with pytest.raises(ValueError, match="wls: "):
+        wls(torch.rand(12, 10).double(), method=method, **bad)
+
+
+def test_a_nan_residual_warns(monkeypatch):
+    from xvertfast.ops import wls_reference
+
+    monkeypatch.setattr(wls_reference, "solve_reference",
+                        lambda img, *args: (torch.full_like(img, float("nan")), 3, float("nan")))  # fmt: skip
+    with pytest.warns(RuntimeWarning, match="relative residual nan"):
+        wls(torch.rand(8, 8), method="torch")
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_non_convergence_warns_with_residual(seed, method):
     x = torch.rand(40, 40)

@@ -97,6 +97,28 @@ def test_bad_input():
         preprocess([[0.1]])
 
 
+def test_pixels_off_the_unit_scale_are_refused_not_clipped(seed):
+    # a raw 8-bit array was clipped to a near-binary image (2 distinct values) without a word
+    raw = (np.random.default_rng(seed).random((64, 48)) * 255).astype(np.uint8)
+    with pytest.raises(TypeError, match="floats in \\[0, 1\\].*got uint8"):
+        preprocess(raw)
+    with pytest.raises(TypeError, match="got bool"):
+        preprocess(torch.zeros(8, 8, dtype=torch.bool))
+    with pytest.raises(ValueError, match="must lie in \\[0, 1\\], got values from 0 to 254"):
+        preprocess(torch.from_numpy(raw.astype(np.float32)).clamp(max=254))
+    unit = raw / 255.0
+    unit[0, 0] = 1.0
+    close = preprocess(np.clip(unit + 5e-4, 0, None))  # conversion rounding within the slack: clipped
+    assert close.x.max() == 1.0
+    for dtype in (torch.float16, torch.bfloat16, torch.float64):  # any float on the unit scale
+        assert preprocess(torch.from_numpy(unit).to(dtype)).xp.dtype == torch.float32
+
+
+def test_an_empty_batch_stays_empty():
+    pp = preprocess(torch.rand(0, 5, 5))
+    assert pp.xp.shape == (0, 5, 5) and pp.y.shape == (0, 5, 5)
+
+
 def test_top_level_function():
     import xvertfast
 

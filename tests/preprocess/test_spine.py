@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+import torch
 
 from tests.conftest import CXR_DEV, needs_cxr_dev
 from xvertfast import find_spine
@@ -94,6 +95,20 @@ def test_bad_input():
         find_spine(np.zeros((2, 3, 4)))
     with pytest.raises(ValueError, match="NaN"):
         find_spine(np.full((20, 20), np.nan))
+    for bad in ((1, 2, 3), (float("nan"), 5), "ab"):
+        with pytest.raises(ValueError, match="upper ROI centre must be two finite numbers"):
+            find_spine(np.zeros((40, 40)), upper=bad)
+
+
+def test_centres_as_arrays_narrow_images_and_bf16():
+    img = np.random.default_rng(2).random((600, 300))
+    # centres read with NumPy (a CSV) or torch: "if upper" raised on an array
+    for upper in (np.array([10.0, 20.0]), torch.tensor([10.0, 20.0])):
+        assert find_spine(img, upper=upper).upper == (10.0, 20.0)
+    tall = find_spine(np.random.default_rng(3).random((2000, 20)))  # 3 columns once analysed
+    assert tall.x == 9.5
+    bf16 = torch.from_numpy(img).bfloat16()
+    assert find_spine(bf16).x == find_spine(bf16.double().numpy()).x
 
 
 @pytest.mark.parametrize("width", [40, 97, 256, 301])

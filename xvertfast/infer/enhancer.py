@@ -59,6 +59,7 @@ from xvertfast._extension import cuda_kernels_available
 from xvertfast.infer.backends import make_backend, resolve_device, resolve_precision
 from xvertfast.model import XVertNet, load_model, model_tile
 from xvertfast.preprocess import find_spine, preprocess
+from xvertfast.preprocess.inputs import check_unit_pixels
 from xvertfast.preprocess.spine import Box, Spine
 
 __all__ = ["Enhancer", "EnhanceResult", "Prepared", "MODES", "BRIGHTNESS", "FEATHER", "FULL_OVERLAP", "SPINE_SHIFT"]
@@ -72,9 +73,6 @@ FEATHER = 1 / 8
 SPINE_SHIFT = 1 / 8
 #: Share of the tile side by which neighbouring full-mode tiles overlap.
 FULL_OVERLAP = 1 / 4
-#: How far outside [0, 1] given pixels may stray (rounding of a float conversion) before
-#: they are refused as not being on the unit scale.
-PIXEL_RANGE_SLACK = 1e-3
 
 
 @dataclass
@@ -196,17 +194,14 @@ class Enhancer:
     def prepare(self, pixels, spine: Spine | None = None) -> Prepared:
         """Preprocesses one image ([H, W] in [0, 1], or a Radiograph) and cuts its tiles."""
         pixels = getattr(pixels, "pixels", pixels)
-        source = np.asarray(pixels.detach().cpu() if isinstance(pixels, torch.Tensor) else pixels)
-        if source.dtype.kind not in "f":
-            raise TypeError(f"enhance: pixels must be floats in [0, 1] (xvertfast.io.read_image(path) gives "
-                            f"them), got {source.dtype}: scale stored values by their range first")  # fmt: skip
-        arr = np.ascontiguousarray(source, dtype=np.float32)
-        if arr.ndim != 2:
-            raise ValueError(f"enhance: pixels must be [H, W], got shape {arr.shape}")
-        lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
-        if lo < -PIXEL_RANGE_SLACK or hi > 1 + PIXEL_RANGE_SLACK:  # NaN fails neither: preprocess names it
-            raise ValueError(f"enhance: pixels must lie in [0, 1], got values from {lo:g} to {hi:g} (raw stored "
-                             "values? xvertfast.io.read_image(path) gives [0, 1])")  # fmt: skip
+        source = pixels.detach().cpu() if isinstance(pixels, torch.Tensor) else torch.as_tensor(np.asarray(pixels))
+        check_unit_pixels(source, "enhance")
+        arr = np.ascontiguousarray(source.float().numpy(), dtype=np.float32)
+        if arr.ndim != 2 or arr.size == 0:
+            raise ValueError(f"enhance: pixels must be [H, W] with H, W >= 1, got shape {arr.shape}")
+        if spine is not None and tuple(spine.shape) != arr.shape:
+            raise ValueError(f"enhance: the spine given was found on a {spine.shape[0]}x{spine.shape[1]} image, "
+                             f"this one is {arr.shape[0]}x{arr.shape[1]}")  # fmt: skip
         t0 = time.perf_counter()
         m = self.model
         pp = preprocess(torch.from_numpy(arr).to(self.prepare_device), m.lam, m.alpha, m.eps, method=self.wls_method)

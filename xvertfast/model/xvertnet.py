@@ -29,6 +29,8 @@ class XVertNet(nn.Module):
     def guidance(self, image: torch.Tensor, method: str = "auto") -> torch.Tensor:
         """The HFC image ``image - WLS(image)`` of a [B, 1, H, W] batch (no gradient); ``method``
         picks the WLS solver (see :func:`xvertfast.wls`)."""
+        if image.dim() != 4 or image.shape[1] != 1:
+            raise ValueError(f"guidance: image must be [B, 1, H, W], got {tuple(image.shape)}")
         with torch.no_grad():
             smooth = wls(image[:, 0].float().contiguous(), self.lam, self.alpha, self.eps, method=method)
         return (image[:, 0] - smooth.to(image.dtype)).unsqueeze(1)
@@ -37,6 +39,8 @@ class XVertNet(nn.Module):
     def enhance(self, xp: torch.Tensor, y: torch.Tensor, stages: int | None = None) -> torch.Tensor:
         """Runs the first ``stages`` stages (all by default) on a [B, 1, H, W] batch."""
         count = len(self.stages) if stages is None else stages
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= len(self.stages):
+            raise ValueError(f"enhance: stages must be 1 to {len(self.stages)}, got {stages!r}")
         out = xp
         for k, stage in enumerate(list(self.stages)[:count]):
             if k > 0:

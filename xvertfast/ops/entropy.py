@@ -10,6 +10,7 @@ channels. Histograms are not differentiable: outputs carry no gradient.
 from __future__ import annotations
 
 import math
+import operator
 from typing import NamedTuple
 
 import torch
@@ -35,7 +36,7 @@ def _check(x: torch.Tensor, bins: int, op: str) -> None:
     check_floating(x, op, "x")
     if x.dim() != 4:
         raise ValueError(f"{op}: x must be [B, C, H, W], got shape {tuple(x.shape)}")
-    if not isinstance(bins, int) or not 1 <= bins <= 65536:
+    if isinstance(bins, bool) or not hasattr(bins, "__index__") or not 1 <= operator.index(bins) <= 65536:
         raise ValueError(f"{op}: bins must be an integer in [1, 65536], got {bins!r}")
 
 
@@ -58,6 +59,9 @@ def feature_entropy(x: torch.Tensor, bins: int = DEFAULT_BINS, base: float = mat
         A constant map has entropy 0; the maximum is ``log(bins)``.
     """
     _check(x, bins, "feature_entropy")
+    bins = operator.index(bins)
+    if not (isinstance(base, (int, float)) and base > 0 and base != 1):
+        raise ValueError(f"feature_entropy: base must be a positive number other than 1, got {base!r}")
     dtype = compute_dtype(x)
     nats = _entropy_nats(x.detach().to(dtype), bins)
     if base != math.e:
@@ -78,6 +82,7 @@ def select_max_entropy(x: torch.Tensor, bins: int = DEFAULT_BINS, normalize: boo
         ``MaxEntropyMap(index[B], map[B, 1, H, W])``, detached from the graph.
     """
     _check(x, bins, "select_max_entropy")
+    bins = operator.index(bins)
     if x.shape[1] < 1:
         raise ValueError("select_max_entropy: x has no channel to select from")
     xd = x.detach().to(compute_dtype(x))

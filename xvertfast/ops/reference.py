@@ -107,7 +107,7 @@ def select_max_entropy_reference(
     top = ent.amax(dim=1, keepdim=True)
     index = (ent >= top - TIE_RTOL * top.abs()).int().argmax(dim=1)
     maps = x.detach()[torch.arange(x.shape[0], device=x.device), index].unsqueeze(1)
-    if normalize:
+    if normalize and maps.numel():  # an empty map has no range to scale (amin refuses it)
         lo = maps.amin(dim=(2, 3), keepdim=True)
         hi = maps.amax(dim=(2, 3), keepdim=True)
         rng = hi - lo

@@ -9,7 +9,8 @@ heart of throughput. The system, its weights and boundary are defined in
 from __future__ import annotations
 
 import math
-
+import numbers
+import operator
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,6 +117,23 @@ def release_workspace() -> int:
     return held
 
 
+def _check_parameters(lam, alpha, eps, rtol, maxiter) -> None:
+    """The system's parameters, checked for every method (the compiled op checks them too;
+    the torch and direct methods would otherwise solve a meaningless system, or divide by 0)."""
+    values = {"lam": lam, "alpha": alpha, "eps": eps, "rtol": rtol}
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise ValueError(f"wls: {name} must be a finite number, got {value!r}")
+    if lam < 0 or alpha <= 0 or eps <= 0 or rtol <= 0:
+        raise ValueError(f"wls: need lam >= 0, alpha > 0, eps > 0 and rtol > 0, got lam={lam!r}, alpha={alpha!r}, "
+                         f"eps={eps!r}, rtol={rtol!r}")  # fmt: skip
+    if maxiter is not None:
+        if isinstance(maxiter, bool) or not hasattr(maxiter, "__index__"):
+            raise ValueError(f"wls: maxiter must be a whole number, got {maxiter!r}")
+        if operator.index(maxiter) < 1:
+            raise ValueError(f"wls: maxiter must be >= 1, got {maxiter}")
+
+
 def wls(
     image,
     lam: float = wls_reference.DEFAULT_LAM,
@@ -131,7 +149,7 @@ def wls(
     Args:
         image: NumPy array or torch tensor, ``[H, W]`` or a batch ``[B, H, W]``, values >= 0
             (XVertNet feeds [0, 1]). float32 (default) or float64; float16/bfloat16 are
-            solved in float32. With ``lam / eps`` above ``FLOAT32_MAX_COUPLING`` (1e7) a
+            solved and returned in float32. With ``lam / eps`` above ``FLOAT32_MAX_COUPLING`` (1e7) a
             float32 image is solved in float64 (twice the memory), since float32 can no
             longer hold the system's small row sums beside couplings that large; the
             result is still returned in the input's precision.
@@ -149,12 +167,14 @@ def wls(
         return_info: also return a :class:`WlsInfo` with iterations and residuals.
 
     Returns:
-        The smoothed image(s), same type, shape and device as ``image`` (detached: the solve
+        The smoothed image(s), same type (NumPy or torch), shape and device as ``image``, in
+        float32 or float64 (see ``image``; detached: the solve
         carries no gradient); with ``return_info``, ``(smoothed, info)``.
     """
     x, from_numpy = _as_tensor(image)
     x = x.detach()  # the solve is not differentiable: no gradient flows through wls
     _check(x)
+    _check_parameters(lam, alpha, eps, rtol, maxiter)
     chosen = _resolve(method, x)
     squeeze = x.dim() == 2
     batch = x.unsqueeze(0) if squeeze else x
@@ -163,9 +183,7 @@ def wls(
     # epsilon; beyond that (eps <= ~1e-8 at lam 0.8) the solve runs in float64
     solve_dtype = torch.float64 if lam / eps > FLOAT32_MAX_COUPLING else out_dtype
     batch = batch.to(solve_dtype).contiguous()
-    cap = DEFAULT_MAXITER if maxiter is None else int(maxiter)
-    if cap < 1:
-        raise ValueError(f"wls: maxiter must be >= 1, got {maxiter}")
+    cap = DEFAULT_MAXITER if maxiter is None else operator.index(maxiter)
     info = WlsInfo(chosen)
 
     if batch.numel() == 0:
@@ -193,7 +211,7 @@ def wls(
         out = torch.stack(outs)
 
     for k, (it, rel) in enumerate(zip(info.iterations, info.residual)):
-        if chosen != "direct" and rel > rtol:
+        if chosen != "direct" and not rel <= rtol:  # a NaN residual warns too
             warnings.warn(
                 f"wls: image {k} did not reach rtol={rtol:g} in {it} iterations "
                 f"(relative residual {rel:.2e}); raise maxiter or check the input",

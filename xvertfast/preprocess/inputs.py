@@ -35,12 +35,32 @@ import torch
 from xvertfast.ops.wls import wls
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 
-__all__ = ["preprocess", "Preprocessed", "E_FLOOR", "NORMALISE_PERCENTILES"]
+__all__ = ["preprocess", "Preprocessed", "E_FLOOR", "NORMALISE_PERCENTILES", "PIXEL_RANGE_SLACK",
+           "check_unit_pixels"]
 
 #: Lower clamp of E before dividing X by it (intensity units of the [0, 1] image).
 E_FLOOR = 0.05
 #: Percentiles of X / E mapped to 0 and 1 by the robust normalisation of Xp.
 NORMALISE_PERCENTILES = (0.1, 99.9)
+#: How far outside [0, 1] given pixels may stray (rounding in a conversion) before they are
+#: refused as not being on the unit scale; within it they are clipped.
+PIXEL_RANGE_SLACK = 1e-3
+
+
+def check_unit_pixels(t: torch.Tensor, who: str) -> None:
+    """Refuses pixels that are not floats on [0, 1], the scale ``xvertfast.io.read_image`` gives:
+    raw stored values (integers, or floats up to 255 or 4095) would be clipped to a near-binary
+    image without a word."""
+    if not t.dtype.is_floating_point:
+        raise TypeError(f"{who}: pixels must be floats in [0, 1] (xvertfast.io.read_image(path) gives them), "
+                        f"got {str(t.dtype).replace('torch.', '')}: scale stored values by their range first")  # fmt: skip
+    if not torch.isfinite(t).all():
+        raise ValueError(f"{who}: pixels contain NaN or infinite values")
+    if t.numel():
+        lo, hi = (float(v) for v in torch.aminmax(t.float()))
+        if lo < -PIXEL_RANGE_SLACK or hi > 1 + PIXEL_RANGE_SLACK:
+            raise ValueError(f"{who}: pixels must lie in [0, 1], got values from {lo:g} to {hi:g} (raw stored "
+                             "values? xvertfast.io.read_image(path) gives [0, 1])")  # fmt: skip
 
 
 @dataclass
@@ -94,8 +114,9 @@ def preprocess(pixels, lam: float = DEFAULT_LAM, alpha: float = DEFAULT_ALPHA, e
     """Computes X, G, E, Xp and Y of one image ``[H, W]`` or a batch ``[B, H, W]``.
 
     Args:
-        pixels: NumPy array or torch tensor (CPU or GPU) with values in [0, 1]
-            (:func:`xvertfast.io.read_image` gives that); values outside are clipped.
+        pixels: NumPy array or torch tensor (CPU or GPU) of floats in [0, 1]
+            (:func:`xvertfast.io.read_image` gives that); integers and values further than
+            :data:`PIXEL_RANGE_SLACK` outside are refused (:func:`check_unit_pixels`).
         lam, alpha, eps: the WLS parameters (DESIGN.md defaults).
         method: WLS method (see :func:`xvertfast.wls`).
 
@@ -108,13 +129,12 @@ def preprocess(pixels, lam: float = DEFAULT_LAM, alpha: float = DEFAULT_ALPHA, e
         raise TypeError(f"preprocess: pixels must be a NumPy array or a torch tensor, got {type(pixels).__name__}")
     if t.dim() not in (2, 3):
         raise ValueError(f"preprocess: pixels must be [H, W] or [B, H, W], got shape {tuple(t.shape)}")
-    if not torch.isfinite(t).all():
-        raise ValueError("preprocess: pixels contain NaN or infinite values")
+    check_unit_pixels(t, "preprocess")
     single = t.dim() == 2
     x = (t.unsqueeze(0) if single else t).to(torch.float32).clamp(0.0, 1.0).contiguous()
     g = wls(x, lam, alpha, eps, method=method)
     e = x.mean(dim=(1, 2), keepdim=True) - x + g
-    xp = _normalise(x / e.clamp_min(E_FLOOR))
+    xp = _normalise(x / e.clamp_min(E_FLOOR)) if x.numel() else x.clone()  # an empty batch stays empty
     y = xp - wls(xp, lam, alpha, eps, method=method)
 
     def out(a: torch.Tensor):

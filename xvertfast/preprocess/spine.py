@@ -71,8 +71,10 @@ class Spine:
 
     def with_centres(self, upper: tuple[float, float] | None = None,
                      lower: tuple[float, float] | None = None) -> Spine:  # fmt: skip
-        """The same spine with ROI centres given by hand ((row, column) in image pixels)."""
-        return replace(self, upper=tuple(upper) if upper else self.upper, lower=tuple(lower) if lower else self.lower)
+        """The same spine with ROI centres given by hand ((row, column) in image pixels; any
+        pair of numbers: a tuple, a NumPy array, a tensor)."""
+        return replace(self, upper=self.upper if upper is None else _centre(upper, "upper"),
+                       lower=self.lower if lower is None else _centre(lower, "lower"))  # fmt: skip
 
     def _box(self, centre: tuple[float, float], height: int, width: int) -> Box:
         H, W = self.shape
@@ -89,6 +91,24 @@ class Spine:
     def eval_rois(self, height: int = 512, width: int = 290) -> list[Box]:
         """The upper and lower evaluation ROIs of the papers (height x width at the working height)."""
         return [self._box(c, height, width) for c in (self.upper, self.lower)]
+
+
+def _centre(value, name: str) -> tuple[float, float]:
+    """A (row, column) centre given by hand, as two finite floats."""
+    try:
+        pair = tuple(float(v) for v in np.asarray(value, dtype=np.float64).reshape(-1))
+    except (TypeError, ValueError):
+        pair = ()
+    if len(pair) != 2 or not all(np.isfinite(pair)):
+        raise ValueError(f"the {name} ROI centre must be two finite numbers (row, column), got {value!r}")
+    return pair
+
+
+def _as_array(pixels) -> np.ndarray:
+    """[H, W] float64 of a NumPy array or a torch tensor (any float dtype, any device)."""
+    if hasattr(pixels, "detach"):
+        pixels = pixels.detach().cpu().double().numpy()
+    return np.asarray(pixels, dtype=np.float64)
 
 
 def _band_estimate(profile: np.ndarray, width: int) -> int:
@@ -125,17 +145,18 @@ def find_spine(pixels, upper: tuple[float, float] | None = None,
             detected ones.
 
     Returns:
-        :class:`Spine`. Images too small to analyse (under 16 x 16) get the image's centre column.
+        :class:`Spine`. Images too small to analyse (under 16 x 16, or narrower than 16 columns
+        once scaled to the analysis height) get the image's centre column.
     """
     import scipy.ndimage as ndi
 
-    arr = np.asarray(pixels.detach().cpu() if hasattr(pixels, "detach") else pixels, dtype=np.float64)
+    arr = _as_array(pixels)
     if arr.ndim != 2:
         raise ValueError(f"find_spine: pixels must be [H, W], got shape {arr.shape}")
     if not np.isfinite(arr).all():
         raise ValueError("find_spine: pixels contain NaN or infinite values")
     H, W = arr.shape
-    if H < 16 or W < 16:
+    if H < 16 or W < 16 or W * _ANALYSIS_ROWS / H < 16:  # too small, or too narrow once analysed
         x = (W - 1) / 2.0
         points = np.zeros((0, 2))
     else:
@@ -166,7 +187,7 @@ def polarity_score(pixels) -> float:
     saying so (MONOCHROME1 as a plain PNG) therefore scores below zero. White-out lungs or
     a non-frontal view can score low too, which is why this only ever warns.
     """
-    arr = np.asarray(pixels.detach().cpu() if hasattr(pixels, "detach") else pixels, dtype=np.float64)
+    arr = _as_array(pixels)
     H, W = arr.shape
     rows = arr[int(0.20 * H) : max(int(0.70 * H), int(0.20 * H) + 1)]
 
