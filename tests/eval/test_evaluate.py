@@ -207,6 +207,9 @@ def test_8bit_conversions():
     assert to_8bit_original(v, 12).tolist() == [[0, 255], [128, 64]]  # min-max over the region, half away
     u = np.array([[3, 200]], dtype=np.uint8)
     assert to_8bit_original(u, 8).tolist() == [[3, 200]]  # 8-bit: as stored
+    # an 8-bit DICOM through pydicom's modality LUT, or inverted: float64, still the stored values
+    assert to_8bit_original(u.astype(np.float64), 8).tolist() == [[3, 200]]  # was stretched to [[0, 255]]
+    assert to_8bit_original(np.array([[3.5, 200.0]]), 8).tolist() == [[0, 255]]  # not whole: stretched
 
 
 @pytest.mark.slow

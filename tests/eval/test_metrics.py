@@ -159,20 +159,34 @@ def test_constant_image_values(value):
     assert math.isnan(metrics.brisque(img))
 
 
-def test_tmqi_constant_images_are_finite_and_documented(seed):
-    # Both constant, sides multiples of 11: every local fidelity is 1 and no block has contrast.
+def test_tmqi_of_constant_images_is_documented(seed):
+    # A constant reference: no structure to keep, Q and S NaN as in the goldens' constant pair
+    # (which is too small to score here); N, of the test alone, is still computed. Test sides
+    # multiples of 11: no block has contrast.
     flat = np.full((165, 176), 128, dtype=np.uint8)
     q, s, n = metrics.tmqi(np.full(flat.shape, 3000, dtype=np.uint16), flat, return_components=True)
-    assert s == pytest.approx(1.0, abs=1e-9)
-    assert n == 0.0
-    assert q == pytest.approx(0.8012, abs=1e-9)
-    # Other sides: the zero padding of the edge blocks gives the constant test some contrast.
+    assert math.isnan(q) and math.isnan(s) and n == 0.0
+    textured = texture(np.random.default_rng(seed), flat.shape)
+    q, s, n = metrics.tmqi(flat, textured, return_components=True)  # was scored against a flat field
+    assert math.isnan(q) and math.isnan(s) and 0.0 < n <= 1.0
+    # A constant test against a textured reference is defined; other sides: the zero padding of
+    # the edge blocks gives the constant test some contrast.
     flat = np.full((170, 181), 128, dtype=np.uint8)
     textured = texture(np.random.default_rng(seed), flat.shape)
-    for ref, test in ((flat, flat), (textured, flat), (flat, textured)):
-        q, s, n = metrics.tmqi(ref, test, return_components=True)
-        assert all(math.isfinite(v) for v in (q, s, n)), (q, s, n)
-        assert 0.0 < n <= 1.0 and 0.0 <= s <= 1.0 + 1e-9
+    q, s, n = metrics.tmqi(textured, flat, return_components=True)
+    assert all(math.isfinite(v) for v in (q, s, n)), (q, s, n)
+    assert 0.0 < n <= 1.0 and 0.0 <= s <= 1.0 + 1e-9
+
+
+def test_float_images_off_the_unit_scale_are_refused(seed):
+    img = texture(np.random.default_rng(seed), (170, 181)).astype(np.float64)  # 0..255 as floats
+    for name in ("entropy", "tenengrad", "lpc_si", "brisque"):
+        with pytest.raises(ValueError, match="not on the \\[0, 1\\] scale"):
+            getattr(metrics, name)(img)
+        # what the message offers gives the uint8 image's score
+        assert getattr(metrics, name)(img, float_scaling="minmax") == pytest.approx(
+            getattr(metrics, name)(metrics.to_8bit(img, "minmax")))  # fmt: skip
+    assert metrics.entropy(img / 255 * 1.3 - 0.1) > 0  # an overshoot within the slack (0.5): clipped
 
 
 def test_tmqi_inverted_test_has_no_structural_fidelity(seed):
@@ -197,6 +211,14 @@ def test_lpc_si_prefers_sharp_images(seed):
     sharp = texture(np.random.default_rng(seed), (128, 96))
     blurred = np.round(gaussian_filter(sharp.astype(np.float64), 2)).astype(np.uint8)
     assert metrics.lpc_si(sharp) > metrics.lpc_si(blurred)
+
+
+def test_brisque_needs_its_half_scale_to_hold_the_window(seed):
+    img = texture(np.random.default_rng(seed), (60, 60))
+    for shape in ((3, 3), (8, 8), (13, 60)):  # finite scores (153.59 = -rho) that described the padding
+        with pytest.raises(ValueError, match=f"at least {metrics.BRISQUE_MIN_SIDE} px"):
+            metrics.brisque(img[: shape[0], : shape[1]])
+    assert math.isfinite(metrics.brisque(img[:14, :14]))
 
 
 def test_brisque_prefers_clean_images(seed):

@@ -33,11 +33,53 @@ def test_paired_clean_removes_the_union_from_both():
         paired_clean(a, b[:3])
 
 
+def _exact_p(d: np.ndarray) -> float:
+    """Two-sided exact signed-rank p of distinct nonzero differences, by counting the 2^n sign
+    patterns' rank sums (dynamic programming): an independent check of the variant used."""
+    n = d.size
+    ranks = np.argsort(np.argsort(np.abs(d))) + 1
+    t_plus = int(ranks[d > 0].sum())
+    counts = np.zeros(n * (n + 1) // 2 + 1, dtype=object)
+    counts[0] = 1
+    for r in range(1, n + 1):
+        counts[r:] = counts[r:] + counts[:-r].copy()
+    total = 2**n
+    low, high = sum(counts[: t_plus + 1]) / total, sum(counts[t_plus:]) / total
+    return min(1.0, 2 * min(low, high))
+
+
+def _approx_p(d: np.ndarray) -> float:
+    """Normal approximation with tie correction, zeros dropped, no continuity correction."""
+    from scipy.stats import norm, rankdata
+
+    d = d[d != 0]
+    n = d.size
+    ranks = rankdata(np.abs(d))
+    t_plus = ranks[d > 0].sum()
+    _, ties = np.unique(np.abs(d), return_counts=True)
+    var = n * (n + 1) * (2 * n + 1) / 24 - (ties**3 - ties).sum() / 48
+    return float(2 * norm.sf(abs(t_plus - n * (n + 1) / 4) / math.sqrt(var)))
+
+
+def test_wilcoxon_variant_is_pinned(seed):
+    # hand values: n distinct differences of one sign give the exact p = 2 / 2^n
+    assert wilcoxon_p(np.arange(1.0, 7.0), np.zeros(6)) == pytest.approx(0.03125, rel=1e-12)
+    assert wilcoxon_p(np.zeros(5), np.arange(1.0, 6.0)) == pytest.approx(0.0625, rel=1e-12)
+    rng = np.random.default_rng(seed)
+    d = rng.normal(0.3, 1, 40)  # exact up to 50 pairs (SciPy's "auto" has moved between releases)
+    assert wilcoxon_p(d, np.zeros(40)) == pytest.approx(_exact_p(d), rel=1e-9)
+    d = rng.normal(0.3, 1, 60)
+    assert wilcoxon_p(d, np.zeros(60)) == pytest.approx(_approx_p(d), rel=1e-9)
+    tied = np.round(rng.normal(0.5, 1, 30), 1)  # ties and zeros: the normal approximation, zeros dropped
+    tied[:3] = 0.0
+    assert wilcoxon_p(tied, np.zeros(30)) == pytest.approx(_approx_p(tied), rel=1e-9)
+
+
 def test_wilcoxon_matches_scipy_and_handles_degenerate_cases(seed):
     rng = np.random.default_rng(seed)
     a = rng.normal(0, 1, 30)
     b = a + 0.8 + rng.normal(0, 0.3, 30)
-    assert wilcoxon_p(a, b) == pytest.approx(wilcoxon(a, b).pvalue)
+    assert wilcoxon_p(a, b) == pytest.approx(wilcoxon(a, b, method="exact").pvalue)
     assert wilcoxon_p(a, b) < 0.05
     assert math.isnan(wilcoxon_p(a, a))  # no differences: no test
     assert math.isnan(wilcoxon_p([1.0], [2.0]))

@@ -126,7 +126,8 @@ def stretch_reference(reference: np.ndarray) -> np.ndarray:
     """The reference on [0, 2^32 - 1]: ``round((2^32 - 1) / (max - min)) * (L - min)``.
 
     The factor, not the product, is rounded, as SPEC.md writes it. A constant
-    reference (where that code divides by zero and returns NaN) becomes all zeros.
+    reference has no range to stretch (the authors' code divides by zero there): it stays
+    constant, and :func:`tmqi_core` gives it no structural fidelity.
     """
     lo, hi = float(reference.min()), float(reference.max())
     if hi == lo:
@@ -135,7 +136,14 @@ def stretch_reference(reference: np.ndarray) -> np.ndarray:
 
 
 def tmqi_core(reference: np.ndarray, test: np.ndarray) -> TmqiScores:
-    """TMQI of float64 ``test`` against float64 ``reference`` (same shape, both sides >= MIN_SIDE)."""
-    s, s_local = structural_fidelity(stretch_reference(reference), test)
+    """TMQI of float64 ``test`` against float64 ``reference`` (same shape, both sides >= MIN_SIDE).
+
+    A constant reference has no structure to be faithful to: S and Q are NaN, as the authors'
+    code gives (goldens: the constant pair), so such a ROI drops out of the statistics instead of
+    scoring a fidelity measured against a flat field; N, of the test alone, is still computed.
+    """
     n = statistical_naturalness(test)
+    if float(reference.min()) == float(reference.max()):
+        return TmqiScores(math.nan, math.nan, n, (math.nan,) * len(LEVEL_WEIGHTS))
+    s, s_local = structural_fidelity(stretch_reference(reference), test)
     return TmqiScores(A * s**ALPHA + (1 - A) * n**BETA, s, n, s_local)

@@ -24,6 +24,8 @@ __all__ = [
     "FLOAT_SCALINGS",
     "TENENGRAD_VARIANTS",
     "TMQI_MIN_SIDE",
+    "BRISQUE_MIN_SIDE",
+    "UNIT_SCALE_SLACK",
     "to_8bit",
     "entropy",
     "tenengrad",
@@ -35,6 +37,11 @@ __all__ = [
 
 #: How float images become 8-bit: "unit" = round(255 clip(x, 0, 1)); "minmax" = stretched like integers.
 FLOAT_SCALINGS = ("unit", "minmax")
+#: BRISQUE's smallest side: its half scale must still hold the 7x7 Gaussian window.
+BRISQUE_MIN_SIDE = 14
+#: How far outside [0, 1] a float image under ``float_scaling="unit"`` may reach (an enhancement's
+#: overshoot, clipped) before it is refused as being on another scale (0..255, stored values).
+UNIT_SCALE_SLACK = 0.5
 #: "mean_squared" = mean(Gx² + Gy²) (the default), "mean_magnitude" = mean(sqrt(Gx² + Gy²)).
 TENENGRAD_VARIANTS = ("mean_squared", "mean_magnitude")
 
@@ -73,6 +80,11 @@ def _convert(a: np.ndarray, metric: str, float_scaling: str) -> np.ndarray:
     if a.dtype == np.uint8:
         return a
     if a.dtype.kind == "f" and float_scaling == "unit":
+        lo, hi = float(a.min()), float(a.max())
+        if lo < -UNIT_SCALE_SLACK or hi > 1 + UNIT_SCALE_SLACK:  # 0..255 or stored values, not an overshoot
+            raise ValueError(f"{metric}: float values from {lo:g} to {hi:g} are not on the [0, 1] scale "
+                             "float_scaling='unit' expects (clipping would leave a near-binary image); pass "
+                             "uint8, or float_scaling='minmax' to stretch them")  # fmt: skip
         return _round_half_away(255.0 * np.clip(a.astype(np.float64), 0.0, 1.0)).astype(np.uint8)
     return _stretch_to_8bit(a)
 
@@ -84,7 +96,8 @@ def to_8bit(img, float_scaling: str = "unit") -> np.ndarray:
     - other integers (and bool): ``round(255 (v - min) / (max - min))`` over the region,
       halves away from zero; a constant region maps to 0.
     - float, ``float_scaling="unit"`` (default, for enhanced outputs in [0, 1]):
-      ``round(255 clip(x, 0, 1))``. A 0..255 float image must not be passed this way.
+      ``round(255 clip(x, 0, 1))``; values further than :data:`UNIT_SCALE_SLACK` outside
+      [0, 1] (a 0..255 float image) are refused rather than clipped.
     - float, ``float_scaling="minmax"`` (e.g. float originals): stretched as integers are.
 
     Raises:
@@ -171,8 +184,8 @@ def tmqi(reference, test, return_components: bool = False, float_scaling: str = 
     (:func:`to_8bit`) in 0..255. Same shape, both sides >= 161 px (ValueError otherwise).
 
     Edge cases (the reference code returns NaN or complex numbers there):
-    a constant reference is taken as all zeros, so a constant test against it scores
-    every local fidelity 1: S = 1. A level whose mean fidelity is negative (test
+    a constant reference has no structure to keep: Q and S are NaN, as in that code and
+    the goldens (N, of the test alone, is computed). A level whose mean fidelity is negative (test
     anti-correlated with the reference, e.g. inverted) counts as 0, so S = 0.
     A constant test has N = 0 when both its sides are multiples of 11; otherwise the
     zero padding of its edge blocks gives them some contrast and N > 0.
@@ -204,6 +217,12 @@ def brisque(img, float_scaling: str = "unit") -> float:
 
     Returns NaN, as the reference code does, when the model's features are undefined:
     a pairwise product of the normalised coefficients with no negative or no positive
-    value, which is the case for a constant image.
+    value, which is the case for a constant image. Both sides must be at least
+    :data:`BRISQUE_MIN_SIDE` px (ValueError otherwise): below it the half scale is smaller
+    than the 7x7 window and the features, though finite, describe the padding.
     """
-    return brisque_core(_as_8bit(img, "brisque", float_scaling).astype(np.float64))
+    a = _as_8bit(img, "brisque", float_scaling)
+    if min(a.shape) < BRISQUE_MIN_SIDE:
+        raise ValueError(f"brisque: both sides must be at least {BRISQUE_MIN_SIDE} px, got {a.shape}: its second "
+                         "scale halves the image, which must still hold the 7x7 window")  # fmt: skip
+    return brisque_core(a.astype(np.float64))

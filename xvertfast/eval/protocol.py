@@ -56,20 +56,26 @@ class EvalRun:
 
 
 def to_8bit_original(values: np.ndarray, bits_stored: int) -> np.ndarray:
-    """An original region as the metrics see it: 8-bit sources as stored, others min-max over the region."""
+    """An original region as the metrics see it: 8-bit sources as stored, others min-max over the region.
+
+    An 8-bit source's values may arrive as floats (pydicom's modality LUT gives float64 whenever
+    a rescale is present, even 1/0; a MONOCHROME1 inversion too): whole numbers in 0..255 are
+    still the stored values, and are used as such, not stretched."""
     from xvertfast.eval.metrics import to_8bit
 
     v = np.asarray(values)
-    if bits_stored <= 8 and v.dtype.kind in "ui" and v.min() >= 0 and v.max() <= 255:
+    whole = v.dtype.kind in "ui" or (v.dtype.kind == "f" and bool(np.all(v == np.round(v))))
+    if bits_stored <= 8 and whole and v.min() >= 0 and v.max() <= 255:
         v = v.astype(np.uint8)
     return to_8bit(v, float_scaling="minmax")
 
 
 def to_8bit_output(pixels: np.ndarray) -> np.ndarray:
-    """A method's float output in [0, 1] as 8 bits: ``round(255 * clip(x, 0, 1))``."""
+    """A method's float output in [0, 1] as 8 bits: ``round(255 * clip(x, 0, 1))`` (an overshoot is
+    the method's to clip; the metrics' own API refuses values far off [0, 1] instead)."""
     from xvertfast.eval.metrics import to_8bit
 
-    return to_8bit(np.asarray(pixels, dtype=np.float64), float_scaling="unit")
+    return to_8bit(np.clip(np.asarray(pixels, dtype=np.float64), 0.0, 1.0), float_scaling="unit")
 
 
 def score_roi(test8: np.ndarray, reference: np.ndarray, metrics: list[str]) -> tuple[dict[str, float], list[str]]:

@@ -5,6 +5,12 @@ each method (values outside mean +/- 1.96 standard deviations of that method)
 are found separately and their union is removed from both, so that the test
 stays paired. The Wilcoxon signed-rank test (SciPy, two-sided) is then run on
 the remaining pairs. Summaries are given both with and without the removal.
+
+The test's variant is fixed here rather than left to SciPy's defaults, which have moved
+between releases: zero differences are dropped (``zero_method="wilcox"``); the p-value is
+exact where that is defined (at most :data:`EXACT_MAX_PAIRS` pairs, no zero and no tied
+absolute differences), else the normal approximation with tie correction and no
+continuity correction.
 """
 
 from __future__ import annotations
@@ -13,10 +19,12 @@ import math
 
 import numpy as np
 
-__all__ = ["Z_LIMIT", "outlier_mask", "paired_clean", "wilcoxon_p", "describe", "significance_mark"]
+__all__ = ["Z_LIMIT", "EXACT_MAX_PAIRS", "outlier_mask", "paired_clean", "wilcoxon_p", "describe", "significance_mark"]
 
 #: Half-width of the kept band, in standard deviations (95% of a normal distribution).
 Z_LIMIT = 1.96
+#: Up to this many pairs (without zeros or ties) the Wilcoxon p-value is exact.
+EXACT_MAX_PAIRS = 50
 
 
 def outlier_mask(values) -> np.ndarray:
@@ -50,7 +58,11 @@ def wilcoxon_p(a, b) -> float:
     d = a[keep] - b[keep]
     if d.size < 2 or not np.any(d != 0):
         return math.nan
-    return float(wilcoxon(a[keep], b[keep]).pvalue)
+    magnitudes = np.abs(d[d != 0])
+    exact = d.size <= EXACT_MAX_PAIRS and magnitudes.size == d.size and np.unique(magnitudes).size == d.size
+    test = wilcoxon(d, zero_method="wilcox", correction=False, alternative="two-sided",
+                    method="exact" if exact else "approx")  # fmt: skip
+    return float(test.pvalue)
 
 
 def describe(values) -> tuple[int, float, float]:
