@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import re
 
-from xvertfast.cli import build_parser
+import numpy as np
+import pytest
+from PIL import Image
+
+from xvertfast.cli import build_parser, main
 
 
 def subcommands() -> dict[str, argparse.ArgumentParser]:
@@ -31,3 +35,75 @@ def test_train_help_shows_set_defaults_once():
     assert "(default: 0)" in text  # zero is a default to show, not an unset one
     said = "default: 64; with --init: the model's)"
     assert said in text and said + " (default" not in text  # the help said it: not appended again
+
+
+def test_every_batch_command_documents_its_exit_codes():
+    for name in ("preprocess", "enhance", "evaluate", "train", "export", "demo"):
+        assert "Exit code" in " ".join(subcommands()[name].format_help().split()), name
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["enhance", "x", "-o", "o", "--batch-size", "0"], "--batch-size: must be at least 1, got 0"),
+    (["enhance", "x", "-o", "o", "--workers", "65"], "--workers: must be from 1 to 64, got 65"),
+    (["enhance", "x", "-o", "o", "--device", "meta"], "--device: must be auto, cpu, cuda or cuda:N, got 'meta'"),
+    (["train", "x", "-o", "o", "--threads", "-1"], "--threads/--workers: must be at least 0, got -1"),
+    (["evaluate", "x", "-o", "o", "--pictures", "-1"], "--pictures: must be at least 0, got -1"),
+    (["export", "default", "-o", "o", "--max-batch", "0"], "--max-batch: must be at least 1, got 0"),
+    (["export", "default", "-o", "o", "--roi-size", "x"], "--roi-size: must be a whole number, got 'x'"),
+])  # fmt: skip
+def test_bad_option_values_are_one_line_naming_the_option(argv, option, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2 and f"argument {option}" in capsys.readouterr().err
+
+
+def _png(path, seed: int = 0) -> str:
+    rng = np.random.default_rng(seed)
+    x = np.linspace(-1, 1, 200)
+    img = np.exp(-(x[None, :] ** 2) / 0.02) * 0.6 + 0.2 + 0.05 * rng.random((200, 200))
+    Image.fromarray(np.round(img * 255).astype(np.uint8)).save(path)
+    return str(path)
+
+
+def test_evaluate_refuses_unusable_report_folders_without_a_traceback(tmp_path, capsys):
+    image = _png(tmp_path / "a.png")
+    args = ["--methods", "identity", "--metrics", "entropy", "-q"]
+    (tmp_path / "afile").write_text("x")
+    assert main(["evaluate", image, "-o", str(tmp_path / "afile"), *args]) == 2  # was a FileExistsError traceback
+    assert "is a file" in capsys.readouterr().err
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "summary.md").write_text("my own notes")
+    assert main(["evaluate", image, "-o", str(mine), *args]) == 2
+    assert "holds files and no evaluation" in capsys.readouterr().err
+    assert (mine / "summary.md").read_text() == "my own notes"
+    (tmp_path / "empty").mkdir()
+    assert main(["evaluate", str(tmp_path / "empty"), "-o", str(tmp_path / "r"), *args]) == 1
+    assert "no image files found" in capsys.readouterr().err and not (tmp_path / "r").exists()
+    assert main(["evaluate", image, "-o", str(tmp_path / "r"), *args]) == 0
+    assert main(["evaluate", image, "-o", str(tmp_path / "r"), *args]) == 0  # its own report folder: resumed
+
+
+def test_train_refuses_what_would_not_train_without_a_traceback(tmp_path, capsys):
+    image = _png(tmp_path / "a.png")
+    (tmp_path / "afile").write_text("x")
+    small = ["--width", "4", "--depth", "2", "--roi-size", "64", "--stages", "1", "-q", "--device", "cpu"]
+    assert main(["train", image, "-o", str(tmp_path / "afile"), *small, "--epochs-gc", "1", "--epochs-joint", "0"]) == 2
+    assert "error:" in capsys.readouterr().err  # was a NotADirectoryError traceback
+    assert main(["train", image, "-o", str(tmp_path / "run"), *small, "--epochs-gc", "0", "--epochs-joint", "0"]) == 2
+    assert "trains nothing" in capsys.readouterr().err
+    assert main(["train", image, "-o", str(tmp_path / "run"), *small, "--patch-size", "64"]) == 2
+    assert "patch size must be smaller than the ROI size 64" in capsys.readouterr().err
+
+
+def test_export_leaves_files_it_finds_alone_without_overwrite(tmp_path, capsys):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+    out = tmp_path / "x"
+    out.mkdir()
+    (out / "stage1.onnx").write_text("my precious")
+    assert main(["export", "default", "-o", str(out)]) == 2
+    assert "already holds stage1.onnx" in capsys.readouterr().err
+    assert (out / "stage1.onnx").read_text() == "my precious" and not (out / "stage2.onnx").exists()
+    assert main(["export", "default", "-o", str(out), "--overwrite"]) == 0
+    assert (out / "stage1.onnx").read_bytes() != b"my precious"

@@ -27,8 +27,36 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _nothing_found(inputs: list[str]) -> int:
-    print(f"error: no image files found in {', '.join(inputs)} (PNG, TIFF, JPEG, DICOM, JSRT .IMG)", file=sys.stderr)
+    from xvertfast.io.files import NothingFound
+
+    print(f"error: {NothingFound(inputs)}", file=sys.stderr)
     return 1
+
+
+def _at_least(low: int, high: int | None = None):
+    """An argparse type: a whole number from ``low`` (to ``high``); a bad value is an argparse
+    error that names the option."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bound = f"from {low} to {high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
+        return value
+
+    return parse
+
+
+def _device(text: str) -> str:
+    """An argparse type: auto, cpu, cuda or cuda:N (torch's other device kinds are not run here)."""
+    import re
+
+    if text in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", text):
+        return text
+    raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda or cuda:N, got {text!r}")
 
 
 def _cmd_preprocess(args: argparse.Namespace) -> int:
@@ -81,6 +109,7 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from xvertfast.eval.evaluate import evaluate
+    from xvertfast.io.files import NothingFound
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
@@ -88,7 +117,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         run, paths = evaluate(args.inputs, args.output, methods, metrics, rois=args.rois, compare_to=args.compare_to,
                               pictures=args.pictures, progress=not args.quiet, restart=args.restart,
                               device=args.device, log=lambda msg: print(msg, file=sys.stderr))  # fmt: skip
-    except (ValueError, FileNotFoundError, RuntimeError, ImportError) as exc:
+    except NothingFound:
+        return _nothing_found(args.inputs)
+    except (ValueError, OSError, RuntimeError, ImportError) as exc:  # OSError: REPORT_DIR is a file, --rois missing
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{run.images} images evaluated, {len(run.failed)} failed; report: {paths['report.html']}")
@@ -117,11 +148,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         methods = ["identity", "clahe", "farbman", f"xvertnet{given}", f"xvertnet_original_brightness{given}"]
         run, paths = evaluate([SAMPLE_DICOM], os.path.join(args.output, "report"), methods, pictures=1,
                               progress=False, log=log, restart=True, device=args.device)  # fmt: skip
-    except (ValueError, FileNotFoundError, RuntimeError, ImportError) as exc:
+    except (ValueError, OSError, RuntimeError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"enhanced: {summary.records[0].output}")
-    print(f"report:   {paths['report.html']}")
+    print(f"enhanced: {os.path.abspath(summary.records[0].output)}")
+    print(f"report:   {os.path.abspath(paths['report.html'])}")
     with open(paths["summary.md"]) as f:
         print(f.read())
     return 0
@@ -131,8 +162,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from xvertfast.infer.export import export_model
 
     try:
-        paths = export_model(args.model, args.output, format=args.format, fp16=args.fp16,
-                             max_batch=args.max_batch, tile=args.roi_size)  # fmt: skip
+        paths = export_model(args.model, args.output, format=args.format, fp16=args.fp16, max_batch=args.max_batch,
+                             tile=args.roi_size, device=args.device, overwrite=args.overwrite)  # fmt: skip
     except (ValueError, OSError, RuntimeError, ImportError) as exc:  # OSError: an output path that is a file
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -160,6 +191,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
                          batch_size=args.batch_size, roi_size=args.roi_size, patch_size=args.patch_size,
                          val_fraction=args.val_fraction, patience=args.patience, seed=args.seed,
                          device=args.device, amp=args.amp, init=args.init, **arch)  # fmt: skip
+    if args.epochs_gc == 0 and args.epochs_joint == 0 and args.init is None:
+        print("error: --epochs-gc 0 --epochs-joint 0 trains nothing: the model would keep its random weights "
+              "(with --init, it is a copy of that model)", file=sys.stderr)  # fmt: skip
+        return 2
     if args.threads:
         import torch
 
@@ -167,7 +202,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     try:
         train(args.data, args.output, config, resume=args.resume, progress=not args.quiet,
               log=lambda msg: print(msg, file=sys.stderr))  # fmt: skip
-    except (ValueError, FileExistsError) as exc:
+    except (ValueError, OSError) as exc:  # OSError: RUN_DIR is a file, or cannot be written
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -175,8 +210,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
               file=sys.stderr)  # fmt: skip
         return 130
     curves = os.path.join(args.output, "curves.png")
-    print(f"model written to {args.output}/model (load it with xvertfast.load_model); metrics in "
-          f"{args.output}/metrics.csv" + (f", loss curves in {curves}" if os.path.exists(curves) else ""))
+    model = os.path.join(args.output, "model")
+    print(f"model written to {model}: enhance with `xvertfast enhance INPUT -o OUT --model {model}` (Python: "
+          f"xvertfast.load_model); metrics in {os.path.join(args.output, 'metrics.csv')}"
+          + (f", loss curves in {curves}" if os.path.exists(curves) else ""))  # fmt: skip
     return 0
 
 
@@ -260,28 +297,32 @@ xvertfast did not write is never taken for an output nor replaced, even with
 --overwrite. OUT_DIR records the model, mode, brightness, format and precision,
 and a rerun with other settings is refused (--overwrite redoes the outputs). OUT_DIR
 is not searched for inputs, and one job at a time may write into it. Bad files are
-reported and skipped. Exit code: 0 all done, 1 some failed (or nothing was found),
-2 the job could not start, 130 interrupted.
+reported and skipped. Exit code: 0 all done, 1 some failed, nothing was found, the
+disk filled or the --report could not be written, 2 the job could not start, 130
+interrupted.
 --format same keeps each input's kind: 8-bit PNG/JPEG -> 8-bit PNG, deeper PNG ->
 16-bit PNG at the source's bit depth, TIFF -> float TIFF, DICOM -> derived DICOM
 (a Secondary Capture image: patient and study kept, new series).""",
     )
     _add_job_arguments(enh, "OUT_DIR", "output folder")
     enh.add_argument("--model", default="default", metavar="PATH|default",
-                     help="model directory (from `xvertfast train`) or the shipped default (default: %(default)s)")
+                     help="a model directory (RUN_DIR/model of `xvertfast train`) or the shipped default "
+                     "(default: %(default)s)")
     enh.add_argument("--mode", choices=("spine", "full"), default="spine", help="what to enhance (default: %(default)s)")
     enh.add_argument("--brightness", choices=("network", "original"), default="network",
                      help="what sets the large-scale brightness of the enhanced regions (default: %(default)s)")
-    enh.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default: %(default)s)")
+    enh.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:1, ... (default: %(default)s)")
     enh.add_argument("--backend", choices=("auto", "torch", "compile", "onnxruntime", "tensorrt"), default="auto",
                      help="network runtime: auto is TensorRT on a GPU where installed, else torch (default: %(default)s)")
     enh.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
                      help="auto: bf16/fp16 on a GPU, fp32 on the CPU; bf16 on a CPU with AMX is about "
-                     "twice as fast as fp32, within 0.2 grey levels on average (default: %(default)s)")
+                     "twice as fast as fp32, within 0.2 grey levels on average (torch and compile backends "
+                     "only, on the CPU); exported graphs hold fp32 or fp16, so on a GPU onnxruntime runs bf16 "
+                     "as fp32 and tensorrt as fp16 (default: %(default)s)")
     enh.add_argument("--format", choices=("same", "png16", "png8", "tiff", "dicom"), default="same",
                      help="output format (default: %(default)s)")
-    enh.add_argument("--batch-size", type=int, default=8, help="ROI tiles per network call (default: %(default)s)")
-    enh.add_argument("--workers", type=int, default=None,
+    enh.add_argument("--batch-size", type=_at_least(1), default=8, help="ROI tiles per network call (default: %(default)s)")
+    enh.add_argument("--workers", type=_at_least(1, 64), default=None,
                      help="threads decoding+preprocessing, and as many encoding+writing (default: half the "
                      "CPUs, 1 to 4: the WLS solver and the network already use every core; at most 64)")
     enh.add_argument("--overwrite", action="store_true",
@@ -297,8 +338,9 @@ reported and skipped. Exit code: 0 all done, 1 some failed (or nothing was found
         help="compare XVertNet with baselines on the spine ROIs (the papers' protocol), as a report",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="""Run each method on every whole image, cut the two 512x290 spine ROIs
-(upper and lower thoracic spine, found automatically or given in a CSV) from the
-original and from each output, score them, and write into REPORT_DIR:
+(upper and lower thoracic spine, found automatically or given in a CSV; 512x290 at
+1024 rows, scaled with the image height) from the original and from each output,
+score them, and write into REPORT_DIR (new, empty, or an earlier evaluation's):
   scores.csv     every ROI, method and metric
   summary.md/csv mean +- std per method (with and without z-score outlier removal,
                  +-1.96 sd, union of both methods' outliers; the reference's
@@ -307,7 +349,8 @@ original and from each output, score them, and write into REPORT_DIR:
   boxplots.png   the distributions
   grid/*.png     a sample of images, all methods side by side, ROIs drawn
   report.html    all of it on one page
-Methods: identity, clahe (8x8 tiles, OpenCV-equivalent clip 2.0), farbman (3-level
+Methods: identity, clahe (8x8 tiles, clip 2/256 per bin: OpenCV's clipLimit 2.0 by
+definition), farbman (3-level
 WLS detail boosting), xvertnet[=MODEL_DIR] (the default model when no directory;
 the papers' method), xvertnet_original_brightness[=MODEL_DIR] (the same network's
 detail on the original's large-scale brightness: enhance --brightness original),
@@ -318,7 +361,11 @@ A label names a method in the report, LABEL:METHOD, so two of a kind can be comp
 Metrics: entropy, tenengrad, lpc_si, tmqi (reference = original), brisque (lower
 is better); definitions in xvertfast.eval.metrics. A failing image is reported and
 skipped. Each image's scores are recorded in REPORT_DIR as it finishes: after an
-interruption, the same command scores only the images not done yet.""",
+interruption, the same command scores only the images not done yet (--restart
+scores all again, as enhance --overwrite redoes).
+Exit code: 0 all scored, 1 an image failed or none was found, 2 the run could not
+start (an unknown method or metric, other settings in REPORT_DIR without --restart,
+REPORT_DIR holding other files), 130 interrupted.""",
     )
     _add_job_arguments(ev, "REPORT_DIR", "report folder")
     ev.add_argument("--methods", default="identity,clahe,farbman,xvertnet",
@@ -326,12 +373,15 @@ interruption, the same command scores only the images not done yet.""",
     ev.add_argument("--metrics", default="entropy,tenengrad,lpc_si,tmqi",
                     help="comma-separated metrics; add brisque for BRISQUE (default: %(default)s)")
     ev.add_argument("--rois", default="auto", metavar="auto|FILE",
-                    help="auto, or a CSV with file,upper_row,upper_col,lower_row,lower_col (default: %(default)s)")
+                    help="auto, or a CSV of hand-placed ROI centres: file (path or name), upper_row, upper_col, "
+                    "lower_row, lower_col, in pixels of the original image; an input not in it fails "
+                    "(default: %(default)s)")
     ev.add_argument("--compare-to", default=None, metavar="LABEL",
                     help="method the others are tested against (default: the first xvertnet method, else "
                     "the first xvertnet_original_brightness, else identity)")
-    ev.add_argument("--pictures", type=int, default=6, help="images shown side by side (default: %(default)s)")
-    ev.add_argument("--device", default="auto", help="device for xvertnet (default: %(default)s)")
+    ev.add_argument("--pictures", type=_at_least(0), default=6,
+                    help="images shown side by side, 0 for none (default: %(default)s)")
+    ev.add_argument("--device", type=_device, default="auto", help="device for xvertnet (default: %(default)s)")
     ev.add_argument("--restart", action="store_true",
                     help="score every image again, ignoring those an earlier run in REPORT_DIR finished")
     ev.set_defaults(func=_cmd_evaluate)
@@ -342,12 +392,14 @@ interruption, the same command scores only the images not done yet.""",
         description="Enhance the sample radiograph shipped with xvertfast (a 10-bit MONOCHROME1 CR chest "
         "DICOM) with a model (the shipped default unless --model), write the enhanced DICOM to "
         "OUT/enhanced/ and an evaluation report against identity, CLAHE and Farbman to "
-        "OUT/report/report.html (with the model's output also under --brightness original).",
+        "OUT/report/report.html (with the model's output also under --brightness original). "
+        "Exit code: 0 done, 2 failed.",
     )
     demo.add_argument("-o", "--output", default="xvertfast-demo", metavar="OUT", help="output folder (default: %(default)s)")
     demo.add_argument("--model", default="default", metavar="PATH|default",
-                      help="model directory (from `xvertfast train`) or the shipped default (default: %(default)s)")
-    demo.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default: %(default)s)")
+                      help="a model directory (RUN_DIR/model of `xvertfast train`) or the shipped default "
+                      "(default: %(default)s)")
+    demo.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:1, ... (default: %(default)s)")
     demo.set_defaults(func=_cmd_demo)
 
     exp = sub.add_parser(
@@ -356,16 +408,28 @@ interruption, the same command scores only the images not done yet.""",
         description="Export each stage of MODEL as its own graph (the WLS between stages stays outside): "
         "ONNX with a dynamic batch axis, TensorRT engines built from that ONNX (needs TensorRT and a GPU; "
         "engines are cached by ONNX hash, TensorRT version, GPU, precision and shapes), or AOTInductor "
-        "packages. The tile side defaults to the model's training ROI size.",
+        "packages (for torch._inductor; load them with xvertfast.infer.export.load_aoti, which checks "
+        "their input shapes). The files are for running the network elsewhere: `xvertfast enhance "
+        "--backend onnxruntime|tensorrt` exports and caches its own. A model's stage files are written "
+        "as a set; files of those names that are there already are replaced only with --overwrite. "
+        "The tile side defaults to the model's training ROI size. Exit code: 0 done, 2 failed.",
     )
-    exp.add_argument("model", metavar="MODEL", help="model directory or 'default'")
+    exp.add_argument("model", metavar="MODEL",
+                     help="a model directory (RUN_DIR/model of `xvertfast train`) or 'default'")
     exp.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
+    exp.add_argument("--overwrite", action="store_true", help="replace stage files already in OUT")
+    exp.add_argument("--device", type=_device, default="auto",
+                     help="what TensorRT engines and AOTI packages are built for (auto: the GPU if there is "
+                     "one; ONNX files run anywhere) (default: %(default)s)")
     exp.add_argument("--format", choices=("onnx", "tensorrt", "aoti"), default="onnx",
                      help="onnx (ONNX Runtime, any device), tensorrt (a GPU's engine) or aoti (a compiled "
                      "torch package) (default: %(default)s)")
     exp.add_argument("--fp16", action="store_true", help="half precision baked into the graph")
-    exp.add_argument("--max-batch", type=int, default=8, help="largest batch of the TensorRT profile (default: %(default)s)")
-    exp.add_argument("--roi-size", type=int, default=None, help="tile side (default: the model's training ROI size)")
+    exp.add_argument("--max-batch", type=_at_least(1), default=8,
+                     help="largest batch of a TensorRT profile or an AOTI package; ONNX batches are unbounded "
+                     "(default: %(default)s)")
+    exp.add_argument("--roi-size", type=_at_least(1), default=None,
+                     help="tile side in pixels, the network's input (default: the model's training ROI size)")
     exp.set_defaults(func=_cmd_export)
 
     tr = sub.add_parser(
@@ -383,16 +447,19 @@ interruption, the same command scores only the images not done yet.""",
         "validation ROIs through each finished stage (with matplotlib). "
         "The paper's setting is the default (width 64, 200 + 25 epochs); on a CPU start small "
         "(e.g. --width 16 --patch-size 256 --epochs-gc 20 --epochs-joint 5; the shipped default model "
-        "was trained with --width 16 --patch-size 256 --epochs-gc 100 --epochs-joint 30).",
+        "was trained with --width 16 --patch-size 256 --epochs-gc 100 --epochs-joint 30). "
+        "The model is written to RUN_DIR/model: `xvertfast enhance ... --model RUN_DIR/model`. "
+        "Exit code: 0 model written, 2 bad settings, no usable image, RUN_DIR unusable or holding a "
+        "checkpoint without --resume, 130 interrupted (--resume continues).",
     )
     _add_job_arguments(tr, "RUN_DIR", "run folder", dest="data", metavar="DATA")
-    tr.add_argument("--stages", type=int, default=2, help="number of stages")
-    tr.add_argument("--epochs-gc", type=int, default=200, help="epochs with the structure loss only")
-    tr.add_argument("--epochs-joint", type=int, default=25, help="epochs with structure + feature loss")
-    tr.add_argument("--batch-size", type=int, default=8, help="ROIs (or patches) per optimiser step")
-    tr.add_argument("--width", type=int, default=None,
+    tr.add_argument("--stages", type=_at_least(1), default=2, help="number of stages")
+    tr.add_argument("--epochs-gc", type=_at_least(0), default=200, help="epochs with the structure loss only")
+    tr.add_argument("--epochs-joint", type=_at_least(0), default=25, help="epochs with structure + feature loss")
+    tr.add_argument("--batch-size", type=_at_least(1), default=8, help="ROIs (or patches) per optimiser step")
+    tr.add_argument("--width", type=_at_least(1), default=None,
                     help="base width of the U-Net (paper and default: 64; with --init: the model's)")
-    tr.add_argument("--depth", type=int, default=None,
+    tr.add_argument("--depth", type=_at_least(1), default=None,
                     help="down-sampling levels of the U-Net (default: 4; with --init: the model's)")
     tr.add_argument("--upsample", choices=["bilinear", "transposed"], default=None,
                     help="the decoder's upsampling (default: bilinear; with --init: the model's). 'transposed' "
@@ -401,19 +468,19 @@ interruption, the same command scores only the images not done yet.""",
     tr.add_argument("--init", default=None, metavar="MODEL",
                     help="start from this model's weights instead of random ones: a model directory or 'default' "
                     "(fine-tune the shipped model on your own images; e.g. --epochs-gc 0 for the joint phase only)")
-    tr.add_argument("--roi-size", type=int, default=512, help="ROI side at the working height of 1024 rows")
-    tr.add_argument("--patch-size", type=int, default=0,
+    tr.add_argument("--roi-size", type=_at_least(1), default=512, help="ROI side in pixels at the working height of 1024 rows")
+    tr.add_argument("--patch-size", type=_at_least(0), default=0,
                     help="train on random square patches of this side cut from the ROIs (0: whole ROIs); "
                     "same pixel scale, cheaper steps")
     tr.add_argument("--val-fraction", type=float, default=0.2, help="share of images held out for validation")
-    tr.add_argument("--patience", type=int, default=10, help="early-stopping patience (epochs)")
-    tr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    tr.add_argument("--patience", type=_at_least(1), default=10, help="early-stopping patience (epochs)")
+    tr.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:1, ...")
     tr.add_argument("--amp", action="store_true",
                     help="bfloat16 autocast: on CUDA, and on CPUs with AMX (about 1.6x faster steps there)")
     tr.add_argument("--seed", type=int, default=0,
                     help="seeds the validation split, the initial weights, the batch order and the augmentation")
     tr.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR")
-    tr.add_argument("--threads", "--workers", dest="threads", type=int, default=0,
+    tr.add_argument("--threads", "--workers", dest="threads", type=_at_least(0), default=0,
                     help="CPU threads for torch (0: torch's default); batches are gathered from the "
                     "memory-mapped ROI cache in the training loop, so there are no data-loading workers to set "
                     "(--workers is the old name)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import os
 import re
 
@@ -224,3 +225,12 @@ def test_evaluate_cxr_dev_baselines(tmp_path, capsys):
     with open(out / "scores.csv") as f:
         assert len(list(csv.DictReader(f))) == n_images * 2 * 3
     assert f"{n_images} images evaluated, 0 failed" in captured.out
+
+
+def test_a_metric_that_cannot_score_a_roi_is_noted_once_by_name():
+    from xvertfast.eval.protocol import score_roi
+
+    roi = (np.arange(100 * 120) % 251).reshape(100, 120).astype(np.uint8)
+    scores, notes = score_roi(roi, roi, ["entropy", "tmqi"])
+    assert math.isnan(scores["tmqi"]) and math.isfinite(scores["entropy"])
+    assert notes == [notes[0]] and notes[0].startswith("tmqi: both sides must be at least 161 px")  # not "tmqi: tmqi:"

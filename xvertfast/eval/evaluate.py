@@ -6,10 +6,10 @@ import os
 
 from xvertfast import __version__
 from xvertfast.eval.baselines import XVERTNET_METHODS, get_method
-from xvertfast.eval.journal import Journal
+from xvertfast.eval.journal import JOURNAL_FILE, Journal
 from xvertfast.eval.protocol import DEFAULT_METRICS, EvalRun, check_metrics, load_roi_centres, method_kind, run_protocol
 from xvertfast.eval.report import write_report
-from xvertfast.io.files import discover
+from xvertfast.io.files import NothingFound, discover
 from xvertfast.model.persistence import fingerprint
 
 __all__ = ["evaluate", "DEFAULT_METHODS"]
@@ -55,6 +55,9 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
     # neither the report nor another tool's outputs are inputs (both may sit inside the input folder)
     exclude = [out_dir, *(m.folder for m in built.values() if getattr(m, "folder", None))]
     files = discover(inputs, exclude=exclude)  # an input folder that is one of them fails here, before the journal
+    if not files:
+        raise NothingFound(inputs)
+    _check_report_folder(out_dir)
     journal = Journal(out_dir, _settings(methods, built, metrics, centres, enhancer_kwargs), restart)
     try:
         run = run_protocol(inputs, built, list(metrics), centres, pictures=pictures, progress=progress, log=log,
@@ -62,6 +65,16 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
     finally:
         journal.close()
     return run, write_report(run, out_dir, compare_to)
+
+
+def _check_report_folder(out_dir: str) -> None:
+    """The report goes into a new or empty folder, or one an evaluation wrote (its journal
+    there): its files (summary.md, report.html, ...) would replace others' of those names."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"report folder {out_dir} is a file")
+    if os.path.isdir(out_dir) and os.listdir(out_dir) and not os.path.exists(os.path.join(out_dir, JOURNAL_FILE)):
+        raise ValueError(f"{out_dir} holds files and no evaluation (no {JOURNAL_FILE}): the report would replace "
+                         "files of its names there; give it a new or empty folder")  # fmt: skip
 
 
 def _settings(specs, built: dict, metrics, centres: dict | None, enhancer_kwargs: dict) -> dict:

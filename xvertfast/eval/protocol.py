@@ -96,7 +96,8 @@ def score_roi(test8: np.ndarray, reference: np.ndarray, metrics: list[str]) -> t
             out[name] = float(table[name](test8))
         except ValueError as exc:
             out[name] = math.nan
-            notes.append(f"{name}: {exc}")
+            text = str(exc)
+            notes.append(text if text.startswith(f"{name}:") else f"{name}: {text}")  # the metric's errors name it
     return out, notes
 
 
@@ -104,7 +105,11 @@ def load_roi_centres(path: str) -> dict[str, tuple[tuple[float, float], tuple[fl
     """ROI centres given by hand: a CSV with columns file, upper_row, upper_col, lower_row, lower_col
     (image pixels); ``file`` is matched against the input's path or its file name."""
     centres = {}
-    with open(path, newline="") as f:
+    try:
+        f = open(path, newline="")
+    except OSError as exc:
+        raise ValueError(f"ROI centres file {path}: {exc.strerror or exc}") from None
+    with f:
         reader = csv.DictReader(f)
         need = {"file", "upper_row", "upper_col", "lower_row", "lower_col"}
         if not reader.fieldnames or not need <= set(reader.fieldnames):

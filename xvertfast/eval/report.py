@@ -21,6 +21,7 @@ import os
 
 import numpy as np
 
+from xvertfast._plotting import pyplot
 from xvertfast.eval.protocol import EvalRun
 from xvertfast.eval.stats import describe, outlier_mask, paired_clean, significance_mark, wilcoxon_p
 from xvertfast.io.files import image_extension
@@ -114,10 +115,7 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None) -> str:
 
 
 def _boxplots(run: EvalRun, path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     n = len(run.metrics)
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n + 0.5, 3.8), squeeze=False)
@@ -136,10 +134,7 @@ def _boxplots(run: EvalRun, path: str) -> None:
 
 
 def _grid(picture: dict, methods: list[str], path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from matplotlib.patches import Rectangle
 
     k = len(methods)

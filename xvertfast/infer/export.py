@@ -74,6 +74,21 @@ class _StageGraph(nn.Module):
         return self.stage(xp.to(self.dtype), y.to(self.dtype)).float()
 
 
+@contextlib.contextmanager
+def _quiet_registry():
+    """The exporter's op registry logs a line per torchvision op it skips where torchvision is
+    not installed (8 per export); the graphs use none of them."""
+    import logging
+
+    registry = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registry.level
+    registry.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        registry.setLevel(level)
+
+
 def _check(model: XVertNet, tile: int) -> None:
     if not isinstance(model, XVertNet):
         raise TypeError(f"expected an XVertNet, got {type(model).__name__}")
@@ -91,6 +106,14 @@ def _metadata(model: XVertNet, k: int, tile: int, fp16: bool, sha: str) -> dict[
         "xvertfast.model_sha256": sha,
         "xvertfast.io": f"xp, y -> out: float32 [batch, 1, {tile}, {tile}]",
     }
+
+
+def _refuse_existing(out_dir: str, ext: str, count: int) -> None:
+    """Without ``overwrite``, stage files already in ``out_dir`` are left alone (before any work)."""
+    there = [f"stage{k + 1}{ext}" for k in range(count) if os.path.lexists(os.path.join(out_dir, f"stage{k + 1}{ext}"))]
+    if there:
+        raise ValueError(f"{out_dir} already holds {', '.join(there)}: pass overwrite=True (--overwrite) to replace "
+                         "them, or export into a new folder")  # fmt: skip
 
 
 def _write_stage_set(out_dir: str, ext: str, count: int, write) -> list[str]:
@@ -111,19 +134,22 @@ def _write_stage_set(out_dir: str, ext: str, count: int, write) -> list[str]:
 
 
 def export_onnx(model: XVertNet, out_dir: str | os.PathLike, tile: int = DEFAULT_TILE, fp16: bool = False,
-                opset: int = DEFAULT_OPSET, sha: str | None = None) -> list[str]:  # fmt: skip
+                opset: int = DEFAULT_OPSET, sha: str | None = None, overwrite: bool = True) -> list[str]:  # fmt: skip
     """Writes ``stage{k}.onnx`` per stage (k = 1, 2, ...) into ``out_dir``; returns their paths.
 
     Inputs ``xp``, ``y`` and output ``out`` are float32 ``[batch, 1, tile, tile]`` with a
     dynamic batch; ``fp16`` bakes fp16 weights and compute into the graph (see the module
     docstring). Metadata (``metadata_props``): ``xvertfast.version``, ``.stage``, ``.stages``,
-    ``.tile``, ``.precision``, ``.model_sha256``, ``.io``.
+    ``.tile``, ``.precision``, ``.model_sha256``, ``.io``. Without ``overwrite``, stage files
+    already in ``out_dir`` are refused (ValueError) before anything is exported.
     """
     _check(model, tile)
     onnx = require("onnx", "ONNX export")
     require("onnxscript", "ONNX export (torch.onnx's exporter)")
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
+    if not overwrite:
+        _refuse_existing(out_dir, ".onnx", len(model.stages))
     sha = sha or fingerprint(model)  # the caller may have it already
     dtype = torch.float16 if fp16 else torch.float32
     batch = torch.export.Dim("batch", min=1)
@@ -133,9 +159,11 @@ def export_onnx(model: XVertNet, out_dir: str | os.PathLike, tile: int = DEFAULT
         graph = _StageGraph(stage, dtype).cpu()
         example = (torch.zeros(2, 1, tile, tile), torch.zeros(2, 1, tile, tile))  # traced, not computed on
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _quiet_registry():
                 # Both inputs share the one batch Dim; the exporter warns that it names it once.
                 warnings.filterwarnings("ignore", message=".*axis name.*will not be used")
+                # torch's own pytree deprecation, raised inside the exporter: nothing the user can change
+                warnings.filterwarnings("ignore", category=FutureWarning, message=".*LeafSpec.*")
                 program = torch.onnx.export(graph, example, input_names=list(INPUTS), output_names=[OUTPUT],
                                             dynamic_shapes={"xp": {0: batch}, "y": {0: batch}},
                                             opset_version=opset, dynamo=True, verbose=False)  # fmt: skip
@@ -187,7 +215,7 @@ def _exporter_digest() -> str:
 
 
 def export_aoti(model: XVertNet, out_dir: str | os.PathLike, tile: int = DEFAULT_TILE, fp16: bool = False,
-                max_batch: int = 8, device: str | torch.device = "auto") -> list[str]:  # fmt: skip
+                max_batch: int = 8, device: str | torch.device = "auto", overwrite: bool = True) -> list[str]:  # fmt: skip
     """Writes ``stage{k}.pt2`` AOTInductor packages (batch 1..max_batch) for ``device``.
 
     Load them with :func:`load_aoti`, which checks each call's shapes: a package loaded with
@@ -211,6 +239,8 @@ def export_aoti(model: XVertNet, out_dir: str | os.PathLike, tile: int = DEFAULT
                            "(AOTInductor packaging needs torch >= 2.6); export to onnx instead")  # fmt: skip
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
+    if not overwrite:
+        _refuse_existing(out_dir, ".pt2", len(model.stages))
     sha = fingerprint(model)
     dtype = torch.float16 if fp16 else torch.float32
     # A batch range of one value is a static batch: torch.export refuses a Dim with min == max.
@@ -277,7 +307,7 @@ def load_aoti(paths: list[str | os.PathLike]) -> list:
 
 def export_model(model_path_or_model: str | os.PathLike | XVertNet, out: str | os.PathLike, format: str = "onnx",
                  fp16: bool = False, max_batch: int = 8, tile: int | None = None, device: str | torch.device = "auto",
-                 cache_dir: str | os.PathLike | None = None) -> list[str]:  # fmt: skip
+                 cache_dir: str | os.PathLike | None = None, overwrite: bool = True) -> list[str]:  # fmt: skip
     """Exports a model (directory or XVertNet) into ``out``; returns the files the format runs from.
 
     Args:
@@ -290,6 +320,7 @@ def export_model(model_path_or_model: str | os.PathLike | XVertNet, out: str | o
             ``training.config.roi_size``), else 512.
         device: where TensorRT/AOTI artefacts run (``auto``: CUDA when there is one); TensorRT
             needs CUDA.
+        overwrite: replace stage files already in ``out`` (else they are refused, before any work).
     """
     if format not in EXPORT_FORMATS:
         raise ValueError(f"format must be one of {', '.join(EXPORT_FORMATS)}, got {format!r}")
@@ -298,10 +329,12 @@ def export_model(model_path_or_model: str | os.PathLike | XVertNet, out: str | o
     else:
         model = load_model(os.fspath(model_path_or_model))
     tile = model_tile(model, DEFAULT_TILE) if tile is None else tile
+    if max_batch < 1:
+        raise ValueError(f"max_batch must be >= 1, got {max_batch}")
     if format == "onnx":
-        return export_onnx(model, out, tile=tile, fp16=fp16)
+        return export_onnx(model, out, tile=tile, fp16=fp16, overwrite=overwrite)
     if format == "aoti":
-        return export_aoti(model, out, tile=tile, fp16=fp16, max_batch=max_batch, device=device)
+        return export_aoti(model, out, tile=tile, fp16=fp16, max_batch=max_batch, device=device, overwrite=overwrite)
     from xvertfast.infer.backends import resolve_device
     from xvertfast.infer.tensorrt_backend import build_engine, import_tensorrt
 
@@ -310,6 +343,8 @@ def export_model(model_path_or_model: str | os.PathLike | XVertNet, out: str | o
     if dev.type != "cuda":
         raise RuntimeError("TensorRT engines are built on and for a CUDA GPU; none is used here "
                            f"(device {dev}); export to onnx instead")  # fmt: skip
-    onnx_paths = export_onnx(model, out, tile=tile, fp16=fp16)
+    if not overwrite:
+        _refuse_existing(os.fspath(out), ".engine", len(model.stages))
+    onnx_paths = export_onnx(model, out, tile=tile, fp16=fp16, overwrite=overwrite)
     cached = [build_engine(p, max_batch=max_batch, device=dev, cache_dir=cache_dir) for p in onnx_paths]
     return _write_stage_set(os.fspath(out), ".engine", len(cached), lambda k, tmp: shutil.copyfile(cached[k], tmp))

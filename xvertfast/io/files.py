@@ -47,6 +47,14 @@ def _may_be_image(name: str) -> bool:
     return not ext or bool(image_extension(name)) or ext[1:].isdigit()
 
 
+class NothingFound(ValueError):
+    """No input file was found where the inputs say: the batch commands exit 1 on it (a run
+    that had nothing to do), not 2 (a run that could not start)."""
+
+    def __init__(self, inputs):
+        super().__init__(f"no image files found in {', '.join(map(str, inputs))} (PNG, TIFF, JPEG, DICOM, JSRT .IMG)")
+
+
 #: Files that mark a folder as the output of an xvertfast job (an enhancement's or a
 #: preprocessing's output folder, an evaluation report, a training run): their images are results, not inputs, so a search
 #: of a folder above them passes them over (given as an input themselves, they are searched).

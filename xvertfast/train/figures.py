@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 
+from xvertfast._plotting import pyplot
 from xvertfast.io.write import atomic_write
 
 __all__ = ["JOINT_PHASE", "kept_epoch", "plot_curves", "plot_preview", "read_metrics"]
@@ -59,13 +60,9 @@ def kept_epoch(rows: list[dict]) -> int | None:
 def _pyplot():
     """matplotlib's pyplot on the file-only backend, or None where it is not installed."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        return pyplot()
     except ImportError:
         return None
-    return plt
 
 
 def _save(plt, fig, path: str, title: str) -> None:
