@@ -94,6 +94,13 @@ def test_train_refuses_what_would_not_train_without_a_traceback(tmp_path, capsys
     assert "trains nothing" in capsys.readouterr().err
     assert main(["train", image, "-o", str(tmp_path / "run"), *small, "--patch-size", "64"]) == 2
     assert "patch size must be smaller than the ROI size 64" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["train", str(tmp_path / "empty"), "-o", str(tmp_path / "run2"), *small]) == 1
+    assert "no image files found" in capsys.readouterr().err
+    missing = str(tmp_path / "missing.png")
+    assert main(["train", missing, "-o", str(tmp_path / "run3"), *small]) == 2
+    err = capsys.readouterr().err
+    assert f"skipped: {missing}: " in err and "[Errno" not in err and "no readable training image" in err
 
 
 def test_export_leaves_files_it_finds_alone_without_overwrite(tmp_path, capsys):

@@ -199,9 +199,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    from xvertfast.io.files import NothingFound
+
     try:
         train(args.data, args.output, config, resume=args.resume, progress=not args.quiet,
               log=lambda msg: print(msg, file=sys.stderr))  # fmt: skip
+    except NothingFound:
+        return _nothing_found(args.data)
     except (ValueError, OSError) as exc:  # OSError: RUN_DIR is a file, or cannot be written
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -449,8 +453,8 @@ REPORT_DIR holding other files), 130 interrupted.""",
         "(e.g. --width 16 --patch-size 256 --epochs-gc 20 --epochs-joint 5; the shipped default model "
         "was trained with --width 16 --patch-size 256 --epochs-gc 100 --epochs-joint 30). "
         "The model is written to RUN_DIR/model: `xvertfast enhance ... --model RUN_DIR/model`. "
-        "Exit code: 0 model written, 2 bad settings, no usable image, RUN_DIR unusable or holding a "
-        "checkpoint without --resume, 130 interrupted (--resume continues).",
+        "Exit code: 0 model written, 1 no image found, 2 bad settings, no readable image, RUN_DIR unusable "
+        "or holding a checkpoint without --resume, 130 interrupted (--resume continues).",
     )
     _add_job_arguments(tr, "RUN_DIR", "run folder", dest="data", metavar="DATA")
     tr.add_argument("--stages", type=_at_least(1), default=2, help="number of stages")

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from xvertfast.io import ImageReadError, read_image, require_content
-from xvertfast.io.files import discover, file_sha256
+from xvertfast.io.files import NothingFound, discover, file_sha256
 from xvertfast.io.write import atomic_write
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 from xvertfast.preprocess import find_spine, image_warnings, preprocess
@@ -129,6 +129,8 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     params = {"lam": lam, "alpha": alpha, "eps": eps, "roi_size": roi_size, "version": 2}
     files, sources = [], []
     found = discover(inputs, exclude=[cache_dir, *exclude])
+    if not found:
+        raise NothingFound(inputs)
     for f in tqdm(found, desc="preprocessing", unit="image", disable=not progress):
         if f.problem:
             log(f"skipped: {f.path}: {f.problem}")
@@ -136,7 +138,8 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
         try:
             files.append(_image_pairs(f.path, cache_dir, params, f.photometric, log))
         except (ImageReadError, ValueError, OSError) as exc:
-            log(f"skipped: {exc}")
+            text = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)  # not "[Errno 2] ...: path"
+            log(f"skipped: {text if f.path in text else f'{f.path}: {text}'}")  # names the file, as enhance does
             continue
         sources.append(f.path)
     if not sources:
