@@ -45,7 +45,7 @@ def test_every_batch_command_documents_its_exit_codes():
 @pytest.mark.parametrize("argv, option", [
     (["enhance", "x", "-o", "o", "--batch-size", "0"], "--batch-size: must be at least 1, got 0"),
     (["enhance", "x", "-o", "o", "--workers", "65"], "--workers: must be from 1 to 64, got 65"),
-    (["enhance", "x", "-o", "o", "--device", "meta"], "--device: must be auto, cpu, cuda or cuda:N, got 'meta'"),
+    (["enhance", "x", "-o", "o", "--device", "meta"], "--device: must be auto, cpu, cuda, cuda:N (or torch's mps, xpu), got 'meta'"),
     (["train", "x", "-o", "o", "--threads", "-1"], "--threads/--workers: must be at least 0, got -1"),
     (["evaluate", "x", "-o", "o", "--pictures", "-1"], "--pictures: must be at least 0, got -1"),
     (["export", "default", "-o", "o", "--max-batch", "0"], "--max-batch: must be at least 1, got 0"),
@@ -92,8 +92,6 @@ def test_train_refuses_what_would_not_train_without_a_traceback(tmp_path, capsys
     assert "error:" in capsys.readouterr().err  # was a NotADirectoryError traceback
     assert main(["train", image, "-o", str(tmp_path / "run"), *small, "--epochs-gc", "0", "--epochs-joint", "0"]) == 2
     assert "trains nothing" in capsys.readouterr().err
-    assert main(["train", image, "-o", str(tmp_path / "run"), *small, "--patch-size", "64"]) == 2
-    assert "patch size must be smaller than the ROI size 64" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     assert main(["train", str(tmp_path / "empty"), "-o", str(tmp_path / "run2"), *small]) == 1
     assert "no image files found" in capsys.readouterr().err
@@ -112,5 +110,10 @@ def test_export_leaves_files_it_finds_alone_without_overwrite(tmp_path, capsys):
     assert main(["export", "default", "-o", str(out)]) == 2
     assert "already holds stage1.onnx" in capsys.readouterr().err
     assert (out / "stage1.onnx").read_text() == "my precious" and not (out / "stage2.onnx").exists()
+    other = tmp_path / "y"
+    other.mkdir()
+    (other / "stage3.onnx").write_text("mine too")  # a 2-stage export would remove a deeper model's stage3
+    assert main(["export", "default", "-o", str(other)]) == 2
+    assert "already holds stage3.onnx" in capsys.readouterr().err and (other / "stage3.onnx").exists()
     assert main(["export", "default", "-o", str(out), "--overwrite"]) == 0
     assert (out / "stage1.onnx").read_bytes() != b"my precious"

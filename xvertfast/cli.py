@@ -51,25 +51,27 @@ def _at_least(low: int, high: int | None = None):
 
 
 def _device(text: str) -> str:
-    """An argparse type: auto, cpu, cuda or cuda:N (torch's other device kinds are not run here)."""
+    """An argparse type: auto, cpu, cuda[:N], and torch's mps and xpu (untested here); not meta
+    and the like, which hold no data."""
     import re
 
-    if text in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", text):
+    if text in ("auto", "cpu") or re.fullmatch(r"(cuda|xpu|mps)(:\d+)?", text):
         return text
-    raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda or cuda:N, got {text!r}")
+    raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda, cuda:N (or torch's mps, xpu), got {text!r}")
 
 
 def _cmd_preprocess(args: argparse.Namespace) -> int:
+    from xvertfast.io.files import NothingFound
     from xvertfast.pipeline.preprocess_files import preprocess_files
 
     try:
         summary = preprocess_files(args.inputs, args.output, overwrite=args.overwrite, progress=not args.quiet,
                                    log=lambda msg: print(msg, file=sys.stderr))  # fmt: skip
+    except NothingFound:
+        return _nothing_found(args.inputs)
     except (ValueError, OSError) as exc:  # the output folder cannot be used, an @list cannot be read
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if not (summary.done or summary.skipped or summary.failed):
-        return _nothing_found(args.inputs)
     print(summary.line())
     for path, reason in summary.failed:
         print(f"  failed: {reason}", file=sys.stderr)
@@ -474,8 +476,8 @@ REPORT_DIR holding other files), 130 interrupted.""",
                     "(fine-tune the shipped model on your own images; e.g. --epochs-gc 0 for the joint phase only)")
     tr.add_argument("--roi-size", type=_at_least(1), default=512, help="ROI side in pixels at the working height of 1024 rows")
     tr.add_argument("--patch-size", type=_at_least(0), default=0,
-                    help="train on random square patches of this side cut from the ROIs (0: whole ROIs); "
-                    "same pixel scale, cheaper steps")
+                    help="train on random square patches of this side cut from the ROIs (0, or at least "
+                    "--roi-size: whole ROIs); same pixel scale, cheaper steps")
     tr.add_argument("--val-fraction", type=float, default=0.2, help="share of images held out for validation")
     tr.add_argument("--patience", type=_at_least(1), default=10, help="early-stopping patience (epochs)")
     tr.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:1, ...")

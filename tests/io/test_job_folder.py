@@ -273,8 +273,14 @@ def test_nothing_found_is_an_error(tmp_path, model_dir, capsys):  # noqa: F811
 @pytest.mark.parametrize("workers", ["0", "-3", "1000"])
 def test_worker_counts_out_of_range_are_refused(tmp_path, model_dir, seed, capsys, workers):  # noqa: F811
     write_pngs(tmp_path / "in", seed, ["a.png"])
-    assert run(model_dir, tmp_path / "in", "-o", tmp_path / "out", "--workers", workers) == 2
-    assert "workers must be 1 to 64" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # argparse's one line, naming the option
+        run(model_dir, tmp_path / "in", "-o", tmp_path / "out", "--workers", workers)
+    assert exit_.value.code == 2 and "argument --workers: must be from 1 to 64" in capsys.readouterr().err
+    from xvertfast.infer import Enhancer
+
+    with pytest.raises(ValueError, match="workers must be 1 to 64"):  # the API's own check
+        Enhancer(str(model_dir), device="cpu").enhance_files([str(tmp_path / "in")], str(tmp_path / "o"),
+                                                            workers=int(workers), progress=False)  # fmt: skip
 
 
 def test_an_output_folder_that_is_a_file_is_a_clear_error(tmp_path, model_dir, seed, capsys):  # noqa: F811
@@ -293,7 +299,6 @@ def test_a_jobs_files_carry_its_name_and_the_ledger_keys_use_slashes(tmp_path):
     src.write_bytes(b"an input")
     out = out_dir / "sub" / "in_xp.png"
     job = JobFolder(str(out_dir), {"lam": 0.8}, overwrite=False, job="preprocess")
-    assert job.first
     with pytest.raises(ValueError, match="another xvertfast preprocess is writing into"):
         JobFolder(str(out_dir), {"lam": 0.8}, overwrite=False, job="preprocess")
     job.starting(str(src), str(out))
@@ -305,9 +310,25 @@ def test_a_jobs_files_carry_its_name_and_the_ledger_keys_use_slashes(tmp_path):
     with open(out_dir / job_files("preprocess")[1]) as f:
         assert [json.loads(line)["output"] for line in f] == ["sub/in_xp.png"] * 2  # "/" on every system
     again = JobFolder(str(out_dir), {"lam": 0.8}, overwrite=False, job="preprocess")
-    assert not again.first and again.state(str(src), str(out)) == ("done", None)
-    with pytest.raises(ValueError, match="has a ledger"):
-        again.adopt(str(src), [str(out)])
+    assert again.recorded(str(out)) and again.state(str(src), str(out)) == ("done", None)
     again.close()
     JobFolder(str(out_dir), {"lam": 0.8}, overwrite=False).close()  # enhance's own files, apart
     assert os.path.exists(out_dir / JOB_FILE)
+
+
+def test_a_ledger_written_on_windows_is_read_with_its_keys(tmp_path, monkeypatch):
+    from xvertfast.io import job_folder
+    from xvertfast.io.files import file_state
+    from xvertfast.io.job_folder import job_files
+
+    src, out_dir = tmp_path / "in.png", tmp_path / "out"
+    src.write_bytes(b"an input")
+    (out_dir / "sub").mkdir(parents=True)
+    (out_dir / "sub" / "in.png").write_bytes(b"an output")
+    line = {"output": "sub\\in.png", "input": os.path.realpath(src), "state": "done",
+            "settings": JobFolder(str(out_dir), {"a": 1}, overwrite=False).key, "stat": file_state(str(src))}
+    (out_dir / job_files("enhance")[1]).write_text(json.dumps(line) + "\n")
+    monkeypatch.setattr(job_folder.os, "sep", "\\")  # the separator the ledger was written with
+    job = JobFolder(str(out_dir), {"a": 1}, overwrite=False)
+    assert job.state(str(src), str(out_dir / "sub" / "in.png")) == ("done", None)
+    job.close()

@@ -167,3 +167,4 @@ def test_numpy_integer_bins_empty_maps_and_the_base():
     assert index.shape == (2,) and target.shape == (2, 1, 0, 8)
     with pytest.raises(ValueError, match="base must be a positive number other than 1"):
         feature_entropy(x, base=1)
+    torch.testing.assert_close(feature_entropy(x, base=np.float32(2)), feature_entropy(x, base=2))

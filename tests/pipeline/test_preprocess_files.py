@@ -152,10 +152,12 @@ def test_a_folder_from_before_the_ledger_resumes(tmp_path):
     for name in JOB_STATE:  # what an xvertfast before the ledger left: the outputs alone
         (out / name).unlink()
     _outputs(out, "b")[0].unlink()  # b's set is incomplete: not taken as done
+    # a first run after the upgrade on c alone makes the ledger; a's whole set is still taken later
+    assert [os.path.basename(p) for p in preprocess_files([str(src / "c.png")], str(out), progress=False,
+                                                          log=lambda m: None).done] == ["c.png"]  # fmt: skip
     summary = preprocess_files([str(src)], str(out), progress=False, log=lambda m: None)
-    assert [os.path.basename(p) for p in summary.skipped] == ["a.png"]
-    assert [os.path.basename(p) for p in summary.done] == ["c.png"]
-    ((path, reason),) = summary.failed
+    assert sorted(os.path.basename(p) for p in summary.skipped) == ["a.png", "c.png"]
+    ((path, reason),) = summary.failed  # some of b's outputs alone: not taken, not replaced
     assert path.endswith("b.png") and "not written by xvertfast preprocess" in reason
     # a is now in the ledger as done; an edit of it is redone like any other
     assert not preprocess_files([str(src / "a.png")], str(out), progress=False, log=lambda m: None).done

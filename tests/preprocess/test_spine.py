@@ -103,7 +103,7 @@ def test_bad_input():
 def test_centres_as_arrays_narrow_images_and_bf16():
     img = np.random.default_rng(2).random((600, 300))
     # centres read with NumPy (a CSV) or torch: "if upper" raised on an array
-    for upper in (np.array([10.0, 20.0]), torch.tensor([10.0, 20.0])):
+    for upper in (np.array([10.0, 20.0]), torch.tensor([10.0, 20.0]), torch.tensor([10.0, 20.0], requires_grad=True)):
         assert find_spine(img, upper=upper).upper == (10.0, 20.0)
     tall = find_spine(np.random.default_rng(3).random((2000, 20)))  # 3 columns once analysed
     assert tall.x == 9.5

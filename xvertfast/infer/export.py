@@ -7,9 +7,10 @@ optimisation profile. Files are named like the model's weights (``stage1.onnx``,
 ... as ``stage1.safetensors``, ...). A model's stages are written as a set: each to a temporary
 file first, all renamed once all are made, and a higher-numbered stage file an earlier export
 of a deeper model left is removed, so an interrupted export leaves no file that looks complete
-and a folder does not pair stages of two models. Each file's metadata names its model, stage
-and stage count, and :class:`~xvertfast.infer.onnx_backend.OnnxRuntimeBackend` and
-:func:`load_aoti` check them.
+and a folder pairs stages of two models only if a kill falls between the renames. Each ONNX
+and AOTI file's metadata names its model, stage, stage count and precision, and
+:class:`~xvertfast.infer.onnx_backend.OnnxRuntimeBackend` and :func:`load_aoti` check them
+(TensorRT engines carry no such metadata: they are rebuilt from the ONNX files beside them).
 
 I/O is float32 at every precision: an fp16 export holds fp16 weights and casts its inputs to
 fp16 and its output back to float32 inside the graph, so callers never change, and TensorRT 11
@@ -37,7 +38,8 @@ from xvertfast.model import XVertNet, load_model, model_tile
 from xvertfast.model.persistence import fingerprint
 
 __all__ = ["EXPORT_FORMATS", "DEFAULT_OPSET", "DEFAULT_TILE", "export_onnx", "export_aoti", "export_model",
-           "cached_onnx_export", "default_cache_dir", "read_onnx_metadata", "require", "load_aoti"]  # fmt: skip
+           "cached_onnx_export", "default_cache_dir", "read_onnx_metadata", "require", "load_aoti",
+           "check_stage_set"]  # fmt: skip
 
 EXPORT_FORMATS = ("onnx", "tensorrt", "aoti")
 #: Opset 18 is what the torch.onnx (dynamo) exporter targets natively and TensorRT 10/11 parse.
@@ -108,9 +110,16 @@ def _metadata(model: XVertNet, k: int, tile: int, fp16: bool, sha: str) -> dict[
     }
 
 
-def _refuse_existing(out_dir: str, ext: str, count: int) -> None:
-    """Without ``overwrite``, stage files already in ``out_dir`` are left alone (before any work)."""
-    there = [f"stage{k + 1}{ext}" for k in range(count) if os.path.lexists(os.path.join(out_dir, f"stage{k + 1}{ext}"))]
+def _stage_files(out_dir: str, ext: str) -> list[str]:
+    """The ``stage{k}{ext}`` files in ``out_dir``, whatever k."""
+    pattern = re.compile(rf"stage(\d+){re.escape(ext)}")
+    return sorted(name for name in os.listdir(out_dir) if pattern.fullmatch(name))
+
+
+def _refuse_existing(out_dir: str, ext: str) -> None:
+    """Without ``overwrite``, stage files already in ``out_dir`` (any stage number: a deeper
+    model's last stages would be removed) are left alone, before any work."""
+    there = _stage_files(out_dir, ext)
     if there:
         raise ValueError(f"{out_dir} already holds {', '.join(there)}: pass overwrite=True (--overwrite) to replace "
                          "them, or export into a new folder")  # fmt: skip
@@ -125,10 +134,8 @@ def _write_stage_set(out_dir: str, ext: str, count: int, write) -> list[str]:
         temporaries = [stack.enter_context(atomic_write(p)) for p in paths]
         for k, tmp in enumerate(temporaries):
             write(k, tmp)
-    pattern = re.compile(rf"stage(\d+){re.escape(ext)}")
-    for name in os.listdir(out_dir):
-        match = pattern.fullmatch(name)
-        if match and int(match.group(1)) > count:
+    for name in _stage_files(out_dir, ext):
+        if int(name[len("stage") : -len(ext)]) > count:
             os.remove(os.path.join(out_dir, name))
     return paths
 
@@ -149,7 +156,7 @@ def export_onnx(model: XVertNet, out_dir: str | os.PathLike, tile: int = DEFAULT
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     if not overwrite:
-        _refuse_existing(out_dir, ".onnx", len(model.stages))
+        _refuse_existing(out_dir, ".onnx")
     sha = sha or fingerprint(model)  # the caller may have it already
     dtype = torch.float16 if fp16 else torch.float32
     batch = torch.export.Dim("batch", min=1)
@@ -203,12 +210,20 @@ def cached_onnx_export(model: XVertNet, cache_dir: str | os.PathLike | None = No
 
 def _exporter_digest() -> str:
     """What a graph depends on besides the weights: xvertfast's version, the source of the
-    stage's forward and of this exporter (a development install changes them without a new
-    version), torch's version and the opset."""
-    from xvertfast.model import stage
+    stage's forward (the stage and the guidance op's traced reference) and of this exporter (a
+    development install changes them without a new version), the versions of torch, onnx and
+    onnxscript, and the opset."""
+    from importlib import metadata
 
-    h = hashlib.sha256(f"{xvertfast.__version__}|{torch.__version__}|{DEFAULT_OPSET}".encode())
-    for module_file in (stage.__file__, __file__):
+    modules = [importlib.import_module(f"xvertfast.{name}") for name in ("model.stage", "ops.guided_pool", "ops.reference")]
+    versions = []
+    for package in ("onnx", "onnxscript"):
+        try:
+            versions.append(metadata.version(package))
+        except metadata.PackageNotFoundError:
+            versions.append("-")
+    h = hashlib.sha256("|".join([xvertfast.__version__, torch.__version__, *versions, str(DEFAULT_OPSET)]).encode())
+    for module_file in (*(m.__file__ for m in modules), __file__):
         with open(module_file, "rb") as f:
             h.update(f.read())
     return h.hexdigest()[:12]
@@ -240,7 +255,7 @@ def export_aoti(model: XVertNet, out_dir: str | os.PathLike, tile: int = DEFAULT
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     if not overwrite:
-        _refuse_existing(out_dir, ".pt2", len(model.stages))
+        _refuse_existing(out_dir, ".pt2")
     sha = fingerprint(model)
     dtype = torch.float16 if fp16 else torch.float32
     # A batch range of one value is a static batch: torch.export refuses a Dim with min == max.
@@ -263,6 +278,22 @@ def export_aoti(model: XVertNet, out_dir: str | os.PathLike, tile: int = DEFAULT
                                "compiler (and nvcc for CUDA); the onnx format is the portable alternative") from exc  # fmt: skip
 
     return _write_stage_set(out_dir, ".pt2", len(model.stages), compile_stage)
+
+
+def check_stage_set(paths: list[str], metadata: list[dict[str, str]]) -> None:
+    """Refuses stage files (ONNX graphs, AOTI packages) that are not one model's stages in
+    order at one precision, by the ``xvertfast.*`` metadata each carries (see
+    :func:`_metadata`): an export folder can hold another model's files beside them."""
+    first = metadata[0]
+    for k, (path, meta) in enumerate(zip(paths, metadata)):
+        keys = ("xvertfast.model_sha256", "xvertfast.stage", "xvertfast.stages", "xvertfast.precision")
+        found = tuple(meta.get(key) for key in keys)
+        wanted = (first.get(keys[0]), str(k + 1), str(len(paths)), first.get(keys[3]))
+        if found != wanted:
+            raise ValueError(f"{path}: not stage {k + 1} of the {len(paths)}-stage model of {paths[0]} (its "
+                             f"metadata: model {str(found[0])[:12]}, stage {found[1]} of {found[2]}, {found[3]}; "
+                             f"expected model {str(wanted[0])[:12]}, stage {wanted[1]} of {wanted[2]}, "
+                             f"{wanted[3]}): export the model again into an empty folder")  # fmt: skip
 
 
 class _CheckedPackage:
@@ -296,12 +327,7 @@ def load_aoti(paths: list[str | os.PathLike]) -> list:
         if "xvertfast.tile" not in metadata or "xvertfast.max_batch" not in metadata:
             raise ValueError(f"{path}: not an xvertfast stage package (no xvertfast.* metadata)")
         stages.append(_CheckedPackage(path, runner, metadata))
-    for k, stage in enumerate(stages):
-        meta, first = stage.metadata, stages[0].metadata
-        if (meta.get("xvertfast.model_sha256"), meta.get("xvertfast.stage"), meta.get("xvertfast.stages")) != (
-                first.get("xvertfast.model_sha256"), str(k + 1), str(len(stages))):  # fmt: skip
-            raise ValueError(f"{stage.path}: not stage {k + 1} of the {len(stages)}-stage model of {stages[0].path}; "
-                             "export the model again into an empty folder")  # fmt: skip
+    check_stage_set([s.path for s in stages], [s.metadata for s in stages])
     return stages
 
 
@@ -344,7 +370,8 @@ def export_model(model_path_or_model: str | os.PathLike | XVertNet, out: str | o
         raise RuntimeError("TensorRT engines are built on and for a CUDA GPU; none is used here "
                            f"(device {dev}); export to onnx instead")  # fmt: skip
     if not overwrite:
-        _refuse_existing(os.fspath(out), ".engine", len(model.stages))
+        os.makedirs(os.fspath(out), exist_ok=True)
+        _refuse_existing(os.fspath(out), ".engine")
     onnx_paths = export_onnx(model, out, tile=tile, fp16=fp16, overwrite=overwrite)
     cached = [build_engine(p, max_batch=max_batch, device=dev, cache_dir=cache_dir) for p in onnx_paths]
     return _write_stage_set(os.fspath(out), ".engine", len(cached), lambda k, tmp: shutil.copyfile(cached[k], tmp))

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from xvertfast.infer.backends import StageBackend
-from xvertfast.infer.export import DEFAULT_TILE, cached_onnx_export, require
+from xvertfast.infer.export import DEFAULT_TILE, cached_onnx_export, check_stage_set, require
 from xvertfast.model import XVertNet
 
 __all__ = ["OnnxRuntimeBackend"]
@@ -80,19 +80,9 @@ class OnnxRuntimeBackend(StageBackend):
 
 
 def _check_stage_set(paths: list[str], metadata: list[dict[str, str]]) -> torch.dtype:
-    """The precision of a set of stage graphs, after checking that they are one model's stages
-    in order (an export folder can hold another model's files beside them); graphs without
-    xvertfast's metadata (made elsewhere) are taken as fp32 and not checked."""
+    """The precision of a set of stage graphs, after :func:`~xvertfast.infer.export.check_stage_set`;
+    graphs without xvertfast's metadata (made elsewhere) are taken as fp32 and not checked."""
     if not any("xvertfast.model_sha256" in m for m in metadata):
         return torch.float32
-    for k, (path, meta) in enumerate(zip(paths, metadata)):
-        found = (meta.get("xvertfast.model_sha256"), meta.get("xvertfast.stage"), meta.get("xvertfast.stages"),
-                 meta.get("xvertfast.precision"))  # fmt: skip
-        first = metadata[0]
-        wanted = (first.get("xvertfast.model_sha256"), str(k + 1), str(len(paths)), first.get("xvertfast.precision"))
-        if found != wanted:
-            raise ValueError(f"{path}: not stage {k + 1} of the {len(paths)}-stage model of {paths[0]} (its "
-                             f"metadata: model {str(found[0])[:12]}, stage {found[1]} of {found[2]}, {found[3]}; "
-                             f"expected model {str(wanted[0])[:12]}, stage {wanted[1]} of {wanted[2]}, "
-                             f"{wanted[3]}): export the model again into an empty folder")  # fmt: skip
+    check_stage_set(paths, metadata)
     return torch.float16 if metadata[0].get("xvertfast.precision") == "fp16" else torch.float32

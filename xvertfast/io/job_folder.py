@@ -72,12 +72,8 @@ class JobFolder:
         self.settings = settings
         self.key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
         ledger = os.path.join(out_dir, self._ledger_file)
-        had_job_file = os.path.exists(os.path.join(out_dir, self._job_file))
-        #: no job wrote here before this one (an output found now is not this job's, or is
-        #: one of a job of an xvertfast before job files: see :meth:`adopt`)
-        self.first = not had_job_file and not os.path.exists(ledger)
         # a job of an xvertfast before the ledger: its outputs are adopted as they are met
-        self._legacy = had_job_file and not os.path.exists(ledger)
+        self._legacy = os.path.exists(os.path.join(out_dir, self._job_file)) and not os.path.exists(ledger)
         self._fd = None
         try:
             self._check_settings()
@@ -137,7 +133,7 @@ class JobFolder:
                 for line in f:
                     try:
                         entry = json.loads(line)
-                        entries[entry["output"]] = entry
+                        entries[entry["output"].replace(os.sep, "/")] = entry  # a ledger written on Windows
                     except (ValueError, KeyError, TypeError):  # a line cut short by a kill
                         continue
         except FileNotFoundError:
@@ -145,8 +141,8 @@ class JobFolder:
         return entries
 
     def _rel(self, out: str) -> str:
-        """The ledger's key of an output: its path in the folder, with ``/`` on every system
-        (a folder on a share may be resumed from Windows and from Linux)."""
+        """The ledger's key of an output: its path in the folder, with ``/`` as the separator
+        on every system (ledgers written on Windows with ``\\`` are read the same way)."""
         return os.path.relpath(os.path.abspath(out), os.path.abspath(self.out_dir)).replace(os.sep, "/")
 
     def state(self, input_path: str, out: str) -> tuple[str, str | None]:
@@ -168,12 +164,14 @@ class JobFolder:
             return "done", None
         return "redo", None
 
+    def recorded(self, out: str) -> bool:
+        """Whether the ledger names ``out`` (written, or started, by a job of this kind)."""
+        return self._rel(out) in self._ledger
+
     def adopt(self, input_path: str, outs: list[str]) -> None:
-        """Records outputs found in a folder that no job had marked (:attr:`first`) as finished
-        from ``input_path`` as it is now: for a job whose earlier versions kept no job files
-        (``xvertfast preprocess`` skipped an input whose outputs all existed)."""
-        if not self.first:
-            raise ValueError(f"{self.out_dir} has a ledger: outputs are recorded as they are written")
+        """Records outputs the ledger does not name as finished from ``input_path`` as it is
+        now: for a job whose earlier versions kept no ledger (``xvertfast preprocess`` skipped
+        an input whose outputs all existed). The caller decides they are such outputs."""
         stat = file_state(input_path)
         for out in outs:
             self.finished(input_path, out, stat)

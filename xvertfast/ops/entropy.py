@@ -10,6 +10,7 @@ channels. Histograms are not differentiable: outputs carry no gradient.
 from __future__ import annotations
 
 import math
+import numbers
 import operator
 from typing import NamedTuple
 
@@ -60,7 +61,7 @@ def feature_entropy(x: torch.Tensor, bins: int = DEFAULT_BINS, base: float = mat
     """
     _check(x, bins, "feature_entropy")
     bins = operator.index(bins)
-    if not (isinstance(base, (int, float)) and base > 0 and base != 1):
+    if isinstance(base, bool) or not (isinstance(base, numbers.Real) and base > 0 and base != 1):
         raise ValueError(f"feature_entropy: base must be a positive number other than 1, got {base!r}")
     dtype = compute_dtype(x)
     nats = _entropy_nats(x.detach().to(dtype), bins)

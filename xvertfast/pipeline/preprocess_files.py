@@ -12,8 +12,9 @@ The output folder keeps the job's settings and a ledger of what it wrote
 (:class:`xvertfast.io.job_folder.JobFolder`, as ``xvertfast enhance`` does): a rerun
 skips an input whose four outputs the ledger says were finished from the same,
 unchanged input; it redoes an input edited since, and never replaces a file that
-it did not write. Outputs found in a folder with no ledger (an xvertfast before it)
-are taken as done when all four of an input's are there.
+it did not write. All four outputs of an input found and not in the ledger (written
+by an xvertfast before it) are taken as done; some of them alone (that version,
+interrupted) are not, and the input fails until they are moved away.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from xvertfast.io import ImageReadError, require_content, write_image
-from xvertfast.io.files import InputFile, discover, file_state, output_path, read_input
+from xvertfast.io.files import InputFile, NothingFound, discover, file_state, output_path, read_input
 from xvertfast.io.job_folder import JobFolder
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
@@ -135,8 +136,8 @@ def _plan(files: list[InputFile], out_dir: str) -> list[tuple]:
 
 def _decide(job: JobFolder, f: InputFile, outs: list[str]) -> tuple[str, str | None]:
     """("done" | "redo", None) or ("refuse", why) for the four outputs of one input."""
-    if job.first and all(os.path.lexists(o) for o in outs):  # a folder of an xvertfast before the ledger
-        job.adopt(f.path, outs)
+    if all(os.path.lexists(o) and not job.recorded(o) for o in outs):
+        job.adopt(f.path, outs)  # the whole set of an xvertfast before the ledger, by its four names
     states = [job.state(f.path, o) for o in outs]
     refused = [why for state, why in states if state == "refuse"]
     if refused:
@@ -147,9 +148,12 @@ def _decide(job: JobFolder, f: InputFile, outs: list[str]) -> tuple[str, str | N
 def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, progress: bool = True,
                      log=print) -> JobSummary:  # fmt: skip
     """Preprocesses every input into out_dir; see the module docstring. Never raises for a bad
-    file; raises ValueError when out_dir cannot be used (a file, not writable, another job in it,
-    other settings without ``overwrite``)."""
+    file; raises :class:`~xvertfast.io.files.NothingFound` when no input is found, ValueError
+    when out_dir cannot be used (a file, not writable, another job in it, other settings
+    without ``overwrite``)."""
     files = discover(inputs, exclude=[out_dir])
+    if not files:  # before the output folder is made
+        raise NothingFound(inputs)
     job = JobFolder(out_dir, SETTINGS, overwrite, job="preprocess")
     summary = JobSummary()
     start = time.perf_counter()

@@ -95,6 +95,8 @@ class Spine:
 
 def _centre(value, name: str) -> tuple[float, float]:
     """A (row, column) centre given by hand, as two finite floats."""
+    if hasattr(value, "detach"):  # a tensor: off its device, without its graph
+        value = value.detach().cpu().double().numpy()
     try:
         pair = tuple(float(v) for v in np.asarray(value, dtype=np.float64).reshape(-1))
     except (TypeError, ValueError):

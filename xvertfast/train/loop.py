@@ -76,8 +76,6 @@ class TrainConfig:
             (self.roi_size >= smallest, f"ROI size must be at least {smallest} at depth {self.depth}, got {self.roi_size}"),
             (self.patch_size == 0 or smallest <= self.patch_size, f"patch size must be 0 (whole ROIs) or at least "
              f"{smallest}, got {self.patch_size}"),
-            (self.patch_size < self.roi_size, f"patch size must be smaller than the ROI size {self.roi_size} "
-             f"(0: whole ROIs), got {self.patch_size}"),
             (0.0 <= self.val_fraction < 1.0, f"validation fraction must be in [0, 1), got {self.val_fraction}"),
             (self.patience >= 1, f"patience must be at least 1, got {self.patience}"),
             (self.lr > 0, f"learning rate must be positive, got {self.lr}"),
