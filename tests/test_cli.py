@@ -117,3 +117,10 @@ def test_export_leaves_files_it_finds_alone_without_overwrite(tmp_path, capsys):
     assert "already holds stage3.onnx" in capsys.readouterr().err and (other / "stage3.onnx").exists()
     assert main(["export", "default", "-o", str(out), "--overwrite"]) == 0
     assert (out / "stage1.onnx").read_bytes() != b"my precious"
+
+
+def test_train_workers_is_threads_by_its_old_name(capsys):
+    assert build_parser().parse_args(["train", "x", "-o", "y", "--workers", "2"]).threads == 2
+    assert "train --workers is now --threads" in capsys.readouterr().err
+    assert build_parser().parse_args(["train", "x", "-o", "y", "--threads", "3"]).threads == 3
+    assert "now --threads" not in capsys.readouterr().err

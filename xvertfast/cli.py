@@ -486,12 +486,22 @@ REPORT_DIR holding other files), 130 interrupted.""",
     tr.add_argument("--seed", type=int, default=0,
                     help="seeds the validation split, the initial weights, the batch order and the augmentation")
     tr.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR")
-    tr.add_argument("--threads", "--workers", dest="threads", type=_at_least(0), default=0,
+    tr.add_argument("--threads", "--workers", dest="threads", type=_at_least(0), default=0, action=_ThreadsOption,
                     help="CPU threads for torch (0: torch's default); batches are gathered from the "
                     "memory-mapped ROI cache in the training loop, so there are no data-loading workers to set "
                     "(--workers is the old name)")
     tr.set_defaults(func=_cmd_train)
     return parser
+
+
+class _ThreadsOption(argparse.Action):
+    """train's --threads, which says so when given by its old name --workers (enhance's
+    --workers means reader threads, a different thing)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if option_string == "--workers":
+            print("warning: train --workers is now --threads (torch's CPU threads)", file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
 class _DefaultsWhereSet(argparse.ArgumentDefaultsHelpFormatter):

@@ -147,3 +147,11 @@ def test_the_default_model_adds_no_pixel_level_pattern(tmp_path):
     before = _second_difference_rms(rois.xp[:, 0])
     assert (_second_difference_rms(stage1) / before).max() < 1.5
     assert (_second_difference_rms(both) / before).max() < 2.0
+
+
+def test_a_training_run_folder_given_as_a_model_points_to_its_model(tmp_path):
+    save_model(XVertNet([XVertNetStage(4, 2)]), tmp_path / "run" / "model")
+    with pytest.raises(FileNotFoundError, match="no config.json\\); did you mean .*run/model, the model of the training"):
+        load_model(tmp_path / "run")
+    with pytest.raises(FileNotFoundError, match="no config.json\\)$"):  # no hint where there is no run
+        load_model(tmp_path)

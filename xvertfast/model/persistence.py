@@ -60,7 +60,10 @@ def load_model(path: str | os.PathLike = "default", map_location: str | torch.de
                                     "(reinstall xvertfast), or pass a model directory from `xvertfast train`")  # fmt: skip
     config_path = os.path.join(path, "config.json")
     if not os.path.isfile(config_path):
-        raise FileNotFoundError(f"{path}: not an xvertfast model directory (no config.json)")
+        inside = os.path.join(path, "model")  # a training run's folder: its model is RUN_DIR/model
+        hint = f"; did you mean {inside}, the model of the training run there?" if os.path.isfile(
+            os.path.join(inside, "config.json")) else ""  # fmt: skip
+        raise FileNotFoundError(f"{path}: not an xvertfast model directory (no config.json){hint}")
     with open(config_path) as f:
         config = json.load(f)
     if config.get("format") != "xvertfast-model" or config.get("format_version", 0) > FORMAT_VERSION:
