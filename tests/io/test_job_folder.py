@@ -332,3 +332,17 @@ def test_a_ledger_written_on_windows_is_read_with_its_keys(tmp_path, monkeypatch
     job = JobFolder(str(out_dir), {"a": 1}, overwrite=False)
     assert job.state(str(src), str(out_dir / "sub" / "in.png")) == ("done", None)
     job.close()
+
+
+def test_an_archive_moved_elsewhere_resumes(tmp_path, model_dir, seed, capsys):  # noqa: F811
+    # mounted at another path, or copied with its times (rsync -a): the same files, not other inputs
+    write_pngs(tmp_path / "archive", seed, ["p1/a.png", "p2/b.png"])
+    out = tmp_path / "out"
+    assert run(model_dir, tmp_path / "archive", "-o", out) == 0
+    os.rename(tmp_path / "archive", tmp_path / "moved")
+    capsys.readouterr()
+    assert run(model_dir, tmp_path / "moved", "-o", out) == 0
+    assert "0 done, 2 skipped" in capsys.readouterr().out
+    Image.fromarray(np.full((64, 64), 7, np.uint8)).save(tmp_path / "moved" / "p1" / "a.png")  # then edited
+    assert run(model_dir, tmp_path / "moved", "-o", out) == 1  # another file now: refused, not redone in silence
+    assert "holds the output of another input" in capsys.readouterr().err

@@ -11,7 +11,9 @@ folder so that a rerun resumes safely. For a job named ``JOB``:
   Such a file is never counted as done and never replaced, even with ``--overwrite``.
   A rerun skips an output only where the ledger says it was finished from the same input,
   unchanged, with the same settings; it redoes the others (an input edited since, outputs
-  left from an interrupted ``--overwrite`` with other settings).
+  left from an interrupted ``--overwrite`` with other settings). The same input is the same
+  real path, or a file with the recorded size and modification time at another path: the
+  archive moved, or mounted elsewhere.
 - ``.xvertfast-JOB.lock``: held (``flock``) while the job runs, so that a second job
   into the same folder is refused instead of racing the first (and removing its temporaries).
 
@@ -157,10 +159,14 @@ class JobFolder:
             return "refuse", (f"{out} exists and was not written by xvertfast {self.job} (not in "
                               f"{os.path.join(self.out_dir, self._ledger_file)}): it is left alone; move it away or "
                               "use another output folder")  # fmt: skip
-        if entry.get("input") != _identity(input_path) and not self.overwrite:
+        stat = file_state(input_path)
+        # another path with the recorded size and modification time (to the ns) is the same file,
+        # reached another way: the archive moved, or mounted elsewhere (rsync -a and cp -p keep both)
+        moved = entry.get("stat") is not None and entry.get("stat") == stat
+        if entry.get("input") != _identity(input_path) and not moved and not self.overwrite:
             return "refuse", f"{out} holds the output of another input, {entry.get('input')} (--overwrite replaces it)"
         finished = entry.get("state") == "done" and entry.get("settings") == self.key
-        if finished and entry.get("stat") == file_state(input_path) and not self.overwrite:
+        if finished and entry.get("stat") == stat and not self.overwrite:
             return "done", None
         return "redo", None
 
