@@ -346,3 +346,24 @@ def test_an_archive_moved_elsewhere_resumes(tmp_path, model_dir, seed, capsys): 
     Image.fromarray(np.full((64, 64), 7, np.uint8)).save(tmp_path / "moved" / "p1" / "a.png")  # then edited
     assert run(model_dir, tmp_path / "moved", "-o", out) == 1  # another file now: refused, not redone in silence
     assert "holds the output of another input" in capsys.readouterr().err
+
+
+def test_a_moved_input_is_recognised_only_by_name_size_and_a_fine_time(tmp_path):
+    from xvertfast.io.files import file_state
+    from xvertfast.io.job_folder import _moved_here
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, second = tmp_path / "a" / "IM1.dcm", tmp_path / "b" / "IM1.dcm"
+    for path in (first, second):
+        path.write_bytes(b"x" * 100)  # a series' files: one size
+        os.utime(path, ns=(1_700_000_000_123_456_789, 1_700_000_000_123_456_789))
+    recorded = os.path.realpath(first)
+    assert _moved_here(recorded, file_state(str(first)), str(second), file_state(str(second)))
+    os.rename(second, tmp_path / "b" / "IM2.dcm")  # another name
+    assert not _moved_here(recorded, file_state(str(first)), str(tmp_path / "b" / "IM2.dcm"),
+                           file_state(str(tmp_path / "b" / "IM2.dcm")))  # fmt: skip
+    os.rename(tmp_path / "b" / "IM2.dcm", second)  # its name back, and times of whole seconds (FAT, many shares)
+    for path in (first, second):
+        os.utime(path, ns=(1_700_000_000 * 10**9, 1_700_000_000 * 10**9))
+    assert not _moved_here(recorded, file_state(str(first)), str(second), file_state(str(second)))

@@ -12,8 +12,8 @@ folder so that a rerun resumes safely. For a job named ``JOB``:
   A rerun skips an output only where the ledger says it was finished from the same input,
   unchanged, with the same settings; it redoes the others (an input edited since, outputs
   left from an interrupted ``--overwrite`` with other settings). The same input is the same
-  real path, or a file with the recorded size and modification time at another path: the
-  archive moved, or mounted elsewhere.
+  real path, or a file of the same name, size and (sub-second) modification time at another
+  path: the archive moved, or mounted elsewhere.
 - ``.xvertfast-JOB.lock``: held (``flock``) while the job runs, so that a second job
   into the same folder is refused instead of racing the first (and removing its temporaries).
 
@@ -48,6 +48,16 @@ JOB_FILE, LEDGER_FILE, LOCK_FILE = JOB_STATE_FILES = job_files("enhance")
 def _identity(path: str) -> str:
     """The input as the ledger names it: its real path, however it was reached (links, cwd)."""
     return os.path.realpath(path)
+
+
+def _moved_here(recorded: str | None, recorded_stat, input_path: str, stat) -> bool:
+    """Whether ``input_path`` is the recorded input reached at another path (the archive moved,
+    or mounted elsewhere; rsync -a and cp -p keep times): the same file name, size and
+    modification time, where that time has sub-second digits to tell files apart. Where it
+    has none (FAT, many network shares), the DICOM files of one series can share size and
+    time, and no such guess is made."""
+    return (recorded_stat is not None and recorded_stat == stat and stat[1] % 1_000_000_000 != 0
+            and os.path.basename(recorded or "") == os.path.basename(_identity(input_path)))  # fmt: skip
 
 
 class JobFolder:
@@ -160,9 +170,7 @@ class JobFolder:
                               f"{os.path.join(self.out_dir, self._ledger_file)}): it is left alone; move it away or "
                               "use another output folder")  # fmt: skip
         stat = file_state(input_path)
-        # another path with the recorded size and modification time (to the ns) is the same file,
-        # reached another way: the archive moved, or mounted elsewhere (rsync -a and cp -p keep both)
-        moved = entry.get("stat") is not None and entry.get("stat") == stat
+        moved = _moved_here(entry.get("input"), entry.get("stat"), input_path, stat)
         if entry.get("input") != _identity(input_path) and not moved and not self.overwrite:
             return "refuse", f"{out} holds the output of another input, {entry.get('input')} (--overwrite replaces it)"
         finished = entry.get("state") == "done" and entry.get("settings") == self.key
