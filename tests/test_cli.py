@@ -77,6 +77,11 @@ def test_evaluate_refuses_unusable_report_folders_without_a_traceback(tmp_path, 
     assert main(["evaluate", image, "-o", str(mine), *args]) == 2
     assert "holds files and no evaluation" in capsys.readouterr().err
     assert (mine / "summary.md").read_text() == "my own notes"
+    browsed = tmp_path / "browsed"  # what file browsers leave in an empty folder does not count
+    browsed.mkdir()
+    (browsed / ".DS_Store").write_bytes(b"x")
+    (browsed / "Thumbs.db").write_bytes(b"x")
+    assert main(["evaluate", image, "-o", str(browsed), *args]) == 0
     (tmp_path / "empty").mkdir()
     assert main(["evaluate", str(tmp_path / "empty"), "-o", str(tmp_path / "r"), *args]) == 1
     assert "no image files found" in capsys.readouterr().err and not (tmp_path / "r").exists()

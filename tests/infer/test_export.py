@@ -219,6 +219,20 @@ def test_an_export_folder_holds_one_models_stages(model, tmp_path, monkeypatch, 
             OnnxRuntimeBackend(mixed, torch.device("cpu"))
 
 
+def test_a_tensorrt_export_builds_from_the_onnx_set_of_this_model_only(model, tmp_path, seed):
+    needs_export()
+    from xvertfast.infer.export import _matching_onnx_set
+
+    paths = export_onnx(model, tmp_path / "out", tile=TILE)  # `--format onnx` first, then tensorrt into it
+    sha = fingerprint(model)
+    assert _matching_onnx_set(str(tmp_path / "out"), 2, sha, TILE, False) == paths
+    assert _matching_onnx_set(str(tmp_path / "out"), 2, sha, TILE + 32, False) is None  # another tile
+    assert _matching_onnx_set(str(tmp_path / "out"), 2, sha, TILE, True) is None  # another precision
+    assert _matching_onnx_set(str(tmp_path / "out"), 2, "0" * 64, TILE, False) is None  # another model
+    (tmp_path / "out" / "stage3.onnx").write_text("x")
+    assert _matching_onnx_set(str(tmp_path / "out"), 2, sha, TILE, False) is None  # not exactly its set
+
+
 def test_the_onnx_backend_runs_the_precision_of_its_graphs(model, tmp_path):
     needs_export()
     from xvertfast.infer.onnx_backend import OnnxRuntimeBackend

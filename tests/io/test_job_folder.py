@@ -165,7 +165,9 @@ def test_a_folder_of_an_earlier_version_is_adopted(tmp_path, model_dir, seed, ca
     del job["settings"]["precision"]
     (out / JOB_FILE).write_text(json.dumps(job))
     capsys.readouterr()
-    assert run(model_dir, src, "-o", out) == 0
+    assert run(model_dir, src / "a.png", "-o", out) == 0  # the first run after the upgrade meets only a
+    assert "0 done, 1 skipped" in capsys.readouterr().out
+    assert run(model_dir, src, "-o", out) == 0  # b, unmet then, is still that version's output
     assert "0 done, 2 skipped" in capsys.readouterr().out
     assert run(model_dir, src, "-o", out, "--overwrite") == 0
     assert "2 done, 0 skipped" in capsys.readouterr().out
@@ -268,6 +270,7 @@ def test_nothing_found_is_an_error(tmp_path, model_dir, capsys):  # noqa: F811
     (tmp_path / "empty").mkdir()
     assert run(model_dir, tmp_path / "empty", "-o", tmp_path / "out") == 1
     assert "no image files found" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # nothing to do: no folder, no ledger
 
 
 @pytest.mark.parametrize("workers", ["0", "-3", "1000"])
@@ -343,9 +346,9 @@ def test_an_archive_moved_elsewhere_resumes(tmp_path, model_dir, seed, capsys): 
     capsys.readouterr()
     assert run(model_dir, tmp_path / "moved", "-o", out) == 0
     assert "0 done, 2 skipped" in capsys.readouterr().out
-    Image.fromarray(np.full((64, 64), 7, np.uint8)).save(tmp_path / "moved" / "p1" / "a.png")  # then edited
-    assert run(model_dir, tmp_path / "moved", "-o", out) == 1  # another file now: refused, not redone in silence
-    assert "holds the output of another input" in capsys.readouterr().err
+    write_pngs(tmp_path / "moved", seed + 7, ["p1/a.png"])  # then edited at its new place: redone there
+    assert run(model_dir, tmp_path / "moved", "-o", out) == 0
+    assert "1 done, 1 skipped" in capsys.readouterr().out
 
 
 def test_a_moved_input_is_recognised_only_by_name_size_and_a_fine_time(tmp_path):
@@ -358,12 +361,15 @@ def test_a_moved_input_is_recognised_only_by_name_size_and_a_fine_time(tmp_path)
     for path in (first, second):
         path.write_bytes(b"x" * 100)  # a series' files: one size
         os.utime(path, ns=(1_700_000_000_123_456_789, 1_700_000_000_123_456_789))
-    recorded = os.path.realpath(first)
-    assert _moved_here(recorded, file_state(str(first)), str(second), file_state(str(second)))
+    recorded, recorded_stat = os.path.realpath(first), file_state(str(first))
+    # both there: two series' files of one name and size, not one file moved
+    assert not _moved_here(recorded, recorded_stat, str(second), file_state(str(second)))
+    os.remove(first)  # the recorded one gone: this is it, moved
+    assert _moved_here(recorded, recorded_stat, str(second), file_state(str(second)))
     os.rename(second, tmp_path / "b" / "IM2.dcm")  # another name
-    assert not _moved_here(recorded, file_state(str(first)), str(tmp_path / "b" / "IM2.dcm"),
+    assert not _moved_here(recorded, recorded_stat, str(tmp_path / "b" / "IM2.dcm"),
                            file_state(str(tmp_path / "b" / "IM2.dcm")))  # fmt: skip
-    os.rename(tmp_path / "b" / "IM2.dcm", second)  # its name back, and times of whole seconds (FAT, many shares)
-    for path in (first, second):
-        os.utime(path, ns=(1_700_000_000 * 10**9, 1_700_000_000 * 10**9))
-    assert not _moved_here(recorded, file_state(str(first)), str(second), file_state(str(second)))
+    os.rename(tmp_path / "b" / "IM2.dcm", second)  # its name back, and a time of whole seconds (FAT, shares)
+    os.utime(second, ns=(1_700_000_000 * 10**9, 1_700_000_000 * 10**9))
+    whole = [100, 1_700_000_000 * 10**9]
+    assert not _moved_here(recorded, whole, str(second), file_state(str(second)))

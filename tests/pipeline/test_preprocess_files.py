@@ -204,6 +204,7 @@ def test_nothing_found_and_an_unusable_output_folder(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["preprocess", str(tmp_path / "empty"), "-o", str(tmp_path / "o"), "-q"]) == 1
     assert "no image files found" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # nothing to do: no folder, no ledger
     Image.fromarray(radiograph_like(0)).save(tmp_path / "a.png")
     (tmp_path / "file").write_text("x")
     assert main(["preprocess", str(tmp_path / "a.png"), "-o", str(tmp_path / "file"), "-q"]) == 2

@@ -234,6 +234,8 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
         raise ValueError(f"workers must be 1 to {MAX_WORKERS}, got {workers}")
     start = time.perf_counter()
     files = discover(inputs, exclude=[out_dir])
+    if not files:  # nothing to do: the output folder is not made (found = 0 says why)
+        return BatchSummary(seconds=time.perf_counter() - start)
     if preview and os.path.isfile(preview):
         from xvertfast.infer.preview import is_preview
 

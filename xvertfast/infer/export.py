@@ -9,8 +9,9 @@ file first, all renamed once all are made, and a higher-numbered stage file an e
 of a deeper model left is removed, so an interrupted export leaves no file that looks complete
 and a folder pairs stages of two models only if a kill falls between the renames. Each ONNX
 and AOTI file's metadata names its model, stage, stage count and precision, and
-:class:`~xvertfast.infer.onnx_backend.OnnxRuntimeBackend` and :func:`load_aoti` check them
-(TensorRT engines carry no such metadata: they are rebuilt from the ONNX files beside them).
+:class:`~xvertfast.infer.onnx_backend.OnnxRuntimeBackend` and :func:`load_aoti` check them.
+TensorRT engines carry no such metadata: a TensorRT export builds them from the ONNX set it
+finds there for this model (or writes one), and with ``overwrite`` removes older engines first.
 
 I/O is float32 at every precision: an fp16 export holds fp16 weights and casts its inputs to
 fp16 and its output back to float32 inside the graph, so callers never change, and TensorRT 11
@@ -296,6 +297,23 @@ def check_stage_set(paths: list[str], metadata: list[dict[str, str]]) -> None:
                              f"{wanted[3]}): export the model again into an empty folder")  # fmt: skip
 
 
+def _matching_onnx_set(out_dir: str, count: int, sha: str, tile: int, fp16: bool) -> list[str] | None:
+    """The stage ONNX files in ``out_dir`` if they are exactly this model's export at this tile
+    and precision (by their metadata), else None."""
+    if _stage_files(out_dir, ".onnx") != sorted(f"stage{k + 1}.onnx" for k in range(count)):
+        return None
+    paths = [os.path.join(out_dir, f"stage{k + 1}.onnx") for k in range(count)]
+    try:
+        metadata = [read_onnx_metadata(p) for p in paths]
+        check_stage_set(paths, metadata)
+    except Exception:  # unreadable, or another model's: not this export
+        return None
+    first = metadata[0]
+    wanted = (sha, str(tile), "fp16" if fp16 else "fp32")
+    return paths if (first.get("xvertfast.model_sha256"), first.get("xvertfast.tile"),
+                     first.get("xvertfast.precision")) == wanted else None  # fmt: skip
+
+
 class _CheckedPackage:
     """An AOTInductor stage package that refuses inputs outside what it was compiled for."""
 
@@ -369,9 +387,17 @@ def export_model(model_path_or_model: str | os.PathLike | XVertNet, out: str | o
     if dev.type != "cuda":
         raise RuntimeError("TensorRT engines are built on and for a CUDA GPU; none is used here "
                            f"(device {dev}); export to onnx instead")  # fmt: skip
-    if not overwrite:
-        os.makedirs(os.fspath(out), exist_ok=True)
-        _refuse_existing(os.fspath(out), ".engine")
-    onnx_paths = export_onnx(model, out, tile=tile, fp16=fp16, overwrite=overwrite)
+    out = os.fspath(out)
+    os.makedirs(out, exist_ok=True)
+    if overwrite:  # engines carry no metadata: none of an older export may stay beside the new ONNX set
+        for name in _stage_files(out, ".engine"):
+            os.remove(os.path.join(out, name))
+    else:
+        _refuse_existing(out, ".engine")
+    sha = fingerprint(model)
+    # the ONNX set an `--format onnx` export of this model wrote there is what the engines build from
+    onnx_paths = _matching_onnx_set(out, len(model.stages), sha, tile, fp16)
+    if onnx_paths is None:
+        onnx_paths = export_onnx(model, out, tile=tile, fp16=fp16, sha=sha, overwrite=overwrite)
     cached = [build_engine(p, max_batch=max_batch, device=dev, cache_dir=cache_dir) for p in onnx_paths]
     return _write_stage_set(os.fspath(out), ".engine", len(cached), lambda k, tmp: shutil.copyfile(cached[k], tmp))

@@ -41,6 +41,10 @@ def job_files(job: str) -> tuple[str, str, str]:
     return f".xvertfast-{job}.json", f".xvertfast-{job}-outputs.jsonl", f".xvertfast-{job}.lock"
 
 
+#: The first line of a ledger started in a folder of an xvertfast before ledgers: the outputs it
+#: does not name are that version's, adopted as they are met, in every later run too.
+LEGACY_MARK = "adopts_unrecorded_outputs"
+
 #: Those of ``xvertfast enhance``.
 JOB_FILE, LEDGER_FILE, LOCK_FILE = JOB_STATE_FILES = job_files("enhance")
 
@@ -51,13 +55,15 @@ def _identity(path: str) -> str:
 
 
 def _moved_here(recorded: str | None, recorded_stat, input_path: str, stat) -> bool:
-    """Whether ``input_path`` is the recorded input reached at another path (the archive moved,
-    or mounted elsewhere; rsync -a and cp -p keep times): the same file name, size and
-    modification time, where that time has sub-second digits to tell files apart. Where it
-    has none (FAT, many network shares), the DICOM files of one series can share size and
-    time, and no such guess is made."""
+    """Whether ``input_path`` is the recorded input moved to another path (the archive moved,
+    or mounted elsewhere; rsync -a and cp -p keep times): the recorded path is gone, and this
+    file has its name, size and modification time, a time with sub-second digits. Where the
+    recorded file is still there, this is another file (series of a DICOM export reuse names
+    and sizes); where times have no sub-second digits (FAT, many network shares), files
+    written together share them: no such guess is made."""
     return (recorded_stat is not None and recorded_stat == stat and stat[1] % 1_000_000_000 != 0
-            and os.path.basename(recorded or "") == os.path.basename(_identity(input_path)))  # fmt: skip
+            and os.path.basename(recorded or "") == os.path.basename(_identity(input_path))
+            and not os.path.lexists(recorded))  # fmt: skip
 
 
 class JobFolder:
@@ -84,7 +90,8 @@ class JobFolder:
         self.settings = settings
         self.key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
         ledger = os.path.join(out_dir, self._ledger_file)
-        # a job of an xvertfast before the ledger: its outputs are adopted as they are met
+        # a job of an xvertfast before the ledger: its outputs are adopted as they are met, in
+        # this run and later ones (the ledger's first line says so: a run may meet only some)
         self._legacy = os.path.exists(os.path.join(out_dir, self._job_file)) and not os.path.exists(ledger)
         self._fd = None
         try:
@@ -94,6 +101,8 @@ class JobFolder:
             self._fd = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             if os.fstat(self._fd).st_size and not ends_with_newline(ledger):
                 self._write("\n", durable=True)  # after a line a kill cut short: the next starts afresh
+            if self._legacy and not os.fstat(self._fd).st_size:
+                self._write(json.dumps({LEGACY_MARK: True}) + "\n", durable=True)
         except BaseException:
             self.close()
             raise
@@ -145,6 +154,9 @@ class JobFolder:
                 for line in f:
                     try:
                         entry = json.loads(line)
+                        if entry.get(LEGACY_MARK):
+                            self._legacy = True
+                            continue
                         entries[entry["output"].replace(os.sep, "/")] = entry  # a ledger written on Windows
                     except (ValueError, KeyError, TypeError):  # a line cut short by a kill
                         continue
@@ -170,9 +182,14 @@ class JobFolder:
                               f"{os.path.join(self.out_dir, self._ledger_file)}): it is left alone; move it away or "
                               "use another output folder")  # fmt: skip
         stat = file_state(input_path)
-        moved = _moved_here(entry.get("input"), entry.get("stat"), input_path, stat)
-        if entry.get("input") != _identity(input_path) and not moved and not self.overwrite:
-            return "refuse", f"{out} holds the output of another input, {entry.get('input')} (--overwrite replaces it)"
+        if entry.get("input") != _identity(input_path):
+            if _moved_here(entry.get("input"), entry.get("stat"), input_path, stat):
+                if entry.get("state") == "done" and entry.get("settings") == self.key:  # recorded at its new
+                    # path (with what it was made with), so that a later edit there is redone, not refused
+                    self.finished(input_path, out, stat)
+                    entry = self._ledger[self._rel(out)]
+            elif not self.overwrite:
+                return "refuse", f"{out} holds the output of another input, {entry.get('input')} (--overwrite replaces it)"
         finished = entry.get("state") == "done" and entry.get("settings") == self.key
         if finished and entry.get("stat") == stat and not self.overwrite:
             return "done", None
