@@ -1,8 +1,8 @@
 """matplotlib as the figures of xvertfast use it: the file-only backend, and no font noise.
 
-Log-scaled axes draw their tick labels with mathtext, and where matplotlib's bundled fonts
-are missing it logs a "findfont: ... not found" line per glyph family (17 lines per
-figure seen on a training run); the fallback it takes is fine, so those lines are silenced.
+Log-scaled axes draw their tick labels with mathtext, and where matplotlib's fonts are
+missing it logs "findfont: Font family [...] not found" lines (seen here for STIXGeneral on a
+log-scaled plot); the fallback it takes is fine, so those lines are silenced.
 """
 
 from __future__ import annotations

@@ -70,11 +70,12 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
 def _check_report_folder(out_dir: str) -> None:
     """The report goes into a new or empty folder, or one an evaluation wrote (its journal
     there): its files (summary.md, report.html, ...) would replace others' of those names."""
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+    if not os.path.exists(out_dir):
+        return
+    if not os.path.isdir(out_dir):
         raise ValueError(f"report folder {out_dir} is a file")
     clutter = {"Thumbs.db", "desktop.ini"}  # and dot files (.DS_Store): what file browsers leave in a folder
-    files = [name for name in os.listdir(out_dir) if not name.startswith(".") and name not in clutter] if (
-        os.path.isdir(out_dir)) else []  # fmt: skip
+    files = [name for name in os.listdir(out_dir) if not name.startswith(".") and name not in clutter]
     if files and not os.path.exists(os.path.join(out_dir, JOURNAL_FILE)):
         raise ValueError(f"{out_dir} holds files and no evaluation (no {JOURNAL_FILE}): the report would replace "
                          "files of its names there; give it a new or empty folder")  # fmt: skip

@@ -59,7 +59,6 @@ from xvertfast._extension import cuda_kernels_available
 from xvertfast.infer.backends import make_backend, resolve_device, resolve_precision
 from xvertfast.model import XVertNet, load_model, model_tile
 from xvertfast.preprocess import find_spine, preprocess
-from xvertfast.preprocess.inputs import check_unit_pixels
 from xvertfast.preprocess.spine import Box, Spine
 
 __all__ = ["Enhancer", "EnhanceResult", "Prepared", "MODES", "BRIGHTNESS", "FEATHER", "FULL_OVERLAP", "SPINE_SHIFT"]
@@ -195,16 +194,16 @@ class Enhancer:
         """Preprocesses one image ([H, W] in [0, 1], or a Radiograph) and cuts its tiles."""
         pixels = getattr(pixels, "pixels", pixels)
         source = pixels.detach().cpu() if isinstance(pixels, torch.Tensor) else torch.as_tensor(np.asarray(pixels))
-        check_unit_pixels(source, "enhance")
-        arr = np.ascontiguousarray(source.float().numpy(), dtype=np.float32)
-        if arr.ndim != 2 or arr.size == 0:
-            raise ValueError(f"enhance: pixels must be [H, W] with H, W >= 1, got shape {arr.shape}")
-        if spine is not None and tuple(spine.shape) != arr.shape:
+        if source.dim() != 2 or source.numel() == 0:
+            raise ValueError(f"enhance: pixels must be [H, W] with H, W >= 1, got shape {tuple(source.shape)}")
+        if spine is not None and tuple(spine.shape) != tuple(source.shape):
             raise ValueError(f"enhance: the spine given was found on a {spine.shape[0]}x{spine.shape[1]} image, "
-                             f"this one is {arr.shape[0]}x{arr.shape[1]}")  # fmt: skip
+                             f"this one is {source.shape[0]}x{source.shape[1]}")  # fmt: skip
         t0 = time.perf_counter()
         m = self.model
-        pp = preprocess(torch.from_numpy(arr).to(self.prepare_device), m.lam, m.alpha, m.eps, method=self.wls_method)
+        # preprocess checks the pixels (floats in [0, 1]: check_unit_pixels) before anything else
+        pp = preprocess(source.to(self.prepare_device), m.lam, m.alpha, m.eps, method=self.wls_method)
+        arr = np.ascontiguousarray(source.float().numpy(), dtype=np.float32)
         spine = spine or find_spine(arr)
         H, W = arr.shape
         if self.mode == "spine":
