@@ -80,6 +80,7 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
 
 def _cmd_enhance(args: argparse.Namespace) -> int:
     from xvertfast.infer import Enhancer
+    from xvertfast.io.files import NothingFound
 
     try:
         enhancer = Enhancer(args.model, device=args.device, backend=args.backend, mode=args.mode,
@@ -88,11 +89,11 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
         summary = enhancer.enhance_files(args.inputs, args.output, fmt=args.format, overwrite=args.overwrite,
                                          workers=args.workers, report=args.report, progress=not args.quiet,
                                          log=lambda msg: print(msg, file=sys.stderr), preview=args.preview)  # fmt: skip
+    except NothingFound:
+        return _nothing_found(args.inputs)
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if not summary.found:
-        return _nothing_found(args.inputs)
     print(summary.line())
     for rec in summary.warned:  # repeated here: on a long job the first mention has scrolled away
         for warning in rec.warnings:

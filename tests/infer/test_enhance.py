@@ -20,6 +20,7 @@ from xvertfast.cli import main
 from xvertfast.infer import Enhancer
 from xvertfast.infer.backends import StageBackend
 from xvertfast.infer.batch import JOB_FILE
+from xvertfast.io.files import NothingFound
 from xvertfast.io.job_folder import JOB_STATE_FILES
 from xvertfast.io import read_image
 from xvertfast.model import XVertNet, XVertNetStage, save_model
@@ -286,6 +287,25 @@ def test_cli_end_to_end(tmp_path, model_dir, seed, capsys):
         assert main(args + other) == 2  # other settings into the same folder: refused
         err = capsys.readouterr().err
         assert "with other settings" in err and f"-> '{other[1]}'" in err  # says which one differs
+
+
+def test_nothing_found_is_an_error_before_any_output_folder(tmp_path, model_dir, seed, capsys):
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "out"
+    enhancer = Enhancer(str(model_dir), device="cpu")
+    with pytest.raises(NothingFound, match="no image files found"):
+        enhancer.enhance_files([str(tmp_path / "empty")], str(out), progress=False)
+    assert not out.exists()
+    args = ["--model", str(model_dir), "--device", "cpu", "-q"]
+    assert main(["enhance", str(tmp_path / "empty"), "-o", str(out), *args]) == 1
+    assert "no image files found" in capsys.readouterr().err and not out.exists()
+    src = make_inputs(tmp_path, seed)
+    sheet = tmp_path / "empty" / "preview.png"  # an earlier run's sheet is all there is: not an input
+    assert main(["enhance", str(src / "good0.png"), "-o", str(tmp_path / "o1"), *args, "--preview", str(sheet)]) == 0
+    assert sheet.exists()
+    with pytest.raises(NothingFound):
+        enhancer.enhance_files([str(tmp_path / "empty")], str(out), progress=False, preview=str(sheet))
+    assert not out.exists()
 
 
 def test_full_mode_and_formats(tmp_path, model_dir, seed, capsys):

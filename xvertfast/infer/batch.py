@@ -36,7 +36,7 @@ from tqdm import tqdm
 from xvertfast import __version__
 from xvertfast.io import ImageReadError, Radiograph, require_content, write_image
 from xvertfast.io.errors import ImageWriteError
-from xvertfast.io.files import InputFile, discover, file_state, image_extension, output_path, read_input
+from xvertfast.io.files import InputFile, NothingFound, discover, file_state, image_extension, output_path, read_input
 from xvertfast.io.read import sniff_format
 from xvertfast.io.job_folder import JOB_FILE, JobFolder
 from xvertfast.io.write import FORMAT_EXTENSIONS, WRITE_FORMATS, atomic_write, disk_full, remove_stale_parts
@@ -215,7 +215,8 @@ def default_workers() -> int:
 def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", overwrite: bool = False,
                   workers: int | None = None, report: str | None = None, progress: bool = True,
                   log=print, preview: str | None = None) -> BatchSummary:  # fmt: skip
-    """Enhances every input into ``out_dir`` (see the module docstring); never raises for a bad file.
+    """Enhances every input into ``out_dir`` (see the module docstring); never raises for a bad file,
+    raises :class:`~xvertfast.io.files.NothingFound` when no input is found.
 
     Args:
         enhancer: a configured :class:`~xvertfast.infer.Enhancer`.
@@ -234,13 +235,13 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
         raise ValueError(f"workers must be 1 to {MAX_WORKERS}, got {workers}")
     start = time.perf_counter()
     files = discover(inputs, exclude=[out_dir])
-    if not files:  # nothing to do: the output folder is not made (found = 0 says why)
-        return BatchSummary(seconds=time.perf_counter() - start)
-    if preview and os.path.isfile(preview):
+    if files and preview and os.path.isfile(preview):
         from xvertfast.infer.preview import is_preview
 
         if is_preview(preview):  # the sheet an earlier run drew among the inputs: not an input
             files = [f for f in files if os.path.realpath(f.path) != os.path.realpath(preview)]
+    if not files:  # before the output folder is made, as preprocess, train and evaluate do
+        raise NothingFound(inputs)
     _check_side_files(files, report=report, preview=preview)
     settings = _job_settings(enhancer, fmt)  # hashes every weight: once per job
     job = JobFolder(out_dir, settings, overwrite)
