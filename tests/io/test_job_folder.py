@@ -115,17 +115,23 @@ def test_the_input_folder_as_output_folder_replaces_nothing(tmp_path, model_dir,
         assert run(model_dir, src, "-o", src, "--format", fmt) == 2
         assert "own output folder" in capsys.readouterr().err
     assert (src / "a.png").read_bytes() == before and sorted(p.name for p in src.iterdir()) == ["a.png"]
-    # a listed input whose output would land on an input is refused per file
+    # an input given in the output folder, directly or listed, is refused before the job starts:
+    # the job's markers there would make a later search of a folder above pass a.png over
     listing = tmp_path / "list.txt"
     listing.write_text("a.png\n")
     cwd = os.getcwd()
     os.chdir(src)
     try:
-        assert run(model_dir, f"@{listing}", "-o", ".") == 1
+        assert run(model_dir, f"@{listing}", "-o", ".") == 2
+        assert run(model_dir, "a.png", "-o", ".") == 2
     finally:
         os.chdir(cwd)
-    assert "would replace an input" in capsys.readouterr().err
-    assert (src / "a.png").read_bytes() == before
+    assert capsys.readouterr().err.count("is inside the job's output folder") == 2
+    assert main(["preprocess", str(src / "a.png"), "-o", str(src), "-q"]) == 2  # would write a_xp.png beside it
+    assert "is inside the job's output folder" in capsys.readouterr().err
+    assert sorted(p.name for p in src.iterdir()) == ["a.png"] and (src / "a.png").read_bytes() == before
+    assert run(model_dir, tmp_path, "-o", tmp_path / "out") == 0  # so a search from above still finds it
+    assert (tmp_path / "out" / "in" / "a.png").exists()
 
 
 def test_a_torn_ledger_line_then_a_kill_still_knows_its_outputs(tmp_path, model_dir, seed, capsys, monkeypatch):  # noqa: F811

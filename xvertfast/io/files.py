@@ -73,9 +73,6 @@ def _from_folder(folder: str, exclude: set[str]) -> list[InputFile]:
     folders of other xvertfast jobs (:data:`JOB_FOLDER_MARKERS`) are not entered; a folder that
     cannot be listed comes back as an entry with its ``problem``."""
     top = os.path.realpath(folder)
-    if top in exclude:
-        raise ValueError(f"{folder} is the job's own output folder; give the outputs a folder of their own "
-                         f"(e.g. {os.path.join(folder, 'enhanced')})")  # fmt: skip
     found, seen = [], {top}
 
     def unlisted(exc: OSError) -> None:
@@ -100,6 +97,21 @@ def _from_folder(folder: str, exclude: set[str]) -> list[InputFile]:
             path = os.path.join(root, name)
             found.append(InputFile(path, os.path.relpath(path, folder)))
     return found
+
+
+def _refuse_inside(path: str, exclude: set[str]) -> None:
+    """Refuses an input that is, or lies inside, one of the job's output folders: outputs mixed
+    with inputs are taken for inputs by a rerun, and the folder's job markers would make a later
+    search of a folder above pass the inputs in it over as a job's outputs."""
+    real = os.path.realpath(path)
+    for folder in exclude:
+        if real == folder and os.path.isdir(path):
+            raise ValueError(f"{path} is the job's own output folder; give the outputs a folder of their own "
+                             f"(e.g. {os.path.join(path, 'enhanced')})")  # fmt: skip
+        same_drive = os.path.splitdrive(folder)[0] == os.path.splitdrive(real)[0]
+        if same_drive and os.path.commonpath([folder, real]) == folder:
+            raise ValueError(f"{path} is inside the job's output folder {folder}; give the outputs a folder "
+                             "apart from the inputs")  # fmt: skip
 
 
 def _listed_rel(path: str) -> str:
@@ -130,7 +142,9 @@ def _from_list(list_path: str, exclude: set[str]) -> list[InputFile]:
             path = path.strip()
             if path.startswith("@"):  # a list of lists
                 out.extend(_from_list(path[1:], exclude))
-            elif os.path.isdir(path):
+                continue
+            _refuse_inside(path, exclude)
+            if os.path.isdir(path):
                 out.extend(InputFile(g.path, g.rel, tag or g.photometric) for g in _from_folder(path, exclude))
             else:
                 out.append(InputFile(path, _listed_rel(path), tag))
@@ -144,14 +158,17 @@ def discover(inputs: list[str], exclude: list[str] = ()) -> list[InputFile]:
     A line of an ``@list`` may end with a tab and ``MONOCHROME1``: that PNG/JPEG file stores
     bone dark and is inverted on reading (``read_image(..., photometric=...)``). Relative
     paths in a list are taken from the current folder, as on the command line. Folders in
-    ``exclude`` (a job's output folder inside an input folder) are not searched.
+    ``exclude`` (a job's output folder inside an input folder) are not searched, and an input
+    given in one of them is refused (ValueError).
     """
     skip = {os.path.realpath(e) for e in exclude}
     out: list[InputFile] = []
     for item in inputs:
         if item.startswith("@"):
             out.extend(_from_list(item[1:], skip))
-        elif os.path.isdir(item):
+            continue
+        _refuse_inside(item, skip)
+        if os.path.isdir(item):
             out.extend(_from_folder(item, skip))
         else:
             out.append(InputFile(item, os.path.basename(item)))
