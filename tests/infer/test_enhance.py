@@ -308,6 +308,18 @@ def test_nothing_found_is_an_error_before_any_output_folder(tmp_path, model_dir,
     assert not out.exists()
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_named_pipe_among_the_inputs_fails_alone(tmp_path, model_dir, seed, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray((chest_like(seed) * 255).astype(np.uint8)).save(src / "a.png")
+    os.mkfifo(src / "pipe")  # extensionless, so its format was sniffed: the job waited for a writer
+    args = ["enhance", str(src), "-o", str(tmp_path / "out"), "--model", str(model_dir), "--device", "cpu", "-q"]
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    assert "1 done, 0 skipped, 1 failed" in captured.out and "pipe: not a regular file" in captured.err
+
+
 def test_full_mode_and_formats(tmp_path, model_dir, seed, capsys):
     src = tmp_path / "one.png"
     Image.fromarray(np.round(chest_like(seed) * 255).astype(np.uint8)).save(src)

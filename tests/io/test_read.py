@@ -386,6 +386,16 @@ def test_directory_and_missing_file(tmp_path):
         read_image(tmp_path / "absent.png")
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_named_pipe_is_refused_not_waited_on(tmp_path):
+    from xvertfast.io.read import sniff_format
+
+    os.mkfifo(tmp_path / "pipe")  # opening it for reading would block until a writer came
+    with pytest.raises(ImageReadError, match="pipe: not a regular file"):
+        read_image(tmp_path / "pipe")
+    assert sniff_format(str(tmp_path / "pipe")) is None
+
+
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root reads files whatever their mode")
 def test_unreadable_file(tmp_path):
     path = tmp_path / "locked.png"

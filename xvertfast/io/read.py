@@ -61,6 +61,8 @@ def sniff_format(path: str) -> str | None:
     """The format of a file by its content ("png", "tiff", "jpeg", "dicom", "jsrt"), or None
     when it cannot be read or is none of them: what an extensionless file holds."""
     try:
+        if not os.path.isfile(path):  # opening a named pipe would wait for a writer
+            return None
         size = os.path.getsize(path)
         with open(path, "rb") as f:
             head = f.read(132)
@@ -402,6 +404,8 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
         raise ImageReadError(p, "is a directory, not an image file")
     if not os.path.exists(p):
         raise ImageReadError(p, "no such file")
+    if not os.path.isfile(p):  # opening a named pipe would wait for a writer, a device read forever
+        raise ImageReadError(p, "not a regular file (a named pipe, socket or device)")
     try:
         size = os.path.getsize(p)
         with open(p, "rb") as f:
