@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from xvertfast.io import ImageReadError, read_image
+from xvertfast.samples import SAMPLE_DICOM
 
 from tests.conftest import CXR_DEV as DATA, needs_cxr_dev  # noqa: E402
 
@@ -488,6 +489,22 @@ def test_a_text_file_named_dcm_is_not_dicom(tmp_path):
     (tmp_path / "report.dcm").write_text("Findings: no acute disease.\n" * 10)
     with pytest.raises(ImageReadError, match="not DICOM"):
         read_image(tmp_path / "report.dcm")
+
+
+@pytest.mark.parametrize("kept", [0.3, 0.95])
+def test_a_cut_compressed_dicom_is_called_truncated_not_other_content(tmp_path, kept):
+    pydicom = pytest.importorskip("pydicom")
+    from pydicom.uid import RLELossless
+
+    ds = pydicom.dcmread(SAMPLE_DICOM)
+    ds.compress(RLELossless)  # encapsulated: pydicom reads a cut one as an empty data set
+    ds.save_as(tmp_path / "full.dcm")
+    data = (tmp_path / "full.dcm").read_bytes()
+    (tmp_path / "cut.dcm").write_bytes(data[: int(len(data) * kept)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # pydicom's own: end of file before the delimiter
+        with pytest.raises(ImageReadError, match="cut.dcm: truncated or corrupt DICOM"):
+            read_image(tmp_path / "cut.dcm")
 
 
 @pytest.mark.parametrize("photometric", ["MONOCHROME2", "MONOCHROME1"])

@@ -269,6 +269,9 @@ def _read_dicom(path: str, max_pixels: int, notes: list[str]):
         raise ImageReadError(path, f"cannot parse DICOM: {exc}") from None
     if "PixelData" not in ds and "FloatPixelData" not in ds:
         if not any(tag.group in (0x0008, 0x0010, 0x0020, 0x0028) for tag in ds.keys()):
+            if len(getattr(ds, "file_meta", None) or ()):  # pydicom gives up on a cut encapsulated data set
+                raise ImageReadError(path, "truncated or corrupt DICOM: its file meta header reads, "
+                                     "but no data set after it")  # fmt: skip
             raise ImageReadError(path, "not DICOM: no DICM marker and no DICOM elements")
         raise ImageReadError(path, "DICOM file has no pixel data (not an image, e.g. a report)")
     frames = _dicom_int(ds, "NumberOfFrames", 1, path)
