@@ -164,6 +164,40 @@ def test_jpeg(tmp_path):
     assert im.source_format == "jpeg" and im.bits_stored == 8 and im.shape == (32, 32)
 
 
+@pytest.mark.parametrize("planar", ["contig", "separate"])
+def test_colour_tiffs_keep_their_depth_interleaved_or_planar(tmp_path, seed, planar):
+    import tifffile
+
+    rng = np.random.default_rng(seed)
+    rgb = rng.integers(0, 4096, (3, 20, 24), dtype=np.uint16)  # 12-bit data in 16-bit samples
+    stored = rgb if planar == "separate" else np.moveaxis(rgb, 0, -1)
+    tifffile.imwrite(tmp_path / "c.tif", stored, photometric="rgb", planarconfig=planar)
+    im = read_image(tmp_path / "c.tif", warn=False)
+    assert im.shape == (20, 24) and im.values.dtype == np.uint16 and im.bits_stored == 12
+    luma = np.moveaxis(rgb, 0, -1).astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    np.testing.assert_array_equal(im.values, np.rint(luma))
+    # a planar page's shape is (3, H, W): the pixel limit is on H x W, before anything is decoded
+    with pytest.raises(ImageReadError, match="24x20 = 480 pixels, above the limit of 479"):
+        read_image(tmp_path / "c.tif", max_pixels=479)
+    assert read_image(tmp_path / "c.tif", max_pixels=480, warn=False).shape == (20, 24)
+
+
+def test_a_colour_dicom_becomes_monochrome2_luminance(tmp_path, seed):
+    pydicom = pytest.importorskip("pydicom")
+
+    rng = np.random.default_rng(seed)
+    rgb = rng.integers(0, 256, (16, 18, 3), dtype=np.uint8)
+    ds = pydicom.dcmread(SAMPLE_DICOM)
+    ds.PhotometricInterpretation, ds.SamplesPerPixel, ds.PlanarConfiguration = "RGB", 3, 0
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit, ds.Rows, ds.Columns = 7, 16, 18
+    ds.PixelData = rgb.tobytes()
+    ds.save_as(tmp_path / "c.dcm")
+    im = read_image(tmp_path / "c.dcm", warn=False)
+    assert im.photometric == "MONOCHROME2" and im.bits_stored == 8 and im.values.dtype == np.uint8
+    np.testing.assert_array_equal(im.values, np.rint(rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])))
+
+
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "P"])
 def test_colour_images_become_luminance_with_a_warning(tmp_path, mode):
     rows, cols = np.mgrid[0:10, 0:12]

@@ -85,6 +85,16 @@ def _bits_from_values(values: np.ndarray, container: int) -> int:
     return int(min(container, max(8, top.bit_length())))
 
 
+def _luminance(values: np.ndarray, notes: list[str], path: str) -> np.ndarray:
+    """The luminance (ITU-R 601 weights) of RGB(A) samples in the last axis, in the samples' own
+    type: integer samples stay integers of their depth, so the output keeps it."""
+    _luminance_note(notes, path, "RGB" if values.shape[-1] == 3 else "RGBA")
+    grey = values[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    if values.dtype.kind in "ui":
+        return np.rint(grey).astype(values.dtype)
+    return grey.astype(np.float32)
+
+
 def _luminance_note(notes: list[str], path: str, mode: str) -> None:
     notes.append(f"{path}: {mode} image converted to luminance (grayscale)")
 
@@ -139,7 +149,9 @@ def _read_tiff(path: str, max_pixels: int, notes: list[str]):
             shape = page.shape
             if len(shape) < 2:
                 raise ImageReadError(path, f"TIFF page has shape {shape}, not an image")
-            _check_pixels(path, shape[0], shape[1], max_pixels)
+            # from the tags: a planar page's shape is (samples, H, W)
+            _check_pixels(path, page.imagelength, page.imagewidth, max_pixels)
+            planar = page.samplesperpixel > 1 and int(page.planarconfig) == 2  # SEPARATE
             if len(tif.pages) > 1:
                 notes.append(f"{path}: TIFF has {len(tif.pages)} pages; reading the first")
             white_is_zero = flip = int(page.photometric) == 0  # MINISWHITE
@@ -152,16 +164,17 @@ def _read_tiff(path: str, max_pixels: int, notes: list[str]):
                 if "imagecodecs" not in str(exc):
                     raise
                 values, flip = _tiff_without_imagecodecs(path, compression, white_is_zero)
+                planar = False  # Pillow interleaves the samples
             info = {"format": "tiff", "shape": shape, "dtype": str(page.dtype), "bitspersample": page.bitspersample,
                     "compression": compression}  # fmt: skip
     except ImageReadError:
         raise
     except Exception as exc:  # tifffile raises many types on corrupt data
         raise ImageReadError(path, f"cannot decode TIFF: truncated or corrupt ({exc})") from None
+    if planar and values.ndim == 3:
+        values = np.moveaxis(values, 0, -1)
     if values.ndim == 3 and values.shape[-1] in (3, 4):
-        _luminance_note(notes, path, "RGB" if values.shape[-1] == 3 else "RGBA")
-        rgb = values[..., :3].astype(np.float64)
-        values = (rgb @ np.array([0.299, 0.587, 0.114])).astype(np.float32)
+        values = _luminance(values, notes, path)
     if values.ndim != 2:
         raise ImageReadError(path, f"expected a single-channel image, decoded shape {values.shape}")
     if values.dtype == bool:  # 1-bit pages: as Pillow gives them, 0 and 255
@@ -295,13 +308,12 @@ def _read_dicom(path: str, max_pixels: int, notes: list[str]):
                                  "pip install 'xvertfast[dicom-codecs]' (pylibjpeg, python-gdcm)") from None  # fmt: skip
         raise ImageReadError(path, f"cannot decode DICOM pixel data ({name}): truncated or corrupt? ({exc})") from None
     samples = _dicom_int(ds, "SamplesPerPixel", 1, path)
-    if samples == 3 and arr.ndim == 3:
-        _luminance_note(notes, path, "RGB")
-        arr = (arr[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])).astype(np.float32)
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip()
+    if samples == 3 and arr.ndim == 3:  # pydicom hands YBR data over as RGB
+        arr, photometric = _luminance(arr, notes, path), "MONOCHROME2"
     if arr.ndim != 2:
         raise ImageReadError(path, f"expected a single-frame grayscale image, decoded shape {arr.shape}")
     bits = _dicom_int(ds, "BitsStored", 8 * arr.dtype.itemsize, path)
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip()
     signed = _dicom_int(ds, "PixelRepresentation", 0, path) == 1 and arr.dtype.kind == "i"
     try:
         values = apply_modality_lut(arr, ds)
