@@ -1,13 +1,15 @@
 """What the resumable jobs (enhance's ledger, evaluate's journal, train's checkpoint) share
-about the files they keep: saying which recorded setting differs, and appending to a
-line-per-record file after a kill cut its last line short. No dependencies in the package.
+about the files they keep: saying which recorded setting differs, appending to a
+line-per-record file after a kill cut its last line short, and the lock that keeps a second
+job out of a folder one is writing into. No dependencies in the package.
 """
 
 from __future__ import annotations
 
 import os
+from typing import IO
 
-__all__ = ["settings_changes", "ends_with_newline"]
+__all__ = ["settings_changes", "ends_with_newline", "hold_lock"]
 
 
 def settings_changes(previous, now: dict) -> str:
@@ -25,3 +27,22 @@ def ends_with_newline(path: str) -> bool:
     with open(path, "rb") as f:
         f.seek(-1, os.SEEK_END)
         return f.read(1) == b"\n"
+
+
+def hold_lock(path: str) -> IO | None:
+    """``path`` opened (created if missing) with an exclusive advisory lock (``flock``) that
+    lasts until the file is closed, or None where another process holds it: a job refuses to
+    share its folder instead of racing the other one (and removing its temporaries). Where
+    there is no flock (Windows), the file unlocked: one job per folder is then up to the user.
+    Raises OSError where the file cannot be opened."""
+    lock = open(path, "a")
+    try:
+        import fcntl
+    except ImportError:
+        return lock
+    try:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        return None
+    return lock

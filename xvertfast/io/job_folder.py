@@ -31,7 +31,7 @@ import threading
 from xvertfast import __version__
 from xvertfast.io.files import file_state
 from xvertfast.io.write import atomic_write
-from xvertfast.resume import ends_with_newline, settings_changes
+from xvertfast.resume import ends_with_newline, hold_lock, settings_changes
 
 __all__ = ["JobFolder", "job_files", "JOB_FILE", "LEDGER_FILE", "LOCK_FILE", "JOB_STATE_FILES"]
 
@@ -83,10 +83,13 @@ class JobFolder:
             raise ValueError(f"output folder {out_dir} is a file")
         try:
             os.makedirs(out_dir, exist_ok=True)
-            self._lock = open(os.path.join(out_dir, self._lock_file), "a")
+            lock = hold_lock(os.path.join(out_dir, self._lock_file))
         except OSError as exc:
             raise ValueError(f"cannot write into the output folder {out_dir}: {exc.strerror or exc}") from None
-        self._take_lock()
+        if lock is None:
+            raise ValueError(f"another xvertfast {job} is writing into {out_dir} (it holds "
+                             f"{os.path.join(out_dir, self._lock_file)}); wait for it, or use another folder")  # fmt: skip
+        self._lock = lock
         self.settings = settings
         self.key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
         ledger = os.path.join(out_dir, self._ledger_file)
@@ -114,18 +117,6 @@ class JobFolder:
             data = data[os.write(self._fd, data) :]
         if durable:
             os.fsync(self._fd)
-
-    def _take_lock(self) -> None:
-        try:
-            import fcntl
-        except ImportError:  # Windows: no advisory lock; one job per folder is then up to the user
-            return
-        try:
-            fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self._lock.close()
-            raise ValueError(f"another xvertfast {self.job} is writing into {self.out_dir} (it holds "
-                             f"{os.path.join(self.out_dir, self._lock_file)}); wait for it, or use another folder") from None  # fmt: skip
 
     def _check_settings(self) -> None:
         path = os.path.join(self.out_dir, self._job_file)
