@@ -95,6 +95,27 @@ def test_dicom_keeps_the_sources_character_set(tmp_path, seed):
     assert "Müller".encode("latin-1") in (tmp_path / "out.dcm").read_bytes()  # written in it, not as UTF-8
 
 
+def test_dicom_keeps_a_vendors_malformed_values_as_they_are(tmp_path, seed):
+    import pydicom
+
+    values = np.random.default_rng(seed).integers(0, 1024, size=(16, 24)).astype(np.uint16)
+    values[0, 0], values[0, 1] = 0, 1023  # the full range: written back as read
+    ds = make_dicom(tmp_path / "src.dcm", values, bits=10)
+    ds.PixelSpacing, ds.InstanceNumber = ["0.143", "0.143"], 98765
+    ds.save_as(tmp_path / "src.dcm", enforce_file_format=True)
+    data = (tmp_path / "src.dcm").read_bytes()  # pydicom writes no malformed values: edit the bytes
+    assert data.count(b"0.143\\0.143") == 1 and data.count(b"98765") == 1
+    data = data.replace(b"0.143\\0.143", b"0,143\\0,143").replace(b"98765", b"ab   ")  # a comma for the point
+    (tmp_path / "src.dcm").write_bytes(data)
+    src = read_image(tmp_path / "src.dcm", warn=False)
+    write_image(tmp_path / "out.dcm", src.pixels, like=src)  # was: could not convert string to float
+    out = read_image(tmp_path / "out.dcm", warn=False)
+    raw = pydicom.dcmread(tmp_path / "out.dcm")
+    assert raw.get_item("PixelSpacing").value.strip() == b"0,143\\0,143"
+    assert raw.get_item("InstanceNumber").value.strip() == b"ab"
+    np.testing.assert_array_equal(out.values, values)
+
+
 def test_never_overwrites_inputs_or_existing_files(tmp_path):
     Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "in.png")
     src = read_image(tmp_path / "in.png")

@@ -8,6 +8,7 @@ partial output (and a resumed batch can trust any output it finds).
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime
 import errno
 import os
@@ -156,8 +157,8 @@ def _write_dicom(tmp: str, unit: np.ndarray, bits: int, like: Radiograph | None,
                         "StudyDescription", "ReferringPhysicianName", "Modality", "BodyPartExamined",
                         "ViewPosition", "PixelSpacing", "ImagerPixelSpacing", "FrameOfReferenceUID",
                         "InstanceNumber", "PatientOrientation", "ImageLaterality", "Laterality"):  # fmt: skip
-            if keyword in src:
-                setattr(ds, keyword, src[keyword].value)
+            if keyword in src:  # the element as read: a vendor's "0,143" must not fail the output
+                ds.add(copy.deepcopy(src[keyword]))
     else:
         ds.StudyInstanceUID = generate_uid()
     if "Modality" not in ds:
