@@ -457,7 +457,8 @@ REPORT_DIR holding other files), 130 interrupted.""",
         "was trained with --width 16 --patch-size 256 --epochs-gc 100 --epochs-joint 30). "
         "The model is written to RUN_DIR/model: `xvertfast enhance ... --model RUN_DIR/model`. "
         "Exit code: 0 model written, 1 no image found, 2 bad settings, no readable image, RUN_DIR unusable "
-        "or holding a checkpoint without --resume, 130 interrupted (--resume continues).",
+        "(a file, another train running in it) or holding a checkpoint without --resume, 130 interrupted "
+        "(--resume continues).",
     )
     _add_job_arguments(tr, "RUN_DIR", "run folder", dest="data", metavar="DATA")
     tr.add_argument("--stages", type=_at_least(1), default=2, help="number of stages")

@@ -265,3 +265,27 @@ def test_bad_settings_fail_before_any_image_is_preprocessed(tmp_path, change, me
         train([str(data)], str(tmp_path / "run"), TrainConfig(**{**CONFIG.__dict__, **change}), progress=False,
               log=lambda m: None)  # fmt: skip
     assert not (tmp_path / "run" / "cache").exists()
+
+
+def test_a_second_run_in_the_same_folder_is_refused_while_one_trains_there(tmp_path, monkeypatch):
+    from xvertfast.train import loop
+
+    data = write_images(tmp_path / "data")
+    quiet = {"progress": False, "log": lambda m: None}
+    small = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 2, "epochs_joint": 0})
+    refusals = []
+    save_state = loop._save_state
+
+    def second_run_meanwhile(*args):  # another train into RUN_DIR while the first is between epochs
+        save_state(*args)
+        try:
+            train([str(data)], str(tmp_path / "run"), small, resume=True, **quiet)
+        except ValueError as exc:
+            refusals.append(str(exc))
+
+    monkeypatch.setattr(loop, "_save_state", second_run_meanwhile)
+    first = train([str(data)], str(tmp_path / "run"), small, **quiet)
+    assert len(refusals) == 3 and all("another xvertfast train is running in" in r for r in refusals)  # 2 epochs, 1 stage end
+    monkeypatch.setattr(loop, "_save_state", save_state)
+    again = train([str(data)], str(tmp_path / "run"), small, resume=True, **quiet)  # the lock went with the run
+    assert all(torch.equal(a, b) for a, b in zip(weights(first).values(), weights(again).values()))

@@ -34,7 +34,7 @@ from xvertfast.io.write import atomic_write
 from xvertfast.model import XVertNet, XVertNetStage, load_model, save_model
 from xvertfast.model.persistence import fingerprint
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
-from xvertfast.resume import settings_changes
+from xvertfast.resume import hold_lock, settings_changes
 from xvertfast.train.figures import JOINT_PHASE, kept_epoch, plot_curves, plot_preview
 from xvertfast.train.data import RoiSet, load_rois, random_patches, shift_augment, split_by_image
 from xvertfast.train.losses import XVertNetLoss
@@ -307,6 +307,24 @@ class _Curves:
             self.log("note: curves.png not drawn: matplotlib is not installed (pip install 'xvertfast[eval]')")
 
 
+#: Held (flock) while a run trains in RUN_DIR: a second ``train`` there is refused, not left to
+#: mix its epochs with the first's.
+LOCK_FILE = ".xvertfast-train.lock"
+
+
+def _lock_run_dir(run_dir: str):
+    """RUN_DIR (created if needed) locked for this run: the open lock file; closing it unlocks."""
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise ValueError(f"RUN_DIR {run_dir} is a file")
+    os.makedirs(run_dir, exist_ok=True)
+    path = os.path.join(run_dir, LOCK_FILE)
+    lock = hold_lock(path)
+    if lock is None:
+        raise ValueError(f"another xvertfast train is running in {run_dir} (it holds {path}); wait for it to "
+                         "finish, or use another RUN_DIR")  # fmt: skip
+    return lock
+
+
 def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = False, progress: bool = True,
           stop_after_epochs: int | None = None, log=print) -> XVertNet:  # fmt: skip
     """Trains an XVertNet on the images ``inputs`` (files, folders, @lists) into ``run_dir``.
@@ -316,13 +334,24 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     ``curves.png`` and ``preview_stage{k}.png`` (the losses per stage, a few validation ROIs
     through each finished stage: :mod:`xvertfast.train.figures`, with matplotlib),
     ``stage{k}_data-<digest of stage k-1>.npy`` (inputs of later stages, memory-mapped too) and ``model/`` (the
-    trained model, loadable with :func:`xvertfast.load_model`). ``stop_after_epochs`` ends the call
+    trained model, loadable with :func:`xvertfast.load_model`) and :data:`LOCK_FILE`, held while the
+    run goes on (a second run in ``run_dir`` is refused). ``stop_after_epochs`` ends the call
     after that many epochs (a controlled "kill", for tests); ``resume=True`` continues.
     """
     config.check()
     device = _device(config.device)
     _check_amp(config, device, log)
     init = _initial_model(config)  # a mismatch is said before any image is preprocessed
+    lock = _lock_run_dir(run_dir)
+    try:
+        return _train(inputs, run_dir, config, device, init, resume, progress, stop_after_epochs, log)
+    finally:
+        lock.close()
+
+
+def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.device, init: XVertNet | None,
+           resume: bool, progress: bool, stop_after_epochs: int | None, log) -> XVertNet:  # fmt: skip
+    """:func:`train`, in a run folder this process holds the lock of."""
     ckpt_dir = os.path.join(run_dir, "checkpoint")
     state_path = os.path.join(ckpt_dir, "state.json")
     prog, saved = _Progress(), None
