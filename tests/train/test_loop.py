@@ -289,3 +289,19 @@ def test_a_second_run_in_the_same_folder_is_refused_while_one_trains_there(tmp_p
     monkeypatch.setattr(loop, "_save_state", save_state)
     again = train([str(data)], str(tmp_path / "run"), small, resume=True, **quiet)  # the lock went with the run
     assert all(torch.equal(a, b) for a, b in zip(weights(first).values(), weights(again).values()))
+
+
+def test_a_three_stage_run_resumed_without_the_third_stages_data_makes_it_from_the_second_stages(tmp_path):
+    # killed once stage 2 was saved, stage 3's data lost (a kill while it was written): the
+    # resumed run must make it from stage 2's data, not run stage 2 on the first stage's ROIs
+    data = write_images(tmp_path / "data")
+    quiet = {"progress": False, "log": lambda m: None}
+    three = TrainConfig(**{**CONFIG.__dict__, "stages": 3, "epochs_gc": 1, "epochs_joint": 0})
+    full = train([str(data)], str(tmp_path / "full"), three, **quiet)
+    train([str(data)], str(tmp_path / "cut"), three, stop_after_epochs=2, **quiet)  # stops as stage 3 begins
+    (third,) = (tmp_path / "cut").glob("stage3_data-*.npy")
+    third.unlink()
+    resumed = train([str(data)], str(tmp_path / "cut"), three, resume=True, **quiet)
+    assert np.array_equal(np.load(third), np.load(tmp_path / "full" / third.name))
+    a, b = weights(full), weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)

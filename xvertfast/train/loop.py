@@ -205,6 +205,27 @@ def _next_stage_data(stage: XVertNetStage, data: RoiSet, config: TrainConfig, de
     return RoiSet.mapped(path, data.image, data.sources)
 
 
+def _stage_inputs(k: int, stages: list[XVertNetStage], rois: RoiSet, run_dir: str, config: TrainConfig,
+                  device) -> RoiSet:  # fmt: skip
+    """Stage k's training data: the ROIs for stage 1, else stage k-1's outputs on stage k-1's own
+    inputs (``stages``: the finished stages). They are kept in ``stage{k}_data-<digest of stage
+    k-1's weights>.npy``, written atomically, so a file there is complete; where there is none
+    (a kill while it was written, a file removed), it is made again from the earlier stages' data,
+    itself reused or made the same way: a resumed run trains each stage on what an uninterrupted
+    one did."""
+    if k == 1:
+        return rois
+    previous = stages[k - 2]
+    path = os.path.join(run_dir, f"stage{k}_data-{_weights_key(previous)}.npy")
+    for stale in glob.glob(os.path.join(glob.escape(run_dir), f"stage{k}_data*.npy")):
+        if stale != path:  # made by other weights (a stage trained again)
+            os.remove(stale)
+    if os.path.exists(path):
+        return RoiSet.mapped(path, rois.image, rois.sources)
+    inputs = _stage_inputs(k - 1, stages, rois, run_dir, config, device)
+    return _next_stage_data(previous, inputs, config, device, path)
+
+
 def _preview(stage: XVertNetStage, data: RoiSet, path: str, title: str, device, count: int = 3) -> None:
     """RUN_DIR/preview_stage{k}.png: the first ``count`` ROIs of ``data`` through the stage."""
     if len(data) == 0:
@@ -375,14 +396,14 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
         log(f"--resume: {run_dir} holds no checkpoint yet; starting a new run there")
     os.makedirs(ckpt_dir, exist_ok=True)  # before any epoch: a stage may have none (--init with 0 epochs)
 
-    data = load_rois(inputs, os.path.join(run_dir, "cache"), config.roi_size, config.lam, config.alpha, config.eps, log,
+    rois = load_rois(inputs, os.path.join(run_dir, "cache"), config.roi_size, config.lam, config.alpha, config.eps, log,
                      progress=progress, exclude=[run_dir])  # fmt: skip
-    data_key = {"rois": data.key, "images": len(data.sources)}
+    data_key = {"rois": rois.key, "images": len(rois.sources)}
     if saved is not None and saved.get("data", data_key) != data_key:
         raise ValueError(f"{run_dir}: --resume with other training images than the run started with "
-                         f"({saved['data']['images']} images then, {len(data.sources)} now, or their content "
+                         f"({saved['data']['images']} images then, {len(rois.sources)} now, or their content "
                          "changed); resume with the same inputs, or start a new folder")  # fmt: skip
-    train_ids, val_ids = split_by_image(len(data.sources), config.val_fraction, config.seed)
+    train_ids, val_ids = split_by_image(len(rois.sources), config.val_fraction, config.seed)
     loss_fn = XVertNetLoss()
     if init is not None and len(init.stages) < config.stages:
         log(f"--init has {len(init.stages)} stage(s): stages {len(init.stages) + 1}..{config.stages} start from random weights")
@@ -394,19 +415,11 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
         stage = XVertNetStage(config.width, config.depth, config.upsample).to(device, memory_format=_layout(device))
         if init is not None and k <= len(init.stages):
             stage.load_state_dict(init.stages[k - 1].state_dict())
-        if k < prog.stage:  # finished earlier: load its weights and the next stage's data
+        if k < prog.stage:  # finished earlier: its weights (its data is made only where a later stage needs it)
             stage.load_state_dict(_load_tensors(os.path.join(run_dir, "model", f"stage{k}.safetensors"), device))
             stages.append(stage.to(memory_format=torch.contiguous_format).eval())
             continue
-        if k > 1:  # its data: the previous stage's outputs, named by that stage's weights
-            data_path = os.path.join(run_dir, f"stage{k}_data-{_weights_key(stages[-1])}.npy")
-            for stale in glob.glob(os.path.join(glob.escape(run_dir), f"stage{k}_data*.npy")):
-                if stale != data_path:  # made by other weights (a stage trained again)
-                    os.remove(stale)
-            if os.path.exists(data_path):  # written atomically: complete
-                data = RoiSet.mapped(data_path, data.image, data.sources)
-            else:
-                data = _next_stage_data(stages[-1], data, config, device, data_path)
+        data = _stage_inputs(k, stages, rois, run_dir, config, device)
         tr, va = data.subset(train_ids), data.subset(val_ids)
         opt = torch.optim.Adam(stage.parameters(), lr=config.lr, betas=config.betas)
         best = {n: v.detach().clone() for n, v in stage.state_dict().items()}
@@ -470,8 +483,8 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
                  f"stage {k}, epoch {kept_epoch([r for r in prog.history if r['stage'] == k])}: "
                  f"{'validation' if len(va) else 'training'} ROIs", device)  # fmt: skip
         save_model(XVertNet(stages, config.lam, config.alpha, config.eps), os.path.join(run_dir, "model"),
-                   extra={"training": {"config": asdict(config), "sources": data.sources,
-                                       "validation_images": [data.sources[i] for i in val_ids],
+                   extra={"training": {"config": asdict(config), "sources": rois.sources,
+                                       "validation_images": [rois.sources[i] for i in val_ids],
                                        **({"init": {"path": init.metadata.get("path", config.init),
                                                     "fingerprint": fingerprint(init)}} if init is not None else {})}})  # fmt: skip
         prog = _Progress(stage=k + 1, history=prog.history)
