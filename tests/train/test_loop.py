@@ -196,10 +196,10 @@ def test_a_kill_between_the_checkpoint_and_its_state_resumes_exactly(tmp_path, m
     full = train([str(data)], str(tmp_path / "full"), CONFIG, progress=False, log=lambda m: None)
     save_state = loop._save_state
 
-    def killed_at_epoch_2(path, config, prog, data_key):
+    def killed_at_epoch_2(path, config, prog, run):
         if prog.stage == 1 and prog.epoch == 2:
             raise KeyboardInterrupt
-        save_state(path, config, prog, data_key)
+        save_state(path, config, prog, run)
 
     monkeypatch.setattr(loop, "_save_state", killed_at_epoch_2)
     with pytest.raises(KeyboardInterrupt):
@@ -305,3 +305,19 @@ def test_a_three_stage_run_resumed_without_the_third_stages_data_makes_it_from_t
     assert np.array_equal(np.load(third), np.load(tmp_path / "full" / third.name))
     a, b = weights(full), weights(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_refuses_an_init_model_changed_since_the_run_started(tmp_path):
+    import shutil
+
+    data = write_images(tmp_path / "data")
+    quiet = {"progress": False, "log": lambda m: None}
+    one = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 1, "epochs_joint": 0})
+    train([str(data)], str(tmp_path / "a"), one, **quiet)
+    train([str(data)], str(tmp_path / "b"), TrainConfig(**{**one.__dict__, "seed": 5}), **quiet)
+    tuned = TrainConfig(**{**one.__dict__, "epochs_gc": 2, "init": str(tmp_path / "a" / "model")})
+    train([str(data)], str(tmp_path / "run"), tuned, stop_after_epochs=1, **quiet)
+    shutil.rmtree(tmp_path / "a" / "model")
+    shutil.copytree(tmp_path / "b" / "model", tmp_path / "a" / "model")  # same path, other weights
+    with pytest.raises(ValueError, match="--init .* not those the run started from"):
+        train([str(data)], str(tmp_path / "run"), tuned, resume=True, **quiet)

@@ -237,13 +237,15 @@ def _preview(stage: XVertNetStage, data: RoiSet, path: str, title: str, device, 
     plot_preview(xp[:, 0].float().numpy(), y[:, 0].float().numpy(), out[:, 0].numpy(), path, title)
 
 
-def _state(config: TrainConfig, prog: _Progress, data_key: str) -> dict:
-    return {"config": asdict(config), "progress": asdict(prog), "data": data_key}
+def _state(config: TrainConfig, prog: _Progress, run: dict) -> dict:
+    """What a checkpoint records: the settings, the progress and ``run``, what else a resume must
+    find unchanged ("data": the training images, "init": the --init model's fingerprint)."""
+    return {"config": asdict(config), "progress": asdict(prog), **run}
 
 
-def _save_state(path: str, config: TrainConfig, prog: _Progress, data_key: str) -> None:
+def _save_state(path: str, config: TrainConfig, prog: _Progress, run: dict) -> None:
     with atomic_write(path) as tmp, open(tmp, "w") as f:
-        json.dump(_state(config, prog, data_key), f)
+        json.dump(_state(config, prog, run), f)
 
 
 #: The mid-stage checkpoint: the stage's weights, the optimiser's moments and the best weights
@@ -375,6 +377,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
     """:func:`train`, in a run folder this process holds the lock of."""
     ckpt_dir = os.path.join(run_dir, "checkpoint")
     state_path = os.path.join(ckpt_dir, "state.json")
+    init_key = fingerprint(init) if init is not None else None
     prog, saved = _Progress(), None
     if resume and os.path.exists(state_path):
         with open(state_path) as f:
@@ -388,6 +391,10 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
         if before != now:
             raise ValueError(f"{run_dir}: --resume with a different configuration than the checkpoint's "
                              f"({settings_changes(before, now)})")  # fmt: skip
+        if saved.get("init", init_key) != init_key:  # (checkpoints from before it was recorded: not checked)
+            raise ValueError(f"{run_dir}: --resume with --init {config.init}, whose weights are not those the run "
+                             f"started from (fingerprint {str(saved['init'])[:12]}... then, {str(init_key)[:12]}... now); "
+                             "resume with the model the run started from, or start a new RUN_DIR")  # fmt: skip
         prog = _Progress(**saved["progress"])
         log(f"resuming at stage {prog.stage}, epoch {prog.epoch}")
     elif os.path.exists(state_path):
@@ -403,6 +410,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
         raise ValueError(f"{run_dir}: --resume with other training images than the run started with "
                          f"({saved['data']['images']} images then, {len(rois.sources)} now, or their content "
                          "changed); resume with the same inputs, or start a new folder")  # fmt: skip
+    run = {"data": data_key, "init": init_key}
     train_ids, val_ids = split_by_image(len(rois.sources), config.val_fraction, config.seed)
     loss_fn = XVertNetLoss()
     if init is not None and len(init.stages) < config.stages:
@@ -466,8 +474,8 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
             prog.history.append({"stage": k, "epoch": prog.epoch, "phase": JOINT_PHASE if joint else "gc",
                                  "train_loss": running / max(seen, 1), "val_loss": val,
                                  "images_per_s": seen / seconds if seconds > 0 else 0.0, "seconds": seconds})  # fmt: skip
-            _save_checkpoint(ckpt_dir, stage, opt, best, _state(config, prog, data_key))
-            _save_state(state_path, config, prog, data_key)
+            _save_checkpoint(ckpt_dir, stage, opt, best, _state(config, prog, run))
+            _save_state(state_path, config, prog, run)
             _write_metrics(run_dir, prog.history)
             curves.update(prog.history)
             epochs_run += 1
@@ -486,7 +494,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
                    extra={"training": {"config": asdict(config), "sources": rois.sources,
                                        "validation_images": [rois.sources[i] for i in val_ids],
                                        **({"init": {"path": init.metadata.get("path", config.init),
-                                                    "fingerprint": fingerprint(init)}} if init is not None else {})}})  # fmt: skip
+                                                    "fingerprint": init_key}} if init is not None else {})}})  # fmt: skip
         prog = _Progress(stage=k + 1, history=prog.history)
-        _save_state(state_path, config, prog, data_key)
+        _save_state(state_path, config, prog, run)
     return XVertNet(stages, config.lam, config.alpha, config.eps)
