@@ -183,13 +183,20 @@ def test_large_plateaus_batched_and_against_reference(seed):
 
 @needs_ext
 @pytest.mark.parametrize("size", [512, 1024, 2048])
-def test_planned_workspace_within_64_bytes_per_pixel(size):
-    # Issue 3's memory budget, on its deterministic part: the whole float32 workspace, the
-    # plateau arrays planned for the worst case (the bench measures the resident peak, which
-    # adds the output and subtracts the plateau space an image does not use).
+def test_planned_workspace_and_output_bytes_per_pixel(size):
+    # Issue 3's memory budget (64 B/px), on its deterministic part: the whole float32 workspace,
+    # the plateau arrays planned for the worst case, plus the float32 output array. With the
+    # output that count is 65.6 / 65.1 / 64.9 B/px at 512^2 / 1024^2 / 2048^2: over 64, so the
+    # bound asserted here is the honest 66, and 64 holds for the workspace alone (61.6 / 61.1 /
+    # 60.9). The resident peak (bench/wls_table.py) stays lower on real images, which leave
+    # part of the plateau space untouched: 59-61 B/px on cxr-dev, 64.4 at most measured on an
+    # image made only of 2-pixel plateaus.
     image = torch.zeros(1, size, size)
     ws = torch.ops.xvertfast.wls_setup(image, *PARAMS.values())
-    assert ws.numel() / image.numel() <= 64.0
+    workspace = ws.numel() * ws.element_size() / image.numel()
+    output = image.element_size()  # wls() returns a new float32 array of the image's size
+    assert workspace <= 64.0
+    assert workspace + output <= 66.0
 
 
 @needs_ext
@@ -547,6 +554,18 @@ def test_cuda_operator_and_vcycle_match_cpu_with_large_plateaus(seed):
         ws = torch.ops.xvertfast.wls_setup(images.cuda(), *PARAMS.values())
         gpu = torch.ops.xvertfast.wls_apply(ws, x.cuda(), precondition).cpu()
         assert rel_err(gpu, cpu) <= 1e-10, f"precondition={precondition}"
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
+@pytest.mark.parametrize("method", ["cuda", "cupy"])
+def test_a_batch_on_the_second_gpu_is_solved_there(seed, method):
+    # torch's current device stays 0: the ops and the CuPy loop must follow the batch to GPU 1
+    batch = mixed_batch(3, 33, 41, torch.float64)
+    out = wls(batch.to("cuda:1"), method=method)
+    assert out.device == torch.device("cuda:1")
+    for img, got in zip(batch, out.cpu()):
+        assert rel_err(got, direct(img)) <= 1e-4
 
 
 @pytest.mark.cuda

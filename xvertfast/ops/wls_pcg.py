@@ -97,7 +97,10 @@ def wls_cupy(batch: torch.Tensor, lam: float, alpha: float, eps: float, rtol: fl
 
         return run
 
-    # one stream for both libraries, so every kernel runs in program order
-    with cp.cuda.ExternalStream(torch.cuda.current_stream(batch.device).cuda_stream):
+    # one stream for both libraries, so every kernel runs in program order, on the batch's GPU
+    # (cupy's current device may be another: its arrays and kernels would go there)
+    index = batch.device.index if batch.device.index is not None else torch.cuda.current_device()
+    stream = torch.cuda.current_stream(batch.device).cuda_stream
+    with cp.cuda.Device(index), cp.cuda.ExternalStream(stream, index):
         x, iterations, residual = pcg(op(False), op(True), cp.from_dlpack(batch), rtol, maxiter, cp)
     return torch.from_dlpack(x), iterations, residual
