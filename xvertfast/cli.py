@@ -176,7 +176,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from xvertfast.train import TrainConfig, train
+    from xvertfast.train import TrainConfig, TrainingDiverged, train
 
     # width and depth: as given, else the --init model's, else TrainConfig's defaults
     arch = {name: value for name, value in (("width", args.width), ("depth", args.depth), ("upsample", args.upsample))
@@ -192,7 +192,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         arch = {"width": start.width, "depth": start.depth, "upsample": start.upsample, **arch}
     config = TrainConfig(stages=args.stages, epochs_gc=args.epochs_gc, epochs_joint=args.epochs_joint,
                          batch_size=args.batch_size, roi_size=args.roi_size, patch_size=args.patch_size,
-                         val_fraction=args.val_fraction, patience=args.patience, seed=args.seed,
+                         val_fraction=args.val_fraction, patience=args.patience, lr=args.lr, seed=args.seed,
                          device=args.device, amp=args.amp, init=args.init, **arch)  # fmt: skip
     if args.epochs_gc == 0 and args.epochs_joint == 0 and args.init is None:
         print("error: --epochs-gc 0 --epochs-joint 0 trains nothing: the model would keep its random weights "
@@ -212,6 +212,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:  # OSError: RUN_DIR is a file, or cannot be written
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except TrainingDiverged as exc:  # it says what the checkpoint keeps and what to do
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print(f"\ninterrupted: the last finished epoch is kept; add --resume to the same command to go on",
               file=sys.stderr)  # fmt: skip
@@ -457,8 +460,9 @@ REPORT_DIR holding other files), 130 interrupted.""",
         "was trained with --width 16 --patch-size 256 --epochs-gc 100 --epochs-joint 30). "
         "The model is written to RUN_DIR/model: `xvertfast enhance ... --model RUN_DIR/model`. "
         "Exit code: 0 model written, 1 no image found, 2 bad settings, no readable image, RUN_DIR unusable "
-        "(a file, another train running in it) or holding a checkpoint without --resume, 130 interrupted "
-        "(--resume continues).",
+        "(a file, another train running in it) or holding a checkpoint without --resume, 3 stopped by an "
+        "error while training (the loss diverged): the checkpoint keeps the epochs before it, 130 "
+        "interrupted (--resume continues).",
     )
     _add_job_arguments(tr, "RUN_DIR", "run folder", dest="data", metavar="DATA")
     tr.add_argument("--stages", type=_at_least(1), default=2, help="number of stages")
@@ -482,6 +486,8 @@ REPORT_DIR holding other files), 130 interrupted.""",
                     "--roi-size: whole ROIs); same pixel scale, cheaper steps")
     tr.add_argument("--val-fraction", type=float, default=0.2, help="share of images held out for validation")
     tr.add_argument("--patience", type=_at_least(1), default=10, help="early-stopping patience (epochs)")
+    tr.add_argument("--lr", type=float, default=1e-3,
+                    help="Adam's learning rate (lower it where training stops with a diverged loss)")
     tr.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:1, ...")
     tr.add_argument("--amp", action="store_true",
                     help="bfloat16 autocast: on CUDA, and on CPUs with AMX (about 1.6x faster steps there)")

@@ -321,3 +321,45 @@ def test_resume_refuses_an_init_model_changed_since_the_run_started(tmp_path):
     shutil.copytree(tmp_path / "b" / "model", tmp_path / "a" / "model")  # same path, other weights
     with pytest.raises(ValueError, match="--init .* not those the run started from"):
         train([str(data)], str(tmp_path / "run"), tuned, resume=True, **quiet)
+
+
+def _diverging_loss(monkeypatch, at_step: int) -> None:
+    """The loss of the ``at_step``-th training step (counted from 1) becomes NaN."""
+    from xvertfast.train.losses import XVertNetLoss
+
+    real, steps = XVertNetLoss.__call__, [0]
+
+    def loss(self, out, y, features, joint):
+        terms = real(self, out, y, features, joint)
+        if torch.is_grad_enabled():  # a training step, not the validation
+            steps[0] += 1
+            if steps[0] == at_step:
+                return terms._replace(total=terms.total * float("nan"))
+        return terms
+
+    monkeypatch.setattr(XVertNetLoss, "__call__", loss)
+
+
+def test_a_nan_loss_stops_training_before_that_epoch_is_saved(tmp_path, monkeypatch):
+    from xvertfast.train import TrainingDiverged
+    from xvertfast.train.loop import _load_checkpoint
+
+    data = write_images(tmp_path / "data")
+    _diverging_loss(monkeypatch, at_step=3)  # 2 steps an epoch: the first step of epoch 2
+    with pytest.raises(TrainingDiverged, match="stage 1, epoch 2: the training loss is nan"):
+        train([str(data)], str(tmp_path / "run"), CONFIG, progress=False, log=lambda m: None)
+    state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
+    assert (state["progress"]["stage"], state["progress"]["epoch"]) == (1, 1)
+    kept = _load_checkpoint(str(tmp_path / "run" / "checkpoint"), "cpu")["stage"]
+    assert all(torch.isfinite(v).all() for v in kept.values())
+
+
+def test_cli_reports_a_diverged_loss_in_one_message_with_exit_3(tmp_path, monkeypatch, capsys):
+    data = write_images(tmp_path / "data")
+    _diverging_loss(monkeypatch, at_step=1)
+    argv = ["train", str(data), "-o", str(tmp_path / "run"), "--stages", "1", "--epochs-gc", "1", "--epochs-joint", "0",
+            "--width", "4", "--depth", "2", "--roi-size", "32", "--batch-size", "2", "-q", "--device", "cpu"]  # fmt: skip
+    assert main(argv) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("error: stage 1, epoch 1: the training loss is nan") and "--lr" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -9,7 +9,8 @@ Everything that decides the result is seeded per stage and per epoch (weight
 init, shuffling, augmentation), and a checkpoint (weights, optimiser state,
 progress, best weights; safetensors + JSON, written atomically) is saved after
 every epoch, so ``resume=True`` after a kill reaches the same weights as an
-uninterrupted run (bitwise on the CPU).
+uninterrupted run (bitwise on the CPU). A loss or weights that stop being finite stop the run
+(:class:`TrainingDiverged`) before that epoch is saved.
 
 ``init`` starts every stage from a trained model's weights instead of random
 ones (fine-tuning, e.g. the shipped default on one's own archive); a stage the
@@ -22,6 +23,7 @@ import csv
 import glob
 import hashlib
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -39,7 +41,7 @@ from xvertfast.train.figures import JOINT_PHASE, kept_epoch, plot_curves, plot_p
 from xvertfast.train.data import RoiSet, load_rois, random_patches, shift_augment, split_by_image
 from xvertfast.train.losses import XVertNetLoss
 
-__all__ = ["TrainConfig", "train"]
+__all__ = ["TrainConfig", "TrainingDiverged", "train"]
 
 
 @dataclass
@@ -83,6 +85,21 @@ class TrainConfig:
         for ok, why in problems:
             if not ok:
                 raise ValueError(why)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the weights stopped being finite numbers. Training stops before anything of
+    that epoch is saved, so the checkpoint keeps the epochs before it."""
+
+    def __init__(self, stage: int, epoch: int, what: str, ckpt_dir: str):
+        super().__init__(f"stage {stage}, epoch {epoch}: {what}: training diverged and stopped; {ckpt_dir} keeps the "
+                         "epochs before it. Usual causes: a learning rate too high for these images (--lr), bf16 "
+                         "overflow (--amp). The run is seeded, so --resume with the same settings repeats the same "
+                         "steps: start a new RUN_DIR with the cause changed")  # fmt: skip
+
+
+def _all_finite(stage: XVertNetStage) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in stage.parameters())
 
 
 @dataclass
@@ -454,13 +471,20 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp):
                     out, feats = stage(xp, y, return_features=True)
                 terms = loss_fn(out.float(), y, feats.float(), joint)
+                loss = terms.total.item()
+                if not math.isfinite(loss):
+                    raise TrainingDiverged(k, prog.epoch + 1, f"the training loss is {loss}", ckpt_dir)
                 opt.zero_grad(set_to_none=True)
                 terms.total.backward()
                 opt.step()
-                running += terms.total.item() * xp.shape[0]
+                running += loss * xp.shape[0]
                 seen += xp.shape[0]
             seconds = time.perf_counter() - t0
+            if not _all_finite(stage):  # a finite loss whose step overflowed: not to be checkpointed
+                raise TrainingDiverged(k, prog.epoch + 1, "the weights are no longer finite", ckpt_dir)
             val = _evaluate(stage, va, loss_fn, joint, config.batch_size, device)
+            if len(va) and not math.isfinite(val):
+                raise TrainingDiverged(k, prog.epoch + 1, f"the validation loss is {val}", ckpt_dir)
             prog.epoch += 1
             score = val if val == val else running / max(seen, 1)  # no validation images: train loss
             if joint:
