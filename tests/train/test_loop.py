@@ -363,3 +363,20 @@ def test_cli_reports_a_diverged_loss_in_one_message_with_exit_3(tmp_path, monkey
     err = capsys.readouterr().err
     assert err.startswith("error: stage 1, epoch 1: the training loss is nan") and "--lr" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_resumed_run_removes_the_temporaries_a_kill_left(tmp_path):
+    data = write_images(tmp_path / "data")
+    run = tmp_path / "run"
+    quiet = {"progress": False, "log": lambda m: None}
+    train([str(data)], str(run), CONFIG, stop_after_epochs=5, **quiet)  # inside stage 2
+    written = [run / "checkpoint" / "epoch.safetensors", run / "checkpoint" / "state.json", run / "metrics.csv",
+               run / "model" / "stage2.safetensors", run / "preview_stage2.png",
+               *run.glob("stage2_data-*.npy"), *(run / "cache").glob("*.npy")]  # fmt: skip
+    assert len(written) == 5 + 1 + 4  # the stage-2 data, 3 images' crops and the gathered ROIs
+    stale = [path.parent / f".{path.name}.k1ll3d_.part" for path in written]
+    someone_elses = run / ".notes.txt.abcdefgh.part"
+    for path in [*stale, someone_elses]:
+        path.write_bytes(b"cut short")
+    train([str(data)], str(run), CONFIG, resume=True, **quiet)
+    assert not [path for path in stale if path.exists()] and someone_elses.exists()

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from xvertfast.io import ImageReadError, read_image, require_content
 from xvertfast.io.files import NothingFound, discover, file_sha256
-from xvertfast.io.write import atomic_write
+from xvertfast.io.write import atomic_write, remove_stale_parts
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 from xvertfast.preprocess import find_spine, image_warnings, preprocess
 
@@ -125,6 +125,8 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
 
     The ROIs of all inputs are gathered into one file in ``cache_dir`` and memory-mapped, so
     the set may be larger than memory; both steps are reused by a rerun with the same inputs.
+    ``cache_dir`` is one run's (train holds its folder's lock): the temporaries a kill left of
+    these files are removed.
     """
     params = {"lam": lam, "alpha": alpha, "eps": eps, "roi_size": roi_size, "version": 2}
     files, sources = [], []
@@ -147,6 +149,7 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     names = [os.path.basename(p) for p in files]
     gathered = os.path.join(cache_dir, "rois-" + hashlib.sha256("\n".join(names).encode()).hexdigest()[:32] + ".npy")
     per_image = 2
+    remove_stale_parts([*files, gathered])
     if not os.path.exists(gathered):
         with atomic_write(gathered) as tmp:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,

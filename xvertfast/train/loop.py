@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from xvertfast.io.write import atomic_write
+from xvertfast.io.write import atomic_write, remove_stale_parts
 from xvertfast.model import XVertNet, XVertNetStage, load_model, save_model
 from xvertfast.model.persistence import fingerprint
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
@@ -237,6 +237,7 @@ def _stage_inputs(k: int, stages: list[XVertNetStage], rois: RoiSet, run_dir: st
     for stale in glob.glob(os.path.join(glob.escape(run_dir), f"stage{k}_data*.npy")):
         if stale != path:  # made by other weights (a stage trained again)
             os.remove(stale)
+    remove_stale_parts([path])
     if os.path.exists(path):
         return RoiSet.mapped(path, rois.image, rois.sources)
     inputs = _stage_inputs(k - 1, stages, rois, run_dir, config, device)
@@ -389,9 +390,22 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
         lock.close()
 
 
+def _remove_stale_parts(run_dir: str, config: TrainConfig) -> None:
+    """Removes the temporaries a kill left of the files a run writes under fixed names; those named
+    by digests (the cache, the later stages' data) are cleaned where their names are known
+    (:func:`~xvertfast.train.data.load_rois`, :func:`_stage_inputs`)."""
+    stages = range(1, config.stages + 1)
+    remove_stale_parts([*(os.path.join(run_dir, "checkpoint", name) for name in (CHECKPOINT_FILE, "state.json")),
+                        *(os.path.join(run_dir, name) for name in ("metrics.csv", "curves.png")),
+                        *(os.path.join(run_dir, f"preview_stage{k}.png") for k in stages),
+                        os.path.join(run_dir, "model", "config.json"),
+                        *(os.path.join(run_dir, "model", f"stage{k}.safetensors") for k in stages)])  # fmt: skip
+
+
 def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.device, init: XVertNet | None,
            resume: bool, progress: bool, stop_after_epochs: int | None, log) -> XVertNet:  # fmt: skip
     """:func:`train`, in a run folder this process holds the lock of."""
+    _remove_stale_parts(run_dir, config)  # no other process writes there: what is left is a kill's
     ckpt_dir = os.path.join(run_dir, "checkpoint")
     state_path = os.path.join(ckpt_dir, "state.json")
     init_key = fingerprint(init) if init is not None else None
