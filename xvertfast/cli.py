@@ -215,6 +215,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except TrainingDiverged as exc:  # it says what the checkpoint keeps and what to do
         print(f"error: {exc}", file=sys.stderr)
         return 3
+    except RuntimeError as exc:  # out of memory, a device or library error while training
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        print(f"error: {type(exc).__name__}: {first_line}\nthe checkpoint in {os.path.join(args.output, 'checkpoint')} "
+              "keeps the last finished epoch: once the cause is gone, add --resume to the same command to go on "
+              "(settings such as --batch-size cannot change on resume)", file=sys.stderr)  # fmt: skip
+        return 3
     except KeyboardInterrupt:
         print(f"\ninterrupted: the last finished epoch is kept; add --resume to the same command to go on",
               file=sys.stderr)  # fmt: skip
@@ -460,9 +466,9 @@ REPORT_DIR holding other files), 130 interrupted.""",
         "was trained with --width 16 --patch-size 256 --epochs-gc 100 --epochs-joint 30). "
         "The model is written to RUN_DIR/model: `xvertfast enhance ... --model RUN_DIR/model`. "
         "Exit code: 0 model written, 1 no image found, 2 bad settings, no readable image, RUN_DIR unusable "
-        "(a file, another train running in it) or holding a checkpoint without --resume, 3 stopped by an "
-        "error while training (the loss diverged): the checkpoint keeps the epochs before it, 130 "
-        "interrupted (--resume continues).",
+        "(a file, another train running in it, a damaged checkpoint) or holding a checkpoint without --resume, "
+        "3 stopped by an error while training (the loss diverged, out of memory): the checkpoint keeps the "
+        "epochs before it, 130 interrupted (--resume continues).",
     )
     _add_job_arguments(tr, "RUN_DIR", "run folder", dest="data", metavar="DATA")
     tr.add_argument("--stages", type=_at_least(1), default=2, help="number of stages")

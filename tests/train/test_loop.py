@@ -380,3 +380,37 @@ def test_a_resumed_run_removes_the_temporaries_a_kill_left(tmp_path):
         path.write_bytes(b"cut short")
     train([str(data)], str(run), CONFIG, resume=True, **quiet)
     assert not [path for path in stale if path.exists()] and someone_elses.exists()
+
+
+@pytest.mark.parametrize("damaged, cut", [("epoch.safetensors", lambda b: b[: len(b) // 2]),
+                                          ("state.json", lambda b: b[:-20]),
+                                          ("state.json", lambda b: b"[]")])  # fmt: skip
+def test_a_damaged_checkpoint_is_named_with_what_to_do(tmp_path, capsys, damaged, cut):
+    data = write_images(tmp_path / "data")
+    train([str(data)], str(tmp_path / "run"), CONFIG, stop_after_epochs=1, progress=False, log=lambda m: None)
+    path = tmp_path / "run" / "checkpoint" / damaged
+    path.write_bytes(cut(path.read_bytes()))
+    with pytest.raises(ValueError, match=f"{damaged} cannot be read .*start a new RUN_DIR"):
+        train([str(data)], str(tmp_path / "run"), CONFIG, resume=True, progress=False, log=lambda m: None)
+    argv = ["train", str(data), "-o", str(tmp_path / "run"), "--resume", "--stages", "2", "--epochs-gc", "2",
+            "--epochs-joint", "2", "--batch-size", "2", "--width", "4", "--depth", "2", "--roi-size", "32",
+            "--val-fraction", "0.34", "--patience", "5", "--seed", "3", "--device", "cpu", "-q"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{path} cannot be read" in err and "Traceback" not in err
+
+
+def test_cli_reports_running_out_of_memory_in_a_line_with_the_resume_hint(tmp_path, monkeypatch, capsys):
+    from xvertfast.model import XVertNetStage
+
+    def out_of_memory(self, *args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)\nsee the docs")
+
+    data = write_images(tmp_path / "data")
+    monkeypatch.setattr(XVertNetStage, "forward", out_of_memory)
+    argv = ["train", str(data), "-o", str(tmp_path / "run"), "--stages", "1", "--epochs-gc", "1", "--epochs-joint", "0",
+            "--width", "4", "--depth", "2", "--roi-size", "32", "--batch-size", "2", "-q", "--device", "cpu"]  # fmt: skip
+    assert main(argv) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("error: OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB (simulated)\n")
+    assert "--resume" in err and "see the docs" not in err and "Traceback" not in err

@@ -19,6 +19,7 @@ model lacks starts at random.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import glob
 import hashlib
@@ -144,10 +145,30 @@ def _check_amp(config: TrainConfig, device: torch.device, log) -> None:
         log("--amp on a CPU without AMX: bf16 may be no faster than fp32 here")
 
 
+@contextlib.contextmanager
+def _reading(path: str):
+    """Makes a failure to read back a file of the run (gone, cut short by a disk error or a copy,
+    edited) a ValueError that names it and says what to do: a run cannot go on without it."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except (OSError, ValueError, KeyError, TypeError, SafetensorError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            why = "missing"
+        elif isinstance(exc, KeyError):
+            why = f"no {exc} in it"
+        else:
+            why = (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or type(exc).__name__
+        raise ValueError(f"{path} cannot be read ({why}): the run cannot go on from it; start a new RUN_DIR "
+                         "(a copy of this one's cache/ in it saves the preprocessing)") from None  # fmt: skip
+
+
 def _load_tensors(path: str, device) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
-    return load_file(path, device=str(device))
+    with _reading(path):
+        return load_file(path, device=str(device))
 
 
 def _optimizer_tensors(opt: torch.optim.Adam) -> dict[str, torch.Tensor]:
@@ -290,17 +311,32 @@ def _checkpoint_state(ckpt_dir: str) -> dict | None:
     path = os.path.join(ckpt_dir, CHECKPOINT_FILE)
     if not os.path.exists(path):
         return None
-    with safe_open(path, framework="pt") as f:
-        return json.loads(f.metadata()["state"])
+    with _reading(path), safe_open(path, framework="pt") as f:
+        return _resumable(json.loads(f.metadata()["state"]))
+
+
+def _read_state(path: str) -> dict:
+    """The state.json at ``path``, checked to hold what a resume reads."""
+    with _reading(path), open(path) as f:
+        return _resumable(json.load(f))
+
+
+def _resumable(state) -> dict:
+    """``state`` where it has what a resume reads (settings, progress); else ValueError or KeyError,
+    for :func:`_reading` to report."""
+    if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
+        raise ValueError("no settings in it")
+    try:
+        _Progress(**state["progress"])
+    except TypeError:
+        raise ValueError("its progress record is not one this xvertfast writes") from None
+    return state
 
 
 def _load_checkpoint(ckpt_dir: str, device) -> dict[str, dict[str, torch.Tensor]]:
     if not os.path.exists(os.path.join(ckpt_dir, CHECKPOINT_FILE)):  # written before the one-file checkpoint
-        try:
-            return {part: _load_tensors(os.path.join(ckpt_dir, f"{part}.safetensors"), device)
-                    for part in ("stage", "optimizer", "best")}  # fmt: skip
-        except FileNotFoundError:
-            raise ValueError(f"{ckpt_dir}: the checkpoint's weights are missing; start a new run") from None
+        return {part: _load_tensors(os.path.join(ckpt_dir, f"{part}.safetensors"), device)
+                for part in ("stage", "optimizer", "best")}  # fmt: skip
     tensors = _load_tensors(os.path.join(ckpt_dir, CHECKPOINT_FILE), device)
     parts: dict[str, dict[str, torch.Tensor]] = {"stage": {}, "optimizer": {}, "best": {}}
     for name, value in tensors.items():
@@ -411,8 +447,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
     init_key = fingerprint(init) if init is not None else None
     prog, saved = _Progress(), None
     if resume and os.path.exists(state_path):
-        with open(state_path) as f:
-            saved = json.load(f)
+        saved = _read_state(state_path)
         mid = _checkpoint_state(ckpt_dir)
         if mid is not None and _position(mid) > _position(saved):  # killed after the checkpoint, before the state
             saved = mid
