@@ -6,11 +6,13 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 
 import pytest
 import torch
 
-from xvertfast._extension import has_extension
+from xvertfast import _extension
+from xvertfast._extension import archs_cover, has_extension
 from xvertfast.info import OPS, collect, format_report
 
 
@@ -25,7 +27,8 @@ FALLBACK_CHECK = """
 import warnings, torch
 from xvertfast import ops
 from xvertfast.ops import reference as ref
-from xvertfast._extension import has_extension
+from xvertfast import _extension
+from xvertfast._extension import archs_cover, has_extension
 assert not has_extension()
 a = torch.rand(2, 1, 19, 23, dtype=torch.float64, requires_grad=True); b = torch.rand_like(a)
 gc = ops.gradient_correlation(a, b)
@@ -64,6 +67,46 @@ def test_cuda_kernels_report_matches_build():
         assert all(a.startswith(("sm_", "compute_")) for a in info["cuda_archs"])
     else:
         assert info["cuda_ops"] == [] and info["cuda_archs"] == []
+
+
+@pytest.mark.parametrize("archs, capability, runs", [
+    ("sm_80,sm_90,compute_90", (8, 0), True),
+    ("sm_80,sm_90,compute_90", (8, 6), True),  # sm_80 binaries run on the whole 8.x family
+    ("sm_80,sm_90,compute_90", (9, 0), True),
+    ("sm_80,sm_90,compute_90", (10, 0), True),  # through the PTX, compiled by the driver
+    ("sm_80,sm_90,compute_90", (7, 5), False),  # a T4: nothing it can run
+    ("sm_80,sm_90,compute_90", (7, 0), False),  # a V100
+    ("sm_80,sm_90", (10, 0), False),  # no PTX: no newer GPU
+    ("sm_75", (7, 5), True),
+    ("sm_86", (8, 0), False),  # a higher minor does not run on a lower one
+    ("sm_90a", (9, 0), True),
+    ("sm_90a", (10, 0), False),  # arch-specific code: its own capability only
+    ("compute_75", (8, 9), True),
+])  # fmt: skip
+def test_which_gpus_the_cuda_build_runs_on(archs, capability, runs):
+    assert archs_cover(archs, *capability) is runs
+
+
+def test_a_gpu_the_build_cannot_run_takes_the_pytorch_path_with_one_warning(monkeypatch):
+    class Built:  # a default CUDA build, asked about a T4
+        def cuda_compiled(self):
+            return True
+
+        def cuda_archs(self):
+            return "sm_80,sm_90,compute_90"
+
+    monkeypatch.setattr(_extension, "extension", lambda: Built())
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index: (7, 5) if index == 1 else (9, 0))
+    _extension._runs_on.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match=r"GPU 1 \(compute capability 7.5\) cannot run.*TORCH_CUDA_ARCH_LIST=\"7.5\""):
+            assert not _extension.cuda_kernels_run_on(torch.device("cuda:1"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # said once per GPU
+            assert not _extension.cuda_kernels_run_on(torch.device("cuda:1"))
+            assert _extension.cuda_kernels_run_on(torch.device("cuda:0"))
+    finally:
+        _extension._runs_on.cache_clear()
 
 
 def test_info_cli_human_and_json():

@@ -8,11 +8,13 @@ reference instead, and one warning says why.
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import warnings
 from types import ModuleType
 
-__all__ = ["extension", "has_extension", "load_error", "cuda_kernels_available"]
+__all__ = ["extension", "has_extension", "load_error", "cuda_kernels_available", "cuda_kernels_run_on", "archs_cover"]
 
 _module: ModuleType | None = None
 _error: str | None = None
@@ -66,3 +68,48 @@ def cuda_kernels_available() -> bool:
     """True when the extension was built with its CUDA kernels."""
     ext = extension()
     return bool(ext is not None and ext.cuda_compiled())
+
+
+def archs_cover(archs: str, major: int, minor: int) -> bool:
+    """Whether code built for ``archs`` (``"sm_80,sm_90,compute_90"``, as ``_C.cuda_archs()``
+    says) runs on a GPU of compute capability ``major.minor``: binary code for the same major
+    and an equal or lower minor (sm_80 runs on 8.6), or PTX for an equal or lower capability,
+    which the driver compiles (compute_90 on 10.0). Arch-specific code (sm_90a) runs only on
+    its own capability."""
+    for kind, number, suffix in re.findall(r"(sm|compute)_(\d+)([a-z]?)", archs):
+        arch_major, arch_minor = divmod(int(number), 10)
+        if suffix:
+            if (arch_major, arch_minor) == (major, minor):
+                return True
+        elif kind == "sm" and arch_major == major and arch_minor <= minor:
+            return True
+        elif kind == "compute" and (arch_major, arch_minor) <= (major, minor):
+            return True
+    return False
+
+
+def cuda_kernels_run_on(device) -> bool:
+    """Whether the CUDA kernels can run on this GPU (a ``torch.device``): built with them, and
+    for its architecture. Where they cannot, the ops take their PyTorch path (once warned), so
+    a T4 or V100 still runs, without the kernels of a default build (sm_80 and up)."""
+    if not cuda_kernels_available():
+        return False
+    import torch
+
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return _runs_on(index)
+
+
+@functools.lru_cache(maxsize=None)
+def _runs_on(index: int) -> bool:
+    import torch
+
+    major, minor = torch.cuda.get_device_capability(index)
+    archs = extension().cuda_archs()
+    if archs_cover(archs, major, minor):
+        return True
+    warnings.warn(f"xvertfast: the CUDA kernels were built for {archs}, which GPU {index} (compute capability "
+                  f"{major}.{minor}) cannot run; its ops take their PyTorch path. Rebuild for it with "
+                  f"TORCH_CUDA_ARCH_LIST=\"{major}.{minor}\" pip install --no-build-isolation .",
+                  RuntimeWarning, stacklevel=3)  # fmt: skip
+    return False

@@ -55,7 +55,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from xvertfast._extension import cuda_kernels_available
+from xvertfast._extension import cuda_kernels_run_on
 from xvertfast.infer.backends import make_backend, resolve_device, resolve_precision
 from xvertfast.model import XVertNet, load_model, model_tile
 from xvertfast.preprocess import find_spine, preprocess
@@ -171,7 +171,7 @@ class Enhancer:
         # The preprocessing's two WLS solves run where they are fastest: on the GPU when the
         # CUDA solver is compiled in (a second each on the CPU at 1024^2), else on the CPU
         # (PyTorch's reference multigrid on a GPU would be slower still).
-        on_gpu = self.device.type == "cuda" and cuda_kernels_available() and wls_method in ("auto", "cuda", "cupy")
+        on_gpu = self.device.type == "cuda" and cuda_kernels_run_on(self.device) and wls_method in ("auto", "cuda", "cupy")
         self.prepare_device = self.device if on_gpu else torch.device("cpu")
         if isinstance(model, (str, os.PathLike)):
             self.model = load_model(os.fspath(model), map_location="cpu")

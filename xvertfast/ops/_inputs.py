@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from xvertfast._extension import cuda_kernels_available, has_extension
+from xvertfast._extension import cuda_kernels_run_on, has_extension
 
 _KERNEL_DTYPES = (torch.float32, torch.float64)
 
@@ -27,4 +27,4 @@ def use_kernel(x: torch.Tensor) -> bool:
         return False
     if x.device.type == "cpu":
         return True
-    return x.device.type == "cuda" and cuda_kernels_available()
+    return x.device.type == "cuda" and cuda_kernels_run_on(x.device)

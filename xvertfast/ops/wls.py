@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from xvertfast._extension import cuda_kernels_available, extension, has_extension
+from xvertfast._extension import cuda_kernels_available, cuda_kernels_run_on, extension, has_extension
 from xvertfast.ops import wls_reference
 from xvertfast.ops._inputs import compute_dtype
 from xvertfast.ops.wls_direct import solve_direct
@@ -82,7 +82,7 @@ def _resolve(method: str, x: torch.Tensor) -> str:
     if method == "auto":
         if x.device.type == "cpu":
             return "cpu" if has_extension() else "torch"
-        if x.device.type == "cuda" and cuda_kernels_available():
+        if x.device.type == "cuda" and cuda_kernels_run_on(x.device):
             return "cuda"
         return "torch"
     if method == "cpu":
@@ -98,6 +98,9 @@ def _resolve(method: str, x: torch.Tensor) -> str:
             )
         if x.device.type != "cuda":
             raise ValueError(f"wls: method={method!r} needs a CUDA tensor, got one on {x.device}")
+        if not cuda_kernels_run_on(x.device):
+            raise RuntimeError(f"wls: method={method!r}: the CUDA kernels were not built for this GPU's "
+                               "architecture (see the warning and `xvertfast info`)")  # fmt: skip
     return method
 
 
