@@ -414,3 +414,21 @@ def test_cli_reports_running_out_of_memory_in_a_line_with_the_resume_hint(tmp_pa
     err = capsys.readouterr().err
     assert err.startswith("error: OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB (simulated)\n")
     assert "--resume" in err and "see the docs" not in err and "Traceback" not in err
+
+
+def test_resume_with_another_cpu_thread_count_warns(tmp_path):
+    data = write_images(tmp_path / "data")
+    small = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 3, "epochs_joint": 0})
+    before = torch.get_num_threads()
+    logs = []
+    try:
+        torch.set_num_threads(1)
+        train([str(data)], str(tmp_path / "run"), small, stop_after_epochs=1, progress=False, log=logs.append)
+        train([str(data)], str(tmp_path / "run"), small, stop_after_epochs=1, resume=True, progress=False,
+              log=logs.append)  # fmt: skip
+        assert not [m for m in logs if "threads" in m]
+        torch.set_num_threads(2)
+        train([str(data)], str(tmp_path / "run"), small, resume=True, progress=False, log=logs.append)
+    finally:
+        torch.set_num_threads(before)
+    assert [m for m in logs if "trained with 1 CPU threads, now with 2" in m and "--threads 1" in m]

@@ -9,7 +9,8 @@ Everything that decides the result is seeded per stage and per epoch (weight
 init, shuffling, augmentation), and a checkpoint (weights, optimiser state,
 progress, best weights; safetensors + JSON, written atomically) is saved after
 every epoch, so ``resume=True`` after a kill reaches the same weights as an
-uninterrupted run (bitwise on the CPU). A loss or weights that stop being finite stop the run
+uninterrupted run (bitwise on the CPU with the same thread count: a resume with another
+says so). A loss or weights that stop being finite stop the run
 (:class:`TrainingDiverged`) before that epoch is saved.
 
 ``init`` starts every stage from a trained model's weights instead of random
@@ -278,7 +279,8 @@ def _preview(stage: XVertNetStage, data: RoiSet, path: str, title: str, device, 
 
 def _state(config: TrainConfig, prog: _Progress, run: dict) -> dict:
     """What a checkpoint records: the settings, the progress and ``run``, what else a resume must
-    find unchanged ("data": the training images, "init": the --init model's fingerprint)."""
+    find unchanged ("data": the training images, "init": the --init model's fingerprint) or is
+    warned of ("threads": torch's CPU threads)."""
     return {"config": asdict(config), "progress": asdict(prog), **run}
 
 
@@ -445,6 +447,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
     ckpt_dir = os.path.join(run_dir, "checkpoint")
     state_path = os.path.join(ckpt_dir, "state.json")
     init_key = fingerprint(init) if init is not None else None
+    threads = torch.get_num_threads()
     prog, saved = _Progress(), None
     if resume and os.path.exists(state_path):
         saved = _read_state(state_path)
@@ -461,6 +464,9 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
             raise ValueError(f"{run_dir}: --resume with --init {config.init}, whose weights are not those the run "
                              f"started from (fingerprint {str(saved['init'])[:12]}... then, {str(init_key)[:12]}... now); "
                              "resume with the model the run started from, or start a new RUN_DIR")  # fmt: skip
+        if device.type == "cpu" and saved.get("threads", threads) != threads:  # sums split over other threads round differently
+            log(f"warning: this run trained with {saved['threads']} CPU threads, now with {threads}: the result will "
+                f"differ slightly from an uninterrupted run's (--threads {saved['threads']} resumes it bitwise)")  # fmt: skip
         prog = _Progress(**saved["progress"])
         log(f"resuming at stage {prog.stage}, epoch {prog.epoch}")
     elif os.path.exists(state_path):
@@ -476,7 +482,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
         raise ValueError(f"{run_dir}: --resume with other training images than the run started with "
                          f"({saved['data']['images']} images then, {len(rois.sources)} now, or their content "
                          "changed); resume with the same inputs, or start a new folder")  # fmt: skip
-    run = {"data": data_key, "init": init_key}
+    run = {"data": data_key, "init": init_key, "threads": threads}
     train_ids, val_ids = split_by_image(len(rois.sources), config.val_fraction, config.seed)
     loss_fn = XVertNetLoss()
     if init is not None and len(init.stages) < config.stages:
