@@ -344,13 +344,13 @@ void wls_setup_cpu(const T* image, int64_t B, int64_t H, int64_t W, const WlsOpt
 }
 
 template <typename T>
-void wls_apply_cpu(const T* x, int64_t B, int64_t H, int64_t W, void* workspace, bool precondition,
-                   T* y, int num_threads) {
+const char* wls_apply_cpu(const T* x, int64_t B, int64_t H, int64_t W, void* workspace, bool precondition,
+                          T* y, int num_threads) {
   FlushDenormals ftz(num_threads);
   wls::Multigrid<T, CpuExec> mg;
   mg.ex.nt = num_threads;
   mg.plan(static_cast<char*>(workspace), B, H, W);
-  mg.apply_outside(x, y, precondition);
+  return mg.apply_outside(x, y, precondition);
 }
 
 #define XVF_INSTANTIATE(T)                                                                       \
@@ -359,7 +359,7 @@ void wls_apply_cpu(const T* x, int64_t B, int64_t H, int64_t W, void* workspace,
   template int64_t wls_workspace_bytes<T>(int64_t, int64_t, int64_t);                            \
   template void wls_setup_cpu<T>(const T*, int64_t, int64_t, int64_t, const WlsOptions&, void*,  \
                                  int);                                                           \
-  template void wls_apply_cpu<T>(const T*, int64_t, int64_t, int64_t, void*, bool, T*, int);
+  template const char* wls_apply_cpu<T>(const T*, int64_t, int64_t, int64_t, void*, bool, T*, int);
 XVF_INSTANTIATE(float)
 XVF_INSTANTIATE(double)
 #undef XVF_INSTANTIATE

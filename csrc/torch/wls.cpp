@@ -77,8 +77,9 @@ at::Tensor wls_apply_cpu_op(const at::Tensor& ws, const at::Tensor& x_in, bool p
   at::Tensor y = at::empty_like(x.t);
   if (x.t.numel() == 0) return y;
   AT_DISPATCH_FLOATING_TYPES(x.t.scalar_type(), "wls_apply_cpu", [&] {
-    wls_apply_cpu<scalar_t>(x.t.data_ptr<scalar_t>(), x.B, x.H, x.W, ws.data_ptr(), precondition,
-                            y.data_ptr<scalar_t>(), at::get_num_threads());
+    const char* refused = wls_apply_cpu<scalar_t>(x.t.data_ptr<scalar_t>(), x.B, x.H, x.W, ws.data_ptr(),
+                                                  precondition, y.data_ptr<scalar_t>(), at::get_num_threads());
+    TORCH_CHECK(refused == nullptr, "xvertfast::wls_apply: ", refused);
   });
   return y;
 }
@@ -138,9 +139,10 @@ at::Tensor wls_apply_cuda_op(const at::Tensor& ws, const at::Tensor& x_in, bool 
   at::Tensor y = at::empty_like(x.t);
   if (x.t.numel() == 0) return y;
   AT_DISPATCH_FLOATING_TYPES(x.t.scalar_type(), "wls_apply_cuda", [&] {
-    check_launch(cuda::wls_apply<scalar_t>(x.t.data_ptr<scalar_t>(), x.B, x.H, x.W, ws.data_ptr(),
-                                           precondition, y.data_ptr<scalar_t>(), scope.stream()),
-                 "wls_apply");
+    // a refused workspace or a CUDA error, each named by its message
+    const char* error = cuda::wls_apply<scalar_t>(x.t.data_ptr<scalar_t>(), x.B, x.H, x.W, ws.data_ptr(),
+                                                  precondition, y.data_ptr<scalar_t>(), scope.stream());
+    TORCH_CHECK(error == nullptr, "xvertfast::wls_apply: ", error);
   });
   return y;
 }

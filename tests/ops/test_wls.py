@@ -377,6 +377,17 @@ def test_workspace_must_match_the_batch():
         torch.ops.xvertfast.wls_apply(ws, torch.rand(2, 20, 30, dtype=torch.float64), False)
     with pytest.raises(RuntimeError, match="uint8 tensor"):
         torch.ops.xvertfast.wls_apply(ws.float(), torch.rand(2, 20, 30), False)
+    # shapes whose workspaces have the same size: the size check passes, the setup's record does not
+    for set_up, given in (((1, 1, 66), (1, 1, 65)), ((1, 1, 4), (1, 2, 2))):
+        ws = torch.ops.xvertfast.wls_setup(torch.rand(set_up), *PARAMS.values())
+        assert ws.numel() == torch.ops.xvertfast.wls_setup(torch.rand(given), *PARAMS.values()).numel()
+        for precondition in (False, True):
+            with pytest.raises(RuntimeError, match="set up for another batch shape or dtype than x"):
+                torch.ops.xvertfast.wls_apply(ws, torch.rand(given), precondition)
+    # bytes no setup wrote (random ones crashed the V-cycle: it took plateau counts from them)
+    for unset in (torch.zeros_like(ws), torch.randint(0, 256, ws.shape, dtype=torch.uint8)):
+        with pytest.raises(RuntimeError, match="the workspace was not filled by wls_setup"):
+            torch.ops.xvertfast.wls_apply(unset, torch.rand(given), True)
 
 
 @needs_ext

@@ -90,9 +90,10 @@ template <typename T>
 void wls_setup_cpu(const T* image, int64_t B, int64_t H, int64_t W, const WlsOptions& options,
                    void* workspace, int num_threads);
 
+// Returns nullptr, or why the workspace is not the one wls_setup filled for x's shape and type.
 template <typename T>
-void wls_apply_cpu(const T* x, int64_t B, int64_t H, int64_t W, void* workspace, bool precondition,
-                   T* y, int num_threads);
+const char* wls_apply_cpu(const T* x, int64_t B, int64_t H, int64_t W, void* workspace,
+                          bool precondition, T* y, int num_threads);
 
 // ---- CUDA launchers (defined only when built with nvcc) -------------------
 // Each returns nullptr on success or a static error string.

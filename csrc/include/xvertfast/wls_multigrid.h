@@ -237,6 +237,11 @@ constexpr int kPlateauFixed = 8;
 // Counts kept in the workspace for later apply_outside calls: n_agg, n_members, n_pieces,
 // n_big, then the first aggregate of each size 2 .. kPlateauFixed and of the larger ones.
 constexpr int kAggCounts = 4 + kPlateauFixed;
+// After the counts, what setup() built them for: a mark, nb, H, W and sizeof(T), so that
+// apply_outside refuses a workspace of the right size that another setup (another shape of
+// as many bytes) or none filled.
+constexpr int kSignature = 5;
+constexpr int64_t kSetupMark = 0x78766657534c5331;  // "xvfWLS1"
 
 // Per-image CG scalars, [nb][kScalars] doubles: r.z, the step along p and the beta of p.
 enum Scalar { kRZ, kStep, kBeta, kScalars };
@@ -299,7 +304,7 @@ struct Multigrid {
     // aggregates hold >= 2 pixels: at most half the pixels, planned for the worst case. The
     // arrays are written before they are read, so setup does not zero them: on the host,
     // the pages an image's plateaus do not need are never touched and never become resident.
-    agg_count = a.take<int64_t>(kAggCounts);
+    agg_count = a.take<int64_t>(kAggCounts + kSignature);
     agg_first_byte = a.used;
     agg_members = a.take<int32_t>(nb * H * W);
     agg_start = a.take<int32_t>(nb * H * W / 2 + 1);
@@ -854,8 +859,11 @@ struct Multigrid {
   }
 
   void upload_counts() {
-    int64_t counts[kAggCounts] = {n_agg, n_members, n_pieces, n_big};
+    const Grid g = levels[0].g;
+    int64_t counts[kAggCounts + kSignature] = {n_agg, n_members, n_pieces, n_big};
     for (int c = 0; c < kPlateauFixed; ++c) counts[4 + c] = size_first[c];
+    const int64_t signature[kSignature] = {kSetupMark, nb, g.h, g.w, int64_t(sizeof(T))};
+    for (int c = 0; c < kSignature; ++c) counts[kAggCounts + c] = signature[c];
     ex.upload(agg_count, counts, sizeof(counts));
   }
 
@@ -1562,18 +1570,27 @@ struct Multigrid {
   // y = A x (precondition false) or y = one V-cycle applied to x, for unpadded x, y [nb][H][W]
   // in executor memory, with the hierarchy a previous setup() left in the workspace: the
   // operator and preconditioner of an outside CG (xvertfast/ops/wls_pcg.py).
-  void apply_outside(const T* xin, T* yout, bool precondition) {
+  // Returns nullptr, or why the workspace is not one setup() filled for these images.
+  const char* apply_outside(const T* xin, T* yout, bool precondition) {
     const Grid g = levels[0].g;
     const int64_t plane = levels[0].plane;
-    if (precondition) {  // what setup() found
-      int64_t counts[kAggCounts];
-      ex.download(counts, agg_count, sizeof(counts));
-      n_agg = counts[0];
-      n_members = counts[1];
-      n_pieces = counts[2];
-      n_big = counts[3];
-      for (int c = 0; c < kPlateauFixed; ++c) size_first[c] = counts[4 + c];
-    }
+    int64_t counts[kAggCounts + kSignature];  // what setup() found, and for what
+    ex.download(counts, agg_count, sizeof(counts));
+    const int64_t* sig = counts + kAggCounts;
+    if (sig[0] != kSetupMark) return "the workspace was not filled by wls_setup";
+    if (sig[1] != nb || sig[2] != g.h || sig[3] != g.w || sig[4] != int64_t(sizeof(T)))
+      return "the workspace was set up for another batch shape or dtype than x";
+    n_agg = counts[0];
+    n_members = counts[1];
+    n_pieces = counts[2];
+    n_big = counts[3];
+    for (int c = 0; c < kPlateauFixed; ++c) size_first[c] = counts[4 + c];
+    const int64_t pixels = nb * g.h * g.w, max_big = pixels / kPlateauChunkMin;
+    bool sane = 0 <= n_agg && n_agg <= pixels / 2 && 2 * n_agg <= n_members && n_members <= pixels &&
+                0 <= n_big && n_big <= max_big && 0 <= n_pieces && n_pieces <= 2 * max_big;
+    for (int c = 0; c < kPlateauFixed; ++c)
+      sane = sane && size_first[c] >= (c ? size_first[c - 1] : 0) && size_first[c] <= n_agg;
+    if (!sane) return "the workspace's plateau counts are corrupt";
     T *rv = r, *zv = z;
     ex.zero(rv, size_t(nb * plane) * sizeof(T));  // setup borrowed them: padding included
     ex.zero(zv, size_t(nb * plane) * sizeof(T));
@@ -1587,6 +1604,7 @@ struct Multigrid {
     ex.grid(nb, g.h, g.w, [=] XVF_LAMBDA(int64_t b, int64_t i, int64_t j) {
       yout[b * g.h * g.w + i * g.w + j] = zv[b * plane + g.at(i, j)];
     });
+    return nullptr;
   }
 
   // r = b - A x for the double iterate x, evaluated in double (the recursively updated r of
