@@ -110,11 +110,14 @@ template <typename T>
 const char* guided_pool_backward(const T* grad, const T* y, int64_t B, int64_t H, int64_t W,
                                  const T* weight, const int32_t* argmax, int64_t C, int64_t s,
                                  T* grad_y, T* grad_weight, T* grad_bias, void* stream) {
-  if (C <= 0 || H / s <= 0 || W / s <= 0) return nullptr;
   const cudaStream_t st = static_cast<cudaStream_t>(stream);
-  if (B <= 0) {  // no pixels: the weight and bias gradients are sums of nothing (as on the CPU)
-    cudaMemsetAsync(grad_weight, 0, size_t(C) * 9 * sizeof(T), st);
-    cudaMemsetAsync(grad_bias, 0, size_t(C) * sizeof(T), st);
+  if (B <= 0 || C <= 0 || H / s <= 0 || W / s <= 0) {
+    // no pooled output: every gradient is a sum of nothing, zero (as on the CPU)
+    if (grad_y && B * H * W > 0) cudaMemsetAsync(grad_y, 0, size_t(B * H * W) * sizeof(T), st);
+    if (C > 0) {
+      cudaMemsetAsync(grad_weight, 0, size_t(C) * 9 * sizeof(T), st);
+      cudaMemsetAsync(grad_bias, 0, size_t(C) * sizeof(T), st);
+    }
     return last_error();
   }
   if (grad_y)

@@ -158,6 +158,18 @@ def test_backward_of_an_empty_batch_gives_zero_gradients(device):
 
 
 @needs_ext
+@pytest.mark.parametrize("device", DEVICES)
+def test_backward_without_channels_gives_a_zero_input_gradient(device):
+    # no channel passes any gradient to y: zeros (the CUDA launcher returned before writing it)
+    y = torch.rand(2, 1, 8, 8, device=device)
+    weight, bias = torch.rand(0, 1, 3, 3, device=device), torch.rand(0, device=device)
+    out, argmax = torch.ops.xvertfast.guided_pool(y, weight, bias, 2)
+    assert out.shape == (2, 0, 4, 4)
+    grad_y, grad_w, grad_b = torch.ops.xvertfast.guided_pool_backward(torch.ones_like(out), y, weight, argmax, 2, True)
+    assert torch.equal(grad_y, torch.zeros_like(y)) and grad_w.shape == weight.shape and grad_b.shape == bias.shape
+
+
+@needs_ext
 @pytest.mark.cuda
 def test_backward_rejects_grad_or_argmax_off_the_device():
     y, weight, bias = guidance_inputs(1, 3, 8, 8, device="cuda")
