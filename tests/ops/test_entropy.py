@@ -56,6 +56,26 @@ def test_select_matches_reference(seed, device, dtype, shape, normalize):
     torch.testing.assert_close(target, want_map, rtol=1e-6, atol=1e-7, msg=f"seed {seed}")
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_select_with_nan_and_inf_matches_reference(seed, device, dtype):
+    # NaN stays out of the range of the binning and of the scaling, and stays NaN in the map
+    # (the reference scaled by amin/amax, which are NaN: an all-zero map where the op kept one)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(4, 3, 9, 11, generator=gen, dtype=dtype)
+    x[0, :, 2, 3] = float("nan")  # one NaN pixel in every map of a sample
+    x[1] = 0.5  # constant maps with a NaN
+    x[1, :, 0, 0] = float("nan")
+    x[2, 1] = float("nan")  # an all-NaN map
+    x[3, 0, 4, 4] = float("inf")
+    x = x.to(device)
+    index, target = select_max_entropy(x)
+    want_index, want_map = select_max_entropy_reference(x)
+    assert torch.equal(index, want_index), f"seed {seed}"
+    assert torch.equal(target.isnan(), want_map.isnan()) and target[0].isnan().sum() == 1
+    torch.testing.assert_close(target.nan_to_num(), want_map.nan_to_num(), rtol=1e-6, atol=1e-7)
+
+
 @needs_ext
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_split_and_per_map_paths_agree(seed, threads):

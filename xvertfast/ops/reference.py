@@ -100,7 +100,8 @@ def select_max_entropy_reference(
     Entropies within ``TIE_RTOL`` (relative) of the maximum are ties, resolved to the
     lowest channel index, so that rounding in the entropy sum never decides.
 
-    With ``normalize`` the map is min-max scaled to [0, 1] (0 if constant).
+    With ``normalize`` the map is min-max scaled to [0, 1] (0 if constant), NaN pixels left
+    out of its min and max and left NaN.
     """
     ent = feature_entropy_reference(x, bins)
     # Ties: the first channel within TIE_RTOL (relative) of the maximum.
@@ -108,8 +109,9 @@ def select_max_entropy_reference(
     index = (ent >= top - TIE_RTOL * top.abs()).int().argmax(dim=1)
     maps = x.detach()[torch.arange(x.shape[0], device=x.device), index].unsqueeze(1)
     if normalize and maps.numel():  # an empty map has no range to scale (amin refuses it)
-        lo = maps.amin(dim=(2, 3), keepdim=True)
-        hi = maps.amax(dim=(2, 3), keepdim=True)
+        # the range of the binning, NaN left out: a NaN pixel stays NaN, the others are scaled
+        _, lo, hi = _bin_indices(maps.reshape(maps.shape[0], -1), bins)
+        lo, hi = lo.reshape(-1, 1, 1, 1), hi.reshape(-1, 1, 1, 1)
         rng = hi - lo
         maps = torch.where(rng > 0, (maps - lo) / rng, torch.zeros_like(maps))
     return index, maps
