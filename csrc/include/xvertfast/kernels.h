@@ -4,7 +4,9 @@
 // device pointers and a cudaStream_t passed as void*, so that neither side
 // needs a torch or CUDA header here. All arrays are contiguous, row-major.
 // Temporary device memory is allocated by the caller (through torch's caching
-// allocator) and passed in; the launchers never allocate.
+// allocator) and passed in. One exception: the GPU plateau labelling of the WLS setup
+// takes CUB's scan and sort storage from cudaMallocAsync (csrc/cuda/wls.cu, scratch),
+// outside torch's cache; where that fails, the error is reported, not hidden.
 #pragma once
 
 #include <cstdint>
