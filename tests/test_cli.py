@@ -99,7 +99,7 @@ def test_train_refuses_what_would_not_train_without_a_traceback(tmp_path, capsys
     assert "trains nothing" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     assert main(["train", str(tmp_path / "empty"), "-o", str(tmp_path / "run2"), *small]) == 1
-    assert "no image files found" in capsys.readouterr().err
+    assert "no image files found" in capsys.readouterr().err and not (tmp_path / "run2").exists()
     missing = str(tmp_path / "missing.png")
     assert main(["train", missing, "-o", str(tmp_path / "run3"), *small]) == 2
     err = capsys.readouterr().err

@@ -27,6 +27,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -34,6 +35,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from xvertfast.io.files import NothingFound
 from xvertfast.io.write import atomic_write, remove_stale_parts
 from xvertfast.model import XVertNet, XVertNetStage, load_model, save_model
 from xvertfast.model.persistence import fingerprint
@@ -421,9 +423,14 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     device = _device(config.device)
     _check_amp(config, device, log)
     init = _initial_model(config)  # a mismatch is said before any image is preprocessed
+    made = not os.path.exists(run_dir)
     lock = _lock_run_dir(run_dir)
     try:
         return _train(inputs, run_dir, config, device, init, resume, progress, stop_after_epochs, log)
+    except NothingFound:  # as the other jobs: no run folder for a run that found nothing to train on
+        if made:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     finally:
         lock.close()
 
