@@ -40,6 +40,10 @@ def test_train_help_shows_set_defaults_once():
 def test_every_batch_command_documents_its_exit_codes():
     for name in ("preprocess", "enhance", "evaluate", "train", "export", "demo"):
         assert "Exit code" in " ".join(subcommands()[name].format_help().split()), name
+    said = " ".join(subcommands()["train"].format_help().split())
+    for code in ("0 model written", "1 no image found", "2 bad settings", "3 stopped by an error while training",
+                 "130 interrupted"):  # fmt: skip
+        assert code in said, code
 
 
 @pytest.mark.parametrize("argv, option", [
@@ -100,6 +104,8 @@ def test_train_refuses_what_would_not_train_without_a_traceback(tmp_path, capsys
     (tmp_path / "empty").mkdir()
     assert main(["train", str(tmp_path / "empty"), "-o", str(tmp_path / "run2"), *small]) == 1
     assert "no image files found" in capsys.readouterr().err and not (tmp_path / "run2").exists()
+    assert main(["train", str(tmp_path / "empty"), "-o", str(tmp_path / "new" / "run"), *small]) == 1
+    assert "no image files found" in capsys.readouterr().err and not (tmp_path / "new").exists()
     missing = str(tmp_path / "missing.png")
     assert main(["train", missing, "-o", str(tmp_path / "run3"), *small]) == 2
     err = capsys.readouterr().err

@@ -217,9 +217,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 3
     except RuntimeError as exc:  # out of memory, a device or library error while training
         first_line = (str(exc).strip().splitlines() or [""])[0]
-        print(f"error: {type(exc).__name__}: {first_line}\nthe checkpoint in {os.path.join(args.output, 'checkpoint')} "
-              "keeps the last finished epoch: once the cause is gone, add --resume to the same command to go on "
-              "(settings such as --batch-size cannot change on resume)", file=sys.stderr)  # fmt: skip
+        ckpt = os.path.join(args.output, "checkpoint")
+        kept = (f"the checkpoint in {ckpt} keeps the last finished epoch: once the cause is gone, add --resume to "
+                "the same command to go on (settings such as --batch-size cannot change on resume)"
+                if os.path.exists(os.path.join(ckpt, "state.json")) else "no epoch had finished; nothing to resume")  # fmt: skip
+        print(f"error: {type(exc).__name__}: {first_line}\n{kept}", file=sys.stderr)
         return 3
     except KeyboardInterrupt:
         print(f"\ninterrupted: the last finished epoch is kept; add --resume to the same command to go on",

@@ -33,8 +33,10 @@ def hold_lock(path: str) -> IO | None:
     """``path`` opened (created if missing) with an exclusive advisory lock (``flock``) that
     lasts until the file is closed, or None where another process holds it: a job refuses to
     share its folder instead of racing the other one (and removing its temporaries). Where
-    there is no flock (Windows), the file unlocked: one job per folder is then up to the user.
-    Raises OSError where the file cannot be opened."""
+    there is no flock (Windows, an NFS mount without locking), the file unlocked: one job per
+    folder is then up to the user. Raises OSError where the file cannot be opened."""
+    import errno
+
     lock = open(path, "a")
     try:
         import fcntl
@@ -42,7 +44,9 @@ def hold_lock(path: str) -> IO | None:
         return lock
     try:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except OSError as exc:
+        if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):  # no locking here, not a holder
+            return lock
         lock.close()
         return None
     return lock

@@ -400,6 +400,42 @@ def test_a_damaged_checkpoint_is_named_with_what_to_do(tmp_path, capsys, damaged
     assert f"{path} cannot be read" in err and "Traceback" not in err
 
 
+def test_checkpoint_files_of_other_tensors_are_named_as_damaged(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    data, run = write_images(tmp_path / "data"), tmp_path / "run"
+    quiet = {"progress": False, "log": lambda m: None}
+    train([str(data)], str(run), CONFIG, stop_after_epochs=5, **quiet)  # stage 1 (4 epochs) done, one of stage 2
+    ckpt = run / "checkpoint" / "epoch.safetensors"
+    with safe_open(ckpt, framework="pt") as f:
+        meta, tensors = f.metadata(), {name: f.get_tensor(name) for name in f.keys()}
+    first = sorted(name for name in tensors if name.startswith("stage."))[0]
+    save_file({name: t for name, t in tensors.items() if name != first}, ckpt, metadata=meta)  # one weight fewer
+    with pytest.raises(ValueError, match="epoch.safetensors cannot be read .its tensors do not fit this run's model"):
+        train([str(data)], str(run), CONFIG, resume=True, **quiet)
+    save_file(tensors, ckpt, metadata=meta)
+    finished = run / "model" / "stage1.safetensors"
+    save_file({"other": torch.zeros(2)}, finished)  # a valid file of other tensors
+    with pytest.raises(ValueError, match="stage1.safetensors cannot be read .its tensors do not fit"):
+        train([str(data)], str(run), CONFIG, resume=True, **quiet)
+
+
+def test_a_file_system_without_locking_does_not_pass_for_another_run(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    from xvertfast.resume import hold_lock
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)  # NFS mounted with nolock
+    lock = hold_lock(str(tmp_path / "lock"))
+    assert lock is not None  # unlocked, as where there is no flock: not "another run holds it"
+    lock.close()
+
+
 def test_cli_reports_running_out_of_memory_in_a_line_with_the_resume_hint(tmp_path, monkeypatch, capsys):
     from xvertfast.model import XVertNetStage
 
@@ -407,13 +443,21 @@ def test_cli_reports_running_out_of_memory_in_a_line_with_the_resume_hint(tmp_pa
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)\nsee the docs")
 
     data = write_images(tmp_path / "data")
-    monkeypatch.setattr(XVertNetStage, "forward", out_of_memory)
-    argv = ["train", str(data), "-o", str(tmp_path / "run"), "--stages", "1", "--epochs-gc", "1", "--epochs-joint", "0",
+    argv = ["train", str(data), "-o", str(tmp_path / "run"), "--stages", "1", "--epochs-gc", "2", "--epochs-joint", "0",
             "--width", "4", "--depth", "2", "--roi-size", "32", "--batch-size", "2", "-q", "--device", "cpu"]  # fmt: skip
-    assert main(argv) == 3
+    with monkeypatch.context() as patch:
+        patch.setattr(XVertNetStage, "forward", out_of_memory)
+        assert main(argv) == 3
     err = capsys.readouterr().err
     assert err.startswith("error: OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB (simulated)\n")
-    assert "--resume" in err and "see the docs" not in err and "Traceback" not in err
+    assert "no epoch had finished" in err and "see the docs" not in err and "Traceback" not in err
+    small = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 2, "epochs_joint": 0})
+    train([str(data)], str(tmp_path / "run2"), small, stop_after_epochs=1, progress=False, log=lambda m: None)
+    monkeypatch.setattr(XVertNetStage, "forward", out_of_memory)  # in the second epoch
+    assert main([*argv[:3], str(tmp_path / "run2"), *argv[4:], "--batch-size", "2", "--val-fraction", "0.34",
+                 "--patience", "5", "--seed", "3", "--resume"]) == 3  # fmt: skip
+    err = capsys.readouterr().err
+    assert "keeps the last finished epoch" in err and "add --resume" in err, err
 
 
 def test_resume_with_another_cpu_thread_count_warns(tmp_path):

@@ -96,8 +96,9 @@ class TrainingDiverged(RuntimeError):
     that epoch is saved, so the checkpoint keeps the epochs before it."""
 
     def __init__(self, stage: int, epoch: int, what: str, ckpt_dir: str):
-        super().__init__(f"stage {stage}, epoch {epoch}: {what}: training diverged and stopped; {ckpt_dir} keeps the "
-                         "epochs before it. Usual causes: a learning rate too high for these images (--lr), bf16 "
+        kept = (f"{ckpt_dir} keeps the epochs before it" if os.path.exists(os.path.join(ckpt_dir, "state.json"))
+                else "no epoch had finished")  # fmt: skip
+        super().__init__(f"stage {stage}, epoch {epoch}: {what}: training diverged and stopped; {kept}. Usual causes: a learning rate too high for these images (--lr), bf16 "
                          "overflow (--amp). The run is seeded, so --resume with the same settings repeats the same "
                          "steps: start a new RUN_DIR with the cause changed")  # fmt: skip
 
@@ -150,28 +151,34 @@ def _check_amp(config: TrainConfig, device: torch.device, log) -> None:
 
 @contextlib.contextmanager
 def _reading(path: str):
-    """Makes a failure to read back a file of the run (gone, cut short by a disk error or a copy,
-    edited) a ValueError that names it and says what to do: a run cannot go on without it."""
+    """Makes a file of the run that no longer reads as one (gone, cut short by a disk error or a
+    copy, edited, other tensors than this run's model has) a ValueError that names it and says
+    what to do: the run cannot go on from it. Errors of the system (permissions, I/O, memory)
+    pass as they are: the file may be fine."""
     from safetensors import SafetensorError
 
     try:
         yield
-    except (OSError, ValueError, KeyError, TypeError, SafetensorError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            why = "missing"
-        elif isinstance(exc, KeyError):
-            why = f"no {exc} in it"
-        else:
-            why = (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or type(exc).__name__
-        raise ValueError(f"{path} cannot be read ({why}): the run cannot go on from it; start a new RUN_DIR "
-                         "(a copy of this one's cache/ in it saves the preprocessing)") from None  # fmt: skip
+    except torch.OutOfMemoryError:
+        raise
+    except FileNotFoundError:
+        why = "missing"
+    except KeyError as exc:
+        why = f"no {exc} in it"
+    except RuntimeError as exc:  # load_state_dict: missing, extra or reshaped tensors
+        why = f"its tensors do not fit this run's model ({str(exc).strip().splitlines()[-1].strip()})"
+    except (ValueError, SafetensorError) as exc:  # cut short or edited: not JSON, not safetensors
+        why = str(exc) or type(exc).__name__
+    else:
+        return
+    raise ValueError(f"{path} cannot be read ({why}): the run cannot go on from it; start a new RUN_DIR "
+                     "(a copy of this one's cache/ in it saves the preprocessing)")  # fmt: skip
 
 
 def _load_tensors(path: str, device) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
-    with _reading(path):
-        return load_file(path, device=str(device))
+    return load_file(path, device=str(device))
 
 
 def _optimizer_tensors(opt: torch.optim.Adam) -> dict[str, torch.Tensor]:
@@ -185,10 +192,12 @@ def _optimizer_tensors(opt: torch.optim.Adam) -> dict[str, torch.Tensor]:
 def _restore_optimizer(opt: torch.optim.Adam, tensors: dict[str, torch.Tensor]) -> None:
     params = opt.param_groups[0]["params"]
     for name, value in tensors.items():
-        i, key = name.split(".", 1)
+        i, _, key = name.partition(".")
+        if not i.isdigit() or int(i) >= len(params) or (key != "step" and value.shape != params[int(i)].shape):
+            raise RuntimeError(f"optimizer state {name!r} of shape {tuple(value.shape)} fits no parameter")
         p = params[int(i)]
         # moments in the parameter's memory layout, as a run that was never interrupted has them
-        opt.state[p][key] = torch.empty_like(p).copy_(value) if value.shape == p.shape else value
+        opt.state[p][key] = torch.empty_like(p).copy_(value) if key != "step" else value
 
 
 def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
@@ -316,7 +325,7 @@ def _checkpoint_state(ckpt_dir: str) -> dict | None:
     if not os.path.exists(path):
         return None
     with _reading(path), safe_open(path, framework="pt") as f:
-        return _resumable(json.loads(f.metadata()["state"]))
+        return _resumable(json.loads((f.metadata() or {})["state"]))
 
 
 def _read_state(path: str) -> dict:
@@ -347,6 +356,20 @@ def _load_checkpoint(ckpt_dir: str, device) -> dict[str, dict[str, torch.Tensor]
         part, _, key = name.partition(".")
         parts[part][key] = value
     return parts
+
+
+def _resume_stage(stage: XVertNetStage, opt: torch.optim.Adam, ckpt_dir: str, device) -> dict[str, torch.Tensor]:
+    """Restores the stage's weights and the optimiser's moments from the mid-stage checkpoint;
+    returns the best weights kept there."""
+    path = os.path.join(ckpt_dir, CHECKPOINT_FILE)
+    with _reading(path if os.path.exists(path) else ckpt_dir):
+        parts = _load_checkpoint(ckpt_dir, device)
+        stage.load_state_dict(parts["stage"])
+        _restore_optimizer(opt, parts["optimizer"])
+        shapes = {name: tuple(value.shape) for name, value in stage.state_dict().items()}
+        if {name: tuple(value.shape) for name, value in parts["best"].items()} != shapes:
+            raise RuntimeError("the best weights kept in it are not this model's")
+        return parts["best"]
 
 
 def _position(state: dict) -> tuple[int, int]:
@@ -423,16 +446,27 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     device = _device(config.device)
     _check_amp(config, device, log)
     init = _initial_model(config)  # a mismatch is said before any image is preprocessed
-    made = not os.path.exists(run_dir)
+    made = _first_missing(run_dir)
     lock = _lock_run_dir(run_dir)
     try:
         return _train(inputs, run_dir, config, device, init, resume, progress, stop_after_epochs, log)
     except NothingFound:  # as the other jobs: no run folder for a run that found nothing to train on
-        if made:
-            shutil.rmtree(run_dir, ignore_errors=True)
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
         raise
     finally:
         lock.close()
+
+
+def _first_missing(path: str) -> str | None:
+    """The outermost of ``path`` and its parents that does not exist yet (what making it makes)."""
+    missing, path = None, os.path.abspath(path)
+    while not os.path.exists(path):
+        missing, parent = path, os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return missing
 
 
 def _remove_stale_parts(run_dir: str, config: TrainConfig) -> None:
@@ -503,7 +537,9 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
         if init is not None and k <= len(init.stages):
             stage.load_state_dict(init.stages[k - 1].state_dict())
         if k < prog.stage:  # finished earlier: its weights (its data is made only where a later stage needs it)
-            stage.load_state_dict(_load_tensors(os.path.join(run_dir, "model", f"stage{k}.safetensors"), device))
+            path = os.path.join(run_dir, "model", f"stage{k}.safetensors")
+            with _reading(path):
+                stage.load_state_dict(_load_tensors(path, device))
             stages.append(stage.to(memory_format=torch.contiguous_format).eval())
             continue
         data = _stage_inputs(k, stages, rois, run_dir, config, device)
@@ -511,10 +547,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
         opt = torch.optim.Adam(stage.parameters(), lr=config.lr, betas=config.betas)
         best = {n: v.detach().clone() for n, v in stage.state_dict().items()}
         if prog.stage == k and prog.epoch > 0:
-            parts = _load_checkpoint(ckpt_dir, device)
-            stage.load_state_dict(parts["stage"])
-            _restore_optimizer(opt, parts["optimizer"])
-            best = parts["best"]
+            best = _resume_stage(stage, opt, ckpt_dir, device)
         total_epochs = config.epochs_gc + config.epochs_joint
         bar = tqdm(total=total_epochs, initial=prog.epoch, desc=f"stage {k}", unit="epoch", disable=not progress)
         while prog.epoch < total_epochs and not (prog.epoch >= config.epochs_gc and prog.bad_epochs >= config.patience):
