@@ -102,8 +102,87 @@ def test_load_refuses_what_is_not_a_model(tmp_path):
     with pytest.raises(FileNotFoundError, match="no config.json"):
         load_model(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"format": "other"}))
-    with pytest.raises(ValueError, match="unsupported model format"):
+    with pytest.raises(ValueError, match="config.json: not an xvertfast model configuration"):
         load_model(tmp_path)
+
+
+def _tampered(tmp_path, seed, change) -> str:
+    """A saved two-stage model with ``change(folder, config)`` applied; returns the folder."""
+    torch.manual_seed(seed)
+    folder = tmp_path / "m"
+    save_model(XVertNet([XVertNetStage(4, 2), XVertNetStage(4, 2)]), folder)
+    config = json.loads((folder / "config.json").read_text())
+    before = json.dumps(config)
+    change(folder, config)
+    if json.dumps(config) != before:  # (a change of the files themselves is written by it)
+        (folder / "config.json").write_text(json.dumps(config))
+    return str(folder)
+
+
+def _set(keys, value):
+    def change(folder, config):
+        target = config
+        for key in keys[:-1]:
+            target = target[key]
+        target[keys[-1]] = value
+
+    return change
+
+
+def _weights(edit):
+    def change(folder, config):
+        from safetensors.torch import load_file, save_file
+
+        state = load_file(folder / "stage1.safetensors")
+        edit(state)
+        save_file(state, folder / "stage1.safetensors")
+
+    return change
+
+
+def _nan(state):
+    state["head.weight"][0] = float("nan")
+
+
+@pytest.mark.parametrize("change, error, match", [
+    (lambda folder, config: (folder / "config.json").write_text("{\"format\": "), ValueError, "config.json: not valid JSON"),
+    (_set(["format_version"], "1"), ValueError, "config.json: unsupported model format version '1'"),
+    (_set(["format_version"], 99), ValueError, "unsupported model format version 99"),
+    (lambda folder, config: config.pop("architecture"), ValueError, "config.json: no architecture.stages list"),
+    (_set(["architecture", "stages"], []), ValueError, "no architecture.stages list"),
+    (_set(["architecture", "stages", 0, "width"], "four"), ValueError, "stage 1: width must be a whole number"),
+    (_set(["architecture", "stages", 1, "depth"], 0), ValueError, "stage 2: depth must be a whole number >= 1"),
+    (_set(["architecture", "stages", 0, "widht"], 4), ValueError, "stage 1: expected an object with width"),
+    (_set(["architecture", "stages", 0, "upsample"], "pixelshuffle"), ValueError, "stage 1: upsample must be one of"),
+    (_set(["architecture", "stages", 0, "width"], 8), ValueError, r"stage1.safetensors: its tensors do not fit .*other shape"),
+    (_set(["architecture", "stages", 0, "depth"], 3), ValueError, r"stage1.safetensors: its tensors do not fit .*missing"),
+    (_set(["preprocessing", "lam"], float("nan")), ValueError, "config.json: preprocessing: .*lam must be a finite number"),
+    (_set(["preprocessing", "eps"], -1.0), ValueError, "config.json: preprocessing: .*eps > 0"),
+    (_set(["preprocessing", "alpha"], "1.2"), ValueError, "config.json: preprocessing: .*alpha must be a finite number"),
+    (lambda folder, config: (folder / "stage2.safetensors").unlink(), FileNotFoundError, "stage2.safetensors: the model's stage file is missing"),
+    (lambda folder, config: (folder / "stage1.safetensors").write_bytes((folder / "stage1.safetensors").read_bytes()[:100]),
+     ValueError, "stage1.safetensors: not a readable safetensors file"),
+    (_weights(_nan), ValueError, "stage1.safetensors: head.weight holds NaN or infinite values"),
+    (_weights(lambda state: state.update({"head.weight": state["head.weight"].int()})), ValueError,
+     "stage1.safetensors: head.weight holds torch.int32 values, not floating point"),
+    (_weights(lambda state: state.update({"extra": torch.zeros(2)})), ValueError, "its tensors do not fit .*unexpected extra"),
+])  # fmt: skip
+def test_a_damaged_model_folder_is_named_with_what_is_wrong(tmp_path, seed, change, error, match):
+    with pytest.raises(error, match=match):
+        load_model(_tampered(tmp_path, seed, change))
+
+
+def test_fp16_weights_load_and_whole_number_parameters_are_floats(tmp_path, seed):
+    def halve(state):
+        for name, value in state.items():
+            if value.is_floating_point():
+                state[name] = value.half()
+
+    model = load_model(_tampered(tmp_path, seed, _weights(halve)))  # fp16 is allowed (shipped weights may be)
+    assert model.stages[0].head.weight.dtype == torch.float32
+    stage = XVertNetStage(4, 2)
+    whole, real = XVertNet([stage], lam=1), XVertNet([stage], lam=1.0)
+    assert isinstance(whole.lam, float) and fingerprint(whole) == fingerprint(real)  # one model, one fingerprint
 
 
 def test_the_shipped_default_model(monkeypatch, tmp_path):

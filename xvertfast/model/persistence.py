@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from xvertfast.model.stage import XVertNetStage
+from xvertfast.model.stage import UPSAMPLING, XVertNetStage
 from xvertfast.model.xvertnet import XVertNet
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 
@@ -49,9 +49,12 @@ def save_model(model: XVertNet, path: str | os.PathLike, extra: dict[str, Any] |
 
 
 def load_model(path: str | os.PathLike = "default", map_location: str | torch.device = "cpu") -> XVertNet:
-    """Loads a model directory written by :func:`save_model` (eval mode)."""
-    from safetensors.torch import load_file
+    """Loads a model directory written by :func:`save_model` (eval mode).
 
+    Raises FileNotFoundError where the directory or a stage file is missing, and ValueError
+    naming the file where config.json or a stage file does not describe a usable model
+    (malformed, other tensors than its architecture has, integer or non-finite weights).
+    """
     path = os.fspath(path)
     if path == "default":
         path = DEFAULT_MODEL_DIR
@@ -64,24 +67,93 @@ def load_model(path: str | os.PathLike = "default", map_location: str | torch.de
         hint = f"; did you mean {inside}, the model of the training run there?" if os.path.isfile(
             os.path.join(inside, "config.json")) else ""  # fmt: skip
         raise FileNotFoundError(f"{path}: not an xvertfast model directory (no config.json){hint}")
-    with open(config_path) as f:
-        config = json.load(f)
-    if config.get("format") != "xvertfast-model" or config.get("format_version", 0) > FORMAT_VERSION:
-        raise ValueError(f"{config_path}: unsupported model format {config.get('format')!r} "
-                         f"version {config.get('format_version')!r}")  # fmt: skip
+    try:
+        with open(config_path) as f:
+            config = json.load(f)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{config_path}: not valid JSON ({exc})") from None
+    specs = _check_config(config, config_path)
     stages = []
-    for k, spec in enumerate(config["architecture"]["stages"], start=1):
-        # (models saved before the upsampling became a choice all used the transposed conv)
-        stage = XVertNetStage(width=int(spec["width"]), depth=int(spec["depth"]),
-                              upsample=str(spec.get("upsample", "transposed")))
-        state = load_file(os.path.join(path, f"stage{k}.safetensors"), device=str(map_location))
-        stage.load_state_dict(state, strict=True)
+    for k, spec in enumerate(specs, start=1):
+        stage = XVertNetStage(**spec)
+        stage.load_state_dict(_stage_tensors(os.path.join(path, f"stage{k}.safetensors"), stage, map_location))
         stages.append(stage)
     pre = config.get("preprocessing", {})
-    model = XVertNet(stages, lam=pre.get("lam", DEFAULT_LAM), alpha=pre.get("alpha", DEFAULT_ALPHA),
-                     eps=pre.get("eps", DEFAULT_EPS))
+    try:
+        model = XVertNet(stages, lam=pre.get("lam", DEFAULT_LAM), alpha=pre.get("alpha", DEFAULT_ALPHA),
+                         eps=pre.get("eps", DEFAULT_EPS))  # fmt: skip
+    except ValueError as exc:
+        raise ValueError(f"{config_path}: preprocessing: {exc}") from None
     model.metadata = {**config, "path": os.path.abspath(path)}
     return model.to(map_location).eval()
+
+
+#: What config.json may say of a stage.
+_STAGE_KEYS = ("width", "depth", "upsample")
+
+
+def _check_config(config, config_path: str) -> list[dict]:
+    """The stages' arguments from a config.json, or ValueError naming it and what is wrong."""
+
+    def bad(why: str) -> ValueError:
+        return ValueError(f"{config_path}: {why}")
+
+    if not isinstance(config, dict) or config.get("format") != "xvertfast-model":
+        raise bad("not an xvertfast model configuration (no \"format\": \"xvertfast-model\")")
+    version = config.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int) or version > FORMAT_VERSION:
+        raise bad(f"unsupported model format version {version!r} (this xvertfast reads up to {FORMAT_VERSION})")
+    architecture = config.get("architecture")
+    stages = architecture.get("stages") if isinstance(architecture, dict) else None
+    if not isinstance(stages, list) or not stages:
+        raise bad("no architecture.stages list")
+    if not isinstance(config.get("preprocessing", {}), dict):
+        raise bad("preprocessing must be an object")
+    specs = []
+    for k, spec in enumerate(stages, start=1):
+        if not isinstance(spec, dict) or set(spec) - set(_STAGE_KEYS):
+            raise bad(f"stage {k}: expected an object with {', '.join(_STAGE_KEYS)}, got {spec!r}")
+        width, depth = spec.get("width"), spec.get("depth")
+        for name, value in (("width", width), ("depth", depth)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise bad(f"stage {k}: {name} must be a whole number >= 1, got {value!r}")
+        # (models saved before the upsampling became a choice all used the transposed conv)
+        upsample = spec.get("upsample", "transposed")
+        if upsample not in UPSAMPLING:
+            raise bad(f"stage {k}: upsample must be one of {', '.join(UPSAMPLING)}, got {upsample!r}")
+        specs.append({"width": width, "depth": depth, "upsample": upsample})
+    return specs
+
+
+def _stage_tensors(file: str, stage: XVertNetStage, map_location) -> dict[str, torch.Tensor]:
+    """A stage file's tensors, checked to be the stage's own: the same names and shapes, floating
+    point and finite; else ValueError naming the file."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not os.path.isfile(file):
+        raise FileNotFoundError(f"{file}: the model's stage file is missing")
+    try:
+        state = load_file(file, device=str(map_location))
+    except SafetensorError as exc:
+        raise ValueError(f"{file}: not a readable safetensors file ({exc})") from None
+    expected = {name: tuple(t.shape) for name, t in stage.state_dict().items()}
+    found = {name: tuple(t.shape) for name, t in state.items()}
+    if found != expected:
+        missing = sorted(set(expected) - set(found))
+        extra = sorted(set(found) - set(expected))
+        reshaped = sorted(n for n in set(expected) & set(found) if expected[n] != found[n])
+        parts = [f"{label} {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
+                 for label, names in (("missing", missing), ("unexpected", extra), ("other shape", reshaped)) if names]
+        raise ValueError(f"{file}: its tensors do not fit the architecture in config.json ({'; '.join(parts)})")
+    for name, t in state.items():
+        if name.endswith("num_batches_tracked"):
+            continue
+        if not t.is_floating_point():
+            raise ValueError(f"{file}: {name} holds {t.dtype} values, not floating point")
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{file}: {name} holds NaN or infinite values")
+    return state
 
 
 def _arch(stage: XVertNetStage) -> list:
