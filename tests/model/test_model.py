@@ -69,6 +69,20 @@ def test_enhance_recomputes_the_guidance_between_stages(seed):
         model.guidance(first[:, 0])  # [B, H, W] took row 0 of each image
 
 
+def test_enhance_runs_in_eval_mode_and_leaves_the_mode_and_statistics_alone(seed):
+    torch.manual_seed(seed)
+    model = XVertNet([XVertNetStage(4, 2), XVertNetStage(4, 2)])  # a new module is in train mode
+    model.stages[1].eval()  # a mixed state comes back as it was
+    xp, y = torch.rand(3, 1, 24, 20), torch.randn(3, 1, 24, 20) * 0.1
+    stats = {n: b.clone() for n, b in model.named_buffers()}
+    modes = [m.training for m in model.modules()]
+    batch = model.enhance(xp, y)
+    assert all(torch.equal(b, stats[n]) for n, b in model.named_buffers())  # running statistics untouched
+    assert [m.training for m in model.modules()] == modes
+    torch.testing.assert_close(model.enhance(xp[:1], y[:1]), batch[:1])  # an image's output is its own
+    torch.testing.assert_close(batch, model.eval().enhance(xp, y))
+
+
 def test_save_and_load_give_identical_outputs(seed, tmp_path):
     model = XVertNet([XVertNetStage(4, 2), XVertNetStage(6, 3, "transposed")], lam=0.7).eval()
     save_model(model, tmp_path / "m", extra={"training": {"epochs": 0}})

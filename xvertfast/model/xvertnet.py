@@ -46,13 +46,22 @@ class XVertNet(nn.Module):
 
     @torch.no_grad()
     def enhance(self, xp: torch.Tensor, y: torch.Tensor, stages: int | None = None) -> torch.Tensor:
-        """Runs the first ``stages`` stages (all by default) on a [B, 1, H, W] batch."""
+        """Runs the first ``stages`` stages (all by default) on a [B, 1, H, W] batch, in eval mode
+        whatever the model's mode (batch norm in train mode would normalise by the batch, so an
+        image's output would depend on its batch, and update the running statistics); the
+        model's mode is left as it was."""
         count = len(self.stages) if stages is None else stages
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= len(self.stages):
             raise ValueError(f"enhance: stages must be 1 to {len(self.stages)}, got {stages!r}")
-        out = xp
-        for k, stage in enumerate(list(self.stages)[:count]):
-            if k > 0:
-                y = self.guidance(out)
-            out = stage(out, y)
-        return out
+        modes = [module.training for module in self.modules()]
+        self.eval()
+        try:
+            out = xp
+            for k, stage in enumerate(list(self.stages)[:count]):
+                if k > 0:
+                    y = self.guidance(out)
+                out = stage(out, y)
+            return out
+        finally:
+            for module, mode in zip(self.modules(), modes):
+                module.training = mode
