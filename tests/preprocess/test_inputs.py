@@ -17,9 +17,10 @@ def fields(pp):
 
 def test_equations_hold(seed):
     rng = np.random.default_rng(seed)
-    x = np.clip(np.add.outer(np.linspace(0.2, 0.8, 48), np.zeros(40)) + 0.05 * rng.random((48, 40)), 0, 1)
-    x = x.astype(np.float32)
+    x = np.add.outer(np.linspace(0.2, 0.8, 48), np.zeros(40)) + 0.05 * rng.random((48, 40))
+    x = ((x - x.min()) / (x.max() - x.min())).astype(np.float32)  # X is min-max normalised
     pp = preprocess(x)
+    np.testing.assert_array_equal(pp.x, x)
     np.testing.assert_allclose(pp.g, wls(x), atol=1e-6)
     np.testing.assert_allclose(pp.e, x.mean() - x + pp.g, atol=1e-5)
     np.testing.assert_allclose(pp.y, pp.xp - wls(pp.xp), atol=1e-6)
@@ -62,6 +63,21 @@ def test_no_nan_or_inf_ever_leaves(name, image):
         assert a.dtype == np.float32 and a.shape == image.shape, name
         assert np.isfinite(a).all(), name
     assert 0.0 <= pp.xp.min() and pp.xp.max() <= 1.0
+
+
+@pytest.mark.parametrize("scale, offset", [(1 / 16, 0.0), (0.5, 0.3), (1.0, 0.0)])
+def test_x_is_min_max_normalised_first(seed, scale, offset):
+    # a 12-bit image divided by 65535 spans [0, 1/16]: without the stretch E fell under its
+    # floor everywhere and Xp was X rescaled, the preprocessing silently undone
+    rng = np.random.default_rng(seed)
+    x = np.add.outer(np.linspace(0.0, 1.0, 48), np.zeros(40)) * 0.6 + 0.4 * rng.random((48, 40))
+    x = ((x - x.min()) / (x.max() - x.min())).astype(np.float32)
+    want, got = preprocess(x), preprocess((x * scale + offset).astype(np.float32))
+    for a, b in zip(fields(want), fields(got)):
+        np.testing.assert_allclose(b, a, atol=2e-5)
+    assert (got.e >= E_FLOOR).mean() > 0.9
+    batch = torch.stack([torch.from_numpy(x), torch.from_numpy(x * scale + offset)])  # per image
+    np.testing.assert_allclose(preprocess(batch).xp[1].numpy(), want.xp, atol=2e-5)
 
 
 def test_constant_image_gives_zero_xp_and_y():

@@ -109,6 +109,20 @@ def _normalise(t: torch.Tensor) -> torch.Tensor:
     return out.clamp_(0.0, 1.0).reshape(t.shape)
 
 
+def _stretch(x: torch.Tensor) -> torch.Tensor:
+    """X min-max normalised per image (DESIGN.md: 0 and 1 are its darkest and brightest pixels):
+    what read_image gives passes unchanged, bit for bit; pixels on [0, 1] that do not span it
+    (a 12-bit image divided by 65535 tops out at 0.0625) would put E under E_FLOOR everywhere
+    and leave Xp a mere rescaling of X."""
+    if not x.numel():
+        return x
+    lo, hi = x.amin(dim=(1, 2), keepdim=True), x.amax(dim=(1, 2), keepdim=True)
+    if bool(((lo == 0) & (hi == 1)).all()):
+        return x
+    span = hi - lo
+    return torch.where(span > 0, (x - lo) / torch.where(span > 0, span, 1.0), x)
+
+
 def preprocess(pixels, lam: float = DEFAULT_LAM, alpha: float = DEFAULT_ALPHA, eps: float = DEFAULT_EPS,
                method: str = "auto") -> Preprocessed:
     """Computes X, G, E, Xp and Y of one image ``[H, W]`` or a batch ``[B, H, W]``.
@@ -116,7 +130,8 @@ def preprocess(pixels, lam: float = DEFAULT_LAM, alpha: float = DEFAULT_ALPHA, e
     Args:
         pixels: NumPy array or torch tensor (CPU or GPU) of floats in [0, 1]
             (:func:`xvertfast.io.read_image` gives that); integers and values further than
-            :data:`PIXEL_RANGE_SLACK` outside are refused (:func:`check_unit_pixels`).
+            :data:`PIXEL_RANGE_SLACK` outside are refused (:func:`check_unit_pixels`). Each
+            image is min-max normalised (X; pixels spanning [0, 1] are left as they are).
         lam, alpha, eps: the WLS parameters (DESIGN.md defaults).
         method: WLS method (see :func:`xvertfast.wls`).
 
@@ -131,7 +146,7 @@ def preprocess(pixels, lam: float = DEFAULT_LAM, alpha: float = DEFAULT_ALPHA, e
         raise ValueError(f"preprocess: pixels must be [H, W] or [B, H, W], got shape {tuple(t.shape)}")
     check_unit_pixels(t, "preprocess")
     single = t.dim() == 2
-    x = (t.unsqueeze(0) if single else t).to(torch.float32).clamp(0.0, 1.0).contiguous()
+    x = _stretch((t.unsqueeze(0) if single else t).to(torch.float32).clamp(0.0, 1.0)).contiguous()
     g = wls(x, lam, alpha, eps, method=method)
     e = x.mean(dim=(1, 2), keepdim=True) - x + g
     xp = _normalise(x / e.clamp_min(E_FLOOR)) if x.numel() else x.clone()  # an empty batch stays empty
