@@ -133,7 +133,7 @@ def test_roi_centres_are_checked(tmp_path, seed, capsys):
     assert main(["evaluate", str(src), "-o", str(tmp_path / "r"), "--rois", str(rois), "--methods", "identity",
                  "--metrics", "entropy", "-q"]) == 1  # fmt: skip
     captured = capsys.readouterr()
-    assert "upper ROI centre (-5000, 99999) of the ROI file lies outside the 600x640 image" in captured.err
+    assert "the ROI file: the upper ROI centre (-5000, 99999) lies outside the 600x640 image" in captured.err
     assert "1 row(s) of the ROI file name no input: other.png" in captured.out
     rois.write_text(head + "a.png,inf,120,260,280\n")
     assert main(["evaluate", str(src), "-o", str(tmp_path / "r2"), "--rois", str(rois), "-q"]) == 2

@@ -100,6 +100,49 @@ def test_bad_input():
             find_spine(np.zeros((40, 40)), upper=bad)
 
 
+def test_centres_outside_the_image_are_refused():
+    img = np.zeros((600, 300))
+    for upper in ((-5000, 99999), (600, 10), (10, 300), (-0.5, 10)):
+        with pytest.raises(ValueError, match=r"upper ROI centre .* lies outside the 300x600 image"):
+            find_spine(img, upper=upper)  # (fractions or swapped axes were moved into the image without a word)
+    assert find_spine(img, lower=(599.5, 0)).lower == (599.5, 0.0)
+
+
+def synthetic_chest(centre: float, H: int = 400, W: int = 300) -> np.ndarray:
+    """A bright band (the spine) at ``centre`` (share of the width) between darker lung fields."""
+    img = np.full((H, W), 0.5)
+    c = int(centre * W)
+    img[:, max(c - 90, 0) : max(c - 30, 0)] = img[:, c + 30 : c + 90] = 0.2
+    img[:, c - 13 : c + 13] = 1.0
+    return img
+
+
+@pytest.mark.parametrize("centre, pinned", [(0.5, False), (0.58, False), (0.8, True), (0.2, True)])
+def test_a_spine_outside_the_search_range_is_warned_of(centre, pinned):
+    from xvertfast.io import Radiograph
+    from xvertfast.preprocess import image_warnings
+
+    img = synthetic_chest(centre)
+    spine = find_spine(img)
+    assert spine.detected and spine.pinned_at_search_edge() is pinned
+    rad = Radiograph(img.astype(np.float32), img, 8, "MONOCHROME2", "png", "a.png")
+    assert (image_warnings(rad, spine) != []) is pinned  # (off centre, its polarity may look inverted too)
+    upright = synthetic_chest(0.5)  # a polarity that looks right: the spine warning alone
+    rad = Radiograph(upright.astype(np.float32), upright, 8, "MONOCHROME2", "png", "a.png")
+    said = image_warnings(rad, spine)
+    assert (said != []) is pinned
+    if pinned:
+        assert said[0].startswith("a.png: the spine was found at the edge of where it is looked for")
+    given = spine.with_centres(upper=(100, centre * 300), lower=(250, centre * 300))
+    assert not given.detected and image_warnings(rad, given) == []  # centres given by hand: nothing to warn of
+
+
+@needs_cxr_dev
+def test_no_cxr_dev_image_read_the_right_way_is_pinned():
+    for name in sorted(MARKS):
+        assert not find_spine(read(name).pixels).pinned_at_search_edge(), name
+
+
 def test_centres_as_arrays_narrow_images_and_bf16():
     img = np.random.default_rng(2).random((600, 300))
     # centres read with NumPy (a CSV) or torch: "if upper" raised on an array

@@ -240,15 +240,13 @@ def _evaluate_one(source: InputFile, methods: dict, metrics: list[str], roi_cent
         given = roi_centres.get(path) or roi_centres.get(os.path.basename(path))
         if given is None:
             raise ImageReadError(path, "no ROI centres for this file in the ROI file")
-        h, w = rad.shape
-        for name, (r, c) in zip(ROI_NAMES, given):
-            if not (0 <= r < h and 0 <= c < w):
-                raise ImageReadError(path, f"the {name} ROI centre ({r:g}, {c:g}) of the ROI file lies outside "
-                                     f"the {w}x{h} image (row, column)")  # fmt: skip
-        spine = spine.with_centres(*given)
+        try:
+            spine = spine.with_centres(*given)
+        except ValueError as exc:  # a centre outside the image
+            raise ImageReadError(path, f"the ROI file: {exc}") from None
     boxes: list[Box] = spine.eval_rois()
     originals = [rad.values[b.top : b.bottom, b.left : b.right] for b in boxes]
-    rows, picture, notes = [], None, image_warnings(rad)
+    rows, picture, notes = [], None, image_warnings(rad, spine)
     if keep_picture:
         picture = {"file": path, "boxes": [tuple(b) for b in boxes], "thumbs": {}, "crops": {}, "scale": 1.0}
     for name, method in methods.items():

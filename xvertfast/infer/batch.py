@@ -171,7 +171,7 @@ def _read_and_prepare(enhancer, f: InputFile):
     t1 = time.perf_counter()
     prep = enhancer.prepare(rad)
     prep.seconds["read"] = t1 - t0
-    return rad, prep, image_warnings(rad)
+    return rad, prep, image_warnings(rad, prep.spine)
 
 
 def _description(settings: dict) -> str:

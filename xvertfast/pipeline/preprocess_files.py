@@ -98,10 +98,10 @@ def _one(f: InputFile, outs: list[str], job: JobFolder, log=print) -> None:
     each recorded in the job's ledger before its rename and after it."""
     stat = file_state(f.path)  # as the input was when read: an edit during the job is redone next time
     rad = require_content(read_input(f, warn=False))
-    for warning in image_warnings(rad):
+    spine = find_spine(rad.pixels)
+    for warning in image_warnings(rad, spine):
         log(f"warning: {warning}")
     pp = preprocess(rad.pixels)
-    spine = find_spine(rad.pixels)
     y = pp.y
     scale = float(np.percentile(np.abs(y), 99.5)) or 1.0
     # everything is computed before the first file is written

@@ -43,6 +43,10 @@ _BANDS = np.arange(0.15, 0.75, 0.05)
 _SEARCH = (0.35, 0.65)
 _SURROUND = 0.07  # distance to the paraspinal columns, fraction of the width
 _MIRROR = 0.22  # half-width of the symmetry window
+#: A centre line within this share of the width of a search range end counts as pinned there
+#: (the 18 cxr-dev images, read the right way up: 47-59% of the width, at most a quarter of
+#: the bands at an end; inverted or cropped past the spine: 35% or 64-65%).
+_EDGE_MARGIN = 0.015
 
 
 class Box(NamedTuple):
@@ -71,10 +75,25 @@ class Spine:
 
     def with_centres(self, upper: tuple[float, float] | None = None,
                      lower: tuple[float, float] | None = None) -> Spine:  # fmt: skip
-        """The same spine with ROI centres given by hand ((row, column) in image pixels; any
-        pair of numbers: a tuple, a NumPy array, a tensor)."""
-        return replace(self, upper=self.upper if upper is None else _centre(upper, "upper"),
-                       lower=self.lower if lower is None else _centre(lower, "lower"))  # fmt: skip
+        """The same spine with ROI centres given by hand ((row, column) in image pixels, inside
+        the image; any pair of numbers: a tuple, a NumPy array, a tensor)."""
+        return replace(self, upper=self.upper if upper is None else _centre(upper, "upper", self.shape),
+                       lower=self.lower if lower is None else _centre(lower, "lower", self.shape))  # fmt: skip
+
+    @property
+    def detected(self) -> bool:
+        """Whether both ROI centres are the detected ones (on the centre line), not given by hand."""
+        return self.upper[1] == self.x == self.lower[1]
+
+    def pinned_at_search_edge(self) -> bool:
+        """Whether the centre line sits at an end of the column search range (35-65% of the
+        width), or half the bands' estimates do: where the spine lies outside the range (a
+        cropped or off-centre image) or the image is inverted, the best column is an end."""
+        if not len(self.band_points):
+            return False
+        lo, hi = _SEARCH[0] + _EDGE_MARGIN, _SEARCH[1] - _EDGE_MARGIN
+        at_ends = (self.band_points[:, 1] / self.shape[1] < lo) | (self.band_points[:, 1] / self.shape[1] > hi)
+        return bool(at_ends.mean() >= 0.5 or not lo <= self.x / self.shape[1] <= hi)
 
     def _box(self, centre: tuple[float, float], height: int, width: int) -> Box:
         H, W = self.shape
@@ -93,8 +112,8 @@ class Spine:
         return [self._box(c, height, width) for c in (self.upper, self.lower)]
 
 
-def _centre(value, name: str) -> tuple[float, float]:
-    """A (row, column) centre given by hand, as two finite floats."""
+def _centre(value, name: str, shape: tuple[int, int]) -> tuple[float, float]:
+    """A (row, column) centre given by hand, as two finite floats inside an image of ``shape``."""
     if hasattr(value, "detach"):  # a tensor: off its device, without its graph
         value = value.detach().cpu().double().numpy()
     try:
@@ -103,6 +122,9 @@ def _centre(value, name: str) -> tuple[float, float]:
         pair = ()
     if len(pair) != 2 or not all(np.isfinite(pair)):
         raise ValueError(f"the {name} ROI centre must be two finite numbers (row, column), got {value!r}")
+    if not (0 <= pair[0] < shape[0] and 0 <= pair[1] < shape[1]):
+        raise ValueError(f"the {name} ROI centre ({pair[0]:g}, {pair[1]:g}) lies outside the {shape[1]}x{shape[0]} "
+                         "image (row, column in pixels)")  # fmt: skip
     return pair
 
 
@@ -216,9 +238,14 @@ def inverted_warning(rad) -> str | None:
             f"non-frontal view can do this too); {hint}")
 
 
-def image_warnings(rad) -> list[str]:
+def image_warnings(rad, spine: Spine | None = None) -> list[str]:
     """Everything a batch command warns about for one decoded radiograph: what decoding
-    changed (``rad.notes``: colour to luminance, first page of several) and a polarity that
-    looks inverted. Each names the file."""
+    changed (``rad.notes``: colour to luminance, first page of several), a polarity that
+    looks inverted, and a detected spine pinned at the end of its search range (``spine``:
+    what :func:`find_spine` found on it). Each names the file."""
     warning = inverted_warning(rad)
+    if warning is None and spine is not None and spine.detected and spine.pinned_at_search_edge():
+        warning = (f"{rad.path}: the spine was found at the edge of where it is looked for ({spine.x / spine.shape[1]:.0%} "
+                   "of the width): the image may be cropped, off-centre or not a frontal view, and its ROIs may "
+                   "miss the spine; look at them (enhance --preview, preprocess's overlay) or give the centres")  # fmt: skip
     return list(rad.notes) + ([warning] if warning else [])

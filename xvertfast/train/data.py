@@ -107,11 +107,12 @@ def _image_pairs(path: str, cache_dir: str, params: dict, photometric: str | Non
     if os.path.exists(cached):
         return cached
     rad = require_content(read_image(path, photometric=photometric, warn=False))
-    for warning in image_warnings(rad):
+    spine = find_spine(rad.pixels)
+    for warning in image_warnings(rad, spine):
         log(f"warning: {warning}")
     pp = preprocess(rad.pixels, params["lam"], params["alpha"], params["eps"])
     size = params["roi_size"]
-    boxes = find_spine(rad.pixels).train_rois(size)
+    boxes = spine.train_rois(size)
     pairs = np.stack([np.stack([_crop(pp.xp, box, size), _crop(pp.y, box, size)]) for box in boxes])
     os.makedirs(cache_dir, exist_ok=True)
     _save_npy(cached, pairs.astype(np.float32))
