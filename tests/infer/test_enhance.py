@@ -92,6 +92,16 @@ def test_spine_mode_keeps_the_outside_and_ramps_in(seed):
     assert img[(b.top + b.bottom) // 2, b.left] < edge < 0.5 * (1 + img[(b.top + b.bottom) // 2, b.left])
 
 
+def test_spine_mode_takes_centres_given_at_the_image_edges(seed):
+    from xvertfast.preprocess import find_spine
+
+    enh = Enhancer(tiny_model(seed), device="cpu", backend="torch", mode="spine")
+    img = chest_like(seed)
+    spine = find_spine(img, upper=(2, 120), lower=(255, 120))  # the tiles sit further out still
+    res = enh.enhance(img, spine)
+    assert len(res.boxes) == 2 and all(0 <= b.top < b.bottom <= 256 for b in res.boxes)
+
+
 @pytest.mark.parametrize("mode", ["spine", "full"])
 def test_original_brightness_takes_the_large_scale_from_the_original(seed, mode):
     img = chest_like(seed, 300, 260)

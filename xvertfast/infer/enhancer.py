@@ -208,7 +208,9 @@ class Enhancer:
         H, W = arr.shape
         if self.mode == "spine":
             shift = SPINE_SHIFT * self.tile * spine.scale
-            moved = spine.with_centres((spine.upper[0] - shift, spine.upper[1]), (spine.lower[0] + shift, spine.lower[1]))
+            # (centres given near the top or bottom stay in the image; the boxes stay in it anyway)
+            moved = spine.with_centres((max(0.0, spine.upper[0] - shift), spine.upper[1]),
+                                       (min(H - 1.0, spine.lower[0] + shift), spine.lower[1]))  # fmt: skip
             boxes = moved.train_rois(self.tile)
         else:
             boxes = self._full_boxes(spine)
