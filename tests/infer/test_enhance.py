@@ -330,19 +330,6 @@ def test_a_named_pipe_among_the_inputs_fails_alone(tmp_path, model_dir, seed, ca
     assert "1 done, 0 skipped, 1 failed" in captured.out and "pipe: not a regular file" in captured.err
 
 
-def test_what_spine_mode_leaves_alone_keeps_its_stored_values(tmp_path, model_dir, seed):
-    values = np.round(20 + chest_like(seed, 400, 300) * 210).astype(np.uint8)  # 20..230, not 0..255
-    (tmp_path / "in").mkdir()
-    Image.fromarray(values).save(tmp_path / "in" / "a.png")
-    enhancer = Enhancer(str(model_dir), device="cpu")
-    enhancer.enhance_files([str(tmp_path / "in")], str(tmp_path / "out"), progress=False)
-    source = read_image(tmp_path / "in" / "a.png")
-    untouched = enhancer.enhance(source).pixels == source.pixels
-    assert 0.5 < untouched.mean() < 0.99  # the spine tiles changed, the rest did not
-    written = read_image(tmp_path / "out" / "a.png").values
-    np.testing.assert_array_equal(written[untouched], values[untouched])
-
-
 def test_full_mode_and_formats(tmp_path, model_dir, seed, capsys):
     src = tmp_path / "one.png"
     Image.fromarray(np.round(chest_like(seed) * 255).astype(np.uint8)).save(src)
