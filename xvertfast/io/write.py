@@ -44,21 +44,6 @@ def _output_bits(like: Radiograph | None) -> int:
     return max(8, like.bits_stored)
 
 
-def _stored_values(unit: np.ndarray, bits: int, like: Radiograph | None) -> np.ndarray:
-    """``unit`` as integers of ``bits`` bits, on the source's own value range where it has one
-    (integers within them): reading min-max scaled that range to [0, 1], so a pixel the
-    enhancement left alone comes back as stored, not stretched to 0..2^bits - 1."""
-    top = (1 << bits) - 1
-    lo, hi = 0.0, float(top)
-    if like is not None and _output_bits(like) == bits and like.values.size:
-        values = np.asarray(like.values)
-        low, high = float(values.min()), float(values.max())
-        whole = values.dtype.kind in "ui" or bool(np.all(values == np.round(values)))
-        if whole and 0 <= low and high <= top:
-            lo, hi = low, high
-    return np.round(lo + unit * (hi - lo)).astype(np.uint16)
-
-
 def _file_mode() -> int:
     """The mode a plain ``open(path, "w")`` would give (0o666 less the umask): mkstemp's 0o600
     would make outputs unreadable to the rest of a lab sharing an archive."""
@@ -206,7 +191,7 @@ def _write_dicom(tmp: str, unit: np.ndarray, bits: int, like: Radiograph | None,
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, bits, bits - 1, 0
     top = (1 << bits) - 1
     ds.WindowCenter, ds.WindowWidth = top / 2.0, float(top)
-    ds.PixelData = _stored_values(unit, bits, like).astype("<u2").tobytes()
+    ds.PixelData = np.round(unit * top).astype("<u2").tobytes()
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
@@ -222,9 +207,8 @@ def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like
     Args:
         fmt: one of :data:`WRITE_FORMATS`; default from the extension (.png is png16).
         like: the source radiograph: its bit depth sets the integer range of png16 and dicom
-            (a 12-bit source is written as 0..4095), the range of its values where they fit
-            that depth maps [0, 1] back (a pixel left alone keeps its stored value), its DICOM
-            header sets the derived image's patient and study tags; it is never overwritten.
+            (a 12-bit source is written as 0..4095), its DICOM header the derived image's
+            patient and study tags; it is never overwritten.
         overwrite: replace an existing file (never the source file).
         description: how the image was made (software, model, settings), stored in the
             file so that it stays with the image: PNG ``Description`` text (UTF-8), TIFF
@@ -254,9 +238,9 @@ def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like
                 from PIL.PngImagePlugin import PngInfo
 
                 if fmt == "png8":
-                    img = Image.fromarray(_stored_values(unit, 8, like).astype(np.uint8))
+                    img = Image.fromarray(np.round(unit * 255).astype(np.uint8))
                 else:
-                    img = Image.fromarray(_stored_values(unit, bits, like))
+                    img = Image.fromarray(np.round(unit * ((1 << bits) - 1)).astype(np.uint16))
                 info = PngInfo()
                 if description:
                     info.add_itxt("Description", description)  # iTXt: UTF-8, any path in it survives
