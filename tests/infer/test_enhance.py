@@ -92,7 +92,7 @@ def test_spine_mode_keeps_the_outside_and_ramps_in(seed):
     assert img[(b.top + b.bottom) // 2, b.left] < edge < 0.5 * (1 + img[(b.top + b.bottom) // 2, b.left])
 
 
-def test_spine_mode_takes_centres_given_at_the_image_edges(seed):
+def test_centres_at_the_image_edges_and_narrow_images(seed):
     from xvertfast.preprocess import find_spine
 
     enh = Enhancer(tiny_model(seed), device="cpu", backend="torch", mode="spine")
@@ -100,6 +100,10 @@ def test_spine_mode_takes_centres_given_at_the_image_edges(seed):
     spine = find_spine(img, upper=(2, 120), lower=(255, 120))  # the tiles sit further out still
     res = enh.enhance(img, spine)
     assert len(res.boxes) == 2 and all(0 <= b.top < b.bottom <= 256 for b in res.boxes)
+    full = Enhancer(tiny_model(seed), device="cpu", backend="torch", mode="full")
+    narrow = full.enhance(chest_like(seed, 400, 60))  # tiles are resized to tile x tile: square ones
+    assert all(b.bottom - b.top == b.right - b.left == 60 for b in narrow.boxes)
+    assert np.isfinite(narrow.pixels).all() and narrow.pixels.shape == (400, 60)
 
 
 @pytest.mark.parametrize("mode", ["spine", "full"])

@@ -75,10 +75,15 @@ def test_rois_stay_inside_the_image_and_centres_can_be_overridden():
     assert spine.upper == (5, 5) and spine.lower == (590, 295)
     for box in spine.train_rois(512) + spine.eval_rois():
         assert 0 <= box.top < box.bottom <= 600 and 0 <= box.left < box.right <= 300
-    # a ROI wider than the image is cut to the image's width (height scales with the image)
+    # a ROI wider than the image shrinks to the image's width, keeping its shape (resized to a
+    # fixed shape later, a cut ROI stretched the anatomy)
     narrow = find_spine(np.zeros((100, 20)))
     for box in narrow.train_rois(512):
-        assert (box.bottom - box.top, box.left, box.right) == (50, 0, 20)
+        assert (box.bottom - box.top, box.left, box.right) == (20, 0, 20)
+    for box in narrow.eval_rois(512, 290):  # 50 x 28 at this height: 35 x 20
+        assert (box.bottom - box.top, box.right - box.left) == (35, 20)
+    tall = find_spine(np.zeros((3000, 1000)))  # a chest and abdomen: 1500 x 1500 does not fit
+    assert [(b.bottom - b.top, b.right - b.left) for b in tall.train_rois(512)] == [(1000, 1000)] * 2
 
 
 def test_symmetric_synthetic_spine_is_found():

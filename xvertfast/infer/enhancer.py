@@ -224,10 +224,9 @@ class Enhancer:
     def _full_boxes(self, spine: Spine) -> list[Box]:
         """Tiles of ``tile`` working pixels (``tile * scale`` image pixels) covering the image."""
         H, W = spine.shape
-        side = max(1, round(self.tile * spine.scale))
+        side = max(1, min(round(self.tile * spine.scale), H, W))  # square: tiles are resized to tile x tile
         step = max(1, round(side * (1 - FULL_OVERLAP)))
-        th, tw = min(side, H), min(side, W)
-        return [Box(r, c, r + th, c + tw) for r in _grid(H, th, step) for c in _grid(W, tw, step)]
+        return [Box(r, c, r + side, c + side) for r in _grid(H, side, step) for c in _grid(W, side, step)]
 
     # -- step 2 ---------------------------------------------------------------------------------
     def guidance(self, out: torch.Tensor) -> torch.Tensor:

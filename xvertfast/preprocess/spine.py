@@ -96,9 +96,13 @@ class Spine:
         return bool(at_ends.mean() >= 0.5 or not lo <= self.x / self.shape[1] <= hi)
 
     def _box(self, centre: tuple[float, float], height: int, width: int) -> Box:
+        """A box of height x width working pixels about ``centre``, inside the image; where the
+        image is too narrow (or short) for it, shrunk on both sides alike: the callers resize
+        ROIs to a fixed shape, which would otherwise stretch the anatomy."""
         H, W = self.shape
-        h = min(H, max(1, round(height * self.scale)))
-        w = min(W, max(1, round(width * self.scale)))
+        fit = min(1.0, W / (width * self.scale), H / (height * self.scale))
+        h = min(H, max(1, round(height * self.scale * fit)))
+        w = min(W, max(1, round(width * self.scale * fit)))
         top = int(np.clip(round(centre[0] - h / 2), 0, H - h))
         left = int(np.clip(round(centre[1] - w / 2), 0, W - w))
         return Box(top, left, top + h, left + w)
