@@ -108,6 +108,42 @@ def test_a_changed_image_is_scored_again(tmp_path, seed):
     assert again.calls == 1
 
 
+def test_an_image_listed_with_another_polarity_is_scored_again(tmp_path, seed):
+    images = write_images(tmp_path / "in", seed, n=2)
+    plain, inverted = tmp_path / "plain.txt", tmp_path / "inverted.txt"
+    plain.write_text(f"{images / 'img0.png'}\n{images / 'img1.png'}\n")
+    inverted.write_text(f"{images / 'img0.png'}\tMONOCHROME1\n{images / 'img1.png'}\n")  # as the warning advises
+
+    def listed(listing, method):
+        journal = Journal(str(tmp_path / "r"), SETTINGS)
+        try:
+            return run_protocol([f"@{listing}"], {"identity": identity, "clahe": method}, METRICS, progress=False,
+                                log=lambda m: None, journal=journal)  # fmt: skip
+        finally:
+            journal.close()
+
+    first = listed(plain, Counted())
+    again = Counted()
+    flipped = listed(inverted, again)
+    assert again.calls == 1  # img0 only: its scores were those of the image read the other way up
+    assert [r for r in flipped.rows if "img1" in r["file"]] == [r for r in first.rows if "img1" in r["file"]]
+    assert [r for r in flipped.rows if "img0" in r["file"]] != [r for r in first.rows if "img0" in r["file"]]
+    idle = Counted()
+    listed(inverted, idle)
+    assert idle.calls == 0
+
+
+def test_a_second_evaluation_into_the_same_folder_is_refused(tmp_path, seed):
+    first = Journal(str(tmp_path / "r"), SETTINGS)
+    try:
+        # (it would truncate the journal or append under the first's settings)
+        with pytest.raises(ValueError, match="another xvertfast evaluate is writing into"):
+            Journal(str(tmp_path / "r"), SETTINGS, restart=True)
+    finally:
+        first.close()
+    Journal(str(tmp_path / "r"), SETTINGS).close()  # free again once the first is done
+
+
 def test_cli_rerun_resumes_and_restart_rescores(tmp_path, seed, capsys):
     images = write_images(tmp_path / "in", seed, n=2)
     args = ["evaluate", str(images), "-o", str(tmp_path / "rep"), "--methods", "identity,clahe",

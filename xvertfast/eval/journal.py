@@ -18,11 +18,13 @@ import numpy as np
 
 from xvertfast.io.files import file_state
 from xvertfast.io.write import atomic_write
-from xvertfast.resume import ends_with_newline, settings_changes
+from xvertfast.resume import ends_with_newline, hold_lock, settings_changes
 
-__all__ = ["Journal", "JOURNAL_FILE", "PICTURES_DIR"]
+__all__ = ["Journal", "JOURNAL_FILE", "PICTURES_DIR", "LOCK_FILE"]
 
 JOURNAL_FILE = ".xvertfast-evaluate.jsonl"
+#: Held (flock) while an evaluation writes into the folder: a second one is refused.
+LOCK_FILE = ".xvertfast-evaluate.lock"
 #: Beside the journal: the thumbnails and ROI crops of the images the report shows.
 PICTURES_DIR = ".xvertfast-evaluate-pictures"
 
@@ -50,12 +52,20 @@ class Journal:
         self.path = os.path.join(out_dir, JOURNAL_FILE)
         self.settings = _plain(settings)
         self._done: dict[str, dict] = {}
-        if os.path.exists(self.path) and not restart:
-            self._read()
-        else:
-            os.makedirs(out_dir, exist_ok=True)
-            with open(self.path, "w") as f:
-                f.write(_dumps({"settings": self.settings}) + "\n")
+        os.makedirs(out_dir, exist_ok=True)
+        self._lock = hold_lock(os.path.join(out_dir, LOCK_FILE))  # before the journal is read or replaced
+        if self._lock is None:
+            raise ValueError(f"another xvertfast evaluate is writing into {out_dir} (it holds "
+                             f"{os.path.join(out_dir, LOCK_FILE)}); wait for it, or use another folder")  # fmt: skip
+        try:
+            if os.path.exists(self.path) and not restart:
+                self._read()
+            else:
+                with atomic_write(self.path) as tmp, open(tmp, "w") as f:  # never a journal without its settings
+                    f.write(_dumps({"settings": self.settings}) + "\n")
+        except BaseException:
+            self._lock.close()
+            raise
         self._file = open(self.path, "a")
         if self._file.tell() and not ends_with_newline(self.path):
             self._file.write("\n")  # after a line a kill cut short: the next entry starts afresh
@@ -81,20 +91,25 @@ class Journal:
     def __len__(self) -> int:
         return len(self._done)
 
-    def entry(self, path: str, others: list[str] | None = ()) -> dict | None:
+    def entry(self, path: str, others: list[str] | None = (), photometric: str | None = None) -> dict | None:
         """The recorded scores of ``path``, or None if it is not done, or it or one of the
-        ``others`` its scores depend on (another tool's outputs) has changed since; ``others``
-        None: they cannot all be found, so the image is not done."""
+        ``others`` its scores depend on (another tool's outputs) has changed since, or it was
+        read with another polarity (an @list's MONOCHROME1); ``others`` None: they cannot all
+        be found, so the image is not done."""
         entry = self._done.get(path)
         if entry is None or others is None or entry["stat"] != file_state(path):
+            return None
+        if entry.get("photometric") != photometric:
             return None
         return entry if entry.get("others", {}) == {p: file_state(p) for p in others} else None
 
     def record(self, path: str, rows: list[dict], notes: list[str], seconds: dict[str, float],
-               others: list[str] | None = (), picture: dict | None = None) -> list[dict]:  # fmt: skip
+               others: list[str] | None = (), picture: dict | None = None,
+               photometric: str | None = None) -> list[dict]:  # fmt: skip
         """Appends one finished image (and its report picture, if it has one, beside the
         journal); returns its rows as a later run will read them back."""
-        state = {"stat": file_state(path), **({"others": {p: file_state(p) for p in others}} if others else {})}
+        state = {"stat": file_state(path), **({"others": {p: file_state(p) for p in others}} if others else {}),
+                 **({"photometric": photometric} if photometric else {})}  # fmt: skip
         if picture is not None:
             state["picture"] = self._save_picture(path, picture)
         line = _dumps({"file": path, **state, "rows": rows, "notes": notes, "seconds": seconds})
@@ -133,3 +148,4 @@ class Journal:
 
     def close(self) -> None:
         self._file.close()
+        self._lock.close()

@@ -170,7 +170,7 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
     resumed = 0
     for index, f in enumerate(files):
         others = _other_files(methods, f)
-        entry = journal.entry(f.path, others) if journal is not None else None
+        entry = journal.entry(f.path, others, f.photometric) if journal is not None else None
         picture = journal.picture(entry) if entry is not None and index in keep_pictures else None
         if entry is not None and (index not in keep_pictures or picture is not None):
             if picture is not None:
@@ -196,7 +196,7 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
         else:
             if journal is not None:  # recorded first: rows read back later are the ones reported now
                 seconds = {k: v - before.get(k, 0.0) for k, v in run.seconds.items()}
-                rows = journal.record(f.path, rows, notes, seconds, others, picture)
+                rows = journal.record(f.path, rows, notes, seconds, others, picture, f.photometric)
             run.rows.extend(rows)
             run.images += 1
             for note in notes:
