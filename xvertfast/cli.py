@@ -367,8 +367,8 @@ score them, and write into REPORT_DIR (new, empty, or an earlier evaluation's):
   boxplots.png   the distributions
   grid/*.png     a sample of images, all methods side by side, ROIs drawn
   report.html    all of it on one page
-Methods: identity, clahe (8x8 tiles, clip 2/256 per bin: OpenCV's clipLimit 2.0 by
-definition), farbman (3-level
+Methods: identity, clahe (scikit-image's, 8x8 tiles, clip 2/256 per bin: OpenCV's
+clipLimit 2.0 by definition, though not OpenCV's algorithm), farbman (3-level
 WLS detail boosting), xvertnet[=MODEL_DIR] (the default model when no directory;
 the papers' method), xvertnet_original_brightness[=MODEL_DIR] (the same network's
 detail on the original's large-scale brightness: enhance --brightness original),

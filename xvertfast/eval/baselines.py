@@ -5,9 +5,12 @@ ROIs are cut from each output afterwards, at the same places.
 
 - ``identity``: the image itself.
 - ``clahe``: contrast-limited adaptive histogram equalisation (Zuiderveld 1994) with
-  scikit-image: 8 x 8 tiles, 256 bins, clip limit 2/256 of a tile's pixels per bin; that
-  is the per-bin limit of OpenCV's ``clipLimit=2.0``, the setting most used on chest
+  scikit-image: 8 x 8 tiles, 256 bins asked for, clip limit 2/256 of a tile's pixels per bin;
+  that is the per-bin limit of OpenCV's ``clipLimit=2.0``, the setting most used on chest
   radiographs (and the one the Hannover images in cxr-dev went through at their source).
+  The algorithm is scikit-image's, not OpenCV's (it rescales to 14 bits, so 253 bins of 65
+  levels, and clips, redistributes and stretches its own way): outputs differ by a few grey
+  levels (see README, "Baselines").
 - ``farbman``: multi-scale detail boosting on the WLS edge-preserving decomposition of
   Farbman et al. 2008 ("Edge-preserving decompositions for multi-scale tone and detail
   manipulation", SIGGRAPH): three base layers ``B_i = WLS_{lambda_i, alpha}(X)`` of the image,
