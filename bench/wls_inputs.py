@@ -31,25 +31,71 @@ def radiograph(size: int, index: int = 0) -> np.ndarray:
     return (x - x.min()) / max(float(x.max() - x.min()), 1e-12)
 
 
-def pyamg_solve(x: np.ndarray, rtol: float = 1e-4) -> np.ndarray:
-    """Ruge-Stueben AMG-preconditioned CG (pyamg), setup included: a CHOLMOD-free baseline."""
-    import pyamg
+def native(path: str) -> np.ndarray:
+    """A cxr-dev image at its native size, float32 scaled to [0, 1] (``--all-images``)."""
+    from PIL import Image
+
+    x = np.asarray(Image.open(path), dtype=np.float32)
+    return (x - x.min()) / max(float(x.max() - x.min()), 1e-12)
+
+
+def plateau_pairs(size: int, seed: int = 0) -> np.ndarray:
+    """The solver's memory worst case: every pixel in a plateau of two (random values, each
+    repeated once along the row), so the plateau arrays planned for the worst case are all used.
+    float32 in [0, 1)."""
+    v = np.random.default_rng(seed).random((size, (size + 1) // 2)).astype(np.float32)
+    return np.ascontiguousarray(np.repeat(v, 2, axis=1)[:, :size])
+
+
+def assemble(x: np.ndarray):
+    """The baselines' input: the sparse matrix ``I + L_a`` (CSC, float64) assembled by the
+    project's Python/SciPy code (``xvertfast.ops.wls_direct.system_matrix``, one thread).
+    Timed apart from the baselines' solves."""
     import torch
 
     from xvertfast.ops.wls_direct import system_matrix
 
-    A = system_matrix(torch.from_numpy(x), *PARAMS).tocsr()
-    ml = pyamg.ruge_stuben_solver(A)
+    return system_matrix(torch.from_numpy(x), *PARAMS)
+
+
+def spsolve_assembled(A, x: np.ndarray) -> np.ndarray:
+    """SciPy sparse LU (SuperLU, MMD ordering, float64, one thread) on an assembled matrix:
+    the solve of :func:`scipy_direct` without the assembly."""
+    import scipy.sparse.linalg as spla
+
+    g = spla.spsolve(A, x.ravel().astype(np.float64), permc_spec="MMD_AT_PLUS_A")
+    return np.asarray(g).reshape(x.shape)
+
+
+def pyamg_assembled(A, x: np.ndarray, rtol: float = 1e-4) -> np.ndarray:
+    """Ruge-Stueben AMG-preconditioned CG (pyamg, one thread) on an assembled matrix: CSR
+    conversion, AMG setup and the solve, the assembly excluded."""
+    import pyamg
+
+    ml = pyamg.ruge_stuben_solver(A.tocsr())
     return ml.solve(x.ravel().astype(np.float64), tol=rtol, accel="cg").reshape(x.shape)
 
 
+def pyamg_solve(x: np.ndarray, rtol: float = 1e-4) -> np.ndarray:
+    """Ruge-Stueben AMG-preconditioned CG (pyamg), assembly and setup included: a CHOLMOD-free baseline."""
+    return pyamg_assembled(assemble(x), x, rtol)
+
+
 def scipy_direct(x: np.ndarray) -> np.ndarray:
-    """SciPy sparse LU (SuperLU, MMD ordering): the other CHOLMOD-free baseline."""
+    """SciPy sparse LU (SuperLU, MMD ordering), assembly included: the other CHOLMOD-free
+    baseline, and the float64 reference solution."""
     import torch
 
     from xvertfast.ops.wls_direct import solve_direct
 
     return solve_direct(torch.from_numpy(x).double(), *PARAMS).numpy()
+
+
+def rel_err(got, want) -> float:
+    """Relative L2 error of ``got`` against ``want`` (NumPy or torch, compared in float64)."""
+    got = np.asarray(got, dtype=np.float64)
+    want = np.asarray(want, dtype=np.float64)
+    return float(np.linalg.norm(got - want) / max(np.linalg.norm(want), 1e-300))
 
 
 def cupy_jacobi_system(x: np.ndarray):

@@ -1,12 +1,18 @@
 """Times the WLS solvers side by side and prints a Markdown table for bench/RESULTS.md.
 
-    python bench/wls_table.py [--sizes 512 1024 2048] [--baselines 1024]
+    python bench/wls_table.py [--sizes 512 1024 2048] [--baselines 1024] [--repeat 3]
+    python bench/wls_table.py --all-images      # every cxr-dev image at native size, memory included
     python bench/wls_table.py --device cuda --sizes 1024 2048 [--batch 8]
 
-For each size: xvertfast's CPU solver (best of 3, iterations, error against
-the SciPy direct solve, peak extra memory per pixel: the rise of the peak
-resident set during one solve in a fresh subprocess, output included) and, at the baseline sizes, SciPy spsolve and pyamg RS-AMG-PCG
-on the same image, with the speed-up of xvertfast over each.
+For each size: xvertfast's CPU solver on the threads torch uses and on one thread, its
+iterations, its error against the SciPy direct solve (over 1e-4 fails the run), and its
+memory per pixel: the rise of the peak resident set during one solve in a fresh subprocess
+(output included; malloc's freed heap is given back first), on the bench image and on the
+all-plateau worst case, beside the counted bound (the planned workspace plus the output).
+At the baseline sizes, SciPy spsolve and pyamg RS-AMG-PCG on the same image (both single-
+threaded), their sparse-matrix assembly timed apart, and the speed-up of xvertfast over each
+solve at its own thread count and at one thread. Every time is the best of --repeat
+consecutive runs in this process, the same for every column.
 """
 
 from __future__ import annotations
@@ -17,7 +23,6 @@ import os
 
 # BLAS worker threads spin after NumPy calls and steal the two cores from the solver.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-import platform
 import subprocess
 import sys
 import time
@@ -28,30 +33,49 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from bench.wls_inputs import PARAMS, pyamg_solve, radiograph, scipy_direct  # noqa: E402
+from bench.report import device_line  # noqa: E402
+from bench.wls_inputs import (  # noqa: E402
+    PARAMS,
+    assemble,
+    pyamg_assembled,
+    radiograph,
+    rel_err,
+    scipy_direct,
+    spsolve_assembled,
+)
 from xvertfast import wls  # noqa: E402
 
+#: issue #3's accuracy item: relative L2 error against the direct solve
+MAX_ERROR = 1e-4
+
 MEMORY_PROBE = """
-import sys
+import ctypes, sys
 sys.path.insert(0, {root!r})
-from bench.wls_inputs import radiograph
+from bench.wls_inputs import native, plateau_pairs, radiograph
 from xvertfast import wls
 
 def rss_kib(field):
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith(field))
 
-x = radiograph({size})
+x = {image}
 wls(x[:64, :64], method="cpu")
+# Give malloc's freed heap (the loader's temporaries: PIL's decode, the resize) back to the
+# system first; left there, it would be reused for the output and the rise would miss it.
+try:
+    trimmed = ctypes.CDLL("libc.so.6").malloc_trim(0) >= 0
+except (OSError, AttributeError):  # not glibc: the figure may undercount
+    trimmed = False
 with open("/proc/self/clear_refs", "w") as f:  # reset the peak (VmHWM) to the current RSS
     f.write("5")
 before = rss_kib("VmRSS:")
-wls(x, method="cpu")
-print((rss_kib("VmHWM:") - before) * 1024 / x.size)
+g = wls(x, method="cpu")
+print((rss_kib("VmHWM:") - before) * 1024 / x.size, int(trimmed))
 """
 
 
 def timed(fn, repeat: int) -> tuple[float, object]:
+    """Best of ``repeat`` consecutive runs (the first one cold), and the last run's result."""
     best, out = float("inf"), None
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -60,31 +84,51 @@ def timed(fn, repeat: int) -> tuple[float, object]:
     return best, out
 
 
-def bytes_per_pixel(size: int) -> float:
-    code = MEMORY_PROBE.format(root=os.path.dirname(HERE), size=size)
+def bytes_per_pixel(image: str) -> str:
+    """The resident peak's rise per pixel in a fresh process, ``image`` a call of bench.wls_inputs
+    (``radiograph(1024)``); '*' marks a figure taken without malloc_trim (not glibc), which
+    may miss the output."""
+    code = MEMORY_PROBE.format(root=os.path.dirname(HERE), image=image)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    value, trimmed = out.stdout.strip().splitlines()[-1].split()
+    return f"{float(value):.1f}" + ("" if trimmed == "1" else "*")
 
 
-def all_images() -> None:
+def counted_bytes_per_pixel(x: np.ndarray) -> float:
+    """The counted bound: the solver's whole planned workspace (its plateau arrays sized for the
+    worst case) plus the output array, per pixel."""
+    t = torch.from_numpy(x)
+    ws = torch.ops.xvertfast.wls_setup(t[None], *PARAMS)
+    return (ws.numel() * ws.element_size() + t.numel() * t.element_size()) / t.numel()
+
+
+def check_error(what: str, err: float) -> None:
+    if not err <= MAX_ERROR:
+        sys.exit(f"FAILED: {what}: relative error {err:.2e} against the direct solve exceeds {MAX_ERROR:.0e}")
+
+
+def all_images(repeat: int) -> None:
     import glob
 
-    from PIL import Image
+    from bench.wls_inputs import DATA, native
 
-    from bench.wls_inputs import DATA
-
-    print("| image | size | xvertfast cpu (s) | iterations | relative residual |")
-    print("|---|---|---:|---:|---:|")
+    command = "python bench/wls_table.py" + "".join(" " + a for a in sys.argv[1:])
+    print(f"\n{device_line()}; {datetime.date.today().isoformat()}; `{command}`\n")
+    print(f"Time: best of {repeat} consecutive runs on {torch.get_num_threads()} threads. Memory as in the "
+          "main table: resident peak rise per pixel in a fresh process, output included.\n")  # fmt: skip
+    print("| image | size | xvertfast cpu (s) | iterations | relative residual | resident peak (B/px) |")
+    print("|---|---|---:|---:|---:|---:|")
     for path in sorted(glob.glob(os.path.join(DATA, "*.png"))):
-        x = np.asarray(Image.open(path), dtype=np.float32)
-        x = (x - x.min()) / max(float(x.max() - x.min()), 1e-12)
-        t, (_, info) = timed(lambda: wls(x, method="cpu", return_info=True), 2)
+        x = native(path)
+        t, (_, info) = timed(lambda: wls(x, method="cpu", return_info=True), repeat)
+        mem = bytes_per_pixel(f"native({path!r})")
         print(f"| {os.path.basename(path)} | {x.shape[1]}x{x.shape[0]} | {t:.3f} | {info.iterations[0]} "
-              f"| {info.residual[0]:.1e} |", flush=True)  # fmt: skip
+              f"| {info.residual[0]:.1e} | {mem} |", flush=True)  # fmt: skip
 
 
-def gpu_table(sizes: list[int], batch: int) -> None:
-    """The native CUDA solver and the cupy-driven CG on a batch, against cupyx Jacobi-CG on one image."""
+def gpu_table(sizes: list[int], batch: int, repeat: int) -> None:
+    """The native CUDA solver and the cupy-driven CG on a batch, against cupyx Jacobi-CG on one image,
+    all in ms per image; every column one warm-up, then the best of ``repeat``."""
     import cupy as cp
 
     from bench.wls_inputs import cupy_jacobi_cg, cupy_jacobi_system
@@ -99,26 +143,30 @@ def gpu_table(sizes: list[int], batch: int) -> None:
         run()  # warm-up (kernel loading, allocator)
         return timed(run, repeat)
 
-    print(f"\nGPU: {torch.cuda.get_device_name()}; torch {torch.__version__}; cupy {cp.__version__}; "
-          f"{datetime.date.today().isoformat()}; `python bench/wls_table.py --device cuda`\n")  # fmt: skip
+    command = "python bench/wls_table.py" + "".join(" " + a for a in sys.argv[1:])
+    print(f"\n{device_line()}; cupy {cp.__version__}; {datetime.date.today().isoformat()}; `{command}`\n")
+    print(f"Every time: one warm-up, then the best of {repeat}; xvertfast's batch time divided by {batch}, "
+          "cupyx's time for one image (its assembly not timed).\n")  # fmt: skip
     print(f"| size | xvertfast cuda, batch of {batch} (ms per image) | of which setup | iterations "
           f"| rel. error vs direct | xvertfast cupy-driven CG, batch of {batch} (ms per image) "
           "| cupyx Jacobi-CG (ms per image) | its iterations | speed-up (cuda vs cupyx) |")  # fmt: skip
     print("|---|---:|---:|---|---:|---:|---:|---:|---:|")
     for size in sizes:
         xs = torch.stack([torch.from_numpy(radiograph(size, k)) for k in range(batch)]).cuda()
-        t_x, (g, info) = sync_timed(lambda: wls(xs, method="cuda", return_info=True), 3)
+        t_x, (g, info) = sync_timed(lambda: wls(xs, method="cuda", return_info=True), repeat)
         # the setup alone (weights, hierarchy, plateau labelling), its workspace included
-        t_s, _ = sync_timed(lambda: torch.ops.xvertfast.wls_setup(xs, *PARAMS), 3)
-        g0 = g[0].cpu().numpy()
+        t_s, _ = sync_timed(lambda: torch.ops.xvertfast.wls_setup(xs, *PARAMS), repeat)
         ref = scipy_direct(xs[0].cpu().numpy())
-        err = float(np.linalg.norm(g0 - ref) / np.linalg.norm(ref))
-        t_p, _ = sync_timed(lambda: wls(xs, method="cupy"), 3)
+        err = rel_err(g[0].cpu().numpy(), ref)
+        t_p, gp = sync_timed(lambda: wls(xs, method="cupy"), repeat)
+        err_p = rel_err(gp[0].cpu().numpy(), ref)
         system = cupy_jacobi_system(xs[0].cpu().numpy())
-        t_c, (_, its) = sync_timed(lambda: cupy_jacobi_cg(system), 1)
+        t_c, (_, its) = sync_timed(lambda: cupy_jacobi_cg(system), repeat)
         per = t_x / batch
         print(f"| {size}x{size} | {per * 1e3:.2f} | {t_s / batch * 1e3:.2f} | {min(info.iterations)}-{max(info.iterations)} | {err:.1e} "
               f"| {t_p / batch * 1e3:.2f} | {t_c * 1e3:.1f} | {its} | {t_c / per:.1f}x |", flush=True)  # fmt: skip
+        check_error(f"{size}x{size}, cuda, image 0", err)
+        check_error(f"{size}x{size}, cupy, image 0", err_p)
 
 
 def main() -> None:
@@ -128,35 +176,66 @@ def main() -> None:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                         help="cuda: the GPU table (xvertfast's CUDA solver vs cupyx Jacobi-CG)")
     parser.add_argument("--batch", type=int, default=8, help="images per GPU batch (--device cuda)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per timed column, best taken (every column)")
     parser.add_argument("--all-images", action="store_true",
-                        help="instead: every cxr-dev image at its native size (time, iterations)")
+                        help="instead: every cxr-dev image at its native size (time, iterations, memory)")
     args = parser.parse_args()
     if args.all_images:
-        all_images()
+        all_images(args.repeat)
         return
     if args.device == "cuda":
-        gpu_table(args.sizes, args.batch)
+        gpu_table(args.sizes, args.batch, args.repeat)
         return
 
-    print(f"\nCPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads; "
-          f"torch {torch.__version__}; {datetime.date.today().isoformat()}; `python bench/wls_table.py`\n")  # fmt: skip
-    print("| size | xvertfast cpu (s) | iterations | rel. error vs direct | extra memory (B/px) "
-          "| scipy spsolve (s) | pyamg RS-PCG (s) | speed-up vs spsolve | speed-up vs pyamg |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for size in args.sizes:
+    cpu_table(args.sizes, args.baselines, args.repeat)
+
+
+def cpu_table(sizes: list[int], baselines: list[int], repeat: int) -> None:
+    n = torch.get_num_threads()
+    command = "python bench/wls_table.py" + "".join(" " + a for a in sys.argv[1:])
+    print(f"\n{device_line()}; {datetime.date.today().isoformat()}; `{command}`\n")
+    print(f"Every time: best of {repeat} consecutive runs in one process (the first cold), the same for "
+          f"every column. xvertfast on {n} threads (torch's) and on 1; spsolve (SuperLU) and pyamg run "
+          "on 1 thread (OPENBLAS_NUM_THREADS=1). Baselines: the solve only; the sparse matrix's "
+          "assembly (the project's Python/SciPy code, 1 thread) is its own column and in no ratio. "
+          "Memory: resident peak rise per pixel in a fresh process, output included (bench image / "
+          "all-plateau worst case), and the counted bound: planned workspace + output.\n")  # fmt: skip
+    print(f"| size | iterations | rel. error vs direct ({n} thr / 1 thr) | resident peak (B/px) "
+          "| resident peak, all-plateau image (B/px) | workspace + output (B/px) "
+          f"| xvertfast, {n} threads (s) | xvertfast, 1 thread (s) | assembly, 1 thread (s) "
+          "| scipy spsolve, 1 thread (s) | pyamg RS-PCG, 1 thread (s) "
+          f"| speed-up vs spsolve ({n} thr / 1 thr) | speed-up vs pyamg ({n} thr / 1 thr) |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for size in sizes:
         x = radiograph(size)
-        wls(x, method="cpu")
-        t_x, (g, info) = timed(lambda: wls(x, method="cpu", return_info=True), 3)
-        t_d, g_direct = timed(lambda: scipy_direct(x), 1)
-        err = float(np.linalg.norm(g - g_direct) / np.linalg.norm(g_direct))
-        mem = bytes_per_pixel(size)
-        row = f"| {size}x{size} | {t_x:.3f} | {info.iterations[0]} | {err:.1e} | {mem:.0f} | {t_d:.2f} |"
-        if size in args.baselines:
-            t_a, _ = timed(lambda: pyamg_solve(x), 1)
-            row += f" {t_a:.2f} | {t_d / t_x:.1f}x | {t_a / t_x:.1f}x |"
+        t_x, (g, info) = timed(lambda: wls(x, method="cpu", return_info=True), repeat)
+        torch.set_num_threads(1)
+        try:
+            t_1, (g1, info1) = timed(lambda: wls(x, method="cpu", return_info=True), repeat)
+        finally:
+            torch.set_num_threads(n)
+        if size in baselines:
+            t_a, A = timed(lambda: assemble(x), repeat)
+            t_d, g_direct = timed(lambda: spsolve_assembled(A, x), repeat)
+            t_p, _ = timed(lambda: pyamg_assembled(A, x), repeat)
+            del A
+        else:  # the direct solve for the error only, not timed
+            g_direct = scipy_direct(x)
+        err, err1 = rel_err(g, g_direct), rel_err(g1, g_direct)
+        its = f"{info.iterations[0]}"
+        if info1.iterations[0] != info.iterations[0]:
+            its += f" / {info1.iterations[0]}"
+        row = (f"| {size}x{size} | {its} | {err:.1e} / {err1:.1e} | {bytes_per_pixel(f'radiograph({size})')} "
+               f"| {bytes_per_pixel(f'plateau_pairs({size})')} | {counted_bytes_per_pixel(x):.1f} "
+               f"| {t_x:.3f} | {t_1:.3f} |")  # fmt: skip
+        if size in baselines:
+            row += (f" {t_a:.2f} | {t_d:.2f} | {t_p:.2f} | {t_d / t_x:.1f}x / {t_d / t_1:.1f}x "
+                    f"| {t_p / t_x:.1f}x / {t_p / t_1:.1f}x |")  # fmt: skip
         else:
-            row += " - | " + f"{t_d / t_x:.1f}x | - |"
+            row += " - | - | - | - | - |"
         print(row, flush=True)
+        check_error(f"{size}x{size}, {n} threads", err)
+        check_error(f"{size}x{size}, 1 thread", err1)
 
 
 if __name__ == "__main__":
