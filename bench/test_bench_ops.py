@@ -6,7 +6,9 @@
 Sizes are those of issue #2: GC forward+backward on 8x512x512 and
 select_max_entropy on 8x128x512x512 (the last decoder level of a width-64
 XVertNet on a batch of 512x512 ROIs); the guidance layers' fused conv + max-pool
-(inference, CPU) on two 512x512 ROIs. Inputs come from the tests' generators.
+(inference, CPU) on two 512x512 ROIs. Inputs come from the tests' generators. Each xvertfast
+benchmark checks its result against its reference once, outside the timing (the tests'
+tolerances), so a fast but wrong kernel fails here too.
 """
 
 from __future__ import annotations
@@ -73,12 +75,23 @@ def entropy_inputs():
     return get
 
 
+def check_gc(loss, a, b):
+    """The last timed step's loss and gradient against the reference's in float64 (tests' tolerances)."""
+    a64 = a.detach().double().requires_grad_()
+    want = reference_gc_loss(a64, b.double())
+    want.backward()
+    torch.testing.assert_close(loss.detach().double(), want.detach(), rtol=1e-5, atol=1e-5)
+    tol = 1e-5 * a64.grad.abs().max().item()
+    torch.testing.assert_close(a.grad.double(), a64.grad, rtol=0, atol=tol)
+
+
 @pytest.mark.kernel
 @pytest.mark.parametrize("device", DEVICES)
 def test_gc_forward_backward_xvertfast(benchmark, gc_inputs, device):
     benchmark.group = f"gc fwd+bwd 8x512x512 {device}"
     a, b = gc_inputs(device)
-    benchmark(synchronized(gc_step(gradient_correlation_loss, a, b), device))
+    loss = benchmark(synchronized(gc_step(gradient_correlation_loss, a, b), device))
+    check_gc(loss, a, b)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -88,19 +101,27 @@ def test_gc_forward_backward_reference(benchmark, gc_inputs, device):
     benchmark(synchronized(gc_step(reference_gc_loss, a, b), device))
 
 
-@pytest.mark.kernel
-@pytest.mark.parametrize("device", DEVICES)
-def test_select_max_entropy_xvertfast(benchmark, entropy_inputs, device):
-    benchmark.group = f"select_max_entropy 8x128x512x512 {device}"
-    x = entropy_inputs(device)
-    benchmark.pedantic(synchronized(lambda: select_max_entropy(x), device), rounds=5, warmup_rounds=1)
+#: the reference's result per device, kept by its benchmark (which runs first) for the check below
+ENTROPY_REFERENCE: dict = {}
 
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_select_max_entropy_reference(benchmark, entropy_inputs, device):
     benchmark.group = f"select_max_entropy 8x128x512x512 {device}"
     x = entropy_inputs(device)
-    benchmark.pedantic(synchronized(lambda: select_max_entropy_reference(x), device), rounds=3, warmup_rounds=1)
+    out = benchmark.pedantic(synchronized(lambda: select_max_entropy_reference(x), device), rounds=3, warmup_rounds=1)
+    ENTROPY_REFERENCE[device] = out
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("device", DEVICES)
+def test_select_max_entropy_xvertfast(benchmark, entropy_inputs, device):
+    benchmark.group = f"select_max_entropy 8x128x512x512 {device}"
+    x = entropy_inputs(device)
+    index, maps = benchmark.pedantic(synchronized(lambda: select_max_entropy(x), device), rounds=5, warmup_rounds=1)
+    want_index, want_maps = ENTROPY_REFERENCE.get(device) or select_max_entropy_reference(x)
+    assert torch.equal(index.long(), want_index.long()), (index, want_index)
+    torch.testing.assert_close(maps, want_maps, rtol=1e-6, atol=1e-7)
 
 
 # The guidance layers of one stage of the default model's architecture (width 16, depth 4)
@@ -131,7 +152,9 @@ def guides(fn, y, levels):
 @pytest.mark.kernel
 def test_guided_pool_xvertfast(benchmark, guide_inputs):
     benchmark.group = "guidance layers 2x512x512, width 16 cpu"
-    benchmark(guides(guided_pool_kernel, *guide_inputs))
+    got = benchmark(guides(guided_pool_kernel, *guide_inputs))
+    for g, w in zip(got, guides(guided_pool_reference, *guide_inputs)(), strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-5)
 
 
 def test_guided_pool_reference(benchmark, guide_inputs):
@@ -164,7 +187,9 @@ def guides_step(fn, y, levels):
 @pytest.mark.kernel
 def test_guided_pool_train_xvertfast(benchmark, guide_train_inputs):
     benchmark.group = "guidance layers fwd+bwd 8x256x256, width 16 cpu"
-    benchmark(guides_step(guided_pool_kernel, *guide_train_inputs))
+    got = benchmark(guides_step(guided_pool_kernel, *guide_train_inputs))
+    for g, w in zip(got, guides_step(guided_pool_reference, *guide_train_inputs)(), strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
 
 
 def test_guided_pool_train_reference(benchmark, guide_train_inputs):
