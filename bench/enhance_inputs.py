@@ -49,4 +49,18 @@ def sequential(enhancer, paths: list[str], out_dir: str) -> None:
         write_image(os.path.join(out_dir, os.path.basename(path)), out, "png8", like=rad, overwrite=True)
 
 
-__all__ = ["DATA", "COUNT", "SIZE", "SMALL", "make_folder", "make_model", "sequential"]
+def assert_same_outputs(paths: list[str], dir_a: str, dir_b: str) -> None:
+    """Both runs wrote every image, pixel for pixel the same (8-bit PNGs): the pipeline's
+    batching and threads must not change a result."""
+    from PIL import Image
+
+    for path in paths:
+        name = os.path.basename(path)
+        with Image.open(os.path.join(dir_a, name)) as a, Image.open(os.path.join(dir_b, name)) as b:
+            a, b = np.asarray(a), np.asarray(b)
+        assert a.shape == b.shape, f"{name}: {a.shape} vs {b.shape}"
+        diff = np.abs(a.astype(np.int64) - b.astype(np.int64))
+        assert not diff.any(), f"{name}: {int((diff > 0).sum())} pixels differ, by up to {int(diff.max())}"
+
+
+__all__ = ["DATA", "COUNT", "SIZE", "SMALL", "assert_same_outputs", "make_folder", "make_model", "sequential"]

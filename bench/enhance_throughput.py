@@ -4,7 +4,10 @@
                                        [--precision auto]
 
 The process is set up as the CLI sets up its own (xvertfast.runtime.tune_allocator; XVF_MALLOC_TUNE=0
-leaves malloc alone), so the figures are what `xvertfast enhance` users see.
+leaves malloc alone), so the figures are what `xvertfast enhance` users see. --workers defaults to
+what `xvertfast enhance` uses (default_workers(): half the CPUs, 1 to 4; 1 on 2 cores); RESULTS.md's
+tables name it. The run fails unless the pipeline's outputs equal the sequential loop's, pixel
+for pixel.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from bench.enhance_inputs import COUNT, SIZE, make_folder, make_model, sequential  # noqa: E402
+from bench.enhance_inputs import COUNT, SIZE, assert_same_outputs, make_folder, make_model, sequential  # noqa: E402
 from xvertfast.infer import Enhancer  # noqa: E402
 
 
@@ -52,6 +55,7 @@ def main() -> None:
                                          progress=False)  # fmt: skip
         t_pipe = time.perf_counter() - t0
         assert summary.done == len(paths), summary.line()
+        assert_same_outputs(paths, os.path.join(root, "seq"), out)
     n = len(paths)
     print(f"| {n} x {args.size}^2, {enhancer.device}, {enhancer.backend.name}, batch {args.batch_size}, "
           f"workers {args.workers} | {n / t_pipe:.2f} | {n / t_seq:.2f} | {t_seq / t_pipe:.2f}x |")

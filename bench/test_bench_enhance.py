@@ -4,7 +4,8 @@
 
 Same model, same images (COUNT NIH radiographs at 1024^2), same run. The
 pipeline overlaps decoding, preprocessing (WLS), the network and encoding, and
-batches the ROI tiles of several images per network call.
+batches the ROI tiles of several images per network call. Whichever of the two runs second
+checks that both wrote the same images, pixel for pixel.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import shutil
 
 import pytest
 
-from bench.enhance_inputs import DATA, make_folder, make_model, sequential
+from bench.enhance_inputs import DATA, assert_same_outputs, make_folder, make_model, sequential
 from xvertfast.infer import Enhancer
 
 
@@ -40,6 +41,8 @@ def test_enhance_pipelined(benchmark, workload):
 
     benchmark.pedantic(run, rounds=1, warmup_rounds=1)
     benchmark.extra_info["images"] = len(paths)
+    benchmark.extra_info["workers"] = 2
+    compare_if_both_ran(root, paths)
 
 
 def test_enhance_sequential_reference(benchmark, workload):
@@ -47,3 +50,10 @@ def test_enhance_sequential_reference(benchmark, workload):
     benchmark.group = "enhance files"
     benchmark.pedantic(lambda: sequential(enhancer, paths, str(root / "sequential")), rounds=1, warmup_rounds=1)
     benchmark.extra_info["images"] = len(paths)
+    compare_if_both_ran(root, paths)
+
+
+def compare_if_both_ran(root, paths):
+    folders = [root / "pipelined", root / "sequential"]
+    if all((f / os.path.basename(p)).is_file() for f in folders for p in paths):
+        assert_same_outputs(paths, *map(str, folders))
