@@ -188,9 +188,9 @@ def test_planned_workspace_and_output_bytes_per_pixel(size):
     # the plateau arrays planned for the worst case, plus the float32 output array. With the
     # output that count is 65.6 / 65.1 / 64.9 B/px at 512^2 / 1024^2 / 2048^2: over 64, so the
     # bound asserted here is the honest 66, and 64 holds for the workspace alone (61.6 / 61.1 /
-    # 60.9). The resident peak (bench/wls_table.py) stays lower on real images, which leave
-    # part of the plateau space untouched: 59-61 B/px on cxr-dev, 64.4 at most measured on an
-    # image made only of 2-pixel plateaus.
+    # 60.9). The resident peak (bench/wls_table.py, 2026-12-04) stays lower on real images,
+    # which leave part of the plateau space untouched: 57.6-60.5 B/px on the cxr-dev images,
+    # and 64.4 at most on an image made only of 2-pixel plateaus.
     image = torch.zeros(1, size, size)
     ws = torch.ops.xvertfast.wls_setup(image, *PARAMS.values())
     workspace = ws.numel() * ws.element_size() / image.numel()
