@@ -57,8 +57,9 @@ def main() -> None:
         assert summary.done == len(paths), summary.line()
         assert_same_outputs(paths, os.path.join(root, "seq"), out)
     n = len(paths)
+    precision = "" if args.precision == "auto" else f", precision {args.precision}"
     print(f"| {n} x {args.size}^2, {enhancer.device}, {enhancer.backend.name}, batch {args.batch_size}, "
-          f"workers {args.workers} | {n / t_pipe:.2f} | {n / t_seq:.2f} | {t_seq / t_pipe:.2f}x |")
+          f"workers {args.workers}{precision} | {n / t_pipe:.2f} | {n / t_seq:.2f} | {t_seq / t_pipe:.2f}x |")
 
 
 if __name__ == "__main__":
