@@ -38,9 +38,10 @@ def resolve_device(device: str | torch.device) -> torch.device:
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     """``auto``: bf16 on GPUs that have it, fp16 on older GPUs, fp32 on the CPU.
 
-    ``bf16`` on the CPU is opt-in: with AMX (Intel Sapphire Rapids and later) the network runs
-    about twice as fast as fp32, and its output differs by ~7e-4 on average (under 0.2 of an
-    8-bit grey level; at most ~1e-2) from fp32's, measured on the default model.
+    ``bf16`` on the CPU is opt-in: with AMX (Intel Sapphire Rapids and later) a stage runs about
+    twice as fast as in fp32 and a whole enhance job about 1.2x (bench/RESULTS.md, 2026-12-04);
+    its output differs from fp32's by ~7e-4 on average (under 0.2 of an 8-bit grey level; at
+    most ~1e-2) on the default model (a one-off check, not in bench/).
     """
     if precision == "auto":
         if device.type != "cuda":
@@ -65,7 +66,7 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
 
 
 def cpu_bf16_support() -> str:
-    """How this CPU runs bf16 networks: ``amx`` (about twice fp32's speed, measured),
+    """How this CPU runs bf16 networks: ``amx`` (a stage about twice fp32's speed, a whole job 1.2x),
     ``avx512_bf16``, ``yes`` (oneDNN has bf16; the CPU flags are unreadable) or ``no``."""
     if not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
         return "no"
@@ -108,8 +109,8 @@ class TorchBackend(StageBackend):
     """Eager PyTorch; autocast to ``dtype`` when it is not fp32 (bf16/fp16 on CUDA, bf16 on the CPU).
 
     On the CPU each stage runs in its folded form (:class:`~xvertfast.model.folded.FoldedStage`:
-    batch norm folded, no concatenations, channels_last), the same function about twice as
-    fast; on GPUs the stages run as trained (the folded form is not yet measured there).
+    batch norm folded, no concatenations, channels_last), the same function 1.8x as fast
+    (bench/test_bench_stage.py, 2026-12-04); on GPUs the stages run as trained (the folded form is not yet measured there).
     """
 
     name = "torch"
