@@ -9,11 +9,11 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # idle BLAS threads spin and
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from xvertfast._extension import cuda_kernels_available, has_extension  # noqa: E402
+from xvertfast._extension import cuda_kernels_run_on, has_extension  # noqa: E402
 
 
 def pytest_collection_modifyitems(config, items):
-    gpu = torch.cuda.is_available() and cuda_kernels_available()
+    gpu = torch.cuda.is_available() and cuda_kernels_run_on(torch.device("cuda", 0))
     skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU and the CUDA kernels")
     skip_ext = pytest.mark.skip(reason="compiled extension not built")
     for item in items:

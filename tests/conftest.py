@@ -43,9 +43,10 @@ def stage_with_statistics(width: int, depth: int, dtype=torch.float32, spread: f
 
 
 def cuda_ready() -> bool:
-    from xvertfast._extension import cuda_kernels_available
+    """A GPU and CUDA kernels built for it (a default build has none a T4 or V100 can run)."""
+    from xvertfast._extension import cuda_kernels_run_on
 
-    return torch.cuda.is_available() and cuda_kernels_available()
+    return torch.cuda.is_available() and cuda_kernels_run_on(torch.device("cuda", 0))
 
 
 def pytest_report_header(config):

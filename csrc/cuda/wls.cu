@@ -173,8 +173,9 @@ const char* wls_apply(const T* x, int64_t B, int64_t H, int64_t W, void* workspa
   wls::Multigrid<T, CudaExec> mg;
   mg.ex.stream = static_cast<cudaStream_t>(stream);
   mg.plan(static_cast<char*>(workspace), B, H, W);
-  if (const char* refused = mg.apply_outside(x, y, precondition)) return refused;
-  return last_error();
+  const char* refused = mg.apply_outside(x, y, precondition);
+  if (const char* error = last_error()) return error;  // a failed copy of the record is a CUDA error, not a refusal
+  return refused;
 }
 
 #define XVF_INSTANTIATE(T)                                                                    \

@@ -223,6 +223,6 @@ def test_outputs_inside_the_input_folder_are_not_inputs(tmp_path, seed):
     run, _ = evaluate([str(src)], str(tmp_path / "r"), ["clahe", f"tool:outputs={src / 'enhanced'}"], ["entropy"],
                       pictures=0, progress=False, log=lambda m: None)  # fmt: skip
     assert run.images == 2 and not run.failed
-    with pytest.raises(ValueError, match="own output folder"):
+    with pytest.raises(ValueError, match="is a folder of outputs"):
         evaluate([str(src)], str(src), ["clahe"], ["entropy"], progress=False, log=lambda m: None)
     assert not (src / ".xvertfast-evaluate.jsonl").exists()

@@ -83,7 +83,7 @@ def test_a_link_to_a_folder_inside_does_not_rename_it(tmp_path):
 
 def test_the_output_folder_as_an_input_folder_is_refused(tmp_path):
     (tmp_path / "a.png").write_bytes(b"x")
-    with pytest.raises(ValueError, match="own output folder"):
+    with pytest.raises(ValueError, match="is a folder of outputs"):
         discover([str(tmp_path)], exclude=[str(tmp_path)])
 
 

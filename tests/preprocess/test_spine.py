@@ -80,8 +80,8 @@ def test_rois_stay_inside_the_image_and_centres_can_be_overridden():
     narrow = find_spine(np.zeros((100, 20)))
     for box in narrow.train_rois(512):
         assert (box.bottom - box.top, box.left, box.right) == (20, 0, 20)
-    for box in narrow.eval_rois(512, 290):  # 50 x 28 at this height: 35 x 20
-        assert (box.bottom - box.top, box.right - box.left) == (35, 20)
+    for box in narrow.eval_rois(512, 290):  # 50 x 28 at this height, scored as cut: 50 x 20
+        assert (box.bottom - box.top, box.right - box.left) == (50, 20)
     tall = find_spine(np.zeros((3000, 1000)))  # a chest and abdomen: 1500 x 1500 does not fit
     assert [(b.bottom - b.top, b.right - b.left) for b in tall.train_rois(512)] == [(1000, 1000)] * 2
 

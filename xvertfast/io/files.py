@@ -106,12 +106,13 @@ def _refuse_inside(path: str, exclude: set[str]) -> None:
     real = os.path.realpath(path)
     for folder in exclude:
         if real == folder and os.path.isdir(path):
-            raise ValueError(f"{path} is the job's own output folder; give the outputs a folder of their own "
-                             f"(e.g. {os.path.join(path, 'enhanced')})")  # fmt: skip
+            raise ValueError(f"{path} is a folder of outputs (the job's own, or another method's that evaluate "
+                             f"scores), not of inputs; give the outputs a folder of their own (e.g. "
+                             f"{os.path.join(path, 'enhanced')})")  # fmt: skip
         same_drive = os.path.splitdrive(folder)[0] == os.path.splitdrive(real)[0]
         if same_drive and os.path.commonpath([folder, real]) == folder:
-            raise ValueError(f"{path} is inside the job's output folder {folder}; give the outputs a folder "
-                             "apart from the inputs")  # fmt: skip
+            raise ValueError(f"{path} is inside {folder}, a folder of outputs (the job's own, or another method's "
+                             "that evaluate scores); keep the inputs apart from outputs")  # fmt: skip
 
 
 def _listed_rel(path: str) -> str:

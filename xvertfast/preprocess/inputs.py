@@ -67,7 +67,7 @@ def check_unit_pixels(t: torch.Tensor, who: str) -> None:
 class Preprocessed:
     """The intermediate images of Eq. 1-6, float32, same type/device/shape as the input."""
 
-    x: Any  #: the input, in [0, 1]
+    x: Any  #: X: the input min-max normalised per image (as read_image gives it, unchanged)
     g: Any  #: WLS(x): the edge-preserving base layer
     e: Any  #: mean(x) - x + g, before the guard
     xp: Any  #: the enhanced input of the network, in [0, 1]

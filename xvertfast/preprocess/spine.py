@@ -95,12 +95,11 @@ class Spine:
         at_ends = (self.band_points[:, 1] / self.shape[1] < lo) | (self.band_points[:, 1] / self.shape[1] > hi)
         return bool(at_ends.mean() >= 0.5 or not lo <= self.x / self.shape[1] <= hi)
 
-    def _box(self, centre: tuple[float, float], height: int, width: int) -> Box:
-        """A box of height x width working pixels about ``centre``, inside the image; where the
-        image is too narrow (or short) for it, shrunk on both sides alike: the callers resize
-        ROIs to a fixed shape, which would otherwise stretch the anatomy."""
+    def _box(self, centre: tuple[float, float], height: int, width: int, keep_shape: bool = False) -> Box:
+        """A box of height x width working pixels about ``centre``, inside the image: cut to it,
+        or with ``keep_shape`` shrunk on both sides alike."""
         H, W = self.shape
-        fit = min(1.0, W / (width * self.scale), H / (height * self.scale))
+        fit = min(1.0, W / (width * self.scale), H / (height * self.scale)) if keep_shape else 1.0
         h = min(H, max(1, round(height * self.scale * fit)))
         w = min(W, max(1, round(width * self.scale * fit)))
         top = int(np.clip(round(centre[0] - h / 2), 0, H - h))
@@ -108,11 +107,14 @@ class Spine:
         return Box(top, left, top + h, left + w)
 
     def train_rois(self, size: int = 512) -> list[Box]:
-        """The upper and lower square training ROIs (size at the working height), inside the image."""
-        return [self._box(c, size, size) for c in (self.upper, self.lower)]
+        """The upper and lower square training ROIs (size at the working height), inside the image;
+        square also where the image is too narrow for them (they shrink): training and spine-mode
+        enhancement resize them to a fixed square, which would otherwise stretch the anatomy."""
+        return [self._box(c, size, size, keep_shape=True) for c in (self.upper, self.lower)]
 
     def eval_rois(self, height: int = 512, width: int = 290) -> list[Box]:
-        """The upper and lower evaluation ROIs of the papers (height x width at the working height)."""
+        """The upper and lower evaluation ROIs of the papers (height x width at the working height),
+        cut to the image where it is narrower (they are scored at their own size)."""
         return [self._box(c, height, width) for c in (self.upper, self.lower)]
 
 
@@ -169,8 +171,8 @@ def find_spine(pixels, upper: tuple[float, float] | None = None,
 
     Args:
         pixels: NumPy array or torch tensor [H, W], bright = bone (as read by xvertfast.io).
-        upper, lower: optional (row, column) ROI centres given by hand; they replace the
-            detected ones.
+        upper, lower: optional (row, column) ROI centres given by hand, inside the image
+            (ValueError otherwise); they replace the detected ones.
 
     Returns:
         :class:`Spine`. Images too small to analyse (under 16 x 16, or narrower than 16 columns
@@ -245,9 +247,9 @@ def inverted_warning(rad) -> str | None:
 def image_warnings(rad, spine: Spine | None = None) -> list[str]:
     """Everything a batch command warns about for one decoded radiograph: what decoding
     changed (``rad.notes``: colour to luminance, first page of several), a polarity that
-    looks inverted, and a detected spine pinned at the end of its search range (``spine``:
-    what :func:`find_spine` found on it). Each names the file."""
-    warning = inverted_warning(rad)
+    looks inverted, or else a detected spine pinned at the end of its search range
+    (``spine``: what :func:`find_spine` found on it). Each names the file."""
+    warning = inverted_warning(rad)  # (which explains a pinned spine too: one warning, not two)
     if warning is None and spine is not None and spine.detected and spine.pinned_at_search_edge():
         warning = (f"{rad.path}: the spine was found at the edge of where it is looked for ({spine.x / spine.shape[1]:.0%} "
                    "of the width): the image may be cropped, off-centre or not a frontal view, and its ROIs may "

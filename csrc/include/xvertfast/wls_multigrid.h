@@ -241,7 +241,7 @@ constexpr int kAggCounts = 4 + kPlateauFixed;
 // apply_outside refuses a workspace of the right size that another setup (another shape of
 // as many bytes) or none filled.
 constexpr int kSignature = 5;
-constexpr int64_t kSetupMark = 0x78766657534c5331;  // "xvfWLS1"
+constexpr int64_t kSetupMark = 0x78766657534c5331;  // the bytes of "xvfWSLS1"
 
 // Per-image CG scalars, [nb][kScalars] doubles: r.z, the step along p and the beta of p.
 enum Scalar { kRZ, kStep, kBeta, kScalars };
@@ -1574,7 +1574,7 @@ struct Multigrid {
   const char* apply_outside(const T* xin, T* yout, bool precondition) {
     const Grid g = levels[0].g;
     const int64_t plane = levels[0].plane;
-    int64_t counts[kAggCounts + kSignature];  // what setup() found, and for what
+    int64_t counts[kAggCounts + kSignature] = {};  // what setup() found, and for what
     ex.download(counts, agg_count, sizeof(counts));
     const int64_t* sig = counts + kAggCounts;
     if (sig[0] != kSetupMark) return "the workspace was not filled by wls_setup";
