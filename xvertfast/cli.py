@@ -176,7 +176,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from xvertfast.train import TrainConfig, TrainingDiverged, train
+    from xvertfast.train import TrainConfig, TrainingDiverged, has_finished_epochs, train
 
     # width and depth: as given, else the --init model's, else TrainConfig's defaults
     arch = {name: value for name, value in (("width", args.width), ("depth", args.depth), ("upsample", args.upsample))
@@ -217,10 +217,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 3
     except RuntimeError as exc:  # out of memory, a device or library error while training
         first_line = (str(exc).strip().splitlines() or [""])[0]
-        ckpt = os.path.join(args.output, "checkpoint")
-        kept = (f"the checkpoint in {ckpt} keeps the last finished epoch: once the cause is gone, add --resume to "
-                "the same command to go on (settings such as --batch-size cannot change on resume)"
-                if os.path.exists(os.path.join(ckpt, "state.json")) else "no epoch had finished; nothing to resume")  # fmt: skip
+        kept = (f"the checkpoint in {os.path.join(args.output, 'checkpoint')} keeps the last finished epoch: once the "
+                "cause is gone, add --resume to the same command to go on (settings such as --batch-size cannot "
+                "change on resume)" if has_finished_epochs(args.output) else "no epoch had finished; nothing to resume")  # fmt: skip
         print(f"error: {type(exc).__name__}: {first_line}\n{kept}", file=sys.stderr)
         return 3
     except KeyboardInterrupt:

@@ -6,14 +6,11 @@ out_k = phi_k(out_{k-1}, Y_k). Two stages is the default (the paper found three 
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import torch
 from torch import nn
 
 from xvertfast.model.stage import XVertNetStage
-from xvertfast.ops.wls import wls
+from xvertfast.ops.wls import check_parameters, wls
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 
 __all__ = ["XVertNet"]
@@ -25,11 +22,10 @@ class XVertNet(nn.Module):
         super().__init__()
         if not stages:
             raise ValueError("XVertNet needs at least one stage")
-        for name, value in (("lam", lam), ("alpha", alpha), ("eps", eps)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-                raise ValueError(f"XVertNet: {name} must be a finite number, got {value!r}")
-        if lam < 0 or alpha <= 0 or eps <= 0:
-            raise ValueError(f"XVertNet: need lam >= 0, alpha > 0, eps > 0, got {lam!r}, {alpha!r}, {eps!r}")
+        try:
+            check_parameters(lam, alpha, eps)  # those every wls call of the model will get
+        except ValueError as exc:
+            raise ValueError(f"XVertNet: {exc}") from None
         self.stages = nn.ModuleList(stages)
         # floats: 1 and 1.0 are one model (and one fingerprint)
         self.lam, self.alpha, self.eps = float(lam), float(alpha), float(eps)

@@ -120,9 +120,10 @@ def release_workspace() -> int:
     return held
 
 
-def _check_parameters(lam, alpha, eps, rtol, maxiter) -> None:
-    """The system's parameters, checked for every method (the compiled op checks them too;
-    the torch and direct methods would otherwise solve a meaningless system, or divide by 0)."""
+def check_parameters(lam, alpha, eps, rtol=1e-4, maxiter=None) -> None:
+    """The system's parameters, checked for every method (the compiled op checks them too; the
+    torch and direct methods would otherwise solve a meaningless system, or divide by 0), and by
+    XVertNet for the ones it keeps."""
     values = {"lam": lam, "alpha": alpha, "eps": eps, "rtol": rtol}
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
@@ -177,7 +178,7 @@ def wls(
     x, from_numpy = _as_tensor(image)
     x = x.detach()  # the solve is not differentiable: no gradient flows through wls
     _check(x)
-    _check_parameters(lam, alpha, eps, rtol, maxiter)
+    check_parameters(lam, alpha, eps, rtol, maxiter)
     chosen = _resolve(method, x)
     squeeze = x.dim() == 2
     batch = x.unsqueeze(0) if squeeze else x

@@ -116,7 +116,7 @@ def _stretch(x: torch.Tensor) -> torch.Tensor:
     and leave Xp a mere rescaling of X."""
     if not x.numel():
         return x
-    lo, hi = x.amin(dim=(1, 2), keepdim=True), x.amax(dim=(1, 2), keepdim=True)
+    lo, hi = (v[:, None, None] for v in torch.aminmax(x.reshape(x.shape[0], -1), dim=1))  # one pass
     if bool(((lo == 0) & (hi == 1)).all()):
         return x
     span = hi - lo

@@ -92,7 +92,8 @@ class Spine:
         if not len(self.band_points):
             return False
         lo, hi = _SEARCH[0] + _EDGE_MARGIN, _SEARCH[1] - _EDGE_MARGIN
-        at_ends = (self.band_points[:, 1] / self.shape[1] < lo) | (self.band_points[:, 1] / self.shape[1] > hi)
+        share = self.band_points[:, 1] / self.shape[1]
+        at_ends = (share < lo) | (share > hi)
         return bool(at_ends.mean() >= 0.5 or not lo <= self.x / self.shape[1] <= hi)
 
     def _box(self, centre: tuple[float, float], height: int, width: int, keep_shape: bool = False) -> Box:

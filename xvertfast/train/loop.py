@@ -45,7 +45,7 @@ from xvertfast.train.figures import JOINT_PHASE, kept_epoch, plot_curves, plot_p
 from xvertfast.train.data import RoiSet, load_rois, random_patches, shift_augment, split_by_image
 from xvertfast.train.losses import XVertNetLoss
 
-__all__ = ["TrainConfig", "TrainingDiverged", "train"]
+__all__ = ["TrainConfig", "TrainingDiverged", "has_finished_epochs", "train"]
 
 
 @dataclass
@@ -91,12 +91,17 @@ class TrainConfig:
                 raise ValueError(why)
 
 
+def has_finished_epochs(run_dir: str) -> bool:
+    """Whether RUN_DIR's checkpoint holds finished epochs a resume can go on from."""
+    return os.path.exists(os.path.join(run_dir, "checkpoint", "state.json"))
+
+
 class TrainingDiverged(RuntimeError):
     """The loss or the weights stopped being finite numbers. Training stops before anything of
     that epoch is saved, so the checkpoint keeps the epochs before it."""
 
     def __init__(self, stage: int, epoch: int, what: str, ckpt_dir: str):
-        kept = (f"{ckpt_dir} keeps the epochs before it" if os.path.exists(os.path.join(ckpt_dir, "state.json"))
+        kept = (f"{ckpt_dir} keeps the epochs before it" if has_finished_epochs(os.path.dirname(ckpt_dir))
                 else "no epoch had finished")  # fmt: skip
         super().__init__(f"stage {stage}, epoch {epoch}: {what}: training diverged and stopped; {kept}. Usual causes: a learning rate too high for these images (--lr), bf16 "
                          "overflow (--amp). The run is seeded, so --resume with the same settings repeats the same "
