@@ -69,3 +69,19 @@ def test_an_image_that_looks_inverted_is_named_once(tmp_path):
     again = []
     load_rois([str(data)], str(tmp_path / "cache"), 32, log=again.append)  # cached: said when it was computed
     assert again == []
+
+
+def test_crops_cached_by_an_older_version_are_computed_again(tmp_path, monkeypatch):
+    """A cache written before training ROIs kept their square shape on narrow images (cache
+    version 2) holds stretched crops: a run with this xvertfast must not reuse them."""
+    import xvertfast.train.data as data_module
+
+    data, cache = write_images(tmp_path / "data", n=2, size=80), tmp_path / "cache"
+    monkeypatch.setattr(data_module, "CACHE_VERSION", 2)
+    load_rois([str(data)], str(cache), 32, log=lambda m: None)
+    for path in glob.glob(str(cache / "*.npy")):  # what the older code left: other crops than this one cuts
+        np.save(path, np.full(np.load(path).shape, 0.5, dtype=np.float32))
+    monkeypatch.undo()
+    rois = load_rois([str(data)], str(cache), 32, log=lambda m: None)
+    fresh = load_rois([str(data)], str(tmp_path / "fresh"), 32, log=lambda m: None)
+    torch.testing.assert_close(rois.pairs, fresh.pairs, rtol=0, atol=0)

@@ -1,9 +1,10 @@
 """Training data: preprocessed once per image (cached on disk), two spine ROIs per image.
 
-The cache key is the file's SHA-256 and the preprocessing parameters, so a
-changed file or setting is recomputed and a rerun (or ``--resume``) reuses
-the work. Crops are taken at the ROI boxes of :func:`xvertfast.find_spine`
-(sized at the canonical working height), resampled to ``roi_size`` and cached
+The cache key is the file's SHA-256, the preprocessing parameters and
+:data:`CACHE_VERSION`, so a changed file or setting, or a cache an older
+xvertfast wrote, is recomputed and a rerun (or ``--resume``) reuses the work.
+Crops are taken at the ROI boxes of :func:`xvertfast.find_spine` (sized at the
+canonical working height), resampled to ``roi_size`` and cached
 (the crops, not the whole images); the crops of a run are gathered into one
 file that training memory-maps, so the training set need not fit in memory.
 Augmentation is a small random shift of each crop (up to 1/16 of its size):
@@ -30,6 +31,11 @@ from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 from xvertfast.preprocess import find_spine, image_warnings, preprocess
 
 __all__ = ["RoiSet", "load_rois", "open_pairs", "random_patches", "shift_augment", "split_by_image"]
+
+#: Part of every cached crop's key: raised whenever what is cached for the same image and
+#: parameters changes, so a cache written by an older xvertfast is computed again, never reused.
+#: 2: the crops, not whole images; 3: training ROIs keep their square shape on narrow images.
+CACHE_VERSION = 3
 
 
 @dataclass
@@ -129,7 +135,7 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     ``cache_dir`` is one run's (train holds its folder's lock): the temporaries a kill left of
     these files are removed.
     """
-    params = {"lam": lam, "alpha": alpha, "eps": eps, "roi_size": roi_size, "version": 2}
+    params = {"lam": lam, "alpha": alpha, "eps": eps, "roi_size": roi_size, "version": CACHE_VERSION}
     files, sources = [], []
     found = discover(inputs, exclude=[cache_dir, *exclude])
     if not found:

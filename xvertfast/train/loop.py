@@ -527,7 +527,8 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
     if saved is not None and saved.get("data", data_key) != data_key:
         raise ValueError(f"{run_dir}: --resume with other training images than the run started with "
                          f"({saved['data']['images']} images then, {len(rois.sources)} now, or their content "
-                         "changed); resume with the same inputs, or start a new folder")  # fmt: skip
+                         "changed, or this xvertfast cuts training ROIs otherwise than the one that started the run); "
+                         "resume with the same inputs, or start a new folder")  # fmt: skip
     run = {"data": data_key, "init": init_key, "threads": threads}
     train_ids, val_ids = split_by_image(len(rois.sources), config.val_fraction, config.seed)
     loss_fn = XVertNetLoss()
