@@ -6,6 +6,7 @@ import glob
 import os
 
 import numpy as np
+import pytest
 import torch
 
 from tests.train.test_loop import write_images
@@ -85,3 +86,40 @@ def test_crops_cached_by_an_older_version_are_computed_again(tmp_path, monkeypat
     rois = load_rois([str(data)], str(cache), 32, log=lambda m: None)
     fresh = load_rois([str(data)], str(tmp_path / "fresh"), 32, log=lambda m: None)
     torch.testing.assert_close(rois.pairs, fresh.pairs, rtol=0, atol=0)
+
+
+DAMAGE = {"cut short": lambda b: b[: len(b) // 2], "empty": lambda b: b"", "not an array file": lambda b: b"\x80" * 200,
+          "another array": lambda b: _npy_bytes(np.zeros((3, 5), np.float64))}  # fmt: skip
+
+
+def _npy_bytes(array) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+@pytest.mark.parametrize("which", ["crops", "gathered"])
+def test_a_damaged_cache_file_is_named_with_what_to_do(tmp_path, damage, which):
+    from xvertfast.io.errors import DamagedFileError
+
+    data, cache = write_images(tmp_path / "data", n=2, size=64), tmp_path / "cache"
+    load_rois([str(data)], str(cache), 32, log=lambda m: None)
+    gathered = glob.glob(str(cache / "rois-*.npy"))
+    if which == "crops":  # the gathered file is made again from the crops, which are read then
+        os.remove(gathered[0])
+    path = sorted(set(glob.glob(str(cache / "*.npy"))) - set(gathered))[0] if which == "crops" else gathered[0]
+    with open(path, "rb") as f:
+        damaged = DAMAGE[damage](f.read())
+    with open(path, "wb") as f:
+        f.write(damaged)
+    with pytest.raises(DamagedFileError) as caught:
+        load_rois([str(data)], str(cache), 32, log=lambda m: None)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ") and "delete it" in message and "allow_pickle" not in message
+    os.remove(path)  # what the message says: the file is made again
+    again = load_rois([str(data)], str(cache), 32, log=lambda m: None)
+    fresh = load_rois([str(data)], str(tmp_path / "fresh"), 32, log=lambda m: None)
+    torch.testing.assert_close(again.pairs, fresh.pairs, rtol=0, atol=0)

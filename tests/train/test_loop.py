@@ -400,6 +400,29 @@ def test_a_damaged_checkpoint_is_named_with_what_to_do(tmp_path, capsys, damaged
     assert f"{path} cannot be read" in err and "Traceback" not in err
 
 
+def test_damaged_stage_data_is_named_with_what_to_do(tmp_path, capsys):
+    from xvertfast.io import DamagedFileError
+
+    data, run = write_images(tmp_path / "data"), tmp_path / "run"
+    quiet = {"progress": False, "log": lambda m: None}
+    full = train([str(data)], str(tmp_path / "full"), CONFIG, **quiet)
+    train([str(data)], str(run), CONFIG, stop_after_epochs=5, **quiet)  # one epoch into stage 2
+    (path,) = run.glob("stage2_data-*.npy")
+    path.write_bytes(path.read_bytes()[:-100])  # cut short
+    with pytest.raises(DamagedFileError, match=f"^{path}: damaged cache file: .*delete it and run the same command"):
+        train([str(data)], str(run), CONFIG, resume=True, **quiet)
+    argv = ["train", str(data), "-o", str(run), "--resume", "--stages", "2", "--epochs-gc", "2", "--epochs-joint", "2",
+            "--batch-size", "2", "--width", "4", "--depth", "2", "--roi-size", "32", "--val-fraction", "0.34",
+            "--patience", "5", "--seed", "3", "--device", "cpu", "-q"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"\nerror: {path}: damaged cache file" in err and "Traceback" not in err
+    path.unlink()  # as the message says: made again, the run ends as an uninterrupted one
+    resumed = train([str(data)], str(run), CONFIG, resume=True, **quiet)
+    a, b = weights(full), weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_checkpoint_files_of_other_tensors_are_named_as_damaged(tmp_path):
     from safetensors import safe_open
     from safetensors.torch import save_file

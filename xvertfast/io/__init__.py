@@ -5,13 +5,14 @@
   the destination folder, renamed when complete; it never overwrites an input.
 """
 
-from xvertfast.io.errors import ImageReadError, ImageWriteError
+from xvertfast.io.errors import DamagedFileError, ImageReadError, ImageWriteError
 from xvertfast.io.radiograph import Radiograph
 from xvertfast.io.read import DEFAULT_MAX_PIXELS, MIN_SIDE, read_image, require_content
 from xvertfast.io.write import WRITE_FORMATS, write_image
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "DamagedFileError",
     "MIN_SIDE",
     "ImageReadError",
     "ImageWriteError",

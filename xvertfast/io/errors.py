@@ -21,3 +21,15 @@ class ImageWriteError(OSError):
         self.path = os.fspath(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+class DamagedFileError(ValueError):
+    """A file a job wrote for itself (a cache, a later stage's data) that no longer reads as what
+    was written there (cut short by a disk error or a copy, replaced, edited); ``str()`` names
+    the file, the problem and what to do (``remedy``)."""
+
+    def __init__(self, path: str | os.PathLike, problem: str, remedy: str):
+        self.path = os.fspath(path)
+        self.problem = problem
+        self.remedy = remedy
+        super().__init__(f"{self.path}: {problem}; {remedy}")

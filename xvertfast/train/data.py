@@ -24,13 +24,13 @@ import torch.nn.functional as F
 
 from tqdm import tqdm
 
-from xvertfast.io import ImageReadError, read_image, require_content
+from xvertfast.io import DamagedFileError, ImageReadError, read_image, require_content
 from xvertfast.io.files import NothingFound, discover, file_sha256
 from xvertfast.io.write import atomic_write, remove_stale_parts
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 from xvertfast.preprocess import find_spine, image_warnings, preprocess
 
-__all__ = ["RoiSet", "load_rois", "open_pairs", "random_patches", "shift_augment", "split_by_image"]
+__all__ = ["RoiSet", "load_rois", "open_pairs", "random_patches", "read_cached", "shift_augment", "split_by_image"]
 
 #: Part of every cached crop's key: raised whenever what is cached for the same image and
 #: parameters changes, so a cache written by an older xvertfast is computed again, never reused.
@@ -55,9 +55,10 @@ class RoiSet:
     key: str = ""  #: from load_rois: a digest of the images' contents and the preprocessing parameters
 
     @classmethod
-    def mapped(cls, path: str, image: torch.Tensor, sources: list[str]) -> RoiSet:
-        """Every row of the ``.npy`` file of pairs at ``path``, memory-mapped (:func:`open_pairs`)."""
-        pairs = open_pairs(path)
+    def mapped(cls, path: str, image: torch.Tensor, sources: list[str], size: int, remedy: str) -> RoiSet:
+        """Every row of the ``.npy`` file of pairs at ``path``, memory-mapped (:func:`open_pairs`):
+        one per entry of ``image``, of side ``size``; else :class:`DamagedFileError` with ``remedy``."""
+        pairs = open_pairs(path, (len(image), 2, size, size), remedy)
         return cls(pairs, torch.arange(pairs.shape[0]), image, sources)
 
     def __len__(self) -> int:
@@ -84,10 +85,32 @@ class RoiSet:
         return RoiSet(self.pairs, self.rows[keep], self.image[keep], self.sources)
 
 
-def open_pairs(path: str) -> torch.Tensor:
+def open_pairs(path: str, shape: tuple[int, ...] | None = None,
+               remedy: str = "delete it and run the same command again") -> torch.Tensor:  # fmt: skip
     """A ``.npy`` file of ROI pairs as a tensor over a copy-on-write memory map (pages are read
-    when used and writes never reach the file)."""
-    return torch.from_numpy(np.load(path, mmap_mode="c"))
+    when used and writes never reach the file); checked as :func:`read_cached` does."""
+    return torch.from_numpy(read_cached(path, shape, remedy, mmap=True))
+
+
+def read_cached(path: str, shape: tuple[int, ...] | None, remedy: str, mmap: bool = False) -> np.ndarray:
+    """The float32 array of ``shape`` (any, where None) a job cached at ``path``, or
+    :class:`~xvertfast.io.DamagedFileError` naming the file, what is wrong with it and
+    ``remedy`` (what to delete to have it made again): a file cut short (a disk error, a copy
+    stopped midway), empty, not an array file, or another array than was cached there.
+    Errors of the system (permissions, I/O) pass as they are: the file may be fine."""
+    try:
+        array = np.load(path, mmap_mode="c" if mmap else None, allow_pickle=False)
+    except (ValueError, EOFError) as exc:
+        text = str(exc)
+        problem = ("empty or cut short inside its header" if isinstance(exc, EOFError) or text.startswith("EOF")
+                   else "not a NumPy .npy array file" if "pickle" in text  # numpy's words would advise unpickling
+                   else f"cut short or damaged ({text})")  # fmt: skip
+        raise DamagedFileError(path, f"damaged cache file: {problem}", remedy) from None
+    if not isinstance(array, np.ndarray) or array.dtype != np.float32 or (shape is not None and array.shape != shape):
+        found = f"{array.dtype} {tuple(array.shape)}" if isinstance(array, np.ndarray) else type(array).__name__
+        expected = f"float32 {tuple(shape)}" if shape is not None else "float32"
+        raise DamagedFileError(path, f"damaged cache file: it holds {found}, not the {expected} cached there", remedy)
+    return array
 
 
 def _crop(a: np.ndarray, box, size: int) -> np.ndarray:
@@ -161,11 +184,15 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
         with atomic_write(gathered) as tmp:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
                                             shape=(per_image * len(files), 2, roi_size, roi_size))  # fmt: skip
-            for i, path in enumerate(files):
-                out[per_image * i : per_image * (i + 1)] = np.load(path)
+            for i, (path, source) in enumerate(zip(files, sources)):
+                remedy = (f"it held the crops of {source}: delete it and run the same command again (the image is "
+                          f"preprocessed again; deleting {cache_dir} redoes every image)")  # fmt: skip
+                out[per_image * i : per_image * (i + 1)] = read_cached(path, (per_image, 2, roi_size, roi_size), remedy)
             out.flush()
             del out
-    data = RoiSet.mapped(gathered, torch.arange(len(sources)).repeat_interleave(per_image), sources)
+    remedy = ("it held the training ROIs of every image: delete it and run the same command again (it is gathered "
+              f"again from the images' crops in {cache_dir})")  # fmt: skip
+    data = RoiSet.mapped(gathered, torch.arange(len(sources)).repeat_interleave(per_image), sources, roi_size, remedy)
     data.key = os.path.basename(gathered)[5:-4]  # what the set is: its images' contents and the parameters
     return data
 

@@ -257,7 +257,14 @@ def _next_stage_data(stage: XVertNetStage, data: RoiSet, config: TrainConfig, de
                 pairs[k : k + out.shape[0], 1:2] = guide.cpu().numpy()
         pairs.flush()
         del pairs
-    return RoiSet.mapped(path, data.image, data.sources)
+    return RoiSet.mapped(path, data.image, data.sources, data.pairs.shape[-1], _stage_data_remedy(path))
+
+
+def _stage_data_remedy(path: str) -> str:
+    """What to do about a damaged ``stage{k}_data-*.npy`` (:func:`_stage_inputs`)."""
+    name = os.path.basename(path).split("_data")[0]
+    return (f"it held {name}'s training data: delete it and run the same command again (it is made again from the "
+            "earlier stage's weights)")  # fmt: skip
 
 
 def _stage_inputs(k: int, stages: list[XVertNetStage], rois: RoiSet, run_dir: str, config: TrainConfig,
@@ -277,7 +284,7 @@ def _stage_inputs(k: int, stages: list[XVertNetStage], rois: RoiSet, run_dir: st
             os.remove(stale)
     remove_stale_parts([path])
     if os.path.exists(path):
-        return RoiSet.mapped(path, rois.image, rois.sources)
+        return RoiSet.mapped(path, rois.image, rois.sources, rois.pairs.shape[-1], _stage_data_remedy(path))
     inputs = _stage_inputs(k - 1, stages, rois, run_dir, config, device)
     return _next_stage_data(previous, inputs, config, device, path)
 
