@@ -607,3 +607,44 @@ def test_sixteen_bit_colour_png_says_it_is_read_at_8_bits(tmp_path):
     (tmp_path / "c.png").write_bytes(png)
     im = read_image(tmp_path / "c.png", warn=False)
     assert any("16-bit PNG with colour or alpha: decoded at 8 bits" in n for n in im.notes)
+
+
+def _dicom_with_excess_padding(path, rng):
+    """A DICOM whose pixel data has bytes to spare: pydicom warns while decoding it."""
+    import pydicom
+
+    make_dicom(path, rng.integers(0, 4096, size=(24, 40)).astype(np.uint16))
+    ds = pydicom.dcmread(path)
+    ds.PixelData = ds.PixelData + b"\0" * 200
+    ds.save_as(path)
+
+
+def test_pydicom_warnings_name_the_file(tmp_path, seed):
+    pytest.importorskip("pydicom")
+    path = str(tmp_path / "padded.dcm")
+    _dicom_with_excess_padding(path, np.random.default_rng(seed))
+    for _ in range(2):  # the second read of the same warning is named too (not deduplicated away)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            read_image(path, warn=False)
+        said = [str(w.message) for w in caught]
+        assert len(said) == 1 and said[0].startswith(f"{path}: ") and "excess padding" in said[0], said
+
+
+def test_pydicom_warnings_name_their_own_file_when_read_in_threads(tmp_path, seed):
+    """enhance reads on several threads: each warning is named after the file that gave it."""
+    import concurrent.futures as cf
+
+    pytest.importorskip("pydicom")
+    rng = np.random.default_rng(seed)
+    paths = [str(tmp_path / f"padded{k}.dcm") for k in range(8)]
+    for path in paths:
+        _dicom_with_excess_padding(path, rng)
+    before = warnings.showwarning
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        with cf.ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda p: read_image(p, warn=False), paths * 4))
+    said = sorted(str(w.message) for w in caught)
+    assert [s.split(": ")[0] for s in said] == sorted(paths * 4) and all("excess padding" in s for s in said)
+    assert warnings.showwarning is before
