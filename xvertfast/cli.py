@@ -494,7 +494,8 @@ REPORT_DIR holding other files), 130 interrupted.""",
     tr.add_argument("--val-fraction", type=float, default=0.2, help="share of images held out for validation")
     tr.add_argument("--patience", type=_at_least(1), default=10, help="early-stopping patience (epochs)")
     tr.add_argument("--lr", type=float, default=1e-3,
-                    help="Adam's learning rate (lower it where training stops with a diverged loss)")
+                    help="Adam's learning rate (lower it where training stops with a diverged loss: the one setting "
+                    "--resume may change)")
     tr.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:1, ...")
     tr.add_argument("--amp", action="store_true",
                     help="bfloat16 autocast: on CUDA, and on CPUs with AMX (about 1.6x faster steps there)")

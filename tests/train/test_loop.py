@@ -365,6 +365,40 @@ def test_cli_reports_a_diverged_loss_in_one_message_with_exit_3(tmp_path, monkey
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_diverged_run_goes_on_with_a_lower_lr(tmp_path, monkeypatch, capsys):
+    """What the divergence message says to do works: --resume with --lr lowered goes on from the
+    last finished epoch, with the new rate, and the change is recorded; other settings still
+    cannot change on resume."""
+    data, run = write_images(tmp_path / "data"), tmp_path / "run"
+    argv = ["train", str(data), "-o", str(run), "--stages", "2", "--epochs-gc", "2", "--epochs-joint", "2",
+            "--batch-size", "2", "--width", "4", "--depth", "2", "--roi-size", "32", "--val-fraction", "0.34",
+            "--patience", "5", "--seed", "3", "--device", "cpu", "-q"]  # fmt: skip
+    _diverging_loss(monkeypatch, at_step=3)  # 2 steps an epoch: the first step of stage 1's epoch 2
+    assert main(argv) == 3
+    err = capsys.readouterr().err
+    assert "add --resume --lr 0.0001 to the same command" in err, err
+    monkeypatch.undo()
+    assert main([*argv, "--resume", "--batch-size", "1", "--lr", "1e-4"]) == 2  # still refused: another batch size
+    assert "batch_size 2 -> 1" in capsys.readouterr().err
+    assert main([*argv, "--resume", "--lr", "1e-4"]) == 0
+    err = capsys.readouterr().err
+    assert "--lr 0.0001: stage 1 trained 1 epoch with 0.001" in err, err
+    changes = [{"stage": 1, "epoch": 1, "from": 1e-3, "to": 1e-4}]
+    assert json.loads((run / "checkpoint" / "state.json").read_text())["lr_changes"] == changes
+    model = load_model(run / "model")
+    assert model.metadata["training"]["lr_changes"] == changes and model.metadata["training"]["config"]["lr"] == 1e-4
+
+    # the new rate is the one applied: the weights are those of a run at 1e-3 for an epoch, then 1e-4 ...
+    quiet = {"progress": False, "log": lambda m: None}
+    lower = TrainConfig(**{**CONFIG.__dict__, "lr": 1e-4})
+    train([str(data)], str(tmp_path / "ref"), CONFIG, stop_after_epochs=1, **quiet)
+    ref = train([str(data)], str(tmp_path / "ref"), lower, resume=True, **quiet)
+    assert all(torch.equal(a, b) for a, b in zip(weights(ref).values(), weights(model).values()))
+    # ... not those of a run that kept 1e-3
+    kept = train([str(data)], str(tmp_path / "kept"), CONFIG, **quiet)
+    assert not all(torch.equal(a, b) for a, b in zip(weights(kept).values(), weights(model).values()))
+
+
 def test_a_resumed_run_removes_the_temporaries_a_kill_left(tmp_path):
     data = write_images(tmp_path / "data")
     run = tmp_path / "run"

@@ -98,14 +98,24 @@ def has_finished_epochs(run_dir: str) -> bool:
 
 class TrainingDiverged(RuntimeError):
     """The loss or the weights stopped being finite numbers. Training stops before anything of
-    that epoch is saved, so the checkpoint keeps the epochs before it."""
+    that epoch is saved, so the checkpoint keeps the epochs before it, and a resume may lower
+    the learning rate (the one setting a resume may change)."""
 
-    def __init__(self, stage: int, epoch: int, what: str, ckpt_dir: str):
-        kept = (f"{ckpt_dir} keeps the epochs before it" if has_finished_epochs(os.path.dirname(ckpt_dir))
-                else "no epoch had finished")  # fmt: skip
-        super().__init__(f"stage {stage}, epoch {epoch}: {what}: training diverged and stopped; {kept}. Usual causes: a learning rate too high for these images (--lr), bf16 "
-                         "overflow (--amp). The run is seeded, so --resume with the same settings repeats the same "
-                         "steps: start a new RUN_DIR with the cause changed")  # fmt: skip
+    def __init__(self, stage: int, epoch: int, what: str, ckpt_dir: str, lr: float, amp: bool = False):
+        lower = f"--lr {lr / 10:g}"
+        if has_finished_epochs(os.path.dirname(ckpt_dir)):
+            todo = (f"{ckpt_dir} keeps the epochs before it. The run is seeded: resumed as it is, it would repeat "
+                    f"the same steps. Usual cause: a learning rate too high for these images; add --resume {lower} "
+                    "to the same command (a tenth of it; any lower rate will do) to go on from there with it")  # fmt: skip
+            if amp:
+                todo += ("; or bf16 overflow (--amp), which a resume cannot change: start a new RUN_DIR without "
+                         "--amp (a copy of this one's cache/ in it saves the preprocessing)")  # fmt: skip
+        else:
+            todo = (f"no epoch had finished. Usual cause: a learning rate too high for these images; run the same "
+                    f"command with {lower} (a tenth of it; any lower rate will do)")  # fmt: skip
+            if amp:
+                todo += "; or bf16 overflow (--amp): run it without --amp"
+        super().__init__(f"stage {stage}, epoch {epoch}: {what}: training diverged and stopped; {todo}")
 
 
 def _all_finite(stage: XVertNetStage) -> bool:
@@ -384,6 +394,16 @@ def _resume_stage(stage: XVertNetStage, opt: torch.optim.Adam, ckpt_dir: str, de
         return parts["best"]
 
 
+def _lr_change(saved: dict, before: float, now: float, log) -> dict:
+    """The record of a resume with another learning rate (the one setting a resume may change:
+    the way on after a diverged loss), said in the log; kept in the checkpoint's state and the
+    model's training metadata as ``lr_changes``."""
+    stage, epoch = _position(saved)
+    log(f"--lr {now:g}: stage {stage} trained {epoch} epoch{'s' if epoch != 1 else ''} with {before:g}; it goes on "
+        f"with {now:g} (recorded as lr_changes in the checkpoint and the model)")  # fmt: skip
+    return {"stage": stage, "epoch": epoch, "from": before, "to": now}
+
+
 def _position(state: dict) -> tuple[int, int]:
     """(stage, epochs finished in it): how far a saved state had got."""
     return state["progress"]["stage"], state["progress"]["epoch"]
@@ -501,7 +521,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
     state_path = os.path.join(ckpt_dir, "state.json")
     init_key = fingerprint(init) if init is not None else None
     threads = torch.get_num_threads()
-    prog, saved = _Progress(), None
+    prog, saved, lr_changes = _Progress(), None, []
     if resume and os.path.exists(state_path):
         saved = _read_state(state_path)
         mid = _checkpoint_state(ckpt_dir)
@@ -510,6 +530,10 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
         # (runs checkpointed before the upsampling became a choice used the transposed conv)
         before = {"upsample": "transposed", **saved["config"]}
         now = json.loads(json.dumps(asdict(config)))
+        lr_changes = list(saved.get("lr_changes", []))
+        if before.get("lr") != now["lr"] and before == {**now, "lr": before.get("lr")}:  # the lr alone: allowed
+            lr_changes.append(_lr_change(saved, before["lr"], now["lr"], log))
+            before["lr"] = now["lr"]
         if before != now:
             raise ValueError(f"{run_dir}: --resume with a different configuration than the checkpoint's "
                              f"({settings_changes(before, now)})")  # fmt: skip
@@ -536,7 +560,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
                          f"({saved['data']['images']} images then, {len(rois.sources)} now, or their content "
                          "changed, or this xvertfast cuts training ROIs otherwise than the one that started the run); "
                          "resume with the same inputs, or start a new folder")  # fmt: skip
-    run = {"data": data_key, "init": init_key, "threads": threads}
+    run = {"data": data_key, "init": init_key, "threads": threads, **({"lr_changes": lr_changes} if lr_changes else {})}
     train_ids, val_ids = split_by_image(len(rois.sources), config.val_fraction, config.seed)
     loss_fn = XVertNetLoss()
     if init is not None and len(init.stages) < config.stages:
@@ -581,7 +605,8 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
                 terms = loss_fn(out.float(), y, feats.float(), joint)
                 loss = terms.total.item()
                 if not math.isfinite(loss):
-                    raise TrainingDiverged(k, prog.epoch + 1, f"the training loss is {loss}", ckpt_dir)
+                    raise TrainingDiverged(k, prog.epoch + 1, f"the training loss is {loss}", ckpt_dir, config.lr,
+                                          config.amp)  # fmt: skip
                 opt.zero_grad(set_to_none=True)
                 terms.total.backward()
                 opt.step()
@@ -589,10 +614,10 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
                 seen += xp.shape[0]
             seconds = time.perf_counter() - t0
             if not _all_finite(stage):  # a finite loss whose step overflowed: not to be checkpointed
-                raise TrainingDiverged(k, prog.epoch + 1, "the weights are no longer finite", ckpt_dir)
+                raise TrainingDiverged(k, prog.epoch + 1, "the weights are no longer finite", ckpt_dir, config.lr, config.amp)
             val = _evaluate(stage, va, loss_fn, joint, config.batch_size, device)
             if len(va) and not math.isfinite(val):
-                raise TrainingDiverged(k, prog.epoch + 1, f"the validation loss is {val}", ckpt_dir)
+                raise TrainingDiverged(k, prog.epoch + 1, f"the validation loss is {val}", ckpt_dir, config.lr, config.amp)
             prog.epoch += 1
             score = val if val == val else running / max(seen, 1)  # no validation images: train loss
             if joint:
@@ -625,6 +650,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
         save_model(XVertNet(stages, config.lam, config.alpha, config.eps), os.path.join(run_dir, "model"),
                    extra={"training": {"config": asdict(config), "sources": rois.sources,
                                        "validation_images": [rois.sources[i] for i in val_ids],
+                                       **({"lr_changes": lr_changes} if lr_changes else {}),
                                        **({"init": {"path": init.metadata.get("path", config.init),
                                                     "fingerprint": init_key}} if init is not None else {})}})  # fmt: skip
         prog = _Progress(stage=k + 1, history=prog.history)
