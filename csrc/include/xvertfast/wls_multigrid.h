@@ -260,13 +260,17 @@ struct Multigrid {
   double* dots = nullptr;  // per-image results of the last reduction [nb]
   double* flags = nullptr;  // per-image 1.0 while CG runs on it, 0.0 once converged [nb]
   double* dense_y = nullptr;  // per-image vectors of the dense coarsest solve
-  // Plateau aggregates of the finest level (see build_aggregates): the members of aggregate
-  // a, members[start[a] .. start[a + 1]) (padded indices); per aggregate omega / (1^T A 1
-  // over it), and its correction of the moment. Aggregates larger than Exec::kPlateauChunk
-  // ("big") are summed in pieces of that many members (see plateau_step): per piece its
-  // member range [begin, end) and partial sum; per big aggregate its number and first piece.
+  // Plateau aggregates of the finest level (see build_aggregates), numbered by size: the
+  // members (padded indices) of the aggregates of each size 2 .. kPlateauFixed follow one
+  // another, m to an aggregate, so their starts are counted, not stored (member_firsts);
+  // agg_start holds only the starts of the larger ones, aggregate a at a - size_first[last],
+  // members[start .. next start). Per aggregate omega / (1^T A 1 over it). Aggregates larger
+  // than Exec::kPlateauChunk ("big") are summed in pieces of that many members (see
+  // plateau_step): per piece its member range [begin, end) and partial sum (the first piece's
+  // slot then holds the big aggregate's correction); per big aggregate its number and first
+  // piece.
   int32_t *agg_start = nullptr, *agg_members = nullptr;
-  T *agg_scale = nullptr, *agg_corr = nullptr;  // corr: of the big aggregates only
+  T* agg_scale = nullptr;
   int32_t *piece_range = nullptr, *big_first = nullptr, *big_id = nullptr;
   double* piece_sum = nullptr;
   int64_t n_agg = 0, n_members = 0, n_pieces = 0, n_big = 0;
@@ -281,6 +285,10 @@ struct Multigrid {
   char* base = nullptr;
   size_t bytes = 0;
   size_t agg_first_byte = 0, agg_end_byte = 0;  // the aggregate arrays' byte range in the workspace
+  // Where the labelling keeps every aggregate's start (nb * H * W / 2 + 1 int32) until it
+  // stores the larger ones' in agg_start: the first coarse level's arrays, built after it.
+  // They span 8 padded planes of (H + 1) / 2 x (W + 1) / 2, at least 2 * nb * H * W values.
+  size_t start_scratch_byte = 0;
 
   // Lays out the whole solver for nb images of H x W in `base` (or only measures, base null).
   void plan(char* base_, int64_t nb_, int64_t H, int64_t W) {
@@ -301,17 +309,16 @@ struct Multigrid {
     part = a.take<double>(nb * H);
     dots = a.take<double>(nb);
     flags = a.take<double>(nb);
-    // aggregates hold >= 2 pixels: at most half the pixels, planned for the worst case. The
-    // arrays are written before they are read, so setup does not zero them: on the host,
+    // aggregates hold >= 2 pixels: at most half the pixels, planned for the worst case; those
+    // of more than kPlateauFixed, whose starts are stored, at most a (kPlateauFixed + 1)-th.
+    // The arrays are written before they are read, so setup does not zero them: on the host,
     // the pages an image's plateaus do not need are never touched and never become resident.
     agg_count = a.take<int64_t>(kAggCounts + kSignature);
     agg_first_byte = a.used;
     agg_members = a.take<int32_t>(nb * H * W);
-    agg_start = a.take<int32_t>(nb * H * W / 2 + 1);
+    agg_start = a.take<int32_t>(max_large_aggregates(nb * H * W) + 1);
     agg_scale = a.take<T>(nb * H * W / 2);
-    // big aggregates hold > kPlateauChunkMin members each; their pieces number at most twice that
-    const int64_t max_big = nb * H * W / kPlateauChunkMin, max_pieces = 2 * max_big;
-    agg_corr = a.take<T>(max_big);
+    const int64_t max_big = max_big_aggregates(nb * H * W), max_pieces = max_big_pieces(nb * H * W);
     piece_range = a.take<int32_t>(2 * max_pieces);
     piece_sum = a.take<double>(max_pieces);
     big_first = a.take<int32_t>(max_big + 1);
@@ -332,6 +339,7 @@ struct Multigrid {
       L.nine = k > 0;
       const int64_t n = nb * L.plane;
       L.e = a.take<T>(n);
+      if (k == 1) start_scratch_byte = a.used - size_t(n) * sizeof(T);
       L.s = a.take<T>(n);
       if (L.nine) {
         L.se = a.take<T>(n);
@@ -357,6 +365,30 @@ struct Multigrid {
       g = coarse_grid(g);
     }
     bytes = a.used;
+  }
+
+  // The most aggregates of more than kPlateauFixed pixels (their starts are stored), and of
+  // more than kPlateauChunkMin (the big ones, summed in pieces), among `pixels` pixels.
+  // The pieces of the big ones: ceil(m / C) <= 2 m / (C + 1) for m > C members, C >= 64.
+  static constexpr int64_t max_large_aggregates(int64_t pixels) { return pixels / (kPlateauFixed + 1); }
+  static constexpr int64_t max_big_aggregates(int64_t pixels) { return pixels / (kPlateauChunkMin + 1); }
+  static constexpr int64_t max_big_pieces(int64_t pixels) { return 2 * pixels / (kPlateauChunkMin + 1); }
+
+  // Where the members of the aggregates of each size 2 .. kPlateauFixed begin, and (the last
+  // entry) those of the larger ones: the sizes' counts times their sizes, summed.
+  void member_firsts(int64_t* first) const {
+    first[0] = 0;
+    for (int c = 0; c + 1 < kPlateauFixed; ++c) first[c + 1] = first[c] + (size_first[c + 1] - size_first[c]) * (c + 2);
+  }
+
+  // After the labelling: the starts of the aggregates larger than kPlateauFixed, from every
+  // aggregate's start in the level-1 scratch, which goes back to zeros (the level's padding
+  // must be zero).
+  void store_large_starts(int32_t* every_start) {
+    const int64_t a0 = size_first[kPlateauFixed - 1];
+    int32_t* const st = agg_start;
+    ex.lines(1, n_agg - a0 + 1, [=] XVF_LAMBDA(int64_t, int64_t t) { st[t] = every_start[a0 + t]; }, 1);
+    ex.zero(every_start, size_t(n_agg + 1) * sizeof(int32_t));
   }
 
   // ---- setup ---------------------------------------------------------------
@@ -390,13 +422,7 @@ struct Multigrid {
     ex.grid(nb, 1, g.w, [=] XVF_LAMBDA(int64_t b, int64_t, int64_t j) {
       L.s[b * plane + g.at(g.h - 1, j)] = T(0);
     });
-    for (size_t k = 0; k + 1 < levels.size(); ++k) {
-      interpolation(levels[k], levels[k + 1]);
-      galerkin(levels[k], levels[k + 1]);
-      row_sums(levels[k], levels[k + 1]);
-      diagonal(levels[k + 1]);
-    }
-    factor_dense(levels.back());
+    // the plateaus first: their labelling borrows the first coarse level's memory
     if constexpr (Exec::kHostMemory) {
       if (parallel_labelling)
         build_aggregates_parallel(lam, eps);
@@ -405,6 +431,13 @@ struct Multigrid {
     } else {
       build_aggregates_parallel(lam, eps);
     }
+    for (size_t k = 0; k + 1 < levels.size(); ++k) {
+      interpolation(levels[k], levels[k + 1]);
+      galerkin(levels[k], levels[k + 1]);
+      row_sums(levels[k], levels[k + 1]);
+      diagonal(levels[k + 1]);
+    }
+    factor_dense(levels.back());
   }
 
   // Plateaus: the connected sets of pixels joined by edges whose weight is at least half the
@@ -436,7 +469,7 @@ struct Multigrid {
     static_assert(Exec::kHostMemory, "the host labels plateaus in its own memory");
     const int64_t n = g.h * g.w, w = g.w, ld = g.ld;
     const T *e = L.e, *s = L.s;
-    int32_t *members = agg_members, *start = agg_start;
+    int32_t *members = agg_members, *start = reinterpret_cast<int32_t*>(base + start_scratch_byte);
     // Scratch: three int32 arrays of one image (the CG vectors r, p, z, free until the solve
     // starts: no extra peak) and one double per padded point of the batch (the CG iterate).
     static_assert(sizeof(T) >= sizeof(int32_t), "the scratch borrows T vectors");
@@ -580,6 +613,7 @@ struct Multigrid {
       n_pieces = write_pieces(piece_range, int32_t(n_pieces), start[a], start[a + 1], int32_t(C));
     }
     big_first[n_big] = int32_t(n_pieces);
+    store_large_starts(start);
     upload_counts();
   }
 
@@ -613,7 +647,7 @@ struct Multigrid {
     int32_t* const a3 = reinterpret_cast<int32_t*>(L.r);
     int32_t* const a4 = reinterpret_cast<int32_t*>(L.inv);
     double* const contrib = xk;
-    int32_t *const st = agg_start, *const mem = agg_members;
+    int32_t *const st = reinterpret_cast<int32_t*>(base + start_scratch_byte), *const mem = agg_members;
 
     // union-find over the strong edges (the padding couplings, and so the edges that would
     // leave a row or an image, are 0), then every linked pixel's root (-1: a single pixel)
@@ -719,7 +753,7 @@ struct Multigrid {
     ex.lines(1, n_agg + 1, [=] XVF_LAMBDA(int64_t, int64_t i) { st[i] = fresh[i]; }, 1);
 
     // D, a piece per thread, and each aggregate's scale omega / D
-    build_pieces_parallel(kPlateauChunkMin, a0, a1, a2, a3);
+    build_pieces_parallel(st, kPlateauChunkMin, a0, a1, a2, a3);
     const int32_t* const piece_of = a3;  // each aggregate's first piece (n_agg + 1 values)
     const int32_t* const range = piece_range;
     double* const psum = piece_sum;
@@ -737,20 +771,21 @@ struct Multigrid {
         for (int32_t q = piece_of[a]; q < piece_of[a + 1]; ++q) d += psum[q];
       scale[a] = T(kPlateauOmega / d);
     }, 8);
-    if (Exec::kPlateauChunk != kPlateauChunkMin) build_pieces_parallel(Exec::kPlateauChunk, a0, a1, a2, a3);
+    if (Exec::kPlateauChunk != kPlateauChunkMin) build_pieces_parallel(st, Exec::kPlateauChunk, a0, a1, a2, a3);
     // the borrowed scratch and pivot arrays back to finite values (their padding is read
     // times zero, see plan): zeros, whatever integers the passes left there
     ex.zero(a3, size_t(nb * plane) * sizeof(T));
     ex.zero(a4, size_t(nb * plane) * sizeof(T));
+    store_large_starts(st);
     upload_counts();
   }
 
   // The pieces of the aggregates of more than C members (see plateau_step), built in
-  // parallel from the ordered aggregates; sets n_big and n_pieces. Leaves each aggregate's
-  // first piece in first_piece (n_agg + 1 values). Scratch: flag, count, big_number.
-  void build_pieces_parallel(int64_t C, int32_t* flag, int32_t* count, int32_t* big_number,
+  // parallel from the ordered aggregates, whose starts st holds; sets n_big and n_pieces.
+  // Leaves each aggregate's first piece in first_piece (n_agg + 1 values). Scratch: flag,
+  // count, big_number.
+  void build_pieces_parallel(const int32_t* st, int64_t C, int32_t* flag, int32_t* count, int32_t* big_number,
                              int32_t* first_piece) {
-    const int32_t *st = agg_start;
     const int32_t c = int32_t(C);
     ex.lines(1, n_agg, [=] XVF_LAMBDA(int64_t, int64_t a) {
       const int32_t m = st[a + 1] - st[a];
@@ -879,24 +914,23 @@ struct Multigrid {
     if (n_agg == 0) return;
     if (!zero_x) residual<false>(L, bv, x);
     const T* src = zero_x ? bv : L.r;
-    plateau_fixed(src, x, std::make_integer_sequence<int, kPlateauFixed - 1>{});
+    int64_t mfirst[kPlateauFixed];
+    member_firsts(mfirst);
+    plateau_fixed(src, x, mfirst, std::make_integer_sequence<int, kPlateauFixed - 1>{});
     constexpr int64_t C = Exec::kPlateauChunk;
     const int32_t *st = agg_start, *mem = agg_members, *range = piece_range;
     const int32_t *bfirst = big_first, *bid = big_id;
     const T* scale = agg_scale;
-    T* corr = agg_corr;
     double* psum = piece_sum;
     const int64_t a0 = size_first[kPlateauFixed - 1], na = n_agg - a0;
-    int64_t fixed_members = 0;  // members of the fixed sizes, before a0
-    for (int c = 0; c + 1 < kPlateauFixed; ++c) fixed_members += (size_first[c + 1] - size_first[c]) * (c + 2);
+    const int64_t fixed_members = mfirst[kPlateauFixed - 1];  // members of the fixed sizes, before a0's
     if (na > 0)
       ex.lines(1, na, [=] XVF_LAMBDA(int64_t, int64_t t) {
-        const int64_t a = a0 + t;
-        if (st[a + 1] - st[a] > C) return;  // a big one: below
+        if (st[t + 1] - st[t] > C) return;  // a big one: below
         double sum = 0.0;
-        for (int32_t k = st[a]; k < st[a + 1]; ++k) sum += double(src[mem[k]]);
-        const T c = T(sum) * scale[a];
-        for (int32_t k = st[a]; k < st[a + 1]; ++k) x[mem[k]] += c;
+        for (int32_t k = st[t]; k < st[t + 1]; ++k) sum += double(src[mem[k]]);
+        const T c = T(sum) * scale[a0 + t];
+        for (int32_t k = st[t]; k < st[t + 1]; ++k) x[mem[k]] += c;
       }, (n_members - fixed_members) / na + 1);
     if (n_big == 0) return;
     ex.lines(1, n_pieces, [=] XVF_LAMBDA(int64_t, int64_t q) {
@@ -907,29 +941,30 @@ struct Multigrid {
     ex.lines(1, n_big, [=] XVF_LAMBDA(int64_t, int64_t t) {
       double total = 0.0;
       for (int32_t q = bfirst[t]; q < bfirst[t + 1]; ++q) total += psum[q];
-      corr[t] = T(total) * scale[bid[t]];
+      psum[bfirst[t]] = double(T(total) * scale[bid[t]]);  // the correction, exactly (a T)
     }, n_pieces / n_big + 1);
     const int64_t nbig = n_big;
     ex.lines(1, n_pieces, [=] XVF_LAMBDA(int64_t, int64_t q) {
-      const T c = corr[aggregate_of(bfirst, nbig, q)];
+      const T c = T(psum[bfirst[aggregate_of(bfirst, nbig, q)]]);
       for (int32_t k = range[2 * q]; k < range[2 * q + 1]; ++k) x[mem[k]] += c;
     }, C);
   }
 
   // The plateau step's aggregates of 2 .. kPlateauFixed pixels, one loop per size.
   template <int... I>
-  void plateau_fixed(const T* src, T* x, std::integer_sequence<int, I...>) {
-    (plateau_size<I + 2>(src, x, size_first[I], size_first[I + 1]), ...);
+  void plateau_fixed(const T* src, T* x, const int64_t* mfirst, std::integer_sequence<int, I...>) {
+    (plateau_size<I + 2>(src, x, size_first[I], size_first[I + 1], mfirst[I]), ...);
   }
 
+  // Aggregates a0 .. a1 - 1, of m pixels each, whose members begin at position `first`.
   template <int m>
-  void plateau_size(const T* src, T* x, int64_t a0, int64_t a1) {
+  void plateau_size(const T* src, T* x, int64_t a0, int64_t a1, int64_t first) {
     if (a1 <= a0) return;
-    const int32_t *st = agg_start, *mem = agg_members;
+    const int32_t* mem = agg_members + first;
     const T* scale = agg_scale;
     ex.lines(1, a1 - a0, [=] XVF_LAMBDA(int64_t, int64_t t) {
       const int64_t a = a0 + t;
-      const int32_t* p = mem + st[a];
+      const int32_t* p = mem + t * m;
       double sum = 0.0;
       XVF_UNROLL
       for (int u = 0; u < m; ++u) sum += double(src[p[u]]);
@@ -1585,11 +1620,17 @@ struct Multigrid {
     n_pieces = counts[2];
     n_big = counts[3];
     for (int c = 0; c < kPlateauFixed; ++c) size_first[c] = counts[4 + c];
-    const int64_t pixels = nb * g.h * g.w, max_big = pixels / kPlateauChunkMin;
+    const int64_t pixels = nb * g.h * g.w, max_big = max_big_aggregates(pixels);
     bool sane = 0 <= n_agg && n_agg <= pixels / 2 && 2 * n_agg <= n_members && n_members <= pixels &&
-                0 <= n_big && n_big <= max_big && 0 <= n_pieces && n_pieces <= 2 * max_big;
+                0 <= n_big && n_big <= max_big && 0 <= n_pieces && n_pieces <= max_big_pieces(pixels);
     for (int c = 0; c < kPlateauFixed; ++c)
       sane = sane && size_first[c] >= (c ? size_first[c - 1] : 0) && size_first[c] <= n_agg;
+    if (sane) {  // the larger aggregates' starts fit agg_start, the sizes' members the list
+      int64_t mfirst[kPlateauFixed];
+      member_firsts(mfirst);
+      sane = n_agg - size_first[kPlateauFixed - 1] <= max_large_aggregates(pixels) &&
+             mfirst[kPlateauFixed - 1] <= n_members;
+    }
     if (!sane) return "the workspace's plateau counts are corrupt";
     T *rv = r, *zv = z;
     ex.zero(rv, size_t(nb * plane) * sizeof(T));  // setup borrowed them: padding included
