@@ -116,6 +116,26 @@ def test_dicom_keeps_a_vendors_malformed_values_as_they_are(tmp_path, seed):
     np.testing.assert_array_equal(out.values, values)
 
 
+def test_pydicom_warnings_about_the_source_header_name_the_source(tmp_path, seed):
+    """The header elements copied from the source are converted as they are copied: pydicom's
+    warnings about their values name the source file."""
+    import warnings
+
+    pytest.importorskip("pydicom")
+    values = np.random.default_rng(seed).integers(0, 1024, size=(16, 24)).astype(np.uint16)
+    ds = make_dicom(tmp_path / "src.dcm", values, bits=10)
+    ds.InstanceNumber = 98765
+    ds.save_as(tmp_path / "src.dcm", enforce_file_format=True)
+    (tmp_path / "src.dcm").write_bytes((tmp_path / "src.dcm").read_bytes().replace(b"98765", b"ab   "))
+    src = read_image(tmp_path / "src.dcm", warn=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        write_image(tmp_path / "out.dcm", src.pixels, like=src)
+    said = [str(w.message) for w in caught]
+    assert said and all(s.startswith(f"{tmp_path / 'src.dcm'}: ") for s in said), said
+    assert any("Invalid value for VR IS: 'ab'" in s for s in said)
+
+
 def test_never_overwrites_inputs_or_existing_files(tmp_path):
     Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "in.png")
     src = read_image(tmp_path / "in.png")

@@ -273,13 +273,15 @@ def _invert(values: np.ndarray, bits: int) -> np.ndarray:
 
 
 class _WarningsNamingTheFile:
-    """Gives the warnings a decoder raises while it reads ``path`` (pydicom's: an invalid value,
-    excess padding after the pixel data) again after the read, prefixed by the path, in their
-    own category: a batch of thousands of files otherwise prints them with nothing saying which
-    file they are about (and Python's default filter shows each text once per process, not once
-    per file). Python's warning state is process-wide (``catch_warnings`` is not thread-safe and
-    enhance reads on several threads), so these blocks take turns, and a warning another thread
-    gives during one is passed on as it would have been."""
+    """Gives the warnings a decoder raises while a block reads ``path`` (pydicom's: an invalid
+    value, excess padding after the pixel data; also where :mod:`~xvertfast.io.write` copies a
+    source's header elements, which pydicom converts when first taken) again after the block,
+    prefixed by the path, in their own category: a batch of thousands of files otherwise prints
+    them with nothing saying which file they are about (and Python's default filter shows each
+    text once per process, not once per file). Python's warning state is process-wide
+    (``catch_warnings`` is not thread-safe, and enhance reads and writes on several threads), so
+    these blocks take turns, and a warning another thread gives during one is passed on as it
+    would have been."""
 
     _lock = threading.Lock()
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from xvertfast.io.errors import ImageWriteError
 from xvertfast.io.radiograph import Radiograph
+from xvertfast.io.read import _WarningsNamingTheFile
 
 __all__ = ["write_image", "WRITE_FORMATS", "FORMAT_EXTENSIONS", "format_from_path", "atomic_write",
            "remove_stale_parts", "disk_full"]
@@ -152,13 +153,15 @@ def _write_dicom(tmp: str, unit: np.ndarray, bits: int, like: Radiograph | None,
         # Latin-1 patient name without it would be bytes a reader may take for ASCII)
         ds.SpecificCharacterSet = src.SpecificCharacterSet
     if src is not None:  # keep who and what: patient and study
-        for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge",
-                        "StudyInstanceUID", "StudyDate", "StudyTime", "StudyID", "AccessionNumber",
-                        "StudyDescription", "ReferringPhysicianName", "Modality", "BodyPartExamined",
-                        "ViewPosition", "PixelSpacing", "ImagerPixelSpacing", "FrameOfReferenceUID",
-                        "InstanceNumber", "PatientOrientation", "ImageLaterality", "Laterality"):  # fmt: skip
-            if keyword in src:  # the element as read: a vendor's "0,143" must not fail the output
-                ds.add(copy.deepcopy(src[keyword]))
+        # pydicom converts an element when it is first taken: its warnings (a malformed value) name the source
+        with _WarningsNamingTheFile(like.path):
+            for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge",
+                            "StudyInstanceUID", "StudyDate", "StudyTime", "StudyID", "AccessionNumber",
+                            "StudyDescription", "ReferringPhysicianName", "Modality", "BodyPartExamined",
+                            "ViewPosition", "PixelSpacing", "ImagerPixelSpacing", "FrameOfReferenceUID",
+                            "InstanceNumber", "PatientOrientation", "ImageLaterality", "Laterality"):  # fmt: skip
+                if keyword in src:  # the element as read: a vendor's "0,143" must not fail the output
+                    ds.add(copy.deepcopy(src[keyword]))
     else:
         ds.StudyInstanceUID = generate_uid()
     if "Modality" not in ds:
