@@ -449,6 +449,21 @@ def test_random_batches_match_direct(seed, method, dtype):
         assert res <= 1e-4
 
 
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("lam, alpha", [(0.3, 1.0), (2.0, 1.6)])
+def test_other_parameters_match_direct(seed, method, lam, alpha):
+    # lam and alpha reach the kernels (weights, hierarchy, plateau threshold lam / eps): a
+    # solver that used the defaults whatever it was given would miss the direct solve here.
+    batch = mixed_batch(4, 29, 41) * torch.rand(4, 1, 1).clamp_min(0.2)
+    batch[3] = torch.floor(batch[3] * 6) / 6  # plateaus, joined at lam / eps
+    out = solve(batch, method, lam=lam, alpha=alpha)
+    for k, img in enumerate(batch):
+        want = solve_direct(img.double(), lam=lam, alpha=alpha, eps=PARAMS["eps"])
+        assert rel_err(out[k], want) <= 1e-4, f"seed {seed}, image {k}"
+        if k > 0:  # (image 0 is constant: its solution is itself whatever the parameters)
+            assert rel_err(want, direct(img)) > 1e-3  # the parameters change the solution
+
+
 @needs_cxr_dev
 @pytest.mark.parametrize("method", METHODS)
 def test_real_images_512(method):
