@@ -11,7 +11,7 @@ from PIL import Image
 from tests.eval.test_evaluate import chest_like
 from xvertfast.cli import main
 from xvertfast.eval.baselines import clahe, identity
-from xvertfast.eval.journal import JOURNAL_FILE, Journal
+from xvertfast.eval.journal import JOURNAL_FILE, PICTURES_DIR, Journal
 from xvertfast.eval.protocol import run_protocol
 
 METRICS = ["entropy", "tenengrad"]
@@ -71,6 +71,29 @@ def test_an_interrupted_evaluation_scores_only_the_rest(tmp_path, seed):
             assert got[part].keys() == made[part].keys()
             for name in made[part]:
                 np.testing.assert_array_equal(got[part][name], made[part][name])
+
+
+@pytest.mark.parametrize("damage", ["cut", "empty", "not_zip", "no_boxes"])
+def test_a_damaged_picture_is_made_again(tmp_path, seed, damage):
+    # a picture file cut short by a kill or a full disk (zipfile.BadZipFile, not an OSError),
+    # empty, or without its boxes: the image is run again for its picture, nothing crashes
+    images = write_images(tmp_path / "in", seed, n=2)
+    made = run(images, tmp_path / "out", Counted(), pictures=2)
+    files = sorted((tmp_path / "out" / PICTURES_DIR).iterdir())
+    assert len(files) == 2
+    data = files[0].read_bytes()
+    if damage == "cut":
+        files[0].write_bytes(data[: len(data) // 2])
+    elif damage == "empty":
+        files[0].write_bytes(b"")
+    elif damage == "not_zip":
+        files[0].write_bytes(b"not a zip file at all" * 10)
+    else:
+        np.savez(files[0].with_suffix(".tmp.npz"), scale=np.float64(1.0))
+        files[0].with_suffix(".tmp.npz").replace(files[0])
+    again = Counted()
+    resumed = run(images, tmp_path / "out", again, pictures=2)
+    assert again.calls == 1 and len(resumed.pictures) == 2 and resumed.rows == made.rows
 
 
 def test_a_line_cut_short_by_a_kill_is_dropped_and_the_journal_goes_on(tmp_path, seed):

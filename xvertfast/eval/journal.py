@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 
 import numpy as np
 
@@ -136,15 +137,15 @@ class Journal:
         name = entry.get("picture")
         if not name:
             return None
-        try:
+        try:  # a file cut short by a kill or a full disk, or not ours: the image is pictured again
             with np.load(os.path.join(os.path.dirname(self.path), PICTURES_DIR, name), allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError):
+            return {"file": entry["file"], "boxes": [tuple(int(v) for v in b) for b in arrays.pop("boxes")],
+                    "scale": float(arrays.pop("scale")),
+                    "thumbs": {k[6:]: v for k, v in arrays.items() if k.startswith("thumb:")},
+                    "crops": {k[5:]: v for k, v in arrays.items() if k.startswith("crop:")}}  # fmt: skip
+        except (OSError, ValueError, TypeError, KeyError, EOFError, zipfile.BadZipFile):
             return None
-        return {"file": entry["file"], "boxes": [tuple(int(v) for v in b) for b in arrays.pop("boxes")],
-                "scale": float(arrays.pop("scale")),
-                "thumbs": {k[6:]: v for k, v in arrays.items() if k.startswith("thumb:")},
-                "crops": {k[5:]: v for k, v in arrays.items() if k.startswith("crop:")}}  # fmt: skip
 
     def close(self) -> None:
         self._file.close()
