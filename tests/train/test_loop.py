@@ -533,3 +533,40 @@ def test_resume_with_another_cpu_thread_count_warns(tmp_path):
     finally:
         torch.set_num_threads(before)
     assert [m for m in logs if "trained with 1 CPU threads, now with 2" in m and "--threads 1" in m]
+
+
+def test_the_feature_loss_is_off_for_exactly_the_gc_epochs_then_on(tmp_path, monkeypatch):
+    """The schedule: ``epochs_gc`` epochs of L1 alone (the feature loss not even computed), then L1 + L2,
+    in training steps and validation alike."""
+    import math
+
+    import xvertfast.train.losses as losses
+    from xvertfast.train.data import split_by_image
+    from xvertfast.train.losses import XVertNetLoss
+
+    real_call, real_feature = XVertNetLoss.__call__, losses.feature_loss
+    calls, features = [], []  # (training step?, joint) per loss call; the phase of each feature loss
+
+    def loss(self, out, y, feats, joint):
+        calls.append((torch.is_grad_enabled(), joint))
+        return real_call(self, out, y, feats, joint)
+
+    def feature_loss(*args, **kwargs):
+        features.append(calls[-1][1])
+        return real_feature(*args, **kwargs)
+
+    monkeypatch.setattr(XVertNetLoss, "__call__", loss)
+    monkeypatch.setattr(losses, "feature_loss", feature_loss)
+    config = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 3, "epochs_joint": 2})
+    data = write_images(tmp_path / "data")
+    train([str(data)], str(tmp_path / "run"), config, progress=False, log=lambda m: None)
+    train_ids, val_ids = split_by_image(3, config.val_fraction, config.seed)
+    steps = math.ceil(2 * len(train_ids) / config.batch_size)  # two ROIs per image
+    assert len(val_ids) == 1 and steps == 2
+    training = [joint for grad, joint in calls if grad]
+    assert training == [False] * (config.epochs_gc * steps) + [True] * (config.epochs_joint * steps)
+    validation = [joint for grad, joint in calls if not grad]  # one batch a validation
+    assert validation == [False] * config.epochs_gc + [True] * config.epochs_joint
+    assert features and all(features)  # computed in the joint phase only
+    assert len(features) == config.epochs_joint * (steps + 1)
+
