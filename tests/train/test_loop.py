@@ -570,3 +570,37 @@ def test_the_feature_loss_is_off_for_exactly_the_gc_epochs_then_on(tmp_path, mon
     assert features and all(features)  # computed in the joint phase only
     assert len(features) == config.epochs_joint * (steps + 1)
 
+
+def test_early_stopping_ends_the_stage_after_patience_epochs_and_keeps_the_best(tmp_path, monkeypatch):
+    """Validation loss rising after the first joint epoch: with patience 1 the stage stops one
+    epoch later (of 6 allowed) and keeps the first joint epoch's weights."""
+    import xvertfast.train.loop as loop
+
+    config = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 2, "epochs_joint": 6, "patience": 1})
+    data = write_images(tmp_path / "data")
+    quiet = {"progress": False, "log": lambda m: None}
+    # the weights after the first joint epoch: the same seeded run, stopped there
+    first_joint = weights(train([str(data)], str(tmp_path / "cut"), config, stop_after_epochs=3, **quiet))
+
+    real, joint_epochs = loop._evaluate, [0]
+
+    def rising(stage, data, loss_fn, joint, batch_size, device):
+        real(stage, data, loss_fn, joint, batch_size, device)
+        if not joint:
+            return 0.5
+        joint_epochs[0] += 1
+        return 1.0 + joint_epochs[0]  # 2, 3, 4, ...: the first joint epoch is the best
+
+    monkeypatch.setattr(loop, "_evaluate", rising)
+    model = train([str(data)], str(tmp_path / "run"), config, **quiet)
+    with open(tmp_path / "run" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, config.epochs_gc + 3))
+    assert [float(r["val_loss"]) for r in rows] == [0.5, 0.5, 2.0, 3.0]
+    kept = weights(model)
+    assert kept.keys() == first_joint.keys()
+    assert all(torch.equal(kept[k], first_joint[k]) for k in kept)
+    saved = weights(load_model(tmp_path / "run" / "model"))
+    assert all(torch.equal(saved[k], first_joint[k]) for k in kept)
+    last = loop._load_checkpoint(str(tmp_path / "run" / "checkpoint"), "cpu")["stage"]  # the epoch it stopped at
+    assert any(not torch.equal(last[n], v) for n, v in model.stages[0].state_dict().items() if v.is_floating_point())
