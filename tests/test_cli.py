@@ -106,10 +106,31 @@ def test_train_refuses_what_would_not_train_without_a_traceback(tmp_path, capsys
     assert "no image files found" in capsys.readouterr().err and not (tmp_path / "run2").exists()
     assert main(["train", str(tmp_path / "empty"), "-o", str(tmp_path / "new" / "run"), *small]) == 1
     assert "no image files found" in capsys.readouterr().err and not (tmp_path / "new").exists()
-    missing = str(tmp_path / "missing.png")
-    assert main(["train", missing, "-o", str(tmp_path / "run3"), *small]) == 2
+    missing, garbage = str(tmp_path / "missing.png"), tmp_path / "garbage.png"
+    garbage.write_bytes(b"not an image")
+    assert main(["train", missing, str(garbage), "-o", str(tmp_path / "run3"), *small]) == 2
     err = capsys.readouterr().err
-    assert f"skipped: {missing}: " in err and "[Errno" not in err and "no readable training image" in err
+    assert f"skipped: {missing}: no such file or folder" in err and "[Errno" not in err
+    assert "no readable training image" in err
+
+
+@pytest.mark.parametrize("command", ["enhance", "preprocess", "evaluate", "train"])
+def test_a_mistyped_input_folder_is_nothing_found_before_any_output_folder(command, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    extra = ["--methods", "identity", "--metrics", "entropy"] if command == "evaluate" else []
+    extra += ["--device", "cpu"] if command in ("enhance", "train") else []
+    assert main([command, "nosuchdir", "-o", "out", "-q", *extra]) == 1
+    err = capsys.readouterr().err
+    assert "error: nosuchdir: no such file or folder" in err and not (tmp_path / "out").exists()
+    assert main([command, "nosuchdir", "nosuch.png", "-o", "out", "-q", *extra]) == 1  # every INPUT missing
+    assert "no such file or folder" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    (tmp_path / "empty").mkdir()  # an existing folder without images: as before
+    assert main([command, "empty", "-o", "out", "-q", *extra]) == 1
+    assert "no image files found in empty" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    assert main([command, "@nolist.txt", "-o", "out", "-q", *extra]) == 2  # a list that is not there: a bad argument
+    err = capsys.readouterr().err
+    assert "error: @nolist.txt: the input list file nolist.txt does not exist" in err and "Errno" not in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_export_leaves_files_it_finds_alone_without_overwrite(tmp_path, capsys):

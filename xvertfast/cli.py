@@ -26,10 +26,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _nothing_found(inputs: list[str]) -> int:
-    from xvertfast.io.files import NothingFound
-
-    print(f"error: {NothingFound(inputs)}", file=sys.stderr)
+def _nothing_found(exc: Exception) -> int:
+    print(f"error: {exc}", file=sys.stderr)
     return 1
 
 
@@ -61,14 +59,15 @@ def _device(text: str) -> str:
 
 
 def _cmd_preprocess(args: argparse.Namespace) -> int:
-    from xvertfast.io.files import NothingFound
+    from xvertfast.io.files import NothingFound, check_inputs
     from xvertfast.pipeline.preprocess_files import preprocess_files
 
     try:
+        check_inputs(args.inputs)  # a mistyped folder: said before anything is made
         summary = preprocess_files(args.inputs, args.output, overwrite=args.overwrite, progress=not args.quiet,
                                    log=lambda msg: print(msg, file=sys.stderr))  # fmt: skip
-    except NothingFound:
-        return _nothing_found(args.inputs)
+    except NothingFound as exc:
+        return _nothing_found(exc)
     except (ValueError, OSError) as exc:  # the output folder cannot be used, an @list cannot be read
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -80,17 +79,18 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
 
 def _cmd_enhance(args: argparse.Namespace) -> int:
     from xvertfast.infer import Enhancer
-    from xvertfast.io.files import NothingFound
+    from xvertfast.io.files import NothingFound, check_inputs
 
     try:
+        check_inputs(args.inputs)  # a mistyped folder: said before the model is loaded or OUT_DIR made
         enhancer = Enhancer(args.model, device=args.device, backend=args.backend, mode=args.mode,
                             brightness=args.brightness, batch_size=args.batch_size,
                             precision=args.precision)  # fmt: skip
         summary = enhancer.enhance_files(args.inputs, args.output, fmt=args.format, overwrite=args.overwrite,
                                          workers=args.workers, report=args.report, progress=not args.quiet,
                                          log=lambda msg: print(msg, file=sys.stderr), preview=args.preview)  # fmt: skip
-    except NothingFound:
-        return _nothing_found(args.inputs)
+    except NothingFound as exc:
+        return _nothing_found(exc)
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -112,16 +112,17 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from xvertfast.eval.evaluate import evaluate
-    from xvertfast.io.files import NothingFound
+    from xvertfast.io.files import NothingFound, check_inputs
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     try:
+        check_inputs(args.inputs)  # a mistyped folder: said before the methods' models are loaded
         run, paths = evaluate(args.inputs, args.output, methods, metrics, rois=args.rois, compare_to=args.compare_to,
                               pictures=args.pictures, progress=not args.quiet, restart=args.restart,
                               device=args.device, log=lambda msg: print(msg, file=sys.stderr))  # fmt: skip
-    except NothingFound:
-        return _nothing_found(args.inputs)
+    except NothingFound as exc:
+        return _nothing_found(exc)
     except (ValueError, OSError, RuntimeError, ImportError) as exc:  # OSError: REPORT_DIR is a file, --rois missing
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -176,8 +177,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from xvertfast.io.files import NothingFound, check_inputs
     from xvertfast.train import TrainConfig, TrainingDiverged, has_finished_epochs, train
 
+    try:
+        check_inputs(args.data)  # a mistyped folder: said before a model is loaded or RUN_DIR made
+    except NothingFound as exc:
+        return _nothing_found(exc)
+    except ValueError as exc:  # an @list that cannot be read
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     # width and depth: as given, else the --init model's, else TrainConfig's defaults
     arch = {name: value for name, value in (("width", args.width), ("depth", args.depth), ("upsample", args.upsample))
             if value is not None}  # fmt: skip
@@ -202,13 +211,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    from xvertfast.io.files import NothingFound
-
     try:
         train(args.data, args.output, config, resume=args.resume, progress=not args.quiet,
               log=lambda msg: print(msg, file=sys.stderr))  # fmt: skip
-    except NothingFound:
-        return _nothing_found(args.data)
+    except NothingFound as exc:
+        return _nothing_found(exc)
     except (ValueError, OSError) as exc:  # OSError: RUN_DIR is a file, or cannot be written
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from xvertfast.io import ImageReadError
-from xvertfast.io.files import discover, image_extension, output_path, read_input
+from xvertfast.io.files import NothingFound, discover, image_extension, output_path, read_input
 
 
 def test_discover_lists_and_duplicates(tmp_path):
@@ -138,3 +138,31 @@ def test_the_job_folder_markers_are_the_jobs_own_file_names():
 
     assert JOB_FOLDER_MARKERS == (JOB_FILE, job_files("preprocess")[0], JOURNAL_FILE,
                                   os.path.join("checkpoint", "state.json"))  # fmt: skip
+
+
+def test_inputs_that_all_do_not_exist_are_nothing_found(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.png").write_bytes(b"x")
+    with pytest.raises(NothingFound, match=r"^nosuchdir: no such file or folder$"):
+        discover(["nosuchdir"])
+    with pytest.raises(NothingFound, match="no such file or folder"):
+        discover(["nosuchdir", "nosuch.png"])
+    # one that exists: the job goes on and reports the missing one as a failed file
+    assert [f.path for f in discover(["a.png", "nosuch.png"])] == ["a.png", "nosuch.png"]
+    with pytest.raises(ImageReadError, match="nosuch.png: no such file or folder"):
+        read_input(discover(["a.png", "nosuch.png"])[1])
+    (tmp_path / "list.txt").write_text("nosuch.png\n")  # a list that exists: its entries are the job's to report
+    assert [f.path for f in discover(["@list.txt"])] == ["nosuch.png"]
+
+
+def test_an_input_list_that_cannot_be_read_is_named_as_such(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"^@nolist.txt: the input list file nolist.txt does not exist$") as exc:
+        discover(["@nolist.txt"])
+    assert not isinstance(exc.value, NothingFound) and "Errno" not in str(exc.value)
+    (tmp_path / "d").mkdir()
+    with pytest.raises(ValueError, match="input list file d is a folder"):
+        discover(["@d"])
+    (tmp_path / "outer.txt").write_text("@inner.txt\n")  # a list of lists naming a missing list
+    with pytest.raises(ValueError, match="input list file inner.txt does not exist"):
+        discover(["@outer.txt"])

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from xvertfast.io.errors import ImageReadError
 
-__all__ = ["InputFile", "discover", "read_input", "file_state", "output_path", "image_extension", "file_sha256", "IMAGE_EXTENSIONS",
+__all__ = ["InputFile", "discover", "check_inputs", "read_input", "file_state", "output_path", "image_extension", "file_sha256", "IMAGE_EXTENSIONS",
            "LIST_PHOTOMETRICS"]  # fmt: skip
 
 #: Extensions picked up when a folder is searched. Files without an extension, or whose
@@ -49,10 +49,13 @@ def _may_be_image(name: str) -> bool:
 
 class NothingFound(ValueError):
     """No input file was found where the inputs say: the batch commands exit 1 on it (a run
-    that had nothing to do), not 2 (a run that could not start)."""
+    that had nothing to do), not 2 (a run that could not start). ``missing``: none of the
+    inputs exists (a mistyped path), which the message says instead."""
 
-    def __init__(self, inputs):
-        super().__init__(f"no image files found in {', '.join(map(str, inputs))} (PNG, TIFF, JPEG, DICOM, JSRT .IMG)")
+    def __init__(self, inputs, missing: bool = False):
+        names = ", ".join(map(str, inputs))
+        super().__init__(f"{names}: no such file or folder" if missing
+                         else f"no image files found in {names} (PNG, TIFF, JPEG, DICOM, JSRT .IMG)")  # fmt: skip
 
 
 #: Files that mark a folder as the output of an xvertfast job (an enhancement's or a
@@ -127,41 +130,74 @@ def _listed_rel(path: str) -> str:
     return rel
 
 
+def _read_list(list_path: str) -> list[str]:
+    """The lines of an ``@list``; one that cannot be read is a ValueError that says it is the
+    input list file (not a bare ``[Errno 2] No such file or directory``)."""
+    try:
+        with open(list_path) as f:
+            return f.readlines()
+    except FileNotFoundError:
+        raise ValueError(f"@{list_path}: the input list file {list_path} does not exist") from None
+    except IsADirectoryError:
+        raise ValueError(f"@{list_path}: the input list file {list_path} is a folder; give the folder "
+                         "without the @ to search it") from None  # fmt: skip
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ValueError(f"@{list_path}: the input list file {list_path} cannot be read ({reason})") from None
+
+
 def _from_list(list_path: str, exclude: set[str]) -> list[InputFile]:
     """The entries of an ``@list``: a listed folder's images mirror their paths in it, a listed
     file its path (:func:`_listed_rel`)."""
     out = []
-    with open(list_path) as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            path, _, tag = line.rstrip("\r\n").partition("\t")
-            tag = tag.strip() or None
-            if tag is not None and tag not in LIST_PHOTOMETRICS:
-                raise ValueError(f"{list_path}, line {number}: after the tab comes MONOCHROME1 or MONOCHROME2, "
-                                 f"not {tag!r}")  # fmt: skip
-            path = path.strip()
-            if path.startswith("@"):  # a list of lists
-                out.extend(_from_list(path[1:], exclude))
-                continue
-            _refuse_inside(path, exclude)
-            if os.path.isdir(path):
-                out.extend(InputFile(g.path, g.rel, tag or g.photometric) for g in _from_folder(path, exclude))
-            else:
-                out.append(InputFile(path, _listed_rel(path), tag))
+    for number, line in enumerate(_read_list(list_path), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        path, _, tag = line.rstrip("\r\n").partition("\t")
+        tag = tag.strip() or None
+        if tag is not None and tag not in LIST_PHOTOMETRICS:
+            raise ValueError(f"{list_path}, line {number}: after the tab comes MONOCHROME1 or MONOCHROME2, "
+                             f"not {tag!r}")  # fmt: skip
+        path = path.strip()
+        if path.startswith("@"):  # a list of lists
+            out.extend(_from_list(path[1:], exclude))
+            continue
+        _refuse_inside(path, exclude)
+        if os.path.isdir(path):
+            out.extend(InputFile(g.path, g.rel, tag or g.photometric) for g in _from_folder(path, exclude))
+        else:
+            out.append(InputFile(path, _listed_rel(path), tag))
     return out
+
+
+def check_inputs(inputs: list[str]) -> None:
+    """Raises :class:`NothingFound` (saying "no such file or folder") when none of the inputs
+    given exists (a mistyped folder): the job has nothing to do and must not make its output
+    folder. An ``@list`` file that exists counts as an input that does (its entries are the
+    job's to report); one that does not is a ValueError naming it as the input list file."""
+    missing = 0
+    for item in inputs:
+        if item.startswith("@"):
+            if not os.path.exists(item[1:]) or os.path.isdir(item[1:]):
+                _read_list(item[1:])  # raises, saying what is wrong with it
+        elif not os.path.exists(item):
+            missing += 1
+    if inputs and missing == len(inputs):
+        raise NothingFound(inputs, missing=True)
 
 
 def discover(inputs: list[str], exclude: list[str] = ()) -> list[InputFile]:
     """The input files of a job, in a stable order, without duplicates.
 
-    A path that does not exist is still returned (as a file) so that the job reports it.
+    When none of ``inputs`` exists, :class:`NothingFound` is raised (:func:`check_inputs`);
+    otherwise a path that does not exist is still returned (as a file) so that the job reports it.
     A line of an ``@list`` may end with a tab and ``MONOCHROME1``: that PNG/JPEG file stores
     bone dark and is inverted on reading (``read_image(..., photometric=...)``). Relative
     paths in a list are taken from the current folder, as on the command line. Folders in
     ``exclude`` (a job's output folder inside an input folder) are not searched, and an input
     given in one of them is refused (ValueError).
     """
+    check_inputs(inputs)
     skip = {os.path.realpath(e) for e in exclude}
     out: list[InputFile] = []
     for item in inputs:

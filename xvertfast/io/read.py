@@ -467,7 +467,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
     if os.path.isdir(p):
         raise ImageReadError(p, "is a directory, not an image file")
     if not os.path.exists(p):
-        raise ImageReadError(p, "no such file")
+        raise ImageReadError(p, "no such file or folder")
     if not os.path.isfile(p):  # opening a named pipe would wait for a writer, a device read forever
         raise ImageReadError(p, "not a regular file (a named pipe, socket or device)")
     try:

@@ -171,6 +171,8 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
             files.append(_image_pairs(f.path, cache_dir, params, f.photometric, log))
         except (ImageReadError, ValueError, OSError) as exc:
             text = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)  # not "[Errno 2] ...: path"
+            if isinstance(exc, FileNotFoundError) and not os.path.lexists(f.path):
+                text = "no such file or folder"  # as read_image and the other jobs say it
             log(f"skipped: {text if f.path in text else f'{f.path}: {text}'}")  # names the file, as enhance does
             continue
         sources.append(f.path)
