@@ -339,9 +339,10 @@ interrupted.
     enh.add_argument("--backend", choices=("auto", "torch", "compile", "onnxruntime", "tensorrt"), default="auto",
                      help="network runtime: auto is TensorRT on a GPU where installed, else torch (default: %(default)s)")
     enh.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
-                     help="auto: bf16/fp16 on a GPU, fp32 on the CPU; bf16 on a CPU with AMX is about "
-                     "twice as fast as fp32, within 0.2 grey levels on average (torch and compile backends "
-                     "only, on the CPU); exported graphs hold fp32 or fp16, so on a GPU onnxruntime runs bf16 "
+                     help="auto: bf16/fp16 on a GPU, fp32 on the CPU; on a CPU with AMX, bf16 runs a network "
+                     "stage about 2x as fast as fp32 but a whole job about 1.2x (the WLS solves are not sped up), "
+                     "and moves the outputs by ~1e-3 on a [0, 1] scale on average, about 0.3 of an 8-bit grey "
+                     "level (bench/RESULTS.md, 2026-12-04; torch and compile backends only, on the CPU); exported graphs hold fp32 or fp16, so on a GPU onnxruntime runs bf16 "
                      "as fp32 and tensorrt as fp16 (default: %(default)s)")
     enh.add_argument("--format", choices=("same", "png16", "png8", "tiff", "dicom"), default="same",
                      help="output format (default: %(default)s)")
