@@ -38,8 +38,11 @@ def test_train_help_shows_set_defaults_once():
 
 
 def test_every_batch_command_documents_its_exit_codes():
-    for name in ("preprocess", "enhance", "evaluate", "train", "export", "demo"):
+    assert set(subcommands()) == {"info", "preprocess", "enhance", "evaluate", "train", "export", "demo"}
+    for name in subcommands():  # README: every command's --help states its exit codes
         assert "Exit code" in " ".join(subcommands()[name].format_help().split()), name
+    for name in ("preprocess", "enhance", "evaluate", "train"):  # Ctrl-C in a batch job: 130 (main)
+        assert "130 interrupted" in " ".join(subcommands()[name].format_help().split()), name
     said = " ".join(subcommands()["train"].format_help().split())
     for code in ("0 model written", "1 no image found", "2 bad settings", "3 stopped by an error while training",
                  "130 interrupted"):  # fmt: skip

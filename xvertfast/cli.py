@@ -268,7 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Show what this installation can do: package and torch versions, whether the "
         "compiled extension is in use, its CPU ops, the CUDA architectures its kernels were "
         "compiled for, the GPUs visible, the default model, and which optional packages import (cupy, "
-        "onnxruntime, tensorrt, onnx, pydicom, pylibjpeg, gdcm, imagecodecs, matplotlib, scikit-image).",
+        "onnxruntime, tensorrt, onnx, pydicom, pylibjpeg, gdcm, imagecodecs, matplotlib, scikit-image). "
+        "Exit code: 0 (2 for an unknown option).",
     )
     info.add_argument("--json", action="store_true", help="print machine-readable JSON")
     info.set_defaults(func=_cmd_info)
@@ -290,7 +291,8 @@ OUTDIR keeps a ledger of the outputs the job wrote, and an input whose outputs
 were finished from it, unchanged, is skipped (--overwrite recomputes it). A file
 in OUTDIR that the job did not write is never replaced.
 Exit code: 0 all done, 1 a file failed, none found or the disk is full, 2 OUTDIR
-cannot be used (another job in it, other settings without --overwrite).""",
+cannot be used (another job in it, other settings without --overwrite) or an
+@list cannot be read, 130 interrupted (the same command resumes).""",
     )
     _add_job_arguments(pre, "OUTDIR", "output folder")
     pre.add_argument("--overwrite", action="store_true",
