@@ -152,3 +152,17 @@ def test_normalise_falls_back_to_min_max_only_where_the_percentiles_coincide():
     lo, hi = torch.quantile(t[1].flatten().double(), torch.tensor([0.001, 0.999], dtype=torch.float64))
     assert torch.allclose(out[1].double(), ((t[1].double() - lo) / (hi - lo)).clamp(0, 1), atol=1e-6)
     assert torch.all(out[2] == 0)  # constant
+
+
+def test_wls_parameters_reach_both_solves(seed):
+    """lam, alpha, eps given to preprocess are those of G = WLS(X) and of Y = Xp - WLS(Xp)."""
+    rng = np.random.default_rng(seed)
+    x = np.add.outer(np.linspace(0.2, 0.8, 48), np.zeros(40)) + 0.2 * rng.random((48, 40))
+    x = ((x - x.min()) / (x.max() - x.min())).astype(np.float32)
+    lam, alpha, eps = 0.5, 1.0, 3e-4
+    pp = preprocess(x, lam=lam, alpha=alpha, eps=eps)
+    np.testing.assert_allclose(pp.g, wls(x, lam, alpha, eps), atol=1e-6)
+    np.testing.assert_allclose(pp.y, pp.xp - wls(pp.xp, lam, alpha, eps), atol=1e-6)
+    # the parameters matter here: the defaults' smoothing of the same Xp is far from it
+    assert np.abs(pp.y - (pp.xp - wls(pp.xp))).max() > 1e-3
+    assert np.abs(pp.g - wls(x)).max() > 1e-3
