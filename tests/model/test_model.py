@@ -248,3 +248,28 @@ def test_a_training_run_folder_given_as_a_model_points_to_its_model(tmp_path):
         load_model(tmp_path / "run")
     with pytest.raises(FileNotFoundError, match="no config.json\\)$"):  # no hint where there is no run
         load_model(tmp_path)
+
+
+
+
+class _PassOn(torch.nn.Module):
+    """A stand-in stage: passes its input on and keeps the guidance image it was given."""
+
+    def forward(self, xp, y):
+        self.given = y
+        return xp
+
+
+def test_the_guidance_between_stages_uses_the_models_wls_parameters(seed):
+    """XVertNet(..., lam, alpha, eps): the HFC image between stages is out - WLS(out; lam, alpha, eps)."""
+    lam, alpha, eps = 0.5, 1.0, 3e-4
+    model = XVertNet([_PassOn(), _PassOn()], lam=lam, alpha=alpha, eps=eps)
+    image = (torch.linspace(0, 1, 20).expand(2, 1, 24, 20) * 0.6 + 0.4 * torch.rand(2, 1, 24, 20)).contiguous()
+    want = image - wls(image[:, 0], lam, alpha, eps).unsqueeze(1)
+    defaults = image - wls(image[:, 0]).unsqueeze(1)
+    assert (want - defaults).abs().max() > 1e-2  # the parameters matter on this image
+    torch.testing.assert_close(model.guidance(image), want, rtol=0, atol=1e-6)
+    y = torch.randn(2, 1, 24, 20)
+    model.enhance(image, y)  # stage 1 gives the image back: stage 2 gets its guidance
+    assert model.stages[0].given is y
+    torch.testing.assert_close(model.stages[1].given, want, rtol=0, atol=1e-6)
