@@ -178,6 +178,53 @@ def test_the_reference_row_is_cleaned_of_its_own_outliers():
     assert by["clahe"]["n_clean"] <= 19  # paired with identity: the union of both's outliers
 
 
+
+def test_a_compared_method_is_cleaned_of_the_union_of_outliers_and_tested_against_the_reference(tmp_path):
+    """The reference's outlier falls where the method has none: the method's cleaned statistics and
+    p-value are those of the pairs without it (paired_clean), its raw p-value that of all pairs, and
+    summary.md marks p < 0.05 (and only that)."""
+    from xvertfast.eval.protocol import EvalRun
+    from xvertfast.eval.report import summarise, write_report
+    from xvertfast.eval.stats import describe, outlier_mask, paired_clean, significance_mark, wilcoxon_p
+
+    rng = np.random.default_rng(0)
+    n = 20
+    ref = 5.0 + 0.1 * rng.standard_normal(n)
+    ref[3] = 50.0  # the reference's outlier
+    values = {"identity": ref,
+              "clahe": 6.0 + 0.1 * rng.permutation(np.linspace(-1, 1, n)),  # above the reference, no outlier
+              "wls": ref + 0.01 * np.arange(1, n + 1) * (-1.0) ** np.arange(n)}  # symmetric around it
+    assert not outlier_mask(values["clahe"]).any() and outlier_mask(ref)[3]
+    run = EvalRun(list(values), ["entropy"], images=n)
+    for i in range(n):
+        run.rows += [{"file": f"f{i:02d}", "roi": "upper", "method": m, "entropy": float(v[i])}
+                     for m, v in values.items()]  # fmt: skip
+    by = {r["method"]: r for r in summarise(run, "identity")}
+    for method in ("clahe", "wls"):
+        v, r = values[method], by[method]
+        a, b = paired_clean(v, ref)
+        assert (r["n"], r["mean"], r["std"]) == describe(v)
+        assert (r["n_clean"], r["mean_clean"], r["std_clean"]) == describe(a)
+        assert r["p_value"] == wilcoxon_p(v, ref) and r["p_value_clean"] == wilcoxon_p(a, b)
+        assert r["compared_to"] == "identity"
+    assert by["clahe"]["n_clean"] == n - 1  # its own values have no outlier: the reference's was removed
+    assert by["clahe"]["p_value"] < 0.01 and by["clahe"]["p_value_clean"] < 0.01
+    assert by["wls"]["p_value"] > 0.05 and by["wls"]["p_value_clean"] > 0.05
+    assert by["identity"]["compared_to"] == "" and by["identity"]["p_value"] != by["identity"]["p_value"]
+
+    md = open(write_report(run, str(tmp_path), "identity")["summary.md"]).read()
+    for method in values:  # one row in each table: cleaned, then raw
+        rows = [line for line in md.splitlines() if line.startswith(f"| {method} | ") and "±" in line]
+        assert len(rows) == 2, md
+        for row, suffix in zip(rows, ("_clean", "")):
+            r = by[method]
+            mark = significance_mark(r["p_value" + suffix]) if r["compared_to"] else ""
+            assert row.split(" (n=")[0].endswith(f"{r['std' + suffix]:.4f}{mark}"), row
+            assert f"(n={r['n' + suffix]})" in row
+    assert all("** (n=" in line for line in md.splitlines() if line.startswith("| clahe | ") and "±" in line)
+    assert "*" not in "".join(line for line in md.splitlines() if line.startswith(("| wls | ", "| identity | ")))
+
+
 def test_small_image_leaves_tmqi_out_with_a_note(tmp_path, seed, capsys):
     src = tmp_path / "small.png"
     Image.fromarray(chest_like(seed, 420, 400)).save(src)  # ROIs 210 x 119: under TMQI's 161 px
