@@ -136,6 +136,22 @@ def test_a_mistyped_input_folder_is_nothing_found_before_any_output_folder(comma
     assert not (tmp_path / "out").exists()
 
 
+def test_a_model_path_that_does_not_exist_is_no_such_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    image = _png(tmp_path / "a.png")
+    said = "nosuchmodel: no such folder (a model is a directory from `xvertfast train`"
+    for argv in (["enhance", image, "-o", "out", "-q", "--device", "cpu", "--model", "nosuchmodel"],
+                 ["export", "nosuchmodel", "-o", "out"],
+                 ["train", image, "-o", "out", "-q", "--device", "cpu", "--init", "nosuchmodel"]):  # fmt: skip
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert said in err and "no config.json" not in err, argv
+        assert not (tmp_path / "out").exists()
+    (tmp_path / "notamodel").mkdir()  # a folder that is there but holds no model: said as before
+    assert main(["export", "notamodel", "-o", "out"]) == 2
+    assert "notamodel: not an xvertfast model directory (no config.json)" in capsys.readouterr().err
+
+
 def test_export_leaves_files_it_finds_alone_without_overwrite(tmp_path, capsys):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxscript")

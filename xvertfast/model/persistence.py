@@ -61,6 +61,9 @@ def load_model(path: str | os.PathLike = "default", map_location: str | torch.de
         if not os.path.isdir(path):
             raise FileNotFoundError(f"no default model at {path}: this installation lacks the package data "
                                     "(reinstall xvertfast), or pass a model directory from `xvertfast train`")  # fmt: skip
+    if not os.path.exists(path):  # a mistyped --model/--init/MODEL: not a folder that lacks its config
+        raise FileNotFoundError(f"{path}: no such folder (a model is a directory from `xvertfast train`, its "
+                                "RUN_DIR/model, or 'default')")  # fmt: skip
     config_path = os.path.join(path, "config.json")
     if not os.path.isfile(config_path):
         inside = os.path.join(path, "model")  # a training run's folder: its model is RUN_DIR/model
