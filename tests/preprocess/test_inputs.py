@@ -166,3 +166,24 @@ def test_wls_parameters_reach_both_solves(seed):
     # the parameters matter here: the defaults' smoothing of the same Xp is far from it
     assert np.abs(pp.y - (pp.xp - wls(pp.xp))).max() > 1e-3
     assert np.abs(pp.g - wls(x)).max() > 1e-3
+
+
+def test_xp_is_the_normalised_ratio_with_e_clamped_at_the_floor(seed):
+    """Where E falls below E_FLOOR (here on a tenth of the pixels: bright specks on a dark image),
+    Xp is the robust normalisation of X / max(E, E_FLOOR), computed here independently in float64."""
+    rng = np.random.default_rng(seed)
+    x = 0.02 * rng.random((64, 64))
+    specks = rng.random((64, 64)) < 0.1
+    x[specks] = 0.6 * (0.5 + 0.5 * rng.random(specks.sum()))
+    x = ((x - x.min()) / (x.max() - x.min())).astype(np.float32)
+    pp = preprocess(x)
+    e = pp.e.astype(np.float64)
+    assert (e < E_FLOOR).mean() > 0.02  # the guard acts on many pixels, not only past the percentiles
+
+    def normalised(ratio):
+        lo, hi = np.percentile(ratio, NORMALISE_PERCENTILES)
+        return np.clip((ratio - lo) / (hi - lo), 0.0, 1.0)
+
+    want = normalised(x / np.maximum(e, E_FLOOR))
+    np.testing.assert_allclose(pp.xp, want, rtol=0, atol=1e-5)
+    assert np.abs(want - normalised(x / np.maximum(e, 1e-6))).max() > 0.1  # another floor gives another Xp
