@@ -36,7 +36,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
-    """``auto``: bf16 on GPUs that have it, fp16 on older GPUs, fp32 on the CPU.
+    """``auto``: bf16 on GPUs that have it (compute capability 8.0 and later), fp16 on older GPUs,
+    fp32 on the CPU.
 
     ``bf16`` on the CPU is opt-in: with AMX (Intel Sapphire Rapids and later) a stage runs about
     twice as fast as in fp32 and a whole enhance job about 1.2x (bench/RESULTS.md, 2026-12-04);
@@ -46,7 +47,10 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     if precision == "auto":
         if device.type != "cuda":
             return torch.float32
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        # the device given, by its compute capability: is_bf16_supported() asks the current device and
+        # says True on sm_70/sm_75 too (bf16 emulated there, slower than fp16)
+        major, _ = torch.cuda.get_device_capability(device)
+        return torch.bfloat16 if major >= 8 else torch.float16
     table = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
     if precision not in table:
         raise ValueError(f"precision must be auto, fp32, fp16 or bf16, got {precision!r}")

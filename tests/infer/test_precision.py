@@ -1,0 +1,47 @@
+"""resolve_precision('auto'): what each device gets."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+import torch
+
+from xvertfast.infer import backends
+
+
+@pytest.fixture
+def fake_gpus(monkeypatch):
+    """Two CUDA devices, 0 an sm_90 and 1 an sm_75 (T4); the current device is 0. A bf16 tensor can
+    be made on both (emulated on the T4), so is_bf16_supported() says True for either."""
+    caps = {0: (9, 0), 1: (7, 5)}
+
+    def props(device=None):
+        index = torch.cuda._utils._get_device_index(device, optional=True)
+        index = 0 if index is None or index < 0 else index
+        major, minor = caps[index]
+        return types.SimpleNamespace(major=major, minor=minor, name=f"sm_{major}{minor}")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", props)
+    monkeypatch.setattr(torch.cuda, "_check_bf16_tensor_supported", lambda device: True, raising=False)
+
+
+@pytest.mark.parametrize("major, want", [(9, torch.bfloat16), (8, torch.bfloat16), (7, torch.float16),
+                                         (6, torch.float16)])  # fmt: skip
+def test_auto_is_bf16_from_ampere_and_fp16_before(fake_gpus, monkeypatch, major, want):
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda device=None: types.SimpleNamespace(major=major, minor=0, name="gpu"))  # fmt: skip
+    assert backends.resolve_precision("auto", torch.device("cuda")) == want
+
+
+def test_auto_asks_the_device_it_is_given_not_the_current_one(fake_gpus):
+    assert backends.resolve_precision("auto", torch.device("cuda:1")) == torch.float16  # the T4
+    assert backends.resolve_precision("auto", torch.device("cuda:0")) == torch.bfloat16
+    assert backends.resolve_precision("auto", torch.device("cuda")) == torch.bfloat16  # the current one
+
+
+def test_auto_is_fp32_on_the_cpu():
+    assert backends.resolve_precision("auto", torch.device("cpu")) == torch.float32
