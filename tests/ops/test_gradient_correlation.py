@@ -220,3 +220,38 @@ def test_torch_compile_fullgraph(seed):
     loss_e.backward()
     torch.testing.assert_close(loss_c, loss_e)
     torch.testing.assert_close(x.grad, y.grad)
+
+
+# (eps, scale of a near-flat pair): scales where eps is a sizeable part of var_a * var_b
+EPS_CASES = [(1e-12, 1e-3), (1e-2, 0.05)]
+
+
+@needs_ext
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("eps, scale", EPS_CASES)
+def test_forward_and_backward_match_reference_at_the_given_eps(seed, device, dtype, eps, scale):
+    a, b = (t * scale for t in pair((3, 1, 30, 26), dtype, device))
+    a64, b64 = a.double().requires_grad_(), b.double().requires_grad_()
+    want = gradient_correlation_reference(a64, b64, eps)
+    ncc_a = torch.stack([gradient_correlation_reference(a64, b64, e) for e in (0.0, GC_EPS if eps != GC_EPS else 1e-2)])
+    assert (ncc_a - want).abs().amin(0).max() > 0.05  # eps matters on this pair: 0 or another eps gives another GC
+    w = torch.randn(3, dtype=dtype, device=device)
+    (want * w.double()).sum().backward()
+    a.requires_grad_(), b.requires_grad_()
+    got = gradient_correlation(a, b, eps)
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(got, want.detach().to(dtype), rtol=tol, atol=tol, msg=f"seed {seed}")
+    (got * w).sum().backward()
+    for g, ref in ((a.grad, a64.grad), (b.grad, b64.grad)):
+        torch.testing.assert_close(g, ref.to(dtype), rtol=0, atol=tol * ref.abs().max().item(), msg=f"seed {seed}")
+
+
+@needs_ext
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("eps, scale", EPS_CASES)
+def test_gradcheck_float64_at_the_given_eps(seed, device, eps, scale):
+    a, b = (t * scale for t in pair((2, 1, 7, 9), torch.float64, device))
+    a.requires_grad_(), b.requires_grad_()
+    assert torch.autograd.gradcheck(lambda p, q: gradient_correlation(p, q, eps), (a, b), eps=1e-6 * scale,
+                                    atol=1e-7)  # fmt: skip
