@@ -188,3 +188,41 @@ def test_numpy_integer_bins_empty_maps_and_the_base():
     with pytest.raises(ValueError, match="base must be a positive number other than 1"):
         feature_entropy(x, base=1)
     torch.testing.assert_close(feature_entropy(x, base=np.float32(2)), feature_entropy(x, base=2))
+
+
+def bin_dependent_maps(dtype, device):
+    """Three 63 x 64 maps whose highest entropy depends on the bin count: 7 equally frequent levels
+    (log 7 at any K >= 7: the highest at K = 7), 64 unequally spaced levels (the highest at K = 256),
+    a narrow continuum with one far value (nearly one bin at K = 7; the highest at K = 4097)."""
+    h, w = 63, 64
+    n = h * w
+
+    def shuffled(v):
+        return v[torch.randperm(n)].reshape(h, w)
+
+    continuum = torch.linspace(0, 0.06, n, dtype=torch.float64)
+    continuum[-1] = 1.0
+    maps = [shuffled(continuum), shuffled((torch.arange(n) % 64 / 63.0) ** 2), shuffled(torch.arange(n) % 7 / 6.0)]
+    return torch.stack([torch.stack(maps), torch.stack(maps[::-1])]).to(dtype=dtype, device=device)
+
+
+@needs_ext
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("normalize", [True, False])
+@pytest.mark.parametrize("bins", [7, 4097])
+def test_select_matches_reference_at_other_bin_counts(seed, device, dtype, normalize, bins):
+    """select_max_entropy bins with the K it is given, not the default 256."""
+    x = bin_dependent_maps(dtype, device)
+    index, target = select_max_entropy(x, bins=bins, normalize=normalize)
+    want_index, want_map = select_max_entropy_reference(x, bins, normalize)
+    default_index, _ = select_max_entropy_reference(x, 256, normalize)
+    expected = {7: [2, 0], 4097: [0, 2]}[bins]  # the 7 levels; the continuum
+    assert want_index.tolist() == expected and default_index.tolist() == [1, 1]  # the 64 levels
+    assert torch.equal(index.cpu(), want_index.cpu())
+    torch.testing.assert_close(target, want_map, rtol=1e-6, atol=1e-7)
+    x = features((3, 9, 20, 24), dtype, device)  # and the usual maps
+    index, target = select_max_entropy(x, bins=bins, normalize=normalize)
+    want_index, want_map = select_max_entropy_reference(x, bins, normalize)
+    assert torch.equal(index, want_index), f"seed {seed}"
+    torch.testing.assert_close(target, want_map, rtol=1e-6, atol=1e-7, msg=f"seed {seed}")
