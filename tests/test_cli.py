@@ -152,6 +152,19 @@ def test_a_model_path_that_does_not_exist_is_no_such_folder(tmp_path, capsys, mo
     assert "notamodel: not an xvertfast model directory (no config.json)" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("lr", ["inf", "nan", "1e38", "3.5e37", "0", "-1e-3", "1e-40"])
+def test_train_refuses_a_learning_rate_float32_weights_cannot_take(lr, tmp_path, capsys):
+    """--lr inf trained and diverged with the advice "--lr inf (a tenth of it)"; 1e38 overflowed in
+    Adam's first step (lr / (1 - beta1)) with a bare RuntimeError."""
+    image = _png(tmp_path / "a.png")
+    small = ["--width", "4", "--depth", "2", "--roi-size", "64", "--stages", "1", "-q", "--device", "cpu",
+             "--epochs-gc", "1", "--epochs-joint", "0"]  # fmt: skip
+    assert main(["train", image, "-o", str(tmp_path / "run"), *small, f"--lr={lr}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: learning rate must be a finite number from 1.2e-38 to 3.4e+37") and "got" in err
+    assert not (tmp_path / "run").exists()
+
+
 def test_export_leaves_files_it_finds_alone_without_overwrite(tmp_path, capsys):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxscript")

@@ -74,6 +74,11 @@ class TrainConfig:
     def check(self) -> None:
         """Refuses settings that cannot train, before any image is preprocessed."""
         smallest = 2 ** (self.depth + 1)  # the U-Net's coarsest level keeps 2 x 2 pixels
+        # the weights are float32: a rate below its normal range is a step of nothing, and Adam's first
+        # step, lr / (1 - beta1), must fit in it (above, torch fails with a bare overflow error)
+        f32 = torch.finfo(torch.float32)
+        lowest, highest = float(f32.tiny), float(f32.max) * (1 - self.betas[0]) * (1 - 1e-6)
+        lr_ok = math.isfinite(self.lr) and lowest <= self.lr <= highest
         problems = [
             (self.stages >= 1, f"stages must be at least 1, got {self.stages}"),
             (self.epochs_gc >= 0 and self.epochs_joint >= 0, "epochs must not be negative"),
@@ -84,7 +89,8 @@ class TrainConfig:
              f"{smallest}, got {self.patch_size}"),
             (0.0 <= self.val_fraction < 1.0, f"validation fraction must be in [0, 1), got {self.val_fraction}"),
             (self.patience >= 1, f"patience must be at least 1, got {self.patience}"),
-            (self.lr > 0, f"learning rate must be positive, got {self.lr}"),
+            (lr_ok, f"learning rate must be a finite number from {lowest:.2g} to {highest:.2g} (float32 weights; "
+             f"Adam's first step is lr / (1 - beta1)), got {self.lr}"),
         ]  # fmt: skip
         for ok, why in problems:
             if not ok:
