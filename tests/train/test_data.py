@@ -123,3 +123,30 @@ def test_a_damaged_cache_file_is_named_with_what_to_do(tmp_path, damage, which):
     again = load_rois([str(data)], str(cache), 32, log=lambda m: None)
     fresh = load_rois([str(data)], str(tmp_path / "fresh"), 32, log=lambda m: None)
     torch.testing.assert_close(again.pairs, fresh.pairs, rtol=0, atol=0)
+
+
+def test_shift_augment_moves_each_pair_together_by_a_reflect_padded_shift(seed):
+    import torch.nn.functional as F
+
+    from xvertfast.train.data import shift_augment
+
+    s, batch = 48, 12
+    m = s // 16
+    xp = torch.rand(batch, 1, s, s)
+    y = 2 * xp - 1  # y determined by xp pixel by pixel: the same shift keeps the relation
+    out_x, out_y = shift_augment(xp, y, torch.Generator().manual_seed(seed))
+    assert out_x.shape == xp.shape and out_y.shape == y.shape
+    torch.testing.assert_close(out_y, 2 * out_x - 1)
+    moved = 0
+    for i in range(batch):
+        padded_x, padded_y = (F.pad(t[i : i + 1], (m, m, m, m), mode="reflect")[0] for t in (xp, y))
+        found = [(di, dj) for di in range(-m, m + 1) for dj in range(-m, m + 1)
+                 if torch.equal(out_x[i], padded_x[:, m + di : m + di + s, m + dj : m + dj + s])]  # fmt: skip
+        assert len(found) == 1, f"image {i}: not a shift of its input by at most {m} pixels"
+        di, dj = found[0]
+        assert torch.equal(out_y[i], padded_y[:, m + di : m + di + s, m + dj : m + dj + s])
+        moved += (di, dj) != (0, 0)
+    assert moved > 0  # (all 12 unshifted: 25^-12)
+    again = shift_augment(xp, y, torch.Generator().manual_seed(seed))
+    assert torch.equal(again[0], out_x) and torch.equal(again[1], out_y)  # seeded
+
