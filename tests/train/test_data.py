@@ -150,3 +150,20 @@ def test_shift_augment_moves_each_pair_together_by_a_reflect_padded_shift(seed):
     again = shift_augment(xp, y, torch.Generator().manual_seed(seed))
     assert torch.equal(again[0], out_x) and torch.equal(again[1], out_y)  # seeded
 
+
+@pytest.mark.parametrize("fraction", [0.1, 0.2, 0.34, 0.5, 0.9])
+def test_split_by_image_gives_disjoint_seeded_sets_of_every_image(fraction):
+    from xvertfast.train.data import split_by_image
+
+    for n in range(1, 41):
+        splits = {seed: split_by_image(n, fraction, seed) for seed in range(6)}
+        for seed, (train_ids, val_ids) in splits.items():
+            assert not set(train_ids) & set(val_ids), (n, seed)
+            assert sorted(train_ids + val_ids) == list(range(n)), (n, seed)
+            want = 0 if n == 1 else min(max(round(fraction * n), 1), n - 1)  # >= 1 to validate on, >= 1 to train on
+            assert len(val_ids) == want, (n, seed)
+            assert split_by_image(n, fraction, seed) == (train_ids, val_ids)  # deterministic per seed
+        if 3 <= n and 0 < len(splits[0][1]) < n:  # the seed picks which images validate
+            assert len({tuple(v) for _, v in splits.values()}) > 1, n
+    assert split_by_image(10, 0.0, 1) == (list(range(10)), [])
+    assert [len(split_by_image(n, f, 0)[1]) for n, f in ((10, 0.2), (3, 0.34), (2, 0.2), (4, 0.9), (7, 0.5))] == [2, 1, 1, 3, 4]
