@@ -165,6 +165,24 @@ def test_train_refuses_a_learning_rate_float32_weights_cannot_take(lr, tmp_path,
     assert not (tmp_path / "run").exists()
 
 
+def test_an_input_missing_from_the_roi_file_names_the_roi_file(tmp_path, capsys):
+    src = tmp_path / "src"
+    src.mkdir()
+    _png(src / "a.png")
+    _png(src / "b.png", seed=1)
+    rois = tmp_path / "centres.csv"
+    rois.write_text("file,upper_row,upper_col,lower_row,lower_col\na.png,60,100,140,100\n")
+    args = ["--methods", "identity", "--metrics", "entropy", "--pictures", "0", "-q", "--rois", str(rois)]
+    assert main(["evaluate", str(src), "-o", str(tmp_path / "r"), *args]) == 1  # b.png failed, a.png scored
+    err = capsys.readouterr().err
+    assert f"b.png: no ROI centres for this file in the ROI file {rois}" in err, err
+    assert "a.png" not in err
+    rois.write_text("a.png,60,100,140,100\n")  # no header row: its first row was taken for one
+    assert main(["evaluate", str(src), "-o", str(tmp_path / "r2"), *args]) == 2
+    assert "named in a header row (its first line is 'a.png,60,100,140,100')" in capsys.readouterr().err
+    assert "header row" in " ".join(subcommands()["evaluate"].format_help().split())
+
+
 def test_export_leaves_files_it_finds_alone_without_overwrite(tmp_path, capsys):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxscript")

@@ -400,9 +400,9 @@ REPORT_DIR holding other files), 130 interrupted.""",
     ev.add_argument("--metrics", default="entropy,tenengrad,lpc_si,tmqi",
                     help="comma-separated metrics; add brisque for BRISQUE (default: %(default)s)")
     ev.add_argument("--rois", default="auto", metavar="auto|FILE",
-                    help="auto, or a CSV of hand-placed ROI centres: file (path or name), upper_row, upper_col, "
-                    "lower_row, lower_col, in pixels of the original image; an input not in it fails "
-                    "(default: %(default)s)")
+                    help="auto, or a CSV of hand-placed ROI centres whose first line is the header row "
+                    "file,upper_row,upper_col,lower_row,lower_col, then one row per image: its path or name and "
+                    "the centres in pixels of the original image; an input not in it fails (default: %(default)s)")
     ev.add_argument("--compare-to", default=None, metavar="LABEL",
                     help="method the others are tested against (default: the first xvertnet method, else "
                     "the first xvertnet_original_brightness, else identity)")

@@ -32,7 +32,7 @@ from xvertfast.preprocess import find_spine, image_warnings
 from xvertfast.preprocess.spine import Box, Spine
 
 __all__ = ["METRICS", "DEFAULT_METRICS", "ROI_NAMES", "EvalRun", "to_8bit_original", "to_8bit_output",
-           "score_roi", "load_roi_centres", "run_protocol", "method_kind", "check_metrics"]  # fmt: skip
+           "score_roi", "RoiCentres", "load_roi_centres", "run_protocol", "method_kind", "check_metrics"]  # fmt: skip
 
 METRICS = ("entropy", "tenengrad", "lpc_si", "tmqi", "brisque")
 DEFAULT_METRICS = ("entropy", "tenengrad", "lpc_si", "tmqi")
@@ -101,10 +101,20 @@ def score_roi(test8: np.ndarray, reference: np.ndarray, metrics: list[str]) -> t
     return out, notes
 
 
-def load_roi_centres(path: str) -> dict[str, tuple[tuple[float, float], tuple[float, float]]]:
-    """ROI centres given by hand: a CSV with columns file, upper_row, upper_col, lower_row, lower_col
-    (image pixels); ``file`` is matched against the input's path or its file name."""
-    centres = {}
+class RoiCentres(dict):
+    """``file -> ((upper_row, upper_col), (lower_row, lower_col))``, read from the CSV at ``path``
+    (which the messages about it name)."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+
+
+def load_roi_centres(path: str) -> RoiCentres:
+    """ROI centres given by hand: a CSV whose header row names the columns file, upper_row,
+    upper_col, lower_row, lower_col (image pixels); ``file`` is matched against the input's path
+    or its file name."""
+    centres = RoiCentres(path)
     try:
         f = open(path, newline="")
     except OSError as exc:
@@ -113,7 +123,9 @@ def load_roi_centres(path: str) -> dict[str, tuple[tuple[float, float], tuple[fl
         reader = csv.DictReader(f)
         need = {"file", "upper_row", "upper_col", "lower_row", "lower_col"}
         if not reader.fieldnames or not need <= set(reader.fieldnames):
-            raise ValueError(f"{path}: ROI file needs the columns {', '.join(sorted(need))}")
+            first = ",".join(reader.fieldnames or [])
+            raise ValueError(f"{path}: ROI file needs the columns {', '.join(sorted(need))}, named in a header row "
+                             f"(its first line is {first!r})")  # fmt: skip
         for line, row in enumerate(reader, start=2):
             try:
                 values = [float(row[k]) for k in ("upper_row", "upper_col", "lower_row", "lower_col")]
@@ -239,7 +251,9 @@ def _evaluate_one(source: InputFile, methods: dict, metrics: list[str], roi_cent
     if roi_centres is not None:
         given = roi_centres.get(path) or roi_centres.get(os.path.basename(path))
         if given is None:
-            raise ImageReadError(path, "no ROI centres for this file in the ROI file")
+            where = getattr(roi_centres, "path", None)  # a plain dict from Python names no file
+            raise ImageReadError(path, "no ROI centres for this file in the ROI file"
+                                 + (f" {where} (its file column names an input's path or file name)" if where else ""))
         try:
             spine = spine.with_centres(*given)
         except ValueError as exc:  # a centre outside the image
