@@ -132,25 +132,42 @@ class BuildWithNvcc(BuildExtension):
         out_dir = os.path.join(os.path.abspath(self.build_temp), "cuda")
         os.makedirs(out_dir, exist_ok=True)
         newest_header = max((os.path.getmtime(h) for h in HEADERS), default=0.0)
+        # which nvcc: another toolkit at the same path must compile again too
+        st = os.stat(os.path.realpath(nvcc))
+        toolkit = f"{os.path.realpath(nvcc)} {st.st_size} {st.st_mtime_ns}"
         jobs = []
         for src in CUDA_SOURCES:
             obj = os.path.join(out_dir, os.path.basename(src) + ".o")
-            stale = not os.path.exists(obj) or os.path.getmtime(obj) < max(
-                os.path.getmtime(src), newest_header
-            )
             cmd = [
                 nvcc, "-c", os.path.join(ROOT, src), "-o", obj, "-std=c++17",
                 "-I", os.path.join(ROOT, "csrc", "include"), "-Xcompiler", "-fPIC",
                 "--expt-relaxed-constexpr", "--extended-lambda", "-lineinfo",
                 *(["-O0", "-g", "-G"] if DEBUG else ["-O3"]), *ARCH_FLAGS,
             ]  # fmt: skip
-            jobs.append((obj, cmd if stale else None))
+            # An object is reused only if it was compiled by this command (the archs, the
+            # debug switch) and this nvcc, after its source and the headers last changed:
+            # otherwise the extension would report the new archs over the old kernels.
+            record = obj + ".cmd"
+            wanted = " ".join(cmd) + "\n" + toolkit + "\n"
+            try:
+                with open(record) as f:
+                    same_command = f.read() == wanted
+            except OSError:
+                same_command = False
+            stale = not same_command or not os.path.exists(obj) or os.path.getmtime(obj) < max(
+                os.path.getmtime(src), newest_header
+            )
+            jobs.append((obj, record, wanted, cmd if stale else None))
 
         def run(job):
-            obj, cmd = job
+            obj, record, wanted, cmd = job
             if cmd is not None:
                 print("nvcc:", " ".join(cmd), flush=True)
+                if os.path.exists(record):
+                    os.remove(record)  # a failed compile leaves no record of success
                 subprocess.run(cmd, check=True)
+                with open(record, "w") as f:
+                    f.write(wanted)
             return obj
 
         with concurrent.futures.ThreadPoolExecutor(max_workers=max_jobs()) as pool:

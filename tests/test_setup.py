@@ -1,0 +1,69 @@
+"""setup.py's own nvcc step: when is a CUDA object compiled again."""
+
+from __future__ import annotations
+
+import os
+import runpy
+import subprocess
+
+import pytest
+import setuptools
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_setup(monkeypatch, archs: str):
+    """setup.py's definitions for TORCH_CUDA_ARCH_LIST=archs, setup() itself not run."""
+    monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", archs)
+    monkeypatch.setenv("XVF_WITH_CUDA", "1")
+    monkeypatch.setattr(setuptools, "setup", lambda **kwargs: None)
+    monkeypatch.chdir(ROOT)
+    try:
+        return runpy.run_path(os.path.join(ROOT, "setup.py"))
+    except SystemExit as exc:  # no nvcc here: XVF_WITH_CUDA=1 is refused
+        pytest.skip(f"setup.py needs nvcc for this: {exc}")
+
+
+def compile_cuda(ns, build_temp, monkeypatch) -> list[list[str]]:
+    """The nvcc commands _compile_cuda runs (each one 'succeeds' by touching its object)."""
+    ran = []
+
+    def fake_run(cmd, check):
+        ran.append(cmd)
+        with open(cmd[cmd.index("-o") + 1], "wb"):
+            pass
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    builder = ns["BuildWithNvcc"].__new__(ns["BuildWithNvcc"])
+    builder.build_temp = str(build_temp)
+    builder._compile_cuda()
+    return ran
+
+
+def test_cuda_objects_compile_again_when_the_archs_change(tmp_path, monkeypatch):
+    ns = load_setup(monkeypatch, "8.0;9.0+PTX")
+    n = len(ns["CUDA_SOURCES"])
+    assert n > 0
+    assert len(compile_cuda(ns, tmp_path, monkeypatch)) == n  # a fresh build compiles all
+    assert compile_cuda(ns, tmp_path, monkeypatch) == []  # nothing changed: all reused
+    ns = load_setup(monkeypatch, "7.5")
+    again = compile_cuda(ns, tmp_path, monkeypatch)
+    assert len(again) == n and all("arch=compute_75,code=sm_75" in " ".join(c) for c in again)
+    assert compile_cuda(ns, tmp_path, monkeypatch) == []
+
+
+def test_a_failed_compile_is_not_taken_for_a_done_one(tmp_path, monkeypatch):
+    ns = load_setup(monkeypatch, "8.0")
+    compile_cuda(ns, tmp_path, monkeypatch)
+    ns = load_setup(monkeypatch, "9.0")
+
+    def failing(cmd, check):
+        raise subprocess.CalledProcessError(1, cmd)
+
+    monkeypatch.setattr(subprocess, "run", failing)
+    builder = ns["BuildWithNvcc"].__new__(ns["BuildWithNvcc"])
+    builder.build_temp = str(tmp_path)
+    with pytest.raises(subprocess.CalledProcessError):
+        builder._compile_cuda()
+    # the objects of the 8.0 build are still there, newer than the sources: not reused for 9.0
+    assert len(compile_cuda(ns, tmp_path, monkeypatch)) == len(ns["CUDA_SOURCES"])
