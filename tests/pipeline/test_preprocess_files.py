@@ -200,6 +200,47 @@ def test_a_full_disk_stops_the_job(tmp_path, monkeypatch, capsys):
     assert "3 done" in capsys.readouterr().out
 
 
+def test_an_unexpected_error_fails_that_file_alone(tmp_path, monkeypatch, capsys):
+    """Out of memory on one huge image (the WLS solver's allocation), any other error: that file
+    fails, named, and the job goes on to the others and its summary."""
+    from xvertfast.pipeline import preprocess_files as module
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for name, seed in (("a.png", 0), ("b.png", 1), ("c.png", 2), ("d.png", 3)):
+        Image.fromarray(radiograph_like(seed)).save(src / name)
+    real_read, real_preprocess, real_find_spine = module.read_input, module.preprocess, module.find_spine
+    reading = [""]  # the file being processed (one at a time)
+
+    def read_input(f, **kwargs):
+        reading[0] = os.path.basename(f.path)
+        return real_read(f, **kwargs)
+
+    def preprocess(pixels, *args, **kwargs):
+        if reading[0] == "b.png":
+            raise MemoryError("std::bad_alloc")
+        return real_preprocess(pixels, *args, **kwargs)
+
+    def find_spine(pixels, *args, **kwargs):
+        if reading[0] == "c.png":
+            raise RuntimeError("solver crashed")
+        return real_find_spine(pixels, *args, **kwargs)
+
+    monkeypatch.setattr(module, "read_input", read_input)
+    monkeypatch.setattr(module, "preprocess", preprocess)
+    monkeypatch.setattr(module, "find_spine", find_spine)
+    assert main(["preprocess", str(src), "-o", str(out), "-q"]) == 1
+    captured = capsys.readouterr()
+    assert "2 done, 0 skipped, 2 failed" in captured.out
+    assert f"{src / 'b.png'}: out of memory (std::bad_alloc)" in captured.err
+    assert f"{src / 'c.png'}: solver crashed" in captured.err
+    made = sorted(p.name for p in out.iterdir() if p.name not in JOB_STATE)
+    assert made == sorted(n + s for n in ("a", "d") for s in SUFFIXES)  # no partial outputs of b or c
+    monkeypatch.undo()
+    assert main(["preprocess", str(src), "-o", str(out), "-q"]) == 0  # the rerun does b and c
+    assert "2 done, 2 skipped" in capsys.readouterr().out
+
+
 def test_nothing_found_and_an_unusable_output_folder(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["preprocess", str(tmp_path / "empty"), "-o", str(tmp_path / "o"), "-q"]) == 1

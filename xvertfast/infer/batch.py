@@ -11,14 +11,17 @@ Safety rules, the same as ``xvertfast preprocess``:
 - every output is written atomically (temporary name, then rename), so an
   output that exists is complete: a rerun skips it (resume) unless
   ``overwrite``; the temporaries of a killed run are removed on the rerun;
-- a file that fails is reported and skipped, the job goes on;
+- a file that fails is reported and skipped, the job goes on, whatever the error (out of
+  memory, a codec or the network failing): a network batch that fails is run again image by
+  image, so that only the image at fault fails, named;
 - ``out_dir`` keeps the job's settings, a ledger of the outputs it wrote and a lock
   (:mod:`xvertfast.io.job_folder`): resuming with different settings is refused rather
   than mixing outputs, a file the job did not write is never taken for an output or
   replaced, and two jobs cannot write into one folder at once;
 - ``out_dir`` is never searched for inputs (an output folder inside an input folder);
 - Ctrl-C stops the job after the outputs in flight are written, with its summary; a full
-  disk stops it too (every later image would fail the same way).
+  disk stops it too, and so does a GPU that no longer runs anything after an error (an illegal
+  memory access): every later image would fail the same way.
 """
 
 from __future__ import annotations
@@ -34,8 +37,7 @@ import numpy as np
 from tqdm import tqdm
 
 from xvertfast import __version__
-from xvertfast.io import ImageReadError, Radiograph, require_content, write_image
-from xvertfast.io.errors import ImageWriteError
+from xvertfast.io import Radiograph, require_content, write_image
 from xvertfast.io.files import InputFile, NothingFound, discover, file_state, image_extension, output_path, read_input
 from xvertfast.io.read import sniff_format
 from xvertfast.io.job_folder import JOB_FILE, JobFolder
@@ -193,8 +195,63 @@ def _compose_and_write(enhancer, rad: Radiograph, prep, tiles, out: str, fmt: st
 
 
 def _error_text(path: str, exc: BaseException) -> str:
-    text = str(exc)
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, MemoryError):  # "std::bad_alloc" alone says little
+        text = "out of memory" if text == "MemoryError" else f"out of memory ({text})"
     return text if path in text else f"{path}: {text}"
+
+
+def _probe(device) -> None:
+    """Runs a trivial kernel on ``device`` and waits for it: raises where the device is unusable."""
+    import torch
+
+    (torch.ones(1, device=device) + 1).cpu()
+    torch.cuda.synchronize(device)
+
+
+def _device_lost(enhancer, exc: BaseException) -> bool:
+    """After ``exc``: does a GPU the job uses no longer run anything? A CUDA error such as an illegal
+    memory access or a device-side assert leaves its context unusable, so every later image would
+    fail the same way; an out-of-memory error or a bad image's error leaves it working."""
+    if not isinstance(exc, RuntimeError):
+        return False
+    devices = []
+    for device in (enhancer.device, getattr(enhancer, "prepare_device", None)):
+        if device is not None and device.type == "cuda" and device not in devices:
+            devices.append(device)
+    for device in devices:
+        try:
+            _probe(device)
+        except Exception:  # noqa: BLE001 - any failure: the device is gone
+            return True
+    return False
+
+
+def _run_network(enhancer, batch: list) -> list:
+    """The network on the tiles of a batch of prepared images: per image, its tiles or the exception
+    that stopped them. A batch that fails (out of device memory, one image's NaN refused by a WLS
+    between stages) is run again image by image, so only the image at fault fails; not where the
+    device is lost (every image would fail)."""
+    import torch
+
+    try:
+        outs = enhancer.run_tiles(torch.cat([b[4].xp for b in batch]), torch.cat([b[4].y for b in batch]))
+    except Exception as exc:  # noqa: BLE001 - reported per image by the caller
+        if len(batch) == 1 or _device_lost(enhancer, exc):
+            return [exc] * len(batch)
+        results = []
+        for b in batch:
+            try:
+                results.append(enhancer.run_tiles(b[4].xp, b[4].y))
+            except Exception as one:  # noqa: BLE001
+                results.append(one)
+        return results
+    results, k = [], 0
+    for b in batch:
+        n = b[4].xp.shape[0]
+        results.append(outs[k : k + n])
+        k += n
+    return results
 
 
 #: More reader threads only hold more decoded images in memory (2 per worker are queued).
@@ -324,11 +381,16 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
             try:
                 rec.seconds.update(w.result())
                 rec.status = "done"
-            except (ImageWriteError, ValueError, OSError) as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever it is, this file fails, the job goes on
                 rec.status, rec.error = "failed", _error_text(rec.input, exc)
                 if disk_full(exc) and summary.stopped is None:
                     summary.stopped = "the disk is full"
             finish(rec)
+
+    def stop_if_lost(exc: BaseException) -> None:
+        if summary.stopped is None and _device_lost(enhancer, exc):
+            first = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+            summary.stopped = f"the device failed ({first})"
 
     try:
         fill()
@@ -339,26 +401,29 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
                 (f, out, stat), fut = pending_reads.popleft()
                 try:
                     rad, prep, warnings = fut.result()
-                except (ImageReadError, ValueError, OSError) as exc:
+                except Exception as exc:  # noqa: BLE001 - whatever it is (out of memory), this file fails
                     finish(FileRecord(f.path, out, "failed", _error_text(f.path, exc)))
+                    stop_if_lost(exc)
+                    if summary.stopped is not None:
+                        break
                 else:
                     batch.append((f, out, stat, rad, prep, warnings))
                     tiles += prep.xp.shape[0]
                 fill()
-            if not batch:
+            if not batch or summary.stopped is not None:
                 continue
             t0 = time.perf_counter()
-            import torch
-
-            outs = enhancer.run_tiles(torch.cat([b[4].xp for b in batch]), torch.cat([b[4].y for b in batch]))
+            results = _run_network(enhancer, batch)
             infer_each = (time.perf_counter() - t0) / len(batch)
-            k = 0
-            for f, out, stat, rad, prep, warnings in batch:
-                n = prep.xp.shape[0]
+            for (f, out, stat, rad, prep, warnings), tiles in zip(batch, results):
                 rec = FileRecord(f.path, out, "running", seconds={**prep.seconds, "infer": infer_each}, warnings=warnings)
-                writes[writers.submit(_compose_and_write, enhancer, rad, prep, outs[k : k + n], out, fmt,
+                if isinstance(tiles, BaseException):
+                    rec.status, rec.error = "failed", _error_text(f.path, tiles)
+                    finish(rec)
+                    stop_if_lost(tiles)
+                    continue
+                writes[writers.submit(_compose_and_write, enhancer, rad, prep, tiles, out, fmt,
                                       description, job, stat)] = rec  # fmt: skip
-                k += n
             drain_writes(block=False)
     except KeyboardInterrupt:
         summary.stopped = "interrupted"

@@ -6,8 +6,9 @@ For every input it writes, under the output folder (mirroring the input tree):
 percentile) and ``<name>_overlay.png`` (the image with the spine line, the
 band estimates and the training and evaluation ROIs drawn on it).
 
-A file that cannot be read or processed is reported, gets no output, and the
-job goes on; the caller exits non-zero when any failed. A full disk stops the job.
+A file that cannot be read or processed, whatever the error (out of memory on a huge
+image too), is reported, gets no output, and the job goes on; the caller exits non-zero
+when any failed. A full disk stops the job.
 The output folder keeps the job's settings and a ledger of what it wrote
 (:class:`xvertfast.io.job_folder.JobFolder`, as ``xvertfast enhance`` does): a rerun
 skips an input whose four outputs the ledger says were finished from the same,
@@ -134,6 +135,14 @@ def _plan(files: list[InputFile], out_dir: str) -> list[tuple]:
     return planned
 
 
+def _reason(path: str, exc: BaseException) -> str:
+    """Why ``path`` failed, naming it once."""
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, MemoryError):  # "std::bad_alloc" alone says little
+        text = "out of memory" if text == "MemoryError" else f"out of memory ({text})"
+    return text if isinstance(exc, ImageReadError) else f"{path}: {text}"
+
+
 def _decide(job: JobFolder, f: InputFile, outs: list[str]) -> tuple[str, str | None]:
     """("done" | "redo", None) or ("refuse", why) for the four outputs of one input."""
     if all(os.path.lexists(o) and not job.recorded(o) for o in outs):
@@ -173,8 +182,8 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
                 else:
                     _one(f, outs, job, log)
                     summary.done.append(f.path)
-            except (ImageReadError, ValueError, OSError) as exc:
-                reason = str(exc) if isinstance(exc, ImageReadError) else f"{f.path}: {exc}"
+            except Exception as exc:  # noqa: BLE001 - whatever it is (out of memory), this file fails
+                reason = _reason(f.path, exc)
                 summary.failed.append((f.path, reason))
                 log(f"error: {reason}")
                 if disk_full(exc):

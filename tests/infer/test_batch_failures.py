@@ -1,0 +1,205 @@
+"""An enhance job whose steps fail in unexpected ways: the file at fault fails, named; the job goes on
+(and stops, with its summary, only where every later file would fail the same way)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import xvertfast.infer.batch as batch
+from xvertfast.infer import Enhancer
+from xvertfast.model import save_model
+from tests.infer.test_enhance import TILE, chest_like, tiny_model
+
+NAMES = ("a.png", "b.png", "c.png")
+
+
+@pytest.fixture
+def model_dir(tmp_path, seed):
+    return save_model(tiny_model(seed), tmp_path / "model", extra={"training": {"config": {"roi_size": TILE}}})
+
+
+@pytest.fixture
+def src(tmp_path, seed):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i, name in enumerate(NAMES):
+        Image.fromarray(np.round(chest_like(seed + i) * 255).astype(np.uint8)).save(folder / name)
+    return folder
+
+
+def outputs(folder) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")}
+
+
+def run(enh, src, out, **kwargs):
+    lines: list[str] = []
+    summary = enh.enhance_files([str(src)], str(out), progress=False, log=lines.append, **kwargs)
+    return summary, lines
+
+
+def by_name(summary) -> dict[str, tuple[str, str | None]]:
+    return {r.input.rsplit("/", 1)[1]: (r.status, r.error) for r in summary.records}
+
+
+def reads_finish_together(enh, monkeypatch, n: int = len(NAMES)):
+    """The n reads end at once (the first last), so that the network gets them as one batch."""
+    barrier, real = threading.Barrier(n), enh.prepare
+
+    def prepare(rad):
+        prep = real(rad)
+        barrier.wait(timeout=60)
+        if rad.path.endswith(NAMES[0]):
+            time.sleep(0.3)
+        return prep
+
+    monkeypatch.setattr(enh, "prepare", prepare)
+
+
+def test_an_unexpected_error_reading_one_file_fails_it_alone(tmp_path, model_dir, src, monkeypatch):
+    enh = Enhancer(str(model_dir), device="cpu")
+    real = enh.prepare
+
+    def prepare(rad):
+        if rad.path.endswith("b.png"):
+            raise MemoryError("std::bad_alloc")  # a huge image: the WLS solver's allocation fails
+        return real(rad)
+
+    monkeypatch.setattr(enh, "prepare", prepare)
+    report = tmp_path / "r.json"
+    summary, lines = run(enh, src, tmp_path / "out", workers=1, report=str(report))
+    status = by_name(summary)
+    assert status["a.png"][0] == status["c.png"][0] == "done" and summary.stopped is None
+    assert status["b.png"][0] == "failed" and str(src / "b.png") in status["b.png"][1]
+    assert "std::bad_alloc" in status["b.png"][1] and "out of memory" in status["b.png"][1]
+    assert any(str(src / "b.png") in line and line.startswith("error:") for line in lines)
+    assert sorted(outputs(tmp_path / "out")) == ["a.png", "c.png"]
+    assert json.loads(report.read_text())["summary"]["failed"] == 1
+
+
+def test_an_unexpected_error_writing_one_file_fails_it_alone(tmp_path, model_dir, src, monkeypatch):
+    enh = Enhancer(str(model_dir), device="cpu")
+    real = batch.write_image
+
+    def write_image(path, *args, **kwargs):
+        if path.endswith("b.png"):
+            raise RuntimeError("encoder crashed")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(batch, "write_image", write_image)
+    summary, _ = run(enh, src, tmp_path / "out", workers=2)
+    status = by_name(summary)
+    assert status["a.png"][0] == status["c.png"][0] == "done" and summary.stopped is None
+    assert status["b.png"] == ("failed", f"{src / 'b.png'}: encoder crashed")
+    assert sorted(outputs(tmp_path / "out")) == ["a.png", "c.png"]
+
+
+def test_a_network_error_fails_only_the_image_that_caused_it(tmp_path, model_dir, src, monkeypatch):
+    """The culprit (here: NaN from an fp16 overflow, refused by the stage-2 WLS) shares a batch with
+    good images: the batch is run again image by image, and only the culprit fails, named."""
+    clean = Enhancer(str(model_dir), device="cpu")
+    run(clean, src, tmp_path / "clean", workers=3)
+
+    enh = Enhancer(str(model_dir), device="cpu", batch_size=8)
+    reads_finish_together(enh, monkeypatch)
+    bad, real_prepare, real_run = [], enh.prepare, enh.run_tiles
+
+    def prepare(rad):
+        prep = real_prepare(rad)
+        if rad.path.endswith("b.png"):
+            bad.append(prep.xp)
+        return prep
+
+    calls = []
+
+    def run_tiles(xp, y):
+        calls.append(xp.shape[0])
+        if any(torch.equal(xp[k : k + len(bad[0])], bad[0]) for k in range(len(xp) - len(bad[0]) + 1)):
+            raise ValueError("wls: image contains 1 NaN or infinite value(s)")
+        return real_run(xp, y)
+
+    monkeypatch.setattr(enh, "prepare", prepare)
+    monkeypatch.setattr(enh, "run_tiles", run_tiles)
+    summary, lines = run(enh, src, tmp_path / "out", workers=3)
+    status = by_name(summary)
+    assert status["b.png"] == ("failed", f"{src / 'b.png'}: wls: image contains 1 NaN or infinite value(s)")
+    assert status["a.png"][0] == status["c.png"][0] == "done" and summary.stopped is None
+    n = len(bad[0])
+    assert calls == [3 * n, n, n, n]  # one batch of three, then each image alone
+    clean_out = outputs(tmp_path / "clean")
+    assert outputs(tmp_path / "out") == {k: clean_out[k] for k in ("a.png", "c.png")}  # the same outputs
+
+
+def test_a_batch_too_big_for_the_device_is_run_image_by_image(tmp_path, model_dir, src, monkeypatch):
+    clean = Enhancer(str(model_dir), device="cpu")
+    run(clean, src, tmp_path / "clean", workers=3)
+
+    enh = Enhancer(str(model_dir), device="cpu", batch_size=8)
+    reads_finish_together(enh, monkeypatch)
+    real_run, calls = enh.run_tiles, []
+
+    def run_tiles(xp, y):
+        calls.append(xp.shape[0])
+        if xp.shape[0] > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_run(xp, y)
+
+    monkeypatch.setattr(enh, "run_tiles", run_tiles)
+    summary, _ = run(enh, src, tmp_path / "out", workers=3)
+    assert summary.done == 3 and not summary.failed and calls == [6, 2, 2, 2]
+    assert outputs(tmp_path / "out") == outputs(tmp_path / "clean")
+
+
+def test_a_lost_device_stops_the_job_with_its_summary(tmp_path, model_dir, src, monkeypatch):
+    """A CUDA error that leaves the device unusable (an illegal memory access) would fail every later
+    image: the job stops, as for a full disk, and says why; the same command resumes."""
+    enh = Enhancer(str(model_dir), device="cpu", batch_size=2)
+    monkeypatch.setattr(batch, "_device_lost", lambda enhancer, exc: "illegal memory access" in str(exc))
+    monkeypatch.setattr(enh, "run_tiles", lambda xp, y: (_ for _ in ()).throw(
+        torch.AcceleratorError("CUDA error: an illegal memory access was encountered")))  # fmt: skip
+    report = tmp_path / "r.json"
+    summary, lines = run(enh, src, tmp_path / "out", workers=1, report=str(report))
+    assert summary.stopped.startswith("the device failed") and "illegal memory access" in summary.stopped
+    assert summary.done == 0 and len(summary.failed) == 1 and str(src / "a.png") in summary.failed[0].error
+    assert json.loads(report.read_text())["summary"]["not_processed"] == 2
+    assert any(line.startswith("stopped: the device failed") for line in lines)
+
+
+def test_a_device_is_lost_only_when_it_no_longer_runs_anything(monkeypatch):
+    from types import SimpleNamespace
+
+    probed = []
+    gpu = SimpleNamespace(device=torch.device("cuda", 0), prepare_device=torch.device("cuda", 0))
+    error = torch.AcceleratorError("CUDA error: an illegal memory access was encountered")
+    monkeypatch.setattr(batch, "_probe", probed.append)  # the device still works
+    assert not batch._device_lost(gpu, error) and probed == [torch.device("cuda", 0)]
+
+    def broken(device):
+        raise torch.AcceleratorError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(batch, "_probe", broken)
+    assert batch._device_lost(gpu, error)
+    assert not batch._device_lost(gpu, ValueError("wls: image contains 1 NaN"))  # no device error: no probe
+    assert not batch._device_lost(gpu, MemoryError("std::bad_alloc"))
+    cpu = SimpleNamespace(device=torch.device("cpu"), prepare_device=torch.device("cpu"))
+    assert not batch._device_lost(cpu, RuntimeError("anything"))
+
+
+def test_a_full_disk_still_stops_the_job(tmp_path, model_dir, src, monkeypatch):
+    import errno
+
+    enh = Enhancer(str(model_dir), device="cpu", batch_size=2)
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(batch, "write_image", no_space)
+    summary, lines = run(enh, src, tmp_path / "out", workers=1)
+    assert summary.stopped == "the disk is full" and summary.done == 0
+    assert len(summary.records) < len(NAMES)  # not every file was tried
