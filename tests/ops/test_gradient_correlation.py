@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import torch
 
@@ -255,3 +257,41 @@ def test_gradcheck_float64_at_the_given_eps(seed, device, eps, scale):
     a.requires_grad_(), b.requires_grad_()
     assert torch.autograd.gradcheck(lambda p, q: gradient_correlation(p, q, eps), (a, b), eps=1e-6 * scale,
                                     atol=1e-7)  # fmt: skip
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 6, 7), (1, 5, 5)])
+def test_gradgradcheck_float64(seed, shape):
+    # a gradient penalty differentiates the gradient (create_graph=True): the compiled backward
+    # has no derivative, so that backward goes through the reference; it used to give None
+    a, b = pair(shape, torch.float64, "cpu")
+    a.requires_grad_(), b.requires_grad_()
+    assert torch.autograd.gradgradcheck(gradient_correlation, (a, b), eps=1e-6, atol=1e-6)
+
+
+def test_gradient_penalty_matches_reference(seed):
+    a, b = pair((2, 16, 16), torch.float64, "cpu")
+    a.requires_grad_(), b.requires_grad_()
+
+    def penalty(fn):
+        (ga,) = torch.autograd.grad(fn(a, b).sum(), a, create_graph=True)
+        return torch.autograd.grad((ga**2).sum(), (a, b))
+
+    got, want = penalty(gradient_correlation), penalty(lambda p, q: gradient_correlation_reference(p, q, GC_EPS))
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-9, atol=1e-12)
+
+
+@needs_ext
+def test_first_order_backward_stays_on_the_kernel(seed, monkeypatch):
+    module = importlib.import_module("xvertfast.ops.gradient_correlation")
+    a, b = pair((2, 1, 12, 12), torch.float64, "cpu")
+    a.requires_grad_()
+
+    def fail(*args):
+        raise AssertionError("the reference backward ran without create_graph")
+
+    monkeypatch.setattr(module, "_reference_backward", fail)
+    (grad,) = torch.autograd.grad(gradient_correlation(a, b).sum(), a)
+    assert torch.isfinite(grad).all()
+    with pytest.raises(AssertionError, match="without create_graph"):
+        torch.autograd.grad(gradient_correlation(a, b).sum(), a, create_graph=True)

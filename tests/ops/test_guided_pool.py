@@ -221,3 +221,45 @@ def test_stage_same_with_the_formula(seed, monkeypatch):
     # the deepest guide: width * 2^(depth - 1) = 16 maps pooled by 4, floor sizes
     layer = stage.guides[0]
     assert layer(y).shape == (2, 16, 45 // 4, 61 // 4)
+
+
+@pytest.mark.parametrize("pool", [2, 3])
+def test_gradgradcheck_float64(seed, pool):
+    # a gradient penalty differentiates the gradient (create_graph=True): the compiled backward
+    # has no derivative, so that backward takes the op's maxima through PyTorch; it gave None
+    y = torch.randn(2, 1, 7, 8, dtype=torch.float64, requires_grad=True)  # no ties
+    weight = torch.randn(3, 1, 3, 3, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradgradcheck(lambda *t: guided_pool(*t, pool), (y, weight, bias))
+
+
+def test_gradient_penalty_matches_reference(seed):
+    y, weight, bias = exact_guidance_inputs(2, 4, 12, 10)
+    y, weight, bias = (t.double().requires_grad_() for t in (y, weight, bias))
+
+    def penalty(fn):
+        (gy,) = torch.autograd.grad(fn(y, weight, bias, 2).sum(), y, create_graph=True)
+        return torch.autograd.grad((gy**2).sum() + gy.sum(), (y, weight, bias), allow_unused=True)
+
+    got, want = penalty(guided_pool), penalty(guided_pool_reference)
+    # the gradient is piecewise linear in y and constant in the bias: None or zeros for both
+    for g, w, x, name in zip(got, want, (y, weight, bias), ("y", "weight", "bias")):
+        g, w = (torch.zeros_like(x) if t is None else t for t in (g, w))
+        torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-10, msg=name)
+    assert got[1] is not None and got[1].abs().sum() > 0
+
+
+@needs_ext
+def test_first_order_backward_stays_on_the_kernel(seed, monkeypatch):
+    module = importlib.import_module("xvertfast.ops.guided_pool")
+    y, weight, bias = guidance_inputs(2, 3, 12, 12)
+    weight.requires_grad_(), y.requires_grad_()
+
+    def fail(*args):
+        raise AssertionError("the PyTorch backward ran without create_graph")
+
+    monkeypatch.setattr(module, "_differentiable_backward", fail)
+    grads = torch.autograd.grad(guided_pool(y, weight, bias, 2).sum(), (y, weight))
+    assert all(torch.isfinite(g).all() for g in grads)
+    with pytest.raises(AssertionError, match="without create_graph"):
+        torch.autograd.grad(guided_pool(y, weight, bias, 2).sum(), y, create_graph=True)

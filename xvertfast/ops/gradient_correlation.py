@@ -5,7 +5,9 @@ operators on the valid region (no padding) and the standard NCC
 ``cov / sqrt(var_a var_b + eps)``; the squares in the paper's Eq. 9 are a typo
 (see DESIGN.md). ``eps`` keeps a constant image defined: its NCC is 0 and its
 gradient finite. The compiled op computes the moments in one float64 pass and
-has an analytic, deterministic backward.
+has an analytic, deterministic backward; a backward that builds a graph
+(``create_graph=True``, e.g. a gradient penalty) is taken through the reference
+instead, so second-order gradients are those of the reference.
 """
 
 from __future__ import annotations
@@ -57,6 +59,18 @@ def gradient_correlation_loss(a: torch.Tensor, b: torch.Tensor, eps: float = GC_
     return (1.0 - gradient_correlation(a, b, eps)).mean()
 
 
+def _reference_backward(grad_gc, a, b, eps, need_a, need_b):
+    """The vector-Jacobian product of the reference at (a, b), itself differentiable in a, b and
+    grad_gc: what the op's backward returns under ``create_graph=True``."""
+    inputs = [t for t, need in ((a, need_a), (b, need_b)) if need]
+    if not inputs:
+        return None, None
+    with torch.enable_grad():
+        gc = gradient_correlation_reference(a, b, eps)
+        grads = list(torch.autograd.grad(gc, inputs, grad_gc, create_graph=True))
+    return (grads.pop(0) if need_a else None), (grads.pop(0) if need_b else None)
+
+
 def _register() -> None:
     @torch.library.register_fake("xvertfast::gradient_correlation")
     def _(a, b, eps):
@@ -79,6 +93,11 @@ def _register() -> None:
     def backward(ctx, grad_gc, _grad_stats):
         a, b, stats = ctx.saved_tensors
         need_a, need_b = bool(ctx.needs_input_grad[0]), bool(ctx.needs_input_grad[1])
+        if torch.is_grad_enabled():
+            # create_graph=True (a gradient penalty, a Hessian-vector product): the compiled
+            # backward has no derivative of its own, so its result would be a constant and the
+            # second-order gradients silently None. Take this gradient through the reference.
+            return (*_reference_backward(grad_gc, a, b, ctx.eps, need_a, need_b), None)
         grad_a, grad_b = torch.ops.xvertfast.gradient_correlation_backward(
             grad_gc, a, b, stats, ctx.eps, need_a, need_b
         )
