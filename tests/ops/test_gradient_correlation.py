@@ -295,3 +295,22 @@ def test_first_order_backward_stays_on_the_kernel(seed, monkeypatch):
     assert torch.isfinite(grad).all()
     with pytest.raises(AssertionError, match="without create_graph"):
         torch.autograd.grad(gradient_correlation(a, b).sum(), a, create_graph=True)
+
+
+@pytest.mark.parametrize("eps", [-1.0, -1e-12, float("nan"), float("inf"), True, "1e-12", None])
+def test_eps_must_be_finite_and_non_negative(eps):
+    # eps=-1 used to return NaN silently (a negative number under the square root)
+    a, b = pair((2, 8, 8), torch.float32, "cpu")
+    with pytest.raises(ValueError, match="eps must be a finite number >= 0"):
+        gradient_correlation(a, b, eps)
+    with pytest.raises(ValueError, match="eps must be a finite number >= 0"):
+        gradient_correlation_loss(a, b, eps)
+
+
+def test_eps_zero_is_the_plain_ncc(seed):
+    a, b = pair((2, 12, 12), torch.float64, "cpu")
+    torch.testing.assert_close(gradient_correlation(a, b, 0), gradient_correlation_reference(a, b, 0.0))
+    # documented: without the guard an image without gradient variance is 0 / 0
+    flat = torch.full((2, 12, 12), 0.5, dtype=torch.float64)
+    assert torch.isnan(gradient_correlation(flat, b, 0.0)).all()
+    assert torch.equal(gradient_correlation(flat, b, GC_EPS), torch.zeros(2, dtype=torch.float64))

@@ -12,6 +12,9 @@ instead, so second-order gradients are those of the reference.
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 
 from xvertfast._extension import has_extension
@@ -34,23 +37,34 @@ def _check(a: torch.Tensor, b: torch.Tensor) -> None:
         raise ValueError(f"{_OP}: a and b must be on the same device, got {a.device} and {b.device}")
 
 
+def _check_eps(eps) -> float:
+    # a negative eps makes var_a var_b + eps negative under the square root: NaN, silently
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not math.isfinite(eps) or eps < 0:
+        raise ValueError(f"{_OP}: eps must be a finite number >= 0, got {eps!r}")
+    return float(eps)
+
+
 def gradient_correlation(a: torch.Tensor, b: torch.Tensor, eps: float = GC_EPS) -> torch.Tensor:
     """Gradient correlation of each sample pair, in [-1, 1].
 
     Args:
         a: images ``[B, H, W]`` or ``[B, 1, H, W]``; float16/bfloat16 are computed in float32.
         b: images of the same shape, dtype family and device.
-        eps: guard under the NCC square root; a constant image gives GC 0.
+        eps: guard under the NCC square root, a finite number >= 0; with eps > 0 an image
+            without gradient variance (constant, or a linear ramp) gives GC 0 and finite
+            gradients. eps = 0 is the plain NCC, which is 0 / 0 for such an image: its GC and
+            gradients are NaN.
 
     Returns:
         ``[B]`` tensor (float32, or float64 for float64 inputs), differentiable in a and b.
         Images smaller than 3x3 have no Sobel response and give 0.
     """
     _check(a, b)
+    eps = _check_eps(eps)
     dtype = compute_dtype(a, b)
     a, b = a.to(dtype), b.to(dtype)
     if use_kernel(a):
-        return torch.ops.xvertfast.gradient_correlation(a, b, float(eps))[0]
+        return torch.ops.xvertfast.gradient_correlation(a, b, eps)[0]
     return gradient_correlation_reference(a, b, eps)
 
 
