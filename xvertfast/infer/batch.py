@@ -365,6 +365,7 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
     pending_reads: collections.deque = collections.deque()
     writes: dict[cf.Future, FileRecord] = {}
     queue = iter(todo)
+    #: images read ahead, and images waiting for a writer: each holds its pixels and tiles in memory
     limit = 2 * workers + enhancer.batch_size
 
     def fill() -> None:
@@ -386,6 +387,13 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
                 if disk_full(exc) and summary.stopped is None:
                     summary.stopped = "the disk is full"
             finish(rec)
+
+    def make_room() -> None:
+        """Waits while ``limit`` writes are in flight: writing slower than reading + the network
+        (slow storage, a GPU job) must not keep every image of the job in memory."""
+        while len(writes) >= limit:
+            cf.wait(list(writes), return_when=cf.FIRST_COMPLETED)
+            drain_writes(block=False)
 
     def stop_if_lost(exc: BaseException) -> None:
         if summary.stopped is None and _device_lost(enhancer, exc):
@@ -416,6 +424,9 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
             results = _run_network(enhancer, batch)
             infer_each = (time.perf_counter() - t0) / len(batch)
             for (f, out, stat, rad, prep, warnings), tiles in zip(batch, results):
+                make_room()
+                if summary.stopped is not None:  # the disk filled meanwhile: no more writes handed over
+                    break
                 rec = FileRecord(f.path, out, "running", seconds={**prep.seconds, "infer": infer_each}, warnings=warnings)
                 if isinstance(tiles, BaseException):
                     rec.status, rec.error = "failed", _error_text(f.path, tiles)
