@@ -92,6 +92,9 @@ def test_a_gpu_the_build_cannot_run_takes_the_pytorch_path_with_one_warning(monk
         def cuda_compiled(self):
             return True
 
+        def torch_cuda_build(self):
+            return True
+
         def cuda_archs(self):
             return "sm_80,sm_90,compute_90"
 
@@ -140,3 +143,62 @@ def test_info_reports_cpu_bf16_support():
     info = collect()
     assert info["cpu_bf16"] == cpu_bf16_support() in ("amx", "avx512_bf16", "yes", "no")
     assert "CPU bf16" in format_report(info)
+
+
+class BuiltWithNvcc:
+    """A ``_C`` with CUDA kernels, compiled against a CUDA build of torch or a CPU one."""
+
+    def __init__(self, torch_cuda: bool):
+        self.torch_cuda = torch_cuda
+
+    def cuda_compiled(self):
+        return True
+
+    def torch_cuda_build(self):
+        return self.torch_cuda
+
+    def cuda_archs(self):
+        return "sm_80,sm_90,compute_90"
+
+    def cuda_device_count(self):
+        return 0
+
+    def openmp(self):
+        return True
+
+
+@pytest.mark.parametrize("torch_cuda, built_with_torch_cuda, usable", [
+    (None, False, True),  # a CPU torch: no CUDA tensors, nothing to guard
+    ("12.4", True, True),
+    ("12.4", False, False),  # nvcc against a CPU torch, loaded by a CUDA torch: no guard, no stream
+])  # fmt: skip
+def test_cuda_kernels_need_a_build_against_a_cuda_torch(monkeypatch, torch_cuda, built_with_torch_cuda, usable):
+    from xvertfast import info as info_module
+
+    fake = BuiltWithNvcc(built_with_torch_cuda)
+    monkeypatch.setattr(_extension, "extension", lambda: fake)
+    monkeypatch.setattr(info_module, "extension", lambda: fake)
+    monkeypatch.setattr(torch.version, "cuda", torch_cuda)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index: (9, 0))
+    monkeypatch.setattr(_extension, "_glue_warned", False)
+    _extension._runs_on.cache_clear()
+    try:
+        assert _extension.cuda_kernels_available() is usable
+        assert (_extension.cuda_glue_error() is None) is usable
+        if usable:
+            assert _extension.cuda_kernels_run_on(torch.device("cuda:0"))
+        else:
+            with pytest.warns(RuntimeWarning, match="built against a CPU build of torch.*Rebuild"):
+                assert not _extension.cuda_kernels_run_on(torch.device("cuda:0"))
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # said once
+                assert not _extension.cuda_kernels_run_on(torch.device("cuda:0"))
+        data = collect()
+        assert data["extension_torch_cuda"] is built_with_torch_cuda
+        text = format_report(data)
+        build = "CUDA" if built_with_torch_cuda else "CPU"
+        assert f"compiled for sm_80, sm_90, compute_90, against a {build} build of torch" in text
+        assert ("NOT used (the extension was built against a CPU build of torch" in text) is not usable
+        json.dumps(data)
+    finally:
+        _extension._runs_on.cache_clear()

@@ -14,7 +14,8 @@ import re
 import warnings
 from types import ModuleType
 
-__all__ = ["extension", "has_extension", "load_error", "cuda_kernels_available", "cuda_kernels_run_on", "archs_cover"]
+__all__ = ["extension", "has_extension", "load_error", "cuda_kernels_available", "cuda_kernels_run_on", "archs_cover",
+           "cuda_glue_error"]
 
 _module: ModuleType | None = None
 _error: str | None = None
@@ -64,10 +65,36 @@ def load_error() -> str | None:
     return _error
 
 
-def cuda_kernels_available() -> bool:
-    """True when the extension was built with its CUDA kernels."""
+def cuda_glue_error() -> str | None:
+    """Why CUDA kernels that were compiled cannot be used with this torch, or None.
+
+    A ``_C`` compiled with nvcc against a CPU build of torch (what CI builds, and any machine
+    with nvcc and a CPU torch) has CUDA kernels whose host glue has no device guard and no
+    stream: harmless while torch has no CUDA, wrong on the GPUs of a CUDA build of torch
+    installed later (a wrong device, the wrong stream)."""
     ext = extension()
-    return bool(ext is not None and ext.cuda_compiled())
+    if ext is None or not ext.cuda_compiled():
+        return None
+    import torch
+
+    if torch.version.cuda is None or _torch_cuda_build(ext):
+        return None
+    return (f"the extension was built against a CPU build of torch, this torch has CUDA {torch.version.cuda}: "
+            "its CUDA kernels lack the device guard and stream, so they are not used. Rebuild it with "
+            "`pip install --no-build-isolation .`")  # fmt: skip
+
+
+def _torch_cuda_build(ext: ModuleType) -> bool:
+    query = getattr(ext, "torch_cuda_build", None)  # an older build does not say: not safe
+    return bool(query is not None and query())
+
+
+def cuda_kernels_available() -> bool:
+    """True when the extension was built with its CUDA kernels, and against a torch whose CUDA
+    they can use (a CUDA build of torch, or a CPU one, which has no CUDA tensors at all; see
+    :func:`cuda_glue_error`)."""
+    ext = extension()
+    return bool(ext is not None and ext.cuda_compiled() and cuda_glue_error() is None)
 
 
 def archs_cover(archs: str, major: int, minor: int) -> bool:
@@ -93,11 +120,23 @@ def cuda_kernels_run_on(device) -> bool:
     for its architecture. Where they cannot, the ops take their PyTorch path (once warned), so
     a T4 or V100 still runs, without the kernels of a default build (sm_80 and up)."""
     if not cuda_kernels_available():
+        _warn_glue_once()
         return False
     import torch
 
     index = device.index if device.index is not None else torch.cuda.current_device()
     return _runs_on(index)
+
+
+_glue_warned = False
+
+
+def _warn_glue_once() -> None:
+    global _glue_warned
+    error = cuda_glue_error()
+    if error is not None and not _glue_warned:
+        _glue_warned = True
+        warnings.warn(f"xvertfast: {error}; the ops take their PyTorch path on GPUs", RuntimeWarning, stacklevel=4)
 
 
 @functools.lru_cache(maxsize=None)

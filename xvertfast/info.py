@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from xvertfast import __version__
-from xvertfast._extension import extension, load_error
+from xvertfast._extension import cuda_glue_error, extension, load_error
 from xvertfast.infer.backends import cpu_bf16_support
 
 #: Ops the extension registers under torch.ops.xvertfast.
@@ -69,6 +69,10 @@ def collect() -> dict[str, Any]:
         "cpu_ops": [op for op in OPS if _has_kernel(op, "CPU")],
         "cuda_kernels_compiled": cuda_compiled,
         "cuda_archs": (ext.cuda_archs().split(",") if cuda_compiled else []),
+        # whether _C was compiled against a CUDA build of torch (its CUDA glue has a device guard
+        # and stream then); None without CUDA kernels
+        "extension_torch_cuda": (bool(getattr(ext, "torch_cuda_build", lambda: False)()) if cuda_compiled else None),
+        "cuda_kernels_error": cuda_glue_error(),
         "cuda_ops": [op for op in OPS if _has_kernel(op, "CUDA")],
         "cuda_runtime_devices": (ext.cuda_device_count() if cuda_compiled else 0),
         "gpus": gpus,
@@ -103,6 +107,18 @@ _BF16_TEXT = {
 }
 
 
+def _cuda_kernels_text(info: dict[str, Any]) -> str:
+    if not info["cuda_kernels_compiled"]:
+        return "not compiled"
+    text = "compiled for " + ", ".join(info["cuda_archs"])
+    built = info.get("extension_torch_cuda")
+    if built is not None:
+        text += ", against a " + ("CUDA" if built else "CPU") + " build of torch"
+    if info.get("cuda_kernels_error"):
+        text += f"; NOT used ({info['cuda_kernels_error']})"
+    return text
+
+
 def format_report(info: dict[str, Any]) -> str:
     """Human-readable lines for ``xvertfast info``."""
 
@@ -118,7 +134,7 @@ def format_report(info: dict[str, Any]) -> str:
         f"CPU ops              {', '.join(info['cpu_ops']) or 'none (pure-PyTorch fallback)'}",
         f"  OpenMP             {yes(info['openmp'])}, {info['cpu_threads']} threads",
         f"  CPU bf16           {_BF16_TEXT.get(info['cpu_bf16'], info['cpu_bf16'])}",
-        f"CUDA kernels         {'compiled for ' + ', '.join(info['cuda_archs']) if info['cuda_kernels_compiled'] else 'not compiled'}",
+        f"CUDA kernels         {_cuda_kernels_text(info)}",
         f"  CUDA ops           {', '.join(info['cuda_ops']) or 'none'}",
         f"GPU visible          {'; '.join(info['gpus']) if info['gpus'] else 'no'}"
         + (f" (kernel runtime sees {info['cuda_runtime_devices']})" if info["cuda_kernels_compiled"] else ""),
