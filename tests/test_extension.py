@@ -202,3 +202,34 @@ def test_cuda_kernels_need_a_build_against_a_cuda_torch(monkeypatch, torch_cuda,
         json.dumps(data)
     finally:
         _extension._runs_on.cache_clear()
+
+
+@pytest.mark.parametrize("config, reason", [
+    ('{"format": "xvertfast-model", "format_version": 1}', "no architecture.stages list"),  # was a KeyError
+    ('{"format": "xvertfast-model", "architecture": {"stages": [{"depth": 4}]}}', "width must be a whole number"),
+    ('{"format": "xvertfast-model", "architecture": {"stages": "16"}}', "no architecture.stages list"),
+    ("[1, 2]", "not an xvertfast model configuration"),
+    ('{"format": "xvertfast-model", "archi', "not valid JSON"),
+    (b"\xff\xfe\x00garbage", "not valid JSON"),
+    ('{"format": "xvertfast-model", "architecture": {"stages": [{"width": 4, "depth": 2}, {"width": 4, "depth": 2}]}}',
+     "missing stage2.safetensors"),
+])  # fmt: skip
+def test_info_reports_a_damaged_default_model_without_raising(tmp_path, monkeypatch, config, reason):
+    import xvertfast.model
+
+    (tmp_path / "stage1.safetensors").write_bytes(b"x")
+    (tmp_path / "config.json").write_bytes(config if isinstance(config, bytes) else config.encode())
+    monkeypatch.setattr(xvertfast.model, "DEFAULT_MODEL_DIR", str(tmp_path))
+    data = collect()
+    assert data["default_model"].startswith("damaged (") and reason in data["default_model"], data["default_model"]
+    assert data["default_model"].endswith(str(tmp_path))
+    assert "default model        damaged (" in format_report(data)
+
+
+def test_info_reports_a_missing_default_model(tmp_path, monkeypatch):
+    import xvertfast.model
+
+    monkeypatch.setattr(xvertfast.model, "DEFAULT_MODEL_DIR", str(tmp_path / "absent"))
+    data = collect()
+    assert data["default_model"] is None
+    assert "default model        missing (reinstall xvertfast)" in format_report(data)

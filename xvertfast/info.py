@@ -82,21 +82,35 @@ def collect() -> dict[str, Any]:
     }
 
 
-def _default_model() -> str | None:
-    """What ``--model default`` would load (architecture and size), or None if it is missing."""
+def _default_model(directory: str | None = None) -> str | None:
+    """What ``--model default`` would load (architecture and size), None if it is missing, or
+    ``damaged (reason): directory`` where its config.json or a stage file is unusable (never raises)."""
     import json
     import os
 
-    from xvertfast.model import DEFAULT_MODEL_DIR
+    try:
+        if directory is None:
+            from xvertfast.model import DEFAULT_MODEL_DIR as directory
+        config = os.path.join(directory, "config.json")
+        if not os.path.isfile(config):
+            return None
+        from xvertfast.model.persistence import _check_config
 
-    config = os.path.join(DEFAULT_MODEL_DIR, "config.json")
-    if not os.path.isfile(config):
-        return None
-    with open(config) as f:
-        stages = json.load(f)["architecture"]["stages"]
-    size = sum(os.path.getsize(os.path.join(DEFAULT_MODEL_DIR, n)) for n in os.listdir(DEFAULT_MODEL_DIR))
+        try:
+            with open(config, encoding="utf-8") as f:
+                data = json.load(f)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValueError(f"config.json is not valid JSON ({exc})") from None
+        stages = _check_config(data, "config.json")
+        names = [f"stage{k}.safetensors" for k in range(1, len(stages) + 1)]
+        missing = [n for n in names if not os.path.isfile(os.path.join(directory, n))]
+        if missing:
+            raise ValueError(f"missing {', '.join(missing)}")
+        size = sum(os.path.getsize(os.path.join(directory, n)) for n in ["config.json", *names])
+    except Exception as exc:  # noqa: BLE001  (info reports; it never raises)
+        return f"damaged ({exc or type(exc).__name__}): {directory}"
     widths = ", ".join(str(s["width"]) for s in stages)
-    return f"{len(stages)} stages (width {widths}), {size / 1e6:.1f} MB, {DEFAULT_MODEL_DIR}"
+    return f"{len(stages)} stages (width {widths}), {size / 1e6:.1f} MB, {directory}"
 
 
 _BF16_TEXT = {
