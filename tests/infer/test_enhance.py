@@ -392,6 +392,27 @@ def test_an_extensionless_png_stays_a_png(tmp_path, model_dir, seed):
     assert read_image(out / "IMG0001.png").source_format == "png"
 
 
+def test_same_format_follows_the_content_where_the_name_does_not_say(tmp_path, model_dir, seed):
+    # an extensionless TIFF (archives name files IM0001 or by UIDs) gets a TIFF output, and a DICOM
+    # file named .IMG (JSRT's extension) a DICOM one, as their content is read: not an
+    # extensionless PNG and a PNG
+    import shutil
+
+    import tifffile
+
+    src = tmp_path / "in"
+    src.mkdir()
+    tifffile.imwrite(src / "IM0001", np.round(chest_like(seed) * 4095).astype(np.uint16))
+    shutil.copy(SAMPLE_DICOM, src / "IM0002.IMG")
+    out = tmp_path / "o"
+    assert main(["enhance", str(src), "-o", str(out), "--model", str(model_dir), "-q"]) == 0
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["IM0001.tiff", "IM0002.dcm"]
+    tiff = read_image(out / "IM0001.tiff")
+    assert tiff.source_format == "tiff" and tiff.pixels.shape == (256, 240)
+    assert tifffile.imread(out / "IM0001.tiff").dtype == np.float32  # the float TIFF --format same writes
+    assert read_image(out / "IM0002.dcm").source_format == "dicom"
+
+
 def test_a_pacs_export_named_by_uids(tmp_path, model_dir):
     # DICOM files named by their SOP instance UID, beside a DICOMDIR: each image gets its own
     # DICOM output (UID.dcm), the index file is no image and no failure

@@ -47,7 +47,8 @@ from xvertfast.preprocess import image_warnings
 
 __all__ = ["enhance_files", "default_workers", "BatchSummary", "FileRecord", "OUTPUT_FORMATS", "JOB_FILE"]
 
-#: ``same`` keeps the input's kind: 8-bit PNG/JPEG -> png8, deeper PNG -> png16, TIFF -> tiff, DICOM -> dicom.
+#: ``same`` keeps the input's kind, by its content: 8-bit PNG/JPEG -> png8, deeper PNG -> png16, TIFF -> tiff,
+#: DICOM -> dicom (an extensionless TIFF gets .tiff, a DICOM file named .IMG .dcm).
 OUTPUT_FORMATS = ("same",) + WRITE_FORMATS
 
 
@@ -100,13 +101,15 @@ class BatchSummary:
 
 
 def _same_format(path: str) -> str:
-    ext = image_extension(path).lower()  # "" also for a UID-named DICOM file (1.2.840....320)
-    if not ext:  # archives name DICOM files so, but the content decides (an extensionless PNG stays one)
-        ext = {"tiff": ".tif", "png": ".png", "jpeg": ".jpg"}.get(sniff_format(path), "")
-    if ext in (".tif", ".tiff"):
-        return "tiff"
-    if ext in (".dcm", ".dicom", ""):
-        return "dicom"
+    """The output kind of ``--format same``: the source's format, by its content as the reader
+    decides it (an extensionless TIFF, a DICOM file named .IMG), by the name where the content
+    cannot be read (the read then fails, named)."""
+    kind = sniff_format(path)
+    if kind is None:
+        ext = image_extension(path).lower()  # "" also for a UID-named DICOM file (1.2.840....320)
+        kind = {".tif": "tiff", ".tiff": "tiff", ".dcm": "dicom", ".dicom": "dicom", "": "dicom"}.get(ext)
+    if kind in ("tiff", "dicom"):
+        return kind
     return "png16"  # PNG, JPEG, JSRT: decided per image by its bit depth at write time
 
 
@@ -147,8 +150,8 @@ def _plan(files, out_dir: str, fmt: str) -> tuple[list[tuple], list[FileRecord]]
     for f in files:
         kind = _same_format(f.path) if fmt == "same" else fmt
         suffix = FORMAT_EXTENSIONS[kind]
-        if fmt == "same" and kind == "tiff":  # a TIFF keeps its own spelling: x.tif -> x.tif
-            suffix = image_extension(f.path).lower()
+        if fmt == "same" and kind == "tiff" and image_extension(f.path).lower() in (".tif", ".tiff"):
+            suffix = image_extension(f.path).lower()  # a TIFF keeps its own spelling: x.tif -> x.tif
         try:
             out = output_path(out_dir, f.rel, suffix)
         except ValueError as exc:
