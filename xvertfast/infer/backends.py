@@ -41,8 +41,9 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
 
     ``bf16`` on the CPU is opt-in: with AMX (Intel Sapphire Rapids and later) a stage runs about
     twice as fast as in fp32 and a whole enhance job about 1.2x (bench/RESULTS.md, 2026-12-04);
-    its output differs from fp32's by ~7e-4 on average (under 0.2 of an 8-bit grey level; at
-    most ~1e-2) on the default model (a one-off check, not in bench/).
+    a stage's output differs from fp32's by ~1.3e-3 on average and 5.6e-3 at most on [0, 1]
+    (about 0.3 of an 8-bit grey level on average; the default model on the bench's random tiles,
+    ``bench/test_bench_stage.py``'s ``folded_bf16``, 2026-12-04).
     """
     if precision == "auto":
         if device.type != "cuda":
