@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from xvertfast import __version__
 from xvertfast.io import Radiograph, require_content, write_image
+from xvertfast.io.errors import failure_text
 from xvertfast.io.files import InputFile, NothingFound, discover, file_state, image_extension, output_path, read_input
 from xvertfast.io.read import sniff_format
 from xvertfast.io.job_folder import JOB_FILE, JobFolder
@@ -195,13 +196,6 @@ def _compose_and_write(enhancer, rad: Radiograph, prep, tiles, out: str, fmt: st
     write_image(out, pixels, _write_format(fmt, rad, out), like=rad, overwrite=True, description=description)
     job.finished(rad.path, out, stat)
     return {"compose": t1 - t0, "write": time.perf_counter() - t1}
-
-
-def _error_text(path: str, exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, MemoryError):  # "std::bad_alloc" alone says little
-        text = "out of memory" if text == "MemoryError" else f"out of memory ({text})"
-    return text if path in text else f"{path}: {text}"
 
 
 def _probe(device) -> None:
@@ -386,7 +380,7 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
                 rec.seconds.update(w.result())
                 rec.status = "done"
             except Exception as exc:  # noqa: BLE001 - whatever it is, this file fails, the job goes on
-                rec.status, rec.error = "failed", _error_text(rec.input, exc)
+                rec.status, rec.error = "failed", failure_text(rec.input, exc)
                 if disk_full(exc) and summary.stopped is None:
                     summary.stopped = "the disk is full"
             finish(rec)
@@ -413,7 +407,7 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
                 try:
                     rad, prep, warnings = fut.result()
                 except Exception as exc:  # noqa: BLE001 - whatever it is (out of memory), this file fails
-                    finish(FileRecord(f.path, out, "failed", _error_text(f.path, exc)))
+                    finish(FileRecord(f.path, out, "failed", failure_text(f.path, exc)))
                     stop_if_lost(exc)
                     if summary.stopped is not None:
                         break
@@ -432,7 +426,7 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
                     break
                 rec = FileRecord(f.path, out, "running", seconds={**prep.seconds, "infer": infer_each}, warnings=warnings)
                 if isinstance(tiles, BaseException):
-                    rec.status, rec.error = "failed", _error_text(f.path, tiles)
+                    rec.status, rec.error = "failed", failure_text(f.path, tiles)
                     finish(rec)
                     stop_if_lost(tiles)
                     continue

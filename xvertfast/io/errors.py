@@ -33,3 +33,12 @@ class DamagedFileError(ValueError):
         self.problem = problem
         self.remedy = remedy
         super().__init__(f"{self.path}: {problem}; {remedy}")
+
+
+def failure_text(path: str, exc: BaseException) -> str:
+    """Why ``path`` failed in a batch job, naming it once: the exception's text (its type where
+    it has none), out-of-memory said in words ("std::bad_alloc" alone says little)."""
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, MemoryError):
+        text = "out of memory" if text == "MemoryError" else f"out of memory ({text})"
+    return text if path in text else f"{path}: {text}"

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from xvertfast.io import ImageReadError, require_content, write_image
+from xvertfast.io import require_content, write_image
+from xvertfast.io.errors import failure_text
 from xvertfast.io.files import InputFile, NothingFound, discover, file_state, output_path, read_input
 from xvertfast.io.job_folder import JobFolder
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
@@ -135,14 +136,6 @@ def _plan(files: list[InputFile], out_dir: str) -> list[tuple]:
     return planned
 
 
-def _reason(path: str, exc: BaseException) -> str:
-    """Why ``path`` failed, naming it once."""
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, MemoryError):  # "std::bad_alloc" alone says little
-        text = "out of memory" if text == "MemoryError" else f"out of memory ({text})"
-    return text if isinstance(exc, ImageReadError) else f"{path}: {text}"
-
-
 def _decide(job: JobFolder, f: InputFile, outs: list[str]) -> tuple[str, str | None]:
     """("done" | "redo", None) or ("refuse", why) for the four outputs of one input."""
     if all(os.path.lexists(o) and not job.recorded(o) for o in outs):
@@ -183,7 +176,7 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
                     _one(f, outs, job, log)
                     summary.done.append(f.path)
             except Exception as exc:  # noqa: BLE001 - whatever it is (out of memory), this file fails
-                reason = _reason(f.path, exc)
+                reason = failure_text(f.path, exc)
                 summary.failed.append((f.path, reason))
                 log(f"error: {reason}")
                 if disk_full(exc):
