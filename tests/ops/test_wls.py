@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 import glob
 import os
 
@@ -708,3 +709,24 @@ def test_non_convergence_warns_with_residual(seed, method):
     x = torch.rand(40, 40)
     with pytest.warns(RuntimeWarning, match=r"did not reach rtol=1e-10 in 2 iterations \(relative residual"):
         solve(x, method, rtol=1e-10, maxiter=2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_numpy_big_endian_and_read_only_inputs(seed, dtype):
+    # a big-endian array gave torch's raw "non-native byte order" error; a read-only one
+    # (np.load(mmap_mode="r"), a decoded buffer) PyTorch's "not writable" UserWarning
+    rng = np.random.default_rng(seed)
+    image = rng.random((3, 20, 17)).astype(dtype)
+    want = wls(image)
+    big = image.astype(np.dtype(dtype).newbyteorder(">"))
+    read_only = image.copy()
+    read_only.setflags(write=False)
+    strided_read_only = np.repeat(image, 2, axis=-1)[..., ::2]
+    strided_read_only.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for variant in (big, read_only, strided_read_only, big[1], read_only[1]):
+            got = wls(variant)
+            assert got.dtype == want.dtype and got.dtype.isnative
+            np.testing.assert_array_equal(got, want if variant.ndim == 3 else want[1])
+    assert not read_only.flags.writeable  # the caller's array is left as it was

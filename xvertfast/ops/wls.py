@@ -50,7 +50,13 @@ def _as_tensor(image: Any) -> tuple[torch.Tensor, bool]:
     if isinstance(image, torch.Tensor):
         return image, False
     if isinstance(image, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(image)), True
+        array = image
+        if not array.dtype.isnative:  # big-endian data (FITS, some TIFF readers): torch refuses it
+            array = array.astype(array.dtype.newbyteorder("="))
+        array = np.ascontiguousarray(array)
+        if not array.flags.writeable:  # torch warns on read-only memory (a view of it could write)
+            array = array.copy()
+        return torch.from_numpy(array), True
     raise TypeError(f"wls: image must be a NumPy array or a torch tensor, got {type(image).__name__}")
 
 
