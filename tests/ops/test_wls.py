@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import warnings
 import glob
+import importlib
 import os
+import types
 
 import numpy as np
 import pytest
@@ -730,3 +732,50 @@ def test_numpy_big_endian_and_read_only_inputs(seed, dtype):
             assert got.dtype == want.dtype and got.dtype.isnative
             np.testing.assert_array_equal(got, want if variant.ndim == 3 else want[1])
     assert not read_only.flags.writeable  # the caller's array is left as it was
+
+
+def _fake_cuda_build(monkeypatch, *, extension_loaded=True, compiled=True, runs=False):
+    """The wls module's view of the extension on a GPU, without one: loaded or not, CUDA kernels
+    compiled or not, and whether they run on the GPU asked about."""
+    module = importlib.import_module("xvertfast.ops.wls")
+    monkeypatch.setattr(module, "has_extension", lambda: extension_loaded)
+    monkeypatch.setattr(module, "cuda_kernels_available", lambda: extension_loaded and compiled)
+    monkeypatch.setattr(module, "cuda_kernels_run_on", lambda device: extension_loaded and compiled and runs)
+    monkeypatch.setattr(module, "cuda_glue_error", lambda: None)
+    monkeypatch.setattr(module, "_host_round_trip_warned", False)
+    return module
+
+
+@pytest.mark.parametrize("compiled, why", [(False, "built without them"), (True, "architecture")])
+def test_auto_on_a_gpu_the_kernels_cannot_run_on_takes_the_cpu_solver(monkeypatch, compiled, why):
+    # it took the PyTorch solver on the GPU, silently, many times slower than the C++ one
+    module = _fake_cuda_build(monkeypatch, compiled=compiled)
+    on_gpu = types.SimpleNamespace(device=torch.device("cuda", 0))
+    with pytest.warns(RuntimeWarning, match=rf"cannot run on cuda:0 \(.*{why}.*\); method='auto' .* C\+\+ CPU solver"):
+        assert module._resolve("auto", on_gpu) == "cpu"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once per process
+        assert module._resolve("auto", on_gpu) == "cpu"
+        assert module._resolve("torch", on_gpu) == "torch"  # asked for: kept
+        with pytest.raises(ValueError, match="method='cpu' needs a CPU tensor"):
+            module._resolve("cpu", on_gpu)
+
+
+def test_auto_on_a_gpu_elsewhere(monkeypatch):
+    on_gpu = types.SimpleNamespace(device=torch.device("cuda", 0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _fake_cuda_build(monkeypatch, runs=True)._resolve("auto", on_gpu) == "cuda"
+        assert _fake_cuda_build(monkeypatch, extension_loaded=False)._resolve("auto", on_gpu) == "torch"
+        assert _fake_cuda_build(monkeypatch)._resolve("auto", torch.zeros(2, 2)) == "cpu"
+
+
+@pytest.mark.cuda
+def test_auto_host_round_trip_on_a_real_gpu(seed, monkeypatch):
+    _fake_cuda_build(monkeypatch)  # the kernels "cannot run" on this GPU
+    x = mixed_batch(3, 40, 33).cuda()
+    with pytest.warns(RuntimeWarning, match="C\\+\\+ CPU solver"):
+        got, info = wls(x, return_info=True)
+    assert info.method == "cpu" and got.device == x.device and got.dtype == x.dtype
+    torch.testing.assert_close(got.cpu(), wls(x.cpu(), method="cpu"), rtol=0, atol=0)
+    assert wls(x[0]).device == x.device

@@ -18,7 +18,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from xvertfast._extension import cuda_kernels_available, cuda_kernels_run_on, extension, has_extension
+from xvertfast._extension import (
+    cuda_glue_error,
+    cuda_kernels_available,
+    cuda_kernels_run_on,
+    extension,
+    has_extension,
+)
 from xvertfast.ops import wls_reference
 from xvertfast.ops._inputs import compute_dtype
 from xvertfast.ops.wls_direct import solve_direct
@@ -82,14 +88,34 @@ def _check(x: torch.Tensor) -> None:
         )
 
 
+_host_round_trip_warned = False
+
+
+def _warn_host_round_trip(device: torch.device) -> None:
+    global _host_round_trip_warned
+    if _host_round_trip_warned:
+        return
+    _host_round_trip_warned = True
+    why = cuda_glue_error() or ("the extension was built without them" if not cuda_kernels_available()
+                                else "they were not built for this GPU's architecture")  # fmt: skip
+    warnings.warn(f"wls: the CUDA kernels cannot run on {device} ({why}); method='auto' solves its images with "
+                  "the C++ CPU solver, copying each batch to the host and back (the PyTorch solver, "
+                  "method='torch', is many times slower on the GPU). See `xvertfast info`; said once",
+                  RuntimeWarning, stacklevel=4)  # fmt: skip
+
+
 def _resolve(method: str, x: torch.Tensor) -> str:
     if method not in METHODS:
         raise ValueError(f"wls: unknown method {method!r}; choose one of {', '.join(METHODS)}")
     if method == "auto":
         if x.device.type == "cpu":
             return "cpu" if has_extension() else "torch"
-        if x.device.type == "cuda" and cuda_kernels_run_on(x.device):
-            return "cuda"
+        if x.device.type == "cuda":
+            if cuda_kernels_run_on(x.device):
+                return "cuda"
+            if has_extension():  # the C++ solver through the host beats PyTorch's on the GPU
+                _warn_host_round_trip(x.device)
+                return "cpu"
         return "torch"
     if method == "cpu":
         if not has_extension():
@@ -168,9 +194,11 @@ def wls(
         rtol: stop when the relative residual ``||b - A g|| / ||b||`` is below it; since the
             smallest eigenvalue of ``A`` is at least 1, the relative error is at most about rtol.
         maxiter: CG iteration cap (default 200); not converging is a RuntimeWarning.
-        method: ``"auto"`` (fastest available for the device), ``"cpu"`` (the C++ multigrid-PCG
-            solver), ``"cuda"`` (the same solver's code as CUDA kernels, a batch solved together
-            on the GPU), ``"cupy"`` (CG driven from Python on CuPy arrays with the same CUDA
+        method: ``"auto"`` (fastest available for the device: for a CUDA tensor ``"cuda"`` where
+            the CUDA kernels run on its GPU, else ``"cpu"`` with a copy to the host and back, said
+            once in a RuntimeWarning; ``"torch"`` only without the extension), ``"cpu"`` (the C++
+            multigrid-PCG solver), ``"cuda"`` (the same solver's code as CUDA kernels, a batch solved
+            together on the GPU), ``"cupy"`` (CG driven from Python on CuPy arrays with the same CUDA
             operator and V-cycle; its residual is the CG's recursive one), ``"torch"`` (the same
             algorithm in PyTorch, any device; slow, for tests), ``"direct"`` (SciPy sparse LU
             in float64: the reference).
@@ -192,7 +220,9 @@ def wls(
     # float32 carries the system while the couplings lam / eps stay well under 1 / float32
     # epsilon; beyond that (eps <= ~1e-8 at lam 0.8) the solve runs in float64
     solve_dtype = torch.float64 if lam / eps > FLOAT32_MAX_COUPLING else out_dtype
-    batch = batch.to(solve_dtype).contiguous()
+    # "auto" on a GPU the CUDA kernels cannot run on: the CPU solver, through the host
+    host = chosen == "cpu" and batch.device.type != "cpu"
+    batch = batch.to(device="cpu" if host else batch.device, dtype=solve_dtype).contiguous()
     cap = DEFAULT_MAXITER if maxiter is None else operator.index(maxiter)
     info = WlsInfo(chosen)
 
@@ -228,7 +258,7 @@ def wls(
                 RuntimeWarning,
                 stacklevel=2,
             )
-    out = out.to(out_dtype)
+    out = out.to(device=x.device, dtype=out_dtype)
     if squeeze:
         out = out[0]
     result = out.numpy() if from_numpy else out
