@@ -779,3 +779,47 @@ def test_auto_host_round_trip_on_a_real_gpu(seed, monkeypatch):
     assert info.method == "cpu" and got.device == x.device and got.dtype == x.dtype
     torch.testing.assert_close(got.cpu(), wls(x.cpu(), method="cpu"), rtol=0, atol=0)
     assert wls(x[0]).device == x.device
+
+
+# the audit's cases: float32 stopped after 6-8 iterations at true residuals of 2e-4 to 7e-2
+LARGE_COUPLINGS = [(1e3, 1e-3), (1e4, 1e-2), (1e5, 0.1), (1e6, 1.0), (1e4, 1.0)]
+
+
+@needs_ext
+@pytest.mark.parametrize("lam, eps", LARGE_COUPLINGS)
+@pytest.mark.parametrize("size", [24, 96])
+def test_float32_at_large_lam_reaches_rtol(seed, lam, eps, size):
+    image = torch.rand(size, size, generator=torch.Generator().manual_seed(seed))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "did not reach rtol"
+        got, info = wls(image, lam=lam, eps=eps, return_info=True)
+    assert got.dtype == torch.float32
+    assert info.residual[0] <= 1e-4 and info.precision == ["float64"], info
+    want = wls(image.double(), lam=lam, eps=eps, method="direct")
+    assert (got.double() - want).abs().max() <= 1e-4
+
+
+@needs_ext
+def test_float64_again_only_for_the_images_that_need_it(seed):
+    # a smooth ramp converges in float32 at lam 1e4, eps 1; noise does not
+    ramp = torch.linspace(0, 1, 64).expand(64, 64) * 0.5 + torch.linspace(0, 1, 64)[:, None] * 0.5
+    batch = torch.stack([ramp, torch.rand(64, 64), ramp.flip(0)])
+    out, info = wls(batch, lam=1e4, eps=1.0, return_info=True)
+    assert info.precision == ["float32", "float64", "float32"]
+    assert max(info.residual) <= 1e-4
+    for k in range(3):
+        one, one_info = wls(batch[k], lam=1e4, eps=1.0, return_info=True)
+        assert torch.equal(out[k], one) and one_info.precision == info.precision[k:k + 1]
+    # the default parameters stay in float32
+    assert wls(batch, return_info=True)[1].precision == ["float32"] * 3
+
+
+@needs_ext
+def test_warning_says_why_the_residual_stayed_above_rtol(seed):
+    image = torch.rand(24, 24)
+    # couplings of 1e14: float64 rounding is the limit; maxiter is not the cause
+    with pytest.warns(RuntimeWarning, match=r"limit of float64 rounding .* more iterations cannot help") as caught:
+        wls(image, lam=1e10, eps=1e-4)
+    assert all("raise maxiter" not in str(w.message) for w in caught)
+    with pytest.warns(RuntimeWarning, match=r"in 1 iterations \(relative residual .*\), maxiter; raise maxiter"):
+        wls(image, maxiter=1, rtol=1e-8)

@@ -50,6 +50,9 @@ class WlsInfo:
     #: result to float32 alone leaves a residual of ~1e-4 through couplings up to 1/eps);
     #: for method="cupy", the CG's recursively updated residual
     residual: list[float] = field(default_factory=list)
+    #: the precision each image was solved in, "float32" or "float64": a float32 solve that
+    #: stopped before maxiter with its true residual above rtol is solved again in float64
+    precision: list[str] = field(default_factory=list)
 
 
 def _as_tensor(image: Any) -> tuple[torch.Tensor, bool]:
@@ -136,6 +139,38 @@ def _resolve(method: str, x: torch.Tensor) -> str:
     return method
 
 
+_PRECISION = {torch.float32: "float32", torch.float64: "float64"}
+
+
+def _again_in_float64(batch, out, info: WlsInfo, lam, alpha, eps, rtol, cap):
+    """Solves again in float64 the images whose float32 solve stopped before ``cap`` with the
+    true residual above rtol. The CG stops on its recursively updated float32 residual; with
+    couplings ``lam * a_pq`` of ~1e3 and more (lam >= ~1e3, or eps large enough that the
+    weights stay near 1 / eps everywhere) float32 rounding makes it drift from the true one
+    (lam=1e4, eps=1e-2: stopped after 8 iterations at a true residual of 1.7e-3). More
+    iterations cannot help there; float64 can."""
+    redo = [k for k, (it, rel) in enumerate(zip(info.iterations, info.residual)) if it < cap and not rel <= rtol]
+    if not redo:
+        return out
+    index = torch.tensor(redo, device=batch.device)
+    again, iters, resid = torch.ops.xvertfast.wls(batch.index_select(0, index).double(), lam, alpha, eps, rtol, cap)
+    for j, k in enumerate(redo):
+        info.iterations[k], info.residual[k], info.precision[k] = int(iters[j]), float(resid[j]), "float64"
+    return out.index_copy(0, index, again.to(out.dtype))
+
+
+def _not_converged(k: int, it: int, rel: float, precision: str, cap: int, lam, eps, rtol) -> str:
+    """The warning for image k, worded by why its residual stayed above rtol."""
+    head = f"wls: image {k} did not reach rtol={rtol:g}"
+    if math.isnan(rel):
+        return f"{head} in {it} iterations (relative residual nan); check the input (values too large?)"
+    if it >= cap:
+        return f"{head} in {it} iterations (relative residual {rel:.2e}), maxiter; raise maxiter or check the input"
+    return (f"{head}: the solver stopped after {it} iterations at a relative residual of {rel:.2e}, the "
+            f"limit of {precision} rounding at these couplings (lam={lam:g}, eps={eps:g}); more iterations "
+            "cannot help: raise rtol, or lower the couplings (lam, or 1 / eps)")  # fmt: skip
+
+
 def release_workspace() -> int:
     """Frees the CPU solver's workspace kept by the calling thread; returns the bytes freed.
 
@@ -187,8 +222,11 @@ def wls(
             (XVertNet feeds [0, 1]). float32 (default) or float64; float16/bfloat16 are
             solved and returned in float32. With ``lam / eps`` above ``FLOAT32_MAX_COUPLING`` (1e7) a
             float32 image is solved in float64 (twice the memory), since float32 can no
-            longer hold the system's small row sums beside couplings that large; the
-            result is still returned in the input's precision.
+            longer hold the system's small row sums beside couplings that large; and methods
+            "cpu" and "cuda" solve again in float64 an image whose float32 solve stopped before
+            maxiter with its true residual above rtol (float32 rounding at couplings
+            ``lam * a_pq`` of ~1e3 and more, e.g. lam=1e4 with eps=1e-2). The result is still
+            returned in the input's precision.
         lam, alpha, eps: smoothness, edge sensitivity and the weight guard of
             ``a_pq = lam / (|log(x_q + 1e-4) - log(x_p + 1e-4)|^alpha + eps)``.
         rtol: stop when the relative residual ``||b - A g|| / ||b||`` is below it; since the
@@ -231,8 +269,12 @@ def wls(
     elif chosen in ("cpu", "cuda"):
         out, iters, resid = torch.ops.xvertfast.wls(batch, lam, alpha, eps, rtol, cap)
         info.iterations, info.residual = iters.tolist(), resid.tolist()
+        info.precision = [_PRECISION[batch.dtype]] * len(batch)
+        if batch.dtype == torch.float32:
+            out = _again_in_float64(batch, out, info, lam, alpha, eps, rtol, cap)
     elif chosen == "cupy":
         out, info.iterations, info.residual = wls_cupy(batch, lam, alpha, eps, rtol, cap)
+        info.precision = [_PRECISION[batch.dtype]] * len(batch)
     elif chosen == "torch":
         outs = []
         for img in batch:
@@ -240,6 +282,7 @@ def wls(
             outs.append(g.to(out_dtype))
             info.iterations.append(it)
             info.residual.append(rel)
+            info.precision.append("float64")
         out = torch.stack(outs)
     else:  # direct
         outs = []
@@ -248,16 +291,13 @@ def wls(
             outs.append(g.to(out_dtype))
             info.iterations.append(0)
             info.residual.append(wls_reference.relative_residual(img.double(), g, lam, alpha, eps))
+            info.precision.append("float64")
         out = torch.stack(outs)
 
     for k, (it, rel) in enumerate(zip(info.iterations, info.residual)):
         if chosen != "direct" and not rel <= rtol:  # a NaN residual warns too
-            warnings.warn(
-                f"wls: image {k} did not reach rtol={rtol:g} in {it} iterations "
-                f"(relative residual {rel:.2e}); raise maxiter or check the input",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+            warnings.warn(_not_converged(k, it, rel, info.precision[k], cap, lam, eps, rtol), RuntimeWarning,
+                          stacklevel=2)  # fmt: skip
     out = out.to(device=x.device, dtype=out_dtype)
     if squeeze:
         out = out[0]
