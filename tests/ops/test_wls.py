@@ -458,7 +458,7 @@ def test_other_parameters_match_direct(seed, method, lam, alpha):
     # lam and alpha reach the kernels (weights, hierarchy, plateau threshold lam / eps): a
     # solver that used the defaults whatever it was given would miss the direct solve here.
     batch = mixed_batch(4, 29, 41) * torch.rand(4, 1, 1).clamp_min(0.2)
-    batch[3] = torch.floor(batch[3] * 6) / 6  # plateaus, joined at lam / eps
+    batch[3] = 0.1 + torch.floor(batch[3] * 12) / 12  # plateaus, joined at lam / eps (never all 0)
     out = solve(batch, method, lam=lam, alpha=alpha)
     for k, img in enumerate(batch):
         want = solve_direct(img.double(), lam=lam, alpha=alpha, eps=PARAMS["eps"])
