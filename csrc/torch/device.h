@@ -23,8 +23,15 @@ struct DeviceScope {
   c10::cuda::CUDAGuard guard;
 };
 #else
+// Built against a CPU torch: no CUDA tensor can exist there. If this build is loaded by a
+// CUDA torch anyway, a CUDA tensor would reach kernels with no device guard and the wrong
+// stream, so the glue refuses it (the Python wrappers fall back before this; direct
+// torch.ops calls land here).
 struct DeviceScope {
-  explicit DeviceScope(const at::Tensor&) {}
+  explicit DeviceScope(const at::Tensor& t) {
+    TORCH_CHECK(!t.is_cuda(), "xvertfast: this extension was built against a CPU build of torch, so its CUDA "
+                "kernels cannot run under this CUDA torch; rebuild it with `pip install --no-build-isolation .`");
+  }
   void* stream() const { return nullptr; }
 };
 #endif
