@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import runpy
 import subprocess
@@ -66,4 +67,26 @@ def test_a_failed_compile_is_not_taken_for_a_done_one(tmp_path, monkeypatch):
     with pytest.raises(subprocess.CalledProcessError):
         builder._compile_cuda()
     # the objects of the 8.0 build are still there, newer than the sources: not reused for 9.0
+    assert len(compile_cuda(ns, tmp_path, monkeypatch)) == len(ns["CUDA_SOURCES"])
+
+
+def test_a_failed_compile_of_the_same_command_is_not_reused(tmp_path, monkeypatch):
+    # the sources changed (here: the objects are made older than them), nvcc writes part of an
+    # object and fails; the next build, same command, must not take that object for done
+    ns = load_setup(monkeypatch, "8.0")
+    compile_cuda(ns, tmp_path, monkeypatch)
+    for obj in glob.glob(str(tmp_path / "cuda" / "*.o")):
+        os.utime(obj, (0, 0))
+
+    def partial_then_fail(cmd, check):
+        with open(cmd[cmd.index("-o") + 1], "wb") as f:
+            f.write(b"part of an object")
+        raise subprocess.CalledProcessError(1, cmd)
+
+    monkeypatch.setattr(subprocess, "run", partial_then_fail)
+    builder = ns["BuildWithNvcc"].__new__(ns["BuildWithNvcc"])
+    builder.build_temp = str(tmp_path)
+    with pytest.raises(subprocess.CalledProcessError):
+        builder._compile_cuda()
+    # every object is compiled again: the partial ones and any the failure left unbuilt
     assert len(compile_cuda(ns, tmp_path, monkeypatch)) == len(ns["CUDA_SOURCES"])
