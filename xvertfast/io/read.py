@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 import warnings
 
 import numpy as np
 
-from xvertfast.io.errors import ImageReadError
+from xvertfast.io.errors import ImageReadError, WarningsNamingTheFile
 from xvertfast.io.radiograph import Radiograph
 
 __all__ = ["read_image", "require_content", "full_range", "sniff_format", "DEFAULT_MAX_PIXELS", "JSRT_SHAPE", "MIN_SIDE"]
@@ -272,52 +271,6 @@ def _invert(values: np.ndarray, bits: int) -> np.ndarray:
     return (lo + hi - values.astype(np.int64)).clip(lo, hi).astype(values.dtype)
 
 
-class _WarningsNamingTheFile:
-    """Gives the warnings a decoder raises while a block reads ``path`` (pydicom's: an invalid
-    value, excess padding after the pixel data; also where :mod:`~xvertfast.io.write` copies a
-    source's header elements, which pydicom converts when first taken) again after the block,
-    prefixed by the path, in their own category: a batch of thousands of files otherwise prints
-    them with nothing saying which file they are about (and Python's default filter shows each
-    text once per process, not once per file). Python's warning state is process-wide
-    (``catch_warnings`` is not thread-safe, and enhance reads and writes on several threads), so
-    these blocks take turns, and a warning another thread gives during one is passed on as it
-    would have been."""
-
-    _lock = threading.Lock()
-
-    def __init__(self, path: str):
-        self.path, self.caught = path, []
-
-    def __enter__(self) -> None:
-        self._lock.acquire()
-        try:
-            self._state = warnings.catch_warnings()  # keeps the filters and the hook; a fresh "once" per file
-            self._state.__enter__()
-        except BaseException:
-            self._lock.release()
-            raise
-        reader, passed_on, caught = threading.get_ident(), warnings.showwarning, self.caught
-        original, impl = getattr(warnings, "_showwarning_orig", None), getattr(warnings, "_showwarnmsg_impl", None)
-
-        def show(message, category, filename, lineno, file=None, line=None):
-            if threading.get_ident() == reader:
-                caught.append((message, category))
-            elif passed_on is original and impl is not None:  # what showing it would have done (record=True too)
-                impl(warnings.WarningMessage(message, category, filename, lineno, file, line))
-            else:
-                passed_on(message, category, filename, lineno, file, line)
-
-        warnings.showwarning = show
-
-    def __exit__(self, *exc) -> None:
-        try:
-            self._state.__exit__(*exc)
-            for message, category in dict.fromkeys((str(m), c) for m, c in self.caught):  # once each, in order
-                warnings.warn(f"{self.path}: {message}", category, stacklevel=3)  # (the caller of read_image)
-        finally:
-            self._lock.release()  # after the warnings are given: another reader's hook would take them for its own
-
-
 def _read_dicom(path: str, max_pixels: int, notes: list[str]):
     try:
         import pydicom
@@ -493,7 +446,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
             values, bits, photo, meta = _read_pillow(p, fmt, max_pixels, notes)
         else:
             reader = {"tiff": _read_tiff, "dicom": _read_dicom, "jsrt": _read_jsrt}[fmt]
-            with _WarningsNamingTheFile(p) if fmt == "dicom" else contextlib.nullcontext():
+            with WarningsNamingTheFile(p) if fmt == "dicom" else contextlib.nullcontext():
                 values, bits, photo, meta = reader(p, max_pixels, notes)
     except ImageReadError:
         raise

@@ -16,9 +16,8 @@ import tempfile
 
 import numpy as np
 
-from xvertfast.io.errors import ImageWriteError
+from xvertfast.io.errors import ImageWriteError, WarningsNamingTheFile
 from xvertfast.io.radiograph import Radiograph
-from xvertfast.io.read import _WarningsNamingTheFile
 
 __all__ = ["write_image", "WRITE_FORMATS", "FORMAT_EXTENSIONS", "format_from_path", "atomic_write",
            "remove_stale_parts", "disk_full"]
@@ -154,7 +153,7 @@ def _write_dicom(tmp: str, unit: np.ndarray, bits: int, like: Radiograph | None,
         ds.SpecificCharacterSet = src.SpecificCharacterSet
     if src is not None:  # keep who and what: patient and study
         # pydicom converts an element when it is first taken: its warnings (a malformed value) name the source
-        with _WarningsNamingTheFile(like.path):
+        with WarningsNamingTheFile(like.path):
             for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge",
                             "StudyInstanceUID", "StudyDate", "StudyTime", "StudyID", "AccessionNumber",
                             "StudyDescription", "ReferringPhysicianName", "Modality", "BodyPartExamined",
