@@ -156,6 +156,55 @@ def test_a_batch_too_big_for_the_device_is_run_image_by_image(tmp_path, model_di
     assert outputs(tmp_path / "out") == outputs(tmp_path / "clean")
 
 
+def test_a_bug_in_our_own_code_stops_the_job_with_its_traceback(tmp_path, model_dir, src, monkeypatch):
+    """A TypeError (AttributeError, NameError) is no file's fault: it propagates, instead of failing
+    every file as 'file failed' without a traceback, and the network is not rerun image by image."""
+    enh = Enhancer(str(model_dir), device="cpu", batch_size=8)
+    reads_finish_together(enh, monkeypatch)
+    calls = []
+
+    def run_tiles(xp, y):
+        calls.append(xp.shape[0])
+        raise TypeError("unsupported operand type(s) for +: 'Tensor' and 'NoneType'")
+
+    monkeypatch.setattr(enh, "run_tiles", run_tiles)
+    with pytest.raises(TypeError, match="unsupported operand"):
+        run(enh, src, tmp_path / "out", workers=3)
+    assert len(calls) == 1  # one batch, not again image by image
+
+    for step in ("prepare", "write"):
+        enh = Enhancer(str(model_dir), device="cpu")
+
+        def broken(*args, **kwargs):
+            raise AttributeError(f"'Prepared' object has no attribute 'xq' ({step})")
+
+        if step == "prepare":
+            monkeypatch.setattr(enh, "prepare", broken)
+        else:
+            monkeypatch.setattr(batch, "write_image", broken)
+        with pytest.raises(AttributeError, match=step):
+            run(enh, src, tmp_path / f"out-{step}", workers=1)
+
+
+def test_onnxruntime_errors_reach_the_job_as_runtime_errors():
+    """onnxruntime's errors (out of memory in its arena, a CUDA failure) derive from Exception alone:
+    the backend gives them as RuntimeErrors, so the job fails the image at fault instead of stopping."""
+    pytest.importorskip("onnxruntime")
+    from onnxruntime.capi.onnxruntime_pybind11_state import RuntimeException
+
+    from xvertfast.infer.onnx_backend import OnnxRuntimeBackend
+
+    class Session:
+        def run(self, names, feeds):
+            raise RuntimeException("Failed to allocate memory for requested buffer of size 1073741824")
+
+    backend = object.__new__(OnnxRuntimeBackend)
+    backend._sessions, backend.tile, backend.device = [Session()], 4, torch.device("cpu")
+    with pytest.raises(RuntimeError, match="onnxruntime stage 1: Failed to allocate memory") as info:
+        backend.run_stage(0, torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 4))
+    assert isinstance(info.value.__cause__, RuntimeException)
+
+
 def test_a_lost_device_stops_the_job_with_its_summary(tmp_path, model_dir, src, monkeypatch):
     """A CUDA error that leaves the device unusable (an illegal memory access) would fail every later
     image: the job stops, as for a full disk, and says why; the same command resumes."""

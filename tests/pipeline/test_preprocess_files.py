@@ -241,6 +241,24 @@ def test_an_unexpected_error_fails_that_file_alone(tmp_path, monkeypatch, capsys
     assert "2 done, 2 skipped" in capsys.readouterr().out
 
 
+def test_a_bug_in_our_own_code_stops_the_job_with_its_traceback(tmp_path, monkeypatch):
+    """A TypeError from our code is no file's fault: it propagates (it failed every file, named,
+    without a traceback)."""
+    from xvertfast.pipeline import preprocess_files as module
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for name, seed in (("a.png", 0), ("b.png", 1)):
+        Image.fromarray(radiograph_like(seed)).save(src / name)
+
+    def find_spine(pixels, *args, **kwargs):
+        raise TypeError("find_spine() got an unexpected keyword argument 'band'")
+
+    monkeypatch.setattr(module, "find_spine", find_spine)
+    with pytest.raises(TypeError, match="unexpected keyword argument"):
+        module.preprocess_files([str(src)], str(out), progress=False, log=lambda line: None)
+
+
 def test_nothing_found_and_an_unusable_output_folder(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["preprocess", str(tmp_path / "empty"), "-o", str(tmp_path / "o"), "-q"]) == 1

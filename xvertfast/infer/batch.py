@@ -11,9 +11,10 @@ Safety rules, the same as ``xvertfast preprocess``:
 - every output is written atomically (temporary name, then rename), so an
   output that exists is complete: a rerun skips it (resume) unless
   ``overwrite``; the temporaries of a killed run are removed on the rerun;
-- a file that fails is reported and skipped, the job goes on, whatever the error (out of
-  memory, a codec or the network failing): a network batch that fails is run again image by
-  image, so that only the image at fault fails, named;
+- a file that fails is reported and skipped, the job goes on (the errors of
+  :data:`~xvertfast.io.errors.FILE_ERRORS`: a corrupt file, out of memory, a codec or the network
+  failing): a network batch that fails is run again image by image, so that only the image at
+  fault fails, named; any other error (a TypeError) is a bug: it stops the job with its traceback;
 - ``out_dir`` keeps the job's settings, a ledger of the outputs it wrote and a lock
   (:mod:`xvertfast.io.job_folder`): resuming with different settings is refused rather
   than mixing outputs, a file the job did not write is never taken for an output or
@@ -38,7 +39,7 @@ from tqdm import tqdm
 
 from xvertfast import __version__
 from xvertfast.io import Radiograph, require_content, write_image
-from xvertfast.io.errors import failure_text
+from xvertfast.io.errors import FILE_ERRORS, failure_text
 from xvertfast.io.files import InputFile, NothingFound, discover, file_state, image_extension, output_path, read_input
 from xvertfast.io.read import sniff_format
 from xvertfast.io.job_folder import JOB_FILE, JobFolder
@@ -233,14 +234,14 @@ def _run_network(enhancer, batch: list) -> list:
 
     try:
         outs = enhancer.run_tiles(torch.cat([b[4].xp for b in batch]), torch.cat([b[4].y for b in batch]))
-    except Exception as exc:  # noqa: BLE001 - reported per image by the caller
+    except FILE_ERRORS as exc:  # reported per image by the caller
         if len(batch) == 1 or _device_lost(enhancer, exc):
             return [exc] * len(batch)
         results = []
         for b in batch:
             try:
                 results.append(enhancer.run_tiles(b[4].xp, b[4].y))
-            except Exception as one:  # noqa: BLE001
+            except FILE_ERRORS as one:
                 results.append(one)
         return results
     results, k = [], 0
@@ -379,7 +380,7 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
             try:
                 rec.seconds.update(w.result())
                 rec.status = "done"
-            except Exception as exc:  # noqa: BLE001 - whatever it is, this file fails, the job goes on
+            except FILE_ERRORS as exc:  # this file fails, the job goes on
                 rec.status, rec.error = "failed", failure_text(rec.input, exc)
                 if disk_full(exc) and summary.stopped is None:
                     summary.stopped = "the disk is full"
@@ -406,7 +407,7 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
                 (f, out, stat), fut = pending_reads.popleft()
                 try:
                     rad, prep, warnings = fut.result()
-                except Exception as exc:  # noqa: BLE001 - whatever it is (out of memory), this file fails
+                except FILE_ERRORS as exc:  # a corrupt file, out of memory: this file fails
                     finish(FileRecord(f.path, out, "failed", failure_text(f.path, exc)))
                     stop_if_lost(exc)
                     if summary.stopped is not None:

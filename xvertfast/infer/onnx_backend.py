@@ -75,7 +75,14 @@ class OnnxRuntimeBackend(StageBackend):
                              f"{tuple(xp.shape)} and {tuple(y.shape)}")  # fmt: skip
         feeds = {name: np.ascontiguousarray(t.detach().to("cpu", torch.float32).numpy()) for name, t in
                  (("xp", xp), ("y", y))}  # fmt: skip
-        (out,) = self._sessions[k].run(["out"], feeds)
+        try:
+            (out,) = self._sessions[k].run(["out"], feeds)
+        except Exception as exc:
+            if not type(exc).__module__.startswith("onnxruntime"):
+                raise
+            # onnxruntime's own errors (out of memory, a CUDA failure) derive from Exception alone: as a
+            # RuntimeError, as torch's, an enhance job fails the image(s) at fault (io.errors.FILE_ERRORS)
+            raise RuntimeError(f"onnxruntime stage {k + 1}: {exc}") from exc
         return torch.from_numpy(out).to(self.device)
 
 

@@ -37,6 +37,16 @@ class DamagedFileError(ValueError):
         super().__init__(f"{self.path}: {problem}; {remedy}")
 
 
+#: The errors that are one file's fault in a batch job (enhance, preprocess): that file fails, named,
+#: and the job goes on. Among them: ImageReadError and DamagedFileError (ValueError; read_image wraps
+#: whatever a decoder raises on corrupt content into an ImageReadError), ImageWriteError (OSError),
+#: out of memory (MemoryError; torch's OutOfMemoryError and its accelerator errors are RuntimeErrors)
+#: and what the extension, torch and the codecs raise on a bad image (ValueError, RuntimeError,
+#: OSError). Anything else (TypeError, AttributeError, NameError, ...) is a bug in xvertfast, not
+#: the file's: it stops the job with its traceback.
+FILE_ERRORS = (ValueError, OSError, MemoryError, RuntimeError)
+
+
 def failure_text(path: str, exc: BaseException) -> str:
     """Why ``path`` failed in a batch job, naming it once: the exception's text (its type where
     it has none), out-of-memory said in words ("std::bad_alloc" alone says little)."""

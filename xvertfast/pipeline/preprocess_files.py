@@ -6,9 +6,10 @@ For every input it writes, under the output folder (mirroring the input tree):
 percentile) and ``<name>_overlay.png`` (the image with the spine line, the
 band estimates and the training and evaluation ROIs drawn on it).
 
-A file that cannot be read or processed, whatever the error (out of memory on a huge
-image too), is reported, gets no output, and the job goes on; the caller exits non-zero
-when any failed. A full disk stops the job.
+A file that cannot be read or processed (the errors of :data:`~xvertfast.io.errors.FILE_ERRORS`:
+a corrupt file, out of memory on a huge image too) is reported, gets no output, and the job goes
+on; the caller exits non-zero when any failed. A full disk stops the job; so does any other
+error (a TypeError: a bug, not the file's fault), with its traceback.
 The output folder keeps the job's settings and a ledger of what it wrote
 (:class:`xvertfast.io.job_folder.JobFolder`, as ``xvertfast enhance`` does): a rerun
 skips an input whose four outputs the ledger says were finished from the same,
@@ -28,7 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from xvertfast.io import require_content, write_image
-from xvertfast.io.errors import failure_text
+from xvertfast.io.errors import FILE_ERRORS, failure_text
 from xvertfast.io.files import InputFile, NothingFound, discover, file_state, output_path, read_input
 from xvertfast.io.job_folder import JobFolder
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
@@ -175,7 +176,7 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
                 else:
                     _one(f, outs, job, log)
                     summary.done.append(f.path)
-            except Exception as exc:  # noqa: BLE001 - whatever it is (out of memory), this file fails
+            except FILE_ERRORS as exc:  # a corrupt file, out of memory: this file fails
                 reason = failure_text(f.path, exc)
                 summary.failed.append((f.path, reason))
                 log(f"error: {reason}")
