@@ -18,6 +18,9 @@ from xvertfast.model import save_model
 from tests.infer.test_enhance import TILE, chest_like, tiny_model
 
 NAMES = ("a.png", "b.png", "c.png")
+#: What torch >= 2.8 raises for a CUDA error (an illegal memory access); a RuntimeError before it
+#: (pyproject declares torch >= 2.4), and a RuntimeError subclass since
+AcceleratorError = getattr(torch, "AcceleratorError", RuntimeError)
 
 
 @pytest.fixture
@@ -211,7 +214,7 @@ def test_a_lost_device_stops_the_job_with_its_summary(tmp_path, model_dir, src, 
     enh = Enhancer(str(model_dir), device="cpu", batch_size=2)
     monkeypatch.setattr(batch, "_device_lost", lambda enhancer, exc: "illegal memory access" in str(exc))
     monkeypatch.setattr(enh, "run_tiles", lambda xp, y: (_ for _ in ()).throw(
-        torch.AcceleratorError("CUDA error: an illegal memory access was encountered")))  # fmt: skip
+        AcceleratorError("CUDA error: an illegal memory access was encountered")))  # fmt: skip
     report = tmp_path / "r.json"
     summary, lines = run(enh, src, tmp_path / "out", workers=1, report=str(report))
     assert summary.stopped.startswith("the device failed") and "illegal memory access" in summary.stopped
@@ -225,12 +228,12 @@ def test_a_device_is_lost_only_when_it_no_longer_runs_anything(monkeypatch):
 
     probed = []
     gpu = SimpleNamespace(device=torch.device("cuda", 0), prepare_device=torch.device("cuda", 0))
-    error = torch.AcceleratorError("CUDA error: an illegal memory access was encountered")
+    error = AcceleratorError("CUDA error: an illegal memory access was encountered")
     monkeypatch.setattr(batch, "_probe", probed.append)  # the device still works
     assert not batch._device_lost(gpu, error) and probed == [torch.device("cuda", 0)]
 
     def broken(device):
-        raise torch.AcceleratorError("CUDA error: an illegal memory access was encountered")
+        raise AcceleratorError("CUDA error: an illegal memory access was encountered")
 
     monkeypatch.setattr(batch, "_probe", broken)
     assert batch._device_lost(gpu, error)
