@@ -243,6 +243,36 @@ def test_a_device_is_lost_only_when_it_no_longer_runs_anything(monkeypatch):
     assert not batch._device_lost(cpu, RuntimeError("anything"))
 
 
+def test_out_of_memory_is_never_a_lost_device(monkeypatch):
+    """A GPU out of memory (the job's error, or the probe's own allocation) still works: the image
+    fails, the job goes on; only an error that leaves the device running nothing stops it."""
+    from types import SimpleNamespace
+
+    gpu = SimpleNamespace(device=torch.device("cuda", 0), prepare_device=None)
+    illegal = AcceleratorError("CUDA error: an illegal memory access was encountered")
+    probed = []
+
+    def broken(device):
+        probed.append(device)
+        raise illegal
+
+    monkeypatch.setattr(batch, "_probe", broken)
+    for oom in (torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+                RuntimeError("CUDA error: out of memory"), AcceleratorError("CUDA error: out of memory")):  # fmt: skip
+        assert not batch._device_lost(gpu, oom)
+    assert not probed  # an out-of-memory error is not probed for
+    assert batch._device_lost(gpu, illegal)
+
+    for oom in (torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 MiB"),
+                RuntimeError("CUDA error: out of memory")):  # fmt: skip
+
+        def full(device, oom=oom):
+            raise oom
+
+        monkeypatch.setattr(batch, "_probe", full)
+        assert not batch._device_lost(gpu, illegal)  # the probe found the device full, not lost
+
+
 def test_a_full_disk_still_stops_the_job(tmp_path, model_dir, src, monkeypatch):
     import errno
 

@@ -207,11 +207,23 @@ def _probe(device) -> None:
     torch.cuda.synchronize(device)
 
 
+def _out_of_memory(exc: BaseException) -> bool:
+    """torch's OutOfMemoryError, or a RuntimeError that says out of memory (``CUDA error: out of
+    memory`` from a kernel launch or a library; torch >= 2.8 raises it as an AcceleratorError)."""
+    import torch
+
+    if isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError)):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
 def _device_lost(enhancer, exc: BaseException) -> bool:
     """After ``exc``: does a GPU the job uses no longer run anything? A CUDA error such as an illegal
     memory access or a device-side assert leaves its context unusable, so every later image would
-    fail the same way; an out-of-memory error or a bad image's error leaves it working."""
-    if not isinstance(exc, RuntimeError):
+    fail the same way; an out-of-memory error or a bad image's error leaves it working. Out of
+    memory is never a lost device, neither the error's nor the probe's own: a full device runs
+    again once the images in flight free their memory."""
+    if not isinstance(exc, RuntimeError) or _out_of_memory(exc):
         return False
     devices = []
     for device in (enhancer.device, getattr(enhancer, "prepare_device", None)):
@@ -220,8 +232,9 @@ def _device_lost(enhancer, exc: BaseException) -> bool:
     for device in devices:
         try:
             _probe(device)
-        except Exception:  # noqa: BLE001 - any failure: the device is gone
-            return True
+        except RuntimeError as failed:  # a CUDA error (torch's AcceleratorError is a RuntimeError)
+            if not _out_of_memory(failed):
+                return True
     return False
 
 
