@@ -259,6 +259,7 @@ def test_gradcheck_float64_at_the_given_eps(seed, device, eps, scale):
                                     atol=1e-7)  # fmt: skip
 
 
+@needs_ext
 @pytest.mark.parametrize("shape", [(2, 1, 6, 7), (1, 5, 5)])
 def test_gradgradcheck_float64(seed, shape):
     # a gradient penalty differentiates the gradient (create_graph=True): the compiled backward
@@ -268,6 +269,7 @@ def test_gradgradcheck_float64(seed, shape):
     assert torch.autograd.gradgradcheck(gradient_correlation, (a, b), eps=1e-6, atol=1e-6)
 
 
+@needs_ext
 def test_gradient_penalty_matches_reference(seed):
     a, b = pair((2, 16, 16), torch.float64, "cpu")
     a.requires_grad_(), b.requires_grad_()

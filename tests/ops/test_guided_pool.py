@@ -223,6 +223,7 @@ def test_stage_same_with_the_formula(seed, monkeypatch):
     assert layer(y).shape == (2, 16, 45 // 4, 61 // 4)
 
 
+@needs_ext
 @pytest.mark.parametrize("pool", [2, 3])
 def test_gradgradcheck_float64(seed, pool):
     # a gradient penalty differentiates the gradient (create_graph=True): the compiled backward
@@ -233,6 +234,7 @@ def test_gradgradcheck_float64(seed, pool):
     assert torch.autograd.gradgradcheck(lambda *t: guided_pool(*t, pool), (y, weight, bias))
 
 
+@needs_ext
 def test_gradient_penalty_matches_reference(seed):
     y, weight, bias = exact_guidance_inputs(2, 4, 12, 10)
     y, weight, bias = (t.double().requires_grad_() for t in (y, weight, bias))
