@@ -87,6 +87,12 @@ def test_which_gpus_the_cuda_build_runs_on(archs, capability, runs):
     assert archs_cover(archs, *capability) is runs
 
 
+#: What the warnings say the ops do on a GPU the CUDA kernels cannot serve (xvertfast.ops.wls._resolve,
+#: xvertfast.ops._inputs.use_kernel)
+WHAT_THE_OPS_DO = ("wls (method='auto') solves with the C++ CPU solver, copying each batch to the host and back, "
+                   "and the other ops take their PyTorch path")  # fmt: skip
+
+
 def test_a_gpu_the_build_cannot_run_takes_the_pytorch_path_with_one_warning(monkeypatch):
     class Built:  # a default CUDA build, asked about a T4
         def cuda_compiled(self):
@@ -102,8 +108,9 @@ def test_a_gpu_the_build_cannot_run_takes_the_pytorch_path_with_one_warning(monk
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index: (7, 5) if index == 1 else (9, 0))
     _extension._runs_on.cache_clear()
     try:
-        with pytest.warns(RuntimeWarning, match=r"GPU 1 \(compute capability 7.5\) cannot run.*TORCH_CUDA_ARCH_LIST=\"7.5\""):
+        with pytest.warns(RuntimeWarning, match=r"GPU 1 \(compute capability 7.5\) cannot run.*TORCH_CUDA_ARCH_LIST=\"7.5\"") as caught:
             assert not _extension.cuda_kernels_run_on(torch.device("cuda:1"))
+        assert WHAT_THE_OPS_DO in str(caught[0].message)
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # said once per GPU
             assert not _extension.cuda_kernels_run_on(torch.device("cuda:1"))
@@ -188,8 +195,11 @@ def test_cuda_kernels_need_a_build_against_a_cuda_torch(monkeypatch, torch_cuda,
         if usable:
             assert _extension.cuda_kernels_run_on(torch.device("cuda:0"))
         else:
-            with pytest.warns(RuntimeWarning, match="built against a CPU build of torch.*Rebuild"):
+            with pytest.warns(RuntimeWarning, match="built against a CPU build of torch.*Rebuild") as caught:
                 assert not _extension.cuda_kernels_run_on(torch.device("cuda:0"))
+            # what each op does: wls takes the C++ CPU solver through the host, not a PyTorch path
+            assert WHAT_THE_OPS_DO in str(caught[0].message)
+            assert "the ops take their PyTorch path on GPUs" not in str(caught[0].message)
             with warnings.catch_warnings():
                 warnings.simplefilter("error")  # said once
                 assert not _extension.cuda_kernels_run_on(torch.device("cuda:0"))

@@ -115,10 +115,18 @@ def archs_cover(archs: str, major: int, minor: int) -> bool:
     return False
 
 
+#: What the ops do on a GPU the CUDA kernels cannot serve (said by the warnings that say why):
+#: wls's method="auto" (:func:`xvertfast.ops.wls._resolve`) and the others' kernel choice
+#: (:func:`xvertfast.ops._inputs.use_kernel`).
+GPU_FALLBACK = ("wls (method='auto') solves with the C++ CPU solver, copying each batch to the host and back, "
+                "and the other ops take their PyTorch path")  # fmt: skip
+
+
 def cuda_kernels_run_on(device) -> bool:
     """Whether the CUDA kernels can run on this GPU (a ``torch.device``): built with them, and
-    for its architecture. Where they cannot, the ops take their PyTorch path (once warned), so
-    a T4 or V100 still runs, without the kernels of a default build (sm_80 and up)."""
+    for its architecture. Where they cannot (once warned, with why), wls solves with the C++ CPU
+    solver through the host and the other ops take their PyTorch path (:data:`GPU_FALLBACK`), so a
+    T4 or V100 still runs, without the kernels of a default build (sm_80 and up)."""
     if not cuda_kernels_available():
         _warn_glue_once()
         return False
@@ -136,7 +144,7 @@ def _warn_glue_once() -> None:
     error = cuda_glue_error()
     if error is not None and not _glue_warned:
         _glue_warned = True
-        warnings.warn(f"xvertfast: {error}; the ops take their PyTorch path on GPUs", RuntimeWarning, stacklevel=4)
+        warnings.warn(f"xvertfast: {error}; until then, on GPUs, {GPU_FALLBACK}", RuntimeWarning, stacklevel=4)
 
 
 @functools.lru_cache(maxsize=None)
@@ -148,7 +156,7 @@ def _runs_on(index: int) -> bool:
     if archs_cover(archs, major, minor):
         return True
     warnings.warn(f"xvertfast: the CUDA kernels were built for {archs}, which GPU {index} (compute capability "
-                  f"{major}.{minor}) cannot run; its ops take their PyTorch path. Rebuild for it with "
+                  f"{major}.{minor}) cannot run; on it, {GPU_FALLBACK}. Rebuild for it with "
                   f"TORCH_CUDA_ARCH_LIST=\"{major}.{minor}\" pip install --no-build-isolation .",
                   RuntimeWarning, stacklevel=3)  # fmt: skip
     return False

@@ -770,6 +770,27 @@ def test_auto_on_a_gpu_elsewhere(monkeypatch):
         assert _fake_cuda_build(monkeypatch)._resolve("auto", torch.zeros(2, 2)) == "cpu"
 
 
+GLUE = ("the extension was built against a CPU build of torch, this torch has CUDA 12.4: its CUDA kernels lack "
+        "the device guard and stream, so they are not used. Rebuild it with `pip install --no-build-isolation .`")
+
+
+def test_method_cuda_says_why_the_kernels_cannot_be_used(monkeypatch):
+    """Kernels compiled against a CPU torch, loaded by a CUDA torch: the error says so (it said they
+    needed nvcc at build time, which they had); without them compiled it still says nvcc."""
+    on_gpu = types.SimpleNamespace(device=torch.device("cuda", 0))
+    for method in ("cuda", "cupy"):  # (not a parameter: a "cuda" id marks a test GPU-only)
+        module = _fake_cuda_build(monkeypatch, compiled=True)
+        monkeypatch.setattr(module, "cuda_kernels_available", lambda: False)  # as the glue check makes it
+        monkeypatch.setattr(module, "cuda_glue_error", lambda: GLUE)
+        with pytest.raises(RuntimeError) as info:
+            module._resolve(method, on_gpu)
+        text = str(info.value)
+        assert f"method={method!r} cannot use the compiled CUDA kernels: {GLUE}" in text and "nvcc" not in text
+        module = _fake_cuda_build(monkeypatch, compiled=False)
+        with pytest.raises(RuntimeError, match=r"built with its CUDA kernels \(nvcc at build time"):
+            module._resolve(method, on_gpu)
+
+
 @pytest.mark.cuda
 def test_auto_host_round_trip_on_a_real_gpu(seed, monkeypatch):
     _fake_cuda_build(monkeypatch)  # the kernels "cannot run" on this GPU

@@ -127,6 +127,9 @@ def _resolve(method: str, x: torch.Tensor) -> str:
             raise ValueError(f"wls: method='cpu' needs a CPU tensor, got one on {x.device}")
     if method in ("cuda", "cupy"):
         if not cuda_kernels_available():
+            glue = cuda_glue_error()  # compiled, but for another build of torch: not a missing nvcc
+            if glue is not None:
+                raise RuntimeError(f"wls: method={method!r} cannot use the compiled CUDA kernels: {glue}")
             raise RuntimeError(
                 f"wls: method={method!r} needs the extension built with its CUDA kernels "
                 "(nvcc at build time; see `xvertfast info`)"
