@@ -15,7 +15,7 @@ import warnings
 from types import ModuleType
 
 __all__ = ["extension", "has_extension", "load_error", "cuda_kernels_available", "cuda_kernels_run_on", "archs_cover",
-           "cuda_glue_error"]
+           "cuda_glue_error", "built_against_cuda_torch"]
 
 _module: ModuleType | None = None
 _error: str | None = None
@@ -77,15 +77,17 @@ def cuda_glue_error() -> str | None:
         return None
     import torch
 
-    if torch.version.cuda is None or _torch_cuda_build(ext):
+    if torch.version.cuda is None or built_against_cuda_torch(ext):
         return None
     return (f"the extension was built against a CPU build of torch, this torch has CUDA {torch.version.cuda}: "
             "its CUDA kernels lack the device guard and stream, so they are not used. Rebuild it with "
             "`pip install --no-build-isolation .`")  # fmt: skip
 
 
-def _torch_cuda_build(ext: ModuleType) -> bool:
-    query = getattr(ext, "torch_cuda_build", None)  # an older build does not say: not safe
+def built_against_cuda_torch(ext: ModuleType) -> bool:
+    """Whether ``ext`` (the loaded ``_C``) was compiled against a CUDA build of torch (its CUDA glue
+    has a device guard and a stream then); False for a build too old to say (not safe)."""
+    query = getattr(ext, "torch_cuda_build", None)
     return bool(query is not None and query())
 
 

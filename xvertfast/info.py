@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from xvertfast import __version__
-from xvertfast._extension import cuda_glue_error, extension, load_error
+from xvertfast._extension import built_against_cuda_torch, cuda_glue_error, extension, load_error
 from xvertfast.infer.backends import cpu_bf16_support
 
 #: Ops the extension registers under torch.ops.xvertfast.
@@ -71,7 +71,7 @@ def collect() -> dict[str, Any]:
         "cuda_archs": (ext.cuda_archs().split(",") if cuda_compiled else []),
         # whether _C was compiled against a CUDA build of torch (its CUDA glue has a device guard
         # and stream then); None without CUDA kernels
-        "extension_torch_cuda": (bool(getattr(ext, "torch_cuda_build", lambda: False)()) if cuda_compiled else None),
+        "extension_torch_cuda": (built_against_cuda_torch(ext) if cuda_compiled else None),
         "cuda_kernels_error": cuda_glue_error(),
         "cuda_ops": [op for op in OPS if _has_kernel(op, "CUDA")],
         "cuda_runtime_devices": (ext.cuda_device_count() if cuda_compiled else 0),
@@ -94,14 +94,14 @@ def _default_model(directory: str | None = None) -> str | None:
         config = os.path.join(directory, "config.json")
         if not os.path.isfile(config):
             return None
-        from xvertfast.model.persistence import _check_config
+        from xvertfast.model.persistence import check_config
 
         try:
             with open(config, encoding="utf-8") as f:
                 data = json.load(f)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ValueError(f"config.json is not valid JSON ({exc})") from None
-        stages = _check_config(data, "config.json")
+        stages = check_config(data, "config.json")
         names = [f"stage{k}.safetensors" for k in range(1, len(stages) + 1)]
         missing = [n for n in names if not os.path.isfile(os.path.join(directory, n))]
         if missing:

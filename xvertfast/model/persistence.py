@@ -16,7 +16,8 @@ from xvertfast.model.stage import UPSAMPLING, XVertNetStage
 from xvertfast.model.xvertnet import XVertNet
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 
-__all__ = ["save_model", "load_model", "model_tile", "fingerprint", "FORMAT_VERSION", "DEFAULT_MODEL_DIR"]
+__all__ = ["save_model", "load_model", "model_tile", "fingerprint", "check_config", "FORMAT_VERSION",
+           "DEFAULT_MODEL_DIR"]
 
 FORMAT_VERSION = 1
 #: Where the shipped default model lives (package data).
@@ -75,7 +76,7 @@ def load_model(path: str | os.PathLike = "default", map_location: str | torch.de
             config = json.load(f)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"{config_path}: not valid JSON ({exc})") from None
-    specs = _check_config(config, config_path)
+    specs = check_config(config, config_path)
     stages = []
     for k, spec in enumerate(specs, start=1):
         stage = XVertNetStage(**spec)
@@ -95,8 +96,9 @@ def load_model(path: str | os.PathLike = "default", map_location: str | torch.de
 _STAGE_KEYS = ("width", "depth", "upsample")
 
 
-def _check_config(config, config_path: str) -> list[dict]:
-    """The stages' arguments from a config.json, or ValueError naming it and what is wrong."""
+def check_config(config, config_path: str) -> list[dict]:
+    """The stages' arguments from a config.json, or ValueError naming it and what is wrong (used by
+    :func:`load_model` and by ``xvertfast info``, which checks the default model without loading it)."""
 
     def bad(why: str) -> ValueError:
         return ValueError(f"{config_path}: {why}")
