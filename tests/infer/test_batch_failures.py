@@ -208,6 +208,40 @@ def test_onnxruntime_errors_reach_the_job_as_runtime_errors():
     assert isinstance(info.value.__cause__, RuntimeException)
 
 
+def test_an_image_whose_network_step_failed_does_not_wait_for_write_room(tmp_path, model_dir, seed, monkeypatch):
+    """Writes are bounded (2 * workers + batch_size in flight); an image that will not be written
+    (its network step failed) is reported at once, not after a write finishes."""
+    folder = tmp_path / "four"
+    folder.mkdir()
+    for i, name in enumerate(("a.png", "b.png", "c.png", "d.png")):
+        Image.fromarray(np.round(chest_like(seed + i) * 255).astype(np.uint8)).save(folder / name)
+    enh = Enhancer(str(model_dir), device="cpu", batch_size=1)  # room for 2 * 1 + 1 = 3 writes
+    real_run, real_write, calls, order = enh.run_tiles, batch.write_image, [], []
+    release = threading.Event()
+
+    def run_tiles(xp, y):
+        calls.append(xp.shape[0])
+        if len(calls) == 4:  # d.png, the first image once a, b and c wait for a writer
+            raise ValueError("wls: image contains 1 NaN or infinite value(s)")
+        return real_run(xp, y)
+
+    def write_image(path, *args, **kwargs):
+        release.wait(timeout=5)  # the writes wait until d's failure is reported (or 5 s)
+        order.append("written")
+        return real_write(path, *args, **kwargs)
+
+    def log(line):
+        if line.startswith("error:"):
+            order.append("failed")
+            release.set()
+
+    monkeypatch.setattr(enh, "run_tiles", run_tiles)
+    monkeypatch.setattr(batch, "write_image", write_image)
+    summary = enh.enhance_files([str(folder)], str(tmp_path / "out"), workers=1, progress=False, log=log)
+    assert summary.done == 3 and [r.input.rsplit("/", 1)[1] for r in summary.failed] == ["d.png"]
+    assert order == ["failed", "written", "written", "written"]  # it waited for a write before
+
+
 def test_a_lost_device_stops_the_job_with_its_summary(tmp_path, model_dir, src, monkeypatch):
     """A CUDA error that leaves the device unusable (an illegal memory access) would fail every later
     image: the job stops, as for a full disk, and says why; the same command resumes."""

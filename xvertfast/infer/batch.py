@@ -434,17 +434,19 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
             t0 = time.perf_counter()
             results = _run_network(enhancer, batch)
             infer_each = (time.perf_counter() - t0) / len(batch)
-            for (f, out, stat, rad, prep, warnings), tiles in zip(batch, results):
-                make_room()
-                if summary.stopped is not None:  # the disk filled meanwhile: no more writes handed over
+            for (f, out, stat, rad, prep, warnings), result in zip(batch, results):
+                if summary.stopped is not None:  # the disk filled or the device was lost: no more handed over
                     break
-                rec = FileRecord(f.path, out, "running", seconds={**prep.seconds, "infer": infer_each}, warnings=warnings)
-                if isinstance(tiles, BaseException):
-                    rec.status, rec.error = "failed", failure_text(f.path, tiles)
-                    finish(rec)
-                    stop_if_lost(tiles)
+                seconds = {**prep.seconds, "infer": infer_each}
+                if isinstance(result, BaseException):  # no write: no wait for room
+                    finish(FileRecord(f.path, out, "failed", failure_text(f.path, result), seconds, warnings))
+                    stop_if_lost(result)
                     continue
-                writes[writers.submit(_compose_and_write, enhancer, rad, prep, tiles, out, fmt,
+                make_room()
+                if summary.stopped is not None:  # the disk filled while waiting: no more writes handed over
+                    break
+                rec = FileRecord(f.path, out, "running", seconds=seconds, warnings=warnings)
+                writes[writers.submit(_compose_and_write, enhancer, rad, prep, result, out, fmt,
                                       description, job, stat)] = rec  # fmt: skip
             drain_writes(block=False)
     except KeyboardInterrupt:
