@@ -178,7 +178,6 @@ def test_the_reference_row_is_cleaned_of_its_own_outliers():
     assert by["clahe"]["n_clean"] <= 19  # paired with identity: the union of both's outliers
 
 
-
 def test_a_compared_method_is_cleaned_of_the_union_of_outliers_and_tested_against_the_reference(tmp_path):
     """The reference's outlier falls where the method has none: the method's cleaned statistics and
     p-value are those of the pairs without it (paired_clean), its raw p-value that of all pairs, and

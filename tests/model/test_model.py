@@ -250,8 +250,6 @@ def test_a_training_run_folder_given_as_a_model_points_to_its_model(tmp_path):
         load_model(tmp_path)
 
 
-
-
 class _PassOn(torch.nn.Module):
     """A stand-in stage: passes its input on and keeps the guidance image it was given."""
 
