@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import struct
 
 import numpy as np
 import pytest
@@ -203,3 +204,22 @@ def test_stale_parts_of_planned_outputs_are_removed_in_one_listing(tmp_path, mon
     assert not any(p.exists() for p in stale) and all(p.exists() for p in keep)
     assert len(listings) == 3  # one per folder (the missing one included), not one per output
 
+
+
+def test_a_source_header_pydicom_cannot_encode_fails_that_output_named(tmp_path, seed, monkeypatch):
+    # an odd element of the source that pydicom fails on while writing (struct.error, TypeError,
+    # a LookupError for a character set) is this output's ImageWriteError naming both files, as
+    # a batch job reports per file; no partial file is left
+    import pydicom
+
+    values = np.random.default_rng(seed).integers(0, 1024, size=(16, 24)).astype(np.uint16)
+    make_dicom(tmp_path / "src.dcm", values, bits=10)
+    src = read_image(tmp_path / "src.dcm", warn=False)
+    for error in (struct.error("required argument is not an integer"), TypeError("odd value"), LookupError("x")):
+        def failing_save(self, *args, error=error, **kwargs):
+            raise error
+
+        monkeypatch.setattr(pydicom.Dataset, "save_as", failing_save)
+        with pytest.raises(ImageWriteError, match=r"out\.dcm: cannot encode the DICOM from the header of .*src\.dcm"):
+            write_image(tmp_path / "out.dcm", src.pixels, like=src)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["src.dcm"]

@@ -12,6 +12,7 @@ import copy
 import datetime
 import errno
 import os
+import struct
 import tempfile
 
 import numpy as np
@@ -253,7 +254,13 @@ def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like
                 tifffile.imwrite(tmp, unit.astype(np.float32), photometric="minisblack",
                                  description=_ascii(description) if description else None, metadata=None)  # fmt: skip
             else:
-                _write_dicom(tmp, unit, bits, like, description)
+                try:
+                    _write_dicom(tmp, unit, bits, like, description)
+                except (TypeError, KeyError, LookupError, OverflowError, struct.error) as exc:
+                    # what pydicom raises for an element of the source's header it cannot encode
+                    # (an odd value or character set): this output fails, named, and a batch goes on
+                    source = f" from the header of {like.path}" if like is not None else ""
+                    raise ImageWriteError(p, f"cannot encode the DICOM{source}: {type(exc).__name__}: {exc}") from None
     except ImageWriteError:
         raise
     except OSError as exc:
