@@ -25,19 +25,24 @@ def load_setup(monkeypatch, archs: str):
         pytest.skip(f"setup.py needs nvcc for this: {exc}")
 
 
+def run_nvcc_step(ns, build_temp, monkeypatch, nvcc) -> None:
+    """setup.py's _compile_cuda into build_temp, with ``nvcc(cmd)`` standing in for each compile."""
+    monkeypatch.setattr(subprocess, "run", lambda cmd, check: nvcc(cmd))
+    builder = ns["BuildWithNvcc"].__new__(ns["BuildWithNvcc"])
+    builder.build_temp = str(build_temp)
+    builder._compile_cuda()
+
+
 def compile_cuda(ns, build_temp, monkeypatch) -> list[list[str]]:
     """The nvcc commands _compile_cuda runs (each one 'succeeds' by touching its object)."""
     ran = []
 
-    def fake_run(cmd, check):
+    def fake_nvcc(cmd):
         ran.append(cmd)
         with open(cmd[cmd.index("-o") + 1], "wb"):
             pass
 
-    monkeypatch.setattr(subprocess, "run", fake_run)
-    builder = ns["BuildWithNvcc"].__new__(ns["BuildWithNvcc"])
-    builder.build_temp = str(build_temp)
-    builder._compile_cuda()
+    run_nvcc_step(ns, build_temp, monkeypatch, fake_nvcc)
     return ran
 
 
@@ -58,14 +63,11 @@ def test_a_failed_compile_is_not_taken_for_a_done_one(tmp_path, monkeypatch):
     compile_cuda(ns, tmp_path, monkeypatch)
     ns = load_setup(monkeypatch, "9.0")
 
-    def failing(cmd, check):
+    def failing(cmd):
         raise subprocess.CalledProcessError(1, cmd)
 
-    monkeypatch.setattr(subprocess, "run", failing)
-    builder = ns["BuildWithNvcc"].__new__(ns["BuildWithNvcc"])
-    builder.build_temp = str(tmp_path)
     with pytest.raises(subprocess.CalledProcessError):
-        builder._compile_cuda()
+        run_nvcc_step(ns, tmp_path, monkeypatch, failing)
     # the objects of the 8.0 build are still there, newer than the sources: not reused for 9.0
     assert len(compile_cuda(ns, tmp_path, monkeypatch)) == len(ns["CUDA_SOURCES"])
 
@@ -78,15 +80,12 @@ def test_a_failed_compile_of_the_same_command_is_not_reused(tmp_path, monkeypatc
     for obj in glob.glob(str(tmp_path / "cuda" / "*.o")):
         os.utime(obj, (0, 0))
 
-    def partial_then_fail(cmd, check):
+    def partial_then_fail(cmd):
         with open(cmd[cmd.index("-o") + 1], "wb") as f:
             f.write(b"part of an object")
         raise subprocess.CalledProcessError(1, cmd)
 
-    monkeypatch.setattr(subprocess, "run", partial_then_fail)
-    builder = ns["BuildWithNvcc"].__new__(ns["BuildWithNvcc"])
-    builder.build_temp = str(tmp_path)
     with pytest.raises(subprocess.CalledProcessError):
-        builder._compile_cuda()
+        run_nvcc_step(ns, tmp_path, monkeypatch, partial_then_fail)
     # every object is compiled again: the partial ones and any the failure left unbuilt
     assert len(compile_cuda(ns, tmp_path, monkeypatch)) == len(ns["CUDA_SOURCES"])
