@@ -256,7 +256,7 @@ def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like
             else:
                 try:
                     _write_dicom(tmp, unit, bits, like, description)
-                except (TypeError, KeyError, LookupError, OverflowError, struct.error) as exc:
+                except (TypeError, LookupError, OverflowError, struct.error) as exc:  # LookupError: KeyError too
                     # what pydicom raises for an element of the source's header it cannot encode
                     # (an odd value or character set): this output fails, named, and a batch goes on
                     source = f" from the header of {like.path}" if like is not None else ""

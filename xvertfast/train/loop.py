@@ -574,6 +574,9 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
     stages: list[XVertNetStage] = []
     epochs_run = 0
     curves = _Curves(run_dir, log)
+    def diverged(what: str) -> TrainingDiverged:  # in the stage and epoch being trained
+        return TrainingDiverged(k, prog.epoch + 1, what, ckpt_dir, config.lr, config.amp)
+
     for k in range(1, config.stages + 1):
         torch.manual_seed(config.seed * 7919 + k)
         stage = XVertNetStage(config.width, config.depth, config.upsample).to(device, memory_format=_layout(device))
@@ -611,8 +614,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
                 terms = loss_fn(out.float(), y, feats.float(), joint)
                 loss = terms.total.item()
                 if not math.isfinite(loss):
-                    raise TrainingDiverged(k, prog.epoch + 1, f"the training loss is {loss}", ckpt_dir, config.lr,
-                                          config.amp)  # fmt: skip
+                    raise diverged(f"the training loss is {loss}")
                 opt.zero_grad(set_to_none=True)
                 terms.total.backward()
                 opt.step()
@@ -620,10 +622,10 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
                 seen += xp.shape[0]
             seconds = time.perf_counter() - t0
             if not _all_finite(stage):  # a finite loss whose step overflowed: not to be checkpointed
-                raise TrainingDiverged(k, prog.epoch + 1, "the weights are no longer finite", ckpt_dir, config.lr, config.amp)
+                raise diverged("the weights are no longer finite")
             val = _evaluate(stage, va, loss_fn, joint, config.batch_size, device)
             if len(va) and not math.isfinite(val):
-                raise TrainingDiverged(k, prog.epoch + 1, f"the validation loss is {val}", ckpt_dir, config.lr, config.amp)
+                raise diverged(f"the validation loss is {val}")
             prog.epoch += 1
             score = val if val == val else running / max(seen, 1)  # no validation images: train loss
             if joint:
