@@ -207,6 +207,23 @@ def make_extension() -> CppExtension:
     )
 
 
+#: What xvertfast needs at run time besides torch.
+REQUIRES = ["numpy>=1.24", "scipy>=1.10", "pillow>=10", "tifffile>=2023.1", "tqdm>=4.60", "safetensors>=0.4"]
+
+
+def torch_requirement(with_extension: bool, commands: list[str]) -> str:
+    """The torch a build asks for. A wheel (or an install) holding the compiled extension needs
+    the minor release of torch it was compiled against: libtorch's C++ ABI changes between
+    them, and a ``_C`` built against one either fails to load under another (every op then
+    falls back to PyTorch, with a warning) or loads and misbehaves. The source distribution,
+    which compiles against whatever torch the installing machine has, and a build without the
+    extension need only a torch new enough."""
+    if not with_extension or "sdist" in commands:
+        return "torch>=2.4"
+    major, minor = torch.__version__.split("+")[0].split(".")[:2]
+    return f"torch=={major}.{minor}.*"
+
+
 if _env_flag("XVF_NO_EXTENSION"):
     ext_modules, cmdclass = [], {}
 else:
@@ -218,4 +235,8 @@ print(
     flush=True,
 )
 
-setup(ext_modules=ext_modules, cmdclass=cmdclass)
+setup(
+    ext_modules=ext_modules,
+    cmdclass=cmdclass,
+    install_requires=[torch_requirement(bool(ext_modules), sys.argv[1:]), *REQUIRES],
+)

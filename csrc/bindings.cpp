@@ -2,6 +2,7 @@
 // pybind11 module that reports how the extension was built.
 #include <torch/extension.h>
 #include <torch/library.h>
+#include <torch/version.h>
 
 #include "xvertfast/float_math.h"
 #include "xvertfast/kernels.h"
@@ -124,6 +125,11 @@ PYBIND11_MODULE(_C, m) {
   m.def("torch_cuda_build", &torch_cuda_build,
         "built against a CUDA torch (current-stream aware)");
   m.def("openmp", &openmp, "CPU kernels built with OpenMP");
+  m.def("torch_version", [] {
+        return std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
+               std::to_string(TORCH_VERSION_PATCH);
+      },
+      "the torch release this build was compiled against (major.minor.patch)");
   m.def("wls_release_workspace", &xvf::wls_release_workspace,
         "frees the CPU WLS workspace this thread keeps between solves");
   m.def("wls_cached_workspace_bytes", &xvf::wls_cached_workspace_bytes,

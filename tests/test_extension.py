@@ -59,6 +59,68 @@ def test_extension_registers_every_op_for_cpu():
         assert hasattr(torch.ops.xvertfast, op)
 
 
+class BuiltFor:
+    """A ``_C`` as far as release_mismatch asks: the torch it was compiled against."""
+
+    def __init__(self, version: str):
+        self.version = version
+
+    def torch_version(self) -> str:
+        return self.version
+
+
+@pytest.mark.parametrize("built, running, usable", [
+    ("2.13.0", "2.13.0+cpu", True),
+    ("2.13.0", "2.13.1+cu130", True),  # patch releases keep the C++ ABI
+    ("2.11.0", "2.13.0+cpu", False),
+    ("2.13.0", "2.11.0+cu130", False),
+    ("2.13.0", "3.13.0", False),
+])  # fmt: skip
+def test_a_build_for_another_minor_release_of_torch_is_not_used(built, running, usable):
+    why = _extension.release_mismatch(BuiltFor(built), running)
+    if usable:
+        assert why is None
+    else:
+        assert f"compiled against torch {built}, this is torch {running}" in why
+
+
+def test_a_build_too_old_to_say_its_torch_is_taken_as_it_is():
+    assert _extension.release_mismatch(object(), "2.13.0") is None
+
+
+@pytest.mark.skipif(not has_extension(), reason="compiled extension not built")
+def test_the_build_says_which_torch_it_was_compiled_against():
+    info = collect()
+    assert info["extension_torch"].split(".")[:2] == torch.__version__.split("+")[0].split(".")[:2]
+    assert f"compiled against torch {info['extension_torch']}" in format_report(info)
+
+
+MISMATCH_CHECK = """
+import torch
+built_for = torch.__version__
+torch.__version__ = "9.99.0"  # what a torch upgrade after the build looks like to xvertfast
+import xvertfast
+from xvertfast import ops, _extension
+from xvertfast.ops import reference as ref
+from xvertfast.info import collect
+assert not _extension.has_extension()
+x = torch.randn(2, 6, 9, 9)
+assert torch.equal(ops.feature_entropy(x), ref.feature_entropy_reference(x).float())
+info = collect()
+assert not info["extension"] and info["cpu_ops"] == [] and info["cuda_ops"] == [], info
+print("fallback ok")
+"""
+
+
+@pytest.mark.skipif(not has_extension(), reason="compiled extension not built")
+def test_a_build_for_another_torch_falls_back_with_a_warning_saying_so():
+    out = run_python(MISMATCH_CHECK)
+    assert out.returncode == 0, out.stderr
+    assert "fallback ok" in out.stdout
+    assert "this is torch 9.99.0, whose C++ ABI differs; rebuild it for this torch" in out.stderr, out.stderr
+    assert out.stderr.count("falls back to its pure-PyTorch reference") == 1, out.stderr
+
+
 @pytest.mark.skipif(not has_extension(), reason="compiled extension not built")
 def test_cuda_kernels_report_matches_build():
     info = collect()

@@ -1,4 +1,4 @@
-"""setup.py's own nvcc step: when is a CUDA object compiled again."""
+"""setup.py's own nvcc step (when is a CUDA object compiled again) and the torch it asks for."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 import setuptools
+import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -89,3 +90,30 @@ def test_a_failed_compile_of_the_same_command_is_not_reused(tmp_path, monkeypatc
         run_nvcc_step(ns, tmp_path, monkeypatch, partial_then_fail)
     # every object is compiled again: the partial ones and any the failure left unbuilt
     assert len(compile_cuda(ns, tmp_path, monkeypatch)) == len(ns["CUDA_SOURCES"])
+
+
+def setup_arguments(monkeypatch, argv: list[str], **env: str) -> dict:
+    """What setup.py hands setuptools.setup() when run as ``setup.py *argv`` (CPU kernels only)."""
+    captured: dict = {}
+    monkeypatch.setenv("XVF_WITH_CUDA", "0")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(setuptools, "setup", lambda **kwargs: captured.update(kwargs))
+    monkeypatch.setattr("sys.argv", ["setup.py", *argv])
+    monkeypatch.chdir(ROOT)
+    runpy.run_path(os.path.join(ROOT, "setup.py"))
+    return captured
+
+
+def test_a_wheel_with_the_extension_asks_for_the_torch_it_was_built_against(monkeypatch):
+    major, minor = torch.__version__.split("+")[0].split(".")[:2]
+    for command in (["bdist_wheel"], ["editable_wheel"], ["dist_info", "--output-dir", "x"]):
+        requires = setup_arguments(monkeypatch, command)["install_requires"]
+        assert requires[0] == f"torch=={major}.{minor}.*", command
+        assert "numpy>=1.24" in requires
+
+
+def test_the_sdist_and_a_build_without_extension_ask_for_any_recent_torch(monkeypatch):
+    assert setup_arguments(monkeypatch, ["sdist"])["install_requires"][0] == "torch>=2.4"
+    no_extension = setup_arguments(monkeypatch, ["bdist_wheel"], XVF_NO_EXTENSION="1")
+    assert no_extension["ext_modules"] == [] and no_extension["install_requires"][0] == "torch>=2.4"

@@ -15,7 +15,7 @@ import warnings
 from types import ModuleType
 
 __all__ = ["extension", "has_extension", "load_error", "cuda_kernels_available", "cuda_kernels_run_on", "archs_cover",
-           "cuda_glue_error", "built_against_cuda_torch"]
+           "cuda_glue_error", "built_against_cuda_torch", "release_mismatch"]
 
 _module: ModuleType | None = None
 _error: str | None = None
@@ -31,11 +31,12 @@ def _load() -> None:
         _error = "disabled by XVF_NO_EXTENSION"
     else:
         try:
-            import torch  # noqa: F401  (the extension links against libtorch)
+            import torch  # (before _C, which links against libtorch)
 
             from xvertfast import _C
 
-            _module = _C
+            _error = release_mismatch(_C, torch.__version__)
+            _module = _C if _error is None else None
         except ImportError as exc:  # missing build or ABI mismatch
             _error = f"{type(exc).__name__}: {exc}"
     if _module is None:
@@ -46,6 +47,21 @@ def _load() -> None:
             RuntimeWarning,
             stacklevel=3,
         )
+
+
+def release_mismatch(ext: ModuleType, torch_version: str) -> str | None:
+    """Why ``ext`` (an imported ``_C``) must not be used with torch ``torch_version``, or None:
+    it was compiled against another minor release, whose C++ ABI differs, so its ops may
+    misbehave even though it loaded. A build too old to say is taken as it is."""
+    query = getattr(ext, "torch_version", None)
+    if query is None:
+        return None
+    built = query()
+    running = torch_version.split("+")[0]
+    if built.split(".")[:2] == running.split(".")[:2]:
+        return None
+    return (f"it was compiled against torch {built}, this is torch {torch_version}, whose C++ ABI differs; "
+            "rebuild it for this torch")  # fmt: skip
 
 
 def extension() -> ModuleType | None:

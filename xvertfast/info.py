@@ -66,14 +66,17 @@ def collect() -> dict[str, Any]:
         "extension_error": load_error(),
         "openmp": bool(ext is not None and ext.openmp()),
         "cpu_threads": torch.get_num_threads(),
-        "cpu_ops": [op for op in OPS if _has_kernel(op, "CPU")],
+        # the torch release _C was compiled against (None without one, or one too old to say)
+        "extension_torch": (ext.torch_version() if ext is not None and hasattr(ext, "torch_version") else None),
+        # (a _C that loaded but is not used, built for another torch, still registered its kernels)
+        "cpu_ops": [op for op in OPS if ext is not None and _has_kernel(op, "CPU")],
         "cuda_kernels_compiled": cuda_compiled,
         "cuda_archs": (ext.cuda_archs().split(",") if cuda_compiled else []),
         # whether _C was compiled against a CUDA build of torch (its CUDA glue has a device guard
         # and stream then); None without CUDA kernels
         "extension_torch_cuda": (built_against_cuda_torch(ext) if cuda_compiled else None),
         "cuda_kernels_error": cuda_glue_error(),
-        "cuda_ops": [op for op in OPS if _has_kernel(op, "CUDA")],
+        "cuda_ops": [op for op in OPS if ext is not None and _has_kernel(op, "CUDA")],
         "cuda_runtime_devices": (ext.cuda_device_count() if cuda_compiled else 0),
         "gpus": gpus,
         "cpu_bf16": cpu_bf16_support(),
@@ -140,6 +143,8 @@ def format_report(info: dict[str, Any]) -> str:
         return "yes" if flag else "no"
 
     ext = "built and loaded" if info["extension"] else f"NOT in use ({info['extension_error']})"
+    if info["extension"] and info.get("extension_torch"):
+        ext += f", compiled against torch {info['extension_torch']}"
     lines = [
         f"xvertfast            {info['xvertfast']}",
         f"python               {info['python']}",
