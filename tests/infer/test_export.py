@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -362,3 +363,22 @@ def test_tensorrt_cache_key_changes_with_precision_and_shape(tmp_path):
     assert tensorrt_backend.engine_path(p32, max_batch=8, device=dev, cache_dir=tmp_path) != key
     (p64,) = cached_onnx_export(tiny_model(1, stages=1), tmp_path, tile=2 * TILE)
     assert tensorrt_backend.engine_path(p64, max_batch=4, device=dev, cache_dir=tmp_path) != key
+
+
+def test_a_damaged_onnx_file_is_named_and_a_damaged_cache_is_exported_again(model, tmp_path):
+    needs_export()
+    from xvertfast.infer.onnx_backend import OnnxRuntimeBackend
+
+    first = cached_onnx_export(model, tmp_path, tile=TILE)
+    with open(first[1], "rb") as f:
+        whole = f.read()
+    with open(first[1], "wb") as f:
+        f.write(whole[: len(whole) // 2])  # a truncated copy, a disk error
+    with pytest.raises(ValueError, match=re.escape(f"{first[1]}: not a readable ONNX file")):
+        read_onnx_metadata(first[1])
+    with pytest.raises(ValueError, match=re.escape(f"{first[1]}: onnxruntime cannot load it")):
+        OnnxRuntimeBackend(first, torch.device("cpu"))
+    assert cached_onnx_export(model, tmp_path, tile=TILE) == first  # the same folder, made whole again
+    with open(first[1], "rb") as f:
+        assert f.read() == whole
+    OnnxRuntimeBackend(first, torch.device("cpu"))

@@ -187,7 +187,13 @@ def export_onnx(model: XVertNet, out_dir: str | os.PathLike, tile: int = DEFAULT
 def read_onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
     """The ``metadata_props`` of an ONNX file (without loading external weights)."""
     onnx = require("onnx", "reading ONNX metadata")
-    proto = onnx.load(os.fspath(path), load_external_data=False)
+    path = os.fspath(path)
+    try:
+        proto = onnx.load(path, load_external_data=False)
+    except OSError:
+        raise
+    except Exception as exc:  # protobuf's DecodeError (truncated, not ONNX) derives from Exception alone
+        raise ValueError(f"{path}: not a readable ONNX file ({type(exc).__name__}: {exc})") from exc
     return {p.key: p.value for p in proto.metadata_props}
 
 
@@ -197,16 +203,15 @@ def cached_onnx_export(model: XVertNet, cache_dir: str | os.PathLike | None = No
 
     The folder name holds the weights hash, tile and precision, and a digest of what else
     shapes the graph (:func:`_exporter_digest`), so a finished export is reused as is and an
-    export made by other code is not.
+    export made by other code is not. A set there that does not read as this model's export
+    (a file damaged or removed since) is exported again, not handed on to fail at every run.
     """
     _check(model, tile)
     sha = fingerprint(model)
     folder = os.path.join(os.fspath(cache_dir or default_cache_dir()), "onnx",
                           f"{sha[:24]}-x{_exporter_digest()}-t{tile}-{'fp16' if fp16 else 'fp32'}")  # fmt: skip
-    paths = [os.path.join(folder, f"stage{k + 1}.onnx") for k in range(len(model.stages))]
-    if all(os.path.isfile(p) for p in paths):
-        return paths
-    return export_onnx(model, folder, tile=tile, fp16=fp16, sha=sha)
+    paths = os.path.isdir(folder) and _matching_onnx_set(folder, len(model.stages), sha, tile, fp16)
+    return paths or export_onnx(model, folder, tile=tile, fp16=fp16, sha=sha)
 
 
 def _exporter_digest() -> str:

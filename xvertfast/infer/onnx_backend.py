@@ -46,7 +46,13 @@ class OnnxRuntimeBackend(StageBackend):
         tiles, metadata = set(), []
         paths = [os.fspath(p) for p in onnx_paths]
         for path in paths:
-            session = ort.InferenceSession(path, options, providers=providers)
+            try:
+                session = ort.InferenceSession(path, options, providers=providers)
+            except Exception as exc:
+                if not type(exc).__module__.startswith("onnxruntime"):
+                    raise
+                # onnxruntime's NoSuchFile, InvalidProtobuf, ... derive from Exception alone
+                raise ValueError(f"{path}: onnxruntime cannot load it ({exc}); export the model again") from exc
             inputs = {i.name: i.shape for i in session.get_inputs()}
             outputs = [o.name for o in session.get_outputs()]
             if sorted(inputs) != ["xp", "y"] or outputs != ["out"]:
