@@ -178,7 +178,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from xvertfast.io.files import NothingFound, check_inputs
-    from xvertfast.train import TrainConfig, TrainingDiverged, has_finished_epochs, train
+    from xvertfast.train import DiskFull, TrainConfig, TrainingDiverged, has_finished_epochs, train
 
     try:
         check_inputs(args.data)  # a mistyped folder: said before a model is loaded or RUN_DIR made
@@ -216,12 +216,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
               log=lambda msg: print(msg, file=sys.stderr))  # fmt: skip
     except NothingFound as exc:
         return _nothing_found(exc)
+    except (TrainingDiverged, DiskFull) as exc:  # they say what the checkpoint keeps and what to do
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
     except (ValueError, OSError) as exc:  # OSError: RUN_DIR is a file, or cannot be written
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except TrainingDiverged as exc:  # it says what the checkpoint keeps and what to do
-        print(f"error: {exc}", file=sys.stderr)
-        return 3
     except RuntimeError as exc:  # out of memory, a device or library error while training
         first_line = (str(exc).strip().splitlines() or [""])[0]
         kept = (f"the checkpoint in {os.path.join(args.output, 'checkpoint')} keeps the last finished epoch: once the "
@@ -478,7 +478,7 @@ REPORT_DIR holding other files), 130 interrupted.""",
         "The model is written to RUN_DIR/model: `xvertfast enhance ... --model RUN_DIR/model`. "
         "Exit code: 0 model written, 1 no image found, 2 bad settings, no readable image, RUN_DIR unusable "
         "(a file, another train running in it, a damaged checkpoint or cache file) or holding a checkpoint without --resume, "
-        "3 stopped by an error while training (the loss diverged, out of memory): the checkpoint keeps the "
+        "3 stopped by an error while training (the loss diverged, out of memory, the disk full): the checkpoint keeps the "
         "epochs before it, 130 interrupted (--resume continues).",
     )
     _add_job_arguments(tr, "RUN_DIR", "run folder", dest="data", metavar="DATA")

@@ -604,3 +604,92 @@ def test_early_stopping_ends_the_stage_after_patience_epochs_and_keeps_the_best(
     assert all(torch.equal(saved[k], first_joint[k]) for k in kept)
     last = loop._load_checkpoint(str(tmp_path / "run" / "checkpoint"), "cpu")["stage"]  # the epoch it stopped at
     assert any(not torch.equal(last[n], v) for n, v in model.stages[0].state_dict().items() if v.is_floating_point())
+
+
+def test_a_full_disk_while_caching_stops_the_run_instead_of_skipping_the_image(tmp_path, monkeypatch):
+    """Writing an image's crops on a full disk is not that image's fault: before, np.save's short write
+    ("65536 requested and 62432 written", no errno) skipped the image, and every later one, as unreadable."""
+    import contextlib
+    import errno
+
+    import xvertfast.train.data as data_module
+    from xvertfast.io.write import disk_full
+    from xvertfast.train.data import load_rois
+
+    data = write_images(tmp_path / "data")
+
+    @contextlib.contextmanager
+    def full(path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(data_module, "atomic_write", full)
+    said = []
+    with pytest.raises(OSError) as caught:
+        load_rois([str(data)], str(tmp_path / "cache"), 32, log=said.append)
+    assert disk_full(caught.value) and not said
+
+
+def test_cli_reports_a_full_disk_while_checkpointing_with_exit_3_and_resume_goes_on(tmp_path, monkeypatch, capsys):
+    """safetensors says a full disk in its own SafetensorError (not an OSError): it ended train with a traceback."""
+    import safetensors.torch
+    from safetensors import SafetensorError
+
+    data = write_images(tmp_path / "data")
+    run = tmp_path / "run"
+    argv = ["train", str(data), "-o", str(run), "--stages", "1", "--epochs-gc", "2", "--epochs-joint", "0",
+            "--width", "4", "--depth", "2", "--roi-size", "32", "--batch-size", "2", "-q", "--device", "cpu"]  # fmt: skip
+    real, calls = safetensors.torch.save_file, []
+
+    def fills_up(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # the second epoch's checkpoint
+            raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+        return real(*args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(safetensors.torch, "save_file", fills_up)
+        assert main(argv) == 3
+    err = capsys.readouterr().err
+    assert f"error: {run}: no space left on its disk" in err and "Traceback" not in err
+    assert "keeps the last finished epoch" in err and "--resume" in err
+    assert not [n for n in os.listdir(run / "checkpoint") if n.endswith(".part")]
+    assert main([*argv, "--resume"]) == 0
+    assert "resuming at stage 1, epoch 1" in capsys.readouterr().err
+
+
+def _tmpfs(path, size: str) -> None:
+    import subprocess
+
+    path.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs to fill (needs root): {done.stderr.decode().strip()}")
+
+
+@pytest.mark.parametrize("size, options", [
+    ("600k", ["--roi-size", "128", "--width", "4"]),  # the third image's crops, then the gathered ROIs (SIGBUS before)
+    ("400k", ["--roi-size", "32", "--width", "8"]),  # the first checkpoint (a SafetensorError traceback before)
+])  # fmt: skip
+def test_a_really_full_disk_stops_the_run_in_one_message_and_resume_goes_on(tmp_path, size, options):
+    import subprocess
+    import sys
+
+    data = write_images(tmp_path / "data")
+    disk = tmp_path / "disk"
+    _tmpfs(disk, size)
+    try:
+        run = disk / "run"
+        argv = ["train", str(data), "-o", str(run), "--stages", "1", "--epochs-gc", "1", "--epochs-joint", "0",
+                "--depth", "2", "--batch-size", "2", "-q", "--device", "cpu", "--threads", "1", *options]  # fmt: skip
+        command = [sys.executable, "-c", "import sys; from xvertfast.cli import main; sys.exit(main(sys.argv[1:]))"]
+        done = subprocess.run([*command, *argv], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 3, done.stderr
+        assert f"error: {run}: no space left on its disk" in done.stderr and "skipped" not in done.stderr
+        assert not [n for _, _, names in os.walk(run) for n in names if n.endswith(".part")]
+        subprocess.run(["mount", "-o", "remount,size=8m", str(disk)], check=True)
+        done = subprocess.run([*command, *argv, "--resume"], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert len(load_model(run / "model").stages) == 1
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)

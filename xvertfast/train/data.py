@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass
 
@@ -26,11 +27,12 @@ from tqdm import tqdm
 
 from xvertfast.io import DamagedFileError, ImageReadError, read_image, require_content
 from xvertfast.io.files import NothingFound, discover, file_sha256
-from xvertfast.io.write import atomic_write, remove_stale_parts
+from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 from xvertfast.preprocess import find_spine, image_warnings, preprocess
 
-__all__ = ["RoiSet", "load_rois", "open_pairs", "random_patches", "read_cached", "shift_augment", "split_by_image"]
+__all__ = ["RoiSet", "load_rois", "open_pairs", "random_patches", "read_cached", "shift_augment", "split_by_image",
+           "write_array"]
 
 #: Part of every cached crop's key: raised whenever what is cached for the same image and
 #: parameters changes, so a cache written by an older xvertfast is computed again, never reused.
@@ -121,9 +123,21 @@ def _crop(a: np.ndarray, box, size: int) -> np.ndarray:
     return t[0, 0].numpy()
 
 
-def _save_npy(path: str, array: np.ndarray) -> None:
+def write_array(path: str, shape: tuple[int, ...], blocks) -> None:
+    """The float32 ``.npy`` file of ``shape`` at ``path``, written atomically from ``blocks`` (arrays
+    of whole rows, in order) with plain writes, so a full disk is an OSError with errno ENOSPC:
+    numpy's own writers report it as a short write without an errno (np.save) or, through a memory
+    map of a sparse file, kill the process with SIGBUS (open_memmap)."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False, "shape": tuple(shape)}
+    written = 0
     with atomic_write(path) as tmp, open(tmp, "wb") as f:
-        np.save(f, array)
+        np.lib.format.write_array_header_1_0(f, header)
+        for block in blocks:
+            block = np.ascontiguousarray(block, dtype=np.float32)
+            f.write(memoryview(block).cast("B"))
+            written += block.size
+        if written != math.prod(shape):
+            raise ValueError(f"{path}: {written} values written for an array of shape {tuple(shape)}")
 
 
 def _image_pairs(path: str, cache_dir: str, params: dict, photometric: str | None = None, log=print) -> str:
@@ -144,7 +158,7 @@ def _image_pairs(path: str, cache_dir: str, params: dict, photometric: str | Non
     boxes = spine.train_rois(size)
     pairs = np.stack([np.stack([_crop(pp.xp, box, size), _crop(pp.y, box, size)]) for box in boxes])
     os.makedirs(cache_dir, exist_ok=True)
-    _save_npy(cached, pairs.astype(np.float32))
+    write_array(cached, pairs.shape, [pairs])
     return cached
 
 
@@ -170,6 +184,8 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
         try:
             files.append(_image_pairs(f.path, cache_dir, params, f.photometric, log))
         except (ImageReadError, ValueError, OSError) as exc:
+            if disk_full(exc):  # writing the cache, not the image's fault: every later image would fail too
+                raise
             text = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)  # not "[Errno 2] ...: path"
             if isinstance(exc, FileNotFoundError) and not os.path.lexists(f.path):
                 text = "no such file or folder"  # as read_image and the other jobs say it
@@ -183,15 +199,13 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     per_image = 2
     remove_stale_parts([*files, gathered])
     if not os.path.exists(gathered):
-        with atomic_write(gathered) as tmp:
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
-                                            shape=(per_image * len(files), 2, roi_size, roi_size))  # fmt: skip
-            for i, (path, source) in enumerate(zip(files, sources)):
+        def crops():
+            for path, source in zip(files, sources):
                 remedy = (f"it held the crops of {source}: delete it and run the same command again (the image is "
                           f"preprocessed again; deleting {cache_dir} redoes every image)")  # fmt: skip
-                out[per_image * i : per_image * (i + 1)] = read_cached(path, (per_image, 2, roi_size, roi_size), remedy)
-            out.flush()
-            del out
+                yield read_cached(path, (per_image, 2, roi_size, roi_size), remedy)
+
+        write_array(gathered, (per_image * len(files), 2, roi_size, roi_size), crops())
     remedy = ("it held the training ROIs of every image: delete it and run the same command again (it is gathered "
               f"again from the images' crops in {cache_dir})")  # fmt: skip
     data = RoiSet.mapped(gathered, torch.arange(len(sources)).repeat_interleave(per_image), sources, roi_size, remedy)

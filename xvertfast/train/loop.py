@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import glob
 import hashlib
 import json
@@ -31,21 +32,20 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
 from xvertfast.io.files import NothingFound
-from xvertfast.io.write import atomic_write, remove_stale_parts
+from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
 from xvertfast.model import XVertNet, XVertNetStage, load_model, save_model
 from xvertfast.model.persistence import fingerprint
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 from xvertfast.resume import hold_lock, settings_changes
 from xvertfast.train.figures import JOINT_PHASE, kept_epoch, plot_curves, plot_preview
-from xvertfast.train.data import RoiSet, load_rois, random_patches, shift_augment, split_by_image
+from xvertfast.train.data import RoiSet, load_rois, random_patches, shift_augment, split_by_image, write_array
 from xvertfast.train.losses import XVertNetLoss
 
-__all__ = ["TrainConfig", "TrainingDiverged", "has_finished_epochs", "train"]
+__all__ = ["DiskFull", "TrainConfig", "TrainingDiverged", "has_finished_epochs", "train"]
 
 
 @dataclass
@@ -122,6 +122,22 @@ class TrainingDiverged(RuntimeError):
             if amp:
                 todo += "; or bf16 overflow (--amp): run it without --amp"
         super().__init__(f"stage {stage}, epoch {epoch}: {what}: training diverged and stopped; {todo}")
+
+
+class DiskFull(OSError):
+    """RUN_DIR's disk filled up (or the user's quota did) while the run wrote there. Every file is
+    written atomically, so what is there is whole: the checkpoint keeps the last finished epoch
+    and the cache the images preprocessed so far, and a resume after freeing space goes on."""
+
+    def __init__(self, run_dir: str, exc: BaseException):
+        if has_finished_epochs(run_dir):
+            kept = f"{os.path.join(run_dir, 'checkpoint')} keeps the last finished epoch"
+        else:
+            kept = f"no epoch had finished; {os.path.join(run_dir, 'cache')} keeps the images preprocessed so far"
+        super().__init__(f"{run_dir}: no space left on its disk (or the quota is spent) while the run wrote there "
+                         f"({str(exc).strip() or type(exc).__name__}); {kept}: free space, then add --resume to the "
+                         "same command to go on")  # fmt: skip
+        self.errno = errno.ENOSPC
 
 
 def _all_finite(stage: XVertNetStage) -> bool:
@@ -262,17 +278,16 @@ def _next_stage_data(stage: XVertNetStage, data: RoiSet, config: TrainConfig, de
     batch to ``path`` (atomically) and memory-mapped, like the first stage's ROIs."""
     stage.eval()
     model = XVertNet([stage], config.lam, config.alpha, config.eps)
-    with atomic_write(path) as tmp:
-        pairs = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(data), *data.pairs.shape[1:]))
+
+    def batches():
         with torch.no_grad():
             for k in range(0, len(data), config.batch_size):
                 xp, y = (_to(t, device) for t in data.batch(slice(k, k + config.batch_size)))
                 out = stage(xp, y).float().contiguous()
                 guide = model.guidance(out)  # on the training device: the GPU solver where there is one
-                pairs[k : k + out.shape[0], 0:1] = out.cpu().numpy()
-                pairs[k : k + out.shape[0], 1:2] = guide.cpu().numpy()
-        pairs.flush()
-        del pairs
+                yield torch.cat([out, guide.float()], dim=1).cpu().numpy()
+
+    write_array(path, (len(data), *data.pairs.shape[1:]), batches())
     return RoiSet.mapped(path, data.image, data.sources, data.pairs.shape[-1], _stage_data_remedy(path))
 
 
@@ -486,8 +501,14 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     init = _initial_model(config)  # a mismatch is said before any image is preprocessed
     made = _first_missing(run_dir)
     lock = _lock_run_dir(run_dir)
+    from safetensors import SafetensorError
+
     try:
         return _train(inputs, run_dir, config, device, init, resume, progress, stop_after_epochs, log)
+    except (OSError, SafetensorError) as exc:  # safetensors says an I/O error in its own type
+        if disk_full(exc):
+            raise DiskFull(run_dir, exc) from exc
+        raise
     except NothingFound:  # as the other jobs: no run folder for a run that found nothing to train on
         if made is not None:
             shutil.rmtree(made, ignore_errors=True)
