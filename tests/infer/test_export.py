@@ -382,3 +382,13 @@ def test_a_damaged_onnx_file_is_named_and_a_damaged_cache_is_exported_again(mode
     with open(first[1], "rb") as f:
         assert f.read() == whole
     OnnxRuntimeBackend(first, torch.device("cpu"))
+
+
+def test_load_aoti_names_a_missing_or_damaged_package(tmp_path):
+    missing, damaged = str(tmp_path / "stage1.pt2"), str(tmp_path / "stage2.pt2")
+    with open(damaged, "wb") as f:
+        f.write(b"PK\x03\x04" + bytes(100))  # a zip's first bytes, cut short
+    with pytest.raises(FileNotFoundError, match=re.escape(missing)):
+        load_aoti([missing])
+    with pytest.raises(ValueError, match=re.escape(f"{damaged}: not a loadable AOTInductor package")):
+        load_aoti([damaged])

@@ -345,7 +345,13 @@ def load_aoti(paths: list[str | os.PathLike]) -> list:
 
     stages = []
     for path in map(os.fspath, paths):
-        runner = torch._inductor.aoti_load_package(path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path}: no such AOTInductor package")
+        try:
+            runner = torch._inductor.aoti_load_package(path)
+        except Exception as exc:  # torch's message names no file ("Failed to initialize zip archive: ...")
+            raise ValueError(f"{path}: not a loadable AOTInductor package ({type(exc).__name__}: {exc}); "
+                             "export it again with xvertfast export --format aoti") from exc  # fmt: skip
         metadata = dict(runner.get_metadata())
         if "xvertfast.tile" not in metadata or "xvertfast.max_batch" not in metadata:
             raise ValueError(f"{path}: not an xvertfast stage package (no xvertfast.* metadata)")
