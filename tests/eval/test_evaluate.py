@@ -280,3 +280,79 @@ def test_a_metric_that_cannot_score_a_roi_is_noted_once_by_name():
     scores, notes = score_roi(roi, roi, ["entropy", "tmqi"])
     assert math.isnan(scores["tmqi"]) and math.isfinite(scores["entropy"])
     assert notes == [notes[0]] and notes[0].startswith("tmqi: both sides must be at least 161 px")  # not "tmqi: tmqi:"
+
+
+def test_a_metric_left_out_is_noted_without_identity_among_the_methods(tmp_path, seed):
+    """The note saying why TMQI is n/a (ROIs under 161 px) came from identity alone: without it the
+    report left TMQI empty with no reason. It is said once per ROI, naming the methods only where
+    not all of them lack it; a metric undefined on a method's ROI (NaN) is noted too."""
+    from xvertfast.eval.baselines import clahe, farbman
+    from xvertfast.eval.protocol import run_protocol
+
+    src = tmp_path / "small.png"
+    Image.fromarray(chest_like(seed, 420, 400)).save(src)  # ROIs 210 x 119: under TMQI's 161 px
+
+    def flat(pixels, spine=None):  # a method whose output is constant: BRISQUE is undefined there
+        return np.full_like(pixels, 0.5)
+
+    run = run_protocol([str(src)], {"clahe": clahe, "farbman": farbman, "flat": flat}, ["entropy", "tmqi", "brisque"],
+                       pictures=0, progress=False, log=lambda m: None)  # fmt: skip
+    tmqi = [n for n in run.notes if "tmqi: both sides must be at least 161 px" in n]
+    assert [n.split(": tmqi")[0] for n in tmqi] == [f"{src}, upper ROI", f"{src}, lower ROI"], run.notes
+    brisque = [n for n in run.notes if "brisque" in n]
+    assert [n.split(": brisque")[0] for n in brisque] == [f"{src}, upper ROI (flat)", f"{src}, lower ROI (flat)"]
+    assert all(math.isnan(r["brisque"]) == (r["method"] == "flat") for r in run.rows)
+
+
+def test_a_failed_image_among_the_pictured_leaves_its_place_to_another(tmp_path, seed):
+    """7 images, 6 pictures asked: indices 0, 1, 2, 4, 5, 6 are drawn. Image 0 fails; its place went
+    to image 1, already drawn, so the report showed 5 pictures with 6 images scored."""
+    from xvertfast.eval.baselines import identity
+    from xvertfast.eval.protocol import run_protocol
+
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a0_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    for k in range(1, 7):
+        Image.fromarray(chest_like(seed + k, 200, 190)).save(src / f"a{k}.png")
+    run = run_protocol([str(src)], {"identity": identity}, ["entropy"], pictures=6, progress=False, log=lambda m: None)
+    assert run.images == 6 and len(run.failed) == 1
+    assert sorted(os.path.basename(p["file"]) for p in run.pictures) == [f"a{k}.png" for k in range(1, 7)]
+    # the last image failing: no later one to take its place, the others still shown
+    (src / "a9_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    run = run_protocol([str(src)], {"identity": identity}, ["entropy"], pictures=2, progress=False, log=lambda m: None)
+    assert [os.path.basename(p["file"]) for p in run.pictures] == ["a1.png"]
+
+
+def test_a_roi_file_saved_by_a_spreadsheet_is_read(tmp_path, seed):
+    """Excel's "CSV UTF-8" starts with a byte-order mark, which made the header's first name
+    '\\ufefffile' and the file refused; spaces after the commas of a typed header too."""
+    from xvertfast.eval.protocol import load_roi_centres
+
+    rois = tmp_path / "rois.csv"
+    rois.write_bytes(b"\xef\xbb\xbffile,upper_row,upper_col,lower_row,lower_col\r\na.png,150,120,260,280\r\n")
+    assert load_roi_centres(str(rois)) == {"a.png": ((150.0, 120.0), (260.0, 280.0))}
+    rois.write_text("file, upper_row, upper_col, lower_row, lower_col\na.png, 150, 120, 260, 280\n")
+    assert load_roi_centres(str(rois)) == {"a.png": ((150.0, 120.0), (260.0, 280.0))}
+
+
+def test_out_of_memory_on_one_image_fails_that_image_alone(tmp_path, seed, capsys):
+    """A MemoryError (a huge image through the WLS solves) stopped the whole evaluation with a
+    traceback; like enhance and preprocess, it fails that image, said in words, and the run goes on."""
+    from xvertfast.eval.baselines import clahe
+    from xvertfast.eval.protocol import run_protocol
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for k in range(2):
+        Image.fromarray(chest_like(seed + k, 200, 190)).save(src / f"img{k}.png")
+
+    def greedy(pixels, spine=None):
+        if greedy.calls == 0:
+            greedy.calls += 1
+            raise MemoryError
+        return clahe(pixels, spine)
+
+    greedy.calls = 0
+    run = run_protocol([str(src)], {"greedy": greedy}, ["entropy"], pictures=0, progress=False, log=lambda m: None)
+    assert run.images == 1 and run.failed == [(str(src / "img0.png"), f"{src / 'img0.png'}: out of memory")]

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from xvertfast.eval.journal import Journal
 from xvertfast.io import ImageReadError, require_content
+from xvertfast.io.errors import FILE_ERRORS, failure_text
 from xvertfast.io.files import InputFile, discover, read_input
 from xvertfast.preprocess import find_spine, image_warnings
 from xvertfast.preprocess.spine import Box, Spine
@@ -98,6 +99,9 @@ def score_roi(test8: np.ndarray, reference: np.ndarray, metrics: list[str]) -> t
             out[name] = math.nan
             text = str(exc)
             notes.append(text if text.startswith(f"{name}:") else f"{name}: {text}")  # the metric's errors name it
+        else:
+            if math.isnan(out[name]):  # BRISQUE on a flat region, TMQI on a constant reference
+                notes.append(f"{name}: undefined on this ROI (NaN), as on a region without contrast")
     return out, notes
 
 
@@ -116,11 +120,13 @@ def load_roi_centres(path: str) -> RoiCentres:
     or its file name."""
     centres = RoiCentres(path)
     try:
-        f = open(path, newline="")
+        f = open(path, newline="", encoding="utf-8-sig")  # -sig: the byte-order mark spreadsheets write
     except OSError as exc:
         raise ValueError(f"ROI centres file {path}: {exc.strerror or exc}") from None
     with f:
-        reader = csv.DictReader(f)
+        reader = csv.DictReader(f, skipinitialspace=True)  # "file, upper_row, ...": typed by hand
+        if reader.fieldnames:
+            reader.fieldnames = [name.strip() for name in reader.fieldnames]
         need = {"file", "upper_row", "upper_col", "lower_row", "lower_col"}
         if not reader.fieldnames or not need <= set(reader.fieldnames):
             first = ",".join(reader.fieldnames or [])
@@ -199,12 +205,14 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
         try:
             rows, picture, notes = _evaluate_one(f, methods, metrics, roi_centres, index in keep_pictures,
                                                  run.seconds)  # fmt: skip
-        except (ImageReadError, ValueError, OSError, RuntimeError) as exc:
-            reason = str(exc) if f.path in str(exc) else f"{f.path}: {exc}"
+        except FILE_ERRORS as exc:  # the file's fault (or too big for memory), not a bug of ours
+            reason = failure_text(f.path, exc)
             run.failed.append((f.path, reason))
             log(f"error: {reason}")
-            if index in keep_pictures:  # the next image shows instead
-                keep_pictures.add(index + 1)
+            if index in keep_pictures:  # the next image not pictured yet shows instead
+                later = next((k for k in range(index + 1, len(files)) if k not in keep_pictures), None)
+                if later is not None:
+                    keep_pictures.add(later)
         else:
             if journal is not None:  # recorded first: rows read back later are the ones reported now
                 seconds = {k: v - before.get(k, 0.0) for k, v in run.seconds.items()}
@@ -261,6 +269,7 @@ def _evaluate_one(source: InputFile, methods: dict, metrics: list[str], roi_cent
     boxes: list[Box] = spine.eval_rois()
     originals = [rad.values[b.top : b.bottom, b.left : b.right] for b in boxes]
     rows, picture, notes = [], None, image_warnings(rad, spine)
+    missing: dict[tuple[str, str], list[str]] = {}  # (roi, why a metric is NaN there) -> the methods
     if keep_picture:
         picture = {"file": path, "boxes": [tuple(b) for b in boxes], "thumbs": {}, "crops": {}, "scale": 1.0}
     for name, method in methods.items():
@@ -280,7 +289,8 @@ def _evaluate_one(source: InputFile, methods: dict, metrics: list[str], roi_cent
             test8 = (to_8bit_original(original, rad.bits_stored) if kind == "identity"
                      else to_8bit_output(out[box.top : box.bottom, box.left : box.right]))  # fmt: skip
             scores, why = score_roi(test8, original, metrics)
-            notes.extend(f"{path}, {roi} ROI: {w}" for w in why if kind == "identity")
+            for w in why:
+                missing.setdefault((roi, w), []).append(name)
             rows.append({"file": path, "roi": roi, "method": name, "top": box.top, "left": box.left,
                          "height": box.bottom - box.top, "width": box.right - box.left, **scores})  # fmt: skip
             if picture is not None and roi == "upper":
@@ -288,5 +298,8 @@ def _evaluate_one(source: InputFile, methods: dict, metrics: list[str], roi_cent
         seconds["metrics"] += time.perf_counter() - t0
         if picture is not None:
             picture["thumbs"][name], picture["scale"] = _thumbnail(out)
+    for (roi, why), names in missing.items():  # once per ROI, naming the methods unless all
+        who = "" if len(names) == len(methods) else f" ({', '.join(names)})"
+        notes.append(f"{path}, {roi} ROI{who}: {why}")
     return rows, picture, notes
 
