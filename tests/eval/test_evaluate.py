@@ -324,6 +324,24 @@ def test_a_failed_image_among_the_pictured_leaves_its_place_to_another(tmp_path,
     assert [os.path.basename(p["file"]) for p in run.pictures] == ["a1.png"]
 
 
+def test_a_rerun_leaves_no_picture_of_an_earlier_report_in_its_grid_folder(tmp_path, seed):
+    """grid/ kept the pictures of an earlier run (more pictures, other images) beside the new ones,
+    which report.html no longer showed. Files in grid/ that are not report pictures stay."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for k in range(4):
+        Image.fromarray(chest_like(seed + k, 200, 190)).save(src / f"img{k}.png")
+    out = tmp_path / "r"
+    args = ["--methods", "identity", "--metrics", "entropy", "-q"]
+    assert main(["evaluate", str(src), "-o", str(out), "--pictures", "4", *args]) == 0
+    assert len(os.listdir(out / "grid")) == 4
+    (out / "grid" / "my_notes.txt").write_text("kept")
+    assert main(["evaluate", str(src), "-o", str(out), "--pictures", "2", *args]) == 0
+    linked = re.findall(r"src='(grid/[^']+)'", (out / "report.html").read_text())
+    assert len(linked) == 2
+    assert sorted(os.listdir(out / "grid")) == sorted([os.path.basename(g) for g in linked] + ["my_notes.txt"])
+
+
 def test_a_roi_file_saved_by_a_spreadsheet_is_read(tmp_path, seed):
     """Excel's "CSV UTF-8" starts with a byte-order mark, which made the header's first name
     '\\ufefffile' and the file refused; spaces after the commas of a typed header too."""

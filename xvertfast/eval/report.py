@@ -18,6 +18,7 @@ import csv
 import html
 import math
 import os
+import re
 
 import numpy as np
 
@@ -161,8 +162,6 @@ def _grid(picture: dict, methods: list[str], path: str) -> None:
 
 
 def _html(run: EvalRun, markdown_table: str, grids: list[str]) -> str:
-    import re
-
     def md_table_to_html(md: str) -> str:
         out, in_table = [], False
         for line in md.splitlines():
@@ -204,6 +203,14 @@ def _html(run: EvalRun, markdown_table: str, grids: list[str]) -> str:
             f"<a href='summary.md'>summary.md</a></p></body></html>")  # fmt: skip
 
 
+def _remove_other_grids(folder: str, kept: set[str]) -> None:
+    """Removes an earlier report's pictures (``NNN_<name>.png``) from ``folder``: a rerun that
+    shows fewer or other images would leave them beside its own, pictures of no report."""
+    for name in os.listdir(folder):
+        if name not in kept and re.fullmatch(r"\d{3}_.+\.png", name) and os.path.isfile(os.path.join(folder, name)):
+            os.remove(os.path.join(folder, name))
+
+
 def write_report(run: EvalRun, out_dir: str, compare_to: str | None = None) -> dict[str, str]:
     """Writes every file of the module docstring into ``out_dir``; returns name -> path."""
     os.makedirs(os.path.join(out_dir, "grid"), exist_ok=True)
@@ -225,4 +232,5 @@ def write_report(run: EvalRun, out_dir: str, compare_to: str | None = None) -> d
         grids.append(rel)
     with atomic_write(paths["report.html"]) as tmp, open(tmp, "w") as f:
         f.write(_html(run, md, grids))
+    _remove_other_grids(os.path.join(out_dir, "grid"), {os.path.basename(g) for g in grids})  # no longer linked
     return paths
