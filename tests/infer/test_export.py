@@ -392,3 +392,27 @@ def test_load_aoti_names_a_missing_or_damaged_package(tmp_path):
         load_aoti([missing])
     with pytest.raises(ValueError, match=re.escape(f"{damaged}: not a loadable AOTInductor package")):
         load_aoti([damaged])
+
+
+def test_an_unusable_output_folder_is_named_before_any_export_work(model, tmp_path, monkeypatch):
+    needs_export()
+    import tempfile
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported before the output folder was checked")
+
+    monkeypatch.setattr(torch.onnx, "export", no_export)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(NotADirectoryError, match=re.escape(f"{tmp_path / 'afile' / 'sub'}: cannot write")):
+        export_onnx(model, tmp_path / "afile" / "sub", tile=TILE)
+    mkstemp, locked = tempfile.mkstemp, str(tmp_path / "locked")
+
+    def refused_in_locked(*args, dir=None, **kwargs):  # a folder that takes no new files (read-only, no rights)
+        if os.path.abspath(dir) == locked:
+            raise PermissionError(13, "Permission denied", os.path.join(dir, "tmpname"))
+        return mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused_in_locked)
+    for fmt in ("onnx", "aoti"):
+        with pytest.raises(PermissionError, match=re.escape(f"{locked}: cannot write")):
+            export_model(model, locked, format=fmt, tile=TILE, device="cpu")

@@ -27,6 +27,7 @@ import importlib
 import os
 import re
 import shutil
+import tempfile
 import warnings
 from types import ModuleType
 
@@ -117,6 +118,21 @@ def _stage_files(out_dir: str, ext: str) -> list[str]:
     return sorted(name for name in os.listdir(out_dir) if pattern.fullmatch(name))
 
 
+def _output_folder(out_dir: str | os.PathLike) -> str:
+    """``out_dir``, made if need be and shown to take new files, before any export work (an
+    export takes seconds to minutes; the folder's refusal would otherwise come at the end and
+    name a temporary file)."""
+    out_dir = os.fspath(out_dir)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".xvertfast-probe.", dir=out_dir)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as exc:
+        raise type(exc)(exc.errno, f"{out_dir}: cannot write the exported files there ({exc.strerror or exc})") from exc
+    return out_dir
+
+
 def _refuse_existing(out_dir: str, ext: str) -> None:
     """Without ``overwrite``, stage files already in ``out_dir`` (any stage number: a deeper
     model's last stages would be removed) are left alone, before any work."""
@@ -154,8 +170,7 @@ def export_onnx(model: XVertNet, out_dir: str | os.PathLike, tile: int = DEFAULT
     _check(model, tile)
     onnx = require("onnx", "ONNX export")
     require("onnxscript", "ONNX export (torch.onnx's exporter)")
-    out_dir = os.fspath(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
+    out_dir = _output_folder(out_dir)
     if not overwrite:
         _refuse_existing(out_dir, ".onnx")
     sha = sha or fingerprint(model)  # the caller may have it already
@@ -258,8 +273,7 @@ def export_aoti(model: XVertNet, out_dir: str | os.PathLike, tile: int = DEFAULT
     if not hasattr(torch._inductor, "aoti_compile_and_package"):
         raise RuntimeError(f"torch {torch.__version__} has no torch._inductor.aoti_compile_and_package "
                            "(AOTInductor packaging needs torch >= 2.6); export to onnx instead")  # fmt: skip
-    out_dir = os.fspath(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
+    out_dir = _output_folder(out_dir)
     if not overwrite:
         _refuse_existing(out_dir, ".pt2")
     sha = fingerprint(model)
@@ -398,8 +412,7 @@ def export_model(model_path_or_model: str | os.PathLike | XVertNet, out: str | o
     if dev.type != "cuda":
         raise RuntimeError("TensorRT engines are built on and for a CUDA GPU; none is used here "
                            f"(device {dev}); export to onnx instead")  # fmt: skip
-    out = os.fspath(out)
-    os.makedirs(out, exist_ok=True)
+    out = _output_folder(out)
     if overwrite:  # engines carry no metadata: none of an older export may stay beside the new ONNX set
         for name in _stage_files(out, ".engine"):
             os.remove(os.path.join(out, name))
