@@ -167,3 +167,30 @@ def test_split_by_image_gives_disjoint_seeded_sets_of_every_image(fraction):
             assert len({tuple(v) for _, v in splits.values()}) > 1, n
     assert split_by_image(10, 0.0, 1) == (list(range(10)), [])
     assert [len(split_by_image(n, f, 0)[1]) for n, f in ((10, 0.2), (3, 0.34), (2, 0.2), (4, 0.9), (7, 0.5))] == [2, 1, 1, 3, 4]
+
+
+def test_an_image_that_runs_out_of_memory_or_fails_in_torch_is_skipped_by_name(tmp_path, monkeypatch):
+    """As enhance does (io.errors.FILE_ERRORS): before, a MemoryError on one huge image (or a torch
+    RuntimeError) stopped the whole run with a traceback."""
+    import xvertfast.train.data as data_module
+
+    from PIL import Image
+
+    folder = write_images(tmp_path / "data", n=3, size=80)
+    real = data_module.preprocess
+
+    def failing(pixels, *args, **kwargs):
+        if pixels.shape == (96, 80):
+            raise MemoryError("std::bad_alloc")
+        if pixels.shape == (88, 80):
+            raise RuntimeError("a torch op failed on this image")
+        return real(pixels, *args, **kwargs)
+
+    Image.open(folder / "img0.png").resize((80, 96)).save(folder / "huge.png")
+    Image.open(folder / "img1.png").resize((80, 88)).save(folder / "odd.png")
+    monkeypatch.setattr(data_module, "preprocess", failing)
+    said = []
+    rois = load_rois([str(folder)], str(tmp_path / "cache"), 32, log=said.append)
+    assert len(rois.sources) == 3
+    assert f"skipped: {folder / 'huge.png'}: out of memory (std::bad_alloc)" in said
+    assert f"skipped: {folder / 'odd.png'}: a torch op failed on this image" in said

@@ -25,7 +25,8 @@ import torch.nn.functional as F
 
 from tqdm import tqdm
 
-from xvertfast.io import DamagedFileError, ImageReadError, read_image, require_content
+from xvertfast.io import DamagedFileError, read_image, require_content
+from xvertfast.io.errors import FILE_ERRORS, failure_text
 from xvertfast.io.files import NothingFound, discover, file_sha256
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
@@ -183,12 +184,15 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
             continue
         try:
             files.append(_image_pairs(f.path, cache_dir, params, f.photometric, log))
-        except (ImageReadError, ValueError, OSError) as exc:
+        except FILE_ERRORS as exc:  # as enhance: a decoder's error, out of memory on a huge image, ...
             if disk_full(exc):  # writing the cache, not the image's fault: every later image would fail too
                 raise
-            text = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)  # not "[Errno 2] ...: path"
             if isinstance(exc, FileNotFoundError) and not os.path.lexists(f.path):
                 text = "no such file or folder"  # as read_image and the other jobs say it
+            elif isinstance(exc, OSError) and exc.strerror:
+                text = exc.strerror  # not "[Errno 2] ...: path"
+            else:
+                text = failure_text(f.path, exc)  # out of memory said in words
             log(f"skipped: {text if f.path in text else f'{f.path}: {text}'}")  # names the file, as enhance does
             continue
         sources.append(f.path)
