@@ -6,6 +6,7 @@ import csv
 import math
 import os
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -374,3 +375,20 @@ def test_out_of_memory_on_one_image_fails_that_image_alone(tmp_path, seed, capsy
     greedy.calls = 0
     run = run_protocol([str(src)], {"greedy": greedy}, ["entropy"], pictures=0, progress=False, log=lambda m: None)
     assert run.images == 1 and run.failed == [(str(src / "img0.png"), f"{src / 'img0.png'}: out of memory")]
+
+
+@pytest.mark.parametrize("module, methods", [("matplotlib", ["identity"]), ("skimage", ["identity", "clahe"])])
+def test_a_missing_eval_package_is_said_before_anything_is_scored(tmp_path, seed, monkeypatch, module, methods):
+    """matplotlib and scikit-image are the ``eval`` extra: without matplotlib every image was scored
+    and then write_report failed ('import of matplotlib halted'), leaving scores.csv and summary.md
+    without report.html; without scikit-image clahe failed on the first image with a bare
+    ModuleNotFoundError. Both are said at the start, naming the extra, before REPORT_DIR is made."""
+    from xvertfast.eval.evaluate import evaluate
+
+    src = tmp_path / "a.png"
+    Image.fromarray(chest_like(seed, 200, 190)).save(src)
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
+    out = tmp_path / "r"
+    with pytest.raises(ImportError, match=rf"{module}.*pip install 'xvertfast\[eval\]'"):
+        evaluate([str(src)], str(out), methods, ["entropy"], progress=False, log=lambda m: None)
+    assert not out.exists()

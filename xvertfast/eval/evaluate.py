@@ -51,6 +51,7 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
         compare_to = candidates[0] if candidates else None
     elif compare_to not in built:
         raise ValueError(f"--compare-to {compare_to} is not among the methods ({', '.join(built)})")
+    _require_packages(built)  # before hours of scoring, not when the report is drawn
     centres = None if rois == "auto" else load_roi_centres(rois)
     # neither the report nor another tool's outputs are inputs (both may sit inside the input folder)
     exclude = [out_dir, *(m.folder for m in built.values() if getattr(m, "folder", None))]
@@ -65,6 +66,23 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
     finally:
         journal.close()
     return run, write_report(run, out_dir, compare_to)
+
+
+def _require_packages(built: dict) -> None:
+    """ImportError naming the ``eval`` extra where a package the run needs is missing:
+    matplotlib draws the report, scikit-image runs clahe."""
+    needed = {"matplotlib": "the report's figures"}
+    clahes = [label for label, method in built.items() if method_kind(method, label) == "clahe"]
+    if clahes:
+        needed["skimage"] = f"method {clahes[0]}"
+    missing = []
+    for module, what in needed.items():
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(f"{module} (for {what})")
+    if missing:
+        raise ImportError(f"evaluate needs {' and '.join(missing)}, not installed: pip install 'xvertfast[eval]'")
 
 
 def _check_report_folder(out_dir: str) -> None:
