@@ -392,3 +392,25 @@ def test_a_missing_eval_package_is_said_before_anything_is_scored(tmp_path, seed
     with pytest.raises(ImportError, match=rf"{module}.*pip install 'xvertfast\[eval\]'"):
         evaluate([str(src)], str(out), methods, ["entropy"], progress=False, log=lambda m: None)
     assert not out.exists()
+
+
+def test_a_roi_file_names_an_input_by_any_path_to_it(tmp_path, seed, monkeypatch):
+    """An absolute path in the ROI file did not match the same input given by a relative one (and
+    the reverse): the input failed with 'no ROI centres for this file' and the row was reported as
+    naming no input."""
+    from xvertfast.eval.baselines import identity
+    from xvertfast.eval.protocol import load_roi_centres, run_protocol
+
+    (tmp_path / "in").mkdir()
+    Image.fromarray(chest_like(seed)).save(tmp_path / "in" / "a.png")
+    monkeypatch.chdir(tmp_path)
+    rois = tmp_path / "rois.csv"
+    head = "file,upper_row,upper_col,lower_row,lower_col\n"
+    for row, given in ((f"{tmp_path / 'in' / 'a.png'},150,120,260,280", "in/a.png"),
+                       ("./in/a.png,150,120,260,280", str(tmp_path / "in" / "a.png"))):  # fmt: skip
+        rois.write_text(head + row + "\n")
+        run = run_protocol([given], {"identity": identity}, ["entropy"], load_roi_centres(str(rois)), pictures=0,
+                           progress=False, log=lambda m: None)  # fmt: skip
+        assert run.failed == [] and run.images == 1 and not any("ROI file" in n for n in run.notes), run
+        upper = next(r for r in run.rows if r["roi"] == "upper")
+        assert upper["left"] + upper["width"] / 2 == pytest.approx(120, abs=1)

@@ -116,8 +116,8 @@ class RoiCentres(dict):
 
 def load_roi_centres(path: str) -> RoiCentres:
     """ROI centres given by hand: a CSV whose header row names the columns file, upper_row,
-    upper_col, lower_row, lower_col (image pixels); ``file`` is matched against the input's path
-    or its file name."""
+    upper_col, lower_row, lower_col (image pixels); ``file`` is a path to the input (absolute, or
+    relative to the working folder, however the input was given) or its file name."""
     centres = RoiCentres(path)
     try:
         f = open(path, newline="", encoding="utf-8-sig")  # -sig: the byte-order mark spreadsheets write
@@ -184,6 +184,7 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
     files = discover(inputs, exclude=exclude) if files is None else files
     run = EvalRun(list(methods), list(metrics), seconds={name: 0.0 for name in [*methods, "metrics"]})
     keep_pictures = _sample(len(files), pictures)
+    by_path = {os.path.abspath(k): v for k, v in roi_centres.items()} if roi_centres else {}  # any path to a file
     bar = tqdm(total=len(files), unit="img", desc="evaluate", disable=not progress)
     resumed = 0
     for index, f in enumerate(files):
@@ -203,7 +204,7 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
             continue
         before = dict(run.seconds)
         try:
-            rows, picture, notes = _evaluate_one(f, methods, metrics, roi_centres, index in keep_pictures,
+            rows, picture, notes = _evaluate_one(f, methods, metrics, roi_centres, by_path, index in keep_pictures,
                                                  run.seconds)  # fmt: skip
         except FILE_ERRORS as exc:  # the file's fault (or too big for memory), not a bug of ours
             reason = failure_text(f.path, exc)
@@ -227,8 +228,8 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
         bar.update(1)
     bar.close()
     if roi_centres:
-        named = {f.path for f in files} | {os.path.basename(f.path) for f in files}
-        unused = sorted(k for k in roi_centres if k not in named)
+        named = {os.path.abspath(f.path) for f in files} | {os.path.basename(f.path) for f in files}
+        unused = sorted(k for k in roi_centres if k not in named and os.path.abspath(k) not in named)
         if unused:
             run.notes.append(f"{len(unused)} row(s) of the ROI file name no input: {', '.join(unused[:5])}"
                              + (", ..." if len(unused) > 5 else ""))  # fmt: skip
@@ -251,13 +252,13 @@ def _other_files(methods: dict, source: InputFile) -> list[str] | None:
         return None
 
 
-def _evaluate_one(source: InputFile, methods: dict, metrics: list[str], roi_centres: dict | None,
+def _evaluate_one(source: InputFile, methods: dict, metrics: list[str], roi_centres: dict | None, by_path: dict,
                   keep_picture: bool, seconds: dict) -> tuple[list[dict], dict | None, list[str]]:  # fmt: skip
     path = source.path
     rad = require_content(read_input(source, warn=False))
     spine: Spine = find_spine(rad.pixels)
     if roi_centres is not None:
-        given = roi_centres.get(path) or roi_centres.get(os.path.basename(path))
+        given = by_path.get(os.path.abspath(path)) or roi_centres.get(os.path.basename(path))
         if given is None:
             where = getattr(roi_centres, "path", None)  # a plain dict from Python names no file
             raise ImageReadError(path, "no ROI centres for this file in the ROI file"
