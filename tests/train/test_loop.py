@@ -693,3 +693,20 @@ def test_a_really_full_disk_stops_the_run_in_one_message_and_resume_goes_on(tmp_
         assert len(load_model(run / "model").stages) == 1
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_resuming_a_finished_run_says_so_and_records_no_lr_change(tmp_path):
+    """Before: "--lr ...: stage 2 trained 0 epochs with ...; it goes on with ..." and "resuming at stage 2,
+    epoch 0" for a one-stage run that had finished, where nothing trains."""
+    data = write_images(tmp_path / "data")
+    small = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 1, "epochs_joint": 0})
+    run = tmp_path / "run"
+    train([str(data)], str(run), small, progress=False, log=lambda m: None)
+    model = (run / "model" / "config.json").read_bytes()
+    said = []
+    lower = TrainConfig(**{**small.__dict__, "lr": small.lr / 10})
+    train([str(data)], str(run), lower, resume=True, progress=False, log=said.append)
+    assert f"{run}: the run has finished (all 1 stage trained): nothing to resume; its model is {run / 'model'}" in said
+    assert not [m for m in said if "goes on with" in m or m.startswith("resuming")], said
+    assert (run / "model" / "config.json").read_bytes() == model
+    assert "lr_changes" not in json.loads((run / "checkpoint" / "state.json").read_text())

@@ -558,8 +558,10 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
         before = {"upsample": "transposed", **saved["config"]}
         now = json.loads(json.dumps(asdict(config)))
         lr_changes = list(saved.get("lr_changes", []))
+        finished = _position(saved)[0] > config.stages  # every stage trained: nothing goes on with a new lr
         if before.get("lr") != now["lr"] and before == {**now, "lr": before.get("lr")}:  # the lr alone: allowed
-            lr_changes.append(_lr_change(saved, before["lr"], now["lr"], log))
+            if not finished:
+                lr_changes.append(_lr_change(saved, before["lr"], now["lr"], log))
             before["lr"] = now["lr"]
         if before != now:
             raise ValueError(f"{run_dir}: --resume with a different configuration than the checkpoint's "
@@ -572,7 +574,11 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
             log(f"warning: this run trained with {saved['threads']} CPU threads, now with {threads}: the result will "
                 f"differ slightly from an uninterrupted run's (--threads {saved['threads']} resumes it bitwise)")  # fmt: skip
         prog = _Progress(**saved["progress"])
-        log(f"resuming at stage {prog.stage}, epoch {prog.epoch}")
+        if finished:
+            log(f"{run_dir}: the run has finished (all {config.stages} stage{'s' if config.stages != 1 else ''} "
+                f"trained): nothing to resume; its model is {os.path.join(run_dir, 'model')}")  # fmt: skip
+        else:
+            log(f"resuming at stage {prog.stage}, epoch {prog.epoch}")
     elif os.path.exists(state_path):
         raise FileExistsError(f"{run_dir} holds a checkpoint: pass resume=True (--resume) or use a new folder")
     elif resume:
