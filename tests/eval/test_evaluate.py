@@ -414,3 +414,14 @@ def test_a_roi_file_names_an_input_by_any_path_to_it(tmp_path, seed, monkeypatch
         assert run.failed == [] and run.images == 1 and not any("ROI file" in n for n in run.notes), run
         upper = next(r for r in run.rows if r["roi"] == "upper")
         assert upper["left"] + upper["width"] / 2 == pytest.approx(120, abs=1)
+
+
+def test_a_roi_file_naming_an_image_twice_is_refused(tmp_path):
+    """A repeated row (a copy-paste slip) silently placed the ROIs at its last centres."""
+    from xvertfast.eval.protocol import load_roi_centres
+
+    rois = tmp_path / "rois.csv"
+    rois.write_text("file,upper_row,upper_col,lower_row,lower_col\na.png,150,120,260,280\nb.png,1,2,3,4\n"
+                    "a.png,100,100,200,200\n")  # fmt: skip
+    with pytest.raises(ValueError, match=r"rois.csv, line 4: a.png has centres on line 2 already"):
+        load_roi_centres(str(rois))

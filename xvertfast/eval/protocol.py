@@ -132,6 +132,7 @@ def load_roi_centres(path: str) -> RoiCentres:
             first = ",".join(reader.fieldnames or [])
             raise ValueError(f"{path}: ROI file needs the columns {', '.join(sorted(need))}, named in a header row "
                              f"(its first line is {first!r})")  # fmt: skip
+        lines: dict[str, int] = {}  # file -> the line giving its centres
         for line, row in enumerate(reader, start=2):
             try:
                 values = [float(row[k]) for k in ("upper_row", "upper_col", "lower_row", "lower_col")]
@@ -139,7 +140,11 @@ def load_roi_centres(path: str) -> RoiCentres:
                 raise ValueError(f"{path}, line {line}: ROI centres must be numbers") from None
             if not all(math.isfinite(v) for v in values):
                 raise ValueError(f"{path}, line {line}: ROI centres must be finite numbers, got {values}")
-            centres[row["file"].strip()] = ((values[0], values[1]), (values[2], values[3]))
+            name = row["file"].strip()
+            if name in lines:  # a copy-paste slip: which centres are meant?
+                raise ValueError(f"{path}, line {line}: {name} has centres on line {lines[name]} already")
+            lines[name] = line
+            centres[name] = ((values[0], values[1]), (values[2], values[3]))
     return centres
 
 
