@@ -403,6 +403,8 @@ def test_an_unusable_output_folder_is_named_before_any_export_work(model, tmp_pa
 
     monkeypatch.setattr(torch.onnx, "export", no_export)
     (tmp_path / "afile").write_text("x")
+    with pytest.raises(NotADirectoryError, match=re.escape(f"{tmp_path / 'afile'}: a file, not a folder")):
+        export_onnx(model, tmp_path / "afile", tile=TILE)
     with pytest.raises(NotADirectoryError, match=re.escape(f"{tmp_path / 'afile' / 'sub'}: cannot write")):
         export_onnx(model, tmp_path / "afile" / "sub", tile=TILE)
     mkstemp, locked = tempfile.mkstemp, str(tmp_path / "locked")
@@ -416,3 +418,15 @@ def test_an_unusable_output_folder_is_named_before_any_export_work(model, tmp_pa
     for fmt in ("onnx", "aoti"):
         with pytest.raises(PermissionError, match=re.escape(f"{locked}: cannot write")):
             export_model(model, locked, format=fmt, tile=TILE, device="cpu")
+
+
+def test_an_export_removes_what_a_killed_export_left_in_its_folder(model, tmp_path):
+    needs_export()
+    out = tmp_path / "out"
+    out.mkdir()
+    left = [".stage1.onnx.k2j4h7qz.part", ".stage3.onnx.a1b2c3d4.part"]  # a kill during the writes
+    kept = [".stage1.pt2.a1b2c3d4.part", ".notes.txt.a1b2c3d4.part", "stage1.onnx.bak"]  # another format's, others'
+    for name in left + kept:
+        (out / name).write_bytes(b"\0" * 10)
+    export_model(model, out, format="onnx", tile=TILE)
+    assert sorted(os.listdir(out)) == sorted(["stage1.onnx", "stage2.onnx", *kept])

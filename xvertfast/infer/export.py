@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import hashlib
 import importlib
 import os
@@ -123,6 +124,8 @@ def _output_folder(out_dir: str | os.PathLike) -> str:
     export takes seconds to minutes; the folder's refusal would otherwise come at the end and
     name a temporary file)."""
     out_dir = os.fspath(out_dir)
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):  # makedirs would say only "File exists"
+        raise NotADirectoryError(errno.ENOTDIR, f"{out_dir}: a file, not a folder: give a folder for the exported files")
     try:
         os.makedirs(out_dir, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".xvertfast-probe.", dir=out_dir)
@@ -140,6 +143,18 @@ def _refuse_existing(out_dir: str, ext: str) -> None:
     if there:
         raise ValueError(f"{out_dir} already holds {', '.join(there)}: pass overwrite=True (--overwrite) to replace "
                          "them, or export into a new folder")  # fmt: skip
+
+
+def _remove_stale_parts(out_dir: str, exts: tuple[str, ...]) -> None:
+    """Removes the temporaries (``.stage{k}{ext}.<random>.part``) a killed export left in
+    ``out_dir``: an AOTI export holds them for the whole compile. Not for the ONNX cache, where
+    another process's export may be writing them."""
+    pattern = re.compile(rf"\.stage\d+(?:{'|'.join(map(re.escape, exts))})\.[^.]+\.part")
+    with contextlib.suppress(OSError):  # no folder yet, or none usable: the export says so
+        for name in os.listdir(out_dir):
+            if pattern.fullmatch(name):
+                with contextlib.suppress(OSError):
+                    os.remove(os.path.join(out_dir, name))
 
 
 def _write_stage_set(out_dir: str, ext: str, count: int, write) -> list[str]:
@@ -400,6 +415,7 @@ def export_model(model_path_or_model: str | os.PathLike | XVertNet, out: str | o
     tile = model_tile(model, DEFAULT_TILE) if tile is None else tile
     if max_batch < 1:
         raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+    _remove_stale_parts(os.fspath(out), {"onnx": (".onnx",), "aoti": (".pt2",)}.get(format, (".onnx", ".engine")))
     if format == "onnx":
         return export_onnx(model, out, tile=tile, fp16=fp16, overwrite=overwrite)
     if format == "aoti":
