@@ -194,3 +194,17 @@ def test_an_image_that_runs_out_of_memory_or_fails_in_torch_is_skipped_by_name(t
     assert len(rois.sources) == 3
     assert f"skipped: {folder / 'huge.png'}: out of memory (std::bad_alloc)" in said
     assert f"skipped: {folder / 'odd.png'}: a torch op failed on this image" in said
+
+
+def test_a_copy_of_an_image_under_another_name_is_trained_on_once(tmp_path):
+    """Before, both copies were kept: with the split by image one could be trained on and the other
+    validated, so the validation loss (early stopping, the kept epoch) watched a training image."""
+    import shutil
+
+    folder = write_images(tmp_path / "data", n=2, size=80)
+    shutil.copy(folder / "img0.png", folder / "img2.png")
+    said = []
+    rois = load_rois([str(folder)], str(tmp_path / "cache"), 32, log=said.append)
+    assert rois.sources == [str(folder / "img0.png"), str(folder / "img1.png")]
+    assert said == [f"skipped: {folder / 'img2.png'}: the same image as {folder / 'img0.png'} (trained on once)"]
+    assert len(rois) == 4

@@ -174,7 +174,7 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     these files are removed.
     """
     params = {"lam": lam, "alpha": alpha, "eps": eps, "roi_size": roi_size, "version": CACHE_VERSION}
-    files, sources = [], []
+    files, sources, first_of = [], [], {}
     found = discover(inputs, exclude=[cache_dir, *exclude])
     if not found:
         raise NothingFound(inputs)
@@ -183,7 +183,7 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
             log(f"skipped: {f.path}: {f.problem}")
             continue
         try:
-            files.append(_image_pairs(f.path, cache_dir, params, f.photometric, log))
+            cached = _image_pairs(f.path, cache_dir, params, f.photometric, log)
         except FILE_ERRORS as exc:  # as enhance: a decoder's error, out of memory on a huge image, ...
             if disk_full(exc):  # writing the cache, not the image's fault: every later image would fail too
                 raise
@@ -195,6 +195,11 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
                 text = failure_text(f.path, exc)  # out of memory said in words
             log(f"skipped: {text if f.path in text else f'{f.path}: {text}'}")  # names the file, as enhance does
             continue
+        if cached in first_of:  # a copy under another name: once, or it could be both trained on and validated
+            log(f"skipped: {f.path}: the same image as {first_of[cached]} (trained on once)")
+            continue
+        first_of[cached] = f.path
+        files.append(cached)
         sources.append(f.path)
     if not sources:
         raise ValueError("no readable training image among the inputs")
