@@ -710,3 +710,17 @@ def test_resuming_a_finished_run_says_so_and_records_no_lr_change(tmp_path):
     assert not [m for m in said if "goes on with" in m or m.startswith("resuming")], said
     assert (run / "model" / "config.json").read_bytes() == model
     assert "lr_changes" not in json.loads((run / "checkpoint" / "state.json").read_text())
+
+
+def test_a_run_on_one_readable_image_says_that_no_image_is_validated(tmp_path):
+    """--val-fraction 0.2 on one image: early stopping went by the training loss, unsaid (the help says
+    early stopping on the validation images)."""
+    data = write_images(tmp_path / "data", n=1)
+    small = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 1, "epochs_joint": 1})
+    said = []
+    train([str(data)], str(tmp_path / "run"), small, progress=False, log=said.append)
+    assert [m for m in said if "none is held out for validation" in m and "training loss" in m], said
+    quiet = []
+    train([str(data)], str(tmp_path / "run0"), TrainConfig(**{**small.__dict__, "val_fraction": 0.0}), progress=False,
+          log=quiet.append)  # fmt: skip
+    assert not [m for m in quiet if "validation" in m], quiet

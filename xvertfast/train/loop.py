@@ -595,6 +595,9 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
                          "resume with the same inputs, or start a new folder")  # fmt: skip
     run = {"data": data_key, "init": init_key, "threads": threads, **({"lr_changes": lr_changes} if lr_changes else {})}
     train_ids, val_ids = split_by_image(len(rois.sources), config.val_fraction, config.seed)
+    if not val_ids and config.val_fraction > 0:
+        log("note: a single training image: none is held out for validation, so early stopping and the kept epoch "
+            "go by the training loss")  # fmt: skip
     loss_fn = XVertNetLoss()
     if init is not None and len(init.stages) < config.stages:
         log(f"--init has {len(init.stages)} stage(s): stages {len(init.stages) + 1}..{config.stages} start from random weights")
