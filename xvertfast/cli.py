@@ -386,10 +386,12 @@ enhance does, any image extension; read on its format's own scale, not stretched
 A label names a method in the report, LABEL:METHOD, so two of a kind can be compared:
   --methods identity,clahe,xvertnet,mine:xvertnet=runs/mine,vendor:outputs=/data/vendor
 Metrics: entropy, tenengrad, lpc_si, tmqi (reference = original), brisque (lower
-is better); definitions in xvertfast.eval.metrics. A failing image is reported and
-skipped. Each image's scores are recorded in REPORT_DIR as it finishes: after an
-interruption, the same command scores only the images not done yet (--restart
-scores all again, as enhance --overwrite redoes).
+is better), tmqi_paper_compat (TMQI with the test image in [0, 1]: the XVertNet
+paper's values, 0.01-0.21, for comparing with its tables); definitions in
+xvertfast.eval.metrics. A failing image is reported and skipped. Each image's
+scores are recorded in REPORT_DIR as it finishes: after an interruption, the
+same command scores only the images not done yet (--restart scores all again,
+as enhance --overwrite redoes).
 Exit code: 0 all scored, 1 an image failed or none was found, 2 the run could not
 start (an unknown method or metric, other settings in REPORT_DIR without --restart,
 REPORT_DIR holding other files), 130 interrupted.""",

@@ -425,3 +425,24 @@ def test_a_roi_file_naming_an_image_twice_is_refused(tmp_path):
                     "a.png,100,100,200,200\n")  # fmt: skip
     with pytest.raises(ValueError, match=r"rois.csv, line 4: a.png has centres on line 2 already"):
         load_roi_centres(str(rois))
+
+
+def test_the_papers_tmqi_scale_can_be_asked_for_by_name(tmp_path, seed):
+    """SPEC: the paper's TMQI range is offered as tmqi_paper_compat, never as the default; evaluate
+    refused it as an unknown metric, so the paper's table could not be compared with."""
+    src = tmp_path / "a.png"
+    Image.fromarray(chest_like(seed)).save(src)
+    out = tmp_path / "r"
+    assert main(["evaluate", str(src), "-o", str(out), "--methods", "identity,clahe", "--metrics",
+                 "tmqi,tmqi_paper_compat", "-q"]) == 0  # fmt: skip
+    rad = read_image(str(src))
+    with open(out / "scores.csv") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        t, l, h, w = (int(r[k]) for k in ("top", "left", "height", "width"))
+        original = rad.values[t : t + h, l : l + w]
+        test = original if r["method"] == "identity" else None
+        if test is not None:
+            assert float(r["tmqi_paper_compat"]) == pytest.approx(metrics.tmqi_paper_compat(original, test), rel=1e-12)
+        assert float(r["tmqi_paper_compat"]) < 0.3 < float(r["tmqi"])  # the paper's scale, not TMQI's
+    assert "TMQI Q, paper's [0, 1] scale" in (out / "summary.md").read_text()

@@ -35,7 +35,8 @@ from xvertfast.preprocess.spine import Box, Spine
 __all__ = ["METRICS", "DEFAULT_METRICS", "ROI_NAMES", "EvalRun", "to_8bit_original", "to_8bit_output",
            "score_roi", "RoiCentres", "load_roi_centres", "run_protocol", "method_kind", "check_metrics"]  # fmt: skip
 
-METRICS = ("entropy", "tenengrad", "lpc_si", "tmqi", "brisque")
+#: tmqi_paper_compat: TMQI with the test image in [0, 1], the XVertNet paper's scale (SPEC), asked for by name.
+METRICS = ("entropy", "tenengrad", "lpc_si", "tmqi", "brisque", "tmqi_paper_compat")
 DEFAULT_METRICS = ("entropy", "tenengrad", "lpc_si", "tmqi")
 ROI_NAMES = ("upper", "lower")
 #: Height of the thumbnails kept for the side-by-side grids of the report.
@@ -88,7 +89,8 @@ def score_roi(test8: np.ndarray, reference: np.ndarray, metrics: list[str]) -> t
     from xvertfast.eval import metrics as m
 
     table = {"entropy": m.entropy, "tenengrad": m.tenengrad, "lpc_si": m.lpc_si, "brisque": m.brisque,
-             "tmqi": lambda t: m.tmqi(reference, t)}  # fmt: skip
+             "tmqi": lambda t: m.tmqi(reference, t),
+             "tmqi_paper_compat": lambda t: m.tmqi_paper_compat(reference, t)}  # fmt: skip
     out, notes = {}, []
     for name in metrics:
         if name not in table:
