@@ -430,3 +430,47 @@ def test_an_export_removes_what_a_killed_export_left_in_its_folder(model, tmp_pa
         (out / name).write_bytes(b"\0" * 10)
     export_model(model, out, format="onnx", tile=TILE)
     assert sorted(os.listdir(out)) == sorted(["stage1.onnx", "stage2.onnx", *kept])
+
+
+def test_a_tensorrt_export_writes_engines_beside_their_onnx_set(model, tmp_path, monkeypatch, seed):
+    """The folder handling of ``--format tensorrt`` without TensorRT: engines are built by a
+    stand-in that records the ONNX file each is built from."""
+    needs_export()
+    from xvertfast.infer import backends
+
+    built = []
+
+    def build_engine(onnx_path, *, max_batch, device, cache_dir):
+        built.append(onnx_path)
+        if len(built) == fail_at:
+            raise RuntimeError("the builder failed")
+        path = os.path.join(str(tmp_path / "cache"), f"{len(built)}.engine")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(f"engine of {read_onnx_metadata(onnx_path)['xvertfast.model_sha256']} batch {max_batch}")
+        return path
+
+    fail_at = 0
+    monkeypatch.setattr(tensorrt_backend, "import_tensorrt", lambda: None)
+    monkeypatch.setattr(tensorrt_backend, "build_engine", build_engine)
+    monkeypatch.setattr(backends, "resolve_device", lambda device: torch.device("cuda"))
+    out = tmp_path / "out"
+    deeper = tiny_model(seed + 1, stages=3)
+    export_model(deeper, out, format="tensorrt", tile=TILE)
+    onnx_set = export_model(model, out, format="onnx", tile=TILE, overwrite=True)  # this model's ONNX there
+    stamps = [os.stat(p).st_mtime_ns for p in onnx_set]
+    with pytest.raises(ValueError, match="already holds stage1.engine, stage2.engine, stage3.engine"):
+        export_model(model, out, format="tensorrt", tile=TILE, overwrite=False)
+    built.clear()
+    engines = export_model(model, out, format="tensorrt", tile=TILE, max_batch=4, overwrite=True)
+    assert [os.path.basename(p) for p in engines] == ["stage1.engine", "stage2.engine"]
+    assert sorted(os.listdir(out)) == ["stage1.engine", "stage1.onnx", "stage2.engine", "stage2.onnx"]
+    assert built == onnx_set and [os.stat(p).st_mtime_ns for p in onnx_set] == stamps  # built from that set
+    for path in engines:
+        with open(path) as f:
+            assert f.read() == f"engine of {fingerprint(model)} batch 4"
+    built.clear()
+    fail_at = 2
+    with pytest.raises(RuntimeError, match="the builder failed"):
+        export_model(deeper, out, format="tensorrt", tile=TILE, overwrite=True)
+    assert not [name for name in os.listdir(out) if name.endswith((".engine", ".part"))]  # none of either model
