@@ -177,7 +177,7 @@ def test_colour_tiffs_keep_their_depth_interleaved_or_planar(tmp_path, seed, pla
     luma = np.moveaxis(rgb, 0, -1).astype(np.float64) @ np.array([0.299, 0.587, 0.114])
     np.testing.assert_array_equal(im.values, np.rint(luma))
     # a planar page's shape is (3, H, W): the pixel limit is on H x W, before anything is decoded
-    with pytest.raises(ImageReadError, match="24x20 = 480 pixels, above the limit of 479"):
+    with pytest.raises(ImageReadError, match=r"24 x 20 \(width x height\) = 480 pixels, above the limit of 479"):
         read_image(tmp_path / "c.tif", max_pixels=479)
     assert read_image(tmp_path / "c.tif", max_pixels=480, warn=False).shape == (20, 24)
 
@@ -394,7 +394,7 @@ def png_header_claiming(width: int, height: int) -> bytes:
         ("empty.png", b"", "empty file"),
         ("text.png", b"hello, I am not an image\n", "named like a PNG file but its content is not one"),
         ("notes.txt", b"plain text", "unrecognised image format"),
-        ("huge.png", png_header_claiming(100000, 100000), "100000x100000 = 10,000,000,000 pixels, above the limit"),
+        ("huge.png", png_header_claiming(100000, 100000), r"100000 x 100000 \(width x height\) = 10,000,000,000 pixels, above the limit"),
         ("short.IMG", b"\x00" * 1000, "raw JSRT .IMG file must be 2048x2048"),
     ],
 )
@@ -648,3 +648,11 @@ def test_pydicom_warnings_name_their_own_file_when_read_in_threads(tmp_path, see
     said = sorted(str(w.message) for w in caught)
     assert [s.split(": ")[0] for s in said] == sorted(paths * 4) and all("excess padding" in s for s in said)
     assert warnings.showwarning is before
+
+
+def test_a_too_small_image_is_refused_with_its_width_and_height_said_as_such(tmp_path):
+    from xvertfast.io.read import require_content
+
+    Image.fromarray(np.arange(2000 * 30, dtype=np.uint16).reshape(2000, 30)).save(tmp_path / "strip.png")
+    with pytest.raises(ImageReadError, match=r"strip.png: image is 30 x 2000 pixels \(width x height\): too small"):
+        require_content(read_image(tmp_path / "strip.png", warn=False))

@@ -74,10 +74,10 @@ def sniff_format(path: str) -> str | None:
 
 def _check_pixels(path: str, h: int, w: int, max_pixels: int) -> None:
     if h * w > max_pixels:
-        raise ImageReadError(path, f"image claims {w}x{h} = {h * w:,} pixels, above the limit of "
+        raise ImageReadError(path, f"image claims {w} x {h} (width x height) = {h * w:,} pixels, above the limit of "
                              f"{max_pixels:,} (max_pixels); refusing to decode")  # fmt: skip
     if h < 1 or w < 1:
-        raise ImageReadError(path, f"image has no pixels ({w}x{h})")
+        raise ImageReadError(path, f"image has no pixels ({w} x {h}, width x height)")
 
 
 def _bits_from_values(values: np.ndarray, container: int) -> int:
@@ -480,7 +480,7 @@ def require_content(rad: Radiograph, min_side: int = MIN_SIDE) -> Radiograph:
     """Refuses what decodes but cannot be a radiograph to process: too small, or constant."""
     h, w = rad.shape
     if min(h, w) < min_side:
-        raise ImageReadError(rad.path, f"image is {w}x{h}: too small for a radiograph (minimum side {min_side})")
+        raise ImageReadError(rad.path, f"image is {w} x {h} pixels (width x height): too small for a radiograph (minimum side {min_side})")
     if float(rad.pixels.max()) == float(rad.pixels.min()):
         raise ImageReadError(rad.path, "constant image: there is no structure to enhance")
     return rad
