@@ -215,6 +215,9 @@ def test_an_export_folder_holds_one_models_stages(model, tmp_path, monkeypatch, 
     assert {p: os.stat(p).st_mtime_ns for p in paths} == stamps  # the earlier set, whole
     OnnxRuntimeBackend(paths, torch.device("cpu"))  # one model's stages in order: accepted
     other = export_onnx(deeper, tmp_path / "deeper", tile=TILE)
+    small = export_onnx(model, tmp_path / "small", tile=TILE // 2)
+    with pytest.raises(ValueError, match=re.escape(f"{paths[0]}: {TILE} x {TILE}, {small[1]}: {TILE // 2} x {TILE // 2}")):
+        OnnxRuntimeBackend([paths[0], small[1]], torch.device("cpu"))  # each file with its tile
     for mixed, stage in (([paths[0], other[1]], 2), ([paths[1], paths[0]], 1), (paths[:1], 1)):
         with pytest.raises(ValueError, match=f"not stage {stage} of the {len(mixed)}-stage model"):
             OnnxRuntimeBackend(mixed, torch.device("cpu"))

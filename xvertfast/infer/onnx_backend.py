@@ -43,7 +43,7 @@ class OnnxRuntimeBackend(StageBackend):
             # Share torch's thread budget rather than take every core.
             options.intra_op_num_threads = torch.get_num_threads()
         self._sessions = []
-        tiles, metadata = set(), []
+        tiles, metadata = {}, []
         paths = [os.fspath(p) for p in onnx_paths]
         for path in paths:
             try:
@@ -57,12 +57,13 @@ class OnnxRuntimeBackend(StageBackend):
             outputs = [o.name for o in session.get_outputs()]
             if sorted(inputs) != ["xp", "y"] or outputs != ["out"]:
                 raise ValueError(f"{path}: expected inputs xp, y and output out, found {sorted(inputs)} -> {outputs}")
-            tiles.add(tuple(inputs["xp"][2:]))
+            tiles[path] = tuple(inputs["xp"][2:])
             metadata.append(session.get_modelmeta().custom_metadata_map)
             self._sessions.append(session)
-        if len(tiles) != 1 or not all(isinstance(s, int) for s in next(iter(tiles))):
-            raise ValueError(f"the stage graphs must share one fixed tile size, found {sorted(map(str, tiles))}")
-        self.tile = next(iter(tiles))[0]
+        if len(set(tiles.values())) != 1 or not all(isinstance(s, int) for s in tiles[paths[0]]):
+            found = ", ".join(f"{path}: {' x '.join(map(str, tile))}" for path, tile in tiles.items())
+            raise ValueError(f"the stage graphs must share one fixed tile size; found {found}")
+        self.tile = tiles[paths[0]][0]
         self.dtype = _check_stage_set(paths, metadata)
 
     @classmethod
