@@ -126,6 +126,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     except (ValueError, OSError, RuntimeError, ImportError) as exc:  # OSError: REPORT_DIR is a file, --rois missing
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the images scored so far are kept in {args.output}; the same command scores "
+              "only the rest", file=sys.stderr)  # fmt: skip
+        return 130
     print(f"{run.images} images evaluated, {len(run.failed)} failed; report: {paths['report.html']}")
     with open(paths["summary.md"]) as f:
         print(f.read())
@@ -230,8 +234,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"error: {type(exc).__name__}: {first_line}\n{kept}", file=sys.stderr)
         return 3
     except KeyboardInterrupt:
-        print(f"\ninterrupted: the last finished epoch is kept; add --resume to the same command to go on",
-              file=sys.stderr)  # fmt: skip
+        kept = ("the last finished epoch is kept" if has_finished_epochs(args.output)
+                else "no epoch had finished; the images preprocessed so far are kept in its cache")  # fmt: skip
+        print(f"\ninterrupted: {kept}; add --resume to the same command to go on", file=sys.stderr)
         return 130
     curves = os.path.join(args.output, "curves.png")
     model = os.path.join(args.output, "model")

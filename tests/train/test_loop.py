@@ -724,3 +724,24 @@ def test_a_run_on_one_readable_image_says_that_no_image_is_validated(tmp_path):
     train([str(data)], str(tmp_path / "run0"), TrainConfig(**{**small.__dict__, "val_fraction": 0.0}), progress=False,
           log=quiet.append)  # fmt: skip
     assert not [m for m in quiet if "validation" in m], quiet
+
+
+def test_cli_ctrl_c_before_any_epoch_does_not_claim_one_is_kept(tmp_path, monkeypatch, capsys):
+    """Ctrl-C while preprocessing said "the last finished epoch is kept" with no epoch finished."""
+    import xvertfast.train.data as data_module
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    data = write_images(tmp_path / "data")
+    argv = ["train", str(data), "-o", str(tmp_path / "run"), "--stages", "1", "--epochs-gc", "1", "--epochs-joint",
+            "0", "--width", "4", "--depth", "2", "--roi-size", "32", "-q", "--device", "cpu"]  # fmt: skip
+    with monkeypatch.context() as patch:
+        patch.setattr(data_module, "preprocess", interrupted)
+        assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert "no epoch had finished" in err and "epoch is kept" not in err and "add --resume" in err
+    assert main([*argv[:3], str(tmp_path / "run2"), *argv[4:]]) == 0
+    monkeypatch.setattr("xvertfast.train.loop.load_rois", interrupted)
+    assert main([*argv[:3], str(tmp_path / "run2"), *argv[4:], "--resume"]) == 130
+    assert "interrupted: the last finished epoch is kept; add --resume" in capsys.readouterr().err
