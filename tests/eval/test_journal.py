@@ -110,6 +110,19 @@ def test_a_line_cut_short_by_a_kill_is_dropped_and_the_journal_goes_on(tmp_path,
     assert run(images, tmp_path / "cut", idle).rows == whole.rows and idle.calls == 0
 
 
+@pytest.mark.parametrize("line", ["null", "[1, 2]", "5", '{"rows": []}', '{"file": 3}'])
+def test_a_line_that_is_json_but_no_entry_is_dropped(tmp_path, seed, line):
+    # a journal damaged on disk or edited by hand: its image is scored again, nothing crashes
+    images = write_images(tmp_path / "in", seed, n=2)
+    whole = run(images, tmp_path / "whole", Counted())
+    with pytest.raises(KeyboardInterrupt):
+        run(images, tmp_path / "cut", Counted(stop=2))
+    with open(tmp_path / "cut" / JOURNAL_FILE, "a") as f:
+        f.write(line + "\n")
+    rest = Counted()
+    assert run(images, tmp_path / "cut", rest).rows == whole.rows and rest.calls == 1
+
+
 def test_other_settings_are_refused_and_restart_starts_over(tmp_path, seed):
     images = write_images(tmp_path / "in", seed, n=2)
     run(images, tmp_path / "r", Counted())
@@ -182,3 +195,13 @@ def test_cli_rerun_resumes_and_restart_rescores(tmp_path, seed, capsys):
     assert main([*args[:-1], "--metrics", "entropy", "--restart", "-q"]) == 0
     assert "resumed" not in capsys.readouterr().err
     assert np.isfinite(float(open(tmp_path / "rep" / "scores.csv").read().splitlines()[1].split(",")[-1]))
+
+
+def test_cli_interrupted_says_the_same_command_resumes(tmp_path, seed, capsys, monkeypatch):
+    images = write_images(tmp_path / "in", seed, n=2)
+    monkeypatch.setattr("xvertfast.eval.baselines.clahe", Counted(stop=2))
+    args = ["evaluate", str(images), "-o", str(tmp_path / "rep"), "--methods", "identity,clahe",
+            "--metrics", "entropy", "--pictures", "0", "-q"]  # fmt: skip
+    assert main(args) == 130
+    err = capsys.readouterr().err
+    assert "interrupted: the images scored so far are kept in" in err and "the same command scores only the rest" in err

@@ -87,7 +87,8 @@ class Journal:
                 entry = json.loads(line)
             except ValueError:  # an empty line, or the last one cut short by a kill
                 continue
-            self._done[entry["file"]] = entry
+            if isinstance(entry, dict) and isinstance(entry.get("file"), str):  # else damaged: scored again
+                self._done[entry["file"]] = entry
 
     def __len__(self) -> int:
         return len(self._done)
