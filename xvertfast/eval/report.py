@@ -5,7 +5,7 @@
 - ``scores.csv``: one row per image, ROI and method, every metric;
 - ``summary.csv`` and ``summary.md``: per method and metric, n, mean +/- std without and with
   the z-score outlier removal, and the Wilcoxon p-value against ``compare_to`` (marks:
-  ``*`` p < 0.05, ``**`` p < 0.01), plus the failed images;
+  ``*`` p < 0.05, ``**`` p < 0.01); ``summary.md`` also lists the failed images;
 - ``boxplots.png``: one panel per metric, one box per method;
 - ``grid/<image>.png``: for a sample of images, the original and each method side by side with
   the evaluation ROIs drawn, and below them the upper ROI at full resolution;
