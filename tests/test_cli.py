@@ -206,3 +206,16 @@ def test_train_workers_is_threads_by_its_old_name(capsys):
     assert "train --workers is now --threads" in capsys.readouterr().err
     assert build_parser().parse_args(["train", "x", "-o", "y", "--threads", "3"]).threads == 3
     assert "now --threads" not in capsys.readouterr().err
+
+
+def test_output_into_a_pipe_closed_early_ends_without_a_traceback():
+    # `xvertfast info | head -3`: the reader stops before everything is written
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "xvertfast", "info"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    proc.stdout.close()  # the reader is gone before the first line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 1
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err

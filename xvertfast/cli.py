@@ -558,6 +558,15 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     tqdm.write(text, file=file or sys.stderr)
 
 
+def _silence_stdout() -> None:
+    """Points stdout at the null device, so that flushing it at exit does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (AttributeError, ValueError, OSError):  # not a file (a test's capture)
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -575,6 +584,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # outside a job's own handling (loading a model, training): no traceback
         print("\ninterrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # stdout's reader stopped early (`xvertfast info | head`): no traceback
+        _silence_stdout()
+        return 1
     finally:
         warnings.showwarning = previous  # main() also runs inside other programs (tests, notebooks)
 
