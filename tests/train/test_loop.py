@@ -745,3 +745,20 @@ def test_cli_ctrl_c_before_any_epoch_does_not_claim_one_is_kept(tmp_path, monkey
     monkeypatch.setattr("xvertfast.train.loop.load_rois", interrupted)
     assert main([*argv[:3], str(tmp_path / "run2"), *argv[4:], "--resume"]) == 130
     assert "interrupted: the last finished epoch is kept; add --resume" in capsys.readouterr().err
+
+
+def test_resume_on_another_kind_of_device_warns(tmp_path):
+    """--device auto (the default) started on a GPU and resumed where there is none went on on the CPU
+    unsaid, though the result then differs from an uninterrupted run's (as with another thread count,
+    which is warned of). The run started on a GPU is simulated by its checkpoint's record."""
+    data = write_images(tmp_path / "data")
+    small = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 2, "epochs_joint": 0, "device": "auto"})
+    run = tmp_path / "run"
+    train([str(data)], str(run), small, stop_after_epochs=1, progress=False, log=lambda m: None)
+    state_path = run / "checkpoint" / "state.json"
+    state = json.loads(state_path.read_text())
+    assert state["device"] == "cpu"  # this machine's
+    state_path.write_text(json.dumps({**state, "device": "cuda"}))
+    said = []
+    train([str(data)], str(run), small, resume=True, progress=False, log=said.append)
+    assert [m for m in said if m.startswith("warning: this run trained on cuda, now on cpu")], said

@@ -334,7 +334,7 @@ def _preview(stage: XVertNetStage, data: RoiSet, path: str, title: str, device, 
 def _state(config: TrainConfig, prog: _Progress, run: dict) -> dict:
     """What a checkpoint records: the settings, the progress and ``run``, what else a resume must
     find unchanged ("data": the training images, "init": the --init model's fingerprint) or is
-    warned of ("threads": torch's CPU threads)."""
+    warned of ("device": its type, "threads": torch's CPU threads)."""
     return {"config": asdict(config), "progress": asdict(prog), **run}
 
 
@@ -570,7 +570,10 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
             raise ValueError(f"{run_dir}: --resume with --init {config.init}, whose weights are not those the run "
                              f"started from (fingerprint {str(saved['init'])[:12]}... then, {str(init_key)[:12]}... now); "
                              "resume with the model the run started from, or start a new RUN_DIR")  # fmt: skip
-        if device.type == "cpu" and saved.get("threads", threads) != threads:  # sums split over other threads round differently
+        if saved.get("device", device.type) != device.type:  # (checkpoints from before it was recorded: not said)
+            log(f"warning: this run trained on {saved['device']}, now on {device.type}: the result will differ from an "
+                "uninterrupted run's (other kernels round differently)")  # fmt: skip
+        elif device.type == "cpu" and saved.get("threads", threads) != threads:  # sums split over other threads round differently
             log(f"warning: this run trained with {saved['threads']} CPU threads, now with {threads}: the result will "
                 f"differ slightly from an uninterrupted run's (--threads {saved['threads']} resumes it bitwise)")  # fmt: skip
         prog = _Progress(**saved["progress"])
@@ -593,7 +596,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
                          f"({saved['data']['images']} images then, {len(rois.sources)} now, or their content "
                          "changed, or this xvertfast cuts training ROIs otherwise than the one that started the run); "
                          "resume with the same inputs, or start a new folder")  # fmt: skip
-    run = {"data": data_key, "init": init_key, "threads": threads, **({"lr_changes": lr_changes} if lr_changes else {})}
+    run = {"data": data_key, "init": init_key, "device": device.type, "threads": threads, **({"lr_changes": lr_changes} if lr_changes else {})}
     train_ids, val_ids = split_by_image(len(rois.sources), config.val_fraction, config.seed)
     if not val_ids and config.val_fraction > 0:
         log("note: a single training image: none is held out for validation, so early stopping and the kept epoch "
