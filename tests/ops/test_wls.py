@@ -746,12 +746,11 @@ def _fake_cuda_build(monkeypatch, *, extension_loaded=True, compiled=True, runs=
     return module
 
 
-@pytest.mark.parametrize("compiled, why", [(False, "built without them"), (True, "architecture")])
-def test_auto_on_a_gpu_the_kernels_cannot_run_on_takes_the_cpu_solver(monkeypatch, compiled, why):
+def test_auto_on_a_gpu_the_kernels_cannot_run_on_takes_the_cpu_solver(monkeypatch):
     # it took the PyTorch solver on the GPU, silently, many times slower than the C++ one
-    module = _fake_cuda_build(monkeypatch, compiled=compiled)
+    module = _fake_cuda_build(monkeypatch, compiled=False)
     on_gpu = types.SimpleNamespace(device=torch.device("cuda", 0))
-    with pytest.warns(RuntimeWarning, match=rf"cannot run on cuda:0 \(.*{why}.*\); method='auto' .* C\+\+ CPU solver"):
+    with pytest.warns(RuntimeWarning, match=r"cannot run on cuda:0 \(.*built without them.*\); method='auto' .* C\+\+ CPU solver"):
         assert module._resolve("auto", on_gpu) == "cpu"
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # said once per process
@@ -759,6 +758,48 @@ def test_auto_on_a_gpu_the_kernels_cannot_run_on_takes_the_cpu_solver(monkeypatc
         assert module._resolve("torch", on_gpu) == "torch"  # asked for: kept
         with pytest.raises(ValueError, match="method='cpu' needs a CPU tensor"):
             module._resolve("cpu", on_gpu)
+
+
+class _CudaBuild:
+    """The loaded extension as xvertfast._extension asks about it: CUDA kernels for sm_80/sm_90,
+    compiled against a CUDA build of torch or not."""
+
+    def __init__(self, torch_cuda: bool):
+        self.torch_cuda = torch_cuda
+
+    def cuda_compiled(self):
+        return True
+
+    def torch_cuda_build(self):
+        return self.torch_cuda
+
+    def cuda_archs(self):
+        return "sm_80,sm_90,compute_90"
+
+
+@pytest.mark.parametrize("case", ["architecture", "cpu_torch_build"])
+def test_auto_on_a_gpu_the_kernels_cannot_serve_warns_once_in_all(monkeypatch, case):
+    # the extension's warning (why, and what wls does) came with a second one from wls saying the same
+    from xvertfast import _extension
+
+    module = importlib.import_module("xvertfast.ops.wls")
+    monkeypatch.setattr(_extension, "extension", lambda: _CudaBuild(torch_cuda=case == "architecture"))
+    monkeypatch.setattr(_extension, "_glue_warned", False)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index: (7, 5))  # a T4
+    if case == "cpu_torch_build":
+        monkeypatch.setattr(torch.version, "cuda", "12.4")
+    monkeypatch.setattr(module, "has_extension", lambda: True)
+    monkeypatch.setattr(module, "_host_round_trip_warned", False)
+    _extension._runs_on.cache_clear()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert module._resolve("auto", types.SimpleNamespace(device=torch.device("cuda", 0))) == "cpu"
+    finally:
+        _extension._runs_on.cache_clear()
+    assert len(caught) == 1, [str(w.message) for w in caught]
+    assert _extension.GPU_FALLBACK in str(caught[0].message)
+    assert ("compute capability 7.5" if case == "architecture" else "built against a CPU build of torch") in str(caught[0].message)
 
 
 def test_auto_on_a_gpu_elsewhere(monkeypatch):
@@ -793,7 +834,7 @@ def test_method_cuda_says_why_the_kernels_cannot_be_used(monkeypatch):
 
 @pytest.mark.cuda
 def test_auto_host_round_trip_on_a_real_gpu(seed, monkeypatch):
-    _fake_cuda_build(monkeypatch)  # the kernels "cannot run" on this GPU
+    _fake_cuda_build(monkeypatch, compiled=False)  # as if the build had no CUDA kernels
     x = mixed_batch(3, 40, 33).cuda()
     with pytest.warns(RuntimeWarning, match="C\\+\\+ CPU solver"):
         got, info = wls(x, return_info=True)

@@ -95,12 +95,15 @@ _host_round_trip_warned = False
 
 
 def _warn_host_round_trip(device: torch.device) -> None:
+    """Says once that method='auto' solves through the host on a GPU, where the extension has no
+    CUDA kernels at all. Where it has them but they cannot serve this GPU (built against another
+    build of torch, or for other architectures), xvertfast._extension has already said why and
+    what wls does then: one warning, not two."""
     global _host_round_trip_warned
-    if _host_round_trip_warned:
+    if _host_round_trip_warned or cuda_kernels_available() or cuda_glue_error() is not None:
         return
     _host_round_trip_warned = True
-    why = cuda_glue_error() or ("the extension was built without them" if not cuda_kernels_available()
-                                else "they were not built for this GPU's architecture")  # fmt: skip
+    why = "the extension was built without them"
     warnings.warn(f"wls: the CUDA kernels cannot run on {device} ({why}); method='auto' solves its images with "
                   "the C++ CPU solver, copying each batch to the host and back (the PyTorch solver, "
                   "method='torch', is many times slower on the GPU). See `xvertfast info`; said once",
