@@ -446,7 +446,7 @@ REPORT_DIR holding other files), 130 interrupted.""",
         "their input shapes). The files are for running the network elsewhere: `xvertfast enhance "
         "--backend onnxruntime|tensorrt` exports and caches its own. A model's stage files are written "
         "as a set; files of those names that are there already are replaced only with --overwrite. "
-        "The tile side defaults to the model's training ROI size. Exit code: 0 done, 2 failed.",
+        "The tile side defaults to the model's training ROI size. Exit code: 0 done, 2 failed, 130 interrupted.",
     )
     exp.add_argument("model", metavar="MODEL",
                      help="a model directory (RUN_DIR/model of `xvertfast train`) or 'default'")

@@ -477,3 +477,18 @@ def test_a_tensorrt_export_writes_engines_beside_their_onnx_set(model, tmp_path,
     with pytest.raises(RuntimeError, match="the builder failed"):
         export_model(deeper, out, format="tensorrt", tile=TILE, overwrite=True)
     assert not [name for name in os.listdir(out) if name.endswith((".engine", ".part"))]  # none of either model
+
+
+def test_export_cli_states_its_exit_codes(model, tmp_path, monkeypatch, capsys):
+    from xvertfast import cli
+    from xvertfast.infer import export
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export, "export_model", interrupted)
+    code = cli.main(["export", "default", "-o", str(tmp_path / "out")])
+    with pytest.raises(SystemExit):
+        cli.main(["export", "--help"])
+    said = " ".join(capsys.readouterr().out.split())
+    assert code == 130 and f"{code} interrupted" in said
