@@ -9,6 +9,8 @@
 
 #include <ATen/ATen.h>
 
+#include <optional>
+
 #if defined(XVF_TORCH_CUDA)
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -17,10 +19,15 @@
 namespace xvf {
 
 #if defined(XVF_TORCH_CUDA)
+// The dispatcher picks the CUDA kernel when any argument is on a GPU, so `t` may still be a
+// CPU tensor there (a on the CPU, b on a GPU): no guard then, and the op's own device checks,
+// which run next and compare every argument with `t`, refuse the call by name (a CUDAGuard
+// of a CPU device would throw first, naming neither the op nor the argument).
 struct DeviceScope {
-  explicit DeviceScope(const at::Tensor& t) : guard(t.device()) {}
+  explicit DeviceScope(const at::Tensor& t)
+      : guard(t.is_cuda() ? std::optional<c10::Device>(t.device()) : std::nullopt) {}
   void* stream() const { return c10::cuda::getCurrentCUDAStream().stream(); }
-  c10::cuda::CUDAGuard guard;
+  c10::cuda::OptionalCUDAGuard guard;
 };
 #else
 // Built against a CPU torch: no CUDA tensor can exist there. If this build is loaded by a

@@ -1,0 +1,95 @@
+"""The CUDA glue's argument checks and the kernels' launch limits (GPU only).
+
+The per-pixel math is shared with the CPU kernels and tested there; these tests reach what
+only the GPU code has: the device guard of the glue, and the grid-stride and batch-splitting
+loops that take over past the grid's limits (65535 blocks in y and z, and the 65535 blocks a
+grid-stride launch is capped at), which small test shapes never reach.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from xvertfast._extension import has_extension
+
+pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not has_extension(), reason="compiled extension not built")]
+
+OPS = torch.ops.xvertfast if has_extension() else None
+WLS_PARAMS = (0.8, 1.2, 1e-4)  # lam, alpha, eps
+
+
+def test_mixed_devices_are_refused_by_the_ops_own_checks():
+    # The dispatcher runs the CUDA kernel when any argument is on a GPU, also when the tensor
+    # the device guard is taken from is on the CPU: the op's own check must name the problem
+    # (a CUDAGuard of the CPU device used to throw first: "CUDAGuardImpl initialized with
+    # non-CUDA DeviceType: cpu").
+    a = torch.rand(2, 8, 9, dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="a and b must be on the same device"):
+        OPS.gradient_correlation(a, a.cuda(), 1e-4)
+    gc, stats = OPS.gradient_correlation(a, a, 1e-4)
+    with pytest.raises(RuntimeError, match="grad and stats must be on"):
+        OPS.gradient_correlation_backward(torch.ones_like(gc).cuda(), a, a, stats, 1e-4, True, True)
+    y = torch.rand(2, 1, 8, 8)
+    weight, bias = torch.randn(3, 1, 3, 3), torch.randn(3)
+    with pytest.raises(RuntimeError, match="must be on one device"):
+        OPS.guided_pool(y, weight.cuda(), bias.cuda(), 2)
+    out, argmax = OPS.guided_pool(y, weight, bias, 2)
+    with pytest.raises(RuntimeError, match="grad and argmax must be on"):
+        OPS.guided_pool_backward(out.cuda(), y, weight, argmax, 2, True)
+    images = torch.rand(1, 12, 13, dtype=torch.float64)
+    ws = OPS.wls_setup(images.cuda(), *WLS_PARAMS)
+    with pytest.raises(RuntimeError, match="on x's device"):
+        OPS.wls_apply(ws, images, False)
+
+
+def test_gradient_correlation_of_a_batch_past_the_grids_z_limit():
+    # backward: the batch is the grid's z axis, split into launches of 65535 samples
+    a = torch.rand(65535 + 3, 5, 6, dtype=torch.float64)
+    b = 0.5 * a + 0.5 * torch.rand_like(a)
+    gc, stats = OPS.gradient_correlation(a, b, 1e-4)
+    gc_gpu, stats_gpu = OPS.gradient_correlation(a.cuda(), b.cuda(), 1e-4)
+    torch.testing.assert_close(gc_gpu.cpu(), gc, rtol=1e-12, atol=1e-12)
+    grad = torch.randn_like(gc)
+    want = OPS.gradient_correlation_backward(grad, a, b, stats, 1e-4, True, True)
+    got = OPS.gradient_correlation_backward(grad.cuda(), a.cuda(), b.cuda(), stats_gpu, 1e-4, True, True)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g.cpu(), w, rtol=1e-10, atol=1e-12)
+
+
+def test_guided_pool_past_the_grid_stride_cap():
+    # more outputs (forward) and more pixels (grad_y) than 65535 blocks of 256 threads cover
+    # in one pass; values on a grid where every product and sum is exact, so the GPU (which
+    # may fuse multiply-adds) and the CPU agree exactly, argmax included
+    gen = torch.Generator().manual_seed(0)
+    y = torch.round(torch.randn(5, 1, 1900, 1900, dtype=torch.float64, generator=gen) * 8) / 64
+    weight = torch.round(torch.randn(8, 1, 3, 3, dtype=torch.float64, generator=gen) * 8) / 8
+    bias = torch.round(torch.randn(8, dtype=torch.float64, generator=gen) * 8) / 8
+    assert 5 * 8 * 950 * 950 > 65535 * 256 and 5 * 1900 * 1900 > 65535 * 256
+    out, argmax = OPS.guided_pool(y, weight, bias, 2)
+    out_gpu, argmax_gpu = OPS.guided_pool(y.cuda(), weight.cuda(), bias.cuda(), 2)
+    assert torch.equal(out_gpu.cpu(), out) and torch.equal(argmax_gpu.cpu(), argmax)
+    grad = torch.round(torch.randn(out.shape, dtype=torch.float64, generator=gen) * 8) / 8
+    want = OPS.guided_pool_backward(grad, y, weight, argmax, 2, True)
+    got = OPS.guided_pool_backward(grad.cuda(), y.cuda(), weight.cuda(), argmax_gpu, 2, True)
+    for g, w in zip(got, want):
+        assert torch.equal(g.cpu(), w)
+
+
+def _quantised(shape, seed):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.round(torch.rand(shape, dtype=torch.float64, generator=gen) * 16) / 16  # plateaus
+
+
+@pytest.mark.parametrize("shape", [(1, 70000, 5), (65535 + 2, 9, 9)], ids=["rows-past-grid-y", "batch-past-grid-z"])
+def test_wls_operator_and_vcycle_past_the_grid_limits(shape):
+    # the point kernels loop over rows past gridDim.y and images past gridDim.z (65535 each)
+    images = _quantised(shape, 1)
+    x = torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    ws_cpu = OPS.wls_setup(images, *WLS_PARAMS)
+    ws_gpu = OPS.wls_setup(images.cuda(), *WLS_PARAMS)
+    for precondition in (False, True):
+        cpu = OPS.wls_apply(ws_cpu, x, precondition)
+        gpu = OPS.wls_apply(ws_gpu, x.cuda(), precondition).cpu()
+        assert torch.isfinite(gpu).all()
+        assert ((gpu - cpu).norm() / cpu.norm()).item() <= 1e-10, f"precondition={precondition}"
