@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 import torch
 
 from tests.conftest import SESSION_SEED, stage_with_statistics
+from xvertfast.infer import export as export_module
 from xvertfast.infer import tensorrt_backend
 from xvertfast.infer.export import cached_onnx_export, export_model, export_onnx, load_aoti, read_onnx_metadata
 from xvertfast.model.persistence import fingerprint
@@ -173,6 +175,10 @@ def test_aoti_package_matches_torch(tmp_path, seed):
     assert os.path.basename(path) == "stage1.pt2"
     (package,) = load_aoti([path])
     assert package.metadata["xvertfast.tile"] == str(TILE) and package.max_batch == 4
+    # what load_aoti checks before loading is found in the archive, and says this CPU can run it
+    built_for = export_module._package_build_metadata(path)
+    assert built_for["xvertfast.tile"] == str(TILE) and built_for["AOTI_DEVICE_KEY"] == "cpu" and built_for["AOTI_CPU_ISA"]
+    assert export_module.aoti_runs_here(built_for) is None
     for batch in (1, 3):
         xp, y = inputs(batch)
         with torch.no_grad():
@@ -385,6 +391,36 @@ def test_a_damaged_onnx_file_is_named_and_a_damaged_cache_is_exported_again(mode
     with open(first[1], "rb") as f:
         assert f.read() == whole
     OnnxRuntimeBackend(first, torch.device("cpu"))
+
+
+def fake_aoti_package(path, **metadata) -> str:
+    """A zip laid out like an AOTI package as far as its recorded metadata goes (no code)."""
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("stage1/data/aotinductor/model/abc.wrapper_metadata.json", json.dumps(metadata))
+    return str(path)
+
+
+def test_load_aoti_refuses_a_cpu_package_built_for_instructions_this_cpu_lacks(tmp_path, monkeypatch):
+    # a package exported on an AMX Xeon and loaded on an older CPU dies of an illegal instruction
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_supported", lambda: True)
+    path = fake_aoti_package(tmp_path / "stage1.pt2", AOTI_DEVICE_KEY="cpu", AOTI_MACHINE=platform.machine(),
+                             AOTI_CPU_ISA="AVX512 AMX_TILE")  # fmt: skip
+    with pytest.raises(ValueError, match=re.escape(f"{path}: cannot run on this machine: it was compiled for a CPU "
+                                                   "with AMX_TILE, which this CPU lacks; export the model again here")):
+        load_aoti([path])
+    other = fake_aoti_package(tmp_path / "arm.pt2", AOTI_DEVICE_KEY="cpu", AOTI_MACHINE="aarch64-or-other",
+                              AOTI_CPU_ISA="")  # fmt: skip
+    with pytest.raises(ValueError, match="compiled for aarch64-or-other CPUs"):
+        load_aoti([other])
+    # what the CPU has, or a GPU package, or an unknown layout: left to torch's loader
+    for fine in ({"AOTI_DEVICE_KEY": "cpu", "AOTI_MACHINE": platform.machine(), "AOTI_CPU_ISA": "AVX512"},
+                 {"AOTI_DEVICE_KEY": "cuda", "AOTI_CPU_ISA": "AMX_TILE"}, {}):  # fmt: skip
+        assert export_module.aoti_runs_here(fine) is None
+    assert export_module._package_build_metadata(str(tmp_path / "missing.pt2")) is None
 
 
 def test_load_aoti_names_a_missing_or_damaged_package(tmp_path):

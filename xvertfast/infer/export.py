@@ -366,6 +366,50 @@ class _CheckedPackage:
         return self._runner(xp.contiguous(), y.contiguous())
 
 
+#: The CPU features an AOTI package's AOTI_CPU_ISA can name, and how torch says this CPU has them.
+_CPU_FEATURES = {
+    "AVX2": "_is_avx2_supported",
+    "AVX512": "_is_avx512_supported",
+    "AVX512_VNNI": "_is_vnni_supported",
+    "AVX512_BF16": "_is_avx512_bf16_supported",
+    "AMX_TILE": "_is_amx_tile_supported",
+    "AMX_FP16": "_is_amx_fp16_supported",
+}
+
+
+def _package_build_metadata(path: str) -> dict[str, str] | None:
+    """The metadata an AOTI package records, read from its archive without loading its code
+    (None where the layout is not the one known: the check is then left to torch)."""
+    import json
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if n.endswith("wrapper_metadata.json") and "/aotinductor/" in n]
+            return json.loads(archive.read(names[0])) if names else None
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError):
+        return None
+
+
+def aoti_runs_here(metadata: dict[str, str]) -> str | None:
+    """Why a CPU package built with this metadata cannot run on this machine, or None. Inductor
+    compiles a CPU package for the vector instructions of the CPU that exported it (AOTI_CPU_ISA,
+    e.g. AVX-512 and AMX on a recent Xeon); on a CPU without them its code dies of an illegal
+    instruction, taking the process with it, so it is refused before it is loaded."""
+    if metadata.get("AOTI_DEVICE_KEY", "cpu") != "cpu":
+        return None
+    import platform
+
+    machine = metadata.get("AOTI_MACHINE")
+    if machine and machine != platform.machine():
+        return f"it was compiled for {machine} CPUs, this one is {platform.machine()}"
+    missing = [flag for flag in metadata.get("AOTI_CPU_ISA", "").split()
+               if flag in _CPU_FEATURES and not getattr(torch.cpu, _CPU_FEATURES[flag], lambda: True)()]  # fmt: skip
+    if missing:
+        return f"it was compiled for a CPU with {', '.join(missing)}, which this CPU lacks"
+    return None
+
+
 def load_aoti(paths: list[str | os.PathLike]) -> list:
     """Loads the ``stage{k}.pt2`` packages of one model (in stage order) as callables
     ``stage(xp, y) -> out`` that check their inputs' shape, batch and dtype against what the
@@ -376,6 +420,10 @@ def load_aoti(paths: list[str | os.PathLike]) -> list:
     for path in map(os.fspath, paths):
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path}: no such AOTInductor package")
+        why = aoti_runs_here(_package_build_metadata(path) or {})
+        if why is not None:
+            raise ValueError(f"{path}: cannot run on this machine: {why}; export the model again here "
+                             "(xvertfast export --format aoti)")  # fmt: skip
         try:
             runner = torch._inductor.aoti_load_package(path)
         except Exception as exc:  # torch's message names no file ("Failed to initialize zip archive: ...")
