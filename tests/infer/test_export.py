@@ -312,8 +312,10 @@ def test_tensorrt_backend_without_tensorrt_says_how_to_install(monkeypatch, mode
     assert "onnxruntime" in str(info.value)
     with pytest.raises(RuntimeError, match="pip install tensorrt"):
         tensorrt_backend.TensorRTBackend.from_model(model, torch.device("cuda"), tile=TILE)
-    with pytest.raises(RuntimeError, match="pip install tensorrt"):
+    with pytest.raises(RuntimeError, match="pip install tensorrt") as info:
         export_model(model, "unused", format="tensorrt")
+    # the alternative named for each command: enhance's backend, export's format
+    assert "enhance --backend onnxruntime" in str(info.value) and "export --format onnx" in str(info.value)
 
 
 def _tensorrt_skip_reason() -> str:

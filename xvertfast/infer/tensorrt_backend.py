@@ -31,8 +31,8 @@ __all__ = ["available", "import_tensorrt", "engine_cache_key", "engine_path", "b
            "INSTALL_HINT", "WORKSPACE_BYTES"]  # fmt: skip
 
 INSTALL_HINT = ("install it with `pip install tensorrt` (TensorRT 10 or newer) on a machine with an NVIDIA driver "
-                "and a CUDA GPU; the ONNX/onnxruntime backend (--backend onnxruntime, "
-                "`pip install 'xvertfast[export]'`) is the portable alternative")  # fmt: skip
+                "and a CUDA GPU; the portable alternative is ONNX run by onnxruntime (`pip install "
+                "'xvertfast[export]'`, then enhance --backend onnxruntime, or export --format onnx)")  # fmt: skip
 #: Builder scratch memory: ample for the U-Net's tactics at 512^2, and TensorRT would otherwise
 #: allow itself the whole device.
 WORKSPACE_BYTES = 4 << 30
