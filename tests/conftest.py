@@ -72,3 +72,27 @@ def seed(request) -> int:
 
 #: Parametrisation over the devices the ops run on.
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
+
+
+class BuiltWithNvcc:
+    """A ``_C`` with CUDA kernels (sm_80, sm_90, PTX), compiled against a CUDA build of torch or a
+    CPU one, as xvertfast._extension and ``xvertfast info`` ask about it (tests on machines without
+    a GPU)."""
+
+    def __init__(self, torch_cuda: bool):
+        self.torch_cuda = torch_cuda
+
+    def cuda_compiled(self):
+        return True
+
+    def torch_cuda_build(self):
+        return self.torch_cuda
+
+    def cuda_archs(self):
+        return "sm_80,sm_90,compute_90"
+
+    def cuda_device_count(self):
+        return 0
+
+    def openmp(self):
+        return True

@@ -11,6 +11,7 @@ import warnings
 import pytest
 import torch
 
+from tests.conftest import BuiltWithNvcc
 from xvertfast import _extension
 from xvertfast._extension import archs_cover, has_extension
 from xvertfast.info import OPS, collect, format_report
@@ -212,28 +213,6 @@ def test_info_reports_cpu_bf16_support():
     info = collect()
     assert info["cpu_bf16"] == cpu_bf16_support() in ("amx", "avx512_bf16", "yes", "no")
     assert "CPU bf16" in format_report(info)
-
-
-class BuiltWithNvcc:
-    """A ``_C`` with CUDA kernels, compiled against a CUDA build of torch or a CPU one."""
-
-    def __init__(self, torch_cuda: bool):
-        self.torch_cuda = torch_cuda
-
-    def cuda_compiled(self):
-        return True
-
-    def torch_cuda_build(self):
-        return self.torch_cuda
-
-    def cuda_archs(self):
-        return "sm_80,sm_90,compute_90"
-
-    def cuda_device_count(self):
-        return 0
-
-    def openmp(self):
-        return True
 
 
 @pytest.mark.parametrize("torch_cuda, built_with_torch_cuda, usable", [

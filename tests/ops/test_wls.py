@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import CXR_DEV, needs_cxr_dev
+from tests.conftest import CXR_DEV, BuiltWithNvcc, needs_cxr_dev
 from xvertfast import wls
 from xvertfast._extension import extension, has_extension
 from xvertfast.ops import wls_reference as ref
@@ -760,30 +760,13 @@ def test_auto_on_a_gpu_the_kernels_cannot_run_on_takes_the_cpu_solver(monkeypatc
             module._resolve("cpu", on_gpu)
 
 
-class _CudaBuild:
-    """The loaded extension as xvertfast._extension asks about it: CUDA kernels for sm_80/sm_90,
-    compiled against a CUDA build of torch or not."""
-
-    def __init__(self, torch_cuda: bool):
-        self.torch_cuda = torch_cuda
-
-    def cuda_compiled(self):
-        return True
-
-    def torch_cuda_build(self):
-        return self.torch_cuda
-
-    def cuda_archs(self):
-        return "sm_80,sm_90,compute_90"
-
-
 @pytest.mark.parametrize("case", ["architecture", "cpu_torch_build"])
 def test_auto_on_a_gpu_the_kernels_cannot_serve_warns_once_in_all(monkeypatch, case):
     # the extension's warning (why, and what wls does) came with a second one from wls saying the same
     from xvertfast import _extension
 
     module = importlib.import_module("xvertfast.ops.wls")
-    monkeypatch.setattr(_extension, "extension", lambda: _CudaBuild(torch_cuda=case == "architecture"))
+    monkeypatch.setattr(_extension, "extension", lambda: BuiltWithNvcc(torch_cuda=case == "architecture"))
     monkeypatch.setattr(_extension, "_glue_warned", False)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index: (7, 5))  # a T4
     if case == "cpu_torch_build":
