@@ -240,7 +240,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 130
     curves = os.path.join(args.output, "curves.png")
     model = os.path.join(args.output, "model")
-    print(f"model written to {model}: enhance with `xvertfast enhance INPUT -o OUT --model {model}` (Python: "
+    print(f"the model is in {model}: enhance with `xvertfast enhance INPUT -o OUT --model {model}` (Python: "
           f"xvertfast.load_model); metrics in {os.path.join(args.output, 'metrics.csv')}"
           + (f", loss curves in {curves}" if os.path.exists(curves) else ""))  # fmt: skip
     return 0
