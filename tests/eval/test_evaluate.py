@@ -179,6 +179,18 @@ def test_the_reference_row_is_cleaned_of_its_own_outliers():
     assert by["clahe"]["n_clean"] <= 19  # paired with identity: the union of both's outliers
 
 
+def test_a_report_of_the_reference_alone_has_no_test_section(tmp_path):
+    # with nothing to test against the reference, summary.md had a header-only p-value table
+    from xvertfast.eval.protocol import EvalRun
+    from xvertfast.eval.report import write_report
+
+    run = EvalRun(["identity"], ["entropy"], images=3)
+    run.rows += [{"file": f"f{i}", "roi": "upper", "method": "identity", "entropy": 5.0 + i} for i in range(3)]
+    md = open(write_report(run, str(tmp_path), "identity")["summary.md"]).read()
+    assert "p-values" not in md and "Wilcoxon" not in md, md
+    assert "| identity | 6.0000 ± 1.0000 (n=3) |" in md, md
+
+
 def test_a_compared_method_is_cleaned_of_the_union_of_outliers_and_tested_against_the_reference(tmp_path):
     """The reference's outlier falls where the method has none: the method's cleaned statistics and
     p-value are those of the pairs without it (paired_clean), its raw p-value that of all pairs, and

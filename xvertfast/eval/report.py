@@ -82,6 +82,8 @@ def _write_csv(path: str, rows: list[dict], fields: list[str]) -> None:
 def _markdown(run: EvalRun, records: list[dict], compare_to: str | None) -> str:
     by = {(r["method"], r["metric"]): r for r in records}
     lines = [f"# Evaluation: {run.images} images, {len(run.rows) // max(len(run.methods), 1)} ROIs per method", ""]
+    if compare_to not in run.methods or len(run.methods) < 2:  # no method to test against it
+        compare_to = None
     if compare_to:
         lines += [f"Wilcoxon signed-rank test of each method against **{compare_to}** (two-sided, paired by ROI): "
                   "`*` p < 0.05, `**` p < 0.01.", ""]  # fmt: skip
