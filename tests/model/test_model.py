@@ -97,6 +97,29 @@ def test_save_and_load_give_identical_outputs(seed, tmp_path):
     torch.testing.assert_close(loaded.enhance(xp, y), model.enhance(xp, y), rtol=0, atol=0)
 
 
+def test_a_save_that_fails_half_way_leaves_the_model_there_as_it_was(seed, tmp_path, monkeypatch):
+    # a full disk while the second stage was written left new stage1 weights beside the old config
+    import safetensors.torch
+
+    old = XVertNet([XVertNetStage(4, 2), XVertNetStage(4, 2)]).eval()
+    save_model(old, tmp_path / "m")
+    before = {name: (tmp_path / "m" / name).read_bytes() for name in os.listdir(tmp_path / "m")}
+    real, calls = safetensors.torch.save_file, []
+
+    def full_disk_on_the_second(tensors, filename, *args, **kwargs):
+        calls.append(filename)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(tensors, filename, *args, **kwargs)
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full_disk_on_the_second)
+    new = XVertNet([XVertNetStage(6, 2), XVertNetStage(6, 2)]).eval()
+    with pytest.raises(OSError, match="No space left"):
+        save_model(new, tmp_path / "m")
+    assert {name: (tmp_path / "m" / name).read_bytes() for name in os.listdir(tmp_path / "m")} == before
+    load_model(tmp_path / "m")  # still one model
+
+
 def test_models_saved_before_the_upsampling_choice_load_as_transposed(seed, tmp_path):
     """Their config.json has no "upsample": they all used the transposed conv, and keep their
     fingerprints (resumed enhance jobs and cached exports key on them)."""

@@ -25,7 +25,13 @@ DEFAULT_MODEL_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "we
 
 
 def save_model(model: XVertNet, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> str:
-    """Writes the model directory (created if needed); ``extra`` goes into config.json (provenance)."""
+    """Writes the model directory (created if needed); ``extra`` goes into config.json (provenance).
+
+    The files are written as a set: each to a temporary file, all renamed once all are made, so a
+    failure on the way (a full disk) leaves a model already there as it was, not new weights
+    beside the old config.json."""
+    import contextlib
+
     from safetensors.torch import save_file
 
     from xvertfast.io.write import atomic_write
@@ -40,12 +46,12 @@ def save_model(model: XVertNet, path: str | os.PathLike, extra: dict[str, Any] |
         "preprocessing": {"lam": model.lam, "alpha": model.alpha, "eps": model.eps},
         **(extra or {}),
     }
-    for k, stage in enumerate(model.stages, start=1):
-        tensors = {name: t.detach().cpu().contiguous() for name, t in stage.state_dict().items()}
-        with atomic_write(os.path.join(path, f"stage{k}.safetensors")) as tmp:
-            save_file(tensors, tmp)
-    with atomic_write(os.path.join(path, "config.json")) as tmp, open(tmp, "w") as f:
-        json.dump(config, f, indent=2)
+    with contextlib.ExitStack() as renames:  # (on leaving: every rename, or on an error none)
+        for k, stage in enumerate(model.stages, start=1):
+            tensors = {name: t.detach().cpu().contiguous() for name, t in stage.state_dict().items()}
+            save_file(tensors, renames.enter_context(atomic_write(os.path.join(path, f"stage{k}.safetensors"))))
+        with open(renames.enter_context(atomic_write(os.path.join(path, "config.json"))), "w") as f:
+            json.dump(config, f, indent=2)
     return path
 
 
