@@ -219,3 +219,16 @@ def test_output_into_a_pipe_closed_early_ends_without_a_traceback():
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=300) == 1
     assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+def test_help_examples_name_a_model_folder_not_a_run_folder():
+    """A trained model is RUN_DIR/model; evaluate's example `mine:xvertnet=runs/mine` (a run folder)
+    is refused when followed ("did you mean runs/mine/model")."""
+    for name, parser in subcommands().items():
+        for path in re.findall(r"xvertnet=([\w./-]+)", parser.format_help()):
+            assert path == "MODEL_DIR" or path.endswith("/model"), f"xvertfast {name} --help: xvertnet={path}"
+
+
+def test_enhance_help_sets_the_format_paragraph_apart_from_the_exit_codes():
+    text = subcommands()["enhance"].format_help()
+    assert "\n\n--format same keeps each input's kind" in text  # it ran on from "130 interrupted."

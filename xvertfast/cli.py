@@ -331,6 +331,7 @@ is not searched for inputs, and one job at a time may write into it. Bad files a
 reported and skipped. Exit code: 0 all done, 1 some failed, nothing was found, the
 disk filled or the --report could not be written, 2 the job could not start, 130
 interrupted.
+
 --format same keeps each input's kind: 8-bit PNG/JPEG -> 8-bit PNG, deeper PNG ->
 16-bit PNG at the source's bit depth, TIFF -> float TIFF, DICOM -> derived DICOM
 (a Secondary Capture image: patient and study kept, new series).""",
@@ -389,7 +390,7 @@ detail on the original's large-scale brightness: enhance --brightness original),
 outputs=DIR (what another tool wrote into DIR, mirroring the inputs' paths as
 enhance does, any image extension; read on its format's own scale, not stretched).
 A label names a method in the report, LABEL:METHOD, so two of a kind can be compared:
-  --methods identity,clahe,xvertnet,mine:xvertnet=runs/mine,vendor:outputs=/data/vendor
+  --methods identity,clahe,xvertnet,mine:xvertnet=runs/mine/model,vendor:outputs=/data/vendor
 Metrics: entropy, tenengrad, lpc_si, tmqi (reference = original), brisque (lower
 is better), tmqi_paper_compat (TMQI with the test image in [0, 1]: the XVertNet
 paper's values, 0.01-0.21, for comparing with its tables); definitions in
