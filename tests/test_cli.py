@@ -232,3 +232,10 @@ def test_help_examples_name_a_model_folder_not_a_run_folder():
 def test_enhance_help_sets_the_format_paragraph_apart_from_the_exit_codes():
     text = subcommands()["enhance"].format_help()
     assert "\n\n--format same keeps each input's kind" in text  # it ran on from "130 interrupted."
+
+
+def test_enhance_help_says_where_a_file_named_on_the_command_line_goes():
+    """`enhance a/x.png b/x.png` writes OUT/x.png once and fails the second; the help said only
+    "mirroring the input folders"."""
+    assert "a file named on the command line goes to OUT_DIR/NAME" in " ".join(
+        subcommands()["enhance"].format_help().split())

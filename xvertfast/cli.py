@@ -309,7 +309,9 @@ cannot be used (another job in it, other settings without --overwrite) or an
         help="enhance radiographs with a trained model (batch, resumable)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="""Enhance every input with XVertNet and write the results under OUT_DIR,
-mirroring the input folders.
+mirroring the input folders: a folder's files keep their paths below it, an @list's
+files the paths as listed, and a file named on the command line goes to OUT_DIR/NAME
+(two of one name from different folders collide: give their common parent folder).
 
   --mode spine   the upper and lower thoracic spine ROIs are enhanced and blended
                  into the original with a feathered seam (what the papers evaluate)
