@@ -239,3 +239,15 @@ def test_enhance_help_says_where_a_file_named_on_the_command_line_goes():
     "mirroring the input folders"."""
     assert "a file named on the command line goes to OUT_DIR/NAME" in " ".join(
         subcommands()["enhance"].format_help().split())
+
+
+def test_enhance_help_says_report_and_preview_replace_a_file_there(tmp_path, monkeypatch):
+    """Unlike the outputs in OUT, --report and --preview are rewritten on every run (the same
+    command resumes), so a file already at that path is replaced: the help must say so."""
+    monkeypatch.chdir(tmp_path)
+    image = _png(tmp_path / "a.png")
+    (tmp_path / "notes.json").write_text("my own notes")
+    assert main(["enhance", image, "-o", "out", "-q", "--device", "cpu", "--report", "notes.json"]) == 0
+    assert (tmp_path / "notes.json").read_text() != "my own notes"  # what the help must warn of
+    said = " ".join(subcommands()["enhance"].format_help().split())
+    assert "to this JSON file, replacing a file there" in said and "into this PNG (replacing a file there)" in said

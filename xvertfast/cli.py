@@ -362,10 +362,11 @@ interrupted.
                      "CPUs, 1 to 4: the WLS solver and the network already use every core; at most 64)")
     enh.add_argument("--overwrite", action="store_true",
                      help="redo the outputs this job already wrote (with new settings, say)")
-    enh.add_argument("--report", metavar="RUN_JSON", help="write per-file status and timings to this JSON file")
+    enh.add_argument("--report", metavar="RUN_JSON", help="write per-file status and timings of this run to this JSON file, replacing a file "
+                     "there (a resumed run lists the files done before as skipped)")
     enh.add_argument("--preview", metavar="PNG",
-                     help="draw 8 inputs beside their outputs, spread over the job, into this PNG: a first look "
-                     "before trusting the rest")
+                     help="draw 8 inputs beside their outputs, spread over the job, into this PNG (replacing a "
+                     "file there): a first look before trusting the rest")
     enh.set_defaults(func=_cmd_enhance)
 
     ev = sub.add_parser(
