@@ -329,7 +329,7 @@ and does the rest; an input changed since is done again. A file in OUT_DIR that
 xvertfast did not write is never taken for an output nor replaced, even with
 --overwrite. OUT_DIR records the model, mode, brightness, format and precision,
 and a rerun with other settings is refused (--overwrite redoes the outputs; after a
-change of --format the earlier files, of another extension, stay: use a new folder). OUT_DIR
+change of --format each new output replaces the input's earlier one). OUT_DIR
 is not searched for inputs, and one job at a time may write into it. Bad files are
 reported and skipped. Exit code: 0 all done, 1 some failed, nothing was found, the
 disk filled or the --report could not be written, 2 the job could not start, 130

@@ -61,6 +61,26 @@ def test_an_edited_input_is_done_again(tmp_path, model_dir, seed, capsys):  # no
     assert "1 done, 1 skipped" in capsys.readouterr().out
 
 
+def test_overwrite_with_another_format_replaces_the_earlier_outputs(tmp_path, model_dir, seed, capsys):  # noqa: F811
+    # the .png outputs stayed beside the new .tiff ones: evaluate outputs=OUT then found two for one input
+    src, out = tmp_path / "in", tmp_path / "out"
+    write_pngs(src, seed, ["a.png", "sub/b.png"])
+    assert run(model_dir, src, "-o", out) == 0
+    (out / "notes.png").write_bytes(b"the user's own file")  # not in the ledger: never removed
+    assert run(model_dir, src, "-o", out, "--format", "tiff", "--overwrite") == 0
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and not p.name.startswith(".")) == [
+        "a.tiff", "notes.png", "sub/b.tiff"]  # fmt: skip
+    assert (out / "notes.png").read_bytes() == b"the user's own file"
+    # the ledger no longer names the removed outputs: a file put there later is not taken for ours
+    (out / "a.png").write_bytes(b"put here afterwards")
+    capsys.readouterr()
+    assert run(model_dir, src, "-o", out, "--overwrite") == 1
+    assert "a.png exists and was not written by xvertfast enhance" in capsys.readouterr().err
+    assert (out / "a.png").read_bytes() == b"put here afterwards" and (out / "sub/b.png").exists()
+    assert not (out / "sub/b.tiff").exists()  # back to png: the tiff output of sub/b.png went
+    assert (out / "a.tiff").exists()  # a.png's new output failed: its earlier one stays
+
+
 def test_an_interrupted_overwrite_leaves_nothing_of_the_old_settings_skipped(tmp_path, model_dir, seed, capsys):  # noqa: F811
     src, out = tmp_path / "in", tmp_path / "out"
     write_pngs(src, seed, ["a.png", "b.png"])

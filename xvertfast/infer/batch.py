@@ -195,7 +195,7 @@ def _compose_and_write(enhancer, rad: Radiograph, prep, tiles, out: str, fmt: st
     os.makedirs(os.path.dirname(out), exist_ok=True)
     job.starting(rad.path, out)
     write_image(out, pixels, _write_format(fmt, rad, out), like=rad, overwrite=True, description=description)
-    job.finished(rad.path, out, stat)
+    job.finished(rad.path, out, stat, sole=True)  # (an earlier --format's output of it goes)
     return {"compose": t1 - t0, "write": time.perf_counter() - t1}
 
 

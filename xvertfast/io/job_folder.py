@@ -13,7 +13,10 @@ folder so that a rerun resumes safely. For a job named ``JOB``:
   unchanged, with the same settings; it redoes the others (an input edited since, outputs
   left from an interrupted ``--overwrite`` with other settings). The same input is the same
   real path, or a file of the same name, size and (sub-second) modification time at another
-  path: the archive moved, or mounted elsewhere.
+  path: the archive moved, or mounted elsewhere. Where an input has one output (enhance),
+  finishing it removes the files the ledger names as that input's other outputs: those of an
+  earlier ``--format`` (``x.dcm`` beside a new ``x.png``), which would otherwise be taken for
+  a second output of the input.
 - ``.xvertfast-JOB.lock``: held (``flock``) while the job runs, so that a second job
   into the same folder is refused instead of racing the first (and removing its temporaries).
 
@@ -23,6 +26,7 @@ inputs (:func:`xvertfast.io.files.discover`) does not take outputs for inputs.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -44,6 +48,9 @@ def job_files(job: str) -> tuple[str, str, str]:
 #: The first line of a ledger started in a folder of an xvertfast before ledgers: the outputs it
 #: does not name are that version's, adopted as they are met, in every later run too.
 LEGACY_MARK = "adopts_unrecorded_outputs"
+
+#: A ledger line's state for an output the job removed (replaced by the input's new output).
+REMOVED = "removed"
 
 #: Those of ``xvertfast enhance``.
 JOB_FILE, LEDGER_FILE, LOCK_FILE = JOB_STATE_FILES = job_files("enhance")
@@ -97,9 +104,12 @@ class JobFolder:
         # this run and later ones (the ledger's first line says so: a run may meet only some)
         self._legacy = os.path.exists(os.path.join(out_dir, self._job_file)) and not os.path.exists(ledger)
         self._fd = None
+        self._outputs_of: dict[str, set[str]] = {}  # input -> the outputs the ledger names for it
         try:
             self._check_settings()
             self._ledger = self._read_ledger()
+            for rel, entry in self._ledger.items():
+                self._outputs_of.setdefault(entry.get("input"), set()).add(rel)
             # unbuffered appends: a line that fails (a full disk) is not kept to fail again at close
             self._fd = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             if os.fstat(self._fd).st_size and not ends_with_newline(ledger):
@@ -148,7 +158,11 @@ class JobFolder:
                         if entry.get(LEGACY_MARK):
                             self._legacy = True
                             continue
-                        entries[entry["output"].replace(os.sep, "/")] = entry  # a ledger written on Windows
+                        rel = entry["output"].replace(os.sep, "/")  # a ledger written on Windows
+                        if entry.get("state") == REMOVED:  # a later file there is not one of ours
+                            entries.pop(rel, None)
+                        else:
+                            entries[rel] = entry
                     except (ValueError, KeyError, TypeError):  # a line cut short by a kill
                         continue
         except FileNotFoundError:
@@ -200,18 +214,35 @@ class JobFolder:
 
     def _append(self, entry: dict, durable: bool) -> None:
         with self._write_lock:
-            self._write(json.dumps(entry) + "\n", durable)
-            self._ledger[entry["output"]] = entry
+            self._add(entry, durable)
+
+    def _add(self, entry: dict, durable: bool) -> None:  # (with the write lock held)
+        self._write(json.dumps(entry) + "\n", durable)
+        self._ledger[entry["output"]] = entry
+        self._outputs_of.setdefault(entry["input"], set()).add(entry["output"])
 
     def starting(self, input_path: str, out: str) -> None:
         """Called before ``out`` is written: on disk before its rename can be."""
         self._append({"output": self._rel(out), "input": _identity(input_path), "state": "writing",
                       "settings": self.key}, durable=True)  # fmt: skip
 
-    def finished(self, input_path: str, out: str, stat: list[int] | None) -> None:
-        """Called once ``out`` is complete; ``stat``: the input's, as it was planned from."""
-        self._append({"output": self._rel(out), "input": _identity(input_path), "state": "done",
-                      "settings": self.key, "stat": stat}, durable=False)  # fmt: skip
+    def finished(self, input_path: str, out: str, stat: list[int] | None, sole: bool = False) -> None:
+        """Called once ``out`` is complete; ``stat``: the input's, as it was planned from.
+        ``sole``: ``out`` is the input's one output (enhance), so the files the ledger names as
+        its other outputs (made under another ``--format``, or named otherwise by an older
+        xvertfast) are removed: left there, they would be taken for a second output of it."""
+        rel, identity = self._rel(out), _identity(input_path)
+        with self._write_lock:
+            self._add({"output": rel, "input": identity, "state": "done", "settings": self.key, "stat": stat},
+                      durable=False)  # fmt: skip
+            if not sole:
+                return
+            for other in sorted(self._outputs_of.get(identity, set()) - {rel}):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(os.path.join(self.out_dir, *other.split("/")))
+                self._ledger.pop(other, None)
+                self._outputs_of[identity].discard(other)
+                self._write(json.dumps({"output": other, "input": identity, "state": REMOVED}) + "\n", durable=False)
 
     def close(self) -> None:
         try:
