@@ -169,6 +169,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from xvertfast.infer.export import export_model
 
+    slow = {"aoti": "AOTInductor compiles C++ for each stage (about half a minute a stage on a CPU)",
+            "tensorrt": "TensorRT builds an engine for each stage (minutes on a GPU)"}  # fmt: skip
+    if args.format in slow:  # a long wait with nothing on the screen otherwise
+        print(f"exporting {args.model} to {args.output}: {slow[args.format]} ...", file=sys.stderr)
     try:
         paths = export_model(args.model, args.output, format=args.format, fp16=args.fp16, max_batch=args.max_batch,
                              tile=args.roi_size, device=args.device, overwrite=args.overwrite)  # fmt: skip

@@ -302,11 +302,15 @@ def export_aoti(model: XVertNet, out_dir: str | os.PathLike, tile: int = DEFAULT
         example = tuple(torch.zeros(min(2, max_batch), 1, tile, tile, device=dev) for _ in INPUTS)
         meta = {**_metadata(model, k, tile, fp16, sha), "xvertfast.max_batch": str(max_batch)}
         try:
-            with torch.no_grad():
-                program = torch.export.export(graph, example, dynamic_shapes=dynamic)
-            with open(tmp, "wb") as f:
-                torch._inductor.aoti_compile_and_package(program, package_path=f,
-                                                         inductor_configs={"aot_inductor.metadata": meta})  # fmt: skip
+            with warnings.catch_warnings():
+                # torch's own pytree deprecation, raised inside torch.export and the packaging:
+                # nothing the user can change
+                warnings.filterwarnings("ignore", category=FutureWarning, message=".*LeafSpec.*")
+                with torch.no_grad():
+                    program = torch.export.export(graph, example, dynamic_shapes=dynamic)
+                with open(tmp, "wb") as f:
+                    torch._inductor.aoti_compile_and_package(program, package_path=f,
+                                                             inductor_configs={"aot_inductor.metadata": meta})  # fmt: skip
         except Exception as exc:
             raise RuntimeError(f"{os.path.join(out_dir, f'stage{k + 1}.pt2')}: AOTInductor could not export/compile "
                                f"stage {k + 1} for {dev} ({type(exc).__name__}: {exc}); it needs a working C++ "
