@@ -191,7 +191,7 @@ def test_export_leaves_files_it_finds_alone_without_overwrite(tmp_path, capsys):
     out.mkdir()
     (out / "stage1.onnx").write_text("my precious")
     assert main(["export", "default", "-o", str(out)]) == 2
-    assert "already holds stage1.onnx" in capsys.readouterr().err
+    assert "already holds stage1.onnx: add --overwrite (overwrite=True in Python)" in capsys.readouterr().err
     assert (out / "stage1.onnx").read_text() == "my precious" and not (out / "stage2.onnx").exists()
     other = tmp_path / "y"
     other.mkdir()

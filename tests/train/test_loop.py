@@ -57,7 +57,7 @@ def test_new_run_refuses_an_existing_checkpoint_and_a_changed_config(tmp_path):
     data = write_images(tmp_path / "data")
     small = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 1, "epochs_joint": 0})
     train([str(data)], str(tmp_path / "run"), small, progress=False, log=lambda m: None)
-    with pytest.raises(FileExistsError, match="--resume"):
+    with pytest.raises(FileExistsError, match=r"holds a checkpoint: add --resume \(resume=True in Python\) to go on"):
         train([str(data)], str(tmp_path / "run"), small, progress=False, log=lambda m: None)
     changed = TrainConfig(**{**small.__dict__, "width": 8})
     with pytest.raises(ValueError, match="different configuration"):

@@ -141,7 +141,7 @@ def _refuse_existing(out_dir: str, ext: str) -> None:
     model's last stages would be removed) are left alone, before any work."""
     there = _stage_files(out_dir, ext)
     if there:
-        raise ValueError(f"{out_dir} already holds {', '.join(there)}: pass overwrite=True (--overwrite) to replace "
+        raise ValueError(f"{out_dir} already holds {', '.join(there)}: add --overwrite (overwrite=True in Python) to replace "
                          "them, or export into a new folder")  # fmt: skip
 
 

@@ -583,7 +583,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
         else:
             log(f"resuming at stage {prog.stage}, epoch {prog.epoch}")
     elif os.path.exists(state_path):
-        raise FileExistsError(f"{run_dir} holds a checkpoint: pass resume=True (--resume) or use a new folder")
+        raise FileExistsError(f"{run_dir} holds a checkpoint: add --resume (resume=True in Python) to go on, or use a new folder")
     elif resume:
         log(f"--resume: {run_dir} holds no checkpoint yet; starting a new run there")
     os.makedirs(ckpt_dir, exist_ok=True)  # before any epoch: a stage may have none (--init with 0 epochs)
