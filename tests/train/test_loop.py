@@ -60,8 +60,9 @@ def test_new_run_refuses_an_existing_checkpoint_and_a_changed_config(tmp_path):
     with pytest.raises(FileExistsError, match=r"holds a checkpoint: add --resume \(resume=True in Python\) to go on"):
         train([str(data)], str(tmp_path / "run"), small, progress=False, log=lambda m: None)
     changed = TrainConfig(**{**small.__dict__, "width": 8})
-    with pytest.raises(ValueError, match="different configuration"):
+    with pytest.raises(ValueError, match="different configuration") as info:
         train([str(data)], str(tmp_path / "run"), changed, resume=True, progress=False, log=lambda m: None)
+    assert "only --lr may change" in str(info.value) and f"--init {tmp_path / 'run' / 'model'}" in str(info.value)
 
 
 @needs_cxr_dev

@@ -565,7 +565,9 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
             before["lr"] = now["lr"]
         if before != now:
             raise ValueError(f"{run_dir}: --resume with a different configuration than the checkpoint's "
-                             f"({settings_changes(before, now)})")  # fmt: skip
+                             f"({settings_changes(before, now)}); resume with the run's settings (only --lr may "
+                             "change), or train into a new RUN_DIR, from this run's weights with --init "
+                             f"{os.path.join(run_dir, 'model')} once it has one")  # fmt: skip
         if saved.get("init", init_key) != init_key:  # (checkpoints from before it was recorded: not checked)
             raise ValueError(f"{run_dir}: --resume with --init {config.init}, whose weights are not those the run "
                              f"started from (fingerprint {str(saved['init'])[:12]}... then, {str(init_key)[:12]}... now); "
