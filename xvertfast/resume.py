@@ -14,11 +14,28 @@ __all__ = ["settings_changes", "ends_with_newline", "hold_lock"]
 
 def settings_changes(previous, now: dict) -> str:
     """``key old -> new`` for each setting that differs (``now``'s keys first), for a refusal
-    message; a hint where ``previous`` is not a settings dict at all."""
+    message; a hint where ``previous`` is not a settings dict at all. A list of methods (dicts
+    with a ``spec``, as evaluate records them) shows as the specs the user typed, or, where
+    those are the same, as what changed in each."""
     if not isinstance(previous, dict):
         return "the recorded settings are unreadable"
     keys = [*now, *(k for k in previous if k not in now)]
-    return "; ".join(f"{k} {previous.get(k)!r} -> {now.get(k)!r}" for k in keys if previous.get(k) != now.get(k))
+    return "; ".join(_change(k, previous.get(k), now.get(k)) for k in keys if previous.get(k) != now.get(k))
+
+
+def _specs(value) -> list[str] | None:
+    if isinstance(value, list) and value and all(isinstance(v, dict) and "spec" in v for v in value):
+        return [str(v["spec"]) for v in value]
+    return None
+
+
+def _change(key: str, old, new) -> str:
+    old_specs, new_specs = _specs(old), _specs(new)
+    if old_specs is None or new_specs is None:
+        return f"{key} {old!r} -> {new!r}"
+    if old_specs != new_specs:
+        return f"{key} {', '.join(old_specs)} -> {', '.join(new_specs)}"
+    return "; ".join(f"{key} {o['spec']}: {settings_changes(o, n)}" for o, n in zip(old, new) if o != n)
 
 
 def ends_with_newline(path: str) -> bool:
