@@ -51,6 +51,23 @@ def test_an_output_of_another_input_is_not_taken_for_this_ones(tmp_path, model_d
     assert (out / "sub/x.png").read_bytes() == written
 
 
+def test_two_inputs_of_one_output_name_fail_the_second_saying_what_to_do(tmp_path, model_dir, seed, capsys,  # noqa: F811
+                                                                         monkeypatch):  # fmt: skip
+    src = tmp_path / "src"
+    write_pngs(src, seed, ["a/x.png", "b/x.png"])
+    assert run(model_dir, src / "a", src / "b", "-o", tmp_path / "out") == 1
+    err = capsys.readouterr().err
+    assert f"{src / 'b' / 'x.png'}: its output {tmp_path / 'out' / 'x.png'} is also the output of" in err
+    assert "give the folder above both, or list the files in an @list.txt" in err
+    # as advised, each keeps its own path: the folder above both, or an @list
+    assert run(model_dir, src, "-o", tmp_path / "out2") == 0
+    assert (tmp_path / "out2" / "a" / "x.png").exists() and (tmp_path / "out2" / "b" / "x.png").exists()
+    monkeypatch.chdir(src)
+    (tmp_path / "list.txt").write_text("a/x.png\nb/x.png\n")
+    assert run(model_dir, f"@{tmp_path / 'list.txt'}", "-o", tmp_path / "out3") == 0
+    assert (tmp_path / "out3" / "a" / "x.png").exists() and (tmp_path / "out3" / "b" / "x.png").exists()
+
+
 def test_an_edited_input_is_done_again(tmp_path, model_dir, seed, capsys):  # noqa: F811
     src, out = tmp_path / "in", tmp_path / "out"
     write_pngs(src, seed, ["a.png", "b.png"])

@@ -161,7 +161,9 @@ def _plan(files, out_dir: str, fmt: str) -> tuple[list[tuple], list[FileRecord]]
             continue
         if out in taken:
             failed.append(FileRecord(f.path, None, "failed",
-                                     f"{f.path}: its output {out} is also the output of {taken[out]}"))  # fmt: skip
+                                     f"{f.path}: its output {out} is also the output of {taken[out]} (outputs "
+                                     "keep the paths below each folder given: give the folder above both, or "
+                                     "list the files in an @list.txt, which keeps their paths as written)"))  # fmt: skip
             continue
         if os.path.realpath(out) in inputs:  # the same file, however either path is spelled
             failed.append(FileRecord(f.path, None, "failed", f"{f.path}: its output {out} would replace an input "
