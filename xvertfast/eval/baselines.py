@@ -26,7 +26,7 @@ ROIs are cut from each output afterwards, at the same places.
 - ``outputs=DIR``: what another tool wrote into DIR, read back (:mod:`xvertfast.eval.precomputed`).
 
 A method may carry a label, ``LABEL:METHOD``, which names it in the report (two models:
-``xvertnet,mine:xvertnet=runs/mine``).
+``xvertnet,mine:xvertnet=runs/mine/model``).
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def parse_method(spec: str) -> tuple[str, str, str]:
     """``[LABEL:]KIND[=ARG]`` -> (label, kind, arg); the label defaults to the kind.
 
     A label names a method in the report, so that two of one kind can be compared
-    (``mine:xvertnet=runs/mine``); it is letters, digits and ``_.+-``.
+    (``mine:xvertnet=runs/mine/model``); it is letters, digits and ``_.+-``.
     """
     head, eq, arg = spec.partition("=")
     label, colon, kind = head.rpartition(":")

@@ -44,7 +44,7 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
     built = dict(get_method(spec, networks, **enhancer_kwargs) for spec in methods)
     if len(built) != len(methods):
         raise ValueError(f"each method may appear once, got {', '.join(methods)}: give one of two alike "
-                         "a label (LABEL:METHOD, e.g. mine:xvertnet=runs/mine)")  # fmt: skip
+                         "a label (LABEL:METHOD, e.g. mine:xvertnet=runs/mine/model)")  # fmt: skip
     if compare_to is None:  # the papers' XVertNet, else another XVertNet method, else identity
         kinds = {label: method_kind(method, label) for label, method in built.items()}
         candidates = [label for kind in [*XVERTNET_METHODS, "identity"] for label in built if kinds[label] == kind]
