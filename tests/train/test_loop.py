@@ -53,6 +53,17 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path):
     torch.testing.assert_close(loaded.enhance(xp, xp * 0.1), full.eval().enhance(xp, xp * 0.1), rtol=0, atol=0)
 
 
+def test_making_the_next_stages_inputs_shows_progress(tmp_path, capsys):
+    # a WLS solve per ROI between stage 1's last epoch and stage 2's bar, with nothing on the screen
+    data = write_images(tmp_path / "data")
+    quick = TrainConfig(**{**CONFIG.__dict__, "epochs_gc": 1, "epochs_joint": 0})
+    train([str(data)], str(tmp_path / "run"), quick, progress=True, log=lambda m: None)
+    err = capsys.readouterr().err
+    assert "stage 2 inputs" in err and "ROI" in err
+    train([str(data)], str(tmp_path / "quiet"), quick, progress=False, log=lambda m: None)
+    assert "stage 2 inputs" not in capsys.readouterr().err
+
+
 def test_new_run_refuses_an_existing_checkpoint_and_a_changed_config(tmp_path):
     data = write_images(tmp_path / "data")
     small = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 1, "epochs_joint": 0})

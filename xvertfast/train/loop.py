@@ -273,19 +273,22 @@ def _initial_model(config: TrainConfig) -> XVertNet | None:
     return model
 
 
-def _next_stage_data(stage: XVertNetStage, data: RoiSet, config: TrainConfig, device, path: str) -> RoiSet:
+def _next_stage_data(stage: XVertNetStage, data: RoiSet, config: TrainConfig, device, path: str,
+                     desc: str = "next stage's inputs", progress: bool = False) -> RoiSet:  # fmt: skip
     """Stage k's outputs and their HFC images, the training data of stage k+1: written batch by
-    batch to ``path`` (atomically) and memory-mapped, like the first stage's ROIs."""
+    batch to ``path`` (atomically) and memory-mapped, like the first stage's ROIs. With
+    ``progress``, a bar counts the ROIs (a WLS solve each: minutes on a large CPU run)."""
     stage.eval()
     model = XVertNet([stage], config.lam, config.alpha, config.eps)
 
     def batches():
-        with torch.no_grad():
+        with torch.no_grad(), tqdm(total=len(data), desc=desc, unit="ROI", disable=not progress, leave=False) as bar:
             for k in range(0, len(data), config.batch_size):
                 xp, y = (_to(t, device) for t in data.batch(slice(k, k + config.batch_size)))
                 out = stage(xp, y).float().contiguous()
                 guide = model.guidance(out)  # on the training device: the GPU solver where there is one
                 yield torch.cat([out, guide.float()], dim=1).cpu().numpy()
+                bar.update(out.shape[0])
 
     write_array(path, (len(data), *data.pairs.shape[1:]), batches())
     return RoiSet.mapped(path, data.image, data.sources, data.pairs.shape[-1], _stage_data_remedy(path))
@@ -299,7 +302,7 @@ def _stage_data_remedy(path: str) -> str:
 
 
 def _stage_inputs(k: int, stages: list[XVertNetStage], rois: RoiSet, run_dir: str, config: TrainConfig,
-                  device) -> RoiSet:  # fmt: skip
+                  device, progress: bool = False) -> RoiSet:  # fmt: skip
     """Stage k's training data: the ROIs for stage 1, else stage k-1's outputs on stage k-1's own
     inputs (``stages``: the finished stages). They are kept in ``stage{k}_data-<digest of stage
     k-1's weights>.npy``, written atomically, so a file there is complete; where there is none
@@ -316,8 +319,8 @@ def _stage_inputs(k: int, stages: list[XVertNetStage], rois: RoiSet, run_dir: st
     remove_stale_parts([path])
     if os.path.exists(path):
         return RoiSet.mapped(path, rois.image, rois.sources, rois.pairs.shape[-1], _stage_data_remedy(path))
-    inputs = _stage_inputs(k - 1, stages, rois, run_dir, config, device)
-    return _next_stage_data(previous, inputs, config, device, path)
+    inputs = _stage_inputs(k - 1, stages, rois, run_dir, config, device, progress)
+    return _next_stage_data(previous, inputs, config, device, path, f"stage {k} inputs", progress)
 
 
 def _preview(stage: XVertNetStage, data: RoiSet, path: str, title: str, device, count: int = 3) -> None:
@@ -623,7 +626,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
                 stage.load_state_dict(_load_tensors(path, device))
             stages.append(stage.to(memory_format=torch.contiguous_format).eval())
             continue
-        data = _stage_inputs(k, stages, rois, run_dir, config, device)
+        data = _stage_inputs(k, stages, rois, run_dir, config, device, progress)
         tr, va = data.subset(train_ids), data.subset(val_ids)
         opt = torch.optim.Adam(stage.parameters(), lr=config.lr, betas=config.betas)
         best = {n: v.detach().clone() for n, v in stage.state_dict().items()}
