@@ -68,6 +68,15 @@ def test_two_inputs_of_one_output_name_fail_the_second_saying_what_to_do(tmp_pat
     assert (tmp_path / "out3" / "a" / "x.png").exists() and (tmp_path / "out3" / "b" / "x.png").exists()
 
 
+def test_a_rerun_that_skips_everything_states_no_rate(tmp_path, model_dir, seed, capsys):  # noqa: F811
+    write_pngs(tmp_path / "in", seed, ["a.png"])
+    assert run(model_dir, tmp_path / "in", "-o", tmp_path / "out") == 0
+    assert "1 done, 0 skipped, 0 failed in" in capsys.readouterr().out
+    assert run(model_dir, tmp_path / "in", "-o", tmp_path / "out") == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line.startswith("0 done, 1 skipped, 0 failed in") and "images/s" not in line, line
+
+
 def test_an_edited_input_is_done_again(tmp_path, model_dir, seed, capsys):  # noqa: F811
     src, out = tmp_path / "in", tmp_path / "out"
     write_pngs(src, seed, ["a.png", "b.png"])

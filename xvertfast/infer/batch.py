@@ -98,8 +98,8 @@ class BatchSummary:
 
     def line(self) -> str:
         warned = f" ({len(self.warned)} with warnings)" if self.warned else ""
-        return (f"{self.done} done{warned}, {self.skipped} skipped, {len(self.failed)} failed "
-                f"in {self.seconds:.1f} s ({self.images_per_second:.2f} images/s)")  # fmt: skip
+        rate = f" ({self.images_per_second:.2f} images/s)" if self.done else ""  # (a rerun that skips all: none)
+        return f"{self.done} done{warned}, {self.skipped} skipped, {len(self.failed)} failed in {self.seconds:.1f} s{rate}"
 
 
 def _same_format(path: str) -> str:
