@@ -265,3 +265,21 @@ def test_enhance_help_says_overwrite_with_a_new_format_replaces_the_old_files(tm
     assert "a.tiff" in os.listdir("out") and "a.png" not in os.listdir("out")
     said = " ".join(subcommands()["enhance"].format_help().split())
     assert "after a change of --format each new output replaces the input's earlier one" in said
+
+
+def test_enhance_with_the_compile_backend_says_the_first_batch_waits(tmp_path, monkeypatch, capsys):
+    # the bar sat at 0% for half a minute with nothing said
+    from xvertfast import infer
+
+    class Stop(Exception):
+        pass
+
+    def no_model(*args, **kwargs):
+        raise Stop
+
+    monkeypatch.setattr(infer, "Enhancer", no_model)
+    image = _png(tmp_path / "a.png")
+    for backend, said in (("compile", True), ("torch", False)):
+        with pytest.raises(Stop):
+            main(["enhance", image, "-o", str(tmp_path / "out"), "--backend", backend, "-q"])
+        assert ("torch.compile compiles the stages on the first batch" in capsys.readouterr().err) is said

@@ -81,6 +81,9 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
     from xvertfast.infer import Enhancer
     from xvertfast.io.files import NothingFound, check_inputs
 
+    if args.backend == "compile":  # the first batch waits for it, with the bar at 0%
+        print("--backend compile: torch.compile compiles the stages on the first batch (about half a minute)",
+              file=sys.stderr)  # fmt: skip
     try:
         check_inputs(args.inputs)  # a mistyped folder: said before the model is loaded or OUT_DIR made
         enhancer = Enhancer(args.model, device=args.device, backend=args.backend, mode=args.mode,
