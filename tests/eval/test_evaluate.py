@@ -189,6 +189,11 @@ def test_a_report_of_the_reference_alone_has_no_test_section(tmp_path):
     md = open(write_report(run, str(tmp_path), "identity")["summary.md"]).read()
     assert "p-values" not in md and "Wilcoxon" not in md, md
     assert "| identity | 6.0000 ± 1.0000 (n=3) |" in md, md
+    # a metric no ROI has (TMQI on small images) reads n/a, once
+    run = EvalRun(["identity"], ["entropy", "tmqi"], images=1)
+    run.rows += [{"file": "f", "roi": "upper", "method": "identity", "entropy": 5.0, "tmqi": float("nan")}]
+    md = open(write_report(run, str(tmp_path / "small"), "identity")["summary.md"]).read()
+    assert "| identity | 5.0000 ± n/a (n=1) | n/a (n=0) |" in md, md
 
 
 def test_a_compared_method_is_cleaned_of_the_union_of_outliers_and_tested_against_the_reference(tmp_path):

@@ -98,6 +98,9 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None) -> str:
             for metric in run.metrics:
                 r = by[(method, metric)]
                 mark = significance_mark(r["p_value" + suffix]) if r["compared_to"] else ""
+                if not r["n" + suffix]:  # a metric no ROI could have (TMQI on small images)
+                    cells.append("n/a (n=0)")
+                    continue
                 cells.append(f"{_fmt(r['mean' + suffix])} ± {_fmt(r['std' + suffix])}{mark} (n={r['n' + suffix]})")
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         lines.append("")
