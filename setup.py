@@ -220,7 +220,11 @@ def torch_requirement(with_extension: bool, commands: list[str]) -> str:
     extension need only a torch new enough."""
     if not with_extension or "sdist" in commands:
         return "torch>=2.4"
-    major, minor = torch.__version__.split("+")[0].split(".")[:2]
+    public = torch.__version__.split("+")[0]  # "2.13.0" of "2.13.0+cpu"
+    major, minor = public.split(".")[:2]
+    if re.search(r"(a|b|rc|\.?dev)\d*$", public):  # a nightly or source build (2.14.0.dev20261201, 2.14.0a0):
+        # "==2.14.*" excludes pre-releases, so pip would try to replace it; a pre-release bound admits them
+        return f"torch>={major}.{minor}.0.dev0,<{major}.{int(minor) + 1}"
     return f"torch=={major}.{minor}.*"
 
 

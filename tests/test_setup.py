@@ -92,8 +92,9 @@ def test_a_failed_compile_of_the_same_command_is_not_reused(tmp_path, monkeypatc
     assert len(compile_cuda(ns, tmp_path, monkeypatch)) == len(ns["CUDA_SOURCES"])
 
 
-def setup_arguments(monkeypatch, argv: list[str], **env: str) -> dict:
-    """What setup.py hands setuptools.setup() when run as ``setup.py *argv`` (CPU kernels only)."""
+def run_setup(monkeypatch, argv: list[str], **env: str) -> tuple[dict, dict]:
+    """setup.py run as ``setup.py *argv`` (CPU kernels only): its definitions, and what it hands
+    setuptools.setup()."""
     captured: dict = {}
     monkeypatch.setenv("XVF_WITH_CUDA", "0")
     for name, value in env.items():
@@ -101,8 +102,12 @@ def setup_arguments(monkeypatch, argv: list[str], **env: str) -> dict:
     monkeypatch.setattr(setuptools, "setup", lambda **kwargs: captured.update(kwargs))
     monkeypatch.setattr("sys.argv", ["setup.py", *argv])
     monkeypatch.chdir(ROOT)
-    runpy.run_path(os.path.join(ROOT, "setup.py"))
-    return captured
+    return runpy.run_path(os.path.join(ROOT, "setup.py")), captured
+
+
+def setup_arguments(monkeypatch, argv: list[str], **env: str) -> dict:
+    """What setup.py hands setuptools.setup() when run as ``setup.py *argv``."""
+    return run_setup(monkeypatch, argv, **env)[1]
 
 
 def test_a_wheel_with_the_extension_asks_for_the_torch_it_was_built_against(monkeypatch):
@@ -117,3 +122,19 @@ def test_the_sdist_and_a_build_without_extension_ask_for_any_recent_torch(monkey
     assert setup_arguments(monkeypatch, ["sdist"])["install_requires"][0] == "torch>=2.4"
     no_extension = setup_arguments(monkeypatch, ["bdist_wheel"], XVF_NO_EXTENSION="1")
     assert no_extension["ext_modules"] == [] and no_extension["install_requires"][0] == "torch>=2.4"
+
+
+@pytest.mark.parametrize("version, expected", [
+    ("2.13.0+cpu", "torch==2.13.*"),
+    ("2.11.1+cu130", "torch==2.11.*"),
+    ("2.14.0.dev20261201+cpu", "torch>=2.14.0.dev0,<2.15"),  # a nightly: "==2.14.*" would exclude it
+    ("2.14.0a0+git1234abc", "torch>=2.14.0.dev0,<2.15"),  # a source build
+])  # fmt: skip
+def test_the_torch_pin_admits_the_torch_it_was_built_against(monkeypatch, version, expected):
+    from packaging.specifiers import SpecifierSet
+
+    ns, _ = run_setup(monkeypatch, ["bdist_wheel"])
+    monkeypatch.setattr(torch, "__version__", version)  # (setup.py's torch is this module)
+    requirement = ns["torch_requirement"](True, ["bdist_wheel"])
+    assert requirement == expected
+    assert SpecifierSet(requirement.removeprefix("torch")).contains(version.split("+")[0])  # pip keeps that torch
