@@ -189,11 +189,24 @@ def test_a_report_of_the_reference_alone_has_no_test_section(tmp_path):
     md = open(write_report(run, str(tmp_path), "identity")["summary.md"]).read()
     assert "p-values" not in md and "Wilcoxon" not in md, md
     assert "| identity | 6.0000 ± 1.0000 (n=3) |" in md, md
+
+
+def test_a_report_says_n_a_once_and_tells_notes_from_failures(tmp_path):
+    from xvertfast.eval.protocol import EvalRun
+    from xvertfast.eval.report import write_report
+
     # a metric no ROI has (TMQI on small images) reads n/a, once
     run = EvalRun(["identity"], ["entropy", "tmqi"], images=1)
     run.rows += [{"file": "f", "roi": "upper", "method": "identity", "entropy": 5.0, "tmqi": float("nan")}]
-    md = open(write_report(run, str(tmp_path / "small"), "identity")["summary.md"]).read()
+    run.notes.append("tmqi: both sides must be at least 161 px")
+    run.failed.append(("g.png", "g.png: cannot decode PNG"))
+    paths = write_report(run, str(tmp_path), "identity")
+    md = open(paths["summary.md"]).read()
     assert "| identity | 5.0000 ± n/a (n=1) | n/a (n=0) |" in md, md
+    # in report.html, a note is not shown as a failure (both were red)
+    page = open(paths["report.html"]).read()
+    assert "<p class='note'>tmqi: both sides must be at least 161 px</p>" in page
+    assert "<p class='fail'>g.png: cannot decode PNG</p>" in page
 
 
 def test_a_compared_method_is_cleaned_of_the_union_of_outliers_and_tested_against_the_reference(tmp_path):

@@ -169,7 +169,7 @@ def _grid(picture: dict, methods: list[str], path: str) -> None:
 
 def _html(run: EvalRun, markdown_table: str, grids: list[str]) -> str:
     def md_table_to_html(md: str) -> str:
-        out, in_table = [], False
+        out, in_table, section = [], False, ""
         for line in md.splitlines():
             if line.startswith("|"):
                 cells = [c.strip() for c in line.strip("|").split("|")]
@@ -185,11 +185,13 @@ def _html(run: EvalRun, markdown_table: str, grids: list[str]) -> str:
                 out.append("</table>")
                 in_table = False
             if line.startswith("## "):
-                out.append(f"<h2>{html.escape(line[3:])}</h2>")
+                section = line[3:]
+                out.append(f"<h2>{html.escape(section)}</h2>")
             elif line.startswith("# "):
                 out.append(f"<h1>{html.escape(line[2:])}</h1>")
-            elif line.startswith("- "):
-                out.append(f"<p class='fail'>{html.escape(line[2:])}</p>")
+            elif line.startswith("- "):  # failed images in red; notes (a metric left out, a warning) plain
+                kind = "fail" if section.startswith("Failed") else "note"
+                out.append(f"<p class='{kind}'>{html.escape(line[2:])}</p>")
             elif line.strip():
                 out.append(f"<p>{html.escape(line).replace('`', '')}</p>")
         if in_table:
