@@ -100,11 +100,13 @@ def _warn_host_round_trip(device: torch.device) -> None:
     build of torch, or for other architectures), xvertfast._extension has already said why and
     what wls does then: one warning, not two."""
     global _host_round_trip_warned
-    if _host_round_trip_warned or cuda_kernels_available() or cuda_glue_error() is not None:
+    if _host_round_trip_warned:
         return
-    _host_round_trip_warned = True
-    why = "the extension was built without them"
-    warnings.warn(f"wls: the CUDA kernels cannot run on {device} ({why}); method='auto' solves its images with "
+    _host_round_trip_warned = True  # (decided once: what the extension has does not change in a process)
+    if cuda_kernels_available() or cuda_glue_error() is not None:
+        return
+    warnings.warn(f"wls: the CUDA kernels cannot run on {device} (the extension was built without them); "
+                  "method='auto' solves its images with "
                   "the C++ CPU solver, copying each batch to the host and back (the PyTorch solver, "
                   "method='torch', is many times slower on the GPU). See `xvertfast info`; said once",
                   RuntimeWarning, stacklevel=4)  # fmt: skip

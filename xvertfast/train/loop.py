@@ -273,8 +273,8 @@ def _initial_model(config: TrainConfig) -> XVertNet | None:
     return model
 
 
-def _next_stage_data(stage: XVertNetStage, data: RoiSet, config: TrainConfig, device, path: str,
-                     desc: str = "next stage's inputs", progress: bool = False) -> RoiSet:  # fmt: skip
+def _next_stage_data(stage: XVertNetStage, data: RoiSet, config: TrainConfig, device, path: str, desc: str,
+                     progress: bool) -> RoiSet:  # fmt: skip
     """Stage k's outputs and their HFC images, the training data of stage k+1: written batch by
     batch to ``path`` (atomically) and memory-mapped, like the first stage's ROIs. With
     ``progress``, a bar counts the ROIs (a WLS solve each: minutes on a large CPU run)."""
@@ -302,7 +302,7 @@ def _stage_data_remedy(path: str) -> str:
 
 
 def _stage_inputs(k: int, stages: list[XVertNetStage], rois: RoiSet, run_dir: str, config: TrainConfig,
-                  device, progress: bool = False) -> RoiSet:  # fmt: skip
+                  device, progress: bool) -> RoiSet:  # fmt: skip
     """Stage k's training data: the ROIs for stage 1, else stage k-1's outputs on stage k-1's own
     inputs (``stages``: the finished stages). They are kept in ``stage{k}_data-<digest of stage
     k-1's weights>.npy``, written atomically, so a file there is complete; where there is none
