@@ -138,3 +138,46 @@ def test_the_torch_pin_admits_the_torch_it_was_built_against(monkeypatch, versio
     requirement = ns["torch_requirement"](True, ["bdist_wheel"])
     assert requirement == expected
     assert SpecifierSet(requirement.removeprefix("torch")).contains(version.split("+")[0])  # pip keeps that torch
+
+
+@pytest.mark.slow
+def test_the_glue_a_cuda_torch_compiles_is_valid_cpp(tmp_path, monkeypatch):
+    """Under a CUDA build of torch, setup.py compiles the host glue with XVF_TORCH_CUDA (device
+    guards, torch's current stream). CI has only the CPU torch, so that branch would otherwise
+    first meet a compiler on a user's GPU machine: here it is checked with setup.py's own
+    sources, macros and include paths (syntax and types only; nothing is linked or run)."""
+    import concurrent.futures
+    import shutil
+    import sysconfig
+
+    from torch.utils.cpp_extension import include_paths
+
+    compiler = shutil.which(os.environ.get("CXX", "c++"))
+    torch_cuda_headers = os.path.join(include_paths()[0], "c10", "cuda", "CUDAStream.h")
+    if compiler is None or not os.path.exists(torch_cuda_headers):
+        pytest.skip("needs a C++ compiler and torch's c10/cuda headers")
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    ns = load_setup(monkeypatch, "9.0")
+    cuda_runtime = os.path.join(ns["CUDA_HOME"] or "", "include", "cuda_runtime_api.h")
+    if not os.path.exists(cuda_runtime):
+        pytest.skip("needs the CUDA toolkit's headers")
+    extension = ns["make_extension"]()
+    macros = dict(extension.define_macros)
+    assert "XVF_TORCH_CUDA" in macros  # setup.py takes this torch for a CUDA one
+    flags = ["-std=c++20", "-fsyntax-only", "-DTORCH_EXTENSION_NAME=_C",
+             # torch's CPU wheel ships c10/cuda's headers without the one cmake generates for
+             # them, which only sets the Windows export macros
+             "-DC10_CUDA_NO_CMAKE_CONFIGURE_FILE"]  # fmt: skip
+    flags += [f"-D{name}" if value is None else f"-D{name}={value}" for name, value in extension.define_macros]
+    flags += [f"-I{d}" for d in [*extension.include_dirs, *include_paths(), sysconfig.get_paths()["include"]]]
+    flags += [f for f in extension.extra_compile_args["cxx"] if f.startswith("-f")]
+    glue = [s for s in extension.sources if not s.startswith(os.path.join("csrc", "cpu"))]
+    assert os.path.join("csrc", "torch", "wls.cpp") in glue
+
+    def compile_one(source):
+        done = subprocess.run([compiler, *flags, source], capture_output=True, text=True, cwd=ROOT)
+        return source, done.returncode, done.stderr
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        failed = [f"{s}:\n{err[-3000:]}" for s, rc, err in pool.map(compile_one, glue) if rc != 0]
+    assert not failed, "\n".join(failed)
