@@ -154,6 +154,7 @@ int64_t entropy_workspace_bytes(int64_t M, int64_t N, int bins) {
 template <typename T>
 const char* entropy(const T* x, int64_t M, int64_t N, int bins, double* ent, T* lo, T* hi,
                     void* workspace, void* stream) {
+  forget_earlier_error();
   cudaStream_t st = static_cast<cudaStream_t>(stream);
   if (M == 0) return nullptr;
   if (M > 0x7fffffffLL) return "feature_entropy: too many maps for one launch";
@@ -187,6 +188,7 @@ template <typename T>
 const char* select_map(const T* x, const double* ent, const T* lo, const T* hi, int64_t B,
                        int64_t C, int64_t N, bool normalize, int64_t* index, T* map,
                        void* stream) {
+  forget_earlier_error();
   cudaStream_t st = static_cast<cudaStream_t>(stream);
   if (B == 0) return nullptr;
   if (B > 0x7fffffffLL) return "select_max_entropy: batch too large for one launch";

@@ -158,6 +158,7 @@ int64_t gc_forward_workspace(int64_t B, int64_t H, int64_t /*W*/) {
 template <typename T>
 const char* gc_forward(const T* a, const T* b, int64_t B, int64_t H, int64_t W, double eps,
                        T* gc_out, double* stats, double* workspace, void* stream) {
+  forget_earlier_error();
   cudaStream_t st = static_cast<cudaStream_t>(stream);
   if (B == 0) return nullptr;
   if (B > 0x7fffffffLL) return "gradient_correlation: batch too large for one launch";
@@ -181,6 +182,7 @@ template <typename T>
 const char* gc_backward(const T* grad_gc, const T* a, const T* b, const double* stats,
                         int64_t B, int64_t H, int64_t W, double eps, T* grad_a, T* grad_b,
                         double* coef_workspace, void* stream) {
+  forget_earlier_error();
   cudaStream_t st = static_cast<cudaStream_t>(stream);
   if (B == 0 || H == 0 || W == 0) return nullptr;
   const int64_t n = gc::valid_count(H, W);

@@ -99,6 +99,7 @@ template <typename T>
 const char* guided_pool(const T* y, int64_t B, int64_t H, int64_t W, const T* weight,
                         const T* bias, int64_t C, int64_t s, T* out, int32_t* argmax,
                         void* stream) {
+  forget_earlier_error();
   const int64_t total = B * C * (H / s) * (W / s);
   if (total <= 0) return nullptr;
   guided_pool_kernel<<<blocks_for(total), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
@@ -110,6 +111,7 @@ template <typename T>
 const char* guided_pool_backward(const T* grad, const T* y, int64_t B, int64_t H, int64_t W,
                                  const T* weight, const int32_t* argmax, int64_t C, int64_t s,
                                  T* grad_y, T* grad_weight, T* grad_bias, void* stream) {
+  forget_earlier_error();
   const cudaStream_t st = static_cast<cudaStream_t>(stream);
   if (B <= 0 || C <= 0 || H / s <= 0 || W / s <= 0) {
     // no pooled output: every gradient is a sum of nothing, zero (as on the CPU)

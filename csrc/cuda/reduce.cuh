@@ -34,6 +34,12 @@ __device__ void block_sum(double (&v)[N], double* smem) {
   __syncthreads();
 }
 
+// Called first by every launcher: drops an error an earlier, unrelated runtime call left
+// pending, which its caller saw and handled (cupy's memory pool retries a failed allocation
+// after freeing blocks), so that last_error() reports the launcher's own. A sticky error (a
+// kernel that crashed) is not lost: every later launch fails with it again.
+inline void forget_earlier_error() { (void)cudaGetLastError(); }
+
 inline const char* last_error() {
   const cudaError_t e = cudaGetLastError();
   return e == cudaSuccess ? nullptr : cudaGetErrorString(e);

@@ -8,7 +8,8 @@
 // CG iteration reads the residual norms to decide which images are done. The
 // plateaus of the setup are labelled on the device (build_aggregates_parallel: a
 // lock-free union-find, CUB scans and stable radix sorts); the host reads back counts.
-// All memory is the caller's workspace (wls_workspace_bytes).
+// All memory is the caller's: the workspace (wls_workspace_bytes) and CUB's scratch, from
+// the caller's allocator.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -87,46 +88,59 @@ struct CudaExec : wls::GpuLoopTraits<CudaExec> {
     if (n <= 0) return;
     each_kernel<<<blocks_for(n), kThreads, 0, stream>>>(n, f);
   }
-  // CUB's device-wide scan and radix sort (stable), their scratch from the stream-ordered
-  // allocator. Once an error is pending (a failed allocation: the pool lies outside torch's
-  // caching allocator and can run out while torch holds free blocks), CUB would return
-  // early from every later call too, leaving its outputs stale; so from then on the outputs
-  // are zeros instead. The counts the host reads back are then 0, no later pass indexes
-  // with garbage (out of bounds), and the error is reported once the setup is done.
+  // CUB's device-wide scan and radix sort (stable), their scratch from the caller's allocator
+  // (torch's caching allocator through the glue, which throws its out-of-memory error) or else
+  // from cudaMallocAsync. Once an error is pending (a failed allocation or CUB call), CUB
+  // would return early from every later call too, leaving its outputs stale; so from then on
+  // the outputs are zeros instead. The counts the host reads back are then 0, no later pass
+  // indexes with garbage (out of bounds), and the error is reported once the setup is done.
   void exclusive_scan(const int32_t* in, int32_t* out, int64_t n) const {
     cudaMemsetAsync(out, 0, sizeof(int32_t), stream);
     if (n <= 0) return;
     size_t bytes = 0;
-    cub::DeviceScan::InclusiveSum(nullptr, bytes, in, out + 1, n, stream);
+    note(cub::DeviceScan::InclusiveSum(nullptr, bytes, in, out + 1, n, stream));
     void* tmp = scratch(bytes);
     if (tmp == nullptr) {
       cudaMemsetAsync(out, 0, size_t(n + 1) * sizeof(int32_t), stream);
       return;
     }
-    cub::DeviceScan::InclusiveSum(tmp, bytes, in, out + 1, n, stream);
-    cudaFreeAsync(tmp, stream);
+    note(cub::DeviceScan::InclusiveSum(tmp, bytes, in, out + 1, n, stream));
+    give_back(tmp);
   }
   void sort_pairs(const uint32_t* kin, uint32_t* kout, const int32_t* vin, int32_t* vout, int64_t n,
                   int bits) const {
     if (n <= 0) return;
     size_t bytes = 0;
-    cub::DeviceRadixSort::SortPairs(nullptr, bytes, kin, kout, vin, vout, n, 0, bits, stream);
+    note(cub::DeviceRadixSort::SortPairs(nullptr, bytes, kin, kout, vin, vout, n, 0, bits, stream));
     void* tmp = scratch(bytes);
     if (tmp == nullptr) {
       cudaMemsetAsync(kout, 0, size_t(n) * sizeof(uint32_t), stream);
       cudaMemsetAsync(vout, 0, size_t(n) * sizeof(int32_t), stream);
       return;
     }
-    cub::DeviceRadixSort::SortPairs(tmp, bytes, kin, kout, vin, vout, n, 0, bits, stream);
-    cudaFreeAsync(tmp, stream);
+    note(cub::DeviceRadixSort::SortPairs(tmp, bytes, kin, kout, vin, vout, n, 0, bits, stream));
+    give_back(tmp);
   }
   // CUB's temporary storage, or null once an error is pending or where the allocation failed
   // (its error stays recorded).
   void* scratch(size_t bytes) const {
-    void* tmp = nullptr;
     if (!ok()) return nullptr;
-    return cudaMallocAsync(&tmp, std::max<size_t>(bytes, 1), stream) == cudaSuccess ? tmp : nullptr;
+    bytes = std::max<size_t>(bytes, 1);
+    if (allocator.allocate != nullptr) return allocator.allocate(bytes, stream);
+    void* tmp = nullptr;
+    return cudaMallocAsync(&tmp, bytes, stream) == cudaSuccess ? tmp : nullptr;
   }
+  void give_back(void* p) const {
+    if (allocator.release != nullptr) allocator.release(p);
+    else cudaFreeAsync(p, stream);
+  }
+  // Keeps the first error a CUB call returned: some (storage too small, an invalid argument)
+  // are returned without being recorded in the runtime.
+  void note(cudaError_t e) const {
+    if (e != cudaSuccess && failure == nullptr) failure = cudaGetErrorString(e);
+  }
+  // The first error of this solve: a CUB call's, else the runtime's pending one.
+  const char* error() const { return failure != nullptr ? failure : last_error(); }
   void zero(void* p, size_t bytes) const { cudaMemsetAsync(p, 0, bytes, stream); }
   // From pageable host memory: returns once the source has been staged, so it may be reused.
   void upload(void* dst, const void* src, size_t bytes) const {
@@ -136,39 +150,48 @@ struct CudaExec : wls::GpuLoopTraits<CudaExec> {
     cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream);
     cudaStreamSynchronize(stream);
   }
-  // False once a kernel or copy has failed: the solve stops and reports the error.
-  bool ok() const { return cudaPeekAtLastError() == cudaSuccess; }
+  // False once a kernel, copy or CUB call has failed: the solve stops and reports the error.
+  bool ok() const { return failure == nullptr && cudaPeekAtLastError() == cudaSuccess; }
+
+  DeviceAllocator allocator;
+  mutable const char* failure = nullptr;
 };
 
 }  // namespace
 
 template <typename T>
 const char* wls(const T* image, int64_t B, int64_t H, int64_t W, const WlsOptions& o, T* out,
-                int64_t* iterations, double* residual, void* workspace, void* stream) {
+                int64_t* iterations, double* residual, void* workspace, const DeviceAllocator& scratch,
+                void* stream) {
+  forget_earlier_error();
   if (B <= 0 || H <= 0 || W <= 0) return nullptr;
   wls::Multigrid<T, CudaExec> mg;
   mg.ex.stream = static_cast<cudaStream_t>(stream);
+  mg.ex.allocator = scratch;
   mg.plan(static_cast<char*>(workspace), B, H, W);
   mg.setup(image, T(o.lam), T(o.alpha), T(o.eps));
-  if (const char* e = last_error()) return e;
+  if (const char* e = mg.ex.error()) return e;
   mg.solve(image, out, o.rtol, o.maxiter, iterations, residual);
-  return last_error();
+  return mg.ex.error();
 }
 
 template <typename T>
 const char* wls_setup(const T* image, int64_t B, int64_t H, int64_t W, const WlsOptions& o,
-                      void* workspace, void* stream) {
+                      void* workspace, const DeviceAllocator& scratch, void* stream) {
+  forget_earlier_error();
   if (B <= 0 || H <= 0 || W <= 0) return nullptr;
   wls::Multigrid<T, CudaExec> mg;
   mg.ex.stream = static_cast<cudaStream_t>(stream);
+  mg.ex.allocator = scratch;
   mg.plan(static_cast<char*>(workspace), B, H, W);
   mg.setup(image, T(o.lam), T(o.alpha), T(o.eps));
-  return last_error();
+  return mg.ex.error();
 }
 
 template <typename T>
 const char* wls_apply(const T* x, int64_t B, int64_t H, int64_t W, void* workspace,
                       bool precondition, T* y, void* stream) {
+  forget_earlier_error();
   if (B <= 0 || H <= 0 || W <= 0) return nullptr;
   wls::Multigrid<T, CudaExec> mg;
   mg.ex.stream = static_cast<cudaStream_t>(stream);
@@ -180,9 +203,9 @@ const char* wls_apply(const T* x, int64_t B, int64_t H, int64_t W, void* workspa
 
 #define XVF_INSTANTIATE(T)                                                                    \
   template const char* wls<T>(const T*, int64_t, int64_t, int64_t, const WlsOptions&, T*,     \
-                              int64_t*, double*, void*, void*);                               \
+                              int64_t*, double*, void*, const DeviceAllocator&, void*);       \
   template const char* wls_setup<T>(const T*, int64_t, int64_t, int64_t, const WlsOptions&,   \
-                                    void*, void*);                                            \
+                                    void*, const DeviceAllocator&, void*);                    \
   template const char* wls_apply<T>(const T*, int64_t, int64_t, int64_t, void*, bool, T*,     \
                                     void*);
 XVF_INSTANTIATE(float)

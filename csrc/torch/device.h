@@ -11,7 +11,10 @@
 
 #include <optional>
 
+#include "xvertfast/kernels.h"
+
 #if defined(XVF_TORCH_CUDA)
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
@@ -27,6 +30,14 @@ struct DeviceScope {
   explicit DeviceScope(const at::Tensor& t)
       : guard(t.is_cuda() ? std::optional<c10::Device>(t.device()) : std::nullopt) {}
   void* stream() const { return c10::cuda::getCurrentCUDAStream().stream(); }
+  // Memory a kernel takes and gives back within the call, from torch's caching allocator in
+  // the stream's order (on failure it throws torch's OutOfMemoryError).
+  static cuda::DeviceAllocator allocator() {
+    return {[](size_t bytes, void* stream) {
+              return c10::cuda::CUDACachingAllocator::raw_alloc_with_stream(bytes, static_cast<cudaStream_t>(stream));
+            },
+            [](void* p) { c10::cuda::CUDACachingAllocator::raw_delete(p); }};
+  }
   c10::cuda::OptionalCUDAGuard guard;
 };
 #else
@@ -40,6 +51,7 @@ struct DeviceScope {
                 "kernels cannot run under this CUDA torch; rebuild it with `pip install --no-build-isolation .`");
   }
   void* stream() const { return nullptr; }
+  static cuda::DeviceAllocator allocator() { return {}; }
 };
 #endif
 

@@ -110,7 +110,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> wls_solve_cuda(const at::Tensor& 
         check_launch(cuda::wls<scalar_t>(im.t.data_ptr<scalar_t>() + b0 * H * W, n, H, W, o,
                                          out.data_ptr<scalar_t>() + b0 * H * W,
                                          iters.data_ptr<int64_t>() + b0, resid.data_ptr<double>() + b0,
-                                         ws.data_ptr(), scope.stream()),
+                                         ws.data_ptr(), scope.allocator(), scope.stream()),
                      "wls");
       }
     });
@@ -126,7 +126,7 @@ at::Tensor wls_setup_cuda_op(const at::Tensor& image_in, double lam, double alph
   const WlsOptions o = options(lam, alpha, eps, 1e-4, 1);
   AT_DISPATCH_FLOATING_TYPES(im.t.scalar_type(), "wls_setup_cuda", [&] {
     check_launch(cuda::wls_setup<scalar_t>(im.t.data_ptr<scalar_t>(), im.B, im.H, im.W, o,
-                                           ws.data_ptr(), scope.stream()),
+                                           ws.data_ptr(), scope.allocator(), scope.stream()),
                  "wls_setup");
   });
   return ws;

@@ -93,3 +93,52 @@ def test_wls_operator_and_vcycle_past_the_grid_limits(shape):
         gpu = OPS.wls_apply(ws_gpu, x.cuda(), precondition).cpu()
         assert torch.isfinite(gpu).all()
         assert ((gpu - cpu).norm() / cpu.norm()).item() <= 1e-10, f"precondition={precondition}"
+
+
+def test_wls_setup_takes_its_scratch_from_torchs_allocator():
+    # the plateau labelling's CUB scan and sort storage comes from torch's caching allocator
+    # (a pool beside it could run out while torch's cache holds free blocks), given back
+    # within the call
+    images = _quantised((2, 64, 64), 3).cuda()
+    torch.cuda.synchronize()
+    before = torch.cuda.memory_stats()
+    ws = OPS.wls_setup(images, *WLS_PARAMS)
+    torch.cuda.synchronize()
+    after = torch.cuda.memory_stats()
+    taken = after["allocation.all.allocated"] - before["allocation.all.allocated"]
+    assert taken >= 2  # the workspace, and at least the first scan's storage
+    assert after["allocation.all.current"] - before["allocation.all.current"] == 1  # only the workspace is kept
+    want = OPS.wls_apply(OPS.wls_setup(images.cpu(), *WLS_PARAMS), images.cpu(), True)
+    got = OPS.wls_apply(ws, images, True).cpu()
+    assert ((got - want).norm() / want.norm()).item() <= 1e-10
+
+
+def _cuda_runtime():
+    """The CUDA runtime library this process has loaded (torch's), through ctypes."""
+    import ctypes
+
+    with open("/proc/self/maps") as maps:
+        paths = {line.split()[-1] for line in maps if "libcudart.so" in line}
+    if len(paths) != 1:
+        pytest.skip(f"needs exactly one loaded libcudart, found {sorted(paths)}")
+    return ctypes.CDLL(paths.pop())
+
+
+def test_an_earlier_handled_runtime_error_is_not_taken_for_the_ops_own():
+    # a runtime call that failed and was handled by its caller (cupy's memory pool retries a
+    # failed allocation) leaves its error pending; the next op must not report it as its own
+    import ctypes
+
+    cudart = _cuda_runtime()
+    torch.zeros(1, device="cuda")  # the context exists
+    a = torch.rand(2, 8, 9, dtype=torch.float64, device="cuda")
+    for call in (
+        lambda: OPS.gradient_correlation(a, a, 1e-4),
+        lambda: OPS.feature_entropy(a.unsqueeze(1).float(), 32),
+        lambda: OPS.wls(a, 0.8, 1.2, 1e-4, 1e-4, 50),
+    ):
+        pointer = ctypes.c_void_p()
+        assert cudart.cudaMalloc(ctypes.byref(pointer), ctypes.c_size_t(1 << 62)) != 0  # refused, left pending
+        call()
+        torch.cuda.synchronize()
+

@@ -4,11 +4,11 @@
 // device pointers and a cudaStream_t passed as void*, so that neither side
 // needs a torch or CUDA header here. All arrays are contiguous, row-major.
 // Temporary device memory is allocated by the caller (through torch's caching
-// allocator) and passed in. One exception: the GPU plateau labelling of the WLS setup
-// takes CUB's scan and sort storage from cudaMallocAsync (csrc/cuda/wls.cu, scratch),
-// outside torch's cache; where that fails, the error is reported, not hidden.
+// allocator) and passed in: as a workspace where its size is known before the call, else
+// as an allocator (DeviceAllocator: the WLS setup's CUB scan and sort storage).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace xvf {
@@ -101,6 +101,16 @@ const char* wls_apply_cpu(const T* x, int64_t B, int64_t H, int64_t W, void* wor
 // Each returns nullptr on success or a static error string.
 namespace cuda {
 
+// Device memory a launcher takes and gives back within the call, in the stream's order, where
+// its size is known only then. The torch glue passes torch's caching allocator: memory torch
+// can reuse (a separate pool could run out while torch's cache holds free blocks), and a
+// failed allocation is torch's out-of-memory error (allocate throws it). Left empty, the
+// launcher takes cudaMallocAsync's (the standalone CMake build).
+struct DeviceAllocator {
+  void* (*allocate)(size_t bytes, void* stream) = nullptr;
+  void (*release)(void* p) = nullptr;
+};
+
 // Size in doubles of the scratch buffer gc_forward needs.
 int64_t gc_forward_workspace(int64_t B, int64_t H, int64_t W);
 
@@ -131,12 +141,13 @@ const char* select_map(const T* x, const double* entropy, const T* lo, const T* 
 // The stream is synchronised once per CG iteration (convergence test).
 template <typename T>
 const char* wls(const T* image, int64_t B, int64_t H, int64_t W, const WlsOptions& options, T* out,
-                int64_t* iterations, double* residual, void* workspace, void* stream);
+                int64_t* iterations, double* residual, void* workspace, const DeviceAllocator& scratch,
+                void* stream);
 
 // The GPU versions of wls_setup_cpu and wls_apply_cpu (device pointers).
 template <typename T>
 const char* wls_setup(const T* image, int64_t B, int64_t H, int64_t W, const WlsOptions& options,
-                      void* workspace, void* stream);
+                      void* workspace, const DeviceAllocator& scratch, void* stream);
 
 template <typename T>
 const char* wls_apply(const T* x, int64_t B, int64_t H, int64_t W, void* workspace,
