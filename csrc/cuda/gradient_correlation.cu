@@ -2,7 +2,7 @@
 //
 // Forward: each block sums the shifted Sobel moments of a set of rows of one
 // sample into its own slot; a second kernel adds the slots in a fixed order,
-// so the result is bitwise reproducible. Backward: a shared-memory tile of
+// so the result is bitwise reproducible, and a sample's the same in any batch. Backward: a shared-memory tile of
 // a and b (2-pixel halo) gives the Sobel responses, the weight maps of the
 // tile (1-pixel halo) are formed in shared memory, and each output pixel
 // gathers them through the Sobel adjoint: no atomics, deterministic.
@@ -16,14 +16,15 @@ namespace xvf {
 namespace cuda {
 namespace {
 
-// About this many blocks in all for the forward moments, whatever the batch:
-// enough to fill a large GPU, and a pure function of the shape (determinism).
-constexpr int64_t kTargetBlocks = 1024;
+// Blocks of rows per sample for the forward moments: a function of the image height alone,
+// so a sample's sums are added in the same order whatever batch it comes in (bitwise the same
+// GC alone or in any batch, as on the CPU). 256 fill a large GPU from a batch of one 2048-row
+// image; with fewer rows, each block takes one row.
+constexpr int64_t kRowBlocksPerSample = 256;
 constexpr int64_t kMaxGridYZ = 65535;
 
-int64_t row_blocks(int64_t B, int64_t H) {
-  return std::min<int64_t>({kMaxGridYZ, std::max<int64_t>(1, H - 2),
-                            std::max<int64_t>(1, ceil_div(kTargetBlocks, std::max<int64_t>(B, 1)))});
+int64_t row_blocks(int64_t H) {
+  return std::min<int64_t>(kRowBlocksPerSample, std::max<int64_t>(1, H - 2));
 }
 
 template <typename T>
@@ -152,7 +153,7 @@ gc_backward_kernel(const T* __restrict__ a, const T* __restrict__ b,
 }  // namespace
 
 int64_t gc_forward_workspace(int64_t B, int64_t H, int64_t /*W*/) {
-  return B * (row_blocks(B, H) * gc::kSums + 4);
+  return B * (row_blocks(H) * gc::kSums + 4);
 }
 
 template <typename T>
@@ -168,7 +169,7 @@ const char* gc_forward(const T* a, const T* b, int64_t B, int64_t H, int64_t W, 
     cudaMemsetAsync(stats, 0, B * gc::kStats * sizeof(double), st);
     return last_error();
   }
-  const int64_t blocks = row_blocks(B, H);
+  const int64_t blocks = row_blocks(H);
   double* partial = workspace;
   double* shift = workspace + B * blocks * gc::kSums;
   gc_moments_kernel<T><<<dim3(unsigned(B), unsigned(blocks)), kThreads, 0, st>>>(

@@ -142,3 +142,13 @@ def test_an_earlier_handled_runtime_error_is_not_taken_for_the_ops_own():
         call()
         torch.cuda.synchronize()
 
+
+def test_gradient_correlation_of_a_sample_is_the_same_in_any_batch():
+    # the forward sums run in an order fixed by the image shape, not the batch size
+    gen = torch.Generator().manual_seed(4)
+    a = torch.rand(9, 300, 301, dtype=torch.float64, generator=gen).cuda()
+    b = 0.5 * a + 0.5 * torch.rand(a.shape, dtype=torch.float64, generator=gen).cuda()
+    batch, _ = OPS.gradient_correlation(a, b, 1e-4)
+    for k in (0, 8):
+        alone, _ = OPS.gradient_correlation(a[k : k + 1], b[k : k + 1], 1e-4)
+        assert torch.equal(alone, batch[k : k + 1])
