@@ -65,12 +65,13 @@ class WarningsNamingTheFile:
     text once per process, not once per file). Python's warning state is process-wide
     (``catch_warnings`` is not thread-safe, and enhance reads and writes on several threads), so
     these blocks take turns, and a warning another thread gives during one is passed on as it
-    would have been."""
+    would have been. ``stacklevel``: whose line the warnings are given at, counted as
+    :func:`warnings.warn` does from here (3: the caller of the function holding the block)."""
 
     _lock = threading.Lock()
 
-    def __init__(self, path: str):
-        self.path, self.caught = path, []
+    def __init__(self, path: str, stacklevel: int = 3):
+        self.path, self.caught, self.stacklevel = path, [], stacklevel
 
     def __enter__(self) -> None:
         self._lock.acquire()
@@ -97,6 +98,6 @@ class WarningsNamingTheFile:
         try:
             self._state.__exit__(*exc)
             for message, category in dict.fromkeys((str(m), c) for m, c in self.caught):  # once each, in order
-                warnings.warn(f"{self.path}: {message}", category, stacklevel=3)  # (the caller of read_image)
+                warnings.warn(f"{self.path}: {message}", category, stacklevel=self.stacklevel)
         finally:
             self._lock.release()  # after the warnings are given: another reader's hook would take them for its own

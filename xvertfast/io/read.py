@@ -8,12 +8,13 @@ header cannot exhaust memory.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import warnings
 
 import numpy as np
 
+from xvertfast.io.dicom_codecs import PLUGIN as DICOM_PLUGIN
+from xvertfast.io.dicom_codecs import available_for, decoded_ahead
 from xvertfast.io.errors import ImageReadError, WarningsNamingTheFile
 from xvertfast.io.radiograph import Radiograph
 
@@ -272,9 +273,18 @@ def _invert(values: np.ndarray, bits: int) -> np.ndarray:
 
 
 def _read_dicom(path: str, max_pixels: int, notes: list[str]):
+    """pydicom's parts take turns (WarningsNamingTheFile); a JPEG 2000 frame is decoded between
+    them, where other readers can run meanwhile (:mod:`~xvertfast.io.dicom_codecs`)."""
+    with WarningsNamingTheFile(path, stacklevel=4):  # (the caller of read_image)
+        ds, syntax = _parse_dicom(path, max_pixels)
+    with decoded_ahead(ds, syntax), WarningsNamingTheFile(path, stacklevel=4):
+        return _dicom_pixels(ds, syntax, path, notes)
+
+
+def _parse_dicom(path: str, max_pixels: int):
+    """The data set of a single-frame DICOM image within max_pixels, and its transfer syntax."""
     try:
         import pydicom
-        from pydicom.pixels import apply_modality_lut
     except ImportError:
         raise ImageReadError(path, "reading DICOM needs pydicom: pip install 'xvertfast[dicom]'") from None
     try:
@@ -300,6 +310,15 @@ def _read_dicom(path: str, max_pixels: int, notes: list[str]):
         if syntax is not None:
             ds.file_meta = meta if meta is not None else pydicom.dataset.FileMetaDataset()
             ds.file_meta.TransferSyntaxUID = syntax
+    return ds, syntax
+
+
+def _dicom_pixels(ds, syntax, path: str, notes: list[str]):
+    """The stored values of a parsed DICOM image after its modality LUT, photometric and padding."""
+    from pydicom.pixels import apply_modality_lut
+
+    if available_for(syntax):
+        ds.pixel_array_options(decoding_plugin=DICOM_PLUGIN)
     try:
         arr = ds.pixel_array
     except Exception as exc:
@@ -446,8 +465,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
             values, bits, photo, meta = _read_pillow(p, fmt, max_pixels, notes)
         else:
             reader = {"tiff": _read_tiff, "dicom": _read_dicom, "jsrt": _read_jsrt}[fmt]
-            with WarningsNamingTheFile(p) if fmt == "dicom" else contextlib.nullcontext():
-                values, bits, photo, meta = reader(p, max_pixels, notes)
+            values, bits, photo, meta = reader(p, max_pixels, notes)
     except ImageReadError:
         raise
     except MemoryError:

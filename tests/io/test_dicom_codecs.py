@@ -1,0 +1,123 @@
+"""The imagecodecs plugin for DICOM's JPEG 2000 pixel data: the same values as pydicom's own
+plugin, decoded outside the warnings lock so that reader threads decode at once."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from xvertfast.io import ImageReadError, dicom_codecs, read_image
+from xvertfast.io import read as read_module
+from xvertfast.io.errors import WarningsNamingTheFile
+
+from tests.io.test_read import _corrupt_jpeg2000_dicom, make_dicom
+
+pytest.importorskip("imagecodecs", reason="the plugin needs imagecodecs (the dicom-codecs and test extras)")
+pytest.importorskip("openjpeg", reason="encoding JPEG 2000 and pydicom's own plugin need pylibjpeg-openjpeg")
+
+
+def jpeg2000_dicom(path, values, *, bits, signed=False, lossy=False, photometric="MONOCHROME2"):
+    """A single-frame JPEG 2000 DICOM of ``values`` (lossless, or lossy at 10:1)."""
+    import pydicom
+    from pydicom.uid import JPEG2000, JPEG2000Lossless
+
+    make_dicom(path, values, photometric=photometric, bits=bits, signed=signed)
+    ds = pydicom.dcmread(path)
+    if bits <= 8:
+        ds.BitsAllocated, ds.PixelData = 8, values.astype(np.int8 if signed else np.uint8).tobytes()
+    if lossy:
+        ds.compress(JPEG2000, j2k_cr=[10])
+    else:
+        ds.compress(JPEG2000Lossless)
+    ds.save_as(path)
+
+
+def with_pydicoms_plugin(path):
+    """read_image of ``path`` with the plugin left out (pydicom's pylibjpeg-openjpeg decodes)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(dicom_codecs, "available_for", lambda syntax: False)
+        mp.setattr(read_module, "available_for", lambda syntax: False)
+        return read_image(path)
+
+
+@pytest.mark.parametrize("bits, signed", [(8, False), (12, False), (16, False), (12, True), (16, True)])
+def test_same_values_as_pydicoms_plugin(tmp_path, seed, bits, signed):
+    rng = np.random.default_rng(seed)
+    lo, hi = (-(1 << (bits - 1)), 1 << (bits - 1)) if signed else (0, 1 << bits)
+    values = rng.integers(lo, hi, size=(37, 53))
+    values[0, :2] = lo, hi - 1
+    jpeg2000_dicom(tmp_path / "j.dcm", values, bits=bits, signed=signed)
+    ours = read_image(tmp_path / "j.dcm")
+    theirs = with_pydicoms_plugin(tmp_path / "j.dcm")
+    np.testing.assert_array_equal(ours.values, theirs.values)
+    np.testing.assert_array_equal(ours.values, values)  # lossless
+    assert ours.bits_stored == theirs.bits_stored == bits
+
+
+def test_lossy_and_monochrome1_as_pydicoms_plugin(tmp_path, seed):
+    x = np.linspace(0, 1, 64)
+    values = (np.outer(x, x) * 4000 + np.random.default_rng(seed).integers(0, 60, (64, 64))).astype(np.uint16)
+    jpeg2000_dicom(tmp_path / "j.dcm", values, bits=12, lossy=True, photometric="MONOCHROME1")
+    ours, theirs = read_image(tmp_path / "j.dcm"), with_pydicoms_plugin(tmp_path / "j.dcm")
+    assert ours.photometric == "MONOCHROME1"
+    np.testing.assert_array_equal(ours.pixels, theirs.pixels)  # one openjpeg, one float wavelet
+
+
+def test_the_plugin_decodes_each_file_once_outside_the_warnings_lock(tmp_path, seed, monkeypatch):
+    values = np.random.default_rng(seed).integers(0, 4096, size=(64, 70))
+    jpeg2000_dicom(tmp_path / "j.dcm", values, bits=12)
+    decode, locked = dicom_codecs._jpeg2k_decode(), []
+
+    def spy(source):
+        locked.append(WarningsNamingTheFile._lock.locked())
+        return decode(source)
+
+    monkeypatch.setattr(dicom_codecs, "_jpeg2k_decode", lambda: spy)
+    np.testing.assert_array_equal(read_image(tmp_path / "j.dcm").values, values)
+    assert locked == [False]
+
+
+def test_reader_threads_decode_at_once(tmp_path, seed, monkeypatch):
+    # each decode waits until the other thread is decoding too: had one of them waited for a
+    # lock the other holds (pydicom's plugins hold the GIL; the warnings lock), the barrier breaks
+    rng = np.random.default_rng(seed)
+    paths = []
+    for k in range(2):
+        jpeg2000_dicom(tmp_path / f"{k}.dcm", rng.integers(0, 4096, size=(64, 70)), bits=12)
+        paths.append(tmp_path / f"{k}.dcm")
+    decode, both = dicom_codecs._jpeg2k_decode(), threading.Barrier(2, timeout=20)
+
+    def meeting(source):
+        both.wait()
+        return decode(source)
+
+    monkeypatch.setattr(dicom_codecs, "_jpeg2k_decode", lambda: meeting)
+    results, errors = {}, []
+
+    def read(path):
+        try:
+            results[path] = read_image(path)
+        except Exception as exc:  # noqa: BLE001 (reported below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=read, args=(p,)) for p in paths]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors and len(results) == 2
+
+
+def test_a_corrupt_codestream_is_reported_by_pydicoms_decoding(tmp_path):
+    _corrupt_jpeg2000_dicom(tmp_path / "j.dcm")
+    with pytest.raises(ImageReadError, match=r"j\.dcm: cannot decode DICOM pixel data \(JPEG 2000.*corrupt"):
+        read_image(tmp_path / "j.dcm")
+
+
+def test_other_syntaxes_are_not_the_plugins():
+    assert dicom_codecs.available_for("1.2.840.10008.1.2.4.90")  # JPEG 2000 Lossless
+    assert not dicom_codecs.available_for("1.2.840.10008.1.2.1")  # Explicit VR Little Endian
+    assert not dicom_codecs.available_for("1.2.840.10008.1.2.4.80")  # JPEG-LS Lossless
+    assert not dicom_codecs.is_available("1.2.840.10008.1.2.4.57")  # JPEG Lossless
