@@ -142,6 +142,11 @@ class BuildWithNvcc(BuildExtension):
                 nvcc, "-c", os.path.join(ROOT, src), "-o", obj, "-std=c++17",
                 "-I", os.path.join(ROOT, "csrc", "include"), "-Xcompiler", "-fPIC",
                 "--expt-relaxed-constexpr", "--extended-lambda", "-lineinfo",
+                # no multiply-add contraction: the kernels then round every product and sum as
+                # the CPU build does (no FMA), so the per-pixel math the CPU tests check is the
+                # GPU's bit for bit (the WLS weights' log polynomial, their 16-bit interpolation
+                # weights, the entropy bins); the kernels are memory-bound, FMA bought little
+                "--fmad=false",
                 *(["-O0", "-g", "-G"] if DEBUG else ["-O3"]), *ARCH_FLAGS,
             ]  # fmt: skip
             # An object is reused only if it was compiled by this command (the archs, the

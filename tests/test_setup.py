@@ -59,6 +59,16 @@ def test_cuda_objects_compile_again_when_the_archs_change(tmp_path, monkeypatch)
     assert compile_cuda(ns, tmp_path, monkeypatch) == []
 
 
+def test_cuda_objects_are_compiled_without_multiply_add_contraction(tmp_path, monkeypatch):
+    # the GPU rounds each product and sum as the CPU build does, so the CPU tests of the shared
+    # per-pixel math hold for the GPU bit for bit; the CMake build compiles the same way
+    ns = load_setup(monkeypatch, "9.0")
+    commands = compile_cuda(ns, tmp_path, monkeypatch)
+    assert commands and all("--fmad=false" in cmd for cmd in commands)
+    with open(os.path.join(ROOT, "CMakeLists.txt")) as f:
+        assert "--fmad=false" in f.read()
+
+
 def test_a_failed_compile_is_not_taken_for_a_done_one(tmp_path, monkeypatch):
     ns = load_setup(monkeypatch, "8.0")
     compile_cuda(ns, tmp_path, monkeypatch)

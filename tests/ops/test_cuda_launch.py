@@ -59,8 +59,8 @@ def test_gradient_correlation_of_a_batch_past_the_grids_z_limit():
 
 def test_guided_pool_past_the_grid_stride_cap():
     # more outputs (forward) and more pixels (grad_y) than 65535 blocks of 256 threads cover
-    # in one pass; values on a grid where every product and sum is exact, so the GPU (which
-    # may fuse multiply-adds) and the CPU agree exactly, argmax included
+    # in one pass; values on a grid where every product and sum is exact, so the GPU and the
+    # CPU agree exactly, argmax included, whatever the order of the sums
     gen = torch.Generator().manual_seed(0)
     y = torch.round(torch.randn(5, 1, 1900, 1900, dtype=torch.float64, generator=gen) * 8) / 64
     weight = torch.round(torch.randn(8, 1, 3, 3, dtype=torch.float64, generator=gen) * 8) / 8

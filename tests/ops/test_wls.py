@@ -613,9 +613,10 @@ def test_cuda_plateau_labelling_matches_cpu(seed):
 @pytest.mark.cuda
 @needs_cxr_dev
 def test_cuda_solver_matches_cpu_solver_on_real_images():
-    # The same code on both devices: iteration counts agree (rounding, e.g. fused
-    # multiply-adds, may move a weight across the plateau threshold and an iteration or two)
-    # and so do the solutions; the whole set is solved as one batch on the GPU.
+    # The same code on both devices, compiled without multiply-add contraction (the weights
+    # and the hierarchy are the CPU's): iteration counts agree (the CG's sums run in another
+    # order, which may move the last iteration) and so do the solutions; the whole set is
+    # solved as one batch on the GPU.
     batch = torch.stack([real_image(path, 512) for path in IMAGES])
     cpu, cpu_info = wls(batch, method="cpu", return_info=True)
     gpu, gpu_info = wls(batch.cuda(), method="cuda", return_info=True)
