@@ -121,3 +121,39 @@ def test_other_syntaxes_are_not_the_plugins():
     assert not dicom_codecs.available_for("1.2.840.10008.1.2.1")  # Explicit VR Little Endian
     assert not dicom_codecs.available_for("1.2.840.10008.1.2.4.80")  # JPEG-LS Lossless
     assert not dicom_codecs.is_available("1.2.840.10008.1.2.4.57")  # JPEG Lossless
+
+
+def _rgb_jpeg2000_dicom(path, rgb, codestream):
+    """A single-frame RGB JPEG 2000 Lossless DICOM of ``rgb`` (8-bit) holding ``codestream``."""
+    import pydicom
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEG2000Lossless
+
+    make_dicom(path, rgb[..., 0], bits=8, syntax=JPEG2000Lossless, pixel_data=False)
+    ds = pydicom.dcmread(path)
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
+    ds.PixelData = encapsulate([codestream])
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
+    ds.save_as(path)
+
+
+def test_what_imagecodecs_refuses_is_decoded_by_pydicoms_plugins(tmp_path, seed):
+    # imagecodecs wants every component of one precision and signedness; openjpeg itself, and
+    # pylibjpeg-openjpeg, decode a codestream whose components differ (here the green one is
+    # declared 9-bit): the file read before the plugin and must still read
+    import openjpeg
+
+    rgb = np.random.default_rng(seed).integers(0, 256, size=(64, 72, 3)).astype(np.uint8)
+    codestream = bytearray(openjpeg.encode(rgb, bits_stored=8, photometric_interpretation=1, use_mct=False))
+    siz = codestream.find(b"\xff\x51")
+    codestream[siz + 40 + 3] = 8  # component 1's Ssiz: unsigned, 9 bits
+    _rgb_jpeg2000_dicom(tmp_path / "j.dcm", rgb, bytes(codestream))
+    with pytest.raises(Exception, match="components"):
+        dicom_codecs._jpeg2k_decode()(bytes(codestream))  # still refused by imagecodecs?
+    with pytest.warns(UserWarning, match="luminance"):
+        theirs = with_pydicoms_plugin(tmp_path / "j.dcm")
+    ours = read_image(tmp_path / "j.dcm", warn=False)
+    np.testing.assert_array_equal(ours.values, theirs.values)
+    assert ours.bits_stored == theirs.bits_stored

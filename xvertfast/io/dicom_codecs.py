@@ -87,9 +87,13 @@ def decoded_ahead(ds, syntax) -> Iterator[None]:
             from pydicom.encaps import generate_frames
 
             source = next(generate_frames(ds.PixelData, number_of_frames=1))
-            frame = (source, _jpeg2k_decode()(source))
         except Exception:
-            frame = None
+            source = None
+        if source is not None:
+            try:
+                frame = (source, _jpeg2k_decode()(source))
+            except Exception as exc:  # kept: the plugin then hands the frame to pydicom's plugins
+                frame = (source, exc.with_traceback(None))
     _ahead.frame = frame
     try:
         yield
@@ -104,7 +108,12 @@ def _decode_frame(src: bytes, runner) -> bytes:
     if ahead is not None and len(ahead[0]) == len(src) and ahead[0] == src:
         array = ahead[1]
     else:
-        array = _jpeg2k_decode()(src)
+        try:
+            array = _jpeg2k_decode()(src)
+        except Exception as exc:
+            array = exc
+    if isinstance(array, Exception):
+        return _decoded_by_pydicoms_plugins(src, runner, array)
     photometric = str(runner.photometric_interpretation)
     if photometric in ("YBR_ICT", "YBR_RCT"):  # openjpeg has undone the colour transform
         runner.set_option("photometric_interpretation", "RGB")
@@ -113,3 +122,22 @@ def _decode_frame(src: bytes, runner) -> bytes:
     if array.ndim == 3:  # samples interleaved
         runner.set_option("planar_configuration", 0)
     return np.ascontiguousarray(array).tobytes()
+
+
+def _decoded_by_pydicoms_plugins(src: bytes, runner, refused: Exception):
+    """The frame imagecodecs refused, decoded by pydicom's other plugins for its transfer syntax
+    in pydicom's order, as pydicom would have without this plugin (imagecodecs wants all the
+    components of one precision and signedness, openjpeg and pylibjpeg-openjpeg do not); the
+    reasons of all of them where none decodes it."""
+    from pydicom.pixels import get_decoder
+
+    failures = [f"{type(refused).__name__}: {refused}"]
+    plugins = getattr(get_decoder(runner.transfer_syntax), "_available", None) or {}
+    for name, decode in list(plugins.items()):
+        if name == PLUGIN:
+            continue
+        try:
+            return decode(src, runner)
+        except Exception as exc:
+            failures.append(f"then {name}: {exc}")
+    raise RuntimeError("; ".join(failures)) from refused
