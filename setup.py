@@ -185,7 +185,10 @@ def make_extension() -> CppExtension:
     # keeps a select whose arm could raise one as a branch, which leaves the loop scalar (the
     # WLS edge weights, csrc/include/xvertfast/float_math.h). Values are unchanged (no
     # reassociation or contraction is allowed by it).
-    cxx += ["-fopenmp", "-fno-trapping-math", "-Wall", "-Wno-unknown-pragmas"]
+    # -ffp-contract=off: products and sums rounded as written, as on the GPU (--fmad=false), also
+    # where the target has FMA and the compiler would contract by default (Clang; GCC in GNU
+    # mode, e.g. on aarch64): the tests compare the CPU and the GPU's loops bit for bit.
+    cxx += ["-fopenmp", "-fno-trapping-math", "-ffp-contract=off", "-Wall", "-Wno-unknown-pragmas"]
     macros = []
     include_dirs = [os.path.join(ROOT, "csrc", "include")]
     library_dirs, libraries, link_args = [], [], ["-fopenmp"]

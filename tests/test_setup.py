@@ -65,8 +65,10 @@ def test_cuda_objects_are_compiled_without_multiply_add_contraction(tmp_path, mo
     ns = load_setup(monkeypatch, "9.0")
     commands = compile_cuda(ns, tmp_path, monkeypatch)
     assert commands and all("--fmad=false" in cmd for cmd in commands)
+    assert "-ffp-contract=off" in ns["make_extension"]().extra_compile_args["cxx"]  # the CPU side, where FMA exists
     with open(os.path.join(ROOT, "CMakeLists.txt")) as f:
-        assert "--fmad=false" in f.read()
+        cmake = f.read()
+    assert "--fmad=false" in cmake and "-ffp-contract=off" in cmake
 
 
 def test_a_failed_compile_is_not_taken_for_a_done_one(tmp_path, monkeypatch):

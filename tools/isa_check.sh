@@ -3,7 +3,9 @@
 # csrc/include/xvertfast/common.h: guided_pool's row functions) pick their version when the
 # extension loads, so a machine with AVX-512 only ever tests the AVX-512 one. This runs their
 # tests on emulated CPUs (qemu user mode): Haswell (AVX2, no AVX-512: the x86-64-v3 clone)
-# and Nehalem (SSE4.2, no AVX: the baseline clone).
+# and Nehalem (SSE4.2, no AVX: the baseline clone). First, each clone must give the same bits
+# as the one this machine runs (no multiply-add contraction: -ffp-contract=off), compared as
+# a digest of the op's outputs on random inputs.
 #
 #   bash tools/isa_check.sh        # after the build, from the repository root
 #
@@ -20,6 +22,37 @@ fi
 # .pth files: under qemu, Python cannot find its venv from /proc/self/exe
 PY=$(python -c 'import os, sys; print(os.path.realpath(sys.executable))')
 SITE=$(python -c 'import site; print(site.getsitepackages()[0])')
+# the digest of guided_pool's forward and backward outputs on fixed random inputs
+DIGEST_SCRIPT=$(mktemp /tmp/xvf_isa_digest.XXXXXX.py)
+trap 'rm -f "$DIGEST_SCRIPT"' EXIT
+cat > "$DIGEST_SCRIPT" <<'PYEOF'
+import hashlib, site, sys
+site.addsitedir(sys.argv[1])
+sys.path.insert(0, sys.argv[2])
+import torch
+import xvertfast  # noqa: F401 (loads the extension's ops)
+import numpy as np
+rng = np.random.default_rng(0)  # integers, scaled: the same inputs on every CPU (torch's randn is not:
+def rand(*shape):  # its vector kernels differ by instruction set); 24-bit values, whose products round
+    return torch.from_numpy(rng.integers(-(1 << 23), 1 << 23, size=shape).astype(np.float32) / (1 << 23))
+y, w, b = rand(2, 1, 67, 91), rand(16, 1, 3, 3), rand(16)
+out, argmax = torch.ops.xvertfast.guided_pool(y, w, b, 2)
+grads = torch.ops.xvertfast.guided_pool_backward(rand(*out.shape), y, w, argmax, 2, True)
+h = hashlib.sha256()
+for t in (out, argmax, *grads):
+    h.update(t.contiguous().numpy().tobytes())
+print("digest", h.hexdigest())
+PYEOF
+NATIVE=$("$PY" "$DIGEST_SCRIPT" "$SITE" "$PWD" | grep "^digest")
+echo "guided_pool on this CPU: $NATIVE"
+for cpu in Haswell Nehalem; do
+  EMULATED=$("$QEMU" -cpu "$cpu" "$PY" "$DIGEST_SCRIPT" "$SITE" "$PWD" 2>&1 | grep "^digest" || true)
+  echo "guided_pool on an emulated $cpu CPU: $EMULATED"
+  if [ "$EMULATED" != "$NATIVE" ]; then
+    echo "isa_check: guided_pool's $cpu version gives other values than this CPU's"
+    exit 1
+  fi
+done
 for cpu in Haswell Nehalem; do
   echo "== guided_pool tests on an emulated $cpu CPU"
   "$QEMU" -cpu "$cpu" "$PY" - "$SITE" "$PWD" <<'EOF' 2>&1 | grep -v "TCG doesn't support"

@@ -41,7 +41,8 @@
 // (GCC function multiversioning, an ifunc on glibc). Put it on a non-template function
 // whose body inlines the template doing the work. Elsewhere (other compilers, GCC < 12, which
 // this project has not built with) the function is compiled once, for the build's target.
-// The vector versions may fuse a*b+c into one FMA, as nvcc does.
+// No version fuses a*b+c into one FMA (-ffp-contract=off, as nvcc's --fmad=false), so all
+// three round as the GPU does and give the same values.
 #if defined(__GNUC__) && __GNUC__ >= 12 && !defined(__clang__) && defined(__x86_64__) && \
     defined(__linux__) && !defined(__CUDACC__)
 #define XVF_TARGET_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
