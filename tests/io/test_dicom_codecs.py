@@ -21,6 +21,7 @@ pytest.importorskip("openjpeg", reason="encoding JPEG 2000 and pydicom's own plu
 def jpeg2000_dicom(path, values, *, bits, signed=False, lossy=False, photometric="MONOCHROME2"):
     """A single-frame JPEG 2000 DICOM of ``values`` (lossless, or lossy at 10:1)."""
     import pydicom
+    from pydicom.encaps import generate_frames
     from pydicom.uid import JPEG2000, JPEG2000Lossless
 
     make_dicom(path, values, photometric=photometric, bits=bits, signed=signed)
@@ -126,6 +127,7 @@ def test_other_syntaxes_are_not_the_plugins():
 def _rgb_jpeg2000_dicom(path, rgb, codestream):
     """A single-frame RGB JPEG 2000 Lossless DICOM of ``rgb`` (8-bit) holding ``codestream``."""
     import pydicom
+    from pydicom.encaps import generate_frames
     from pydicom.encaps import encapsulate
     from pydicom.uid import JPEG2000Lossless
 
@@ -157,3 +159,28 @@ def test_what_imagecodecs_refuses_is_decoded_by_pydicoms_plugins(tmp_path, seed)
     ours = read_image(tmp_path / "j.dcm", warn=False)
     np.testing.assert_array_equal(ours.values, theirs.values)
     assert ours.bits_stored == theirs.bits_stored
+
+
+def test_a_codestream_larger_than_its_header_is_not_decoded_ahead(tmp_path, seed, monkeypatch):
+    # max_pixels was checked on Rows x Columns: a codestream declaring more is decoded, if at
+    # all, one file at a time inside pydicom's block, as without this plugin
+    import pydicom
+    from pydicom.encaps import generate_frames
+
+    values = np.random.default_rng(seed).integers(0, 4096, size=(128, 96))
+    jpeg2000_dicom(tmp_path / "j.dcm", values, bits=12)
+    ds = pydicom.dcmread(tmp_path / "j.dcm")
+    frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+    assert dicom_codecs._codestream_shape(frame) == (128, 96)
+    ds.Rows, ds.Columns = 64, 48
+    ds.save_as(tmp_path / "j.dcm")
+    decode, locked = dicom_codecs._jpeg2k_decode(), []
+
+    def spy(source):
+        locked.append(WarningsNamingTheFile._lock.locked())
+        return decode(source)
+
+    monkeypatch.setattr(dicom_codecs, "_jpeg2k_decode", lambda: spy)
+    with pytest.raises(ImageReadError, match=r"j\.dcm"):
+        read_image(tmp_path / "j.dcm")
+    assert False not in locked

@@ -14,6 +14,7 @@ that, and the plugin hands pydicom the result.
 from __future__ import annotations
 
 import contextlib
+import struct
 import threading
 from collections.abc import Iterator
 
@@ -89,6 +90,8 @@ def decoded_ahead(ds, syntax) -> Iterator[None]:
             source = next(generate_frames(ds.PixelData, number_of_frames=1))
         except Exception:
             source = None
+        if source is not None and _codestream_shape(source) not in (None, (ds.get("Rows"), ds.get("Columns"))):
+            source = None  # larger than the header says (max_pixels was checked on that): one at a time, in the block
         if source is not None:
             try:
                 frame = (source, _jpeg2k_decode()(source))
@@ -99,6 +102,16 @@ def decoded_ahead(ds, syntax) -> Iterator[None]:
         yield
     finally:
         _ahead.frame = None
+
+
+def _codestream_shape(source: bytes) -> tuple[int, int] | None:
+    """The rows and columns a JPEG 2000 codestream declares (its SIZ segment, right after the
+    SOC marker; also inside a JP2 file), or None where it has none."""
+    at = source.find(b"\xff\x4f\xff\x51")
+    if at < 0 or len(source) < at + 24:
+        return None
+    width, height, left, top = struct.unpack(">4I", source[at + 8 : at + 24])
+    return height - top, width - left
 
 
 def _decode_frame(src: bytes, runner) -> bytes:
