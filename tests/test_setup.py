@@ -65,6 +65,7 @@ def test_cuda_objects_are_compiled_without_multiply_add_contraction(tmp_path, mo
     ns = load_setup(monkeypatch, "9.0")
     commands = compile_cuda(ns, tmp_path, monkeypatch)
     assert commands and all("--fmad=false" in cmd for cmd in commands)
+    assert all(any("-ffp-contract=off" in arg for arg in cmd) for cmd in commands)  # and nvcc's host pass
     assert "-ffp-contract=off" in ns["make_extension"]().extra_compile_args["cxx"]  # the CPU side, where FMA exists
     with open(os.path.join(ROOT, "CMakeLists.txt")) as f:
         cmake = f.read()

@@ -18,9 +18,10 @@ namespace {
 
 // Blocks of rows per sample for the forward moments: a function of the image height alone,
 // so a sample's sums are added in the same order whatever batch it comes in (bitwise the same
-// GC alone or in any batch, as on the CPU). 256 fill a large GPU from a batch of one 2048-row
-// image; with fewer rows, each block takes one row.
-constexpr int64_t kRowBlocksPerSample = 256;
+// GC alone or in any batch, as on the CPU). 1024 (8 blocks of 256 threads per SM of a
+// 132-SM GPU) keep a batch of one 2048-row image at full occupancy; with fewer rows, each
+// block takes one row. The workspace is 80 KB per sample at most.
+constexpr int64_t kRowBlocksPerSample = 1024;
 constexpr int64_t kMaxGridYZ = 65535;
 
 int64_t row_blocks(int64_t H) {
@@ -186,12 +187,12 @@ const char* gc_backward(const T* grad_gc, const T* a, const T* b, const double* 
   forget_earlier_error();
   cudaStream_t st = static_cast<cudaStream_t>(stream);
   if (B == 0 || H == 0 || W == 0) return nullptr;
+  constexpr int TW = BackwardTile<T>::kW, TH = BackwardTile<T>::kH;
+  if (ceil_div(H, TH) > kMaxGridYZ) return "gradient_correlation backward: image too tall";
   const int64_t n = gc::valid_count(H, W);
   gc_coefficients_kernel<T><<<unsigned(ceil_div(B, 128)), 128, 0, st>>>(grad_gc, stats, B,
                                                                         double(n), eps,
                                                                         coef_workspace);
-  constexpr int TW = BackwardTile<T>::kW, TH = BackwardTile<T>::kH;
-  if (ceil_div(H, TH) > kMaxGridYZ) return "gradient_correlation backward: image too tall";
   const int64_t HW = H * W;
   for (int64_t b0 = 0; b0 < B; b0 += kMaxGridYZ) {  // the batch is the grid's z axis
     const int64_t nb = std::min(kMaxGridYZ, B - b0);

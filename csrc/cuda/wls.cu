@@ -58,8 +58,8 @@ __global__ void each_kernel(int64_t n, F f) {
 
 int blocks_for(int64_t n) { return int(std::min<int64_t>(ceil_div(std::max<int64_t>(n, 1), kThreads), 65535)); }
 
-// The loops of xvertfast/wls_multigrid.h as kernels on one stream. Launch errors are
-// sticky in the runtime and collected once at the end of the solve.
+// The loops of xvertfast/wls_multigrid.h as kernels on one stream. Launch errors stay
+// pending in the runtime and are collected once at the end of the solve.
 // Its loop structure (separate kernels for point work and reductions, one row per thread,
 // plateau sums 64 members a thread, plateaus labelled on the device) is wls::GpuLoopTraits,
 // which the CPU's emulation of this executor shares (csrc/cpu/wls_gpu_emulation.cpp).
@@ -126,7 +126,11 @@ struct CudaExec : wls::GpuLoopTraits<CudaExec> {
   void* scratch(size_t bytes) const {
     if (!ok()) return nullptr;
     bytes = std::max<size_t>(bytes, 1);
-    if (allocator.allocate != nullptr) return allocator.allocate(bytes, stream);
+    if (allocator.allocate != nullptr) {
+      void* tmp = allocator.allocate(bytes, stream);
+      if (tmp == nullptr) note(cudaErrorMemoryAllocation);  // (torch's throws instead)
+      return tmp;
+    }
     void* tmp = nullptr;
     return cudaMallocAsync(&tmp, bytes, stream) == cudaSuccess ? tmp : nullptr;
   }
@@ -139,8 +143,12 @@ struct CudaExec : wls::GpuLoopTraits<CudaExec> {
   void note(cudaError_t e) const {
     if (e != cudaSuccess && failure == nullptr) failure = cudaGetErrorString(e);
   }
-  // The first error of this solve: a CUB call's, else the runtime's pending one.
-  const char* error() const { return failure != nullptr ? failure : last_error(); }
+  // The first error of this solve: a CUB call's, else the runtime's pending one (taken in
+  // both cases, so that no error of this solve is left for the next kernel to report).
+  const char* error() const {
+    const char* pending = last_error();
+    return failure != nullptr ? failure : pending;
+  }
   void zero(void* p, size_t bytes) const { cudaMemsetAsync(p, 0, bytes, stream); }
   // From pageable host memory: returns once the source has been staged, so it may be reused.
   void upload(void* dst, const void* src, size_t bytes) const {

@@ -130,16 +130,19 @@ def test_an_earlier_handled_runtime_error_is_not_taken_for_the_ops_own():
     import ctypes
 
     cudart = _cuda_runtime()
-    torch.zeros(1, device="cuda")  # the context exists
     a = torch.rand(2, 8, 9, dtype=torch.float64, device="cuda")
+    maps = a.unsqueeze(1).float()  # (made now: torch's own kernels report a pending error as theirs)
+    torch.cuda.synchronize()
     for call in (
         lambda: OPS.gradient_correlation(a, a, 1e-4),
-        lambda: OPS.feature_entropy(a.unsqueeze(1).float(), 32),
+        lambda: OPS.feature_entropy(maps, 32),
         lambda: OPS.wls(a, 0.8, 1.2, 1e-4, 1e-4, 50),
     ):
         pointer = ctypes.c_void_p()
         assert cudart.cudaMalloc(ctypes.byref(pointer), ctypes.c_size_t(1 << 62)) != 0  # refused, left pending
+        assert cudart.cudaPeekAtLastError() != 0  # pending in the runtime the ops use
         call()
+        assert cudart.cudaPeekAtLastError() == 0
         torch.cuda.synchronize()
 
 
