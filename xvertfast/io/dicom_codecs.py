@@ -8,7 +8,8 @@ installed (the ``dicom-codecs`` extra) and otherwise absent: pydicom's own plugi
 
 The reader holds a lock while pydicom works (:class:`~xvertfast.io.errors.WarningsNamingTheFile`:
 Python's warning state is process-wide), so :func:`decoded_ahead` decodes a file's frame before
-that, and the plugin hands pydicom the result.
+that, and the plugin hands pydicom the result. A frame imagecodecs refuses (components of mixed
+precision or sign) the reader gives to pydicom's own plugins.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def decoded_ahead(ds, syntax) -> Iterator[None]:
         if source is not None:
             try:
                 frame = (source, _jpeg2k_decode()(source))
-            except Exception as exc:  # kept: the plugin then hands the frame to pydicom's plugins
+            except Exception as exc:  # kept for the plugin to raise
                 frame = (source, exc.with_traceback(None))
     _ahead.frame = frame
     try:
@@ -120,13 +121,10 @@ def _decode_frame(src: bytes, runner) -> bytes:
     ahead = getattr(_ahead, "frame", None)
     if ahead is not None and len(ahead[0]) == len(src) and ahead[0] == src:
         array = ahead[1]
+        if isinstance(array, Exception):  # refused ahead: not decoded twice (the reader then asks pydicom's plugins)
+            raise array
     else:
-        try:
-            array = _jpeg2k_decode()(src)
-        except Exception as exc:
-            array = exc
-    if isinstance(array, Exception):
-        return _decoded_by_pydicoms_plugins(src, runner, array)
+        array = _jpeg2k_decode()(src)
     photometric = str(runner.photometric_interpretation)
     if photometric in ("YBR_ICT", "YBR_RCT"):  # openjpeg has undone the colour transform
         runner.set_option("photometric_interpretation", "RGB")
@@ -135,22 +133,3 @@ def _decode_frame(src: bytes, runner) -> bytes:
     if array.ndim == 3:  # samples interleaved
         runner.set_option("planar_configuration", 0)
     return np.ascontiguousarray(array).tobytes()
-
-
-def _decoded_by_pydicoms_plugins(src: bytes, runner, refused: Exception):
-    """The frame imagecodecs refused, decoded by pydicom's other plugins for its transfer syntax
-    in pydicom's order, as pydicom would have without this plugin (imagecodecs wants all the
-    components of one precision and signedness, openjpeg and pylibjpeg-openjpeg do not); the
-    reasons of all of them where none decodes it."""
-    from pydicom.pixels import get_decoder
-
-    failures = [f"{type(refused).__name__}: {refused}"]
-    plugins = getattr(get_decoder(runner.transfer_syntax), "_available", None) or {}
-    for name, decode in list(plugins.items()):
-        if name == PLUGIN:
-            continue
-        try:
-            return decode(src, runner)
-        except Exception as exc:
-            failures.append(f"then {name}: {exc}")
-    raise RuntimeError("; ".join(failures)) from refused

@@ -317,10 +317,19 @@ def _dicom_pixels(ds, syntax, path: str, notes: list[str]):
     """The stored values of a parsed DICOM image after its modality LUT, photometric and padding."""
     from pydicom.pixels import apply_modality_lut
 
-    if available_for(syntax):
+    preferred = available_for(syntax)
+    if preferred:
         ds.pixel_array_options(decoding_plugin=DICOM_PLUGIN)
     try:
-        arr = ds.pixel_array
+        try:
+            arr = ds.pixel_array
+        except Exception:
+            if not preferred:
+                raise
+            # what imagecodecs refuses (components of mixed precision or sign), pydicom's own
+            # plugins may decode: all of them, in pydicom's order, as without the preference
+            ds.pixel_array_options(decoding_plugin="")
+            arr = ds.pixel_array
     except Exception as exc:
         name = getattr(syntax, "name", str(syntax))
         if syntax is not None and getattr(syntax, "is_compressed", False) and not _has_decoder(syntax):
