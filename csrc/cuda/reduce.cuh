@@ -35,9 +35,10 @@ __device__ void block_sum(double (&v)[N], double* smem) {
 }
 
 // Called first by every launcher: drops an error an earlier, unrelated runtime call left
-// pending, which its caller saw and handled (cupy's memory pool retries a failed allocation
-// after freeing blocks), so that last_error() reports the launcher's own. A sticky error (a
-// kernel that crashed) is not lost: every later launch fails with it again.
+// pending, which its caller saw and handled (an allocation that failed and was retried, say),
+// so that last_error() reports the launcher's own. A sticky error (a kernel that crashed) is
+// not lost: every later launch fails with it again. An error nobody checked is dropped here
+// instead of being blamed on this op.
 inline void forget_earlier_error() { (void)cudaGetLastError(); }
 
 inline const char* last_error() {
