@@ -28,7 +28,8 @@ OPS = (
     "wls_apply",
 )
 #: Optional packages and what they add: GPU arrays, ONNX/TensorRT runtimes, DICOM and its compressed
-#: transfer syntaxes (pylibjpeg, gdcm), TIFF codecs beyond Pillow's (imagecodecs), figures and baselines.
+#: transfer syntaxes (pylibjpeg, gdcm), TIFF codecs beyond Pillow's and JPEG 2000 DICOM decoded on
+#: several threads at once (imagecodecs), figures and baselines.
 OPTIONAL = ("cupy", "onnxruntime", "tensorrt", "onnx", "pydicom", "pylibjpeg", "gdcm", "imagecodecs", "matplotlib",
             "skimage")
 
