@@ -127,7 +127,6 @@ def test_other_syntaxes_are_not_the_plugins():
 def _rgb_jpeg2000_dicom(path, rgb, codestream):
     """A single-frame RGB JPEG 2000 Lossless DICOM of ``rgb`` (8-bit) holding ``codestream``."""
     import pydicom
-    from pydicom.encaps import generate_frames
     from pydicom.encaps import encapsulate
     from pydicom.uid import JPEG2000Lossless
 
@@ -152,8 +151,12 @@ def test_what_imagecodecs_refuses_is_decoded_by_pydicoms_plugins(tmp_path, seed)
     siz = codestream.find(b"\xff\x51")
     codestream[siz + 40 + 3] = 8  # component 1's Ssiz: unsigned, 9 bits
     _rgb_jpeg2000_dicom(tmp_path / "j.dcm", rgb, bytes(codestream))
-    with pytest.raises(Exception, match="components"):
-        dicom_codecs._jpeg2k_decode()(bytes(codestream))  # still refused by imagecodecs?
+    try:
+        dicom_codecs._jpeg2k_decode()(bytes(codestream))
+    except Exception as exc:  # imagecodecs refuses it: the fallback below is what runs
+        assert "components" in str(exc)
+    else:
+        pytest.skip("this imagecodecs decodes mixed-precision components: the fallback is not reached")
     with pytest.warns(UserWarning, match="luminance"):
         theirs = with_pydicoms_plugin(tmp_path / "j.dcm")
     ours = read_image(tmp_path / "j.dcm", warn=False)
