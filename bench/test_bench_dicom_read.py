@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
-from unittest import mock
 
 import pytest
 
-from bench.dicom_read import make_files
-from xvertfast.io import dicom_codecs, read
+from bench.dicom_read import make_files, without_plugin
+from xvertfast.io import read
 
 pytest.importorskip("imagecodecs", reason="the plugin needs imagecodecs (the dicom-codecs extra)")
 pytest.importorskip("openjpeg", reason="writing the files and pydicom's own plugin need pylibjpeg-openjpeg")
@@ -34,8 +33,7 @@ def read_all(paths):
 
 def test_read_pydicom_plugin(benchmark, files):
     benchmark.group = f"{COUNT} JPEG 2000 DICOM {SHAPE[0]}x{SHAPE[1]}, 2 threads"
-    with mock.patch.object(dicom_codecs, "available_for", lambda syntax: False), \
-            mock.patch.object(read, "available_for", lambda syntax: False):  # fmt: skip
+    with without_plugin:
         benchmark(read_all, files)
 
 

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-__all__ = ["PLUGIN", "available_for", "decoded_ahead", "is_available"]
+__all__ = ["PLUGIN", "available_for", "decoded_ahead", "is_available", "pixel_array"]
 
 #: The plugin's name in pydicom's decoders.
 PLUGIN = "xvertfast-imagecodecs"
@@ -103,6 +103,20 @@ def decoded_ahead(ds, syntax) -> Iterator[None]:
         yield
     finally:
         _ahead.frame = None
+
+
+def pixel_array(ds, syntax):
+    """``ds.pixel_array``, decoded by this plugin where it is available for ``syntax``; a frame
+    it refuses (components of mixed precision or sign) by pydicom's own plugins, in pydicom's
+    order, as without it."""
+    if not available_for(syntax):
+        return ds.pixel_array
+    ds.pixel_array_options(decoding_plugin=PLUGIN)
+    try:
+        return ds.pixel_array
+    except Exception:
+        ds.pixel_array_options(decoding_plugin="")
+        return ds.pixel_array
 
 
 def _codestream_shape(source: bytes) -> tuple[int, int] | None:

@@ -13,8 +13,7 @@ import warnings
 
 import numpy as np
 
-from xvertfast.io.dicom_codecs import PLUGIN as DICOM_PLUGIN
-from xvertfast.io.dicom_codecs import available_for, decoded_ahead
+from xvertfast.io import dicom_codecs
 from xvertfast.io.errors import ImageReadError, WarningsNamingTheFile
 from xvertfast.io.radiograph import Radiograph
 
@@ -277,7 +276,7 @@ def _read_dicom(path: str, max_pixels: int, notes: list[str]):
     them, where other readers can run meanwhile (:mod:`~xvertfast.io.dicom_codecs`)."""
     with WarningsNamingTheFile(path, stacklevel=4):  # (the caller of read_image)
         ds, syntax = _parse_dicom(path, max_pixels)
-    with decoded_ahead(ds, syntax), WarningsNamingTheFile(path, stacklevel=4):
+    with dicom_codecs.decoded_ahead(ds, syntax), WarningsNamingTheFile(path, stacklevel=4):
         return _dicom_pixels(ds, syntax, path, notes)
 
 
@@ -317,19 +316,8 @@ def _dicom_pixels(ds, syntax, path: str, notes: list[str]):
     """The stored values of a parsed DICOM image after its modality LUT, photometric and padding."""
     from pydicom.pixels import apply_modality_lut
 
-    preferred = available_for(syntax)
-    if preferred:
-        ds.pixel_array_options(decoding_plugin=DICOM_PLUGIN)
     try:
-        try:
-            arr = ds.pixel_array
-        except Exception:
-            if not preferred:
-                raise
-            # what imagecodecs refuses (components of mixed precision or sign), pydicom's own
-            # plugins may decode: all of them, in pydicom's order, as without the preference
-            ds.pixel_array_options(decoding_plugin="")
-            arr = ds.pixel_array
+        arr = dicom_codecs.pixel_array(ds, syntax)
     except Exception as exc:
         name = getattr(syntax, "name", str(syntax))
         if syntax is not None and getattr(syntax, "is_compressed", False) and not _has_decoder(syntax):
