@@ -58,6 +58,22 @@ def _device(text: str) -> str:
     raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda, cuda:N (or torch's mps, xpu), got {text!r}")
 
 
+def _shard(text: str):
+    """An argparse type: ``K/N``, the K-th of N shards (1-based)."""
+    from xvertfast.io.shards import Shard
+
+    try:
+        return Shard.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+SHARD_HELP = ("do only the K-th of N parts of the inputs (1 <= K <= N), so that N jobs, one per machine or GPU, "
+              "share an archive and write into one output folder at once, each with its own ledger; every "
+              "shard finds all inputs and keeps those whose path hashes to it (balanced on average). A rerun "
+              "with or without --shard, or with another N once none runs, resumes what any shard wrote")  # fmt: skip
+
+
 def _cmd_preprocess(args: argparse.Namespace) -> int:
     from xvertfast.io.files import NothingFound, check_inputs
     from xvertfast.pipeline.preprocess_files import preprocess_files
@@ -65,7 +81,7 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
     try:
         check_inputs(args.inputs)  # a mistyped folder: said before anything is made
         summary = preprocess_files(args.inputs, args.output, overwrite=args.overwrite, progress=not args.quiet,
-                                   log=lambda msg: print(msg, file=sys.stderr))  # fmt: skip
+                                   log=lambda msg: print(msg, file=sys.stderr), shard=args.shard)  # fmt: skip
     except NothingFound as exc:
         return _nothing_found(exc)
     except (ValueError, OSError) as exc:  # the output folder cannot be used, an @list cannot be read
@@ -91,7 +107,8 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
                             precision=args.precision)  # fmt: skip
         summary = enhancer.enhance_files(args.inputs, args.output, fmt=args.format, overwrite=args.overwrite,
                                          workers=args.workers, report=args.report, progress=not args.quiet,
-                                         log=lambda msg: print(msg, file=sys.stderr), preview=args.preview)  # fmt: skip
+                                         log=lambda msg: print(msg, file=sys.stderr), preview=args.preview,
+                                         shard=args.shard)  # fmt: skip
     except NothingFound as exc:
         return _nothing_found(exc)
     except (ValueError, OSError, RuntimeError) as exc:
@@ -309,6 +326,7 @@ cannot be used (another job in it, other settings without --overwrite) or an
     _add_job_arguments(pre, "OUTDIR", "output folder")
     pre.add_argument("--overwrite", action="store_true",
                      help="recompute inputs whose outputs this job's ledger records as done")
+    pre.add_argument("--shard", type=_shard, metavar="K/N", help=SHARD_HELP)
     pre.set_defaults(func=_cmd_preprocess)
 
     enh = sub.add_parser(
@@ -337,7 +355,8 @@ xvertfast did not write is never taken for an output nor replaced, even with
 --overwrite. OUT_DIR records the model, mode, brightness, format and precision,
 and a rerun with other settings is refused (--overwrite redoes the outputs; after a
 change of --format each new output replaces the input's earlier one). OUT_DIR
-is not searched for inputs, and one job at a time may write into it. Bad files are
+is not searched for inputs, and one job at a time may write into it, or the N
+shards of one (--shard K/N, e.g. a cluster array job: --shard $((TASK_ID + 1))/N). Bad files are
 reported and skipped. Exit code: 0 all done, 1 some failed, nothing was found, the
 disk filled or the --report could not be written, 2 the job could not start, 130
 interrupted.
@@ -375,6 +394,8 @@ interrupted.
     enh.add_argument("--preview", metavar="PNG",
                      help="draw 8 inputs beside their outputs, spread over the job, into this PNG (replacing a "
                      "file there): a first look before trusting the rest")
+    enh.add_argument("--shard", type=_shard, metavar="K/N", help=SHARD_HELP + "; give each shard its own "
+                     "--report and --preview")  # fmt: skip
     enh.set_defaults(func=_cmd_enhance)
 
     ev = sub.add_parser(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import IO
 
-__all__ = ["settings_changes", "ends_with_newline", "hold_lock"]
+__all__ = ["settings_changes", "ends_with_newline", "hold_lock", "set_lock"]
 
 
 def settings_changes(previous, now: dict) -> str:
@@ -46,24 +46,35 @@ def ends_with_newline(path: str) -> bool:
         return f.read(1) == b"\n"
 
 
-def hold_lock(path: str) -> IO | None:
-    """``path`` opened (created if missing) with an exclusive advisory lock (``flock``) that
-    lasts until the file is closed, or None where another process holds it: a job refuses to
-    share its folder instead of racing the other one (and removing its temporaries). Where
-    there is no flock (Windows, an NFS mount without locking), the file unlocked: one job per
-    folder is then up to the user. Raises OSError where the file cannot be opened."""
-    import errno
-
-    lock = open(path, "a")
-    try:
-        import fcntl
-    except ImportError:
-        return lock
-    try:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):  # no locking here, not a holder
-            return lock
+def hold_lock(path: str, shared: bool = False, wait: bool = False) -> IO | None:
+    """``path`` opened (created if missing) with an advisory lock (``flock``) that lasts until
+    the file is closed, or None where another process holds a conflicting one: a job refuses to
+    share its folder instead of racing the other one (and removing its temporaries). The lock
+    is exclusive, or ``shared`` (the shards of one job hold the folder's lock together, which
+    keeps an unsharded job out); ``wait`` blocks until it is granted instead of returning None.
+    Where there is no flock (Windows, an NFS mount without locking), the file unlocked: one job
+    per folder is then up to the user. Raises OSError where the file cannot be opened."""
+    lock = open(path, "a+")  # readable too: Linux's NFS client emulates a shared flock with a read lock
+    if not set_lock(lock, shared=shared, wait=wait):
         lock.close()
         return None
     return lock
+
+
+def set_lock(lock: IO, shared: bool = False, wait: bool = False) -> bool:
+    """Takes or converts the ``flock`` on the open file ``lock``; False where another process
+    holds a conflicting one. Linux converts a lock by dropping it first: after a failed
+    conversion the file holds no lock at all. True where the system has no locking."""
+    import errno
+
+    try:
+        import fcntl
+    except ImportError:
+        return True
+    try:
+        fcntl.flock(lock.fileno(), (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB))
+    except OSError as exc:
+        if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):  # no locking here, not a holder
+            return True
+        return False
+    return True

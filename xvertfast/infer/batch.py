@@ -43,6 +43,7 @@ from xvertfast.io.errors import FILE_ERRORS, failure_text
 from xvertfast.io.files import InputFile, NothingFound, discover, file_state, image_extension, output_path, read_input
 from xvertfast.io.read import sniff_format
 from xvertfast.io.job_folder import JOB_FILE, JobFolder
+from xvertfast.io.shards import Shard
 from xvertfast.io.write import FORMAT_EXTENSIONS, WRITE_FORMATS, atomic_write, disk_full, remove_stale_parts
 from xvertfast.model.persistence import fingerprint
 from xvertfast.preprocess import image_warnings
@@ -71,7 +72,9 @@ class BatchSummary:
     preview: str | None = None  #: the contact sheet, where one was asked for and written
     report: str | None = None  #: the per-file JSON report, where one was asked for and written
     stopped: str | None = None  #: why the job stopped before the end (interrupted, disk full), else None
-    found: int = 0  #: input files found
+    found: int = 0  #: input files found (this shard's, for a shard)
+    shard: Shard | None = None  #: the part of the inputs this job did, where it was one of several
+    found_all: int = 0  #: input files found in all, every shard's
 
     def _count(self, status: str) -> int:
         return sum(r.status == status for r in self.records)
@@ -99,7 +102,8 @@ class BatchSummary:
     def line(self) -> str:
         warned = f" ({len(self.warned)} with warnings)" if self.warned else ""
         rate = f" ({self.images_per_second:.2f} images/s)" if self.done else ""  # (a rerun that skips all: none)
-        return f"{self.done} done{warned}, {self.skipped} skipped, {len(self.failed)} failed in {self.seconds:.1f} s{rate}"
+        part = f"{self.shard} ({self.found} of {self.found_all} files): " if self.shard else ""
+        return f"{part}{self.done} done{warned}, {self.skipped} skipped, {len(self.failed)} failed in {self.seconds:.1f} s{rate}"
 
 
 def _same_format(path: str) -> str:
@@ -144,9 +148,10 @@ def _check_side_files(files, **paths: str | None) -> None:
             raise ValueError(f"--{option} {path} is one of the inputs; it would be overwritten")
 
 
-def _plan(files, out_dir: str, fmt: str) -> tuple[list[tuple], list[FileRecord]]:
+def _plan(files, out_dir: str, fmt: str, shard: Shard | None = None) -> tuple[list[tuple], list[FileRecord]]:
     """(input, output) pairs; inputs whose output would leave out_dir, collide or replace an
-    input fail here."""
+    input fail here. With a shard, those of its inputs: every file is still planned, so that
+    every shard finds the same collisions."""
     planned, failed, taken = [], [], {}
     inputs = {os.path.realpath(f.path) for f in files}
     for f in files:
@@ -157,21 +162,24 @@ def _plan(files, out_dir: str, fmt: str) -> tuple[list[tuple], list[FileRecord]]
         try:
             out = output_path(out_dir, f.rel, suffix)
         except ValueError as exc:
-            failed.append(FileRecord(f.path, None, "failed", str(exc)))
+            failed.append((f, FileRecord(f.path, None, "failed", str(exc))))
             continue
         if out in taken:
-            failed.append(FileRecord(f.path, None, "failed",
-                                     f"{f.path}: its output {out} is also the output of {taken[out]} (outputs "
-                                     "keep the paths below each folder given: give the folder above both, or "
-                                     "list the files in an @list.txt, which keeps their paths as written)"))  # fmt: skip
+            failed.append((f, FileRecord(f.path, None, "failed",
+                                         f"{f.path}: its output {out} is also the output of {taken[out]} (outputs "
+                                         "keep the paths below each folder given: give the folder above both, or "
+                                         "list the files in an @list.txt, which keeps their paths as written)")))  # fmt: skip
             continue
         if os.path.realpath(out) in inputs:  # the same file, however either path is spelled
-            failed.append(FileRecord(f.path, None, "failed", f"{f.path}: its output {out} would replace an input "
-                                     "(is the output folder one of the input folders?)"))  # fmt: skip
+            failed.append((f, FileRecord(f.path, None, "failed", f"{f.path}: its output {out} would replace an "
+                                         "input (is the output folder one of the input folders?)")))  # fmt: skip
             continue
         taken[out] = f.path
         planned.append((f, out))
-    return planned, failed
+    if shard is not None:
+        planned = [(f, out) for f, out in planned if shard.owns(f.rel)]
+        failed = [(f, rec) for f, rec in failed if shard.owns(f.rel)]
+    return planned, [rec for _, rec in failed]
 
 
 def _read_and_prepare(enhancer, f: InputFile):
@@ -284,7 +292,7 @@ def default_workers() -> int:
 
 def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", overwrite: bool = False,
                   workers: int | None = None, report: str | None = None, progress: bool = True,
-                  log=print, preview: str | None = None) -> BatchSummary:  # fmt: skip
+                  log=print, preview: str | None = None, shard: Shard | None = None) -> BatchSummary:  # fmt: skip
     """Enhances every input into ``out_dir`` (see the module docstring); never raises for a bad file,
     raises :class:`~xvertfast.io.files.NothingFound` when no input is found.
 
@@ -297,6 +305,9 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
         report: write per-file status and timings to this JSON file.
         preview: draw a few inputs beside their outputs (done or skipped as already done),
             spread over the job, into this PNG (:func:`xvertfast.infer.preview.write_preview`).
+        shard: do only this part of the inputs, beside the other shards' jobs writing into the
+            same ``out_dir`` at the same time (:mod:`xvertfast.io.shards`); give each its own
+            ``report`` and ``preview``.
     """
     if fmt not in OUTPUT_FORMATS:
         raise ValueError(f"format must be one of {', '.join(OUTPUT_FORMATS)}, got {fmt!r}")
@@ -314,7 +325,7 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
         raise NothingFound(inputs)
     _check_side_files(files, report=report, preview=preview)
     settings = _job_settings(enhancer, fmt)  # hashes every weight: once per job
-    job = JobFolder(out_dir, settings, overwrite)
+    job = JobFolder(out_dir, settings, overwrite, shard=shard)
     try:
         summary, planned = _run(enhancer, job, files, fmt, workers, progress, log, start)
     finally:
@@ -342,8 +353,9 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
 def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool, log, start: float):
     """The job proper: plan, skip what is done, then read -> network -> write, pipelined."""
     description = _description(job.settings)
-    planned, failed = _plan(files, job.out_dir, fmt)
-    summary = BatchSummary(records=list(failed), found=len(files))
+    planned, failed = _plan(files, job.out_dir, fmt, job.shard)
+    summary = BatchSummary(records=list(failed), found=len(planned) + len(failed), shard=job.shard,
+                           found_all=len(files))  # fmt: skip
     for rec in failed:
         log(f"error: {rec.error}")
     todo = []
@@ -358,7 +370,8 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
         else:
             todo.append((f, out, file_state(f.path)))
 
-    bar = tqdm(total=len(todo), unit="img", desc="enhance", disable=not progress)
+    desc = "enhance" if job.shard is None else f"enhance {job.shard.index}/{job.shard.count}"
+    bar = tqdm(total=len(todo), unit="img", desc=desc, disable=not progress)
 
     processed = [0]
 
@@ -469,7 +482,8 @@ def _write_report(path: str, summary: BatchSummary, enhancer, settings: dict) ->
         "xvertfast": __version__,
         "settings": {**settings, "backend": enhancer.backend.name, "device": str(enhancer.device),
                      "batch_size": enhancer.batch_size},  # fmt: skip
-        "summary": {"found": summary.found, "done": summary.done, "skipped": summary.skipped,
+        "summary": {"shard": None if summary.shard is None else f"{summary.shard.index}/{summary.shard.count}",
+                    "found_in_all_shards": summary.found_all, "found": summary.found, "done": summary.done, "skipped": summary.skipped,
                     "failed": len(summary.failed), "warned": len(summary.warned), "stopped": summary.stopped,
                     "not_processed": summary.found - len(summary.records),
                     "seconds": summary.seconds, "images_per_second": summary.images_per_second},  # fmt: skip

@@ -20,6 +20,16 @@ folder so that a rerun resumes safely. For a job named ``JOB``:
 - ``.xvertfast-JOB.lock``: held (``flock``) while the job runs, so that a second job
   into the same folder is refused instead of racing the first (and removing its temporaries).
 
+A job split into shards (:class:`~xvertfast.io.shards.Shard`, ``--shard K/N``) runs as N
+processes into one folder. They share the settings file; each appends to a ledger of its own,
+``.xvertfast-JOB-shard-K-of-N-outputs.jsonl`` (appends from several machines to one file on a
+network file system may interleave), and every job reads all the ledgers of its kind, so an
+unsharded rerun, or shards of another N, resume from what any shard wrote. Each line carries
+its time, which orders the lines of several ledgers. The shards hold the folder's lock shared,
+which keeps an unsharded job out while they run (and them out while it runs), and each its own
+``.xvertfast-JOB-shard-K-of-N.lock``; shards of another N are refused while some run (an input
+would belong to two of them). Settings can change (``--overwrite``) only while no other shard runs.
+
 The folder's files also mark it as a job's output folder, so that searching a tree for
 inputs (:func:`xvertfast.io.files.discover`) does not take outputs for inputs.
 """
@@ -30,12 +40,15 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import threading
+import time
 
 from xvertfast import __version__
 from xvertfast.io.files import file_state
+from xvertfast.io.shards import Shard
 from xvertfast.io.write import atomic_write
-from xvertfast.resume import ends_with_newline, hold_lock, settings_changes
+from xvertfast.resume import ends_with_newline, hold_lock, set_lock, settings_changes
 
 __all__ = ["JobFolder", "job_files", "JOB_FILE", "LEDGER_FILE", "LOCK_FILE", "JOB_STATE_FILES"]
 
@@ -43,6 +56,22 @@ __all__ = ["JobFolder", "job_files", "JOB_FILE", "LEDGER_FILE", "LOCK_FILE", "JO
 def job_files(job: str) -> tuple[str, str, str]:
     """The settings file, ledger and lock a job named ``job`` keeps in its output folder."""
     return f".xvertfast-{job}.json", f".xvertfast-{job}-outputs.jsonl", f".xvertfast-{job}.lock"
+
+
+def shard_files(job: str, shard: Shard) -> tuple[str, str, str]:
+    """The ledger and lock of one shard of a job, and the lock its shards of that count share."""
+    return (f".xvertfast-{job}-{shard.name}-outputs.jsonl", f".xvertfast-{job}-{shard.name}.lock",
+            f".xvertfast-{job}-shards-of-{shard.count}.lock")  # fmt: skip
+
+
+def _ledgers(out_dir: str, job: str) -> list[str]:
+    """The ledgers of job ``job`` in ``out_dir``: the unsharded job's first, then its shards'."""
+    pattern = re.compile(rf"\.xvertfast-{re.escape(job)}-shard-\d+-of-\d+-outputs\.jsonl")
+    try:
+        names = sorted(n for n in os.listdir(out_dir) if pattern.fullmatch(n))
+    except OSError:
+        names = []
+    return [os.path.join(out_dir, n) for n in [job_files(job)[1], *names]]
 
 
 #: The first line of a ledger started in a folder of an xvertfast before ledgers: the outputs it
@@ -81,35 +110,38 @@ class JobFolder:
     running in it, or other settings without ``overwrite``.
     """
 
-    def __init__(self, out_dir: str, settings: dict, overwrite: bool, job: str = "enhance"):
+    def __init__(self, out_dir: str, settings: dict, overwrite: bool, job: str = "enhance",
+                 shard: Shard | None = None):  # fmt: skip
         self.out_dir = out_dir
         self.overwrite = overwrite
         self.job = job
+        self.shard = shard
         self._job_file, self._ledger_file, self._lock_file = job_files(job)
+        if shard is not None:
+            self._ledger_file = shard_files(job, shard)[0]
         if os.path.exists(out_dir) and not os.path.isdir(out_dir):
             raise ValueError(f"output folder {out_dir} is a file")
-        try:
-            os.makedirs(out_dir, exist_ok=True)
-            lock = hold_lock(os.path.join(out_dir, self._lock_file))
-        except OSError as exc:
-            raise ValueError(f"cannot write into the output folder {out_dir}: {exc.strerror or exc}") from None
-        if lock is None:
-            raise ValueError(f"another xvertfast {job} is writing into {out_dir} (it holds "
-                             f"{os.path.join(out_dir, self._lock_file)}); wait for it, or use another folder")  # fmt: skip
-        self._lock = lock
-        self.settings = settings
-        self.key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-        ledger = os.path.join(out_dir, self._ledger_file)
-        # a job of an xvertfast before the ledger: its outputs are adopted as they are met, in
-        # this run and later ones (the ledger's first line says so: a run may meet only some)
-        self._legacy = os.path.exists(os.path.join(out_dir, self._job_file)) and not os.path.exists(ledger)
+        self._locks: list = []
         self._fd = None
-        self._outputs_of: dict[str, set[str]] = {}  # input -> the outputs the ledger names for it
         try:
+            try:
+                os.makedirs(out_dir, exist_ok=True)
+                self._take_locks()
+            except OSError as exc:
+                raise ValueError(f"cannot write into the output folder {out_dir}: {exc.strerror or exc}") from None
+            self.settings = settings
+            self.key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+            ledgers = _ledgers(out_dir, job)
+            # a job of an xvertfast before the ledger: its outputs are adopted as they are met, in
+            # this run and later ones (the ledger's first line says so: a run may meet only some)
+            self._legacy = os.path.exists(os.path.join(out_dir, self._job_file)) and not any(
+                os.path.exists(ledger) for ledger in ledgers)
+            self._outputs_of: dict[str, set[str]] = {}  # input -> the outputs the ledgers name for it
             self._check_settings()
-            self._ledger = self._read_ledger()
+            self._ledger = self._read_ledgers(ledgers)
             for rel, entry in self._ledger.items():
                 self._outputs_of.setdefault(entry.get("input"), set()).add(rel)
+            ledger = os.path.join(out_dir, self._ledger_file)
             # unbuffered appends: a line that fails (a full disk) is not kept to fail again at close
             self._fd = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             if os.fstat(self._fd).st_size and not ends_with_newline(ledger):
@@ -121,6 +153,45 @@ class JobFolder:
             raise
         self._write_lock = threading.Lock()
 
+    def _take_locks(self) -> None:
+        """The folder's lock, exclusive; or, for a shard, shared, with the shard's own and the
+        one its shards of that count share. ValueError where another job holds what it needs."""
+        folder_lock = os.path.join(self.out_dir, self._lock_file)
+        if self.shard is None:
+            lock = hold_lock(folder_lock)
+            if lock is None:
+                raise ValueError(f"another xvertfast {self.job} is writing into {self.out_dir} (it holds "
+                                 f"{folder_lock}); wait for it, or use another folder")  # fmt: skip
+            self._locks.append(lock)
+            return
+        lock = hold_lock(folder_lock, shared=True)
+        if lock is None:
+            raise ValueError(f"an xvertfast {self.job} without --shard is writing into {self.out_dir} (it holds "
+                             f"{folder_lock}); wait for it, or use another folder")  # fmt: skip
+        self._locks.append(lock)
+        _, own_lock, count_lock = (os.path.join(self.out_dir, n) for n in shard_files(self.job, self.shard))
+        own = hold_lock(own_lock)
+        if own is None:
+            raise ValueError(f"{self.shard} of an xvertfast {self.job} is already writing into {self.out_dir} "
+                             f"(it holds {own_lock})")  # fmt: skip
+        self._locks.append(own)
+        # shared by the shards of this count; taken exclusively only for a moment, by the check below
+        count = hold_lock(count_lock, shared=True, wait=True)
+        if count is None:  # (a blocking request is granted or fails with an error)
+            raise ValueError(f"cannot lock {count_lock}")
+        self._locks.append(count)
+        pattern = re.compile(rf"\.xvertfast-{re.escape(self.job)}-shards-of-(\d+)\.lock")
+        for name in sorted(os.listdir(self.out_dir)):
+            match = pattern.fullmatch(name)
+            if match is None or int(match.group(1)) == self.shard.count:
+                continue
+            probe = hold_lock(os.path.join(self.out_dir, name))
+            if probe is None:
+                raise ValueError(f"shards of {match.group(1)} of an xvertfast {self.job} are writing into "
+                                 f"{self.out_dir}; shards of {self.shard.count} cannot join them (an input would "
+                                 "belong to two shards): wait for them, or run this one with their count")  # fmt: skip
+            probe.close()
+
     def _write(self, text: str, durable: bool) -> None:
         data = text.encode()
         while data:
@@ -130,43 +201,61 @@ class JobFolder:
 
     def _check_settings(self) -> None:
         path = os.path.join(self.out_dir, self._job_file)
-        if os.path.exists(path) and not self.overwrite:
-            try:
-                with open(path) as f:
-                    previous = json.load(f).get("settings")
-            except (OSError, ValueError, AttributeError):
-                previous = None
+        record = {"xvertfast": __version__, "settings": self.settings}
+        try:
+            with open(path) as f:
+                recorded = json.load(f)
+        except FileNotFoundError:
+            recorded = None
+        except (OSError, ValueError):
+            recorded = {}
+        if recorded is not None and not self.overwrite:
+            previous = recorded.get("settings") if isinstance(recorded, dict) else None
             if isinstance(previous, dict) and self._legacy:  # settings added since are not recorded there
                 previous = {**self.settings, **previous}
             if previous != self.settings:
                 raise ValueError(f"{self.out_dir} holds outputs of an xvertfast {self.job} job with other settings "
                                  f"({settings_changes(previous, self.settings)}); pass --overwrite to redo them "
                                  "with these settings, or use a new folder")  # fmt: skip
+        if recorded == record:  # (the shards of a job each find it so)
+            return
+        if self.shard is not None and not set_lock(self._locks[0]):  # another shard runs on the recorded settings
+            raise ValueError(f"other shards of an xvertfast {self.job} are writing into {self.out_dir} with its "
+                             "recorded settings; start the shards with new settings (--overwrite) once none runs")  # fmt: skip
         try:
             with atomic_write(path) as tmp, open(tmp, "w") as f:
-                json.dump({"xvertfast": __version__, "settings": self.settings}, f, indent=2)
+                json.dump(record, f, indent=2)
         except OSError as exc:
             raise ValueError(f"cannot write into the output folder {self.out_dir}: {exc.strerror or exc}") from None
+        if self.shard is not None and not set_lock(self._locks[0], shared=True):  # back to sharing it
+            raise ValueError(f"another xvertfast {self.job} is writing into {self.out_dir}; wait for it")
 
-    def _read_ledger(self) -> dict[str, dict]:
-        entries: dict[str, dict] = {}
-        try:
-            with open(os.path.join(self.out_dir, self._ledger_file)) as f:
-                for line in f:
-                    try:
-                        entry = json.loads(line)
-                        if entry.get(LEGACY_MARK):
-                            self._legacy = True
+    def _read_ledgers(self, ledgers: list[str]) -> dict[str, dict]:
+        """Every ledger's lines, in the order they were written (by their times; lines of an
+        xvertfast before shards have none, and come first, in their file's order)."""
+        lines = []
+        for ledger in ledgers:
+            try:
+                with open(ledger) as f:
+                    for line in f:
+                        try:
+                            entry = json.loads(line)
+                            if entry.get(LEGACY_MARK):
+                                self._legacy = True
+                                continue
+                            entry["output"] = entry["output"].replace(os.sep, "/")  # a ledger written on Windows
+                            lines.append((entry.get("t", 0), len(lines), entry))
+                        except (ValueError, KeyError, TypeError, AttributeError):  # a line cut short by a kill
                             continue
-                        rel = entry["output"].replace(os.sep, "/")  # a ledger written on Windows
-                        if entry.get("state") == REMOVED:  # a later file there is not one of ours
-                            entries.pop(rel, None)
-                        else:
-                            entries[rel] = entry
-                    except (ValueError, KeyError, TypeError):  # a line cut short by a kill
-                        continue
-        except FileNotFoundError:
-            pass
+            except FileNotFoundError:
+                pass
+        entries: dict[str, dict] = {}
+        for _, _, entry in sorted(lines, key=lambda item: (item[0], item[1])):
+            rel = entry["output"]
+            if entry.get("state") == REMOVED:  # a later file there is not one of ours
+                entries.pop(rel, None)
+            else:
+                entries[rel] = entry
         return entries
 
     def _rel(self, out: str) -> str:
@@ -217,6 +306,7 @@ class JobFolder:
             self._add(entry, durable)
 
     def _add(self, entry: dict, durable: bool) -> None:  # (with the write lock held)
+        entry["t"] = time.time_ns()  # orders the lines of several shards' ledgers
         self._write(json.dumps(entry) + "\n", durable)
         self._ledger[entry["output"]] = entry
         self._outputs_of.setdefault(entry["input"], set()).add(entry["output"])
@@ -242,7 +332,8 @@ class JobFolder:
                     os.remove(os.path.join(self.out_dir, *other.split("/")))
                 self._ledger.pop(other, None)
                 self._outputs_of[identity].discard(other)
-                self._write(json.dumps({"output": other, "input": identity, "state": REMOVED}) + "\n", durable=False)
+                self._write(json.dumps({"output": other, "input": identity, "state": REMOVED, "t": time.time_ns()})
+                            + "\n", durable=False)  # fmt: skip
 
     def close(self) -> None:
         try:
@@ -252,5 +343,7 @@ class JobFolder:
         except OSError:  # nothing is buffered: the lines written are all there is
             pass
         finally:
-            self._lock.close()  # releases the flock
+            for lock in self._locks:
+                lock.close()  # releases the flock
+            self._locks = []
 

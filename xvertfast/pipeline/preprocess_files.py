@@ -32,6 +32,7 @@ from xvertfast.io import require_content, write_image
 from xvertfast.io.errors import FILE_ERRORS, failure_text
 from xvertfast.io.files import InputFile, NothingFound, discover, file_state, output_path, read_input
 from xvertfast.io.job_folder import JobFolder
+from xvertfast.io.shards import Shard
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 from xvertfast.preprocess import find_spine, image_warnings, preprocess
@@ -52,10 +53,12 @@ class JobSummary:
     seconds: float = 0.0
     stopped: str | None = None  #: why the job stopped before the end (the disk is full), else None
     not_processed: int = 0  #: inputs left when it stopped
+    shard: Shard | None = None  #: the part of the inputs this job did, where it was one of several
 
     def line(self) -> str:
         rate = len(self.done) / self.seconds if self.seconds > 0 else 0.0
-        text = (f"{len(self.done)} done, {len(self.skipped)} skipped, {len(self.failed)} failed "
+        part = f"{self.shard}: " if self.shard else ""
+        text = (f"{part}{len(self.done)} done, {len(self.skipped)} skipped, {len(self.failed)} failed "
                 f"in {self.seconds:.1f} s ({rate:.2f} images/s)")  # fmt: skip
         if self.stopped:
             text += f"; stopped: {self.stopped}, {self.not_processed} not processed (the same command resumes)"
@@ -149,21 +152,25 @@ def _decide(job: JobFolder, f: InputFile, outs: list[str]) -> tuple[str, str | N
 
 
 def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, progress: bool = True,
-                     log=print) -> JobSummary:  # fmt: skip
+                     log=print, shard: Shard | None = None) -> JobSummary:  # fmt: skip
     """Preprocesses every input into out_dir; see the module docstring. Never raises for a bad
     file; raises :class:`~xvertfast.io.files.NothingFound` when no input is found, ValueError
     when out_dir cannot be used (a file, not writable, another job in it, other settings
-    without ``overwrite``)."""
+    without ``overwrite``). ``shard``: only this part of the inputs, beside the other shards'
+    jobs into the same folder (:mod:`xvertfast.io.shards`)."""
     files = discover(inputs, exclude=[out_dir])
     if not files:  # before the output folder is made
         raise NothingFound(inputs)
-    job = JobFolder(out_dir, SETTINGS, overwrite, job="preprocess")
-    summary = JobSummary()
+    job = JobFolder(out_dir, SETTINGS, overwrite, job="preprocess", shard=shard)
+    summary = JobSummary(shard=shard)
     start = time.perf_counter()
     try:
-        planned = _plan(files, out_dir)
+        planned = _plan(files, out_dir)  # (all files: every shard finds the same collisions)
+        if shard is not None:
+            planned = [(f, outs) for f, outs in planned if shard.owns(f.rel)]
         remove_stale_parts(o for _, outs in planned if isinstance(outs, list) for o in outs)
-        bar = tqdm(total=len(files), unit="img", desc="preprocess", disable=not progress)
+        desc = "preprocess" if shard is None else f"preprocess {shard.index}/{shard.count}"
+        bar = tqdm(total=len(planned), unit="img", desc=desc, disable=not progress)
         for number, (f, outs) in enumerate(planned):
             try:
                 if isinstance(outs, ValueError):

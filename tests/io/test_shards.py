@@ -1,0 +1,198 @@
+"""One batch job split into shards: which inputs each takes, the locks that let the shards share
+an output folder (and keep other jobs out), and the ledgers every later job reads."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.infer.test_enhance import model_dir  # noqa: F401 (a fixture)
+from tests.io.test_job_folder import run, write_pngs
+from xvertfast.io.job_folder import JobFolder, job_files, shard_files
+from xvertfast.io.shards import Shard
+
+SETTINGS = {"model": "m", "format": "png16"}
+
+
+def test_parse_reads_k_of_n_and_names_the_form_otherwise():
+    assert Shard.parse("2/8") == Shard(2, 8) and Shard.parse(" 1 / 1 ") == Shard(1, 1)
+    assert str(Shard(2, 8)) == "shard 2/8" and Shard(2, 8).name == "shard-2-of-8"
+    for bad in ("0/4", "5/4", "2", "a/b", "2/0", "-1/4", "1/4/2", ""):
+        with pytest.raises(ValueError, match="K/N"):
+            Shard.parse(bad)
+
+
+def test_every_input_belongs_to_exactly_one_shard_whatever_the_others(seed):
+    keys = [f"patient{seed % 97}/{i:05d}/img.dcm" for i in range(4000)]
+    for n in (1, 2, 3, 8):
+        owners = [[k for k in range(1, n + 1) if Shard(k, n).owns(key)] for key in keys]
+        assert all(len(o) == 1 for o in owners)
+        counts = [sum(o == [k] for o in owners) for k in range(1, n + 1)]
+        assert min(counts) > 0.8 * len(keys) / n  # balanced on average (sd ~ sqrt(4000 / n))
+    # a key's shard depends on the key alone: the same in any order, after files are added
+    assert [Shard(3, 8).owns(k) for k in keys[::-1]] == [Shard(3, 8).owns(k) for k in keys][::-1]
+
+
+def test_the_shard_of_a_path_does_not_change_between_versions():
+    # sha256 of the path, so that a rerun by a later xvertfast resumes its own files; a change here
+    # would make a rerun of shard K redo (or refuse) the outputs another version's shard K wrote
+    assert [k for k in range(1, 5) if Shard(k, 4).owns("sub/x.png")] == [
+        int.from_bytes(__import__("hashlib").sha256(b"sub/x.png").digest()[:8], "big") % 4 + 1]
+
+
+def test_shards_share_the_folder_and_keep_other_jobs_out(tmp_path):
+    out = str(tmp_path / "out")
+    a = JobFolder(out, SETTINGS, False, shard=Shard(1, 2))
+    b = JobFolder(out, SETTINGS, False, shard=Shard(2, 2))
+    with pytest.raises(ValueError, match="another xvertfast enhance is writing into"):
+        JobFolder(out, SETTINGS, False)
+    with pytest.raises(ValueError, match="shard 1/2 of an xvertfast enhance is already writing"):
+        JobFolder(out, SETTINGS, False, shard=Shard(1, 2))
+    with pytest.raises(ValueError, match="shards of 2 of an xvertfast enhance are writing into"):
+        JobFolder(out, SETTINGS, False, shard=Shard(1, 3))
+    a.close()
+    with pytest.raises(ValueError, match="shards of 2"):  # b still runs
+        JobFolder(out, SETTINGS, False, shard=Shard(2, 3))
+    b.close()
+    c = JobFolder(out, SETTINGS, False, shard=Shard(2, 3))  # none of 2 runs now
+    c.close()
+    whole = JobFolder(out, SETTINGS, False)
+    with pytest.raises(ValueError, match="without --shard is writing into"):
+        JobFolder(out, SETTINGS, False, shard=Shard(1, 2))
+    whole.close()
+    # a refused job leaves no lock behind: all of them can start again
+    for shard in (Shard(1, 2), Shard(2, 2)):
+        JobFolder(out, SETTINGS, False, shard=shard).close()
+
+
+def test_settings_change_only_while_no_other_shard_runs(tmp_path):
+    out = str(tmp_path / "out")
+    a = JobFolder(out, SETTINGS, False, shard=Shard(1, 2))
+    other = {**SETTINGS, "format": "tiff"}
+    with pytest.raises(ValueError, match="with other settings"):
+        JobFolder(out, other, False, shard=Shard(2, 2))
+    with pytest.raises(ValueError, match="other shards of an xvertfast enhance are writing into"):
+        JobFolder(out, other, True, shard=Shard(2, 2))
+    with open(os.path.join(out, job_files("enhance")[0])) as f:
+        assert json.load(f)["settings"] == SETTINGS  # unchanged
+    a.close()
+    b = JobFolder(out, other, True, shard=Shard(2, 2))  # alone now: it may
+    with pytest.raises(ValueError, match="with other settings"):  # and shard 1 must follow
+        JobFolder(out, SETTINGS, False, shard=Shard(1, 2))
+    JobFolder(out, other, False, shard=Shard(1, 2)).close()  # b still holds the folder shared
+    b.close()
+
+
+def _input(tmp_path, name: str) -> str:
+    path = tmp_path / "in" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(name.encode())
+    return str(path)
+
+
+def test_every_job_reads_every_shards_ledger_in_the_order_written(tmp_path):
+    out = tmp_path / "out"
+    src = _input(tmp_path, "x.dcm")
+    a = JobFolder(str(out), SETTINGS, False, shard=Shard(1, 2))
+    for name in ("x.dcm", "y.png"):
+        a.starting(src, str(out / name))
+        (out / name).write_bytes(b"output")
+        a.finished(src, str(out / name), [1, 2])
+    a.close()
+    # an unsharded job (and any shard) knows those outputs: one of another input is not this one's
+    whole = JobFolder(str(out), SETTINGS, False)
+    assert whole.recorded(str(out / "x.dcm")) and whole.recorded(str(out / "y.png"))
+    # ... and replacing x.dcm by x.png (another --format) removes the shard's x.dcm and y.png
+    whole.starting(src, str(out / "x.png"))
+    (out / "x.png").write_bytes(b"new output")
+    whole.finished(src, str(out / "x.png"), [1, 2], sole=True)
+    whole.close()
+    assert not (out / "x.dcm").exists()
+    # the removal, in the main ledger, came after the shard's line: read in the order written, a
+    # file later found at x.dcm is not one of the job's (read file by file, it would be)
+    (out / "x.dcm").write_bytes(b"someone else's file")
+    again = JobFolder(str(out), SETTINGS, False, shard=Shard(2, 2))
+    assert not again.recorded(str(out / "x.dcm")) and again.recorded(str(out / "x.png"))
+    assert again.state(src, str(out / "x.dcm"))[0] == "refuse"
+    again.close()
+
+
+def test_a_folder_with_only_shard_ledgers_is_not_taken_for_one_from_before_ledgers(tmp_path):
+    out = tmp_path / "out"
+    src = _input(tmp_path, "a.png")
+    JobFolder(str(out), SETTINGS, False, shard=Shard(1, 2)).close()  # the settings file and a (empty) shard ledger
+    assert (out / shard_files("enhance", Shard(1, 2))[0]).exists() and not (out / job_files("enhance")[1]).exists()
+    (out / "a.png").write_bytes(b"not written by xvertfast")
+    whole = JobFolder(str(out), SETTINGS, False)
+    assert whole.state(src, str(out / "a.png"))[0] == "refuse"  # not adopted as an old version's output
+    whole.close()
+
+
+def _outputs(folder) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and not p.name.startswith(".xvertfast-")}  # fmt: skip
+
+
+def test_shards_together_write_what_one_job_writes_and_a_rerun_skips_it(tmp_path, model_dir, seed, capsys):  # noqa: F811
+    src = tmp_path / "in"
+    names = [f"{d}/img{i}.png" for d in ("a", "b") for i in range(4)]
+    write_pngs(src, seed, names)
+    (src / "a" / "bad.png").write_bytes(b"not a png")
+    assert run(model_dir, src, "-o", tmp_path / "whole") == 1
+    capsys.readouterr()
+    out = tmp_path / "out"
+    shares = []
+    for k in (1, 2, 3):
+        code = run(model_dir, src, "-o", out, "--shard", f"{k}/3")
+        captured = capsys.readouterr()
+        line = captured.out.splitlines()[0]
+        assert line.startswith(f"shard {k}/3 (") and "of 9 files)" in line
+        shares.append(int(line.split("(")[1].split(" ")[0]))
+        assert code == (1 if "bad.png" in captured.err else 0)
+    assert sum(shares) == 9 and max(shares) < 9  # (the split of these 9 names is 3/3/3 by their hashes)
+    assert _outputs(out) == _outputs(tmp_path / "whole")
+    assert run(model_dir, src, "-o", out) == 1  # the bad file fails again; the rest was done by the shards
+    assert "0 done, 8 skipped, 1 failed" in capsys.readouterr().out
+    assert run(model_dir, src, "-o", out, "--shard", "2/2") in (0, 1)  # another N, once none runs: resumes too
+    assert " 0 done, " in capsys.readouterr().out
+
+
+def test_the_cli_refuses_a_malformed_shard(tmp_path, model_dir, capsys):  # noqa: F811
+    with pytest.raises(SystemExit) as exc:
+        run(model_dir, tmp_path, "-o", tmp_path / "out", "--shard", "3/2")
+    assert exc.value.code == 2 and "--shard" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_shards_run_at_once_into_one_folder(tmp_path, model_dir, seed):  # noqa: F811
+    src = tmp_path / "in"
+    write_pngs(src, seed, [f"img{i:02d}.png" for i in range(8)])
+    cmd = [sys.executable, "-m", "xvertfast", "enhance", str(src), "-o", str(tmp_path / "out"), "--model",
+           str(model_dir), "--device", "cpu", "--workers", "1", "-q"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen(cmd + ["--shard", f"{k}/2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for k in (1, 2)]  # fmt: skip
+    results = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], results
+    subprocess.run(cmd[:6] + [str(tmp_path / "whole")] + cmd[7:], check=True, env=env, capture_output=True)
+    assert _outputs(tmp_path / "out") == _outputs(tmp_path / "whole")
+    assert len(_outputs(tmp_path / "out")) == 8
+
+
+def test_preprocess_shards_together_write_what_one_job_writes(tmp_path, seed, capsys):
+    from xvertfast.cli import main
+
+    src = tmp_path / "in"
+    write_pngs(src, seed, [f"img{i}.png" for i in range(5)])
+    assert main(["preprocess", str(src), "-o", str(tmp_path / "whole"), "-q"]) == 0
+    capsys.readouterr()
+    for k in (1, 2):
+        assert main(["preprocess", str(src), "-o", str(tmp_path / "out"), "-q", "--shard", f"{k}/2"]) == 0
+        assert capsys.readouterr().out.startswith(f"shard {k}/2: ")
+    assert _outputs(tmp_path / "out") == _outputs(tmp_path / "whole") and len(_outputs(tmp_path / "whole")) == 20
+    assert main(["preprocess", str(src), "-o", str(tmp_path / "out"), "-q"]) == 0
+    assert capsys.readouterr().out.startswith("0 done, 5 skipped")
