@@ -283,3 +283,22 @@ def test_enhance_with_the_compile_backend_says_the_first_batch_waits(tmp_path, m
         with pytest.raises(Stop):
             main(["enhance", image, "-o", str(tmp_path / "out"), "--backend", backend, "-q"])
         assert ("torch.compile compiles the stages on the first batch" in capsys.readouterr().err) is said
+
+
+def test_sigterm_stops_a_command_as_ctrl_c_does_and_main_puts_the_handler_back(monkeypatch, capsys):
+    import signal
+
+    from xvertfast import cli
+
+    before = signal.getsignal(signal.SIGTERM)
+
+    def terminated(args):
+        os.kill(os.getpid(), signal.SIGTERM)  # delivered to this (the main) thread before kill returns
+        raise AssertionError("SIGTERM did not stop the command")
+
+    monkeypatch.setattr(cli, "_cmd_info", terminated)
+    assert cli.main(["info"]) == 143
+    assert "interrupted" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is before
+    monkeypatch.setattr(cli, "_cmd_info", lambda args: 130)  # a command's own 130 without a SIGTERM stays 130
+    assert cli.main(["info"]) == 130

@@ -9,13 +9,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 
 DESCRIPTION = """\
 xvertfast: unsupervised contrast enhancement of the vertebrae in chest X-rays
 (XVertNet), with C++/CUDA kernels for its losses and solvers.
 
-Run `xvertfast COMMAND --help` for the options of a command."""
+Run `xvertfast COMMAND --help` for the options of a command. SIGTERM (a cluster
+scheduler's time limit, `kill`) stops any command as Ctrl-C does, with exit code 143."""
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -612,16 +614,40 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
 
     previous, warnings.showwarning = warnings.showwarning, _show_warning
+    terminated, restore_sigterm = _stop_on_sigterm()
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
     except KeyboardInterrupt:  # outside a job's own handling (loading a model, training): no traceback
         print("\ninterrupted", file=sys.stderr)
-        return 130
+        code = 130
     except BrokenPipeError:  # stdout's reader stopped early (`xvertfast info | head`): no traceback
         _silence_stdout()
         return 1
     finally:
         warnings.showwarning = previous  # main() also runs inside other programs (tests, notebooks)
+        restore_sigterm()
+    return 128 + signal.SIGTERM if terminated[0] and code == 130 else code
+
+
+def _stop_on_sigterm():
+    """SIGTERM (a cluster's scheduler at the time limit or on preemption, `kill`, `docker stop`)
+    stops a command as Ctrl-C does: a batch job finishes the outputs in flight and writes its
+    summary and --report, training keeps its last finished epoch; the exit code is then 143.
+    Returns the flag the handler sets and a function that puts the earlier handler back (none is
+    replaced outside the main thread, which alone receives signals)."""
+    terminated = [False]
+
+    def stop(signum, frame):
+        terminated[0] = True
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.getsignal(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread
+        return terminated, lambda: None
+    # (None: a handler set outside Python, which cannot be put back; the default is the nearest)
+    return terminated, lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 if __name__ == "__main__":
