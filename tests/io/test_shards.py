@@ -196,3 +196,71 @@ def test_preprocess_shards_together_write_what_one_job_writes(tmp_path, seed, ca
     assert _outputs(tmp_path / "out") == _outputs(tmp_path / "whole") and len(_outputs(tmp_path / "whole")) == 20
     assert main(["preprocess", str(src), "-o", str(tmp_path / "out"), "-q"]) == 0
     assert capsys.readouterr().out.startswith("0 done, 5 skipped")
+
+
+def test_shards_started_together_all_run_while_one_records_the_settings(tmp_path):
+    # shard 2 has taken its locks and not yet read the settings when shard 1 records them (a new
+    # folder, a settings file of another version, or --overwrite with new settings and no shard
+    # running): shard 1 is not refused (it was, as if a job without --shard held the folder)
+    from xvertfast.resume import hold_lock
+
+    out = tmp_path / "out"
+    other = {**SETTINGS, "format": "tiff"}
+    for before, settings, overwrite in ((None, SETTINGS, False), ({"xvertfast": "0.0.1", "settings": SETTINGS},
+                                        SETTINGS, False), (None, other, True)):  # fmt: skip
+        out.mkdir(exist_ok=True)
+        if before is not None:
+            (out / job_files("enhance")[0]).write_text(json.dumps(before))
+        starting = [hold_lock(str(out / job_files("enhance")[2]), shared=True),
+                    hold_lock(str(out / shard_files("enhance", Shard(2, 2))[1]))]  # fmt: skip
+        a = JobFolder(str(out), settings, overwrite, shard=Shard(1, 2))
+        for lock in starting:
+            lock.close()
+        b = JobFolder(str(out), settings, False, shard=Shard(2, 2))  # on the settings shard 1 recorded
+        assert json.loads((out / job_files("enhance")[0]).read_text())["settings"] == settings
+        a.close()
+        b.close()
+
+
+def test_shards_started_together_run_in_a_new_folder(tmp_path):
+    import multiprocessing
+
+    out = str(tmp_path / "out")
+    ctx = multiprocessing.get_context("fork")
+    go, results = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_start_shard, args=(out, k, go, results)) for k in range(1, 5)]
+    for p in procs:
+        p.start()
+    go.set()
+    for p in procs:
+        p.join(60)
+    assert sorted(results.get(timeout=5) for _ in procs) == ["ok"] * 4
+
+
+def _start_shard(out, k, go, results):
+    import time
+
+    go.wait()
+    try:
+        job = JobFolder(out, SETTINGS, False, shard=Shard(k, 4))
+        time.sleep(0.5)  # runs while the others start
+        job.close()
+        results.put("ok")
+    except ValueError as exc:
+        results.put(str(exc))
+
+
+def test_a_ledger_is_read_in_its_own_order_whatever_its_times(tmp_path):
+    # a clock set back while a shard ran (NTP) gives a later line an earlier time: within one
+    # ledger the order written stands, so a removed output stays removed, and a file later
+    # found there is not taken for the job's
+    out = tmp_path / "out"
+    out.mkdir()
+    src = _input(tmp_path, "x.dcm")
+    lines = [{"output": "x.png", "input": os.path.realpath(src), "state": "done", "settings": "k", "stat": [1, 2],
+              "t": 2_000}, {"output": "x.png", "input": os.path.realpath(src), "state": "removed", "t": 1_000}]  # fmt: skip
+    (out / shard_files("enhance", Shard(1, 2))[0]).write_text("".join(json.dumps(e) + "\n" for e in lines))
+    (out / "x.png").write_bytes(b"someone else's file")
+    job = JobFolder(str(out), SETTINGS, False)
+    assert not job.recorded(str(out / "x.png")) and job.state(src, str(out / "x.png"))[0] == "refuse"
+    job.close()

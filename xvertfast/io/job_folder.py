@@ -28,7 +28,10 @@ unsharded rerun, or shards of another N, resume from what any shard wrote. Each 
 its time, which orders the lines of several ledgers. The shards hold the folder's lock shared,
 which keeps an unsharded job out while they run (and them out while it runs), and each its own
 ``.xvertfast-JOB-shard-K-of-N.lock``; shards of another N are refused while some run (an input
-would belong to two of them). Settings can change (``--overwrite``) only while no other shard runs.
+would belong to two of them). The shards check and record the settings one at a time (under
+``.xvertfast-JOB-settings.lock``), so that shards started together into a new folder all run;
+those running hold ``.xvertfast-JOB-shards-running.lock`` shared, and settings can change
+(``--overwrite``) only while none does.
 
 The folder's files also mark it as a job's output folder, so that searching a tree for
 inputs (:func:`xvertfast.io.files.discover`) does not take outputs for inputs.
@@ -48,7 +51,7 @@ from xvertfast import __version__
 from xvertfast.io.files import file_state
 from xvertfast.io.shards import Shard
 from xvertfast.io.write import atomic_write
-from xvertfast.resume import ends_with_newline, hold_lock, set_lock, settings_changes
+from xvertfast.resume import ends_with_newline, hold_lock, settings_changes
 
 __all__ = ["JobFolder", "job_files", "JOB_FILE", "LEDGER_FILE", "LOCK_FILE", "JOB_STATE_FILES"]
 
@@ -200,6 +203,22 @@ class JobFolder:
             os.fsync(self._fd)
 
     def _check_settings(self) -> None:
+        if self.shard is None:  # alone in the folder (its lock, exclusive)
+            self._settle_settings(None)
+            return
+        # the shards settle the settings one at a time (a short wait), each against the shards
+        # already running: those hold the running lock shared, on the recorded settings
+        mutex = hold_lock(os.path.join(self.out_dir, f".xvertfast-{self.job}-settings.lock"), wait=True)
+        try:
+            self._settle_settings(os.path.join(self.out_dir, f".xvertfast-{self.job}-shards-running.lock"))
+        finally:
+            if mutex is not None:
+                mutex.close()
+
+    def _settle_settings(self, running_lock: str | None) -> None:
+        """Refuses other recorded settings without ``overwrite``; records these. ``running_lock``
+        (a shard's, with the settings mutex held): taken shared once settled; where the recorded
+        settings change, only if no shard holds it (none runs on them)."""
         path = os.path.join(self.out_dir, self._job_file)
         record = {"xvertfast": __version__, "settings": self.settings}
         try:
@@ -209,32 +228,38 @@ class JobFolder:
             recorded = None
         except (OSError, ValueError):
             recorded = {}
-        if recorded is not None and not self.overwrite:
-            previous = recorded.get("settings") if isinstance(recorded, dict) else None
-            if isinstance(previous, dict) and self._legacy:  # settings added since are not recorded there
-                previous = {**self.settings, **previous}
-            if previous != self.settings:
-                raise ValueError(f"{self.out_dir} holds outputs of an xvertfast {self.job} job with other settings "
-                                 f"({settings_changes(previous, self.settings)}); pass --overwrite to redo them "
-                                 "with these settings, or use a new folder")  # fmt: skip
-        if recorded == record:  # (the shards of a job each find it so)
-            return
-        if self.shard is not None and not set_lock(self._locks[0]):  # another shard runs on the recorded settings
-            raise ValueError(f"other shards of an xvertfast {self.job} are writing into {self.out_dir} with its "
-                             "recorded settings; start the shards with new settings (--overwrite) once none runs")  # fmt: skip
-        try:
-            with atomic_write(path) as tmp, open(tmp, "w") as f:
-                json.dump(record, f, indent=2)
-        except OSError as exc:
-            raise ValueError(f"cannot write into the output folder {self.out_dir}: {exc.strerror or exc}") from None
-        if self.shard is not None and not set_lock(self._locks[0], shared=True):  # back to sharing it
-            raise ValueError(f"another xvertfast {self.job} is writing into {self.out_dir}; wait for it")
+        previous = recorded.get("settings") if isinstance(recorded, dict) else None
+        if isinstance(previous, dict) and self._legacy:  # settings added since are not recorded there
+            previous = {**self.settings, **previous}
+        if recorded is not None and not self.overwrite and previous != self.settings:
+            raise ValueError(f"{self.out_dir} holds outputs of an xvertfast {self.job} job with other settings "
+                             f"({settings_changes(previous, self.settings)}); pass --overwrite to redo them "
+                             "with these settings, or use a new folder")  # fmt: skip
+        if running_lock is not None and previous != self.settings:  # (none recorded: none should run)
+            probe = hold_lock(running_lock)  # (a shard running on the recorded settings holds it shared)
+            if probe is None:
+                raise ValueError(f"other shards of an xvertfast {self.job} are writing into {self.out_dir} with its "
+                                 "recorded settings; start the shards with new settings (--overwrite) once none "
+                                 "runs")  # fmt: skip
+            probe.close()
+        if recorded != record:  # (the shards of a job, but the first, each find it so)
+            try:
+                with atomic_write(path) as tmp, open(tmp, "w") as f:
+                    json.dump(record, f, indent=2)
+            except OSError as exc:
+                raise ValueError(f"cannot write into the output folder {self.out_dir}: {exc.strerror or exc}") from None
+        if running_lock is not None:  # (granted at once: it is taken exclusively only under the mutex)
+            running = hold_lock(running_lock, shared=True, wait=True)
+            if running is None:
+                raise ValueError(f"cannot lock {running_lock}")
+            self._locks.append(running)
 
     def _read_ledgers(self, ledgers: list[str]) -> dict[str, dict]:
         """Every ledger's lines, in the order they were written (by their times; lines of an
         xvertfast before shards have none, and come first, in their file's order)."""
         lines = []
         for ledger in ledgers:
+            last = 0  # a file's own lines are in the order written: a clock set back does not reorder them
             try:
                 with open(ledger) as f:
                     for line in f:
@@ -244,7 +269,9 @@ class JobFolder:
                                 self._legacy = True
                                 continue
                             entry["output"] = entry["output"].replace(os.sep, "/")  # a ledger written on Windows
-                            lines.append((entry.get("t", 0), len(lines), entry))
+                            t = entry.get("t", 0)
+                            last = max(last, t if isinstance(t, int) else 0)
+                            lines.append((last, len(lines), entry))
                         except (ValueError, KeyError, TypeError, AttributeError):  # a line cut short by a kill
                             continue
             except FileNotFoundError:
