@@ -25,7 +25,8 @@ processes into one folder. They share the settings file; each appends to a ledge
 ``.xvertfast-JOB-shard-K-of-N-outputs.jsonl`` (appends from several machines to one file on a
 network file system may interleave), and every job reads all the ledgers of its kind, so an
 unsharded rerun, or shards of another N, resume from what any shard wrote. Each line carries
-its time, which orders the lines of several ledgers. The shards hold the folder's lock shared,
+its time, which orders the lines of several ledgers (so the machines' clocks must agree to
+well within the time between two runs that write one output; a file's own lines keep their order). The shards hold the folder's lock shared,
 which keeps an unsharded job out while they run (and them out while it runs), and each its own
 ``.xvertfast-JOB-shard-K-of-N.lock``; shards of another N are refused while some run (an input
 would belong to two of them). The shards check and record the settings one at a time (under
@@ -299,9 +300,11 @@ class JobFolder:
             self.finished(input_path, out, file_state(input_path))
             entry = self._ledger[self._rel(out)]
         if entry is None:
-            return "refuse", (f"{out} exists and was not written by xvertfast {self.job} (not in "
-                              f"{os.path.join(self.out_dir, self._ledger_file)}): it is left alone; move it away or "
-                              "use another output folder")  # fmt: skip
+            ledgers = os.path.join(self.out_dir, job_files(self.job)[1])
+            if self.shard is not None or len(_ledgers(self.out_dir, self.job)) > 1:
+                ledgers = f"{ledgers} nor its shards' ledgers beside it"
+            return "refuse", (f"{out} exists and was not written by xvertfast {self.job} (not in {ledgers}): it is "
+                              "left alone; move it away or use another output folder")  # fmt: skip
         stat = file_state(input_path)
         if entry.get("input") != _identity(input_path):
             if _moved_here(entry.get("input"), entry.get("stat"), input_path, stat):

@@ -54,10 +54,12 @@ class JobSummary:
     stopped: str | None = None  #: why the job stopped before the end (the disk is full), else None
     not_processed: int = 0  #: inputs left when it stopped
     shard: Shard | None = None  #: the part of the inputs this job did, where it was one of several
+    found: int = 0  #: input files found (this shard's, for a shard)
+    found_all: int = 0  #: input files found in all, every shard's
 
     def line(self) -> str:
         rate = len(self.done) / self.seconds if self.seconds > 0 else 0.0
-        part = f"{self.shard}: " if self.shard else ""
+        part = f"{self.shard} ({self.found} of {self.found_all} files): " if self.shard else ""
         text = (f"{part}{len(self.done)} done, {len(self.skipped)} skipped, {len(self.failed)} failed "
                 f"in {self.seconds:.1f} s ({rate:.2f} images/s)")  # fmt: skip
         if self.stopped:
@@ -168,6 +170,7 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
         planned = _plan(files, out_dir)  # (all files: every shard finds the same collisions)
         if shard is not None:
             planned = [(f, outs) for f, outs in planned if shard.owns(f.rel)]
+        summary.found, summary.found_all = len(planned), len(files)
         remove_stale_parts(o for _, outs in planned if isinstance(outs, list) for o in outs)
         desc = "preprocess" if shard is None else f"preprocess {shard.index}/{shard.count}"
         bar = tqdm(total=len(planned), unit="img", desc=desc, disable=not progress)
