@@ -266,3 +266,27 @@ def test_a_ledger_is_read_in_its_own_order_whatever_its_times(tmp_path):
     job = JobFolder(str(out), SETTINGS, False)
     assert not job.recorded(str(out / "x.png")) and job.state(src, str(out / "x.png"))[0] == "refuse"
     job.close()
+
+
+def test_a_line_sorts_after_what_its_job_read_even_with_another_machines_clock_ahead(tmp_path):
+    out = tmp_path / "out"
+    src = _input(tmp_path, "x.dcm")
+    a = JobFolder(str(out), SETTINGS, False, shard=Shard(1, 2))
+    a.starting(src, str(out / "x.dcm"))
+    (out / "x.dcm").write_bytes(b"output")
+    a.finished(src, str(out / "x.dcm"), [1, 2])
+    a.close()
+    ledger = out / shard_files("enhance", Shard(1, 2))[0]
+    ahead = [json.loads(line) for line in ledger.read_text().splitlines()]
+    for entry in ahead:
+        entry["t"] += 3600 * 10**9  # written on a machine whose clock runs an hour ahead of this one
+    ledger.write_text("".join(json.dumps(e) + "\n" for e in ahead))
+    whole = JobFolder(str(out), SETTINGS, False)  # replaces x.dcm by x.png (another --format)
+    whole.starting(src, str(out / "x.png"))
+    (out / "x.png").write_bytes(b"new output")
+    whole.finished(src, str(out / "x.png"), [1, 2], sole=True)
+    whole.close()
+    (out / "x.dcm").write_bytes(b"someone else's file")
+    again = JobFolder(str(out), SETTINGS, False)
+    assert not again.recorded(str(out / "x.dcm")) and again.state(src, str(out / "x.dcm"))[0] == "refuse"
+    again.close()

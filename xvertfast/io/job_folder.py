@@ -25,8 +25,9 @@ processes into one folder. They share the settings file; each appends to a ledge
 ``.xvertfast-JOB-shard-K-of-N-outputs.jsonl`` (appends from several machines to one file on a
 network file system may interleave), and every job reads all the ledgers of its kind, so an
 unsharded rerun, or shards of another N, resume from what any shard wrote. Each line carries
-its time, which orders the lines of several ledgers (so the machines' clocks must agree to
-well within the time between two runs that write one output; a file's own lines keep their order). The shards hold the folder's lock shared,
+its time, which orders the lines of several ledgers: the clock's, or just after the latest line
+the job read where that is later (another machine's clock ahead), so a line always sorts after
+the lines its job read before writing it; a file's own lines keep their order. The shards hold the folder's lock shared,
 which keeps an unsharded job out while they run (and them out while it runs), and each its own
 ``.xvertfast-JOB-shard-K-of-N.lock``; shards of another N are refused while some run (an input
 would belong to two of them). The shards check and record the settings one at a time (under
@@ -127,6 +128,7 @@ class JobFolder:
             raise ValueError(f"output folder {out_dir} is a file")
         self._locks: list = []
         self._fd = None
+        self._time = 0  # the latest line's time (see _next_time)
         try:
             try:
                 os.makedirs(out_dir, exist_ok=True)
@@ -255,6 +257,13 @@ class JobFolder:
                 raise ValueError(f"cannot lock {running_lock}")
             self._locks.append(running)
 
+    def _next_time(self) -> int:
+        """A new line's time: the clock's, but always after every line this job has read or
+        written, so that a line follows those it was written after even where another machine's
+        clock runs ahead of this one's (a Lamport clock)."""
+        self._time = max(time.time_ns(), self._time + 1)
+        return self._time
+
     def _read_ledgers(self, ledgers: list[str]) -> dict[str, dict]:
         """Every ledger's lines, in the order they were written (by their times; lines of an
         xvertfast before shards have none, and come first, in their file's order)."""
@@ -273,6 +282,7 @@ class JobFolder:
                             t = entry.get("t", 0)
                             last = max(last, t if isinstance(t, int) else 0)
                             lines.append((last, len(lines), entry))
+                            self._time = max(self._time, last)
                         except (ValueError, KeyError, TypeError, AttributeError):  # a line cut short by a kill
                             continue
             except FileNotFoundError:
@@ -336,7 +346,7 @@ class JobFolder:
             self._add(entry, durable)
 
     def _add(self, entry: dict, durable: bool) -> None:  # (with the write lock held)
-        entry["t"] = time.time_ns()  # orders the lines of several shards' ledgers
+        entry["t"] = self._next_time()
         self._write(json.dumps(entry) + "\n", durable)
         self._ledger[entry["output"]] = entry
         self._outputs_of.setdefault(entry["input"], set()).add(entry["output"])
@@ -362,7 +372,7 @@ class JobFolder:
                     os.remove(os.path.join(self.out_dir, *other.split("/")))
                 self._ledger.pop(other, None)
                 self._outputs_of[identity].discard(other)
-                self._write(json.dumps({"output": other, "input": identity, "state": REMOVED, "t": time.time_ns()})
+                self._write(json.dumps({"output": other, "input": identity, "state": REMOVED, "t": self._next_time()})
                             + "\n", durable=False)  # fmt: skip
 
     def close(self) -> None:
