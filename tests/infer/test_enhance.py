@@ -490,66 +490,54 @@ def test_list_gives_the_polarity_of_png_files(tmp_path, model_dir, seed):
     assert main(["enhance", f"@{listing}", "-o", str(tmp_path / "oc"), *args]) == 2  # a bad tag is refused
 
 
-@pytest.mark.slow
-def test_kill_and_resume_gives_the_uninterrupted_outputs(tmp_path, model_dir, seed):
+def _signalled_mid_job(tmp_path, model_dir, seed: int, sig: int, *extra: str):
+    """Enhances 16 images into ``whole``, then again into ``stopped``, sending ``sig`` once two
+    outputs are there; returns the command, its environment, the process (finished) and its
+    captured stdout and stderr."""
     src = tmp_path / "in"
     src.mkdir()
-    n = 16
-    for i in range(n):
+    for i in range(16):
         Image.fromarray(np.round(chest_like(seed + i, 320, 300) * 4095).astype(np.uint16)).save(src / f"img{i:02d}.png")
     cmd = [sys.executable, "-m", "xvertfast", "enhance", str(src), "--model", str(model_dir), "--device", "cpu",
            "--batch-size", "1", "--workers", "1", "-q"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run(cmd + ["-o", str(tmp_path / "whole")], check=True, env=env, capture_output=True)
-
-    killed = tmp_path / "killed"
-    proc = subprocess.Popen(cmd + ["-o", str(killed)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if killed.exists() and sum(p.suffix == ".png" for p in killed.iterdir()) >= 2:
-            break
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    finished_before_kill = sum(p.suffix == ".png" and not p.name.startswith(".") for p in killed.iterdir())
-    assert 0 < finished_before_kill < n, "the job was not interrupted mid-way; make it longer"
-    subprocess.run(cmd + ["-o", str(killed)], check=True, env=env, capture_output=True)
-    assert files_under(killed) == files_under(tmp_path / "whole")  # bit for bit, no leftovers
-
-
-@pytest.mark.slow
-def test_sigterm_stops_like_ctrl_c_with_the_summary_and_report(tmp_path, model_dir, seed):
-    """What a cluster's scheduler sends at the time limit: the outputs in flight are finished,
-    the summary and --report written, the exit code is 143, and the same command resumes."""
-    src = tmp_path / "in"
-    src.mkdir()
-    n = 16
-    for i in range(n):
-        Image.fromarray(np.round(chest_like(seed + i, 320, 300) * 4095).astype(np.uint16)).save(src / f"img{i:02d}.png")
-    cmd = [sys.executable, "-m", "xvertfast", "enhance", str(src), "--model", str(model_dir), "--device", "cpu",
-           "--batch-size", "1", "--workers", "1", "-q"]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run(cmd + ["-o", str(tmp_path / "whole")], check=True, env=env, capture_output=True)
-
-    stopped, report = tmp_path / "stopped", tmp_path / "run.json"
-    proc = subprocess.Popen(cmd + ["-o", str(stopped), "--report", str(report)], env=env, stdout=subprocess.PIPE,
+    stopped = tmp_path / "stopped"
+    proc = subprocess.Popen(cmd + ["-o", str(stopped), *extra], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if stopped.exists() and sum(p.suffix == ".png" for p in stopped.iterdir()) >= 2:
             break
         time.sleep(0.005)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
+    written = sum(p.suffix == ".png" and not p.name.startswith(".") for p in stopped.iterdir())
+    assert 0 < written < 16, "the job was not stopped mid-way; make it longer"
+    return cmd + ["-o", str(stopped)], env, proc, out, err
+
+
+@pytest.mark.slow
+def test_kill_and_resume_gives_the_uninterrupted_outputs(tmp_path, model_dir, seed):
+    cmd, env, _, _, _ = _signalled_mid_job(tmp_path, model_dir, seed, signal.SIGKILL)
+    subprocess.run(cmd, check=True, env=env, capture_output=True)
+    assert files_under(tmp_path / "stopped") == files_under(tmp_path / "whole")  # bit for bit, no leftovers
+
+
+@pytest.mark.slow
+def test_sigterm_stops_like_ctrl_c_with_the_summary_and_report(tmp_path, model_dir, seed):
+    """What a cluster's scheduler sends at the time limit: the outputs in flight are finished,
+    the summary and --report written, the exit code is 143, and the same command resumes."""
+    report, stopped = tmp_path / "run.json", tmp_path / "stopped"
+    cmd, env, proc, out, err = _signalled_mid_job(tmp_path, model_dir, seed, signal.SIGTERM, "--report", str(report))
     assert proc.returncode == 143, err
     assert "stopped early: interrupted" in err
-    written = sorted(p.name for p in stopped.iterdir() if not p.name.startswith("."))
-    assert 0 < len(written) < n, "the job was not stopped mid-way; make it longer"
     assert not [p for p in stopped.iterdir() if p.name.endswith(".part")]  # the outputs in flight were finished
+    written = sum(not p.name.startswith(".") for p in stopped.iterdir())
     body = json.loads(report.read_text())
-    assert body["summary"]["stopped"] == "interrupted" and body["summary"]["done"] == len(written)
-    assert out.splitlines()[0].startswith(f"{len(written)} done, 0 skipped, 0 failed")
-    subprocess.run(cmd + ["-o", str(stopped)], check=True, env=env, capture_output=True)
+    assert body["summary"]["stopped"] == "interrupted" and body["summary"]["done"] == written
+    assert out.splitlines()[0].startswith(f"{written} done, 0 skipped, 0 failed")
+    subprocess.run(cmd, check=True, env=env, capture_output=True)
     assert files_under(stopped) == files_under(tmp_path / "whole")
 
 
