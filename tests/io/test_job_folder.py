@@ -68,6 +68,31 @@ def test_two_inputs_of_one_output_name_fail_the_second_saying_what_to_do(tmp_pat
     assert (tmp_path / "out3" / "a" / "x.png").exists() and (tmp_path / "out3" / "b" / "x.png").exists()
 
 
+def test_two_files_of_one_folder_and_name_are_told_what_helps_them(tmp_path, model_dir, seed, capsys):  # noqa: F811
+    from xvertfast.pipeline.preprocess_files import preprocess_files
+
+    src = tmp_path / "src"
+    write_pngs(src, seed, ["x.png"])
+    os.link(src / "x.png", src / "x.tif")  # (content and name disagree: read by its content)
+    assert run(model_dir, src, "-o", tmp_path / "out", "--format", "png16") == 1
+    err = capsys.readouterr().err
+    assert "is also the output of" in err and "differ only in their extension" in err and "@list" not in err
+    summary = preprocess_files([str(src)], str(tmp_path / "pre"), progress=False, log=lambda msg: None)
+    assert len(summary.failed) == 1 and "differ only in their extension" in summary.failed[0][1]
+
+
+def test_a_rerun_removes_the_temporaries_a_killed_run_left_of_its_own_files(tmp_path, model_dir, seed):  # noqa: F811
+    write_pngs(tmp_path / "in", seed, ["a.png"])
+    out, side = tmp_path / "out", tmp_path / "side"
+    assert run(model_dir, tmp_path / "in", "-o", out) == 0
+    side.mkdir()
+    left = [out / f".{JOB_FILE}.k3j_x9q.part", side / ".run.json.abc123.part", side / ".look.png.zz9.part"]
+    for path in left + [side / ".notours.txt.part"]:
+        path.write_bytes(b"cut short")
+    assert run(model_dir, tmp_path / "in", "-o", out, "--report", side / "run.json", "--preview", side / "look.png") == 0
+    assert not [p for p in left if p.exists()] and (side / ".notours.txt.part").exists()
+
+
 def test_a_rerun_that_skips_everything_states_no_rate(tmp_path, model_dir, seed, capsys):  # noqa: F811
     write_pngs(tmp_path / "in", seed, ["a.png"])
     assert run(model_dir, tmp_path / "in", "-o", tmp_path / "out") == 0

@@ -40,7 +40,8 @@ from tqdm import tqdm
 from xvertfast import __version__
 from xvertfast.io import Radiograph, require_content, write_image
 from xvertfast.io.errors import FILE_ERRORS, failure_text
-from xvertfast.io.files import InputFile, NothingFound, discover, file_state, image_extension, output_path, read_input
+from xvertfast.io.files import (InputFile, NothingFound, collision_remedy, discover, file_state, image_extension,
+                                output_path, read_input)
 from xvertfast.io.read import sniff_format
 from xvertfast.io.job_folder import JOB_FILE, JobFolder
 from xvertfast.io.shards import Shard
@@ -166,9 +167,8 @@ def _plan(files, out_dir: str, fmt: str, shard: Shard | None = None) -> tuple[li
             continue
         if out in taken:
             failed.append((f, FileRecord(f.path, None, "failed",
-                                         f"{f.path}: its output {out} is also the output of {taken[out]} (outputs "
-                                         "keep the paths below each folder given: give the folder above both, or "
-                                         "list the files in an @list.txt, which keeps their paths as written)")))  # fmt: skip
+                                         f"{f.path}: its output {out} is also the output of {taken[out]} "
+                                         f"({collision_remedy(f.path, taken[out])})")))  # fmt: skip
             continue
         if os.path.realpath(out) in inputs:  # the same file, however either path is spelled
             failed.append((f, FileRecord(f.path, None, "failed", f"{f.path}: its output {out} would replace an "
@@ -326,6 +326,7 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
     _check_side_files(files, report=report, preview=preview)
     settings = _job_settings(enhancer, fmt)  # hashes every weight: once per job
     job = JobFolder(out_dir, settings, overwrite, shard=shard)
+    remove_stale_parts(path for path in (report, preview) if path)  # a killed run's
     try:
         summary, planned = _run(enhancer, job, files, fmt, workers, progress, log, start)
     finally:

@@ -241,6 +241,17 @@ def output_path(out_dir: str, rel: str, suffix: str) -> str:
     return path
 
 
+def collision_remedy(path: str, other: str) -> str:
+    """What to do where ``path``'s output is also ``other``'s: files of one folder whose names differ
+    only in their image extension (x.dcm, x.png) cannot be told apart by a listing, inputs of one
+    name in two folders can."""
+    if os.path.dirname(os.path.realpath(path)) == os.path.dirname(os.path.realpath(other)):
+        return ("the two differ only in their extension, which the output's replaces: rename one, or give "
+                "them separate output folders")  # fmt: skip
+    return ("outputs keep the paths below each folder given: give the folder above both, or list the files "
+            "in an @list.txt, which keeps their paths as written")  # fmt: skip
+
+
 def file_state(path: str) -> list[int] | None:
     """A file's size and modification time (ns), or None where it is missing: what a resumed job
     compares to know that a file is unchanged since it was used."""

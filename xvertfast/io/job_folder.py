@@ -52,7 +52,7 @@ import time
 from xvertfast import __version__
 from xvertfast.io.files import file_state
 from xvertfast.io.shards import Shard
-from xvertfast.io.write import atomic_write
+from xvertfast.io.write import atomic_write, remove_stale_parts
 from xvertfast.resume import ends_with_newline, hold_lock, settings_changes
 
 __all__ = ["JobFolder", "job_files", "JOB_FILE", "LEDGER_FILE", "LOCK_FILE", "JOB_STATE_FILES"]
@@ -223,6 +223,7 @@ class JobFolder:
         (a shard's, with the settings mutex held): taken shared once settled; where the recorded
         settings change, only if no shard holds it (none runs on them)."""
         path = os.path.join(self.out_dir, self._job_file)
+        remove_stale_parts([path])  # a killed job's (no other writes it now: the lock, or the shards' mutex)
         record = {"xvertfast": __version__, "settings": self.settings}
         try:
             with open(path) as f:

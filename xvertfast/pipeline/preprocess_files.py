@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from xvertfast.io import require_content, write_image
 from xvertfast.io.errors import FILE_ERRORS, failure_text
-from xvertfast.io.files import InputFile, NothingFound, discover, file_state, output_path, read_input
+from xvertfast.io.files import InputFile, NothingFound, collision_remedy, discover, file_state, output_path, read_input
 from xvertfast.io.job_folder import JobFolder
 from xvertfast.io.shards import Shard
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
@@ -135,7 +135,9 @@ def _plan(files: list[InputFile], out_dir: str) -> list[tuple]:
             planned.append((f, exc))
             continue
         if outs[0] in taken:  # x.png and x.tiff in one folder, or one name in two input folders
-            planned.append((f, ValueError(f"its outputs ({outs[0]}, ...) are also those of {taken[outs[0]]}")))
+            other = taken[outs[0]]
+            planned.append((f, ValueError(f"its outputs ({outs[0]}, ...) are also those of {other} "
+                                          f"({collision_remedy(f.path, other)})")))  # fmt: skip
             continue
         taken[outs[0]] = f.path
         planned.append((f, outs))
