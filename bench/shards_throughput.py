@@ -1,0 +1,102 @@
+"""Images/s of `xvertfast enhance` as N shards at once (``--shard K/N``, each on CPUS/N threads)
+against one job on all the threads, both through the CLI, as a RESULTS.md table row.
+
+    python bench/shards_throughput.py [--shards 2] [--count 24] [--size 1024] [--rounds 2]
+
+On a CPU the WLS solves use two threads less than twice as well as one (bench/RESULTS.md, WLS
+section), so shards that each take fewer threads may go faster together; this measures it.
+Both sides start their processes (torch's import, the model's load) inside the timing, as a
+user's job does. The rounds alternate the two sides. The shards' outputs are compared with the
+one job's: with other thread counts they may differ in the last bits (the network's kernels
+split their sums by thread), so the table says how many pixels differ, and by how much.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from bench.enhance_inputs import make_folder, make_model  # noqa: E402
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _enhance(src: str, out: str, model: str, threads: int, shard: str | None = None) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "xvertfast", "enhance", src, "-o", out, "--model", model, "--device", "cpu",
+           "--format", "png8", "-q"]  # fmt: skip
+    if shard is not None:
+        cmd += ["--shard", shard]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait(procs: list[subprocess.Popen]) -> list[str]:
+    lines = []
+    for proc in procs:
+        out, err = proc.communicate()
+        if proc.returncode != 0:
+            raise SystemExit(f"enhance failed ({proc.returncode}): {err}")
+        lines.append(out.splitlines()[0])
+    return lines
+
+
+def _differences(paths: list[str], dir_a: str, dir_b: str) -> tuple[int, int]:
+    from PIL import Image
+
+    pixels, worst = 0, 0
+    for path in paths:
+        name = os.path.basename(path)
+        with Image.open(os.path.join(dir_a, name)) as a, Image.open(os.path.join(dir_b, name)) as b:
+            diff = np.abs(np.asarray(a, np.int64) - np.asarray(b, np.int64))
+        pixels, worst = pixels + int((diff > 0).sum()), max(worst, int(diff.max()))
+    return pixels, worst
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shards", type=int, default=2)
+    ap.add_argument("--count", type=int, default=24)
+    ap.add_argument("--size", type=int, default=1024)
+    ap.add_argument("--rounds", type=int, default=2)
+    args = ap.parse_args()
+    cpus = _cpus()
+    per_shard = max(1, cpus // args.shards)
+    with tempfile.TemporaryDirectory() as root:
+        src = os.path.join(root, "in")
+        paths = make_folder(src, args.count, args.size)
+        model = make_model(root)
+        one, sharded, splits = [], [], None
+        for r in range(args.rounds):
+            whole = os.path.join(root, f"whole{r}")
+            t0 = time.perf_counter()
+            _wait([_enhance(src, whole, model, cpus)])
+            one.append(time.perf_counter() - t0)
+            parts = os.path.join(root, f"shards{r}")
+            t0 = time.perf_counter()
+            lines = _wait([_enhance(src, parts, model, per_shard, f"{k}/{args.shards}")
+                           for k in range(1, args.shards + 1)])  # fmt: skip
+            sharded.append(time.perf_counter() - t0)
+            splits = [line.split("(")[1].split(" ")[0] for line in lines]
+            print(f"round {r + 1}: one job {one[-1]:.1f} s, {args.shards} shards {sharded[-1]:.1f} s", flush=True)
+        differing, worst = _differences(paths, whole, parts)
+    n, best_one, best_sharded = len(paths), min(one), min(sharded)
+    print(f"| {n} x {args.size}^2, {cpus} CPUs | one job, {cpus} threads: {n / best_one:.2f} | "
+          f"{args.shards} shards x {per_shard} thread(s), images {'/'.join(splits)}: {n / best_sharded:.2f} | "
+          f"{best_one / best_sharded:.2f}x | {differing} pixels differ, by <= {worst} grey level(s) |")
+
+
+if __name__ == "__main__":
+    main()
