@@ -34,7 +34,7 @@ def _cpus() -> int:
         return os.cpu_count() or 1
 
 
-def _enhance(src: str, out: str, model: str, threads: int, shard: str | None = None) -> subprocess.Popen:
+def start_enhance(src: str, out: str, model: str, threads: int, shard: str | None = None) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "xvertfast", "enhance", src, "-o", out, "--model", model, "--device", "cpu",
            "--format", "png8", "-q"]  # fmt: skip
     if shard is not None:
@@ -43,7 +43,7 @@ def _enhance(src: str, out: str, model: str, threads: int, shard: str | None = N
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _wait(procs: list[subprocess.Popen]) -> list[str]:
+def wait_all(procs: list[subprocess.Popen]) -> list[str]:
     lines = []
     for proc in procs:
         out, err = proc.communicate()
@@ -53,7 +53,7 @@ def _wait(procs: list[subprocess.Popen]) -> list[str]:
     return lines
 
 
-def _differences(paths: list[str], dir_a: str, dir_b: str) -> tuple[int, int]:
+def count_differences(paths: list[str], dir_a: str, dir_b: str) -> tuple[int, int]:
     from PIL import Image
 
     pixels, worst = 0, 0
@@ -82,16 +82,16 @@ def main() -> None:
         for r in range(args.rounds):
             whole = os.path.join(root, f"whole{r}")
             t0 = time.perf_counter()
-            _wait([_enhance(src, whole, model, cpus)])
+            wait_all([start_enhance(src, whole, model, cpus)])
             one.append(time.perf_counter() - t0)
             parts = os.path.join(root, f"shards{r}")
             t0 = time.perf_counter()
-            lines = _wait([_enhance(src, parts, model, per_shard, f"{k}/{args.shards}")
+            lines = wait_all([start_enhance(src, parts, model, per_shard, f"{k}/{args.shards}")
                            for k in range(1, args.shards + 1)])  # fmt: skip
             sharded.append(time.perf_counter() - t0)
             splits = [line.split("(")[1].split(" ")[0] for line in lines]
             print(f"round {r + 1}: one job {one[-1]:.1f} s, {args.shards} shards {sharded[-1]:.1f} s", flush=True)
-        differing, worst = _differences(paths, whole, parts)
+        differing, worst = count_differences(paths, whole, parts)
     n, best_one, best_sharded = len(paths), min(one), min(sharded)
     print(f"| {n} x {args.size}^2, {cpus} CPUs | one job, {cpus} threads: {n / best_one:.2f} | "
           f"{args.shards} shards x {per_shard} thread(s), images {'/'.join(splits)}: {n / best_sharded:.2f} | "
