@@ -160,6 +160,41 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 1 if run.failed else 0
 
 
+def _ago(seconds: float) -> str:
+    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.0f} {unit} ago"
+    return f"{max(seconds, 0):.0f} s ago"
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    import time
+
+    from xvertfast.io.job_folder import job_status
+
+    found = [status for job in ("enhance", "preprocess") if (status := job_status(args.folder, job)) is not None]
+    if not os.path.isdir(args.folder) or not found:
+        print(f"error: {args.folder} holds no output of an xvertfast enhance or preprocess job", file=sys.stderr)
+        return 2
+    if args.json:
+        from dataclasses import asdict
+
+        print(json.dumps([{**asdict(s), "done": s.done, "unfinished": s.unfinished} for s in found], indent=2))
+        return 0
+    now = time.time()
+    for status in found:
+        print(f"{args.folder}: xvertfast {status.job} (settings recorded by xvertfast {status.version or '?'})")
+        settings = status.settings or {}
+        print("  " + (", ".join(f"{k} {str(v)[:16] if k == 'model' else v}" for k, v in settings.items()
+                                if not isinstance(v, list)) or "settings unreadable"))  # fmt: skip
+        print(f"  {status.done} output files done, {status.unfinished} started and not finished (in flight, or left by "
+              "a killed run: its next run redoes them)")  # fmt: skip
+        for led in status.ledgers:
+            who = f"shard {led.shard}" if led.shard else "without --shard"
+            print(f"  {who:<16} {led.done:>8} done {led.unfinished:>4} unfinished   last written {_ago(now - led.modified)}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     import os
 
@@ -454,6 +489,22 @@ REPORT_DIR holding other files), 130 interrupted.""",
     ev.add_argument("--restart", action="store_true",
                     help="score every image again, ignoring those an earlier run in REPORT_DIR finished")
     ev.set_defaults(func=_cmd_evaluate)
+
+    st = sub.add_parser(
+        "status",
+        help="how far the enhance or preprocess job writing into a folder has come (all its shards)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""Read an enhance or preprocess output folder's settings and ledgers (the
+unsharded job's and every shard's) and say how many outputs are done, how many were
+started and not finished (in flight now, or left by a killed run, which its next run
+redoes), and when each ledger was last written: a shard whose ledger has not moved for
+much longer than an image takes has stopped. Only reads: running jobs are not disturbed.
+Inputs that failed are not in the ledgers (each run's --report lists them).
+Exit code: 0, 2 where the folder holds no such job.""",
+    )
+    st.add_argument("folder", metavar="OUT_DIR", help="the output folder of an enhance or preprocess job")
+    st.add_argument("--json", action="store_true", help="as JSON")
+    st.set_defaults(func=_cmd_status)
 
     demo = sub.add_parser(
         "demo",

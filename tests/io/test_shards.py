@@ -290,3 +290,33 @@ def test_a_line_sorts_after_what_its_job_read_even_with_another_machines_clock_a
     again = JobFolder(str(out), SETTINGS, False)
     assert not again.recorded(str(out / "x.dcm")) and again.state(src, str(out / "x.dcm"))[0] == "refuse"
     again.close()
+
+
+def test_status_counts_each_output_once_under_the_ledger_of_its_latest_line(tmp_path, capsys):
+    from xvertfast.cli import main
+    from xvertfast.io.job_folder import job_status
+
+    out = tmp_path / "out"
+    srcs = [_input(tmp_path, f"{n}.png") for n in "abc"]
+    a = JobFolder(str(out), SETTINGS, False, shard=Shard(1, 2))
+    for src in srcs:
+        a.starting(src, str(out / os.path.basename(src)))
+        (out / os.path.basename(src)).write_bytes(b"output")
+    for src in srcs[:2]:
+        a.finished(src, str(out / os.path.basename(src)), [1, 2])
+    a.close()  # c.png: started, not finished (a kill)
+    whole = JobFolder(str(out), SETTINGS, True)  # redoes b.png (--overwrite)
+    whole.starting(srcs[1], str(out / "b.png"))
+    whole.finished(srcs[1], str(out / "b.png"), [1, 2])
+    whole.close()
+    status = job_status(str(out), "enhance")
+    by = {led.shard: (led.done, led.unfinished) for led in status.ledgers}
+    assert by == {None: (1, 0), "1/2": (1, 1)} and (status.done, status.unfinished) == (2, 1)
+    assert status.settings == SETTINGS and job_status(str(out), "preprocess") is None
+    assert main(["status", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "2 output files done, 1 started and not finished" in said and "shard 1/2" in said
+    assert main(["status", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["done"] == 2
+    assert main(["status", str(tmp_path / "in")]) == 2
+    assert "holds no output of an xvertfast enhance or preprocess job" in capsys.readouterr().err

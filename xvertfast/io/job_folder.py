@@ -48,6 +48,7 @@ import os
 import re
 import threading
 import time
+from dataclasses import dataclass
 
 from xvertfast import __version__
 from xvertfast.io.files import file_state
@@ -55,7 +56,8 @@ from xvertfast.io.shards import Shard
 from xvertfast.io.write import atomic_write, remove_stale_parts
 from xvertfast.resume import ends_with_newline, hold_lock, settings_changes
 
-__all__ = ["JobFolder", "job_files", "JOB_FILE", "LEDGER_FILE", "LOCK_FILE", "JOB_STATE_FILES"]
+__all__ = ["JobFolder", "JobStatus", "LedgerStatus", "job_files", "job_status", "read_ledgers", "JOB_FILE",
+           "LEDGER_FILE", "LOCK_FILE", "JOB_STATE_FILES"]
 
 
 def job_files(job: str) -> tuple[str, str, str]:
@@ -105,6 +107,101 @@ def _moved_here(recorded: str | None, recorded_stat, input_path: str, stat) -> b
     return (recorded_stat is not None and recorded_stat == stat and stat[1] % 1_000_000_000 != 0
             and os.path.basename(recorded or "") == os.path.basename(_identity(input_path))
             and not os.path.lexists(recorded))  # fmt: skip
+
+
+def read_ledgers(ledgers: list[str]) -> tuple[dict[str, dict], dict[str, str], bool, int]:
+    """Every ledger's lines, in the order they were written (by their times; lines of an
+    xvertfast before shards have none, and come first, in their file's order): each output's
+    latest line, the ledger it is in, whether a ledger marks the folder as one of an xvertfast
+    before ledgers, and the latest line's time."""
+    lines, legacy = [], False
+    for ledger in ledgers:
+        last = 0  # a file's own lines are in the order written: a clock set back does not reorder them
+        try:
+            with open(ledger) as f:
+                for line in f:
+                    try:
+                        entry = json.loads(line)
+                        if entry.get(LEGACY_MARK):
+                            legacy = True
+                            continue
+                        entry["output"] = entry["output"].replace(os.sep, "/")  # a ledger written on Windows
+                        t = entry.get("t", 0)
+                        last = max(last, t if isinstance(t, int) else 0)
+                        lines.append((last, len(lines), entry, ledger))
+                    except (ValueError, KeyError, TypeError, AttributeError):  # a line cut short by a kill
+                        continue
+        except FileNotFoundError:
+            pass
+    entries: dict[str, dict] = {}
+    sources: dict[str, str] = {}
+    for _, _, entry, ledger in sorted(lines, key=lambda item: (item[0], item[1])):
+        rel = entry["output"]
+        if entry.get("state") == REMOVED:  # a later file there is not one of ours
+            entries.pop(rel, None)
+            sources.pop(rel, None)
+        else:
+            entries[rel], sources[rel] = entry, ledger
+    return entries, sources, legacy, max((item[0] for item in lines), default=0)
+
+
+@dataclass
+class LedgerStatus:
+    """One ledger of a job folder, as :func:`job_status` reads it."""
+
+    name: str  #: its file name in the folder
+    shard: str | None  #: "K/N" for a shard's, None for the unsharded job's
+    done: int  #: outputs whose latest line, in all the ledgers, is this ledger's and says finished
+    unfinished: int  #: outputs whose latest line is this ledger's and says started (in flight, or killed)
+    modified: float  #: when the ledger was last written (seconds since the epoch)
+
+
+@dataclass
+class JobStatus:
+    """What a job's output folder says of its progress, read without taking its locks."""
+
+    job: str  #: enhance, preprocess
+    version: str | None  #: the xvertfast that recorded the settings
+    settings: dict | None  #: the recorded settings (None: unreadable)
+    ledgers: list[LedgerStatus]
+
+    @property
+    def done(self) -> int:
+        return sum(led.done for led in self.ledgers)
+
+    @property
+    def unfinished(self) -> int:
+        return sum(led.unfinished for led in self.ledgers)
+
+
+def job_status(out_dir: str, job: str) -> JobStatus | None:
+    """The progress a job of kind ``job`` recorded in ``out_dir``, or None where none ran there.
+    Reads only: running jobs are neither locked out nor slowed (a ledger's modification time says
+    whether one is writing)."""
+    settings_file = os.path.join(out_dir, job_files(job)[0])
+    ledgers = _ledgers(out_dir, job)
+    if not os.path.exists(settings_file) and not any(os.path.exists(p) for p in ledgers):
+        return None
+    try:
+        with open(settings_file) as f:
+            recorded = json.load(f)
+    except (OSError, ValueError):
+        recorded = None
+    recorded = recorded if isinstance(recorded, dict) else {}
+    entries, sources, _, _ = read_ledgers(ledgers)
+    shard_name = re.compile(rf"\.xvertfast-{re.escape(job)}-shard-(\d+)-of-(\d+)-outputs\.jsonl")
+    found = []
+    for ledger in ledgers:
+        try:
+            modified = os.stat(ledger).st_mtime
+        except OSError:
+            continue
+        match = shard_name.fullmatch(os.path.basename(ledger))
+        mine = [entries[rel].get("state") for rel, src in sources.items() if src == ledger]
+        found.append(LedgerStatus(os.path.basename(ledger), match and f"{match.group(1)}/{match.group(2)}",
+                                  mine.count("done"), mine.count("writing"), modified))  # fmt: skip
+    settings = recorded.get("settings")
+    return JobStatus(job, recorded.get("xvertfast"), settings if isinstance(settings, dict) else None, found)
 
 
 class JobFolder:
@@ -266,35 +363,9 @@ class JobFolder:
         return self._time
 
     def _read_ledgers(self, ledgers: list[str]) -> dict[str, dict]:
-        """Every ledger's lines, in the order they were written (by their times; lines of an
-        xvertfast before shards have none, and come first, in their file's order)."""
-        lines = []
-        for ledger in ledgers:
-            last = 0  # a file's own lines are in the order written: a clock set back does not reorder them
-            try:
-                with open(ledger) as f:
-                    for line in f:
-                        try:
-                            entry = json.loads(line)
-                            if entry.get(LEGACY_MARK):
-                                self._legacy = True
-                                continue
-                            entry["output"] = entry["output"].replace(os.sep, "/")  # a ledger written on Windows
-                            t = entry.get("t", 0)
-                            last = max(last, t if isinstance(t, int) else 0)
-                            lines.append((last, len(lines), entry))
-                            self._time = max(self._time, last)
-                        except (ValueError, KeyError, TypeError, AttributeError):  # a line cut short by a kill
-                            continue
-            except FileNotFoundError:
-                pass
-        entries: dict[str, dict] = {}
-        for _, _, entry in sorted(lines, key=lambda item: (item[0], item[1])):
-            rel = entry["output"]
-            if entry.get("state") == REMOVED:  # a later file there is not one of ours
-                entries.pop(rel, None)
-            else:
-                entries[rel] = entry
+        entries, _, legacy, latest = read_ledgers(ledgers)
+        self._legacy = self._legacy or legacy
+        self._time = max(self._time, latest)
         return entries
 
     def _rel(self, out: str) -> str:
