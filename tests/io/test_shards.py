@@ -320,3 +320,28 @@ def test_status_counts_each_output_once_under_the_ledger_of_its_latest_line(tmp_
     assert json.loads(capsys.readouterr().out)[0]["done"] == 2
     assert main(["status", str(tmp_path / "in")]) == 2
     assert "holds no output of an xvertfast enhance or preprocess job" in capsys.readouterr().err
+
+
+def test_a_shard_started_as_another_records_the_settings_does_not_mark_a_new_folder_as_from_before_ledgers(
+        tmp_path, monkeypatch):  # fmt: skip
+    # shard 2 looked for ledgers once shard 1 had recorded the settings and before it made its
+    # ledger: it took the new folder for one of an xvertfast before ledgers and marked it so, and
+    # every later run adopted (and with --overwrite replaced) a file the job never wrote
+    out = str(tmp_path / "out")
+    src = _input(tmp_path, "x.png")
+    read, second = JobFolder._read_ledgers, []
+
+    def shard_2_starts_now(job, ledgers):
+        if job.shard == Shard(1, 2) and not second:
+            second.append(JobFolder(out, SETTINGS, False, shard=Shard(2, 2)))
+        return read(job, ledgers)
+
+    monkeypatch.setattr(JobFolder, "_read_ledgers", shard_2_starts_now)
+    JobFolder(out, SETTINGS, False, shard=Shard(1, 2)).close()
+    second[0].close()
+    monkeypatch.undo()
+    (tmp_path / "out" / "x.png").write_bytes(b"someone else's file")
+    job = JobFolder(out, SETTINGS, True)
+    assert job.state(src, os.path.join(out, "x.png"))[0] == "refuse"
+    job.close()
+

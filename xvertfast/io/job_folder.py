@@ -30,8 +30,9 @@ the job read where that is later (another machine's clock ahead), so a line alwa
 the lines its job read before writing it; a file's own lines keep their order. The shards hold the folder's lock shared,
 which keeps an unsharded job out while they run (and them out while it runs), and each its own
 ``.xvertfast-JOB-shard-K-of-N.lock``; shards of another N are refused while some run (an input
-would belong to two of them). The shards check and record the settings one at a time (under
-``.xvertfast-JOB-settings.lock``), so that shards started together into a new folder all run;
+would belong to two of them). The shards check and record the settings and make their ledgers one at a time (under
+``.xvertfast-JOB-settings.lock``), so that shards started together into a new folder all run
+(and none takes it for a folder of an xvertfast before ledgers);
 those running hold ``.xvertfast-JOB-shards-running.lock`` shared, and settings can change
 (``--overwrite``) only while none does.
 
@@ -95,6 +96,11 @@ JOB_FILE, LEDGER_FILE, LOCK_FILE = JOB_STATE_FILES = job_files("enhance")
 def _identity(path: str) -> str:
     """The input as the ledger names it: its real path, however it was reached (links, cwd)."""
     return os.path.realpath(path)
+
+
+def settings_key(settings: dict) -> str:
+    """The settings as a ledger line names them (what an output was made with)."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _moved_here(recorded: str | None, recorded_stat, input_path: str, stat) -> bool:
@@ -233,24 +239,27 @@ class JobFolder:
             except OSError as exc:
                 raise ValueError(f"cannot write into the output folder {out_dir}: {exc.strerror or exc}") from None
             self.settings = settings
-            self.key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-            ledgers = _ledgers(out_dir, job)
-            # a job of an xvertfast before the ledger: its outputs are adopted as they are met, in
-            # this run and later ones (the ledger's first line says so: a run may meet only some)
-            self._legacy = os.path.exists(os.path.join(out_dir, self._job_file)) and not any(
-                os.path.exists(ledger) for ledger in ledgers)
+            self.key = settings_key(settings)
             self._outputs_of: dict[str, set[str]] = {}  # input -> the outputs the ledgers name for it
-            self._check_settings()
+            ledger = os.path.join(out_dir, self._ledger_file)
+            with self._settings_turn() as running_lock:
+                # (a shard started with this one has recorded the settings and made its ledger, or
+                # neither: a new folder is not taken for one of an xvertfast before ledgers)
+                ledgers = _ledgers(out_dir, job)
+                # a job of an xvertfast before the ledger: its outputs are adopted as they are met, in
+                # this run and later ones (the ledger's first line says so: a run may meet only some)
+                self._legacy = os.path.exists(os.path.join(out_dir, self._job_file)) and not any(
+                    os.path.exists(ledger) for ledger in ledgers)
+                self._settle_settings(running_lock)
+                # unbuffered appends: a line that fails (a full disk) is not kept to fail again at close
+                self._fd = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                if self._legacy and not os.fstat(self._fd).st_size:
+                    self._write(json.dumps({LEGACY_MARK: True}) + "\n", durable=True)
             self._ledger = self._read_ledgers(ledgers)
             for rel, entry in self._ledger.items():
                 self._outputs_of.setdefault(entry.get("input"), set()).add(rel)
-            ledger = os.path.join(out_dir, self._ledger_file)
-            # unbuffered appends: a line that fails (a full disk) is not kept to fail again at close
-            self._fd = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             if os.fstat(self._fd).st_size and not ends_with_newline(ledger):
                 self._write("\n", durable=True)  # after a line a kill cut short: the next starts afresh
-            if self._legacy and not os.fstat(self._fd).st_size:
-                self._write(json.dumps({LEGACY_MARK: True}) + "\n", durable=True)
         except BaseException:
             self.close()
             raise
@@ -302,15 +311,18 @@ class JobFolder:
         if durable:
             os.fsync(self._fd)
 
-    def _check_settings(self) -> None:
-        if self.shard is None:  # alone in the folder (its lock, exclusive)
-            self._settle_settings(None)
+    @contextlib.contextmanager
+    def _settings_turn(self):
+        """This job's turn to read and record the settings and make its ledger: at once for a job
+        alone in the folder (its lock, exclusive), yielding None; the shards take it one at a time
+        (a short wait), each against the shards already running, which hold the running lock
+        (yielded) shared, on the recorded settings."""
+        if self.shard is None:
+            yield None
             return
-        # the shards settle the settings one at a time (a short wait), each against the shards
-        # already running: those hold the running lock shared, on the recorded settings
         mutex = hold_lock(os.path.join(self.out_dir, f".xvertfast-{self.job}-settings.lock"), wait=True)
         try:
-            self._settle_settings(os.path.join(self.out_dir, f".xvertfast-{self.job}-shards-running.lock"))
+            yield os.path.join(self.out_dir, f".xvertfast-{self.job}-shards-running.lock")
         finally:
             if mutex is not None:
                 mutex.close()
