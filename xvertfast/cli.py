@@ -172,14 +172,19 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     from xvertfast.io.job_folder import job_status
 
-    found = [status for job in ("enhance", "preprocess") if (status := job_status(args.folder, job)) is not None]
+    try:
+        found = [status for job in ("enhance", "preprocess") if (status := job_status(args.folder, job)) is not None]
+    except OSError as exc:  # a ledger another user's umask keeps from this one
+        print(f"error: cannot read {exc.filename or args.folder}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     if not os.path.isdir(args.folder) or not found:
         print(f"error: {args.folder} holds no output of an xvertfast enhance or preprocess job", file=sys.stderr)
         return 2
     if args.json:
         from dataclasses import asdict
 
-        print(json.dumps([{**asdict(s), "done": s.done, "unfinished": s.unfinished} for s in found], indent=2))
+        print(json.dumps([{**asdict(s), "done": s.done, "unfinished": s.unfinished, "other_settings": s.other_settings}
+                          for s in found], indent=2))  # fmt: skip
         return 0
     now = time.time()
     for status in found:
@@ -189,9 +194,17 @@ def _cmd_status(args: argparse.Namespace) -> int:
                                 if not isinstance(v, list)) or "settings unreadable"))  # fmt: skip
         print(f"  {status.done} output files done, {status.unfinished} started and not finished (in flight, or left by "
               "a killed run: its next run redoes them)")  # fmt: skip
+        if status.other_settings:
+            print(f"  {status.other_settings} output files finished with other settings than those recorded (before "
+                  "an --overwrite with new ones): a run with the recorded settings redoes them")  # fmt: skip
+        if status.legacy:
+            print("  the folder holds outputs of an xvertfast from before ledgers: they are counted only once a run "
+                  "has met them")  # fmt: skip
         for led in status.ledgers:
             who = f"shard {led.shard}" if led.shard else "without --shard"
-            print(f"  {who:<16} {led.done:>8} done {led.unfinished:>4} unfinished   last written {_ago(now - led.modified)}")
+            other = f" ({led.other_settings} with other settings)" if led.other_settings else ""
+            print(f"  {who:<16} {led.done:>8} done {led.unfinished:>4} unfinished   last written {_ago(now - led.modified)}"
+                  f"{other}")  # fmt: skip
     return 0
 
 
@@ -495,9 +508,10 @@ REPORT_DIR holding other files), 130 interrupted.""",
         help="how far the enhance or preprocess job writing into a folder has come (all its shards)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="""Read an enhance or preprocess output folder's settings and ledgers (the
-unsharded job's and every shard's) and say how many outputs are done, how many were
-started and not finished (in flight now, or left by a killed run, which its next run
-redoes), and when each ledger was last written: a shard whose ledger has not moved for
+unsharded job's and every shard's) and say how many outputs are done with the recorded
+settings, how many were started and not finished (in flight now, or left by a killed run,
+which its next run redoes), how many were finished with other settings (before an
+--overwrite with new ones, which redoes them), and when each ledger was last written: a shard whose ledger has not moved for
 much longer than an image takes has stopped. Only reads: running jobs are not disturbed.
 Inputs that failed are not in the ledgers (each run's --report lists them).
 Exit code: 0, 2 where the folder holds no such job.""",

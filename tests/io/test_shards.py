@@ -345,3 +345,45 @@ def test_a_shard_started_as_another_records_the_settings_does_not_mark_a_new_fol
     assert job.state(src, os.path.join(out, "x.png"))[0] == "refuse"
     job.close()
 
+
+def test_status_does_not_count_outputs_of_other_settings_as_done(tmp_path, capsys):
+    # an --overwrite with new settings has started: what the old settings made is to be redone,
+    # and was counted as done (a job that had done nothing looked finished)
+    from xvertfast.cli import main
+    from xvertfast.io.job_folder import job_status
+
+    out = tmp_path / "out"
+    a = JobFolder(str(out), SETTINGS, False)
+    for src in (_input(tmp_path, f"{n}.png") for n in "ab"):
+        a.starting(src, str(out / os.path.basename(src)))
+        a.finished(src, str(out / os.path.basename(src)), [1, 2])
+    a.close()
+    JobFolder(str(out), {**SETTINGS, "format": "tiff"}, True).close()
+    status = job_status(str(out), "enhance")
+    assert (status.done, status.other_settings) == (0, 2)
+    assert main(["status", str(out)]) == 0
+    assert "0 output files done" in capsys.readouterr().out
+
+
+def test_status_of_odd_folders(tmp_path, capsys):
+    from xvertfast.cli import main
+    from xvertfast.io.job_folder import job_status
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / job_files("enhance")[0]).write_text(json.dumps({"xvertfast": "0.0.1", "settings": SETTINGS}))
+    status = job_status(str(out), "enhance")  # a folder of an xvertfast before ledgers: says so
+    assert status.legacy and status.done == 0
+    assert main(["status", str(out)]) == 0 and "before ledgers" in capsys.readouterr().out
+    # a line of bytes that are not text is skipped, as a line cut short is (it stopped every job)
+    src = _input(tmp_path, "a.png")
+    line = {"output": "a.png", "input": os.path.realpath(src), "state": "done", "settings": "k", "stat": [1, 2]}
+    (out / job_files("enhance")[1]).write_bytes(b"\xff\xfe garbled\n" + json.dumps(line).encode() + b"\n")
+    assert job_status(str(out), "enhance").ledgers[0].other_settings == 1
+    JobFolder(str(out), SETTINGS, False).close()
+    # a ledger that cannot be read: an error, not a traceback
+    (out / shard_files("enhance", Shard(1, 2))[0]).mkdir()
+    assert main(["status", str(out)]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    (out / shard_files("enhance", Shard(1, 2))[0]).rmdir()
+    assert main(["status", str(tmp_path / "in" / "a.png")]) == 2  # a file

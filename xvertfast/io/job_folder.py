@@ -72,9 +72,14 @@ def shard_files(job: str, shard: Shard) -> tuple[str, str, str]:
             f".xvertfast-{job}-shards-of-{shard.count}.lock")  # fmt: skip
 
 
+def _shard_ledger_name(job: str) -> re.Pattern:
+    """The name of a shard's ledger (:func:`shard_files`); its groups: K and N."""
+    return re.compile(rf"\.xvertfast-{re.escape(job)}-shard-(\d+)-of-(\d+)-outputs\.jsonl")
+
+
 def _ledgers(out_dir: str, job: str) -> list[str]:
     """The ledgers of job ``job`` in ``out_dir``: the unsharded job's first, then its shards'."""
-    pattern = re.compile(rf"\.xvertfast-{re.escape(job)}-shard-\d+-of-\d+-outputs\.jsonl")
+    pattern = _shard_ledger_name(job)
     try:
         names = sorted(n for n in os.listdir(out_dir) if pattern.fullmatch(n))
     except OSError:
@@ -124,7 +129,7 @@ def read_ledgers(ledgers: list[str]) -> tuple[dict[str, dict], dict[str, str], b
     for ledger in ledgers:
         last = 0  # a file's own lines are in the order written: a clock set back does not reorder them
         try:
-            with open(ledger) as f:
+            with open(ledger, encoding="utf-8", errors="replace") as f:  # (bytes not text: that line is skipped)
                 for line in f:
                     try:
                         entry = json.loads(line)
@@ -157,9 +162,12 @@ class LedgerStatus:
 
     name: str  #: its file name in the folder
     shard: str | None  #: "K/N" for a shard's, None for the unsharded job's
-    done: int  #: outputs whose latest line, in all the ledgers, is this ledger's and says finished
+    done: int  #: outputs whose latest line, in all the ledgers, is this ledger's and says finished with the recorded settings
     unfinished: int  #: outputs whose latest line is this ledger's and says started (in flight, or killed)
     modified: float  #: when the ledger was last written (seconds since the epoch)
+    #: outputs whose latest line is this ledger's and says finished with other settings than the
+    #: recorded ones (before an ``--overwrite`` with new settings): a run on these redoes them
+    other_settings: int = 0
 
 
 @dataclass
@@ -170,6 +178,9 @@ class JobStatus:
     version: str | None  #: the xvertfast that recorded the settings
     settings: dict | None  #: the recorded settings (None: unreadable)
     ledgers: list[LedgerStatus]
+    #: the folder is one of an xvertfast before ledgers: the outputs that version wrote are
+    #: counted only once a run has met them
+    legacy: bool = False
 
     @property
     def done(self) -> int:
@@ -179,11 +190,15 @@ class JobStatus:
     def unfinished(self) -> int:
         return sum(led.unfinished for led in self.ledgers)
 
+    @property
+    def other_settings(self) -> int:
+        return sum(led.other_settings for led in self.ledgers)
+
 
 def job_status(out_dir: str, job: str) -> JobStatus | None:
     """The progress a job of kind ``job`` recorded in ``out_dir``, or None where none ran there.
     Reads only: running jobs are neither locked out nor slowed (a ledger's modification time says
-    whether one is writing)."""
+    whether one is writing). OSError where a ledger cannot be read (another user's, say)."""
     settings_file = os.path.join(out_dir, job_files(job)[0])
     ledgers = _ledgers(out_dir, job)
     if not os.path.exists(settings_file) and not any(os.path.exists(p) for p in ledgers):
@@ -194,20 +209,24 @@ def job_status(out_dir: str, job: str) -> JobStatus | None:
     except (OSError, ValueError):
         recorded = None
     recorded = recorded if isinstance(recorded, dict) else {}
-    entries, sources, _, _ = read_ledgers(ledgers)
-    shard_name = re.compile(rf"\.xvertfast-{re.escape(job)}-shard-(\d+)-of-(\d+)-outputs\.jsonl")
+    settings = recorded.get("settings")
+    settings = settings if isinstance(settings, dict) else None
+    key = None if settings is None else settings_key(settings)  # (unreadable: every finished one counts)
+    entries, sources, legacy, _ = read_ledgers(ledgers)
     found = []
     for ledger in ledgers:
         try:
             modified = os.stat(ledger).st_mtime
         except OSError:
             continue
-        match = shard_name.fullmatch(os.path.basename(ledger))
-        mine = [entries[rel].get("state") for rel, src in sources.items() if src == ledger]
-        found.append(LedgerStatus(os.path.basename(ledger), match and f"{match.group(1)}/{match.group(2)}",
-                                  mine.count("done"), mine.count("writing"), modified))  # fmt: skip
-    settings = recorded.get("settings")
-    return JobStatus(job, recorded.get("xvertfast"), settings if isinstance(settings, dict) else None, found)
+        match = _shard_ledger_name(job).fullmatch(os.path.basename(ledger))
+        mine = [entries[rel] for rel, src in sources.items() if src == ledger]
+        done = [e for e in mine if e.get("state") == "done"]
+        current = sum(key is None or e.get("settings") == key for e in done)
+        found.append(LedgerStatus(os.path.basename(ledger), match and f"{match.group(1)}/{match.group(2)}", current,
+                                  sum(e.get("state") == "writing" for e in mine), modified, len(done) - current))  # fmt: skip
+    legacy = legacy or (os.path.exists(settings_file) and not found)
+    return JobStatus(job, recorded.get("xvertfast"), settings, found, legacy)
 
 
 class JobFolder:
