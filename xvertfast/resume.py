@@ -52,8 +52,10 @@ def hold_lock(path: str, shared: bool = False, wait: bool = False) -> IO | None:
     share its folder instead of racing the other one (and removing its temporaries). The lock
     is exclusive, or ``shared`` (the shards of one job hold the folder's lock together, which
     keeps an unsharded job out); ``wait`` blocks until it is granted instead of returning None.
-    Where there is no flock (Windows, an NFS mount without locking), the file unlocked: one job
-    per folder is then up to the user. Raises OSError where the file cannot be opened."""
+    Where there is no flock (Windows, a Lustre mount with ``noflock``), the file unlocked; where
+    locks are only local (an NFS mount with ``nolock`` or ``local_lock=flock``), they keep out
+    only the jobs of the same machine: one job per folder is then up to the user. Raises OSError
+    where the file cannot be opened."""
     lock = open(path, "a+")  # readable too: Linux's NFS client emulates a shared flock with a read lock
     if not set_lock(lock, shared=shared, wait=wait):
         lock.close()
