@@ -450,3 +450,23 @@ def test_a_moved_input_is_recognised_only_by_name_size_and_a_fine_time(tmp_path)
     os.utime(second, ns=(1_700_000_000 * 10**9, 1_700_000_000 * 10**9))
     whole = [100, 1_700_000_000 * 10**9]
     assert not _moved_here(recorded, whole, str(second), file_state(str(second)))
+
+
+def test_a_stop_while_the_reports_temporaries_are_removed_leaves_the_folder_unlocked(tmp_path, model_dir, seed,  # noqa: F811
+                                                                                     monkeypatch):  # fmt: skip
+    # SIGTERM (a KeyboardInterrupt) right after the job took its folder: the folder stayed locked
+    # by the call that raised (main() inside a notebook, a test), refusing the next job
+    from xvertfast.infer import Enhancer
+
+    write_pngs(tmp_path / "in", seed, ["a.png"])
+
+    def stopped(paths):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch, "remove_stale_parts", stopped)
+    enhancer = Enhancer(str(model_dir), device="cpu")
+    with pytest.raises(KeyboardInterrupt) as raised:
+        enhancer.enhance_files([str(tmp_path / "in")], str(tmp_path / "out"), report=str(tmp_path / "r.json"),
+                               progress=False)  # fmt: skip
+    JobFolder(str(tmp_path / "out"), {}, True).close()  # (with the traceback, and its frames, still held)
+    assert raised.value is not None

@@ -326,8 +326,8 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
     _check_side_files(files, report=report, preview=preview)
     settings = _job_settings(enhancer, fmt)  # hashes every weight: once per job
     job = JobFolder(out_dir, settings, overwrite, shard=shard)
-    remove_stale_parts(path for path in (report, preview) if path)  # a killed run's
     try:
+        remove_stale_parts(path for path in (report, preview) if path)  # a killed run's
         summary, planned = _run(enhancer, job, files, fmt, workers, progress, log, start)
     finally:
         job.close()
