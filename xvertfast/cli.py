@@ -514,7 +514,7 @@ which its next run redoes), how many were finished with other settings (before a
 --overwrite with new ones, which redoes them), and when each ledger was last written: a shard whose ledger has not moved for
 much longer than an image takes has stopped. Only reads: running jobs are not disturbed.
 Inputs that failed are not in the ledgers (each run's --report lists them).
-Exit code: 0, 2 where the folder holds no such job.""",
+Exit code: 0, 2 where the folder holds no such job or a ledger cannot be read.""",
     )
     st.add_argument("folder", metavar="OUT_DIR", help="the output folder of an enhance or preprocess job")
     st.add_argument("--json", action="store_true", help="as JSON")
