@@ -387,3 +387,24 @@ def test_status_of_odd_folders(tmp_path, capsys):
     assert "cannot read" in capsys.readouterr().err
     (out / shard_files("enhance", Shard(1, 2))[0]).rmdir()
     assert main(["status", str(tmp_path / "in" / "a.png")]) == 2  # a file
+
+
+@pytest.mark.parametrize("shard", [None, Shard(1, 2)], ids=["unsharded", "shard"])
+def test_a_kill_right_after_the_settings_are_recorded_leaves_no_folder_of_an_earlier_version(tmp_path, monkeypatch,
+                                                                                              shard):  # fmt: skip
+    out = tmp_path / "out"
+    src = _input(tmp_path, "a.png")
+    settle = JobFolder._settle_settings
+
+    def killed_after(self, running_lock):
+        settle(self, running_lock)
+        raise KeyboardInterrupt  # (a kill: nothing after the settings file is written)
+
+    monkeypatch.setattr(JobFolder, "_settle_settings", killed_after)
+    with pytest.raises(KeyboardInterrupt):
+        JobFolder(str(out), SETTINGS, False, shard=shard)
+    monkeypatch.undo()
+    (out / "a.png").write_bytes(b"not written by xvertfast")
+    job = JobFolder(str(out), SETTINGS, False)
+    assert job.state(src, str(out / "a.png"))[0] == "refuse"  # not adopted as an earlier version's output
+    job.close()

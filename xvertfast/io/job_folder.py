@@ -269,9 +269,15 @@ class JobFolder:
                 # this run and later ones (the ledger's first line says so: a run may meet only some)
                 self._legacy = os.path.exists(os.path.join(out_dir, self._job_file)) and not any(
                     os.path.exists(ledger) for ledger in ledgers)
+                # unbuffered appends: a line that fails (a full disk) is not kept to fail again at close.
+                # Made before the settings are recorded, where it is not that earlier version's
+                # folder: a kill between the two must not leave settings without a ledger, which the
+                # next run would take for such a folder
+                if not self._legacy:
+                    self._fd = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
                 self._settle_settings(running_lock)
-                # unbuffered appends: a line that fails (a full disk) is not kept to fail again at close
-                self._fd = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                if self._fd is None:
+                    self._fd = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
                 if self._legacy and not os.fstat(self._fd).st_size:
                     self._write(json.dumps({LEGACY_MARK: True}) + "\n", durable=True)
             self._ledger = self._read_ledgers(ledgers)
