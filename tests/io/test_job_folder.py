@@ -470,3 +470,24 @@ def test_a_stop_while_the_reports_temporaries_are_removed_leaves_the_folder_unlo
                                progress=False)  # fmt: skip
     JobFolder(str(tmp_path / "out"), {}, True).close()  # (with the traceback, and its frames, still held)
     assert raised.value is not None
+
+
+def test_an_interrupt_while_planning_still_gives_the_summary_and_report(tmp_path, model_dir, seed, capsys,  # noqa: F811
+                                                                        monkeypatch):  # fmt: skip
+    write_pngs(tmp_path / "in", seed, ["a.png", "b.png", "c.png"])
+    assert run(model_dir, tmp_path / "in", "-o", tmp_path / "out") == 0
+    capsys.readouterr()
+    calls = []
+
+    def interrupted(self, input_path, out):
+        calls.append(out)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # (Ctrl-C, or SIGTERM: main raises it for both)
+        return "done", None
+
+    monkeypatch.setattr(JobFolder, "state", interrupted)
+    assert run(model_dir, tmp_path / "in", "-o", tmp_path / "out", "--report", tmp_path / "run.json") == 130
+    captured = capsys.readouterr()
+    assert "interrupted while planning" in captured.err and captured.out.startswith("0 done, 1 skipped, 0 failed")
+    body = json.loads((tmp_path / "run.json").read_text())["summary"]
+    assert body["stopped"] == "interrupted" and body["found"] == 3 and body["not_processed"] == 2

@@ -354,22 +354,28 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
 def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool, log, start: float):
     """The job proper: plan, skip what is done, then read -> network -> write, pipelined."""
     description = _description(job.settings)
-    planned, failed = _plan(files, job.out_dir, fmt, job.shard)
-    summary = BatchSummary(records=list(failed), found=len(planned) + len(failed), shard=job.shard,
-                           found_all=len(files))  # fmt: skip
-    for rec in failed:
-        log(f"error: {rec.error}")
-    todo = []
-    remove_stale_parts(out for _, out in planned)  # a killed run's temporaries (no other job runs: the lock)
-    for f, out in planned:
-        state, why = job.state(f.path, out)
-        if state == "done":
-            summary.records.append(FileRecord(f.path, out, "skipped"))
-        elif state == "refuse":
-            summary.records.append(FileRecord(f.path, out, "failed", f"{f.path}: {why}"))
-            log(f"error: {f.path}: {why}")
-        else:
-            todo.append((f, out, file_state(f.path)))
+    mine = len(files) if job.shard is None else sum(job.shard.owns(f.rel) for f in files)
+    summary = BatchSummary(found=mine, shard=job.shard, found_all=len(files))
+    todo, planned = [], []
+    try:  # planning a large archive on a network share takes a while: Ctrl-C (SIGTERM) there too
+        planned, failed = _plan(files, job.out_dir, fmt, job.shard)
+        summary.records.extend(failed)
+        for rec in failed:
+            log(f"error: {rec.error}")
+        remove_stale_parts(out for _, out in planned)  # a killed run's temporaries (no other job runs: the lock)
+        for f, out in planned:
+            state, why = job.state(f.path, out)
+            if state == "done":
+                summary.records.append(FileRecord(f.path, out, "skipped"))
+            elif state == "refuse":
+                summary.records.append(FileRecord(f.path, out, "failed", f"{f.path}: {why}"))
+                log(f"error: {f.path}: {why}")
+            else:
+                todo.append((f, out, file_state(f.path)))
+    except KeyboardInterrupt:
+        summary.stopped = "interrupted"
+        log("stopped: interrupted while planning, before any image was enhanced; the same command resumes")
+        return summary, planned
 
     desc = "enhance" if job.shard is None else f"enhance {job.shard.index}/{job.shard.count}"
     bar = tqdm(total=len(todo), unit="img", desc=desc, disable=not progress)
