@@ -302,3 +302,23 @@ def test_sigterm_stops_a_command_as_ctrl_c_does_and_main_puts_the_handler_back(m
     assert signal.getsignal(signal.SIGTERM) is before
     monkeypatch.setattr(cli, "_cmd_info", lambda args: 130)  # a command's own 130 without a SIGTERM stays 130
     assert cli.main(["info"]) == 130
+
+
+def test_a_repeated_sigterm_does_not_cut_the_first_ones_stop_short(monkeypatch):
+    import signal
+
+    from xvertfast import cli
+
+    stopped_cleanly = []
+
+    def command(args):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+        except KeyboardInterrupt:  # the job's own stop: finishing the outputs in flight, say
+            os.kill(os.getpid(), signal.SIGTERM)  # the scheduler again (SIGKILL would follow its grace period)
+            stopped_cleanly.append(True)
+            return 130
+        raise AssertionError("SIGTERM did not stop the command")
+
+    monkeypatch.setattr(cli, "_cmd_info", command)
+    assert cli.main(["info"]) == 143 and stopped_cleanly == [True]

@@ -703,6 +703,8 @@ def _stop_on_sigterm():
     terminated = [False]
 
     def stop(signum, frame):
+        if terminated[0]:  # a repeat while the first one's stop runs: let it finish (SIGKILL does not wait)
+            return
         terminated[0] = True
         raise KeyboardInterrupt
 
