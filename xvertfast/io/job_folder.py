@@ -27,14 +27,14 @@ network file system may interleave), and every job reads all the ledgers of its 
 unsharded rerun, or shards of another N, resume from what any shard wrote. Each line carries
 its time, which orders the lines of several ledgers: the clock's, or just after the latest line
 the job read where that is later (another machine's clock ahead), so a line always sorts after
-the lines its job read before writing it; a file's own lines keep their order. The shards hold the folder's lock shared,
-which keeps an unsharded job out while they run (and them out while it runs), and each its own
-``.xvertfast-JOB-shard-K-of-N.lock``; shards of another N are refused while some run (an input
-would belong to two of them). The shards check and record the settings and make their ledgers one at a time (under
-``.xvertfast-JOB-settings.lock``), so that shards started together into a new folder all run
-(and none takes it for a folder of an xvertfast before ledgers);
-those running hold ``.xvertfast-JOB-shards-running.lock`` shared, and settings can change
-(``--overwrite``) only while none does.
+the lines its job read before writing it; a file's own lines keep their order. The shards hold
+the folder's lock shared, which keeps an unsharded job out while they run (and them out while
+it runs), and each its own ``.xvertfast-JOB-shard-K-of-N.lock``; shards of another N are
+refused while some run (an input would belong to two of them). The shards check and record the
+settings and make their ledgers one at a time (under ``.xvertfast-JOB-settings.lock``), so that
+shards started together into a new folder all run (and none takes it for a folder of an
+xvertfast before ledgers); those running hold ``.xvertfast-JOB-shards-running.lock`` shared,
+and settings can change (``--overwrite``) only while none does.
 
 The folder's files also mark it as a job's output folder, so that searching a tree for
 inputs (:func:`xvertfast.io.files.discover`) does not take outputs for inputs.
