@@ -408,3 +408,31 @@ def test_a_kill_right_after_the_settings_are_recorded_leaves_no_folder_of_an_ear
     job = JobFolder(str(out), SETTINGS, False)
     assert job.state(src, str(out / "a.png"))[0] == "refuse"  # not adopted as an earlier version's output
     job.close()
+
+
+def test_a_shard_plans_as_the_whole_job_does_opening_only_the_files_that_could_collide(tmp_path, seed, monkeypatch):
+    from xvertfast.infer import batch
+    from xvertfast.io.files import InputFile
+
+    rng = __import__("random").Random(seed)
+    names = [f"d{rng.randrange(3)}/x{rng.randrange(150)}{rng.choice(['.png', '.tif', '.dcm', ''])}" for _ in range(300)]
+    files = [InputFile(str(tmp_path / "in" / n), n) for n in dict.fromkeys(names)]
+    opened, kinds = [], {}
+
+    def same_kind(path):  # one kind per file, whichever plan asks first
+        return kinds.setdefault(path, rng.choice(["tiff", "dicom", "png16"]))
+
+    monkeypatch.setattr(batch, "_same_format", lambda path: opened.append(path) or same_kind(path))
+    out = str(tmp_path / "out")
+    rel = {f.path: f.rel for f in files}
+    for fmt in ("same", "png16"):
+        whole, whole_failed = batch._plan(files, out, fmt)
+        for k in (1, 2, 3):
+            shard = Shard(k, 3)
+            opened.clear()
+            planned, failed = batch._plan(files, out, fmt, shard)
+            assert planned == [(f, o) for f, o in whole if shard.owns(f.rel)]
+            assert [r.error for r in failed] == [r.error for r in whole_failed if shard.owns(rel[r.input])]
+            if fmt == "same":
+                assert len(opened) < 0.6 * len(files)  # not every file's header: about a third, and its stems' others
+    assert whole_failed  # (the names collide: the test sees collisions)

@@ -151,10 +151,15 @@ def _check_side_files(files, **paths: str | None) -> None:
 
 def _plan(files, out_dir: str, fmt: str, shard: Shard | None = None) -> tuple[list[tuple], list[FileRecord]]:
     """(input, output) pairs; inputs whose output would leave out_dir, collide or replace an
-    input fail here. With a shard, those of its inputs: every file is still planned, so that
-    every shard finds the same collisions."""
+    input fail here. With a shard, those of its inputs: the other shards' files whose outputs
+    could collide with them are planned too, so that every shard finds the same collisions
+    (a collision is between files of one output path but for the extension; the others' files
+    are not opened, which ``same`` would do to learn their kind)."""
     planned, failed, taken = [], [], {}
     inputs = {os.path.realpath(f.path) for f in files}
+    if shard is not None:
+        mine = {_stem(out_dir, f.rel) for f in files if shard.owns(f.rel)}
+        files = [f for f in files if shard.owns(f.rel) or _stem(out_dir, f.rel) in mine]
     for f in files:
         kind = _same_format(f.path) if fmt == "same" else fmt
         suffix = FORMAT_EXTENSIONS[kind]
@@ -180,6 +185,15 @@ def _plan(files, out_dir: str, fmt: str, shard: Shard | None = None) -> tuple[li
         planned = [(f, out) for f, out in planned if shard.owns(f.rel)]
         failed = [(f, rec) for f, rec in failed if shard.owns(f.rel)]
     return planned, [rec for _, rec in failed]
+
+
+def _stem(out_dir: str, rel: str) -> str | None:
+    """The output path of ``rel`` but for its extension (None: outside ``out_dir``): what two
+    inputs whose outputs collide share, whatever their formats."""
+    try:
+        return output_path(out_dir, rel, "")
+    except ValueError:
+        return None
 
 
 def _read_and_prepare(enhancer, f: InputFile):
