@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import IO
 
-__all__ = ["settings_changes", "ends_with_newline", "hold_lock", "set_lock"]
+__all__ = ["settings_changes", "ends_with_newline", "hold_lock"]
 
 
 def settings_changes(previous, now: dict) -> str:
@@ -56,27 +56,18 @@ def hold_lock(path: str, shared: bool = False, wait: bool = False) -> IO | None:
     locks are only local (an NFS mount with ``nolock`` or ``local_lock=flock``), they keep out
     only the jobs of the same machine: one job per folder is then up to the user. Raises OSError
     where the file cannot be opened."""
-    lock = open(path, "a+")  # readable too: Linux's NFS client emulates a shared flock with a read lock
-    if not set_lock(lock, shared=shared, wait=wait):
-        lock.close()
-        return None
-    return lock
-
-
-def set_lock(lock: IO, shared: bool = False, wait: bool = False) -> bool:
-    """Takes or converts the ``flock`` on the open file ``lock``; False where another process
-    holds a conflicting one. Linux converts a lock by dropping it first: after a failed
-    conversion the file holds no lock at all. True where the system has no locking."""
     import errno
 
+    lock = open(path, "a+")  # readable too: Linux's NFS client emulates a shared flock with a read lock
     try:
         import fcntl
     except ImportError:
-        return True
+        return lock
     try:
         fcntl.flock(lock.fileno(), (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB))
     except OSError as exc:
         if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):  # no locking here, not a holder
-            return True
-        return False
-    return True
+            return lock
+        lock.close()
+        return None
+    return lock

@@ -430,7 +430,7 @@ def test_a_shard_plans_as_the_whole_job_does_opening_only_the_files_that_could_c
         for k in (1, 2, 3):
             shard = Shard(k, 3)
             opened.clear()
-            planned, failed = batch._plan(files, out, fmt, shard)
+            planned, failed = batch._plan(files, out, fmt, [shard.owns(f.rel) for f in files])
             assert planned == [(f, o) for f, o in whole if shard.owns(f.rel)]
             assert [r.error for r in failed] == [r.error for r in whole_failed if shard.owns(rel[r.input])]
             if fmt == "same":

@@ -103,7 +103,7 @@ class BatchSummary:
     def line(self) -> str:
         warned = f" ({len(self.warned)} with warnings)" if self.warned else ""
         rate = f" ({self.images_per_second:.2f} images/s)" if self.done else ""  # (a rerun that skips all: none)
-        part = f"{self.shard} ({self.found} of {self.found_all} files): " if self.shard else ""
+        part = self.shard.share(self.found, self.found_all) if self.shard else ""
         return f"{part}{self.done} done{warned}, {self.skipped} skipped, {len(self.failed)} failed in {self.seconds:.1f} s{rate}"
 
 
@@ -149,18 +149,22 @@ def _check_side_files(files, **paths: str | None) -> None:
             raise ValueError(f"--{option} {path} is one of the inputs; it would be overwritten")
 
 
-def _plan(files, out_dir: str, fmt: str, shard: Shard | None = None) -> tuple[list[tuple], list[FileRecord]]:
+def _plan(files, out_dir: str, fmt: str, mine: list[bool] | None = None) -> tuple[list[tuple], list[FileRecord]]:
     """(input, output) pairs; inputs whose output would leave out_dir, collide or replace an
-    input fail here. With a shard, those of its inputs: the other shards' files whose outputs
-    could collide with them are planned too, so that every shard finds the same collisions
-    (a collision is between files of one output path but for the extension; the others' files
-    are not opened, which ``same`` would do to learn their kind)."""
+    input fail here. ``mine`` (a shard's): which of ``files`` are its own, the ones planned; the
+    others' files whose outputs could collide with them are planned along, so that every shard
+    finds the same collisions (a collision is between files of one output path but for the
+    extension; the other files are not opened, which ``same`` would do to learn their kind)."""
     planned, failed, taken = [], [], {}
     inputs = {os.path.realpath(f.path) for f in files}
-    if shard is not None:
-        mine = {_stem(out_dir, f.rel) for f in files if shard.owns(f.rel)}
-        files = [f for f in files if shard.owns(f.rel) or _stem(out_dir, f.rel) in mine]
-    for f in files:
+    if mine is None:
+        mine = [True] * len(files)
+    else:
+        stems = [_stem(out_dir, f.rel) for f in files]
+        wanted = {stem for stem, own in zip(stems, mine) if own}
+        keep = [own or stem in wanted for own, stem in zip(mine, stems)]
+        files, mine = [f for f, k in zip(files, keep) if k], [own for own, k in zip(mine, keep) if k]
+    for f, own in zip(files, mine):
         kind = _same_format(f.path) if fmt == "same" else fmt
         suffix = FORMAT_EXTENSIONS[kind]
         if fmt == "same" and kind == "tiff" and image_extension(f.path).lower() in (".tif", ".tiff"):
@@ -168,23 +172,24 @@ def _plan(files, out_dir: str, fmt: str, shard: Shard | None = None) -> tuple[li
         try:
             out = output_path(out_dir, f.rel, suffix)
         except ValueError as exc:
-            failed.append((f, FileRecord(f.path, None, "failed", str(exc))))
+            error = str(exc)
+        else:
+            error = None
+            if out in taken:
+                error = (f"{f.path}: its output {out} is also the output of {taken[out]} "
+                         f"({collision_remedy(f.path, taken[out])})")  # fmt: skip
+            elif os.path.realpath(out) in inputs:  # the same file, however either path is spelled
+                error = (f"{f.path}: its output {out} would replace an input (is the output folder one of the "
+                         "input folders?)")  # fmt: skip
+            else:
+                taken[out] = f.path
+        if not own:  # (planned for the collisions it makes with this shard's files)
             continue
-        if out in taken:
-            failed.append((f, FileRecord(f.path, None, "failed",
-                                         f"{f.path}: its output {out} is also the output of {taken[out]} "
-                                         f"({collision_remedy(f.path, taken[out])})")))  # fmt: skip
-            continue
-        if os.path.realpath(out) in inputs:  # the same file, however either path is spelled
-            failed.append((f, FileRecord(f.path, None, "failed", f"{f.path}: its output {out} would replace an "
-                                         "input (is the output folder one of the input folders?)")))  # fmt: skip
-            continue
-        taken[out] = f.path
-        planned.append((f, out))
-    if shard is not None:
-        planned = [(f, out) for f, out in planned if shard.owns(f.rel)]
-        failed = [(f, rec) for f, rec in failed if shard.owns(f.rel)]
-    return planned, [rec for _, rec in failed]
+        if error is None:
+            planned.append((f, out))
+        else:
+            failed.append(FileRecord(f.path, None, "failed", error))
+    return planned, failed
 
 
 def _stem(out_dir: str, rel: str) -> str | None:
@@ -368,11 +373,11 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
 def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool, log, start: float):
     """The job proper: plan, skip what is done, then read -> network -> write, pipelined."""
     description = _description(job.settings)
-    mine = len(files) if job.shard is None else sum(job.shard.owns(f.rel) for f in files)
-    summary = BatchSummary(found=mine, shard=job.shard, found_all=len(files))
+    mine = None if job.shard is None else [job.shard.owns(f.rel) for f in files]
+    summary = BatchSummary(found=len(files) if mine is None else sum(mine), shard=job.shard, found_all=len(files))
     todo, planned = [], []
     try:  # planning a large archive on a network share takes a while: Ctrl-C (SIGTERM) there too
-        planned, failed = _plan(files, job.out_dir, fmt, job.shard)
+        planned, failed = _plan(files, job.out_dir, fmt, mine)
         summary.records.extend(failed)
         for rec in failed:
             log(f"error: {rec.error}")

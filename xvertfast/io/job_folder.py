@@ -57,8 +57,8 @@ from xvertfast.io.shards import Shard
 from xvertfast.io.write import atomic_write, remove_stale_parts
 from xvertfast.resume import ends_with_newline, hold_lock, settings_changes
 
-__all__ = ["JobFolder", "JobStatus", "LedgerStatus", "job_files", "job_status", "read_ledgers", "JOB_FILE",
-           "LEDGER_FILE", "LOCK_FILE", "JOB_STATE_FILES"]
+__all__ = ["JobFolder", "JobStatus", "LedgerStatus", "job_files", "job_status", "read_ledgers", "shard_files",
+           "shards_locks", "JOB_FILE", "LEDGER_FILE", "LOCK_FILE", "JOB_STATE_FILES"]
 
 
 def job_files(job: str) -> tuple[str, str, str]:
@@ -72,9 +72,20 @@ def shard_files(job: str, shard: Shard) -> tuple[str, str, str]:
             f".xvertfast-{job}-shards-of-{shard.count}.lock")  # fmt: skip
 
 
+def shards_locks(job: str) -> tuple[str, str]:
+    """The locks all shards of a job share: the mutex under which each settles the settings and
+    makes its ledger, and the one the shards running hold shared."""
+    return f".xvertfast-{job}-settings.lock", f".xvertfast-{job}-shards-running.lock"
+
+
 def _shard_ledger_name(job: str) -> re.Pattern:
     """The name of a shard's ledger (:func:`shard_files`); its groups: K and N."""
     return re.compile(rf"\.xvertfast-{re.escape(job)}-shard-(\d+)-of-(\d+)-outputs\.jsonl")
+
+
+def _shards_count_lock_name(job: str) -> re.Pattern:
+    """The name of the lock the shards of one count share (:func:`shard_files`); its group: N."""
+    return re.compile(rf"\.xvertfast-{re.escape(job)}-shards-of-(\d+)\.lock")
 
 
 def _ledgers(out_dir: str, job: str) -> list[str]:
@@ -213,14 +224,18 @@ def job_status(out_dir: str, job: str) -> JobStatus | None:
     settings = settings if isinstance(settings, dict) else None
     key = None if settings is None else settings_key(settings)  # (unreadable: every finished one counts)
     entries, sources, legacy, _ = read_ledgers(ledgers)
+    latest_in: dict[str, list[dict]] = {}  # a ledger -> the outputs whose latest line is in it
+    for rel, ledger in sources.items():
+        latest_in.setdefault(ledger, []).append(entries[rel])
+    pattern = _shard_ledger_name(job)
     found = []
     for ledger in ledgers:
         try:
             modified = os.stat(ledger).st_mtime
         except OSError:
             continue
-        match = _shard_ledger_name(job).fullmatch(os.path.basename(ledger))
-        mine = [entries[rel] for rel, src in sources.items() if src == ledger]
+        match = pattern.fullmatch(os.path.basename(ledger))
+        mine = latest_in.get(ledger, [])
         done = [e for e in mine if e.get("state") == "done"]
         current = sum(key is None or e.get("settings") == key for e in done)
         found.append(LedgerStatus(os.path.basename(ledger), match and f"{match.group(1)}/{match.group(2)}", current,
@@ -269,15 +284,17 @@ class JobFolder:
                 # this run and later ones (the ledger's first line says so: a run may meet only some)
                 self._legacy = os.path.exists(os.path.join(out_dir, self._job_file)) and not any(
                     os.path.exists(ledger) for ledger in ledgers)
+                self._other_ledgers = shard is not None or len(ledgers) > 1  # (named when a file is refused)
                 # unbuffered appends: a line that fails (a full disk) is not kept to fail again at close.
                 # Made before the settings are recorded, where it is not that earlier version's
                 # folder: a kill between the two must not leave settings without a ledger, which the
                 # next run would take for such a folder
+                open_ledger = lambda: os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)  # noqa: E731
                 if not self._legacy:
-                    self._fd = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                    self._fd = open_ledger()
                 self._settle_settings(running_lock)
                 if self._fd is None:
-                    self._fd = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                    self._fd = open_ledger()
                 if self._legacy and not os.fstat(self._fd).st_size:
                     self._write(json.dumps({LEGACY_MARK: True}) + "\n", durable=True)
             self._ledger = self._read_ledgers(ledgers)
@@ -317,7 +334,7 @@ class JobFolder:
         if count is None:  # (a blocking request is granted or fails with an error)
             raise ValueError(f"cannot lock {count_lock}")
         self._locks.append(count)
-        pattern = re.compile(rf"\.xvertfast-{re.escape(self.job)}-shards-of-(\d+)\.lock")
+        pattern = _shards_count_lock_name(self.job)
         for name in sorted(os.listdir(self.out_dir)):
             match = pattern.fullmatch(name)
             if match is None or int(match.group(1)) == self.shard.count:
@@ -345,9 +362,10 @@ class JobFolder:
         if self.shard is None:
             yield None
             return
-        mutex = hold_lock(os.path.join(self.out_dir, f".xvertfast-{self.job}-settings.lock"), wait=True)
+        mutex_lock, running_lock = (os.path.join(self.out_dir, n) for n in shards_locks(self.job))
+        mutex = hold_lock(mutex_lock, wait=True)
         try:
-            yield os.path.join(self.out_dir, f".xvertfast-{self.job}-shards-running.lock")
+            yield running_lock
         finally:
             if mutex is not None:
                 mutex.close()
@@ -420,7 +438,7 @@ class JobFolder:
             entry = self._ledger[self._rel(out)]
         if entry is None:
             ledgers = os.path.join(self.out_dir, job_files(self.job)[1])
-            if self.shard is not None or len(_ledgers(self.out_dir, self.job)) > 1:
+            if self._other_ledgers:
                 ledgers = f"{ledgers} nor its shards' ledgers beside it"
             return "refuse", (f"{out} exists and was not written by xvertfast {self.job} (not in {ledgers}): it is "
                               "left alone; move it away or use another output folder")  # fmt: skip

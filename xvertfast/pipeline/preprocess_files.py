@@ -59,7 +59,7 @@ class JobSummary:
 
     def line(self) -> str:
         rate = len(self.done) / self.seconds if self.seconds > 0 else 0.0
-        part = f"{self.shard} ({self.found} of {self.found_all} files): " if self.shard else ""
+        part = self.shard.share(self.found, self.found_all) if self.shard else ""
         text = (f"{part}{len(self.done)} done, {len(self.skipped)} skipped, {len(self.failed)} failed "
                 f"in {self.seconds:.1f} s ({rate:.2f} images/s)")  # fmt: skip
         if self.stopped:
