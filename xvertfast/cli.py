@@ -336,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xvertfast", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    from xvertfast import __version__
+    from xvertfast._version import __version__
 
     parser.add_argument("--version", action="version", version=f"xvertfast {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from xvertfast import __version__
+from xvertfast._version import __version__
 from xvertfast._extension import built_against_cuda_torch, cuda_glue_error, extension, load_error
 from xvertfast.infer.backends import cpu_bf16_support
 

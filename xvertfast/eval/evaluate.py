@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from xvertfast import __version__
+from xvertfast._version import __version__
 from xvertfast.eval.baselines import XVERTNET_METHODS, get_method
 from xvertfast.eval.journal import JOURNAL_FILE, Journal
 from xvertfast.eval.protocol import DEFAULT_METRICS, EvalRun, check_metrics, load_roi_centres, method_kind, run_protocol

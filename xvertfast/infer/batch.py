@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from xvertfast import __version__
+from xvertfast._version import __version__
 from xvertfast.io import Radiograph, require_content, write_image
 from xvertfast.io.errors import FILE_ERRORS, failure_text
 from xvertfast.io.files import (InputFile, NothingFound, collision_remedy, discover, file_state, image_extension,

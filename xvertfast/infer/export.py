@@ -35,7 +35,7 @@ from types import ModuleType
 import torch
 from torch import nn
 
-import xvertfast
+from xvertfast._version import __version__
 from xvertfast.io.write import atomic_write
 from xvertfast.model import XVertNet, load_model, model_tile
 from xvertfast.model.persistence import fingerprint
@@ -103,7 +103,7 @@ def _check(model: XVertNet, tile: int) -> None:
 
 def _metadata(model: XVertNet, k: int, tile: int, fp16: bool, sha: str) -> dict[str, str]:
     return {
-        "xvertfast.version": xvertfast.__version__,
+        "xvertfast.version": __version__,
         "xvertfast.stage": str(k + 1),
         "xvertfast.stages": str(len(model.stages)),
         "xvertfast.tile": str(tile),
@@ -258,7 +258,7 @@ def _exporter_digest() -> str:
             versions.append(metadata.version(package))
         except metadata.PackageNotFoundError:
             versions.append("-")
-    h = hashlib.sha256("|".join([xvertfast.__version__, torch.__version__, *versions, str(DEFAULT_OPSET)]).encode())
+    h = hashlib.sha256("|".join([__version__, torch.__version__, *versions, str(DEFAULT_OPSET)]).encode())
     for module_file in (*(m.__file__ for m in modules), __file__):
         with open(module_file, "rb") as f:
             h.update(f.read())

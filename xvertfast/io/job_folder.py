@@ -51,7 +51,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from xvertfast import __version__
+from xvertfast._version import __version__
 from xvertfast.io.files import file_state
 from xvertfast.io.shards import Shard
 from xvertfast.io.write import atomic_write, remove_stale_parts
