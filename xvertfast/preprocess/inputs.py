@@ -109,6 +109,20 @@ def _normalise(t: torch.Tensor) -> torch.Tensor:
     return out.clamp_(0.0, 1.0).reshape(t.shape)
 
 
+def _image_means(x: torch.Tensor) -> torch.Tensor:
+    """mean(X) of each image of ``x`` [B, H, W], as [B, 1, 1] in x's dtype, the same whatever the
+    number of threads: torch's float32 mean of a whole image splits the sum among the threads, so
+    its last bit (and through E every pixel of Xp, and a 16-bit output's levels) changed with
+    OMP_NUM_THREADS. On the CPU it is summed by NumPy (one thread, a fixed pairwise order) in
+    float64; on a GPU in float64 by torch (its reduction order is fixed for a shape)."""
+    if x.device.type == "cpu":
+        flat = x.detach().reshape(x.shape[0], -1).numpy()
+        means = torch.from_numpy(np.asarray(flat.mean(axis=1, dtype=np.float64)))
+    else:
+        means = x.detach().double().mean(dim=(1, 2))
+    return means.to(x.dtype)[:, None, None]
+
+
 def _stretch(x: torch.Tensor) -> torch.Tensor:
     """X min-max normalised per image (DESIGN.md: 0 and 1 are its darkest and brightest pixels):
     what read_image gives passes unchanged, bit for bit; pixels on [0, 1] that do not span it
@@ -148,7 +162,7 @@ def preprocess(pixels, lam: float = DEFAULT_LAM, alpha: float = DEFAULT_ALPHA, e
     single = t.dim() == 2
     x = _stretch((t.unsqueeze(0) if single else t).to(torch.float32).clamp(0.0, 1.0)).contiguous()
     g = wls(x, lam, alpha, eps, method=method)
-    e = x.mean(dim=(1, 2), keepdim=True) - x + g
+    e = _image_means(x) - x + g
     xp = _normalise(x / e.clamp_min(E_FLOOR)) if x.numel() else x.clone()  # an empty batch stays empty
     y = xp - wls(xp, lam, alpha, eps, method=method)
 

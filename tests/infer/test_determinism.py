@@ -1,0 +1,53 @@
+"""Reproducibility: an image's output must not depend on how the job was run (threads, batching)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from xvertfast.infer import Enhancer
+from xvertfast.preprocess import preprocess
+from tests.infer.test_enhance import chest_like, tiny_model
+
+
+def _with_threads(n: int, fn):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        return fn()
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("shape", [(512, 512), (440, 440), (601, 640)])
+def test_preprocess_does_not_depend_on_thread_count(seed, shape):
+    # mean(X) was torch's float32 mean of the whole image, whose sum is split among the
+    # threads: its last bit, and through E every pixel of Xp and Y, changed with the count
+    rng = np.random.default_rng(seed)
+    images = [rng.random(shape, dtype=np.float32) for _ in range(3)] + [chest_like(seed, *shape)]
+    for image in images:
+        image[0, 0], image[-1, -1] = 0.0, 1.0  # spans [0, 1]: read_image's scale, passed unchanged
+        one = _with_threads(1, lambda: preprocess(image))
+        for n in (2, 3):
+            other = _with_threads(n, lambda: preprocess(image))
+            for name in ("e", "xp", "y"):
+                assert np.array_equal(getattr(one, name), getattr(other, name)), (name, n)
+
+
+def test_image_mean_is_float64_accurate(seed):
+    rng = np.random.default_rng(seed)
+    image = rng.random((300, 700), dtype=np.float32)
+    image[0, 0], image[-1, -1] = 0.0, 1.0
+    pp = preprocess(image)
+    # e = mean(x) - x + g: recover mean(x) at a pixel
+    got = float(pp.e[5, 5] + image[5, 5] - pp.g[5, 5])
+    assert got == pytest.approx(float(image.astype(np.float64).mean()), abs=1e-6)
+
+
+def test_prepare_does_not_depend_on_thread_count(seed):
+    enh = Enhancer(tiny_model(seed), device="cpu", mode="full")
+    image = chest_like(seed, 384, 360)
+    one = _with_threads(1, lambda: enh.prepare(image))
+    two = _with_threads(2, lambda: enh.prepare(image))
+    assert torch.equal(one.xp, two.xp) and torch.equal(one.y, two.y)
