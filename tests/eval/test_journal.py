@@ -197,6 +197,22 @@ def test_cli_rerun_resumes_and_restart_rescores(tmp_path, seed, capsys):
     assert np.isfinite(float(open(tmp_path / "rep" / "scores.csv").read().splitlines()[1].split(",")[-1]))
 
 
+def test_cli_rerun_after_a_code_change_is_refused(tmp_path, seed, capsys, monkeypatch):
+    """A development install's edited metric code under the same version: the journal's scores
+    were taken by the old code, so the rerun is refused (naming the change) rather than mixing them."""
+    import xvertfast.eval.evaluate as evaluate
+
+    images = write_images(tmp_path / "in", seed, n=1)
+    args = ["evaluate", str(images), "-o", str(tmp_path / "rep"), "--methods", "identity",
+            "--metrics", "entropy", "--pictures", "0", "-q"]  # fmt: skip
+    assert main(args) == 0
+    monkeypatch.setattr(evaluate, "code_digest", lambda: "0123456789abcdef")
+    capsys.readouterr()
+    assert main(args) == 2
+    assert "code_sha256" in (err := capsys.readouterr().err) and "0123456789abcdef" in err and "--restart" in err
+    assert main([*args, "--restart"]) == 0
+
+
 def test_cli_interrupted_says_the_same_command_resumes(tmp_path, seed, capsys, monkeypatch):
     images = write_images(tmp_path / "in", seed, n=2)
     monkeypatch.setattr("xvertfast.eval.baselines.clahe", Counted(stop=2))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from xvertfast._version import __version__
+from xvertfast._version import __version__, code_digest
 from xvertfast.eval.baselines import XVERTNET_METHODS, get_method
 from xvertfast.eval.journal import JOURNAL_FILE, Journal
 from xvertfast.eval.protocol import DEFAULT_METRICS, EvalRun, check_metrics, load_roi_centres, method_kind, run_protocol
@@ -108,5 +108,6 @@ def _settings(specs, built: dict, metrics, centres: dict | None, enhancer_kwargs
             methods.append({"spec": spec, "model": fingerprint(enhancer.model), **enhancer_kwargs})
         else:  # another tool's outputs: their folder wherever the run starts (each file's state is journalled)
             methods.append({"spec": spec, **({"folder": os.path.abspath(folder)} if folder else {})})
-    return {"xvertfast": __version__, "methods": methods, "metrics": list(metrics),
+    # the code too: a development install changes the metrics' code under one version
+    return {"xvertfast": __version__, "code_sha256": code_digest(), "methods": methods, "metrics": list(metrics),
             "rois": "auto" if centres is None else sorted(centres.items())}  # fmt: skip
