@@ -115,6 +115,8 @@ def _image_means(x: torch.Tensor) -> torch.Tensor:
     its last bit (and through E every pixel of Xp, and a 16-bit output's levels) changed with
     OMP_NUM_THREADS. On the CPU it is summed by NumPy (one thread, a fixed pairwise order) in
     float64; on a GPU in float64 by torch (its reduction order is fixed for a shape)."""
+    if not x.numel():  # an empty batch or image: as torch's mean (nothing to sum)
+        return x.detach().mean(dim=(1, 2), keepdim=True)
     if x.device.type == "cpu":
         flat = x.detach().reshape(x.shape[0], -1).numpy()
         means = torch.from_numpy(np.asarray(flat.mean(axis=1, dtype=np.float64)))
