@@ -662,3 +662,23 @@ def test_a_too_small_image_is_refused_with_its_width_and_height_said_as_such(tmp
     Image.fromarray(np.arange(2000 * 30, dtype=np.uint16).reshape(2000, 30)).save(tmp_path / "strip.png")
     with pytest.raises(ImageReadError, match=r"strip.png: image is 30 x 2000 pixels \(width x height\): too small"):
         require_content(read_image(tmp_path / "strip.png", warn=False))
+
+
+def test_a_dicomdir_is_named_as_such_not_called_truncated(tmp_path):
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    ds = pydicom.Dataset()
+    ds.FileSetID = "ARCHIVE"
+    ds.OffsetOfTheFirstDirectoryRecordOfTheRootDirectoryEntity = 0
+    ds.OffsetOfTheLastDirectoryRecordOfTheRootDirectoryEntity = 0
+    ds.FileSetConsistencyFlag = 0
+    ds.DirectoryRecordSequence = []
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.1.3.10"
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.save_as(tmp_path / "index.dcm", enforce_file_format=True)  # a DICOMDIR copied under another name
+    with pytest.raises(ImageReadError, match=r"index\.dcm: a DICOMDIR \(the index of a DICOM media folder\), not an image"):
+        read_image(tmp_path / "index.dcm")

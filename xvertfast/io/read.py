@@ -280,6 +280,10 @@ def _read_dicom(path: str, max_pixels: int, notes: list[str]):
         return _dicom_pixels(ds, syntax, path, notes)
 
 
+#: Media Storage Directory Storage: the SOP class of a DICOMDIR.
+_DICOMDIR = "1.2.840.10008.1.3.10"
+
+
 def _parse_dicom(path: str, max_pixels: int):
     """The data set of a single-frame DICOM image within max_pixels, and its transfer syntax."""
     try:
@@ -291,6 +295,9 @@ def _parse_dicom(path: str, max_pixels: int):
     except Exception as exc:
         raise ImageReadError(path, f"cannot parse DICOM: {exc}") from None
     if "PixelData" not in ds and "FloatPixelData" not in ds:
+        sop_class = (getattr(ds, "file_meta", None) or {}).get("MediaStorageSOPClassUID", "")
+        if "DirectoryRecordSequence" in ds or str(sop_class) == _DICOMDIR:
+            raise ImageReadError(path, "a DICOMDIR (the index of a DICOM media folder), not an image")
         if not any(tag.group in (0x0008, 0x0010, 0x0020, 0x0028) for tag in ds.keys()):
             if len(getattr(ds, "file_meta", None) or ()):  # pydicom gives up on a cut encapsulated data set
                 raise ImageReadError(path, "truncated or corrupt DICOM: its file meta header reads, "
