@@ -664,6 +664,26 @@ def test_a_too_small_image_is_refused_with_its_width_and_height_said_as_such(tmp
         require_content(read_image(tmp_path / "strip.png", warn=False))
 
 
+@pytest.mark.parametrize("lzw_by_pillow", [False, True])
+def test_a_palette_tiff_is_read_through_its_colour_map(tmp_path, seed, lzw_by_pillow, request):
+    import tifffile
+
+    indices = np.random.default_rng(seed).integers(0, 256, size=(14, 22)).astype(np.uint8)
+    indices[0, 0], indices[0, 1] = 0, 255
+    colormap = np.stack([(255 - np.arange(256)) * 257] * 3).astype(np.uint16)  # a reversed grey ramp
+    if lzw_by_pillow:
+        request.getfixturevalue("without_imagecodecs")
+        img = Image.fromarray(indices, "P")
+        img.putpalette([255 - i for i in range(256) for _ in range(3)])
+        img.save(tmp_path / "p.tif", compression="tiff_lzw")
+    else:
+        tifffile.imwrite(tmp_path / "p.tif", indices, photometric="palette", colormap=colormap)
+    im = read_image(tmp_path / "p.tif", warn=False)
+    np.testing.assert_allclose(im.pixels, (255 - indices) / 255.0, atol=1e-6)
+    assert im.bits_stored == (8 if lzw_by_pillow else 16)
+    assert any("palette image converted to luminance" in n for n in im.notes)
+
+
 def test_a_dicomdir_is_named_as_such_not_called_truncated(tmp_path):
     import pydicom
     from pydicom.dataset import FileMetaDataset

@@ -156,6 +156,7 @@ def _read_tiff(path: str, max_pixels: int, notes: list[str]):
             if len(tif.pages) > 1:
                 notes.append(f"{path}: TIFF has {len(tif.pages)} pages; reading the first")
             white_is_zero = flip = int(page.photometric) == 0  # MINISWHITE
+            colormap = page.colormap if int(page.photometric) == 3 else None  # PALETTE: values index it
             compression = getattr(page.compression, "name", str(page.compression))
             tag = page.tags.get(_ORIENTATION)
             orientation = int(tag.value) if tag is not None else 1
@@ -172,8 +173,19 @@ def _read_tiff(path: str, max_pixels: int, notes: list[str]):
         raise
     except Exception as exc:  # tifffile raises many types on corrupt data
         raise ImageReadError(path, f"cannot decode TIFF: truncated or corrupt ({exc})") from None
+    bits = None
     if planar and values.ndim == 3:
         values = np.moveaxis(values, 0, -1)
+    if colormap is not None and values.ndim in (2, 3):
+        if values.ndim == 2:  # (Pillow's fallback gives the colours, 8-bit)
+            try:
+                values = np.moveaxis(np.asarray(colormap, np.uint16)[:, values], 0, -1)
+            except IndexError:
+                raise ImageReadError(path, f"palette TIFF has values beyond its {colormap.shape[-1]}-entry "
+                                     "colour map") from None  # fmt: skip
+            bits = 16  # a TIFF colour map holds 16-bit entries
+        _luminance_note(notes, path, "palette")
+        values = _luminance(values, [], path)
     if values.ndim == 3 and values.shape[-1] in (3, 4):
         values = _luminance(values, notes, path)
     if values.ndim != 2:
@@ -188,6 +200,8 @@ def _read_tiff(path: str, max_pixels: int, notes: list[str]):
         if bad:
             raise ImageReadError(path, f"float TIFF contains {bad} NaN or infinite value(s)")
         bits = 32
+    elif bits is not None:
+        pass  # a colour map's
     elif values.dtype == np.uint8:
         bits = 8
     elif values.dtype.kind == "i":  # signed: the container's range (its top bits hold the sign)
@@ -227,7 +241,8 @@ def _tiff_without_imagecodecs(path: str, compression: str, white_is_zero: bool) 
         with Image.open(path) as im:
             im.seek(0)
             im.load()
-            mode, values = im.mode, np.asarray(im)
+            mode = im.mode
+            values = np.asarray(im.convert("RGB") if mode == "P" else im)  # a palette's colours, not its indices
     except Exception:
         raise ImageReadError(path, f"TIFF compression {compression} needs a codec that neither tifffile nor "
                              "Pillow has here: pip install imagecodecs") from None  # fmt: skip
