@@ -185,3 +185,27 @@ def test_a_codestream_larger_than_its_header_is_not_decoded_ahead(tmp_path, seed
     with pytest.raises(ImageReadError, match=r"j\.dcm"):
         read_image(tmp_path / "j.dcm")
     assert False not in locked
+
+
+def test_colour_jpeg2000_saying_planar_configuration_1_keeps_its_colours_by_either_plugin(tmp_path):
+    # a JPEG 2000 codestream orders its components itself (PS3.5 8.2.4); pydicom's plugins took
+    # a file saying PlanarConfiguration 1 for planes (where imagecodecs refuses a frame, or is absent)
+    import pydicom
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEG2000Lossless
+
+    import imagecodecs
+
+    rows, cols = np.mgrid[0:24, 0:30]
+    rgb = np.stack([cols * 8, rows * 10, 255 - cols * 8], axis=-1).astype(np.uint8)
+    make_dicom(tmp_path / "c.dcm", rgb[..., 0], syntax=JPEG2000Lossless, pixel_data=False, slope=None)
+    ds = pydicom.dcmread(tmp_path / "c.dcm")
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 1
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
+    ds.PixelData = encapsulate([imagecodecs.jpeg2k_encode(rgb, level=0, codecformat="J2K", mct=False)])
+    ds["PixelData"].VR = "OB"
+    ds.save_as(tmp_path / "c.dcm")
+    want = np.rint(rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114]))
+    np.testing.assert_array_equal(read_image(tmp_path / "c.dcm", warn=False).values, want)
+    with pytest.warns(UserWarning, match="RGB image converted to luminance"):
+        np.testing.assert_array_equal(with_pydicoms_plugin(tmp_path / "c.dcm").values, want)

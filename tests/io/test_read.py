@@ -664,6 +664,10 @@ def test_a_too_small_image_is_refused_with_its_width_and_height_said_as_such(tmp
         require_content(read_image(tmp_path / "strip.png", warn=False))
 
 
+def _luma(rgb) -> np.ndarray:
+    return np.rint(np.asarray(rgb, np.float64) @ np.array([0.299, 0.587, 0.114]))
+
+
 @pytest.mark.parametrize("lzw_by_pillow", [False, True])
 def test_a_palette_tiff_is_read_through_its_colour_map(tmp_path, seed, lzw_by_pillow, request):
     import tifffile
@@ -682,6 +686,30 @@ def test_a_palette_tiff_is_read_through_its_colour_map(tmp_path, seed, lzw_by_pi
     np.testing.assert_allclose(im.pixels, (255 - indices) / 255.0, atol=1e-6)
     assert im.bits_stored == (8 if lzw_by_pillow else 16)
     assert any("palette image converted to luminance" in n for n in im.notes)
+
+
+def test_a_colour_jpeg_dicom_saying_planar_configuration_1_keeps_its_colours(tmp_path):
+    # PS3.5 8.2.1: a JPEG codestream orders its components itself (PlanarConfiguration shall be
+    # 0); a file saying 1 was taken by pydicom's plugins as planes: stripes of scrambled colour
+    import io
+
+    import pydicom
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGBaseline8Bit
+
+    rows, cols = np.mgrid[0:32, 0:40]
+    rgb = np.stack([cols * 6, rows * 7, 255 - cols * 6], axis=-1).astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(rgb).save(out, format="JPEG", quality=100, subsampling=0)
+    make_dicom(tmp_path / "c.dcm", rgb[..., 0], syntax=JPEGBaseline8Bit, pixel_data=False, slope=None)
+    ds = pydicom.dcmread(tmp_path / "c.dcm")
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "YBR_FULL", 1
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
+    ds.PixelData = encapsulate([out.getvalue()])
+    ds["PixelData"].VR = "OB"
+    ds.save_as(tmp_path / "c.dcm")
+    im = read_image(tmp_path / "c.dcm", warn=False)
+    assert np.abs(im.values.astype(np.float64) - _luma(rgb)).max() <= 4  # JPEG at quality 100
 
 
 def test_a_dicomdir_is_named_as_such_not_called_truncated(tmp_path):

@@ -338,6 +338,12 @@ def _dicom_pixels(ds, syntax, path: str, notes: list[str]):
     """The stored values of a parsed DICOM image after its modality LUT, photometric and padding."""
     from pydicom.pixels import apply_modality_lut
 
+    samples = _dicom_int(ds, "SamplesPerPixel", 1, path)
+    if samples > 1 and int(ds.get("PlanarConfiguration", 0) or 0) == 1 and _interleaved_by_codec(syntax):
+        # JPEG, JPEG-LS and JPEG 2000 codestreams order their components themselves (PS3.5
+        # 8.2: PlanarConfiguration is irrelevant there, shall be 0); pydicom's own plugins
+        # would take a decoded interleaved frame for planes and scramble its colours
+        ds.PlanarConfiguration = 0
     try:
         arr = dicom_codecs.pixel_array(ds, syntax)
     except Exception as exc:
@@ -346,7 +352,6 @@ def _dicom_pixels(ds, syntax, path: str, notes: list[str]):
             raise ImageReadError(path, f"compressed transfer syntax '{name}' needs a decoder: "
                                  "pip install 'xvertfast[dicom-codecs]' (pylibjpeg, python-gdcm)") from None  # fmt: skip
         raise ImageReadError(path, f"cannot decode DICOM pixel data ({name}): truncated or corrupt? ({exc})") from None
-    samples = _dicom_int(ds, "SamplesPerPixel", 1, path)
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip()
     if samples == 3 and arr.ndim == 3:  # pydicom hands YBR data over as RGB
         arr, photometric = _luminance(arr, notes, path), "MONOCHROME2"
@@ -374,6 +379,14 @@ def _dicom_pixels(ds, syntax, path: str, notes: list[str]):
         notes.append(f"{path}: {int(padding.sum())} padding pixels (PixelPaddingValue) set to the image's "
                      "darkest value")  # fmt: skip
     return values, bits, photometric, ds
+
+
+def _interleaved_by_codec(syntax) -> bool:
+    """Whether a transfer syntax's codestream orders the colour components itself (every
+    encapsulated one but RLE, whose segments are planes)."""
+    from pydicom.uid import RLELossless
+
+    return bool(getattr(syntax, "is_encapsulated", False)) and syntax != RLELossless
 
 
 def _dicom_int(ds, keyword: str, default: int, path: str) -> int:
