@@ -712,6 +712,21 @@ def test_a_colour_jpeg_dicom_saying_planar_configuration_1_keeps_its_colours(tmp
     assert np.abs(im.values.astype(np.float64) - _luma(rgb)).max() <= 4  # JPEG at quality 100
 
 
+def test_a_dicom_without_photometric_interpretation_is_read_as_monochrome2(tmp_path, seed):
+    import pydicom
+
+    values = np.random.default_rng(seed).integers(0, 4096, size=(10, 14)).astype(np.uint16)
+    values[0, 0], values[0, 1] = 0, 4095
+    make_dicom(tmp_path / "n.dcm", values)
+    ds = pydicom.dcmread(tmp_path / "n.dcm")
+    del ds.PhotometricInterpretation
+    ds.save_as(tmp_path / "n.dcm")
+    im = read_image(tmp_path / "n.dcm", warn=False)
+    assert im.photometric == "MONOCHROME2"
+    np.testing.assert_allclose(im.pixels, values / 4095.0, atol=1e-6)
+    assert im.notes == [f"{tmp_path / 'n.dcm'}: no PhotometricInterpretation; read as MONOCHROME2 (bright = high)"]
+
+
 def test_a_dicomdir_is_named_as_such_not_called_truncated(tmp_path):
     import pydicom
     from pydicom.dataset import FileMetaDataset

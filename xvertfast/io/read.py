@@ -344,6 +344,10 @@ def _dicom_pixels(ds, syntax, path: str, notes: list[str]):
         # 8.2: PlanarConfiguration is irrelevant there, shall be 0); pydicom's own plugins
         # would take a decoded interleaved frame for planes and scramble its colours
         ds.PlanarConfiguration = 0
+    if samples == 1 and "PhotometricInterpretation" not in ds:
+        # pydicom refuses to decode without it; one sample per pixel is grey
+        ds.PhotometricInterpretation = "MONOCHROME2"
+        notes.append(f"{path}: no PhotometricInterpretation; read as MONOCHROME2 (bright = high)")
     try:
         arr = dicom_codecs.pixel_array(ds, syntax)
     except Exception as exc:
