@@ -668,6 +668,30 @@ def _luma(rgb) -> np.ndarray:
     return np.rint(np.asarray(rgb, np.float64) @ np.array([0.299, 0.587, 0.114]))
 
 
+def test_a_palette_color_dicom_is_read_through_its_colour_tables(tmp_path, seed):
+    # PALETTE COLOR stores indices into colour tables: read as grey levels, the image was
+    # another one (here a reversed ramp: dark where the colours are bright)
+    import pydicom
+
+    indices = np.random.default_rng(seed).integers(0, 256, size=(12, 20)).astype(np.uint8)
+    indices[0, 0], indices[0, 1] = 0, 255
+    make_dicom(tmp_path / "p.dcm", indices, photometric="PALETTE COLOR", bits=8, slope=None)
+    ds = pydicom.dcmread(tmp_path / "p.dcm")
+    ds.BitsAllocated, ds.PixelData = 8, indices.tobytes()
+    ramp = np.arange(256)
+    tables = {"Red": (255 - ramp) * 257, "Green": (255 - ramp) * 200, "Blue": ramp * 100}
+    for colour, table in tables.items():
+        ds.add_new(f"{colour}PaletteColorLookupTableDescriptor", "US", [256, 0, 16])
+        ds.add_new(f"{colour}PaletteColorLookupTableData", "OW", table.astype("<u2").tobytes())
+    ds.save_as(tmp_path / "p.dcm")
+    im = read_image(tmp_path / "p.dcm", warn=False)
+    want = _luma(np.stack([tables[c][indices] for c in ("Red", "Green", "Blue")], axis=-1))
+    assert im.photometric == "MONOCHROME2" and im.bits_stored == 16
+    np.testing.assert_array_equal(im.values, want)
+    np.testing.assert_allclose(im.pixels, (want - want.min()) / (want.max() - want.min()), atol=1e-6)
+    assert any("PALETTE COLOR image converted to luminance" in n for n in im.notes)
+
+
 @pytest.mark.parametrize("lzw_by_pillow", [False, True])
 def test_a_palette_tiff_is_read_through_its_colour_map(tmp_path, seed, lzw_by_pillow, request):
     import tifffile

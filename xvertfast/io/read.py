@@ -357,11 +357,17 @@ def _dicom_pixels(ds, syntax, path: str, notes: list[str]):
                                  "pip install 'xvertfast[dicom-codecs]' (pylibjpeg, python-gdcm)") from None  # fmt: skip
         raise ImageReadError(path, f"cannot decode DICOM pixel data ({name}): truncated or corrupt? ({exc})") from None
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip()
+    indices = None  # a PALETTE COLOR image's stored values, which PixelPaddingValue refers to
+    bits = _dicom_int(ds, "BitsStored", 8 * arr.dtype.itemsize, path)
     if samples == 3 and arr.ndim == 3:  # pydicom hands YBR data over as RGB
         arr, photometric = _luminance(arr, notes, path), "MONOCHROME2"
+    elif photometric == "PALETTE COLOR" and arr.ndim == 2:
+        # the stored values are indices into the colour tables, not grey levels
+        indices, arr, bits = arr, _palette_luminance(ds, arr, path), _palette_bits(ds, path)
+        photometric = "MONOCHROME2"
+        _luminance_note(notes, path, "PALETTE COLOR")
     if arr.ndim != 2:
         raise ImageReadError(path, f"expected a single-frame grayscale image, decoded shape {arr.shape}")
-    bits = _dicom_int(ds, "BitsStored", 8 * arr.dtype.itemsize, path)
     signed = _dicom_int(ds, "PixelRepresentation", 0, path) == 1 and arr.dtype.kind == "i"
     try:
         values = apply_modality_lut(arr, ds)
@@ -374,7 +380,7 @@ def _dicom_pixels(ds, syntax, path: str, notes: list[str]):
         # MONOCHROME1 describes the values after the modality LUT, so they are flipped there,
         # within the image of the stored range (the LUT may be a table, not a line).
         values = lo + hi - np.asarray(values, dtype=np.float64)
-    padding = _padding_mask(ds, arr, path)
+    padding = _padding_mask(ds, arr if indices is None else indices, path)
     if padding is not None:
         # padding marks pixels outside the exposed field (PS3.3 C.7.5.1.1.2): left in, its
         # extreme value would squeeze the anatomy into a sliver of the min-max range
@@ -391,6 +397,26 @@ def _interleaved_by_codec(syntax) -> bool:
     from pydicom.uid import RLELossless
 
     return bool(getattr(syntax, "is_encapsulated", False)) and syntax != RLELossless
+
+
+def _palette_luminance(ds, indices: np.ndarray, path: str) -> np.ndarray:
+    """The luminance of a PALETTE COLOR image's colours, at the colour tables' depth."""
+    from pydicom.pixels import apply_color_lut
+
+    try:
+        rgb = apply_color_lut(indices, ds)
+    except Exception as exc:  # tables missing or malformed
+        raise ImageReadError(path, f"PALETTE COLOR image whose colour lookup tables cannot be applied: {exc}") from None
+    return _luminance(rgb, [], path)
+
+
+def _palette_bits(ds, path: str) -> int:
+    """The bits of a PALETTE COLOR image's table entries (8 or 16: their Descriptor's third value)."""
+    descriptor = ds.get("RedPaletteColorLookupTableDescriptor")
+    try:
+        return 8 if int(descriptor[2]) == 8 else 16
+    except (TypeError, ValueError, IndexError):
+        return 16
 
 
 def _dicom_int(ds, keyword: str, default: int, path: str) -> int:
