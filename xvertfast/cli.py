@@ -110,13 +110,16 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
         summary = enhancer.enhance_files(args.inputs, args.output, fmt=args.format, overwrite=args.overwrite,
                                          workers=args.workers, report=args.report, progress=not args.quiet,
                                          log=lambda msg: print(msg, file=sys.stderr), preview=args.preview,
-                                         shard=args.shard)  # fmt: skip
+                                         shard=args.shard, dry_run=args.dry_run)  # fmt: skip
     except NothingFound as exc:
         return _nothing_found(exc)
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(summary.line())
+    if summary.busy:
+        print(f"note: another xvertfast enhance is writing into {args.output} now: a run would be refused until "
+              "it ends, and what is done already may grow meanwhile", file=sys.stderr)  # fmt: skip
     for rec in summary.warned:  # repeated here: on a long job the first mention has scrolled away
         for warning in rec.warnings:
             print(f"  warning: {warning}", file=sys.stderr)
@@ -446,6 +449,12 @@ interrupted.
                      "file there): a first look before trusting the rest")
     enh.add_argument("--shard", type=_shard, metavar="K/N", help=SHARD_HELP + "; give each shard its own "
                      "--report and --preview")  # fmt: skip
+    enh.add_argument("--dry-run", action="store_true",
+                     help="plan the job and say what a run would do: how many inputs it would enhance, skip as "
+                     "done, or fail, and why (output name collisions, files in OUT_DIR xvertfast did not "
+                     "write, other settings recorded in OUT_DIR); files that cannot be decoded show only when "
+                     "a run reads them. Writes nothing and does not make OUT_DIR (--report, if given, lists "
+                     "each file's plan); exit code 0 nothing would fail, 1 some would, 2 a run could not start")
     enh.set_defaults(func=_cmd_enhance)
 
     ev = sub.add_parser(

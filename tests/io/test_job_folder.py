@@ -12,7 +12,7 @@ from PIL import Image
 from tests.infer.test_enhance import chest_like, model_dir  # noqa: F401 (a fixture)
 from xvertfast.cli import main
 from xvertfast.infer import batch
-from xvertfast.io.job_folder import JOB_FILE, LEDGER_FILE, JobFolder
+from xvertfast.io.job_folder import JOB_FILE, LEDGER_FILE, LOCK_FILE, JobFolder
 from xvertfast.io import ImageWriteError
 
 
@@ -491,3 +491,83 @@ def test_an_interrupt_while_planning_still_gives_the_summary_and_report(tmp_path
     assert "interrupted while planning" in captured.err and captured.out.startswith("0 done, 1 skipped, 0 failed")
     body = json.loads((tmp_path / "run.json").read_text())["summary"]
     assert body["stopped"] == "interrupted" and body["found"] == 3 and body["not_processed"] == 2
+
+
+def folder_state(folder) -> dict:
+    """Every entry under ``folder`` with its bytes and modification time (None: none there)."""
+    if not folder.exists():
+        return None
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*"))}  # fmt: skip
+
+
+def statuses(report) -> dict[str, str]:
+    return {os.path.basename(r["input"]): r["status"] for r in json.loads(report.read_text())["files"]}
+
+
+def test_a_dry_run_writes_nothing_and_says_what_the_run_then_does(tmp_path, model_dir, seed, capsys):  # noqa: F811
+    src, out = tmp_path / "in", tmp_path / "out"
+    write_pngs(src, seed, ["a.png", "b.png", "sub/c.png"])
+    (src / "b.tif").write_bytes((src / "b.png").read_bytes())  # its output would be b.png's: a collision
+    expected = {"a.png": "planned", "b.png": "planned", "b.tif": "failed", "c.png": "planned"}
+
+    assert run(model_dir, src, "-o", out, "--dry-run", "--report", tmp_path / "plan.json") == 1
+    assert not out.exists()  # not even made
+    said = capsys.readouterr()
+    assert "dry run, nothing written: 3 to enhance, 0 done already, 1 would fail" in said.out
+    assert "also the output of" in said.err
+    assert statuses(tmp_path / "plan.json") == expected
+    assert json.loads((tmp_path / "plan.json").read_text())["summary"]["dry_run"] is True
+    assert run(model_dir, src, "-o", out, "--report", tmp_path / "run.json") == 1
+    assert statuses(tmp_path / "run.json") == {k: "done" if v == "planned" else v for k, v in expected.items()}
+
+    # a rerun's plan: what is done, a new input, a file xvertfast did not write, an edited input
+    write_pngs(src, seed + 7, ["d.png", "e.png"])
+    (out / "e.png").write_bytes(b"someone else's")
+    write_pngs(src, seed + 9, ["a.png"])
+    capsys.readouterr()
+    before = folder_state(out)
+    assert run(model_dir, src, "-o", out, "--dry-run", "--report", tmp_path / "plan.json") == 1
+    assert folder_state(out) == before
+    plan = statuses(tmp_path / "plan.json")
+    assert plan == {**expected, "b.png": "skipped", "c.png": "skipped", "d.png": "planned", "e.png": "failed"}
+    assert "2 to enhance, 2 done already, 2 would fail" in capsys.readouterr().out
+    assert run(model_dir, src, "-o", out, "--report", tmp_path / "run.json") == 1
+    assert statuses(tmp_path / "run.json") == {k: "done" if v == "planned" else v for k, v in plan.items()}
+
+    # other settings: refused as a run would be; with --overwrite, everything of the job is to redo
+    capsys.readouterr()
+    before = folder_state(out)
+    assert run(model_dir, src, "-o", out, "--dry-run", "--mode", "full") == 2
+    assert "with other settings (mode 'spine' -> 'full')" in capsys.readouterr().err
+    assert run(model_dir, src, "-o", out, "--dry-run", "--mode", "full", "--overwrite") == 1
+    assert "4 to enhance, 0 done already, 2 would fail" in capsys.readouterr().out
+    assert run(model_dir, src, "-o", out, "--dry-run", "--preview", tmp_path / "p.png") == 2  # nothing to draw
+    assert "a dry run writes none" in capsys.readouterr().err
+    assert folder_state(out) == before and not (tmp_path / "p.png").exists()
+
+
+def test_a_dry_run_beside_a_running_job_and_in_an_earlier_versions_folder(tmp_path, model_dir, seed,  # noqa: F811
+                                                                          capsys):  # fmt: skip
+    from xvertfast.resume import hold_lock
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    write_pngs(src, seed, ["a.png", "b.png"])
+    assert run(model_dir, src, "-o", out) == 0
+    capsys.readouterr()
+    running = hold_lock(str(out / LOCK_FILE))  # another job writing into the folder
+    try:
+        assert run(model_dir, src, "-o", out, "--dry-run") == 0
+        said = capsys.readouterr()
+        assert "0 to enhance, 2 done already, 0 would fail" in said.out and "a run would be refused" in said.err
+        assert run(model_dir, src, "-o", out) == 2  # as the note says
+    finally:
+        running.close()
+    # a folder of an xvertfast before the ledger: its outputs count as done, and the dry run does
+    # not make the ledger the run would make (with its mark of such a folder)
+    os.remove(out / LEDGER_FILE)
+    capsys.readouterr()
+    before = folder_state(out)
+    assert run(model_dir, src, "-o", out, "--dry-run") == 0
+    assert "0 to enhance, 2 done already" in capsys.readouterr().out
+    assert folder_state(out) == before

@@ -60,7 +60,7 @@ OUTPUT_FORMATS = ("same",) + WRITE_FORMATS
 class FileRecord:
     input: str
     output: str | None
-    status: str  #: done, skipped or failed
+    status: str  #: done, skipped or failed; in a dry run also planned (it would be enhanced)
     error: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  #: e.g. converted to luminance, looks inverted
@@ -76,6 +76,8 @@ class BatchSummary:
     found: int = 0  #: input files found (this shard's, for a shard)
     shard: Shard | None = None  #: the part of the inputs this job did, where it was one of several
     found_all: int = 0  #: input files found in all, every shard's
+    dry_run: bool = False  #: planned only: nothing was enhanced or written
+    busy: bool = False  #: (a dry run) another job writes into the output folder now
 
     def _count(self, status: str) -> int:
         return sum(r.status == status for r in self.records)
@@ -87,6 +89,10 @@ class BatchSummary:
     @property
     def skipped(self) -> int:
         return self._count("skipped")
+
+    @property
+    def planned(self) -> int:
+        return self._count("planned")
 
     @property
     def failed(self) -> list[FileRecord]:
@@ -101,6 +107,10 @@ class BatchSummary:
         return self.done / self.seconds if self.seconds > 0 else 0.0
 
     def line(self) -> str:
+        if self.dry_run:
+            part = self.shard.share(self.found, self.found_all) if self.shard else ""
+            return (f"dry run, nothing written: {part}{self.planned} to enhance, {self.skipped} done already, "
+                    f"{len(self.failed)} would fail (planned in {self.seconds:.1f} s)")  # fmt: skip
         warned = f" ({len(self.warned)} with warnings)" if self.warned else ""
         rate = f" ({self.images_per_second:.2f} images/s)" if self.done else ""  # (a rerun that skips all: none)
         part = self.shard.share(self.found, self.found_all) if self.shard else ""
@@ -311,7 +321,8 @@ def default_workers() -> int:
 
 def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", overwrite: bool = False,
                   workers: int | None = None, report: str | None = None, progress: bool = True,
-                  log=print, preview: str | None = None, shard: Shard | None = None) -> BatchSummary:  # fmt: skip
+                  log=print, preview: str | None = None, shard: Shard | None = None,
+                  dry_run: bool = False) -> BatchSummary:  # fmt: skip
     """Enhances every input into ``out_dir`` (see the module docstring); never raises for a bad file,
     raises :class:`~xvertfast.io.files.NothingFound` when no input is found.
 
@@ -327,6 +338,10 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
         shard: do only this part of the inputs, beside the other shards' jobs writing into the
             same ``out_dir`` at the same time (:mod:`xvertfast.io.shards`); give each its own
             ``report`` and ``preview``.
+        dry_run: plan only, and say what a run would do with every input (status ``planned``:
+            it would be enhanced; ``skipped``: done already; ``failed``: why it would fail),
+            writing nothing: ``out_dir`` is not made, and a ``report`` (if given) lists the plan.
+            Settings other than those ``out_dir`` records raise as they would for a run.
     """
     if fmt not in OUTPUT_FORMATS:
         raise ValueError(f"format must be one of {', '.join(OUTPUT_FORMATS)}, got {fmt!r}")
@@ -342,11 +357,14 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
             files = [f for f in files if os.path.realpath(f.path) != os.path.realpath(preview)]
     if not files:  # before the output folder is made, as preprocess, train and evaluate do
         raise NothingFound(inputs)
+    if dry_run and preview:
+        raise ValueError("--preview draws outputs: a dry run writes none")
     _check_side_files(files, report=report, preview=preview)
     settings = _job_settings(enhancer, fmt)  # hashes every weight: once per job
-    job = JobFolder(out_dir, settings, overwrite, shard=shard)
+    job = JobFolder(out_dir, settings, overwrite, shard=shard, read_only=dry_run)
     try:
-        remove_stale_parts(path for path in (report, preview) if path)  # a killed run's
+        if not dry_run:
+            remove_stale_parts(path for path in (report, preview) if path)  # a killed run's
         summary, planned = _run(enhancer, job, files, fmt, workers, progress, log, start)
     finally:
         job.close()
@@ -374,14 +392,16 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
     """The job proper: plan, skip what is done, then read -> network -> write, pipelined."""
     description = _description(job.settings)
     mine = None if job.shard is None else [job.shard.owns(f.rel) for f in files]
-    summary = BatchSummary(found=len(files) if mine is None else sum(mine), shard=job.shard, found_all=len(files))
+    summary = BatchSummary(found=len(files) if mine is None else sum(mine), shard=job.shard, found_all=len(files),
+                           dry_run=job.read_only, busy=job.busy)  # fmt: skip
     todo, planned = [], []
     try:  # planning a large archive on a network share takes a while: Ctrl-C (SIGTERM) there too
         planned, failed = _plan(files, job.out_dir, fmt, mine)
         summary.records.extend(failed)
         for rec in failed:
             log(f"error: {rec.error}")
-        remove_stale_parts(out for _, out in planned)  # a killed run's temporaries (no other job runs: the lock)
+        if not job.read_only:
+            remove_stale_parts(out for _, out in planned)  # a killed run's temporaries (no other job runs: the lock)
         for f, out in planned:
             state, why = job.state(f.path, out)
             if state == "done":
@@ -389,11 +409,15 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
             elif state == "refuse":
                 summary.records.append(FileRecord(f.path, out, "failed", f"{f.path}: {why}"))
                 log(f"error: {f.path}: {why}")
+            elif job.read_only:
+                summary.records.append(FileRecord(f.path, out, "planned"))
             else:
                 todo.append((f, out, file_state(f.path)))
     except KeyboardInterrupt:
         summary.stopped = "interrupted"
         log("stopped: interrupted while planning, before any image was enhanced; the same command resumes")
+        return summary, planned
+    if job.read_only:
         return summary, planned
 
     desc = "enhance" if job.shard is None else f"enhance {job.shard.index}/{job.shard.count}"
@@ -509,6 +533,7 @@ def _write_report(path: str, summary: BatchSummary, enhancer, settings: dict) ->
         "settings": {**settings, "backend": enhancer.backend.name, "device": str(enhancer.device),
                      "batch_size": enhancer.batch_size},  # fmt: skip
         "summary": {"shard": None if summary.shard is None else f"{summary.shard.index}/{summary.shard.count}",
+                    "dry_run": summary.dry_run, "planned": summary.planned,
                     "found_in_all_shards": summary.found_all, "found": summary.found, "done": summary.done, "skipped": summary.skipped,
                     "failed": len(summary.failed), "warned": len(summary.warned), "stopped": summary.stopped,
                     "not_processed": summary.found - len(summary.records),

@@ -250,14 +250,21 @@ class JobFolder:
     ``job`` names the job (``enhance``, ``preprocess``): it names the files and the messages.
     Raises ValueError when the folder cannot be used: a file, not writable, another job
     running in it, or other settings without ``overwrite``.
+
+    ``read_only`` (a dry run): the folder is neither made nor locked nor written; its settings
+    are checked and its ledgers read as a run would, so :meth:`state` says what a run would do
+    with each output (:attr:`busy`: another job writes into the folder now, and would keep a run
+    out).
     """
 
     def __init__(self, out_dir: str, settings: dict, overwrite: bool, job: str = "enhance",
-                 shard: Shard | None = None):  # fmt: skip
+                 shard: Shard | None = None, read_only: bool = False):  # fmt: skip
         self.out_dir = out_dir
         self.overwrite = overwrite
         self.job = job
         self.shard = shard
+        self.read_only = read_only
+        self.busy = False
         self._job_file, self._ledger_file, self._lock_file = job_files(job)
         if shard is not None:
             self._ledger_file = shard_files(job, shard)[0]
@@ -266,6 +273,10 @@ class JobFolder:
         self._locks: list = []
         self._fd = None
         self._time = 0  # the latest line's time (see _next_time)
+        self._write_lock = threading.Lock()
+        if read_only:
+            self._read_only_init(settings)
+            return
         try:
             try:
                 os.makedirs(out_dir, exist_ok=True)
@@ -305,7 +316,26 @@ class JobFolder:
         except BaseException:
             self.close()
             raise
-        self._write_lock = threading.Lock()
+
+    def _read_only_init(self, settings: dict) -> None:
+        """What a run would find in the folder, touching nothing (see the class docstring)."""
+        self.settings, self.key = settings, settings_key(settings)
+        self._outputs_of = {}
+        ledgers = _ledgers(self.out_dir, self.job) if os.path.isdir(self.out_dir) else []
+        self._legacy = os.path.exists(os.path.join(self.out_dir, self._job_file)) and not any(
+            os.path.exists(ledger) for ledger in ledgers)
+        self._other_ledgers = self.shard is not None or len(ledgers) > 1
+        self._recorded_settings()
+        folder_lock = os.path.join(self.out_dir, self._lock_file)
+        if os.path.exists(folder_lock):  # (not made where missing: none ever ran there)
+            with contextlib.suppress(OSError):
+                probe = hold_lock(folder_lock, shared=self.shard is not None)
+                self.busy = probe is None
+                if probe is not None:
+                    probe.close()
+        self._ledger = self._read_ledgers(ledgers)
+        for rel, entry in self._ledger.items():
+            self._outputs_of.setdefault(entry.get("input"), set()).add(rel)
 
     def _take_locks(self) -> None:
         """The folder's lock, exclusive; or, for a shard, shared, with the shard's own and the
@@ -347,6 +377,8 @@ class JobFolder:
             probe.close()
 
     def _write(self, text: str, durable: bool) -> None:
+        if self.read_only:  # (the caller keeps the line in memory)
+            return
         data = text.encode()
         while data:
             data = data[os.write(self._fd, data) :]
@@ -377,20 +409,7 @@ class JobFolder:
         path = os.path.join(self.out_dir, self._job_file)
         remove_stale_parts([path])  # a killed job's (no other writes it now: the lock, or the shards' mutex)
         record = {"xvertfast": __version__, "settings": self.settings}
-        try:
-            with open(path) as f:
-                recorded = json.load(f)
-        except FileNotFoundError:
-            recorded = None
-        except (OSError, ValueError):
-            recorded = {}
-        previous = recorded.get("settings") if isinstance(recorded, dict) else None
-        if isinstance(previous, dict) and self._legacy:  # settings added since are not recorded there
-            previous = {**self.settings, **previous}
-        if recorded is not None and not self.overwrite and previous != self.settings:
-            raise ValueError(f"{self.out_dir} holds outputs of an xvertfast {self.job} job with other settings "
-                             f"({settings_changes(previous, self.settings)}); pass --overwrite to redo them "
-                             "with these settings, or use a new folder")  # fmt: skip
+        recorded, previous = self._recorded_settings()
         if running_lock is not None and previous != self.settings:  # (none recorded: none should run)
             probe = hold_lock(running_lock)  # (a shard running on the recorded settings holds it shared)
             if probe is None:
@@ -409,6 +428,25 @@ class JobFolder:
             if running is None:
                 raise ValueError(f"cannot lock {running_lock}")
             self._locks.append(running)
+
+    def _recorded_settings(self) -> tuple[dict | None, dict | None]:
+        """The folder's settings file as read (None: there is none; {}: unreadable) and the
+        settings in it; ValueError where they are not this job's and ``overwrite`` is not given."""
+        try:
+            with open(os.path.join(self.out_dir, self._job_file)) as f:
+                recorded = json.load(f)
+        except FileNotFoundError:
+            recorded = None
+        except (OSError, ValueError):
+            recorded = {}
+        previous = recorded.get("settings") if isinstance(recorded, dict) else None
+        if isinstance(previous, dict) and self._legacy:  # settings added since are not recorded there
+            previous = {**self.settings, **previous}
+        if recorded is not None and not self.overwrite and previous != self.settings:
+            raise ValueError(f"{self.out_dir} holds outputs of an xvertfast {self.job} job with other settings "
+                             f"({settings_changes(previous, self.settings)}); pass --overwrite to redo them "
+                             "with these settings, or use a new folder")  # fmt: skip
+        return recorded, previous
 
     def _next_time(self) -> int:
         """A new line's time: the clock's, but always after every line this job has read or
@@ -496,7 +534,8 @@ class JobFolder:
                 return
             for other in sorted(self._outputs_of.get(identity, set()) - {rel}):
                 with contextlib.suppress(FileNotFoundError):
-                    os.remove(os.path.join(self.out_dir, *other.split("/")))
+                    if not self.read_only:
+                        os.remove(os.path.join(self.out_dir, *other.split("/")))
                 self._ledger.pop(other, None)
                 self._outputs_of[identity].discard(other)
                 self._write(json.dumps({"output": other, "input": identity, "state": REMOVED, "t": self._next_time()})
