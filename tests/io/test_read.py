@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import struct
 import warnings
@@ -769,3 +770,25 @@ def test_a_dicomdir_is_named_as_such_not_called_truncated(tmp_path):
     ds.save_as(tmp_path / "index.dcm", enforce_file_format=True)  # a DICOMDIR copied under another name
     with pytest.raises(ImageReadError, match=r"index\.dcm: a DICOMDIR \(the index of a DICOM media folder\), not an image"):
         read_image(tmp_path / "index.dcm")
+
+
+def test_what_tifffile_logs_about_a_file_becomes_its_note_naming_it(tmp_path, caplog):
+    # tifffile logs an odd tag naming no file: in a batch of thousands, a line from nowhere
+    import tifffile
+
+    values = (np.arange(32 * 40).reshape(32, 40) * 50).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "t.tif", values, extratags=[(65000, "H", 1, 7, False)])
+    with tifffile.TiffFile(tmp_path / "t.tif") as tif:
+        offset = tif.pages[0].tags[65000].offset
+    with open(tmp_path / "t.tif", "r+b") as f:
+        f.seek(offset + 2)
+        f.write(struct.pack("<H", 99))  # a tag of no TIFF data type
+    with caplog.at_level(logging.DEBUG, logger="tifffile"):
+        im = read_image(tmp_path / "t.tif", warn=False)
+    np.testing.assert_array_equal(im.values, values)
+    assert [n for n in im.notes if "invalid data type 99" in n] and all(
+        n.startswith(f"{tmp_path / 't.tif'}: ") for n in im.notes)
+    assert not [r for r in caplog.records if r.name == "tifffile"]
+    with caplog.at_level(logging.DEBUG, logger="tifffile"):  # tifffile used by others: logged as before
+        tifffile.TiffFile(tmp_path / "t.tif").close()
+    assert [r for r in caplog.records if r.name == "tifffile"]

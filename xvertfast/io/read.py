@@ -8,7 +8,10 @@ header cannot exhaust memory.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import threading
 import warnings
 
 import numpy as np
@@ -141,11 +144,39 @@ def _read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
     return values, bits, "MONOCHROME2", info
 
 
+class _TiffLogAsNotes(logging.Filter):
+    """tifffile logs what it finds odd in a file (a bad tag, a wrong strip count) naming no file:
+    in a batch of thousands such lines say nothing of where they came from. Its records while
+    a thread reads a TIFF become that file's notes, named (and reported with its record)."""
+
+    reading = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        notes = getattr(self.reading, "notes", None)
+        if notes is None:  # tifffile used elsewhere: logged as it would be
+            return True
+        notes.append(f"{self.reading.path}: {record.getMessage()}")
+        return False
+
+
+_TIFF_LOG = _TiffLogAsNotes()
+
+
+@contextlib.contextmanager
+def _tiff_log_as_notes(path: str, notes: list[str]):
+    logging.getLogger("tifffile").addFilter(_TIFF_LOG)  # (once: a filter is added once)
+    _TIFF_LOG.reading.path, _TIFF_LOG.reading.notes = path, notes
+    try:
+        yield
+    finally:
+        _TIFF_LOG.reading.notes = None
+
+
 def _read_tiff(path: str, max_pixels: int, notes: list[str]):
     import tifffile
 
     try:
-        with tifffile.TiffFile(path) as tif:
+        with _tiff_log_as_notes(path, notes), tifffile.TiffFile(path) as tif:
             page = tif.pages[0]
             shape = page.shape
             if len(shape) < 2:
