@@ -12,8 +12,10 @@ from PIL import Image
 from tests.infer.test_enhance import chest_like, model_dir  # noqa: F401 (a fixture)
 from xvertfast.cli import main
 from xvertfast.infer import batch
-from xvertfast.io.job_folder import JOB_FILE, LEDGER_FILE, LOCK_FILE, JobFolder
+from xvertfast.io.job_folder import JOB_FILE, LEDGER_FILE, LOCK_FILE, JobFolder, shard_files
 from xvertfast.io import ImageWriteError
+from xvertfast.io.shards import Shard
+from xvertfast.resume import hold_lock
 
 
 def write_pngs(folder, seed: int, names) -> None:
@@ -549,8 +551,6 @@ def test_a_dry_run_writes_nothing_and_says_what_the_run_then_does(tmp_path, mode
 
 def test_a_dry_run_beside_a_running_job_and_in_an_earlier_versions_folder(tmp_path, model_dir, seed,  # noqa: F811
                                                                           capsys):  # fmt: skip
-    from xvertfast.resume import hold_lock
-
     src, out = tmp_path / "in", tmp_path / "out"
     write_pngs(src, seed, ["a.png", "b.png"])
     assert run(model_dir, src, "-o", out) == 0
@@ -561,6 +561,14 @@ def test_a_dry_run_beside_a_running_job_and_in_an_earlier_versions_folder(tmp_pa
         said = capsys.readouterr()
         assert "0 to enhance, 2 done already, 0 would fail" in said.out and "a run would be refused" in said.err
         assert run(model_dir, src, "-o", out) == 2  # as the note says
+    finally:
+        running.close()
+    running = hold_lock(str(out / shard_files("enhance", Shard.parse("2/2"))[1]))  # shard 2/2 running
+    try:
+        assert run(model_dir, src, "-o", out, "--dry-run", "--shard", "1/2") == 0
+        assert "a run would be refused" not in capsys.readouterr().err
+        assert run(model_dir, src, "-o", out, "--dry-run", "--shard", "2/2") == 0
+        assert "a run would be refused" in capsys.readouterr().err
     finally:
         running.close()
     # a folder of an xvertfast before the ledger: its outputs count as done, and the dry run does

@@ -326,13 +326,17 @@ class JobFolder:
             os.path.exists(ledger) for ledger in ledgers)
         self._other_ledgers = self.shard is not None or len(ledgers) > 1
         self._recorded_settings()
-        folder_lock = os.path.join(self.out_dir, self._lock_file)
-        if os.path.exists(folder_lock):  # (not made where missing: none ever ran there)
-            with contextlib.suppress(OSError):
-                probe = hold_lock(folder_lock, shared=self.shard is not None)
-                self.busy = probe is None
-                if probe is not None:
-                    probe.close()
+        # the locks a run would take first: the folder's (shared by shards), and a shard's own
+        locks = [(os.path.join(self.out_dir, self._lock_file), self.shard is not None)]
+        if self.shard is not None:
+            locks.append((os.path.join(self.out_dir, shard_files(self.job, self.shard)[1]), False))
+        for path, shared in locks:
+            if os.path.exists(path):  # (not made where missing: no job ever took it)
+                with contextlib.suppress(OSError):
+                    probe = hold_lock(path, shared=shared)
+                    self.busy = self.busy or probe is None
+                    if probe is not None:
+                        probe.close()
         self._ledger = self._read_ledgers(ledgers)
         for rel, entry in self._ledger.items():
             self._outputs_of.setdefault(entry.get("input"), set()).add(rel)
