@@ -792,3 +792,15 @@ def test_what_tifffile_logs_about_a_file_becomes_its_note_naming_it(tmp_path, ca
     with caplog.at_level(logging.DEBUG, logger="tifffile"):  # tifffile used by others: logged as before
         tifffile.TiffFile(tmp_path / "t.tif").close()
     assert [r for r in caplog.records if r.name == "tifffile"]
+
+
+def test_a_tiff_cut_after_its_header_says_so_with_what_tifffile_found(tmp_path, caplog):
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "whole.tif", np.zeros((8, 8), np.uint16))
+    (tmp_path / "cut.tif").write_bytes((tmp_path / "whole.tif").read_bytes()[:8])
+    with caplog.at_level(logging.DEBUG, logger="tifffile"), pytest.raises(ImageReadError) as caught:
+        read_image(tmp_path / "cut.tif")
+    assert str(caught.value).startswith(f"{tmp_path / 'cut.tif'}: TIFF has no readable page: truncated or corrupt; "
+                                        "tifffile: ") and "invalid offset to first page" in str(caught.value)  # fmt: skip
+    assert not [r for r in caplog.records if r.name == "tifffile"]

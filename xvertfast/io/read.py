@@ -144,39 +144,47 @@ def _read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
     return values, bits, "MONOCHROME2", info
 
 
-class _TiffLogAsNotes(logging.Filter):
-    """tifffile logs what it finds odd in a file (a bad tag, a wrong strip count) naming no file:
-    in a batch of thousands such lines say nothing of where they came from. Its records while
-    a thread reads a TIFF become that file's notes, named (and reported with its record)."""
+class _TiffLogCollected(logging.Filter):
+    """tifffile logs what it finds odd in a file (a bad tag, a wrong strip count, a bad page
+    offset) naming no file: in a batch of thousands such lines say nothing of where they came
+    from. Its records while a thread reads a TIFF are kept for that file instead: its notes,
+    named, or the words of its error."""
 
     reading = threading.local()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        notes = getattr(self.reading, "notes", None)
-        if notes is None:  # tifffile used elsewhere: logged as it would be
+        logged = getattr(self.reading, "logged", None)
+        if logged is None:  # tifffile used elsewhere: logged as it would be
             return True
-        notes.append(f"{self.reading.path}: {record.getMessage()}")
+        logged.append(record.getMessage())
         return False
 
 
-_TIFF_LOG = _TiffLogAsNotes()
+_TIFF_LOG = _TiffLogCollected()
 
 
 @contextlib.contextmanager
-def _tiff_log_as_notes(path: str, notes: list[str]):
+def _tiff_log_collected(logged: list[str]):
     logging.getLogger("tifffile").addFilter(_TIFF_LOG)  # (once: a filter is added once)
-    _TIFF_LOG.reading.path, _TIFF_LOG.reading.notes = path, notes
+    _TIFF_LOG.reading.logged = logged
     try:
         yield
     finally:
-        _TIFF_LOG.reading.notes = None
+        _TIFF_LOG.reading.logged = None
+
+
+def _tifffile_said(logged: list[str]) -> str:
+    return f"; tifffile: {'; '.join(logged)}" if logged else ""
 
 
 def _read_tiff(path: str, max_pixels: int, notes: list[str]):
     import tifffile
 
+    logged: list[str] = []
     try:
-        with _tiff_log_as_notes(path, notes), tifffile.TiffFile(path) as tif:
+        with _tiff_log_collected(logged), tifffile.TiffFile(path) as tif:
+            if not len(tif.pages):
+                raise ImageReadError(path, f"TIFF has no readable page: truncated or corrupt{_tifffile_said(logged)}")
             page = tif.pages[0]
             shape = page.shape
             if len(shape) < 2:
@@ -203,7 +211,8 @@ def _read_tiff(path: str, max_pixels: int, notes: list[str]):
     except ImageReadError:
         raise
     except Exception as exc:  # tifffile raises many types on corrupt data
-        raise ImageReadError(path, f"cannot decode TIFF: truncated or corrupt ({exc})") from None
+        raise ImageReadError(path, f"cannot decode TIFF: truncated or corrupt ({exc}){_tifffile_said(logged)}") from None
+    notes.extend(f"{path}: {message}" for message in logged)
     bits = None
     if planar and values.ndim == 3:
         values = np.moveaxis(values, 0, -1)
