@@ -428,6 +428,18 @@ def test_directory_and_missing_file(tmp_path):
         read_image(tmp_path / "absent.png")
 
 
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symbolic links here")
+def test_a_broken_link_and_a_link_loop_are_called_so_not_missing(tmp_path):
+    # an archive listing shows them, so "no such file or folder" sent users looking for a deleted file
+    os.symlink(tmp_path / "gone" / "x.png", tmp_path / "broken.png")
+    os.symlink("b.png", tmp_path / "a.png")
+    os.symlink("a.png", tmp_path / "b.png")
+    with pytest.raises(ImageReadError, match=r"broken\.png: a broken symbolic link: what it points to \(.*gone.x\.png\) does not exist"):
+        read_image(tmp_path / "broken.png")
+    with pytest.raises(ImageReadError, match=r"a\.png: a loop of symbolic links: it leads to no file"):
+        read_image(tmp_path / "a.png")
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
 def test_a_named_pipe_is_refused_not_waited_on(tmp_path):
     from xvertfast.io.read import sniff_format

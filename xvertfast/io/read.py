@@ -9,6 +9,7 @@ header cannot exhaust memory.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import threading
@@ -518,6 +519,18 @@ def _read_jsrt(path: str, max_pixels: int, notes: list[str]):
     return values, JSRT_BITS, "MONOCHROME1", {"format": "jsrt", "shape": JSRT_SHAPE}
 
 
+def _why_missing(p: str) -> str:
+    """Why a path that an archive listing shows is not there: a link that leads nowhere says so."""
+    if not os.path.islink(p):
+        return "no such file or folder"
+    try:
+        os.stat(p)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a loop of symbolic links: it leads to no file"
+    return f"a broken symbolic link: what it points to ({os.readlink(p)}) does not exist"
+
+
 def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
                photometric: str | None = None, warn: bool = True) -> Radiograph:  # fmt: skip
     """Reads a radiograph; bright = bone, pixels min-max scaled to [0, 1] over the real values.
@@ -541,7 +554,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
     if os.path.isdir(p):
         raise ImageReadError(p, "is a directory, not an image file")
     if not os.path.exists(p):
-        raise ImageReadError(p, "no such file or folder")
+        raise ImageReadError(p, _why_missing(p))
     if not os.path.isfile(p):  # opening a named pipe would wait for a writer, a device read forever
         raise ImageReadError(p, "not a regular file (a named pipe, socket or device)")
     try:
