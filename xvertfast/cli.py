@@ -76,6 +76,19 @@ SHARD_HELP = ("do only the K-th of N parts of the inputs (1 <= K <= N), so that 
               "with or without --shard, or with another N once none runs, resumes what any shard wrote")  # fmt: skip
 
 
+def _note_busy(summary, job: str, out_dir: str) -> None:
+    if summary.busy:  # (a dry run's: a run takes the locks, or is refused)
+        print(f"note: another xvertfast {job} is writing into {out_dir} now: a run would be refused until it "
+              "ends, and what is done already may grow meanwhile", file=sys.stderr)  # fmt: skip
+
+
+def _dry_run_help(job: str, what: str) -> str:
+    return (f"plan the job and say what a run would do: how many inputs it would {job}, skip as done, or "
+            f"fail, and why ({what}); files that cannot be decoded show only when a run reads them. Writes "
+            "nothing and does not make the output folder; exit code 0 nothing would fail, 1 some would, 2 a "
+            "run could not start")
+
+
 def _cmd_preprocess(args: argparse.Namespace) -> int:
     from xvertfast.io.files import NothingFound, check_inputs
     from xvertfast.pipeline.preprocess_files import preprocess_files
@@ -83,13 +96,15 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
     try:
         check_inputs(args.inputs)  # a mistyped folder: said before anything is made
         summary = preprocess_files(args.inputs, args.output, overwrite=args.overwrite, progress=not args.quiet,
-                                   log=lambda msg: print(msg, file=sys.stderr), shard=args.shard)  # fmt: skip
+                                   log=lambda msg: print(msg, file=sys.stderr), shard=args.shard,
+                                   dry_run=args.dry_run)  # fmt: skip
     except NothingFound as exc:
         return _nothing_found(exc)
     except (ValueError, OSError) as exc:  # the output folder cannot be used, an @list cannot be read
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(summary.line())
+    _note_busy(summary, "preprocess", args.output)
     for path, reason in summary.failed:
         print(f"  failed: {reason}", file=sys.stderr)
     return 1 if summary.failed else 0
@@ -117,9 +132,7 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(summary.line())
-    if summary.busy:
-        print(f"note: another xvertfast enhance is writing into {args.output} now: a run would be refused until "
-              "it ends, and what is done already may grow meanwhile", file=sys.stderr)  # fmt: skip
+    _note_busy(summary, "enhance", args.output)
     for rec in summary.warned:  # repeated here: on a long job the first mention has scrolled away
         for warning in rec.warnings:
             print(f"  warning: {warning}", file=sys.stderr)
@@ -380,6 +393,9 @@ cannot be used (another job in it, other settings without --overwrite) or an
     pre.add_argument("--overwrite", action="store_true",
                      help="recompute inputs whose outputs this job's ledger records as done")
     pre.add_argument("--shard", type=_shard, metavar="K/N", help=SHARD_HELP)
+    pre.add_argument("--dry-run", action="store_true", help=_dry_run_help(
+        "preprocess", "output name collisions, files in OUTDIR xvertfast did not write, other settings recorded "
+        "in OUTDIR"))
     pre.set_defaults(func=_cmd_preprocess)
 
     enh = sub.add_parser(
@@ -449,12 +465,9 @@ interrupted.
                      "file there): a first look before trusting the rest")
     enh.add_argument("--shard", type=_shard, metavar="K/N", help=SHARD_HELP + "; give each shard its own "
                      "--report and --preview")  # fmt: skip
-    enh.add_argument("--dry-run", action="store_true",
-                     help="plan the job and say what a run would do: how many inputs it would enhance, skip as "
-                     "done, or fail, and why (output name collisions, files in OUT_DIR xvertfast did not "
-                     "write, other settings recorded in OUT_DIR); files that cannot be decoded show only when "
-                     "a run reads them. Writes nothing and does not make OUT_DIR (--report, if given, lists "
-                     "each file's plan); exit code 0 nothing would fail, 1 some would, 2 a run could not start")
+    enh.add_argument("--dry-run", action="store_true", help=_dry_run_help(
+        "enhance", "output name collisions, files in OUT_DIR xvertfast did not write, other settings recorded "
+        "in OUT_DIR") + "; --report, if given, lists each file's plan")
     enh.set_defaults(func=_cmd_enhance)
 
     ev = sub.add_parser(

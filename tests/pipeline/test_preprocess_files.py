@@ -268,3 +268,52 @@ def test_nothing_found_and_an_unusable_output_folder(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     assert main(["preprocess", str(tmp_path / "a.png"), "-o", str(tmp_path / "file"), "-q"]) == 2
     assert "is a file" in capsys.readouterr().err
+
+
+def _tree(folder) -> dict | None:
+    """Every entry under ``folder`` with its bytes and modification time (None: no folder)."""
+    if not folder.exists():
+        return None
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*"))}  # fmt: skip
+
+
+def _names(paths) -> list[str]:
+    return sorted(os.path.basename(p) for p in paths)
+
+
+def test_a_dry_run_writes_nothing_and_plans_what_the_run_does(tmp_path, capsys):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for name, seed in (("a.png", 0), ("b.png", 1), ("c.png", 2)):
+        Image.fromarray(radiograph_like(seed)).save(src / name)
+    (src / "c.tif").write_bytes((src / "c.png").read_bytes())  # c's outputs twice: the second fails
+
+    def both(**kwargs):
+        """The dry run's plan (the folder unchanged by it), then the run's outcome."""
+        before = _tree(out)
+        plan = preprocess_files([str(src)], str(out), progress=False, log=lambda m: None, dry_run=True, **kwargs)
+        assert _tree(out) == before and plan.dry_run and not plan.done
+        done = preprocess_files([str(src)], str(out), progress=False, log=lambda m: None, **kwargs)
+        assert (_names(plan.planned), _names(plan.skipped)) == (_names(done.done), _names(done.skipped))
+        assert [p for p, _ in plan.failed] == [p for p, _ in done.failed]
+        return plan
+
+    plan = both()
+    assert _names(plan.planned) == ["a.png", "b.png", "c.png"] and _names(p for p, _ in plan.failed) == ["c.tif"]
+    Image.fromarray(radiograph_like(5)).save(src / "a.png")  # edited: to redo
+    os.utime(src / "a.png", ns=(os.stat(src / "a.png").st_atime_ns, os.stat(src / "a.png").st_mtime_ns + 10**9))
+    Image.fromarray(radiograph_like(6)).save(src / "d.png")  # new
+    Image.fromarray(radiograph_like(7)).save(src / "e.png")
+    (out / "e_overlay.png").write_bytes(b"someone's own picture")  # e would replace it: e fails
+    plan = both()
+    assert _names(plan.planned) == ["a.png", "d.png"] and _names(plan.skipped) == ["b.png", "c.png"]
+    assert _names(p for p, _ in plan.failed) == ["c.tif", "e.png"]
+    plan = both(overwrite=True)
+    assert _names(plan.planned) == ["a.png", "b.png", "c.png", "d.png"]
+
+    # the CLI's summary line
+    assert main(["preprocess", str(src), "-o", str(out), "--dry-run", "-q"]) == 1
+    assert "dry run, nothing written: 0 to preprocess, 4 done already, 2 would fail" in capsys.readouterr().out
+    assert main(["preprocess", str(src), "-o", str(tmp_path / "new"), "--dry-run", "-q"]) == 1
+    assert not (tmp_path / "new").exists()

@@ -56,8 +56,15 @@ class JobSummary:
     shard: Shard | None = None  #: the part of the inputs this job did, where it was one of several
     found: int = 0  #: input files found (this shard's, for a shard)
     found_all: int = 0  #: input files found in all, every shard's
+    planned: list[str] = field(default_factory=list)  #: (a dry run) the inputs a run would preprocess
+    dry_run: bool = False  #: planned only: nothing was computed or written
+    busy: bool = False  #: (a dry run) another job writes into the output folder now
 
     def line(self) -> str:
+        if self.dry_run:
+            part = self.shard.share(self.found, self.found_all) if self.shard else ""
+            return (f"dry run, nothing written: {part}{len(self.planned)} to preprocess, {len(self.skipped)} done "
+                    f"already, {len(self.failed)} would fail (planned in {self.seconds:.1f} s)")  # fmt: skip
         rate = len(self.done) / self.seconds if self.seconds > 0 else 0.0
         part = self.shard.share(self.found, self.found_all) if self.shard else ""
         text = (f"{part}{len(self.done)} done, {len(self.skipped)} skipped, {len(self.failed)} failed "
@@ -156,26 +163,30 @@ def _decide(job: JobFolder, f: InputFile, outs: list[str]) -> tuple[str, str | N
 
 
 def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, progress: bool = True,
-                     log=print, shard: Shard | None = None) -> JobSummary:  # fmt: skip
+                     log=print, shard: Shard | None = None, dry_run: bool = False) -> JobSummary:  # fmt: skip
     """Preprocesses every input into out_dir; see the module docstring. Never raises for a bad
     file; raises :class:`~xvertfast.io.files.NothingFound` when no input is found, ValueError
     when out_dir cannot be used (a file, not writable, another job in it, other settings
     without ``overwrite``). ``shard``: only this part of the inputs, beside the other shards'
-    jobs into the same folder (:mod:`xvertfast.io.shards`)."""
+    jobs into the same folder (:mod:`xvertfast.io.shards`). ``dry_run``: plan only, writing
+    nothing (out_dir is not made); the summary's ``planned`` lists what a run would preprocess,
+    ``skipped`` what is done, ``failed`` what would fail at planning (files that cannot be
+    decoded show only when a run reads them)."""
     files = discover(inputs, exclude=[out_dir])
     if not files:  # before the output folder is made
         raise NothingFound(inputs)
-    job = JobFolder(out_dir, SETTINGS, overwrite, job="preprocess", shard=shard)
-    summary = JobSummary(shard=shard)
+    job = JobFolder(out_dir, SETTINGS, overwrite, job="preprocess", shard=shard, read_only=dry_run)
+    summary = JobSummary(shard=shard, dry_run=dry_run, busy=job.busy)
     start = time.perf_counter()
     try:
         planned = _plan(files, out_dir)  # (all files: every shard finds the same collisions)
         if shard is not None:
             planned = [(f, outs) for f, outs in planned if shard.owns(f.rel)]
         summary.found, summary.found_all = len(planned), len(files)
-        remove_stale_parts(o for _, outs in planned if isinstance(outs, list) for o in outs)
+        if not dry_run:
+            remove_stale_parts(o for _, outs in planned if isinstance(outs, list) for o in outs)
         desc = "preprocess" if shard is None else f"preprocess {shard.index}/{shard.count}"
-        bar = tqdm(total=len(planned), unit="img", desc=desc, disable=not progress)
+        bar = tqdm(total=len(planned), unit="img", desc=desc, disable=not progress or dry_run)
         for number, (f, outs) in enumerate(planned):
             try:
                 if isinstance(outs, ValueError):
@@ -185,6 +196,8 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
                     raise ValueError(why)
                 if state == "done":
                     summary.skipped.append(f.path)
+                elif dry_run:
+                    summary.planned.append(f.path)
                 else:
                     _one(f, outs, job, log)
                     summary.done.append(f.path)
