@@ -816,3 +816,20 @@ def test_a_tiff_cut_after_its_header_says_so_with_what_tifffile_found(tmp_path, 
     assert str(caught.value).startswith(f"{tmp_path / 'cut.tif'}: TIFF has no readable page: truncated or corrupt; "
                                         "tifffile: ") and "invalid offset to first page" in str(caught.value)  # fmt: skip
     assert not [r for r in caplog.records if r.name == "tifffile"]
+
+
+@pytest.mark.parametrize("lzw_by_pillow", [False, True])
+def test_a_cmyk_tiff_is_read_as_the_luminance_of_its_colours(tmp_path, seed, lzw_by_pillow, request):
+    # SEPARATED (CMYK) samples are ink amounts: taken for RGBA, the image came out another one
+    import tifffile
+
+    inks = np.random.default_rng(seed).integers(0, 256, size=(12, 16, 4)).astype(np.uint8)
+    if lzw_by_pillow:
+        request.getfixturevalue("without_imagecodecs")
+        Image.fromarray(inks, "CMYK").save(tmp_path / "c.tif", compression="tiff_lzw")
+    else:
+        tifffile.imwrite(tmp_path / "c.tif", inks, photometric="separated")
+    im = read_image(tmp_path / "c.tif", warn=False)
+    rgb = np.rint((255.0 - inks[..., :3]) * (255.0 - inks[..., 3:]) / 255.0)
+    np.testing.assert_array_equal(im.values, _luma(rgb))
+    assert im.notes == [f"{tmp_path / 'c.tif'}: CMYK image converted to luminance (grayscale)"]

@@ -197,6 +197,11 @@ def _read_tiff(path: str, max_pixels: int, notes: list[str]):
                 notes.append(f"{path}: TIFF has {len(tif.pages)} pages; reading the first")
             white_is_zero = flip = int(page.photometric) == 0  # MINISWHITE
             colormap = page.colormap if int(page.photometric) == 3 else None  # PALETTE: values index it
+            inks = page.tags.get(_INKSET)
+            cmyk = int(page.photometric) == 5 and (inks is None or int(inks.value) == 1)  # SEPARATED, CMYK inks
+            if int(page.photometric) == 5 and not cmyk:
+                raise ImageReadError(path, f"SEPARATED TIFF with inks other than CMYK (InkSet {inks.value}): "
+                                     "no colours to take its luminance from")  # fmt: skip
             compression = getattr(page.compression, "name", str(page.compression))
             tag = page.tags.get(_ORIENTATION)
             orientation = int(tag.value) if tag is not None else 1
@@ -227,6 +232,10 @@ def _read_tiff(path: str, max_pixels: int, notes: list[str]):
             bits = 16  # a TIFF colour map holds 16-bit entries
         _luminance_note(notes, path, "palette")
         values = _luminance(values, [], path)
+    if cmyk and values.ndim == 3 and values.shape[-1] >= 4:  # ink amounts: as RGBA they were another image
+        values = _cmyk_to_rgb(values[..., :4])
+        _luminance_note(notes, path, "CMYK")
+        values = _luminance(values, [], path)
     if values.ndim == 3 and values.shape[-1] in (3, 4):
         values = _luminance(values, notes, path)
     if values.ndim != 2:
@@ -252,6 +261,18 @@ def _read_tiff(path: str, max_pixels: int, notes: list[str]):
     if flip:
         values = _invert(values, bits)
     return values, bits, "MONOCHROME1" if white_is_zero else "MONOCHROME2", info
+
+
+#: The TIFF InkSet tag: 1 (or absent) for a SEPARATED image's cyan, magenta, yellow and black.
+_INKSET = 332
+
+
+def _cmyk_to_rgb(cmyk: np.ndarray) -> np.ndarray:
+    """RGB of CMYK ink amounts (0 = none), each channel (1 - ink) * (1 - black), in their type."""
+    top = 1.0 if cmyk.dtype.kind == "f" else float(np.iinfo(cmyk.dtype).max)
+    ink = cmyk.astype(np.float64) / top
+    rgb = (1.0 - ink[..., :3]) * (1.0 - ink[..., 3:4]) * top
+    return rgb.astype(cmyk.dtype) if cmyk.dtype.kind == "f" else np.rint(rgb).astype(cmyk.dtype)
 
 
 #: TIFF Orientation -> the turn that shows the stored rows as meant (the tag names where row 0
