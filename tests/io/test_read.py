@@ -833,3 +833,20 @@ def test_a_cmyk_tiff_is_read_as_the_luminance_of_its_colours(tmp_path, seed, lzw
     rgb = np.rint((255.0 - inks[..., :3]) * (255.0 - inks[..., 3:]) / 255.0)
     np.testing.assert_array_equal(im.values, _luma(rgb))
     assert im.notes == [f"{tmp_path / 'c.tif'}: CMYK image converted to luminance (grayscale)"]
+
+
+@pytest.mark.parametrize("keyword, value, said", [
+    ("BitsStored", 20, r"A \(0028,0101\) 'Bits Stored' value of '20' is invalid"),
+    ("SamplesPerPixel", 2, r"A \(0028,0002\) 'Samples per Pixel' value of '2' is invalid"),
+    ("PhotometricInterpretation", "GREYSCALE", r"Unknown \(0028,0004\) 'Photometric Interpretation' value 'GREYSCALE'"),
+])  # fmt: skip
+def test_a_dicom_header_pydicom_refuses_is_called_invalid_not_truncated(tmp_path, keyword, value, said):
+    import pydicom
+
+    make_dicom(tmp_path / "h.dcm", np.arange(48, dtype=np.uint16).reshape(6, 8))
+    ds = pydicom.dcmread(tmp_path / "h.dcm")
+    setattr(ds, keyword, value)
+    ds.save_as(tmp_path / "h.dcm")
+    with pytest.raises(ImageReadError, match=rf"h\.dcm: invalid DICOM image header: {said}") as caught:
+        read_image(tmp_path / "h.dcm")
+    assert "truncated" not in str(caught.value)

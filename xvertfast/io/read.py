@@ -12,6 +12,7 @@ import contextlib
 import errno
 import logging
 import os
+import re
 import threading
 import warnings
 
@@ -417,6 +418,8 @@ def _dicom_pixels(ds, syntax, path: str, notes: list[str]):
         if syntax is not None and getattr(syntax, "is_compressed", False) and not _has_decoder(syntax):
             raise ImageReadError(path, f"compressed transfer syntax '{name}' needs a decoder: "
                                  "pip install 'xvertfast[dicom-codecs]' (pylibjpeg, python-gdcm)") from None  # fmt: skip
+        if _HEADER_REFUSED.match(str(exc)):  # pydicom's check of the Image Pixel attributes: nothing cut short
+            raise ImageReadError(path, f"invalid DICOM image header: {exc}") from None
         raise ImageReadError(path, f"cannot decode DICOM pixel data ({name}): truncated or corrupt? ({exc})") from None
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip()
     indices = None  # a PALETTE COLOR image's stored values, which PixelPaddingValue refers to
@@ -451,6 +454,11 @@ def _dicom_pixels(ds, syntax, path: str, notes: list[str]):
         notes.append(f"{path}: {int(padding.sum())} padding pixels (PixelPaddingValue) set to the image's "
                      "darkest value")  # fmt: skip
     return values, bits, photometric, ds
+
+
+#: How pydicom words its refusal of the Image Pixel module's values (a missing PlanarConfiguration,
+#: BitsStored above BitsAllocated, an unknown PhotometricInterpretation) before decoding anything.
+_HEADER_REFUSED = re.compile(r"Missing required element: \(0028,|A \(0028,[0-9A-Fa-f]{4}\) '|Unknown \(0028,")
 
 
 def _interleaved_by_codec(syntax) -> bool:
