@@ -850,3 +850,14 @@ def test_a_dicom_header_pydicom_refuses_is_called_invalid_not_truncated(tmp_path
     with pytest.raises(ImageReadError, match=rf"h\.dcm: invalid DICOM image header: {said}") as caught:
         read_image(tmp_path / "h.dcm")
     assert "truncated" not in str(caught.value)
+
+
+def test_a_complex_tiff_is_refused_naming_its_samples(tmp_path):
+    # its real part was enhanced, with numpy's ComplexWarning naming no file
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "f.tif", (np.arange(64) + 1j).reshape(8, 8).astype(np.complex64))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ImageReadError, match=r"f\.tif: TIFF holds complex64 samples, not grey levels"):
+            read_image(tmp_path / "f.tif")

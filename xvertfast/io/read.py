@@ -220,6 +220,8 @@ def _read_tiff(path: str, max_pixels: int, notes: list[str]):
     except Exception as exc:  # tifffile raises many types on corrupt data
         raise ImageReadError(path, f"cannot decode TIFF: truncated or corrupt ({exc}){_tifffile_said(logged)}") from None
     notes.extend(f"{path}: {message}" for message in logged)
+    if values.dtype.kind not in "biuf":  # complex (a Fourier transform's): no grey levels
+        raise ImageReadError(path, f"TIFF holds {values.dtype} samples, not grey levels")
     bits = None
     if planar and values.ndim == 3:
         values = np.moveaxis(values, 0, -1)
