@@ -210,6 +210,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
                                 if not isinstance(v, list)) or "settings unreadable"))  # fmt: skip
         print(f"  {status.done} output files done, {status.unfinished} started and not finished (in flight, or left by "
               "a killed run: its next run redoes them)")  # fmt: skip
+        if status.rate is not None:
+            together = ", all shards together" if len(status.ledgers) > 1 else ""
+            print(f"  {status.rate * 60:.1f} output files finished a minute, over the last {status.rate_outputs}"
+                  f"{together}")  # fmt: skip
         if status.other_settings:
             print(f"  {status.other_settings} output files finished with other settings than those recorded (before "
                   "an --overwrite with new ones): a run with the recorded settings redoes them")  # fmt: skip
@@ -534,7 +538,9 @@ unsharded job's and every shard's) and say how many outputs are done with the re
 settings, how many were started and not finished (in flight now, or left by a killed run,
 which its next run redoes), how many were finished with other settings (before an
 --overwrite with new ones, which redoes them), and when each ledger was last written: a shard whose ledger has not moved for
-much longer than an image takes has stopped. Only reads: running jobs are not disturbed.
+much longer than an image takes has stopped; and how many output files all of them together
+finished a minute lately (over the last 100, back to a pause of over 10 minutes).
+Only reads: running jobs are not disturbed.
 Inputs that failed are not in the ledgers (each run's --report lists them).
 Exit code: 0, 2 where the folder holds no such job or a ledger cannot be read.""",
     )

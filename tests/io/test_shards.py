@@ -436,3 +436,38 @@ def test_a_shard_plans_as_the_whole_job_does_opening_only_the_files_that_could_c
             if fmt == "same":
                 assert len(opened) < 0.6 * len(files)  # not every file's header: about a third, and its stems' others
     assert whole_failed  # (the names collide: the test sees collisions)
+
+
+def test_the_recent_rate_is_taken_over_the_latest_stretch_of_work():
+    from xvertfast.io.job_folder import RATE_OUTPUTS, RATE_PAUSE_S, recent_rate
+
+    s = 10**9
+    assert recent_rate([]) == (None, 0) and recent_rate([5 * s]) == (None, 1)
+    assert recent_rate([0, 0, 0]) == (None, 0)  # lines of an xvertfast before times: not counted
+    assert recent_rate([3 * s, 1 * s, 2 * s, 4 * s]) == (1.0, 4)  # (in any order)
+    night = int(RATE_PAUSE_S * s) + 1
+    rate, n = recent_rate([0 * s, 1 * s, 2 * s] + [2 * s + night + k * s // 2 for k in range(5)])
+    assert (rate, n) == (2.0, 5)  # the run before the pause does not slow it
+    rate, n = recent_rate([k * s for k in range(3 * RATE_OUTPUTS)] + [3 * RATE_OUTPUTS * s + k * s // 4
+                                                                      for k in range(RATE_OUTPUTS)])  # fmt: skip
+    assert n == RATE_OUTPUTS and rate == pytest.approx(4.0)  # the latest ones
+
+
+def test_status_gives_the_rate_of_all_shards_together(tmp_path, capsys, monkeypatch):
+    from xvertfast.cli import main
+    from xvertfast.io import job_folder
+
+    clock = iter(range(10**12, 10**13, 10**9))  # one line a second
+    monkeypatch.setattr(job_folder.time, "time_ns", lambda: next(clock))
+    out = tmp_path / "out"
+    shards = [JobFolder(str(out), SETTINGS, False, shard=Shard(k, 2)) for k in (1, 2)]
+    for n in range(6):  # the shards take turns: each writes two lines an output
+        src = _input(tmp_path, f"{n}.png")
+        shards[n % 2].starting(src, str(out / f"{n}.png"))
+        shards[n % 2].finished(src, str(out / f"{n}.png"), [1, 2])
+    for shard in shards:
+        shard.close()
+    status = job_folder.job_status(str(out), "enhance")
+    assert status.rate == pytest.approx(0.5) and status.rate_outputs == 6  # an output every two seconds
+    assert main(["status", str(out)]) == 0
+    assert "30.0 output files finished a minute, over the last 6, all shards together" in capsys.readouterr().out

@@ -192,6 +192,10 @@ class JobStatus:
     #: the folder is one of an xvertfast before ledgers: the outputs that version wrote are
     #: counted only once a run has met them
     legacy: bool = False
+    #: output files finished a second lately, all ledgers together (see :func:`recent_rate`);
+    #: None where fewer than two finished in one stretch of work
+    rate: float | None = None
+    rate_outputs: int = 0  #: how many finished outputs the rate was taken over
 
     @property
     def done(self) -> int:
@@ -204,6 +208,27 @@ class JobStatus:
     @property
     def other_settings(self) -> int:
         return sum(led.other_settings for led in self.ledgers)
+
+
+#: A pause longer than this between two finished outputs ends a stretch of work: the rate is
+#: taken over the latest stretch only (a job stopped overnight and resumed is not slowed by it).
+RATE_PAUSE_S = 600.0
+#: The rate is taken over at most this many of the latest finished outputs.
+RATE_OUTPUTS = 100
+
+
+def recent_rate(times_ns: list[int]) -> tuple[float | None, int]:
+    """(output files a second, how many it was taken over): the latest outputs finished, at most
+    :data:`RATE_OUTPUTS`, back to the first pause over :data:`RATE_PAUSE_S`; the ledger lines'
+    times, nanoseconds. None where fewer than two outputs are in that stretch."""
+    latest = sorted(t for t in times_ns if t > 0)[-RATE_OUTPUTS:]
+    start = len(latest) - 1
+    while start > 0 and latest[start] - latest[start - 1] <= RATE_PAUSE_S * 1e9:
+        start -= 1
+    stretch = latest[start:]
+    if len(stretch) < 2 or stretch[-1] <= stretch[0]:
+        return None, len(stretch)
+    return (len(stretch) - 1) / ((stretch[-1] - stretch[0]) / 1e9), len(stretch)
 
 
 def job_status(out_dir: str, job: str) -> JobStatus | None:
@@ -227,6 +252,9 @@ def job_status(out_dir: str, job: str) -> JobStatus | None:
     latest_in: dict[str, list[dict]] = {}  # a ledger -> the outputs whose latest line is in it
     for rel, ledger in sources.items():
         latest_in.setdefault(ledger, []).append(entries[rel])
+    finished = [e["t"] for e in entries.values() if e.get("state") == "done" and isinstance(e.get("t"), int)
+                and (key is None or e.get("settings") == key)]  # fmt: skip
+    rate, rate_outputs = recent_rate(finished)
     pattern = _shard_ledger_name(job)
     found = []
     for ledger in ledgers:
@@ -241,7 +269,7 @@ def job_status(out_dir: str, job: str) -> JobStatus | None:
         found.append(LedgerStatus(os.path.basename(ledger), match and f"{match.group(1)}/{match.group(2)}", current,
                                   sum(e.get("state") == "writing" for e in mine), modified, len(done) - current))  # fmt: skip
     legacy = legacy or (os.path.exists(settings_file) and not found)
-    return JobStatus(job, recorded.get("xvertfast"), settings, found, legacy)
+    return JobStatus(job, recorded.get("xvertfast"), settings, found, legacy, rate, rate_outputs)
 
 
 class JobFolder:
