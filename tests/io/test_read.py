@@ -861,3 +861,18 @@ def test_a_complex_tiff_is_refused_naming_its_samples(tmp_path):
         warnings.simplefilter("error")
         with pytest.raises(ImageReadError, match=r"f\.tif: TIFF holds complex64 samples, not grey levels"):
             read_image(tmp_path / "f.tif")
+
+
+@pytest.mark.parametrize("white_is_zero", [False, True])
+def test_a_grey_and_alpha_tiff_is_read_as_its_grey(tmp_path, seed, white_is_zero):
+    # refused as "decoded shape (H, W, 2)", where the same image as a PNG is read
+    import tifffile
+
+    grey = np.random.default_rng(seed).integers(0, 65536, size=(10, 12)).astype(np.uint16)
+    grey[0, 0], grey[0, 1] = 0, 65535
+    alpha = np.full_like(grey, 65535)
+    tifffile.imwrite(tmp_path / "a.tif", np.stack([grey, alpha], axis=-1), extrasamples=[2],
+                     photometric="miniswhite" if white_is_zero else "minisblack")  # fmt: skip
+    im = read_image(tmp_path / "a.tif", warn=False)
+    np.testing.assert_allclose(im.pixels, (65535 - grey if white_is_zero else grey) / 65535.0, atol=1e-6)
+    assert f"{tmp_path / 'a.tif'}: grey + alpha image: the alpha (transparency) left out" in im.notes

@@ -196,7 +196,8 @@ def _read_tiff(path: str, max_pixels: int, notes: list[str]):
             planar = page.samplesperpixel > 1 and int(page.planarconfig) == 2  # SEPARATE
             if len(tif.pages) > 1:
                 notes.append(f"{path}: TIFF has {len(tif.pages)} pages; reading the first")
-            white_is_zero = flip = int(page.photometric) == 0  # MINISWHITE
+            photometric = int(page.photometric)
+            white_is_zero = flip = photometric == 0  # MINISWHITE
             colormap = page.colormap if int(page.photometric) == 3 else None  # PALETTE: values index it
             inks = page.tags.get(_INKSET)
             cmyk = int(page.photometric) == 5 and (inks is None or int(inks.value) == 1)  # SEPARATED, CMYK inks
@@ -241,6 +242,9 @@ def _read_tiff(path: str, max_pixels: int, notes: list[str]):
         values = _luminance(values, [], path)
     if values.ndim == 3 and values.shape[-1] in (3, 4):
         values = _luminance(values, notes, path)
+    elif values.ndim == 3 and values.shape[-1] == 2 and photometric in (0, 1):  # grey + alpha, as Pillow reads PNG's
+        values = np.ascontiguousarray(values[..., 0])
+        notes.append(f"{path}: grey + alpha image: the alpha (transparency) left out")
     if values.ndim != 2:
         raise ImageReadError(path, f"expected a single-channel image, decoded shape {values.shape}")
     if values.dtype == bool:  # 1-bit pages: as Pillow gives them, 0 and 255
