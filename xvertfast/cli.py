@@ -76,10 +76,36 @@ SHARD_HELP = ("do only the K-th of N parts of the inputs (1 <= K <= N), so that 
               "with or without --shard, or with another N once none runs, resumes what any shard wrote")  # fmt: skip
 
 
-def _note_busy(summary, job: str, out_dir: str) -> None:
-    if summary.busy:  # (a dry run's: a run takes the locks, or is refused)
+def _dry_run_notes(summary, job: str, out_dir: str, to_do: int, outputs_each: int) -> None:
+    """After a dry run's summary: a job running in the folder now, and how long the ``to_do``
+    inputs would take at the rate the folder's job finished outputs lately (``outputs_each``
+    output files an input), where one ran there."""
+    if not summary.dry_run:
+        return
+    if summary.busy:  # (a run takes the locks, or is refused)
         print(f"note: another xvertfast {job} is writing into {out_dir} now: a run would be refused until it "
               "ends, and what is done already may grow meanwhile", file=sys.stderr)  # fmt: skip
+    if not to_do:
+        return
+    from xvertfast.io.job_folder import job_status
+
+    try:
+        status = job_status(out_dir, job) if os.path.isdir(out_dir) else None
+    except OSError:
+        return
+    if status is not None and status.rate:
+        seconds = to_do * outputs_each / status.rate
+        print(f"at the rate this folder's job finished outputs lately ({status.rate * 60:.1f} output files a minute"
+              f"{', all shards together' if len(status.ledgers) > 1 else ''}), the {to_do} would take about "
+              f"{_duration(seconds)}", file=sys.stderr)  # fmt: skip
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 2 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    if seconds >= 2 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"
 
 
 def _dry_run_help(job: str, what: str) -> str:
@@ -91,7 +117,7 @@ def _dry_run_help(job: str, what: str) -> str:
 
 def _cmd_preprocess(args: argparse.Namespace) -> int:
     from xvertfast.io.files import NothingFound, check_inputs
-    from xvertfast.pipeline.preprocess_files import preprocess_files
+    from xvertfast.pipeline.preprocess_files import SUFFIXES, preprocess_files
 
     try:
         check_inputs(args.inputs)  # a mistyped folder: said before anything is made
@@ -104,7 +130,7 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(summary.line())
-    _note_busy(summary, "preprocess", args.output)
+    _dry_run_notes(summary, "preprocess", args.output, len(summary.planned), outputs_each=len(SUFFIXES))
     for path, reason in summary.failed:
         print(f"  failed: {reason}", file=sys.stderr)
     return 1 if summary.failed else 0
@@ -132,7 +158,7 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(summary.line())
-    _note_busy(summary, "enhance", args.output)
+    _dry_run_notes(summary, "enhance", args.output, summary.planned, outputs_each=1)
     for rec in summary.warned:  # repeated here: on a long job the first mention has scrolled away
         for warning in rec.warnings:
             print(f"  warning: {warning}", file=sys.stderr)

@@ -315,5 +315,8 @@ def test_a_dry_run_writes_nothing_and_plans_what_the_run_does(tmp_path, capsys):
     # the CLI's summary line
     assert main(["preprocess", str(src), "-o", str(out), "--dry-run", "-q"]) == 1
     assert "dry run, nothing written: 0 to preprocess, 4 done already, 2 would fail" in capsys.readouterr().out
+    Image.fromarray(radiograph_like(8)).save(src / "f.png")
+    assert main(["preprocess", str(src), "-o", str(out), "--dry-run", "-q"]) == 1
+    assert "the 1 would take about" in capsys.readouterr().err  # (its four output files, at the folder's rate)
     assert main(["preprocess", str(src), "-o", str(tmp_path / "new"), "--dry-run", "-q"]) == 1
     assert not (tmp_path / "new").exists()
