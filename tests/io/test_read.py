@@ -876,3 +876,29 @@ def test_a_grey_and_alpha_tiff_is_read_as_its_grey(tmp_path, seed, white_is_zero
     im = read_image(tmp_path / "a.tif", warn=False)
     np.testing.assert_allclose(im.pixels, (65535 - grey if white_is_zero else grey) / 65535.0, atol=1e-6)
     assert f"{tmp_path / 'a.tif'}: grey + alpha image: the alpha (transparency) left out" in im.notes
+
+
+def _jpeg_frame_header(marker: int, precision: int, rows: int = 8, cols: int = 8) -> bytes:
+    """The start of a JPEG file up to its frame header (SOFn), no more: what names its process."""
+    app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    sof = bytes([0xFF, marker]) + struct.pack(">HBHHB", 11, precision, rows, cols, 1) + b"\x01\x11\x00"
+    return b"\xff\xd8" + app0 + sof + b"\xff\xd9"
+
+
+@pytest.mark.parametrize("marker, precision, said", [
+    (0xC1, 12, "12-bit extended JPEG"),
+    (0xC3, 16, "16-bit lossless JPEG"),
+    (0xF7, 12, "12-bit JPEG-LS"),
+])  # fmt: skip
+def test_a_jpeg_of_a_process_pillow_lacks_is_named_as_such_not_called_corrupt(tmp_path, marker, precision, said):
+    (tmp_path / "x.jpg").write_bytes(_jpeg_frame_header(marker, precision))
+    with pytest.raises(ImageReadError, match=rf"x\.jpg: {said}: not decoded here \(Pillow decodes 8-bit baseline"):
+        read_image(tmp_path / "x.jpg")
+
+
+def test_a_cut_baseline_jpeg_is_still_called_truncated(tmp_path):
+    buf = __import__("io").BytesIO()
+    Image.fromarray(np.arange(64 * 64, dtype=np.uint16).reshape(64, 64).astype(np.uint8)).save(buf, format="JPEG")
+    (tmp_path / "cut.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    with pytest.raises(ImageReadError, match=r"cut\.jpg: cannot decode JPEG: truncated or corrupt"):
+        read_image(tmp_path / "cut.jpg")

@@ -105,6 +105,41 @@ def _luminance_note(notes: list[str], path: str, mode: str) -> None:
     notes.append(f"{path}: {mode} image converted to luminance (grayscale)")
 
 
+#: JPEG start-of-frame markers -> the process they start (ITU-T T.81 B.1.1.3; T.87 for JPEG-LS).
+_JPEG_SOF = {0xC0: "baseline", 0xC1: "extended", 0xC2: "progressive", 0xC3: "lossless",
+             0xC5: "differential sequential", 0xC6: "differential progressive", 0xC7: "differential lossless",
+             0xC9: "arithmetic-coded extended", 0xCA: "arithmetic-coded progressive",
+             0xCB: "arithmetic-coded lossless", 0xCD: "arithmetic-coded differential sequential",
+             0xCE: "arithmetic-coded differential progressive", 0xCF: "arithmetic-coded differential lossless",
+             0xF7: "JPEG-LS"}  # fmt: skip
+
+
+def _jpeg_process_pillow_lacks(path: str) -> str | None:
+    """The JPEG process (and depth) a file's first frame header names where Pillow cannot decode
+    it (lossless, JPEG-LS, 12-bit, ...), e.g. "12-bit lossless JPEG"; None where it is one Pillow
+    decodes, or where no frame header is found (a corrupt file)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(1 << 16)
+    except OSError:
+        return None
+    at = 2
+    while at + 4 < len(data) and data[at] == 0xFF:
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        if marker in _JPEG_SOF:
+            if at + 4 >= len(data):
+                return None
+            precision, process = data[at + 4], _JPEG_SOF[marker]
+            if marker in (0xC0, 0xC1, 0xC2) and precision == 8:
+                return None
+            return f"{precision}-bit {process}" + ("" if marker == 0xF7 else " JPEG")
+        at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+    return None
+
+
 #: The EXIF / TIFF Orientation tag: how the stored rows and columns are to be turned for display.
 _ORIENTATION = 0x0112
 
@@ -135,6 +170,11 @@ def _read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
     except Image.DecompressionBombError as exc:
         raise ImageReadError(path, f"refused by the decompression-bomb check: {exc}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        # (Pillow opens no frame it lacks a decoder for: a cut one it opens, and fails later)
+        process = _jpeg_process_pillow_lacks(path) if fmt == "jpeg" and "cannot identify" in str(exc) else None
+        if process:
+            raise ImageReadError(path, f"{process}: not decoded here (Pillow decodes 8-bit baseline and "
+                                 "progressive JPEG); convert it to PNG or TIFF") from None  # fmt: skip
         raise ImageReadError(path, f"cannot decode {fmt.upper()}: truncated or corrupt ({exc})") from None
     if values.ndim != 2:
         raise ImageReadError(path, f"expected a single-channel image, decoded shape {values.shape}")
