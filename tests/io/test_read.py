@@ -725,7 +725,8 @@ def test_a_palette_tiff_is_read_through_its_colour_map(tmp_path, seed, lzw_by_pi
     assert any("palette image converted to luminance" in n for n in im.notes)
 
 
-def test_a_colour_jpeg_dicom_saying_planar_configuration_1_keeps_its_colours(tmp_path):
+@pytest.mark.parametrize("planar", [1, None])
+def test_a_colour_jpeg_dicom_saying_planar_configuration_1_keeps_its_colours(tmp_path, planar):
     # PS3.5 8.2.1: a JPEG codestream orders its components itself (PlanarConfiguration shall be
     # 0); a file saying 1 was taken by pydicom's plugins as planes: stripes of scrambled colour
     import io
@@ -741,6 +742,8 @@ def test_a_colour_jpeg_dicom_saying_planar_configuration_1_keeps_its_colours(tmp
     make_dicom(tmp_path / "c.dcm", rgb[..., 0], syntax=JPEGBaseline8Bit, pixel_data=False, slope=None)
     ds = pydicom.dcmread(tmp_path / "c.dcm")
     ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "YBR_FULL", 1
+    if planar is None:  # or without the element, which pydicom refused to decode without
+        del ds.PlanarConfiguration
     ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
     ds.PixelData = encapsulate([out.getvalue()])
     ds["PixelData"].VR = "OB"

@@ -448,10 +448,11 @@ def _dicom_pixels(ds, syntax, path: str, notes: list[str]):
     from pydicom.pixels import apply_modality_lut
 
     samples = _dicom_int(ds, "SamplesPerPixel", 1, path)
-    if samples > 1 and int(ds.get("PlanarConfiguration", 0) or 0) == 1 and _interleaved_by_codec(syntax):
+    if samples > 1 and _interleaved_by_codec(syntax) and ds.get("PlanarConfiguration") != 0:
         # JPEG, JPEG-LS and JPEG 2000 codestreams order their components themselves (PS3.5
         # 8.2: PlanarConfiguration is irrelevant there, shall be 0); pydicom's own plugins
-        # would take a decoded interleaved frame for planes and scramble its colours
+        # would take a decoded interleaved frame for planes (1) and scramble its colours, or
+        # refuse to decode without the element
         ds.PlanarConfiguration = 0
     if samples == 1 and "PhotometricInterpretation" not in ds:
         # pydicom refuses to decode without it; one sample per pixel is grey
