@@ -905,3 +905,23 @@ def test_a_cut_baseline_jpeg_is_still_called_truncated(tmp_path):
     (tmp_path / "cut.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
     with pytest.raises(ImageReadError, match=r"cut\.jpg: cannot decode JPEG: truncated or corrupt"):
         read_image(tmp_path / "cut.jpg")
+
+
+def test_a_jpeg_claiming_more_pixels_than_its_bytes_hold_is_refused(tmp_path):
+    # libjpeg fills the missing blocks with grey, silently: a 240 x 180 file claiming 9000 x 9000
+    # was "read" as 81 Mpixel of grey (minutes of enhancement, GiBs of memory)
+    import io
+
+    buf = io.BytesIO()
+    rows, cols = np.mgrid[0:180, 0:240]
+    Image.fromarray(((rows + cols) % 256).astype(np.uint8)).save(buf, format="JPEG", quality=90)
+    data = bytearray(buf.getvalue())
+    at = data.find(b"\xff\xc0")
+    struct.pack_into(">HH", data, at + 5, 9000, 9000)
+    (tmp_path / "lying.jpg").write_bytes(bytes(data))
+    with pytest.raises(ImageReadError, match=r"lying\.jpg: JPEG frame header claims 9000 x 9000 \(width x height\), "
+                                             r"more than its [\d,]+ bytes can hold"):  # fmt: skip
+        read_image(tmp_path / "lying.jpg")
+    # the most a real JPEG compresses, a constant image at quality 1, is well within
+    Image.fromarray(np.full((1024, 1536), 255, np.uint8)).save(tmp_path / "white.jpg", quality=1, optimize=True)
+    assert read_image(tmp_path / "white.jpg").shape == (1024, 1536)

@@ -144,12 +144,25 @@ def _jpeg_process_pillow_lacks(path: str) -> str | None:
 _ORIENTATION = 0x0112
 
 
+def _check_jpeg_size(path: str, h: int, w: int) -> None:
+    """Refuses a JPEG too small for the size its frame header claims: every 8 x 8 block of its
+    first component takes at least one bit (a Huffman code; a DC scan codes each block), and
+    libjpeg fills what is missing of a file cut or lying about its size with grey, silently."""
+    size = os.path.getsize(path)
+    blocks = -(-h // 8) * -(-w // 8)
+    if size * 8 < blocks:
+        raise ImageReadError(path, f"JPEG frame header claims {w} x {h} (width x height), more than its {size:,} "
+                             "bytes can hold (at least 1 bit per 8 x 8 block): truncated or corrupt")  # fmt: skip
+
+
 def _read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
     from PIL import Image
 
     try:
         with Image.open(path) as im:
             _check_pixels(path, im.height, im.width, max_pixels)
+            if fmt == "jpeg":
+                _check_jpeg_size(path, im.height, im.width)
             mode = im.mode
             orientation = im.getexif().get(_ORIENTATION, 1)
             if orientation not in (1, None):
