@@ -925,3 +925,20 @@ def test_a_jpeg_claiming_more_pixels_than_its_bytes_hold_is_refused(tmp_path):
     # the most a real JPEG compresses, a constant image at quality 1, is well within
     Image.fromarray(np.full((1024, 1536), 255, np.uint8)).save(tmp_path / "white.jpg", quality=1, optimize=True)
     assert read_image(tmp_path / "white.jpg").shape == (1024, 1536)
+
+
+def test_a_signed_dicoms_padding_written_as_unsigned_is_still_padding(tmp_path, seed):
+    # PixelPaddingValue -2048 of a signed image, written with VR US as its bit pattern 63488 (as
+    # some vendors do): it matched no pixel, so the padding squeezed the anatomy's range
+    import pydicom
+
+    values = np.random.default_rng(seed).integers(-1000, 2000, size=(16, 24)).astype(np.int16)
+    values[0, 2], values[0, 3] = -1000, 1999
+    values[:, :2] = -2048
+    make_dicom(tmp_path / "p.dcm", values, bits=12, signed=True)
+    ds = pydicom.dcmread(tmp_path / "p.dcm")
+    ds.add_new(0x00280120, "US", 65536 - 2048)  # PixelPaddingValue
+    ds.save_as(tmp_path / "p.dcm")
+    im = read_image(tmp_path / "p.dcm", warn=False)
+    np.testing.assert_allclose(im.pixels[:, 2:], (values[:, 2:] + 1000) / 2999.0, atol=1e-6)
+    assert (im.pixels[:, :2] == 0).all() and any("32 padding pixels" in n for n in im.notes)

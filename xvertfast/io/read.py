@@ -577,6 +577,9 @@ def _padding_mask(ds, arr: np.ndarray, path: str) -> np.ndarray | None:
         return None
     first = _dicom_int(ds, "PixelPaddingValue", 0, path)
     limit = _dicom_int(ds, "PixelPaddingRangeLimit", first, path) if "PixelPaddingRangeLimit" in ds else first
+    if arr.dtype.kind == "i":  # a signed image's padding written as US (63536 for -2000): its bits are meant
+        top, wrap = np.iinfo(arr.dtype).max, 1 << (8 * arr.dtype.itemsize)
+        first, limit = (v - wrap if top < v < wrap else v for v in (first, limit))
     lo, hi = min(first, limit), max(first, limit)
     mask = (arr >= lo) & (arr <= hi)
     return mask if mask.any() and not mask.all() else None
