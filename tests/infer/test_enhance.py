@@ -283,7 +283,8 @@ def test_cli_end_to_end(tmp_path, model_dir, seed, capsys):
     job = json.loads((out / JOB_FILE).read_text())["settings"]
     with Image.open(out / "good0.png") as im:  # how it was made travels with the file
         said = im.text["Description"]
-    assert f"model {job['model'][:16]}, mode spine, brightness network, tile {TILE}" in said and "xvertfast" in said
+    assert f"model {job['model'][:16]}, mode spine, brightness network, tile {TILE}, precision float32" in said
+    assert "xvertfast" in said
     deep = read_image(out / "sub" / "deep.png")
     assert deep.bits_stored == 12  # the 12-bit source's depth is kept
     body = json.loads(report.read_text())

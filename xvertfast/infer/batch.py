@@ -223,7 +223,8 @@ def _read_and_prepare(enhancer, f: InputFile):
 def _description(settings: dict) -> str:
     """What each output file records about how it was made (see :func:`xvertfast.io.write_image`)."""
     return (f"XVertNet vertebral contrast enhancement, xvertfast {__version__}: model {settings['model'][:16]}, "
-            f"mode {settings['mode']}, brightness {settings['brightness']}, tile {settings['tile']}")  # fmt: skip
+            f"mode {settings['mode']}, brightness {settings['brightness']}, tile {settings['tile']}, "
+            f"precision {settings['precision']}")  # fmt: skip
 
 
 def _compose_and_write(enhancer, rad: Radiograph, prep, tiles, out: str, fmt: str, description: str,
