@@ -942,3 +942,24 @@ def test_a_signed_dicoms_padding_written_as_unsigned_is_still_padding(tmp_path, 
     im = read_image(tmp_path / "p.dcm", warn=False)
     np.testing.assert_allclose(im.pixels[:, 2:], (values[:, 2:] + 1000) / 2999.0, atol=1e-6)
     assert (im.pixels[:, :2] == 0).all() and any("32 padding pixels" in n for n in im.notes)
+
+
+def test_pillows_warnings_name_the_file(tmp_path):
+    # "Corrupt EXIF data. Expecting to read 12 bytes but only got 0." alone, in a batch of thousands
+    import io
+
+    exif = Image.Exif()
+    exif[0x010F] = "Vendor"  # Make
+    buf = io.BytesIO()
+    Image.fromarray(np.arange(48 * 64, dtype=np.uint16).reshape(48, 64).astype(np.uint8)).save(buf, "JPEG", exif=exif)
+    data = bytearray(buf.getvalue())
+    tiff = data.find(b"Exif\x00\x00") + 6
+    struct.pack_into("<H" if data[tiff : tiff + 2] == b"II" else ">H", data, tiff + 8, 0xFFFF)  # IFD0's entry count
+    path = tmp_path / "exif.jpg"
+    path.write_bytes(bytes(data))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        read_image(path, warn=False)
+    said = [str(w.message) for w in caught]
+    assert said and all(s.startswith(f"{path}: ") for s in said), said
+    assert any("Corrupt EXIF data" in s for s in said)

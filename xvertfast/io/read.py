@@ -159,12 +159,17 @@ def _read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
     from PIL import Image
 
     try:
-        with Image.open(path) as im:
+        # Pillow's warnings (corrupt EXIF data, a decompression-bomb size) named, as pydicom's: in
+        # turns with the other readers, only while it reads the header and the EXIF, not the pixels
+        with WarningsNamingTheFile(path, stacklevel=4):  # (the caller of read_image)
+            im = Image.open(path)
+        with im:
             _check_pixels(path, im.height, im.width, max_pixels)
             if fmt == "jpeg":
                 _check_jpeg_size(path, im.height, im.width)
             mode = im.mode
-            orientation = im.getexif().get(_ORIENTATION, 1)
+            with WarningsNamingTheFile(path, stacklevel=4):
+                orientation = im.getexif().get(_ORIENTATION, 1)
             if orientation not in (1, None):
                 from PIL import ImageOps
 
