@@ -963,3 +963,17 @@ def test_pillows_warnings_name_the_file(tmp_path):
     said = [str(w.message) for w in caught]
     assert said and all(s.startswith(f"{path}: ") for s in said), said
     assert any("Corrupt EXIF data" in s for s in said)
+
+
+def test_a_dicom_of_a_private_transfer_syntax_says_so(tmp_path):
+    # GE's private big-endian syntax in old archives: it was "cannot decode DICOM: ValueError: UID is
+    # not a transfer syntax.", pydicom's words from a check made while wording the real error
+    import pydicom
+
+    make_dicom(tmp_path / "ge.dcm", np.arange(48, dtype=np.uint16).reshape(6, 8))
+    ds = pydicom.dcmread(tmp_path / "ge.dcm")
+    ds.file_meta.TransferSyntaxUID = "1.2.840.113619.5.2"
+    ds.save_as(tmp_path / "ge.dcm", implicit_vr=False, little_endian=True)
+    with pytest.raises(ImageReadError, match=r"ge\.dcm: its transfer syntax 1\.2\.840\.113619\.5\.2 is none DICOM "
+                                             r"defines \(a vendor's private one\?\)"):  # fmt: skip
+        read_image(tmp_path / "ge.dcm")

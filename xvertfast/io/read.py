@@ -465,6 +465,9 @@ def _dicom_pixels(ds, syntax, path: str, notes: list[str]):
     """The stored values of a parsed DICOM image after its modality LUT, photometric and padding."""
     from pydicom.pixels import apply_modality_lut
 
+    if syntax is not None and not getattr(syntax, "is_transfer_syntax", True):
+        raise ImageReadError(path, f"its transfer syntax {syntax} is none DICOM defines (a vendor's private one?): "
+                             "its pixel data cannot be decoded here")  # fmt: skip
     samples = _dicom_int(ds, "SamplesPerPixel", 1, path)
     if samples > 1 and _interleaved_by_codec(syntax) and ds.get("PlanarConfiguration") != 0:
         # JPEG, JPEG-LS and JPEG 2000 codestreams order their components themselves (PS3.5
