@@ -88,6 +88,27 @@ def test_settings_change_only_while_no_other_shard_runs(tmp_path):
     b.close()
 
 
+def test_a_shards_dry_run_says_a_run_would_be_refused_wherever_the_run_is(tmp_path):
+    # beside shards of another count, or with new settings beside shards on the recorded ones, a
+    # run is refused: its dry run must say so (it probed only the folder's lock and its own)
+    out = str(tmp_path / "out")
+    running = JobFolder(out, SETTINGS, False, shard=Shard(1, 2))
+    other = {**SETTINGS, "format": "tiff"}
+    try:
+        for settings, overwrite, shard in [(SETTINGS, False, Shard(1, 3)), (other, True, Shard(2, 2))]:
+            dry = JobFolder(out, settings, overwrite, shard=shard, read_only=True)
+            dry.close()
+            assert dry.busy, (settings, shard)
+            with pytest.raises(ValueError, match="are writing into"):
+                JobFolder(out, settings, overwrite, shard=shard)
+        dry = JobFolder(out, SETTINGS, False, shard=Shard(2, 2), read_only=True)  # joins them: not refused
+        assert not dry.busy
+    finally:
+        running.close()
+    for settings, overwrite, shard in [(SETTINGS, False, Shard(1, 3)), (other, True, Shard(2, 2))]:
+        assert not JobFolder(out, settings, overwrite, shard=shard, read_only=True).busy  # none runs now
+
+
 def _input(tmp_path, name: str) -> str:
     path = tmp_path / "in" / name
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -353,11 +353,19 @@ class JobFolder:
         self._legacy = os.path.exists(os.path.join(self.out_dir, self._job_file)) and not any(
             os.path.exists(ledger) for ledger in ledgers)
         self._other_ledgers = self.shard is not None or len(ledgers) > 1
-        self._recorded_settings()
-        # the locks a run would take first: the folder's (shared by shards), and a shard's own
+        _, previous = self._recorded_settings()
+        # the locks whose holders keep a run out (_take_locks, _settle_settings): the folder's (shared
+        # by shards); for a shard, its own, those of shards of another count, and, where the settings
+        # change, the one the shards running on the recorded settings hold
         locks = [(os.path.join(self.out_dir, self._lock_file), self.shard is not None)]
         if self.shard is not None:
             locks.append((os.path.join(self.out_dir, shard_files(self.job, self.shard)[1]), False))
+            pattern = _shards_count_lock_name(self.job)
+            with contextlib.suppress(OSError):
+                locks += [(os.path.join(self.out_dir, name), False) for name in sorted(os.listdir(self.out_dir))
+                          if (match := pattern.fullmatch(name)) and int(match.group(1)) != self.shard.count]
+            if previous != self.settings:
+                locks.append((os.path.join(self.out_dir, shards_locks(self.job)[1]), False))
         for path, shared in locks:
             if os.path.exists(path):  # (not made where missing: no job ever took it)
                 with contextlib.suppress(OSError):
