@@ -234,14 +234,22 @@ class Enhancer:
         return self.model.guidance(out, method=self.wls_method)
 
     def run_tiles(self, xp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """All stages on [N, 1, S, S] tiles, ``batch_size`` at a time; returns CPU float32."""
+        """All stages on [N, 1, S, S] tiles, ``batch_size`` at a time; returns CPU float32.
+
+        A lone tile is run as a pair (with a copy of itself) where ``batch_size`` allows two:
+        oneDNN picks other convolution kernels for a batch of one, whose sums differ in the last
+        bits, so a tile's output would depend on which call it fell into (a batch job's calls
+        follow the order its reads finish in: two runs of one command could differ). From two
+        tiles on, a tile's output does not depend on the batch (tests/infer/test_determinism.py)."""
         outs = []
         for k in range(0, xp.shape[0], self.batch_size):
             out = xp[k : k + self.batch_size].to(self.device, non_blocking=True)
             g = y[k : k + self.batch_size].to(self.device, non_blocking=True)
             n = out.shape[0]
-            if self.backend.fixed_batch and n < self.batch_size:  # same shape every call: pad the last batch
-                repeat = torch.full((self.batch_size - n,), n - 1, dtype=torch.long, device=out.device)
+            # same shape every call (captured graphs): the last batch padded to the full size
+            pad_to = self.batch_size if self.backend.fixed_batch else (2 if n == 1 < self.batch_size else n)
+            if n < pad_to:
+                repeat = torch.full((pad_to - n,), n - 1, dtype=torch.long, device=out.device)
                 out, g = torch.cat([out, out[repeat]]), torch.cat([g, g[repeat]])
             for s in range(self.backend.stages):
                 if s > 0:
