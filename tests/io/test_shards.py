@@ -492,3 +492,37 @@ def test_status_gives_the_rate_of_all_shards_together(tmp_path, capsys, monkeypa
     assert status.rate == pytest.approx(0.5) and status.rate_outputs == 6  # an output every two seconds
     assert main(["status", str(out)]) == 0
     assert "30.0 output files finished a minute, over the last 6, all shards together" in capsys.readouterr().out
+
+
+def test_the_recent_rate_counts_no_outputs_that_were_not_made_apart():
+    from xvertfast.io.job_folder import recent_rate
+
+    s = 10**9
+    # one preprocess input: four files recorded microseconds apart were 1.2 million a minute
+    assert recent_rate([s + k * 5_000 for k in range(4)]) == (None, 4)
+    # two inputs, ten seconds apart: four files in ten seconds, not seven
+    rate, n = recent_rate([s + k * 5_000 for k in range(4)] + [11 * s + k * 5_000 for k in range(4)])
+    assert n == 8 and rate == pytest.approx(0.4, rel=1e-5)
+    # a clock set back: each line's time just after the one before (JobFolder._next_time)
+    assert recent_rate([5 * s + k for k in range(50)]) == (None, 50)
+
+
+def test_outputs_adopted_or_recorded_at_a_new_path_are_not_in_the_rate(tmp_path, monkeypatch):
+    from xvertfast.io import job_folder
+
+    clock = iter(range(10**12, 10**13, 10**9))  # one line a second while made...
+    monkeypatch.setattr(job_folder.time, "time_ns", lambda: next(clock))
+    out = tmp_path / "out"
+    job = JobFolder(str(out), SETTINGS, False)
+    for n in range(3):
+        src = _input(tmp_path, f"{n}.png")
+        job.starting(src, str(out / f"{n}.png"))
+        job.finished(src, str(out / f"{n}.png"), [1, 2])
+    later = iter(range(10**13, 10**14, 1000))  # ...and a thousand adopted in a microsecond each
+    monkeypatch.setattr(job_folder.time, "time_ns", lambda: next(later))
+    for n in range(3, 1000):
+        job.adopt(_input(tmp_path, f"{n}.png"), [str(out / f"{n}.png")])
+    job.close()
+    status = job_folder.job_status(str(out), "enhance")
+    assert status.done == 1000
+    assert status.rate == pytest.approx(0.5) and status.rate_outputs == 3

@@ -105,6 +105,11 @@ LEGACY_MARK = "adopts_unrecorded_outputs"
 #: A ledger line's state for an output the job removed (replaced by the input's new output).
 REMOVED = "removed"
 
+#: A finished line's mark where the output was recorded, not made, by the job that wrote the line
+#: (an earlier version's output adopted, an output whose input moved recorded at its new path):
+#: such lines, written in a burst as a run plans, say nothing of how fast outputs are made.
+ADOPTED = "adopted"
+
 #: Those of ``xvertfast enhance``.
 JOB_FILE, LEDGER_FILE, LOCK_FILE = JOB_STATE_FILES = job_files("enhance")
 
@@ -217,18 +222,27 @@ RATE_PAUSE_S = 600.0
 RATE_OUTPUTS = 100
 
 
+#: Outputs finished within this of the stretch's first finished with it (the four files of one
+#: preprocess input, recorded one after another): they are not counted as made after it.
+RATE_TOGETHER_NS = 1_000_000
+
+
 def recent_rate(times_ns: list[int]) -> tuple[float | None, int]:
     """(output files a second, how many it was taken over): the latest outputs finished, at most
     :data:`RATE_OUTPUTS`, back to the first pause over :data:`RATE_PAUSE_S`; the ledger lines'
-    times, nanoseconds. None where fewer than two outputs are in that stretch."""
+    times, nanoseconds. The outputs finished after the stretch's first moment (those within
+    :data:`RATE_TOGETHER_NS` of it finished with it), over the time from it to the last. None
+    where none finished after that moment: one preprocess input's four files, or lines whose
+    times were set just after one another (a clock set back: see ``JobFolder._next_time``)."""
     latest = sorted(t for t in times_ns if t > 0)[-RATE_OUTPUTS:]
     start = len(latest) - 1
     while start > 0 and latest[start] - latest[start - 1] <= RATE_PAUSE_S * 1e9:
         start -= 1
     stretch = latest[start:]
-    if len(stretch) < 2 or stretch[-1] <= stretch[0]:
+    after = sum(t - stretch[0] > RATE_TOGETHER_NS for t in stretch)
+    if not after:
         return None, len(stretch)
-    return (len(stretch) - 1) / ((stretch[-1] - stretch[0]) / 1e9), len(stretch)
+    return after / ((stretch[-1] - stretch[0]) / 1e9), len(stretch)
 
 
 def job_status(out_dir: str, job: str) -> JobStatus | None:
@@ -253,7 +267,7 @@ def job_status(out_dir: str, job: str) -> JobStatus | None:
     for rel, ledger in sources.items():
         latest_in.setdefault(ledger, []).append(entries[rel])
     finished = [e["t"] for e in entries.values() if e.get("state") == "done" and isinstance(e.get("t"), int)
-                and (key is None or e.get("settings") == key)]  # fmt: skip
+                and not e.get(ADOPTED) and (key is None or e.get("settings") == key)]  # fmt: skip
     rate, rate_outputs = recent_rate(finished)
     pattern = _shard_ledger_name(job)
     found = []
@@ -512,7 +526,7 @@ class JobFolder:
             return "new", None
         entry = self._ledger.get(self._rel(out))
         if entry is None and self._legacy:  # written by that earlier job: done, as it would have said
-            self.finished(input_path, out, file_state(input_path))
+            self.finished(input_path, out, file_state(input_path), adopted=True)
             entry = self._ledger[self._rel(out)]
         if entry is None:
             ledgers = os.path.join(self.out_dir, job_files(self.job)[1])
@@ -525,7 +539,7 @@ class JobFolder:
             if _moved_here(entry.get("input"), entry.get("stat"), input_path, stat):
                 if entry.get("state") == "done" and entry.get("settings") == self.key:  # recorded at its new
                     # path (with what it was made with), so that a later edit there is redone, not refused
-                    self.finished(input_path, out, stat)
+                    self.finished(input_path, out, stat, adopted=True)
                     entry = self._ledger[self._rel(out)]
             elif not self.overwrite:
                 return "refuse", f"{out} holds the output of another input, {entry.get('input')} (--overwrite replaces it)"
@@ -544,7 +558,7 @@ class JobFolder:
         an input whose outputs all existed). The caller decides they are such outputs."""
         stat = file_state(input_path)
         for out in outs:
-            self.finished(input_path, out, stat)
+            self.finished(input_path, out, stat, adopted=True)
 
     def _append(self, entry: dict, durable: bool) -> None:
         with self._write_lock:
@@ -561,15 +575,18 @@ class JobFolder:
         self._append({"output": self._rel(out), "input": _identity(input_path), "state": "writing",
                       "settings": self.key}, durable=True)  # fmt: skip
 
-    def finished(self, input_path: str, out: str, stat: list[int] | None, sole: bool = False) -> None:
+    def finished(self, input_path: str, out: str, stat: list[int] | None, sole: bool = False,
+                 adopted: bool = False) -> None:  # fmt: skip
         """Called once ``out`` is complete; ``stat``: the input's, as it was planned from.
+        ``adopted``: ``out`` was not made now, only recorded (an earlier version's output, or one
+        whose input moved): its line is marked so, and the job's rate does not count it.
         ``sole``: ``out`` is the input's one output (enhance), so the files the ledger names as
         its other outputs (made under another ``--format``, or named otherwise by an older
         xvertfast) are removed: left there, they would be taken for a second output of it."""
         rel, identity = self._rel(out), _identity(input_path)
         with self._write_lock:
-            self._add({"output": rel, "input": identity, "state": "done", "settings": self.key, "stat": stat},
-                      durable=False)  # fmt: skip
+            self._add({"output": rel, "input": identity, "state": "done", "settings": self.key, "stat": stat,
+                       **({ADOPTED: True} if adopted else {})}, durable=False)  # fmt: skip
             if not sole:
                 return
             for other in sorted(self._outputs_of.get(identity, set()) - {rel}):
