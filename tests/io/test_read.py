@@ -977,3 +977,19 @@ def test_a_dicom_of_a_private_transfer_syntax_says_so(tmp_path):
     with pytest.raises(ImageReadError, match=r"ge\.dcm: its transfer syntax 1\.2\.840\.113619\.5\.2 is none DICOM "
                                              r"defines \(a vendor's private one\?\)"):  # fmt: skip
         read_image(tmp_path / "ge.dcm")
+
+
+def test_a_one_sample_dicom_saying_rgb_is_read_as_monochrome2(tmp_path, seed):
+    # its grey values were read, but the Radiograph said photometric "RGB", outside its contract
+    import pydicom
+
+    values = np.random.default_rng(seed).integers(0, 4096, size=(10, 14)).astype(np.uint16)
+    make_dicom(tmp_path / "r.dcm", values)
+    ds = pydicom.dcmread(tmp_path / "r.dcm")
+    ds.PhotometricInterpretation = "RGB"
+    ds.save_as(tmp_path / "r.dcm")
+    im = read_image(tmp_path / "r.dcm", warn=False)
+    assert im.photometric == "MONOCHROME2"
+    np.testing.assert_array_equal(im.values, values)
+    assert im.notes == [f"{tmp_path / 'r.dcm'}: PhotometricInterpretation RGB with one sample per pixel; read as "
+                        "MONOCHROME2 (bright = high)"]  # fmt: skip

@@ -499,6 +499,10 @@ def _dicom_pixels(ds, syntax, path: str, notes: list[str]):
         indices, arr, bits = arr, _palette_luminance(ds, arr, path), _palette_bits(ds, path)
         photometric = "MONOCHROME2"
         _luminance_note(notes, path, "PALETTE COLOR")
+    elif arr.ndim == 2 and photometric not in ("MONOCHROME1", "MONOCHROME2"):  # RGB or YBR of one sample: grey
+        notes.append(f"{path}: PhotometricInterpretation {photometric} with one sample per pixel; read as "
+                     "MONOCHROME2 (bright = high)")  # fmt: skip
+        photometric = "MONOCHROME2"
     if arr.ndim != 2:
         raise ImageReadError(path, f"expected a single-frame grayscale image, decoded shape {arr.shape}")
     signed = _dicom_int(ds, "PixelRepresentation", 0, path) == 1 and arr.dtype.kind == "i"
