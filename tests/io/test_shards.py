@@ -526,3 +526,19 @@ def test_outputs_adopted_or_recorded_at_a_new_path_are_not_in_the_rate(tmp_path,
     status = job_folder.job_status(str(out), "enhance")
     assert status.done == 1000
     assert status.rate == pytest.approx(0.5) and status.rate_outputs == 3
+
+
+def test_a_dry_run_into_a_folder_a_run_cannot_write_says_so(tmp_path, monkeypatch):
+    # (another user's folder, a read-only mount: the run stops at 'cannot write into the output
+    # folder'; its dry run planned the job all the same. Root may write anywhere: access is faked)
+    from xvertfast.io import job_folder
+
+    parent = tmp_path / "theirs"
+    parent.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(job_folder.os, "access", lambda path, mode: real_access(path, mode) and path != str(parent))
+    for out in (parent, parent / "out", parent / "out" / "deeper"):
+        with pytest.raises(ValueError, match="cannot write into the output folder"):
+            JobFolder(str(out), SETTINGS, False, read_only=True)
+    assert not (parent / "out").exists()
+    JobFolder(str(tmp_path / "mine" / "out"), SETTINGS, False, read_only=True).close()

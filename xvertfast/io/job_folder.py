@@ -361,6 +361,12 @@ class JobFolder:
 
     def _read_only_init(self, settings: dict) -> None:
         """What a run would find in the folder, touching nothing (see the class docstring)."""
+        # a run makes the folder (or the folders above it) and its files there: refused where it cannot
+        made_in = os.path.abspath(self.out_dir)
+        while not os.path.lexists(made_in) and os.path.dirname(made_in) != made_in:
+            made_in = os.path.dirname(made_in)
+        if not os.access(made_in, os.W_OK | os.X_OK):
+            raise ValueError(f"cannot write into the output folder {self.out_dir}: {made_in} is not writable here")
         self.settings, self.key = settings, settings_key(settings)
         self._outputs_of = {}
         ledgers = _ledgers(self.out_dir, self.job) if os.path.isdir(self.out_dir) else []
