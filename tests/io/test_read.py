@@ -993,3 +993,22 @@ def test_a_one_sample_dicom_saying_rgb_is_read_as_monochrome2(tmp_path, seed):
     np.testing.assert_array_equal(im.values, values)
     assert im.notes == [f"{tmp_path / 'r.dcm'}: PhotometricInterpretation RGB with one sample per pixel; read as "
                         "MONOCHROME2 (bright = high)"]  # fmt: skip
+
+
+def test_a_pngs_pixels_are_decoded_outside_the_warnings_lock(tmp_path, monkeypatch):
+    # Pillow's PNG getexif() decodes the whole image to look for an eXIf chunk after the pixels:
+    # called in WarningsNamingTheFile's turn, every PNG of a batch was decoded under the one
+    # process-wide lock, so enhance --workers N decoded them one at a time, and held up DICOM reads
+    from xvertfast.io.errors import WarningsNamingTheFile
+
+    Image.fromarray(np.arange(48 * 64, dtype=np.uint16).reshape(48, 64).astype(np.uint8)).save(tmp_path / "g.png")
+    held, getdecoder = [], Image._getdecoder
+
+    def spying_getdecoder(*args, **kwargs):  # asked for a decoder only where pixels are decoded
+        held.append(WarningsNamingTheFile._lock.locked())
+        return getdecoder(*args, **kwargs)
+
+    monkeypatch.setattr(Image, "_getdecoder", spying_getdecoder)
+    im = read_image(tmp_path / "g.png", warn=False)
+    assert im.shape == (48, 64)
+    assert held and not any(held), held

@@ -168,6 +168,8 @@ def _read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
             if fmt == "jpeg":
                 _check_jpeg_size(path, im.height, im.width)
             mode = im.mode
+            if fmt == "png":  # its getexif() decodes the pixels (an eXIf chunk may follow them): not in the lock's turn
+                im.load()
             with WarningsNamingTheFile(path, stacklevel=4):
                 orientation = im.getexif().get(_ORIENTATION, 1)
             if orientation not in (1, None):
