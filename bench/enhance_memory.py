@@ -89,6 +89,8 @@ def run(src: str, out: str, model: str, workers: int) -> list[tuple[float, int, 
 
 
 def summarise(samples: list[tuple[float, int, float]], count: int) -> dict:
+    if not samples:
+        raise SystemExit("the job ended before the first memory sample (0.2 s): give it more images")
     done = np.array([s[1] for s in samples])
     mb = np.array([s[2] for s in samples])
     at = {}

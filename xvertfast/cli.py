@@ -93,11 +93,17 @@ def _dry_run_notes(summary, job: str, out_dir: str, to_do: int, outputs_each: in
         status = job_status(out_dir, job) if os.path.isdir(out_dir) else None
     except OSError:
         return
-    if status is not None and status.rate:
-        seconds = to_do * outputs_each / status.rate
-        print(f"at the rate this folder's job finished outputs lately ({status.rate * 60:.1f} output files a minute"
-              f"{', all shards together' if len(status.ledgers) > 1 else ''}), the {to_do} would take about "
-              f"{_duration(seconds)}", file=sys.stderr)  # fmt: skip
+    if status is None:
+        return
+    rate, whose = status.rate, "this folder's job"
+    if summary.shard is not None:  # its own part, at its own pace (the others' run beside it)
+        name = f"{summary.shard.index}/{summary.shard.count}"
+        rate, whose = next((led.rate for led in status.ledgers if led.shard == name), None), f"shard {name}"
+    elif len(status.ledgers) > 1:
+        whose = "this folder's jobs, all shards together,"
+    if rate:
+        print(f"at the rate {whose} finished outputs lately ({rate * 60:.1f} output files a minute), the {to_do} "
+              f"would take about {_duration(to_do * outputs_each / rate)}", file=sys.stderr)  # fmt: skip
 
 
 def _duration(seconds: float) -> str:
@@ -112,7 +118,8 @@ def _dry_run_help(job: str, what: str) -> str:
     return (f"plan the job and say what a run would do: how many inputs it would {job}, skip as done, or "
             f"fail, and why ({what}); files that cannot be decoded show only when a run reads them. Writes "
             "nothing and does not make the output folder; exit code 0 nothing would fail, 1 some would, 2 a "
-            "run could not start")
+            "run could not start (other settings recorded, a folder it cannot write). A job running there now "
+            "is noted (a run is refused until it ends), and where one ran, how long the rest would take at its rate")
 
 
 def _cmd_preprocess(args: argparse.Namespace) -> int:

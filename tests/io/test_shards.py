@@ -492,6 +492,18 @@ def test_status_gives_the_rate_of_all_shards_together(tmp_path, capsys, monkeypa
     assert status.rate == pytest.approx(0.5) and status.rate_outputs == 6  # an output every two seconds
     assert main(["status", str(out)]) == 0
     assert "30.0 output files finished a minute, over the last 6, all shards together" in capsys.readouterr().out
+    assert [led.rate for led in status.ledgers] == [pytest.approx(0.25)] * 2  # each, every four seconds
+
+    # a shard's dry run: its own part at its own pace (the others' run beside it), not at all of theirs
+    from types import SimpleNamespace
+
+    from xvertfast.cli import _dry_run_notes
+
+    for shard, whose in ((Shard(1, 2), "shard 1/2"), (None, "this folder's jobs, all shards together,")):
+        _dry_run_notes(SimpleNamespace(dry_run=True, busy=False, shard=shard), "enhance", str(out), 10, 1)
+        minute = 15.0 if shard else 30.0
+        assert (f"at the rate {whose} finished outputs lately ({minute:.1f} output files a minute), the 10 would "
+                f"take about {10 * 60 / minute:.0f} s") in capsys.readouterr().err  # fmt: skip
 
 
 def test_the_recent_rate_counts_no_outputs_that_were_not_made_apart():

@@ -184,6 +184,8 @@ class LedgerStatus:
     #: outputs whose latest line is this ledger's and says finished with other settings than the
     #: recorded ones (before an ``--overwrite`` with new settings): a run on these redoes them
     other_settings: int = 0
+    #: output files this ledger's job finished a second lately (see :func:`recent_rate`), or None
+    rate: float | None = None
 
 
 @dataclass
@@ -266,9 +268,11 @@ def job_status(out_dir: str, job: str) -> JobStatus | None:
     latest_in: dict[str, list[dict]] = {}  # a ledger -> the outputs whose latest line is in it
     for rel, ledger in sources.items():
         latest_in.setdefault(ledger, []).append(entries[rel])
-    finished = [e["t"] for e in entries.values() if e.get("state") == "done" and isinstance(e.get("t"), int)
+    def finish_times(outputs) -> list[int]:  # of the outputs made with the recorded settings
+        return [e["t"] for e in outputs if e.get("state") == "done" and isinstance(e.get("t"), int)
                 and not e.get(ADOPTED) and (key is None or e.get("settings") == key)]  # fmt: skip
-    rate, rate_outputs = recent_rate(finished)
+
+    rate, rate_outputs = recent_rate(finish_times(entries.values()))
     pattern = _shard_ledger_name(job)
     found = []
     for ledger in ledgers:
@@ -281,7 +285,8 @@ def job_status(out_dir: str, job: str) -> JobStatus | None:
         done = [e for e in mine if e.get("state") == "done"]
         current = sum(key is None or e.get("settings") == key for e in done)
         found.append(LedgerStatus(os.path.basename(ledger), match and f"{match.group(1)}/{match.group(2)}", current,
-                                  sum(e.get("state") == "writing" for e in mine), modified, len(done) - current))  # fmt: skip
+                                  sum(e.get("state") == "writing" for e in mine), modified, len(done) - current,
+                                  recent_rate(finish_times(mine))[0]))  # fmt: skip
     legacy = legacy or (os.path.exists(settings_file) and not found)
     return JobStatus(job, recorded.get("xvertfast"), settings, found, legacy, rate, rate_outputs)
 
