@@ -927,6 +927,27 @@ def test_a_jpeg_claiming_more_pixels_than_its_bytes_hold_is_refused(tmp_path):
     assert read_image(tmp_path / "white.jpg").shape == (1024, 1536)
 
 
+#: A 1024 x 1024 arithmetic-coded (SOF9) greyscale JPEG, black but for a 16 x 16 square of levels
+#: up to 114 at its centre: libjpeg-turbo's cjpeg -arithmetic at quality 90 gives 248 bytes.
+_ARITHMETIC_JPEG = bytes.fromhex(
+    "ffd8ffe000104a46494600010100000100010000ffdb0043000302020302020303030304030304050805050404050a07"
+    "0706080c0a0c0c0b0a0b0b0d0e12100d0e110e0b0b1016101113141515150c0f171816141812141514ffc9000b080400"
+    "040001011100ffcc000600101005ffda0008010100003f00ff00eedd766ea00009e29d54621a06b4edc8acac7c6b2ac4"
+    "1d662340b3889dc6e6c94e6d42cf37e2c423caaccf97f3bd84b802dace17d3561b7eb8cf80d38417ba3cf6b3f355792c"
+    "8f9250fef16e5f6d16a51dd5a064e3f6503d5d013fa96f4ed858c49b3397dec36c73bc2c37a1e36f69b0eb97f2344d27"
+    "adc4374a6880ffd9"
+)  # fmt: skip
+
+
+def test_an_arithmetic_coded_jpeg_smaller_than_a_bit_a_block_is_read(tmp_path):
+    # the 1-bit-per-block floor is Huffman coding's: this whole, valid file has 0.12 bits a block,
+    # and was refused as "truncated or corrupt" (Pillow's libjpeg-turbo decodes it)
+    (tmp_path / "arith.jpg").write_bytes(_ARITHMETIC_JPEG)
+    im = read_image(tmp_path / "arith.jpg")
+    assert im.shape == (1024, 1024) and int(im.values.max()) > 100
+    assert (im.values[:500] == 0).all() and (im.values[512:528, 512:528] > 0).mean() > 0.9
+
+
 def test_a_signed_dicoms_padding_written_as_unsigned_is_still_padding(tmp_path, seed):
     # PixelPaddingValue -2048 of a signed image, written with VR US as its bit pattern 63488 (as
     # some vendors do): it matched no pixel, so the padding squeezed the anatomy's range

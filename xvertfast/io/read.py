@@ -114,43 +114,65 @@ _JPEG_SOF = {0xC0: "baseline", 0xC1: "extended", 0xC2: "progressive", 0xC3: "los
              0xF7: "JPEG-LS"}  # fmt: skip
 
 
+def _jpeg_frame(path: str) -> tuple[int, int] | None:
+    """The marker (SOFn) and sample precision of a JPEG's first frame header, found by walking
+    the segments before it (however long its EXIF and ICC profile); None where there is none in
+    the first 65536 segments and fill bytes (a corrupt file)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(2)
+            for _ in range(1 << 16):
+                head = f.read(4)
+                if len(head) < 4 or head[0] != 0xFF:
+                    return None
+                if head[1] == 0xFF:  # fill byte
+                    f.seek(-3, os.SEEK_CUR)
+                    continue
+                if head[1] in _JPEG_SOF:
+                    precision = f.read(1)
+                    return (head[1], precision[0]) if precision else None
+                length = int.from_bytes(head[2:4], "big")
+                if length < 2:
+                    return None
+                f.seek(length - 2, os.SEEK_CUR)
+    except OSError:
+        pass
+    return None
+
+
 def _jpeg_process_pillow_lacks(path: str) -> str | None:
     """The JPEG process (and depth) a file's first frame header names where Pillow cannot decode
     it (lossless, JPEG-LS, 12-bit, ...), e.g. "12-bit lossless JPEG"; None where it is one Pillow
     decodes, or where no frame header is found (a corrupt file)."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(1 << 16)
-    except OSError:
+    frame = _jpeg_frame(path)
+    if frame is None:
         return None
-    at = 2
-    while at + 4 < len(data) and data[at] == 0xFF:
-        marker = data[at + 1]
-        if marker == 0xFF:  # fill byte
-            at += 1
-            continue
-        if marker in _JPEG_SOF:
-            if at + 4 >= len(data):
-                return None
-            precision, process = data[at + 4], _JPEG_SOF[marker]
-            if marker in (0xC0, 0xC1, 0xC2) and precision == 8:
-                return None
-            return f"{precision}-bit {process}" + ("" if marker == 0xF7 else " JPEG")
-        at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
-    return None
+    marker, precision = frame
+    if marker in (0xC0, 0xC1, 0xC2) and precision == 8:
+        return None
+    return f"{precision}-bit {_JPEG_SOF[marker]}" + ("" if marker == 0xF7 else " JPEG")
 
 
 #: The EXIF / TIFF Orientation tag: how the stored rows and columns are to be turned for display.
 _ORIENTATION = 0x0112
 
 
+#: Arithmetic-coded frames (Pillow's libjpeg-turbo decodes those of 8 bits): their coder spends far
+#: less than a bit on a block like the ones before it (a 1024 x 1024 mostly black image: 248 bytes).
+_ARITHMETIC_SOF = (0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF)
+
+
 def _check_jpeg_size(path: str, h: int, w: int) -> None:
-    """Refuses a JPEG too small for the size its frame header claims: every 8 x 8 block of its
-    first component takes at least one bit (a Huffman code; a DC scan codes each block), and
-    libjpeg fills what is missing of a file cut or lying about its size with grey, silently."""
+    """Refuses a Huffman-coded JPEG too small for the size its frame header claims: every 8 x 8
+    block of its first component takes at least one bit (a Huffman code; a DC scan codes each
+    block), and libjpeg fills what is missing of a file cut or lying about its size with grey,
+    silently. An arithmetic-coded one has no such floor: it is not refused."""
     size = os.path.getsize(path)
     blocks = -(-h // 8) * -(-w // 8)
-    if size * 8 < blocks:
+    if size * 8 >= blocks:
+        return
+    frame = _jpeg_frame(path)
+    if frame is None or frame[0] not in _ARITHMETIC_SOF:
         raise ImageReadError(path, f"JPEG frame header claims {w} x {h} (width x height), more than its {size:,} "
                              "bytes can hold (at least 1 bit per 8 x 8 block): truncated or corrupt")  # fmt: skip
 
