@@ -1033,3 +1033,28 @@ def test_a_pngs_pixels_are_decoded_outside_the_warnings_lock(tmp_path, monkeypat
     im = read_image(tmp_path / "g.png", warn=False)
     assert im.shape == (48, 64)
     assert held and not any(held), held
+
+
+@pytest.mark.parametrize("refused_by", ["max_pixels", "complex samples"])
+def test_a_refused_tiff_keeps_what_tifffile_logged_about_it_in_its_error(tmp_path, caplog, refused_by):
+    # c200709 took tifffile's lines off stderr into the file's notes, which a refused file does
+    # not report: where the reader refused it itself (too many pixels, complex samples, ...) they
+    # were lost
+    import tifffile
+
+    data = np.arange(32 * 40).reshape(32, 40)
+    data = (data + 1j).astype(np.complex64) if refused_by == "complex samples" else data.astype(np.uint16)
+    tifffile.imwrite(tmp_path / "t.tif", data, extratags=[(65000, "H", 1, 7, False)])
+    with tifffile.TiffFile(tmp_path / "t.tif") as tif:
+        offset = tif.pages[0].tags[65000].offset
+    with open(tmp_path / "t.tif", "r+b") as f:
+        f.seek(offset + 2)
+        f.write(struct.pack("<H", 99))  # a tag of no TIFF data type
+    max_pixels = 100 if refused_by == "max_pixels" else 10_000
+    with caplog.at_level(logging.DEBUG, logger="tifffile"), pytest.raises(ImageReadError) as caught:
+        read_image(tmp_path / "t.tif", max_pixels=max_pixels)
+    said = str(caught.value)
+    assert said.startswith(f"{tmp_path / 't.tif'}: ") and "; tifffile: " in said and "invalid data type 99" in said
+    assert ("above the limit" if refused_by == "max_pixels" else "complex64 samples") in said
+    assert said.count("tifffile: ") == 1
+    assert not [r for r in caplog.records if r.name == "tifffile"]

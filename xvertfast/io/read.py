@@ -262,9 +262,21 @@ def _tifffile_said(logged: list[str]) -> str:
 
 
 def _read_tiff(path: str, max_pixels: int, notes: list[str]):
+    """A TIFF's first page; what tifffile logged about the file is its notes, or where the file is
+    refused, part of its error (a failed file's notes are not reported)."""
+    logged: list[str] = []
+    try:
+        return _decode_tiff(path, max_pixels, notes, logged)
+    except ImageReadError as exc:
+        said = _tifffile_said(logged)
+        if said and said not in exc.problem:
+            raise ImageReadError(path, exc.problem + said) from None
+        raise
+
+
+def _decode_tiff(path: str, max_pixels: int, notes: list[str], logged: list[str]):
     import tifffile
 
-    logged: list[str] = []
     try:
         with _tiff_log_collected(logged), tifffile.TiffFile(path) as tif:
             if not len(tif.pages):
