@@ -440,6 +440,31 @@ def test_a_broken_link_and_a_link_loop_are_called_so_not_missing(tmp_path):
         read_image(tmp_path / "a.png")
 
 
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symbolic links here")
+def test_a_path_behind_a_folder_that_may_not_be_entered_is_not_called_missing(tmp_path, monkeypatch):
+    # a folder on the way that this user may not enter (EACCES) hides the file: the link to it was
+    # called "a broken symbolic link: what it points to (...) does not exist", the file itself
+    # "no such file or folder" (stat is refused as it is for a user without the permission)
+    import errno
+
+    (tmp_path / "secret").mkdir()
+    Image.fromarray(np.zeros((40, 40), np.uint8)).save(tmp_path / "secret" / "x.png")
+    os.symlink(tmp_path / "secret" / "x.png", tmp_path / "link.png")
+    stat = os.stat
+
+    def refused(path, *args, **kwargs):
+        if os.fspath(path) in (os.fspath(tmp_path / "link.png"), os.fspath(tmp_path / "secret" / "x.png")):
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+        return stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", refused)
+    with pytest.raises(ImageReadError, match=r"link\.png: permission denied: a folder on the way to what its symbolic "
+                                             r"link points to \(.*secret.x\.png\) may not be entered"):  # fmt: skip
+        read_image(tmp_path / "link.png")
+    with pytest.raises(ImageReadError, match=r"x\.png: permission denied: a folder on the way to it may not be entered"):
+        read_image(tmp_path / "secret" / "x.png")
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
 def test_a_named_pipe_is_refused_not_waited_on(tmp_path):
     from xvertfast.io.read import sniff_format

@@ -660,14 +660,19 @@ def _read_jsrt(path: str, max_pixels: int, notes: list[str]):
 
 
 def _why_missing(p: str) -> str:
-    """Why a path that an archive listing shows is not there: a link that leads nowhere says so."""
-    if not os.path.islink(p):
-        return "no such file or folder"
+    """Why a path that an archive listing shows is not there: a link that leads nowhere, or a
+    folder on the way that this user may not enter (which hides what is there), says so."""
+    link = os.path.islink(p)
     try:
         os.stat(p)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             return "a loop of symbolic links: it leads to no file"
+        if exc.errno == errno.EACCES:
+            where = f"what its symbolic link points to ({os.readlink(p)})" if link else "it"
+            return f"permission denied: a folder on the way to {where} may not be entered"
+    if not link:
+        return "no such file or folder"
     return f"a broken symbolic link: what it points to ({os.readlink(p)}) does not exist"
 
 
