@@ -349,10 +349,10 @@ def _corrupt_jpeg2000_dicom(path):
 
 
 def test_dicom_compressed_without_decoder_names_the_extra(tmp_path, monkeypatch):
-    import xvertfast.io.read as read_module
+    import xvertfast.io.decode_dicom as decode_dicom
 
     _corrupt_jpeg2000_dicom(tmp_path / "j.dcm")
-    monkeypatch.setattr(read_module, "_has_decoder", lambda syntax: False)  # as where no plugin is installed
+    monkeypatch.setattr(decode_dicom, "_has_decoder", lambda syntax: False)  # as where no plugin is installed
     with pytest.raises(ImageReadError, match=r"j\.dcm: compressed transfer syntax 'JPEG 2000.*needs a decoder.*dicom-codecs"):
         read_image(tmp_path / "j.dcm")
 

@@ -1,0 +1,220 @@
+"""DICOM through pydicom: one frame's stored values after its modality LUT, polarity and padding.
+
+pydicom's parts take turns with the other readers (:class:`~xvertfast.io.errors.WarningsNamingTheFile`,
+so its warnings name the file); a JPEG 2000 frame is decoded between them, where other reader
+threads run meanwhile (:mod:`~xvertfast.io.dicom_codecs`).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from xvertfast.io import dicom_codecs
+from xvertfast.io.decode_common import check_pixels, luminance, stored_range
+from xvertfast.io.errors import ImageReadError, WarningsNamingTheFile
+
+__all__ = ["read_dicom", "dicom_ends"]
+
+
+def read_dicom(path: str, max_pixels: int, notes: list[str]):
+    """pydicom's parts take turns (WarningsNamingTheFile); a JPEG 2000 frame is decoded between
+    them, where other readers can run meanwhile (:mod:`~xvertfast.io.dicom_codecs`)."""
+    with WarningsNamingTheFile(path, stacklevel=4):  # (the caller of read_image)
+        ds, syntax = _parse_dicom(path, max_pixels)
+    with dicom_codecs.decoded_ahead(ds, syntax), WarningsNamingTheFile(path, stacklevel=4):
+        return _dicom_pixels(ds, syntax, path, notes)
+
+
+#: Media Storage Directory Storage: the SOP class of a DICOMDIR.
+_DICOMDIR = "1.2.840.10008.1.3.10"
+
+
+def _parse_dicom(path: str, max_pixels: int):
+    """The data set of a single-frame DICOM image within max_pixels, and its transfer syntax."""
+    try:
+        import pydicom
+    except ImportError:
+        raise ImageReadError(path, "reading DICOM needs pydicom: pip install 'xvertfast[dicom]'") from None
+    try:
+        ds = pydicom.dcmread(path, force=True)
+    except Exception as exc:
+        raise ImageReadError(path, f"cannot parse DICOM: {exc}") from None
+    if "PixelData" not in ds and "FloatPixelData" not in ds:
+        sop_class = (getattr(ds, "file_meta", None) or {}).get("MediaStorageSOPClassUID", "")
+        if "DirectoryRecordSequence" in ds or str(sop_class) == _DICOMDIR:
+            raise ImageReadError(path, "a DICOMDIR (the index of a DICOM media folder), not an image")
+        if not any(tag.group in (0x0008, 0x0010, 0x0020, 0x0028) for tag in ds.keys()):
+            if len(getattr(ds, "file_meta", None) or ()):  # pydicom gives up on a cut encapsulated data set
+                raise ImageReadError(path, "truncated or corrupt DICOM: its file meta header reads, "
+                                     "but no data set after it")  # fmt: skip
+            raise ImageReadError(path, "not DICOM: no DICM marker and no DICOM elements")
+        raise ImageReadError(path, "DICOM file has no pixel data (not an image, e.g. a report)")
+    frames = _dicom_int(ds, "NumberOfFrames", 1, path)
+    if frames > 1:
+        raise ImageReadError(path, f"multi-frame DICOM ({frames} frames): expected one radiograph")
+    rows, cols = _dicom_int(ds, "Rows", 0, path), _dicom_int(ds, "Columns", 0, path)
+    check_pixels(path, rows, cols, max_pixels)
+    meta = getattr(ds, "file_meta", None)
+    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    if syntax is None:  # a raw data set (no file meta): its encoding is what pydicom read it in
+        syntax = _syntax_of_raw(ds)
+        if syntax is not None:
+            ds.file_meta = meta if meta is not None else pydicom.dataset.FileMetaDataset()
+            ds.file_meta.TransferSyntaxUID = syntax
+    return ds, syntax
+
+
+def _dicom_pixels(ds, syntax, path: str, notes: list[str]):
+    """The stored values of a parsed DICOM image after its modality LUT, photometric and padding."""
+    from pydicom.pixels import apply_modality_lut
+
+    if syntax is not None and not getattr(syntax, "is_transfer_syntax", True):
+        raise ImageReadError(path, f"its transfer syntax {syntax} is none DICOM defines (a vendor's private one?): "
+                             "its pixel data cannot be decoded here")  # fmt: skip
+    samples = _dicom_int(ds, "SamplesPerPixel", 1, path)
+    if samples > 1 and _interleaved_by_codec(syntax) and ds.get("PlanarConfiguration") != 0:
+        # JPEG, JPEG-LS and JPEG 2000 codestreams order their components themselves (PS3.5
+        # 8.2: PlanarConfiguration is irrelevant there, shall be 0); pydicom's own plugins
+        # would take a decoded interleaved frame for planes (1) and scramble its colours, or
+        # refuse to decode without the element
+        ds.PlanarConfiguration = 0
+    if samples == 1 and "PhotometricInterpretation" not in ds:
+        # pydicom refuses to decode without it; one sample per pixel is grey
+        ds.PhotometricInterpretation = "MONOCHROME2"
+        notes.append(f"{path}: no PhotometricInterpretation; read as MONOCHROME2 (bright = high)")
+    try:
+        arr = dicom_codecs.pixel_array(ds, syntax)
+    except Exception as exc:
+        name = getattr(syntax, "name", str(syntax))
+        if syntax is not None and getattr(syntax, "is_compressed", False) and not _has_decoder(syntax):
+            raise ImageReadError(path, f"compressed transfer syntax '{name}' needs a decoder: "
+                                 "pip install 'xvertfast[dicom-codecs]' (pylibjpeg, python-gdcm)") from None  # fmt: skip
+        if _HEADER_REFUSED.match(str(exc)):  # pydicom's check of the Image Pixel attributes: nothing cut short
+            raise ImageReadError(path, f"invalid DICOM image header: {exc}") from None
+        raise ImageReadError(path, f"cannot decode DICOM pixel data ({name}): truncated or corrupt? ({exc})") from None
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip()
+    indices = None  # a PALETTE COLOR image's stored values, which PixelPaddingValue refers to
+    bits = _dicom_int(ds, "BitsStored", 8 * arr.dtype.itemsize, path)
+    if samples == 3 and arr.ndim == 3:  # pydicom hands YBR data over as RGB
+        arr, photometric = luminance(arr, notes, path), "MONOCHROME2"
+    elif photometric == "PALETTE COLOR" and arr.ndim == 2:
+        # the stored values are indices into the colour tables, not grey levels
+        indices, arr, bits = arr, _palette_luminance(ds, arr, path, notes), _palette_bits(ds, path)
+        photometric = "MONOCHROME2"
+    elif arr.ndim == 2 and photometric not in ("MONOCHROME1", "MONOCHROME2"):  # RGB or YBR of one sample: grey
+        notes.append(f"{path}: PhotometricInterpretation {photometric} with one sample per pixel; read as "
+                     "MONOCHROME2 (bright = high)")  # fmt: skip
+        photometric = "MONOCHROME2"
+    if arr.ndim != 2:
+        raise ImageReadError(path, f"expected a single-frame grayscale image, decoded shape {arr.shape}")
+    signed = _dicom_int(ds, "PixelRepresentation", 0, path) == 1 and arr.dtype.kind == "i"
+    try:
+        values = apply_modality_lut(arr, ds)
+        lo, hi = dicom_ends(ds, bits, signed, arr.dtype)
+    except Exception as exc:  # a malformed RescaleSlope ("1,5"), an empty one, a broken LUT
+        found = ", ".join(f"{k} {ds.get(k)!r}" for k in ("RescaleSlope", "RescaleIntercept") if k in ds)
+        raise ImageReadError(path, f"cannot apply its modality LUT / rescale ({found or 'Modality LUT Sequence'}): "
+                             f"{exc}") from None  # fmt: skip
+    if photometric == "MONOCHROME1":
+        # MONOCHROME1 describes the values after the modality LUT, so they are flipped there,
+        # within the image of the stored range (the LUT may be a table, not a line).
+        values = lo + hi - np.asarray(values, dtype=np.float64)
+    padding = _padding_mask(ds, arr if indices is None else indices, path)
+    if padding is not None:
+        # padding marks pixels outside the exposed field (PS3.3 C.7.5.1.1.2): left in, its
+        # extreme value would squeeze the anatomy into a sliver of the min-max range
+        values = np.array(values)  # a copy: pydicom may hand back the decoded array itself
+        values[padding] = values[~padding].min()
+        notes.append(f"{path}: {int(padding.sum())} padding pixels (PixelPaddingValue) set to the image's "
+                     "darkest value")  # fmt: skip
+    return values, bits, photometric, ds
+
+
+#: How pydicom words its refusal of the Image Pixel module's values (a missing PlanarConfiguration,
+#: BitsStored above BitsAllocated, an unknown PhotometricInterpretation) before decoding anything.
+_HEADER_REFUSED = re.compile(r"Missing required element: \(0028,|A \(0028,[0-9A-Fa-f]{4}\) '|Unknown \(0028,")
+
+
+def _interleaved_by_codec(syntax) -> bool:
+    """Whether a transfer syntax's codestream orders the colour components itself (every
+    encapsulated one but RLE, whose segments are planes)."""
+    from pydicom.uid import RLELossless
+
+    return bool(getattr(syntax, "is_encapsulated", False)) and syntax != RLELossless
+
+
+def _palette_luminance(ds, indices: np.ndarray, path: str, notes: list[str]) -> np.ndarray:
+    """The luminance of a PALETTE COLOR image's colours, at the colour tables' depth."""
+    from pydicom.pixels import apply_color_lut
+
+    try:
+        rgb = apply_color_lut(indices, ds)
+    except Exception as exc:  # tables missing or malformed
+        raise ImageReadError(path, f"PALETTE COLOR image whose colour lookup tables cannot be applied: {exc}") from None
+    return luminance(rgb, notes, path, "PALETTE COLOR")
+
+
+def _palette_bits(ds, path: str) -> int:
+    """The bits of a PALETTE COLOR image's table entries (8 or 16: their Descriptor's third value)."""
+    descriptor = ds.get("RedPaletteColorLookupTableDescriptor")
+    try:
+        return 8 if int(descriptor[2]) == 8 else 16
+    except (TypeError, ValueError, IndexError):
+        return 16
+
+
+def _dicom_int(ds, keyword: str, default: int, path: str) -> int:
+    """An integer attribute, or the file's own error naming it when it is not one."""
+    value = ds.get(keyword, default)
+    try:
+        return int(value if value not in (None, "") else default)
+    except (TypeError, ValueError):
+        raise ImageReadError(path, f"DICOM {keyword} is not a number: {value!r}") from None
+
+
+def _syntax_of_raw(ds):
+    """The transfer syntax a data set without file meta was read in, from its encoding."""
+    from pydicom import uid
+
+    implicit, little = getattr(ds, "original_encoding", (None, None))
+    if implicit is None:
+        return None
+    if implicit:
+        return uid.ImplicitVRLittleEndian
+    return uid.ExplicitVRLittleEndian if little else uid.ExplicitVRBigEndian
+
+
+def _padding_mask(ds, arr: np.ndarray, path: str) -> np.ndarray | None:
+    """The stored pixels that are padding (PixelPaddingValue, up to PixelPaddingRangeLimit), or
+    None where there is none to mask (no padding, or nothing else left)."""
+    if "PixelPaddingValue" not in ds or arr.dtype.kind not in "iu":
+        return None
+    first = _dicom_int(ds, "PixelPaddingValue", 0, path)
+    limit = _dicom_int(ds, "PixelPaddingRangeLimit", first, path) if "PixelPaddingRangeLimit" in ds else first
+    if arr.dtype.kind == "i":  # a signed image's padding written as US (63536 for -2000): its bits are meant
+        top, wrap = np.iinfo(arr.dtype).max, 1 << (8 * arr.dtype.itemsize)
+        first, limit = (v - wrap if top < v < wrap else v for v in (first, limit))
+    lo, hi = min(first, limit), max(first, limit)
+    mask = (arr >= lo) & (arr <= hi)
+    return mask if mask.any() and not mask.all() else None
+
+
+def dicom_ends(ds, bits: int, signed: bool, dtype: np.dtype) -> tuple[float, float]:
+    """The lowest and highest value after the modality LUT of what ``bits`` bits can store
+    (the LUT may be a table, not a line)."""
+    from pydicom.pixels import apply_modality_lut
+
+    ends = np.asarray(apply_modality_lut(np.array(stored_range(bits, signed), dtype=dtype), ds))
+    return float(ends.min()), float(ends.max())
+
+
+def _has_decoder(syntax) -> bool:
+    """Whether pydicom has a working decoder plugin for this transfer syntax here."""
+    try:
+        from pydicom.pixels import get_decoder
+
+        return bool(get_decoder(syntax).is_available)
+    except Exception:  # unknown syntax, or an older pydicom
+        return False

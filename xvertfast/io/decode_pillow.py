@@ -1,0 +1,136 @@
+"""PNG and JPEG through Pillow, with the JPEG checks Pillow leaves out.
+
+libjpeg fills what is missing of a JPEG cut short, or lying about its size, with grey, and Pillow
+says only "cannot identify" of the JPEG processes it lacks; so the frame header is read here
+first, to refuse the one and name the other.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from xvertfast.io.decode_common import ORIENTATION, bits_from_values, check_pixels, luminance_note
+from xvertfast.io.errors import ImageReadError, WarningsNamingTheFile
+
+__all__ = ["read_pillow"]
+
+
+#: JPEG start-of-frame markers -> the process they start (ITU-T T.81 B.1.1.3; T.87 for JPEG-LS).
+_JPEG_SOF = {0xC0: "baseline", 0xC1: "extended", 0xC2: "progressive", 0xC3: "lossless",
+             0xC5: "differential sequential", 0xC6: "differential progressive", 0xC7: "differential lossless",
+             0xC9: "arithmetic-coded extended", 0xCA: "arithmetic-coded progressive",
+             0xCB: "arithmetic-coded lossless", 0xCD: "arithmetic-coded differential sequential",
+             0xCE: "arithmetic-coded differential progressive", 0xCF: "arithmetic-coded differential lossless",
+             0xF7: "JPEG-LS"}  # fmt: skip
+
+
+def _jpeg_frame(path: str) -> tuple[int, int] | None:
+    """The marker (SOFn) and sample precision of a JPEG's first frame header, found by walking
+    the segments before it (however long its EXIF and ICC profile); None where there is none in
+    the first 65536 segments and fill bytes (a corrupt file)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(2)
+            for _ in range(1 << 16):
+                head = f.read(4)
+                if len(head) < 4 or head[0] != 0xFF:
+                    return None
+                if head[1] == 0xFF:  # fill byte
+                    f.seek(-3, os.SEEK_CUR)
+                    continue
+                if head[1] in _JPEG_SOF:
+                    precision = f.read(1)
+                    return (head[1], precision[0]) if precision else None
+                length = int.from_bytes(head[2:4], "big")
+                if length < 2:
+                    return None
+                f.seek(length - 2, os.SEEK_CUR)
+    except OSError:
+        pass
+    return None
+
+
+def _jpeg_process_pillow_lacks(path: str) -> str | None:
+    """The JPEG process (and depth) a file's first frame header names where Pillow cannot decode
+    it (lossless, JPEG-LS, 12-bit, ...), e.g. "12-bit lossless JPEG"; None where it is one Pillow
+    decodes, or where no frame header is found (a corrupt file)."""
+    frame = _jpeg_frame(path)
+    if frame is None:
+        return None
+    marker, precision = frame
+    if marker in (0xC0, 0xC1, 0xC2) and precision == 8:
+        return None
+    return f"{precision}-bit {_JPEG_SOF[marker]}" + ("" if marker == 0xF7 else " JPEG")
+
+
+#: Arithmetic-coded frames (Pillow's libjpeg-turbo decodes those of 8 bits): their coder spends far
+#: less than a bit on a block like the ones before it (a 1024 x 1024 mostly black image: 248 bytes).
+_ARITHMETIC_SOF = (0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF)
+
+
+def _check_jpeg_size(path: str, h: int, w: int) -> None:
+    """Refuses a Huffman-coded JPEG too small for the size its frame header claims: every 8 x 8
+    block of its first component takes at least one bit (a Huffman code; a DC scan codes each
+    block), and libjpeg fills what is missing of a file cut or lying about its size with grey,
+    silently. An arithmetic-coded one has no such floor: it is not refused."""
+    size = os.path.getsize(path)
+    blocks = -(-h // 8) * -(-w // 8)
+    if size * 8 >= blocks:
+        return
+    frame = _jpeg_frame(path)
+    if frame is None or frame[0] not in _ARITHMETIC_SOF:
+        raise ImageReadError(path, f"JPEG frame header claims {w} x {h} (width x height), more than its {size:,} "
+                             "bytes can hold (at least 1 bit per 8 x 8 block): truncated or corrupt")  # fmt: skip
+
+
+def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
+    from PIL import Image
+
+    try:
+        # Pillow's warnings (corrupt EXIF data, a decompression-bomb size) named, as pydicom's: in
+        # turns with the other readers, only while it reads the header and the EXIF, not the pixels
+        with WarningsNamingTheFile(path, stacklevel=4):  # (the caller of read_image)
+            im = Image.open(path)
+        with im:
+            check_pixels(path, im.height, im.width, max_pixels)
+            if fmt == "jpeg":
+                _check_jpeg_size(path, im.height, im.width)
+            mode = im.mode
+            if fmt == "png":  # its getexif() decodes the pixels (an eXIf chunk may follow them): not in the lock's turn
+                im.load()
+            with WarningsNamingTheFile(path, stacklevel=4):
+                orientation = im.getexif().get(ORIENTATION, 1)
+            if orientation not in (1, None):
+                from PIL import ImageOps
+
+                im = ImageOps.exif_transpose(im)
+                notes.append(f"{path}: turned upright as its EXIF Orientation ({orientation}) says")
+            if mode in ("RGB", "RGBA", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "LA", "La"):
+                luminance_note(notes, path, "palette" if mode.startswith("P") else mode)
+                im = im.convert("L")
+            elif mode == "1":
+                im = im.convert("L")
+            im.load()
+            values = np.asarray(im)
+            info = {"format": fmt, "mode": mode, "size": im.size}
+    except ImageReadError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(path, f"refused by the decompression-bomb check: {exc}") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        # (Pillow opens no frame it lacks a decoder for: a cut one it opens, and fails later)
+        process = _jpeg_process_pillow_lacks(path) if fmt == "jpeg" and "cannot identify" in str(exc) else None
+        if process:
+            raise ImageReadError(path, f"{process}: not decoded here (Pillow decodes 8-bit baseline and "
+                                 "progressive JPEG); convert it to PNG or TIFF") from None  # fmt: skip
+        raise ImageReadError(path, f"cannot decode {fmt.upper()}: truncated or corrupt ({exc})") from None
+    if values.ndim != 2:
+        raise ImageReadError(path, f"expected a single-channel image, decoded shape {values.shape}")
+    if values.dtype == np.uint8:
+        bits = 8
+    else:  # 16-bit PNG arrives as uint16 or int32
+        values = values.astype(np.uint16 if values.min() >= 0 and values.max() < 65536 else np.int32)
+        bits = bits_from_values(values, 16)
+    return values, bits, "MONOCHROME2", info

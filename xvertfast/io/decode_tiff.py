@@ -1,0 +1,198 @@
+"""TIFF through tifffile (Pillow where a compression needs imagecodecs and it is missing).
+
+A TIFF's first page is read; what tifffile logs about the file becomes that file's notes (or
+part of its error), named, rather than bare lines on stderr that say nothing of which file of a
+batch they came from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+
+import numpy as np
+
+from xvertfast.io.decode_common import ORIENTATION, bits_from_values, check_pixels, invert, luminance
+from xvertfast.io.errors import ImageReadError
+
+__all__ = ["read_tiff"]
+
+
+#: The TIFF InkSet tag: 1 (or absent) for a SEPARATED image's cyan, magenta, yellow and black.
+_INKSET = 332
+
+
+class _TiffLogCollected(logging.Filter):
+    """tifffile logs what it finds odd in a file (a bad tag, a wrong strip count, a bad page
+    offset) naming no file: in a batch of thousands such lines say nothing of where they came
+    from. Its records while a thread reads a TIFF are kept for that file instead: its notes,
+    named, or the words of its error."""
+
+    reading = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        logged = getattr(self.reading, "logged", None)
+        if logged is None:  # tifffile used elsewhere: logged as it would be
+            return True
+        logged.append(record.getMessage())
+        return False
+
+
+_TIFF_LOG = _TiffLogCollected()
+
+
+@contextlib.contextmanager
+def _tiff_log_collected(logged: list[str]):
+    logging.getLogger("tifffile").addFilter(_TIFF_LOG)  # (once: a filter is added once)
+    _TIFF_LOG.reading.logged = logged
+    try:
+        yield
+    finally:
+        _TIFF_LOG.reading.logged = None
+
+
+def _tifffile_said(logged: list[str]) -> str:
+    return f"; tifffile: {'; '.join(logged)}" if logged else ""
+
+
+def read_tiff(path: str, max_pixels: int, notes: list[str]):
+    """A TIFF's first page; what tifffile logged about the file is its notes, or where the file is
+    refused, part of its error (a failed file's notes are not reported)."""
+    logged: list[str] = []
+    try:
+        return _decode_tiff(path, max_pixels, notes, logged)
+    except ImageReadError as exc:
+        said = _tifffile_said(logged)
+        if said and said not in exc.problem:
+            raise ImageReadError(path, exc.problem + said) from None
+        raise
+
+
+def _decode_tiff(path: str, max_pixels: int, notes: list[str], logged: list[str]):
+    import tifffile
+
+    try:
+        with _tiff_log_collected(logged), tifffile.TiffFile(path) as tif:
+            if not len(tif.pages):
+                raise ImageReadError(path, f"TIFF has no readable page: truncated or corrupt{_tifffile_said(logged)}")
+            page = tif.pages[0]
+            shape = page.shape
+            if len(shape) < 2:
+                raise ImageReadError(path, f"TIFF page has shape {shape}, not an image")
+            # from the tags: a planar page's shape is (samples, H, W)
+            check_pixels(path, page.imagelength, page.imagewidth, max_pixels)
+            planar = page.samplesperpixel > 1 and int(page.planarconfig) == 2  # SEPARATE
+            if len(tif.pages) > 1:
+                notes.append(f"{path}: TIFF has {len(tif.pages)} pages; reading the first")
+            photometric = int(page.photometric)
+            white_is_zero = flip = photometric == 0  # MINISWHITE
+            colormap = page.colormap if photometric == 3 else None  # PALETTE: values index it
+            inks = page.tags.get(_INKSET)
+            cmyk = photometric == 5 and (inks is None or int(inks.value) == 1)  # SEPARATED, CMYK inks
+            if photometric == 5 and not cmyk:
+                raise ImageReadError(path, f"SEPARATED TIFF with inks other than CMYK (InkSet {inks.value}): "
+                                     "no colours to take its luminance from")  # fmt: skip
+            compression = getattr(page.compression, "name", str(page.compression))
+            tag = page.tags.get(ORIENTATION)
+            orientation = int(tag.value) if tag is not None else 1
+            try:
+                values = page.asarray()
+            except (KeyError, ValueError, RuntimeError) as exc:
+                if "imagecodecs" not in str(exc):
+                    raise
+                values, flip = _tiff_without_imagecodecs(path, compression, white_is_zero)
+                planar = False  # Pillow interleaves the samples
+            info = {"format": "tiff", "shape": shape, "dtype": str(page.dtype), "bitspersample": page.bitspersample,
+                    "compression": compression}  # fmt: skip
+    except ImageReadError:
+        raise
+    except Exception as exc:  # tifffile raises many types on corrupt data
+        raise ImageReadError(path, f"cannot decode TIFF: truncated or corrupt ({exc}){_tifffile_said(logged)}") from None
+    notes.extend(f"{path}: {message}" for message in logged)
+    if values.dtype.kind not in "biuf":  # complex (a Fourier transform's): no grey levels
+        raise ImageReadError(path, f"TIFF holds {values.dtype} samples, not grey levels")
+    bits = None
+    if planar and values.ndim == 3:
+        values = np.moveaxis(values, 0, -1)
+    if colormap is not None and values.ndim in (2, 3):
+        if values.ndim == 2:  # (Pillow's fallback gives the colours, 8-bit)
+            try:
+                values = np.moveaxis(np.asarray(colormap, np.uint16)[:, values], 0, -1)
+            except IndexError:
+                raise ImageReadError(path, f"palette TIFF has values beyond its {colormap.shape[-1]}-entry "
+                                     "colour map") from None  # fmt: skip
+            bits = 16  # a TIFF colour map holds 16-bit entries
+        values = luminance(values, notes, path, "palette")
+    if cmyk and values.ndim == 3 and values.shape[-1] >= 4:  # ink amounts: as RGBA they were another image
+        values = _cmyk_to_rgb(values[..., :4])
+        values = luminance(values, notes, path, "CMYK")
+    if values.ndim == 3 and values.shape[-1] in (3, 4):
+        values = luminance(values, notes, path)
+    elif values.ndim == 3 and values.shape[-1] == 2 and photometric in (0, 1):  # grey + alpha, as Pillow reads PNG's
+        values = np.ascontiguousarray(values[..., 0])
+        notes.append(f"{path}: grey + alpha image: the alpha (transparency) left out")
+    if values.ndim != 2:
+        raise ImageReadError(path, f"expected a single-channel image, decoded shape {values.shape}")
+    if values.dtype == bool:  # 1-bit pages: as Pillow gives them, 0 and 255
+        values = values.astype(np.uint8) * 255
+    if orientation != 1 and orientation in _UPRIGHT:
+        values = np.ascontiguousarray(_UPRIGHT[orientation](values))
+        notes.append(f"{path}: turned upright as its TIFF Orientation ({orientation}) says")
+    if values.dtype.kind == "f":
+        bad = int(np.count_nonzero(~np.isfinite(values)))
+        if bad:
+            raise ImageReadError(path, f"float TIFF contains {bad} NaN or infinite value(s)")
+        bits = 32
+    elif bits is not None:
+        pass  # a colour map's
+    elif values.dtype == np.uint8:
+        bits = 8
+    elif values.dtype.kind == "i":  # signed: the container's range (its top bits hold the sign)
+        bits = 8 * values.dtype.itemsize
+    else:
+        bits = bits_from_values(values, 8 * values.dtype.itemsize)
+    if flip:
+        values = invert(values, bits)
+    return values, bits, "MONOCHROME1" if white_is_zero else "MONOCHROME2", info
+
+
+def _cmyk_to_rgb(cmyk: np.ndarray) -> np.ndarray:
+    """RGB of CMYK ink amounts (0 = none), each channel (1 - ink) * (1 - black), in their type."""
+    top = 1.0 if cmyk.dtype.kind == "f" else float(np.iinfo(cmyk.dtype).max)
+    ink = cmyk.astype(np.float64) / top
+    rgb = (1.0 - ink[..., :3]) * (1.0 - ink[..., 3:4]) * top
+    return rgb.astype(cmyk.dtype) if cmyk.dtype.kind == "f" else np.rint(rgb).astype(cmyk.dtype)
+
+
+#: TIFF Orientation -> the turn that shows the stored rows as meant (the tag names where row 0
+#: and column 0 lie: 3 bottom-right, 6 right-top, ...; as Pillow's exif_transpose applies them).
+_UPRIGHT = {
+    2: np.fliplr,
+    3: lambda v: np.rot90(v, 2),
+    4: np.flipud,
+    5: np.transpose,
+    6: lambda v: np.rot90(v, -1),
+    7: lambda v: np.rot90(v, 2).T,
+    8: lambda v: np.rot90(v, 1),
+}
+
+
+def _tiff_without_imagecodecs(path: str, compression: str, white_is_zero: bool) -> tuple[np.ndarray, bool]:
+    """The first page decoded by Pillow, for compressions tifffile leaves to imagecodecs (LZW,
+    PackBits, JPEG: common in radiograph exports). Returns the pixels and whether they still
+    need the MINISWHITE flip: Pillow flips 1- and 8-bit MINISWHITE pages itself, not 16-bit ones."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.seek(0)
+            im.load()
+            mode = im.mode
+            values = np.asarray(im.convert("RGB") if mode == "P" else im)  # a palette's colours, not its indices
+    except Exception:
+        raise ImageReadError(path, f"TIFF compression {compression} needs a codec that neither tifffile nor "
+                             "Pillow has here: pip install imagecodecs") from None  # fmt: skip
+    if mode == "1":
+        values = values.astype(np.uint8) * 255
+    return values, white_is_zero and mode not in ("1", "L")
