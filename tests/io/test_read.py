@@ -1083,3 +1083,23 @@ def test_a_refused_tiff_keeps_what_tifffile_logged_about_it_in_its_error(tmp_pat
     assert ("above the limit" if refused_by == "max_pixels" else "complex64 samples") in said
     assert said.count("tifffile: ") == 1
     assert not [r for r in caplog.records if r.name == "tifffile"]
+
+
+@pytest.mark.parametrize("codecs", [True, False])
+def test_a_tiff_with_a_thumbnail_first_is_read_at_full_resolution(tmp_path, seed, codecs, request):
+    # a reduced-resolution copy (NewSubfileType 1) stored as the first page: reading "the first
+    # page" enhanced a 32 x 32 thumbnail, upscaled
+    import tifffile
+
+    if not codecs:
+        request.getfixturevalue("without_imagecodecs")
+    rng = np.random.default_rng(seed)
+    full = rng.integers(0, 4096, (200, 300), dtype=np.uint16)
+    path = tmp_path / "scan.tif"
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(np.full((32, 48), 7, np.uint16), subfiletype=1, compression="lzw")
+        tif.write(full, compression="lzw")
+        tif.write(np.zeros((50, 50), np.uint16))  # a second image: still the first at full resolution
+    rad = read_image(path, warn=False)
+    assert np.array_equal(rad.values, full)
+    assert any("3 pages; reading page 2, the first at full resolution" in note for note in rad.notes)

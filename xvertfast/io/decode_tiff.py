@@ -76,14 +76,18 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logged: list[str]
         with _tiff_log_collected(logged), tifffile.TiffFile(path) as tif:
             if not len(tif.pages):
                 raise ImageReadError(path, f"TIFF has no readable page: truncated or corrupt{_tifffile_said(logged)}")
-            page = tif.pages[0]
+            index = _first_full_resolution_page(tif)
+            page = tif.pages[index]
             shape = page.shape
             if len(shape) < 2:
                 raise ImageReadError(path, f"TIFF page has shape {shape}, not an image")
             # from the tags: a planar page's shape is (samples, H, W)
             check_pixels(path, page.imagelength, page.imagewidth, max_pixels)
             planar = page.samplesperpixel > 1 and int(page.planarconfig) == 2  # SEPARATE
-            if len(tif.pages) > 1:
+            if index:
+                notes.append(f"{path}: TIFF has {len(tif.pages)} pages; reading page {index + 1}, the first at full "
+                             "resolution (those before it are reduced-resolution copies, such as a thumbnail)")  # fmt: skip
+            elif len(tif.pages) > 1:
                 notes.append(f"{path}: TIFF has {len(tif.pages)} pages; reading the first")
             photometric = int(page.photometric)
             white_is_zero = flip = photometric == 0  # MINISWHITE
@@ -101,7 +105,7 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logged: list[str]
             except (KeyError, ValueError, RuntimeError) as exc:
                 if "imagecodecs" not in str(exc):
                     raise
-                values, flip = _tiff_without_imagecodecs(path, compression, white_is_zero)
+                values, flip = _tiff_without_imagecodecs(path, compression, white_is_zero, index)
                 planar = False  # Pillow interleaves the samples
             info = {"format": "tiff", "shape": shape, "dtype": str(page.dtype), "bitspersample": page.bitspersample,
                     "compression": compression}  # fmt: skip
@@ -178,15 +182,27 @@ _UPRIGHT = {
 }
 
 
-def _tiff_without_imagecodecs(path: str, compression: str, white_is_zero: bool) -> tuple[np.ndarray, bool]:
-    """The first page decoded by Pillow, for compressions tifffile leaves to imagecodecs (LZW,
+def _first_full_resolution_page(tif, look: int = 64) -> int:
+    """The index of the first page that is not a reduced-resolution copy of another (NewSubfileType
+    bit 0: a thumbnail a scanner or viewer stored first), among the first ``look``; else 0."""
+    for k, page in enumerate(tif.pages):
+        if k >= look:
+            break
+        if not getattr(page, "is_reduced", False):
+            return k
+    return 0
+
+
+def _tiff_without_imagecodecs(path: str, compression: str, white_is_zero: bool,
+                              index: int = 0) -> tuple[np.ndarray, bool]:  # fmt: skip
+    """Page ``index`` decoded by Pillow, for compressions tifffile leaves to imagecodecs (LZW,
     PackBits, JPEG: common in radiograph exports). Returns the pixels and whether they still
     need the MINISWHITE flip: Pillow flips 1- and 8-bit MINISWHITE pages itself, not 16-bit ones."""
     from PIL import Image
 
     try:
         with Image.open(path) as im:
-            im.seek(0)
+            im.seek(index)
             im.load()
             mode = im.mode
             values = np.asarray(im.convert("RGB") if mode == "P" else im)  # a palette's colours, not its indices
