@@ -1103,3 +1103,23 @@ def test_a_tiff_with_a_thumbnail_first_is_read_at_full_resolution(tmp_path, seed
     rad = read_image(path, warn=False)
     assert np.array_equal(rad.values, full)
     assert any("3 pages; reading page 2, the first at full resolution" in note for note in rad.notes)
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR CS")
+def test_a_lower_case_photometric_interpretation_is_read_in_capitals(tmp_path, seed):
+    values = np.random.default_rng(seed).integers(0, 4096, size=(24, 40)).astype(np.uint16)
+    values[0, 0], values[0, 1] = 0, 4095
+    make_dicom(tmp_path / "a.dcm", values, photometric="monochrome1 ")
+    rad = read_image(tmp_path / "a.dcm", warn=False)
+    assert rad.photometric == "MONOCHROME1"
+    np.testing.assert_allclose(rad.pixels, 1.0 - values / 4095.0, atol=1e-6)  # bone dark, flipped
+    assert any("'monochrome1' read as MONOCHROME1" in note for note in rad.notes)
+
+
+def test_a_rescale_slope_of_zero_is_refused_saying_so(tmp_path, seed):
+    # every value maps to the intercept: it was refused later as a "constant image", with no word
+    # of the slope that made it so
+    values = np.random.default_rng(seed).integers(0, 4096, size=(24, 40)).astype(np.uint16)
+    make_dicom(tmp_path / "a.dcm", values, slope=0.0, intercept=-1024.0)
+    with pytest.raises(ImageReadError, match=r"a\.dcm: RescaleSlope is 0: every stored value maps to the intercept"):
+        read_image(tmp_path / "a.dcm", warn=False)

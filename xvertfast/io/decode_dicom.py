@@ -80,6 +80,11 @@ def _dicom_pixels(ds, syntax, path: str, notes: list[str]):
         # would take a decoded interleaved frame for planes (1) and scramble its colours, or
         # refuse to decode without the element
         ds.PlanarConfiguration = 0
+    stated = str(ds.get("PhotometricInterpretation", "")).strip()
+    if stated != stated.upper():  # a CS value is capitals (PS3.5 6.2); pydicom refuses 'monochrome1'
+        ds.PhotometricInterpretation = stated.upper()
+        notes.append(f"{path}: PhotometricInterpretation {stated!r} read as {stated.upper()} (DICOM writes it in "
+                     "capitals)")  # fmt: skip
     if samples == 1 and "PhotometricInterpretation" not in ds:
         # pydicom refuses to decode without it; one sample per pixel is grey
         ds.PhotometricInterpretation = "MONOCHROME2"
@@ -117,6 +122,9 @@ def _dicom_pixels(ds, syntax, path: str, notes: list[str]):
         found = ", ".join(f"{k} {ds.get(k)!r}" for k in ("RescaleSlope", "RescaleIntercept") if k in ds)
         raise ImageReadError(path, f"cannot apply its modality LUT / rescale ({found or 'Modality LUT Sequence'}): "
                              f"{exc}") from None  # fmt: skip
+    if "ModalityLUTSequence" not in ds and "RescaleSlope" in ds and float(ds.RescaleSlope) == 0:
+        raise ImageReadError(path, f"RescaleSlope is 0: every stored value maps to the intercept "
+                             f"({ds.get('RescaleIntercept', 0)}), so there is no image")  # fmt: skip
     if photometric == "MONOCHROME1":
         # MONOCHROME1 describes the values after the modality LUT, so they are flipped there,
         # within the image of the stored range (the LUT may be a table, not a line).
