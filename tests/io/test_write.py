@@ -223,3 +223,19 @@ def test_a_source_header_pydicom_cannot_encode_fails_that_output_named(tmp_path,
         with pytest.raises(ImageWriteError, match=r"out\.dcm: cannot encode the DICOM from the header of .*src\.dcm"):
             write_image(tmp_path / "out.dcm", src.pixels, like=src)
         assert sorted(p.name for p in tmp_path.iterdir()) == ["src.dcm"]
+
+
+def test_dicom_type1_study_uid_and_modality_even_where_the_source_lacks_them(tmp_path, seed):
+    # a source without a StudyInstanceUID, or with an empty Modality, gave an output missing
+    # these type 1 attributes (a PACS refuses it); the output gets a new study and 'OT'
+    import pydicom
+
+    values = np.random.default_rng(seed).integers(0, 1024, size=(16, 24)).astype(np.uint16)
+    ds = make_dicom(tmp_path / "src.dcm", values, bits=10)
+    del ds.StudyInstanceUID
+    ds.Modality = ""
+    ds.save_as(tmp_path / "src.dcm", enforce_file_format=True)
+    src = read_image(tmp_path / "src.dcm", warn=False)
+    write_image(tmp_path / "out.dcm", src.pixels, like=src)
+    out = pydicom.dcmread(tmp_path / "out.dcm")
+    assert out.StudyInstanceUID and out.StudyInstanceUID.is_valid and out.Modality == "OT"

@@ -162,9 +162,9 @@ def _write_dicom(tmp: str, unit: np.ndarray, bits: int, like: Radiograph | None,
                             "InstanceNumber", "PatientOrientation", "ImageLaterality", "Laterality"):  # fmt: skip
                 if keyword in src:  # the element as read: a vendor's "0,143" must not fail the output
                     ds.add(copy.deepcopy(src[keyword]))
-    else:
+    if not ds.get("StudyInstanceUID"):  # type 1: a PNG/TIFF, or a source that lacks one or has it empty
         ds.StudyInstanceUID = generate_uid()
-    if "Modality" not in ds:
+    if not ds.get("Modality"):  # type 1 as well
         ds.Modality = "OT"
     for keyword in _SC_TYPE2:  # required, may be empty: present even where the source lacks them
         if keyword not in ds:
