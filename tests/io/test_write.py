@@ -239,3 +239,32 @@ def test_dicom_type1_study_uid_and_modality_even_where_the_source_lacks_them(tmp
     write_image(tmp_path / "out.dcm", src.pixels, like=src)
     out = pydicom.dcmread(tmp_path / "out.dcm")
     assert out.StudyInstanceUID and out.StudyInstanceUID.is_valid and out.Modality == "OT"
+
+
+@pytest.mark.parametrize("how", ["header", "syntax"])
+def test_dicom_from_a_lossy_source_says_it_was_lossy_compressed(tmp_path, seed, how):
+    # the output dropped the source's LossyImageCompression 01 (and said nothing of a JPEG
+    # source): a derived image of lossy pixels read as lossless quality, though PS3.3 C.7.6.1.1.5
+    # says the flag, once set, is never reset
+    import pydicom
+
+    values = np.random.default_rng(seed).integers(0, 256, size=(16, 24)).astype(np.uint16)
+    ds = make_dicom(tmp_path / "src.dcm", values, bits=8)
+    if how == "header":
+        ds.LossyImageCompression, ds.LossyImageCompressionRatio = "01", [8.5]
+        ds.LossyImageCompressionMethod = ["ISO_10918_1"]
+        ds.save_as(tmp_path / "src.dcm", enforce_file_format=True)
+    src = read_image(tmp_path / "src.dcm", warn=False)
+    if how == "syntax":  # as read from a JPEG baseline file (pydicom here has no JPEG encoder)
+        src.meta.file_meta.TransferSyntaxUID = pydicom.uid.JPEGBaseline8Bit
+    write_image(tmp_path / "out.dcm", src.pixels, like=src)
+    out = pydicom.dcmread(tmp_path / "out.dcm")
+    assert out.LossyImageCompression == "01"
+    if how == "header":
+        assert float(out.LossyImageCompressionRatio) == 8.5 and out.LossyImageCompressionMethod == "ISO_10918_1"
+    lossless = make_dicom(tmp_path / "plain.dcm", values, bits=8)  # and a lossless one is not called lossy
+    lossless.LossyImageCompression = "00"
+    lossless.save_as(tmp_path / "plain.dcm", enforce_file_format=True)
+    plain = read_image(tmp_path / "plain.dcm", warn=False)
+    write_image(tmp_path / "plain_out.dcm", plain.pixels, like=plain)
+    assert "LossyImageCompression" not in pydicom.dcmread(tmp_path / "plain_out.dcm")

@@ -141,6 +141,20 @@ _SC_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "Stud
              "ReferringPhysicianName", "StudyID", "AccessionNumber", "InstanceNumber", "PatientOrientation")  # fmt: skip
 
 
+#: Transfer syntaxes that are always lossy: JPEG baseline and extended, JPEG XL's recompressed
+#: JPEG, MPEG-2/4 and HEVC. JPEG 2000 (.91), HTJ2K, JPEG XL and JPEG-LS near-lossless may be
+#: lossless: for them the source's LossyImageCompression says.
+_LOSSY_SYNTAXES = frozenset(["1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.111"]
+                            + [f"1.2.840.10008.1.2.4.{n}" for n in range(100, 109)])  # fmt: skip
+
+
+def _lossy_history(src) -> bool:
+    """Whether the source's pixels were ever lossy compressed, so its derived image must say so too
+    (PS3.3 C.7.6.1.1.5: once LossyImageCompression is 01 it is never reset)."""
+    syntax = getattr(getattr(src, "file_meta", None), "TransferSyntaxUID", None)
+    return str(src.get("LossyImageCompression", "")).strip() == "01" or str(syntax or "") in _LOSSY_SYNTAXES
+
+
 def _write_dicom(tmp: str, unit: np.ndarray, bits: int, like: Radiograph | None, description: str | None) -> None:
     import pydicom
     from pydicom.dataset import FileMetaDataset
@@ -188,6 +202,11 @@ def _write_dicom(tmp: str, unit: np.ndarray, bits: int, like: Radiograph | None,
         ref.ReferencedSOPClassUID = src.get("SOPClassUID", SecondaryCaptureImageStorage)
         ref.ReferencedSOPInstanceUID = src.SOPInstanceUID
         ds.SourceImageSequence = [ref]
+    if src is not None and _lossy_history(src):  # the enhanced image is made from the lossy pixels
+        ds.LossyImageCompression = "01"
+        for keyword in ("LossyImageCompressionRatio", "LossyImageCompressionMethod"):  # each compression so far
+            if keyword in src:
+                ds.add(copy.deepcopy(src[keyword]))
     ds.Rows, ds.Columns = unit.shape
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
