@@ -268,3 +268,18 @@ def test_dicom_from_a_lossy_source_says_it_was_lossy_compressed(tmp_path, seed, 
     plain = read_image(tmp_path / "plain.dcm", warn=False)
     write_image(tmp_path / "plain_out.dcm", plain.pixels, like=plain)
     assert "LossyImageCompression" not in pydicom.dcmread(tmp_path / "plain_out.dcm")
+
+
+def test_dicom_keeps_the_sources_burned_in_annotation_flags(tmp_path, seed):
+    # the enhanced pixels still show the source's burned-in text (a name, a date): the output
+    # dropped BurnedInAnnotation YES, so a de-identification step that trusts it skipped them
+    import pydicom
+
+    values = np.random.default_rng(seed).integers(0, 1024, size=(16, 24)).astype(np.uint16)
+    ds = make_dicom(tmp_path / "src.dcm", values, bits=10)
+    ds.BurnedInAnnotation, ds.RecognizableVisualFeatures = "YES", "NO"
+    ds.save_as(tmp_path / "src.dcm", enforce_file_format=True)
+    src = read_image(tmp_path / "src.dcm", warn=False)
+    write_image(tmp_path / "out.dcm", src.pixels, like=src)
+    out = pydicom.dcmread(tmp_path / "out.dcm")
+    assert out.BurnedInAnnotation == "YES" and out.RecognizableVisualFeatures == "NO"

@@ -173,7 +173,10 @@ def _write_dicom(tmp: str, unit: np.ndarray, bits: int, like: Radiograph | None,
                             "StudyInstanceUID", "StudyDate", "StudyTime", "StudyID", "AccessionNumber",
                             "StudyDescription", "ReferringPhysicianName", "Modality", "BodyPartExamined",
                             "ViewPosition", "PixelSpacing", "ImagerPixelSpacing", "FrameOfReferenceUID",
-                            "InstanceNumber", "PatientOrientation", "ImageLaterality", "Laterality"):  # fmt: skip
+                            "InstanceNumber", "PatientOrientation", "ImageLaterality", "Laterality",
+                            # true of the enhanced pixels too: its text and faces are still there (a
+                            # de-identification pipeline decides by them whether to scrub pixels)
+                            "BurnedInAnnotation", "RecognizableVisualFeatures"):  # fmt: skip
                 if keyword in src:  # the element as read: a vendor's "0,143" must not fail the output
                     ds.add(copy.deepcopy(src[keyword]))
     if not ds.get("StudyInstanceUID"):  # type 1: a PNG/TIFF, or a source that lacks one or has it empty
