@@ -283,3 +283,30 @@ def test_dicom_keeps_the_sources_burned_in_annotation_flags(tmp_path, seed):
     write_image(tmp_path / "out.dcm", src.pixels, like=src)
     out = pydicom.dcmread(tmp_path / "out.dcm")
     assert out.BurnedInAnnotation == "YES" and out.RecognizableVisualFeatures == "NO"
+
+
+def test_dicom_keeps_every_pixel_size_the_source_gives(tmp_path, seed):
+    # PixelSpacing and ImagerPixelSpacing were kept but a digitized film's NominalScannedPixelSpacing
+    # (its only spacing) was dropped, and so were PixelSpacing's calibration and the magnification
+    # that takes ImagerPixelSpacing to the patient: measurements on the output lost their scale
+    import pydicom
+
+    values = np.random.default_rng(seed).integers(0, 1024, size=(16, 24)).astype(np.uint16)
+    ds = make_dicom(tmp_path / "film.dcm", values, bits=10)
+    ds.NominalScannedPixelSpacing = [0.2, 0.25]
+    ds.save_as(tmp_path / "film.dcm", enforce_file_format=True)
+    ds = make_dicom(tmp_path / "dx.dcm", values, bits=10)
+    ds.PixelSpacing, ds.PixelSpacingCalibrationType = [0.125, 0.125], "GEOMETRY"
+    ds.PixelSpacingCalibrationDescription = "magnification at the spine"
+    ds.ImagerPixelSpacing, ds.EstimatedRadiographicMagnificationFactor = [0.15, 0.15], 1.2
+    ds.save_as(tmp_path / "dx.dcm", enforce_file_format=True)
+    for name in ("film", "dx"):
+        src = read_image(tmp_path / f"{name}.dcm", warn=False)
+        write_image(tmp_path / f"{name}_out.dcm", src.pixels, like=src)
+    film = pydicom.dcmread(tmp_path / "film_out.dcm")
+    assert [float(v) for v in film.NominalScannedPixelSpacing] == [0.2, 0.25]
+    dx = pydicom.dcmread(tmp_path / "dx_out.dcm")
+    assert [float(v) for v in dx.PixelSpacing] == [0.125, 0.125] and dx.PixelSpacingCalibrationType == "GEOMETRY"
+    assert dx.PixelSpacingCalibrationDescription == "magnification at the spine"
+    assert [float(v) for v in dx.ImagerPixelSpacing] == [0.15, 0.15]
+    assert float(dx.EstimatedRadiographicMagnificationFactor) == 1.2

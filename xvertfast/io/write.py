@@ -173,6 +173,11 @@ def _write_dicom(tmp: str, unit: np.ndarray, bits: int, like: Radiograph | None,
                             "StudyInstanceUID", "StudyDate", "StudyTime", "StudyID", "AccessionNumber",
                             "StudyDescription", "ReferringPhysicianName", "Modality", "BodyPartExamined",
                             "ViewPosition", "PixelSpacing", "ImagerPixelSpacing", "FrameOfReferenceUID",
+                            # the rest of what says how large a pixel is (the output keeps the grid):
+                            # a scanned film's spacing, what PixelSpacing was calibrated by, and the
+                            # magnification that takes ImagerPixelSpacing to the patient
+                            "NominalScannedPixelSpacing", "PixelSpacingCalibrationType",
+                            "PixelSpacingCalibrationDescription", "EstimatedRadiographicMagnificationFactor",
                             "InstanceNumber", "PatientOrientation", "ImageLaterality", "Laterality",
                             # true of the enhanced pixels too: its text and faces are still there (a
                             # de-identification pipeline decides by them whether to scrub pixels)
