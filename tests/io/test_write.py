@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from tests.io.test_read import make_dicom
+from xvertfast._version import __version__
 from xvertfast.io import ImageWriteError, read_image, write_image
 
 
@@ -78,6 +79,8 @@ def test_dicom_round_trip_keeps_metadata_and_values(tmp_path, seed):
     # what viewers sort and orient by, and when the derived image was made
     assert ds.InstanceNumber == 7 and list(ds.PatientOrientation) == ["L", "F"] and ds.ImageLaterality == "U"
     assert "SeriesNumber" in ds and len(ds.ContentDate) == 8 and ds.ContentTime
+    # which software made it, also where no description was given
+    assert ds.SecondaryCaptureDeviceManufacturer == "xvertfast" and ds.SecondaryCaptureDeviceSoftwareVersions == __version__
     np.testing.assert_array_equal(out.values, values)
 
 

@@ -17,6 +17,7 @@ import tempfile
 
 import numpy as np
 
+from xvertfast._version import __version__
 from xvertfast.io.errors import ImageWriteError, WarningsNamingTheFile
 from xvertfast.io.radiograph import Radiograph
 
@@ -197,6 +198,7 @@ def _write_dicom(tmp: str, unit: np.ndarray, bits: int, like: Radiograph | None,
     ds.SOPClassUID = SecondaryCaptureImageStorage
     ds.ConversionType = "WSD"  # workstation
     ds.SecondaryCaptureDeviceManufacturer = "xvertfast"
+    ds.SecondaryCaptureDeviceSoftwareVersions = __version__  # which release made it, description or none
     ds.SOPInstanceUID = generate_uid()
     ds.SeriesInstanceUID = generate_uid()
     ds.SeriesNumber = None  # present, empty (type 2): the derived series has no number of its own
