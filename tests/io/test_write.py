@@ -313,3 +313,19 @@ def test_dicom_keeps_every_pixel_size_the_source_gives(tmp_path, seed):
     assert dx.PixelSpacingCalibrationDescription == "magnification at the spine"
     assert [float(v) for v in dx.ImagerPixelSpacing] == [0.15, 0.15]
     assert float(dx.EstimatedRadiographicMagnificationFactor) == 1.2
+
+
+def test_dicom_source_reference_takes_the_class_from_the_file_meta_where_the_data_set_lacks_it(tmp_path, seed):
+    # a CR whose data set lacks SOPClassUID (its file meta has it) was referenced as a Secondary
+    # Capture image: a wrong class for the source a viewer or PACS would look up
+    import pydicom
+
+    values = np.random.default_rng(seed).integers(0, 1024, size=(16, 24)).astype(np.uint16)
+    ds = make_dicom(tmp_path / "src.dcm", values, bits=10)
+    del ds.SOPClassUID
+    ds.save_as(tmp_path / "src.dcm")
+    src = read_image(tmp_path / "src.dcm", warn=False)
+    write_image(tmp_path / "out.dcm", src.pixels, like=src)
+    ref = pydicom.dcmread(tmp_path / "out.dcm").SourceImageSequence[0]
+    assert ref.ReferencedSOPClassUID == "1.2.840.10008.5.1.4.1.1.1"  # CR image storage, as in the file meta
+    assert ref.ReferencedSOPInstanceUID == ds.SOPInstanceUID

@@ -209,7 +209,9 @@ def _write_dicom(tmp: str, unit: np.ndarray, bits: int, like: Radiograph | None,
     ds.DerivationDescription = _ascii(description or "XVertNet vertebral contrast enhancement (xvertfast)")[:1024]  # ST
     if src is not None and "SOPInstanceUID" in src:
         ref = pydicom.Dataset()
-        ref.ReferencedSOPClassUID = src.get("SOPClassUID", SecondaryCaptureImageStorage)
+        # a data set without its class: the file meta's, before the guess of Secondary Capture
+        media = getattr(src, "file_meta", pydicom.Dataset()).get("MediaStorageSOPClassUID")
+        ref.ReferencedSOPClassUID = src.get("SOPClassUID") or media or SecondaryCaptureImageStorage
         ref.ReferencedSOPInstanceUID = src.SOPInstanceUID
         ds.SourceImageSequence = [ref]
     if src is not None and _lossy_history(src):  # the enhanced image is made from the lossy pixels
