@@ -1123,3 +1123,18 @@ def test_a_rescale_slope_of_zero_is_refused_saying_so(tmp_path, seed):
     make_dicom(tmp_path / "a.dcm", values, slope=0.0, intercept=-1024.0)
     with pytest.raises(ImageReadError, match=r"a\.dcm: RescaleSlope is 0: every stored value maps to the intercept"):
         read_image(tmp_path / "a.dcm", warn=False)
+
+
+def test_a_palette_tiff_with_8_bit_colours_in_its_map_keeps_8_bits(tmp_path, seed):
+    # the map's entries are 16-bit by the standard; a writer that put 8-bit values there made an
+    # image of 0..255 recorded as 16 bits (a 16-bit output of an 8-bit picture, and its full
+    # range taken as 0..65535 when scored as another tool's output)
+    import tifffile
+
+    indices = np.random.default_rng(seed).integers(0, 256, size=(14, 22)).astype(np.uint8)
+    indices[0, 0], indices[0, 1] = 0, 255
+    colormap = np.stack([255 - np.arange(256)] * 3).astype(np.uint16)  # reversed grey, 8-bit values
+    tifffile.imwrite(tmp_path / "p.tif", indices, photometric="palette", colormap=colormap)
+    im = read_image(tmp_path / "p.tif", warn=False)
+    assert im.bits_stored == 8
+    np.testing.assert_allclose(im.pixels, (255 - indices) / 255.0, atol=1e-6)

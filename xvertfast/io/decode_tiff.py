@@ -126,7 +126,9 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logged: list[str]
             except IndexError:
                 raise ImageReadError(path, f"palette TIFF has values beyond its {colormap.shape[-1]}-entry "
                                      "colour map") from None  # fmt: skip
-            bits = 16  # a TIFF colour map holds 16-bit entries
+            # a TIFF colour map holds 16-bit entries; some writers put 8-bit ones in it (none above
+            # 255: libtiff takes the map for 8-bit then too, and so does this)
+            bits = 16 if int(np.max(colormap)) > 255 else 8
         values = luminance(values, notes, path, "palette")
     if cmyk and values.ndim == 3 and values.shape[-1] >= 4:  # ink amounts: as RGBA they were another image
         values = _cmyk_to_rgb(values[..., :4])
