@@ -706,9 +706,12 @@ def _luma(rgb) -> np.ndarray:
     return np.rint(np.asarray(rgb, np.float64) @ np.array([0.299, 0.587, 0.114]))
 
 
-def test_a_palette_color_dicom_is_read_through_its_colour_tables(tmp_path, seed):
+@pytest.mark.parametrize("descriptor_bits, scale, bits", [(16, 1, 16), (8, 1, 16), (8, 0, 8)],
+                         ids=["16-bit", "16-bit entries, descriptor says 8", "8-bit"])
+def test_a_palette_color_dicom_is_read_through_its_colour_tables(tmp_path, seed, descriptor_bits, scale, bits):
     # PALETTE COLOR stores indices into colour tables: read as grey levels, the image was
-    # another one (here a reversed ramp: dark where the colours are bright)
+    # another one (here a reversed ramp: dark where the colours are bright). A table of 16-bit
+    # entries whose descriptor says 8 was recorded as 8 bits
     import pydicom
 
     indices = np.random.default_rng(seed).integers(0, 256, size=(12, 20)).astype(np.uint8)
@@ -718,13 +721,15 @@ def test_a_palette_color_dicom_is_read_through_its_colour_tables(tmp_path, seed)
     ds.BitsAllocated, ds.PixelData = 8, indices.tobytes()
     ramp = np.arange(256)
     tables = {"Red": (255 - ramp) * 257, "Green": (255 - ramp) * 200, "Blue": ramp * 100}
+    if not scale:  # 8-bit entries
+        tables = {"Red": 255 - ramp, "Green": (255 - ramp) * 200 // 257, "Blue": ramp * 100 // 257}
     for colour, table in tables.items():
-        ds.add_new(f"{colour}PaletteColorLookupTableDescriptor", "US", [256, 0, 16])
+        ds.add_new(f"{colour}PaletteColorLookupTableDescriptor", "US", [256, 0, descriptor_bits])
         ds.add_new(f"{colour}PaletteColorLookupTableData", "OW", table.astype("<u2").tobytes())
     ds.save_as(tmp_path / "p.dcm")
     im = read_image(tmp_path / "p.dcm", warn=False)
     want = _luma(np.stack([tables[c][indices] for c in ("Red", "Green", "Blue")], axis=-1))
-    assert im.photometric == "MONOCHROME2" and im.bits_stored == 16
+    assert im.photometric == "MONOCHROME2" and im.bits_stored == bits
     np.testing.assert_array_equal(im.values, want)
     np.testing.assert_allclose(im.pixels, (want - want.min()) / (want.max() - want.min()), atol=1e-6)
     assert any("PALETTE COLOR image converted to luminance" in n for n in im.notes)

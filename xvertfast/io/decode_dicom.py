@@ -106,7 +106,8 @@ def _dicom_pixels(ds, syntax, path: str, notes: list[str]):
         arr, photometric = luminance(arr, notes, path), "MONOCHROME2"
     elif photometric == "PALETTE COLOR" and arr.ndim == 2:
         # the stored values are indices into the colour tables, not grey levels
-        indices, arr, bits = arr, _palette_luminance(ds, arr, path, notes), _palette_bits(ds, path)
+        indices, arr = arr, _palette_luminance(ds, arr, path, notes)
+        bits = _palette_bits(ds, arr)
         photometric = "MONOCHROME2"
     elif arr.ndim == 2 and photometric not in ("MONOCHROME1", "MONOCHROME2"):  # RGB or YBR of one sample: grey
         notes.append(f"{path}: PhotometricInterpretation {photometric} with one sample per pixel; read as "
@@ -164,13 +165,16 @@ def _palette_luminance(ds, indices: np.ndarray, path: str, notes: list[str]) -> 
     return luminance(rgb, notes, path, "PALETTE COLOR")
 
 
-def _palette_bits(ds, path: str) -> int:
-    """The bits of a PALETTE COLOR image's table entries (8 or 16: their Descriptor's third value)."""
+def _palette_bits(ds, colours: np.ndarray) -> int:
+    """The bits of a PALETTE COLOR image's table entries: 8 or 16, as their Descriptor's third
+    value says, but 16 where the ``colours`` looked up exceed 8 bits (a table of 16-bit entries
+    whose descriptor says 8, as some writers make them)."""
     descriptor = ds.get("RedPaletteColorLookupTableDescriptor")
     try:
-        return 8 if int(descriptor[2]) == 8 else 16
+        eight = int(descriptor[2]) == 8
     except (TypeError, ValueError, IndexError):
-        return 16
+        eight = False
+    return 8 if eight and (not colours.size or int(colours.max()) <= 255) else 16
 
 
 def _dicom_int(ds, keyword: str, default: int, path: str) -> int:
