@@ -329,3 +329,27 @@ def test_dicom_source_reference_takes_the_class_from_the_file_meta_where_the_dat
     ref = pydicom.dcmread(tmp_path / "out.dcm").SourceImageSequence[0]
     assert ref.ReferencedSOPClassUID == "1.2.840.10008.5.1.4.1.1.1"  # CR image storage, as in the file meta
     assert ref.ReferencedSOPInstanceUID == ds.SOPInstanceUID
+
+
+@pytest.mark.parametrize("term, defined, codec", [("ISO-8859-1", "ISO_IR 100", "latin-1"), ("UTF-8", "ISO_IR 192", "utf-8")])
+def test_dicom_writes_a_vendors_misspelt_character_set_as_the_defined_term(tmp_path, seed, term, defined, codec):
+    # pydicom reads 'ISO-8859-1' by its codec, and the output's text was written in it, but the
+    # output declared the same invalid CS value: a validator flags it and other toolkits may not
+    # decode the name; now it says the defined term of what it is written in
+    import warnings
+
+    import pydicom
+
+    values = np.random.default_rng(seed).integers(0, 1024, size=(16, 24)).astype(np.uint16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom's word on the invalid term
+        ds = make_dicom(tmp_path / "src.dcm", values, bits=10)
+        ds.SpecificCharacterSet = term
+        ds.save_as(tmp_path / "src.dcm", enforce_file_format=True)
+        data = (tmp_path / "src.dcm").read_bytes()  # the name in the vendor's encoding, same length
+        (tmp_path / "src.dcm").write_bytes(data.replace(b"Test^Patient", "Müller^Jö".encode(codec).ljust(12)))
+        src = read_image(tmp_path / "src.dcm", warn=False)
+        write_image(tmp_path / "out.dcm", src.pixels, like=src)
+    out = pydicom.dcmread(tmp_path / "out.dcm")
+    assert out.SpecificCharacterSet == defined and str(out.PatientName) == "Müller^Jö"
+    assert "Müller".encode(codec) in (tmp_path / "out.dcm").read_bytes()

@@ -142,6 +142,34 @@ _SC_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "Stud
              "ReferringPhysicianName", "StudyID", "AccessionNumber", "InstanceNumber", "PatientOrientation")  # fmt: skip
 
 
+def _defined_charset(value):
+    """The source's SpecificCharacterSet as a DICOM defined term: a vendor's single misspelt term
+    that pydicom reads by its codec ('ISO-8859-1', 'latin_1', 'UTF-8', 'ISO IR 100') becomes the
+    term of the codec pydicom writes the copied text in ('ISO_IR 100', 'ISO_IR 192'), not an
+    invalid CS value that another toolkit may not decode. A term pydicom does not know (it writes
+    its default then), an ISO 2022 set and several terms stay as they are."""
+    import codecs
+    import warnings
+
+    from pydicom.charset import convert_encodings, default_encoding, python_encoding
+
+    if not isinstance(value, str) or value in python_encoding:
+        return value
+    with warnings.catch_warnings():  # told once already, naming the source, as the header was read
+        warnings.simplefilter("ignore")
+        codec = convert_encodings([value])[0]
+    if codec == default_encoding:  # not recognised: no telling what it meant
+        return value
+    try:
+        name = codecs.lookup(codec).name
+    except LookupError:
+        return value
+    for term, python in python_encoding.items():
+        if python != default_encoding and not term.startswith("ISO 2022") and codecs.lookup(python).name == name:
+            return term
+    return value
+
+
 #: Transfer syntaxes that are always lossy: JPEG baseline and extended, JPEG XL's recompressed
 #: JPEG, MPEG-2/4 and HEVC. JPEG 2000 (.91), HTJ2K, JPEG XL and JPEG-LS near-lossless may be
 #: lossless: for them the source's LossyImageCompression says.
@@ -166,7 +194,7 @@ def _write_dicom(tmp: str, unit: np.ndarray, bits: int, like: Radiograph | None,
     if src is not None and "SpecificCharacterSet" in src:
         # the copied names and descriptions are written in the source's character set (a
         # Latin-1 patient name without it would be bytes a reader may take for ASCII)
-        ds.SpecificCharacterSet = src.SpecificCharacterSet
+        ds.SpecificCharacterSet = _defined_charset(src.SpecificCharacterSet)
     if src is not None:  # keep who and what: patient and study
         # pydicom converts an element when it is first taken: its warnings (a malformed value) name the source
         with WarningsNamingTheFile(like.path):
