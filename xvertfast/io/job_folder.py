@@ -200,7 +200,7 @@ class JobStatus:
     #: counted only once a run has met them
     legacy: bool = False
     #: output files finished a second lately, all ledgers together (see :func:`recent_rate`);
-    #: None where fewer than two finished in one stretch of work
+    #: None where no output finished after the first of the latest stretch of work
     rate: float | None = None
     rate_outputs: int = 0  #: how many finished outputs the rate was taken over
 
@@ -222,8 +222,6 @@ class JobStatus:
 RATE_PAUSE_S = 600.0
 #: The rate is taken over at most this many of the latest finished outputs.
 RATE_OUTPUTS = 100
-
-
 #: Outputs finished within this of the stretch's first finished with it (the four files of one
 #: preprocess input, recorded one after another): they are not counted as made after it.
 RATE_TOGETHER_NS = 1_000_000
@@ -268,6 +266,7 @@ def job_status(out_dir: str, job: str) -> JobStatus | None:
     latest_in: dict[str, list[dict]] = {}  # a ledger -> the outputs whose latest line is in it
     for rel, ledger in sources.items():
         latest_in.setdefault(ledger, []).append(entries[rel])
+
     def finish_times(outputs) -> list[int]:  # of the outputs made with the recorded settings
         return [e["t"] for e in outputs if e.get("state") == "done" and isinstance(e.get("t"), int)
                 and not e.get(ADOPTED) and (key is None or e.get("settings") == key)]  # fmt: skip
