@@ -208,3 +208,27 @@ def test_a_copy_of_an_image_under_another_name_is_trained_on_once(tmp_path):
     assert rois.sources == [str(folder / "img0.png"), str(folder / "img1.png")]
     assert said == [f"skipped: {folder / 'img2.png'}: the same image as {folder / 'img0.png'} (trained on once)"]
     assert len(rois) == 4
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_named_pipe_among_the_images_is_skipped_without_waiting(tmp_path):
+    # the cache key hashed the file before it was read, and opening a named pipe for reading
+    # waits for a writer: training hung for ever on one among the images (enhance refused it)
+    import signal
+
+    folder = write_images(tmp_path / "data", n=2, size=80)
+    os.mkfifo(folder / "pipe.png")
+    said = []
+
+    def hung(signum, frame):
+        raise TimeoutError("load_rois waited on the named pipe")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(60)
+    try:
+        rois = load_rois([str(folder)], str(tmp_path / "cache"), 32, log=said.append)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert len(rois.sources) == 2
+    assert any("pipe.png: not a regular file (a named pipe, socket or device)" in line for line in said), said

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from dataclasses import dataclass
 
 from xvertfast.io.errors import ImageReadError
@@ -263,9 +264,14 @@ def file_state(path: str) -> list[int] | None:
 
 
 def file_sha256(path: str) -> str:
-    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks: the identity of an input for caches."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks: the identity of an input for caches.
+    A named pipe, socket or device is refused (ImageReadError, as read_image says it) without
+    waiting: opened for reading, a pipe would wait for a writer for ever."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ImageReadError(path, "not a regular file (a named pipe, socket or device)")
+        h = hashlib.sha256()
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
