@@ -476,3 +476,21 @@ def test_the_papers_tmqi_scale_can_be_asked_for_by_name(tmp_path, seed):
             assert float(r["tmqi_paper_compat"]) == pytest.approx(metrics.tmqi_paper_compat(original, test), rel=1e-12)
         assert float(r["tmqi_paper_compat"]) < 0.3 < float(r["tmqi"])  # the paper's scale, not TMQI's
     assert "TMQI Q, paper's [0, 1] scale" in (out / "summary.md").read_text()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="file names as bytes")
+def test_a_file_name_that_is_not_utf8_does_not_fail_the_report(tmp_path, seed):
+    """An archive's Latin-1 name ("caf\\xe9.png", held by Python as "caf\\udce9.png") failed the
+    whole report after every image was scored: the CSV, markdown and HTML could not encode it."""
+    src = tmp_path / "in"
+    src.mkdir()
+    name = os.fsdecode(b"caf\xe9.png")
+    Image.fromarray(chest_like(seed, 200, 190)).save(os.path.join(src, name))
+    out = tmp_path / "r"
+    assert main(["evaluate", str(src), "-o", str(out), "--methods", "identity", "--metrics", "entropy",
+                 "--pictures", "1", "-q"]) == 0  # fmt: skip
+    for report in ("scores.csv", "summary.md", "report.html"):
+        text = (out / report).read_bytes().decode("utf-8")  # valid UTF-8 throughout
+        assert report != "scores.csv" or "caf\\udce9.png" in text
+    (linked,) = re.findall(r"src='(grid/[^']+)'", (out / "report.html").read_text(encoding="utf-8"))
+    assert (out / linked).is_file()  # the page links the picture under the name it was saved as

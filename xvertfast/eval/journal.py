@@ -125,7 +125,7 @@ class Journal:
         """The picture's arrays in ``PICTURES_DIR/<hash of path>.npz`` (no pickles); returns the name."""
         folder = os.path.join(os.path.dirname(self.path), PICTURES_DIR)
         os.makedirs(folder, exist_ok=True)
-        name = hashlib.sha256(path.encode()).hexdigest()[:24] + ".npz"
+        name = hashlib.sha256(os.fsencode(path)).hexdigest()[:24] + ".npz"  # (a name that is not UTF-8 too)
         arrays = {"boxes": np.asarray(picture["boxes"], dtype=np.int64), "scale": np.float64(picture["scale"])}
         arrays.update({f"thumb:{k}": v for k, v in picture["thumbs"].items()})
         arrays.update({f"crop:{k}": v for k, v in picture["crops"].items()})

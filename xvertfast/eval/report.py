@@ -71,8 +71,19 @@ def summarise(run: EvalRun, compare_to: str | None) -> list[dict]:
     return records
 
 
+#: How the report's text files are written: UTF-8, with a file name that is not (an archive's Latin-1
+#: "caf\xe9.png", which Python holds as "caf\udce9.png") written as that escape, not failing the report.
+TEXT = {"encoding": "utf-8", "errors": "backslashreplace"}
+
+
+def _shown(name: str) -> str:
+    """A file name as text to draw or link: bytes that are not UTF-8 (held as surrogates) become
+    U+FFFD, which matplotlib and a web page take (a surrogate stops both)."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _write_csv(path: str, rows: list[dict], fields: list[str]) -> None:
-    with atomic_write(path) as tmp, open(tmp, "w", newline="") as f:
+    with atomic_write(path) as tmp, open(tmp, "w", newline="", **TEXT) as f:
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
@@ -160,7 +171,7 @@ def _grid(picture: dict, methods: list[str], path: str) -> None:
         for a in (ax, crop):
             a.set_xticks([])
             a.set_yticks([])
-    fig.suptitle(os.path.basename(picture["file"]), fontsize=9)
+    fig.suptitle(_shown(os.path.basename(picture["file"])), fontsize=9)
     fig.tight_layout()
     with atomic_write(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
@@ -228,17 +239,18 @@ def write_report(run: EvalRun, out_dir: str, compare_to: str | None = None) -> d
     records = summarise(run, compare_to)
     _write_csv(paths["summary.csv"], records, list(records[0]) if records else ["method", "metric"])
     md = _markdown(run, records, compare_to)
-    with atomic_write(paths["summary.md"]) as tmp, open(tmp, "w") as f:
+    with atomic_write(paths["summary.md"]) as tmp, open(tmp, "w", **TEXT) as f:
         f.write(md)
     _boxplots(run, paths["boxplots.png"])
     grids = []
     for k, picture in enumerate(run.pictures):
         name = os.path.basename(picture["file"])
         stem = name[: len(name) - len(image_extension(name))]
+        stem = _shown(stem)  # a name the page can link
         rel = f"grid/{k:03d}_{stem}.png"
         _grid(picture, run.methods, os.path.join(out_dir, rel))
         grids.append(rel)
-    with atomic_write(paths["report.html"]) as tmp, open(tmp, "w") as f:
+    with atomic_write(paths["report.html"]) as tmp, open(tmp, "w", **TEXT) as f:
         f.write(_html(run, md, grids))
     _remove_other_grids(os.path.join(out_dir, "grid"), {os.path.basename(g) for g in grids})  # no longer linked
     return paths
