@@ -1143,3 +1143,18 @@ def test_a_palette_tiff_with_8_bit_colours_in_its_map_keeps_8_bits(tmp_path, see
     im = read_image(tmp_path / "p.tif", warn=False)
     assert im.bits_stored == 8
     np.testing.assert_allclose(im.pixels, (255 - indices) / 255.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("slope", [None, 0.0])
+def test_a_rescale_slope_without_its_intercept_is_not_applied_nor_refused(tmp_path, seed, slope):
+    # pydicom rescales only where both are present; the check of a zero slope refused such a file
+    # as 'cannot decode DICOM: TypeError' (an empty slope) or 'maps to the intercept' (a 0 slope)
+    # though its stored values are read as they are
+    pydicom = pytest.importorskip("pydicom")
+    values = np.random.default_rng(seed).integers(0, 4096, size=(24, 40)).astype(np.uint16)
+    make_dicom(tmp_path / "a.dcm", values, slope=None)
+    ds = pydicom.dcmread(tmp_path / "a.dcm")
+    ds.RescaleSlope = slope
+    ds.save_as(tmp_path / "a.dcm")
+    rad = read_image(tmp_path / "a.dcm", warn=False)
+    assert np.array_equal(rad.values, values)

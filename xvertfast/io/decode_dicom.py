@@ -123,7 +123,10 @@ def _dicom_pixels(ds, syntax, path: str, notes: list[str]):
         found = ", ".join(f"{k} {ds.get(k)!r}" for k in ("RescaleSlope", "RescaleIntercept") if k in ds)
         raise ImageReadError(path, f"cannot apply its modality LUT / rescale ({found or 'Modality LUT Sequence'}): "
                              f"{exc}") from None  # fmt: skip
-    if "ModalityLUTSequence" not in ds and "RescaleSlope" in ds and float(ds.RescaleSlope) == 0:
+    # where pydicom rescaled (both present, no LUT): a slope without its intercept, empty or 0, is
+    # not applied, and the stored values stand as they are
+    rescaled = "ModalityLUTSequence" not in ds and "RescaleSlope" in ds and "RescaleIntercept" in ds
+    if rescaled and float(ds.RescaleSlope) == 0:
         raise ImageReadError(path, f"RescaleSlope is 0: every stored value maps to the intercept "
                              f"({ds.get('RescaleIntercept', 0)}), so there is no image")  # fmt: skip
     if photometric == "MONOCHROME1":
