@@ -1143,6 +1143,11 @@ def test_a_palette_tiff_with_8_bit_colours_in_its_map_keeps_8_bits(tmp_path, see
     im = read_image(tmp_path / "p.tif", warn=False)
     assert im.bits_stored == 8
     np.testing.assert_allclose(im.pixels, (255 - indices) / 255.0, atol=1e-6)
+    # its values too: full_range (and the writers) go by their type, which was uint16 (0..65535)
+    from xvertfast.io.read import full_range
+
+    assert im.values.dtype == np.uint8
+    assert full_range(im) == (0.0, 255.0)
 
 
 @pytest.mark.parametrize("slope", [None, 0.0])

@@ -121,14 +121,16 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logged: list[str]
         values = np.moveaxis(values, 0, -1)
     if colormap is not None and values.ndim in (2, 3):
         if values.ndim == 2:  # (Pillow's fallback gives the colours, 8-bit)
+            # a TIFF colour map holds 16-bit entries; some writers put 8-bit ones in it (none above
+            # 255: libtiff takes the map for 8-bit then too, and so does this): its colours are
+            # then uint8, as full_range and the writers take an image's depth from its type
+            table = np.asarray(colormap, np.uint16)
+            bits = 16 if int(table.max()) > 255 else 8
             try:
-                values = np.moveaxis(np.asarray(colormap, np.uint16)[:, values], 0, -1)
+                values = np.moveaxis((table if bits == 16 else table.astype(np.uint8))[:, values], 0, -1)
             except IndexError:
                 raise ImageReadError(path, f"palette TIFF has values beyond its {colormap.shape[-1]}-entry "
                                      "colour map") from None  # fmt: skip
-            # a TIFF colour map holds 16-bit entries; some writers put 8-bit ones in it (none above
-            # 255: libtiff takes the map for 8-bit then too, and so does this)
-            bits = 16 if int(np.max(colormap)) > 255 else 8
         values = luminance(values, notes, path, "palette")
     if cmyk and values.ndim == 3 and values.shape[-1] >= 4:  # ink amounts: as RGBA they were another image
         values = _cmyk_to_rgb(values[..., :4])
