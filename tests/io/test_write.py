@@ -353,3 +353,25 @@ def test_dicom_writes_a_vendors_misspelt_character_set_as_the_defined_term(tmp_p
     out = pydicom.dcmread(tmp_path / "out.dcm")
     assert out.SpecificCharacterSet == defined and str(out.PatientName) == "Müller^Jö"
     assert "Müller".encode(codec) in (tmp_path / "out.dcm").read_bytes()
+
+
+def test_dicom_keeps_a_shift_jis_character_set_it_has_no_defined_term_for(tmp_path, seed):
+    # pydicom reads ISO_IR 13 (JIS X 0201, one byte a character) with the Shift_JIS codec, so a
+    # vendor's 'SHIFT_JIS' was declared ISO_IR 13 while its kanji were written in two bytes each:
+    # a toolkit decoding the defined term garbles the name. The term stays as the source has it
+    import warnings
+
+    import pydicom
+
+    values = np.random.default_rng(seed).integers(0, 1024, size=(16, 24)).astype(np.uint16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom's word on the invalid term
+        ds = make_dicom(tmp_path / "src.dcm", values, bits=10)
+        ds.SpecificCharacterSet = "SHIFT_JIS"
+        ds.save_as(tmp_path / "src.dcm", enforce_file_format=True)
+        data = (tmp_path / "src.dcm").read_bytes()
+        (tmp_path / "src.dcm").write_bytes(data.replace(b"Test^Patient", "山田^太郎".encode("shift_jis").ljust(12)))
+        src = read_image(tmp_path / "src.dcm", warn=False)
+        write_image(tmp_path / "out.dcm", src.pixels, like=src)
+        out = pydicom.dcmread(tmp_path / "out.dcm")
+        assert out.SpecificCharacterSet == "SHIFT_JIS" and str(out.PatientName) == "山田^太郎"

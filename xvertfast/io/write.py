@@ -147,7 +147,8 @@ def _defined_charset(value):
     that pydicom reads by its codec ('ISO-8859-1', 'latin_1', 'UTF-8', 'ISO IR 100') becomes the
     term of the codec pydicom writes the copied text in ('ISO_IR 100', 'ISO_IR 192'), not an
     invalid CS value that another toolkit may not decode. A term pydicom does not know (it writes
-    its default then), an ISO 2022 set and several terms stay as they are."""
+    its default then), an ISO 2022 set, several terms and Shift_JIS (its kanji are more than
+    ISO_IR 13 holds) stay as they are."""
     import codecs
     import warnings
 
@@ -165,7 +166,10 @@ def _defined_charset(value):
     except LookupError:
         return value
     for term, python in python_encoding.items():
-        if python != default_encoding and not term.startswith("ISO 2022") and codecs.lookup(python).name == name:
+        # not ISO_IR 13 either: JIS X 0201's katakana, which pydicom reads as Shift_JIS, whose kanji
+        # (two bytes each) a toolkit decoding the defined term would garble
+        if python != default_encoding and not term.startswith("ISO 2022") and term != "ISO_IR 13" \
+                and codecs.lookup(python).name == name:  # fmt: skip
             return term
     return value
 
