@@ -1163,3 +1163,17 @@ def test_a_rescale_slope_without_its_intercept_is_not_applied_nor_refused(tmp_pa
     ds.save_as(tmp_path / "a.dcm")
     rad = read_image(tmp_path / "a.dcm", warn=False)
     assert np.array_equal(rad.values, values)
+
+
+def test_a_dicom_whose_preamble_holds_a_tiff_header_is_read_as_dicom(tmp_path, seed):
+    # PS3.10 lets the 128-byte preamble hold a TIFF header (pydicom's CT_small.dcm starts 'II*\0'):
+    # sniffed as TIFF first, such a file was refused as 'TIFF has no readable page: truncated or corrupt'
+    pydicom = pytest.importorskip("pydicom")
+    values = np.random.default_rng(seed).integers(0, 4096, size=(24, 40)).astype(np.uint16)
+    make_dicom(tmp_path / "a.dcm", values)
+    ds = pydicom.dcmread(tmp_path / "a.dcm")
+    ds.preamble = b"II*\x00" + bytes(124)
+    ds.save_as(tmp_path / "a.dcm", enforce_file_format=True)
+    assert (tmp_path / "a.dcm").read_bytes()[:4] == b"II*\x00"
+    rad = read_image(tmp_path / "a.dcm", warn=False)
+    assert rad.source_format == "dicom" and np.array_equal(rad.values, values)

@@ -57,10 +57,12 @@ def _sniff(path: str, head: bytes, size: int) -> str:
         return "png"
     if head.startswith(_JPEG):
         return "jpeg"
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        # before TIFF's magic: a DICOM preamble may hold a TIFF header (PS3.10 7.1, a file both
+        # read), which pointed to no TIFF page here and was refused as truncated or corrupt
+        return "dicom"
     if head[:4] in _TIFF:
         return "tiff"
-    if len(head) >= 132 and head[128:132] == b"DICM":
-        return "dicom"
     if head[:2] in (b"\x02\x00", b"\x08\x00") and (head[4:6].isalpha() or head[6:8] == b"\x00\x00"):
         return "dicom"  # a raw data set (no preamble): group 2 or 8 first, an explicit VR or a 4-byte length
     ext = os.path.splitext(path)[1].lower()
