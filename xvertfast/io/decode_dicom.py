@@ -93,7 +93,10 @@ def _dicom_pixels(ds, syntax, path: str, notes: list[str]):
         arr = dicom_codecs.pixel_array(ds, syntax)
     except Exception as exc:
         name = getattr(syntax, "name", str(syntax))
-        if syntax is not None and getattr(syntax, "is_compressed", False) and not _has_decoder(syntax):
+        # a plugin that is there but does not take this kind of frame (Pillow and a 12-bit JPEG
+        # Extended one) lacks a decoder as much: nothing is damaged
+        unsupported = "does not support" in str(exc)
+        if syntax is not None and getattr(syntax, "is_compressed", False) and (unsupported or not _has_decoder(syntax)):
             raise ImageReadError(path, f"compressed transfer syntax '{name}' needs a decoder: "
                                  "pip install 'xvertfast[dicom-codecs]' (pylibjpeg, python-gdcm)") from None  # fmt: skip
         if _HEADER_REFUSED.match(str(exc)):  # pydicom's check of the Image Pixel attributes: nothing cut short
