@@ -375,3 +375,9 @@ def test_dicom_keeps_a_shift_jis_character_set_it_has_no_defined_term_for(tmp_pa
         write_image(tmp_path / "out.dcm", src.pixels, like=src)
         out = pydicom.dcmread(tmp_path / "out.dcm")
         assert out.SpecificCharacterSet == "SHIFT_JIS" and str(out.PatientName) == "山田^太郎"
+
+
+def test_dicom_still_writes_a_misspelt_iso_ir_13_as_the_defined_term():
+    from xvertfast.io.write import _defined_charset
+
+    assert _defined_charset("ISO-IR 13") == "ISO_IR 13" and _defined_charset("SHIFT_JIS") == "SHIFT_JIS"

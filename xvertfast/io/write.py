@@ -166,9 +166,10 @@ def _defined_charset(value):
     except LookupError:
         return value
     for term, python in python_encoding.items():
-        # not ISO_IR 13 either: JIS X 0201's katakana, which pydicom reads as Shift_JIS, whose kanji
-        # (two bytes each) a toolkit decoding the defined term would garble
-        if python != default_encoding and not term.startswith("ISO 2022") and term != "ISO_IR 13" \
+        # ISO_IR 13 (JIS X 0201's katakana, which pydicom reads as Shift_JIS) only for a misspelling
+        # of it ('ISO-IR 13'): a 'SHIFT_JIS' name's kanji (two bytes each) it cannot hold
+        jis_x_0201 = term != "ISO_IR 13" or "".join(filter(str.isalnum, value.upper())) == "ISOIR13"
+        if python != default_encoding and not term.startswith("ISO 2022") and jis_x_0201 \
                 and codecs.lookup(python).name == name:  # fmt: skip
             return term
     return value
