@@ -381,3 +381,21 @@ def test_dicom_still_writes_a_misspelt_iso_ir_13_as_the_defined_term():
     from xvertfast.io.write import _defined_charset
 
     assert _defined_charset("ISO-IR 13") == "ISO_IR 13" and _defined_charset("SHIFT_JIS") == "SHIFT_JIS"
+
+
+def test_dicom_of_pixels_on_another_grid_does_not_claim_the_sources_pixel_size(tmp_path, seed):
+    # like= gives patient and study; a caller's resized image (half the size) was written with
+    # the source's PixelSpacing, so every measurement on it came out half as large
+    import pydicom
+
+    values = np.random.default_rng(seed).integers(0, 1024, size=(16, 24)).astype(np.uint16)
+    ds = make_dicom(tmp_path / "src.dcm", values, bits=10)
+    ds.PixelSpacing, ds.ImagerPixelSpacing = [0.125, 0.125], [0.15, 0.15]
+    ds.save_as(tmp_path / "src.dcm", enforce_file_format=True)
+    src = read_image(tmp_path / "src.dcm", warn=False)
+    write_image(tmp_path / "half.dcm", src.pixels[::2, ::2], like=src)
+    half = pydicom.dcmread(tmp_path / "half.dcm")
+    assert "PixelSpacing" not in half and "ImagerPixelSpacing" not in half
+    assert half.PatientID == ds.PatientID
+    write_image(tmp_path / "same.dcm", src.pixels, like=src)
+    assert [float(v) for v in pydicom.dcmread(tmp_path / "same.dcm").PixelSpacing] == [0.125, 0.125]

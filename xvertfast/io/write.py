@@ -189,6 +189,11 @@ def _lossy_history(src) -> bool:
     return str(src.get("LossyImageCompression", "")).strip() == "01" or str(syntax or "") in _LOSSY_SYNTAXES
 
 
+#: What says how large a pixel is: true of the output only on the source's own pixel grid.
+_SPACING = frozenset(["PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing", "PixelSpacingCalibrationType",
+                      "PixelSpacingCalibrationDescription", "EstimatedRadiographicMagnificationFactor"])  # fmt: skip
+
+
 def _write_dicom(tmp: str, unit: np.ndarray, bits: int, like: Radiograph | None, description: str | None) -> None:
     import pydicom
     from pydicom.dataset import FileMetaDataset
@@ -216,6 +221,8 @@ def _write_dicom(tmp: str, unit: np.ndarray, bits: int, like: Radiograph | None,
                             # true of the enhanced pixels too: its text and faces are still there (a
                             # de-identification pipeline decides by them whether to scrub pixels)
                             "BurnedInAnnotation", "RecognizableVisualFeatures"):  # fmt: skip
+                if keyword in _SPACING and tuple(unit.shape) != tuple(like.shape):
+                    continue  # pixels resized or cropped (the API allows it): the source's sizes are not theirs
                 if keyword in src:  # the element as read: a vendor's "0,143" must not fail the output
                     ds.add(copy.deepcopy(src[keyword]))
     if not ds.get("StudyInstanceUID"):  # type 1: a PNG/TIFF, or a source that lacks one or has it empty
@@ -275,7 +282,8 @@ def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like
         fmt: one of :data:`WRITE_FORMATS`; default from the extension (.png is png16).
         like: the source radiograph: its bit depth sets the integer range of png16 and dicom
             (a 12-bit source is written as 0..4095), its DICOM header the derived image's
-            patient and study tags; it is never overwritten.
+            patient and study tags (and its pixel size where the pixels keep its shape); it is
+            never overwritten.
         overwrite: replace an existing file (never the source file).
         description: how the image was made (software, model, settings), stored in the
             file so that it stays with the image: PNG ``Description`` text (UTF-8), TIFF
