@@ -73,7 +73,7 @@ def summarise(run: EvalRun, compare_to: str | None) -> list[dict]:
 
 #: How the report's text files are written: UTF-8, with a file name that is not (an archive's Latin-1
 #: "caf\xe9.png", which Python holds as "caf\udce9.png") written as that escape, not failing the report.
-TEXT = {"encoding": "utf-8", "errors": "backslashreplace"}
+_TEXT_FILE = {"encoding": "utf-8", "errors": "backslashreplace"}
 
 
 def _shown(name: str) -> str:
@@ -83,7 +83,7 @@ def _shown(name: str) -> str:
 
 
 def _write_csv(path: str, rows: list[dict], fields: list[str]) -> None:
-    with atomic_write(path) as tmp, open(tmp, "w", newline="", **TEXT) as f:
+    with atomic_write(path) as tmp, open(tmp, "w", newline="", **_TEXT_FILE) as f:
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
@@ -239,7 +239,7 @@ def write_report(run: EvalRun, out_dir: str, compare_to: str | None = None) -> d
     records = summarise(run, compare_to)
     _write_csv(paths["summary.csv"], records, list(records[0]) if records else ["method", "metric"])
     md = _markdown(run, records, compare_to)
-    with atomic_write(paths["summary.md"]) as tmp, open(tmp, "w", **TEXT) as f:
+    with atomic_write(paths["summary.md"]) as tmp, open(tmp, "w", **_TEXT_FILE) as f:
         f.write(md)
     _boxplots(run, paths["boxplots.png"])
     grids = []
@@ -250,7 +250,7 @@ def write_report(run: EvalRun, out_dir: str, compare_to: str | None = None) -> d
         rel = f"grid/{k:03d}_{stem}.png"
         _grid(picture, run.methods, os.path.join(out_dir, rel))
         grids.append(rel)
-    with atomic_write(paths["report.html"]) as tmp, open(tmp, "w", **TEXT) as f:
+    with atomic_write(paths["report.html"]) as tmp, open(tmp, "w", **_TEXT_FILE) as f:
         f.write(_html(run, md, grids))
     _remove_other_grids(os.path.join(out_dir, "grid"), {os.path.basename(g) for g in grids})  # no longer linked
     return paths
