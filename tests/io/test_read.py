@@ -817,17 +817,24 @@ def test_a_dicomdir_is_named_as_such_not_called_truncated(tmp_path):
         read_image(tmp_path / "index.dcm")
 
 
+def _tiff_with_a_tag_of_no_type(path, data) -> None:
+    """A TIFF of ``data`` with one private tag whose type is none TIFF defines: tifffile logs it."""
+    import tifffile
+
+    tifffile.imwrite(path, data, extratags=[(65000, "H", 1, 7, False)])
+    with tifffile.TiffFile(path) as tif:
+        offset = tif.pages[0].tags[65000].offset
+    with open(path, "r+b") as f:
+        f.seek(offset + 2)
+        f.write(struct.pack("<H", 99))
+
+
 def test_what_tifffile_logs_about_a_file_becomes_its_note_naming_it(tmp_path, caplog):
     # tifffile logs an odd tag naming no file: in a batch of thousands, a line from nowhere
     import tifffile
 
     values = (np.arange(32 * 40).reshape(32, 40) * 50).astype(np.uint16)
-    tifffile.imwrite(tmp_path / "t.tif", values, extratags=[(65000, "H", 1, 7, False)])
-    with tifffile.TiffFile(tmp_path / "t.tif") as tif:
-        offset = tif.pages[0].tags[65000].offset
-    with open(tmp_path / "t.tif", "r+b") as f:
-        f.seek(offset + 2)
-        f.write(struct.pack("<H", 99))  # a tag of no TIFF data type
+    _tiff_with_a_tag_of_no_type(tmp_path / "t.tif", values)
     with caplog.at_level(logging.DEBUG, logger="tifffile"):
         im = read_image(tmp_path / "t.tif", warn=False)
     np.testing.assert_array_equal(im.values, values)
@@ -1070,16 +1077,9 @@ def test_a_refused_tiff_keeps_what_tifffile_logged_about_it_in_its_error(tmp_pat
     # c200709 took tifffile's lines off stderr into the file's notes, which a refused file does
     # not report: where the reader refused it itself (too many pixels, complex samples, ...) they
     # were lost
-    import tifffile
-
     data = np.arange(32 * 40).reshape(32, 40)
     data = (data + 1j).astype(np.complex64) if refused_by == "complex samples" else data.astype(np.uint16)
-    tifffile.imwrite(tmp_path / "t.tif", data, extratags=[(65000, "H", 1, 7, False)])
-    with tifffile.TiffFile(tmp_path / "t.tif") as tif:
-        offset = tif.pages[0].tags[65000].offset
-    with open(tmp_path / "t.tif", "r+b") as f:
-        f.seek(offset + 2)
-        f.write(struct.pack("<H", 99))  # a tag of no TIFF data type
+    _tiff_with_a_tag_of_no_type(tmp_path / "t.tif", data)
     max_pixels = 100 if refused_by == "max_pixels" else 10_000
     with caplog.at_level(logging.DEBUG, logger="tifffile"), pytest.raises(ImageReadError) as caught:
         read_image(tmp_path / "t.tif", max_pixels=max_pixels)
