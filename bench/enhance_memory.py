@@ -27,8 +27,9 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from bench.enhance_inputs import make_model  # noqa: E402
-from bench.report import device_line  # noqa: E402
+from bench.report import anonymous_mb, device_line  # noqa: E402
 from bench.wls_inputs import radiograph  # noqa: E402
+from xvertfast.io.job_folder import LEDGER_FILE  # noqa: E402
 
 
 def make_varied_folder(folder: str, count: int, rows: tuple[int, int] = (700, 1800), seed: int = 0) -> list[tuple[int, int]]:
@@ -50,17 +51,6 @@ def make_varied_folder(folder: str, count: int, rows: tuple[int, int] = (700, 18
     return shapes
 
 
-def rss_anon_mb(pid: int) -> float | None:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("RssAnon:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
-
-
 def done_count(ledger: str) -> int:
     try:
         with open(ledger) as f:
@@ -73,13 +63,14 @@ def run(src: str, out: str, model: str, workers: int) -> list[tuple[float, int, 
     """(seconds, images done, RssAnon MB) samples of one CLI job."""
     cmd = [sys.executable, "-m", "xvertfast", "enhance", src, "-o", out, "--model", model, "--device", "cpu",
            "--format", "png16", "--workers", str(workers), "-q"]  # fmt: skip
-    ledger = os.path.join(out, ".xvertfast-enhance-outputs.jsonl")
+    ledger = os.path.join(out, LEDGER_FILE)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     start, samples = time.perf_counter(), []
     while proc.poll() is None:
-        mb = rss_anon_mb(proc.pid)
-        if mb is not None:
-            samples.append((time.perf_counter() - start, done_count(ledger), mb))
+        try:
+            samples.append((time.perf_counter() - start, done_count(ledger), anonymous_mb(proc.pid)))
+        except (OSError, StopIteration):  # the process has just ended
+            pass
         time.sleep(0.2)
     stdout, stderr = proc.communicate()
     if proc.returncode != 0:

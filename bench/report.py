@@ -22,6 +22,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
+def anonymous_mb(pid: int | str = "self") -> float:
+    """A process's anonymous resident memory (``RssAnon``: what the OOM killer counts, not the
+    reclaimable page cache), MB; Linux's /proc. OSError where the process is gone."""
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("RssAnon:")) / 1024
+
+
 def device_line() -> str:
     cpu = platform.processor() or platform.machine()
     try:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import tempfile
 
@@ -20,12 +19,8 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+from bench.report import anonymous_mb  # noqa: E402
 from xvertfast.train.data import RoiSet, open_pairs  # noqa: E402
-
-
-def anonymous_mb() -> float:
-    with open("/proc/self/status") as f:
-        return int(re.search(r"RssAnon:\s+(\d+)", f.read()).group(1)) / 1024
 
 
 def main() -> None:

@@ -97,8 +97,8 @@ def _dry_run_notes(summary, job: str, out_dir: str, to_do: int, outputs_each: in
         return
     rate, whose = status.rate, "this folder's job"
     if summary.shard is not None:  # its own part, at its own pace (the others' run beside it)
-        name = f"{summary.shard.index}/{summary.shard.count}"
-        rate, whose = next((led.rate for led in status.ledgers if led.shard == name), None), f"shard {name}"
+        fraction = summary.shard.fraction
+        rate, whose = next((led.rate for led in status.ledgers if led.shard == fraction), None), str(summary.shard)
     elif len(status.ledgers) > 1:
         whose = "this folder's jobs, all shards together,"
     if rate:

@@ -43,7 +43,7 @@ from xvertfast.io.errors import FILE_ERRORS, failure_text
 from xvertfast.io.files import (InputFile, NothingFound, collision_remedy, discover, file_state, image_extension,
                                 output_path, read_input)
 from xvertfast.io.read import sniff_format
-from xvertfast.io.job_folder import JOB_FILE, JobFolder
+from xvertfast.io.job_folder import JOB_FILE, JobFolder, dry_run_line
 from xvertfast.io.shards import Shard
 from xvertfast.io.write import FORMAT_EXTENSIONS, WRITE_FORMATS, atomic_write, disk_full, remove_stale_parts
 from xvertfast.model.persistence import fingerprint
@@ -108,9 +108,8 @@ class BatchSummary:
 
     def line(self) -> str:
         if self.dry_run:
-            part = self.shard.share(self.found, self.found_all) if self.shard else ""
-            return (f"dry run, nothing written: {part}{self.planned} to enhance, {self.skipped} done already, "
-                    f"{len(self.failed)} would fail (planned in {self.seconds:.1f} s)")  # fmt: skip
+            return dry_run_line("enhance", self.shard, self.found, self.found_all, self.planned, self.skipped,
+                                len(self.failed), self.seconds)  # fmt: skip
         warned = f" ({len(self.warned)} with warnings)" if self.warned else ""
         rate = f" ({self.images_per_second:.2f} images/s)" if self.done else ""  # (a rerun that skips all: none)
         part = self.shard.share(self.found, self.found_all) if self.shard else ""
@@ -421,7 +420,7 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
     if job.read_only:
         return summary, planned
 
-    desc = "enhance" if job.shard is None else f"enhance {job.shard.index}/{job.shard.count}"
+    desc = "enhance" if job.shard is None else f"enhance {job.shard.fraction}"
     bar = tqdm(total=len(todo), unit="img", desc=desc, disable=not progress)
 
     processed = [0]
@@ -533,7 +532,7 @@ def _write_report(path: str, summary: BatchSummary, enhancer, settings: dict) ->
         "xvertfast": __version__,
         "settings": {**settings, "backend": enhancer.backend.name, "device": str(enhancer.device),
                      "batch_size": enhancer.batch_size},  # fmt: skip
-        "summary": {"shard": None if summary.shard is None else f"{summary.shard.index}/{summary.shard.count}",
+        "summary": {"shard": None if summary.shard is None else summary.shard.fraction,
                     "dry_run": summary.dry_run, "planned": summary.planned,
                     "found_in_all_shards": summary.found_all, "found": summary.found, "done": summary.done, "skipped": summary.skipped,
                     "failed": len(summary.failed), "warned": len(summary.warned), "stopped": summary.stopped,

@@ -246,7 +246,8 @@ class Enhancer:
             out = xp[k : k + self.batch_size].to(self.device, non_blocking=True)
             g = y[k : k + self.batch_size].to(self.device, non_blocking=True)
             n = out.shape[0]
-            # same shape every call (captured graphs): the last batch padded to the full size
+            # a backend of fixed shapes (captured graphs) gets the full batch every call; the others a
+            # lone tile as a pair (see above)
             pad_to = self.batch_size if self.backend.fixed_batch else (2 if n == 1 < self.batch_size else n)
             if n < pad_to:
                 repeat = torch.full((pad_to - n,), n - 1, dtype=torch.long, device=out.device)

@@ -75,7 +75,7 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logged: list[str]
     try:
         with _tiff_log_collected(logged), tifffile.TiffFile(path) as tif:
             if not len(tif.pages):
-                raise ImageReadError(path, f"TIFF has no readable page: truncated or corrupt{_tifffile_said(logged)}")
+                raise ImageReadError(path, "TIFF has no readable page: truncated or corrupt")  # (read_tiff adds what tifffile said)
             index = _first_full_resolution_page(tif)
             page = tif.pages[index]
             shape = page.shape
@@ -112,7 +112,7 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logged: list[str]
     except ImageReadError:
         raise
     except Exception as exc:  # tifffile raises many types on corrupt data
-        raise ImageReadError(path, f"cannot decode TIFF: truncated or corrupt ({exc}){_tifffile_said(logged)}") from None
+        raise ImageReadError(path, f"cannot decode TIFF: truncated or corrupt ({exc})") from None
     notes.extend(f"{path}: {message}" for message in logged)
     if values.dtype.kind not in "biuf":  # complex (a Fourier transform's): no grey levels
         raise ImageReadError(path, f"TIFF holds {values.dtype} samples, not grey levels")

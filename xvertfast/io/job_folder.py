@@ -57,8 +57,8 @@ from xvertfast.io.shards import Shard
 from xvertfast.io.write import atomic_write, remove_stale_parts
 from xvertfast.resume import ends_with_newline, hold_lock, settings_changes
 
-__all__ = ["JobFolder", "JobStatus", "LedgerStatus", "job_files", "job_status", "read_ledgers", "shard_files",
-           "shards_locks", "JOB_FILE", "LEDGER_FILE", "LOCK_FILE", "JOB_STATE_FILES"]
+__all__ = ["JobFolder", "JobStatus", "LedgerStatus", "dry_run_line", "job_files", "job_status", "read_ledgers",
+           "shard_files", "shards_locks", "JOB_FILE", "LEDGER_FILE", "LOCK_FILE", "JOB_STATE_FILES"]
 
 
 def job_files(job: str) -> tuple[str, str, str]:
@@ -290,6 +290,14 @@ def job_status(out_dir: str, job: str) -> JobStatus | None:
     return JobStatus(job, recorded.get("xvertfast"), settings, found, legacy, rate, rate_outputs)
 
 
+def dry_run_line(job: str, shard: Shard | None, found: int, found_all: int, planned: int, skipped: int,
+                 failed: int, seconds: float) -> str:  # fmt: skip
+    """A dry run's summary (:class:`JobFolder` ``read_only``), the same for every job kind."""
+    part = shard.share(found, found_all) if shard else ""
+    return (f"dry run, nothing written: {part}{planned} to {job}, {skipped} done already, {failed} would fail "
+            f"(planned in {seconds:.1f} s)")  # fmt: skip
+
+
 class JobFolder:
     """The output folder of one batch job: its lock, settings and ledger.
 
@@ -331,17 +339,11 @@ class JobFolder:
                 raise ValueError(f"cannot write into the output folder {out_dir}: {exc.strerror or exc}") from None
             self.settings = settings
             self.key = settings_key(settings)
-            self._outputs_of: dict[str, set[str]] = {}  # input -> the outputs the ledgers name for it
             ledger = os.path.join(out_dir, self._ledger_file)
             with self._settings_turn() as running_lock:
                 # (a shard started with this one has recorded the settings and made its ledger, or
                 # neither: a new folder is not taken for one of an xvertfast before ledgers)
-                ledgers = _ledgers(out_dir, job)
-                # a job of an xvertfast before the ledger: its outputs are adopted as they are met, in
-                # this run and later ones (the ledger's first line says so: a run may meet only some)
-                self._legacy = os.path.exists(os.path.join(out_dir, self._job_file)) and not any(
-                    os.path.exists(ledger) for ledger in ledgers)
-                self._other_ledgers = shard is not None or len(ledgers) > 1  # (named when a file is refused)
+                ledgers = self._find_ledgers()
                 # unbuffered appends: a line that fails (a full disk) is not kept to fail again at close.
                 # Made before the settings are recorded, where it is not that earlier version's
                 # folder: a kill between the two must not leave settings without a ledger, which the
@@ -354,9 +356,7 @@ class JobFolder:
                     self._fd = open_ledger()
                 if self._legacy and not os.fstat(self._fd).st_size:
                     self._write(json.dumps({LEGACY_MARK: True}) + "\n", durable=True)
-            self._ledger = self._read_ledgers(ledgers)
-            for rel, entry in self._ledger.items():
-                self._outputs_of.setdefault(entry.get("input"), set()).add(rel)
+            self._load_ledgers(ledgers)
             if os.fstat(self._fd).st_size and not ends_with_newline(ledger):
                 self._write("\n", durable=True)  # after a line a kill cut short: the next starts afresh
         except BaseException:
@@ -372,11 +372,7 @@ class JobFolder:
         if not os.access(made_in, os.W_OK | os.X_OK):
             raise ValueError(f"cannot write into the output folder {self.out_dir}: {made_in} is not writable here")
         self.settings, self.key = settings, settings_key(settings)
-        self._outputs_of = {}
-        ledgers = _ledgers(self.out_dir, self.job) if os.path.isdir(self.out_dir) else []
-        self._legacy = os.path.exists(os.path.join(self.out_dir, self._job_file)) and not any(
-            os.path.exists(ledger) for ledger in ledgers)
-        self._other_ledgers = self.shard is not None or len(ledgers) > 1
+        ledgers = self._find_ledgers()
         _, previous = self._recorded_settings()
         # the locks whose holders keep a run out (_take_locks, _settle_settings): the folder's (shared
         # by shards); for a shard, its own, those of shards of another count, and, where the settings
@@ -397,7 +393,23 @@ class JobFolder:
                     self.busy = self.busy or probe is None
                     if probe is not None:
                         probe.close()
+        self._load_ledgers(ledgers)
+
+    def _find_ledgers(self) -> list[str]:
+        """The job's ledgers in the folder; sets whether it is a folder of an xvertfast before
+        ledgers (its outputs are adopted as they are met, in this run and later ones: the ledger's
+        first line says so, as a run may meet only some) and whether other ledgers than this
+        job's are there (named when a file is refused)."""
+        ledgers = _ledgers(self.out_dir, self.job) if os.path.isdir(self.out_dir) else []
+        self._legacy = os.path.exists(os.path.join(self.out_dir, self._job_file)) and not any(
+            os.path.exists(ledger) for ledger in ledgers)
+        self._other_ledgers = self.shard is not None or len(ledgers) > 1
+        return ledgers
+
+    def _load_ledgers(self, ledgers: list[str]) -> None:
+        """The outputs the ledgers record, and for each input the outputs they name for it."""
         self._ledger = self._read_ledgers(ledgers)
+        self._outputs_of: dict[str, set[str]] = {}  # input -> the outputs the ledgers name for it
         for rel, entry in self._ledger.items():
             self._outputs_of.setdefault(entry.get("input"), set()).add(rel)
 

@@ -47,9 +47,14 @@ class Shard:
         """The shard in the names of its files: ``shard-2-of-8``."""
         return f"shard-{self.index}-of-{self.count}"
 
+    @property
+    def fraction(self) -> str:
+        """``2/8``, as ``--shard`` takes it and a job's report, progress bar and status name it."""
+        return f"{self.index}/{self.count}"
+
     def share(self, found: int, found_all: int) -> str:
         """A job summary's opening: ``shard 2/8 (1234 of 9876 files): ``."""
         return f"{self} ({found} of {found_all} files): "
 
     def __str__(self) -> str:
-        return f"shard {self.index}/{self.count}"
+        return f"shard {self.fraction}"

@@ -31,7 +31,7 @@ from tqdm import tqdm
 from xvertfast.io import require_content, write_image
 from xvertfast.io.errors import FILE_ERRORS, failure_text
 from xvertfast.io.files import InputFile, NothingFound, collision_remedy, discover, file_state, output_path, read_input
-from xvertfast.io.job_folder import JobFolder
+from xvertfast.io.job_folder import JobFolder, dry_run_line
 from xvertfast.io.shards import Shard
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
@@ -62,9 +62,8 @@ class JobSummary:
 
     def line(self) -> str:
         if self.dry_run:
-            part = self.shard.share(self.found, self.found_all) if self.shard else ""
-            return (f"dry run, nothing written: {part}{len(self.planned)} to preprocess, {len(self.skipped)} done "
-                    f"already, {len(self.failed)} would fail (planned in {self.seconds:.1f} s)")  # fmt: skip
+            return dry_run_line("preprocess", self.shard, self.found, self.found_all, len(self.planned),
+                                len(self.skipped), len(self.failed), self.seconds)  # fmt: skip
         rate = len(self.done) / self.seconds if self.seconds > 0 else 0.0
         part = self.shard.share(self.found, self.found_all) if self.shard else ""
         text = (f"{part}{len(self.done)} done, {len(self.skipped)} skipped, {len(self.failed)} failed "
@@ -185,7 +184,7 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
         summary.found, summary.found_all = len(planned), len(files)
         if not dry_run:
             remove_stale_parts(o for _, outs in planned if isinstance(outs, list) for o in outs)
-        desc = "preprocess" if shard is None else f"preprocess {shard.index}/{shard.count}"
+        desc = "preprocess" if shard is None else f"preprocess {shard.fraction}"
         bar = tqdm(total=len(planned), unit="img", desc=desc, disable=not progress or dry_run)
         for number, (f, outs) in enumerate(planned):
             try:
