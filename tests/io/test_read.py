@@ -1191,3 +1191,32 @@ def test_a_12_bit_jpeg_extended_dicom_pillow_cannot_decode_asks_for_a_decoder(tm
     with pytest.raises(ImageReadError, match=r"compressed transfer syntax 'JPEG Extended.*needs a decoder") as caught:
         read_image(path, warn=False)
     assert "corrupt" not in str(caught.value)
+
+
+@pytest.mark.parametrize("photometric, shape, noted", [
+    ("MONOCHROME1", "INVERSE", False),  # the pair PS3.3 asks for: one flip, as without the shape
+    ("MONOCHROME2", "IDENTITY", False),
+    ("MONOCHROME2", "INVERSE", True),  # seen in the wild: a viewer applying the shape shows it inverted
+    ("MONOCHROME1", "IDENTITY", True),
+])  # fmt: skip
+def test_a_presentation_lut_shape_against_the_photometric_is_noted_and_the_photometric_kept(
+        tmp_path, seed, photometric, shape, noted):  # fmt: skip
+    # PresentationLUTShape (2050,0020) was ignored: a MONOCHROME2 image marked INVERSE, which a
+    # viewer applying the shape shows bone dark, was enhanced as bright = high with no word of it
+    pydicom = pytest.importorskip("pydicom")
+    values = np.random.default_rng(seed).integers(0, 4096, size=(24, 40)).astype(np.uint16)
+    values[0, 0], values[0, 1] = 0, 4095
+    make_dicom(tmp_path / "a.dcm", values, photometric=photometric)
+    ds = pydicom.dcmread(tmp_path / "a.dcm")
+    ds.PresentationLUTShape = shape
+    ds.save_as(tmp_path / "a.dcm")
+    rad = read_image(tmp_path / "a.dcm", warn=False)
+    flipped = photometric == "MONOCHROME1"  # once, as the photometric says, whatever the shape
+    np.testing.assert_allclose(rad.pixels, 1.0 - values / 4095.0 if flipped else values / 4095.0, atol=1e-6)
+    said = [n for n in rad.notes if "PresentationLUTShape" in n]
+    if noted:
+        assert len(said) == 1 and said[0].startswith(f"{tmp_path / 'a.dcm'}: PresentationLUTShape (2050,0020) "
+                                                     f"{shape} with PhotometricInterpretation {photometric}")  # fmt: skip
+        assert "polarity is in doubt" in said[0]
+    else:
+        assert not said and not rad.notes

@@ -132,6 +132,7 @@ def _dicom_pixels(ds, syntax, path: str, notes: list[str]):
     if rescaled and float(ds.RescaleSlope) == 0:
         raise ImageReadError(path, f"RescaleSlope is 0: every stored value maps to the intercept "
                              f"({ds.get('RescaleIntercept', 0)}), so there is no image")  # fmt: skip
+    _presentation_lut_note(ds, stated.upper() or "MONOCHROME2", path, notes)  # (none: read as MONOCHROME2)
     if photometric == "MONOCHROME1":
         # MONOCHROME1 describes the values after the modality LUT, so they are flipped there,
         # within the image of the stored range (the LUT may be a table, not a line).
@@ -145,6 +146,26 @@ def _dicom_pixels(ds, syntax, path: str, notes: list[str]):
         notes.append(f"{path}: {int(padding.sum())} padding pixels (PixelPaddingValue) set to the image's "
                      "darkest value")  # fmt: skip
     return values, bits, photometric, ds
+
+
+def _presentation_lut_note(ds, stated: str, path: str, notes: list[str]) -> None:
+    """A note where PresentationLUTShape contradicts PhotometricInterpretation. PS3.3 (General
+    Image and DX Image modules) pairs INVERSE with MONOCHROME1 and IDENTITY with MONOCHROME2 (or
+    colour): the shape is then the same one flip, done here once. Otherwise a viewer that
+    applies the shape (pydicom's apply_presentation_lut, dcm4che by default) shows the image the
+    other way up from one that goes by the photometric: which polarity is meant is in doubt, and
+    the pixels are read as the photometric says (it describes them; the shape only their display)."""
+    shape = str(ds.get("PresentationLUTShape", "") or "").strip().upper()
+    if shape == "INVERSE" and stated != "MONOCHROME1":
+        done = f"read with bright = high, as {stated} says, not inverted"
+    elif shape == "IDENTITY" and stated == "MONOCHROME1":
+        done = "flipped, as MONOCHROME1 says (low stored values bright)"
+    else:
+        return
+    pair = "MONOCHROME1" if shape == "INVERSE" else "MONOCHROME2"
+    notes.append(f"{path}: PresentationLUTShape (2050,0020) {shape} with PhotometricInterpretation {stated}, "
+                 f"though DICOM pairs {shape} with {pair}: a viewer applying the shape shows this image "
+                 f"inverted, so its polarity is in doubt; {done} (check the output's polarity)")  # fmt: skip
 
 
 #: How pydicom words its refusal of the Image Pixel module's values (a missing PlanarConfiguration,
