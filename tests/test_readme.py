@@ -1,4 +1,5 @@
-"""The README's Quickstart is what CI runs: command 1 verbatim, command 2's test command; its read/write example runs."""
+"""The README is what users type: its Quickstart is what CI runs (command 1 verbatim, command
+2's test command), its Python examples run, and its commands and options exist."""
 
 from __future__ import annotations
 
@@ -41,3 +42,236 @@ def test_reading_and_writing_example_runs_as_written(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     exec(compile(example, "README.md", "exec"), {})
     assert (tmp_path / "out" / "chest.dcm").is_file()
+
+
+# ---- the README's other commands and examples: what it tells users to type must work ----
+
+#: Options the README names that belong to other tools, each with its owner.
+FOREIGN_OPTIONS = {
+    "--no-build-isolation": "pip install",
+    "--sdist": "python -m build",
+    "--no-isolation": "python -m build",
+    "--build": "cmake --build",
+    "--benchmark-only": "pytest-benchmark",
+    "--benchmark-group-by": "pytest-benchmark",
+    "--files-from": "rsync (a comparison)",
+    "--fmad": "nvcc",
+}
+
+
+def _readme() -> str:
+    with open(os.path.join(ROOT, "README.md")) as f:
+        return f.read()
+
+
+def _code_blocks(text: str, language: str) -> list[str]:
+    import re
+
+    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.S)
+
+
+def _command_lines(block: str) -> list[str]:
+    """A bash block's commands: continuation lines joined, comments dropped, split at
+    ``&&``, ``&``, ``;`` and ``|`` into one command each."""
+    import re
+
+    joined = re.sub(r"\\\n\s*", " ", block)
+    commands = []
+    for line in joined.splitlines():
+        line = re.sub(r"(^|\s)#.*$", "", line).strip()
+        commands += [part.strip() for part in re.split(r"&&|;|\|\||(?<!&)&(?!&)|\|", line) if part.strip()]
+    return commands
+
+
+def _shell_words(command: str) -> list[str]:
+    """The words a shell would pass, with the README's notation undone: ``[--opt]`` is an
+    optional part (kept, brackets dropped), ``...`` stands for options shown above (dropped),
+    and shell arithmetic and variables become a number."""
+    import re
+    import shlex
+
+    command = re.sub(r"\$\(\([^)]*\)\)", "1", command)
+    command = re.sub(r"\$\{?\w+\}?", "0", command)
+    return [w for w in shlex.split(command.replace("[", " ").replace("]", " ")) if w != "..."]
+
+
+def _bench_options() -> dict[str, set[str]]:
+    """Each bench script's options, read from its ``add_argument`` calls (not imported: some
+    import torch and the data at the top)."""
+    import ast
+
+    options = {}
+    bench = os.path.join(ROOT, "bench")
+    for name in os.listdir(bench):
+        if not name.endswith(".py"):
+            continue
+        with open(os.path.join(bench, name)) as f:
+            tree = ast.parse(f.read())
+        options[name] = {arg.value for node in ast.walk(tree)
+                         if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "add_argument"
+                         for arg in node.args
+                         if isinstance(arg, ast.Constant) and str(arg.value).startswith("-")}  # fmt: skip
+    return options
+
+
+def _cli_options() -> dict[str, set[str]]:
+    import argparse
+
+    from xvertfast.cli import build_parser
+
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    options = {name: {o for a in p._actions for o in a.option_strings} for name, p in sub.choices.items()}
+    options[""] = {o for a in parser._actions for o in a.option_strings}
+    return options
+
+
+def test_readme_xvertfast_commands_parse():
+    """Every ``xvertfast ...`` command in the README's bash blocks is accepted by the CLI's
+    parser as written: its options exist, its values are valid choices and formats."""
+    from xvertfast.cli import build_parser
+
+    commands = [c for block in _code_blocks(_readme(), "bash") for c in _command_lines(block)
+                if c.startswith("xvertfast ")]  # fmt: skip
+    assert len(commands) >= 12, commands  # enhance, evaluate, export, train, preprocess, demo
+    for command in commands:
+        try:
+            build_parser().parse_args(_shell_words(command)[1:])
+        except SystemExit:
+            raise AssertionError(f"README command does not parse: {command}") from None
+
+
+def test_readme_inline_options_are_valid():
+    """An option in running text is an option of the command named with it (``xvertfast
+    enhance --mode full``), and a value shown after an option with fixed choices
+    (``--brightness original``, ``--precision bf16``) is one of its choices."""
+    import argparse
+    import re
+
+    from xvertfast.cli import build_parser
+
+    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    choices: dict[str, set[str]] = {}
+    for parser in sub.choices.values():
+        for action in parser._actions:
+            for option in action.option_strings:
+                if action.choices:
+                    choices.setdefault(option, set()).update(action.choices)
+    cli = _cli_options()
+    prose = re.sub(r"```.*?```", "", _readme(), flags=re.S)
+    named = valued = 0
+    for span in re.findall(r"`([^`\n]+)`", prose):
+        command = re.match(rf"(?:xvertfast\s+)?({'|'.join(n for n in cli if n)})\s", span)
+        for option, value in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)(?:[ =]([\w.-]+))?", span):
+            if command:
+                assert option in cli[command.group(1)], f"README: {option} is not an option of {command.group(1)}: `{span}`"
+                named += 1
+            if option in choices and value:
+                assert value in choices[option], f"README: {value!r} is not a choice of {option}: `{span}`"
+                valued += 1
+    assert named >= 3 and valued >= 10, (named, valued)
+
+
+def test_readme_bench_commands_exist():
+    """Every ``python bench/NAME.py ...`` the README gives, in a block or in running text,
+    names a script that exists and options that script has."""
+    import re
+
+    scripts = _bench_options()
+    text = _readme()
+    prose = re.findall(r"`(python bench/[^`\n]+)`", re.sub(r"```.*?```", "", text, flags=re.S))
+    commands = [c for block in _code_blocks(text, "bash") for c in _command_lines(block)
+                if c.startswith("python bench/")] + prose  # fmt: skip
+    assert len(commands) >= 8 and prose, commands
+    for command in commands:
+        words = _shell_words(command)
+        name = os.path.basename(words[1])
+        assert name in scripts, f"README: no bench/{name}: {command}"
+        for option in [w.split("=")[0] for w in words[2:] if re.match(r"--?[a-z]", w)]:
+            assert option in scripts[name], f"README: bench/{name} has no option {option}: {command}"
+
+
+def test_every_option_the_readme_names_is_known():
+    """An option anywhere in the README (running text included) is one of the CLI's, a bench
+    script's, or another tool's listed in FOREIGN_OPTIONS: a renamed option leaves none behind."""
+    import re
+
+    known = set(FOREIGN_OPTIONS)
+    for options in (*_cli_options().values(), *_bench_options().values()):
+        known |= options
+    named = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", _readme()))
+    assert named - known == set(), f"README names options nothing has: {sorted(named - known)}"
+
+
+def _python_example(marker: str) -> str:
+    """The README's one python block holding ``marker``, dedented (a block in a list item is
+    indented)."""
+    import textwrap
+
+    (example,) = [b for b in _code_blocks(_readme(), "python") if marker in b]
+    return textwrap.dedent(example)
+
+
+def _run_example(example: str) -> dict:
+    """Runs an example as a user would paste it; returns its variables."""
+    namespace: dict = {}
+    exec(compile(example, "README.md", "exec"), namespace)
+    return namespace
+
+
+def test_enhancer_example_runs(tmp_path, monkeypatch):
+    """The README's Enhancer example, with the bundled sample as chest.dcm and a folder
+    holding it as /data/cxr: one image enhanced, then the folder as a batch job."""
+    import shutil
+
+    import pytest
+
+    pytest.importorskip("pydicom")
+    from xvertfast.samples import SAMPLE_DICOM
+
+    example = _python_example("Enhancer(")
+    assert example.count('"/data/cxr"') == 1
+    (tmp_path / "archive").mkdir()
+    shutil.copy(SAMPLE_DICOM, tmp_path / "chest.dcm")
+    shutil.copy(SAMPLE_DICOM, tmp_path / "archive" / "chest.dcm")
+    monkeypatch.chdir(tmp_path)
+    done = _run_example(example.replace('"/data/cxr"', repr(str(tmp_path / "archive"))))
+    result, summary = done["result"], done["summary"]
+    assert result.pixels.shape == done["read_image"]("chest.dcm").pixels.shape
+    assert 0.0 <= float(result.pixels.min()) and float(result.pixels.max()) <= 1.0
+    assert (tmp_path / "out" / "chest.dcm").is_file(), summary
+
+
+def test_ops_example_runs():
+    """The README's ops example, as written except for its sizes (8 x 128 maps of 512^2 are
+    1 GB; 64^2 keeps the test light): the losses are finite and reach the network output."""
+    example = _python_example("select_max_entropy(features)")
+    assert example.count("512, 512") >= 3
+    done = _run_example(example.replace("512, 512", "64, 64"))
+    assert done["out"].grad is not None and done["out"].grad.abs().sum() > 0
+    assert done["target"].shape == (8, 1, 64, 64) and not done["target"].requires_grad
+
+
+def test_wls_example_runs(capsys):
+    example = _python_example("xvertfast.wls(")
+    done = _run_example(example)
+    assert done["smooth"].shape == (512, 512)
+    import re
+
+    printed = re.fullmatch(r"\[(\d+)\] \[([^\]]+)\]\n", capsys.readouterr().out)  # per image: "[8] [9e-05]"
+    assert printed and int(printed.group(1)) >= 1 and float(printed.group(2)) <= 1e-4
+
+
+def test_preprocess_example_runs(tmp_path, monkeypatch):
+    """The README's preprocessing example on the bundled sample written as chest.png."""
+    import pytest
+
+    pytest.importorskip("pydicom")
+    from xvertfast.io import read_image, write_image
+    from xvertfast.samples import SAMPLE_DICOM
+
+    write_image(str(tmp_path / "chest.png"), read_image(SAMPLE_DICOM).pixels)
+    monkeypatch.chdir(tmp_path)
+    done = _run_example(_python_example("xvertfast.find_spine("))
+    assert done["pp"].xp.shape == done["rad"].pixels.shape
+    assert len(done["spine"].train_rois(512)) == 2
