@@ -1220,3 +1220,37 @@ def test_a_presentation_lut_shape_against_the_photometric_is_noted_and_the_photo
         assert "polarity is in doubt" in said[0]
     else:
         assert not said and not rad.notes
+
+
+def test_pillows_warnings_about_a_tiff_it_decodes_for_tifffile_name_the_file(tmp_path, monkeypatch, request):
+    # an LZW TIFF without imagecodecs is Pillow's; its warnings about the tags (here a
+    # ResolutionUnit of two values) came out bare, naming no file, once per process for a batch
+    import tifffile
+    from PIL import Image
+
+    from xvertfast.io.errors import WarningsNamingTheFile
+
+    values = (np.arange(48 * 64).reshape(48, 64) % 4096).astype(np.uint16)
+    path = tmp_path / "lzw.tif"
+    tifffile.imwrite(path, values, compression="lzw", resolution=(72, 72), resolutionunit="INCH")
+    with tifffile.TiffFile(path) as tif:
+        offset = tif.pages[0].tags["ResolutionUnit"].offset
+    with open(path, "r+b") as f:
+        f.seek(offset + 4)
+        f.write(struct.pack("<I", 2))  # its count: 2 values (the second 0) where one is meant
+    request.getfixturevalue("without_imagecodecs")  # (after writing: the LZW encoder is imagecodecs')
+    held, getdecoder = [], Image._getdecoder
+
+    def spying_getdecoder(*args, **kwargs):  # the pixels are decoded outside the readers' turns
+        held.append(WarningsNamingTheFile._lock.locked())
+        return getdecoder(*args, **kwargs)
+
+    monkeypatch.setattr(Image, "_getdecoder", spying_getdecoder)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rad = read_image(path, warn=False)
+    assert np.array_equal(rad.values, values)
+    said = [w for w in caught if "had too many entries" in str(w.message)]
+    assert len(said) == 1 and str(said[0].message).startswith(f"{path}: Metadata Warning, tag 296")
+    assert said[0].filename == __file__  # given at the line that read the file
+    assert held and not any(held), held

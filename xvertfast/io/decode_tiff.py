@@ -2,7 +2,7 @@
 
 A TIFF's first page is read; what tifffile logs about the file becomes that file's notes (or
 part of its error), named, rather than bare lines on stderr that say nothing of which file of a
-batch they came from.
+batch they came from; Pillow's warnings, where it decodes the page, are given prefixed by the path.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import threading
 import numpy as np
 
 from xvertfast.io.decode_common import ORIENTATION, bits_from_values, check_pixels, invert, luminance
-from xvertfast.io.errors import ImageReadError
+from xvertfast.io.errors import ImageReadError, WarningsNamingTheFile
 
 __all__ = ["read_tiff"]
 
@@ -204,13 +204,20 @@ def _tiff_without_imagecodecs(path: str, compression: str, white_is_zero: bool,
     need the MINISWHITE flip: Pillow flips 1- and 8-bit MINISWHITE pages itself, not 16-bit ones."""
     from PIL import Image
 
+    im = None
     try:
-        with Image.open(path) as im:
+        # Pillow's warnings (a tag with more values than it takes) named, as read_pillow names them:
+        # in turns with the other readers while it reads the tags, not while it decodes the pixels
+        with WarningsNamingTheFile(path, stacklevel=6):  # (the caller of read_image)
+            im = Image.open(path)
             im.seek(index)
+        with im:
             im.load()
             mode = im.mode
             values = np.asarray(im.convert("RGB") if mode == "P" else im)  # a palette's colours, not its indices
     except Exception:
+        if im is not None:
+            im.close()
         raise ImageReadError(path, f"TIFF compression {compression} needs a codec that neither tifffile nor "
                              "Pillow has here: pip install imagecodecs") from None  # fmt: skip
     if mode == "1":

@@ -157,8 +157,8 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
             ``"MONOCHROME1"`` for files stored with bone dark; the pixels are then inverted.
         warn: also give the returned ``notes`` (what decoding changed, e.g. colour to
             luminance) as ``UserWarning``s; batch jobs pass False and report the notes
-            with the file's record instead. pydicom's own warnings are given either way,
-            prefixed by the path.
+            with the file's record instead. pydicom's and Pillow's own warnings are given
+            either way, prefixed by the path.
 
     Raises:
         ImageReadError: naming the file and the problem (missing, empty, directory, permission,
