@@ -90,3 +90,97 @@ def test_the_weights_size_the_card_gives(card):
     assert stated.group(1) == dtype
     assert stated.group(2) == f"{sum(sizes) / 1e6:.1f}"
     assert all(f"{s / 1e6:.2f}" == stated.group(3) for s in sizes)
+
+
+# ---- the evaluation the card and the README quote is the shipped report's ----
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+REPORT = os.path.join(ROOT, "docs", "default-model")
+COLUMNS = {"Entropy (bits)": "entropy", "Tenengrad": "tenengrad", "LPC-SI": "lpc_si", "TMQI Q": "tmqi",
+           "BRISQUE (lower is better)": "brisque"}  # fmt: skip
+ROWS = {"identity": "identity", "clahe": "clahe", "farbman": "farbman", "xvertnet (default)": "xvertnet",
+        "**xvertnet (this model)**": "xvertnet", "xvertnet (brightness = network)": "xvertnet",
+        "**xvertnet, brightness = original**": "xvertnet_original_brightness"}  # fmt: skip
+
+
+def _read_csv(name: str) -> list[dict]:
+    import csv
+
+    with open(os.path.join(REPORT, name), newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _summary(scores_csv: str, compare_to: str) -> list[dict]:
+    """What xvertfast's statistics make of a shipped scores file (every ROI's scores)."""
+    import math
+
+    from xvertfast.eval.protocol import EvalRun
+    from xvertfast.eval.report import summarise
+
+    metrics = list(COLUMNS.values())
+    rows = [{**r, **{m: float(r[m]) if r[m] else math.nan for m in metrics}} for r in _read_csv(scores_csv)]
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    return summarise(EvalRun(methods=methods, metrics=metrics, rows=rows), compare_to)
+
+
+def test_the_shipped_summary_follows_from_the_shipped_scores():
+    import math
+
+    summary, shipped = _summary("scores.csv", "xvertnet"), _read_csv("summary.csv")
+    assert len(summary) == len(shipped)
+    for mine, theirs in zip(summary, shipped):
+        for key, value in mine.items():
+            if isinstance(value, float):
+                expected = float(theirs[key]) if theirs[key] else math.nan
+                assert value == pytest.approx(expected, rel=1e-9, nan_ok=True), (mine["method"], mine["metric"], key)
+            else:
+                assert str(value) == theirs[key], (mine["method"], mine["metric"], key)
+
+
+def _decimals(shown: str) -> int:
+    return len(shown.split(".")[1]) if "." in shown else 0
+
+
+@pytest.mark.parametrize("document, table, scores, compare_to, models", [
+    ("README.md", 0, "scores.csv", "xvertnet", 1),
+    ("xvertfast/weights/MODEL_CARD.md", 0, "scores.csv", "xvertnet", 1),  # its last row: the first model, below
+    ("xvertfast/weights/MODEL_CARD.md", 1, "scores_original_brightness.csv", "xvertnet_original_brightness", 2),
+])  # fmt: skip
+def test_the_quoted_table_is_the_shipped_summary(document, table, scores, compare_to, models):
+    """Each mean ± sd and significance mark of a comparison table is what the shipped scores give
+    after outlier removal, at the digits shown (the table-th table headed '| method |')."""
+    from xvertfast.eval.stats import significance_mark
+
+    with open(os.path.join(ROOT, document)) as f:
+        text = f.read()
+    header = list(re.finditer(r"^\| method \|(.*)\|$", text, flags=re.M))[table]
+    columns = [COLUMNS[c.strip()] for c in header.group(1).split("|")]
+    summary = {(r["method"], r["metric"]): r for r in _summary(scores, compare_to)}
+    checked = 0
+    for label, cells in re.findall(r"^\| ([^|]+?) \|(.*)\|$", text[header.end() :], flags=re.M):
+        if label.startswith("---"):
+            continue
+        if label.lower() not in ROWS:
+            break  # the table ends (a row of another model, or another table)
+        method = ROWS[label.lower()]
+        for metric, cell in zip(columns, cells.split("|")):
+            mean, std, marks = re.fullmatch(r"\s*([\d.]+) ± ([\d.]+)(\**)\s*", cell).groups()
+            row = summary[(method, metric)]
+            assert mean == f"{row['mean_clean']:.{_decimals(mean)}f}", (document, method, metric)
+            assert std == f"{row['std_clean']:.{_decimals(std)}f}", (document, method, metric)
+            assert marks == (significance_mark(row["p_value_clean"]) if row["compared_to"] else ""), (document, method, metric)
+            checked += 1
+    assert checked == (3 + models) * len(columns)
+
+
+def test_the_first_models_row_is_its_shipped_summary():
+    """The card's last row of its main table: the first (transposed) model, from its own scores."""
+    with open(CARD) as f:
+        text = f.read()
+    (cells,) = re.findall(r"^\| xvertnet, first model \(transposed\) \|(.*)\|$", text, flags=re.M)
+    header = re.search(r"^\| method \|(.*)\|$", text, flags=re.M)
+    summary = {(r["method"], r["metric"]): r for r in _summary("scores_transposed_model.csv", "xvertnet")}
+    for column, cell in zip(header.group(1).split("|"), cells.split("|")):
+        mean, std = re.fullmatch(r"\s*([\d.]+) ± ([\d.]+)\s*", cell).groups()
+        row = summary[("xvertnet", COLUMNS[column.strip()])]
+        assert (mean, std) == (f"{row['mean_clean']:.{_decimals(mean)}f}", f"{row['std_clean']:.{_decimals(std)}f}")
