@@ -184,3 +184,22 @@ def test_the_first_models_row_is_its_shipped_summary():
         mean, std = re.fullmatch(r"\s*([\d.]+) ± ([\d.]+)\s*", cell).groups()
         row = summary[("xvertnet", COLUMNS[column.strip()])]
         assert (mean, std) == (f"{row['mean_clean']:.{_decimals(mean)}f}", f"{row['std_clean']:.{_decimals(std)}f}")
+
+
+def test_every_command_the_card_gives_parses(card):
+    """The card's train and evaluate commands, in its blocks and its text, are accepted by the CLI's
+    parser as written."""
+    import shlex
+
+    from xvertfast.cli import build_parser
+
+    blocks = [re.sub(r"\\\n\s*", " ", b) for b in re.findall(r"```\w*\n(.*?)```", card, flags=re.S)]
+    commands = [line.strip() for b in blocks for line in b.splitlines() if line.startswith("xvertfast ")]
+    commands += [re.sub(r"\s+", " ", c) for c in re.findall(r"`(xvertfast train [^`]+)`", card)
+                 if " -o " in c]  # whole commands in running text (not a sketch ending in "...")
+    assert len(commands) >= 4, commands
+    for command in commands:
+        try:
+            build_parser().parse_args(shlex.split(command)[1:])
+        except SystemExit:
+            raise AssertionError(f"MODEL_CARD command does not parse: {command}") from None
