@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import sys
 
+import pytest
+
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
@@ -29,8 +31,6 @@ def test_reading_and_writing_example_runs_as_written(tmp_path, monkeypatch):
     chest.dcm in an empty folder: write_image makes no folders, so the example must."""
     import re
     import shutil
-
-    import pytest
 
     pytest.importorskip("pydicom")
     from xvertfast.samples import SAMPLE_DICOM
@@ -172,13 +172,15 @@ def test_readme_inline_options_are_valid():
     assert named >= 3 and valued >= 10, (named, valued)
 
 
-def test_readme_bench_commands_exist():
-    """Every ``python bench/NAME.py ...`` the README gives, in a block or in running text,
-    names a script that exists and options that script has."""
+@pytest.mark.parametrize("document", ["README.md", "bench/RESULTS.md"])
+def test_bench_commands_exist(document):
+    """Every ``python bench/NAME.py ...`` the README or the results page gives, in a block or in
+    running text, names a script that exists and options that script has."""
     import re
 
     scripts = _bench_options()
-    text = _readme()
+    with open(os.path.join(ROOT, document)) as f:
+        text = f.read()
     prose = re.findall(r"`(python bench/[^`\n]+)`", re.sub(r"```.*?```", "", text, flags=re.S))
     commands = [c for block in _code_blocks(text, "bash") for c in _command_lines(block)
                 if c.startswith("python bench/")] + prose  # fmt: skip
@@ -186,9 +188,9 @@ def test_readme_bench_commands_exist():
     for command in commands:
         words = _shell_words(command)
         name = os.path.basename(words[1])
-        assert name in scripts, f"README: no bench/{name}: {command}"
+        assert name in scripts, f"{document}: no bench/{name}: {command}"
         for option in [w.split("=")[0] for w in words[2:] if re.match(r"--?[a-z]", w)]:
-            assert option in scripts[name], f"README: bench/{name} has no option {option}: {command}"
+            assert option in scripts[name], f"{document}: bench/{name} has no option {option}: {command}"
 
 
 def test_every_option_the_readme_names_is_known():
@@ -223,8 +225,6 @@ def test_enhancer_example_runs(tmp_path, monkeypatch):
     """The README's Enhancer example, with the bundled sample as chest.dcm and a folder
     holding it as /data/cxr: one image enhanced, then the folder as a batch job."""
     import shutil
-
-    import pytest
 
     pytest.importorskip("pydicom")
     from xvertfast.samples import SAMPLE_DICOM
@@ -264,8 +264,6 @@ def test_wls_example_runs(capsys):
 
 def test_preprocess_example_runs(tmp_path, monkeypatch):
     """The README's preprocessing example on the bundled sample written as chest.png."""
-    import pytest
-
     pytest.importorskip("pydicom")
     from xvertfast.io import read_image, write_image
     from xvertfast.samples import SAMPLE_DICOM
