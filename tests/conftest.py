@@ -74,6 +74,20 @@ def seed(request) -> int:
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
 
 
+@pytest.fixture
+def no_tf32():
+    """fp32 convolutions and matmuls on a GPU as on the CPU, for tests that compare the two at fp32
+    tolerances: cuDNN runs fp32 convolutions in TF32 by default on Ampere and later (a 10-bit
+    mantissa: ~1e-3 relative), which ``--precision fp32`` does not turn off. Undone after the test;
+    nothing changes on the CPU."""
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
 class BuiltWithNvcc:
     """A ``_C`` with CUDA kernels (sm_80, sm_90, PTX), compiled against a CUDA build of torch or a
     CPU one, as xvertfast._extension and ``xvertfast info`` ask about it (tests on machines without
