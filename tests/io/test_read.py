@@ -154,6 +154,102 @@ def test_tiff_compression_nobody_decodes_names_the_codec(tmp_path, without_image
         read_image(tmp_path / "j.tif")
 
 
+def _tiff_with_a_damaged_strip(path, compression: str) -> np.ndarray:
+    """Writes a TIFF of 8 strips in ``compression`` (with tifffile: its encoders are imagecodecs'),
+    reads it back whole, then overwrites its 4th strip's bytes with 0xFF; returns what it held."""
+    import tifffile
+
+    values = (np.arange(256 * 200).reshape(256, 200) * 37 % 4096).astype(np.uint16)
+    if compression == "jpeg":
+        values = (values % 251).astype(np.uint8)
+    tifffile.imwrite(path, values, compression=compression, rowsperstrip=32)
+    with tifffile.TiffFile(path) as tif:
+        offsets, counts = tif.pages[0].dataoffsets, tif.pages[0].databytecounts
+    assert len(offsets) == 8
+    written = read_image(path, warn=False).values
+    with open(path, "r+b") as f:
+        f.seek(offsets[3])
+        f.write(b"\xff" * counts[3])
+    return written
+
+
+@pytest.mark.parametrize("compression", ["lzw", "jpeg"])
+@pytest.mark.parametrize("imagecodecs", [True, False])
+def test_tiff_with_a_damaged_strip_is_reported_damaged(tmp_path, compression, imagecodecs, request):
+    # without imagecodecs Pillow decodes LZW and JPEG; a damaged strip then fails its load
+    # ("decoder error -2"), and was reported as a codec missing (pip install imagecodecs)
+    path = tmp_path / "d.tif"
+    written = _tiff_with_a_damaged_strip(path, compression)
+    if compression == "lzw":
+        assert np.array_equal(written, (np.arange(256 * 200).reshape(256, 200) * 37 % 4096))
+    if not imagecodecs:
+        request.getfixturevalue("without_imagecodecs")  # (after writing: the encoders are imagecodecs')
+    with pytest.raises(ImageReadError) as caught:
+        read_image(path, warn=False)
+    said = str(caught.value)
+    assert said.startswith(f"{path}: cannot decode TIFF: truncated or corrupt ("), said
+    assert "needs a codec" not in said and "pip install imagecodecs" not in said
+    if not imagecodecs:  # what failed: Pillow, on its LZW / JPEG data
+        assert f"Pillow, which decodes its {compression.upper()} data here as imagecodecs is not installed, " \
+            "failed on its data: decoder error" in said, said  # fmt: skip
+
+
+def test_tiff_pillow_may_lack_the_codec_for_says_so(tmp_path, monkeypatch, request):
+    # a compression Pillow names, yet its libtiff may be built without (WebP in some wheels):
+    # it fails at load as a damaged file does; where Pillow is not seen to decode it, both are said
+    from xvertfast.io import decode_tiff
+
+    path = tmp_path / "d.tif"
+    _tiff_with_a_damaged_strip(path, "lzw")
+    request.getfixturevalue("without_imagecodecs")
+    monkeypatch.setattr(decode_tiff, "_pillow_has_codec", lambda compression: False)
+    with pytest.raises(ImageReadError, match=r"d\.tif: cannot decode TIFF: Pillow, .* failed on it \(decoder error "
+                       r"-2\): this Pillow may lack the LZW codec \(pip install imagecodecs\), or the file is "
+                       r"truncated or corrupt$"):  # fmt: skip
+        read_image(path, warn=False)
+
+
+def test_pillow_has_codec_writes_and_reads_one_back():
+    from xvertfast.io.decode_tiff import _pillow_has_codec
+
+    assert _pillow_has_codec("tiff_lzw") and _pillow_has_codec("jpeg") and _pillow_has_codec("packbits")
+    assert not _pillow_has_codec("tiff_thunderscan")  # (Pillow's libtiff writes none: not known)
+    assert not _pillow_has_codec("no such compression")
+
+
+def test_tiff_too_large_for_pillows_bomb_check_says_so(tmp_path, monkeypatch, request):
+    # where max_pixels allows more than Pillow's decompression-bomb limit (2 x Image.MAX_IMAGE_PIXELS,
+    # about 179 Mpx), an LZW TIFF Pillow decodes for want of imagecodecs is refused by Pillow at open:
+    # that was reported as a codec missing. Here the limit is lowered instead of writing 179 Mpx
+    import tifffile
+    from PIL import Image
+
+    values = (np.arange(48 * 64).reshape(48, 64) % 4096).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "b.tif", values, compression="lzw")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    assert np.array_equal(read_image(tmp_path / "b.tif").values, values)  # tifffile: max_pixels its only limit
+    request.getfixturevalue("without_imagecodecs")
+    with pytest.raises(ImageReadError, match=r"b\.tif: too large for Pillow, which decodes its LZW data here as "
+                       r"imagecodecs is not installed: Image size \(3072 pixels\) exceeds limit of 2000 pixels, "
+                       r".*; pip install imagecodecs for tifffile to decode it \(within max_pixels\)$"):  # fmt: skip
+        read_image(tmp_path / "b.tif")
+
+
+def test_zstd_tiff_reads_without_imagecodecs(tmp_path, request):
+    # tifffile's own ZSTD wants Python 3.14's compression.zstd: before it, its ImportError
+    # ("No module named 'compression'") was reported as the file truncated or corrupt
+    import tifffile
+
+    from xvertfast.io.decode_tiff import _pillow_has_codec
+
+    if not _pillow_has_codec("zstd"):
+        pytest.skip("this Pillow's libtiff has no ZSTD")
+    values = (np.arange(64 * 64).reshape(64, 64) % 4000).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "z.tif", values, compression="zstd", rowsperstrip=16)
+    request.getfixturevalue("without_imagecodecs")
+    assert np.array_equal(read_image(tmp_path / "z.tif", warn=False).values, values)
+
+
 def test_float_tiff_with_nan_is_refused(tmp_path):
     import tifffile
 

@@ -8,6 +8,7 @@ batch they came from; Pillow's warnings, where it decodes the page, are given pr
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 
@@ -102,10 +103,11 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logged: list[str]
             orientation = int(tag.value) if tag is not None else 1
             try:
                 values = page.asarray()
-            except (KeyError, ValueError, RuntimeError) as exc:
-                if "imagecodecs" not in str(exc):
+            except (KeyError, ValueError, RuntimeError, ImportError) as exc:
+                # ImportError: its pure-Python ZSTD wants Python 3.14's compression.zstd
+                if not isinstance(exc, ImportError) and "imagecodecs" not in str(exc):
                     raise
-                values, flip = _tiff_without_imagecodecs(path, compression, white_is_zero, index)
+                values, flip = _tiff_without_imagecodecs(path, compression, int(page.compression), white_is_zero, index)
                 planar = False  # Pillow interleaves the samples
             info = {"format": "tiff", "shape": shape, "dtype": str(page.dtype), "bitspersample": page.bitspersample,
                     "compression": compression}  # fmt: skip
@@ -197,29 +199,75 @@ def _first_full_resolution_page(tif, look: int = 64) -> int:
     return 0
 
 
-def _tiff_without_imagecodecs(path: str, compression: str, white_is_zero: bool,
+def _tiff_without_imagecodecs(path: str, compression: str, code: int, white_is_zero: bool,
                               index: int = 0) -> tuple[np.ndarray, bool]:  # fmt: skip
-    """Page ``index`` decoded by Pillow, for compressions tifffile leaves to imagecodecs (LZW,
-    PackBits, JPEG: common in radiograph exports). Returns the pixels and whether they still
-    need the MINISWHITE flip: Pillow flips 1- and 8-bit MINISWHITE pages itself, not 16-bit ones."""
-    from PIL import Image
+    """Page ``index`` decoded by Pillow, for compressions tifffile leaves to imagecodecs (LZW and
+    JPEG, common in radiograph exports; ZSTD before Python 3.14; ``code``: the Compression tag's). Returns the
+    pixels and whether they still need the MINISWHITE flip: Pillow flips 1- and 8-bit MINISWHITE
+    pages itself, not 16-bit ones. Where Pillow fails too, the error says whether a codec is
+    missing (a compression Pillow does not know fails at open; one its libtiff was built without,
+    at load), the file is damaged (Pillow decodes that compression, yet not this file's data) or
+    too large for Pillow's decompression-bomb check."""
+    from PIL import Image, TiffImagePlugin
 
-    im = None
+    by_pillow = f"Pillow, which decodes its {compression} data here as imagecodecs is not installed"
     try:
         # Pillow's warnings (a tag with more values than it takes) named, as read_pillow names them:
         # in turns with the other readers while it reads the tags, not while it decodes the pixels
         with WarningsNamingTheFile(path, stacklevel=6):  # (the caller of read_image)
             im = Image.open(path)
-            im.seek(index)
-        with im:
+            try:
+                im.seek(index)
+            except BaseException:
+                im.close()
+                raise
+    except MemoryError:
+        raise
+    except Image.DecompressionBombError as exc:  # (above 2 x Image.MAX_IMAGE_PIXELS, where max_pixels allows it)
+        raise ImageReadError(path, f"too large for {by_pillow}: {str(exc).rstrip('.')}; pip install imagecodecs "
+                             "for tifffile to decode it (within max_pixels)") from None  # fmt: skip
+    except Exception as exc:
+        if code not in TiffImagePlugin.COMPRESSION_INFO:
+            raise ImageReadError(path, f"TIFF compression {compression} needs a codec that neither tifffile nor "
+                                 "Pillow has here: pip install imagecodecs") from None  # fmt: skip
+        raise ImageReadError(path, f"cannot decode TIFF: {by_pillow}, cannot read the file ({exc}): truncated "
+                             "or corrupt, or pip install imagecodecs for tifffile to read it") from None  # fmt: skip
+    with im:
+        try:
             im.load()
             mode = im.mode
             values = np.asarray(im.convert("RGB") if mode == "P" else im)  # a palette's colours, not its indices
-    except Exception:
-        if im is not None:
-            im.close()
-        raise ImageReadError(path, f"TIFF compression {compression} needs a codec that neither tifffile nor "
-                             "Pillow has here: pip install imagecodecs") from None  # fmt: skip
+        except MemoryError:
+            raise
+        except Exception as exc:
+            if not _pillow_has_codec(im.info.get("compression", "")):  # not known to decode it: either
+                raise ImageReadError(path, f"cannot decode TIFF: {by_pillow}, failed on it ({exc}): this Pillow may "
+                                     f"lack the {compression} codec (pip install imagecodecs), or the file is "
+                                     "truncated or corrupt") from None  # fmt: skip
+            raise ImageReadError(path, f"cannot decode TIFF: truncated or corrupt ({by_pillow}, failed on its "
+                                 f"data: {exc}); re-export or copy it again") from None  # fmt: skip
     if mode == "1":
         values = values.astype(np.uint8) * 255
     return values, white_is_zero and mode not in ("1", "L")
+
+
+@functools.lru_cache(maxsize=None)
+def _pillow_has_codec(compression: str) -> bool:
+    """Whether this Pillow writes and reads back a small TIFF in its ``compression`` (a name of
+    TiffImagePlugin.COMPRESSION_INFO): its libtiff may be built without one it names (WebP, ...),
+    which then fails only where the pixels are decoded, as a damaged file does. False also where
+    it writes none (ThunderScan, ...): not known then."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    try:
+        Image.new("1" if compression in ("tiff_ccitt", "group3", "group4") else "L", (16, 16)).save(
+            buffer, "TIFF", compression=compression)  # fmt: skip
+        buffer.seek(0)
+        with Image.open(buffer) as im:
+            im.load()
+            return im.info.get("compression") == compression
+    except Exception:
+        return False
