@@ -191,7 +191,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         check_inputs(args.inputs)  # a mistyped folder: said before the methods' models are loaded
         run, paths = evaluate(args.inputs, args.output, methods, metrics, rois=args.rois, compare_to=args.compare_to,
                               pictures=args.pictures, progress=not args.quiet, restart=args.restart,
-                              device=args.device, log=lambda msg: print(msg, file=sys.stderr))  # fmt: skip
+                              device=args.device, precision=args.precision,
+                              log=lambda msg: print(msg, file=sys.stderr))  # fmt: skip
     except NothingFound as exc:
         return _nothing_found(exc)
     except (ValueError, OSError, RuntimeError, ImportError) as exc:  # OSError: REPORT_DIR is a file, --rois missing
@@ -486,7 +487,8 @@ interrupted.
                      "stage about 2x as fast as fp32 but a whole job about 1.2x (the WLS solves are not sped up), "
                      "and moves the outputs by ~1e-3 on a [0, 1] scale on average, about 0.3 of an 8-bit grey "
                      "level (bench/RESULTS.md, 2026-12-04; torch and compile backends only, on the CPU); exported graphs hold fp32 or fp16, so on a GPU onnxruntime runs bf16 "
-                     "as fp32 and tensorrt as fp16 (default: %(default)s)")
+                     "as fp32 and tensorrt as fp16; fp32 on a GPU runs without TF32 (torch, compile and "
+                     "tensorrt backends) (default: %(default)s)")
     enh.add_argument("--format", choices=("same", "png16", "png8", "tiff", "dicom"), default="same",
                      help="output format (default: %(default)s)")
     enh.add_argument("--batch-size", type=_at_least(1), default=8, help="ROI tiles per network call (default: %(default)s)")
@@ -558,6 +560,11 @@ REPORT_DIR holding other files), 130 interrupted.""",
     ev.add_argument("--pictures", type=_at_least(0), default=6,
                     help="images shown side by side, 0 for none (default: %(default)s)")
     ev.add_argument("--device", type=_device, default="auto", help="device for xvertnet (default: %(default)s)")
+    ev.add_argument("--precision", choices=["auto", "fp32", "fp16", "bf16"], default="auto",
+                    help="what xvertnet computes in, as for enhance: auto is bf16/fp16 on a GPU, fp32 on the "
+                         "CPU; fp32 on a GPU runs without TF32, for scores to compare with a CPU run's. REPORT_DIR "
+                         "records the device kind and precision that ran: a resumed run on other ones is "
+                         "refused, so one report never mixes them (default: %(default)s)")  # fmt: skip
     ev.add_argument("--restart", action="store_true",
                     help="score every image again, ignoring those an earlier run in REPORT_DIR finished")
     ev.set_defaults(func=_cmd_evaluate)

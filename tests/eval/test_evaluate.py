@@ -494,3 +494,33 @@ def test_a_file_name_that_is_not_utf8_does_not_fail_the_report(tmp_path, seed):
         assert report != "scores.csv" or "caf\\udce9.png" in text
     (linked,) = re.findall(r"src='(grid/[^']+)'", (out / "report.html").read_text(encoding="utf-8"))
     assert (out / linked).is_file()  # the page links the picture under the name it was saved as
+
+
+def test_a_report_records_what_xvertnet_ran_on_and_refuses_to_mix(tmp_path, seed, capsys):
+    """The journal holds the device kind, precision and backend that ran ("auto" resolved): a
+    report begun on a GPU in bf16 and resumed on the CPU in fp32 would mix two precisions'
+    scores, so a rerun that would run otherwise is refused (the journal is edited here to say
+    the first run was on a GPU, which this machine has not)."""
+    import json
+
+    from xvertfast.eval.journal import JOURNAL_FILE
+
+    torch.manual_seed(seed)
+    model = save_model(XVertNet([XVertNetStage(4, 2)]), tmp_path / "model", extra={"training": {"config": {"roi_size": 64}}})
+    src = tmp_path / "a.png"
+    Image.fromarray(chest_like(seed, 320, 300)).save(src)
+    out = tmp_path / "r"
+    command = ["evaluate", str(src), "-o", str(out), "--methods", f"identity,xvertnet={model}",
+               "--metrics", "entropy", "--precision", "fp32", "-q"]  # fmt: skip
+    assert main(command) == 0
+    journal = out / JOURNAL_FILE
+    lines = journal.read_text().split("\n")
+    settings = json.loads(lines[0])
+    (network,) = [m for m in settings["settings"]["methods"] if "runs" in m]
+    assert network["runs"] == {"device": "cpu", "precision": "float32", "backend": "torch"}
+    assert main(command) == 0  # the same: resumed
+    network["runs"].update(device="cuda", precision="bfloat16")
+    journal.write_text("\n".join([json.dumps(settings), *lines[1:]]))
+    capsys.readouterr()
+    assert main(command) == 2
+    assert re.search(r"other settings \(.*(cuda|bfloat16).*\).*--restart", capsys.readouterr().err)

@@ -45,3 +45,34 @@ def test_auto_asks_the_device_it_is_given_not_the_current_one(fake_gpus):
 
 def test_auto_is_fp32_on_the_cpu():
     assert backends.resolve_precision("auto", torch.device("cpu")) == torch.float32
+
+
+def _tf32_setting():
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    return conv.fp32_precision if hasattr(conv, "fp32_precision") else torch.backends.cudnn.allow_tf32
+
+
+def test_fp32_on_a_gpu_runs_the_network_without_tf32(monkeypatch):
+    """The torch backend's fp32 stage runs with cuDNN's TF32 off on a GPU (the setting is
+    global, so it is seen from inside the stage) and restores it after; on the CPU it is left
+    alone. A GPU is not needed to see the setting: the backend is built on the CPU and then
+    said to be on cuda."""
+    from xvertfast.infer.backends import TorchBackend, without_tf32
+    from xvertfast.model import XVertNet, XVertNetStage
+
+    seen = []
+    backend = TorchBackend(XVertNet([XVertNetStage(4, 1)]), torch.device("cpu"))
+    stage = backend._stage(0)
+    monkeypatch.setattr(backend, "_runners", [lambda xp, y: (seen.append(_tf32_setting()), stage(xp, y))[1]])
+    before = _tf32_setting()
+    assert before in (True, "tf32", "none")  # torch's default: TF32 allowed
+    xp = torch.rand(1, 1, 16, 16)
+    backend.run_stage(0, xp, xp)
+    backend.device = torch.device("cuda", 0)
+    backend.run_stage(0, xp, xp)
+    assert seen == [before, False if before is True else "ieee"]
+    assert _tf32_setting() == before
+    with pytest.raises(RuntimeError, match="inside"):
+        with without_tf32(torch.device("cuda")):
+            raise RuntimeError("inside")
+    assert _tf32_setting() == before  # restored after an error too

@@ -19,7 +19,7 @@ import torch
 from xvertfast.model import XVertNet
 
 __all__ = ["BACKENDS", "StageBackend", "TorchBackend", "CompileBackend", "make_backend", "resolve_device",
-           "resolve_precision", "cpu_bf16_support"]  # fmt: skip
+           "resolve_precision", "cpu_bf16_support", "without_tf32"]  # fmt: skip
 
 BACKENDS = ("auto", "torch", "compile", "onnxruntime", "tensorrt")
 
@@ -140,15 +140,38 @@ class TorchBackend(StageBackend):
     def stages(self) -> int:
         return len(self.model.stages)
 
-    def _autocast(self):
+    def _precision(self):
+        """autocast to a lower precision, or fp32 as fp32 (no TF32 on a GPU)."""
         if self.dtype != torch.float32:
             return torch.autocast(self.device.type, dtype=self.dtype)
-        return contextlib.nullcontext()
+        return without_tf32(self.device)
 
     @torch.inference_mode()
     def run_stage(self, k: int, xp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        with self._autocast():
+        with self._precision():
             return self._stage(k)(xp, y).float()
+
+
+@contextlib.contextmanager
+def without_tf32(device: torch.device):
+    """fp32 on a GPU computed in fp32: cuDNN runs float32 convolutions in TF32 (a 10-bit
+    mantissa, ~1e-3 relative, the order of bf16) unless told not to, and torch tells it to by
+    default. Asking for fp32 means asking for its digits (comparisons with the CPU, evaluation),
+    as the fp32 TensorRT engines clear TF32 too. Elsewhere nothing to do. torch >= 2.9 sets it
+    per operator (``cudnn.conv.fp32_precision``; reading the older ``allow_tf32`` after that
+    raises), older torch by ``cudnn.allow_tf32``; either is restored after."""
+    if device.type != "cuda":
+        yield
+        return
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    owner, name, exact = (conv, "fp32_precision", "ieee") if hasattr(conv, "fp32_precision") else (
+        torch.backends.cudnn, "allow_tf32", False)  # fmt: skip
+    before = getattr(owner, name)
+    setattr(owner, name, exact)
+    try:
+        yield
+    finally:
+        setattr(owner, name, before)
 
 
 class CompileBackend(TorchBackend):
@@ -171,7 +194,7 @@ class CompileBackend(TorchBackend):
     def run_stage(self, k: int, xp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         xp = xp.contiguous(memory_format=torch.channels_last)
         y = y.contiguous(memory_format=torch.channels_last)
-        with self._autocast():
+        with self._precision():
             out = self._compiled[k](xp, y)
         return out.float().contiguous().clone()
 
