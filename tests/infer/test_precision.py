@@ -47,11 +47,6 @@ def test_auto_is_fp32_on_the_cpu():
     assert backends.resolve_precision("auto", torch.device("cpu")) == torch.float32
 
 
-def _tf32_setting():
-    conv = getattr(torch.backends.cudnn, "conv", None)
-    return conv.fp32_precision if hasattr(conv, "fp32_precision") else torch.backends.cudnn.allow_tf32
-
-
 def test_fp32_on_a_gpu_runs_the_network_without_tf32(monkeypatch):
     """The torch backend's fp32 stage runs with cuDNN's TF32 off on a GPU (the setting is
     global, so it is seen from inside the stage) and restores it after; on the CPU it is left
@@ -63,16 +58,36 @@ def test_fp32_on_a_gpu_runs_the_network_without_tf32(monkeypatch):
     seen = []
     backend = TorchBackend(XVertNet([XVertNetStage(4, 1)]), torch.device("cpu"))
     stage = backend._stage(0)
-    monkeypatch.setattr(backend, "_runners", [lambda xp, y: (seen.append(_tf32_setting()), stage(xp, y))[1]])
-    before = _tf32_setting()
-    assert before in (True, "tf32", "none")  # torch's default: TF32 allowed
+    monkeypatch.setattr(backend, "_runners", [lambda xp, y: (seen.append(torch.backends.cudnn.allow_tf32), stage(xp, y))[1]])
+    before = torch.backends.cudnn.allow_tf32
+    assert before is True  # torch's default: TF32 allowed
     xp = torch.rand(1, 1, 16, 16)
     backend.run_stage(0, xp, xp)
     backend.device = torch.device("cuda", 0)
     backend.run_stage(0, xp, xp)
-    assert seen == [before, False if before is True else "ieee"]
-    assert _tf32_setting() == before
+    assert seen == [True, False]
+    assert torch.backends.cudnn.allow_tf32 == before
     with pytest.raises(RuntimeError, match="inside"):
         with without_tf32(torch.device("cuda")):
             raise RuntimeError("inside")
-    assert _tf32_setting() == before  # restored after an error too
+    assert torch.backends.cudnn.allow_tf32 == before  # restored after an error too
+
+
+def test_without_tf32_where_the_flags_were_set_per_operator():
+    """torch >= 2.9 sets TF32 per operator too; once conv and RNN differ, reading the older
+    allow_tf32 raises: the conv's own flag is set instead, and restored."""
+    from xvertfast.infer.backends import without_tf32
+
+    cudnn = torch.backends.cudnn
+    if not hasattr(getattr(cudnn, "conv", None), "fp32_precision"):
+        pytest.skip("this torch has no per-operator TF32 flags")
+    try:
+        cudnn.conv.fp32_precision = "tf32"
+        cudnn.rnn.fp32_precision = "ieee"
+        with pytest.raises(RuntimeError):
+            cudnn.allow_tf32
+        with without_tf32(torch.device("cuda")):
+            assert cudnn.conv.fp32_precision == "ieee"
+        assert cudnn.conv.fp32_precision == "tf32"
+    finally:
+        cudnn.allow_tf32 = True  # torch's default, for both again

@@ -157,15 +157,19 @@ def without_tf32(device: torch.device):
     """fp32 on a GPU computed in fp32: cuDNN runs float32 convolutions in TF32 (a 10-bit
     mantissa, ~1e-3 relative, the order of bf16) unless told not to, and torch tells it to by
     default. Asking for fp32 means asking for its digits (comparisons with the CPU, evaluation),
-    as the fp32 TensorRT engines clear TF32 too. Elsewhere nothing to do. torch >= 2.9 sets it
-    per operator (``cudnn.conv.fp32_precision``; reading the older ``allow_tf32`` after that
-    raises), older torch by ``cudnn.allow_tf32``; either is restored after."""
+    as the fp32 TensorRT engines clear TF32 too. Elsewhere nothing to do. Set by ``allow_tf32``,
+    which torch's compiler reads too; where the flags were set per operator (torch >= 2.9's
+    ``cudnn.conv.fp32_precision``), so that reading ``allow_tf32`` raises, by the conv's own.
+    Restored after."""
     if device.type != "cuda":
         yield
         return
-    conv = getattr(torch.backends.cudnn, "conv", None)
-    owner, name, exact = (conv, "fp32_precision", "ieee") if hasattr(conv, "fp32_precision") else (
-        torch.backends.cudnn, "allow_tf32", False)  # fmt: skip
+    cudnn = torch.backends.cudnn
+    try:
+        owner, name, exact = cudnn, "allow_tf32", False
+        getattr(owner, name)
+    except RuntimeError:  # conv and RNN flags set apart: the legacy getter refuses to sum them up
+        owner, name, exact = cudnn.conv, "fp32_precision", "ieee"
     before = getattr(owner, name)
     setattr(owner, name, exact)
     try:
