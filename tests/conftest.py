@@ -78,8 +78,8 @@ DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
 def no_tf32():
     """fp32 convolutions and matmuls on a GPU as on the CPU, for tests that compare the two at fp32
     tolerances: cuDNN runs fp32 convolutions in TF32 by default on Ampere and later (a 10-bit
-    mantissa: ~1e-3 relative), which ``--precision fp32`` does not turn off. Undone after the test;
-    nothing changes on the CPU."""
+    mantissa: ~1e-3 relative). Inference at ``--precision fp32`` turns it off itself
+    (``backends.without_tf32``); training does not. Undone after the test; nothing changes on the CPU."""
     before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     try:
