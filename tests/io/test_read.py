@@ -250,6 +250,28 @@ def test_zstd_tiff_reads_without_imagecodecs(tmp_path, request):
     assert np.array_equal(read_image(tmp_path / "z.tif", warn=False).values, values)
 
 
+@pytest.mark.parametrize("imagecodecs", [True, False])
+def test_tiff_out_of_memory_is_said_so_not_corrupt(tmp_path, monkeypatch, imagecodecs, request):
+    # a MemoryError while tifffile, or Pillow in its stead, decodes the pixels is the machine's
+    # limit, not the file's damage: read_image says "not enough memory", as for the other formats
+    import tifffile
+    from PIL import ImageFile
+
+    values = (np.arange(48 * 64).reshape(48, 64) % 4096).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "m.tif", values, compression="lzw")
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError
+
+    if imagecodecs:
+        monkeypatch.setattr(tifffile.TiffPage, "asarray", out_of_memory)
+    else:
+        request.getfixturevalue("without_imagecodecs")
+        monkeypatch.setattr(ImageFile.ImageFile, "load", out_of_memory)
+    with pytest.raises(ImageReadError, match=r"m\.tif: not enough memory to decode it$"):
+        read_image(tmp_path / "m.tif", warn=False)
+
+
 def test_float_tiff_with_nan_is_refused(tmp_path):
     import tifffile
 

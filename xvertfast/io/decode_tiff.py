@@ -111,7 +111,7 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logged: list[str]
                 planar = False  # Pillow interleaves the samples
             info = {"format": "tiff", "shape": shape, "dtype": str(page.dtype), "bitspersample": page.bitspersample,
                     "compression": compression}  # fmt: skip
-    except ImageReadError:
+    except (ImageReadError, MemoryError):  # (out of memory: read_image says so, not that the file is damaged)
         raise
     except Exception as exc:  # tifffile raises many types on corrupt data
         raise ImageReadError(path, f"cannot decode TIFF: truncated or corrupt ({exc})") from None
