@@ -63,6 +63,13 @@ def cpu_scores(images, tmp_path_factory):
     return get
 
 
+def ran_on(report) -> dict:
+    """What the journal records xvertnet ran on (device kind, precision, backend): what a rerun
+    must find unchanged."""
+    with open(report / JOURNAL_FILE) as f:
+        return json.loads(f.readline())["settings"]["methods"][0]["runs"]
+
+
 def check_close(got: dict, want: dict, rtol: float, what: str) -> None:
     assert got.keys() == want.keys() and len(got) == 4  # two images, two ROIs each
     for key, row in got.items():
@@ -74,18 +81,20 @@ def check_close(got: dict, want: dict, rtol: float, what: str) -> None:
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_evaluate_on_the_device_scores_as_the_cpu_does(tmp_path, images, cpu_scores, device, no_tf32, capsys):
-    # the function the CLI calls, in fp32 (evaluate has no --precision: the CLI runs auto, below)
+    # the function the CLI calls, in fp32 (the CLI's default precision, auto, below)
     out = tmp_path / "fp32"
     run, paths = evaluate([str(images)], str(out), ["xvertnet"], METRICS, pictures=1, progress=False,
                           log=lambda m: None, device=device, precision="fp32")  # fmt: skip
     assert run.images == 2 and not run.failed and (out / "report.html").is_file()
-    with open(out / JOURNAL_FILE) as f:
-        recorded = json.loads(f.readline())["settings"]["methods"][0]  # what a rerun must find unchanged
-    assert recorded["device"] == device and recorded["precision"] == "fp32"
+    recorded = ran_on(out)
+    assert recorded["device"] == device and recorded["precision"] == "float32"  # (backend: tensorrt where installed)
     check_close(scores(out), cpu_scores(), FP32_RTOL, f"{device} fp32")
     # as a user runs it: --device, the precision its default (bf16 on a GPU)
     cli = tmp_path / "cli"
     assert main(["evaluate", str(images), "-o", str(cli), "--methods", "xvertnet", "--metrics", ",".join(METRICS),
                  "--device", device, "--pictures", "1", "-q"]) == 0  # fmt: skip
     assert "2 images evaluated" in capsys.readouterr().out
+    # auto: fp32 on the CPU; bf16 on a GPU (fp16 on older ones, or where auto's backend is TensorRT)
+    assert ran_on(cli)["device"] == device
+    assert ran_on(cli)["precision"] in (("float32",) if device == "cpu" else ("bfloat16", "float16"))
     check_close(scores(cli), cpu_scores(), AUTO_RTOL, f"{device} --device")
