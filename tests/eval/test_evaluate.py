@@ -524,3 +524,20 @@ def test_a_report_records_what_xvertnet_ran_on_and_refuses_to_mix(tmp_path, seed
     capsys.readouterr()
     assert main(command) == 2
     assert re.search(r"other settings \(.*(cuda|bfloat16).*\).*--restart", capsys.readouterr().err)
+
+
+def test_a_rerun_asking_otherwise_for_what_runs_the_same_resumes(tmp_path, seed):
+    """The journal compares what ran, not how it was asked for: --precision fp32 on the CPU is
+    what auto runs there, so the rerun resumes (nothing is scored again)."""
+    from xvertfast.eval.journal import JOURNAL_FILE
+
+    torch.manual_seed(seed)
+    model = save_model(XVertNet([XVertNetStage(4, 2)]), tmp_path / "model", extra={"training": {"config": {"roi_size": 64}}})
+    src = tmp_path / "a.png"
+    Image.fromarray(chest_like(seed, 320, 300)).save(src)
+    out = tmp_path / "r"
+    command = ["evaluate", str(src), "-o", str(out), "--methods", f"identity,xvertnet={model}", "--metrics", "entropy", "-q"]
+    assert main([*command, "--device", "auto", "--precision", "auto"]) == 0
+    scored = (out / JOURNAL_FILE).read_text()
+    assert main([*command, "--device", "cpu", "--precision", "fp32"]) == 0
+    assert (out / JOURNAL_FILE).read_text() == scored  # resumed: no image scored again

@@ -104,10 +104,11 @@ def _settings(specs, built: dict, metrics, centres: dict | None, enhancer_kwargs
     methods = []
     for spec, method in zip(specs, built.values()):
         enhancer, folder = getattr(method, "enhancer", None), getattr(method, "folder", None)
-        if enhancer is not None:  # what it runs on, resolved: "auto" is bf16 on a GPU and fp32 on the CPU
+        if enhancer is not None:  # what it runs on, resolved ("auto" is bf16 on a GPU, fp32 on the CPU), not as asked
             runs = {"device": enhancer.device.type, "precision": str(enhancer.dtype).replace("torch.", ""),
                     "backend": enhancer.backend.name}  # fmt: skip
-            methods.append({"spec": spec, "model": fingerprint(enhancer.model), **enhancer_kwargs, "runs": runs})
+            asked = {k: v for k, v in enhancer_kwargs.items() if k not in ("device", "precision", "backend")}
+            methods.append({"spec": spec, "model": fingerprint(enhancer.model), **asked, "runs": runs})
         else:  # another tool's outputs: their folder wherever the run starts (each file's state is journalled)
             methods.append({"spec": spec, **({"folder": os.path.abspath(folder)} if folder else {})})
     # the code too: a development install changes the metrics' code under one version
