@@ -56,7 +56,7 @@ def cpu_scores(images, tmp_path_factory):
         if "scores" not in cache:
             out = tmp_path_factory.mktemp("cpu_report")
             evaluate([str(images)], str(out), ["xvertnet"], METRICS, pictures=1, progress=False, log=lambda m: None,
-                     device="cpu", precision="fp32")  # fmt: skip
+                     device="cpu", precision="fp32", backend="torch")  # fmt: skip
             cache["scores"] = scores(out)
         return cache["scores"]
 
@@ -84,7 +84,7 @@ def test_evaluate_on_the_device_scores_as_the_cpu_does(tmp_path, images, cpu_sco
     # the function the CLI calls, in fp32 (the CLI's default precision, auto, below)
     out = tmp_path / "fp32"
     run, paths = evaluate([str(images)], str(out), ["xvertnet"], METRICS, pictures=1, progress=False,
-                          log=lambda m: None, device=device, precision="fp32")  # fmt: skip
+                          log=lambda m: None, device=device, precision="fp32", backend="torch")  # fmt: skip
     assert run.images == 2 and not run.failed and (out / "report.html").is_file()
     recorded = ran_on(out)
     assert recorded["device"] == device and recorded["precision"] == "float32"  # (backend: tensorrt where installed)

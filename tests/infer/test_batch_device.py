@@ -40,7 +40,7 @@ def inputs(tmp_path_factory):
 def enhance(inputs, out, device: str, mode: str) -> dict[str, np.ndarray]:
     """The CLI's enhance job (float32 TIFFs: no rounding to hide a difference); its outputs by name."""
     code = main(["enhance", str(inputs), "-o", str(out), "--model", "default", "--device", device, "--mode", mode,
-                 "--precision", "fp32", "--format", "tiff", "--workers", "2", "-q"])  # fmt: skip
+                 "--precision", "fp32", "--backend", "torch", "--format", "tiff", "--workers", "2", "-q"])  # fmt: skip
     assert code == 0
     job = json.loads((out / JOB_FILE).read_text())["settings"]
     assert job["mode"] == mode and job["precision"] == "float32"

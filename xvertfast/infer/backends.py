@@ -160,7 +160,8 @@ def without_tf32(device: torch.device):
     as the fp32 TensorRT engines clear TF32 too. Elsewhere nothing to do. Set by ``allow_tf32``,
     which torch's compiler reads too; where the flags were set per operator (torch >= 2.9's
     ``cudnn.conv.fp32_precision``), so that reading ``allow_tf32`` raises, by the conv's own.
-    Restored after."""
+    Restored after. The flag is the process's: two threads running stages at once (the batch job
+    runs them on one) could restore each other's setting too early."""
     if device.type != "cuda":
         yield
         return
