@@ -158,8 +158,10 @@ def without_tf32(device: torch.device):
     mantissa, ~1e-3 relative, the order of bf16) unless told not to, and torch tells it to by
     default. Asking for fp32 means asking for its digits (comparisons with the CPU, evaluation),
     as the fp32 TensorRT engines clear TF32 too. Elsewhere nothing to do. Set by ``allow_tf32``,
-    which torch's compiler reads too; where the flags were set per operator (torch >= 2.9's
-    ``cudnn.conv.fp32_precision``), so that reading ``allow_tf32`` raises, by the conv's own.
+    the flag every torch since 1.7 has (setting only torch >= 2.9's per-operator
+    ``cudnn.conv.fp32_precision`` would make later reads of ``allow_tf32`` raise, as parts of
+    torch.compile do); where the user's flags were already set apart per operator, so that
+    ``allow_tf32`` cannot be read, by the conv's own.
     Restored after. The flag is the process's: two threads running stages at once (the batch job
     runs them on one) could restore each other's setting too early."""
     if device.type != "cuda":
