@@ -189,9 +189,19 @@ def _lossy_history(src) -> bool:
     return str(src.get("LossyImageCompression", "")).strip() == "01" or str(syntax or "") in _LOSSY_SYNTAXES
 
 
-#: What says how large a pixel is: true of the output only on the source's own pixel grid.
-_SPACING = frozenset(["PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing", "PixelSpacingCalibrationType",
-                      "PixelSpacingCalibrationDescription", "EstimatedRadiographicMagnificationFactor"])  # fmt: skip
+#: What says how large a pixel is: true of the output only on the source's own pixel grid (the
+#: spacings, what PixelSpacing was calibrated by, a scanned film's spacing, and the magnification
+#: that takes ImagerPixelSpacing to the patient).
+_SPACING = ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing", "PixelSpacingCalibrationType",
+            "PixelSpacingCalibrationDescription", "EstimatedRadiographicMagnificationFactor")  # fmt: skip
+
+#: What a derived image keeps of its source beside the pixel size: who and what (patient, study,
+#: view), and what is still true of the enhanced pixels: their text and faces are still there (a
+#: de-identification pipeline decides by BurnedInAnnotation whether to scrub pixels).
+_KEPT = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge", "StudyInstanceUID", "StudyDate",
+         "StudyTime", "StudyID", "AccessionNumber", "StudyDescription", "ReferringPhysicianName", "Modality",
+         "BodyPartExamined", "ViewPosition", "FrameOfReferenceUID", "InstanceNumber", "PatientOrientation",
+         "ImageLaterality", "Laterality", "BurnedInAnnotation", "RecognizableVisualFeatures")  # fmt: skip
 
 
 def _write_dicom(tmp: str, unit: np.ndarray, bits: int, like: Radiograph | None, description: str | None) -> None:
@@ -208,21 +218,8 @@ def _write_dicom(tmp: str, unit: np.ndarray, bits: int, like: Radiograph | None,
     if src is not None:  # keep who and what: patient and study
         # pydicom converts an element when it is first taken: its warnings (a malformed value) name the source
         with WarningsNamingTheFile(like.path):
-            for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge",
-                            "StudyInstanceUID", "StudyDate", "StudyTime", "StudyID", "AccessionNumber",
-                            "StudyDescription", "ReferringPhysicianName", "Modality", "BodyPartExamined",
-                            "ViewPosition", "PixelSpacing", "ImagerPixelSpacing", "FrameOfReferenceUID",
-                            # the rest of what says how large a pixel is (the output keeps the grid):
-                            # a scanned film's spacing, what PixelSpacing was calibrated by, and the
-                            # magnification that takes ImagerPixelSpacing to the patient
-                            "NominalScannedPixelSpacing", "PixelSpacingCalibrationType",
-                            "PixelSpacingCalibrationDescription", "EstimatedRadiographicMagnificationFactor",
-                            "InstanceNumber", "PatientOrientation", "ImageLaterality", "Laterality",
-                            # true of the enhanced pixels too: its text and faces are still there (a
-                            # de-identification pipeline decides by them whether to scrub pixels)
-                            "BurnedInAnnotation", "RecognizableVisualFeatures"):  # fmt: skip
-                if keyword in _SPACING and tuple(unit.shape) != tuple(like.shape):
-                    continue  # pixels resized or cropped (the API allows it): the source's sizes are not theirs
+            same_grid = tuple(unit.shape) == tuple(like.shape)  # (the API allows resized or cropped pixels)
+            for keyword in _KEPT + (_SPACING if same_grid else ()):
                 if keyword in src:  # the element as read: a vendor's "0,143" must not fail the output
                     ds.add(copy.deepcopy(src[keyword]))
     if not ds.get("StudyInstanceUID"):  # type 1: a PNG/TIFF, or a source that lacks one or has it empty
