@@ -114,9 +114,10 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
-def _dry_run_help(job: str, what: str) -> str:
+def _dry_run_help(job: str, out_metavar: str) -> str:
     return (f"plan the job and say what a run would do: how many inputs it would {job}, skip as done, or "
-            f"fail, and why ({what}); files that cannot be decoded show only when a run reads them. Writes "
+            f"fail, and why (output name collisions, files in {out_metavar} xvertfast did not write, other "
+            f"settings recorded in {out_metavar}); files that cannot be decoded show only when a run reads them. Writes "
             "nothing and does not make the output folder; exit code 0 nothing would fail, 1 some would, 2 a "
             "run could not start (other settings recorded, a folder it cannot write). A job running there now "
             "is noted (a run is refused until it ends), and where one ran, how long the rest would take at its rate")
@@ -431,9 +432,7 @@ cannot be used (another job in it, other settings without --overwrite) or an
     pre.add_argument("--overwrite", action="store_true",
                      help="recompute inputs whose outputs this job's ledger records as done")
     pre.add_argument("--shard", type=_shard, metavar="K/N", help=SHARD_HELP)
-    pre.add_argument("--dry-run", action="store_true", help=_dry_run_help(
-        "preprocess", "output name collisions, files in OUTDIR xvertfast did not write, other settings recorded "
-        "in OUTDIR"))
+    pre.add_argument("--dry-run", action="store_true", help=_dry_run_help("preprocess", "OUTDIR"))
     pre.set_defaults(func=_cmd_preprocess)
 
     enh = sub.add_parser(
@@ -504,9 +503,8 @@ interrupted.
                      "file there): a first look before trusting the rest")
     enh.add_argument("--shard", type=_shard, metavar="K/N", help=SHARD_HELP + "; give each shard its own "
                      "--report and --preview")  # fmt: skip
-    enh.add_argument("--dry-run", action="store_true", help=_dry_run_help(
-        "enhance", "output name collisions, files in OUT_DIR xvertfast did not write, other settings recorded "
-        "in OUT_DIR") + "; --report, if given, lists each file's plan")
+    enh.add_argument("--dry-run", action="store_true",
+                     help=_dry_run_help("enhance", "OUT_DIR") + "; --report, if given, lists each file's plan")
     enh.set_defaults(func=_cmd_enhance)
 
     ev = sub.add_parser(
