@@ -88,6 +88,15 @@ def no_tf32():
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
 
 
+def folder_state(folder) -> dict | None:
+    """Every entry under ``folder`` (a pathlib.Path) with its bytes and modification time (None:
+    no folder there): equal before and after, a dry run wrote, touched and removed nothing."""
+    if not folder.exists():
+        return None
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*"))}  # fmt: skip
+
+
 class BuiltWithNvcc:
     """A ``_C`` with CUDA kernels (sm_80, sm_90, PTX), compiled against a CUDA build of torch or a
     CPU one, as xvertfast._extension and ``xvertfast info`` ask about it (tests on machines without

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import folder_state
 from tests.infer.test_enhance import chest_like, model_dir  # noqa: F401 (a fixture)
 from xvertfast.cli import main
 from xvertfast.infer import batch
@@ -494,14 +495,6 @@ def test_an_interrupt_while_planning_still_gives_the_summary_and_report(tmp_path
     assert "interrupted while planning" in captured.err and captured.out.startswith("0 done, 1 skipped, 0 failed")
     body = json.loads((tmp_path / "run.json").read_text())["summary"]
     assert body["stopped"] == "interrupted" and body["found"] == 3 and body["not_processed"] == 2
-
-
-def folder_state(folder) -> dict:
-    """Every entry under ``folder`` with its bytes and modification time (None: none there)."""
-    if not folder.exists():
-        return None
-    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None, p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*"))}  # fmt: skip
 
 
 def statuses(report) -> dict[str, str]:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import folder_state
 from xvertfast.cli import main
 from xvertfast.io.job_folder import job_files
 from xvertfast.pipeline.preprocess_files import SUFFIXES, preprocess_files
@@ -270,14 +271,6 @@ def test_nothing_found_and_an_unusable_output_folder(tmp_path, capsys):
     assert "is a file" in capsys.readouterr().err
 
 
-def _tree(folder) -> dict | None:
-    """Every entry under ``folder`` with its bytes and modification time (None: no folder)."""
-    if not folder.exists():
-        return None
-    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None, p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*"))}  # fmt: skip
-
-
 def _names(paths) -> list[str]:
     return sorted(os.path.basename(p) for p in paths)
 
@@ -291,9 +284,9 @@ def test_a_dry_run_writes_nothing_and_plans_what_the_run_does(tmp_path, capsys):
 
     def both(**kwargs):
         """The dry run's plan (the folder unchanged by it), then the run's outcome."""
-        before = _tree(out)
+        before = folder_state(out)
         plan = preprocess_files([str(src)], str(out), progress=False, log=lambda m: None, dry_run=True, **kwargs)
-        assert _tree(out) == before and plan.dry_run and not plan.done
+        assert folder_state(out) == before and plan.dry_run and not plan.done
         done = preprocess_files([str(src)], str(out), progress=False, log=lambda m: None, **kwargs)
         assert (_names(plan.planned), _names(plan.skipped)) == (_names(done.done), _names(done.skipped))
         assert [p for p, _ in plan.failed] == [p for p, _ in done.failed]
