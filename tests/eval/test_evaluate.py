@@ -31,6 +31,12 @@ def chest_like(seed: int, h: int = 640, w: int = 600) -> np.ndarray:
     return np.round(np.clip(body, 0, 1) * 250).astype(np.uint8)
 
 
+def tiny_model_dir(tmp_path, seed: int):
+    """A saved one-stage XVertNet (width 4, depth 2, random weights from ``seed``) trained on 64 px ROIs."""
+    torch.manual_seed(seed)
+    return save_model(XVertNet([XVertNetStage(4, 2)]), tmp_path / "model", extra={"training": {"config": {"roi_size": 64}}})
+
+
 def check_report(out_dir) -> str:
     for name in REPORT_FILES:
         assert (out_dir / name).is_file() and (out_dir / name).stat().st_size > 0, name
@@ -75,8 +81,7 @@ def test_evaluate_synthetic_folder(tmp_path, seed, capsys):
 
 
 def test_evaluate_with_a_model(tmp_path, seed):
-    torch.manual_seed(seed)
-    model = save_model(XVertNet([XVertNetStage(4, 2)]), tmp_path / "model", extra={"training": {"config": {"roi_size": 64}}})
+    model = tiny_model_dir(tmp_path, seed)
     src = tmp_path / "a.png"
     Image.fromarray(chest_like(seed)).save(src)
     out = tmp_path / "r"
@@ -505,8 +510,7 @@ def test_a_report_records_what_xvertnet_ran_on_and_refuses_to_mix(tmp_path, seed
 
     from xvertfast.eval.journal import JOURNAL_FILE
 
-    torch.manual_seed(seed)
-    model = save_model(XVertNet([XVertNetStage(4, 2)]), tmp_path / "model", extra={"training": {"config": {"roi_size": 64}}})
+    model = tiny_model_dir(tmp_path, seed)
     src = tmp_path / "a.png"
     Image.fromarray(chest_like(seed, 320, 300)).save(src)
     out = tmp_path / "r"
@@ -531,8 +535,7 @@ def test_a_rerun_asking_otherwise_for_what_runs_the_same_resumes(tmp_path, seed)
     what auto runs there, so the rerun resumes (nothing is scored again)."""
     from xvertfast.eval.journal import JOURNAL_FILE
 
-    torch.manual_seed(seed)
-    model = save_model(XVertNet([XVertNetStage(4, 2)]), tmp_path / "model", extra={"training": {"config": {"roi_size": 64}}})
+    model = tiny_model_dir(tmp_path, seed)
     src = tmp_path / "a.png"
     Image.fromarray(chest_like(seed, 320, 300)).save(src)
     out = tmp_path / "r"
