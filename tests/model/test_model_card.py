@@ -82,9 +82,9 @@ def test_the_data_the_card_names_is_the_models(card, metadata):
     assert f"{nih[0]} ... {nih[-1]} (the first {len(nih)} NIH images by name)" in card
 
 
-def test_the_weights_size_the_card_gives(card):
+def test_the_weights_size_the_card_gives(card, metadata):
     sizes = [os.path.getsize(os.path.join(DEFAULT_MODEL_DIR, f"stage{k}.safetensors")) for k in (1, 2)]
-    dtype = load_model("default").metadata["provenance"]["weights_dtype"]
+    dtype = metadata["provenance"]["weights_dtype"]
     stated = re.search(r"Weights: (\w+) safetensors, ([\d.]+) MB \(2 x ([\d.]+) MB\) in all", card)
     assert stated, "the card's weights line"
     assert stated.group(1) == dtype
@@ -173,12 +173,10 @@ def test_the_quoted_table_is_the_shipped_summary(document, table, scores, compar
     assert checked == (3 + models) * len(columns)
 
 
-def test_the_first_models_row_is_its_shipped_summary():
+def test_the_first_models_row_is_its_shipped_summary(card):
     """The card's last row of its main table: the first (transposed) model, from its own scores."""
-    with open(CARD) as f:
-        text = f.read()
-    (cells,) = re.findall(r"^\| xvertnet, first model \(transposed\) \|(.*)\|$", text, flags=re.M)
-    header = re.search(r"^\| method \|(.*)\|$", text, flags=re.M)
+    (cells,) = re.findall(r"^\| xvertnet, first model \(transposed\) \|(.*)\|$", card, flags=re.M)
+    header = re.search(r"^\| method \|(.*)\|$", card, flags=re.M)
     summary = {(r["method"], r["metric"]): r for r in _summary("scores_transposed_model.csv", "xvertnet")}
     for column, cell in zip(header.group(1).split("|"), cells.split("|")):
         mean, std = re.fullmatch(r"\s*([\d.]+) ± ([\d.]+)\s*", cell).groups()
