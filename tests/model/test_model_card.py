@@ -44,14 +44,16 @@ def test_the_command_asks_for_the_config_the_model_records(card, metadata):
     import shlex
 
     from xvertfast.cli import build_parser
+    from xvertfast.train import TrainConfig
 
     args = build_parser().parse_args(shlex.split(_training_command(card))[1:])
     recorded = metadata["training"]["config"]
     for option in ("width", "depth", "roi_size", "patch_size", "batch_size", "epochs_gc", "epochs_joint",
                    "patience", "seed", "device", "stages", "val_fraction", "lr", "upsample"):  # fmt: skip
         asked = getattr(args, option)
-        if asked is not None:  # an option left out takes TrainConfig's default, which recorded holds
-            assert asked == recorded[option], option
+        if asked is None:  # an option left out takes TrainConfig's default, which recorded holds
+            asked = getattr(TrainConfig(), option)
+        assert asked == recorded[option], option
 
 
 def test_the_stage_table_is_the_models(card, metadata):
