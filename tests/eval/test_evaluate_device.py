@@ -50,17 +50,10 @@ def scores(report) -> dict[tuple[str, str], dict[str, float]]:
 @pytest.fixture(scope="module")
 def cpu_scores(images, tmp_path_factory):
     """The CPU run's scores, made once per module (the cuda variant reuses the cpu one's)."""
-    cache = {}
-
-    def get():
-        if "scores" not in cache:
-            out = tmp_path_factory.mktemp("cpu_report")
-            evaluate([str(images)], str(out), ["xvertnet"], METRICS, pictures=1, progress=False, log=lambda m: None,
-                     device="cpu", precision="fp32", backend="torch")  # fmt: skip
-            cache["scores"] = scores(out)
-        return cache["scores"]
-
-    return get
+    out = tmp_path_factory.mktemp("cpu_report")
+    evaluate([str(images)], str(out), ["xvertnet"], METRICS, pictures=1, progress=False, log=lambda m: None,
+             device="cpu", precision="fp32", backend="torch")  # fmt: skip
+    return scores(out)
 
 
 def ran_on(report) -> dict:
@@ -88,7 +81,7 @@ def test_evaluate_on_the_device_scores_as_the_cpu_does(tmp_path, images, cpu_sco
     assert run.images == 2 and not run.failed and (out / "report.html").is_file()
     recorded = ran_on(out)
     assert recorded["device"] == device and recorded["precision"] == "float32"  # (backend: tensorrt where installed)
-    check_close(scores(out), cpu_scores(), FP32_RTOL, f"{device} fp32")
+    check_close(scores(out), cpu_scores, FP32_RTOL, f"{device} fp32")
     # as a user runs it: --device, the precision its default (bf16 on a GPU)
     cli = tmp_path / "cli"
     assert main(["evaluate", str(images), "-o", str(cli), "--methods", "xvertnet", "--metrics", ",".join(METRICS),
@@ -97,4 +90,4 @@ def test_evaluate_on_the_device_scores_as_the_cpu_does(tmp_path, images, cpu_sco
     # auto: fp32 on the CPU; bf16 on a GPU (fp16 on older ones, or where auto's backend is TensorRT)
     assert ran_on(cli)["device"] == device
     assert ran_on(cli)["precision"] in (("float32",) if device == "cpu" else ("bfloat16", "float16"))
-    check_close(scores(cli), cpu_scores(), AUTO_RTOL, f"{device} --device")
+    check_close(scores(cli), cpu_scores, AUTO_RTOL, f"{device} --device")

@@ -40,17 +40,10 @@ LOSS_RTOL = {"1": 1e-3, "2": 0.1}
 def cpu_runs(tmp_path_factory):
     """The CPU run each device run is compared with, made once per module (the cuda variant reuses
     the cpu variant's where both run)."""
-    cache = {}
-
-    def get():
-        if "metrics" not in cache:
-            root = tmp_path_factory.mktemp("cpu_run")
-            data = write_images(root / "data")
-            train([str(data)], str(root / "run"), SHORT, progress=False, log=lambda m: None)
-            cache["metrics"] = read_metrics(root / "run")
-        return cache["metrics"]
-
-    return get
+    root = tmp_path_factory.mktemp("cpu_run")
+    data = write_images(root / "data")
+    train([str(data)], str(root / "run"), SHORT, progress=False, log=lambda m: None)
+    return read_metrics(root / "run")
 
 
 def read_metrics(run) -> list[dict]:
@@ -81,7 +74,7 @@ def test_a_run_on_the_device_resumes_saves_a_loadable_model_and_tracks_the_cpu_r
     out = loaded.to(device).enhance(xp.to(device), (xp - 0.5).to(device))  # the guidance's WLS on the device
     assert out.device.type == device and torch.isfinite(out).all()
 
-    rows, reference = read_metrics(run), cpu_runs()
+    rows, reference = read_metrics(run), cpu_runs
     assert [(r["stage"], r["epoch"], r["phase"]) for r in rows] == [(r["stage"], r["epoch"], r["phase"]) for r in reference]
     assert len(rows) == 4
     for row, ref in zip(rows, reference):
