@@ -15,8 +15,7 @@ from readme_command import quickstart_commands  # noqa: E402
 
 
 def test_quickstart_is_what_ci_runs():
-    with open(os.path.join(ROOT, "README.md")) as f:
-        commands = quickstart_commands(f.read())
+    commands = quickstart_commands(_readme())
     with open(os.path.join(ROOT, ".ci", "run")) as f:
         ci = f.read()
     assert len(commands) == 2
@@ -29,18 +28,15 @@ def test_quickstart_is_what_ci_runs():
 def test_reading_and_writing_example_runs_as_written(tmp_path, monkeypatch):
     """The README's read_image/write_image example, run verbatim with the bundled sample as
     chest.dcm in an empty folder: write_image makes no folders, so the example must."""
-    import re
     import shutil
 
     pytest.importorskip("pydicom")
     from xvertfast.samples import SAMPLE_DICOM
 
-    with open(os.path.join(ROOT, "README.md")) as f:
-        blocks = re.findall(r"```python\n(.*?)```", f.read(), flags=re.S)
-    (example,) = [b for b in blocks if 'write_image("out/chest.dcm"' in b]
+    example = _python_example('write_image("out/chest.dcm"')
     shutil.copy(SAMPLE_DICOM, tmp_path / "chest.dcm")
     monkeypatch.chdir(tmp_path)
-    exec(compile(example, "README.md", "exec"), {})
+    _run_example(example)
     assert (tmp_path / "out" / "chest.dcm").is_file()
 
 
