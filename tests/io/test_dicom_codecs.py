@@ -11,7 +11,7 @@ import pytest
 from xvertfast.io import ImageReadError, dicom_codecs, read_image
 from xvertfast.io.errors import WarningsNamingTheFile
 
-from tests.io.test_read import _corrupt_jpeg2000_dicom, make_dicom
+from tests.io.test_read import _corrupt_jpeg2000_dicom, _luma, make_dicom
 
 pytest.importorskip("imagecodecs", reason="the plugin needs imagecodecs (the dicom-codecs and test extras)")
 pytest.importorskip("openjpeg", reason="encoding JPEG 2000 and pydicom's own plugin need pylibjpeg-openjpeg")
@@ -205,7 +205,7 @@ def test_colour_jpeg2000_saying_planar_configuration_1_keeps_its_colours_by_eith
     ds.PixelData = encapsulate([imagecodecs.jpeg2k_encode(rgb, level=0, codecformat="J2K", mct=False)])
     ds["PixelData"].VR = "OB"
     ds.save_as(tmp_path / "c.dcm")
-    want = np.rint(rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114]))
+    want = _luma(rgb)
     np.testing.assert_array_equal(read_image(tmp_path / "c.dcm", warn=False).values, want)
     with pytest.warns(UserWarning, match="RGB image converted to luminance"):
         np.testing.assert_array_equal(with_pydicoms_plugin(tmp_path / "c.dcm").values, want)

@@ -222,7 +222,6 @@ def test_tiff_too_large_for_pillows_bomb_check_says_so(tmp_path, monkeypatch, re
     # about 179 Mpx), an LZW TIFF Pillow decodes for want of imagecodecs is refused by Pillow at open:
     # that was reported as a codec missing. Here the limit is lowered instead of writing 179 Mpx
     import tifffile
-    from PIL import Image
 
     values = (np.arange(48 * 64).reshape(48, 64) % 4096).astype(np.uint16)
     tifffile.imwrite(tmp_path / "b.tif", values, compression="lzw")
@@ -558,7 +557,6 @@ def test_a_broken_link_and_a_link_loop_are_called_so_not_missing(tmp_path):
         read_image(tmp_path / "a.png")
 
 
-
 @pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symbolic links here")
 def test_a_path_behind_a_folder_that_may_not_be_entered_is_not_called_missing(tmp_path, monkeypatch):
     # a folder on the way that this user may not enter (EACCES) hides the file: the link to it was
@@ -582,6 +580,7 @@ def test_a_path_behind_a_folder_that_may_not_be_entered_is_not_called_missing(tm
         read_image(tmp_path / "link.png")
     with pytest.raises(ImageReadError, match=r"x\.png: permission denied: a folder on the way to it may not be entered"):
         read_image(tmp_path / "secret" / "x.png")
+
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
 def test_a_named_pipe_is_refused_not_waited_on(tmp_path):
@@ -1055,7 +1054,9 @@ def test_a_jpeg_of_a_process_pillow_lacks_is_named_as_such_not_called_corrupt(tm
 
 
 def test_a_cut_baseline_jpeg_is_still_called_truncated(tmp_path):
-    buf = __import__("io").BytesIO()
+    import io
+
+    buf = io.BytesIO()
     Image.fromarray(np.arange(64 * 64, dtype=np.uint16).reshape(64, 64).astype(np.uint8)).save(buf, format="JPEG")
     (tmp_path / "cut.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
     with pytest.raises(ImageReadError, match=r"cut\.jpg: cannot decode JPEG: truncated or corrupt"):
@@ -1344,7 +1345,6 @@ def test_pillows_warnings_about_a_tiff_it_decodes_for_tifffile_name_the_file(tmp
     # an LZW TIFF without imagecodecs is Pillow's; its warnings about the tags (here a
     # ResolutionUnit of two values) came out bare, naming no file, once per process for a batch
     import tifffile
-    from PIL import Image
 
     from xvertfast.io.errors import WarningsNamingTheFile
 
