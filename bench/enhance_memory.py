@@ -5,7 +5,7 @@
 A job over tens of thousands of radiographs runs for hours, so memory that grows by even a
 megabyte an image (a cache that never evicts, malloc fragmentation from images of many sizes)
 ends in the out-of-memory killer. This runs the CLI on ``count`` radiographs of varied sizes,
-aspect ratios and bit depths (the cxr-dev NIH images resized: 0.3 to 2.4 megapixels, 8- and
+aspect ratios and bit depths (the cxr-dev NIH images resized: 0.4 to 3.6 megapixels, 8- and
 16-bit PNGs), samples the process's anonymous resident memory (``RssAnon``, what the OOM
 killer counts; not the page cache) every 0.2 s against the number of images its ledger records
 as done, and prints a table: memory after 10% ... 100% of the images, the peak, and the growth
