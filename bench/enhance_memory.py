@@ -1,6 +1,7 @@
 """The memory of a long `xvertfast enhance` job: does it stay flat over hundreds of images?
 
-    python bench/enhance_memory.py [--count 200] [--workers 1] [--plot memory.png]
+    python bench/enhance_memory.py [--count 200] [--workers 1] [--plot memory.png] [--json run.json]
+    python bench/enhance_memory.py --samples run.json      # the table again from a run's saved samples
 
 A job over tens of thousands of radiographs runs for hours, so memory that grows by even a
 megabyte an image (a cache that never evicts, malloc fragmentation from images of many sizes)
@@ -9,7 +10,8 @@ aspect ratios and bit depths (the cxr-dev NIH images resized: 0.4 to 3.6 megapix
 16-bit PNGs), samples the process's anonymous resident memory (``RssAnon``, what the OOM
 killer counts; not the page cache) every 0.2 s against the number of images its ledger records
 as done, and prints a table: memory after 10% ... 100% of the images, the peak, and the growth
-per 100 images fitted over the second half of the job (after warm-up). Linux only (/proc).
+per 100 images fitted over the second half of the job (after warm-up); then the range and the
+means over the rest of the job after its first 10%. Linux only (/proc).
 """
 
 from __future__ import annotations
@@ -95,7 +97,12 @@ def summarise(samples: list[tuple[float, int, float]], count: int) -> dict:
         xs.append(n)
         ys.append(float(mb[done == n][-1]))
     slope = float(np.polyfit(xs, ys, 1)[0]) * 100 if len(xs) >= 3 else float("nan")
-    return {"at": at, "peak": float(mb.max()), "slope_per_100": slope, "seconds": samples[-1][0]}
+    # after warm-up (the first 10% of the images), up to the last image: the band and its level by thirds
+    settled = (done >= max(1, int(round(0.1 * count)))) & (done < count)
+    thirds = [part for part in np.array_split(np.unique(done[settled]), 3) if len(part)]
+    return {"at": at, "peak": float(mb.max()), "slope_per_100": slope, "seconds": samples[-1][0],
+            "settled_range": [float(mb[settled].min()), float(mb[settled].max())] if settled.any() else [],
+            "settled_means": [[int(part[0]), int(part[-1]), float(mb[np.isin(done, part)].mean())] for part in thirds]}
 
 
 def plot(samples, path: str, title: str) -> None:
@@ -123,13 +130,32 @@ def measure(count: int, workers: int, rows: tuple[int, int] = (700, 1800)):
     return samples, summarise(samples, count), shapes
 
 
+def print_table(s: dict) -> None:
+    print("| images done | 10% | 25% | 50% | 75% | 100% | peak | growth over the second half |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    at = " | ".join(f"{s['at'][k]:.0f}" for k in (0.1, 0.25, 0.5, 0.75, 1.0))
+    print(f"| RssAnon (MB) | {at} | {s['peak']:.0f} | {s['slope_per_100']:+.1f} MB per 100 images |")
+    if s["settled_range"]:
+        means = ", ".join(f"{mean:.0f} MB over images {first}-{last}" for first, last, mean in s["settled_means"])
+        print(f"\nafter the first 10% of the images: {s['settled_range'][0]:.0f}-{s['settled_range'][1]:.0f} MB; "
+              f"mean {means}")  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=200, help="images in the job (default: 200)")
     parser.add_argument("--workers", type=int, default=1, help="enhance --workers (default: 1)")
     parser.add_argument("--plot", metavar="PNG", help="also draw memory against images done into this PNG")
     parser.add_argument("--json", metavar="FILE", help="also write the samples and summary as JSON")
+    parser.add_argument("--samples", metavar="FILE", help="run nothing: the table of a run's samples saved by --json")
     args = parser.parse_args()
+    if args.samples:
+        with open(args.samples) as f:
+            saved = json.load(f)
+        samples, shapes = [tuple(x) for x in saved["samples"]], [tuple(x) for x in saved["shapes"]]
+        print(f"{len(shapes)} images, from {args.samples}\n")
+        print_table(summarise(samples, len(shapes)))
+        return 0
     if not sys.platform.startswith("linux"):
         raise SystemExit("enhance_memory.py reads /proc: Linux only")
     samples, s, shapes = measure(args.count, args.workers)
@@ -137,10 +163,7 @@ def main() -> int:
     print(f"Device: `{device_line()}`")
     print(f"{args.count} images, {min(mpx):.2f}-{max(mpx):.2f} Mpx (mean {np.mean(mpx):.2f}), --workers "
           f"{args.workers}, {s['seconds']:.0f} s\n")  # fmt: skip
-    print("| images done | 10% | 25% | 50% | 75% | 100% | peak | growth over the second half |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    at = " | ".join(f"{s['at'][k]:.0f}" for k in (0.1, 0.25, 0.5, 0.75, 1.0))
-    print(f"| RssAnon (MB) | {at} | {s['peak']:.0f} | {s['slope_per_100']:+.1f} MB per 100 images |")
+    print_table(s)
     if args.plot:
         plot(samples, args.plot, f"xvertfast enhance, {args.count} images of varied sizes, --workers {args.workers}")
         print(f"\nplot: {args.plot}")
