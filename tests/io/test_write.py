@@ -14,6 +14,22 @@ from xvertfast._version import __version__
 from xvertfast.io import ImageWriteError, read_image, write_image
 
 
+def derived_dicom(tmp_path, seed, edit=None, name="src"):
+    """(source data set, xvertfast's output like it, as pydicom reads it): a 10-bit DICOM that
+    ``edit`` changes before it is saved, read and written back as an enhance job writes its output."""
+    import pydicom
+
+    values = np.random.default_rng(seed).integers(0, 1024, size=(16, 24)).astype(np.uint16)
+    path = tmp_path / f"{name}.dcm"
+    ds = make_dicom(path, values, bits=10)
+    if edit is not None:
+        edit(ds)
+        ds.save_as(path, enforce_file_format=True)
+    src = read_image(path, warn=False)
+    write_image(tmp_path / f"{name}_out.dcm", src.pixels, like=src)
+    return ds, pydicom.dcmread(tmp_path / f"{name}_out.dcm")
+
+
 def test_png16_keeps_a_12bit_range(tmp_path, seed):
     values = np.random.default_rng(seed).integers(0, 4096, size=(30, 20)).astype(np.uint16)
     values[0, 0], values[0, 1] = 0, 4095
@@ -231,16 +247,11 @@ def test_a_source_header_pydicom_cannot_encode_fails_that_output_named(tmp_path,
 def test_dicom_type1_study_uid_and_modality_even_where_the_source_lacks_them(tmp_path, seed):
     # a source without a StudyInstanceUID, or with an empty Modality, gave an output missing
     # these type 1 attributes (a PACS refuses it); the output gets a new study and 'OT'
-    import pydicom
+    def edit(ds):
+        del ds.StudyInstanceUID
+        ds.Modality = ""
 
-    values = np.random.default_rng(seed).integers(0, 1024, size=(16, 24)).astype(np.uint16)
-    ds = make_dicom(tmp_path / "src.dcm", values, bits=10)
-    del ds.StudyInstanceUID
-    ds.Modality = ""
-    ds.save_as(tmp_path / "src.dcm", enforce_file_format=True)
-    src = read_image(tmp_path / "src.dcm", warn=False)
-    write_image(tmp_path / "out.dcm", src.pixels, like=src)
-    out = pydicom.dcmread(tmp_path / "out.dcm")
+    _, out = derived_dicom(tmp_path, seed, edit)
     assert out.StudyInstanceUID and out.StudyInstanceUID.is_valid and out.Modality == "OT"
 
 
@@ -276,15 +287,10 @@ def test_dicom_from_a_lossy_source_says_it_was_lossy_compressed(tmp_path, seed, 
 def test_dicom_keeps_the_sources_burned_in_annotation_flags(tmp_path, seed):
     # the enhanced pixels still show the source's burned-in text (a name, a date): the output
     # dropped BurnedInAnnotation YES, so a de-identification step that trusts it skipped them
-    import pydicom
+    def edit(ds):
+        ds.BurnedInAnnotation, ds.RecognizableVisualFeatures = "YES", "NO"
 
-    values = np.random.default_rng(seed).integers(0, 1024, size=(16, 24)).astype(np.uint16)
-    ds = make_dicom(tmp_path / "src.dcm", values, bits=10)
-    ds.BurnedInAnnotation, ds.RecognizableVisualFeatures = "YES", "NO"
-    ds.save_as(tmp_path / "src.dcm", enforce_file_format=True)
-    src = read_image(tmp_path / "src.dcm", warn=False)
-    write_image(tmp_path / "out.dcm", src.pixels, like=src)
-    out = pydicom.dcmread(tmp_path / "out.dcm")
+    _, out = derived_dicom(tmp_path, seed, edit)
     assert out.BurnedInAnnotation == "YES" and out.RecognizableVisualFeatures == "NO"
 
 
@@ -292,23 +298,17 @@ def test_dicom_keeps_every_pixel_size_the_source_gives(tmp_path, seed):
     # PixelSpacing and ImagerPixelSpacing were kept but a digitized film's NominalScannedPixelSpacing
     # (its only spacing) was dropped, and so were PixelSpacing's calibration and the magnification
     # that takes ImagerPixelSpacing to the patient: measurements on the output lost their scale
-    import pydicom
+    def film_edit(ds):
+        ds.NominalScannedPixelSpacing = [0.2, 0.25]
 
-    values = np.random.default_rng(seed).integers(0, 1024, size=(16, 24)).astype(np.uint16)
-    ds = make_dicom(tmp_path / "film.dcm", values, bits=10)
-    ds.NominalScannedPixelSpacing = [0.2, 0.25]
-    ds.save_as(tmp_path / "film.dcm", enforce_file_format=True)
-    ds = make_dicom(tmp_path / "dx.dcm", values, bits=10)
-    ds.PixelSpacing, ds.PixelSpacingCalibrationType = [0.125, 0.125], "GEOMETRY"
-    ds.PixelSpacingCalibrationDescription = "magnification at the spine"
-    ds.ImagerPixelSpacing, ds.EstimatedRadiographicMagnificationFactor = [0.15, 0.15], 1.2
-    ds.save_as(tmp_path / "dx.dcm", enforce_file_format=True)
-    for name in ("film", "dx"):
-        src = read_image(tmp_path / f"{name}.dcm", warn=False)
-        write_image(tmp_path / f"{name}_out.dcm", src.pixels, like=src)
-    film = pydicom.dcmread(tmp_path / "film_out.dcm")
+    def dx_edit(ds):
+        ds.PixelSpacing, ds.PixelSpacingCalibrationType = [0.125, 0.125], "GEOMETRY"
+        ds.PixelSpacingCalibrationDescription = "magnification at the spine"
+        ds.ImagerPixelSpacing, ds.EstimatedRadiographicMagnificationFactor = [0.15, 0.15], 1.2
+
+    _, film = derived_dicom(tmp_path, seed, film_edit, name="film")
     assert [float(v) for v in film.NominalScannedPixelSpacing] == [0.2, 0.25]
-    dx = pydicom.dcmread(tmp_path / "dx_out.dcm")
+    _, dx = derived_dicom(tmp_path, seed, dx_edit, name="dx")
     assert [float(v) for v in dx.PixelSpacing] == [0.125, 0.125] and dx.PixelSpacingCalibrationType == "GEOMETRY"
     assert dx.PixelSpacingCalibrationDescription == "magnification at the spine"
     assert [float(v) for v in dx.ImagerPixelSpacing] == [0.15, 0.15]
@@ -318,15 +318,11 @@ def test_dicom_keeps_every_pixel_size_the_source_gives(tmp_path, seed):
 def test_dicom_source_reference_takes_the_class_from_the_file_meta_where_the_data_set_lacks_it(tmp_path, seed):
     # a CR whose data set lacks SOPClassUID (its file meta has it) was referenced as a Secondary
     # Capture image: a wrong class for the source a viewer or PACS would look up
-    import pydicom
+    def edit(ds):
+        del ds.SOPClassUID
 
-    values = np.random.default_rng(seed).integers(0, 1024, size=(16, 24)).astype(np.uint16)
-    ds = make_dicom(tmp_path / "src.dcm", values, bits=10)
-    del ds.SOPClassUID
-    ds.save_as(tmp_path / "src.dcm")
-    src = read_image(tmp_path / "src.dcm", warn=False)
-    write_image(tmp_path / "out.dcm", src.pixels, like=src)
-    ref = pydicom.dcmread(tmp_path / "out.dcm").SourceImageSequence[0]
+    ds, out = derived_dicom(tmp_path, seed, edit)
+    ref = out.SourceImageSequence[0]
     assert ref.ReferencedSOPClassUID == "1.2.840.10008.5.1.4.1.1.1"  # CR image storage, as in the file meta
     assert ref.ReferencedSOPInstanceUID == ds.SOPInstanceUID
 
