@@ -7,6 +7,7 @@ job out of a folder one is writing into. No dependencies in the package.
 from __future__ import annotations
 
 import os
+import time
 from typing import IO
 
 __all__ = ["settings_changes", "ends_with_newline", "hold_lock"]
@@ -46,12 +47,15 @@ def ends_with_newline(path: str) -> bool:
         return f.read(1) == b"\n"
 
 
-def hold_lock(path: str, shared: bool = False, wait: bool = False) -> IO | None:
+def hold_lock(path: str, shared: bool = False, wait: bool = False, patience: float = 0.0) -> IO | None:
     """``path`` opened (created if missing) with an advisory lock (``flock``) that lasts until
     the file is closed, or None where another process holds a conflicting one: a job refuses to
     share its folder instead of racing the other one (and removing its temporaries). The lock
     is exclusive, or ``shared`` (the shards of one job hold the folder's lock together, which
     keeps an unsharded job out); ``wait`` blocks until it is granted instead of returning None.
+    ``patience`` retries for that many seconds first: a job learns whether another runs by
+    taking that one's lock for a moment (a dry run, a shard starting), so a holder that lets go
+    within it was a probe, not a job.
     Where there is no flock (Windows, a Lustre mount with ``noflock``), the file unlocked; where
     locks are only local (an NFS mount with ``nolock`` or ``local_lock=flock``), they keep out
     only the jobs of the same machine: one job per folder is then up to the user. Raises OSError
@@ -63,11 +67,15 @@ def hold_lock(path: str, shared: bool = False, wait: bool = False) -> IO | None:
         import fcntl
     except ImportError:
         return lock
-    try:
-        fcntl.flock(lock.fileno(), (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB))
-    except OSError as exc:
-        if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):  # no locking here, not a holder
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            fcntl.flock(lock.fileno(), (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB))
             return lock
-        lock.close()
-        return None
-    return lock
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):  # no locking here, not a holder
+                return lock
+            if time.monotonic() >= deadline:
+                lock.close()
+                return None
+        time.sleep(0.02)

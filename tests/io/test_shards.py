@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -15,6 +16,7 @@ from tests.infer.test_enhance import model_dir  # noqa: F401 (a fixture)
 from tests.io.test_job_folder import run, write_pngs
 from xvertfast.io.job_folder import JobFolder, job_files, shard_files
 from xvertfast.io.shards import Shard
+from xvertfast.resume import hold_lock
 
 SETTINGS = {"model": "m", "format": "png16"}
 
@@ -107,6 +109,31 @@ def test_a_shards_dry_run_says_a_run_would_be_refused_wherever_the_run_is(tmp_pa
         running.close()
     for settings, overwrite, shard in [(SETTINGS, False, Shard(1, 3)), (other, True, Shard(2, 2))]:
         assert not JobFolder(out, settings, overwrite, shard=shard, read_only=True).busy  # none runs now
+
+
+@pytest.mark.parametrize("shard", [None, Shard(1, 2), Shard(1, 3)])
+def test_a_run_starting_while_another_job_probes_the_locks_is_not_refused(tmp_path, shard):
+    # a dry run, and a shard starting beside a folder shards of another count once used, learn
+    # whether a job runs by taking its lock for a moment: a run that started in that moment was
+    # refused as if a job were writing there (a job array's shards start together)
+    out = str(tmp_path / "out")
+    JobFolder(out, SETTINGS, False, shard=Shard(1, 2)).close()  # the lock files a job leaves
+    JobFolder(out, SETTINGS, False).close()
+    locks = [job_files("enhance")[2]]
+    if shard is not None:
+        locks.append(shard_files("enhance", shard)[1])
+    if shard == Shard(1, 3):
+        locks.append(shard_files("enhance", Shard(1, 2))[2])  # the count lock a starting 1/3 probes
+    for name in locks:
+        probe = hold_lock(os.path.join(out, name))  # held exclusively for a moment, as a probe does
+        threading.Timer(0.2, probe.close).start()
+        JobFolder(out, SETTINGS, False, shard=shard).close()
+        held = hold_lock(os.path.join(out, name))  # a job that goes on holding it still keeps the run out
+        try:
+            with pytest.raises(ValueError, match="writing into"):
+                JobFolder(out, SETTINGS, False, shard=shard)
+        finally:
+            held.close()
 
 
 def _input(tmp_path, name: str) -> str:

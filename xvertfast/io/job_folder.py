@@ -110,6 +110,11 @@ REMOVED = "removed"
 #: such lines, written in a burst as a run plans, say nothing of how fast outputs are made.
 ADOPTED = "adopted"
 
+#: Seconds a job starting retries a lock another holds before it is refused: dry runs and
+#: starting shards take the locks for a moment to see whether a job holds them (a job array's
+#: shards start together), and such a moment must not pass for a job running.
+LOCK_PATIENCE = 1.0
+
 #: Those of ``xvertfast enhance``.
 JOB_FILE, LEDGER_FILE, LOCK_FILE = JOB_STATE_FILES = job_files("enhance")
 
@@ -418,19 +423,19 @@ class JobFolder:
         one its shards of that count share. ValueError where another job holds what it needs."""
         folder_lock = os.path.join(self.out_dir, self._lock_file)
         if self.shard is None:
-            lock = hold_lock(folder_lock)
+            lock = hold_lock(folder_lock, patience=LOCK_PATIENCE)
             if lock is None:
                 raise ValueError(f"another xvertfast {self.job} is writing into {self.out_dir} (it holds "
                                  f"{folder_lock}); wait for it, or use another folder")  # fmt: skip
             self._locks.append(lock)
             return
-        lock = hold_lock(folder_lock, shared=True)
+        lock = hold_lock(folder_lock, shared=True, patience=LOCK_PATIENCE)
         if lock is None:
             raise ValueError(f"an xvertfast {self.job} without --shard is writing into {self.out_dir} (it holds "
                              f"{folder_lock}); wait for it, or use another folder")  # fmt: skip
         self._locks.append(lock)
         _, own_lock, count_lock = (os.path.join(self.out_dir, n) for n in shard_files(self.job, self.shard))
-        own = hold_lock(own_lock)
+        own = hold_lock(own_lock, patience=LOCK_PATIENCE)
         if own is None:
             raise ValueError(f"{self.shard} of an xvertfast {self.job} is already writing into {self.out_dir} "
                              f"(it holds {own_lock})")  # fmt: skip
@@ -445,7 +450,7 @@ class JobFolder:
             match = pattern.fullmatch(name)
             if match is None or int(match.group(1)) == self.shard.count:
                 continue
-            probe = hold_lock(os.path.join(self.out_dir, name))
+            probe = hold_lock(os.path.join(self.out_dir, name), patience=LOCK_PATIENCE)
             if probe is None:
                 raise ValueError(f"shards of {match.group(1)} of an xvertfast {self.job} are writing into "
                                  f"{self.out_dir}; shards of {self.shard.count} cannot join them (an input would "
@@ -487,7 +492,7 @@ class JobFolder:
         record = {"xvertfast": __version__, "settings": self.settings}
         recorded, previous = self._recorded_settings()
         if running_lock is not None and previous != self.settings:  # (none recorded: none should run)
-            probe = hold_lock(running_lock)  # (a shard running on the recorded settings holds it shared)
+            probe = hold_lock(running_lock, patience=LOCK_PATIENCE)  # (a shard running on the recorded settings holds it shared)
             if probe is None:
                 raise ValueError(f"other shards of an xvertfast {self.job} are writing into {self.out_dir} with its "
                                  "recorded settings; start the shards with new settings (--overwrite) once none "
