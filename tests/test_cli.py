@@ -322,3 +322,11 @@ def test_a_repeated_sigterm_does_not_cut_the_first_ones_stop_short(monkeypatch):
 
     monkeypatch.setattr(cli, "_cmd_info", command)
     assert cli.main(["info"]) == 143 and stopped_cleanly == [True]
+
+
+def test_durations_read_in_the_unit_people_use():
+    # a dry run over a large archive said "120.5 h"; status's ages and the estimates now share one rule
+    from xvertfast.cli import _ago, _duration
+
+    assert _duration(45) == "45 s" and _duration(600) == "10 min" and _duration(5 * 3600) == "5.0 h"
+    assert _duration(120.5 * 3600) == "5.0 days" and _ago(3 * 86400) == "3.0 days ago" and _ago(-5) == "0 s ago"

@@ -107,11 +107,14 @@ def _dry_run_notes(summary, job: str, out_dir: str, to_do: int, outputs_each: in
 
 
 def _duration(seconds: float) -> str:
+    """``seconds`` in the unit a person reads it in: s, min, h, days (from two of each)."""
+    if seconds >= 2 * 86400:
+        return f"{seconds / 86400:.1f} days"
     if seconds >= 2 * 3600:
         return f"{seconds / 3600:.1f} h"
     if seconds >= 2 * 60:
         return f"{seconds / 60:.0f} min"
-    return f"{seconds:.0f} s"
+    return f"{max(seconds, 0):.0f} s"
 
 
 def _dry_run_help(job: str, out_metavar: str) -> str:
@@ -212,10 +215,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _ago(seconds: float) -> str:
-    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= 2 * size:
-            return f"{seconds / size:.0f} {unit} ago"
-    return f"{max(seconds, 0):.0f} s ago"
+    return f"{_duration(seconds)} ago"  # (a clock set back reads 0 s ago)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
