@@ -187,3 +187,26 @@ def test_xp_is_the_normalised_ratio_with_e_clamped_at_the_floor(seed):
     want = normalised(x / np.maximum(e, E_FLOOR))
     np.testing.assert_allclose(pp.xp, want, rtol=0, atol=1e-5)
     assert np.abs(want - normalised(x / np.maximum(e, 1e-6))).max() > 0.1  # another floor gives another Xp
+
+
+def test_big_endian_and_read_only_arrays_are_taken_as_they_are(recwarn):
+    # torch.from_numpy refused big-endian data (FITS, some TIFF readers) and warned on read-only
+    # memory (np.load(mmap_mode="r")); wls took both
+    x = np.random.default_rng(0).random((24, 20)).astype(np.float32)
+    expected = preprocess(x)
+    frozen = x.copy()
+    frozen.flags.writeable = False
+    for pixels in (x.astype(">f4"), frozen):
+        pp = preprocess(pixels)
+        np.testing.assert_array_equal(pp.xp, expected.xp)
+        np.testing.assert_array_equal(pp.y, expected.y)
+    assert not [w for w in recwarn if "writable" in str(w.message)]
+
+
+def test_outputs_carry_no_gradient():
+    # a requires_grad input gave outputs with a graph through X alone (the WLS solves are detached):
+    # a wrong gradient, and a warning of torch's on the way
+    x = torch.rand(20, 24, requires_grad=True)
+    pp = preprocess(x)
+    assert not any(f.requires_grad for f in fields(pp))
+    torch.testing.assert_close(pp.y, preprocess(x.detach()).y, rtol=0, atol=0)

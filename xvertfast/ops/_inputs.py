@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from xvertfast._extension import cuda_kernels_run_on, has_extension
@@ -12,6 +13,18 @@ _KERNEL_DTYPES = (torch.float32, torch.float64)
 def compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
     """float64 if any input is float64, else float32 (half/bfloat16 are computed in float32)."""
     return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
+
+
+def from_numpy(array: np.ndarray) -> torch.Tensor:
+    """A tensor of a NumPy array's values: big-endian data (FITS, some TIFF readers), which torch
+    refuses, is byte-swapped and read-only memory (``np.load(mmap_mode="r")``, a broadcast view),
+    on which torch warns, copied; other arrays are shared, not copied."""
+    if not array.dtype.isnative:
+        array = array.astype(array.dtype.newbyteorder("="))
+    array = np.ascontiguousarray(array)
+    if not array.flags.writeable:  # torch warns on read-only memory (a view of it could write)
+        array = array.copy()
+    return torch.from_numpy(array)
 
 
 def check_floating(x: torch.Tensor, op: str, name: str) -> None:

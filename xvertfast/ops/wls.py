@@ -26,7 +26,7 @@ from xvertfast._extension import (
     has_extension,
 )
 from xvertfast.ops import wls_reference
-from xvertfast.ops._inputs import compute_dtype
+from xvertfast.ops._inputs import compute_dtype, from_numpy
 from xvertfast.ops.wls_direct import solve_direct
 from xvertfast.ops.wls_pcg import wls_cupy
 
@@ -59,13 +59,7 @@ def _as_tensor(image: Any) -> tuple[torch.Tensor, bool]:
     if isinstance(image, torch.Tensor):
         return image, False
     if isinstance(image, np.ndarray):
-        array = image
-        if not array.dtype.isnative:  # big-endian data (FITS, some TIFF readers): torch refuses it
-            array = array.astype(array.dtype.newbyteorder("="))
-        array = np.ascontiguousarray(array)
-        if not array.flags.writeable:  # torch warns on read-only memory (a view of it could write)
-            array = array.copy()
-        return torch.from_numpy(array), True
+        return from_numpy(image), True
     raise TypeError(f"wls: image must be a NumPy array or a torch tensor, got {type(image).__name__}")
 
 

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from xvertfast.ops._inputs import from_numpy as tensor_from_numpy
 from xvertfast.ops.wls import wls
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 
@@ -152,12 +153,14 @@ def preprocess(pixels, lam: float = DEFAULT_LAM, alpha: float = DEFAULT_ALPHA, e
         method: WLS method (see :func:`xvertfast.wls`).
 
     Returns:
-        :class:`Preprocessed`, every field float32 of the input's type, device and shape.
+        :class:`Preprocessed`, every field float32 of the input's type, device and shape,
+        without gradient (the WLS solves are not differentiable).
     """
     from_numpy = isinstance(pixels, np.ndarray)
-    t = torch.from_numpy(np.ascontiguousarray(pixels)) if from_numpy else pixels
+    t = tensor_from_numpy(pixels) if from_numpy else pixels
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"preprocess: pixels must be a NumPy array or a torch tensor, got {type(pixels).__name__}")
+    t = t.detach()  # the WLS solves carry no gradient: a graph through X alone would be a wrong one
     if t.dim() not in (2, 3):
         raise ValueError(f"preprocess: pixels must be [H, W] or [B, H, W], got shape {tuple(t.shape)}")
     check_unit_pixels(t, "preprocess")
