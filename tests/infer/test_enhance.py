@@ -614,3 +614,27 @@ def test_the_job_records_the_precision_the_backend_runs(model_dir, monkeypatch):
         enhancer = Enhancer(str(model_dir), device="cpu", precision="fp32")
     assert enhancer.dtype == torch.float16
     assert batch._job_settings(enhancer, "png16")["precision"] == "float16"
+
+
+def test_bad_settings_are_refused_when_the_enhancer_is_made(seed):
+    # a float batch size, an unknown WLS method and a meta device were taken, and failed (or
+    # ran on data-less tensors) only at the first image, with errors that did not name them
+    for batch_size in (2.5, "8", True, 0):
+        with pytest.raises(ValueError, match="batch_size must be a whole number >= 1"):
+            Enhancer(tiny_model(seed), device="cpu", batch_size=batch_size)
+    assert Enhancer(tiny_model(seed), device="cpu", batch_size=np.int64(3)).batch_size == 3
+    with pytest.raises(ValueError, match="wls_method must be one of auto, cpu"):
+        Enhancer(tiny_model(seed), device="cpu", wls_method="bogus")
+    with pytest.raises(ValueError, match="device must be auto, cpu, cuda, cuda:N"):
+        Enhancer(tiny_model(seed), device="meta")
+
+
+def test_big_endian_and_read_only_arrays_are_enhanced(model_dir, recwarn):
+    enhancer = Enhancer(str(model_dir), device="cpu", backend="torch")
+    image = chest_like(5)
+    expected = enhancer.enhance(image).pixels
+    frozen = image.copy()
+    frozen.flags.writeable = False
+    for pixels in (image.astype(">f4"), frozen):  # torch refused the one, warned on the other
+        np.testing.assert_array_equal(enhancer.enhance(pixels).pixels, expected)
+    assert not [w for w in recwarn if "writable" in str(w.message)]

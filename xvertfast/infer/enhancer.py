@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 import os
 import time
 import warnings
@@ -58,6 +59,8 @@ import torch.nn.functional as F
 from xvertfast._extension import cuda_kernels_run_on
 from xvertfast.infer.backends import make_backend, resolve_device, resolve_precision
 from xvertfast.model import XVertNet, load_model, model_tile
+from xvertfast.ops._inputs import from_numpy
+from xvertfast.ops.wls import METHODS as WLS_METHODS
 from xvertfast.preprocess import find_spine, preprocess
 from xvertfast.preprocess.spine import Box, Spine
 
@@ -145,12 +148,13 @@ class Enhancer:
         mode: ``spine`` (the two spine ROIs, blended into the image) or ``full``.
         brightness: ``network`` (the output as the papers define it) or ``original`` (the
             network's detail on the original's large-scale brightness; see the module docstring).
-        batch_size: tiles per network call.
+        batch_size: tiles per network call, a whole number >= 1.
         precision: ``auto`` (bf16/fp16 on a GPU, fp32 on the CPU), ``fp32``, ``fp16``, ``bf16``.
             An exported graph holds fp32 or fp16: onnxruntime runs bf16 as fp32 and TensorRT as
             fp16; :attr:`dtype` is the precision the stages really run in (a warning says so when
             an explicit ``bf16`` is replaced).
-        wls_method: the WLS solver of the preprocessing and of the guidance between stages.
+        wls_method: the WLS solver of the preprocessing and of the guidance between stages
+            (a method of :func:`xvertfast.wls`).
 
     Example:
         >>> enh = Enhancer("path/to/model", mode="spine")            # doctest: +SKIP
@@ -164,9 +168,15 @@ class Enhancer:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         _check_brightness(brightness)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+            raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
+        batch_size = int(batch_size)
+        if wls_method not in WLS_METHODS:  # (else refused by the first image's preprocessing only)
+            raise ValueError(f"wls_method must be one of {', '.join(WLS_METHODS)}, got {wls_method!r}")
         self.device = resolve_device(device)
+        if self.device.type not in ("cpu", "cuda", "mps", "xpu"):  # as the CLI's --device: not meta and the
+            # like, which hold no data (the first image failed on them)
+            raise ValueError(f"device must be auto, cpu, cuda, cuda:N (or torch's mps, xpu), got {str(device)!r}")
         self.dtype = resolve_precision(precision, self.device)
         # The preprocessing's two WLS solves run where they are fastest: on the GPU when the
         # CUDA solver is compiled in (a second each on the CPU at 1024^2), else on the CPU
@@ -193,7 +203,7 @@ class Enhancer:
     def prepare(self, pixels, spine: Spine | None = None) -> Prepared:
         """Preprocesses one image ([H, W] in [0, 1], or a Radiograph) and cuts its tiles."""
         pixels = getattr(pixels, "pixels", pixels)
-        source = pixels.detach().cpu() if isinstance(pixels, torch.Tensor) else torch.as_tensor(np.asarray(pixels))
+        source = pixels.detach().cpu() if isinstance(pixels, torch.Tensor) else from_numpy(np.asarray(pixels))
         if source.dim() != 2 or source.numel() == 0:
             raise ValueError(f"enhance: pixels must be [H, W] with H, W >= 1, got shape {tuple(source.shape)}")
         if spine is not None and tuple(spine.shape) != tuple(source.shape):
