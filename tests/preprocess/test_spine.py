@@ -220,3 +220,25 @@ def test_image_warnings_are_the_decoding_notes_then_the_polarity():
     said = image_warnings(rad(1 - upright, ["a.png: RGB image converted"]))
     assert said[0] == "a.png: RGB image converted" and said[1].startswith("a.png: looks inverted")
     assert "MONOCHROME1" in said[1] and "rotated or non-frontal view" in said[1]
+
+
+def test_empty_images_and_roi_sizes_that_are_not_positive_are_refused():
+    # an empty image gave a Spine whose centres lay outside it; train_rois(0) a ZeroDivisionError,
+    # a negative size the whole image and eval_rois(0, 0) 1x1 boxes; polarity_score a 3-D array's
+    # unpacking error and an empty one NaN with NumPy's warnings
+    from xvertfast.preprocess import polarity_score
+
+    for shape in [(0, 80), (0, 0), (40, 0)]:
+        with pytest.raises(ValueError, match="find_spine: pixels must be \\[H, W\\] with H, W >= 1"):
+            find_spine(np.zeros(shape))
+        with pytest.raises(ValueError, match="polarity_score: pixels must be \\[H, W\\] with H, W >= 1"):
+            polarity_score(np.zeros(shape))
+    with pytest.raises(ValueError, match="polarity_score: pixels must be \\[H, W\\]"):
+        polarity_score(np.zeros((2, 20, 20)))
+    spine = find_spine(np.random.default_rng(0).random((100, 80)))
+    for size in (0, -5, float("nan"), float("inf"), True, "512"):
+        with pytest.raises(ValueError, match="ROI height must be a number > 0"):
+            spine.train_rois(size)
+    with pytest.raises(ValueError, match="ROI width must be a number > 0"):
+        spine.eval_rois(512, 0)
+    assert spine.train_rois(np.int64(512)) == spine.train_rois(512)

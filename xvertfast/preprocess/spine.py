@@ -25,6 +25,8 @@ within 4.3% of the width (mean 1.6%) of centres marked by eye.
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
@@ -99,6 +101,9 @@ class Spine:
     def _box(self, centre: tuple[float, float], height: int, width: int, keep_shape: bool = False) -> Box:
         """A box of height x width working pixels about ``centre``, inside the image: cut to it,
         or with ``keep_shape`` shrunk on both sides alike."""
+        for name, value in (("height", height), ("width", width)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < math.inf:
+                raise ValueError(f"ROI {name} must be a number > 0 (working pixels), got {value!r}")
         H, W = self.shape
         fit = min(1.0, W / (width * self.scale), H / (height * self.scale)) if keep_shape else 1.0
         h = min(H, max(1, round(height * self.scale * fit)))
@@ -108,13 +113,13 @@ class Spine:
         return Box(top, left, top + h, left + w)
 
     def train_rois(self, size: int = 512) -> list[Box]:
-        """The upper and lower square training ROIs (size at the working height), inside the image;
+        """The upper and lower square training ROIs (size > 0 at the working height), inside the image;
         square also where the image is too narrow for them (they shrink): training and spine-mode
         enhancement resize them to a fixed square, which would otherwise stretch the anatomy."""
         return [self._box(c, size, size, keep_shape=True) for c in (self.upper, self.lower)]
 
     def eval_rois(self, height: int = 512, width: int = 290) -> list[Box]:
-        """The upper and lower evaluation ROIs of the papers (height x width at the working height),
+        """The upper and lower evaluation ROIs of the papers (height x width > 0 at the working height),
         cut to the image where it is narrower (they are scored at their own size)."""
         return [self._box(c, height, width) for c in (self.upper, self.lower)]
 
@@ -182,8 +187,8 @@ def find_spine(pixels, upper: tuple[float, float] | None = None,
     import scipy.ndimage as ndi
 
     arr = _as_array(pixels)
-    if arr.ndim != 2:
-        raise ValueError(f"find_spine: pixels must be [H, W], got shape {arr.shape}")
+    if arr.ndim != 2 or not arr.size:  # (an empty image has no centre column: its ROIs lay outside it)
+        raise ValueError(f"find_spine: pixels must be [H, W] with H, W >= 1, got shape {arr.shape}")
     if not np.isfinite(arr).all():
         raise ValueError("find_spine: pixels contain NaN or infinite values")
     H, W = arr.shape
@@ -219,6 +224,8 @@ def polarity_score(pixels) -> float:
     a non-frontal view can score low too, which is why this only ever warns.
     """
     arr = _as_array(pixels)
+    if arr.ndim != 2 or not arr.size:
+        raise ValueError(f"polarity_score: pixels must be [H, W] with H, W >= 1, got shape {arr.shape}")
     H, W = arr.shape
     rows = arr[int(0.20 * H) : max(int(0.70 * H), int(0.20 * H) + 1)]
 
