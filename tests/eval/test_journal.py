@@ -123,6 +123,19 @@ def test_a_line_that_is_json_but_no_entry_is_dropped(tmp_path, seed, line):
     assert run(images, tmp_path / "cut", rest).rows == whole.rows and rest.calls == 1
 
 
+def test_a_line_of_bytes_that_are_not_text_is_dropped(tmp_path, seed):
+    # a disk error's garbage: the journal was read as UTF-8 text and the run refused with "'utf-8' codec
+    # can't decode byte 0xff", naming no file, though a damaged line only means its image is scored again
+    images = write_images(tmp_path / "in", seed, n=2)
+    whole = run(images, tmp_path / "whole", Counted())
+    with pytest.raises(KeyboardInterrupt):
+        run(images, tmp_path / "cut", Counted(stop=2))
+    with open(tmp_path / "cut" / JOURNAL_FILE, "ab") as f:
+        f.write(b'{"file": "\xff\xfe\x00garbage\n')
+    rest = Counted()
+    assert run(images, tmp_path / "cut", rest).rows == whole.rows and rest.calls == 1
+
+
 def test_other_settings_are_refused_and_restart_starts_over(tmp_path, seed):
     images = write_images(tmp_path / "in", seed, n=2)
     run(images, tmp_path / "r", Counted())

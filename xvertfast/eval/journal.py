@@ -72,7 +72,8 @@ class Journal:
             self._file.write("\n")  # after a line a kill cut short: the next entry starts afresh
 
     def _read(self) -> None:
-        with open(self.path) as f:
+        # written as ASCII (JSON escapes the rest): bytes that are not text are damage, that line's image scored again
+        with open(self.path, encoding="utf-8", errors="replace") as f:
             lines = f.read().split("\n")
         try:
             previous = json.loads(lines[0]).get("settings")
