@@ -294,3 +294,15 @@ def test_the_guidance_between_stages_uses_the_models_wls_parameters(seed):
     model.enhance(image, y)  # stage 1 gives the image back: stage 2 gets its guidance
     assert model.stages[0].given is y
     torch.testing.assert_close(model.stages[1].given, want, rtol=0, atol=1e-6)
+
+
+def test_guidance_carries_no_gradient(seed):
+    # a requires_grad image gave a result with a graph through the image alone (the WLS is detached):
+    # its docstring says no gradient, and a gradient through it would be a wrong one
+    torch.manual_seed(seed)
+    model = XVertNet([XVertNetStage(4, 2)])
+    image = torch.rand(2, 1, 16, 20, requires_grad=True)
+    guide = model.guidance(image)
+    assert not guide.requires_grad
+    torch.testing.assert_close(guide, model.guidance(image.detach()), rtol=0, atol=0)
+

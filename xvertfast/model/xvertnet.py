@@ -36,8 +36,8 @@ class XVertNet(nn.Module):
         picks the WLS solver (see :func:`xvertfast.wls`)."""
         if image.dim() != 4 or image.shape[1] != 1:
             raise ValueError(f"guidance: image must be [B, 1, H, W], got {tuple(image.shape)}")
-        with torch.no_grad():
-            smooth = wls(image[:, 0].float().contiguous(), self.lam, self.alpha, self.eps, method=method)
+        image = image.detach()  # (a graph through the image alone, WLS detached, would be a wrong one)
+        smooth = wls(image[:, 0].float().contiguous(), self.lam, self.alpha, self.eps, method=method)
         return (image[:, 0] - smooth.to(image.dtype)).unsqueeze(1)
 
     @torch.no_grad()
