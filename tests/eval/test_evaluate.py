@@ -214,6 +214,28 @@ def test_a_report_says_n_a_once_and_tells_notes_from_failures(tmp_path):
     assert "<p class='fail'>g.png: cannot decode PNG</p>" in page
 
 
+def test_the_box_plots_give_n_per_box_and_say_when_a_metric_has_no_values(tmp_path, monkeypatch):
+    # the boxes gave no n, though TMQI has fewer values than the others where some ROIs are small,
+    # and a metric without values drew an empty frame on a made-up -0.04..0.04 axis
+    from matplotlib.figure import Figure
+
+    from xvertfast.eval.protocol import EvalRun
+    from xvertfast.eval.report import _boxplots
+
+    run = EvalRun(["identity", "clahe"], ["entropy", "tmqi"], images=3)
+    for i in range(3):
+        run.rows += [{"file": f"f{i}", "roi": "upper", "method": m, "entropy": 5.0 + i + (m == "clahe"),
+                      "tmqi": math.nan} for m in run.methods]  # fmt: skip
+    drawn = []
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *args, **kwargs: drawn.append(fig))
+    _boxplots(run, str(tmp_path / "boxplots.png"))
+    entropy, tmqi = drawn[0].axes
+    assert [t.get_text() for t in entropy.get_xticklabels()] == ["identity\nn=3", "clahe\nn=3"]
+    assert [t.get_text() for t in tmqi.get_xticklabels()] == ["identity\nn=0", "clahe\nn=0"]
+    assert [t.get_text() for t in tmqi.texts] == ["no values"] and not entropy.texts
+    assert "no outlier removal" in drawn[0].get_suptitle().replace("\n", " ")
+
+
 def test_a_compared_method_is_cleaned_of_the_union_of_outliers_and_tested_against_the_reference(tmp_path):
     """The reference's outlier falls where the method has none: the method's cleaned statistics and
     p-value are those of the pairs without it (paired_clean), its raw p-value that of all pairs, and

@@ -19,6 +19,7 @@ import html
 import math
 import os
 import re
+import textwrap
 
 import numpy as np
 
@@ -140,11 +141,17 @@ def _boxplots(run: EvalRun, path: str) -> None:
     for ax, metric in zip(axes[0], run.metrics):
         data = [_values(run, m, metric) for m in run.methods]
         data = [d[np.isfinite(d)] for d in data]
-        ax.boxplot(data, tick_labels=run.methods, showmeans=True)
+        # n under each box: a metric undefined on some ROIs (TMQI on small images) has fewer values
+        ax.boxplot(data, tick_labels=[f"{m}\nn={len(d)}" for m, d in zip(run.methods, data)], showmeans=True)
+        if not any(len(d) for d in data):  # else an empty frame with a made-up axis
+            ax.text(0.5, 0.5, "no values", transform=ax.transAxes, ha="center", va="center", color="#777")
+            ax.set_yticks([])
         ax.set_title(_LABELS[metric], fontsize=10)
         ax.tick_params(axis="x", labelrotation=30, labelsize=8)
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle("Spine ROIs (512×290 at 1024 rows, scaled with the image), all values", fontsize=10)
+    title = ("Spine ROIs (512×290 at 1024 rows, scaled with the image), all values (no outlier removal); "
+             "line: median, triangle: mean")  # fmt: skip
+    fig.suptitle(textwrap.fill(title, int(13 * fig.get_figwidth())), fontsize=10)  # one panel is narrow
     fig.tight_layout()
     with atomic_write(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
