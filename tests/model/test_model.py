@@ -50,7 +50,7 @@ def test_bad_shapes():
     stage = XVertNetStage(width=4, depth=2)
     with pytest.raises(ValueError, match=r"\[B, 1, H, W\]"):
         stage(torch.rand(1, 2, 8, 8), torch.rand(1, 2, 8, 8))
-    with pytest.raises(ValueError, match="width and depth"):
+    with pytest.raises(ValueError, match="width must be a whole number >= 1"):
         XVertNetStage(width=0)
 
 
@@ -305,4 +305,22 @@ def test_guidance_carries_no_gradient(seed):
     guide = model.guidance(image)
     assert not guide.requires_grad
     torch.testing.assert_close(guide, model.guidance(image.detach()), rtol=0, atol=0)
+
+
+def test_whole_number_arguments_and_their_refusals(seed):
+    # np.int64(1) stages was refused as "must be 1 to 2, got np.int64(1)"; a bool width was taken
+    # as 1 and a float one failed inside torch's Conv2d ("out_channels must be divisible by groups")
+    import numpy as np
+
+    torch.manual_seed(seed)
+    model = XVertNet([XVertNetStage(4, 2), XVertNetStage(4, 2)])
+    xp = torch.rand(1, 1, 16, 16)
+    y = model.guidance(xp)
+    torch.testing.assert_close(model.enhance(xp, y, stages=np.int64(1)), model.enhance(xp, y, stages=1))
+    for bad in (2.5, True, 0):
+        with pytest.raises(ValueError, match="width must be a whole number >= 1"):
+            XVertNetStage(bad, 2)
+        with pytest.raises(ValueError, match="depth must be a whole number >= 1"):
+            XVertNetStage(4, bad)
+    assert XVertNetStage(np.int64(4), np.int64(2)).width == 4
 

@@ -24,6 +24,8 @@ upsampling and 0.8x with bilinear.
 
 from __future__ import annotations
 
+import operator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -101,8 +103,10 @@ class XVertNetStage(nn.Module):
 
     def __init__(self, width: int = 64, depth: int = 4, upsample: str = "bilinear"):
         super().__init__()
-        if width < 1 or depth < 1:
-            raise ValueError(f"XVertNetStage: width and depth must be >= 1, got {width}, {depth}")
+        for name, value in (("width", width), ("depth", depth)):
+            if isinstance(value, bool) or not hasattr(value, "__index__") or operator.index(value) < 1:
+                raise ValueError(f"XVertNetStage: {name} must be a whole number >= 1, got {value!r}")
+        width, depth = operator.index(width), operator.index(depth)  # (a NumPy integer: a plain int)
         if upsample not in UPSAMPLING:
             raise ValueError(f"XVertNetStage: upsample must be one of {UPSAMPLING}, got {upsample!r}")
         self.width, self.depth, self.upsample = width, depth, upsample

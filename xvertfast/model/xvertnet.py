@@ -6,6 +6,8 @@ out_k = phi_k(out_{k-1}, Y_k). Two stages is the default (the paper found three 
 
 from __future__ import annotations
 
+import operator
+
 import torch
 from torch import nn
 
@@ -47,8 +49,9 @@ class XVertNet(nn.Module):
         image's output would depend on its batch, and update the running statistics); the
         model's mode is left as it was."""
         count = len(self.stages) if stages is None else stages
-        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= len(self.stages):
+        if isinstance(count, bool) or not hasattr(count, "__index__") or not 1 <= operator.index(count) <= len(self.stages):
             raise ValueError(f"enhance: stages must be 1 to {len(self.stages)}, got {stages!r}")
+        count = operator.index(count)  # (a NumPy integer too)
         modes = [module.training for module in self.modules()]
         self.eval()
         try:
