@@ -324,3 +324,14 @@ def test_whole_number_arguments_and_their_refusals(seed):
             XVertNetStage(4, bad)
     assert XVertNetStage(np.int64(4), np.int64(2)).width == 4
 
+
+def test_load_onto_a_missing_gpu_or_the_meta_device(tmp_path, seed):
+    # map_location="cuda" without a GPU failed in safetensors with "pin_memory=True requires a CUDA
+    # ...", and "meta" was reported as a damaged file ("not a readable safetensors file")
+    torch.manual_seed(seed)
+    folder = save_model(XVertNet([XVertNetStage(4, 2)]), tmp_path / "m")
+    meta = load_model(folder, map_location="meta")
+    assert all(p.device.type == "meta" for p in meta.parameters())
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="map_location='cuda', but this torch has no usable CUDA device"):
+            load_model(folder, map_location="cuda")

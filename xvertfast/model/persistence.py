@@ -83,10 +83,15 @@ def load_model(path: str | os.PathLike = "default", map_location: str | torch.de
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"{config_path}: not valid JSON ({exc})") from None
     specs = check_config(config, config_path)
+    device = torch.device(map_location)
+    if device.type == "cuda" and not torch.cuda.is_available():  # (safetensors: a pin_memory error)
+        raise RuntimeError(f"load_model: map_location={str(map_location)!r}, but this torch has no usable CUDA device")
+    # safetensors reads onto the CPU or a GPU; other devices (meta: the shapes alone) get the model moved
+    read_on = device if device.type in ("cpu", "cuda") else torch.device("cpu")
     stages = []
     for k, spec in enumerate(specs, start=1):
         stage = XVertNetStage(**spec)
-        stage.load_state_dict(_stage_tensors(os.path.join(path, f"stage{k}.safetensors"), stage, map_location))
+        stage.load_state_dict(_stage_tensors(os.path.join(path, f"stage{k}.safetensors"), stage, read_on))
         stages.append(stage)
     pre = config.get("preprocessing", {})
     try:
@@ -95,7 +100,7 @@ def load_model(path: str | os.PathLike = "default", map_location: str | torch.de
     except ValueError as exc:
         raise ValueError(f"{config_path}: preprocessing: {exc}") from None
     model.metadata = {**config, "path": os.path.abspath(path)}
-    return model.to(map_location).eval()
+    return model.to(device).eval()
 
 
 #: What config.json may say of a stage.
