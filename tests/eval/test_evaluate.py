@@ -214,6 +214,20 @@ def test_a_report_says_n_a_once_and_tells_notes_from_failures(tmp_path):
     assert "<p class='fail'>g.png: cannot decode PNG</p>" in page
 
 
+def test_the_page_shows_the_reference_in_bold_not_between_asterisks(tmp_path):
+    # "against **identity**" was shown as it stands in summary.md, asterisks that read like a mark
+    from xvertfast.eval.protocol import EvalRun
+    from xvertfast.eval.report import write_report
+
+    run = EvalRun(["identity", "clahe"], ["entropy"], images=3)
+    for i in range(3):
+        run.rows += [{"file": f"f{i}", "roi": "upper", "method": m, "entropy": 5.0 + i + (m == "clahe")}
+                     for m in run.methods]  # fmt: skip
+    page = open(write_report(run, str(tmp_path), "identity")["report.html"]).read()
+    assert "against <strong>identity</strong> (two-sided" in page and "**identity**" not in page
+    assert "<code>*</code> p &lt; 0.05, <code>**</code> p &lt; 0.01" in page
+
+
 def test_the_box_plots_give_n_per_box_and_say_when_a_metric_has_no_values(tmp_path, monkeypatch):
     # the boxes gave no n, though TMQI has fewer values than the others where some ROIs are small,
     # and a metric without values drew an empty frame on a made-up -0.04..0.04 axis

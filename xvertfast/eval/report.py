@@ -210,8 +210,10 @@ def _html(run: EvalRun, markdown_table: str, grids: list[str]) -> str:
             elif line.startswith("- "):  # failed images in red; notes (a metric left out, a warning) plain
                 kind = "fail" if section.startswith("Failed") else "note"
                 out.append(f"<p class='{kind}'>{html.escape(line[2:])}</p>")
-            elif line.strip():
-                out.append(f"<p>{html.escape(line).replace('`', '')}</p>")
+            elif line.strip():  # markdown's **bold** and `code`: "against **identity**" read like a mark
+                text = re.sub(r"\*\*([^*`]+)\*\*", r"<strong>\1</strong>", html.escape(line))
+                text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+                out.append(f"<p>{text}</p>")
         if in_table:
             out.append("</table>")
         return "\n".join(out)
