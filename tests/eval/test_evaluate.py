@@ -154,6 +154,9 @@ def test_a_typo_leaves_the_report_folder_untouched(tmp_path, seed, capsys):
     assert "unknown metric(s) tenengard" in capsys.readouterr().err and not out.exists()
     assert main(["evaluate", str(src), "-o", str(out), "--methods", "", "-q"]) == 2
     assert "no methods" in capsys.readouterr().err and not out.exists()
+    # a metric named twice made scores.csv's header name it twice, and summary.md's tables too
+    assert main(["evaluate", str(src), "-o", str(out), "--metrics", "entropy,tenengrad,entropy", "-q"]) == 2
+    assert "metric(s) given more than once: entropy" in capsys.readouterr().err and not out.exists()
 
 
 @pytest.mark.parametrize("n, asked, shown", [(4, 6, 4), (4, 100, 4), (2, 6, 2), (10, 3, 3), (5, 0, 0)])

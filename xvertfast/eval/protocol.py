@@ -170,10 +170,13 @@ def _sample(n: int, k: int) -> set[int]:
 
 
 def check_metrics(metrics) -> None:
-    """Refuses an unknown metric, or none."""
+    """Refuses an unknown metric, or none, or one given twice (scores.csv would have two columns of its name)."""
     unknown = [m for m in metrics if m not in METRICS]
     if unknown or not metrics:
         raise ValueError(f"unknown metric(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(METRICS)}")
+    twice = sorted({m for m in metrics if list(metrics).count(m) > 1})
+    if twice:
+        raise ValueError(f"metric(s) given more than once: {', '.join(twice)}")
 
 
 def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centres: dict | None = None,
