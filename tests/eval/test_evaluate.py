@@ -217,6 +217,26 @@ def test_a_report_says_n_a_once_and_tells_notes_from_failures(tmp_path):
     assert "<p class='fail'>g.png: cannot decode PNG</p>" in page
 
 
+def test_the_p_value_table_says_what_n_a_a_tiny_p_and_few_pairs_mean(tmp_path):
+    # a p below 5e-5 read "0.0000"; "n/a" was not explained; 2 to 5 pairs gave p-values that no
+    # difference could bring below 0.05, which the table did not say
+    from xvertfast.eval.protocol import EvalRun
+    from xvertfast.eval.report import write_report
+
+    def table(n: int) -> str:
+        run = EvalRun(["identity", "clahe", "same"], ["entropy"], images=n)
+        for i in range(n):
+            run.rows += [{"file": f"f{i:02d}", "roi": "upper", "method": m,
+                          "entropy": 5.0 + 0.01 * i + (m == "clahe") * (1 + 0.001 * i)} for m in run.methods]  # fmt: skip
+        return open(write_report(run, str(tmp_path / str(n)), "identity")["summary.md"]).read()
+
+    many, few = table(40), table(4)
+    assert "| clahe | < 0.0001 |" in many and "0.0000" not in many.split("## p-values")[1]
+    assert "| same | n/a |" in many and "n/a: no test, fewer than 2 pairs or no pair that differs." in many
+    assert "fewer than 6 pairs" not in many
+    assert "| clahe | 0.1250 |" in few and "With fewer than 6 pairs (n) no p-value can be below 0.05" in few
+
+
 def test_the_page_shows_the_reference_in_bold_not_between_asterisks(tmp_path):
     # "against **identity**" was shown as it stands in summary.md, asterisks that read like a mark
     from xvertfast.eval.protocol import EvalRun

@@ -43,6 +43,11 @@ def _fmt(x: float, digits: int = 4) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
+def _fmt_p(p: float) -> str:
+    """A p-value with 4 decimals, one below them as "< 0.0001" (not "0.0000": a p is never 0)."""
+    return "< 0.0001" if p == p and p < 0.00005 else _fmt(p, 4)
+
+
 def _values(run: EvalRun, method: str, metric: str) -> np.ndarray:
     """The method's values in a fixed (file, roi) order, so methods pair up."""
     rows = sorted((r for r in run.rows if r["method"] == method), key=lambda r: (r["file"], r["roi"]))
@@ -119,10 +124,16 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None) -> str:
     if compare_to:
         lines += ["## p-values (after outlier removal)", "", "| method | " + " | ".join(run.metrics) + " |",
                   "|---|" + "---|" * len(run.metrics)]  # fmt: skip
+        ps = [by[(method, m)]["p_value_clean"] for method in run.methods if method != compare_to for m in run.metrics]
         for method in run.methods:
             if method != compare_to:
-                lines.append(f"| {method} | " + " | ".join(_fmt(by[(method, m)]["p_value_clean"], 4) for m in run.metrics) + " |")
+                lines.append(f"| {method} | " + " | ".join(_fmt_p(by[(method, m)]["p_value_clean"]) for m in run.metrics) + " |")
         lines.append("")
+        if any(p != p for p in ps):  # say why, rather than leave a bare n/a
+            lines += ["n/a: no test, fewer than 2 pairs or no pair that differs.", ""]
+        if any(r["compared_to"] and 0 < min(r["n"], r["n_clean"]) < 6 for r in records):  # 2 / 2^5 > 0.05
+            lines += ["With fewer than 6 pairs (n) no p-value can be below 0.05 (two-sided exact test): "
+                      "there the test cannot show a difference.", ""]  # fmt: skip
     if run.notes:
         lines += ["## Notes: metrics not computed on some ROIs, and image warnings (decoding, polarity)", ""]
         lines += [f"- {n}" for n in run.notes] + [""]
