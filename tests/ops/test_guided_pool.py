@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 
+import numpy as np
 import pytest
 import torch
 
@@ -184,6 +185,31 @@ def test_python_face_checks_shapes():
         guided_pool(torch.rand(1, 2, 8, 8), torch.rand(3, 1, 3, 3), torch.rand(3), 2)
     with pytest.raises(ValueError, match="pool must be"):
         guided_pool(torch.rand(1, 1, 8, 8), torch.rand(3, 1, 3, 3), torch.rand(3), 0)
+
+
+def test_python_face_checks_types_devices_and_sizes():
+    # these reached torch (or the reference) unchecked: a NumPy y gave "'numpy.ndarray' object has no
+    # attribute 'dim'", mixed dtypes conv2d's "Input type (double) and bias type (float)", a weight on
+    # another device a meta result, an image smaller than the pool max_pool2d's "Output size is too
+    # small", where the docstring promises [B, C, H // pool, W // pool]; pool=True was pool 1
+    y, weight, bias = torch.rand(2, 1, 8, 8), torch.rand(3, 1, 3, 3), torch.rand(3)
+    with pytest.raises(TypeError, match="guided_pool: y must be a torch.Tensor, got ndarray"):
+        guided_pool(y.numpy(), weight, bias, 2)
+    with pytest.raises(TypeError, match="guided_pool: bias must be a torch.Tensor, got NoneType"):
+        guided_pool(y, weight, None, 2)
+    with pytest.raises(TypeError, match="guided_pool: y must be a floating-point tensor"):
+        guided_pool(y.int(), weight.int(), bias.int(), 2)
+    with pytest.raises(TypeError, match="must share a dtype, got torch.float64, torch.float32"):
+        guided_pool(y.double(), weight, bias, 2)
+    with pytest.raises(ValueError, match="must be on one device, got cpu, meta and cpu"):
+        guided_pool(y, weight.to("meta"), bias, 2)
+    for bad in (True, 2.0, 0):
+        with pytest.raises(ValueError, match="pool must be an integer >= 1"):
+            guided_pool(y, weight, bias, bad)
+    for shape, pool in (((2, 1, 1, 8), 2), ((2, 1, 8, 3), 4), ((2, 1, 0, 8), 1)):
+        with pytest.raises(ValueError, match="smaller than one pooling window"):
+            guided_pool(torch.rand(shape), weight, bias, pool)
+    torch.testing.assert_close(guided_pool(y, weight, bias, np.int64(2)), guided_pool(y, weight, bias, 2))
 
 
 def test_python_face_is_differentiable(seed):

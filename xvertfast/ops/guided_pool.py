@@ -15,11 +15,13 @@ GPUs :func:`guided_pool` keeps the PyTorch formula, :func:`guided_pool_reference
 
 from __future__ import annotations
 
+import operator
+
 import torch
 import torch.nn.functional as F
 
 from xvertfast._extension import has_extension
-from xvertfast.ops._inputs import use_kernel
+from xvertfast.ops._inputs import check_floating, use_kernel
 from xvertfast.ops.reference import guided_pool_reference
 
 __all__ = ["guided_pool", "guided_pool_reference"]
@@ -41,10 +43,10 @@ def guided_pool(y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, pool:
     """``MaxPool_pool(Conv3x3(y) + bias)`` of a one-channel image batch.
 
     Args:
-        y: [B, 1, H, W].
-        weight: [C, 1, 3, 3] (an ``nn.Conv2d(1, C, 3, padding=1)``'s weight).
-        bias: [C].
-        pool: the max-pool's kernel and stride (1: no pooling).
+        y: [B, 1, H, W] with H, W >= pool, floating point.
+        weight: [C, 1, 3, 3] (an ``nn.Conv2d(1, C, 3, padding=1)``'s weight), y's dtype and device.
+        bias: [C], y's dtype and device.
+        pool: the max-pool's kernel and stride (1: no pooling), an integer.
 
     Returns:
         [B, C, H // pool, W // pool], as ``F.max_pool2d(F.conv2d(y, weight, bias, padding=1), pool)``
@@ -52,13 +54,25 @@ def guided_pool(y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, pool:
         y, weight and bias. The compiled op runs on CPU tensors with pool >= 2; everything
         else takes that formula.
     """
+    for name, t in (("y", y), ("weight", weight), ("bias", bias)):
+        check_floating(t, "guided_pool", name)
     if y.dim() != 4 or y.shape[1] != 1:
         raise ValueError(f"guided_pool: y must be [B, 1, H, W], got shape {tuple(y.shape)}")
     if weight.dim() != 4 or tuple(weight.shape[1:]) != (1, 3, 3) or bias.shape != weight.shape[:1]:
         raise ValueError(f"guided_pool: weight must be [C, 1, 3, 3] and bias [C], got "
                          f"{tuple(weight.shape)} and {tuple(bias.shape)}")  # fmt: skip
-    if not isinstance(pool, int) or pool < 1:
+    if not y.dtype == weight.dtype == bias.dtype:  # (torch's conv2d: "Input type (double) and bias type ...")
+        raise TypeError(f"guided_pool: y, weight and bias must share a dtype, got {y.dtype}, {weight.dtype} "
+                        f"and {bias.dtype}")  # fmt: skip
+    if not y.device == weight.device == bias.device:
+        raise ValueError(f"guided_pool: y, weight and bias must be on one device, got {y.device}, "
+                         f"{weight.device} and {bias.device}")  # fmt: skip
+    if isinstance(pool, bool) or not hasattr(pool, "__index__") or operator.index(pool) < 1:
         raise ValueError(f"guided_pool: pool must be an integer >= 1, got {pool!r}")
+    pool = operator.index(pool)
+    if y.shape[-2] < pool or y.shape[-1] < pool:  # (the reference's max_pool2d: "Output size is too small")
+        raise ValueError(f"guided_pool: y is {y.shape[-2]}x{y.shape[-1]}, smaller than one pooling window "
+                         f"({pool}x{pool})")  # fmt: skip
     if _use_kernel(y, weight, bias, pool):
         return torch.ops.xvertfast.guided_pool(y, weight, bias, pool)[0]
     return guided_pool_reference(y, weight, bias, pool)
