@@ -237,6 +237,18 @@ def test_the_p_value_table_says_what_n_a_a_tiny_p_and_few_pairs_mean(tmp_path):
     assert "| clahe | 0.1250 |" in few and "With fewer than 6 pairs (n) no p-value can be below 0.05" in few
 
 
+def test_the_tables_name_the_tenengrad_variant(tmp_path):
+    # the metric spec asks for the variant to be named (mean(Gx²+Gy²) and mean(sqrt(Gx²+Gy²)) are both
+    # in use, a factor of ~2 apart); the tables said "Tenengrad"
+    from xvertfast.eval.protocol import EvalRun
+    from xvertfast.eval.report import write_report
+
+    run = EvalRun(["identity"], ["tenengrad"], images=2)
+    run.rows += [{"file": f"f{i}", "roi": "upper", "method": "identity", "tenengrad": 0.01 * (i + 1)} for i in range(2)]
+    md = open(write_report(run, str(tmp_path), None)["summary.md"]).read()
+    assert "| method | Tenengrad, mean(Gx²+Gy²) |" in md, md
+
+
 def test_the_page_shows_the_reference_in_bold_not_between_asterisks(tmp_path):
     # "against **identity**" was shown as it stands in summary.md, asterisks that read like a mark
     from xvertfast.eval.protocol import EvalRun

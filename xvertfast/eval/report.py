@@ -35,7 +35,7 @@ REPORT_FILES = ("scores.csv", "summary.csv", "summary.md", "boxplots.png", "repo
 #: Direction of each metric (BRISQUE is a distortion score: lower is better).
 HIGHER_IS_BETTER = {"entropy": True, "tenengrad": True, "lpc_si": True, "tmqi": True, "brisque": False,
                     "tmqi_paper_compat": True}  # fmt: skip
-_LABELS = {"entropy": "Entropy (bits)", "tenengrad": "Tenengrad", "lpc_si": "LPC-SI", "tmqi": "TMQI Q",
+_LABELS = {"entropy": "Entropy (bits)", "tenengrad": "Tenengrad, mean(Gx²+Gy²)", "lpc_si": "LPC-SI", "tmqi": "TMQI Q",
            "brisque": "BRISQUE (lower is better)", "tmqi_paper_compat": "TMQI Q, paper's [0, 1] scale"}  # fmt: skip
 
 
