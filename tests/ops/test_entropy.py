@@ -226,3 +226,16 @@ def test_select_matches_reference_at_other_bin_counts(seed, device, dtype, norma
     want_index, want_map = select_max_entropy_reference(x, bins, normalize)
     assert torch.equal(index, want_index), f"seed {seed}"
     torch.testing.assert_close(target, want_map, rtol=1e-6, atol=1e-7, msg=f"seed {seed}")
+
+
+@needs_ext
+def test_meta_tensors_give_the_shapes():
+    # feature_entropy of meta maps failed in the reference's bincount ("no fake impl or Meta
+    # kernel registered ... PT2 compilation"), while select_max_entropy and gradient_correlation
+    # gave meta results: the ops' fake kernels give the shapes
+    x = torch.empty(2, 3, 5, 5, device="meta")
+    for base in (math.e, 2):
+        ent = feature_entropy(x, base=base)
+        assert ent.device.type == "meta" and ent.shape == (2, 3) and ent.dtype == torch.float32
+    index, target = select_max_entropy(x)
+    assert index.shape == (2,) and target.shape == (2, 1, 5, 5) and target.device.type == "meta"

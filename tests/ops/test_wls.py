@@ -869,3 +869,9 @@ def test_warning_says_why_the_residual_stayed_above_rtol(seed):
     assert all("raise maxiter" not in str(w.message) for w in caught)
     with pytest.warns(RuntimeWarning, match=r"in 1 iterations \(relative residual .*\), maxiter; raise maxiter"):
         wls(image, maxiter=1, rtol=1e-8)
+
+
+def test_meta_tensors_are_refused_by_name():
+    # torch's "Tensor.item() cannot be called on meta tensors" came out of the input check
+    with pytest.raises(ValueError, match="wls: image is on the meta device"):
+        wls(torch.empty(4, 4, device="meta"))

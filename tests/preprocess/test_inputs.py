@@ -210,3 +210,9 @@ def test_outputs_carry_no_gradient():
     pp = preprocess(x)
     assert not any(f.requires_grad for f in fields(pp))
     torch.testing.assert_close(pp.y, preprocess(x.detach()).y, rtol=0, atol=0)
+
+
+def test_meta_tensors_are_refused_by_name():
+    # torch's "Tensor.item() cannot be called on meta tensors" came out of the pixel check
+    with pytest.raises(ValueError, match="preprocess: pixels are on the meta device"):
+        preprocess(torch.empty(4, 4, device="meta"))

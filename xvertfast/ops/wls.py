@@ -71,6 +71,8 @@ def _check(x: torch.Tensor) -> None:
             f"wls: image must be floating point with values in [0, 1], got {x.dtype} "
             "(scale integer images by their real maximum first)"
         )
+    if x.device.type == "meta":  # (else torch's "Tensor.item() cannot be called on meta tensors")
+        raise ValueError("wls: image is on the meta device, which holds no values to smooth")
     if x.numel() == 0:
         return
     # one reduction, no image-sized temporary: NaN and +-inf show in the extremes

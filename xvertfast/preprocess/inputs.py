@@ -55,6 +55,8 @@ def check_unit_pixels(t: torch.Tensor, who: str) -> None:
     if not t.dtype.is_floating_point:
         raise TypeError(f"{who}: pixels must be floats in [0, 1] (xvertfast.io.read_image(path) gives them), "
                         f"got {str(t.dtype).replace('torch.', '')}: scale stored values by their range first")  # fmt: skip
+    if t.device.type == "meta":  # (else torch's "Tensor.item() cannot be called on meta tensors")
+        raise ValueError(f"{who}: pixels are on the meta device, which holds no values")
     if not torch.isfinite(t).all():
         raise ValueError(f"{who}: pixels contain NaN or infinite values")
     if t.numel():
