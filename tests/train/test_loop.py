@@ -417,7 +417,7 @@ def test_a_resumed_run_removes_the_temporaries_a_kill_left(tmp_path):
     quiet = {"progress": False, "log": lambda m: None}
     train([str(data)], str(run), CONFIG, stop_after_epochs=5, **quiet)  # inside stage 2
     written = [run / "checkpoint" / "epoch.safetensors", run / "checkpoint" / "state.json", run / "metrics.csv",
-               run / "model" / "stage2.safetensors", run / "preview_stage2.png",
+               run / "checkpoint" / "model" / "stage1.safetensors", run / "preview_stage2.png",
                *run.glob("stage2_data-*.npy"), *(run / "cache").glob("*.npy")]  # fmt: skip
     assert len(written) == 5 + 1 + 4  # the stage-2 data, 3 images' crops and the gathered ROIs
     stale = [path.parent / f".{path.name}.k1ll3d_.part" for path in written]
@@ -484,7 +484,7 @@ def test_checkpoint_files_of_other_tensors_are_named_as_damaged(tmp_path):
     with pytest.raises(ValueError, match="epoch.safetensors cannot be read .its tensors do not fit this run's model"):
         train([str(data)], str(run), CONFIG, resume=True, **quiet)
     save_file(tensors, ckpt, metadata=meta)
-    finished = run / "model" / "stage1.safetensors"
+    finished = run / "checkpoint" / "model" / "stage1.safetensors"
     save_file({"other": torch.zeros(2)}, finished)  # a valid file of other tensors
     with pytest.raises(ValueError, match="stage1.safetensors cannot be read .its tensors do not fit"):
         train([str(data)], str(run), CONFIG, resume=True, **quiet)
@@ -774,3 +774,29 @@ def test_resume_on_another_kind_of_device_warns(tmp_path):
     said = []
     train([str(data)], str(run), small, resume=True, progress=False, log=said.append)
     assert [m for m in said if m.startswith("warning: this run trained on cuda, now on cpu")], said
+
+
+def test_an_unfinished_run_leaves_no_model_that_passes_for_the_trained_one(tmp_path):
+    """Before: each finished stage was saved to RUN_DIR/model, so a run killed in stage 2 left there a
+    loadable one-stage model that enhance and evaluate used without a word. The finished stages wait in
+    checkpoint/model (for --resume, and to look at); RUN_DIR/model is written when the last stage is."""
+    data, run = write_images(tmp_path / "data"), tmp_path / "run"
+    quiet = {"progress": False, "log": lambda m: None}
+    train([str(data)], str(run), CONFIG, stop_after_epochs=5, **quiet)  # stage 1 (4 epochs) done, one of stage 2
+    assert not (run / "model").exists()
+    assert len(load_model(run / "checkpoint" / "model").stages) == 1
+    train([str(data)], str(run), CONFIG, resume=True, **quiet)
+    assert len(load_model(run / "model").stages) == 2
+
+
+def test_a_run_an_older_xvertfast_began_resumes_from_the_stages_in_its_model_folder(tmp_path):
+    import shutil
+
+    data, run = write_images(tmp_path / "data"), tmp_path / "run"
+    quiet = {"progress": False, "log": lambda m: None}
+    full = train([str(data)], str(tmp_path / "full"), CONFIG, **quiet)
+    train([str(data)], str(run), CONFIG, stop_after_epochs=5, **quiet)
+    shutil.move(run / "checkpoint" / "model", run / "model")  # where finished stages were kept before
+    resumed = train([str(data)], str(run), CONFIG, resume=True, **quiet)
+    a, b = weights(full), weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)

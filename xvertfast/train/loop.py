@@ -494,7 +494,8 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     ``curves.png`` and ``preview_stage{k}.png`` (the losses per stage, a few validation ROIs
     through each finished stage: :mod:`xvertfast.train.figures`, with matplotlib),
     ``stage{k}_data-<digest of stage k-1>.npy`` (inputs of later stages, memory-mapped too) and ``model/`` (the
-    trained model, loadable with :func:`xvertfast.load_model`) and :data:`LOCK_FILE`, held while the
+    trained model, loadable with :func:`xvertfast.load_model`, written once the last stage is trained; the
+    stages finished before it are kept in ``checkpoint/model``) and :data:`LOCK_FILE`, held while the
     run goes on (a second run in ``run_dir`` is refused). ``stop_after_epochs`` ends the call
     after that many epochs (a controlled "kill", for tests); ``resume=True`` continues.
     """
@@ -536,11 +537,20 @@ def _remove_stale_parts(run_dir: str, config: TrainConfig) -> None:
     by digests (the cache, the later stages' data) are cleaned where their names are known
     (:func:`~xvertfast.train.data.load_rois`, :func:`_stage_inputs`)."""
     stages = range(1, config.stages + 1)
+    models = [os.path.join(run_dir, "model"), os.path.join(run_dir, "checkpoint", "model")]
     remove_stale_parts([*(os.path.join(run_dir, "checkpoint", name) for name in (CHECKPOINT_FILE, "state.json")),
                         *(os.path.join(run_dir, name) for name in ("metrics.csv", "curves.png")),
                         *(os.path.join(run_dir, f"preview_stage{k}.png") for k in stages),
-                        os.path.join(run_dir, "model", "config.json"),
-                        *(os.path.join(run_dir, "model", f"stage{k}.safetensors") for k in stages)])  # fmt: skip
+                        *(os.path.join(folder, "config.json") for folder in models),
+                        *(os.path.join(folder, f"stage{k}.safetensors") for folder in models for k in stages)])  # fmt: skip
+
+
+def _finished_stage_file(run_dir: str, k: int) -> str:
+    """Where a resume finds stage k's weights once it is trained: checkpoint/model until the last stage
+    is (RUN_DIR/model holds only the whole model), RUN_DIR/model in a finished run or one an older
+    xvertfast began (it saved every finished stage there)."""
+    kept = os.path.join(run_dir, "checkpoint", "model", f"stage{k}.safetensors")
+    return kept if os.path.exists(kept) else os.path.join(run_dir, "model", f"stage{k}.safetensors")
 
 
 def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.device, init: XVertNet | None,
@@ -621,7 +631,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
         if init is not None and k <= len(init.stages):
             stage.load_state_dict(init.stages[k - 1].state_dict())
         if k < prog.stage:  # finished earlier: its weights (its data is made only where a later stage needs it)
-            path = os.path.join(run_dir, "model", f"stage{k}.safetensors")
+            path = _finished_stage_file(run_dir, k)
             with _reading(path):
                 stage.load_state_dict(_load_tensors(path, device))
             stages.append(stage.to(memory_format=torch.contiguous_format).eval())
@@ -693,7 +703,9 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
         _preview(stages[-1], shown, os.path.join(run_dir, f"preview_stage{k}.png"),
                  f"stage {k}, epoch {kept_epoch([r for r in prog.history if r['stage'] == k])}: "
                  f"{'validation' if len(va) else 'training'} ROIs", device)  # fmt: skip
-        save_model(XVertNet(stages, config.lam, config.alpha, config.eps), os.path.join(run_dir, "model"),
+        # RUN_DIR/model only once every stage is trained: a model of fewer stages there would pass for the run's
+        save_model(XVertNet(stages, config.lam, config.alpha, config.eps),
+                   os.path.join(run_dir, "model") if k == config.stages else os.path.join(ckpt_dir, "model"),
                    extra={"training": {"config": asdict(config), "sources": rois.sources,
                                        "validation_images": [rois.sources[i] for i in val_ids],
                                        **({"lr_changes": lr_changes} if lr_changes else {}),
