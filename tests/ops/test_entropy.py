@@ -239,3 +239,14 @@ def test_meta_tensors_give_the_shapes():
         assert ent.device.type == "meta" and ent.shape == (2, 3) and ent.dtype == torch.float32
     index, target = select_max_entropy(x)
     assert index.shape == (2,) and target.shape == (2, 1, 5, 5) and target.device.type == "meta"
+
+
+def test_normalize_must_be_a_bool():
+    # None ran as False without a word, and a string got the op's schema error ("Expected a value
+    # of type 'bool' for argument 'normalize'")
+    x = torch.rand(2, 3, 5, 5)
+    for bad in (None, "no", 1):
+        with pytest.raises(TypeError, match="select_max_entropy: normalize must be True or False"):
+            select_max_entropy(x, normalize=bad)
+    raw = select_max_entropy(x, normalize=np.bool_(False)).map
+    torch.testing.assert_close(raw, select_max_entropy(x, normalize=False).map)

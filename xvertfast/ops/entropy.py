@@ -14,6 +14,7 @@ import numbers
 import operator
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from xvertfast._extension import has_extension
@@ -84,6 +85,9 @@ def select_max_entropy(x: torch.Tensor, bins: int = DEFAULT_BINS, normalize: boo
     """
     _check(x, bins, "select_max_entropy")
     bins = operator.index(bins)
+    if not isinstance(normalize, (bool, np.bool_)):  # (the op took None as False, refused 'no' in its own words)
+        raise TypeError(f"select_max_entropy: normalize must be True or False, got {normalize!r}")
+    normalize = bool(normalize)
     if x.shape[1] < 1:
         raise ValueError("select_max_entropy: x has no channel to select from")
     xd = x.detach().to(compute_dtype(x))
