@@ -49,7 +49,8 @@ class XVertNet(nn.Module):
         image's output would depend on its batch, and update the running statistics); the
         model's mode is left as it was."""
         count = len(self.stages) if stages is None else stages
-        if isinstance(count, bool) or not hasattr(count, "__index__") or not 1 <= operator.index(count) <= len(self.stages):
+        whole = not isinstance(count, bool) and hasattr(count, "__index__")
+        if not whole or not 1 <= operator.index(count) <= len(self.stages):
             raise ValueError(f"enhance: stages must be 1 to {len(self.stages)}, got {stages!r}")
         count = operator.index(count)  # (a NumPy integer too)
         modes = [module.training for module in self.modules()]
