@@ -249,6 +249,34 @@ def test_the_tables_name_the_tenengrad_variant(tmp_path):
     assert "| method | Tenengrad, mean(Gx²+Gy²) |" in md, md
 
 
+def test_the_grids_show_the_original_where_identity_is_not_a_method(tmp_path, seed, monkeypatch):
+    # --methods clahe,xvertnet drew the methods' outputs with no original to judge them by
+    from matplotlib.figure import Figure
+
+    from xvertfast.eval.baselines import clahe, identity
+    from xvertfast.eval.journal import Journal
+    from xvertfast.eval.protocol import run_protocol
+    from xvertfast.eval.report import write_report
+
+    Image.fromarray(chest_like(seed)).save(tmp_path / "a.png")
+    drawn = []
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *args, **kwargs: drawn.append(fig))
+    titles = {}
+    for methods in ({"clahe": clahe}, {"identity": identity, "clahe": clahe}):
+        journal = Journal(str(tmp_path / "r"), {"methods": list(methods)}, restart=True)
+        try:  # through the journal: its picture is what a resumed report draws
+            run = run_protocol([str(tmp_path / "a.png")], methods, ["entropy"], pictures=1, progress=False,
+                               log=lambda m: None, journal=journal)  # fmt: skip
+            picture = journal.picture(journal.entry(str(tmp_path / "a.png")))
+        finally:
+            journal.close()
+        assert picture["thumbs"].keys() == run.pictures[0]["thumbs"].keys()
+        drawn.clear()
+        write_report(run, str(tmp_path / "r"), None)
+        titles[len(methods)] = [ax.get_title() for ax in drawn[-1].axes[: len(picture["thumbs"])]]
+    assert titles == {1: ["original", "clahe"], 2: ["identity", "clahe"]}
+
+
 def test_the_page_shows_the_reference_in_bold_not_between_asterisks(tmp_path):
     # "against **identity**" was shown as it stands in summary.md, asterisks that read like a mark
     from xvertfast.eval.protocol import EvalRun

@@ -7,8 +7,9 @@
   the z-score outlier removal, and the Wilcoxon p-value against ``compare_to`` (marks:
   ``*`` p < 0.05, ``**`` p < 0.01); ``summary.md`` also lists the failed images;
 - ``boxplots.png``: one panel per metric, one box per method;
-- ``grid/<image>.png``: for a sample of images, the original and each method side by side with
-  the evaluation ROIs drawn, and below them the upper ROI at full resolution;
+- ``grid/<image>.png``: for a sample of images, the original (as identity, or a column of its own)
+  and each method side by side with the evaluation ROIs drawn, and below them the upper ROI at
+  full resolution;
 - ``report.html``: all of the above on one page (relative links, opens from disk).
 """
 
@@ -24,7 +25,7 @@ import textwrap
 import numpy as np
 
 from xvertfast._plotting import pyplot
-from xvertfast.eval.protocol import EvalRun
+from xvertfast.eval.protocol import ORIGINAL_PICTURE, EvalRun
 from xvertfast.eval.stats import describe, outlier_mask, paired_clean, significance_mark, wilcoxon_p
 from xvertfast.io.files import image_extension
 from xvertfast.io.write import atomic_write
@@ -173,6 +174,7 @@ def _grid(picture: dict, methods: list[str], path: str) -> None:
     plt = pyplot()
     from matplotlib.patches import Rectangle
 
+    methods = [ORIGINAL_PICTURE, *methods] if ORIGINAL_PICTURE in picture["thumbs"] else methods
     k = len(methods)
     fig, axes = plt.subplots(2, k, figsize=(2.6 * k, 6.4), squeeze=False, gridspec_kw={"height_ratios": [1, 1.1]})
     s = picture["scale"]
@@ -182,7 +184,7 @@ def _grid(picture: dict, methods: list[str], path: str) -> None:
         for top, left, bottom, right in picture["boxes"]:
             ax.add_patch(Rectangle((left * s, top * s), (right - left) * s, (bottom - top) * s, fill=False,
                                    edgecolor="#33dd33", linewidth=0.8))  # fmt: skip
-        ax.set_title(name, fontsize=9)
+        ax.set_title("original" if name == ORIGINAL_PICTURE else name, fontsize=9)
         crop = axes[1][col]
         crop.imshow(picture["crops"][name], cmap="gray", vmin=0, vmax=255)
         crop.set_title("upper ROI, 8-bit", fontsize=7)
