@@ -800,3 +800,18 @@ def test_a_run_an_older_xvertfast_began_resumes_from_the_stages_in_its_model_fol
     resumed = train([str(data)], str(run), CONFIG, resume=True, **quiet)
     a, b = weights(full), weights(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_run_with_no_readable_image_leaves_no_run_folder(tmp_path, capsys):
+    """Before: "no readable training image among the inputs" (exit 2) left the RUN_DIR it had made, with
+    its lock file and an empty checkpoint/, where "no image files found" (exit 1) removed it."""
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "empty.png").write_bytes(b"")
+    (bad / "garbage.dcm").write_bytes(b"not an image")
+    run = tmp_path / "new" / "run"
+    argv = ["train", str(bad), "-o", str(run), "--width", "4", "--depth", "2", "--roi-size", "32", "-q"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "error: no readable training image among the inputs: 2 files found, all skipped (see above)" in err, err
+    assert not (tmp_path / "new").exists()

@@ -32,8 +32,8 @@ from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 from xvertfast.preprocess import find_spine, image_warnings, preprocess
 
-__all__ = ["RoiSet", "load_rois", "open_pairs", "random_patches", "read_cached", "shift_augment", "split_by_image",
-           "write_array"]
+__all__ = ["NoReadableImage", "RoiSet", "load_rois", "open_pairs", "random_patches", "read_cached", "shift_augment",
+           "split_by_image", "write_array"]
 
 #: Part of every cached crop's key: raised whenever what is cached for the same image and
 #: parameters changes, so a cache written by an older xvertfast is computed again, never reused.
@@ -163,6 +163,15 @@ def _image_pairs(path: str, cache_dir: str, params: dict, photometric: str | Non
     return cached
 
 
+class NoReadableImage(ValueError):
+    """Files were found but none gave training ROIs (each was skipped, with its reason, as it came):
+    a run that could not start, as :class:`~xvertfast.io.files.NothingFound` is one with nothing to do."""
+
+    def __init__(self, found: int):
+        files = f"{found} file{'s' if found != 1 else ''} found"
+        super().__init__(f"no readable training image among the inputs: {files}, all skipped (see above)")
+
+
 def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEFAULT_LAM,
               alpha: float = DEFAULT_ALPHA, eps: float = DEFAULT_EPS, log=print, progress: bool = False,
               exclude: list[str] = ()) -> RoiSet:  # fmt: skip
@@ -202,7 +211,7 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
         files.append(cached)
         sources.append(f.path)
     if not sources:
-        raise ValueError("no readable training image among the inputs")
+        raise NoReadableImage(len(found))
     names = [os.path.basename(p) for p in files]
     gathered = os.path.join(cache_dir, "rois-" + hashlib.sha256("\n".join(names).encode()).hexdigest()[:32] + ".npy")
     per_image = 2

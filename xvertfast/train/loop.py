@@ -42,7 +42,7 @@ from xvertfast.model.persistence import fingerprint
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 from xvertfast.resume import hold_lock, settings_changes
 from xvertfast.train.figures import JOINT_PHASE, kept_epoch, plot_curves, plot_preview
-from xvertfast.train.data import RoiSet, load_rois, random_patches, shift_augment, split_by_image, write_array
+from xvertfast.train.data import NoReadableImage, RoiSet, load_rois, random_patches, shift_augment, split_by_image, write_array
 from xvertfast.train.losses import XVertNetLoss
 
 __all__ = ["DiskFull", "TrainConfig", "TrainingDiverged", "has_finished_epochs", "train"]
@@ -513,7 +513,7 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
         if disk_full(exc):
             raise DiskFull(run_dir, exc) from exc
         raise
-    except NothingFound:  # as the other jobs: no run folder for a run that found nothing to train on
+    except (NothingFound, NoReadableImage):  # as the other jobs: no run folder for a run with nothing to train on
         if made is not None:
             shutil.rmtree(made, ignore_errors=True)
         raise
