@@ -638,3 +638,19 @@ def test_big_endian_and_read_only_arrays_are_enhanced(model_dir, recwarn):
     for pixels in (image.astype(">f4"), frozen):  # torch refused the one, warned on the other
         np.testing.assert_array_equal(enhancer.enhance(pixels).pixels, expected)
     assert not [w for w in recwarn if "writable" in str(w.message)]
+
+
+def test_compose_needs_one_tile_per_box(seed):
+    # zip blended only the first tile where one was missing, and dropped extra ones, without a word
+    from xvertfast.preprocess import find_spine
+
+    enhancer = Enhancer(tiny_model(seed), device="cpu", backend="torch")
+    prep = enhancer.prepare(chest_like(seed))
+    tiles = enhancer.run_tiles(prep.xp, prep.y)
+    enhancer.compose(prep, tiles)
+    for bad in (tiles[:1], torch.cat([tiles, tiles[:1]]), tiles[:, 0], tiles.numpy()):
+        with pytest.raises(ValueError, match="compose: tiles must be a \\[2, 1, S, S\\] tensor, one per box"):
+            enhancer.compose(prep, bad)
+    with pytest.raises(TypeError, match="spine must be a Spine .*got tuple"):
+        enhancer.prepare(chest_like(seed), spine=(10, 20))
+    enhancer.prepare(chest_like(seed), spine=find_spine(chest_like(seed)))

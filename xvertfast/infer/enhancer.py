@@ -127,6 +127,10 @@ def _check_brightness(brightness: str) -> str:
     return brightness
 
 
+def _describe(t) -> str:
+    return f"shape {tuple(t.shape)}" if isinstance(t, torch.Tensor) else type(t).__name__
+
+
 def _grid(length: int, tile: int, step: int) -> list[int]:
     """Tile starts covering [0, length) with the given step; the last tile ends at length."""
     if length <= tile:
@@ -206,6 +210,8 @@ class Enhancer:
         source = pixels.detach().cpu() if isinstance(pixels, torch.Tensor) else from_numpy(np.asarray(pixels))
         if source.dim() != 2 or source.numel() == 0:
             raise ValueError(f"enhance: pixels must be [H, W] with H, W >= 1, got shape {tuple(source.shape)}")
+        if spine is not None and not isinstance(spine, Spine):
+            raise TypeError(f"enhance: spine must be a Spine (xvertfast.find_spine gives one), got {type(spine).__name__}")
         if spine is not None and tuple(spine.shape) != tuple(source.shape):
             raise ValueError(f"enhance: the spine given was found on a {spine.shape[0]}x{spine.shape[1]} image, "
                              f"this one is {source.shape[0]}x{source.shape[1]}")  # fmt: skip
@@ -277,6 +283,10 @@ class Enhancer:
         network run can be blended both ways (``xvertfast evaluate`` does).
         """
         brightness = _check_brightness(brightness or self.brightness)
+        # (zip below would blend fewer tiles than boxes, or drop the extra ones, without a word)
+        if not isinstance(tiles, torch.Tensor) or tiles.dim() != 4 or tuple(tiles.shape[:2]) != (len(prep.boxes), 1):
+            raise ValueError(f"compose: tiles must be a [{len(prep.boxes)}, 1, S, S] tensor, one per box of the "
+                             f"prepared image, got {_describe(tiles)}")  # fmt: skip
         H, W = prep.pixels.shape
         acc = np.zeros((H, W), dtype=np.float64)
         weight = np.zeros((H, W), dtype=np.float64)
