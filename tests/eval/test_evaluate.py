@@ -313,6 +313,34 @@ def test_the_box_plots_give_n_per_box_and_say_when_a_metric_has_no_values(tmp_pa
     assert "no outlier removal" in drawn[0].get_suptitle().replace("\n", " ")
 
 
+@pytest.mark.parametrize("metrics", [["entropy"], ["entropy", "tmqi", "lpc_si"]])
+def test_the_box_plots_labels_do_not_run_into_each_other(tmp_path, monkeypatch, metrics):
+    # centred under their boxes, "xvertnet_original_brightness" ran into its neighbours' labels
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from xvertfast.eval.protocol import EvalRun
+    from xvertfast.eval.report import _boxplots
+
+    methods = ["clahe", "xvertnet", "xvertnet_original_brightness", "mine", "vendor"]
+    run = EvalRun(methods, metrics, images=4)
+    for i in range(4):
+        run.rows += [{"file": f"f{i}", "roi": "upper", "method": m, **{k: 0.5 + 0.1 * i + j for k in metrics}}
+                     for j, m in enumerate(methods)]  # fmt: skip
+    drawn = []
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *args, **kwargs: drawn.append(fig))
+    _boxplots(run, str(tmp_path / "boxplots.png"))
+    fig = drawn[0]
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    for ax in fig.axes:  # each label ends before halfway to the next box, not over the next label
+        ticks = [ax.transData.transform((x, 0))[0] for x in ax.get_xticks()]
+        half = (ticks[1] - ticks[0]) / 2
+        for tick, label in zip(ticks, ax.get_xticklabels()):
+            assert label.get_window_extent(renderer).x1 < tick + half, label.get_text()
+
+
 def test_a_compared_method_is_cleaned_of_the_union_of_outliers_and_tested_against_the_reference(tmp_path):
     """The reference's outlier falls where the method has none: the method's cleaned statistics and
     p-value are those of the pairs without it (paired_clean), its raw p-value that of all pairs, and

@@ -149,7 +149,8 @@ def _boxplots(run: EvalRun, path: str) -> None:
     plt = pyplot()
 
     n = len(run.metrics)
-    fig, axes = plt.subplots(1, n, figsize=(3.2 * n + 0.5, 3.8), squeeze=False)
+    width = max(3.2, 0.8 * len(run.methods))  # per panel: room for each box's label
+    fig, axes = plt.subplots(1, n, figsize=(width * n + 0.5, 3.8), squeeze=False)
     for ax, metric in zip(axes[0], run.metrics):
         data = [_values(run, m, metric) for m in run.methods]
         data = [d[np.isfinite(d)] for d in data]
@@ -159,7 +160,9 @@ def _boxplots(run: EvalRun, path: str) -> None:
             ax.text(0.5, 0.5, "no values", transform=ax.transAxes, ha="center", va="center", color="#777")
             ax.set_yticks([])
         ax.set_title(_LABELS[metric], fontsize=10)
-        ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+        ax.tick_params(axis="x", labelsize=8)
+        for label in ax.get_xticklabels():  # each ends under its box (centred, long ones ran into the next)
+            label.set(rotation=30, ha="right", rotation_mode="anchor")
         ax.grid(axis="y", alpha=0.3)
     title = ("Spine ROIs (512×290 at 1024 rows, scaled with the image), all values (no outlier removal); "
              "line: median, triangle: mean")  # fmt: skip
