@@ -26,7 +26,7 @@ import numpy as np
 
 from xvertfast._plotting import pyplot
 from xvertfast.eval.protocol import ORIGINAL_PICTURE, EvalRun
-from xvertfast.eval.stats import describe, outlier_mask, paired_clean, significance_mark, wilcoxon_p
+from xvertfast.eval.stats import EXACT_MAX_PAIRS, describe, outlier_mask, paired_clean, significance_mark, wilcoxon_p
 from xvertfast.io.files import image_extension
 from xvertfast.io.write import atomic_write
 
@@ -103,8 +103,9 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None) -> str:
     if compare_to not in run.methods or len(run.methods) < 2:  # no method to test against it
         compare_to = None
     if compare_to:
-        lines += [f"Wilcoxon signed-rank test of each method against **{compare_to}** (two-sided, paired by ROI): "
-                  "`*` p < 0.05, `**` p < 0.01.", ""]  # fmt: skip
+        lines += [f"Wilcoxon signed-rank test of each method against **{compare_to}** (two-sided, paired by ROI; "
+                  f"zero differences dropped; exact p up to {EXACT_MAX_PAIRS} pairs, ties at their midranks, else the "
+                  "normal approximation with tie correction): `*` p < 0.05, `**` p < 0.01.", ""]  # fmt: skip
     removal = (f"each method paired with {compare_to} without the union of both's outliers, {compare_to} "
                "without its own" if compare_to else "each method without its own outliers")  # fmt: skip
     for title, suffix in ((f"After z-score outlier removal (±1.96 σ; {removal})", "_clean"),
