@@ -654,3 +654,17 @@ def test_compose_needs_one_tile_per_box(seed):
     with pytest.raises(TypeError, match="spine must be a Spine .*got tuple"):
         enhancer.prepare(chest_like(seed), spine=(10, 20))
     enhancer.prepare(chest_like(seed), spine=find_spine(chest_like(seed)))
+
+
+def test_a_path_or_a_non_image_is_refused_by_name(seed):
+    # a path gave torch's "can't convert np.ndarray of type numpy.str_. The only supported types are ..."
+    from pathlib import Path
+
+    enhancer = Enhancer(tiny_model(seed), device="cpu", backend="torch")
+    for path in ("chest.png", Path("chest.png")):
+        with pytest.raises(TypeError, match="got the path 'chest.png': read it with xvertfast.io.read_image"):
+            enhancer.enhance(path)
+    for bad in (None, {"a": 1}):
+        with pytest.raises(TypeError, match="pixels must be an image .*dtype object"):
+            enhancer.enhance(bad)
+    assert enhancer.enhance(chest_like(seed).tolist()).pixels.shape == (256, 240)  # nested lists are an array

@@ -207,7 +207,14 @@ class Enhancer:
     def prepare(self, pixels, spine: Spine | None = None) -> Prepared:
         """Preprocesses one image ([H, W] in [0, 1], or a Radiograph) and cuts its tiles."""
         pixels = getattr(pixels, "pixels", pixels)
-        source = pixels.detach().cpu() if isinstance(pixels, torch.Tensor) else from_numpy(np.asarray(pixels))
+        if isinstance(pixels, (str, bytes, os.PathLike)):  # (torch: "can't convert np.ndarray of type numpy.str_")
+            raise TypeError(f"enhance: pixels must be an image ([H, W] array or tensor, or a Radiograph), got the "
+                            f"path {os.fsdecode(pixels)!r}: read it with xvertfast.io.read_image")  # fmt: skip
+        array = None if isinstance(pixels, torch.Tensor) else np.asarray(pixels)
+        if array is not None and array.dtype.kind not in "biuf":
+            raise TypeError(f"enhance: pixels must be an image ([H, W] array or tensor, or a Radiograph), got "
+                            f"{type(pixels).__name__} (dtype {array.dtype})")  # fmt: skip
+        source = pixels.detach().cpu() if array is None else from_numpy(array)
         if source.dim() != 2 or source.numel() == 0:
             raise ValueError(f"enhance: pixels must be [H, W] with H, W >= 1, got shape {tuple(source.shape)}")
         if spine is not None and not isinstance(spine, Spine):
