@@ -335,3 +335,19 @@ def test_load_onto_a_missing_gpu_or_the_meta_device(tmp_path, seed):
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="map_location='cuda', but this torch has no usable CUDA device"):
             load_model(folder, map_location="cuda")
+
+
+def test_stage_inputs_that_are_not_tensors_or_have_no_pixels(seed):
+    # NumPy inputs gave "'numpy.ndarray' object has no attribute 'dim'", an image of no rows
+    # torch's "Expected 3D or 4D (batch mode) tensor with possibly 0 batch size ..."
+    import numpy as np
+
+    torch.manual_seed(seed)
+    model = XVertNet([XVertNetStage(4, 2)])
+    xp = torch.rand(2, 1, 8, 8)
+    with pytest.raises(TypeError, match="xp and y must be torch tensors, got ndarray and ndarray"):
+        model.enhance(xp.numpy(), np.zeros_like(xp.numpy()))
+    for shape in ((2, 1, 0, 8), (2, 1, 8, 0)):
+        with pytest.raises(ValueError, match="with H, W >= 1"):
+            model.enhance(torch.rand(shape), torch.rand(shape))
+    assert model.enhance(xp[:0], xp[:0]).shape == (0, 1, 8, 8)  # an empty batch is fine

@@ -41,8 +41,11 @@ UPSAMPLING = ("bilinear", "transposed")
 def padded_inputs(who: str, xp: torch.Tensor, y: torch.Tensor, depth: int):
     """Checks a stage's inputs and pads both to a multiple of 2^depth (reflect; replicate where an
     image is too small to reflect); returns them and the original (H, W) to crop back to."""
-    if xp.dim() != 4 or xp.shape[1] != 1 or xp.shape != y.shape:
-        raise ValueError(f"{who}: xp and y must both be [B, 1, H, W], got {tuple(xp.shape)} and {tuple(y.shape)}")
+    if not (isinstance(xp, torch.Tensor) and isinstance(y, torch.Tensor)):
+        raise TypeError(f"{who}: xp and y must be torch tensors, got {type(xp).__name__} and {type(y).__name__}")
+    if xp.dim() != 4 or xp.shape[1] != 1 or xp.shape != y.shape or not (xp.shape[2] and xp.shape[3]):
+        raise ValueError(f"{who}: xp and y must both be [B, 1, H, W] with H, W >= 1, got {tuple(xp.shape)} and "
+                         f"{tuple(y.shape)}")  # fmt: skip
     h, w = xp.shape[-2:]
     m = 2**depth
     ph, pw = (-h) % m, (-w) % m
