@@ -372,9 +372,10 @@ def test_cli_reports_a_diverged_loss_in_one_message_with_exit_3(tmp_path, monkey
     argv = ["train", str(data), "-o", str(tmp_path / "run"), "--stages", "1", "--epochs-gc", "1", "--epochs-joint", "0",
             "--width", "4", "--depth", "2", "--roi-size", "32", "--batch-size", "2", "-q", "--device", "cpu"]  # fmt: skip
     assert main(argv) == 3
-    err = capsys.readouterr().err
+    said, err = capsys.readouterr().err.strip().split("\n", 1)
+    assert said == "3 images (6 ROIs): 2 for training, 1 for validation"  # what the run trains on, then the error
     assert err.startswith("error: stage 1, epoch 1: the training loss is nan") and "--lr" in err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err and len(err.splitlines()) == 1
 
 
 def test_a_diverged_run_goes_on_with_a_lower_lr(tmp_path, monkeypatch, capsys):
@@ -517,7 +518,7 @@ def test_cli_reports_running_out_of_memory_in_a_line_with_the_resume_hint(tmp_pa
     with monkeypatch.context() as patch:
         patch.setattr(XVertNetStage, "forward", out_of_memory)
         assert main(argv) == 3
-    err = capsys.readouterr().err
+    err = capsys.readouterr().err.split("\n", 1)[1]  # after the line saying what the run trains on
     assert err.startswith("error: OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB (simulated)\n")
     assert "no epoch had finished" in err and "see the docs" not in err and "Traceback" not in err
     small = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 2, "epochs_joint": 0})
@@ -815,3 +816,15 @@ def test_a_run_with_no_readable_image_leaves_no_run_folder(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "error: no readable training image among the inputs: 2 files found, all skipped (see above)" in err, err
     assert not (tmp_path / "new").exists()
+
+
+def test_the_run_says_what_it_trains_on_and_lists_the_skipped_files_at_the_end(tmp_path):
+    """Before: the files skipped were said only as preprocessing met them, hours of progress bars above
+    the end of a long run, and nothing said how many images were trained on or held out."""
+    data = write_images(tmp_path / "data")
+    (data / "empty.png").write_bytes(b"")
+    said = []
+    train([str(data)], str(tmp_path / "run"), CONFIG, progress=False, log=said.append)
+    assert "3 images (6 ROIs): 2 for training, 1 for validation; 1 of 4 files skipped" in said, said
+    skipped = f"skipped: {data / 'empty.png'}: empty file (0 bytes)"
+    assert said[-2:] == ["1 file was skipped (not trained on):", skipped], said

@@ -17,7 +17,7 @@ import hashlib
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -56,6 +56,8 @@ class RoiSet:
     image: torch.Tensor
     sources: list[str]
     key: str = ""  #: from load_rois: a digest of the images' contents and the preprocessing parameters
+    found: int = 0  #: from load_rois: the input files found
+    skipped: list[str] = field(default_factory=list)  #: from load_rois: "skipped: FILE: why" of each one not used
 
     @classmethod
     def mapped(cls, path: str, image: torch.Tensor, sources: list[str], size: int, remedy: str) -> RoiSet:
@@ -183,13 +185,18 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     these files are removed.
     """
     params = {"lam": lam, "alpha": alpha, "eps": eps, "roi_size": roi_size, "version": CACHE_VERSION}
-    files, sources, first_of = [], [], {}
+    files, sources, first_of, skipped = [], [], {}, []
+
+    def skip(text: str) -> None:  # said now, and kept for the end of a long run
+        skipped.append(f"skipped: {text}")
+        log(skipped[-1])
+
     found = discover(inputs, exclude=[cache_dir, *exclude])
     if not found:
         raise NothingFound(inputs)
     for f in tqdm(found, desc="preprocessing", unit="image", disable=not progress):
         if f.problem:
-            log(f"skipped: {f.path}: {f.problem}")
+            skip(f"{f.path}: {f.problem}")
             continue
         try:
             cached = _image_pairs(f.path, cache_dir, params, f.photometric, log)
@@ -202,10 +209,10 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
                 text = exc.strerror  # not "[Errno 2] ...: path"
             else:
                 text = failure_text(f.path, exc)  # out of memory said in words
-            log(f"skipped: {text if f.path in text else f'{f.path}: {text}'}")  # names the file, as enhance does
+            skip(text if f.path in text else f"{f.path}: {text}")  # names the file, as enhance does
             continue
         if cached in first_of:  # a copy under another name: once, or it could be both trained on and validated
-            log(f"skipped: {f.path}: the same image as {first_of[cached]} (trained on once)")
+            skip(f"{f.path}: the same image as {first_of[cached]} (trained on once)")
             continue
         first_of[cached] = f.path
         files.append(cached)
@@ -228,6 +235,7 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
               f"again from the images' crops in {cache_dir})")  # fmt: skip
     data = RoiSet.mapped(gathered, torch.arange(len(sources)).repeat_interleave(per_image), sources, roi_size, remedy)
     data.key = os.path.basename(gathered)[5:-4]  # what the set is: its images' contents and the parameters
+    data.found, data.skipped = len(found), skipped
     return data
 
 

@@ -613,6 +613,9 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
                          "resume with the same inputs, or start a new folder")  # fmt: skip
     run = {"data": data_key, "init": init_key, "device": device.type, "threads": threads, **({"lr_changes": lr_changes} if lr_changes else {})}
     train_ids, val_ids = split_by_image(len(rois.sources), config.val_fraction, config.seed)
+    split = f"{len(train_ids)} for training, {len(val_ids)} for validation" if val_ids else "all for training"
+    log(f"{len(rois.sources)} image{'s' if len(rois.sources) != 1 else ''} ({len(rois)} ROIs): {split}"
+        + (f"; {len(rois.skipped)} of {rois.found} files skipped" if rois.skipped else ""))  # fmt: skip
     if not val_ids and config.val_fraction > 0:
         log("note: a single training image: none is held out for validation, so early stopping and the kept epoch "
             "go by the training loss")  # fmt: skip
@@ -713,4 +716,8 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
                                                     "fingerprint": init_key}} if init is not None else {})}})  # fmt: skip
         prog = _Progress(stage=k + 1, history=prog.history)
         _save_state(state_path, config, prog, run)
+    if rois.skipped:  # said as they came, hours of progress above: again at the end, as the batch jobs do
+        log(f"{len(rois.skipped)} file{' was' if len(rois.skipped) == 1 else 's were'} skipped (not trained on):")
+        for line in rois.skipped:
+            log(line)
     return XVertNet(stages, config.lam, config.alpha, config.eps)
