@@ -242,3 +242,16 @@ def test_empty_images_and_roi_sizes_that_are_not_positive_are_refused():
     with pytest.raises(ValueError, match="ROI width must be a number > 0"):
         spine.eval_rois(512, 0)
     assert spine.train_rois(np.int64(512)) == spine.train_rois(512)
+
+
+def test_a_path_is_refused_by_name():
+    # NumPy's "could not convert string to float: 'chest.png'" did not say what was wrong
+    from pathlib import Path
+
+    from xvertfast.preprocess import polarity_score
+
+    for path in ("chest.png", Path("chest.png")):
+        with pytest.raises(TypeError, match="find_spine: pixels must be an image array, got the path 'chest.png'"):
+            find_spine(path)
+        with pytest.raises(TypeError, match="polarity_score: pixels must be an image array"):
+            polarity_score(path)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
@@ -140,8 +141,11 @@ def _centre(value, name: str, shape: tuple[int, int]) -> tuple[float, float]:
     return pair
 
 
-def _as_array(pixels) -> np.ndarray:
+def _as_array(pixels, who: str) -> np.ndarray:
     """[H, W] float64 of a NumPy array or a torch tensor (any float dtype, any device)."""
+    if isinstance(pixels, (str, bytes, os.PathLike)):  # (NumPy: "could not convert string to float")
+        raise TypeError(f"{who}: pixels must be an image array, got the path {os.fsdecode(pixels)!r}: read it with "
+                        "xvertfast.io.read_image")  # fmt: skip
     if hasattr(pixels, "detach"):
         pixels = pixels.detach().cpu().double().numpy()
     return np.asarray(pixels, dtype=np.float64)
@@ -186,7 +190,7 @@ def find_spine(pixels, upper: tuple[float, float] | None = None,
     """
     import scipy.ndimage as ndi
 
-    arr = _as_array(pixels)
+    arr = _as_array(pixels, "find_spine")
     if arr.ndim != 2 or not arr.size:  # (an empty image has no centre column: its ROIs lay outside it)
         raise ValueError(f"find_spine: pixels must be [H, W] with H, W >= 1, got shape {arr.shape}")
     if not np.isfinite(arr).all():
@@ -223,7 +227,7 @@ def polarity_score(pixels) -> float:
     saying so (MONOCHROME1 as a plain PNG) therefore scores below zero. White-out lungs or
     a non-frontal view can score low too, which is why this only ever warns.
     """
-    arr = _as_array(pixels)
+    arr = _as_array(pixels, "polarity_score")
     if arr.ndim != 2 or not arr.size:
         raise ValueError(f"polarity_score: pixels must be [H, W] with H, W >= 1, got shape {arr.shape}")
     H, W = arr.shape
