@@ -828,3 +828,16 @@ def test_the_run_says_what_it_trains_on_and_lists_the_skipped_files_at_the_end(t
     assert "3 images (6 ROIs): 2 for training, 1 for validation; 1 of 4 files skipped" in said, said
     skipped = f"skipped: {data / 'empty.png'}: empty file (0 bytes)"
     assert said[-2:] == ["1 file was skipped (not trained on):", skipped], said
+
+
+def test_no_epochs_with_an_init_model_of_fewer_stages_is_refused_before_any_image(tmp_path):
+    """Before: --epochs-gc 0 --epochs-joint 0 --init ONE_STAGE_MODEL --stages 2 wrote a model whose second
+    stage kept its random weights (the CLI refuses no epochs without --init for that very reason)."""
+    data = write_images(tmp_path / "data")
+    quiet = {"progress": False, "log": lambda m: None}
+    one = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 1, "epochs_joint": 0})
+    train([str(data)], str(tmp_path / "one"), one, **quiet)
+    none = TrainConfig(**{**CONFIG.__dict__, "epochs_gc": 0, "epochs_joint": 0, "init": str(tmp_path / "one/model")})
+    with pytest.raises(ValueError, match="no epoch is trained: stage 2 would keep its random weights"):
+        train([str(data)], str(tmp_path / "two"), none, **quiet)
+    assert not (tmp_path / "two").exists()

@@ -270,6 +270,11 @@ def _initial_model(config: TrainConfig) -> XVertNet | None:
     if (model.lam, model.alpha, model.eps) != (config.lam, config.alpha, config.eps):
         raise ValueError(f"--init {where}: its WLS parameters (lam, alpha, eps) = {(model.lam, model.alpha, model.eps)} "
                          f"differ from the run's {(config.lam, config.alpha, config.eps)}")  # fmt: skip
+    have = len(model.stages)
+    if config.epochs_gc + config.epochs_joint == 0 and have < config.stages:  # as the CLI refuses no epochs, no --init
+        later = f"stage {have + 1}" + (f"..{config.stages}" if have + 1 < config.stages else "")
+        raise ValueError(f"--init {where} has {have} stage(s) and no epoch is trained: {later} would keep its "
+                         f"random weights; train some epochs, or --stages {have}")  # fmt: skip
     return model
 
 
