@@ -539,7 +539,9 @@ def test_out_of_memory_on_one_image_fails_that_image_alone(tmp_path, seed, capsy
 
     greedy.calls = 0
     run = run_protocol([str(src)], {"greedy": greedy}, ["entropy"], pictures=0, progress=False, log=lambda m: None)
-    assert run.images == 1 and run.failed == [(str(src / "img0.png"), f"{src / 'img0.png'}: out of memory")]
+    # the reason names the method that failed: "out of memory" alone did not say which of them ran out
+    reason = f"{src / 'img0.png'}: out of memory (method greedy)"
+    assert run.images == 1 and run.failed == [(str(src / "img0.png"), reason)]
 
 
 @pytest.mark.parametrize("module, methods", [("matplotlib", ["identity"]), ("skimage", ["identity", "clahe"])])

@@ -219,7 +219,8 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
             rows, picture, notes = _evaluate_one(f, methods, metrics, roi_centres, by_path, index in keep_pictures,
                                                  run.seconds)  # fmt: skip
         except FILE_ERRORS as exc:  # the file's fault (or too big for memory), not a bug of ours
-            reason = failure_text(f.path, exc)
+            reason = (f"{failure_text(f.path, exc.error)} (method {exc.method})" if isinstance(exc, _MethodFailed)
+                      else failure_text(f.path, exc))  # fmt: skip
             run.failed.append((f.path, reason))
             log(f"error: {reason}")
             if index in keep_pictures:  # the next image not pictured yet shows instead
@@ -248,6 +249,15 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
     if resumed:
         log(f"resumed: {resumed} image(s) scored by an earlier run were taken from {journal.path}")
     return run
+
+
+class _MethodFailed(RuntimeError):
+    """One method failed on an image: the image fails, and the reason names the method (with five
+    methods, "out of memory" alone did not say whether XVertNet or Farbman's solves ran out)."""
+
+    def __init__(self, method: str, error: BaseException):
+        super().__init__(str(error))
+        self.method, self.error = method, error
 
 
 def method_kind(method, label: str) -> str:
@@ -288,12 +298,15 @@ def _evaluate_one(source: InputFile, methods: dict, metrics: list[str], roi_cent
     for name, method in methods.items():
         t0 = time.perf_counter()
         kind = method_kind(method, name)
-        if kind == "identity":
-            out = rad.pixels
-        elif getattr(method, "needs_source", False):
-            out = method(rad.pixels, spine, source=source, input_bits=rad.bits_stored)
-        else:
-            out = method(rad.pixels, spine)
+        try:
+            if kind == "identity":
+                out = rad.pixels
+            elif getattr(method, "needs_source", False):
+                out = method(rad.pixels, spine, source=source, input_bits=rad.bits_stored)
+            else:
+                out = method(rad.pixels, spine)
+        except FILE_ERRORS as exc:
+            raise _MethodFailed(name, exc) from exc
         seconds[name] += time.perf_counter() - t0
         if out.shape != rad.shape or not np.isfinite(out).all():
             raise RuntimeError(f"method {name} returned shape {out.shape} or non-finite values")
