@@ -367,11 +367,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 else "no epoch had finished; the images preprocessed so far are kept in its cache")  # fmt: skip
         print(f"\ninterrupted: {kept}; add --resume to the same command to go on", file=sys.stderr)
         return 130
-    curves = os.path.join(args.output, "curves.png")
     model = os.path.join(args.output, "model")
+    # (a run of no epochs, a copy of its --init model, writes neither)
+    written = [f"{what} in {path}" for what, path in (("metrics", os.path.join(args.output, "metrics.csv")),
+                                                      ("loss curves", os.path.join(args.output, "curves.png")))
+               if os.path.exists(path)]  # fmt: skip
     print(f"the model is in {model}: enhance with `xvertfast enhance INPUT -o OUT --model {model}` (Python: "
-          f"xvertfast.load_model); metrics in {os.path.join(args.output, 'metrics.csv')}"
-          + (f", loss curves in {curves}" if os.path.exists(curves) else ""))  # fmt: skip
+          "xvertfast.load_model)" + ("; " + ", ".join(written) if written else ""))  # fmt: skip
     return 0
 
 

@@ -841,3 +841,15 @@ def test_no_epochs_with_an_init_model_of_fewer_stages_is_refused_before_any_imag
     with pytest.raises(ValueError, match="no epoch is trained: stage 2 would keep its random weights"):
         train([str(data)], str(tmp_path / "two"), none, **quiet)
     assert not (tmp_path / "two").exists()
+
+
+def test_cli_points_only_at_the_files_a_run_wrote(tmp_path, capsys):
+    """Before: a run of no epochs (--init, --epochs-gc 0 --epochs-joint 0, a copy of the model) said
+    "metrics in RUN_DIR/metrics.csv", a file no epoch had written."""
+    data = write_images(tmp_path / "data")
+    train([str(data)], str(tmp_path / "a"), CONFIG, progress=False, log=lambda m: None)
+    run = tmp_path / "b"
+    assert main(["train", str(data), "-o", str(run), "--init", str(tmp_path / "a" / "model"), "--epochs-gc", "0",
+                 "--epochs-joint", "0", "--roi-size", "32", "-q", "--device", "cpu"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert f"the model is in {run / 'model'}" in out and "metrics" not in out and not (run / "metrics.csv").exists()
