@@ -853,3 +853,19 @@ def test_cli_points_only_at_the_files_a_run_wrote(tmp_path, capsys):
                  "--epochs-joint", "0", "--roi-size", "32", "-q", "--device", "cpu"]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert f"the model is in {run / 'model'}" in out and "metrics" not in out and not (run / "metrics.csv").exists()
+
+
+def test_a_run_resumes_with_another_spelling_of_its_device(tmp_path):
+    """Before: a run begun with --device auto (the default) was refused on --resume --device cpu ("a
+    different configuration ... device 'auto' -> 'cpu'"), the same device; a change of the device itself
+    is said as a warning (checked by the device test)."""
+    data = write_images(tmp_path / "data")
+    quiet = {"progress": False, "log": lambda m: None}
+    auto = TrainConfig(**{**CONFIG.__dict__, "device": "auto"})
+    full = train([str(data)], str(tmp_path / "full"), auto, **quiet)
+    train([str(data)], str(tmp_path / "run"), auto, stop_after_epochs=3, **quiet)
+    said = []
+    resumed = train([str(data)], str(tmp_path / "run"), CONFIG, resume=True, progress=False, log=said.append)
+    assert not [m for m in said if "warning" in m], said
+    a, b = weights(full), weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)

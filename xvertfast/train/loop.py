@@ -575,6 +575,8 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
         # (runs checkpointed before the upsampling became a choice used the transposed conv)
         before = {"upsample": "transposed", **saved["config"]}
         now = json.loads(json.dumps(asdict(config)))
+        # the device as spelled (auto, cpu, cuda:0) may change: where it runs is checked below, as "device"
+        before["device"] = now["device"]
         lr_changes = list(saved.get("lr_changes", []))
         finished = _position(saved)[0] > config.stages  # every stage trained: nothing goes on with a new lr
         if before.get("lr") != now["lr"] and before == {**now, "lr": before.get("lr")}:  # the lr alone: allowed
