@@ -7,6 +7,7 @@ import math
 import os
 import re
 import sys
+import urllib.parse
 
 import numpy as np
 import pytest
@@ -41,7 +42,7 @@ def check_report(out_dir) -> str:
     for name in REPORT_FILES:
         assert (out_dir / name).is_file() and (out_dir / name).stat().st_size > 0, name
     page = (out_dir / "report.html").read_text()
-    linked = re.findall(r"(?:src|href)='([^']+)'", page)
+    linked = [urllib.parse.unquote(link) for link in re.findall(r"(?:src|href)='([^']+)'", page)]  # URLs
     assert any(link.startswith("grid/") for link in linked) and "boxplots.png" in linked
     for link in linked:
         assert (out_dir / link).is_file(), f"report.html links to a missing file: {link}"
@@ -630,7 +631,22 @@ def test_a_file_name_that_is_not_utf8_does_not_fail_the_report(tmp_path, seed):
         text = (out / report).read_bytes().decode("utf-8")  # valid UTF-8 throughout
         assert report != "scores.csv" or "caf\\udce9.png" in text
     (linked,) = re.findall(r"src='(grid/[^']+)'", (out / "report.html").read_text(encoding="utf-8"))
-    assert (out / linked).is_file()  # the page links the picture under the name it was saved as
+    assert (out / urllib.parse.unquote(linked)).is_file()  # the page links the picture under the name it was saved as
+
+
+def test_a_file_name_with_a_hash_or_question_mark_is_linked_as_a_url(tmp_path, seed):
+    # "chest #1?.png": the page's src='grid/000_chest #1?.png' is a URL whose path ends at the "#",
+    # so the browser looked for grid/000_chest and showed no picture
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(chest_like(seed, 200, 190)).save(src / "chest #1?.png")
+    out = tmp_path / "r"
+    assert main(["evaluate", str(src), "-o", str(out), "--methods", "identity", "--metrics", "entropy",
+                 "--pictures", "1", "-q"]) == 0  # fmt: skip
+    (linked,) = re.findall(r"src='(grid/[^']+)'", (out / "report.html").read_text(encoding="utf-8"))
+    assert "#" not in linked and "?" not in linked and " " not in linked
+    assert (out / urllib.parse.unquote(linked)).is_file()
+    check_report(out)
 
 
 def test_a_report_records_what_xvertnet_ran_on_and_refuses_to_mix(tmp_path, seed, capsys):

@@ -21,6 +21,7 @@ import math
 import os
 import re
 import textwrap
+import urllib.parse
 
 import numpy as np
 
@@ -235,7 +236,9 @@ def _html(run: EvalRun, markdown_table: str, grids: list[str]) -> str:
             out.append("</table>")
         return "\n".join(out)
 
-    pictures = "\n".join(f"<figure><img src='{html.escape(g)}' alt='{html.escape(g)}'></figure>" for g in grids)
+    # a link is a URL: a file name's "#" or "?" would end its path there, so the picture went missing
+    pictures = "\n".join(f"<figure><img src='{html.escape(urllib.parse.quote(g))}' alt='{html.escape(g)}'></figure>"
+                         for g in grids)  # fmt: skip
     style = ("body{font-family:sans-serif;max-width:1400px;margin:2em auto;padding:0 1em}"
              "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}"
              "th{background:#f3f3f3}img{max-width:100%}figure{margin:1em 0}.fail{color:#a00}")  # fmt: skip
