@@ -869,3 +869,21 @@ def test_a_run_resumes_with_another_spelling_of_its_device(tmp_path):
     assert not [m for m in said if "warning" in m], said
     a, b = weights(full), weights(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_cli_says_a_run_folder_it_may_not_write_in_words(tmp_path, monkeypatch, capsys):
+    """Before: "error: [Errno 30] Read-only file system: 'RUN_DIR'" (enhance says "cannot write into the
+    output folder OUT: Read-only file system")."""
+    import errno
+
+    import xvertfast.train.loop as loop
+
+    def read_only(path, *args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
+
+    data = write_images(tmp_path / "data")
+    monkeypatch.setattr(loop, "hold_lock", read_only)
+    run = tmp_path / "run"
+    assert main(["train", str(data), "-o", str(run), "--width", "4", "--depth", "2", "--roi-size", "32", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: cannot write into the run folder {run}: Read-only file system\n", err

@@ -481,9 +481,12 @@ def _lock_run_dir(run_dir: str):
     """RUN_DIR (created if needed) locked for this run: the open lock file; closing it unlocks."""
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise ValueError(f"RUN_DIR {run_dir} is a file")
-    os.makedirs(run_dir, exist_ok=True)
     path = os.path.join(run_dir, LOCK_FILE)
-    lock = hold_lock(path)
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+        lock = hold_lock(path)
+    except OSError as exc:  # read-only, no permission: said as enhance says it, not as "[Errno 30] ...: 'RUN_DIR'"
+        raise ValueError(f"cannot write into the run folder {run_dir}: {exc.strerror or exc}") from None
     if lock is None:
         raise ValueError(f"another xvertfast train is running in {run_dir} (it holds {path}); wait for it to "
                          "finish, or use another RUN_DIR")  # fmt: skip
