@@ -216,3 +216,19 @@ def test_meta_tensors_are_refused_by_name():
     # torch's "Tensor.item() cannot be called on meta tensors" came out of the pixel check
     with pytest.raises(ValueError, match="preprocess: pixels are on the meta device"):
         preprocess(torch.empty(4, 4, device="meta"))
+
+
+def test_the_package_is_callable_and_stays_the_package():
+    # exported as a function under the package's name, preprocess hid the package:
+    # ``import xvertfast.preprocess.spine as sp`` failed with "cannot import name 'spine' from
+    # 'preprocess' (unknown location)", and ``import xvertfast.preprocess as pp`` gave the function
+    import inspect
+
+    import xvertfast
+    import xvertfast.preprocess as pp
+    import xvertfast.preprocess.spine as sp
+
+    pixels = np.random.default_rng(0).random((16, 12)).astype(np.float32)
+    np.testing.assert_array_equal(xvertfast.preprocess(pixels).y, preprocess(pixels).y)
+    assert pp is xvertfast.preprocess and pp.find_spine is sp.find_spine and pp.E_FLOOR == E_FLOOR
+    assert inspect.signature(xvertfast.preprocess) == inspect.signature(preprocess)

@@ -1,4 +1,12 @@
-"""The XVertNet preprocessing (Eq. 1-6): the network's inputs X_p and Y from a radiograph."""
+"""The XVertNet preprocessing (Eq. 1-6): the network's inputs X_p and Y from a radiograph.
+
+The package is callable: ``xvertfast.preprocess(pixels)`` is :func:`preprocess`, while
+``import xvertfast.preprocess.spine`` and ``xvertfast.preprocess.find_spine`` still reach the package.
+"""
+
+import inspect
+import sys
+import types
 
 from xvertfast.preprocess.inputs import E_FLOOR, NORMALISE_PERCENTILES, Preprocessed, preprocess
 from xvertfast.preprocess.spine import (
@@ -30,3 +38,17 @@ __all__ = [
     "inverted_warning",
     "image_warnings",
 ]
+
+
+class _CallablePackage(types.ModuleType):
+    """This package, callable as its :func:`preprocess`: exported as a function under the package's
+    name, it hid the package (``import xvertfast.preprocess.spine as sp``: "cannot import name
+    'spine' from 'preprocess'"; ``import xvertfast.preprocess as pp; pp.find_spine``: no attribute)."""
+
+    __signature__ = inspect.signature(preprocess)
+
+    def __call__(self, *args, **kwargs) -> Preprocessed:
+        return preprocess(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallablePackage
