@@ -232,3 +232,22 @@ def test_a_named_pipe_among_the_images_is_skipped_without_waiting(tmp_path):
         signal.signal(signal.SIGALRM, previous)
     assert len(rois.sources) == 2
     assert any("pipe.png: not a regular file (a named pipe, socket or device)" in line for line in said), said
+
+
+def test_a_cache_it_cannot_write_stops_the_run_instead_of_skipping_every_image(tmp_path, monkeypatch):
+    """Before: a cache folder it may not write in (made by a run under another user, a read-only mount)
+    was said of each image, "skipped: IMAGE: Permission denied", as if the images were unreadable,
+    then "no readable training image"; where only some writes failed, images were left out unsaid."""
+    import errno
+
+    import xvertfast.train.data as data_module
+
+    def denied(path, *args, **kwargs):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+
+    data = write_images(tmp_path / "data")
+    said = []
+    monkeypatch.setattr(data_module, "write_array", denied)
+    with pytest.raises(OSError, match=r"cannot write into .*cache.*: Permission denied \(the crops of .*img0.png"):
+        load_rois([str(data)], str(tmp_path / "run" / "cache"), 32, log=said.append)
+    assert not [m for m in said if m.startswith("skipped")], said

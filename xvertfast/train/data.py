@@ -160,9 +160,26 @@ def _image_pairs(path: str, cache_dir: str, params: dict, photometric: str | Non
     size = params["roi_size"]
     boxes = spine.train_rois(size)
     pairs = np.stack([np.stack([_crop(pp.xp, box, size), _crop(pp.y, box, size)]) for box in boxes])
-    os.makedirs(cache_dir, exist_ok=True)
-    write_array(cached, pairs.shape, [pairs])
+    try:
+        os.makedirs(cache_dir, exist_ok=True)
+        write_array(cached, pairs.shape, [pairs])
+    except OSError as exc:  # the run folder's fault, not the image's: every later image would fail too
+        if disk_full(exc):
+            raise
+        raise CacheNotWritable(cache_dir, path, exc) from exc
     return cached
+
+
+class CacheNotWritable(OSError):
+    """The run's cache folder cannot be written (read-only, another user's, an I/O error): the run
+    stops, where skipping the image would blame it and every later one."""
+
+    def __init__(self, cache_dir: str, image: str, exc: OSError):
+        super().__init__(exc.errno, f"cannot write into {cache_dir}: {exc.strerror or exc} (the crops of {image}); "
+                         "make it writable, or train into another RUN_DIR")  # fmt: skip
+
+    def __str__(self) -> str:  # the message alone, not OSError's "[Errno 13] ..."
+        return self.strerror
 
 
 class NoReadableImage(ValueError):
@@ -201,7 +218,7 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
         try:
             cached = _image_pairs(f.path, cache_dir, params, f.photometric, log)
         except FILE_ERRORS as exc:  # as enhance: a decoder's error, out of memory on a huge image, ...
-            if disk_full(exc):  # writing the cache, not the image's fault: every later image would fail too
+            if disk_full(exc) or isinstance(exc, CacheNotWritable):  # writing the cache: not the image's fault
                 raise
             if isinstance(exc, FileNotFoundError) and not os.path.lexists(f.path):
                 text = "no such file or folder"  # as read_image and the other jobs say it
