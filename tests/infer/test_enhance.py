@@ -668,3 +668,16 @@ def test_a_path_or_a_non_image_is_refused_by_name(seed):
         with pytest.raises(TypeError, match="pixels must be an image .*dtype object"):
             enhancer.enhance(bad)
     assert enhancer.enhance(chest_like(seed).tolist()).pixels.shape == (256, 240)  # nested lists are an array
+
+
+def test_run_tiles_checks_its_tiles_and_runs_other_floats_as_float32(seed):
+    # float64 tiles failed inside the stages ("Input type (double) and bias type (float) should be the
+    # same"), NumPy ones with "'numpy.ndarray' object has no attribute 'to'"
+    enhancer = Enhancer(tiny_model(seed), device="cpu", backend="torch")
+    prep = enhancer.prepare(chest_like(seed))
+    expected = enhancer.run_tiles(prep.xp, prep.y)
+    torch.testing.assert_close(enhancer.run_tiles(prep.xp.double(), prep.y.double()), expected, rtol=0, atol=0)
+    for xp, y in ((prep.xp.numpy(), prep.y.numpy()), (prep.xp, prep.y[:1]), (prep.xp[:, 0], prep.y[:, 0]),
+                  (prep.xp.int(), prep.y.int())):  # fmt: skip
+        with pytest.raises(ValueError, match="run_tiles: xp and y must be float tensors of one shape"):
+            enhancer.run_tiles(xp, y)

@@ -263,11 +263,17 @@ class Enhancer:
         oneDNN picks other convolution kernels for a batch of one, whose sums differ in the last
         bits, so a tile's output would depend on which call it fell into (a batch job's calls
         follow the order its reads finish in: two runs of one command could differ). From two
-        tiles on, a tile's output does not depend on the batch (tests/infer/test_determinism.py)."""
+        tiles on, a tile's output does not depend on the batch (tests/infer/test_determinism.py).
+        Tiles of another floating dtype are run as float32, what :meth:`prepare` gives."""
+        if not (isinstance(xp, torch.Tensor) and isinstance(y, torch.Tensor)) or xp.dim() != 4 or \
+                xp.shape[1] != 1 or xp.shape != y.shape or not (xp.is_floating_point() and y.is_floating_point()):
+            raise ValueError(f"run_tiles: xp and y must be float tensors of one shape [N, 1, S, S], got "
+                             f"{_describe(xp)} and {_describe(y)}")  # fmt: skip
         outs = []
         for k in range(0, xp.shape[0], self.batch_size):
-            out = xp[k : k + self.batch_size].to(self.device, non_blocking=True)
-            g = y[k : k + self.batch_size].to(self.device, non_blocking=True)
+            # (float64 tiles failed inside the stages: "Input type (double) and bias type (float) ...")
+            out = xp[k : k + self.batch_size].to(self.device, torch.float32, non_blocking=True)
+            g = y[k : k + self.batch_size].to(self.device, torch.float32, non_blocking=True)
             n = out.shape[0]
             # a backend of fixed shapes (captured graphs) gets the full batch every call; the others a
             # lone tile as a pair (see above)
