@@ -206,7 +206,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"\ninterrupted: the images scored so far are kept in {args.output}; the same command scores "
               "only the rest", file=sys.stderr)  # fmt: skip
         return 130
-    print(f"{run.images} images evaluated, {len(run.failed)} failed; report: {paths['report.html']}")
+    print(f"{run.images} image{'' if run.images == 1 else 's'} evaluated, {len(run.failed)} failed; "
+          f"report: {paths['report.html']}")
     with open(paths["summary.md"]) as f:
         print(f.read())
     if not run.images:

@@ -692,3 +692,29 @@ def test_a_rerun_asking_otherwise_for_what_runs_the_same_resumes(tmp_path, seed)
     scored = (out / JOURNAL_FILE).read_text()
     assert main([*command, "--device", "cpu", "--precision", "fp32"]) == 0
     assert (out / JOURNAL_FILE).read_text() == scored  # resumed: no image scored again
+
+
+def test_one_image_without_pictures_reads_right(tmp_path, seed, capsys):
+    # "1 images, 2 ROIs per method" in the heading and the CLI's last line, and --pictures 0 left an
+    # empty "Side by side" heading on the page
+    src = tmp_path / "a.png"
+    Image.fromarray(chest_like(seed)).save(src)
+    out = tmp_path / "r"
+    argv = ["evaluate", str(src), "-o", str(out), "--methods", "identity,clahe", "--metrics", "entropy", "-q"]
+    assert main([*argv, "--pictures", "0"]) == 0
+    said = capsys.readouterr().out
+    assert "1 image evaluated" in said and "# Evaluation: 1 image, 2 ROIs per method" in said
+    assert "Side by side" not in (out / "report.html").read_text()
+
+
+def test_two_methods_of_one_label_are_told_apart_from_a_method_given_twice(tmp_path, seed):
+    # "a:identity,a:clahe" was refused as "each method may appear once", which they do
+    from xvertfast.eval.evaluate import evaluate
+
+    src = tmp_path / "a.png"
+    Image.fromarray(chest_like(seed)).save(src)
+    with pytest.raises(ValueError, match=r"a:identity, a:clahe would all be reported as 'a': each method needs a label"):
+        evaluate([str(src)], str(tmp_path / "r"), ["a:identity", "a:clahe"], ["entropy"], progress=False)
+    with pytest.raises(ValueError, match=r"clahe, clahe would all be reported as 'clahe'"):
+        evaluate([str(src)], str(tmp_path / "r"), ["clahe", "clahe"], ["entropy"], progress=False)
+    assert not (tmp_path / "r").exists()

@@ -41,10 +41,13 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
         raise ValueError("no methods to evaluate")
     check_metrics(metrics)  # before the report folder is touched: a typo must not leave a journal
     networks: dict = {}  # one network per model: xvertnet and xvertnet_original_brightness share its runs
-    built = dict(get_method(spec, networks, **enhancer_kwargs) for spec in methods)
-    if len(built) != len(methods):
-        raise ValueError(f"each method may appear once, got {', '.join(methods)}: give one of two alike "
-                         "a label (LABEL:METHOD, e.g. mine:xvertnet=runs/mine/model)")  # fmt: skip
+    pairs = [get_method(spec, networks, **enhancer_kwargs) for spec in methods]
+    labels = [label for label, _ in pairs]
+    if clash := next((label for label in labels if labels.count(label) > 1), None):
+        named = ", ".join(spec for spec, label in zip(methods, labels) if label == clash)
+        raise ValueError(f"{named} would all be reported as {clash!r}: each method needs a label of its own "
+                         "(LABEL:METHOD, e.g. mine:xvertnet=runs/mine/model)")  # fmt: skip
+    built = dict(pairs)
     if compare_to is None:  # the papers' XVertNet, else another XVertNet method, else identity
         kinds = {label: method_kind(method, label) for label, method in built.items()}
         candidates = [label for kind in [*XVERTNET_METHODS, "identity"] for label in built if kinds[label] == kind]

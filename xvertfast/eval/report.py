@@ -98,9 +98,14 @@ def _write_csv(path: str, rows: list[dict], fields: list[str]) -> None:
             writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _markdown(run: EvalRun, records: list[dict], compare_to: str | None) -> str:
     by = {(r["method"], r["metric"]): r for r in records}
-    lines = [f"# Evaluation: {run.images} images, {len(run.rows) // max(len(run.methods), 1)} ROIs per method", ""]
+    rois = len(run.rows) // max(len(run.methods), 1)
+    lines = [f"# Evaluation: {_count(run.images, 'image')}, {_count(rois, 'ROI')} per method", ""]
     if compare_to not in run.methods or len(run.methods) < 2:  # no method to test against it
         compare_to = None
     if compare_to:
@@ -239,14 +244,16 @@ def _html(run: EvalRun, markdown_table: str, grids: list[str]) -> str:
     # a link is a URL: a file name's "#" or "?" would end its path there, so the picture went missing
     pictures = "\n".join(f"<figure><img src='{html.escape(urllib.parse.quote(g))}' alt='{html.escape(g)}'></figure>"
                          for g in grids)  # fmt: skip
+    side_by_side = (f"<h2>Side by side</h2><p>Green boxes: the evaluation ROIs (512×290 at 1024 rows, scaled with the "
+                    f"image). Bottom row: the upper ROI as the metrics see it (8-bit).</p>{pictures}"
+                    if grids else "")  # (none asked for: --pictures 0)  # fmt: skip
     style = ("body{font-family:sans-serif;max-width:1400px;margin:2em auto;padding:0 1em}"
              "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}"
              "th{background:#f3f3f3}img{max-width:100%}figure{margin:1em 0}.fail{color:#a00}")  # fmt: skip
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>xvertfast evaluation</title>"
             f"<style>{style}</style></head><body>{md_table_to_html(markdown_table)}"
             f"<h2>Distributions</h2><img src='boxplots.png' alt='box plots'>"
-            f"<h2>Side by side</h2><p>Green boxes: the evaluation ROIs (512×290 at 1024 rows, scaled with the image). Bottom row: the upper ROI as the "
-            f"metrics see it (8-bit).</p>{pictures}"
+            f"{side_by_side}"
             f"<p>Files: <a href='scores.csv'>scores.csv</a>, <a href='summary.csv'>summary.csv</a>, "
             f"<a href='summary.md'>summary.md</a></p></body></html>")  # fmt: skip
 
