@@ -887,3 +887,14 @@ def test_cli_says_a_run_folder_it_may_not_write_in_words(tmp_path, monkeypatch, 
     assert main(["train", str(data), "-o", str(run), "--width", "4", "--depth", "2", "--roi-size", "32", "-q"]) == 2
     err = capsys.readouterr().err
     assert err == f"error: cannot write into the run folder {run}: Read-only file system\n", err
+
+
+def test_an_input_inside_the_run_folder_is_refused_before_anything_is_written_there(tmp_path):
+    """Before: train DATA -o DATA (or -o a folder above an input) was refused only once the run held its
+    folder, leaving .xvertfast-train.lock and an empty checkpoint/ among the user's images."""
+    data = write_images(tmp_path / "data")
+    before = sorted(os.listdir(data))
+    for run, given in ((data, data), (tmp_path, data / "img0.png")):
+        with pytest.raises(ValueError, match="a folder of outputs"):
+            train([str(given)], str(run), CONFIG, progress=False, log=lambda m: None)
+    assert sorted(os.listdir(data)) == before and sorted(os.listdir(tmp_path)) == ["data"]

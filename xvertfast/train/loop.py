@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from tqdm import tqdm
 
-from xvertfast.io.files import NothingFound
+from xvertfast.io.files import NothingFound, discover
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
 from xvertfast.model import XVertNet, XVertNetStage, load_model, save_model
 from xvertfast.model.persistence import fingerprint
@@ -511,6 +511,7 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     device = _device(config.device)
     _check_amp(config, device, log)
     init = _initial_model(config)  # a mismatch is said before any image is preprocessed
+    _refuse_inputs_inside(inputs, run_dir)
     made = _first_missing(run_dir)
     lock = _lock_run_dir(run_dir)
     from safetensors import SafetensorError
@@ -527,6 +528,18 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
         raise
     finally:
         lock.close()
+
+
+def _refuse_inputs_inside(inputs: list[str], run_dir: str) -> None:
+    """Refuses an input given inside RUN_DIR (``-o DATA``) as :func:`load_rois` would, but before the
+    run writes its lock file and checkpoint/ there, among the user's images. Only those inputs are
+    looked at (``@lists`` are read later): no folder is searched twice."""
+    run = os.path.realpath(run_dir)
+    real = {item: os.path.realpath(item) for item in inputs if not item.startswith("@")}
+    inside = [item for item, path in real.items() if os.path.splitdrive(path)[0] == os.path.splitdrive(run)[0]
+              and os.path.commonpath([run, path]) == run]  # fmt: skip
+    if inside:
+        discover(inside, exclude=[run_dir])  # raises its ValueError, naming the input and the folder
 
 
 def _first_missing(path: str) -> str | None:
