@@ -395,3 +395,25 @@ def test_dicom_of_pixels_on_another_grid_does_not_claim_the_sources_pixel_size(t
     assert half.PatientID == ds.PatientID
     write_image(tmp_path / "same.dcm", src.pixels, like=src)
     assert [float(v) for v in pydicom.dcmread(tmp_path / "same.dcm").PixelSpacing] == [0.125, 0.125]
+
+
+def test_pixels_on_another_scale_are_refused_not_clipped_to_a_near_binary_image(tmp_path, seed):
+    # write_image clipped whatever it got to [0, 1]: a uint16 array of 0..4095 was written as one
+    # grey level, a float 0..255 image with four; a small overshoot is still clipped
+    import torch
+
+    rng = np.random.default_rng(seed)
+    with pytest.raises(TypeError, match=r"a\.png: pixels must be floats in \[0, 1\].*got uint16"):
+        write_image(tmp_path / "a.png", rng.integers(0, 4096, (8, 9)).astype(np.uint16))
+    with pytest.raises(TypeError, match=r"got int64"):
+        write_image(tmp_path / "a.png", torch.zeros(8, 9, dtype=torch.int64))
+    with pytest.raises(ValueError, match=r"a\.png: pixels must lie in \[0, 1\].*got values from 0 to 255"):
+        write_image(tmp_path / "a.png", np.linspace(0, 255, 72).reshape(8, 9))
+    with pytest.raises(ValueError, match=r"a\.png: pixels are on the meta device"):
+        write_image(tmp_path / "a.png", torch.zeros(8, 9, device="meta"))
+    assert not list(tmp_path.iterdir())
+    over = np.linspace(-0.02, 1.02, 72).reshape(8, 9)
+    write_image(tmp_path / "b.png", over, "png8")
+    np.testing.assert_allclose(read_image(tmp_path / "b.png").pixels, np.round(np.clip(over, 0, 1) * 255) / 255, atol=1e-6)
+    write_image(tmp_path / "c.png", torch.from_numpy(over).bfloat16(), "png8")  # (no NumPy bfloat16)
+    assert (tmp_path / "c.png").is_file()

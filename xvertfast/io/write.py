@@ -122,12 +122,32 @@ def remove_stale_parts(outputs) -> int:
     return removed
 
 
-def _to_unit(pixels) -> np.ndarray:
-    arr = np.asarray(pixels.detach().cpu() if hasattr(pixels, "detach") else pixels, dtype=np.float64)
+#: How far outside [0, 1] the pixels may reach and still be clipped to it (an overshoot of a
+#: filter or of rounding); further out they are on another scale: stored values (0..4095),
+#: 0..255 floats, which clipping would turn into a near-binary image without a word.
+CLIP_SLACK = 0.5
+
+
+def _to_unit(pixels, path: str) -> np.ndarray:
+    if hasattr(pixels, "detach"):  # a torch tensor (bfloat16 has no NumPy dtype)
+        if pixels.device.type == "meta":
+            raise ValueError(f"{path}: pixels are on the meta device, which holds no values")
+        floating, kind = pixels.dtype.is_floating_point, str(pixels.dtype).replace("torch.", "")
+        pixels = pixels.detach().cpu().double() if floating else pixels
+    else:
+        kind = np.asarray(pixels).dtype
+        floating = kind.kind == "f"
+    if not floating:
+        raise TypeError(f"{path}: pixels must be floats in [0, 1] (as xvertfast.io.read_image gives them), got "
+                        f"{kind}: scale stored values by their range first")  # fmt: skip
+    arr = np.asarray(pixels, dtype=np.float64)
     if arr.ndim != 2:
-        raise ValueError(f"pixels must be [H, W], got shape {arr.shape}")
+        raise ValueError(f"{path}: pixels must be [H, W], got shape {arr.shape}")
     if not np.isfinite(arr).all():
-        raise ValueError("pixels contain NaN or infinite values")
+        raise ValueError(f"{path}: pixels contain NaN or infinite values")
+    if arr.size and (arr.min() < -CLIP_SLACK or arr.max() > 1 + CLIP_SLACK):
+        raise ValueError(f"{path}: pixels must lie in [0, 1] (values a little outside are clipped), got values from "
+                         f"{arr.min():g} to {arr.max():g}: another scale? xvertfast.io.read_image gives [0, 1]")  # fmt: skip
     return np.clip(arr, 0.0, 1.0)
 
 
@@ -273,7 +293,10 @@ def _write_dicom(tmp: str, unit: np.ndarray, bits: int, like: Radiograph | None,
 
 def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like: Radiograph | None = None,
                 overwrite: bool = False, description: str | None = None) -> str:  # fmt: skip
-    """Writes pixels (float [H, W] in [0, 1], clipped) to path atomically; returns the path.
+    """Writes pixels (float [H, W] in [0, 1]) to path atomically; returns the path.
+
+    Values up to :data:`CLIP_SLACK` outside [0, 1] are clipped to it; integers, and floats
+    further out, are refused (TypeError, ValueError): they are stored values or another scale.
 
     Args:
         fmt: one of :data:`WRITE_FORMATS`; default from the extension (.png is png16).
@@ -300,7 +323,7 @@ def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like
     folder = os.path.dirname(os.path.abspath(p))
     if not os.path.isdir(folder):
         raise ImageWriteError(p, f"destination folder {folder} does not exist")
-    unit = _to_unit(pixels)
+    unit = _to_unit(pixels, p)
     bits = _output_bits(like)
     try:
         with atomic_write(p) as tmp:
