@@ -91,3 +91,13 @@ def test_without_tf32_where_the_flags_were_set_per_operator():
         assert cudnn.conv.fp32_precision == "tf32"
     finally:
         cudnn.allow_tf32 = True  # torch's default, for both again
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_missing_gpu_is_said_in_the_apis_words_and_the_clis():
+    # from Python the error spoke only of --device, an option the caller never gave
+    from xvertfast.infer.backends import resolve_device
+
+    with pytest.raises(RuntimeError, match=r"device 'cuda:1' \(--device cuda:1\) was asked for, but this torch has no "
+                                           r"usable CUDA device .*; use 'cpu' \(--device cpu\)"):  # fmt: skip
+        resolve_device("cuda:1")

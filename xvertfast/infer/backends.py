@@ -30,8 +30,9 @@ def resolve_device(device: str | torch.device) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for, but this torch has no usable CUDA device "
-                           f"(torch {torch.__version__}, CUDA build: {torch.version.cuda}); use --device cpu")  # fmt: skip
+        raise RuntimeError(f"device {str(device)!r} (--device {device}) was asked for, but this torch has no usable "
+                           f"CUDA device (torch {torch.__version__}, CUDA build: {torch.version.cuda}); use 'cpu' "
+                           "(--device cpu)")  # fmt: skip
     return dev
 
 
