@@ -322,3 +322,16 @@ def test_brisque_model_parser():
         _parse_model(text.replace("kernel_type rbf", "kernel_type poly"))
     with pytest.raises(ValueError, match="support vectors"):
         _parse_model(text.replace("total_sv 2", "total_sv 3"))
+
+
+def test_tensors_are_scored_as_their_values(seed):
+    # a tensor that requires grad failed with torch's "Can't call numpy() on Tensor that requires
+    # grad", a bfloat16 one with "Got unsupported ScalarType BFloat16"
+    import torch
+
+    roi = np.random.default_rng(seed).random((48, 40))
+    want = metrics.entropy(roi)
+    assert metrics.entropy(torch.from_numpy(roi).requires_grad_()) == want
+    assert metrics.tenengrad(torch.from_numpy(roi).requires_grad_()) == metrics.tenengrad(roi)
+    half = torch.from_numpy(roi).bfloat16()
+    assert metrics.entropy(half) == metrics.entropy(half.float().numpy())

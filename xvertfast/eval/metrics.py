@@ -48,6 +48,9 @@ TENENGRAD_VARIANTS = ("mean_squared", "mean_magnitude")
 
 def _checked(img, metric: str, name: str = "img") -> np.ndarray:
     """``img`` as a 2-D, non-empty, finite real array; ValueError naming the problem otherwise."""
+    if hasattr(img, "detach"):  # a tensor that requires grad refuses np.asarray; a GPU one must move
+        img = img.detach().cpu()
+        img = img.float() if str(img.dtype) == "torch.bfloat16" else img  # (no NumPy bfloat16)
     a = np.asarray(img)
     if a.ndim != 2:
         raise ValueError(f"{metric}: {name} must be a 2-D array (one grey-level ROI), got shape {a.shape}")
