@@ -898,3 +898,17 @@ def test_an_input_inside_the_run_folder_is_refused_before_anything_is_written_th
         with pytest.raises(ValueError, match="a folder of outputs"):
             train([str(given)], str(run), CONFIG, progress=False, log=lambda m: None)
     assert sorted(os.listdir(data)) == before and sorted(os.listdir(tmp_path)) == ["data"]
+
+
+def test_the_output_folder_of_another_job_is_refused_as_a_run_folder(tmp_path, capsys):
+    """Before: train -o ENHANCE_OUT trained into enhance's output folder, beside its outputs and ledger
+    (a curves.png or preview_stage1.png there was replaced); the help asks for a folder of its own."""
+    data = write_images(tmp_path / "data")
+    out = tmp_path / "enhanced"
+    out.mkdir()
+    (out / ".xvertfast-enhance.json").write_text("{}")
+    before = sorted(os.listdir(out))
+    assert main(["train", str(data), "-o", str(out), "--width", "4", "--depth", "2", "--roi-size", "32", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert f"{out} is the output folder of an xvertfast enhance job" in err and "a folder of its own" in err, err
+    assert sorted(os.listdir(out)) == before

@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from tqdm import tqdm
 
-from xvertfast.io.files import NothingFound, discover
+from xvertfast.io.files import JOB_FOLDER_MARKERS, NothingFound, discover
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
 from xvertfast.model import XVertNet, XVertNetStage, load_model, save_model
 from xvertfast.model.persistence import fingerprint
@@ -512,6 +512,7 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     _check_amp(config, device, log)
     init = _initial_model(config)  # a mismatch is said before any image is preprocessed
     _refuse_inputs_inside(inputs, run_dir)
+    _refuse_other_jobs_folder(run_dir)
     made = _first_missing(run_dir)
     lock = _lock_run_dir(run_dir)
     from safetensors import SafetensorError
@@ -540,6 +541,16 @@ def _refuse_inputs_inside(inputs: list[str], run_dir: str) -> None:
               and os.path.commonpath([run, path]) == run]  # fmt: skip
     if inside:
         discover(inside, exclude=[run_dir])  # raises its ValueError, naming the input and the folder
+
+
+def _refuse_other_jobs_folder(run_dir: str) -> None:
+    """Refuses an enhance, preprocess or evaluate output folder as RUN_DIR: the run's files would
+    go in among that job's outputs (and replace one named as they are)."""
+    for marker in JOB_FOLDER_MARKERS:  # (and train's own, checkpoint/state.json, which --resume reads)
+        if marker.startswith(".xvertfast-") and os.path.exists(os.path.join(run_dir, marker)):
+            job = marker[len(".xvertfast-"):].split(".")[0]
+            raise ValueError(f"{run_dir} is the output folder of an xvertfast {job} job (it holds {marker}): give the "
+                             "training run a folder of its own")  # fmt: skip
 
 
 def _first_missing(path: str) -> str | None:
