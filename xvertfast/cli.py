@@ -364,8 +364,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"error: {type(exc).__name__}: {first_line}\n{kept}", file=sys.stderr)
         return 3
     except KeyboardInterrupt:
+        cache = os.path.join(args.output, "cache")
+        cached = os.path.isdir(cache) and any(name.endswith(".npy") for name in os.listdir(cache))
         kept = ("the last finished epoch is kept" if has_finished_epochs(args.output)
-                else "no epoch had finished; the images preprocessed so far are kept in its cache")  # fmt: skip
+                else "no epoch had finished; the images preprocessed so far are kept in its cache" if cached
+                else "no epoch had finished, no image was preprocessed yet")  # fmt: skip
         print(f"\ninterrupted: {kept}; add --resume to the same command to go on", file=sys.stderr)
         return 130
     model = os.path.join(args.output, "model")

@@ -754,6 +754,18 @@ def test_cli_ctrl_c_before_any_epoch_does_not_claim_one_is_kept(tmp_path, monkey
         assert main(argv) == 130
     err = capsys.readouterr().err
     assert "no epoch had finished" in err and "epoch is kept" not in err and "add --resume" in err
+    assert "kept in its cache" not in err  # the first image was being preprocessed: none is cached (said before)
+    first = data_module.preprocess
+    calls = []
+
+    def second_interrupted(*args, **kwargs):
+        calls.append(1)
+        return first(*args, **kwargs) if len(calls) == 1 else interrupted()
+
+    with monkeypatch.context() as patch:
+        patch.setattr(data_module, "preprocess", second_interrupted)
+        assert main(argv) == 130
+    assert "no epoch had finished; the images preprocessed so far are kept in its cache" in capsys.readouterr().err
     assert main([*argv[:3], str(tmp_path / "run2"), *argv[4:]]) == 0
     monkeypatch.setattr("xvertfast.train.loop.load_rois", interrupted)
     assert main([*argv[:3], str(tmp_path / "run2"), *argv[4:], "--resume"]) == 130
