@@ -547,3 +547,20 @@ def test_export_cli_says_a_long_compile_is_coming(tmp_path, monkeypatch, capsys)
     assert "AOTInductor compiles C++ for each stage" in capsys.readouterr().err
     assert cli.main(["export", "default", "-o", str(tmp_path), "--format", "onnx"]) == 0
     assert "compiles" not in capsys.readouterr().err
+
+
+def test_the_onnxruntime_backend_without_onnxruntime_says_so_before_exporting(model, tmp_path, monkeypatch):
+    # it exported the model into the cache first (a minute for the default model on a CPU), then said
+    # that onnxruntime was missing
+    from xvertfast.infer.backends import make_backend
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported for a backend that cannot run")
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    monkeypatch.setattr(export_module, "export_onnx", no_export)
+    monkeypatch.setattr(export_module, "cached_onnx_export", no_export)
+    with pytest.raises(RuntimeError, match=re.escape("the onnxruntime backend needs the onnxruntime package")):
+        make_backend("onnxruntime", model, torch.device("cpu"), torch.float32, tile=TILE, max_batch=4,
+                     cache_dir=str(tmp_path))  # fmt: skip
+    assert not os.listdir(tmp_path)

@@ -229,8 +229,11 @@ def make_backend(name: str, model: XVertNet, device: torch.device, dtype: torch.
     # the exported graphs hold fp32 or fp16: onnxruntime runs bf16 as fp32 (its CPU provider
     # has no fast bf16), TensorRT as fp16 (the nearest it builds from an ONNX graph)
     if name == "onnxruntime":
+        from xvertfast.infer.export import require
         from xvertfast.infer.onnx_backend import OnnxRuntimeBackend
 
+        # said before the export it would run (a minute for the default model on a CPU), not after
+        require("onnxruntime", "the onnxruntime backend")
         return OnnxRuntimeBackend.from_model(model, device, tile=tile, fp16=dtype == torch.float16,
                                              cache_dir=cache_dir)  # fmt: skip
     from xvertfast.infer.tensorrt_backend import TensorRTBackend
