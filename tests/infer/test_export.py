@@ -3,6 +3,7 @@ backend, AOTInductor packages, TensorRT engines (GPU only) and the engine cache 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -564,3 +565,198 @@ def test_the_onnxruntime_backend_without_onnxruntime_says_so_before_exporting(mo
         make_backend("onnxruntime", model, torch.device("cpu"), torch.float32, tile=TILE, max_batch=4,
                      cache_dir=str(tmp_path))  # fmt: skip
     assert not os.listdir(tmp_path)
+
+
+class FakeTensorRT:
+    """What xvertfast calls of the TensorRT 10 Python API, recording the calls: the 'engine' a
+    build serialises is its recorded settings, and running it computes ``xp + 2 * y`` from the
+    tensor addresses it was given (CPU memory here), so wrong addresses or shapes show."""
+
+    def __init__(self, version: str = "10.9.0"):
+        import types
+
+        self.__version__, self.calls = version, []
+        self.float32, self.float16 = "FLOAT", "HALF"
+        self.Logger = type("Logger", (), {"WARNING": 2, "__init__": lambda logger, level: None})
+        self.NetworkDefinitionCreationFlag = types.SimpleNamespace(STRONGLY_TYPED=3)
+        self.MemoryPoolType = types.SimpleNamespace(WORKSPACE="workspace")
+        self.BuilderFlag = types.SimpleNamespace(TF32="tf32")
+        fake = self
+
+        class Config:
+            def __init__(self):
+                self.settings = {"cleared": [], "profiles": []}
+
+            def set_memory_pool_limit(self, pool, size):
+                self.settings[pool] = size
+
+            def clear_flag(self, flag):
+                self.settings["cleared"].append(flag)
+
+            def create_timing_cache(self, data):
+                return types.SimpleNamespace(serialize=lambda: data + b"+timed")
+
+            def set_timing_cache(self, cache, ignore_mismatch):
+                self.timing = cache
+                return True
+
+            def get_timing_cache(self):
+                return self.timing
+
+            def add_optimization_profile(self, profile):
+                self.settings["profiles"].append(profile)
+
+        class Builder:
+            def __init__(self, logger):
+                pass
+
+            def create_network(self, flags):
+                return {"flags": flags}
+
+            def create_builder_config(self):
+                return Config()
+
+            def create_optimization_profile(self):
+                shapes = {}
+                return types.SimpleNamespace(shapes=shapes, set_shape=lambda name, *s: shapes.update({name: s}))
+
+            def build_serialized_network(self, network, config):
+                fake.calls.append(("build", network["onnx"]))
+                (profile,) = config.settings["profiles"]
+                plan = {**config.settings, "flags": network["flags"], "profiles": None,
+                        "shapes": {name: [list(s) for s in shapes] for name, shapes in profile.shapes.items()}}  # fmt: skip
+                return json.dumps(plan).encode()
+
+        class OnnxParser:
+            num_errors = 0
+
+            def __init__(self, network, logger):
+                self.network = network
+
+            def parse_from_file(self, path):
+                self.network["onnx"] = path
+                return True
+
+        class Context:
+            def __init__(self, engine):
+                self.engine, self.shapes, self.addresses = engine, {}, {}
+
+            def set_input_shape(self, name, shape):
+                self.shapes[name] = tuple(shape)
+                low, _, high = self.engine.get_tensor_profile_shape(name, 0)
+                return all(lo <= s <= hi for lo, s, hi in zip(low, shape, high))
+
+            def set_tensor_address(self, name, address):
+                self.addresses[name] = address
+                return True
+
+            def execute_async_v3(self, stream):
+                import ctypes
+
+                import numpy as np
+
+                fake.calls.append(("execute", stream, self.shapes["xp"]))
+                n = int(np.prod(self.shapes["xp"]))
+                xp, y, out = (np.ctypeslib.as_array((ctypes.c_float * n).from_address(self.addresses[name]))
+                              for name in ("xp", "y", "out"))  # fmt: skip
+                out[:] = xp + 2 * y
+                return True
+
+        class Engine:
+            def __init__(self, plan):
+                self.plan, self.num_io_tensors = plan, 3
+
+            def get_tensor_name(self, i):
+                return ("xp", "y", "out")[i]
+
+            def get_tensor_dtype(self, name):
+                return "FLOAT"
+
+            def get_tensor_profile_shape(self, name, index):
+                return [tuple(s) for s in self.plan["shapes"][name]]
+
+            def create_execution_context(self):
+                return Context(self)
+
+        class Runtime:
+            def __init__(self, logger):
+                pass
+
+            def deserialize_cuda_engine(self, data):
+                try:
+                    return Engine(json.loads(bytes(data)))
+                except ValueError:
+                    return None  # what TensorRT does with a plan it cannot read
+
+        self.Builder, self.OnnxParser, self.Runtime = Builder, OnnxParser, Runtime
+
+
+def install_fake_tensorrt(monkeypatch) -> FakeTensorRT:
+    """A FakeTensorRT as ``tensorrt``, and torch.cuda saying there is an sm_90 GPU (no CUDA call
+    reaches it). After any ONNX export: torch.export looks for a real tensorrt."""
+    import types
+
+    fake = FakeTensorRT()
+    monkeypatch.setitem(sys.modules, "tensorrt", fake)
+    monkeypatch.setattr(tensorrt_backend, "_logger", lambda: None)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA Fake GPU")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    monkeypatch.setattr(torch.cuda, "device", lambda device: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: types.SimpleNamespace(cuda_stream=4242))
+    return fake
+
+
+def test_tensorrt_engines_are_built_cached_and_run_as_the_api_says(model, tmp_path, monkeypatch, seed):
+    """The TensorRT path without TensorRT: what build_engine asks of the builder, the engine cache,
+    and how TensorRTBackend binds and runs the stages (against FakeTensorRT)."""
+    needs_export()
+    dev = torch.device("cuda:0")
+    onnx32 = export_onnx(model, tmp_path / "onnx32", tile=TILE)
+    (onnx16,) = export_onnx(tiny_model(seed, stages=1), tmp_path / "onnx16", tile=TILE, fp16=True)
+    fake_tensorrt = install_fake_tensorrt(monkeypatch)
+    cache = tmp_path / "cache"
+    engines = [tensorrt_backend.build_engine(p, max_batch=4, device=dev, cache_dir=cache) for p in onnx32]
+    assert [call[1] for call in fake_tensorrt.calls] == onnx32 and len(set(engines)) == 2
+    with open(engines[0]) as f:
+        plan = json.load(f)
+    # strongly typed (the precision is the graph's), fp32 without TF32, scratch memory capped, one
+    # profile of batches 1..max_batch at the tile size for both inputs
+    assert plan["flags"] == 1 << 3 and plan["cleared"] == ["tf32"] and plan["workspace"] == tensorrt_backend.WORKSPACE_BYTES
+    profile = [[1, 1, TILE, TILE], [4, 1, TILE, TILE], [4, 1, TILE, TILE]]
+    assert plan["shapes"] == {"xp": profile, "y": profile}
+    (timing,) = [f for f in os.listdir(cache) if f.startswith("timing-")]
+    assert timing == "timing-trt10.9.0-NVIDIA-Fake-GPU-sm90.cache"
+    with open(cache / timing, "rb") as f:
+        assert f.read() == b"+timed+timed"  # the second build started from the first one's timings
+    fake_tensorrt.calls.clear()
+    assert tensorrt_backend.build_engine(onnx32[0], max_batch=4, device=dev, cache_dir=cache) == engines[0]
+    assert not fake_tensorrt.calls  # found in the cache, not built again
+    (half,) = [tensorrt_backend.build_engine(onnx16, max_batch=4, device=dev, cache_dir=cache)]
+    with open(half) as f:
+        assert json.load(f)["cleared"] == []  # fp16 from the graph; TF32 left to TensorRT
+    fake_tensorrt.__version__ = "11.0.0"  # always strongly typed: no flag (deprecated there)
+    with open(tensorrt_backend.build_engine(onnx16, max_batch=4, device=dev, cache_dir=cache)) as f:
+        assert json.load(f)["flags"] == 0
+    fake_tensorrt.__version__ = "10.9.0"
+
+    backend = tensorrt_backend.TensorRTBackend(engines, dev)
+    assert (backend.stages, backend.max_batch, backend.tile, backend.dtype) == (2, 4, TILE, torch.float32)
+    backend.device = torch.device("cpu")  # no GPU here: the fake reads the tensors where they are
+    fake_tensorrt.calls.clear()
+    for batch in (1, 3, 4):
+        xp, y = inputs(batch)
+        out = backend.run_stage(1, xp[..., ::1], y.transpose(2, 3).contiguous().transpose(2, 3))  # y not contiguous
+        assert out.shape == xp.shape and torch.equal(out, xp + 2 * y)
+    assert fake_tensorrt.calls == [("execute", 4242, (b, 1, TILE, TILE)) for b in (1, 3, 4)]  # torch's stream
+    with pytest.raises(ValueError, match="outside the engine's profile 1..4"):
+        backend.run_stage(0, *inputs(5))
+    with pytest.raises(ValueError, match=re.escape(f"must be [B, 1, {TILE}, {TILE}]")):
+        backend.run_stage(0, *inputs(2, TILE // 2))
+    with pytest.raises(RuntimeError, match="the stage engines disagree on max batch / tile"):
+        tensorrt_backend.TensorRTBackend([engines[0], tensorrt_backend.build_engine(onnx16, max_batch=2, device=dev,
+                                                                                    cache_dir=cache)], dev)  # fmt: skip
+    with open(tmp_path / "damaged.engine", "wb") as f:
+        f.write(b"\0" * 10)
+    with pytest.raises(RuntimeError, match=re.escape(f"{tmp_path / 'damaged.engine'}: TensorRT 10.9.0 could not load")):
+        tensorrt_backend.TensorRTBackend([str(tmp_path / "damaged.engine")], dev)
