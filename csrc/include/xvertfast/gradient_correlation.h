@@ -30,8 +30,10 @@ XVF_HD void sobel(const T* p, int64_t ld, T& gx, T& gy) {
   const T tl = p[-ld - 1], tc = p[-ld], tr = p[-ld + 1];
   const T ml = p[-1], mr = p[1];
   const T bl = p[ld - 1], bc = p[ld], br = p[ld + 1];
-  gx = (tr + T(2) * mr + br) - (tl + T(2) * ml + bl);
-  gy = (bl + T(2) * bc + br) - (tl + T(2) * tc + tr);
+  // Differences of neighbours first: they cancel a common offset exactly, where summing each
+  // side first rounds it in T (float32 images near 1e4 lost the low bits of their gradients).
+  gx = (tr - tl) + T(2) * (mr - ml) + (br - bl);
+  gy = (bl - tl) + T(2) * (bc - tc) + (br - tr);
 }
 
 // Adjoint of `sobel`: given weight maps wx, wy defined around the pixel the
