@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import json
 import os
 import platform
@@ -760,3 +761,20 @@ def test_tensorrt_engines_are_built_cached_and_run_as_the_api_says(model, tmp_pa
         f.write(b"\0" * 10)
     with pytest.raises(RuntimeError, match=re.escape(f"{tmp_path / 'damaged.engine'}: TensorRT 10.9.0 could not load")):
         tensorrt_backend.TensorRTBackend([str(tmp_path / "damaged.engine")], dev)
+
+
+def test_an_unusable_export_cache_says_how_to_move_it(model, tmp_path, capsys):
+    # enhance --backend onnxruntime with a cache under a HOME it cannot write in said only
+    # "[Errno 20] .../engines/onnx/<hash>: cannot write the exported files there (Not a directory)"
+    from xvertfast.cli import main
+
+    needs_export()
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(NotADirectoryError) as info:
+        cached_onnx_export(model, tmp_path / "afile", tile=TILE)
+    said = str(info.value)
+    assert said.startswith(str(tmp_path / "afile" / "onnx")) and "cannot write" in said
+    assert "export cache" in said and "XVF_CACHE_DIR" in said and info.value.errno == errno.ENOTDIR
+    src = save_model(model, tmp_path / "model")
+    assert main(["export", str(src), "-o", str(tmp_path / "afile")]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'afile'}: a file, not a folder: give a folder for the exported files\n"

@@ -119,20 +119,29 @@ def _stage_files(out_dir: str, ext: str) -> list[str]:
     return sorted(name for name in os.listdir(out_dir) if pattern.fullmatch(name))
 
 
-def _output_folder(out_dir: str | os.PathLike) -> str:
+def _folder_error(kind: type[OSError], code: int | None, message: str) -> OSError:
+    """An OSError of ``kind`` with ``errno`` set that reads as ``message`` alone (not '[Errno 20] ...')."""
+    error = kind(message)
+    error.errno = code
+    return error
+
+
+def _output_folder(out_dir: str | os.PathLike, hint: str = "") -> str:
     """``out_dir``, made if need be and shown to take new files, before any export work (an
     export takes seconds to minutes; the folder's refusal would otherwise come at the end and
-    name a temporary file)."""
+    name a temporary file). ``hint`` ends the error's message."""
     out_dir = os.fspath(out_dir)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):  # makedirs would say only "File exists"
-        raise NotADirectoryError(errno.ENOTDIR, f"{out_dir}: a file, not a folder: give a folder for the exported files")
+        raise _folder_error(NotADirectoryError, errno.ENOTDIR,
+                            f"{out_dir}: a file, not a folder: give a folder for the exported files{hint}")  # fmt: skip
     try:
         os.makedirs(out_dir, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".xvertfast-probe.", dir=out_dir)
         os.close(fd)
         os.remove(probe)
     except OSError as exc:
-        raise type(exc)(exc.errno, f"{out_dir}: cannot write the exported files there ({exc.strerror or exc})") from exc
+        raise _folder_error(type(exc), exc.errno, f"{out_dir}: cannot write the exported files there "
+                                                  f"({exc.strerror or exc}){hint}") from exc  # fmt: skip
     return out_dir
 
 
@@ -241,6 +250,8 @@ def cached_onnx_export(model: XVertNet, cache_dir: str | os.PathLike | None = No
     folder = os.path.join(os.fspath(cache_dir or default_cache_dir()), "onnx",
                           f"{sha[:24]}-x{_exporter_digest()}-t{tile}-{'fp16' if fp16 else 'fp32'}")  # fmt: skip
     paths = os.path.isdir(folder) and _matching_onnx_set(folder, len(model.stages), sha, tile, fp16)
+    if not paths:  # (a cache under a HOME that takes no files is common on clusters: say how to move it)
+        _output_folder(folder, "; it is in the export cache: set XVF_CACHE_DIR to a folder you can write in")
     return paths or export_onnx(model, folder, tile=tile, fp16=fp16, sha=sha)
 
 
