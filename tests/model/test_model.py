@@ -273,6 +273,21 @@ def test_a_training_run_folder_given_as_a_model_points_to_its_model(tmp_path):
         load_model(tmp_path)
 
 
+def test_an_unfinished_training_run_given_as_a_model_says_so(tmp_path):
+    # RUN_DIR/model is written when the last stage is trained: a run stopped before that was said
+    # to be "not an xvertfast model directory" or "no such folder", as if the path were wrong
+    run = tmp_path / "run"
+    save_model(XVertNet([XVertNetStage(4, 2)]), run / "checkpoint" / "model")  # a finished first stage
+    (run / "checkpoint" / "state.json").write_text("{}")
+    for given in (run, run / "model"):
+        with pytest.raises(FileNotFoundError, match=r"training run .*has not finished: its model \(RUN_DIR/model\) is "
+                                                    r"written when its last stage is trained; .*--resume"):  # fmt: skip
+            load_model(given)
+    (run / "checkpoint" / "state.json").unlink()  # no run there: the plain messages
+    with pytest.raises(FileNotFoundError, match=r"model: no such folder"):
+        load_model(run / "model")
+
+
 class _PassOn(torch.nn.Module):
     """A stand-in stage: passes its input on and keeps the guidance image it was given."""
 

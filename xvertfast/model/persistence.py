@@ -55,6 +55,18 @@ def save_model(model: XVertNet, path: str | os.PathLike, extra: dict[str, Any] |
     return path
 
 
+#: What to do with the folder of a training run that has not finished (no RUN_DIR/model yet).
+_UNFINISHED = ("its model (RUN_DIR/model) is written when its last stage is trained; `xvertfast train ... --resume` "
+               "finishes it (the stages finished so far wait in RUN_DIR/checkpoint/model)")
+
+
+def _unfinished_run(run_dir: str) -> bool:
+    """Whether ``run_dir`` is the folder of a training run that has not written its model yet:
+    its checkpoint is there (train keeps it in checkpoint/state.json), its model is not."""
+    return os.path.isfile(os.path.join(run_dir, "checkpoint", "state.json")) and not os.path.isfile(
+        os.path.join(run_dir, "model", "config.json"))  # fmt: skip
+
+
 def load_model(path: str | os.PathLike = "default", map_location: str | torch.device = "cpu") -> XVertNet:
     """Loads a model directory written by :func:`save_model` (eval mode).
 
@@ -69,13 +81,19 @@ def load_model(path: str | os.PathLike = "default", map_location: str | torch.de
             raise FileNotFoundError(f"no default model at {path}: this installation lacks the package data "
                                     "(reinstall xvertfast), or pass a model directory from `xvertfast train`")  # fmt: skip
     if not os.path.exists(path):  # a mistyped --model/--init/MODEL: not a folder that lacks its config
+        run_dir = os.path.dirname(os.path.abspath(path))
+        if os.path.basename(os.path.normpath(path)) == "model" and _unfinished_run(run_dir):
+            raise FileNotFoundError(f"{path}: the training run in {run_dir} has not finished: {_UNFINISHED}")
         raise FileNotFoundError(f"{path}: no such folder (a model is a directory from `xvertfast train`, its "
                                 "RUN_DIR/model, or 'default')")  # fmt: skip
     config_path = os.path.join(path, "config.json")
     if not os.path.isfile(config_path):
         inside = os.path.join(path, "model")  # a training run's folder: its model is RUN_DIR/model
-        hint = f"; did you mean {inside}, the model of the training run there?" if os.path.isfile(
-            os.path.join(inside, "config.json")) else ""  # fmt: skip
+        hint = ""
+        if os.path.isfile(os.path.join(inside, "config.json")):
+            hint = f"; did you mean {inside}, the model of the training run there?"
+        elif _unfinished_run(path):
+            hint = f"; it is the folder of a training run that has not finished: {_UNFINISHED}"
         raise FileNotFoundError(f"{path}: not an xvertfast model directory (no config.json){hint}")
     try:
         with open(config_path) as f:
