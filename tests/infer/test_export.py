@@ -505,10 +505,11 @@ def test_a_tensorrt_export_writes_engines_beside_their_onnx_set(model, tmp_path,
     out = tmp_path / "out"
     deeper = tiny_model(seed + 1, stages=3)
     export_model(deeper, out, format="tensorrt", tile=TILE)
-    onnx_set = export_model(model, out, format="onnx", tile=TILE, overwrite=True)  # this model's ONNX there
-    stamps = [os.stat(p).st_mtime_ns for p in onnx_set]
     with pytest.raises(ValueError, match="already holds stage1.engine, stage2.engine, stage3.engine"):
         export_model(model, out, format="tensorrt", tile=TILE, overwrite=False)
+    onnx_set = export_model(model, out, format="onnx", tile=TILE, overwrite=True)  # this model's ONNX there
+    assert sorted(os.listdir(out)) == ["stage1.onnx", "stage2.onnx"]  # the deeper model's engines went with its set
+    stamps = [os.stat(p).st_mtime_ns for p in onnx_set]
     built.clear()
     engines = export_model(model, out, format="tensorrt", tile=TILE, max_batch=4, overwrite=True)
     assert [os.path.basename(p) for p in engines] == ["stage1.engine", "stage2.engine"]
@@ -778,3 +779,20 @@ def test_an_unusable_export_cache_says_how_to_move_it(model, tmp_path, capsys):
     src = save_model(model, tmp_path / "model")
     assert main(["export", str(src), "-o", str(tmp_path / "afile")]) == 2
     assert capsys.readouterr().err == f"error: {tmp_path / 'afile'}: a file, not a folder: give a folder for the exported files\n"
+
+
+def test_an_onnx_export_leaves_no_engine_beside_the_set_it_replaces(model, tmp_path, seed):
+    # `export A --format tensorrt` then `export B --format onnx --overwrite` left A's engines beside B's
+    # ONNX set: a folder that read as B's TensorRT export, the engines carrying nothing to tell
+    needs_export()
+    out = tmp_path / "out"
+    out.mkdir()
+    for k in (1, 2, 3):  # a deeper model's, its ONNX set removed by hand
+        (out / f"stage{k}.engine").write_bytes(b"engine of the model before")
+    (out / "notes.engine").write_text("not a stage engine")
+    with pytest.raises(ValueError, match=re.escape(f"{out} already holds stage1.engine, stage2.engine, stage3.engine: "
+                                                   "add --overwrite")):  # fmt: skip
+        export_model(model, out, format="onnx", tile=TILE, overwrite=False)
+    assert sorted(os.listdir(out)) == ["notes.engine", "stage1.engine", "stage2.engine", "stage3.engine"]
+    export_model(model, out, format="onnx", tile=TILE, overwrite=True)
+    assert sorted(os.listdir(out)) == ["notes.engine", "stage1.onnx", "stage2.onnx"]

@@ -145,10 +145,10 @@ def _output_folder(out_dir: str | os.PathLike, hint: str = "") -> str:
     return out_dir
 
 
-def _refuse_existing(out_dir: str, ext: str) -> None:
+def _refuse_existing(out_dir: str, *exts: str) -> None:
     """Without ``overwrite``, stage files already in ``out_dir`` (any stage number: a deeper
     model's last stages would be removed) are left alone, before any work."""
-    there = _stage_files(out_dir, ext)
+    there = [name for ext in exts for name in _stage_files(out_dir, ext)]
     if there:
         raise ValueError(f"{out_dir} already holds {', '.join(there)}: add --overwrite (overwrite=True in Python) to replace "
                          "them, or export into a new folder")  # fmt: skip
@@ -189,14 +189,16 @@ def export_onnx(model: XVertNet, out_dir: str | os.PathLike, tile: int = DEFAULT
     dynamic batch; ``fp16`` bakes fp16 weights and compute into the graph (see the module
     docstring). Metadata (``metadata_props``): ``xvertfast.version``, ``.stage``, ``.stages``,
     ``.tile``, ``.precision``, ``.model_sha256``, ``.io``. Without ``overwrite``, stage files
-    already in ``out_dir`` are refused (ValueError) before anything is exported.
+    already in ``out_dir`` are refused (ValueError) before anything is exported. TensorRT engines
+    there count as stage files: built from the set replaced, and carrying no metadata to tell,
+    they are removed once the new set is written.
     """
     _check(model, tile)
     onnx = require("onnx", "ONNX export")
     require("onnxscript", "ONNX export (torch.onnx's exporter)")
     out_dir = _output_folder(out_dir)
     if not overwrite:
-        _refuse_existing(out_dir, ".onnx")
+        _refuse_existing(out_dir, ".onnx", ".engine")
     sha = sha or fingerprint(model)  # the caller may have it already
     dtype = torch.float16 if fp16 else torch.float32
     batch = torch.export.Dim("batch", min=1)
@@ -220,7 +222,10 @@ def export_onnx(model: XVertNet, out_dir: str | os.PathLike, tile: int = DEFAULT
         proto = program.model_proto
         onnx.helper.set_model_props(proto, _metadata(model, k, tile, fp16, sha))
         protos.append(proto)
-    return _write_stage_set(out_dir, ".onnx", len(protos), lambda k, tmp: onnx.save_model(protos[k], tmp))
+    paths = _write_stage_set(out_dir, ".onnx", len(protos), lambda k, tmp: onnx.save_model(protos[k], tmp))
+    for name in _stage_files(out_dir, ".engine"):  # (a TensorRT export removed its own before)
+        os.remove(os.path.join(out_dir, name))
+    return paths
 
 
 def read_onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
