@@ -223,14 +223,22 @@ def _cmd_status(args: argparse.Namespace) -> int:
     import time
 
     from xvertfast.io.job_folder import job_status
+    from xvertfast.train.status import train_status
 
     try:
         found = [status for job in ("enhance", "preprocess") if (status := job_status(args.folder, job)) is not None]
+        run = train_status(args.folder) if os.path.isdir(args.folder) else None
     except OSError as exc:  # a ledger another user's umask keeps from this one
         print(f"error: cannot read {exc.filename or args.folder}: {exc.strerror or exc}", file=sys.stderr)
         return 2
+    except ValueError as exc:  # a damaged checkpoint (named)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if run is not None and not found:
+        return _print_train_status(run, args.json)
     if not os.path.isdir(args.folder) or not found:
-        print(f"error: {args.folder} holds no output of an xvertfast enhance or preprocess job", file=sys.stderr)
+        print(f"error: {args.folder} holds no output of an xvertfast enhance or preprocess job, nor a training "
+              "run", file=sys.stderr)  # fmt: skip
         return 2
     if args.json:
         from dataclasses import asdict
@@ -261,6 +269,44 @@ def _cmd_status(args: argparse.Namespace) -> int:
             other = f" ({led.other_settings} with other settings)" if led.other_settings else ""
             print(f"  {who:<16} {led.done:>8} done {led.unfinished:>4} unfinished   last written {_ago(now - led.modified)}"
                   f"{other}")  # fmt: skip
+    return 0
+
+
+def _print_train_status(run, as_json: bool) -> int:
+    """``xvertfast status RUN_DIR``: the stage and epoch a training run has reached, its latest
+    losses, how long it may still take, and when it last wrote (a run that has not written for
+    much longer than an epoch takes has stopped)."""
+    import time
+    from dataclasses import asdict
+
+    if as_json:
+        print(json.dumps([{"job": "train", **asdict(run), "finished": run.finished,
+                           "epochs_left_at_most": run.epochs_left_at_most}], indent=2))  # fmt: skip
+        return 0
+    stages = f"{run.stages} stage{'s' if run.stages != 1 else ''} of width {run.width}"
+    if run.finished:
+        print(f"{run.run_dir}: xvertfast train, {stages}: finished; the trained model is {run.model}")
+    elif run.stage > run.stages:
+        print(f"{run.run_dir}: xvertfast train, {stages}: every stage trained, the model not yet written (the run "
+              "writes it next, or was stopped just before: --resume writes it)")  # fmt: skip
+    else:
+        print(f"{run.run_dir}: xvertfast train, {stages}: stage {run.stage} of {run.stages}, not finished (its model "
+              "is written when the last stage is trained)")  # fmt: skip
+        joint = run.epoch - run.epochs_gc
+        phase = (f"{run.epoch} of {run.epochs_gc} feature-loss epochs, then up to {run.epochs_joint} joint" if joint < 0
+                 else f"{run.epochs_gc} feature-loss epochs and {joint} of up to {run.epochs_joint} joint, "
+                      f"{run.bad_epochs} of {run.patience} in a row without a better score")  # fmt: skip
+        print(f"  stage {run.stage}: {phase}")
+    if run.last is not None:
+        val = run.last.get("val_loss")
+        val = f", validation loss {val:.4g}" if isinstance(val, float) and val == val else ""
+        print(f"  last epoch (stage {run.last.get('stage')}, epoch {run.last.get('epoch')}): training loss "
+              f"{run.last.get('train_loss', float('nan')):.4g}{val}")  # fmt: skip
+    if not run.finished and run.seconds_per_epoch and run.epochs_left_at_most:
+        left = _duration(run.epochs_left_at_most * run.seconds_per_epoch)
+        print(f"  at most {run.epochs_left_at_most} epochs to go, about {left} at {_duration(run.seconds_per_epoch)} "
+              "an epoch (early stopping may end a stage sooner)")  # fmt: skip
+    print(f"  last written {_ago(time.time() - run.modified)}")
     return 0
 
 
@@ -575,7 +621,8 @@ REPORT_DIR holding other files), 130 interrupted.""",
 
     st = sub.add_parser(
         "status",
-        help="how far the enhance or preprocess job writing into a folder has come (all its shards)",
+        help="how far the enhance or preprocess job writing into a folder (all its shards), or a training run, "
+             "has come",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="""Read an enhance or preprocess output folder's settings and ledgers (the
 unsharded job's and every shard's) and say how many outputs are done with the recorded
@@ -586,9 +633,14 @@ much longer than an image takes has stopped; and how many output files all of th
 finished a minute lately (over the last 100, back to a pause of over 10 minutes).
 Only reads: running jobs are not disturbed.
 Inputs that failed are not in the ledgers (each run's --report lists them).
-Exit code: 0, 2 where the folder holds no such job or a ledger cannot be read.""",
+
+Given the RUN_DIR of `xvertfast train`: the stage and epoch the run has reached, the phase
+(feature-loss or joint, and how near early stopping is), its latest losses, how many epochs
+it may still train and how long they would take at its recent pace, and when it last wrote.
+Exit code: 0, 2 where the folder holds no such job or a ledger or checkpoint cannot be read.""",
     )
-    st.add_argument("folder", metavar="OUT_DIR", help="the output folder of an enhance or preprocess job")
+    st.add_argument("folder", metavar="OUT_DIR", help="the output folder of an enhance or preprocess job, or the "
+                    "RUN_DIR of a training run")  # fmt: skip
     st.add_argument("--json", action="store_true", help="as JSON")
     st.set_defaults(func=_cmd_status)
 

@@ -1,0 +1,49 @@
+"""`xvertfast status RUN_DIR`: how far a training run has come, read from its checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from tests.train.test_loop import CONFIG, write_images
+from xvertfast.cli import main
+from xvertfast.train import train
+from xvertfast.train.status import train_status
+
+
+def test_a_runs_progress_is_read_from_its_checkpoint_as_it_goes(tmp_path, capsys):
+    # a run of hours on a cluster node had no way to be checked from elsewhere: status knew only
+    # the batch jobs' folders ("holds no output of an xvertfast enhance or preprocess job")
+    data, run = write_images(tmp_path / "data"), tmp_path / "run"
+    assert train_status(str(run)) is None and train_status(str(tmp_path)) is None
+    quiet = {"progress": False, "log": lambda m: None}
+    train([str(data)], str(run), CONFIG, stop_after_epochs=3, **quiet)  # stage 1: 2 gc epochs, then 1 joint
+    status = train_status(str(run))
+    assert (status.stage, status.epoch, status.stages, status.finished, status.model) == (1, 3, 2, False, None)
+    assert status.epochs_left_at_most == 1 + 4 and status.last["epoch"] == 3 and status.seconds_per_epoch > 0
+    assert main(["status", str(run)]) == 0
+    said = capsys.readouterr().out
+    assert f"{run}: xvertfast train, 2 stages of width 4: stage 1 of 2, not finished" in said
+    assert "stage 1: 2 feature-loss epochs and 1 of up to 2 joint, 0 of 5 in a row without a better score" in said
+    assert "last epoch (stage 1, epoch 3): training loss " in said and "validation loss " in said
+    assert "at most 5 epochs to go, about " in said and "last written " in said
+
+    train([str(data)], str(run), CONFIG, resume=True, stop_after_epochs=2, **quiet)  # into stage 2's gc phase
+    assert main(["status", str(run)]) == 0
+    assert "stage 2: 1 of 2 feature-loss epochs, then up to 2 joint" in capsys.readouterr().out
+
+    train([str(data)], str(run), CONFIG, resume=True, **quiet)
+    status = train_status(str(run))
+    assert status.finished and status.model == os.path.join(str(run), "model") and status.epochs_left_at_most == 0
+    assert main(["status", str(run), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)[0]
+    assert record["job"] == "train" and record["finished"] and record["stage"] == 3 and len(record["history"]) == 8
+    assert main(["status", str(run)]) == 0
+    assert f"finished; the trained model is {run / 'model'}" in capsys.readouterr().out
+
+
+def test_a_damaged_checkpoint_is_named(tmp_path, capsys):
+    (tmp_path / "run" / "checkpoint").mkdir(parents=True)
+    (tmp_path / "run" / "checkpoint" / "state.json").write_text("{not json")
+    assert main(["status", str(tmp_path / "run")]) == 2
+    assert "state.json" in capsys.readouterr().err

@@ -1,0 +1,76 @@
+"""How far a training run has come, read from its folder without touching it
+(``xvertfast status RUN_DIR``): a run of hours on a cluster node is checked from elsewhere,
+and the progress bar is in a log file or gone.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from xvertfast.train.loop import CHECKPOINT_FILE, _checkpoint_state, _position, _read_state
+
+__all__ = ["TrainStatus", "train_status"]
+
+
+@dataclass
+class TrainStatus:
+    """A training run's progress, as its checkpoint records it."""
+
+    run_dir: str
+    stages: int  #: stages the run trains
+    width: int
+    stage: int  #: the stage being trained; ``stages + 1`` once all are
+    epoch: int  #: epochs finished in that stage
+    epochs_gc: int  #: epochs of the feature-loss phase of each stage
+    epochs_joint: int  #: at most this many joint epochs follow them
+    patience: int  #: joint epochs without a better score that end a stage
+    bad_epochs: int  #: joint epochs in a row without a better score, so far
+    modified: float  #: when the run last recorded its progress (seconds since the epoch)
+    model: str | None  #: RUN_DIR/model, where the run has written it (every stage trained)
+    last: dict | None = None  #: the latest epoch's losses and seconds, as metrics.csv has them
+    seconds_per_epoch: float | None = None  #: over the stage's latest epochs (up to 5)
+    history: list[dict] = field(default_factory=list, repr=False)
+
+    @property
+    def finished(self) -> bool:
+        return self.stage > self.stages and self.model is not None
+
+    @property
+    def epochs_left_at_most(self) -> int:
+        """Epochs the run may still train: the rest of this stage and every later one in full
+        (early stopping in a joint phase may end a stage sooner)."""
+        if self.stage > self.stages:
+            return 0
+        per_stage = self.epochs_gc + self.epochs_joint
+        return per_stage - self.epoch + per_stage * (self.stages - self.stage)
+
+
+def train_status(run_dir: str) -> TrainStatus | None:
+    """The progress of the training run in ``run_dir``, or None where no run has recorded any.
+    Reads ``checkpoint/state.json`` and the mid-stage checkpoint's header (the later of the two,
+    as a resume does: a kill can fall between them); takes no lock. Raises
+    :class:`~xvertfast.io.DamagedFileError` or OSError where they cannot be read."""
+    ckpt_dir = os.path.join(run_dir, "checkpoint")
+    state_path = os.path.join(ckpt_dir, "state.json")
+    if not os.path.isfile(state_path):
+        return None
+    saved = _read_state(state_path)
+    mid = _checkpoint_state(ckpt_dir)
+    if mid is not None and _position(mid) > _position(saved):
+        saved = mid
+    written = [os.path.join(ckpt_dir, name) for name in ("state.json", CHECKPOINT_FILE)]
+    modified = max(os.stat(path).st_mtime for path in written if os.path.exists(path))
+    config, progress = saved["config"], saved["progress"]
+    history = [row for row in progress.get("history", []) if isinstance(row, dict)]
+    stage = progress["stage"]
+    recent = [row for row in history if row.get("stage") == stage][-5:]
+    seconds = [row["seconds"] for row in recent if isinstance(row.get("seconds"), (int, float))]
+    model = os.path.join(run_dir, "model")
+    return TrainStatus(
+        run_dir=run_dir, stages=config["stages"], width=config["width"], stage=stage, epoch=progress["epoch"],
+        epochs_gc=config["epochs_gc"], epochs_joint=config["epochs_joint"], patience=config["patience"],
+        bad_epochs=progress.get("bad_epochs", 0), modified=modified,
+        model=model if os.path.isfile(os.path.join(model, "config.json")) else None,
+        last=history[-1] if history else None, seconds_per_epoch=sum(seconds) / len(seconds) if seconds else None,
+        history=history)  # fmt: skip
