@@ -242,8 +242,12 @@ def test_a_retrained_first_stage_makes_the_second_stages_data_anew(tmp_path):
 def test_resume_with_other_images_is_refused(tmp_path):
     data = write_images(tmp_path / "data")
     train([str(data)], str(tmp_path / "run"), CONFIG, progress=False, stop_after_epochs=1, log=lambda m: None)
+    files = sorted(str(p) for p in data.iterdir())
+    # the same images in another order: the split goes by position (the message said "3 images then, 3 now")
+    with pytest.raises(ValueError, match=r"3 images then and now, but other ones, the same in another order"):
+        train(files[::-1], str(tmp_path / "run"), CONFIG, resume=True, progress=False, log=lambda m: None)
     (data / "img0.png").unlink()
-    with pytest.raises(ValueError, match="other training images than the run started with"):
+    with pytest.raises(ValueError, match=r"other training images than the run started with \(3 images then, 2 now\)"):
         train([str(data)], str(tmp_path / "run"), CONFIG, resume=True, progress=False, log=lambda m: None)
 
 

@@ -641,9 +641,12 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
                      progress=progress, exclude=[run_dir])  # fmt: skip
     data_key = {"rois": rois.key, "images": len(rois.sources)}
     if saved is not None and saved.get("data", data_key) != data_key:
-        raise ValueError(f"{run_dir}: --resume with other training images than the run started with "
-                         f"({saved['data']['images']} images then, {len(rois.sources)} now, or their content "
-                         "changed, or this xvertfast cuts training ROIs otherwise than the one that started the run); "
+        then, now = saved["data"].get("images"), len(rois.sources)
+        how = (f"{then} images then, {now} now" if then != now else
+               f"{now} images then and now, but other ones, the same in another order (the validation split goes by "
+               "position: give them in the order the run began with), or this xvertfast cuts training ROIs otherwise "
+               "than the one that began the run")  # fmt: skip
+        raise ValueError(f"{run_dir}: --resume with other training images than the run started with ({how}); "
                          "resume with the same inputs, or start a new folder")  # fmt: skip
     run = {"data": data_key, "init": init_key, "device": device.type, "threads": threads, **({"lr_changes": lr_changes} if lr_changes else {})}
     train_ids, val_ids = split_by_image(len(rois.sources), config.val_fraction, config.seed)
