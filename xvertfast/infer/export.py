@@ -433,7 +433,11 @@ def aoti_runs_here(metadata: dict[str, str]) -> str | None:
 def load_aoti(paths: list[str | os.PathLike]) -> list:
     """Loads the ``stage{k}.pt2`` packages of one model (in stage order) as callables
     ``stage(xp, y) -> out`` that check their inputs' shape, batch and dtype against what the
-    package was compiled for, and checks that the packages are that model's stages in order."""
+    package was compiled for, and checks that the packages are that model's stages in order.
+
+    A package is compiled code (a shared library) that loading runs: load only packages you
+    exported, as you would run only programs you trust. Model folders (safetensors) and ONNX
+    files hold no code."""
     import torch._inductor
 
     stages = []
