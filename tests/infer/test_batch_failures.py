@@ -319,3 +319,29 @@ def test_a_full_disk_still_stops_the_job(tmp_path, model_dir, src, monkeypatch):
     summary, lines = run(enh, src, tmp_path / "out", workers=1)
     assert summary.stopped == "the disk is full" and summary.done == 0
     assert len(summary.records) < len(NAMES)  # not every file was tried
+
+
+@pytest.mark.parametrize("fmt", ["tiff", "dicom"])
+def test_a_write_the_file_system_cuts_short_fails_with_its_reason_in_one_line(tmp_path, model_dir, src, monkeypatch,
+                                                                               fmt):  # fmt: skip
+    # a full disk cuts a write short: under tifffile, numpy said only '65536 requested and 9124 written'
+    # (no errno: a full disk did not stop a TIFF job, every later image failed so), and pydicom's
+    # message carried its traceback. A file size limit cuts writes short the same way, without root
+    resource = pytest.importorskip("resource")
+    real = batch.write_image
+
+    def limited(*args, **kwargs):
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16384, hard))  # (Python ignores SIGXFSZ: EFBIG)
+        try:
+            return real(*args, **kwargs)
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+    monkeypatch.setattr(batch, "write_image", limited)
+    enh = Enhancer(str(model_dir), device="cpu", batch_size=2)
+    summary, lines = run(enh, src, tmp_path / "out", workers=1, fmt=fmt)
+    assert len(summary.failed) == len(NAMES) and summary.stopped is None  # (a size limit is not a full disk)
+    for rec in summary.failed:
+        assert rec.error.endswith("cannot write: File too large") and "\n" not in rec.error, rec.error
+    assert outputs(tmp_path / "out") == {}  # no partial file

@@ -11,6 +11,7 @@ import contextlib
 import copy
 import datetime
 import errno
+import io
 import os
 import struct
 import tempfile
@@ -224,7 +225,7 @@ _KEPT = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientA
          "ImageLaterality", "Laterality", "BurnedInAnnotation", "RecognizableVisualFeatures")  # fmt: skip
 
 
-def _write_dicom(tmp: str, unit: np.ndarray, bits: int, like: Radiograph | None, description: str | None) -> None:
+def _dicom_bytes(unit: np.ndarray, bits: int, like: Radiograph | None, description: str | None) -> bytes:
     import pydicom
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
@@ -288,7 +289,9 @@ def _write_dicom(tmp: str, unit: np.ndarray, bits: int, like: Radiograph | None,
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta = meta
-    ds.save_as(tmp, enforce_file_format=True)
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
 
 
 def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like: Radiograph | None = None,
@@ -325,36 +328,54 @@ def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like
         raise ImageWriteError(p, f"destination folder {folder} does not exist")
     unit = _to_unit(pixels, p)
     bits = _output_bits(like)
+    data = _encode(p, fmt, unit, bits, like, description)
     try:
-        with atomic_write(p) as tmp:
-            if fmt in ("png16", "png8"):
-                from PIL import Image
-
-                from PIL.PngImagePlugin import PngInfo
-
-                if fmt == "png8":
-                    img = Image.fromarray(np.round(unit * 255).astype(np.uint8))
-                else:
-                    img = Image.fromarray(np.round(unit * ((1 << bits) - 1)).astype(np.uint16))
-                info = PngInfo()
-                if description:
-                    info.add_itxt("Description", description)  # iTXt: UTF-8, any path in it survives
-                img.save(tmp, format="PNG", pnginfo=info)
-            elif fmt == "tiff":
-                import tifffile
-
-                tifffile.imwrite(tmp, unit.astype(np.float32), photometric="minisblack",
-                                 description=_ascii(description) if description else None, metadata=None)  # fmt: skip
-            else:
-                try:
-                    _write_dicom(tmp, unit, bits, like, description)
-                except (TypeError, LookupError, OverflowError, struct.error) as exc:  # LookupError: KeyError too
-                    # what pydicom raises for an element of the source's header it cannot encode
-                    # (an odd value or character set): this output fails, named, and a batch goes on
-                    source = f" from the header of {like.path}" if like is not None else ""
-                    raise ImageWriteError(p, f"cannot encode the DICOM{source}: {type(exc).__name__}: {exc}") from None
-    except ImageWriteError:
-        raise
+        with atomic_write(p) as tmp, open(tmp, "wb") as f:
+            f.write(data)
     except OSError as exc:
         raise ImageWriteError(p, f"cannot write: {exc.strerror or exc}") from None
     return p
+
+
+def _encode(p: str, fmt: str, unit: np.ndarray, bits: int, like: Radiograph | None, description: str | None) -> bytes:
+    """The file's bytes, made in memory and written by :func:`write_image` with Python's own file
+    I/O: a write the file system cuts short (a full disk) is then an OSError with its errno, which a
+    batch job stops on; numpy's tofile (under tifffile) said only '65536 requested and 9124 written',
+    and pydicom put its traceback in the text."""
+    try:
+        if fmt in ("png16", "png8"):
+            from PIL import Image
+
+            from PIL.PngImagePlugin import PngInfo
+
+            if fmt == "png8":
+                img = Image.fromarray(np.round(unit * 255).astype(np.uint8))
+            else:
+                img = Image.fromarray(np.round(unit * ((1 << bits) - 1)).astype(np.uint16))
+            info = PngInfo()
+            if description:
+                info.add_itxt("Description", description)  # iTXt: UTF-8, any path in it survives
+            buffer = io.BytesIO()
+            img.save(buffer, format="PNG", pnginfo=info)
+            return buffer.getvalue()
+        elif fmt == "tiff":
+            import tifffile
+
+            buffer = io.BytesIO()
+            tifffile.imwrite(buffer, unit.astype(np.float32), photometric="minisblack",
+                             description=_ascii(description) if description else None, metadata=None)  # fmt: skip
+            return buffer.getvalue()
+        else:
+            try:
+                return _dicom_bytes(unit, bits, like, description)
+            except (TypeError, LookupError, OverflowError, struct.error) as exc:  # LookupError: KeyError too
+                # what pydicom raises for an element of the source's header it cannot encode (an odd
+                # value or character set): this output fails, named, and a batch goes on. pydicom
+                # adds its traceback below the first line ("With tag (0010,0010) got exception: ...")
+                source = f" from the header of {like.path}" if like is not None else ""
+                first = (str(exc).splitlines() or [""])[0]
+                raise ImageWriteError(p, f"cannot encode the DICOM{source}: {type(exc).__name__}: {first}") from None
+    except ImageWriteError:
+        raise
+    except OSError as exc:  # an encoder's own refusal (PIL: a mode it cannot write)
+        raise ImageWriteError(p, f"cannot encode: {exc.strerror or exc}") from None
