@@ -345,3 +345,34 @@ def test_a_write_the_file_system_cuts_short_fails_with_its_reason_in_one_line(tm
     for rec in summary.failed:
         assert rec.error.endswith("cannot write: File too large") and "\n" not in rec.error, rec.error
     assert outputs(tmp_path / "out") == {}  # no partial file
+
+
+def test_the_writes_waiting_for_a_writer_when_the_disk_fills_are_not_processed_not_failed(tmp_path, model_dir, src,
+                                                                                          monkeypatch):  # fmt: skip
+    # the images the network had done queued for the writer; once the disk was full each was still
+    # tried, failing 'No space left on device' (counted failed, left as started in the ledger)
+    import errno
+
+    enh = Enhancer(str(model_dir), device="cpu", batch_size=2)
+    networked, real_network = [], batch._run_network
+
+    def network(enhancer, items):
+        networked.extend(items)
+        return real_network(enhancer, items)
+
+    calls = []
+
+    def no_space(path, *args, **kwargs):
+        calls.append(path)
+        deadline = time.monotonic() + 30
+        while len(networked) < len(NAMES) and time.monotonic() < deadline:  # the others wait for the writer
+            time.sleep(0.01)
+        time.sleep(0.2)  # (the last one handed over)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(batch, "_run_network", network)
+    monkeypatch.setattr(batch, "write_image", no_space)
+    summary, lines = run(enh, src, tmp_path / "out", workers=1)
+    assert summary.stopped == "the disk is full"
+    assert len(calls) == 1 and len(summary.failed) == 1 and len(summary.records) == 1
+    assert f"stopped: the disk is full; {len(NAMES) - 1} image(s) not processed; the same command resumes" in lines

@@ -31,6 +31,7 @@ import collections
 import concurrent.futures as cf
 import json
 import os
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -440,6 +441,20 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
     writers = cf.ThreadPoolExecutor(workers, thread_name_prefix="xvf-write")
     pending_reads: collections.deque = collections.deque()
     writes: dict[cf.Future, FileRecord] = {}
+    full = threading.Event()  #: a write found the disk full: the writes waiting for a writer are not started
+
+    def write(*args) -> dict | None:
+        """An output, or None where the disk filled before its turn came: it would fail the same
+        way (named 'failed' though never tried), and the job stops; it is left 'not processed'."""
+        if full.is_set():
+            return None
+        try:
+            return _compose_and_write(*args)
+        except FILE_ERRORS as exc:
+            if disk_full(exc):
+                full.set()
+            raise
+
     queue = iter(todo)
     #: images read ahead, and images waiting for a writer: each holds its pixels and tiles in memory
     limit = 2 * workers + enhancer.batch_size
@@ -456,7 +471,10 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
         for w in done:
             rec = writes.pop(w)
             try:
-                rec.seconds.update(w.result())
+                seconds = w.result()
+                if seconds is None:  # not started: the disk was full
+                    continue
+                rec.seconds.update(seconds)
                 rec.status = "done"
             except FILE_ERRORS as exc:  # this file fails, the job goes on
                 rec.status, rec.error = "failed", failure_text(rec.input, exc)
@@ -511,8 +529,7 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
                 if summary.stopped is not None:  # the disk filled while waiting: no more writes handed over
                     break
                 rec = FileRecord(f.path, out, "running", seconds=seconds, warnings=warnings)
-                writes[writers.submit(_compose_and_write, enhancer, rad, prep, result, out, fmt,
-                                      description, job, stat)] = rec  # fmt: skip
+                writes[writers.submit(write, enhancer, rad, prep, result, out, fmt, description, job, stat)] = rec
             drain_writes(block=False)
     except KeyboardInterrupt:
         summary.stopped = "interrupted"
