@@ -796,3 +796,17 @@ def test_an_onnx_export_leaves_no_engine_beside_the_set_it_replaces(model, tmp_p
     assert sorted(os.listdir(out)) == ["notes.engine", "stage1.engine", "stage2.engine", "stage3.engine"]
     export_model(model, out, format="onnx", tile=TILE, overwrite=True)
     assert sorted(os.listdir(out)) == ["notes.engine", "stage1.onnx", "stage2.onnx"]
+
+
+def test_an_aoti_package_refuses_tensors_on_another_device(monkeypatch):
+    # a CUDA package handed CPU tensors (or a CPU one CUDA tensors) was called with them: its kernels
+    # take the other device's pointers as theirs (torch checks only under AOTI_RUNTIME_CHECK_INPUTS=1)
+    calls = []
+    meta = {"xvertfast.tile": "8", "xvertfast.max_batch": "2", "AOTI_DEVICE_KEY": "cuda"}
+    package = export_module._CheckedPackage("stage1.pt2", lambda xp, y: calls.append(xp) or xp, meta)
+    with pytest.raises(ValueError, match=re.escape("stage1.pt2: compiled for cuda: xp and y must be on a cuda "
+                                                   "device, got cpu and cpu")):  # fmt: skip
+        package(torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 8))
+    assert not calls
+    cpu = export_module._CheckedPackage("stage1.pt2", lambda xp, y: xp + y, {**meta, "AOTI_DEVICE_KEY": "cpu"})
+    assert torch.equal(cpu(torch.ones(2, 1, 8, 8), torch.ones(2, 1, 8, 8)), torch.full((2, 1, 8, 8), 2.0))

@@ -383,6 +383,12 @@ class _CheckedPackage:
                              f"{self.max_batch}, got {tuple(xp.shape)} and {tuple(y.shape)}")  # fmt: skip
         if xp.dtype != torch.float32 or y.dtype != torch.float32:
             raise ValueError(f"{self.path}: xp and y must be float32, got {xp.dtype} and {y.dtype}")
+        # (unchecked unless AOTI_RUNTIME_CHECK_INPUTS=1: the compiled kernels would take another device's
+        # pointers as theirs)
+        device = self.metadata.get("AOTI_DEVICE_KEY")
+        if device and not xp.device.type == y.device.type == device:
+            raise ValueError(f"{self.path}: compiled for {device}: xp and y must be on a {device} device, got "
+                             f"{xp.device.type} and {y.device.type}")  # fmt: skip
         return self._runner(xp.contiguous(), y.contiguous())
 
 
