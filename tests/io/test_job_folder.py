@@ -576,3 +576,22 @@ def test_a_dry_run_beside_a_running_job_and_in_an_earlier_versions_folder(tmp_pa
     assert run(model_dir, src, "-o", out, "--dry-run") == 0
     assert "0 to enhance, 2 done already" in capsys.readouterr().out
     assert folder_state(out) == before
+
+
+@pytest.mark.parametrize("option", ["--report", "--preview"])
+def test_a_report_or_preview_that_cannot_be_written_is_refused_before_the_job(tmp_path, model_dir, seed, capsys,  # noqa: F811
+                                                                               monkeypatch, option):  # fmt: skip
+    # they are written when the job ends: into a read-only mount or another user's folder, a job of
+    # days found out only then ('report not written'). Root may write anywhere: access is faked
+    src, out, theirs = tmp_path / "in", tmp_path / "out", tmp_path / "theirs"
+    write_pngs(src, seed, ["a.png"])
+    theirs.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(batch.os, "access", lambda path, mode: real_access(path, mode) and path != str(theirs))
+    for path in (theirs / "r.png", theirs / "deeper" / "r.png"):
+        assert run(model_dir, src, "-o", out, option, path) == 2
+        assert f"error: {option} {path} cannot be written: {theirs} is not a folder writable here" in capsys.readouterr().err
+        assert not out.exists() and not (theirs / "deeper").exists()
+    (tmp_path / "afile").write_bytes(b"x")
+    assert run(model_dir, src, "-o", out, option, tmp_path / "afile" / "r.png") == 2
+    assert "is not a folder writable here" in capsys.readouterr().err and not out.exists()

@@ -148,7 +148,8 @@ def _job_settings(enhancer, fmt: str) -> dict:
 
 
 def _check_side_files(files, **paths: str | None) -> None:
-    """The report and preview files may be neither an input nor a folder."""
+    """The report and preview files may be neither an input nor a folder, and must be writable
+    where they go: they are written when the job ends, which may be days later."""
     inputs = {os.path.realpath(f.path) for f in files}
     for option, path in paths.items():
         if path is None:
@@ -157,6 +158,12 @@ def _check_side_files(files, **paths: str | None) -> None:
             raise ValueError(f"--{option} {path} is a folder; give a file name")
         if os.path.realpath(path) in inputs:
             raise ValueError(f"--{option} {path} is one of the inputs; it would be overwritten")
+        made_in = os.path.dirname(os.path.abspath(path))  # (or the folder above it that is there)
+        while not os.path.lexists(made_in) and os.path.dirname(made_in) != made_in:
+            made_in = os.path.dirname(made_in)
+        if not os.path.isdir(made_in) or not os.access(made_in, os.W_OK | os.X_OK):
+            raise ValueError(f"--{option} {path} cannot be written: {made_in} is not a folder writable here (it "
+                             "would be written when the job ends)")  # fmt: skip
 
 
 def _plan(files, out_dir: str, fmt: str, mine: list[bool] | None = None) -> tuple[list[tuple], list[FileRecord]]:
