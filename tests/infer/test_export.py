@@ -810,3 +810,21 @@ def test_an_aoti_package_refuses_tensors_on_another_device(monkeypatch):
     assert not calls
     cpu = export_module._CheckedPackage("stage1.pt2", lambda xp, y: xp + y, {**meta, "AOTI_DEVICE_KEY": "cpu"})
     assert torch.equal(cpu(torch.ones(2, 1, 8, 8), torch.ones(2, 1, 8, 8)), torch.full((2, 1, 8, 8), 2.0))
+
+
+def test_load_aoti_takes_a_package_or_an_export_folder_as_well_as_a_list(tmp_path, monkeypatch):
+    # load_aoti("out/stage1.pt2") said "/: no such AOTInductor package" (it went through the path's
+    # characters), load_aoti("out") the same, and load_aoti([]) raised an IndexError
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)  # refused before loading: no code runs
+    for k in (1, 2, 10):
+        fake_aoti_package(tmp_path / f"stage{k}.pt2", AOTI_DEVICE_KEY="cpu", AOTI_MACHINE=platform.machine(),
+                          AOTI_CPU_ISA="AMX_TILE")  # fmt: skip
+    for given in (str(tmp_path / "stage1.pt2"), tmp_path / "stage1.pt2", str(tmp_path)):
+        with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'stage1.pt2'}: cannot run on this machine")):
+            load_aoti(given)
+    assert export_module._aoti_paths(tmp_path) == [str(tmp_path / f"stage{k}.pt2") for k in (1, 2, 10)]  # in stage order
+    with pytest.raises(ValueError, match="load_aoti needs the stage packages of one model, got none"):
+        load_aoti([])
+    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'empty'}: no stage1.pt2")):
+        (tmp_path / "empty").mkdir()
+        load_aoti(tmp_path / "empty")

@@ -436,18 +436,39 @@ def aoti_runs_here(metadata: dict[str, str]) -> str | None:
     return None
 
 
-def load_aoti(paths: list[str | os.PathLike]) -> list:
+def _aoti_paths(paths: str | os.PathLike | list[str | os.PathLike]) -> list[str]:
+    """The package paths ``load_aoti`` was given: a list as it is, one package as a list of it,
+    an export folder as its ``stage{k}.pt2`` files in stage order."""
+    if not isinstance(paths, (str, os.PathLike)):
+        found = [os.fspath(p) for p in paths]
+        if not found:
+            raise ValueError("load_aoti needs the stage packages of one model, got none")
+        return found
+    path = os.fspath(paths)
+    if not os.path.isdir(path):
+        return [path]
+    names = sorted(_stage_files(path, ".pt2"), key=lambda name: int(name[len("stage") : -len(".pt2")]))
+    if not names:
+        raise ValueError(f"{path}: no stage1.pt2 (...) in this folder: export the model there with "
+                         "xvertfast export --format aoti")  # fmt: skip
+    return [os.path.join(path, name) for name in names]
+
+
+def load_aoti(paths: str | os.PathLike | list[str | os.PathLike]) -> list:
     """Loads the ``stage{k}.pt2`` packages of one model (in stage order) as callables
     ``stage(xp, y) -> out`` that check their inputs' shape, batch and dtype against what the
     package was compiled for, and checks that the packages are that model's stages in order.
 
     A package is compiled code (a shared library) that loading runs: load only packages you
     exported, as you would run only programs you trust. Model folders (safetensors) and ONNX
-    files hold no code."""
+    files hold no code.
+
+    ``paths``: the packages in stage order, one package, or the folder an export wrote them into.
+    """
     import torch._inductor
 
     stages = []
-    for path in map(os.fspath, paths):
+    for path in _aoti_paths(paths):
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path}: no such AOTInductor package")
         why = aoti_runs_here(_package_build_metadata(path) or {})
