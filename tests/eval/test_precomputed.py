@@ -175,7 +175,7 @@ def test_labels_compare_two_models_and_keep_what_a_method_is(tmp_path, seed):
         assert got[(roi, "first")] != got[(roi, "second")]
     with open(out / "summary.csv") as f:
         assert {r["compared_to"] for r in csv.DictReader(f) if r["method"] != "first"} == {"first"}
-    with pytest.raises(ValueError, match="give one of two alike a label"):
+    with pytest.raises(ValueError, match="each method needs a label of its own"):
         evaluate([str(src)], str(tmp_path / "r2"), ["clahe", "clahe"], ["entropy"], progress=False)
 
 
