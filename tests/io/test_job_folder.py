@@ -595,3 +595,18 @@ def test_a_report_or_preview_that_cannot_be_written_is_refused_before_the_job(tm
     (tmp_path / "afile").write_bytes(b"x")
     assert run(model_dir, src, "-o", out, option, tmp_path / "afile" / "r.png") == 2
     assert "is not a folder writable here" in capsys.readouterr().err and not out.exists()
+
+
+def test_an_output_folder_in_the_input_folder_holding_inputs_is_refused(tmp_path, model_dir, seed, capsys):  # noqa: F811
+    # -o a subfolder of the archive that holds images: the search passes the output folder over,
+    # so they were left out without a word ('1 done': b.png and c.png never enhanced)
+    src = tmp_path / "in"
+    write_pngs(src, seed, ["a.png", "sub/b.png", "sub/deeper/c.png"])
+    for out, named in ((src / "sub", "sub/b.png"), (src / "sub" / "deeper", "sub/deeper/c.png")):
+        for dry in ([], ["--dry-run"]):
+            assert run(model_dir, src, "-o", out, *dry) == 2
+            err = capsys.readouterr().err
+            assert f"{out} holds images that no xvertfast job wrote ({src / named})" in err, err
+    assert sorted(p.name for p in (src / "sub").iterdir()) == ["b.png", "deeper"]  # nothing written there
+    assert run(model_dir, src, "-o", tmp_path / "out") == 0  # a folder of its own: all three
+    assert "3 done" in capsys.readouterr().out

@@ -42,7 +42,7 @@ from xvertfast._version import __version__
 from xvertfast.io import Radiograph, require_content, write_image
 from xvertfast.io.errors import FILE_ERRORS, failure_text
 from xvertfast.io.files import (InputFile, NothingFound, collision_remedy, discover, file_state, image_extension,
-                                output_path, read_input)
+                                output_path, read_input, unsearched_image)
 from xvertfast.io.read import sniff_format
 from xvertfast.io.job_folder import JOB_FILE, JobFolder, dry_run_line
 from xvertfast.io.shards import Shard
@@ -358,6 +358,11 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
         raise ValueError(f"workers must be 1 to {MAX_WORKERS}, got {workers}")
     start = time.perf_counter()
     files = discover(inputs, exclude=[out_dir])
+    left_out = unsearched_image(out_dir, inputs) if files else None
+    if left_out is not None:
+        raise ValueError(f"{out_dir} holds images that no xvertfast job wrote ({left_out}) and lies in an input "
+                         "folder: the output folder is not searched, so they would not be enhanced; give the "
+                         "outputs a folder of their own")  # fmt: skip
     if files and preview and os.path.isfile(preview):
         from xvertfast.infer.preview import is_preview
 

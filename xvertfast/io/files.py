@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from xvertfast.io.errors import ImageReadError
 
-__all__ = ["InputFile", "discover", "check_inputs", "read_input", "file_state", "output_path", "image_extension", "file_sha256", "IMAGE_EXTENSIONS",
+__all__ = ["InputFile", "discover", "check_inputs", "read_input", "unsearched_image", "file_state", "output_path", "image_extension", "file_sha256", "IMAGE_EXTENSIONS",
            "LIST_PHOTOMETRICS"]  # fmt: skip
 
 #: Extensions picked up when a folder is searched. Files without an extension, or whose
@@ -101,6 +101,25 @@ def _from_folder(folder: str, exclude: set[str]) -> list[InputFile]:
             path = os.path.join(root, name)
             found.append(InputFile(path, os.path.relpath(path, folder)))
     return found
+
+
+def unsearched_image(out_dir: str, inputs: list[str]) -> str | None:
+    """An image already in ``out_dir``, where ``out_dir`` lies in a folder given as an input and is
+    not yet a job's output folder: the search passes ``out_dir`` over (outputs are not inputs), so
+    such a file, an input put there before the job (``-o`` a subfolder of the archive), would be left
+    out without a word. None where there is none (a new or empty folder, one a job wrote)."""
+    real = os.path.realpath(out_dir)
+    if not os.path.isdir(real) or _is_job_folder(real):
+        return None
+    folders = [os.path.realpath(i) for i in inputs if not i.startswith("@") and os.path.isdir(i)]
+    if not any(real != f and os.path.commonpath([f, real]) == f for f in folders):
+        return None
+    for root, dirs, files in os.walk(out_dir):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not _is_job_folder(os.path.join(root, d)))
+        for name in sorted(files):
+            if _may_be_image(name):
+                return os.path.join(root, name)
+    return None
 
 
 def _refuse_inside(path: str, exclude: set[str]) -> None:
