@@ -828,3 +828,25 @@ def test_load_aoti_takes_a_package_or_an_export_folder_as_well_as_a_list(tmp_pat
     with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'empty'}: no stage1.pt2")):
         (tmp_path / "empty").mkdir()
         load_aoti(tmp_path / "empty")
+
+
+def test_auto_runs_torch_where_tensorrt_cannot_build_its_engines(model, monkeypatch):
+    # auto chose TensorRT wherever it imported, and an engine it could not build (a parser or builder
+    # error, a path never yet run against a real TensorRT) stopped the job before its first image
+    from xvertfast.infer import backends
+
+    made = []
+
+    def cannot_build(*args, **kwargs):
+        raise RuntimeError("stage1.onnx: TensorRT's ONNX parser failed: an op it lacks")
+
+    monkeypatch.setattr(tensorrt_backend, "available", lambda: True)
+    monkeypatch.setattr(tensorrt_backend.TensorRTBackend, "from_model", cannot_build)
+    monkeypatch.setattr(backends, "TorchBackend", lambda model, device, dtype: made.append((device, dtype)) or "torch")
+    with pytest.warns(RuntimeWarning, match=r"--backend auto: TensorRT could not run this model \(stage1.onnx: "
+                                            r"TensorRT's ONNX parser failed: an op it lacks\); the torch backend "
+                                            r"runs it instead"):  # fmt: skip
+        assert backends.make_backend("auto", model, torch.device("cuda:0"), torch.bfloat16, TILE, 4) == "torch"
+    assert made == [(torch.device("cuda:0"), torch.bfloat16)]
+    with pytest.raises(RuntimeError, match="an op it lacks"):  # asked for by name: no fallback
+        backends.make_backend("tensorrt", model, torch.device("cuda:0"), torch.bfloat16, TILE, 4)

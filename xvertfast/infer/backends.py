@@ -210,7 +210,8 @@ class CompileBackend(TorchBackend):
 def make_backend(name: str, model: XVertNet, device: torch.device, dtype: torch.dtype, tile: int,
                  max_batch: int, cache_dir: str | None = None) -> StageBackend:  # fmt: skip
     """The backend called ``name``; ``auto`` is TensorRT where it is installed and a GPU is
-    used, else eager torch (the CPU gains nothing measurable from compile at these sizes)."""
+    used, else eager torch (the CPU gains nothing measurable from compile at these sizes).
+    Where ``auto``'s TensorRT cannot build or load its engines, it warns and runs torch."""
     if name not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {name!r}")
     if name == "auto":
@@ -219,7 +220,13 @@ def make_backend(name: str, model: XVertNet, device: torch.device, dtype: torch.
             from xvertfast.infer import tensorrt_backend
 
             if tensorrt_backend.available():
-                name = "tensorrt"
+                try:
+                    return make_backend("tensorrt", model, device, dtype, tile, max_batch, cache_dir)
+                except (RuntimeError, ValueError, OSError) as exc:  # (the path has not yet met a real TensorRT)
+                    import warnings
+
+                    warnings.warn(f"--backend auto: TensorRT could not run this model ({exc}); the torch backend "
+                                  "runs it instead", RuntimeWarning, stacklevel=2)  # fmt: skip
     if device.type == "cpu" and dtype == torch.bfloat16 and name not in ("torch", "compile"):
         raise ValueError(f"precision bf16 on the CPU runs with the torch and compile backends, not {name}")
     if name == "torch":
