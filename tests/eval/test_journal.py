@@ -234,3 +234,80 @@ def test_cli_interrupted_says_the_same_command_resumes(tmp_path, seed, capsys, m
     assert main(args) == 130
     err = capsys.readouterr().err
     assert "interrupted: the images scored so far are kept in" in err and "the same command scores only the rest" in err
+
+
+def run_methods(images, out_dir, methods: dict, pictures=0, log=lambda m: None):
+    journal = Journal(str(out_dir), {"methods": list(methods), "metrics": METRICS})
+    try:
+        return run_protocol([str(images)], methods, METRICS, pictures=pictures, progress=False, log=log,
+                            journal=journal)  # fmt: skip
+    finally:
+        journal.close()
+
+
+def test_a_method_added_is_scored_alone_and_one_dropped_leaves_the_rest(tmp_path, seed):
+    # adding a model to an evaluation of hours was refused as other settings: --restart scored every
+    # method of every image again; now the methods done are kept and the one added alone is run
+    images = write_images(tmp_path / "in", seed)
+    fresh = run_methods(images, tmp_path / "fresh", {"identity": identity, "clahe": Counted(), "more": Counted()})
+    first = Counted()
+    run_methods(images, tmp_path / "r", {"identity": identity, "clahe": first})
+    kept, added, said = Counted(), Counted(), []
+    grown = run_methods(images, tmp_path / "r", {"identity": identity, "clahe": kept, "more": added}, log=said.append)
+    assert (first.calls, kept.calls, added.calls) == (4, 0, 4)
+    assert grown.rows == fresh.rows and grown.images == 4  # same rows, in the same order, as scored together
+    assert any("more added, scored on the 4 image(s) done" in s for s in said), said
+    again = Counted()
+    assert run_methods(images, tmp_path / "r", {"identity": identity, "clahe": Counted(), "more": again}).rows == fresh.rows
+    assert again.calls == 0  # the completed images were journalled whole
+
+    none, said = Counted(), []
+    fewer = run_methods(images, tmp_path / "r", {"identity": identity, "more": none}, log=said.append)
+    assert none.calls == 0 and fewer.rows == [r for r in fresh.rows if r["method"] != "clahe"]
+    assert any("clahe dropped" in s for s in said), said
+    back = Counted()  # and back again: the dropped method's rows left the journal with it
+    assert run_methods(images, tmp_path / "r", {"identity": identity, "more": Counted(), "clahe": back}).images == 4
+    assert back.calls == 4
+
+
+def test_a_pictured_image_is_run_whole_when_a_method_is_added(tmp_path, seed):
+    images = write_images(tmp_path / "in", seed, n=3)
+    run_methods(images, tmp_path / "r", {"identity": identity, "clahe": Counted()}, pictures=1)
+    kept, added = Counted(), Counted()
+    grown = run_methods(images, tmp_path / "r", {"identity": identity, "clahe": kept, "more": added}, pictures=1)
+    assert (kept.calls, added.calls) == (1, 3) and set(grown.pictures[0]["crops"]) == {"identity", "clahe", "more"}
+
+
+def test_a_kill_while_adding_a_method_resumes(tmp_path, seed):
+    images = write_images(tmp_path / "in", seed)
+    fresh = run_methods(images, tmp_path / "fresh", {"identity": identity, "clahe": Counted(), "more": Counted()})
+    run_methods(images, tmp_path / "r", {"identity": identity, "clahe": Counted()})
+    with pytest.raises(KeyboardInterrupt):
+        run_methods(images, tmp_path / "r", {"identity": identity, "clahe": Counted(), "more": Counted(stop=3)})
+    kept, added = Counted(), Counted()
+    resumed = run_methods(images, tmp_path / "r", {"identity": identity, "clahe": kept, "more": added})
+    assert (kept.calls, added.calls) == (0, 2) and resumed.rows == fresh.rows
+
+
+def test_a_label_naming_another_method_than_before_is_refused(tmp_path):
+    # a new model (or device, precision) under a label already scored would mix two methods'
+    # rows, or re-score it unasked: refused as other settings, as before
+    settings = {"methods": ["identity", {"label": "mine", "model": "aaaa"}], "metrics": METRICS}
+    Journal(str(tmp_path / "r"), settings).close()
+    changed = {**settings, "methods": ["identity", {"label": "mine", "model": "bbbb"}, "more"]}
+    with pytest.raises(ValueError, match=r"other settings .*model.*--restart"):
+        Journal(str(tmp_path / "r"), changed)
+
+
+def test_cli_a_method_added_to_a_report_scores_it_alone(tmp_path, seed, capsys):
+    images = write_images(tmp_path / "in", seed, n=2)
+    args = ["evaluate", str(images), "--metrics", "entropy,tenengrad", "--pictures", "0", "-q"]
+    assert main([*args, "-o", str(tmp_path / "rep"), "--methods", "identity,clahe"]) == 0
+    capsys.readouterr()
+    assert main([*args, "-o", str(tmp_path / "rep"), "--methods", "identity,clahe,farbman"]) == 0
+    err = capsys.readouterr().err
+    assert "farbman added, scored on the 2 image(s) done" in err
+    assert "2 image(s) scored by an earlier run were scored for the methods added alone" in err
+    assert main([*args, "-o", str(tmp_path / "fresh"), "--methods", "identity,clahe,farbman"]) == 0
+    assert (tmp_path / "rep" / "scores.csv").read_bytes() == (tmp_path / "fresh" / "scores.csv").read_bytes()
+    assert (tmp_path / "rep" / "summary.csv").read_bytes() == (tmp_path / "fresh" / "summary.csv").read_bytes()

@@ -226,3 +226,23 @@ def test_outputs_inside_the_input_folder_are_not_inputs(tmp_path, seed):
     with pytest.raises(ValueError, match="is a folder of outputs"):
         evaluate([str(src)], str(src), ["clahe"], ["entropy"], progress=False, log=lambda m: None)
     assert not (src / ".xvertfast-evaluate.jsonl").exists()
+
+
+def test_another_tools_outputs_added_to_a_report_and_dropped_again(tmp_path, seed, capsys):
+    # the files of an outputs=DIR method are journalled with each image: added, they are scored
+    # alone; dropped (their folder removed), the other methods' scores stay without a rescore
+    import shutil
+
+    src, tool = inputs_and_clahe_outputs(tmp_path, seed, "png8")
+    out = tmp_path / "r"
+    args = ["evaluate", str(src), "-o", str(out), "--metrics", ",".join(METRICS), "--pictures", "0", "-q"]
+    assert main([*args, "--methods", "identity,clahe"]) == 0
+    before = scores(out)
+    assert main([*args, "--methods", f"identity,clahe,tool:outputs={tool}"]) == 0
+    assert "were scored for the methods added alone" in capsys.readouterr().err
+    got = scores(out)
+    assert {k: v for k, v in got.items() if k[2] != "tool"} == before
+    assert all(got[(f, roi, "tool")] == got[(f, roi, "clahe")] for f, roi, _ in before)
+    shutil.rmtree(tool)
+    assert main([*args, "--methods", "identity,clahe"]) == 0
+    assert "resumed: 2 image(s)" in capsys.readouterr().err and scores(out) == before

@@ -104,16 +104,16 @@ def _check_report_folder(out_dir: str) -> None:
 
 def _settings(specs, built: dict, metrics, centres: dict | None, enhancer_kwargs: dict) -> dict:
     """What the scores depend on: a rerun resumes only where these are the same."""
-    methods = []
-    for spec, method in zip(specs, built.values()):
+    methods = []  # each with the label its rows carry: a rerun that adds or drops methods keeps the others' rows
+    for spec, (label, method) in zip(specs, built.items()):
         enhancer, folder = getattr(method, "enhancer", None), getattr(method, "folder", None)
         if enhancer is not None:  # what it runs on, resolved ("auto" is bf16 on a GPU, fp32 on the CPU), not as asked
             runs = {"device": enhancer.device.type, "precision": str(enhancer.dtype).replace("torch.", ""),
                     "backend": enhancer.backend.name}  # fmt: skip
             asked = {k: v for k, v in enhancer_kwargs.items() if k not in ("device", "precision", "backend")}
-            methods.append({"spec": spec, "model": fingerprint(enhancer.model), **asked, "runs": runs})
+            methods.append({"spec": spec, "label": label, "model": fingerprint(enhancer.model), **asked, "runs": runs})
         else:  # another tool's outputs: their folder wherever the run starts (each file's state is journalled)
-            methods.append({"spec": spec, **({"folder": os.path.abspath(folder)} if folder else {})})
+            methods.append({"spec": spec, "label": label, **({"folder": os.path.abspath(folder)} if folder else {})})
     # the code too: a development install changes the metrics' code under one version
     return {"xvertfast": __version__, "code_sha256": code_digest(), "methods": methods, "metrics": list(metrics),
             "rois": "auto" if centres is None else sorted(centres.items())}  # fmt: skip

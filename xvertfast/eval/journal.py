@@ -5,7 +5,9 @@ each image's scores are appended to ``REPORT_DIR/.xvertfast-evaluate.jsonl`` as 
 is done, one JSON line an image, flushed to disk. A rerun with the same settings takes those
 images from the journal (while the file's size and modification time, and those of any other
 tool's outputs scored with it, are unchanged) and
-scores only the rest; a rerun with other settings is refused unless it restarts.
+scores only the rest; a rerun with other settings is refused unless it restarts. Only the
+methods may change: a method added (a new model beside the baselines) is scored on the images
+done, the others' scores are kept, and a method dropped leaves the report.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import zipfile
 
 import numpy as np
@@ -45,6 +48,30 @@ def _plain(value):
     return json.loads(_dumps(value))
 
 
+def _label(method) -> str:
+    """The name a method's rows carry: its settings' ``label``, or the method as given."""
+    return str(method["label"]) if isinstance(method, dict) and "label" in method else str(method)
+
+
+def _methods_alone_differ(previous, now: dict) -> bool:
+    """Whether two settings differ only in methods added or dropped: nothing else differs, and a
+    label of both names the same method (another model, device or precision under one label
+    would mix two methods in one report's rows, or re-score hours unasked)."""
+    if not isinstance(previous, dict) or not isinstance(previous.get("methods"), list):
+        return False
+    rest = lambda settings: {k: v for k, v in settings.items() if k != "methods"}  # noqa: E731
+    if not isinstance(now.get("methods"), list) or rest(previous) != rest(now):
+        return False
+    before = {_label(m): m for m in previous["methods"]}
+    return all(before.get(_label(m), m) == m for m in now["methods"])
+
+
+def _names_only(note: str, dropped: set[str]) -> bool:
+    """Whether ``note`` names methods (``..., upper ROI (a, b): why``), all of them dropped."""
+    match = re.search(r" ROI \(([^)]*)\): ", note)
+    return match is not None and set(match.group(1).split(", ")) <= dropped
+
+
 class Journal:
     """Finished images of one evaluation: ``entry(path)`` gives a recorded image's rows, notes
     and seconds, ``record`` appends one. The first line holds the settings."""
@@ -53,6 +80,8 @@ class Journal:
         self.path = os.path.join(out_dir, JOURNAL_FILE)
         self.settings = _plain(settings)
         self._done: dict[str, dict] = {}
+        #: (methods added, methods dropped) where the recorded settings differed in their methods alone
+        self.methods_changed: tuple[list[str], list[str]] | None = None
         os.makedirs(out_dir, exist_ok=True)
         self._lock = hold_lock(os.path.join(out_dir, LOCK_FILE))  # before the journal is read or replaced
         if self._lock is None:
@@ -79,32 +108,63 @@ class Journal:
             previous = json.loads(lines[0]).get("settings")
         except (ValueError, AttributeError):
             previous = None
+        kept = None  # the labels whose rows stay, where the methods changed
         if previous != self.settings:
-            raise ValueError(f"{os.path.dirname(self.path)} holds an evaluation with other settings "
-                             f"({settings_changes(previous, self.settings)}); "
-                             "pass --restart to start over, or use a new folder")  # fmt: skip
+            if not _methods_alone_differ(previous, self.settings):
+                raise ValueError(f"{os.path.dirname(self.path)} holds an evaluation with other settings "
+                                 f"({settings_changes(previous, self.settings)}); "
+                                 "pass --restart to start over, or use a new folder")  # fmt: skip
+            kept = {_label(m) for m in previous["methods"] if m in self.settings["methods"]}
+            dropped = {_label(m) for m in previous["methods"]} - kept
         for line in lines[1:]:
             try:
                 entry = json.loads(line)
             except ValueError:  # an empty line, or the last one cut short by a kill
                 continue
-            if isinstance(entry, dict) and isinstance(entry.get("file"), str):  # else damaged: scored again
-                self._done[entry["file"]] = entry
+            if not (isinstance(entry, dict) and isinstance(entry.get("file"), str)):  # damaged: scored again
+                continue
+            if kept is not None:
+                if not isinstance(entry.get("rows"), list) or not isinstance(entry.get("notes"), list):
+                    continue
+                entry["rows"] = [r for r in entry["rows"] if isinstance(r, dict) and r.get("method") in kept]
+                entry["notes"] = [n for n in entry["notes"] if not _names_only(str(n), dropped)]
+                if not entry["rows"]:
+                    continue
+            self._done[entry["file"]] = entry
+        if kept is not None:  # the new settings, with what stays of each image: a kill after this finds them
+            with atomic_write(self.path) as tmp, open(tmp, "w") as f:
+                f.write(_dumps({"settings": self.settings}) + "\n")
+                for entry in self._done.values():
+                    f.write(_dumps(entry) + "\n")
+            self.methods_changed = (sorted({_label(m) for m in self.settings["methods"]} - kept), sorted(dropped))
 
     def __len__(self) -> int:
         return len(self._done)
 
     def entry(self, path: str, others: list[str] | None = (), photometric: str | None = None) -> dict | None:
         """The recorded scores of ``path``, or None if it is not done, or it or one of the
-        ``others`` its scores depend on (another tool's outputs) has changed since, or it was
+        other files its scores depend on (another tool's outputs) has changed since, or it was
         read with another polarity (an @list's MONOCHROME1); ``others`` None: they cannot all
-        be found, so the image is not done."""
+        be found, so the image is not done. Its rows may lack methods added since (see
+        :meth:`missing`); ``others`` may name files of those, which it has not recorded."""
         entry = self._done.get(path)
         if entry is None or others is None or entry["stat"] != file_state(path):
             return None
         if entry.get("photometric") != photometric:
             return None
-        return entry if entry.get("others", {}) == {p: file_state(p) for p in others} else None
+        recorded, missing = entry.get("others", {}), self.missing(entry)
+        if not isinstance(recorded, dict) or any(file_state(p) != recorded[p] for p in others if p in recorded):
+            return None
+        if missing and not set(recorded) <= set(others):  # which method's file is not one now: not to be told
+            return None
+        if not missing and not set(others) <= set(recorded):  # a method's file is another one now
+            return None
+        return entry  # (a file recorded and not among others: a dropped method's)
+
+    def missing(self, entry: dict) -> list[str]:
+        """The methods of these settings that ``entry`` has no rows of (added since it was recorded)."""
+        have = {row.get("method") for row in entry["rows"]}
+        return [label for label in map(_label, self.settings.get("methods", [])) if label not in have]
 
     def record(self, path: str, rows: list[dict], notes: list[str], seconds: dict[str, float],
                others: list[str] | None = (), picture: dict | None = None,

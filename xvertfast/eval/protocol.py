@@ -197,16 +197,23 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
     run = EvalRun(list(methods), list(metrics), seconds={name: 0.0 for name in [*methods, "metrics"]})
     keep_pictures = _sample(len(files), pictures)
     by_path = {os.path.abspath(k): v for k, v in roi_centres.items()} if roi_centres else {}  # any path to a file
+    if journal is not None and journal.methods_changed is not None:
+        added, dropped = journal.methods_changed
+        log(f"the methods changed since {journal.path} began: "
+            + "; ".join(part for part in (f"{', '.join(added)} added, scored on the {len(journal)} image(s) done"
+                                          if added else "", f"{', '.join(dropped)} dropped" if dropped else "") if part)
+            + "; the other methods' scores are kept")  # fmt: skip
     bar = tqdm(total=len(files), unit="img", desc="evaluate", disable=not progress)
-    resumed = 0
+    resumed = completed = 0
     for index, f in enumerate(files):
         others = _other_files(methods, f)
         entry = journal.entry(f.path, others, f.photometric) if journal is not None else None
-        picture = journal.picture(entry) if entry is not None and index in keep_pictures else None
-        if entry is not None and (index not in keep_pictures or picture is not None):
+        missing = journal.missing(entry) if entry is not None else []
+        picture = journal.picture(entry) if entry is not None and index in keep_pictures and not missing else None
+        if entry is not None and not missing and (index not in keep_pictures or picture is not None):
             if picture is not None:
                 run.pictures.append(picture)
-            run.rows.extend(entry["rows"])
+            run.rows.extend(r for r in entry["rows"] if r["method"] in methods)
             run.notes.extend(entry["notes"])
             for name, seconds in entry["seconds"].items():
                 run.seconds[name] = run.seconds.get(name, 0.0) + seconds
@@ -214,10 +221,13 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
             resumed += 1
             bar.update(1)
             continue
+        # an image done before methods were added: those alone (a pictured one is run whole, for its grid)
+        partial = entry if missing and index not in keep_pictures else None
+        todo = {name: methods[name] for name in missing} if partial is not None else methods
         before = dict(run.seconds)
         try:
-            rows, picture, notes = _evaluate_one(f, methods, metrics, roi_centres, by_path, index in keep_pictures,
-                                                 run.seconds)  # fmt: skip
+            rows, picture, notes = _evaluate_one(f, todo, metrics, roi_centres, by_path, index in keep_pictures,
+                                                 run.seconds, of=len(methods))  # fmt: skip
         except FILE_ERRORS as exc:  # the file's fault (or too big for memory), not a bug of ours
             reason = (f"{failure_text(f.path, exc.error)} (method {exc.method})" if isinstance(exc, _MethodFailed)
                       else failure_text(f.path, exc))  # fmt: skip
@@ -228,14 +238,24 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
                 if later is not None:
                     keep_pictures.add(later)
         else:
+            seconds = {k: v - before.get(k, 0.0) for k, v in run.seconds.items()}
+            said = []
+            if partial is not None:  # the kept methods' rows, notes and seconds with the added ones'
+                rows = [r for name in methods for r in (rows if name in todo else partial["rows"]) if r["method"] == name]
+                said = [n for n in partial["notes"] if n not in notes]
+                for name, spent in partial["seconds"].items():
+                    seconds[name] = seconds.get(name, 0.0) + spent
+                    run.seconds[name] = run.seconds.get(name, 0.0) + spent
+                completed += 1
             if journal is not None:  # recorded first: rows read back later are the ones reported now
-                seconds = {k: v - before.get(k, 0.0) for k, v in run.seconds.items()}
-                rows = journal.record(f.path, rows, notes, seconds, others, picture, f.photometric)
+                rows = journal.record(f.path, rows, said + notes, seconds, others, picture, f.photometric)
             run.rows.extend(rows)
             run.images += 1
+            run.notes.extend(said)
             for note in notes:
                 run.notes.append(note)
-                log(f"note: {note}")
+                if partial is None or note not in partial["notes"]:
+                    log(f"note: {note}")
             if picture:
                 run.pictures.append(picture)
         bar.update(1)
@@ -248,6 +268,8 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
                              + (", ..." if len(unused) > 5 else ""))  # fmt: skip
     if resumed:
         log(f"resumed: {resumed} image(s) scored by an earlier run were taken from {journal.path}")
+    if completed:
+        log(f"{completed} image(s) scored by an earlier run were scored for the methods added alone")
     return run
 
 
@@ -275,7 +297,10 @@ def _other_files(methods: dict, source: InputFile) -> list[str] | None:
 
 
 def _evaluate_one(source: InputFile, methods: dict, metrics: list[str], roi_centres: dict | None, by_path: dict,
-                  keep_picture: bool, seconds: dict) -> tuple[list[dict], dict | None, list[str]]:  # fmt: skip
+                  keep_picture: bool, seconds: dict, of: int | None = None) -> tuple[list[dict], dict | None, list[str]]:  # fmt: skip
+    """One image's rows, picture and notes under ``methods``, ``of`` methods in the run (more
+    where only the methods added since it was journalled are run): a note names the methods a
+    metric is missing on unless it is missing on all of them."""
     path = source.path
     rad = require_content(read_input(source, warn=False))
     spine: Spine = find_spine(rad.pixels)
@@ -329,7 +354,7 @@ def _evaluate_one(source: InputFile, methods: dict, metrics: list[str], roi_cent
         picture["thumbs"][ORIGINAL_PICTURE] = _thumbnail(rad.pixels)[0]
         picture["crops"][ORIGINAL_PICTURE] = to_8bit_original(originals[0], rad.bits_stored)
     for (roi, why), names in missing.items():  # once per ROI, naming the methods unless all
-        who = "" if len(names) == len(methods) else f" ({', '.join(names)})"
+        who = "" if len(names) == (of or len(methods)) else f" ({', '.join(names)})"
         notes.append(f"{path}, {roi} ROI{who}: {why}")
     return rows, picture, notes
 
