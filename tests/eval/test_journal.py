@@ -311,3 +311,13 @@ def test_cli_a_method_added_to_a_report_scores_it_alone(tmp_path, seed, capsys):
     assert main([*args, "-o", str(tmp_path / "fresh"), "--methods", "identity,clahe,farbman"]) == 0
     assert (tmp_path / "rep" / "scores.csv").read_bytes() == (tmp_path / "fresh" / "scores.csv").read_bytes()
     assert (tmp_path / "rep" / "summary.csv").read_bytes() == (tmp_path / "fresh" / "summary.csv").read_bytes()
+
+
+def test_methods_in_another_order_keep_their_scores_in_the_new_order(tmp_path, seed):
+    images = write_images(tmp_path / "in", seed, n=2)
+    fresh = run_methods(images, tmp_path / "fresh", {"clahe": Counted(), "identity": identity})
+    run_methods(images, tmp_path / "r", {"identity": identity, "clahe": Counted()})
+    again, said = Counted(), []
+    swapped = run_methods(images, tmp_path / "r", {"clahe": again, "identity": identity}, log=said.append)
+    assert again.calls == 0 and swapped.rows == fresh.rows
+    assert "the methods are in another order: their scores are kept" in said

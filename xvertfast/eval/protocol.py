@@ -199,10 +199,10 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
     by_path = {os.path.abspath(k): v for k, v in roi_centres.items()} if roi_centres else {}  # any path to a file
     if journal is not None and journal.methods_changed is not None:
         added, dropped = journal.methods_changed
-        log(f"the methods changed since {journal.path} began: "
-            + "; ".join(part for part in (f"{', '.join(added)} added, scored on the {len(journal)} image(s) done"
-                                          if added else "", f"{', '.join(dropped)} dropped" if dropped else "") if part)
-            + "; the other methods' scores are kept")  # fmt: skip
+        parts = [f"{', '.join(added)} added, scored on the {len(journal)} image(s) done" if added else "",
+                 f"{', '.join(dropped)} dropped" if dropped else ""]  # fmt: skip
+        log(f"the methods changed since {journal.path} began: {'; '.join(p for p in parts if p)}; the other "
+            "methods' scores are kept" if added or dropped else "the methods are in another order: their scores are kept")
     bar = tqdm(total=len(files), unit="img", desc="evaluate", disable=not progress)
     resumed = completed = 0
     for index, f in enumerate(files):
@@ -213,7 +213,7 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
         if entry is not None and not missing and (index not in keep_pictures or picture is not None):
             if picture is not None:
                 run.pictures.append(picture)
-            run.rows.extend(r for r in entry["rows"] if r["method"] in methods)
+            run.rows.extend(r for name in methods for r in entry["rows"] if r["method"] == name)  # in this run's order
             run.notes.extend(entry["notes"])
             for name, seconds in entry["seconds"].items():
                 run.seconds[name] = run.seconds.get(name, 0.0) + seconds
