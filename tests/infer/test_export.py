@@ -850,3 +850,12 @@ def test_auto_runs_torch_where_tensorrt_cannot_build_its_engines(model, monkeypa
     assert made == [(torch.device("cuda:0"), torch.bfloat16)]
     with pytest.raises(RuntimeError, match="an op it lacks"):  # asked for by name: no fallback
         backends.make_backend("tensorrt", model, torch.device("cuda:0"), torch.bfloat16, TILE, 4)
+
+
+def test_an_export_names_the_wls_its_stages_are_run_with(tmp_path, seed):
+    # the stages are exported for running elsewhere, but the guidance between them (Y = out - WLS(out))
+    # and the preprocessing need the model's WLS parameters, which only its config.json held
+    needs_export()
+    model = XVertNet(list(tiny_model(seed).stages), lam=0.5, alpha=1.1, eps=2e-4)
+    for path in export_onnx(model, tmp_path, tile=TILE):
+        assert json.loads(read_onnx_metadata(path)["xvertfast.wls"]) == {"lam": 0.5, "alpha": 1.1, "eps": 2e-4}

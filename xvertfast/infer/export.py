@@ -25,6 +25,7 @@ import copy
 import errno
 import hashlib
 import importlib
+import json
 import os
 import re
 import shutil
@@ -110,6 +111,8 @@ def _metadata(model: XVertNet, k: int, tile: int, fp16: bool, sha: str) -> dict[
         "xvertfast.precision": "fp16" if fp16 else "fp32",
         "xvertfast.model_sha256": sha,
         "xvertfast.io": f"xp, y -> out: float32 [batch, 1, {tile}, {tile}]",
+        # what the preprocessing and the guidance between stages (outside the graphs) are run with
+        "xvertfast.wls": json.dumps({"lam": model.lam, "alpha": model.alpha, "eps": model.eps}),
     }
 
 
@@ -188,7 +191,8 @@ def export_onnx(model: XVertNet, out_dir: str | os.PathLike, tile: int = DEFAULT
     Inputs ``xp``, ``y`` and output ``out`` are float32 ``[batch, 1, tile, tile]`` with a
     dynamic batch; ``fp16`` bakes fp16 weights and compute into the graph (see the module
     docstring). Metadata (``metadata_props``): ``xvertfast.version``, ``.stage``, ``.stages``,
-    ``.tile``, ``.precision``, ``.model_sha256``, ``.io``. Without ``overwrite``, stage files
+    ``.tile``, ``.precision``, ``.model_sha256``, ``.io`` and ``.wls`` (the model's lam, alpha,
+    eps as JSON: the preprocessing and the guidance between stages run with them). Without ``overwrite``, stage files
     already in ``out_dir`` are refused (ValueError) before anything is exported. TensorRT engines
     there count as stage files: built from the set replaced, and carrying no metadata to tell,
     they are removed once the new set is written.
@@ -406,7 +410,6 @@ _CPU_FEATURES = {
 def _package_build_metadata(path: str) -> dict[str, str] | None:
     """The metadata an AOTI package records, read from its archive without loading its code
     (None where the layout is not the one known: the check is then left to torch)."""
-    import json
     import zipfile
 
     try:
