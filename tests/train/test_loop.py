@@ -928,3 +928,11 @@ def test_the_output_folder_of_another_job_is_refused_as_a_run_folder(tmp_path, c
     err = capsys.readouterr().err
     assert f"{out} is the output folder of an xvertfast enhance job" in err and "a folder of its own" in err, err
     assert sorted(os.listdir(out)) == before
+
+
+def test_the_progress_bar_counts_rois_as_rois(tmp_path, capsys):
+    # the bar said img_s for ROIs (two an image) a second: half as many images went by
+    quick = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 1, "epochs_joint": 0})
+    train([str(write_images(tmp_path / "data"))], str(tmp_path / "run"), quick, log=lambda m: None)
+    err = capsys.readouterr().err
+    assert "roi_s=" in err and "img_s=" not in err

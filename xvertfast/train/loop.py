@@ -732,7 +732,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
             _write_metrics(run_dir, prog.history)
             curves.update(prog.history)
             epochs_run += 1
-            bar.set_postfix(loss=f"{running / max(seen, 1):.4f}", val=f"{val:.4f}", img_s=f"{seen / max(seconds, 1e-9):.1f}")
+            bar.set_postfix(loss=f"{running / max(seen, 1):.4f}", val=f"{val:.4f}", roi_s=f"{seen / max(seconds, 1e-9):.1f}")
             bar.update(1)
         bar.close()
         curves.update(prog.history, force=True)
