@@ -610,3 +610,20 @@ def test_an_output_folder_in_the_input_folder_holding_inputs_is_refused(tmp_path
     assert sorted(p.name for p in (src / "sub").iterdir()) == ["b.png", "deeper"]  # nothing written there
     assert run(model_dir, src, "-o", tmp_path / "out") == 0  # a folder of its own: all three
     assert "3 done" in capsys.readouterr().out
+
+
+def test_a_preview_that_cannot_be_written_is_said_of_the_preview_not_of_its_temporary(tmp_path, model_dir, seed,  # noqa: F811
+                                                                                        capsys, monkeypatch):  # fmt: skip
+    # the warning said "[Errno 30] Read-only file system: '/data/.look.png.te_zo45s.part'"
+    from xvertfast.infer import preview
+
+    src = tmp_path / "in"
+    write_pngs(src, seed, ["a.png"])
+
+    def read_only(pairs, path):
+        raise OSError(30, "Read-only file system", str(tmp_path / ".look.png.te_zo45s.part"))
+
+    monkeypatch.setattr(preview, "write_preview", read_only)
+    assert run(model_dir, src, "-o", tmp_path / "out", "--preview", tmp_path / "look.png") == 0
+    err = capsys.readouterr().err
+    assert f"warning: preview {tmp_path / 'look.png'} not written: Read-only file system\n" in err and ".part" not in err

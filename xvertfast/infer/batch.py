@@ -397,7 +397,8 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
             write_preview(pairs, preview)
             summary.preview = preview
         except (ValueError, OSError) as exc:  # the outputs are written: a preview never fails the job
-            log(f"warning: preview {preview} not written: {exc}")
+            # (an OSError's text names the sheet's temporary, .look.png.x1y2.part: its reason alone)
+            log(f"warning: preview {preview} not written: {getattr(exc, 'strerror', None) or exc}")
     return summary
 
 
