@@ -607,7 +607,8 @@ REPORT_DIR holding other files), 130 interrupted.""",
                     "the centres in pixels of the original image; an input not in it fails (default: %(default)s)")
     ev.add_argument("--compare-to", default=None, metavar="LABEL",
                     help="method the others are tested against (default: the first xvertnet method, else "
-                    "the first xvertnet_original_brightness, else identity)")
+                    "the first xvertnet_original_brightness, else identity; with none of these among the "
+                    "methods, no test is run unless this names one)")
     ev.add_argument("--pictures", type=_at_least(0), default=6,
                     help="images shown side by side, 0 for none (default: %(default)s)")
     ev.add_argument("--device", type=_device, default="auto", help="device for xvertnet (default: %(default)s)")

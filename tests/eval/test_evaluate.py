@@ -718,3 +718,13 @@ def test_two_methods_of_one_label_are_told_apart_from_a_method_given_twice(tmp_p
     with pytest.raises(ValueError, match=r"clahe, clahe would all be reported as 'clahe'"):
         evaluate([str(src)], str(tmp_path / "r"), ["clahe", "clahe"], ["entropy"], progress=False)
     assert not (tmp_path / "r").exists()
+
+
+def test_grids_of_two_images_of_one_name_are_told_apart():
+    # a/chest.png and b/chest.png were both titled "chest.png" in the report's grids
+    from xvertfast.eval.report import _picture_titles
+
+    same = [{"file": os.path.join("data", "a", "chest.png")}, {"file": os.path.join("data", "b", "chest.png")}]
+    assert _picture_titles(same) == [os.path.join("a", "chest.png"), os.path.join("b", "chest.png")]
+    other = [{"file": os.path.join("data", "a", "one.png")}, {"file": os.path.join("data", "b", "two.png")}]
+    assert _picture_titles(other) == ["one.png", "two.png"]

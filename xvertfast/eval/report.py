@@ -180,7 +180,17 @@ def _boxplots(run: EvalRun, path: str) -> None:
     plt.close(fig)
 
 
-def _grid(picture: dict, methods: list[str], path: str) -> None:
+def _picture_titles(pictures: list[dict]) -> list[str]:
+    """Each pictured image's title: its file name, or where two share one (a/chest.png and
+    b/chest.png), its path below the folder all of them are in, so the grids tell them apart."""
+    names = [os.path.basename(p["file"]) for p in pictures]
+    if len(set(names)) == len(names):
+        return names
+    root = os.path.commonpath([os.path.dirname(os.path.abspath(p["file"])) for p in pictures])
+    return [os.path.relpath(os.path.abspath(p["file"]), root) for p in pictures]
+
+
+def _grid(picture: dict, methods: list[str], path: str, title: str | None = None) -> None:
     plt = pyplot()
     from matplotlib.patches import Rectangle
 
@@ -201,7 +211,7 @@ def _grid(picture: dict, methods: list[str], path: str) -> None:
         for a in (ax, crop):
             a.set_xticks([])
             a.set_yticks([])
-    fig.suptitle(_shown(os.path.basename(picture["file"])), fontsize=9)
+    fig.suptitle(_shown(title or os.path.basename(picture["file"])), fontsize=9)
     fig.tight_layout()
     with atomic_write(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
@@ -279,12 +289,12 @@ def write_report(run: EvalRun, out_dir: str, compare_to: str | None = None) -> d
         f.write(md)
     _boxplots(run, paths["boxplots.png"])
     grids = []
-    for k, picture in enumerate(run.pictures):
+    for k, (picture, title) in enumerate(zip(run.pictures, _picture_titles(run.pictures))):
         name = os.path.basename(picture["file"])
         stem = name[: len(name) - len(image_extension(name))]
         stem = _shown(stem)  # a name the page can link
         rel = f"grid/{k:03d}_{stem}.png"
-        _grid(picture, run.methods, os.path.join(out_dir, rel))
+        _grid(picture, run.methods, os.path.join(out_dir, rel), title)
         grids.append(rel)
     with atomic_write(paths["report.html"]) as tmp, open(tmp, "w", **_TEXT_FILE) as f:
         f.write(_html(run, md, grids))
