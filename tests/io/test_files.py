@@ -166,3 +166,15 @@ def test_an_input_list_that_cannot_be_read_is_named_as_such(tmp_path, monkeypatc
     (tmp_path / "outer.txt").write_text("@inner.txt\n")  # a list of lists naming a missing list
     with pytest.raises(ValueError, match="input list file inner.txt does not exist"):
         discover(["@outer.txt"])
+
+
+def test_what_a_search_and_a_list_pass_over_is_what_the_readme_says(tmp_path, monkeypatch):
+    # README, "Finding inputs": hidden files and folders are passed over; a list skips blank and
+    # '#' lines and drops the spaces around a path; a listed folder's files keep their paths below it
+    for rel in ("a/x.png", "a/.x.png", "a/.hidden/y.png", "b/x.png"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    assert [f.rel for f in discover([str(tmp_path / "a")])] == ["x.png"]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "l.txt").write_text("# a comment\n\n  b/x.png  \na\n")
+    assert [(f.path, f.rel) for f in discover(["@l.txt"])] == [("b/x.png", "b/x.png"), ("a/x.png", "x.png")]
