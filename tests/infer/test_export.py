@@ -859,3 +859,25 @@ def test_an_export_names_the_wls_its_stages_are_run_with(tmp_path, seed):
     model = XVertNet(list(tiny_model(seed).stages), lam=0.5, alpha=1.1, eps=2e-4)
     for path in export_onnx(model, tmp_path, tile=TILE):
         assert json.loads(read_onnx_metadata(path)["xvertfast.wls"]) == {"lam": 0.5, "alpha": 1.1, "eps": 2e-4}
+
+
+def test_the_compile_backend_sees_one_batch_size_on_the_cpu_too(monkeypatch, seed):
+    # compiled with dynamic=False, each new batch size compiled the stages again (half a minute a stage
+    # for the default model); a batch job's batches vary (tiles of however many images are read), so
+    # --backend compile took 3m38s where torch took 20s on three images, before torch's recompile
+    # limit would drop it to eager
+    from xvertfast.infer import Enhancer, backends
+
+    seen = []
+
+    def compile_recording(stage, **kwargs):
+        return lambda xp, y: (seen.append(xp.shape[0]), stage(xp, y))[1]
+
+    monkeypatch.setattr(torch, "compile", compile_recording)
+    enh = Enhancer(tiny_model(seed, stages=1), device="cpu", backend="compile", batch_size=4)
+    assert isinstance(enh.backend, backends.CompileBackend)
+    for n in (1, 3, 4, 5, 2):
+        xp, y = inputs(n)
+        out = enh.run_tiles(xp, y)
+        assert out.shape == (n, 1, TILE, TILE)
+    assert set(seen) == {4}

@@ -185,16 +185,18 @@ def without_tf32(device: torch.device):
 class CompileBackend(TorchBackend):
     """``torch.compile`` per stage, channels_last; CUDA graphs ("reduce-overhead") on the GPU.
 
-    The tile shape is fixed, so the graphs are captured once per batch size (the last, partial
-    batch of a run is padded to the full batch size by the pipeline for the same reason).
+    The stages are compiled for one shape (``dynamic=False``) and every call is padded to the
+    full batch size by the pipeline (``fixed_batch``), on the CPU too: each new batch size would
+    compile them again (half a minute a stage for the default model), and a batch job's batches
+    vary with the images read by then.
     """
 
     name = "compile"
+    fixed_batch = True
 
     def __init__(self, model: XVertNet, device: torch.device, dtype: torch.dtype = torch.float32):
         super().__init__(model, device, dtype)
         mode = "reduce-overhead" if device.type == "cuda" else None
-        self.fixed_batch = device.type == "cuda"
         self.model = self.model.to(memory_format=torch.channels_last)
         self._compiled = [torch.compile(stage, mode=mode, dynamic=False) for stage in self.model.stages]
 
