@@ -608,6 +608,9 @@ def test_an_output_folder_in_the_input_folder_holding_inputs_is_refused(tmp_path
             err = capsys.readouterr().err
             assert f"{out} holds images that no xvertfast job wrote ({src / named})" in err, err
     assert sorted(p.name for p in (src / "sub").iterdir()) == ["b.png", "deeper"]  # nothing written there
+    write_pngs(src, seed, [".hidden/d.png"])  # (not searched either way)
+    assert run(model_dir, src, "-o", src / ".hidden") == 0
+    assert "3 done" in capsys.readouterr().out
     assert run(model_dir, src, "-o", tmp_path / "out") == 0  # a folder of its own: all three
     assert "3 done" in capsys.readouterr().out
 
