@@ -611,6 +611,8 @@ def test_an_output_folder_in_the_input_folder_holding_inputs_is_refused(tmp_path
     write_pngs(src, seed, [".hidden/d.png"])  # (not searched either way)
     assert run(model_dir, src, "-o", src / ".hidden") == 0
     assert "3 done" in capsys.readouterr().out
+    assert run(model_dir, src / "sub", "-o", src / "enh") == 0  # an earlier job's outputs, enh/b.png ...
+    assert run(model_dir, src, "-o", src / "enh" / "deeper") == 0  # ... are not inputs either way
     assert run(model_dir, src, "-o", tmp_path / "out") == 0  # a folder of its own: all three
     assert "3 done" in capsys.readouterr().out
 

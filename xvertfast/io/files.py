@@ -112,9 +112,13 @@ def unsearched_image(out_dir: str, inputs: list[str]) -> str | None:
     if not os.path.isdir(real) or _is_job_folder(real):
         return None
     folders = [os.path.realpath(i) for i in inputs if not i.startswith("@") and os.path.isdir(i)]
-    # (below a hidden folder the search would not have looked either)
-    if not any(real != f and os.path.commonpath([f, real]) == f
-               and not any(part.startswith(".") for part in os.path.relpath(real, f).split(os.sep)) for f in folders):
+
+    def searched(f: str) -> bool:  # would the search of f have entered real (not hidden, not in a job's folder)?
+        parts = os.path.relpath(real, f).split(os.sep)
+        above = [os.path.join(f, *parts[:k]) for k in range(1, len(parts))]
+        return not any(part.startswith(".") for part in parts) and not any(map(_is_job_folder, above))
+
+    if not any(real != f and os.path.commonpath([f, real]) == f and searched(f) for f in folders):
         return None
     for root, dirs, files in os.walk(out_dir):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not _is_job_folder(os.path.join(root, d)))
