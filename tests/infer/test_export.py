@@ -881,3 +881,31 @@ def test_the_compile_backend_sees_one_batch_size_on_the_cpu_too(monkeypatch, see
         out = enh.run_tiles(xp, y)
         assert out.shape == (n, 1, TILE, TILE)
     assert set(seen) == {4}
+
+
+def test_a_cached_engine_tensorrt_cannot_load_is_built_again(model, tmp_path, monkeypatch):
+    # a cached engine that does not load (damaged on disk, or made by a TensorRT build that reports
+    # the same version) stopped every run with 'delete it to rebuild'; the ONNX cache mends itself
+    needs_export()
+    cached_onnx_export(model, tmp_path, tile=TILE)  # before the fake: torch.export looks for a real tensorrt
+    fake = install_fake_tensorrt(monkeypatch)
+    dev = torch.device("cuda:0")
+    first = tensorrt_backend.TensorRTBackend.from_model(model, dev, tile=TILE, max_batch=4, cache_dir=str(tmp_path))
+    engines = sorted(f for f in os.listdir(tmp_path) if f.endswith(".engine"))
+    with open(tmp_path / engines[1], "wb") as f:
+        f.write(b"\0" * 64)
+    fake.calls.clear()
+    with pytest.warns(RuntimeWarning, match=re.escape(f"{tmp_path / engines[1]}: TensorRT 10.9.0 could not load "
+                                                      "this cached engine; building it again")):  # fmt: skip
+        again = tensorrt_backend.TensorRTBackend.from_model(model, dev, tile=TILE, max_batch=4, cache_dir=str(tmp_path))
+    assert [c[0] for c in fake.calls] == ["build"] and again.stages == first.stages == 2  # only that one
+    assert sorted(f for f in os.listdir(tmp_path) if f.endswith(".engine")) == engines
+    monkeypatch.setattr(fake.Runtime, "deserialize_cuda_engine", lambda runtime, data: None)  # none loads at all
+    with pytest.warns(RuntimeWarning, match="building it again"), \
+            pytest.raises(tensorrt_backend.EngineLoadError, match="could not load this engine"):  # rebuilt once, not for ever
+        tensorrt_backend.TensorRTBackend.from_model(model, dev, tile=TILE, max_batch=4, cache_dir=str(tmp_path))
+    with open(tmp_path / "other.engine", "wb") as f:
+        f.write(b"\0" * 64)
+    with pytest.raises(RuntimeError, match="could not load this engine"):  # not the cache's: left alone
+        tensorrt_backend.TensorRTBackend([str(tmp_path / "other.engine")], dev)
+    assert os.path.exists(tmp_path / "other.engine")

@@ -28,7 +28,7 @@ from xvertfast.io.write import atomic_write
 from xvertfast.model import XVertNet
 
 __all__ = ["available", "import_tensorrt", "engine_cache_key", "engine_path", "build_engine", "TensorRTBackend",
-           "INSTALL_HINT", "WORKSPACE_BYTES"]  # fmt: skip
+           "EngineLoadError", "INSTALL_HINT", "WORKSPACE_BYTES"]  # fmt: skip
 
 INSTALL_HINT = ("install it with `pip install tensorrt` (TensorRT 10 or newer) on a machine with an NVIDIA driver "
                 "and a CUDA GPU; the portable alternative is ONNX run by onnxruntime (`pip install "
@@ -48,6 +48,14 @@ def import_tensorrt() -> ModuleType:
         raise RuntimeError(f"TensorRT {trt.__version__} is too old: xvertfast needs TensorRT 10 or newer "
                            f"(name-based tensors, execute_async_v3); {INSTALL_HINT}")  # fmt: skip
     return trt
+
+
+class EngineLoadError(RuntimeError):
+    """An engine file this TensorRT cannot deserialize; ``path`` names it."""
+
+    def __init__(self, message: str, path: str):
+        super().__init__(message)
+        self.path = path
 
 
 def available() -> bool:
@@ -185,8 +193,9 @@ class TensorRTBackend(StageBackend):
                 with open(path, "rb") as f:
                     engine = runtime.deserialize_cuda_engine(f.read())
                 if engine is None:
-                    raise RuntimeError(f"{path}: TensorRT {trt.__version__} could not load this engine (built "
-                                       "by another TensorRT or for another GPU?); delete it to rebuild")  # fmt: skip
+                    raise EngineLoadError(f"{path}: TensorRT {trt.__version__} could not load this engine (built "
+                                          "by another TensorRT or for another GPU, or damaged?); build it again "
+                                          "from its ONNX", path)  # fmt: skip
                 names = sorted(engine.get_tensor_name(i) for i in range(engine.num_io_tensors))
                 if names != ["out", "xp", "y"]:
                     raise RuntimeError(f"{path}: expected I/O tensors xp, y -> out, found {', '.join(names)}")
@@ -208,13 +217,26 @@ class TensorRTBackend(StageBackend):
     @classmethod
     def from_model(cls, model: XVertNet, device: torch.device, tile: int = DEFAULT_TILE, fp16: bool = False,
                    max_batch: int = 8, cache_dir: str | None = None) -> TensorRTBackend:  # fmt: skip
-        """Exports the stages to ONNX, builds or loads their cached engines, and loads them."""
-        import_tensorrt()
+        """Exports the stages to ONNX, builds or loads their cached engines, and loads them. A
+        cached engine that does not load is built again (once)."""
+        trt = import_tensorrt()
         dev = _cuda(device)
         cache_dir = cache_dir or default_cache_dir()
         onnx_paths = cached_onnx_export(model, cache_dir, tile=tile, fp16=fp16)
-        return cls([build_engine(p, max_batch=max_batch, device=dev, cache_dir=cache_dir) for p in onnx_paths], dev,
-                   torch.float16 if fp16 else torch.float32)  # fmt: skip
+        dtype, rebuilt = (torch.float16 if fp16 else torch.float32), set()
+        while True:
+            engines = [build_engine(p, max_batch=max_batch, device=dev, cache_dir=cache_dir) for p in onnx_paths]
+            try:
+                return cls(engines, dev, dtype)
+            except EngineLoadError as exc:  # damaged, or from a TensorRT build that reports the same version
+                if exc.path in rebuilt:  # built again here and still unloadable: TensorRT's log says why
+                    raise
+                import warnings
+
+                warnings.warn(f"{exc.path}: TensorRT {trt.__version__} could not load this cached engine; building "
+                              "it again", RuntimeWarning, stacklevel=2)  # fmt: skip
+                rebuilt.add(exc.path)
+                os.remove(exc.path)
 
     @property
     def stages(self) -> int:
