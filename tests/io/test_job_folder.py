@@ -632,3 +632,23 @@ def test_a_preview_that_cannot_be_written_is_said_of_the_preview_not_of_its_temp
     assert run(model_dir, src, "-o", tmp_path / "out", "--preview", tmp_path / "look.png") == 0
     err = capsys.readouterr().err
     assert f"warning: preview {tmp_path / 'look.png'} not written: Read-only file system\n" in err and ".part" not in err
+
+
+def test_an_earlier_output_removed_from_another_place_is_said(tmp_path, model_dir, seed, capsys):  # noqa: F811
+    # a rerun of part of the archive into its OUT (enhance data/p1 after enhance data) writes p1's
+    # outputs at the top of OUT and removes the earlier ones at OUT/p1 (one output per input):
+    # that went without a word. A change of --format (x.png replaces x.dcm at one place) is not said
+    src, out = tmp_path / "in", tmp_path / "out"
+    write_pngs(src, seed, ["p1/a.png"])
+    assert run(model_dir, src, "-o", out) == 0
+    capsys.readouterr()
+    assert run(model_dir, src / "p1", "-o", out) == 0
+    captured = capsys.readouterr()
+    assert "1 done (1 with warnings)" in captured.out
+    assert (f"warning: {src / 'p1' / 'a.png'}: its earlier output {out / 'p1' / 'a.png'} was removed: this run "
+            f"writes it as {out / 'a.png'}") in captured.err
+    assert not (out / "p1" / "a.png").exists() and (out / "a.png").exists()
+    assert run(model_dir, src / "p1", "-o", out, "--overwrite", "--format", "tiff") == 0
+    captured = capsys.readouterr()
+    assert "warning" not in captured.err and sorted(p.name for p in out.iterdir() if p.is_file() and
+                                                    not p.name.startswith(".")) == ["a.tiff"]  # fmt: skip

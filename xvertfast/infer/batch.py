@@ -235,15 +235,22 @@ def _description(settings: dict) -> str:
 
 
 def _compose_and_write(enhancer, rad: Radiograph, prep, tiles, out: str, fmt: str, description: str,
-                       job: JobFolder, stat) -> dict:  # fmt: skip
+                       job: JobFolder, stat) -> tuple[dict, list[str]]:  # fmt: skip
+    """Blends and writes an image's output: its timings, and a warning for each earlier output of its
+    input that was removed from another place."""
     t0 = time.perf_counter()
     pixels = enhancer.compose(prep, tiles)
     t1 = time.perf_counter()
     os.makedirs(os.path.dirname(out), exist_ok=True)
     job.starting(rad.path, out)
     write_image(out, pixels, _write_format(fmt, rad, out), like=rad, overwrite=True, description=description)
-    job.finished(rad.path, out, stat, sole=True)  # (an earlier --format's output of it goes)
-    return {"compose": t1 - t0, "write": time.perf_counter() - t1}
+    removed = job.finished(rad.path, out, stat, sole=True) or []  # (an earlier --format's output of it goes)
+    # one at another place than this one's (the input reached another way: its folder given, not the one
+    # above it) is said: a rerun of part of an archive into its OUT would move outputs without a word
+    moved = [f"{rad.path}: its earlier output {old} was removed: this run writes it as {out} (the input was given "
+             "another way than in the run that wrote it; outputs keep the paths below the folder given)"
+             for old in removed if os.path.splitext(old)[0] != os.path.splitext(out)[0]]  # fmt: skip
+    return {"compose": t1 - t0, "write": time.perf_counter() - t1}, moved
 
 
 def _probe(device) -> None:
@@ -456,7 +463,7 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
     writes: dict[cf.Future, FileRecord] = {}
     full = threading.Event()  #: a write found the disk full: the writes waiting for a writer are not started
 
-    def write(*args) -> dict | None:
+    def write(*args) -> tuple[dict, list[str]] | None:
         """An output, or None where the disk filled before its turn came: it would fail the same
         way (named 'failed' though never tried), and the job stops; it is left 'not processed'."""
         if full.is_set():
@@ -484,10 +491,11 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
         for w in done:
             rec = writes.pop(w)
             try:
-                seconds = w.result()
-                if seconds is None:  # not started: the disk was full
+                result = w.result()
+                if result is None:  # not started: the disk was full
                     continue
-                rec.seconds.update(seconds)
+                rec.seconds.update(result[0])
+                rec.warnings.extend(result[1])
                 rec.status = "done"
             except FILE_ERRORS as exc:  # this file fails, the job goes on
                 rec.status, rec.error = "failed", failure_text(rec.input, exc)

@@ -603,19 +603,21 @@ class JobFolder:
                       "settings": self.key}, durable=True)  # fmt: skip
 
     def finished(self, input_path: str, out: str, stat: list[int] | None, sole: bool = False,
-                 adopted: bool = False) -> None:  # fmt: skip
+                 adopted: bool = False) -> list[str]:  # fmt: skip
         """Called once ``out`` is complete; ``stat``: the input's, as it was planned from.
         ``adopted``: ``out`` was not made now, only recorded (an earlier version's output, or one
         whose input moved): its line is marked so, and the job's rate does not count it.
         ``sole``: ``out`` is the input's one output (enhance), so the files the ledger names as
         its other outputs (made under another ``--format``, or named otherwise by an older
-        xvertfast) are removed: left there, they would be taken for a second output of it."""
+        xvertfast) are removed: left there, they would be taken for a second output of it.
+        Returns the files removed (paths in the folder)."""
         rel, identity = self._rel(out), _identity(input_path)
         with self._write_lock:
             self._add({"output": rel, "input": identity, "state": "done", "settings": self.key, "stat": stat,
                        **({ADOPTED: True} if adopted else {})}, durable=False)  # fmt: skip
+            removed = []
             if not sole:
-                return
+                return removed
             for other in sorted(self._outputs_of.get(identity, set()) - {rel}):
                 with contextlib.suppress(FileNotFoundError):
                     if not self.read_only:
@@ -624,6 +626,8 @@ class JobFolder:
                 self._outputs_of[identity].discard(other)
                 self._write(json.dumps({"output": other, "input": identity, "state": REMOVED, "t": self._next_time()})
                             + "\n", durable=False)  # fmt: skip
+                removed.append(os.path.join(self.out_dir, *other.split("/")))
+            return removed
 
     def close(self) -> None:
         try:
