@@ -532,7 +532,8 @@ interrupted.
                      help="what sets the large-scale brightness of the enhanced regions (default: %(default)s)")
     enh.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:1, ... (default: %(default)s)")
     enh.add_argument("--backend", choices=("auto", "torch", "compile", "onnxruntime", "tensorrt"), default="auto",
-                     help="network runtime: auto is TensorRT on a GPU where installed, else torch (default: %(default)s)")
+                     help="network runtime: auto is TensorRT on a GPU where installed (torch where TensorRT cannot build "
+                     "its engines), else torch (default: %(default)s)")
     enh.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
                      help="auto: bf16/fp16 on a GPU, fp32 on the CPU; on a CPU with AMX, bf16 runs a network "
                      "stage about 2x as fast as fp32 but a whole job about 1.2x (the WLS solves are not sped up), "
@@ -671,7 +672,8 @@ Exit code: 0, 2 where the folder holds no such job or a ledger or checkpoint can
         "packages (for torch._inductor; load them with xvertfast.infer.export.load_aoti, which checks "
         "their input shapes). The files are for running the network elsewhere: `xvertfast enhance "
         "--backend onnxruntime|tensorrt` exports and caches its own. A model's stage files are written "
-        "as a set; files of those names that are there already are replaced only with --overwrite. "
+        "as a set; files of those names that are there already (for onnx, stage{k}.engine too: engines built "
+        "from the set replaced) are replaced only with --overwrite. "
         "The tile side defaults to the model's training ROI size. Exit code: 0 done, 2 failed, 130 interrupted.",
     )
     exp.add_argument("model", metavar="MODEL",
