@@ -581,3 +581,34 @@ def test_a_dry_run_into_a_folder_a_run_cannot_write_says_so(tmp_path, monkeypatc
             JobFolder(str(out), SETTINGS, False, read_only=True)
     assert not (parent / "out").exists()
     JobFolder(str(tmp_path / "mine" / "out"), SETTINGS, False, read_only=True).close()
+
+
+def test_the_rate_of_shards_started_together_is_not_taken_from_their_first_outputs_merged(tmp_path, monkeypatch):
+    # three shards started together finish their first outputs within a moment of one another: merged,
+    # 2 outputs in 0.2 s read as 600 a minute ('187.5 output files finished a minute, over the last 3')
+    from xvertfast.io import job_folder
+
+    s = 10**9
+    now = [0]
+    monkeypatch.setattr(job_folder.time, "time_ns", lambda: now[0])
+    out = tmp_path / "out"
+    shards = [JobFolder(str(out), SETTINGS, False, shard=Shard(k, 3)) for k in (1, 2, 3)]
+    for round_ in range(2):
+        for k, shard in enumerate(shards):  # each shard an output every ten seconds
+            src = _input(tmp_path, f"{round_}-{k}.png")
+            now[0] = 1000 * s + round_ * 10 * s + k * s // 10
+            shard.starting(src, str(out / f"{round_}-{k}.png"))
+            shard.finished(src, str(out / f"{round_}-{k}.png"), [1, 2])
+        status = job_folder.job_status(str(out), "enhance")
+        if round_ == 0:
+            assert status.rate is None  # one output each: no rate yet
+    assert status.rate == pytest.approx(0.3) and status.rate_outputs == 6  # three shards, each 0.1 a second
+    # a shard stopped long ago (its last output over RATE_PAUSE_S before the others') makes none now
+    src = _input(tmp_path, "late.png")
+    now[0] += int(job_folder.RATE_PAUSE_S * s) + 30 * s
+    for t in (0, 5):
+        now[0] += t * s
+        shards[0].finished(src, str(out / f"late-{t}.png"), [1, 2])
+    for shard in shards:
+        shard.close()
+    assert job_folder.job_status(str(out), "enhance").rate == pytest.approx(0.2)

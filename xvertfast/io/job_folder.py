@@ -204,8 +204,8 @@ class JobStatus:
     #: the folder is one of an xvertfast before ledgers: the outputs that version wrote are
     #: counted only once a run has met them
     legacy: bool = False
-    #: output files finished a second lately, all ledgers together (see :func:`recent_rate`);
-    #: None where no output finished after the first of the latest stretch of work
+    #: output files finished a second lately, all ledgers together: the sum of the rates (see
+    #: :func:`recent_rate`) of the ledgers still at work; None where none has one yet
     rate: float | None = None
     rate_outputs: int = 0  #: how many finished outputs the rate was taken over
 
@@ -276,9 +276,8 @@ def job_status(out_dir: str, job: str) -> JobStatus | None:
         return [e["t"] for e in outputs if e.get("state") == "done" and isinstance(e.get("t"), int)
                 and not e.get(ADOPTED) and (key is None or e.get("settings") == key)]  # fmt: skip
 
-    rate, rate_outputs = recent_rate(finish_times(entries.values()))
     pattern = _shard_ledger_name(job)
-    found = []
+    found, rates = [], []
     for ledger in ledgers:
         try:
             modified = os.stat(ledger).st_mtime
@@ -288,9 +287,21 @@ def job_status(out_dir: str, job: str) -> JobStatus | None:
         mine = latest_in.get(ledger, [])
         done = [e for e in mine if e.get("state") == "done"]
         current = sum(key is None or e.get("settings") == key for e in done)
+        times = finish_times(mine)
+        own_rate, counted = recent_rate(times)
         found.append(LedgerStatus(os.path.basename(ledger), match and f"{match.group(1)}/{match.group(2)}", current,
                                   sum(e.get("state") == "writing" for e in mine), modified, len(done) - current,
-                                  recent_rate(finish_times(mine))[0]))  # fmt: skip
+                                  own_rate))  # fmt: skip
+        if times:
+            rates.append((max(times), own_rate, counted))
+    # all ledgers together: the sum of their own rates, not the rate of their lines merged: shards started
+    # together finish their first outputs at one moment, which merged read as hundreds a minute (3
+    # outputs 0.3 s apart: 600). Only the ledgers still at work count: those that finished an output
+    # within RATE_PAUSE_S of the latest one (a shard stopped long ago makes no outputs now)
+    latest = max((last for last, _, _ in rates), default=0)
+    working = [(r, n) for last, r, n in rates if r is not None and latest - last <= RATE_PAUSE_S * 1e9]
+    rate = sum(r for r, _ in working) if working else None
+    rate_outputs = sum(n for _, n in working) if working else sum(n for *_, n in rates)
     legacy = legacy or (os.path.exists(settings_file) and not found)
     return JobStatus(job, recorded.get("xvertfast"), settings, found, legacy, rate, rate_outputs)
 
