@@ -652,3 +652,24 @@ def test_an_earlier_output_removed_from_another_place_is_said(tmp_path, model_di
     captured = capsys.readouterr()
     assert "warning" not in captured.err and sorted(p.name for p in out.iterdir() if p.is_file() and
                                                     not p.name.startswith(".")) == ["a.tiff"]  # fmt: skip
+
+
+def test_a_dry_run_says_that_missing_and_empty_inputs_would_fail(tmp_path, model_dir, seed, capsys):  # noqa: F811
+    # a listed file that is gone, a broken link, an empty file: each planned ('0 would fail'), then
+    # failed by the run; a run fails them before decoding anything, and so does the plan now
+    src, out = tmp_path / "in", tmp_path / "out"
+    write_pngs(src, seed, ["a.png"])
+    (src / "empty.png").write_bytes(b"")
+    (src / "broken.png").symlink_to(tmp_path / "nowhere.png")
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{src / 'a.png'}\n{src / 'gone.png'}\n")
+    assert run(model_dir, src, f"@{listing}", "-o", out, "--dry-run", "--report", tmp_path / "plan.json") == 1
+    said = capsys.readouterr()
+    assert "1 to enhance, 0 done already, 3 would fail" in said.out
+    for why in (f"{src / 'gone.png'}: no such file or folder", f"{src / 'empty.png'}: empty file (0 bytes)",
+                f"{src / 'broken.png'}: a broken symbolic link"):
+        assert f"  failed: {why}" in said.err
+    assert run(model_dir, src, f"@{listing}", "-o", out, "--report", tmp_path / "run.json") == 1
+    plan, ran = (json.loads((tmp_path / name).read_text())["files"] for name in ("plan.json", "run.json"))
+    assert {r["input"]: (r["status"], r["error"]) for r in plan if r["status"] == "failed"} == \
+        {r["input"]: (r["status"], r["error"]) for r in ran if r["status"] == "failed"}  # fmt: skip

@@ -209,6 +209,18 @@ def _plan(files, out_dir: str, fmt: str, mine: list[bool] | None = None) -> tupl
     return planned, failed
 
 
+def _missing(f: InputFile) -> str | None:
+    """Why a run would fail ``f`` without decoding it (a dry run says so): missing, a broken link,
+    a folder that could not be searched, an empty file; in the reader's own words. None otherwise."""
+    try:
+        if f.problem is None and os.path.isfile(f.path) and os.path.getsize(f.path) > 0:
+            return None
+        read_input(f, warn=False)  # (fails at once on each of these, before any decoding)
+    except FILE_ERRORS as exc:
+        return failure_text(f.path, exc)
+    return None
+
+
 def _stem(out_dir: str, rel: str) -> str | None:
     """The output path of ``rel`` but for its extension (None: outside ``out_dir``): what two
     inputs whose outputs collide share, whatever their formats."""
@@ -431,7 +443,11 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
                 summary.records.append(FileRecord(f.path, out, "failed", f"{f.path}: {why}"))
                 log(f"error: {f.path}: {why}")
             elif job.read_only:
-                summary.records.append(FileRecord(f.path, out, "planned"))
+                problem = _missing(f)
+                summary.records.append(FileRecord(f.path, out, "planned") if problem is None else
+                                       FileRecord(f.path, out, "failed", problem))  # fmt: skip
+                if problem is not None:
+                    log(f"error: {problem}")
             else:
                 todo.append((f, out, file_state(f.path)))
     except KeyboardInterrupt:
