@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 import torch
@@ -197,6 +198,11 @@ def _nan(state):
     (_set(["preprocessing", "eps"], -1.0), ValueError, "config.json: preprocessing: .*eps > 0"),
     (_set(["preprocessing", "alpha"], "1.2"), ValueError, "config.json: preprocessing: .*alpha must be a finite number"),
     (lambda folder, config: (folder / "stage2.safetensors").unlink(), FileNotFoundError, "stage2.safetensors: the model's stage file is missing"),
+    # the inference tile: None gave a TypeError traceback, "abc" int()'s message, 512.5 was cut to 512
+    *[(lambda folder, config, v=v: config.update(training={"config": {"roi_size": v}}), ValueError,
+       rf"config.json: training.config.roi_size must be a whole number >= 1 .*got {re.escape(repr(v))}")
+      for v in (None, "abc", 512.5, 0, True)],
+    (lambda folder, config: config.update(training=[]), ValueError, "config.json: training and training.config must be objects"),
     (lambda folder, config: (folder / "stage1.safetensors").write_bytes((folder / "stage1.safetensors").read_bytes()[:100]),
      ValueError, "stage1.safetensors: not a readable safetensors file"),
     (_weights(_nan), ValueError, "stage1.safetensors: head.weight holds NaN or infinite values"),
@@ -286,6 +292,16 @@ def test_an_unfinished_training_run_given_as_a_model_says_so(tmp_path):
     (run / "checkpoint" / "state.json").unlink()  # no run there: the plain messages
     with pytest.raises(FileNotFoundError, match=r"model: no such folder"):
         load_model(run / "model")
+
+
+def test_an_export_folder_given_as_a_model_says_what_it_is(tmp_path):
+    # --model exported/ said only "not an xvertfast model directory (no config.json)"
+    (tmp_path / "exported").mkdir()
+    for name in ("stage1.onnx", "stage2.onnx"):
+        (tmp_path / "exported" / name).write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match=r"no config.json\); it holds an export of a model \(stage1.onnx, "
+                                                r"stage2.onnx\), not a model: give the model folder it was exported from"):
+        load_model(tmp_path / "exported")
 
 
 class _PassOn(torch.nn.Module):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any
 
 import torch
@@ -94,6 +95,9 @@ def load_model(path: str | os.PathLike = "default", map_location: str | torch.de
             hint = f"; did you mean {inside}, the model of the training run there?"
         elif _unfinished_run(path):
             hint = f"; it is the folder of a training run that has not finished: {_UNFINISHED}"
+        elif exported := sorted(n for n in os.listdir(path) if re.fullmatch(r"stage\d+\.(onnx|engine|pt2)", n)):
+            hint = (f"; it holds an export of a model ({', '.join(exported[:3])}{', ...' if len(exported) > 3 else ''}), "
+                    "not a model: give the model folder it was exported from (enhance --backend picks the runtime)")  # fmt: skip
         raise FileNotFoundError(f"{path}: not an xvertfast model directory (no config.json){hint}")
     try:
         with open(config_path) as f:
@@ -156,6 +160,13 @@ def check_config(config, config_path: str) -> list[dict]:
         if upsample not in UPSAMPLING:
             raise bad(f"stage {k}: upsample must be one of {', '.join(UPSAMPLING)}, got {upsample!r}")
         specs.append({"width": width, "depth": depth, "upsample": upsample})
+    training = config.get("training", {})
+    trained = training.get("config", {}) if isinstance(training, dict) else None
+    if not isinstance(trained, dict):
+        raise bad("training and training.config must be objects")
+    tile = trained.get("roi_size", 512)  # the inference tile (model_tile): a traceback or a cut 512.5 otherwise
+    if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
+        raise bad(f"training.config.roi_size must be a whole number >= 1 (the ROI side it was trained on), got {tile!r}")
     return specs
 
 
