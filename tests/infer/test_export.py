@@ -227,6 +227,12 @@ def test_an_export_folder_holds_one_models_stages(model, tmp_path, monkeypatch, 
     assert sorted(os.listdir(tmp_path / "out")) == ["stage1.onnx", "stage2.onnx"]  # no temporaries left
     assert {p: os.stat(p).st_mtime_ns for p in paths} == stamps  # the earlier set, whole
     OnnxRuntimeBackend(paths, torch.device("cpu"))  # one model's stages in order: accepted
+    # as is its export folder; one file was walked through character by character ('/': no such file)
+    assert len(OnnxRuntimeBackend(tmp_path / "out", torch.device("cpu"))._sessions) == 2
+    with pytest.raises(ValueError, match="not stage 1 of the 1-stage model"):  # one file: a set of one, checked
+        OnnxRuntimeBackend(str(paths[1]), torch.device("cpu"))
+    with pytest.raises(ValueError, match="OnnxRuntimeBackend needs the stage files of one model, got none"):
+        OnnxRuntimeBackend([], torch.device("cpu"))
     other = export_onnx(deeper, tmp_path / "deeper", tile=TILE)
     small = export_onnx(model, tmp_path / "small", tile=TILE // 2)
     with pytest.raises(ValueError, match=re.escape(f"{paths[0]}: {TILE} x {TILE}, {small[1]}: {TILE // 2} x {TILE // 2}")):
@@ -822,8 +828,9 @@ def test_load_aoti_takes_a_package_or_an_export_folder_as_well_as_a_list(tmp_pat
     for given in (str(tmp_path / "stage1.pt2"), tmp_path / "stage1.pt2", str(tmp_path)):
         with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'stage1.pt2'}: cannot run on this machine")):
             load_aoti(given)
-    assert export_module._aoti_paths(tmp_path) == [str(tmp_path / f"stage{k}.pt2") for k in (1, 2, 10)]  # in stage order
-    with pytest.raises(ValueError, match="load_aoti needs the stage packages of one model, got none"):
+    in_order = [str(tmp_path / f"stage{k}.pt2") for k in (1, 2, 10)]
+    assert export_module.stage_paths(tmp_path, ".pt2", "load_aoti", "aoti") == in_order
+    with pytest.raises(ValueError, match="load_aoti needs the stage files of one model, got none"):
         load_aoti([])
     with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'empty'}: no stage1.pt2")):
         (tmp_path / "empty").mkdir()

@@ -439,21 +439,22 @@ def aoti_runs_here(metadata: dict[str, str]) -> str | None:
     return None
 
 
-def _aoti_paths(paths: str | os.PathLike | list[str | os.PathLike]) -> list[str]:
-    """The package paths ``load_aoti`` was given: a list as it is, one package as a list of it,
-    an export folder as its ``stage{k}.pt2`` files in stage order."""
+def stage_paths(paths: str | os.PathLike | list[str | os.PathLike], ext: str, who: str, fmt: str) -> list[str]:
+    """The stage files ``who`` was given: a list as it is, one file as a list of it, an export
+    folder as its ``stage{k}{ext}`` files in stage order (stage10 after stage2); a path was
+    otherwise walked through character by character."""
     if not isinstance(paths, (str, os.PathLike)):
         found = [os.fspath(p) for p in paths]
         if not found:
-            raise ValueError("load_aoti needs the stage packages of one model, got none")
+            raise ValueError(f"{who} needs the stage files of one model, got none")
         return found
     path = os.fspath(paths)
     if not os.path.isdir(path):
         return [path]
-    names = sorted(_stage_files(path, ".pt2"), key=lambda name: int(name[len("stage") : -len(".pt2")]))
+    names = sorted(_stage_files(path, ext), key=lambda name: int(name[len("stage") : -len(ext)]))
     if not names:
-        raise ValueError(f"{path}: no stage1.pt2 (...) in this folder: export the model there with "
-                         "xvertfast export --format aoti")  # fmt: skip
+        raise ValueError(f"{path}: no stage1{ext} (...) in this folder: export the model there with "
+                         f"xvertfast export --format {fmt}")  # fmt: skip
     return [os.path.join(path, name) for name in names]
 
 
@@ -471,7 +472,7 @@ def load_aoti(paths: str | os.PathLike | list[str | os.PathLike]) -> list:
     import torch._inductor
 
     stages = []
-    for path in _aoti_paths(paths):
+    for path in stage_paths(paths, ".pt2", "load_aoti", "aoti"):
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path}: no such AOTInductor package")
         why = aoti_runs_here(_package_build_metadata(path) or {})

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from xvertfast.infer.backends import StageBackend
-from xvertfast.infer.export import DEFAULT_TILE, cached_onnx_export, check_stage_set, require
+from xvertfast.infer.export import DEFAULT_TILE, cached_onnx_export, check_stage_set, require, stage_paths
 from xvertfast.model import XVertNet
 
 __all__ = ["OnnxRuntimeBackend"]
@@ -26,11 +26,10 @@ class OnnxRuntimeBackend(StageBackend):
 
     name = "onnxruntime"
 
-    def __init__(self, onnx_paths: list[str | os.PathLike], device: torch.device):
+    def __init__(self, onnx_paths: str | os.PathLike | list[str | os.PathLike], device: torch.device):
         ort = require("onnxruntime", "the onnxruntime backend")
         super().__init__(torch.device(device))
-        if not onnx_paths:
-            raise ValueError("OnnxRuntimeBackend needs one ONNX file per stage, got none")
+        onnx_paths = stage_paths(onnx_paths, ".onnx", "OnnxRuntimeBackend", "onnx")  # a list, one file or a folder
         options = ort.SessionOptions()
         providers = ["CPUExecutionProvider"]
         if self.device.type == "cuda":
