@@ -191,8 +191,8 @@ def test_info_cli_human_and_json():
     out = subprocess.run([sys.executable, "-m", "xvertfast", "info", "--json"], capture_output=True, text=True, timeout=300)
     data = json.loads(out.stdout)
     assert data["torch"] == torch.__version__
-    assert set(data["optional"]) == {"cupy", "onnxruntime", "tensorrt", "onnx", "pydicom", "pylibjpeg", "gdcm", "imagecodecs",
-                                     "matplotlib", "skimage"}  # fmt: skip
+    assert set(data["optional"]) == {"cupy", "onnxruntime", "tensorrt", "onnx", "onnxscript", "pydicom", "pylibjpeg",
+                                     "gdcm", "imagecodecs", "matplotlib", "skimage"}  # fmt: skip
     assert data["default_model"].startswith("2 stages")
 
 

@@ -27,11 +27,12 @@ OPS = (
     "wls_setup",
     "wls_apply",
 )
-#: Optional packages and what they add: GPU arrays, ONNX/TensorRT runtimes, DICOM and its compressed
-#: transfer syntaxes (pylibjpeg, gdcm), TIFF codecs beyond Pillow's and JPEG 2000 DICOM decoded on
-#: several threads at once (imagecodecs), figures and baselines.
-OPTIONAL = ("cupy", "onnxruntime", "tensorrt", "onnx", "pydicom", "pylibjpeg", "gdcm", "imagecodecs", "matplotlib",
-            "skimage")
+#: Optional packages and what they add: GPU arrays, ONNX/TensorRT runtimes, ONNX export (onnx and
+#: onnxscript, torch.onnx's exporter), DICOM and its compressed transfer syntaxes (pylibjpeg, gdcm),
+#: TIFF codecs beyond Pillow's and JPEG 2000 DICOM decoded on several threads at once (imagecodecs),
+#: figures and baselines.
+OPTIONAL = ("cupy", "onnxruntime", "tensorrt", "onnx", "onnxscript", "pydicom", "pylibjpeg", "gdcm", "imagecodecs",
+            "matplotlib", "skimage")
 
 
 def _has_kernel(op: str, key: str) -> bool:
