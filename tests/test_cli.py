@@ -43,7 +43,8 @@ def test_every_batch_command_documents_its_exit_codes():
     for name in subcommands():  # README: every command's --help states its exit codes
         assert "Exit code" in " ".join(subcommands()[name].format_help().split()), name
     for name in ("preprocess", "enhance", "evaluate", "train"):  # Ctrl-C in a batch job: 130 (main)
-        assert "130 interrupted" in " ".join(subcommands()[name].format_help().split()), name
+        said = " ".join(subcommands()[name].format_help().split())
+        assert "130 interrupted" in said and "143 stopped by SIGTERM" in said, name  # (the top-level help alone said 143)
     said = " ".join(subcommands()["train"].format_help().split())
     for code in ("0 model written", "1 no image found", "2 bad settings", "3 stopped by an error while training",
                  "130 interrupted"):  # fmt: skip

@@ -215,6 +215,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 1 if run.failed else 0
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _ago(seconds: float) -> str:
     return f"{_duration(seconds)} ago"  # (a clock set back reads 0 s ago)
 
@@ -252,8 +256,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
         settings = status.settings or {}
         print("  " + (", ".join(f"{k} {str(v)[:16] if k == 'model' else v}" for k, v in settings.items()
                                 if not isinstance(v, list)) or "settings unreadable"))  # fmt: skip
-        print(f"  {status.done} output files done, {status.unfinished} started and not finished (in flight, or left by "
-              "a killed run: its next run redoes them)")  # fmt: skip
+        print(f"  {_count(status.done, 'output file')} done, {status.unfinished} started and not finished (in flight, "
+              "left by a killed run, or whose writing failed: its next run redoes them)")  # fmt: skip
         if status.rate is not None:
             together = ", all shards together" if len(status.ledgers) > 1 else ""
             print(f"  {status.rate * 60:.1f} output files finished a minute, over the last {status.rate_outputs}"
@@ -478,7 +482,7 @@ were finished from it, unchanged, is skipped (--overwrite recomputes it). A file
 in OUTDIR that the job did not write is never replaced.
 Exit code: 0 all done, 1 a file failed, none found or the disk is full, 2 OUTDIR
 cannot be used (another job in it, other settings without --overwrite) or an
-@list cannot be read, 130 interrupted (the same command resumes).""",
+@list cannot be read, 130 interrupted, 143 stopped by SIGTERM (the same command resumes).""",
     )
     _add_job_arguments(pre, "OUTDIR", "output folder")
     pre.add_argument("--overwrite", action="store_true",
@@ -517,7 +521,7 @@ is not searched for inputs, and one job at a time may write into it, or the N
 shards of one (--shard K/N, e.g. a cluster array job: --shard $((TASK_ID + 1))/N). Bad files are
 reported and skipped. Exit code: 0 all done, 1 some failed, nothing was found, the
 disk filled or the --report could not be written, 2 the job could not start, 130
-interrupted.
+interrupted, 143 stopped by SIGTERM.
 
 --format same keeps each input's kind: 8-bit PNG/JPEG -> 8-bit PNG, deeper PNG ->
 16-bit PNG at the source's bit depth, TIFF -> float TIFF, DICOM -> derived DICOM
@@ -595,7 +599,7 @@ as enhance --overwrite redoes). A rerun may add or drop methods: an added one is
 scored alone on the images done, the others' scores are kept.
 Exit code: 0 all scored, 1 an image failed or none was found, 2 the run could not
 start (an unknown method or metric, other settings in REPORT_DIR without --restart,
-REPORT_DIR holding other files), 130 interrupted.""",
+REPORT_DIR holding other files), 130 interrupted, 143 stopped by SIGTERM.""",
     )
     _add_job_arguments(ev, "REPORT_DIR", "report folder")
     ev.add_argument("--methods", default="identity,clahe,farbman,xvertnet",
@@ -629,8 +633,8 @@ REPORT_DIR holding other files), 130 interrupted.""",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="""Read an enhance or preprocess output folder's settings and ledgers (the
 unsharded job's and every shard's) and say how many outputs are done with the recorded
-settings, how many were started and not finished (in flight now, or left by a killed run,
-which its next run redoes), how many were finished with other settings (before an
+settings, how many were started and not finished (in flight now, left by a killed run, or
+whose writing failed, which its next run redoes), how many were finished with other settings (before an
 --overwrite with new ones, which redoes them), and when each ledger was last written: a shard whose ledger has not moved for
 much longer than an image takes has stopped; and how many output files all of them together
 finished a minute lately (over the last 100, back to a pause of over 10 minutes).
@@ -674,7 +678,7 @@ Exit code: 0, 2 where the folder holds no such job or a ledger or checkpoint can
         "--backend onnxruntime|tensorrt` exports and caches its own. A model's stage files are written "
         "as a set; files of those names that are there already (for onnx, stage{k}.engine too: engines built "
         "from the set replaced) are replaced only with --overwrite. "
-        "The tile side defaults to the model's training ROI size. Exit code: 0 done, 2 failed, 130 interrupted.",
+        "The tile side defaults to the model's training ROI size. Exit code: 0 done, 2 failed, 130 interrupted, 143 stopped by SIGTERM.",
     )
     exp.add_argument("model", metavar="MODEL",
                      help="a model directory (RUN_DIR/model of `xvertfast train`) or 'default'")
@@ -714,7 +718,7 @@ Exit code: 0, 2 where the folder holds no such job or a ledger or checkpoint can
         "Exit code: 0 model written, 1 no image found, 2 bad settings, no readable image, RUN_DIR unusable "
         "(a file, another train running in it, a damaged checkpoint or cache file) or holding a checkpoint without --resume, "
         "3 stopped by an error while training (the loss diverged, out of memory, the disk full): the checkpoint keeps the "
-        "epochs before it, 130 interrupted (--resume continues).",
+        "epochs before it, 130 interrupted, 143 stopped by SIGTERM (--resume continues).",
     )
     _add_job_arguments(tr, "RUN_DIR", "run folder", dest="data", metavar="DATA")
     tr.add_argument("--stages", type=_at_least(1), default=2, help="number of stages")

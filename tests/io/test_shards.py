@@ -612,3 +612,18 @@ def test_the_rate_of_shards_started_together_is_not_taken_from_their_first_outpu
     for shard in shards:
         shard.close()
     assert job_folder.job_status(str(out), "enhance").rate == pytest.approx(0.2)
+
+
+def test_status_says_one_output_file_in_the_singular(tmp_path, capsys):
+    # "1 output files done"
+    from xvertfast.cli import main
+
+    out = tmp_path / "out"
+    a = JobFolder(str(out), SETTINGS, False)
+    src = _input(tmp_path, "a.png")
+    a.starting(src, str(out / "a.png"))
+    a.finished(src, str(out / "a.png"), [1, 2])
+    a.close()
+    assert main(["status", str(out)]) == 0
+    assert "  1 output file done, 0 started and not finished (in flight, left by a killed run, or whose writing failed" in (
+        capsys.readouterr().out)  # fmt: skip
