@@ -65,3 +65,26 @@ def test_enhance_writes_the_preview_of_what_it_wrote(tmp_path, model_dir, seed, 
     assert f"preview: {sheet}" in capsys.readouterr().out
     assert Image.open(sheet).size[1] == 2 * (320 + _LABEL + 2 * _GAP)  # the three good files: two rows
     assert not (out / "look.png").exists()
+
+
+def test_two_inputs_of_one_name_are_labelled_by_their_paths(tmp_path, model_dir, seed, monkeypatch):  # noqa: F811
+    # p1/IM1.png and p2/IM1.png were both labelled "IM1.png" on the contact sheet
+    import os
+
+    from PIL import ImageDraw
+
+    src = tmp_path / "in"
+    for i, sub in enumerate(("p1", "p2")):
+        (src / sub).mkdir(parents=True)
+        Image.fromarray(np.round(chest_like(seed + i) * 255).astype(np.uint8)).save(src / sub / "IM1.png")
+    said, text = [], ImageDraw.ImageDraw.text
+
+    def recording(self, xy, words, *args, **kwargs):
+        said.append(words)
+        return text(self, xy, words, *args, **kwargs)
+
+    monkeypatch.setattr(ImageDraw.ImageDraw, "text", recording)
+    sheet = tmp_path / "look.png"
+    assert main(["enhance", str(src), "-o", str(tmp_path / "out"), "--model", str(model_dir), "-q", "--preview",
+                 str(sheet)]) == 0  # fmt: skip
+    assert said == [f"{os.path.join(sub, 'IM1.png')}: input | output" for sub in ("p1", "p2")]

@@ -46,12 +46,14 @@ def _thumb(path: str, height: int):
 
 
 def write_preview(pairs: list[tuple[str, str]], path: str, count: int = PREVIEW_COUNT,
-                  height: int = THUMB_HEIGHT) -> list[str]:  # fmt: skip
+                  height: int = THUMB_HEIGHT, labels: list[str] | None = None) -> list[str]:  # fmt: skip
     """Draws up to ``count`` of ``pairs`` (input path, output path), spread evenly, into the PNG ``path``.
 
     Each pair is the input (as read: bright = bone, min-max scaled) beside the output, under
-    the input's file name. Returns the inputs drawn. A pair that cannot be read is left out;
-    no pair at all raises ``ValueError``. The PNG is written atomically.
+    its label (``labels``, one a pair: the batch job gives the input's path below the folder
+    it was found in, as p1/IM1.dcm and p2/IM1.dcm differ; else the input's file name).
+    Returns the inputs drawn. A pair that cannot be read is left out; no pair at all raises
+    ``ValueError``. The PNG is written atomically.
     """
     from PIL import Image, ImageDraw
 
@@ -61,7 +63,8 @@ def write_preview(pairs: list[tuple[str, str]], path: str, count: int = PREVIEW_
     for k in _spread(len(pairs), count):
         src, out = pairs[k]
         try:
-            cells.append((os.path.basename(src), _thumb(src, height), _thumb(out, height)))
+            label = labels[k] if labels is not None else os.path.basename(src)
+            cells.append((label, _thumb(src, height), _thumb(out, height)))
         except Exception:  # noqa: BLE001 - a preview is a convenience: it leaves a bad pair out
             continue
         drawn.append(src)
