@@ -625,7 +625,7 @@ def test_a_preview_that_cannot_be_written_is_said_of_the_preview_not_of_its_temp
     src = tmp_path / "in"
     write_pngs(src, seed, ["a.png"])
 
-    def read_only(pairs, path):
+    def read_only(pairs, path, **labels):
         raise OSError(30, "Read-only file system", str(tmp_path / ".look.png.te_zo45s.part"))
 
     monkeypatch.setattr(preview, "write_preview", read_only)
