@@ -313,3 +313,26 @@ def test_a_dry_run_writes_nothing_and_plans_what_the_run_does(tmp_path, capsys):
     assert "the 1 would take about" in capsys.readouterr().err  # (its four output files, at the folder's rate)
     assert main(["preprocess", str(src), "-o", str(tmp_path / "new"), "--dry-run", "-q"]) == 1
     assert not (tmp_path / "new").exists()
+
+
+def test_an_output_folder_in_the_input_folder_holding_images_is_refused(folder, tmp_path, capsys):
+    # -o in/sub, which holds good2.png: the search passes the output folder over, so good2.png
+    # was left out without a word (as enhance did, which refuses it since)
+    before = folder_state(folder)
+    for dry in ([], ["--dry-run"]):
+        assert main(["preprocess", str(folder), "-o", str(folder / "sub"), "-q", *dry]) == 2
+        assert f"{folder / 'sub'} holds images that no xvertfast job wrote ({folder / 'sub' / 'good2.png'})" in (
+            capsys.readouterr().err)  # fmt: skip
+    assert folder_state(folder) == before
+
+
+def test_a_dry_run_says_that_missing_and_empty_inputs_would_fail(folder, tmp_path):
+    # an empty file, a listed file that is gone: planned by the dry run, then failed by the run
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{folder / 'good1.png'}\n{folder / 'empty.png'}\n{folder / 'gone.png'}\n")
+    plan = preprocess_files([f"@{listing}"], str(tmp_path / "o"), progress=False, log=lambda m: None, dry_run=True)
+    assert plan.planned == [str(folder / "good1.png")]
+    assert dict(plan.failed) == {str(folder / "empty.png"): f"{folder / 'empty.png'}: empty file (0 bytes)",
+                                 str(folder / "gone.png"): f"{folder / 'gone.png'}: no such file or folder"}
+    ran = preprocess_files([f"@{listing}"], str(tmp_path / "o"), progress=False, log=lambda m: None)
+    assert dict(ran.failed) == dict(plan.failed) and ran.done == plan.planned

@@ -42,7 +42,7 @@ from xvertfast._version import __version__
 from xvertfast.io import Radiograph, require_content, write_image
 from xvertfast.io.errors import FILE_ERRORS, failure_text
 from xvertfast.io.files import (InputFile, NothingFound, collision_remedy, discover, file_state, image_extension,
-                                output_path, read_input, unsearched_image)
+                                input_problem, output_path, read_input, unsearched_image)
 from xvertfast.io.read import sniff_format
 from xvertfast.io.job_folder import JOB_FILE, JobFolder, dry_run_line
 from xvertfast.io.shards import Shard
@@ -207,18 +207,6 @@ def _plan(files, out_dir: str, fmt: str, mine: list[bool] | None = None) -> tupl
         else:
             failed.append(FileRecord(f.path, None, "failed", error))
     return planned, failed
-
-
-def _missing(f: InputFile) -> str | None:
-    """Why a run would fail ``f`` without decoding it (a dry run says so): missing, a broken link,
-    a folder that could not be searched, an empty file; in the reader's own words. None otherwise."""
-    try:
-        if f.problem is None and os.path.isfile(f.path) and os.path.getsize(f.path) > 0:
-            return None
-        read_input(f, warn=False)  # (fails at once on each of these, before any decoding)
-    except FILE_ERRORS as exc:
-        return failure_text(f.path, exc)
-    return None
 
 
 def _stem(out_dir: str, rel: str) -> str | None:
@@ -443,7 +431,7 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
                 summary.records.append(FileRecord(f.path, out, "failed", f"{f.path}: {why}"))
                 log(f"error: {f.path}: {why}")
             elif job.read_only:
-                problem = _missing(f)
+                problem = input_problem(f)
                 summary.records.append(FileRecord(f.path, out, "planned") if problem is None else
                                        FileRecord(f.path, out, "failed", problem))  # fmt: skip
                 if problem is not None:

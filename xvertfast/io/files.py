@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from xvertfast.io.errors import ImageReadError
 
-__all__ = ["InputFile", "discover", "check_inputs", "read_input", "unsearched_image", "file_state", "output_path", "image_extension", "file_sha256", "IMAGE_EXTENSIONS",
+__all__ = ["InputFile", "discover", "check_inputs", "read_input", "input_problem", "unsearched_image", "file_state", "output_path", "image_extension", "file_sha256", "IMAGE_EXTENSIONS",
            "LIST_PHOTOMETRICS"]  # fmt: skip
 
 #: Extensions picked up when a folder is searched. Files without an extension, or whose
@@ -252,6 +252,21 @@ def read_input(f: InputFile, **kwargs):
     if f.problem:
         raise ImageReadError(f.path, f.problem)
     return read_image(f.path, photometric=f.photometric, **kwargs)
+
+
+def input_problem(f: InputFile) -> str | None:
+    """Why a run would fail ``f`` without decoding it, in the reader's own words (a dry run says
+    so): missing, a broken link, a folder that could not be searched, an empty file. None
+    otherwise (a file that cannot be decoded shows only when a run reads it)."""
+    from xvertfast.io.errors import FILE_ERRORS, failure_text
+
+    try:
+        if f.problem is None and os.path.isfile(f.path) and os.path.getsize(f.path) > 0:
+            return None
+        read_input(f, warn=False)  # (fails at once on each of these, before any decoding)
+    except FILE_ERRORS as exc:
+        return failure_text(f.path, exc)
+    return None
 
 
 def output_path(out_dir: str, rel: str, suffix: str) -> str:

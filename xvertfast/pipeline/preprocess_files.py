@@ -30,7 +30,8 @@ from tqdm import tqdm
 
 from xvertfast.io import require_content, write_image
 from xvertfast.io.errors import FILE_ERRORS, failure_text
-from xvertfast.io.files import InputFile, NothingFound, collision_remedy, discover, file_state, output_path, read_input
+from xvertfast.io.files import (InputFile, NothingFound, collision_remedy, discover, file_state, input_problem, output_path,
+                                read_input, unsearched_image)
 from xvertfast.io.job_folder import JobFolder, dry_run_line
 from xvertfast.io.shards import Shard
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
@@ -174,6 +175,11 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
     files = discover(inputs, exclude=[out_dir])
     if not files:  # before the output folder is made
         raise NothingFound(inputs)
+    left_out = unsearched_image(out_dir, inputs)
+    if left_out is not None:
+        raise ValueError(f"{out_dir} holds images that no xvertfast job wrote ({left_out}) and lies in an input "
+                         "folder: the output folder is not searched, so they would not be preprocessed; give the "
+                         "outputs a folder of their own")  # fmt: skip
     job = JobFolder(out_dir, SETTINGS, overwrite, job="preprocess", shard=shard, read_only=dry_run)
     summary = JobSummary(shard=shard, dry_run=dry_run, busy=job.busy)
     start = time.perf_counter()
@@ -196,7 +202,12 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
                 if state == "done":
                     summary.skipped.append(f.path)
                 elif dry_run:
-                    summary.planned.append(f.path)
+                    problem = input_problem(f)  # missing, empty: said as a run would say it
+                    if problem is None:
+                        summary.planned.append(f.path)
+                    else:
+                        summary.failed.append((f.path, problem))
+                        log(f"error: {problem}")
                 else:
                     _one(f, outs, job, log)
                     summary.done.append(f.path)
