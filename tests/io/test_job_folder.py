@@ -654,6 +654,19 @@ def test_an_earlier_output_removed_from_another_place_is_said(tmp_path, model_di
                                                     not p.name.startswith(".")) == ["a.tiff"]  # fmt: skip
 
 
+def test_a_change_of_format_into_a_relative_output_folder_is_not_said_as_a_move(tmp_path, model_dir, seed, capsys,  # noqa: F811
+                                                                                monkeypatch):  # fmt: skip
+    # -o out (relative): the ledger's removed output out/a.png never equalled the plan's absolute
+    # /.../out/a.tiff, so every --overwrite --format said the input had been given another way
+    write_pngs(tmp_path / "in", seed, ["a.png"])
+    monkeypatch.chdir(tmp_path)
+    assert run(model_dir, "in", "-o", "out") == 0
+    capsys.readouterr()
+    assert run(model_dir, "in", "-o", "out", "--overwrite", "--format", "tiff") == 0
+    captured = capsys.readouterr()
+    assert "warning" not in captured.err and "with warnings" not in captured.out
+
+
 def test_a_dry_run_says_that_missing_and_empty_inputs_would_fail(tmp_path, model_dir, seed, capsys):  # noqa: F811
     # a listed file that is gone, a broken link, an empty file: each planned ('0 would fail'), then
     # failed by the run; a run fails them before decoding anything, and so does the plan now

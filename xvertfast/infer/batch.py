@@ -249,8 +249,13 @@ def _compose_and_write(enhancer, rad: Radiograph, prep, tiles, out: str, fmt: st
     # above it) is said: a rerun of part of an archive into its OUT would move outputs without a word
     moved = [f"{rad.path}: its earlier output {old} was removed: this run writes it as {out} (the input was given "
              "another way than in the run that wrote it; outputs keep the paths below the folder given)"
-             for old in removed if os.path.splitext(old)[0] != os.path.splitext(out)[0]]  # fmt: skip
+             for old in removed if _stem_of(old) != _stem_of(out)]  # fmt: skip
     return {"compose": t1 - t0, "write": time.perf_counter() - t1}, moved
+
+
+def _stem_of(path: str) -> str:
+    """A path without its extension, absolute: -o out gives the ledger's out/a.png and the plan's /abs/out/a.tiff."""
+    return os.path.splitext(os.path.abspath(path))[0]
 
 
 def _probe(device) -> None:
