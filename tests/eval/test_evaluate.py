@@ -276,6 +276,16 @@ def test_the_grids_show_the_original_where_identity_is_not_a_method(tmp_path, se
         write_report(run, str(tmp_path / "r"), None)
         titles[len(methods)] = [ax.get_title() for ax in drawn[-1].axes[: len(picture["thumbs"])]]
     assert titles == {1: ["original", "clahe"], 2: ["identity", "clahe"]}
+    # identity dropped on a rerun: the picture journalled with it still gives the original (its column)
+    journal = Journal(str(tmp_path / "r"), {"methods": ["clahe"]})
+    try:
+        run = run_protocol([str(tmp_path / "a.png")], {"clahe": clahe}, ["entropy"], pictures=1, progress=False,
+                           log=lambda m: None, journal=journal)  # fmt: skip
+    finally:
+        journal.close()
+    drawn.clear()
+    write_report(run, str(tmp_path / "r"), None)
+    assert [ax.get_title() for ax in drawn[-1].axes[:2]] == ["original", "clahe"]
 
 
 def test_the_page_shows_the_reference_in_bold_and_names_the_tests_variant(tmp_path):

@@ -7,7 +7,9 @@ images from the journal (while the file's size and modification time, and those 
 tool's outputs scored with it, are unchanged) and
 scores only the rest; a rerun with other settings is refused unless it restarts. Only the
 methods may change: a method added (a new model beside the baselines) is scored on the images
-done, the others' scores are kept, and a method dropped leaves the report.
+done, the others' scores are kept, and a method dropped leaves the report but not the journal
+(its settings are kept as ``retired`` on the first line and its rows with each image, so a
+rerun that gives it again takes them; the same label for another method is refused).
 """
 
 from __future__ import annotations
@@ -15,13 +17,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import zipfile
 
 import numpy as np
 
 from xvertfast.io.files import file_state
-from xvertfast.io.write import atomic_write
+from xvertfast.io.write import atomic_write, remove_stale_parts
 from xvertfast.resume import ends_with_newline, hold_lock, settings_changes
 
 __all__ = ["Journal", "JOURNAL_FILE", "PICTURES_DIR", "LOCK_FILE"]
@@ -53,23 +54,17 @@ def _label(method) -> str:
     return str(method["label"]) if isinstance(method, dict) and "label" in method else str(method)
 
 
-def _methods_alone_differ(previous, now: dict) -> bool:
+def _methods_alone_differ(previous, retired: list, now: dict) -> bool:
     """Whether two settings differ only in methods added or dropped: nothing else differs, and a
-    label of both names the same method (another model, device or precision under one label
-    would mix two methods in one report's rows, or re-score hours unasked)."""
+    label scored before (or dropped since: ``retired``) names the same method now (another model,
+    device or precision under one label would mix two methods in one report's rows)."""
     if not isinstance(previous, dict) or not isinstance(previous.get("methods"), list):
         return False
     rest = lambda settings: {k: v for k, v in settings.items() if k != "methods"}  # noqa: E731
     if not isinstance(now.get("methods"), list) or rest(previous) != rest(now):
         return False
-    before = {_label(m): m for m in previous["methods"]}
+    before = {_label(m): m for m in [*retired, *previous["methods"]]}
     return all(before.get(_label(m), m) == m for m in now["methods"])
-
-
-def _names_only(note: str, dropped: set[str]) -> bool:
-    """Whether ``note`` names methods (``..., upper ROI (a, b): why``), all of them dropped."""
-    match = re.search(r" ROI \(([^)]*)\): ", note)
-    return match is not None and set(match.group(1).split(", ")) <= dropped
 
 
 class Journal:
@@ -80,14 +75,17 @@ class Journal:
         self.path = os.path.join(out_dir, JOURNAL_FILE)
         self.settings = _plain(settings)
         self._done: dict[str, dict] = {}
-        #: (methods added, methods dropped) where the recorded settings differed in their methods alone
-        self.methods_changed: tuple[list[str], list[str]] | None = None
+        #: (methods added, dropped, and given again after they were dropped) where the recorded
+        #: settings differed in their methods alone
+        self.methods_changed: tuple[list[str], list[str], list[str]] | None = None
+        self.retired: list = []  #: the settings of methods dropped since the journal began
         os.makedirs(out_dir, exist_ok=True)
         self._lock = hold_lock(os.path.join(out_dir, LOCK_FILE))  # before the journal is read or replaced
         if self._lock is None:
             raise ValueError(f"another xvertfast evaluate is writing into {out_dir} (it holds "
                              f"{os.path.join(out_dir, LOCK_FILE)}); wait for it, or use another folder")  # fmt: skip
         try:
+            remove_stale_parts([self.path])  # a rewrite a kill cut short (no other evaluation writes here: the lock)
             if os.path.exists(self.path) and not restart:
                 self._read()
             else:
@@ -105,38 +103,41 @@ class Journal:
         with open(self.path, encoding="utf-8", errors="replace") as f:
             lines = f.read().split("\n")
         try:
-            previous = json.loads(lines[0]).get("settings")
+            first = json.loads(lines[0])
+            previous, retired = first.get("settings"), first.get("retired", [])
         except (ValueError, AttributeError):
-            previous = None
-        kept = None  # the labels whose rows stay, where the methods changed
-        if previous != self.settings:
-            if not _methods_alone_differ(previous, self.settings):
-                raise ValueError(f"{os.path.dirname(self.path)} holds an evaluation with other settings "
-                                 f"({settings_changes(previous, self.settings)}); "
-                                 "pass --restart to start over, or use a new folder")  # fmt: skip
-            kept = {_label(m) for m in previous["methods"] if m in self.settings["methods"]}
-            dropped = {_label(m) for m in previous["methods"]} - kept
+            previous, retired = None, []
+        retired = retired if isinstance(retired, list) else []
+        changed = previous != self.settings
+        if changed and not _methods_alone_differ(previous, retired, self.settings):
+            raise ValueError(f"{os.path.dirname(self.path)} holds an evaluation with other settings "
+                             f"({settings_changes(previous, self.settings)}); "
+                             "pass --restart to start over, or use a new folder")  # fmt: skip
         for line in lines[1:]:
             try:
                 entry = json.loads(line)
             except ValueError:  # an empty line, or the last one cut short by a kill
                 continue
-            if not (isinstance(entry, dict) and isinstance(entry.get("file"), str)):  # damaged: scored again
-                continue
-            if kept is not None:
-                if not isinstance(entry.get("rows"), list) or not isinstance(entry.get("notes"), list):
-                    continue
-                entry["rows"] = [r for r in entry["rows"] if isinstance(r, dict) and r.get("method") in kept]
-                entry["notes"] = [n for n in entry["notes"] if not _names_only(str(n), dropped)]
-                if not entry["rows"]:
-                    continue
-            self._done[entry["file"]] = entry
-        if kept is not None:  # the new settings, with what stays of each image: a kill after this finds them
-            with atomic_write(self.path) as tmp, open(tmp, "w") as f:
-                f.write(_dumps({"settings": self.settings}) + "\n")
-                for entry in self._done.values():
-                    f.write(_dumps(entry) + "\n")
-            self.methods_changed = (sorted({_label(m) for m in self.settings["methods"]} - kept), sorted(dropped))
+            if isinstance(entry, dict) and isinstance(entry.get("file"), str):  # else damaged: scored again
+                self._done[entry["file"]] = entry
+        self.retired = retired
+        if not changed:
+            return
+        known = {_label(m): m for m in [*retired, *previous["methods"]]}
+        now = [_label(m) for m in self.settings["methods"]]
+        if not any(label in known for label in now):  # a typo, or another evaluation: not to be taken for one
+            raise ValueError(f"{os.path.dirname(self.path)} holds an evaluation of other methods "
+                             f"({', '.join(known)}), none of these ({', '.join(now)}); pass --restart to start over, "
+                             "or use a new folder")  # fmt: skip
+        self.retired = [m for label, m in known.items() if label not in now]
+        before = [_label(m) for m in previous["methods"]]
+        self.methods_changed = ([label for label in now if label not in known],
+                                [label for label in before if label not in now],
+                                [_label(m) for m in retired if _label(m) in now])  # fmt: skip
+        with atomic_write(self.path) as tmp, open(tmp, "w") as f:  # a kill before the rename: the old one stands
+            f.write(_dumps({"settings": self.settings, **({"retired": self.retired} if self.retired else {})}) + "\n")
+            for entry in self._done.values():
+                f.write(_dumps(entry) + "\n")
 
     def __len__(self) -> int:
         return len(self._done)
@@ -168,14 +169,16 @@ class Journal:
 
     def record(self, path: str, rows: list[dict], notes: list[str], seconds: dict[str, float],
                others: list[str] | None = (), picture: dict | None = None,
-               photometric: str | None = None) -> list[dict]:  # fmt: skip
+               photometric: str | None = None, missing: list | None = None) -> list[dict]:  # fmt: skip
         """Appends one finished image (and its report picture, if it has one, beside the
-        journal); returns its rows as a later run will read them back."""
+        journal); returns its rows as a later run will read them back. ``notes``: the image's
+        warnings; ``missing``: the metrics left out on its ROIs ([roi, why, methods]), from which
+        the report words its notes for the methods it shows."""
         state = {"stat": file_state(path), **({"others": {p: file_state(p) for p in others}} if others else {}),
                  **({"photometric": photometric} if photometric else {})}  # fmt: skip
         if picture is not None:
             state["picture"] = self._save_picture(path, picture)
-        line = _dumps({"file": path, **state, "rows": rows, "notes": notes, "seconds": seconds})
+        line = _dumps({"file": path, **state, "rows": rows, "notes": notes, "missing": missing or [], "seconds": seconds})
         self._file.write(line + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())

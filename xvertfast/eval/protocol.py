@@ -198,11 +198,13 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
     keep_pictures = _sample(len(files), pictures)
     by_path = {os.path.abspath(k): v for k, v in roi_centres.items()} if roi_centres else {}  # any path to a file
     if journal is not None and journal.methods_changed is not None:
-        added, dropped = journal.methods_changed
+        added, dropped, back = journal.methods_changed
         parts = [f"{', '.join(added)} added, scored on the {len(journal)} image(s) done" if added else "",
-                 f"{', '.join(dropped)} dropped" if dropped else ""]  # fmt: skip
+                 f"{', '.join(back)} back, with the scores kept when dropped" if back else "",
+                 f"{', '.join(dropped)} dropped (its scores stay in the journal, for a rerun that gives it again)"
+                 if dropped else ""]  # fmt: skip
         log(f"the methods changed since {journal.path} began: {'; '.join(p for p in parts if p)}; the other "
-            "methods' scores are kept" if added or dropped else "the methods are in another order: their scores are kept")
+            "methods' scores are kept" if any(parts) else "the methods are in another order: their scores are kept")
     bar = tqdm(total=len(files), unit="img", desc="evaluate", disable=not progress)
     resumed = completed = 0
     for index, f in enumerate(files):
@@ -214,9 +216,10 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
             if picture is not None:
                 run.pictures.append(picture)
             run.rows.extend(r for name in methods for r in entry["rows"] if r["method"] == name)  # in this run's order
-            run.notes.extend(entry["notes"])
+            run.notes.extend(entry["notes"] + _missing_notes(f.path, entry.get("missing", []), list(methods)))
             for name, seconds in entry["seconds"].items():
-                run.seconds[name] = run.seconds.get(name, 0.0) + seconds
+                if name in methods or name == "metrics":  # (a dropped method's time is not this report's)
+                    run.seconds[name] = run.seconds.get(name, 0.0) + seconds
             run.images += 1
             resumed += 1
             bar.update(1)
@@ -226,8 +229,8 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
         todo = {name: methods[name] for name in missing} if partial is not None else methods
         before = dict(run.seconds)
         try:
-            rows, picture, notes = _evaluate_one(f, todo, metrics, roi_centres, by_path, index in keep_pictures,
-                                                 run.seconds, of=len(methods))  # fmt: skip
+            rows, picture, warnings, lacking = _evaluate_one(f, todo, metrics, roi_centres, by_path,
+                                                             index in keep_pictures, run.seconds)  # fmt: skip
         except FILE_ERRORS as exc:  # the file's fault (or too big for memory), not a bug of ours
             reason = (f"{failure_text(f.path, exc.error)} (method {exc.method})" if isinstance(exc, _MethodFailed)
                       else failure_text(f.path, exc))  # fmt: skip
@@ -239,22 +242,27 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
                     keep_pictures.add(later)
         else:
             seconds = {k: v - before.get(k, 0.0) for k, v in run.seconds.items()}
-            said = []
-            if partial is not None:  # the kept methods' rows, notes and seconds with the added ones'
+            earlier = _missing_notes(f.path, partial.get("missing", []), list(methods)) if partial is not None else []
+            if partial is not None:  # the kept methods' rows and seconds with the added ones'
                 rows = [r for name in methods for r in (rows if name in todo else partial["rows"]) if r["method"] == name]
-                said = [n for n in partial["notes"] if n not in notes]
+                lacking = [*partial.get("missing", []), *lacking]
                 for name, spent in partial["seconds"].items():
-                    seconds[name] = seconds.get(name, 0.0) + spent
-                    run.seconds[name] = run.seconds.get(name, 0.0) + spent
+                    if name in methods or name == "metrics":
+                        seconds[name] = seconds.get(name, 0.0) + spent
+                        run.seconds[name] = run.seconds.get(name, 0.0) + spent
                 completed += 1
+            notes = warnings + _missing_notes(f.path, lacking, list(methods))
             if journal is not None:  # recorded first: rows read back later are the ones reported now
-                rows = journal.record(f.path, rows, said + notes, seconds, others, picture, f.photometric)
+                # (with the rows of methods dropped since, kept for a rerun that gives them again)
+                kept = [r for r in entry["rows"] if r["method"] not in methods] if entry is not None else []
+                lacking = [*lacking, *(m for m in entry.get("missing", []) if m not in lacking)] if entry else lacking
+                rows = [r for r in journal.record(f.path, rows + kept, warnings, seconds, others, picture,
+                                                  f.photometric, missing=lacking) if r["method"] in methods]  # fmt: skip
             run.rows.extend(rows)
             run.images += 1
-            run.notes.extend(said)
             for note in notes:
                 run.notes.append(note)
-                if partial is None or note not in partial["notes"]:
+                if note not in earlier:
                     log(f"note: {note}")
             if picture:
                 run.pictures.append(picture)
@@ -296,11 +304,26 @@ def _other_files(methods: dict, source: InputFile) -> list[str] | None:
         return None
 
 
+def _missing_notes(path: str, missing: list, methods: list[str]) -> list[str]:
+    """The notes of metrics left out on an image's ROIs (``missing``: [roi, why, methods] as
+    :func:`_evaluate_one` finds them, maybe from several runs of some methods each): one per ROI
+    and reason, naming the run's methods it concerns unless it concerns all of them."""
+    merged: dict[tuple[str, str], set[str]] = {}
+    for roi, why, names in missing:
+        merged.setdefault((roi, why), set()).update(names)
+    notes = []
+    for (roi, why), names in merged.items():
+        named = [m for m in methods if m in names]
+        if named:
+            who = "" if len(named) == len(methods) else f" ({', '.join(named)})"
+            notes.append(f"{path}, {roi} ROI{who}: {why}")
+    return notes
+
+
 def _evaluate_one(source: InputFile, methods: dict, metrics: list[str], roi_centres: dict | None, by_path: dict,
-                  keep_picture: bool, seconds: dict, of: int | None = None) -> tuple[list[dict], dict | None, list[str]]:  # fmt: skip
-    """One image's rows, picture and notes under ``methods``, ``of`` methods in the run (more
-    where only the methods added since it was journalled are run): a note names the methods a
-    metric is missing on unless it is missing on all of them."""
+                  keep_picture: bool, seconds: dict) -> tuple[list[dict], dict | None, list[str], list]:  # fmt: skip
+    """One image's rows, picture, warnings and the metrics left out on its ROIs ([roi, why,
+    methods], for :func:`_missing_notes`) under ``methods``."""
     path = source.path
     rad = require_content(read_input(source, warn=False))
     spine: Spine = find_spine(rad.pixels)
@@ -316,7 +339,7 @@ def _evaluate_one(source: InputFile, methods: dict, metrics: list[str], roi_cent
             raise ImageReadError(path, f"the ROI file: {exc}") from None
     boxes: list[Box] = spine.eval_rois()
     originals = [rad.values[b.top : b.bottom, b.left : b.right] for b in boxes]
-    rows, picture, notes = [], None, image_warnings(rad, spine)
+    rows, picture, warnings = [], None, image_warnings(rad, spine)
     missing: dict[tuple[str, str], list[str]] = {}  # (roi, why a metric is NaN there) -> the methods
     if keep_picture:
         picture = {"file": path, "boxes": [tuple(b) for b in boxes], "thumbs": {}, "crops": {}, "scale": 1.0}
@@ -353,8 +376,5 @@ def _evaluate_one(source: InputFile, methods: dict, metrics: list[str], roi_cent
         # the grid's first column: without it, clahe beside xvertnet showed no original to judge them by
         picture["thumbs"][ORIGINAL_PICTURE] = _thumbnail(rad.pixels)[0]
         picture["crops"][ORIGINAL_PICTURE] = to_8bit_original(originals[0], rad.bits_stored)
-    for (roi, why), names in missing.items():  # once per ROI, naming the methods unless all
-        who = "" if len(names) == (of or len(methods)) else f" ({', '.join(names)})"
-        notes.append(f"{path}, {roi} ROI{who}: {why}")
-    return rows, picture, notes
+    return rows, picture, warnings, [[roi, why, names] for (roi, why), names in missing.items()]
 

@@ -194,6 +194,11 @@ def _grid(picture: dict, methods: list[str], path: str, title: str | None = None
     plt = pyplot()
     from matplotlib.patches import Rectangle
 
+    thumbs, crops = dict(picture["thumbs"]), dict(picture["crops"])
+    if ORIGINAL_PICTURE not in thumbs and "identity" in thumbs and "identity" not in methods:
+        # pictured with identity among the methods, which a rerun dropped: it showed the original
+        thumbs[ORIGINAL_PICTURE], crops[ORIGINAL_PICTURE] = thumbs["identity"], crops["identity"]
+    picture = {**picture, "thumbs": thumbs, "crops": crops}
     methods = [ORIGINAL_PICTURE, *methods] if ORIGINAL_PICTURE in picture["thumbs"] else methods
     k = len(methods)
     fig, axes = plt.subplots(2, k, figsize=(2.6 * k, 6.4), squeeze=False, gridspec_kw={"height_ratios": [1, 1.1]})
