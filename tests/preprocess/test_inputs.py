@@ -232,3 +232,8 @@ def test_the_package_is_callable_and_stays_the_package():
     np.testing.assert_array_equal(xvertfast.preprocess(pixels).y, preprocess(pixels).y)
     assert pp is xvertfast.preprocess and pp.find_spine is sp.find_spine and pp.E_FLOOR == E_FLOOR
     assert inspect.signature(xvertfast.preprocess) == inspect.signature(preprocess)
+    # pickled by name as the function was (a process pool's map, copy.deepcopy)
+    import copy
+    import pickle
+
+    assert pickle.loads(pickle.dumps(xvertfast.preprocess)) is pp and copy.deepcopy(pp) is pp

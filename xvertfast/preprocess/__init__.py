@@ -4,6 +4,7 @@ The package is callable: ``xvertfast.preprocess(pixels)`` is :func:`preprocess`,
 ``import xvertfast.preprocess.spine`` and ``xvertfast.preprocess.find_spine`` still reach the package.
 """
 
+import importlib
 import inspect
 import sys
 import types
@@ -49,6 +50,12 @@ class _CallablePackage(types.ModuleType):
 
     def __call__(self, *args, **kwargs) -> Preprocessed:
         return preprocess(*args, **kwargs)
+
+    def __reduce__(self):
+        # pickled by name, as the function was: Pool(...).map(xvertfast.preprocess, images) and
+        # copy.deepcopy ("cannot pickle '_CallablePackage' object" otherwise). torch.compile takes
+        # only functions: give it xvertfast.preprocess.preprocess
+        return importlib.import_module, (self.__name__,)
 
 
 sys.modules[__name__].__class__ = _CallablePackage
