@@ -751,6 +751,10 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
                                        **({"lr_changes": lr_changes} if lr_changes else {}),
                                        **({"init": {"path": init.metadata.get("path", config.init),
                                                     "fingerprint": init_key}} if init is not None else {})}})  # fmt: skip
+        if k < config.stages and os.path.isdir(os.path.join(run_dir, "model")):
+            # a run an older xvertfast began kept its finished stages there: now in checkpoint/model, the
+            # model of fewer stages left there would pass for the run's
+            shutil.rmtree(os.path.join(run_dir, "model"))
         prog = _Progress(stage=k + 1, history=prog.history)
         _save_state(state_path, config, prog, run)
     if rois.skipped:  # said as they came, hours of progress above: again at the end, as the batch jobs do
