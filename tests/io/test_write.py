@@ -417,3 +417,18 @@ def test_pixels_on_another_scale_are_refused_not_clipped_to_a_near_binary_image(
     np.testing.assert_allclose(read_image(tmp_path / "b.png").pixels, np.round(np.clip(over, 0, 1) * 255) / 255, atol=1e-6)
     write_image(tmp_path / "c.png", torch.from_numpy(over).bfloat16(), "png8")  # (no NumPy bfloat16)
     assert (tmp_path / "c.png").is_file()
+
+
+def test_a_write_cut_short_keeps_the_systems_errno(tmp_path, seed):
+    # the error said the system's words but dropped its errno, so disk_full went by the words
+    import errno
+
+    resource = pytest.importorskip("resource")
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))  # (Python ignores SIGXFSZ: EFBIG)
+    try:
+        with pytest.raises(ImageWriteError, match="cannot write: File too large") as caught:
+            write_image(tmp_path / "a.tif", np.random.default_rng(seed).random((64, 64)), "tiff")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert caught.value.errno == errno.EFBIG and not list(tmp_path.iterdir())

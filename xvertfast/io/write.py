@@ -333,7 +333,9 @@ def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like
         with atomic_write(p) as tmp, open(tmp, "wb") as f:
             f.write(data)
     except OSError as exc:
-        raise ImageWriteError(p, f"cannot write: {exc.strerror or exc}") from None
+        error = ImageWriteError(p, f"cannot write: {exc.strerror or exc}")
+        error.errno = exc.errno  # (a full disk stops a batch job by its errno, whatever the words)
+        raise error from None
     return p
 
 
