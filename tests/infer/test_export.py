@@ -858,6 +858,13 @@ def test_auto_runs_torch_where_tensorrt_cannot_build_its_engines(model, monkeypa
     with pytest.raises(RuntimeError, match="an op it lacks"):  # asked for by name: no fallback
         backends.make_backend("tensorrt", model, torch.device("cuda:0"), torch.bfloat16, TILE, 4)
 
+    def broken(*args, **kwargs):  # a sticky CUDA error: torch would run on the same broken context
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(tensorrt_backend.TensorRTBackend, "from_model", broken)
+    with pytest.raises(RuntimeError, match="illegal memory access"):
+        backends.make_backend("auto", model, torch.device("cuda:0"), torch.bfloat16, TILE, 4)
+
 
 def test_an_export_names_the_wls_its_stages_are_run_with(tmp_path, seed):
     # the stages are exported for running elsewhere, but the guidance between them (Y = out - WLS(out))

@@ -209,6 +209,16 @@ class CompileBackend(TorchBackend):
         return out.float().contiguous().clone()
 
 
+def _device_broken(exc: BaseException) -> bool:
+    """Whether ``exc`` is a CUDA error that leaves the process's CUDA context unusable (an illegal
+    address, a launch failure), not one of TensorRT's or an out-of-memory that another backend
+    may avoid: such an error is passed on, not fallen back from."""
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return False
+    accelerator = getattr(torch, "AcceleratorError", None)  # (torch >= 2.8)
+    return (accelerator is not None and isinstance(exc, accelerator)) or "CUDA error" in str(exc)
+
+
 def make_backend(name: str, model: XVertNet, device: torch.device, dtype: torch.dtype, tile: int,
                  max_batch: int, cache_dir: str | None = None) -> StageBackend:  # fmt: skip
     """The backend called ``name``; ``auto`` is TensorRT where it is installed and a GPU is
@@ -225,6 +235,8 @@ def make_backend(name: str, model: XVertNet, device: torch.device, dtype: torch.
                 try:
                     return make_backend("tensorrt", model, device, dtype, tile, max_batch, cache_dir)
                 except (RuntimeError, ValueError, OSError) as exc:  # (the path has not yet met a real TensorRT)
+                    if _device_broken(exc):  # torch would run on the same broken CUDA context
+                        raise
                     import warnings
 
                     warnings.warn(f"--backend auto: TensorRT could not run this model ({exc}); the torch backend "
