@@ -233,7 +233,7 @@ def test_the_p_value_table_says_what_n_a_a_tiny_p_and_few_pairs_mean(tmp_path):
 
     many, few = table(40), table(4)
     assert "| clahe | < 0.0001 |" in many and "0.0000" not in many.split("## p-values")[1]
-    assert "| same | n/a |" in many and "n/a: no test, fewer than 2 pairs or no pair that differs." in many
+    assert "| same | n/a |" in many and "n/a: no test, fewer than 2 pairs that differ." in many
     assert "fewer than 6 pairs" not in many
     assert "| clahe | 0.1250 |" in few and "With fewer than 6 pairs (n) no p-value can be below 0.05" in few
 

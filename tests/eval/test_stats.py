@@ -110,6 +110,7 @@ def test_wilcoxon_matches_scipy_and_handles_degenerate_cases(seed):
     assert wilcoxon_p(a, b) < 0.05
     assert math.isnan(wilcoxon_p(a, a))  # no differences: no test
     assert math.isnan(wilcoxon_p([1.0], [2.0]))
+    assert math.isnan(wilcoxon_p([1.0, 3.0], [2.0, 3.0]))  # one pair that differs: p was 1, not n/a
 
 
 def test_describe_and_marks():

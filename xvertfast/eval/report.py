@@ -138,7 +138,7 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None) -> str:
                 lines.append(f"| {method} | " + " | ".join(_fmt_p(by[(method, m)]["p_value_clean"]) for m in run.metrics) + " |")
         lines.append("")
         if any(p != p for p in ps):  # say why, rather than leave a bare n/a
-            lines += ["n/a: no test, fewer than 2 pairs or no pair that differs.", ""]
+            lines += ["n/a: no test, fewer than 2 pairs that differ.", ""]
         if any(r["compared_to"] and 0 < min(r["n"], r["n_clean"]) < 6 for r in records):  # 2 / 2^5 > 0.05
             lines += ["With fewer than 6 pairs (n) no p-value can be below 0.05 (two-sided exact test): "
                       "there the test cannot show a difference.", ""]  # fmt: skip

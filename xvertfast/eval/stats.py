@@ -51,15 +51,15 @@ def paired_clean(a, b) -> tuple[np.ndarray, np.ndarray]:
 
 def wilcoxon_p(a, b) -> float:
     """Two-sided Wilcoxon signed-rank p-value of paired samples; NaN when it cannot be computed
-    (fewer than 2 pairs, or all differences zero)."""
+    (fewer than 2 pairs that differ: zero differences are dropped)."""
     from scipy.stats import wilcoxon
 
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     keep = np.isfinite(a) & np.isfinite(b)
     d = a[keep] - b[keep]
-    if d.size < 2 or not np.any(d != 0):
-        return math.nan
     d = d[d != 0]
+    if d.size < 2:  # (one pair that differs gave p = 1, a test that could not have said anything)
+        return math.nan
     if d.size <= EXACT_MAX_PAIRS:
         return _exact_p(d)
     test = wilcoxon(d, zero_method="wilcox", correction=False, alternative="two-sided", method="approx")
