@@ -93,11 +93,11 @@ def test_wilcoxon_is_exact_with_ties_and_zeros_on_few_pairs(seed):
     # said 0.025 and marked it significant; zeros dropped, five distinct ones likewise (was 0.043)
     assert wilcoxon_p(np.ones(5), np.zeros(5)) == pytest.approx(0.0625, rel=1e-12)
     assert wilcoxon_p(np.array([0, 0, 1, 2, 3, 4, 5.0]), np.zeros(7)) == pytest.approx(0.0625, rel=1e-12)
-    assert wilcoxon_p(np.array([0, 1.0]), np.zeros(2)) == 1.0  # one nonzero difference
+    assert math.isnan(wilcoxon_p(np.array([0, 1.0]), np.zeros(2)))  # one nonzero difference: no test
     rng = np.random.default_rng(seed)
     for n in (3, 6, 9, 12):
         d = rng.integers(-3, 5, n).astype(np.float64)  # ties and zeros
-        if np.any(d != 0):
+        if np.count_nonzero(d) >= 2:
             assert wilcoxon_p(d, np.zeros(n)) == pytest.approx(_brute_force_p(d), rel=1e-12), d
     assert significance_mark(wilcoxon_p(np.ones(5), np.zeros(5))) == ""
 
