@@ -433,6 +433,18 @@ def _lr_change(saved: dict, before: float, now: float, log) -> dict:
     return {"stage": stage, "epoch": epoch, "from": before, "to": now}
 
 
+def latest_state(ckpt_dir: str) -> dict | None:
+    """The training state a resume goes on from: the later of ``state.json`` and the mid-stage
+    checkpoint's (a kill can fall between writing the one and the other); None without a
+    state.json. Raises :class:`~xvertfast.io.DamagedFileError` where one cannot be read."""
+    state_path = os.path.join(ckpt_dir, "state.json")
+    if not os.path.exists(state_path):
+        return None
+    saved = _read_state(state_path)
+    mid = _checkpoint_state(ckpt_dir)
+    return mid if mid is not None and _position(mid) > _position(saved) else saved
+
+
 def _position(state: dict) -> tuple[int, int]:
     """(stage, epochs finished in it): how far a saved state had got."""
     return state["progress"]["stage"], state["progress"]["epoch"]
@@ -595,10 +607,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
     threads = torch.get_num_threads()
     prog, saved, lr_changes = _Progress(), None, []
     if resume and os.path.exists(state_path):
-        saved = _read_state(state_path)
-        mid = _checkpoint_state(ckpt_dir)
-        if mid is not None and _position(mid) > _position(saved):  # killed after the checkpoint, before the state
-            saved = mid
+        saved = latest_state(ckpt_dir)
         # (runs checkpointed before the upsampling became a choice used the transposed conv)
         before = {"upsample": "transposed", **saved["config"]}
         now = json.loads(json.dumps(asdict(config)))

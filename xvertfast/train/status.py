@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from xvertfast.train.loop import CHECKPOINT_FILE, _checkpoint_state, _position, _read_state
+from xvertfast.train.loop import CHECKPOINT_FILE, latest_state
 
 __all__ = ["TrainStatus", "train_status"]
 
@@ -55,10 +55,7 @@ def train_status(run_dir: str) -> TrainStatus | None:
     state_path = os.path.join(ckpt_dir, "state.json")
     if not os.path.isfile(state_path):
         return None
-    saved = _read_state(state_path)
-    mid = _checkpoint_state(ckpt_dir)
-    if mid is not None and _position(mid) > _position(saved):
-        saved = mid
+    saved = latest_state(ckpt_dir)
     written = [os.path.join(ckpt_dir, name) for name in ("state.json", CHECKPOINT_FILE)]
     modified = max(os.stat(path).st_mtime for path in written if os.path.exists(path))
     config, progress = saved["config"], saved["progress"]
