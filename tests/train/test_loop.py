@@ -474,24 +474,6 @@ def test_damaged_stage_data_is_named_with_what_to_do(tmp_path, capsys):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_an_older_runs_model_of_fewer_stages_goes_once_a_later_stage_is_kept(tmp_path):
-    # resumed, a run an older xvertfast began left its RUN_DIR/model of the stages finished then
-    # (1 of 3) beside the checkpoint/model the new code writes: a model that passed for the run's
-    import shutil
-
-    from xvertfast import load_model
-
-    three = TrainConfig(**{**CONFIG.__dict__, "stages": 3})
-    data, run = write_images(tmp_path / "data"), tmp_path / "run"
-    quiet = {"progress": False, "log": lambda m: None}
-    train([str(data)], str(run), three, stop_after_epochs=5, **quiet)  # into stage 2
-    shutil.move(run / "checkpoint" / "model", run / "model")  # where finished stages were kept before
-    train([str(data)], str(run), three, resume=True, stop_after_epochs=4, **quiet)  # into stage 3
-    assert not (run / "model").exists() and len(load_model(run / "checkpoint" / "model").stages) == 2
-    train([str(data)], str(run), three, resume=True, **quiet)
-    assert len(load_model(run / "model").stages) == 3
-
-
 def test_checkpoint_files_of_other_tensors_are_named_as_damaged(tmp_path):
     from safetensors import safe_open
     from safetensors.torch import save_file
