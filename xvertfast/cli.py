@@ -206,8 +206,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"\ninterrupted: the images scored so far are kept in {args.output}; the same command scores "
               "only the rest", file=sys.stderr)  # fmt: skip
         return 130
-    print(f"{run.images} image{'' if run.images == 1 else 's'} evaluated, {len(run.failed)} failed; "
-          f"report: {paths['report.html']}")
+    print(f"{_count(run.images, 'image')} evaluated, {len(run.failed)} failed; report: {paths['report.html']}")
     with open(paths["summary.md"]) as f:
         print(f.read())
     if not run.images:
@@ -287,7 +286,7 @@ def _print_train_status(run, as_json: bool) -> int:
         print(json.dumps([{"job": "train", **asdict(run), "finished": run.finished,
                            "epochs_left_at_most": run.epochs_left_at_most}], indent=2))  # fmt: skip
         return 0
-    stages = f"{run.stages} stage{'s' if run.stages != 1 else ''} of width {run.width}"
+    stages = f"{_count(run.stages, 'stage')} of width {run.width}"
     if run.finished:
         print(f"{run.run_dir}: xvertfast train, {stages}: finished; the trained model is {run.model}")
     elif run.stage > run.stages:

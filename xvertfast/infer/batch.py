@@ -46,7 +46,8 @@ from xvertfast.io.files import (InputFile, NothingFound, collision_remedy, disco
 from xvertfast.io.read import sniff_format
 from xvertfast.io.job_folder import JOB_FILE, JobFolder, dry_run_line
 from xvertfast.io.shards import Shard
-from xvertfast.io.write import FORMAT_EXTENSIONS, WRITE_FORMATS, atomic_write, disk_full, remove_stale_parts
+from xvertfast.io.write import (FORMAT_EXTENSIONS, WRITE_FORMATS, atomic_write, disk_full, nearest_existing,
+                                remove_stale_parts)
 from xvertfast.model.persistence import fingerprint
 from xvertfast.preprocess import image_warnings
 
@@ -158,9 +159,7 @@ def _check_side_files(files, **paths: str | None) -> None:
             raise ValueError(f"--{option} {path} is a folder; give a file name")
         if os.path.realpath(path) in inputs:
             raise ValueError(f"--{option} {path} is one of the inputs; it would be overwritten")
-        made_in = os.path.dirname(os.path.abspath(path))  # (or the folder above it that is there)
-        while not os.path.lexists(made_in) and os.path.dirname(made_in) != made_in:
-            made_in = os.path.dirname(made_in)
+        made_in = nearest_existing(os.path.dirname(os.path.abspath(path)))
         if not os.path.isdir(made_in) or not os.access(made_in, os.W_OK | os.X_OK):
             raise ValueError(f"--{option} {path} cannot be written: {made_in} is not a folder writable here (it "
                              "would be written when the job ends)")  # fmt: skip

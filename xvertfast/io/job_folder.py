@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from xvertfast._version import __version__
 from xvertfast.io.files import file_state
 from xvertfast.io.shards import Shard
-from xvertfast.io.write import atomic_write, remove_stale_parts
+from xvertfast.io.write import atomic_write, nearest_existing, remove_stale_parts
 from xvertfast.resume import ends_with_newline, hold_lock, settings_changes
 
 __all__ = ["JobFolder", "JobStatus", "LedgerStatus", "dry_run_line", "job_files", "job_status", "read_ledgers",
@@ -382,9 +382,7 @@ class JobFolder:
     def _read_only_init(self, settings: dict) -> None:
         """What a run would find in the folder, touching nothing (see the class docstring)."""
         # a run makes the folder (or the folders above it) and its files there: refused where it cannot
-        made_in = os.path.abspath(self.out_dir)
-        while not os.path.lexists(made_in) and os.path.dirname(made_in) != made_in:
-            made_in = os.path.dirname(made_in)
+        made_in = nearest_existing(self.out_dir)
         if not os.access(made_in, os.W_OK | os.X_OK):
             raise ValueError(f"cannot write into the output folder {self.out_dir}: {made_in} is not writable here")
         self.settings, self.key = settings, settings_key(settings)

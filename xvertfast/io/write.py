@@ -22,7 +22,7 @@ from xvertfast._version import __version__
 from xvertfast.io.errors import ImageWriteError, WarningsNamingTheFile
 from xvertfast.io.radiograph import Radiograph
 
-__all__ = ["write_image", "WRITE_FORMATS", "FORMAT_EXTENSIONS", "format_from_path", "atomic_write",
+__all__ = ["write_image", "WRITE_FORMATS", "FORMAT_EXTENSIONS", "format_from_path", "atomic_write", "nearest_existing",
            "remove_stale_parts", "disk_full"]
 
 #: png16: 16-bit PNG at the source's bit depth (0..2^bits - 1); png8; tiff: float32 in [0, 1];
@@ -95,6 +95,15 @@ def disk_full(exc: BaseException) -> bool:
     fail the same way."""
     full = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
     return getattr(exc, "errno", None) in full or any(s in str(exc) for s in ("No space left", "quota exceeded"))
+
+
+def nearest_existing(path: str) -> str:
+    """``path`` made absolute, or the nearest folder above it that exists: where making it (and the
+    folders up to it) would write, which a dry run or a check before a long job asks about."""
+    there = os.path.abspath(path)
+    while not os.path.lexists(there) and os.path.dirname(there) != there:
+        there = os.path.dirname(there)
+    return there
 
 
 def remove_stale_parts(outputs) -> int:
