@@ -235,7 +235,27 @@ def test_the_p_value_table_says_what_n_a_a_tiny_p_and_few_pairs_mean(tmp_path):
     assert "| clahe | < 0.0001 |" in many and "0.0000" not in many.split("## p-values")[1]
     assert "| same | n/a |" in many and "n/a: no test, fewer than 2 pairs that differ." in many
     assert "fewer than 6 pairs" not in many
-    assert "| clahe | 0.1250 |" in few and "With fewer than 6 pairs (n) no p-value can be below 0.05" in few
+    assert "| clahe | 0.1250 |" in few and "With fewer than 6 pairs that differ (equal pairs are dropped)" in few
+
+
+def test_the_few_pairs_note_counts_the_pairs_the_test_ranks_not_n(tmp_path):
+    # 40 ROIs of which 36 score the same for both methods: the test ranks 4 differences, so no p can
+    # be below 0.05, but the note counted n (40) and said nothing; summary.csv gave no count either
+    import csv
+
+    from xvertfast.eval.protocol import EvalRun
+    from xvertfast.eval.report import write_report
+
+    run = EvalRun(["identity", "clahe"], ["entropy"], images=40)
+    for i in range(40):
+        run.rows += [{"file": f"f{i:02d}", "roi": "upper", "method": m,
+                      "entropy": 5.0 + 0.01 * i + (m == "clahe" and i < 4) * 0.001 * (i + 1)} for m in run.methods]  # fmt: skip
+    paths = write_report(run, str(tmp_path), "identity")
+    text = open(paths["summary.md"]).read()
+    assert "| clahe | 0.1250 |" in text and "fewer than 6 pairs that differ" in text
+    rows = {r["method"]: r for r in csv.DictReader(open(paths["summary.csv"]))}
+    assert rows["clahe"]["n"] == "40" and rows["clahe"]["pairs_differing"] == "4"
+    assert rows["identity"]["pairs_differing"] == ""  # (the reference is not tested against itself)
 
 
 def test_the_tables_name_the_tenengrad_variant(tmp_path):

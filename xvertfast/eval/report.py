@@ -27,7 +27,8 @@ import numpy as np
 
 from xvertfast._plotting import pyplot
 from xvertfast.eval.protocol import ORIGINAL_PICTURE, EvalRun
-from xvertfast.eval.stats import EXACT_MAX_PAIRS, describe, outlier_mask, paired_clean, significance_mark, wilcoxon_p
+from xvertfast.eval.stats import (EXACT_MAX_PAIRS, describe, differences, outlier_mask, paired_clean, significance_mark,
+                                   wilcoxon_p)
 from xvertfast.io.files import image_extension
 from xvertfast.io.write import atomic_write
 
@@ -67,14 +68,14 @@ def summarise(run: EvalRun, compare_to: str | None) -> list[dict]:
             # cleaned alone: the reference method's own row, and every row where nothing is compared
             n_clean, mean_clean, std_clean = describe(v[~outlier_mask(v)])
             rec = {"method": method, "metric": metric, "n": n, "mean": mean, "std": std, "compared_to": "",
-                   "p_value": math.nan, "n_clean": n_clean, "mean_clean": mean_clean, "std_clean": std_clean,
-                   "p_value_clean": math.nan}  # fmt: skip
+                   "p_value": math.nan, "pairs_differing": math.nan, "n_clean": n_clean, "mean_clean": mean_clean,
+                   "std_clean": std_clean, "p_value_clean": math.nan, "pairs_differing_clean": math.nan}  # fmt: skip
             if ref is not None and method != compare_to and len(ref) == len(v):
                 a, b = paired_clean(v, ref)
                 rec["n_clean"], rec["mean_clean"], rec["std_clean"] = describe(a)
                 rec["compared_to"] = compare_to
-                rec["p_value"] = wilcoxon_p(v, ref)
-                rec["p_value_clean"] = wilcoxon_p(a, b)
+                rec["p_value"], rec["pairs_differing"] = wilcoxon_p(v, ref), differences(v, ref).size
+                rec["p_value_clean"], rec["pairs_differing_clean"] = wilcoxon_p(a, b), differences(a, b).size
             records.append(rec)
     return records
 
@@ -139,9 +140,10 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None) -> str:
         lines.append("")
         if any(p != p for p in ps):  # say why, rather than leave a bare n/a
             lines += ["n/a: no test, fewer than 2 pairs that differ.", ""]
-        if any(r["compared_to"] and 0 < min(r["n"], r["n_clean"]) < 6 for r in records):  # 2 / 2^5 > 0.05
-            lines += ["With fewer than 6 pairs (n) no p-value can be below 0.05 (two-sided exact test): "
-                      "there the test cannot show a difference.", ""]  # fmt: skip
+        # 2 / 2^5 > 0.05; counted as the test counts them, not as n (equal pairs are dropped)
+        if any(r["compared_to"] and 2 <= min(r["pairs_differing"], r["pairs_differing_clean"]) < 6 for r in records):
+            lines += ["With fewer than 6 pairs that differ (equal pairs are dropped) no p-value can be below 0.05 "
+                      "(two-sided exact test): there the test cannot show a difference.", ""]  # fmt: skip
     if run.notes:
         lines += ["## Notes: metrics not computed on some ROIs, and image warnings (decoding, polarity)", ""]
         lines += [f"- {n}" for n in run.notes] + [""]

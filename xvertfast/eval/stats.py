@@ -20,7 +20,8 @@ import math
 
 import numpy as np
 
-__all__ = ["Z_LIMIT", "EXACT_MAX_PAIRS", "outlier_mask", "paired_clean", "wilcoxon_p", "describe", "significance_mark"]
+__all__ = ["Z_LIMIT", "EXACT_MAX_PAIRS", "outlier_mask", "paired_clean", "differences", "wilcoxon_p", "describe",
+           "significance_mark"]
 
 #: Half-width of the kept band, in standard deviations (95% of a normal distribution).
 Z_LIMIT = 1.96
@@ -49,15 +50,21 @@ def paired_clean(a, b) -> tuple[np.ndarray, np.ndarray]:
     return a[keep], b[keep]
 
 
+def differences(a, b) -> np.ndarray:
+    """The nonzero differences ``a - b`` of the pairs where both are finite: what the test ranks
+    (its sample size, which a pair count including equal pairs overstates)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    keep = np.isfinite(a) & np.isfinite(b)
+    d = a[keep] - b[keep]
+    return d[d != 0]
+
+
 def wilcoxon_p(a, b) -> float:
     """Two-sided Wilcoxon signed-rank p-value of paired samples; NaN when it cannot be computed
     (fewer than 2 pairs that differ: zero differences are dropped)."""
     from scipy.stats import wilcoxon
 
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    keep = np.isfinite(a) & np.isfinite(b)
-    d = a[keep] - b[keep]
-    d = d[d != 0]
+    d = differences(a, b)
     if d.size < 2:  # (one pair that differs gave p = 1, a test that could not have said anything)
         return math.nan
     if d.size <= EXACT_MAX_PAIRS:
