@@ -672,7 +672,7 @@ Exit code: 0, 2 where the folder holds no such job or a ledger or checkpoint can
         help="export a model's stages to ONNX, TensorRT engines or AOTInductor packages",
         description="Export each stage of MODEL as its own graph (the WLS between stages stays outside): "
         "ONNX with a dynamic batch axis, TensorRT engines built from that ONNX (needs TensorRT and a GPU; "
-        "engines are cached by ONNX hash, TensorRT version, GPU, precision and shapes), or AOTInductor "
+        "engines are cached by ONNX hash, TensorRT version, GPU and builder settings, precision and shapes included), or AOTInductor "
         "packages (for torch._inductor; load them with xvertfast.infer.export.load_aoti, which checks "
         "their input shapes). The files are for running the network elsewhere: `xvertfast enhance "
         "--backend onnxruntime|tensorrt` exports and caches its own. A model's stage files are written "

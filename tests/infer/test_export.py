@@ -287,16 +287,69 @@ def test_aoti_fp16_needs_cuda(model, tmp_path):
         export_model(model, tmp_path, format="aoti", fp16=True, device="cpu")
 
 
-def test_engine_cache_key_covers_its_inputs():
-    base = {"tensorrt_version": "10.9.0", "gpu_name": "NVIDIA H100", "capability": (9, 0), "precision": "fp32",
-            "shapes": {"min": (1, 1, 512, 512), "opt": (8, 1, 512, 512), "max": (8, 1, 512, 512)}}  # fmt: skip
+def _key_inputs(**changes):
+    shapes = {"min": (1, 1, 512, 512), "opt": (8, 1, 512, 512), "max": (8, 1, 512, 512)}
+    settings = tensorrt_backend.build_settings("10.9.0", "fp32", shapes)
+    base = {"tensorrt_version": "10.9.0", "gpu_name": "NVIDIA H100", "capability": (9, 0), "settings": settings}
+    return {**base, **changes}
+
+
+def _changed(value):
+    """A different value of the same kind: every leaf of a setting must reach the key."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, str):
+        return value + "X"
+    if isinstance(value, (list, tuple)):
+        return [*value, "X"] if not value or not isinstance(value[0], int) else [value[0] + 1, *value[1:]]
+    raise AssertionError(f"no change known for {value!r}")
+
+
+def _leaves(tree, path=()):
+    if isinstance(tree, dict):
+        for name, sub in tree.items():
+            yield from _leaves(sub, (*path, name))
+    elif isinstance(tree, (list, tuple)) and tree and isinstance(tree[0], (list, tuple)):
+        for i, sub in enumerate(tree):
+            yield from _leaves(sub, (*path, i))
+    else:
+        yield path, tree
+
+
+def test_engine_cache_key_covers_every_build_setting():
+    # the key hashed the ONNX, TensorRT, GPU, precision and shapes but none of the builder's other
+    # settings (workspace limit, flags): an engine built with other settings was reused silently
+    base = _key_inputs()
     key = tensorrt_backend.engine_cache_key("ab" * 32, **base)
-    assert key == tensorrt_backend.engine_cache_key("ab" * 32, **base) and len(key) == 64
-    changes = [("tensorrt_version", "11.0.0"), ("gpu_name", "NVIDIA H200"), ("capability", (8, 9)),
-               ("precision", "fp16"), ("shapes", {**base["shapes"], "max": (16, 1, 512, 512)})]  # fmt: skip
-    for field, value in changes:
+    assert key == tensorrt_backend.engine_cache_key("ab" * 32, **copy.deepcopy(base)) and len(key) == 64
+    for field, value in [("tensorrt_version", "11.0.0"), ("gpu_name", "NVIDIA H200"), ("capability", (8, 9))]:
         assert tensorrt_backend.engine_cache_key("ab" * 32, **{**base, field: value}) != key, field
     assert tensorrt_backend.engine_cache_key("cd" * 32, **base) != key
+    leaves = list(_leaves(base["settings"]))
+    assert {path[0] for path, _ in leaves} == set(base["settings"])  # every setting has a leaf to change
+    for path, value in leaves:
+        settings = copy.deepcopy(base["settings"])
+        node = settings
+        for step in path[:-1]:
+            node = node[step]
+        node[path[-1]] = _changed(value)
+        assert tensorrt_backend.engine_cache_key("ab" * 32, **{**base, "settings": settings}) != key, path
+    shapes = {"min": (1, 1, 512, 512), "opt": (8, 1, 512, 512), "max": (8, 1, 512, 512)}
+    fp16 = tensorrt_backend.build_settings("10.9.0", "fp16", shapes)  # TF32 left on: another engine
+    assert tensorrt_backend.engine_cache_key("ab" * 32, **{**base, "settings": fp16}) != key
+
+
+def test_engine_cache_key_is_the_same_in_another_process():
+    # a key that hashed id()s or str(hash()) of objects would differ in every process: no engine reused
+    code = ("import json, sys\nfrom xvertfast.infer import tensorrt_backend as t\n"
+            "shapes = {'min': (1, 1, 512, 512), 'opt': (8, 1, 512, 512), 'max': (8, 1, 512, 512)}\n"
+            "print(t.engine_cache_key('ab' * 32, tensorrt_version='10.9.0', gpu_name='NVIDIA H100', capability=(9, 0), "
+            "settings=t.build_settings('10.9.0', 'fp32', shapes)))\n")  # fmt: skip
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert there.stdout.strip() == tensorrt_backend.engine_cache_key("ab" * 32, **_key_inputs())
 
 
 def test_modules_import_without_the_optional_packages():
@@ -768,6 +821,25 @@ def test_tensorrt_engines_are_built_cached_and_run_as_the_api_says(model, tmp_pa
         f.write(b"\0" * 10)
     with pytest.raises(RuntimeError, match=re.escape(f"{tmp_path / 'damaged.engine'}: TensorRT 10.9.0 could not load")):
         tensorrt_backend.TensorRTBackend([str(tmp_path / "damaged.engine")], dev)
+
+
+def test_an_engine_built_with_other_builder_settings_is_not_reused(model, tmp_path, monkeypatch):
+    # build_engine set the workspace limit and flags itself, outside the cache key: a change to
+    # them (a new xvertfast) found the engine the old settings built and loaded it
+    needs_export()
+    (onnx_path,) = export_onnx(tiny_model(3, stages=1), tmp_path / "onnx", tile=TILE)
+    fake = install_fake_tensorrt(monkeypatch)
+    dev, cache = torch.device("cuda:0"), tmp_path / "cache"
+    first = tensorrt_backend.build_engine(onnx_path, max_batch=4, device=dev, cache_dir=cache)
+    settings = tensorrt_backend.build_settings
+    monkeypatch.setattr(tensorrt_backend, "build_settings",
+                        lambda *a: {**settings(*a), "memory_pool_limits": {"WORKSPACE": 1 << 20}})  # fmt: skip
+    fake.calls.clear()
+    second = tensorrt_backend.build_engine(onnx_path, max_batch=4, device=dev, cache_dir=cache)
+    assert second != first and [c[0] for c in fake.calls] == ["build"]
+    assert second == tensorrt_backend.engine_path(onnx_path, max_batch=4, device=dev, cache_dir=cache)
+    with open(second) as f:
+        assert json.load(f)["workspace"] == 1 << 20  # what was keyed is what was built
 
 
 def test_an_unusable_export_cache_says_how_to_move_it(model, tmp_path, capsys):

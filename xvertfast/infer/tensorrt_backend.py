@@ -1,8 +1,9 @@
 """TensorRT backend: one engine per stage, built from the stage's ONNX export and cached on disk.
 
 Engines are tied to the TensorRT version and the GPU, so each is cached under a key hashing the
-ONNX bytes, the TensorRT version, GPU name, compute capability, precision and the optimisation
-profile (batch 1 .. max_batch, one tile size); a second run loads it in a second. The builder's
+ONNX bytes, the TensorRT version, GPU name, compute capability and every setting the builder is
+given (:func:`build_settings`: network flags, memory limit, builder flags, the optimisation
+profile of batch 1 .. max_batch at one tile size); a second run loads it in a second. The builder's
 timing cache is kept beside the engines, so rebuilding (a new model, another max batch) is fast.
 
 Networks are strongly typed (the only kind TensorRT 11 builds): fp16 comes from the fp16 ONNX
@@ -18,6 +19,7 @@ import json
 import os
 import re
 from types import ModuleType
+from typing import Any
 
 import torch
 
@@ -27,8 +29,8 @@ from xvertfast.io.files import file_sha256
 from xvertfast.io.write import atomic_write
 from xvertfast.model import XVertNet
 
-__all__ = ["available", "import_tensorrt", "engine_cache_key", "engine_path", "build_engine", "TensorRTBackend",
-           "EngineLoadError", "INSTALL_HINT", "WORKSPACE_BYTES"]  # fmt: skip
+__all__ = ["available", "import_tensorrt", "build_settings", "engine_cache_key", "engine_path", "build_engine",
+           "TensorRTBackend", "EngineLoadError", "INSTALL_HINT", "WORKSPACE_BYTES"]  # fmt: skip
 
 INSTALL_HINT = ("install it with `pip install tensorrt` (TensorRT 10 or newer) on a machine with an NVIDIA driver "
                 "and a CUDA GPU; the portable alternative is ONNX run by onnxruntime (`pip install "
@@ -74,12 +76,27 @@ def _logger():
     return trt.Logger(trt.Logger.WARNING)
 
 
+def build_settings(tensorrt_version: str, precision: str, shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
+    """Every setting :func:`build_engine` gives the builder, as plain data (names of TensorRT's
+    enums, numbers, shapes): build_engine applies this and :func:`engine_cache_key` hashes it, so
+    no setting can change without the cached engine's key changing. ``shapes``: the profile's
+    min/opt/max, for both inputs."""
+    return {
+        # from TensorRT 11 on every network is strongly typed (the flag is deprecated there)
+        "network_flags": ["STRONGLY_TYPED"] if int(tensorrt_version.split(".")[0]) < 11 else [],
+        "memory_pool_limits": {"WORKSPACE": WORKSPACE_BYTES},
+        # fp32 means fp32; fp16 comes from the graph, TF32 is then TensorRT's to use
+        "cleared_flags": ["TF32"] if precision == "fp32" else [],
+        "profile": {name: [list(shapes["min"]), list(shapes["opt"]), list(shapes["max"])] for name in ("xp", "y")},
+    }
+
+
 def engine_cache_key(onnx_sha256: str, *, tensorrt_version: str, gpu_name: str, capability: tuple[int, int],
-                     precision: str, shapes: dict[str, tuple[int, ...]]) -> str:  # fmt: skip
-    """sha256 over everything an engine depends on (``shapes``: the profile's min/opt/max)."""
+                     settings: dict[str, Any]) -> str:  # fmt: skip
+    """sha256 over everything an engine depends on (``settings``: :func:`build_settings`); plain
+    JSON, so the same in every process."""
     payload = {"onnx_sha256": onnx_sha256, "tensorrt": tensorrt_version, "gpu": gpu_name,
-               "capability": list(capability), "precision": precision,
-               "shapes": {name: list(shape) for name, shape in sorted(shapes.items())}}  # fmt: skip
+               "capability": list(capability), "settings": settings}  # fmt: skip
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -105,14 +122,13 @@ def _cuda(device: torch.device | str) -> torch.device:
 
 
 def _engine_spec(trt: ModuleType, onnx_path: str, max_batch: int, dev: torch.device,
-                 cache_dir: str) -> tuple[str, str, dict[str, tuple[int, ...]]]:  # fmt: skip
-    """(cached engine path, precision, profile shapes) of one stage export."""
-    precision, shapes = _profile(onnx_path, max_batch)
+                 cache_dir: str) -> tuple[str, dict[str, Any]]:  # fmt: skip
+    """(cached engine path, builder settings) of one stage export."""
+    settings = build_settings(trt.__version__, *_profile(onnx_path, max_batch))
     key = engine_cache_key(file_sha256(onnx_path), tensorrt_version=trt.__version__,
                            gpu_name=torch.cuda.get_device_name(dev),
-                           capability=torch.cuda.get_device_capability(dev), precision=precision,
-                           shapes=shapes)  # fmt: skip
-    return os.path.join(cache_dir, f"{key}.engine"), precision, shapes
+                           capability=torch.cuda.get_device_capability(dev), settings=settings)  # fmt: skip
+    return os.path.join(cache_dir, f"{key}.engine"), settings
 
 
 def engine_path(onnx_path: str | os.PathLike, *, max_batch: int, device: torch.device | str,
@@ -136,24 +152,25 @@ def build_engine(onnx_path: str | os.PathLike, *, max_batch: int = 8, device: to
     dev = _cuda(device)
     onnx_path = os.fspath(onnx_path)
     cache_dir = os.fspath(cache_dir or default_cache_dir())
-    path, precision, shapes = _engine_spec(trt, onnx_path, max_batch, dev, cache_dir)
+    path, settings = _engine_spec(trt, onnx_path, max_batch, dev, cache_dir)
     if os.path.isfile(path):
         return path
     os.makedirs(cache_dir, exist_ok=True)
     with torch.cuda.device(dev):
         builder = trt.Builder(_logger())
         flags = 0
-        if int(trt.__version__.split(".")[0]) < 11:  # always strongly typed from 11 on (the flag is deprecated)
-            flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+        for flag in settings["network_flags"]:
+            flags |= 1 << int(getattr(trt.NetworkDefinitionCreationFlag, flag))
         network = builder.create_network(flags)
         parser = trt.OnnxParser(network, _logger())
         if not parser.parse_from_file(onnx_path):
             errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
             raise RuntimeError(f"{onnx_path}: TensorRT's ONNX parser failed: {errors}")
         config = builder.create_builder_config()
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
-        if precision == "fp32":
-            config.clear_flag(trt.BuilderFlag.TF32)
+        for pool, size in settings["memory_pool_limits"].items():
+            config.set_memory_pool_limit(getattr(trt.MemoryPoolType, pool), size)
+        for flag in settings["cleared_flags"]:
+            config.clear_flag(getattr(trt.BuilderFlag, flag))
         timing_path = _timing_cache_path(cache_dir, trt, dev)
         timing_bytes = b""
         if os.path.isfile(timing_path):
@@ -161,8 +178,8 @@ def build_engine(onnx_path: str | os.PathLike, *, max_batch: int = 8, device: to
                 timing_bytes = f.read()
         config.set_timing_cache(config.create_timing_cache(timing_bytes), ignore_mismatch=False)
         profile = builder.create_optimization_profile()
-        for name in ("xp", "y"):
-            profile.set_shape(name, shapes["min"], shapes["opt"], shapes["max"])
+        for name, (low, opt, high) in settings["profile"].items():
+            profile.set_shape(name, low, opt, high)
         config.add_optimization_profile(profile)
         plan = builder.build_serialized_network(network, config)
         if plan is None:
