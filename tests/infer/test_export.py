@@ -842,6 +842,36 @@ def test_an_engine_built_with_other_builder_settings_is_not_reused(model, tmp_pa
         assert json.load(f)["workspace"] == 1 << 20  # what was keyed is what was built
 
 
+def test_an_engine_cache_that_takes_no_files_is_named_before_the_build(tmp_path, monkeypatch):
+    # `export --format tensorrt` with a HOME it cannot write in built for minutes, then failed on
+    # the engine's temporary file ("[Errno 13] Permission denied: '.../.<key>.engine.x1y2.part'")
+    import tempfile
+
+    needs_export()
+    (onnx_path,) = export_onnx(tiny_model(3, stages=1), tmp_path / "onnx", tile=TILE)
+    fake = install_fake_tensorrt(monkeypatch)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    mkstemp = tempfile.mkstemp
+
+    def refusing(*args, dir=None, **kwargs):
+        if os.path.abspath(dir) == str(cache):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", refusing)
+    with pytest.raises(PermissionError, match=re.escape(f"{cache}: cannot write") + ".*XVF_CACHE_DIR"):
+        tensorrt_backend.build_engine(onnx_path, max_batch=4, device="cuda:0", cache_dir=cache)
+    assert not fake.calls  # nothing built
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    built = tensorrt_backend.build_engine(onnx_path, max_batch=4, device="cuda:0", cache_dir=cache)
+    monkeypatch.setattr(tempfile, "mkstemp", refusing)  # a read-only cache still serves what it holds
+    assert tensorrt_backend.build_engine(onnx_path, max_batch=4, device="cuda:0", cache_dir=cache) == built
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(NotADirectoryError, match=re.escape(f"{tmp_path / 'afile'}: a file, not a folder")):
+        tensorrt_backend.build_engine(onnx_path, max_batch=4, device="cuda:0", cache_dir=tmp_path / "afile")
+
+
 def test_an_unusable_export_cache_says_how_to_move_it(model, tmp_path, capsys):
     # enhance --backend onnxruntime with a cache under a HOME it cannot write in said only
     # "[Errno 20] .../engines/onnx/<hash>: cannot write the exported files there (Not a directory)"

@@ -62,6 +62,10 @@ def require(module: str, purpose: str) -> ModuleType:
                            f"{EXPORT_HINT}") from exc  # fmt: skip
 
 
+#: Ends the error of a cache folder that takes no files.
+CACHE_HINT = "; it is in the export cache: set XVF_CACHE_DIR to a folder you can write in"
+
+
 def default_cache_dir() -> str:
     """``$XVF_CACHE_DIR``, else ``~/.cache/xvertfast/engines``: engines, timing caches, ONNX exports."""
     return os.environ.get("XVF_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "xvertfast", "engines")
@@ -260,7 +264,7 @@ def cached_onnx_export(model: XVertNet, cache_dir: str | os.PathLike | None = No
                           f"{sha[:24]}-x{_exporter_digest()}-t{tile}-{'fp16' if fp16 else 'fp32'}")  # fmt: skip
     paths = os.path.isdir(folder) and _matching_onnx_set(folder, len(model.stages), sha, tile, fp16)
     if not paths:  # (a cache under a HOME that takes no files is common on clusters: say how to move it)
-        _output_folder(folder, "; it is in the export cache: set XVF_CACHE_DIR to a folder you can write in")
+        _output_folder(folder, CACHE_HINT)
     return paths or export_onnx(model, folder, tile=tile, fp16=fp16, sha=sha)
 
 

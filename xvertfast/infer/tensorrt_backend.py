@@ -24,7 +24,8 @@ from typing import Any
 import torch
 
 from xvertfast.infer.backends import StageBackend
-from xvertfast.infer.export import DEFAULT_TILE, cached_onnx_export, default_cache_dir, read_onnx_metadata
+from xvertfast.infer.export import (CACHE_HINT, DEFAULT_TILE, _output_folder, cached_onnx_export, default_cache_dir,
+                                    read_onnx_metadata)  # fmt: skip
 from xvertfast.io.files import file_sha256
 from xvertfast.io.write import atomic_write
 from xvertfast.model import XVertNet
@@ -155,7 +156,7 @@ def build_engine(onnx_path: str | os.PathLike, *, max_batch: int = 8, device: to
     path, settings = _engine_spec(trt, onnx_path, max_batch, dev, cache_dir)
     if os.path.isfile(path):
         return path
-    os.makedirs(cache_dir, exist_ok=True)
+    _output_folder(cache_dir, CACHE_HINT)  # before minutes of building, not at the engine's temporary file
     with torch.cuda.device(dev):
         builder = trt.Builder(_logger())
         flags = 0
