@@ -228,9 +228,13 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from xvertfast.io.job_folder import job_status
     from xvertfast.train.status import train_status
 
+    if not os.path.isdir(args.folder):  # (a typo was said to hold no job's output, as if it were a folder)
+        what = "a file, not a folder" if os.path.exists(args.folder) else "no such folder"
+        print(f"error: {args.folder}: {what}: give the output folder of a job or a training run", file=sys.stderr)
+        return 2
     try:
         found = [status for job in ("enhance", "preprocess") if (status := job_status(args.folder, job)) is not None]
-        run = train_status(args.folder) if os.path.isdir(args.folder) else None
+        run = train_status(args.folder)
     except OSError as exc:  # a ledger another user's umask keeps from this one
         print(f"error: cannot read {exc.filename or args.folder}: {exc.strerror or exc}", file=sys.stderr)
         return 2
@@ -239,7 +243,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
         return 2
     if run is not None and not found:
         return _print_train_status(run, args.json)
-    if not os.path.isdir(args.folder) or not found:
+    if not found:
         print(f"error: {args.folder} holds no output of an xvertfast enhance or preprocess job, nor a training "
               "run", file=sys.stderr)  # fmt: skip
         return 2

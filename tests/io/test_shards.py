@@ -627,3 +627,16 @@ def test_status_says_one_output_file_in_the_singular(tmp_path, capsys):
     assert main(["status", str(out)]) == 0
     assert "  1 output file done, 0 started and not finished (in flight, left by a killed run, or whose writing failed" in (
         capsys.readouterr().out)  # fmt: skip
+
+
+def test_status_of_a_mistyped_folder_or_a_file_says_so(tmp_path, capsys):
+    # a typo was said to "hold no output of an xvertfast enhance or preprocess job", as if the
+    # folder were there and empty of jobs
+    from xvertfast.cli import main
+
+    assert main(["status", str(tmp_path / "enhanced-typo")]) == 2
+    said = capsys.readouterr().err
+    assert said == f"error: {tmp_path / 'enhanced-typo'}: no such folder: give the output folder of a job or a training run\n"
+    (tmp_path / "a.png").write_bytes(b"x")
+    assert main(["status", str(tmp_path / "a.png")]) == 2
+    assert f"{tmp_path / 'a.png'}: a file, not a folder" in capsys.readouterr().err
