@@ -1,9 +1,13 @@
-"""Runs the kernel benchmarks and prints, per group, the speed-up over the named reference.
+"""Runs the kernel benchmarks (bench/test_bench_ops.py: each compiled op and its pure-PyTorch
+reference on the same inputs, in one pytest run) and prints, per group, the speed-up over the
+named reference: the reference's median time divided by xvertfast's.
 
-    python bench/report.py [extra pytest args]
+    python bench/report.py [extra pytest args, e.g. -k gc]
 
-The table it prints (Markdown) is what bench/RESULTS.md records, with the
-device, the date and this command.
+Every argument but -h/--help is passed to pytest. The table it prints (Markdown) is what
+bench/RESULTS.md records, with the device, the date and this command. A benchmark that was
+skipped or failed (a wrong result fails its benchmark) is a row saying so, with no speed-up;
+the script then exits with pytest's status.
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
+import xml.etree.ElementTree as ET
 
 import torch
 
@@ -42,35 +48,75 @@ def device_line() -> str:
     return line + f"; torch {torch.__version__}"
 
 
-def run(args: list[str]) -> dict:
+def run(args: list[str]) -> tuple[dict, dict[str, str], int]:
+    """The benchmarks' JSON, the tests that did not pass ({name: 'failed: ...' or 'skipped: ...'},
+    from pytest's JUnit XML) and pytest's exit status."""
     with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "bench.json")
+        out, junit = os.path.join(tmp, "bench.json"), os.path.join(tmp, "junit.xml")
         cmd = [sys.executable, "-m", "pytest", os.path.join(HERE, "test_bench_ops.py"), "-q",
-               "--benchmark-only", f"--benchmark-json={out}", *args]  # fmt: skip
-        subprocess.run(cmd, cwd=ROOT, check=True)
-        with open(out) as f:
-            return json.load(f)
+               "--benchmark-only", f"--benchmark-json={out}", f"--junitxml={junit}", *args]  # fmt: skip
+        status = subprocess.run(cmd, cwd=ROOT).returncode
+        data = {"benchmarks": []}
+        if os.path.exists(out):
+            with open(out) as f:
+                data = json.load(f)
+        return data, not_passed(junit), status
 
 
-def table(data: dict) -> str:
-    groups: dict[str, dict[str, float]] = {}
+def not_passed(junit: str) -> dict[str, str]:
+    """{test name: 'failed: <first line>' or 'skipped: <reason>'} from pytest's JUnit XML."""
+    problems: dict[str, str] = {}
+    if not os.path.exists(junit):
+        return problems
+    for case in ET.parse(junit).iter("testcase"):
+        for tag, word in (("failure", "failed"), ("error", "failed"), ("skipped", "skipped")):
+            found = case.find(tag)
+            if found is not None:
+                message = (found.get("message") or "").strip().splitlines()
+                problems[case.get("name")] = f"{word}: {message[0] if message else tag}"
+                break
+    return problems
+
+
+def table(data: dict, problems: dict[str, str] | None = None) -> str:
+    """The Markdown table: one row per group, speed-up = reference median / xvertfast median.
+    ``problems`` ({test name: 'failed: ...' / 'skipped: ...'}) turns a group with a side that
+    did not run, or did not pass, into a row naming it instead of a speed-up."""
+    problems = problems or {}
+    groups: dict[str, dict[str, tuple[str, float]]] = {}
     for bench in data["benchmarks"]:
         kind = "xvertfast" if "xvertfast" in bench["name"] else "reference"
-        groups.setdefault(bench["group"], {})[kind] = bench["stats"]["median"]
+        groups.setdefault(bench["group"], {})[kind] = (bench["name"], bench["stats"]["median"])
     rows = ["| benchmark | xvertfast (ms, median) | PyTorch reference (ms, median) | speed-up |",
             "|---|---:|---:|---:|"]  # fmt: skip
-    for group, t in sorted(groups.items()):
-        if "xvertfast" in t and "reference" in t:
-            rows.append(f"| {group} | {t['xvertfast'] * 1e3:.1f} | {t['reference'] * 1e3:.1f} | "
-                        f"{t['reference'] / t['xvertfast']:.1f}x |")  # fmt: skip
+    for group, sides in sorted(groups.items()):
+        # the side that has no time is named after the one that has: test_x_xvertfast <-> test_x_reference
+        ran, (ran_name, _) = next(iter(sides.items()))
+        names = {k: ran_name.replace(ran, k) for k in ("xvertfast", "reference")}
+        times = {k: f"{sides[k][1] * 1e3:.1f}" if k in sides else "-" for k in names}
+        notes = [f"{k} {problems.get(names[k], 'did not run')}" for k in names
+                 if k not in sides or names[k] in problems]  # fmt: skip
+        if notes:
+            ratio = "none: " + "; ".join(notes).replace("|", "/")
+        else:
+            ratio = f"{sides['reference'][1] / sides['xvertfast'][1]:.1f}x"
+        rows.append(f"| {group} | {times['xvertfast']} | {times['reference']} | {ratio} |")
     return "\n".join(rows)
 
 
-def main() -> None:
-    data = run(sys.argv[1:])
-    print(f"\n{device_line()}; {datetime.date.today().isoformat()}; `python bench/report.py`\n")
-    print(table(data))
+def main() -> int:
+    args = sys.argv[1:]
+    if "-h" in args or "--help" in args:
+        print(__doc__.strip())
+        return 0
+    data, problems, status = run(args)
+    command = shlex.join(["python", "bench/report.py", *args])
+    print(f"\n{device_line()}; {datetime.date.today().isoformat()}; `{command}`\n")
+    print(table(data, problems))
+    if status != 0:
+        print(f"\npytest exited with status {status}: see its output above", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Checks of the bench scripts themselves (not timings): their --help, and that the tables they
+print say what their headers say. Part of the bench smoke check in CI.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _help(script: str) -> str:
+    out = subprocess.run([sys.executable, os.path.join(HERE, script), "--help"], capture_output=True, text=True,
+                         timeout=120, cwd=os.path.dirname(HERE))  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def _bench(name: str, group: str, median_s: float) -> dict:
+    return {"name": name, "group": group, "stats": {"median": median_s}}
+
+
+def test_report_help_says_what_it_measures():
+    """report.py passes its other arguments to pytest; its own --help is not pytest's."""
+    text = " ".join(_help("report.py").split())
+    assert "speed-up over the named reference" in text and "passed to pytest" in text
+    assert "--benchmark-json" not in text  # pytest's own help
+
+
+def test_report_ratio_is_reference_time_over_xvertfast_time():
+    from bench.report import table
+
+    data = {"benchmarks": [_bench("test_op_xvertfast[cpu]", "op cpu", 0.002),
+                           _bench("test_op_reference[cpu]", "op cpu", 0.010)]}  # fmt: skip
+    assert "| op cpu | 2.0 | 10.0 | 5.0x |" in table(data)
+
+
+def test_report_names_a_reference_that_did_not_run():
+    """A group whose reference was skipped or failed is a row saying so, not left out."""
+    from bench.report import table
+
+    data = {"benchmarks": [_bench("test_gc_xvertfast[cpu]", "gc cpu", 0.002),
+                           _bench("test_entropy_reference[cpu]", "entropy cpu", 0.5),
+                           _bench("test_pool_xvertfast", "pool cpu", 0.001),
+                           _bench("test_pool_reference", "pool cpu", 0.004)]}  # fmt: skip
+    problems = {"test_gc_reference[cpu]": "failed: out of memory",
+                "test_entropy_xvertfast[cpu]": "skipped: compiled extension not built",
+                "test_pool_xvertfast": "failed: AssertionError: Tensor-likes are not close!"}  # fmt: skip
+    rows = table(data, problems).splitlines()
+    (gc,) = [r for r in rows if r.startswith("| gc cpu |")]
+    assert gc.startswith("| gc cpu | 2.0 | - |") and "reference failed: out of memory" in gc
+    (entropy,) = [r for r in rows if r.startswith("| entropy cpu |")]
+    assert entropy.startswith("| entropy cpu | - | 500.0 |") and "xvertfast skipped: compiled extension" in entropy
+    (pool,) = [r for r in rows if r.startswith("| pool cpu |")]  # a wrong result's time gives no speed-up
+    assert "4.0x" not in pool and "xvertfast failed: AssertionError" in pool
