@@ -269,3 +269,132 @@ def test_preprocess_example_runs(tmp_path, monkeypatch):
     done = _run_example(_python_example("xvertfast.find_spine("))
     assert done["pp"].xp.shape == done["rad"].pixels.shape
     assert len(done["spine"].train_rois(512)) == 2
+
+
+# ---- the README's quoted messages, paths and help promises hold for the code ----
+
+#: How the README writes a part of a message that varies: an ellipsis, a size or count, a
+#: folder the user chose, a quoted value.
+_PLACEHOLDER = r"\.\.\.|\b(?:W|H|N|OUT|RUN_DIR)\b|'[^']*'"
+_WILD, _HOLE = "\1", "\0"
+
+
+def _tokens(text: str) -> tuple[str, ...]:
+    """Words and marks; a README placeholder as _WILD, an f-string hole as _HOLE."""
+    import re
+
+    return tuple(re.findall(rf"{_PLACEHOLDER}|[\w-]+|[^\w\s]", text.replace("\0", " \0 ")))
+
+
+def _code_messages() -> list[tuple[str, ...]]:
+    """Every string literal of the package as tokens, an f-string's holes as _HOLE."""
+    import ast
+
+    texts = []
+    for folder, _, files in os.walk(os.path.join(ROOT, "xvertfast")):
+        for name in files:
+            if not name.endswith(".py"):
+                continue
+            with open(os.path.join(folder, name)) as f:
+                tree = ast.parse(f.read())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.JoinedStr):
+                    texts.append("".join(v.value if isinstance(v, ast.Constant) else "\0" for v in node.values))
+                elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                    texts.append(node.value)
+    return [tuple(_HOLE if t == "\0" else t for t in _tokens(text)) for text in texts]
+
+
+def _gives(code: tuple[str, ...], message: str) -> bool:
+    """Whether a code string gives the README's message somewhere in it: its words and marks in
+    order, a README placeholder standing for any run of the code's, and an f-string hole for up
+    to three of its words (``xvertfast {job}`` is ``xvertfast enhance``, ``{process}`` is
+    ``12-bit extended JPEG``), with at least as many words, and two, matched as written."""
+    import functools
+    import re
+
+    said = tuple(_WILD if re.fullmatch(_PLACEHOLDER, t) else t for t in _tokens(message))
+    if len({t for t in said if t[0].isalnum()} & set(code)) < 2:
+        return False  # (quick: too few of its words are there)
+
+    @functools.cache
+    def written(i: int, j: int, budget: int) -> int:
+        """The most words matched as written from said[i:] at code[j:], holes taking at most
+        ``budget`` words; -1 where none matches."""
+        if i == len(said):
+            return 0
+        if said[i] == _WILD:
+            return max(written(i + 1, k, budget) for k in range(j, len(code) + 1))
+        if j == len(code):
+            return -1
+        if code[j] == _HOLE:
+            best, k, taken = -1, i, 0
+            while k < len(said) and taken + (said[k][0].isalnum()) <= budget:
+                taken += said[k][0].isalnum()
+                k += 1
+                best = max(best, written(k, j + 1, budget - taken))
+            return best
+        if said[i] != code[j]:
+            return -1
+        rest = written(i + 1, j + 1, budget)
+        return -1 if rest < 0 else rest + said[i][0].isalnum()
+
+    return any(written(0, j, cap) >= max(2, cap) for cap in range(4) for j in range(len(code)))
+
+
+def _troubleshooting_messages() -> list[str]:
+    """The messages (in backticks) in the first column of "When something goes wrong" (not the
+    command names beside them: `preprocess` likewise)."""
+    import re
+
+    text = _readme()
+    section = text[text.index("## When something goes wrong") :]
+    section = section[: section.index("\n## ", 1)]
+    messages = []
+    for first_cell in re.findall(r"^\| (.+?) \| .+\|$", section, flags=re.M):
+        messages += [m for m in re.findall(r"`([^`]+)`", first_cell) if " " in m]
+    return messages
+
+
+def test_troubleshooting_messages_are_the_codes():
+    """Every message the README's "When something goes wrong" table quotes is one the code gives
+    (its varying parts aside): a reworded message leaves the table pointing at nothing."""
+    messages = _troubleshooting_messages()
+    assert len(messages) >= 20, messages
+    code = _code_messages()
+    missing = [m for m in messages if not any(_gives(c, m) for c in code)]
+    assert not missing, f"README quotes messages the code does not give: {missing}"
+
+
+@pytest.mark.parametrize("document", ["README.md", "xvertfast/weights/MODEL_CARD.md"])
+def test_the_files_named_exist(document):
+    """Every file or folder of the repository a document names, in a link or in backticks in its
+    text (``tests/io/test_shards.py``), is in git: a file moved or renamed leaves none behind."""
+    import re
+    import subprocess
+
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    tops = {path.split("/")[0] for path in tracked}
+    with open(os.path.join(ROOT, document)) as f:
+        text = f.read()
+    prose = re.sub(r"```.*?```", "", text, flags=re.S)
+    links = [os.path.normpath(os.path.join(os.path.dirname(document), link))
+             for link in re.findall(r"\]\(([^)#\s]+)\)", text) if "://" not in link]  # fmt: skip
+    named = [span.rstrip("/") for span in re.findall(r"`([\w./-]+)`", prose)
+             if span.split("/")[0] in tops and "/" in span.strip("/")]  # fmt: skip
+    assert len(links) + len(named) >= 5, (links, named)
+    known = {"/".join(path.split("/")[:n]) for path in tracked for n in range(1, path.count("/") + 2)}
+    missing = sorted({p for p in links + named if p not in known})
+    assert not missing, f"{document} names files the repository does not hold: {missing}"
+
+
+def test_every_commands_help_gives_its_exit_codes():
+    """The README promises that every command's --help states its exit codes."""
+    import argparse
+
+    from xvertfast.cli import build_parser
+
+    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    assert len(sub.choices) >= 8
+    silent = [name for name, parser in sub.choices.items() if "Exit code" not in parser.format_help()]
+    assert not silent, f"--help says nothing of the exit codes: {silent}"
