@@ -386,15 +386,3 @@ def test_the_files_named_exist(document):
     known = {"/".join(path.split("/")[:n]) for path in tracked for n in range(1, path.count("/") + 2)}
     missing = sorted({p for p in links + named if p not in known})
     assert not missing, f"{document} names files the repository does not hold: {missing}"
-
-
-def test_every_commands_help_gives_its_exit_codes():
-    """The README promises that every command's --help states its exit codes."""
-    import argparse
-
-    from xvertfast.cli import build_parser
-
-    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
-    assert len(sub.choices) >= 8
-    silent = [name for name, parser in sub.choices.items() if "Exit code" not in parser.format_help()]
-    assert not silent, f"--help says nothing of the exit codes: {silent}"
