@@ -331,3 +331,12 @@ def test_durations_read_in_the_unit_people_use():
 
     assert _duration(45) == "45 s" and _duration(600) == "10 min" and _duration(5 * 3600) == "5.0 h"
     assert _duration(120.5 * 3600) == "5.0 days" and _ago(3 * 86400) == "3.0 days ago" and _ago(-5) == "0 s ago"
+
+
+def test_info_help_names_every_optional_package_info_reports():
+    """`xvertfast info --help` lists the optional packages whose import `info` reports."""
+    from xvertfast.info import OPTIONAL
+
+    said = " ".join(subcommands()["info"].format_help().split())
+    names = {"skimage": "scikit-image"}
+    assert [p for p in OPTIONAL if names.get(p, p) not in re.findall(r"[\w-]+", said)] == []

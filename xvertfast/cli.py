@@ -461,8 +461,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Show what this installation can do: package and torch versions, whether the "
         "compiled extension is in use, its CPU ops, the CUDA architectures its kernels were "
         "compiled for, the GPUs visible, the default model, and which optional packages import (cupy, "
-        "onnxruntime, tensorrt, onnx, pydicom, pylibjpeg, gdcm, imagecodecs, matplotlib, scikit-image). "
-        "Exit code: 0 (2 for an unknown option).",
+        "onnxruntime, tensorrt, onnx, onnxscript, pydicom, pylibjpeg, gdcm, imagecodecs, matplotlib, "
+        "scikit-image). Exit code: 0 (2 for an unknown option).",
     )
     info.add_argument("--json", action="store_true", help="print machine-readable JSON")
     info.set_defaults(func=_cmd_info)
