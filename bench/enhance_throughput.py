@@ -22,7 +22,18 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from bench.enhance_inputs import COUNT, SIZE, assert_same_outputs, make_folder, make_model, sequential  # noqa: E402
+from bench.report import heading  # noqa: E402
 from xvertfast.infer import Enhancer  # noqa: E402
+
+
+def table(setting: str, images: int, t_pipelined: float, t_sequential: float) -> str:
+    """The Markdown table of one run: images/s each way, and the pipeline's speed-up over the
+    sequential loop (the reference): the loop's time over the pipeline's."""
+    return "\n".join([
+        "| setting | pipelined (images/s) | sequential (images/s) | speed-up |",
+        "|---|---:|---:|---:|",
+        f"| {setting} | {images / t_pipelined:.2f} | {images / t_sequential:.2f} | {t_sequential / t_pipelined:.2f}x |",
+    ])  # fmt: skip
 
 
 def main() -> None:
@@ -56,11 +67,11 @@ def main() -> None:
         t_pipe = time.perf_counter() - t0
         assert summary.done == len(paths), summary.line()
         assert_same_outputs(paths, os.path.join(root, "seq"), out)
-    n = len(paths)
     precision = "" if args.precision == "auto" else f", precision {args.precision}"
-    print(f"| {n} x {args.size}^2, {enhancer.device}, {enhancer.backend.name}, batch {args.batch_size}, "
-          f"workers {args.workers}{precision} | {n / t_pipe:.2f} | {n / t_seq:.2f} | {t_seq / t_pipe:.2f}x |")
-
+    setting = (f"{len(paths)} x {args.size}^2, {enhancer.device}, {enhancer.backend.name}, batch {args.batch_size}, "
+               f"workers {args.workers}{precision}")  # fmt: skip
+    print(f"\n{heading('enhance_throughput.py')}\n")
+    print(table(setting, len(paths), t_pipe, t_seq))
 
 if __name__ == "__main__":
     main()

@@ -48,6 +48,13 @@ def device_line() -> str:
     return line + f"; torch {torch.__version__}"
 
 
+def heading(script: str, args: list[str] | None = None) -> str:
+    """The line printed above a table: the device, the date and the command that made the table
+    (``python bench/SCRIPT`` with ``args``, by default this process's arguments)."""
+    command = shlex.join(["python", f"bench/{script}", *(sys.argv[1:] if args is None else args)])
+    return f"{device_line()}; {datetime.date.today().isoformat()}; `{command}`"
+
+
 def run(args: list[str]) -> tuple[dict, dict[str, str], int]:
     """The benchmarks' JSON, the tests that did not pass ({name: 'failed: ...' or 'skipped: ...'},
     from pytest's JUnit XML) and pytest's exit status."""
@@ -110,8 +117,7 @@ def main() -> int:
         print(__doc__.strip())
         return 0
     data, problems, status = run(args)
-    command = shlex.join(["python", "bench/report.py", *args])
-    print(f"\n{device_line()}; {datetime.date.today().isoformat()}; `{command}`\n")
+    print(f"\n{heading('report.py', args)}\n")
     print(table(data, problems))
     if status != 0:
         print(f"\npytest exited with status {status}: see its output above", file=sys.stderr)

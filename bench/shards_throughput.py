@@ -25,6 +25,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from bench.enhance_inputs import make_folder, make_model  # noqa: E402
+from bench.report import heading  # noqa: E402
 
 
 def _cpus() -> int:
@@ -65,6 +66,17 @@ def count_differences(paths: list[str], dir_a: str, dir_b: str) -> tuple[int, in
     return pixels, worst
 
 
+def table(setting: str, images: int, t_one: float, t_shards: float, shards: str, differing: int, worst: int) -> str:
+    """The Markdown table of one run: images/s of the one job (the reference) and of the shards
+    together, and the shards' speed-up over the one job: its time over theirs."""
+    return "\n".join([
+        f"| setting | one job (images/s) | {shards} (images/s) | speed-up of the shards | outputs vs the one job's |",
+        "|---|---:|---:|---:|---|",
+        f"| {setting} | {images / t_one:.2f} | {images / t_shards:.2f} | {t_one / t_shards:.2f}x "
+        f"| {differing} pixels differ, by <= {worst} grey level(s) |",
+    ])  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shards", type=int, default=2)
@@ -92,11 +104,10 @@ def main() -> None:
             splits = [line.split("(")[1].split(" ")[0] for line in lines]
             print(f"round {r + 1}: one job {one[-1]:.1f} s, {args.shards} shards {sharded[-1]:.1f} s", flush=True)
         differing, worst = count_differences(paths, whole, parts)
-    n, best_one, best_sharded = len(paths), min(one), min(sharded)
-    print(f"| {n} x {args.size}^2, {cpus} CPUs | one job, {cpus} threads: {n / best_one:.2f} | "
-          f"{args.shards} shards x {per_shard} thread(s), images {'/'.join(splits)}: {n / best_sharded:.2f} | "
-          f"{best_one / best_sharded:.2f}x | {differing} pixels differ, by <= {worst} grey level(s) |")
-
+    setting = f"{len(paths)} x {args.size}^2, {cpus} CPUs; one job on {cpus} threads; shards' images {'/'.join(splits)}"
+    shards = f"{args.shards} shards at once, {per_shard} thread(s) each"
+    print(f"\n{heading('shards_throughput.py')}; best of {args.rounds} round(s)\n")
+    print(table(setting, len(paths), min(one), min(sharded), shards, differing, worst))
 
 if __name__ == "__main__":
     main()

@@ -55,3 +55,35 @@ def test_report_names_a_reference_that_did_not_run():
     assert entropy.startswith("| entropy cpu | - | 500.0 |") and "xvertfast skipped: compiled extension" in entropy
     (pool,) = [r for r in rows if r.startswith("| pool cpu |")]  # a wrong result's time gives no speed-up
     assert "4.0x" not in pool and "xvertfast failed: AssertionError" in pool
+
+
+def _columns(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def test_enhance_throughput_table_has_its_header_and_a_speed_up_of_the_pipeline():
+    """Its one row under the header RESULTS.md's tables have (images/s), the speed-up the
+    sequential loop's time over the pipeline's."""
+    from bench.enhance_throughput import table
+
+    header, rule, row = table("4 x 256^2, cpu", 4, t_pipelined=2.0, t_sequential=4.0).splitlines()
+    assert _columns(header) == ["setting", "pipelined (images/s)", "sequential (images/s)", "speed-up"]
+    assert len(_columns(rule)) == 4 and _columns(row) == ["4 x 256^2, cpu", "2.00", "1.00", "2.00x"]
+
+
+def test_shards_throughput_table_has_a_header_and_a_speed_up_of_the_shards():
+    from bench.shards_throughput import table
+
+    header, rule, row = table("4 x 256^2, 2 CPUs", 4, t_one=4.0, t_shards=8.0, shards="2 shards",
+                              differing=3, worst=1).splitlines()  # fmt: skip
+    assert _columns(header)[:4] == ["setting", "one job (images/s)", "2 shards (images/s)", "speed-up of the shards"]
+    assert len(_columns(rule)) == len(_columns(header)) == len(_columns(row))
+    assert _columns(row)[1:4] == ["1.00", "0.50", "0.50x"]  # the shards at half the one job's rate
+
+
+def test_heading_names_the_device_and_the_command_as_given():
+    from bench.report import heading
+
+    line = heading("wls_table.py", ["--sizes", "128", "--device", "cpu"])
+    assert line.startswith("CPU: ") and "; torch " in line
+    assert line.endswith("`python bench/wls_table.py --sizes 128 --device cpu`")

@@ -19,6 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 import xvertfast  # noqa: E402  (registers the ops)
+from bench.report import heading  # noqa: E402
 from bench.wls_inputs import DATA, PARAMS  # noqa: E402
 from xvertfast.io import read_image  # noqa: E402
 
@@ -39,7 +40,7 @@ def main() -> None:
     parser.add_argument("images", nargs="*", default=DEFAULT,
                         help="cxr-dev file names (or paths), or 'noise' for 1024^2 uniform noise")  # fmt: skip
     args = parser.parse_args()
-    print(f"{torch.get_num_threads()} threads; `python bench/wls_parts.py`\n")
+    print(f"{heading('wls_parts.py')}\n")
     print("| image | setup (s) | one V-cycle (ms) | solve (s) | iterations |")
     print("|---|---:|---:|---:|---:|")
     for name in args.images:

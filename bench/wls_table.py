@@ -18,7 +18,6 @@ consecutive runs in this process, the same for every column.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 
 # BLAS worker threads spin after NumPy calls and steal the two cores from the solver.
@@ -33,7 +32,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from bench.report import device_line  # noqa: E402
+from bench.report import heading  # noqa: E402
 from bench.wls_inputs import (  # noqa: E402
     PARAMS,
     assemble,
@@ -112,8 +111,7 @@ def all_images(repeat: int) -> None:
 
     from bench.wls_inputs import DATA, native
 
-    command = "python bench/wls_table.py" + "".join(" " + a for a in sys.argv[1:])
-    print(f"\n{device_line()}; {datetime.date.today().isoformat()}; `{command}`\n")
+    print(f"\n{heading('wls_table.py')}\n")
     print(f"Time: best of {repeat} consecutive runs on {torch.get_num_threads()} threads. Memory as in the "
           "main table: resident peak rise per pixel in a fresh process, output included.\n")  # fmt: skip
     print("| image | size | xvertfast cpu (s) | iterations | relative residual | resident peak (B/px) |")
@@ -143,8 +141,7 @@ def gpu_table(sizes: list[int], batch: int, repeat: int) -> None:
         run()  # warm-up (kernel loading, allocator)
         return timed(run, repeat)
 
-    command = "python bench/wls_table.py" + "".join(" " + a for a in sys.argv[1:])
-    print(f"\n{device_line()}; cupy {cp.__version__}; {datetime.date.today().isoformat()}; `{command}`\n")
+    print(f"\n{heading('wls_table.py')}; cupy {cp.__version__}\n")
     print(f"Every time: one warm-up, then the best of {repeat}; xvertfast's batch time divided by {batch}, "
           "cupyx's time for one image (its assembly not timed).\n")  # fmt: skip
     print(f"| size | xvertfast cuda, batch of {batch} (ms per image) | of which setup | iterations "
@@ -192,8 +189,7 @@ def main() -> None:
 
 def cpu_table(sizes: list[int], baselines: list[int], repeat: int) -> None:
     n = torch.get_num_threads()
-    command = "python bench/wls_table.py" + "".join(" " + a for a in sys.argv[1:])
-    print(f"\n{device_line()}; {datetime.date.today().isoformat()}; `{command}`\n")
+    print(f"\n{heading('wls_table.py')}\n")
     print(f"Every time: best of {repeat} consecutive runs in one process (the first cold), the same for "
           f"every column. xvertfast on {n} threads (torch's) and on 1; spsolve (SuperLU) and pyamg run "
           "on 1 thread (OPENBLAS_NUM_THREADS=1). Baselines: the solve only; the sparse matrix's "
