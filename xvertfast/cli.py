@@ -363,6 +363,17 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from xvertfast.infer.cache import CacheBusy, cache_usage, clear_cache, describe_usage
+
+    try:
+        print(f"removed {describe_usage(clear_cache())}" if args.clear else describe_usage(cache_usage()))
+    except (CacheBusy, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from xvertfast.io.files import NothingFound, check_inputs
     from xvertfast.train import DiskFull, TrainConfig, TrainingDiverged, has_finished_epochs, train
@@ -701,6 +712,19 @@ Exit code: 0, 2 where the folder holds no such job or a ledger or checkpoint can
     exp.add_argument("--roi-size", type=_at_least(1), default=None,
                      help="tile side in pixels, the network's input (default: the model's training ROI size)")
     exp.set_defaults(func=_cmd_export)
+
+    cache = sub.add_parser(
+        "cache",
+        help="show the export cache's size, or empty it",
+        description="Show where the export cache is (XVF_CACHE_DIR, else ~/.cache/xvertfast/engines) and how much "
+        "it holds: the ONNX exports and TensorRT engines and timing caches that `enhance --backend "
+        "onnxruntime|tensorrt` and `export --format tensorrt` keep. Nothing is removed from it by itself; "
+        "--clear removes them (only files of those names: a cache folder shared with other files loses none), "
+        "and what is needed again is made again (a TensorRT engine in minutes). Exit code: 0 done, 2 refused "
+        "(another xvertfast process is building or loading from the cache).",
+    )
+    cache.add_argument("--clear", action="store_true", help="remove the cached exports, engines and timing caches")
+    cache.set_defaults(func=_cmd_cache)
 
     tr = sub.add_parser(
         "train",

@@ -84,7 +84,18 @@ def collect() -> dict[str, Any]:
         "cpu_bf16": cpu_bf16_support(),
         "optional": {name: _module_version(name) for name in OPTIONAL},
         "default_model": _default_model(),
+        "export_cache": _export_cache(),
     }
+
+
+def _export_cache() -> dict[str, Any] | None:
+    """Where the export cache is and how much it holds (None where that cannot be told; never raises)."""
+    try:
+        from xvertfast.infer.cache import cache_usage
+
+        return cache_usage()
+    except Exception:  # noqa: BLE001  (info reports; it never raises)
+        return None
 
 
 def _default_model(directory: str | None = None) -> str | None:
@@ -161,6 +172,10 @@ def format_report(info: dict[str, Any]) -> str:
         + (f" (kernel runtime sees {info['cuda_runtime_devices']})" if info["cuda_kernels_compiled"] else ""),
     ]
     lines.append(f"default model        {info.get('default_model') or 'missing (reinstall xvertfast)'}")
+    if info.get("export_cache"):
+        from xvertfast.infer.cache import describe_usage
+
+        lines.append(f"export cache         {describe_usage(info['export_cache'])}; `xvertfast cache --clear` empties it")
     for name, version in info["optional"].items():
         lines.append(f"{name:<20} {version if version else 'not importable'}")
     return "\n".join(lines)

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from xvertfast._version import __version__
+from xvertfast.infer.cache import CACHE_HINT, cache_in_use, default_cache_dir
 from xvertfast.io.write import atomic_write
 from xvertfast.model import XVertNet, load_model, model_tile
 from xvertfast.model.persistence import fingerprint
@@ -60,15 +61,6 @@ def require(module: str, purpose: str) -> ModuleType:
     except ImportError as exc:
         raise RuntimeError(f"{purpose} needs the {module} package, which is not importable here ({exc}); "
                            f"{EXPORT_HINT}") from exc  # fmt: skip
-
-
-#: Ends the error of a cache folder that takes no files.
-CACHE_HINT = "; it is in the export cache: set XVF_CACHE_DIR to a folder you can write in"
-
-
-def default_cache_dir() -> str:
-    """``$XVF_CACHE_DIR``, else ``~/.cache/xvertfast/engines``: engines, timing caches, ONNX exports."""
-    return os.environ.get("XVF_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "xvertfast", "engines")
 
 
 class _StageGraph(nn.Module):
@@ -260,12 +252,13 @@ def cached_onnx_export(model: XVertNet, cache_dir: str | os.PathLike | None = No
     """
     _check(model, tile)
     sha = fingerprint(model)
-    folder = os.path.join(os.fspath(cache_dir or default_cache_dir()), "onnx",
-                          f"{sha[:24]}-x{_exporter_digest()}-t{tile}-{'fp16' if fp16 else 'fp32'}")  # fmt: skip
-    paths = os.path.isdir(folder) and _matching_onnx_set(folder, len(model.stages), sha, tile, fp16)
-    if not paths:  # (a cache under a HOME that takes no files is common on clusters: say how to move it)
-        _output_folder(folder, CACHE_HINT)
-    return paths or export_onnx(model, folder, tile=tile, fp16=fp16, sha=sha)
+    cache_dir = os.fspath(cache_dir or default_cache_dir())
+    folder = os.path.join(cache_dir, "onnx", f"{sha[:24]}-x{_exporter_digest()}-t{tile}-{'fp16' if fp16 else 'fp32'}")
+    with cache_in_use(cache_dir):  # (the caller that reads the files holds it too)
+        paths = os.path.isdir(folder) and _matching_onnx_set(folder, len(model.stages), sha, tile, fp16)
+        if not paths:  # (a cache under a HOME that takes no files is common on clusters: say how to move it)
+            _output_folder(folder, CACHE_HINT)
+        return paths or export_onnx(model, folder, tile=tile, fp16=fp16, sha=sha)
 
 
 def _exporter_digest() -> str:
@@ -546,5 +539,6 @@ def export_model(model_path_or_model: str | os.PathLike | XVertNet, out: str | o
     onnx_paths = _matching_onnx_set(out, len(model.stages), sha, tile, fp16)
     if onnx_paths is None:
         onnx_paths = export_onnx(model, out, tile=tile, fp16=fp16, sha=sha, overwrite=overwrite)
-    cached = [build_engine(p, max_batch=max_batch, device=dev, cache_dir=cache_dir) for p in onnx_paths]
-    return _write_stage_set(os.fspath(out), ".engine", len(cached), lambda k, tmp: shutil.copyfile(cached[k], tmp))
+    with cache_in_use(cache_dir):  # from finding the cached engines to having copied them
+        cached = [build_engine(p, max_batch=max_batch, device=dev, cache_dir=cache_dir) for p in onnx_paths]
+        return _write_stage_set(os.fspath(out), ".engine", len(cached), lambda k, tmp: shutil.copyfile(cached[k], tmp))

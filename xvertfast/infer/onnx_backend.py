@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from xvertfast.infer.backends import StageBackend
+from xvertfast.infer.cache import cache_in_use
 from xvertfast.infer.export import DEFAULT_TILE, cached_onnx_export, check_stage_set, require, stage_paths
 from xvertfast.model import XVertNet
 
@@ -69,7 +70,8 @@ class OnnxRuntimeBackend(StageBackend):
     def from_model(cls, model: XVertNet, device: torch.device, tile: int = DEFAULT_TILE, fp16: bool = False,
                    cache_dir: str | None = None) -> OnnxRuntimeBackend:  # fmt: skip
         """Exports the stages once into the cache (keyed by the weights hash) and opens them."""
-        return cls(cached_onnx_export(model, cache_dir, tile=tile, fp16=fp16), device)
+        with cache_in_use(cache_dir):  # until the sessions have read the files
+            return cls(cached_onnx_export(model, cache_dir, tile=tile, fp16=fp16), device)
 
     @property
     def stages(self) -> int:

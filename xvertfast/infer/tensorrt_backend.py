@@ -24,8 +24,8 @@ from typing import Any
 import torch
 
 from xvertfast.infer.backends import StageBackend
-from xvertfast.infer.export import (CACHE_HINT, DEFAULT_TILE, _output_folder, cached_onnx_export, default_cache_dir,
-                                    read_onnx_metadata)  # fmt: skip
+from xvertfast.infer.cache import CACHE_HINT, cache_in_use, default_cache_dir
+from xvertfast.infer.export import DEFAULT_TILE, _output_folder, cached_onnx_export, read_onnx_metadata
 from xvertfast.io.files import file_sha256
 from xvertfast.io.write import atomic_write
 from xvertfast.model import XVertNet
@@ -153,10 +153,17 @@ def build_engine(onnx_path: str | os.PathLike, *, max_batch: int = 8, device: to
     dev = _cuda(device)
     onnx_path = os.fspath(onnx_path)
     cache_dir = os.fspath(cache_dir or default_cache_dir())
-    path, settings = _engine_spec(trt, onnx_path, max_batch, dev, cache_dir)
-    if os.path.isfile(path):
-        return path
-    _output_folder(cache_dir, CACHE_HINT)  # before minutes of building, not at the engine's temporary file
+    with cache_in_use(cache_dir):  # (a caller that then reads the engine holds it until it has)
+        path, settings = _engine_spec(trt, onnx_path, max_batch, dev, cache_dir)
+        if not os.path.isfile(path):
+            _output_folder(cache_dir, CACHE_HINT)  # before minutes of building, not at the engine's temporary file
+            _build(trt, dev, onnx_path, settings, path, cache_dir)
+    return path
+
+
+def _build(trt: ModuleType, dev: torch.device, onnx_path: str, settings: dict[str, Any], path: str,
+           cache_dir: str) -> None:  # fmt: skip
+    """Builds the engine of ``onnx_path`` with ``settings`` into ``path``, and saves the timing cache."""
     with torch.cuda.device(dev):
         builder = trt.Builder(_logger())
         flags = 0
@@ -189,7 +196,6 @@ def build_engine(onnx_path: str | os.PathLike, *, max_batch: int = 8, device: to
             f.write(memoryview(plan))
         with atomic_write(timing_path) as tmp, open(tmp, "wb") as f:
             f.write(memoryview(config.get_timing_cache().serialize()))
-    return path
 
 
 class TensorRTBackend(StageBackend):
@@ -240,21 +246,22 @@ class TensorRTBackend(StageBackend):
         trt = import_tensorrt()
         dev = _cuda(device)
         cache_dir = cache_dir or default_cache_dir()
-        onnx_paths = cached_onnx_export(model, cache_dir, tile=tile, fp16=fp16)
-        dtype, rebuilt = (torch.float16 if fp16 else torch.float32), set()
-        while True:
-            engines = [build_engine(p, max_batch=max_batch, device=dev, cache_dir=cache_dir) for p in onnx_paths]
-            try:
-                return cls(engines, dev, dtype)
-            except EngineLoadError as exc:  # damaged, or from a TensorRT build that reports the same version
-                if exc.path in rebuilt:  # built again here and still unloadable: TensorRT's log says why
-                    raise
-                import warnings
+        with cache_in_use(cache_dir):  # from exporting to having read the engines
+            onnx_paths = cached_onnx_export(model, cache_dir, tile=tile, fp16=fp16)
+            dtype, rebuilt = (torch.float16 if fp16 else torch.float32), set()
+            while True:
+                engines = [build_engine(p, max_batch=max_batch, device=dev, cache_dir=cache_dir) for p in onnx_paths]
+                try:
+                    return cls(engines, dev, dtype)
+                except EngineLoadError as exc:  # damaged, or from a TensorRT build that reports the same version
+                    if exc.path in rebuilt:  # built again here and still unloadable: TensorRT's log says why
+                        raise
+                    import warnings
 
-                warnings.warn(f"{exc.path}: TensorRT {trt.__version__} could not load this cached engine; building "
-                              "it again", RuntimeWarning, stacklevel=2)  # fmt: skip
-                rebuilt.add(exc.path)
-                os.remove(exc.path)
+                    warnings.warn(f"{exc.path}: TensorRT {trt.__version__} could not load this cached engine; "
+                                  "building it again", RuntimeWarning, stacklevel=2)  # fmt: skip
+                    rebuilt.add(exc.path)
+                    os.remove(exc.path)
 
     @property
     def stages(self) -> int:

@@ -1,0 +1,126 @@
+"""The export cache's upkeep: its size, emptying it (only its own files, never while another
+process builds or loads from it), and `xvertfast cache` / `xvertfast info`."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from tests.infer.test_export import TILE, install_fake_tensorrt, needs_export, tiny_model
+from xvertfast.cli import main
+from xvertfast.infer import cache as cache_module
+from xvertfast.infer import tensorrt_backend
+from xvertfast.infer.cache import CacheBusy, cache_in_use, cache_usage, clear_cache
+from xvertfast.infer.export import cached_onnx_export
+
+
+def _fill(cache, monkeypatch) -> list[str]:
+    """What enhance --backend tensorrt leaves in ``cache``: an ONNX set, its engines, a timing cache."""
+    needs_export()
+    model = tiny_model(5)
+    cached_onnx_export(model, cache, tile=TILE)  # before the fake: torch.export looks for a real tensorrt
+    install_fake_tensorrt(monkeypatch)
+    tensorrt_backend.TensorRTBackend.from_model(model, torch.device("cuda:0"), tile=TILE, max_batch=2,
+                                                cache_dir=str(cache))  # fmt: skip
+    return sorted(os.path.relpath(os.path.join(d, f), cache) for d, _, files in os.walk(cache) for f in files)
+
+
+def test_the_cache_is_measured_and_cleared_of_its_own_files_only(tmp_path, monkeypatch):
+    # nothing ever removed a cached export: every model, max batch, TensorRT and GPU left its ONNX
+    # set and engines (hundreds of MB each) behind, and nothing said how much there was
+    cache = tmp_path / "cache"
+    made = _fill(cache, monkeypatch)
+    ours = [f for f in made if f != cache_module.LOCK_NAME]
+    assert sum(f.endswith(".engine") for f in ours) == 2 and sum(f.startswith("timing-") for f in ours) == 1
+    assert sum(f.startswith("onnx") for f in ours) == 2
+    size = sum(os.path.getsize(cache / f) for f in ours)
+    assert cache_usage(cache) == {"path": str(cache), "files": len(ours), "bytes": size, "engines": 2}
+    # a kill during a build leaves its temporary; the user's own files and links are not the cache's
+    (cache / f".{'a' * 64}.engine.x1y2z3.part").write_bytes(b"12345")
+    (cache / "notes.txt").write_text("mine")
+    (tmp_path / "elsewhere.engine").write_text("not the cache's")
+    os.symlink(tmp_path / "elsewhere.engine", cache / f"{'b' * 64}.engine")
+    onnx_folder = next(p for p in (cache / "onnx").iterdir())
+    (onnx_folder / "README").write_text("mine too")
+    assert cache_usage(cache)["files"] == len(ours) + 1
+    assert clear_cache(cache) == {"path": str(cache), "files": len(ours) + 1, "bytes": size + 5, "engines": 2}
+    left = sorted(os.path.relpath(os.path.join(d, f), cache) for d, _, files in os.walk(cache) for f in files)
+    assert left == sorted([cache_module.LOCK_NAME, "notes.txt", f"{'b' * 64}.engine",
+                           os.path.relpath(onnx_folder / "README", cache)])  # fmt: skip
+    assert (tmp_path / "elsewhere.engine").read_text() == "not the cache's"
+    assert cache_usage(cache)["files"] == 0
+    os.remove(onnx_folder / "README")
+    assert clear_cache(cache)["files"] == 0 and not (cache / "onnx").exists()  # emptied folders go
+    assert clear_cache(tmp_path / "none")["files"] == 0 and not (tmp_path / "none").exists()
+
+
+def test_the_cache_is_not_cleared_while_a_process_loads_from_it(tmp_path, monkeypatch):
+    # removing an engine between a run's finding it and its reading it stopped that run
+    cache = tmp_path / "cache"
+    _fill(cache, monkeypatch)
+    with cache_in_use(cache), pytest.raises(CacheBusy, match=f"{cache}: another xvertfast process is building"):
+        clear_cache(cache)
+    assert cache_usage(cache)["engines"] == 2
+    refused = []
+    runtime = tensorrt_backend.import_tensorrt().Runtime
+    deserialize = runtime.deserialize_cuda_engine
+
+    def loading(self, data):  # a clear while the backend reads its engines
+        with pytest.raises(CacheBusy):
+            clear_cache(cache)
+        refused.append(True)
+        return deserialize(self, data)
+
+    monkeypatch.setattr(runtime, "deserialize_cuda_engine", loading)
+    tensorrt_backend.TensorRTBackend.from_model(tiny_model(5), torch.device("cuda:0"), tile=TILE, max_batch=2,
+                                                cache_dir=str(cache))  # fmt: skip
+    assert refused == [True, True]
+    assert clear_cache(cache)["engines"] == 2  # and once it has read them
+
+
+def test_the_onnxruntime_backend_holds_the_cache_while_it_opens_the_files(tmp_path, monkeypatch):
+    from xvertfast.infer import onnx_backend
+
+    needs_export()
+    refused = []
+    init = onnx_backend.OnnxRuntimeBackend.__init__
+
+    def opening(self, paths, device):
+        with pytest.raises(CacheBusy):
+            clear_cache(tmp_path)
+        refused.append(True)
+        init(self, paths, device)
+
+    monkeypatch.setattr(onnx_backend.OnnxRuntimeBackend, "__init__", opening)
+    onnx_backend.OnnxRuntimeBackend.from_model(tiny_model(5), torch.device("cpu"), tile=TILE, cache_dir=str(tmp_path))
+    assert refused == [True]
+
+
+def test_xvertfast_cache_shows_and_clears_it(tmp_path, monkeypatch, capsys):
+    cache = tmp_path / "cache"
+    _fill(cache, monkeypatch)
+    monkeypatch.setenv("XVF_CACHE_DIR", str(cache))
+    usage = cache_usage()
+    assert main(["cache"]) == 0
+    assert capsys.readouterr().out == (f"{cache}: {usage['files']} files, {usage['bytes'] / 1e6:.1f} MB "
+                                       "(2 TensorRT engines)\n")  # fmt: skip
+    with cache_in_use(cache):
+        assert main(["cache", "--clear"]) == 2
+    assert "another xvertfast process is building or loading" in capsys.readouterr().err
+    assert main(["cache", "--clear"]) == 0
+    assert capsys.readouterr().out == (f"removed {cache}: {usage['files']} files, {usage['bytes'] / 1e6:.1f} MB "
+                                       "(2 TensorRT engines)\n")  # fmt: skip
+    assert cache_usage()["files"] == 0
+
+
+def test_xvertfast_info_says_where_the_cache_is_and_how_big(tmp_path, monkeypatch):
+    from xvertfast.info import collect, format_report
+
+    monkeypatch.setenv("XVF_CACHE_DIR", str(tmp_path))
+    (tmp_path / f"{'c' * 64}.engine").write_bytes(b"x" * 2_500_000)
+    info = collect()
+    assert info["export_cache"] == {"path": str(tmp_path), "files": 1, "bytes": 2_500_000, "engines": 1}
+    said = f"export cache         {tmp_path}: 1 file, 2.5 MB (1 TensorRT engine); `xvertfast cache --clear` empties it"
+    assert said in format_report(info).splitlines()

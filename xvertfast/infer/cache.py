@@ -1,0 +1,144 @@
+"""The export cache: where it is, how much it holds, emptying it, and the lock that keeps the
+emptying away from a process building or loading from it.
+
+The cache (:func:`default_cache_dir`) holds the ONNX exports of
+``--backend onnxruntime|tensorrt`` (``onnx/<model>-x<exporter>-t<tile>-<precision>/``), TensorRT
+engines (``<key>.engine``, tens to hundreds of MB each, one per model, precision, tile, max
+batch, TensorRT and GPU) and TensorRT timing caches (``timing-*.cache``). Nothing is pruned by
+itself: :func:`cache_usage` (``xvertfast cache``, ``xvertfast info``) says how much there is,
+and :func:`clear_cache` (``xvertfast cache --clear``) removes it; whatever is needed again is
+made again (an engine in minutes). Only files of those names are counted or removed, never a
+link or a file of another name, so a cache folder set to a folder that holds other files loses
+none of them.
+
+A process that builds or loads from the cache holds :func:`cache_in_use` (a shared lock) from
+finding the files to having read them; emptying takes the lock exclusively, so it is refused
+while one does, and waits for it instead of removing a file between its check and its read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Iterator
+
+from xvertfast.resume import hold_lock
+
+__all__ = ["default_cache_dir", "cache_usage", "describe_usage", "clear_cache", "cache_in_use", "CacheBusy", "CACHE_HINT", "LOCK_NAME"]
+
+#: Ends the error of a cache folder that takes no files.
+CACHE_HINT = "; it is in the export cache: set XVF_CACHE_DIR to a folder you can write in"
+
+LOCK_NAME = ".xvertfast-cache.lock"
+#: Files at the cache's top: engines, timing caches, and the temporaries (``.NAME.<random>.part``)
+#: a killed build left of either.
+_TOP = re.compile(r"\.?(?:[0-9a-f]{64}\.engine|timing-[^/]*\.cache)(?:\.[^.]+\.part)?")
+#: An ONNX export's folder under ``onnx/``, and the files in it.
+_ONNX_FOLDER = re.compile(r"[0-9a-f]{24}-x[0-9a-f]{12}-t\d+-fp(?:16|32)")
+_ONNX_FILE = re.compile(r"\.?stage\d+\.onnx(?:\.[^.]+\.part)?")
+
+
+def default_cache_dir() -> str:
+    """``$XVF_CACHE_DIR``, else ``~/.cache/xvertfast/engines``: engines, timing caches, ONNX exports."""
+    return os.environ.get("XVF_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "xvertfast", "engines")
+
+
+class CacheBusy(RuntimeError):
+    """Another process holds the cache (building or loading from it)."""
+
+
+def _files(cache_dir: str) -> Iterator[str]:
+    """The cache's own files (see the module docstring), never a link; folders that cannot be
+    listed hold none."""
+    with contextlib.suppress(OSError):
+        with os.scandir(cache_dir) as entries:
+            for entry in entries:
+                if _TOP.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                    yield entry.path
+    onnx = os.path.join(cache_dir, "onnx")
+    if os.path.islink(onnx):
+        return
+    for folder in _onnx_folders(onnx):
+        with contextlib.suppress(OSError):
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if _ONNX_FILE.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                        yield entry.path
+
+
+def _onnx_folders(onnx: str) -> list[str]:
+    try:
+        with os.scandir(onnx) as entries:
+            return [e.path for e in entries if _ONNX_FOLDER.fullmatch(e.name) and e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []
+
+
+def cache_usage(cache_dir: str | os.PathLike | None = None) -> dict:
+    """``{"path", "files", "bytes", "engines"}`` of the cache's own files (zeros where there is
+    no cache yet)."""
+    path = os.fspath(cache_dir or default_cache_dir())
+    files, size, engines = 0, 0, 0
+    for name in _files(path):
+        with contextlib.suppress(OSError):  # removed meanwhile
+            size += os.lstat(name).st_size
+            files += 1
+            engines += name.endswith(".engine") and not os.path.basename(name).startswith(".")
+    return {"path": path, "files": files, "bytes": size, "engines": engines}
+
+
+def describe_usage(usage: dict) -> str:
+    """``PATH: N files, X MB (K TensorRT engines)``, of :func:`cache_usage`'s answer."""
+
+    def count(n: int, noun: str) -> str:
+        return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+    return (f"{usage['path']}: {count(usage['files'], 'file')}, {usage['bytes'] / 1e6:.1f} MB "
+            f"({count(usage['engines'], 'TensorRT engine')})")  # fmt: skip
+
+
+@contextlib.contextmanager
+def cache_in_use(cache_dir: str | os.PathLike | None = None):
+    """Keeps :func:`clear_cache` out while the block builds or reads files of the cache (waits
+    for one that runs). Where the lock file cannot be made (a read-only cache) the block runs
+    without it: nothing there can be cleared by this user either."""
+    path = os.fspath(cache_dir or default_cache_dir())
+    lock = None
+    with contextlib.suppress(OSError):
+        os.makedirs(path, exist_ok=True)
+        lock = hold_lock(os.path.join(path, LOCK_NAME), shared=True, wait=True)
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.close()
+
+
+def clear_cache(cache_dir: str | os.PathLike | None = None) -> dict:
+    """Removes the cache's own files (and the ONNX folders they leave empty); returns what
+    :func:`cache_usage` said of them before. Raises :class:`CacheBusy` while another process
+    builds or loads from the cache."""
+    path = os.fspath(cache_dir or default_cache_dir())
+    if not os.path.isdir(path):
+        return cache_usage(path)
+    try:
+        lock = hold_lock(os.path.join(path, LOCK_NAME), patience=1.0)
+    except OSError as exc:
+        raise OSError(exc.errno, f"{path}: cannot lock the export cache to clear it ({exc.strerror or exc})") from exc
+    if lock is None:
+        raise CacheBusy(f"{path}: another xvertfast process is building or loading from the export cache; "
+                        "clear it once that process has started (or ended)")  # fmt: skip
+    try:
+        before = cache_usage(path)
+        for name in _files(path):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(name)
+        onnx = os.path.join(path, "onnx")
+        if not os.path.islink(onnx):
+            for folder in [*_onnx_folders(onnx), onnx]:
+                with contextlib.suppress(OSError):  # not empty (a file of the user's): kept
+                    os.rmdir(folder)
+    finally:
+        lock.close()
+    return before
