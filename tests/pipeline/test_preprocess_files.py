@@ -201,6 +201,34 @@ def test_a_full_disk_stops_the_job(tmp_path, monkeypatch, capsys):
     assert "3 done" in capsys.readouterr().out
 
 
+def test_an_image_whose_writing_fails_keeps_none_of_its_outputs(tmp_path, monkeypatch, capsys):
+    """Its overlay, written last, fails (a disk error, the disk full): the outputs written before it
+    are removed, as a failed file gets none (they passed for the image's outputs)."""
+    import errno
+
+    from xvertfast.pipeline import preprocess_files as module
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for name, seed in (("a.png", 0), ("b.png", 1), ("c.png", 2)):
+        Image.fromarray(radiograph_like(seed)).save(src / name)
+    real = module._write_rgb
+
+    def write_rgb(path, rgb):
+        if os.path.basename(path).startswith("b_"):
+            raise OSError(errno.EIO, "Input/output error", path)
+        real(path, rgb)
+
+    monkeypatch.setattr(module, "_write_rgb", write_rgb)
+    assert main(["preprocess", str(src), "-o", str(out), "-q"]) == 1
+    assert "2 done, 0 skipped, 1 failed" in capsys.readouterr().out
+    made = sorted(p.name for p in out.iterdir() if p.name not in JOB_STATE)
+    assert made == sorted(n + s for n in ("a", "c") for s in SUFFIXES)  # none of b's
+    monkeypatch.undo()
+    assert main(["preprocess", str(src), "-o", str(out), "-q"]) == 0
+    assert "1 done, 2 skipped" in capsys.readouterr().out
+
+
 def test_an_unexpected_error_fails_that_file_alone(tmp_path, monkeypatch, capsys):
     """Out of memory on one huge image (the WLS solver's allocation), any other error: that file
     fails, named, and the job goes on to the others and its summary."""

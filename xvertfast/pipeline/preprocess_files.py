@@ -21,6 +21,7 @@ interrupted) are not, and the input fails until they are moved away.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -123,10 +124,18 @@ def _one(f: InputFile, outs: list[str], job: JobFolder, log=print) -> None:
     for out in outs:
         os.makedirs(os.path.dirname(out), exist_ok=True)
         job.starting(f.path, out)
-    write_image(outs[0], pp.xp, fmt="png16", overwrite=True)
-    _write_float_tiff(outs[1], y)
-    write_image(outs[2], np.clip(0.5 + 0.5 * y / scale, 0, 1), fmt="png8", overwrite=True)
-    _write_rgb(outs[3], overlay(rad.pixels, spine))
+    try:
+        write_image(outs[0], pp.xp, fmt="png16", overwrite=True)
+        _write_float_tiff(outs[1], y)
+        write_image(outs[2], np.clip(0.5 + 0.5 * y / scale, 0, 1), fmt="png8", overwrite=True)
+        _write_rgb(outs[3], overlay(rad.pixels, spine))
+    except BaseException:
+        # a failed input gets no output: those written before the error (or Ctrl-C) would pass
+        # for its set. All four are the job's own (the ledger records them as being written)
+        for out in outs:
+            with contextlib.suppress(OSError):  # (not made yet; one that cannot go stays unfinished)
+                os.remove(out)
+        raise
     for out in outs:
         job.finished(f.path, out, stat)
 
