@@ -159,6 +159,8 @@ class Enhancer:
             an explicit ``bf16`` is replaced).
         wls_method: the WLS solver of the preprocessing and of the guidance between stages
             (a method of :func:`xvertfast.wls`).
+        cache_dir: where the onnxruntime and tensorrt backends keep their ONNX exports and
+            engines (default: ``$XVF_CACHE_DIR``, else ``~/.cache/xvertfast/engines``).
 
     Example:
         >>> enh = Enhancer("path/to/model", mode="spine")            # doctest: +SKIP
