@@ -73,9 +73,9 @@ def files_per_second(paths: list[str], threads: int, rounds: int = 2) -> tuple[f
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--count", type=int, default=8)
-    ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
-    ap.add_argument("--size", default="2048x2500", help="ROWSxCOLS")
+    ap.add_argument("--count", type=int, default=8, help="files (default: %(default)s)")
+    ap.add_argument("--threads", default="1,2", help="comma-separated thread counts, one row each (default: %(default)s)")
+    ap.add_argument("--size", default="2048x2500", help="ROWSxCOLS of each file (default: %(default)s)")
     args = ap.parse_args()
     rows, cols = (int(v) for v in args.size.lower().split("x"))
     if not dicom_codecs.available_for("1.2.840.10008.1.2.4.90"):

@@ -142,7 +142,7 @@ def print_table(s: dict) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=200, help="images in the job (default: 200)")
     parser.add_argument("--workers", type=int, default=1, help="enhance --workers (default: 1)")
     parser.add_argument("--plot", metavar="PNG", help="also draw memory against images done into this PNG")

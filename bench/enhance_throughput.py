@@ -38,13 +38,13 @@ def table(setting: str, images: int, t_pipelined: float, t_sequential: float) ->
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--count", type=int, default=COUNT)
-    ap.add_argument("--size", type=int, default=SIZE)
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--backend", default="torch")
+    ap.add_argument("--count", type=int, default=COUNT, help="images (cxr-dev NIH, resized; default: %(default)s)")
+    ap.add_argument("--size", type=int, default=SIZE, help="their side in pixels (default: %(default)s)")
+    ap.add_argument("--device", default="auto", help="as xvertfast enhance --device (default: %(default)s)")
+    ap.add_argument("--backend", default="torch", help="as xvertfast enhance --backend (default: %(default)s)")
     ap.add_argument("--workers", type=int, default=None, help="default: as xvertfast enhance (default_workers)")
-    ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--precision", default="auto")
+    ap.add_argument("--batch-size", type=int, default=8, help="ROI tiles per network call (default: %(default)s)")
+    ap.add_argument("--precision", default="auto", help="as xvertfast enhance --precision (default: %(default)s)")
     args = ap.parse_args()
     from xvertfast.infer.batch import default_workers
     from xvertfast.runtime import tune_allocator

@@ -14,11 +14,16 @@ Bytes counted:
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 
 import torch
 
-from xvertfast.ops import gradient_correlation_loss, select_max_entropy
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from bench.report import heading  # noqa: E402
+from xvertfast.ops import gradient_correlation_loss, select_max_entropy  # noqa: E402
 
 
 def timed(fn, device: str, repeat: int) -> float:
@@ -44,11 +49,14 @@ def copy_bandwidth(device: str, repeat: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="default: cuda where a GPU is, else cpu")
+    parser.add_argument("--repeat", type=int, default=10,
+                        help="timed runs after a warm-up, best taken; select_max_entropy: max(3, N // 3) (default: %(default)s)")
     args = parser.parse_args()
     dev, rep = args.device, args.repeat
 
+    print(f"{heading('roofline.py')}\n")
     bw = copy_bandwidth(dev, rep)
     print(f"device {dev}: copy bandwidth {bw / 1e9:.1f} GB/s")
 

@@ -79,10 +79,10 @@ def table(setting: str, images: int, t_one: float, t_shards: float, shards: str,
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--shards", type=int, default=2)
-    ap.add_argument("--count", type=int, default=24)
-    ap.add_argument("--size", type=int, default=1024)
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--shards", type=int, default=2, help="shards run at once, CPUS/N threads each (default: %(default)s)")
+    ap.add_argument("--count", type=int, default=24, help="images (cxr-dev NIH, resized; default: %(default)s)")
+    ap.add_argument("--size", type=int, default=1024, help="their side in pixels (default: %(default)s)")
+    ap.add_argument("--rounds", type=int, default=2, help="rounds of both sides, alternating; best taken (default: %(default)s)")
     args = ap.parse_args()
     cpus = _cpus()
     per_shard = max(1, cpus // args.shards)

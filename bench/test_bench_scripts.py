@@ -87,3 +87,38 @@ def test_heading_names_the_device_and_the_command_as_given():
     line = heading("wls_table.py", ["--sizes", "128", "--device", "cpu"])
     assert line.startswith("CPU: ") and "; torch " in line
     assert line.endswith("`python bench/wls_table.py --sizes 128 --device cpu`")
+
+
+SCRIPTS = sorted(name for name in os.listdir(HERE) if name.endswith(".py") and not name.startswith("test_")
+                 and "__main__" in open(os.path.join(HERE, name)).read())  # fmt: skip
+
+
+def test_every_script_option_has_help():
+    """--help says what each option does: every add_argument of a bench script has a help text."""
+    import ast
+
+    assert len(SCRIPTS) >= 9, SCRIPTS
+    for name in SCRIPTS:
+        with open(os.path.join(HERE, name)) as f:
+            tree = ast.parse(f.read())
+        for call in ast.walk(tree):
+            if isinstance(call, ast.Call) and getattr(call.func, "attr", None) == "add_argument":
+                what = ast.literal_eval(call.args[0]) if call.args else "?"
+                assert any(k.arg == "help" for k in call.keywords), f"bench/{name}: {what} has no help"
+
+
+def test_every_script_help_gives_its_whole_description():
+    """The docstring (what the script measures, how its table reads) is in --help, not cut."""
+    import ast
+
+    for name in SCRIPTS:
+        with open(os.path.join(HERE, name)) as f:
+            doc = ast.get_docstring(ast.parse(f.read()), clean=False)
+        assert " ".join(doc.split()) in " ".join(_help(name).split()), f"bench/{name} --help"
+
+
+def test_wls_table_refuses_baselines_at_a_size_it_does_not_run():
+    """A --baselines size that is not among --sizes had no row, so the baselines silently never ran."""
+    out = subprocess.run([sys.executable, os.path.join(HERE, "wls_table.py"), "--sizes", "64", "--baselines", "128"],
+                         capture_output=True, text=True, timeout=120, cwd=os.path.dirname(HERE))  # fmt: skip
+    assert out.returncode == 2 and "--baselines 128: not among --sizes 64" in out.stderr, out.stderr

@@ -25,10 +25,10 @@ from xvertfast.train.data import RoiSet, open_pairs  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rois", type=int, default=600)
-    ap.add_argument("--size", type=int, default=512)
-    ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--rois", type=int, default=600, help="ROI pairs in the set (default: %(default)s)")
+    ap.add_argument("--size", type=int, default=512, help="their side in pixels (default: %(default)s)")
+    ap.add_argument("--epochs", type=int, default=2, help="epochs of batches read (default: %(default)s)")
+    ap.add_argument("--batch-size", type=int, default=8, help="ROI pairs per batch (default: %(default)s)")
     args = ap.parse_args()
     n, s = args.rois, args.size
     with tempfile.TemporaryDirectory() as tmp:

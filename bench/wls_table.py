@@ -168,8 +168,11 @@ def gpu_table(sizes: list[int], batch: int, repeat: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048])
-    parser.add_argument("--baselines", type=int, nargs="*", default=[1024])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048],
+                        help="sides of the square test images, one row each (default: 512 1024 2048)")
+    parser.add_argument("--baselines", type=int, nargs="*", default=None,
+                        help="the sizes, among --sizes, at which spsolve and pyamg run too; none given: no "
+                        "baselines (default: 1024 where --sizes has it)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                         help="cuda: the GPU table (xvertfast's CUDA solver vs cupyx Jacobi-CG)")
     parser.add_argument("--batch", type=int, default=8, help="images per GPU batch (--device cuda)")
@@ -177,6 +180,11 @@ def main() -> None:
     parser.add_argument("--all-images", action="store_true",
                         help="instead: every cxr-dev image at its native size (time, iterations, memory)")
     args = parser.parse_args()
+    if args.baselines is None:
+        args.baselines = [size for size in (1024,) if size in args.sizes]
+    elif not set(args.baselines) <= set(args.sizes):
+        parser.error(f"--baselines {' '.join(map(str, args.baselines))}: not among --sizes "
+                     f"{' '.join(map(str, args.sizes))} (the baselines run only at sizes the table has rows for)")  # fmt: skip
     if args.all_images:
         all_images(args.repeat)
         return
