@@ -144,6 +144,8 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
     _dry_run_notes(summary, "preprocess", args.output, len(summary.planned), outputs_each=len(SUFFIXES))
     for path, reason in summary.failed:
         print(f"  failed: {reason}", file=sys.stderr)
+    if summary.stopped == "interrupted":
+        return 130
     return 1 if summary.failed else 0
 
 

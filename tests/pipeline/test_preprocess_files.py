@@ -229,6 +229,35 @@ def test_an_image_whose_writing_fails_keeps_none_of_its_outputs(tmp_path, monkey
     assert "1 done, 2 skipped" in capsys.readouterr().out
 
 
+def test_an_interrupt_says_what_was_done_and_leaves_no_part_of_the_image_in_flight(tmp_path, monkeypatch, capsys):
+    """Ctrl-C, or SIGTERM (which the CLI turns into the same KeyboardInterrupt), while an image is
+    written: the summary says what is done and what is left, exit 130, and the image in flight
+    has no outputs (it printed only "interrupted")."""
+    from xvertfast.pipeline import preprocess_files as module
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for name, seed in (("a.png", 0), ("b.png", 1), ("c.png", 2)):
+        Image.fromarray(radiograph_like(seed)).save(src / name)
+    real = module._write_rgb
+
+    def write_rgb(path, rgb):
+        if os.path.basename(path).startswith("b_"):
+            raise KeyboardInterrupt
+        real(path, rgb)
+
+    monkeypatch.setattr(module, "_write_rgb", write_rgb)
+    assert main(["preprocess", str(src), "-o", str(out), "-q"]) == 130
+    said = capsys.readouterr().out
+    assert "1 done, 0 skipped, 0 failed" in said
+    assert "stopped: interrupted, 2 not processed (the same command resumes)" in said
+    made = sorted(p.name for p in out.iterdir() if p.name not in JOB_STATE)
+    assert made == sorted("a" + s for s in SUFFIXES)
+    monkeypatch.undo()
+    assert main(["preprocess", str(src), "-o", str(out), "-q"]) == 0
+    assert "2 done, 1 skipped" in capsys.readouterr().out
+
+
 def test_an_unexpected_error_fails_that_file_alone(tmp_path, monkeypatch, capsys):
     """Out of memory on one huge image (the WLS solver's allocation), any other error: that file
     fails, named, and the job goes on to the others and its summary."""

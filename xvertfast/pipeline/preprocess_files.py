@@ -53,7 +53,7 @@ class JobSummary:
     skipped: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  #: (path, reason)
     seconds: float = 0.0
-    stopped: str | None = None  #: why the job stopped before the end (the disk is full), else None
+    stopped: str | None = None  #: why the job stopped before the end (interrupted, the disk is full), else None
     not_processed: int = 0  #: inputs left when it stopped
     shard: Shard | None = None  #: the part of the inputs this job did, where it was one of several
     found: int = 0  #: input files found (this shard's, for a shard)
@@ -180,7 +180,8 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
     jobs into the same folder (:mod:`xvertfast.io.shards`). ``dry_run``: plan only, writing
     nothing (out_dir is not made); the summary's ``planned`` lists what a run would preprocess,
     ``skipped`` what is done, ``failed`` what would fail at planning (files that cannot be
-    decoded show only when a run reads them)."""
+    decoded show only when a run reads them). A KeyboardInterrupt (Ctrl-C; the CLI's SIGTERM) while
+    the inputs are processed stops the job: the summary's ``stopped`` says so."""
     files = discover(inputs, exclude=[out_dir])
     if not files:  # before the output folder is made
         raise NothingFound(inputs)
@@ -227,6 +228,11 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
                 if disk_full(exc):
                     summary.stopped, summary.not_processed = "the disk is full", len(planned) - number - 1
                     break
+            except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (the CLI raises it): the summary says what is done
+                if dry_run:  # (its counts would be part of a plan)
+                    raise
+                summary.stopped, summary.not_processed = "interrupted", len(planned) - number
+                break
             bar.update(1)
         bar.close()
     finally:
