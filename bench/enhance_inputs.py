@@ -7,9 +7,9 @@ import os
 import numpy as np
 import torch
 
+from bench import SMALL
 from bench.wls_inputs import DATA, radiograph
 
-SMALL = os.environ.get("XVF_BENCH_SMALL") == "1"
 #: Images per timed batch and their side (the NIH size); XVF_BENCH_SMALL=1 for a quick smoke run.
 COUNT, SIZE = (3, 384) if SMALL else (8, 1024)
 

@@ -7,17 +7,16 @@ xvertfast's imagecodecs plugin, on the same files in the same run.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import os
 
 import pytest
 
+from bench import SMALL
 from bench.dicom_read import make_files, without_plugin
 from xvertfast.io import read
 
 pytest.importorskip("imagecodecs", reason="the plugin needs imagecodecs (the dicom-codecs extra)")
 pytest.importorskip("openjpeg", reason="writing the files and pydicom's own plugin need pylibjpeg-openjpeg")
 
-SMALL = bool(os.environ.get("XVF_BENCH_SMALL"))
 COUNT, SHAPE = (2, (256, 320)) if SMALL else (8, (2048, 2500))
 
 

@@ -22,10 +22,10 @@ import os
 import numpy as np
 import pytest
 
+from bench import SMALL
 from bench.wls_inputs import DATA
 from xvertfast.eval.evaluate import evaluate
 
-SMALL = os.environ.get("XVF_BENCH_SMALL") == "1"
 
 
 def test_evaluate_cxr_dev(benchmark, tmp_path):

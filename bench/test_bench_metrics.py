@@ -20,11 +20,11 @@ import os
 import numpy as np
 import pytest
 
+from bench import SMALL
 from bench.wls_inputs import DATA, radiograph
 from tests.eval.test_metrics import GOLDENS, assert_golden, load, pair
 from xvertfast.eval import metrics
 
-SMALL = os.environ.get("XVF_BENCH_SMALL") == "1"
 (HEIGHT, WIDTH), ROUNDS = ((256, 176), 5) if SMALL else ((512, 290), 20)
 
 

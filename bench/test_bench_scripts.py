@@ -122,3 +122,13 @@ def test_wls_table_refuses_baselines_at_a_size_it_does_not_run():
     out = subprocess.run([sys.executable, os.path.join(HERE, "wls_table.py"), "--sizes", "64", "--baselines", "128"],
                          capture_output=True, text=True, timeout=120, cwd=os.path.dirname(HERE))  # fmt: skip
     assert out.returncode == 2 and "--baselines 128: not among --sizes 64" in out.stderr, out.stderr
+
+
+def test_every_benchmark_reads_xvf_bench_small_alike():
+    """XVF_BENCH_SMALL=0 is the full sizes everywhere (the DICOM benchmark took any value as 1)."""
+    code = ("import bench.enhance_inputs as e, bench.test_bench_dicom_read as d, bench.test_bench_wls as w; "
+            "print(e.COUNT, d.COUNT, w.SIZE)")  # fmt: skip
+    for value, want in (("0", "8 8 1024"), ("1", "3 2 512")):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                             cwd=os.path.dirname(HERE), env={**os.environ, "XVF_BENCH_SMALL": value})  # fmt: skip
+        assert out.stdout.split("\n")[-2:] == [want, ""], out.stderr

@@ -17,11 +17,11 @@ import os
 import pytest
 import torch
 
+from bench import SMALL
 from tests.conftest import stage_with_statistics
 from xvertfast.model import DEFAULT_MODEL_DIR, load_model
 from xvertfast.model.folded import fold_stage
 
-SMALL = os.environ.get("XVF_BENCH_SMALL") == "1"
 SIZE = 128 if SMALL else 512
 
 

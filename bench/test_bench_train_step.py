@@ -16,20 +16,18 @@ is finite.
 
 from __future__ import annotations
 
-import os
-
 import importlib
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from bench import SMALL
 from bench.conftest import synchronized
 from xvertfast.model import XVertNetStage
 from xvertfast.ops.reference import gradient_correlation_reference, select_max_entropy_reference
 from xvertfast.train import XVertNetLoss
 
-SMALL = os.environ.get("XVF_BENCH_SMALL") == "1"
 BATCH, SIZE, WIDTH = (2, 256, 16) if SMALL else (8, 512, 64)
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
 

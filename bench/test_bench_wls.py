@@ -19,6 +19,7 @@ import os
 import pytest
 import torch
 
+from bench import SMALL
 from bench.wls_inputs import (
     DATA,
     assemble,
@@ -32,7 +33,6 @@ from bench.wls_inputs import (
 )
 from xvertfast import wls
 
-SMALL = os.environ.get("XVF_BENCH_SMALL") == "1"
 SIZE = 512 if SMALL else 1024
 ROUNDS, WARMUP = 3, 1
 MAX_ERROR = 1e-4  # issue #3: relative L2 error against the direct solve
