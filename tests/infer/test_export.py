@@ -872,6 +872,34 @@ def test_an_engine_cache_that_takes_no_files_is_named_before_the_build(tmp_path,
         tensorrt_backend.build_engine(onnx_path, max_batch=4, device="cuda:0", cache_dir=tmp_path / "afile")
 
 
+def test_a_second_process_waits_for_the_engine_another_is_building(tmp_path, monkeypatch):
+    # the shards of one job (or two jobs) starting together each built the same engine, minutes
+    # of the same GPU each, with 4 GiB of builder scratch apiece
+    import threading
+
+    from xvertfast.infer import cache as cache_module
+    from xvertfast.resume import hold_lock
+
+    needs_export()
+    (onnx_path,) = export_onnx(tiny_model(3, stages=1), tmp_path / "onnx", tile=TILE)
+    fake = install_fake_tensorrt(monkeypatch)
+    cache, dev = tmp_path / "cache", torch.device("cuda:0")
+    path = tensorrt_backend.engine_path(onnx_path, max_batch=4, device=dev, cache_dir=cache)
+    cache.mkdir()
+    other = hold_lock(str(cache / cache_module.BUILD_LOCK_NAME))  # another process, building this engine
+    found = []
+    waiting = threading.Thread(target=lambda: found.append(
+        tensorrt_backend.build_engine(onnx_path, max_batch=4, device=dev, cache_dir=cache)))  # fmt: skip
+    waiting.start()
+    waiting.join(1.0)
+    assert waiting.is_alive() and not found  # waits for the other build
+    with open(path, "w") as f:
+        f.write("the engine the other process built")
+    other.close()
+    waiting.join(10)
+    assert found == [path] and not fake.calls  # found it there, built nothing
+
+
 def test_an_unusable_export_cache_says_how_to_move_it(model, tmp_path, capsys):
     # enhance --backend onnxruntime with a cache under a HOME it cannot write in said only
     # "[Errno 20] .../engines/onnx/<hash>: cannot write the exported files there (Not a directory)"

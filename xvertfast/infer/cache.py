@@ -13,7 +13,8 @@ none of them.
 
 A process that builds or loads from the cache holds :func:`cache_in_use` (a shared lock) from
 finding the files to having read them; emptying takes the lock exclusively, so it is refused
-while one does, and waits for it instead of removing a file between its check and its read.
+while one does, instead of removing a file between that process's check and its read. Building
+an engine also holds :func:`one_build_at_a_time`.
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ from collections.abc import Iterator
 
 from xvertfast.resume import hold_lock
 
-__all__ = ["default_cache_dir", "cache_usage", "describe_usage", "clear_cache", "cache_in_use", "CacheBusy", "CACHE_HINT", "LOCK_NAME"]
+__all__ = ["default_cache_dir", "cache_usage", "describe_usage", "clear_cache", "cache_in_use", "one_build_at_a_time",
+           "CacheBusy", "CACHE_HINT", "LOCK_NAME", "BUILD_LOCK_NAME"]  # fmt: skip
 
 #: Ends the error of a cache folder that takes no files.
 CACHE_HINT = "; it is in the export cache: set XVF_CACHE_DIR to a folder you can write in"
 
 LOCK_NAME = ".xvertfast-cache.lock"
+BUILD_LOCK_NAME = ".xvertfast-build.lock"
 #: Files at the cache's top: engines, timing caches, and the temporaries (``.NAME.<random>.part``)
 #: a killed build left of either.
 _TOP = re.compile(r"\.?(?:[0-9a-f]{64}\.engine|timing-[^/]*\.cache)(?:\.[^.]+\.part)?")
@@ -108,6 +111,20 @@ def cache_in_use(cache_dir: str | os.PathLike | None = None):
     with contextlib.suppress(OSError):
         os.makedirs(path, exist_ok=True)
         lock = hold_lock(os.path.join(path, LOCK_NAME), shared=True, wait=True)
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.close()
+
+
+@contextlib.contextmanager
+def one_build_at_a_time(cache_dir: str):
+    """Held while an engine is built into ``cache_dir``: processes starting together (the shards
+    of a job) wait for the one building instead of each building the same engine (minutes of the
+    GPU, gigabytes of its memory, apiece); the waiter then finds the engine made. Builds of
+    different engines wait for each other too: they would share the GPU anyway."""
+    lock = hold_lock(os.path.join(cache_dir, BUILD_LOCK_NAME), wait=True)
     try:
         yield
     finally:
