@@ -22,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+from bench.report import heading  # noqa: E402
 from xvertfast.io import dicom_codecs, read  # noqa: E402
 
 #: Within it, read_image leaves JPEG 2000 to pydicom's own plugins.
@@ -71,6 +72,19 @@ def files_per_second(paths: list[str], threads: int, rounds: int = 2) -> tuple[f
     return best, images
 
 
+def decoders() -> str:
+    """The two decoders' versions, which the figures depend on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for name in ("pylibjpeg-openjpeg", "imagecodecs"):
+        try:
+            found.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            found.append(f"{name} (version unknown)")
+    return ", ".join(found)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--count", type=int, default=8, help="files (default: %(default)s)")
@@ -82,8 +96,10 @@ def main() -> None:
         sys.exit("needs imagecodecs (pip install 'xvertfast[dicom-codecs]')")
     with tempfile.TemporaryDirectory() as folder:
         paths = make_files(folder, args.count, rows, cols)
-        print(f"{args.count} lossless JPEG 2000 DICOM files of {rows} x {cols}, 12 bits; {os.cpu_count()} CPUs\n")
-        print("| threads | pydicom's plugin (files/s) | imagecodecs plugin (files/s) | ratio |")
+        print(f"{heading('dicom_read.py')}; {decoders()}\n")
+        print(f"{args.count} lossless JPEG 2000 DICOM files of {rows} x {cols}, 12 bits; {os.cpu_count()} CPUs; "
+              "best of 2 rounds\n")  # fmt: skip
+        print("| threads | pydicom's plugin (files/s) | imagecodecs plugin (files/s) | speed-up (imagecodecs vs pydicom) |")
         print("|---:|---:|---:|---:|")
         for threads in (int(t) for t in args.threads.split(",")):
             with without_plugin:

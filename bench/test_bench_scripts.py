@@ -132,3 +132,22 @@ def test_every_benchmark_reads_xvf_bench_small_alike():
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                              cwd=os.path.dirname(HERE), env={**os.environ, "XVF_BENCH_SMALL": value})  # fmt: skip
         assert out.stdout.split("\n")[-2:] == [want, ""], out.stderr
+
+
+def test_dicom_read_table_names_its_ratio_and_the_decoders():
+    """Its last column is the imagecodecs plugin's rate over pydicom's, as its header says; the
+    decoders' versions are printed, since the figures depend on them."""
+    import pytest
+
+    pytest.importorskip("imagecodecs")
+    pytest.importorskip("openjpeg")
+    out = subprocess.run([sys.executable, os.path.join(HERE, "dicom_read.py"), "--count", "1", "--size", "64x80",
+                          "--threads", "1"], capture_output=True, text=True, timeout=300, cwd=os.path.dirname(HERE))  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert "pylibjpeg-openjpeg " in lines[0] and "imagecodecs " in lines[0]
+    header = next(line for line in lines if line.startswith("| threads"))
+    assert _columns(header)[1:] == ["pydicom's plugin (files/s)", "imagecodecs plugin (files/s)",
+                                    "speed-up (imagecodecs vs pydicom)"]  # fmt: skip
+    theirs, ours, ratio = _columns(lines[-1])[1:]
+    assert float(ratio.rstrip("x")) == pytest.approx(float(ours) / float(theirs), rel=0.02)
