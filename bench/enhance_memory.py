@@ -134,7 +134,9 @@ def print_table(s: dict) -> None:
     print("| images done | 10% | 25% | 50% | 75% | 100% | peak | growth over the second half |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     at = " | ".join(f"{s['at'][k]:.0f}" for k in (0.1, 0.25, 0.5, 0.75, 1.0))
-    print(f"| RssAnon (MB) | {at} | {s['peak']:.0f} | {s['slope_per_100']:+.1f} MB per 100 images |")
+    slope = s["slope_per_100"]
+    growth = "none: too few images to fit" if np.isnan(slope) else f"{slope:+.1f} MB per 100 images"
+    print(f"| RssAnon (MB) | {at} | {s['peak']:.0f} | {growth} |")
     if s["settled_range"]:
         means = ", ".join(f"{mean:.0f} MB over images {first}-{last}" for first, last, mean in s["settled_means"])
         print(f"\nafter the first 10% of the images: {s['settled_range'][0]:.0f}-{s['settled_range'][1]:.0f} MB; "

@@ -151,3 +151,14 @@ def test_dicom_read_table_names_its_ratio_and_the_decoders():
                                     "speed-up (imagecodecs vs pydicom)"]  # fmt: skip
     theirs, ours, ratio = _columns(lines[-1])[1:]
     assert float(ratio.rstrip("x")) == pytest.approx(float(ours) / float(theirs), rel=0.02)
+
+
+def test_enhance_memory_says_when_a_job_is_too_short_for_a_growth_figure(capsys):
+    """A job of a few images has too few points in its second half to fit a growth: the table
+    says so instead of '+nan MB per 100 images'."""
+    from bench.enhance_memory import print_table, summarise
+
+    samples = [(0.2 * k, done, 1000.0 + done) for k, done in enumerate([0, 0, 1, 1, 2, 3])]
+    print_table(summarise(samples, 3))
+    printed = capsys.readouterr().out
+    assert "nan" not in printed and "| none: too few images to fit |" in printed
