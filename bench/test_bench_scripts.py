@@ -162,3 +162,22 @@ def test_enhance_memory_says_when_a_job_is_too_short_for_a_growth_figure(capsys)
     print_table(summarise(samples, 3))
     printed = capsys.readouterr().out
     assert "nan" not in printed and "| none: too few images to fit |" in printed
+
+
+def test_report_reads_which_tests_failed_or_skipped_from_pytest(tmp_path):
+    from bench.report import not_passed
+
+    (tmp_path / "test_x.py").write_text(
+        "import pytest\n"
+        "def test_a_xvertfast():\n    assert 1 == 2, 'maps differ'\n"
+        "@pytest.mark.parametrize('device', ['cpu'])\n"
+        "def test_b_reference(device):\n    pytest.skip('needs a CUDA GPU')\n"
+        "def test_c_reference():\n    pass\n"
+    )
+    junit = tmp_path / "junit.xml"
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}",
+                    str(tmp_path / "test_x.py")], capture_output=True, cwd=tmp_path, timeout=120)  # fmt: skip
+    problems = not_passed(str(junit))
+    assert set(problems) == {"test_a_xvertfast", "test_b_reference[cpu]"}
+    assert problems["test_a_xvertfast"].startswith("failed: AssertionError: maps differ")
+    assert problems["test_b_reference[cpu]"] == "skipped: needs a CUDA GPU"
