@@ -386,3 +386,22 @@ def test_the_files_named_exist(document):
     known = {"/".join(path.split("/")[:n]) for path in tracked for n in range(1, path.count("/") + 2)}
     missing = sorted({p for p in links + named if p not in known})
     assert not missing, f"{document} names files the repository does not hold: {missing}"
+
+
+def test_every_environment_variable_named_is_in_the_sources():
+    """Every ``XVF_*`` variable the README names appears in the sources of the build, the
+    package, its kernels, the tests or the benchmarks: a renamed variable leaves none behind."""
+    import re
+
+    named = set(re.findall(r"\bXVF_[A-Z0-9_]+\b", _readme()))
+    assert len(named) >= 6, named
+    sources = [os.path.join(ROOT, "setup.py")]
+    for top in ("xvertfast", "csrc", "tests", "bench", "tools"):
+        for folder, _, files in os.walk(os.path.join(ROOT, top)):
+            sources += [os.path.join(folder, n) for n in files if n.endswith((".py", ".cpp", ".cu", ".h", ".sh"))
+                        and n != "test_readme.py"]  # fmt: skip
+    read = set()
+    for path in sources:
+        with open(path, errors="replace") as f:
+            read |= named & set(re.findall(r"\bXVF_[A-Z0-9_]+\b", f.read()))
+    assert named - read == set(), f"README names variables no source has: {sorted(named - read)}"
