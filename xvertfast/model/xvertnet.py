@@ -19,6 +19,10 @@ __all__ = ["XVertNet"]
 
 
 class XVertNet(nn.Module):
+    """The stages of Eq. 7 and the WLS parameters (``lam``, ``alpha``, ``eps``) of the guidance
+    between them; :meth:`enhance` runs them on X_p and Y (:func:`xvertfast.load_model` gives
+    one)."""
+
     def __init__(self, stages: list[XVertNetStage], lam: float = DEFAULT_LAM, alpha: float = DEFAULT_ALPHA,
                  eps: float = DEFAULT_EPS):
         super().__init__()
