@@ -113,6 +113,16 @@ def test_bad_input():
         preprocess([[0.1]])
 
 
+def test_a_colour_image_is_refused_not_taken_for_a_batch_of_strips(seed):
+    # an RGB picture on [0, 1] ([H, W, 3], what np.asarray(Image.open(png)) / 255 gives) was taken
+    # for H images 3 pixels wide: outputs of its shape, each 1 x 3 row normalised on its own
+    rgb = np.random.default_rng(seed).random((40, 36, 3)).astype(np.float32)
+    for pixels in (rgb, np.concatenate([rgb, rgb[..., :1]], axis=-1), torch.from_numpy(rgb)):
+        with pytest.raises(ValueError, match=r"shape \(40, 36, \d\) look like a colour image \(channels last\)"):
+            preprocess(pixels)
+    assert preprocess(np.random.default_rng(seed).random((2, 4, 3))).xp.shape == (2, 4, 3)  # tiny: a batch
+
+
 def test_pixels_off_the_unit_scale_are_refused_not_clipped(seed):
     # a raw 8-bit array was clipped to a near-binary image (2 distinct values) without a word
     raw = (np.random.default_rng(seed).random((64, 48)) * 255).astype(np.uint8)

@@ -149,7 +149,8 @@ def preprocess(pixels, lam: float = DEFAULT_LAM, alpha: float = DEFAULT_ALPHA, e
     Args:
         pixels: NumPy array or torch tensor (CPU or GPU) of floats in [0, 1]
             (:func:`xvertfast.io.read_image` gives that); integers and values further than
-            :data:`PIXEL_RANGE_SLACK` outside are refused (:func:`check_unit_pixels`). Each
+            :data:`PIXEL_RANGE_SLACK` outside are refused (:func:`check_unit_pixels`), as is a
+            colour image ``[H, W, 3 or 4]`` (it would pass for H strips 3 pixels wide). Each
             image is min-max normalised (X; pixels spanning [0, 1] are left as they are).
         lam, alpha, eps: the WLS parameters (DESIGN.md defaults).
         method: WLS method (see :func:`xvertfast.wls`).
@@ -165,6 +166,10 @@ def preprocess(pixels, lam: float = DEFAULT_LAM, alpha: float = DEFAULT_ALPHA, e
     t = t.detach()  # the WLS solves carry no gradient: a graph through X alone would be a wrong one
     if t.dim() not in (2, 3):
         raise ValueError(f"preprocess: pixels must be [H, W] or [B, H, W], got shape {tuple(t.shape)}")
+    if t.dim() == 3 and t.shape[2] in (3, 4) and t.shape[1] > 4:  # (else H strips 3 pixels wide, each on its own)
+        raise ValueError(f"preprocess: pixels of shape {tuple(t.shape)} look like a colour image (channels last), "
+                         "not a batch of images 3 or 4 pixels wide: give one channel [H, W] "
+                         "(xvertfast.io.read_image gives the luminance)")  # fmt: skip
     check_unit_pixels(t, "preprocess")
     single = t.dim() == 2
     x = _stretch((t.unsqueeze(0) if single else t).to(torch.float32).clamp(0.0, 1.0)).contiguous()
