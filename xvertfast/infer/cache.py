@@ -148,7 +148,7 @@ def clear_cache(cache_dir: str | os.PathLike | None = None) -> dict:
                         "clear it once that process has started (or ended)")  # fmt: skip
     try:
         before = cache_usage(path)
-        for name in _files(path):
+        for name in list(_files(path)):  # listed first: not removed from under the listing
             with contextlib.suppress(FileNotFoundError):
                 os.remove(name)
         onnx = os.path.join(path, "onnx")
