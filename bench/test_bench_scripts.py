@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -137,8 +139,6 @@ def test_every_benchmark_reads_xvf_bench_small_alike():
 def test_dicom_read_table_names_its_ratio_and_the_decoders():
     """Its last column is the imagecodecs plugin's rate over pydicom's, as its header says; the
     decoders' versions are printed, since the figures depend on them."""
-    import pytest
-
     pytest.importorskip("imagecodecs")
     pytest.importorskip("openjpeg")
     out = subprocess.run([sys.executable, os.path.join(HERE, "dicom_read.py"), "--count", "1", "--size", "64x80",
