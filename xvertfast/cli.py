@@ -12,6 +12,8 @@ import os
 import signal
 import sys
 
+from xvertfast._text import count
+
 DESCRIPTION = """\
 xvertfast: unsupervised contrast enhancement of the vertebrae in chest X-rays
 (XVertNet), with C++/CUDA kernels for its losses and solvers.
@@ -142,6 +144,9 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
         return 2
     print(summary.line())
     _dry_run_notes(summary, "preprocess", args.output, len(summary.planned), outputs_each=len(SUFFIXES))
+    for path, warnings in summary.warned:  # repeated here: on a long job the first mention has scrolled away
+        for warning in warnings:
+            print(f"  warning: {warning}", file=sys.stderr)
     for path, reason in summary.failed:
         print(f"  failed: {reason}", file=sys.stderr)
     if summary.stopped == "interrupted":
@@ -208,16 +213,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"\ninterrupted: the images scored so far are kept in {args.output}; the same command scores "
               "only the rest", file=sys.stderr)  # fmt: skip
         return 130
-    print(f"{_count(run.images, 'image')} evaluated, {len(run.failed)} failed; report: {paths['report.html']}")
+    print(f"{count(run.images, 'image')} evaluated, {len(run.failed)} failed; report: {paths['report.html']}")
     with open(paths["summary.md"]) as f:
         print(f.read())
     if not run.images:
         return 1
     return 1 if run.failed else 0
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _ago(seconds: float) -> str:
@@ -261,7 +262,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
         settings = status.settings or {}
         print("  " + (", ".join(f"{k} {str(v)[:16] if k == 'model' else v}" for k, v in settings.items()
                                 if not isinstance(v, list)) or "settings unreadable"))  # fmt: skip
-        print(f"  {_count(status.done, 'output file')} done, {status.unfinished} started and not finished (in flight, "
+        print(f"  {count(status.done, 'output file')} done, {status.unfinished} started and not finished (in flight, "
               "left by a killed run, or whose writing failed: its next run redoes them)")  # fmt: skip
         if status.rate is not None:
             together = ", all shards together" if len(status.ledgers) > 1 else ""
@@ -292,7 +293,7 @@ def _print_train_status(run, as_json: bool) -> int:
         print(json.dumps([{"job": "train", **asdict(run), "finished": run.finished,
                            "epochs_left_at_most": run.epochs_left_at_most}], indent=2))  # fmt: skip
         return 0
-    stages = f"{_count(run.stages, 'stage')} of width {run.width}"
+    stages = f"{count(run.stages, 'stage')} of width {run.width}"
     if run.finished:
         print(f"{run.run_dir}: xvertfast train, {stages}: finished; the trained model is {run.model}")
     elif run.stage > run.stages:

@@ -26,6 +26,7 @@ import urllib.parse
 import numpy as np
 
 from xvertfast._plotting import pyplot
+from xvertfast._text import count
 from xvertfast.eval.protocol import ORIGINAL_PICTURE, EvalRun
 from xvertfast.eval.stats import (EXACT_MAX_PAIRS, describe, differences, outlier_mask, paired_clean, significance_mark,
                                    wilcoxon_p)
@@ -99,14 +100,10 @@ def _write_csv(path: str, rows: list[dict], fields: list[str]) -> None:
             writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
 def _markdown(run: EvalRun, records: list[dict], compare_to: str | None) -> str:
     by = {(r["method"], r["metric"]): r for r in records}
     rois = len(run.rows) // max(len(run.methods), 1)
-    lines = [f"# Evaluation: {_count(run.images, 'image')}, {_count(rois, 'ROI')} per method", ""]
+    lines = [f"# Evaluation: {count(run.images, 'image')}, {count(rois, 'ROI')} per method", ""]
     if compare_to not in run.methods or len(run.methods) < 2:  # no method to test against it
         compare_to = None
     if compare_to:

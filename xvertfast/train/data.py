@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from tqdm import tqdm
 
+from xvertfast._text import count
 from xvertfast.io import DamagedFileError, read_image, require_content
 from xvertfast.io.errors import FILE_ERRORS, failure_text
 from xvertfast.io.files import NothingFound, discover, file_sha256
@@ -187,7 +188,7 @@ class NoReadableImage(ValueError):
     a run that could not start, as :class:`~xvertfast.io.files.NothingFound` is one with nothing to do."""
 
     def __init__(self, found: int):
-        files = f"{found} file{'s' if found != 1 else ''} found"
+        files = f"{count(found, 'file')} found"
         super().__init__(f"no readable training image among the inputs: {files}, all skipped (see above)")
 
 

@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from tqdm import tqdm
 
+from xvertfast._text import count
 from xvertfast.io.files import JOB_FOLDER_MARKERS, NothingFound, discover
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
 from xvertfast.model import XVertNet, XVertNetStage, load_model, save_model
@@ -428,7 +429,7 @@ def _lr_change(saved: dict, before: float, now: float, log) -> dict:
     the way on after a diverged loss), said in the log; kept in the checkpoint's state and the
     model's training metadata as ``lr_changes``."""
     stage, epoch = _position(saved)
-    log(f"--lr {now:g}: stage {stage} trained {epoch} epoch{'s' if epoch != 1 else ''} with {before:g}; it goes on "
+    log(f"--lr {now:g}: stage {stage} trained {count(epoch, 'epoch')} with {before:g}; it goes on "
         f"with {now:g} (recorded as lr_changes in the checkpoint and the model)")  # fmt: skip
     return {"stage": stage, "epoch": epoch, "from": before, "to": now}
 
@@ -636,7 +637,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
                 f"differ slightly from an uninterrupted run's (--threads {saved['threads']} resumes it bitwise)")  # fmt: skip
         prog = _Progress(**saved["progress"])
         if finished:
-            log(f"{run_dir}: the run has finished (all {config.stages} stage{'s' if config.stages != 1 else ''} "
+            log(f"{run_dir}: the run has finished (all {count(config.stages, 'stage')} "
                 f"trained): nothing to resume; its model is {os.path.join(run_dir, 'model')}")  # fmt: skip
         else:
             log(f"resuming at stage {prog.stage}, epoch {prog.epoch}")
@@ -660,7 +661,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
     run = {"data": data_key, "init": init_key, "device": device.type, "threads": threads, **({"lr_changes": lr_changes} if lr_changes else {})}
     train_ids, val_ids = split_by_image(len(rois.sources), config.val_fraction, config.seed)
     split = f"{len(train_ids)} for training, {len(val_ids)} for validation" if val_ids else "all for training"
-    log(f"{len(rois.sources)} image{'s' if len(rois.sources) != 1 else ''} ({len(rois)} ROIs): {split}"
+    log(f"{count(len(rois.sources), 'image')} ({len(rois)} ROIs): {split}"
         + (f"; {len(rois.skipped)} of {rois.found} files skipped" if rois.skipped else ""))  # fmt: skip
     if not val_ids and config.val_fraction > 0:
         log("note: a single training image: none is held out for validation, so early stopping and the kept epoch "
