@@ -181,3 +181,15 @@ def test_report_reads_which_tests_failed_or_skipped_from_pytest(tmp_path):
     assert set(problems) == {"test_a_xvertfast", "test_b_reference[cpu]"}
     assert problems["test_a_xvertfast"].startswith("failed: AssertionError: maps differ")
     assert problems["test_b_reference[cpu]"] == "skipped: needs a CUDA GPU"
+
+
+def test_wls_table_without_pyamg_says_so_before_timing():
+    """Without pyamg (it is in the bench extra, not the test extra) the table stopped with a
+    ModuleNotFoundError traceback after its first timings; now it says what to install first."""
+    code = ("import runpy, sys; sys.modules['pyamg'] = None; "
+            "sys.argv = ['wls_table.py', '--sizes', '32', '--baselines', '32']; "
+            "runpy.run_path('bench/wls_table.py', run_name='__main__')")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=os.path.dirname(HERE))  # fmt: skip
+    assert out.returncode == 1 and "needs pyamg (pip install 'xvertfast[bench]')" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and "| size |" not in out.stdout

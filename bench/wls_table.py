@@ -18,6 +18,7 @@ consecutive runs in this process, the same for every column.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 
 # BLAS worker threads spin after NumPy calls and steal the two cores from the solver.
@@ -191,6 +192,9 @@ def main() -> None:
     if args.device == "cuda":
         gpu_table(args.sizes, args.batch, args.repeat)
         return
+    if args.baselines and importlib.util.find_spec("pyamg") is None:
+        sys.exit("wls_table.py: the pyamg baseline needs pyamg (pip install 'xvertfast[bench]'); "
+                 "--baselines with no sizes runs without the baselines")  # fmt: skip
 
     cpu_table(args.sizes, args.baselines, args.repeat)
 
