@@ -71,6 +71,23 @@ def test_cli_exit_code_and_summary(folder, tmp_path, capsys):
     assert main(["preprocess", str(folder / "good1.png"), "-o", str(tmp_path / "o"), "-q"]) == 0  # skipped: fine
 
 
+def test_the_summary_counts_and_repeats_the_warnings(tmp_path, capsys):
+    """An image that looks inverted (or whose spine was found at the edge) is the one whose overlay
+    to look at: the summary counts such images and lists the warnings after it, as enhance's does
+    (they were said once, mid-job, and scrolled away on a job of hundreds)."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    Image.fromarray(radiograph_like(0)).save(src / "a.png")
+    Image.fromarray(255 - radiograph_like(1)).save(src / "b.png")  # stored bone-dark
+    assert main(["preprocess", str(src), "-o", str(out), "-q"]) == 0
+    captured = capsys.readouterr()
+    assert "2 done (1 with warnings), 0 skipped, 0 failed" in captured.out
+    said_after = captured.err.split("looks inverted", 1)[1]  # said during the job, then again
+    assert f"  warning: {src / 'b.png'}: looks inverted" in said_after
+    summary = preprocess_files([str(src)], str(tmp_path / "api"), progress=False, log=lambda m: None)
+    assert [path for path, _ in summary.warned] == [str(src / "b.png")]
+
+
 def test_directory_named_like_an_image_and_missing_files(tmp_path):
     (tmp_path / "dir.png").mkdir()
     Image.fromarray(radiograph_like(2)).save(tmp_path / "dir.png" / "inside.png")

@@ -52,6 +52,9 @@ class JobSummary:
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  #: (path, reason)
+    #: (path, its warnings) of the images done with warnings (looks inverted, spine at the edge of
+    #: its search, colour converted): the overlays to look at
+    warned: list[tuple[str, list[str]]] = field(default_factory=list)
     seconds: float = 0.0
     stopped: str | None = None  #: why the job stopped before the end (interrupted, the disk is full), else None
     not_processed: int = 0  #: inputs left when it stopped
@@ -68,7 +71,8 @@ class JobSummary:
                                 len(self.skipped), len(self.failed), self.seconds)  # fmt: skip
         rate = len(self.done) / self.seconds if self.seconds > 0 else 0.0
         part = self.shard.share(self.found, self.found_all) if self.shard else ""
-        text = (f"{part}{len(self.done)} done, {len(self.skipped)} skipped, {len(self.failed)} failed "
+        warned = f" ({len(self.warned)} with warnings)" if self.warned else ""
+        text = (f"{part}{len(self.done)} done{warned}, {len(self.skipped)} skipped, {len(self.failed)} failed "
                 f"in {self.seconds:.1f} s ({rate:.2f} images/s)")  # fmt: skip
         if self.stopped:
             text += f"; stopped: {self.stopped}, {self.not_processed} not processed (the same command resumes)"
@@ -109,13 +113,14 @@ def _write_float_tiff(path: str, values: np.ndarray) -> None:
         tifffile.imwrite(tmp, values.astype(np.float32), photometric="minisblack")
 
 
-def _one(f: InputFile, outs: list[str], job: JobFolder, log=print) -> None:
+def _one(f: InputFile, outs: list[str], job: JobFolder, log=print) -> list[str]:
     """Reads, checks and preprocesses one file, then writes its outputs (each atomically),
-    each recorded in the job's ledger before its rename and after it."""
+    each recorded in the job's ledger before its rename and after it. Returns its warnings."""
     stat = file_state(f.path)  # as the input was when read: an edit during the job is redone next time
     rad = require_content(read_input(f, warn=False))
     spine = find_spine(rad.pixels)
-    for warning in image_warnings(rad, spine):
+    warnings = image_warnings(rad, spine)
+    for warning in warnings:
         log(f"warning: {warning}")
     pp = preprocess(rad.pixels)
     y = pp.y
@@ -138,6 +143,7 @@ def _one(f: InputFile, outs: list[str], job: JobFolder, log=print) -> None:
         raise
     for out in outs:
         job.finished(f.path, out, stat)
+    return warnings
 
 
 def _plan(files: list[InputFile], out_dir: str) -> list[tuple]:
@@ -219,8 +225,10 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
                         summary.failed.append((f.path, problem))
                         log(f"error: {problem}")
                 else:
-                    _one(f, outs, job, log)
+                    warnings = _one(f, outs, job, log)
                     summary.done.append(f.path)
+                    if warnings:
+                        summary.warned.append((f.path, warnings))
             except FILE_ERRORS as exc:  # a corrupt file, out of memory: this file fails
                 reason = failure_text(f.path, exc)
                 summary.failed.append((f.path, reason))
