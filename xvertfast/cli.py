@@ -135,7 +135,7 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
     try:
         check_inputs(args.inputs)  # a mistyped folder: said before anything is made
         summary = preprocess_files(args.inputs, args.output, overwrite=args.overwrite, progress=not args.quiet,
-                                   log=lambda msg: print(msg, file=sys.stderr), shard=args.shard,
+                                   log=_say_around_the_bar, shard=args.shard,
                                    dry_run=args.dry_run)  # fmt: skip
     except NothingFound as exc:
         return _nothing_found(exc)
@@ -811,6 +811,14 @@ class _DefaultsWhereSet(argparse.ArgumentDefaultsHelpFormatter):
         if unset or "default" in text:
             return text
         return super()._get_help_string(action)
+
+
+def _say_around_the_bar(text: str) -> None:
+    """A job's error or warning line on stderr, on a line of its own: printed plainly, it went
+    after the progress bar's text (which ends without a newline)."""
+    from tqdm import tqdm
+
+    tqdm.write(text, file=sys.stderr)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -86,6 +87,15 @@ def test_the_summary_counts_and_repeats_the_warnings(tmp_path, capsys):
     assert f"  warning: {src / 'b.png'}: looks inverted" in said_after
     summary = preprocess_files([str(src)], str(tmp_path / "api"), progress=False, log=lambda m: None)
     assert [path for path, _ in summary.warned] == [str(src / "b.png")]
+
+
+def test_errors_and_warnings_start_their_own_line_under_the_progress_bar(folder, tmp_path, capsys):
+    # printed after the bar's text, which ends without a newline: "...[00:00<?, ?img/s]error: ..."
+    assert main(["preprocess", str(folder), "-o", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "img/s]" in err  # the bar was drawn
+    said = [m.start() for m in re.finditer(r"(?<!  )(error|warning): ", err)]
+    assert said and all(start == 0 or err[start - 1] in "\r\n" for start in said), err
 
 
 def test_directory_named_like_an_image_and_missing_files(tmp_path):
