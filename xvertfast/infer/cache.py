@@ -24,6 +24,7 @@ import os
 import re
 from collections.abc import Iterator
 
+from xvertfast._text import count
 from xvertfast.resume import hold_lock
 
 __all__ = ["default_cache_dir", "cache_usage", "describe_usage", "clear_cache", "cache_in_use", "one_build_at_a_time",
@@ -93,10 +94,6 @@ def cache_usage(cache_dir: str | os.PathLike | None = None) -> dict:
 
 def describe_usage(usage: dict) -> str:
     """``PATH: N files, X MB (K TensorRT engines)``, of :func:`cache_usage`'s answer."""
-
-    def count(n: int, noun: str) -> str:
-        return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
     return (f"{usage['path']}: {count(usage['files'], 'file')}, {usage['bytes'] / 1e6:.1f} MB "
             f"({count(usage['engines'], 'TensorRT engine')})")  # fmt: skip
 

@@ -44,7 +44,7 @@ from xvertfast.model.persistence import fingerprint
 
 __all__ = ["EXPORT_FORMATS", "DEFAULT_OPSET", "DEFAULT_TILE", "export_onnx", "export_aoti", "export_model",
            "cached_onnx_export", "default_cache_dir", "read_onnx_metadata", "require", "load_aoti",
-           "check_stage_set"]  # fmt: skip
+           "check_stage_set", "writable_folder"]  # fmt: skip
 
 EXPORT_FORMATS = ("onnx", "tensorrt", "aoti")
 #: Opset 18 is what the torch.onnx (dynamo) exporter targets natively and TensorRT 10/11 parse.
@@ -125,7 +125,7 @@ def _folder_error(kind: type[OSError], code: int | None, message: str) -> OSErro
     return error
 
 
-def _output_folder(out_dir: str | os.PathLike, hint: str = "") -> str:
+def writable_folder(out_dir: str | os.PathLike, hint: str = "") -> str:
     """``out_dir``, made if need be and shown to take new files, before any export work (an
     export takes seconds to minutes; the folder's refusal would otherwise come at the end and
     name a temporary file). ``hint`` ends the error's message."""
@@ -196,7 +196,7 @@ def export_onnx(model: XVertNet, out_dir: str | os.PathLike, tile: int = DEFAULT
     _check(model, tile)
     onnx = require("onnx", "ONNX export")
     require("onnxscript", "ONNX export (torch.onnx's exporter)")
-    out_dir = _output_folder(out_dir)
+    out_dir = writable_folder(out_dir)
     if not overwrite:
         _refuse_existing(out_dir, ".onnx", ".engine")
     sha = sha or fingerprint(model)  # the caller may have it already
@@ -257,7 +257,7 @@ def cached_onnx_export(model: XVertNet, cache_dir: str | os.PathLike | None = No
     with cache_in_use(cache_dir):  # (the caller that reads the files holds it too)
         paths = os.path.isdir(folder) and _matching_onnx_set(folder, len(model.stages), sha, tile, fp16)
         if not paths:  # (a cache under a HOME that takes no files is common on clusters: say how to move it)
-            _output_folder(folder, CACHE_HINT)
+            writable_folder(folder, CACHE_HINT)
         return paths or export_onnx(model, folder, tile=tile, fp16=fp16, sha=sha)
 
 
@@ -305,7 +305,7 @@ def export_aoti(model: XVertNet, out_dir: str | os.PathLike, tile: int = DEFAULT
     if not hasattr(torch._inductor, "aoti_compile_and_package"):
         raise RuntimeError(f"torch {torch.__version__} has no torch._inductor.aoti_compile_and_package "
                            "(AOTInductor packaging needs torch >= 2.6); export to onnx instead")  # fmt: skip
-    out_dir = _output_folder(out_dir)
+    out_dir = writable_folder(out_dir)
     if not overwrite:
         _refuse_existing(out_dir, ".pt2")
     sha = fingerprint(model)
@@ -528,7 +528,7 @@ def export_model(model_path_or_model: str | os.PathLike | XVertNet, out: str | o
     if dev.type != "cuda":
         raise RuntimeError("TensorRT engines are built on and for a CUDA GPU; none is used here "
                            f"(device {dev}); export to onnx instead")  # fmt: skip
-    out = _output_folder(out)
+    out = writable_folder(out)
     if overwrite:  # engines carry no metadata: none of an older export may stay beside the new ONNX set
         for name in _stage_files(out, ".engine"):
             os.remove(os.path.join(out, name))

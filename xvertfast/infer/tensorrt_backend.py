@@ -25,7 +25,7 @@ import torch
 
 from xvertfast.infer.backends import StageBackend
 from xvertfast.infer.cache import CACHE_HINT, cache_in_use, default_cache_dir, one_build_at_a_time
-from xvertfast.infer.export import DEFAULT_TILE, _output_folder, cached_onnx_export, read_onnx_metadata
+from xvertfast.infer.export import DEFAULT_TILE, cached_onnx_export, read_onnx_metadata, writable_folder
 from xvertfast.io.files import file_sha256
 from xvertfast.io.write import atomic_write
 from xvertfast.model import XVertNet
@@ -156,7 +156,7 @@ def build_engine(onnx_path: str | os.PathLike, *, max_batch: int = 8, device: to
     with cache_in_use(cache_dir):  # (a caller that then reads the engine holds it until it has)
         path, settings = _engine_spec(trt, onnx_path, max_batch, dev, cache_dir)
         if not os.path.isfile(path):
-            _output_folder(cache_dir, CACHE_HINT)  # before minutes of building, not at the engine's temporary file
+            writable_folder(cache_dir, CACHE_HINT)  # before minutes of building, not at the engine's temporary file
             with one_build_at_a_time(cache_dir):
                 if not os.path.isfile(path):  # (built meanwhile by the process waited for)
                     _build(trt, dev, onnx_path, settings, path, cache_dir)
