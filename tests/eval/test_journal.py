@@ -369,3 +369,15 @@ def test_a_rewrite_a_kill_cut_short_leaves_no_temporary(tmp_path, seed):
     left.write_text("half a journal")
     assert run_methods(images, tmp_path / "r", {"identity": identity, "more": Counted()}).images == 2
     assert not left.exists()
+
+
+def test_a_refusal_names_the_changes_that_refuse_it_not_the_methods_added(tmp_path):
+    # a rerun refused for its metrics also listed the method added, which alone is allowed: the
+    # user read both as what to undo
+    settings = {"methods": ["identity"], "metrics": METRICS}
+    Journal(str(tmp_path / "r"), settings).close()
+    with pytest.raises(ValueError) as refused:
+        Journal(str(tmp_path / "r"), {"methods": ["identity", "clahe"], "metrics": ["entropy"]})
+    assert "metrics" in str(refused.value) and "methods" not in str(refused.value)
+    with pytest.raises(ValueError, match=r"other settings \(methods .*\)"):  # a label naming another method: said
+        Journal(str(tmp_path / "r"), {"methods": [{"label": "identity", "model": "x"}], "metrics": ["entropy"]})

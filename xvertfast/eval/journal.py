@@ -54,17 +54,32 @@ def _label(method) -> str:
     return str(method["label"]) if isinstance(method, dict) and "label" in method else str(method)
 
 
-def _methods_alone_differ(previous, retired: list, now: dict) -> bool:
-    """Whether two settings differ only in methods added or dropped: nothing else differs, and a
-    label scored before (or dropped since: ``retired``) names the same method now (another model,
-    device or precision under one label would mix two methods in one report's rows)."""
-    if not isinstance(previous, dict) or not isinstance(previous.get("methods"), list):
-        return False
-    rest = lambda settings: {k: v for k, v in settings.items() if k != "methods"}  # noqa: E731
-    if not isinstance(now.get("methods"), list) or rest(previous) != rest(now):
+def _without_methods(settings: dict) -> dict:
+    return {k: v for k, v in settings.items() if k != "methods"}
+
+
+def _labels_keep_their_methods(previous: dict, retired: list, now: dict) -> bool:
+    """Whether every label scored before (or dropped since: ``retired``) names the same method
+    now (another model, device or precision under one label would mix two methods in one
+    report's rows)."""
+    if not isinstance(previous.get("methods"), list) or not isinstance(now.get("methods"), list):
         return False
     before = {_label(m): m for m in [*retired, *previous["methods"]]}
     return all(before.get(_label(m), m) == m for m in now["methods"])
+
+
+def _methods_alone_differ(previous, retired: list, now: dict) -> bool:
+    """Whether two settings differ only in methods added or dropped, each label keeping its method."""
+    return (isinstance(previous, dict) and _without_methods(previous) == _without_methods(now)
+            and _labels_keep_their_methods(previous, retired, now))  # fmt: skip
+
+
+def _refusal_reasons(previous, retired: list, now: dict) -> str:
+    """The changes that refuse a rerun: methods added or dropped are not among them (they may
+    change alone), a label that names another method is."""
+    if not isinstance(previous, dict) or _labels_keep_their_methods(previous, retired, now):
+        previous, now = (_without_methods(previous), _without_methods(now)) if isinstance(previous, dict) else (previous, now)
+    return settings_changes(previous, now)
 
 
 class Journal:
@@ -111,7 +126,7 @@ class Journal:
         changed = previous != self.settings
         if changed and not _methods_alone_differ(previous, retired, self.settings):
             raise ValueError(f"{os.path.dirname(self.path)} holds an evaluation with other settings "
-                             f"({settings_changes(previous, self.settings)}); "
+                             f"({_refusal_reasons(previous, retired, self.settings)}); "
                              "pass --restart to start over, or use a new folder")  # fmt: skip
         for line in lines[1:]:
             try:
