@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from bench.enhance_inputs import COUNT, SIZE, assert_same_outputs, make_folder, make_model, sequential  # noqa: E402
 from bench.report import heading  # noqa: E402
 from xvertfast.infer import Enhancer  # noqa: E402
+from xvertfast.infer.backends import BACKENDS  # noqa: E402
 
 
 def table(setting: str, images: int, t_pipelined: float, t_sequential: float) -> str:
@@ -41,7 +42,8 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=COUNT, help="images (cxr-dev NIH, resized; default: %(default)s)")
     ap.add_argument("--size", type=int, default=SIZE, help="their side in pixels (default: %(default)s)")
     ap.add_argument("--device", default="auto", help="as xvertfast enhance --device (default: %(default)s)")
-    ap.add_argument("--backend", default="torch", help="as xvertfast enhance --backend (default: %(default)s)")
+    ap.add_argument("--backend", choices=BACKENDS, default="torch",
+                    help="as xvertfast enhance --backend (default: %(default)s)")
     ap.add_argument("--workers", type=int, default=None, help="default: as xvertfast enhance (default_workers)")
     ap.add_argument("--batch-size", type=int, default=8, help="ROI tiles per network call (default: %(default)s)")
     ap.add_argument("--precision", default="auto", help="as xvertfast enhance --precision (default: %(default)s)")

@@ -23,6 +23,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from bench.report import heading  # noqa: E402
+from xvertfast.infer.backends import resolve_device  # noqa: E402
 from xvertfast.ops import gradient_correlation_loss, select_max_entropy  # noqa: E402
 
 
@@ -54,6 +55,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=10,
                         help="timed runs after a warm-up, best taken; select_max_entropy: max(3, N // 3) (default: %(default)s)")
     args = parser.parse_args()
+    try:
+        resolve_device(args.device)
+    except RuntimeError as e:
+        parser.error(str(e))
     dev, rep = args.device, args.repeat
 
     print(f"{heading('roofline.py')}\n")

@@ -193,3 +193,14 @@ def test_wls_table_without_pyamg_says_so_before_timing():
                          cwd=os.path.dirname(HERE))  # fmt: skip
     assert out.returncode == 1 and "needs pyamg (pip install 'xvertfast[bench]')" in out.stderr, out.stderr
     assert "Traceback" not in out.stderr and "| size |" not in out.stdout
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks a machine without a CUDA GPU")
+@pytest.mark.parametrize("command", [["wls_table.py", "--device", "cuda", "--sizes", "32"],
+                                     ["roofline.py", "--device", "cuda"]])  # fmt: skip
+def test_gpu_tables_on_a_machine_without_a_gpu_say_so(command):
+    """They stopped with a traceback ('No module named cupy', 'Torch not compiled with CUDA')."""
+    out = subprocess.run([sys.executable, os.path.join(HERE, command[0]), *command[1:]], capture_output=True,
+                         text=True, timeout=120, cwd=os.path.dirname(HERE))  # fmt: skip
+    assert out.returncode == 2 and "no usable CUDA device" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr

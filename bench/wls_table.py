@@ -44,6 +44,7 @@ from bench.wls_inputs import (  # noqa: E402
     spsolve_assembled,
 )
 from xvertfast import wls  # noqa: E402
+from xvertfast.infer.backends import resolve_device  # noqa: E402
 
 #: issue #3's accuracy item: relative L2 error against the direct solve
 MAX_ERROR = 1e-4
@@ -190,6 +191,13 @@ def main() -> None:
         all_images(args.repeat)
         return
     if args.device == "cuda":
+        try:
+            resolve_device("cuda")
+        except RuntimeError as e:
+            parser.error(str(e))
+        if importlib.util.find_spec("cupy") is None:
+            sys.exit("wls_table.py: the GPU table needs cupy, for its baseline and the cupy-driven solver "
+                     "(pip install 'xvertfast[gpu]')")  # fmt: skip
         gpu_table(args.sizes, args.batch, args.repeat)
         return
     if args.baselines and importlib.util.find_spec("pyamg") is None:
