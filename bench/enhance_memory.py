@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from bench.enhance_inputs import make_model  # noqa: E402
-from bench.report import anonymous_mb, device_line  # noqa: E402
+from bench.report import anonymous_mb, heading  # noqa: E402
 from bench.wls_inputs import radiograph  # noqa: E402
 from xvertfast.io.job_folder import LEDGER_FILE  # noqa: E402
 
@@ -162,7 +162,7 @@ def main() -> int:
         raise SystemExit("enhance_memory.py reads /proc: Linux only")
     samples, s, shapes = measure(args.count, args.workers)
     mpx = [h * w / 1e6 for h, w in shapes]
-    print(f"Device: `{device_line()}`")
+    print(heading("enhance_memory.py"))
     print(f"{args.count} images, {min(mpx):.2f}-{max(mpx):.2f} Mpx (mean {np.mean(mpx):.2f}), --workers "
           f"{args.workers}, {s['seconds']:.0f} s\n")  # fmt: skip
     print_table(s)
