@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -686,3 +687,24 @@ def test_a_dry_run_says_that_missing_and_empty_inputs_would_fail(tmp_path, model
     plan, ran = (json.loads((tmp_path / name).read_text())["files"] for name in ("plan.json", "run.json"))
     assert {r["input"]: (r["status"], r["error"]) for r in plan if r["status"] == "failed"} == \
         {r["input"]: (r["status"], r["error"]) for r in ran if r["status"] == "failed"}  # fmt: skip
+
+
+def test_a_file_or_folder_in_the_way_of_an_output_is_said_in_words(tmp_path, model_dir, seed, capsys):  # noqa: F811
+    # was a raw "[Errno 17] File exists: '.../out/sub'" (a run's; the dry run planned it) and "Is a directory"
+    src, out = tmp_path / "in", tmp_path / "out"
+    write_pngs(src, seed, ["a.png", "sub/b.png", "sub/deeper/c.png"])
+    assert run(model_dir, src, "-o", out) == 0
+    (out / "a.png").unlink()
+    (out / "a.png").mkdir()
+    shutil.rmtree(out / "sub")
+    (out / "sub").write_text("a file where an output folder goes")
+    plan, ran = "0 to enhance, 0 done already, 3 would fail", "0 done, 0 skipped, 3 failed"
+    for dry, said in ((["--dry-run"], plan), ([], ran)):
+        assert run(model_dir, src, "-o", out, *dry) == 1
+        captured = capsys.readouterr()
+        assert said in captured.out, captured.out
+        assert "Errno" not in captured.err and "Is a directory" not in captured.err, captured.err
+        for name in ("sub/b.png", "sub/deeper/c.png"):
+            assert f"{src / name}: {out / 'sub'} is a file, so {out / name} cannot" in captured.err, captured.err
+        assert f"{src / 'a.png'}: {out / 'a.png'} is a folder" in captured.err, captured.err
+    assert (out / "sub").read_text() == "a file where an output folder goes"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -420,3 +421,27 @@ def test_a_dry_run_says_that_missing_and_empty_inputs_would_fail(folder, tmp_pat
                                  str(folder / "gone.png"): f"{folder / 'gone.png'}: no such file or folder"}
     ran = preprocess_files([f"@{listing}"], str(tmp_path / "o"), progress=False, log=lambda m: None)
     assert dict(ran.failed) == dict(plan.failed) and ran.done == plan.planned
+
+
+def test_a_file_or_folder_in_the_way_of_an_output_is_said_in_words(tmp_path, capsys):
+    # was a raw "[Errno 17] File exists: '.../out/sub'" and, on a redo, "[Errno 21] Is a directory"
+    src, out = tmp_path / "in", tmp_path / "out"
+    (src / "sub" / "deeper").mkdir(parents=True)
+    for k, name in enumerate(["a.png", "sub/b.png", "sub/deeper/c.png"]):
+        Image.fromarray(radiograph_like(k)).save(src / name)
+    assert main(["preprocess", str(src), "-o", str(out), "-q"]) == 0
+    (out / f"a{SUFFIXES[1]}").unlink()
+    (out / f"a{SUFFIXES[1]}").mkdir()  # a folder where an output file of a.png goes
+    shutil.rmtree(out / "sub")
+    (out / "sub").write_text("a file where an output folder goes")
+    plan, ran = "0 to preprocess, 0 done already, 3 would fail", "0 done, 0 skipped, 3 failed"
+    for dry, said in ((["--dry-run"], plan), ([], ran)):
+        assert main(["preprocess", str(src), "-o", str(out), "-q", "--overwrite", *dry]) == 1
+        captured = capsys.readouterr()
+        assert said in captured.out, captured.out
+        err = captured.err
+        assert "Errno" not in err and "Is a directory" not in err, err
+        for name in ("sub/b.png", "sub/deeper/c.png"):
+            assert f"{src / name}: {out / 'sub'} is a file, so" in err, err
+        assert f"{src / 'a.png'}: {out / ('a' + SUFFIXES[1])} is a folder" in err, err
+    assert (out / "sub").read_text() == "a file where an output folder goes"

@@ -306,6 +306,24 @@ def job_status(out_dir: str, job: str) -> JobStatus | None:
     return JobStatus(job, recorded.get("xvertfast"), settings, found, legacy, rate, rate_outputs)
 
 
+def _in_the_way(out_dir: str, out: str) -> str | None:
+    """What keeps ``out`` from being written, in words: a folder of its name, or a file where a
+    folder above it in ``out_dir`` goes (the job said only "[Errno 17] File exists" or "Is a
+    directory", and a dry run did not see it). None where nothing does."""
+    if os.path.isdir(out):  # (write_image refuses a link to a folder too)
+        return f"{out} is a folder, so the output cannot be written there; move it away or use another output folder"
+    root, folder = os.path.abspath(out_dir), os.path.dirname(os.path.abspath(out))
+    while folder != root and os.path.dirname(folder) != folder:
+        if os.path.lexists(folder):  # the nearest that exists: a folder, or what is in the way
+            if os.path.isdir(folder):
+                return None
+            what = "a file" if os.path.isfile(folder) else "not a folder"
+            return (f"{folder} is {what}, so {out} cannot be written below it; move it away or use another "
+                    "output folder")  # fmt: skip
+        folder = os.path.dirname(folder)
+    return None
+
+
 def dry_run_line(job: str, shard: Shard | None, found: int, found_all: int, planned: int, skipped: int,
                  failed: int, seconds: float) -> str:  # fmt: skip
     """A dry run's summary (:class:`JobFolder` ``read_only``), the same for every job kind."""
@@ -558,6 +576,9 @@ class JobFolder:
 
     def state(self, input_path: str, out: str) -> tuple[str, str | None]:
         """What to do with ``out``: ("new" | "done" | "redo", None), or ("refuse", why)."""
+        blocked = _in_the_way(self.out_dir, out)
+        if blocked is not None:
+            return "refuse", blocked
         if not os.path.lexists(out):
             return "new", None
         entry = self._ledger.get(self._rel(out))
