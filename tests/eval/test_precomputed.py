@@ -123,6 +123,30 @@ def test_bad_outputs_fail_their_image_with_the_reason(tmp_path, seed, capsys):
         PrecomputedOutputs(str(src)).locate(InputFile(str(src / "good.png"), "good.png"))
 
 
+def test_an_output_whose_large_scale_brightness_turns_over_is_scored_not_taken_for_inverted(tmp_path, seed):
+    # the default model's lung fields can come out brighter than the spine (--mode full): the
+    # whole-image correlation with the input was below -0.5 on 6 of the 18 cxr-dev images, and
+    # evaluate refused xvertfast's own outputs as "looks inverted"; an inverted output's details
+    # are inverted too, this one's are not
+    from scipy.ndimage import gaussian_filter
+
+    src, tool = tmp_path / "in", tmp_path / "tool"
+    src.mkdir()
+    tool.mkdir()
+    x = chest_like(seed).astype(np.float64) / 255
+    base = gaussian_filter(x, 8)  # (the band down the middle, the rows' waves), turned over; the rest kept
+    turned = np.clip(0.9 - base + 1.5 * (x - base), 0, 1)
+    assert np.corrcoef(turned.ravel(), x.ravel())[0, 1] < -0.5  # what the old check refused
+    Image.fromarray(chest_like(seed)).save(src / "a.png")
+    Image.fromarray(np.round(turned * 255).astype(np.uint8)).save(tool / "a.png")
+    source = InputFile(str(src / "a.png"), "a.png")
+    out = PrecomputedOutputs(str(tool))(x.astype(np.float32), source=source)
+    assert out.shape == x.shape
+    Image.fromarray(255 - chest_like(seed)).save(tool / "a.png")  # stored inverted: still refused
+    with pytest.raises(ImageReadError, match=r"looks inverted .* details correlate at -(0\.9\d|1\.00)"):
+        PrecomputedOutputs(str(tool))(x.astype(np.float32), source=source)
+
+
 def test_a_replaced_output_is_scored_again_on_resume(tmp_path, seed):
     src, tool = inputs_and_clahe_outputs(tmp_path, seed, "png8")
     methods = {"tool": PrecomputedOutputs(str(tool))}
