@@ -24,6 +24,8 @@ import xml.etree.ElementTree as ET
 
 import torch
 
+from xvertfast._text import count
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
@@ -42,7 +44,7 @@ def device_line() -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    line = f"CPU: {cpu}, {torch.get_num_threads()} threads"
+    line = f"CPU: {cpu}, {count(torch.get_num_threads(), 'thread')}"
     if torch.cuda.is_available():
         line += f"; GPU: {torch.cuda.get_device_name(0)}"
     return line + f"; torch {torch.__version__}"

@@ -202,6 +202,13 @@ def test_report_formats_a_build_without_extension():
     assert "NOT in use (disabled)" in text and "not compiled" in text
 
 
+def test_report_counts_the_openmp_threads_in_words():
+    # "yes, 1 threads" under OMP_NUM_THREADS=1, as on a cluster node with one core
+    info = collect()
+    assert "yes, 1 thread\n" in format_report(info | {"openmp": True, "cpu_threads": 1}) + "\n"
+    assert "yes, 2 threads" in format_report(info | {"openmp": True, "cpu_threads": 2})
+
+
 def test_cli_without_command_prints_help():
     out = subprocess.run([sys.executable, "-m", "xvertfast"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 2 and "info" in out.stdout

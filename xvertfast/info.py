@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from xvertfast._text import count
 from xvertfast._version import __version__
 from xvertfast._extension import built_against_cuda_torch, cuda_glue_error, extension, load_error
 from xvertfast.infer.backends import cpu_bf16_support
@@ -164,7 +165,7 @@ def format_report(info: dict[str, Any]) -> str:
         f"torch                {info['torch']} ({'CUDA ' + info['torch_cuda'] if info['torch_cuda'] else 'CPU build'})",
         f"extension            {ext}",
         f"CPU ops              {', '.join(info['cpu_ops']) or 'none (pure-PyTorch fallback)'}",
-        f"  OpenMP             {yes(info['openmp'])}, {info['cpu_threads']} threads",
+        f"  OpenMP             {yes(info['openmp'])}, {count(info['cpu_threads'], 'thread')}",
         f"  CPU bf16           {_BF16_TEXT.get(info['cpu_bf16'], info['cpu_bf16'])}",
         f"CUDA kernels         {_cuda_kernels_text(info)}",
         f"  CUDA ops           {', '.join(info['cuda_ops']) or 'none'}",
