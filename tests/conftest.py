@@ -97,6 +97,18 @@ def folder_state(folder) -> dict | None:
             for p in sorted(folder.rglob("*"))}  # fmt: skip
 
 
+def said_around_the_bar(err: str, words: str = "error|warning") -> None:
+    """Asserts that a progress bar was drawn on ``err`` (stderr) and that each ``error: `` and
+    ``warning: `` said (or ``words``) starts a line of its own: printed plainly, it
+    followed the bar's text, which ends without a newline ("...[00:00<?, ?img/s]error: ...").
+    (The summary's indented repeats are not looked at.)"""
+    import re
+
+    assert re.search(r"\| *\d+/\d+ \[", err), f"no progress bar drawn:\n{err}"
+    said = [m.start() for m in re.finditer(rf"(?<!  )(?:{words}): ", err)]
+    assert said and all(start == 0 or err[start - 1] in "\r\n" for start in said), err
+
+
 class BuiltWithNvcc:
     """A ``_C`` with CUDA kernels (sm_80, sm_90, PTX), compiled against a CUDA build of torch or a
     CPU one, as xvertfast._extension and ``xvertfast info`` ask about it (tests on machines without

@@ -168,7 +168,7 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
                             precision=args.precision)  # fmt: skip
         summary = enhancer.enhance_files(args.inputs, args.output, fmt=args.format, overwrite=args.overwrite,
                                          workers=args.workers, report=args.report, progress=not args.quiet,
-                                         log=lambda msg: print(msg, file=sys.stderr), preview=args.preview,
+                                         log=_say_around_the_bar, preview=args.preview,
                                          shard=args.shard, dry_run=args.dry_run)  # fmt: skip
     except NothingFound as exc:
         return _nothing_found(exc)
@@ -203,7 +203,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         run, paths = evaluate(args.inputs, args.output, methods, metrics, rois=args.rois, compare_to=args.compare_to,
                               pictures=args.pictures, progress=not args.quiet, restart=args.restart,
                               device=args.device, precision=args.precision,
-                              log=lambda msg: print(msg, file=sys.stderr))  # fmt: skip
+                              log=_say_around_the_bar)  # fmt: skip
     except NothingFound as exc:
         return _nothing_found(exc)
     except (ValueError, OSError, RuntimeError, ImportError) as exc:  # OSError: REPORT_DIR is a file, --rois missing
@@ -414,7 +414,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     try:
         train(args.data, args.output, config, resume=args.resume, progress=not args.quiet,
-              log=lambda msg: print(msg, file=sys.stderr))  # fmt: skip
+              log=_say_around_the_bar)  # fmt: skip
     except NothingFound as exc:
         return _nothing_found(exc)
     except (TrainingDiverged, DiskFull) as exc:  # they say what the checkpoint keeps and what to do

@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.conftest import CXR_DEV, needs_cxr_dev
+from tests.conftest import CXR_DEV, needs_cxr_dev, said_around_the_bar
 from xvertfast.cli import main
 from xvertfast.eval import metrics
 from xvertfast.eval.protocol import to_8bit_original, to_8bit_output
@@ -758,3 +758,14 @@ def test_grids_of_two_images_of_one_name_are_told_apart():
     assert _picture_titles(same) == [os.path.join("a", "chest.png"), os.path.join("b", "chest.png")]
     other = [{"file": os.path.join("data", "a", "one.png")}, {"file": os.path.join("data", "b", "two.png")}]
     assert _picture_titles(other) == ["one.png", "two.png"]
+
+
+def test_errors_start_their_own_line_under_the_progress_bar(tmp_path, seed, capsys):
+    # printed after the bar's text, which ends without a newline: "...0/2 [00:00<?, ?img/s]error: ..."
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(chest_like(seed, 200, 190)).save(src / "img0.png")
+    (src / "empty.png").write_bytes(b"")
+    args = ["--methods", "identity", "--metrics", "entropy", "--pictures", "0"]
+    assert main(["evaluate", str(src), "-o", str(tmp_path / "report"), *args]) == 1
+    said_around_the_bar(capsys.readouterr().err)

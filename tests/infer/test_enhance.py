@@ -16,6 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.conftest import said_around_the_bar
 from xvertfast.cli import main
 from xvertfast.infer import Enhancer
 from xvertfast.infer.backends import StageBackend
@@ -681,3 +682,14 @@ def test_run_tiles_checks_its_tiles_and_runs_other_floats_as_float32(seed):
                   (prep.xp.int(), prep.y.int())):  # fmt: skip
         with pytest.raises(ValueError, match="run_tiles: xp and y must be float tensors of one shape"):
             enhancer.run_tiles(xp, y)
+
+
+def test_errors_and_warnings_start_their_own_line_under_the_progress_bar(tmp_path, model_dir, seed, capsys):
+    # printed after the bar's text, which ends without a newline: "...0/8 [00:00<?, ?img/s]error: ..."
+    src = make_inputs(tmp_path, seed)
+    Image.fromarray(255 - np.round(chest_like(seed + 7) * 255).astype(np.uint8)).save(src / "inverted.png")
+    args = ["enhance", str(src), "-o", str(tmp_path / "out"), "--model", str(model_dir), "--device", "cpu"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "warning: " in err  # (the inverted one)
+    said_around_the_bar(err)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import folder_state
+from tests.conftest import folder_state, said_around_the_bar
 from xvertfast.cli import main
 from xvertfast.io.job_folder import job_files
 from xvertfast.pipeline.preprocess_files import SUFFIXES, preprocess_files
@@ -93,10 +92,7 @@ def test_the_summary_counts_and_repeats_the_warnings(tmp_path, capsys):
 def test_errors_and_warnings_start_their_own_line_under_the_progress_bar(folder, tmp_path, capsys):
     # printed after the bar's text, which ends without a newline: "...[00:00<?, ?img/s]error: ..."
     assert main(["preprocess", str(folder), "-o", str(tmp_path / "out")]) == 1
-    err = capsys.readouterr().err
-    assert "img/s]" in err  # the bar was drawn
-    said = [m.start() for m in re.finditer(r"(?<!  )(error|warning): ", err)]
-    assert said and all(start == 0 or err[start - 1] in "\r\n" for start in said), err
+    said_around_the_bar(capsys.readouterr().err)
 
 
 def test_directory_named_like_an_image_and_missing_files(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.conftest import CXR_DEV, needs_cxr_dev
+from tests.conftest import CXR_DEV, needs_cxr_dev, said_around_the_bar
 from xvertfast import load_model
 from xvertfast.cli import main
 from xvertfast.train import TrainConfig, train
@@ -954,3 +954,13 @@ def test_the_progress_bar_counts_rois_as_rois(tmp_path, capsys):
     train([str(write_images(tmp_path / "data"))], str(tmp_path / "run"), quick, log=lambda m: None)
     err = capsys.readouterr().err
     assert "roi_s=" in err and "img_s=" not in err
+
+
+def test_skipped_files_start_their_own_line_under_the_progress_bar(tmp_path, capsys):
+    # printed after the preprocessing bar's text, which ends without a newline: "...[00:00<?, ?image/s]skipped: ..."
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "empty.png").write_bytes(b"")
+    (data / "text.png").write_text("not an image")
+    assert main(["train", str(data), "-o", str(tmp_path / "run"), "--width", "4", "--depth", "2", "--roi-size", "32"]) == 2
+    said_around_the_bar(capsys.readouterr().err, "skipped")
