@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import pytest
 
@@ -178,3 +179,20 @@ def test_what_a_search_and_a_list_pass_over_is_what_the_readme_says(tmp_path, mo
     monkeypatch.chdir(tmp_path)
     (tmp_path / "l.txt").write_text("# a comment\n\n  b/x.png  \na\n")
     assert [(f.path, f.rel) for f in discover(["@l.txt"])] == [("b/x.png", "b/x.png"), ("a/x.png", "x.png")]
+
+
+def test_a_folder_without_images_beside_others_is_said_and_left_out(tmp_path):
+    # a mistyped one of several folders, or a folder of .txt, was left out without a word
+    for name in ("in1/a.png", "notes/a.txt", "empty/.keep"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    inputs = [str(tmp_path / "in1"), str(tmp_path / "notes"), str(tmp_path / "empty")]
+    with pytest.warns(UserWarning) as said:
+        found = discover(inputs)
+    assert [f.rel for f in found] == ["a.png"]
+    texts = [str(w.message) for w in said]
+    assert [t.split(":")[0] for t in texts] == inputs[1:], texts
+    assert all("no image files found in it" in t and t.endswith("left out") for t in texts), texts
+    with warnings.catch_warnings():  # alone, such a folder is the caller's NothingFound: said once, there
+        warnings.simplefilter("error")
+        assert discover(inputs[1:]) == []

@@ -441,3 +441,15 @@ def test_a_file_or_folder_in_the_way_of_an_output_is_said_in_words(tmp_path, cap
             assert f"{src / name}: {out / 'sub'} is a file, so" in err, err
         assert f"{src / 'a.png'}: {out / ('a' + SUFFIXES[1])} is a folder" in err, err
     assert (out / "sub").read_text() == "a file where an output folder goes"
+
+
+def test_an_input_folder_without_images_beside_others_is_said_and_the_job_goes_on(tmp_path, capsys):
+    # a mistyped one of several folders (here one of notes) was left out without a word
+    (tmp_path / "in1").mkdir()
+    (tmp_path / "in2").mkdir()
+    Image.fromarray(radiograph_like(0)).save(tmp_path / "in1" / "a.png")
+    (tmp_path / "in2" / "notes.txt").write_text("not an image")
+    assert main(["preprocess", str(tmp_path / "in1"), str(tmp_path / "in2"), "-o", str(tmp_path / "out"), "-q"]) == 0
+    captured = capsys.readouterr()
+    assert "1 done" in captured.out
+    assert f"warning: {tmp_path / 'in2'}: no image files found in it" in captured.err, captured.err

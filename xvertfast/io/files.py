@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import warnings
 from dataclasses import dataclass
 
 from xvertfast.io.errors import ImageReadError
 
-__all__ = ["InputFile", "discover", "check_inputs", "read_input", "input_problem", "unsearched_image", "file_state", "output_path", "image_extension", "file_sha256", "IMAGE_EXTENSIONS",
+__all__ = ["InputFile", "discover", "check_inputs", "read_input", "input_problem", "unsearched_image", "file_state", "output_path", "image_extension", "file_sha256", "IMAGE_EXTENSIONS", "IMAGE_KINDS",
            "LIST_PHOTOMETRICS"]  # fmt: skip
 
 #: Extensions picked up when a folder is searched. Files without an extension, or whose
@@ -22,6 +23,9 @@ __all__ = ["InputFile", "discover", "check_inputs", "read_input", "input_problem
 #: are picked up too: archives store DICOM that way. DICOMDIR index files are not images.
 IMAGE_EXTENSIONS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".dcm", ".dicom", ".img")
 
+
+#: The kinds of image a folder is searched for, as messages name them.
+IMAGE_KINDS = "PNG, TIFF, JPEG, DICOM, JSRT .IMG"
 
 #: Polarities an ``@list`` line may give after a tab (for PNG/JPEG files, which do not record it).
 LIST_PHOTOMETRICS = ("MONOCHROME1", "MONOCHROME2")
@@ -56,7 +60,7 @@ class NothingFound(ValueError):
     def __init__(self, inputs, missing: bool = False):
         names = ", ".join(map(str, inputs))
         super().__init__(f"{names}: no such file or folder" if missing
-                         else f"no image files found in {names} (PNG, TIFF, JPEG, DICOM, JSRT .IMG)")  # fmt: skip
+                         else f"no image files found in {names} ({IMAGE_KINDS})")  # fmt: skip
 
 
 #: Files that mark a folder as the output of an xvertfast job (an enhancement's or a
@@ -221,18 +225,23 @@ def discover(inputs: list[str], exclude: list[str] = ()) -> list[InputFile]:
     bone dark and is inverted on reading (``read_image(..., photometric=...)``). Relative
     paths in a list are taken from the current folder, as on the command line. Folders in
     ``exclude`` (a job's output folder inside an input folder) are not searched, and an input
-    given in one of them is refused (ValueError).
+    given in one of them is refused (ValueError). A folder given without images in it, beside
+    inputs that have some, is said in a UserWarning (a mistyped one of several folders).
     """
     check_inputs(inputs)
     skip = {os.path.realpath(e) for e in exclude}
     out: list[InputFile] = []
+    empty = []
     for item in inputs:
         if item.startswith("@"):
             out.extend(_from_list(item[1:], skip))
             continue
         _refuse_inside(item, skip)
         if os.path.isdir(item):
-            out.extend(_from_folder(item, skip))
+            found = _from_folder(item, skip)
+            if not found:
+                empty.append(item)
+            out.extend(found)
         else:
             out.append(InputFile(item, os.path.basename(item)))
     seen, unique = set(), []
@@ -241,6 +250,8 @@ def discover(inputs: list[str], exclude: list[str] = ()) -> list[InputFile]:
         if key not in seen:
             seen.add(key)
             unique.append(f)
+    for item in empty if unique else ():  # (none found anywhere: the caller's NothingFound names them all)
+        warnings.warn(f"{item}: no image files found in it ({IMAGE_KINDS}); left out", UserWarning, stacklevel=2)
     return unique
 
 
