@@ -303,8 +303,10 @@ def _print_train_status(run, as_json: bool) -> int:
         print(f"{run.run_dir}: xvertfast train, {stages}: stage {run.stage} of {run.stages}, not finished (its model "
               "is written when the last stage is trained)")  # fmt: skip
         joint = run.epoch - run.epochs_gc
-        phase = (f"{run.epoch} of {run.epochs_gc} feature-loss epochs, then up to {run.epochs_joint} joint" if joint < 0
-                 else f"{run.epochs_gc} feature-loss epochs and {joint} of up to {run.epochs_joint} joint, "
+        # the first phase is the structure (gradient-correlation) loss alone; the joint one adds the feature loss
+        phase = (f"{run.epoch} of {run.epochs_gc} structure-loss epochs, then up to {run.epochs_joint} joint "
+                 "(structure + feature loss)" if joint < 0
+                 else f"{run.epochs_gc} structure-loss epochs and {joint} of up to {run.epochs_joint} joint, "
                       f"{run.bad_epochs} of {run.patience} in a row without a better score")  # fmt: skip
         print(f"  stage {run.stage}: {phase}")
     if run.last is not None:

@@ -24,13 +24,16 @@ def test_a_runs_progress_is_read_from_its_checkpoint_as_it_goes(tmp_path, capsys
     assert main(["status", str(run)]) == 0
     said = capsys.readouterr().out
     assert f"{run}: xvertfast train, 2 stages of width 4: stage 1 of 2, not finished" in said
-    assert "stage 1: 2 feature-loss epochs and 1 of up to 2 joint, 0 of 5 in a row without a better score" in said
+    # the first phase is the structure loss alone; the feature loss is what the joint phase adds
+    # (status called it the "feature-loss" phase, the opposite of --epochs-gc's own help)
+    assert "stage 1: 2 structure-loss epochs and 1 of up to 2 joint, 0 of 5 in a row without a better score" in said
+    assert "feature-loss" not in said
     assert "last epoch (stage 1, epoch 3): training loss " in said and "validation loss " in said
     assert "at most 5 epochs to go, about " in said and "last written " in said
 
     train([str(data)], str(run), CONFIG, resume=True, stop_after_epochs=2, **quiet)  # into stage 2's gc phase
     assert main(["status", str(run)]) == 0
-    assert "stage 2: 1 of 2 feature-loss epochs, then up to 2 joint" in capsys.readouterr().out
+    assert "stage 2: 1 of 2 structure-loss epochs, then up to 2 joint (structure + feature loss)" in capsys.readouterr().out
 
     train([str(data)], str(run), CONFIG, resume=True, **quiet)
     status = train_status(str(run))

@@ -22,7 +22,7 @@ class TrainStatus:
     width: int
     stage: int  #: the stage being trained; ``stages + 1`` once all are
     epoch: int  #: epochs finished in that stage
-    epochs_gc: int  #: epochs of the feature-loss phase of each stage
+    epochs_gc: int  #: epochs of the structure-loss-only phase of each stage (the feature loss comes after)
     epochs_joint: int  #: at most this many joint epochs follow them
     patience: int  #: joint epochs without a better score that end a stage
     bad_epochs: int  #: joint epochs in a row without a better score, so far
