@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 
 import numpy as np
@@ -453,3 +454,16 @@ def test_an_input_folder_without_images_beside_others_is_said_and_the_job_goes_o
     captured = capsys.readouterr()
     assert "1 done" in captured.out
     assert f"warning: {tmp_path / 'in2'}: no image files found in it" in captured.err, captured.err
+
+
+def test_a_rerun_that_skips_everything_states_no_rate(tmp_path, capsys):
+    # said "(0.00 images/s)", as if preprocessing were stuck; enhance's summary leaves the rate out
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(radiograph_like(0)).save(src / "a.png")
+    args = ["preprocess", str(src), "-o", str(tmp_path / "out"), "-q"]
+    assert main(args) == 0
+    assert "1 done, 0 skipped, 0 failed in " in capsys.readouterr().out
+    assert main(args) == 0
+    line = capsys.readouterr().out.strip()
+    assert re.fullmatch(r"0 done, 1 skipped, 0 failed in \d+\.\d s", line), line

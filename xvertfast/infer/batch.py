@@ -44,7 +44,7 @@ from xvertfast.io.errors import FILE_ERRORS, failure_text
 from xvertfast.io.files import (InputFile, NothingFound, collision_remedy, discover, file_state, image_extension,
                                 input_problem, output_path, read_input, unsearched_image)
 from xvertfast.io.read import sniff_format
-from xvertfast.io.job_folder import JOB_FILE, JobFolder, dry_run_line
+from xvertfast.io.job_folder import JOB_FILE, JobFolder, dry_run_line, run_line
 from xvertfast.io.shards import Shard
 from xvertfast.io.write import (FORMAT_EXTENSIONS, WRITE_FORMATS, atomic_write, disk_full, nearest_existing,
                                 remove_stale_parts)
@@ -112,10 +112,8 @@ class BatchSummary:
         if self.dry_run:
             return dry_run_line("enhance", self.shard, self.found, self.found_all, self.planned, self.skipped,
                                 len(self.failed), self.seconds)  # fmt: skip
-        warned = f" ({len(self.warned)} with warnings)" if self.warned else ""
-        rate = f" ({self.images_per_second:.2f} images/s)" if self.done else ""  # (a rerun that skips all: none)
-        part = self.shard.share(self.found, self.found_all) if self.shard else ""
-        return f"{part}{self.done} done{warned}, {self.skipped} skipped, {len(self.failed)} failed in {self.seconds:.1f} s{rate}"
+        return run_line(self.shard, self.found, self.found_all, self.done, len(self.warned), self.skipped,
+                        len(self.failed), self.seconds)  # fmt: skip
 
 
 def _same_format(path: str) -> str:

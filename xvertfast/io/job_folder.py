@@ -57,7 +57,7 @@ from xvertfast.io.shards import Shard
 from xvertfast.io.write import atomic_write, nearest_existing, remove_stale_parts
 from xvertfast.resume import ends_with_newline, hold_lock, settings_changes
 
-__all__ = ["JobFolder", "JobStatus", "LedgerStatus", "dry_run_line", "job_files", "job_status", "read_ledgers",
+__all__ = ["JobFolder", "JobStatus", "LedgerStatus", "dry_run_line", "run_line", "job_files", "job_status", "read_ledgers",
            "shard_files", "shards_locks", "JOB_FILE", "LEDGER_FILE", "LOCK_FILE", "JOB_STATE_FILES"]
 
 
@@ -330,6 +330,16 @@ def dry_run_line(job: str, shard: Shard | None, found: int, found_all: int, plan
     part = shard.share(found, found_all) if shard else ""
     return (f"dry run, nothing written: {part}{planned} to {job}, {skipped} done already, {failed} would fail "
             f"(planned in {seconds:.1f} s)")  # fmt: skip
+
+
+def run_line(shard: Shard | None, found: int, found_all: int, done: int, warned: int, skipped: int, failed: int,
+             seconds: float) -> str:  # fmt: skip
+    """A run's summary, the same for every job kind; the rate only where images were done (a
+    rerun that skips them all was said to run at "0.00 images/s", as if stuck)."""
+    part = shard.share(found, found_all) if shard else ""
+    with_warnings = f" ({warned} with warnings)" if warned else ""
+    rate = f" ({done / seconds:.2f} images/s)" if done and seconds > 0 else ""
+    return f"{part}{done} done{with_warnings}, {skipped} skipped, {failed} failed in {seconds:.1f} s{rate}"
 
 
 class JobFolder:

@@ -33,7 +33,7 @@ from xvertfast.io import require_content, write_image
 from xvertfast.io.errors import FILE_ERRORS, failure_text
 from xvertfast.io.files import (InputFile, NothingFound, collision_remedy, discover, file_state, input_problem, output_path,
                                 read_input, unsearched_image)
-from xvertfast.io.job_folder import JobFolder, dry_run_line
+from xvertfast.io.job_folder import JobFolder, dry_run_line, run_line
 from xvertfast.io.shards import Shard
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
@@ -69,11 +69,8 @@ class JobSummary:
         if self.dry_run:
             return dry_run_line("preprocess", self.shard, self.found, self.found_all, len(self.planned),
                                 len(self.skipped), len(self.failed), self.seconds)  # fmt: skip
-        rate = len(self.done) / self.seconds if self.seconds > 0 else 0.0
-        part = self.shard.share(self.found, self.found_all) if self.shard else ""
-        warned = f" ({len(self.warned)} with warnings)" if self.warned else ""
-        text = (f"{part}{len(self.done)} done{warned}, {len(self.skipped)} skipped, {len(self.failed)} failed "
-                f"in {self.seconds:.1f} s ({rate:.2f} images/s)")  # fmt: skip
+        text = run_line(self.shard, self.found, self.found_all, len(self.done), len(self.warned), len(self.skipped),
+                        len(self.failed), self.seconds)  # fmt: skip
         if self.stopped:
             text += f"; stopped: {self.stopped}, {self.not_processed} not processed (the same command resumes)"
         return text
