@@ -232,10 +232,12 @@ def test_lpc_si_of_a_large_image_keeps_no_filter_bank(seed):
 
 def test_brisque_needs_its_half_scale_to_hold_the_window(seed):
     img = texture(np.random.default_rng(seed), (60, 60))
-    for shape in ((3, 3), (8, 8), (13, 60)):  # finite scores (153.59 = -rho) that described the padding
-        with pytest.raises(ValueError, match=f"at least {metrics.BRISQUE_MIN_SIDE} px"):
+    for shape in ((3, 3), (8, 8), (12, 60)):  # finite scores (8 x 8: 153.5) that described the padding
+        with pytest.raises(ValueError, match="at least 13 px"):
             metrics.brisque(img[: shape[0], : shape[1]])
-    assert math.isfinite(metrics.brisque(img[:14, :14]))
+    # 13 px halve to 7 (MATLAB's imresize gives ceil(n / 2)), which holds the window: was refused
+    assert math.isfinite(metrics.brisque(img[:13, :60]))
+    assert math.isfinite(metrics.brisque(img[:14, :13]))
 
 
 def test_brisque_prefers_clean_images(seed):

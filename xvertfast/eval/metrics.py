@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from xvertfast.eval._brisque import WINDOW as BRISQUE_WINDOW
 from xvertfast.eval._brisque import brisque_core
 from xvertfast.eval._lpc import lpc_si_core
 from xvertfast.eval._tmqi import MIN_SIDE as TMQI_MIN_SIDE
@@ -37,8 +38,9 @@ __all__ = [
 
 #: How float images become 8-bit: "unit" = round(255 clip(x, 0, 1)); "minmax" = stretched like integers.
 FLOAT_SCALINGS = ("unit", "minmax")
-#: BRISQUE's smallest side: its half scale must still hold the 7x7 Gaussian window.
-BRISQUE_MIN_SIDE = 14
+#: BRISQUE's smallest side: its half scale, ceil(n / 2) px as MATLAB's imresize gives it, must still
+#: hold the 7x7 Gaussian window (13 px halve to 7).
+BRISQUE_MIN_SIDE = 2 * BRISQUE_WINDOW - 1
 #: How far outside [0, 1] a float image under ``float_scaling="unit"`` may reach (an enhancement's
 #: overshoot, clipped) before it is refused as being on another scale (0..255, stored values).
 UNIT_SCALE_SLACK = 0.5
