@@ -33,6 +33,13 @@ def test_clahe_spreads_a_narrow_histogram(seed):
     assert np.percentile(out, 95) - np.percentile(out, 5) > 2 * (np.percentile(x, 95) - np.percentile(x, 5))
 
 
+def test_clahe_leaves_a_constant_image_as_it_is():
+    # scikit-image stretches its input over its own range first: every constant image came out white
+    for value in (0.0, 0.3, 1.0):
+        flat = np.full((64, 48), value, dtype=np.float32)
+        np.testing.assert_array_equal(clahe(flat), flat)
+
+
 def test_farbman_with_unit_gains_gives_back_the_image(seed):
     x = low_contrast(seed)
     np.testing.assert_allclose(farbman(x, gains=(1.0, 1.0, 1.0)), x, atol=1e-5)  # the layers telescope

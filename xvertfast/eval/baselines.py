@@ -72,6 +72,8 @@ def clahe(pixels, spine=None, tiles: int = CLAHE_TILES, clip: float = CLAHE_CLIP
     from skimage.exposure import equalize_adapthist
 
     arr = _check(pixels)
+    if arr.min() == arr.max():  # nothing to equalise; scikit-image's stretch over the range would give white
+        return arr.copy()
     kernel = (max(1, arr.shape[0] // tiles), max(1, arr.shape[1] // tiles))
     return equalize_adapthist(arr, kernel_size=kernel, clip_limit=clip, nbins=256).astype(np.float32)
 
