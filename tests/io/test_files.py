@@ -196,3 +196,17 @@ def test_a_folder_without_images_beside_others_is_said_and_left_out(tmp_path):
     with warnings.catch_warnings():  # alone, such a folder is the caller's NothingFound: said once, there
         warnings.simplefilter("error")
         assert discover(inputs[1:]) == []
+
+
+def test_a_listed_folder_without_images_is_said_with_its_line(tmp_path):
+    # a list of one folder per patient: one of them empty (or mistyped into another folder) went without a word
+    for name in ("p1/a.png", "p2/notes.txt"):
+        (tmp_path / name).parent.mkdir()
+        (tmp_path / name).write_bytes(b"x")
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{tmp_path / 'p1'}\n\n{tmp_path / 'p2'}\n")
+    with pytest.warns(UserWarning) as said:
+        found = discover([f"@{listing}"])
+    assert [f.rel for f in found] == ["a.png"]
+    assert [str(w.message) for w in said] == [f"{listing}, line 3: {tmp_path / 'p2'}: no image files found in it "
+                                              "(PNG, TIFF, JPEG, DICOM, JSRT .IMG); left out"]  # fmt: skip

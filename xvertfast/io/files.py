@@ -176,9 +176,10 @@ def _read_list(list_path: str) -> list[str]:
         raise ValueError(f"@{list_path}: the input list file {list_path} cannot be read ({reason})") from None
 
 
-def _from_list(list_path: str, exclude: set[str]) -> list[InputFile]:
+def _from_list(list_path: str, exclude: set[str], empty: list[str]) -> list[InputFile]:
     """The entries of an ``@list``: a listed folder's images mirror their paths in it, a listed
-    file its path (:func:`_listed_rel`)."""
+    file its path (:func:`_listed_rel`). A listed folder without images is added to ``empty``,
+    named by its line."""
     out = []
     for number, line in enumerate(_read_list(list_path), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
@@ -190,11 +191,14 @@ def _from_list(list_path: str, exclude: set[str]) -> list[InputFile]:
                              f"not {tag!r}")  # fmt: skip
         path = path.strip()
         if path.startswith("@"):  # a list of lists
-            out.extend(_from_list(path[1:], exclude))
+            out.extend(_from_list(path[1:], exclude, empty))
             continue
         _refuse_inside(path, exclude)
         if os.path.isdir(path):
-            out.extend(InputFile(g.path, g.rel, tag or g.photometric) for g in _from_folder(path, exclude))
+            found = _from_folder(path, exclude)
+            if not found:
+                empty.append(f"{list_path}, line {number}: {path}")
+            out.extend(InputFile(g.path, g.rel, tag or g.photometric) for g in found)
         else:
             out.append(InputFile(path, _listed_rel(path), tag))
     return out
@@ -225,16 +229,16 @@ def discover(inputs: list[str], exclude: list[str] = ()) -> list[InputFile]:
     bone dark and is inverted on reading (``read_image(..., photometric=...)``). Relative
     paths in a list are taken from the current folder, as on the command line. Folders in
     ``exclude`` (a job's output folder inside an input folder) are not searched, and an input
-    given in one of them is refused (ValueError). A folder given without images in it, beside
-    inputs that have some, is said in a UserWarning (a mistyped one of several folders).
+    given in one of them is refused (ValueError). A folder given or listed without images in it,
+    beside inputs that have some, is said in a UserWarning (a mistyped one of several folders).
     """
     check_inputs(inputs)
     skip = {os.path.realpath(e) for e in exclude}
     out: list[InputFile] = []
-    empty = []
+    empty: list[str] = []  # the folders given or listed that hold no image, as named in a warning
     for item in inputs:
         if item.startswith("@"):
-            out.extend(_from_list(item[1:], skip))
+            out.extend(_from_list(item[1:], skip, empty))
             continue
         _refuse_inside(item, skip)
         if os.path.isdir(item):
@@ -250,8 +254,8 @@ def discover(inputs: list[str], exclude: list[str] = ()) -> list[InputFile]:
         if key not in seen:
             seen.add(key)
             unique.append(f)
-    for item in empty if unique else ():  # (none found anywhere: the caller's NothingFound names them all)
-        warnings.warn(f"{item}: no image files found in it ({IMAGE_KINDS}); left out", UserWarning, stacklevel=2)
+    for where in empty if unique else ():  # (none found anywhere: the caller's NothingFound names them all)
+        warnings.warn(f"{where}: no image files found in it ({IMAGE_KINDS}); left out", UserWarning, stacklevel=2)
     return unique
 
 
