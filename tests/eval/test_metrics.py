@@ -213,11 +213,15 @@ def test_lpc_si_prefers_sharp_images(seed):
     assert metrics.lpc_si(sharp) > metrics.lpc_si(blurred)
 
 
-def test_lpc_si_of_a_large_image_keeps_no_filter_bank(seed):
+def test_lpc_si_of_a_large_image_keeps_no_filter_bank(seed, monkeypatch):
     # The bank (24 filters the image's size) was built whole and kept after the call: 2.6 GB for
     # a 4096 x 3328 radiograph, two sizes' banks at once, and a 4.3 GB peak.
     import tracemalloc
 
+    from xvertfast.eval import _lpc
+
+    assert 24 * 512 * 290 * 8 <= _lpc.CACHED_BANK_BYTES < 24 * 4096 * 3328 * 8  # ROIs' kept, whole images' not
+    monkeypatch.setattr(_lpc, "CACHED_BANK_BYTES", 2**20)  # this image stands for a whole radiograph
     img = texture(np.random.default_rng(seed), (701, 613))  # a shape no other test scores
     one_plane = img.size * 8  # bytes of one float64 array the image's size
     tracemalloc.start()
