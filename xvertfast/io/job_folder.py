@@ -306,21 +306,28 @@ def job_status(out_dir: str, job: str) -> JobStatus | None:
     return JobStatus(job, recorded.get("xvertfast"), settings, found, legacy, rate, rate_outputs)
 
 
-def _in_the_way(out_dir: str, out: str) -> str | None:
+def _in_the_way(out_dir: str, out: str, clear: set[str]) -> str | None:
     """What keeps ``out`` from being written, in words: a folder of its name, or a file where a
     folder above it in ``out_dir`` goes (the job said only "[Errno 17] File exists" or "Is a
-    directory", and a dry run did not see it). None where nothing does."""
-    if os.path.isdir(out):  # (write_image refuses a link to a folder too)
-        return f"{out} is a folder, so the output cannot be written there; move it away or use another output folder"
-    root, folder = os.path.abspath(out_dir), os.path.dirname(os.path.abspath(out))
-    while folder != root and os.path.dirname(folder) != folder:
+    directory", and a dry run did not see it). None where nothing does. ``clear``: the folders
+    found clear of such a file so far, added to: their other outputs are not looked up again
+    (a stat each on a network share, for tens of thousands of outputs)."""
+    if os.path.lexists(out):
+        if os.path.isdir(out):  # (write_image refuses a link to a folder too)
+            return (f"{out} is a folder, so the output cannot be written there; move it away or use another "
+                    "output folder")  # fmt: skip
+        return None
+    root, parent = os.path.abspath(out_dir), os.path.dirname(os.path.abspath(out))
+    folder = parent
+    while folder not in clear and folder != root and os.path.dirname(folder) != folder:
         if os.path.lexists(folder):  # the nearest that exists: a folder, or what is in the way
             if os.path.isdir(folder):
-                return None
+                break
             what = "a file" if os.path.isfile(folder) else "not a folder"
             return (f"{folder} is {what}, so {out} cannot be written below it; move it away or use another "
                     "output folder")  # fmt: skip
         folder = os.path.dirname(folder)
+    clear.add(parent)
     return None
 
 
@@ -369,6 +376,7 @@ class JobFolder:
         if os.path.exists(out_dir) and not os.path.isdir(out_dir):
             raise ValueError(f"output folder {out_dir} is a file")
         self._locks: list = []
+        self._clear: set[str] = set()  # folders found clear of a file in the way of the outputs (see state)
         self._fd = None
         self._time = 0  # the latest line's time (see _next_time)
         self._write_lock = threading.Lock()
@@ -586,7 +594,7 @@ class JobFolder:
 
     def state(self, input_path: str, out: str) -> tuple[str, str | None]:
         """What to do with ``out``: ("new" | "done" | "redo", None), or ("refuse", why)."""
-        blocked = _in_the_way(self.out_dir, out)
+        blocked = _in_the_way(self.out_dir, out, self._clear)
         if blocked is not None:
             return "refuse", blocked
         if not os.path.lexists(out):
