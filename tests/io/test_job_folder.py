@@ -708,3 +708,20 @@ def test_a_file_or_folder_in_the_way_of_an_output_is_said_in_words(tmp_path, mod
             assert f"{src / name}: {out / 'sub'} is a file, so {out / name} cannot" in captured.err, captured.err
         assert f"{src / 'a.png'}: {out / 'a.png'} is a folder" in captured.err, captured.err
     assert (out / "sub").read_text() == "a file where an output folder goes"
+
+
+def test_an_output_named_as_a_folder_of_other_outputs_is_said(tmp_path, model_dir, seed, capsys):  # noqa: F811
+    # in1/x.png and in2/x.png/y.png: out/x.png is a file and a folder at once; the second written
+    # failed with a raw "[Errno 17] File exists: '.../out/x.png'", and the dry run planned both
+    src = tmp_path / "src"
+    write_pngs(src, seed, ["in1/x.png", "in2/x.png/y.png"])
+    out = tmp_path / "out"
+    plan, ran = "1 to enhance, 0 done already, 1 would fail", "1 done, 0 skipped, 1 failed"
+    for dry, said in ((["--dry-run"], plan), ([], ran)):
+        assert run(model_dir, src / "in1", src / "in2", "-o", out, *dry) == 1
+        captured = capsys.readouterr()
+        assert said in captured.out and "Errno" not in captured.err, (captured.out, captured.err)
+        assert (f"{src / 'in1' / 'x.png'}: its output {out / 'x.png'} is also the folder that the output "
+                f"of {src / 'in2' / 'x.png' / 'y.png'} goes into") in captured.err, captured.err
+        assert "give the folder above both" in captured.err
+    assert (out / "x.png" / "y.png").is_file()

@@ -203,7 +203,28 @@ def _plan(files, out_dir: str, fmt: str, mine: list[bool] | None = None) -> tupl
             planned.append((f, out))
         else:
             failed.append(FileRecord(f.path, None, "failed", error))
-    return planned, failed
+    return _refuse_folder_names(planned, failed, out_dir, taken)
+
+
+def _refuse_folder_names(planned: list[tuple], failed: list[FileRecord], out_dir: str, taken: dict[str, str]):
+    """Fails an input whose output is also a folder other outputs go into (in1/x.png beside
+    in2/x.png/y.png: out/x.png): whichever was written second failed with a raw "[Errno 17] File
+    exists", and a dry run planned both. The one file fails, not the folder's many."""
+    root = os.path.abspath(out_dir)
+    above: dict[str, str] = {}  # a folder outputs go into -> an input whose output goes there
+    for out, source in taken.items():
+        folder = os.path.dirname(out)
+        while folder != root and folder not in above and os.path.dirname(folder) != folder:
+            above[folder] = source
+            folder = os.path.dirname(folder)
+    kept = []
+    for f, out in planned:
+        if out in above:
+            failed.append(FileRecord(f.path, None, "failed", f"{f.path}: its output {out} is also the folder that the "
+                                     f"output of {above[out]} goes into ({collision_remedy(f.path, above[out])})"))  # fmt: skip
+        else:
+            kept.append((f, out))
+    return kept, failed
 
 
 def _stem(out_dir: str, rel: str) -> str | None:
