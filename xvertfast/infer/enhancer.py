@@ -21,12 +21,14 @@ Modes:
   enhanced and blended into the original image; the blend ramps linearly over
   the outer :data:`FEATHER` of each tile side that lies inside the image, and
   the two tiles (which overlap at mid-thorax) are averaged by their weights.
-  In the ramp the output's low frequencies are pulled to the original's (see
-  ``_low_frequency_gap``), so the network's different overall brightness does
-  not draw the tile's outline.
+  Where the original shows, the output's low frequencies are pulled to the
+  original's by its share of the blend (see ``_low_frequency_gap``), so the
+  network's different overall brightness does not draw the tile's outline.
   The tiles are the training ROIs moved apart vertically by :data:`SPINE_SHIFT`
-  each, so that both 512 x 290 evaluation ROIs lie where the output is the
-  network's alone: the ramps fall outside them.
+  each. The evaluation ROIs (512 rows, 290 columns: taller than a tile's core)
+  reach into the other tile, where the two tiles' ramps meet; their weights sum
+  to about 1 or more there, so the ROIs hold the network's output, of one tile
+  or of both blended, and not the original or its brightness.
 - ``full``: the whole image at the training scale, tiled with
   :data:`FULL_OVERLAP` overlap and blended with the same ramps, so no seam shows.
 
@@ -303,24 +305,32 @@ class Enhancer:
             raise ValueError(f"compose: tiles must be a [{len(prep.boxes)}, 1, S, S] tensor, one per box of the "
                              f"prepared image, got {_describe(tiles)}")  # fmt: skip
         H, W = prep.pixels.shape
-        acc = np.zeros((H, W), dtype=np.float64)
-        weight = np.zeros((H, W), dtype=np.float64)
-        for box, inside, tile in zip(prep.boxes, prep.inside, tiles):
+        frac = FEATHER if self.mode == "spine" else FULL_OVERLAP / 2
+        weights = []
+        for box, inside in zip(prep.boxes, prep.inside):
             h, w = box.bottom - box.top, box.right - box.left
-            out = _resize(tile[None], (h, w))[0, 0].numpy().astype(np.float64)
-            frac = FEATHER if self.mode == "spine" else FULL_OVERLAP / 2
             wr = _ramp(h, math.ceil(frac * h), inside[0], inside[2])
             wc = _ramp(w, math.ceil(frac * w), inside[1], inside[3])
-            wt = np.outer(wr, wc)
-            # the original's low frequencies: in spine mode's ramps always, over the whole tile
-            # with brightness="original"
+            weights.append(np.outer(wr, wc))
+        weight = np.zeros((H, W), dtype=np.float64)
+        for box, wt in zip(prep.boxes, weights):
+            weight[box.top : box.bottom, box.left : box.right] += wt
+        # the original's share of the blend: where the tiles together weigh 1 or more (the spine tiles'
+        # overlap, which reaches into both evaluation ROIs) no original pixel shows, and no tile is
+        # pulled to its brightness (each was pulled by 1 - its own weight, also where the other tile
+        # covered the original)
+        rest = np.clip(1.0 - weight, 0.0, None)
+        acc = np.zeros((H, W), dtype=np.float64)
+        for box, wt, tile in zip(prep.boxes, weights, tiles):
+            h, w = wt.shape
+            out = _resize(tile[None], (h, w))[0, 0].numpy().astype(np.float64)
+            # the original's low frequencies: in spine mode where the original shows, over the whole
+            # tile with brightness="original"
             if brightness == "original" or self.mode == "spine":
-                share = 1.0 if brightness == "original" else 1.0 - wt
+                share = 1.0 if brightness == "original" else rest[box.top : box.bottom, box.left : box.right]
                 original = prep.pixels[box.top : box.bottom, box.left : box.right]
                 out = out + share * self._low_frequency_gap(original, out, math.ceil(frac * max(h, w)))
             acc[box.top : box.bottom, box.left : box.right] += wt * out
-            weight[box.top : box.bottom, box.left : box.right] += wt
-        rest = np.clip(1.0 - weight, 0.0, None)
         result = (acc + rest * prep.pixels) / np.maximum(weight, 1.0)
         return np.clip(result, 0.0, 1.0).astype(np.float32)
 
