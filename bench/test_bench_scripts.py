@@ -126,6 +126,14 @@ def test_wls_table_refuses_baselines_at_a_size_it_does_not_run():
     assert out.returncode == 2 and "--baselines 128: not among --sizes 64" in out.stderr, out.stderr
 
 
+@pytest.mark.parametrize("extra", [["--sizes", "64"], ["--baselines"], ["--device", "cuda"]])
+def test_wls_table_all_images_refuses_the_options_it_would_ignore(extra):
+    # --all-images ran the native-size table on the CPU whatever --sizes or --device said
+    out = subprocess.run([sys.executable, os.path.join(HERE, "wls_table.py"), "--all-images", *extra],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert out.returncode == 2 and "--all-images times every cxr-dev image" in out.stderr
+
+
 def test_every_benchmark_reads_xvf_bench_small_alike():
     """XVF_BENCH_SMALL=0 is the full sizes everywhere (the DICOM benchmark took any value as 1)."""
     code = ("import bench.enhance_inputs as e, bench.test_bench_dicom_read as d, bench.test_bench_wls as w; "

@@ -170,7 +170,7 @@ def gpu_table(sizes: list[int], batch: int, repeat: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048],
+    parser.add_argument("--sizes", type=int, nargs="+", default=None,
                         help="sides of the square test images, one row each (default: 512 1024 2048)")
     parser.add_argument("--baselines", type=int, nargs="*", default=None,
                         help="the sizes, among --sizes, at which spsolve and pyamg run too; none given: no "
@@ -182,6 +182,10 @@ def main() -> None:
     parser.add_argument("--all-images", action="store_true",
                         help="instead: every cxr-dev image at its native size (time, iterations, memory)")
     args = parser.parse_args()
+    if args.all_images and (args.sizes is not None or args.baselines is not None or args.device != "cpu"):
+        parser.error("--all-images times every cxr-dev image at its native size on the CPU: it takes no --sizes, "
+                     "--baselines or --device cuda")  # (they were ignored without a word)
+    args.sizes = args.sizes or [512, 1024, 2048]
     if args.baselines is None:
         args.baselines = [size for size in (1024,) if size in args.sizes]
     elif not set(args.baselines) <= set(args.sizes):
