@@ -145,6 +145,15 @@ def test_an_output_whose_large_scale_brightness_turns_over_is_scored_not_taken_f
     Image.fromarray(255 - chest_like(seed)).save(tool / "a.png")  # stored inverted: still refused
     with pytest.raises(ImageReadError, match=r"looks inverted .* details correlate at -(0\.9\d|1\.00)"):
         PrecomputedOutputs(str(tool))(x.astype(np.float32), source=source)
+    # ... blurred too (a smoothing tool's output of an inverted image: its details at -0.34 went
+    # through a limit of -0.5), while the same blur of an upright output is scored
+    for image, refused in ((1 - x, True), (x, False)):
+        Image.fromarray(np.round(gaussian_filter(image, 16) * 255).astype(np.uint8)).save(tool / "a.png")
+        if refused:
+            with pytest.raises(ImageReadError, match="looks inverted"):
+                PrecomputedOutputs(str(tool))(x.astype(np.float32), source=source)
+        else:
+            PrecomputedOutputs(str(tool))(x.astype(np.float32), source=source)
 
 
 def test_a_replaced_output_is_scored_again_on_resume(tmp_path, seed):
