@@ -725,3 +725,16 @@ def test_an_output_named_as_a_folder_of_other_outputs_is_said(tmp_path, model_di
                 f"of {src / 'in2' / 'x.png' / 'y.png'} goes into") in captured.err, captured.err
         assert "give the folder above both" in captured.err
     assert (out / "x.png" / "y.png").is_file()
+    # sharded (--shard K/3 puts x.png and x.png/y.png in different shards): each shard saw only its
+    # own outputs, so neither refused, and the shard writing second failed (run at once: Errno 17)
+    out = tmp_path / "out-sharded"
+    owner = next(k for k in (1, 2, 3) if Shard(k, 3).owns("x.png"))
+    assert not Shard(owner, 3).owns("x.png/y.png")  # (the case: the two in different shards)
+    for k in sorted((1, 2, 3), key=lambda k: k != owner):  # x.png's shard first, as if all ran at once
+        for dry in (["--dry-run"], []):
+            code = run(model_dir, src / "in1", src / "in2", "-o", out, "--shard", f"{k}/3", *dry)
+            captured = capsys.readouterr()
+            assert code == (1 if k == owner else 0) and "Errno" not in captured.err, (k, captured.out, captured.err)
+            assert (f"{src / 'in1' / 'x.png'}: its output {out / 'x.png'} is also the folder that the output "
+                    f"of {src / 'in2' / 'x.png' / 'y.png'} goes into" in captured.err) == (k == owner), captured.err
+    assert (out / "x.png" / "y.png").is_file()

@@ -168,9 +168,11 @@ def _plan(files, out_dir: str, fmt: str, mine: list[bool] | None = None) -> tupl
     input fail here. ``mine`` (a shard's): which of ``files`` are its own, the ones planned; the
     others' files whose outputs could collide with them are planned along, so that every shard
     finds the same collisions (a collision is between files of one output path but for the
-    extension; the other files are not opened, which ``same`` would do to learn their kind)."""
+    extension; the other files are not opened, which ``same`` would do to learn their kind). The
+    folders outputs go into are taken from all files, which needs no file opened."""
     planned, failed, taken = [], [], {}
     inputs = {os.path.realpath(f.path) for f in files}
+    folders = _output_folders(out_dir, files)
     if mine is None:
         mine = [True] * len(files)
     else:
@@ -203,20 +205,30 @@ def _plan(files, out_dir: str, fmt: str, mine: list[bool] | None = None) -> tupl
             planned.append((f, out))
         else:
             failed.append(FileRecord(f.path, None, "failed", error))
-    return _refuse_folder_names(planned, failed, out_dir, taken)
+    return _refuse_folder_names(planned, failed, folders)
 
 
-def _refuse_folder_names(planned: list[tuple], failed: list[FileRecord], out_dir: str, taken: dict[str, str]):
+def _output_folders(out_dir: str, files) -> dict[str, str]:
+    """Each folder below ``out_dir`` that outputs go into -> the first input whose output goes
+    there. From every file's output path but for its extension (the folders do not depend on it),
+    before a shard keeps its own: in1/x.png and in2/x.png/y.png may be different shards'."""
+    root = os.path.abspath(out_dir)
+    above: dict[str, str] = {}
+    for f in files:
+        stem = _stem(out_dir, f.rel)
+        if stem is None:
+            continue
+        folder = os.path.dirname(stem)
+        while folder != root and folder not in above and os.path.dirname(folder) != folder:
+            above[folder] = f.path
+            folder = os.path.dirname(folder)
+    return above
+
+
+def _refuse_folder_names(planned: list[tuple], failed: list[FileRecord], above: dict[str, str]):
     """Fails an input whose output is also a folder other outputs go into (in1/x.png beside
     in2/x.png/y.png: out/x.png): whichever was written second failed with a raw "[Errno 17] File
     exists", and a dry run planned both. The one file fails, not the folder's many."""
-    root = os.path.abspath(out_dir)
-    above: dict[str, str] = {}  # a folder outputs go into -> an input whose output goes there
-    for out, source in taken.items():
-        folder = os.path.dirname(out)
-        while folder != root and folder not in above and os.path.dirname(folder) != folder:
-            above[folder] = source
-            folder = os.path.dirname(folder)
     kept = []
     for f, out in planned:
         if out in above:
