@@ -306,23 +306,24 @@ class Enhancer:
                              f"prepared image, got {_describe(tiles)}")  # fmt: skip
         H, W = prep.pixels.shape
         frac = FEATHER if self.mode == "spine" else FULL_OVERLAP / 2
-        weights = []
+        # each tile's weight as its row and column ramps, made into a plane where it is used (all
+        # tiles' float64 planes at once: hundreds of MB in full mode on a 4096-row image)
+        ramps = []
         for box, inside in zip(prep.boxes, prep.inside):
             h, w = box.bottom - box.top, box.right - box.left
-            wr = _ramp(h, math.ceil(frac * h), inside[0], inside[2])
-            wc = _ramp(w, math.ceil(frac * w), inside[1], inside[3])
-            weights.append(np.outer(wr, wc))
+            ramps.append((_ramp(h, math.ceil(frac * h), inside[0], inside[2]),
+                          _ramp(w, math.ceil(frac * w), inside[1], inside[3])))  # fmt: skip
         weight = np.zeros((H, W), dtype=np.float64)
-        for box, wt in zip(prep.boxes, weights):
-            weight[box.top : box.bottom, box.left : box.right] += wt
+        for box, (wr, wc) in zip(prep.boxes, ramps):
+            weight[box.top : box.bottom, box.left : box.right] += np.outer(wr, wc)
         # the original's share of the blend: where the tiles together weigh 1 or more (the spine tiles'
         # overlap, which reaches into both evaluation ROIs) no original pixel shows, and no tile is
         # pulled to its brightness (each was pulled by 1 - its own weight, also where the other tile
         # covered the original)
         rest = np.clip(1.0 - weight, 0.0, None)
         acc = np.zeros((H, W), dtype=np.float64)
-        for box, wt, tile in zip(prep.boxes, weights, tiles):
-            h, w = wt.shape
+        for box, (wr, wc), tile in zip(prep.boxes, ramps, tiles):
+            wt, (h, w) = np.outer(wr, wc), (len(wr), len(wc))
             out = _resize(tile[None], (h, w))[0, 0].numpy().astype(np.float64)
             # the original's low frequencies: in spine mode where the original shows, over the whole
             # tile with brightness="original"
@@ -336,9 +337,10 @@ class Enhancer:
 
     @staticmethod
     def _low_frequency_gap(original: np.ndarray, out: np.ndarray, margin: int) -> np.ndarray:
-        """Blurred original minus blurred output: added in the feather band (weighted by 1 - w), it
-        brings the output's large-scale brightness to the original's where the two meet, so the
-        tile's outline does not show; the tile's core (w = 1) is the network's output unchanged."""
+        """Blurred original minus blurred output: added where the original shows (weighted by its
+        share of the blend, 1 - the tiles' summed weight), it brings the output's large-scale
+        brightness to the original's where the two meet, so the tile's outline does not show;
+        where the tiles weigh 1 or more the output is the network's unchanged."""
         from scipy.ndimage import gaussian_filter
 
         sigma = max(margin / 2.0, 1.0)
