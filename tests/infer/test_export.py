@@ -890,14 +890,22 @@ def test_a_second_process_waits_for_the_engine_another_is_building(tmp_path, mon
     found = []
     waiting = threading.Thread(target=lambda: found.append(
         tensorrt_backend.build_engine(onnx_path, max_batch=4, device=dev, cache_dir=cache)))  # fmt: skip
-    waiting.start()
-    waiting.join(1.0)
-    assert waiting.is_alive() and not found  # waits for the other build
-    with open(path, "w") as f:
-        f.write("the engine the other process built")
-    other.close()
-    waiting.join(10)
-    assert found == [path] and not fake.calls  # found it there, built nothing
+    # it waited minutes without a word, as if hung: it says once why it waits
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        waiting.start()
+        waiting.join(1.0)
+        assert waiting.is_alive() and not found  # waits for the other build
+        with open(path, "w") as f:
+            f.write("the engine the other process built")
+        other.close()
+        waiting.join(10)
+        assert found == [path] and not fake.calls  # found it there, built nothing
+        assert [str(w.message) for w in said] == [
+            f"waiting for another xvertfast process building a TensorRT engine in {cache}"]
+        said.clear()
+        tensorrt_backend.build_engine(onnx_path, max_batch=2, device=dev, cache_dir=cache)  # no one else building
+        assert fake.calls and not said
 
 
 def test_an_unusable_export_cache_says_how_to_move_it(model, tmp_path, capsys):

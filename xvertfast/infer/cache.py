@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import warnings
 from collections.abc import Iterator
 
 from xvertfast._text import count
@@ -119,9 +120,14 @@ def cache_in_use(cache_dir: str | os.PathLike | None = None):
 def one_build_at_a_time(cache_dir: str):
     """Held while an engine is built into ``cache_dir``: processes starting together (the shards
     of a job) wait for the one building instead of each building the same engine (minutes of the
-    GPU, gigabytes of its memory, apiece); the waiter then finds the engine made. Builds of
-    different engines wait for each other too: they would share the GPU anyway."""
-    lock = hold_lock(os.path.join(cache_dir, BUILD_LOCK_NAME), wait=True)
+    GPU, gigabytes of its memory, apiece); the waiter then finds the engine made. One lock for the
+    whole cache: builds of different engines (another GPU model, another machine on a shared
+    cache) wait for each other too, minutes each, which a waiter says it does."""
+    name = os.path.join(cache_dir, BUILD_LOCK_NAME)
+    lock = hold_lock(name)
+    if lock is None:  # another process builds: minutes of silence otherwise, as if hung
+        warnings.warn(f"waiting for another xvertfast process building a TensorRT engine in {cache_dir}", stacklevel=3)
+        lock = hold_lock(name, wait=True)
     try:
         yield
     finally:
