@@ -372,11 +372,17 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     from xvertfast.infer.cache import CacheBusy, cache_usage, clear_cache, describe_usage
 
     try:
-        print(f"removed {describe_usage(clear_cache())}" if args.clear else describe_usage(cache_usage()))
+        if not args.clear:
+            print(describe_usage(cache_usage()))
+            return 0
+        removed = clear_cache()
     except (CacheBusy, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return 0
+    failed = removed["failed"]
+    said = ", ".join(f"{name} ({reason})" for name, reason in failed)
+    print(f"removed {describe_usage(removed)}" + (f"; could not remove {len(failed)}: {said}" if failed else ""))
+    return 1 if failed else 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -725,8 +731,9 @@ Exit code: 0, 2 where the folder holds no such job or a ledger or checkpoint can
         "it holds: the ONNX exports and TensorRT engines and timing caches that `enhance --backend "
         "onnxruntime|tensorrt` and `export --format tensorrt` keep. Nothing is removed from it by itself; "
         "--clear removes them (only files of those names: a cache folder shared with other files loses none), "
-        "and what is needed again is made again (a TensorRT engine in minutes). Exit code: 0 done, 2 refused "
-        "(another xvertfast process is building or loading from the cache).",
+        "and what is needed again is made again (a TensorRT engine in minutes). Exit code: 0 done, 1 some files "
+        "could not be removed (each is named; the others were), 2 refused (another xvertfast process is building "
+        "or loading from the cache).",
     )
     cache.add_argument("--clear", action="store_true", help="remove the cached exports, engines and timing caches")
     cache.set_defaults(func=_cmd_cache)

@@ -46,7 +46,8 @@ def test_the_cache_is_measured_and_cleared_of_its_own_files_only(tmp_path, monke
     onnx_folder = next(p for p in (cache / "onnx").iterdir())
     (onnx_folder / "README").write_text("mine too")
     assert cache_usage(cache)["files"] == len(ours) + 1
-    assert clear_cache(cache) == {"path": str(cache), "files": len(ours) + 1, "bytes": size + 5, "engines": 2}
+    assert clear_cache(cache) == {"path": str(cache), "files": len(ours) + 1, "bytes": size + 5, "engines": 2,
+                                  "failed": []}  # fmt: skip
     left = sorted(os.path.relpath(os.path.join(d, f), cache) for d, _, files in os.walk(cache) for f in files)
     assert left == sorted([*locks, "notes.txt", f"{'b' * 64}.engine",
                            os.path.relpath(onnx_folder / "README", cache)])  # fmt: skip
@@ -125,3 +126,27 @@ def test_xvertfast_info_says_where_the_cache_is_and_how_big(tmp_path, monkeypatc
     assert info["export_cache"] == {"path": str(tmp_path), "files": 1, "bytes": 2_500_000, "engines": 1}
     said = f"export cache         {tmp_path}: 1 file, 2.5 MB (1 TensorRT engine); `xvertfast cache --clear` empties it"
     assert said in format_report(info).splitlines()
+
+
+def test_a_file_that_cannot_be_removed_is_said_and_the_rest_are_removed(tmp_path, monkeypatch, capsys):
+    # a PermissionError on one file stopped the clear halfway with a raw "[Errno 13] Permission
+    # denied", saying nothing of what had been removed
+    cache = tmp_path / "cache"
+    _fill(cache, monkeypatch)
+    monkeypatch.setenv("XVF_CACHE_DIR", str(cache))
+    engines = sorted(str(cache / f) for f in os.listdir(cache) if f.endswith(".engine"))
+    usage, kept = cache_usage(), os.path.getsize(engines[0])
+    remove = os.remove
+
+    def refusing(path, *args, **kwargs):
+        if os.fspath(path) == engines[0]:
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return remove(path, *args, **kwargs)
+
+    monkeypatch.setattr(cache_module.os, "remove", refusing)
+    assert main(["cache", "--clear"]) == 1
+    said = capsys.readouterr()
+    assert said.out == (f"removed {cache}: {usage['files'] - 1} files, {(usage['bytes'] - kept) / 1e6:.1f} MB "
+                        f"(1 TensorRT engine); could not remove 1: {engines[0]} (Permission denied)\n")  # fmt: skip
+    assert "Errno" not in said.err
+    assert cache_usage() == {"path": str(cache), "files": 1, "bytes": kept, "engines": 1}  # the others went

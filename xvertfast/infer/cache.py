@@ -84,13 +84,21 @@ def cache_usage(cache_dir: str | os.PathLike | None = None) -> dict:
     """``{"path", "files", "bytes", "engines"}`` of the cache's own files (zeros where there is
     no cache yet)."""
     path = os.fspath(cache_dir or default_cache_dir())
-    files, size, engines = 0, 0, 0
-    for name in _files(path):
-        with contextlib.suppress(OSError):  # removed meanwhile
-            size += os.lstat(name).st_size
-            files += 1
-            engines += name.endswith(".engine") and not os.path.basename(name).startswith(".")
-    return {"path": path, "files": files, "bytes": size, "engines": engines}
+    return _usage(path, _sizes(_files(path)))
+
+
+def _sizes(names) -> dict[str, int]:
+    """Each file's size, but for those removed meanwhile."""
+    sizes = {}
+    for name in names:
+        with contextlib.suppress(OSError):
+            sizes[name] = os.lstat(name).st_size
+    return sizes
+
+
+def _usage(path: str, sizes: dict[str, int]) -> dict:
+    engines = sum(name.endswith(".engine") and not os.path.basename(name).startswith(".") for name in sizes)
+    return {"path": path, "files": len(sizes), "bytes": sum(sizes.values()), "engines": engines}
 
 
 def describe_usage(usage: dict) -> str:
@@ -136,12 +144,14 @@ def one_build_at_a_time(cache_dir: str):
 
 
 def clear_cache(cache_dir: str | os.PathLike | None = None) -> dict:
-    """Removes the cache's own files (and the ONNX folders they leave empty); returns what
-    :func:`cache_usage` said of them before. Raises :class:`CacheBusy` while another process
-    builds or loads from the cache."""
+    """Removes the cache's own files (and the ONNX folders they leave empty); returns what was
+    removed, as :func:`cache_usage` says it, and ``"failed"``: ``(file, reason)`` of each that
+    could not be (a file of another user's): the others are removed all the same, not half of
+    them with a raw error. Raises :class:`CacheBusy` while another process builds or loads from
+    the cache."""
     path = os.fspath(cache_dir or default_cache_dir())
     if not os.path.isdir(path):
-        return cache_usage(path)
+        return {**cache_usage(path), "failed": []}
     try:
         lock = hold_lock(os.path.join(path, LOCK_NAME), patience=1.0)
     except OSError as exc:
@@ -150,10 +160,14 @@ def clear_cache(cache_dir: str | os.PathLike | None = None) -> dict:
         raise CacheBusy(f"{path}: another xvertfast process is building or loading from the export cache; "
                         "clear it once that process has started (or ended)")  # fmt: skip
     try:
-        before = cache_usage(path)
-        for name in list(_files(path)):  # listed first: not removed from under the listing
-            with contextlib.suppress(FileNotFoundError):
+        sizes, failed = _sizes(_files(path)), []  # all listed first: not removed from under the listing
+        for name in sizes:
+            try:
                 os.remove(name)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                failed.append((name, exc.strerror or str(exc)))
         onnx = os.path.join(path, "onnx")
         if not os.path.islink(onnx):
             for folder in [*_onnx_folders(onnx), onnx]:
@@ -161,4 +175,6 @@ def clear_cache(cache_dir: str | os.PathLike | None = None) -> dict:
                     os.rmdir(folder)
     finally:
         lock.close()
-    return before
+    for name, _ in failed:
+        del sizes[name]
+    return {**_usage(path, sizes), "failed": failed}
