@@ -226,11 +226,9 @@ def test_a_full_disk_stops_the_job(tmp_path, monkeypatch, capsys):
     assert "3 done" in capsys.readouterr().out
 
 
-def test_an_image_whose_writing_fails_keeps_none_of_its_outputs(tmp_path, monkeypatch, capsys):
-    """Its overlay, written last, fails (a disk error, the disk full): the outputs written before it
-    are removed, as a failed file gets none (they passed for the image's outputs)."""
-    import errno
-
+def _three_images_b_failing_to_write(tmp_path, monkeypatch, exc: BaseException):
+    """(in, out): a.png, b.png and c.png in ``in``, and the writing of b's overlay (the last of its
+    outputs) raising ``exc``; monkeypatch.undo() lets it write again."""
     from xvertfast.pipeline import preprocess_files as module
 
     src, out = tmp_path / "in", tmp_path / "out"
@@ -241,10 +239,19 @@ def test_an_image_whose_writing_fails_keeps_none_of_its_outputs(tmp_path, monkey
 
     def write_rgb(path, rgb):
         if os.path.basename(path).startswith("b_"):
-            raise OSError(errno.EIO, "Input/output error", path)
+            raise exc
         real(path, rgb)
 
     monkeypatch.setattr(module, "_write_rgb", write_rgb)
+    return src, out
+
+
+def test_an_image_whose_writing_fails_keeps_none_of_its_outputs(tmp_path, monkeypatch, capsys):
+    """Its overlay, written last, fails (a disk error, the disk full): the outputs written before it
+    are removed, as a failed file gets none (they passed for the image's outputs)."""
+    import errno
+
+    src, out = _three_images_b_failing_to_write(tmp_path, monkeypatch, OSError(errno.EIO, "Input/output error"))
     assert main(["preprocess", str(src), "-o", str(out), "-q"]) == 1
     assert "2 done, 0 skipped, 1 failed" in capsys.readouterr().out
     made = sorted(p.name for p in out.iterdir() if p.name not in JOB_STATE)
@@ -258,20 +265,7 @@ def test_an_interrupt_says_what_was_done_and_leaves_no_part_of_the_image_in_flig
     """Ctrl-C, or SIGTERM (which the CLI turns into the same KeyboardInterrupt), while an image is
     written: the summary says what is done and what is left, exit 130, and the image in flight
     has no outputs (it printed only "interrupted")."""
-    from xvertfast.pipeline import preprocess_files as module
-
-    src, out = tmp_path / "in", tmp_path / "out"
-    src.mkdir()
-    for name, seed in (("a.png", 0), ("b.png", 1), ("c.png", 2)):
-        Image.fromarray(radiograph_like(seed)).save(src / name)
-    real = module._write_rgb
-
-    def write_rgb(path, rgb):
-        if os.path.basename(path).startswith("b_"):
-            raise KeyboardInterrupt
-        real(path, rgb)
-
-    monkeypatch.setattr(module, "_write_rgb", write_rgb)
+    src, out = _three_images_b_failing_to_write(tmp_path, monkeypatch, KeyboardInterrupt())
     assert main(["preprocess", str(src), "-o", str(out), "-q"]) == 130
     said = capsys.readouterr().out
     assert "1 done, 0 skipped, 0 failed" in said
