@@ -90,9 +90,11 @@ def not_passed(junit: str) -> dict[str, str]:
 def table(data: dict, problems: dict[str, str] | None = None) -> str:
     """The Markdown table: one row per group, speed-up = reference median / xvertfast median.
     ``problems`` ({test name: 'failed: ...' / 'skipped: ...'}) turns a group with a side that
-    did not run, or did not pass, into a row naming it instead of a speed-up."""
+    did not run, or did not pass, into a row naming it instead of a speed-up; a group of which
+    neither side ran is such a row too, named by its test."""
     problems = problems or {}
     groups: dict[str, dict[str, tuple[str, float]]] = {}
+    named: set[str] = set()  # the tests a group's row accounts for
     for bench in data["benchmarks"]:
         kind = "xvertfast" if "xvertfast" in bench["name"] else "reference"
         groups.setdefault(bench["group"], {})[kind] = (bench["name"], bench["stats"]["median"])
@@ -110,6 +112,16 @@ def table(data: dict, problems: dict[str, str] | None = None) -> str:
         else:
             ratio = f"{sides['reference'][1] / sides['xvertfast'][1]:.1f}x"
         rows.append(f"| {group} | {times['xvertfast']} | {times['reference']} | {ratio} |")
+        named.update(names.values())
+    # groups of which no side ran (the CUDA ones without a GPU) have no benchmark data, so no group
+    # name: each is a row named by its xvertfast test (or a lone test by itself)
+    for name in sorted(set(problems) - named):
+        if "reference" in name and name.replace("reference", "xvertfast") in problems:
+            continue  # (its xvertfast side makes the row)
+        pair = [n for n in (name, name.replace("xvertfast", "reference")) if n in problems]
+        sides = {n: next((k + " " for k in ("xvertfast", "reference") if k in n), "") for n in dict.fromkeys(pair)}
+        notes = "; ".join(f"{side}{problems[n]}" for n, side in sides.items())
+        rows.append(f"| {name} | - | - | none: {notes.replace('|', '/')} |")
     return "\n".join(rows)
 
 

@@ -59,6 +59,22 @@ def test_report_names_a_reference_that_did_not_run():
     assert "4.0x" not in pool and "xvertfast failed: AssertionError" in pool
 
 
+def test_report_names_a_group_of_which_no_side_ran():
+    # the CUDA groups without a GPU: both sides skipped, no benchmark data, and no row at all
+    from bench.report import table
+
+    data = {"benchmarks": [_bench("test_op_xvertfast[cpu]", "op cpu", 0.002),
+                           _bench("test_op_reference[cpu]", "op cpu", 0.010)]}  # fmt: skip
+    problems = {"test_op_xvertfast[cuda]": "skipped: needs a CUDA GPU", "test_op_reference[cuda]": "skipped: needs a CUDA GPU",
+                "test_wls_torch_on_gpu": "skipped: needs a CUDA GPU"}  # fmt: skip
+    rows = table(data, problems).splitlines()
+    assert "| op cpu | 2.0 | 10.0 | 5.0x |" in rows
+    assert ("| test_op_xvertfast[cuda] | - | - | none: xvertfast skipped: needs a CUDA GPU; reference skipped: needs a "
+            "CUDA GPU |") in rows  # fmt: skip
+    assert "| test_wls_torch_on_gpu | - | - | none: skipped: needs a CUDA GPU |" in rows
+    assert len(rows) == 2 + 3
+
+
 def _columns(line: str) -> list[str]:
     return [c.strip() for c in line.strip().strip("|").split("|")]
 
