@@ -171,6 +171,9 @@ def test_half_inputs_are_binned_in_float32(seed):
         (torch.rand(1, 2, 8, 8), 70000, ValueError, "bins"),
         (torch.ones(1, 2, 8, 8, dtype=torch.int64), 256, TypeError, "floating"),
         (torch.rand(1, 2, 8, 8), True, ValueError, "bins"),  # was taken as 1 bin
+        # torch's "only integer tensors of a single element can be converted to an index"
+        (torch.rand(1, 2, 8, 8), torch.tensor(16.0), ValueError, "bins"),
+        (torch.rand(1, 2, 8, 8), torch.tensor([16, 32]), ValueError, "bins"),
     ],
 )
 def test_bad_inputs_raise_clear_errors(x, bins, error, match):

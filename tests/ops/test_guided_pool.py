@@ -203,13 +203,15 @@ def test_python_face_checks_types_devices_and_sizes():
         guided_pool(y.double(), weight, bias, 2)
     with pytest.raises(ValueError, match="must be on one device, got cpu, meta and cpu"):
         guided_pool(y, weight.to("meta"), bias, 2)
-    for bad in (True, 2.0, 0):
+    # (a float or many-element tensor gave torch's "only integer tensors of a single element ...")
+    for bad in (True, 2.0, 0, torch.tensor(2.0), torch.tensor([2, 2])):
         with pytest.raises(ValueError, match="pool must be an integer >= 1"):
             guided_pool(y, weight, bias, bad)
     for shape, pool in (((2, 1, 1, 8), 2), ((2, 1, 8, 3), 4), ((2, 1, 0, 8), 1)):
         with pytest.raises(ValueError, match="smaller than one pooling window"):
             guided_pool(torch.rand(shape), weight, bias, pool)
     torch.testing.assert_close(guided_pool(y, weight, bias, np.int64(2)), guided_pool(y, weight, bias, 2))
+    torch.testing.assert_close(guided_pool(y, weight, bias, torch.tensor(2)), guided_pool(y, weight, bias, 2))
 
 
 def test_python_face_is_differentiable(seed):

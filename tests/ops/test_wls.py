@@ -691,7 +691,8 @@ def test_bad_arguments():
 
 @pytest.mark.parametrize("method", ["torch", "direct", *(["cpu"] if has_extension() else [])])
 @pytest.mark.parametrize("bad", [{"lam": -1.0}, {"alpha": 0.0}, {"alpha": -1.0}, {"eps": 0.0}, {"eps": -1e-4},
-                                 {"rtol": 0.0}, {"lam": float("nan")}, {"maxiter": 2.7}, {"maxiter": True}])  # fmt: skip
+                                 {"rtol": 0.0}, {"lam": float("nan")}, {"maxiter": 2.7}, {"maxiter": True},
+                                 {"maxiter": torch.tensor(5.0)}, {"maxiter": torch.tensor([5, 5])}])  # fmt: skip
 def test_bad_parameters_are_refused_by_every_method(method, bad):
     # the compiled op checks its own; the torch method returned NaN for rtol=0, direct solved lam < 0
     with pytest.raises(ValueError, match="wls: "):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 import torch
 
@@ -32,6 +34,20 @@ def check_floating(x: torch.Tensor, op: str, name: str) -> None:
         raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
         raise TypeError(f"{op}: {name} must be a floating-point tensor, got {x.dtype}")
+
+
+def is_integer(value) -> bool:
+    """Whether an integer argument (bins, pool, maxiter) is one: anything ``operator.index`` takes
+    (a Python or NumPy int, a one-element integer tensor) but a bool, which would count as 0 or 1.
+    Checked here so that the caller names the argument: ``operator.index`` on a float tensor says
+    only "only integer tensors of a single element can be converted to an index"."""
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, torch.Tensor) and value.dtype == torch.bool):
+        return False
+    try:
+        operator.index(value)
+    except TypeError:
+        return False
+    return True
 
 
 def use_kernel(x: torch.Tensor) -> bool:

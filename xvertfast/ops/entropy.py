@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from xvertfast._extension import has_extension
-from xvertfast.ops._inputs import check_floating, compute_dtype, use_kernel
+from xvertfast.ops._inputs import check_floating, compute_dtype, is_integer, use_kernel
 from xvertfast.ops.reference import feature_entropy_reference, select_max_entropy_reference
 
 __all__ = ["feature_entropy", "select_max_entropy", "MaxEntropyMap", "DEFAULT_BINS"]
@@ -38,7 +38,7 @@ def _check(x: torch.Tensor, bins: int, op: str) -> None:
     check_floating(x, op, "x")
     if x.dim() != 4:
         raise ValueError(f"{op}: x must be [B, C, H, W], got shape {tuple(x.shape)}")
-    if isinstance(bins, bool) or not hasattr(bins, "__index__") or not 1 <= operator.index(bins) <= 65536:
+    if not is_integer(bins) or not 1 <= operator.index(bins) <= 65536:
         raise ValueError(f"{op}: bins must be an integer in [1, 65536], got {bins!r}")
 
 

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from xvertfast._extension import has_extension
-from xvertfast.ops._inputs import check_floating, use_kernel
+from xvertfast.ops._inputs import check_floating, is_integer, use_kernel
 from xvertfast.ops.reference import guided_pool_reference
 
 __all__ = ["guided_pool", "guided_pool_reference"]
@@ -67,7 +67,7 @@ def guided_pool(y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, pool:
     if not y.device == weight.device == bias.device:
         raise ValueError(f"guided_pool: y, weight and bias must be on one device, got {y.device}, "
                          f"{weight.device} and {bias.device}")  # fmt: skip
-    if isinstance(pool, bool) or not hasattr(pool, "__index__") or operator.index(pool) < 1:
+    if not is_integer(pool) or operator.index(pool) < 1:
         raise ValueError(f"guided_pool: pool must be an integer >= 1, got {pool!r}")
     pool = operator.index(pool)
     if y.shape[-2] < pool or y.shape[-1] < pool:  # (the reference's max_pool2d: "Output size is too small")

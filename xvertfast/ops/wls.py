@@ -26,7 +26,7 @@ from xvertfast._extension import (
     has_extension,
 )
 from xvertfast.ops import wls_reference
-from xvertfast.ops._inputs import compute_dtype, from_numpy
+from xvertfast.ops._inputs import compute_dtype, from_numpy, is_integer
 from xvertfast.ops.wls_direct import solve_direct
 from xvertfast.ops.wls_pcg import wls_cupy
 
@@ -203,7 +203,7 @@ def check_parameters(lam, alpha, eps, rtol=1e-4, maxiter=None) -> None:
         raise ValueError(f"wls: need lam >= 0, alpha > 0, eps > 0 and rtol > 0, got lam={lam!r}, alpha={alpha!r}, "
                          f"eps={eps!r}, rtol={rtol!r}")  # fmt: skip
     if maxiter is not None:
-        if isinstance(maxiter, bool) or not hasattr(maxiter, "__index__"):
+        if not is_integer(maxiter):
             raise ValueError(f"wls: maxiter must be a whole number, got {maxiter!r}")
         if operator.index(maxiter) < 1:
             raise ValueError(f"wls: maxiter must be >= 1, got {maxiter}")
