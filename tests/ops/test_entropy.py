@@ -188,8 +188,10 @@ def test_numpy_integer_bins_empty_maps_and_the_base():
     torch.testing.assert_close(feature_entropy(x, bins=np.int64(16)), feature_entropy(x, bins=16))
     index, target = select_max_entropy_reference(torch.randn(2, 3, 0, 8), 256, True)  # amin refused empty maps
     assert index.shape == (2,) and target.shape == (2, 1, 0, 8)
-    with pytest.raises(ValueError, match="base must be a positive number other than 1"):
-        feature_entropy(x, base=1)
+    # base=inf divided every entropy by log(inf): all zeros, without a word
+    for bad in (1, float("inf"), float("nan"), 0, -2):
+        with pytest.raises(ValueError, match="base must be a finite positive number other than 1"):
+            feature_entropy(x, base=bad)
     torch.testing.assert_close(feature_entropy(x, base=np.float32(2)), feature_entropy(x, base=2))
 
 

@@ -54,7 +54,8 @@ def feature_entropy(x: torch.Tensor, bins: int = DEFAULT_BINS, base: float = mat
     Args:
         x: feature maps; float16/bfloat16 are binned in float32.
         bins: number of histogram bins K.
-        base: logarithm base: ``math.e`` (nats, the default) or ``2`` (bits).
+        base: logarithm base, a finite positive number other than 1: ``math.e`` (nats, the
+            default) or ``2`` (bits).
 
     Returns:
         ``[B, C]`` in the compute dtype (float32, or float64 for float64 input).
@@ -62,8 +63,8 @@ def feature_entropy(x: torch.Tensor, bins: int = DEFAULT_BINS, base: float = mat
     """
     _check(x, bins, "feature_entropy")
     bins = operator.index(bins)
-    if isinstance(base, bool) or not (isinstance(base, numbers.Real) and base > 0 and base != 1):
-        raise ValueError(f"feature_entropy: base must be a positive number other than 1, got {base!r}")
+    if isinstance(base, bool) or not isinstance(base, numbers.Real) or not (math.isfinite(base) and 0 < base != 1):
+        raise ValueError(f"feature_entropy: base must be a finite positive number other than 1, got {base!r}")
     dtype = compute_dtype(x)
     nats = _entropy_nats(x.detach().to(dtype), bins)
     if base != math.e:
