@@ -671,6 +671,11 @@ def test_deterministic_across_thread_counts(seed, shape):
         (torch.ones(2, 2, dtype=torch.int32), TypeError, "floating point"),
         (torch.rand(1, 2, 3, 4), ValueError, r"\[H, W\]"),
         ([[0.1, 0.2]], TypeError, "NumPy array or a torch tensor"),
+        # torch's "can't convert np.ndarray of type numpy.longdouble" / "numpy.object_"
+        pytest.param(np.full((4, 4), 0.5, dtype=np.longdouble), TypeError,
+                     f"wls: image .* NumPy array of {np.dtype(np.longdouble)}",
+                     marks=pytest.mark.skipif(np.dtype(np.longdouble).itemsize <= 8, reason="longdouble is float64")),
+        (np.full((4, 4), 0.5, dtype=object), TypeError, "wls: image .* NumPy array of object"),
     ],
 )
 def test_bad_input_raises_clear_errors(image, error, match):

@@ -59,6 +59,10 @@ def _as_tensor(image: Any) -> tuple[torch.Tensor, bool]:
     if isinstance(image, torch.Tensor):
         return image, False
     if isinstance(image, np.ndarray):
+        kind = image.dtype.kind
+        if kind not in "biufc" or image.dtype.itemsize > (16 if kind == "c" else 8):  # (torch holds none of these)
+            raise TypeError(f"wls: image must be floating point with values in [0, 1], got a NumPy array of "
+                            f"{image.dtype} (convert it to float32 or float64)")  # fmt: skip
         return from_numpy(image), True
     raise TypeError(f"wls: image must be a NumPy array or a torch tensor, got {type(image).__name__}")
 
