@@ -306,13 +306,14 @@ def job_status(out_dir: str, job: str) -> JobStatus | None:
     return JobStatus(job, recorded.get("xvertfast"), settings, found, legacy, rate, rate_outputs)
 
 
-def _in_the_way(out_dir: str, out: str, clear: set[str]) -> str | None:
+def _in_the_way(out_dir: str, out: str, exists: bool, clear: set[str]) -> str | None:
     """What keeps ``out`` from being written, in words: a folder of its name, or a file where a
     folder above it in ``out_dir`` goes (the job said only "[Errno 17] File exists" or "Is a
-    directory", and a dry run did not see it). None where nothing does. ``clear``: the folders
-    found clear of such a file so far, added to: their other outputs are not looked up again
-    (a stat each on a network share, for tens of thousands of outputs)."""
-    if os.path.lexists(out):
+    directory", and a dry run did not see it). None where nothing does. ``exists``: whether
+    ``out`` does (the caller looked). ``clear``: the folders found clear of such a file so far,
+    added to: their other outputs are not looked up again (a stat each on a network share, for
+    tens of thousands of outputs)."""
+    if exists:
         if os.path.isdir(out):  # (write_image refuses a link to a folder too)
             return (f"{out} is a folder, so the output cannot be written there; move it away or use another "
                     "output folder")  # fmt: skip
@@ -594,10 +595,11 @@ class JobFolder:
 
     def state(self, input_path: str, out: str) -> tuple[str, str | None]:
         """What to do with ``out``: ("new" | "done" | "redo", None), or ("refuse", why)."""
-        blocked = _in_the_way(self.out_dir, out, self._clear)
+        exists = os.path.lexists(out)
+        blocked = _in_the_way(self.out_dir, out, exists, self._clear)
         if blocked is not None:
             return "refuse", blocked
-        if not os.path.lexists(out):
+        if not exists:
             return "new", None
         entry = self._ledger.get(self._rel(out))
         if entry is None and self._legacy:  # written by that earlier job: done, as it would have said
