@@ -77,8 +77,8 @@ def _methods_alone_differ(previous, retired: list, now: dict) -> bool:
 def _refusal_reasons(previous, retired: list, now: dict) -> str:
     """The changes that refuse a rerun: methods added or dropped are not among them (they may
     change alone), a label that names another method is."""
-    if not isinstance(previous, dict) or _labels_keep_their_methods(previous, retired, now):
-        previous, now = (_without_methods(previous), _without_methods(now)) if isinstance(previous, dict) else (previous, now)
+    if isinstance(previous, dict) and _labels_keep_their_methods(previous, retired, now):
+        previous, now = _without_methods(previous), _without_methods(now)
     return settings_changes(previous, now)
 
 
