@@ -293,3 +293,26 @@ def test_first_order_backward_stays_on_the_kernel(seed, monkeypatch):
     assert all(torch.isfinite(g).all() for g in grads)
     with pytest.raises(AssertionError, match="without create_graph"):
         torch.autograd.grad(guided_pool(y, weight, bias, 2).sum(), y, create_graph=True)
+
+
+@pytest.mark.parametrize("path", ["op", "formula", "reference"])
+@pytest.mark.parametrize("pool", [1, 2, 3])
+def test_a_conv_without_output_maps_gives_an_empty_result_on_every_path(path, pool, monkeypatch):
+    # a weight [0, 1, 3, 3] (nn.Conv2d(1, 0, 3) builds one) is a valid input, as feature_entropy takes
+    # maps without channels: the compiled op returned [B, 0, h, w], while pool 1, the formula (the
+    # fallback without the extension, CUDA, meta) and the reference raised conv2d's "expected weight
+    # to be at least 1 at dimension 0" or max_pool2d's "Expected 3D or 4D ... tensor"
+    module = importlib.import_module("xvertfast.ops.guided_pool")
+    if path == "op" and not has_extension():
+        pytest.skip("compiled extension not built")
+    if path == "formula":
+        monkeypatch.setattr(module, "_use_kernel", lambda *args: False)
+    fn = guided_pool_reference if path == "reference" else guided_pool
+    y = torch.rand(2, 1, 8, 7, dtype=torch.float64, requires_grad=True)
+    weight = torch.rand(0, 1, 3, 3, dtype=torch.float64, requires_grad=True)
+    bias = torch.rand(0, dtype=torch.float64, requires_grad=True)
+    out = fn(y, weight, bias, pool)
+    assert out.shape == (2, 0, 8 // pool, 7 // pool) and out.dtype == y.dtype
+    grad_y, grad_w, grad_b = torch.autograd.grad(out.sum(), (y, weight, bias), create_graph=True)
+    assert torch.equal(grad_y, torch.zeros_like(y)) and grad_w.shape == weight.shape and grad_b.shape == bias.shape
+    assert fn(y.detach().to("meta"), weight.detach().to("meta"), bias.detach().to("meta"), pool).shape == out.shape

@@ -121,6 +121,11 @@ def guided_pool_reference(y: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
     """``MaxPool_pool(Conv3x3(y))``: the guidance layer's conv (zero padding) and max-pool.
 
     y: [B, 1, H, W]; weight: [C, 1, 3, 3]; bias: [C] -> [B, C, H // pool, W // pool].
+    C = 0 gives an empty result (as the compiled op does), still differentiable in all three.
     """
+    if weight.shape[0] == 0:
+        # conv2d and max_pool2d refuse zero channels: add one zero map, pool it, keep none of it
+        one_map = torch.cat([weight, weight.new_zeros(1, 1, 3, 3)]), torch.cat([bias, bias.new_zeros(1)])
+        return guided_pool_reference(y, *one_map, pool)[:, :0]
     g = F.conv2d(y, weight, bias, padding=1)
     return F.max_pool2d(g, pool) if pool > 1 else g
