@@ -88,3 +88,19 @@ def test_two_inputs_of_one_name_are_labelled_by_their_paths(tmp_path, model_dir,
     assert main(["enhance", str(src), "-o", str(tmp_path / "out"), "--model", str(model_dir), "-q", "--preview",
                  str(sheet)]) == 0  # fmt: skip
     assert said == [f"{os.path.join(sub, 'IM1.png')}: input | output" for sub in ("p1", "p2")]
+
+
+def test_an_input_listed_as_monochrome1_is_drawn_bone_bright(tmp_path, model_dir, seed):  # noqa: F811
+    # the sheet re-read each input without its @list polarity: a PNG listed with MONOCHROME1
+    # was drawn bone dark beside its bone-bright output, as though the job had inverted it
+    src = tmp_path / "dark.png"
+    Image.fromarray(np.round((1 - chest_like(seed)) * 255).astype(np.uint8)).save(src)
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{src}\tMONOCHROME1\n")
+    sheet = tmp_path / "look.png"
+    assert main(["enhance", f"@{listing}", "-o", str(tmp_path / "out"), "--model", str(model_dir), "-q",
+                 "--preview", str(sheet)]) == 0  # fmt: skip
+    as_stored = np.asarray(_thumb(str(src), 320), dtype=int)
+    top = _GAP + _LABEL
+    drawn = np.asarray(Image.open(sheet), dtype=int)[top : top + 320, _GAP : _GAP + as_stored.shape[1]]
+    assert np.abs(drawn - (255 - as_stored)).max() <= 2  # the negative, up to two roundings to 8 bits

@@ -36,22 +36,25 @@ def _spread(n: int, count: int) -> list[int]:
     return sorted({round(i * (n - 1) / (count - 1)) for i in range(count)}) if count > 1 else [0]
 
 
-def _thumb(path: str, height: int):
+def _thumb(path: str, height: int, photometric: str | None = None):
     from PIL import Image
 
-    pixels = read_image(path, warn=False).pixels
+    pixels = read_image(path, photometric=photometric, warn=False).pixels
     img = Image.fromarray(np.round(pixels * 255).astype(np.uint8))
     width = max(1, round(img.width * height / img.height))
     return img.resize((width, height), Image.Resampling.BILINEAR)
 
 
 def write_preview(pairs: list[tuple[str, str]], path: str, count: int = PREVIEW_COUNT,
-                  height: int = THUMB_HEIGHT, labels: list[str] | None = None) -> list[str]:  # fmt: skip
+                  height: int = THUMB_HEIGHT, labels: list[str] | None = None,
+                  photometrics: list[str | None] | None = None) -> list[str]:  # fmt: skip
     """Draws up to ``count`` of ``pairs`` (input path, output path), spread evenly, into the PNG ``path``.
 
     Each pair is the input (as read: bright = bone, min-max scaled) beside the output, under
     its label (``labels``, one a pair: the batch job gives the input's path below the folder
     it was found in, as p1/IM1.dcm and p2/IM1.dcm differ; else the input's file name).
+    ``photometrics``, one a pair, is each input's polarity as an @list gives it (None: as its
+    file records it), so a PNG listed as MONOCHROME1 is drawn bone bright, as the job read it.
     Returns the inputs drawn. A pair that cannot be read is left out; no pair at all raises
     ``ValueError``. The PNG is written atomically.
     """
@@ -64,7 +67,8 @@ def write_preview(pairs: list[tuple[str, str]], path: str, count: int = PREVIEW_
         src, out = pairs[k]
         try:
             label = labels[k] if labels is not None else os.path.basename(src)
-            cells.append((label, _thumb(src, height), _thumb(out, height)))
+            polarity = photometrics[k] if photometrics is not None else None
+            cells.append((label, _thumb(src, height, polarity), _thumb(out, height)))
         except Exception:  # noqa: BLE001 - a preview is a convenience: it leaves a bad pair out
             continue
         drawn.append(src)
