@@ -620,9 +620,10 @@ paper's values, 0.01-0.21, for comparing with its tables); definitions in
 xvertfast.eval.metrics. A failing image is reported and skipped. Each image's
 scores are recorded in REPORT_DIR as it finishes: after an interruption, the
 same command scores only the images not done yet (--restart scores all again,
-as enhance --overwrite redoes). A rerun may add or drop methods: an added one is
-scored alone on the images done, the others' scores are kept (a dropped one's too,
-for a rerun that gives it again).
+as enhance --overwrite redoes). A rerun may add or drop methods or metrics: an
+added one is scored alone on the images done, the others' scores are kept (a dropped
+one's too, for a rerun that gives it again; the report shows those asked); other
+settings changed (the model, device, precision, ROIs, xvertfast's code) are refused.
 Exit code: 0 all scored, 1 an image failed or none was found, 2 the run could not
 start (an unknown method or metric, other settings in REPORT_DIR without --restart,
 REPORT_DIR holding other files), 130 interrupted, 143 stopped by SIGTERM.""",

@@ -139,10 +139,11 @@ def test_a_line_of_bytes_that_are_not_text_is_dropped(tmp_path, seed):
 def test_other_settings_are_refused_and_restart_starts_over(tmp_path, seed):
     images = write_images(tmp_path / "in", seed, n=2)
     run(images, tmp_path / "r", Counted())
-    with pytest.raises(ValueError, match=r"an evaluation with other settings \(metrics .*\).*--restart"):
-        run(images, tmp_path / "r", Counted(), settings={**SETTINGS, "metrics": ["entropy"]})
+    other = {**SETTINGS, "rois": [["img0.png", [[100, 190], [290, 190]]]]}  # the scores were taken elsewhere
+    with pytest.raises(ValueError, match=r"an evaluation with other settings \(rois .*\).*--restart"):
+        run(images, tmp_path / "r", Counted(), settings=other)
     fresh = Counted()
-    run(images, tmp_path / "r", fresh, settings={**SETTINGS, "metrics": ["entropy"]}, restart=True)
+    run(images, tmp_path / "r", fresh, settings=other, restart=True)
     assert fresh.calls == 2
 
 
@@ -203,8 +204,10 @@ def test_cli_rerun_resumes_and_restart_rescores(tmp_path, seed, capsys):
     assert main(args) == 0
     assert "resumed: 2 image(s)" in capsys.readouterr().err
     assert (tmp_path / "rep" / "scores.csv").read_bytes() == first
-    assert main([*args[:-1], "--metrics", "entropy", "-q"]) == 2
-    assert "--restart" in capsys.readouterr().err
+    rois = tmp_path / "rois.csv"
+    rois.write_text("file,upper_row,upper_col,lower_row,lower_col\nimg0.png,110,190,290,190\nimg1.png,110,190,290,190\n")
+    assert main([*args[:-1], "--rois", str(rois), "-q"]) == 2  # other ROIs: the scores kept are not theirs
+    assert "other settings (rois 'auto' -> " in (err := capsys.readouterr().err) and "--restart" in err
     assert main([*args[:-1], "--metrics", "entropy", "--restart", "-q"]) == 0
     assert "resumed" not in capsys.readouterr().err
     assert np.isfinite(float(open(tmp_path / "rep" / "scores.csv").read().splitlines()[1].split(",")[-1]))
@@ -374,10 +377,130 @@ def test_a_rewrite_a_kill_cut_short_leaves_no_temporary(tmp_path, seed):
 def test_a_refusal_names_the_changes_that_refuse_it_not_the_methods_added(tmp_path):
     # a rerun refused for its metrics also listed the method added, which alone is allowed: the
     # user read both as what to undo
-    settings = {"methods": ["identity"], "metrics": METRICS}
+    settings = {"methods": ["identity"], "metrics": METRICS, "rois": "auto"}
     Journal(str(tmp_path / "r"), settings).close()
-    with pytest.raises(ValueError) as refused:
-        Journal(str(tmp_path / "r"), {"methods": ["identity", "clahe"], "metrics": ["entropy"]})
-    assert "metrics" in str(refused.value) and "methods" not in str(refused.value)
+    with pytest.raises(ValueError) as refused:  # (metrics, like methods, may change alone: not named either)
+        Journal(str(tmp_path / "r"), {"methods": ["identity", "clahe"], "metrics": ["entropy"], "rois": []})
+    assert "other settings (rois 'auto' -> [])," in str(refused.value)  # that alone
     with pytest.raises(ValueError, match=r"other settings \(methods .*\)"):  # a label naming another method: said
-        Journal(str(tmp_path / "r"), {"methods": [{"label": "identity", "model": "x"}], "metrics": ["entropy"]})
+        Journal(str(tmp_path / "r"), {"methods": [{"label": "identity", "model": "x"}], "metrics": ["entropy"],
+                                      "rois": "auto"})  # fmt: skip
+
+
+class CountedMetric:
+    """A metric that counts its calls."""
+
+    def __init__(self, metric):
+        self.metric, self.calls = metric, 0
+
+    def __call__(self, *args):
+        self.calls += 1
+        return self.metric(*args)
+
+
+def count_metrics(monkeypatch, *names) -> dict[str, CountedMetric]:
+    import xvertfast.eval.metrics as m
+
+    counted = {name: CountedMetric(getattr(m, name)) for name in names}
+    for name, metric in counted.items():
+        monkeypatch.setattr(m, name, metric)
+    return counted
+
+
+def run_metrics(images, out_dir, metrics, method, pictures=0, log=lambda m: None):
+    journal = Journal(str(out_dir), {**SETTINGS, "metrics": list(metrics)})
+    try:
+        return run_protocol([str(images)], {"identity": identity, "clahe": method}, list(metrics), pictures=pictures,
+                            progress=False, log=log, journal=journal)  # fmt: skip
+    finally:
+        journal.close()
+
+
+def test_a_metric_added_is_scored_alone_and_one_dropped_leaves_the_rest(tmp_path, seed, monkeypatch):
+    # adding brisque to an evaluation of hours was refused as other settings: --restart scored every
+    # metric of every image again; now the scores kept and the metric added alone is computed
+    images = write_images(tmp_path / "in", seed)
+    fresh = run_metrics(images, tmp_path / "fresh", ["entropy", "tenengrad"], Counted())
+    alone = run_metrics(images, tmp_path / "alone", ["tenengrad"], Counted())
+    run_metrics(images, tmp_path / "r", ["entropy"], Counted())
+    counted, method, said = count_metrics(monkeypatch, "entropy", "tenengrad"), Counted(), []
+    grown = run_metrics(images, tmp_path / "r", ["entropy", "tenengrad"], method, log=said.append)
+    # the methods run again (their outputs are not kept) but only the metric added is computed
+    assert (counted["entropy"].calls, counted["tenengrad"].calls, method.calls) == (0, 4 * 2 * 2, 4)
+    assert grown.rows == fresh.rows and grown.images == 4  # same rows, same order, as scored together
+    assert any("tenengrad added, scored on the 4 image(s) done" in s for s in said), said
+    idle = Counted()
+    assert run_metrics(images, tmp_path / "r", ["entropy", "tenengrad"], idle).rows == fresh.rows
+    assert idle.calls == 0 and counted["tenengrad"].calls == 16  # the completed images were journalled whole
+
+    said = []
+    fewer = run_metrics(images, tmp_path / "r", ["tenengrad"], idle, log=said.append)
+    assert fewer.rows == alone.rows and fewer.metrics == ["tenengrad"]  # the report has the metrics asked alone
+    assert any("entropy dropped (its scores stay in the journal" in s for s in said), said
+    back = run_metrics(images, tmp_path / "r", ["tenengrad", "entropy"], idle)  # given again: costs nothing
+    assert idle.calls == 0 and (counted["entropy"].calls, counted["tenengrad"].calls) == (0, 16)
+    assert back.rows == fresh.rows
+
+
+def test_a_kill_while_adding_a_metric_resumes(tmp_path, seed, monkeypatch):
+    images = write_images(tmp_path / "in", seed)
+    fresh = run_metrics(images, tmp_path / "fresh", ["entropy", "tenengrad"], Counted())
+    run_metrics(images, tmp_path / "r", ["entropy"], Counted())
+    with pytest.raises(KeyboardInterrupt):
+        run_metrics(images, tmp_path / "r", ["entropy", "tenengrad"], Counted(stop=3))
+    counted, rest = count_metrics(monkeypatch, "entropy", "tenengrad"), Counted()
+    resumed = run_metrics(images, tmp_path / "r", ["entropy", "tenengrad"], rest)
+    assert (rest.calls, counted["entropy"].calls, counted["tenengrad"].calls) == (2, 0, 2 * 2 * 2)
+    assert resumed.rows == fresh.rows
+
+
+def test_a_pictured_image_keeps_its_picture_when_a_metric_is_added(tmp_path, seed, monkeypatch):
+    images = write_images(tmp_path / "in", seed, n=3)
+    fresh = run_metrics(images, tmp_path / "fresh", ["entropy", "tenengrad"], Counted(), pictures=2)
+    run_metrics(images, tmp_path / "r", ["entropy"], Counted(), pictures=2)
+    counted = count_metrics(monkeypatch, "entropy", "tenengrad")
+    grown = run_metrics(images, tmp_path / "r", ["entropy", "tenengrad"], Counted(), pictures=2)
+    assert (counted["entropy"].calls, counted["tenengrad"].calls) == (0, 3 * 2 * 2)
+    assert grown.rows == fresh.rows and len(grown.pictures) == 2
+    for got, made in zip(grown.pictures, fresh.pictures):
+        assert got["file"] == made["file"] and got["boxes"] == made["boxes"]
+        for name in made["crops"]:
+            np.testing.assert_array_equal(got["crops"][name], made["crops"][name])
+    idle = Counted()  # the pictures were journalled with the grown entries: nothing is run again
+    assert len(run_metrics(images, tmp_path / "r", ["entropy", "tenengrad"], idle, pictures=2).pictures) == 2
+    assert idle.calls == 0
+
+
+def test_notes_of_a_metric_added_or_dropped_read_as_a_fresh_ones(tmp_path, seed):
+    # a metric undefined on an ROI leaves a note: the rerun that adds it notes it as a fresh run
+    # would (same notes, same order), and one that drops it no longer notes it
+    images = tmp_path / "in"
+    images.mkdir()
+    Image.fromarray(chest_like(seed, 200, 180)).save(images / "small.png")  # ROIs under TMQI's 161 px
+
+    def notes(out, metrics):
+        return run_metrics(images, out, metrics, Counted()).notes
+
+    fresh = notes(tmp_path / "fresh", ["entropy", "tmqi", "brisque"])
+    assert any("tmqi" in n for n in fresh)
+    notes(tmp_path / "r", ["entropy", "brisque"])
+    assert notes(tmp_path / "r", ["entropy", "tmqi", "brisque"]) == fresh
+    assert notes(tmp_path / "r", ["entropy", "brisque"]) == notes(tmp_path / "fresh2", ["entropy", "brisque"])
+
+
+def test_cli_a_metric_added_to_a_report_scores_it_alone(tmp_path, seed, capsys):
+    images = write_images(tmp_path / "in", seed, n=2)
+    args = ["evaluate", str(images), "--methods", "identity,clahe", "--pictures", "0", "-q"]
+    assert main([*args, "-o", str(tmp_path / "rep"), "--metrics", "entropy"]) == 0
+    capsys.readouterr()
+    assert main([*args, "-o", str(tmp_path / "rep"), "--metrics", "entropy,tenengrad"]) == 0
+    err = capsys.readouterr().err
+    assert "tenengrad added, scored on the 2 image(s) done" in err and "--restart" not in err
+    assert "2 image(s) scored by an earlier run were scored for the metrics added alone" in err
+    assert main([*args, "-o", str(tmp_path / "fresh"), "--metrics", "entropy,tenengrad"]) == 0
+    for name in ("scores.csv", "summary.csv"):
+        assert (tmp_path / "rep" / name).read_bytes() == (tmp_path / "fresh" / name).read_bytes()
+    assert main([*args, "-o", str(tmp_path / "rep"), "--metrics", "tenengrad"]) == 0  # dropped: not reported
+    assert main([*args, "-o", str(tmp_path / "alone"), "--metrics", "tenengrad"]) == 0
+    for name in ("scores.csv", "summary.csv"):
+        assert (tmp_path / "rep" / name).read_bytes() == (tmp_path / "alone" / name).read_bytes()

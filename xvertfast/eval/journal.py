@@ -6,10 +6,12 @@ is done, one JSON line an image, flushed to disk. A rerun with the same settings
 images from the journal (while the file's size and modification time, and those of any other
 tool's outputs scored with it, are unchanged) and
 scores only the rest; a rerun with other settings is refused unless it restarts. Only the
-methods may change: a method added (a new model beside the baselines) is scored on the images
-done, the others' scores are kept, and a method dropped leaves the report but not the journal
-(its settings are kept as ``retired`` on the first line and its rows with each image, so a
-rerun that gives it again takes them; the same label for another method is refused).
+methods and the metrics may change (a score depends on its method and metric alone): a method
+or metric added (a new model beside the baselines, BRISQUE beside the others) is scored on the
+images done, the scores there are kept, and a method or metric dropped leaves the report but not
+the journal (a method's settings are kept as ``retired`` on the first line, and its rows, or a
+metric's values in them, with each image, so a rerun that gives it again takes them; the same
+label for another method is refused).
 """
 
 from __future__ import annotations
@@ -58,6 +60,10 @@ def _without_methods(settings: dict) -> dict:
     return {k: v for k, v in settings.items() if k != "methods"}
 
 
+def _without_metrics(settings: dict) -> dict:
+    return {k: v for k, v in settings.items() if k != "metrics"}
+
+
 def _labels_keep_their_methods(previous: dict, retired: list, now: dict) -> bool:
     """Whether every label scored before (or dropped since: ``retired``) names the same method
     now (another model, device or precision under one label would mix two methods in one
@@ -69,17 +75,25 @@ def _labels_keep_their_methods(previous: dict, retired: list, now: dict) -> bool
 
 
 def _methods_alone_differ(previous, retired: list, now: dict) -> bool:
-    """Whether two settings differ only in methods added or dropped, each label keeping its method."""
-    return (isinstance(previous, dict) and _without_methods(previous) == _without_methods(now)
+    """Whether two settings differ only in methods and metrics added or dropped, each label
+    keeping its method."""
+    return (isinstance(previous, dict) and isinstance(now.get("metrics", []), list)
+            and _without_methods(_without_metrics(previous)) == _without_methods(_without_metrics(now))
             and _labels_keep_their_methods(previous, retired, now))  # fmt: skip
 
 
 def _refusal_reasons(previous, retired: list, now: dict) -> str:
-    """The changes that refuse a rerun: methods added or dropped are not among them (they may
-    change alone), a label that names another method is."""
-    if isinstance(previous, dict) and _labels_keep_their_methods(previous, retired, now):
-        previous, now = _without_methods(previous), _without_methods(now)
+    """The changes that refuse a rerun: methods or metrics added or dropped are not among them
+    (they may change alone), a label that names another method is."""
+    if isinstance(previous, dict):
+        previous, now = _without_metrics(previous), _without_metrics(now)
+        if _labels_keep_their_methods(previous, retired, now):
+            previous, now = _without_methods(previous), _without_methods(now)
     return settings_changes(previous, now)
+
+
+def _names(value) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else []
 
 
 class Journal:
@@ -93,6 +107,8 @@ class Journal:
         #: (methods added, dropped, and given again after they were dropped) where the recorded
         #: settings differed in their methods alone
         self.methods_changed: tuple[list[str], list[str], list[str]] | None = None
+        #: (metrics added, dropped) where the recorded settings differed in their metrics
+        self.metrics_changed: tuple[list[str], list[str]] | None = None
         self.retired: list = []  #: the settings of methods dropped since the journal began
         os.makedirs(out_dir, exist_ok=True)
         self._lock = hold_lock(os.path.join(out_dir, LOCK_FILE))  # before the journal is read or replaced
@@ -126,8 +142,9 @@ class Journal:
         changed = previous != self.settings
         if changed and not _methods_alone_differ(previous, retired, self.settings):
             raise ValueError(f"{os.path.dirname(self.path)} holds an evaluation with other settings "
-                             f"({_refusal_reasons(previous, retired, self.settings)}); "
-                             "pass --restart to start over, or use a new folder")  # fmt: skip
+                             f"({_refusal_reasons(previous, retired, self.settings)}), under which its scores do "
+                             "not hold (only methods and metrics may be added or dropped); pass --restart to score "
+                             "every image again, or use a new folder")  # fmt: skip
         for line in lines[1:]:
             try:
                 entry = json.loads(line)
@@ -146,9 +163,13 @@ class Journal:
                              "or use a new folder")  # fmt: skip
         self.retired = [m for label, m in known.items() if label not in now]
         before = [_label(m) for m in previous["methods"]]
-        self.methods_changed = ([label for label in now if label not in known],
-                                [label for label in before if label not in now],
-                                [_label(m) for m in retired if _label(m) in now])  # fmt: skip
+        if previous["methods"] != self.settings["methods"]:
+            self.methods_changed = ([label for label in now if label not in known],
+                                    [label for label in before if label not in now],
+                                    [_label(m) for m in retired if _label(m) in now])  # fmt: skip
+        was, asked = _names(previous.get("metrics")), _names(self.settings.get("metrics"))
+        if was != asked:
+            self.metrics_changed = [m for m in asked if m not in was], [m for m in was if m not in asked]
         with atomic_write(self.path) as tmp, open(tmp, "w") as f:  # a kill before the rename: the old one stands
             f.write(_dumps({"settings": self.settings, **({"retired": self.retired} if self.retired else {})}) + "\n")
             for entry in self._done.values():
@@ -161,8 +182,9 @@ class Journal:
         """The recorded scores of ``path``, or None if it is not done, or it or one of the
         other files its scores depend on (another tool's outputs) has changed since, or it was
         read with another polarity (an @list's MONOCHROME1); ``others`` None: they cannot all
-        be found, so the image is not done. Its rows may lack methods added since (see
-        :meth:`missing`); ``others`` may name files of those, which it has not recorded."""
+        be found, so the image is not done. Its rows may lack methods or metrics added since (see
+        :meth:`missing`, :meth:`unscored`); ``others`` may name files of those methods, which it
+        has not recorded."""
         entry = self._done.get(path)
         if entry is None or others is None or entry["stat"] != file_state(path):
             return None
@@ -181,6 +203,18 @@ class Journal:
         """The methods of these settings that ``entry`` has no rows of (added since it was recorded)."""
         have = {row.get("method") for row in entry["rows"]}
         return [label for label in map(_label, self.settings.get("methods", [])) if label not in have]
+
+    def unscored(self, entry: dict, metrics: list[str]) -> dict[str, list[str]]:
+        """Per method of these settings, the ``metrics`` that ``entry``'s rows lack: all of them
+        for a method added since it was recorded, those added since for the others. (A metric's
+        value, NaN included, is its key in a row: a metric dropped since stays in the rows.)"""
+        unscored = {}
+        for label in map(_label, self.settings.get("methods", [])):
+            rows = [row for row in entry["rows"] if row.get("method") == label]
+            lacking = [m for m in metrics if not rows or any(m not in row for row in rows)]
+            if lacking:
+                unscored[label] = lacking
+        return unscored
 
     def record(self, path: str, rows: list[dict], notes: list[str], seconds: dict[str, float],
                others: list[str] | None = (), picture: dict | None = None,

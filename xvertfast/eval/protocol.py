@@ -188,7 +188,8 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
 
     ``pictures``: how many images (evenly spaced through the inputs) keep thumbnails and ROI crops
     of every method for the report's side-by-side grids. ``journal``: images it holds are taken
-    from it, with their pictures (an image shown whose picture is missing is run again); the
+    from it, with their pictures (an image shown whose picture is missing is run again), those
+    it holds without some methods or metrics (added since) are scored for those alone; the
     others are recorded in it as they finish. ``files``: the inputs already discovered (else
     ``inputs`` are searched, leaving out the folders in ``exclude``).
     """
@@ -205,18 +206,28 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
                  if dropped else ""]  # fmt: skip
         log(f"the methods changed since {journal.path} began: {'; '.join(p for p in parts if p)}; the other "
             "methods' scores are kept" if any(parts) else "the methods are in another order: their scores are kept")
+    if journal is not None and journal.metrics_changed is not None:
+        added, dropped = journal.metrics_changed
+        parts = [f"{', '.join(added)} added, scored on the {len(journal)} image(s) done" if added else "",
+                 f"{', '.join(dropped)} dropped (its scores stay in the journal, for a rerun that gives it again)"
+                 if dropped else ""]  # fmt: skip
+        log(f"the metrics changed since {journal.path} began: {'; '.join(p for p in parts if p)}; the other "
+            "metrics' scores are kept" if any(parts) else "the metrics are in another order: their scores are kept")
     bar = tqdm(total=len(files), unit="img", desc="evaluate", disable=not progress)
     resumed = completed = 0
+    grown: set[str] = set()  # what images done before were scored for: "methods", "metrics"
     for index, f in enumerate(files):
         others = _other_files(methods, f)
         entry = journal.entry(f.path, others, f.photometric) if journal is not None else None
-        missing = journal.missing(entry) if entry is not None else []
-        picture = journal.picture(entry) if entry is not None and index in keep_pictures and not missing else None
-        if entry is not None and not missing and (index not in keep_pictures or picture is not None):
+        unscored = journal.unscored(entry, list(metrics)) if entry is not None else {}
+        added = journal.missing(entry) if entry is not None else []
+        picture = journal.picture(entry) if entry is not None and index in keep_pictures and not added else None
+        if entry is not None and not unscored and (index not in keep_pictures or picture is not None):
             if picture is not None:
                 run.pictures.append(picture)
-            run.rows.extend(r for name in methods for r in entry["rows"] if r["method"] == name)  # in this run's order
-            run.notes.extend(entry["notes"] + _missing_notes(f.path, entry.get("missing", []), list(methods)))
+            run.rows.extend(_reported(r, metrics) for name in methods for r in entry["rows"]
+                            if r["method"] == name)  # in this run's order  # fmt: skip
+            run.notes.extend(entry["notes"] + _missing_notes(f.path, entry.get("missing", []), list(methods), metrics))
             for name, seconds in entry["seconds"].items():
                 if name in methods or name == "metrics":  # (a dropped method's time is not this report's)
                     run.seconds[name] = run.seconds.get(name, 0.0) + seconds
@@ -224,13 +235,16 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
             resumed += 1
             bar.update(1)
             continue
-        # an image done before methods were added: those alone (a pictured one is run whole, for its grid)
-        partial = entry if missing and index not in keep_pictures else None
-        todo = {name: methods[name] for name in missing} if partial is not None else methods
+        # an image done before methods or metrics were added: those alone (a pictured one whose picture
+        # lacks a method added, or is missing, is run whole, for its grid)
+        partial = entry if unscored and (index not in keep_pictures or picture is not None) else None
+        todo = {name: methods[name] for name in unscored} if partial is not None else methods
+        asked = dict(unscored) if partial is not None else {name: list(metrics) for name in methods}
         before = dict(run.seconds)
         try:
-            rows, picture, warnings, lacking = _evaluate_one(f, todo, metrics, roi_centres, by_path,
-                                                             index in keep_pictures, run.seconds)  # fmt: skip
+            pictured = index in keep_pictures and partial is None
+            rows, made, warnings, lacking = _evaluate_one(f, todo, asked, roi_centres, by_path, pictured, run.seconds)
+            picture = made if partial is None else picture  # (a partial one's is the picture journalled)
         except FILE_ERRORS as exc:  # the file's fault (or too big for memory), not a bug of ours
             reason = (f"{failure_text(f.path, exc.error)} (method {exc.method})" if isinstance(exc, _MethodFailed)
                       else failure_text(f.path, exc))  # fmt: skip
@@ -242,23 +256,25 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
                     keep_pictures.add(later)
         else:
             seconds = {k: v - before.get(k, 0.0) for k, v in run.seconds.items()}
-            earlier = _missing_notes(f.path, partial.get("missing", []), list(methods)) if partial is not None else []
-            if partial is not None:  # the kept methods' rows and seconds with the added ones'
-                rows = [r for name in methods for r in (rows if name in todo else partial["rows"]) if r["method"] == name]
+            earlier = (_missing_notes(f.path, partial.get("missing", []), list(methods), metrics)
+                       if partial is not None else [])  # fmt: skip
+            if partial is not None:  # the kept scores and seconds with the added ones'
+                rows = _merged(partial["rows"], rows, list(methods))
                 lacking = [*partial.get("missing", []), *lacking]
+                grown.update("methods" if name in added else "metrics" for name in unscored)
                 for name, spent in partial["seconds"].items():
                     if name in methods or name == "metrics":
                         seconds[name] = seconds.get(name, 0.0) + spent
                         run.seconds[name] = run.seconds.get(name, 0.0) + spent
                 completed += 1
-            notes = warnings + _missing_notes(f.path, lacking, list(methods))
+            notes = warnings + _missing_notes(f.path, lacking, list(methods), metrics)
             if journal is not None:  # recorded first: rows read back later are the ones reported now
                 # (with the rows of methods dropped since, kept for a rerun that gives them again)
                 kept = [r for r in entry["rows"] if r["method"] not in methods] if entry is not None else []
                 lacking = [*lacking, *(m for m in entry.get("missing", []) if m not in lacking)] if entry else lacking
                 rows = [r for r in journal.record(f.path, rows + kept, warnings, seconds, others, picture,
                                                   f.photometric, missing=lacking) if r["method"] in methods]  # fmt: skip
-            run.rows.extend(rows)
+            run.rows.extend(_reported(r, metrics) for r in rows)
             run.images += 1
             for note in notes:
                 run.notes.append(note)
@@ -277,7 +293,8 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
     if resumed:
         log(f"resumed: {resumed} image(s) scored by an earlier run were taken from {journal.path}")
     if completed:
-        log(f"{completed} image(s) scored by an earlier run were scored for the methods added alone")
+        what = " and ".join(k for k in ("methods", "metrics") if k in grown)
+        log(f"{completed} image(s) scored by an earlier run were scored for the {what} added alone")
     return run
 
 
@@ -304,15 +321,42 @@ def _other_files(methods: dict, source: InputFile) -> list[str] | None:
         return None
 
 
-def _missing_notes(path: str, missing: list, methods: list[str]) -> list[str]:
+#: What a row holds besides its metrics' scores.
+_PLACE = ("file", "roi", "method", "top", "left", "height", "width")
+
+
+def _reported(row: dict, metrics) -> dict:
+    """A row as this run reports it: its place and the ``metrics`` asked, in their order (a
+    journalled row may also hold the scores of metrics dropped since)."""
+    return {**{k: row[k] for k in _PLACE if k in row}, **{m: row[m] for m in metrics if m in row}}
+
+
+def _merged(kept: list[dict], scored: list[dict], methods: list[str]) -> list[dict]:
+    """An image's rows of ``methods``, in their order: those ``kept`` from the journal with the
+    scores of ``scored`` (the methods or metrics added since) joined to them by method and ROI."""
+    new = {(r["method"], r["roi"]): r for r in scored}
+    rows = []
+    for name in methods:
+        old = [r for r in kept if r["method"] == name]
+        rows += [{**r, **new.get((name, r["roi"]), {})} for r in old] or [r for r in scored if r["method"] == name]
+    return rows
+
+
+def _missing_notes(path: str, missing: list, methods: list[str], metrics) -> list[str]:
     """The notes of metrics left out on an image's ROIs (``missing``: [roi, why, methods] as
-    :func:`_evaluate_one` finds them, maybe from several runs of some methods each): one per ROI
-    and reason, naming the run's methods it concerns unless it concerns all of them."""
+    :func:`_evaluate_one` finds them, maybe from several runs of some methods or metrics each):
+    one per ROI and reason of the ``metrics`` asked, by ROI and metric (whichever run found
+    them), naming the run's methods it concerns unless it concerns all of them."""
     merged: dict[tuple[str, str], set[str]] = {}
     for roi, why, names in missing:
         merged.setdefault((roi, why), set()).update(names)
+    order = {m: k for k, m in enumerate(metrics)}  # each reason starts with its metric's name (score_roi)
+    asked = [(roi, why) for roi, why in merged if why.split(":", 1)[0] in order]
+    asked.sort(key=lambda key: (ROI_NAMES.index(key[0]) if key[0] in ROI_NAMES else len(ROI_NAMES),
+                                order[key[1].split(":", 1)[0]]))  # fmt: skip
     notes = []
-    for (roi, why), names in merged.items():
+    for roi, why in asked:
+        names = merged[(roi, why)]
         named = [m for m in methods if m in names]
         if named:
             who = "" if len(named) == len(methods) else f" ({', '.join(named)})"
@@ -320,10 +364,10 @@ def _missing_notes(path: str, missing: list, methods: list[str]) -> list[str]:
     return notes
 
 
-def _evaluate_one(source: InputFile, methods: dict, metrics: list[str], roi_centres: dict | None, by_path: dict,
-                  keep_picture: bool, seconds: dict) -> tuple[list[dict], dict | None, list[str], list]:  # fmt: skip
+def _evaluate_one(source: InputFile, methods: dict, metrics: dict[str, list[str]], roi_centres: dict | None,
+                  by_path: dict, keep_picture: bool, seconds: dict) -> tuple[list[dict], dict | None, list[str], list]:  # fmt: skip
     """One image's rows, picture, warnings and the metrics left out on its ROIs ([roi, why,
-    methods], for :func:`_missing_notes`) under ``methods``."""
+    methods], for :func:`_missing_notes`) under ``methods``, each scored on its ``metrics``."""
     path = source.path
     rad = require_content(read_input(source, warn=False))
     spine: Spine = find_spine(rad.pixels)
@@ -362,7 +406,7 @@ def _evaluate_one(source: InputFile, methods: dict, metrics: list[str], roi_cent
         for roi, box, original in zip(ROI_NAMES, boxes, originals):
             test8 = (to_8bit_original(original, rad.bits_stored) if kind == "identity"
                      else to_8bit_output(out[box.top : box.bottom, box.left : box.right]))  # fmt: skip
-            scores, why = score_roi(test8, original, metrics)
+            scores, why = score_roi(test8, original, metrics[name])
             for w in why:
                 missing.setdefault((roi, w), []).append(name)
             rows.append({"file": path, "roi": roi, "method": name, "top": box.top, "left": box.left,
