@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -715,3 +716,38 @@ def test_errors_and_warnings_start_their_own_line_under_the_progress_bar(tmp_pat
     err = capsys.readouterr().err
     assert "warning: " in err  # (the inverted one)
     said_around_the_bar(err)
+
+
+def test_a_second_ctrl_c_while_the_outputs_in_flight_finish_does_not_cut_them(tmp_path, model_dir, seed, capfd,
+                                                                               monkeypatch):
+    """Two Ctrl-C in quick succession: the second one came while the job waited for its writes in
+    flight. It escaped that wait, leaving the writer threads running inside torch as Python shut
+    down, which aborted the process (SIGABRT, 'terminate called without an active exception');
+    now the wait is not interrupted, the outputs in flight are finished and the summary comes back."""
+    from xvertfast.infer import batch
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(4):
+        Image.fromarray(np.round(chest_like(seed + i) * 255).astype(np.uint8)).save(src / f"img{i}.png")
+    real_write, calls = batch._compose_and_write, []
+
+    def write_while_interrupted(*args):
+        calls.append(args[4])
+        if len(calls) == 1:  # Ctrl-C twice while the first output is being written
+            for _ in range(2):  # (to the main thread, as the terminal's Ctrl-C reaches it)
+                time.sleep(0.3)
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            time.sleep(0.3)
+        return real_write(*args)
+
+    enhancer = Enhancer(str(model_dir), device="cpu", backend="torch", batch_size=1)
+    monkeypatch.setattr(batch, "_compose_and_write", write_while_interrupted)
+    try:
+        summary = enhancer.enhance_files([str(src)], str(tmp_path / "out"), workers=1, progress=False)
+    except KeyboardInterrupt:
+        pytest.fail("the second Ctrl-C escaped the wait for the outputs in flight")
+    assert summary.stopped == "interrupted" and summary.done >= 1  # (the first one among them)
+    assert os.path.exists(calls[0]) and not [n for n in os.listdir(tmp_path / "out") if n.endswith(".part")]
+    assert "already stopping" in capfd.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back

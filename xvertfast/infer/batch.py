@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from tqdm import tqdm
 
+from xvertfast._interrupts import interrupts_deferred
 from xvertfast._version import __version__
 from xvertfast.io import Radiograph, require_content, write_image
 from xvertfast.io.errors import FILE_ERRORS, failure_text
@@ -595,9 +596,10 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
     except KeyboardInterrupt:
         summary.stopped = "interrupted"
     finally:
-        readers.shutdown(wait=True, cancel_futures=True)
-        writers.shutdown(wait=True)  # the outputs in flight are finished, even after Ctrl-C
-        drain_writes(block=True)
+        with interrupts_deferred():  # a second Ctrl-C must not cut this wait (xvertfast._interrupts)
+            readers.shutdown(wait=True, cancel_futures=True)
+            writers.shutdown(wait=True)  # the outputs in flight are finished, even after Ctrl-C
+            drain_writes(block=True)
         bar.close()
     if summary.stopped:
         log(f"stopped: {summary.stopped}; {len(todo) - processed[0]} image(s) not processed; the same command "
