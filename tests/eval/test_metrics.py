@@ -244,6 +244,24 @@ def test_brisque_needs_its_half_scale_to_hold_the_window(seed):
     assert math.isfinite(metrics.brisque(img[:14, :13]))
 
 
+def test_brisque_of_a_tall_image_keeps_no_dense_resampling_matrix(seed):
+    # The half scale was taken with dense [n/2, n] matrices per side, kept per size: 64 MiB for a
+    # 4096-px side, up to 16 sizes (1 GiB) kept, and n^2 work per column instead of 8 taps.
+    import tracemalloc
+
+    img = texture(np.random.default_rng(seed), (3001, 64))  # a height no other test scores
+    one_plane = img.size * 8  # bytes of one float64 array the image's size
+    metrics.brisque(img[:64])  # parses the model (kept once, whatever the image) outside the count
+    tracemalloc.start()
+    try:
+        metrics.brisque(img)
+        kept, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert kept < 0.5 * one_plane, f"{kept / one_plane:.2f} image-sized planes kept after the call (was 23)"
+    assert peak < 8 * one_plane, f"peak of {peak / one_plane:.1f} image-sized planes (was 27)"
+
+
 def test_brisque_prefers_clean_images(seed):
     clean = texture(np.random.default_rng(seed), (128, 128))
     noisy = np.clip(clean + np.random.default_rng(seed + 1).normal(0, 25, clean.shape), 0, 255).astype(np.uint8)
