@@ -340,3 +340,18 @@ def test_info_help_names_every_optional_package_info_reports():
     said = " ".join(subcommands()["info"].format_help().split())
     names = {"skimage": "scikit-image"}
     assert [p for p in OPTIONAL if names.get(p, p) not in re.findall(r"[\w-]+", said)] == []
+
+
+def test_enhance_help_says_outputs_are_bone_bright_whatever_the_input_stored(tmp_path, monkeypatch):
+    """--format same keeps an input's kind, not its polarity: a PNG listed as MONOCHROME1 (bone
+    dark) comes back bone bright, its stored values inverted, as a MONOCHROME1 DICOM comes back
+    MONOCHROME2. The help said only "keeps each input's kind"."""
+    monkeypatch.chdir(tmp_path)
+    bright = np.asarray(Image.open(_png(tmp_path / "bright.png")), dtype=float)
+    Image.fromarray((255 - bright).astype(np.uint8)).save("dark.png")
+    (tmp_path / "list.txt").write_text("dark.png\tMONOCHROME1\n")
+    assert main(["enhance", "@list.txt", "-o", "out", "-q", "--device", "cpu"]) == 0
+    out = np.asarray(Image.open("out/dark.png"), dtype=float)
+    assert np.corrcoef(out[:, :30].ravel(), bright[:, :30].ravel())[0, 1] > 0.99  # outside the spine tiles
+    said = " ".join(subcommands()["enhance"].format_help().split())
+    assert "bone bright (MONOCHROME2) whatever the input's polarity" in said

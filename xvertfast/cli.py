@@ -550,7 +550,9 @@ interrupted, 143 stopped by SIGTERM.
 
 --format same keeps each input's kind: 8-bit PNG/JPEG -> 8-bit PNG, deeper PNG ->
 16-bit PNG at the source's bit depth, TIFF -> float TIFF, DICOM -> derived DICOM
-(a Secondary Capture image: patient and study kept, new series).""",
+(a Secondary Capture image: patient and study kept, new series). Every output is
+stored bone bright (MONOCHROME2) whatever the input's polarity: a MONOCHROME1 DICOM,
+or a PNG listed as MONOCHROME1, comes back with its stored values inverted.""",
     )
     _add_job_arguments(enh, "OUT_DIR", "output folder")
     enh.add_argument("--model", default="default", metavar="PATH|default",
