@@ -355,3 +355,12 @@ def test_enhance_help_says_outputs_are_bone_bright_whatever_the_input_stored(tmp
     assert np.corrcoef(out[:, :30].ravel(), bright[:, :30].ravel())[0, 1] > 0.99  # outside the spine tiles
     said = " ".join(subcommands()["enhance"].format_help().split())
     assert "bone bright (MONOCHROME2) whatever the input's polarity" in said
+
+
+def test_evaluate_help_says_what_each_metric_measures_and_which_way_is_better():
+    """The help listed the metrics by their code names alone (tenengrad, lpc_si, tmqi): a reader
+    of the report could not tell what a column measures nor whether higher is better."""
+    said = " ".join(subcommands()["evaluate"].format_help().split())
+    assert "higher is better, except brisque" in said
+    for gloss in ("grey levels", "Sobel gradient", "sharpness", "tone-mapped image quality", "no-reference"):
+        assert gloss in said, gloss

@@ -1,14 +1,41 @@
-"""xvertfast: fast XVertNet, unsupervised contrast enhancement of the vertebrae in chest X-rays."""
+"""xvertfast: fast XVertNet, unsupervised contrast enhancement of the vertebrae in chest X-rays.
+
+The public names are imported on first use (PEP 562): ``import xvertfast`` and the ``xvertfast``
+command start without torch, so ``xvertfast --help`` answers at once and a Ctrl-C while torch
+loads is the command's own interrupt, not a traceback from an import. The compiled ops register
+as ``torch.ops.xvertfast.*`` when :mod:`xvertfast.ops` is imported, as any of these names does.
+"""
+
+from __future__ import annotations
+
+import importlib
 
 from xvertfast._version import __version__
 
-from xvertfast import ops  # noqa: E402
-from xvertfast.ops.wls import wls  # noqa: E402
-
-# The package is callable as its function (``xvertfast.preprocess(pixels)``, as the API reads), and
-# stays the package: ``from xvertfast.preprocess import E_FLOOR``, ``import xvertfast.preprocess.spine``.
-from xvertfast import preprocess  # noqa: E402
-from xvertfast.preprocess.spine import find_spine  # noqa: E402
-from xvertfast.model.persistence import load_model  # noqa: E402
+# name -> (module, attribute or None for the module itself). The package is callable as its
+# function (``xvertfast.preprocess(pixels)``, as the API reads), and stays the package:
+# ``from xvertfast.preprocess import E_FLOOR``, ``import xvertfast.preprocess.spine``.
+_PUBLIC = {
+    "ops": ("xvertfast.ops", None),
+    "wls": ("xvertfast.ops.wls", "wls"),
+    "preprocess": ("xvertfast.preprocess", None),
+    "find_spine": ("xvertfast.preprocess.spine", "find_spine"),
+    "load_model": ("xvertfast.model.persistence", "load_model"),
+}
 
 __all__ = ["__version__", "ops", "wls", "preprocess", "find_spine", "load_model"]
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'xvertfast' has no attribute {name!r}")
+    module, attribute = _PUBLIC[name]
+    value = importlib.import_module(module)
+    if attribute is not None:
+        value = getattr(value, attribute)
+    globals()[name] = value  # once: later lookups do not come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))

@@ -616,10 +616,14 @@ outputs=DIR (what another tool wrote into DIR, mirroring the inputs' paths as
 enhance does, any image extension; read on its format's own scale, not stretched).
 A label names a method in the report, LABEL:METHOD, so two of a kind can be compared:
   --methods identity,clahe,xvertnet,mine:xvertnet=runs/mine/model,vendor:outputs=/data/vendor
-Metrics: entropy, tenengrad, lpc_si, tmqi (reference = original), brisque (lower
-is better), tmqi_paper_compat (TMQI with the test image in [0, 1]: the XVertNet
-paper's values, 0.01-0.21, for comparing with its tables); definitions in
-xvertfast.eval.metrics. A failing image is reported and skipped. Each image's
+Metrics (higher is better, except brisque): entropy (bits: how widely the ROI's
+grey levels spread), tenengrad (mean squared Sobel gradient: edge strength), lpc_si
+(local phase coherence sharpness index), tmqi (tone-mapped image quality index: how
+much of the original's structure is kept, and naturalness; reference = original), brisque
+(no-reference naturalness score, lower is better), tmqi_paper_compat (TMQI with the
+test image in [0, 1]: the XVertNet paper's values, 0.01-0.21, for comparing with its
+tables); definitions in xvertfast.eval.metrics. A failing image is reported and
+skipped. Each image's
 scores are recorded in REPORT_DIR as it finishes: after an interruption, the
 same command scores only the images not done yet (--restart scores all again,
 as enhance --overwrite redoes). A rerun may add or drop methods or metrics: an
