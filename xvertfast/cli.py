@@ -277,9 +277,32 @@ def _cmd_status(args: argparse.Namespace) -> int:
         for led in status.ledgers:
             who = f"shard {led.shard}" if led.shard else "without --shard"
             other = f" ({led.other_settings} with other settings)" if led.other_settings else ""
+            running = {True: "running now", False: "not running", None: "running? cannot tell"}[led.running]
             print(f"  {who:<16} {led.done:>8} done {led.unfinished:>4} unfinished   last written {_ago(now - led.modified)}"
-                  f"{other}")  # fmt: skip
+                  f"   {running}{other}")  # fmt: skip
+        _print_running(args.folder, status)
     return 0
+
+
+def _print_running(folder: str, status) -> None:
+    """Which of a job's shards (or the job without --shard) run now and which do not, and the
+    command that resumes one that stopped: what a user of many shards resubmits."""
+    named = lambda led: f"shard {led.shard}" if led.shard else "the job without --shard"  # noqa: E731
+    running = [named(led) for led in status.ledgers if led.running]
+    stopped = [led for led in status.ledgers if led.running is False]
+    if running:
+        print(f"  running now: {', '.join(running)}")
+    if stopped:
+        shard = {f" --shard {led.shard}" if led.shard else "" for led in stopped}
+        shard = shard.pop() if len(shard) == 1 else " [--shard K/N]" if "" in shard else " --shard K/N"
+        print(f"  not running: {', '.join(named(led) for led in stopped)} (done with its part, or stopped before the "
+              "end: killed, its node lost, out of time)")  # fmt: skip
+        print(f"  to resume one that stopped, run its command again: xvertfast {status.job} INPUT ... -o {folder}{shard} "
+              "(its inputs and options as first given: they are not recorded here, and other settings are refused); "
+              "it skips what is done and redoes what was started and not finished")  # fmt: skip
+    if any(led.running is None for led in status.ledgers):
+        print("  whether a job runs cannot be told here for those marked so: this file system has no file locks, or "
+              "their lock files cannot be read")  # fmt: skip
 
 
 def _print_train_status(run, as_json: bool) -> int:
@@ -668,10 +691,13 @@ REPORT_DIR holding other files), 130 interrupted, 143 stopped by SIGTERM.""",
 unsharded job's and every shard's) and say how many outputs are done with the recorded
 settings, how many were started and not finished (in flight now, left by a killed run, or
 whose writing failed, which its next run redoes), how many were finished with other settings (before an
---overwrite with new ones, which redoes them), and when each ledger was last written: a shard whose ledger has not moved for
-much longer than an image takes has stopped; and how many output files all of them together
+--overwrite with new ones, which redoes them), when each ledger was last written, and whether
+the job writing it (each shard, the job without --shard) is running now: it holds its lock,
+which a killed process (kill -9, a node lost, a time limit) lets go; for those not running, the
+command that resumes one that stopped. And how many output files all of them together
 finished a minute lately (over the last 100, back to a pause of over 10 minutes).
-Only reads: running jobs are not disturbed.
+Only reads: running jobs are not disturbed (their locks are taken shared for a moment, which
+a job starting then waits out).
 Inputs that failed are not in the ledgers (each run's --report lists them).
 
 Given the RUN_DIR of `xvertfast train`: the stage and epoch the run has reached, the phase

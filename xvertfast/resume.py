@@ -10,7 +10,7 @@ import os
 import time
 from typing import IO
 
-__all__ = ["settings_changes", "ends_with_newline", "hold_lock"]
+__all__ = ["settings_changes", "ends_with_newline", "hold_lock", "lock_held"]
 
 
 def settings_changes(previous, now: dict) -> str:
@@ -55,7 +55,7 @@ def hold_lock(path: str, shared: bool = False, wait: bool = False, patience: flo
     keeps an unsharded job out); ``wait`` blocks until it is granted instead of returning None.
     ``patience`` retries for that many seconds first: a job learns whether another runs by
     taking that one's lock for a moment (a dry run, a shard starting), so a holder that lets go
-    within it was a probe, not a job.
+    within it was a probe, not a job (`xvertfast status` too looks so: :func:`lock_held`).
     Where there is no flock (Windows, a Lustre mount with ``noflock``), the file unlocked; where
     locks are only local (an NFS mount with ``nolock`` or ``local_lock=flock``), they keep out
     only the jobs of the same machine: one job per folder is then up to the user. Raises OSError
@@ -79,3 +79,33 @@ def hold_lock(path: str, shared: bool = False, wait: bool = False, patience: flo
                 lock.close()
                 return None
         time.sleep(0.02)
+
+
+def lock_held(path: str) -> bool | None:
+    """Whether a process holds ``path``'s lock exclusively now (as a job holds its own: see
+    :func:`hold_lock`), for ``xvertfast status``: a lock goes with its process (killed with -9
+    too), so a job whose lock no one holds has stopped. Looks by asking a shared lock without
+    waiting and letting it go at once; the file is opened read-only and never made (missing:
+    False, no job ever took it). A job that takes the lock in that moment retries it (their
+    ``patience``); a dry run that looks then may take the job for running. None where it cannot
+    be told: the file unreadable, or no flock here (a lock held on another machine, where
+    locks are only local, is not seen)."""
+    import errno
+
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)  # (Linux's NFS client takes a read lock for a shared flock)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except OSError as exc:
+        return True if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES) else None
+    finally:
+        os.close(fd)  # (releases the shared lock, where it was granted)

@@ -640,3 +640,79 @@ def test_status_of_a_mistyped_folder_or_a_file_says_so(tmp_path, capsys):
     (tmp_path / "a.png").write_bytes(b"x")
     assert main(["status", str(tmp_path / "a.png")]) == 2
     assert f"{tmp_path / 'a.png'}: a file, not a folder" in capsys.readouterr().err
+
+
+def _job_running_in(out, shard: str | None) -> subprocess.Popen:
+    """A child process that runs as the job does (``shard``: "K/N", or None for one without
+    --shard): it holds the job's locks in ``out`` until killed."""
+    child = ("import sys, time\n"
+             "from xvertfast.io.job_folder import JobFolder\n"
+             "from xvertfast.io.shards import Shard\n"
+             f"job = JobFolder({str(out)!r}, {SETTINGS!r}, False, shard={shard!r} and Shard.parse({shard!r}))\n"
+             "print('running', flush=True)\n"
+             "time.sleep(300)\n")  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "running\n"
+    return proc
+
+
+def test_status_says_which_shards_run_now_and_which_stopped(tmp_path, capsys):
+    # a shard killed (kill -9, its node lost, out of time) and one running looked the same: "last
+    # written 2 min ago" was all there was, and a user with many shards could not tell which to resubmit
+    from xvertfast.cli import main
+    from xvertfast.io.job_folder import job_status
+
+    out = tmp_path / "out"
+    srcs = [_input(tmp_path, f"{n}.png") for n in "abc"]
+    for k, done in ((1, srcs[:1]), (2, srcs[1:])):
+        shard = JobFolder(str(out), SETTINGS, False, shard=Shard(k, 2))
+        for src in done:
+            shard.starting(src, str(out / os.path.basename(src)))
+            (out / os.path.basename(src)).write_bytes(b"output")
+        shard.finished(done[0], str(out / os.path.basename(done[0])), [1, 2])
+        shard.close()  # shard 2/2: c.png started and not finished (killed)
+    running = _job_running_in(out, "1/2")
+    try:
+        files = sorted(os.listdir(out))
+        for _ in range(2):  # (the first look leaves the job running, and lets it go on holding its lock)
+            status = job_status(str(out), "enhance")
+            assert {led.shard: led.running for led in status.ledgers} == {"1/2": True, "2/2": False}
+        assert main(["status", str(out)]) == 0
+        said = capsys.readouterr().out
+        assert re.search(r"shard 1/2 +1 done +0 unfinished +last written .* ago +running now\n", said), said
+        assert re.search(r"shard 2/2 +1 done +1 unfinished +last written .* ago +not running\n", said), said
+        assert "  running now: shard 1/2\n" in said and "  not running: shard 2/2 (" in said
+        assert f"xvertfast enhance INPUT ... -o {out} --shard 2/2 (" in said
+        assert main(["status", str(out), "--json"]) == 0
+        ledgers = json.loads(capsys.readouterr().out)[0]["ledgers"]
+        assert [(led["shard"], led["running"]) for led in ledgers] == [("1/2", True), ("2/2", False)]
+        assert sorted(os.listdir(out)) == files  # (the look makes no file in the folder)
+    finally:
+        running.kill()  # as kill -9 does
+        running.wait()
+    assert [led.running for led in job_status(str(out), "enhance").ledgers] == [False, False]
+    assert main(["status", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "running now:" not in said and "  not running: shard 1/2, shard 2/2 (" in said
+
+
+def test_status_says_whether_a_job_without_shard_runs_now(tmp_path, capsys):
+    from xvertfast.cli import main
+    from xvertfast.io.job_folder import job_status
+
+    out = tmp_path / "out"
+    JobFolder(str(out), SETTINGS, False).close()
+    assert [led.running for led in job_status(str(out), "enhance").ledgers] == [False]
+    running = _job_running_in(out, None)
+    try:
+        assert [led.running for led in job_status(str(out), "enhance").ledgers] == [True]
+        assert main(["status", str(out)]) == 0
+        said = capsys.readouterr().out
+        assert re.search(r"without --shard +0 done +0 unfinished +last written .* ago +running now\n", said), said
+        assert "not running" not in said
+    finally:
+        running.kill()
+        running.wait()
+    assert main(["status", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "  not running: the job without --shard (" in said and f"xvertfast enhance INPUT ... -o {out} (" in said

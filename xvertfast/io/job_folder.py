@@ -55,7 +55,7 @@ from xvertfast._version import __version__
 from xvertfast.io.files import file_state
 from xvertfast.io.shards import Shard
 from xvertfast.io.write import atomic_write, nearest_existing, remove_stale_parts
-from xvertfast.resume import ends_with_newline, hold_lock, settings_changes
+from xvertfast.resume import ends_with_newline, hold_lock, lock_held, settings_changes
 
 __all__ = ["JobFolder", "JobStatus", "LedgerStatus", "dry_run_line", "run_line", "job_files", "job_status", "read_ledgers",
            "shard_files", "shards_locks", "JOB_FILE", "LEDGER_FILE", "LOCK_FILE", "JOB_STATE_FILES"]
@@ -86,6 +86,15 @@ def _shard_ledger_name(job: str) -> re.Pattern:
 def _shards_count_lock_name(job: str) -> re.Pattern:
     """The name of the lock the shards of one count share (:func:`shard_files`); its group: N."""
     return re.compile(rf"\.xvertfast-{re.escape(job)}-shards-of-(\d+)\.lock")
+
+
+def _shard_lock_name(job: str, ledger_name: re.Match) -> str | None:
+    """The lock of the shard whose ledger's name matched :func:`_shard_ledger_name`; None where
+    the name is of no shard (``shard-0-of-2``)."""
+    try:
+        return shard_files(job, Shard(int(ledger_name.group(1)), int(ledger_name.group(2))))[1]
+    except ValueError:
+        return None
 
 
 def _ledgers(out_dir: str, job: str) -> list[str]:
@@ -191,6 +200,10 @@ class LedgerStatus:
     other_settings: int = 0
     #: output files this ledger's job finished a second lately (see :func:`recent_rate`), or None
     rate: float | None = None
+    #: whether the job writing this ledger runs now: it holds its lock (the unsharded job the
+    #: folder's, exclusively; a shard its own), and a lock goes with its process, a kill -9 too
+    #: (:func:`~xvertfast.resume.lock_held`). None where that cannot be told here
+    running: bool | None = None
 
 
 @dataclass
@@ -251,9 +264,10 @@ def recent_rate(times_ns: list[int]) -> tuple[float | None, int]:
 
 
 def job_status(out_dir: str, job: str) -> JobStatus | None:
-    """The progress a job of kind ``job`` recorded in ``out_dir``, or None where none ran there.
-    Reads only: running jobs are neither locked out nor slowed (a ledger's modification time says
-    whether one is writing). OSError where a ledger cannot be read (another user's, say)."""
+    """The progress a job of kind ``job`` recorded in ``out_dir``, or None where none ran there,
+    and whether the job (each shard) writing each ledger runs now. Reads only: running jobs are
+    neither locked out nor slowed (their locks are looked at for a moment, shared: see
+    :func:`~xvertfast.resume.lock_held`). OSError where a ledger cannot be read (another user's, say)."""
     settings_file = os.path.join(out_dir, job_files(job)[0])
     ledgers = _ledgers(out_dir, job)
     if not os.path.exists(settings_file) and not any(os.path.exists(p) for p in ledgers):
@@ -284,14 +298,16 @@ def job_status(out_dir: str, job: str) -> JobStatus | None:
         except OSError:
             continue
         match = pattern.fullmatch(os.path.basename(ledger))
+        lock = job_files(job)[2] if match is None else _shard_lock_name(job, match)
         mine = latest_in.get(ledger, [])
         done = [e for e in mine if e.get("state") == "done"]
         current = sum(key is None or e.get("settings") == key for e in done)
         times = finish_times(mine)
         own_rate, counted = recent_rate(times)
+        running = None if lock is None else lock_held(os.path.join(out_dir, lock))
         found.append(LedgerStatus(os.path.basename(ledger), match and f"{match.group(1)}/{match.group(2)}", current,
                                   sum(e.get("state") == "writing" for e in mine), modified, len(done) - current,
-                                  own_rate))  # fmt: skip
+                                  own_rate, running))  # fmt: skip
         if times:
             rates.append((max(times), own_rate, counted))
     # all ledgers together: the sum of their own rates, not the rate of their lines merged: shards started
