@@ -307,10 +307,12 @@ def _print_running(folder: str, status) -> None:
 
 def _print_train_status(run, as_json: bool) -> int:
     """``xvertfast status RUN_DIR``: the stage and epoch a training run has reached, its latest
-    losses, how long it may still take, and when it last wrote (a run that has not written for
-    much longer than an epoch takes has stopped)."""
+    losses, how long it may still take, when it last wrote, and whether it is running now (one
+    not finished and not running stopped: its command with --resume continues it)."""
     import time
     from dataclasses import asdict
+
+    from xvertfast.train.loop import LOCK_FILE
 
     if as_json:
         print(json.dumps([{"job": "train", **asdict(run), "finished": run.finished,
@@ -342,6 +344,15 @@ def _print_train_status(run, as_json: bool) -> int:
         print(f"  at most {run.epochs_left_at_most} epochs to go, about {left} at {_duration(run.seconds_per_epoch)} "
               "an epoch (early stopping may end a stage sooner)")  # fmt: skip
     print(f"  last written {_ago(time.time() - run.modified)}")
+    if run.running:
+        print(f"  running now (it holds {os.path.join(run.run_dir, LOCK_FILE)})")
+    elif run.running is None:
+        print("  whether it runs cannot be told here: this file system has no file locks, or its lock file cannot "
+              "be read")  # fmt: skip
+    elif not run.finished:
+        print("  not running: stopped before the end (killed, its node lost, out of time, or ended by an error); to "
+              f"resume it, run its command again with --resume: xvertfast train DATA ... -o {run.run_dir} --resume "
+              "(its data and options as first given: they are not recorded here)")  # fmt: skip
     return 0
 
 
@@ -702,7 +713,8 @@ Inputs that failed are not in the ledgers (each run's --report lists them).
 
 Given the RUN_DIR of `xvertfast train`: the stage and epoch the run has reached, the phase
 (feature-loss or joint, and how near early stopping is), its latest losses, how many epochs
-it may still train and how long they would take at its recent pace, and when it last wrote.
+it may still train and how long they would take at its recent pace, when it last wrote, and
+whether it is running now.
 Exit code: 0, 2 where the folder holds no such job or a ledger or checkpoint cannot be read.""",
     )
     st.add_argument("folder", metavar="OUT_DIR", help="the output folder of an enhance or preprocess job, or the "

@@ -50,3 +50,55 @@ def test_a_damaged_checkpoint_is_named(tmp_path, capsys):
     (tmp_path / "run" / "checkpoint" / "state.json").write_text("{not json")
     assert main(["status", str(tmp_path / "run")]) == 2
     assert "state.json" in capsys.readouterr().err
+
+
+def test_status_says_whether_the_run_trains_now(tmp_path, capsys):
+    # a run killed (kill -9, its node lost, out of time) and one in a long epoch looked the same:
+    # only "last written 40 min ago" told them apart, by a guess at how long an epoch takes
+    import signal
+    import subprocess
+    import sys
+
+    from xvertfast.train.loop import LOCK_FILE
+
+    data, run = write_images(tmp_path / "data"), tmp_path / "run"
+    train([str(data)], str(run), CONFIG, stop_after_epochs=1, progress=False, log=lambda m: None)
+    assert train_status(str(run)).running is False
+    assert main(["status", str(run)]) == 0
+    said = capsys.readouterr().out
+    assert "  not running: stopped before the end (killed, its node lost, out of time, or ended by an error)" in said
+    assert f"xvertfast train DATA ... -o {run} --resume (" in said
+    files = sorted(os.listdir(run))
+    child = ("import sys, time\n"  # holds the run's lock as a run does
+             "from xvertfast.resume import hold_lock\n"
+             "lock = hold_lock(sys.argv[1])\n"
+             "print('running' if lock else 'refused', flush=True)\n"
+             "time.sleep(300)\n")  # fmt: skip
+    running = subprocess.Popen([sys.executable, "-c", child, str(run / LOCK_FILE)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert running.stdout.readline() == "running\n"
+        assert train_status(str(run)).running is True
+        assert main(["status", str(run)]) == 0
+        said = capsys.readouterr().out
+        assert f"  running now (it holds {run / LOCK_FILE})" in said and "not running" not in said
+        assert main(["status", str(run), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)[0]["running"] is True
+        assert sorted(os.listdir(run)) == files
+    finally:
+        running.send_signal(signal.SIGKILL)
+        running.wait()
+    assert train_status(str(run)).running is False
+
+
+def test_a_run_starting_while_status_looks_at_its_lock_starts(tmp_path):
+    # status looks at the lock by taking it shared for a moment: a run starting in that moment was
+    # refused as if another ran ("another xvertfast train is running in RUN_DIR")
+    import threading
+
+    from xvertfast.resume import hold_lock
+    from xvertfast.train.loop import LOCK_FILE, _lock_run_dir
+
+    (tmp_path / "run").mkdir()
+    look = hold_lock(str(tmp_path / "run" / LOCK_FILE), shared=True)
+    threading.Timer(0.2, look.close).start()
+    _lock_run_dir(str(tmp_path / "run")).close()

@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from xvertfast._text import count
 from xvertfast.io.files import JOB_FOLDER_MARKERS, NothingFound, discover
+from xvertfast.io.job_folder import LOCK_PATIENCE
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
 from xvertfast.model import XVertNet, XVertNetStage, load_model, save_model
 from xvertfast.model.persistence import fingerprint
@@ -497,7 +498,7 @@ def _lock_run_dir(run_dir: str):
     path = os.path.join(run_dir, LOCK_FILE)
     try:
         os.makedirs(run_dir, exist_ok=True)
-        lock = hold_lock(path)
+        lock = hold_lock(path, patience=LOCK_PATIENCE)  # (status looks at it for a moment, shared)
     except OSError as exc:  # read-only, no permission: said as enhance says it, not as "[Errno 30] ...: 'RUN_DIR'"
         raise ValueError(f"cannot write into the run folder {run_dir}: {exc.strerror or exc}") from None
     if lock is None:

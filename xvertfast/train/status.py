@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from xvertfast.train.loop import CHECKPOINT_FILE, latest_state
+from xvertfast.resume import lock_held
+from xvertfast.train.loop import CHECKPOINT_FILE, LOCK_FILE, latest_state
 
 __all__ = ["TrainStatus", "train_status"]
 
@@ -30,6 +31,9 @@ class TrainStatus:
     model: str | None  #: RUN_DIR/model, where the run has written it (every stage trained)
     last: dict | None = None  #: the latest epoch's losses and seconds, as metrics.csv has them
     seconds_per_epoch: float | None = None  #: over the stage's latest epochs (up to 5)
+    #: whether the run trains now: it holds RUN_DIR's lock, which goes with its process (a kill -9
+    #: too; :func:`~xvertfast.resume.lock_held`). None where that cannot be told here
+    running: bool | None = None
     history: list[dict] = field(default_factory=list, repr=False)
 
     @property
@@ -49,7 +53,8 @@ class TrainStatus:
 def train_status(run_dir: str) -> TrainStatus | None:
     """The progress of the training run in ``run_dir``, or None where no run has recorded any.
     Reads ``checkpoint/state.json`` and the mid-stage checkpoint's header (the later of the two,
-    as a resume does: a kill can fall between them); takes no lock. Raises
+    as a resume does: a kill can fall between them), and looks whether the run holds its lock
+    (shared, for a moment: a run starting then waits for it). Raises
     :class:`~xvertfast.io.DamagedFileError` or OSError where they cannot be read."""
     ckpt_dir = os.path.join(run_dir, "checkpoint")
     state_path = os.path.join(ckpt_dir, "state.json")
@@ -70,4 +75,4 @@ def train_status(run_dir: str) -> TrainStatus | None:
         bad_epochs=progress.get("bad_epochs", 0), modified=modified,
         model=model if os.path.isfile(os.path.join(model, "config.json")) else None,
         last=history[-1] if history else None, seconds_per_epoch=sum(seconds) / len(seconds) if seconds else None,
-        history=history)  # fmt: skip
+        running=lock_held(os.path.join(run_dir, LOCK_FILE)), history=history)  # fmt: skip
