@@ -364,3 +364,13 @@ def test_evaluate_help_says_what_each_metric_measures_and_which_way_is_better():
     assert "higher is better, except brisque" in said
     for gloss in ("grey levels", "Sobel gradient", "sharpness", "tone-mapped image quality", "no-reference"):
         assert gloss in said, gloss
+
+
+def test_train_help_ties_the_epoch_options_to_early_stopping_and_the_loss_named_above():
+    """The description speaks of the gradient-correlation loss and early stopping, the options of
+    a "structure loss" and a bare "early-stopping patience": which epochs --patience counts, and
+    that --epochs-joint is a most, were left to guess."""
+    options = {a.dest: a.help for a in subcommands()["train"]._actions}
+    assert "gradient correlation" in options["epochs_gc"]
+    assert "at most" in options["epochs_joint"] and "--patience" in options["epochs_joint"]
+    assert "without a better validation loss" in options["patience"]

@@ -807,8 +807,11 @@ Exit code: 0, 2 where the folder holds no such job or a ledger or checkpoint can
     )
     _add_job_arguments(tr, "RUN_DIR", "run folder", dest="data", metavar="DATA")
     tr.add_argument("--stages", type=_at_least(1), default=2, help="number of stages")
-    tr.add_argument("--epochs-gc", type=_at_least(0), default=200, help="epochs with the structure loss only")
-    tr.add_argument("--epochs-joint", type=_at_least(0), default=25, help="epochs with structure + feature loss")
+    tr.add_argument("--epochs-gc", type=_at_least(0), default=200,
+                    help="epochs with the structure loss only (gradient correlation with the guidance image Y)")
+    tr.add_argument("--epochs-joint", type=_at_least(0), default=25,
+                    help="at most this many epochs with structure + feature (max-entropy) loss, stopped early after "
+                         "--patience epochs without a better validation loss; the stage keeps its best epoch")
     tr.add_argument("--batch-size", type=_at_least(1), default=8, help="ROIs (or patches) per optimiser step")
     tr.add_argument("--width", type=_at_least(1), default=None,
                     help="base width of the U-Net (paper and default: 64; with --init: the model's)")
@@ -826,7 +829,8 @@ Exit code: 0, 2 where the folder holds no such job or a ledger or checkpoint can
                     help="train on random square patches of this side cut from the ROIs (0, or at least "
                     "--roi-size: whole ROIs); same pixel scale, cheaper steps")
     tr.add_argument("--val-fraction", type=float, default=0.2, help="share of images held out for validation")
-    tr.add_argument("--patience", type=_at_least(1), default=10, help="early-stopping patience (epochs)")
+    tr.add_argument("--patience", type=_at_least(1), default=10, 
+                    help="joint-phase epochs without a better validation loss before a stage stops early")
     tr.add_argument("--lr", type=float, default=1e-3,
                     help="Adam's learning rate (lower it where training stops with a diverged loss: the one setting "
                     "--resume may change)")
