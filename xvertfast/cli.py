@@ -829,7 +829,7 @@ Exit code: 0, 2 where the folder holds no such job or a ledger or checkpoint can
                     help="train on random square patches of this side cut from the ROIs (0, or at least "
                     "--roi-size: whole ROIs); same pixel scale, cheaper steps")
     tr.add_argument("--val-fraction", type=float, default=0.2, help="share of images held out for validation")
-    tr.add_argument("--patience", type=_at_least(1), default=10, 
+    tr.add_argument("--patience", type=_at_least(1), default=10,
                     help="joint-phase epochs without a better validation loss before a stage stops early")
     tr.add_argument("--lr", type=float, default=1e-3,
                     help="Adam's learning rate (lower it where training stops with a diverged loss: the one setting "
