@@ -117,6 +117,32 @@ def test_a_folder_that_cannot_be_searched_is_reported(tmp_path, monkeypatch):
         read_input(found[1])
 
 
+def test_a_folder_that_cannot_be_searched_is_reported_from_an_at_list_too(tmp_path, monkeypatch):
+    """A listed folder's entries lost the problem its search found: the unlistable subfolder
+    came back as a file to read, failing as a folder read as an image (or, with a tab's
+    polarity, as that), not as a folder that could not be searched."""
+    (tmp_path / "in" / "a").mkdir(parents=True)
+    (tmp_path / "in" / "b").mkdir()
+    (tmp_path / "in" / "a" / "1.png").write_bytes(b"x")
+    scandir = os.scandir
+
+    def denied(path="."):
+        if os.path.basename(os.fspath(path)) == "b":  # chmod 000 does not stop root: fail as it would
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", denied)
+    for tag in ("", "\tMONOCHROME1"):
+        listing = tmp_path / "list.txt"
+        listing.write_text(f"{tmp_path / 'in'}{tag}\n")
+        found = discover([f"@{listing}"])
+        assert [f.rel for f in found] == [os.path.join("a", "1.png"), "b"]
+        assert found[1].problem is not None and found[1].problem.startswith("folder cannot be searched")
+        assert found[0].photometric == (tag.strip() or None)
+        with pytest.raises(ImageReadError, match="folder cannot be searched"):
+            read_input(found[1])
+
+
 def test_the_output_folders_of_other_jobs_are_not_inputs(tmp_path):
     # outputs of an earlier enhancement (or a report, a training run) inside the input folder
     # are results: a search of the folder above passes them over; given directly, they are searched

@@ -11,7 +11,7 @@ import hashlib
 import os
 import stat
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from xvertfast.io.errors import ImageReadError
 
@@ -193,15 +193,22 @@ def _from_list(list_path: str, exclude: set[str], empty: list[str]) -> list[Inpu
         if path.startswith("@"):  # a list of lists
             out.extend(_from_list(path[1:], exclude, empty))
             continue
-        _refuse_inside(path, exclude)
-        if os.path.isdir(path):
-            found = _from_folder(path, exclude)
-            if not found:
-                empty.append(f"{list_path}, line {number}: {path}")
-            out.extend(InputFile(g.path, g.rel, tag or g.photometric) for g in found)
-        else:
-            out.append(InputFile(path, _listed_rel(path), tag))
+        out.extend(_one_input(path, exclude, empty, f"{list_path}, line {number}: {path}", _listed_rel, tag))
     return out
+
+
+def _one_input(path: str, exclude: set[str], empty: list[str], named: str, rel_of_file,
+               tag: str | None = None) -> list[InputFile]:
+    """The entries of one input given or listed: a folder's images (and the problems its search
+    found; ``named`` goes into ``empty`` when it holds none), else the file, placed by
+    ``rel_of_file(path)``; ``tag``: the polarity a list gives it."""
+    _refuse_inside(path, exclude)
+    if not os.path.isdir(path):
+        return [InputFile(path, rel_of_file(path), tag)]
+    found = _from_folder(path, exclude)
+    if not found:
+        empty.append(named)
+    return found if tag is None else [replace(g, photometric=tag) for g in found]
 
 
 def check_inputs(inputs: list[str]) -> None:
@@ -239,15 +246,8 @@ def discover(inputs: list[str], exclude: list[str] = ()) -> list[InputFile]:
     for item in inputs:
         if item.startswith("@"):
             out.extend(_from_list(item[1:], skip, empty))
-            continue
-        _refuse_inside(item, skip)
-        if os.path.isdir(item):
-            found = _from_folder(item, skip)
-            if not found:
-                empty.append(item)
-            out.extend(found)
         else:
-            out.append(InputFile(item, os.path.basename(item)))
+            out.extend(_one_input(item, skip, empty, item, os.path.basename))
     seen, unique = set(), []
     for f in out:
         key = os.path.realpath(f.path)  # one file reached twice (a link, another spelling) is one input
