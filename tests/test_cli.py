@@ -374,3 +374,18 @@ def test_train_help_ties_the_epoch_options_to_early_stopping_and_the_loss_named_
     assert "gradient correlation" in options["epochs_gc"]
     assert "at most" in options["epochs_joint"] and "--patience" in options["epochs_joint"]
     assert "without a better validation loss" in options["patience"]
+
+
+def test_evaluate_help_says_a_hand_placed_roi_crossing_the_edge_is_moved_inside(tmp_path):
+    """A centre 10 px below the top of a 200-row image: its 100-row ROI is scored from row 0, not
+    about the centre given, and the help said nothing of it."""
+    image = _png(tmp_path / "a.png")
+    rois = tmp_path / "centres.csv"
+    rois.write_text("file,upper_row,upper_col,lower_row,lower_col\na.png,10,100,140,100\n")
+    out = tmp_path / "report"
+    assert main(["evaluate", image, "-o", str(out), "--methods", "identity", "--metrics", "entropy", "--pictures", "0",
+                 "-q", "--rois", str(rois)]) == 0  # fmt: skip
+    upper = next(line for line in (out / "scores.csv").read_text().splitlines() if ",upper," in line)
+    assert upper.split(",")[3] == "0"  # top: moved down from 10 - 50
+    said = " ".join(subcommands()["evaluate"].format_help().split())
+    assert "crosses the image's edge is moved inside it" in said and "scores.csv gives where each was scored" in said

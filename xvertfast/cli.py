@@ -676,7 +676,9 @@ REPORT_DIR holding other files), 130 interrupted, 143 stopped by SIGTERM.""",
     ev.add_argument("--rois", default="auto", metavar="auto|FILE",
                     help="auto, or a CSV of hand-placed ROI centres whose first line is the header row "
                     "file,upper_row,upper_col,lower_row,lower_col, then one row per image: its path or name and "
-                    "the centres in pixels of the original image; an input not in it fails (default: %(default)s)")
+                    "the centres in pixels of the original image; an input not in it fails. A ROI that "
+                    "crosses the image's edge is moved inside it: scores.csv gives where each "
+                    "was scored (top, left) (default: %(default)s)")
     ev.add_argument("--compare-to", default=None, metavar="LABEL",
                     help="method the others are tested against (default: the first xvertnet method, else "
                     "the first xvertnet_original_brightness, else identity; with none of these among the "
