@@ -409,6 +409,25 @@ def test_the_files_named_exist(document):
     assert not missing, f"{document} names files the repository does not hold: {missing}"
 
 
+def test_departures_from_design_name_modules_that_exist():
+    """Each row of "Where xvertfast departs from DESIGN.md" names the module that departs, and
+    that module exists: a file moved or renamed makes the row fail here, not go stale."""
+    import re
+
+    text = _readme()
+    start = text.index("\n## Where xvertfast departs from DESIGN.md\n")
+    section = text[start : text.index("\n## ", start + 1)]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| DESIGN.md says")]
+    assert len(rows) >= 8, rows
+    for row in rows:
+        what, does, why = (cell.strip() for cell in row.strip("|").split(" | "))
+        assert "§" in what or what.startswith("Intro"), f"README departure names no DESIGN.md section: {row}"
+        assert why, f"README departure gives no reason (or 'reason not recorded'): {row}"
+        paths = re.findall(r"`((?:xvertfast|csrc|tests|bench)/[\w./-]*)`", does + why)
+        assert paths, f"README departure names no module: {row}"
+        missing = [p for p in paths if not os.path.exists(os.path.join(ROOT, p))]
+        assert not missing, f"README departure names modules that do not exist: {missing}"
+
 def test_every_environment_variable_named_is_in_the_sources():
     """Every ``XVF_*`` variable the README names appears in the sources of the build, the
     package, its kernels, the tests or the benchmarks: a renamed variable leaves none behind."""
