@@ -260,8 +260,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
     for status in found:
         print(f"{args.folder}: xvertfast {status.job} (settings recorded by xvertfast {status.version or '?'})")
         settings = status.settings or {}
-        print("  " + (", ".join(f"{k} {str(v)[:16] if k == 'model' else v}" for k, v in settings.items()
-                                if not isinstance(v, list)) or "settings unreadable"))  # fmt: skip
+        said = ", ".join(f"{k} {str(v)[:16] if k == 'model' else v}" for k, v in settings.items()
+                         if not isinstance(v, list))  # fmt: skip
+        smoothing = "WLS smoothing " if status.job == "preprocess" else ""  # (lam, alpha, eps alone said nothing)
+        print(f"  settings: {smoothing}{said}" if said else "  settings unreadable")
         print(f"  {count(status.done, 'output file')} done, {status.unfinished} started and not finished (in flight, "
               "left by a killed run, or whose writing failed: its next run redoes them)")  # fmt: skip
         if status.rate is not None:
@@ -608,7 +610,9 @@ or a PNG listed as MONOCHROME1, comes back with its stored values inverted.""",
                      "tensorrt backends) (default: %(default)s)")
     enh.add_argument("--format", choices=("same", "png16", "png8", "tiff", "dicom"), default="same",
                      help="output format (default: %(default)s)")
-    enh.add_argument("--batch-size", type=_at_least(1), default=8, help="ROI tiles per network call (default: %(default)s)")
+    enh.add_argument("--batch-size", type=_at_least(1), default=8,
+                     help="tiles per network call: an image gives two in spine mode, more in full mode "
+                     "(default: %(default)s)")  # fmt: skip
     enh.add_argument("--workers", type=_at_least(1, 64), default=None,
                      help="threads decoding+preprocessing, and as many encoding+writing (default: half the "
                      "CPUs, 1 to 4: the WLS solver and the network already use every core; at most 64)")
@@ -719,7 +723,7 @@ it may still train and how long they would take at its recent pace, when it last
 whether it is running now.
 Exit code: 0, 2 where the folder holds no such job or a ledger or checkpoint cannot be read.""",
     )
-    st.add_argument("folder", metavar="OUT_DIR", help="the output folder of an enhance or preprocess job, or the "
+    st.add_argument("folder", metavar="FOLDER", help="the output folder of an enhance or preprocess job, or the "
                     "RUN_DIR of a training run")  # fmt: skip
     st.add_argument("--json", action="store_true", help="as JSON")
     st.set_defaults(func=_cmd_status)

@@ -461,3 +461,12 @@ def test_a_rerun_that_skips_everything_states_no_rate(tmp_path, capsys):
     assert main(args) == 0
     line = capsys.readouterr().out.strip()
     assert re.fullmatch(r"0 done, 1 skipped, 0 failed in \d+\.\d s", line), line
+
+
+def test_status_says_the_recorded_numbers_are_the_wls_smoothings(folder, tmp_path, capsys):
+    """status printed 'lam 0.8, alpha 1.2, eps 0.0001' alone: a reader could not place them."""
+    out = tmp_path / "out"
+    assert main(["preprocess", str(folder / "good1.png"), "-o", str(out), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["status", str(out)]) == 0
+    assert "  settings: WLS smoothing lam 0.8, alpha 1.2, eps 0.0001\n" in capsys.readouterr().out
