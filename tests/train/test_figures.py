@@ -106,3 +106,21 @@ def test_training_draws_the_curves_and_a_preview_of_every_stage(tmp_path):
     for k in (1, 2):
         with Image.open(tmp_path / "run" / f"preview_stage{k}.png") as im:
             assert im.format == "PNG"
+
+
+def test_plot_curves_ticks_whole_epochs_and_plain_loss_values(tmp_path, monkeypatch):
+    """A short run's axes read 1.2, 1.4, ... epochs and '8x10^-1' losses (matplotlib's log-axis
+    labels over a narrow range): epochs are whole numbers, losses plain decimals."""
+    pytest.importorskip("matplotlib")
+    from xvertfast.train import figures
+
+    drawn = []
+    monkeypatch.setattr(figures, "_save", lambda plt, fig, path, title: (fig.canvas.draw(), drawn.append(fig)))
+    phases = ["gc", JOINT_PHASE, JOINT_PHASE]
+    assert plot_curves(rows(1, phases, [0.95, 0.8, 0.7], [0.9, 0.85, 0.75]), str(tmp_path / "c.png"))
+    ax = drawn[0].axes[0]
+    lo, hi = ax.get_xlim()
+    assert all(float(t).is_integer() for t in ax.get_xticks() if lo <= t <= hi)
+    labels = [t.get_text() for t in ax.get_yticklabels(minor=True) + ax.get_yticklabels() if t.get_text()]
+    assert labels and not any("times" in s or "^" in s or "×" in s for s in labels), labels
+    assert all(float(s.replace("\N{MINUS SIGN}", "-")) for s in labels)  # plain numbers

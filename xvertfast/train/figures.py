@@ -81,6 +81,8 @@ def plot_curves(rows: list[dict], path: str, title: str = "") -> bool:
     plt = _pyplot()
     if plt is None or not rows:
         return False
+    from matplotlib import ticker
+
     stages = sorted({r["stage"] for r in rows})
     fig, axes = plt.subplots(1, len(stages), figsize=(4.6 * len(stages) + 0.4, 3.6), squeeze=False)
     for ax, k in zip(axes[0], stages):
@@ -101,11 +103,18 @@ def plot_curves(rows: list[dict], path: str, title: str = "") -> bool:
         losses = [r["train_loss"] for r in mine] + ([v for v in val if not math.isnan(v)] if has_val else [])
         if min(losses) > 0:
             ax.set_yscale("log")
+            plain = ticker.FuncFormatter(lambda v, _: f"{v:.3g}")  # 0.8, not matplotlib's 8x10^-1
+            ax.yaxis.set_major_formatter(plain)
+            if np.log10(max(losses) / min(losses)) < 1:  # within a decade: the minor ticks are the labels
+                ax.yaxis.set_minor_formatter(plain)
+            else:
+                ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))  # whole epochs, not 1.2, 1.4, ...
         rate = sorted(r["images_per_s"] for r in mine)[len(mine) // 2]
         ax.set_title(f"stage {k}: {len(mine)} epochs, {rate:.1f} ROIs/s", fontsize=9)  # images_per_s counts samples
         ax.set_xlabel("epoch", fontsize=8)
         ax.set_ylabel("loss", fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.tick_params(which="both", labelsize=7)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
     _save(plt, fig, path, title)
