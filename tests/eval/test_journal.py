@@ -504,3 +504,23 @@ def test_cli_a_metric_added_to_a_report_scores_it_alone(tmp_path, seed, capsys):
     assert main([*args, "-o", str(tmp_path / "alone"), "--metrics", "tenengrad"]) == 0
     for name in ("scores.csv", "summary.csv"):
         assert (tmp_path / "rep" / name).read_bytes() == (tmp_path / "alone" / name).read_bytes()
+
+
+def test_a_method_run_again_for_a_metric_added_keeps_its_time_once(tmp_path, seed):
+    # each method runs again on the images done to score a metric added, and that second run's
+    # time was added to the first: the report's "Time:" line doubled with every metric added
+    import time
+
+    class Slow(Counted):
+        def __call__(self, pixels, spine=None):
+            time.sleep(0.05)
+            return super().__call__(pixels, spine)
+
+    images = write_images(tmp_path / "in", seed, n=2)
+    first = run_metrics(images, tmp_path / "r", ["entropy"], Slow())
+    method = Slow()
+    grown = run_metrics(images, tmp_path / "r", ["entropy", "tenengrad"], method)
+    assert method.calls == 2  # (it did run again)
+    assert grown.seconds["clahe"] == pytest.approx(first.seconds["clahe"])
+    resumed = run_metrics(images, tmp_path / "r", ["entropy", "tenengrad"], Slow())  # as journalled
+    assert resumed.seconds["clahe"] == pytest.approx(first.seconds["clahe"])

@@ -264,6 +264,8 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
                 grown.update("methods" if name in added else "metrics" for name in unscored)
                 for name, spent in partial["seconds"].items():
                     if name in methods or name == "metrics":
+                        if name in todo and name not in added:  # run again only for the metrics added:
+                            run.seconds[name] -= seconds.pop(name, 0.0)  # its time as one run takes it
                         seconds[name] = seconds.get(name, 0.0) + spent
                         run.seconds[name] = run.seconds.get(name, 0.0) + spent
                 completed += 1
