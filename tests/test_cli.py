@@ -389,3 +389,12 @@ def test_evaluate_help_says_a_hand_placed_roi_crossing_the_edge_is_moved_inside(
     assert upper.split(",")[3] == "0"  # top: moved down from 10 - 50
     said = " ".join(subcommands()["evaluate"].format_help().split())
     assert "crosses the image's edge is moved inside it" in said and "scores.csv gives where each was scored" in said
+
+
+def test_demo_scores_what_its_sample_allows_without_notes_said_twice(tmp_path, capsys):
+    """The demo scored TMQI, which the sample's 125 px wide ROIs cannot hold: its first report
+    showed a TMQI column of n/a and the same two notes on stderr and again in the summary."""
+    assert main(["demo", "-o", str(tmp_path / "demo"), "--device", "cpu"]) == 0
+    out, err = capsys.readouterr()
+    assert "note:" not in err and "TMQI" not in out and "Notes:" not in out
+    assert "| LPC-SI |" in out and "xvertnet_original_brightness" in out
