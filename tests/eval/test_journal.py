@@ -524,3 +524,17 @@ def test_a_method_run_again_for_a_metric_added_keeps_its_time_once(tmp_path, see
     assert grown.seconds["clahe"] == pytest.approx(first.seconds["clahe"])
     resumed = run_metrics(images, tmp_path / "r", ["entropy", "tenengrad"], Slow())  # as journalled
     assert resumed.seconds["clahe"] == pytest.approx(first.seconds["clahe"])
+
+
+def test_a_metric_given_again_is_said_to_be_back_not_scored(tmp_path, seed):
+    # a metric dropped and then given again is taken from the journal, yet the log said it was
+    # "added, scored on the 2 image(s) done" while nothing was scored
+    images = write_images(tmp_path / "in", seed, n=2)
+    run_metrics(images, tmp_path / "r", ["entropy", "tenengrad"], Counted())
+    run_metrics(images, tmp_path / "r", ["entropy"], Counted())
+    said, idle = [], Counted()
+    run_metrics(images, tmp_path / "r", ["entropy", "tenengrad"], idle, log=said.append)
+    assert idle.calls == 0
+    assert any("the metrics changed" in s and "tenengrad back, with the scores kept when dropped" in s
+               for s in said), said  # fmt: skip
+    assert not any("added" in s for s in said), said

@@ -107,8 +107,9 @@ class Journal:
         #: (methods added, dropped, and given again after they were dropped) where the recorded
         #: settings differed in their methods alone
         self.methods_changed: tuple[list[str], list[str], list[str]] | None = None
-        #: (metrics added, dropped) where the recorded settings differed in their metrics
-        self.metrics_changed: tuple[list[str], list[str]] | None = None
+        #: (metrics added, dropped, and given again with scores kept since they were dropped)
+        #: where the recorded settings differed in their metrics
+        self.metrics_changed: tuple[list[str], list[str], list[str]] | None = None
         self.retired: list = []  #: the settings of methods dropped since the journal began
         os.makedirs(out_dir, exist_ok=True)
         self._lock = hold_lock(os.path.join(out_dir, LOCK_FILE))  # before the journal is read or replaced
@@ -169,7 +170,11 @@ class Journal:
                                     [_label(m) for m in retired if _label(m) in now])  # fmt: skip
         was, asked = _names(previous.get("metrics")), _names(self.settings.get("metrics"))
         if was != asked:
-            self.metrics_changed = [m for m in asked if m not in was], [m for m in was if m not in asked]
+            kept = {m for entry in self._done.values() for row in entry.get("rows") or [] if isinstance(row, dict)
+                    for m in row}  # the metrics some image holds scores of
+            new = [m for m in asked if m not in was]
+            self.metrics_changed = ([m for m in new if m not in kept], [m for m in was if m not in asked],
+                                    [m for m in new if m in kept])  # fmt: skip
         with atomic_write(self.path) as tmp, open(tmp, "w") as f:  # a kill before the rename: the old one stands
             f.write(_dumps({"settings": self.settings, **({"retired": self.retired} if self.retired else {})}) + "\n")
             for entry in self._done.values():

@@ -207,8 +207,9 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
         log(f"the methods changed since {journal.path} began: {'; '.join(p for p in parts if p)}; the other "
             "methods' scores are kept" if any(parts) else "the methods are in another order: their scores are kept")
     if journal is not None and journal.metrics_changed is not None:
-        added, dropped = journal.metrics_changed
+        added, dropped, back = journal.metrics_changed
         parts = [f"{', '.join(added)} added, scored on the {len(journal)} image(s) done" if added else "",
+                 f"{', '.join(back)} back, with the scores kept when dropped" if back else "",
                  f"{', '.join(dropped)} dropped (its scores stay in the journal, for a rerun that gives it again)"
                  if dropped else ""]  # fmt: skip
         log(f"the metrics changed since {journal.path} began: {'; '.join(p for p in parts if p)}; the other "
