@@ -35,3 +35,17 @@ def test_outside_the_main_thread_nothing_changes():
     thread.start()
     thread.join()
     assert seen == [signal.default_int_handler]
+
+
+def test_a_signal_the_process_ignores_stays_ignored_and_unnoted(capfd):
+    # a job started in the background of a non-interactive shell script ignores SIGINT (README):
+    # in the final wait a Ctrl-C at the script said "already stopping" though nothing stopped
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with interrupts_deferred():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            signal.raise_signal(signal.SIGINT)
+        assert "already stopping" not in capfd.readouterr().err
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)

@@ -24,8 +24,9 @@ NOTE = ("\nalready stopping: the outputs in flight are being finished (kill -9 s
 
 @contextlib.contextmanager
 def interrupts_deferred():
-    """Ignores Ctrl-C and SIGTERM in the body, saying so once; the handlers in place before are
-    put back after it. Outside the main thread (which alone receives signals) it changes nothing."""
+    """Ignores Ctrl-C and SIGTERM in the body, saying so once (a signal ignored already stays
+    so, unsaid); the handlers in place before are put back after it. Outside the main thread
+    (which alone receives signals) it changes nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -43,7 +44,10 @@ def interrupts_deferred():
     previous = {}
     try:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.getsignal(sig)
+            handler = signal.getsignal(sig)
+            if handler is signal.SIG_IGN:  # ignored already (a job in a script's background): left so
+                continue
+            previous[sig] = handler
             signal.signal(sig, note)
         yield
     finally:
