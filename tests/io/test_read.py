@@ -538,6 +538,17 @@ def test_truncated_png(tmp_path):
         read_image(tmp_path / "cut.png")
 
 
+@pytest.mark.parametrize("cut", [20, 24, 25])
+def test_a_png_cut_inside_its_header_is_called_truncated(tmp_path, cut):
+    # cut after the IHDR's width and height, before its bit depth and colour type: read_image
+    # looked at those two bytes unguarded, and an IndexError (a bug's error, not the file's)
+    # stopped the batch job
+    Image.fromarray(np.zeros((40, 40), np.uint8)).save(tmp_path / "full.png")
+    (tmp_path / "cut.png").write_bytes((tmp_path / "full.png").read_bytes()[:cut])
+    with pytest.raises(ImageReadError, match="cut.png: cannot decode PNG: truncated or corrupt"):
+        read_image(tmp_path / "cut.png")
+
+
 def test_directory_and_missing_file(tmp_path):
     with pytest.raises(ImageReadError, match="is a directory"):
         read_image(tmp_path)

@@ -184,7 +184,8 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
         raise ImageReadError(p, "empty file (0 bytes)")
     fmt = _sniff(p, head, size)
     notes: list[str] = []
-    if fmt == "png" and head[12:16] == b"IHDR":  # size check straight from the header bytes
+    if fmt == "png" and len(head) >= 26 and head[12:16] == b"IHDR":  # size check straight from the header bytes
+        # (a file cut inside the IHDR is left to the decoder, which calls it truncated)
         width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
         check_pixels(p, height, width, max_pixels)
         if head[24] == 16 and head[25] in (2, 4, 6):  # bit depth 16; colour, grey + alpha, colour + alpha
