@@ -549,6 +549,31 @@ def test_a_png_cut_inside_its_header_is_called_truncated(tmp_path, cut):
         read_image(tmp_path / "cut.png")
 
 
+def test_a_png_whose_image_data_fails_its_crc_is_refused_as_corrupt(tmp_path):
+    # zlib's own checks catch most damage to a PNG's image data, yet not all (Pillow stops at
+    # the last row, before the stream's checksum): a flipped bit or a zeroed run in an IDAT
+    # chunk was decoded as a different image, silently. The chunk's CRC says so: here the IDAT
+    # holds another image's data under the CRC of the first
+    values = (np.arange(64 * 64).reshape(64, 64) % 251).astype(np.uint8)
+    Image.fromarray(values).save(tmp_path / "a.png")
+    Image.fromarray(values[::-1].copy()).save(tmp_path / "b.png")
+
+    def idat(data):
+        at = data.index(b"IDAT") - 4
+        return at, at + 12 + int.from_bytes(data[at : at + 4], "big")
+
+    a, b = (tmp_path / "a.png").read_bytes(), (tmp_path / "b.png").read_bytes()
+    (a0, a1), (b0, b1) = idat(a), idat(b)
+    damaged = a[:a0] + b[b0 : b1 - 4] + a[a1 - 4 : a1] + a[a1:]
+    (tmp_path / "d.png").write_bytes(damaged)
+    with pytest.raises(ImageReadError, match=rf"d.png: PNG chunk IDAT at byte {a0} fails its CRC check: corrupt"):
+        read_image(tmp_path / "d.png")
+    # an ancillary chunk's CRC (text, here after the image data) is not the pixels': read, as libpng does
+    text = b"tEXt" + b"Comment\x00scanned"
+    (tmp_path / "t.png").write_bytes(a[:-12] + struct.pack(">I", len(text) - 4) + text + b"\x00\x00\x00\x00" + a[-12:])
+    assert np.array_equal(read_image(tmp_path / "t.png").values, values)
+
+
 def test_directory_and_missing_file(tmp_path):
     with pytest.raises(ImageReadError, match="is a directory"):
         read_image(tmp_path)

@@ -8,6 +8,7 @@ first, to refuse the one and name the other.
 from __future__ import annotations
 
 import os
+import zlib
 
 import numpy as np
 
@@ -85,6 +86,37 @@ def _check_jpeg_size(path: str, h: int, w: int) -> None:
                              "bytes can hold (at least 1 bit per 8 x 8 block): truncated or corrupt")  # fmt: skip
 
 
+def _check_png_crcs(path: str) -> None:
+    """Refuses a PNG whose critical chunk (IHDR, PLTE, IDAT, IEND) fails its CRC: Pillow checks
+    none of its image data's, and zlib not all of what it inflates (Pillow stops at the last
+    row, before the stream's checksum), so a flipped bit or a zeroed run there was decoded as a
+    different image, silently. An ancillary chunk's (text, ...) is left alone, as libpng leaves
+    it; a chunk running past the end of the file is left for Pillow to call truncated."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        f.seek(8)
+        while True:
+            at = f.tell()
+            head = f.read(8)
+            length = int.from_bytes(head[:4], "big")
+            if len(head) < 8 or at + 12 + length > size:
+                return
+            kind = head[4:]
+            if kind[0] & 0x20:  # ancillary (lower-case first letter)
+                f.seek(length + 4, os.SEEK_CUR)
+                continue
+            crc, left = zlib.crc32(kind), length
+            while left:
+                block = f.read(min(left, 1 << 20))
+                crc, left = zlib.crc32(block, crc), left - len(block)
+            if crc != int.from_bytes(f.read(4), "big"):
+                name = kind.decode("latin-1") if kind.isalpha() else repr(kind)
+                raise ImageReadError(path, f"PNG chunk {name} at byte {at} fails its CRC check: corrupt (damaged "
+                                     "in storage or transfer)")  # fmt: skip
+            if kind == b"IEND":
+                return
+
+
 def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
     from PIL import Image
 
@@ -99,6 +131,7 @@ def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
                 _check_jpeg_size(path, im.height, im.width)
             mode = im.mode
             if fmt == "png":  # its getexif() decodes the pixels (an eXIf chunk may follow them): not in the lock's turn
+                _check_png_crcs(path)
                 im.load()
             with WarningsNamingTheFile(path, stacklevel=4):
                 orientation = im.getexif().get(ORIENTATION, 1)
