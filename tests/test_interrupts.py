@@ -1,23 +1,27 @@
-"""xvertfast._interrupts: a wait that a repeated Ctrl-C must not cut."""
+"""xvertfast._interrupts: a wait that a Ctrl-C must not cut."""
 
 from __future__ import annotations
 
 import signal
 import threading
 
-from xvertfast._interrupts import interrupts_deferred
+import pytest
+
+from xvertfast._interrupts import deliver, interrupts_deferred
 
 
-def test_ctrl_c_and_sigterm_are_noted_once_not_raised_and_the_handlers_come_back(capfd):
+def test_while_stopping_ctrl_c_and_sigterm_are_said_once_and_dropped_and_the_handlers_come_back(capfd):
     def on_term(signum, frame):
         raise AssertionError("the SIGTERM handler ran inside")
 
     before_term = signal.signal(signal.SIGTERM, on_term)
     try:
-        with interrupts_deferred():
+        with interrupts_deferred(stopping=True) as deferred:
             for sig in (signal.SIGINT, signal.SIGINT, signal.SIGTERM):
                 signal.raise_signal(sig)
         assert capfd.readouterr().err.count("already stopping") == 1
+        assert deferred.signal is None
+        deliver(deferred)  # nothing held: nothing happens
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
         assert signal.getsignal(signal.SIGTERM) is on_term
     finally:
@@ -28,7 +32,7 @@ def test_outside_the_main_thread_nothing_changes():
     seen = []
 
     def body():
-        with interrupts_deferred():
+        with interrupts_deferred(stopping=True):
             seen.append(signal.getsignal(signal.SIGINT))
 
     thread = threading.Thread(target=body)
@@ -42,10 +46,38 @@ def test_a_signal_the_process_ignores_stays_ignored_and_unnoted(capfd):
     # in the final wait a Ctrl-C at the script said "already stopping" though nothing stopped
     before = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        with interrupts_deferred():
+        with interrupts_deferred(stopping=True):
             assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
             signal.raise_signal(signal.SIGINT)
         assert "already stopping" not in capfd.readouterr().err
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+def test_not_stopping_the_first_signal_is_held_until_the_wait_is_over_then_handled(capfd):
+    """A Ctrl-C or SIGTERM in the wait that ends a job running normally was said as 'already
+    stopping' and dropped: the job then exited 0 after a scheduler's SIGTERM. It is held and
+    handed to the handler in place once the wait is over."""
+    handled = []
+
+    def on_term(signum, frame):
+        handled.append(signum)
+        raise KeyboardInterrupt
+
+    before_term = signal.signal(signal.SIGTERM, on_term)
+    try:
+        with interrupts_deferred(stopping=False) as deferred:
+            signal.raise_signal(signal.SIGTERM)
+            signal.raise_signal(signal.SIGINT)  # (the first one is kept)
+            assert not handled
+        assert deferred.signal == signal.SIGTERM and "already stopping" not in capfd.readouterr().err
+        with pytest.raises(KeyboardInterrupt):
+            deliver(deferred)
+        assert handled == [signal.SIGTERM]
+        with interrupts_deferred(stopping=False) as deferred:
+            signal.raise_signal(signal.SIGINT)
+        with pytest.raises(KeyboardInterrupt):  # Python's own Ctrl-C handler
+            deliver(deferred)
+    finally:
+        signal.signal(signal.SIGTERM, before_term)

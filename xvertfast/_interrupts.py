@@ -1,11 +1,12 @@
-"""Keeping a repeated Ctrl-C (or SIGTERM) out of a wait that must not be cut.
+"""Keeping Ctrl-C (or SIGTERM) out of a wait that must not be cut.
 
-A batch job stopped by Ctrl-C still waits for its reader and writer threads, so that the outputs
-in flight are finished. A second Ctrl-C during that wait raised inside ``Thread.join``, where
-CPython 3.11 marks the thread it waited for as finished although it still runs; the interpreter
-then shut down under a thread inside torch's C++, which aborted the process ('terminate called
-without an active exception', exit 134) instead of printing the summary. While
-:func:`interrupts_deferred` holds, the two signals are noted on stderr and otherwise ignored.
+A batch job waits for its reader and writer threads at its end, and after a Ctrl-C, so that
+the outputs in flight are finished. A Ctrl-C during that wait raised inside ``Thread.join``,
+where CPython 3.11 marks the thread it waited for as finished although it still runs; the
+interpreter then shut down under a thread inside torch's C++, which aborted the process
+('terminate called without an active exception', exit 134) instead of printing the summary.
+While :func:`interrupts_deferred` holds, the two signals are held back: a repeat, when the job
+is stopping already, is said and dropped; a first one is kept for :func:`deliver` after the wait.
 """
 
 from __future__ import annotations
@@ -15,24 +16,38 @@ import os
 import signal
 import sys
 import threading
+from dataclasses import dataclass
 
-__all__ = ["interrupts_deferred"]
+__all__ = ["interrupts_deferred", "deliver", "Deferred"]
 
 NOTE = ("\nalready stopping: the outputs in flight are being finished (kill -9 stops at once; the same "
         "command then redoes them)\n")  # fmt: skip
 
 
+@dataclass
+class Deferred:
+    """What :func:`interrupts_deferred` held back: the first signal that came, if any."""
+
+    signal: int | None = None
+
+
 @contextlib.contextmanager
-def interrupts_deferred():
-    """Ignores Ctrl-C and SIGTERM in the body, saying so once (a signal ignored already stays
-    so, unsaid); the handlers in place before are put back after it. Outside the main thread
-    (which alone receives signals) it changes nothing."""
+def interrupts_deferred(stopping: bool):
+    """Holds Ctrl-C and SIGTERM back in the body. ``stopping`` (the job stops already): they are
+    said once and dropped; else the first is kept in the :class:`Deferred` yielded, for
+    :func:`deliver` once the wait is over. The handlers in place before are put back after; a
+    signal ignored (a job in a script's background) or handled outside Python is left as it is.
+    Outside the main thread (which alone receives signals) it changes nothing."""
+    deferred = Deferred()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield deferred
         return
     told = [False]
 
-    def note(signum, frame):
+    def hold(signum, frame):
+        if not stopping:
+            deferred.signal = deferred.signal or signum
+            return
         if told[0]:
             return
         told[0] = True
@@ -45,11 +60,24 @@ def interrupts_deferred():
     try:
         for sig in (signal.SIGINT, signal.SIGTERM):
             handler = signal.getsignal(sig)
-            if handler is signal.SIG_IGN:  # ignored already (a job in a script's background): left so
+            if handler is signal.SIG_IGN or handler is None:  # (None: a C handler, which cannot be put back)
                 continue
             previous[sig] = handler
-            signal.signal(sig, note)
-        yield
+            signal.signal(sig, hold)
+        yield deferred
     finally:
-        for sig, handler in previous.items():  # (None: set outside Python; the default is the nearest)
-            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def deliver(deferred: Deferred) -> None:
+    """Hands the signal held back to the handler in place now, as its arrival would have (Ctrl-C:
+    KeyboardInterrupt; the CLI's SIGTERM: its flag, then KeyboardInterrupt; SIGTERM's default:
+    the process ends)."""
+    if deferred.signal is None:
+        return
+    handler = signal.getsignal(deferred.signal)
+    if callable(handler):
+        handler(deferred.signal, None)
+    elif handler == signal.SIG_DFL:
+        signal.raise_signal(deferred.signal)

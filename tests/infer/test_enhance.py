@@ -751,3 +751,33 @@ def test_a_second_ctrl_c_while_the_outputs_in_flight_finish_does_not_cut_them(tm
     assert os.path.exists(calls[0]) and not [n for n in os.listdir(tmp_path / "out") if n.endswith(".part")]
     assert "already stopping" in capfd.readouterr().err
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+
+
+def test_a_ctrl_c_while_a_job_ends_normally_stops_it(tmp_path, model_dir, seed, capfd, monkeypatch):
+    """A first Ctrl-C (or a scheduler's SIGTERM) in the wait for the last outputs was said as
+    'already stopping' and dropped: the job ended as if nothing came, exit 0. It is held until
+    the outputs are written, then stops the job: its summary says interrupted (exit 130/143)."""
+    from xvertfast.infer import batch
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        Image.fromarray(np.round(chest_like(seed + i) * 255).astype(np.uint8)).save(src / f"img{i}.png")
+    real_write, calls = batch._compose_and_write, []
+
+    def write_then_interrupted(*args):
+        calls.append(args[4])
+        if len(calls) == 3:  # the last output: the job waits for it
+            time.sleep(0.3)
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            time.sleep(0.2)
+        return real_write(*args)
+
+    enhancer = Enhancer(str(model_dir), device="cpu", backend="torch", batch_size=1)
+    monkeypatch.setattr(batch, "_compose_and_write", write_then_interrupted)
+    try:
+        summary = enhancer.enhance_files([str(src)], str(tmp_path / "out"), workers=1, progress=False)
+    except KeyboardInterrupt:
+        pytest.fail("the Ctrl-C escaped the wait for the outputs in flight")
+    assert summary.done == 3 and summary.stopped == "interrupted"
+    assert "already stopping" not in capfd.readouterr().err

@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from xvertfast._interrupts import interrupts_deferred
+from xvertfast._interrupts import deliver, interrupts_deferred
 from xvertfast._version import __version__
 from xvertfast.io import Radiograph, require_content, write_image
 from xvertfast.io.errors import FILE_ERRORS, failure_text
@@ -596,11 +596,16 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
     except KeyboardInterrupt:
         summary.stopped = "interrupted"
     finally:
-        with interrupts_deferred():  # a second Ctrl-C must not cut this wait (xvertfast._interrupts)
+        # a Ctrl-C must not cut this wait (xvertfast._interrupts): a repeat is dropped, a first one held
+        with interrupts_deferred(stopping=summary.stopped is not None) as deferred:
             readers.shutdown(wait=True, cancel_futures=True)
             writers.shutdown(wait=True)  # the outputs in flight are finished, even after Ctrl-C
             drain_writes(block=True)
         bar.close()
+    try:
+        deliver(deferred)  # one that came while the job ended: it stops now (its report says so)
+    except KeyboardInterrupt:
+        summary.stopped = summary.stopped or "interrupted"
     if summary.stopped:
         log(f"stopped: {summary.stopped}; {len(todo) - processed[0]} image(s) not processed; the same command "
             "resumes")  # fmt: skip
