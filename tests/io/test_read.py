@@ -194,6 +194,22 @@ def test_tiff_with_a_damaged_strip_is_reported_damaged(tmp_path, compression, im
             "failed on its data: decoder error" in said, said  # fmt: skip
 
 
+def test_a_cut_jpeg_tiff_is_called_truncated_not_decoded_grey(tmp_path):
+    # libjpeg fills what is missing of a cut JPEG strip with grey and says nothing: a JPEG TIFF
+    # cut short read as an image whose lower part was grey, silently
+    import tifffile
+
+    values = (np.arange(256 * 200).reshape(256, 200) % 251).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "full.tif", values, compression="jpeg", rowsperstrip=32)
+    with tifffile.TiffFile(tmp_path / "full.tif") as tif:
+        offsets, counts = tif.pages[0].dataoffsets, tif.pages[0].databytecounts
+    cut = offsets[7] + counts[7] // 2  # inside the last strip (one cut before it fails on an empty strip)
+    (tmp_path / "cut.tif").write_bytes((tmp_path / "full.tif").read_bytes()[:cut])
+    with pytest.raises(ImageReadError, match=rf"cut\.tif: TIFF is truncated: its strip 8 of 8 ends at byte "
+                       rf"{offsets[7] + counts[7]:,}, past the end of the file \({cut:,} bytes\)"):  # fmt: skip
+        read_image(tmp_path / "cut.tif")
+
+
 def test_tiff_pillow_may_lack_the_codec_for_says_so(tmp_path, monkeypatch, request):
     # a compression Pillow names, yet its libtiff may be built without (WebP in some wheels):
     # it fails at load as a damaged file does; where Pillow is not seen to decode it, both are said

@@ -84,6 +84,7 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logged: list[str]
                 raise ImageReadError(path, f"TIFF page has shape {shape}, not an image")
             # from the tags: a planar page's shape is (samples, H, W)
             check_pixels(path, page.imagelength, page.imagewidth, max_pixels)
+            _check_segments_in_file(path, page, tif.filehandle.size)
             planar = page.samplesperpixel > 1 and int(page.planarconfig) == 2  # SEPARATE
             if index:
                 notes.append(f"{path}: TIFF has {len(tif.pages)} pages; reading page {index + 1}, the first at full "
@@ -165,6 +166,17 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logged: list[str]
     if flip:
         values = invert(values, bits)
     return values, bits, "MONOCHROME1" if white_is_zero else "MONOCHROME2", info
+
+
+def _check_segments_in_file(path: str, page, size: int) -> None:
+    """Refuses a page whose strips or tiles run past the end of the file (a file cut short):
+    tifffile reads what is there, and libjpeg fills what is missing of a JPEG strip with grey,
+    silently, where another codec or an uncompressed strip fails on it."""
+    for k, (offset, count) in enumerate(zip(page.dataoffsets, page.databytecounts)):
+        if count and offset + count > size:
+            what = "tile" if page.is_tiled else "strip"
+            raise ImageReadError(path, f"TIFF is truncated: its {what} {k + 1} of {len(page.dataoffsets)} ends at "
+                                 f"byte {offset + count:,}, past the end of the file ({size:,} bytes)")  # fmt: skip
 
 
 def _cmyk_to_rgb(cmyk: np.ndarray) -> np.ndarray:
