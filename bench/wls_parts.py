@@ -18,7 +18,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-import xvertfast  # noqa: E402  (registers the ops)
+import xvertfast.ops  # noqa: E402, F401  (registers the ops)
 from bench.report import heading  # noqa: E402
 from bench.wls_inputs import DATA, PARAMS  # noqa: E402
 from xvertfast.io import read_image  # noqa: E402

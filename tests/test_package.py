@@ -28,6 +28,7 @@ def test_public_names_are_the_modules_own():
     assert xvertfast.wls is wls and xvertfast.find_spine is find_spine and xvertfast.load_model is load_model
     assert callable(xvertfast.preprocess) and xvertfast.ops.__name__ == "xvertfast.ops"
     assert set(xvertfast.__all__) <= set(dir(xvertfast))
+    assert not {"importlib", "annotations"} & set(dir(xvertfast))  # the module's own helpers are not API
     with pytest.raises(AttributeError, match="no attribute 'enhance'"):
         xvertfast.enhance  # noqa: B018
 

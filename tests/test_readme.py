@@ -422,11 +422,12 @@ def test_departures_from_design_name_modules_that_exist():
     for row in rows:
         what, does, why = (cell.strip() for cell in row.strip("|").split(" | "))
         assert "§" in what or what.startswith("Intro"), f"README departure names no DESIGN.md section: {row}"
-        assert why, f"README departure gives no reason (or 'reason not recorded'): {row}"
+        assert why, f"README departure says no reason, not even 'reason not recorded': {row}"
         paths = re.findall(r"`((?:xvertfast|csrc|tests|bench)/[\w./-]*)`", does + why)
         assert paths, f"README departure names no module: {row}"
         missing = [p for p in paths if not os.path.exists(os.path.join(ROOT, p))]
         assert not missing, f"README departure names modules that do not exist: {missing}"
+
 
 def test_every_environment_variable_named_is_in_the_sources():
     """Every ``XVF_*`` variable the README names appears in the sources of the build, the

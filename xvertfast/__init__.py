@@ -6,9 +6,7 @@ loads is the command's own interrupt, not a traceback from an import. The compil
 as ``torch.ops.xvertfast.*`` when :mod:`xvertfast.ops` is imported, as any of these names does.
 """
 
-from __future__ import annotations
-
-import importlib
+import importlib as _importlib
 
 from xvertfast._version import __version__
 
@@ -30,7 +28,7 @@ def __getattr__(name: str):
     if name not in _PUBLIC:
         raise AttributeError(f"module 'xvertfast' has no attribute {name!r}")
     module, attribute = _PUBLIC[name]
-    value = importlib.import_module(module)
+    value = _importlib.import_module(module)
     if attribute is not None:
         value = getattr(value, attribute)
     globals()[name] = value  # once: later lookups do not come here
@@ -38,4 +36,4 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_PUBLIC))
+    return sorted({name for name in globals() if not name.startswith("_") or name.startswith("__")} | set(_PUBLIC))
