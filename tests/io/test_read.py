@@ -501,6 +501,38 @@ def test_dicom_corrupt_compressed_data_is_called_corrupt_where_a_decoder_exists(
         read_image(tmp_path / "j.dcm")
 
 
+@pytest.mark.parametrize("codec", ["jpeg2000", "jpeg"])
+def test_a_dicom_codestream_declaring_another_size_than_its_header_is_refused_before_decoding(tmp_path, codec):
+    # max_pixels is checked on Rows x Columns; the decoder allocates what the codestream says:
+    # a JPEG 2000 one claiming 50000 x 50000 had openjpeg allocate gigabytes (refused only by
+    # running out of memory), a JPEG one claiming 12000 x 12000 was decoded (144 MB) before
+    # pydicom failed to fit it ('could not broadcast input array')
+    import imagecodecs
+    import pydicom
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEG2000Lossless, JPEGBaseline8Bit
+
+    small = np.zeros((64, 64), np.uint8)
+    if codec == "jpeg2000":
+        stream = bytearray(imagecodecs.jpeg2k_encode(small, level=0, reversible=True, codecformat="j2k"))
+        at = stream.index(b"\xff\x4f\xff\x51")  # SOC, SIZ: width, height, offsets, tile width, height
+        struct.pack_into(">IIIIII", stream, at + 8, 50000, 50000, 0, 0, 50000, 50000)
+        syntax, said = JPEG2000Lossless, "JPEG 2000 codestream declares 50000 x 50000"
+    else:
+        stream = bytearray(imagecodecs.jpeg8_encode(small))
+        struct.pack_into(">HH", stream, stream.index(b"\xff\xc0") + 5, 12000, 12000)  # SOF0: height, width
+        syntax, said = JPEGBaseline8Bit, "JPEG codestream declares 12000 x 12000"
+    make_dicom(tmp_path / "c.dcm", small, syntax=syntax, pixel_data=False, bits=8)
+    ds = pydicom.dcmread(tmp_path / "c.dcm")
+    ds.BitsAllocated = 8
+    ds.PixelData = encapsulate([bytes(stream)])
+    ds["PixelData"].VR = "OB"
+    ds.save_as(tmp_path / "c.dcm")
+    with pytest.raises(ImageReadError, match=rf"c\.dcm: its {said} \(width x height\), its header \(Columns x Rows\) "
+                       r"64 x 64: corrupt; refusing to decode it"):  # fmt: skip
+        read_image(tmp_path / "c.dcm")
+
+
 def test_dicom_jpeg2000_lossless_round_trip(tmp_path, seed):
     # a compressed archive file: decoded exactly, polarity and bit depth kept
     pytest.importorskip("openjpeg", reason="encoding JPEG 2000 needs pylibjpeg-openjpeg (the test extra)")

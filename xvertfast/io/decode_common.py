@@ -1,4 +1,4 @@
-"""What the decoders share: the pixel limit, bit depths, colour to luminance, polarity.
+"""What the decoders share: the pixel limit, bit depths, colour to luminance, polarity, JPEG frame headers.
 
 Each decoder (:mod:`~xvertfast.io.decode_pillow`, :mod:`~xvertfast.io.decode_tiff`,
 :mod:`~xvertfast.io.decode_dicom`) returns the stored values; these helpers keep the
@@ -8,15 +8,55 @@ pixel limit and converts colour the same way.
 
 from __future__ import annotations
 
+import os
+from typing import BinaryIO
+
 import numpy as np
 
 from xvertfast.io.errors import ImageReadError
 
-__all__ = ["check_pixels", "bits_from_values", "luminance", "luminance_note", "stored_range", "invert", "ORIENTATION"]
+__all__ = ["JPEG_SOF", "jpeg_frame", "check_pixels", "bits_from_values", "luminance", "luminance_note",
+           "stored_range", "invert", "ORIENTATION"]
 
 
 #: The EXIF / TIFF Orientation tag: how the stored rows and columns are to be turned for display.
 ORIENTATION = 0x0112
+
+
+#: JPEG start-of-frame markers -> the process they start (ITU-T T.81 B.1.1.3; T.87 for JPEG-LS).
+JPEG_SOF = {0xC0: "baseline", 0xC1: "extended", 0xC2: "progressive", 0xC3: "lossless",
+            0xC5: "differential sequential", 0xC6: "differential progressive", 0xC7: "differential lossless",
+            0xC9: "arithmetic-coded extended", 0xCA: "arithmetic-coded progressive",
+            0xCB: "arithmetic-coded lossless", 0xCD: "arithmetic-coded differential sequential",
+            0xCE: "arithmetic-coded differential progressive", 0xCF: "arithmetic-coded differential lossless",
+            0xF7: "JPEG-LS"}  # fmt: skip
+
+
+def jpeg_frame(f: BinaryIO) -> tuple[int, int, int | None, int | None] | None:
+    """The marker (SOFn), sample precision, rows and columns (None where cut off) of the first
+    frame header of the JPEG that ``f`` starts with (a file, or a DICOM frame's codestream),
+    found by walking the segments before it (however long its EXIF and ICC profile); None where
+    there is none in the first 65536 segments and fill bytes (a corrupt file)."""
+    f.seek(2)
+    for _ in range(1 << 16):
+        head = f.read(4)
+        if len(head) < 4 or head[0] != 0xFF:
+            return None
+        if head[1] == 0xFF:  # fill byte
+            f.seek(-3, os.SEEK_CUR)
+            continue
+        if head[1] in JPEG_SOF:
+            frame = f.read(5)  # precision, rows, columns
+            if not frame:
+                return None
+            if len(frame) < 5:
+                return head[1], frame[0], None, None
+            return head[1], frame[0], int.from_bytes(frame[1:3], "big"), int.from_bytes(frame[3:5], "big")
+        length = int.from_bytes(head[2:4], "big")
+        if length < 2:
+            return None
+        f.seek(length - 2, os.SEEK_CUR)
+    return None
 
 
 def check_pixels(path: str, h: int, w: int, max_pixels: int) -> None:

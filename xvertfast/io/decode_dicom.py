@@ -7,12 +7,13 @@ threads run meanwhile (:mod:`~xvertfast.io.dicom_codecs`).
 
 from __future__ import annotations
 
+import io
 import re
 
 import numpy as np
 
 from xvertfast.io import dicom_codecs
-from xvertfast.io.decode_common import check_pixels, luminance, stored_range
+from xvertfast.io.decode_common import check_pixels, jpeg_frame, luminance, stored_range
 from xvertfast.io.errors import ImageReadError, WarningsNamingTheFile
 
 __all__ = ["read_dicom", "dicom_ends"]
@@ -63,7 +64,34 @@ def _parse_dicom(path: str, max_pixels: int):
         if syntax is not None:
             ds.file_meta = meta if meta is not None else pydicom.dataset.FileMetaDataset()
             ds.file_meta.TransferSyntaxUID = syntax
+    _check_codestream_size(ds, syntax, rows, cols, path)
     return ds, syntax
+
+
+def _check_codestream_size(ds, syntax, rows: int, cols: int, path: str) -> None:
+    """Refuses a JPEG, JPEG-LS or JPEG 2000 frame whose codestream declares another size than
+    Rows x Columns (PS3.5 8.2: they shall match), before any decoder sees it: max_pixels was
+    checked on the header, and a decoder allocates what the codestream says (a damaged or
+    crafted one: gigabytes), where pydicom then fails to fit what it decoded in the frame."""
+    from pydicom import uid
+
+    if syntax in uid.JPEG2000TransferSyntaxes:  # (HTJ2K too)
+        name, declared = "JPEG 2000", dicom_codecs.codestream_shape
+    elif syntax in uid.JPEGTransferSyntaxes or syntax in uid.JPEGLSTransferSyntaxes:
+        name = "JPEG-LS" if syntax in uid.JPEGLSTransferSyntaxes else "JPEG"
+        declared = lambda frame: (jpeg_frame(io.BytesIO(frame)) or (None,) * 4)[2:]  # noqa: E731
+    else:
+        return
+    try:
+        from pydicom.encaps import generate_frames
+
+        shape = declared(next(generate_frames(ds.PixelData, number_of_frames=1))) or (None, None)
+    except Exception:  # no frame to be found: left for decoding to report
+        return
+    if None in shape or 0 in shape or shape == (rows, cols):  # (a JPEG of 0 rows gives them in a DNL segment)
+        return
+    raise ImageReadError(path, f"its {name} codestream declares {shape[1]} x {shape[0]} (width x height), its header "
+                         f"(Columns x Rows) {cols} x {rows}: corrupt; refusing to decode it")  # fmt: skip
 
 
 def _dicom_pixels(ds, syntax, path: str, notes: list[str]):

@@ -12,45 +12,21 @@ import zlib
 
 import numpy as np
 
-from xvertfast.io.decode_common import ORIENTATION, bits_from_values, check_pixels, luminance_note
+from xvertfast.io.decode_common import JPEG_SOF, ORIENTATION, bits_from_values, check_pixels, jpeg_frame, luminance_note
 from xvertfast.io.errors import ImageReadError, WarningsNamingTheFile
 
 __all__ = ["read_pillow"]
 
 
-#: JPEG start-of-frame markers -> the process they start (ITU-T T.81 B.1.1.3; T.87 for JPEG-LS).
-_JPEG_SOF = {0xC0: "baseline", 0xC1: "extended", 0xC2: "progressive", 0xC3: "lossless",
-             0xC5: "differential sequential", 0xC6: "differential progressive", 0xC7: "differential lossless",
-             0xC9: "arithmetic-coded extended", 0xCA: "arithmetic-coded progressive",
-             0xCB: "arithmetic-coded lossless", 0xCD: "arithmetic-coded differential sequential",
-             0xCE: "arithmetic-coded differential progressive", 0xCF: "arithmetic-coded differential lossless",
-             0xF7: "JPEG-LS"}  # fmt: skip
-
-
 def _jpeg_frame(path: str) -> tuple[int, int] | None:
-    """The marker (SOFn) and sample precision of a JPEG's first frame header, found by walking
-    the segments before it (however long its EXIF and ICC profile); None where there is none in
-    the first 65536 segments and fill bytes (a corrupt file)."""
+    """The marker (SOFn) and sample precision of a JPEG file's first frame header (see
+    :func:`~xvertfast.io.decode_common.jpeg_frame`); None where there is none."""
     try:
         with open(path, "rb") as f:
-            f.seek(2)
-            for _ in range(1 << 16):
-                head = f.read(4)
-                if len(head) < 4 or head[0] != 0xFF:
-                    return None
-                if head[1] == 0xFF:  # fill byte
-                    f.seek(-3, os.SEEK_CUR)
-                    continue
-                if head[1] in _JPEG_SOF:
-                    precision = f.read(1)
-                    return (head[1], precision[0]) if precision else None
-                length = int.from_bytes(head[2:4], "big")
-                if length < 2:
-                    return None
-                f.seek(length - 2, os.SEEK_CUR)
+            frame = jpeg_frame(f)
     except OSError:
-        pass
-    return None
+        return None
+    return frame[:2] if frame else None
 
 
 def _jpeg_process_pillow_lacks(path: str) -> str | None:
@@ -63,7 +39,7 @@ def _jpeg_process_pillow_lacks(path: str) -> str | None:
     marker, precision = frame
     if marker in (0xC0, 0xC1, 0xC2) and precision == 8:
         return None
-    return f"{precision}-bit {_JPEG_SOF[marker]}" + ("" if marker == 0xF7 else " JPEG")
+    return f"{precision}-bit {JPEG_SOF[marker]}" + ("" if marker == 0xF7 else " JPEG")
 
 
 #: Arithmetic-coded frames (Pillow's libjpeg-turbo decodes those of 8 bits): their coder spends far

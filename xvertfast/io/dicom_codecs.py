@@ -21,7 +21,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-__all__ = ["PLUGIN", "available_for", "decoded_ahead", "is_available", "pixel_array"]
+__all__ = ["PLUGIN", "available_for", "codestream_shape", "decoded_ahead", "is_available", "pixel_array"]
 
 #: The plugin's name in pydicom's decoders.
 PLUGIN = "xvertfast-imagecodecs"
@@ -91,7 +91,7 @@ def decoded_ahead(ds, syntax) -> Iterator[None]:
             source = next(generate_frames(ds.PixelData, number_of_frames=1))
         except Exception:
             source = None
-        if source is not None and _codestream_shape(source) not in (None, (ds.get("Rows"), ds.get("Columns"))):
+        if source is not None and codestream_shape(source) not in (None, (ds.get("Rows"), ds.get("Columns"))):
             source = None  # larger than the header says (max_pixels was checked on that): one at a time, in the block
         if source is not None:
             try:
@@ -119,7 +119,7 @@ def pixel_array(ds, syntax):
         return ds.pixel_array
 
 
-def _codestream_shape(source: bytes) -> tuple[int, int] | None:
+def codestream_shape(source: bytes) -> tuple[int, int] | None:
     """The rows and columns a JPEG 2000 codestream declares (its SIZ segment, right after the
     SOC marker; also inside a JP2 file), or None where it has none."""
     at = source.find(b"\xff\x4f\xff\x51")
