@@ -210,6 +210,26 @@ def test_a_cut_jpeg_tiff_is_called_truncated_not_decoded_grey(tmp_path):
         read_image(tmp_path / "cut.tif")
 
 
+def test_a_jpeg_tiff_strip_declaring_a_larger_image_is_refused_before_decoding(tmp_path):
+    # max_pixels is checked on the TIFF's tags; imagecodecs allocates what the strip's JPEG frame
+    # header says: a 64 x 64 TIFF whose strip claimed 50000 x 50000 had 2.5 GB allocated (and was
+    # refused, where that failed, as 'not enough memory to decode it')
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "j.tif", np.zeros((64, 64), np.uint8), compression="jpeg")
+    data = bytearray((tmp_path / "j.tif").read_bytes())
+    struct.pack_into(">HH", data, data.index(b"\xff\xc0") + 5, 50000, 50000)  # SOF0: height, width
+    (tmp_path / "j.tif").write_bytes(bytes(data))
+    with pytest.raises(ImageReadError, match=r"j\.tif: TIFF strip 1 of 1 holds a JPEG declaring 50000 x 50000 \(width "
+                       r"x height\), larger than the strip's 64 x 64: corrupt; refusing to decode it"):  # fmt: skip
+        read_image(tmp_path / "j.tif")
+    # strips and tiles as tifffile writes them (the last strip shorter) are read as before
+    values = (np.arange(100 * 72).reshape(100, 72) % 251).astype(np.uint8)
+    for options in ({"rowsperstrip": 16}, {"tile": (32, 32)}):
+        tifffile.imwrite(tmp_path / "k.tif", values, compression="jpeg", **options)
+        assert read_image(tmp_path / "k.tif").shape == (100, 72)
+
+
 def test_tiff_pillow_may_lack_the_codec_for_says_so(tmp_path, monkeypatch, request):
     # a compression Pillow names, yet its libtiff may be built without (WebP in some wheels):
     # it fails at load as a damaged file does; where Pillow is not seen to decode it, both are said

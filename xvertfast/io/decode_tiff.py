@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import logging
 import threading
 
 import numpy as np
 
-from xvertfast.io.decode_common import ORIENTATION, bits_from_values, check_pixels, invert, luminance
+from xvertfast.io.decode_common import ORIENTATION, bits_from_values, check_pixels, invert, jpeg_frame, luminance
 from xvertfast.io.errors import ImageReadError, WarningsNamingTheFile
 
 __all__ = ["read_tiff"]
@@ -85,6 +86,8 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logged: list[str]
             # from the tags: a planar page's shape is (samples, H, W)
             check_pixels(path, page.imagelength, page.imagewidth, max_pixels)
             _check_segments_in_file(path, page, tif.filehandle.size)
+            if int(page.compression) == 7:  # JPEG
+                _check_jpeg_segment_sizes(path, page)
             planar = page.samplesperpixel > 1 and int(page.planarconfig) == 2  # SEPARATE
             if index:
                 notes.append(f"{path}: TIFF has {len(tif.pages)} pages; reading page {index + 1}, the first at full "
@@ -177,6 +180,26 @@ def _check_segments_in_file(path: str, page, size: int) -> None:
             what = "tile" if page.is_tiled else "strip"
             raise ImageReadError(path, f"TIFF is truncated: its {what} {k + 1} of {len(page.dataoffsets)} ends at "
                                  f"byte {offset + count:,}, past the end of the file ({size:,} bytes)")  # fmt: skip
+
+
+def _check_jpeg_segment_sizes(path: str, page, head: int = 4096) -> None:
+    """Refuses a JPEG page whose strip or tile holds a JPEG declaring a larger image than the
+    strip or tile: max_pixels was checked on the tags, and imagecodecs allocates (and fills)
+    what the JPEG's frame header says, then tifffile keeps the part the tags ask for. The frame
+    header is looked for in the first ``head`` bytes of each (its tables come before it)."""
+    if page.is_tiled:
+        rows, cols, what = page.tilelength, page.tilewidth, "tile"
+    else:
+        rows, cols, what = min(page.rowsperstrip, page.imagelength), page.imagewidth, "strip"
+    with open(path, "rb") as f:
+        for k, (offset, count) in enumerate(zip(page.dataoffsets, page.databytecounts)):
+            f.seek(offset)
+            frame = jpeg_frame(io.BytesIO(f.read(min(count, head)))) if count else None
+            if frame is None or None in frame[2:] or frame[2] * frame[3] <= rows * cols:
+                continue
+            raise ImageReadError(path, f"TIFF {what} {k + 1} of {len(page.dataoffsets)} holds a JPEG declaring "
+                                 f"{frame[3]} x {frame[2]} (width x height), larger than the {what}'s {cols} x {rows}: "
+                                 "corrupt; refusing to decode it")  # fmt: skip
 
 
 def _cmyk_to_rgb(cmyk: np.ndarray) -> np.ndarray:
