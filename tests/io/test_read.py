@@ -210,6 +210,36 @@ def test_a_cut_jpeg_tiff_is_called_truncated_not_decoded_grey(tmp_path):
         read_image(tmp_path / "cut.tif")
 
 
+def _zero_tiff_tag_entry(path, name: str, index: int) -> None:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        tag = tif.pages[0].tags[name]
+    size = {3: 2, 4: 4, 16: 8}[int(tag.dtype)]  # SHORT, LONG, LONG8
+    data = bytearray(path.read_bytes())
+    data[tag.valueoffset + index * size : tag.valueoffset + (index + 1) * size] = bytes(size)
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("compression", [None, "zlib"])
+@pytest.mark.parametrize("field", ["StripOffsets", "StripByteCounts"])
+def test_a_tiff_strip_with_no_data_is_refused_not_read_as_black(tmp_path, compression, field):
+    # tifffile reads a strip at offset 0 or of 0 bytes as zeros: a damaged StripOffsets or
+    # StripByteCounts entry gave an image with a black band, silently
+    import tifffile
+
+    values = (np.arange(64 * 40).reshape(64, 40) % 4096).astype(np.uint16) + 1
+    tifffile.imwrite(tmp_path / "s.tif", values, compression=compression, rowsperstrip=8)
+    _zero_tiff_tag_entry(tmp_path / "s.tif", field, 3)  # the 4th strip's
+    said = "at offset 0" if field == "StripOffsets" else "of 0 bytes"
+    with pytest.raises(ImageReadError, match=rf"s\.tif: TIFF strip 4 of 8 is {said}: no data for its rows; corrupt"):
+        read_image(tmp_path / "s.tif")
+    # a single uncompressed strip whose byte count is lost: tifffile reads it by the image's size
+    tifffile.imwrite(tmp_path / "one.tif", values)
+    _zero_tiff_tag_entry(tmp_path / "one.tif", "StripByteCounts", 0)
+    assert np.array_equal(read_image(tmp_path / "one.tif").values, values)
+
+
 def test_a_jpeg_tiff_strip_declaring_a_larger_image_is_refused_before_decoding(tmp_path):
     # max_pixels is checked on the TIFF's tags; imagecodecs allocates what the strip's JPEG frame
     # header says: a 64 x 64 TIFF whose strip claimed 50000 x 50000 had 2.5 GB allocated (and was

@@ -174,10 +174,17 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logged: list[str]
 def _check_segments_in_file(path: str, page, size: int) -> None:
     """Refuses a page whose strips or tiles run past the end of the file (a file cut short):
     tifffile reads what is there, and libjpeg fills what is missing of a JPEG strip with grey,
-    silently, where another codec or an uncompressed strip fails on it."""
+    silently, where another codec or an uncompressed strip fails on it. So too a strip at offset
+    0 or of 0 bytes (a damaged StripOffsets or StripByteCounts entry), which tifffile reads as
+    zeros, a black band; but for the byte count of contiguous data, which it reads by the
+    image's size."""
+    what = "tile" if page.is_tiled else "strip"
     for k, (offset, count) in enumerate(zip(page.dataoffsets, page.databytecounts)):
+        empty = "at offset 0" if offset == 0 else "of 0 bytes" if count == 0 and not page.is_contiguous else None
+        if empty:
+            raise ImageReadError(path, f"TIFF {what} {k + 1} of {len(page.dataoffsets)} is {empty}: no data for "
+                                 f"its {'rows' if what == 'strip' else 'pixels'}; corrupt")  # fmt: skip
         if count and offset + count > size:
-            what = "tile" if page.is_tiled else "strip"
             raise ImageReadError(path, f"TIFF is truncated: its {what} {k + 1} of {len(page.dataoffsets)} ends at "
                                  f"byte {offset + count:,}, past the end of the file ({size:,} bytes)")  # fmt: skip
 
