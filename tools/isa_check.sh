@@ -30,7 +30,7 @@ import hashlib, site, sys
 site.addsitedir(sys.argv[1])
 sys.path.insert(0, sys.argv[2])
 import torch
-import xvertfast  # noqa: F401 (loads the extension's ops)
+import xvertfast.ops  # noqa: F401 (loads the extension's ops)
 import numpy as np
 rng = np.random.default_rng(0)  # integers, scaled: the same inputs on every CPU (torch's randn is not:
 def rand(*shape):  # its vector kernels differ by instruction set); 24-bit values, whose products round
