@@ -210,14 +210,16 @@ def test_a_cut_jpeg_tiff_is_called_truncated_not_decoded_grey(tmp_path):
         read_image(tmp_path / "cut.tif")
 
 
-def _zero_tiff_tag_entry(path, name: str, index: int) -> None:
+def _set_tiff_tag_entry(path, name: str, index: int, value: int = 0) -> None:
+    """Rewrites entry ``index`` of an integer tag of the first page in place (a damaged entry)."""
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
-        tag = tif.pages[0].tags[name]
+        tag, order = tif.pages[0].tags[name], tif.byteorder
     size = {3: 2, 4: 4, 16: 8}[int(tag.dtype)]  # SHORT, LONG, LONG8
     data = bytearray(path.read_bytes())
-    data[tag.valueoffset + index * size : tag.valueoffset + (index + 1) * size] = bytes(size)
+    at = tag.valueoffset + index * size
+    data[at : at + size] = int(value).to_bytes(size, "little" if order == "<" else "big")
     path.write_bytes(bytes(data))
 
 
@@ -230,14 +232,31 @@ def test_a_tiff_strip_with_no_data_is_refused_not_read_as_black(tmp_path, compre
 
     values = (np.arange(64 * 40).reshape(64, 40) % 4096).astype(np.uint16) + 1
     tifffile.imwrite(tmp_path / "s.tif", values, compression=compression, rowsperstrip=8)
-    _zero_tiff_tag_entry(tmp_path / "s.tif", field, 3)  # the 4th strip's
+    _set_tiff_tag_entry(tmp_path / "s.tif", field, 3)  # the 4th strip's
     said = "at offset 0" if field == "StripOffsets" else "of 0 bytes"
     with pytest.raises(ImageReadError, match=rf"s\.tif: TIFF strip 4 of 8 is {said}: no data for its rows; corrupt"):
         read_image(tmp_path / "s.tif")
     # a single uncompressed strip whose byte count is lost: tifffile reads it by the image's size
     tifffile.imwrite(tmp_path / "one.tif", values)
-    _zero_tiff_tag_entry(tmp_path / "one.tif", "StripByteCounts", 0)
+    _set_tiff_tag_entry(tmp_path / "one.tif", "StripByteCounts", 0)
     assert np.array_equal(read_image(tmp_path / "one.tif").values, values)
+
+
+@pytest.mark.parametrize("layout", [{"rowsperstrip": 8, "compression": "zlib"}, {"tile": (32, 32), "compression": "zlib"},
+                                    {"rowsperstrip": 8, "compression": "packbits"}])  # fmt: skip
+def test_a_tiff_whose_size_needs_more_strips_than_it_lists_is_refused_not_padded_black(tmp_path, layout):
+    # a damaged ImageLength or ImageWidth: tifffile fills the strips or tiles the size needs and
+    # the tables do not list with zeros, and said only 'expected 6 segments, got 4' in a note
+    import tifffile
+
+    values = (np.arange(64 * 64).reshape(64, 64) % 4096).astype(np.uint16) + 1
+    tifffile.imwrite(tmp_path / "s.tif", values, **layout)
+    _set_tiff_tag_entry(tmp_path / "s.tif", "ImageLength", 0, 96)
+    what = "tiles" if "tile" in layout else "strips"
+    needed, listed = (6, 4) if "tile" in layout else (12, 8)
+    with pytest.raises(ImageReadError, match=rf"s\.tif: TIFF of 64 x 96 \(width x height\) needs {needed} {what}, "
+                       rf"its tags list {listed}: its size or its {what[:-1]} tables are damaged"):  # fmt: skip
+        read_image(tmp_path / "s.tif")
 
 
 def test_a_jpeg_tiff_strip_declaring_a_larger_image_is_refused_before_decoding(tmp_path):

@@ -11,6 +11,7 @@ import contextlib
 import functools
 import io
 import logging
+import math
 import threading
 
 import numpy as np
@@ -177,8 +178,14 @@ def _check_segments_in_file(path: str, page, size: int) -> None:
     silently, where another codec or an uncompressed strip fails on it. So too a strip at offset
     0 or of 0 bytes (a damaged StripOffsets or StripByteCounts entry), which tifffile reads as
     zeros, a black band; but for the byte count of contiguous data, which it reads by the
-    image's size."""
+    image's size. So too a page whose size needs more strips or tiles than its tables list (a
+    damaged ImageLength or ImageWidth), which tifffile pads with zeros, saying so only in a log."""
     what = "tile" if page.is_tiled else "strip"
+    needed = math.prod(getattr(page, "chunked", ()) or (0,))
+    if len(page.dataoffsets) < needed and not page.is_contiguous:
+        raise ImageReadError(path, f"TIFF of {page.imagewidth} x {page.imagelength} (width x height) needs {needed} "
+                             f"{what}s, its tags list {len(page.dataoffsets)}: its size or its {what} tables are "
+                             "damaged")  # fmt: skip
     for k, (offset, count) in enumerate(zip(page.dataoffsets, page.databytecounts)):
         empty = "at offset 0" if offset == 0 else "of 0 bytes" if count == 0 and not page.is_contiguous else None
         if empty:
