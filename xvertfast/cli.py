@@ -128,6 +128,21 @@ def _dry_run_help(job: str, out_metavar: str) -> str:
             "is noted (a run is refused until it ends), and where one ran, how long the rest would take at its rate")
 
 
+def _started_with(args: argparse.Namespace, *paths: str | list[str] | None) -> dict:
+    """The command line a job was started with (shell-quoted, as ``xvertfast ...``) and, where
+    one of its ``paths`` is relative (an ``@list``'s lines may be), the folder it was started in:
+    what its output folder's ledger records for ``xvertfast status`` to give as the command that
+    resumes it. Empty where main() was not given the command line (called with a Namespace)."""
+    import shlex
+
+    argv = getattr(args, "argv", None)
+    if argv is None:
+        return {}
+    given = [p for item in paths for p in (item if isinstance(item, list) else [item]) if p]
+    relative = any(p.startswith("@") or not os.path.isabs(p) for p in given)
+    return {"command": shlex.join(["xvertfast", *argv]), "cwd": os.getcwd() if relative else None}
+
+
 def _cmd_preprocess(args: argparse.Namespace) -> int:
     from xvertfast.io.files import NothingFound, check_inputs
     from xvertfast.pipeline.preprocess_files import SUFFIXES, preprocess_files
@@ -135,8 +150,8 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
     try:
         check_inputs(args.inputs)  # a mistyped folder: said before anything is made
         summary = preprocess_files(args.inputs, args.output, overwrite=args.overwrite, progress=not args.quiet,
-                                   log=_say_around_the_bar, shard=args.shard,
-                                   dry_run=args.dry_run)  # fmt: skip
+                                   log=_say_around_the_bar, shard=args.shard, dry_run=args.dry_run,
+                                   **_started_with(args, args.inputs, args.output))  # fmt: skip
     except NothingFound as exc:
         return _nothing_found(exc)
     except (ValueError, OSError) as exc:  # the output folder cannot be used, an @list cannot be read
@@ -169,7 +184,9 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
         summary = enhancer.enhance_files(args.inputs, args.output, fmt=args.format, overwrite=args.overwrite,
                                          workers=args.workers, report=args.report, progress=not args.quiet,
                                          log=_say_around_the_bar, preview=args.preview,
-                                         shard=args.shard, dry_run=args.dry_run)  # fmt: skip
+                                         shard=args.shard, dry_run=args.dry_run,
+                                         **_started_with(args, args.inputs, args.output, args.report, args.preview,
+                                                         None if args.model == "default" else args.model))  # fmt: skip
     except NothingFound as exc:
         return _nothing_found(exc)
     except (ValueError, OSError, RuntimeError) as exc:
@@ -281,24 +298,77 @@ def _cmd_status(args: argparse.Namespace) -> int:
             other = f" ({led.other_settings} with other settings)" if led.other_settings else ""
             running = {True: "running now", False: "not running", None: "running? cannot tell"}[led.running]
             print(f"  {who:<16} {led.done:>8} done {led.unfinished:>4} unfinished   last written {_ago(now - led.modified)}"
-                  f"   {running}{other}")  # fmt: skip
+                  f"   {_how_it_ended(led, now) or running}{other}")  # fmt: skip
         _print_running(args.folder, status)
     return 0
 
 
+def _how_it_ended(led, now: float) -> str | None:
+    """How a ledger's latest run ended, for its row in ``xvertfast status``: finished or stopped,
+    when, why, and its inputs' counts; None where its ledger does not say (see
+    :class:`~xvertfast.io.job_folder.LedgerStatus`)."""
+    from xvertfast.io.job_folder import KILLED
+
+    if led.ended is None:
+        return None
+    when = f" {_ago(now - led.ended_at)}" if led.ended_at is not None and led.stop != KILLED else ""
+    why = f" ({led.stop})" if led.stop else ""
+    c = led.counts or {}
+    counts = ""
+    if all(k in c for k in ("done", "skipped", "failed")):
+        counts = f": {count(c['done'], 'input')} done, {c['skipped']} skipped, {c['failed']} failed"  # (the row's
+        # own "done" counts output files: four an input for preprocess)
+        left = c.get("found", 0) - c["done"] - c["skipped"] - c["failed"]
+        counts += f", {left} left" if led.ended == "stopped" and left > 0 else ""
+    return f"{led.ended}{when}{why}{counts}"
+
+
+def _resume_command(led) -> str | None:
+    """The command that resumes a ledger's run that stopped: the command it was started with
+    (``cd`` to its folder first, where its paths are relative), without ``--overwrite``, which
+    would redo what it had done; None where the run did not record one (the Python API, an
+    xvertfast before run records)."""
+    import shlex
+
+    if not led.command:
+        return None
+    try:
+        words = shlex.split(led.command)
+    except ValueError:
+        return None
+    end = words.index("--") if "--" in words else len(words)  # (what follows is inputs)
+    # argparse took any unique prefix of the option: --overwrite is the only option from --ov on
+    kept = [w for i, w in enumerate(words) if i >= end or not (len(w) >= 4 and "--overwrite".startswith(w))]
+    command = shlex.join(kept)
+    return f"cd {shlex.quote(led.cwd)} && {command}" if led.cwd else command
+
+
 def _print_running(folder: str, status) -> None:
-    """Which of a job's shards (or the job without --shard) run now and which do not, and the
-    command that resumes one that stopped: what a user of many shards resubmits."""
+    """Which of a job's shards (or the job without --shard) run now, which finished and which
+    stopped, and the command that resumes each that stopped: what a user of many shards
+    resubmits. Ledgers that do not say how their run ended (an xvertfast before run records)
+    are "not running", with the command as a template."""
     named = lambda led: f"shard {led.shard}" if led.shard else "the job without --shard"  # noqa: E731
     running = [named(led) for led in status.ledgers if led.running]
-    stopped = [led for led in status.ledgers if led.running is False]
+    finished = [named(led) for led in status.ledgers if led.ended == "finished"]
+    resumable = [led for led in status.ledgers if led.ended == "stopped"]
     if running:
         print(f"  running now: {', '.join(running)}")
+    if finished:
+        print(f"  finished: {', '.join(finished)}")
+    if resumable:
+        print(f"  stopped: {', '.join(named(led) for led in resumable)}")
+    for led in resumable:
+        if (command := _resume_command(led)) is not None:
+            print(f"  to resume {named(led)}: {command}")
+    unknown = [led for led in status.ledgers if led.running is False and led.ended is None]
+    if unknown:
+        print(f"  not running: {', '.join(named(led) for led in unknown)} (done with its part, or stopped before the "
+              "end: killed, its node lost, out of time)")  # fmt: skip
+    stopped = unknown + [led for led in resumable if _resume_command(led) is None]
     if stopped:
         shard = {f" --shard {led.shard}" if led.shard else "" for led in stopped}
         shard = shard.pop() if len(shard) == 1 else " [--shard K/N]" if "" in shard else " --shard K/N"
-        print(f"  not running: {', '.join(named(led) for led in stopped)} (done with its part, or stopped before the "
-              "end: killed, its node lost, out of time)")  # fmt: skip
         print(f"  to resume one that stopped, run its command again: xvertfast {status.job} INPUT ... -o {folder}{shard} "
               "(its inputs and options as first given: they are not recorded here, and other settings are refused); "
               "it skips what is done and redoes what was started and not finished")  # fmt: skip
@@ -715,9 +785,14 @@ settings, how many were started and not finished (in flight now, left by a kille
 whose writing failed, which its next run redoes), how many were finished with other settings (before an
 --overwrite with new ones, which redoes them), when each ledger was last written, and whether
 the job writing it (each shard, the job without --shard) is running now: it holds its lock,
-which a killed process (kill -9, a node lost, a time limit) lets go; for those not running, the
-command that resumes one that stopped. And how many output files all of them together
-finished a minute lately (over the last 100, back to a pause of over 10 minutes).
+which a killed process (kill -9, a node lost, a time limit) lets go. For those not running,
+how the latest run ended: finished (every input of its part done, skipped or failed, with its
+counts), or stopped and why (interrupted, the disk full, the device failed; killed, or its node
+lost, where it wrote no end), with the command that resumes one that stopped: its command line
+as recorded (cd to the folder it was started in, where its paths are relative; without
+--overwrite), or a template for a run started from Python or by an earlier xvertfast, which
+recorded neither. And how many output files all of them together finished a minute lately (over
+the last 100, back to a pause of over 10 minutes).
 Only reads: running jobs are not disturbed (their locks are taken shared for a moment, which
 a job starting then waits out).
 Inputs that failed are not in the ledgers (each run's --report lists them).
@@ -911,6 +986,7 @@ def _silence_stdout() -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # (recorded by the jobs that resume: _started_with)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

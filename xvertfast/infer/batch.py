@@ -373,7 +373,8 @@ def default_workers() -> int:
 def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", overwrite: bool = False,
                   workers: int | None = None, report: str | None = None, progress: bool = True,
                   log=print, preview: str | None = None, shard: Shard | None = None,
-                  dry_run: bool = False) -> BatchSummary:  # fmt: skip
+                  dry_run: bool = False, command: str | None = None,
+                  cwd: str | None = None) -> BatchSummary:  # fmt: skip
     """Enhances every input into ``out_dir`` (see the module docstring); never raises for a bad file,
     raises :class:`~xvertfast.io.files.NothingFound` when no input is found.
 
@@ -393,6 +394,9 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
             it would be enhanced; ``skipped``: done already; ``failed``: why it would fail),
             writing nothing: ``out_dir`` is not made, and a ``report`` (if given) lists the plan.
             Settings other than those ``out_dir`` records raise as they would for a run.
+        command, cwd: the command line that started the job and the folder it was started in
+            (the CLI's), recorded in ``out_dir``'s ledger for ``xvertfast status`` to give as the
+            command that resumes the job (:class:`~xvertfast.io.job_folder.JobFolder`).
     """
     if fmt not in OUTPUT_FORMATS:
         raise ValueError(f"format must be one of {', '.join(OUTPUT_FORMATS)}, got {fmt!r}")
@@ -417,11 +421,16 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
         raise ValueError("--preview draws outputs: a dry run writes none")
     _check_side_files(files, report=report, preview=preview)
     settings = _job_settings(enhancer, fmt)  # hashes every weight: once per job
-    job = JobFolder(out_dir, settings, overwrite, shard=shard, read_only=dry_run)
+    job = JobFolder(out_dir, settings, overwrite, shard=shard, read_only=dry_run, command=command, cwd=cwd)
     try:
         if not dry_run:
             remove_stale_parts(path for path in (report, preview) if path)  # a killed run's
         summary, planned = _run(enhancer, job, files, fmt, workers, progress, log, start)
+        job.ended(summary.stopped, found=summary.found, done=summary.done, skipped=summary.skipped,
+                  failed=len(summary.failed))  # fmt: skip
+    except BaseException as exc:
+        job.ended_by(exc)
+        raise
     finally:
         job.close()
     summary.seconds = time.perf_counter() - start

@@ -17,6 +17,11 @@ folder so that a rerun resumes safely. For a job named ``JOB``:
   finishing it removes the files the ledger names as that input's other outputs: those of an
   earlier ``--format`` (``x.dcm`` beside a new ``x.png``), which would otherwise be taken for
   a second output of the input.
+  Besides the outputs, each run records itself there: a line as it starts (the command line,
+  where the CLI started it, and the folder it was started in where that has relative paths),
+  and one as it ends, saying whether it finished (every input of its part done, skipped or
+  failed) or stopped and why, with its counts. A run killed (``kill -9``, its node lost)
+  leaves no end line. These lines name no output, so every version skips them when it resumes.
 - ``.xvertfast-JOB.lock``: held (``flock``) while the job runs, so that a second job
   into the same folder is refused instead of racing the first (and removing its temporaries).
 
@@ -47,6 +52,7 @@ import hashlib
 import json
 import os
 import re
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -111,6 +117,18 @@ def _ledgers(out_dir: str, job: str) -> list[str]:
 #: does not name are that version's, adopted as they are met, in every later run too.
 LEGACY_MARK = "adopts_unrecorded_outputs"
 
+#: The key of a ledger line that records a run rather than an output: RUN_START as the run begins,
+#: RUN_END as it ends (:meth:`JobFolder.ended`). Such a line names no ``output``, so every version's
+#: reader skips it (each skipped a line without one as a line a kill cut short).
+RUN, RUN_START, RUN_END = "run", "start", "end"
+
+#: The longest command line a start line records: a shell glob of thousands of files makes one of
+#: megabytes, a line too long for a ledger of small lines (and for a person to run again).
+COMMAND_LIMIT = 4096
+
+#: Why a run stopped, where its ledger has no end line after its start line and no one runs it.
+KILLED = "killed, or its node lost"
+
 #: A ledger line's state for an output the job removed (replaced by the input's new output).
 REMOVED = "removed"
 
@@ -150,14 +168,17 @@ def _moved_here(recorded: str | None, recorded_stat, input_path: str, stat) -> b
             and not os.path.lexists(recorded))  # fmt: skip
 
 
-def read_ledgers(ledgers: list[str]) -> tuple[dict[str, dict], dict[str, str], bool, int]:
+def read_ledgers(ledgers: list[str], runs: dict[str, dict] | None = None
+                 ) -> tuple[dict[str, dict], dict[str, str], bool, int]:  # fmt: skip
     """Every ledger's lines, in the order they were written (by their times; lines of an
     xvertfast before shards have none, and come first, in their file's order): each output's
     latest line, the ledger it is in, whether a ledger marks the folder as one of an xvertfast
-    before ledgers, and the latest line's time."""
+    before ledgers, and the latest line's time. ``runs``, where given, gets each ledger's latest
+    run (:func:`_latest_run`)."""
     lines, legacy = [], False
     for ledger in ledgers:
         last = 0  # a file's own lines are in the order written: a clock set back does not reorder them
+        run: dict = {}
         try:
             with open(ledger, encoding="utf-8", errors="replace") as f:  # (bytes not text: that line is skipped)
                 for line in f:
@@ -166,6 +187,12 @@ def read_ledgers(ledgers: list[str]) -> tuple[dict[str, dict], dict[str, str], b
                         if entry.get(LEGACY_MARK):
                             legacy = True
                             continue
+                        if RUN in entry:
+                            t = entry.get("t", 0)
+                            last = max(last, t if isinstance(t, int) else 0)
+                            run = _latest_run(run, entry)
+                            continue
+                        run = _latest_run(run, None)
                         entry["output"] = entry["output"].replace(os.sep, "/")  # a ledger written on Windows
                         t = entry.get("t", 0)
                         last = max(last, t if isinstance(t, int) else 0)
@@ -174,6 +201,8 @@ def read_ledgers(ledgers: list[str]) -> tuple[dict[str, dict], dict[str, str], b
                         continue
         except FileNotFoundError:
             pass
+        if runs is not None and run:
+            runs[ledger] = run
     entries: dict[str, dict] = {}
     sources: dict[str, str] = {}
     for _, _, entry, ledger in sorted(lines, key=lambda item: (item[0], item[1])):
@@ -184,6 +213,20 @@ def read_ledgers(ledgers: list[str]) -> tuple[dict[str, dict], dict[str, str], b
         else:
             entries[rel], sources[rel] = entry, ledger
     return entries, sources, legacy, max((item[0] for item in lines), default=0)
+
+
+def _latest_run(run: dict, record: dict | None) -> dict:
+    """A ledger's latest run, read line by line: ``{"start": its start line, "end": its end line
+    or None, "after_end": whether output lines follow the end line}``; ``record``: the next run
+    line, or None for an output line. Output lines after an end line were written by a run that
+    records none (an earlier xvertfast): how that one ended is unknown."""
+    if record is None:
+        return {**run, "after_end": True} if run.get("end") and not run.get("after_end") else run
+    if record.get(RUN) == RUN_START:
+        return {"start": record, "end": None, "after_end": False}
+    if record.get(RUN) == RUN_END:
+        return {"start": run.get("start"), "end": record, "after_end": False}
+    return run
 
 
 @dataclass
@@ -204,6 +247,18 @@ class LedgerStatus:
     #: folder's, exclusively; a shard its own), and a lock goes with its process, a kill -9 too
     #: (:func:`~xvertfast.resume.lock_held`). None where that cannot be told here
     running: bool | None = None
+    #: how the latest run writing this ledger ended: "finished" (every input of its part done,
+    #: skipped or failed) or "stopped" (``stop`` says why). None where it runs now or it cannot be
+    #: told: a ledger of an xvertfast before run records (or last written by one)
+    ended: str | None = None
+    ended_at: float | None = None  #: when (seconds since the epoch); for a run killed, its ledger's last write
+    #: why it stopped: "interrupted" (Ctrl-C, SIGTERM), "the disk is full", "the device failed
+    #: (...)", an error, or :data:`KILLED` where it wrote no end record
+    stop: str | None = None
+    counts: dict | None = None  #: its inputs: found (its part), done, skipped (done before), failed
+    command: str | None = None  #: the command line that started the latest run (shell-quoted), where the CLI did
+    cwd: str | None = None  #: the folder it was started in, where its command has relative paths
+    host: str | None = None  #: the machine the latest run ran on
 
 
 @dataclass
@@ -281,7 +336,8 @@ def job_status(out_dir: str, job: str) -> JobStatus | None:
     settings = recorded.get("settings")
     settings = settings if isinstance(settings, dict) else None
     key = None if settings is None else settings_key(settings)  # (unreadable: every finished one counts)
-    entries, sources, legacy, _ = read_ledgers(ledgers)
+    runs: dict[str, dict] = {}
+    entries, sources, legacy, _ = read_ledgers(ledgers, runs)
     latest_in: dict[str, list[dict]] = {}  # a ledger -> the outputs whose latest line is in it
     for rel, ledger in sources.items():
         latest_in.setdefault(ledger, []).append(entries[rel])
@@ -307,7 +363,8 @@ def job_status(out_dir: str, job: str) -> JobStatus | None:
         running = None if lock is None else lock_held(os.path.join(out_dir, lock))
         found.append(LedgerStatus(os.path.basename(ledger), match and f"{match.group(1)}/{match.group(2)}", current,
                                   sum(e.get("state") == "writing" for e in mine), modified, len(done) - current,
-                                  own_rate, running))  # fmt: skip
+                                  own_rate, running,
+                                  **_how_it_ended(runs.get(ledger, {}), running, modified)))  # fmt: skip
         if times:
             rates.append((max(times), own_rate, counted))
     # all ledgers together: the sum of their own rates, not the rate of their lines merged: shards started
@@ -320,6 +377,26 @@ def job_status(out_dir: str, job: str) -> JobStatus | None:
     rate_outputs = sum(n for _, n in working) if working else sum(n for *_, n in rates)
     legacy = legacy or (os.path.exists(settings_file) and not found)
     return JobStatus(job, recorded.get("xvertfast"), settings, found, legacy, rate, rate_outputs)
+
+
+def _how_it_ended(run: dict, running: bool | None, modified: float) -> dict:
+    """The fields of :class:`LedgerStatus` that say how the ledger's latest run (``run``, from
+    :func:`_latest_run`) ended and how it was started. An end line says it, unless the run is
+    running again (its start line not yet written); a start line alone, with no one running it,
+    says the run was killed."""
+    start, end = run.get("start") or {}, run.get("end")
+    said = {"command": start.get("command"), "cwd": start.get("cwd"), "host": start.get("host")}
+    said = {k: v if isinstance(v, str) else None for k, v in said.items()}
+    if running or run.get("after_end") or not run:
+        return said
+    if end is not None:
+        counts = {k: end[k] for k in ("found", "done", "skipped", "failed") if isinstance(end.get(k), int)}
+        t = end.get("t")
+        return {**said, "ended": "stopped" if end.get("why") else "finished", "stop": end.get("why") or None,
+                "ended_at": t / 1e9 if isinstance(t, int) else None, "counts": counts or None}  # fmt: skip
+    if start and running is False:
+        return {**said, "ended": "stopped", "stop": KILLED, "ended_at": modified}
+    return said
 
 
 def _in_the_way(out_dir: str, out: str, exists: bool, clear: set[str]) -> str | None:
@@ -377,10 +454,16 @@ class JobFolder:
     are checked and its ledgers read as a run would, so :meth:`state` says what a run would do
     with each output (:attr:`busy`: another job writes into the folder now, and would keep a run
     out).
+
+    ``command``: the command line that started the job (shell-quoted), where the CLI did, and
+    ``cwd`` the folder it was started in, where its paths are relative: recorded in the ledger's
+    start line, so that ``xvertfast status`` can give the command that resumes a run stopped
+    (not one over :data:`COMMAND_LIMIT` characters).
     """
 
     def __init__(self, out_dir: str, settings: dict, overwrite: bool, job: str = "enhance",
-                 shard: Shard | None = None, read_only: bool = False):  # fmt: skip
+                 shard: Shard | None = None, read_only: bool = False, command: str | None = None,
+                 cwd: str | None = None):  # fmt: skip
         self.out_dir = out_dir
         self.overwrite = overwrite
         self.job = job
@@ -397,6 +480,7 @@ class JobFolder:
         self._fd = None
         self._time = 0  # the latest line's time (see _next_time)
         self._write_lock = threading.Lock()
+        self._ended = False
         if read_only:
             self._read_only_init(settings)
             return
@@ -428,6 +512,11 @@ class JobFolder:
             self._load_ledgers(ledgers)
             if os.fstat(self._fd).st_size and not ends_with_newline(ledger):
                 self._write("\n", durable=True)  # after a line a kill cut short: the next starts afresh
+            if command is not None and len(command) > COMMAND_LIMIT:  # (status gives a template instead)
+                command = None
+            started = {"command": command, "cwd": cwd, "host": socket.gethostname()}
+            with contextlib.suppress(OSError):  # (a full disk: a run that skips all it finds still runs)
+                self._record_run({RUN: RUN_START, **{k: v for k, v in started.items() if v}})
         except BaseException:
             self.close()
             raise
@@ -694,6 +783,28 @@ class JobFolder:
                             + "\n", durable=False)  # fmt: skip
                 removed.append(os.path.join(self.out_dir, *other.split("/")))
             return removed
+
+    def _record_run(self, record: dict) -> None:
+        """A run line (:data:`RUN`), on disk at once: a line a kill cuts short is skipped when read."""
+        with self._write_lock:
+            record["t"] = self._next_time()
+            self._write(json.dumps(record) + "\n", durable=True)
+
+    def ended(self, stopped: str | None, **counts: int) -> None:
+        """Records how the run ended: finished (``stopped`` None: every input of its part done,
+        skipped or failed) or stopped, and why; ``counts``: its inputs found (its part), done,
+        skipped (done before) and failed. Once, before :meth:`close`. A line that cannot be
+        written (the disk full) is left out: the run then reads as killed."""
+        if self._ended or self.read_only or self._fd is None:
+            return
+        self._ended = True
+        with contextlib.suppress(OSError):
+            self._record_run({RUN: RUN_END, **({"why": stopped} if stopped else {}), **counts})
+
+    def ended_by(self, exc: BaseException) -> None:
+        """Records a run stopped by ``exc``, raised out of it: Ctrl-C, or an error."""
+        why = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"an error: {type(exc).__name__}: {exc}"
+        self.ended(why[:200])  # (a line of the ledger: short)
 
     def close(self) -> None:
         try:

@@ -175,7 +175,8 @@ def _decide(job: JobFolder, f: InputFile, outs: list[str]) -> tuple[str, str | N
 
 
 def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, progress: bool = True,
-                     log=print, shard: Shard | None = None, dry_run: bool = False) -> JobSummary:  # fmt: skip
+                     log=print, shard: Shard | None = None, dry_run: bool = False, command: str | None = None,
+                     cwd: str | None = None) -> JobSummary:  # fmt: skip
     """Preprocesses every input into out_dir; see the module docstring. Never raises for a bad
     file; raises :class:`~xvertfast.io.files.NothingFound` when no input is found, ValueError
     when out_dir cannot be used (a file, not writable, another job in it, other settings
@@ -184,7 +185,9 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
     nothing (out_dir is not made); the summary's ``planned`` lists what a run would preprocess,
     ``skipped`` what is done, ``failed`` what would fail at planning (files that cannot be
     decoded show only when a run reads them). A KeyboardInterrupt (Ctrl-C; the CLI's SIGTERM) while
-    the inputs are processed stops the job: the summary's ``stopped`` says so."""
+    the inputs are processed stops the job: the summary's ``stopped`` says so. ``command``,
+    ``cwd``: the command line that started the job and its folder (the CLI's), recorded in the
+    ledger for ``xvertfast status`` to give as the command that resumes it."""
     files = discover(inputs, exclude=[out_dir])
     if not files:  # before the output folder is made
         raise NothingFound(inputs)
@@ -193,7 +196,8 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
         raise ValueError(f"{out_dir} holds images that no xvertfast job wrote ({left_out}) and lies in an input "
                          "folder: the output folder is not searched, so they would not be preprocessed; give the "
                          "outputs a folder of their own")  # fmt: skip
-    job = JobFolder(out_dir, SETTINGS, overwrite, job="preprocess", shard=shard, read_only=dry_run)
+    job = JobFolder(out_dir, SETTINGS, overwrite, job="preprocess", shard=shard, read_only=dry_run, command=command,
+                    cwd=cwd)  # fmt: skip
     summary = JobSummary(shard=shard, dry_run=dry_run, busy=job.busy)
     start = time.perf_counter()
     try:
@@ -240,6 +244,11 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
                 break
             bar.update(1)
         bar.close()
+        job.ended(summary.stopped, found=summary.found, done=len(summary.done), skipped=len(summary.skipped),
+                  failed=len(summary.failed))  # fmt: skip
+    except BaseException as exc:
+        job.ended_by(exc)
+        raise
     finally:
         job.close()
     summary.seconds = time.perf_counter() - start

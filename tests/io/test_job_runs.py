@@ -1,0 +1,262 @@
+"""The records of each run a job folder's ledger keeps besides its outputs: how the run was
+started (the command line) and how it ended (finished, or stopped and why), which `xvertfast
+status` reads to say which of many shards finished and which to resubmit, with what."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from tests.infer.test_enhance import model_dir  # noqa: F401 (a fixture)
+from xvertfast.cli import main
+from xvertfast.io.files import file_state
+from xvertfast.io.job_folder import JobFolder, job_files, job_status, read_ledgers, shard_files
+from xvertfast.io.shards import Shard
+
+SETTINGS = {"model": "m", "format": "png16"}
+
+
+def _input(tmp_path, name: str) -> str:
+    path = tmp_path / "in" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(name.encode())
+    return str(path)
+
+
+def _one_output(job: JobFolder, src: str, out) -> None:
+    target = os.path.join(str(out), os.path.basename(src))
+    job.starting(src, target)
+    with open(target, "wb") as f:
+        f.write(b"output")
+    job.finished(src, target, file_state(src))
+
+
+def _status_lines(out, capsys) -> str:
+    assert main(["status", str(out)]) == 0
+    return capsys.readouterr().out
+
+
+def test_status_tells_finished_from_interrupted_from_killed_shards(tmp_path, capsys):
+    # a shard not running was "done with its part, or stopped before the end": with 50 shards on a
+    # cluster, which to resubmit could not be told
+    out = tmp_path / "out"
+    srcs = [_input(tmp_path, f"{n}.png") for n in "abc"]
+    finished = JobFolder(str(out), SETTINGS, False, shard=Shard(1, 3), command="xvertfast enhance in -o out --shard 1/3")
+    _one_output(finished, srcs[0], out)
+    finished.ended(None, found=3, done=1, skipped=1, failed=1)
+    finished.close()
+    stopped = JobFolder(str(out), SETTINGS, False, shard=Shard(2, 3),
+                        command="xvertfast enhance 'my scans' -o /abs/out --shard 2/3")  # fmt: skip
+    _one_output(stopped, srcs[1], out)
+    stopped.ended("interrupted", found=5, done=1, skipped=0, failed=0)
+    stopped.close()
+    killed = JobFolder(str(out), SETTINGS, False, shard=Shard(3, 3), command="xvertfast enhance in -o out --shard 3/3",
+                       cwd=str(tmp_path / "my dir"))  # fmt: skip
+    _one_output(killed, srcs[2], out)
+    killed.close()  # no end record: as a kill -9 leaves it (the lock goes with the process)
+    by = {led.shard: led for led in job_status(str(out), "enhance").ledgers}
+    assert (by["1/3"].ended, by["1/3"].stop, by["1/3"].counts) == (
+        "finished", None, {"found": 3, "done": 1, "skipped": 1, "failed": 1})
+    assert (by["2/3"].ended, by["2/3"].stop, by["2/3"].counts["done"]) == ("stopped", "interrupted", 1)
+    assert (by["3/3"].ended, by["3/3"].stop, by["3/3"].counts) == ("stopped", "killed, or its node lost", None)
+    assert by["2/3"].command == "xvertfast enhance 'my scans' -o /abs/out --shard 2/3" and by["2/3"].cwd is None
+    assert by["3/3"].cwd == str(tmp_path / "my dir")
+    said = _status_lines(out, capsys)
+    assert re.search(r"shard 1/3 +1 done .* finished .* ago: 1 input done, 1 skipped, 1 failed\n", said), said
+    assert re.search(r"shard 2/3 +1 done .* stopped .* ago \(interrupted\): 1 input done, 0 skipped, 0 failed, 4 left\n",
+                     said), said  # fmt: skip
+    assert re.search(r"shard 3/3 +1 done .* stopped \(killed, or its node lost\)\n", said), said
+    assert "  finished: shard 1/3\n  stopped: shard 2/3, shard 3/3\n" in said
+    assert "  to resume shard 2/3: xvertfast enhance 'my scans' -o /abs/out --shard 2/3\n" in said
+    assert f"  to resume shard 3/3: cd {shlex.quote(str(tmp_path / 'my dir'))} && xvertfast enhance in -o out " \
+           "--shard 3/3\n" in said  # fmt: skip
+    assert "INPUT ..." not in said and "done with its part, or stopped" not in said
+    assert main(["status", str(out), "--json"]) == 0
+    ledgers = json.loads(capsys.readouterr().out)[0]["ledgers"]
+    assert [(led["shard"], led["running"], led["ended"], led["stop"]) for led in ledgers] == [
+        ("1/3", False, "finished", None), ("2/3", False, "stopped", "interrupted"),
+        ("3/3", False, "stopped", "killed, or its node lost")]  # fmt: skip
+    assert ledgers[2]["command"] == "xvertfast enhance in -o out --shard 3/3"
+
+
+def test_a_run_started_from_python_has_no_command_and_status_gives_the_template(tmp_path, capsys):
+    out = tmp_path / "out"
+    job = JobFolder(str(out), SETTINGS, False)  # (the Python API: no command line)
+    job.ended("the disk is full", found=2, done=0, skipped=0, failed=1)
+    job.close()
+    led = job_status(str(out), "enhance").ledgers[0]
+    assert (led.ended, led.stop, led.command) == ("stopped", "the disk is full", None)
+    said = _status_lines(out, capsys)
+    assert "stopped" in said and "(the disk is full)" in said
+    assert f"xvertfast enhance INPUT ... -o {out} (" in said  # the template: its inputs are not recorded
+    # a shell glob of 30 000 files: a line of megabytes in a ledger of small lines; not recorded
+    globbed = shlex.join(["xvertfast", "enhance", *(f"/archive/{i:06d}.dcm" for i in range(30000)), "-o", str(out)])
+    JobFolder(str(out), SETTINGS, False, command=globbed).close()
+    assert os.path.getsize(out / job_files("enhance")[1]) < 1000
+    assert job_status(str(out), "enhance").ledgers[0].command is None
+    assert f"xvertfast enhance INPUT ... -o {out} (" in _status_lines(out, capsys)
+
+
+def test_a_ledger_of_an_earlier_version_reads_as_before(tmp_path, capsys):
+    # no run records at all: status says what it said before they were kept
+    out = tmp_path / "out"
+    out.mkdir()
+    src = _input(tmp_path, "a.png")
+    (out / "a.png").write_bytes(b"output")
+    (out / job_files("enhance")[0]).write_text(json.dumps({"xvertfast": "0.0.9", "settings": SETTINGS}))
+    key = JobFolder(str(out), SETTINGS, False, read_only=True).key
+    line = {"output": "a.png", "input": os.path.realpath(src), "state": "done", "settings": key, "stat": [1, 2],
+            "t": 1}  # fmt: skip
+    (out / shard_files("enhance", Shard(1, 2))[0]).write_text(json.dumps(line) + "\n")
+    led = job_status(str(out), "enhance").ledgers[0]
+    assert (led.running, led.ended, led.command) == (False, None, None)
+    said = _status_lines(out, capsys)
+    assert re.search(r"shard 1/2 +1 done .* not running\n", said), said
+    assert "  not running: shard 1/2 (done with its part, or stopped before the end" in said
+    assert f"xvertfast enhance INPUT ... -o {out} --shard 1/2 (" in said
+
+
+def test_outputs_written_after_the_end_record_by_an_earlier_version_leave_the_end_unknown(tmp_path):
+    # a new run finished, then an earlier xvertfast (which keeps no run records) ran into the folder:
+    # the end record is not of that latest run, which may have been killed
+    out = tmp_path / "out"
+    src = _input(tmp_path, "a.png")
+    job = JobFolder(str(out), SETTINGS, False, command="xvertfast enhance in -o out")
+    job.ended(None, found=1, done=0, skipped=0, failed=0)
+    job.close()
+    ledger = out / job_files("enhance")[1]
+    line = {"output": "a.png", "input": os.path.realpath(src), "state": "writing", "settings": job.key, "t": 2}
+    with open(ledger, "a") as f:
+        f.write(json.dumps(line) + "\n")
+    assert job_status(str(out), "enhance").ledgers[0].ended is None
+
+
+def test_run_records_do_not_change_what_a_rerun_skips_and_a_cut_end_record_is_tolerated(tmp_path):
+    out = tmp_path / "out"
+    srcs = [_input(tmp_path, f"{n}.png") for n in "ab"]
+    job = JobFolder(str(out), SETTINGS, False, command="xvertfast enhance in -o out")
+    _one_output(job, srcs[0], out)
+    job.ended(None, found=1, done=1, skipped=0, failed=0)
+    job.close()
+    ledger = out / job_files("enhance")[1]
+    lines = ledger.read_text().splitlines()
+    assert [json.loads(ln).get("run") for ln in lines] == ["start", None, None, "end"]
+    assert all(len(ln) < 300 for ln in lines)  # (a ledger holds tens of thousands of lines)
+    # every earlier xvertfast's reader skips a line without "output" (as one cut short): the run
+    # records name none, so an earlier version resumes from the same outputs
+    assert all("output" not in json.loads(ln) for ln in (lines[0], lines[-1]))
+    entries, _, _, _ = read_ledgers([str(ledger)])
+    assert list(entries) == ["a.png"]
+    with open(ledger, "a") as f:  # a second run killed while writing its end record
+        f.write(lines[0] + "\n" + lines[-1][:20])
+    assert job_status(str(out), "enhance").ledgers[0].ended == "stopped"  # (killed: no end record after its start)
+    again = JobFolder(str(out), SETTINGS, False)
+    assert again.state(srcs[0], str(out / "a.png")) == ("done", None)
+    assert again.state(srcs[1], str(out / "b.png")) == ("new", None)
+    again.ended(None, found=2, done=0, skipped=2, failed=0)
+    again.close()
+    assert job_status(str(out), "enhance").ledgers[0].ended == "finished"
+    assert all(json.loads(ln) for ln in ledger.read_text().splitlines() if not ln.startswith(lines[-1][:20]))
+
+
+def _radiographs(folder, names) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    x = np.linspace(-1, 1, 96)
+    for k, name in enumerate(names):
+        body = np.exp(-(x[None, :] ** 2) / 0.02) * 0.6 + 0.2 + 0.05 * np.random.default_rng(k).random((96, 96))
+        Image.fromarray(np.round(np.clip(body, 0, 1) * 255).astype(np.uint8)).save(folder / name)
+
+
+def test_the_cli_records_its_command_and_the_folder_for_relative_paths(tmp_path, monkeypatch, capsys):
+    _radiographs(tmp_path / "in", ["a.png"])
+    monkeypatch.chdir(tmp_path)
+    assert main(["preprocess", "in", "-o", "out", "-q", "--overwrite"]) == 0
+    capsys.readouterr()
+    led = job_status("out", "preprocess").ledgers[0]
+    assert (led.ended, led.counts) == ("finished", {"found": 1, "done": 1, "skipped": 0, "failed": 0})
+    assert (led.command, led.cwd) == ("xvertfast preprocess in -o out -q --overwrite", str(tmp_path))
+    said = _status_lines("out", capsys)
+    assert re.search(r"without --shard .* finished .* ago: 1 input done, 0 skipped, 0 failed\n", said), said
+    assert main(["preprocess", str(tmp_path / "in"), "-o", str(tmp_path / "abs"), "-q"]) == 0
+    led = job_status(str(tmp_path / "abs"), "preprocess").ledgers[0]
+    assert led.command == shlex.join(["xvertfast", "preprocess", str(tmp_path / "in"), "-o", str(tmp_path / "abs"),
+                                      "-q"]) and led.cwd is None  # fmt: skip
+
+
+def test_status_resume_command_leaves_out_overwrite(tmp_path, capsys):
+    # the command again with --overwrite would redo what the stopped run had done
+    out = tmp_path / "out"
+    job = JobFolder(str(out), SETTINGS, True, command="xvertfast enhance in -o /x/out --overwrite --shard 1/1")
+    job.ended("interrupted", found=3, done=1, skipped=0, failed=0)
+    job.close()
+    said = _status_lines(out, capsys)
+    assert "  to resume the job without --shard: xvertfast enhance in -o /x/out --shard 1/1\n" in said, said
+
+
+_KILLABLE = """
+import sys, time
+from xvertfast.pipeline import preprocess_files as p
+real, count = p._one, []
+def one(*args, **kwargs):
+    if count:  # the second input: hold the job here until killed
+        print("running", flush=True)
+        time.sleep(300)
+    count.append(1)
+    return real(*args, **kwargs)
+p._one = one
+from xvertfast.cli import main
+from xvertfast.io.files import file_state
+sys.argv = ["xvertfast", *sys.argv[1:]]
+sys.exit(main())
+"""
+
+
+def test_a_job_killed_shows_stopped_with_its_command_and_that_command_resumes_it(tmp_path, capsys, monkeypatch):
+    _radiographs(tmp_path / "in", ["a.png", "b.png", "c.png"])
+    proc = subprocess.Popen([sys.executable, "-c", _KILLABLE, "preprocess", "in", "-o", "out", "-q"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    try:
+        assert proc.stdout.readline() == "running\n"
+        led = job_status(str(tmp_path / "out"), "preprocess").ledgers[0]
+        assert (led.running, led.ended) == (True, None)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    said = _status_lines(tmp_path / "out", capsys)
+    assert re.search(r"without --shard .* stopped \(killed, or its node lost\)\n", said), said
+    command = f"cd {shlex.quote(str(tmp_path))} && xvertfast preprocess in -o out -q"
+    assert f"  to resume the job without --shard: {command}\n" in said
+    monkeypatch.chdir(tmp_path)
+    assert main(shlex.split(command.split(" && ")[1])[1:]) == 0  # the command status gave
+    assert "0 done" not in capsys.readouterr().out
+    led = job_status(str(tmp_path / "out"), "preprocess").ledgers[0]
+    assert (led.ended, led.counts) == ("finished", {"found": 3, "done": 2, "skipped": 1, "failed": 0})
+
+
+def test_enhance_records_its_end_and_an_error_that_stops_it(tmp_path, model_dir, seed, monkeypatch, capsys):  # noqa: F811
+    from tests.io.test_job_folder import run, write_pngs
+    from xvertfast.infer import batch
+
+    write_pngs(tmp_path / "in", seed, ["a.png", "b.png"])
+    assert run(model_dir, tmp_path / "in", "-o", tmp_path / "out") == 0
+    led = job_status(str(tmp_path / "out"), "enhance").ledgers[0]
+    assert (led.ended, led.counts) == ("finished", {"found": 2, "done": 2, "skipped": 0, "failed": 0})
+    assert led.command.startswith(f"xvertfast enhance {shlex.quote(str(tmp_path / 'in'))} -o ") and led.cwd is None
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(batch, "_run", broken)
+    assert run(model_dir, tmp_path / "in", "-o", tmp_path / "out") == 2  # (the CLI says the error)
+    led = job_status(str(tmp_path / "out"), "enhance").ledgers[0]
+    assert (led.ended, led.stop, led.counts) == ("stopped", "an error: RuntimeError: a bug", None)
+    said = _status_lines(tmp_path / "out", capsys)
+    assert "stopped" in said and "(an error: RuntimeError: a bug)" in said and "  to resume the job without" in said
