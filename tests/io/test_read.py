@@ -602,6 +602,33 @@ def test_a_dicom_codestream_declaring_another_size_than_its_header_is_refused_be
         read_image(tmp_path / "c.dcm")
 
 
+def test_a_jpeg2000_dicom_whose_jp2_header_has_an_empty_box_is_refused_not_walked_forever(tmp_path):
+    # pydicom (3.0.2) walks a JP2 header's boxes to the codestream by their lengths: one of
+    # length 0 (the last box's 'to the end of the file') before it, and read_image never returned
+    import subprocess
+    import sys
+
+    import imagecodecs
+    import pydicom
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEG2000Lossless
+
+    values = np.zeros((16, 16), np.uint16)
+    stream = bytearray(imagecodecs.jpeg2k_encode(values, level=0, reversible=True, codecformat="jp2"))
+    assert stream[16:20] == b"ftyp"  # the box after the signature box
+    stream[12:16] = bytes(4)
+    make_dicom(tmp_path / "j.dcm", values, syntax=JPEG2000Lossless, pixel_data=False)
+    ds = pydicom.dcmread(tmp_path / "j.dcm")
+    ds.PixelData = encapsulate([bytes(stream)])
+    ds["PixelData"].VR = "OB"
+    ds.save_as(tmp_path / "j.dcm")
+    code = (f"from xvertfast.io import read_image\ntry:\n    read_image({str(tmp_path / 'j.dcm')!r})\n"
+            "except Exception as exc:\n    print(exc)")  # fmt: skip
+    said = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
+    assert said.strip() == (f"{tmp_path / 'j.dcm'}: its JPEG 2000 frame's JP2 header has a box of length 0 at byte "
+                            "12, before its codestream: corrupt"), said  # fmt: skip
+
+
 def test_dicom_jpeg2000_lossless_round_trip(tmp_path, seed):
     # a compressed archive file: decoded exactly, polarity and bit depth kept
     pytest.importorskip("openjpeg", reason="encoding JPEG 2000 needs pylibjpeg-openjpeg (the test extra)")

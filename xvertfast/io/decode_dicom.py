@@ -85,13 +85,32 @@ def _check_codestream_size(ds, syntax, rows: int, cols: int, path: str) -> None:
     try:
         from pydicom.encaps import generate_frames
 
-        shape = declared(next(generate_frames(ds.PixelData, number_of_frames=1))) or (None, None)
+        frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+        shape = declared(frame) or (None, None)
     except Exception:  # no frame to be found: left for decoding to report
         return
+    if name == "JPEG 2000" and (at := _empty_jp2_box(frame)) is not None:
+        raise ImageReadError(path, f"its JPEG 2000 frame's JP2 header has a box of length 0 at byte {at}, before its "
+                             "codestream: corrupt")  # fmt: skip
     if None in shape or 0 in shape or shape == (rows, cols):  # (a JPEG of 0 rows gives them in a DNL segment)
         return
     raise ImageReadError(path, f"its {name} codestream declares {shape[1]} x {shape[0]} (width x height), its header "
                          f"(Columns x Rows) {cols} x {rows}: corrupt; refusing to decode it")  # fmt: skip
+
+
+def _empty_jp2_box(frame: bytes) -> int | None:
+    """Where a JP2-wrapped frame has a box of length 0 ('to the end of the file', for the
+    last) before its codestream box: pydicom (3.0.2) walks the boxes by their lengths to find
+    the codestream, and there steps by 0 forever. None where there is none."""
+    if not frame.startswith(b"\x00\x00\x00\x0cjP  "):
+        return None
+    at = 12
+    while at < len(frame) and frame[at + 4 : at + 8] != b"jp2c":  # (as pydicom walks: a cut box too)
+        length = int.from_bytes(frame[at : at + 4], "big")
+        if length == 0:
+            return at
+        at += length
+    return None
 
 
 def _dicom_pixels(ds, syntax, path: str, notes: list[str]):
