@@ -10,7 +10,12 @@ import os
 import time
 from typing import IO
 
-__all__ = ["settings_changes", "ends_with_newline", "hold_lock", "lock_held"]
+__all__ = ["settings_changes", "ends_with_newline", "hold_lock", "lock_held", "LOCK_PATIENCE"]
+
+#: Seconds a job starting retries a lock another holds before it is refused: dry runs, starting
+#: shards and ``xvertfast status`` take the locks for a moment to see whether a job holds them (a
+#: job array's shards start together), and such a moment must not pass for a job running.
+LOCK_PATIENCE = 1.0
 
 
 def settings_changes(previous, now: dict) -> str:
@@ -86,8 +91,8 @@ def lock_held(path: str) -> bool | None:
     :func:`hold_lock`), for ``xvertfast status``: a lock goes with its process (killed with -9
     too), so a job whose lock no one holds has stopped. Looks by asking a shared lock without
     waiting and letting it go at once; the file is opened read-only and never made (missing:
-    False, no job ever took it). A job that takes the lock in that moment retries it (their
-    ``patience``); a dry run that looks then may take the job for running. None where it cannot
+    False, no job ever took it). A job, or a dry run, that takes the lock in that moment retries
+    it (``patience``: :data:`LOCK_PATIENCE`). None where it cannot
     be told: the file unreadable, or no flock here (a lock held on another machine, where
     locks are only local, is not seen)."""
     import errno

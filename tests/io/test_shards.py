@@ -136,6 +136,21 @@ def test_a_run_starting_while_another_job_probes_the_locks_is_not_refused(tmp_pa
             held.close()
 
 
+@pytest.mark.parametrize("shard", [None, Shard(1, 2)])
+def test_a_dry_run_while_status_looks_at_the_locks_does_not_say_a_job_runs(tmp_path, shard):
+    """xvertfast status takes each lock shared for a moment (resume.lock_held); a dry run probed
+    the locks without waiting, so one started in that moment said a job was writing there."""
+    out = str(tmp_path / "out")
+    JobFolder(out, SETTINGS, False, shard=shard).close()  # the lock files a job leaves
+    names = [job_files("enhance")[2]] + ([shard_files("enhance", shard)[1]] if shard is not None else [])
+    for name in names:
+        look = hold_lock(os.path.join(out, name), shared=True)  # as status looks
+        threading.Timer(0.2, look.close).start()
+        dry = JobFolder(out, SETTINGS, False, shard=shard, read_only=True)
+        dry.close()
+        assert not dry.busy, name
+
+
 def _input(tmp_path, name: str) -> str:
     path = tmp_path / "in" / name
     path.parent.mkdir(parents=True, exist_ok=True)

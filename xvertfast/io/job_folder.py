@@ -61,7 +61,7 @@ from xvertfast._version import __version__
 from xvertfast.io.files import file_state
 from xvertfast.io.shards import Shard
 from xvertfast.io.write import atomic_write, nearest_existing, remove_stale_parts
-from xvertfast.resume import ends_with_newline, hold_lock, lock_held, settings_changes
+from xvertfast.resume import LOCK_PATIENCE, ends_with_newline, hold_lock, lock_held, settings_changes
 
 __all__ = ["JobFolder", "JobStatus", "LedgerStatus", "dry_run_line", "run_line", "job_files", "job_status", "read_ledgers",
            "shard_files", "shards_locks", "JOB_FILE", "LEDGER_FILE", "LOCK_FILE", "JOB_STATE_FILES"]
@@ -136,11 +136,6 @@ REMOVED = "removed"
 #: (an earlier version's output adopted, an output whose input moved recorded at its new path):
 #: such lines, written in a burst as a run plans, say nothing of how fast outputs are made.
 ADOPTED = "adopted"
-
-#: Seconds a job starting retries a lock another holds before it is refused: dry runs and
-#: starting shards take the locks for a moment to see whether a job holds them (a job array's
-#: shards start together), and such a moment must not pass for a job running.
-LOCK_PATIENCE = 1.0
 
 #: Those of ``xvertfast enhance``.
 JOB_FILE, LEDGER_FILE, LOCK_FILE = JOB_STATE_FILES = job_files("enhance")
@@ -545,7 +540,7 @@ class JobFolder:
         for path, shared in locks:
             if os.path.exists(path):  # (not made where missing: no job ever took it)
                 with contextlib.suppress(OSError):
-                    probe = hold_lock(path, shared=shared)
+                    probe = hold_lock(path, shared=shared, patience=LOCK_PATIENCE)  # (status may look at it)
                     self.busy = self.busy or probe is None
                     if probe is not None:
                         probe.close()

@@ -37,12 +37,11 @@ from tqdm import tqdm
 
 from xvertfast._text import count
 from xvertfast.io.files import JOB_FOLDER_MARKERS, NothingFound, discover
-from xvertfast.io.job_folder import LOCK_PATIENCE
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
 from xvertfast.model import XVertNet, XVertNetStage, load_model, save_model
 from xvertfast.model.persistence import fingerprint
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
-from xvertfast.resume import hold_lock, settings_changes
+from xvertfast.resume import LOCK_PATIENCE, hold_lock, settings_changes
 from xvertfast.train.figures import JOINT_PHASE, kept_epoch, plot_curves, plot_preview
 from xvertfast.train.data import NoReadableImage, RoiSet, load_rois, random_patches, shift_augment, split_by_image, write_array
 from xvertfast.train.losses import XVertNetLoss
