@@ -272,6 +272,13 @@ def test_a_jpeg_tiff_strip_declaring_a_larger_image_is_refused_before_decoding(t
     with pytest.raises(ImageReadError, match=r"j\.tif: TIFF strip 1 of 1 holds a JPEG declaring 50000 x 50000 \(width "
                        r"x height\), larger than the strip's 64 x 64: corrupt; refusing to decode it"):  # fmt: skip
         read_image(tmp_path / "j.tif")
+    # one holding a smaller JPEG than its strip (a damaged ImageWidth, here 65535: tifffile refuses
+    # 640, but padded the strip to that with zeros and read it)
+    tifffile.imwrite(tmp_path / "w.tif", np.zeros((64, 64), np.uint8), compression="jpeg")
+    _set_tiff_tag_entry(tmp_path / "w.tif", "ImageWidth", 0, 65535)
+    with pytest.raises(ImageReadError, match=r"w\.tif: TIFF strip 1 of 1 holds a JPEG declaring 64 x 64 \(width "
+                       r"x height\), smaller than the strip's 65535 x 64: corrupt; refusing to decode it"):  # fmt: skip
+        read_image(tmp_path / "w.tif")
     # strips and tiles as tifffile writes them (the last strip shorter) are read as before
     values = (np.arange(100 * 72).reshape(100, 72) % 251).astype(np.uint8)
     for options in ({"rowsperstrip": 16}, {"tile": (32, 32)}):

@@ -199,20 +199,30 @@ def _check_segments_in_file(path: str, page, size: int) -> None:
 def _check_jpeg_segment_sizes(path: str, page, head: int = 4096) -> None:
     """Refuses a JPEG page whose strip or tile holds a JPEG declaring a larger image than the
     strip or tile: max_pixels was checked on the tags, and imagecodecs allocates (and fills)
-    what the JPEG's frame header says, then tifffile keeps the part the tags ask for. The frame
-    header is looked for in the first ``head`` bytes of each (its tables come before it)."""
+    what the JPEG's frame header says, then tifffile keeps the part the tags ask for. Or a
+    smaller one (a damaged ImageWidth), which tifffile may pad with zeros. The frame header is
+    looked for in the first ``head`` bytes of each (its tables come before it)."""
     if page.is_tiled:
         rows, cols, what = page.tilelength, page.tilewidth, "tile"
     else:
         rows, cols, what = min(page.rowsperstrip, page.imagelength), page.imagewidth, "strip"
+    per_plane = -(-page.imagelength // rows)
     with open(path, "rb") as f:
         for k, (offset, count) in enumerate(zip(page.dataoffsets, page.databytecounts)):
             f.seek(offset)
             frame = jpeg_frame(io.BytesIO(f.read(min(count, head)))) if count else None
-            if frame is None or None in frame[2:] or frame[2] * frame[3] <= rows * cols:
+            if frame is None or None in frame[2:]:
+                continue
+            # (the last strip of a plane may hold only the rows left)
+            least = rows if page.is_tiled else min(rows, page.imagelength - (k % per_plane) * rows)
+            if frame[2] * frame[3] > rows * cols:
+                said = "larger"
+            elif frame[3] < cols or frame[2] < least:
+                said = "smaller"
+            else:
                 continue
             raise ImageReadError(path, f"TIFF {what} {k + 1} of {len(page.dataoffsets)} holds a JPEG declaring "
-                                 f"{frame[3]} x {frame[2]} (width x height), larger than the {what}'s {cols} x {rows}: "
+                                 f"{frame[3]} x {frame[2]} (width x height), {said} than the {what}'s {cols} x {rows}: "
                                  "corrupt; refusing to decode it")  # fmt: skip
 
 
