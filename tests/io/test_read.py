@@ -636,6 +636,17 @@ def test_a_jpeg2000_dicom_whose_jp2_header_has_an_empty_box_is_refused_not_walke
                             "12, before its codestream: corrupt"), said  # fmt: skip
 
 
+def test_a_dicom_element_of_an_unknown_value_representation_is_called_a_corrupt_header(tmp_path):
+    # a damaged VR (two letters) was reported as 'cannot decode DICOM: NotImplementedError: ...'
+    make_dicom(tmp_path / "v.dcm", np.zeros((8, 8), np.uint16))
+    data = (tmp_path / "v.dcm").read_bytes()
+    columns = b"\x28\x00\x11\x00US"  # (0028,0011) Columns, explicit VR little endian
+    (tmp_path / "v.dcm").write_bytes(data.replace(columns, columns[:4] + b"LS"))
+    with pytest.raises(ImageReadError, match=r"v\.dcm: corrupt DICOM header: Unknown Value Representation 'LS' in "
+                       r"tag \(0028,0011\)$"):  # fmt: skip
+        read_image(tmp_path / "v.dcm")
+
+
 def test_dicom_jpeg2000_lossless_round_trip(tmp_path, seed):
     # a compressed archive file: decoded exactly, polarity and bit depth kept
     pytest.importorskip("openjpeg", reason="encoding JPEG 2000 needs pylibjpeg-openjpeg (the test extra)")

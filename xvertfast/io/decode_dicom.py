@@ -22,10 +22,15 @@ __all__ = ["read_dicom", "dicom_ends"]
 def read_dicom(path: str, max_pixels: int, notes: list[str]):
     """pydicom's parts take turns (WarningsNamingTheFile); a JPEG 2000 frame is decoded between
     them, where other readers can run meanwhile (:mod:`~xvertfast.io.dicom_codecs`)."""
-    with WarningsNamingTheFile(path, stacklevel=4):  # (the caller of read_image)
-        ds, syntax = _parse_dicom(path, max_pixels)
-    with dicom_codecs.decoded_ahead(ds, syntax), WarningsNamingTheFile(path, stacklevel=4):
-        return _dicom_pixels(ds, syntax, path, notes)
+    try:
+        with WarningsNamingTheFile(path, stacklevel=4):  # (the caller of read_image)
+            ds, syntax = _parse_dicom(path, max_pixels)
+        with dicom_codecs.decoded_ahead(ds, syntax), WarningsNamingTheFile(path, stacklevel=4):
+            return _dicom_pixels(ds, syntax, path, notes)
+    except NotImplementedError as exc:  # pydicom converting an element when first asked for it
+        if "Unknown Value Representation" not in str(exc):
+            raise
+        raise ImageReadError(path, f"corrupt DICOM header: {exc}") from None
 
 
 #: Media Storage Directory Storage: the SOP class of a DICOMDIR.
