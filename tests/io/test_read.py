@@ -852,6 +852,20 @@ def test_dicom_malformed_rescale_is_the_files_error(tmp_path, seed, slope, match
     assert str(tmp_path / "a.dcm") in str(info.value)
 
 
+@pytest.mark.filterwarnings("ignore:Invalid value for VR DS")
+@pytest.mark.parametrize("tag, value", [(0x00281053, b"1e308 "), (0x00281053, b"NaN "), (0x00281052, b"NaN "),
+                                        (0x00281053, b"inf ")])  # fmt: skip
+def test_a_dicom_rescale_giving_nan_or_infinite_values_is_refused(tmp_path, seed, tag, value):
+    # a damaged RescaleSlope of 1e308 made the values infinite and the pixels NaN, which passed
+    # require_content (NaN == NaN is false) into enhancement; a NaN one made every pixel 0
+    values = np.random.default_rng(seed).integers(1, 4096, size=(16, 16)).astype(np.uint16)
+    make_dicom(tmp_path / "a.dcm", values, slope=1.0, intercept=-1024.0)
+    _with_raw_element(tmp_path / "a.dcm", tag, "DS", value)
+    with pytest.raises(ImageReadError, match=r"a\.dcm: its modality LUT / rescale \(RescaleSlope .*, RescaleIntercept "
+                       r".*\) gives 256 NaN or infinite values: corrupt"):  # fmt: skip
+        read_image(tmp_path / "a.dcm", warn=False)
+
+
 @pytest.mark.filterwarnings("ignore:Invalid value for VR IS")
 def test_dicom_non_numeric_frame_count_is_named(tmp_path, seed):
     values = np.random.default_rng(seed).integers(0, 4096, size=(16, 16)).astype(np.uint16)

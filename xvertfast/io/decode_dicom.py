@@ -171,13 +171,17 @@ def _dicom_pixels(ds, syntax, path: str, notes: list[str]):
     if arr.ndim != 2:
         raise ImageReadError(path, f"expected a single-frame grayscale image, decoded shape {arr.shape}")
     signed = _dicom_int(ds, "PixelRepresentation", 0, path) == 1 and arr.dtype.kind == "i"
+    lut = ", ".join(f"{k} {ds.get(k)!r}" for k in ("RescaleSlope", "RescaleIntercept") if k in ds)
+    lut = lut or "Modality LUT Sequence"
     try:
         values = apply_modality_lut(arr, ds)
         lo, hi = dicom_ends(ds, bits, signed, arr.dtype)
     except Exception as exc:  # a malformed RescaleSlope ("1,5"), an empty one, a broken LUT
-        found = ", ".join(f"{k} {ds.get(k)!r}" for k in ("RescaleSlope", "RescaleIntercept") if k in ds)
-        raise ImageReadError(path, f"cannot apply its modality LUT / rescale ({found or 'Modality LUT Sequence'}): "
-                             f"{exc}") from None  # fmt: skip
+        raise ImageReadError(path, f"cannot apply its modality LUT / rescale ({lut}): {exc}") from None
+    if np.asarray(values).dtype.kind == "f":  # a slope of NaN, or of 1e308 (infinite values): NaN pixels after scaling
+        bad = int(np.count_nonzero(~np.isfinite(values)))
+        if bad:
+            raise ImageReadError(path, f"its modality LUT / rescale ({lut}) gives {bad} NaN or infinite values: corrupt")
     # where pydicom rescaled (both present, no LUT): a slope without its intercept, empty or 0, is
     # not applied, and the stored values stand as they are
     rescaled = "ModalityLUTSequence" not in ds and "RescaleSlope" in ds and "RescaleIntercept" in ds
