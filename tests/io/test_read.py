@@ -858,7 +858,7 @@ def test_dicom_malformed_rescale_is_the_files_error(tmp_path, seed, slope, match
 def test_a_dicom_rescale_giving_nan_or_infinite_values_is_refused(tmp_path, seed, tag, value):
     # a damaged RescaleSlope of 1e308 made the values infinite and the pixels NaN, which passed
     # require_content (NaN == NaN is false) into enhancement; a NaN one made every pixel 0
-    values = np.random.default_rng(seed).integers(1, 4096, size=(16, 16)).astype(np.uint16)
+    values = np.random.default_rng(seed).integers(2, 4096, size=(16, 16)).astype(np.uint16)  # (1 x 1e308 is finite)
     make_dicom(tmp_path / "a.dcm", values, slope=1.0, intercept=-1024.0)
     _with_raw_element(tmp_path / "a.dcm", tag, "DS", value)
     with pytest.raises(ImageReadError, match=r"a\.dcm: its modality LUT / rescale \(RescaleSlope .*, RescaleIntercept "
