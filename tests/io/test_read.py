@@ -647,6 +647,56 @@ def test_a_dicom_element_of_an_unknown_value_representation_is_called_a_corrupt_
         read_image(tmp_path / "v.dcm")
 
 
+def _deflated_dicom(path, rows: int, cols: int, pixel_bytes: int) -> None:
+    """A Deflated Explicit VR Little Endian DICOM of ``rows`` x ``cols`` 16-bit whose pixel data
+    element holds ``pixel_bytes`` zeros, deflated as it is written (never held whole)."""
+    import io
+
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.filebase import DicomFileLike
+    from pydicom.uid import DeflatedExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = "1.2.840.10008.5.1.4.1.1.1", generate_uid()
+    meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    buffer = io.BytesIO()
+    pydicom.filewriter.write_file_meta_info(DicomFileLike(buffer), meta, enforce_standard=True)
+    header = b"".join(struct.pack("<HH2sH", 0x28, element, b"US", 2) + struct.pack("<H", value)
+                      for element, value in ((0x02, 1), (0x10, rows), (0x11, cols), (0x100, 16), (0x101, 12),
+                                             (0x102, 11), (0x103, 0)))  # fmt: skip
+    header += struct.pack("<HH2sH", 0x28, 0x04, b"CS", 12) + b"MONOCHROME2 "
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    with open(path, "wb") as f:
+        f.write(b"\0" * 128 + b"DICM" + buffer.getvalue())
+        f.write(deflater.compress(header + struct.pack("<HH2sHI", 0x7FE0, 0x10, b"OW", 0, pixel_bytes)))
+        for _ in range(pixel_bytes >> 20):
+            f.write(deflater.compress(bytes(1 << 20)))
+        f.write(deflater.compress(bytes(pixel_bytes % (1 << 20))) + deflater.flush())
+
+
+def test_a_deflated_dicom_inflating_past_its_image_is_refused_without_inflating_it_whole(tmp_path):
+    # pydicom inflates a deflated data set whole before reading any of it: 1 MB of deflated zeros
+    # declaring a 64 x 64 image cost 2 GB (the data set, then an array pydicom sized from it)
+    import tracemalloc
+
+    _deflated_dicom(tmp_path / "d.dcm", 64, 64, 64 << 20)
+    assert (tmp_path / "d.dcm").stat().st_size < (1 << 20)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImageReadError, match=r"d\.dcm: its deflated data set inflates to more than [0-9,]+ bytes, "
+                           r"though its header declares 64 x 64 \(1 frame of 1 sample of 16 bits\): a decompression "
+                           r"bomb or corrupt; refusing to read it"):  # fmt: skip
+            read_image(tmp_path / "d.dcm")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, peak
+    # one that holds what its header declares is read
+    _deflated_dicom(tmp_path / "ok.dcm", 64, 64, 64 * 64 * 2)
+    assert read_image(tmp_path / "ok.dcm").shape == (64, 64)
+
+
 def test_dicom_jpeg2000_lossless_round_trip(tmp_path, seed):
     # a compressed archive file: decoded exactly, polarity and bit depth kept
     pytest.importorskip("openjpeg", reason="encoding JPEG 2000 needs pylibjpeg-openjpeg (the test extra)")

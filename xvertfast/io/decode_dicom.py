@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
+import zlib
 
 import numpy as np
 
@@ -43,6 +45,7 @@ def _parse_dicom(path: str, max_pixels: int):
         import pydicom
     except ImportError:
         raise ImageReadError(path, "reading DICOM needs pydicom: pip install 'xvertfast[dicom]'") from None
+    _check_deflated_size(path, max_pixels)
     try:
         ds = pydicom.dcmread(path, force=True)
     except Exception as exc:
@@ -71,6 +74,68 @@ def _parse_dicom(path: str, max_pixels: int):
             ds.file_meta.TransferSyntaxUID = syntax
     _check_codestream_size(ds, syntax, rows, cols, path)
     return ds, syntax
+
+
+#: Deflated Explicit VR Little Endian: the whole data set after the file meta deflated (PS3.5 A.5).
+_DEFLATED = b"1.2.840.10008.1.2.1.99"
+
+
+def _check_deflated_size(path: str, max_pixels: int, look: int = 1 << 20, spare: int = 4 << 20) -> None:
+    """Refuses a deflated DICOM whose data set inflates to more than the image its header
+    declares (and ``spare`` bytes besides), inflating it a piece at a time and keeping only its
+    first ``look`` bytes: pydicom inflates such a data set whole before reading any of it, and a
+    megabyte of deflated zeros is a gigabyte. The image's size is checked against max_pixels as
+    soon as it is read. Files of other transfer syntaxes, or whose start cannot be read, are
+    left to pydicom."""
+    with open(path, "rb") as f:
+        head = f.read(144)  # preamble, DICM, (0002,0000) UL: the file meta's length
+        if len(head) < 144 or head[128:132] != b"DICM" or head[132:138] != b"\x02\x00\x00\x00UL":
+            return
+        meta = f.read(int.from_bytes(head[140:144], "little"))
+        if _DEFLATED not in meta:
+            return
+        inflater, start, total, budget, data = zlib.decompressobj(-zlib.MAX_WBITS), bytearray(), 0, None, b""
+        while not inflater.eof:
+            data = data or f.read(1 << 16)
+            if not data:
+                break
+            try:
+                out = inflater.decompress(data, 1 << 20)
+            except zlib.error:
+                return  # corrupt: pydicom says so
+            data, total = inflater.unconsumed_tail, total + len(out)
+            if budget is None and len(start) < look:
+                start += out[: look - len(start)]
+                if len(start) >= look:
+                    budget, declared = _declared_size(start, path, max_pixels)
+                    if budget is None:
+                        return
+            if budget is not None and total > budget + spare:
+                raise ImageReadError(path, f"its deflated data set inflates to more than {budget + spare:,} bytes, "
+                                     f"though its header declares {declared}: a decompression bomb or corrupt; "
+                                     "refusing to read it")  # fmt: skip
+    if budget is None:  # a data set shorter than ``look``: its image size is still checked
+        _declared_size(start, path, max_pixels)
+
+
+def _declared_size(start: bytes, path: str, max_pixels: int):
+    """The bytes of pixel data the start of an (inflated) data set declares, and those words,
+    its rows and columns checked against max_pixels; (None, None) where they cannot be read."""
+    import pydicom
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (a data set cut at ``look`` bytes)
+            ds = pydicom.dcmread(io.BytesIO(bytes(start)), force=True, stop_before_pixels=True)
+            rows, cols = int(ds.Rows), int(ds.Columns)
+            frames, samples = max(1, int(ds.get("NumberOfFrames") or 1)), max(1, int(ds.get("SamplesPerPixel") or 1))
+            bits = max(1, int(ds.BitsAllocated))
+    except Exception:
+        return None, None
+    check_pixels(path, rows, cols, max_pixels)
+    plural = lambda n, word: f"{n} {word}" + "s" * (n != 1)  # noqa: E731
+    said = f"{cols} x {rows} ({plural(frames, 'frame')} of {plural(samples, 'sample')} of {bits} bits)"
+    return -(-rows * cols * frames * samples * bits // 8), said
 
 
 def _check_codestream_size(ds, syntax, rows: int, cols: int, path: str) -> None:
