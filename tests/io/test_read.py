@@ -697,6 +697,26 @@ def test_a_deflated_dicom_inflating_past_its_image_is_refused_without_inflating_
     assert read_image(tmp_path / "ok.dcm").shape == (64, 64)
 
 
+def test_a_dicom_element_declaring_gigabytes_under_a_memory_limit_is_called_corrupt(tmp_path):
+    # one element's length damaged to ~4 GB: Python's read allocates that much before reading
+    # what is there, and under a memory limit (ulimit -v, a batch scheduler's) pydicom's
+    # MemoryError, which says nothing, made 'cannot parse DICOM: ' (the reason left blank)
+    import subprocess
+    import sys
+
+    make_dicom(tmp_path / "m.dcm", np.zeros((8, 8), np.uint16))
+    data = (tmp_path / "m.dcm").read_bytes()
+    at = data.index(b"\x28\x00\x02\x00US")  # (0028,0002), the first element after group 0009
+    bad = struct.pack("<HH2sHI", 0x0009, 0x1001, b"OB", 0, 0xF0000000) + bytes(16)
+    (tmp_path / "m.dcm").write_bytes(data[:at] + bad + data[at:])
+    code = ("import resource\nresource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
+            "from xvertfast.io import read_image\ntry:\n"
+            f"    read_image({str(tmp_path / 'm.dcm')!r})\nexcept Exception as exc:\n    print(exc)")  # fmt: skip
+    said = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout.strip()
+    assert said == (f"{tmp_path / 'm.dcm'}: cannot parse DICOM: out of memory reading its elements, which a file of "
+                    f"{len(data) + len(bad):,} bytes cannot need: an element's length is corrupt"), said  # fmt: skip
+
+
 def test_dicom_jpeg2000_lossless_round_trip(tmp_path, seed):
     # a compressed archive file: decoded exactly, polarity and bit depth kept
     pytest.importorskip("openjpeg", reason="encoding JPEG 2000 needs pylibjpeg-openjpeg (the test extra)")

@@ -8,6 +8,7 @@ threads run meanwhile (:mod:`~xvertfast.io.dicom_codecs`).
 from __future__ import annotations
 
 import io
+import os
 import re
 import warnings
 import zlib
@@ -45,11 +46,18 @@ def _parse_dicom(path: str, max_pixels: int):
         import pydicom
     except ImportError:
         raise ImageReadError(path, "reading DICOM needs pydicom: pip install 'xvertfast[dicom]'") from None
-    _check_deflated_size(path, max_pixels)
+    deflated = _check_deflated_size(path, max_pixels)
     try:
         ds = pydicom.dcmread(path, force=True)
+    except MemoryError:
+        # Python's read allocates what an element's length says before reading what is there: a
+        # damaged length of ~4 GB fails so under a memory limit (ulimit -v, a batch scheduler's)
+        if deflated:
+            raise ImageReadError(path, "cannot parse DICOM: out of memory inflating its deflated data set") from None
+        raise ImageReadError(path, f"cannot parse DICOM: out of memory reading its elements, which a file of "
+                             f"{os.path.getsize(path):,} bytes cannot need: an element's length is corrupt") from None  # fmt: skip
     except Exception as exc:
-        raise ImageReadError(path, f"cannot parse DICOM: {exc}") from None
+        raise ImageReadError(path, f"cannot parse DICOM: {exc or type(exc).__name__}") from None
     if "PixelData" not in ds and "FloatPixelData" not in ds:
         sop_class = (getattr(ds, "file_meta", None) or {}).get("MediaStorageSOPClassUID", "")
         if "DirectoryRecordSequence" in ds or str(sop_class) == _DICOMDIR:
@@ -80,20 +88,20 @@ def _parse_dicom(path: str, max_pixels: int):
 _DEFLATED = b"1.2.840.10008.1.2.1.99"
 
 
-def _check_deflated_size(path: str, max_pixels: int, look: int = 1 << 20, spare: int = 4 << 20) -> None:
+def _check_deflated_size(path: str, max_pixels: int, look: int = 1 << 20, spare: int = 4 << 20) -> bool:
     """Refuses a deflated DICOM whose data set inflates to more than the image its header
     declares (and ``spare`` bytes besides), inflating it a piece at a time and keeping only its
     first ``look`` bytes: pydicom inflates such a data set whole before reading any of it, and a
     megabyte of deflated zeros is a gigabyte. The image's size is checked against max_pixels as
     soon as it is read. Files of other transfer syntaxes, or whose start cannot be read, are
-    left to pydicom."""
+    left to pydicom. Returns whether the file is deflated."""
     with open(path, "rb") as f:
         head = f.read(144)  # preamble, DICM, (0002,0000) UL: the file meta's length
         if len(head) < 144 or head[128:132] != b"DICM" or head[132:138] != b"\x02\x00\x00\x00UL":
-            return
-        meta = f.read(int.from_bytes(head[140:144], "little"))
+            return False
+        meta = f.read(min(int.from_bytes(head[140:144], "little"), 1 << 16))  # (a damaged length: not GBs)
         if _DEFLATED not in meta:
-            return
+            return False
         inflater, start, total, budget, data = zlib.decompressobj(-zlib.MAX_WBITS), bytearray(), 0, None, b""
         while not inflater.eof:
             data = data or f.read(1 << 16)
@@ -102,20 +110,21 @@ def _check_deflated_size(path: str, max_pixels: int, look: int = 1 << 20, spare:
             try:
                 out = inflater.decompress(data, 1 << 20)
             except zlib.error:
-                return  # corrupt: pydicom says so
+                return True  # corrupt: pydicom says so
             data, total = inflater.unconsumed_tail, total + len(out)
             if budget is None and len(start) < look:
                 start += out[: look - len(start)]
                 if len(start) >= look:
                     budget, declared = _declared_size(start, path, max_pixels)
                     if budget is None:
-                        return
+                        return True
             if budget is not None and total > budget + spare:
                 raise ImageReadError(path, f"its deflated data set inflates to more than {budget + spare:,} bytes, "
                                      f"though its header declares {declared}: a decompression bomb or corrupt; "
                                      "refusing to read it")  # fmt: skip
     if budget is None:  # a data set shorter than ``look``: its image size is still checked
         _declared_size(start, path, max_pixels)
+    return True
 
 
 def _declared_size(start: bytes, path: str, max_pixels: int):
