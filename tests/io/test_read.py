@@ -717,6 +717,17 @@ def test_a_dicom_element_declaring_gigabytes_under_a_memory_limit_is_called_corr
                     f"{len(data) + len(bad):,} bytes cannot need: an element's length is corrupt"), said  # fmt: skip
 
 
+@pytest.mark.parametrize("cut", [132, 136])
+def test_a_dicom_cut_right_after_its_dicm_marker_is_called_truncated_not_other_content(tmp_path, cut):
+    # it has its DICM marker, yet was refused as 'not DICOM: no DICM marker and no DICOM elements'
+    # (cut after its first file meta element, it is already called truncated)
+    make_dicom(tmp_path / "full.dcm", np.zeros((8, 8), np.uint16))
+    (tmp_path / "cut.dcm").write_bytes((tmp_path / "full.dcm").read_bytes()[:cut])
+    with pytest.raises(ImageReadError, match=r"cut\.dcm: truncated or corrupt DICOM: it has the DICM marker, but no "
+                       r"elements that read after it"):  # fmt: skip
+        read_image(tmp_path / "cut.dcm")
+
+
 def test_dicom_jpeg2000_lossless_round_trip(tmp_path, seed):
     # a compressed archive file: decoded exactly, polarity and bit depth kept
     pytest.importorskip("openjpeg", reason="encoding JPEG 2000 needs pylibjpeg-openjpeg (the test extra)")

@@ -66,6 +66,10 @@ def _parse_dicom(path: str, max_pixels: int):
             if len(getattr(ds, "file_meta", None) or ()):  # pydicom gives up on a cut encapsulated data set
                 raise ImageReadError(path, "truncated or corrupt DICOM: its file meta header reads, "
                                      "but no data set after it")  # fmt: skip
+            with open(path, "rb") as f:
+                if f.read(132)[128:] == b"DICM":  # (cut before its file meta has an element)
+                    raise ImageReadError(path, "truncated or corrupt DICOM: it has the DICM marker, but no elements "
+                                         "that read after it")  # fmt: skip
             raise ImageReadError(path, "not DICOM: no DICM marker and no DICOM elements")
         raise ImageReadError(path, "DICOM file has no pixel data (not an image, e.g. a report)")
     frames = _dicom_int(ds, "NumberOfFrames", 1, path)
