@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import re
 import struct
 import warnings
 import zlib
@@ -1254,6 +1255,22 @@ def test_what_tifffile_logs_about_a_file_becomes_its_note_naming_it(tmp_path, ca
     with caplog.at_level(logging.DEBUG, logger="tifffile"):  # tifffile used by others: logged as before
         tifffile.TiffFile(tmp_path / "t.tif").close()
     assert [r for r in caplog.records if r.name == "tifffile"]
+
+
+def test_what_tifffile_logs_about_a_damaged_tiff_is_kept_to_a_few_notes(tmp_path):
+    # an IFD whose entry count was damaged (14 -> 3000) has tifffile log a line for each bogus
+    # entry: one file gave ~3000 notes, each a warning and a line of the batch report
+    import tifffile
+
+    values = np.random.default_rng(0).integers(1000, 60000, size=(200, 200)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "t.tif", values)
+    data = bytearray((tmp_path / "t.tif").read_bytes())
+    struct.pack_into("<H", data, struct.unpack_from("<I", data, 4)[0], 3000)
+    (tmp_path / "t.tif").write_bytes(bytes(data))
+    notes = read_image(tmp_path / "t.tif", warn=False).notes
+    assert len(notes) == 11, len(notes)
+    assert re.fullmatch(rf"{re.escape(str(tmp_path / 't.tif'))}: \.\.\. and [0-9]+ more messages from tifffile about "
+                        r"this file", notes[-1]), notes[-1]  # fmt: skip
 
 
 def test_a_tiff_cut_after_its_header_says_so_with_what_tifffile_found(tmp_path, caplog):

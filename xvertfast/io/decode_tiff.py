@@ -55,8 +55,20 @@ def _tiff_log_collected(logged: list[str]):
         _TIFF_LOG.reading.logged = None
 
 
+#: At most this many of tifffile's messages about one file are kept: a damaged IFD (an entry
+#: count of thousands) has it log a line per bogus entry.
+_LOGGED_KEPT = 10
+
+
+def _kept(logged: list[str]) -> list[str]:
+    """The first of tifffile's messages, and how many more there were."""
+    if len(logged) <= _LOGGED_KEPT:
+        return logged
+    return logged[:_LOGGED_KEPT] + [f"... and {len(logged) - _LOGGED_KEPT} more messages from tifffile about this file"]
+
+
 def _tifffile_said(logged: list[str]) -> str:
-    return f"; tifffile: {'; '.join(logged)}" if logged else ""
+    return f"; tifffile: {'; '.join(_kept(logged))}" if logged else ""
 
 
 def read_tiff(path: str, max_pixels: int, notes: list[str]):
@@ -120,7 +132,7 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logged: list[str]
         raise
     except Exception as exc:  # tifffile raises many types on corrupt data
         raise ImageReadError(path, f"cannot decode TIFF: truncated or corrupt ({exc})") from None
-    notes.extend(f"{path}: {message}" for message in logged)
+    notes.extend(f"{path}: {message}" for message in _kept(logged))
     if values.dtype.kind not in "biuf":  # complex (a Fourier transform's): no grey levels
         raise ImageReadError(path, f"TIFF holds {values.dtype} samples, not grey levels")
     bits = None
