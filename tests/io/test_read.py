@@ -287,6 +287,31 @@ def test_a_jpeg_tiff_strip_declaring_a_larger_image_is_refused_before_decoding(t
         assert read_image(tmp_path / "k.tif").shape == (100, 72)
 
 
+def test_a_tiled_jpeg_tiff_whose_edge_tiles_hold_only_the_image_part_is_read(tmp_path):
+    # some writers encode an edge tile's JPEG as only the part inside the image (libtiff reads it,
+    # with a warning; tifffile decodes it right): it was refused as 'holds a JPEG declaring 8 x 32,
+    # smaller than the tile's 32 x 32'. A tile inside the image holding a smaller one still is not
+    import imagecodecs
+    import tifffile
+
+    values = (np.arange(100 * 72).reshape(100, 72) % 251).astype(np.uint8)
+
+    def tiles(inner=None):
+        for k, (y, x) in enumerate((y, x) for y in range(0, 100, 32) for x in range(0, 72, 32)):
+            tile = values[y:y + 32, x:x + 32]  # (cut at the image's edge)
+            yield imagecodecs.jpeg8_encode(tile[:inner, :inner] if k == 0 else tile, level=95)
+
+    for name, inner in (("edge.tif", None), ("inner.tif", 16)):
+        with tifffile.TiffWriter(tmp_path / name) as tif:
+            tif.write(tiles(inner), shape=values.shape, dtype=np.uint8, compression="jpeg", tile=(32, 32),
+                      photometric="minisblack")  # fmt: skip
+    read = read_image(tmp_path / "edge.tif")
+    assert read.shape == (100, 72) and np.abs(read.values.astype(int) - values).max() < 8
+    with pytest.raises(ImageReadError, match=r"inner\.tif: TIFF tile 1 of 12 holds a JPEG declaring 16 x 16 \(width x "
+                       r"height\), smaller than the tile's 32 x 32: corrupt"):  # fmt: skip
+        read_image(tmp_path / "inner.tif")
+
+
 def test_tiff_pillow_may_lack_the_codec_for_says_so(tmp_path, monkeypatch, request):
     # a compression Pillow names, yet its libtiff may be built without (WebP in some wheels):
     # it fails at load as a damaged file does; where Pillow is not seen to decode it, both are said

@@ -218,18 +218,22 @@ def _check_jpeg_segment_sizes(path: str, page, head: int = 4096) -> None:
         rows, cols, what = page.tilelength, page.tilewidth, "tile"
     else:
         rows, cols, what = min(page.rowsperstrip, page.imagelength), page.imagewidth, "strip"
-    per_plane = -(-page.imagelength // rows)
+    across = -(-page.imagewidth // cols)
+    per_plane = across * -(-page.imagelength // rows)
     with open(path, "rb") as f:
         for k, (offset, count) in enumerate(zip(page.dataoffsets, page.databytecounts)):
             f.seek(offset)
             frame = jpeg_frame(io.BytesIO(f.read(min(count, head)))) if count else None
             if frame is None or None in frame[2:]:
                 continue
-            # (the last strip of a plane may hold only the rows left)
-            least = rows if page.is_tiled else min(rows, page.imagelength - (k % per_plane) * rows)
+            # (the last strip of a plane may hold only the rows left, an edge tile only the part of
+            # the image it covers: some writers encode no more, and libtiff and tifffile read it)
+            down, right = divmod(k % per_plane, across)
+            least_rows = min(rows, page.imagelength - down * rows)
+            least_cols = min(cols, page.imagewidth - right * cols)
             if frame[2] * frame[3] > rows * cols:
                 said = "larger"
-            elif frame[3] < cols or frame[2] < least:
+            elif frame[3] < least_cols or frame[2] < least_rows:
                 said = "smaller"
             else:
                 continue
