@@ -129,7 +129,8 @@ def _dry_run_help(job: str, out_metavar: str) -> str:
 
 
 def _started_with(args: argparse.Namespace, *paths: str | list[str] | None) -> dict:
-    """The command line a job was started with (shell-quoted, as ``xvertfast ...``) and, where
+    """The command line a job was started with (shell-quoted, as ``xvertfast ...``, or as
+    ``python -m xvertfast ...`` with this Python where it was run so) and, where
     one of its ``paths`` is relative (an ``@list``'s lines may be), the folder it was started in:
     what its output folder's ledger records for ``xvertfast status`` to give as the command that
     resumes it. Empty where main() was not given the command line (called with a Namespace)."""
@@ -140,7 +141,8 @@ def _started_with(args: argparse.Namespace, *paths: str | list[str] | None) -> d
         return {}
     given = [p for item in paths for p in (item if isinstance(item, list) else [item]) if p]
     relative = any(p.startswith("@") or not os.path.isabs(p) for p in given)
-    return {"command": shlex.join(["xvertfast", *argv]), "cwd": os.getcwd() if relative else None}
+    program = getattr(args, "program", None) or ["xvertfast"]
+    return {"command": shlex.join([*program, *argv]), "cwd": os.getcwd() if relative else None}
 
 
 def _cmd_preprocess(args: argparse.Namespace) -> int:
@@ -987,6 +989,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # (recorded by the jobs that resume: _started_with)
+    if argv is None and os.path.basename(sys.argv[0]) == "__main__.py":  # python -m xvertfast (no script on the PATH?)
+        args.program = [sys.executable, "-m", "xvertfast"]
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -260,3 +260,13 @@ def test_enhance_records_its_end_and_an_error_that_stops_it(tmp_path, model_dir,
     assert (led.ended, led.stop, led.counts) == ("stopped", "an error: RuntimeError: a bug", None)
     said = _status_lines(tmp_path / "out", capsys)
     assert "stopped" in said and "(an error: RuntimeError: a bug)" in said and "  to resume the job without" in said
+
+
+def test_a_job_run_as_python_m_xvertfast_records_that_command(tmp_path):
+    # it recorded 'xvertfast preprocess ...', which fails ('command not found') where the user ran
+    # python -m xvertfast for want of the xvertfast script on the PATH (a --user install, a module)
+    _radiographs(tmp_path / "in", ["a.png"])
+    subprocess.run([sys.executable, "-m", "xvertfast", "preprocess", "in", "-o", "out", "-q"], cwd=tmp_path, check=True,
+                   env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, timeout=300)  # fmt: skip
+    led = job_status(str(tmp_path / "out"), "preprocess").ledgers[0]
+    assert led.command == shlex.join([sys.executable, "-m", "xvertfast", "preprocess", "in", "-o", "out", "-q"])
