@@ -270,3 +270,38 @@ def test_a_job_run_as_python_m_xvertfast_records_that_command(tmp_path):
                    env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, timeout=300)  # fmt: skip
     led = job_status(str(tmp_path / "out"), "preprocess").ledgers[0]
     assert led.command == shlex.join([sys.executable, "-m", "xvertfast", "preprocess", "in", "-o", "out", "-q"])
+
+
+def test_a_run_ending_or_starting_while_status_reads_is_not_called_killed(tmp_path, monkeypatch):
+    # status read the ledger, then looked at the lock: a run that wrote its end and let its lock go
+    # in between read as 'stopped (killed, or its node lost)', with a command to resume it
+    from xvertfast.io import job_folder
+
+    out = tmp_path / "out"
+    real_read = job_folder.read_ledgers
+    job = JobFolder(str(out), SETTINGS, False, command="xvertfast enhance in -o out")
+
+    def read_then_the_run_ends(*args):
+        read = real_read(*args)
+        job.ended(None, found=0, done=0, skipped=0, failed=0)
+        job.close()
+        return read
+
+    monkeypatch.setattr(job_folder, "read_ledgers", read_then_the_run_ends)
+    led = job_status(str(out), "enhance").ledgers[0]
+    assert (led.running, led.ended, led.stop) == (True, None, None)  # (running as it was read)
+    assert job_status(str(out), "enhance").ledgers[0].ended == "finished"
+    started = []
+
+    def read_then_a_run_starts(*args):  # a run starting after the locks were looked at
+        read = real_read(*args)
+        if not started:  # (the run reads the ledgers too)
+            started.append(None)
+            started[0] = JobFolder(str(out), SETTINGS, False, command="xvertfast enhance in -o out")
+        return read
+
+    monkeypatch.setattr(job_folder, "read_ledgers", read_then_a_run_starts)
+    try:
+        assert job_status(str(out), "enhance").ledgers[0].stop != "killed, or its node lost"
+    finally:
+        started[0].close()

@@ -331,6 +331,15 @@ def job_status(out_dir: str, job: str) -> JobStatus | None:
     settings = recorded.get("settings")
     settings = settings if isinstance(settings, dict) else None
     key = None if settings is None else settings_key(settings)  # (unreadable: every finished one counts)
+    pattern = _shard_ledger_name(job)
+    locks = {}  # a ledger -> the lock its job holds while it runs
+    for ledger in ledgers:
+        match = pattern.fullmatch(os.path.basename(ledger))
+        lock = job_files(job)[2] if match is None else _shard_lock_name(job, match)
+        locks[ledger] = None if lock is None else os.path.join(out_dir, lock)
+    # looked at before the ledgers are read and after: a run that writes its end and lets its lock go
+    # (or takes its lock and writes its start) while they are read is running, not killed
+    held_before = {ledger: lock and lock_held(lock) for ledger, lock in locks.items()}
     runs: dict[str, dict] = {}
     entries, sources, legacy, _ = read_ledgers(ledgers, runs)
     latest_in: dict[str, list[dict]] = {}  # a ledger -> the outputs whose latest line is in it
@@ -341,7 +350,6 @@ def job_status(out_dir: str, job: str) -> JobStatus | None:
         return [e["t"] for e in outputs if e.get("state") == "done" and isinstance(e.get("t"), int)
                 and not e.get(ADOPTED) and (key is None or e.get("settings") == key)]  # fmt: skip
 
-    pattern = _shard_ledger_name(job)
     found, rates = [], []
     for ledger in ledgers:
         try:
@@ -349,13 +357,13 @@ def job_status(out_dir: str, job: str) -> JobStatus | None:
         except OSError:
             continue
         match = pattern.fullmatch(os.path.basename(ledger))
-        lock = job_files(job)[2] if match is None else _shard_lock_name(job, match)
         mine = latest_in.get(ledger, [])
         done = [e for e in mine if e.get("state") == "done"]
         current = sum(key is None or e.get("settings") == key for e in done)
         times = finish_times(mine)
         own_rate, counted = recent_rate(times)
-        running = None if lock is None else lock_held(os.path.join(out_dir, lock))
+        looks = (held_before[ledger], None if locks[ledger] is None else lock_held(locks[ledger]))
+        running = True if True in looks else None if None in looks else False
         found.append(LedgerStatus(os.path.basename(ledger), match and f"{match.group(1)}/{match.group(2)}", current,
                                   sum(e.get("state") == "writing" for e in mine), modified, len(done) - current,
                                   own_rate, running,
