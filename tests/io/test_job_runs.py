@@ -305,3 +305,16 @@ def test_a_run_ending_or_starting_while_status_reads_is_not_called_killed(tmp_pa
         assert job_status(str(out), "enhance").ledgers[0].stop != "killed, or its node lost"
     finally:
         started[0].close()
+
+
+def test_an_error_of_several_lines_that_stopped_a_run_is_said_on_its_status_row(tmp_path, capsys):
+    # torch's errors run over lines ('CUDA error: ...\nCUDA kernel errors might be ...'): the
+    # status row went on over them, the counts of the next rows below
+    out = tmp_path / "out"
+    job = JobFolder(str(out), SETTINGS, False, command="xvertfast enhance in -o out")
+    job.ended_by(RuntimeError("CUDA error: an illegal memory access\nCUDA kernel errors might be reported later"))
+    job.close()
+    assert job_status(str(out), "enhance").ledgers[0].stop == "an error: RuntimeError: CUDA error: an illegal memory access"
+    said = _status_lines(out, capsys)
+    assert re.search(r"without --shard .* stopped .* \(an error: RuntimeError: CUDA error: an illegal memory access\)\n",
+                     said), said  # fmt: skip

@@ -806,7 +806,9 @@ class JobFolder:
 
     def ended_by(self, exc: BaseException) -> None:
         """Records a run stopped by ``exc``, raised out of it: Ctrl-C, or an error."""
-        why = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"an error: {type(exc).__name__}: {exc}"
+        first = (str(exc).strip().splitlines() or [""])[0]  # (torch's run over lines: said on one status row)
+        error = f"an error: {type(exc).__name__}" + (f": {first}" if first else "")
+        why = "interrupted" if isinstance(exc, KeyboardInterrupt) else error
         self.ended(why[:200])  # (a line of the ledger: short)
 
     def close(self) -> None:
