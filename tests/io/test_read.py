@@ -312,6 +312,23 @@ def test_a_tiled_jpeg_tiff_whose_edge_tiles_hold_only_the_image_part_is_read(tmp
         read_image(tmp_path / "inner.tif")
 
 
+def test_a_jpeg_tiff_strip_padded_to_whole_jpeg_blocks_is_read(tmp_path):
+    # a writer may declare a strip's JPEG as tall as its whole 8- or 16-row blocks (1001 rows as
+    # 1008): tifffile keeps the rows the tags ask for, libtiff reads it with a warning; it was
+    # refused as 'larger than the strip's 64 x 1001'. A JPEG a block larger still is refused
+    import tifffile
+
+    values = (np.arange(1001 * 64).reshape(1001, 64) % 251).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "p.tif", values, compression="jpeg", rowsperstrip=1001)
+    data = bytearray((tmp_path / "p.tif").read_bytes())
+    for name, height in (("padded.tif", 1008), ("over.tif", 1024)):
+        struct.pack_into(">H", data, data.index(b"\xff\xc0") + 5, height)  # SOF0: the height
+        (tmp_path / name).write_bytes(bytes(data))
+    assert np.array_equal(read_image(tmp_path / "padded.tif").values, read_image(tmp_path / "p.tif").values)
+    with pytest.raises(ImageReadError, match=r"over\.tif: TIFF strip 1 of 1 holds a JPEG declaring 64 x 1024"):
+        read_image(tmp_path / "over.tif")
+
+
 def test_tiff_pillow_may_lack_the_codec_for_says_so(tmp_path, monkeypatch, request):
     # a compression Pillow names, yet its libtiff may be built without (WebP in some wheels):
     # it fails at load as a damaged file does; where Pillow is not seen to decode it, both are said

@@ -208,6 +208,11 @@ def _check_segments_in_file(path: str, page, size: int) -> None:
                                  f"byte {offset + count:,}, past the end of the file ({size:,} bytes)")  # fmt: skip
 
 
+def _whole_blocks(n: int) -> int:
+    """``n`` pixels rounded up to JPEG's largest block (16, with 2x chroma subsampling)."""
+    return -(-n // 16) * 16
+
+
 def _check_jpeg_segment_sizes(path: str, page, head: int = 4096) -> None:
     """Refuses a JPEG page whose strip or tile holds a JPEG declaring a larger image than the
     strip or tile: max_pixels was checked on the tags, and imagecodecs allocates (and fills)
@@ -231,8 +236,8 @@ def _check_jpeg_segment_sizes(path: str, page, head: int = 4096) -> None:
             down, right = divmod(k % per_plane, across)
             least_rows = min(rows, page.imagelength - down * rows)
             least_cols = min(cols, page.imagewidth - right * cols)
-            if frame[2] * frame[3] > rows * cols:
-                said = "larger"
+            if frame[2] * frame[3] > _whole_blocks(rows) * _whole_blocks(cols):  # (a JPEG may declare
+                said = "larger"  # its padding to whole 16-px blocks: tifffile keeps what the tags ask)
             elif frame[3] < least_cols or frame[2] < least_rows:
                 said = "smaller"
             else:
