@@ -314,7 +314,8 @@ def _how_it_ended(led, now: float) -> str | None:
     if led.ended is None:
         return None
     when = f" {_ago(now - led.ended_at)}" if led.ended_at is not None and led.stop != KILLED else ""
-    why = f" ({led.stop})" if led.stop else ""
+    unseen = f"; or still running on {led.elsewhere}, whose lock may not be seen here" if led.elsewhere else ""
+    why = f" ({led.stop}{unseen})" if led.stop else ""
     c = led.counts or {}
     counts = ""
     if all(k in c for k in ("done", "skipped", "failed")):
@@ -362,7 +363,8 @@ def _print_running(folder: str, status) -> None:
         print(f"  stopped: {', '.join(named(led) for led in resumable)}")
     for led in resumable:
         if (command := _resume_command(led)) is not None:
-            print(f"  to resume {named(led)}: {command}")
+            unseen = f", once it no longer runs on {led.elsewhere}" if led.elsewhere else ""
+            print(f"  to resume {named(led)}{unseen}: {command}")
     unknown = [led for led in status.ledgers if led.running is False and led.ended is None]
     if unknown:
         print(f"  not running: {', '.join(named(led) for led in unknown)} (done with its part, or stopped before the "

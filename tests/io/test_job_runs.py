@@ -318,3 +318,34 @@ def test_an_error_of_several_lines_that_stopped_a_run_is_said_on_its_status_row(
     said = _status_lines(out, capsys)
     assert re.search(r"without --shard .* stopped .* \(an error: RuntimeError: CUDA error: an illegal memory access\)\n",
                      said), said  # fmt: skip
+
+
+def test_a_run_stopped_with_nothing_left_to_do_reads_as_finished(tmp_path):
+    # a Ctrl-C (or SIGTERM) held while a job's last outputs are written stops it as interrupted
+    # (exit 130/143); status then offered to resume a shard that had nothing left to do
+    out = tmp_path / "out"
+    job = JobFolder(str(out), SETTINGS, False, shard=Shard(1, 2), command="xvertfast enhance in -o out --shard 1/2")
+    _one_output(job, _input(tmp_path, "a.png"), out)
+    job.ended("interrupted", found=2, done=1, skipped=1, failed=0)
+    job.close()
+    led = job_status(str(out), "enhance").ledgers[0]
+    assert (led.ended, led.stop) == ("finished", None)
+
+
+def test_a_run_started_on_another_machine_is_not_called_killed_outright(tmp_path, capsys, monkeypatch):
+    # where file locks do not reach across machines (BeeGFS by default, Lustre with localflock),
+    # a shard running on another node looks unlocked here: it was called killed, with a command
+    # to resume it, which would make two jobs write its outputs
+    import socket
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(socket, "gethostname", lambda: "node7")
+    job = JobFolder(str(out), SETTINGS, False, shard=Shard(1, 2), command="xvertfast enhance in -o out --shard 1/2")
+    monkeypatch.undo()
+    _one_output(job, _input(tmp_path, "a.png"), out)
+    job.close()  # no end record, no lock held: killed, or running where its lock is not seen
+    led = job_status(str(out), "enhance").ledgers[0]
+    assert (led.ended, led.stop, led.elsewhere) == ("stopped", "killed, or its node lost", "node7")
+    said = _status_lines(out, capsys)
+    assert "stopped (killed, or its node lost; or still running on node7, whose lock may not be seen here)" in said
+    assert "  to resume shard 1/2, once it no longer runs on node7: xvertfast enhance in -o out --shard 1/2\n" in said

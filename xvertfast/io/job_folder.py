@@ -254,6 +254,9 @@ class LedgerStatus:
     command: str | None = None  #: the command line that started the latest run (shell-quoted), where the CLI did
     cwd: str | None = None  #: the folder it was started in, where its command has relative paths
     host: str | None = None  #: the machine the latest run ran on
+    #: for a run without an end record and not seen running: the other machine it was started on,
+    #: where it may still run unseen (its lock does not reach here where locks are only local)
+    elsewhere: str | None = None
 
 
 @dataclass
@@ -395,10 +398,15 @@ def _how_it_ended(run: dict, running: bool | None, modified: float) -> dict:
     if end is not None:
         counts = {k: end[k] for k in ("found", "done", "skipped", "failed") if isinstance(end.get(k), int)}
         t = end.get("t")
-        return {**said, "ended": "stopped" if end.get("why") else "finished", "stop": end.get("why") or None,
+        # (stopped with nothing left, by a signal held while its last outputs were written: finished)
+        left = counts.get("found", 1) - sum(counts.get(k, 0) for k in ("done", "skipped", "failed"))
+        why = end.get("why") if left > 0 or len(counts) < 4 else None
+        return {**said, "ended": "stopped" if why else "finished", "stop": why or None,
                 "ended_at": t / 1e9 if isinstance(t, int) else None, "counts": counts or None}  # fmt: skip
     if start and running is False:
-        return {**said, "ended": "stopped", "stop": KILLED, "ended_at": modified}
+        # (where locks do not reach across machines, a run on another one is not seen running)
+        elsewhere = said["host"] if said["host"] not in (None, socket.gethostname()) else None
+        return {**said, "ended": "stopped", "stop": KILLED, "ended_at": modified, "elsewhere": elsewhere}
     return said
 
 
