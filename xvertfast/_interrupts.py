@@ -34,7 +34,8 @@ class Deferred:
 @contextlib.contextmanager
 def interrupts_deferred(stopping: bool):
     """Holds Ctrl-C and SIGTERM back in the body. ``stopping`` (the job stops already): they are
-    said once and dropped; else the first is kept in the :class:`Deferred` yielded, for
+    said once and dropped; else the first is kept in the :class:`Deferred` yielded (the next ones
+    said and dropped), for
     :func:`deliver` once the wait is over. The handlers in place before are put back after; a
     signal ignored (a job in a script's background) or handled outside Python is left as it is.
     Outside the main thread (which alone receives signals) it changes nothing."""
@@ -45,8 +46,8 @@ def interrupts_deferred(stopping: bool):
     told = [False]
 
     def hold(signum, frame):
-        if not stopping:
-            deferred.signal = deferred.signal or signum
+        if not stopping and deferred.signal is None:  # (a second one: said, as when stopping)
+            deferred.signal = signum
             return
         if told[0]:
             return
