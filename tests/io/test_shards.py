@@ -151,6 +151,22 @@ def test_a_dry_run_while_status_looks_at_the_locks_does_not_say_a_job_runs(tmp_p
         assert not dry.busy, name
 
 
+def test_a_dry_run_stops_looking_once_it_finds_a_job_running(tmp_path):
+    """Each look at a held lock waits LOCK_PATIENCE (a status's look lets go within it): a dry
+    run that had found one held went on to the others, a second wait per lock held."""
+    import time
+
+    out = str(tmp_path / "out")
+    running = JobFolder(out, SETTINGS, False, shard=Shard(1, 2))  # holds its own lock and the settings'
+    try:
+        start = time.monotonic()
+        dry = JobFolder(out, {**SETTINGS, "format": "tiff"}, True, shard=Shard(1, 2), read_only=True)
+        dry.close()
+        assert dry.busy and time.monotonic() - start < 1.8
+    finally:
+        running.close()
+
+
 def _input(tmp_path, name: str) -> str:
     path = tmp_path / "in" / name
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -554,6 +554,8 @@ class JobFolder:
             if previous != self.settings:
                 locks.append((os.path.join(self.out_dir, shards_locks(self.job)[1]), False))
         for path, shared in locks:
+            if self.busy:  # one held is enough (a look at a held lock waits LOCK_PATIENCE)
+                break
             if os.path.exists(path):  # (not made where missing: no job ever took it)
                 with contextlib.suppress(OSError):
                     probe = hold_lock(path, shared=shared, patience=LOCK_PATIENCE)  # (status may look at it)
