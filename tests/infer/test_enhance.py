@@ -718,24 +718,22 @@ def test_errors_and_warnings_start_their_own_line_under_the_progress_bar(tmp_pat
     said_around_the_bar(err)
 
 
-def test_a_second_ctrl_c_while_the_outputs_in_flight_finish_does_not_cut_them(tmp_path, model_dir, seed, capfd,
-                                                                               monkeypatch):
-    """Two Ctrl-C in quick succession: the second one came while the job waited for its writes in
-    flight. It escaped that wait, leaving the writer threads running inside torch as Python shut
-    down, which aborted the process (SIGABRT, 'terminate called without an active exception');
-    now the wait is not interrupted, the outputs in flight are finished and the summary comes back."""
+def _ctrl_c_while_writing(tmp_path, model_dir, seed, monkeypatch, images: int, at: int, times: int):
+    """Enhances ``images`` images (one at a time), sending Ctrl-C ``times`` to the main thread (as
+    the terminal's reaches it) while output number ``at`` is written; returns the summary and the
+    outputs in the order written."""
     from xvertfast.infer import batch
 
     src = tmp_path / "in"
     src.mkdir()
-    for i in range(4):
+    for i in range(images):
         Image.fromarray(np.round(chest_like(seed + i) * 255).astype(np.uint8)).save(src / f"img{i}.png")
     real_write, calls = batch._compose_and_write, []
 
     def write_while_interrupted(*args):
         calls.append(args[4])
-        if len(calls) == 1:  # Ctrl-C twice while the first output is being written
-            for _ in range(2):  # (to the main thread, as the terminal's Ctrl-C reaches it)
+        if len(calls) == at:
+            for _ in range(times):
                 time.sleep(0.3)
                 signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
             time.sleep(0.3)
@@ -746,7 +744,17 @@ def test_a_second_ctrl_c_while_the_outputs_in_flight_finish_does_not_cut_them(tm
     try:
         summary = enhancer.enhance_files([str(src)], str(tmp_path / "out"), workers=1, progress=False)
     except KeyboardInterrupt:
-        pytest.fail("the second Ctrl-C escaped the wait for the outputs in flight")
+        pytest.fail("a Ctrl-C escaped the wait for the outputs in flight")
+    return summary, calls
+
+
+def test_a_second_ctrl_c_while_the_outputs_in_flight_finish_does_not_cut_them(tmp_path, model_dir, seed, capfd,
+                                                                               monkeypatch):
+    """Two Ctrl-C in quick succession: the second one came while the job waited for its writes in
+    flight. It escaped that wait, leaving the writer threads running inside torch as Python shut
+    down, which aborted the process (SIGABRT, 'terminate called without an active exception');
+    now the wait is not interrupted, the outputs in flight are finished and the summary comes back."""
+    summary, calls = _ctrl_c_while_writing(tmp_path, model_dir, seed, monkeypatch, images=4, at=1, times=2)
     assert summary.stopped == "interrupted" and summary.done >= 1  # (the first one among them)
     assert os.path.exists(calls[0]) and not [n for n in os.listdir(tmp_path / "out") if n.endswith(".part")]
     assert "already stopping" in capfd.readouterr().err
@@ -757,27 +765,6 @@ def test_a_ctrl_c_while_a_job_ends_normally_stops_it(tmp_path, model_dir, seed, 
     """A first Ctrl-C (or a scheduler's SIGTERM) in the wait for the last outputs was said as
     'already stopping' and dropped: the job ended as if nothing came, exit 0. It is held until
     the outputs are written, then stops the job: its summary says interrupted (exit 130/143)."""
-    from xvertfast.infer import batch
-
-    src = tmp_path / "in"
-    src.mkdir()
-    for i in range(3):
-        Image.fromarray(np.round(chest_like(seed + i) * 255).astype(np.uint8)).save(src / f"img{i}.png")
-    real_write, calls = batch._compose_and_write, []
-
-    def write_then_interrupted(*args):
-        calls.append(args[4])
-        if len(calls) == 3:  # the last output: the job waits for it
-            time.sleep(0.3)
-            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
-            time.sleep(0.2)
-        return real_write(*args)
-
-    enhancer = Enhancer(str(model_dir), device="cpu", backend="torch", batch_size=1)
-    monkeypatch.setattr(batch, "_compose_and_write", write_then_interrupted)
-    try:
-        summary = enhancer.enhance_files([str(src)], str(tmp_path / "out"), workers=1, progress=False)
-    except KeyboardInterrupt:
-        pytest.fail("the Ctrl-C escaped the wait for the outputs in flight")
+    summary, _ = _ctrl_c_while_writing(tmp_path, model_dir, seed, monkeypatch, images=3, at=3, times=1)
     assert summary.done == 3 and summary.stopped == "interrupted"
     assert "already stopping" not in capfd.readouterr().err

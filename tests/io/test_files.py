@@ -97,19 +97,24 @@ def test_linked_folders_are_followed_once_and_loops_end(tmp_path):
     assert [f.rel for f in discover([str(tmp_path / "in")])] == [os.path.join("linked", "s", "a.png")]
 
 
+def _deny_listing(monkeypatch, name: str) -> None:
+    """Folders called ``name`` cannot be listed (chmod 000 does not stop root: fail as it would)."""
+    scandir = os.scandir
+
+    def denied(path="."):
+        if os.path.basename(os.fspath(path)) == name:
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", denied)
+
+
 def test_a_folder_that_cannot_be_searched_is_reported(tmp_path, monkeypatch):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     (tmp_path / "a" / "1.png").write_bytes(b"x")
     (tmp_path / "b" / "2.png").write_bytes(b"x")
-    scandir = os.scandir
-
-    def denied(path="."):
-        if os.path.basename(os.fspath(path)) == "b":  # chmod 000 does not stop root: fail as it would
-            raise PermissionError(13, "Permission denied", os.fspath(path))
-        return scandir(path)
-
-    monkeypatch.setattr(os, "scandir", denied)
+    _deny_listing(monkeypatch, "b")
     found = discover([str(tmp_path)])
     assert [f.rel for f in found] == [os.path.join("a", "1.png"), "b"]
     assert found[1].problem.startswith("folder cannot be searched (Permission denied)")
@@ -124,14 +129,7 @@ def test_a_folder_that_cannot_be_searched_is_reported_from_an_at_list_too(tmp_pa
     (tmp_path / "in" / "a").mkdir(parents=True)
     (tmp_path / "in" / "b").mkdir()
     (tmp_path / "in" / "a" / "1.png").write_bytes(b"x")
-    scandir = os.scandir
-
-    def denied(path="."):
-        if os.path.basename(os.fspath(path)) == "b":  # chmod 000 does not stop root: fail as it would
-            raise PermissionError(13, "Permission denied", os.fspath(path))
-        return scandir(path)
-
-    monkeypatch.setattr(os, "scandir", denied)
+    _deny_listing(monkeypatch, "b")
     for tag in ("", "\tMONOCHROME1"):
         listing = tmp_path / "list.txt"
         listing.write_text(f"{tmp_path / 'in'}{tag}\n")

@@ -198,22 +198,10 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
     run = EvalRun(list(methods), list(metrics), seconds={name: 0.0 for name in [*methods, "metrics"]})
     keep_pictures = _sample(len(files), pictures)
     by_path = {os.path.abspath(k): v for k, v in roi_centres.items()} if roi_centres else {}  # any path to a file
-    if journal is not None and journal.methods_changed is not None:
-        added, dropped, back = journal.methods_changed
-        parts = [f"{', '.join(added)} added, scored on the {len(journal)} image(s) done" if added else "",
-                 f"{', '.join(back)} back, with the scores kept when dropped" if back else "",
-                 f"{', '.join(dropped)} dropped (its scores stay in the journal, for a rerun that gives it again)"
-                 if dropped else ""]  # fmt: skip
-        log(f"the methods changed since {journal.path} began: {'; '.join(p for p in parts if p)}; the other "
-            "methods' scores are kept" if any(parts) else "the methods are in another order: their scores are kept")
-    if journal is not None and journal.metrics_changed is not None:
-        added, dropped, back = journal.metrics_changed
-        parts = [f"{', '.join(added)} added, scored on the {len(journal)} image(s) done" if added else "",
-                 f"{', '.join(back)} back, with the scores kept when dropped" if back else "",
-                 f"{', '.join(dropped)} dropped (its scores stay in the journal, for a rerun that gives it again)"
-                 if dropped else ""]  # fmt: skip
-        log(f"the metrics changed since {journal.path} began: {'; '.join(p for p in parts if p)}; the other "
-            "metrics' scores are kept" if any(parts) else "the metrics are in another order: their scores are kept")
+    if journal is not None:
+        for kind, changed in (("methods", journal.methods_changed), ("metrics", journal.metrics_changed)):
+            if changed is not None:
+                log(_changes_said(kind, *changed, done=len(journal), path=journal.path))
     bar = tqdm(total=len(files), unit="img", desc="evaluate", disable=not progress)
     resumed = completed = 0
     grown: set[str] = set()  # what images done before were scored for: "methods", "metrics"
@@ -322,6 +310,19 @@ def _other_files(methods: dict, source: InputFile) -> list[str] | None:
         return [m.locate(source) for m in methods.values() if getattr(m, "needs_source", False)]
     except (ImageReadError, OSError):
         return None
+
+
+def _changes_said(kind: str, added: list, dropped: list, back: list, done: int, path: str) -> str:
+    """The log line of a rerun whose ``kind`` ("methods", "metrics") changed since the journal
+    at ``path`` began: those added, given back and dropped."""
+    parts = [f"{', '.join(added)} added, scored on the {done} image(s) done" if added else "",
+             f"{', '.join(back)} back, with the scores kept when dropped" if back else "",
+             f"{', '.join(dropped)} dropped (its scores stay in the journal, for a rerun that gives it again)"
+             if dropped else ""]  # fmt: skip
+    if not any(parts):
+        return f"the {kind} are in another order: their scores are kept"
+    said = "; ".join(p for p in parts if p)
+    return f"the {kind} changed since {path} began: {said}; the other {kind}' scores are kept"
 
 
 #: What a row holds besides its metrics' scores.
