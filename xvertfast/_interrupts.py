@@ -34,11 +34,11 @@ class Deferred:
 @contextlib.contextmanager
 def interrupts_deferred(stopping: bool):
     """Holds Ctrl-C and SIGTERM back in the body. ``stopping`` (the job stops already): they are
-    said once and dropped; else the first is kept in the :class:`Deferred` yielded (the next ones
-    said and dropped), for
-    :func:`deliver` once the wait is over. The handlers in place before are put back after; a
-    signal ignored (a job in a script's background) or handled outside Python is left as it is.
-    Outside the main thread (which alone receives signals) it changes nothing."""
+    said once and dropped; else the first is kept in the :class:`Deferred` yielded, for
+    :func:`deliver` once the wait is over, and the next ones are said and dropped. The handlers
+    in place before are put back after; a signal ignored (a job in a script's background) or
+    handled outside Python is left as it is. Outside the main thread (which alone receives
+    signals) it changes nothing."""
     deferred = Deferred()
     if threading.current_thread() is not threading.main_thread():
         yield deferred
@@ -46,7 +46,7 @@ def interrupts_deferred(stopping: bool):
     told = [False]
 
     def hold(signum, frame):
-        if not stopping and deferred.signal is None:  # (a second one: said, as when stopping)
+        if not stopping and deferred.signal is None:  # the first, held; a second is said below
             deferred.signal = signum
             return
         if told[0]:
