@@ -47,6 +47,7 @@ export PYTHONPATH="$work/site"
 python - "$work/site" <<'EOF'
 import os, sys
 import xvertfast
+import torch  # noqa: F401  (first: the extension links against torch's libraries)
 from xvertfast import _C  # noqa: F401  the compiled extension came with the wheel
 site = os.path.realpath(sys.argv[1])
 assert os.path.realpath(xvertfast.__file__).startswith(site + os.sep), xvertfast.__file__
