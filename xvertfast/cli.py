@@ -300,12 +300,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
             other = f" ({led.other_settings} with other settings)" if led.other_settings else ""
             running = {True: "running now", False: "not running", None: "running? cannot tell"}[led.running]
             print(f"  {who:<16} {led.done:>8} done {led.unfinished:>4} unfinished   last written {_ago(now - led.modified)}"
-                  f"   {_how_it_ended(led, now) or running}{other}")  # fmt: skip
+                  f"   {_ending_said(led, now) or running}{other}")  # fmt: skip
         _print_running(args.folder, status)
     return 0
 
 
-def _how_it_ended(led, now: float) -> str | None:
+def _ending_said(led, now: float) -> str | None:
     """How a ledger's latest run ended, for its row in ``xvertfast status``: finished or stopped,
     when, why, and its inputs' counts; None where its ledger does not say (see
     :class:`~xvertfast.io.job_folder.LedgerStatus`)."""
@@ -355,6 +355,7 @@ def _print_running(folder: str, status) -> None:
     running = [named(led) for led in status.ledgers if led.running]
     finished = [named(led) for led in status.ledgers if led.ended == "finished"]
     resumable = [led for led in status.ledgers if led.ended == "stopped"]
+    commands = {id(led): _resume_command(led) for led in resumable}
     if running:
         print(f"  running now: {', '.join(running)}")
     if finished:
@@ -362,14 +363,14 @@ def _print_running(folder: str, status) -> None:
     if resumable:
         print(f"  stopped: {', '.join(named(led) for led in resumable)}")
     for led in resumable:
-        if (command := _resume_command(led)) is not None:
+        if (command := commands[id(led)]) is not None:
             unseen = f", once it no longer runs on {led.elsewhere}" if led.elsewhere else ""
             print(f"  to resume {named(led)}{unseen}: {command}")
     unknown = [led for led in status.ledgers if led.running is False and led.ended is None]
     if unknown:
         print(f"  not running: {', '.join(named(led) for led in unknown)} (done with its part, or stopped before the "
               "end: killed, its node lost, out of time)")  # fmt: skip
-    stopped = unknown + [led for led in resumable if _resume_command(led) is None]
+    stopped = unknown + [led for led in resumable if commands[id(led)] is None]
     if stopped:
         shard = {f" --shard {led.shard}" if led.shard else "" for led in stopped}
         shard = shard.pop() if len(shard) == 1 else " [--shard K/N]" if "" in shard else " --shard K/N"

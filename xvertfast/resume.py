@@ -92,9 +92,8 @@ def lock_held(path: str) -> bool | None:
     too), so a job whose lock no one holds has stopped. Looks by asking a shared lock without
     waiting and letting it go at once; the file is opened read-only and never made (missing:
     False, no job ever took it). A job, or a dry run, that takes the lock in that moment retries
-    it (``patience``: :data:`LOCK_PATIENCE`). None where it cannot
-    be told: the file unreadable, or no flock here (a lock held on another machine, where
-    locks are only local, is not seen)."""
+    it (``patience``: :data:`LOCK_PATIENCE`). None where it cannot be told: the file unreadable,
+    or no flock here (a lock held on another machine, where locks are only local, is not seen)."""
     import errno
 
     try:

@@ -213,25 +213,31 @@ def test_lpc_si_prefers_sharp_images(seed):
     assert metrics.lpc_si(sharp) > metrics.lpc_si(blurred)
 
 
+def _planes_kept_and_peak(metric, img: np.ndarray) -> tuple[float, float]:
+    """The memory ``metric(img)`` keeps after it returns and its peak, in float64 arrays of the
+    image's size (tracemalloc: numpy's allocations included)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        metric(img)
+        kept, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return kept / (img.size * 8), peak / (img.size * 8)
+
+
 def test_lpc_si_of_a_large_image_keeps_no_filter_bank(seed, monkeypatch):
     # The bank (24 filters the image's size) was built whole and kept after the call: 2.6 GB for
     # a 4096 x 3328 radiograph, two sizes' banks at once, and a 4.3 GB peak.
-    import tracemalloc
-
     from xvertfast.eval import _lpc
 
     assert 24 * 512 * 290 * 8 <= _lpc.CACHED_BANK_BYTES < 24 * 4096 * 3328 * 8  # ROIs' kept, whole images' not
     monkeypatch.setattr(_lpc, "CACHED_BANK_BYTES", 2**20)  # this image stands for a whole radiograph
     img = texture(np.random.default_rng(seed), (701, 613))  # a shape no other test scores
-    one_plane = img.size * 8  # bytes of one float64 array the image's size
-    tracemalloc.start()
-    try:
-        metrics.lpc_si(img)
-        kept, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert kept < one_plane, f"{kept / one_plane:.1f} image-sized planes kept after the call"
-    assert peak < 32 * one_plane, f"peak of {peak / one_plane:.1f} planes (38 with the whole bank, 25 without)"
+    kept, peak = _planes_kept_and_peak(metrics.lpc_si, img)
+    assert kept < 1, f"{kept:.1f} image-sized planes kept after the call"
+    assert peak < 32, f"peak of {peak:.1f} planes (38 with the whole bank, 25 without)"
 
 
 def test_brisque_needs_its_half_scale_to_hold_the_window(seed):
@@ -247,19 +253,11 @@ def test_brisque_needs_its_half_scale_to_hold_the_window(seed):
 def test_brisque_of_a_tall_image_keeps_no_dense_resampling_matrix(seed):
     # The half scale was taken with dense [n/2, n] matrices per side, kept per size: 64 MiB for a
     # 4096-px side, up to 16 sizes (1 GiB) kept, and n^2 work per column instead of 8 taps.
-    import tracemalloc
-
     img = texture(np.random.default_rng(seed), (3001, 64))  # a height no other test scores
-    one_plane = img.size * 8  # bytes of one float64 array the image's size
     metrics.brisque(img[:64])  # parses the model (kept once, whatever the image) outside the count
-    tracemalloc.start()
-    try:
-        metrics.brisque(img)
-        kept, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert kept < 0.5 * one_plane, f"{kept / one_plane:.2f} image-sized planes kept after the call (was 23)"
-    assert peak < 8 * one_plane, f"peak of {peak / one_plane:.1f} image-sized planes (was 27)"
+    kept, peak = _planes_kept_and_peak(metrics.brisque, img)
+    assert kept < 0.5, f"{kept:.2f} image-sized planes kept after the call (was 23)"
+    assert peak < 8, f"peak of {peak:.1f} image-sized planes (was 27)"
 
 
 def test_brisque_prefers_clean_images(seed):

@@ -15,6 +15,7 @@ import zlib
 
 import numpy as np
 
+from xvertfast._text import count
 from xvertfast.io import dicom_codecs
 from xvertfast.io.decode_common import check_pixels, jpeg_frame, luminance, stored_range
 from xvertfast.io.errors import ImageReadError, WarningsNamingTheFile
@@ -146,8 +147,7 @@ def _declared_size(start: bytes, path: str, max_pixels: int):
     except Exception:
         return None, None
     check_pixels(path, rows, cols, max_pixels)
-    plural = lambda n, word: f"{n} {word}" + "s" * (n != 1)  # noqa: E731
-    said = f"{cols} x {rows} ({plural(frames, 'frame')} of {plural(samples, 'sample')} of {bits} bits)"
+    said = f"{cols} x {rows} ({count(frames, 'frame')} of {count(samples, 'sample')} of {bits} bits)"
     return -(-rows * cols * frames * samples * bits // 8), said
 
 

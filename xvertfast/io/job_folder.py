@@ -399,8 +399,8 @@ def _how_it_ended(run: dict, running: bool | None, modified: float) -> dict:
         counts = {k: end[k] for k in ("found", "done", "skipped", "failed") if isinstance(end.get(k), int)}
         t = end.get("t")
         # (stopped with nothing left, by a signal held while its last outputs were written: finished)
-        left = counts.get("found", 1) - sum(counts.get(k, 0) for k in ("done", "skipped", "failed"))
-        why = end.get("why") if left > 0 or len(counts) < 4 else None
+        nothing_left = len(counts) == 4 and counts["found"] == counts["done"] + counts["skipped"] + counts["failed"]
+        why = None if nothing_left else end.get("why")
         return {**said, "ended": "stopped" if why else "finished", "stop": why or None,
                 "ended_at": t / 1e9 if isinstance(t, int) else None, "counts": counts or None}  # fmt: skip
     if start and running is False:
