@@ -56,12 +56,8 @@ def _label(method) -> str:
     return str(method["label"]) if isinstance(method, dict) and "label" in method else str(method)
 
 
-def _without_methods(settings: dict) -> dict:
-    return {k: v for k, v in settings.items() if k != "methods"}
-
-
-def _without_metrics(settings: dict) -> dict:
-    return {k: v for k, v in settings.items() if k != "metrics"}
+def _without(settings: dict, *keys: str) -> dict:
+    return {k: v for k, v in settings.items() if k not in keys}
 
 
 def _labels_keep_their_methods(previous: dict, retired: list, now: dict) -> bool:
@@ -78,7 +74,7 @@ def _methods_alone_differ(previous, retired: list, now: dict) -> bool:
     """Whether two settings differ only in methods and metrics added or dropped, each label
     keeping its method."""
     return (isinstance(previous, dict) and isinstance(now.get("metrics", []), list)
-            and _without_methods(_without_metrics(previous)) == _without_methods(_without_metrics(now))
+            and _without(previous, "methods", "metrics") == _without(now, "methods", "metrics")
             and _labels_keep_their_methods(previous, retired, now))  # fmt: skip
 
 
@@ -86,9 +82,9 @@ def _refusal_reasons(previous, retired: list, now: dict) -> str:
     """The changes that refuse a rerun: methods or metrics added or dropped are not among them
     (they may change alone), a label that names another method is."""
     if isinstance(previous, dict):
-        previous, now = _without_metrics(previous), _without_metrics(now)
+        previous, now = _without(previous, "metrics"), _without(now, "metrics")
         if _labels_keep_their_methods(previous, retired, now):
-            previous, now = _without_methods(previous), _without_methods(now)
+            previous, now = _without(previous, "methods"), _without(now, "methods")
     return settings_changes(previous, now)
 
 
