@@ -123,6 +123,17 @@ def test_a_colour_image_is_refused_not_taken_for_a_batch_of_strips(seed):
     assert preprocess(np.random.default_rng(seed).random((2, 4, 3))).xp.shape == (2, 4, 3)  # tiny: a batch
 
 
+def test_a_one_channel_image_with_its_channel_last_is_refused_not_taken_for_a_batch_of_columns(seed):
+    # [H, W, 1] (a grey image kept 3-D by an image library, or rgb[..., :1]) was taken for H images
+    # one pixel wide: outputs of its shape, each 1 x W row smoothed and normalised on its own
+    grey = np.random.default_rng(seed).random((40, 36, 1)).astype(np.float32)
+    for pixels in (grey, torch.from_numpy(grey)):
+        with pytest.raises(ValueError, match=r"shape \(40, 36, 1\) look like one image with its channel last"):
+            preprocess(pixels)
+    assert preprocess(grey[..., 0]).xp.shape == (40, 36)  # what the message asks for
+    assert preprocess(np.random.default_rng(seed).random((2, 4, 1))).xp.shape == (2, 4, 1)  # tiny: a batch
+
+
 def test_pixels_off_the_unit_scale_are_refused_not_clipped(seed):
     # a raw 8-bit array was clipped to a near-binary image (2 distinct values) without a word
     raw = (np.random.default_rng(seed).random((64, 48)) * 255).astype(np.uint8)

@@ -149,9 +149,10 @@ def preprocess(pixels, lam: float = DEFAULT_LAM, alpha: float = DEFAULT_ALPHA, e
     Args:
         pixels: NumPy array or torch tensor (CPU or GPU) of floats in [0, 1]
             (:func:`xvertfast.io.read_image` gives that); integers and values further than
-            :data:`PIXEL_RANGE_SLACK` outside are refused (:func:`check_unit_pixels`), as is a
-            colour image ``[H, W, 3 or 4]`` (it would pass for H strips 3 pixels wide). Each
-            image is min-max normalised (X; pixels spanning [0, 1] are left as they are).
+            :data:`PIXEL_RANGE_SLACK` outside are refused (:func:`check_unit_pixels`), as is an
+            image with its channels last, ``[H, W, 1, 3 or 4]`` (it would pass for H strips 1, 3
+            or 4 pixels wide). Each image is min-max normalised (X; pixels spanning [0, 1] are
+            left as they are).
         lam, alpha, eps: the WLS parameters (DESIGN.md defaults).
         method: WLS method (see :func:`xvertfast.wls`).
 
@@ -170,6 +171,9 @@ def preprocess(pixels, lam: float = DEFAULT_LAM, alpha: float = DEFAULT_ALPHA, e
         raise ValueError(f"preprocess: pixels of shape {tuple(t.shape)} look like a colour image (channels last), "
                          "not a batch of images 3 or 4 pixels wide: give one channel [H, W] "
                          "(xvertfast.io.read_image gives the luminance)")  # fmt: skip
+    if t.dim() == 3 and t.shape[2] == 1 and t.shape[1] > 4:  # (else H images one pixel wide, each on its own)
+        raise ValueError(f"preprocess: pixels of shape {tuple(t.shape)} look like one image with its channel last, "
+                         "not a batch of images one pixel wide: give it as [H, W] (pixels[..., 0])")  # fmt: skip
     check_unit_pixels(t, "preprocess")
     single = t.dim() == 2
     x = _stretch((t.unsqueeze(0) if single else t).to(torch.float32).clamp(0.0, 1.0)).contiguous()
