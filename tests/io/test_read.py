@@ -1435,6 +1435,53 @@ def test_a_jpeg_claiming_more_pixels_than_its_bytes_hold_is_refused(tmp_path):
     assert read_image(tmp_path / "white.jpg").shape == (1024, 1536)
 
 
+def test_a_png_or_jpeg_is_read_from_the_disk_once(tmp_path, monkeypatch):
+    # the PNG's chunk CRCs were checked by reading the whole file a second time (and a JPEG's
+    # size by opening it again): on network storage, twice the traffic for every file of a batch
+    import builtins
+
+    rows, cols = np.mgrid[0:200, 0:240]
+    Image.fromarray(((rows * 3 + cols) % 256).astype(np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray(((rows * 3 + cols) % 256).astype(np.uint8)).save(tmp_path / "a.jpg", quality=90)
+    opened, real_open = [], builtins.open
+
+    class Counted:
+        def __init__(self, f):
+            self.f = f
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def read(self, *args):
+            data = self.f.read(*args)
+            opened[-1] += len(data)
+            return data
+
+        def readinto(self, b):
+            n = self.f.readinto(b)
+            opened[-1] += n or 0
+            return n
+
+    def counting_open(file, *args, **kwargs):
+        f = real_open(file, *args, **kwargs)
+        if str(file).startswith(str(tmp_path)):
+            opened.append(0)
+            return Counted(f)
+        return f
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    for name in ("a.png", "a.jpg"):
+        opened.clear()
+        read_image(tmp_path / name)
+        size = (tmp_path / name).stat().st_size
+        assert sum(opened) <= size + 132, (name, opened, size)  # (the format is told from its first 132 bytes)
+
 #: A 1024 x 1024 arithmetic-coded (SOF9) greyscale JPEG, black but for a 16 x 16 square of levels
 #: up to 114 at its centre: libjpeg-turbo's cjpeg -arithmetic at quality 90 gives 248 bytes.
 _ARITHMETIC_JPEG = bytes.fromhex(

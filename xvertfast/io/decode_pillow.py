@@ -1,4 +1,7 @@
-"""PNG and JPEG through Pillow, with the JPEG checks Pillow leaves out.
+"""PNG and JPEG through Pillow, with the PNG and JPEG checks Pillow leaves out.
+
+Each file is read from the disk once: the checks and Pillow work on its bytes in memory (a batch
+on network storage would otherwise fetch every file twice).
 
 libjpeg fills what is missing of a JPEG cut short, or lying about its size, with grey, and Pillow
 says only "cannot identify" of the JPEG processes it lacks; so the frame header is read here
@@ -7,7 +10,7 @@ first, to refuse the one and name the other.
 
 from __future__ import annotations
 
-import os
+import io
 import zlib
 
 import numpy as np
@@ -18,25 +21,14 @@ from xvertfast.io.errors import ImageReadError, WarningsNamingTheFile
 __all__ = ["read_pillow"]
 
 
-def _jpeg_frame(path: str) -> tuple[int, int] | None:
-    """The marker (SOFn) and sample precision of a JPEG file's first frame header (see
-    :func:`~xvertfast.io.decode_common.jpeg_frame`); None where there is none."""
-    try:
-        with open(path, "rb") as f:
-            frame = jpeg_frame(f)
-    except OSError:
-        return None
-    return frame[:2] if frame else None
-
-
-def _jpeg_process_pillow_lacks(path: str) -> str | None:
+def _jpeg_process_pillow_lacks(data: bytes) -> str | None:
     """The JPEG process (and depth) a file's first frame header names where Pillow cannot decode
     it (lossless, JPEG-LS, 12-bit, ...), e.g. "12-bit lossless JPEG"; None where it is one Pillow
     decodes, or where no frame header is found (a corrupt file)."""
-    frame = _jpeg_frame(path)
+    frame = jpeg_frame(io.BytesIO(data))
     if frame is None:
         return None
-    marker, precision = frame
+    marker, precision = frame[:2]
     if marker in (0xC0, 0xC1, 0xC2) and precision == 8:
         return None
     return f"{precision}-bit {JPEG_SOF[marker]}" + ("" if marker == 0xF7 else " JPEG")
@@ -47,68 +39,75 @@ def _jpeg_process_pillow_lacks(path: str) -> str | None:
 _ARITHMETIC_SOF = (0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF)
 
 
-def _check_jpeg_size(path: str, h: int, w: int) -> None:
+def _check_jpeg_size(path: str, data: bytes, h: int, w: int) -> None:
     """Refuses a Huffman-coded JPEG too small for the size its frame header claims: every 8 x 8
     block of its first component takes at least one bit (a Huffman code; a DC scan codes each
     block), and libjpeg fills what is missing of a file cut or lying about its size with grey,
     silently. An arithmetic-coded one has no such floor: it is not refused."""
-    size = os.path.getsize(path)
     blocks = -(-h // 8) * -(-w // 8)
-    if size * 8 >= blocks:
+    if len(data) * 8 >= blocks:
         return
-    frame = _jpeg_frame(path)
+    frame = jpeg_frame(io.BytesIO(data))
     if frame is None or frame[0] not in _ARITHMETIC_SOF:
-        raise ImageReadError(path, f"JPEG frame header claims {w} x {h} (width x height), more than its {size:,} "
+        raise ImageReadError(path, f"JPEG frame header claims {w} x {h} (width x height), more than its {len(data):,} "
                              "bytes can hold (at least 1 bit per 8 x 8 block): truncated or corrupt")  # fmt: skip
 
 
-def _check_png_crcs(path: str) -> None:
+def _check_png_crcs(path: str, data: bytes) -> None:
     """Refuses a PNG whose critical chunk (IHDR, PLTE, IDAT, IEND) fails its CRC: Pillow checks
     none of its image data's, and zlib not all of what it inflates (Pillow stops at the last
     row, before the stream's checksum), so a flipped bit or a zeroed run there was decoded as a
     different image, silently. An ancillary chunk's (text, ...) is left alone, as libpng leaves
     it; a chunk running past the end of the file is left for Pillow to call truncated."""
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        f.seek(8)
-        while True:
-            at = f.tell()
-            head = f.read(8)
-            length = int.from_bytes(head[:4], "big")
-            if len(head) < 8 or at + 12 + length > size:
-                return
-            kind = head[4:]
-            if kind[0] & 0x20:  # ancillary (lower-case first letter)
-                f.seek(length + 4, os.SEEK_CUR)
-                continue
-            crc, left = zlib.crc32(kind), length
-            while left:
-                block = f.read(min(left, 1 << 20))
-                crc, left = zlib.crc32(block, crc), left - len(block)
-            if crc != int.from_bytes(f.read(4), "big"):
+    view, at = memoryview(data), 8
+    while at + 8 <= len(data):
+        length, kind = int.from_bytes(view[at : at + 4], "big"), bytes(view[at + 4 : at + 8])
+        if at + 12 + length > len(data):
+            return
+        if not kind[0] & 0x20:  # critical (an ancillary chunk's name starts lower-case)
+            stored = int.from_bytes(view[at + 8 + length : at + 12 + length], "big")
+            if zlib.crc32(view[at + 4 : at + 8 + length]) != stored:
                 name = kind.decode("latin-1") if kind.isalpha() else repr(kind)
                 raise ImageReadError(path, f"PNG chunk {name} at byte {at} fails its CRC check: corrupt (damaged "
                                      "in storage or transfer)")  # fmt: skip
             if kind == b"IEND":
                 return
+        at += 12 + length
+
+
+class _FileBytes(io.BytesIO):
+    """A file's bytes, read from the disk once for all the checks and the decoding, which Pillow's
+    messages name as they name the file ('cannot identify image file '/x.png'')."""
+
+    def __init__(self, data: bytes, path: str):
+        super().__init__(data)
+        self.path = path
+
+    def __repr__(self) -> str:
+        return repr(self.path)
 
 
 def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
     from PIL import Image
 
     try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise ImageReadError(path, f"cannot read: {exc.strerror or exc}") from None
+    try:
         # Pillow's warnings (corrupt EXIF data, a decompression-bomb size) named, as pydicom's: in
         # turns with the other readers, only while it reads the header and the EXIF, not the pixels
         with WarningsNamingTheFile(path, stacklevel=4):  # (the caller of read_image)
-            im = Image.open(path)
+            im = Image.open(_FileBytes(data, path))
         with im:
             check_pixels(path, im.height, im.width, max_pixels)
             if fmt == "jpeg":
-                _check_jpeg_size(path, im.height, im.width)
+                _check_jpeg_size(path, data, im.height, im.width)
             mode = im.mode
             if fmt == "png":  # its getexif() decodes the pixels (an eXIf chunk may follow them): not in the lock's turn
-                _check_png_crcs(path)
-                im.load()
+                _check_png_crcs(path, data)
+            im.load()
             with WarningsNamingTheFile(path, stacklevel=4):
                 orientation = im.getexif().get(ORIENTATION, 1)
             if orientation not in (1, None):
@@ -130,7 +129,7 @@ def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
         raise ImageReadError(path, f"refused by the decompression-bomb check: {exc}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         # (Pillow opens no frame it lacks a decoder for: a cut one it opens, and fails later)
-        process = _jpeg_process_pillow_lacks(path) if fmt == "jpeg" and "cannot identify" in str(exc) else None
+        process = _jpeg_process_pillow_lacks(data) if fmt == "jpeg" and "cannot identify" in str(exc) else None
         if process:
             raise ImageReadError(path, f"{process}: not decoded here (Pillow decodes 8-bit baseline and "
                                  "progressive JPEG); convert it to PNG or TIFF") from None  # fmt: skip
