@@ -1482,6 +1482,35 @@ def test_a_png_or_jpeg_is_read_from_the_disk_once(tmp_path, monkeypatch):
         size = (tmp_path / name).stat().st_size
         assert sum(opened) <= size + 132, (name, opened, size)  # (the format is told from its first 132 bytes)
 
+
+@pytest.mark.parametrize("frame", [(264, 200), (512, 200), (256, 208)])
+def test_a_jpeg_whose_frame_header_claims_more_blocks_than_its_data_holds_is_refused(tmp_path, frame):
+    # libjpeg decodes the blocks past the end of the coded data as grey (128), saying so only in a
+    # warning Pillow drops: a 200 x 256 JPEG whose frame header said 264 or 512 rows was read with
+    # a grey band below the image (and one saying 208 columns as a scrambled image), silently
+    rows, cols = np.mgrid[0:256, 0:200]
+    Image.fromarray(((rows * 3 + cols) % 256).astype(np.uint8)).save(tmp_path / "a.jpg", quality=90)
+    data = bytearray((tmp_path / "a.jpg").read_bytes())
+    struct.pack_into(">HH", data, data.index(b"\xff\xc0") + 5, *frame)  # SOF0: height, width
+    (tmp_path / "big.jpg").write_bytes(bytes(data))
+    with pytest.raises(ImageReadError, match=rf"big\.jpg: JPEG frame header claims {frame[1]} x {frame[0]} \(width x "
+                       r"height\), but its coded data ends before its last block: truncated or corrupt"):  # fmt: skip
+        read_image(tmp_path / "big.jpg")
+
+
+def test_a_jpeg_whose_last_block_is_grey_128_is_read(tmp_path):
+    # the grey of a missing block is also a real image's: a whole file ending in it is read, in
+    # colour and with restart markers too (a real image data ends at a marker between blocks)
+    values = np.full((100, 72), 128, np.uint8)
+    values[:40] = (np.arange(40 * 72).reshape(40, 72) % 200).astype(np.uint8)
+    Image.fromarray(values).save(tmp_path / "g.jpg", quality=95)
+    Image.fromarray(np.stack([values] * 3, -1)).save(tmp_path / "c.jpg", quality=95, subsampling=2)
+    Image.fromarray(values).save(tmp_path / "r.jpg", quality=95, restart_marker_blocks=1)
+    for name in ("g.jpg", "c.jpg", "r.jpg"):
+        read = read_image(tmp_path / name, warn=False)
+        assert read.shape == (100, 72) and (read.values[-8:, -8:] == 128).all(), name
+
+
 #: A 1024 x 1024 arithmetic-coded (SOF9) greyscale JPEG, black but for a 16 x 16 square of levels
 #: up to 114 at its centre: libjpeg-turbo's cjpeg -arithmetic at quality 90 gives 248 bytes.
 _ARITHMETIC_JPEG = bytes.fromhex(

@@ -53,6 +53,58 @@ def _check_jpeg_size(path: str, data: bytes, h: int, w: int) -> None:
                              "bytes can hold (at least 1 bit per 8 x 8 block): truncated or corrupt")  # fmt: skip
 
 
+def _jpeg_end(data: bytes) -> int | None:
+    """Where the end-of-image marker of the JPEG in ``data`` is, found by walking its segments
+    and skipping each scan's coded data (where 0xFF is followed by 0, a stuffed byte, or by a
+    restart marker); None where there is none."""
+    at = 2
+    while at + 2 <= len(data):
+        if data[at] != 0xFF:
+            return None
+        marker = data[at + 1]
+        if marker == 0xD9:
+            return at
+        if marker == 0xFF or 0xD0 <= marker <= 0xD7 or marker == 0x01:  # a fill byte, markers of no segment
+            at += 1 if marker == 0xFF else 2
+            continue
+        at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+        while marker == 0xDA:  # a scan's coded data, to the next marker
+            at = data.find(b"\xff", at)
+            if at < 0 or at + 1 >= len(data):
+                return None
+            if data[at + 1] != 0 and not 0xD0 <= data[at + 1] <= 0xD7:
+                break
+            at += 2
+    return None
+
+
+#: Coded data put before a JPEG's end marker to see whether its decoder reaches it: no 0xFF, and
+#: bits that are not all the same (an all-zeros or all-ones run decodes as more grey blocks).
+_MORE_DATA = bytes(range(0x10, 0xF0)) * 2
+
+
+def _check_jpeg_data_ends(path: str, data: bytes, im) -> None:
+    """Refuses a Huffman-coded JPEG whose coded data ends before its last block (a frame header
+    claiming more rows or columns than the data holds): libjpeg decodes each missing block as
+    grey, 128, saying so only in a warning Pillow drops. Only where the last block decoded is
+    all 128 is the file decoded again with more coded data before its end marker: a whole file's
+    decoder has finished before it and gives the same image, where one that ran out does not."""
+    h, w = im.height, im.width
+    last = np.asarray(im.crop(((w - 1) // 8 * 8, (h - 1) // 8 * 8, w, h)))
+    if not (last == 128).all():
+        return
+    frame, end = jpeg_frame(io.BytesIO(data)), _jpeg_end(data)
+    if frame is None or frame[0] in _ARITHMETIC_SOF or end is None:  # (an arithmetic decoder may read past its last
+        return  # block's bits, whose encoder leaves out the zero bytes at its end: another image then too)
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data[:end] + _MORE_DATA + data[end:])) as again:
+        if np.array_equal(np.asarray(again), np.asarray(im)):
+            return
+    raise ImageReadError(path, f"JPEG frame header claims {w} x {h} (width x height), but its coded data ends before "
+                         "its last block: truncated or corrupt (libjpeg decodes what is missing as grey)")  # fmt: skip
+
+
 def _check_png_crcs(path: str, data: bytes) -> None:
     """Refuses a PNG whose critical chunk (IHDR, PLTE, IDAT, IEND) fails its CRC: Pillow checks
     none of its image data's, and zlib not all of what it inflates (Pillow stops at the last
@@ -108,6 +160,8 @@ def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
             if fmt == "png":  # its getexif() decodes the pixels (an eXIf chunk may follow them): not in the lock's turn
                 _check_png_crcs(path, data)
             im.load()
+            if fmt == "jpeg":
+                _check_jpeg_data_ends(path, data, im)
             with WarningsNamingTheFile(path, stacklevel=4):
                 orientation = im.getexif().get(ORIENTATION, 1)
             if orientation not in (1, None):
