@@ -54,6 +54,30 @@ def test_farbman_boosts_detail(seed):
         farbman(x, gains=(2.0,))
 
 
+def test_pixels_off_the_unit_scale_are_refused_not_clipped(seed):
+    # a raw 8- or 16-bit image (or its float copy) was clipped to [0, 1]: nearly all white, no error
+    raw = (low_contrast(seed) * 255).astype(np.uint8)
+    for method in (identity, clahe, farbman):
+        for pixels in (raw, raw.astype(np.uint16), raw > 128):
+            with pytest.raises(TypeError, match=rf"{method.__name__}: pixels must be floats in \[0, 1\].*got "
+                                                rf"{pixels.dtype}"):  # fmt: skip
+                method(pixels)
+        with pytest.raises(ValueError, match=rf"{method.__name__}: pixels must lie in \[0, 1\], got values from"):
+            method(raw.astype(np.float32))
+        with pytest.raises(ValueError, match=rf"{method.__name__}: pixels must be \[H, W\] with H, W >= 1, got "
+                                             r"shape \(0, 4\)"):  # fmt: skip
+            method(np.zeros((0, 4), np.float32))  # (clahe: NumPy's "zero-size array to reduction operation")
+
+
+def test_a_tensor_that_requires_grad_is_taken(seed):
+    # np.asarray refused it: "Can't call numpy() on Tensor that requires grad"
+    import torch
+
+    x = low_contrast(seed)
+    for method in (identity, clahe):
+        np.testing.assert_array_equal(method(torch.from_numpy(x).requires_grad_()), method(x))
+
+
 def test_bad_inputs_and_method_names():
     with pytest.raises(ValueError, match=r"\[H, W\]"):
         clahe(np.zeros((2, 3, 4)))

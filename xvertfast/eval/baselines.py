@@ -35,8 +35,11 @@ import re
 from typing import Callable
 
 import numpy as np
+import torch
 
+from xvertfast.ops._inputs import from_numpy as tensor_from_numpy
 from xvertfast.ops.wls import wls
+from xvertfast.preprocess.inputs import check_unit_pixels
 
 __all__ = ["BASELINES", "XVERTNET_METHODS", "identity", "clahe", "farbman", "xvertnet_method", "get_method",
            "parse_method",
@@ -53,25 +56,32 @@ BASELINES = ("identity", "clahe", "farbman")
 XVERTNET_METHODS = {"xvertnet": "network", "xvertnet_original_brightness": "original"}
 
 
-def _check(pixels) -> np.ndarray:
-    arr = np.asarray(pixels, dtype=np.float32)
-    if arr.ndim != 2:
-        raise ValueError(f"expected an [H, W] image, got shape {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise ValueError("image contains NaN or infinite values")
-    return np.clip(arr, 0.0, 1.0)
+def _check(pixels, who: str) -> np.ndarray:
+    """``pixels`` as float32 [H, W] on [0, 1], refused as preprocess refuses them (check_unit_pixels):
+    clipped, a raw 8- or 16-bit image came out nearly all white without a word."""
+    if isinstance(pixels, torch.Tensor):
+        t = pixels.detach().cpu()  # (np.asarray refuses a tensor that requires grad)
+    else:
+        arr = np.asarray(pixels)
+        if arr.dtype.kind not in "biufc":  # (torch: "can't convert np.ndarray of type numpy.object_")
+            raise TypeError(f"{who}: pixels must be floats in [0, 1], got a NumPy array of {arr.dtype}")
+        t = tensor_from_numpy(arr)
+    if t.dim() != 2 or not t.numel():
+        raise ValueError(f"{who}: pixels must be [H, W] with H, W >= 1, got shape {tuple(t.shape)}")
+    check_unit_pixels(t, who)
+    return np.clip(t.to(torch.float32).numpy(), 0.0, 1.0)
 
 
 def identity(pixels, spine=None) -> np.ndarray:
     """The unprocessed image (the comparison's floor)."""
-    return _check(pixels).copy()
+    return _check(pixels, "identity").copy()
 
 
 def clahe(pixels, spine=None, tiles: int = CLAHE_TILES, clip: float = CLAHE_CLIP) -> np.ndarray:
     """CLAHE with ``tiles`` x ``tiles`` contextual regions; see the module docstring for the clip."""
     from skimage.exposure import equalize_adapthist
 
-    arr = _check(pixels)
+    arr = _check(pixels, "clahe")
     if arr.min() == arr.max():  # nothing to equalise; scikit-image's stretch over the range would give white
         return arr.copy()
     kernel = (max(1, arr.shape[0] // tiles), max(1, arr.shape[1] // tiles))
@@ -83,7 +93,7 @@ def farbman(pixels, spine=None, lambdas=FARBMAN_LAMBDAS, alpha: float = FARBMAN_
     """Multi-scale WLS detail boosting (Farbman et al. 2008); see the module docstring."""
     if len(lambdas) != len(gains):
         raise ValueError(f"farbman: {len(lambdas)} levels but {len(gains)} gains")
-    arr = _check(pixels)
+    arr = _check(pixels, "farbman")
     bases = [wls(arr, lam, alpha) for lam in lambdas]
     out = bases[-1].astype(np.float64)
     previous = arr
@@ -115,7 +125,7 @@ class SharedNetwork:
         last = self._last
         # the last call's own objects are held, so `is` cannot match a recycled id
         if last is None or last[0] is not pixels or last[1] is not spine or spine is None:
-            prep = self.enhancer.prepare(_check(pixels), spine)
+            prep = self.enhancer.prepare(_check(pixels, "xvertnet"), spine)
             last = self._last = (pixels, spine, prep, self.enhancer.run_tiles(prep.xp, prep.y))
         return self.enhancer.compose(last[2], last[3], brightness)
 
