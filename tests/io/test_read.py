@@ -1657,6 +1657,58 @@ def test_a_tiff_with_a_thumbnail_first_is_read_at_full_resolution(tmp_path, seed
     assert any("3 pages; reading page 2, the first at full resolution" in note for note in rad.notes)
 
 
+def _tiff_thumbnail_then_full(path, next_of_thumbnail=None):
+    """A TIFF of a 25 x 32 reduced-resolution copy (NewSubfileType 1) and then the 200 x 256 image;
+    ``next_of_thumbnail``: the thumbnail IFD's next-IFD offset, where it is to be damaged."""
+    import tifffile
+
+    full = (np.arange(256 * 200).reshape(256, 200) % 4096).astype(np.uint16)
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(full[::8, ::8].copy(), subfiletype=1)
+        tif.write(full)
+    if next_of_thumbnail is not None:
+        data = bytearray(path.read_bytes())
+        first = struct.unpack_from("<I", data, 4)[0]
+        tags = struct.unpack_from("<H", data, first)[0]
+        struct.pack_into("<I", data, first + 2 + 12 * tags, next_of_thumbnail(first, len(data)))
+        path.write_bytes(bytes(data))
+    return full
+
+
+@pytest.mark.parametrize("damage", ["loop", "past the end"])
+def test_a_tiff_whose_chain_of_pages_breaks_after_its_thumbnail_is_refused_not_read_as_the_thumbnail(tmp_path, damage):
+    # the next-IFD offset after a thumbnail pointing back to it (or past the end of the file):
+    # tifffile finds one page, a reduced-resolution copy, and it was read as the radiograph
+    # (a 25 x 32 image), saying only tifffile's 'invalid circular reference' in a note
+    offset = (lambda first, size: first) if damage == "loop" else (lambda first, size: size + 4096)
+    _tiff_thumbnail_then_full(tmp_path / "t.tif", offset)
+    said = "loops back to page 1" if damage == "loop" else "points past the end of the file"
+    with pytest.raises(ImageReadError, match=rf"t\.tif: TIFF's chain of pages {said} after page 1, and the pages "
+                       r"before are reduced-resolution copies \(page 1: 25 x 32, width x height\): its full-resolution "
+                       r"image cannot be reached; corrupt"):  # fmt: skip
+        read_image(tmp_path / "t.tif", warn=False)
+
+
+def test_a_tiff_whose_only_pages_are_reduced_resolution_says_which_it_reads(tmp_path):
+    # a whole chain of pages all marked reduced-resolution (some writers mark a sole page so): read,
+    # page 1, saying so; a chain looping after the full-resolution page reads that page
+    import tifffile
+
+    values = (np.arange(64 * 48).reshape(64, 48) % 4096).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "r.tif", values, subfiletype=1)
+    rad = read_image(tmp_path / "r.tif", warn=False)
+    assert np.array_equal(rad.values, values)
+    said = "TIFF's pages are all marked reduced-resolution copies (NewSubfileType), none at full resolution; reading "
+    assert f"{tmp_path / 'r.tif'}: {said}page 1 (48 x 64, width x height)" in rad.notes
+    full = _tiff_thumbnail_then_full(tmp_path / "f.tif")
+    data = bytearray((tmp_path / "f.tif").read_bytes())
+    with tifffile.TiffFile(tmp_path / "f.tif") as tif:
+        second = tif.pages[1].offset
+    struct.pack_into("<I", data, second + 2 + 12 * struct.unpack_from("<H", data, second)[0], second)
+    (tmp_path / "f.tif").write_bytes(bytes(data))
+    assert np.array_equal(read_image(tmp_path / "f.tif", warn=False).values, full)
+
+
 @pytest.mark.filterwarnings("ignore:Invalid value for VR CS")
 def test_a_lower_case_photometric_interpretation_is_read_in_capitals(tmp_path, seed):
     values = np.random.default_rng(seed).integers(0, 4096, size=(24, 40)).astype(np.uint16)

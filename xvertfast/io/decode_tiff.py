@@ -1,6 +1,6 @@
 """TIFF through tifffile (Pillow where a compression needs imagecodecs and it is missing).
 
-A TIFF's first page is read; what tifffile logs about the file becomes that file's notes (or
+A TIFF's first full-resolution page is read; what tifffile logs about the file becomes that file's notes (or
 part of its error), named, rather than bare lines on stderr that say nothing of which file of a
 batch they came from; Pillow's warnings, where it decodes the page, are given prefixed by the path.
 """
@@ -12,6 +12,7 @@ import functools
 import io
 import logging
 import math
+import struct
 import threading
 
 import numpy as np
@@ -92,6 +93,9 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logged: list[str]
             if not len(tif.pages):
                 raise ImageReadError(path, "TIFF has no readable page: truncated or corrupt")  # (read_tiff adds what tifffile said)
             index = _first_full_resolution_page(tif)
+            if index is None:
+                index = 0
+                _check_only_reduced_pages(path, tif, notes)
             page = tif.pages[index]
             shape = page.shape
             if len(shape) < 2:
@@ -268,15 +272,55 @@ _UPRIGHT = {
 }
 
 
-def _first_full_resolution_page(tif, look: int = 64) -> int:
+def _first_full_resolution_page(tif, look: int = 64) -> int | None:
     """The index of the first page that is not a reduced-resolution copy of another (NewSubfileType
-    bit 0: a thumbnail a scanner or viewer stored first), among the first ``look``; else 0."""
+    bit 0: a thumbnail a scanner or viewer stored first), among the first ``look``; else None."""
     for k, page in enumerate(tif.pages):
         if k >= look:
             break
         if not getattr(page, "is_reduced", False):
             return k
-    return 0
+    return None
+
+
+def _check_only_reduced_pages(path: str, tif, notes: list[str]) -> None:
+    """Where no page is at full resolution: refuses the file where its chain of pages (IFDs) breaks
+    (loops back, or points past the end of the file: tifffile stops there, logging it), since
+    the image the copies were made of is beyond the break and page 1 is a thumbnail; else says
+    that page 1 is read (a writer may mark its sole page reduced-resolution)."""
+    first = tif.pages[0]
+    size = f"{first.imagewidth} x {first.imagelength}, width x height"
+    broken = _chain_break(tif)
+    if broken:
+        raise ImageReadError(path, f"TIFF's chain of pages {broken[1]} after page {broken[0]}, and the pages before are "
+                             f"reduced-resolution copies (page 1: {size}): its full-resolution image cannot be "
+                             "reached; corrupt")  # fmt: skip
+    notes.append(f"{path}: TIFF's pages are all marked reduced-resolution copies (NewSubfileType), none at full "
+                 f"resolution; reading page 1 ({size})")  # fmt: skip
+
+
+def _chain_break(tif, most: int = 1 << 16) -> tuple[int, str] | None:
+    """Where a TIFF's chain of IFDs does not end as TIFF ends it (a next-IFD offset of 0): the
+    page whose offset is wrong and how; None where it ends so (within ``most`` pages)."""
+    form, fh = tif.tiff, tif.filehandle
+    at, seen = tif.pages[0].offset, {}
+    while len(seen) < most:
+        seen[at] = len(seen) + 1
+        fh.seek(at)
+        head = fh.read(form.tagnosize)
+        if len(head) < form.tagnosize:
+            return len(seen), "is cut short"
+        fh.seek(at + form.tagnosize + struct.unpack(form.tagnoformat, head)[0] * form.tagsize)
+        tail = fh.read(form.offsetsize)
+        nxt = struct.unpack(form.offsetformat, tail)[0] if len(tail) == form.offsetsize else None
+        if nxt == 0:
+            return None
+        if nxt is None or nxt >= fh.size:
+            return len(seen), "points past the end of the file"
+        if nxt in seen:
+            return len(seen), f"loops back to page {seen[nxt]}"
+        at = nxt
+    return None
 
 
 def _tiff_without_imagecodecs(path: str, compression: str, code: int, white_is_zero: bool,
