@@ -208,6 +208,9 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
     if summary.stopped:
         print(f"stopped early: {summary.stopped}; the same command resumes where this one stopped", file=sys.stderr)
         return 130 if summary.stopped == "interrupted" else 1
+    if summary.interrupted_at_end:  # (130, or 143 for SIGTERM: a script's next step must not run)
+        print("interrupted once every image was processed: the job is complete", file=sys.stderr)
+        return 130
     return 1 if summary.failed or (args.report and not summary.report) else 0
 
 

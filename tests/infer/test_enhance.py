@@ -24,7 +24,7 @@ from xvertfast.infer.enhancer import FEATHER
 from xvertfast.infer.backends import StageBackend
 from xvertfast.infer.batch import JOB_FILE
 from xvertfast.io.files import NothingFound
-from xvertfast.io.job_folder import JOB_STATE_FILES
+from xvertfast.io.job_folder import JOB_STATE_FILES, LEDGER_FILE, job_status
 from xvertfast.io import read_image
 from xvertfast.model import XVertNet, XVertNetStage, save_model
 
@@ -718,10 +718,11 @@ def test_errors_and_warnings_start_their_own_line_under_the_progress_bar(tmp_pat
     said_around_the_bar(err)
 
 
-def _ctrl_c_while_writing(tmp_path, model_dir, seed, monkeypatch, images: int, at: int, times: int):
+def _ctrl_c_while_writing(tmp_path, model_dir, seed, monkeypatch, images: int, at: int, times: int,
+                          cli: bool = False):  # fmt: skip
     """Enhances ``images`` images (one at a time), sending Ctrl-C ``times`` to the main thread (as
-    the terminal's reaches it) while output number ``at`` is written; returns the summary and the
-    outputs in the order written."""
+    the terminal's reaches it) while output number ``at`` is written; returns the summary (``cli``:
+    the exit code of ``xvertfast enhance``) and the outputs in the order written."""
     from xvertfast.infer import batch
 
     src = tmp_path / "in"
@@ -742,6 +743,9 @@ def _ctrl_c_while_writing(tmp_path, model_dir, seed, monkeypatch, images: int, a
     enhancer = Enhancer(str(model_dir), device="cpu", backend="torch", batch_size=1)
     monkeypatch.setattr(batch, "_compose_and_write", write_while_interrupted)
     try:
+        if cli:
+            return main(["enhance", str(src), "-o", str(tmp_path / "out"), "--model", str(model_dir), "--device",
+                         "cpu", "--backend", "torch", "--batch-size", "1", "--workers", "1", "-q"]), calls  # fmt: skip
         summary = enhancer.enhance_files([str(src)], str(tmp_path / "out"), workers=1, progress=False)
     except KeyboardInterrupt:
         pytest.fail("a Ctrl-C escaped the wait for the outputs in flight")
@@ -761,10 +765,21 @@ def test_a_second_ctrl_c_while_the_outputs_in_flight_finish_does_not_cut_them(tm
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
 
 
-def test_a_ctrl_c_while_a_job_ends_normally_stops_it(tmp_path, model_dir, seed, capfd, monkeypatch):
-    """A first Ctrl-C (or a scheduler's SIGTERM) in the wait for the last outputs was said as
-    'already stopping' and dropped: the job ended as if nothing came, exit 0. It is held until
-    the outputs are written, then stops the job: its summary says interrupted (exit 130/143)."""
-    summary, _ = _ctrl_c_while_writing(tmp_path, model_dir, seed, monkeypatch, images=3, at=3, times=1)
-    assert summary.done == 3 and summary.stopped == "interrupted"
-    assert "already stopping" not in capfd.readouterr().err
+def test_a_ctrl_c_while_the_last_outputs_are_written_ends_a_complete_job_with_130(tmp_path, model_dir, seed, capfd,
+                                                                                 monkeypatch):  # fmt: skip
+    """A first Ctrl-C (or a scheduler's SIGTERM) in the wait for the last outputs is held until they
+    are written (it was once dropped: exit 0). Every image is then processed: the summary said
+    'stopped: interrupted; 0 image(s) not processed; the same command resumes' while the ledger,
+    and `xvertfast status`, said finished. Both say finished; the exit code stays 130 (143), so
+    that a script's next step does not run after the user stopped it."""
+    code, _ = _ctrl_c_while_writing(tmp_path, model_dir, seed, monkeypatch, images=3, at=3, times=1, cli=True)
+    said = capfd.readouterr()
+    assert code == 130
+    assert said.out.startswith("3 done, 0 skipped, 0 failed")
+    assert "interrupted once every image was processed: the job is complete" in said.err
+    assert "resumes" not in said.err and "stopped" not in said.err and "already stopping" not in said.err
+    out = tmp_path / "out"
+    end = json.loads((out / LEDGER_FILE).read_text().splitlines()[-1])
+    assert end["run"] == "end" and "why" not in end and end["done"] == 3  # the ledger says finished
+    led = job_status(str(out), "enhance").ledgers[0]
+    assert (led.ended, led.stop) == ("finished", None)

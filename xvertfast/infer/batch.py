@@ -81,6 +81,9 @@ class BatchSummary:
     found_all: int = 0  #: input files found in all, every shard's
     dry_run: bool = False  #: planned only: nothing was enhanced or written
     busy: bool = False  #: (a dry run) another job writes into the output folder now
+    #: a Ctrl-C or SIGTERM came while the last outputs were written: the job is complete (``stopped``
+    #: None, the ledger says finished), and the CLI still exits 130 (143) as the user asked it to stop
+    interrupted_at_end: bool = False
 
     def _count(self, status: str) -> int:
         return sum(r.status == status for r in self.records)
@@ -612,9 +615,9 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
             drain_writes(block=True)
         bar.close()
     try:
-        deliver(deferred)  # one that came while the job ended: it stops now (its report says so)
+        deliver(deferred)  # held (not stopping): every image was processed, or the disk filled in the wait
     except KeyboardInterrupt:
-        summary.stopped = summary.stopped or "interrupted"
+        summary.interrupted_at_end = True
     if summary.stopped:
         log(f"stopped: {summary.stopped}; {len(todo) - processed[0]} image(s) not processed; the same command "
             "resumes")  # fmt: skip
