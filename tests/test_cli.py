@@ -305,6 +305,34 @@ def test_sigterm_stops_a_command_as_ctrl_c_does_and_main_puts_the_handler_back(m
     assert cli.main(["info"]) == 130
 
 
+def test_a_sigterm_handler_set_outside_python_or_ignored_is_left_alone(monkeypatch):
+    """A SIGTERM handled outside Python (getsignal None: a host program's C handler) was replaced
+    for the command and then set to the default, which kills the host on its next SIGTERM; one
+    ignored was made to stop the command. Both are left as they are, as the wait that ends a
+    batch job leaves them (xvertfast._interrupts)."""
+    import signal
+
+    from xvertfast import cli
+
+    def host_handler(signum, frame):
+        raise AssertionError("not called here")
+
+    before = signal.signal(signal.SIGTERM, host_handler)  # stands for the C handler getsignal cannot name
+    real_getsignal = signal.getsignal
+    monkeypatch.setattr(signal, "getsignal", lambda sig: None if sig == signal.SIGTERM else real_getsignal(sig))
+    during = []
+    monkeypatch.setattr(cli, "_cmd_info", lambda args: during.append(real_getsignal(signal.SIGTERM)) or 0)
+    try:
+        assert cli.main(["info"]) == 0
+        assert during == [host_handler] and real_getsignal(signal.SIGTERM) is host_handler
+        monkeypatch.setattr(signal, "getsignal", real_getsignal)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        assert cli.main(["info"]) == 0
+        assert during[1] is signal.SIG_IGN and real_getsignal(signal.SIGTERM) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def test_a_repeated_sigterm_does_not_cut_the_first_ones_stop_short(monkeypatch):
     import signal
 

@@ -18,7 +18,7 @@ import sys
 import threading
 from dataclasses import dataclass
 
-__all__ = ["interrupts_deferred", "deliver", "Deferred"]
+__all__ = ["interrupts_deferred", "deliver", "Deferred", "left_alone"]
 
 NOTE = ("\nalready stopping: the outputs in flight are being finished (kill -9 stops at once; the same "
         "command then redoes them)\n")  # fmt: skip
@@ -29,6 +29,14 @@ class Deferred:
     """What :func:`interrupts_deferred` held back: the first signal that came, if any."""
 
     signal: int | None = None
+
+
+def left_alone(sig: int) -> bool:
+    """Whether ``sig``'s handler is to be left as it is, not replaced for a while: ignored (a job in
+    a script's background ignores SIGINT) or set outside Python (getsignal None: a host program's C
+    handler, which could not be put back)."""
+    handler = signal.getsignal(sig)
+    return handler is signal.SIG_IGN or handler is None
 
 
 @contextlib.contextmanager
@@ -60,10 +68,9 @@ def interrupts_deferred(stopping: bool):
     previous = {}
     try:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            handler = signal.getsignal(sig)
-            if handler is signal.SIG_IGN or handler is None:  # (None: a C handler, which cannot be put back)
+            if left_alone(sig):
                 continue
-            previous[sig] = handler
+            previous[sig] = signal.getsignal(sig)
             signal.signal(sig, hold)
         yield deferred
     finally:

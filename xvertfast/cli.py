@@ -1026,7 +1026,10 @@ def _stop_on_sigterm():
     stops a command as Ctrl-C does: a batch job finishes the outputs in flight and writes its
     summary and --report, training keeps its last finished epoch; the exit code is then 143.
     Returns the flag the handler sets and a function that puts the earlier handler back (none is
-    replaced outside the main thread, which alone receives signals)."""
+    replaced outside the main thread, which alone receives signals, nor where SIGTERM is ignored
+    or handled outside Python: :func:`xvertfast._interrupts.left_alone`)."""
+    from xvertfast._interrupts import left_alone
+
     terminated = [False]
 
     def stop(signum, frame):
@@ -1035,13 +1038,13 @@ def _stop_on_sigterm():
         terminated[0] = True
         raise KeyboardInterrupt
 
+    if left_alone(signal.SIGTERM):
+        return terminated, lambda: None
     try:
-        previous = signal.getsignal(signal.SIGTERM)
-        signal.signal(signal.SIGTERM, stop)
+        previous = signal.signal(signal.SIGTERM, stop)
     except ValueError:  # not the main thread
         return terminated, lambda: None
-    # (None: a handler set outside Python, which cannot be put back; the default is the nearest)
-    return terminated, lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+    return terminated, lambda: signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":
