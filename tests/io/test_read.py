@@ -243,6 +243,22 @@ def test_a_tiff_strip_with_no_data_is_refused_not_read_as_black(tmp_path, compre
     assert np.array_equal(read_image(tmp_path / "one.tif").values, values)
 
 
+def test_a_sparse_tiff_tile_is_refused_saying_what_a_sparse_file_is(tmp_path):
+    # GDAL (SPARSE_OK=TRUE) leaves out a tile of nothing but nodata, writing offset 0 and 0 bytes
+    # for it; tifffile reads it as zeros. A radiograph's tile so is refused as a damaged one is
+    # (zeroed tables look the same): the message says how such a file is made whole
+    import tifffile
+
+    values = (np.arange(64 * 96).reshape(64, 96) % 4096).astype(np.uint16) + 1
+    tifffile.imwrite(tmp_path / "s.tif", values, tile=(32, 32), compression="zlib")
+    for field in ("TileOffsets", "TileByteCounts"):
+        _set_tiff_tag_entry(tmp_path / "s.tif", field, 4)
+    with pytest.raises(ImageReadError, match=r"s\.tif: TIFF tile 5 of 6 is at offset 0 and of 0 bytes: a tile left "
+                       r"out \(a GDAL 'sparse' file's, or damaged tile tables\); refusing to read it as zeros: where "
+                       r"the file is sparse, write it whole \(gdal_translate -co SPARSE_OK=FALSE\)"):  # fmt: skip
+        read_image(tmp_path / "s.tif")
+
+
 @pytest.mark.parametrize("layout", [{"rowsperstrip": 8, "compression": "zlib"}, {"tile": (32, 32), "compression": "zlib"},
                                     {"rowsperstrip": 8, "compression": "packbits"}])  # fmt: skip
 def test_a_tiff_whose_size_needs_more_strips_than_it_lists_is_refused_not_padded_black(tmp_path, layout):

@@ -203,6 +203,15 @@ def _check_segments_in_file(path: str, page, size: int) -> None:
                              f"{what}s, its tags list {len(page.dataoffsets)}: its size or its {what} tables are "
                              "damaged")  # fmt: skip
     for k, (offset, count) in enumerate(zip(page.dataoffsets, page.databytecounts)):
+        if offset == 0 and count == 0:
+            # GDAL's 'sparse' files (SPARSE_OK=TRUE; not TIFF 6.0, whose offsets point at data) leave
+            # out a block of nothing but nodata so, and tifffile reads it as zeros. Refused all the
+            # same: no radiograph writer makes them, and tables zeroed by damage look alike, where a
+            # black block read into an image would be enhanced as anatomy
+            raise ImageReadError(path, f"TIFF {what} {k + 1} of {len(page.dataoffsets)} is at offset 0 and of 0 "
+                                 f"bytes: a {what} left out (a GDAL 'sparse' file's, or damaged {what} tables); "
+                                 "refusing to read it as zeros: where the file is sparse, write it whole "
+                                 "(gdal_translate -co SPARSE_OK=FALSE)")  # fmt: skip
         empty = "at offset 0" if offset == 0 else "of 0 bytes" if count == 0 and not page.is_contiguous else None
         if empty:
             raise ImageReadError(path, f"TIFF {what} {k + 1} of {len(page.dataoffsets)} is {empty}: no data for "
