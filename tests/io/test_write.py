@@ -432,3 +432,22 @@ def test_a_write_cut_short_keeps_the_systems_errno(tmp_path, seed):
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
     assert caught.value.errno == errno.EFBIG and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("fmt", ["png16", "png8", "tiff", "dicom"])
+def test_an_empty_image_is_refused_naming_the_file(tmp_path, fmt):
+    # PNG said only "cannot write empty image" (Pillow's words, no file); TIFF and DICOM wrote a file
+    # of a 0-row image (tifffile: "writing zero-size array to nonconformant TIFF")
+    for shape in ((0, 5), (4, 0)):
+        with pytest.raises(ValueError, match=rf"a\.out: pixels are empty \(shape {shape[0]} x {shape[1]}\)"):
+            write_image(tmp_path / "a.out", np.zeros(shape, np.float32), fmt)
+    assert not list(tmp_path.iterdir())
+
+
+def test_like_that_is_not_a_radiograph_is_refused_by_name(tmp_path, seed):
+    # like="source.png" (a path, not what read_image gives) failed with AttributeError 'bits_stored'
+    pixels = np.random.default_rng(seed).random((8, 9))
+    with pytest.raises(TypeError, match=r"write_image: like must be the source's Radiograph \(xvertfast\.io\.read_image"
+                                        r"\(path\) gives it\), got str"):  # fmt: skip
+        write_image(tmp_path / "a.png", pixels, like="source.png")
+    assert not list(tmp_path.iterdir())

@@ -153,9 +153,11 @@ def _to_unit(pixels, path: str) -> np.ndarray:
     arr = np.asarray(pixels, dtype=np.float64)
     if arr.ndim != 2:
         raise ValueError(f"{path}: pixels must be [H, W], got shape {arr.shape}")
+    if not arr.size:  # (PNG: Pillow's "cannot write empty image"; TIFF and DICOM wrote a file of 0 rows)
+        raise ValueError(f"{path}: pixels are empty (shape {arr.shape[0]} x {arr.shape[1]}): there is no image to write")
     if not np.isfinite(arr).all():
         raise ValueError(f"{path}: pixels contain NaN or infinite values")
-    if arr.size and (arr.min() < -CLIP_SLACK or arr.max() > 1 + CLIP_SLACK):
+    if arr.min() < -CLIP_SLACK or arr.max() > 1 + CLIP_SLACK:
         raise ValueError(f"{path}: pixels must lie in [0, 1] (values a little outside are clipped), got values from "
                          f"{arr.min():g} to {arr.max():g}: another scale? xvertfast.io.read_image gives [0, 1]")  # fmt: skip
     return np.clip(arr, 0.0, 1.0)
@@ -323,6 +325,9 @@ def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like
             escaped; at most 1024 characters in DICOM).
     """
     p = os.fspath(path)
+    if like is not None and not isinstance(like, Radiograph):  # (a path: AttributeError 'bits_stored')
+        raise TypeError(f"write_image: like must be the source's Radiograph (xvertfast.io.read_image(path) gives it), "
+                        f"got {type(like).__name__}")  # fmt: skip
     fmt = fmt or format_from_path(p)
     if fmt not in WRITE_FORMATS:
         raise ValueError(f"unknown output format {fmt!r}; choose one of {', '.join(WRITE_FORMATS)}")
