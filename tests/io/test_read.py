@@ -1171,6 +1171,26 @@ def test_a_too_small_image_is_refused_with_its_width_and_height_said_as_such(tmp
         require_content(read_image(tmp_path / "strip.png", warn=False))
 
 
+def test_arguments_of_the_wrong_kind_are_refused_by_name(tmp_path):
+    # max_pixels=None (as if "no limit") failed deep in the decoder: "'>' not supported between
+    # instances of 'int' and 'NoneType'"; require_content of an array or a path: AttributeError
+    from xvertfast.io.read import require_content
+
+    Image.fromarray(np.arange(40 * 36, dtype=np.uint16).reshape(40, 36)).save(tmp_path / "a.png")
+    for bad in (None, 0, -1, 1.5, "1e6", True):
+        with pytest.raises(ValueError, match=rf"read_image: max_pixels must be a whole number >= 1, got {re.escape(repr(bad))}"):
+            read_image(tmp_path / "a.png", max_pixels=bad)
+    rad = read_image(tmp_path / "a.png", max_pixels=np.int64(40 * 36), warn=False)
+    for bad in (rad.pixels, str(tmp_path / "a.png")):
+        with pytest.raises(TypeError, match=r"require_content: rad must be a Radiograph \(xvertfast\.io\.read_image\(path\) "
+                                            rf"gives one\), got {type(bad).__name__}"):  # fmt: skip
+            require_content(bad)
+    for bad in (None, 0, 2.5, "32"):
+        with pytest.raises(ValueError, match=rf"require_content: min_side must be a whole number >= 1, got {re.escape(repr(bad))}"):
+            require_content(rad, min_side=bad)
+    assert require_content(rad, min_side=np.int32(36)) is rad
+
+
 def _luma(rgb) -> np.ndarray:
     return np.rint(np.asarray(rgb, np.float64) @ np.array([0.299, 0.587, 0.114]))
 

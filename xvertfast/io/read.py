@@ -12,6 +12,7 @@ what it gives into a :class:`Radiograph`.
 from __future__ import annotations
 
 import errno
+import numbers
 import os
 import warnings
 
@@ -146,13 +147,22 @@ def _why_missing(p: str) -> str:
 
 
 
+def _whole(value, name: str, who: str) -> int:
+    """``value`` as an int >= 1, or a ValueError naming it: a None or a float failed deep inside
+    (the decoders' "'>' not supported between instances of 'int' and 'NoneType'")."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{who}: {name} must be a whole number >= 1, got {value!r}")
+    return int(value)
+
+
 def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
                photometric: str | None = None, warn: bool = True) -> Radiograph:  # fmt: skip
     """Reads a radiograph; bright = bone, pixels min-max scaled to [0, 1] over the real values.
 
     Args:
         path: a PNG (8/16-bit), TIFF (8/16-bit or float), JPEG, DICOM or raw JSRT ``.IMG`` file.
-        max_pixels: larger images are refused before decoding (decompression bombs).
+        max_pixels: larger images are refused before decoding (decompression bombs); a whole
+            number >= 1.
         photometric: override the polarity of formats that do not record it (PNG, JPEG):
             ``"MONOCHROME1"`` for files stored with bone dark; the pixels are then inverted.
         warn: also give the returned ``notes`` (what decoding changed, e.g. colour to
@@ -166,6 +176,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
             pixel data, multi-frame DICOM, compressed DICOM without a decoder, ...).
     """
     p = os.fspath(path)
+    max_pixels = _whole(max_pixels, "max_pixels", "read_image")
     if os.path.isdir(p):
         raise ImageReadError(p, "is a directory, not an image file")
     if not os.path.exists(p):
@@ -229,6 +240,10 @@ MIN_SIDE = 32
 
 def require_content(rad: Radiograph, min_side: int = MIN_SIDE) -> Radiograph:
     """Refuses what decodes but cannot be a radiograph to process: too small, or constant."""
+    if not isinstance(rad, Radiograph):  # (an array or a path: AttributeError 'shape' or 'path')
+        raise TypeError(f"require_content: rad must be a Radiograph (xvertfast.io.read_image(path) gives one), "
+                        f"got {type(rad).__name__}")  # fmt: skip
+    min_side = _whole(min_side, "min_side", "require_content")
     h, w = rad.shape
     if min(h, w) < min_side:
         raise ImageReadError(rad.path, f"image is {w} x {h} pixels (width x height): too small for a radiograph (minimum side {min_side})")
