@@ -304,6 +304,29 @@ def test_an_export_folder_given_as_a_model_says_what_it_is(tmp_path):
         load_model(tmp_path / "exported")
 
 
+def test_a_file_of_a_model_given_as_the_model_names_its_folder(tmp_path):
+    # load_model("m/config.json") or a stage file: os.listdir's bare "[Errno 20] Not a directory"
+    folder = save_model(XVertNet([XVertNetStage(4, 2)]), tmp_path / "m")
+    for name in ("config.json", "stage1.safetensors"):
+        with pytest.raises(FileNotFoundError, match=rf"{name}: a file, not a model directory: give the folder that "
+                                                    rf"holds it, {re.escape(str(folder))}"):  # fmt: skip
+            load_model(os.path.join(folder, name))
+    (tmp_path / "notes.txt").write_text("")
+    with pytest.raises(FileNotFoundError, match=r"notes.txt: a file, not a model directory \(a model is a folder from "
+                                                r"`xvertfast train`, its RUN_DIR/model, or 'default'\)$"):  # fmt: skip
+        load_model(tmp_path / "notes.txt")
+
+
+def test_a_map_location_that_is_not_a_device_is_refused_by_name(tmp_path):
+    # torch's own words: "Expected one of cpu, cuda, ... device type at start of device string: gpu",
+    # and for None "device() received an invalid combination of arguments"
+    folder = save_model(XVertNet([XVertNetStage(4, 2)]), tmp_path / "m")
+    for bad in ("gpu", None, 0.5):
+        with pytest.raises(ValueError, match=rf"load_model: map_location={re.escape(repr(bad))} is not a device \(such as "
+                                             r"'cpu', 'cuda' or 'cuda:1'\)"):  # fmt: skip
+            load_model(folder, map_location=bad)
+
+
 class _PassOn(torch.nn.Module):
     """A stand-in stage: passes its input on and keeps the guidance image it was given."""
 

@@ -71,9 +71,10 @@ def _unfinished_run(run_dir: str) -> bool:
 def load_model(path: str | os.PathLike = "default", map_location: str | torch.device = "cpu") -> XVertNet:
     """Loads a model directory written by :func:`save_model` (eval mode).
 
-    Raises FileNotFoundError where the directory or a stage file is missing, and ValueError
-    naming the file where config.json or a stage file does not describe a usable model
-    (malformed, other tensors than its architecture has, integer or non-finite weights).
+    Raises FileNotFoundError where the directory or a stage file is missing (or ``path`` is a
+    file), and ValueError naming the file where config.json or a stage file does not describe a
+    usable model (malformed, other tensors than its architecture has, integer or non-finite
+    weights) or naming ``map_location`` where it is not a device.
     """
     path = os.fspath(path)
     if path == "default":
@@ -87,6 +88,12 @@ def load_model(path: str | os.PathLike = "default", map_location: str | torch.de
             raise FileNotFoundError(f"{path}: the training run in {run_dir} has not finished: {_UNFINISHED}")
         raise FileNotFoundError(f"{path}: no such folder (a model is a directory from `xvertfast train`, its "
                                 "RUN_DIR/model, or 'default')")  # fmt: skip
+    if not os.path.isdir(path):  # (os.listdir below: a bare "[Errno 20] Not a directory")
+        folder = os.path.dirname(os.path.abspath(path))
+        if os.path.isfile(os.path.join(folder, "config.json")):  # config.json or a stage file of a model
+            raise FileNotFoundError(f"{path}: a file, not a model directory: give the folder that holds it, {folder}")
+        raise FileNotFoundError(f"{path}: a file, not a model directory (a model is a folder from `xvertfast train`, "
+                                "its RUN_DIR/model, or 'default')")  # fmt: skip
     config_path = os.path.join(path, "config.json")
     if not os.path.isfile(config_path):
         inside = os.path.join(path, "model")  # a training run's folder: its model is RUN_DIR/model
@@ -105,7 +112,11 @@ def load_model(path: str | os.PathLike = "default", map_location: str | torch.de
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"{config_path}: not valid JSON ({exc})") from None
     specs = check_config(config, config_path)
-    device = torch.device(map_location)
+    try:
+        device = torch.device(map_location)
+    except (RuntimeError, TypeError):  # (torch: "Expected one of cpu, cuda, ... device string: gpu")
+        raise ValueError(f"load_model: map_location={map_location!r} is not a device (such as 'cpu', 'cuda' or "
+                         "'cuda:1')") from None
     if device.type == "cuda" and not torch.cuda.is_available():  # (safetensors: a pin_memory error)
         raise RuntimeError(f"load_model: map_location={str(map_location)!r}, but this torch has no usable CUDA device")
     # safetensors reads onto the CPU or a GPU; other devices (meta: the shapes alone) get the model moved
