@@ -398,8 +398,11 @@ def _print_train_status(run, as_json: bool) -> int:
         print(json.dumps([{"job": "train", **asdict(run), "finished": run.finished,
                            "epochs_left_at_most": run.epochs_left_at_most}], indent=2))  # fmt: skip
         return 0
-    stages = f"{count(run.stages, 'stage')} of width {run.width}"
-    if run.finished:
+    stages = f"{count(run.stages, 'stage')} of width {run.width}" if run.stages is not None else ""
+    if run.stage == 0:  # (its settings are recorded with the first epoch)
+        print(f"{run.run_dir}: xvertfast train: no epoch finished yet (its images are preprocessed first: "
+              f"{count(run.preprocessed, 'image')} so far, in {os.path.join(run.run_dir, 'cache')})")  # fmt: skip
+    elif run.finished:
         print(f"{run.run_dir}: xvertfast train, {stages}: finished; the trained model is {run.model}")
     elif run.stage > run.stages:
         print(f"{run.run_dir}: xvertfast train, {stages}: every stage trained, the model not yet written (the run "

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from tests.train.test_loop import CONFIG, write_images
 from xvertfast.cli import main
 from xvertfast.train import train
@@ -43,6 +45,40 @@ def test_a_runs_progress_is_read_from_its_checkpoint_as_it_goes(tmp_path, capsys
     assert record["job"] == "train" and record["finished"] and record["stage"] == 3 and len(record["history"]) == 8
     assert main(["status", str(run)]) == 0
     assert f"finished; the trained model is {run / 'model'}" in capsys.readouterr().out
+
+
+def test_a_run_preparing_its_data_is_a_training_run(tmp_path, capsys, monkeypatch):
+    # a run preprocessing its images (hours on a large archive), or stopped before its first epoch,
+    # was "no output of an xvertfast enhance or preprocess job, nor a training run" (exit 2)
+    from xvertfast.resume import hold_lock
+    from xvertfast.train import data as train_data
+    from xvertfast.train.loop import LOCK_FILE
+
+    data, run = write_images(tmp_path / "data"), tmp_path / "run"
+    real, seen = train_data._image_pairs, []
+
+    def ctrl_c_at_the_second_image(*args, **kwargs):
+        seen.append(args[0])
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_data, "_image_pairs", ctrl_c_at_the_second_image)
+    with pytest.raises(KeyboardInterrupt):
+        train([str(data)], str(run), CONFIG, progress=False, log=lambda m: None)
+    status = train_status(str(run))
+    assert (status.stage, status.epoch, status.preprocessed, status.running, status.finished) == (0, 0, 1, False, False)
+    assert main(["status", str(run)]) == 0
+    said = capsys.readouterr().out
+    assert f"{run}: xvertfast train: no epoch finished yet (its images are preprocessed first: 1 image so far, in " in said
+    assert "last written " in said and "  not running: stopped before the end" in said and f"-o {run} --resume" in said
+    with hold_lock(str(run / LOCK_FILE)):  # as the run holds it while it preprocesses
+        assert main(["status", str(run)]) == 0
+        assert f"  running now (it holds {run / LOCK_FILE})" in capsys.readouterr().out
+    assert main(["status", str(run), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)[0]
+    assert (record["job"], record["stage"], record["preprocessed"], record["finished"]) == ("train", 0, 1, False)
+    assert train_status(str(tmp_path / "data")) is None  # no run began there
 
 
 def test_a_damaged_checkpoint_is_named(tmp_path, capsys):

@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass, field
 
 from xvertfast.resume import lock_held
+from xvertfast.train.data import cached_images
 from xvertfast.train.loop import CHECKPOINT_FILE, LOCK_FILE, latest_state
 
 __all__ = ["TrainStatus", "train_status"]
@@ -19,13 +20,14 @@ class TrainStatus:
     """A training run's progress, as its checkpoint records it."""
 
     run_dir: str
-    stages: int  #: stages the run trains
-    width: int
-    stage: int  #: the stage being trained; ``stages + 1`` once all are
+    #: the settings below (to ``patience``) are recorded with the first epoch: None before it
+    stages: int | None  #: stages the run trains
+    width: int | None
+    stage: int  #: the stage being trained; ``stages + 1`` once all are; 0 before the first epoch
     epoch: int  #: epochs finished in that stage
-    epochs_gc: int  #: epochs of the structure-loss-only phase of each stage (the feature loss comes after)
-    epochs_joint: int  #: at most this many joint epochs follow them
-    patience: int  #: joint epochs without a better score that end a stage
+    epochs_gc: int | None  #: epochs of the structure-loss-only phase of each stage (the feature loss comes after)
+    epochs_joint: int | None  #: at most this many joint epochs follow them
+    patience: int | None  #: joint epochs without a better score that end a stage
     bad_epochs: int  #: joint epochs in a row without a better score, so far
     modified: float  #: when the run last recorded its progress (seconds since the epoch)
     model: str | None  #: RUN_DIR/model, where the run has written it (every stage trained)
@@ -35,15 +37,20 @@ class TrainStatus:
     #: too; :func:`~xvertfast.resume.lock_held`). None where that cannot be told here
     running: bool | None = None
     history: list[dict] = field(default_factory=list, repr=False)
+    #: at stage 0, the images preprocessed so far (the run prepares its training data first: hours
+    #: on a large archive)
+    preprocessed: int | None = None
 
     @property
     def finished(self) -> bool:
-        return self.stage > self.stages and self.model is not None
+        return self.stages is not None and self.stage > self.stages and self.model is not None
 
     @property
-    def epochs_left_at_most(self) -> int:
+    def epochs_left_at_most(self) -> int | None:
         """Epochs the run may still train: the rest of this stage and every later one in full
-        (early stopping in a joint phase may end a stage sooner)."""
+        (early stopping in a joint phase may end a stage sooner); None before the first epoch."""
+        if self.stages is None:
+            return None
         if self.stage > self.stages:
             return 0
         per_stage = self.epochs_gc + self.epochs_joint
@@ -51,15 +58,15 @@ class TrainStatus:
 
 
 def train_status(run_dir: str) -> TrainStatus | None:
-    """The progress of the training run in ``run_dir``, or None where no run has recorded any.
-    Reads ``checkpoint/state.json`` and the mid-stage checkpoint's header (the later of the two,
+    """The progress of the training run in ``run_dir``, or None where no run began there (one
+    that has trained no epoch yet is at stage 0: :func:`_preparing`). Reads ``checkpoint/state.json`` and the mid-stage checkpoint's header (the later of the two,
     as a resume does: a kill can fall between them), and looks whether the run holds its lock
     (shared, for a moment: a run starting then waits for it). Raises
     :class:`~xvertfast.io.DamagedFileError` or OSError where they cannot be read."""
     ckpt_dir = os.path.join(run_dir, "checkpoint")
     state_path = os.path.join(ckpt_dir, "state.json")
     if not os.path.isfile(state_path):
-        return None
+        return _preparing(run_dir)
     saved = latest_state(ckpt_dir)
     written = [os.path.join(ckpt_dir, name) for name in ("state.json", CHECKPOINT_FILE)]
     modified = max(os.stat(path).st_mtime for path in written if os.path.exists(path))
@@ -76,3 +83,16 @@ def train_status(run_dir: str) -> TrainStatus | None:
         model=model if os.path.isfile(os.path.join(model, "config.json")) else None,
         last=history[-1] if history else None, seconds_per_epoch=sum(seconds) / len(seconds) if seconds else None,
         running=lock_held(os.path.join(run_dir, LOCK_FILE)), history=history)  # fmt: skip
+
+
+def _preparing(run_dir: str) -> TrainStatus | None:
+    """A run that has trained no epoch yet: it preprocesses its images, or stopped doing so. Its
+    lock file says a run began there (None without one); its settings are not recorded yet."""
+    lock = os.path.join(run_dir, LOCK_FILE)
+    if not os.path.isfile(lock):
+        return None
+    crops = cached_images(os.path.join(run_dir, "cache"))
+    return TrainStatus(
+        run_dir=run_dir, stages=None, width=None, stage=0, epoch=0, epochs_gc=None, epochs_joint=None, patience=None,
+        bad_epochs=0, modified=max(os.stat(path).st_mtime for path in [lock, *crops]), model=None,
+        running=lock_held(lock), preprocessed=len(crops))  # fmt: skip
