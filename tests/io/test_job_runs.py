@@ -349,3 +349,30 @@ def test_a_run_started_on_another_machine_is_not_called_killed_outright(tmp_path
     said = _status_lines(out, capsys)
     assert "stopped (killed, or its node lost; or still running on node7, whose lock may not be seen here)" in said
     assert "  to resume shard 1/2, once it no longer runs on node7: xvertfast enhance in -o out --shard 1/2\n" in said
+
+
+def test_a_run_is_the_with_block_of_its_folder(tmp_path):
+    # enhance and preprocess each wrote its run's end and closed the folder with a try block of
+    # their own; the with block does it for both: an exception out of it is recorded as the
+    # run's end (unless the run recorded one), and the lock is let go
+    from xvertfast.resume import lock_held
+
+    out = tmp_path / "out"
+    for raised, stop in ((KeyboardInterrupt(), "interrupted"), (RuntimeError("a bug"), "an error: RuntimeError: a bug")):
+        try:
+            with JobFolder(str(out), SETTINGS, False) as job:
+                raise raised
+        except type(raised):
+            pass
+        assert job_status(str(out), "enhance").ledgers[0].stop == stop
+        assert lock_held(str(out / job_files("enhance")[2])) is False
+    with JobFolder(str(out), SETTINGS, False) as job:
+        job.ended(None, found=0, done=0, skipped=0, failed=0)
+    assert job_status(str(out), "enhance").ledgers[0].ended == "finished"
+    try:
+        with JobFolder(str(out), SETTINGS, False) as job:
+            job.ended("the disk is full")
+            raise KeyboardInterrupt  # (the end already recorded stays)
+    except KeyboardInterrupt:
+        pass
+    assert job_status(str(out), "enhance").ledgers[0].stop == "the disk is full"

@@ -425,17 +425,12 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
     _check_side_files(files, report=report, preview=preview)
     settings = _job_settings(enhancer, fmt)  # hashes every weight: once per job
     job = JobFolder(out_dir, settings, overwrite, shard=shard, read_only=dry_run, command=command, cwd=cwd)
-    try:
+    with job:
         if not dry_run:
             remove_stale_parts(path for path in (report, preview) if path)  # a killed run's
         summary, planned = _run(enhancer, job, files, fmt, workers, progress, log, start)
         job.ended(summary.stopped, found=summary.found, done=summary.done, skipped=summary.skipped,
                   failed=len(summary.failed))  # fmt: skip
-    except BaseException as exc:
-        job.ended_by(exc)
-        raise
-    finally:
-        job.close()
     summary.seconds = time.perf_counter() - start
     if report:
         try:

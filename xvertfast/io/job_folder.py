@@ -470,6 +470,9 @@ class JobFolder:
     ``cwd`` the folder it was started in, where its paths are relative: recorded in the ledger's
     start line, so that ``xvertfast status`` can give the command that resumes a run stopped
     (not one over :data:`COMMAND_LIMIT` characters).
+
+    A run is the ``with`` block of its folder: an exception out of it (Ctrl-C, an error) is
+    recorded as how the run ended, where :meth:`ended` was not called, and the folder is closed.
     """
 
     def __init__(self, out_dir: str, settings: dict, overwrite: bool, job: str = "enhance",
@@ -820,6 +823,16 @@ class JobFolder:
         error = f"an error: {type(exc).__name__}" + (f": {first}" if first else "")
         why = "interrupted" if isinstance(exc, KeyboardInterrupt) else error
         self.ended(why[:200])  # (a line of the ledger: short)
+
+    def __enter__(self) -> "JobFolder":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc is not None:
+                self.ended_by(exc)
+        finally:
+            self.close()
 
     def close(self) -> None:
         try:

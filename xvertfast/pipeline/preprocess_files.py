@@ -200,7 +200,7 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
                     cwd=cwd)  # fmt: skip
     summary = JobSummary(shard=shard, dry_run=dry_run, busy=job.busy)
     start = time.perf_counter()
-    try:
+    with job:
         planned = _plan(files, out_dir)  # (all files: every shard finds the same collisions)
         if shard is not None:
             planned = [(f, outs) for f, outs in planned if shard.owns(f.rel)]
@@ -246,10 +246,5 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
         bar.close()
         job.ended(summary.stopped, found=summary.found, done=len(summary.done), skipped=len(summary.skipped),
                   failed=len(summary.failed))  # fmt: skip
-    except BaseException as exc:
-        job.ended_by(exc)
-        raise
-    finally:
-        job.close()
     summary.seconds = time.perf_counter() - start
     return summary
