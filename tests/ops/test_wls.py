@@ -676,11 +676,22 @@ def test_deterministic_across_thread_counts(seed, shape):
                      f"wls: image .* NumPy array of {np.dtype(np.longdouble)}",
                      marks=pytest.mark.skipif(np.dtype(np.longdouble).itemsize <= 8, reason="longdouble is float64")),
         (np.full((4, 4), 0.5, dtype=object), TypeError, "wls: image .* NumPy array of object"),
+        # one image with its channels last ([H, W, 1], an RGB [H, W, 3]) was taken for H images
+        # 1 or 3 pixels wide, each row smoothed on its own
+        (np.full((40, 36, 1), 0.5, np.float32), ValueError,
+         r"wls: image of shape \(40, 36, 1\) looks like one image with its channels last, not a batch of images 1 "
+         r"pixel\(s\) wide: give it as \[H, W\]"),
+        (torch.full((40, 36, 3), 0.5), ValueError, r"wls: image of shape \(40, 36, 3\) looks like one image with"),
     ],
 )
 def test_bad_input_raises_clear_errors(image, error, match):
     with pytest.raises(error, match=match):
         wls(image)
+
+
+def test_a_batch_of_tiny_images_is_still_a_batch(seed):
+    x = torch.rand(2, 4, 3, generator=torch.Generator().manual_seed(seed))  # 4 x 3 images: too narrow to be one image
+    torch.testing.assert_close(wls(x), torch.stack([wls(img) for img in x]))
 
 
 def test_bad_arguments():

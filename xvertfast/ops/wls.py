@@ -70,6 +70,9 @@ def _as_tensor(image: Any) -> tuple[torch.Tensor, bool]:
 def _check(x: torch.Tensor) -> None:
     if x.dim() not in (2, 3):
         raise ValueError(f"wls: image must be [H, W] or [B, H, W], got shape {tuple(x.shape)}")
+    if x.dim() == 3 and x.shape[2] in (1, 3, 4) and x.shape[1] > 4:  # (else H images 1 to 4 pixels wide, each apart)
+        raise ValueError(f"wls: image of shape {tuple(x.shape)} looks like one image with its channels last, not a "
+                         f"batch of images {x.shape[2]} pixel(s) wide: give it as [H, W] (one channel)")  # fmt: skip
     if not x.is_floating_point():
         raise TypeError(
             f"wls: image must be floating point with values in [0, 1], got {x.dtype} "
@@ -227,7 +230,7 @@ def wls(
 
     Args:
         image: NumPy array or torch tensor, ``[H, W]`` or a batch ``[B, H, W]``, values >= 0
-            (XVertNet feeds [0, 1]). float32 (default) or float64; float16/bfloat16 are
+            (XVertNet feeds [0, 1]); ``[H, W, 1, 3 or 4]`` (channels last) is refused. float32 (default) or float64; float16/bfloat16 are
             solved and returned in float32. With ``lam / eps`` above ``FLOAT32_MAX_COUPLING`` (1e7) a
             float32 image is solved in float64 (twice the memory), since float32 can no
             longer hold the system's small row sums beside couplings that large; and methods
