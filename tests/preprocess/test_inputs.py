@@ -111,6 +111,10 @@ def test_bad_input():
         preprocess(np.zeros((2, 2, 2, 2), np.float32))
     with pytest.raises(TypeError, match="NumPy array or a torch tensor"):
         preprocess([[0.1]])
+    for dtype in (object, "U3"):  # torch's "can't convert np.ndarray of type numpy.object_"
+        with pytest.raises(TypeError, match=rf"preprocess: pixels must be floats in \[0, 1\].*got a NumPy array of "
+                                            rf"{np.dtype(dtype)}"):  # fmt: skip
+            preprocess(np.full((8, 8), 0.5).astype(dtype))
 
 
 def test_a_colour_image_is_refused_not_taken_for_a_batch_of_strips(seed):

@@ -161,6 +161,9 @@ def preprocess(pixels, lam: float = DEFAULT_LAM, alpha: float = DEFAULT_ALPHA, e
         without gradient (the WLS solves are not differentiable).
     """
     from_numpy = isinstance(pixels, np.ndarray)
+    if from_numpy and pixels.dtype.kind not in "biufc":  # (torch: "can't convert np.ndarray of type numpy.object_")
+        raise TypeError(f"preprocess: pixels must be floats in [0, 1] (xvertfast.io.read_image(path) gives them), "
+                        f"got a NumPy array of {pixels.dtype}")  # fmt: skip
     t = tensor_from_numpy(pixels) if from_numpy else pixels
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"preprocess: pixels must be a NumPy array or a torch tensor, got {type(pixels).__name__}")
