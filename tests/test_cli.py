@@ -333,6 +333,37 @@ def test_a_sigterm_handler_set_outside_python_or_ignored_is_left_alone(monkeypat
         signal.signal(signal.SIGTERM, before)
 
 
+@pytest.mark.parametrize("command", ["enhance", "preprocess"])
+def test_a_sigterm_while_torch_loads_stops_the_job_after_it_loaded(tmp_path, command):
+    """A SIGTERM (or Ctrl-C) raised inside torch's import, seconds long, left torch half made: the
+    job went on and every image failed ('maximum recursion depth exceeded', exit 1, the ledger
+    said finished), or Python ended by SIGINT after saying interrupted. It is held until torch
+    and the ops are loaded, then stops the job before it begins: 143, no output folder."""
+    import subprocess
+    import sys
+
+    image = tmp_path / "a.png"
+    Image.fromarray(np.full((64, 64), 128, np.uint8)).save(image)
+    out = tmp_path / "out"
+    child = f"""
+import atexit, os, signal, sys
+class SigtermInsideTorch:  # as torch's import reaches a module deep inside it
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch._subclasses.fake_tensor":
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGTERM)
+sys.meta_path.insert(0, SigtermInsideTorch())
+atexit.register(lambda: print("torch loaded:", "torch._subclasses.fake_tensor" in sys.modules))
+from xvertfast.cli import main
+sys.exit(main([{command!r}, {str(image)!r}, "-o", {str(out)!r}, "-q"]))
+"""
+    proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    assert proc.returncode == 143, proc.stderr
+    assert "torch loaded: True" in proc.stdout and proc.stderr.strip() == "interrupted"
+    assert not out.exists()
+
+
 def test_a_repeated_sigterm_does_not_cut_the_first_ones_stop_short(monkeypatch):
     import signal
 

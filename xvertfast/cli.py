@@ -145,7 +145,19 @@ def _started_with(args: argparse.Namespace, *paths: str | list[str] | None) -> d
     return {"command": shlex.join([*program, *argv]), "cwd": os.getcwd() if relative else None}
 
 
+def _load_torch() -> None:
+    """Imports torch and the compiled ops (seconds) with Ctrl-C and SIGTERM held until they are
+    loaded, then handled: one raised inside torch's import left it half made, and a batch job
+    went on with every image failing ('maximum recursion depth exceeded')."""
+    from xvertfast._interrupts import deliver, interrupts_deferred
+
+    with interrupts_deferred(stopping=False) as held:
+        import xvertfast.ops  # noqa: F401 (imports torch)
+    deliver(held)
+
+
 def _cmd_preprocess(args: argparse.Namespace) -> int:
+    _load_torch()
     from xvertfast.io.files import NothingFound, check_inputs
     from xvertfast.pipeline.preprocess_files import SUFFIXES, preprocess_files
 
@@ -172,6 +184,7 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
 
 
 def _cmd_enhance(args: argparse.Namespace) -> int:
+    _load_torch()
     from xvertfast.infer import Enhancer
     from xvertfast.io.files import NothingFound, check_inputs
 
