@@ -446,10 +446,34 @@ def _print_train_status(run, as_json: bool) -> int:
         print("  whether it runs cannot be told here: this file system has no file locks, or its lock file cannot "
               "be read")  # fmt: skip
     elif not run.finished:
-        print("  not running: stopped before the end (killed, its node lost, out of time, or ended by an error); to "
-              f"resume it, run its command again with --resume: xvertfast train DATA ... -o {run.run_dir} --resume "
-              "(its data and options as first given: they are not recorded here)")  # fmt: skip
+        command = _train_resume_command(run)
+        how = (f"resume it: {command}" if command else "resume it, run its command again with --resume: xvertfast "
+               f"train DATA ... -o {run.run_dir} --resume (its data and options as first given: they are not "
+               "recorded here)")  # fmt: skip
+        print("  not running: stopped before the end (killed, its node lost, out of time, or ended by an error); "
+              f"to {how}")  # fmt: skip
     return 0
+
+
+def _train_resume_command(run) -> str | None:
+    """The command line that started a training run, with --resume (where it lacks one), as
+    :func:`_resume_command` gives a job's; None where the run recorded none (started from Python,
+    by an older xvertfast, or no epoch finished yet: it is recorded with the first)."""
+    import shlex
+    from types import SimpleNamespace
+
+    try:
+        words = shlex.split(run.command or "")
+    except ValueError:
+        return None
+    if "train" not in words:
+        return None
+    at = words.index("train") + 1  # (the subcommand: only --version and -h may come before it)
+    end = words.index("--") if "--" in words else len(words)  # (what follows is inputs)
+    # argparse took any unique prefix of the option: train has no other option from --re on
+    if not any(len(w) >= 4 and "--resume".startswith(w) for w in words[at:end]):
+        words.insert(at, "--resume")
+    return _resume_command(SimpleNamespace(command=shlex.join(words), cwd=run.cwd))
 
 
 #: What the demo scores: the evaluation's default metrics less TMQI, which the sample is too small for.
@@ -556,8 +580,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     try:
-        train(args.data, args.output, config, resume=args.resume, progress=not args.quiet,
-              log=_say_around_the_bar)  # fmt: skip
+        init_path = args.init if args.init != "default" else None  # (for the folder the command's paths are from)
+        train(args.data, args.output, config, resume=args.resume, progress=not args.quiet, log=_say_around_the_bar,
+              **_started_with(args, args.data, args.output, init_path))  # fmt: skip
     except NothingFound as exc:
         return _nothing_found(exc)
     except (TrainingDiverged, DiskFull) as exc:  # they say what the checkpoint keeps and what to do

@@ -81,6 +81,34 @@ def test_a_run_preparing_its_data_is_a_training_run(tmp_path, capsys, monkeypatc
     assert train_status(str(tmp_path / "data")) is None  # no run began there
 
 
+def test_status_gives_the_command_that_resumes_a_stopped_run(tmp_path, capsys, monkeypatch):
+    # it gave "xvertfast train DATA ... -o RUN --resume (its data and options as first given: they are
+    # not recorded here)": after a lost node, every option was to be typed again, or the resume refused
+    from xvertfast.train import loop
+
+    write_images(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "data", "-o", "run", "--stages", "1", "--epochs-gc", "2", "--epochs-joint", "0", "--width", "4",
+            "--depth", "2", "--roi-size", "32", "--batch-size", "2", "-q", "--device", "cpu"]  # fmt: skip
+    written = loop._write_metrics
+
+    def ctrl_c_after_the_first_epoch(*args):
+        written(*args)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "_write_metrics", ctrl_c_after_the_first_epoch)
+    assert main(argv) == 130
+    monkeypatch.setattr(loop, "_write_metrics", written)
+    capsys.readouterr()
+    assert main(["status", "run"]) == 0
+    said = capsys.readouterr().out
+    command = f"cd {tmp_path} && xvertfast train --resume {' '.join(argv[1:])}"
+    assert f"  not running: stopped before the end (killed, its node lost, out of time, or ended by an error); to " \
+           f"resume it: {command}\n" in said, said
+    assert main(command.split(" && xvertfast ")[1].split()) == 0
+    assert train_status("run").finished
+
+
 def test_a_damaged_checkpoint_is_named(tmp_path, capsys):
     (tmp_path / "run" / "checkpoint").mkdir(parents=True)
     (tmp_path / "run" / "checkpoint" / "state.json").write_text("{not json")

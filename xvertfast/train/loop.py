@@ -343,7 +343,8 @@ def _preview(stage: XVertNetStage, data: RoiSet, path: str, title: str, device, 
 def _state(config: TrainConfig, prog: _Progress, run: dict) -> dict:
     """What a checkpoint records: the settings, the progress and ``run``, what else a resume must
     find unchanged ("data": the training images, "init": the --init model's fingerprint) or is
-    warned of ("device": its type, "threads": torch's CPU threads)."""
+    warned of ("device": its type, "threads": torch's CPU threads), and the command line that
+    started it ("command", "cwd": for ``xvertfast status`` to give)."""
     return {"config": asdict(config), "progress": asdict(prog), **run}
 
 
@@ -507,7 +508,8 @@ def _lock_run_dir(run_dir: str):
 
 
 def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = False, progress: bool = True,
-          stop_after_epochs: int | None = None, log=print) -> XVertNet:  # fmt: skip
+          stop_after_epochs: int | None = None, log=print, command: str | None = None,
+          cwd: str | None = None) -> XVertNet:  # fmt: skip
     """Trains an XVertNet on the images ``inputs`` (files, folders, @lists) into ``run_dir``.
 
     ``run_dir`` receives ``cache/`` (the preprocessed ROIs of each image, and of all of them
@@ -519,6 +521,9 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     stages finished before it are kept in ``checkpoint/model``) and :data:`LOCK_FILE`, held while the
     run goes on (a second run in ``run_dir`` is refused). ``stop_after_epochs`` ends the call
     after that many epochs (a controlled "kill", for tests); ``resume=True`` continues.
+    ``command`` (and ``cwd``, the folder it was run in, where its paths are relative) is the
+    command line that started the run: the checkpoint keeps it for ``xvertfast status`` to give
+    as the command that resumes the run.
     """
     config.check()
     device = _device(config.device)
@@ -531,7 +536,8 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     from safetensors import SafetensorError
 
     try:
-        return _train(inputs, run_dir, config, device, init, resume, progress, stop_after_epochs, log)
+        started = {"command": command, "cwd": cwd} if command else {}
+        return _train(inputs, run_dir, config, device, init, resume, progress, stop_after_epochs, log, started)
     except (OSError, SafetensorError) as exc:  # safetensors says an I/O error in its own type
         if disk_full(exc):
             raise DiskFull(run_dir, exc) from exc
@@ -599,8 +605,8 @@ def _finished_stage_file(run_dir: str, k: int) -> str:
 
 
 def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.device, init: XVertNet | None,
-           resume: bool, progress: bool, stop_after_epochs: int | None, log) -> XVertNet:  # fmt: skip
-    """:func:`train`, in a run folder this process holds the lock of."""
+           resume: bool, progress: bool, stop_after_epochs: int | None, log, started: dict) -> XVertNet:  # fmt: skip
+    """:func:`train`, in a run folder this process holds the lock of; ``started``: its command line."""
     _remove_stale_parts(run_dir, config)  # no other process writes there: what is left is a kill's
     ckpt_dir = os.path.join(run_dir, "checkpoint")
     state_path = os.path.join(ckpt_dir, "state.json")
@@ -658,7 +664,10 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
                "than the one that began the run")  # fmt: skip
         raise ValueError(f"{run_dir}: --resume with other training images than the run started with ({how}); "
                          "resume with the same inputs, or start a new folder")  # fmt: skip
-    run = {"data": data_key, "init": init_key, "device": device.type, "threads": threads, **({"lr_changes": lr_changes} if lr_changes else {})}
+    if not started and saved is not None:  # resumed from Python: the command that started the run still resumes it
+        started = {key: saved[key] for key in ("command", "cwd") if key in saved}
+    run = {"data": data_key, "init": init_key, "device": device.type, "threads": threads, **started,
+           **({"lr_changes": lr_changes} if lr_changes else {})}  # fmt: skip
     train_ids, val_ids = split_by_image(len(rois.sources), config.val_fraction, config.seed)
     split = f"{len(train_ids)} for training, {len(val_ids)} for validation" if val_ids else "all for training"
     log(f"{count(len(rois.sources), 'image')} ({len(rois)} ROIs): {split}"

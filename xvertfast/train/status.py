@@ -37,6 +37,10 @@ class TrainStatus:
     #: too; :func:`~xvertfast.resume.lock_held`). None where that cannot be told here
     running: bool | None = None
     history: list[dict] = field(default_factory=list, repr=False)
+    #: the command line that started the run (and the folder it was run in, where its paths are
+    #: relative), where it was run from the command line: status gives it as the way to resume
+    command: str | None = None
+    cwd: str | None = None
     #: at stage 0, the images preprocessed so far (the run prepares its training data first: hours
     #: on a large archive)
     preprocessed: int | None = None
@@ -82,7 +86,8 @@ def train_status(run_dir: str) -> TrainStatus | None:
         bad_epochs=progress.get("bad_epochs", 0), modified=modified,
         model=model if os.path.isfile(os.path.join(model, "config.json")) else None,
         last=history[-1] if history else None, seconds_per_epoch=sum(seconds) / len(seconds) if seconds else None,
-        running=lock_held(os.path.join(run_dir, LOCK_FILE)), history=history)  # fmt: skip
+        running=lock_held(os.path.join(run_dir, LOCK_FILE)), history=history, command=saved.get("command"),
+        cwd=saved.get("cwd"))  # fmt: skip
 
 
 def _preparing(run_dir: str) -> TrainStatus | None:
