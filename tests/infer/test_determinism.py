@@ -72,3 +72,21 @@ def test_a_tiles_output_does_not_depend_on_the_batch_it_falls_into(seed, threads
         assert torch.equal(one, outputs[-1][:1]), batch_size
     for other in outputs[1:]:
         assert torch.equal(other, outputs[0])
+
+
+def test_a_lone_last_tile_takes_one_of_the_batch_before_it_not_a_copy(seed):
+    # full mode cuts a square image into 9 tiles: at batch 8 they ran as 8 + (1 and a copy of it),
+    # 10 tiles' work for 9; as 7 + 2 the outputs are the same (a tile's does not depend on its batch)
+    model = tiny_model(seed)
+    images = [chest_like(seed + k, 256 + 16 * k, 240) for k in range(5)]
+    outputs = []
+    for batch_size in (8, 3):
+        enh = Enhancer(model, device="cpu", backend="torch", mode="spine", batch_size=batch_size)
+        enh.tile = TILE
+        preps = [enh.prepare(image) for image in images]
+        xp, y = torch.cat([p.xp for p in preps])[:9], torch.cat([p.y for p in preps])[:9]
+        sizes, run_stage = [], enh.backend.run_stage
+        enh.backend.run_stage = lambda s, out, g: sizes.append(out.shape[0]) or run_stage(s, out, g)
+        outputs.append(enh.run_tiles(xp, y))
+        assert sizes == ([7, 7, 2, 2] if batch_size == 8 else [3, 3] * 3), (batch_size, sizes)  # per stage
+    assert torch.equal(outputs[0], outputs[1])

@@ -267,17 +267,22 @@ class Enhancer:
         oneDNN picks other convolution kernels for a batch of one, whose sums differ in the last
         bits, so a tile's output would depend on which call it fell into (a batch job's calls
         follow the order its reads finish in: two runs of one command could differ). From two
-        tiles on, a tile's output does not depend on the batch (tests/infer/test_determinism.py).
+        tiles on, a tile's output does not depend on the batch (tests/infer/test_determinism.py),
+        so N = k * ``batch_size`` + 1 tiles end in a batch of ``batch_size`` - 1 and one of two:
+        no copy is run (full mode cuts a square image into 9 tiles: at batch 8 each image ran 10).
         Tiles of another floating dtype are run as float32, what :meth:`prepare` gives."""
         if not (isinstance(xp, torch.Tensor) and isinstance(y, torch.Tensor)) or xp.dim() != 4 or \
                 xp.shape[1] != 1 or xp.shape != y.shape or not (xp.is_floating_point() and y.is_floating_point()):
             raise ValueError(f"run_tiles: xp and y must be float tensors of one shape [N, 1, S, S], got "
                              f"{_describe(xp)} and {_describe(y)}")  # fmt: skip
         outs = []
-        for k in range(0, xp.shape[0], self.batch_size):
+        bounds = list(range(0, xp.shape[0], self.batch_size)) + [xp.shape[0]]
+        if not self.backend.fixed_batch and len(bounds) > 2 and bounds[-1] - bounds[-2] == 1 < self.batch_size - 1:
+            bounds[-2] -= 1  # the lone last tile takes one of the batch before it (see above)
+        for k, end in zip(bounds, bounds[1:]):
             # (float64 tiles failed inside the stages: "Input type (double) and bias type (float) ...")
-            out = xp[k : k + self.batch_size].to(self.device, torch.float32, non_blocking=True)
-            g = y[k : k + self.batch_size].to(self.device, torch.float32, non_blocking=True)
+            out = xp[k:end].to(self.device, torch.float32, non_blocking=True)
+            g = y[k:end].to(self.device, torch.float32, non_blocking=True)
             n = out.shape[0]
             # a backend of fixed shapes (captured graphs) gets the full batch every call; the others a
             # lone tile as a pair (see above)
