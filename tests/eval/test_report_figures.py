@@ -1,0 +1,51 @@
+"""What the report's figures show a reader: labels that fit, metric directions, keys to the marks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+LONG = ["a" * 40, "b" * 40]  # labels may have 40 characters (baselines.get_method)
+
+
+def _drawn(monkeypatch):
+    """The figures the report draws, kept instead of saved."""
+    from matplotlib.figure import Figure
+
+    figures = []
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *args, **kwargs: figures.append(fig))
+    return figures
+
+
+def _boxes(fig):
+    """Window extents of the figure's drawn texts, after a draw."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+def _picture(methods, size=(64, 40)):
+    from xvertfast.eval.protocol import ORIGINAL_PICTURE
+
+    thumb, crop = np.full((80, 80), 128, np.uint8), np.full(size, 128, np.uint8)
+    names = [ORIGINAL_PICTURE, *methods]
+    return {"file": "chest.png", "boxes": [(10, 20, 42, 38), (40, 20, 72, 38)], "scale": 1.0,
+            "thumbs": dict.fromkeys(names, thumb), "crops": dict.fromkeys(names, crop)}  # fmt: skip
+
+
+def test_the_grids_long_method_names_fit_their_columns(tmp_path, monkeypatch):
+    # two 40-character labels side by side ran into each other and past the figure's right edge
+    from xvertfast.eval.report import _grid
+
+    figures = _drawn(monkeypatch)
+    _grid(_picture(LONG), LONG, str(tmp_path / "g.png"))
+    fig = figures[0]
+    renderer = _boxes(fig)
+    width = fig.get_figwidth() * fig.dpi
+    titles = [ax.title for ax in fig.axes[:3]]
+    assert [t.get_text().replace("\n", "") for t in titles] == ["original", *LONG]
+    extents = [t.get_window_extent(renderer) for t in titles]
+    assert all(0 <= e.x0 and e.x1 <= width for e in extents), [(e.x0, e.x1, width) for e in extents]
+    assert all(left.x1 < right.x0 for left, right in zip(extents, extents[1:])), [(e.x0, e.x1) for e in extents]
