@@ -49,3 +49,25 @@ def test_the_grids_long_method_names_fit_their_columns(tmp_path, monkeypatch):
     extents = [t.get_window_extent(renderer) for t in titles]
     assert all(0 <= e.x0 and e.x1 <= width for e in extents), [(e.x0, e.x1, width) for e in extents]
     assert all(left.x1 < right.x0 for left, right in zip(extents, extents[1:])), [(e.x0, e.x1) for e in extents]
+
+
+def _run(methods, metrics, images=4):
+    from xvertfast.eval.protocol import EvalRun
+
+    run = EvalRun(list(methods), list(metrics), images=images)
+    for i in range(images):
+        run.rows += [{"file": f"f{i}", "roi": "upper", "method": m, **{k: 0.5 + 0.1 * i + j for k in metrics}}
+                     for j, m in enumerate(methods)]  # fmt: skip
+    return run
+
+
+def test_each_box_plot_says_which_way_is_better(tmp_path, monkeypatch):
+    # only BRISQUE's panel said its direction; entropy, Tenengrad, LPC-SI and TMQI left the reader to know
+    from xvertfast.eval.report import HIGHER_IS_BETTER, _boxplots
+
+    figures = _drawn(monkeypatch)
+    _boxplots(_run(["identity", "clahe"], list(HIGHER_IS_BETTER)), str(tmp_path / "b.png"))
+    titles = {metric: ax.get_title() for metric, ax in zip(HIGHER_IS_BETTER, figures[0].axes)}
+    for metric, higher in HIGHER_IS_BETTER.items():
+        said = "higher is better" if higher else "lower is better"
+        assert titles[metric].count(said) == 1 and ("higher" in titles[metric]) == higher, titles[metric]

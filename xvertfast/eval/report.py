@@ -40,7 +40,12 @@ REPORT_FILES = ("scores.csv", "summary.csv", "summary.md", "boxplots.png", "repo
 HIGHER_IS_BETTER = {"entropy": True, "tenengrad": True, "lpc_si": True, "tmqi": True, "brisque": False,
                     "tmqi_paper_compat": True}  # fmt: skip
 _LABELS = {"entropy": "Entropy (bits)", "tenengrad": "Tenengrad, mean(Gx²+Gy²)", "lpc_si": "LPC-SI", "tmqi": "TMQI Q",
-           "brisque": "BRISQUE (lower is better)", "tmqi_paper_compat": "TMQI Q, paper's [0, 1] scale"}  # fmt: skip
+           "brisque": "BRISQUE", "tmqi_paper_compat": "TMQI Q, paper's [0, 1] scale"}  # fmt: skip
+
+
+def _header(metric: str) -> str:
+    """A table's column title: the one metric where lower is better says so."""
+    return _LABELS[metric] + ("" if HIGHER_IS_BETTER[metric] else " (lower is better)")
 
 
 def _fmt(x: float, digits: int = 4) -> str:
@@ -114,7 +119,7 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None) -> str:
                "without its own" if compare_to else "each method without its own outliers")  # fmt: skip
     for title, suffix in ((f"After z-score outlier removal (±1.96 σ; {removal})", "_clean"),
                           ("All ROIs (no outlier removal)", "")):  # fmt: skip
-        lines += [f"## {title}", "", "| method | " + " | ".join(_LABELS[m] for m in run.metrics) + " |",
+        lines += [f"## {title}", "", "| method | " + " | ".join(_header(m) for m in run.metrics) + " |",
                   "|---|" + "---|" * len(run.metrics)]  # fmt: skip
         for method in run.methods:
             cells = []
@@ -165,7 +170,8 @@ def _boxplots(run: EvalRun, path: str) -> None:
         if not any(len(d) for d in data):  # else an empty frame with a made-up axis
             ax.text(0.5, 0.5, "no values", transform=ax.transAxes, ha="center", va="center", color="#777")
             ax.set_yticks([])
-        ax.set_title(_LABELS[metric], fontsize=10)
+        better = "↑ higher is better" if HIGHER_IS_BETTER[metric] else "↓ lower is better"
+        ax.set_title(f"{_LABELS[metric]}\n{better}", fontsize=10)
         ax.tick_params(axis="x", labelsize=8)
         for label in ax.get_xticklabels():  # each ends under its box (centred, long ones ran into the next)
             label.set(rotation=30, ha="right", rotation_mode="anchor")
