@@ -437,8 +437,8 @@ def _print_train_status(run, as_json: bool) -> int:
               f"{run.last.get('train_loss', float('nan')):.4g}{val}")  # fmt: skip
     if not run.finished and run.seconds_per_epoch and run.epochs_left_at_most:
         left = _duration(run.epochs_left_at_most * run.seconds_per_epoch)
-        print(f"  at most {run.epochs_left_at_most} epochs to go, about {left} at {_duration(run.seconds_per_epoch)} "
-              "an epoch (early stopping may end a stage sooner)")  # fmt: skip
+        print(f"  at most {count(run.epochs_left_at_most, 'epoch')} to go, about {left} at "
+              f"{_duration(run.seconds_per_epoch)} an epoch (early stopping may end a stage sooner)")  # fmt: skip
     print(f"  last written {_ago(time.time() - run.modified)}")
     if run.running:
         print(f"  running now (it holds {os.path.join(run.run_dir, LOCK_FILE)})")

@@ -109,6 +109,14 @@ def test_status_gives_the_command_that_resumes_a_stopped_run(tmp_path, capsys, m
     assert train_status("run").finished
 
 
+def test_one_epoch_left_is_said_in_the_singular(tmp_path, capsys):
+    # "at most 1 epochs to go", at the end of every run
+    data, run = write_images(tmp_path / "data"), tmp_path / "run"
+    train([str(data)], str(run), CONFIG, stop_after_epochs=7, progress=False, log=lambda m: None)  # of 2 x (2 + 2)
+    assert main(["status", str(run)]) == 0
+    assert "  at most 1 epoch to go, about " in capsys.readouterr().out
+
+
 def test_a_damaged_checkpoint_is_named(tmp_path, capsys):
     (tmp_path / "run" / "checkpoint").mkdir(parents=True)
     (tmp_path / "run" / "checkpoint" / "state.json").write_text("{not json")
