@@ -71,3 +71,23 @@ def test_each_box_plot_says_which_way_is_better(tmp_path, monkeypatch):
     for metric, higher in HIGHER_IS_BETTER.items():
         said = "higher is better" if higher else "lower is better"
         assert titles[metric].count(said) == 1 and ("higher" in titles[metric]) == higher, titles[metric]
+
+
+@pytest.mark.parametrize("metrics", [["entropy"], ["entropy", "tenengrad", "lpc_si", "tmqi"]])
+def test_the_box_plots_keep_their_plots_and_labels_with_long_method_names(tmp_path, monkeypatch, metrics):
+    # two 40-character labels, rotated on one line each, took the whole figure: the plots shrank to a
+    # sliver, the labels ran off its left edge and into each other
+    from xvertfast.eval.report import _boxplots
+
+    figures = _drawn(monkeypatch)
+    methods = ["identity", *LONG, "xvertnet_original_brightness"]
+    _boxplots(_run(methods, metrics), str(tmp_path / "b.png"))
+    fig = figures[0]
+    renderer = _boxes(fig)
+    width, height = fig.get_figwidth() * fig.dpi, fig.get_figheight() * fig.dpi
+    for ax in fig.axes:
+        assert ax.get_window_extent(renderer).height > height / 3  # the plot, not its labels, fills the panel
+        labels = [label.get_window_extent(renderer) for label in ax.get_xticklabels()]
+        assert all(0 <= e.x0 and e.x1 <= width and 0 <= e.y0 for e in labels), [(e.x0, e.x1, e.y0) for e in labels]
+        assert all(a.x1 < b.x0 for a, b in zip(labels, labels[1:])), [(e.x0, e.x1) for e in labels]
+    assert [t.get_text().replace("\n", "") for t in fig.axes[0].get_xticklabels()] == [f"{m}n=4" for m in methods]

@@ -156,25 +156,39 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None) -> str:
     return "\n".join(lines)
 
 
+def _wrap_label(name: str, width: int) -> str:
+    """A method's label in lines of at most ``width`` characters, broken after a _ or - where it
+    has one (xvertnet_ / original_ / brightness; not inside a version's v2.1), else anywhere."""
+    lines = [""]
+    for piece in re.findall(r"[^_-]*[_-]*", name):
+        while piece:
+            if lines[-1] and len(lines[-1]) + len(piece) > width:
+                lines.append("")
+            room = width - len(lines[-1])
+            lines[-1] += piece[:room]
+            piece = piece[room:]
+    return "\n".join(lines)
+
+
 def _boxplots(run: EvalRun, path: str) -> None:
     plt = pyplot()
 
     n = len(run.metrics)
-    width = max(3.2, 0.8 * len(run.methods))  # per panel: room for each box's label
+    width = max(3.2, 0.95 * len(run.methods))  # per panel: room for each box's label (10 characters wide)
     fig, axes = plt.subplots(1, n, figsize=(width * n + 0.5, 3.8), squeeze=False)
     for ax, metric in zip(axes[0], run.metrics):
         data = [_values(run, m, metric) for m in run.methods]
         data = [d[np.isfinite(d)] for d in data]
         # n under each box: a metric undefined on some ROIs (TMQI on small images) has fewer values
-        ax.boxplot(data, tick_labels=[f"{m}\nn={len(d)}" for m, d in zip(run.methods, data)], showmeans=True)
+        # wrapped to the room under its box, level: rotated on one line, 40-character labels took the figure
+        labels = [f"{_wrap_label(m, 10)}\nn={len(d)}" for m, d in zip(run.methods, data)]
+        ax.boxplot(data, tick_labels=labels, showmeans=True)
         if not any(len(d) for d in data):  # else an empty frame with a made-up axis
             ax.text(0.5, 0.5, "no values", transform=ax.transAxes, ha="center", va="center", color="#777")
             ax.set_yticks([])
         better = "↑ higher is better" if HIGHER_IS_BETTER[metric] else "↓ lower is better"
         ax.set_title(f"{_LABELS[metric]}\n{better}", fontsize=10)
         ax.tick_params(axis="x", labelsize=8)
-        for label in ax.get_xticklabels():  # each ends under its box (centred, long ones ran into the next)
-            label.set(rotation=30, ha="right", rotation_mode="anchor")
         ax.grid(axis="y", alpha=0.3)
     title = ("Spine ROIs (512×290 at 1024 rows, scaled with the image), all values (no outlier removal); "
              "line: median, triangle: mean")  # fmt: skip
