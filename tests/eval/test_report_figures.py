@@ -91,3 +91,17 @@ def test_the_box_plots_keep_their_plots_and_labels_with_long_method_names(tmp_pa
         assert all(0 <= e.x0 and e.x1 <= width and 0 <= e.y0 for e in labels), [(e.x0, e.x1, e.y0) for e in labels]
         assert all(a.x1 < b.x0 for a, b in zip(labels, labels[1:])), [(e.x0, e.x1) for e in labels]
     assert [t.get_text().replace("\n", "") for t in fig.axes[0].get_xticklabels()] == [f"{m}n=4" for m in methods]
+
+
+def test_summary_md_says_what_its_cells_and_marks_are(tmp_path):
+    # a researcher pasting the table could not tell sd from standard error, nor that a mark (two-sided)
+    # also stands beside a method significantly worse than the reference
+    from xvertfast.eval.report import write_report
+
+    run = _run(["identity", "clahe"], ["entropy", "brisque"], images=8)
+    md = open(write_report(run, str(tmp_path / "r"), "identity")["summary.md"]).read()
+    assert "Cells: mean ± sample standard deviation (n − 1) over the ROIs, n = how many ROIs have a value." in md
+    assert "Higher is better, except for BRISQUE." in md
+    assert "A mark says the method differs from identity, better or worse (compare the means)" in md
+    alone = open(write_report(_run(["identity"], ["entropy"]), str(tmp_path / "alone"), None)["summary.md"]).read()
+    assert "sample standard deviation" in alone and "A mark" not in alone and "BRISQUE" not in alone

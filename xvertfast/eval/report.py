@@ -109,12 +109,19 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None) -> str:
     by = {(r["method"], r["metric"]): r for r in records}
     rois = len(run.rows) // max(len(run.methods), 1)
     lines = [f"# Evaluation: {count(run.images, 'image')}, {count(rois, 'ROI')} per method", ""]
+    # what a table pasted into a paper needs beside it: sd or standard error, and which way is better
+    lower = [_LABELS[m] for m in run.metrics if not HIGHER_IS_BETTER[m]]
+    lines += ["Cells: mean ± sample standard deviation (n − 1) over the ROIs, n = how many ROIs have a value. "
+              + ("Higher is better, except for " + ", ".join(lower) if lower else "Higher is better for every metric")
+              + ".", ""]  # fmt: skip
     if compare_to not in run.methods or len(run.methods) < 2:  # no method to test against it
         compare_to = None
     if compare_to:
         lines += [f"Wilcoxon signed-rank test of each method against **{compare_to}** (two-sided, paired by ROI; "
                   f"zero differences dropped; exact p up to {EXACT_MAX_PAIRS} pairs, ties at their midranks, else the "
-                  "normal approximation with tie correction): `*` p < 0.05, `**` p < 0.01.", ""]  # fmt: skip
+                  "normal approximation with tie correction): `*` p < 0.05, `**` p < 0.01. A mark says the method "
+                  f"differs from {compare_to}, better or worse (compare the means); each table's marks test its own "
+                  "ROIs.", ""]  # fmt: skip
     removal = (f"each method paired with {compare_to} without the union of both's outliers, {compare_to} "
                "without its own" if compare_to else "each method without its own outliers")  # fmt: skip
     for title, suffix in ((f"After z-score outlier removal (±1.96 σ; {removal})", "_clean"),
