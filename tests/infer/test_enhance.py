@@ -545,6 +545,34 @@ def test_sigterm_stops_like_ctrl_c_with_the_summary_and_report(tmp_path, model_d
     assert files_under(stopped) == files_under(tmp_path / "whole")
 
 
+def test_a_sigterm_while_the_preview_is_drawn_keeps_the_summary(tmp_path, model_dir, seed, monkeypatch, capsys):
+    """The outputs are written and the ledger says finished when the report and preview are made
+    (seconds for a preview): a SIGTERM then lost the summary, the command said only 'interrupted'
+    while `xvertfast status` said finished. The summary is printed, says what was not written,
+    and the exit code stays 143."""
+    import signal
+
+    from xvertfast.infer import preview
+
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.round(chest_like(seed) * 255).astype(np.uint8)).save(src / "a.png")
+
+    def terminated(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # (the CLI's handler raises in this, the main, thread)
+        raise AssertionError("SIGTERM did not stop the preview")
+
+    monkeypatch.setattr(preview, "write_preview", terminated)
+    code = main(["enhance", str(src), "-o", str(tmp_path / "out"), "--model", str(model_dir), "--device", "cpu",
+                 "--report", str(tmp_path / "run.json"), "--preview", str(tmp_path / "look.png"), "-q"])  # fmt: skip
+    said = capsys.readouterr()
+    assert code == 143
+    assert said.out.startswith("1 done, 0 skipped, 0 failed") and f"report: {tmp_path / 'run.json'}" in said.out
+    assert f"{tmp_path / 'look.png'} not written" in said.err and "the job is complete" in said.err
+    assert not (tmp_path / "look.png").exists() and json.loads((tmp_path / "run.json").read_text())
+    assert job_status(str(tmp_path / "out"), "enhance").ledgers[0].ended == "finished"
+
+
 def test_default_workers_is_half_the_cpus_within_1_to_4(monkeypatch):
     import os
 

@@ -81,8 +81,9 @@ class BatchSummary:
     found_all: int = 0  #: input files found in all, every shard's
     dry_run: bool = False  #: planned only: nothing was enhanced or written
     busy: bool = False  #: (a dry run) another job writes into the output folder now
-    #: a Ctrl-C or SIGTERM came while the last outputs were written: the job is complete (``stopped``
-    #: None, the ledger says finished), and the CLI still exits 130 (143) as the user asked it to stop
+    #: a Ctrl-C or SIGTERM came once every image was processed (while the last outputs, the report or
+    #: the preview were written): the job is complete where ``stopped`` is None (the ledger says
+    #: finished), and the CLI still exits 130 (143) as the user asked it to stop
     interrupted_at_end: bool = False
 
     def _count(self, status: str) -> int:
@@ -432,6 +433,21 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
         job.ended(summary.stopped, found=summary.found, done=summary.done, skipped=summary.skipped,
                   failed=len(summary.failed))  # fmt: skip
     summary.seconds = time.perf_counter() - start
+    try:
+        _write_side_files(summary, planned, enhancer, settings, report, preview, log)
+    except KeyboardInterrupt:  # the outputs are written and the ledger says how the job ended: keep the summary
+        if summary.dry_run:  # (nothing was done: the plan's report alone was being written)
+            raise
+        unwritten = [path for path, written in ((report, summary.report), (preview, summary.preview))
+                     if path and not written]  # fmt: skip
+        log(f"interrupted: {' and '.join(unwritten)} not written (the same command writes them)")
+        summary.interrupted_at_end = True
+    return summary
+
+
+def _write_side_files(summary: BatchSummary, planned, enhancer, settings: dict, report: str | None,
+                      preview: str | None, log) -> None:  # fmt: skip
+    """The --report and --preview of a job that has ended; their failures are said, not raised."""
     if report:
         try:
             _write_report(report, summary, enhancer, settings)
@@ -450,7 +466,6 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
         except (ValueError, OSError) as exc:  # the outputs are written: a preview never fails the job
             # (an OSError's text names the sheet's temporary, .look.png.x1y2.part: its reason alone)
             log(f"warning: preview {preview} not written: {getattr(exc, 'strerror', None) or exc}")
-    return summary
 
 
 def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool, log, start: float):
