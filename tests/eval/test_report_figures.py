@@ -105,3 +105,14 @@ def test_summary_md_says_what_its_cells_and_marks_are(tmp_path):
     assert "A mark says the method differs from identity, better or worse (compare the means)" in md
     alone = open(write_report(_run(["identity"], ["entropy"]), str(tmp_path / "alone"), None)["summary.md"]).read()
     assert "sample standard deviation" in alone and "A mark" not in alone and "BRISQUE" not in alone
+
+
+def test_a_grid_title_breaks_a_label_after_its_underscore(tmp_path, monkeypatch):
+    # textwrap broke "xvertnet_original_brightness" inside a word: "xvertnet_original_brig" / "htness"
+    from xvertfast.eval.report import _grid
+
+    figures = _drawn(monkeypatch)
+    methods = ["xvertnet_original_brightness", "vendor-method_v2.1-final-candidate"]
+    _grid(_picture(methods), methods, str(tmp_path / "g.png"))
+    titles = [ax.get_title() for ax in figures[0].axes[1:3]]
+    assert titles == ["xvertnet_original_\nbrightness", "vendor-method_v2.1-\nfinal-candidate"], titles

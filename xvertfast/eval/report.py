@@ -236,7 +236,7 @@ def _grid(picture: dict, methods: list[str], path: str, title: str | None = None
             ax.add_patch(Rectangle((left * s, top * s), (right - left) * s, (bottom - top) * s, fill=False,
                                    edgecolor="#33dd33", linewidth=0.8))  # fmt: skip
         # wrapped to its 2.6 in column: a 40-character label ran into the next one's, or off the figure
-        ax.set_title(textwrap.fill("original" if name == ORIGINAL_PICTURE else name, 22), fontsize=9)
+        ax.set_title(_wrap_label("original" if name == ORIGINAL_PICTURE else name, 22), fontsize=9)
         crop = axes[1][col]
         crop.imshow(picture["crops"][name], cmap="gray", vmin=0, vmax=255)
         crop.set_title("upper ROI, 8-bit", fontsize=7)
