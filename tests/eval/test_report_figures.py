@@ -107,6 +107,21 @@ def test_summary_md_says_what_its_cells_and_marks_are(tmp_path):
     assert "sample standard deviation" in alone and "A mark" not in alone and "BRISQUE" not in alone
 
 
+def test_a_grid_says_what_its_boxes_and_bottom_row_are(tmp_path, monkeypatch):
+    # opened alone (a slide, a paper's figure), a grid's green boxes and zoomed crops were unexplained,
+    # and a small image's 70 x 40 ROI looked like any other
+    from xvertfast.eval.report import _grid
+
+    figures = _drawn(monkeypatch)
+    _grid(_picture(["clahe"], size=(70, 40)), ["clahe"], str(tmp_path / "g.png"))
+    fig = figures[0]
+    said = " ".join(t.get_text() for t in fig.texts).replace("\n", " ")
+    assert "green boxes: the two evaluation ROIs" in said and "bottom row: the upper ROI" in said, said
+    assert [ax.get_title() for ax in fig.axes[2:]] == ["upper ROI, 70×40 px, 8-bit"] * 2
+    renderer = _boxes(fig)
+    assert all(t.get_window_extent(renderer).y0 >= 0 for t in fig.texts)
+
+
 def test_a_grid_title_breaks_a_label_after_its_underscore(tmp_path, monkeypatch):
     # textwrap broke "xvertnet_original_brightness" inside a word: "xvertnet_original_brig" / "htness"
     from xvertfast.eval.report import _grid

@@ -239,12 +239,18 @@ def _grid(picture: dict, methods: list[str], path: str, title: str | None = None
         ax.set_title(_wrap_label("original" if name == ORIGINAL_PICTURE else name, 22), fontsize=9)
         crop = axes[1][col]
         crop.imshow(picture["crops"][name], cmap="gray", vmin=0, vmax=255)
-        crop.set_title("upper ROI, 8-bit", fontsize=7)
+        rows, cols = np.shape(picture["crops"][name])[:2]  # a small image's ROI is drawn as large: say its size
+        crop.set_title(f"upper ROI, {rows}×{cols} px, 8-bit", fontsize=7)
         for a in (ax, crop):
             a.set_xticks([])
             a.set_yticks([])
     fig.suptitle(_shown(title or os.path.basename(picture["file"])), fontsize=9)
-    fig.tight_layout()
+    # the key the report page gives, on the figure itself: it is also shown on its own (a slide, a paper)
+    key = ("green boxes: the two evaluation ROIs (512×290 at 1024 rows, scaled with the image); "
+           "bottom row: the upper ROI as the metrics score it")  # fmt: skip
+    key = textwrap.fill(key, int(16 * fig.get_figwidth()))
+    fig.text(0.5, 0.005, key, ha="center", va="bottom", fontsize=7)
+    fig.tight_layout(rect=(0, 0.012 + 0.022 * (key.count("\n") + 1), 1, 1))  # a 7 pt line: 0.022 of 6.4 in
     with atomic_write(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
