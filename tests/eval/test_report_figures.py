@@ -131,3 +131,21 @@ def test_a_grid_title_breaks_a_label_after_its_underscore(tmp_path, monkeypatch)
     _grid(_picture(methods), methods, str(tmp_path / "g.png"))
     titles = [ax.get_title() for ax in figures[0].axes[1:3]]
     assert titles == ["xvertnet_original_\nbrightness", "vendor-method_v2.1-\nfinal-candidate"], titles
+
+
+def test_the_box_plots_stay_readable_on_the_report_page_with_many_methods_and_metrics(tmp_path, monkeypatch):
+    # one row of panels: 6 methods and 5 metrics made a figure 29 in (3,200 px) wide, which report.html
+    # (1,400 px at most) shrank to 44%, its 8 pt labels to under 4 pt
+    from xvertfast.eval.report import HIGHER_IS_BETTER, _boxplots
+
+    figures = _drawn(monkeypatch)
+    metrics = [m for m in HIGHER_IS_BETTER if m != "tmqi_paper_compat"]
+    methods = ["identity", "clahe", "farbman", "xvertnet", "xvertnet_original_brightness", "vendor"]
+    _boxplots(_run(methods, metrics), str(tmp_path / "b.png"))
+    fig = figures[0]
+    assert fig.get_figwidth() <= 20  # 8 pt text stays over 5 pt at 1,400 px
+    assert [ax.get_title().split("\n")[0] for ax in fig.axes] == [
+        "Entropy (bits)", "Tenengrad, mean(Gx²+Gy²)", "LPC-SI", "TMQI Q", "BRISQUE"]  # every panel, no empty one
+    renderer = _boxes(fig)
+    extents = [ax.get_tightbbox(renderer) for ax in fig.axes]
+    assert not any(a.overlaps(b) for i, a in enumerate(extents) for b in extents[i + 1:])

@@ -182,8 +182,14 @@ def _boxplots(run: EvalRun, path: str) -> None:
 
     n = len(run.metrics)
     width = max(3.2, 0.95 * len(run.methods))  # per panel: room for each box's label (10 characters wide)
-    fig, axes = plt.subplots(1, n, figsize=(width * n + 0.5, 3.8), squeeze=False)
-    for ax, metric in zip(axes[0], run.metrics):
+    # rows of panels at most 18 in wide: report.html shows the figure at 1400 px at most, and one row of
+    # 5 panels of 6 methods (29 in) came out with its 8 pt labels under 4 pt
+    cols = max(1, min(n, int(18 // width)))
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols + 0.5, 3.8 * rows + 0.3 * (rows > 1)), squeeze=False)
+    for ax in axes.flat[n:]:  # the last row's empty places
+        fig.delaxes(ax)
+    for ax, metric in zip(axes.flat, run.metrics):
         data = [_values(run, m, metric) for m in run.methods]
         data = [d[np.isfinite(d)] for d in data]
         # n under each box: a metric undefined on some ROIs (TMQI on small images) has fewer values
