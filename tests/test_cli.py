@@ -364,6 +364,26 @@ sys.exit(main([{command!r}, {str(image)!r}, "-o", {str(out)!r}, "-q"]))
     assert not out.exists()
 
 
+def test_python_m_exits_143_after_a_sigterm_that_stopped_code_run_by_exec(tmp_path):
+    """CPython 3.11 marks a KeyboardInterrupt that leaves an exec() of a string (dataclass and
+    namedtuple methods, made as a module is imported) as unhandled, even once caught, and
+    ``python -m`` then ends by SIGINT after the command returned: a SIGTERM landing in such an
+    import mid-job exited -2 (a shell's 130), not the 143 `--help` gives."""
+    import subprocess
+    import sys
+
+    (tmp_path / "sitecustomize.py").write_text(
+        "import xvertfast.cli as cli\n"
+        "def info(args):  # a SIGTERM while a module imported now makes a dataclass\n"
+        "    exec('import os, signal; os.kill(os.getpid(), signal.SIGTERM)')\n"
+        "cli._cmd_info = info\n")  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, "-m", "xvertfast", "info"], env=env, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert proc.returncode == 143, proc.stderr
+    assert proc.stderr.strip() == "interrupted"
+
+
 def test_a_repeated_sigterm_does_not_cut_the_first_ones_stop_short(monkeypatch):
     import signal
 
