@@ -149,3 +149,15 @@ def test_the_box_plots_stay_readable_on_the_report_page_with_many_methods_and_me
     renderer = _boxes(fig)
     extents = [ax.get_tightbbox(renderer) for ax in fig.axes]
     assert not any(a.overlaps(b) for i, a in enumerate(extents) for b in extents[i + 1:])
+
+
+def test_the_box_plots_say_what_their_circles_are(tmp_path, monkeypatch):
+    # the circles (matplotlib's points beyond 1.5 IQR) were unexplained under a title about outlier
+    # removal: a reader took them for the protocol's ±1.96 σ outliers, another set
+    from xvertfast.eval.report import _boxplots
+
+    figures = _drawn(monkeypatch)
+    _boxplots(_run(["identity", "clahe"], ["entropy"]), str(tmp_path / "b.png"))
+    title = figures[0].get_suptitle().replace("\n", " ")
+    said = "whiskers: the furthest values within 1.5 × IQR of it, circles: values beyond (not the ±1.96 σ outliers)"
+    assert said in title, title

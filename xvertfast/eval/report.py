@@ -186,7 +186,12 @@ def _boxplots(run: EvalRun, path: str) -> None:
     # 5 panels of 6 methods (29 in) came out with its 8 pt labels under 4 pt
     cols = max(1, min(n, int(18 // width)))
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols + 0.5, 3.8 * rows + 0.3 * (rows > 1)), squeeze=False)
+    title = ("Spine ROIs (512×290 at 1024 rows, scaled with the image), all values (no outlier removal); "
+             "line: median, triangle: mean, box: quartiles, whiskers: the furthest values within 1.5 × IQR of it, "
+             "circles: values beyond (not the ±1.96 σ outliers)")  # fmt: skip
+    title = textwrap.fill(title, int(13 * (width * cols + 0.5)))  # one panel is narrow: its title takes lines
+    height = 3.8 * rows + 0.3 * (rows > 1) + 0.17 * title.count("\n")  # a 10 pt line: the plots keep their height
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols + 0.5, height), squeeze=False)
     for ax in axes.flat[n:]:  # the last row's empty places
         fig.delaxes(ax)
     for ax, metric in zip(axes.flat, run.metrics):
@@ -195,7 +200,7 @@ def _boxplots(run: EvalRun, path: str) -> None:
         # n under each box: a metric undefined on some ROIs (TMQI on small images) has fewer values
         # wrapped to the room under its box, level: rotated on one line, 40-character labels took the figure
         labels = [f"{_wrap_label(m, 10)}\nn={len(d)}" for m, d in zip(run.methods, data)]
-        ax.boxplot(data, tick_labels=labels, showmeans=True)
+        ax.boxplot(data, tick_labels=labels, showmeans=True, whis=1.5)  # as the title says
         if not any(len(d) for d in data):  # else an empty frame with a made-up axis
             ax.text(0.5, 0.5, "no values", transform=ax.transAxes, ha="center", va="center", color="#777")
             ax.set_yticks([])
@@ -203,9 +208,7 @@ def _boxplots(run: EvalRun, path: str) -> None:
         ax.set_title(f"{_LABELS[metric]}\n{better}", fontsize=10)
         ax.tick_params(axis="x", labelsize=8)
         ax.grid(axis="y", alpha=0.3)
-    title = ("Spine ROIs (512×290 at 1024 rows, scaled with the image), all values (no outlier removal); "
-             "line: median, triangle: mean")  # fmt: skip
-    fig.suptitle(textwrap.fill(title, int(13 * fig.get_figwidth())), fontsize=10)  # one panel is narrow
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     with atomic_write(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
