@@ -30,9 +30,9 @@ __all__ = ["write_image", "WRITE_FORMATS", "FORMAT_EXTENSIONS", "format_from_pat
 WRITE_FORMATS = ("png16", "png8", "tiff", "dicom")
 #: The file extension each format is written with.
 FORMAT_EXTENSIONS = {"png16": ".png", "png8": ".png", "tiff": ".tiff", "dicom": ".dcm"}
-#: zlib level of PNG outputs. Pillow's default, 6, spent 1.7x (16-bit) to 2.2x (8-bit) as long
-#: encoding an enhanced 1024^2 radiograph for files 1.7% smaller (16-bit) or 0.4% larger (8-bit):
-#: about 7% of an image's CPU time in `xvertfast enhance` (bench/RESULTS.md, 2026-12-05).
+#: zlib level of PNG outputs. Pillow's default, 6, took 1.7-2.3x as long to encode an enhanced
+#: 1024^2 radiograph, for files 2% smaller (16-bit) or 0.4-0.8% larger (8-bit): about 7% of an
+#: image's CPU time in `xvertfast enhance` (bench/RESULTS.md, 2026-12-05; bench/png_levels.py).
 PNG_COMPRESS_LEVEL = 4
 
 
