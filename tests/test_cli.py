@@ -333,7 +333,7 @@ def test_a_sigterm_handler_set_outside_python_or_ignored_is_left_alone(monkeypat
         signal.signal(signal.SIGTERM, before)
 
 
-@pytest.mark.parametrize("command", ["enhance", "preprocess"])
+@pytest.mark.parametrize("command", ["enhance", "preprocess", "train", "evaluate", "export", "demo"])
 def test_a_sigterm_while_torch_loads_stops_the_job_after_it_loaded(tmp_path, command):
     """A SIGTERM (or Ctrl-C) raised inside torch's import, seconds long, left torch half made: the
     job went on and every image failed ('maximum recursion depth exceeded', exit 1, the ledger
@@ -345,6 +345,12 @@ def test_a_sigterm_while_torch_loads_stops_the_job_after_it_loaded(tmp_path, com
     image = tmp_path / "a.png"
     Image.fromarray(np.full((64, 64), 128, np.uint8)).save(image)
     out = tmp_path / "out"
+    argv = {"enhance": ["enhance", str(image), "-o", str(out), "-q"],
+            "preprocess": ["preprocess", str(image), "-o", str(out), "-q"],
+            "train": ["train", str(image), "-o", str(out), "--epochs-gc", "1", "--epochs-joint", "0"],
+            "evaluate": ["evaluate", str(image), "-o", str(out), "--methods", "identity", "--metrics", "entropy"],
+            "export": ["export", "default", "-o", str(out)],
+            "demo": ["demo", "-o", str(out)]}[command]  # fmt: skip
     child = f"""
 import atexit, os, signal, sys
 class SigtermInsideTorch:  # as torch's import reaches a module deep inside it
@@ -355,7 +361,7 @@ class SigtermInsideTorch:  # as torch's import reaches a module deep inside it
 sys.meta_path.insert(0, SigtermInsideTorch())
 atexit.register(lambda: print("torch loaded:", "torch._subclasses.fake_tensor" in sys.modules))
 from xvertfast.cli import main
-sys.exit(main([{command!r}, {str(image)!r}, "-o", {str(out)!r}, "-q"]))
+sys.exit(main({argv!r}))
 """
     proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip

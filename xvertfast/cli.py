@@ -228,6 +228,7 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    _load_torch()
     from xvertfast.eval.evaluate import evaluate
     from xvertfast.io.files import NothingFound, check_inputs
 
@@ -483,6 +484,7 @@ DEMO_METRICS = ("entropy", "tenengrad", "lpc_si")
 def _cmd_demo(args: argparse.Namespace) -> int:
     import os
 
+    _load_torch()
     from xvertfast.eval.evaluate import evaluate
     from xvertfast.infer import Enhancer
     from xvertfast.samples import SAMPLE_DICOM
@@ -510,6 +512,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    _load_torch()
     from xvertfast.infer.export import export_model
 
     slow = {"aoti": "AOTInductor compiles C++ for each stage (about half a minute a stage on a CPU)",
@@ -545,6 +548,7 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    _load_torch()
     from xvertfast.io.files import NothingFound, check_inputs
     from xvertfast.train import DiskFull, TrainConfig, TrainingDiverged, has_finished_epochs, train
 
