@@ -161,3 +161,12 @@ def test_the_box_plots_say_what_their_circles_are(tmp_path, monkeypatch):
     title = figures[0].get_suptitle().replace("\n", " ")
     said = "whiskers: the furthest values within 1.5 × IQR of it, circles: values beyond (not the ±1.96 σ outliers)"
     assert said in title, title
+
+
+def test_summary_md_names_the_metrics_alike_in_every_table(tmp_path):
+    # the p-value table's columns were the --metrics keys (lpc_si, tmqi), the tables above it the metrics' names
+    from xvertfast.eval.report import write_report
+
+    run = _run(["identity", "clahe"], ["lpc_si", "brisque"], images=8)
+    md = open(write_report(run, str(tmp_path), "identity")["summary.md"]).read()
+    assert md.count("| method | LPC-SI | BRISQUE (lower is better) |") == 3, md

@@ -140,8 +140,8 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None) -> str:
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         lines.append("")
     if compare_to:
-        lines += ["## p-values (after outlier removal)", "", "| method | " + " | ".join(run.metrics) + " |",
-                  "|---|" + "---|" * len(run.metrics)]  # fmt: skip
+        lines += ["## p-values (after outlier removal)", "",
+                  "| method | " + " | ".join(map(_header, run.metrics)) + " |", "|---|" + "---|" * len(run.metrics)]
         ps = [by[(method, m)]["p_value_clean"] for method in run.methods if method != compare_to for m in run.metrics]
         for method in run.methods:
             if method != compare_to:
