@@ -170,3 +170,16 @@ def test_summary_md_names_the_metrics_alike_in_every_table(tmp_path):
     run = _run(["identity", "clahe"], ["lpc_si", "brisque"], images=8)
     md = open(write_report(run, str(tmp_path), "identity")["summary.md"]).read()
     assert md.count("| method | LPC-SI | BRISQUE (lower is better) |") == 3, md
+
+
+def test_tenengrad_says_the_grey_scale_its_values_are_on(tmp_path, monkeypatch):
+    # mean(Gx²+Gy²) is 65,025 times larger on 0..255 than on [0, 1]: 0.015 could not be compared with a
+    # paper's value without knowing which
+    from xvertfast.eval.report import _boxplots, write_report
+
+    figures = _drawn(monkeypatch)
+    _boxplots(_run(["identity", "clahe"], ["entropy", "tenengrad"]), str(tmp_path / "b.png"))
+    entropy, tenengrad = (ax.get_title() for ax in figures[0].axes)
+    assert "grey levels in [0, 1]" in tenengrad and "grey levels" not in entropy, (entropy, tenengrad)
+    md = open(write_report(_run(["identity"], ["tenengrad"]), str(tmp_path / "r"), None)["summary.md"]).read()
+    assert "Tenengrad is computed on the 8-bit ROI's grey levels scaled to [0, 1]." in md, md

@@ -43,6 +43,10 @@ _LABELS = {"entropy": "Entropy (bits)", "tenengrad": "Tenengrad, mean(Gx²+Gy²)
            "brisque": "BRISQUE", "tmqi_paper_compat": "TMQI Q, paper's [0, 1] scale"}  # fmt: skip
 
 
+#: The grey scale a metric's numbers are on, where they depend on it (SPEC: Tenengrad on the 8-bit ROI / 255).
+_SCALES = {"tenengrad": "grey levels in [0, 1]"}
+
+
 def _header(metric: str) -> str:
     """A table's column title: the one metric where lower is better says so."""
     return _LABELS[metric] + ("" if HIGHER_IS_BETTER[metric] else " (lower is better)")
@@ -113,7 +117,8 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None) -> str:
     lower = [_LABELS[m] for m in run.metrics if not HIGHER_IS_BETTER[m]]
     lines += ["Cells: mean ± sample standard deviation (n − 1) over the ROIs, n = how many ROIs have a value. "
               + ("Higher is better, except for " + ", ".join(lower) if lower else "Higher is better for every metric")
-              + ".", ""]  # fmt: skip
+              + "." + (" Tenengrad is computed on the 8-bit ROI's grey levels scaled to [0, 1]."
+                       if "tenengrad" in run.metrics else ""), ""]  # fmt: skip
     if compare_to not in run.methods or len(run.methods) < 2:  # no method to test against it
         compare_to = None
     if compare_to:
@@ -205,7 +210,8 @@ def _boxplots(run: EvalRun, path: str) -> None:
             ax.text(0.5, 0.5, "no values", transform=ax.transAxes, ha="center", va="center", color="#777")
             ax.set_yticks([])
         better = "↑ higher is better" if HIGHER_IS_BETTER[metric] else "↓ lower is better"
-        ax.set_title(f"{_LABELS[metric]}\n{better}", fontsize=10)
+        scale = f"{_SCALES[metric]}; " if metric in _SCALES else ""  # 65,025 times larger on 0..255
+        ax.set_title(f"{_LABELS[metric]}\n{scale}{better}", fontsize=10)
         ax.tick_params(axis="x", labelsize=8)
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle(title, fontsize=10)
