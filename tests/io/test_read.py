@@ -1547,6 +1547,20 @@ def test_a_jpeg_whose_last_block_is_grey_128_is_read(tmp_path):
         assert read.shape == (100, 72) and (read.values[-8:, -8:] == 128).all(), name
 
 
+def test_a_jpeg_ending_in_grey_with_fill_bytes_before_its_end_marker_is_read(tmp_path):
+    # any marker may follow 0xFF fill bytes (T.81 B.1.1.2): the check's second decode put its
+    # extra coded data after them, where 0xFF 0x10 is no marker, and the whole file was refused
+    # as 'truncated or corrupt (broken data stream ...)' where Pillow reads it
+    values = np.full((100, 72), 128, np.uint8)
+    values[:40] = (np.arange(40 * 72).reshape(40, 72) % 200).astype(np.uint8)
+    Image.fromarray(values).save(tmp_path / "g.jpg", quality=95)
+    data = (tmp_path / "g.jpg").read_bytes()
+    end = data.rindex(b"\xff\xd9")
+    (tmp_path / "fill.jpg").write_bytes(data[:end] + b"\xff\xff\xff" + data[end:])
+    read = read_image(tmp_path / "fill.jpg", warn=False)
+    assert np.array_equal(read.values, read_image(tmp_path / "g.jpg", warn=False).values)
+
+
 #: A 1024 x 1024 arithmetic-coded (SOF9) greyscale JPEG, black but for a 16 x 16 square of levels
 #: up to 114 at its centre: libjpeg-turbo's cjpeg -arithmetic at quality 90 gives 248 bytes.
 _ARITHMETIC_JPEG = bytes.fromhex(

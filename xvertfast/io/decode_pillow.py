@@ -54,18 +54,24 @@ def _check_jpeg_size(path: str, data: bytes, h: int, w: int) -> None:
 
 
 def _jpeg_end(data: bytes) -> int | None:
-    """Where the end-of-image marker of the JPEG in ``data`` is, found by walking its segments
-    and skipping each scan's coded data (where 0xFF is followed by 0, a stuffed byte, or by a
-    restart marker); None where there is none."""
-    at = 2
+    """Where the end-of-image marker of the JPEG in ``data`` is (the first of the 0xFF fill bytes
+    that may precede it: coded data put there is read), found by walking its segments and
+    skipping each scan's coded data (where 0xFF is followed by 0, a stuffed byte, or by a restart
+    marker); None where there is none."""
+    at, fill = 2, None
     while at + 2 <= len(data):
         if data[at] != 0xFF:
             return None
         marker = data[at + 1]
         if marker == 0xD9:
-            return at
-        if marker == 0xFF or 0xD0 <= marker <= 0xD7 or marker == 0x01:  # a fill byte, markers of no segment
-            at += 1 if marker == 0xFF else 2
+            return at if fill is None else fill
+        if marker == 0xFF:  # a fill byte
+            fill = at if fill is None else fill
+            at += 1
+            continue
+        fill = None
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers of no segment
+            at += 2
             continue
         at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
         while marker == 0xDA:  # a scan's coded data, to the next marker
