@@ -1191,6 +1191,19 @@ def test_arguments_of_the_wrong_kind_are_refused_by_name(tmp_path):
     assert require_content(rad, min_side=np.int32(36)) is rad
 
 
+def test_max_pixels_written_as_a_float_of_a_whole_number_is_taken(tmp_path):
+    # max_pixels=5e8 (how Python writes 500 million) was read before the check of 301bef8, and
+    # then refused as 'must be a whole number >= 1, got 500000000.0'
+    Image.fromarray(np.arange(40 * 36, dtype=np.uint16).reshape(40, 36)).save(tmp_path / "a.png")
+    assert read_image(tmp_path / "a.png", max_pixels=5e8, warn=False).shape == (40, 36)
+    assert read_image(tmp_path / "a.png", max_pixels=np.float32(40 * 36), warn=False).shape == (40, 36)
+    with pytest.raises(ImageReadError, match=r"above the limit of 1,439 \(max_pixels\)"):
+        read_image(tmp_path / "a.png", max_pixels=1439.0)
+    for bad in (1439.5, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=r"read_image: max_pixels must be a whole number >= 1"):
+            read_image(tmp_path / "a.png", max_pixels=bad)
+
+
 def _luma(rgb) -> np.ndarray:
     return np.rint(np.asarray(rgb, np.float64) @ np.array([0.299, 0.587, 0.114]))
 

@@ -148,9 +148,11 @@ def _why_missing(p: str) -> str:
 
 
 def _whole(value, name: str, who: str) -> int:
-    """``value`` as an int >= 1, or a ValueError naming it: a None or a float failed deep inside
-    (the decoders' "'>' not supported between instances of 'int' and 'NoneType'")."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+    """``value`` as an int >= 1, or a ValueError naming it: a None failed deep inside (the decoders'
+    "'>' not supported between instances of 'int' and 'NoneType'"). A float of a whole number is
+    taken (5e8 is how Python writes 500 million)."""
+    whole = isinstance(value, numbers.Integral) or (isinstance(value, numbers.Real) and float(value).is_integer())
+    if isinstance(value, bool) or not whole or value < 1:
         raise ValueError(f"{who}: {name} must be a whole number >= 1, got {value!r}")
     return int(value)
 
