@@ -230,7 +230,7 @@ def wls(
 
     Args:
         image: NumPy array or torch tensor, ``[H, W]`` or a batch ``[B, H, W]``, values >= 0
-            (XVertNet feeds [0, 1]); ``[H, W, 1, 3 or 4]`` (channels last) is refused.
+            (XVertNet feeds [0, 1]); ``[H, W, C]``, C = 1, 3 or 4 (channels last), is refused.
             float32 (default) or float64; float16/bfloat16 are solved and returned in
             float32. With ``lam / eps`` above ``FLOAT32_MAX_COUPLING`` (1e7) a
             float32 image is solved in float64 (twice the memory), since float32 can no

@@ -150,8 +150,8 @@ def preprocess(pixels, lam: float = DEFAULT_LAM, alpha: float = DEFAULT_ALPHA, e
         pixels: NumPy array or torch tensor (CPU or GPU) of floats in [0, 1]
             (:func:`xvertfast.io.read_image` gives that); integers and values further than
             :data:`PIXEL_RANGE_SLACK` outside are refused (:func:`check_unit_pixels`), as is an
-            image with its channels last, ``[H, W, 1, 3 or 4]`` (it would pass for H strips 1, 3
-            or 4 pixels wide). Each image is min-max normalised (X; pixels spanning [0, 1] are
+            image with its channels last, ``[H, W, C]`` with C = 1, 3 or 4 (it would pass for H
+            strips C pixels wide). Each image is min-max normalised (X; pixels spanning [0, 1] are
             left as they are).
         lam, alpha, eps: the WLS parameters (DESIGN.md defaults).
         method: WLS method (see :func:`xvertfast.wls`).
