@@ -72,6 +72,13 @@ def _shard(text: str):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+#: --rois of enhance, preprocess and train (evaluate's has its own rule: there an input not in the file fails).
+ROIS_HELP = ("a CSV of ROI centres placed by hand, for the images whose spine was missed: a header row "
+             "file,upper_row,upper_col,lower_row,lower_col, then one row per image: its path or file name and the "
+             "centres in pixels of the original image. An input not in it keeps the centres found; a row naming "
+             "no input, or a centre outside its image, is an error. A rerun with the file edited redoes the "
+             "images whose centres changed (or were added or removed) and skips the others")  # fmt: skip
+
 SHARD_HELP = ("do only the K-th of N parts of the inputs (1 <= K <= N), so that N jobs, one per machine or GPU, "
               "share an archive and write into one output folder at once, each with its own ledger; every "
               "shard finds all inputs and keeps those whose path hashes to it (balanced on average). A rerun "
@@ -183,6 +190,19 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
+def _roi_file(path: str | None, mode: str = "spine"):
+    """The centres of ``--rois`` (None where not given), read before a model is loaded or an
+    output folder made: a malformed file is said at once."""
+    if path is None:
+        return None
+    if mode != "spine":
+        raise ValueError("--rois places the tiles of --mode spine; --mode full enhances the whole image and uses no "
+                         "ROIs")  # fmt: skip
+    from xvertfast.preprocess.centres import load_roi_centres
+
+    return load_roi_centres(path)
+
+
 def _cmd_enhance(args: argparse.Namespace) -> int:
     _load_torch()
     from xvertfast.infer import Enhancer
@@ -193,15 +213,17 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
               file=sys.stderr)  # fmt: skip
     try:
         check_inputs(args.inputs)  # a mistyped folder: said before the model is loaded or OUT_DIR made
+        rois = _roi_file(args.rois, args.mode)
         enhancer = Enhancer(args.model, device=args.device, backend=args.backend, mode=args.mode,
                             brightness=args.brightness, batch_size=args.batch_size,
                             precision=args.precision)  # fmt: skip
         summary = enhancer.enhance_files(args.inputs, args.output, fmt=args.format, overwrite=args.overwrite,
                                          workers=args.workers, report=args.report, progress=not args.quiet,
                                          log=_say_around_the_bar, preview=args.preview,
-                                         shard=args.shard, dry_run=args.dry_run,
+                                         shard=args.shard, dry_run=args.dry_run, rois=rois,
                                          **_started_with(args, args.inputs, args.output, args.report, args.preview,
-                                                         None if args.model == "default" else args.model))  # fmt: skip
+                                                         None if args.model == "default" else args.model,
+                                                         args.rois))  # fmt: skip
     except NothingFound as exc:
         return _nothing_found(exc)
     except (ValueError, OSError, RuntimeError) as exc:
@@ -725,6 +747,7 @@ or a PNG listed as MONOCHROME1, comes back with its stored values inverted.""",
     enh.add_argument("--mode", choices=("spine", "full"), default="spine", help="what to enhance (default: %(default)s)")
     enh.add_argument("--brightness", choices=("network", "original"), default="network",
                      help="what sets the large-scale brightness of the enhanced regions (default: %(default)s)")
+    enh.add_argument("--rois", metavar="FILE", help=ROIS_HELP + " (--mode spine only)")
     enh.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:1, ... (default: %(default)s)")
     enh.add_argument("--backend", choices=("auto", "torch", "compile", "onnxruntime", "tensorrt"), default="auto",
                      help="network runtime: auto is TensorRT on a GPU where installed (torch where TensorRT cannot build "

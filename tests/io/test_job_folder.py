@@ -485,7 +485,7 @@ def test_an_interrupt_while_planning_still_gives_the_summary_and_report(tmp_path
     capsys.readouterr()
     calls = []
 
-    def interrupted(self, input_path, out):
+    def interrupted(self, input_path, out, centres=None):
         calls.append(out)
         if len(calls) == 2:
             raise KeyboardInterrupt  # (Ctrl-C, or SIGTERM: main raises it for both)

@@ -28,7 +28,7 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
             (another tool's outputs); see :func:`xvertfast.eval.baselines.get_method`.
         metrics: names from entropy, tenengrad, lpc_si, tmqi, brisque, tmqi_paper_compat.
         rois: ``auto`` (find the spine) or a CSV of hand-placed centres
-            (see :func:`xvertfast.eval.protocol.load_roi_centres`).
+            (see :func:`xvertfast.preprocess.centres.load_roi_centres`).
         compare_to: the method (label) the others are tested against; default the first
             xvertnet method, else the first xvertnet_original_brightness, else identity.
         pictures: images shown side by side in the report.

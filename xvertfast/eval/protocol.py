@@ -16,7 +16,6 @@ A failure on one image is reported and the run goes on.
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import time
@@ -30,6 +29,7 @@ from xvertfast.io import ImageReadError, require_content
 from xvertfast.io.errors import FILE_ERRORS, failure_text
 from xvertfast.io.files import InputFile, discover, read_input
 from xvertfast.preprocess import find_spine, image_warnings
+from xvertfast.preprocess.centres import RoiCentres, load_roi_centres
 from xvertfast.preprocess.spine import Box, Spine
 
 __all__ = ["METRICS", "DEFAULT_METRICS", "ROI_NAMES", "ORIGINAL_PICTURE", "EvalRun", "to_8bit_original", "to_8bit_output",
@@ -107,49 +107,6 @@ def score_roi(test8: np.ndarray, reference: np.ndarray, metrics: list[str]) -> t
             if math.isnan(out[name]):  # BRISQUE on a flat region, TMQI on a constant reference
                 notes.append(f"{name}: undefined on this ROI (NaN), as on a region without contrast")
     return out, notes
-
-
-class RoiCentres(dict):
-    """``file -> ((upper_row, upper_col), (lower_row, lower_col))``, read from the CSV at ``path``
-    (which the messages about it name)."""
-
-    def __init__(self, path: str):
-        super().__init__()
-        self.path = path
-
-
-def load_roi_centres(path: str) -> RoiCentres:
-    """ROI centres given by hand: a CSV whose header row names the columns file, upper_row,
-    upper_col, lower_row, lower_col (image pixels); ``file`` is a path to the input (absolute, or
-    relative to the working folder, however the input was given) or its file name."""
-    centres = RoiCentres(path)
-    try:
-        f = open(path, newline="", encoding="utf-8-sig")  # -sig: the byte-order mark spreadsheets write
-    except OSError as exc:
-        raise ValueError(f"ROI centres file {path}: {exc.strerror or exc}") from None
-    with f:
-        reader = csv.DictReader(f, skipinitialspace=True)  # "file, upper_row, ...": typed by hand
-        if reader.fieldnames:
-            reader.fieldnames = [name.strip() for name in reader.fieldnames]
-        need = {"file", "upper_row", "upper_col", "lower_row", "lower_col"}
-        if not reader.fieldnames or not need <= set(reader.fieldnames):
-            first = ",".join(reader.fieldnames or [])
-            raise ValueError(f"{path}: ROI file needs the columns {', '.join(sorted(need))}, named in a header row "
-                             f"(its first line is {first!r})")  # fmt: skip
-        lines: dict[str, int] = {}  # file -> the line giving its centres
-        for line, row in enumerate(reader, start=2):
-            try:
-                values = [float(row[k]) for k in ("upper_row", "upper_col", "lower_row", "lower_col")]
-            except (ValueError, TypeError):
-                raise ValueError(f"{path}, line {line}: ROI centres must be numbers") from None
-            if not all(math.isfinite(v) for v in values):
-                raise ValueError(f"{path}, line {line}: ROI centres must be finite numbers, got {values}")
-            name = row["file"].strip()
-            if name in lines:  # a copy-paste slip: which centres are meant?
-                raise ValueError(f"{path}, line {line}: {name} has centres on line {lines[name]} already")
-            lines[name] = line
-            centres[name] = ((values[0], values[1]), (values[2], values[3]))
-    return centres
 
 
 def _thumbnail(pixels: np.ndarray) -> tuple[np.ndarray, float]:

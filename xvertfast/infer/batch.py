@@ -51,6 +51,7 @@ from xvertfast.io.write import (FORMAT_EXTENSIONS, WRITE_FORMATS, atomic_write, 
                                 remove_stale_parts)
 from xvertfast.model.persistence import fingerprint
 from xvertfast.preprocess import image_warnings
+from xvertfast.preprocess.centres import GivenCentres, centres_of_inputs, load_roi_centres, spine_at
 
 __all__ = ["enhance_files", "default_workers", "BatchSummary", "FileRecord", "OUTPUT_FORMATS", "JOB_FILE"]
 
@@ -253,13 +254,14 @@ def _stem(out_dir: str, rel: str) -> str | None:
         return None
 
 
-def _read_and_prepare(enhancer, f: InputFile):
+def _read_and_prepare(enhancer, f: InputFile, given: GivenCentres | None = None):
     t0 = time.perf_counter()
     rad = require_content(read_input(f, warn=False))
     t1 = time.perf_counter()
-    prep = enhancer.prepare(rad)
+    prep = enhancer.prepare(rad) if given is None else enhancer.prepare(rad, spine_at(rad.pixels, given))
     prep.seconds["read"] = t1 - t0
-    return rad, prep, image_warnings(rad, prep.spine)
+    # full mode uses no ROIs: a spine found at the edge of its search changes nothing there
+    return rad, prep, image_warnings(rad, prep.spine if enhancer.mode == "spine" else None)
 
 
 def _description(settings: dict) -> str:
@@ -270,7 +272,7 @@ def _description(settings: dict) -> str:
 
 
 def _compose_and_write(enhancer, rad: Radiograph, prep, tiles, out: str, fmt: str, description: str,
-                       job: JobFolder, stat) -> tuple[dict, list[str]]:  # fmt: skip
+                       job: JobFolder, stat, centres: list[float] | None = None) -> tuple[dict, list[str]]:  # fmt: skip
     """Blends and writes an image's output: its timings, and a warning for each earlier output of its
     input that was removed from another place."""
     t0 = time.perf_counter()
@@ -279,7 +281,7 @@ def _compose_and_write(enhancer, rad: Radiograph, prep, tiles, out: str, fmt: st
     os.makedirs(os.path.dirname(out), exist_ok=True)
     job.starting(rad.path, out)
     write_image(out, pixels, _write_format(fmt, rad, out), like=rad, overwrite=True, description=description)
-    removed = job.finished(rad.path, out, stat, sole=True) or []  # (an earlier --format's output of it goes)
+    removed = job.finished(rad.path, out, stat, sole=True, centres=centres) or []  # (an earlier --format's output of it goes)
     # one at another place than this one's (the input reached another way: its folder given, not the one
     # above it) is said: a rerun of part of an archive into its OUT would move outputs without a word
     moved = [f"{rad.path}: its earlier output {old} was removed: this run writes it as {out} (the input was given "
@@ -378,7 +380,7 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
                   workers: int | None = None, report: str | None = None, progress: bool = True,
                   log=print, preview: str | None = None, shard: Shard | None = None,
                   dry_run: bool = False, command: str | None = None,
-                  cwd: str | None = None) -> BatchSummary:  # fmt: skip
+                  cwd: str | None = None, rois=None) -> BatchSummary:  # fmt: skip
     """Enhances every input into ``out_dir`` (see the module docstring); never raises for a bad file,
     raises :class:`~xvertfast.io.files.NothingFound` when no input is found.
 
@@ -401,12 +403,21 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
         command, cwd: the command line that started the job and the folder it was started in
             (the CLI's), recorded in ``out_dir``'s ledger for ``xvertfast status`` to give as the
             command that resumes the job (:class:`~xvertfast.io.job_folder.JobFolder`).
+        rois: spine mode: a CSV of ROI centres given by hand, or what
+            :func:`~xvertfast.preprocess.centres.load_roi_centres` read from one; an input no row
+            names keeps the centres found. Each output's ledger line records its centres: a rerun
+            redoes the outputs whose centres were changed, added or removed since, and skips the others.
     """
     if fmt not in OUTPUT_FORMATS:
         raise ValueError(f"format must be one of {', '.join(OUTPUT_FORMATS)}, got {fmt!r}")
     workers = default_workers() if workers is None else int(workers)
     if not 1 <= workers <= MAX_WORKERS:
         raise ValueError(f"workers must be 1 to {MAX_WORKERS}, got {workers}")
+    if rois is not None and enhancer.mode != "spine":
+        raise ValueError("ROI centres (--rois) place the tiles of mode spine; mode full (--mode full) enhances the "
+                         "whole image and uses none")  # fmt: skip
+    if isinstance(rois, (str, os.PathLike)):
+        rois = load_roi_centres(os.fspath(rois))
     start = time.perf_counter()
     files = discover(inputs, exclude=[out_dir])
     left_out = unsearched_image(out_dir, inputs) if files else None
@@ -424,12 +435,13 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
     if dry_run and preview:
         raise ValueError("--preview draws outputs: a dry run writes none")
     _check_side_files(files, report=report, preview=preview)
+    given = centres_of_inputs(rois, [f.path for f in files]) if rois is not None else {}
     settings = _job_settings(enhancer, fmt)  # hashes every weight: once per job
     job = JobFolder(out_dir, settings, overwrite, shard=shard, read_only=dry_run, command=command, cwd=cwd)
     with job:
         if not dry_run:
             remove_stale_parts(path for path in (report, preview) if path)  # a killed run's
-        summary, planned = _run(enhancer, job, files, fmt, workers, progress, log, start)
+        summary, planned = _run(enhancer, job, files, fmt, workers, progress, log, start, given)
         job.ended(summary.stopped, found=summary.found, done=summary.done, skipped=summary.skipped,
                   failed=len(summary.failed))  # fmt: skip
     summary.seconds = time.perf_counter() - start
@@ -468,8 +480,14 @@ def _write_side_files(summary: BatchSummary, planned, enhancer, settings: dict, 
             log(f"warning: preview {preview} not written: {getattr(exc, 'strerror', None) or exc}")
 
 
-def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool, log, start: float):
-    """The job proper: plan, skip what is done, then read -> network -> write, pipelined."""
+def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool, log, start: float,
+         given: dict[str, GivenCentres]):  # fmt: skip
+    """The job proper: plan, skip what is done, then read -> network -> write, pipelined.
+    ``given``: the ROI centres given for inputs (by path)."""
+
+    def centres(f: InputFile) -> list[float] | None:
+        return given[f.path].record() if f.path in given else None
+
     description = _description(job.settings)
     mine = None if job.shard is None else [job.shard.owns(f.rel) for f in files]
     summary = BatchSummary(found=len(files) if mine is None else sum(mine), shard=job.shard, found_all=len(files),
@@ -483,7 +501,7 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
         if not job.read_only:
             remove_stale_parts(out for _, out in planned)  # a killed run's temporaries (no other job runs: the lock)
         for f, out in planned:
-            state, why = job.state(f.path, out)
+            state, why = job.state(f.path, out, centres(f))
             if state == "done":
                 summary.records.append(FileRecord(f.path, out, "skipped"))
             elif state == "refuse":
@@ -547,7 +565,7 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
             item = next(queue, None)
             if item is None:
                 return
-            pending_reads.append((item, readers.submit(_read_and_prepare, enhancer, item[0])))
+            pending_reads.append((item, readers.submit(_read_and_prepare, enhancer, item[0], given.get(item[0].path))))
 
     def drain_writes(block: bool) -> None:
         done = [w for w in writes if w.done()] if not block else list(cf.as_completed(list(writes)))
@@ -613,7 +631,8 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
                 if summary.stopped is not None:  # the disk filled while waiting: no more writes handed over
                     break
                 rec = FileRecord(f.path, out, "running", seconds=seconds, warnings=warnings)
-                writes[writers.submit(write, enhancer, rad, prep, result, out, fmt, description, job, stat)] = rec
+                writes[writers.submit(write, enhancer, rad, prep, result, out, fmt, description, job, stat,
+                                      centres(f))] = rec  # fmt: skip
             drain_writes(block=False)
     except KeyboardInterrupt:
         summary.stopped = "interrupted"

@@ -714,8 +714,10 @@ class JobFolder:
         on every system (ledgers written on Windows with ``\\`` are read the same way)."""
         return os.path.relpath(os.path.abspath(out), os.path.abspath(self.out_dir)).replace(os.sep, "/")
 
-    def state(self, input_path: str, out: str) -> tuple[str, str | None]:
-        """What to do with ``out``: ("new" | "done" | "redo", None), or ("refuse", why)."""
+    def state(self, input_path: str, out: str, centres: list[float] | None = None) -> tuple[str, str | None]:
+        """What to do with ``out``: ("new" | "done" | "redo", None), or ("refuse", why). ``centres``:
+        the ROI centres given for the input (None: those found), which the output must have been
+        made at to be done (:meth:`finished`)."""
         exists = os.path.lexists(out)
         blocked = _in_the_way(self.out_dir, out, exists, self._clear)
         if blocked is not None:
@@ -737,12 +739,12 @@ class JobFolder:
             if _moved_here(entry.get("input"), entry.get("stat"), input_path, stat):
                 if entry.get("state") == "done" and entry.get("settings") == self.key:  # recorded at its new
                     # path (with what it was made with), so that a later edit there is redone, not refused
-                    self.finished(input_path, out, stat, adopted=True)
+                    self.finished(input_path, out, stat, adopted=True, centres=entry.get("centres"))
                     entry = self._ledger[self._rel(out)]
             elif not self.overwrite:
                 return "refuse", f"{out} holds the output of another input, {entry.get('input')} (--overwrite replaces it)"
         finished = entry.get("state") == "done" and entry.get("settings") == self.key
-        if finished and entry.get("stat") == stat and not self.overwrite:
+        if finished and entry.get("stat") == stat and entry.get("centres") == centres and not self.overwrite:
             return "done", None
         return "redo", None
 
@@ -774,8 +776,11 @@ class JobFolder:
                       "settings": self.key}, durable=True)  # fmt: skip
 
     def finished(self, input_path: str, out: str, stat: list[int] | None, sole: bool = False,
-                 adopted: bool = False) -> list[str]:  # fmt: skip
-        """Called once ``out`` is complete; ``stat``: the input's, as it was planned from.
+                 adopted: bool = False, centres: list[float] | None = None) -> list[str]:  # fmt: skip
+        """Called once ``out`` is complete; ``stat``: the input's, as it was planned from;
+        ``centres``: the ROI centres it was made at where they were given (not the ones found):
+        a job settings file records none of them (a CSV edited for a few images is no other job),
+        so each output's line does, and :meth:`state` redoes it where they change.
         ``adopted``: ``out`` was not made now, only recorded (an earlier version's output, or one
         whose input moved): its line is marked so, and the job's rate does not count it.
         ``sole``: ``out`` is the input's one output (enhance), so the files the ledger names as
@@ -785,6 +790,7 @@ class JobFolder:
         rel, identity = self._rel(out), _identity(input_path)
         with self._write_lock:
             self._add({"output": rel, "input": identity, "state": "done", "settings": self.key, "stat": stat,
+                       **({"centres": centres} if centres is not None else {}),
                        **({ADOPTED: True} if adopted else {})}, durable=False)  # fmt: skip
             removed = []
             if not sole:

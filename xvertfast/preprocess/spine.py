@@ -265,5 +265,6 @@ def image_warnings(rad, spine: Spine | None = None) -> list[str]:
     if warning is None and spine is not None and spine.detected and spine.pinned_at_search_edge():
         warning = (f"{rad.path}: the spine was found at the edge of where it is looked for ({spine.x / spine.shape[1]:.0%} "
                    "of the width): the image may be cropped, off-centre or not a frontal view, and its ROIs may "
-                   "miss the spine; look at them (enhance --preview, preprocess's overlay) or give the centres")  # fmt: skip
+                   "miss the spine; look at them (enhance --preview, preprocess's overlay) or give its centres "
+                   "(--rois FILE)")  # fmt: skip
     return list(rad.notes) + ([warning] if warning else [])

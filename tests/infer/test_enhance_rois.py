@@ -1,0 +1,184 @@
+"""``xvertfast enhance --rois FILE``: spine ROI centres placed by hand for some images, the rest found."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.infer.test_enhance import TILE, chest_like, model_dir  # noqa: F401 (a fixture)
+from xvertfast.cli import main
+from xvertfast.infer import Enhancer
+from xvertfast.io import read_image
+from xvertfast.io.job_folder import LEDGER_FILE
+from xvertfast.preprocess import find_spine
+
+HEAD = "file,upper_row,upper_col,lower_row,lower_col\n"
+
+
+def _inputs(tmp_path, seed):
+    src = tmp_path / "in"
+    src.mkdir()
+    for k, name in enumerate(("a.png", "b.png")):
+        Image.fromarray(np.round(chest_like(seed + k) * 255).astype(np.uint8)).save(src / name)
+    return src
+
+
+def _run(src, out, model, *extra):
+    return main(["enhance", str(src), "-o", str(out), "--model", str(model), "--device", "cpu", "-q", *extra])
+
+
+def _said(capsys) -> tuple[str, str]:
+    captured = capsys.readouterr()
+    return captured.out, captured.err
+
+
+def test_the_tiles_are_placed_at_the_given_centres_and_other_images_keep_theirs(tmp_path, model_dir, seed):
+    """enhance had no way to give the centres that its spine warning told the user to give."""
+    src = _inputs(tmp_path, seed)
+    assert _run(src, tmp_path / "auto", model_dir) == 0
+    rois = tmp_path / "rois.csv"
+    rois.write_text(HEAD + "a.png,60,70,180,90\n")
+    assert _run(src, tmp_path / "given", model_dir, "--rois", str(rois)) == 0
+    auto, given = (np.asarray(Image.open(tmp_path / o / "a.png")) for o in ("auto", "given"))
+    assert not np.array_equal(auto, given)
+    for name in ("b.png",):  # not in the file: its centres are found, as without --rois
+        assert np.array_equal(*(np.asarray(Image.open(tmp_path / o / name)) for o in ("auto", "given")))
+    rad = read_image(src / "a.png")
+    spine = find_spine(rad.pixels).with_centres((60, 70), (180, 90))
+    expected = Enhancer(str(model_dir), device="cpu").enhance(rad, spine).pixels
+    assert np.abs(given / 255.0 - expected).max() <= 1 / 255 + 1e-6
+
+
+def test_a_rerun_redoes_the_images_whose_centres_changed_and_skips_the_rest(tmp_path, model_dir, seed, capsys):
+    """The job's settings must not hold the CSV (an edit would be refused as other settings), and an
+    output made at other centres must not be skipped as done."""
+    src = _inputs(tmp_path, seed)
+    out, rois = tmp_path / "out", tmp_path / "rois.csv"
+    rois.write_text(HEAD + "a.png,60,70,180,90\n")
+    assert _run(src, out, model_dir, "--rois", str(rois)) == 0
+    assert "2 done, 0 skipped" in _said(capsys)[0]
+
+    def rerun(text: str | None, expect: str) -> None:
+        if text is not None:
+            rois.write_text(text)
+        before = {n: (out / n).stat().st_mtime_ns for n in ("a.png", "b.png")}
+        assert _run(src, out, model_dir, *(["--rois", str(rois)] if text is not None else [])) == 0
+        assert expect in _said(capsys)[0]
+        return {n for n in before if (out / n).stat().st_mtime_ns != before[n]}
+
+    assert rerun(HEAD + "a.png,60,70,180,90\n", "0 done, 2 skipped") == set()  # the same centres
+    assert rerun(HEAD + "a.png,62,70,180,90\n", "1 done, 1 skipped") == {"a.png"}  # a's moved
+    assert rerun(HEAD + "a.png,62,70,180,90\nb.png,70,100,170,110\n", "1 done, 1 skipped") == {"b.png"}  # b's added
+    assert rerun(HEAD + "b.png,70,100,170,110\n", "1 done, 1 skipped") == {"a.png"}  # a's removed: found again
+    assert rerun(None, "1 done, 1 skipped") == {"b.png"}  # no file: every image's found
+    lines = [json.loads(line) for line in (out / LEDGER_FILE).read_text().splitlines()]
+    assert [line["centres"] for line in lines if line.get("output") == "a.png" and "centres" in line][-1] == \
+        [62.0, 70.0, 180.0, 90.0]  # fmt: skip
+
+
+def test_a_dry_run_plans_the_images_whose_centres_changed(tmp_path, model_dir, seed, capsys):
+    src = _inputs(tmp_path, seed)
+    out, rois = tmp_path / "out", tmp_path / "rois.csv"
+    assert _run(src, out, model_dir) == 0
+    rois.write_text(HEAD + "b.png,70,100,170,110\n")
+    assert _run(src, out, model_dir, "--rois", str(rois), "--dry-run") == 0
+    assert "1 to enhance, 1 done already" in _said(capsys)[0]
+
+
+@pytest.mark.parametrize("rows, problem", [
+    ("a.png,60,70,180,90\nc.png,1,2,3,4\n", "rois.csv, line 3: c.png is none of the inputs"),
+    ("a.png,60,70,180,90\nb.png,sixty,70,180,90\n", "rois.csv, line 3: ROI centres must be numbers"),
+    ("a.png,60,70,180,90\n,60,70,180,90\n", "rois.csv, line 3: the file column is empty"),
+    ("a.png,60,70,180,90\na.png,60,70,180,90\n", "rois.csv, line 3: a.png has centres on line 2 already"),
+    ("a.png,60,70,180,90\nx.png,60,70,180,90\n", "rois.csv, line 3: x.png is the file name of 2 inputs"),
+])  # fmt: skip
+def test_a_bad_row_stops_the_job_before_it_starts_naming_the_line(tmp_path, model_dir, seed, capsys, rows, problem):
+    src = _inputs(tmp_path, seed)
+    for sub in ("p1", "p2"):  # one file name in two folders
+        (src / sub).mkdir()
+        Image.fromarray(np.round(chest_like(seed + 5) * 255).astype(np.uint8)).save(src / sub / "x.png")
+    rois = tmp_path / "rois.csv"
+    rois.write_text(HEAD + rows)
+    out = tmp_path / "out"
+    assert _run(src, out, model_dir, "--rois", str(rois)) == 2
+    assert problem in _said(capsys)[1]
+    assert not out.exists()
+
+
+def test_a_path_tells_apart_inputs_of_one_file_name(tmp_path, model_dir, seed, capsys):
+    src = _inputs(tmp_path, seed)
+    for sub in ("p1", "p2"):
+        (src / sub).mkdir()
+        Image.fromarray(np.round(chest_like(seed + 5) * 255).astype(np.uint8)).save(src / sub / "x.png")
+    rois = tmp_path / "rois.csv"
+    rois.write_text(HEAD + f"{src / 'p1' / 'x.png'},60,70,180,90\n")
+    out = tmp_path / "out"
+    assert _run(src, out, model_dir, "--rois", str(rois)) == 0
+    assert not np.array_equal(*(np.asarray(Image.open(out / p / "x.png")) for p in ("p1", "p2")))
+
+
+def test_a_centre_outside_its_image_fails_that_image_naming_the_line(tmp_path, model_dir, seed, capsys):
+    src = _inputs(tmp_path, seed)
+    rois = tmp_path / "rois.csv"
+    rois.write_text(HEAD + "b.png,60,70,180,90\na.png,60,7000,180,90\n")
+    out = tmp_path / "out"
+    assert _run(src, out, model_dir, "--rois", str(rois)) == 1
+    out_text, err = _said(capsys)
+    assert "1 done, 0 skipped, 1 failed" in out_text
+    assert f"{src / 'a.png'}: {rois}, line 3: the upper ROI centre (60, 7000) lies outside the 240x256 image" in err
+    assert (out / "b.png").exists() and not (out / "a.png").exists()
+
+
+def test_full_mode_refuses_the_centres_it_would_not_use(tmp_path, model_dir, seed, capsys):
+    src = _inputs(tmp_path, seed)
+    rois = tmp_path / "rois.csv"
+    rois.write_text(HEAD + "a.png,60,70,180,90\n")
+    out = tmp_path / "out"
+    assert _run(src, out, model_dir, "--rois", str(rois), "--mode", "full") == 2
+    assert "--rois places the tiles of --mode spine; --mode full enhances the whole image" in _said(capsys)[1]
+    assert not out.exists()
+    enhancer = Enhancer(str(model_dir), device="cpu", mode="full")
+    with pytest.raises(ValueError, match="mode full"):
+        enhancer.enhance_files([str(src)], str(out), rois=str(rois), progress=False, log=lambda m: None)
+
+
+def _off_centre(seed: int) -> np.ndarray:
+    """A chest cut off left of 30% of the width, bright to its right (not inverted): its spine
+    is found at the edge of where it is looked for."""
+    rng = np.random.default_rng(seed)
+    band = 0.25 + 0.4 * (np.linspace(0, 1, 240) > 0.3)
+    return np.clip(band[None, :] + 0.08 * rng.random((256, 240)), 0, 1)
+
+
+def test_the_spine_warning_names_the_option_and_full_mode_does_not_give_it(tmp_path, model_dir, seed, capsys):
+    """The warning said "give the centres", which enhance had no way to do; in full mode, which
+    uses no ROIs, it warned of ROIs that may miss the spine."""
+    src = tmp_path / "in"
+    src.mkdir()
+    pixels = _off_centre(seed)
+    Image.fromarray(np.round(pixels * 255).astype(np.uint8)).save(src / "off.png")
+    assert find_spine(pixels).pinned_at_search_edge()
+    assert _run(src, tmp_path / "spine", model_dir) == 0
+    err = _said(capsys)[1]
+    assert "the spine was found at the edge" in err and "(--rois FILE)" in err
+    assert _run(src, tmp_path / "full", model_dir, "--mode", "full") == 0
+    assert "the spine was found at the edge" not in _said(capsys)[1]
+
+
+def test_the_python_api_takes_the_centres_read_or_a_path(tmp_path, model_dir, seed):
+    from xvertfast.preprocess.centres import load_roi_centres
+
+    src = _inputs(tmp_path, seed)
+    rois = tmp_path / "rois.csv"
+    rois.write_text(HEAD + "a.png,60,70,180,90\n")
+    enhancer = Enhancer(str(model_dir), device="cpu")
+    for k, given in enumerate((str(rois), load_roi_centres(str(rois)))):
+        out = tmp_path / f"out{k}"
+        summary = enhancer.enhance_files([str(src)], str(out), rois=given, progress=False, log=lambda m: None)
+        assert summary.done == 2
+    assert np.array_equal(*(np.asarray(Image.open(tmp_path / o / "a.png")) for o in ("out0", "out1")))
+    assert os.path.exists(tmp_path / "out0" / "b.png")

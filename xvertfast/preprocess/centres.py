@@ -1,0 +1,123 @@
+"""Spine ROI centres given by hand, in a CSV file (``--rois FILE`` of the commands).
+
+The file's header row names the columns ``file, upper_row, upper_col, lower_row, lower_col``
+(image pixels); ``file`` names an input by a path to it (absolute, or relative to the working
+folder) or by its file name. It lives here, below the commands that read it (evaluate, and
+enhance, preprocess and train, which place their ROIs at these centres where a row gives them).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from typing import NamedTuple
+
+from xvertfast.preprocess.spine import Spine, find_spine
+
+__all__ = ["RoiCentres", "GivenCentres", "load_roi_centres", "centres_of_inputs", "spine_at"]
+
+_COLUMNS = ("upper_row", "upper_col", "lower_row", "lower_col")
+
+
+class RoiCentres(dict):
+    """``file -> ((upper_row, upper_col), (lower_row, lower_col))``, read from the CSV at ``path``
+    (which the messages about it name); ``lines``: the line of each file's row."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+        self.lines: dict[str, int] = {}
+
+
+class GivenCentres(NamedTuple):
+    """The centres one row gives an input, and where: errors about them name the CSV's line."""
+
+    upper: tuple[float, float]
+    lower: tuple[float, float]
+    path: str  #: the CSV
+    line: int
+
+    def record(self) -> list[float]:
+        """The centres as an output's ledger line records them: a rerun redoes the output where they changed."""
+        return [*self.upper, *self.lower]
+
+
+def load_roi_centres(path: str) -> RoiCentres:
+    """ROI centres given by hand: a CSV whose header row names the columns file, upper_row,
+    upper_col, lower_row, lower_col (image pixels); ``file`` is a path to the input (absolute, or
+    relative to the working folder, however the input was given) or its file name."""
+    centres = RoiCentres(path)
+    try:
+        f = open(path, newline="", encoding="utf-8-sig")  # -sig: the byte-order mark spreadsheets write
+    except OSError as exc:
+        raise ValueError(f"ROI centres file {path}: {exc.strerror or exc}") from None
+    with f:
+        reader = csv.DictReader(f, skipinitialspace=True)  # "file, upper_row, ...": typed by hand
+        if reader.fieldnames:
+            reader.fieldnames = [name.strip() for name in reader.fieldnames]
+        need = {"file", *_COLUMNS}
+        if not reader.fieldnames or not need <= set(reader.fieldnames):
+            first = ",".join(reader.fieldnames or [])
+            raise ValueError(f"{path}: ROI file needs the columns {', '.join(sorted(need))}, named in a header row "
+                             f"(its first line is {first!r})")  # fmt: skip
+        for row in reader:
+            line = reader.line_num  # (the row's last line: a quoted field may span several)
+            try:
+                values = [float(row[k]) for k in _COLUMNS]
+            except (ValueError, TypeError):
+                raise ValueError(f"{path}, line {line}: ROI centres must be numbers") from None
+            if not all(math.isfinite(v) for v in values):
+                raise ValueError(f"{path}, line {line}: ROI centres must be finite numbers, got {values}")
+            name = (row["file"] or "").strip()
+            if not name:
+                raise ValueError(f"{path}, line {line}: the file column is empty")
+            if name in centres.lines:  # a copy-paste slip: which centres are meant?
+                raise ValueError(f"{path}, line {line}: {name} has centres on line {centres.lines[name]} already")
+            centres.lines[name] = line
+            centres[name] = ((values[0], values[1]), (values[2], values[3]))
+    return centres
+
+
+def centres_of_inputs(centres: RoiCentres, paths: list[str]) -> dict[str, GivenCentres]:
+    """The centres each input (a path of ``paths``) is given, by a row naming a path to it or
+    else its file name; inputs no row names are left out (they keep the centres found).
+    ValueError naming the CSV's line for a row that names no input, a file name of several
+    inputs (which one is meant?), or an input two rows name: a slip there would otherwise
+    leave an image at the centres found without a word."""
+    by_path: dict[str, str] = {os.path.abspath(p): p for p in paths}
+    by_name: dict[str, list[str]] = {}
+    for p in paths:
+        by_name.setdefault(os.path.basename(p), []).append(p)
+    given: dict[str, GivenCentres] = {}
+    where = getattr(centres, "path", "the ROI file")
+    lines = getattr(centres, "lines", {})
+    for name, (upper, lower) in centres.items():
+        line = lines.get(name, 0)
+        named = by_path.get(os.path.abspath(name))
+        if named is None:
+            matches = by_name.get(name, [])
+            if len(matches) > 1:
+                listed = ", ".join(matches[:3]) + (", ..." if len(matches) > 3 else "")
+                raise ValueError(f"{where}, line {line}: {name} is the file name of {len(matches)} inputs ({listed}); "
+                                 "give the path of the one meant")  # fmt: skip
+            if not matches:
+                raise ValueError(f"{where}, line {line}: {name} is none of the inputs (the file column names an "
+                                 "input by a path to it or its file name)")  # fmt: skip
+            named = matches[0]
+        if named in given:
+            raise ValueError(f"{where}, line {line}: {named} has centres on line {given[named].line} already")
+        given[named] = GivenCentres(tuple(upper), tuple(lower), where, line)
+    return given
+
+
+def spine_at(pixels, given: GivenCentres | None) -> Spine:
+    """The spine of an image with the centres ``given`` (None: those found). ValueError naming
+    the CSV's line where a centre lies outside the image."""
+    if given is None:
+        return find_spine(pixels)
+    spine = find_spine(pixels)
+    try:
+        return spine.with_centres(given.upper, given.lower)
+    except ValueError as exc:
+        raise ValueError(f"{given.path}, line {given.line}: {exc}") from None
