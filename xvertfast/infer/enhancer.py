@@ -327,7 +327,6 @@ class Enhancer:
         if not isinstance(tiles, torch.Tensor) or tiles.dim() != 4 or tuple(tiles.shape[:2]) != (len(prep.boxes), 1):
             raise ValueError(f"compose: tiles must be a [{len(prep.boxes)}, 1, S, S] tensor, one per box of the "
                              f"prepared image, got {_describe(tiles)}")  # fmt: skip
-        H, W = prep.pixels.shape
         frac = FEATHER if self.mode == "spine" else FULL_OVERLAP / 2
         # each tile's weight as its row and column ramps, made into a plane where it is used (all
         # tiles' float64 planes at once: hundreds of MB in full mode on a 4096-row image)
@@ -336,27 +335,35 @@ class Enhancer:
             h, w = box.bottom - box.top, box.right - box.left
             ramps.append((_ramp(h, math.ceil(frac * h), inside[0], inside[2]),
                           _ramp(w, math.ceil(frac * w), inside[1], inside[3])))  # fmt: skip
-        weight = np.zeros((H, W), dtype=np.float64)
-        for box, (wr, wc) in zip(prep.boxes, ramps):
+        # the planes cover the boxes' bounding region only: outside it no tile weighs, and the result
+        # is the original, clipped as below (spine mode: the two tiles are under half of an image)
+        top, left = min((b.top for b in prep.boxes), default=0), min((b.left for b in prep.boxes), default=0)
+        bottom, right = max((b.bottom for b in prep.boxes), default=0), max((b.right for b in prep.boxes), default=0)
+        boxes = [Box(b.top - top, b.left - left, b.bottom - top, b.right - left) for b in prep.boxes]
+        pixels = prep.pixels[top:bottom, left:right]
+        weight = np.zeros((bottom - top, right - left), dtype=np.float64)
+        for box, (wr, wc) in zip(boxes, ramps):
             weight[box.top : box.bottom, box.left : box.right] += np.outer(wr, wc)
         # the original's share of the blend: where the tiles together weigh 1 or more (the spine tiles'
         # overlap, which reaches into both evaluation ROIs) no original pixel shows, and no tile is
         # pulled to its brightness (each was pulled by 1 - its own weight, also where the other tile
         # covered the original)
         rest = np.clip(1.0 - weight, 0.0, None)
-        acc = np.zeros((H, W), dtype=np.float64)
-        for box, (wr, wc), tile in zip(prep.boxes, ramps, tiles):
+        acc = np.zeros_like(weight)
+        for box, (wr, wc), tile in zip(boxes, ramps, tiles):
             wt, (h, w) = np.outer(wr, wc), (len(wr), len(wc))
             out = _resize(tile[None], (h, w))[0, 0].numpy().astype(np.float64)
             # the original's low frequencies: in spine mode where the original shows, over the whole
             # tile with brightness="original"
             if brightness == "original" or self.mode == "spine":
                 share = 1.0 if brightness == "original" else rest[box.top : box.bottom, box.left : box.right]
-                original = prep.pixels[box.top : box.bottom, box.left : box.right]
+                original = pixels[box.top : box.bottom, box.left : box.right]
                 out = out + share * self._low_frequency_gap(original, out, math.ceil(frac * max(h, w)))
             acc[box.top : box.bottom, box.left : box.right] += wt * out
-        result = (acc + rest * prep.pixels) / np.maximum(weight, 1.0)
-        return np.clip(result, 0.0, 1.0).astype(np.float32)
+        result = np.clip(prep.pixels, 0.0, 1.0).astype(np.float32)
+        blended = (acc + rest * pixels) / np.maximum(weight, 1.0)
+        result[top:bottom, left:right] = np.clip(blended, 0.0, 1.0)
+        return result
 
     @staticmethod
     def _low_frequency_gap(original: np.ndarray, out: np.ndarray, margin: int) -> np.ndarray:
