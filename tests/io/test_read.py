@@ -1752,6 +1752,29 @@ def test_a_tiff_whose_chain_of_pages_breaks_after_its_thumbnail_is_refused_not_r
         read_image(tmp_path / "t.tif", warn=False)
 
 
+def test_a_tiff_of_a_thumbnail_whose_full_image_is_in_its_subifd_reads_the_full_image(tmp_path, request):
+    # page 1 a reduced-resolution copy, the image itself in its SubIFD (DNG's layout, some scanners'):
+    # the 25 x 32 thumbnail was read as the radiograph, with a note saying no page is at full resolution
+    import tifffile
+
+    full = (np.arange(256 * 200).reshape(256, 200) % 4096).astype(np.uint16)
+    with tifffile.TiffWriter(tmp_path / "s.tif") as tif:
+        tif.write(full[::8, ::8].copy(), subfiletype=1, subifds=1)
+        tif.write(full)  # (page 1's SubIFD)
+    rad = read_image(tmp_path / "s.tif", warn=False)
+    assert np.array_equal(rad.values, full)
+    assert (f"{tmp_path / 's.tif'}: TIFF's page 1 is a reduced-resolution copy; reading the full-resolution image "
+            "in its SubIFD (200 x 256, width x height)") in rad.notes, rad.notes
+    # Pillow, which decodes LZW where imagecodecs is missing, reads no SubIFD: it would give the thumbnail
+    with tifffile.TiffWriter(tmp_path / "lzw.tif") as tif:
+        tif.write(full[::8, ::8].copy(), subfiletype=1, subifds=1, compression="lzw")
+        tif.write(full, compression="lzw")
+    request.getfixturevalue("without_imagecodecs")  # (after writing: the encoder is imagecodecs')
+    with pytest.raises(ImageReadError, match=r"lzw\.tif: TIFF's full-resolution image, in the SubIFD of page 1, is "
+                       r"LZW data that tifffile decodes with imagecodecs: pip install imagecodecs"):  # fmt: skip
+        read_image(tmp_path / "lzw.tif", warn=False)
+
+
 def test_a_tiff_whose_only_pages_are_reduced_resolution_says_which_it_reads(tmp_path):
     # a whole chain of pages all marked reduced-resolution (some writers mark a sole page so): read,
     # page 1, saying so; a chain looping after the full-resolution page reads that page

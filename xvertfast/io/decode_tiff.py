@@ -1,8 +1,9 @@
 """TIFF through tifffile (Pillow where a compression needs imagecodecs and it is missing).
 
-A TIFF's first full-resolution page is read; what tifffile logs about the file becomes that file's notes (or
-part of its error), named, rather than bare lines on stderr that say nothing of which file of a
-batch they came from; Pillow's warnings, where it decodes the page, are given prefixed by the path.
+A TIFF's first full-resolution page is read (or, where page 1 is a thumbnail, the image in its
+SubIFD); what tifffile logs about the file becomes that file's notes (or part of its error),
+named, rather than bare lines on stderr that say nothing of which file of a batch they came from;
+Pillow's warnings, where it decodes the page, are given prefixed by the path.
 """
 
 from __future__ import annotations
@@ -93,10 +94,16 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logged: list[str]
             if not len(tif.pages):
                 raise ImageReadError(path, "TIFF has no readable page: truncated or corrupt")  # (read_tiff adds what tifffile said)
             index = _first_full_resolution_page(tif)
+            page = None if index is not None else _full_resolution_subifd(tif.pages[0])
             if index is None:
                 index = 0
-                _check_only_reduced_pages(path, tif, notes)
-            page = tif.pages[index]
+                if page is None:
+                    _check_only_reduced_pages(path, tif, notes)
+                else:
+                    notes.append(f"{path}: TIFF's page 1 is a reduced-resolution copy; reading the full-resolution "
+                                 f"image in its SubIFD ({page.imagewidth} x {page.imagelength}, width x height)")  # fmt: skip
+            in_subifd = page is not None
+            page = page if in_subifd else tif.pages[index]
             shape = page.shape
             if len(shape) < 2:
                 raise ImageReadError(path, f"TIFF page has shape {shape}, not an image")
@@ -128,6 +135,9 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logged: list[str]
                 # ImportError: its pure-Python ZSTD wants Python 3.14's compression.zstd
                 if not isinstance(exc, ImportError) and "imagecodecs" not in str(exc):
                     raise
+                if in_subifd:  # (Pillow reads the chain of pages, not a page's SubIFDs)
+                    raise ImageReadError(path, f"TIFF's full-resolution image, in the SubIFD of page 1, is {compression} "
+                                         "data that tifffile decodes with imagecodecs: pip install imagecodecs") from None  # fmt: skip
                 values, flip = _tiff_without_imagecodecs(path, compression, int(page.compression), white_is_zero, index)
                 planar = False  # Pillow interleaves the samples
             info = {"format": "tiff", "shape": shape, "dtype": str(page.dtype), "bitspersample": page.bitspersample,
@@ -290,6 +300,15 @@ def _first_full_resolution_page(tif, look: int = 64) -> int | None:
         if not getattr(page, "is_reduced", False):
             return k
     return None
+
+
+def _full_resolution_subifd(page):
+    """The first of ``page``'s SubIFDs that is not a reduced-resolution copy (DNG's layout: page 1
+    a thumbnail, the image in its SubIFD); None where it has none, or they cannot be read."""
+    try:
+        return next((sub for sub in page.pages or () if not getattr(sub, "is_reduced", False)), None)
+    except Exception:  # (a damaged SubIFD: the pages are read as they were)
+        return None
 
 
 def _check_only_reduced_pages(path: str, tif, notes: list[str]) -> None:
