@@ -747,27 +747,41 @@ def test_errors_and_warnings_start_their_own_line_under_the_progress_bar(tmp_pat
 
 
 def _ctrl_c_while_writing(tmp_path, model_dir, seed, monkeypatch, images: int, at: int, times: int,
-                          cli: bool = False):  # fmt: skip
+                          cli: bool = False, in_wait: int = 2):  # fmt: skip
     """Enhances ``images`` images (one at a time), sending Ctrl-C ``times`` to the main thread (as
-    the terminal's reaches it) while output number ``at`` is written; returns the summary (``cli``:
-    the exit code of ``xvertfast enhance``) and the outputs in the order written."""
+    the terminal's reaches it) while output number ``at`` is written: the ones from number
+    ``in_wait`` on once the main thread waits for its outputs in flight (a fixed sleep was not
+    enough under load); returns the summary (``cli``: the exit code of ``xvertfast enhance``) and
+    the outputs in the order written."""
+    import contextlib
+
     from xvertfast.infer import batch
 
     src = tmp_path / "in"
     src.mkdir()
     for i in range(images):
         Image.fromarray(np.round(chest_like(seed + i) * 255).astype(np.uint8)).save(src / f"img{i}.png")
-    real_write, calls = batch._compose_and_write, []
+    real_write, real_deferred, calls = batch._compose_and_write, batch.interrupts_deferred, []
+    waiting = threading.Event()
+
+    @contextlib.contextmanager
+    def deferred_and_said(stopping):
+        with real_deferred(stopping) as held:
+            waiting.set()
+            yield held
 
     def write_while_interrupted(*args):
         calls.append(args[4])
         if len(calls) == at:
-            for _ in range(times):
+            for n in range(1, times + 1):
+                if n >= in_wait:
+                    assert waiting.wait(120), "the job never began its wait for the outputs in flight"
                 time.sleep(0.3)
                 signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
             time.sleep(0.3)
         return real_write(*args)
 
+    monkeypatch.setattr(batch, "interrupts_deferred", deferred_and_said)
     enhancer = Enhancer(str(model_dir), device="cpu", backend="torch", batch_size=1)
     monkeypatch.setattr(batch, "_compose_and_write", write_while_interrupted)
     try:
@@ -800,7 +814,8 @@ def test_a_ctrl_c_while_the_last_outputs_are_written_ends_a_complete_job_with_13
     'stopped: interrupted; 0 image(s) not processed; the same command resumes' while the ledger,
     and `xvertfast status`, said finished. Both say finished; the exit code stays 130 (143), so
     that a script's next step does not run after the user stopped it."""
-    code, _ = _ctrl_c_while_writing(tmp_path, model_dir, seed, monkeypatch, images=3, at=3, times=1, cli=True)
+    code, _ = _ctrl_c_while_writing(tmp_path, model_dir, seed, monkeypatch, images=3, at=3, times=1, cli=True,
+                                   in_wait=1)
     said = capfd.readouterr()
     assert code == 130
     assert said.out.startswith("3 done, 0 skipped, 0 failed")
