@@ -172,7 +172,8 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
         check_inputs(args.inputs)  # a mistyped folder: said before anything is made
         summary = preprocess_files(args.inputs, args.output, overwrite=args.overwrite, progress=not args.quiet,
                                    log=_say_around_the_bar, shard=args.shard, dry_run=args.dry_run,
-                                   **_started_with(args, args.inputs, args.output))  # fmt: skip
+                                   rois=_roi_file(args.rois), **_started_with(args, args.inputs, args.output,
+                                                                              args.rois))  # fmt: skip
     except NothingFound as exc:
         return _nothing_found(exc)
     except (ValueError, OSError) as exc:  # the output folder cannot be used, an @list cannot be read
@@ -699,6 +700,7 @@ cannot be used (another job in it, other settings without --overwrite) or an
     pre.add_argument("--overwrite", action="store_true",
                      help="recompute inputs whose outputs this job's ledger records as done")
     pre.add_argument("--shard", type=_shard, metavar="K/N", help=SHARD_HELP)
+    pre.add_argument("--rois", metavar="FILE", help=ROIS_HELP + "; the overlays show them")
     pre.add_argument("--dry-run", action="store_true", help=_dry_run_help("preprocess", "OUTDIR"))
     pre.set_defaults(func=_cmd_preprocess)
 

@@ -14,9 +14,11 @@ The output folder keeps the job's settings and a ledger of what it wrote
 (:class:`xvertfast.io.job_folder.JobFolder`, as ``xvertfast enhance`` does): a rerun
 skips an input whose four outputs the ledger says were finished from the same,
 unchanged input; it redoes an input edited since, and never replaces a file that
-it did not write. All four outputs of an input found and not in the ledger (written
-by an xvertfast before it) are taken as done; some of them alone (that version,
-interrupted) are not, and the input fails until they are moved away.
+it did not write. Where ROI centres are given for an input (``rois``), its ledger lines
+record them, and a rerun redoes the input where they changed. All four outputs of an
+input found and not in the ledger (written by an xvertfast before it) are taken as done;
+some of them alone (that version, interrupted) are not, and the input fails until they
+are moved away.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from xvertfast.io.shards import Shard
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 from xvertfast.preprocess import find_spine, image_warnings, preprocess
+from xvertfast.preprocess.centres import GivenCentres, centres_of_inputs, load_roi_centres, spine_at
 
 __all__ = ["preprocess_files", "JobSummary", "SUFFIXES", "SETTINGS"]
 
@@ -110,12 +113,14 @@ def _write_float_tiff(path: str, values: np.ndarray) -> None:
         tifffile.imwrite(tmp, values.astype(np.float32), photometric="minisblack")
 
 
-def _one(f: InputFile, outs: list[str], job: JobFolder, log=print) -> list[str]:
+def _one(f: InputFile, outs: list[str], job: JobFolder, log=print,
+         given: GivenCentres | None = None) -> list[str]:  # fmt: skip
     """Reads, checks and preprocesses one file, then writes its outputs (each atomically),
-    each recorded in the job's ledger before its rename and after it. Returns its warnings."""
+    each recorded in the job's ledger before its rename and after it. Returns its warnings.
+    ``given``: its ROI centres, placed by hand (None: those found)."""
     stat = file_state(f.path)  # as the input was when read: an edit during the job is redone next time
     rad = require_content(read_input(f, warn=False))
-    spine = find_spine(rad.pixels)
+    spine = find_spine(rad.pixels) if given is None else spine_at(rad.pixels, given)
     warnings = image_warnings(rad, spine)
     for warning in warnings:
         log(f"warning: {warning}")
@@ -139,7 +144,7 @@ def _one(f: InputFile, outs: list[str], job: JobFolder, log=print) -> list[str]:
                 os.remove(out)
         raise
     for out in outs:
-        job.finished(f.path, out, stat)
+        job.finished(f.path, out, stat, centres=None if given is None else given.record())
     return warnings
 
 
@@ -163,11 +168,14 @@ def _plan(files: list[InputFile], out_dir: str) -> list[tuple]:
     return planned
 
 
-def _decide(job: JobFolder, f: InputFile, outs: list[str]) -> tuple[str, str | None]:
-    """("done" | "redo", None) or ("refuse", why) for the four outputs of one input."""
+def _decide(job: JobFolder, f: InputFile, outs: list[str],
+            given: GivenCentres | None = None) -> tuple[str, str | None]:  # fmt: skip
+    """("done" | "redo", None) or ("refuse", why) for the four outputs of one input, whose ROI
+    centres are ``given`` (None: those found): outputs made at others are redone."""
     if all(os.path.lexists(o) and not job.recorded(o) for o in outs):
         job.adopt(f.path, outs)  # the whole set of an xvertfast before the ledger, by its four names
-    states = [job.state(f.path, o) for o in outs]
+    centres = None if given is None else given.record()
+    states = [job.state(f.path, o, centres) for o in outs]
     refused = [why for state, why in states if state == "refuse"]
     if refused:
         return "refuse", refused[0]
@@ -176,7 +184,7 @@ def _decide(job: JobFolder, f: InputFile, outs: list[str]) -> tuple[str, str | N
 
 def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, progress: bool = True,
                      log=print, shard: Shard | None = None, dry_run: bool = False, command: str | None = None,
-                     cwd: str | None = None) -> JobSummary:  # fmt: skip
+                     cwd: str | None = None, rois=None) -> JobSummary:  # fmt: skip
     """Preprocesses every input into out_dir; see the module docstring. Never raises for a bad
     file; raises :class:`~xvertfast.io.files.NothingFound` when no input is found, ValueError
     when out_dir cannot be used (a file, not writable, another job in it, other settings
@@ -187,10 +195,16 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
     decoded show only when a run reads them). A KeyboardInterrupt (Ctrl-C; the CLI's SIGTERM) while
     the inputs are processed stops the job: the summary's ``stopped`` says so. ``command``,
     ``cwd``: the command line that started the job and its folder (the CLI's), recorded in the
-    ledger for ``xvertfast status`` to give as the command that resumes it."""
+    ledger for ``xvertfast status`` to give as the command that resumes it. ``rois``: a CSV of
+    ROI centres placed by hand, or what :func:`~xvertfast.preprocess.centres.load_roi_centres`
+    read from one: the overlays of the inputs it names show them (the others, those found);
+    ValueError for a row that names no input."""
+    if isinstance(rois, (str, os.PathLike)):
+        rois = load_roi_centres(os.fspath(rois))
     files = discover(inputs, exclude=[out_dir])
     if not files:  # before the output folder is made
         raise NothingFound(inputs)
+    given = centres_of_inputs(rois, [f.path for f in files]) if rois is not None else {}
     left_out = unsearched_image(out_dir, inputs)
     if left_out is not None:
         raise ValueError(f"{out_dir} holds images that no xvertfast job wrote ({left_out}) and lies in an input "
@@ -213,7 +227,7 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
             try:
                 if isinstance(outs, ValueError):
                     raise outs
-                state, why = _decide(job, f, outs)
+                state, why = _decide(job, f, outs, given.get(f.path))
                 if state == "refuse":
                     raise ValueError(why)
                 if state == "done":
@@ -226,7 +240,7 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
                         summary.failed.append((f.path, problem))
                         log(f"error: {problem}")
                 else:
-                    warnings = _one(f, outs, job, log)
+                    warnings = _one(f, outs, job, log, given.get(f.path))
                     summary.done.append(f.path)
                     if warnings:
                         summary.warned.append((f.path, warnings))
