@@ -333,8 +333,9 @@ def test_a_sigterm_handler_set_outside_python_or_ignored_is_left_alone(monkeypat
         signal.signal(signal.SIGTERM, before)
 
 
-@pytest.mark.parametrize("command", ["enhance", "preprocess", "train", "evaluate", "export", "demo"])
-def test_a_sigterm_while_torch_loads_stops_the_job_after_it_loaded(tmp_path, command):
+@pytest.mark.parametrize("command, times", [("enhance", 1), ("preprocess", 1), ("train", 1), ("evaluate", 1),
+                                            ("export", 1), ("demo", 1), ("enhance", 2)])  # fmt: skip
+def test_a_sigterm_while_torch_loads_stops_the_job_after_it_loaded(tmp_path, command, times):
     """A SIGTERM (or Ctrl-C) raised inside torch's import, seconds long, left torch half made: the
     job went on and every image failed ('maximum recursion depth exceeded', exit 1, the ledger
     said finished), or Python ended by SIGINT after saying interrupted. It is held until torch
@@ -357,7 +358,8 @@ class SigtermInsideTorch:  # as torch's import reaches a module deep inside it
     def find_spec(self, name, path=None, target=None):
         if name == "torch._subclasses.fake_tensor":
             sys.meta_path.remove(self)
-            os.kill(os.getpid(), signal.SIGTERM)
+            for sig in (signal.SIGTERM, signal.SIGINT)[:{times}]:  # (two of one kind may merge into one)
+                os.kill(os.getpid(), sig)
 sys.meta_path.insert(0, SigtermInsideTorch())
 atexit.register(lambda: print("torch loaded:", "torch._subclasses.fake_tensor" in sys.modules))
 from xvertfast.cli import main
@@ -366,7 +368,10 @@ sys.exit(main({argv!r}))
     proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
     assert proc.returncode == 143, proc.stderr
-    assert "torch loaded: True" in proc.stdout and proc.stderr.strip() == "interrupted"
+    # a second one is said as what it waits for (it said 'the outputs in flight are being finished')
+    said = ["already stopping: once torch has loaded (seconds), before anything is written"] if times == 2 else []
+    lines = [line for line in proc.stderr.splitlines() if line]
+    assert "torch loaded: True" in proc.stdout and lines == [*said, "interrupted"]
     assert not out.exists()
 
 

@@ -40,13 +40,13 @@ def left_alone(sig: int) -> bool:
 
 
 @contextlib.contextmanager
-def interrupts_deferred(stopping: bool):
+def interrupts_deferred(stopping: bool, note: str = NOTE):
     """Holds Ctrl-C and SIGTERM back in the body. ``stopping`` (the job stops already): they are
-    said once and dropped; else the first is kept in the :class:`Deferred` yielded, for
-    :func:`deliver` once the wait is over, and the next ones are said and dropped. The handlers
-    in place before are put back after; a signal ignored (a job in a script's background) or
-    handled outside Python is left as it is. Outside the main thread (which alone receives
-    signals) it changes nothing."""
+    said once (``note``: what the wait is for) and dropped; else the first is kept in the
+    :class:`Deferred` yielded, for :func:`deliver` once the wait is over, and the next ones are
+    said and dropped. The handlers in place before are put back after; a signal ignored (a job in
+    a script's background) or handled outside Python is left as it is. Outside the main thread
+    (which alone receives signals) it changes nothing."""
     deferred = Deferred()
     if threading.current_thread() is not threading.main_thread():
         yield deferred
@@ -61,7 +61,7 @@ def interrupts_deferred(stopping: bool):
             return
         told[0] = True
         try:  # a raw write: a print could land inside a print the main thread is making (reentrant call)
-            os.write(sys.stderr.fileno(), NOTE.encode())
+            os.write(sys.stderr.fileno(), note.encode())
         except (AttributeError, ValueError, OSError):  # stderr is not a file (a test's capture)
             pass
 

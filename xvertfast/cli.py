@@ -152,13 +152,17 @@ def _started_with(args: argparse.Namespace, *paths: str | list[str] | None) -> d
     return {"command": shlex.join([*program, *argv]), "cwd": os.getcwd() if relative else None}
 
 
+#: Said at a second Ctrl-C (or SIGTERM) while torch loads: the first one stops the command then.
+TORCH_LOADING = "\nalready stopping: once torch has loaded (seconds), before anything is written\n"
+
+
 def _load_torch() -> None:
     """Imports torch and the compiled ops (seconds) with Ctrl-C and SIGTERM held until they are
     loaded, then handled: one raised inside torch's import left it half made, and a batch job
     went on with every image failing ('maximum recursion depth exceeded')."""
     from xvertfast._interrupts import deliver, interrupts_deferred
 
-    with interrupts_deferred(stopping=False) as held:
+    with interrupts_deferred(stopping=False, note=TORCH_LOADING) as held:
         import xvertfast.ops  # noqa: F401 (imports torch)
     deliver(held)
 
