@@ -1777,7 +1777,7 @@ def test_a_tiff_of_a_thumbnail_whose_full_image_is_in_its_subifd_reads_the_full_
 
 def test_a_tiff_whose_only_pages_are_reduced_resolution_says_which_it_reads(tmp_path):
     # a whole chain of pages all marked reduced-resolution (some writers mark a sole page so): read,
-    # page 1, saying so; a chain looping after the full-resolution page reads that page
+    # the largest page, saying so; a chain looping after the full-resolution page reads that page
     import tifffile
 
     values = (np.arange(64 * 48).reshape(64, 48) % 4096).astype(np.uint16)
@@ -1786,6 +1786,14 @@ def test_a_tiff_whose_only_pages_are_reduced_resolution_says_which_it_reads(tmp_
     assert np.array_equal(rad.values, values)
     said = "TIFF's pages are all marked reduced-resolution copies (NewSubfileType), none at full resolution; reading "
     assert f"{tmp_path / 'r.tif'}: {said}page 1 (48 x 64, width x height)" in rad.notes
+    # all pages reduced, the thumbnail first: the largest is read (page 1, a 25 x 32 thumbnail, was)
+    with tifffile.TiffWriter(tmp_path / "p.tif") as tw:
+        tw.write(values[::4, ::4].copy(), subfiletype=1)
+        tw.write(values, subfiletype=1)
+        tw.write(values[::2, ::2].copy(), subfiletype=1)
+    rad = read_image(tmp_path / "p.tif", warn=False)
+    assert np.array_equal(rad.values, values)
+    assert rad.notes == [f"{tmp_path / 'p.tif'}: {said}page 2, the largest of 3 (48 x 64, width x height)"]
     full = _tiff_thumbnail_then_full(tmp_path / "f.tif")
     data = bytearray((tmp_path / "f.tif").read_bytes())
     with tifffile.TiffFile(tmp_path / "f.tif") as tif:

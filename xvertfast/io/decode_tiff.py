@@ -93,12 +93,12 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logged: list[str]
         with _tiff_log_collected(logged), tifffile.TiffFile(path) as tif:
             if not len(tif.pages):
                 raise ImageReadError(path, "TIFF has no readable page: truncated or corrupt")  # (read_tiff adds what tifffile said)
-            index = _first_full_resolution_page(tif)
+            index, reduced_only = _first_full_resolution_page(tif), False
             page = None if index is not None else _full_resolution_subifd(tif.pages[0])
             if index is None:
                 index = 0
-                if page is None:
-                    _check_only_reduced_pages(path, tif, notes)
+                if page is None:  # (the note says which page and why)
+                    index, reduced_only = _largest_of_reduced_pages(path, tif, notes), True
                 else:
                     notes.append(f"{path}: TIFF's page 1 is a reduced-resolution copy; reading the full-resolution "
                                  f"image in its SubIFD ({page.imagewidth} x {page.imagelength}, width x height)")  # fmt: skip
@@ -113,10 +113,10 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logged: list[str]
             if int(page.compression) == 7:  # JPEG
                 _check_jpeg_segment_sizes(path, page)
             planar = page.samplesperpixel > 1 and int(page.planarconfig) == 2  # SEPARATE
-            if index:
+            if index and not reduced_only:  # (a file of reduced pages alone said which above)
                 notes.append(f"{path}: TIFF has {len(tif.pages)} pages; reading page {index + 1}, the first at full "
                              "resolution (those before it are reduced-resolution copies, such as a thumbnail)")  # fmt: skip
-            elif len(tif.pages) > 1:
+            elif len(tif.pages) > 1 and not reduced_only:
                 notes.append(f"{path}: TIFF has {len(tif.pages)} pages; reading the first")
             photometric = int(page.photometric)
             white_is_zero = flip = photometric == 0  # MINISWHITE
@@ -311,11 +311,12 @@ def _full_resolution_subifd(page):
         return None
 
 
-def _check_only_reduced_pages(path: str, tif, notes: list[str]) -> None:
+def _largest_of_reduced_pages(path: str, tif, notes: list[str], look: int = 64) -> int:
     """Where no page is at full resolution: refuses the file where its chain of pages (IFDs) breaks
     (loops back, or points past the end of the file: tifffile stops there, logging it), since
-    the image the copies were made of is beyond the break and page 1 is a thumbnail; else says
-    that page 1 is read (a writer may mark its sole page reduced-resolution)."""
+    the image the copies were made of is beyond the break and page 1 is a thumbnail; else the
+    index of the largest page among the first ``look`` (a writer may mark its sole page, or
+    every level of a pyramid, reduced-resolution; page 1 may be the smallest), said in a note."""
     first = tif.pages[0]
     size = f"{first.imagewidth} x {first.imagelength}, width x height"
     broken = _chain_break(tif)
@@ -323,8 +324,13 @@ def _check_only_reduced_pages(path: str, tif, notes: list[str]) -> None:
         raise ImageReadError(path, f"TIFF's chain of pages {broken[1]} after page {broken[0]}, and the pages before are "
                              f"reduced-resolution copies (page 1: {size}): its full-resolution image cannot be "
                              "reached; corrupt")  # fmt: skip
+    pages = [tif.pages[k] for k in range(min(len(tif.pages), look))]
+    index = max(range(len(pages)), key=lambda k: (pages[k].imagewidth * pages[k].imagelength, -k))
+    page = pages[index]
+    which = "page 1" if len(pages) == 1 else f"page {index + 1}, the largest of {len(pages)}"
     notes.append(f"{path}: TIFF's pages are all marked reduced-resolution copies (NewSubfileType), none at full "
-                 f"resolution; reading page 1 ({size})")  # fmt: skip
+                 f"resolution; reading {which} ({page.imagewidth} x {page.imagelength}, width x height)")  # fmt: skip
+    return index
 
 
 def _chain_break(tif, most: int = 1 << 16) -> tuple[int, str] | None:
