@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 import os
 import re
 import struct
@@ -1199,9 +1200,12 @@ def test_max_pixels_written_as_a_float_of_a_whole_number_is_taken(tmp_path):
     assert read_image(tmp_path / "a.png", max_pixels=np.float32(40 * 36), warn=False).shape == (40, 36)
     with pytest.raises(ImageReadError, match=r"above the limit of 1,439 \(max_pixels\)"):
         read_image(tmp_path / "a.png", max_pixels=1439.0)
-    for bad in (1439.5, float("nan"), float("inf")):
+    for bad in (1439.5, float("nan"), -float("inf")):
         with pytest.raises(ValueError, match=r"read_image: max_pixels must be a whole number >= 1"):
             read_image(tmp_path / "a.png", max_pixels=bad)
+    # math.inf, no limit, worked before that check too (found by review: it was refused)
+    assert read_image(tmp_path / "a.png", max_pixels=math.inf, warn=False).shape == (40, 36)
+    assert read_image(tmp_path / "a.png", max_pixels=np.float64("inf"), warn=False).shape == (40, 36)
 
 
 def _luma(rgb) -> np.ndarray:

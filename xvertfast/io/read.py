@@ -12,8 +12,10 @@ what it gives into a :class:`Radiograph`.
 from __future__ import annotations
 
 import errno
+import math
 import numbers
 import os
+import sys
 import warnings
 
 import numpy as np
@@ -157,6 +159,10 @@ def _whole(value, name: str, who: str) -> int:
     return int(value)
 
 
+def _is_inf(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and value == math.inf
+
+
 def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
                photometric: str | None = None, warn: bool = True) -> Radiograph:  # fmt: skip
     """Reads a radiograph; bright = bone, pixels min-max scaled to [0, 1] over the real values.
@@ -164,7 +170,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
     Args:
         path: a PNG (8/16-bit), TIFF (8/16-bit or float), JPEG, DICOM or raw JSRT ``.IMG`` file.
         max_pixels: larger images are refused before decoding (decompression bombs); a whole
-            number >= 1.
+            number >= 1, or ``math.inf`` for no limit.
         photometric: override the polarity of formats that do not record it (PNG, JPEG):
             ``"MONOCHROME1"`` for files stored with bone dark; the pixels are then inverted.
         warn: also give the returned ``notes`` (what decoding changed, e.g. colour to
@@ -178,7 +184,8 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
             pixel data, multi-frame DICOM, compressed DICOM without a decoder, ...).
     """
     p = os.fspath(path)
-    max_pixels = _whole(max_pixels, "max_pixels", "read_image")
+    # math.inf: no limit (as before the check of 301bef8, where it fell through every comparison)
+    max_pixels = sys.maxsize if _is_inf(max_pixels) else _whole(max_pixels, "max_pixels", "read_image")
     if os.path.isdir(p):
         raise ImageReadError(p, "is a directory, not an image file")
     if not os.path.exists(p):
