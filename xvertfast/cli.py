@@ -613,7 +613,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     try:
         init_path = args.init if args.init != "default" else None  # (for the folder the command's paths are from)
         train(args.data, args.output, config, resume=args.resume, progress=not args.quiet, log=_say_around_the_bar,
-              **_started_with(args, args.data, args.output, init_path))  # fmt: skip
+              rois=_roi_file(args.rois), **_started_with(args, args.data, args.output, init_path, args.rois))  # fmt: skip
     except NothingFound as exc:
         return _nothing_found(exc)
     except (TrainingDiverged, DiskFull) as exc:  # they say what the checkpoint keeps and what to do
@@ -1010,6 +1010,8 @@ Exit code: 0, 2 where the folder holds no such job or a ledger or checkpoint can
     tr.add_argument("--seed", type=int, default=0,
                     help="seeds the validation split, the initial weights, the batch order and the augmentation")
     tr.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR")
+    tr.add_argument("--rois", metavar="FILE", help=ROIS_HELP + " (from RUN_DIR's cache); a --resume once an epoch "
+                    "has trained needs the centres it was trained on")  # fmt: skip
     tr.add_argument("--threads", "--workers", dest="threads", type=_at_least(0), default=0, action=_ThreadsOption,
                     help="CPU threads for torch (0: torch's default); batches are gathered from the "
                     "memory-mapped ROI cache in the training loop, so there are no data-loading workers to set "

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from xvertfast.preprocess.spine import Spine, find_spine
 
-__all__ = ["RoiCentres", "GivenCentres", "load_roi_centres", "centres_of_inputs", "spine_at"]
+__all__ = ["RoiCentres", "GivenCentres", "RoiRowError", "load_roi_centres", "centres_of_inputs", "spine_at"]
 
 _COLUMNS = ("upper_row", "upper_col", "lower_row", "lower_col")
 
@@ -28,6 +28,10 @@ class RoiCentres(dict):
         super().__init__()
         self.path = path
         self.lines: dict[str, int] = {}
+
+
+class RoiRowError(ValueError):
+    """A row of the ROI file that names no input, or not one alone: the job stops before it starts."""
 
 
 class GivenCentres(NamedTuple):
@@ -99,14 +103,14 @@ def centres_of_inputs(centres: RoiCentres, paths: list[str]) -> dict[str, GivenC
             matches = by_name.get(name, [])
             if len(matches) > 1:
                 listed = ", ".join(matches[:3]) + (", ..." if len(matches) > 3 else "")
-                raise ValueError(f"{where}, line {line}: {name} is the file name of {len(matches)} inputs ({listed}); "
+                raise RoiRowError(f"{where}, line {line}: {name} is the file name of {len(matches)} inputs ({listed}); "
                                  "give the path of the one meant")  # fmt: skip
             if not matches:
-                raise ValueError(f"{where}, line {line}: {name} is none of the inputs (the file column names an "
+                raise RoiRowError(f"{where}, line {line}: {name} is none of the inputs (the file column names an "
                                  "input by a path to it or its file name)")  # fmt: skip
             named = matches[0]
         if named in given:
-            raise ValueError(f"{where}, line {line}: {named} has centres on line {given[named].line} already")
+            raise RoiRowError(f"{where}, line {line}: {named} has centres on line {given[named].line} already")
         given[named] = GivenCentres(tuple(upper), tuple(lower), where, line)
     return given
 

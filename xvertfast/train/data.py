@@ -33,6 +33,7 @@ from xvertfast.io.files import NothingFound, discover, file_sha256
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 from xvertfast.preprocess import find_spine, image_warnings, preprocess
+from xvertfast.preprocess.centres import GivenCentres, centres_of_inputs, spine_at
 
 __all__ = ["NoReadableImage", "RoiSet", "cached_images", "load_rois", "open_pairs", "random_patches", "read_cached", "shift_augment",
            "split_by_image", "write_array"]
@@ -60,6 +61,8 @@ class RoiSet:
     key: str = ""  #: from load_rois: a digest of the images' contents and the preprocessing parameters
     found: int = 0  #: from load_rois: the input files found
     skipped: list[str] = field(default_factory=list)  #: from load_rois: "skipped: FILE: why" of each one not used
+    #: from load_rois: a digest of the ROI centres given by hand for the images used ("" where none were)
+    centres: str = ""
 
     @classmethod
     def mapped(cls, path: str, image: torch.Tensor, sources: list[str], size: int, remedy: str) -> RoiSet:
@@ -160,17 +163,21 @@ def cached_images(cache_dir: str) -> list[str]:
     return sorted(os.path.join(cache_dir, name) for name in names if _CROPS_NAME.fullmatch(name))
 
 
-def _image_pairs(path: str, cache_dir: str, params: dict, photometric: str | None = None, log=print) -> str:
+def _image_pairs(path: str, cache_dir: str, params: dict, photometric: str | None = None, log=print,
+                 given: GivenCentres | None = None) -> str:  # fmt: skip
     """The cached [2, 2, S, S] (upper and lower ROI; X_p and Y) of one image: its file in the
     cache, computed first where missing (logging the image's warnings: what decoding changed,
-    an inverted look). Only the crops are kept, not the whole image."""
-    keyed = {"file": file_sha256(path), **params, **({"photometric": photometric} if photometric else {})}
+    an inverted look). Only the crops are kept, not the whole image. ``given``: its ROI centres,
+    placed by hand (None: those found), part of the file's name: crops cut at other centres are
+    not taken for these."""
+    keyed = {"file": file_sha256(path), **params, **({"photometric": photometric} if photometric else {}),
+             **({"centres": given.record()} if given is not None else {})}  # fmt: skip
     key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:32]
     cached = os.path.join(cache_dir, key + ".npy")
     if os.path.exists(cached):
         return cached
     rad = require_content(read_image(path, photometric=photometric, warn=False))
-    spine = find_spine(rad.pixels)
+    spine = find_spine(rad.pixels) if given is None else spine_at(rad.pixels, given)
     for warning in image_warnings(rad, spine):
         log(f"warning: {warning}")
     pp = preprocess(rad.pixels, params["lam"], params["alpha"], params["eps"])
@@ -210,8 +217,12 @@ class NoReadableImage(ValueError):
 
 def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEFAULT_LAM,
               alpha: float = DEFAULT_ALPHA, eps: float = DEFAULT_EPS, log=print, progress: bool = False,
-              exclude: list[str] = ()) -> RoiSet:  # fmt: skip
+              exclude: list[str] = (), rois=None) -> RoiSet:  # fmt: skip
     """Preprocesses (or finds in the cache) every readable input and cuts its two ROIs.
+
+    ``rois``: ROI centres placed by hand (:func:`~xvertfast.preprocess.centres.load_roi_centres`)
+    for the inputs they name; the others keep those found. A row naming no input raises
+    :class:`~xvertfast.preprocess.centres.RoiRowError` before any image is preprocessed.
 
     The ROIs of all inputs are gathered into one file in ``cache_dir`` and memory-mapped, so
     the set may be larger than memory; both steps are reused by a rerun with the same inputs.
@@ -228,12 +239,14 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     found = discover(inputs, exclude=[cache_dir, *exclude])
     if not found:
         raise NothingFound(inputs)
+    given = centres_of_inputs(rois, [f.path for f in found]) if rois is not None else {}
     for f in tqdm(found, desc="preprocessing", unit="image", disable=not progress):
         if f.problem:
             skip(f"{f.path}: {f.problem}")
             continue
         try:
-            cached = _image_pairs(f.path, cache_dir, params, f.photometric, log)
+            cached = (_image_pairs(f.path, cache_dir, params, f.photometric, log) if f.path not in given
+                      else _image_pairs(f.path, cache_dir, params, f.photometric, log, given[f.path]))  # fmt: skip
         except FILE_ERRORS as exc:  # as enhance: a decoder's error, out of memory on a huge image, ...
             if disk_full(exc) or isinstance(exc, CacheNotWritable):  # writing the cache: not the image's fault
                 raise
@@ -270,6 +283,8 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     data = RoiSet.mapped(gathered, torch.arange(len(sources)).repeat_interleave(per_image), sources, roi_size, remedy)
     data.key = os.path.basename(gathered)[5:-4]  # what the set is: its images' contents and the parameters
     data.found, data.skipped = len(found), skipped
+    placed = [[source, given[source].record()] for source in sources if source in given]
+    data.centres = hashlib.sha256(json.dumps(placed).encode()).hexdigest()[:32] if placed else ""
     return data
 
 

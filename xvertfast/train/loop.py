@@ -41,6 +41,7 @@ from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
 from xvertfast.model import XVertNet, XVertNetStage, load_model, save_model
 from xvertfast.model.persistence import fingerprint
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
+from xvertfast.preprocess.centres import RoiRowError, load_roi_centres
 from xvertfast.resume import LOCK_PATIENCE, hold_lock, settings_changes
 from xvertfast.train.figures import JOINT_PHASE, kept_epoch, plot_curves, plot_preview
 from xvertfast.train.data import NoReadableImage, RoiSet, load_rois, random_patches, shift_augment, split_by_image, write_array
@@ -509,7 +510,7 @@ def _lock_run_dir(run_dir: str):
 
 def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = False, progress: bool = True,
           stop_after_epochs: int | None = None, log=print, command: str | None = None,
-          cwd: str | None = None) -> XVertNet:  # fmt: skip
+          cwd: str | None = None, rois=None) -> XVertNet:  # fmt: skip
     """Trains an XVertNet on the images ``inputs`` (files, folders, @lists) into ``run_dir``.
 
     ``run_dir`` receives ``cache/`` (the preprocessed ROIs of each image, and of all of them
@@ -523,9 +524,15 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     after that many epochs (a controlled "kill", for tests); ``resume=True`` continues.
     ``command`` (and ``cwd``, the folder it was run in, where its paths are relative) is the
     command line that started the run: the checkpoint keeps it for ``xvertfast status`` to give
-    as the command that resumes the run.
+    as the command that resumes the run. ``rois``: a CSV of ROI centres placed by hand (or what
+    :func:`~xvertfast.preprocess.centres.load_roi_centres` read from one) for the images it names;
+    the others keep the centres found. It is no setting of the run: the crops of an image whose
+    centres change are cut again (the others' are taken from the cache), and a ``resume`` after
+    an epoch was trained is refused where they changed.
     """
     config.check()
+    if isinstance(rois, (str, os.PathLike)):
+        rois = load_roi_centres(os.fspath(rois))
     device = _device(config.device)
     _check_amp(config, device, log)
     init = _initial_model(config)  # a mismatch is said before any image is preprocessed
@@ -537,12 +544,12 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
 
     try:
         started = {"command": command, "cwd": cwd} if command else {}
-        return _train(inputs, run_dir, config, device, init, resume, progress, stop_after_epochs, log, started)
+        return _train(inputs, run_dir, config, device, init, resume, progress, stop_after_epochs, log, started, rois)
     except (OSError, SafetensorError) as exc:  # safetensors says an I/O error in its own type
         if disk_full(exc):
             raise DiskFull(run_dir, exc) from exc
         raise
-    except (NothingFound, NoReadableImage):  # as the other jobs: no run folder for a run with nothing to train on
+    except (NothingFound, NoReadableImage, RoiRowError):  # as the other jobs: no run folder for a run that cannot start
         if made is not None:
             shutil.rmtree(made, ignore_errors=True)
         raise
@@ -605,8 +612,10 @@ def _finished_stage_file(run_dir: str, k: int) -> str:
 
 
 def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.device, init: XVertNet | None,
-           resume: bool, progress: bool, stop_after_epochs: int | None, log, started: dict) -> XVertNet:  # fmt: skip
-    """:func:`train`, in a run folder this process holds the lock of; ``started``: its command line."""
+           resume: bool, progress: bool, stop_after_epochs: int | None, log, started: dict,
+           centres=None) -> XVertNet:  # fmt: skip
+    """:func:`train`, in a run folder this process holds the lock of; ``started``: its command line;
+    ``centres``: the ROI centres given by hand (:func:`train`'s ``rois``)."""
     _remove_stale_parts(run_dir, config)  # no other process writes there: what is left is a kill's
     ckpt_dir = os.path.join(run_dir, "checkpoint")
     state_path = os.path.join(ckpt_dir, "state.json")
@@ -654,8 +663,12 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
     os.makedirs(ckpt_dir, exist_ok=True)  # before any epoch: a stage may have none (--init with 0 epochs)
 
     rois = load_rois(inputs, os.path.join(run_dir, "cache"), config.roi_size, config.lam, config.alpha, config.eps, log,
-                     progress=progress, exclude=[run_dir])  # fmt: skip
-    data_key = {"rois": rois.key, "images": len(rois.sources)}
+                     progress=progress, exclude=[run_dir], rois=centres)  # fmt: skip
+    data_key = {"rois": rois.key, "images": len(rois.sources), **({"centres": rois.centres} if rois.centres else {})}
+    if saved is not None and saved.get("data", data_key).get("centres") != data_key.get("centres"):
+        raise ValueError(f"{run_dir}: --resume with other ROI centres given by hand (--rois) than the run's epochs "
+                         "were trained on: its ROIs were cut at those; resume with the same centres, or start a new "
+                         "folder")  # fmt: skip
     if saved is not None and saved.get("data", data_key) != data_key:
         then, now = saved["data"].get("images"), len(rois.sources)
         how = (f"{then} images then, {now} now" if then != now else

@@ -1,0 +1,98 @@
+"""``xvertfast train --rois FILE``: training ROIs cut at centres placed by hand, never at old ones."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from tests.train.test_loop import CONFIG, write_images
+from xvertfast.cli import main
+from xvertfast.train import data as train_data
+from xvertfast.train import train
+from xvertfast.train.data import load_rois
+
+HEAD = "file,upper_row,upper_col,lower_row,lower_col\n"
+
+
+def _pairs(rois) -> dict[str, torch.Tensor]:
+    """Each image's two ROI pairs, by file name."""
+    return {os.path.basename(s): rois.pairs[rois.image == k] for k, s in enumerate(rois.sources)}
+
+
+def _quiet(*args, **kwargs):
+    return load_rois(*args, log=lambda m: None, **kwargs)
+
+
+def test_the_named_images_are_cut_at_their_centres_the_others_at_those_found(tmp_path):
+    """train had no --rois: its spine warning's advice had no option to take."""
+    from xvertfast.preprocess.centres import load_roi_centres
+
+    data = write_images(tmp_path / "data")
+    csv = tmp_path / "rois.csv"
+    csv.write_text(HEAD + "img0.png,20,15,50,60\n")
+    found = _pairs(_quiet([str(data)], str(tmp_path / "c1"), 32))
+    given = _pairs(_quiet([str(data)], str(tmp_path / "c2"), 32, rois=load_roi_centres(str(csv))))
+    assert not torch.equal(found["img0.png"], given["img0.png"])
+    assert torch.equal(found["img1.png"], given["img1.png"]) and torch.equal(found["img2.png"], given["img2.png"])
+
+
+def test_the_cache_serves_no_crops_cut_at_other_centres(tmp_path, monkeypatch):
+    from xvertfast.preprocess.centres import load_roi_centres
+
+    data, cache = write_images(tmp_path / "data"), str(tmp_path / "cache")
+    csv = tmp_path / "rois.csv"
+    csv.write_text(HEAD + "img0.png,20,15,50,60\n")
+    first = _pairs(_quiet([str(data)], cache, 32, rois=load_roi_centres(str(csv))))
+    real, preprocessed = train_data.preprocess, []
+
+    def counted(pixels, *args, **kwargs):
+        preprocessed.append(1)
+        return real(pixels, *args, **kwargs)
+
+    monkeypatch.setattr(train_data, "preprocess", counted)
+    csv.write_text(HEAD + "img0.png,60,40,70,20\n")  # img0's moved: its crops are cut again, the others' kept
+    moved = _pairs(_quiet([str(data)], cache, 32, rois=load_roi_centres(str(csv))))
+    assert len(preprocessed) == 1
+    assert not torch.equal(first["img0.png"], moved["img0.png"])
+    fresh = _pairs(_quiet([str(data)], str(tmp_path / "fresh"), 32, rois=load_roi_centres(str(csv))))
+    assert torch.equal(fresh["img0.png"], moved["img0.png"])
+    unplaced = _pairs(_quiet([str(data)], cache, 32))  # no file: the centres found, not the last ones given
+    assert torch.equal(unplaced["img0.png"], _pairs(_quiet([str(data)], str(tmp_path / "auto"), 32))["img0.png"])
+
+
+def test_a_resume_needs_the_centres_its_epochs_were_trained_on(tmp_path):
+    data, run = write_images(tmp_path / "data"), str(tmp_path / "run")
+    csv = tmp_path / "rois.csv"
+    csv.write_text(HEAD + "img0.png,20,15,50,60\n")
+    quiet = {"progress": False, "log": lambda m: None}
+    train([str(data)], run, CONFIG, stop_after_epochs=1, rois=str(csv), **quiet)
+    csv.write_text(HEAD + "img0.png,60,40,70,20\n")
+    with pytest.raises(ValueError, match="--resume with other ROI centres given by hand"):
+        train([str(data)], run, CONFIG, resume=True, rois=str(csv), **quiet)
+    with pytest.raises(ValueError, match="--resume with other ROI centres given by hand"):
+        train([str(data)], run, CONFIG, resume=True, **quiet)  # none given now: those found
+    csv.write_text(HEAD + "img0.png,20,15,50,60\n")
+    train([str(data)], run, CONFIG, resume=True, rois=str(csv), **quiet)  # the same: it goes on
+    assert os.path.exists(os.path.join(run, "model"))
+
+
+def test_cli_errors_name_the_csv_line(tmp_path, capsys):
+    data = write_images(tmp_path / "data")
+    csv = tmp_path / "rois.csv"
+    run = tmp_path / "run"
+    args = ["train", str(data), "-o", str(run), "--width", "4", "--depth", "2", "--roi-size", "32", "--stages", "1",
+            "--epochs-gc", "1", "--epochs-joint", "0", "--batch-size", "2", "--device", "cpu", "-q", "--rois", str(csv)]
+    csv.write_text(HEAD + "img0.png,20,15,50,60\nimg9.png,1,2,3,4\n")
+    assert main(args) == 2
+    assert "rois.csv, line 3: img9.png is none of the inputs" in capsys.readouterr().err
+    assert not run.exists()
+    csv.write_text(HEAD + "img0.png,20,15,50,six\n")
+    assert main(args) == 2
+    assert "rois.csv, line 2: ROI centres must be numbers" in capsys.readouterr().err
+    assert not run.exists()
+    csv.write_text(HEAD + "img0.png,20,15,500,60\n")
+    assert main(args) == 0  # the image is skipped, as a file that cannot be read is
+    err = capsys.readouterr().err
+    assert f"skipped: {data / 'img0.png'}: {csv}, line 2: the lower ROI centre (500, 60) lies outside" in err
