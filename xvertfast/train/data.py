@@ -35,8 +35,8 @@ from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 from xvertfast.preprocess import find_spine, image_warnings, preprocess
 from xvertfast.preprocess.centres import GivenCentres, centres_of_inputs, spine_at
 
-__all__ = ["NoReadableImage", "RoiSet", "cached_images", "load_rois", "open_pairs", "random_patches", "read_cached", "shift_augment",
-           "split_by_image", "write_array"]
+__all__ = ["NoReadableImage", "RoiSet", "cached_images", "load_rois", "open_pairs", "random_patches", "read_cached",
+           "shift_augment", "split_by_image", "write_array"]
 
 #: Part of every cached crop's key: raised whenever what is cached for the same image and
 #: parameters changes, so a cache written by an older xvertfast is computed again, never reused.

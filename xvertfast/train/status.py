@@ -63,8 +63,9 @@ class TrainStatus:
 
 def train_status(run_dir: str) -> TrainStatus | None:
     """The progress of the training run in ``run_dir``, or None where no run began there (one
-    that has trained no epoch yet is at stage 0: :func:`_preparing`). Reads ``checkpoint/state.json`` and the mid-stage checkpoint's header (the later of the two,
-    as a resume does: a kill can fall between them), and looks whether the run holds its lock
+    that has trained no epoch yet is at stage 0: :func:`_preparing`). Reads
+    ``checkpoint/state.json`` and the mid-stage checkpoint's header (the later of the two, as a
+    resume does: a kill can fall between them), and looks whether the run holds its lock
     (shared, for a moment: a run starting then waits for it). Raises
     :class:`~xvertfast.io.DamagedFileError` or OSError where they cannot be read."""
     ckpt_dir = os.path.join(run_dir, "checkpoint")
