@@ -67,6 +67,9 @@ def load_roi_centres(path: str) -> RoiCentres:
                              f"(its first line is {first!r})")  # fmt: skip
         for row in reader:
             line = reader.line_num  # (the row's last line: a quoted field may span several)
+            cells = [value for key, value in row.items() if key is not None] + row.get(None, [])
+            if not any((cell or "").strip() for cell in cells):  # ",,,,": a row a spreadsheet wrote for cells
+                continue  # once touched, empty on its screen
             try:
                 values = [float(row[k]) for k in _COLUMNS]
             except (ValueError, TypeError):
