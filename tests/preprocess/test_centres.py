@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from xvertfast.preprocess.centres import load_roi_centres
+from xvertfast.preprocess.centres import RoiRowError, centres_of_inputs, load_roi_centres
 
 HEAD = "file,upper_row,upper_col,lower_row,lower_col"
 
@@ -21,3 +21,36 @@ def test_a_spreadsheets_empty_rows_are_no_rows(tmp_path):
     path.write_text(f"{HEAD}\n,,,,\nb.png,1,2,,4\n")  # a row with some cells filled is still checked
     with pytest.raises(ValueError, match=r"rois.csv, line 3: ROI centres must be numbers"):
         load_roi_centres(str(path))
+
+
+def _centres(tmp_path, name: str):
+    path = tmp_path / "rois.csv"
+    path.write_text(f"{HEAD}\n{name},300,512,700,512\n")
+    return load_roi_centres(str(path))
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symbolic links")
+def test_a_row_names_an_input_by_its_real_path_or_a_link_to_it(tmp_path):
+    """The job takes a file reached through a link and by its real path for one input; the CSV's
+    row naming the other path was 'none of the inputs' (a PACS export's list of real paths, the
+    inputs given through a folder of links to them)."""
+    (tmp_path / "store").mkdir()
+    (tmp_path / "links").mkdir()
+    real, link = tmp_path / "store" / "1.2.840.dcm", tmp_path / "links" / "case7.dcm"
+    real.write_bytes(b"")
+    link.symlink_to(real)
+    given = centres_of_inputs(_centres(tmp_path, str(real)), [str(link)])
+    assert list(given) == [str(link)] and given[str(link)].upper == (300.0, 512.0)
+    given = centres_of_inputs(_centres(tmp_path, str(link)), [str(real)])
+    assert list(given) == [str(real)]
+
+
+@pytest.mark.skipif(os.sep == "\\", reason="a Windows path is a path there")
+def test_a_row_written_on_windows_names_its_input(tmp_path, monkeypatch):
+    """A CSV made on Windows (d\\a\\y.png) for the same folders on Linux was 'none of the inputs'."""
+    monkeypatch.chdir(tmp_path)
+    inputs = [os.path.join("d", "a", "y.png"), os.path.join("d", "b", "y.png")]
+    given = centres_of_inputs(_centres(tmp_path, "d\\b\\y.png"), inputs)
+    assert list(given) == [inputs[1]]
+    with pytest.raises(RoiRowError, match=r"rois.csv, line 2: d\\c\\y.png is none of the inputs"):
+        centres_of_inputs(_centres(tmp_path, "d\\c\\y.png"), inputs)

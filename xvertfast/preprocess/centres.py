@@ -87,12 +87,14 @@ def load_roi_centres(path: str) -> RoiCentres:
 
 
 def centres_of_inputs(centres: RoiCentres, paths: list[str]) -> dict[str, GivenCentres]:
-    """The centres each input (a path of ``paths``) is given, by a row naming a path to it or
-    else its file name; inputs no row names are left out (they keep the centres found).
+    """The centres each input (a path of ``paths``) is given, by a row naming a path to it (its
+    own, its real one or a link's; ``\\`` read as ``/`` where no file matches as written) or else its
+    file name; inputs no row names are left out (they keep the centres found).
     ValueError naming the CSV's line for a row that names no input, a file name of several
     inputs (which one is meant?), or an input two rows name: a slip there would otherwise
     leave an image at the centres found without a word."""
     by_path: dict[str, str] = {os.path.abspath(p): p for p in paths}
+    by_real: dict[str, str] = {}  # made for the first row naming a path by_path lacks: links either way
     by_name: dict[str, list[str]] = {}
     for p in paths:
         by_name.setdefault(os.path.basename(p), []).append(p)
@@ -102,6 +104,12 @@ def centres_of_inputs(centres: RoiCentres, paths: list[str]) -> dict[str, GivenC
     for name, (upper, lower) in centres.items():
         line = lines.get(name, 0)
         named = by_path.get(os.path.abspath(name))
+        if named is None and ("/" in name or os.sep in name):
+            if not by_real:
+                by_real.update((os.path.realpath(p), p) for p in reversed(paths))  # (the first path of a file)
+            named = by_real.get(os.path.realpath(name))
+        if named is None and os.sep == "/" and "\\" in name:  # a CSV made on Windows: d\a\y.png
+            named = by_path.get(os.path.abspath(name.replace("\\", "/")))
         if named is None:
             matches = by_name.get(name, [])
             if len(matches) > 1:
