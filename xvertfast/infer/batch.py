@@ -526,17 +526,21 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
     bar = tqdm(total=len(todo), unit="img", desc=desc, disable=not progress)
 
     processed = [0]
+    # the bar's counts, kept as images finish: counted over the records at each one, a long job's last
+    # images each went over all of its records (skipped ones too), quadratic in the job's size
+    tally = collections.Counter(rec.status for rec in summary.records)
 
     def finish(rec: FileRecord) -> None:
         summary.records.append(rec)
         processed[0] += 1
+        tally[rec.status] += 1
         if rec.status == "failed":
             log(f"error: {rec.error}")
         for warning in rec.warnings:
             log(f"warning: {warning}")
         bar.update(1)
         elapsed = time.perf_counter() - start
-        bar.set_postfix(img_s=f"{summary.done / max(elapsed, 1e-9):.2f}", failed=len(summary.failed))
+        bar.set_postfix(img_s=f"{tally['done'] / max(elapsed, 1e-9):.2f}", failed=tally["failed"])
 
     readers = cf.ThreadPoolExecutor(workers, thread_name_prefix="xvf-read")
     writers = cf.ThreadPoolExecutor(workers, thread_name_prefix="xvf-write")

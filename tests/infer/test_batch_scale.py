@@ -1,0 +1,59 @@
+"""The bookkeeping of an enhance job costs the same for each image, however many came before:
+a job over tens of thousands of radiographs must not slow down as its records grow."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import xvertfast.infer.batch as batch
+from xvertfast.infer import Enhancer
+from xvertfast.model import save_model
+from tests.infer.test_enhance import TILE, chest_like, tiny_model
+
+
+@pytest.fixture
+def model_dir(tmp_path, seed):
+    return save_model(tiny_model(seed), tmp_path / "model", extra={"training": {"config": {"roi_size": TILE}}})
+
+
+class CountedRecords(list):
+    """A summary's records that count the passes over them."""
+
+    passes = 0
+
+    def __iter__(self):
+        CountedRecords.passes += 1
+        return super().__iter__()
+
+
+SUMMARY = batch.BatchSummary
+
+
+def passes_over_records(monkeypatch, model_dir, src, out) -> int:
+    def counted(*args, **kwargs):
+        summary = SUMMARY(*args, **kwargs)
+        summary.records = CountedRecords(summary.records)
+        return summary
+
+    monkeypatch.setattr(batch, "BatchSummary", counted)
+    CountedRecords.passes = 0
+    summary = Enhancer(str(model_dir), device="cpu", batch_size=1).enhance_files(
+        [str(src)], str(out), workers=1, progress=True, log=lambda _: None)  # fmt: skip
+    passes = CountedRecords.passes
+    assert summary.done == len(list(src.iterdir()))
+    return passes
+
+
+def test_each_image_finished_does_not_go_over_the_records_again(tmp_path, model_dir, seed, monkeypatch):
+    """The progress bar's rate and failure count were counted over every record at each image finished:
+    a job's last images each went over all of its records (skipped ones too), quadratic in its size."""
+    passes = {}
+    for n in (2, 6):
+        src = tmp_path / f"in{n}"
+        src.mkdir()
+        for i in range(n):
+            Image.fromarray(np.round(chest_like(seed + i, 160, 150) * 255).astype(np.uint8)).save(src / f"{i}.png")
+        passes[n] = passes_over_records(monkeypatch, model_dir, src, tmp_path / f"out{n}")
+    assert passes[6] == passes[2], passes
