@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from scipy.stats import wilcoxon
 
-from xvertfast.eval.stats import Z_LIMIT, describe, outlier_mask, paired_clean, significance_mark, wilcoxon_p
+from xvertfast.eval.stats import (Z_LIMIT, describe, image_means, outlier_mask, paired_clean, significance_mark,
+                                  wilcoxon_p)
 
 
 def test_outlier_mask_flags_values_beyond_the_band(seed):
@@ -118,3 +119,47 @@ def test_describe_and_marks():
     assert (n, mean, std) == (3, 2.0, 1.0)
     assert describe([])[0] == 0
     assert [significance_mark(p) for p in (0.001, 0.03, 0.2, math.nan)] == ["**", "*", "", ""]
+
+
+def _means_by_image(a, b, images, keep):
+    """The per-image means written out plainly, for the parity test."""
+    groups: dict = {}
+    for image, x, y, k in zip(images, a, b, keep):
+        if k:
+            groups.setdefault(image, []).append((x, y))
+    return (np.array([np.mean([x for x, _ in g]) for g in groups.values()]),
+            np.array([np.mean([y for _, y in g]) for g in groups.values()]))  # fmt: skip
+
+
+@pytest.mark.parametrize("images", [12, 40, 90])  # exact p (up to 50 images), and the normal approximation
+def test_the_test_by_image_is_scipys_wilcoxon_on_the_image_means(seed, images):
+    rng = np.random.default_rng(seed + images)
+    names = [f"img{i:03d}.png" for i in range(images) for _ in range(2)]  # two ROIs an image
+    effect = rng.normal(0, 1, images).repeat(2)  # the image's share: its two ROIs are not independent
+    b = 5.0 + effect + 0.3 * rng.standard_normal(2 * images)
+    a = b + 0.2 + 0.5 * rng.standard_normal(2 * images)
+    a[[1, 7]] = [40.0, -30.0]  # outliers of a, in the lower ROIs of img000 and img003
+    b[[8, 9]] = [60.0, 60.0]  # both ROIs of img004: that image is left out
+    a[5] = math.nan  # a metric undefined on one ROI
+    keep = ~(outlier_mask(a) | outlier_mask(b))
+    assert keep[0] and not keep[1] and not (keep[8] or keep[9])
+    for clean, kept in ((True, keep), (False, np.isfinite(a) & np.isfinite(b))):
+        ma, mb = image_means(a, b, names, clean=clean)
+        ea, eb = _means_by_image(a, b, names, kept)
+        np.testing.assert_allclose(ma, ea, rtol=1e-14)
+        np.testing.assert_allclose(mb, eb, rtol=1e-14)
+        assert ma.size == images - clean  # img004 has no ROI left after the removal
+        method = "exact" if images <= 50 else "approx"
+        expected = wilcoxon(ea, eb, zero_method="wilcox", correction=False, method=method).pvalue
+        assert wilcoxon_p(ma, mb) == pytest.approx(expected, rel=1e-9)
+    ma, mb = image_means(a, b, names)  # an image with one ROI removed counts by the other
+    assert (ma[0], mb[0]) == (a[0], b[0]) and (ma[3], mb[3]) == (a[6], b[6])
+
+
+def test_image_means_keep_an_images_pairs_together():
+    # an image whose ROIs score the same for both methods differs by exactly 0 (dropped by the test)
+    a, b = np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 2.0, 3.5, 4.0])
+    ma, mb = image_means(a, b, ["x", "x", "y", "y"], clean=False)
+    assert (ma - mb).tolist() == [0.0, -0.25]
+    with pytest.raises(ValueError, match="3 image names for 4 pairs"):
+        image_means(a, b, ["x", "x", "y"])

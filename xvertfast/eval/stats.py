@@ -6,6 +6,11 @@ are found separately and their union is removed from both, so that the test
 stays paired. The Wilcoxon signed-rank test (SciPy, two-sided) is then run on
 the remaining pairs. Summaries are given both with and without the removal.
 
+The protocol's pairs are ROIs, two per image, which are not independent samples (one patient,
+exposure and processing; on 1024-row images the ROIs overlap): their p-values overstate the
+evidence. :func:`image_means` gives the same test its image-level pairs: per image, the mean of
+its ROIs kept by the same removal (an image with one ROI removed counts by the other).
+
 The test's variant is fixed here rather than left to SciPy's defaults, which have moved
 between releases: zero differences are dropped (``zero_method="wilcox"``); the p-value is
 exact up to :data:`EXACT_MAX_PAIRS` nonzero differences, tied ones included (counted over
@@ -20,8 +25,8 @@ import math
 
 import numpy as np
 
-__all__ = ["Z_LIMIT", "EXACT_MAX_PAIRS", "outlier_mask", "paired_clean", "differences", "wilcoxon_p", "describe",
-           "significance_mark"]
+__all__ = ["Z_LIMIT", "EXACT_MAX_PAIRS", "outlier_mask", "paired_clean", "image_means", "differences", "wilcoxon_p",
+           "describe", "significance_mark"]
 
 #: Half-width of the kept band, in standard deviations (95% of a normal distribution).
 Z_LIMIT = 1.96
@@ -43,11 +48,35 @@ def outlier_mask(values) -> np.ndarray:
 
 def paired_clean(a, b) -> tuple[np.ndarray, np.ndarray]:
     """``a`` and ``b`` without the union of their outliers (see the module docstring)."""
+    a, b = _paired(a, b)
+    keep = ~(outlier_mask(a) | outlier_mask(b))
+    return a[keep], b[keep]
+
+
+def _paired(a, b) -> tuple[np.ndarray, np.ndarray]:
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
         raise ValueError(f"paired values must have the same length, got {a.shape} and {b.shape}")
-    keep = ~(outlier_mask(a) | outlier_mask(b))
-    return a[keep], b[keep]
+    return a, b
+
+
+def image_means(a, b, images, clean: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Per image, the means of ``a`` and ``b`` over its ROIs (``images[i]``: pair i's image),
+    in order of first appearance: the pairs to test by image.
+
+    The ROIs averaged are those both methods have a value on, and with ``clean`` those
+    :func:`paired_clean` keeps (found over all ROIs, as for the ROI-level test): an image with
+    one ROI removed counts by the other, one with none left is left out."""
+    a, b = _paired(a, b)
+    if len(images) != a.size:
+        raise ValueError(f"{len(images)} image names for {a.size} pairs")
+    keep = ~(outlier_mask(a) | outlier_mask(b)) if clean else np.isfinite(a) & np.isfinite(b)
+    index: dict = {}
+    codes = np.array([index.setdefault(image, len(index)) for image in images], dtype=np.int64)
+    counts = np.bincount(codes[keep], minlength=len(index))
+    sums = [np.bincount(codes[keep], weights=v[keep], minlength=len(index)) for v in (a, b)]
+    has = counts > 0
+    return sums[0][has] / counts[has], sums[1][has] / counts[has]
 
 
 def differences(a, b) -> np.ndarray:
