@@ -421,6 +421,80 @@ def test_a_compared_method_is_cleaned_of_the_union_of_outliers_and_tested_agains
     assert "*" not in "".join(line for line in md.splitlines() if line.startswith(("| wls | ", "| identity | ")))
 
 
+def _image_test(rows: list[dict], method: str, ref: str, metric: str, clean: bool) -> tuple[int, float]:
+    """(n images, p) of the test by image, from rows as scores.csv has them."""
+    from xvertfast.eval.stats import image_means, wilcoxon_p
+
+    def ordered(m):
+        return sorted((r for r in rows if r["method"] == m), key=lambda r: (r["file"], r["roi"]))
+
+    files = [r["file"] for r in ordered(ref)]
+    v, b = ([float(r[metric]) if r[metric] != "" else math.nan for r in ordered(m)] for m in (method, ref))
+    a, b = image_means(v, b, files, clean=clean)
+    return a.size, wilcoxon_p(a, b)
+
+
+def test_the_report_tests_by_image_beside_by_roi(tmp_path):
+    """The two ROIs of an image are not independent: beside the protocol's test by ROI (unchanged),
+    summary.csv, summary.md and report.html give the test of the images' means, with n images;
+    an image with one ROI an outlier counts by the other."""
+    from xvertfast.eval.protocol import EvalRun
+    from xvertfast.eval.report import summarise, write_report
+
+    rng = np.random.default_rng(0)
+    n = 12
+    run = EvalRun(["identity", "clahe"], ["entropy"], images=n)
+    for i, shared in enumerate(rng.permutation(np.linspace(-1, 1, n))):  # the image's: both its ROIs move with it
+        for roi in ("upper", "lower"):
+            ref = 5.0 + shared + 0.05 * rng.normal()
+            gain = 0.3 if i % 3 else -0.2  # better on most images, worse on some
+            run.rows += [{"file": f"f{i:02d}", "roi": roi, "method": "identity", "entropy": ref},
+                         {"file": f"f{i:02d}", "roi": roi, "method": "clahe", "entropy": ref + gain + 0.01 * i}]
+    run.rows[1]["entropy"] = 40.0  # clahe's upper ROI of f00: an outlier, f00 counts by its lower ROI
+    paths = write_report(run, str(tmp_path), "identity")
+    rows = list(csv.DictReader(open(paths["scores.csv"])))
+    summary = {r["method"]: r for r in csv.DictReader(open(paths["summary.csv"]))}
+    by_roi = {r["method"]: r for r in summarise(run, "identity")}
+    clahe = summary["clahe"]
+    assert float(clahe["p_value_clean"]) == by_roi["clahe"]["p_value_clean"]  # the protocol's, as it was
+    assert by_roi["clahe"]["n_clean"] == 2 * n - 1  # the outlier's ROI is removed, its image is not
+    for suffix, clean in (("", False), ("_clean", True)):
+        k, p = _image_test(rows, "clahe", "identity", "entropy", clean)
+        assert (int(clahe["n_images" + suffix]), float(clahe["p_value_by_image" + suffix])) == (k, pytest.approx(p))
+        assert k == n and int(clahe["images_differing" + suffix]) == n
+    assert float(clahe["p_value_by_image_clean"]) > 10 * by_roi["clahe"]["p_value_clean"]  # 12 images, not 23 ROIs
+    assert summary["identity"]["n_images"] == summary["identity"]["p_value_by_image"] == ""  # the reference
+
+    md = open(paths["summary.md"]).read()
+    table = md.split("## p-values paired by image (after outlier removal)")[1]
+    assert "not independent samples" in table.split("|")[0]  # why it is there, said before the table
+    assert f"| clahe | {float(clahe['p_value_by_image_clean']):.4f} (n={n}) |" in table, md
+    page = open(paths["report.html"]).read()
+    assert "<h2>p-values paired by image (after outlier removal)</h2>" in page
+    assert f"<td>{float(clahe['p_value_by_image_clean']):.4f} (n={n})</td>" in page
+
+
+def test_a_small_evaluate_run_tests_by_image_and_a_rerun_keeps_it(tmp_path, seed, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        Image.fromarray(chest_like(seed + i, 400, 380)).save(src / f"img{i}.png")
+    args = ["evaluate", str(src), "-o", str(tmp_path / "r"), "--methods", "identity,clahe", "--metrics", "entropy",
+            "--pictures", "0", "-q"]  # fmt: skip
+    assert main(args) == 0
+    first = {name: (tmp_path / "r" / name).read_bytes() for name in ("summary.csv", "summary.md")}
+    rows = list(csv.DictReader(open(tmp_path / "r" / "scores.csv")))
+    assert len(rows) == 3 * 2 * 2
+    clahe = next(r for r in csv.DictReader(open(tmp_path / "r" / "summary.csv")) if r["method"] == "clahe")
+    k, p = _image_test(rows, "clahe", "identity", "entropy", clean=False)
+    assert (int(clahe["n_images"]), float(clahe["p_value_by_image"])) == (3, pytest.approx(p))
+    assert "| clahe | " in first["summary.md"].decode().split("paired by image")[-1]
+    capsys.readouterr()
+    assert main(args) == 0  # every image from the journal: the same report, with no --restart
+    assert "--restart" not in capsys.readouterr().err
+    assert {name: (tmp_path / "r" / name).read_bytes() for name in first} == first
+
+
 def test_small_image_leaves_tmqi_out_with_a_note(tmp_path, seed, capsys):
     src = tmp_path / "small.png"
     Image.fromarray(chest_like(seed, 420, 400)).save(src)  # ROIs 210 x 119: under TMQI's 161 px

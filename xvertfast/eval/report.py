@@ -5,7 +5,8 @@
 - ``scores.csv``: one row per image, ROI and method, every metric;
 - ``summary.csv`` and ``summary.md``: per method and metric, n, mean +/- std without and with
   the z-score outlier removal, and the Wilcoxon p-value against ``compare_to`` (marks:
-  ``*`` p < 0.05, ``**`` p < 0.01); ``summary.md`` also lists the failed images;
+  ``*`` p < 0.05, ``**`` p < 0.01), paired by ROI as the protocol has it and, beside it,
+  paired by image (:func:`summarise_by_image`); ``summary.md`` also lists the failed images;
 - ``boxplots.png``: one panel per metric, one box per method;
 - ``grid/<image>.png``: for a sample of images, the original (as identity, or a column of its own)
   and each method side by side with the evaluation ROIs drawn, and below them the upper ROI at
@@ -28,12 +29,12 @@ import numpy as np
 from xvertfast._plotting import pyplot
 from xvertfast._text import count
 from xvertfast.eval.protocol import ORIGINAL_PICTURE, EvalRun
-from xvertfast.eval.stats import (EXACT_MAX_PAIRS, describe, differences, outlier_mask, paired_clean, significance_mark,
-                                   wilcoxon_p)
+from xvertfast.eval.stats import (EXACT_MAX_PAIRS, describe, differences, image_means, outlier_mask, paired_clean,
+                                   significance_mark, wilcoxon_p)
 from xvertfast.io.files import image_extension
 from xvertfast.io.write import atomic_write
 
-__all__ = ["summarise", "write_report", "REPORT_FILES", "HIGHER_IS_BETTER"]
+__all__ = ["summarise", "summarise_by_image", "write_report", "REPORT_FILES", "HIGHER_IS_BETTER"]
 
 REPORT_FILES = ("scores.csv", "summary.csv", "summary.md", "boxplots.png", "report.html")
 #: Direction of each metric (BRISQUE is a distortion score: lower is better).
@@ -61,10 +62,13 @@ def _fmt_p(p: float) -> str:
     return "< 0.0001" if p == p and p < 0.00005 else _fmt(p, 4)
 
 
+def _rows(run: EvalRun, method: str) -> list[dict]:
+    """The method's rows in a fixed (file, roi) order, so methods pair up."""
+    return sorted((r for r in run.rows if r["method"] == method), key=lambda r: (r["file"], r["roi"]))
+
+
 def _values(run: EvalRun, method: str, metric: str) -> np.ndarray:
-    """The method's values in a fixed (file, roi) order, so methods pair up."""
-    rows = sorted((r for r in run.rows if r["method"] == method), key=lambda r: (r["file"], r["roi"]))
-    return np.array([r.get(metric, math.nan) for r in rows], dtype=np.float64)
+    return np.array([r.get(metric, math.nan) for r in _rows(run, method)], dtype=np.float64)
 
 
 def summarise(run: EvalRun, compare_to: str | None) -> list[dict]:
@@ -90,6 +94,32 @@ def summarise(run: EvalRun, compare_to: str | None) -> list[dict]:
     return records
 
 
+def summarise_by_image(run: EvalRun, compare_to: str | None) -> list[dict]:
+    """Per (method, metric), in :func:`summarise`'s order: the Wilcoxon test against compare_to
+    paired by image (:func:`~xvertfast.eval.stats.image_means`), raw and after outlier removal,
+    with n images compared; NaN where nothing is compared. An image's two ROIs are not
+    independent samples: this is the test a reviewer asks for beside the protocol's."""
+    records = []
+    compare_to = compare_to if compare_to in run.methods else None
+    ref_files = [r["file"] for r in _rows(run, compare_to)] if compare_to else None
+    for metric in run.metrics:
+        ref = _values(run, compare_to, metric) if compare_to else None
+        for method in run.methods:
+            rec = {"method": method, "metric": metric}
+            for suffix in ("", "_clean"):
+                rec.update({"n_images" + suffix: math.nan, "p_value_by_image" + suffix: math.nan,
+                            "images_differing" + suffix: math.nan})  # fmt: skip
+            files = [r["file"] for r in _rows(run, method)]
+            if ref is not None and method != compare_to and files == ref_files:
+                v = _values(run, method, metric)
+                for suffix, clean in (("", False), ("_clean", True)):
+                    a, b = image_means(v, ref, files, clean=clean)
+                    rec["n_images" + suffix], rec["p_value_by_image" + suffix] = a.size, wilcoxon_p(a, b)
+                    rec["images_differing" + suffix] = differences(a, b).size
+            records.append(rec)
+    return records
+
+
 #: How the report's text files are written: UTF-8, with a file name that is not (an archive's Latin-1
 #: "caf\xe9.png", which Python holds as "caf\udce9.png") written as that escape, not failing the report.
 _TEXT_FILE = {"encoding": "utf-8", "errors": "backslashreplace"}
@@ -109,8 +139,9 @@ def _write_csv(path: str, rows: list[dict], fields: list[str]) -> None:
             writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
 
 
-def _markdown(run: EvalRun, records: list[dict], compare_to: str | None) -> str:
+def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_image: list[dict] = ()) -> str:
     by = {(r["method"], r["metric"]): r for r in records}
+    images = {(r["method"], r["metric"]): r for r in by_image}
     rois = len(run.rows) // max(len(run.methods), 1)
     lines = [f"# Evaluation: {count(run.images, 'image')}, {count(rois, 'ROI')} per method", ""]
     # what a table pasted into a paper needs beside it: sd or standard error, and which way is better
@@ -145,17 +176,33 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None) -> str:
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         lines.append("")
     if compare_to:
-        lines += ["## p-values (after outlier removal)", "",
-                  "| method | " + " | ".join(map(_header, run.metrics)) + " |", "|---|" + "---|" * len(run.metrics)]
+        header = ["| method | " + " | ".join(map(_header, run.metrics)) + " |", "|---|" + "---|" * len(run.metrics)]
+        lines += ["## p-values (after outlier removal)", "", *header]
         ps = [by[(method, m)]["p_value_clean"] for method in run.methods if method != compare_to for m in run.metrics]
         for method in run.methods:
             if method != compare_to:
                 lines.append(f"| {method} | " + " | ".join(_fmt_p(by[(method, m)]["p_value_clean"]) for m in run.metrics) + " |")
         lines.append("")
+        tested = [r for r in images.values() if r["n_images"] == r["n_images"]]  # (NaN: not compared)
+        if tested:
+            lines += ["## p-values paired by image (after outlier removal)", "",
+                      "The two ROIs of an image are not independent samples (one patient, exposure and processing), "
+                      "so the p-values paired by ROI overstate the evidence: here each image counts once, by the mean "
+                      "of its ROIs left after the outlier removal (an image with one ROI removed counts by the other), in the "
+                      "same test; n: the images compared.", "", *header]  # fmt: skip
+            for method in run.methods:
+                if method != compare_to:
+                    cells = [images[(method, m)] for m in run.metrics]
+                    lines.append(f"| {method} | " + " | ".join(_fmt_p(r["p_value_by_image_clean"]) + (
+                        f" (n={r['n_images_clean']})" if r["n_images"] == r["n_images"] else "") for r in cells) + " |")  # fmt: skip
+            lines.append("")
+            ps += [r["p_value_by_image_clean"] for r in tested]
         if any(p != p for p in ps):  # say why, rather than leave a bare n/a
             lines += ["n/a: no test, fewer than 2 pairs that differ.", ""]
         # 2 / 2^5 > 0.05; counted as the test counts them, not as n (equal pairs are dropped)
-        if any(r["compared_to"] and 2 <= min(r["pairs_differing"], r["pairs_differing_clean"]) < 6 for r in records):
+        few = [min(r["pairs_differing"], r["pairs_differing_clean"]) for r in records if r["compared_to"]]
+        few += [min(r["images_differing"], r["images_differing_clean"]) for r in tested]
+        if any(2 <= k < 6 for k in few):
             lines += ["With fewer than 6 pairs that differ (equal pairs are dropped) no p-value can be below 0.05 "
                       "(two-sided exact test): there the test cannot show a difference.", ""]  # fmt: skip
     if run.notes:
@@ -335,9 +382,11 @@ def write_report(run: EvalRun, out_dir: str, compare_to: str | None = None) -> d
     paths = {name: os.path.join(out_dir, name) for name in REPORT_FILES}
     fields = ["file", "roi", "method", "top", "left", "height", "width", *run.metrics]
     _write_csv(paths["scores.csv"], run.rows, fields)
-    records = summarise(run, compare_to)
-    _write_csv(paths["summary.csv"], records, list(records[0]) if records else ["method", "metric"])
-    md = _markdown(run, records, compare_to)
+    records, by_image = summarise(run, compare_to), summarise_by_image(run, compare_to)
+    # the test by image in columns after the protocol's, on the same (method, metric) rows
+    rows = [{**r, **i} for r, i in zip(records, by_image)]
+    _write_csv(paths["summary.csv"], rows, list(rows[0]) if rows else ["method", "metric"])
+    md = _markdown(run, records, compare_to, by_image)
     with atomic_write(paths["summary.md"]) as tmp, open(tmp, "w", **_TEXT_FILE) as f:
         f.write(md)
     _boxplots(run, paths["boxplots.png"])
