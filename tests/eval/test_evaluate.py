@@ -474,6 +474,26 @@ def test_the_report_tests_by_image_beside_by_roi(tmp_path):
     assert f"<td>{float(clahe['p_value_by_image_clean']):.4f} (n={n})</td>" in page
 
 
+def test_the_notes_under_the_p_values_count_the_images_tested(tmp_path):
+    # 4 images of 2 ROIs: 8 pairs by ROI, but 4 by image, where no p can be below 0.05; and
+    # 1 image: 2 pairs by ROI, 1 by image, no test
+    from xvertfast.eval.protocol import EvalRun
+    from xvertfast.eval.report import write_report
+
+    def report(n: int) -> str:
+        run = EvalRun(["identity", "clahe"], ["entropy"], images=n)
+        for i in range(n):
+            run.rows += [{"file": f"f{i}", "roi": roi, "method": m, "entropy": 5.0 + 0.1 * i + j + (m == "clahe")}
+                         for j, roi in enumerate(("upper", "lower")) for m in run.methods]  # fmt: skip
+        return open(write_report(run, str(tmp_path / str(n)), "identity")["summary.md"]).read()
+
+    four, one = report(4), report(1)
+    assert "| clahe | 0.0078 |" in four and "| clahe | 0.1250 (n=4) |" in four, four
+    assert "With fewer than 6 pairs that differ (equal pairs are dropped)" in four
+    assert "| clahe | 0.5000 |" in one and "| clahe | n/a (n=1) |" in one, one
+    assert "n/a: no test, fewer than 2 pairs that differ." in one
+
+
 def test_a_small_evaluate_run_tests_by_image_and_a_rerun_keeps_it(tmp_path, seed, capsys):
     src = tmp_path / "in"
     src.mkdir()
