@@ -11,6 +11,7 @@ from xvertfast.eval.protocol import DEFAULT_METRICS, EvalRun, check_metrics, loa
 from xvertfast.eval.report import write_report
 from xvertfast.io.files import NothingFound, discover
 from xvertfast.model.persistence import fingerprint
+from xvertfast.preprocess.centres import centres_of_inputs
 
 __all__ = ["evaluate", "DEFAULT_METHODS"]
 
@@ -61,6 +62,8 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
     files = discover(inputs, exclude=exclude)  # an input folder that is one of them fails here, before the journal
     if not files:
         raise NothingFound(inputs)
+    if centres is not None:  # a row naming two inputs, or an input named twice: said before the folder is made
+        centres_of_inputs(centres, [f.path for f in files], unused=[])
     _check_report_folder(out_dir)
     journal = Journal(out_dir, _settings(methods, built, metrics, centres, enhancer_kwargs), restart)
     try:

@@ -29,7 +29,7 @@ from xvertfast.io import ImageReadError, require_content
 from xvertfast.io.errors import FILE_ERRORS, failure_text
 from xvertfast.io.files import InputFile, discover, read_input
 from xvertfast.preprocess import find_spine, image_warnings
-from xvertfast.preprocess.centres import RoiCentres, load_roi_centres
+from xvertfast.preprocess.centres import GivenCentres, RoiCentres, centres_of_inputs, load_roi_centres
 from xvertfast.preprocess.spine import Box, Spine
 
 __all__ = ["METRICS", "DEFAULT_METRICS", "ROI_NAMES", "ORIGINAL_PICTURE", "EvalRun", "to_8bit_original", "to_8bit_output",
@@ -154,7 +154,8 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
     files = discover(inputs, exclude=exclude) if files is None else files
     run = EvalRun(list(methods), list(metrics), seconds={name: 0.0 for name in [*methods, "metrics"]})
     keep_pictures = _sample(len(files), pictures)
-    by_path = {os.path.abspath(k): v for k, v in roi_centres.items()} if roi_centres else {}  # any path to a file
+    unused: list[str] = []  # rows naming no input: noted (a row naming two, or an input twice: ValueError)
+    given = centres_of_inputs(roi_centres, [f.path for f in files], unused) if roi_centres else {}
     if journal is not None:
         for kind, changed in (("methods", journal.methods_changed), ("metrics", journal.metrics_changed)):
             if changed is not None:
@@ -189,7 +190,8 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
         before = dict(run.seconds)
         try:
             pictured = index in keep_pictures and partial is None
-            rows, made, warnings, lacking = _evaluate_one(f, todo, asked, roi_centres, by_path, pictured, run.seconds)
+            rows, made, warnings, lacking = _evaluate_one(f, todo, asked, roi_centres, given.get(f.path), pictured,
+                                                          run.seconds)  # fmt: skip
             picture = made if partial is None else picture  # (a partial one's is the picture journalled)
         except FILE_ERRORS as exc:  # the file's fault (or too big for memory), not a bug of ours
             reason = (f"{failure_text(f.path, exc.error)} (method {exc.method})" if isinstance(exc, _MethodFailed)
@@ -232,12 +234,9 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
                 run.pictures.append(picture)
         bar.update(1)
     bar.close()
-    if roi_centres:
-        named = {os.path.abspath(f.path) for f in files} | {os.path.basename(f.path) for f in files}
-        unused = sorted(k for k in roi_centres if k not in named and os.path.abspath(k) not in named)
-        if unused:
-            run.notes.append(f"{len(unused)} row(s) of the ROI file name no input: {', '.join(unused[:5])}"
-                             + (", ..." if len(unused) > 5 else ""))  # fmt: skip
+    if unused:
+        run.notes.append(f"{len(unused)} row(s) of the ROI file name no input: {', '.join(sorted(unused)[:5])}"
+                         + (", ..." if len(unused) > 5 else ""))  # fmt: skip
     if resumed:
         log(f"resumed: {resumed} image(s) scored by an earlier run were taken from {journal.path}")
     if completed:
@@ -326,20 +325,19 @@ def _missing_notes(path: str, missing: list, methods: list[str], metrics) -> lis
 
 
 def _evaluate_one(source: InputFile, methods: dict, metrics: dict[str, list[str]], roi_centres: dict | None,
-                  by_path: dict, keep_picture: bool, seconds: dict) -> tuple[list[dict], dict | None, list[str], list]:  # fmt: skip
+                  given: GivenCentres | None, keep_picture: bool, seconds: dict) -> tuple[list[dict], dict | None, list[str], list]:  # fmt: skip
     """One image's rows, picture, warnings and the metrics left out on its ROIs ([roi, why,
     methods], for :func:`_missing_notes`) under ``methods``, each scored on its ``metrics``."""
     path = source.path
     rad = require_content(read_input(source, warn=False))
     spine: Spine = find_spine(rad.pixels)
     if roi_centres is not None:
-        given = by_path.get(os.path.abspath(path)) or roi_centres.get(os.path.basename(path))
         if given is None:
             where = getattr(roi_centres, "path", None)  # a plain dict from Python names no file
             raise ImageReadError(path, "no ROI centres for this file in the ROI file"
                                  + (f" {where} (its file column names an input's path or file name)" if where else ""))
         try:
-            spine = spine.with_centres(*given)
+            spine = spine.with_centres(given.upper, given.lower)
         except ValueError as exc:  # a centre outside the image
             raise ImageReadError(path, f"the ROI file: {exc}") from None
     boxes: list[Box] = spine.eval_rois()

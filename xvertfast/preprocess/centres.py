@@ -86,13 +86,14 @@ def load_roi_centres(path: str) -> RoiCentres:
     return centres
 
 
-def centres_of_inputs(centres: RoiCentres, paths: list[str]) -> dict[str, GivenCentres]:
+def centres_of_inputs(centres: RoiCentres, paths: list[str], unused: list[str] | None = None) -> dict[str, GivenCentres]:
     """The centres each input (a path of ``paths``) is given, by a row naming a path to it (its
     own, its real one or a link's; ``\\`` read as ``/`` where no file matches as written) or else its
     file name; inputs no row names are left out (they keep the centres found).
     ValueError naming the CSV's line for a row that names no input, a file name of several
     inputs (which one is meant?), or an input two rows name: a slip there would otherwise
-    leave an image at the centres found without a word."""
+    leave an image at the centres found without a word. ``unused``: rows naming no input are
+    listed there instead (evaluate notes them: its inputs may be a part of those the file covers)."""
     by_path: dict[str, str] = {os.path.abspath(p): p for p in paths}
     by_real: dict[str, str] = {}  # made for the first row naming a path by_path lacks: links either way
     by_name: dict[str, list[str]] = {}
@@ -116,6 +117,9 @@ def centres_of_inputs(centres: RoiCentres, paths: list[str]) -> dict[str, GivenC
                 listed = ", ".join(matches[:3]) + (", ..." if len(matches) > 3 else "")
                 raise RoiRowError(f"{where}, line {line}: {name} is the file name of {len(matches)} inputs ({listed}); "
                                  "give the path of the one meant")  # fmt: skip
+            if not matches and unused is not None:
+                unused.append(name)
+                continue
             if not matches:
                 raise RoiRowError(f"{where}, line {line}: {name} is none of the inputs (the file column names an "
                                  "input by a path to it or its file name)")  # fmt: skip
