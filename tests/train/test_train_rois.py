@@ -78,6 +78,19 @@ def test_a_resume_needs_the_centres_its_epochs_were_trained_on(tmp_path):
     assert os.path.exists(os.path.join(run, "model"))
 
 
+def test_a_resume_with_the_same_centres_goes_on_however_the_images_are_reached(tmp_path, monkeypatch):
+    """The centres' digest held the inputs' paths as given: a run started on data/ and resumed on
+    /abs/data (another folder, a node's mount) was refused as 'other ROI centres', its centres unchanged;
+    without --rois such a resume goes on (the set's key is its images' contents)."""
+    data, run = write_images(tmp_path / "data"), str(tmp_path / "run")
+    (tmp_path / "rois.csv").write_text(HEAD + "img0.png,20,15,50,60\n")
+    quiet = {"progress": False, "log": lambda m: None}
+    monkeypatch.chdir(tmp_path)
+    train(["data"], run, CONFIG, stop_after_epochs=1, rois="rois.csv", **quiet)
+    train([str(data)], run, CONFIG, resume=True, rois=str(tmp_path / "rois.csv"), **quiet)
+    assert os.path.exists(os.path.join(run, "model"))
+
+
 def test_cli_errors_name_the_csv_line(tmp_path, capsys):
     data = write_images(tmp_path / "data")
     csv = tmp_path / "rois.csv"

@@ -283,7 +283,9 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     data = RoiSet.mapped(gathered, torch.arange(len(sources)).repeat_interleave(per_image), sources, roi_size, remedy)
     data.key = os.path.basename(gathered)[5:-4]  # what the set is: its images' contents and the parameters
     data.found, data.skipped = len(found), skipped
-    placed = [[source, given[source].record()] for source in sources if source in given]
+    # the images placed by hand by their cache files (contents, parameters, centres), not their paths: a resume
+    # reaching the images by other paths (data/ then /abs/data) is trained on the same centres
+    placed = sorted(os.path.basename(path) for path, source in zip(files, sources) if source in given)
     data.centres = hashlib.sha256(json.dumps(placed).encode()).hexdigest()[:32] if placed else ""
     return data
 
