@@ -1952,7 +1952,8 @@ def test_pillows_warnings_about_a_tiff_it_decodes_for_tifffile_name_the_file(tmp
     assert held and not any(held), held
 
 
-@pytest.mark.parametrize("dtype", ["uint8", "uint16", "int8", "int16", "int32", "float32", "float64", "bool"])
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", ">u2", ">i2", "int8", "int16", "int32", "float32", "float64",
+                                   "bool"])  # fmt: skip
 def test_min_max_scaling_gives_the_float64_formula_bit_for_bit(seed, dtype):
     # 8- and 16-bit images are scaled through a table of their range (a 3072^2 16-bit image took
     # 0.2-0.5 s in float64): the same float32 numbers as (v - lo) / (hi - lo) in float64
@@ -1978,3 +1979,26 @@ def test_min_max_scaling_gives_the_float64_formula_bit_for_bit(seed, dtype):
         got = _min_max_scaled(values)
         assert got.dtype == np.float32 and got.shape == values.shape
         assert np.array_equal(got, want)
+
+
+def test_a_big_endian_dicom_is_read(tmp_path, seed):
+    # pydicom gives Explicit VR Big Endian pixels (old archives) as >u2: the table scaling refused
+    # their byte order (numpy's "dtype ... only select the general DType"): the image failed
+    import pydicom
+
+    values = np.random.default_rng(seed).integers(0, 4096, size=(10, 14)).astype(np.uint16)
+    meta = pydicom.dataset.FileMetaDataset()
+    meta.TransferSyntaxUID = pydicom.uid.ExplicitVRBigEndian
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1"  # CR
+    meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    ds = pydicom.dataset.Dataset()
+    ds.file_meta, ds.SOPClassUID, ds.SOPInstanceUID = meta, meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = 10, 14, 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelData = values.astype(">u2").tobytes()
+    ds.save_as(tmp_path / "be.dcm", enforce_file_format=True, implicit_vr=False, little_endian=False)
+    assert pydicom.dcmread(tmp_path / "be.dcm").pixel_array.dtype.byteorder == ">"  # (what the test is about)
+    im = read_image(tmp_path / "be.dcm", warn=False)
+    np.testing.assert_array_equal(im.values, values)
+    lo, hi = values.min(), values.max()
+    assert np.array_equal(im.pixels, ((values - float(lo)) / float(hi - lo)).astype(np.float32))
