@@ -54,3 +54,12 @@ def test_a_row_written_on_windows_names_its_input(tmp_path, monkeypatch):
     assert list(given) == [inputs[1]]
     with pytest.raises(RoiRowError, match=r"rois.csv, line 2: d\\c\\y.png is none of the inputs"):
         centres_of_inputs(_centres(tmp_path, "d\\c\\y.png"), inputs)
+
+
+def test_a_file_not_in_utf8_is_named_with_its_line(tmp_path):
+    """Excel's plain 'CSV' is Windows-1252 where a name has an accent: every command said only
+    "error: 'utf-8' codec can't decode byte 0xfc in position 46", naming neither file nor line."""
+    path = tmp_path / "rois.csv"
+    path.write_bytes(f"{HEAD}\na.png,1,2,3,4\nM\xfcller.png,300,512,700,512\n".encode("cp1252"))
+    with pytest.raises(ValueError, match=r"rois.csv, line 3: not UTF-8 text \(byte 0xfc\).*CSV UTF-8"):
+        load_roi_centres(str(path))

@@ -9,6 +9,7 @@ enhance, preprocess and train, which place their ROIs at these centres where a r
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from typing import NamedTuple
@@ -53,10 +54,17 @@ def load_roi_centres(path: str) -> RoiCentres:
     relative to the working folder, however the input was given) or its file name."""
     centres = RoiCentres(path)
     try:
-        f = open(path, newline="", encoding="utf-8-sig")  # -sig: the byte-order mark spreadsheets write
+        with open(path, "rb") as raw:
+            data = raw.read()
     except OSError as exc:
         raise ValueError(f"ROI centres file {path}: {exc.strerror or exc}") from None
-    with f:
+    try:
+        text = data.decode("utf-8-sig")  # -sig: the byte-order mark spreadsheets write
+    except UnicodeDecodeError as exc:  # Excel's plain "CSV": Windows-1252, where a name has an accent
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ValueError(f"{path}, line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); save it as UTF-8 "
+                         "(Excel: 'CSV UTF-8')") from None  # fmt: skip
+    with io.StringIO(text, newline="") as f:
         reader = csv.DictReader(f, skipinitialspace=True)  # "file, upper_row, ...": typed by hand
         if reader.fieldnames:
             reader.fieldnames = [name.strip() for name in reader.fieldnames]
