@@ -91,6 +91,25 @@ def test_a_resume_with_the_same_centres_goes_on_however_the_images_are_reached(t
     assert os.path.exists(os.path.join(run, "model"))
 
 
+def test_a_refused_resume_gathers_no_copy_of_the_set(tmp_path):
+    """A resume refused for other centres (or other images) first wrote the whole set's crops into a
+    new cache/rois-*.npy, 4 MB an image at --roi-size 512, and left it there: tens of GB for an archive."""
+    data, run = write_images(tmp_path / "data"), str(tmp_path / "run")
+    csv = tmp_path / "rois.csv"
+    csv.write_text(HEAD + f"{data / 'img0.png'},20,15,50,60\n")
+    quiet = {"progress": False, "log": lambda m: None}
+    train([str(data)], run, CONFIG, stop_after_epochs=1, rois=str(csv), **quiet)
+    gathered = sorted(n for n in os.listdir(os.path.join(run, "cache")) if n.startswith("rois-"))
+    csv.write_text(HEAD + f"{data / 'img0.png'},60,40,70,20\n")
+    with pytest.raises(ValueError, match="--resume with other ROI centres given by hand"):
+        train([str(data)], run, CONFIG, resume=True, rois=str(csv), **quiet)
+    csv.write_text(HEAD + f"{data / 'img0.png'},20,15,50,60\n")
+    write_images(tmp_path / "more", n=1, size=96)  # another image
+    with pytest.raises(ValueError, match="--resume with other training images"):
+        train([str(data), str(tmp_path / "more")], run, CONFIG, resume=True, rois=str(csv), **quiet)
+    assert sorted(n for n in os.listdir(os.path.join(run, "cache")) if n.startswith("rois-")) == gathered
+
+
 def test_cli_errors_name_the_csv_line(tmp_path, capsys):
     data = write_images(tmp_path / "data")
     csv = tmp_path / "rois.csv"

@@ -217,12 +217,15 @@ class NoReadableImage(ValueError):
 
 def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEFAULT_LAM,
               alpha: float = DEFAULT_ALPHA, eps: float = DEFAULT_EPS, log=print, progress: bool = False,
-              exclude: list[str] = (), rois=None) -> RoiSet:  # fmt: skip
+              exclude: list[str] = (), rois=None, before_gathering=None) -> RoiSet:  # fmt: skip
     """Preprocesses (or finds in the cache) every readable input and cuts its two ROIs.
 
     ``rois``: ROI centres placed by hand (:func:`~xvertfast.preprocess.centres.load_roi_centres`)
     for the inputs they name; the others keep those found. A row naming no input raises
     :class:`~xvertfast.preprocess.centres.RoiRowError` before any image is preprocessed.
+    ``before_gathering(key, images, centres)``: called with what the set's ``key``, ``sources``
+    count and ``centres`` will be, before the set is gathered (a copy of every image's crops): a
+    resume refused there writes none.
 
     The ROIs of all inputs are gathered into one file in ``cache_dir`` and memory-mapped, so
     the set may be larger than memory; both steps are reused by a rerun with the same inputs.
@@ -268,6 +271,13 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
         raise NoReadableImage(len(found))
     names = [os.path.basename(p) for p in files]
     gathered = os.path.join(cache_dir, "rois-" + hashlib.sha256("\n".join(names).encode()).hexdigest()[:32] + ".npy")
+    # the images placed by hand by their cache files (contents, parameters, centres), not their paths: a resume
+    # reaching the images by other paths (data/ then /abs/data) is trained on the same centres
+    placed = sorted(os.path.basename(path) for path, source in zip(files, sources) if source in given)
+    centres = hashlib.sha256(json.dumps(placed).encode()).hexdigest()[:32] if placed else ""
+    key = os.path.basename(gathered)[5:-4]  # what the set is: its images' contents and the parameters
+    if before_gathering is not None:
+        before_gathering(key, len(sources), centres)
     per_image = 2
     remove_stale_parts([*files, gathered])
     if not os.path.exists(gathered):
@@ -281,12 +291,7 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     remedy = ("it held the training ROIs of every image: delete it and run the same command again (it is gathered "
               f"again from the images' crops in {cache_dir})")  # fmt: skip
     data = RoiSet.mapped(gathered, torch.arange(len(sources)).repeat_interleave(per_image), sources, roi_size, remedy)
-    data.key = os.path.basename(gathered)[5:-4]  # what the set is: its images' contents and the parameters
-    data.found, data.skipped = len(found), skipped
-    # the images placed by hand by their cache files (contents, parameters, centres), not their paths: a resume
-    # reaching the images by other paths (data/ then /abs/data) is trained on the same centres
-    placed = sorted(os.path.basename(path) for path, source in zip(files, sources) if source in given)
-    data.centres = hashlib.sha256(json.dumps(placed).encode()).hexdigest()[:32] if placed else ""
+    data.key, data.centres, data.found, data.skipped = key, centres, len(found), skipped
     return data
 
 

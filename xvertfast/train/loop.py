@@ -662,21 +662,24 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
         log(f"--resume: {run_dir} holds no checkpoint yet; starting a new run there")
     os.makedirs(ckpt_dir, exist_ok=True)  # before any epoch: a stage may have none (--init with 0 epochs)
 
+    def same_data(key: str, images: int, placed: str) -> None:  # (before the set is gathered: a refusal writes none)
+        data_key = {"rois": key, "images": images, **({"centres": placed} if placed else {})}
+        if saved is not None and saved.get("data", data_key).get("centres") != data_key.get("centres"):
+            raise ValueError(f"{run_dir}: --resume with other ROI centres given by hand (--rois) than the run's epochs "
+                             "were trained on: its ROIs were cut at those; resume with the same centres, or start a "
+                             "new folder")  # fmt: skip
+        if saved is not None and saved.get("data", data_key) != data_key:
+            then = saved["data"].get("images")
+            how = (f"{then} images then, {images} now" if then != images else
+                   f"{images} images then and now, but other ones, the same in another order (the validation split "
+                   "goes by position: give them in the order the run began with), or this xvertfast cuts training ROIs "
+                   "otherwise than the one that began the run")  # fmt: skip
+            raise ValueError(f"{run_dir}: --resume with other training images than the run started with ({how}); "
+                             "resume with the same inputs, or start a new folder")  # fmt: skip
+
     rois = load_rois(inputs, os.path.join(run_dir, "cache"), config.roi_size, config.lam, config.alpha, config.eps, log,
-                     progress=progress, exclude=[run_dir], rois=centres)  # fmt: skip
+                     progress=progress, exclude=[run_dir], rois=centres, before_gathering=same_data)  # fmt: skip
     data_key = {"rois": rois.key, "images": len(rois.sources), **({"centres": rois.centres} if rois.centres else {})}
-    if saved is not None and saved.get("data", data_key).get("centres") != data_key.get("centres"):
-        raise ValueError(f"{run_dir}: --resume with other ROI centres given by hand (--rois) than the run's epochs "
-                         "were trained on: its ROIs were cut at those; resume with the same centres, or start a new "
-                         "folder")  # fmt: skip
-    if saved is not None and saved.get("data", data_key) != data_key:
-        then, now = saved["data"].get("images"), len(rois.sources)
-        how = (f"{then} images then, {now} now" if then != now else
-               f"{now} images then and now, but other ones, the same in another order (the validation split goes by "
-               "position: give them in the order the run began with), or this xvertfast cuts training ROIs otherwise "
-               "than the one that began the run")  # fmt: skip
-        raise ValueError(f"{run_dir}: --resume with other training images than the run started with ({how}); "
-                         "resume with the same inputs, or start a new folder")  # fmt: skip
     if not started and saved is not None:  # resumed from Python: the command that started the run still resumes it
         started = {key: saved[key] for key in ("command", "cwd") if key in saved}
     run = {"data": data_key, "init": init_key, "device": device.type, "threads": threads, **started,
