@@ -63,3 +63,15 @@ def test_a_file_not_in_utf8_is_named_with_its_line(tmp_path):
     path.write_bytes(f"{HEAD}\na.png,1,2,3,4\nM\xfcller.png,300,512,700,512\n".encode("cp1252"))
     with pytest.raises(ValueError, match=r"rois.csv, line 3: not UTF-8 text \(byte 0xfc\).*CSV UTF-8"):
         load_roi_centres(str(path))
+
+
+def test_a_csv_of_excel_where_the_decimal_mark_is_a_comma_is_read(tmp_path):
+    """Excel in a German, French or Dutch locale separates a CSV's cells with ';' (its ',' is the
+    decimal mark), and has no plain way to write commas: such a file was refused ('needs the
+    columns ... its first line is 'file;upper_row;...''), so those users could not give centres."""
+    path = tmp_path / "rois.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + f"{HEAD.replace(',', ';')}\r\na,b.png;300,5;512;700;512\r\n;;;;\r\n".encode())
+    assert dict(load_roi_centres(str(path))) == {"a,b.png": ((300.5, 512.0), (700.0, 512.0))}
+    path.write_text(f"{HEAD.replace(',', ';')}\nb.png;300;5,1,2;700;512\n")  # a cell that is no number, as before
+    with pytest.raises(ValueError, match=r"rois.csv, line 2: ROI centres must be numbers"):
+        load_roi_centres(str(path))

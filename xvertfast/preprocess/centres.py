@@ -51,7 +51,8 @@ class GivenCentres(NamedTuple):
 def load_roi_centres(path: str) -> RoiCentres:
     """ROI centres given by hand: a CSV whose header row names the columns file, upper_row,
     upper_col, lower_row, lower_col (image pixels); ``file`` is a path to the input (absolute, or
-    relative to the working folder, however the input was given) or its file name."""
+    relative to the working folder, however the input was given) or its file name. Cells may be
+    separated by ``;`` with decimal commas, as Excel writes where the decimal mark is a comma."""
     centres = RoiCentres(path)
     try:
         with open(path, "rb") as raw:
@@ -64,8 +65,11 @@ def load_roi_centres(path: str) -> RoiCentres:
         line = data.count(b"\n", 0, exc.start) + 1
         raise ValueError(f"{path}, line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); save it as UTF-8 "
                          "(Excel: 'CSV UTF-8')") from None  # fmt: skip
+    header = text.split("\n", 1)[0]
+    # Excel where the decimal mark is a comma (German, French, Dutch, ...) writes ';' between cells, 300,5 in them
+    semicolons = header.count(";") > header.count(",")
     with io.StringIO(text, newline="") as f:
-        reader = csv.DictReader(f, skipinitialspace=True)  # "file, upper_row, ...": typed by hand
+        reader = csv.DictReader(f, delimiter=";" if semicolons else ",", skipinitialspace=True)  # (", ": by hand)
         if reader.fieldnames:
             reader.fieldnames = [name.strip() for name in reader.fieldnames]
         need = {"file", *_COLUMNS}
@@ -79,8 +83,8 @@ def load_roi_centres(path: str) -> RoiCentres:
             if not any((cell or "").strip() for cell in cells):  # ",,,,": a row a spreadsheet wrote for cells
                 continue  # once touched, empty on its screen
             try:
-                values = [float(row[k]) for k in _COLUMNS]
-            except (ValueError, TypeError):
+                values = [float(row[k].replace(",", ".") if semicolons else row[k]) for k in _COLUMNS]
+            except (ValueError, TypeError, AttributeError):  # (AttributeError, TypeError: a row short of cells)
                 raise ValueError(f"{path}, line {line}: ROI centres must be numbers") from None
             if not all(math.isfinite(v) for v in values):
                 raise ValueError(f"{path}, line {line}: ROI centres must be finite numbers, got {values}")
