@@ -75,3 +75,10 @@ def test_a_csv_of_excel_where_the_decimal_mark_is_a_comma_is_read(tmp_path):
     path.write_text(f"{HEAD.replace(',', ';')}\nb.png;300;5,1,2;700;512\n")  # a cell that is no number, as before
     with pytest.raises(ValueError, match=r"rois.csv, line 2: ROI centres must be numbers"):
         load_roi_centres(str(path))
+
+
+def test_the_header_may_be_capitalised(tmp_path):
+    """'File,Upper_Row,...' (a spreadsheet's headings) was refused as lacking the columns file, upper_row, ..."""
+    path = tmp_path / "rois.csv"
+    path.write_text("File,Upper_Row,UPPER_COL,lower_row,Lower_Col\nA.png,300,512,700,512\n")
+    assert dict(load_roi_centres(str(path))) == {"A.png": ((300.0, 512.0), (700.0, 512.0))}  # (the name as written)

@@ -71,7 +71,7 @@ def load_roi_centres(path: str) -> RoiCentres:
     with io.StringIO(text, newline="") as f:
         reader = csv.DictReader(f, delimiter=";" if semicolons else ",", skipinitialspace=True)  # (", ": by hand)
         if reader.fieldnames:
-            reader.fieldnames = [name.strip() for name in reader.fieldnames]
+            reader.fieldnames = [name.strip().lower() for name in reader.fieldnames]  # ("File": a spreadsheet's)
         need = {"file", *_COLUMNS}
         if not reader.fieldnames or not need <= set(reader.fieldnames):
             first = ",".join(reader.fieldnames or [])
