@@ -82,3 +82,6 @@ def test_the_header_may_be_capitalised(tmp_path):
     path = tmp_path / "rois.csv"
     path.write_text("File,Upper_Row,UPPER_COL,lower_row,Lower_Col\nA.png,300,512,700,512\n")
     assert dict(load_roi_centres(str(path))) == {"A.png": ((300.0, 512.0), (700.0, 512.0))}  # (the name as written)
+    path.write_text("File,Upper_Row,Lower_Row,Lower_Col\nA.png,300,700,512\n")
+    with pytest.raises(ValueError, match=r"\(its first line is 'File,Upper_Row,Lower_Row,Lower_Col'\)"):  # as written
+        load_roi_centres(str(path))
