@@ -3,12 +3,15 @@ a job over tens of thousands of radiographs must not slow down as its records gr
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
 
 import xvertfast.infer.batch as batch
 from xvertfast.infer import Enhancer
+from xvertfast.io.files import discover
 from xvertfast.model import save_model
 from tests.infer.test_enhance import TILE, chest_like, tiny_model
 
@@ -57,3 +60,28 @@ def test_each_image_finished_does_not_go_over_the_records_again(tmp_path, model_
             Image.fromarray(np.round(chest_like(seed + i, 160, 150) * 255).astype(np.uint8)).save(src / f"{i}.png")
         passes[n] = passes_over_records(monkeypatch, model_dir, src, tmp_path / f"out{n}")
     assert passes[6] == passes[2], passes
+
+
+def test_a_job_without_report_or_preview_does_not_resolve_every_input_for_them(tmp_path, model_dir, seed,
+                                                                               monkeypatch):  # fmt: skip
+    """Whether --report or --preview names an input was asked by resolving every input's links (a
+    stat of each folder on its path: tens of lstat calls an input, on a network share) even where
+    neither was given."""
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.round(chest_like(seed, 160, 150) * 255).astype(np.uint8)).save(src / "a.png")
+    real = os.path.realpath
+    resolved = []
+
+    def counting(path, *args, **kwargs):
+        resolved.append(os.fspath(path))
+        return real(path, *args, **kwargs)
+
+    files = discover([str(src)])
+    monkeypatch.setattr(os.path, "realpath", counting)
+    batch._check_side_files(files, report=None, preview=None)
+    assert resolved == []
+    batch._check_side_files(files, report=str(tmp_path / "report.json"), preview=None)
+    assert str(src / "a.png") in resolved  # (still looked at where one is given)
+    with pytest.raises(ValueError, match="is one of the inputs"):
+        batch._check_side_files(files, report=str(src / "a.png"))

@@ -154,11 +154,13 @@ def _job_settings(enhancer, fmt: str) -> dict:
 
 def _check_side_files(files, **paths: str | None) -> None:
     """The report and preview files may be neither an input nor a folder, and must be writable
-    where they go: they are written when the job ends, which may be days later."""
-    inputs = {os.path.realpath(f.path) for f in files}
+    where they go: they are written when the job ends, which may be days later. The inputs are
+    resolved only where one is given: a resolve is a stat of each folder on an input's path."""
+    inputs = None
     for option, path in paths.items():
         if path is None:
             continue
+        inputs = {os.path.realpath(f.path) for f in files} if inputs is None else inputs
         if os.path.isdir(path):
             raise ValueError(f"--{option} {path} is a folder; give a file name")
         if os.path.realpath(path) in inputs:
