@@ -228,3 +228,15 @@ def test_gpu_tables_on_a_machine_without_a_gpu_say_so(command):
                          text=True, timeout=120, cwd=os.path.dirname(HERE))  # fmt: skip
     assert out.returncode == 2 and "no usable CUDA device" in out.stderr, out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_batch_planning_table_has_a_row_per_phase_and_a_column_pair_per_size(tmp_path):
+    out = subprocess.run([sys.executable, os.path.join(HERE, "batch_planning.py"), "--counts", "10", "30", "--folder",
+                          str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=os.path.dirname(HERE))  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| ")]
+    assert rows[0] == "| phase | 10 inputs: s | ms an input | 30 inputs: s | ms an input |"
+    assert [r.split(" | ")[0] for r in rows[1:]] == ["| discover, a folder", "| discover, an @list", "| plan (png16)",
+                                                     "| rerun, all skipped", "| dry run", "| rerun of shard 3/4",
+                                                     "| job_status", "| `xvertfast status` process"]  # fmt: skip
+    assert all(len(r.split(" | ")) == 5 for r in rows[1:])
