@@ -723,10 +723,23 @@ def test_resuming_a_finished_run_says_so_and_records_no_lr_change(tmp_path):
     said = []
     lower = TrainConfig(**{**small.__dict__, "lr": small.lr / 10})
     train([str(data)], str(run), lower, resume=True, progress=False, log=said.append)
-    assert f"{run}: the run has finished (all 1 stage trained): nothing to resume; its model is {run / 'model'}" in said
+    assert f"{run}: the run has finished (all 1 stage trained): nothing to resume; its model is {run / 'model'} (to " \
+           f"train it on more or other images: a new RUN_DIR with --init {run / 'model'})" in said
     assert not [m for m in said if "goes on with" in m or m.startswith("resuming")], said
     assert (run / "model" / "config.json").read_bytes() == model
     assert "lr_changes" not in json.loads((run / "checkpoint" / "state.json").read_text())
+    # its images are not gathered again: one added since was preprocessed (hours where the cache
+    # misses, or a refusal for other images or centres), where nothing trains
+    cache = sorted(p.name for p in (run / "cache").rglob("*"))
+    write_images(tmp_path / "more", n=1, size=96)
+    os.replace(tmp_path / "more" / "img0.png", data / "added.png")
+    said.clear()
+    again = train([str(data)], str(run), small, resume=True, progress=False, log=said.append)
+    assert sorted(p.name for p in (run / "cache").rglob("*")) == cache
+    assert not [m for m in said if "preprocess" in m.lower()], said
+    for a, b in zip(again.stages, load_model(run / "model").stages):
+        for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+            assert torch.equal(x, y), name
 
 
 def test_a_run_on_one_readable_image_says_that_no_image_is_validated(tmp_path):
@@ -770,9 +783,14 @@ def test_cli_ctrl_c_before_any_epoch_does_not_claim_one_is_kept(tmp_path, monkey
         patch.setattr(data_module, "preprocess", second_interrupted)
         assert main(argv) == 130
     assert "no epoch had finished; the images preprocessed so far are kept in its cache" in capsys.readouterr().err
-    assert main([*argv[:3], str(tmp_path / "run2"), *argv[4:]]) == 0
-    monkeypatch.setattr("xvertfast.train.loop.load_rois", interrupted)
-    assert main([*argv[:3], str(tmp_path / "run2"), *argv[4:], "--resume"]) == 130
+    run2 = [*argv[:3], str(tmp_path / "run2"), *argv[4:]]
+    run2[run2.index("--epochs-gc") + 1] = "2"
+    with monkeypatch.context() as patch:  # stopped once its first epoch is checkpointed
+        patch.setattr("xvertfast.train.loop._write_metrics", interrupted)
+        assert main(run2) == 130
+    capsys.readouterr()
+    monkeypatch.setattr("xvertfast.train.loop.load_rois", interrupted)  # (a finished run does not gather them)
+    assert main([*run2, "--resume"]) == 130
     assert "interrupted: the last finished epoch is kept; add --resume" in capsys.readouterr().err
 
 

@@ -611,6 +611,17 @@ def _finished_stage_file(run_dir: str, k: int) -> str:
     return kept if os.path.exists(kept) else os.path.join(run_dir, "model", f"stage{k}.safetensors")
 
 
+def _finished_stage(run_dir: str, k: int, config: TrainConfig, device: torch.device,
+                    stage: XVertNetStage | None = None) -> XVertNetStage:
+    """Stage k of a run that has trained it, in eval mode and the default layout (what load_model gives)."""
+    if stage is None:
+        stage = XVertNetStage(config.width, config.depth, config.upsample).to(device, memory_format=_layout(device))
+    path = _finished_stage_file(run_dir, k)
+    with _reading(path):
+        stage.load_state_dict(_load_tensors(path, device))
+    return stage.to(memory_format=torch.contiguous_format).eval()
+
+
 def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.device, init: XVertNet | None,
            resume: bool, progress: bool, stop_after_epochs: int | None, log, started: dict,
            centres=None) -> XVertNet:  # fmt: skip
@@ -651,9 +662,12 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
             log(f"warning: this run trained with {saved['threads']} CPU threads, now with {threads}: the result will "
                 f"differ slightly from an uninterrupted run's (--threads {saved['threads']} resumes it bitwise)")  # fmt: skip
         prog = _Progress(**saved["progress"])
-        if finished:
+        if finished:  # (its images are not gathered again: a cache missed, for other or moved images, costs hours)
             log(f"{run_dir}: the run has finished (all {count(config.stages, 'stage')} "
-                f"trained): nothing to resume; its model is {os.path.join(run_dir, 'model')}")  # fmt: skip
+                f"trained): nothing to resume; its model is {os.path.join(run_dir, 'model')} (to train it on "
+                f"more or other images: a new RUN_DIR with --init {os.path.join(run_dir, 'model')})")  # fmt: skip
+            return XVertNet([_finished_stage(run_dir, k, config, device) for k in range(1, config.stages + 1)],
+                            config.lam, config.alpha, config.eps)  # fmt: skip
         else:
             log(f"resuming at stage {prog.stage}, epoch {prog.epoch}")
     elif os.path.exists(state_path):
@@ -706,10 +720,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
         if init is not None and k <= len(init.stages):
             stage.load_state_dict(init.stages[k - 1].state_dict())
         if k < prog.stage:  # finished earlier: its weights (its data is made only where a later stage needs it)
-            path = _finished_stage_file(run_dir, k)
-            with _reading(path):
-                stage.load_state_dict(_load_tensors(path, device))
-            stages.append(stage.to(memory_format=torch.contiguous_format).eval())
+            stages.append(_finished_stage(run_dir, k, config, device, stage))
             continue
         data = _stage_inputs(k, stages, rois, run_dir, config, device, progress)
         tr, va = data.subset(train_ids), data.subset(val_ids)
