@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
 
 from xvertfast.preprocess.centres import RoiRowError, centres_of_inputs, load_roi_centres
@@ -85,3 +86,21 @@ def test_the_header_may_be_capitalised(tmp_path):
     path.write_text("File,Upper_Row,Lower_Row,Lower_Col\nA.png,300,700,512\n")
     with pytest.raises(ValueError, match=r"\(its first line is 'File,Upper_Row,Lower_Row,Lower_Col'\)"):  # as written
         load_roi_centres(str(path))
+
+
+def test_centres_given_from_python_are_named_without_a_line(tmp_path):
+    """A plain mapping (enhance_files(rois={...}) and the like) has no CSV: its errors said 'the
+    ROI file, line 0'."""
+    from xvertfast.preprocess.centres import spine_at
+
+    inputs = [str(tmp_path / "a" / "x.png"), str(tmp_path / "b" / "x.png")]
+    centre = ((300.0, 512.0), (700.0, 512.0))
+    with pytest.raises(RoiRowError, match=r"^the ROI centres given: y.png is none of the inputs"):
+        centres_of_inputs({"y.png": centre}, inputs)
+    with pytest.raises(RoiRowError, match=r"^the ROI centres given: x.png is the file name of 2 inputs"):
+        centres_of_inputs({"x.png": centre}, inputs)
+    with pytest.raises(RoiRowError, match=rf"^the ROI centres given: {inputs[0]} has centres already"):
+        centres_of_inputs({inputs[0]: centre, os.path.relpath(inputs[0]): centre}, inputs)
+    given = centres_of_inputs({inputs[0]: ((5000.0, 1.0), (6000.0, 1.0))}, inputs)[inputs[0]]
+    with pytest.raises(ValueError, match=r"^the ROI centres given: .*lies outside"):
+        spine_at(np.zeros((64, 64), np.float32), given)

@@ -97,6 +97,11 @@ def load_roi_centres(path: str) -> RoiCentres:
     return centres
 
 
+def _at(where: str, line: int) -> str:
+    """Where a row is: the CSV and its line; the source alone for centres given from Python (no line)."""
+    return f"{where}, line {line}" if line else where
+
+
 def centres_of_inputs(centres: RoiCentres, paths: list[str], unused: list[str] | None = None) -> dict[str, GivenCentres]:
     """The centres each input (a path of ``paths``) is given, by a row naming a path to it (its
     own, its real one or a link's; ``\\`` read as ``/`` where no file matches as written) or else its
@@ -111,7 +116,7 @@ def centres_of_inputs(centres: RoiCentres, paths: list[str], unused: list[str] |
     for p in paths:
         by_name.setdefault(os.path.basename(p), []).append(p)
     given: dict[str, GivenCentres] = {}
-    where = getattr(centres, "path", "the ROI file")
+    where = getattr(centres, "path", "the ROI centres given")
     lines = getattr(centres, "lines", {})
     for name, (upper, lower) in centres.items():
         line = lines.get(name, 0)
@@ -126,17 +131,18 @@ def centres_of_inputs(centres: RoiCentres, paths: list[str], unused: list[str] |
             matches = by_name.get(name, [])
             if len(matches) > 1:
                 listed = ", ".join(matches[:3]) + (", ..." if len(matches) > 3 else "")
-                raise RoiRowError(f"{where}, line {line}: {name} is the file name of {len(matches)} inputs ({listed}); "
+                raise RoiRowError(f"{_at(where, line)}: {name} is the file name of {len(matches)} inputs ({listed}); "
                                  "give the path of the one meant")  # fmt: skip
             if not matches and unused is not None:
                 unused.append(name)
                 continue
             if not matches:
-                raise RoiRowError(f"{where}, line {line}: {name} is none of the inputs (the file column names an "
+                raise RoiRowError(f"{_at(where, line)}: {name} is none of the inputs (the file column names an "
                                  "input by a path to it or its file name)")  # fmt: skip
             named = matches[0]
         if named in given:
-            raise RoiRowError(f"{where}, line {line}: {named} has centres on line {given[named].line} already")
+            before = given[named].line
+            raise RoiRowError(f"{_at(where, line)}: {named} has centres {f'on line {before} ' if before else ''}already")
         given[named] = GivenCentres(tuple(upper), tuple(lower), where, line)
     return given
 
@@ -150,4 +156,4 @@ def spine_at(pixels, given: GivenCentres | None) -> Spine:
     try:
         return spine.with_centres(given.upper, given.lower)
     except ValueError as exc:
-        raise ValueError(f"{given.path}, line {given.line}: {exc}") from None
+        raise ValueError(f"{_at(given.path, given.line)}: {exc}") from None
