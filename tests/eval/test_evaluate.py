@@ -140,7 +140,8 @@ def test_roi_centres_are_checked(tmp_path, seed, capsys):
     assert main(["evaluate", str(src), "-o", str(tmp_path / "r"), "--rois", str(rois), "--methods", "identity",
                  "--metrics", "entropy", "-q"]) == 1  # fmt: skip
     captured = capsys.readouterr()
-    assert "the ROI file: the upper ROI centre (-5000, 99999) lies outside the 600x640 image" in captured.err
+    # the CSV's line named, as enhance, preprocess and train name it (a row among thousands)
+    assert f"{src}: {rois}, line 2: the upper ROI centre (-5000, 99999) lies outside the 600x640 image" in captured.err
     assert "1 row(s) of the ROI file name no input: other.png" in captured.out
     rois.write_text(head + "a.png,inf,120,260,280\n")
     assert main(["evaluate", str(src), "-o", str(tmp_path / "r2"), "--rois", str(rois), "-q"]) == 2

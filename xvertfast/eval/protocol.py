@@ -28,8 +28,8 @@ from xvertfast.eval.journal import Journal
 from xvertfast.io import ImageReadError, require_content
 from xvertfast.io.errors import FILE_ERRORS, failure_text
 from xvertfast.io.files import InputFile, discover, read_input
-from xvertfast.preprocess import find_spine, image_warnings
-from xvertfast.preprocess.centres import GivenCentres, RoiCentres, centres_of_inputs, load_roi_centres
+from xvertfast.preprocess import image_warnings
+from xvertfast.preprocess.centres import GivenCentres, RoiCentres, centres_of_inputs, load_roi_centres, spine_at
 from xvertfast.preprocess.spine import Box, Spine
 
 __all__ = ["METRICS", "DEFAULT_METRICS", "ROI_NAMES", "ORIGINAL_PICTURE", "EvalRun", "to_8bit_original", "to_8bit_output",
@@ -330,16 +330,14 @@ def _evaluate_one(source: InputFile, methods: dict, metrics: dict[str, list[str]
     methods], for :func:`_missing_notes`) under ``methods``, each scored on its ``metrics``."""
     path = source.path
     rad = require_content(read_input(source, warn=False))
-    spine: Spine = find_spine(rad.pixels)
-    if roi_centres is not None:
-        if given is None:
-            where = getattr(roi_centres, "path", None)  # a plain dict from Python names no file
-            raise ImageReadError(path, "no ROI centres for this file in the ROI file"
-                                 + (f" {where} (its file column names an input's path or file name)" if where else ""))
-        try:
-            spine = spine.with_centres(given.upper, given.lower)
-        except ValueError as exc:  # a centre outside the image
-            raise ImageReadError(path, f"the ROI file: {exc}") from None
+    if roi_centres is not None and given is None:
+        where = getattr(roi_centres, "path", None)  # a plain dict from Python names no file
+        raise ImageReadError(path, "no ROI centres for this file in the ROI file"
+                             + (f" {where} (its file column names an input's path or file name)" if where else ""))
+    try:
+        spine: Spine = spine_at(rad.pixels, given)
+    except ValueError as exc:  # a given centre outside the image: said naming the CSV's line, as enhance says it
+        raise ImageReadError(path, str(exc)) from None
     boxes: list[Box] = spine.eval_rois()
     originals = [rad.values[b.top : b.bottom, b.left : b.right] for b in boxes]
     rows, picture, warnings = [], None, image_warnings(rad, spine)
