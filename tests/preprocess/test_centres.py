@@ -64,6 +64,11 @@ def test_a_file_not_in_utf8_is_named_with_its_line(tmp_path):
     path.write_bytes(f"{HEAD}\na.png,1,2,3,4\nM\xfcller.png,300,512,700,512\n".encode("cp1252"))
     with pytest.raises(ValueError, match=r"rois.csv, line 3: not UTF-8 text \(byte 0xfc\).*CSV UTF-8"):
         load_roi_centres(str(path))
+    # Excel's 'CSV UTF-8' (a byte-order mark) with a row pasted from a Windows-1252 file: the line and
+    # byte are those of the file, not 3 bytes on (the decoder counts after the mark)
+    path.write_bytes(b"\xef\xbb\xbf" + f"{HEAD}\na.png,1,2,3,4\nM\xfcller.png,300,512,700,512\n".encode("cp1252"))
+    with pytest.raises(ValueError, match=r"rois.csv, line 3: not UTF-8 text \(byte 0xfc\)"):
+        load_roi_centres(str(path))
 
 
 def test_a_csv_of_excel_where_the_decimal_mark_is_a_comma_is_read(tmp_path):

@@ -62,8 +62,9 @@ def load_roi_centres(path: str) -> RoiCentres:
     try:
         text = data.decode("utf-8-sig")  # -sig: the byte-order mark spreadsheets write
     except UnicodeDecodeError as exc:  # Excel's plain "CSV": Windows-1252, where a name has an accent
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise ValueError(f"{path}, line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); save it as UTF-8 "
+        decoded = exc.object  # (after the byte-order mark, which exc.start counts from)
+        line = decoded.count(b"\n", 0, exc.start) + 1
+        raise ValueError(f"{path}, line {line}: not UTF-8 text (byte 0x{decoded[exc.start]:02x}); save it as UTF-8 "
                          "(Excel: 'CSV UTF-8')") from None  # fmt: skip
     header = text.split("\n", 1)[0]
     # Excel where the decimal mark is a comma (German, French, Dutch, ...) writes ';' between cells, 300,5 in them
