@@ -177,7 +177,7 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_imag
         lines.append("")
     if compare_to:
         header = ["| method | " + " | ".join(map(_header, run.metrics)) + " |", "|---|" + "---|" * len(run.metrics)]
-        lines += ["## p-values (after outlier removal)", "", *header]
+        lines += ["## p-values paired by ROI (after outlier removal)", "", *header]
         ps = [by[(method, m)]["p_value_clean"] for method in run.methods if method != compare_to for m in run.metrics]
         for method in run.methods:
             if method != compare_to:
