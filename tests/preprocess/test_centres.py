@@ -93,6 +93,18 @@ def test_the_header_may_be_capitalised(tmp_path):
         load_roi_centres(str(path))
 
 
+def test_a_long_first_line_is_quoted_by_its_start(tmp_path):
+    """A JSON file of centres given as --rois by mistake (one line, 40 kB) was quoted whole in the
+    error: the terminal filled with it, the message itself scrolled away."""
+    path = tmp_path / "rois.json"
+    text = "{" + ", ".join(f'"img{i}.png": [300, 512, 700, 512]' for i in range(1000)) + "}"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=r"^.{,400}$") as caught:
+        load_roi_centres(str(path))
+    assert "needs the columns" in str(caught.value)
+    assert f"(its first line of {len(text):,} characters begins '{text[:30]}" in str(caught.value), caught.value
+
+
 def test_centres_given_from_python_are_named_without_a_line(tmp_path):
     """A plain mapping (enhance_files(rois={...}) and the like) has no CSV: its errors said 'the
     ROI file, line 0'."""

@@ -75,8 +75,10 @@ def load_roi_centres(path: str) -> RoiCentres:
             reader.fieldnames = [name.strip().lower() for name in reader.fieldnames]  # ("File": a spreadsheet's)
         need = {"file", *_COLUMNS}
         if not reader.fieldnames or not need <= set(reader.fieldnames):
+            first = header.strip()  # its start alone where long: another kind of file (JSON) may be one line
+            said = f"is {first!r}" if len(first) <= 100 else f"of {len(first):,} characters begins {first[:100]!r}"
             raise ValueError(f"{path}: ROI file needs the columns {', '.join(sorted(need))}, named in a header row "
-                             f"(its first line is {header.strip()!r})")  # fmt: skip
+                             f"(its first line {said})")  # fmt: skip
         for row in reader:
             line = reader.line_num  # (the row's last line: a quoted field may span several)
             cells = [value for key, value in row.items() if key is not None] + row.get(None, [])
