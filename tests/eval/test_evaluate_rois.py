@@ -48,3 +48,15 @@ def test_a_path_tells_the_two_apart(tmp_path, seed):
     assert run.failed == [] and run.images == 2, run
     lefts = {(os.path.basename(os.path.dirname(r["file"])), r["roi"]): r["left"] + r["width"] / 2 for r in run.rows}
     assert lefts[("b", "upper")] == pytest.approx(120, abs=1) and lefts[("a", "upper")] == pytest.approx(300, abs=1)
+
+
+def test_centres_given_from_python_are_not_called_a_file(tmp_path, seed):
+    """A plain mapping from Python has no file: an input it leaves out failed with 'no ROI centres
+    for this file in the ROI file', and one it puts outside the image with 'the ROI file: ...'."""
+    src = _two_of_one_name(tmp_path, seed)
+    a, b = str(src / "a" / "x.png"), str(src / "b" / "x.png")
+    run = run_protocol([str(src)], {"identity": identity}, ["entropy"], {a: ((150, 120), (9000, 280))}, pictures=0,
+                       progress=False, log=lambda m: None)  # fmt: skip
+    reasons = dict(run.failed)
+    assert reasons[a].startswith(f"{a}: the ROI centres given: the lower ROI centre (9000, 280) lies outside"), reasons
+    assert reasons[b] == f"{b}: no ROI centres given for this file", reasons

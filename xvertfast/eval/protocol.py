@@ -332,8 +332,8 @@ def _evaluate_one(source: InputFile, methods: dict, metrics: dict[str, list[str]
     rad = require_content(read_input(source, warn=False))
     if roi_centres is not None and given is None:
         where = getattr(roi_centres, "path", None)  # a plain dict from Python names no file
-        raise ImageReadError(path, "no ROI centres for this file in the ROI file"
-                             + (f" {where} (its file column names an input's path or file name)" if where else ""))
+        raise ImageReadError(path, f"no ROI centres for this file in the ROI file {where} (its file column names an "
+                             "input's path or file name)" if where else "no ROI centres given for this file")  # fmt: skip
     try:
         spine: Spine = spine_at(rad.pixels, given)
     except ValueError as exc:  # a given centre outside the image: said naming the CSV's line, as enhance says it
