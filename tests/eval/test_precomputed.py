@@ -90,6 +90,31 @@ def test_locate_follows_enhance_naming(tmp_path):
         PrecomputedOutputs(str(tmp_path / "missing"))
 
 
+def test_locating_each_output_of_a_flat_folder_does_not_go_over_the_whole_folder(tmp_path, monkeypatch):
+    """Each input's output was looked for by going over every name in its folder: over a folder of
+    20 000 outputs an evaluation (its resume too, which locates each image's output to see whether it
+    changed) spent 24 ms an image on it, quadratic. The names are looked at about once a folder."""
+    import xvertfast.eval.precomputed as precomputed
+
+    tool, n = tmp_path / "tool", 300
+    tool.mkdir()
+    for i in range(n):
+        (tool / f"im{i:04d}.tif").write_bytes(b"x")
+    (tool / "im0007").write_bytes(b"x")  # found with im0007.tif: two outputs for one input
+    looked = []
+    extension = precomputed.image_extension
+    monkeypatch.setattr(precomputed, "image_extension", lambda name: looked.append(name) or extension(name))
+    method = PrecomputedOutputs(str(tool))
+    for i in range(n):
+        if i == 7:
+            with pytest.raises(ImageReadError, match="several outputs for it in .*: im0007, im0007.tif"):
+                method.locate(InputFile(str(tmp_path / "in" / "im0007"), "im0007"))
+            continue
+        assert method.locate(InputFile(str(tmp_path / "in" / f"im{i:04d}.png"), f"im{i:04d}.png")) == str(
+            tool / f"im{i:04d}.tif")
+    assert len(looked) <= 3 * n, len(looked)
+
+
 def test_bad_outputs_fail_their_image_with_the_reason(tmp_path, seed, capsys):
     src, tool = tmp_path / "in", tmp_path / "tool"
     src.mkdir()

@@ -60,7 +60,9 @@ class PrecomputedOutputs:
         if not os.path.isdir(folder):
             raise ValueError(f"outputs={folder}: no such folder")
         self.folder = folder
-        self._listings: dict[str, list[str]] = {}
+        #: a folder -> its names, and those with an image extension by their stem: each input's output
+        #: is looked up, not looked for among all of them (a flat folder of 20 000: quadratic)
+        self._listings: dict[str, tuple[set[str], dict[str, list[str]]]] = {}
 
     def locate(self, source: InputFile) -> str:
         """The output of ``source``: ``folder/<its relative path>`` with any image extension."""
@@ -69,11 +71,17 @@ class PrecomputedOutputs:
         where = os.path.join(self.folder, rel_dir)
         if where not in self._listings:
             try:
-                self._listings[where] = sorted(os.listdir(where))
+                names = os.listdir(where)
             except OSError:
-                self._listings[where] = []
-        found = [n for n in self._listings[where]
-                 if n == name or (image_extension(n) and n[: len(n) - len(image_extension(n))] == stem)]  # fmt: skip
+                names = []
+            by_stem: dict[str, list[str]] = {}
+            for n in names:
+                ext = image_extension(n)
+                if ext:
+                    by_stem.setdefault(n[: len(n) - len(ext)], []).append(n)
+            self._listings[where] = set(names), by_stem
+        names, by_stem = self._listings[where]
+        found = sorted({*by_stem.get(stem, ()), *((name,) if name in names else ())})
         if not found:
             raise ImageReadError(source.path, f"no output for it in {self.folder} (looked for "
                                  f"{os.path.join(where, stem)}.*)")  # fmt: skip
