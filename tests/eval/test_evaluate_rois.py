@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 
 import pytest
@@ -60,3 +62,106 @@ def test_centres_given_from_python_are_not_called_a_file(tmp_path, seed):
     reasons = dict(run.failed)
     assert reasons[a].startswith(f"{a}: the ROI centres given: the lower ROI centre (9000, 280) lies outside"), reasons
     assert reasons[b] == f"{b}: no ROI centres given for this file", reasons
+
+
+def _scored(monkeypatch):
+    """score_roi counting its calls (one per ROI and method scored)."""
+    import xvertfast.eval.protocol as protocol
+
+    calls, score = [], protocol.score_roi
+    monkeypatch.setattr(protocol, "score_roi", lambda *a: calls.append(1) or score(*a))
+    return calls
+
+
+def _rows_of(out, name):
+    lines = (out / "scores.csv").read_text().splitlines()
+    return [line for line in lines[1:] if f"{os.sep}{name}," in line]
+
+
+def test_an_edited_row_rescores_that_image_alone(tmp_path, seed, monkeypatch, capsys):
+    """The whole CSV was a setting: one centre moved refused the rerun (or --restart scored every
+    image again: hours of xvertnet and BRISQUE for one row); only the image whose row changed is."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for k in range(3):
+        Image.fromarray(chest_like(seed + k)).save(src / f"img{k}.png")
+    rois, out = tmp_path / "rois.csv", tmp_path / "r"
+    rows = {k: f"img{k}.png,150,300,400,300\n" for k in range(3)}
+    rois.write_text(HEAD + "".join(rows.values()))
+    args = ["evaluate", str(src), "-o", str(out), "--rois", str(rois), "--methods", "identity",
+            "--metrics", "entropy,tenengrad", "--pictures", "0", "-q"]  # fmt: skip
+    assert main(args) == 0
+    first = {k: _rows_of(out, f"img{k}.png") for k in range(3)}
+    capsys.readouterr()
+
+    rows[1] = "img1.png,200,250,420,320\n"
+    rois.write_text(HEAD + "".join(rows.values()))
+    calls = _scored(monkeypatch)
+    assert main(args) == 0, capsys.readouterr().err
+    assert len(calls) == 2  # img1's two ROIs
+    assert "resumed: 2 image(s)" in capsys.readouterr().err
+    again = {k: _rows_of(out, f"img{k}.png") for k in range(3)}
+    assert again[0] == first[0] and again[2] == first[2]  # byte-identical
+    assert len(again[1]) == 2 and again[1] != first[1]  # its old rows replaced, not kept beside the new
+    with open(out / "summary.csv") as f:
+        assert {r["n"] for r in csv.DictReader(f)} == {"6"}  # three images' ROIs, not img1's twice
+
+    del rows[2]  # evaluate's file needs a row for every image: img2 fails, and is not reported at its old centres
+    rois.write_text(HEAD + "".join(rows.values()))
+    calls.clear()
+    assert main(args) == 1
+    assert f"{src / 'img2.png'}: no ROI centres for this file in the ROI file" in capsys.readouterr().err
+    assert calls == [] and _rows_of(out, "img2.png") == []
+    rows[2] = "img2.png,150,300,400,300\n"  # given back as it was: its scores are still in the journal
+    rois.write_text(HEAD + "".join(rows.values()))
+    assert main(args) == 0 and calls == []
+    assert {k: _rows_of(out, f"img{k}.png") for k in range(3)} == again
+
+
+def test_auto_and_a_file_are_other_settings(tmp_path, seed, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(chest_like(seed)).save(src / "img0.png")
+    rois, out = tmp_path / "rois.csv", tmp_path / "r"
+    rois.write_text(HEAD + "img0.png,150,300,400,300\n")
+    args = ["evaluate", str(src), "-o", str(out), "--methods", "identity", "--metrics", "entropy", "--pictures", "0"]
+    assert main([*args, "--rois", str(rois), "-q"]) == 0
+    capsys.readouterr()
+    assert main([*args, "-q"]) == 2
+    assert "other settings (rois 'file' -> 'auto')" in capsys.readouterr().err
+
+
+def test_a_journal_with_the_whole_files_centres_resumes(tmp_path, seed, monkeypatch):
+    """Journals written before each image recorded its centres held the ROI file's in their
+    settings: read as centres given by file, each image at the centres that list gave it."""
+    from xvertfast.eval.journal import JOURNAL_FILE, Journal
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for k in range(2):
+        Image.fromarray(chest_like(seed + k)).save(src / f"img{k}.png")
+    rois, out = tmp_path / "rois.csv", tmp_path / "r"
+    rois.write_text(HEAD + "img0.png,150,300,400,300\nimg1.png,150,300,400,300\n")
+    settings = {"methods": ["identity"], "metrics": ["entropy"], "rois": "file"}
+
+    def evaluated():
+        journal = Journal(str(out), settings)
+        try:
+            return run_protocol([str(src)], {"identity": identity}, ["entropy"], load_roi_centres(str(rois)),
+                                pictures=0, progress=False, log=lambda m: None, journal=journal)  # fmt: skip
+        finally:
+            journal.close()
+
+    first = evaluated()
+    lines = (out / JOURNAL_FILE).read_text().splitlines()
+    old = [json.loads(line) for line in lines]
+    old[0]["settings"]["rois"] = sorted(load_roi_centres(str(rois)).items())  # as they were written
+    for entry in old[1:]:
+        del entry["centres"]
+    (out / JOURNAL_FILE).write_text("".join(json.dumps(e) + "\n" for e in old))
+    rois.write_text(HEAD + "img0.png,150,300,400,300\nimg1.png,200,250,420,320\n")
+    calls = _scored(monkeypatch)
+    again = evaluated()
+    assert len(calls) == 2  # img1's two ROIs alone
+    assert [r for r in again.rows if "img0" in r["file"]] == [r for r in first.rows if "img0" in r["file"]]
+    assert json.loads((out / JOURNAL_FILE).read_text().splitlines()[0])["settings"]["rois"] == "file"

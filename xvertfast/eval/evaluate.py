@@ -106,7 +106,9 @@ def _check_report_folder(out_dir: str) -> None:
 
 
 def _settings(specs, built: dict, metrics, centres: dict | None, enhancer_kwargs: dict) -> dict:
-    """What the scores depend on: a rerun resumes only where these are the same."""
+    """What the scores depend on: a rerun resumes only where these are the same. The ROI file's
+    centres are not among them: each image's are journalled with it, so a rerun with one row
+    edited scores that image again and takes the others from the journal."""
     methods = []  # each with the label its rows carry: a rerun that adds or drops methods keeps the others' rows
     for spec, (label, method) in zip(specs, built.items()):
         enhancer, folder = getattr(method, "enhancer", None), getattr(method, "folder", None)
@@ -119,4 +121,4 @@ def _settings(specs, built: dict, metrics, centres: dict | None, enhancer_kwargs
             methods.append({"spec": spec, "label": label, **({"folder": os.path.abspath(folder)} if folder else {})})
     # the code too: a development install changes the metrics' code under one version
     return {"xvertfast": __version__, "code_sha256": code_digest(), "methods": methods, "metrics": list(metrics),
-            "rois": "auto" if centres is None else sorted(centres.items())}  # fmt: skip
+            "rois": "auto" if centres is None else "file"}  # each image's centres: in its journal entry

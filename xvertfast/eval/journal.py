@@ -5,7 +5,11 @@ each image's scores are appended to ``REPORT_DIR/.xvertfast-evaluate.jsonl`` as 
 is done, one JSON line an image, flushed to disk. A rerun with the same settings takes those
 images from the journal (while the file's size and modification time, and those of any other
 tool's outputs scored with it, are unchanged) and
-scores only the rest; a rerun with other settings is refused unless it restarts. Only the
+scores only the rest; a rerun with other settings is refused unless it restarts. The centres
+of ``--rois FILE`` are not a setting (whether they are given, ``file``, or found, ``auto``, is):
+each image's entry records those it was scored at, and an image whose row was edited is scored
+again, the others kept. (Journals written before recorded the whole file's centres in their
+settings; they are read as ``file`` with each image given the centres that list gave it.) Only the
 methods and the metrics may change (a score depends on its method and metric alone): a method
 or metric added (a new model beside the baselines, BRISQUE beside the others) is scored on the
 images done, the scores there are kept, and a method or metric dropped leaves the report but not
@@ -25,6 +29,7 @@ import numpy as np
 
 from xvertfast.io.files import file_state
 from xvertfast.io.write import atomic_write, remove_stale_parts
+from xvertfast.preprocess.centres import centres_of_inputs
 from xvertfast.resume import ends_with_newline, hold_lock, settings_changes
 
 __all__ = ["Journal", "JOURNAL_FILE", "PICTURES_DIR", "LOCK_FILE"]
@@ -88,6 +93,17 @@ def _refusal_reasons(previous, retired: list, now: dict) -> str:
     return settings_changes(previous, now)
 
 
+def _centres_listed(rois: list, files: list[str]) -> dict[str, list[float]]:
+    """The centres (as an entry records them) that an old journal's ``rois`` setting, the whole
+    ROI file's ``[name, [upper, lower]]`` rows, gave each of ``files``; an image it cannot tell
+    (a list unreadable) gets none, and is scored again."""
+    try:
+        rows = {str(name): (tuple(map(float, upper)), tuple(map(float, lower))) for name, (upper, lower) in rois}
+        return {path: given.record() for path, given in centres_of_inputs(rows, files, unused=[]).items()}
+    except (ValueError, TypeError):
+        return {}
+
+
 def _names(value) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else []
 
@@ -136,7 +152,11 @@ class Journal:
         except (ValueError, AttributeError):
             previous, retired = None, []
         retired = retired if isinstance(retired, list) else []
-        changed = previous != self.settings
+        changed = previous != self.settings  # (an old journal's settings: rewritten in the new form)
+        listed = previous.get("rois") if isinstance(previous, dict) else None
+        listed = listed if isinstance(listed, list) and not isinstance(self.settings.get("rois"), list) else None
+        if listed is not None:  # an old journal's: the whole ROI file's centres as a setting
+            previous = {**previous, "rois": "file"}  # (a refusal says 'file' -> 'auto', not the file's every row)
         if changed and not _methods_alone_differ(previous, retired, self.settings):
             raise ValueError(f"{os.path.dirname(self.path)} holds an evaluation with other settings "
                              f"({_refusal_reasons(previous, retired, self.settings)}), under which its scores do "
@@ -149,6 +169,11 @@ class Journal:
                 continue
             if isinstance(entry, dict) and isinstance(entry.get("file"), str):  # else damaged: scored again
                 self._done[entry["file"]] = entry
+        if listed is not None:
+            centres = _centres_listed(listed, list(self._done))
+            for path, entry in self._done.items():
+                if "centres" not in entry and path in centres:
+                    entry["centres"] = centres[path]
         self.retired = retired
         if not changed:
             return
@@ -179,17 +204,19 @@ class Journal:
     def __len__(self) -> int:
         return len(self._done)
 
-    def entry(self, path: str, others: list[str] | None = (), photometric: str | None = None) -> dict | None:
+    def entry(self, path: str, others: list[str] | None = (), photometric: str | None = None,
+              centres: list[float] | None = None) -> dict | None:  # fmt: skip
         """The recorded scores of ``path``, or None if it is not done, or it or one of the
         other files its scores depend on (another tool's outputs) has changed since, or it was
-        read with another polarity (an @list's MONOCHROME1); ``others`` None: they cannot all
+        read with another polarity (an @list's MONOCHROME1), or scored at other ROI centres than
+        ``centres`` (:meth:`GivenCentres.record`; None: found); ``others`` None: they cannot all
         be found, so the image is not done. Its rows may lack methods or metrics added since (see
         :meth:`missing`, :meth:`unscored`); ``others`` may name files of those methods, which it
         has not recorded."""
         entry = self._done.get(path)
         if entry is None or others is None or entry["stat"] != file_state(path):
             return None
-        if entry.get("photometric") != photometric:
+        if entry.get("photometric") != photometric or entry.get("centres") != centres:
             return None
         recorded, missing = entry.get("others", {}), self.missing(entry)
         if not isinstance(recorded, dict) or any(file_state(p) != recorded[p] for p in others if p in recorded):
@@ -219,13 +246,16 @@ class Journal:
 
     def record(self, path: str, rows: list[dict], notes: list[str], seconds: dict[str, float],
                others: list[str] | None = (), picture: dict | None = None,
-               photometric: str | None = None, missing: list | None = None) -> list[dict]:  # fmt: skip
+               photometric: str | None = None, missing: list | None = None,
+               centres: list[float] | None = None) -> list[dict]:  # fmt: skip
         """Appends one finished image (and its report picture, if it has one, beside the
         journal); returns its rows as a later run will read them back. ``notes``: the image's
         warnings; ``missing``: the metrics left out on its ROIs ([roi, why, methods]), from which
-        the report words its notes for the methods it shows."""
+        the report words its notes for the methods it shows; ``centres``: where its ROIs were
+        placed by hand (None: found)."""
         state = {"stat": file_state(path), **({"others": {p: file_state(p) for p in others}} if others else {}),
-                 **({"photometric": photometric} if photometric else {})}  # fmt: skip
+                 **({"photometric": photometric} if photometric else {}),
+                 **({"centres": centres} if centres is not None else {})}  # fmt: skip
         if picture is not None:
             state["picture"] = self._save_picture(path, picture)
         line = _dumps({"file": path, **state, "rows": rows, "notes": notes, "missing": missing or [], "seconds": seconds})

@@ -144,10 +144,11 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
     """Runs ``methods`` (name -> function(pixels, spine) -> pixels) on every input and scores the ROIs.
 
     ``pictures``: how many images (evenly spaced through the inputs) keep thumbnails and ROI crops
-    of every method for the report's side-by-side grids. ``journal``: images it holds are taken
-    from it, with their pictures (an image shown whose picture is missing is run again), those
-    it holds without some methods or metrics (added since) are scored for those alone; the
-    others are recorded in it as they finish. ``files``: the inputs already discovered (else
+    of every method for the report's side-by-side grids. ``journal``: images it holds (at the
+    centres ``roi_centres`` gives them now) are taken from it, with their pictures (an image
+    shown whose picture is missing is run again), those it holds without some methods or
+    metrics (added since) are scored for those alone; the others are recorded in it (with
+    their centres) as they finish. ``files``: the inputs already discovered (else
     ``inputs`` are searched, leaving out the folders in ``exclude``).
     """
     check_metrics(metrics)
@@ -165,7 +166,9 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
     grown: set[str] = set()  # what images done before were scored for: "methods", "metrics"
     for index, f in enumerate(files):
         others = _other_files(methods, f)
-        entry = journal.entry(f.path, others, f.photometric) if journal is not None else None
+        placed = given[f.path].record() if f.path in given else None  # (an input the file leaves out fails)
+        entry = (journal.entry(f.path, others, f.photometric, placed)
+                 if journal is not None and (roi_centres is None or placed is not None) else None)  # fmt: skip
         unscored = journal.unscored(entry, list(metrics)) if entry is not None else {}
         added = journal.missing(entry) if entry is not None else []
         picture = journal.picture(entry) if entry is not None and index in keep_pictures and not added else None
@@ -223,7 +226,8 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
                 kept = [r for r in entry["rows"] if r["method"] not in methods] if entry is not None else []
                 lacking = [*lacking, *(m for m in entry.get("missing", []) if m not in lacking)] if entry else lacking
                 rows = [r for r in journal.record(f.path, rows + kept, warnings, seconds, others, picture,
-                                                  f.photometric, missing=lacking) if r["method"] in methods]  # fmt: skip
+                                                  f.photometric, missing=lacking, centres=placed)
+                        if r["method"] in methods]  # fmt: skip
             run.rows.extend(_reported(r, metrics) for r in rows)
             run.images += 1
             for note in notes:
