@@ -99,7 +99,9 @@ def test_an_edited_row_rescores_that_image_alone(tmp_path, seed, monkeypatch, ca
     calls = _scored(monkeypatch)
     assert main(args) == 0, capsys.readouterr().err
     assert len(calls) == 2  # img1's two ROIs
-    assert "resumed: 2 image(s)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "resumed: 2 image(s)" in err
+    assert "1 image(s) scored by an earlier run were scored again: their centres in the ROI file changed" in err
     again = {k: _rows_of(out, f"img{k}.png") for k in range(3)}
     assert again[0] == first[0] and again[2] == first[2]  # byte-identical
     assert len(again[1]) == 2 and again[1] != first[1]  # its old rows replaced, not kept beside the new
@@ -115,6 +117,7 @@ def test_an_edited_row_rescores_that_image_alone(tmp_path, seed, monkeypatch, ca
     rows[2] = "img2.png,150,300,400,300\n"  # given back as it was: its scores are still in the journal
     rois.write_text(HEAD + "".join(rows.values()))
     assert main(args) == 0 and calls == []
+    assert "scored again" not in capsys.readouterr().err
     assert {k: _rows_of(out, f"img{k}.png") for k in range(3)} == again
 
 

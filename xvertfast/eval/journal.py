@@ -244,6 +244,12 @@ class Journal:
                 unscored[label] = lacking
         return unscored
 
+    def moved(self, path: str, centres: list[float] | None) -> bool:
+        """Whether ``path`` was scored, the file unchanged since, at other ROI centres than
+        ``centres`` (an edited --rois row): said, as the reason it is scored again."""
+        entry = self._done.get(path)
+        return entry is not None and entry.get("centres") != centres and entry["stat"] == file_state(path)
+
     def record(self, path: str, rows: list[dict], notes: list[str], seconds: dict[str, float],
                others: list[str] | None = (), picture: dict | None = None,
                photometric: str | None = None, missing: list | None = None,

@@ -162,13 +162,15 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
             if changed is not None:
                 log(_changes_said(kind, *changed, done=len(journal), path=journal.path))
     bar = tqdm(total=len(files), unit="img", desc="evaluate", disable=not progress)
-    resumed = completed = 0
+    resumed = completed = moved = 0
     grown: set[str] = set()  # what images done before were scored for: "methods", "metrics"
     for index, f in enumerate(files):
         others = _other_files(methods, f)
         placed = given[f.path].record() if f.path in given else None  # (an input the file leaves out fails)
         entry = (journal.entry(f.path, others, f.photometric, placed)
                  if journal is not None and (roi_centres is None or placed is not None) else None)  # fmt: skip
+        if entry is None and placed is not None and journal is not None and journal.moved(f.path, placed):
+            moved += 1  # (said at the end: why an image a rerun would have skipped is scored)
         unscored = journal.unscored(entry, list(metrics)) if entry is not None else {}
         added = journal.missing(entry) if entry is not None else []
         picture = journal.picture(entry) if entry is not None and index in keep_pictures and not added else None
@@ -243,6 +245,8 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
                          + (", ..." if len(unused) > 5 else ""))  # fmt: skip
     if resumed:
         log(f"resumed: {resumed} image(s) scored by an earlier run were taken from {journal.path}")
+    if moved:
+        log(f"{moved} image(s) scored by an earlier run were scored again: their centres in the ROI file changed")
     if completed:
         what = " and ".join(k for k in ("methods", "metrics") if k in grown)
         log(f"{completed} image(s) scored by an earlier run were scored for the {what} added alone")
