@@ -169,10 +169,7 @@ def _min_max_scaled(values: np.ndarray) -> np.ndarray:
     if values.dtype.kind in "ui" and values.dtype.itemsize <= 2:
         lo, hi = int(lo), int(hi)
         table = ((np.arange(lo, hi + 1, dtype=np.float64) - lo) / (hi - lo)).astype(np.float32)
-        # (unsigned: values >= lo, so the difference fits their type; signed ones may not. The type, not the
-        # dtype: a ufunc refuses a byte order, and big-endian DICOM's pixels come as >u2)
-        at = np.subtract(values, lo, dtype=values.dtype.type) if values.dtype.kind == "u" else values.astype(np.int32) - lo
-        return table[at]
+        return table[np.subtract(values, lo, dtype=np.int32)]  # (any byte order, sign, 8 or 16 bits)
     lo, hi = float(lo), float(hi)
     return ((values.astype(np.float64) - lo) / (hi - lo)).astype(np.float32)
 
