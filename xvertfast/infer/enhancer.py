@@ -295,7 +295,7 @@ class Enhancer:
                              f"{_describe(xp)} and {_describe(y)}")  # fmt: skip
         outs = []
         bounds = list(range(0, xp.shape[0], self.batch_size)) + [xp.shape[0]]
-        if not self.backend.fixed_batch and len(bounds) > 2 and bounds[-1] - bounds[-2] == 1 < self.batch_size - 1:
+        if not self.backend.fixed_batch and len(bounds) > 2 and bounds[-1] - bounds[-2] == 1 and self.batch_size > 2:
             bounds[-2] -= 1  # the lone last tile takes one of the batch before it (see above)
         for k, end in zip(bounds, bounds[1:]):
             # (float64 tiles failed inside the stages: "Input type (double) and bias type (float) ...")
