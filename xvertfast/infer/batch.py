@@ -51,7 +51,7 @@ from xvertfast.io.write import (FORMAT_EXTENSIONS, WRITE_FORMATS, atomic_write, 
                                 remove_stale_parts)
 from xvertfast.model.persistence import fingerprint
 from xvertfast.preprocess import image_warnings
-from xvertfast.preprocess.centres import GivenCentres, centres_of_inputs, load_roi_centres, spine_at
+from xvertfast.preprocess.centres import GivenCentres, as_roi_centres, centres_of_inputs, spine_at
 
 __all__ = ["enhance_files", "default_workers", "BatchSummary", "FileRecord", "OUTPUT_FORMATS", "JOB_FILE"]
 
@@ -418,8 +418,7 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
     if rois is not None and enhancer.mode != "spine":
         raise ValueError("ROI centres (--rois) place the tiles of mode spine; mode full (--mode full) enhances the "
                          "whole image and uses none")  # fmt: skip
-    if isinstance(rois, (str, os.PathLike)):
-        rois = load_roi_centres(os.fspath(rois))
+    rois = as_roi_centres(rois)
     start = time.perf_counter()
     files = discover(inputs, exclude=[out_dir])
     left_out = unsearched_image(out_dir, inputs) if files else None

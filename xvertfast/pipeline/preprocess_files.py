@@ -40,7 +40,7 @@ from xvertfast.io.shards import Shard
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 from xvertfast.preprocess import find_spine, image_warnings, preprocess
-from xvertfast.preprocess.centres import GivenCentres, centres_of_inputs, load_roi_centres, spine_at
+from xvertfast.preprocess.centres import GivenCentres, as_roi_centres, centres_of_inputs, spine_at
 
 __all__ = ["preprocess_files", "JobSummary", "SUFFIXES", "SETTINGS"]
 
@@ -199,8 +199,7 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
     ROI centres placed by hand, or what :func:`~xvertfast.preprocess.centres.load_roi_centres`
     read from one: the overlays of the inputs it names show them (the others, those found);
     ValueError for a row that names no input."""
-    if isinstance(rois, (str, os.PathLike)):
-        rois = load_roi_centres(os.fspath(rois))
+    rois = as_roi_centres(rois)
     files = discover(inputs, exclude=[out_dir])
     if not files:  # before the output folder is made
         raise NothingFound(inputs)

@@ -16,7 +16,8 @@ from typing import NamedTuple
 
 from xvertfast.preprocess.spine import Spine, find_spine
 
-__all__ = ["RoiCentres", "GivenCentres", "RoiRowError", "load_roi_centres", "centres_of_inputs", "spine_at"]
+__all__ = ["RoiCentres", "GivenCentres", "RoiRowError", "load_roi_centres", "as_roi_centres", "centres_of_inputs",
+           "spine_at"]
 
 _COLUMNS = ("upper_row", "upper_col", "lower_row", "lower_col")
 
@@ -150,12 +151,18 @@ def centres_of_inputs(centres: RoiCentres, paths: list[str], unused: list[str] |
     return given
 
 
+def as_roi_centres(rois):
+    """``rois`` as the jobs take it: a CSV's path read (:func:`load_roi_centres`), else as given
+    (centres read already, or a mapping from Python)."""
+    return load_roi_centres(os.fspath(rois)) if isinstance(rois, (str, os.PathLike)) else rois
+
+
 def spine_at(pixels, given: GivenCentres | None) -> Spine:
     """The spine of an image with the centres ``given`` (None: those found). ValueError naming
     the CSV's line where a centre lies outside the image."""
-    if given is None:
-        return find_spine(pixels)
     spine = find_spine(pixels)
+    if given is None:
+        return spine
     try:
         return spine.with_centres(given.upper, given.lower)
     except ValueError as exc:

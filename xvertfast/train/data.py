@@ -32,7 +32,7 @@ from xvertfast.io.errors import FILE_ERRORS, failure_text
 from xvertfast.io.files import NothingFound, discover, file_sha256
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
-from xvertfast.preprocess import find_spine, image_warnings, preprocess
+from xvertfast.preprocess import image_warnings, preprocess
 from xvertfast.preprocess.centres import GivenCentres, centres_of_inputs, spine_at
 
 __all__ = ["NoReadableImage", "RoiSet", "cached_images", "load_rois", "open_pairs", "random_patches", "read_cached",
@@ -177,7 +177,7 @@ def _image_pairs(path: str, cache_dir: str, params: dict, photometric: str | Non
     if os.path.exists(cached):
         return cached
     rad = require_content(read_image(path, photometric=photometric, warn=False))
-    spine = find_spine(rad.pixels) if given is None else spine_at(rad.pixels, given)
+    spine = spine_at(rad.pixels, given)
     for warning in image_warnings(rad, spine):
         log(f"warning: {warning}")
     pp = preprocess(rad.pixels, params["lam"], params["alpha"], params["eps"])
@@ -248,8 +248,7 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
             skip(f"{f.path}: {f.problem}")
             continue
         try:
-            cached = (_image_pairs(f.path, cache_dir, params, f.photometric, log) if f.path not in given
-                      else _image_pairs(f.path, cache_dir, params, f.photometric, log, given[f.path]))  # fmt: skip
+            cached = _image_pairs(f.path, cache_dir, params, f.photometric, log, given.get(f.path))
         except FILE_ERRORS as exc:  # as enhance: a decoder's error, out of memory on a huge image, ...
             if disk_full(exc) or isinstance(exc, CacheNotWritable):  # writing the cache: not the image's fault
                 raise

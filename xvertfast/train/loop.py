@@ -41,7 +41,7 @@ from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
 from xvertfast.model import XVertNet, XVertNetStage, load_model, save_model
 from xvertfast.model.persistence import fingerprint
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
-from xvertfast.preprocess.centres import RoiRowError, load_roi_centres
+from xvertfast.preprocess.centres import RoiRowError, as_roi_centres
 from xvertfast.resume import LOCK_PATIENCE, hold_lock, settings_changes
 from xvertfast.train.figures import JOINT_PHASE, kept_epoch, plot_curves, plot_preview
 from xvertfast.train.data import NoReadableImage, RoiSet, load_rois, random_patches, shift_augment, split_by_image, write_array
@@ -531,8 +531,7 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     an epoch was trained is refused where they changed.
     """
     config.check()
-    if isinstance(rois, (str, os.PathLike)):
-        rois = load_roi_centres(os.fspath(rois))
+    rois = as_roi_centres(rois)
     device = _device(config.device)
     _check_amp(config, device, log)
     init = _initial_model(config)  # a mismatch is said before any image is preprocessed
@@ -666,8 +665,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
             log(f"{run_dir}: the run has finished (all {count(config.stages, 'stage')} "
                 f"trained): nothing to resume; its model is {os.path.join(run_dir, 'model')} (to train it on "
                 f"more or other images: a new RUN_DIR with --init {os.path.join(run_dir, 'model')})")  # fmt: skip
-            return XVertNet([_finished_stage(run_dir, k, config, device) for k in range(1, config.stages + 1)],
-                            config.lam, config.alpha, config.eps)  # fmt: skip
+            return load_model(os.path.join(run_dir, "model"), map_location=device)  # (written before it was finished)
         else:
             log(f"resuming at stage {prog.stage}, epoch {prog.epoch}")
     elif os.path.exists(state_path):
