@@ -152,9 +152,8 @@ class Journal:
         except (ValueError, AttributeError):
             previous, retired = None, []
         retired = retired if isinstance(retired, list) else []
-        changed = previous != self.settings  # (an old journal's settings: rewritten in the new form)
-        listed = previous.get("rois") if isinstance(previous, dict) else None
-        listed = listed if isinstance(listed, list) and not isinstance(self.settings.get("rois"), list) else None
+        changed = previous != self.settings
+        listed = previous["rois"] if isinstance(previous, dict) and isinstance(previous.get("rois"), list) else None
         if listed is not None:  # an old journal's: the whole ROI file's centres as a setting
             previous = {**previous, "rois": "file"}  # (a refusal says 'file' -> 'auto', not the file's every row)
         if changed and not _methods_alone_differ(previous, retired, self.settings):
