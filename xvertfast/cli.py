@@ -200,11 +200,10 @@ def _roi_file(path: str | None, mode: str = "spine"):
     output folder made: a malformed file is said at once."""
     if path is None:
         return None
-    if mode != "spine":
-        raise ValueError("--rois places the tiles of --mode spine; --mode full enhances the whole image and uses no "
-                         "ROIs")  # fmt: skip
+    from xvertfast.infer.batch import check_rois_mode
     from xvertfast.preprocess.centres import load_roi_centres
 
+    check_rois_mode(path, mode)
     return load_roi_centres(path)
 
 

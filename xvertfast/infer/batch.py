@@ -53,7 +53,8 @@ from xvertfast.model.persistence import fingerprint
 from xvertfast.preprocess import image_warnings
 from xvertfast.preprocess.centres import GivenCentres, as_roi_centres, centres_of_inputs, spine_at
 
-__all__ = ["enhance_files", "default_workers", "BatchSummary", "FileRecord", "OUTPUT_FORMATS", "JOB_FILE"]
+__all__ = ["enhance_files", "check_rois_mode", "default_workers", "BatchSummary", "FileRecord", "OUTPUT_FORMATS",
+           "JOB_FILE"]
 
 #: ``same`` keeps the input's kind, by its content: 8-bit PNG/JPEG -> png8, deeper PNG -> png16, TIFF -> tiff,
 #: DICOM -> dicom (an extensionless TIFF gets .tiff, a DICOM file named .IMG .dcm).
@@ -367,6 +368,13 @@ def _run_network(enhancer, batch: list) -> list:
 MAX_WORKERS = 64
 
 
+def check_rois_mode(rois, mode: str) -> None:
+    """Refuses ROI centres in full mode, which uses none (the CLI asks before loading the model)."""
+    if rois is not None and mode != "spine":
+        raise ValueError("--rois places the tiles of --mode spine; --mode full enhances the whole image and uses no "
+                         "ROIs")  # fmt: skip
+
+
 def default_workers() -> int:
     """Half the CPUs this process may use, 1 to 4. Each reader's WLS solves and the network already
     use every core, so more readers only contend: on 2 cores one reader gave 0.72-0.73 images/s
@@ -415,9 +423,7 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
     workers = default_workers() if workers is None else int(workers)
     if not 1 <= workers <= MAX_WORKERS:
         raise ValueError(f"workers must be 1 to {MAX_WORKERS}, got {workers}")
-    if rois is not None and enhancer.mode != "spine":
-        raise ValueError("ROI centres (--rois) place the tiles of mode spine; mode full (--mode full) enhances the "
-                         "whole image and uses none")  # fmt: skip
+    check_rois_mode(rois, enhancer.mode)
     rois = as_roi_centres(rois)
     start = time.perf_counter()
     files = discover(inputs, exclude=[out_dir])
