@@ -131,6 +131,26 @@ def test_roi_file_places_the_rois(tmp_path, seed):
     assert int(upper["left"]) + int(upper["width"]) / 2 == pytest.approx(120, abs=1)
 
 
+def test_the_roi_file_is_matched_to_the_inputs_once(tmp_path, seed, monkeypatch, capsys):
+    """evaluate matched the file's rows to its inputs for its early check, and the protocol did
+    it again: the second time is the first one's result, rows naming no input still noted."""
+    import xvertfast.eval.evaluate as evaluate_module
+    import xvertfast.eval.protocol as protocol
+
+    calls, match = [], evaluate_module.centres_of_inputs
+    counted = lambda *a, **k: calls.append(1) or match(*a, **k)  # noqa: E731
+    monkeypatch.setattr(evaluate_module, "centres_of_inputs", counted)
+    monkeypatch.setattr(protocol, "centres_of_inputs", counted)
+    src = tmp_path / "a.png"
+    Image.fromarray(chest_like(seed)).save(src)
+    rois = tmp_path / "rois.csv"
+    rois.write_text("file,upper_row,upper_col,lower_row,lower_col\na.png,150,120,260,280\nother.png,1,1,2,2\n")
+    assert main(["evaluate", str(src), "-o", str(tmp_path / "r"), "--rois", str(rois), "--methods", "identity",
+                 "--metrics", "entropy", "--pictures", "0", "-q"]) == 0  # fmt: skip
+    assert len(calls) == 1
+    assert "1 row(s) of the ROI file name no input: other.png" in capsys.readouterr().out
+
+
 def test_roi_centres_are_checked(tmp_path, seed, capsys):
     src = tmp_path / "a.png"
     Image.fromarray(chest_like(seed)).save(src)

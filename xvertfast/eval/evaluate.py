@@ -62,13 +62,13 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
     files = discover(inputs, exclude=exclude)  # an input folder that is one of them fails here, before the journal
     if not files:
         raise NothingFound(inputs)
-    if centres is not None:  # a row naming two inputs, or an input named twice: said before the folder is made
-        centres_of_inputs(centres, [f.path for f in files], unused=[])
+    unused: list[str] = []  # a row naming two inputs, or an input named twice: said before the folder is made
+    given = centres_of_inputs(centres, [f.path for f in files], unused) if centres is not None else None
     _check_report_folder(out_dir)
     journal = Journal(out_dir, _settings(methods, built, metrics, centres, enhancer_kwargs), restart)
     try:
         run = run_protocol(inputs, built, list(metrics), centres, pictures=pictures, progress=progress, log=log,
-                           journal=journal, files=files)  # fmt: skip
+                           journal=journal, files=files, given=given, unused=unused)  # fmt: skip
     finally:
         journal.close()
     return run, write_report(run, out_dir, compare_to)

@@ -140,7 +140,8 @@ def check_metrics(metrics) -> None:
 
 def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centres: dict | None = None,
                  pictures: int = 6, progress: bool = True, log=print, journal: Journal | None = None,
-                 exclude: list[str] = (), files: list[InputFile] | None = None) -> EvalRun:  # fmt: skip
+                 exclude: list[str] = (), files: list[InputFile] | None = None,
+                 given: dict[str, GivenCentres] | None = None, unused: list[str] = ()) -> EvalRun:  # fmt: skip
     """Runs ``methods`` (name -> function(pixels, spine) -> pixels) on every input and scores the ROIs.
 
     ``pictures``: how many images (evenly spaced through the inputs) keep thumbnails and ROI crops
@@ -149,14 +150,17 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
     shown whose picture is missing is run again), those it holds without some methods or
     metrics (added since) are scored for those alone; the others are recorded in it (with
     their centres) as they finish. ``files``: the inputs already discovered (else
-    ``inputs`` are searched, leaving out the folders in ``exclude``).
+    ``inputs`` are searched, leaving out the folders in ``exclude``). ``given``, ``unused``:
+    the centres ``roi_centres`` gives ``files`` and its rows naming none of them, where the
+    caller matched them already (:func:`~xvertfast.preprocess.centres.centres_of_inputs`).
     """
     check_metrics(metrics)
     files = discover(inputs, exclude=exclude) if files is None else files
     run = EvalRun(list(methods), list(metrics), seconds={name: 0.0 for name in [*methods, "metrics"]})
     keep_pictures = _sample(len(files), pictures)
-    unused: list[str] = []  # rows naming no input: noted (a row naming two, or an input twice: ValueError)
-    given = centres_of_inputs(roi_centres, [f.path for f in files], unused) if roi_centres else {}
+    unused = list(unused)  # rows naming no input: noted (a row naming two, or an input twice: ValueError)
+    if given is None:
+        given = centres_of_inputs(roi_centres, [f.path for f in files], unused) if roi_centres else {}
     if journal is not None:
         for kind, changed in (("methods", journal.methods_changed), ("metrics", journal.metrics_changed)):
             if changed is not None:
