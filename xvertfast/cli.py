@@ -432,7 +432,7 @@ def _print_train_status(run, as_json: bool) -> int:
     import time
     from dataclasses import asdict
 
-    from xvertfast.train.loop import LOCK_FILE
+    from xvertfast.train.run_folder import LOCK_FILE
 
     if as_json:
         print(json.dumps([{"job": "train", **asdict(run), "finished": run.finished,

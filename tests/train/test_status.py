@@ -174,3 +174,24 @@ def test_a_run_starting_while_status_looks_at_its_lock_starts(tmp_path):
     look = hold_lock(str(tmp_path / "run" / LOCK_FILE), shared=True)
     threading.Timer(0.2, look.close).start()
     _lock_run_dir(str(tmp_path / "run")).close()
+
+
+def test_status_loads_no_torch(tmp_path):
+    # `xvertfast status` spent 1.2 s of its 1.5-2 s importing torch, to read a JSON file and a header:
+    # a user polling a run, or the shards of a job, from a login node waited for it every time
+    import subprocess
+    import sys
+
+    data, run = write_images(tmp_path / "data"), tmp_path / "run"
+    train([str(data)], str(run), CONFIG, stop_after_epochs=3, progress=False, log=lambda m: None)
+    (tmp_path / "preparing").mkdir()
+    (tmp_path / "preparing" / ".xvertfast-train.lock").touch()  # a run preprocessing its images
+    code = ("import sys\n"
+            "from xvertfast.cli import main\n"
+            "codes = [main(['status', folder]) for folder in sys.argv[1:]]\n"
+            "print(codes, 'torch' in sys.modules)\n")  # fmt: skip
+    folders = [str(run), str(tmp_path / "preparing"), str(data)]  # (data: no job's folder, said so)
+    out = subprocess.run([sys.executable, "-c", code, *folders], capture_output=True, text=True, timeout=120)
+    assert out.stdout.splitlines()[-1] == "[0, 0, 2] False", out.stdout + out.stderr
+    assert "stage 1 of 2, not finished" in out.stdout and "0 images so far" in out.stdout
+

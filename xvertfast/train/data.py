@@ -17,7 +17,6 @@ import hashlib
 import json
 import math
 import os
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,7 +34,7 @@ from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 from xvertfast.preprocess import image_warnings, preprocess
 from xvertfast.preprocess.centres import GivenCentres, centres_of_inputs, spine_at
 
-__all__ = ["NoReadableImage", "RoiSet", "cached_images", "load_rois", "open_pairs", "random_patches", "read_cached",
+__all__ = ["NoReadableImage", "RoiSet", "load_rois", "open_pairs", "random_patches", "read_cached",
            "shift_augment", "split_by_image", "write_array"]
 
 #: Part of every cached crop's key: raised whenever what is cached for the same image and
@@ -146,21 +145,6 @@ def write_array(path: str, shape: tuple[int, ...], blocks) -> None:
             written += block.size
         if written != math.prod(shape):
             raise ValueError(f"{path}: {written} values written for an array of shape {tuple(shape)}")
-
-
-#: The name of one image's cached crops: a digest of its contents and the parameters (:func:`_image_pairs`).
-_CROPS_NAME = re.compile(r"[0-9a-f]{32}\.npy")
-
-
-def cached_images(cache_dir: str) -> list[str]:
-    """The crop files of the images preprocessed into ``cache_dir`` so far, one per image (not the
-    gathered ``rois-*.npy``, nor a kill's temporaries): how far a run that has trained no epoch yet
-    has come."""
-    try:
-        names = os.listdir(cache_dir)
-    except FileNotFoundError:
-        return []
-    return sorted(os.path.join(cache_dir, name) for name in names if _CROPS_NAME.fullmatch(name))
 
 
 def _image_pairs(path: str, cache_dir: str, params: dict, photometric: str | None = None, log=print,

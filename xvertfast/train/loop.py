@@ -20,7 +20,6 @@ model lacks starts at random.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import errno
 import glob
@@ -30,7 +29,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 from tqdm import tqdm
@@ -46,6 +45,7 @@ from xvertfast.resume import LOCK_PATIENCE, hold_lock, settings_changes
 from xvertfast.train.figures import JOINT_PHASE, kept_epoch, plot_curves, plot_preview
 from xvertfast.train.data import NoReadableImage, RoiSet, load_rois, random_patches, shift_augment, split_by_image, write_array
 from xvertfast.train.losses import XVertNetLoss
+from xvertfast.train.run_folder import CHECKPOINT_FILE, LOCK_FILE, Progress, latest_state, position, reading
 
 __all__ = ["DiskFull", "TrainConfig", "TrainingDiverged", "has_finished_epochs", "train"]
 
@@ -146,15 +146,6 @@ def _all_finite(stage: XVertNetStage) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in stage.parameters())
 
 
-@dataclass
-class _Progress:
-    stage: int = 1
-    epoch: int = 0  #: epochs finished in this stage
-    best_val: float = float("inf")
-    bad_epochs: int = 0
-    history: list[dict] = field(default_factory=list)
-
-
 def _device(name: str) -> torch.device:
     from xvertfast.infer.backends import resolve_device
 
@@ -186,32 +177,6 @@ def _check_amp(config: TrainConfig, device: torch.device, log) -> None:
         raise ValueError("--amp on this CPU: oneDNN reports no bf16 support (it needs AVX-512 BF16 or AMX)")
     if support != "amx":
         log("--amp on a CPU without AMX: bf16 may be no faster than fp32 here")
-
-
-@contextlib.contextmanager
-def _reading(path: str):
-    """Makes a file of the run that no longer reads as one (gone, cut short by a disk error or a
-    copy, edited, other tensors than this run's model has) a ValueError that names it and says
-    what to do: the run cannot go on from it. Errors of the system (permissions, I/O, memory)
-    pass as they are: the file may be fine."""
-    from safetensors import SafetensorError
-
-    try:
-        yield
-    except torch.OutOfMemoryError:
-        raise
-    except FileNotFoundError:
-        why = "missing"
-    except KeyError as exc:
-        why = f"no {exc} in it"
-    except RuntimeError as exc:  # load_state_dict: missing, extra or reshaped tensors
-        why = f"its tensors do not fit this run's model ({str(exc).strip().splitlines()[-1].strip()})"
-    except (ValueError, SafetensorError) as exc:  # cut short or edited: not JSON, not safetensors
-        why = str(exc) or type(exc).__name__
-    else:
-        return
-    raise ValueError(f"{path} cannot be read ({why}): the run cannot go on from it; start a new RUN_DIR "
-                     "(a copy of this one's cache/ in it saves the preprocessing)")  # fmt: skip
 
 
 def _load_tensors(path: str, device) -> dict[str, torch.Tensor]:
@@ -341,7 +306,7 @@ def _preview(stage: XVertNetStage, data: RoiSet, path: str, title: str, device, 
     plot_preview(xp[:, 0].float().numpy(), y[:, 0].float().numpy(), out[:, 0].numpy(), path, title)
 
 
-def _state(config: TrainConfig, prog: _Progress, run: dict) -> dict:
+def _state(config: TrainConfig, prog: Progress, run: dict) -> dict:
     """What a checkpoint records: the settings, the progress and ``run``, what else a resume must
     find unchanged ("data": the training images, "init": the --init model's fingerprint) or is
     warned of ("device": its type, "threads": torch's CPU threads), and the command line that
@@ -349,15 +314,9 @@ def _state(config: TrainConfig, prog: _Progress, run: dict) -> dict:
     return {"config": asdict(config), "progress": asdict(prog), **run}
 
 
-def _save_state(path: str, config: TrainConfig, prog: _Progress, run: dict) -> None:
+def _save_state(path: str, config: TrainConfig, prog: Progress, run: dict) -> None:
     with atomic_write(path) as tmp, open(tmp, "w") as f:
         json.dump(_state(config, prog, run), f)
-
-
-#: The mid-stage checkpoint: the stage's weights, the optimiser's moments and the best weights
-#: so far, with the training state in its metadata, in one file written atomically, so that
-#: a kill can never leave weights of one epoch beside the state of another.
-CHECKPOINT_FILE = "epoch.safetensors"
 
 
 def _save_checkpoint(ckpt_dir: str, stage, opt, best: dict, state: dict) -> None:
@@ -369,35 +328,6 @@ def _save_checkpoint(ckpt_dir: str, stage, opt, best: dict, state: dict) -> None
     with atomic_write(os.path.join(ckpt_dir, CHECKPOINT_FILE)) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp,
                   metadata={"state": json.dumps(state)})  # fmt: skip
-
-
-def _checkpoint_state(ckpt_dir: str) -> dict | None:
-    """The state stored with the mid-stage checkpoint, or None without one."""
-    from safetensors import safe_open
-
-    path = os.path.join(ckpt_dir, CHECKPOINT_FILE)
-    if not os.path.exists(path):
-        return None
-    with _reading(path), safe_open(path, framework="pt") as f:
-        return _resumable(json.loads((f.metadata() or {})["state"]))
-
-
-def _read_state(path: str) -> dict:
-    """The state.json at ``path``, checked to hold what a resume reads."""
-    with _reading(path), open(path) as f:
-        return _resumable(json.load(f))
-
-
-def _resumable(state) -> dict:
-    """``state`` where it has what a resume reads (settings, progress); else ValueError or KeyError,
-    for :func:`_reading` to report."""
-    if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
-        raise ValueError("no settings in it")
-    try:
-        _Progress(**state["progress"])
-    except TypeError:
-        raise ValueError("its progress record is not one this xvertfast writes") from None
-    return state
 
 
 def _load_checkpoint(ckpt_dir: str, device) -> dict[str, dict[str, torch.Tensor]]:
@@ -416,7 +346,7 @@ def _resume_stage(stage: XVertNetStage, opt: torch.optim.Adam, ckpt_dir: str, de
     """Restores the stage's weights and the optimiser's moments from the mid-stage checkpoint;
     returns the best weights kept there."""
     path = os.path.join(ckpt_dir, CHECKPOINT_FILE)
-    with _reading(path if os.path.exists(path) else ckpt_dir):
+    with reading(path if os.path.exists(path) else ckpt_dir):
         parts = _load_checkpoint(ckpt_dir, device)
         stage.load_state_dict(parts["stage"])
         _restore_optimizer(opt, parts["optimizer"])
@@ -430,27 +360,10 @@ def _lr_change(saved: dict, before: float, now: float, log) -> dict:
     """The record of a resume with another learning rate (the one setting a resume may change:
     the way on after a diverged loss), said in the log; kept in the checkpoint's state and the
     model's training metadata as ``lr_changes``."""
-    stage, epoch = _position(saved)
+    stage, epoch = position(saved)
     log(f"--lr {now:g}: stage {stage} trained {count(epoch, 'epoch')} with {before:g}; it goes on "
         f"with {now:g} (recorded as lr_changes in the checkpoint and the model)")  # fmt: skip
     return {"stage": stage, "epoch": epoch, "from": before, "to": now}
-
-
-def latest_state(ckpt_dir: str) -> dict | None:
-    """The training state a resume goes on from: the later of ``state.json`` and the mid-stage
-    checkpoint's (a kill can fall between writing the one and the other); None without a
-    state.json. Raises :class:`~xvertfast.io.DamagedFileError` where one cannot be read."""
-    state_path = os.path.join(ckpt_dir, "state.json")
-    if not os.path.exists(state_path):
-        return None
-    saved = _read_state(state_path)
-    mid = _checkpoint_state(ckpt_dir)
-    return mid if mid is not None and _position(mid) > _position(saved) else saved
-
-
-def _position(state: dict) -> tuple[int, int]:
-    """(stage, epochs finished in it): how far a saved state had got."""
-    return state["progress"]["stage"], state["progress"]["epoch"]
 
 
 def _weights_key(stage: XVertNetStage) -> str:
@@ -485,11 +398,6 @@ class _Curves:
         if not plot_curves(history, self.path, self.title) and not self.warned:
             self.warned = True
             self.log("note: curves.png not drawn: matplotlib is not installed (pip install 'xvertfast[eval]')")
-
-
-#: Held (flock) while a run trains in RUN_DIR: a second ``train`` there is refused, not left to
-#: mix its epochs with the first's.
-LOCK_FILE = ".xvertfast-train.lock"
 
 
 def _lock_run_dir(run_dir: str):
@@ -616,7 +524,7 @@ def _finished_stage(run_dir: str, k: int, config: TrainConfig, device: torch.dev
     if stage is None:
         stage = XVertNetStage(config.width, config.depth, config.upsample).to(device, memory_format=_layout(device))
     path = _finished_stage_file(run_dir, k)
-    with _reading(path):
+    with reading(path):
         stage.load_state_dict(_load_tensors(path, device))
     return stage.to(memory_format=torch.contiguous_format).eval()
 
@@ -631,7 +539,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
     state_path = os.path.join(ckpt_dir, "state.json")
     init_key = fingerprint(init) if init is not None else None
     threads = torch.get_num_threads()
-    prog, saved, lr_changes = _Progress(), None, []
+    prog, saved, lr_changes = Progress(), None, []
     if resume and os.path.exists(state_path):
         saved = latest_state(ckpt_dir)
         # (runs checkpointed before the upsampling became a choice used the transposed conv)
@@ -640,7 +548,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
         # the device as spelled (auto, cpu, cuda:0) may change: where it runs is checked below, as "device"
         before["device"] = now["device"]
         lr_changes = list(saved.get("lr_changes", []))
-        finished = _position(saved)[0] > config.stages  # every stage trained: nothing goes on with a new lr
+        finished = position(saved)[0] > config.stages  # every stage trained: nothing goes on with a new lr
         if before.get("lr") != now["lr"] and before == {**now, "lr": before.get("lr")}:  # the lr alone: allowed
             if not finished:
                 lr_changes.append(_lr_change(saved, before["lr"], now["lr"], log))
@@ -660,7 +568,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
         elif device.type == "cpu" and saved.get("threads", threads) != threads:  # sums split over other threads round differently
             log(f"warning: this run trained with {saved['threads']} CPU threads, now with {threads}: the result will "
                 f"differ slightly from an uninterrupted run's (--threads {saved['threads']} resumes it bitwise)")  # fmt: skip
-        prog = _Progress(**saved["progress"])
+        prog = Progress(**saved["progress"])
         if finished:  # (its images are not gathered again: a cache missed, for other or moved images, costs hours)
             log(f"{run_dir}: the run has finished (all {count(config.stages, 'stage')} "
                 f"trained): nothing to resume; its model is {os.path.join(run_dir, 'model')} (to train it on "
@@ -799,7 +707,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
             # a run an older xvertfast began kept its finished stages there: now in checkpoint/model, the
             # model of fewer stages left there would pass for the run's
             shutil.rmtree(os.path.join(run_dir, "model"))
-        prog = _Progress(stage=k + 1, history=prog.history)
+        prog = Progress(stage=k + 1, history=prog.history)
         _save_state(state_path, config, prog, run)
     if rois.skipped:  # said as they came, hours of progress above: again at the end, as the batch jobs do
         log(f"{len(rois.skipped)} file{' was' if len(rois.skipped) == 1 else 's were'} skipped (not trained on):")

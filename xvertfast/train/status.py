@@ -9,8 +9,7 @@ import os
 from dataclasses import dataclass, field
 
 from xvertfast.resume import lock_held
-from xvertfast.train.data import cached_images
-from xvertfast.train.loop import CHECKPOINT_FILE, LOCK_FILE, latest_state
+from xvertfast.train.run_folder import CHECKPOINT_FILE, LOCK_FILE, cached_images, latest_state
 
 __all__ = ["TrainStatus", "train_status"]
 

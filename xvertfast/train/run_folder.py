@@ -1,0 +1,122 @@
+"""What a training run keeps in its RUN_DIR and how its saved progress is read back, without
+torch: ``xvertfast status`` reads it in a fraction of a second (torch's import alone takes one or
+more), and the loop writes and resumes from the same names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+
+__all__ = ["CHECKPOINT_FILE", "LOCK_FILE", "Progress", "cached_images", "latest_state", "position", "reading"]
+
+#: Held (flock) while a run trains in RUN_DIR: a second ``train`` there is refused, not left to
+#: mix its epochs with the first's.
+LOCK_FILE = ".xvertfast-train.lock"
+
+#: The mid-stage checkpoint: the stage's weights, the optimiser's moments and the best weights
+#: so far, with the training state in its metadata, in one file written atomically, so that
+#: a kill can never leave weights of one epoch beside the state of another.
+CHECKPOINT_FILE = "epoch.safetensors"
+
+#: The name of one image's cached crops: a digest of its contents and the parameters
+#: (:func:`xvertfast.train.data._image_pairs`).
+_CROPS_NAME = re.compile(r"[0-9a-f]{32}\.npy")
+
+
+@dataclass
+class Progress:
+    stage: int = 1
+    epoch: int = 0  #: epochs finished in this stage
+    best_val: float = float("inf")
+    bad_epochs: int = 0
+    history: list[dict] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def reading(path: str):
+    """Makes a file of the run that no longer reads as one (gone, cut short by a disk error or a
+    copy, edited, other tensors than this run's model has) a ValueError that names it and says
+    what to do: the run cannot go on from it. Errors of the system (permissions, I/O, memory)
+    pass as they are: the file may be fine."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except FileNotFoundError:
+        why = "missing"
+    except KeyError as exc:
+        why = f"no {exc} in it"
+    except RuntimeError as exc:  # load_state_dict: missing, extra or reshaped tensors
+        torch = sys.modules.get("torch")  # (only a torch already loaded can have run out of memory)
+        if torch is not None and isinstance(exc, torch.OutOfMemoryError):
+            raise
+        why = f"its tensors do not fit this run's model ({str(exc).strip().splitlines()[-1].strip()})"
+    except (ValueError, SafetensorError) as exc:  # cut short or edited: not JSON, not safetensors
+        why = str(exc) or type(exc).__name__
+    else:
+        return
+    raise ValueError(f"{path} cannot be read ({why}): the run cannot go on from it; start a new RUN_DIR "
+                     "(a copy of this one's cache/ in it saves the preprocessing)")  # fmt: skip
+
+
+def _checkpoint_state(ckpt_dir: str) -> dict | None:
+    """The state stored with the mid-stage checkpoint, or None without one (its header alone is
+    read: as NumPy's, which loads no torch)."""
+    from safetensors import safe_open
+
+    path = os.path.join(ckpt_dir, CHECKPOINT_FILE)
+    if not os.path.exists(path):
+        return None
+    with reading(path), safe_open(path, framework="numpy") as f:
+        return _resumable(json.loads((f.metadata() or {})["state"]))
+
+
+def _read_state(path: str) -> dict:
+    """The state.json at ``path``, checked to hold what a resume reads."""
+    with reading(path), open(path) as f:
+        return _resumable(json.load(f))
+
+
+def _resumable(state) -> dict:
+    """``state`` where it has what a resume reads (settings, progress); else ValueError or KeyError,
+    for :func:`reading` to report."""
+    if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
+        raise ValueError("no settings in it")
+    try:
+        Progress(**state["progress"])
+    except TypeError:
+        raise ValueError("its progress record is not one this xvertfast writes") from None
+    return state
+
+
+def latest_state(ckpt_dir: str) -> dict | None:
+    """The training state a resume goes on from: the later of ``state.json`` and the mid-stage
+    checkpoint's (a kill can fall between writing the one and the other); None without a
+    state.json. Raises :class:`~xvertfast.io.DamagedFileError` where one cannot be read."""
+    state_path = os.path.join(ckpt_dir, "state.json")
+    if not os.path.exists(state_path):
+        return None
+    saved = _read_state(state_path)
+    mid = _checkpoint_state(ckpt_dir)
+    return mid if mid is not None and position(mid) > position(saved) else saved
+
+
+def position(state: dict) -> tuple[int, int]:
+    """(stage, epochs finished in it): how far a saved state had got."""
+    return state["progress"]["stage"], state["progress"]["epoch"]
+
+
+def cached_images(cache_dir: str) -> list[str]:
+    """The crop files of the images preprocessed into ``cache_dir`` so far, one per image (not the
+    gathered ``rois-*.npy``, nor a kill's temporaries): how far a run that has trained no epoch yet
+    has come."""
+    try:
+        names = os.listdir(cache_dir)
+    except FileNotFoundError:
+        return []
+    return sorted(os.path.join(cache_dir, name) for name in names if _CROPS_NAME.fullmatch(name))
