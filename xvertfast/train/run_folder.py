@@ -111,12 +111,15 @@ def position(state: dict) -> tuple[int, int]:
     return state["progress"]["stage"], state["progress"]["epoch"]
 
 
-def cached_images(cache_dir: str) -> list[str]:
-    """The crop files of the images preprocessed into ``cache_dir`` so far, one per image (not the
-    gathered ``rois-*.npy``, nor a kill's temporaries): how far a run that has trained no epoch yet
-    has come."""
+def cached_images(cache_dir: str) -> tuple[int, float | None]:
+    """How many images a run has preprocessed into ``cache_dir`` so far (its crop files: not the
+    gathered ``rois-*.npy``, nor a kill's temporaries), and when it last wrote there (None without
+    the folder): how far a run that has trained no epoch yet has come. One listing and the
+    folder's own time, which every file written in (or renamed into) it sets, not a stat per image:
+    tens of thousands on a cluster's network file system."""
     try:
-        names = os.listdir(cache_dir)
+        with os.scandir(cache_dir) as entries:
+            images = sum(1 for entry in entries if _CROPS_NAME.fullmatch(entry.name))
+        return images, os.stat(cache_dir).st_mtime
     except FileNotFoundError:
-        return []
-    return sorted(os.path.join(cache_dir, name) for name in names if _CROPS_NAME.fullmatch(name))
+        return 0, None

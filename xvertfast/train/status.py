@@ -96,8 +96,8 @@ def _preparing(run_dir: str) -> TrainStatus | None:
     lock = os.path.join(run_dir, LOCK_FILE)
     if not os.path.isfile(lock):
         return None
-    crops = cached_images(os.path.join(run_dir, "cache"))
+    images, written = cached_images(os.path.join(run_dir, "cache"))
+    modified = max(os.stat(lock).st_mtime, written or 0.0)
     return TrainStatus(
         run_dir=run_dir, stages=None, width=None, stage=0, epoch=0, epochs_gc=None, epochs_joint=None, patience=None,
-        bad_epochs=0, modified=max(os.stat(path).st_mtime for path in [lock, *crops]), model=None,
-        running=lock_held(lock), preprocessed=len(crops))  # fmt: skip
+        bad_epochs=0, modified=modified, model=None, running=lock_held(lock), preprocessed=images)  # fmt: skip
