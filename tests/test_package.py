@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -33,16 +31,35 @@ def test_public_names_are_the_modules_own():
         xvertfast.enhance  # noqa: B018
 
 
-def test_ctrl_c_while_torch_loads_is_the_commands_interrupt_not_a_traceback():
-    """The signal lands in the first second, while a command imports torch: that used to be
-    inside ``import xvertfast``, before main() could catch it, and printed an import traceback."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "xvertfast", "info"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
-    if proc.returncode == 0:
-        pytest.skip("info finished within 0.3 s: torch loaded too fast to be interrupted")
-    assert proc.returncode == 130, err
-    assert "Traceback" not in err and err.strip() == "interrupted", err
+#: A sitecustomize that raises Ctrl-C as the import of ``{module}`` begins, and says so on stdout.
+CTRL_C_AT_IMPORT = """\
+import os, signal, sys
+class CtrlCAtImport:
+    def find_spec(self, name, path=None, target=None):
+        if name == {module!r}:
+            sys.meta_path.remove(self)
+            print("Ctrl-C at", name, flush=True)
+            os.kill(os.getpid(), signal.SIGINT)
+sys.meta_path.insert(0, CtrlCAtImport())
+"""
+
+
+@pytest.mark.parametrize("module", [
+    "torch._subclasses.fake_tensor",  # deep in torch's Python modules
+    pytest.param("numpy", marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+        "product bug: info imports torch without cli._load_torch's hold, and torch._C's C++ start, which "
+        "imports numpy, drops the KeyboardInterrupt it gets: info runs on and exits 0"))),
+])  # fmt: skip
+def test_ctrl_c_while_torch_loads_is_the_commands_interrupt_not_a_traceback(tmp_path, module):
+    """A Ctrl-C while a command loads torch: that used to be inside ``import xvertfast``, before
+    main() could catch it, and printed an import traceback. Raised at a set import, not sent after
+    a 0.3 s sleep: that one landed wherever the machine's load put it, and where it landed in numpy's
+    import (the numpy case) info exited 0 and the test skipped itself, in some CI runs only."""
+    (tmp_path / "sitecustomize.py").write_text(CTRL_C_AT_IMPORT.format(module=module))
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}  # fmt: skip
+    proc = subprocess.run([sys.executable, "-m", "xvertfast", "info"], env=env, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert proc.stdout == f"Ctrl-C at {module}\n", proc.stdout  # it was raised, before info said anything
+    assert proc.returncode == 130, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.strip() == "interrupted", proc.stderr
