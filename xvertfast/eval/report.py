@@ -62,22 +62,25 @@ def _fmt_p(p: float) -> str:
     return "< 0.0001" if p == p and p < 0.00005 else _fmt(p, 4)
 
 
-def _rows(run: EvalRun, method: str) -> list[dict]:
-    """The method's rows in a fixed (file, roi) order, so methods pair up."""
-    return sorted((r for r in run.rows if r["method"] == method), key=lambda r: (r["file"], r["roi"]))
+def _columns(run: EvalRun) -> dict[str, tuple[list[tuple[str, str]], dict[str, np.ndarray]]]:
+    """Per method: its rows' (file, roi) in a fixed order, and each metric's values in that order
+    (the rows sorted once, not once per metric)."""
+    columns = {}
+    for method in run.methods:
+        rows = sorted((r for r in run.rows if r["method"] == method), key=lambda r: (r["file"], r["roi"]))
+        values = {m: np.array([r.get(m, math.nan) for r in rows], dtype=np.float64) for m in run.metrics}
+        columns[method] = ([(r["file"], r["roi"]) for r in rows], values)
+    return columns
 
 
-def _values(run: EvalRun, method: str, metric: str) -> np.ndarray:
-    return np.array([r.get(metric, math.nan) for r in _rows(run, method)], dtype=np.float64)
-
-
-def summarise(run: EvalRun, compare_to: str | None) -> list[dict]:
+def summarise(run: EvalRun, compare_to: str | None, columns: dict | None = None) -> list[dict]:
     """One record per (method, metric): statistics raw and after outlier removal, p-values vs compare_to."""
+    columns = _columns(run) if columns is None else columns
     records = []
     for metric in run.metrics:
-        ref = _values(run, compare_to, metric) if compare_to else None
+        ref = columns[compare_to][1][metric] if compare_to in columns else None
         for method in run.methods:
-            v = _values(run, method, metric)
+            v = columns[method][1][metric]
             n, mean, std = describe(v)
             # cleaned alone: the reference method's own row, and every row where nothing is compared
             n_clean, mean_clean, std_clean = describe(v[~outlier_mask(v)])
@@ -94,24 +97,23 @@ def summarise(run: EvalRun, compare_to: str | None) -> list[dict]:
     return records
 
 
-def summarise_by_image(run: EvalRun, compare_to: str | None) -> list[dict]:
+def summarise_by_image(run: EvalRun, compare_to: str | None, columns: dict | None = None) -> list[dict]:
     """Per (method, metric), in :func:`summarise`'s order: the Wilcoxon test against compare_to
     paired by image (:func:`~xvertfast.eval.stats.image_means`), raw and after outlier removal,
     with n images compared; NaN where nothing is compared. An image's two ROIs are not
     independent samples: this is the test a reviewer asks for beside the protocol's."""
+    columns = _columns(run) if columns is None else columns
+    ref_files = [file for file, _ in columns[compare_to][0]] if compare_to in columns else None
     records = []
-    compare_to = compare_to if compare_to in run.methods else None
-    ref_files = [r["file"] for r in _rows(run, compare_to)] if compare_to else None
     for metric in run.metrics:
-        ref = _values(run, compare_to, metric) if compare_to else None
         for method in run.methods:
             rec = {"method": method, "metric": metric}
             for suffix in ("", "_clean"):
                 rec.update({"n_images" + suffix: math.nan, "p_value_by_image" + suffix: math.nan,
                             "images_differing" + suffix: math.nan})  # fmt: skip
-            files = [r["file"] for r in _rows(run, method)]
-            if ref is not None and method != compare_to and files == ref_files:
-                v = _values(run, method, metric)
+            files = [file for file, _ in columns[method][0]]
+            if ref_files is not None and method != compare_to and files == ref_files:
+                v, ref = columns[method][1][metric], columns[compare_to][1][metric]
                 for suffix, clean in (("", False), ("_clean", True)):
                     a, b = image_means(v, ref, files, clean=clean)
                     rec["n_images" + suffix], rec["p_value_by_image" + suffix] = a.size, wilcoxon_p(a, b)
@@ -229,9 +231,10 @@ def _wrap_label(name: str, width: int) -> str:
     return "\n".join(lines)
 
 
-def _boxplots(run: EvalRun, path: str) -> None:
+def _boxplots(run: EvalRun, path: str, columns: dict | None = None) -> None:
     plt = pyplot()
 
+    columns = _columns(run) if columns is None else columns
     n = len(run.metrics)
     width = max(3.2, 0.95 * len(run.methods))  # per panel: room for each box's label (10 characters wide)
     # rows of panels at most 18 in wide: report.html shows the figure at 1400 px at most, and one row of
@@ -247,7 +250,7 @@ def _boxplots(run: EvalRun, path: str) -> None:
     for ax in axes.flat[n:]:  # the last row's empty places
         fig.delaxes(ax)
     for ax, metric in zip(axes.flat, run.metrics):
-        data = [_values(run, m, metric) for m in run.methods]
+        data = [columns[m][1][metric] for m in run.methods]
         data = [d[np.isfinite(d)] for d in data]
         # n under each box: a metric undefined on some ROIs (TMQI on small images) has fewer values
         # wrapped to the room under its box, level: rotated on one line, 40-character labels took the figure
@@ -382,14 +385,15 @@ def write_report(run: EvalRun, out_dir: str, compare_to: str | None = None) -> d
     paths = {name: os.path.join(out_dir, name) for name in REPORT_FILES}
     fields = ["file", "roi", "method", "top", "left", "height", "width", *run.metrics]
     _write_csv(paths["scores.csv"], run.rows, fields)
-    records, by_image = summarise(run, compare_to), summarise_by_image(run, compare_to)
+    columns = _columns(run)
+    records, by_image = summarise(run, compare_to, columns), summarise_by_image(run, compare_to, columns)
     # the test by image in columns after the protocol's, on the same (method, metric) rows
     rows = [{**r, **i} for r, i in zip(records, by_image)]
     _write_csv(paths["summary.csv"], rows, list(rows[0]) if rows else ["method", "metric"])
     md = _markdown(run, records, compare_to, by_image)
     with atomic_write(paths["summary.md"]) as tmp, open(tmp, "w", **_TEXT_FILE) as f:
         f.write(md)
-    _boxplots(run, paths["boxplots.png"])
+    _boxplots(run, paths["boxplots.png"], columns)
     grids = []
     for k, (picture, title) in enumerate(zip(run.pictures, _picture_titles(run.pictures))):
         name = os.path.basename(picture["file"])
