@@ -511,6 +511,32 @@ def test_the_report_tests_by_image_beside_by_roi(tmp_path):
     assert f"<td>{float(clahe['p_value_by_image_clean']):.4f} (n={n})</td>" in page
 
 
+def test_methods_scored_on_other_rois_are_not_paired_and_the_report_says_why(tmp_path):
+    """The test by ROI paired the n-th ROI of each method when their counts matched: with one
+    method lacking an image and the reference another, it paired ROIs of different images, and
+    gave a p-value. Neither test is run on such methods, and summary.md says why."""
+    from xvertfast.eval.protocol import EvalRun
+    from xvertfast.eval.report import summarise, summarise_by_image, write_report
+
+    n = 10
+    run = EvalRun(["identity", "clahe", "farbman"], ["entropy"], images=n)
+    for i in range(n):
+        for m in run.methods:
+            if (m, i) not in (("identity", 3), ("farbman", 3), ("clahe", 6)):  # clahe: same count, other images
+                run.rows += [{"file": f"f{i:02d}", "roi": roi, "method": m, "entropy": 5.0 + 0.1 * i + (m != "identity")
+                              + 0.01 * j} for j, roi in enumerate(("lower", "upper"))]  # fmt: skip
+    by_roi = {r["method"]: r for r in summarise(run, "identity")}
+    by_image = {r["method"]: r for r in summarise_by_image(run, "identity")}
+    assert by_roi["clahe"]["compared_to"] == "" and math.isnan(by_roi["clahe"]["p_value"])
+    assert math.isnan(by_roi["clahe"]["p_value_clean"]) and math.isnan(by_image["clahe"]["p_value_by_image"])
+    assert by_roi["farbman"]["compared_to"] == "identity" and by_roi["farbman"]["p_value"] < 0.01  # its own: paired
+    md = open(write_report(run, str(tmp_path), "identity")["summary.md"]).read()
+    assert ("n/a: clahe is not tested against identity: they were not scored on the same ROIs (clahe lacks 2 of "
+            "identity's, first f06 (lower ROI); identity lacks 2 of clahe's, first f03 (lower ROI)).") in md, md
+    assert "fewer than 2 pairs that differ" not in md  # not the reason here
+    assert "farbman is not tested" not in md
+
+
 def test_the_notes_under_the_p_values_count_the_images_tested(tmp_path):
     # 4 images of 2 ROIs: 8 pairs by ROI, but 4 by image, where no p can be below 0.05; and
     # 1 image: 2 pairs by ROI, 1 by image, no test

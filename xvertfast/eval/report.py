@@ -73,9 +73,33 @@ def _columns(run: EvalRun) -> dict[str, tuple[list[tuple[str, str]], dict[str, n
     return columns
 
 
+def _unpaired(columns: dict, compare_to: str | None) -> dict[str, str]:
+    """Per method not scored on the ROIs compare_to was, why it is not tested against it: its
+    n-th value is not of the reference's n-th ROI (one method lacking an image and the
+    reference another paired ROIs of different images)."""
+    if compare_to not in columns:
+        return {}
+    ref = columns[compare_to][0]
+    reasons = {}
+    for method, (keys, _) in columns.items():
+        if keys == ref:
+            continue
+        parts = []
+        for who, has, other in ((method, ref, keys), (compare_to, keys, ref)):
+            lacking = sorted(set(has) - set(other))
+            if lacking:
+                parts.append(f"{who} lacks {len(lacking)} of {method if who == compare_to else compare_to}'s, "
+                             f"first {lacking[0][0]} ({lacking[0][1]} ROI)")  # fmt: skip
+        said = "; ".join(parts) or "a ROI scored more than once"
+        reasons[method] = f"{method} is not tested against {compare_to}: they were not scored on the same ROIs ({said})"
+    return reasons
+
+
 def summarise(run: EvalRun, compare_to: str | None, columns: dict | None = None) -> list[dict]:
-    """One record per (method, metric): statistics raw and after outlier removal, p-values vs compare_to."""
+    """One record per (method, metric): statistics raw and after outlier removal, p-values vs
+    compare_to (none for a method scored on other ROIs: :func:`_unpaired`)."""
     columns = _columns(run) if columns is None else columns
+    unpaired = _unpaired(columns, compare_to)
     records = []
     for metric in run.metrics:
         ref = columns[compare_to][1][metric] if compare_to in columns else None
@@ -87,7 +111,7 @@ def summarise(run: EvalRun, compare_to: str | None, columns: dict | None = None)
             rec = {"method": method, "metric": metric, "n": n, "mean": mean, "std": std, "compared_to": "",
                    "p_value": math.nan, "pairs_differing": math.nan, "n_clean": n_clean, "mean_clean": mean_clean,
                    "std_clean": std_clean, "p_value_clean": math.nan, "pairs_differing_clean": math.nan}  # fmt: skip
-            if ref is not None and method != compare_to and len(ref) == len(v):
+            if ref is not None and method != compare_to and method not in unpaired:
                 a, b = paired_clean(v, ref)
                 rec["n_clean"], rec["mean_clean"], rec["std_clean"] = describe(a)
                 rec["compared_to"] = compare_to
@@ -103,7 +127,7 @@ def summarise_by_image(run: EvalRun, compare_to: str | None, columns: dict | Non
     with n images compared; NaN where nothing is compared. An image's two ROIs are not
     independent samples: this is the test a reviewer asks for beside the protocol's."""
     columns = _columns(run) if columns is None else columns
-    ref_files = [file for file, _ in columns[compare_to][0]] if compare_to in columns else None
+    unpaired = _unpaired(columns, compare_to)
     records = []
     for metric in run.metrics:
         for method in run.methods:
@@ -111,8 +135,8 @@ def summarise_by_image(run: EvalRun, compare_to: str | None, columns: dict | Non
             for suffix in ("", "_clean"):
                 rec.update({"n_images" + suffix: math.nan, "p_value_by_image" + suffix: math.nan,
                             "images_differing" + suffix: math.nan})  # fmt: skip
-            files = [file for file, _ in columns[method][0]]
-            if ref_files is not None and method != compare_to and files == ref_files:
+            if compare_to in columns and method != compare_to and method not in unpaired:
+                files = [file for file, _ in columns[method][0]]
                 v, ref = columns[method][1][metric], columns[compare_to][1][metric]
                 for suffix, clean in (("", False), ("_clean", True)):
                     a, b = image_means(v, ref, files, clean=clean)
@@ -141,7 +165,8 @@ def _write_csv(path: str, rows: list[dict], fields: list[str]) -> None:
             writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
 
 
-def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_image: list[dict] = ()) -> str:
+def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_image: list[dict] = (),
+              unpaired: dict[str, str] | None = None) -> str:  # fmt: skip
     by = {(r["method"], r["metric"]): r for r in records}
     images = {(r["method"], r["metric"]): r for r in by_image}
     rois = len(run.rows) // max(len(run.methods), 1)
@@ -180,7 +205,7 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_imag
     if compare_to:
         header = ["| method | " + " | ".join(map(_header, run.metrics)) + " |", "|---|" + "---|" * len(run.metrics)]
         lines += ["## p-values paired by ROI (after outlier removal)", "", *header]
-        ps = [by[(method, m)]["p_value_clean"] for method in run.methods if method != compare_to for m in run.metrics]
+        ps = [r["p_value_clean"] for r in records if r["compared_to"]]  # (one not compared: said below, why)
         for method in run.methods:
             if method != compare_to:
                 lines.append(f"| {method} | " + " | ".join(_fmt_p(by[(method, m)]["p_value_clean"]) for m in run.metrics) + " |")
@@ -201,6 +226,8 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_imag
             ps += [r["p_value_by_image_clean"] for r in tested]
         if any(p != p for p in ps):  # say why, rather than leave a bare n/a
             lines += ["n/a: no test, fewer than 2 pairs that differ.", ""]
+        for why in (unpaired or {}).values():
+            lines += [f"n/a: {why}.", ""]
         # 2 / 2^5 > 0.05; counted as the test counts them, not as n (equal pairs are dropped)
         few = [min(r["pairs_differing"], r["pairs_differing_clean"]) for r in records if r["compared_to"]]
         few += [min(r["images_differing"], r["images_differing_clean"]) for r in tested]
@@ -390,7 +417,7 @@ def write_report(run: EvalRun, out_dir: str, compare_to: str | None = None) -> d
     # the test by image in columns after the protocol's, on the same (method, metric) rows
     rows = [{**r, **i} for r, i in zip(records, by_image)]
     _write_csv(paths["summary.csv"], rows, list(rows[0]) if rows else ["method", "metric"])
-    md = _markdown(run, records, compare_to, by_image)
+    md = _markdown(run, records, compare_to, by_image, _unpaired(columns, compare_to))
     with atomic_write(paths["summary.md"]) as tmp, open(tmp, "w", **_TEXT_FILE) as f:
         f.write(md)
     _boxplots(run, paths["boxplots.png"], columns)
