@@ -67,6 +67,8 @@ def test_pixels_off_the_unit_scale_are_refused_not_clipped(seed):
         with pytest.raises(ValueError, match=rf"{method.__name__}: pixels must be \[H, W\] with H, W >= 1, got "
                                              r"shape \(0, 4\)"):  # fmt: skip
             method(np.zeros((0, 4), np.float32))  # (clahe: NumPy's "zero-size array to reduction operation")
+        with pytest.raises(ValueError, match=r"got shape \(\)$"):  # a 0-d array was said to be of shape (1,)
+            method(np.float32(0.5))
 
 
 def test_a_tensor_that_requires_grad_is_taken(seed):

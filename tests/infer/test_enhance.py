@@ -720,6 +720,8 @@ def test_a_path_or_a_non_image_is_refused_by_name(seed):
         with pytest.raises(TypeError, match="pixels must be an image .*dtype object"):
             enhancer.enhance(bad)
     assert enhancer.enhance(chest_like(seed).tolist()).pixels.shape == (256, 240)  # nested lists are an array
+    with pytest.raises(ValueError, match=r"got shape \(\)$"):  # a 0-d array was said to be of shape (1,)
+        enhancer.enhance(np.float32(0.5))
 
 
 def test_run_tiles_checks_its_tiles_and_runs_other_floats_as_float32(seed):

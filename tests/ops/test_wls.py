@@ -670,6 +670,7 @@ def test_deterministic_across_thread_counts(seed, shape):
         (torch.tensor([[0.1, -0.5], [0.2, 0.3]]), ValueError, "negative"),
         (torch.ones(2, 2, dtype=torch.int32), TypeError, "floating point"),
         (torch.rand(1, 2, 3, 4), ValueError, r"\[H, W\]"),
+        (np.array(0.5, np.float32), ValueError, r"got shape \(\)$"),  # a 0-d array was said to be of shape (1,)
         ([[0.1, 0.2]], TypeError, "NumPy array or a torch tensor"),
         # torch's "can't convert np.ndarray of type numpy.longdouble" / "numpy.object_"
         pytest.param(np.full((4, 4), 0.5, dtype=np.longdouble), TypeError,

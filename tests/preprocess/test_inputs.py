@@ -111,6 +111,8 @@ def test_bad_input():
         preprocess(np.zeros((2, 2, 2, 2), np.float32))
     with pytest.raises(TypeError, match="NumPy array or a torch tensor"):
         preprocess([[0.1]])
+    with pytest.raises(ValueError, match=r"got shape \(\)$"):  # a 0-d array was said to be of shape (1,)
+        preprocess(np.array(0.5, np.float32))
     for dtype in (object, "U3"):  # torch's "can't convert np.ndarray of type numpy.object_"
         with pytest.raises(TypeError, match=rf"preprocess: pixels must be floats in \[0, 1\].*got a NumPy array of "
                                             rf"{np.dtype(dtype)}"):  # fmt: skip

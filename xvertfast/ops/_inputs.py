@@ -20,10 +20,12 @@ def compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
 def from_numpy(array: np.ndarray) -> torch.Tensor:
     """A tensor of a NumPy array's values: big-endian data (FITS, some TIFF readers), which torch
     refuses, is byte-swapped and read-only memory (``np.load(mmap_mode="r")``, a broadcast view),
-    on which torch warns, copied; other arrays are shared, not copied."""
+    on which torch warns, copied; other arrays are shared, not copied. A 0-d array stays 0-d
+    (``np.ascontiguousarray`` makes it 1-d: the callers' shape errors said (1,))."""
     if not array.dtype.isnative:
         array = array.astype(array.dtype.newbyteorder("="))
-    array = np.ascontiguousarray(array)
+    if not array.flags.c_contiguous:
+        array = np.ascontiguousarray(array)
     if not array.flags.writeable:  # torch warns on read-only memory (a view of it could write)
         array = array.copy()
     return torch.from_numpy(array)
