@@ -221,6 +221,22 @@ def test_a_report_of_the_reference_alone_has_no_test_section(tmp_path):
     assert "| identity | 6.0000 ± 1.0000 (n=3) |" in md, md
 
 
+def test_a_report_without_a_reference_says_why_it_has_no_test(tmp_path):
+    """evaluate --methods clahe,farbman has no default reference (no xvertnet, no identity): the
+    report gave means alone and no word on why the p-values, the paper's point, were missing."""
+    from xvertfast.eval.protocol import EvalRun
+    from xvertfast.eval.report import write_report
+
+    run = EvalRun(["clahe", "farbman"], ["entropy"], images=3)
+    run.rows += [{"file": f"f{i}", "roi": "upper", "method": m, "entropy": 5.0 + i + (m == "clahe")}
+                 for i in range(3) for m in run.methods]  # fmt: skip
+    md = open(write_report(run, str(tmp_path / "none"), None)["summary.md"]).read()
+    assert ("No significance test: no method to test the others against (evaluate's default is the first xvertnet "
+            "method, else identity; --compare-to names another)") in md, md
+    tested = open(write_report(run, str(tmp_path / "clahe"), "clahe")["summary.md"]).read()
+    assert "No significance test" not in tested and "## p-values paired by ROI" in tested
+
+
 def test_a_report_says_n_a_once_and_tells_notes_from_failures(tmp_path):
     from xvertfast.eval.protocol import EvalRun
     from xvertfast.eval.report import write_report

@@ -185,6 +185,9 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_imag
                   "normal approximation with tie correction): `*` p < 0.05, `**` p < 0.01. A mark says the method "
                   f"differs from {compare_to}, better or worse (compare the means); each table's marks test its own "
                   "ROIs.", ""]  # fmt: skip
+    elif len(run.methods) > 1:  # the p-values are what a reader looks for: say why there are none
+        lines += ["No significance test: no method to test the others against (evaluate's default is the first "
+                  "xvertnet method, else identity; --compare-to names another).", ""]  # fmt: skip
     removal = (f"each method paired with {compare_to} without the union of both's outliers, {compare_to} "
                "without its own" if compare_to else "each method without its own outliers")  # fmt: skip
     for title, suffix in ((f"After z-score outlier removal (±1.96 σ; {removal})", "_clean"),
