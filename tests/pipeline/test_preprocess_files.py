@@ -277,6 +277,24 @@ def test_an_interrupt_says_what_was_done_and_leaves_no_part_of_the_image_in_flig
     assert "2 done, 1 skipped" in capsys.readouterr().out
 
 
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt(), OSError(5, "Input/output error")], ids=["interrupt", "io-error"])
+def test_status_counts_no_output_of_an_image_whose_writing_stopped(tmp_path, monkeypatch, capsys, exc):
+    # its outputs were removed, yet the ledger still said they were being written: status gave
+    # "4 started and not finished (in flight, left by a killed run, ...)" for files that were gone
+    from xvertfast.io.job_folder import job_status
+
+    src, out = _three_images_b_failing_to_write(tmp_path, monkeypatch, exc)
+    main(["preprocess", str(src), "-o", str(out), "-q"])
+    capsys.readouterr()
+    status = job_status(str(out), "preprocess")
+    assert (status.done, status.unfinished) == (4 * (1 if isinstance(exc, KeyboardInterrupt) else 2), 0)
+    assert main(["status", str(out)]) == 0
+    assert ", 0 started and not finished (" in capsys.readouterr().out
+    monkeypatch.undo()
+    assert main(["preprocess", str(src), "-o", str(out), "-q"]) == 0  # the rerun redoes the image
+    assert job_status(str(out), "preprocess").done == 12
+
 def test_an_unexpected_error_fails_that_file_alone(tmp_path, monkeypatch, capsys):
     """Out of memory on one huge image (the WLS solver's allocation), any other error: that file
     fails, named, and the job goes on to the others and its summary."""

@@ -129,7 +129,8 @@ COMMAND_LIMIT = 4096
 #: Why a run stopped, where its ledger has no end line after its start line and no one runs it.
 KILLED = "killed, or its node lost"
 
-#: A ledger line's state for an output the job removed (replaced by the input's new output).
+#: A ledger line's state for an output the job removed (replaced by the input's new output, or
+#: one whose writing an error or Ctrl-C stopped: :meth:`JobFolder.abandoned`).
 REMOVED = "removed"
 
 #: A finished line's mark where the output was recorded, not made, by the job that wrote the line
@@ -799,12 +800,33 @@ class JobFolder:
                 with contextlib.suppress(FileNotFoundError):
                     if not self.read_only:
                         os.remove(os.path.join(self.out_dir, *other.split("/")))
-                self._ledger.pop(other, None)
-                self._outputs_of[identity].discard(other)
-                self._write(json.dumps({"output": other, "input": identity, "state": REMOVED, "t": self._next_time()})
-                            + "\n", durable=False)  # fmt: skip
+                self._removed(other, identity)
                 removed.append(os.path.join(self.out_dir, *other.split("/")))
             return removed
+
+    def abandoned(self, input_path: str, outs: list[str]) -> None:
+        """Removes the outputs of ``input_path`` that were started (:meth:`starting`) and will not be
+        finished (an error or Ctrl-C while they were written), and records them as removed: left as
+        started, status counted them as in flight or left by a kill. One that cannot be removed stays
+        started (its next run redoes it). Raises nothing: it runs while another error is raised."""
+        identity = _identity(input_path)
+        with self._write_lock:
+            for out in outs:
+                try:
+                    os.remove(out)
+                except FileNotFoundError:
+                    pass
+                except OSError:
+                    continue
+                with contextlib.suppress(OSError):  # (the disk full: the line is left out, the file is gone)
+                    self._removed(self._rel(out), identity)
+
+    def _removed(self, rel: str, identity: str) -> None:  # (with the write lock held)
+        """Records the output ``rel`` of the input ``identity`` as removed: the ledger forgets it."""
+        self._ledger.pop(rel, None)
+        self._outputs_of.get(identity, set()).discard(rel)
+        self._write(json.dumps({"output": rel, "input": identity, "state": REMOVED, "t": self._next_time()}) + "\n",
+                    durable=False)  # fmt: skip
 
     def _record_run(self, record: dict) -> None:
         """A run line (:data:`RUN`), on disk at once: a line a kill cuts short is skipped when read."""

@@ -23,7 +23,6 @@ are moved away.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -139,9 +138,7 @@ def _one(f: InputFile, outs: list[str], job: JobFolder, log=print,
     except BaseException:
         # a failed input gets no output: those written before the error (or Ctrl-C) would pass
         # for its set. All four are the job's own (the ledger records them as being written)
-        for out in outs:
-            with contextlib.suppress(OSError):  # (not made yet; one that cannot go stays unfinished)
-                os.remove(out)
+        job.abandoned(f.path, outs)
         raise
     for out in outs:
         job.finished(f.path, out, stat, centres=None if given is None else given.record())
