@@ -280,9 +280,13 @@ def test_a_method_added_is_scored_alone_and_one_dropped_leaves_the_rest(tmp_path
 def test_a_pictured_image_is_run_whole_when_a_method_is_added(tmp_path, seed):
     images = write_images(tmp_path / "in", seed, n=3)
     run_methods(images, tmp_path / "r", {"identity": identity, "clahe": Counted()}, pictures=1)
-    kept, added = Counted(), Counted()
-    grown = run_methods(images, tmp_path / "r", {"identity": identity, "clahe": kept, "more": added}, pictures=1)
+    kept, added, said = Counted(), Counted(), []
+    grown = run_methods(images, tmp_path / "r", {"identity": identity, "clahe": kept, "more": added}, pictures=1,
+                        log=said.append)  # fmt: skip
     assert (kept.calls, added.calls) == (1, 3) and set(grown.pictures[0]["crops"]) == {"identity", "clahe", "more"}
+    # "2 image(s) ... scored for the methods added alone" of 3 done: the third was said nowhere
+    assert "2 image(s) scored by an earlier run were scored for the methods added alone" in said, said
+    assert "1 image(s) scored by an earlier run were run again with every method, for their pictures in the report" in said
 
 
 def test_a_kill_while_adding_a_method_resumes(tmp_path, seed):

@@ -166,7 +166,7 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
             if changed is not None:
                 log(_changes_said(kind, *changed, done=len(journal), path=journal.path))
     bar = tqdm(total=len(files), unit="img", desc="evaluate", disable=not progress)
-    resumed = completed = moved = 0
+    resumed = completed = moved = whole = 0
     grown: set[str] = set()  # what images done before were scored for: "methods", "metrics"
     for index, f in enumerate(files):
         others = _other_files(methods, f)
@@ -234,6 +234,8 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
                 rows = [r for r in journal.record(f.path, rows + kept, warnings, seconds, others, picture,
                                                   f.photometric, missing=lacking, centres=placed)
                         if r["method"] in methods]  # fmt: skip
+            if partial is None and unscored:  # done before, pictured: run whole for its picture
+                whole += 1
             run.rows.extend(_reported(r, metrics) for r in rows)
             run.images += 1
             for note in notes:
@@ -254,6 +256,9 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
     if completed:
         what = " and ".join(k for k in ("methods", "metrics") if k in grown)
         log(f"{completed} image(s) scored by an earlier run were scored for the {what} added alone")
+    if whole:
+        log(f"{whole} image(s) scored by an earlier run were run again with every method, for their pictures in the "
+            "report")  # fmt: skip
     return run
 
 
