@@ -218,3 +218,26 @@ def test_a_preparing_runs_status_reads_no_file_per_cached_image(tmp_path, monkey
     status = train_status(str(run))
     assert status.preprocessed == 50 and status.modified >= newest
     assert len(stats) <= 5, stats  # a few (the lock, the cache folder), whatever the number of images
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "my data", "-o", "run dir", "--lr=1e-4"],  # spaces, an = form
+    ["train", "--output=run", "data", "--res"],  # --resume given, as a prefix argparse takes
+    ["train", "-o", "run", "--", "--resume"],  # an input named --resume, after --
+    ["train", "d'q$x", "-orun", "--rois", "r;o.csv", "--init", "./m"],  # shell characters, -oVALUE
+])  # fmt: skip
+@pytest.mark.parametrize("program", [["xvertfast"], ["/opt/my python/bin/python", "-m", "xvertfast"]])
+def test_the_resume_command_status_gives_parses_as_the_run_with_resume(argv, program):
+    # status rebuilds the command from the recorded one: it must run the same training, with --resume
+    import argparse
+    import shlex
+    from types import SimpleNamespace
+
+    from xvertfast.cli import _started_with, _train_resume_command, build_parser
+
+    args = build_parser().parse_args(argv)
+    recorded = _started_with(argparse.Namespace(argv=argv, program=program), args.data, args.output, args.rois)
+    words = shlex.split(_train_resume_command(SimpleNamespace(command=recorded["command"], cwd="/the cwd/x")))
+    assert words[:3] == ["cd", "/the cwd/x", "&&"] and words[3 : 3 + len(program)] == program
+    again = build_parser().parse_args(words[3 + len(program) :])
+    assert vars(again) == {**vars(args), "resume": True}
