@@ -150,3 +150,17 @@ def test_a_file_that_cannot_be_removed_is_said_and_the_rest_are_removed(tmp_path
                         f"(1 TensorRT engine); could not remove 1: {engines[0]} (Permission denied)\n")  # fmt: skip
     assert "Errno" not in said.err
     assert cache_usage() == {"path": str(cache), "files": 1, "bytes": kept, "engines": 1}  # the others went
+
+
+def test_a_cache_dir_given_with_a_tilde_is_the_home_folder(tmp_path, monkeypatch, capsys):
+    # XVF_CACHE_DIR="~/scratch/xvf" (quoted in a job script, or from a .env file, so no shell
+    # expanded it) made a folder named '~' in whatever folder each job started in: caches never
+    # found again, each job exporting its own
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XVF_CACHE_DIR", "~/scratch/xvf")
+    monkeypatch.chdir(tmp_path)
+    assert main(["cache"]) == 0
+    assert capsys.readouterr().out.startswith(f"{tmp_path / 'home' / 'scratch' / 'xvf'}: 0 files")
+    with cache_in_use():
+        pass
+    assert os.path.isdir(tmp_path / "home" / "scratch" / "xvf") and not os.path.exists(tmp_path / "~")

@@ -45,8 +45,10 @@ _ONNX_FILE = re.compile(r"\.?stage\d+\.onnx(?:\.[^.]+\.part)?")
 
 
 def default_cache_dir() -> str:
-    """``$XVF_CACHE_DIR``, else ``~/.cache/xvertfast/engines``: engines, timing caches, ONNX exports."""
-    return os.environ.get("XVF_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "xvertfast", "engines")
+    """``$XVF_CACHE_DIR``, else ``~/.cache/xvertfast/engines``: engines, timing caches, ONNX exports.
+    A ``~`` in XVF_CACHE_DIR is the home folder: set quoted (a job script, a .env file), no shell
+    expanded it, and a folder named ``~`` in each job's working folder would hold the cache."""
+    return os.path.expanduser(os.environ.get("XVF_CACHE_DIR") or os.path.join("~", ".cache", "xvertfast", "engines"))
 
 
 class CacheBusy(RuntimeError):
