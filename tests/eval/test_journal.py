@@ -38,11 +38,11 @@ class Counted:
         return clahe(pixels, spine)
 
 
-def run(images, out_dir, method, pictures=0, settings=SETTINGS, restart=False):
+def run(images, out_dir, method, pictures=0, settings=SETTINGS, restart=False, log=lambda m: None):
     journal = Journal(str(out_dir), settings, restart)
     try:
         return run_protocol([str(images)], {"identity": identity, "clahe": method}, METRICS, pictures=pictures,
-                            progress=False, log=lambda m: None, journal=journal)  # fmt: skip
+                            progress=False, log=log, journal=journal)  # fmt: skip
     finally:
         journal.close()
 
@@ -91,9 +91,10 @@ def test_a_damaged_picture_is_made_again(tmp_path, seed, damage):
     else:
         np.savez(files[0].with_suffix(".tmp.npz"), scale=np.float64(1.0))
         files[0].with_suffix(".tmp.npz").replace(files[0])
-    again = Counted()
-    resumed = run(images, tmp_path / "out", again, pictures=2)
+    again, said = Counted(), []
+    resumed = run(images, tmp_path / "out", again, pictures=2, log=said.append)
     assert again.calls == 1 and len(resumed.pictures) == 2 and resumed.rows == made.rows
+    assert "1 image(s) scored by an earlier run were run again with every method, for their pictures in the report" in said
 
 
 def test_a_line_cut_short_by_a_kill_is_dropped_and_the_journal_goes_on(tmp_path, seed):

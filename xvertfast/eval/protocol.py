@@ -234,7 +234,7 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
                 rows = [r for r in journal.record(f.path, rows + kept, warnings, seconds, others, picture,
                                                   f.photometric, missing=lacking, centres=placed)
                         if r["method"] in methods]  # fmt: skip
-            if partial is None and unscored:  # done before, pictured: run whole for its picture
+            if entry is not None and partial is None:  # done before, pictured: run whole for its picture
                 whole += 1
             run.rows.extend(_reported(r, metrics) for r in rows)
             run.images += 1
