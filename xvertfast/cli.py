@@ -23,6 +23,7 @@ scheduler's time limit, `kill`) stops any command as Ctrl-C does, with exit code
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
+    _load_torch()
     from xvertfast.info import collect, format_report
 
     info = collect()
@@ -557,6 +558,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
+    _load_torch()  # (xvertfast.infer's package imports it)
     from xvertfast.infer.cache import CacheBusy, cache_usage, clear_cache, describe_usage
 
     try:
