@@ -110,6 +110,41 @@ def test_a_refused_resume_gathers_no_copy_of_the_set(tmp_path):
     assert sorted(n for n in os.listdir(os.path.join(run, "cache")) if n.startswith("rois-")) == gathered
 
 
+
+def test_a_set_gathered_at_other_centres_does_not_stay_in_the_cache(tmp_path, monkeypatch):
+    """A run stopped before its first epoch and started again with the ROI file edited gathered a
+    new cache/rois-*.npy and kept the old one, of no use to the run (a resume goes on only with
+    its own set), 4 MB an image at --roi-size 512: tens of GB for an archive. The images' own
+    crops stay: another run given a copy of the cache reuses them."""
+    from xvertfast.train import loop
+
+    data, run = write_images(tmp_path / "data"), tmp_path / "run"
+    csv = tmp_path / "rois.csv"
+    csv.write_text(HEAD + f"{data / 'img0.png'},20,15,50,60\n")
+    quiet = {"progress": False, "log": lambda m: None}
+    real_split = loop.split_by_image
+
+    def ctrl_c_once_gathered(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "split_by_image", ctrl_c_once_gathered)
+    with pytest.raises(KeyboardInterrupt):
+        train([str(data)], str(run), CONFIG, rois=str(csv), **quiet)
+    before = set(os.listdir(run / "cache"))
+    assert len([n for n in before if n.startswith("rois-")]) == 1
+    monkeypatch.setattr(loop, "split_by_image", real_split)
+    csv.write_text(HEAD + f"{data / 'img0.png'},60,40,70,20\n")
+    said = []
+    train([str(data)], str(run), CONFIG, rois=str(csv), stop_after_epochs=1, progress=False, log=said.append)
+    assert any(line.startswith(f"removed the ROIs gathered for other images or centres from {run / 'cache'} (")
+               for line in said), said
+    after = set(os.listdir(run / "cache"))
+    gathered = [n for n in after if n.startswith("rois-")]
+    assert len(gathered) == 1 and gathered[0] not in before  # the set of the centres now, alone
+    assert {n for n in before if not n.startswith("rois-")} < after  # every image's crops kept, img0's old too
+    train([str(data)], str(run), CONFIG, rois=str(csv), resume=True, **quiet)  # the run goes on from its own set
+    assert (run / "model" / "config.json").exists()
+
 def test_cli_errors_name_the_csv_line(tmp_path, capsys):
     data = write_images(tmp_path / "data")
     csv = tmp_path / "rois.csv"

@@ -13,10 +13,12 @@ no flips, which would move the heart to the wrong side.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,7 +37,7 @@ from xvertfast.preprocess import image_warnings, preprocess
 from xvertfast.preprocess.centres import GivenCentres, centres_of_inputs, spine_at
 
 __all__ = ["NoReadableImage", "RoiSet", "load_rois", "open_pairs", "random_patches", "read_cached",
-           "shift_augment", "split_by_image", "write_array"]
+           "remove_other_sets", "shift_augment", "split_by_image", "write_array"]
 
 #: Part of every cached crop's key: raised whenever what is cached for the same image and
 #: parameters changes, so a cache written by an older xvertfast is computed again, never reused.
@@ -276,6 +278,27 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     data = RoiSet.mapped(gathered, torch.arange(len(sources)).repeat_interleave(per_image), sources, roi_size, remedy)
     data.key, data.centres, data.found, data.skipped = key, centres, len(found), skipped
     return data
+
+
+#: The name of a set's gathered crops (:func:`load_rois`): "rois-" and the set's key.
+_SET_NAME = re.compile(r"rois-[0-9a-f]{32}\.npy")
+
+
+def remove_other_sets(cache_dir: str, key: str) -> int:
+    """Removes the gathered sets in ``cache_dir`` other than the set ``key``'s (of other images or
+    centres: a start stopped before its first epoch and run again with them), and returns the bytes
+    freed. For a run's own cache: its checkpoint goes on only with its own set, and each is a copy
+    of every image's crops (tens of GB for an archive). The images' crops are kept: a run given a
+    copy of the cache reuses them."""
+    freed = 0
+    with os.scandir(cache_dir) as entries:
+        stale = [e for e in entries if _SET_NAME.fullmatch(e.name) and e.name != f"rois-{key}.npy"]
+    for entry in stale:
+        with contextlib.suppress(FileNotFoundError):
+            size = entry.stat().st_size
+            os.remove(entry.path)
+            freed += size
+    return freed
 
 
 def split_by_image(n_images: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:

@@ -43,7 +43,8 @@ from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 from xvertfast.preprocess.centres import RoiRowError, as_roi_centres
 from xvertfast.resume import LOCK_PATIENCE, hold_lock, settings_changes
 from xvertfast.train.figures import JOINT_PHASE, kept_epoch, plot_curves, plot_preview
-from xvertfast.train.data import NoReadableImage, RoiSet, load_rois, random_patches, shift_augment, split_by_image, write_array
+from xvertfast.train.data import (NoReadableImage, RoiSet, load_rois, random_patches, remove_other_sets, shift_augment,
+                                  split_by_image, write_array)
 from xvertfast.train.losses import XVertNetLoss
 from xvertfast.train.run_folder import CHECKPOINT_FILE, LOCK_FILE, Progress, latest_state, position, reading
 
@@ -599,6 +600,9 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
 
     rois = load_rois(inputs, os.path.join(run_dir, "cache"), config.roi_size, config.lam, config.alpha, config.eps, log,
                      progress=progress, exclude=[run_dir], rois=centres, before_gathering=same_data)  # fmt: skip
+    if freed := remove_other_sets(os.path.join(run_dir, "cache"), rois.key):
+        log(f"removed the ROIs gathered for other images or centres from {os.path.join(run_dir, 'cache')} "
+            f"({freed / 1e6:.1f} MB): the run goes on only with its own")  # fmt: skip
     data_key = {"rois": rois.key, "images": len(rois.sources), **({"centres": rois.centres} if rois.centres else {})}
     if not started and saved is not None:  # resumed from Python: the command that started the run still resumes it
         started = {key: saved[key] for key in ("command", "cwd") if key in saved}
