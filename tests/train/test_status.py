@@ -186,14 +186,16 @@ def test_status_loads_no_torch(tmp_path):
     train([str(data)], str(run), CONFIG, stop_after_epochs=3, progress=False, log=lambda m: None)
     (tmp_path / "preparing").mkdir()
     (tmp_path / "preparing" / ".xvertfast-train.lock").touch()  # a run preprocessing its images
+    assert main(["preprocess", str(data), "-o", str(tmp_path / "job"), "-q"]) == 0  # a batch job's folder
     code = ("import sys\n"
             "from xvertfast.cli import main\n"
             "codes = [main(['status', folder]) for folder in sys.argv[1:]]\n"
             "print(codes, 'torch' in sys.modules)\n")  # fmt: skip
-    folders = [str(run), str(tmp_path / "preparing"), str(data)]  # (data: no job's folder, said so)
+    folders = [str(run), str(tmp_path / "preparing"), str(tmp_path / "job"), str(data)]  # (data: no job's, said so)
     out = subprocess.run([sys.executable, "-c", code, *folders], capture_output=True, text=True, timeout=120)
-    assert out.stdout.splitlines()[-1] == "[0, 0, 2] False", out.stdout + out.stderr
+    assert out.stdout.splitlines()[-1] == "[0, 0, 0, 2] False", out.stdout + out.stderr
     assert "stage 1 of 2, not finished" in out.stdout and "0 images so far" in out.stdout
+    assert "xvertfast preprocess" in out.stdout and "12 output files done" in out.stdout
 
 
 def test_a_preparing_runs_status_reads_no_file_per_cached_image(tmp_path, monkeypatch):
