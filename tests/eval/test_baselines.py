@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
+from tests.preprocess.test_inputs import WIDE
 from xvertfast.eval.baselines import clahe, farbman, get_method, identity
 
 
@@ -69,6 +70,11 @@ def test_pixels_off_the_unit_scale_are_refused_not_clipped(seed):
             method(np.zeros((0, 4), np.float32))  # (clahe: NumPy's "zero-size array to reduction operation")
         with pytest.raises(ValueError, match=r"got shape \(\)$"):  # a 0-d array was said to be of shape (1,)
             method(np.float32(0.5))
+        # torch's "can't convert np.ndarray of type numpy.longdouble" (WIDE); complex was taken for integers
+        for dtype in (np.complex64, object, *WIDE):
+            with pytest.raises(TypeError, match=rf"{method.__name__}: pixels must be floats in \[0, 1\], got a NumPy "
+                                                rf"array of {np.dtype(dtype)}"):  # fmt: skip
+                method(raw.astype(dtype))
 
 
 def test_a_tensor_that_requires_grad_is_taken(seed):

@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from tests.conftest import said_around_the_bar
+from tests.preprocess.test_inputs import WIDE
 from xvertfast.cli import main
 from xvertfast.infer import Enhancer
 from xvertfast.infer.enhancer import FEATHER
@@ -717,8 +718,15 @@ def test_a_path_or_a_non_image_is_refused_by_name(seed):
         with pytest.raises(TypeError, match="got the path 'chest.png': read it with xvertfast.io.read_image"):
             enhancer.enhance(path)
     for bad in (None, {"a": 1}):
-        with pytest.raises(TypeError, match="pixels must be an image .*dtype object"):
+        with pytest.raises(TypeError, match=rf"enhance: pixels must be floats in \[0, 1\], got {type(bad).__name__} "
+                                            r"\(a NumPy array of object\)"):  # fmt: skip
             enhancer.enhance(bad)
+    # torch's "can't convert np.ndarray of type numpy.longdouble" (WIDE); complex was refused in other words
+    # than preprocess and the baselines refused it in
+    for dtype in (np.complex64, *WIDE):
+        with pytest.raises(TypeError, match=rf"enhance: pixels must be floats in \[0, 1\], got a NumPy array of "
+                                            rf"{np.dtype(dtype)}"):  # fmt: skip
+            enhancer.enhance(chest_like(seed).astype(dtype))
     assert enhancer.enhance(chest_like(seed).tolist()).pixels.shape == (256, 240)  # nested lists are an array
     with pytest.raises(ValueError, match=r"got shape \(\)$"):  # a 0-d array was said to be of shape (1,)
         enhancer.enhance(np.float32(0.5))

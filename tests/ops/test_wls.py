@@ -677,6 +677,10 @@ def test_deterministic_across_thread_counts(seed, shape):
                      f"wls: image .* NumPy array of {np.dtype(np.longdouble)}",
                      marks=pytest.mark.skipif(np.dtype(np.longdouble).itemsize <= 8, reason="longdouble is float64")),
         (np.full((4, 4), 0.5, dtype=object), TypeError, "wls: image .* NumPy array of object"),
+        # (said "got torch.complex64 (scale integer images by their real maximum first)")
+        (np.full((4, 4), 0.5, np.complex64), TypeError, r"wls: image must be floats in \[0, 1\], got a NumPy array of "
+                                                         "complex64"),
+        (torch.full((4, 4), 0.5, dtype=torch.complex64), TypeError, r"got torch.complex64$"),  # (said to scale it)
         # one image with its channels last ([H, W, 1], an RGB [H, W, 3]) was taken for H images
         # 1 or 3 pixels wide, each row smoothed on its own
         (np.full((40, 36, 1), 0.5, np.float32), ValueError,

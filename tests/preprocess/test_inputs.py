@@ -10,6 +10,9 @@ from xvertfast import wls
 from xvertfast.preprocess import E_FLOOR, NORMALISE_PERCENTILES, preprocess
 from xvertfast.preprocess.inputs import _normalise, _tail_quantiles
 
+#: NumPy's long double where it is wider than float64 (x86 Linux); torch holds no such type
+WIDE = (np.longdouble,) if np.dtype(np.longdouble).itemsize > 8 else ()
+
 
 def fields(pp):
     return [pp.x, pp.g, pp.e, pp.xp, pp.y]
@@ -113,10 +116,14 @@ def test_bad_input():
         preprocess([[0.1]])
     with pytest.raises(ValueError, match=r"got shape \(\)$"):  # a 0-d array was said to be of shape (1,)
         preprocess(np.array(0.5, np.float32))
-    for dtype in (object, "U3"):  # torch's "can't convert np.ndarray of type numpy.object_"
+    # torch's "can't convert np.ndarray of type numpy.object_" (or numpy.longdouble: WIDE); complex was
+    # taken for integers ("scale stored values by their range first")
+    for dtype in (object, "U3", np.complex64, *WIDE):
         with pytest.raises(TypeError, match=rf"preprocess: pixels must be floats in \[0, 1\].*got a NumPy array of "
                                             rf"{np.dtype(dtype)}"):  # fmt: skip
             preprocess(np.full((8, 8), 0.5).astype(dtype))
+    with pytest.raises(TypeError, match=r"got complex64$"):  # (was told to "scale stored values by their range")
+        preprocess(torch.full((8, 8), 0.5, dtype=torch.complex64))
 
 
 def test_a_colour_image_is_refused_not_taken_for_a_batch_of_strips(seed):

@@ -37,7 +37,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from xvertfast.ops._inputs import from_numpy as tensor_from_numpy
+from xvertfast.ops._inputs import real_from_numpy
 from xvertfast.ops.wls import wls
 from xvertfast.preprocess.inputs import check_unit_pixels
 
@@ -62,10 +62,7 @@ def _check(pixels, who: str) -> np.ndarray:
     if isinstance(pixels, torch.Tensor):
         t = pixels.detach().cpu()  # (np.asarray refuses a tensor that requires grad)
     else:
-        arr = np.asarray(pixels)
-        if arr.dtype.kind not in "biufc":  # (torch: "can't convert np.ndarray of type numpy.object_")
-            raise TypeError(f"{who}: pixels must be floats in [0, 1], got a NumPy array of {arr.dtype}")
-        t = tensor_from_numpy(arr)
+        t = real_from_numpy(pixels, f"{who}: pixels")
     if t.dim() != 2 or not t.numel():
         raise ValueError(f"{who}: pixels must be [H, W] with H, W >= 1, got shape {tuple(t.shape)}")
     check_unit_pixels(t, who)

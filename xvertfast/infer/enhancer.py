@@ -61,7 +61,7 @@ import torch.nn.functional as F
 from xvertfast._extension import cuda_kernels_run_on
 from xvertfast.infer.backends import make_backend, resolve_device, resolve_precision
 from xvertfast.model import XVertNet, load_model, model_tile
-from xvertfast.ops._inputs import from_numpy
+from xvertfast.ops._inputs import real_from_numpy
 from xvertfast.ops.wls import METHODS as WLS_METHODS
 from xvertfast.preprocess import find_spine, preprocess
 from xvertfast.preprocess.spine import Box, Spine
@@ -232,11 +232,10 @@ class Enhancer:
         if isinstance(pixels, (str, bytes, os.PathLike)):  # (torch: "can't convert np.ndarray of type numpy.str_")
             raise TypeError(f"enhance: pixels must be an image ([H, W] array or tensor, or a Radiograph), got the "
                             f"path {os.fsdecode(pixels)!r}: read it with xvertfast.io.read_image")  # fmt: skip
-        array = None if isinstance(pixels, torch.Tensor) else np.asarray(pixels)
-        if array is not None and array.dtype.kind not in "biuf":
-            raise TypeError(f"enhance: pixels must be an image ([H, W] array or tensor, or a Radiograph), got "
-                            f"{type(pixels).__name__} (dtype {array.dtype})")  # fmt: skip
-        source = pixels.detach().cpu() if array is None else from_numpy(array)
+        if isinstance(pixels, torch.Tensor):
+            source = pixels.detach().cpu()
+        else:
+            source = real_from_numpy(pixels, "enhance: pixels")
         if source.dim() != 2 or source.numel() == 0:
             raise ValueError(f"enhance: pixels must be [H, W] with H, W >= 1, got shape {tuple(source.shape)}")
         if spine is not None and not isinstance(spine, Spine):

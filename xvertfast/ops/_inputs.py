@@ -31,6 +31,22 @@ def from_numpy(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(array)
 
 
+def real_from_numpy(value, who: str) -> torch.Tensor:
+    """:func:`from_numpy` of ``value`` (a NumPy array, or what ``np.asarray`` makes one of), refused
+    in ``who``'s name ("op: argument") unless it holds real numbers torch can take: torch says only
+    "can't convert np.ndarray of type numpy.object_" (or numpy.longdouble), and a complex image has
+    no grey levels. Booleans and integers pass, for the caller's own check to say how to scale them."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf" or array.dtype.itemsize > 8:
+        got = f"a NumPy array of {array.dtype}"
+        if not isinstance(value, np.ndarray):
+            got = f"{type(value).__name__} ({got})"
+        if array.dtype.kind == "f":
+            got += ", wider than torch's float64: convert it to float32 or float64"
+        raise TypeError(f"{who} must be floats in [0, 1], got {got}")
+    return from_numpy(array)
+
+
 def check_floating(x: torch.Tensor, op: str, name: str) -> None:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(x).__name__}")

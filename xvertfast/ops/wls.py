@@ -26,7 +26,7 @@ from xvertfast._extension import (
     has_extension,
 )
 from xvertfast.ops import wls_reference
-from xvertfast.ops._inputs import compute_dtype, from_numpy, is_integer
+from xvertfast.ops._inputs import compute_dtype, is_integer, real_from_numpy
 from xvertfast.ops.wls_direct import solve_direct
 from xvertfast.ops.wls_pcg import wls_cupy
 
@@ -59,11 +59,7 @@ def _as_tensor(image: Any) -> tuple[torch.Tensor, bool]:
     if isinstance(image, torch.Tensor):
         return image, False
     if isinstance(image, np.ndarray):
-        kind = image.dtype.kind
-        if kind not in "biufc" or image.dtype.itemsize > (16 if kind == "c" else 8):  # (torch holds none of these)
-            raise TypeError(f"wls: image must be floating point with values in [0, 1], got a NumPy array of "
-                            f"{image.dtype} (convert it to float32 or float64)")  # fmt: skip
-        return from_numpy(image), True
+        return real_from_numpy(image, "wls: image"), True
     raise TypeError(f"wls: image must be a NumPy array or a torch tensor, got {type(image).__name__}")
 
 
@@ -74,10 +70,9 @@ def _check(x: torch.Tensor) -> None:
         raise ValueError(f"wls: image of shape {tuple(x.shape)} looks like one image with its channels last, not a "
                          f"batch of images {x.shape[2]} pixel(s) wide: give it as [H, W] (one channel)")  # fmt: skip
     if not x.is_floating_point():
-        raise TypeError(
-            f"wls: image must be floating point with values in [0, 1], got {x.dtype} "
-            "(scale integer images by their real maximum first)"
-        )
+        # (complex: no grey levels to scale)
+        scale = "" if x.is_complex() else " (scale integer images by their real maximum first)"
+        raise TypeError(f"wls: image must be floating point with values in [0, 1], got {x.dtype}{scale}")
     if x.device.type == "meta":  # (else torch's "Tensor.item() cannot be called on meta tensors")
         raise ValueError("wls: image is on the meta device, which holds no values to smooth")
     if x.numel() == 0:

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from xvertfast.ops._inputs import from_numpy as tensor_from_numpy
+from xvertfast.ops._inputs import real_from_numpy
 from xvertfast.ops.wls import wls
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 
@@ -53,8 +53,9 @@ def check_unit_pixels(t: torch.Tensor, who: str) -> None:
     raw stored values (integers, or floats up to 255 or 4095) would be clipped to a near-binary
     image without a word."""
     if not t.dtype.is_floating_point:
+        scale = "" if t.dtype.is_complex else ": scale stored values by their range first"  # (complex: no grey levels)
         raise TypeError(f"{who}: pixels must be floats in [0, 1] (xvertfast.io.read_image(path) gives them), "
-                        f"got {str(t.dtype).replace('torch.', '')}: scale stored values by their range first")  # fmt: skip
+                        f"got {str(t.dtype).replace('torch.', '')}{scale}")  # fmt: skip
     if t.device.type == "meta":  # (else torch's "Tensor.item() cannot be called on meta tensors")
         raise ValueError(f"{who}: pixels are on the meta device, which holds no values")
     if not torch.isfinite(t).all():
@@ -161,10 +162,7 @@ def preprocess(pixels, lam: float = DEFAULT_LAM, alpha: float = DEFAULT_ALPHA, e
         without gradient (the WLS solves are not differentiable).
     """
     from_numpy = isinstance(pixels, np.ndarray)
-    if from_numpy and pixels.dtype.kind not in "biufc":  # (torch: "can't convert np.ndarray of type numpy.object_")
-        raise TypeError(f"preprocess: pixels must be floats in [0, 1] (xvertfast.io.read_image(path) gives them), "
-                        f"got a NumPy array of {pixels.dtype}")  # fmt: skip
-    t = tensor_from_numpy(pixels) if from_numpy else pixels
+    t = real_from_numpy(pixels, "preprocess: pixels") if from_numpy else pixels
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"preprocess: pixels must be a NumPy array or a torch tensor, got {type(pixels).__name__}")
     t = t.detach()  # the WLS solves carry no gradient: a graph through X alone would be a wrong one
