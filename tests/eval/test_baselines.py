@@ -121,3 +121,30 @@ def test_xvertnet_methods_of_one_model_share_the_network_run(seed, tmp_path):
             np.testing.assert_array_equal(shared[name], alone[name])
         assert np.abs(shared["xvertnet"] - shared["xvertnet_original_brightness"]).max() > 0.01
     assert len(runs) == 2  # once per image, not once per method
+
+
+def test_an_xvertnet_method_checks_each_image_once(seed, tmp_path, monkeypatch):
+    # each image was checked and converted twice: by the baselines' own check, then by Enhancer.prepare
+    import xvertfast.eval.baselines as baselines
+    import xvertfast.preprocess.inputs as inputs
+    from tests.infer.test_enhance import TILE, chest_like, tiny_model
+    from xvertfast.model import save_model
+
+    model = save_model(tiny_model(seed), tmp_path / "m", extra={"training": {"config": {"roi_size": TILE}}})
+    method = get_method(f"xvertnet={model}", device="cpu")[1]
+    img = chest_like(seed)
+    img = img / img.max() * (1 + 5e-4)  # over 1 by conversion rounding: taken, as clipped
+    expected = method(np.clip(img, 0.0, 1.0))
+    checked = []
+    check = inputs.check_unit_pixels
+    for module in (inputs, baselines):
+        monkeypatch.setattr(module, "check_unit_pixels", lambda t, who: checked.append(who) or check(t, who))
+    np.testing.assert_array_equal(method(img), expected)
+    assert len(checked) == 1
+    raw = (img * 255).astype(np.uint8)
+    with pytest.raises(TypeError, match=r"pixels must be floats in \[0, 1\].*got uint8"):
+        method(raw)
+    with pytest.raises(ValueError, match=r"pixels must lie in \[0, 1\], got values from"):
+        method(raw.astype(np.float32))
+    with pytest.raises(ValueError, match=r"pixels must be \[H, W\] with H, W >= 1, got shape \(0, 4\)"):
+        method(np.zeros((0, 4), np.float32))

@@ -122,7 +122,7 @@ class SharedNetwork:
         last = self._last
         # the last call's own objects are held, so `is` cannot match a recycled id
         if last is None or last[0] is not pixels or last[1] is not spine or spine is None:
-            prep = self.enhancer.prepare(_check(pixels, "xvertnet"), spine)
+            prep = self.enhancer.prepare(pixels, spine)  # (which checks the pixels as _check does)
             last = self._last = (pixels, spine, prep, self.enhancer.run_tiles(prep.xp, prep.y))
         return self.enhancer.compose(last[2], last[3], brightness)
 

@@ -247,7 +247,8 @@ class Enhancer:
         m = self.model
         # preprocess checks the pixels (floats in [0, 1]: check_unit_pixels) before anything else
         pp = preprocess(source.to(self.prepare_device), m.lam, m.alpha, m.eps, method=self.wls_method)
-        arr = np.ascontiguousarray(source.float().numpy(), dtype=np.float32)
+        # within PIXEL_RANGE_SLACK of [0, 1] (conversion rounding), clipped as preprocess clips it
+        arr = source.float().clamp(0.0, 1.0).contiguous().numpy()
         spine = spine or find_spine(arr)
         H, W = arr.shape
         if self.mode == "spine":
