@@ -112,23 +112,27 @@ def _read_csv(name: str) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def _summary(scores_csv: str, compare_to: str) -> list[dict]:
-    """What xvertfast's statistics make of a shipped scores file (every ROI's scores)."""
+def _summary(scores_csv: str, compare_to: str, by_image: bool = False) -> list[dict]:
+    """What xvertfast's statistics make of a shipped scores file (every ROI's scores): the records
+    of summarise, or with by_image those of summarise_by_image (its test paired by image is checked
+    against scipy in tests/eval/test_stats.py)."""
     import math
 
     from xvertfast.eval.protocol import EvalRun
-    from xvertfast.eval.report import summarise
+    from xvertfast.eval.report import summarise, summarise_by_image
 
     metrics = list(COLUMNS.values())
     rows = [{**r, **{m: float(r[m]) if r[m] else math.nan for m in metrics}} for r in _read_csv(scores_csv)]
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    return summarise(EvalRun(methods=methods, metrics=metrics, rows=rows), compare_to)
+    return (summarise_by_image if by_image else summarise)(EvalRun(methods=methods, metrics=metrics, rows=rows), compare_to)
 
 
 def test_the_shipped_summary_follows_from_the_shipped_scores():
+    """Every cell of summary.csv, the tests paired by image included."""
     import math
 
-    summary, shipped = _summary("scores.csv", "xvertnet"), _read_csv("summary.csv")
+    by_roi, by_image = _summary("scores.csv", "xvertnet"), _summary("scores.csv", "xvertnet", by_image=True)
+    summary, shipped = [{**r, **i} for r, i in zip(by_roi, by_image)], _read_csv("summary.csv")
     assert len(summary) == len(shipped)
     for mine, theirs in zip(summary, shipped):
         for key, value in mine.items():
@@ -173,6 +177,56 @@ def test_the_quoted_table_is_the_shipped_summary(document, table, scores, compar
             assert marks == (significance_mark(row["p_value_clean"]) if row["compared_to"] else ""), (document, method, metric)
             checked += 1
     assert checked == (3 + models) * len(columns)
+
+
+def test_the_cards_p_values_are_the_shipped_scores_by_roi_and_by_image(card):
+    """The card's p-values of this model against CLAHE and Farbman, paired by ROI (the papers'
+    test) and by image (an image's two ROIs are not independent), are the shipped scores' after
+    outlier removal at the digits shown, and the numbers of images it gives are those tested."""
+    by_roi = {(r["method"], r["metric"]): r for r in _summary("scores.csv", "xvertnet")}
+    by_image = {(r["method"], r["metric"]): r for r in _summary("scores.csv", "xvertnet", by_image=True)}
+    section = card[card.index("## Evaluation") : card.index("### Period-2")]
+    header = re.search(r"^\| p-value against \|(.*)\|$", section, flags=re.M)
+    assert header, "the card's p-value table"
+    names = {"entropy": "entropy", "Tenengrad": "tenengrad", "LPC-SI": "lpc_si", "TMQI": "tmqi", "BRISQUE": "brisque"}
+    columns = [names[c.strip()] for c in header.group(1).split("|")]
+    rows = re.findall(r"^\| (CLAHE|Farbman), by (ROI|image) \|(.*)\|$", section[header.end() :], flags=re.M)
+    assert sorted(row[:2] for row in rows) == [("CLAHE", "ROI"), ("CLAHE", "image"), ("Farbman", "ROI"),
+                                               ("Farbman", "image")]  # fmt: skip
+    for baseline, paired, cells in rows:
+        for metric, cell in zip(columns, cells.split("|")):
+            shown = cell.strip()
+            if paired == "ROI":
+                p = by_roi[(baseline.lower(), metric)]["p_value_clean"]
+            else:
+                p = by_image[(baseline.lower(), metric)]["p_value_by_image_clean"]
+            assert shown == f"{p:.{_decimals(shown)}f}", (baseline, paired, metric)
+    images = {m: int(by_image[("clahe", m)]["n_images_clean"]) for m in columns}
+    said = re.search(r"paired by image \(n = (\d+) images, (\d+) for TMQI\)", section)
+    assert said, "the card's number of images tested"
+    assert (int(said.group(1)), int(said.group(2))) == (images["entropy"], images["tmqi"])
+    assert all(images[m] == images["entropy"] for m in columns if m != "tmqi")
+
+
+def test_the_original_brightness_p_values_are_its_shipped_scores(card):
+    """The brightness = original section's p-values against CLAHE, Farbman and the network's
+    brightness, as its two sentences give them: paired by ROI, then by image."""
+    by_roi = _summary("scores_original_brightness.csv", "xvertnet_original_brightness")
+    by_image = _summary("scores_original_brightness.csv", "xvertnet_original_brightness", by_image=True)
+    section = card[card.index("## The same model with the original's brightness") : card.index("## A larger model")]
+    names = {"entropy": "entropy", "TMQI": "tmqi", "LPC-SI": "lpc_si", "BRISQUE": "brisque"}
+    for lead, records, key in (("p-values against it, paired by ROI", by_roi, "p_value_clean"),
+                               ("Paired by image, from its scores", by_image, "p_value_by_image_clean")):  # fmt: skip
+        start = section.index(lead)
+        end = start + re.search(r"\d\.\s", section[start:]).end()  # the sentence's last number's full stop
+        sentence = re.sub(r"\s+", " ", section[start:end])
+        said = re.findall(r"(entropy|TMQI|LPC-SI|BRISQUE) (\d[\d.]*\d)(?: \(CLAHE\))?, (\d[\d.]*\d)(?: \(Farbman\))?, (\d[\d.]*\d)",
+                          sentence)  # fmt: skip
+        assert [m for m, *_ in said] == list(names), sentence
+        p = {(r["method"], r["metric"]): r[key] for r in records}
+        for metric, *shown in said:
+            for method, cell in zip(("clahe", "farbman", "xvertnet"), shown):
+                assert cell == f"{p[(method, names[metric])]:.{_decimals(cell)}f}", (lead, metric, method)
 
 
 def test_the_first_models_row_is_its_shipped_summary(card):
