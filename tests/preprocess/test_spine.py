@@ -255,3 +255,15 @@ def test_a_path_is_refused_by_name():
             find_spine(path)
         with pytest.raises(TypeError, match="polarity_score: pixels must be an image array"):
             polarity_score(path)
+
+
+@pytest.mark.parametrize("dtype", [complex, "U1"])
+def test_complex_or_text_pixels_are_refused_by_name(dtype):
+    # complex pixels lost their imaginary part with only NumPy's ComplexWarning, and text said
+    # "could not convert string to float" without naming the function
+    from xvertfast.preprocess import polarity_score
+
+    pixels = np.ones((64, 64), dtype=dtype)
+    for fn in (find_spine, polarity_score):
+        with pytest.raises(TypeError, match=rf"{fn.__name__}: pixels must hold real numbers, got {np.dtype(dtype)}"):
+            fn(pixels)

@@ -147,8 +147,13 @@ def _as_array(pixels, who: str) -> np.ndarray:
         raise TypeError(f"{who}: pixels must be an image array, got the path {os.fsdecode(pixels)!r}: read it with "
                         "xvertfast.io.read_image")  # fmt: skip
     if hasattr(pixels, "detach"):
+        if pixels.is_complex():
+            raise TypeError(f"{who}: pixels must hold real numbers, got {pixels.dtype}")
         pixels = pixels.detach().cpu().double().numpy()
-    return np.asarray(pixels, dtype=np.float64)
+    array = np.asarray(pixels)
+    if array.dtype.kind not in "biuf":  # (complex lost its imaginary part with a mere warning)
+        raise TypeError(f"{who}: pixels must hold real numbers, got {array.dtype}")
+    return array.astype(np.float64, copy=False)
 
 
 def _band_estimate(profile: np.ndarray, width: int) -> int:
