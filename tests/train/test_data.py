@@ -251,3 +251,22 @@ def test_a_cache_it_cannot_write_stops_the_run_instead_of_skipping_every_image(t
     with pytest.raises(OSError, match=r"cannot write into .*cache.*: Permission denied \(the crops of .*img0.png"):
         load_rois([str(data)], str(tmp_path / "run" / "cache"), 32, log=said.append)
     assert not [m for m in said if m.startswith("skipped")], said
+
+
+def test_a_set_a_kill_left_half_gathered_goes_with_the_other_sets(tmp_path):
+    """A start killed while it gathered its set (kill -9, the node lost: atomic_write could not
+    remove its temporary) and run again with other images left ``.rois-<key>.npy.<random>.part``,
+    up to a whole set's size, in the cache forever: only complete sets of other keys were removed,
+    and the run's own temporaries (load_rois) are of its own key alone."""
+    from xvertfast.train.data import remove_other_sets
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    own, old, killed = "a" * 32, "b" * 32, "c" * 32
+    sizes = {f"rois-{own}.npy": 10, f"rois-{old}.npy": 20, f".rois-{killed}.npy.k1ll9x.part": 30,
+             f"{'d' * 32}.npy": 40, f".{'e' * 32}.npy.x1y2.part": 50}  # fmt: skip
+    for name, size in sizes.items():
+        (cache / name).write_bytes(b"\0" * size)
+    assert remove_other_sets(str(cache), own) == 20 + 30
+    # the run's set, an image's crops, and a kill's temporary of an image's (load_rois' to remove)
+    assert sorted(os.listdir(cache)) == sorted([f"rois-{own}.npy", f"{'d' * 32}.npy", f".{'e' * 32}.npy.x1y2.part"])

@@ -280,19 +280,21 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     return data
 
 
-#: The name of a set's gathered crops (:func:`load_rois`): "rois-" and the set's key.
-_SET_NAME = re.compile(r"rois-[0-9a-f]{32}\.npy")
+#: The name of a set's gathered crops (:func:`load_rois`), "rois-" and the set's key, or of the
+#: temporary a kill left of it (:func:`~xvertfast.io.write.atomic_write`'s ".NAME.<random>.part").
+_SET_NAME = re.compile(r"rois-([0-9a-f]{32})\.npy|\.rois-([0-9a-f]{32})\.npy\.[^.]+\.part")
 
 
 def remove_other_sets(cache_dir: str, key: str) -> int:
     """Removes the gathered sets in ``cache_dir`` other than the set ``key``'s (of other images or
-    centres: a start stopped before its first epoch and run again with them), and returns the bytes
-    freed. For a run's own cache: its checkpoint goes on only with its own set, and each is a copy
-    of every image's crops (tens of GB for an archive). The images' crops are kept: a run given a
-    copy of the cache reuses them."""
+    centres: a start stopped before its first epoch and run again with them), and the temporaries
+    a kill left of them while they were gathered, and returns the bytes freed. For a run's own
+    cache: its checkpoint goes on only with its own set, and each is a copy of every image's crops
+    (tens of GB for an archive). The images' crops are kept: a run given a copy of the cache reuses
+    them."""
     freed = 0
     with os.scandir(cache_dir) as entries:
-        stale = [e for e in entries if _SET_NAME.fullmatch(e.name) and e.name != f"rois-{key}.npy"]
+        stale = [e for e in entries if (m := _SET_NAME.fullmatch(e.name)) and key not in m.groups()]
     for entry in stale:
         with contextlib.suppress(FileNotFoundError):
             size = entry.stat().st_size
