@@ -237,9 +237,16 @@ def test_an_export_folder_holds_one_models_stages(model, tmp_path, monkeypatch, 
     small = export_onnx(model, tmp_path / "small", tile=TILE // 2)
     with pytest.raises(ValueError, match=re.escape(f"{paths[0]}: {TILE} x {TILE}, {small[1]}: {TILE // 2} x {TILE // 2}")):
         OnnxRuntimeBackend([paths[0], small[1]], torch.device("cpu"))  # each file with its tile
-    for mixed, stage in (([paths[0], other[1]], 2), ([paths[1], paths[0]], 1), (paths[:1], 1)):
+    for mixed, stage in (([paths[0], other[1]], 2), ([paths[1], paths[0]], 1)):
         with pytest.raises(ValueError, match=f"not stage {stage} of the {len(mixed)}-stage model"):
             OnnxRuntimeBackend(mixed, torch.device("cpu"))
+    # a folder that lost its last stage file said "stage1.onnx: not stage 1 of the 1-stage model of
+    # stage1.onnx (its metadata: ..., stage 1 of 2 ...)", as if that file were at fault
+    os.remove(paths[1])
+    for given in (paths[:1], tmp_path / "out"):
+        with pytest.raises(ValueError, match=re.escape(f"{paths[0]}: stage 1 of a 2-stage model, and no stage 2 "
+                                                       f"was given (stage2.onnx)")):  # fmt: skip
+            OnnxRuntimeBackend(given, torch.device("cpu"))
 
 
 def test_a_tensorrt_export_builds_from_the_onnx_set_of_this_model_only(model, tmp_path, seed):

@@ -341,6 +341,7 @@ def check_stage_set(paths: list[str], metadata: list[dict[str, str]]) -> None:
     order at one precision, by the ``xvertfast.*`` metadata each carries (see
     :func:`_metadata`): an export folder can hold another model's files beside them."""
     first = metadata[0]
+    _refuse_a_set_cut_short(paths, metadata)
     for k, (path, meta) in enumerate(zip(paths, metadata)):
         keys = ("xvertfast.model_sha256", "xvertfast.stage", "xvertfast.stages", "xvertfast.precision")
         found = tuple(meta.get(key) for key in keys)
@@ -350,6 +351,22 @@ def check_stage_set(paths: list[str], metadata: list[dict[str, str]]) -> None:
                              f"metadata: model {str(found[0])[:12]}, stage {found[1]} of {found[2]}, {found[3]}; "
                              f"expected model {str(wanted[0])[:12]}, stage {wanted[1]} of {wanted[2]}, "
                              f"{wanted[3]}): export the model again into an empty folder")  # fmt: skip
+
+
+def _refuse_a_set_cut_short(paths: list[str], metadata: list[dict[str, str]]) -> None:
+    """Files that are a model's first stages in order, its last missing (a file lost from the
+    export folder), are said as such, not as a first file that is not what it should be."""
+    first, n = metadata[0], len(paths)
+    stages = first.get("xvertfast.stages", "")
+    if not stages.isdigit() or int(stages) <= n:
+        return
+    keys = ("xvertfast.model_sha256", "xvertfast.stages", "xvertfast.precision")
+    if all(tuple(m.get(key) for key in keys) == tuple(first.get(key) for key in keys)
+           and m.get("xvertfast.stage") == str(k + 1) for k, m in enumerate(metadata)):  # fmt: skip
+        ext = os.path.splitext(paths[0])[1]
+        lacking = ", ".join(f"stage{k}{ext}" for k in range(n + 1, int(stages) + 1))
+        raise ValueError(f"{paths[-1]}: stage {n} of a {stages}-stage model, and no stage {n + 1} was given "
+                         f"({lacking}): give every stage file of the export, or export the model again")  # fmt: skip
 
 
 def _matching_onnx_set(out_dir: str, count: int, sha: str, tile: int, fp16: bool) -> list[str] | None:
