@@ -277,7 +277,6 @@ def test_an_interrupt_says_what_was_done_and_leaves_no_part_of_the_image_in_flig
     assert "2 done, 1 skipped" in capsys.readouterr().out
 
 
-
 @pytest.mark.parametrize("exc", [KeyboardInterrupt(), OSError(5, "Input/output error")], ids=["interrupt", "io-error"])
 def test_status_counts_no_output_of_an_image_whose_writing_stopped(tmp_path, monkeypatch, capsys, exc):
     # its outputs were removed, yet the ledger still said they were being written: status gave
@@ -294,6 +293,7 @@ def test_status_counts_no_output_of_an_image_whose_writing_stopped(tmp_path, mon
     monkeypatch.undo()
     assert main(["preprocess", str(src), "-o", str(out), "-q"]) == 0  # the rerun redoes the image
     assert job_status(str(out), "preprocess").done == 12
+
 
 def test_an_unexpected_error_fails_that_file_alone(tmp_path, monkeypatch, capsys):
     """Out of memory on one huge image (the WLS solver's allocation), any other error: that file

@@ -110,7 +110,6 @@ def test_a_refused_resume_gathers_no_copy_of_the_set(tmp_path):
     assert sorted(n for n in os.listdir(os.path.join(run, "cache")) if n.startswith("rois-")) == gathered
 
 
-
 def test_a_set_gathered_at_other_centres_does_not_stay_in_the_cache(tmp_path, monkeypatch):
     """A run stopped before its first epoch and started again with the ROI file edited gathered a
     new cache/rois-*.npy and kept the old one, of no use to the run (a resume goes on only with
@@ -144,6 +143,7 @@ def test_a_set_gathered_at_other_centres_does_not_stay_in_the_cache(tmp_path, mo
     assert {n for n in before if not n.startswith("rois-")} < after  # every image's crops kept, img0's old too
     train([str(data)], str(run), CONFIG, rois=str(csv), resume=True, **quiet)  # the run goes on from its own set
     assert (run / "model" / "config.json").exists()
+
 
 def test_cli_errors_name_the_csv_line(tmp_path, capsys):
     data = write_images(tmp_path / "data")
