@@ -103,6 +103,38 @@ def test_an_unexpected_error_writing_one_file_fails_it_alone(tmp_path, model_dir
     assert sorted(outputs(tmp_path / "out")) == ["a.png", "c.png"]
 
 
+@pytest.mark.parametrize("exc", [OSError(5, "Input/output error"), TypeError("a bug")], ids=["io-error", "bug"])
+@pytest.mark.parametrize("redo", [False, True], ids=["new", "redo"])
+def test_status_counts_no_output_of_an_image_whose_write_failed(tmp_path, model_dir, src, monkeypatch, exc, redo):
+    # the output was not made (or, redone for an edited input, its old one was left), yet the ledger
+    # still said it was being written: status gave "1 started and not finished (in flight, left by a
+    # killed run, ...)" after a run that had ended
+    from xvertfast.io.job_folder import job_status
+
+    enh, out = Enhancer(str(model_dir), device="cpu"), tmp_path / "out"
+    if redo:
+        run(enh, src, out, workers=1)
+        Image.fromarray(np.round(chest_like(99) * 255).astype(np.uint8)).save(src / "b.png")  # edited
+    real = batch.write_image
+
+    def write_image(path, *args, **kwargs):
+        if path.endswith("b.png"):
+            raise exc
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(batch, "write_image", write_image)
+    if isinstance(exc, TypeError):  # a bug stops the job with its traceback
+        with pytest.raises(TypeError):
+            run(enh, src, out, workers=1)
+    else:
+        assert by_name(run(enh, src, out, workers=1)[0])["b.png"][0] == "failed"
+    status = job_status(str(out), "enhance")
+    assert status.unfinished == 0 and "b.png" not in outputs(out)  # (the old one is not taken for its output)
+    monkeypatch.undo()
+    summary, _ = run(enh, src, out, workers=1)  # the rerun redoes it
+    assert by_name(summary)["b.png"][0] == "done" and job_status(str(out), "enhance").done == len(NAMES)
+
+
 def test_a_network_error_fails_only_the_image_that_caused_it(tmp_path, model_dir, src, monkeypatch):
     """The culprit (here: NaN from an fp16 overflow, refused by the stage-2 WLS) shares a batch with
     good images: the batch is run again image by image, and only the culprit fails, named."""

@@ -283,7 +283,11 @@ def _compose_and_write(enhancer, rad: Radiograph, prep, tiles, out: str, fmt: st
     t1 = time.perf_counter()
     os.makedirs(os.path.dirname(out), exist_ok=True)
     job.starting(rad.path, out)
-    write_image(out, pixels, _write_format(fmt, rad, out), like=rad, overwrite=True, description=description)
+    try:
+        write_image(out, pixels, _write_format(fmt, rad, out), like=rad, overwrite=True, description=description)
+    except BaseException:  # not made: recorded so (left "writing", status counted it in flight or killed), and
+        job.abandoned(rad.path, [out])  # an earlier output being redone goes, as a failed input gets none
+        raise
     removed = job.finished(rad.path, out, stat, sole=True, centres=centres) or []  # (an earlier --format's output of it goes)
     # one at another place than this one's (the input reached another way: its folder given, not the one
     # above it) is said: a rerun of part of an archive into its OUT would move outputs without a word
