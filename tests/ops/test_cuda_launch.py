@@ -1,9 +1,9 @@
 """The CUDA glue's argument checks and the kernels' launch limits (GPU only).
 
 The per-pixel math is shared with the CPU kernels and tested there; these tests reach what
-only the GPU code has: the device guard of the glue, and the grid-stride and batch-splitting
-loops that take over past the grid's limits (65535 blocks in y and z, and the 65535 blocks a
-grid-stride launch is capped at), which small test shapes never reach.
+only the GPU code has: the device guard and the stream of the glue, and the grid-stride and
+batch-splitting loops that take over past the grid's limits (65535 blocks in y and z, and the
+65535 blocks a grid-stride launch is capped at), which small test shapes never reach.
 """
 
 from __future__ import annotations
@@ -155,3 +155,75 @@ def test_gradient_correlation_of_a_sample_is_the_same_in_any_batch():
     for k in (0, 8):
         alone, _ = OPS.gradient_correlation(a[k : k + 1], b[k : k + 1], 1e-4)
         assert torch.equal(alone, batch[k : k + 1])
+
+
+def _every_op(a, b, maps, y, weight, bias, images):
+    """Each op's outputs on one set of inputs, by name (the inputs' device decides where they run)."""
+    gc, stats = OPS.gradient_correlation(a, b, 1e-4)
+    grad_a, grad_b = OPS.gradient_correlation_backward(torch.ones_like(gc), a, b, stats, 1e-4, True, True)
+    index, selected, _ = OPS.select_max_entropy(maps, 32, True)
+    pooled, argmax = OPS.guided_pool(y, weight, bias, 2)
+    grad_y, grad_w, grad_bias = OPS.guided_pool_backward(torch.ones_like(pooled), y, weight, argmax, 2, True)
+    vcycle = OPS.wls_apply(OPS.wls_setup(images, *WLS_PARAMS), images, True)
+    smooth = OPS.wls(images, *WLS_PARAMS, 1e-4, 100)[0]
+    return {"gc": gc, "stats": stats, "grad_a": grad_a, "grad_b": grad_b, "entropy": OPS.feature_entropy(maps, 32),
+            "index": index, "selected": selected, "pooled": pooled, "argmax": argmax, "grad_y": grad_y,
+            "grad_w": grad_w, "grad_bias": grad_bias, "vcycle": vcycle, "wls": smooth}  # fmt: skip
+
+
+def _op_inputs():
+    """CPU inputs of _every_op: float64, and the guidance layer's exact in every product and sum."""
+    gen = torch.Generator().manual_seed(5)
+    a = torch.rand(2, 40, 50, dtype=torch.float64, generator=gen)
+    b = 0.5 * a + 0.5 * torch.rand(a.shape, dtype=torch.float64, generator=gen)
+    maps = torch.rand(2, 3, 40, 50, dtype=torch.float64, generator=gen) ** torch.tensor([9.0, 1.0, 3.0]).view(3, 1, 1)
+    y = torch.round(torch.randn(2, 1, 40, 50, dtype=torch.float64, generator=gen) * 8) / 64
+    weight = torch.round(torch.randn(3, 1, 3, 3, dtype=torch.float64, generator=gen) * 8) / 8
+    bias = torch.round(torch.randn(3, dtype=torch.float64, generator=gen) * 8) / 8
+    return [a, b, maps, y, weight, bias, _quantised((2, 40, 50), 6)]
+
+
+def _assert_same_as_cpu(got, want, device):
+    for name, w in want.items():
+        g = got[name]
+        assert g.device == torch.device(device), f"{name} on {g.device}"
+        g = g.cpu()
+        if name in ("vcycle", "wls"):  # as test_wls's GPU tests: CG may stop an iteration apart
+            assert ((g - w).norm() / w.norm()).item() <= (1e-10 if name == "vcycle" else 5e-5), name
+        elif w.is_floating_point():
+            torch.testing.assert_close(g, w, rtol=1e-9, atol=1e-12, msg=name)
+        else:
+            assert torch.equal(g, w), name
+
+
+def test_ops_launch_on_torchs_current_stream():
+    # The kernels must run on torch's current stream, not the legacy default stream: torch's
+    # side streams do not wait for that one, so a kernel there would read its inputs before
+    # the side stream (held back here by a sleep) has written them, and see the zeros.
+    inputs = _op_inputs()
+    want = _every_op(*inputs)
+    sources = [t.cuda() for t in inputs]
+    staged = [torch.zeros_like(t) for t in sources]
+    torch.cuda.synchronize()
+    side = torch.cuda.Stream()
+    with torch.cuda.stream(side):
+        torch.cuda._sleep(200_000_000)  # ~0.1 s of GPU time before the inputs are written
+        for dst, src in zip(staged, sources):
+            dst.copy_(src)
+        got = _every_op(*staged)
+    torch.cuda.synchronize()
+    _assert_same_as_cpu(got, want, "cuda:0")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.device_count() < 2, reason="needs two GPUs")
+def test_ops_run_on_the_gpu_of_their_tensors():
+    # Torch's current device stays 0: every op's device guard must take it to GPU 1, where its
+    # tensors are (without one, the kernels would run on GPU 0 with GPU 1's pointers).
+    from xvertfast._extension import cuda_kernels_run_on
+
+    if not cuda_kernels_run_on(torch.device("cuda", 1)):
+        pytest.skip("the CUDA kernels were not built for the second GPU")
+    inputs = _op_inputs()
+    assert torch.cuda.current_device() == 0
+    got = _every_op(*[t.to("cuda:1") for t in inputs])
+    _assert_same_as_cpu(got, _every_op(*inputs), "cuda:1")
