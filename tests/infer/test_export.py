@@ -478,6 +478,18 @@ def fake_aoti_package(path, **metadata) -> str:
     return str(path)
 
 
+def test_the_onnx_backend_names_a_missing_file_as_missing(model, tmp_path):
+    # a mistyped path was "onnxruntime cannot load it ([ONNXRuntimeError] : 3 : NO_SUCHFILE ...);
+    # export the model again", as if the file were damaged
+    needs_export()
+    from xvertfast.infer.onnx_backend import OnnxRuntimeBackend
+
+    paths = export_onnx(model, tmp_path / "out", tile=TILE)
+    for missing, given in ((str(tmp_path / "outt"), tmp_path / "outt"), (paths[1] + "x", [paths[0], paths[1] + "x"])):
+        with pytest.raises(FileNotFoundError, match=re.escape(f"{missing}: no such ONNX file") + "$"):
+            OnnxRuntimeBackend(given, torch.device("cpu"))
+
+
 def test_load_aoti_refuses_a_cpu_package_built_for_instructions_this_cpu_lacks(tmp_path, monkeypatch):
     # a package exported on an AMX Xeon and loaded on an older CPU dies of an illegal instruction
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)

@@ -46,6 +46,8 @@ class OnnxRuntimeBackend(StageBackend):
         tiles, metadata = {}, []
         paths = [os.fspath(p) for p in onnx_paths]
         for path in paths:
+            if not os.path.isfile(path):  # (onnxruntime's NO_SUCHFILE, said as a file that cannot be loaded)
+                raise FileNotFoundError(f"{path}: no such ONNX file")
             try:
                 session = ort.InferenceSession(path, options, providers=providers)
             except Exception as exc:
