@@ -485,8 +485,8 @@ def _print_train_status(run, as_json: bool) -> int:
 
 def _train_resume_command(run) -> str | None:
     """The command line that started a training run, with --resume (where it lacks one), as
-    :func:`_resume_command` gives a job's; None where the run recorded none (started from Python,
-    by an older xvertfast, or no epoch finished yet: it is recorded with the first)."""
+    :func:`_resume_command` gives a job's; None where the run recorded none (started from Python, or
+    by an older xvertfast, which recorded it only with the first epoch)."""
     import shlex
     from types import SimpleNamespace
 

@@ -109,6 +109,63 @@ def test_status_gives_the_command_that_resumes_a_stopped_run(tmp_path, capsys, m
     assert train_status("run").finished
 
 
+def _ctrl_c_at_the_second_image(monkeypatch):
+    """A run started next is stopped (Ctrl-C) as it preprocesses its second image: before its first epoch."""
+    from xvertfast.train import data as train_data
+
+    real, seen = train_data._image_pairs, []
+
+    def ctrl_c_at_the_second_image(*args, **kwargs):
+        seen.append(args[0])
+        if len(seen) == 2:
+            monkeypatch.setattr(train_data, "_image_pairs", real)  # (once)
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_data, "_image_pairs", ctrl_c_at_the_second_image)
+
+
+def test_status_gives_the_command_that_resumes_a_run_stopped_before_its_first_epoch(tmp_path, capsys, monkeypatch):
+    # the command line was recorded with the first epoch's checkpoint only: a run stopped while it
+    # preprocessed its images (hours for an archive) got "xvertfast train DATA ... -o RUN --resume (its
+    # data and options as first given: they are not recorded here)", every option to be typed again
+    write_images(tmp_path / "data")
+    (tmp_path / "rois.csv").write_text("file,upper_row,upper_col,lower_row,lower_col\nnone.png,20,15,50,60\n")
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "data", "-o", "run", "--stages", "1", "--epochs-gc", "2", "--epochs-joint", "0", "--width", "4",
+            "--depth", "2", "--roi-size", "32", "--batch-size", "2", "-q", "--device", "cpu"]  # fmt: skip
+    _ctrl_c_at_the_second_image(monkeypatch)
+    assert main(argv) == 130
+    # a start that could not begin (a --rois row naming no input) leaves the command of the run there
+    assert main(["train", "data", "-o", "run", "-q", "--device", "cpu", "--rois", "rois.csv"]) == 2
+    capsys.readouterr()
+    assert main(["status", "run"]) == 0
+    said = capsys.readouterr().out
+    command = f"cd {tmp_path} && xvertfast train --resume {' '.join(argv[1:])}"
+    assert "no epoch finished yet" in said and f"to resume it: {command}\n" in said, said
+    assert main(command.split(" && xvertfast ")[1].split()) == 0
+    assert train_status("run").finished
+
+
+def test_a_run_started_from_python_before_its_first_epoch_gives_no_earlier_start_s_command(tmp_path, capsys,
+                                                                                          monkeypatch):  # fmt: skip
+    # its options are not known, and an earlier start's may differ (nothing is checked before the first
+    # epoch): that command would resume another run than this one
+    from xvertfast.train.run_folder import COMMAND_FILE
+
+    write_images(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    _ctrl_c_at_the_second_image(monkeypatch)
+    assert main(["train", "data", "-o", "run", "-q", "--device", "cpu", "--width", "8"]) == 130
+    train(["data"], "run", CONFIG, stop_after_epochs=0, progress=False, log=lambda m: None)
+    capsys.readouterr()
+    assert main(["status", "run"]) == 0
+    said = capsys.readouterr().out
+    assert "no epoch finished yet" in said and "xvertfast train DATA ... -o run --resume (its data and options" in said
+    (tmp_path / "run" / COMMAND_FILE).write_text('{"command": ["not", "a line"]}')  # edited, or cut short
+    assert main(["status", "run"]) == 0 and "xvertfast train DATA ... -o run --resume" in capsys.readouterr().out
+
+
 def test_one_epoch_left_is_said_in_the_singular(tmp_path, capsys):
     # "at most 1 epochs to go", at the end of every run
     data, run = write_images(tmp_path / "data"), tmp_path / "run"
@@ -182,10 +239,13 @@ def test_status_loads_no_torch(tmp_path):
     import subprocess
     import sys
 
+    from xvertfast.train.run_folder import record_command
+
     data, run = write_images(tmp_path / "data"), tmp_path / "run"
     train([str(data)], str(run), CONFIG, stop_after_epochs=3, progress=False, log=lambda m: None)
     (tmp_path / "preparing").mkdir()
     (tmp_path / "preparing" / ".xvertfast-train.lock").touch()  # a run preprocessing its images
+    record_command(str(tmp_path / "preparing"), {"command": "xvertfast train /d -o /p", "cwd": None})  # (its command)
     assert main(["preprocess", str(data), "-o", str(tmp_path / "job"), "-q"]) == 0  # a batch job's folder
     code = ("import sys\n"
             "from xvertfast.cli import main\n"
@@ -195,6 +255,7 @@ def test_status_loads_no_torch(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, *folders], capture_output=True, text=True, timeout=120)
     assert out.stdout.splitlines()[-1] == "[0, 0, 0, 2] False", out.stdout + out.stderr
     assert "stage 1 of 2, not finished" in out.stdout and "0 images so far" in out.stdout
+    assert "to resume it: xvertfast train --resume /d -o /p\n" in out.stdout
     assert "xvertfast preprocess" in out.stdout and "12 output files done" in out.stdout
 
 

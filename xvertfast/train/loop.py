@@ -20,6 +20,7 @@ model lacks starts at random.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import glob
@@ -46,7 +47,8 @@ from xvertfast.train.figures import JOINT_PHASE, kept_epoch, plot_curves, plot_p
 from xvertfast.train.data import (NoReadableImage, RoiSet, load_rois, random_patches, remove_other_sets, shift_augment,
                                   split_by_image, write_array)
 from xvertfast.train.losses import XVertNetLoss
-from xvertfast.train.run_folder import CHECKPOINT_FILE, LOCK_FILE, Progress, latest_state, position, reading
+from xvertfast.train.run_folder import (CHECKPOINT_FILE, COMMAND_FILE, LOCK_FILE, Progress, latest_state, position,
+                                        reading, record_command, started_command)
 
 __all__ = ["DiskFull", "TrainConfig", "TrainingDiverged", "has_finished_epochs", "train"]
 
@@ -432,8 +434,10 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     run goes on (a second run in ``run_dir`` is refused). ``stop_after_epochs`` ends the call
     after that many epochs (a controlled "kill", for tests); ``resume=True`` continues.
     ``command`` (and ``cwd``, the folder it was run in, where its paths are relative) is the
-    command line that started the run: the checkpoint keeps it for ``xvertfast status`` to give
-    as the command that resumes the run. ``rois``: a CSV of ROI centres placed by hand (or what
+    command line that started the run: :data:`COMMAND_FILE` keeps it from the start, the checkpoint
+    from the first epoch on, for ``xvertfast status`` to give as the command that resumes the run
+    (a start that cannot begin, its images not found, leaves the one before). ``rois``: a CSV of
+    ROI centres placed by hand (or what
     :func:`~xvertfast.preprocess.centres.load_roi_centres` read from one) for the images it names;
     the others keep the centres found. It is no setting of the run: the crops of an image whose
     centres change are cut again (the others' are taken from the cache), and a ``resume`` after
@@ -450,8 +454,10 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     lock = _lock_run_dir(run_dir)
     from safetensors import SafetensorError
 
+    before = started_command(run_dir)
     try:
         started = {"command": command, "cwd": cwd} if command else {}
+        record_command(run_dir, started)  # (for status: the checkpoint has it only from the first epoch on)
         return _train(inputs, run_dir, config, device, init, resume, progress, stop_after_epochs, log, started, rois)
     except (OSError, SafetensorError) as exc:  # safetensors says an I/O error in its own type
         if disk_full(exc):
@@ -460,6 +466,9 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     except (NothingFound, NoReadableImage, RoiRowError):  # as the other jobs: no run folder for a run that cannot start
         if made is not None:
             shutil.rmtree(made, ignore_errors=True)
+        else:  # the run there (stopped before its first epoch) is still resumed by its own command
+            with contextlib.suppress(OSError):
+                record_command(run_dir, before)
         raise
     finally:
         lock.close()
@@ -505,6 +514,7 @@ def _remove_stale_parts(run_dir: str, config: TrainConfig) -> None:
     stages = range(1, config.stages + 1)
     models = [os.path.join(run_dir, "model"), os.path.join(run_dir, "checkpoint", "model")]
     remove_stale_parts([*(os.path.join(run_dir, "checkpoint", name) for name in (CHECKPOINT_FILE, "state.json")),
+                        os.path.join(run_dir, COMMAND_FILE),
                         *(os.path.join(run_dir, name) for name in ("metrics.csv", "curves.png")),
                         *(os.path.join(run_dir, f"preview_stage{k}.png") for k in stages),
                         *(os.path.join(folder, "config.json") for folder in models),

@@ -12,11 +12,17 @@ import re
 import sys
 from dataclasses import dataclass, field
 
-__all__ = ["CHECKPOINT_FILE", "LOCK_FILE", "Progress", "cached_images", "latest_state", "position", "reading"]
+__all__ = ["CHECKPOINT_FILE", "COMMAND_FILE", "LOCK_FILE", "Progress", "cached_images", "latest_state", "position",
+           "reading", "record_command", "started_command"]
 
 #: Held (flock) while a run trains in RUN_DIR: a second ``train`` there is refused, not left to
 #: mix its epochs with the first's.
 LOCK_FILE = ".xvertfast-train.lock"
+
+#: The command line that started the latest run in RUN_DIR and the folder it was run in (where its
+#: paths are relative), written as it starts: the checkpoint records them only with the first epoch,
+#: and a run stopped before it (preprocessing a large archive takes hours) is resumed by them too.
+COMMAND_FILE = ".xvertfast-train-command.json"
 
 #: The mid-stage checkpoint: the stage's weights, the optimiser's moments and the best weights
 #: so far, with the training state in its metadata, in one file written atomically, so that
@@ -123,3 +129,32 @@ def cached_images(cache_dir: str) -> tuple[int, float | None]:
         return images, os.stat(cache_dir).st_mtime
     except FileNotFoundError:
         return 0, None
+
+
+def started_command(run_dir: str) -> dict:
+    """``{"command": ..., "cwd": ...}`` as :func:`record_command` wrote them for the latest start in
+    ``run_dir``; empty where none was recorded (started from Python, by an older xvertfast) or the
+    file no longer reads as one (status then gives the command's template: nothing is lost)."""
+    try:
+        with open(os.path.join(run_dir, COMMAND_FILE), encoding="utf-8") as f:
+            started = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(started, dict) or not isinstance(started.get("command"), str):
+        return {}
+    return {"command": started["command"], "cwd": started.get("cwd") if isinstance(started.get("cwd"), str) else None}
+
+
+def record_command(run_dir: str, started: dict) -> None:
+    """Records ``started`` (:func:`started_command`'s form) as the latest start in ``run_dir``, atomically:
+    a kill leaves the one before. Empty: the file goes, as this start's command is not known and an
+    earlier start's may have other options (nothing is checked against them before the first epoch)."""
+    from xvertfast.io.write import atomic_write
+
+    path = os.path.join(run_dir, COMMAND_FILE)
+    if not started:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+        return
+    with atomic_write(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        json.dump({"command": started["command"], "cwd": started.get("cwd")}, f)

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field
 
 from xvertfast.resume import lock_held
-from xvertfast.train.run_folder import CHECKPOINT_FILE, LOCK_FILE, cached_images, latest_state
+from xvertfast.train.run_folder import CHECKPOINT_FILE, LOCK_FILE, cached_images, latest_state, started_command
 
 __all__ = ["TrainStatus", "train_status"]
 
@@ -92,7 +92,8 @@ def train_status(run_dir: str) -> TrainStatus | None:
 
 def _preparing(run_dir: str) -> TrainStatus | None:
     """A run that has trained no epoch yet: it preprocesses its images, or stopped doing so. Its
-    lock file says a run began there (None without one); its settings are not recorded yet."""
+    lock file says a run began there (None without one); its settings are not recorded yet, its
+    command line is (:func:`~xvertfast.train.run_folder.started_command`)."""
     lock = os.path.join(run_dir, LOCK_FILE)
     if not os.path.isfile(lock):
         return None
@@ -100,4 +101,5 @@ def _preparing(run_dir: str) -> TrainStatus | None:
     modified = max(os.stat(lock).st_mtime, written or 0.0)
     return TrainStatus(
         run_dir=run_dir, stages=None, width=None, stage=0, epoch=0, epochs_gc=None, epochs_joint=None, patience=None,
-        bad_epochs=0, modified=modified, model=None, running=lock_held(lock), preprocessed=images)  # fmt: skip
+        bad_epochs=0, modified=modified, model=None, running=lock_held(lock), preprocessed=images,
+        **started_command(run_dir))  # fmt: skip
