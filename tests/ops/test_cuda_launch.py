@@ -76,6 +76,19 @@ def test_guided_pool_past_the_grid_stride_cap():
         assert torch.equal(g.cpu(), w)
 
 
+def test_select_max_entropy_past_the_gathers_grid_stride_cap():
+    # the selected map is copied by at most 4096 blocks of 256 threads a sample: a map of
+    # more pixels (a 2048^2 feature map has four times as many) is finished by the loop
+    gen = torch.Generator().manual_seed(7)
+    x = torch.rand(2, 3, 1030, 1030, dtype=torch.float64, generator=gen) ** torch.tensor([4.0, 1.0, 2.0]).view(3, 1, 1)
+    assert 1030 * 1030 > 4096 * 256
+    index, selected, ent = OPS.select_max_entropy(x, 256, True)
+    index_gpu, selected_gpu, ent_gpu = OPS.select_max_entropy(x.cuda(), 256, True)
+    assert torch.equal(index_gpu.cpu(), index) and index.tolist() == [1, 1]
+    assert torch.equal(selected_gpu.cpu(), selected)
+    torch.testing.assert_close(ent_gpu.cpu(), ent, rtol=1e-12, atol=0.0)
+
+
 def _quantised(shape, seed):
     gen = torch.Generator().manual_seed(seed)
     return torch.round(torch.rand(shape, dtype=torch.float64, generator=gen) * 16) / 16  # plateaus
