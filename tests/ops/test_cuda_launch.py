@@ -57,6 +57,18 @@ def test_gradient_correlation_of_a_batch_past_the_grids_z_limit():
         torch.testing.assert_close(g.cpu(), w, rtol=1e-10, atol=1e-12)
 
 
+def test_gradient_correlation_of_images_taller_than_its_row_blocks():
+    # the forward sums of a sample run in at most 1024 blocks of rows: each block of a taller
+    # image (a 2048-row radiograph) takes several rows
+    gen = torch.Generator().manual_seed(8)
+    a = torch.rand(2, 2100, 37, dtype=torch.float64, generator=gen)
+    b = 0.5 * a + 0.5 * torch.rand(a.shape, dtype=torch.float64, generator=gen)
+    gc, stats = OPS.gradient_correlation(a, b, 1e-4)
+    gc_gpu, stats_gpu = OPS.gradient_correlation(a.cuda(), b.cuda(), 1e-4)
+    torch.testing.assert_close(gc_gpu.cpu(), gc, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(stats_gpu.cpu(), stats, rtol=1e-10, atol=1e-12)
+
+
 def test_guided_pool_past_the_grid_stride_cap():
     # more outputs (forward) and more pixels (grad_y) than 65535 blocks of 256 threads cover
     # in one pass; values on a grid where every product and sum is exact, so the GPU and the
