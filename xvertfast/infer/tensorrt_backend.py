@@ -201,8 +201,12 @@ def _build(trt: ModuleType, dev: torch.device, onnx_path: str, settings: dict[st
 
 
 class TensorRTBackend(StageBackend):
-    """Runs stage engines with ``execute_async_v3`` on torch's current CUDA stream, in place on
-    torch tensors (no copies); any batch from 1 to the engines' max batch, at their tile size."""
+    """Runs stage engines with ``execute_async_v3`` in place on torch tensors (no copies); any batch
+    from 1 to the engines' max batch, at their tile size. They run on torch's current CUDA stream,
+    unless that is the legacy default stream (as it is unless the caller chose one): TensorRT 10
+    warns there ("Using default stream in enqueueV3() ...") and adds synchronisations of its own,
+    so they run on a stream of their own, ordered after the work that made the inputs and before
+    any that reads the output."""
 
     name = "tensorrt"
 
@@ -239,6 +243,16 @@ class TensorRTBackend(StageBackend):
         if len(profiles) != 1:
             raise RuntimeError(f"the stage engines disagree on max batch / tile: {sorted(profiles)}")
         ((self.max_batch, self.tile),) = profiles
+        self._own_stream = None  # made on the first call from the default stream
+
+    def _stream(self):
+        """(the stream the engines run on, torch's current one where that is the default stream)."""
+        current = torch.cuda.current_stream(self.device)
+        if current.cuda_stream != 0:
+            return current, None
+        if self._own_stream is None:
+            self._own_stream = torch.cuda.Stream(device=self.device)
+        return self._own_stream, current
 
     @classmethod
     def from_model(cls, model: XVertNet, device: torch.device, tile: int = DEFAULT_TILE, fp16: bool = False,
@@ -286,6 +300,13 @@ class TensorRTBackend(StageBackend):
                     raise RuntimeError(f"TensorRT stage {k + 1}: the engine refused input shape {tuple(t.shape)}")
                 context.set_tensor_address(name, t.data_ptr())
             context.set_tensor_address("out", out.data_ptr())
-            if not context.execute_async_v3(torch.cuda.current_stream(self.device).cuda_stream):
+            stream, default = self._stream()
+            if default is not None:
+                stream.wait_stream(default)  # the inputs are made on the default stream
+            ran = context.execute_async_v3(stream.cuda_stream)
+            if default is not None:
+                # what reads the output, or reuses the inputs' memory once freed, comes after
+                default.wait_stream(stream)
+            if not ran:
                 raise RuntimeError(f"TensorRT stage {k + 1}: execute_async_v3 failed (see its log above)")
         return out
