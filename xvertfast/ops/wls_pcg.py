@@ -77,6 +77,11 @@ def pcg(
     return x.astype(dt), [int(v) for v in iterations.tolist()], [float(v) for v in residual.tolist()]
 
 
+def _gpu_index(t: torch.Tensor) -> int:
+    """The index of the GPU a CUDA tensor is on (``cuda`` alone: the current device)."""
+    return t.device.index if t.device.index is not None else torch.cuda.current_device()
+
+
 def wls_cupy(batch: torch.Tensor, lam: float, alpha: float, eps: float, rtol: float, maxiter: int):
     """``method="cupy"``: :func:`pcg` on CuPy arrays with the extension's CUDA operator and V-cycle.
 
@@ -98,9 +103,12 @@ def wls_cupy(batch: torch.Tensor, lam: float, alpha: float, eps: float, rtol: fl
         return run
 
     # one stream for both libraries, so every kernel runs in program order, on the batch's GPU
-    # (cupy's current device may be another: its arrays and kernels would go there)
-    index = batch.device.index if batch.device.index is not None else torch.cuda.current_device()
+    # (cupy's current device may be another: its arrays and kernels would go there). Every DLPack
+    # exchange, the result's too, happens inside: torch's __dlpack__ orders the consumer's stream
+    # after the current stream of torch's current device (with the batch on GPU 1 and torch on 0:
+    # an event on GPU 0 at each exchange, making a CUDA context there), CuPy's after its own.
+    index = _gpu_index(batch)
     stream = torch.cuda.current_stream(batch.device).cuda_stream
-    with cp.cuda.Device(index), cp.cuda.ExternalStream(stream, index):
+    with torch.cuda.device(index), cp.cuda.Device(index), cp.cuda.ExternalStream(stream, index):
         x, iterations, residual = pcg(op(False), op(True), cp.from_dlpack(batch), rtol, maxiter, cp)
-    return torch.from_dlpack(x), iterations, residual
+        return torch.from_dlpack(x), iterations, residual
