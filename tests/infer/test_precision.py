@@ -101,3 +101,32 @@ def test_a_missing_gpu_is_said_in_the_apis_words_and_the_clis():
     with pytest.raises(RuntimeError, match=r"device 'cuda:1' \(--device cuda:1\) was asked for, but this torch has no "
                                            r"usable CUDA device .*; use 'cpu' \(--device cpu\)"):  # fmt: skip
         resolve_device("cuda:1")
+
+
+def test_a_gpu_index_past_the_visible_ones_is_refused_by_name(monkeypatch):
+    # --device cuda:2 on a two-GPU machine: enhance failed with torch's bare AssertionError "Invalid
+    # device id" (a traceback: precision auto asks the GPU's capability), train only at its first
+    # tensor, after gathering its ROIs, as "CUDA error: invalid device ordinal"
+    from xvertfast.infer.backends import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert resolve_device("cuda:1") == torch.device("cuda:1")
+    with pytest.raises(RuntimeError, match=r"device 'cuda:2' \(--device cuda:2\) was asked for, but this machine shows "
+                                           r"2 CUDA devices \(cuda:0 to cuda:1\)"):  # fmt: skip
+        resolve_device("cuda:2")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    with pytest.raises(RuntimeError, match=r"2 CUDA devices \(cuda:0 to cuda:1; CUDA_VISIBLE_DEVICES=3,5 numbers them "
+                                           r"from 0\)"):  # fmt: skip
+        resolve_device(torch.device("cuda", 5))
+
+
+@pytest.mark.cuda
+def test_a_gpu_index_past_the_visible_ones_is_refused_on_a_gpu():
+    from xvertfast.infer.backends import resolve_device
+
+    count = torch.cuda.device_count()
+    assert resolve_device(f"cuda:{count - 1}") == torch.device("cuda", count - 1)
+    with pytest.raises(RuntimeError, match=f"device 'cuda:{count}' .* shows {count} CUDA device"):
+        resolve_device(f"cuda:{count}")

@@ -25,7 +25,9 @@ BACKENDS = ("auto", "torch", "compile", "onnxruntime", "tensorrt")
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``auto`` is the first CUDA device when there is one, else the CPU; ``cuda`` without one fails."""
+    """``auto`` is the first CUDA device when there is one, else the CPU; ``cuda`` without one
+    fails, as does ``cuda:N`` past the devices visible (else: torch's bare "Invalid device id"
+    at the first question to the GPU, or "invalid device ordinal" at the first tensor)."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
@@ -33,6 +35,14 @@ def resolve_device(device: str | torch.device) -> torch.device:
         raise RuntimeError(f"device {str(device)!r} (--device {device}) was asked for, but this torch has no usable "
                            f"CUDA device (torch {torch.__version__}, CUDA build: {torch.version.cuda}); use 'cpu' "
                            "(--device cpu)")  # fmt: skip
+    if dev.type == "cuda" and dev.index is not None and dev.index >= (count := torch.cuda.device_count()):
+        import os
+
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        numbering = f"; CUDA_VISIBLE_DEVICES={visible} numbers them from 0" if visible is not None else ""
+        raise RuntimeError(f"device '{dev}' (--device {dev}) was asked for, but this machine shows {count} CUDA "
+                           f"device{'s' if count != 1 else ''} (cuda:0{f' to cuda:{count - 1}' if count > 1 else ''}{numbering}); "
+                           "see `xvertfast info`")  # fmt: skip
     return dev
 
 
