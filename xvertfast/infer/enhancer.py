@@ -235,7 +235,7 @@ class Enhancer:
         if isinstance(pixels, torch.Tensor):
             source = pixels.detach().cpu()
         else:
-            source = real_from_numpy(pixels, "enhance: pixels")
+            source = real_from_numpy(pixels, "enhance: pixels", "an image ([H, W] array or tensor, or a Radiograph)")
         if source.dim() != 2 or source.numel() == 0:
             raise ValueError(f"enhance: pixels must be [H, W] with H, W >= 1, got shape {tuple(source.shape)}")
         if spine is not None and not isinstance(spine, Spine):

@@ -31,12 +31,15 @@ def from_numpy(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(array)
 
 
-def real_from_numpy(value, who: str) -> torch.Tensor:
+def real_from_numpy(value, who: str, image: str = "an image ([H, W] array or tensor)") -> torch.Tensor:
     """:func:`from_numpy` of ``value`` (a NumPy array, or what ``np.asarray`` makes one of), refused
     in ``who``'s name ("op: argument") unless it holds real numbers torch can take: torch says only
     "can't convert np.ndarray of type numpy.object_" (or numpy.longdouble), and a complex image has
-    no grey levels. Booleans and integers pass, for the caller's own check to say how to scale them."""
+    no grey levels. Booleans and integers pass, for the caller's own check to say how to scale them.
+    ``image`` says what the caller takes, for a value nothing like an array (None, a dict)."""
     array = np.asarray(value)
+    if array.dtype.kind == "O" and array.ndim == 0:  # (None, a dict: nothing like an array at all)
+        raise TypeError(f"{who} must be {image}, got {type(value).__name__}")
     if array.dtype.kind not in "biuf" or array.dtype.itemsize > 8:
         got = f"a NumPy array of {array.dtype}"
         if not isinstance(value, np.ndarray):
