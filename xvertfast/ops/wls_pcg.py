@@ -90,9 +90,11 @@ def wls_cupy(batch: torch.Tensor, lam: float, alpha: float, eps: float, rtol: fl
     try:
         import cupy as cp
     except ImportError as exc:  # cupy is an optional GPU dependency
-        raise RuntimeError(
-            "wls: method='cupy' needs CuPy (pip install 'xvertfast[gpu]'); method='cuda' needs nothing more"
-        ) from exc
+        # CuPy's wheels are per CUDA major version, and the gpu extra's (cupy-cuda13x) does not
+        # run beside a CUDA 12 torch: name the one of this torch's CUDA
+        cuda = torch.version.cuda
+        wheel = f"cupy-cuda{cuda.split('.')[0]}x (the CuPy of this torch's CUDA {cuda})" if cuda else "'xvertfast[gpu]'"
+        raise RuntimeError(f"wls: method='cupy' needs CuPy: pip install {wheel}; method='cuda' needs nothing more") from exc
     workspace = torch.ops.xvertfast.wls_setup(batch, lam, alpha, eps)
 
     def op(precondition: bool):
