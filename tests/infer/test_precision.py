@@ -130,3 +130,17 @@ def test_a_gpu_index_past_the_visible_ones_is_refused_on_a_gpu():
     assert resolve_device(f"cuda:{count - 1}") == torch.device("cuda", count - 1)
     with pytest.raises(RuntimeError, match=f"device 'cuda:{count}' .* shows {count} CUDA device"):
         resolve_device(f"cuda:{count}")
+
+
+def test_cuda_without_an_index_is_the_current_gpu_for_every_thread(monkeypatch):
+    # a bare "cuda" means each thread's own current device: with torch.cuda.set_device(1) made by the
+    # caller, the batch job's reader threads (whose current device is 0) preprocessed on GPU 0 while
+    # the network ran on GPU 1
+    from xvertfast.infer.backends import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    for spelled in ("cuda", torch.device("cuda"), "auto"):
+        assert resolve_device(spelled) == torch.device("cuda", 1), spelled
+    assert resolve_device("cuda:0") == torch.device("cuda", 0)

@@ -25,11 +25,13 @@ BACKENDS = ("auto", "torch", "compile", "onnxruntime", "tensorrt")
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``auto`` is the first CUDA device when there is one, else the CPU; ``cuda`` without one
+    """``auto`` is the current CUDA device when there is one, else the CPU; ``cuda`` without one
     fails, as does ``cuda:N`` past the devices visible (else: torch's bare "Invalid device id"
-    at the first question to the GPU, or "invalid device ordinal" at the first tensor)."""
+    at the first question to the GPU, or "invalid device ordinal" at the first tensor). A CUDA
+    device comes back with its index: a bare ``cuda`` is each thread's own current device, and a
+    batch job preprocesses on reader threads (current device 0 whatever the caller's)."""
     if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {str(device)!r} (--device {device}) was asked for, but this torch has no usable "
@@ -43,7 +45,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
         raise RuntimeError(f"device '{dev}' (--device {dev}) was asked for, but this machine shows {count} CUDA "
                            f"device{'s' if count != 1 else ''} (cuda:0{f' to cuda:{count - 1}' if count > 1 else ''}{numbering}); "
                            "see `xvertfast info`")  # fmt: skip
-    return dev
+    return torch.device("cuda", torch.cuda.current_device()) if dev.type == "cuda" and dev.index is None else dev
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
