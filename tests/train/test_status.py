@@ -304,3 +304,26 @@ def test_the_resume_command_status_gives_parses_as_the_run_with_resume(argv, pro
     assert words[:3] == ["cd", "/the cwd/x", "&&"] and words[3 : 3 + len(program)] == program
     again = build_parser().parse_args(words[3 + len(program) :])
     assert vars(again) == {**vars(args), "resume": True}
+
+
+def _preparing_run(tmp_path, crops: int):
+    """A run folder at stage 0 whose lock was taken long ago, its cache holding ``crops`` crop files."""
+    run = tmp_path / "run"
+    (run / "cache").mkdir(parents=True)
+    (run / ".xvertfast-train.lock").touch()
+    for i in range(crops):
+        (run / "cache" / f"{i:032x}.npy").touch()
+    for path in (run / ".xvertfast-train.lock", run / "cache"):
+        os.utime(path, (1e9, 1e9))
+    return run
+
+
+def test_a_preparing_runs_last_write_counts_the_set_being_gathered(tmp_path):
+    # gathering the ROI set (minutes for a large run) writes one temporary, which does not change
+    # the cache folder's time: a live run was "last written 10 min ago"
+    import time
+
+    run = _preparing_run(tmp_path, 3)
+    (run / "cache" / f".rois-{7:032x}.npy.ab12cd.part").write_bytes(b"\0" * 8)  # being written now
+    os.utime(run / "cache", (1e9, 1e9))
+    assert train_status(str(run)).modified > time.time() - 60

@@ -118,17 +118,27 @@ def position(state: dict) -> tuple[int, int]:
 
 
 def cached_images(cache_dir: str) -> tuple[int, float | None]:
-    """How many images a run has preprocessed into ``cache_dir`` so far (its crop files: not the
-    gathered ``rois-*.npy``, nor a kill's temporaries), and when it last wrote there (None without
-    the folder): how far a run that has trained no epoch yet has come. One listing and the
-    folder's own time, which every file written in (or renamed into) it sets, not a stat per image:
-    tens of thousands on a cluster's network file system."""
+    """How many image crop files ``cache_dir`` holds (not the gathered ``rois-*.npy``, nor a kill's
+    temporaries), and when a run last wrote there (None without the folder): how far a run that has
+    trained no epoch yet has come. One listing and the folder's own time, which every file created
+    in (or renamed into) it sets, not a stat per image: tens of thousands on a cluster's network
+    file system. The temporaries (``.part``, a few) are stat'ed too: a set being gathered, minutes
+    of writing into one file, leaves the folder's time as it was."""
     try:
+        images, parts = 0, []
         with os.scandir(cache_dir) as entries:
-            images = sum(1 for entry in entries if _CROPS_NAME.fullmatch(entry.name))
-        return images, os.stat(cache_dir).st_mtime
+            for entry in entries:
+                if _CROPS_NAME.fullmatch(entry.name):
+                    images += 1
+                elif entry.name.startswith(".") and entry.name.endswith(".part"):
+                    parts.append(entry.path)
+        written = os.stat(cache_dir).st_mtime
     except FileNotFoundError:
         return 0, None
+    for part in parts:
+        with contextlib.suppress(FileNotFoundError):  # renamed into place since the listing
+            written = max(written, os.stat(part).st_mtime)
+    return images, written
 
 
 def started_command(run_dir: str) -> dict:
