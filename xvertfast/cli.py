@@ -441,8 +441,10 @@ def _print_train_status(run, as_json: bool) -> int:
         return 0
     stages = f"{count(run.stages, 'stage')} of width {run.width}" if run.stages is not None else ""
     if run.stage == 0:  # (its settings are recorded with the first epoch)
-        print(f"{run.run_dir}: xvertfast train: no epoch finished yet (its images are preprocessed first: "
-              f"{count(run.preprocessed, 'image')} so far, in {os.path.join(run.run_dir, 'cache')})")  # fmt: skip
+        # (which crops are this run's is known only by hashing its inputs: the cache may keep others')
+        print(f"{run.run_dir}: xvertfast train: no epoch finished yet (its images are preprocessed first)\n"
+              f"  {os.path.join(run.run_dir, 'cache')} holds {count(run.preprocessed, 'image crop file')} so far (one "
+              "for each of its images preprocessed, and any kept there of other images or ROI centres)")  # fmt: skip
     elif run.finished:
         print(f"{run.run_dir}: xvertfast train, {stages}: finished; the trained model is {run.model}")
     elif run.stage > run.stages:

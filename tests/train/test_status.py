@@ -70,7 +70,8 @@ def test_a_run_preparing_its_data_is_a_training_run(tmp_path, capsys, monkeypatc
     assert (status.stage, status.epoch, status.preprocessed, status.running, status.finished) == (0, 0, 1, False, False)
     assert main(["status", str(run)]) == 0
     said = capsys.readouterr().out
-    assert f"{run}: xvertfast train: no epoch finished yet (its images are preprocessed first: 1 image so far, in " in said
+    assert f"{run}: xvertfast train: no epoch finished yet (its images are preprocessed first)\n" in said
+    assert f"  {run / 'cache'} holds 1 image crop file so far (one for each of its images preprocessed" in said
     assert "last written " in said and "  not running: stopped before the end" in said and f"-o {run} --resume" in said
     with hold_lock(str(run / LOCK_FILE)):  # as the run holds it while it preprocesses
         assert main(["status", str(run)]) == 0
@@ -254,7 +255,7 @@ def test_status_loads_no_torch(tmp_path):
     folders = [str(run), str(tmp_path / "preparing"), str(tmp_path / "job"), str(data)]  # (data: no job's, said so)
     out = subprocess.run([sys.executable, "-c", code, *folders], capture_output=True, text=True, timeout=120)
     assert out.stdout.splitlines()[-1] == "[0, 0, 0, 2] False", out.stdout + out.stderr
-    assert "stage 1 of 2, not finished" in out.stdout and "0 images so far" in out.stdout
+    assert "stage 1 of 2, not finished" in out.stdout and "holds 0 image crop files so far" in out.stdout
     assert "to resume it: xvertfast train --resume /d -o /p\n" in out.stdout
     assert "xvertfast preprocess" in out.stdout and "12 output files done" in out.stdout
 
@@ -316,6 +317,18 @@ def _preparing_run(tmp_path, crops: int):
     for path in (run / ".xvertfast-train.lock", run / "cache"):
         os.utime(path, (1e9, 1e9))
     return run
+
+
+def test_a_preparing_runs_status_does_not_call_other_crops_its_images(tmp_path, capsys):
+    # "5 images so far" for a run of 2 images: the cache also holds crops of other images or of
+    # old ROI centres (kept on purpose after an --rois edit, or a copied cache), which status
+    # cannot tell from the run's own without hashing every input
+    run = _preparing_run(tmp_path, 5)
+    assert main(["status", str(run)]) == 0
+    said = capsys.readouterr().out
+    assert "5 images" not in said, said
+    assert f"{run / 'cache'} holds 5 image crop files so far (one for each of its images preprocessed, and any " \
+           "kept there of other images or ROI centres)" in said, said  # fmt: skip
 
 
 def test_a_preparing_runs_last_write_counts_the_set_being_gathered(tmp_path):

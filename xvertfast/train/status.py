@@ -40,8 +40,10 @@ class TrainStatus:
     #: relative), where it was run from the command line: status gives it as the way to resume
     command: str | None = None
     cwd: str | None = None
-    #: at stage 0, the images preprocessed so far (the run prepares its training data first: hours
-    #: on a large archive)
+    #: at stage 0, the image crop files in RUN_DIR/cache (the run prepares its training data first:
+    #: hours on a large archive): one for each of its images preprocessed so far, and any kept there
+    #: of other images or ROI centres (a copied cache, an earlier start), which only hashing its
+    #: inputs would tell apart
     preprocessed: int | None = None
 
     @property
