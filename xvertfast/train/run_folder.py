@@ -103,7 +103,7 @@ def _resumable(state) -> dict:
 def latest_state(ckpt_dir: str) -> dict | None:
     """The training state a resume goes on from: the later of ``state.json`` and the mid-stage
     checkpoint's (a kill can fall between writing the one and the other); None without a
-    state.json. Raises :class:`~xvertfast.io.DamagedFileError` where one cannot be read."""
+    state.json. Raises ValueError naming the file where one cannot be read (:func:`reading`)."""
     state_path = os.path.join(ckpt_dir, "state.json")
     if not os.path.exists(state_path):
         return None

@@ -67,8 +67,9 @@ def train_status(run_dir: str) -> TrainStatus | None:
     that has trained no epoch yet is at stage 0: :func:`_preparing`). Reads
     ``checkpoint/state.json`` and the mid-stage checkpoint's header (the later of the two, as a
     resume does: a kill can fall between them), and looks whether the run holds its lock
-    (shared, for a moment: a run starting then waits for it). Raises
-    :class:`~xvertfast.io.DamagedFileError` or OSError where they cannot be read."""
+    (shared, for a moment: a run starting then waits for it). Raises ValueError naming the file
+    where they no longer read as the run's (:func:`~xvertfast.train.run_folder.reading`), OSError
+    where they cannot be read at all."""
     ckpt_dir = os.path.join(run_dir, "checkpoint")
     state_path = os.path.join(ckpt_dir, "state.json")
     if not os.path.isfile(state_path):
