@@ -270,3 +270,41 @@ def test_a_set_a_kill_left_half_gathered_goes_with_the_other_sets(tmp_path):
     assert remove_other_sets(str(cache), own) == 20 + 30
     # the run's set, an image's crops, and a kill's temporary of an image's (load_rois' to remove)
     assert sorted(os.listdir(cache)) == sorted([f"rois-{own}.npy", f"{'d' * 32}.npy", f".{'e' * 32}.npy.x1y2.part"])
+
+
+def test_a_cache_linked_from_another_run_keeps_its_other_sets(tmp_path):
+    """Two RUN_DIRs sharing one cache by a link: each start removed the other's gathered set and the
+    temporary it was writing (its rename then failed). A linked cache is left as it is."""
+    from xvertfast.train.data import remove_other_sets
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    other_set, other_part = f"rois-{'b' * 32}.npy", f".rois-{'c' * 32}.npy.k1ll9x.part"
+    for name in (other_set, other_part):
+        (shared / name).write_bytes(b"\0" * 10)
+    (tmp_path / "run").mkdir()
+    os.symlink(shared, tmp_path / "run" / "cache")
+    assert remove_other_sets(str(tmp_path / "run" / "cache"), "a" * 32) is None
+    assert sorted(os.listdir(shared)) == sorted([other_set, other_part])
+
+
+def test_a_run_on_a_linked_cache_says_it_leaves_the_other_sets(tmp_path, monkeypatch):
+    from tests.train.test_loop import CONFIG
+    from xvertfast.train import loop, train
+
+    data, shared, run = write_images(tmp_path / "data"), tmp_path / "shared", tmp_path / "run"
+    shared.mkdir()
+    run.mkdir()
+    os.symlink(shared, run / "cache")
+    (shared / f"rois-{'b' * 32}.npy").write_bytes(b"\0" * 10)  # another run's set
+
+    def ctrl_c_once_gathered(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "split_by_image", ctrl_c_once_gathered)
+    said = []
+    with pytest.raises(KeyboardInterrupt):
+        train([str(data)], str(run), CONFIG, progress=False, log=said.append)
+    assert (shared / f"rois-{'b' * 32}.npy").exists()
+    assert f"{run / 'cache'} is a link, perhaps shared with other runs: the ROIs gathered there for other images or " \
+           "centres are left in it" in said, said  # fmt: skip

@@ -285,13 +285,16 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
 _SET_NAME = re.compile(r"rois-([0-9a-f]{32})\.npy|\.rois-([0-9a-f]{32})\.npy\.[^.]+\.part")
 
 
-def remove_other_sets(cache_dir: str, key: str) -> int:
+def remove_other_sets(cache_dir: str, key: str) -> int | None:
     """Removes the gathered sets in ``cache_dir`` other than the set ``key``'s (of other images or
     centres: a start stopped before its first epoch and run again with them), and the temporaries
     a kill left of them while they were gathered, and returns the bytes freed. For a run's own
     cache: its checkpoint goes on only with its own set, and each is a copy of every image's crops
     (tens of GB for an archive). The images' crops are kept: a run given a copy of the cache reuses
-    them."""
+    them. A ``cache_dir`` that is a link may be shared by runs, whose sets (or the one another is
+    gathering) its own are not: None, nothing removed."""
+    if os.path.islink(cache_dir):
+        return None
     freed = 0
     with os.scandir(cache_dir) as entries:
         stale = [e for e in entries if (m := _SET_NAME.fullmatch(e.name)) and key not in m.groups()]

@@ -610,7 +610,11 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
 
     rois = load_rois(inputs, os.path.join(run_dir, "cache"), config.roi_size, config.lam, config.alpha, config.eps, log,
                      progress=progress, exclude=[run_dir], rois=centres, before_gathering=same_data)  # fmt: skip
-    if freed := remove_other_sets(os.path.join(run_dir, "cache"), rois.key):
+    freed = remove_other_sets(os.path.join(run_dir, "cache"), rois.key)
+    if freed is None:
+        log(f"{os.path.join(run_dir, 'cache')} is a link, perhaps shared with other runs: the ROIs gathered there for "
+            "other images or centres are left in it")  # fmt: skip
+    elif freed:
         log(f"removed the ROIs gathered for other images or centres from {os.path.join(run_dir, 'cache')} "
             f"({freed / 1e6:.1f} MB): the run goes on only with its own")  # fmt: skip
     data_key = {"rois": rois.key, "images": len(rois.sources), **({"centres": rois.centres} if rois.centres else {})}
