@@ -694,7 +694,8 @@ def build_parser() -> argparse.ArgumentParser:
   NAME_y.png        Y for viewing (mid-grey = 0)
   NAME_overlay.png  the image with the detected spine line (yellow), its band
                     estimates (orange), the training ROIs (blue) and the
-                    evaluation ROIs (green): look at these before training.
+                    evaluation ROIs (green), and a key to them in a strip
+                    below: look at these before training.
 Bad files are reported and get no output; the others go on. A rerun resumes:
 OUTDIR keeps a ledger of the outputs the job wrote, and an input whose outputs
 were finished from it, unchanged, is skipped (--overwrite recomputes it). A file

@@ -13,7 +13,8 @@ from PIL import Image
 from tests.conftest import folder_state, said_around_the_bar
 from xvertfast.cli import main
 from xvertfast.io.job_folder import job_files
-from xvertfast.pipeline.preprocess_files import SUFFIXES, preprocess_files
+from xvertfast.pipeline.preprocess_files import OVERLAY_KEY, SUFFIXES, overlay, preprocess_files
+from xvertfast.preprocess import find_spine
 
 JOB_STATE = job_files("preprocess")
 
@@ -71,6 +72,21 @@ def test_cli_exit_code_and_summary(folder, tmp_path, capsys):
     assert "1 done, 0 skipped, 1 failed" in captured.out
     assert "empty.png: empty file" in captured.err
     assert main(["preprocess", str(folder / "good1.png"), "-o", str(tmp_path / "o"), "-q"]) == 0  # skipped: fine
+
+
+@pytest.mark.parametrize("size", [96, 700])
+def test_the_overlay_has_a_key_naming_what_each_colour_marks(size):
+    """An overlay opened on its own (a viewer, a slide, one of hundreds) showed a yellow line, orange
+    circles and blue and green boxes with nothing in it saying which is which: the key was only in
+    --help. A strip below the image (which keeps its pixel coordinates) now draws each mark beside
+    its name."""
+    pixels = (np.asarray(Image.fromarray(radiograph_like(0)).resize((size, size))) / 255).astype(np.float32)
+    rgb = overlay(pixels, find_spine(pixels))
+    assert rgb.shape[1] == size and rgb.shape[0] > size
+    key = rgb[size:]
+    for colour, _ in OVERLAY_KEY:
+        assert (key == colour).all(axis=-1).any(), f"the key has no {colour} mark"
+    assert (key.min(axis=-1) > 200).sum() > 20  # its names, written light on dark
 
 
 def test_the_summary_counts_and_repeats_the_warnings(tmp_path, capsys):

@@ -4,7 +4,7 @@ For every input it writes, under the output folder (mirroring the input tree):
 ``<name>_xp.png`` (X_p, 16-bit), ``<name>_y.tiff`` (Y, float32, signed),
 ``<name>_y.png`` (Y for viewing: 0.5 = 0, scaled to its 99.5th absolute
 percentile) and ``<name>_overlay.png`` (the image with the spine line, the
-band estimates and the training and evaluation ROIs drawn on it).
+band estimates and the training and evaluation ROIs drawn on it, and a key to them below it).
 
 A file that cannot be read or processed (the errors of :data:`~xvertfast.io.errors.FILE_ERRORS`:
 a corrupt file, out of memory on a huge image too) is reported, gets no output, and the job goes
@@ -41,7 +41,7 @@ from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 from xvertfast.preprocess import find_spine, image_warnings, preprocess
 from xvertfast.preprocess.centres import GivenCentres, as_roi_centres, centres_of_inputs, spine_at
 
-__all__ = ["preprocess_files", "JobSummary", "SUFFIXES", "SETTINGS"]
+__all__ = ["preprocess_files", "JobSummary", "SUFFIXES", "SETTINGS", "OVERLAY_KEY", "overlay"]
 
 SUFFIXES = ("_xp.png", "_y.tiff", "_y.png", "_overlay.png")
 #: What the outputs depend on besides the input: recorded in the output folder, so that a
@@ -78,23 +78,66 @@ class JobSummary:
         return text
 
 
+#: The overlay's marks, in the order its key lists them: (RGB colour, what it marks).
+OVERLAY_KEY = (((255, 220, 0), "spine line"), ((255, 120, 0), "band estimates"),
+               ((0, 200, 255), "training ROIs"), ((60, 255, 60), "evaluation ROIs"))  # fmt: skip
+_LINE, _BAND, _TRAIN, _EVAL = (colour for colour, _ in OVERLAY_KEY)
+
+
 def overlay(pixels: np.ndarray, spine) -> np.ndarray:
-    """RGB uint8 picture of the image with the spine line and the ROIs."""
+    """RGB uint8 picture of the image with the spine line and the ROIs, and below it a key to their
+    colours: an overlay is looked at on its own, away from --help. The image keeps its pixel rows."""
     from PIL import Image, ImageDraw
 
     img = Image.fromarray(np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8)).convert("RGB")
     d = ImageDraw.Draw(img)
     H, W = pixels.shape
     lw = max(1, round(H / 512))
-    d.line([(spine.x, 0), (spine.x, H - 1)], fill=(255, 220, 0), width=lw)
+    d.line([(spine.x, 0), (spine.x, H - 1)], fill=_LINE, width=lw)
     for row, col in spine.band_points:
         r = 2 * lw
-        d.ellipse([col - r, row - r, col + r, row + r], outline=(255, 120, 0), width=lw)
+        d.ellipse([col - r, row - r, col + r, row + r], outline=_BAND, width=lw)
     for box in spine.train_rois():
-        d.rectangle([box.left, box.top, box.right - 1, box.bottom - 1], outline=(0, 200, 255), width=lw)
+        d.rectangle([box.left, box.top, box.right - 1, box.bottom - 1], outline=_TRAIN, width=lw)
     for box in spine.eval_rois():
-        d.rectangle([box.left, box.top, box.right - 1, box.bottom - 1], outline=(60, 255, 60), width=lw)
-    return np.asarray(img)
+        d.rectangle([box.left, box.top, box.right - 1, box.bottom - 1], outline=_EVAL, width=lw)
+    key = _overlay_key(W, max(10, round(H / 45)), lw)
+    both = Image.new("RGB", (W, H + key.height))
+    both.paste(img, (0, 0))
+    both.paste(key, (0, H))
+    return np.asarray(both)
+
+
+def _overlay_key(width: int, size: int, lw: int):
+    """A dark strip ``width`` wide with each mark of :data:`OVERLAY_KEY` beside its name, in text
+    ``size`` px high, wrapped onto as many lines as the width needs."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=size)
+    gap, line_h = size // 2, round(size * 1.6)
+    items = [(colour, name, size + gap + round(font.getlength(name))) for colour, name in OVERLAY_KEY]
+    lines: list[list] = [[]]
+    x = gap
+    for item in items:
+        if lines[-1] and x + item[2] > width - gap:
+            lines.append([])
+            x = gap
+        lines[-1].append((x, item))
+        x += item[2] + 2 * gap
+    strip = Image.new("RGB", (width, len(lines) * line_h + gap), (0, 0, 0))
+    d = ImageDraw.Draw(strip)
+    for k, line in enumerate(lines):
+        top = gap + k * line_h
+        for x, (colour, name, _) in line:
+            box = [x, top, x + size - 1, top + size - 1]
+            if colour == _LINE:
+                d.line([(x + size // 2, top), (x + size // 2, top + size - 1)], fill=colour, width=lw)
+            elif colour == _BAND:
+                d.ellipse(box, outline=colour, width=lw)
+            else:
+                d.rectangle(box, outline=colour, width=lw)
+            d.text((x + size + gap, top), name, fill=(255, 255, 255), font=font)
+    return strip
 
 
 def _write_rgb(path: str, rgb: np.ndarray) -> None:
