@@ -196,6 +196,16 @@ def _optimizer_tensors(opt: torch.optim.Adam) -> dict[str, torch.Tensor]:
     return out
 
 
+def _step_where(opt: torch.optim.Adam, p: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+    """Adam's ``step`` where torch's own load_state_dict puts it: on the parameter's device only
+    when capturable or fused; otherwise on the CPU, since a non-capturable Adam reads it with
+    ``.item()`` for every parameter on every step (a host sync each where it is on a GPU)."""
+    group = opt.param_groups[0]
+    if group.get("capturable", False) or group.get("fused", False):
+        return step.to(dtype=torch.float32, device=p.device)
+    return step.to("cpu")
+
+
 def _restore_optimizer(opt: torch.optim.Adam, tensors: dict[str, torch.Tensor]) -> None:
     params = opt.param_groups[0]["params"]
     for name, value in tensors.items():
@@ -204,7 +214,7 @@ def _restore_optimizer(opt: torch.optim.Adam, tensors: dict[str, torch.Tensor]) 
             raise RuntimeError(f"optimizer state {name!r} of shape {tuple(value.shape)} fits no parameter")
         p = params[int(i)]
         # moments in the parameter's memory layout, as a run that was never interrupted has them
-        opt.state[p][key] = torch.empty_like(p).copy_(value) if key != "step" else value
+        opt.state[p][key] = torch.empty_like(p).copy_(value) if key != "step" else _step_where(opt, p, value)
 
 
 def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:

@@ -1,0 +1,44 @@
+"""Training on a GPU: where a resumed Adam keeps its step count.
+No GPU here: torch's FakeTensorMode stands in for one."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
+
+from xvertfast.train.loop import _optimizer_tensors, _restore_optimizer
+
+
+def restored_steps(device: str, **adam) -> list[torch.device]:
+    """The devices of the step counts a resume on ``device`` gives Adam (loaded, as a checkpoint
+    is, onto the training device)."""
+    with FakeTensorMode():
+        params = [torch.nn.Parameter(torch.zeros(3, device=device)), torch.nn.Parameter(torch.zeros(2, device=device))]
+        opt = torch.optim.Adam(params, **adam)
+        _restore_optimizer(opt, {f"{i}.step": torch.tensor(5.0, device=device) for i in range(len(params))})
+        return [opt.state[p]["step"].device for p in params]
+
+
+def test_a_resume_on_a_gpu_keeps_adams_step_count_on_the_cpu():
+    # on the GPU, a non-capturable Adam read it back with .item() per parameter per step
+    assert restored_steps("cuda") == [torch.device("cpu")] * 2
+
+
+@pytest.mark.parametrize("setting", ["capturable", "fused"])
+def test_a_capturable_or_fused_adam_keeps_its_step_count_beside_the_parameters(setting):
+    assert restored_steps("cuda", **{setting: True}) == [torch.device("cuda", 0)] * 2
+
+
+@pytest.mark.cuda
+def test_a_resume_on_the_gpu_puts_adams_state_where_torchs_own_load_state_dict_does():
+    params = [torch.nn.Parameter(torch.randn(4, 3, device="cuda"))]
+    opt = torch.optim.Adam(params)
+    params[0].grad = torch.randn_like(params[0])
+    opt.step()
+    saved = {k: v.cpu().to("cuda") for k, v in _optimizer_tensors(opt).items()}  # as _load_checkpoint gives them
+    ours, theirs = torch.optim.Adam(params), torch.optim.Adam(params)
+    _restore_optimizer(ours, saved)
+    theirs.load_state_dict(opt.state_dict())
+    for key, value in theirs.state[params[0]].items():
+        assert ours.state[params[0]][key].device == value.device, key
