@@ -1009,8 +1009,9 @@ Exit code: 0, 2 where the folder holds no such job or a ledger or checkpoint can
                     "--resume may change)")
     tr.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:1, ...")
     tr.add_argument("--amp", action="store_true",
-                    help="bfloat16 autocast: on CUDA, and on CPUs with AMX (about 1.7x faster steps there: 13.2 against "
-                    "7.7 training patches/s at width 16, bench/RESULTS.md)")
+                    help="bfloat16 autocast: on GPUs of compute capability 8.0 or later (Ampere on; refused on older ones), "
+                    "and on CPUs with AMX (about 1.7x faster steps there: 13.2 against 7.7 training patches/s at "
+                    "width 16, bench/RESULTS.md)")
     tr.add_argument("--seed", type=int, default=0,
                     help="seeds the validation split, the initial weights, the batch order and the augmentation")
     tr.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR")

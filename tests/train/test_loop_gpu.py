@@ -1,5 +1,5 @@
-"""Training on a GPU: where a resumed Adam keeps its step count.
-No GPU here: torch's FakeTensorMode stands in for one."""
+"""Training on a GPU: where a resumed Adam keeps its step count, and --amp on GPUs without bf16.
+No GPU here: torch's FakeTensorMode and a faked torch.cuda stand in for one."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
+from xvertfast.train import TrainConfig
 from xvertfast.train.loop import _optimizer_tensors, _restore_optimizer
 
 
@@ -42,3 +43,27 @@ def test_a_resume_on_the_gpu_puts_adams_state_where_torchs_own_load_state_dict_d
     theirs.load_state_dict(opt.state_dict())
     for key, value in theirs.state[params[0]].items():
         assert ours.state[params[0]][key].device == value.device, key
+
+
+@pytest.mark.parametrize("capability", [(7, 0), (7, 5)])
+def test_amp_on_a_gpu_without_native_bf16_is_refused_before_any_image(tmp_path, monkeypatch, capability):
+    from xvertfast.train import loop
+
+    # a V100 or T4: bf16 autocast there is emulated (slower than fp32) or torch refuses it mid-run
+    monkeypatch.setattr(loop, "_device", lambda name: torch.device("cuda", 0))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
+    monkeypatch.setattr(loop, "_initial_model", lambda config: pytest.fail("got past the --amp check"))
+    config = TrainConfig(stages=1, epochs_gc=1, epochs_joint=0, device="cuda", amp=True)
+    with pytest.raises(ValueError, match=rf"--amp on cuda:0 \(Tesla T4, compute capability {capability[0]}\.{capability[1]}\): "
+                                         r"no native bf16.*8\.0.*without --amp"):  # fmt: skip
+        loop.train([str(tmp_path / "data")], str(tmp_path / "run"), config, progress=False, log=lambda m: None)
+
+
+def test_amp_on_a_gpu_with_native_bf16_is_let_through(tmp_path, monkeypatch):
+    from xvertfast.train import loop
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
+    said = []
+    loop._check_amp(TrainConfig(device="cuda", amp=True), torch.device("cuda", 0), said.append)
+    assert said == []

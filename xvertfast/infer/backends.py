@@ -19,7 +19,7 @@ import torch
 from xvertfast.model import XVertNet
 
 __all__ = ["BACKENDS", "StageBackend", "TorchBackend", "CompileBackend", "make_backend", "resolve_device",
-           "resolve_precision", "cpu_bf16_support", "without_tf32"]  # fmt: skip
+           "resolve_precision", "cuda_bf16_native", "cpu_bf16_support", "without_tf32"]  # fmt: skip
 
 BACKENDS = ("auto", "torch", "compile", "onnxruntime", "tensorrt")
 
@@ -61,10 +61,7 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     if precision == "auto":
         if device.type != "cuda":
             return torch.float32
-        # the device given, by its compute capability: is_bf16_supported() asks the current device and
-        # says True on sm_70/sm_75 too (bf16 emulated there, slower than fp16)
-        major, _ = torch.cuda.get_device_capability(device)
-        return torch.bfloat16 if major >= 8 else torch.float16
+        return torch.bfloat16 if cuda_bf16_native(device) else torch.float16
     table = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
     if precision not in table:
         raise ValueError(f"precision must be auto, fp32, fp16 or bf16, got {precision!r}")
@@ -81,6 +78,13 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
             warnings.warn("precision bf16 on a CPU without AMX: measure it against fp32, it may be no faster",
                           stacklevel=2)  # fmt: skip
     return table[precision]
+
+
+def cuda_bf16_native(device: torch.device) -> bool:
+    """Whether the GPU ``device`` runs bf16 natively (compute capability 8.0 and later). Asked of
+    the device given, by its capability: is_bf16_supported() asks the current device and says True
+    on sm_70/sm_75 too (bf16 emulated there, slower than fp16)."""
+    return torch.cuda.get_device_capability(device)[0] >= 8
 
 
 def cpu_bf16_support() -> str:

@@ -169,12 +169,22 @@ def _to(t: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 def _check_amp(config: TrainConfig, device: torch.device, log) -> None:
-    """bf16 autocast runs on CUDA and on CPUs whose oneDNN has bf16; on the CPU it pays with AMX
-    (a width-16 step on 8 x 256^2 patches: 1.09 s fp32, 0.67 s bf16 on two cores)."""
-    if not config.amp or device.type != "cpu":
+    """bf16 autocast runs on GPUs of compute capability 8.0 on (older ones emulate it, slower than
+    fp32, or torch refuses it at the first step) and on CPUs whose oneDNN has bf16; on the CPU it
+    pays with AMX (a width-16 step on 8 x 256^2 patches: 1.09 s fp32, 0.67 s bf16 on two cores)."""
+    if not config.amp:
         return
-    from xvertfast.infer.backends import cpu_bf16_support
+    from xvertfast.infer.backends import cpu_bf16_support, cuda_bf16_native
 
+    if device.type == "cuda":
+        if not cuda_bf16_native(device):
+            major, minor = torch.cuda.get_device_capability(device)
+            raise ValueError(f"--amp on {device} ({torch.cuda.get_device_name(device)}, compute capability "
+                             f"{major}.{minor}): no native bf16, which needs compute capability 8.0 (Ampere) "
+                             "or later; train without --amp")  # fmt: skip
+        return
+    if device.type != "cpu":
+        return
     support = cpu_bf16_support()
     if support == "no":
         raise ValueError("--amp on this CPU: oneDNN reports no bf16 support (it needs AVX-512 BF16 or AMX)")
