@@ -770,7 +770,10 @@ or a PNG listed as MONOCHROME1, comes back with its stored values inverted.""",
                      "as fp32 and tensorrt as fp16; fp32 on a GPU runs without TF32 (torch, compile and "
                      "tensorrt backends) (default: %(default)s)")
     enh.add_argument("--format", choices=("same", "png16", "png8", "tiff", "dicom"), default="same",
-                     help="output format (default: %(default)s)")
+                     help="output format: same (above); png16, a 16-bit PNG holding the source's bit depth "
+                     "(a 12-bit input as 0..4095, an 8-bit one as 0..255: viewers that show the whole 16-bit range "
+                     "show them dark; png8 for viewing); png8; tiff, float32 in [0, 1]; dicom, a derived "
+                     "DICOM at the source's bit depth (default: %(default)s)")
     enh.add_argument("--batch-size", type=_at_least(1), default=8,
                      help="tiles per network call: an image gives two in spine mode, more in full mode "
                      "(default: %(default)s)")  # fmt: skip
