@@ -527,30 +527,69 @@ def test_the_report_tests_by_image_beside_by_roi(tmp_path):
     assert f"<td>{float(clahe['p_value_by_image_clean']):.4f} (n={n})</td>" in page
 
 
-def test_methods_scored_on_other_rois_are_not_paired_and_the_report_says_why(tmp_path):
-    """The test by ROI paired the n-th ROI of each method when their counts matched: with one
-    method lacking an image and the reference another, it paired ROIs of different images, and
-    gave a p-value. Neither test is run on such methods, and summary.md says why."""
+def test_methods_scored_on_other_rois_are_tested_on_the_rois_both_have_and_the_report_says_so(tmp_path):
+    """A method scored on other ROIs than the reference (one lacking an image, the other another) was
+    not tested at all: one ROI missing among 20 000 took away its p-values. As a paired test takes
+    missing values, it is tested on the (file, roi) both have, by ROI and by image, and summary.md
+    says how many each side lacks; one with fewer than 2 ROIs in common is not tested, said why."""
     from xvertfast.eval.protocol import EvalRun
     from xvertfast.eval.report import summarise, summarise_by_image, write_report
+    from xvertfast.eval.stats import image_means, paired_clean, wilcoxon_p
 
+    rng = np.random.default_rng(3)
     n = 10
-    run = EvalRun(["identity", "clahe", "farbman"], ["entropy"], images=n)
+    run = EvalRun(["identity", "clahe", "farbman", "vendor"], ["entropy"], images=n)
+    lacks = {"identity": {(3, "lower"), (3, "upper")}, "clahe": {(6, "lower"), (6, "upper"), (8, "upper")},
+             "farbman": {(3, "lower"), (3, "upper")}}  # fmt: skip
+    values = {}
     for i in range(n):
-        for m in run.methods:
-            if (m, i) not in (("identity", 3), ("farbman", 3), ("clahe", 6)):  # clahe: same count, other images
-                run.rows += [{"file": f"f{i:02d}", "roi": roi, "method": m, "entropy": 5.0 + 0.1 * i + (m != "identity")
-                              + 0.01 * j} for j, roi in enumerate(("lower", "upper"))]  # fmt: skip
+        for roi in ("lower", "upper"):
+            ref = 5.0 + rng.normal()
+            for m, v in (("identity", ref), ("clahe", ref + 0.3 + 0.1 * rng.normal()), ("farbman", ref + 1.0)):
+                if (i, roi) not in lacks[m]:
+                    values[(m, f"f{i:02d}", roi)] = v
+    values[("vendor", "f00", "upper")] = 6.0  # 1 ROI in common: nothing to test
+    run.rows = [{"file": f, "roi": roi, "method": m, "entropy": v} for (m, f, roi), v in values.items()]
+    rng.shuffle(run.rows)  # (the order of the rows is not the pairing)
+    common = sorted((f, roi) for m, f, roi in values if m == "clahe" and ("identity", f, roi) in values)
+    assert len(common) == 15
+    a, b = (np.array([values[(m, f, roi)] for f, roi in common]) for m in ("clahe", "identity"))
     by_roi = {r["method"]: r for r in summarise(run, "identity")}
     by_image = {r["method"]: r for r in summarise_by_image(run, "identity")}
-    assert by_roi["clahe"]["compared_to"] == "" and math.isnan(by_roi["clahe"]["p_value"])
-    assert math.isnan(by_roi["clahe"]["p_value_clean"]) and math.isnan(by_image["clahe"]["p_value_by_image"])
-    assert by_roi["farbman"]["compared_to"] == "identity" and by_roi["farbman"]["p_value"] < 0.01  # its own: paired
+    clahe = by_roi["clahe"]
+    assert clahe["compared_to"] == "identity" and clahe["p_value"] == wilcoxon_p(a, b) < 0.05
+    assert clahe["p_value_clean"] == wilcoxon_p(*paired_clean(a, b)) and clahe["n_clean"] == len(paired_clean(a, b)[0])
+    assert clahe["n"] == 17  # its own ROIs, as described
+    files = [f for f, _ in common]
+    for suffix, clean in (("", False), ("_clean", True)):
+        x, y = image_means(a, b, files, clean=clean)
+        assert by_image["clahe"]["n_images" + suffix] == x.size == 8  # f08 by its lower ROI
+        assert by_image["clahe"]["p_value_by_image" + suffix] == wilcoxon_p(x, y)
+    assert by_roi["farbman"]["p_value"] < 0.01 and by_image["farbman"]["n_images"] == 9  # the same ROIs: as before
+    assert by_roi["vendor"]["compared_to"] == "" and math.isnan(by_image["vendor"]["p_value_by_image"])
     md = open(write_report(run, str(tmp_path), "identity")["summary.md"]).read()
-    assert ("n/a: clahe is not tested against identity: they were not scored on the same ROIs (clahe lacks 2 of "
-            "identity's, first f06 (lower ROI); identity lacks 2 of clahe's, first f03 (lower ROI)).") in md, md
-    assert "fewer than 2 pairs that differ" not in md  # not the reason here
-    assert "farbman is not tested" not in md
+    assert ("clahe is tested against identity on the 15 ROIs both were scored on (clahe lacks 3 of identity's, "
+            "first f06 (lower ROI); identity lacks 2 of clahe's, first f03 (lower ROI)).") in md, md
+    assert ("n/a: vendor is not tested against identity: they were scored on 1 ROI in common, too few to test "
+            "(vendor lacks 17 of identity's, first f00 (lower ROI)).") in md, md
+    assert "farbman is tested" not in md and "farbman is not tested" not in md
+
+
+def test_a_method_scoring_a_roi_twice_is_not_paired_with_one_that_scored_it_once(tmp_path):
+    # which of its two values pairs with the reference's one is not known: no test, and summary.md says why
+    from xvertfast.eval.protocol import EvalRun
+    from xvertfast.eval.report import summarise, write_report
+
+    run = EvalRun(["identity", "clahe"], ["entropy"], images=6)
+    for i in range(6):
+        for m in run.methods:
+            run.rows += [{"file": f"f{i}", "roi": roi, "method": m, "entropy": 5.0 + i + (m == "clahe")}
+                         for roi in ("lower", "upper")]  # fmt: skip
+    run.rows.append({"file": "f0", "roi": "upper", "method": "clahe", "entropy": 9.0})
+    assert summarise(run, "identity")[1]["compared_to"] == ""
+    md = open(write_report(run, str(tmp_path), "identity")["summary.md"]).read()
+    assert ("n/a: clahe is not tested against identity: they were not scored on the same ROIs (a ROI scored more "
+            "than once).") in md, md
 
 
 def test_the_notes_under_the_p_values_count_the_images_tested(tmp_path):

@@ -73,16 +73,22 @@ def _columns(run: EvalRun) -> dict[str, tuple[list[tuple[str, str]], dict[str, n
     return columns
 
 
-def _unpaired(columns: dict, compare_to: str | None) -> dict[str, str]:
-    """Per method not scored on the ROIs compare_to was, why it is not tested against it: its
-    n-th value is not of the reference's n-th ROI (one method lacking an image and the
-    reference another paired ROIs of different images)."""
+def _pairs(columns: dict, compare_to: str | None) -> dict[str, tuple[np.ndarray | None, np.ndarray | None, str]]:
+    """Per method besides compare_to: the indices into its columns and compare_to's of the
+    (file, roi) both were scored on, and what each lacks of the other's ('' where none). A paired
+    test takes the pairs both sides have, as a ROI's NaN is left out: one ROI missing among
+    20 000 must not take a method's p-values away. (None, None, why) where they cannot be paired:
+    fewer than 2 ROIs in common, or a ROI scored more than once."""
     if compare_to not in columns:
         return {}
     ref = columns[compare_to][0]
-    reasons = {}
+    where = {key: k for k, key in enumerate(ref)}
+    pairs = {}
     for method, (keys, _) in columns.items():
-        if keys == ref:
+        if method == compare_to:
+            continue
+        if keys == ref:  # (the same ROIs: a ROI scored twice by both pairs as it was scored)
+            pairs[method] = (np.arange(len(keys)), np.arange(len(keys)), "")
             continue
         parts = []
         for who, has, other in ((method, ref, keys), (compare_to, keys, ref)):
@@ -90,16 +96,27 @@ def _unpaired(columns: dict, compare_to: str | None) -> dict[str, str]:
             if lacking:
                 parts.append(f"{who} lacks {len(lacking)} of {method if who == compare_to else compare_to}'s, "
                              f"first {lacking[0][0]} ({lacking[0][1]} ROI)")  # fmt: skip
-        said = "; ".join(parts) or "a ROI scored more than once"
-        reasons[method] = f"{method} is not tested against {compare_to}: they were not scored on the same ROIs ({said})"
-    return reasons
+        said = "; ".join(parts)
+        mine = [k for k, key in enumerate(keys) if key in where]
+        if len(set(keys)) < len(keys) or len(where) < len(ref):
+            why = "a ROI scored more than once" + (f"; {said}" if said else "")
+            pairs[method] = (None, None, f"{method} is not tested against {compare_to}: they were not scored on the "
+                                         f"same ROIs ({why})")  # fmt: skip
+        elif len(mine) < 2:
+            pairs[method] = (None, None, f"{method} is not tested against {compare_to}: they were scored on "
+                                         f"{count(len(mine), 'ROI')} in common, too few to test ({said})")  # fmt: skip
+        else:
+            pairs[method] = (np.array(mine), np.array([where[keys[k]] for k in mine]),
+                             f"{method} is tested against {compare_to} on the {len(mine)} ROIs both were scored on "
+                             f"({said})")  # fmt: skip
+    return pairs
 
 
 def summarise(run: EvalRun, compare_to: str | None, columns: dict | None = None) -> list[dict]:
     """One record per (method, metric): statistics raw and after outlier removal, p-values vs
-    compare_to (none for a method scored on other ROIs: :func:`_unpaired`)."""
+    compare_to on the ROIs both were scored on (:func:`_pairs`)."""
     columns = _columns(run) if columns is None else columns
-    unpaired = _unpaired(columns, compare_to)
+    pairs = _pairs(columns, compare_to)
     records = []
     for metric in run.metrics:
         ref = columns[compare_to][1][metric] if compare_to in columns else None
@@ -111,11 +128,13 @@ def summarise(run: EvalRun, compare_to: str | None, columns: dict | None = None)
             rec = {"method": method, "metric": metric, "n": n, "mean": mean, "std": std, "compared_to": "",
                    "p_value": math.nan, "pairs_differing": math.nan, "n_clean": n_clean, "mean_clean": mean_clean,
                    "std_clean": std_clean, "p_value_clean": math.nan, "pairs_differing_clean": math.nan}  # fmt: skip
-            if ref is not None and method != compare_to and method not in unpaired:
-                a, b = paired_clean(v, ref)
+            mine, theirs, _ = pairs.get(method, (None, None, ""))
+            if mine is not None:
+                v, r = v[mine], ref[theirs]
+                a, b = paired_clean(v, r)
                 rec["n_clean"], rec["mean_clean"], rec["std_clean"] = describe(a)
                 rec["compared_to"] = compare_to
-                rec["p_value"], rec["pairs_differing"] = wilcoxon_p(v, ref), differences(v, ref).size
+                rec["p_value"], rec["pairs_differing"] = wilcoxon_p(v, r), differences(v, r).size
                 rec["p_value_clean"], rec["pairs_differing_clean"] = wilcoxon_p(a, b), differences(a, b).size
             records.append(rec)
     return records
@@ -127,7 +146,7 @@ def summarise_by_image(run: EvalRun, compare_to: str | None, columns: dict | Non
     with n images compared; NaN where nothing is compared. An image's two ROIs are not
     independent samples: this is the test a reviewer asks for beside the protocol's."""
     columns = _columns(run) if columns is None else columns
-    unpaired = _unpaired(columns, compare_to)
+    pairs = _pairs(columns, compare_to)
     records = []
     for metric in run.metrics:
         for method in run.methods:
@@ -135,9 +154,10 @@ def summarise_by_image(run: EvalRun, compare_to: str | None, columns: dict | Non
             for suffix in ("", "_clean"):
                 rec.update({"n_images" + suffix: math.nan, "p_value_by_image" + suffix: math.nan,
                             "images_differing" + suffix: math.nan})  # fmt: skip
-            if compare_to in columns and method != compare_to and method not in unpaired:
-                files = [file for file, _ in columns[method][0]]
-                v, ref = columns[method][1][metric], columns[compare_to][1][metric]
+            mine, theirs, _ = pairs.get(method, (None, None, ""))
+            if mine is not None:
+                files = [columns[method][0][k][0] for k in mine]
+                v, ref = columns[method][1][metric][mine], columns[compare_to][1][metric][theirs]
                 for suffix, clean in (("", False), ("_clean", True)):
                     a, b = image_means(v, ref, files, clean=clean)
                     rec["n_images" + suffix], rec["p_value_by_image" + suffix] = a.size, wilcoxon_p(a, b)
@@ -166,7 +186,7 @@ def _write_csv(path: str, rows: list[dict], fields: list[str]) -> None:
 
 
 def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_image: list[dict] = (),
-              unpaired: dict[str, str] | None = None) -> str:  # fmt: skip
+              pairs: dict | None = None) -> str:  # fmt: skip
     by = {(r["method"], r["metric"]): r for r in records}
     images = {(r["method"], r["metric"]): r for r in by_image}
     rois = len(run.rows) // max(len(run.methods), 1)
@@ -227,10 +247,14 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_imag
                         f" (n={r['n_images_clean']})" if r["n_images"] == r["n_images"] else "") for r in cells) + " |")  # fmt: skip
             lines.append("")
             ps += [r["p_value_by_image_clean"] for r in tested]
+        for mine, _, said in (pairs or {}).values():  # scored on other ROIs: tested on those in common, or why not
+            if mine is not None and said:
+                lines += [f"{said}.", ""]
         if any(p != p for p in ps):  # say why, rather than leave a bare n/a
             lines += ["n/a: no test, fewer than 2 pairs that differ.", ""]
-        for why in (unpaired or {}).values():
-            lines += [f"n/a: {why}.", ""]
+        for mine, _, said in (pairs or {}).values():
+            if mine is None:
+                lines += [f"n/a: {said}.", ""]
         # 2 / 2^5 > 0.05; counted as the test counts them, not as n (equal pairs are dropped)
         few = [min(r["pairs_differing"], r["pairs_differing_clean"]) for r in records if r["compared_to"]]
         few += [min(r["images_differing"], r["images_differing_clean"]) for r in tested]
@@ -420,7 +444,7 @@ def write_report(run: EvalRun, out_dir: str, compare_to: str | None = None) -> d
     # the test by image in columns after the protocol's, on the same (method, metric) rows
     rows = [{**r, **i} for r, i in zip(records, by_image)]
     _write_csv(paths["summary.csv"], rows, list(rows[0]) if rows else ["method", "metric"])
-    md = _markdown(run, records, compare_to, by_image, _unpaired(columns, compare_to))
+    md = _markdown(run, records, compare_to, by_image, _pairs(columns, compare_to))
     with atomic_write(paths["summary.md"]) as tmp, open(tmp, "w", **_TEXT_FILE) as f:
         f.write(md)
     _boxplots(run, paths["boxplots.png"], columns)
