@@ -488,3 +488,16 @@ def test_demo_scores_what_its_sample_allows_without_notes_said_twice(tmp_path, c
     out, err = capsys.readouterr()
     assert "note:" not in err and "TMQI" not in out and "Notes:" not in out
     assert "| LPC-SI |" in out and "xvertnet_original_brightness" in out
+
+
+def test_demo_says_an_enhance_error_once(tmp_path, monkeypatch, capsys):
+    """An image the demo could not enhance was said twice on stderr: once as the job logged it, again
+    from the error the demo raised to end itself."""
+    import xvertfast.samples
+
+    bad = tmp_path / "bad.dcm"
+    bad.write_bytes(b"not a dicom" * 20)
+    monkeypatch.setattr(xvertfast.samples, "SAMPLE_DICOM", str(bad))
+    assert main(["demo", "-o", str(tmp_path / "demo"), "--device", "cpu"]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {bad}: not DICOM")
