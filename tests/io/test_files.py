@@ -88,6 +88,25 @@ def test_the_output_folder_as_an_input_folder_is_refused(tmp_path):
         discover([str(tmp_path)], exclude=[str(tmp_path)])
 
 
+def test_the_same_folder_given_as_input_and_output_is_said_so(tmp_path, monkeypatch):
+    """``preprocess in2 -o in2`` said "in2 is a folder of outputs (the job's own, or another method's
+    that evaluate scores)", puzzling to one who gave the same folder twice, and suggested in2/enhanced
+    whatever the command. It says the folder is both, and suggests one beside it or inside it."""
+    (tmp_path / "in2").mkdir()
+    (tmp_path / "in2" / "a.png").write_bytes(b"x")
+    monkeypatch.chdir(tmp_path)
+    for given in ("in2", "in2/", os.path.join(str(tmp_path), "in2")):
+        with pytest.raises(ValueError) as err:
+            discover([given], exclude=["in2"])
+        said = str(err.value)
+        assert said.startswith(f"{given} is an input folder and also the output folder"), said
+        assert "enhanced" not in said
+        beside = os.path.join(os.path.dirname(os.path.abspath(given)), "in2_out")
+        if not os.path.isabs(given):
+            beside = os.path.relpath(beside)
+        assert f"(e.g. {beside})" in said and f"(e.g. {os.path.join(given, 'out')})" in said, said
+
+
 def test_linked_folders_are_followed_once_and_loops_end(tmp_path):
     (tmp_path / "arch" / "s").mkdir(parents=True)
     (tmp_path / "arch" / "s" / "a.png").write_bytes(b"x")

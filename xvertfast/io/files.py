@@ -138,10 +138,13 @@ def _refuse_inside(path: str, exclude: set[str]) -> None:
     search of a folder above pass the inputs in it over as a job's outputs."""
     real = os.path.realpath(path)
     for folder in exclude:
-        if real == folder and os.path.isdir(path):
-            raise ValueError(f"{path} is a folder of outputs (the job's own, or another method's that evaluate "
-                             f"scores), not of inputs; give the outputs a folder of their own (e.g. "
-                             f"{os.path.join(path, 'enhanced')})")  # fmt: skip
+        if real == folder and os.path.isdir(path):  # (most often the same folder given as input and -o)
+            beside = os.path.join(os.path.dirname(os.path.abspath(path)), os.path.basename(real) + "_out")
+            beside = beside if os.path.isabs(path) else os.path.relpath(beside)
+            raise ValueError(f"{path} is an input folder and also the output folder (or, for evaluate, a method's "
+                             "folder of outputs), so it is a folder of outputs: outputs written among the inputs "
+                             "would be taken for inputs by a rerun. Give the outputs a folder of their own, beside "
+                             f"it (e.g. {beside}) or inside it (e.g. {os.path.join(path, 'out')})")  # fmt: skip
         same_drive = os.path.splitdrive(folder)[0] == os.path.splitdrive(real)[0]
         if same_drive and os.path.commonpath([folder, real]) == folder:
             raise ValueError(f"{path} is inside {folder}, a folder of outputs (the job's own, or another method's "
