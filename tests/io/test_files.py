@@ -253,3 +253,21 @@ def test_a_listed_folder_without_images_is_said_with_its_line(tmp_path):
     assert [f.rel for f in found] == ["a.png"]
     assert [str(w.message) for w in said] == [f"{listing}, line 3: {tmp_path / 'p2'}: no image files found in it "
                                               "(PNG, TIFF, JPEG, DICOM, JSRT .IMG); left out"]  # fmt: skip
+
+
+def test_a_listed_polarity_after_spaces_says_a_tab_is_needed(tmp_path, monkeypatch):
+    """``a.png  MONOCHROME1`` (spaces where the tab goes) failed as "no such file or folder" alone,
+    which left the user looking for a missing file. It says the polarity needs a tab before it; a
+    path that holds spaces and exists is read as it is."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.png").write_bytes(b"x")
+    (tmp_path / "b MONOCHROME1").write_bytes(b"x")  # a real name, spaces and all
+    (tmp_path / "list.txt").write_text("a.png  MONOCHROME1\na.png monochrome2\nb MONOCHROME1\nnosuch.png\n")
+    spaced, lower, real, missing = discover(["@list.txt"])
+    for f in (spaced, lower):
+        with pytest.raises(ImageReadError) as err:
+            read_input(f)
+        assert str(err.value).startswith(f"{f.path}: no such file or folder"), err.value
+        assert "separated from the path by a tab, not spaces" in str(err.value)
+    assert real.path == "b MONOCHROME1" and real.problem is None and real.photometric is None
+    assert missing.problem is None  # said by the reader, without a hint that does not apply

@@ -196,7 +196,14 @@ def _from_list(list_path: str, exclude: set[str], empty: list[str]) -> list[Inpu
         if path.startswith("@"):  # a list of lists
             out.extend(_from_list(path[1:], exclude, empty))
             continue
-        out.extend(_one_input(path, exclude, empty, f"{list_path}, line {number}: {path}", _listed_rel, tag))
+        found = _one_input(path, exclude, empty, f"{list_path}, line {number}: {path}", _listed_rel, tag)
+        spaced = path.rsplit(None, 1)  # 'a.png  MONOCHROME1': spaces where the tab goes
+        if (len(spaced) == 2 and spaced[1].upper() in LIST_PHOTOMETRICS and tag is None
+                and not os.path.lexists(path)):  # (a real name with spaces in it exists, and is read as it is)
+            found = [replace(f, problem=f"no such file or folder; if {spaced[1]} is the polarity of "
+                                        f"{spaced[0]}, it must be separated from the path by a tab, not spaces")
+                     for f in found]  # fmt: skip
+        out.extend(found)
     return out
 
 
