@@ -246,6 +246,34 @@ def test_gpu_jobs_preprocess_on_the_gpu_like_the_cpu(seed):
     assert np.isfinite(out.pixels).all() and out.pixels.shape == image.shape
 
 
+def test_the_cpu_solver_makes_a_gpu_jobs_stage_guidance_on_a_host_copy(seed, monkeypatch):
+    # wls refuses a CUDA tensor with method 'cpu': every image of such a GPU job failed in stage 2
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    enh = Enhancer(tiny_model(seed), device="cpu", wls_method="cpu")
+    solved = []
+
+    def guidance(image, method):
+        solved.append((image.device, method))
+        return torch.zeros_like(image)
+
+    monkeypatch.setattr(enh.model, "guidance", guidance)
+    with FakeTensorMode():  # stage outputs "on the GPU", with no GPU here
+        g = enh.guidance(torch.zeros(2, 1, 8, 8, device="cuda"))
+    assert solved == [(torch.device("cpu"), "cpu")]
+    assert g.device == torch.device("cuda", 0)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("method", ["cpu", "direct"])
+def test_gpu_jobs_run_with_the_cpu_wls_methods_like_the_cpu(seed, method):
+    image = chest_like(seed, 300, 280)
+    gpu = Enhancer(tiny_model(seed), device="cuda", precision="fp32", wls_method=method)
+    cpu = Enhancer(tiny_model(seed), device="cpu", wls_method=method)
+    out_gpu, out_cpu = gpu.enhance(image), cpu.enhance(image)
+    np.testing.assert_allclose(out_gpu.pixels, out_cpu.pixels, rtol=0, atol=2e-3)
+
+
 def make_inputs(root, seed: int, n_good: int = 2):
     """Good images of every kind plus the bad ones of issue #6; returns the folder."""
     src = root / "in"

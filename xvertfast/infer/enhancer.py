@@ -275,7 +275,11 @@ class Enhancer:
 
     # -- step 2 ---------------------------------------------------------------------------------
     def guidance(self, out: torch.Tensor) -> torch.Tensor:
-        """The HFC image of stage outputs (Eq. 7), on the CPU solver or the device's."""
+        """The HFC image of stage outputs (Eq. 7), on the CPU solver or the device's. wls takes
+        only CPU tensors for method ``cpu``: a GPU job's outputs are solved on a host copy then,
+        as its preprocessing is."""
+        if self.wls_method == "cpu" and out.device.type != "cpu":
+            return self.model.guidance(out.cpu(), method="cpu").to(out.device)
         return self.model.guidance(out, method=self.wls_method)
 
     def run_tiles(self, xp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
