@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -240,3 +241,54 @@ def test_batch_planning_table_has_a_row_per_phase_and_a_column_pair_per_size(tmp
                                                      "| rerun, all skipped", "| dry run", "| rerun of shard 3/4",
                                                      "| job_status", "| `xvertfast status` process"]  # fmt: skip
     assert all(len(r.split(" | ")) == 5 for r in rows[1:])
+
+
+# The scripts below make figures RESULTS.md quotes but ran in no smoke check (an API change could
+# break one unseen until someone re-measured); each runs here once at a tiny size.
+
+
+def _run_script(script: str, *args: str) -> list[str]:
+    out = subprocess.run([sys.executable, os.path.join(HERE, script), *args], capture_output=True, text=True,
+                         timeout=300, cwd=os.path.dirname(HERE))  # fmt: skip
+    assert out.returncode == 0, f"bench/{script}: {out.stderr}"
+    return out.stdout.splitlines()
+
+
+def _needs_cxr_dev():
+    from bench.wls_inputs import DATA
+
+    if not os.path.isdir(DATA):
+        pytest.skip(f"development images not found at {DATA} (set XVF_CXR_DEV)")
+
+
+def test_wls_table_runs_every_column_with_its_baselines():
+    """Issue #3's table (speed-ups, error, memory): one tiny row with spsolve and pyamg."""
+    _needs_cxr_dev()
+    pytest.importorskip("pyamg")
+    lines = _run_script("wls_table.py", "--sizes", "64", "--baselines", "64", "--repeat", "1")
+    header = _columns(next(line for line in lines if line.startswith("| size |")))
+    row = _columns(next(line for line in lines if line.startswith("| 64x64 |")))
+    assert len(row) == len(header) == 13
+    assert "-" not in row and row[-2].endswith("x") and row[-1].endswith("x"), row  # the baselines ran
+
+
+def test_wls_parts_times_the_pieces_of_a_solve(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "small.png"
+    Image.fromarray((np.random.default_rng(0).random((96, 80)) * 255).astype(np.uint8)).save(path)
+    lines = _run_script("wls_parts.py", str(path))
+    row = _columns(next(line for line in lines if line.startswith("| small.png |")))
+    assert len(row) == 5 and int(row[4]) >= 1 and all(float(v) >= 0 for v in row[1:4]), row
+
+
+def test_png_levels_tables_every_level_at_both_depths():
+    _needs_cxr_dev()
+    lines = _run_script("png_levels.py", "--count", "1", "--size", "64", "--levels", "6", "1", "--rounds", "1")
+    rows = [_columns(line) for line in lines if line.startswith("| ") and not line.startswith("| bits")]
+    assert [(r[0], r[1].split()[0]) for r in rows] == [("16", "6"), ("16", "1"), ("8", "6"), ("8", "1")]
+
+
+def test_train_data_memory_reads_a_set_and_says_how_much_it_kept():
+    (line,) = _run_script("train_data_memory.py", "--rois", "8", "--size", "32", "--epochs", "1")
+    assert line.startswith("8 ROI pairs at 32^2") and "anonymous memory +" in line, line
