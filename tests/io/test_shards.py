@@ -564,6 +564,35 @@ def test_status_gives_the_rate_of_all_shards_together(tmp_path, capsys, monkeypa
                 f"take about {10 * 60 / minute:.0f} s") in capsys.readouterr().err  # fmt: skip
 
 
+def test_status_adds_no_rates_of_shards_that_ran_one_after_the_other(tmp_path, capsys, monkeypatch):
+    """Two shards run one after the other, both finished: status gave their rates added up, twice
+    the pace either went ("all shards together"), and a dry run's time left half what it takes. The
+    rates added are those of shards at work beside the latest one; here it is the latest's alone."""
+    from types import SimpleNamespace
+
+    from xvertfast.cli import _dry_run_notes, main
+    from xvertfast.io import job_folder
+
+    clock = iter(range(10**12, 10**13, 10**9))  # one line a second
+    monkeypatch.setattr(job_folder.time, "time_ns", lambda: next(clock))
+    out = tmp_path / "out"
+    for k in (1, 2):  # shard 2 starts once shard 1 has finished
+        shard = JobFolder(str(out), SETTINGS, False, shard=Shard(k, 2))
+        for n in range(3):
+            src = _input(tmp_path, f"{k}-{n}.png")
+            shard.starting(src, str(out / f"{k}-{n}.png"))
+            shard.finished(src, str(out / f"{k}-{n}.png"), [1, 2])
+        shard.close()
+    status = job_folder.job_status(str(out), "enhance")
+    assert [led.rate for led in status.ledgers] == [pytest.approx(0.5)] * 2  # each: an output every two seconds
+    assert status.rate == pytest.approx(0.5) and status.rate_outputs == 3 and status.rate_ledgers == 1
+    assert main(["status", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "30.0 output files finished a minute, over the last 3, by the latest shard alone" in said, said
+    _dry_run_notes(SimpleNamespace(dry_run=True, busy=False, shard=None), "enhance", str(out), 10, 1)
+    assert "(30.0 output files a minute), the 10 would take about 20 s" in capsys.readouterr().err
+
+
 def test_the_recent_rate_counts_no_outputs_that_were_not_made_apart():
     from xvertfast.io.job_folder import recent_rate
 

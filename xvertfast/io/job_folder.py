@@ -272,9 +272,10 @@ class JobStatus:
     #: counted only once a run has met them
     legacy: bool = False
     #: output files finished a second lately, all ledgers together: the sum of the rates (see
-    #: :func:`recent_rate`) of the ledgers still at work; None where none has one yet
+    #: :func:`recent_rate`) of the latest ledger at work and those at work beside it; None where none has one yet
     rate: float | None = None
     rate_outputs: int = 0  #: how many finished outputs the rate was taken over
+    rate_ledgers: int = 0  #: how many ledgers' rates were added up (1: shards that ran one after another)
 
     @property
     def done(self) -> int:
@@ -372,18 +373,20 @@ def job_status(out_dir: str, job: str) -> JobStatus | None:
                                   sum(e.get("state") == "writing" for e in mine), modified, len(done) - current,
                                   own_rate, running,
                                   **_how_it_ended(runs.get(ledger, {}), running, modified)))  # fmt: skip
-        if times:
-            rates.append((max(times), own_rate, counted))
+        if counted:  # (where the rate's stretch of work began: its first of the latest `counted`)
+            rates.append((max(times), sorted(t for t in times if t > 0)[-counted], own_rate, counted))
     # all ledgers together: the sum of their own rates, not the rate of their lines merged: shards started
     # together finish their first outputs at one moment, which merged read as hundreds a minute (3
-    # outputs 0.3 s apart: 600). Only the ledgers still at work count: those that finished an output
-    # within RATE_PAUSE_S of the latest one (a shard stopped long ago makes no outputs now)
-    latest = max((last for last, _, _ in rates), default=0)
-    working = [(r, n) for last, r, n in rates if r is not None and latest - last <= RATE_PAUSE_S * 1e9]
+    # outputs 0.3 s apart: 600). Only the ledgers at work beside the latest one count: those that finished
+    # an output within RATE_PAUSE_S of its latest (a shard stopped long ago makes no outputs now) and
+    # after its stretch began (shards run one after the other each went at their own pace, not the sum)
+    latest, began = max(((last, first) for last, first, _, _ in rates), default=(0, 0))
+    working = [(r, n) for last, _, r, n in rates
+               if r is not None and latest - last <= RATE_PAUSE_S * 1e9 and last >= began]  # fmt: skip
     rate = sum(r for r, _ in working) if working else None
     rate_outputs = sum(n for _, n in working) if working else sum(n for *_, n in rates)
     legacy = legacy or (os.path.exists(settings_file) and not found)
-    return JobStatus(job, recorded.get("xvertfast"), settings, found, legacy, rate, rate_outputs)
+    return JobStatus(job, recorded.get("xvertfast"), settings, found, legacy, rate, rate_outputs, len(working))
 
 
 def _how_it_ended(run: dict, running: bool | None, modified: float) -> dict:
