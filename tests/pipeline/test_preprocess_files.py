@@ -89,6 +89,20 @@ def test_the_overlay_has_a_key_naming_what_each_colour_marks(size):
     assert (key.min(axis=-1) > 200).sum() > 20  # its names, written light on dark
 
 
+def test_the_overlay_key_is_drawn_with_pillow_10_0s_font(monkeypatch):
+    # Pillow 10.0, which the requirements' pillow>=10 allows, has no load_default(size=...): every
+    # image of a preprocess job failed at its overlay with "unexpected keyword argument 'size'"
+    from PIL import ImageFont
+
+    real = ImageFont.load_default
+    monkeypatch.setattr(ImageFont, "load_default", lambda: real())
+    pixels = (radiograph_like(0) / 255).astype(np.float32)
+    key = overlay(pixels, find_spine(pixels))[pixels.shape[0] :]
+    for colour, _ in OVERLAY_KEY:
+        assert (key == colour).all(axis=-1).any(), f"the key has no {colour} mark"
+    assert (key.min(axis=-1) > 200).sum() > 20
+
+
 def test_the_summary_counts_and_repeats_the_warnings(tmp_path, capsys):
     """An image that looks inverted (or whose spine was found at the edge) is the one whose overlay
     to look at: the summary counts such images and lists the warnings after it, as enhance's does

@@ -113,7 +113,10 @@ def _overlay_key(width: int, size: int, lw: int):
     ``size`` px high, wrapped onto as many lines as the width needs."""
     from PIL import Image, ImageDraw, ImageFont
 
-    font = ImageFont.load_default(size=size)
+    try:
+        font = ImageFont.load_default(size=size)
+    except TypeError:  # Pillow 10.0 (the requirements allow it) has only its one small bitmap font
+        font = ImageFont.load_default()
     gap, line_h = size // 2, round(size * 1.6)
     items = [(colour, name, size + gap + round(font.getlength(name))) for colour, name in OVERLAY_KEY]
     lines: list[list] = [[]]
