@@ -144,3 +144,19 @@ def test_cuda_without_an_index_is_the_current_gpu_for_every_thread(monkeypatch):
     for spelled in ("cuda", torch.device("cuda"), "auto"):
         assert resolve_device(spelled) == torch.device("cuda", 1), spelled
     assert resolve_device("cuda:0") == torch.device("cuda", 0)
+
+
+@pytest.mark.parametrize("device", ["cuda:1", "cuda"], ids=["indexed", "current"])  # (an id "cuda" is the marker)
+def test_explicit_bf16_on_a_gpu_without_native_bf16_is_refused(fake_gpus, monkeypatch, device):
+    # --precision bf16 on a T4 or V100 ran emulated bf16 (slower than fp16, or refused by torch mid-job)
+    # without a word, where auto gives fp16 there
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
+    with pytest.raises(ValueError, match=r"precision bf16 on cuda:1 \(Tesla T4, compute capability 7\.5\): no native "
+                                         r"bf16, which needs compute capability 8\.0 \(Ampere\) or later; use fp16 "
+                                         r"or fp32"):  # fmt: skip
+        backends.resolve_precision("bf16", backends.resolve_device(device))
+
+
+def test_explicit_bf16_on_a_gpu_with_native_bf16_is_let_through(fake_gpus):
+    assert backends.resolve_precision("bf16", torch.device("cuda:0")) == torch.bfloat16

@@ -50,7 +50,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     """``auto``: bf16 on GPUs that have it (compute capability 8.0 and later), fp16 on older GPUs,
-    fp32 on the CPU.
+    fp32 on the CPU. An explicit ``bf16`` on an older GPU is refused: it would run emulated, slower
+    than fp16, or be refused by torch mid-job.
 
     ``bf16`` on the CPU is opt-in: with AMX (Intel Sapphire Rapids and later) a stage runs about
     twice as fast as in fp32 and a whole enhance job about 1.2x (bench/RESULTS.md, 2026-12-04);
@@ -67,6 +68,11 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
         raise ValueError(f"precision must be auto, fp32, fp16 or bf16, got {precision!r}")
     if device.type != "cuda" and table[precision] == torch.float16:
         raise ValueError("precision fp16 needs a CUDA device; the CPU runs fp32 or bf16")
+    if device.type == "cuda" and table[precision] == torch.bfloat16 and not cuda_bf16_native(device):
+        major, minor = torch.cuda.get_device_capability(device)
+        raise ValueError(f"precision bf16 on {device} ({torch.cuda.get_device_name(device)}, compute capability "
+                         f"{major}.{minor}): no native bf16, which needs compute capability 8.0 (Ampere) or later; "
+                         "use fp16 or fp32 (auto is fp16 there)")  # fmt: skip
     if device.type == "cpu" and table[precision] == torch.bfloat16:
         import warnings
 
