@@ -288,6 +288,21 @@ def test_a_cache_linked_from_another_run_keeps_its_other_sets(tmp_path):
     assert sorted(os.listdir(shared)) == sorted([other_set, other_part])
 
 
+def test_a_linked_cache_keeps_the_set_another_run_of_the_same_images_is_gathering(tmp_path):
+    """Runs sharing a cache by a link are most often of the same images (another width, another
+    seed), and gather one set: the second to start took the temporary the first was writing for a
+    kill's leftover and removed it, and the first's rename then failed."""
+    data, shared = write_images(tmp_path / "data"), tmp_path / "shared"
+    key = load_rois([str(data)], str(tmp_path / "probe"), 32).key  # (the set's name: its images' contents)
+    shared.mkdir()
+    (tmp_path / "run").mkdir()
+    os.symlink(shared, tmp_path / "run" / "cache")
+    gathering = shared / f".rois-{key}.npy.r4nd0m.part"  # the first run's, being written
+    gathering.write_bytes(b"\0" * 10)
+    load_rois([str(data)], str(tmp_path / "run" / "cache"), 32)
+    assert gathering.exists()
+
+
 def test_a_run_on_a_linked_cache_says_it_leaves_the_other_sets(tmp_path, monkeypatch):
     from tests.train.test_loop import CONFIG
     from xvertfast.train import loop, train

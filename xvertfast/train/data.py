@@ -216,7 +216,8 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     The ROIs of all inputs are gathered into one file in ``cache_dir`` and memory-mapped, so
     the set may be larger than memory; both steps are reused by a rerun with the same inputs.
     ``cache_dir`` is one run's (train holds its folder's lock): the temporaries a kill left of
-    these files are removed.
+    these files are removed. Not where ``cache_dir`` is a link: runs of the same images may share
+    it, and a temporary there may be the set another is gathering.
     """
     params = {"lam": lam, "alpha": alpha, "eps": eps, "roi_size": roi_size, "version": CACHE_VERSION}
     files, sources, first_of, skipped = [], [], {}, []
@@ -264,7 +265,8 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     if before_gathering is not None:
         before_gathering(key, len(sources), centres)
     per_image = 2
-    remove_stale_parts([*files, gathered])
+    if not os.path.islink(cache_dir):  # (a shared cache's temporary may be another run's, being written)
+        remove_stale_parts([*files, gathered])
     if not os.path.exists(gathered):
         def crops():
             for path, source in zip(files, sources):
