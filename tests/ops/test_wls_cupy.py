@@ -102,7 +102,6 @@ def test_every_exchange_happens_on_the_batchs_gpu_and_stream(fake_gpu, seed):
     assert not wrong, f"{len(wrong)} of {len(fake_gpu)} exchanges off GPU {GPU}'s stream, first: {wrong[0]}"
 
 
-
 @pytest.mark.parametrize("cuda, wheel", [("12.6", "cupy-cuda12x"), ("13.0", "cupy-cuda13x"), ("11.8", "cupy-cuda11x")])
 def test_without_cupy_the_error_names_the_wheel_for_torchs_cuda(monkeypatch, cuda, wheel):
     # it said only pip install 'xvertfast[gpu]', whose cupy-cuda13x does not run beside a CUDA 12 torch
