@@ -292,3 +292,31 @@ def test_png_levels_tables_every_level_at_both_depths():
 def test_train_data_memory_reads_a_set_and_says_how_much_it_kept():
     (line,) = _run_script("train_data_memory.py", "--rois", "8", "--size", "32", "--epochs", "1")
     assert line.startswith("8 ROI pairs at 32^2") and "anonymous memory +" in line, line
+
+
+def _results_pytest_commands() -> list[tuple[str, ...]]:
+    """The arguments after ``pytest`` of every ``pytest bench/...`` command RESULTS.md gives."""
+    import re
+    import shlex
+
+    with open(os.path.join(HERE, "RESULTS.md")) as f:
+        spans = re.findall(r"`([^`]*\bpytest bench/[^`]*)`", f.read())
+    commands = set()
+    for span in spans:
+        words = shlex.split(" ".join(span.split()))
+        commands.add(tuple(words[words.index("pytest") + 1 :]))
+    return sorted(commands)
+
+
+@pytest.mark.parametrize("args", _results_pytest_commands(), ids=" ".join)
+def test_every_pytest_command_in_results_selects_a_benchmark(args):
+    """Each command RESULTS.md quotes still names a file and, with -k, selects a benchmark: a
+    rename would leave its figures with no command that makes them."""
+    files = [a for a in args if a.startswith("bench/")]
+    assert files and all(os.path.isfile(os.path.join(os.path.dirname(HERE), f)) for f in files), args
+    if "-k" not in args:
+        return  # the whole file: it exists
+    out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
+                         capture_output=True, text=True, timeout=300, cwd=os.path.dirname(HERE))  # fmt: skip
+    selected = [line for line in out.stdout.splitlines() if line.startswith(tuple(f + "::" for f in files))]
+    assert selected, f"pytest {' '.join(args)} selects no benchmark: {out.stdout[-500:]}{out.stderr[-500:]}"
