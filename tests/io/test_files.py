@@ -271,3 +271,27 @@ def test_a_listed_polarity_after_spaces_says_a_tab_is_needed(tmp_path, monkeypat
         assert "separated from the path by a tab, not spaces" in str(err.value)
     assert real.path == "b MONOCHROME1" and real.problem is None and real.photometric is None
     assert missing.problem is None  # said by the reader, without a hint that does not apply
+
+
+def test_one_path_given_alone_is_one_input_not_its_characters(tmp_path, monkeypatch):
+    # enhance_files("/data/cxr", out) in Python: iterating the string searched "/" (its first
+    # character) and made each other character a missing input; a pathlib.Path raised
+    # "'PosixPath' object has no attribute 'startswith'"
+    from pathlib import Path
+
+    from xvertfast.io.files import check_inputs, unsearched_image
+
+    monkeypatch.chdir(tmp_path)
+    for folder in ("ab", "a"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.png").write_bytes(b"x")
+    for given in ("ab", Path("ab"), [Path("ab")], b"ab"):
+        check_inputs(given)
+        assert [f.path for f in discover(given)] == [os.path.join("ab", "x.png")], given
+    (tmp_path / "ab" / "out").mkdir()
+    (tmp_path / "ab" / "out" / "y.png").write_bytes(b"x")
+    assert unsearched_image(str(tmp_path / "ab" / "out"), Path("ab")) is not None
+    with pytest.raises(NothingFound, match="^missing: no such file or folder$"):
+        check_inputs(Path("missing"))
+    with pytest.raises(TypeError, match="inputs must be a path .* or a list of paths, got int"):
+        discover(3)

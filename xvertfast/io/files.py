@@ -11,11 +11,12 @@ import hashlib
 import os
 import stat
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from xvertfast.io.errors import ImageReadError
 
-__all__ = ["InputFile", "discover", "check_inputs", "read_input", "input_problem", "unsearched_image", "file_state", "output_path", "image_extension", "file_sha256", "IMAGE_EXTENSIONS", "IMAGE_KINDS",
+__all__ = ["InputFile", "discover", "check_inputs", "input_paths", "read_input", "input_problem", "unsearched_image", "file_state", "output_path", "image_extension", "file_sha256", "IMAGE_EXTENSIONS", "IMAGE_KINDS",
            "LIST_PHOTOMETRICS"]  # fmt: skip
 
 #: Extensions picked up when a folder is searched. Files without an extension, or whose
@@ -58,7 +59,7 @@ class NothingFound(ValueError):
     inputs exists (a mistyped path), which the message says instead."""
 
     def __init__(self, inputs, missing: bool = False):
-        names = ", ".join(map(str, inputs))
+        names = ", ".join(input_paths(inputs))
         super().__init__(f"{names}: no such file or folder" if missing
                          else f"no image files found in {names} ({IMAGE_KINDS})")  # fmt: skip
 
@@ -115,7 +116,7 @@ def unsearched_image(out_dir: str, inputs: list[str]) -> str | None:
     real = os.path.realpath(out_dir)
     if not os.path.isdir(real) or _is_job_folder(real):
         return None
-    folders = [os.path.realpath(i) for i in inputs if not i.startswith("@") and os.path.isdir(i)]
+    folders = [os.path.realpath(i) for i in input_paths(inputs) if not i.startswith("@") and os.path.isdir(i)]
 
     def searched(f: str) -> bool:  # would the search of f have entered real (not hidden, not in a job's folder)?
         parts = os.path.relpath(real, f).split(os.sep)
@@ -221,11 +222,28 @@ def _one_input(path: str, exclude: set[str], empty: list[str], named: str, rel_o
     return found if tag is None else [replace(g, photometric=tag) for g in found]
 
 
+def input_paths(inputs) -> list[str]:
+    """The inputs of a job as a list of str paths. One path given alone (a str, bytes or a
+    ``pathlib.Path``) is one input: iterated, ``enhance_files("/data/cxr", out)`` searched "/",
+    its first character, and a Path failed with "'PosixPath' object has no attribute 'startswith'"."""
+    if isinstance(inputs, (str, bytes, os.PathLike)):
+        inputs = [inputs]
+    if not isinstance(inputs, Iterable):
+        raise TypeError(f"inputs must be a path (str or pathlib.Path) or a list of paths, got {type(inputs).__name__}")
+    paths = list(inputs)
+    for item in paths:
+        if not isinstance(item, (str, bytes, os.PathLike)):
+            raise TypeError(f"inputs must be a path (str or pathlib.Path) or a list of paths, got "
+                            f"{type(item).__name__} {item!r} in the list")  # fmt: skip
+    return [os.fsdecode(item) for item in paths]
+
+
 def check_inputs(inputs: list[str]) -> None:
     """Raises :class:`NothingFound` (saying "no such file or folder") when none of the inputs
     given exists (a mistyped folder): the job has nothing to do and must not make its output
     folder. An ``@list`` file that exists counts as an input that does (its entries are the
     job's to report); one that does not is a ValueError naming it as the input list file."""
+    inputs = input_paths(inputs)
     missing = 0
     for item in inputs:
         if item.startswith("@"):
@@ -249,6 +267,7 @@ def discover(inputs: list[str], exclude: list[str] = ()) -> list[InputFile]:
     given in one of them is refused (ValueError). A folder given or listed without images in it,
     beside inputs that have some, is said in a UserWarning (a mistyped one of several folders).
     """
+    inputs = input_paths(inputs)
     check_inputs(inputs)
     skip = {os.path.realpath(e) for e in exclude}
     out: list[InputFile] = []
