@@ -670,8 +670,9 @@ def test_the_job_records_the_precision_the_backend_runs(model_dir, monkeypatch):
         return backend
 
     monkeypatch.setattr(enhancer_module, "make_backend", fp16_engines)
+    enhancer = Enhancer(str(model_dir), device="cpu", precision="fp32")
     with pytest.warns(RuntimeWarning, match="precision fp32: the tensorrt backend runs float16"):
-        enhancer = Enhancer(str(model_dir), device="cpu", precision="fp32")
+        enhancer.backend  # noqa: B018 (built at first use: a dry run builds none)
     assert enhancer.dtype == torch.float16
     assert batch._job_settings(enhancer, "png16")["precision"] == "float16"
 

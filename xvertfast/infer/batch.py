@@ -447,6 +447,8 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
         raise ValueError("--preview draws outputs: a dry run writes none")
     _check_side_files(files, report=report, preview=preview)
     given = centres_of_inputs(rois, [f.path for f in files]) if rois is not None else {}
+    if not dry_run:  # built before OUT is made (an export, engines: it may fail); a dry run builds nothing
+        enhancer.backend  # noqa: B018 (its precision, recorded below, may differ from the one described)
     settings = _job_settings(enhancer, fmt)  # hashes every weight: once per job
     job = JobFolder(out_dir, settings, overwrite, shard=shard, read_only=dry_run, command=command, cwd=cwd)
     with job:
@@ -671,7 +673,7 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
 def _write_report(path: str, summary: BatchSummary, enhancer, settings: dict) -> None:
     body = {
         "xvertfast": __version__,
-        "settings": {**settings, "backend": enhancer.backend.name, "device": str(enhancer.device),
+        "settings": {**settings, "backend": enhancer.backend_name, "device": str(enhancer.device),
                      "batch_size": enhancer.batch_size},  # fmt: skip
         "summary": {"shard": None if summary.shard is None else summary.shard.fraction,
                     "dry_run": summary.dry_run, "planned": summary.planned,

@@ -50,6 +50,7 @@ import copy
 import math
 import numbers
 import os
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -59,7 +60,7 @@ import torch
 import torch.nn.functional as F
 
 from xvertfast._extension import cuda_kernels_run_on
-from xvertfast.infer.backends import make_backend, resolve_device, resolve_precision
+from xvertfast.infer.backends import BACKENDS, StageBackend, make_backend, resolve_device, resolve_precision
 from xvertfast.model import XVertNet, load_model, model_tile
 from xvertfast.ops._inputs import real_from_numpy
 from xvertfast.ops.wls import METHODS as WLS_METHODS
@@ -151,6 +152,32 @@ def _describe(t) -> str:
     return f"shape {tuple(t.shape)}" if isinstance(t, torch.Tensor) else type(t).__name__
 
 
+def _backend_plan(name: str, device: torch.device, dtype: torch.dtype) -> tuple[str, torch.dtype]:
+    """The backend :func:`~xvertfast.infer.backends.make_backend` builds for ``name`` and the precision
+    it runs in, without building it; what would refuse it cheaply is refused here (an unknown name,
+    a package missing, TensorRT off a GPU), what only a build finds at the build."""
+    if name not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {name!r}")
+    if name == "auto":
+        from xvertfast.infer import tensorrt_backend
+
+        name = "tensorrt" if device.type == "cuda" and tensorrt_backend.available() else "torch"
+    if device.type == "cpu" and dtype == torch.bfloat16 and name not in ("torch", "compile"):
+        raise ValueError(f"precision bf16 on the CPU runs with the torch and compile backends, not {name}")
+    if name in ("torch", "compile"):
+        return name, dtype
+    if name == "onnxruntime":  # its graphs hold fp32 or fp16: bf16 runs as fp32
+        from xvertfast.infer.export import require
+
+        require("onnxruntime", "the onnxruntime backend")
+        return name, torch.float16 if dtype == torch.float16 else torch.float32
+    from xvertfast.infer import tensorrt_backend
+
+    tensorrt_backend.import_tensorrt()
+    tensorrt_backend._cuda(device)
+    return name, torch.float32 if dtype == torch.float32 else torch.float16  # bf16 builds as fp16
+
+
 def _grid(length: int, tile: int, step: int) -> list[int]:
     """Tile starts covering [0, length) with the given step; the last tile ends at length."""
     if length <= tile:
@@ -217,13 +244,39 @@ class Enhancer:
             raise TypeError(f"model must be a model folder, 'default' or an XVertNet, got {type(model).__name__}")
         self.tile = model_tile(self.model)
         self.mode, self.batch_size, self.wls_method, self.brightness = mode, batch_size, wls_method, brightness
-        self.backend = make_backend(backend, self.model, self.device, self.dtype, self.tile, batch_size, cache_dir)
-        if self.backend.dtype != self.dtype:
-            if precision != "auto":
-                warnings.warn(f"precision {precision}: the {self.backend.name} backend runs "
-                              f"{str(self.backend.dtype).replace('torch.', '')} (its graphs hold fp32 or fp16)",
-                              RuntimeWarning, stacklevel=2)  # fmt: skip
-            self.dtype = self.backend.dtype
+        # the backend is built at first use (an ONNX export or TensorRT engines: seconds to minutes): a dry
+        # run needs only its name and precision, which OUT's recorded settings are checked against
+        self._backend, self._backend_lock = None, threading.Lock()
+        self._backend_args, self._asked = (backend, cache_dir, precision), self.dtype
+        self.backend_name, dtype = _backend_plan(backend, self.device, self.dtype)
+        self._settle_precision(self.backend_name, dtype, stacklevel=3)
+
+    def _settle_precision(self, name: str, dtype: torch.dtype, stacklevel: int) -> None:
+        """:attr:`dtype` becomes what the backend runs, said where an explicit precision is replaced."""
+        if dtype != self.dtype:
+            precision = self._backend_args[2]
+            if precision != "auto" and dtype != self._asked:
+                warnings.warn(f"precision {precision}: the {name} backend runs "
+                              f"{str(dtype).replace('torch.', '')} (its graphs hold fp32 or fp16)",
+                              RuntimeWarning, stacklevel=stacklevel)  # fmt: skip
+            self.dtype = dtype
+
+    @property
+    def backend(self) -> StageBackend:
+        """What runs the stages, built at its first use; :attr:`backend_name` and :attr:`dtype` say
+        beforehand what it will be (``auto``'s TensorRT that cannot build falls back to torch: then
+        they change to torch's when it is built)."""
+        with self._backend_lock:
+            if self._backend is None:
+                name, cache_dir, _ = self._backend_args
+                built = make_backend(name, self.model, self.device, self._asked, self.tile, self.batch_size, cache_dir)
+                self._settle_precision(built.name, built.dtype, stacklevel=3)
+                self.backend_name, self._backend = built.name, built
+            return self._backend
+
+    @backend.setter
+    def backend(self, backend: StageBackend) -> None:
+        self._backend, self.backend_name = backend, backend.name
 
     # -- step 1 ---------------------------------------------------------------------------------
     def prepare(self, pixels, spine: Spine | None = None) -> Prepared:

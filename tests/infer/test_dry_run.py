@@ -1,0 +1,65 @@
+"""``xvertfast enhance --dry-run``: it plans, and builds, exports and writes nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from tests.infer.test_enhance import model_dir, tiny_model  # noqa: F401 (a fixture)
+from tests.io.test_job_folder import write_pngs
+from xvertfast.infer import Enhancer
+from xvertfast.infer import enhancer as enhancer_module
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+def test_a_dry_run_with_onnxruntime_exports_nothing_and_plans_as_the_run(tmp_path, model_dir, seed):  # noqa: F811
+    # the dry run exported the stages into the cache (15 MB, ~20 s for the default model; TensorRT
+    # would build engines, minutes) though it "writes nothing": the backend was built with the Enhancer
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    src, out, ran_cache, dry_cache = tmp_path / "in", tmp_path / "out", tmp_path / "ran", tmp_path / "dry"
+    write_pngs(src, seed, ["a.png", "b.png"])
+    ran = Enhancer(str(model_dir), device="cpu", backend="onnxruntime", cache_dir=str(ran_cache))
+    assert ran.enhance_files([str(src)], str(out), progress=False, log=_quiet).done == 2
+    write_pngs(src, seed + 5, ["c.png"])
+    dry = Enhancer(str(model_dir), device="cpu", backend="onnxruntime", cache_dir=str(dry_cache))
+    plan = dry.enhance_files([str(src)], str(out), progress=False, log=_quiet, dry_run=True,
+                             report=str(tmp_path / "plan.json"))  # fmt: skip
+    assert (plan.planned, plan.skipped, len(plan.failed)) == (1, 2, 0)
+    assert not dry_cache.exists() or not any(dry_cache.rglob("*"))
+    settings = json.loads((tmp_path / "plan.json").read_text())["settings"]
+    assert (settings["backend"], settings["precision"]) == ("onnxruntime", "float32")
+    # the run the dry run planned: the same counts, with the backend it described
+    real = dry.enhance_files([str(src)], str(out), progress=False, log=_quiet)
+    assert (real.done, real.skipped, len(real.failed)) == (1, 2, 0)
+    assert any(dry_cache.rglob("*.onnx")) and dry.backend.name == "onnxruntime"
+
+
+def test_the_backend_described_before_it_is_built_is_the_one_built(seed, monkeypatch):
+    # a dry run checks OUT's recorded precision against the described one: it must be what the build gives
+    pytest.importorskip("onnxruntime")
+    for backend in ("torch", "compile", "onnxruntime"):
+        enh = Enhancer(tiny_model(seed), device="cpu", backend=backend)
+        described = (enh.backend_name, enh.dtype)
+        assert described == (enh.backend.name, enh.backend.dtype) == (backend, torch.float32)
+    # on a GPU the exported graphs hold fp32 or fp16: onnxruntime runs bf16 as fp32, TensorRT as fp16
+    cuda = torch.device("cuda", 0)
+    assert enhancer_module._backend_plan("onnxruntime", cuda, torch.bfloat16) == ("onnxruntime", torch.float32)
+    assert enhancer_module._backend_plan("onnxruntime", cuda, torch.float16) == ("onnxruntime", torch.float16)
+    from xvertfast.infer import tensorrt_backend
+
+    monkeypatch.setattr(tensorrt_backend, "import_tensorrt", lambda: None)
+    monkeypatch.setattr(tensorrt_backend, "_cuda", lambda device: device)
+    assert enhancer_module._backend_plan("tensorrt", cuda, torch.bfloat16) == ("tensorrt", torch.float16)
+    assert enhancer_module._backend_plan("tensorrt", cuda, torch.float32) == ("tensorrt", torch.float32)
+    assert enhancer_module._backend_plan("auto", cuda, torch.bfloat16) == ("tensorrt", torch.float16)
+    with pytest.raises(ValueError, match="precision bf16 on the CPU runs with the torch and compile backends"):
+        enhancer_module._backend_plan("onnxruntime", torch.device("cpu"), torch.bfloat16)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        Enhancer(tiny_model(seed), device="cpu", backend="bogus")
+
