@@ -214,7 +214,7 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
     from xvertfast.infer import Enhancer
     from xvertfast.io.files import NothingFound, check_inputs
 
-    if args.backend == "compile":  # the first batch waits for it, with the bar at 0%
+    if args.backend == "compile" and not args.dry_run:  # the first batch waits for it, with the bar at 0%
         print("--backend compile: torch.compile compiles the stages on the first batch (about half a minute)",
               file=sys.stderr)  # fmt: skip
     try:

@@ -9,6 +9,7 @@ import torch
 
 from tests.infer.test_enhance import model_dir, tiny_model  # noqa: F401 (a fixture)
 from tests.io.test_job_folder import write_pngs
+from xvertfast.cli import main
 from xvertfast.infer import Enhancer
 from xvertfast.infer import enhancer as enhancer_module
 
@@ -63,3 +64,14 @@ def test_the_backend_described_before_it_is_built_is_the_one_built(seed, monkeyp
     with pytest.raises(ValueError, match="backend must be one of"):
         Enhancer(tiny_model(seed), device="cpu", backend="bogus")
 
+
+def test_a_dry_run_with_the_compile_backend_does_not_announce_a_compile(tmp_path, model_dir, seed, capsys):  # noqa: F811
+    # "--backend compile: torch.compile compiles the stages on the first batch (about half a minute)" was
+    # said before a dry run too, which compiles nothing
+    write_pngs(tmp_path / "in", seed, ["a.png"])
+    args = ["enhance", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(model_dir), "--device", "cpu",
+            "--backend", "compile", "-q"]  # fmt: skip
+    assert main([*args, "--dry-run"]) == 0
+    said = capsys.readouterr()
+    assert "1 to enhance" in said.out and "torch.compile" not in said.err
+    assert not (tmp_path / "out").exists()
