@@ -193,10 +193,17 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
             with the file's record instead. pydicom's and Pillow's own warnings are given
             either way, prefixed by the path.
 
+    Returns:
+        :class:`Radiograph`: ``pixels`` float32 [H, W] in [0, 1] (a constant image is all 0),
+        ``values`` as decoded, ``bits_stored``, ``photometric`` and ``notes``.
+
     Raises:
         ImageReadError: naming the file and the problem (missing, empty, directory, permission,
             unrecognised or corrupt content, too many pixels, NaN in a float TIFF, DICOM without
             pixel data, multi-frame DICOM, compressed DICOM without a decoder, ...).
+        ValueError: ``max_pixels`` not a whole number >= 1 or ``math.inf``; ``photometric``
+            other than ``"MONOCHROME1"``/``"MONOCHROME2"``, or given for a TIFF, DICOM or JSRT
+            file (they record their own polarity).
     """
     p = os.fspath(path)
     # math.inf: no limit (as before the check of 301bef8, where it fell through every comparison)

@@ -311,13 +311,17 @@ def _dicom_bytes(unit: np.ndarray, bits: int, like: Radiograph | None, descripti
 
 def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like: Radiograph | None = None,
                 overwrite: bool = False, description: str | None = None) -> str:  # fmt: skip
-    """Writes pixels (float [H, W] in [0, 1]) to path atomically; returns the path.
+    """Writes pixels (float [H, W] in [0, 1]) to path atomically; returns the path as a str.
 
     Values up to :data:`CLIP_SLACK` outside [0, 1] are clipped to it; integers, and floats
     further out, are refused (TypeError, ValueError): they are stored values or another scale.
 
     Args:
-        fmt: one of :data:`WRITE_FORMATS`; default from the extension (.png is png16).
+        path: the file to write; its folder must exist (it is not made).
+        pixels: a NumPy array or torch tensor (any device), float [H, W], as
+            :func:`~xvertfast.io.read_image` gives them.
+        fmt: one of :data:`WRITE_FORMATS`; default from the extension (.png is png16, .tif/.tiff
+            tiff, .dcm dicom; any other extension is an ImageWriteError: pass ``fmt``).
         like: the source radiograph: its bit depth sets the integer range of png16 and dicom
             (a 12-bit source is written as 0..4095), its DICOM header the derived image's
             patient and study tags (and its pixel size where the pixels keep its shape); it is
@@ -327,6 +331,14 @@ def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like
             file so that it stays with the image: PNG ``Description`` text (UTF-8), TIFF
             ImageDescription and DICOM DerivationDescription (7-bit ASCII: other characters
             escaped; at most 1024 characters in DICOM).
+
+    Raises:
+        ImageWriteError: naming the file: it exists (without ``overwrite``) or is the source
+            itself, is a folder, its folder does not exist, its extension names no format, or
+            the write or the encoding failed (``errno`` set where the system gave one).
+        TypeError: integer pixels, or ``like`` not a :class:`Radiograph`.
+        ValueError: an unknown ``fmt``; pixels not [H, W], empty, NaN or infinite, or further
+            than :data:`CLIP_SLACK` outside [0, 1].
     """
     p = os.fspath(path)
     if like is not None and not isinstance(like, Radiograph):  # (a path: AttributeError 'bits_stored')

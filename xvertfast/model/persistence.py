@@ -71,10 +71,15 @@ def _unfinished_run(run_dir: str) -> bool:
 def load_model(path: str | os.PathLike = "default", map_location: str | torch.device = "cpu") -> XVertNet:
     """Loads a model directory written by :func:`save_model` (eval mode).
 
+    ``path``: that directory (a training run's ``RUN_DIR/model``) or ``"default"``, the model
+    shipped with xvertfast. ``map_location``: the device its weights are loaded onto.
+    Returns an :class:`XVertNet` in eval mode, on ``map_location``, float32.
+
     Raises FileNotFoundError where the directory or a stage file is missing (or ``path`` is a
     file), and ValueError naming the file where config.json or a stage file does not describe a
     usable model (malformed, other tensors than its architecture has, integer or non-finite
-    weights) or naming ``map_location`` where it is not a device.
+    weights) or naming ``map_location`` where it is not a device; RuntimeError where
+    ``map_location`` is a CUDA device and this torch has none usable.
     """
     path = os.fspath(path)
     if path == "default":

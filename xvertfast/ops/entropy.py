@@ -31,7 +31,7 @@ class MaxEntropyMap(NamedTuple):
     """The detached target c* of the feature loss."""
 
     index: torch.Tensor  #: [B] int64, channel of highest entropy (ties within 1e-9 relative: the lowest)
-    map: torch.Tensor  #: [B, 1, H, W], that channel (min-max scaled when normalize=True)
+    map: torch.Tensor  #: [B, 1, H, W], that channel (min-max scaled when normalize=True), float32 (float64 for float64 x)
 
 
 def _check(x: torch.Tensor, bins: int, op: str) -> None:
@@ -82,7 +82,8 @@ def select_max_entropy(x: torch.Tensor, bins: int = DEFAULT_BINS, normalize: boo
             lives on) rather than raw.
 
     Returns:
-        ``MaxEntropyMap(index[B], map[B, 1, H, W])``, detached from the graph.
+        ``MaxEntropyMap(index[B], map[B, 1, H, W])``, detached from the graph, on x's device;
+        ``map`` in float32 (float64 for float64 x: float16/bfloat16 give float32).
     """
     _check(x, bins, "select_max_entropy")
     bins = operator.index(bins)
