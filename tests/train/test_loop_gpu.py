@@ -67,3 +67,23 @@ def test_amp_on_a_gpu_with_native_bf16_is_let_through(tmp_path, monkeypatch):
     said = []
     loop._check_amp(TrainConfig(device="cuda", amp=True), torch.device("cuda", 0), said.append)
     assert said == []
+
+
+def test_amp_refused_on_the_resume_of_an_amp_run_says_where_it_can_go_on(tmp_path, monkeypatch):
+    # a run started with --amp on an A100, resumed on a T4 node, was told "train without --amp", and
+    # the resume without it was then refused as another configuration than the checkpoint's
+    from xvertfast.train import loop
+
+    monkeypatch.setattr(loop, "_device", lambda name: torch.device("cuda", 0))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
+    monkeypatch.setattr(loop, "_initial_model", lambda config: pytest.fail("got past the --amp check"))
+    run = tmp_path / "run"
+    (run / "checkpoint").mkdir(parents=True)
+    (run / "checkpoint" / "state.json").write_text("{}")  # epochs trained with --amp
+    config = TrainConfig(stages=1, epochs_gc=1, epochs_joint=0, device="cuda", amp=True)
+    with pytest.raises(ValueError) as err:
+        loop.train([str(tmp_path / "data")], str(run), config, resume=True, progress=False, log=lambda m: None)
+    said = str(err.value)
+    assert "without --amp" not in said.split("start a new RUN_DIR")[0], said
+    assert "which a resume cannot change: resume it on a GPU of compute capability 8.0 or later" in said, said

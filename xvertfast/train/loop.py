@@ -168,12 +168,16 @@ def _to(t: torch.Tensor, device: torch.device) -> torch.Tensor:
     return t.to(device).contiguous(memory_format=_layout(device))
 
 
-def _check_amp(config: TrainConfig, device: torch.device, log) -> None:
+def _check_amp(config: TrainConfig, device: torch.device, log, resuming: bool = False) -> None:
     """bf16 autocast runs on GPUs of compute capability 8.0 on (older ones emulate it, slower than
     fp32, or torch refuses it at the first step) and on CPUs whose oneDNN has bf16; on the CPU it
-    pays with AMX (a width-16 step on 8 x 256^2 patches: 1.09 s fp32, 0.67 s bf16 on two cores)."""
+    pays with AMX (a width-16 step on 8 x 256^2 patches: 1.09 s fp32, 0.67 s bf16 on two cores).
+    ``resuming``: epochs were trained with --amp, which a resume cannot drop (a setting of the run)."""
     if not config.amp:
         return
+    instead = ("this run was started with --amp, which a resume cannot change: resume it on a GPU of compute "
+               "capability 8.0 or later, or start a new RUN_DIR without --amp (a copy of this one's cache/ in it "
+               "saves the preprocessing)" if resuming else "train without --amp")  # fmt: skip
     from xvertfast.infer.backends import cpu_bf16_support, cuda_bf16_native
 
     if device.type == "cuda":
@@ -181,7 +185,7 @@ def _check_amp(config: TrainConfig, device: torch.device, log) -> None:
             major, minor = torch.cuda.get_device_capability(device)
             raise ValueError(f"--amp on {device} ({torch.cuda.get_device_name(device)}, compute capability "
                              f"{major}.{minor}): no native bf16, which needs compute capability 8.0 (Ampere) "
-                             "or later; train without --amp")  # fmt: skip
+                             f"or later; {instead}")  # fmt: skip
         return
     if device.type != "cpu":
         return
@@ -466,7 +470,7 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     config.check()
     rois = as_roi_centres(rois)
     device = _device(config.device)
-    _check_amp(config, device, log)
+    _check_amp(config, device, log, resuming=resume and has_finished_epochs(run_dir))
     init = _initial_model(config)  # a mismatch is said before any image is preprocessed
     _refuse_inputs_inside(inputs, run_dir)
     _refuse_other_jobs_folder(run_dir)
