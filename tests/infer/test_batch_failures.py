@@ -408,3 +408,28 @@ def test_the_writes_waiting_for_a_writer_when_the_disk_fills_are_not_processed_n
     assert summary.stopped == "the disk is full"
     assert len(calls) == 1 and len(summary.failed) == 1 and len(summary.records) == 1
     assert f"stopped: the disk is full; {len(NAMES) - 1} image(s) not processed; the same command resumes" in lines
+
+
+def test_the_report_names_no_output_for_an_input_that_failed(tmp_path, model_dir, src, monkeypatch):
+    # a failed input's "output" named the path it would have had, which was never written
+    enh = Enhancer(str(model_dir), device="cpu")
+    real = batch.write_image
+
+    def write_image(path, *args, **kwargs):
+        if path.endswith("b.png"):
+            raise RuntimeError("encoder crashed")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(batch, "write_image", write_image)
+    (src / "d.png").write_bytes(b"not a png")  # fails when read
+    (src / "e.png").write_bytes(b"")  # fails when planned, in a dry run too
+    out, report = tmp_path / "out", tmp_path / "r.json"
+    for dry_run in (True, False):
+        summary, _ = run(enh, src, out, workers=1, report=str(report), dry_run=dry_run)
+        files = {r["input"].rsplit("/", 1)[1]: r for r in json.loads(report.read_text())["files"]}
+        failed = {name for name, r in files.items() if r["status"] == "failed"}
+        assert failed == ({"e.png"} if dry_run else {"b.png", "d.png", "e.png"})
+        assert all(files[name]["output"] is None for name in failed)
+        assert all(r.output is None for r in summary.failed)
+        assert all(r["output"] == str(out / name) for name, r in files.items() if name not in failed)
+    assert sorted(outputs(out)) == ["a.png", "c.png"]

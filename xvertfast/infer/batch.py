@@ -64,7 +64,7 @@ OUTPUT_FORMATS = ("same",) + WRITE_FORMATS
 @dataclass
 class FileRecord:
     input: str
-    output: str | None
+    output: str | None  #: the output written (done), there already (skipped) or to be written (planned); None: failed
     status: str  #: done, skipped or failed; in a dry run also planned (it would be enhanced)
     error: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
@@ -404,7 +404,8 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
         fmt: ``same`` or one of :data:`~xvertfast.io.WRITE_FORMATS`.
         workers: reader threads (decode + preprocess); as many writer threads. Default:
             :func:`default_workers`.
-        report: write per-file status and timings to this JSON file.
+        report: write per-file status, output (null for a file that failed: none was written) and
+            timings to this JSON file (its ``files`` are the :class:`FileRecord` fields).
         preview: draw a few inputs beside their outputs (done or skipped as already done),
             spread over the job, into this PNG (:func:`xvertfast.infer.preview.write_preview`).
         shard: do only this part of the inputs, beside the other shards' jobs writing into the
@@ -518,12 +519,12 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
             if state == "done":
                 summary.records.append(FileRecord(f.path, out, "skipped"))
             elif state == "refuse":
-                summary.records.append(FileRecord(f.path, out, "failed", f"{f.path}: {why}"))
+                summary.records.append(FileRecord(f.path, None, "failed", f"{f.path}: {why}"))
                 log(f"error: {f.path}: {why}")
             elif job.read_only:
                 problem = input_problem(f)
                 summary.records.append(FileRecord(f.path, out, "planned") if problem is None else
-                                       FileRecord(f.path, out, "failed", problem))  # fmt: skip
+                                       FileRecord(f.path, None, "failed", problem))  # fmt: skip
                 if problem is not None:
                     log(f"error: {problem}")
             else:
@@ -544,6 +545,8 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
     tally = collections.Counter(rec.status for rec in summary.records)
 
     def finish(rec: FileRecord) -> None:
+        if rec.status == "failed":  # no output was written (one being redone was removed: job.abandoned)
+            rec.output = None
         summary.records.append(rec)
         processed[0] += 1
         tally[rec.status] += 1
