@@ -1080,3 +1080,34 @@ def test_a_cached_engine_tensorrt_cannot_load_is_built_again(model, tmp_path, mo
     with pytest.raises(RuntimeError, match="could not load this engine"):  # not the cache's: left alone
         tensorrt_backend.TensorRTBackend([str(tmp_path / "other.engine")], dev)
     assert os.path.exists(tmp_path / "other.engine")
+
+
+def test_the_onnx_backend_on_a_bare_cuda_runs_on_the_current_gpu(model, tmp_path, monkeypatch):
+    # OnnxRuntimeBackend(paths, "cuda") opened its sessions on GPU 0 (device_id: index or 0) while the
+    # caller's current GPU was 1, and sent the outputs to each calling thread's current GPU
+    needs_export()
+    import types
+
+    import onnxruntime as ort
+
+    from xvertfast.infer import onnx_backend
+
+    paths = export_onnx(model, tmp_path / "out", tile=TILE)
+    asked = []
+
+    def session(path, options, providers):
+        asked.append(providers[0])
+        return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+    fake = types.SimpleNamespace(SessionOptions=ort.SessionOptions, InferenceSession=session,
+                                 get_available_providers=lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])  # fmt: skip
+    monkeypatch.setattr(onnx_backend, "require", lambda *args: fake)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    for device in ("cuda", torch.device("cuda"), "cuda:0"):
+        asked.clear()
+        backend = onnx_backend.OnnxRuntimeBackend(paths, device)
+        index = 0 if device == "cuda:0" else 1
+        assert backend.device == torch.device("cuda", index)
+        assert asked == [("CUDAExecutionProvider", {"device_id": index})] * 2

@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import torch
 
-from xvertfast.infer.backends import StageBackend
+from xvertfast.infer.backends import StageBackend, resolve_device
 from xvertfast.infer.cache import cache_in_use
 from xvertfast.infer.export import DEFAULT_TILE, cached_onnx_export, check_stage_set, require, stage_paths
 from xvertfast.model import XVertNet
@@ -29,13 +29,15 @@ class OnnxRuntimeBackend(StageBackend):
 
     def __init__(self, onnx_paths: str | os.PathLike | list[str | os.PathLike], device: torch.device):
         ort = require("onnxruntime", "the onnxruntime backend")
-        super().__init__(torch.device(device))
+        # a bare "cuda" is the current GPU, fixed now: the sessions' device_id, and each thread's current
+        # device (0 on a batch job's threads) for the outputs otherwise
+        super().__init__(resolve_device(device))
         onnx_paths = stage_paths(onnx_paths, ".onnx", "OnnxRuntimeBackend", "onnx")  # a list, one file or a folder
         options = ort.SessionOptions()
         providers = ["CPUExecutionProvider"]
         if self.device.type == "cuda":
             if "CUDAExecutionProvider" in ort.get_available_providers():
-                providers.insert(0, ("CUDAExecutionProvider", {"device_id": self.device.index or 0}))
+                providers.insert(0, ("CUDAExecutionProvider", {"device_id": self.device.index}))
             else:
                 warnings.warn("this onnxruntime has no CUDAExecutionProvider (pip install onnxruntime-gpu); "
                               "the stages run on the CPU", RuntimeWarning, stacklevel=2)  # fmt: skip
