@@ -982,3 +982,15 @@ def test_skipped_files_start_their_own_line_under_the_progress_bar(tmp_path, cap
     (data / "text.png").write_text("not an image")
     assert main(["train", str(data), "-o", str(tmp_path / "run"), "--width", "4", "--depth", "2", "--roi-size", "32"]) == 2
     said_around_the_bar(capsys.readouterr().err, "skipped")
+
+
+def test_one_folder_given_alone_as_a_string_or_a_path_is_trained_on(tmp_path):
+    # train("/data/cxr", ...): the string's characters were taken as the inputs ("/" is a folder
+    # above RUN_DIR: the whole file system was searched); a pathlib.Path raised AttributeError
+    from pathlib import Path
+
+    data = write_images(tmp_path / "data")
+    small = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 1, "epochs_joint": 0})
+    for k, given in enumerate((Path(data), str(data))):
+        model = train(given, str(tmp_path / f"run{k}"), small, progress=False, log=lambda m: None)
+        assert len(model.stages) == 1

@@ -36,7 +36,7 @@ import torch
 from tqdm import tqdm
 
 from xvertfast._text import count
-from xvertfast.io.files import JOB_FOLDER_MARKERS, NothingFound, discover
+from xvertfast.io.files import JOB_FOLDER_MARKERS, NothingFound, discover, input_paths
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
 from xvertfast.model import XVertNet, XVertNetStage, load_model, save_model
 from xvertfast.model.persistence import fingerprint
@@ -472,6 +472,7 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     device = _device(config.device)
     _check_amp(config, device, log, resuming=resume and has_finished_epochs(run_dir))
     init = _initial_model(config)  # a mismatch is said before any image is preprocessed
+    inputs = input_paths(inputs)  # (one folder given alone: one input, not its characters)
     _refuse_inputs_inside(inputs, run_dir)
     _refuse_other_jobs_folder(run_dir)
     made = _first_missing(run_dir)
