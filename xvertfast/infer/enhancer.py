@@ -59,7 +59,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from xvertfast._extension import cuda_kernels_run_on
+from xvertfast._extension import cuda_glue_error, cuda_kernels_available, cuda_kernels_run_on, extension
 from xvertfast.infer.backends import BACKENDS, StageBackend, make_backend, resolve_device, resolve_precision
 from xvertfast.model import XVertNet, load_model, model_tile
 from xvertfast.ops._inputs import real_from_numpy
@@ -178,6 +178,29 @@ def _backend_plan(name: str, device: torch.device, dtype: torch.dtype) -> tuple[
     return name, torch.float32 if dtype == torch.float32 else torch.float16  # bf16 builds as fp16
 
 
+def _check_gpu_wls(method: str, device: torch.device) -> None:
+    """wls_method ``cuda`` and ``cupy`` solve with xvertfast's CUDA kernels on the device: where those
+    cannot run, refused when the Enhancer is made. Else every image failed at its preprocessing, which
+    runs on the CPU then, with "needs a CUDA tensor, got one on cpu", naming no cause."""
+    if method not in ("cuda", "cupy"):
+        return
+    if device.type != "cuda":
+        raise ValueError(f"wls_method {method!r} solves on a CUDA GPU, but the device is {device}; use wls_method "
+                         "'auto' or 'cpu'")  # fmt: skip
+    if cuda_kernels_run_on(device):
+        return
+    if not cuda_kernels_available():
+        glue = cuda_glue_error()
+        why = (f"the compiled CUDA kernels cannot be used: {glue}" if glue is not None else
+               "the extension was built without its CUDA kernels (no nvcc at build time)")  # fmt: skip
+    else:
+        major, minor = torch.cuda.get_device_capability(device)
+        why = (f"the CUDA kernels were built for {extension().cuda_archs()}, which this GPU (compute capability "
+               f"{major}.{minor}) cannot run")  # fmt: skip
+    raise RuntimeError(f"wls_method {method!r} on {device}: {why}; use wls_method 'auto' (it solves on the CPU "
+                       "there) or see `xvertfast info`")  # fmt: skip
+
+
 def _grid(length: int, tile: int, step: int) -> list[int]:
     """Tile starts covering [0, length) with the given step; the last tile ends at length."""
     if length <= tile:
@@ -205,7 +228,8 @@ class Enhancer:
             fp16; :attr:`dtype` is the precision the stages really run in (a warning says so when
             an explicit ``bf16`` is replaced).
         wls_method: the WLS solver of the preprocessing and of the guidance between stages
-            (a method of :func:`xvertfast.wls`).
+            (a method of :func:`xvertfast.wls`); ``cuda`` and ``cupy`` need a CUDA device the kernels
+            were built for, and are refused here elsewhere.
         cache_dir: where the onnxruntime and tensorrt backends keep their ONNX exports and
             engines (default: ``$XVF_CACHE_DIR``, else ``~/.cache/xvertfast/engines``).
 
@@ -231,6 +255,7 @@ class Enhancer:
             # like, which hold no data (the first image failed on them)
             raise ValueError(f"device must be auto, cpu, cuda, cuda:N (or torch's mps, xpu), got {str(device)!r}")
         self.dtype = resolve_precision(precision, self.device)
+        _check_gpu_wls(wls_method, self.device)
         # The preprocessing's two WLS solves run where they are fastest: on the GPU when the
         # CUDA solver is compiled in (a second each on the CPU at 1024^2), else on the CPU
         # (PyTorch's reference multigrid on a GPU would be slower still).
