@@ -981,3 +981,18 @@ def test_errors_start_their_own_line_under_the_progress_bar(tmp_path, seed, caps
     args = ["--methods", "identity", "--metrics", "entropy", "--pictures", "0"]
     assert main(["evaluate", str(src), "-o", str(tmp_path / "report"), *args]) == 1
     said_around_the_bar(capsys.readouterr().err)
+
+
+def test_methods_and_metrics_given_as_one_string_are_read_as_on_the_command_line(tmp_path, seed):
+    # evaluate(..., methods="clahe", metrics="entropy") iterated the strings: "unknown method 'c'",
+    # "unknown metric(s) e, n, t, r, o, p, y"
+    from xvertfast.eval.evaluate import evaluate
+
+    src = tmp_path / "a.png"
+    Image.fromarray(chest_like(seed)).save(src)
+    run, _ = evaluate(str(src), str(tmp_path / "r"), "identity, clahe", "entropy", pictures=0, progress=False,
+                      log=lambda m: None)  # fmt: skip
+    with open(tmp_path / "r" / "scores.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted({r["method"] for r in rows}) == ["clahe", "identity"]
+    assert "entropy" in rows[0] and "tenengrad" not in rows[0]

@@ -18,16 +18,24 @@ __all__ = ["evaluate", "DEFAULT_METHODS"]
 DEFAULT_METHODS = ("identity", "clahe", "farbman", "xvertnet")
 
 
+def _names(value):
+    """A list of names, where one string is read as the command line reads it, comma-separated:
+    iterated, ``methods="clahe"`` was the methods 'c', 'l', ... ("unknown method 'c'")."""
+    return [name.strip() for name in value.split(",") if name.strip()] if isinstance(value, str) else value
+
+
 def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=DEFAULT_METRICS,
              rois: str = "auto", compare_to: str | None = None, pictures: int = 6, progress: bool = True,
              log=print, restart: bool = False, **enhancer_kwargs) -> tuple[EvalRun, dict[str, str]]:  # fmt: skip
     """Scores ``methods`` on the spine ROIs of ``inputs`` and writes the report into ``out_dir``.
 
     Args:
-        methods: ``[LABEL:]METHOD`` with METHOD from identity, clahe, farbman,
+        methods: a list (or one comma-separated string, as ``--methods`` takes them) of
+            ``[LABEL:]METHOD`` with METHOD from identity, clahe, farbman,
             xvertnet[=MODEL_DIR], xvertnet_original_brightness[=MODEL_DIR], outputs=DIR
             (another tool's outputs); see :func:`xvertfast.eval.baselines.get_method`.
-        metrics: names from entropy, tenengrad, lpc_si, tmqi, brisque, tmqi_paper_compat.
+        metrics: names (a list, or one comma-separated string) from entropy, tenengrad, lpc_si,
+            tmqi, brisque, tmqi_paper_compat.
         rois: ``auto`` (find the spine) or a CSV of hand-placed centres
             (see :func:`xvertfast.preprocess.centres.load_roi_centres`).
         compare_to: the method (label) the others are tested against; default the first
@@ -38,6 +46,7 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
             :mod:`xvertfast.eval.journal`).
         enhancer_kwargs: device, backend, batch_size... for xvertnet.
     """
+    methods, metrics = _names(methods), _names(metrics)
     if not methods:
         raise ValueError("no methods to evaluate")
     check_metrics(metrics)  # before the report folder is touched: a typo must not leave a journal
