@@ -271,6 +271,8 @@ def test_a_listed_polarity_after_spaces_says_a_tab_is_needed(tmp_path, monkeypat
         assert "separated from the path by a tab, not spaces" in str(err.value)
     assert real.path == "b MONOCHROME1" and real.problem is None and real.photometric is None
     assert missing.problem is None  # said by the reader, without a hint that does not apply
+    # after the tab it is taken in capitals only: the hint gives it so, or the line fixed as it says is refused
+    assert "written MONOCHROME2" in lower.problem and "written" not in spaced.problem
 
 
 def test_one_path_given_alone_is_one_input_not_its_characters(tmp_path, monkeypatch):

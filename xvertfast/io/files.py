@@ -201,8 +201,10 @@ def _from_list(list_path: str, exclude: set[str], empty: list[str]) -> list[Inpu
         spaced = path.rsplit(None, 1)  # 'a.png  MONOCHROME1': spaces where the tab goes
         if (len(spaced) == 2 and spaced[1].upper() in LIST_PHOTOMETRICS and tag is None
                 and not os.path.lexists(path)):  # (a real name with spaces in it exists, and is read as it is)
+            capitals = "" if spaced[1].isupper() else f", and written {spaced[1].upper()}"  # (as the tab's tag is read)
             found = [replace(f, problem=f"no such file or folder; if {spaced[1]} is the polarity of "
-                                        f"{spaced[0]}, it must be separated from the path by a tab, not spaces")
+                                        f"{spaced[0]}, it must be separated from the path by a tab, not spaces"
+                                        f"{capitals}")
                      for f in found]  # fmt: skip
         out.extend(found)
     return out
