@@ -994,3 +994,20 @@ def test_one_folder_given_alone_as_a_string_or_a_path_is_trained_on(tmp_path):
     for k, given in enumerate((Path(data), str(data))):
         model = train(given, str(tmp_path / f"run{k}"), small, progress=False, log=lambda m: None)
         assert len(model.stages) == 1
+
+
+@pytest.mark.parametrize("setting, said", [
+    ({"stages": 2.5}, "stages must be a whole number"),
+    ({"width": "16"}, "width must be a whole number"),
+    ({"betas": (0.9,)}, "betas must be two numbers in"),
+    ({"betas": (1.0, 0.99)}, "betas must be two numbers in"),
+    ({"upsample": "nearest"}, "upsample must be one of bilinear, transposed"),
+    ({"lam": -1.0}, "lam >= 0"),
+    ({"eps": 0.0}, "eps > 0"),
+])  # fmt: skip
+def test_a_config_that_cannot_train_is_refused_by_check_naming_the_setting(setting, said):
+    # TrainConfig.check let these through to fail later, after the images were preprocessed or in
+    # other words: stages=2.5 and lam=-1 passed, width="16" was "'>=' not supported", and betas
+    # (1.0, 0.99) was blamed on the learning rate ("from 1.2e-38 to 0")
+    with pytest.raises(ValueError, match=said):
+        TrainConfig(**{**CONFIG.__dict__, **setting}).check()

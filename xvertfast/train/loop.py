@@ -27,6 +27,7 @@ import glob
 import hashlib
 import json
 import math
+import numbers
 import os
 import shutil
 import time
@@ -40,6 +41,8 @@ from xvertfast.io.files import JOB_FOLDER_MARKERS, NothingFound, discover, input
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
 from xvertfast.model import XVertNet, XVertNetStage, load_model, save_model
 from xvertfast.model.persistence import fingerprint
+from xvertfast.model.stage import UPSAMPLING
+from xvertfast.ops.wls import check_parameters
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 from xvertfast.preprocess.centres import RoiRowError, as_roi_centres
 from xvertfast.resume import LOCK_PATIENCE, hold_lock, settings_changes
@@ -55,6 +58,17 @@ __all__ = ["DiskFull", "TrainConfig", "TrainingDiverged", "has_finished_epochs",
 
 @dataclass
 class TrainConfig:
+    """The settings of a training run (``xvertfast train``'s options), defaults the papers'.
+
+    ``epochs_gc`` epochs per stage with the gradient-correlation loss alone, then at most
+    ``epochs_joint`` with the feature loss added, stopped early after ``patience`` epochs without
+    a lower validation loss (``val_fraction`` of the images held out). ``width`` and ``depth``:
+    the U-Net's base width and levels; ``roi_size``: the side of the two spine ROIs per image at
+    the working height; ``lam``, ``alpha``, ``eps``: the WLS of the preprocessing. ``device``:
+    ``auto``, ``cpu``, ``cuda``, ``cuda:N``; ``amp``: bf16 autocast. :meth:`check` refuses
+    settings that cannot train (ValueError); :func:`train` calls it first.
+    """
+
     stages: int = 2
     epochs_gc: int = 200
     epochs_joint: int = 25
@@ -78,6 +92,18 @@ class TrainConfig:
 
     def check(self) -> None:
         """Refuses settings that cannot train, before any image is preprocessed."""
+        for name in ("stages", "epochs_gc", "epochs_joint", "batch_size", "width", "depth", "roi_size", "patch_size",
+                     "patience", "seed"):  # fmt: skip
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise ValueError(f"{name} must be a whole number, got {value!r}")
+        betas = tuple(self.betas) if isinstance(self.betas, (tuple, list)) else ()
+        if len(betas) != 2 or not all(isinstance(b, numbers.Real) and not isinstance(b, bool) and 0 <= b < 1
+                                      for b in betas):  # fmt: skip
+            raise ValueError(f"betas must be two numbers in [0, 1) (Adam's decay rates), got {self.betas!r}")
+        if self.upsample not in UPSAMPLING:
+            raise ValueError(f"upsample must be one of {', '.join(UPSAMPLING)}, got {self.upsample!r}")
+        check_parameters(self.lam, self.alpha, self.eps)  # the WLS of the preprocessing and between stages
         smallest = 2 ** (self.depth + 1)  # the U-Net's coarsest level keeps 2 x 2 pixels
         # the weights are float32: a rate below its normal range is a step of nothing, and Adam's first
         # step, lr / (1 - beta1), must fit in it (above, torch fails with a bare overflow error)
