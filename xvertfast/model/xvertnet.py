@@ -51,7 +51,11 @@ class XVertNet(nn.Module):
         """Runs the first ``stages`` stages (all by default) on a [B, 1, H, W] batch, in eval mode
         whatever the model's mode (batch norm in train mode would normalise by the batch, so an
         image's output would depend on its batch, and update the running statistics); the
-        model's mode is left as it was."""
+        model's mode is left as it was.
+
+        ``xp`` and ``y`` are X_p and its guidance Y (:func:`xvertfast.preprocess` gives them, as
+        ``[H, W]``: add the two leading dims), any H and W (padded inside, cropped back), on the
+        model's device. Returns the last stage's output, [B, 1, H, W] in [0, 1] (a sigmoid)."""
         count = len(self.stages) if stages is None else stages
         whole = not isinstance(count, bool) and hasattr(count, "__index__")
         if not whole or not 1 <= operator.index(count) <= len(self.stages):
