@@ -395,17 +395,21 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
                   log=print, preview: str | None = None, shard: Shard | None = None,
                   dry_run: bool = False, command: str | None = None,
                   cwd: str | None = None, rois=None) -> BatchSummary:  # fmt: skip
-    """Enhances every input into ``out_dir`` (see the module docstring); never raises for a bad file,
-    raises :class:`~xvertfast.io.files.NothingFound` when no input is found.
+    """Enhances every input into ``out_dir`` (see the module docstring). A bad file fails alone (its
+    :class:`FileRecord` says why) and the job goes on.
 
     Args:
         enhancer: a configured :class:`~xvertfast.infer.Enhancer`.
-        inputs: files, folders (recursive) or ``@list.txt`` files.
+        inputs: files, folders (recursive) or ``@list.txt`` files; one path (str or Path) alone is
+            one input.
+        out_dir: the output folder, made if missing; its ledger makes a rerun resume.
         fmt: ``same`` or one of :data:`~xvertfast.io.WRITE_FORMATS`.
+        overwrite: redo outputs already done (else a rerun skips them).
         workers: reader threads (decode + preprocess); as many writer threads. Default:
             :func:`default_workers`.
         report: write per-file status, output (null for a file that failed: none was written) and
             timings to this JSON file (its ``files`` are the :class:`FileRecord` fields).
+        progress, log: show a progress bar; where the job's lines go (``print``).
         preview: draw a few inputs beside their outputs (done or skipped as already done),
             spread over the job, into this PNG (:func:`xvertfast.infer.preview.write_preview`).
         shard: do only this part of the inputs, beside the other shards' jobs writing into the
@@ -422,6 +426,18 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
             :func:`~xvertfast.preprocess.centres.load_roi_centres` read from one; an input no row
             names keeps the centres found. Each output's ledger line records its centres: a rerun
             redoes the outputs whose centres were changed, added or removed since, and skips the others.
+
+    Returns:
+        a :class:`BatchSummary`: counts, failures with their reasons, and each file's record.
+
+    Raises:
+        NothingFound: no input found (:class:`~xvertfast.io.files.NothingFound`), before ``out_dir``
+            is made.
+        ValueError: settings the job cannot run with, before any output: an unknown ``fmt``,
+            ``workers`` out of range, ``rois`` in full mode, a dry run with ``preview``, an output
+            folder that is an input folder or lies in one holding images, or an ``out_dir`` that
+            cannot be used (a file, not writable, another job running in it, other settings
+            without ``overwrite``).
     """
     if fmt not in OUTPUT_FORMATS:
         raise ValueError(f"format must be one of {', '.join(OUTPUT_FORMATS)}, got {fmt!r}")
