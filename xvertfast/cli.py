@@ -608,10 +608,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
                          batch_size=args.batch_size, roi_size=args.roi_size, patch_size=args.patch_size,
                          val_fraction=args.val_fraction, patience=args.patience, lr=args.lr, seed=args.seed,
                          device=args.device, amp=args.amp, init=args.init, **arch)  # fmt: skip
-    if args.epochs_gc == 0 and args.epochs_joint == 0 and args.init is None:
-        print("error: --epochs-gc 0 --epochs-joint 0 trains nothing: the model would keep its random weights "
-              "(with --init, it is a copy of that model)", file=sys.stderr)  # fmt: skip
-        return 2
     if args.threads:
         import torch
 

@@ -1004,6 +1004,8 @@ def test_one_folder_given_alone_as_a_string_or_a_path_is_trained_on(tmp_path):
     ({"upsample": "nearest"}, "upsample must be one of bilinear, transposed"),
     ({"lam": -1.0}, "lam >= 0"),
     ({"eps": 0.0}, "eps > 0"),
+    # (the CLI alone refused it: train() returned the random weights as a model)
+    ({"epochs_gc": 0, "epochs_joint": 0}, "epochs_gc = epochs_joint = 0 trains nothing"),
 ])  # fmt: skip
 def test_a_config_that_cannot_train_is_refused_by_check_naming_the_setting(setting, said):
     # TrainConfig.check let these through to fail later, after the images were preprocessed or in

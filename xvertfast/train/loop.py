@@ -113,6 +113,9 @@ class TrainConfig:
         problems = [
             (self.stages >= 1, f"stages must be at least 1, got {self.stages}"),
             (self.epochs_gc >= 0 and self.epochs_joint >= 0, "epochs must not be negative"),
+            (self.epochs_gc + self.epochs_joint > 0 or self.init is not None, "epochs_gc = epochs_joint = 0 trains "
+             "nothing (--epochs-gc 0 --epochs-joint 0): the model would keep its random weights (with init, "
+             "it is a copy of that model)"),
             (self.batch_size >= 1, f"batch size must be at least 1, got {self.batch_size}"),
             (self.width >= 1 and self.depth >= 1, f"width and depth must be at least 1, got {self.width}, {self.depth}"),
             (self.roi_size >= smallest, f"ROI size must be at least {smallest} at depth {self.depth}, got {self.roi_size}"),
