@@ -272,6 +272,20 @@ def test_wls_table_runs_every_column_with_its_baselines():
     assert "-" not in row and row[-2].endswith("x") and row[-1].endswith("x"), row  # the baselines ran
 
 
+def test_wls_contention_times_both_thread_counts_under_every_wait_setting():
+    """A row per wait setting, each with a min-max time for 1 thread and for --threads."""
+    _needs_cxr_dev()
+    lines = _run_script("wls_contention.py", "--sizes", "64", "--busy", "1", "--rounds", "1")
+    header = _columns(next(line for line in lines if line.startswith("| size |")))
+    rows = [_columns(line) for line in lines if line.startswith("| 64x64 |")]
+    assert header == ["size", "libgomp wait setting", "1 thread (s)", "2 threads (s)"]
+    assert [r[1] for r in rows] == ["default (spin, then sleep)", "GOMP_SPINCOUNT=0", "OMP_WAIT_POLICY=passive"]
+    for row in rows:
+        for cell in row[2:]:
+            low, high = map(float, cell.split("-"))
+            assert 0 <= low <= high, row
+
+
 def test_wls_parts_times_the_pieces_of_a_solve(tmp_path):
     from PIL import Image
 
