@@ -12,6 +12,7 @@ from tests.io.test_job_folder import write_pngs
 from xvertfast.cli import main
 from xvertfast.infer import Enhancer
 from xvertfast.infer import enhancer as enhancer_module
+from xvertfast.infer.backends import plan_backend
 
 
 def _quiet(message: str) -> None:
@@ -50,17 +51,17 @@ def test_the_backend_described_before_it_is_built_is_the_one_built(seed, monkeyp
         assert described == (enh.backend.name, enh.backend.dtype) == (backend, torch.float32)
     # on a GPU the exported graphs hold fp32 or fp16: onnxruntime runs bf16 as fp32, TensorRT as fp16
     cuda = torch.device("cuda", 0)
-    assert enhancer_module._backend_plan("onnxruntime", cuda, torch.bfloat16) == ("onnxruntime", torch.float32)
-    assert enhancer_module._backend_plan("onnxruntime", cuda, torch.float16) == ("onnxruntime", torch.float16)
+    assert plan_backend("onnxruntime", cuda, torch.bfloat16) == ("onnxruntime", torch.float32)
+    assert plan_backend("onnxruntime", cuda, torch.float16) == ("onnxruntime", torch.float16)
     from xvertfast.infer import tensorrt_backend
 
     monkeypatch.setattr(tensorrt_backend, "import_tensorrt", lambda: None)
     monkeypatch.setattr(tensorrt_backend, "_cuda", lambda device: device)
-    assert enhancer_module._backend_plan("tensorrt", cuda, torch.bfloat16) == ("tensorrt", torch.float16)
-    assert enhancer_module._backend_plan("tensorrt", cuda, torch.float32) == ("tensorrt", torch.float32)
-    assert enhancer_module._backend_plan("auto", cuda, torch.bfloat16) == ("tensorrt", torch.float16)
+    assert plan_backend("tensorrt", cuda, torch.bfloat16) == ("tensorrt", torch.float16)
+    assert plan_backend("tensorrt", cuda, torch.float32) == ("tensorrt", torch.float32)
+    assert plan_backend("auto", cuda, torch.bfloat16) == ("tensorrt", torch.float16)
     with pytest.raises(ValueError, match="precision bf16 on the CPU runs with the torch and compile backends"):
-        enhancer_module._backend_plan("onnxruntime", torch.device("cpu"), torch.bfloat16)
+        plan_backend("onnxruntime", torch.device("cpu"), torch.bfloat16)
     with pytest.raises(ValueError, match="backend must be one of"):
         Enhancer(tiny_model(seed), device="cpu", backend="bogus")
 

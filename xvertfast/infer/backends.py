@@ -241,30 +241,62 @@ def _device_broken(exc: BaseException) -> bool:
     return (accelerator is not None and isinstance(exc, accelerator)) or "CUDA error" in str(exc)
 
 
-def make_backend(name: str, model: XVertNet, device: torch.device, dtype: torch.dtype, tile: int,
-                 max_batch: int, cache_dir: str | None = None) -> StageBackend:  # fmt: skip
-    """The backend called ``name``; ``auto`` is TensorRT where it is installed and a GPU is
-    used, else eager torch (the CPU gains nothing measurable from compile at these sizes).
-    Where ``auto``'s TensorRT cannot build or load its engines, it warns and runs torch."""
+def _chosen(name: str, device: torch.device) -> str:
+    """The backend ``name`` stands for: ``auto`` is TensorRT where it is installed and a GPU is used,
+    else eager torch (the CPU gains nothing measurable from compile at these sizes)."""
     if name not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {name!r}")
-    if name == "auto":
-        name = "torch"
-        if device.type == "cuda":
-            from xvertfast.infer import tensorrt_backend
+    if name != "auto":
+        return name
+    from xvertfast.infer import tensorrt_backend
 
-            if tensorrt_backend.available():
-                try:
-                    return make_backend("tensorrt", model, device, dtype, tile, max_batch, cache_dir)
-                except (RuntimeError, ValueError, OSError) as exc:  # (the path has not yet met a real TensorRT)
-                    if _device_broken(exc):  # torch would run on the same broken CUDA context
-                        raise
-                    import warnings
+    return "tensorrt" if device.type == "cuda" and tensorrt_backend.available() else "torch"
 
-                    warnings.warn(f"--backend auto: TensorRT could not run this model ({exc}); the torch backend "
-                                  "runs it instead", RuntimeWarning, stacklevel=2)  # fmt: skip
+
+def _refuse_cpu_bf16(name: str, device: torch.device, dtype: torch.dtype) -> None:
     if device.type == "cpu" and dtype == torch.bfloat16 and name not in ("torch", "compile"):
         raise ValueError(f"precision bf16 on the CPU runs with the torch and compile backends, not {name}")
+
+
+def plan_backend(name: str, device: torch.device, dtype: torch.dtype) -> tuple[str, torch.dtype]:
+    """The backend :func:`make_backend` builds for ``name`` and the precision it runs in, without
+    building it (a dry run exports nothing); what would refuse it cheaply is refused here (an unknown
+    name, a package missing, TensorRT off a GPU), what only a build finds at the build (``auto``'s
+    TensorRT that cannot build falls back to torch then)."""
+    name = _chosen(name, device)
+    _refuse_cpu_bf16(name, device, dtype)
+    if name in ("torch", "compile"):
+        return name, dtype
+    if name == "onnxruntime":
+        from xvertfast.infer.export import require
+
+        require("onnxruntime", "the onnxruntime backend")
+        return name, torch.float16 if dtype == torch.float16 else torch.float32
+    from xvertfast.infer import tensorrt_backend
+
+    tensorrt_backend.import_tensorrt()
+    tensorrt_backend._cuda(device)
+    return name, torch.float32 if dtype == torch.float32 else torch.float16
+
+
+def make_backend(name: str, model: XVertNet, device: torch.device, dtype: torch.dtype, tile: int,
+                 max_batch: int, cache_dir: str | None = None) -> StageBackend:  # fmt: skip
+    """The backend called ``name`` (:func:`plan_backend` says which, and its precision). Where
+    ``auto``'s TensorRT cannot build or load its engines, it warns and runs torch."""
+    chosen = _chosen(name, device)
+    if name == "auto" and chosen == "tensorrt":
+        try:
+            return make_backend("tensorrt", model, device, dtype, tile, max_batch, cache_dir)
+        except (RuntimeError, ValueError, OSError) as exc:  # (the path has not yet met a real TensorRT)
+            if _device_broken(exc):  # torch would run on the same broken CUDA context
+                raise
+            import warnings
+
+            warnings.warn(f"--backend auto: TensorRT could not run this model ({exc}); the torch backend "
+                          "runs it instead", RuntimeWarning, stacklevel=2)  # fmt: skip
+            chosen = "torch"
+    name = chosen
+    _refuse_cpu_bf16(name, device, dtype)
     if name == "torch":
         return TorchBackend(model, device, dtype)
     if name == "compile":

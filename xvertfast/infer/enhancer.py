@@ -60,7 +60,7 @@ import torch
 import torch.nn.functional as F
 
 from xvertfast._extension import cuda_glue_error, cuda_kernels_available, cuda_kernels_run_on, extension
-from xvertfast.infer.backends import BACKENDS, StageBackend, make_backend, resolve_device, resolve_precision
+from xvertfast.infer.backends import StageBackend, make_backend, plan_backend, resolve_device, resolve_precision
 from xvertfast.model import XVertNet, load_model, model_tile
 from xvertfast.ops._inputs import real_from_numpy
 from xvertfast.ops.wls import METHODS as WLS_METHODS
@@ -150,32 +150,6 @@ def _check_brightness(brightness: str) -> str:
 
 def _describe(t) -> str:
     return f"shape {tuple(t.shape)}" if isinstance(t, torch.Tensor) else type(t).__name__
-
-
-def _backend_plan(name: str, device: torch.device, dtype: torch.dtype) -> tuple[str, torch.dtype]:
-    """The backend :func:`~xvertfast.infer.backends.make_backend` builds for ``name`` and the precision
-    it runs in, without building it; what would refuse it cheaply is refused here (an unknown name,
-    a package missing, TensorRT off a GPU), what only a build finds at the build."""
-    if name not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {name!r}")
-    if name == "auto":
-        from xvertfast.infer import tensorrt_backend
-
-        name = "tensorrt" if device.type == "cuda" and tensorrt_backend.available() else "torch"
-    if device.type == "cpu" and dtype == torch.bfloat16 and name not in ("torch", "compile"):
-        raise ValueError(f"precision bf16 on the CPU runs with the torch and compile backends, not {name}")
-    if name in ("torch", "compile"):
-        return name, dtype
-    if name == "onnxruntime":  # its graphs hold fp32 or fp16: bf16 runs as fp32
-        from xvertfast.infer.export import require
-
-        require("onnxruntime", "the onnxruntime backend")
-        return name, torch.float16 if dtype == torch.float16 else torch.float32
-    from xvertfast.infer import tensorrt_backend
-
-    tensorrt_backend.import_tensorrt()
-    tensorrt_backend._cuda(device)
-    return name, torch.float32 if dtype == torch.float32 else torch.float16  # bf16 builds as fp16
 
 
 def _check_gpu_wls(method: str, device: torch.device) -> None:
@@ -273,7 +247,7 @@ class Enhancer:
         # run needs only its name and precision, which OUT's recorded settings are checked against
         self._backend, self._backend_lock = None, threading.Lock()
         self._backend_args, self._asked = (backend, cache_dir, precision), self.dtype
-        self.backend_name, dtype = _backend_plan(backend, self.device, self.dtype)
+        self.backend_name, dtype = plan_backend(backend, self.device, self.dtype)
         self._settle_precision(self.backend_name, dtype, stacklevel=3)
 
     def _settle_precision(self, name: str, dtype: torch.dtype, stacklevel: int) -> None:
