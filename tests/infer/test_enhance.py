@@ -865,3 +865,21 @@ def test_a_ctrl_c_while_the_last_outputs_are_written_ends_a_complete_job_with_13
     assert end["run"] == "end" and "why" not in end and end["done"] == 3  # the ledger says finished
     led = job_status(str(out), "enhance").ledgers[0]
     assert (led.ended, led.stop) == ("finished", None)
+
+
+def test_inputs_given_as_an_iterator_are_read_once_and_checked_as_a_list_is(tmp_path, model_dir, seed):
+    # enhance_files(Path("/data").glob("*"), out): the search took the iterator's paths and left it
+    # empty, so the check of an output folder lying in an input folder saw no input (its images were
+    # passed over without a word) and "nothing found" named no input
+    from xvertfast.infer.batch import enhance_files
+
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    for name in ("a.png", "sub/b.png"):
+        Image.fromarray((chest_like(seed) * 255).astype(np.uint8)).save(src / name)
+    enh = Enhancer(str(model_dir), device="cpu")
+    with pytest.raises(ValueError, match="holds images that no xvertfast job wrote"):
+        enhance_files(enh, iter([str(src)]), str(src / "sub"), dry_run=True, progress=False, log=lambda m: None)
+    (tmp_path / "none").mkdir()
+    with pytest.raises(NothingFound, match=f"^no image files found in {tmp_path / 'none'} "):
+        enhance_files(enh, iter([tmp_path / "none"]), str(tmp_path / "out"), progress=False, log=lambda m: None)

@@ -518,3 +518,16 @@ def test_status_says_the_recorded_numbers_are_the_wls_smoothings(folder, tmp_pat
     capsys.readouterr()
     assert main(["status", str(out)]) == 0
     assert "  settings: WLS smoothing lam 0.8, alpha 1.2, eps 0.0001\n" in capsys.readouterr().out
+
+
+def test_inputs_given_as_an_iterator_are_read_once_and_checked_as_a_list_is(folder, tmp_path):
+    # preprocess_files(Path("/data").glob("*"), out): the search took the iterator's paths and left it
+    # empty, so the output folder in/sub, which holds good2.png, was not refused (good2.png was passed
+    # over without a word) and "nothing found" named no input
+    from xvertfast.io.files import NothingFound
+
+    with pytest.raises(ValueError, match="holds images that no xvertfast job wrote"):
+        preprocess_files(iter([str(folder)]), str(folder / "sub"), dry_run=True, progress=False, log=lambda m: None)
+    (tmp_path / "none").mkdir()
+    with pytest.raises(NothingFound, match=f"^no image files found in {tmp_path / 'none'} "):
+        preprocess_files(iter([tmp_path / "none"]), str(tmp_path / "out"), progress=False, log=lambda m: None)

@@ -43,7 +43,7 @@ from xvertfast._version import __version__
 from xvertfast.io import Radiograph, require_content, write_image
 from xvertfast.io.errors import FILE_ERRORS, failure_text
 from xvertfast.io.files import (InputFile, NothingFound, collision_remedy, discover, file_state, image_extension,
-                                input_problem, output_path, read_input, unsearched_image)
+                                input_paths, input_problem, output_path, read_input, unsearched_image)
 from xvertfast.io.read import sniff_format
 from xvertfast.io.job_folder import JOB_FILE, JobFolder, dry_run_line, run_line
 from xvertfast.io.shards import Shard
@@ -447,6 +447,7 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
     check_rois_mode(rois, enhancer.mode)
     rois = as_roi_centres(rois)
     start = time.perf_counter()
+    inputs = input_paths(inputs)  # read once: an iterator is searched, then checked and named below
     files = discover(inputs, exclude=[out_dir])
     left_out = unsearched_image(out_dir, inputs) if files else None
     if left_out is not None:

@@ -32,8 +32,8 @@ from tqdm import tqdm
 
 from xvertfast.io import require_content, write_image
 from xvertfast.io.errors import FILE_ERRORS, failure_text
-from xvertfast.io.files import (InputFile, NothingFound, collision_remedy, discover, file_state, input_problem, output_path,
-                                read_input, unsearched_image)
+from xvertfast.io.files import (InputFile, NothingFound, collision_remedy, discover, file_state, input_paths, input_problem,
+                                output_path, read_input, unsearched_image)
 from xvertfast.io.job_folder import JobFolder, dry_run_line, run_line
 from xvertfast.io.shards import Shard
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
@@ -243,6 +243,7 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
     read from one: the overlays of the inputs it names show them (the others, those found);
     ValueError for a row that names no input."""
     rois = as_roi_centres(rois)
+    inputs = input_paths(inputs)  # read once: an iterator is searched, then checked and named below
     files = discover(inputs, exclude=[out_dir])
     if not files:  # before the output folder is made
         raise NothingFound(inputs)
