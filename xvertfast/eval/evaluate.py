@@ -9,7 +9,7 @@ from xvertfast.eval.baselines import XVERTNET_METHODS, get_method
 from xvertfast.eval.journal import JOURNAL_FILE, Journal
 from xvertfast.eval.protocol import DEFAULT_METRICS, EvalRun, check_metrics, load_roi_centres, method_kind, run_protocol
 from xvertfast.eval.report import write_report
-from xvertfast.io.files import NothingFound, discover
+from xvertfast.io.files import NothingFound, discover, input_paths
 from xvertfast.model.persistence import fingerprint
 from xvertfast.preprocess.centres import centres_of_inputs
 
@@ -18,10 +18,11 @@ __all__ = ["evaluate", "DEFAULT_METHODS"]
 DEFAULT_METHODS = ("identity", "clahe", "farbman", "xvertnet")
 
 
-def _names(value):
+def _names(value) -> list:
     """A list of names, where one string is read as the command line reads it, comma-separated:
-    iterated, ``methods="clahe"`` was the methods 'c', 'l', ... ("unknown method 'c'")."""
-    return [name.strip() for name in value.split(",") if name.strip()] if isinstance(value, str) else value
+    iterated, ``methods="clahe"`` was the methods 'c', 'l', ... ("unknown method 'c'"). Any other
+    iterable is read once (a generator checked, then run, was none at the run)."""
+    return [name.strip() for name in value.split(",") if name.strip()] if isinstance(value, str) else list(value)
 
 
 def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=DEFAULT_METRICS,
@@ -46,7 +47,7 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
             :mod:`xvertfast.eval.journal`).
         enhancer_kwargs: device, backend, batch_size... for xvertnet.
     """
-    methods, metrics = _names(methods), _names(metrics)
+    methods, metrics, inputs = _names(methods), _names(metrics), input_paths(inputs)
     if not methods:
         raise ValueError("no methods to evaluate")
     check_metrics(metrics)  # before the report folder is touched: a typo must not leave a journal
