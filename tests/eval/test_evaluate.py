@@ -1015,3 +1015,24 @@ def test_methods_metrics_and_inputs_given_as_iterators_are_read_once(tmp_path, s
     with pytest.raises(NothingFound, match=f"^no image files found in {tmp_path / 'none'} "):
         evaluate(iter([tmp_path / "none"]), str(tmp_path / "r2"), ["identity"], ["entropy"], progress=False,
                  log=lambda m: None)  # fmt: skip
+
+
+def test_the_settings_record_the_precision_the_built_backend_runs(monkeypatch):
+    # the precision was read before the backend was built: where auto's TensorRT could not build,
+    # torch ran bf16 and the journal said fp16 (the plan's)
+    from types import SimpleNamespace
+
+    from xvertfast.eval import evaluate as evaluate_module
+
+    class Planned:
+        device, dtype, model = torch.device("cuda", 0), torch.float16, None
+
+        @property
+        def backend(self):  # built at first use: auto's TensorRT fell back to torch, which runs bf16
+            self.dtype = torch.bfloat16
+            return SimpleNamespace(name="torch")
+
+    monkeypatch.setattr(evaluate_module, "fingerprint", lambda model: "weights")
+    settings = evaluate_module._settings(["xvertnet"], {"xvertnet": SimpleNamespace(enhancer=Planned())}, ["entropy"],
+                                         None, {})  # fmt: skip
+    assert settings["methods"][0]["runs"] == {"device": "cuda", "precision": "bfloat16", "backend": "torch"}

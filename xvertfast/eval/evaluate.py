@@ -123,8 +123,9 @@ def _settings(specs, built: dict, metrics, centres: dict | None, enhancer_kwargs
     for spec, (label, method) in zip(specs, built.items()):
         enhancer, folder = getattr(method, "enhancer", None), getattr(method, "folder", None)
         if enhancer is not None:  # what it runs on, resolved ("auto" is bf16 on a GPU, fp32 on the CPU), not as asked
+            backend = enhancer.backend.name  # built first: its precision may differ from the planned one
             runs = {"device": enhancer.device.type, "precision": str(enhancer.dtype).replace("torch.", ""),
-                    "backend": enhancer.backend.name}  # fmt: skip
+                    "backend": backend}  # fmt: skip
             asked = {k: v for k, v in enhancer_kwargs.items() if k not in ("device", "precision", "backend")}
             methods.append({"spec": spec, "label": label, "model": fingerprint(enhancer.model), **asked, "runs": runs})
         else:  # another tool's outputs: their folder wherever the run starts (each file's state is journalled)
