@@ -26,7 +26,7 @@ def fake_t4(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
 
 
-@pytest.mark.parametrize("method", ["cuda", "cupy"], ids=["method-cuda", "method-cupy"])  # (an id "cuda" is the marker)
+@pytest.mark.parametrize("method", ["cuda", "cupy"], ids=["method-cuda", "method-cupy"])
 def test_a_gpu_solver_on_the_cpu_is_refused_when_the_enhancer_is_made(method):
     # every image failed at preprocessing: "wls: method='cuda' needs a CUDA tensor, got one on cpu"
     with pytest.raises(ValueError, match=rf"wls_method '{method}' solves on a CUDA GPU, but the device is cpu; use "
@@ -34,7 +34,7 @@ def test_a_gpu_solver_on_the_cpu_is_refused_when_the_enhancer_is_made(method):
         Enhancer(tiny_model(), device="cpu", wls_method=method)
 
 
-@pytest.mark.parametrize("method", ["cuda", "cupy"], ids=["method-cuda", "method-cupy"])  # (an id "cuda" is the marker)
+@pytest.mark.parametrize("method", ["cuda", "cupy"], ids=["method-cuda", "method-cupy"])
 def test_a_gpu_the_kernels_were_not_built_for_is_named_as_the_cause(fake_t4, monkeypatch, method):
     # the preprocessing fell back to the CPU there, and every image failed with the misleading
     # "needs a CUDA tensor, got one on cpu"

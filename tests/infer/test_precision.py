@@ -146,7 +146,7 @@ def test_cuda_without_an_index_is_the_current_gpu_for_every_thread(monkeypatch):
     assert resolve_device("cuda:0") == torch.device("cuda", 0)
 
 
-@pytest.mark.parametrize("device", ["cuda:1", "cuda"], ids=["indexed", "current"])  # (an id "cuda" is the marker)
+@pytest.mark.parametrize("device", ["cuda:1", "cuda"], ids=["indexed", "current"])
 def test_explicit_bf16_on_a_gpu_without_native_bf16_is_refused(fake_gpus, monkeypatch, device):
     # --precision bf16 on a T4 or V100 ran emulated bf16 (slower than fp16, or refused by torch mid-job)
     # without a word, where auto gives fp16 there
