@@ -883,3 +883,16 @@ def test_inputs_given_as_an_iterator_are_read_once_and_checked_as_a_list_is(tmp_
     (tmp_path / "none").mkdir()
     with pytest.raises(NothingFound, match=f"^no image files found in {tmp_path / 'none'} "):
         enhance_files(enh, iter([tmp_path / "none"]), str(tmp_path / "out"), progress=False, log=lambda m: None)
+
+
+def test_an_enhancer_can_be_pickled_and_deep_copied(seed):
+    # the lazily built backend's lock (87dab4a) made pickle.dumps and copy.deepcopy fail ("cannot pickle
+    # '_thread.lock' object"): an Enhancer handed to multiprocessing no longer went
+    import copy
+    import pickle
+
+    enhancer = Enhancer(tiny_model(seed), device="cpu", backend="torch")
+    image = chest_like(seed)
+    for _ in ("before its backend is built", "after"):
+        for twin in (pickle.loads(pickle.dumps(enhancer)), copy.deepcopy(enhancer)):
+            np.testing.assert_array_equal(twin.enhance(image).pixels, enhancer.enhance(image).pixels)

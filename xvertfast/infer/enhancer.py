@@ -277,6 +277,16 @@ class Enhancer:
     def backend(self, backend: StageBackend) -> None:
         self._backend, self.backend_name = backend, backend.name
 
+    def __getstate__(self) -> dict:
+        """Pickled (multiprocessing) and deep-copied without the build lock, which neither can copy."""
+        state = self.__dict__.copy()
+        del state["_backend_lock"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._backend_lock = threading.Lock()
+
     # -- step 1 ---------------------------------------------------------------------------------
     def prepare(self, pixels, spine: Spine | None = None) -> Prepared:
         """Preprocesses one image ([H, W] in [0, 1], or a Radiograph) and cuts its tiles."""
