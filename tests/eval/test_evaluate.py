@@ -588,8 +588,27 @@ def test_a_method_scoring_a_roi_twice_is_not_paired_with_one_that_scored_it_once
     run.rows.append({"file": "f0", "roi": "upper", "method": "clahe", "entropy": 9.0})
     assert summarise(run, "identity")[1]["compared_to"] == ""
     md = open(write_report(run, str(tmp_path), "identity")["summary.md"]).read()
-    assert ("n/a: clahe is not tested against identity: they were not scored on the same ROIs (a ROI scored more "
-            "than once).") in md, md
+    assert ("n/a: clahe is not tested against identity: they were not scored on the same ROIs (clahe scored a ROI "
+            "more than once).") in md, md
+
+
+def test_a_reference_scoring_a_roi_twice_is_named_as_the_one_that_did(tmp_path):
+    # each method was said to have "a ROI scored more than once" where it was the reference that had
+    from xvertfast.eval.protocol import EvalRun
+    from xvertfast.eval.report import write_report
+
+    run = EvalRun(["identity", "clahe", "farbman"], ["entropy"], images=6)
+    for i in range(6):
+        for m in run.methods:
+            run.rows += [{"file": f"f{i}", "roi": roi, "method": m, "entropy": 5.0 + i + (m == "clahe")}
+                         for roi in ("lower", "upper")]  # fmt: skip
+    run.rows.append({"file": "f0", "roi": "upper", "method": "identity", "entropy": 9.0})
+    run.rows.append({"file": "f1", "roi": "lower", "method": "farbman", "entropy": 9.0})
+    md = open(write_report(run, str(tmp_path), "identity")["summary.md"]).read()
+    assert ("n/a: clahe is not tested against identity: they were not scored on the same ROIs (identity scored a "
+            "ROI more than once).") in md, md
+    assert ("n/a: farbman is not tested against identity: they were not scored on the same ROIs (farbman and "
+            "identity each scored a ROI more than once).") in md, md
 
 
 def test_the_notes_under_the_p_values_count_the_images_tested(tmp_path):

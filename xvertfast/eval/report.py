@@ -98,8 +98,10 @@ def _pairs(columns: dict, compare_to: str | None) -> dict[str, tuple[np.ndarray 
                              f"first {lacking[0][0]} ({lacking[0][1]} ROI)")  # fmt: skip
         said = "; ".join(parts)
         mine = [k for k, key in enumerate(keys) if key in where]
-        if len(set(keys)) < len(keys) or len(where) < len(ref):
-            why = "a ROI scored more than once" + (f"; {said}" if said else "")
+        twice = [who for who, scored in sorted(((method, keys), (compare_to, ref))) if len(set(scored)) < len(scored)]
+        if twice:  # which side: the reference's own twice-scored ROI was said of every method
+            why = f"{' and '.join(twice)}{' each' if len(twice) > 1 else ''} scored a ROI more than once"
+            why += f"; {said}" if said else ""
             pairs[method] = (None, None, f"{method} is not tested against {compare_to}: they were not scored on the "
                                          f"same ROIs ({why})")  # fmt: skip
         elif len(mine) < 2:
