@@ -260,13 +260,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from xvertfast.eval.evaluate import evaluate
     from xvertfast.io.files import NothingFound, check_inputs
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     try:
         check_inputs(args.inputs)  # a mistyped folder: said before the methods' models are loaded
-        run, paths = evaluate(args.inputs, args.output, methods, metrics, rois=args.rois, compare_to=args.compare_to,
-                              pictures=args.pictures, progress=not args.quiet, restart=args.restart,
-                              device=args.device, precision=args.precision,
+        run, paths = evaluate(args.inputs, args.output, args.methods, args.metrics, rois=args.rois,
+                              compare_to=args.compare_to, pictures=args.pictures, progress=not args.quiet,
+                              restart=args.restart, device=args.device, precision=args.precision,
                               log=_say_around_the_bar)  # fmt: skip
     except NothingFound as exc:
         return _nothing_found(exc)
