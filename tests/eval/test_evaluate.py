@@ -611,6 +611,22 @@ def test_a_reference_scoring_a_roi_twice_is_named_as_the_one_that_did(tmp_path):
             "identity each scored a ROI more than once).") in md, md
 
 
+def test_the_heading_counts_each_methods_rois_where_they_differ(tmp_path):
+    # "3 ROIs per method" was the rows over the methods: identity had 4, clahe 2 (a run built in Python)
+    from xvertfast.eval.protocol import EvalRun
+    from xvertfast.eval.report import write_report
+
+    run = EvalRun(["identity", "clahe"], ["entropy"], images=2)
+    run.rows = [{"file": f"f{i}", "roi": roi, "method": "identity", "entropy": 5.0 + i}
+                for i in range(2) for roi in ("lower", "upper")]  # fmt: skip
+    run.rows += [{"file": "f0", "roi": roi, "method": "clahe", "entropy": 6.0} for roi in ("lower", "upper")]
+    md = open(write_report(run, str(tmp_path), "identity")["summary.md"]).read()
+    assert md.startswith("# Evaluation: 2 images, ROIs per method: identity 4, clahe 2\n"), md
+    run.rows = [r for r in run.rows if r["file"] == "f0"]
+    md = open(write_report(run, str(tmp_path), "identity")["summary.md"]).read()
+    assert md.startswith("# Evaluation: 2 images, 2 ROIs per method\n"), md
+
+
 def test_the_notes_under_the_p_values_count_the_images_tested(tmp_path):
     # 4 images of 2 ROIs: 8 pairs by ROI, but 4 by image, where no p can be below 0.05; and
     # 1 image: 2 pairs by ROI, 1 by image, no test

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import collections
 import csv
 import html
 import math
@@ -191,8 +192,12 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_imag
               pairs: dict | None = None) -> str:  # fmt: skip
     by = {(r["method"], r["metric"]): r for r in records}
     images = {(r["method"], r["metric"]): r for r in by_image}
-    rois = len(run.rows) // max(len(run.methods), 1)
-    lines = [f"# Evaluation: {count(run.images, 'image')}, {count(rois, 'ROI')} per method", ""]
+    # each method's own count where they differ (a run built in Python): the rows over the methods was none's
+    scored = collections.Counter(r["method"] for r in run.rows)
+    rois = {m: scored[m] for m in run.methods}
+    said = (f"{count(next(iter(rois.values()), 0), 'ROI')} per method" if len(set(rois.values())) <= 1
+            else "ROIs per method: " + ", ".join(f"{m} {n}" for m, n in rois.items()))  # fmt: skip
+    lines = [f"# Evaluation: {count(run.images, 'image')}, {said}", ""]
     # what a table pasted into a paper needs beside it: sd or standard error, and which way is better
     lower = [_LABELS[m] for m in run.metrics if not HIGHER_IS_BETTER[m]]
     lines += ["Cells: mean ± sample standard deviation (n − 1) over the ROIs, n = how many ROIs have a value. "
