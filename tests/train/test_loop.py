@@ -195,8 +195,13 @@ def test_amp_on_the_cpu_trains_in_bf16_where_onednn_has_it(tmp_path, monkeypatch
         assert all(torch.isfinite(v).all() for v in bf16.values())
         assert any(not torch.equal(fp32[k], bf16[k]) for k in fp32)  # autocast really ran
     monkeypatch.setattr(backends, "cpu_bf16_support", lambda: "no")
-    with pytest.raises(ValueError, match="--amp on this CPU"):
+    # refused with no word on what to do: it says to train without --amp (a resume: how to go on)
+    with pytest.raises(ValueError, match=r"^--amp on this CPU: .*AVX-512 BF16.*; train without --amp$"):
         train([str(data)], str(tmp_path / "refused"), amp, **quiet)
+    from xvertfast.train.loop import _check_amp
+
+    with pytest.raises(ValueError, match="; this run was started with --amp, which a resume cannot change: resume"):
+        _check_amp(amp, torch.device("cpu"), quiet["log"], resuming=True)
 
 
 def test_a_kill_between_the_checkpoint_and_its_state_resumes_exactly(tmp_path, monkeypatch):

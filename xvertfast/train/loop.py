@@ -220,7 +220,8 @@ def _check_amp(config: TrainConfig, device: torch.device, log, resuming: bool = 
         return
     support = cpu_bf16_support()
     if support == "no":
-        raise ValueError("--amp on this CPU: oneDNN reports no bf16 support (it needs AVX-512 BF16 or AMX)")
+        raise ValueError("--amp on this CPU: oneDNN reports no bf16 support (it needs AVX-512 BF16 or AMX, as on "
+                         f"Intel Xeon from Sapphire Rapids on and AMD from Zen 4 on); {instead}")  # fmt: skip
     if support != "amx":
         log("--amp on a CPU without AMX: bf16 may be no faster than fp32 here")
 
