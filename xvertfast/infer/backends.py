@@ -258,6 +258,17 @@ def _refuse_cpu_bf16(name: str, device: torch.device, dtype: torch.dtype) -> Non
         raise ValueError(f"precision bf16 on the CPU runs with the torch and compile backends, not {name}")
 
 
+def _runs(name: str, dtype: torch.dtype) -> torch.dtype:
+    """The precision backend ``name`` runs when ``dtype`` is asked: the exported graphs hold fp32 or
+    fp16, so onnxruntime runs bf16 as fp32 (its CPU provider has no fast bf16) and TensorRT as fp16
+    (the nearest it builds from an ONNX graph)."""
+    if name in ("torch", "compile"):
+        return dtype
+    if name == "onnxruntime":
+        return torch.float16 if dtype == torch.float16 else torch.float32
+    return torch.float32 if dtype == torch.float32 else torch.float16
+
+
 def plan_backend(name: str, device: torch.device, dtype: torch.dtype) -> tuple[str, torch.dtype]:
     """The backend :func:`make_backend` builds for ``name`` and the precision it runs in, without
     building it (a dry run exports nothing); what would refuse it cheaply is refused here (an unknown
@@ -265,18 +276,16 @@ def plan_backend(name: str, device: torch.device, dtype: torch.dtype) -> tuple[s
     TensorRT that cannot build falls back to torch then)."""
     name = _chosen(name, device)
     _refuse_cpu_bf16(name, device, dtype)
-    if name in ("torch", "compile"):
-        return name, dtype
     if name == "onnxruntime":
         from xvertfast.infer.export import require
 
         require("onnxruntime", "the onnxruntime backend")
-        return name, torch.float16 if dtype == torch.float16 else torch.float32
-    from xvertfast.infer import tensorrt_backend
+    elif name == "tensorrt":
+        from xvertfast.infer import tensorrt_backend
 
-    tensorrt_backend.import_tensorrt()
-    tensorrt_backend._cuda(device)
-    return name, torch.float32 if dtype == torch.float32 else torch.float16
+        tensorrt_backend.import_tensorrt()
+        tensorrt_backend._cuda(device)
+    return name, _runs(name, dtype)
 
 
 def make_backend(name: str, model: XVertNet, device: torch.device, dtype: torch.dtype, tile: int,
@@ -301,17 +310,14 @@ def make_backend(name: str, model: XVertNet, device: torch.device, dtype: torch.
         return TorchBackend(model, device, dtype)
     if name == "compile":
         return CompileBackend(model, device, dtype)
-    # the exported graphs hold fp32 or fp16: onnxruntime runs bf16 as fp32 (its CPU provider
-    # has no fast bf16), TensorRT as fp16 (the nearest it builds from an ONNX graph)
+    fp16 = _runs(name, dtype) == torch.float16
     if name == "onnxruntime":
         from xvertfast.infer.export import require
         from xvertfast.infer.onnx_backend import OnnxRuntimeBackend
 
         # said before the export it would run (a minute for the default model on a CPU), not after
         require("onnxruntime", "the onnxruntime backend")
-        return OnnxRuntimeBackend.from_model(model, device, tile=tile, fp16=dtype == torch.float16,
-                                             cache_dir=cache_dir)  # fmt: skip
+        return OnnxRuntimeBackend.from_model(model, device, tile=tile, fp16=fp16, cache_dir=cache_dir)
     from xvertfast.infer.tensorrt_backend import TensorRTBackend
 
-    return TensorRTBackend.from_model(model, device, tile=tile, fp16=dtype != torch.float32, max_batch=max_batch,
-                                      cache_dir=cache_dir)  # fmt: skip
+    return TensorRTBackend.from_model(model, device, tile=tile, fp16=fp16, max_batch=max_batch, cache_dir=cache_dir)
