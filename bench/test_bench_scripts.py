@@ -286,6 +286,21 @@ def test_wls_contention_times_both_thread_counts_under_every_wait_setting():
             assert 0 <= low <= high, row
 
 
+def test_wls_contention_settings_do_not_inherit_the_shells_wait_settings(monkeypatch):
+    """A GOMP_SPINCOUNT or OMP_WAIT_POLICY in the user's shell would make every row that setting."""
+    from bench.wls_contention import SETTINGS, child_env
+
+    monkeypatch.setenv("GOMP_SPINCOUNT", "0")
+    monkeypatch.setenv("OMP_WAIT_POLICY", "passive")
+    envs = {name: child_env(env) for name, env in SETTINGS.items()}
+    default = envs["default (spin, then sleep)"]
+    assert "GOMP_SPINCOUNT" not in default and "OMP_WAIT_POLICY" not in default
+    assert envs["GOMP_SPINCOUNT=0"]["GOMP_SPINCOUNT"] == "0" and "OMP_WAIT_POLICY" not in envs["GOMP_SPINCOUNT=0"]
+    assert envs["OMP_WAIT_POLICY=passive"]["OMP_WAIT_POLICY"] == "passive"
+    assert "GOMP_SPINCOUNT" not in envs["OMP_WAIT_POLICY=passive"]
+    assert default["PATH"] == os.environ["PATH"] and default["OPENBLAS_NUM_THREADS"] == "1"
+
+
 def test_wls_parts_times_the_pieces_of_a_solve(tmp_path):
     from PIL import Image
 

@@ -33,6 +33,8 @@ SETTINGS = {
     "GOMP_SPINCOUNT=0": {"GOMP_SPINCOUNT": "0"},
     "OMP_WAIT_POLICY=passive": {"OMP_WAIT_POLICY": "passive"},
 }
+#: the variables libgomp's wait follows; none is taken from the shell
+WAIT_KEYS = ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")
 
 # One process of one round: a solve per size and thread count, "size threads seconds" a line.
 SOLVES = """
@@ -53,11 +55,19 @@ for size in {sizes!r}:
 """
 
 
+def child_env(setting: dict[str, str]) -> dict[str, str]:
+    """This process's environment with ``setting`` in place of the shell's own wait settings, so a
+    GOMP_SPINCOUNT or OMP_WAIT_POLICY the user exported (as README suggests) cannot make every row
+    that setting."""
+    base = {k: v for k, v in os.environ.items() if k not in WAIT_KEYS}
+    return {**base, "OPENBLAS_NUM_THREADS": "1", **setting}
+
+
 def one_round(sizes: list[int], threads: int, env: dict[str, str]) -> dict[tuple[int, int], float]:
-    """{(size, threads): seconds} of one process started with ``env`` added."""
+    """{(size, threads): seconds} of one process started with the wait setting ``env``."""
     code = SOLVES.format(root=ROOT, sizes=sizes, threads=threads)
-    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "OPENBLAS_NUM_THREADS": "1", **env},
-                         capture_output=True, text=True, check=False)  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], env=child_env(env), capture_output=True, text=True,
+                         check=False)  # fmt: skip
     if out.returncode != 0:
         raise SystemExit(f"wls_contention.py: the solves failed ({out.returncode}): {out.stderr.strip()}")
     times = {}
