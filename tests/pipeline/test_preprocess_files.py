@@ -103,6 +103,29 @@ def test_the_overlay_key_is_drawn_with_pillow_10_0s_font(monkeypatch):
     assert (key.min(axis=-1) > 200).sum() > 20
 
 
+def _key_mark(strip: np.ndarray, colour) -> str:
+    """What the key drew in ``colour``: a vertical line, a circle or a box (by its bounding box)."""
+    ys, xs = np.nonzero((strip == colour).all(axis=-1))
+    assert len(xs), f"the key has no {colour} mark"
+    if xs.max() - xs.min() < 4:
+        return "line"
+    corner = (strip[ys.min(), xs.min()] == colour).all()
+    return "box" if corner else "circle"
+
+
+def test_the_overlay_key_draws_each_mark_by_what_it_marks_not_by_its_colour(monkeypatch):
+    """The key chose a line or a circle by comparing the entry's colour with the spine line's and
+    the band's: with the two colours swapped in OVERLAY_KEY, the spine line's entry showed a circle."""
+    from xvertfast.pipeline import preprocess_files as pf
+
+    (line, line_name), (band, band_name), *rest = OVERLAY_KEY
+    monkeypatch.setattr(pf, "OVERLAY_KEY", ((band, line_name), (line, band_name), *rest))
+    strip = np.asarray(pf._overlay_key(1000, 20, 2))
+    assert _key_mark(strip, band) == "line"  # the spine line's entry, now in the band's colour
+    assert _key_mark(strip, line) == "circle"
+    assert [_key_mark(strip, colour) for colour, _ in rest] == ["box", "box"]
+
+
 def test_the_summary_counts_and_repeats_the_warnings(tmp_path, capsys):
     """An image that looks inverted (or whose spine was found at the edge) is the one whose overlay
     to look at: the summary counts such images and lists the warnings after it, as enhance's does

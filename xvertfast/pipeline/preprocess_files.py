@@ -82,6 +82,9 @@ class JobSummary:
 OVERLAY_KEY = (((255, 220, 0), "spine line"), ((255, 120, 0), "band estimates"),
                ((0, 200, 255), "training ROIs"), ((60, 255, 60), "evaluation ROIs"))  # fmt: skip
 _LINE, _BAND, _TRAIN, _EVAL = (colour for colour, _ in OVERLAY_KEY)
+#: The shape the key draws for each mark of OVERLAY_KEY, as overlay() draws that mark: by the
+#: entry, not its colour, which two marks could share or an edit could change.
+_KEY_SHAPES = ("line", "circle", "box", "box")
 
 
 def overlay(pixels: np.ndarray, spine) -> np.ndarray:
@@ -118,24 +121,25 @@ def _overlay_key(width: int, size: int, lw: int):
     except TypeError:  # Pillow 10.0 (the requirements allow it) has only its one small bitmap font
         font = ImageFont.load_default()
     gap, line_h = size // 2, round(size * 1.6)
-    items = [(colour, name, size + gap + round(font.getlength(name))) for colour, name in OVERLAY_KEY]
+    items = [(colour, name, shape, size + gap + round(font.getlength(name)))
+             for (colour, name), shape in zip(OVERLAY_KEY, _KEY_SHAPES, strict=True)]  # fmt: skip
     lines: list[list] = [[]]
     x = gap
     for item in items:
-        if lines[-1] and x + item[2] > width - gap:
+        if lines[-1] and x + item[3] > width - gap:
             lines.append([])
             x = gap
         lines[-1].append((x, item))
-        x += item[2] + 2 * gap
+        x += item[3] + 2 * gap
     strip = Image.new("RGB", (width, len(lines) * line_h + gap), (0, 0, 0))
     d = ImageDraw.Draw(strip)
     for k, line in enumerate(lines):
         top = gap + k * line_h
-        for x, (colour, name, _) in line:
+        for x, (colour, name, shape, _) in line:
             box = [x, top, x + size - 1, top + size - 1]
-            if colour == _LINE:
+            if shape == "line":
                 d.line([(x + size // 2, top), (x + size // 2, top + size - 1)], fill=colour, width=lw)
-            elif colour == _BAND:
+            elif shape == "circle":
                 d.ellipse(box, outline=colour, width=lw)
             else:
                 d.rectangle(box, outline=colour, width=lw)
