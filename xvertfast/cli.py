@@ -197,21 +197,20 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
-def _roi_file(path: str | None, mode: str = "spine"):
+def _roi_file(path: str | None):
     """The centres of ``--rois`` (None where not given), read before a model is loaded or an
     output folder made: a malformed file is said at once."""
     if path is None:
         return None
-    from xvertfast.infer.batch import check_rois_mode
     from xvertfast.preprocess.centres import load_roi_centres
 
-    check_rois_mode(path, mode)
     return load_roi_centres(path)
 
 
 def _cmd_enhance(args: argparse.Namespace) -> int:
     _load_torch()
     from xvertfast.infer import Enhancer
+    from xvertfast.infer.batch import check_rois_mode
     from xvertfast.io.files import NothingFound, check_inputs
 
     if args.backend == "compile" and not args.dry_run:  # the first batch waits for it, with the bar at 0%
@@ -219,7 +218,8 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
               file=sys.stderr)  # fmt: skip
     try:
         check_inputs(args.inputs)  # a mistyped folder: said before the model is loaded or OUT_DIR made
-        rois = _roi_file(args.rois, args.mode)
+        check_rois_mode(args.rois, args.mode)
+        rois = _roi_file(args.rois)
         enhancer = Enhancer(args.model, device=args.device, backend=args.backend, mode=args.mode,
                             brightness=args.brightness, batch_size=args.batch_size,
                             precision=args.precision)  # fmt: skip
