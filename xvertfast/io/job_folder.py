@@ -307,11 +307,22 @@ def recent_rate(times_ns: list[int]) -> tuple[float | None, int]:
     :data:`RATE_TOGETHER_NS` of it finished with it), over the time from it to the last. None
     where none finished after that moment: one preprocess input's four files, or lines whose
     times were set just after one another (a clock set back: see ``JobFolder._next_time``)."""
+    return _stretch_rate(_recent_stretch(times_ns))
+
+
+def _recent_stretch(times_ns: list[int]) -> list[int]:
+    """The times the rate of :func:`recent_rate` is taken over, sorted (0, a line without a time,
+    is left out); apart from it, so that :func:`job_status` has the stretch's ends without sorting
+    the times again."""
     latest = sorted(t for t in times_ns if t > 0)[-RATE_OUTPUTS:]
     start = len(latest) - 1
     while start > 0 and latest[start] - latest[start - 1] <= RATE_PAUSE_S * 1e9:
         start -= 1
-    stretch = latest[start:]
+    return latest[start:]
+
+
+def _stretch_rate(stretch: list[int]) -> tuple[float | None, int]:
+    """:func:`recent_rate` of the stretch :func:`_recent_stretch` found."""
     after = sum(t - stretch[0] > RATE_TOGETHER_NS for t in stretch)
     if not after:
         return None, len(stretch)
@@ -365,16 +376,16 @@ def job_status(out_dir: str, job: str) -> JobStatus | None:
         mine = latest_in.get(ledger, [])
         done = [e for e in mine if e.get("state") == "done"]
         current = sum(key is None or e.get("settings") == key for e in done)
-        times = finish_times(mine)
-        own_rate, counted = recent_rate(times)
+        stretch = _recent_stretch(finish_times(mine))
+        own_rate, counted = _stretch_rate(stretch)
         looks = (held_before[ledger], None if locks[ledger] is None else lock_held(locks[ledger]))
         running = True if True in looks else None if None in looks else False
         found.append(LedgerStatus(os.path.basename(ledger), match and f"{match.group(1)}/{match.group(2)}", current,
                                   sum(e.get("state") == "writing" for e in mine), modified, len(done) - current,
                                   own_rate, running,
                                   **_how_it_ended(runs.get(ledger, {}), running, modified)))  # fmt: skip
-        if counted:  # (where the rate's stretch of work began: its first of the latest `counted`)
-            rates.append((max(times), sorted(t for t in times if t > 0)[-counted], own_rate, counted))
+        if counted:  # (the ends of the stretch of work its rate was taken over)
+            rates.append((stretch[-1], stretch[0], own_rate, counted))
     # all ledgers together: the sum of their own rates, not the rate of their lines merged: shards started
     # together finish their first outputs at one moment, which merged read as hundreds a minute (3
     # outputs 0.3 s apart: 600). Only the ledgers at work beside the latest one count: those that finished
