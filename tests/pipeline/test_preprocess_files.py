@@ -89,18 +89,48 @@ def test_the_overlay_has_a_key_naming_what_each_colour_marks(size):
     assert (key.min(axis=-1) > 200).sum() > 20  # its names, written light on dark
 
 
-def test_the_overlay_key_is_drawn_with_pillow_10_0s_font(monkeypatch):
+@pytest.fixture
+def fresh_key_font():
+    """The key's fonts loaded anew in the test, and its fonts not kept for the tests after it."""
+    from xvertfast.pipeline.preprocess_files import _key_font
+
+    _key_font.cache_clear()
+    yield
+    _key_font.cache_clear()
+
+
+def test_the_overlay_key_is_drawn_with_pillow_10_0s_font(monkeypatch, fresh_key_font):
     # Pillow 10.0, which the requirements' pillow>=10 allows, has no load_default(size=...): every
     # image of a preprocess job failed at its overlay with "unexpected keyword argument 'size'"
     from PIL import ImageFont
 
-    real = ImageFont.load_default
-    monkeypatch.setattr(ImageFont, "load_default", lambda: real())
+    real, calls = ImageFont.load_default, []
+    monkeypatch.setattr(ImageFont, "load_default", lambda: calls.append(1) or real())
     pixels = (radiograph_like(0) / 255).astype(np.float32)
     key = overlay(pixels, find_spine(pixels))[pixels.shape[0] :]
     for colour, _ in OVERLAY_KEY:
         assert (key == colour).all(axis=-1).any(), f"the key has no {colour} mark"
     assert (key.min(axis=-1) > 200).sum() > 20
+    assert calls == [1]  # its font, not one loaded before this test
+
+
+def test_the_overlay_key_loads_its_font_once_per_size_not_once_per_image(monkeypatch, fresh_key_font):
+    """Each overlay loaded the key's font anew (a TrueType load): once per image of a batch job."""
+    from PIL import ImageFont
+
+    real, sizes = ImageFont.load_default, []
+
+    def counted(**kwargs):
+        sizes.append(kwargs.get("size"))
+        return real(**kwargs)
+
+    monkeypatch.setattr(ImageFont, "load_default", counted)
+    pixels = (np.asarray(Image.fromarray(radiograph_like(0)).resize((900, 900))) / 255).astype(np.float32)
+    spine = find_spine(pixels)
+    first = overlay(pixels, spine)
+    for _ in range(2):
+        np.testing.assert_array_equal(overlay(pixels, spine), first)
+    assert sizes == [20]
 
 
 def _key_mark(strip: np.ndarray, colour) -> str:

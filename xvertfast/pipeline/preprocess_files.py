@@ -23,6 +23,7 @@ are moved away.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from dataclasses import dataclass, field
@@ -111,15 +112,24 @@ def overlay(pixels: np.ndarray, spine) -> np.ndarray:
     return np.asarray(both)
 
 
+@functools.lru_cache(maxsize=64)
+def _key_font(size: int):
+    """The key's font, ``size`` px high: loaded once per size (a folder of mixed heights has a few
+    dozen at most), not once per image of a job."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow 10.0 (the requirements allow it) has only its one small bitmap font
+        return ImageFont.load_default()
+
+
 def _overlay_key(width: int, size: int, lw: int):
     """A dark strip ``width`` wide with each mark of :data:`OVERLAY_KEY` beside its name, in text
     ``size`` px high, wrapped onto as many lines as the width needs."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
-    try:
-        font = ImageFont.load_default(size=size)
-    except TypeError:  # Pillow 10.0 (the requirements allow it) has only its one small bitmap font
-        font = ImageFont.load_default()
+    font = _key_font(size)
     gap, line_h = size // 2, round(size * 1.6)
     items = [(colour, name, shape, size + gap + round(font.getlength(name)))
              for (colour, name), shape in zip(OVERLAY_KEY, _KEY_SHAPES, strict=True)]  # fmt: skip
