@@ -110,8 +110,8 @@ def _dry_run_notes(summary, job: str, out_dir: str, to_do: int, outputs_each: in
         fraction = summary.shard.fraction
         rate, whose = next((led.rate for led in status.ledgers if led.shard == fraction), None), str(summary.shard)
     elif len(status.ledgers) > 1:  # (shards that ran one after the other: the latest one's alone)
-        whose = {1: "this folder's latest shard", len(status.ledgers): "this folder's jobs, all shards together,"}.get(
-            status.rate_ledgers, f"this folder's jobs, the {status.rate_ledgers} shards at work together,")
+        whose = {"latest": "this folder's latest shard", "all": "this folder's jobs, all shards together,",
+                 "some": f"this folder's jobs, the {status.rate_ledgers} shards at work together,"}[status.rate_of]
     if rate:
         print(f"at the rate {whose} finished outputs lately ({rate * 60:.1f} output files a minute), the {to_do} "
               f"would take about {_duration(to_do * outputs_each / rate)}", file=sys.stderr)  # fmt: skip
@@ -330,8 +330,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
               "left by a killed run, or whose writing failed: its next run redoes them)")  # fmt: skip
         if status.rate is not None:
             together = "" if len(status.ledgers) < 2 else {
-                1: ", by the latest shard alone (no other at work beside it)", len(status.ledgers): ", all shards together"
-            }.get(status.rate_ledgers, f", {status.rate_ledgers} of the {len(status.ledgers)} shards at work together")
+                "latest": ", by the latest shard alone (no other at work beside it)", "all": ", all shards together",
+                "some": f", {status.rate_ledgers} of the {len(status.ledgers)} shards at work together",
+            }[status.rate_of]
             print(f"  {status.rate * 60:.1f} output files finished a minute, over the last {status.rate_outputs}"
                   f"{together}")  # fmt: skip
         if status.other_settings:

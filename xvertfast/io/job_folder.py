@@ -289,6 +289,14 @@ class JobStatus:
     def other_settings(self) -> int:
         return sum(led.other_settings for led in self.ledgers)
 
+    @property
+    def rate_of(self) -> str:
+        """Whose finished outputs :attr:`rate` adds up, where the folder has several ledgers:
+        'latest' (that shard alone), 'all' or 'some' (:attr:`rate_ledgers` of them at work together)."""
+        if self.rate_ledgers == 1:
+            return "latest"
+        return "all" if self.rate_ledgers == len(self.ledgers) else "some"
+
 
 #: A pause longer than this between two finished outputs ends a stretch of work: the rate is
 #: taken over the latest stretch only (a job stopped overnight and resumed is not slowed by it).
