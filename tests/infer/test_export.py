@@ -247,6 +247,12 @@ def test_an_export_folder_holds_one_models_stages(model, tmp_path, monkeypatch, 
         with pytest.raises(ValueError, match=re.escape(f"{paths[0]}: stage 1 of a 2-stage model, and no stage 2 "
                                                        f"was given (stage2.onnx)")):  # fmt: skip
             OnnxRuntimeBackend(given, torch.device("cpu"))
+    # files given under other names were told of a missing "stage2.onnx", a name they never had
+    mine = tmp_path / "mine_first.onnx"
+    shutil.copyfile(paths[0], mine)
+    with pytest.raises(ValueError, match=re.escape(f"{mine}: stage 1 of a 2-stage model, and no stage 2 was given: "
+                                                   "give every")):  # fmt: skip
+        OnnxRuntimeBackend([mine], torch.device("cpu"))
 
 
 def test_a_tensorrt_export_builds_from_the_onnx_set_of_this_model_only(model, tmp_path, seed):

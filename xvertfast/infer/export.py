@@ -364,9 +364,13 @@ def _refuse_a_set_cut_short(paths: list[str], metadata: list[dict[str, str]]) ->
     if all(tuple(m.get(key) for key in keys) == tuple(first.get(key) for key in keys)
            and m.get("xvertfast.stage") == str(k + 1) for k, m in enumerate(metadata)):  # fmt: skip
         ext = os.path.splitext(paths[0])[1]
-        lacking = ", ".join(f"stage{k}{ext}" for k in range(n + 1, int(stages) + 1))
-        raise ValueError(f"{paths[-1]}: stage {n} of a {stages}-stage model, and no stage {n + 1} was given "
-                         f"({lacking}): give every stage file of the export, or export the model again")  # fmt: skip
+        # the names an export folder's files have, said only where these have them: files given
+        # under names of their own were told of a "stage2.onnx" they never had
+        folder = len({os.path.dirname(p) for p in paths}) == 1 and all(
+            os.path.basename(p) == f"stage{k + 1}{ext}" for k, p in enumerate(paths))  # fmt: skip
+        lacking = " (" + ", ".join(f"stage{k}{ext}" for k in range(n + 1, int(stages) + 1)) + ")" if folder else ""
+        raise ValueError(f"{paths[-1]}: stage {n} of a {stages}-stage model, and no stage {n + 1} was given"
+                         f"{lacking}: give every stage file of the export, or export the model again")  # fmt: skip
 
 
 def _matching_onnx_set(out_dir: str, count: int, sha: str, tile: int, fp16: bool) -> list[str] | None:
