@@ -543,3 +543,22 @@ def test_a_metric_given_again_is_said_to_be_back_not_scored(tmp_path, seed):
     assert any("the metrics changed" in s and "tenengrad back, with the scores kept when dropped" in s
                for s in said), said  # fmt: skip
     assert not any("added" in s for s in said), said
+
+
+def test_the_time_of_a_report_with_methods_or_metrics_dropped_says_it_holds_theirs(tmp_path, seed):
+    # a rerun that dropped a method or a metric reported, as its "metrics" time, the time earlier runs
+    # spent scoring them too, without a word (the journal keeps one such sum per image: not to be split)
+    from xvertfast.eval.report import write_report
+
+    def time_line(run, folder) -> str:
+        md = open(write_report(run, str(tmp_path / folder), None)["summary.md"]).read()
+        return next(line for line in md.splitlines() if line.startswith("Time: "))
+
+    said = "including the time earlier runs spent scoring methods or metrics this report leaves out"
+    images = write_images(tmp_path / "in", seed, n=2)
+    assert said not in time_line(run_methods(images, tmp_path / "r", {"identity": identity, "clahe": Counted()}), "a")
+    assert said not in time_line(run_methods(images, tmp_path / "r", {"identity": identity, "clahe": Counted()}), "b")
+    assert said in time_line(run_methods(images, tmp_path / "r", {"identity": identity}), "c")
+    run_metrics(images, tmp_path / "m", METRICS, Counted())
+    assert said in time_line(run_metrics(images, tmp_path / "m", ["entropy"], Counted()), "d")
+    assert said not in time_line(run_metrics(images, tmp_path / "m", METRICS, Counted()), "e")  # given back

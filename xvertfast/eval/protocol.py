@@ -56,6 +56,9 @@ class EvalRun:
     notes: list[str] = field(default_factory=list)  #: metrics left out on some ROIs and why; image warnings
     pictures: list[dict] = field(default_factory=list)  #: sampled images: thumbnails and ROI crops
     seconds: dict[str, float] = field(default_factory=dict)  #: per method, and "metrics"
+    #: whether "metrics" holds the time earlier runs spent on methods or metrics this run leaves out
+    #: (the journal keeps one such sum per image: it cannot be split)
+    metrics_seconds_beyond: bool = False
     images: int = 0
 
 
@@ -187,6 +190,7 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
             for name, seconds in entry["seconds"].items():
                 if name in methods or name == "metrics":  # (a dropped method's time is not this report's)
                     run.seconds[name] = run.seconds.get(name, 0.0) + seconds
+            run.metrics_seconds_beyond |= _scored_beyond(entry, methods, metrics)
             run.images += 1
             resumed += 1
             bar.update(1)
@@ -225,6 +229,7 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
                             run.seconds[name] -= seconds.pop(name, 0.0)  # its time as one run takes it
                         seconds[name] = seconds.get(name, 0.0) + spent
                         run.seconds[name] = run.seconds.get(name, 0.0) + spent
+                run.metrics_seconds_beyond |= _scored_beyond(partial, methods, metrics)
                 completed += 1
             notes = warnings + _missing_notes(f.path, lacking, list(methods), metrics)
             if journal is not None:  # recorded first: rows read back later are the ones reported now
@@ -306,6 +311,13 @@ def _reported(row: dict, metrics) -> dict:
     """A row as this run reports it: its place and the ``metrics`` asked, in their order (a
     journalled row may also hold the scores of metrics dropped since)."""
     return {**{k: row[k] for k in _PLACE if k in row}, **{m: row[m] for m in metrics if m in row}}
+
+
+def _scored_beyond(entry: dict, methods, metrics) -> bool:
+    """Whether a journalled image holds scores of methods or metrics this run leaves out: its
+    "metrics" time, one sum, then counts theirs too."""
+    return any(row["method"] not in methods or any(k not in _PLACE and k not in metrics for k in row)
+               for row in entry["rows"])  # fmt: skip
 
 
 def _merged(kept: list[dict], scored: list[dict], methods: list[str]) -> list[dict]:

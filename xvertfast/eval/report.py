@@ -274,6 +274,8 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_imag
     if run.failed:
         lines += ["## Failed images", ""] + [f"- {reason}" for _, reason in run.failed] + [""]
     secs = ", ".join(f"{k} {v:.1f} s" for k, v in run.seconds.items())
+    if run.metrics_seconds_beyond and "metrics" in run.seconds:  # a rerun that dropped some: not this report's alone
+        secs += " (metrics: including the time earlier runs spent scoring methods or metrics this report leaves out)"
     lines += [f"Time: {secs}.", ""]
     return "\n".join(lines)
 
