@@ -115,11 +115,13 @@ def _pairs(columns: dict, compare_to: str | None) -> dict[str, tuple[np.ndarray 
     return pairs
 
 
-def summarise(run: EvalRun, compare_to: str | None, columns: dict | None = None) -> list[dict]:
+def summarise(run: EvalRun, compare_to: str | None, columns: dict | None = None, pairs: dict | None = None
+              ) -> list[dict]:  # fmt: skip
     """One record per (method, metric): statistics raw and after outlier removal, p-values vs
-    compare_to on the ROIs both were scored on (:func:`_pairs`)."""
+    compare_to on the ROIs both were scored on (:func:`_pairs`; ``columns`` and ``pairs`` given
+    where the report has them already)."""
     columns = _columns(run) if columns is None else columns
-    pairs = _pairs(columns, compare_to)
+    pairs = _pairs(columns, compare_to) if pairs is None else pairs
     records = []
     for metric in run.metrics:
         ref = columns[compare_to][1][metric] if compare_to in columns else None
@@ -143,13 +145,16 @@ def summarise(run: EvalRun, compare_to: str | None, columns: dict | None = None)
     return records
 
 
-def summarise_by_image(run: EvalRun, compare_to: str | None, columns: dict | None = None) -> list[dict]:
+def summarise_by_image(run: EvalRun, compare_to: str | None, columns: dict | None = None,
+                       pairs: dict | None = None) -> list[dict]:  # fmt: skip
     """Per (method, metric), in :func:`summarise`'s order: the Wilcoxon test against compare_to
     paired by image (:func:`~xvertfast.eval.stats.image_means`), raw and after outlier removal,
     with n images compared; NaN where nothing is compared. An image's two ROIs are not
     independent samples: this is the test a reviewer asks for beside the protocol's."""
     columns = _columns(run) if columns is None else columns
-    pairs = _pairs(columns, compare_to)
+    pairs = _pairs(columns, compare_to) if pairs is None else pairs
+    files = {method: [columns[method][0][k][0] for k in mine] for method, (mine, _, _) in pairs.items()
+             if mine is not None}  # fmt: skip
     records = []
     for metric in run.metrics:
         for method in run.methods:
@@ -159,10 +164,9 @@ def summarise_by_image(run: EvalRun, compare_to: str | None, columns: dict | Non
                             "images_differing" + suffix: math.nan})  # fmt: skip
             mine, theirs, _ = pairs.get(method, (None, None, ""))
             if mine is not None:
-                files = [columns[method][0][k][0] for k in mine]
                 v, ref = columns[method][1][metric][mine], columns[compare_to][1][metric][theirs]
                 for suffix, clean in (("", False), ("_clean", True)):
-                    a, b = image_means(v, ref, files, clean=clean)
+                    a, b = image_means(v, ref, files[method], clean=clean)
                     rec["n_images" + suffix], rec["p_value_by_image" + suffix] = a.size, wilcoxon_p(a, b)
                     rec["images_differing" + suffix] = differences(a, b).size
             records.append(rec)
@@ -449,11 +453,13 @@ def write_report(run: EvalRun, out_dir: str, compare_to: str | None = None) -> d
     fields = ["file", "roi", "method", "top", "left", "height", "width", *run.metrics]
     _write_csv(paths["scores.csv"], run.rows, fields)
     columns = _columns(run)
-    records, by_image = summarise(run, compare_to, columns), summarise_by_image(run, compare_to, columns)
+    pairs = _pairs(columns, compare_to)
+    records = summarise(run, compare_to, columns, pairs)
+    by_image = summarise_by_image(run, compare_to, columns, pairs)
     # the test by image in columns after the protocol's, on the same (method, metric) rows
     rows = [{**r, **i} for r, i in zip(records, by_image)]
     _write_csv(paths["summary.csv"], rows, list(rows[0]) if rows else ["method", "metric"])
-    md = _markdown(run, records, compare_to, by_image, _pairs(columns, compare_to))
+    md = _markdown(run, records, compare_to, by_image, pairs)
     with atomic_write(paths["summary.md"]) as tmp, open(tmp, "w", **_TEXT_FILE) as f:
         f.write(md)
     _boxplots(run, paths["boxplots.png"], columns)
