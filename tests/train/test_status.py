@@ -182,6 +182,13 @@ def test_a_damaged_checkpoint_is_named(tmp_path, capsys):
     assert "state.json" in capsys.readouterr().err
 
 
+def test_a_state_json_that_is_not_a_file_is_named(tmp_path, capsys):
+    # status took it for a run before its first epoch, while train --resume goes on from it (and fails)
+    (tmp_path / "run" / "checkpoint" / "state.json").mkdir(parents=True)
+    assert main(["status", str(tmp_path / "run")]) == 2
+    assert "state.json" in capsys.readouterr().err
+
+
 def test_status_says_whether_the_run_trains_now(tmp_path, capsys):
     # a run killed (kill -9, its node lost, out of time) and one in a long epoch looked the same:
     # only "last written 40 min ago" told them apart, by a guess at how long an epoch takes

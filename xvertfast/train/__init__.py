@@ -11,7 +11,7 @@ _PUBLIC = {
     "XVertNetLoss": "xvertfast.train.losses", "feature_loss": "xvertfast.train.losses",
     "structure_loss": "xvertfast.train.losses",
     "DiskFull": "xvertfast.train.loop", "TrainConfig": "xvertfast.train.loop",
-    "TrainingDiverged": "xvertfast.train.loop", "has_finished_epochs": "xvertfast.train.loop",
+    "TrainingDiverged": "xvertfast.train.loop", "has_finished_epochs": "xvertfast.train.run_folder",
     "train": "xvertfast.train.loop",
 }  # fmt: skip
 

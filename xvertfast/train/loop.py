@@ -50,8 +50,8 @@ from xvertfast.train.figures import JOINT_PHASE, kept_epoch, plot_curves, plot_p
 from xvertfast.train.data import (NoReadableImage, RoiSet, load_rois, random_patches, remove_other_sets, shift_augment,
                                   split_by_image, write_array)
 from xvertfast.train.losses import XVertNetLoss
-from xvertfast.train.run_folder import (CHECKPOINT_FILE, COMMAND_FILE, LOCK_FILE, Progress, latest_state, position,
-                                        reading, record_command, started_command)
+from xvertfast.train.run_folder import (CHECKPOINT_FILE, COMMAND_FILE, LOCK_FILE, Progress, has_finished_epochs,
+                                        latest_state, position, reading, record_command, started_command)
 
 __all__ = ["DiskFull", "TrainConfig", "TrainingDiverged", "has_finished_epochs", "train"]
 
@@ -129,11 +129,6 @@ class TrainConfig:
         for ok, why in problems:
             if not ok:
                 raise ValueError(why)
-
-
-def has_finished_epochs(run_dir: str) -> bool:
-    """Whether RUN_DIR's checkpoint holds finished epochs a resume can go on from."""
-    return os.path.exists(os.path.join(run_dir, "checkpoint", "state.json"))
 
 
 class TrainingDiverged(RuntimeError):

@@ -12,8 +12,8 @@ import re
 import sys
 from dataclasses import dataclass, field
 
-__all__ = ["CHECKPOINT_FILE", "COMMAND_FILE", "LOCK_FILE", "Progress", "cached_images", "latest_state", "position",
-           "reading", "record_command", "started_command"]
+__all__ = ["CHECKPOINT_FILE", "COMMAND_FILE", "LOCK_FILE", "Progress", "cached_images", "has_finished_epochs",
+           "latest_state", "position", "reading", "record_command", "started_command"]
 
 #: Held (flock) while a run trains in RUN_DIR: a second ``train`` there is refused, not left to
 #: mix its epochs with the first's.
@@ -98,6 +98,11 @@ def _resumable(state) -> dict:
     except TypeError:
         raise ValueError("its progress record is not one this xvertfast writes") from None
     return state
+
+
+def has_finished_epochs(run_dir: str) -> bool:
+    """Whether RUN_DIR's checkpoint holds finished epochs a resume can go on from."""
+    return os.path.exists(os.path.join(run_dir, "checkpoint", "state.json"))
 
 
 def latest_state(ckpt_dir: str) -> dict | None:

@@ -9,7 +9,8 @@ import os
 from dataclasses import dataclass, field
 
 from xvertfast.resume import lock_held
-from xvertfast.train.run_folder import CHECKPOINT_FILE, LOCK_FILE, cached_images, latest_state, started_command
+from xvertfast.train.run_folder import (CHECKPOINT_FILE, LOCK_FILE, cached_images, has_finished_epochs, latest_state,
+                                        started_command)
 
 __all__ = ["TrainStatus", "train_status"]
 
@@ -70,10 +71,9 @@ def train_status(run_dir: str) -> TrainStatus | None:
     (shared, for a moment: a run starting then waits for it). Raises ValueError naming the file
     where they no longer read as the run's (:func:`~xvertfast.train.run_folder.reading`), OSError
     where they cannot be read at all."""
-    ckpt_dir = os.path.join(run_dir, "checkpoint")
-    state_path = os.path.join(ckpt_dir, "state.json")
-    if not os.path.isfile(state_path):
+    if not has_finished_epochs(run_dir):
         return _preparing(run_dir)
+    ckpt_dir = os.path.join(run_dir, "checkpoint")
     saved = latest_state(ckpt_dir)
     written = [os.path.join(ckpt_dir, name) for name in ("state.json", CHECKPOINT_FILE)]
     modified = max(os.stat(path).st_mtime for path in written if os.path.exists(path))
