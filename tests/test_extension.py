@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -291,3 +292,39 @@ def test_info_reports_a_missing_default_model(tmp_path, monkeypatch):
     data = collect()
     assert data["default_model"] is None
     assert "default model        missing (reinstall xvertfast)" in format_report(data)
+
+
+class WithoutCudaKernels(BuiltWithNvcc):
+    def cuda_compiled(self):
+        return False
+
+
+@pytest.mark.parametrize("build, torch_cuda, capability, why", [
+    (None, "12.4", (9, 0), r"the compiled extension is not in use \(disabled by XVF_NO_EXTENSION\)"),
+    (WithoutCudaKernels(True), "12.4", (9, 0), r"the extension was built without its CUDA kernels \(no nvcc"),
+    (BuiltWithNvcc(False), "12.4", (9, 0), r"the compiled CUDA kernels cannot be used: the extension was built "
+                                           r"against a CPU build of torch"),
+    (BuiltWithNvcc(True), "12.4", (7, 5), r"the CUDA kernels were built for sm_80,sm_90,compute_90, which this GPU "
+                                          r"\(compute capability 7\.5\) cannot run"),
+    (BuiltWithNvcc(True), "12.4", (9, 0), None),
+], ids=["no-extension", "no-nvcc", "cpu-torch-build", "architecture", "runs"])  # fmt: skip
+def test_cuda_kernels_problem_names_the_one_reason(monkeypatch, build, torch_cuda, capability, why):
+    # wls's method='cuda' said only "not built for this GPU's architecture (see the warning)", where the
+    # Enhancer's wls_method named the build's archs and the GPU's capability: both give this reason now
+    monkeypatch.setattr(_extension, "extension", lambda: build)
+    monkeypatch.setattr(_extension, "_error", None if build else "disabled by XVF_NO_EXTENSION")
+    monkeypatch.setattr(_extension, "_loaded", True)
+    monkeypatch.setattr(torch.version, "cuda", torch_cuda)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(_extension, "_glue_warned", True)  # (its warning is another test's)
+    _extension._runs_on.cache_clear()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            problem = _extension.cuda_kernels_problem(torch.device("cuda:0"))
+    finally:
+        _extension._runs_on.cache_clear()
+    if why is None:
+        assert problem is None
+    else:
+        assert problem is not None and re.fullmatch(why + ".*", problem), problem

@@ -14,8 +14,8 @@ import re
 import warnings
 from types import ModuleType
 
-__all__ = ["extension", "has_extension", "load_error", "cuda_kernels_available", "cuda_kernels_run_on", "archs_cover",
-           "cuda_glue_error", "built_against_cuda_torch", "release_mismatch"]
+__all__ = ["extension", "has_extension", "load_error", "cuda_kernels_available", "cuda_kernels_run_on",
+           "cuda_kernels_problem", "archs_cover", "cuda_glue_error", "built_against_cuda_torch", "release_mismatch"]
 
 _module: ModuleType | None = None
 _error: str | None = None
@@ -152,6 +152,27 @@ def cuda_kernels_run_on(device) -> bool:
 
     index = device.index if device.index is not None else torch.cuda.current_device()
     return _runs_on(index)
+
+
+def cuda_kernels_problem(device) -> str | None:
+    """Why the CUDA kernels cannot run on this GPU (a CUDA ``torch.device``), or None where they can:
+    the one reason given by whatever refuses a CUDA solver there (wls's method, the Enhancer's
+    wls_method), rather than a bare "cannot"."""
+    if cuda_kernels_run_on(device):
+        return None
+    ext = extension()
+    if ext is None:
+        return f"the compiled extension is not in use ({load_error()})"
+    glue = cuda_glue_error()
+    if glue is not None:
+        return f"the compiled CUDA kernels cannot be used: {glue}"
+    if not ext.cuda_compiled():
+        return "the extension was built without its CUDA kernels (no nvcc at build time)"
+    import torch
+
+    major, minor = torch.cuda.get_device_capability(device)
+    return (f"the CUDA kernels were built for {ext.cuda_archs()}, which this GPU (compute capability {major}.{minor}) "
+            "cannot run")  # fmt: skip
 
 
 _glue_warned = False

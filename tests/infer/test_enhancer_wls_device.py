@@ -3,11 +3,11 @@ not by every image's preprocessing (no GPU needed: the GPU and the kernels are f
 
 from __future__ import annotations
 
-import types
-
 import pytest
 import torch
 
+from tests.conftest import BuiltWithNvcc
+from xvertfast import _extension
 from xvertfast.infer import Enhancer
 from xvertfast.infer import enhancer as enhancer_module
 from xvertfast.model import XVertNet, XVertNetStage
@@ -38,23 +38,26 @@ def test_a_gpu_solver_on_the_cpu_is_refused_when_the_enhancer_is_made(method):
 def test_a_gpu_the_kernels_were_not_built_for_is_named_as_the_cause(fake_t4, monkeypatch, method):
     # the preprocessing fell back to the CPU there, and every image failed with the misleading
     # "needs a CUDA tensor, got one on cpu"
-    monkeypatch.setattr(enhancer_module, "cuda_kernels_run_on", lambda device: False)
-    monkeypatch.setattr(enhancer_module, "cuda_kernels_available", lambda: True)
-    monkeypatch.setattr(enhancer_module, "extension", lambda: types.SimpleNamespace(cuda_archs=lambda: "sm_80,sm_90"))
+    monkeypatch.setattr(_extension, "cuda_kernels_run_on", lambda device: False)
+    monkeypatch.setattr(_extension, "extension", lambda: BuiltWithNvcc(torch_cuda=True))
     with pytest.raises(RuntimeError, match=rf"wls_method '{method}' on cuda:0: the CUDA kernels were built for "
-                                           r"sm_80,sm_90, which this GPU \(compute capability 7\.5\) cannot run; use "
+                                           r"sm_80,sm_90,compute_90, which this GPU \(compute capability 7\.5\) cannot run; use "
                                            r"wls_method 'auto'"):  # fmt: skip
         Enhancer(tiny_model(), device="cuda", wls_method=method)
 
 
 def test_an_extension_without_cuda_kernels_is_named_as_the_cause(fake_t4, monkeypatch):
-    monkeypatch.setattr(enhancer_module, "cuda_kernels_run_on", lambda device: False)
-    monkeypatch.setattr(enhancer_module, "cuda_kernels_available", lambda: False)
-    monkeypatch.setattr(enhancer_module, "cuda_glue_error", lambda: None)
+    class WithoutCudaKernels(BuiltWithNvcc):
+        def cuda_compiled(self):
+            return False
+
+    monkeypatch.setattr(_extension, "cuda_kernels_run_on", lambda device: False)
+    monkeypatch.setattr(_extension, "extension", lambda: WithoutCudaKernels(torch_cuda=True))
     with pytest.raises(RuntimeError, match=r"wls_method 'cuda' on cuda:0: the extension was built without its CUDA "
                                            r"kernels \(no nvcc at build time\); use wls_method 'auto'"):  # fmt: skip
         Enhancer(tiny_model(), device="cuda", wls_method="cuda")
-    monkeypatch.setattr(enhancer_module, "cuda_glue_error", lambda: "built for torch 2.12, this is 2.13")
+    monkeypatch.setattr(_extension, "extension", lambda: BuiltWithNvcc(torch_cuda=True))
+    monkeypatch.setattr(_extension, "cuda_glue_error", lambda: "built for torch 2.12, this is 2.13")
     with pytest.raises(RuntimeError, match=r"wls_method 'cuda' on cuda:0: the compiled CUDA kernels cannot be used: "
                                            r"built for torch 2\.12, this is 2\.13; use wls_method 'auto'"):  # fmt: skip
         Enhancer(tiny_model(), device="cuda", wls_method="cuda")
@@ -62,5 +65,6 @@ def test_an_extension_without_cuda_kernels_is_named_as_the_cause(fake_t4, monkey
 
 def test_where_the_kernels_run_a_gpu_solver_is_let_through(fake_t4, monkeypatch):
     monkeypatch.setattr(enhancer_module, "cuda_kernels_run_on", lambda device: True)
+    monkeypatch.setattr(_extension, "cuda_kernels_run_on", lambda device: True)
     enh = Enhancer(tiny_model(), device="cuda", wls_method="cuda", backend="torch")
     assert enh.prepare_device == torch.device("cuda", 0)

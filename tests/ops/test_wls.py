@@ -823,19 +823,39 @@ GLUE = ("the extension was built against a CPU build of torch, this torch has CU
 
 def test_method_cuda_says_why_the_kernels_cannot_be_used(monkeypatch):
     """Kernels compiled against a CPU torch, loaded by a CUDA torch: the error says so (it said they
-    needed nvcc at build time, which they had); without them compiled it still says nvcc."""
+    needed nvcc at build time, which they had); without them compiled it still says nvcc; built for
+    other GPUs, it names their architectures and this GPU's (it said only "not built for this GPU's
+    architecture (see the warning)")."""
+    from xvertfast import _extension
+
+    class WithoutCudaKernels(BuiltWithNvcc):
+        def cuda_compiled(self):
+            return False
+
     on_gpu = types.SimpleNamespace(device=torch.device("cuda", 0))
+    monkeypatch.setattr(_extension, "cuda_kernels_run_on", lambda device: False)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
     for method in ("cuda", "cupy"):  # (not a parameter: a "cuda" id marks a test GPU-only)
-        module = _fake_cuda_build(monkeypatch, compiled=True)
-        monkeypatch.setattr(module, "cuda_kernels_available", lambda: False)  # as the glue check makes it
-        monkeypatch.setattr(module, "cuda_glue_error", lambda: GLUE)
+        monkeypatch.setattr(_extension, "extension", lambda: BuiltWithNvcc(torch_cuda=False))
+        monkeypatch.setattr(_extension, "cuda_glue_error", lambda: GLUE)
         with pytest.raises(RuntimeError) as info:
-            module._resolve(method, on_gpu)
+            module_resolve(method, on_gpu)
         text = str(info.value)
-        assert f"method={method!r} cannot use the compiled CUDA kernels: {GLUE}" in text and "nvcc" not in text
-        module = _fake_cuda_build(monkeypatch, compiled=False)
-        with pytest.raises(RuntimeError, match=r"built with its CUDA kernels \(nvcc at build time"):
-            module._resolve(method, on_gpu)
+        assert f"method={method!r} on cuda:0: the compiled CUDA kernels cannot be used: {GLUE}" in text
+        assert "nvcc" not in text
+        monkeypatch.setattr(_extension, "cuda_glue_error", lambda: None)
+        monkeypatch.setattr(_extension, "extension", lambda: WithoutCudaKernels(torch_cuda=True))
+        with pytest.raises(RuntimeError, match=r"built without its CUDA kernels \(no nvcc at build time"):
+            module_resolve(method, on_gpu)
+        monkeypatch.setattr(_extension, "extension", lambda: BuiltWithNvcc(torch_cuda=True))
+        with pytest.raises(RuntimeError, match=rf"method={method!r} on cuda:0: the CUDA kernels were built for "
+                                               r"sm_80,sm_90,compute_90, which this GPU \(compute capability 7\.5\) "
+                                               r"cannot run"):  # fmt: skip
+            module_resolve(method, on_gpu)
+
+
+def module_resolve(method, x):
+    return importlib.import_module("xvertfast.ops.wls")._resolve(method, x)
 
 
 @pytest.mark.cuda

@@ -59,7 +59,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from xvertfast._extension import cuda_glue_error, cuda_kernels_available, cuda_kernels_run_on, extension
+from xvertfast._extension import cuda_kernels_problem, cuda_kernels_run_on
 from xvertfast.infer.backends import StageBackend, make_backend, plan_backend, resolve_device, resolve_precision
 from xvertfast.model import XVertNet, load_model, model_tile
 from xvertfast.ops._inputs import real_from_numpy
@@ -161,16 +161,9 @@ def _check_gpu_wls(method: str, device: torch.device) -> None:
     if device.type != "cuda":
         raise ValueError(f"wls_method {method!r} solves on a CUDA GPU, but the device is {device}; use wls_method "
                          "'auto' or 'cpu'")  # fmt: skip
-    if cuda_kernels_run_on(device):
+    why = cuda_kernels_problem(device)
+    if why is None:
         return
-    if not cuda_kernels_available():
-        glue = cuda_glue_error()
-        why = (f"the compiled CUDA kernels cannot be used: {glue}" if glue is not None else
-               "the extension was built without its CUDA kernels (no nvcc at build time)")  # fmt: skip
-    else:
-        major, minor = torch.cuda.get_device_capability(device)
-        why = (f"the CUDA kernels were built for {extension().cuda_archs()}, which this GPU (compute capability "
-               f"{major}.{minor}) cannot run")  # fmt: skip
     raise RuntimeError(f"wls_method {method!r} on {device}: {why}; use wls_method 'auto' (it solves on the CPU "
                        "there) or see `xvertfast info`")  # fmt: skip
 

@@ -21,6 +21,7 @@ import torch
 from xvertfast._extension import (
     cuda_glue_error,
     cuda_kernels_available,
+    cuda_kernels_problem,
     cuda_kernels_run_on,
     extension,
     has_extension,
@@ -129,19 +130,11 @@ def _resolve(method: str, x: torch.Tensor) -> str:
         if x.device.type != "cpu":
             raise ValueError(f"wls: method='cpu' needs a CPU tensor, got one on {x.device}")
     if method in ("cuda", "cupy"):
-        if not cuda_kernels_available():
-            glue = cuda_glue_error()  # compiled, but for another build of torch: not a missing nvcc
-            if glue is not None:
-                raise RuntimeError(f"wls: method={method!r} cannot use the compiled CUDA kernels: {glue}")
-            raise RuntimeError(
-                f"wls: method={method!r} needs the extension built with its CUDA kernels "
-                "(nvcc at build time; see `xvertfast info`)"
-            )
         if x.device.type != "cuda":
             raise ValueError(f"wls: method={method!r} needs a CUDA tensor, got one on {x.device}")
-        if not cuda_kernels_run_on(x.device):
-            raise RuntimeError(f"wls: method={method!r}: the CUDA kernels were not built for this GPU's "
-                               "architecture (see the warning and `xvertfast info`)")  # fmt: skip
+        problem = cuda_kernels_problem(x.device)
+        if problem is not None:
+            raise RuntimeError(f"wls: method={method!r} on {x.device}: {problem}; see `xvertfast info`")
     return method
 
 
