@@ -6,8 +6,7 @@ loads is the command's own interrupt, not a traceback from an import. The compil
 as ``torch.ops.xvertfast.*`` when :mod:`xvertfast.ops` is imported, as any of these names does.
 """
 
-import importlib as _importlib
-
+from xvertfast._lazy import lazy_names as _lazy_names
 from xvertfast._version import __version__
 
 # name -> (module, attribute or None for the module itself). The package is callable as its
@@ -24,16 +23,4 @@ _PUBLIC = {
 __all__ = ["__version__", "ops", "wls", "preprocess", "find_spine", "load_model"]
 
 
-def __getattr__(name: str):
-    if name not in _PUBLIC:
-        raise AttributeError(f"module 'xvertfast' has no attribute {name!r}")
-    module, attribute = _PUBLIC[name]
-    value = _importlib.import_module(module)
-    if attribute is not None:
-        value = getattr(value, attribute)
-    globals()[name] = value  # once: later lookups do not come here
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({name for name in globals() if not name.startswith("_") or name.startswith("__")} | set(_PUBLIC))
+__getattr__, __dir__ = _lazy_names(globals(), _PUBLIC)

@@ -4,7 +4,7 @@ The names below are imported on first use (PEP 562), as the package's top level 
 torch, which :mod:`xvertfast.train.status` and :mod:`xvertfast.train.run_folder` do without.
 """
 
-import importlib as _importlib
+from xvertfast._lazy import lazy_names as _lazy_names
 
 # name -> the module that defines it
 _PUBLIC = {
@@ -18,13 +18,4 @@ _PUBLIC = {
 __all__ = list(_PUBLIC)
 
 
-def __getattr__(name: str):
-    if name not in _PUBLIC:
-        raise AttributeError(f"module 'xvertfast.train' has no attribute {name!r}")
-    value = getattr(_importlib.import_module(_PUBLIC[name]), name)
-    globals()[name] = value  # once: later lookups do not come here
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({name for name in globals() if not name.startswith("_") or name.startswith("__")} | set(_PUBLIC))
+__getattr__, __dir__ = _lazy_names(globals(), {name: (module, name) for name, module in _PUBLIC.items()})
