@@ -328,3 +328,11 @@ def test_cuda_kernels_problem_names_the_one_reason(monkeypatch, build, torch_cud
         assert problem is None
     else:
         assert problem is not None and re.fullmatch(why + ".*", problem), problem
+
+
+def test_cuda_index_is_the_devices_own_else_the_current_one(monkeypatch):
+    # written four times (the kernel check, resolve_device, TensorRT's device, the CuPy solver's GPU)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 3)
+    assert _extension.cuda_index(torch.device("cuda", 1)) == 1
+    assert _extension.cuda_index(torch.device("cuda", 0)) == 0  # (0 is an index, not "none")
+    assert _extension.cuda_index(torch.device("cuda")) == 3

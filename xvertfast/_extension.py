@@ -15,7 +15,7 @@ import warnings
 from types import ModuleType
 
 __all__ = ["extension", "has_extension", "load_error", "cuda_kernels_available", "cuda_kernels_run_on",
-           "cuda_kernels_problem", "archs_cover", "cuda_glue_error", "built_against_cuda_torch", "release_mismatch"]
+           "cuda_kernels_problem", "cuda_index", "archs_cover", "cuda_glue_error", "built_against_cuda_torch", "release_mismatch"]
 
 _module: ModuleType | None = None
 _error: str | None = None
@@ -148,10 +148,17 @@ def cuda_kernels_run_on(device) -> bool:
     if not cuda_kernels_available():
         _warn_glue_once()
         return False
+    return _runs_on(cuda_index(device))
+
+
+def cuda_index(device) -> int:
+    """The index of a CUDA ``torch.device``: its own, or for a bare ``cuda`` the current device's,
+    which each thread has for itself (a reader thread's is 0 whatever its caller's is)."""
+    if device.index is not None:
+        return device.index
     import torch
 
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    return _runs_on(index)
+    return torch.cuda.current_device()
 
 
 def cuda_kernels_problem(device) -> str | None:

@@ -83,7 +83,7 @@ def fake_gpu(monkeypatch):
         return from_dlpack(array)
 
     monkeypatch.setattr(torch, "from_dlpack", recording)
-    monkeypatch.setattr(wls_pcg, "_gpu_index", lambda t: GPU)  # the batch "is on" cuda:1
+    monkeypatch.setattr(wls_pcg, "cuda_index", lambda device: GPU)  # the batch "is on" cuda:1
     return exchanges
 
 

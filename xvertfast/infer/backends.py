@@ -16,6 +16,7 @@ import contextlib
 
 import torch
 
+from xvertfast._extension import cuda_index
 from xvertfast.model import XVertNet
 
 __all__ = ["BACKENDS", "StageBackend", "TorchBackend", "CompileBackend", "make_backend", "resolve_device",
@@ -45,7 +46,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
         raise RuntimeError(f"device '{dev}' (--device {dev}) was asked for, but this machine shows {count} CUDA "
                            f"device{'s' if count != 1 else ''} (cuda:0{f' to cuda:{count - 1}' if count > 1 else ''}{numbering}); "
                            "see `xvertfast info`")  # fmt: skip
-    return torch.device("cuda", torch.cuda.current_device()) if dev.type == "cuda" and dev.index is None else dev
+    return torch.device("cuda", cuda_index(dev)) if dev.type == "cuda" else dev
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:

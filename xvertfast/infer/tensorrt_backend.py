@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from xvertfast._extension import cuda_index
 from xvertfast.infer.backends import StageBackend
 from xvertfast.infer.cache import CACHE_HINT, cache_in_use, default_cache_dir, one_build_at_a_time
 from xvertfast.infer.export import DEFAULT_TILE, cached_onnx_export, read_onnx_metadata, writable_folder
@@ -119,7 +120,7 @@ def _cuda(device: torch.device | str) -> torch.device:
     if dev.type != "cuda" or not torch.cuda.is_available():
         raise RuntimeError(f"TensorRT runs on a CUDA GPU; got device {dev} (CUDA available: "
                            f"{torch.cuda.is_available()}); use the onnxruntime or torch backend instead")  # fmt: skip
-    return dev if dev.index is not None else torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cuda", cuda_index(dev))
 
 
 def _engine_spec(trt: ModuleType, onnx_path: str, max_batch: int, dev: torch.device,

@@ -14,6 +14,8 @@ from typing import Any, Callable
 
 import torch
 
+from xvertfast._extension import cuda_index
+
 __all__ = ["pcg", "wls_cupy"]
 
 
@@ -77,11 +79,6 @@ def pcg(
     return x.astype(dt), [int(v) for v in iterations.tolist()], [float(v) for v in residual.tolist()]
 
 
-def _gpu_index(t: torch.Tensor) -> int:
-    """The index of the GPU a CUDA tensor is on (``cuda`` alone: the current device)."""
-    return t.device.index if t.device.index is not None else torch.cuda.current_device()
-
-
 def wls_cupy(batch: torch.Tensor, lam: float, alpha: float, eps: float, rtol: float, maxiter: int):
     """``method="cupy"``: :func:`pcg` on CuPy arrays with the extension's CUDA operator and V-cycle.
 
@@ -109,7 +106,7 @@ def wls_cupy(batch: torch.Tensor, lam: float, alpha: float, eps: float, rtol: fl
     # exchange, the result's too, happens inside: torch's __dlpack__ orders the consumer's stream
     # after the current stream of torch's current device (with the batch on GPU 1 and torch on 0:
     # an event on GPU 0 at each exchange, making a CUDA context there), CuPy's after its own.
-    index = _gpu_index(batch)
+    index = cuda_index(batch.device)
     stream = torch.cuda.current_stream(batch.device).cuda_stream
     with torch.cuda.device(index), cp.cuda.Device(index), cp.cuda.ExternalStream(stream, index):
         x, iterations, residual = pcg(op(False), op(True), cp.from_dlpack(batch), rtol, maxiter, cp)
