@@ -433,3 +433,15 @@ def test_the_report_names_no_output_for_an_input_that_failed(tmp_path, model_dir
         assert all(r.output is None for r in summary.failed)
         assert all(r["output"] == str(out / name) for name, r in files.items() if name not in failed)
     assert sorted(outputs(out)) == ["a.png", "c.png"]
+
+
+def test_a_failed_record_has_no_output_however_it_came_to_fail():
+    # the rule was kept by each place that made a failed record, and by finish() for a running one whose
+    # write failed: a record failed elsewhere named an output that was never written
+    assert batch.FileRecord("in/a.png", "out/a.png", "failed", "in/a.png: unreadable").output is None
+    rec = batch.FileRecord("in/b.png", "out/b.png", "running")
+    rec.status = "done"
+    assert rec.output == "out/b.png"
+    rec = batch.FileRecord("in/c.png", "out/c.png", "running")
+    rec.status, rec.error = "failed", "in/c.png: the disk is full"
+    assert rec.output is None

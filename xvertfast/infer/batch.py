@@ -70,6 +70,13 @@ class FileRecord:
     seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  #: e.g. converted to luminance, looks inverted
 
+    def __setattr__(self, name: str, value) -> None:
+        """A failed record has no output (none was written; one being redone was removed: job.abandoned),
+        whether it was made failed or failed later (a running one whose write failed): one rule for both."""
+        super().__setattr__(name, value)
+        if name == "status" and value == "failed":
+            super().__setattr__("output", None)
+
 
 @dataclass
 class BatchSummary:
@@ -536,12 +543,11 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
             if state == "done":
                 summary.records.append(FileRecord(f.path, out, "skipped"))
             elif state == "refuse":
-                summary.records.append(FileRecord(f.path, None, "failed", f"{f.path}: {why}"))
+                summary.records.append(FileRecord(f.path, out, "failed", f"{f.path}: {why}"))
                 log(f"error: {f.path}: {why}")
             elif job.read_only:
                 problem = input_problem(f)
-                summary.records.append(FileRecord(f.path, out, "planned") if problem is None else
-                                       FileRecord(f.path, None, "failed", problem))  # fmt: skip
+                summary.records.append(FileRecord(f.path, out, "planned" if problem is None else "failed", problem))
                 if problem is not None:
                     log(f"error: {problem}")
             else:
@@ -562,8 +568,6 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
     tally = collections.Counter(rec.status for rec in summary.records)
 
     def finish(rec: FileRecord) -> None:
-        if rec.status == "failed":  # no output was written (one being redone was removed: job.abandoned)
-            rec.output = None
         summary.records.append(rec)
         processed[0] += 1
         tally[rec.status] += 1
