@@ -70,10 +70,7 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     if device.type != "cuda" and table[precision] == torch.float16:
         raise ValueError("precision fp16 needs a CUDA device; the CPU runs fp32 or bf16")
     if device.type == "cuda" and table[precision] == torch.bfloat16 and not cuda_bf16_native(device):
-        major, minor = torch.cuda.get_device_capability(device)
-        raise ValueError(f"precision bf16 on {device} ({torch.cuda.get_device_name(device)}, compute capability "
-                         f"{major}.{minor}): no native bf16, which needs compute capability 8.0 (Ampere) or later; "
-                         "use fp16 or fp32 (auto is fp16 there)")  # fmt: skip
+        raise ValueError(f"precision bf16 on {no_native_bf16(device)}; use fp16 or fp32 (auto is fp16 there)")
     if device.type == "cpu" and table[precision] == torch.bfloat16:
         import warnings
 
@@ -92,6 +89,13 @@ def cuda_bf16_native(device: torch.device) -> bool:
     the device given, by its capability: is_bf16_supported() asks the current device and says True
     on sm_70/sm_75 too (bf16 emulated there, slower than fp16)."""
     return torch.cuda.get_device_capability(device)[0] >= 8
+
+
+def no_native_bf16(device: torch.device) -> str:
+    """Why the GPU ``device`` runs bf16 only emulated, for a refusal to say."""
+    major, minor = torch.cuda.get_device_capability(device)
+    return (f"{device} ({torch.cuda.get_device_name(device)}, compute capability {major}.{minor}): no native bf16, "
+            "which needs compute capability 8.0 (Ampere) or later")
 
 
 def cpu_bf16_support() -> str:

@@ -202,14 +202,11 @@ def _check_amp(config: TrainConfig, device: torch.device, log, resuming: bool = 
     instead = ("this run was started with --amp, which a resume cannot change: resume it on a GPU of compute "
                "capability 8.0 or later, or start a new RUN_DIR without --amp (a copy of this one's cache/ in it "
                "saves the preprocessing)" if resuming else "train without --amp")  # fmt: skip
-    from xvertfast.infer.backends import cpu_bf16_support, cuda_bf16_native
+    from xvertfast.infer.backends import cpu_bf16_support, cuda_bf16_native, no_native_bf16
 
     if device.type == "cuda":
         if not cuda_bf16_native(device):
-            major, minor = torch.cuda.get_device_capability(device)
-            raise ValueError(f"--amp on {device} ({torch.cuda.get_device_name(device)}, compute capability "
-                             f"{major}.{minor}): no native bf16, which needs compute capability 8.0 (Ampere) "
-                             f"or later; {instead}")  # fmt: skip
+            raise ValueError(f"--amp on {no_native_bf16(device)}; {instead}")
         return
     if device.type != "cpu":
         return
