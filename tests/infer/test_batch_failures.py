@@ -86,16 +86,21 @@ def test_an_unexpected_error_reading_one_file_fails_it_alone(tmp_path, model_dir
     assert json.loads(report.read_text())["summary"]["failed"] == 1
 
 
-def test_an_unexpected_error_writing_one_file_fails_it_alone(tmp_path, model_dir, src, monkeypatch):
-    enh = Enhancer(str(model_dir), device="cpu")
+def fail_writing(monkeypatch, name: str, exc: BaseException) -> None:
+    """Makes the job's write_image raise ``exc`` for the output ending in ``name``, and write the others."""
     real = batch.write_image
 
     def write_image(path, *args, **kwargs):
-        if path.endswith("b.png"):
-            raise RuntimeError("encoder crashed")
+        if path.endswith(name):
+            raise exc
         return real(path, *args, **kwargs)
 
     monkeypatch.setattr(batch, "write_image", write_image)
+
+
+def test_an_unexpected_error_writing_one_file_fails_it_alone(tmp_path, model_dir, src, monkeypatch):
+    enh = Enhancer(str(model_dir), device="cpu")
+    fail_writing(monkeypatch, "b.png", RuntimeError("encoder crashed"))
     summary, _ = run(enh, src, tmp_path / "out", workers=2)
     status = by_name(summary)
     assert status["a.png"][0] == status["c.png"][0] == "done" and summary.stopped is None
@@ -115,14 +120,7 @@ def test_status_counts_no_output_of_an_image_whose_write_failed(tmp_path, model_
     if redo:
         run(enh, src, out, workers=1)
         Image.fromarray(np.round(chest_like(99) * 255).astype(np.uint8)).save(src / "b.png")  # edited
-    real = batch.write_image
-
-    def write_image(path, *args, **kwargs):
-        if path.endswith("b.png"):
-            raise exc
-        return real(path, *args, **kwargs)
-
-    monkeypatch.setattr(batch, "write_image", write_image)
+    fail_writing(monkeypatch, "b.png", exc)
     if isinstance(exc, TypeError):  # a bug stops the job with its traceback
         with pytest.raises(TypeError):
             run(enh, src, out, workers=1)
@@ -413,14 +411,7 @@ def test_the_writes_waiting_for_a_writer_when_the_disk_fills_are_not_processed_n
 def test_the_report_names_no_output_for_an_input_that_failed(tmp_path, model_dir, src, monkeypatch):
     # a failed input's "output" named the path it would have had, which was never written
     enh = Enhancer(str(model_dir), device="cpu")
-    real = batch.write_image
-
-    def write_image(path, *args, **kwargs):
-        if path.endswith("b.png"):
-            raise RuntimeError("encoder crashed")
-        return real(path, *args, **kwargs)
-
-    monkeypatch.setattr(batch, "write_image", write_image)
+    fail_writing(monkeypatch, "b.png", RuntimeError("encoder crashed"))
     (src / "d.png").write_bytes(b"not a png")  # fails when read
     (src / "e.png").write_bytes(b"")  # fails when planned, in a dry run too
     out, report = tmp_path / "out", tmp_path / "r.json"
