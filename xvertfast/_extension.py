@@ -15,7 +15,8 @@ import warnings
 from types import ModuleType
 
 __all__ = ["extension", "has_extension", "load_error", "cuda_kernels_available", "cuda_kernels_run_on",
-           "cuda_kernels_problem", "cuda_index", "archs_cover", "cuda_glue_error", "built_against_cuda_torch", "release_mismatch"]
+           "cuda_kernels_problem", "cuda_index", "archs_cover", "cuda_glue_error", "built_against_cuda_torch",
+           "release_mismatch"]
 
 _module: ModuleType | None = None
 _error: str | None = None
