@@ -11,7 +11,6 @@ from tests.infer.test_enhance import model_dir, tiny_model  # noqa: F401 (a fixt
 from tests.io.test_job_folder import write_pngs
 from xvertfast.cli import main
 from xvertfast.infer import Enhancer
-from xvertfast.infer import enhancer as enhancer_module
 from xvertfast.infer.backends import plan_backend
 
 

@@ -194,7 +194,7 @@ def test_aoti_package_matches_torch(tmp_path, seed):
         assert err < 1e-4
     # what the bare package would run without a word (unless AOTI_RUNTIME_CHECK_INPUTS=1)
     for bad in (inputs(2, TILE + 32), inputs(5)):
-        with pytest.raises(ValueError, match=f"B from 1 to 4, got"):
+        with pytest.raises(ValueError, match="B from 1 to 4, got"):
             package(*bad)
     with pytest.raises(ValueError, match="must be float32"):
         package(*(t.double() for t in inputs(1)))

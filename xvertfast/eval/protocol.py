@@ -17,7 +17,6 @@ A failure on one image is reported and the run goes on.
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass, field
 
