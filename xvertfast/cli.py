@@ -86,6 +86,24 @@ SHARD_HELP = ("do only the K-th of N parts of the inputs (1 <= K <= N), so that 
               "with or without --shard, or with another N once none runs, resumes what any shard wrote")  # fmt: skip
 
 
+#: --threads of preprocess, enhance and evaluate, less what each says of its results (train's says
+#: the same in its own words).
+THREADS_HELP = ("CPU threads for torch and for xvertfast's compiled ops, the WLS solver's included (0: torch's "
+                "default, all cores, or OMP_NUM_THREADS where set). For jobs side by side on one machine (shards, "
+                "a training run beside this one): give each its share of the cores, or the solver's threads spin "
+                "waiting for ones that are off their core.")  # fmt: skip
+
+
+def _use_threads(threads: int) -> None:
+    """Sets torch's CPU threads for the command (0 leaves torch's default), before its first torch
+    op: threads started later (enhance's readers) take this count at their first op, but one that
+    had already run an op would keep its own."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def _dry_run_notes(summary, job: str, out_dir: str, to_do: int, outputs_each: int) -> None:
     """After a dry run's summary: a job running in the folder now, and how long the ``to_do``
     inputs would take at the rate the folder's job finished outputs lately (``outputs_each``
@@ -171,6 +189,7 @@ def _load_torch() -> None:
 
 def _cmd_preprocess(args: argparse.Namespace) -> int:
     _load_torch()
+    _use_threads(args.threads)
     from xvertfast.io.files import NothingFound, check_inputs
     from xvertfast.pipeline.preprocess_files import SUFFIXES, preprocess_files
 
@@ -209,6 +228,7 @@ def _roi_file(path: str | None):
 
 def _cmd_enhance(args: argparse.Namespace) -> int:
     _load_torch()
+    _use_threads(args.threads)  # (before the Enhancer: onnxruntime's session takes torch's count)
     from xvertfast.infer import Enhancer
     from xvertfast.infer.batch import check_rois_mode
     from xvertfast.io.files import NothingFound, check_inputs
@@ -257,6 +277,7 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     _load_torch()
+    _use_threads(args.threads)
     from xvertfast.eval.evaluate import evaluate
     from xvertfast.io.files import NothingFound, check_inputs
 
@@ -607,10 +628,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                          batch_size=args.batch_size, roi_size=args.roi_size, patch_size=args.patch_size,
                          val_fraction=args.val_fraction, patience=args.patience, lr=args.lr, seed=args.seed,
                          device=args.device, amp=args.amp, init=args.init, **arch)  # fmt: skip
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    _use_threads(args.threads)
     try:
         init_path = args.init if args.init != "default" else None  # (for the folder the command's paths are from)
         train(args.data, args.output, config, resume=args.resume, progress=not args.quiet, log=_say_around_the_bar,
@@ -709,6 +727,8 @@ cannot be read, or the --rois file cannot be read or has a row naming no input,
     pre.add_argument("--shard", type=_shard, metavar="K/N", help=SHARD_HELP)
     pre.add_argument("--rois", metavar="FILE", help=ROIS_HELP + "; the overlays show them")
     pre.add_argument("--dry-run", action="store_true", help=_dry_run_help("preprocess", "OUTDIR"))
+    pre.add_argument("--threads", type=_at_least(0), default=0, metavar="N",
+                     help=THREADS_HELP + " The outputs are the same whatever the count (default: %(default)s)")
     pre.set_defaults(func=_cmd_preprocess)
 
     enh = sub.add_parser(
@@ -777,8 +797,13 @@ or a PNG listed as MONOCHROME1, comes back with its stored values inverted.""",
                      help="tiles per network call: an image gives two in spine mode, more in full mode "
                      "(default: %(default)s)")  # fmt: skip
     enh.add_argument("--workers", type=_at_least(1, 64), default=None,
-                     help="threads decoding+preprocessing, and as many encoding+writing (default: half the "
-                     "CPUs, 1 to 4: the WLS solver and the network already use every core; at most 64)")
+                     help="images read and preprocessed at once, and as many written: threads of their own, each "
+                     "solve in one using --threads CPU threads (default: half the CPUs, 1 to 4: the WLS solver and "
+                     "the network already use every core; at most 64)")
+    enh.add_argument("--threads", type=_at_least(0), default=0, metavar="N",
+                     help=THREADS_HELP + " The network uses N, and so does each --workers thread's solve. "
+                     "Another count may move the outputs in the last bits (README, Reproducible); a resumed job "
+                     "may use another (default: %(default)s)")  # fmt: skip
     enh.add_argument("--overwrite", action="store_true",
                      help="redo the outputs this job already wrote (with new settings, say)")
     enh.add_argument("--report", metavar="RUN_JSON", help="write per-file status and timings of this run to this JSON file, replacing a file "
@@ -860,6 +885,9 @@ REPORT_DIR holding other files), 130 interrupted, 143 stopped by SIGTERM.""",
                          "refused, so one report never mixes them (default: %(default)s)")  # fmt: skip
     ev.add_argument("--restart", action="store_true",
                     help="score every image again, ignoring those an earlier run in REPORT_DIR finished")
+    ev.add_argument("--threads", type=_at_least(0), default=0, metavar="N",
+                    help=THREADS_HELP + " Another count may move xvertnet's outputs, and so its scores, in the last "
+                    "bits (README, Reproducible); a resumed run may use another (default: %(default)s)")  # fmt: skip
     ev.set_defaults(func=_cmd_evaluate)
 
     st = sub.add_parser(
