@@ -50,6 +50,8 @@ import copy
 import math
 import numbers
 import os
+import pickle
+import sys
 import threading
 import time
 import warnings
@@ -140,6 +142,37 @@ def _gaussian_blur(a: np.ndarray, sigma: float) -> np.ndarray:
         a = oaconvolve(np.pad(a, pad, mode="symmetric"), taps.reshape((-1, 1) if axis == 0 else (1, -1)),
                        mode="valid", axes=axis)  # fmt: skip
     return a
+
+
+#: xvertfast's own source files, whose frames a warning for the user skips (see _outside_xvertfast)
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def _outside_xvertfast() -> int:
+    """The ``stacklevel`` at which a warning raised by the caller of this function names the first
+    line outside xvertfast, the user's: a backend is built at its first use, which lies one call
+    below ``enhancer.backend``, three below ``enhance`` and four below ``enhance_files``, so no
+    fixed level names the user's line. (Python 3.12's ``skip_file_prefixes`` does this; 3.11 lacks it.)"""
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        level, frame = level + 1, frame.f_back
+    return level
+
+
+def _kept_failure(exc: Exception) -> Exception:
+    """A failed backend build's error as the Enhancer keeps it, to name as the cause each time the
+    backend is asked for again: a copy without its traceback (whose frames would hold the failed
+    build's objects, an engine builder's GPU memory among them, as long as the Enhancer lives) that
+    pickles and deep-copies with the Enhancer; a RuntimeError giving its type and text where it
+    does not survive a pickle round trip (a class defined in a function, arguments that cannot be
+    pickled, a constructor that rewrites its message)."""
+    try:
+        kept = pickle.loads(pickle.dumps(exc))
+        if type(kept) is type(exc) and str(kept) == str(exc):
+            return kept
+    except Exception:  # (pickling fails in many types: PicklingError, TypeError, AttributeError, ...)
+        pass
+    return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
 def _check_brightness(brightness: str) -> str:
@@ -239,36 +272,51 @@ class Enhancer:
         # the backend is built at first use (an ONNX export or TensorRT engines: seconds to minutes): a dry
         # run needs only its name and precision, which OUT's recorded settings are checked against
         self._backend, self._backend_lock = None, threading.Lock()
+        #: why the backend could not be built (see _kept_failure): asked for again, it is not rebuilt
+        self._build_failure: Exception | None = None
         self._backend_args, self._asked = (backend, cache_dir, precision), self.dtype
         self.backend_name, dtype = plan_backend(backend, self.device, self.dtype)
-        self._settle_precision(self.backend_name, dtype, stacklevel=3)
+        self._settle_precision(self.backend_name, dtype)
 
-    def _settle_precision(self, name: str, dtype: torch.dtype, stacklevel: int) -> None:
-        """:attr:`dtype` becomes what the backend runs, said where an explicit precision is replaced."""
+    def _settle_precision(self, name: str, dtype: torch.dtype) -> None:
+        """:attr:`dtype` becomes what the backend runs, said where an explicit precision is replaced
+        (the warning names the user's line that made the Enhancer or first used it)."""
         if dtype != self.dtype:
             precision = self._backend_args[2]
             if precision != "auto" and dtype != self._asked:
                 warnings.warn(f"precision {precision}: the {name} backend runs "
                               f"{str(dtype).replace('torch.', '')} (its graphs hold fp32 or fp16)",
-                              RuntimeWarning, stacklevel=stacklevel)  # fmt: skip
+                              RuntimeWarning, stacklevel=_outside_xvertfast())  # fmt: skip
             self.dtype = dtype
 
     @property
     def backend(self) -> StageBackend:
         """What runs the stages, built at its first use; :attr:`backend_name` and :attr:`dtype` say
         beforehand what it will be (``auto``'s TensorRT that cannot build falls back to torch: then
-        they change to torch's when it is built)."""
+        they change to torch's when it is built).
+
+        A build that failed is not tried again (an ONNX export or TensorRT engines: seconds to
+        minutes each time, for each image of a job): later uses raise at once, naming its error."""
         with self._backend_lock:
             if self._backend is None:
                 name, cache_dir, _ = self._backend_args
-                built = make_backend(name, self.model, self.device, self._asked, self.tile, self.batch_size, cache_dir)
-                self._settle_precision(built.name, built.dtype, stacklevel=3)
+                if self._build_failure is not None:
+                    raise RuntimeError(f"the {self.backend_name} backend could not be built at its first use "
+                                       f"({self._build_failure}) and is not built again: fix the cause and make a "
+                                       "new Enhancer, or choose another backend") from self._build_failure  # fmt: skip
+                try:
+                    built = make_backend(name, self.model, self.device, self._asked, self.tile, self.batch_size,
+                                         cache_dir)  # fmt: skip
+                except Exception as exc:  # (not a Ctrl-C: an interrupted build is built again at the next use)
+                    self._build_failure = _kept_failure(exc)
+                    raise
+                self._settle_precision(built.name, built.dtype)
                 self.backend_name, self._backend = built.name, built
             return self._backend
 
     @backend.setter
     def backend(self, backend: StageBackend) -> None:
-        self._backend, self.backend_name = backend, backend.name
+        self._backend, self.backend_name, self._build_failure = backend, backend.name, None
 
     def __getstate__(self) -> dict:
         """Pickled (multiprocessing) and deep-copied without the build lock, which neither can copy."""

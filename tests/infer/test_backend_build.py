@@ -1,0 +1,158 @@
+"""The Enhancer's lazily built backend: a failed build is remembered, and the precision warning
+names the user's line however deep the first use lies."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import linecache
+import pickle
+import warnings
+
+import pytest
+import torch
+
+from tests.infer.test_enhance import ConstantBackend, chest_like, tiny_model
+from tests.io.test_job_folder import write_pngs
+from xvertfast.infer import Enhancer
+from xvertfast.infer import enhancer as enhancer_module
+from xvertfast.infer.backends import TorchBackend
+
+PARSER_FAILED = "stage1.onnx: TensorRT's ONNX parser failed: an op it lacks"
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+def failing_build(monkeypatch, exc: Exception) -> list[str]:
+    """make_backend raising ``exc`` (an export or an engine build that fails); the names it was called with."""
+    calls = []
+
+    def make_backend(name, *args, **kwargs):
+        calls.append(name)
+        raise exc
+
+    monkeypatch.setattr(enhancer_module, "make_backend", make_backend)
+    return calls
+
+
+def test_a_backend_that_failed_to_build_is_not_built_again(seed, monkeypatch):
+    # a failed build left the backend unset, so every later use (each image of a job) ran the export
+    # or the engine build again, seconds to minutes each, to fail the same way
+    calls = failing_build(monkeypatch, RuntimeError(PARSER_FAILED))
+    enhancer = Enhancer(tiny_model(seed), device="cpu", backend="torch")
+    with pytest.raises(RuntimeError, match=f"^{PARSER_FAILED}$"):  # the first use: the build's own error
+        enhancer.backend  # noqa: B018
+    image = chest_like(seed)
+    twins = [pickle.loads(pickle.dumps(enhancer)), copy.deepcopy(enhancer)]
+    for use in (lambda: enhancer.backend, lambda: enhancer.enhance(image), lambda: twins[0].backend,
+                lambda: twins[1].enhance(image)):  # fmt: skip
+        with pytest.raises(RuntimeError, match=f"^the torch backend could not be built at its first use "
+                                               f"\\({PARSER_FAILED}\\) and is not built again") as again:  # fmt: skip
+            use()
+        cause = again.value.__cause__
+        assert type(cause) is RuntimeError and str(cause) == PARSER_FAILED
+        assert cause.__traceback__ is None  # (the failed build's frames are not kept alive)
+    assert calls == ["torch"]
+    # a backend set by hand runs
+    enhancer.backend = ConstantBackend(0.25)
+    assert enhancer.enhance(image).pixels.shape == image.shape
+
+
+class _BuildError(Exception):
+    """An error whose constructor rewrites its message: a pickle round trip would say it twice."""
+
+    def __init__(self, stage: str):
+        super().__init__(f"{stage}: the engine could not be built")
+
+
+def test_a_failure_that_does_not_pickle_is_kept_as_its_text(seed, monkeypatch):
+    # the error is kept in the Enhancer's state: one of a class made in a function cannot be pickled,
+    # and one whose constructor rewrites its message would come back saying something else
+    class LocalError(Exception):
+        pass
+
+    for exc, text in ((LocalError("out of workspace"), "LocalError: out of workspace"),
+                      (_BuildError("stage2"), "_BuildError: stage2: the engine could not be built"),
+                      (OSError(28, "No space left on device"), "[Errno 28] No space left on device")):  # fmt: skip
+        calls = failing_build(monkeypatch, exc)
+        enhancer = Enhancer(tiny_model(seed), device="cpu", backend="torch")
+        with pytest.raises(type(exc)):
+            enhancer.backend  # noqa: B018
+        for twin in (enhancer, pickle.loads(pickle.dumps(enhancer)), copy.deepcopy(enhancer)):
+            with pytest.raises(RuntimeError, match="could not be built at its first use") as again:
+                twin.backend  # noqa: B018
+            assert str(again.value.__cause__) == text
+            # an error that survives the round trip keeps its type (OSError: its errno too)
+            if isinstance(exc, OSError):
+                assert type(again.value.__cause__) is OSError and again.value.__cause__.errno == 28
+        assert calls == ["torch"]
+
+
+def test_a_job_whose_backend_fails_stops_once_before_out_is_made(tmp_path, seed, monkeypatch):
+    # the batch job builds the backend before it makes OUT: the build's error stops it there, and the
+    # same Enhancer's next job says at once that the build failed rather than building again
+    calls = failing_build(monkeypatch, RuntimeError(PARSER_FAILED))
+    write_pngs(tmp_path / "in", seed, ["a.png", "b.png"])
+    enhancer = Enhancer(tiny_model(seed), device="cpu", backend="torch")
+    with pytest.raises(RuntimeError, match=f"^{PARSER_FAILED}$"):
+        enhancer.enhance_files([str(tmp_path / "in")], str(tmp_path / "out"), progress=False, log=_quiet)
+    with pytest.raises(RuntimeError, match="could not be built at its first use"):
+        enhancer.enhance_files([str(tmp_path / "in")], str(tmp_path / "out"), progress=False, log=_quiet)
+    assert calls == ["torch"] and not (tmp_path / "out").exists()
+
+
+def test_a_ctrl_c_during_the_build_is_not_taken_for_a_failed_build(seed, monkeypatch):
+    calls = failing_build(monkeypatch, KeyboardInterrupt())
+    enhancer = Enhancer(tiny_model(seed), device="cpu", backend="torch")
+    for _ in range(2):
+        with pytest.raises(KeyboardInterrupt):
+            enhancer.backend  # noqa: B018
+    assert calls == ["torch", "torch"]
+
+
+def fp16_engines(name, model, device, dtype, *args):
+    """make_backend giving what TensorRT makes of an fp32 request: fp16 engines (run here by torch)."""
+    backend = TorchBackend(model, device)
+    backend.name, backend.dtype = "tensorrt", torch.float16
+    return backend
+
+
+def _warned_here(record: list, call: str) -> None:
+    """The replacement was warned once, at the line of this test that holds ``call``."""
+    replaced = [w for w in record if "the tensorrt backend runs float16" in str(w.message)]
+    assert [(w.category, w.filename) for w in replaced] == [(RuntimeWarning, __file__)]
+    assert linecache.getline(replaced[0].filename, replaced[0].lineno).strip().startswith(call)
+
+
+@contextlib.contextmanager
+def recorded():
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        yield record
+
+
+def test_the_precision_warning_names_the_users_line(tmp_path, seed, monkeypatch):
+    # the warning's stacklevel was fixed at the caller of the backend property: built by enhance() or
+    # enhance_files() it named a line of xvertfast's (enhancer.py's run_tiles, batch.py), not the user's
+    model = tiny_model(seed)
+    with monkeypatch.context() as planned:  # replaced where the Enhancer is made: the plan says it
+        planned.setattr(enhancer_module, "plan_backend", lambda name, device, dtype: ("tensorrt", torch.float16))
+        with recorded() as record:
+            Enhancer(model, device="cpu", precision="fp32")
+        _warned_here(record, "Enhancer(model")
+    # replaced where the backend is built (the plan said fp32): at its first use, whichever it is
+    monkeypatch.setattr(enhancer_module, "make_backend", fp16_engines)
+    first, second, third = (Enhancer(model, device="cpu", precision="fp32") for _ in range(3))
+    with recorded() as record:
+        first.backend  # noqa: B018
+    _warned_here(record, "first.backend")
+    with recorded() as record:
+        second.enhance(chest_like(seed))
+    _warned_here(record, "second.enhance(")
+    write_pngs(tmp_path / "in", seed, ["a.png"])
+    with recorded() as record:
+        third.enhance_files([str(tmp_path / "in")], str(tmp_path / "out"), progress=False, log=_quiet)
+    _warned_here(record, "third.enhance_files(")
+    assert first.dtype == second.dtype == third.dtype == torch.float16
