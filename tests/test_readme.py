@@ -1,6 +1,7 @@
-"""The README is what users type: its Quickstart is what CI runs (command 1 verbatim, command
-2's test command), its Python examples run, its commands and options exist, and the messages,
-files and variables it names are the code's."""
+"""The README and the user guide in docs/guide are what users type: the README's Quickstart is
+what CI runs (command 1 verbatim, command 2's test command), their Python examples run, their
+commands and options exist, the messages, files and variables they name are the code's, and their
+links lead somewhere."""
 
 from __future__ import annotations
 
@@ -14,6 +15,11 @@ ROOT = os.path.join(os.path.dirname(__file__), "..")
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 from readme_command import quickstart_commands  # noqa: E402
+
+GUIDE = os.path.join(ROOT, "docs", "guide")
+#: What users read: the README, the entry point, then the user guide it lists, one topic a file.
+DOCUMENTS = ["README.md", *sorted(f"docs/guide/{name}" for name in os.listdir(GUIDE) if name.endswith(".md"))]
+MODEL_CARD = "xvertfast/weights/MODEL_CARD.md"
 
 
 def test_quickstart_is_what_ci_runs():
@@ -35,10 +41,10 @@ def test_reading_and_writing_example_runs_as_written(tmp_path, monkeypatch):
     pytest.importorskip("pydicom")
     from xvertfast.samples import SAMPLE_DICOM
 
-    example = _python_example('write_image("out/chest.dcm"')
+    document, example = _python_example('write_image("out/chest.dcm"')
     shutil.copy(SAMPLE_DICOM, tmp_path / "chest.dcm")
     monkeypatch.chdir(tmp_path)
-    _run_example(example)
+    _run_example(document, example)
     assert (tmp_path / "out" / "chest.dcm").is_file()
 
 
@@ -57,9 +63,20 @@ FOREIGN_OPTIONS = {
 }
 
 
-def _readme() -> str:
-    with open(os.path.join(ROOT, "README.md")) as f:
+def _read(document: str) -> str:
+    with open(os.path.join(ROOT, document)) as f:
         return f.read()
+
+
+def _readme() -> str:
+    return _read("README.md")
+
+
+def _prose(text: str) -> str:
+    """A document without its code blocks."""
+    import re
+
+    return re.sub(r"```.*?```", "", text, flags=re.S)
 
 
 def _code_blocks(text: str, language: str) -> list[str]:
@@ -124,27 +141,39 @@ def _cli_options() -> dict[str, set[str]]:
     return options
 
 
-def test_readme_xvertfast_commands_parse():
-    """Every ``xvertfast ...`` command in the README's bash blocks is accepted by the CLI's
+def _xvertfast_commands(text: str) -> list[str]:
+    return [c for block in _code_blocks(text, "bash") for c in _command_lines(block) if c.startswith("xvertfast ")]
+
+
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_xvertfast_commands_parse(document):
+    """Every ``xvertfast ...`` command in a document's bash blocks is accepted by the CLI's
     parser as written: its options exist, its values are valid choices and formats."""
     from xvertfast.cli import build_parser
 
-    commands = [c for block in _code_blocks(_readme(), "bash") for c in _command_lines(block)
-                if c.startswith("xvertfast ")]  # fmt: skip
-    assert len(commands) >= 12, commands  # enhance, evaluate, export, train, preprocess, demo
-    for command in commands:
+    for command in _xvertfast_commands(_read(document)):
         try:
             build_parser().parse_args(_shell_words(command)[1:])
         except SystemExit:
-            raise AssertionError(f"README command does not parse: {command}") from None
+            raise AssertionError(f"{document}: command does not parse: {command}") from None
 
 
-def test_readme_inline_options_are_valid():
-    """An option in running text is an option of the command named with it (``xvertfast
-    enhance --mode full``), and a value shown after an option with fixed choices
-    (``--brightness original``, ``--precision bf16``) is one of its choices."""
-    import argparse
+def _inline_options(text: str) -> list[tuple[str, str | None, str, str]]:
+    """Each option in a backticked span of running text: (span, the command named with it or None,
+    option, the value shown after it or '')."""
     import re
+
+    commands = "|".join(n for n in _cli_options() if n)
+    found = []
+    for span in re.findall(r"`([^`\n]+)`", _prose(text)):
+        command = re.match(rf"(?:xvertfast\s+)?({commands})\s", span)
+        for option, value in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)(?:[ =]([\w.-]+))?", span):
+            found.append((span, command.group(1) if command else None, option, value))
+    return found
+
+
+def _option_choices() -> dict[str, set[str]]:
+    import argparse
 
     from xvertfast.cli import build_parser
 
@@ -155,35 +184,41 @@ def test_readme_inline_options_are_valid():
             for option in action.option_strings:
                 if action.choices:
                     choices.setdefault(option, set()).update(action.choices)
-    cli = _cli_options()
-    prose = re.sub(r"```.*?```", "", _readme(), flags=re.S)
-    named = valued = 0
-    for span in re.findall(r"`([^`\n]+)`", prose):
-        command = re.match(rf"(?:xvertfast\s+)?({'|'.join(n for n in cli if n)})\s", span)
-        for option, value in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)(?:[ =]([\w.-]+))?", span):
-            if command:
-                assert option in cli[command.group(1)], f"README: {option} is not an option of {command.group(1)}: `{span}`"
-                named += 1
-            if option in choices and value:
-                assert value in choices[option], f"README: {value!r} is not a choice of {option}: `{span}`"
-                valued += 1
-    assert named >= 3 and valued >= 10, (named, valued)
+    return choices
 
 
-@pytest.mark.parametrize("document", ["README.md", "bench/RESULTS.md"])
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_inline_options_are_valid(document):
+    """An option in running text is an option of the command named with it (``xvertfast
+    enhance --mode full``), and a value shown after an option with fixed choices
+    (``--brightness original``, ``--precision bf16``) is one of its choices."""
+    cli, choices = _cli_options(), _option_choices()
+    for span, command, option, value in _inline_options(_read(document)):
+        if command:
+            assert option in cli[command], f"{document}: {option} is not an option of {command}: `{span}`"
+        if option in choices and value:
+            assert value in choices[option], f"{document}: {value!r} is not a choice of {option}: `{span}`"
+
+
+def _bench_commands(text: str) -> tuple[list[str], list[str]]:
+    """The ``python bench/NAME.py ...`` commands of a document: those in bash blocks, and those
+    in backticks in its running text."""
+    import re
+
+    prose = re.findall(r"`(python bench/[^`\n]+)`", _prose(text))
+    blocks = [c for block in _code_blocks(text, "bash") for c in _command_lines(block) if c.startswith("python bench/")]
+    return blocks, prose
+
+
+@pytest.mark.parametrize("document", [*DOCUMENTS, "bench/RESULTS.md"])
 def test_bench_commands_exist(document):
-    """Every ``python bench/NAME.py ...`` the README or the results page gives, in a block or in
+    """Every ``python bench/NAME.py ...`` a document or the results page gives, in a block or in
     running text, names a script that exists and options that script has."""
     import re
 
     scripts = _bench_options()
-    with open(os.path.join(ROOT, document)) as f:
-        text = f.read()
-    prose = re.findall(r"`(python bench/[^`\n]+)`", re.sub(r"```.*?```", "", text, flags=re.S))
-    commands = [c for block in _code_blocks(text, "bash") for c in _command_lines(block)
-                if c.startswith("python bench/")] + prose  # fmt: skip
-    assert len(commands) >= 8 and prose, commands
-    for command in commands:
+    blocks, prose = _bench_commands(_read(document))
+    for command in blocks + prose:
         words = _shell_words(command)
         name = os.path.basename(words[1])
         assert name in scripts, f"{document}: no bench/{name}: {command}"
@@ -191,31 +226,35 @@ def test_bench_commands_exist(document):
             assert option in scripts[name], f"{document}: bench/{name} has no option {option}: {command}"
 
 
-def test_every_option_the_readme_names_is_known():
-    """An option anywhere in the README (running text included) is one of the CLI's, a bench
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_every_option_a_document_names_is_known(document):
+    """An option anywhere in a document (running text included) is one of the CLI's, a bench
     script's, or another tool's listed in FOREIGN_OPTIONS: a renamed option leaves none behind."""
     import re
 
     known = set(FOREIGN_OPTIONS)
     for options in (*_cli_options().values(), *_bench_options().values()):
         known |= options
-    named = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", _readme()))
-    assert named - known == set(), f"README names options nothing has: {sorted(named - known)}"
+    named = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", _read(document)))
+    assert named - known == set(), f"{document} names options nothing has: {sorted(named - known)}"
 
 
-def _python_example(marker: str) -> str:
-    """The README's one python block holding ``marker``, dedented (a block in a list item is
-    indented)."""
+def _python_example(marker: str) -> tuple[str, str]:
+    """The one python block of the README and the guide that holds ``marker``, with the document
+    it is in, dedented (a block in a list item is indented)."""
     import textwrap
 
-    (example,) = [b for b in _code_blocks(_readme(), "python") if marker in b]
-    return textwrap.dedent(example)
+    found = [(document, block) for document in DOCUMENTS for block in _code_blocks(_read(document), "python")
+             if marker in block]  # fmt: skip
+    assert len(found) == 1, f"{len(found)} python examples hold {marker!r}: {[d for d, _ in found]}"
+    document, example = found[0]
+    return document, textwrap.dedent(example)
 
 
-def _run_example(example: str) -> dict:
+def _run_example(document: str, example: str) -> dict:
     """Runs an example as a user would paste it; returns its variables."""
     namespace: dict = {}
-    exec(compile(example, "README.md", "exec"), namespace)
+    exec(compile(example, document, "exec"), namespace)
     return namespace
 
 
@@ -227,13 +266,13 @@ def test_enhancer_example_runs(tmp_path, monkeypatch):
     pytest.importorskip("pydicom")
     from xvertfast.samples import SAMPLE_DICOM
 
-    example = _python_example("Enhancer(")
+    document, example = _python_example("Enhancer(")
     assert example.count('"/data/cxr"') == 1
     (tmp_path / "archive").mkdir()
     shutil.copy(SAMPLE_DICOM, tmp_path / "chest.dcm")
     shutil.copy(SAMPLE_DICOM, tmp_path / "archive" / "chest.dcm")
     monkeypatch.chdir(tmp_path)
-    done = _run_example(example.replace('"/data/cxr"', repr(str(tmp_path / "archive"))))
+    done = _run_example(document, example.replace('"/data/cxr"', repr(str(tmp_path / "archive"))))
     result, summary = done["result"], done["summary"]
     assert result.pixels.shape == done["read_image"]("chest.dcm").pixels.shape
     assert 0.0 <= float(result.pixels.min()) and float(result.pixels.max()) <= 1.0
@@ -243,16 +282,15 @@ def test_enhancer_example_runs(tmp_path, monkeypatch):
 def test_ops_example_runs():
     """The README's ops example, as written except for its sizes (8 x 128 maps of 512^2 are
     1 GB; 64^2 keeps the test light): the losses are finite and reach the network output."""
-    example = _python_example("select_max_entropy(features)")
+    document, example = _python_example("select_max_entropy(features)")
     assert example.count("512, 512") >= 3
-    done = _run_example(example.replace("512, 512", "64, 64"))
+    done = _run_example(document, example.replace("512, 512", "64, 64"))
     assert done["out"].grad is not None and done["out"].grad.abs().sum() > 0
     assert done["target"].shape == (8, 1, 64, 64) and not done["target"].requires_grad
 
 
 def test_wls_example_runs(capsys):
-    example = _python_example("xvertfast.wls(")
-    done = _run_example(example)
+    done = _run_example(*_python_example("xvertfast.wls("))
     assert done["smooth"].shape == (512, 512)
     import re
 
@@ -268,7 +306,7 @@ def test_preprocess_example_runs(tmp_path, monkeypatch):
 
     write_image(str(tmp_path / "chest.png"), read_image(SAMPLE_DICOM).pixels)
     monkeypatch.chdir(tmp_path)
-    done = _run_example(_python_example("xvertfast.find_spine("))
+    done = _run_example(*_python_example("xvertfast.find_spine("))
     assert done["pp"].xp.shape == done["rad"].pixels.shape
     assert len(done["spine"].train_rois(512)) == 2
 
@@ -349,14 +387,24 @@ def _gives(code: tuple[str, ...], message: str) -> bool:
     return any(written(0, j, cap) >= max(2, cap) for cap in range(4) for j in range(len(code)))
 
 
-def _troubleshooting_messages() -> list[str]:
-    """The messages (in backticks) in the first column of "When something goes wrong" (not the
-    command names beside them: `preprocess` likewise)."""
+def _section(document: str, heading: str) -> str:
+    """A document's text from ``heading`` (a whole heading line) to the next heading of its level
+    or above, or to the end."""
     import re
 
-    text = _readme()
-    section = text[text.index("## When something goes wrong") :]
-    section = section[: section.index("\n## ", 1)]
+    text = _read(document)
+    start = text.index(f"\n{heading}\n") if not text.startswith(f"{heading}\n") else 0
+    level = len(heading) - len(heading.lstrip("#"))
+    following = re.search(rf"^#{{1,{level}}} ", text[start + len(heading) + 1 :], flags=re.M)
+    return text[start : start + len(heading) + 1 + following.start()] if following else text[start:]
+
+
+def _troubleshooting_messages() -> list[str]:
+    """The messages (in backticks) in the first column of the guide's "When something goes wrong"
+    table (not the command names beside them: `preprocess` likewise)."""
+    import re
+
+    section = _section("docs/guide/troubleshooting.md", "# When something goes wrong")
     messages = []
     for first_cell in re.findall(r"^\| (.+?) \| .+\|$", section, flags=re.M):
         messages += [m for m in re.findall(r"`([^`]+)`", first_cell) if " " in m]
@@ -364,14 +412,14 @@ def _troubleshooting_messages() -> list[str]:
 
 
 def test_troubleshooting_messages_are_the_codes():
-    """Every message the README's "When something goes wrong" table quotes is one the code gives
+    """Every message the guide's "When something goes wrong" table quotes is one the code gives
     (its varying parts aside): a reworded message leaves the table pointing at nothing."""
     messages = _troubleshooting_messages()
     assert len(messages) >= 20, messages
     code = [(c, set(c)) for c in _code_messages()]
     missing = [m for m in messages  # (quick: only strings holding two of its words can give it)
                if not any(_gives(c, m) for c, words in code if len(words & set(_said(m)) - {_WILD}) >= 2)]  # fmt: skip
-    assert not missing, f"README quotes messages the code does not give: {missing}"
+    assert not missing, f"docs/guide/troubleshooting.md quotes messages the code does not give: {missing}"
 
 
 def _repository_files() -> list[str]:
@@ -388,25 +436,79 @@ def _repository_files() -> list[str]:
             for folder, _, names in os.walk(ROOT) for name in names]  # fmt: skip
 
 
-@pytest.mark.parametrize("document", ["README.md", "xvertfast/weights/MODEL_CARD.md"])
+def _files_named(document: str, tracked: list[str]) -> tuple[list[str], list[str]]:
+    """The repository paths a document names: its relative links (resolved from its folder) and
+    the paths in backticks in its running text (from the repository root)."""
+    import re
+
+    tops = {path.split("/")[0] for path in tracked}
+    text = _read(document)
+    links = [os.path.normpath(os.path.join(os.path.dirname(document), link))
+             for link in re.findall(r"\]\(([^)#\s]+)\)", text) if "://" not in link]  # fmt: skip
+    named = [span.rstrip("/") for span in re.findall(r"`([\w./-]+)`", _prose(text))
+             if span.split("/")[0] in tops and "/" in span.strip("/")]  # fmt: skip
+    return links, named
+
+
+@pytest.mark.parametrize("document", [*DOCUMENTS, MODEL_CARD])
 def test_the_files_named_exist(document):
     """Every file or folder of the repository a document names, in a link or in backticks in its
     text (``tests/io/test_shards.py``), is in git: a file moved or renamed leaves none behind."""
-    import re
-
     tracked = _repository_files()
-    tops = {path.split("/")[0] for path in tracked}
-    with open(os.path.join(ROOT, document)) as f:
-        text = f.read()
-    prose = re.sub(r"```.*?```", "", text, flags=re.S)
-    links = [os.path.normpath(os.path.join(os.path.dirname(document), link))
-             for link in re.findall(r"\]\(([^)#\s]+)\)", text) if "://" not in link]  # fmt: skip
-    named = [span.rstrip("/") for span in re.findall(r"`([\w./-]+)`", prose)
-             if span.split("/")[0] in tops and "/" in span.strip("/")]  # fmt: skip
-    assert len(links) + len(named) >= 5, (links, named)
+    links, named = _files_named(document, tracked)
     known = {"/".join(path.split("/")[:n]) for path in tracked for n in range(1, path.count("/") + 2)}
     missing = sorted({p for p in links + named if p not in known})
     assert not missing, f"{document} names files the repository does not hold: {missing}"
+
+
+def _links(text: str) -> list[str]:
+    """A Markdown text's link targets, images' included, outside its code blocks."""
+    import re
+
+    return re.findall(r"\]\(([^)\s]+)\)", _prose(text))
+
+
+def _anchors(text: str) -> set[str]:
+    """The anchors GitHub gives a Markdown text's headings: lower case, punctuation dropped,
+    spaces as hyphens, a repeated one numbered (``-1``, ``-2``)."""
+    import re
+
+    anchors: set[str] = set()
+    for heading in re.findall(r"^#+ (.+?)\s*$", _prose(text), flags=re.M):
+        anchor = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+        numbered, n = anchor, 0
+        while numbered in anchors:
+            n += 1
+            numbered = f"{anchor}-{n}"
+        anchors.add(numbered)
+    return anchors
+
+
+@pytest.mark.parametrize("document", [*DOCUMENTS, MODEL_CARD])
+def test_relative_links_lead_somewhere(document):
+    """Every relative link of the README, the guide and the model card leads to a file or folder
+    that exists, from the document's own folder (text moved between them keeps its links right),
+    and a link to a heading (``#name``, in the same or another Markdown file) to one it has."""
+    broken = []
+    for link in _links(_read(document)):
+        if "://" in link or link.startswith("mailto:"):
+            continue
+        path, _, anchor = link.partition("#")
+        target = os.path.normpath(os.path.join(ROOT, os.path.dirname(document), path)) if path else os.path.join(ROOT, document)
+        if not os.path.exists(target):
+            broken.append(f"{link} (no {os.path.relpath(target, ROOT)})")
+        elif anchor and target.endswith(".md"):
+            with open(target) as f:
+                if anchor not in _anchors(f.read()):
+                    broken.append(f"{link} (no heading #{anchor} in {os.path.relpath(target, ROOT)})")
+    assert not broken, f"{document} has links that lead nowhere: {broken}"
+
+
+def test_the_readme_lists_the_guide():
+    """The README's Documentation section links every file of docs/guide, and only files that are
+    there: a guide file added or removed is listed or unlisted with it."""
+    listed = {link for link in _links(_section("README.md", "## Documentation")) if link.startswith("docs/guide/")}
+    assert listed == set(DOCUMENTS[1:]), (sorted(listed), DOCUMENTS[1:])
 
 
 def test_departures_from_design_name_modules_that_exist():
@@ -414,28 +516,26 @@ def test_departures_from_design_name_modules_that_exist():
     that module exists: a file moved or renamed makes the row fail here, not go stale."""
     import re
 
-    text = _readme()
-    start = text.index("\n## Where xvertfast departs from DESIGN.md\n")
-    section = text[start : text.index("\n## ", start + 1)]
+    section = _section("docs/guide/development.md", "## Where xvertfast departs from DESIGN.md")
     rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| DESIGN.md says")]
     assert len(rows) >= 8, rows
     for row in rows:
         what, does, why = (cell.strip() for cell in row.strip("|").split(" | "))
-        assert "§" in what or what.startswith("Intro"), f"README departure names no DESIGN.md section: {row}"
-        assert why, f"README departure says no reason, not even 'reason not recorded': {row}"
+        assert "§" in what or what.startswith("Intro"), f"departure names no DESIGN.md section: {row}"
+        assert why, f"departure says no reason, not even 'reason not recorded': {row}"
         paths = re.findall(r"`((?:xvertfast|csrc|tests|bench)/[\w./-]*)`", does + why)
-        assert paths, f"README departure names no module: {row}"
+        assert paths, f"departure names no module: {row}"
         missing = [p for p in paths if not os.path.exists(os.path.join(ROOT, p))]
-        assert not missing, f"README departure names modules that do not exist: {missing}"
+        assert not missing, f"departure names modules that do not exist: {missing}"
 
 
-def test_every_environment_variable_named_is_in_the_sources():
-    """Every ``XVF_*`` variable the README names appears in the sources of the build, the
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_every_environment_variable_named_is_in_the_sources(document):
+    """Every ``XVF_*`` variable a document names appears in the sources of the build, the
     package, its kernels, the tests or the benchmarks: a renamed variable leaves none behind."""
     import re
 
-    named = set(re.findall(r"\bXVF_[A-Z0-9_]+\b", _readme()))
-    assert len(named) >= 6, named
+    named = set(re.findall(r"\bXVF_[A-Z0-9_]+\b", _read(document)))
     sources = [os.path.join(ROOT, "setup.py")]
     for top in ("xvertfast", "csrc", "tests", "bench", "tools"):
         for folder, _, files in os.walk(os.path.join(ROOT, top)):
@@ -445,4 +545,28 @@ def test_every_environment_variable_named_is_in_the_sources():
     for path in sources:
         with open(path, errors="replace") as f:
             read |= named & set(re.findall(r"\bXVF_[A-Z0-9_]+\b", f.read()))
-    assert named - read == set(), f"README names variables no source has: {sorted(named - read)}"
+    assert named - read == set(), f"{document} names variables no source has: {sorted(named - read)}"
+
+
+def test_the_checks_find_what_the_documents_hold():
+    """The checks above run document by document, and pass on one where their patterns find
+    nothing; over the README and the guide together they must find at least what these are known
+    to hold, so that a pattern broken by an edit, or a guide file left unread, shows here."""
+    import re
+
+    texts = [_read(document) for document in DOCUMENTS]
+    assert len(DOCUMENTS) >= 8, DOCUMENTS
+    # enhance, evaluate, export, train, preprocess, status, demo
+    assert sum(len(_xvertfast_commands(text)) for text in texts) >= 25
+    options, choices = [found for text in texts for found in _inline_options(text)], _option_choices()
+    named = [option for _, command, option, _ in options if command]
+    valued = [option for _, _, option, value in options if value and option in choices]
+    assert len(named) >= 8 and len(valued) >= 20, (named, valued)
+    for bench_texts in (texts, [_read("bench/RESULTS.md")]):
+        blocks, prose = zip(*map(_bench_commands, bench_texts))
+        assert sum(map(len, blocks)) + sum(map(len, prose)) >= 8 and any(prose), (blocks, prose)
+    assert len(set(re.findall(r"\bXVF_[A-Z0-9_]+\b", "\n".join(texts)))) >= 6
+    tracked = _repository_files()
+    for documents, least in ((DOCUMENTS, 40), ([MODEL_CARD], 5)):
+        assert sum(len(links) + len(named) for links, named in (_files_named(d, tracked) for d in documents)) >= least
+        assert sum(len(_links(_read(d))) for d in documents) >= least
