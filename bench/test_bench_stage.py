@@ -58,7 +58,8 @@ def test_stage_forward(benchmark, stage_and_tiles, form):
     with torch.inference_mode():
         out = benchmark(run, xp, y)
         want = stage(xp, y)
-        if form == "folded_bf16":  # bf16 rounding: README's bound for the whole network, ~1e-2 at most
+        # bf16 rounding: docs/guide/backends.md's bound for the whole network, ~1e-2 at most
+        if form == "folded_bf16":
             diff = (out - want).abs()
             benchmark.extra_info["bf16_mean_abs_diff"] = diff.mean().item()
             benchmark.extra_info["bf16_max_abs_diff"] = diff.max().item()

@@ -57,8 +57,8 @@ for size in {sizes!r}:
 
 def child_env(setting: dict[str, str]) -> dict[str, str]:
     """This process's environment with ``setting`` in place of the shell's own wait settings, so a
-    GOMP_SPINCOUNT or OMP_WAIT_POLICY the user exported (as README suggests) cannot make every row
-    that setting."""
+    GOMP_SPINCOUNT or OMP_WAIT_POLICY the user exported (as docs/guide/enhancing.md suggests) cannot
+    make every row that setting."""
     base = {k: v for k, v in os.environ.items() if k not in WAIT_KEYS}
     return {**base, "OPENBLAS_NUM_THREADS": "1", **setting}
 

@@ -40,7 +40,8 @@ def test_train_help_shows_set_defaults_once():
 
 def test_every_batch_command_documents_its_exit_codes():
     assert set(subcommands()) == {"info", "preprocess", "enhance", "evaluate", "train", "export", "demo", "status", "cache"}
-    for name in subcommands():  # README: every command's --help states its exit codes
+    # docs/guide/troubleshooting.md: every command's --help states its exit codes
+    for name in subcommands():
         assert "Exit code" in " ".join(subcommands()[name].format_help().split()), name
     for name in ("preprocess", "enhance", "evaluate", "train"):  # Ctrl-C in a batch job: 130 (main)
         said = " ".join(subcommands()[name].format_help().split())

@@ -42,7 +42,8 @@ def test_outside_the_main_thread_nothing_changes():
 
 
 def test_a_signal_the_process_ignores_stays_ignored_and_unnoted(capfd):
-    # a job started in the background of a non-interactive shell script ignores SIGINT (README):
+    # a job started in the background of a non-interactive shell script ignores SIGINT
+    # (docs/guide/troubleshooting.md):
     # in the final wait a Ctrl-C at the script said "already stopping" though nothing stopped
     before = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:

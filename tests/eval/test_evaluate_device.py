@@ -27,8 +27,8 @@ METRICS = ("entropy", "tenengrad", "lpc_si")
 #: outputs stay within 2e-3 of the CPU's (tests/infer/test_batch_device.py).
 FP32_RTOL = 2e-2
 #: The same for the CLI's default precision, bf16 on a GPU (fp32 on the CPU): bf16 moves the outputs by
-#: ~1e-3 on average and <= 1e-2 (README); not measured on scores here (no bf16 on this CPU): 5e-2 is 10x
-#: what output noise of 1e-3 did.
+#: ~1e-3 on average and <= 1e-2 (docs/guide/backends.md); not measured on scores here (no bf16 on this
+#: CPU): 5e-2 is 10x what output noise of 1e-3 did.
 AUTO_RTOL = 5e-2
 
 

@@ -277,7 +277,7 @@ def test_a_16_bit_output_is_read_on_one_scale_not_its_own_maximum(tmp_path, seed
 
 def test_outputs_inside_the_input_folder_are_not_inputs(tmp_path, seed):
     src, _ = inputs_and_clahe_outputs(tmp_path, seed, "png8")
-    os.rename(tmp_path / "tool", src / "enhanced")  # the layout the README suggests
+    os.rename(tmp_path / "tool", src / "enhanced")  # the layout docs/guide/enhancing.md suggests
     run, _ = evaluate([str(src)], str(tmp_path / "r"), ["clahe", f"tool:outputs={src / 'enhanced'}"], ["entropy"],
                       pictures=0, progress=False, log=lambda m: None)  # fmt: skip
     assert run.images == 2 and not run.failed

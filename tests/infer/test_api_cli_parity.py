@@ -1,6 +1,7 @@
-"""README: "the Python API gives what the CLI writes". Enhancer.enhance of one image, written with
-write_image, against what `xvertfast enhance` writes for it among other images: the same bits, as
-float32 (TIFF) and in the CLI's default format (an 8-bit PNG for an 8-bit input)."""
+"""docs/guide/enhancing.md: "the Python API gives what the CLI writes". Enhancer.enhance of one
+image, written with write_image, against what `xvertfast enhance` writes for it among other
+images: the same bits, as float32 (TIFF) and in the CLI's default format (an 8-bit PNG for an
+8-bit input)."""
 
 from __future__ import annotations
 

@@ -212,9 +212,10 @@ def test_an_input_list_that_cannot_be_read_is_named_as_such(tmp_path, monkeypatc
         discover(["@outer.txt"])
 
 
-def test_what_a_search_and_a_list_pass_over_is_what_the_readme_says(tmp_path, monkeypatch):
-    # README, "Finding inputs": hidden files and folders are passed over; a list skips blank and
-    # '#' lines and drops the spaces around a path; a listed folder's files keep their paths below it
+def test_what_a_search_and_a_list_pass_over_is_what_the_guide_says(tmp_path, monkeypatch):
+    # docs/guide/enhancing.md, "Finding inputs": hidden files and folders are passed over; a list
+    # skips blank and '#' lines and drops the spaces around a path; a listed folder's files keep
+    # their paths below it
     for rel in ("a/x.png", "a/.x.png", "a/.hidden/y.png", "b/x.png"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(b"x")

@@ -10,7 +10,7 @@ ROIs are cut from each output afterwards, at the same places.
   radiographs (and the one the Hannover images in cxr-dev went through at their source).
   The algorithm is scikit-image's, not OpenCV's (it rescales to 14 bits, so 253 bins of 65
   levels, and clips, redistributes and stretches its own way): outputs differ by a few grey
-  levels (see README, "Baselines").
+  levels (see docs/guide/evaluation.md, "Baselines").
 - ``farbman``: multi-scale detail boosting on the WLS edge-preserving decomposition of
   Farbman et al. 2008 ("Edge-preserving decompositions for multi-scale tone and detail
   manipulation", SIGGRAPH): three base layers ``B_i = WLS_{lambda_i, alpha}(X)`` of the image,
