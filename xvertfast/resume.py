@@ -22,7 +22,8 @@ def settings_changes(previous, now: dict) -> str:
     """``key old -> new`` for each setting that differs (``now``'s keys first), for a refusal
     message; a hint where ``previous`` is not a settings dict at all. A list of methods (dicts
     with a ``spec``, as evaluate records them) shows as the specs the user typed, or, where
-    those are the same, as what changed in each."""
+    those are the same, as what changed in each. A ``model`` fingerprint is said in words, with
+    the start of each digest."""
     if not isinstance(previous, dict):
         return "the recorded settings are unreadable"
     keys = [*now, *(k for k in previous if k not in now)]
@@ -35,7 +36,16 @@ def _specs(value) -> list[str] | None:
     return None
 
 
+#: How much of a digest a message gives: enough to tell two apart and to find one, as an
+#: output's description gives its model's.
+_DIGEST_SHOWN = 16
+
+
 def _change(key: str, old, new) -> str:
+    if key == "model" and isinstance(old, str) and isinstance(new, str):  # a fingerprint: says nothing alone
+        old, new = old[:_DIGEST_SHOWN], new[:_DIGEST_SHOWN]
+        return ("another model (its weights, architecture or WLS parameters differ: another model file, or new "
+                f"default weights after an upgrade): model {old!r} -> {new!r}")  # fmt: skip
     old_specs, new_specs = _specs(old), _specs(new)
     if old_specs is None or new_specs is None:
         return f"{key} {old!r} -> {new!r}"

@@ -226,7 +226,17 @@ def test_cli_rerun_after_a_code_change_is_refused(tmp_path, seed, capsys, monkey
     monkeypatch.setattr(evaluate, "code_digest", lambda: "0123456789abcdef")
     capsys.readouterr()
     assert main(args) == 2
-    assert "code_sha256" in (err := capsys.readouterr().err) and "0123456789abcdef" in err and "--restart" in err
+    err = capsys.readouterr().err
+    # in words (the digest alone told a user nothing), with what to do; the digests stay, for debugging
+    assert "xvertfast's code changed since these scores were made (an upgrade, or an edit of the installed " \
+           "package)" in err  # fmt: skip
+    assert "-> '0123456789abcdef'" in err and "version" not in err  # (the same version: an edit)
+    assert "--restart to score every image again into the same folder, or use a new REPORT_DIR" in err
+    monkeypatch.setattr(evaluate, "__version__", "99.0")  # an upgrade: its version is named beside the code
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "xvertfast's code changed" in err and "version" in err and "-> '99.0'" in err
+    assert err.count("99.0") == 1 and "xvertfast '" not in err  # said once, as the version
     assert main([*args, "--restart"]) == 0
 
 

@@ -83,13 +83,34 @@ def _methods_alone_differ(previous, retired: list, now: dict) -> bool:
             and _labels_keep_their_methods(previous, retired, now))  # fmt: skip
 
 
+#: The settings that record xvertfast's code (its version, the digest of its files), each with
+#: the name a refusal gives it.
+_CODE = {"xvertfast": "version", "code_sha256": "code_sha256"}
+
+
+def _code_change(previous: dict, now: dict) -> str | None:
+    """A change of xvertfast's code in words, the values after them (short: for whoever debugs
+    it); None where the code is the same. The digest alone told a user nothing."""
+    if previous.get("code_sha256") == now.get("code_sha256"):
+        return None  # (the digest covers the version: another version is another digest)
+    values = [f"{name} {previous.get(key)!r} -> {now.get(key)!r}" for key, name in _CODE.items()
+              if previous.get(key) != now.get(key)]  # fmt: skip
+    return ("xvertfast's code changed since these scores were made (an upgrade, or an edit of the installed "
+            f"package): {', '.join(values)}")  # fmt: skip
+
+
 def _refusal_reasons(previous, retired: list, now: dict) -> str:
     """The changes that refuse a rerun: methods or metrics added or dropped are not among them
-    (they may change alone), a label that names another method is."""
+    (they may change alone), a label that names another method is. A change of the code comes
+    first, in words."""
     if isinstance(previous, dict):
         previous, now = _without(previous, "metrics"), _without(now, "metrics")
         if _labels_keep_their_methods(previous, retired, now):
             previous, now = _without(previous, "methods"), _without(now, "methods")
+        code = _code_change(previous, now)
+        if code is not None:
+            rest = settings_changes(_without(previous, *_CODE), _without(now, *_CODE))
+            return f"{code}; {rest}" if rest else code
     return settings_changes(previous, now)
 
 
@@ -160,7 +181,7 @@ class Journal:
             raise ValueError(f"{os.path.dirname(self.path)} holds an evaluation with other settings "
                              f"({_refusal_reasons(previous, retired, self.settings)}), under which its scores do "
                              "not hold (only methods and metrics may be added or dropped); pass --restart to score "
-                             "every image again, or use a new folder")  # fmt: skip
+                             "every image again into the same folder, or use a new REPORT_DIR")  # fmt: skip
         for line in lines[1:]:
             try:
                 entry = json.loads(line)
