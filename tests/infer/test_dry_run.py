@@ -12,6 +12,7 @@ from tests.io.test_job_folder import write_pngs
 from xvertfast.cli import main
 from xvertfast.infer import Enhancer
 from xvertfast.infer.backends import plan_backend
+from xvertfast.infer.batch import JOB_FILE
 
 
 def _quiet(message: str) -> None:
@@ -75,3 +76,49 @@ def test_a_dry_run_with_the_compile_backend_does_not_announce_a_compile(tmp_path
     said = capsys.readouterr()
     assert "1 to enhance" in said.out and "torch.compile" not in said.err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_dry_run_plans_the_precision_that_autos_fallback_from_tensorrt_records(tmp_path, model_dir, seed,  # noqa: F811
+                                                                                 monkeypatch):  # fmt: skip
+    # auto on an Ampere GPU asks bf16 and, where TensorRT is installed, plans its fp16 engines; where
+    # they could not be built torch ran bf16 and OUT recorded bfloat16: a dry run of OUT then described
+    # float16 and was refused for other settings, while the run itself (falling back again) resumed
+    import warnings
+
+    from xvertfast.infer import enhancer as enhancer_module
+    from xvertfast.infer.backends import TorchBackend
+
+    def engines_fail(name, model, device, dtype, *args):  # make_backend's auto where the engines cannot build
+        warnings.warn("--backend auto: TensorRT could not run this model (an op it lacks); the torch backend runs "
+                      "it instead", RuntimeWarning)  # fmt: skip
+        return TorchBackend(model, device, dtype)
+
+    def engines_build(name, model, device, dtype, *args):  # fp16 engines (run here by torch)
+        backend = TorchBackend(model, device, torch.float16)
+        backend.name = "tensorrt"
+        return backend
+
+    monkeypatch.setattr(enhancer_module, "resolve_precision", lambda precision, device: torch.bfloat16)
+    monkeypatch.setattr(enhancer_module, "plan_backend", lambda name, device, dtype: ("tensorrt", torch.float16))
+    monkeypatch.setattr(enhancer_module, "make_backend", engines_fail)
+    src, out = tmp_path / "in", tmp_path / "out"
+
+    def job(**kwargs):
+        return Enhancer(str(model_dir), device="cpu").enhance_files([str(src)], str(out), progress=False, log=_quiet,
+                                                                    **kwargs)  # fmt: skip
+
+    write_pngs(src, seed, ["a.png", "b.png"])
+    with pytest.warns(RuntimeWarning, match="the torch backend runs it instead"):
+        assert job().done == 2
+    write_pngs(src, seed + 5, ["c.png"])
+    plan = job(dry_run=True)
+    assert (plan.planned, plan.skipped, len(plan.failed)) == (1, 2, 0)
+    with pytest.warns(RuntimeWarning, match="the torch backend runs it instead"):
+        real = job()
+    assert (real.done, real.skipped, len(real.failed)) == (1, 2, 0)
+    # and where the engines build again, the outputs made by the fallback are the job's, not other settings'
+    monkeypatch.setattr(enhancer_module, "make_backend", engines_build)
+    write_pngs(src, seed + 6, ["d.png"])
+    again = job()
+    assert (again.done, again.skipped, len(again.failed)) == (1, 3, 0)
+    assert json.loads((out / JOB_FILE).read_text())["settings"]["precision"] == "float16"

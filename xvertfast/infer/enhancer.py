@@ -293,7 +293,8 @@ class Enhancer:
     def backend(self) -> StageBackend:
         """What runs the stages, built at its first use; :attr:`backend_name` and :attr:`dtype` say
         beforehand what it will be (``auto``'s TensorRT that cannot build falls back to torch: then
-        they change to torch's when it is built).
+        :attr:`backend_name` changes to torch's when it is built; torch runs the precision planned,
+        the one a dry run described).
 
         A build that failed is not tried again (an ONNX export or TensorRT engines: seconds to
         minutes each time, for each image of a job): later uses raise at once, naming its error."""
@@ -305,7 +306,11 @@ class Enhancer:
                                        f"({self._build_failure}) and is not built again: fix the cause and make a "
                                        "new Enhancer, or choose another backend") from self._build_failure  # fmt: skip
                 try:
-                    built = make_backend(name, self.model, self.device, self._asked, self.tile, self.batch_size,
+                    # the precision planned, not the one asked: auto's TensorRT that cannot build falls back to
+                    # torch, which runs what it is given, and OUT recorded torch's bf16 where a dry run (which
+                    # builds nothing) described TensorRT's fp16. The planned one builds the same backend
+                    # otherwise: a backend's precision is a fixed point of the planning
+                    built = make_backend(name, self.model, self.device, self.dtype, self.tile, self.batch_size,
                                          cache_dir)  # fmt: skip
                 except Exception as exc:  # (not a Ctrl-C: an interrupted build is built again at the next use)
                     self._build_failure = _kept_failure(exc)
