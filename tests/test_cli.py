@@ -502,3 +502,18 @@ def test_demo_says_an_enhance_error_once(tmp_path, monkeypatch, capsys):
     assert main(["demo", "-o", str(tmp_path / "demo"), "--device", "cpu"]) == 2
     lines = [line for line in capsys.readouterr().err.splitlines() if line]
     assert len(lines) == 1 and lines[0].startswith(f"error: {bad}: not DICOM")
+
+
+def test_demo_interrupted_while_enhancing_ends_there(tmp_path, monkeypatch, capsys):
+    """A Ctrl-C while the demo enhanced its sample went on to evaluate the sample with nothing
+    enhanced, and said that the same command resumes, which the demo does not."""
+    from xvertfast.infer import Enhancer
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Enhancer, "run_tiles", interrupted)
+    assert main(["demo", "-o", str(tmp_path / "demo"), "--device", "cpu"]) == 130
+    lines = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert lines == ["stopped early: interrupted, before the demo's sample was enhanced; run the demo again"]
+    assert not (tmp_path / "demo" / "report").exists()  # not evaluated

@@ -267,7 +267,7 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
     if summary.preview:
         print(f"preview: {summary.preview}")
     if summary.stopped:
-        print(f"stopped early: {summary.stopped}; the same command resumes where this one stopped", file=sys.stderr)
+        print(summary.stop_line(), file=sys.stderr)  # last: on a long job the log's lines have scrolled away
         return 130 if summary.stopped == "interrupted" else 1
     if summary.interrupted_at_end:  # (130, or 143 for SIGTERM: a script's next step must not run)
         print("interrupted once every image was processed: the job is complete", file=sys.stderr)
@@ -548,6 +548,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                                          progress=False, log=log)  # fmt: skip
         if summary.failed:
             return 2  # (its log said why: raised, the error was said twice)
+        if summary.stopped:  # (a Ctrl-C: nothing enhanced to evaluate; a rerun starts over, it does not resume)
+            print(f"stopped early: {summary.stopped}, before the demo's sample was enhanced; run the demo again",
+                  file=sys.stderr)  # fmt: skip
+            return 130 if summary.stopped == "interrupted" else 1
         given = "" if args.model == "default" else f"={args.model}"
         methods = ["identity", "clahe", "farbman", f"xvertnet{given}", f"xvertnet_original_brightness{given}"]
         # (no TMQI: the sample's ROIs are narrower than its 161 px, and its column would read n/a under two notes)

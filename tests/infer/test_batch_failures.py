@@ -284,7 +284,9 @@ def test_a_lost_device_stops_the_job_with_its_summary(tmp_path, model_dir, src, 
     assert summary.stopped.startswith("the device failed") and "illegal memory access" in summary.stopped
     assert summary.done == 0 and len(summary.failed) == 1 and str(src / "a.png") in summary.failed[0].error
     assert json.loads(report.read_text())["summary"]["not_processed"] == 2
-    assert any(line.startswith("stopped: the device failed") for line in lines)
+    assert summary.stop_line().startswith("stopped early: the device failed (CUDA error: an illegal memory access")
+    assert "; 2 images not processed; the same command resumes" in summary.stop_line()
+    assert not any("stopped" in line for line in lines)  # the summary says it: said here too, it was said twice
 
 
 def test_a_device_is_lost_only_when_it_no_longer_runs_anything(monkeypatch):
@@ -405,7 +407,8 @@ def test_the_writes_waiting_for_a_writer_when_the_disk_fills_are_not_processed_n
     summary, lines = run(enh, src, tmp_path / "out", workers=1)
     assert summary.stopped == "the disk is full"
     assert len(calls) == 1 and len(summary.failed) == 1 and len(summary.records) == 1
-    assert f"stopped: the disk is full; {len(NAMES) - 1} image(s) not processed; the same command resumes" in lines
+    assert summary.not_processed == len(NAMES) - 1
+    assert summary.stop_line().startswith(f"stopped early: the disk is full; {len(NAMES) - 1} images not processed")
 
 
 def test_the_report_names_no_output_for_an_input_that_failed(tmp_path, model_dir, src, monkeypatch):

@@ -329,6 +329,11 @@ def test_ctrl_c_stops_with_a_summary_and_the_rerun_finishes(tmp_path, model_dir,
     assert "stopped early: interrupted" in captured.err and "Traceback" not in captured.err
     body = json.loads(report.read_text())
     assert body["summary"]["done"] >= 1 and body["summary"]["done"] < 4
+    # one line says it all (the job's log and the CLI each said it: twice), the last
+    left = body["summary"]["not_processed"]
+    assert left >= 1 and sum("stopped" in line for line in captured.err.splitlines()) == 1
+    assert captured.err.splitlines()[-1] == (f"stopped early: interrupted; {left} image{'s' * (left != 1)} not "
+                                             "processed; the same command resumes where this one stopped")  # fmt: skip
     monkeypatch.setattr(Enhancer, "run_tiles", run_tiles)
     assert run(model_dir, src, "-o", out) == 0
     assert f"{4 - body['summary']['done']} done, {body['summary']['done']} skipped" in capsys.readouterr().out
@@ -495,6 +500,7 @@ def test_an_interrupt_while_planning_still_gives_the_summary_and_report(tmp_path
     assert run(model_dir, tmp_path / "in", "-o", tmp_path / "out", "--report", tmp_path / "run.json") == 130
     captured = capsys.readouterr()
     assert "interrupted while planning" in captured.err and captured.out.startswith("0 done, 1 skipped, 0 failed")
+    assert "2 images not processed" in captured.err and captured.err.count("resumes") == 1  # said once
     body = json.loads((tmp_path / "run.json").read_text())["summary"]
     assert body["stopped"] == "interrupted" and body["found"] == 3 and body["not_processed"] == 2
 

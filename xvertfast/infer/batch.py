@@ -39,6 +39,7 @@ import numpy as np
 from tqdm import tqdm
 
 from xvertfast._interrupts import deliver, interrupts_deferred
+from xvertfast._text import count
 from xvertfast._version import __version__
 from xvertfast.io import Radiograph, require_content, write_image
 from xvertfast.io.errors import FILE_ERRORS, failure_text
@@ -85,6 +86,7 @@ class BatchSummary:
     preview: str | None = None  #: the contact sheet, where one was asked for and written
     report: str | None = None  #: the per-file JSON report, where one was asked for and written
     stopped: str | None = None  #: why the job stopped before the end (interrupted, disk full), else None
+    stopped_planning: bool = False  #: it stopped while planning, before any image was enhanced
     found: int = 0  #: input files found (this shard's, for a shard)
     shard: Shard | None = None  #: the part of the inputs this job did, where it was one of several
     found_all: int = 0  #: input files found in all, every shard's
@@ -117,6 +119,20 @@ class BatchSummary:
     @property
     def warned(self) -> list[FileRecord]:
         return [r for r in self.records if r.warnings]
+
+    @property
+    def not_processed(self) -> int:
+        """The inputs found that were neither done, skipped nor failed: those a stopped job left."""
+        return self.found - len(self.records)
+
+    def stop_line(self) -> str | None:
+        """Why the job stopped early, how many inputs it left and that the same command resumes, in
+        one line for the end of its output (None: it did not stop). The job's log does not say it."""
+        if self.stopped is None:
+            return None
+        when = " while planning, before any image was enhanced" if self.stopped_planning else ""
+        return (f"stopped early: {self.stopped}{when}; {count(self.not_processed, 'image')} not processed; the same "
+                "command resumes where this one stopped")  # fmt: skip
 
     @property
     def images_per_second(self) -> float:
@@ -435,7 +451,9 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
             redoes the outputs whose centres were changed, added or removed since, and skips the others.
 
     Returns:
-        a :class:`BatchSummary`: counts, failures with their reasons, and each file's record.
+        a :class:`BatchSummary`: counts, failures with their reasons, and each file's record; for
+        a job that stopped early (Ctrl-C, SIGTERM, a full disk, a lost device), why and how many
+        inputs it left (its ``stop_line()``, which ``log`` is not given).
 
     Raises:
         NothingFound: no input found (:class:`~xvertfast.io.files.NothingFound`), before ``out_dir``
@@ -553,8 +571,7 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
             else:
                 todo.append((f, out, file_state(f.path)))
     except KeyboardInterrupt:
-        summary.stopped = "interrupted"
-        log("stopped: interrupted while planning, before any image was enhanced; the same command resumes")
+        summary.stopped, summary.stopped_planning = "interrupted", True  # (said by the summary's stop_line)
         return summary, planned
     if job.read_only:
         return summary, planned
@@ -562,14 +579,12 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
     desc = "enhance" if job.shard is None else f"enhance {job.shard.fraction}"
     bar = tqdm(total=len(todo), unit="img", desc=desc, disable=not progress)
 
-    processed = [0]
     # the bar's counts, kept as images finish: counted over the records at each one, a long job's last
     # images each went over all of its records (skipped ones too), quadratic in the job's size
     tally = collections.Counter(rec.status for rec in summary.records)
 
     def finish(rec: FileRecord) -> None:
         summary.records.append(rec)
-        processed[0] += 1
         tally[rec.status] += 1
         if rec.status == "failed":
             log(f"error: {rec.error}")
@@ -688,10 +703,7 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
         deliver(deferred)  # held (not stopping): every image was processed, or the disk filled in the wait
     except KeyboardInterrupt:
         summary.interrupted_at_end = True
-    if summary.stopped:
-        log(f"stopped: {summary.stopped}; {len(todo) - processed[0]} image(s) not processed; the same command "
-            "resumes")  # fmt: skip
-    return summary, planned
+    return summary, planned  # a stop: said by the summary's stop_line, once, where the caller ends
 
 
 def _write_report(path: str, summary: BatchSummary, enhancer, settings: dict) -> None:
@@ -703,7 +715,7 @@ def _write_report(path: str, summary: BatchSummary, enhancer, settings: dict) ->
                     "dry_run": summary.dry_run, "planned": summary.planned,
                     "found_in_all_shards": summary.found_all, "found": summary.found, "done": summary.done, "skipped": summary.skipped,
                     "failed": len(summary.failed), "warned": len(summary.warned), "stopped": summary.stopped,
-                    "not_processed": summary.found - len(summary.records),
+                    "not_processed": summary.not_processed,
                     "seconds": summary.seconds, "images_per_second": summary.images_per_second},  # fmt: skip
         "files": [asdict(r) for r in summary.records],
     }
