@@ -156,3 +156,73 @@ def test_the_precision_warning_names_the_users_line(tmp_path, seed, monkeypatch)
         third.enhance_files([str(tmp_path / "in")], str(tmp_path / "out"), progress=False, log=_quiet)
     _warned_here(record, "third.enhance_files(")
     assert first.dtype == second.dtype == third.dtype == torch.float16
+
+
+def _warned_at(record: list, text: str, call: str, category: type = RuntimeWarning) -> None:
+    """The warning holding ``text`` was given once, at the line of this test that holds ``call``."""
+    said = [w for w in record if text in str(w.message)]
+    assert [(w.category, w.filename) for w in said] == [(category, __file__)], [str(w.message) for w in said]
+    assert linecache.getline(said[0].filename, said[0].lineno).strip().startswith(call)
+
+
+def test_the_cpu_bf16_warning_names_the_users_line(seed, monkeypatch):
+    # stacklevel=2 named the Enhancer's __init__ in enhancer.py, where resolve_precision is called
+    from xvertfast.infer import backends
+
+    monkeypatch.setattr(backends, "cpu_bf16_support", lambda: "avx512_bf16")  # (a CPU with AMX says nothing)
+    model = tiny_model(seed)
+    with recorded() as record:
+        Enhancer(model, device="cpu", backend="torch", precision="bf16")
+    _warned_at(record, "bf16 on a CPU without AMX", "Enhancer(model", UserWarning)
+    with recorded() as record:
+        backends.resolve_precision("bf16", torch.device("cpu"))
+    _warned_at(record, "bf16 on a CPU without AMX", "backends.resolve_precision(", UserWarning)
+
+
+def test_the_tensorrt_fallback_warning_names_the_users_line(tmp_path, seed, monkeypatch):
+    # stacklevel=2 named the backend property in enhancer.py, which builds the backend at its first use
+    from xvertfast.infer import backends, tensorrt_backend
+
+    def no_engines(*args, **kwargs):
+        raise RuntimeError("the engine could not be built")
+
+    # auto stands for TensorRT (as on a GPU where it is installed), whose engines cannot be built
+    monkeypatch.setattr(backends, "_chosen", lambda name, device: "tensorrt" if name == "auto" else name)
+    monkeypatch.setattr(enhancer_module, "plan_backend", lambda name, device, dtype: ("tensorrt", dtype))
+    monkeypatch.setattr(tensorrt_backend.TensorRTBackend, "from_model", no_engines)
+    model = tiny_model(seed)
+    first, second, third = (Enhancer(model, device="cpu", backend="auto") for _ in range(3))
+    fallback = "--backend auto: TensorRT could not run this model (the engine could not be built)"
+    with recorded() as record:
+        first.backend  # noqa: B018
+    _warned_at(record, fallback, "first.backend")
+    with recorded() as record:
+        second.enhance(chest_like(seed))
+    _warned_at(record, fallback, "second.enhance(")
+    write_pngs(tmp_path / "in", seed, ["a.png"])
+    with recorded() as record:
+        third.enhance_files([str(tmp_path / "in")], str(tmp_path / "out"), progress=False, log=_quiet)
+    _warned_at(record, fallback, "third.enhance_files(")
+    assert first.backend_name == second.backend_name == third.backend_name == "torch"
+
+
+def test_the_onnxruntime_without_cuda_warning_names_the_users_line(tmp_path, seed, monkeypatch):
+    # stacklevel=2 named OnnxRuntimeBackend.from_model in onnx_backend.py, or make_backend when built
+    # for an Enhancer. The GPU asked for is pretended (resolve_device), the CPU onnxruntime kept
+    for module in ("onnx", "onnxscript", "onnxruntime"):
+        pytest.importorskip(module)
+    import onnxruntime
+
+    from xvertfast.infer import onnx_backend
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime runs on CUDA: it gives no such warning")
+    monkeypatch.setattr(onnx_backend, "resolve_device", lambda device: torch.device("cuda", 0))
+    enhancer = Enhancer(tiny_model(seed), device="cpu", backend="onnxruntime", cache_dir=str(tmp_path / "cache"))
+    with recorded() as record:
+        enhancer.backend  # noqa: B018
+    _warned_at(record, "this onnxruntime has no CUDAExecutionProvider", "enhancer.backend")
+    with recorded() as record:
+        onnx_backend.OnnxRuntimeBackend.from_model(tiny_model(seed), torch.device("cpu"), tile=enhancer.tile,
+                                                   cache_dir=str(tmp_path / "cache"))  # fmt: skip
+    _warned_at(record, "this onnxruntime has no CUDAExecutionProvider", "onnx_backend.OnnxRuntimeBackend")

@@ -17,6 +17,7 @@ import contextlib
 import torch
 
 from xvertfast._extension import cuda_index
+from xvertfast._stacklevel import outside_xvertfast
 from xvertfast.model import XVertNet
 
 __all__ = ["BACKENDS", "StageBackend", "TorchBackend", "CompileBackend", "make_backend", "resolve_device",
@@ -80,7 +81,7 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
                              "AVX-512 BF16 or AMX); use fp32")  # fmt: skip
         if support != "amx":
             warnings.warn("precision bf16 on a CPU without AMX: measure it against fp32, it may be no faster",
-                          stacklevel=2)  # fmt: skip
+                          stacklevel=outside_xvertfast())  # fmt: skip
     return table[precision]
 
 
@@ -307,7 +308,7 @@ def make_backend(name: str, model: XVertNet, device: torch.device, dtype: torch.
             import warnings
 
             warnings.warn(f"--backend auto: TensorRT could not run this model ({exc}); the torch backend "
-                          "runs it instead", RuntimeWarning, stacklevel=2)  # fmt: skip
+                          "runs it instead", RuntimeWarning, stacklevel=outside_xvertfast())  # fmt: skip
             chosen = "torch"
     name = chosen
     _refuse_cpu_bf16(name, device, dtype)

@@ -51,7 +51,6 @@ import math
 import numbers
 import os
 import pickle
-import sys
 import threading
 import time
 import warnings
@@ -62,6 +61,7 @@ import torch
 import torch.nn.functional as F
 
 from xvertfast._extension import cuda_kernels_problem, cuda_kernels_run_on
+from xvertfast._stacklevel import outside_xvertfast
 from xvertfast.infer.backends import StageBackend, make_backend, plan_backend, resolve_device, resolve_precision
 from xvertfast.model import XVertNet, load_model, model_tile
 from xvertfast.ops._inputs import real_from_numpy
@@ -142,21 +142,6 @@ def _gaussian_blur(a: np.ndarray, sigma: float) -> np.ndarray:
         a = oaconvolve(np.pad(a, pad, mode="symmetric"), taps.reshape((-1, 1) if axis == 0 else (1, -1)),
                        mode="valid", axes=axis)  # fmt: skip
     return a
-
-
-#: xvertfast's own source files, whose frames a warning for the user skips (see _outside_xvertfast)
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-
-
-def _outside_xvertfast() -> int:
-    """The ``stacklevel`` at which a warning raised by the caller of this function names the first
-    line outside xvertfast, the user's: a backend is built at its first use, which lies one call
-    below ``enhancer.backend``, three below ``enhance`` and four below ``enhance_files``, so no
-    fixed level names the user's line. (Python 3.12's ``skip_file_prefixes`` does this; 3.11 lacks it.)"""
-    level, frame = 1, sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
-        level, frame = level + 1, frame.f_back
-    return level
 
 
 def _kept_failure(exc: Exception) -> Exception:
@@ -286,7 +271,7 @@ class Enhancer:
             if precision != "auto" and dtype != self._asked:
                 warnings.warn(f"precision {precision}: the {name} backend runs "
                               f"{str(dtype).replace('torch.', '')} (its graphs hold fp32 or fp16)",
-                              RuntimeWarning, stacklevel=_outside_xvertfast())  # fmt: skip
+                              RuntimeWarning, stacklevel=outside_xvertfast())  # fmt: skip
             self.dtype = dtype
 
     @property

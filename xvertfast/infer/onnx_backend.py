@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 import torch
 
+from xvertfast._stacklevel import outside_xvertfast
 from xvertfast.infer.backends import StageBackend, resolve_device
 from xvertfast.infer.cache import cache_in_use
 from xvertfast.infer.export import DEFAULT_TILE, cached_onnx_export, check_stage_set, require, stage_paths
@@ -40,7 +41,7 @@ class OnnxRuntimeBackend(StageBackend):
                 providers.insert(0, ("CUDAExecutionProvider", {"device_id": self.device.index}))
             else:
                 warnings.warn("this onnxruntime has no CUDAExecutionProvider (pip install onnxruntime-gpu); "
-                              "the stages run on the CPU", RuntimeWarning, stacklevel=2)  # fmt: skip
+                              "the stages run on the CPU", RuntimeWarning, stacklevel=outside_xvertfast())  # fmt: skip
         if providers == ["CPUExecutionProvider"]:
             # Share torch's thread budget rather than take every core.
             options.intra_op_num_threads = torch.get_num_threads()

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from xvertfast._extension import cuda_index
+from xvertfast._stacklevel import outside_xvertfast
 from xvertfast.infer.backends import StageBackend
 from xvertfast.infer.cache import CACHE_HINT, cache_in_use, default_cache_dir, one_build_at_a_time
 from xvertfast.infer.export import DEFAULT_TILE, cached_onnx_export, read_onnx_metadata, writable_folder
@@ -276,7 +277,7 @@ class TensorRTBackend(StageBackend):
                     import warnings
 
                     warnings.warn(f"{exc.path}: TensorRT {trt.__version__} could not load this cached engine; "
-                                  "building it again", RuntimeWarning, stacklevel=2)  # fmt: skip
+                                  "building it again", RuntimeWarning, stacklevel=outside_xvertfast())  # fmt: skip
                     rebuilt.add(exc.path)
                     os.remove(exc.path)
 
