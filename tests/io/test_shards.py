@@ -523,45 +523,48 @@ def test_the_recent_rate_is_taken_over_the_latest_stretch_of_work():
     s = 10**9
     assert recent_rate([]) == (None, 0) and recent_rate([5 * s]) == (None, 1)
     assert recent_rate([0, 0, 0]) == (None, 0)  # lines of an xvertfast before times: not counted
-    assert recent_rate([3 * s, 1 * s, 2 * s, 4 * s]) == (1.0, 4)  # (in any order)
+    assert recent_rate([40 * s, 20 * s, 10 * s, 30 * s, 70 * s, 50 * s, 60 * s]) == (0.1, 7)  # (in any order)
     night = int(RATE_PAUSE_S * s) + 1
-    rate, n = recent_rate([0 * s, 1 * s, 2 * s] + [2 * s + night + k * s // 2 for k in range(5)])
-    assert (rate, n) == (2.0, 5)  # the run before the pause does not slow it
-    rate, n = recent_rate([k * s for k in range(3 * RATE_OUTPUTS)] + [3 * RATE_OUTPUTS * s + k * s // 4
+    rate, n = recent_rate([0 * s, 1 * s, 2 * s] + [2 * s + night + k * 10 * s for k in range(7)])
+    assert (rate, n) == (0.1, 7)  # the run before the pause does not slow it
+    rate, n = recent_rate([k * s for k in range(3 * RATE_OUTPUTS)] + [3 * RATE_OUTPUTS * s + k * s // 2
                                                                       for k in range(RATE_OUTPUTS)])  # fmt: skip
-    assert n == RATE_OUTPUTS and rate == pytest.approx(4.0)  # the latest ones
+    assert n == RATE_OUTPUTS and rate == pytest.approx(2.0)  # the latest ones
+    # a fast job's hundred outputs take ten seconds: the rate goes back to RATE_MIN_SPAN_S, not to none
+    rate, n = recent_rate([k * s // 10 for k in range(10 * RATE_OUTPUTS)])
+    assert n == 301 and rate == pytest.approx(10.0)
 
 
 def test_status_gives_the_rate_of_all_shards_together(tmp_path, capsys, monkeypatch):
     from xvertfast.cli import main
     from xvertfast.io import job_folder
 
-    clock = iter(range(10**12, 10**13, 10**9))  # one line a second
+    clock = iter(range(10**12, 10**13, 3 * 10**9))  # a line every three seconds
     monkeypatch.setattr(job_folder.time, "time_ns", lambda: next(clock))
     out = tmp_path / "out"
     shards = [JobFolder(str(out), SETTINGS, False, shard=Shard(k, 2)) for k in (1, 2)]
-    for n in range(6):  # the shards take turns: each writes two lines an output
+    for n in range(12):  # the shards take turns: each writes two lines an output
         src = _input(tmp_path, f"{n}.png")
         shards[n % 2].starting(src, str(out / f"{n}.png"))
         shards[n % 2].finished(src, str(out / f"{n}.png"), [1, 2])
     for shard in shards:
         shard.close()
     status = job_folder.job_status(str(out), "enhance")
-    assert status.rate == pytest.approx(0.5) and status.rate_outputs == 6  # an output every two seconds
+    assert status.rate == pytest.approx(1 / 6) and status.rate_outputs == 12  # an output every six seconds
     assert main(["status", str(out)]) == 0
-    assert "30.0 output files finished a minute, over the last 6, all shards together" in capsys.readouterr().out
-    assert [led.rate for led in status.ledgers] == [pytest.approx(0.25)] * 2  # each, every four seconds
+    assert "10.0 output files finished a minute, over the last 12, all shards together" in capsys.readouterr().out
+    assert [led.rate for led in status.ledgers] == [pytest.approx(1 / 12)] * 2  # each, every twelve seconds
 
     # a shard's dry run: its own part at its own pace (the others' run beside it), not at all of theirs
     from types import SimpleNamespace
 
     from xvertfast.cli import _dry_run_notes
 
-    for shard, whose in ((Shard(1, 2), "shard 1/2"), (None, "this folder's jobs, all shards together,")):
+    for shard, whose, minute, takes in ((Shard(1, 2), "shard 1/2", 5.0, "2 min"),
+                                        (None, "this folder's jobs, all shards together,", 10.0, "60 s")):
         _dry_run_notes(SimpleNamespace(dry_run=True, busy=False, shard=shard), "enhance", str(out), 10, 1)
-        minute = 15.0 if shard else 30.0
         assert (f"at the rate {whose} finished outputs lately ({minute:.1f} output files a minute), the 10 would "
-                f"take about {10 * 60 / minute:.0f} s") in capsys.readouterr().err  # fmt: skip
+                f"take about {takes}") in capsys.readouterr().err  # fmt: skip
 
 
 def test_status_adds_no_rates_of_shards_that_ran_one_after_the_other(tmp_path, capsys, monkeypatch):
@@ -573,24 +576,24 @@ def test_status_adds_no_rates_of_shards_that_ran_one_after_the_other(tmp_path, c
     from xvertfast.cli import _dry_run_notes, main
     from xvertfast.io import job_folder
 
-    clock = iter(range(10**12, 10**13, 10**9))  # one line a second
+    clock = iter(range(10**12, 10**13, 5 * 10**9))  # a line every five seconds
     monkeypatch.setattr(job_folder.time, "time_ns", lambda: next(clock))
     out = tmp_path / "out"
     for k in (1, 2):  # shard 2 starts once shard 1 has finished
         shard = JobFolder(str(out), SETTINGS, False, shard=Shard(k, 2))
-        for n in range(3):
+        for n in range(6):
             src = _input(tmp_path, f"{k}-{n}.png")
             shard.starting(src, str(out / f"{k}-{n}.png"))
             shard.finished(src, str(out / f"{k}-{n}.png"), [1, 2])
         shard.close()
     status = job_folder.job_status(str(out), "enhance")
-    assert [led.rate for led in status.ledgers] == [pytest.approx(0.5)] * 2  # each: an output every two seconds
-    assert status.rate == pytest.approx(0.5) and status.rate_outputs == 3 and status.rate_ledgers == 1
+    assert [led.rate for led in status.ledgers] == [pytest.approx(0.1)] * 2  # each: an output every ten seconds
+    assert status.rate == pytest.approx(0.1) and status.rate_outputs == 6 and status.rate_ledgers == 1
     assert main(["status", str(out)]) == 0
     said = capsys.readouterr().out
-    assert "30.0 output files finished a minute, over the last 3, by the latest shard alone" in said, said
+    assert "6.0 output files finished a minute, over the last 6, by the latest shard alone" in said, said
     _dry_run_notes(SimpleNamespace(dry_run=True, busy=False, shard=None), "enhance", str(out), 10, 1)
-    assert "(30.0 output files a minute), the 10 would take about 20 s" in capsys.readouterr().err
+    assert "(6.0 output files a minute), the 10 would take about 100 s" in capsys.readouterr().err
 
 
 def test_the_recent_rate_counts_no_outputs_that_were_not_made_apart():
@@ -599,32 +602,79 @@ def test_the_recent_rate_counts_no_outputs_that_were_not_made_apart():
     s = 10**9
     # one preprocess input: four files recorded microseconds apart were 1.2 million a minute
     assert recent_rate([s + k * 5_000 for k in range(4)]) == (None, 4)
-    # two inputs, ten seconds apart: four files in ten seconds, not seven
-    rate, n = recent_rate([s + k * 5_000 for k in range(4)] + [11 * s + k * 5_000 for k in range(4)])
-    assert n == 8 and rate == pytest.approx(0.4, rel=1e-5)
+    # four inputs, ten seconds apart: twelve files in thirty seconds, not fifteen
+    rate, n = recent_rate([s + i * 10 * s + k * 5_000 for i in range(4) for k in range(4)])
+    assert n == 16 and rate == pytest.approx(0.4, rel=1e-5)
     # a clock set back: each line's time just after the one before (JobFolder._next_time)
     assert recent_rate([5 * s + k for k in range(50)]) == (None, 50)
+
+
+def test_outputs_made_in_batches_give_the_rate_the_batches_are_made_at():
+    # a batch's outputs land a tenth of a second apart, the next batch ten seconds later: counting
+    # the first batch's others as made after its first gave a batch more than was made (0.33 a second)
+    from xvertfast.io.job_folder import recent_rate
+
+    s = 10**9
+    rate, n = recent_rate([s + b * 10 * s + k * s // 10 for b in range(7) for k in range(3)])
+    assert n == 21 and rate == pytest.approx(0.3, rel=1e-2)
+    # an output every two seconds, for 18 seconds: too short a time to tell the pace of batches by
+    assert recent_rate([s + k * 2 * s for k in range(10)]) == (None, 10)
+    # an output every ten seconds: five after the first are enough; four are not
+    assert recent_rate([s + k * 10 * s for k in range(6)]) == (0.1, 6)
+    assert recent_rate([s + k * 10 * s for k in range(5)]) == (None, 5)
+
+
+def test_status_and_a_dry_run_give_no_rate_from_one_batch(tmp_path, capsys, monkeypatch):
+    # an enhance job interrupted after one batch, two outputs about a second apart: status said "66.4
+    # output files finished a minute, over the last 2" and a dry run "the 10 would take about 9 s"
+    # (the job made 38 a minute: the 10 took 15.9 s)
+    from types import SimpleNamespace
+
+    from xvertfast.cli import _dry_run_notes, main
+    from xvertfast.io import job_folder
+
+    clock = iter(range(10**12, 10**13, 45 * 10**7))  # a line every 0.45 s
+    monkeypatch.setattr(job_folder.time, "time_ns", lambda: next(clock))
+    out = tmp_path / "out"
+    job = JobFolder(str(out), SETTINGS, False)
+    for n in range(2):
+        src = _input(tmp_path, f"{n}.png")
+        job.starting(src, str(out / f"{n}.png"))
+        job.finished(src, str(out / f"{n}.png"), [1, 2])
+    job.ended("interrupted", found=12, done=2, skipped=0, failed=0)
+    job.close()
+    status = job_folder.job_status(str(out), "enhance")
+    assert status.rate is None and status.rate_outputs == 2
+    assert main(["status", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "a minute" not in said
+    assert ("  no rate yet: 2 output files finished lately, too few or too close together to tell the pace (outputs "
+            "come in batches: a rate takes 5 after the first batch, over 30 s or more)\n") in said  # fmt: skip
+    _dry_run_notes(SimpleNamespace(dry_run=True, busy=False, shard=None), "enhance", str(out), 10, 1)
+    said = capsys.readouterr().err
+    assert said == ("no estimate of how long the 10 would take: this folder's job finished too few outputs lately, "
+                    "or too close together, to tell its pace\n")  # fmt: skip
 
 
 def test_outputs_adopted_or_recorded_at_a_new_path_are_not_in_the_rate(tmp_path, monkeypatch):
     from xvertfast.io import job_folder
 
-    clock = iter(range(10**12, 10**13, 10**9))  # one line a second while made...
+    clock = iter(range(10**12, 10**13, 10**10))  # a line every ten seconds while made...
     monkeypatch.setattr(job_folder.time, "time_ns", lambda: next(clock))
     out = tmp_path / "out"
     job = JobFolder(str(out), SETTINGS, False)
-    for n in range(3):
+    for n in range(6):
         src = _input(tmp_path, f"{n}.png")
         job.starting(src, str(out / f"{n}.png"))
         job.finished(src, str(out / f"{n}.png"), [1, 2])
     later = iter(range(10**13, 10**14, 1000))  # ...and a thousand adopted in a microsecond each
     monkeypatch.setattr(job_folder.time, "time_ns", lambda: next(later))
-    for n in range(3, 1000):
+    for n in range(6, 1000):
         job.adopt(_input(tmp_path, f"{n}.png"), [str(out / f"{n}.png")])
     job.close()
     status = job_folder.job_status(str(out), "enhance")
     assert status.done == 1000
-    assert status.rate == pytest.approx(0.5) and status.rate_outputs == 3
+    assert status.rate == pytest.approx(0.05) and status.rate_outputs == 6
 
 
 def test_a_dry_run_into_a_folder_a_run_cannot_write_says_so(tmp_path, monkeypatch):
@@ -653,7 +703,7 @@ def test_the_rate_of_shards_started_together_is_not_taken_from_their_first_outpu
     monkeypatch.setattr(job_folder.time, "time_ns", lambda: now[0])
     out = tmp_path / "out"
     shards = [JobFolder(str(out), SETTINGS, False, shard=Shard(k, 3)) for k in (1, 2, 3)]
-    for round_ in range(2):
+    for round_ in range(6):
         for k, shard in enumerate(shards):  # each shard an output every ten seconds
             src = _input(tmp_path, f"{round_}-{k}.png")
             now[0] = 1000 * s + round_ * 10 * s + k * s // 10
@@ -662,12 +712,12 @@ def test_the_rate_of_shards_started_together_is_not_taken_from_their_first_outpu
         status = job_folder.job_status(str(out), "enhance")
         if round_ == 0:
             assert status.rate is None  # one output each: no rate yet
-    assert status.rate == pytest.approx(0.3) and status.rate_outputs == 6  # three shards, each 0.1 a second
+    assert status.rate == pytest.approx(0.3) and status.rate_outputs == 18  # three shards, each 0.1 a second
     # a shard stopped long ago (its last output over RATE_PAUSE_S before the others') makes none now
     src = _input(tmp_path, "late.png")
     now[0] += int(job_folder.RATE_PAUSE_S * s) + 30 * s
-    for t in (0, 5):
-        now[0] += t * s
+    for t in range(7):
+        now[0] += 5 * s
         shards[0].finished(src, str(out / f"late-{t}.png"), [1, 2])
     for shard in shards:
         shard.close()

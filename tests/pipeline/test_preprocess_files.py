@@ -452,7 +452,12 @@ def _names(paths) -> list[str]:
     return sorted(os.path.basename(p) for p in paths)
 
 
-def test_a_dry_run_writes_nothing_and_plans_what_the_run_does(tmp_path, capsys):
+def test_a_dry_run_writes_nothing_and_plans_what_the_run_does(tmp_path, capsys, monkeypatch):
+    import itertools
+    import time
+
+    from xvertfast.io import job_folder
+
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
     for name, seed in (("a.png", 0), ("b.png", 1), ("c.png", 2)):
@@ -479,6 +484,9 @@ def test_a_dry_run_writes_nothing_and_plans_what_the_run_does(tmp_path, capsys):
     plan = both()
     assert _names(plan.planned) == ["a.png", "d.png"] and _names(plan.skipped) == ["b.png", "c.png"]
     assert _names(p for p, _ in plan.failed) == ["c.tif", "e.png"]
+    # from here on a ledger line every ten seconds: time enough for a rate (a few seconds are not)
+    clock = itertools.count(time.time_ns() + 10**12, 10**10)
+    monkeypatch.setattr(job_folder.time, "time_ns", lambda: next(clock))
     plan = both(overwrite=True)
     assert _names(plan.planned) == ["a.png", "b.png", "c.png", "d.png"]
 

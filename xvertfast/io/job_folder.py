@@ -301,20 +301,32 @@ class JobStatus:
 #: A pause longer than this between two finished outputs ends a stretch of work: the rate is
 #: taken over the latest stretch only (a job stopped overnight and resumed is not slowed by it).
 RATE_PAUSE_S = 600.0
-#: The rate is taken over at most this many of the latest finished outputs.
+#: The rate is taken over this many of the latest finished outputs, or more where they were
+#: finished within :data:`RATE_MIN_SPAN_S` (a fast job's hundred outputs take seconds).
 RATE_OUTPUTS = 100
-#: Outputs finished within this of the stretch's first finished with it (the four files of one
-#: preprocess input, recorded one after another): they are not counted as made after it.
+#: No rate is given from outputs finished within less than this, nor from fewer than
+#: :data:`RATE_MIN_OUTPUTS` made after the first: outputs come in batches (a batch's land a second
+#: or so apart, the next ones many seconds later), and two of one batch read as 66 a minute where
+#: the job made 38.
+RATE_MIN_SPAN_S = 30.0
+RATE_MIN_OUTPUTS = 5
+#: Outputs finished within this of the one before them, from the stretch's first on (the four files
+#: of one preprocess input, recorded one after another), finished with it: they are not counted as
+#: made after it. A quarter of the stretch's mean time between outputs, where that is longer: the
+#: rest of the first batch, whose time of making lies before the stretch began.
 RATE_TOGETHER_NS = 1_000_000
 
 
 def recent_rate(times_ns: list[int]) -> tuple[float | None, int]:
-    """(output files a second, how many it was taken over): the latest outputs finished, at most
-    :data:`RATE_OUTPUTS`, back to the first pause over :data:`RATE_PAUSE_S`; the ledger lines'
-    times, nanoseconds. The outputs finished after the stretch's first moment (those within
-    :data:`RATE_TOGETHER_NS` of it finished with it), over the time from it to the last. None
-    where none finished after that moment: one preprocess input's four files, or lines whose
-    times were set just after one another (a clock set back: see ``JobFolder._next_time``)."""
+    """(output files a second, how many it was taken over): the latest outputs finished, at least
+    :data:`RATE_OUTPUTS` of them and :data:`RATE_MIN_SPAN_S` where there are, back to the first
+    pause over :data:`RATE_PAUSE_S`; the ledger lines' times, nanoseconds. The outputs finished
+    after the stretch's first batch (:data:`RATE_TOGETHER_NS`), over the time from its first to
+    its last: a batch's outputs made in the time before the first are not counted, so that batches
+    give the rate they are made at, not one batch more. None where that is too little to go on:
+    under :data:`RATE_MIN_OUTPUTS` outputs after the first batch, or a stretch shorter than
+    :data:`RATE_MIN_SPAN_S` (one batch, one preprocess input's four files, or lines whose times
+    were set just after one another: a clock set back, see ``JobFolder._next_time``)."""
     return _stretch_rate(_recent_stretch(times_ns))
 
 
@@ -322,19 +334,27 @@ def _recent_stretch(times_ns: list[int]) -> list[int]:
     """The times the rate of :func:`recent_rate` is taken over, sorted (0, a line without a time,
     is left out); apart from it, so that :func:`job_status` has the stretch's ends without sorting
     the times again."""
-    latest = sorted(t for t in times_ns if t > 0)[-RATE_OUTPUTS:]
-    start = len(latest) - 1
-    while start > 0 and latest[start] - latest[start - 1] <= RATE_PAUSE_S * 1e9:
+    times = sorted(t for t in times_ns if t > 0)
+    start = len(times) - 1
+    while (start > 0 and times[start] - times[start - 1] <= RATE_PAUSE_S * 1e9
+           and (len(times) - start < RATE_OUTPUTS or times[-1] - times[start] < RATE_MIN_SPAN_S * 1e9)):
         start -= 1
-    return latest[start:]
+    return times[max(start, 0):]
 
 
 def _stretch_rate(stretch: list[int]) -> tuple[float | None, int]:
     """:func:`recent_rate` of the stretch :func:`_recent_stretch` found."""
-    after = sum(t - stretch[0] > RATE_TOGETHER_NS for t in stretch)
-    if not after:
+    if len(stretch) < 2:
         return None, len(stretch)
-    return after / ((stretch[-1] - stretch[0]) / 1e9), len(stretch)
+    span = stretch[-1] - stretch[0]
+    together = max(RATE_TOGETHER_NS, span / (len(stretch) - 1) / 4)
+    first_batch = 1
+    while first_batch < len(stretch) and stretch[first_batch] - stretch[first_batch - 1] <= together:
+        first_batch += 1
+    after = len(stretch) - first_batch
+    if after < RATE_MIN_OUTPUTS or span < RATE_MIN_SPAN_S * 1e9:
+        return None, len(stretch)
+    return after / (span / 1e9), len(stretch)
 
 
 def job_status(out_dir: str, job: str) -> JobStatus | None:
