@@ -422,6 +422,9 @@ def test_durations_read_in_the_unit_people_use():
 
     assert _duration(45) == "45 s" and _duration(600) == "10 min" and _duration(5 * 3600) == "5.0 h"
     assert _duration(120.5 * 3600) == "5.0 days" and _ago(3 * 86400) == "3.0 days ago" and _ago(-5) == "0 s ago"
+    # a small model's epochs of 0.025 s: "about 1 s at 0 s an epoch"
+    assert _duration(0.025) == "0.025 s" and _duration(0.5) == "0.5 s" and _duration(0.004) == "under 0.01 s"
+    assert _duration(0) == "0 s" and _duration(1.4) == "1 s" and _ago(0.3) == "0 s ago"
 
 
 def test_info_help_names_every_optional_package_info_reports():

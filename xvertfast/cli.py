@@ -140,13 +140,18 @@ def _dry_run_notes(summary, job: str, out_dir: str, to_do: int, outputs_each: in
 
 
 def _duration(seconds: float) -> str:
-    """``seconds`` in the unit a person reads it in: s, min, h, days (from two of each)."""
+    """``seconds`` in the unit a person reads it in: s, min, h, days (from two of each); under a
+    second in two digits (a small model's epoch of 0.025 s read "0 s an epoch"), under 0.01 s as such."""
     if seconds >= 2 * 86400:
         return f"{seconds / 86400:.1f} days"
     if seconds >= 2 * 3600:
         return f"{seconds / 3600:.1f} h"
     if seconds >= 2 * 60:
         return f"{seconds / 60:.0f} min"
+    if 0 < seconds < 0.01:
+        return "under 0.01 s"
+    if 0 < seconds < 1:
+        return f"{seconds:.2g} s"
     return f"{max(seconds, 0):.0f} s"
 
 
@@ -309,7 +314,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _ago(seconds: float) -> str:
-    return f"{_duration(seconds)} ago"  # (a clock set back reads 0 s ago)
+    return f"{_duration(seconds if seconds >= 1 else 0)} ago"  # (a clock set back reads 0 s ago; a moment too)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
