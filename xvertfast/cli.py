@@ -518,8 +518,11 @@ def _print_train_status(run, as_json: bool) -> int:
         how = (f"resume it: {command}" if command else "resume it, run its command again with --resume: xvertfast "
                f"train DATA ... -o {run.run_dir} --resume (its data and options as first given: they are not "
                "recorded here)")  # fmt: skip
-        print("  not running: stopped before the end (killed, its node lost, out of time, or ended by an error); "
-              f"to {how}")  # fmt: skip
+        from xvertfast.train.run_folder import INTERRUPTED
+
+        why = ("interrupted (Ctrl-C or SIGTERM)" if run.stopped == INTERRUPTED
+               else "stopped before the end (killed, its node lost, out of time, or ended by an error)")
+        print(f"  not running: {why}; to {how}")
     return 0
 
 

@@ -72,7 +72,8 @@ def test_a_run_preparing_its_data_is_a_training_run(tmp_path, capsys, monkeypatc
     said = capsys.readouterr().out
     assert f"{run}: xvertfast train: no epoch finished yet (its images are preprocessed first)\n" in said
     assert f"  {run / 'cache'} holds 1 image crop file so far (one for each of its images preprocessed" in said
-    assert "last written " in said and "  not running: stopped before the end" in said and f"-o {run} --resume" in said
+    assert "last written " in said and f"  not running: interrupted (Ctrl-C or SIGTERM); to resume it, run its " \
+           f"command again with --resume: xvertfast train DATA ... -o {run} --resume" in said, said
     with hold_lock(str(run / LOCK_FILE)):  # as the run holds it while it preprocesses
         assert main(["status", str(run)]) == 0
         assert f"  running now (it holds {run / LOCK_FILE})" in capsys.readouterr().out
@@ -104,10 +105,44 @@ def test_status_gives_the_command_that_resumes_a_stopped_run(tmp_path, capsys, m
     assert main(["status", "run"]) == 0
     said = capsys.readouterr().out
     command = f"cd {tmp_path} && xvertfast train --resume {' '.join(argv[1:])}"
-    assert f"  not running: stopped before the end (killed, its node lost, out of time, or ended by an error); to " \
-           f"resume it: {command}\n" in said, said
+    assert f"  not running: interrupted (Ctrl-C or SIGTERM); to resume it: {command}\n" in said, said
     assert main(command.split(" && xvertfast ")[1].split()) == 0
     assert train_status("run").finished
+
+
+def test_status_says_a_run_stopped_by_sigterm_was_interrupted_and_a_later_start_is_not(tmp_path, capsys, monkeypatch):
+    # a run stopped by Ctrl-C or SIGTERM (a scheduler's time limit) was "stopped before the end (killed, its node
+    # lost, out of time, or ended by an error)", where an enhance job's said "(interrupted)"
+    import signal
+
+    from xvertfast.train import loop
+
+    data, run = write_images(tmp_path / "data"), tmp_path / "run"
+    argv = ["train", str(data), "-o", str(run), "--stages", "1", "--epochs-gc", "3", "--epochs-joint", "0", "--width",
+            "4", "--depth", "2", "--roi-size", "32", "--batch-size", "2", "-q", "--device", "cpu"]  # fmt: skip
+    written = loop._write_metrics
+
+    def sigterm_after_the_first_epoch(*args):
+        written(*args)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(loop, "_write_metrics", sigterm_after_the_first_epoch)
+        assert main(argv) == 143
+    capsys.readouterr()
+    assert train_status(str(run)).stopped == "interrupted"
+    assert main(["status", str(run)]) == 0
+    said = capsys.readouterr().out
+    assert "  not running: interrupted (Ctrl-C or SIGTERM); to resume it: " in said and "killed" not in said, said
+    # the next start, stopped without a word (as a kill -9 or a lost node stops it): not said to be interrupted
+    from xvertfast.train import TrainConfig
+
+    config = TrainConfig(stages=1, epochs_gc=3, epochs_joint=0, width=4, depth=2, roi_size=32, batch_size=2,
+                         device="cpu")  # (the command's, with the defaults of the others)
+    train([str(data)], str(run), config, resume=True, stop_after_epochs=1, progress=False, log=lambda m: None)
+    assert train_status(str(run)).stopped is None
+    assert main(["status", str(run)]) == 0
+    assert "  not running: stopped before the end (killed, its node lost" in capsys.readouterr().out
 
 
 def _ctrl_c_at_the_second_image(monkeypatch):
@@ -144,6 +179,7 @@ def test_status_gives_the_command_that_resumes_a_run_stopped_before_its_first_ep
     said = capsys.readouterr().out
     command = f"cd {tmp_path} && xvertfast train --resume {' '.join(argv[1:])}"
     assert "no epoch finished yet" in said and f"to resume it: {command}\n" in said, said
+    assert "  not running: interrupted (Ctrl-C or SIGTERM); " in said, said  # (the start refused changed nothing)
     assert main(command.split(" && xvertfast ")[1].split()) == 0
     assert train_status("run").finished
 

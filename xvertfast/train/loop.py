@@ -50,8 +50,9 @@ from xvertfast.train.figures import JOINT_PHASE, kept_epoch, plot_curves, plot_p
 from xvertfast.train.data import (NoReadableImage, RoiSet, load_rois, random_patches, remove_other_sets, shift_augment,
                                   split_by_image, write_array)
 from xvertfast.train.losses import XVertNetLoss
-from xvertfast.train.run_folder import (CHECKPOINT_FILE, COMMAND_FILE, LOCK_FILE, Progress, has_finished_epochs,
-                                        latest_state, position, reading, record_command, started_command)
+from xvertfast.train.run_folder import (CHECKPOINT_FILE, COMMAND_FILE, INTERRUPTED, LOCK_FILE, Progress,
+                                        has_finished_epochs, latest_state, position, reading, record_command,
+                                        record_stop, started_command, stopped_by)
 
 __all__ = ["DiskFull", "TrainConfig", "TrainingDiverged", "has_finished_epochs", "train"]
 
@@ -482,7 +483,8 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     ``command`` (and ``cwd``, the folder it was run in, where its paths are relative) is the
     command line that started the run: :data:`COMMAND_FILE` keeps it from the start, the checkpoint
     from the first epoch on, for ``xvertfast status`` to give as the command that resumes the run
-    (a start that cannot begin, its images not found, leaves the one before). ``rois``: a CSV of
+    (a start that cannot begin, its images not found, leaves the one before); a run stopped by
+    Ctrl-C (KeyboardInterrupt) records that there too, for status to say so. ``rois``: a CSV of
     ROI centres placed by hand (or what
     :func:`~xvertfast.preprocess.centres.load_roi_centres` read from one) for the images it names;
     the others keep the centres found. It is no setting of the run: the crops of an image whose
@@ -501,11 +503,15 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     lock = _lock_run_dir(run_dir)
     from safetensors import SafetensorError
 
-    before = started_command(run_dir)
+    before, stopped_before = started_command(run_dir), stopped_by(run_dir)
     try:
         started = {"command": command, "cwd": cwd} if command else {}
         record_command(run_dir, started)  # (for status: the checkpoint has it only from the first epoch on)
         return _train(inputs, run_dir, config, device, init, resume, progress, stop_after_epochs, log, started, rois)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM by way of the CLI: said by status as such, not as a kill
+        with contextlib.suppress(OSError):
+            record_stop(run_dir, INTERRUPTED)
+        raise
     except (OSError, SafetensorError) as exc:  # safetensors says an I/O error in its own type
         if disk_full(exc):
             raise DiskFull(run_dir, exc) from exc
@@ -516,6 +522,8 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
         else:  # the run there (stopped before its first epoch) is still resumed by its own command
             with contextlib.suppress(OSError):
                 record_command(run_dir, before)
+                if stopped_before:
+                    record_stop(run_dir, stopped_before)
         raise
     finally:
         lock.close()

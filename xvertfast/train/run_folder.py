@@ -12,8 +12,9 @@ import re
 import sys
 from dataclasses import dataclass, field
 
-__all__ = ["CHECKPOINT_FILE", "COMMAND_FILE", "LOCK_FILE", "Progress", "cached_images", "has_finished_epochs",
-           "latest_state", "position", "reading", "record_command", "started_command"]
+__all__ = ["CHECKPOINT_FILE", "COMMAND_FILE", "INTERRUPTED", "LOCK_FILE", "Progress", "cached_images",
+           "has_finished_epochs", "latest_state", "position", "reading", "record_command", "record_stop",
+           "started_command", "stopped_by"]
 
 #: Held (flock) while a run trains in RUN_DIR: a second ``train`` there is refused, not left to
 #: mix its epochs with the first's.
@@ -22,7 +23,12 @@ LOCK_FILE = ".xvertfast-train.lock"
 #: The command line that started the latest run in RUN_DIR and the folder it was run in (where its
 #: paths are relative), written as it starts: the checkpoint records them only with the first epoch,
 #: and a run stopped before it (preprocessing a large archive takes hours) is resumed by them too.
+#: A run stopped by Ctrl-C or SIGTERM adds that to it (:func:`record_stop`); the next start's record
+#: has no such line: a run killed, which records nothing, is not taken for one interrupted before.
 COMMAND_FILE = ".xvertfast-train-command.json"
+
+#: How :func:`record_stop` records a run stopped by Ctrl-C or SIGTERM (as an enhance job's ledger does).
+INTERRUPTED = "interrupted"
 
 #: The mid-stage checkpoint: the stage's weights, the optimiser's moments and the best weights
 #: so far, with the training state in its metadata, in one file written atomically, so that
@@ -146,18 +152,31 @@ def cached_images(cache_dir: str) -> tuple[int, float | None]:
     return images, written
 
 
-def started_command(run_dir: str) -> dict:
-    """``{"command": ..., "cwd": ...}`` as :func:`record_command` wrote them for the latest start in
-    ``run_dir``; empty where none was recorded (started from Python, by an older xvertfast) or the
-    file no longer reads as one (status then gives the command's template: nothing is lost)."""
+def _latest_start(run_dir: str) -> dict:
+    """:data:`COMMAND_FILE` as written, or empty where it is not there or does not read as one."""
     try:
         with open(os.path.join(run_dir, COMMAND_FILE), encoding="utf-8") as f:
             started = json.load(f)
     except (OSError, ValueError):
         return {}
-    if not isinstance(started, dict) or not isinstance(started.get("command"), str):
+    return started if isinstance(started, dict) else {}
+
+
+def started_command(run_dir: str) -> dict:
+    """``{"command": ..., "cwd": ...}`` as :func:`record_command` wrote them for the latest start in
+    ``run_dir``; empty where none was recorded (started from Python, by an older xvertfast) or the
+    file no longer reads as one (status then gives the command's template: nothing is lost)."""
+    started = _latest_start(run_dir)
+    if not isinstance(started.get("command"), str):
         return {}
     return {"command": started["command"], "cwd": started.get("cwd") if isinstance(started.get("cwd"), str) else None}
+
+
+def stopped_by(run_dir: str) -> str | None:
+    """Why the latest start in ``run_dir`` stopped, where it recorded it (:data:`INTERRUPTED`); None
+    where it did not: it runs, finished, was killed, ended by an error, or is of an older xvertfast."""
+    stopped = _latest_start(run_dir).get("stopped")
+    return stopped if isinstance(stopped, str) else None
 
 
 def record_command(run_dir: str, started: dict) -> None:
@@ -173,3 +192,14 @@ def record_command(run_dir: str, started: dict) -> None:
         return
     with atomic_write(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump({"command": started["command"], "cwd": started.get("cwd")}, f)
+
+
+def record_stop(run_dir: str, why: str) -> None:
+    """Adds to the latest start's record in ``run_dir`` that it stopped, and why (:data:`INTERRUPTED`),
+    for ``xvertfast status`` to say rather than guess (a kill, a lost node, an error look the same
+    otherwise); atomically. A start from Python, whose command is not recorded, gets a record of this alone."""
+    from xvertfast.io.write import atomic_write
+
+    record = {**started_command(run_dir), "stopped": why}
+    with atomic_write(os.path.join(run_dir, COMMAND_FILE)) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        json.dump(record, f)

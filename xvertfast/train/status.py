@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from xvertfast.resume import lock_held
 from xvertfast.train.run_folder import (CHECKPOINT_FILE, LOCK_FILE, cached_images, has_finished_epochs, latest_state,
-                                        started_command)
+                                        started_command, stopped_by)
 
 __all__ = ["TrainStatus", "train_status"]
 
@@ -46,6 +46,9 @@ class TrainStatus:
     #: of other images or ROI centres (a copied cache, an earlier start), which only hashing its
     #: inputs would tell apart
     preprocessed: int | None = None
+    #: why the latest start stopped, where it recorded it: "interrupted" (Ctrl-C, SIGTERM); None
+    #: where it did not (running, finished, killed, ended by an error, or an older xvertfast's)
+    stopped: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -90,7 +93,7 @@ def train_status(run_dir: str) -> TrainStatus | None:
         model=model if os.path.isfile(os.path.join(model, "config.json")) else None,
         last=history[-1] if history else None, seconds_per_epoch=sum(seconds) / len(seconds) if seconds else None,
         running=lock_held(os.path.join(run_dir, LOCK_FILE)), history=history, command=saved.get("command"),
-        cwd=saved.get("cwd"))  # fmt: skip
+        cwd=saved.get("cwd"), stopped=stopped_by(run_dir))  # fmt: skip
 
 
 def _preparing(run_dir: str) -> TrainStatus | None:
@@ -105,4 +108,4 @@ def _preparing(run_dir: str) -> TrainStatus | None:
     return TrainStatus(
         run_dir=run_dir, stages=None, width=None, stage=0, epoch=0, epochs_gc=None, epochs_joint=None, patience=None,
         bad_epochs=0, modified=modified, model=None, running=lock_held(lock), preprocessed=images,
-        **started_command(run_dir))  # fmt: skip
+        stopped=stopped_by(run_dir), **started_command(run_dir))  # fmt: skip
