@@ -644,6 +644,49 @@ def test_pixels_off_the_unit_scale_are_refused(model_dir):
         enhancer.enhance(np.zeros((0, 0), np.float32))
 
 
+def test_a_constant_or_too_small_image_is_refused_as_the_cli_refuses_it(tmp_path, seed):
+    # the CLI refused them (require_content) while the API enhanced them: a blank 100 x 100 image came
+    # out with grey levels 0 to 0.48, a 1024^2 one of 0.5 with 0.35 to 0.5, 10 x 10 and 1 x 1 ran too
+    from xvertfast.io import MIN_SIDE, ImageReadError
+    from xvertfast.io.read import require_content
+
+    enhancer = Enhancer(tiny_model(seed), device="cpu", backend="torch")
+    enhancer.backend = ConstantBackend(0.5)  # (refused before the network: it is never asked)
+    constant = "^enhance: constant image: there is no structure to enhance$"
+    rng = np.random.default_rng(seed)
+    slack = -5e-4 * rng.random((64, 64))  # within the rounding slack of 0: all 0 once clipped
+    for blank in (np.zeros((100, 100), np.float32), np.full((1024, 1024), 0.5, np.float32),
+                  torch.ones(64, 64), np.full((64, 64), 0.25).tolist(), slack):  # fmt: skip
+        for use in (enhancer.enhance, enhancer.prepare):
+            with pytest.raises(ValueError, match=constant):
+                use(blank)
+    for h, w in ((10, 10), (1, 1), (1, 200), (200, MIN_SIDE - 1)):
+        small = rng.random((h, w)).astype(np.float32)
+        with pytest.raises(ValueError, match=rf"^enhance: image is {w} x {h} pixels \(width x height\): too small "
+                                             rf"for a radiograph \(minimum side {MIN_SIDE}\)$"):  # fmt: skip
+            enhancer.enhance(small)
+    assert enhancer.enhance(rng.random((MIN_SIDE, MIN_SIDE)).astype(np.float32)).pixels.shape == (MIN_SIDE, MIN_SIDE)
+    # a Radiograph: its file named, in the words of the CLI (require_content)
+    Image.fromarray(np.full((64, 80), 77, np.uint8)).save(tmp_path / "blank.png")
+    rad = read_image(tmp_path / "blank.png")
+    with pytest.raises(ImageReadError) as cli:
+        require_content(rad)
+    with pytest.raises(ImageReadError) as api:
+        enhancer.enhance(rad)
+    assert str(api.value) == str(cli.value) == f"{tmp_path / 'blank.png'}: constant image: there is no structure to enhance"
+
+
+def test_nan_or_infinite_pixels_are_refused_in_enhance_s_name(seed):
+    # refused before too, but by preprocess, in its name ("preprocess: pixels contain ...")
+    enhancer = Enhancer(tiny_model(seed), device="cpu", backend="torch")
+    for bad in (np.nan, np.inf, -np.inf):
+        image = chest_like(seed)
+        image[100, 100] = bad
+        for pixels in (image, torch.from_numpy(image), np.full((64, 64), bad, np.float32)):
+            with pytest.raises(ValueError, match="^enhance: pixels contain NaN or infinite values$"):
+                enhancer.enhance(pixels)
+
+
 def test_the_model_given_is_neither_moved_nor_switched(model_dir):
     from pathlib import Path
 

@@ -63,10 +63,14 @@ import torch.nn.functional as F
 from xvertfast._extension import cuda_kernels_problem, cuda_kernels_run_on
 from xvertfast._stacklevel import outside_xvertfast
 from xvertfast.infer.backends import StageBackend, make_backend, plan_backend, resolve_device, resolve_precision
+from xvertfast.io.errors import ImageReadError
+from xvertfast.io.radiograph import Radiograph
+from xvertfast.io.read import content_problem
 from xvertfast.model import XVertNet, load_model, model_tile
 from xvertfast.ops._inputs import real_from_numpy
 from xvertfast.ops.wls import METHODS as WLS_METHODS
 from xvertfast.preprocess import find_spine, preprocess
+from xvertfast.preprocess.inputs import check_unit_pixels
 from xvertfast.preprocess.spine import Box, Spine
 
 __all__ = ["Enhancer", "EnhanceResult", "Prepared", "MODES", "BRIGHTNESS", "FEATHER", "FULL_OVERLAP", "SPINE_SHIFT"]
@@ -320,8 +324,11 @@ class Enhancer:
 
     # -- step 1 ---------------------------------------------------------------------------------
     def prepare(self, pixels, spine: Spine | None = None) -> Prepared:
-        """Preprocesses one image ([H, W] in [0, 1], or a Radiograph) and cuts its tiles."""
-        pixels = getattr(pixels, "pixels", pixels)
+        """Preprocesses one image ([H, W] in [0, 1], or a Radiograph) and cuts its tiles. What the
+        CLI refuses to read is refused here too (:func:`~xvertfast.io.read.content_problem`): an image
+        under :data:`~xvertfast.io.MIN_SIDE` pixels a side, or a constant one, in which the network
+        made up structure (a blank 100 x 100 image came out with grey levels 0 to 0.48)."""
+        given, pixels = pixels, getattr(pixels, "pixels", pixels)
         if isinstance(pixels, (str, bytes, os.PathLike)):  # (torch: "can't convert np.ndarray of type numpy.str_")
             raise TypeError(f"enhance: pixels must be an image ([H, W] array or tensor, or a Radiograph), got the "
                             f"path {os.fsdecode(pixels)!r}: read it with xvertfast.io.read_image")  # fmt: skip
@@ -331,6 +338,13 @@ class Enhancer:
             source = real_from_numpy(pixels, "enhance: pixels", "an image ([H, W] array or tensor, or a Radiograph)")
         if source.dim() != 2 or source.numel() == 0:
             raise ValueError(f"enhance: pixels must be [H, W] with H, W >= 1, got shape {tuple(source.shape)}")
+        # first the values (a NaN is neither constant nor not; raw stored values are no grey levels yet)
+        check_unit_pixels(source, "enhance")
+        # within PIXEL_RANGE_SLACK of [0, 1] (conversion rounding), clipped as preprocess clips it
+        arr = source.float().clamp(0.0, 1.0).contiguous().numpy()
+        if (problem := content_problem(arr)) is not None:  # a Radiograph's file named, as the CLI names it
+            raise ImageReadError(given.path, problem) if isinstance(given, Radiograph) else ValueError(
+                f"enhance: {problem}")
         if spine is not None and not isinstance(spine, Spine):
             raise TypeError(f"enhance: spine must be a Spine (xvertfast.find_spine gives one), got {type(spine).__name__}")
         if spine is not None and tuple(spine.shape) != tuple(source.shape):
@@ -338,10 +352,7 @@ class Enhancer:
                              f"this one is {source.shape[0]}x{source.shape[1]}")  # fmt: skip
         t0 = time.perf_counter()
         m = self.model
-        # preprocess checks the pixels (floats in [0, 1]: check_unit_pixels) before anything else
         pp = preprocess(source.to(self.prepare_device), m.lam, m.alpha, m.eps, method=self.wls_method)
-        # within PIXEL_RANGE_SLACK of [0, 1] (conversion rounding), clipped as preprocess clips it
-        arr = source.float().clamp(0.0, 1.0).contiguous().numpy()
         spine = spine or find_spine(arr)
         H, W = arr.shape
         if self.mode == "spine":

@@ -27,7 +27,8 @@ from xvertfast.io.decode_tiff import read_tiff
 from xvertfast.io.errors import ImageReadError
 from xvertfast.io.radiograph import Radiograph
 
-__all__ = ["read_image", "require_content", "full_range", "sniff_format", "DEFAULT_MAX_PIXELS", "JSRT_SHAPE", "MIN_SIDE"]
+__all__ = ["read_image", "require_content", "content_problem", "full_range", "sniff_format", "DEFAULT_MAX_PIXELS",
+           "JSRT_SHAPE", "MIN_SIDE"]
 
 
 #: Largest image accepted (pixels); a 4300 x 4300 flat-panel radiograph is 18.5 M.
@@ -267,15 +268,24 @@ MIN_SIDE = 32
 
 
 
+def content_problem(pixels, min_side: int = MIN_SIDE) -> str | None:
+    """Why the [H, W] grey levels ``pixels`` (an array or a tensor) are no radiograph to process, or
+    None: too small, or constant, where the network would make up structure that is not there. The
+    one check of a file's pixels (:func:`require_content`) and of those given to ``Enhancer.enhance``."""
+    h, w = pixels.shape
+    if min(h, w) < min_side:
+        return f"image is {w} x {h} pixels (width x height): too small for a radiograph (minimum side {min_side})"
+    if float(pixels.max()) == float(pixels.min()):
+        return "constant image: there is no structure to enhance"
+    return None
+
+
 def require_content(rad: Radiograph, min_side: int = MIN_SIDE) -> Radiograph:
     """Refuses what decodes but cannot be a radiograph to process: too small, or constant."""
     if not isinstance(rad, Radiograph):  # (an array or a path: AttributeError 'shape' or 'path')
         raise TypeError(f"require_content: rad must be a Radiograph (xvertfast.io.read_image(path) gives one), "
                         f"got {type(rad).__name__}")  # fmt: skip
-    min_side = _whole(min_side, "min_side", "require_content")
-    h, w = rad.shape
-    if min(h, w) < min_side:
-        raise ImageReadError(rad.path, f"image is {w} x {h} pixels (width x height): too small for a radiograph (minimum side {min_side})")
-    if float(rad.pixels.max()) == float(rad.pixels.min()):
-        raise ImageReadError(rad.path, "constant image: there is no structure to enhance")
+    problem = content_problem(rad.pixels, _whole(min_side, "min_side", "require_content"))
+    if problem is not None:
+        raise ImageReadError(rad.path, problem)
     return rad
