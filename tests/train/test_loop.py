@@ -224,9 +224,27 @@ def test_a_kill_between_the_checkpoint_and_its_state_resumes_exactly(tmp_path, m
     monkeypatch.setattr(loop, "_save_state", save_state)
     logs = []
     resumed = train([str(data)], str(tmp_path / "cut"), CONFIG, resume=True, progress=False, log=logs.append)
-    assert "resuming at stage 1, epoch 2" in logs
+    assert "resuming after stage 1, epoch 2 (the last one finished)" in logs
     a, b = weights(full), weights(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_resume_message_names_the_last_epoch_finished(tmp_path):
+    # "resuming at stage 1, epoch 25" when epoch 25 was finished and the run went on with epoch 26
+    data, run = write_images(tmp_path / "data"), str(tmp_path / "run")
+    quiet = {"progress": False}
+    train([str(data)], run, CONFIG, stop_after_epochs=2, log=lambda m: None, **quiet)
+    logs = []
+    train([str(data)], run, CONFIG, resume=True, stop_after_epochs=1, log=logs.append, **quiet)
+    assert "resuming after stage 1, epoch 2 (the last one finished)" in logs
+    with open(os.path.join(run, "metrics.csv")) as f:
+        assert [(r["stage"], r["epoch"]) for r in csv.DictReader(f)] == [("1", "1"), ("1", "2"), ("1", "3")]
+    train([str(data)], run, CONFIG, resume=True, stop_after_epochs=1, log=lambda m: None, **quiet)  # stage 1 ends
+    logs.clear()
+    train([str(data)], run, CONFIG, resume=True, stop_after_epochs=1, log=logs.append, **quiet)
+    assert "resuming at the start of stage 2 (stage 1 finished)" in logs
+    with open(os.path.join(run, "metrics.csv")) as f:
+        assert [(r["stage"], r["epoch"]) for r in csv.DictReader(f)][-2:] == [("1", "4"), ("2", "1")]
 
 
 def test_a_retrained_first_stage_makes_the_second_stages_data_anew(tmp_path):
@@ -677,7 +695,7 @@ def test_cli_reports_a_full_disk_while_checkpointing_with_exit_3_and_resume_goes
     assert "keeps the last finished epoch" in err and "--resume" in err
     assert not [n for n in os.listdir(run / "checkpoint") if n.endswith(".part")]
     assert main([*argv, "--resume"]) == 0
-    assert "resuming at stage 1, epoch 1" in capsys.readouterr().err
+    assert "resuming after stage 1, epoch 1 (the last one finished)" in capsys.readouterr().err
 
 
 def _tmpfs(path, size: str) -> None:

@@ -62,7 +62,7 @@ def test_a_run_on_the_device_resumes_saves_a_loadable_model_and_tracks_the_cpu_r
     state = json.loads((run / "checkpoint" / "state.json").read_text())
     assert state["device"] == device and state["progress"] == {**state["progress"], "stage": 1, "epoch": 1}
     model = train([str(data)], str(run), config, resume=True, progress=False, log=said.append)
-    assert "resuming at stage 1, epoch 1" in said
+    assert "resuming after stage 1, epoch 1 (the last one finished)" in said
     assert not [m for m in said if m.startswith("warning")], said  # the same device: nothing to warn of
 
     loaded = load_model(run / "model")

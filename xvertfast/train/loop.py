@@ -640,8 +640,11 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
                 f"trained): nothing to resume; its model is {os.path.join(run_dir, 'model')} (to train it on "
                 f"more or other images: a new RUN_DIR with --init {os.path.join(run_dir, 'model')})")  # fmt: skip
             return load_model(os.path.join(run_dir, "model"), map_location=device)  # (written before it was finished)
-        else:
-            log(f"resuming at stage {prog.stage}, epoch {prog.epoch}")
+        elif prog.epoch:  # (epochs finished in the stage: "at stage 1, epoch 25" read as redoing the 25th)
+            log(f"resuming after stage {prog.stage}, epoch {prog.epoch} (the last one finished)")
+        else:  # (every epoch of the stage before is finished; this one has none yet)
+            log(f"resuming at the start of stage {prog.stage}"
+                + (f" (stage {prog.stage - 1} finished)" if prog.stage > 1 else ""))
     elif os.path.exists(state_path):
         raise FileExistsError(f"{run_dir} holds a checkpoint: add --resume (resume=True in Python) to go on, or use a new folder")
     elif resume:
