@@ -78,7 +78,10 @@ def luminance(values: np.ndarray, notes: list[str], path: str, source: str | Non
     type: integer samples stay integers of their depth, so the output keeps it. A note says
     what was converted: ``source`` (a palette's or CMYK's colours), else RGB or RGBA."""
     luminance_note(notes, path, source or ("RGB" if values.shape[-1] == 3 else "RGBA"))
-    grey = values[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    # term by term, not a matrix product: BLAS sums in an order that follows the array's memory
+    # layout, which moves a luma landing on .5 across the rounding line between layouts
+    rgb = values[..., :3].astype(np.float64)
+    grey = 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
     if values.dtype.kind in "ui":
         return np.rint(grey).astype(values.dtype)
     return grey.astype(np.float32)
