@@ -164,6 +164,35 @@ def test_pixels_off_the_unit_scale_are_refused_not_clipped(seed):
         assert preprocess(torch.from_numpy(unit).to(dtype)).xp.dtype == torch.float32
 
 
+def test_nan_and_infinities_are_refused_wherever_they_lie_in_one_message():
+    # the check is one aminmax pass (a NaN reaches both ends, an infinity one): a NaN in the
+    # vectorised body or its tail, beside an infinity, in each float dtype, is still named
+    from xvertfast.preprocess.inputs import check_unit_pixels
+
+    base = torch.rand(37, 41)
+    for dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
+        for where in ((0, 0), (18, 20), (36, 40)):
+            for bad in ([float("nan")], [float("inf")], [-float("inf")], [float("nan"), float("inf")],
+                        [-float("inf"), float("inf")], [float("nan"), -float("inf")]):  # fmt: skip
+                t = base.clone().to(dtype)
+                for k, value in enumerate(bad):
+                    t[where[0] - k, where[1] - k] = value
+                with pytest.raises(ValueError) as info:
+                    check_unit_pixels(t.t(), "preprocess")  # (strided too)
+                assert str(info.value) == "preprocess: pixels contain NaN or infinite values"
+    check_unit_pixels(torch.empty(0, 5), "preprocess")  # nothing to refuse in an empty one
+    check_unit_pixels(base, "preprocess")
+
+
+def test_a_huge_float64_value_is_named_as_it_is_not_as_infinity():
+    # the range was taken in float32, where 1e300 overflows: "got values from 0 to inf" for a
+    # finite value
+    t = torch.rand(16, 16, dtype=torch.float64)
+    t[3, 4], t[0, 0] = 1e300, 0.0
+    with pytest.raises(ValueError, match=r"^preprocess: pixels must lie in \[0, 1\], got values from 0 to 1e\+300 "):
+        preprocess(t)
+
+
 def test_an_empty_batch_stays_empty():
     pp = preprocess(torch.rand(0, 5, 5))
     assert pp.xp.shape == (0, 5, 5) and pp.y.shape == (0, 5, 5)
