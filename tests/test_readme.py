@@ -34,8 +34,9 @@ def test_quickstart_is_what_ci_runs():
 
 
 def test_reading_and_writing_example_runs_as_written(tmp_path, monkeypatch):
-    """The README's read_image/write_image example, run verbatim with the bundled sample as
-    chest.dcm in an empty folder: write_image makes no folders, so the example must."""
+    """docs/guide/reading-writing.md's read_image/write_image example, run verbatim with the
+    bundled sample as chest.dcm in an empty folder: write_image makes no folders, so the example
+    must."""
     import shutil
 
     pytest.importorskip("pydicom")
@@ -48,9 +49,9 @@ def test_reading_and_writing_example_runs_as_written(tmp_path, monkeypatch):
     assert (tmp_path / "out" / "chest.dcm").is_file()
 
 
-# ---- the README's other commands and examples: what it tells users to type must work ----
+# ---- the documents' other commands and examples: what they tell users to type must work ----
 
-#: Options the README names that belong to other tools, each with its owner.
+#: Options the README or the guide names that belong to other tools, each with its owner.
 FOREIGN_OPTIONS = {
     "--no-build-isolation": "pip install",
     "--sdist": "python -m build",
@@ -99,7 +100,7 @@ def _command_lines(block: str) -> list[str]:
 
 
 def _shell_words(command: str) -> list[str]:
-    """The words a shell would pass, with the README's notation undone: ``[--opt]`` is an
+    """The words a shell would pass, with the documents' notation undone: ``[--opt]`` is an
     optional part (kept, brackets dropped), ``...`` stands for options shown above (dropped),
     and shell arithmetic and variables become a number."""
     import re
@@ -259,8 +260,8 @@ def _run_example(document: str, example: str) -> dict:
 
 
 def test_enhancer_example_runs(tmp_path, monkeypatch):
-    """The README's Enhancer example, with the bundled sample as chest.dcm and a folder
-    holding it as /data/cxr: one image enhanced, then the folder as a batch job."""
+    """docs/guide/enhancing.md's Enhancer example, with the bundled sample as chest.dcm and a
+    folder holding it as /data/cxr: one image enhanced, then the folder as a batch job."""
     import shutil
 
     pytest.importorskip("pydicom")
@@ -280,8 +281,9 @@ def test_enhancer_example_runs(tmp_path, monkeypatch):
 
 
 def test_ops_example_runs():
-    """The README's ops example, as written except for its sizes (8 x 128 maps of 512^2 are
-    1 GB; 64^2 keeps the test light): the losses are finite and reach the network output."""
+    """The ops example in docs/guide/ops.md, as written except for its sizes (8 x 128 maps of
+    512^2 are 1 GB; 64^2 keeps the test light): the losses are finite and reach the network
+    output."""
     document, example = _python_example("select_max_entropy(features)")
     assert example.count("512, 512") >= 3
     done = _run_example(document, example.replace("512, 512", "64, 64"))
@@ -299,7 +301,7 @@ def test_wls_example_runs(capsys):
 
 
 def test_preprocess_example_runs(tmp_path, monkeypatch):
-    """The README's preprocessing example on the bundled sample written as chest.png."""
+    """docs/guide/preprocessing.md's example on the bundled sample written as chest.png."""
     pytest.importorskip("pydicom")
     from xvertfast.io import read_image, write_image
     from xvertfast.samples import SAMPLE_DICOM
@@ -311,16 +313,16 @@ def test_preprocess_example_runs(tmp_path, monkeypatch):
     assert len(done["spine"].train_rois(512)) == 2
 
 
-# ---- the README's quoted messages, paths and help promises hold for the code ----
+# ---- the messages troubleshooting.md quotes, the paths and variables the documents name: the code's ----
 
-#: How the README writes a part of a message that varies: an ellipsis, a size or count, a
-#: folder the user chose, a quoted value.
+#: How docs/guide/troubleshooting.md writes a part of a message that varies: an ellipsis, a size
+#: or count, a folder the user chose, a quoted value.
 _PLACEHOLDER = r"\.\.\.|\b(?:W|H|N|OUT|RUN_DIR)\b|'[^']*'"
 _WILD, _HOLE = "\1", "\0"
 
 
 def _tokens(text: str) -> tuple[str, ...]:
-    """Words and marks; a README placeholder as _WILD, an f-string hole as _HOLE."""
+    """Words and marks; a troubleshooting.md placeholder as _WILD, an f-string hole as _HOLE."""
     import re
 
     return tuple(re.findall(rf"{_PLACEHOLDER}|[\w-]+|[^\w\s]", text.replace("\0", " \0 ")))
@@ -347,17 +349,18 @@ def _code_messages() -> list[tuple[str, ...]]:
 
 @functools.cache
 def _said(message: str) -> tuple[str, ...]:
-    """A README message as tokens, its placeholders as _WILD."""
+    """A message docs/guide/troubleshooting.md quotes, as tokens, its placeholders as _WILD."""
     import re
 
     return tuple(_WILD if re.fullmatch(_PLACEHOLDER, t) else t for t in _tokens(message))
 
 
 def _gives(code: tuple[str, ...], message: str) -> bool:
-    """Whether a code string gives the README's message somewhere in it: its words and marks in
-    order, a README placeholder standing for any run of the code's, and an f-string hole for up
-    to three of its words (``xvertfast {job}`` is ``xvertfast enhance``, ``{process}`` is
-    ``12-bit extended JPEG``), with at least as many words, and two, matched as written."""
+    """Whether a code string gives troubleshooting.md's message somewhere in it: its words and
+    marks in order, a placeholder of the guide's standing for any run of the code's, and an
+    f-string hole for up to three of its words (``xvertfast {job}`` is ``xvertfast enhance``,
+    ``{process}`` is ``12-bit extended JPEG``), with at least as many words, and two, matched as
+    written."""
     import functools
 
     said = _said(message)
@@ -390,13 +393,33 @@ def _gives(code: tuple[str, ...], message: str) -> bool:
 def _section(document: str, heading: str) -> str:
     """A document's text from ``heading`` (a whole heading line) to the next heading of its level
     or above, or to the end."""
+    return _section_of(_read(document), heading)
+
+
+def _section_of(text: str, heading: str) -> str:
+    """_section on a text: a ``#`` line inside a fenced code block (a bash comment) is no heading,
+    so it does not end the section."""
     import re
 
-    text = _read(document)
-    start = text.index(f"\n{heading}\n") if not text.startswith(f"{heading}\n") else 0
+    start = text.index(f"\n{heading}\n") + 1 if not text.startswith(f"{heading}\n") else 0
     level = len(heading) - len(heading.lstrip("#"))
-    following = re.search(rf"^#{{1,{level}}} ", text[start + len(heading) + 1 :], flags=re.M)
-    return text[start : start + len(heading) + 1 + following.start()] if following else text[start:]
+    lines = text[start:].splitlines(keepends=True)
+    fenced, end = False, start + len(lines[0])
+    for line in lines[1:]:
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced and re.match(rf"#{{1,{level}}} ", line):
+            break
+        end += len(line)
+    return text[start:end]
+
+
+def test_a_comment_in_a_code_block_does_not_end_a_section():
+    """A bash comment in a fenced block of a section is part of it, not the next heading."""
+    text = "# Top\n\n## Stages\n\n```bash\n# resume a run\nxvertfast train\n```\nafter\n\n## Next\nnot in\n"
+    section = _section_of(text, "## Stages")
+    assert section.startswith("## Stages\n") and "xvertfast train" in section and "after" in section
+    assert "## Next" not in section and "not in" not in section
 
 
 def _troubleshooting_messages() -> list[str]:
