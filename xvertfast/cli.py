@@ -824,7 +824,8 @@ or a PNG listed as MONOCHROME1, comes back with its stored values inverted.""",
                      "the network already use every core; at most 64)")
     enh.add_argument("--threads", type=_at_least(0), default=0, metavar="N",
                      help=THREADS_HELP + " The network uses N, and so does each --workers thread's solve. "
-                     "Another count may move the outputs in the last bits (docs/guide/enhancing.md, 'Reproducible'); "
+                     "Another count may move the outputs in the last bits (the user guide, docs/guide/enhancing.md in "
+                     "the source, 'Reproducible'); "
                      "a resumed job may use another (default: %(default)s)")  # fmt: skip
     enh.add_argument("--overwrite", action="store_true",
                      help="redo the outputs this job already wrote (with new settings, say)")
@@ -909,7 +910,8 @@ REPORT_DIR holding other files), 130 interrupted, 143 stopped by SIGTERM.""",
                     help="score every image again, ignoring those an earlier run in REPORT_DIR finished")
     ev.add_argument("--threads", type=_at_least(0), default=0, metavar="N",
                     help=THREADS_HELP + " Another count may move xvertnet's outputs, and so its scores, in the last "
-                    "bits (docs/guide/enhancing.md, 'Reproducible'); a resumed run may use another (default: %(default)s)")  # fmt: skip
+                    "bits (the user guide, docs/guide/enhancing.md in the source, 'Reproducible'); a resumed run may use "
+                    "another (default: %(default)s)")  # fmt: skip
     ev.set_defaults(func=_cmd_evaluate)
 
     st = sub.add_parser(
