@@ -928,6 +928,7 @@ def test_a_second_process_waits_for_the_engine_another_is_building(tmp_path, mon
         assert found == [path] and not fake.calls  # found it there, built nothing
         assert [str(w.message) for w in said] == [
             f"waiting for another xvertfast process building a TensorRT engine in {cache}"]
+        assert said[0].filename == __file__  # the caller's line (the lambda's), not tensorrt_backend's
         said.clear()
         tensorrt_backend.build_engine(onnx_path, max_batch=2, device=dev, cache_dir=cache)  # no one else building
         assert fake.calls and not said

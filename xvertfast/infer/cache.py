@@ -25,6 +25,7 @@ import re
 import warnings
 from collections.abc import Iterator
 
+from xvertfast._stacklevel import outside_xvertfast
 from xvertfast._text import count
 from xvertfast.resume import hold_lock
 
@@ -136,7 +137,8 @@ def one_build_at_a_time(cache_dir: str):
     name = os.path.join(cache_dir, BUILD_LOCK_NAME)
     lock = hold_lock(name)
     if lock is None:  # another process builds: minutes of silence otherwise, as if hung
-        warnings.warn(f"waiting for another xvertfast process building a TensorRT engine in {cache_dir}", stacklevel=3)
+        warnings.warn(f"waiting for another xvertfast process building a TensorRT engine in {cache_dir}",
+                      stacklevel=outside_xvertfast())  # (not contextlib's line, nor build_engine's)
         lock = hold_lock(name, wait=True)
     try:
         yield
