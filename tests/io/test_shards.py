@@ -677,6 +677,38 @@ def test_outputs_adopted_or_recorded_at_a_new_path_are_not_in_the_rate(tmp_path,
     assert status.rate == pytest.approx(0.05) and status.rate_outputs == 6
 
 
+def test_large_batches_give_the_rate_they_are_made_at():
+    # batches of 8 outputs a second apart, a batch every 20 s: a quarter of the mean gap (2.5 s)
+    # took the first batch for its first output alone, and the rate counted 7 outputs more than made
+    from xvertfast.io.job_folder import RATE_OUTPUTS, recent_rate
+
+    s = 10**9
+    batches = [s + b * 20 * s + k * s for b in range(15) for k in range(8)]
+    assert recent_rate(batches[:40]) == (pytest.approx(0.4), 40)
+    # the latest 100 of 120: the stretch begins inside a batch, whose rest is left out with it
+    assert recent_rate(batches) == (pytest.approx(0.4), RATE_OUTPUTS)
+    # two outputs a batch, half a second apart, a batch every ten seconds
+    assert recent_rate([s + b * 10 * s + k * s // 2 for b in range(6) for k in range(2)]) == (pytest.approx(0.2), 12)
+
+
+def test_a_steady_stream_of_outputs_gives_its_rate_from_its_first_output_on():
+    # (no batches: each output after the first counts, the time from the first to the last, as before)
+    import random
+
+    from xvertfast.io.job_folder import recent_rate
+
+    s = 10**9
+    for seed in range(20):
+        steady, clock = [], 10**12
+        for _ in range(40):  # an output every 8 to 12 s
+            clock += random.Random(seed * 100 + len(steady)).randrange(8 * s, 12 * s)
+            steady.append(clock)
+        assert recent_rate(steady) == (pytest.approx(39 / ((steady[-1] - steady[0]) / s)), 40)
+        # one pause of a minute late in the stream: it slows the rate, and leaves no output out of it
+        paused = steady[:35] + [t + 60 * s for t in steady[35:]]
+        assert recent_rate(paused) == (pytest.approx(39 / ((paused[-1] - paused[0]) / s)), 40)
+
+
 def test_a_dry_run_into_a_folder_a_run_cannot_write_says_so(tmp_path, monkeypatch):
     # (another user's folder, a read-only mount: the run stops at 'cannot write into the output
     # folder'; its dry run planned the job all the same. Root may write anywhere: access is faked)

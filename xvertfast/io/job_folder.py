@@ -312,18 +312,21 @@ RATE_MIN_SPAN_S = 30.0
 RATE_MIN_OUTPUTS = 5
 #: Outputs finished within this of the one before them, from the stretch's first on (the four files
 #: of one preprocess input, recorded one after another), finished with it: they are not counted as
-#: made after it. A quarter of the stretch's mean time between outputs, where that is longer: the
-#: rest of the first batch, whose time of making lies before the stretch began.
+#: made after it.
 RATE_TOGETHER_NS = 1_000_000
+#: A gap between two outputs over this many times the stretch's short gaps (its lower quartile:
+#: those between the outputs of one batch, where they come in batches of two or more) ends a batch.
+#: A mean gap could not tell them: batches of 8 a second apart, every 20 s, have a mean of 2.5 s.
+RATE_BATCH_GAP = 3.0
 
 
 def recent_rate(times_ns: list[int]) -> tuple[float | None, int]:
     """(output files a second, how many it was taken over): the latest outputs finished, at least
     :data:`RATE_OUTPUTS` of them and :data:`RATE_MIN_SPAN_S` where there are, back to the first
     pause over :data:`RATE_PAUSE_S`; the ledger lines' times, nanoseconds. The outputs finished
-    after the stretch's first batch (:data:`RATE_TOGETHER_NS`), over the time from its first to
-    its last: a batch's outputs made in the time before the first are not counted, so that batches
-    give the rate they are made at, not one batch more. None where that is too little to go on:
+    after the stretch's first batch (:func:`_first_batch`), over the time from its last to the
+    stretch's last: a batch's outputs made in the time before the first are not counted, so that
+    batches give the rate they are made at, not one batch more. None where that is too little to go on:
     under :data:`RATE_MIN_OUTPUTS` outputs after the first batch, or a stretch shorter than
     :data:`RATE_MIN_SPAN_S` (one batch, one preprocess input's four files, or lines whose times
     were set just after one another: a clock set back, see ``JobFolder._next_time``)."""
@@ -347,14 +350,28 @@ def _stretch_rate(stretch: list[int]) -> tuple[float | None, int]:
     if len(stretch) < 2:
         return None, len(stretch)
     span = stretch[-1] - stretch[0]
-    together = max(RATE_TOGETHER_NS, span / (len(stretch) - 1) / 4)
-    first_batch = 1
-    while first_batch < len(stretch) and stretch[first_batch] - stretch[first_batch - 1] <= together:
-        first_batch += 1
+    first_batch = _first_batch(stretch)
     after = len(stretch) - first_batch
     if after < RATE_MIN_OUTPUTS or span < RATE_MIN_SPAN_S * 1e9:
         return None, len(stretch)
-    return after / (span / 1e9), len(stretch)
+    return after / ((stretch[-1] - stretch[first_batch - 1]) / 1e9), len(stretch)
+
+
+def _first_batch(stretch: list[int]) -> int:
+    """How many outputs of ``stretch`` (sorted times, two or more) belong to its first batch: up to
+    the first gap over :data:`RATE_BATCH_GAP` times its short ones. The rate is taken from that
+    batch's last output on, so that it runs from a batch's end to a batch's end. That gap is taken
+    for a batch's end only within the stretch's first half: a steady stream of outputs that paused
+    once late (a disk slow for a moment) is no batch of most of them. Without one, the first batch
+    is the outputs within :data:`RATE_TOGETHER_NS` of the one before them, from the first on. A gap
+    taken for a batch's end that was not one leaves outputs out of the rate, but does not skew it:
+    the rate is still the outputs after a finished one over the time since."""
+    gaps = [later - earlier for earlier, later in zip(stretch, stretch[1:])]
+    apart = max(RATE_TOGETHER_NS, RATE_BATCH_GAP * sorted(gaps)[len(gaps) // 4])
+    batch_end = next((n + 1 for n, gap in enumerate(gaps) if gap > apart), len(stretch))
+    if batch_end <= len(stretch) // 2:
+        return batch_end
+    return next((n + 1 for n, gap in enumerate(gaps) if gap > RATE_TOGETHER_NS), len(stretch))
 
 
 def job_status(out_dir: str, job: str) -> JobStatus | None:
