@@ -1014,11 +1014,16 @@ def test_auto_runs_torch_where_tensorrt_cannot_build_its_engines(model, monkeypa
     monkeypatch.setattr(tensorrt_backend, "available", lambda: True)
     monkeypatch.setattr(tensorrt_backend.TensorRTBackend, "from_model", cannot_build)
     monkeypatch.setattr(backends, "TorchBackend", lambda model, device, dtype: made.append((device, dtype)) or "torch")
-    with pytest.warns(RuntimeWarning, match=r"--backend auto: TensorRT could not run this model \(stage1.onnx: "
-                                            r"TensorRT's ONNX parser failed: an op it lacks\); the torch backend "
-                                            r"runs it instead"):  # fmt: skip
-        assert backends.make_backend("auto", model, torch.device("cuda:0"), torch.bfloat16, TILE, 4) == "torch"
-    assert made == [(torch.device("cuda:0"), torch.bfloat16)]
+    said = ("--backend auto: TensorRT could not run this model (stage1.onnx: TensorRT's ONNX parser failed: an op "
+            "it lacks); the torch backend runs it instead, in ")  # fmt: skip
+    # the precision is said: the Enhancer gives the one planned for TensorRT (float16 where bfloat16 was asked)
+    for dtype, words in ((torch.float16, "float16 (the precision planned for TensorRT)"),
+                         (torch.float32, "float32 (the precision planned for TensorRT)"),
+                         (torch.bfloat16, "bfloat16")):  # (a direct call: TensorRT plans no bfloat16)  # fmt: skip
+        with pytest.warns(RuntimeWarning) as record:
+            assert backends.make_backend("auto", model, torch.device("cuda:0"), dtype, TILE, 4) == "torch"
+        assert [str(w.message) for w in record] == [said + words]
+        assert made.pop() == (torch.device("cuda:0"), dtype) and not made
     with pytest.raises(RuntimeError, match="an op it lacks"):  # asked for by name: no fallback
         backends.make_backend("tensorrt", model, torch.device("cuda:0"), torch.bfloat16, TILE, 4)
 

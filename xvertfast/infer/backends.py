@@ -297,7 +297,8 @@ def plan_backend(name: str, device: torch.device, dtype: torch.dtype) -> tuple[s
 def make_backend(name: str, model: XVertNet, device: torch.device, dtype: torch.dtype, tile: int,
                  max_batch: int, cache_dir: str | None = None) -> StageBackend:  # fmt: skip
     """The backend called ``name`` (:func:`plan_backend` says which, and its precision). Where
-    ``auto``'s TensorRT cannot build or load its engines, it warns and runs torch."""
+    ``auto``'s TensorRT cannot build or load its engines, it warns and runs torch, in ``dtype`` (which the
+    warning names: the Enhancer gives the precision planned, TensorRT's float16 where bfloat16 was asked)."""
     chosen = _chosen(name, device)
     if name == "auto" and chosen == "tensorrt":
         try:
@@ -307,8 +308,11 @@ def make_backend(name: str, model: XVertNet, device: torch.device, dtype: torch.
                 raise
             import warnings
 
-            warnings.warn(f"--backend auto: TensorRT could not run this model ({exc}); the torch backend "
-                          "runs it instead", RuntimeWarning, stacklevel=outside_xvertfast())  # fmt: skip
+            # the precision said: bf16 asked runs as TensorRT's fp16 (the Enhancer gives make_backend the planned one)
+            runs = str(dtype).replace("torch.", "")
+            planned = " (the precision planned for TensorRT)" if _runs("tensorrt", dtype) == dtype else ""
+            warnings.warn(f"--backend auto: TensorRT could not run this model ({exc}); the torch backend runs it "
+                          f"instead, in {runs}{planned}", RuntimeWarning, stacklevel=outside_xvertfast())  # fmt: skip
             chosen = "torch"
     name = chosen
     _refuse_cpu_bf16(name, device, dtype)
