@@ -108,7 +108,8 @@ def _dry_run_notes(summary, job: str, out_dir: str, to_do: int, outputs_each: in
     """After a dry run's summary: a job running in the folder now, and how long the ``to_do``
     inputs would take at the rate the folder's job finished outputs lately (``outputs_each``
     output files an input), where one ran there and made enough outputs for a rate
-    (:func:`~xvertfast.io.job_folder.recent_rate`); that it did not, where it made fewer."""
+    (:func:`~xvertfast.io.job_folder.recent_rate`); that it did not, where it made fewer (for a
+    shard: that shard, where it ran)."""
     if not summary.dry_run:
         return
     if summary.busy:  # (a run takes the locks, or is refused)
@@ -124,19 +125,28 @@ def _dry_run_notes(summary, job: str, out_dir: str, to_do: int, outputs_each: in
         return
     if status is None:
         return
-    rate, whose = status.rate, "this folder's job" if len(status.ledgers) < 2 else "this folder's jobs"
+    rate, counted, whose = status.rate, status.rate_outputs, "this folder's job"
     if summary.shard is not None:  # its own part, at its own pace (the others' run beside it)
-        fraction = summary.shard.fraction
-        rate, whose = next((led.rate for led in status.ledgers if led.shard == fraction), None), str(summary.shard)
-    elif len(status.ledgers) > 1 and rate:  # (shards that ran one after the other: the latest one's alone)
+        own = next((led for led in status.ledgers if led.shard == summary.shard.fraction), None)
+        rate, counted = (own.rate, own.rate_outputs) if own else (None, 0)
+        whose = str(summary.shard)
+    elif len(status.ledgers) > 1:  # (shards that ran one after the other: the latest one's alone)
         whose = {"latest": "this folder's latest shard", "all": "this folder's jobs, all shards together,",
-                 "some": f"this folder's jobs, the {status.rate_ledgers} shards at work together,"}[status.rate_of]
+                 "some": f"this folder's jobs, the {status.ledgers_at_work} shards at work together,",
+                 "part": f"this folder's jobs, {_rate_part(status)},"}[status.rate_of]
     if rate:
         print(f"at the rate {whose} finished outputs lately ({rate * 60:.1f} output files a minute), the {to_do} "
               f"would take about {_duration(to_do * outputs_each / rate)}", file=sys.stderr)  # fmt: skip
-    elif status.rate_outputs:  # (a batch's outputs land together: two of them gave 9 s for what took 16)
+    elif counted:  # (a batch's outputs land together: two of them gave 9 s for what took 16)
         print(f"no estimate of how long the {to_do} would take: {whose} finished too few outputs lately, or too "
               "close together, to tell its pace", file=sys.stderr)  # fmt: skip
+
+
+def _rate_part(status) -> str:
+    """Whose rate a folder's rate is where only some of its shards at work have one (``rate_of``
+    'part'): the rate leaves out those too new for one, so the job goes faster than it says."""
+    return (f"{status.rate_ledgers} of the {status.ledgers_at_work} shards at work "
+            f"({status.ledgers_at_work - status.rate_ledgers} with no rate yet, not counted)")
 
 
 def _duration(seconds: float) -> str:
@@ -361,16 +371,22 @@ def _cmd_status(args: argparse.Namespace) -> int:
         if status.rate is not None:
             together = "" if len(status.ledgers) < 2 else {
                 "latest": ", by the latest shard alone (no other at work beside it)", "all": ", all shards together",
-                "some": f", {status.rate_ledgers} of the {len(status.ledgers)} shards at work together",
+                "some": f", {status.ledgers_at_work} of the {len(status.ledgers)} shards at work together",
+                "part": f", by {_rate_part(status)}",
             }[status.rate_of]
             print(f"  {status.rate * 60:.1f} output files finished a minute, over the last {status.rate_outputs}"
                   f"{together}")  # fmt: skip
-        elif status.rate_outputs:
+        elif status.rate_outputs:  # (those of the shards at work alone: one before them went at its own pace)
             from xvertfast.io.job_folder import RATE_MIN_OUTPUTS, RATE_MIN_SPAN_S
 
-            print(f"  no rate yet: {count(status.rate_outputs, 'output file')} finished lately, too few or too close "
-                  f"together to tell the pace (outputs come in batches: a rate takes {RATE_MIN_OUTPUTS} after the "
-                  f"first batch, over {RATE_MIN_SPAN_S:.0f} s or more)")  # fmt: skip
+            by = "" if len(status.ledgers) < 2 else {
+                "latest": " by the latest shard", "all": " by all shards together",
+                "some": f" by the {status.ledgers_at_work} shards at work together",
+            }[status.rate_of]
+            yet = " yet" if any(led.running for led in status.ledgers) else ""  # (a job that ended will add none)
+            print(f"  no rate{yet}: {count(status.rate_outputs, 'output file')} finished lately{by}, too few or too "
+                  f"close together to tell the pace (outputs come in batches: a rate takes {RATE_MIN_OUTPUTS} after "
+                  f"the first batch, over {RATE_MIN_SPAN_S:.0f} s or more)")  # fmt: skip
         if status.other_settings:
             print(f"  {status.other_settings} output files finished with other settings than those recorded (before "
                   "an --overwrite with new ones): a run with the recorded settings redoes them")  # fmt: skip

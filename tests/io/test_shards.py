@@ -648,7 +648,8 @@ def test_status_and_a_dry_run_give_no_rate_from_one_batch(tmp_path, capsys, monk
     assert main(["status", str(out)]) == 0
     said = capsys.readouterr().out
     assert "a minute" not in said
-    assert ("  no rate yet: 2 output files finished lately, too few or too close together to tell the pace (outputs "
+    # ('no rate:', not 'yet': the job ended, it will finish no more outputs; 'yet' while one runs is tested below)
+    assert ("  no rate: 2 output files finished lately, too few or too close together to tell the pace (outputs "
             "come in batches: a rate takes 5 after the first batch, over 30 s or more)\n") in said  # fmt: skip
     _dry_run_notes(SimpleNamespace(dry_run=True, busy=False, shard=None), "enhance", str(out), 10, 1)
     said = capsys.readouterr().err
@@ -675,6 +676,93 @@ def test_outputs_adopted_or_recorded_at_a_new_path_are_not_in_the_rate(tmp_path,
     status = job_folder.job_status(str(out), "enhance")
     assert status.done == 1000
     assert status.rate == pytest.approx(0.05) and status.rate_outputs == 6
+
+
+def _shard_making(out, tmp_path, shard: Shard | JobFolder, now: list[int], outputs: int, apart_s: float) -> JobFolder:
+    """A shard's job (``shard``, or one already open), left open (running), that finished
+    ``outputs`` more outputs ``apart_s`` apart on the clock ``now`` (nanoseconds, the test's
+    stand-in for time.time_ns)."""
+    job = shard if isinstance(shard, JobFolder) else JobFolder(str(out), SETTINGS, False, shard=shard)
+    for _ in range(outputs):
+        now[0] += int(apart_s * 10**9)
+        name = f"{job.shard.index}-{now[0]}.png"
+        src = _input(tmp_path, name)
+        job.starting(src, str(out / name))
+        job.finished(src, str(out / name), [1, 2])
+    return job
+
+
+def test_no_rate_counts_the_outputs_of_the_latest_shard_not_those_of_one_that_ran_before(tmp_path, capsys,
+                                                                                         monkeypatch):
+    """Shard 1/2 made 20 outputs at 6 a minute, then shard 2/2 made 2: status said 'no rate yet: 22
+    output files finished lately' and the dry run 'this folder's jobs finished too few outputs', the
+    older shard's outputs counted with the latest's, whose pace alone a rate would give. A dry run of
+    a shard that never ran said it 'finished too few outputs lately'; 'no rate yet' stood for a job
+    that ended long ago."""
+    from types import SimpleNamespace
+
+    from xvertfast.cli import _dry_run_notes, main
+    from xvertfast.io import job_folder
+
+    now = [10**12]
+    monkeypatch.setattr(job_folder.time, "time_ns", lambda: now[0])
+    out = tmp_path / "out"
+    _shard_making(out, tmp_path, Shard(1, 2), now, 20, 10).close()
+    second = _shard_making(out, tmp_path, Shard(2, 2), now, 2, 10)
+    status = job_folder.job_status(str(out), "enhance")
+    assert status.rate is None and status.rate_outputs == 2 and status.ledgers_at_work == 1
+    assert [(led.rate, led.rate_outputs) for led in status.ledgers] == [(pytest.approx(0.1), 20), (None, 2)]
+    assert main(["status", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "  no rate yet: 2 output files finished lately by the latest shard, too few or too close together" in said
+    second.close()
+    assert main(["status", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "  no rate: 2 output files finished lately by the latest shard, too few or too close together" in said
+
+    def dry_run(shard):
+        _dry_run_notes(SimpleNamespace(dry_run=True, busy=False, shard=shard), "enhance", str(out), 10, 1)
+        return capsys.readouterr().err
+
+    assert dry_run(None) == ("no estimate of how long the 10 would take: this folder's latest shard finished too few "
+                             "outputs lately, or too close together, to tell its pace\n")  # fmt: skip
+    assert dry_run(Shard(2, 2)) == ("no estimate of how long the 10 would take: shard 2/2 finished too few outputs "
+                                    "lately, or too close together, to tell its pace\n")  # fmt: skip
+    assert dry_run(Shard(1, 2)) == ("at the rate shard 1/2 finished outputs lately (6.0 output files a minute), the "
+                                    "10 would take about 100 s\n")  # fmt: skip
+    assert dry_run(Shard(1, 3)) == ""  # (no shard of three ran here: nothing to go on, and nothing to say)
+
+
+def test_a_rate_of_one_of_two_shards_at_work_is_not_said_to_be_the_latest_shards_alone(tmp_path, capsys,
+                                                                                       monkeypatch):
+    """Shard 2/2 started beside a running shard 1/2 and finished 2 outputs, too few for a rate of its
+    own: the rate was shard 1/2's alone, said 'by the latest shard alone (no other at work beside
+    it)', neither being so."""
+    from types import SimpleNamespace
+
+    from xvertfast.cli import _dry_run_notes, main
+    from xvertfast.io import job_folder
+
+    now = [10**12]
+    monkeypatch.setattr(job_folder.time, "time_ns", lambda: now[0])
+    out = tmp_path / "out"
+    first = _shard_making(out, tmp_path, Shard(1, 2), now, 8, 10)
+    second = _shard_making(out, tmp_path, Shard(2, 2), now, 1, 5)  # (started while shard 1/2 runs)
+    _shard_making(out, tmp_path, first, now, 1, 5)  # (shard 1/2 goes on an output every ten seconds)
+    _shard_making(out, tmp_path, first, now, 1, 10)
+    _shard_making(out, tmp_path, second, now, 1, 5)
+    first.close(), second.close()
+    status = job_folder.job_status(str(out), "enhance")
+    assert [led.rate for led in status.ledgers] == [pytest.approx(0.1), None]
+    assert status.rate == pytest.approx(0.1) and status.rate_ledgers == 1 and status.ledgers_at_work == 2
+    assert main(["status", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert ("  6.0 output files finished a minute, over the last 10, by 1 of the 2 shards at work (1 with no rate yet, "
+            "not counted)\n") in said and "latest" not in said, said  # fmt: skip
+    _dry_run_notes(SimpleNamespace(dry_run=True, busy=False, shard=None), "enhance", str(out), 10, 1)
+    assert capsys.readouterr().err == (
+        "at the rate this folder's jobs, 1 of the 2 shards at work (1 with no rate yet, not counted), finished outputs "
+        "lately (6.0 output files a minute), the 10 would take about 100 s\n")  # fmt: skip
 
 
 def test_large_batches_give_the_rate_they_are_made_at():

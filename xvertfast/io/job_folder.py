@@ -239,6 +239,9 @@ class LedgerStatus:
     other_settings: int = 0
     #: output files this ledger's job finished a second lately (see :func:`recent_rate`), or None
     rate: float | None = None
+    #: how many of its finished outputs the rate was taken over, or (no rate) would have been: 0
+    #: where it finished none, so that a shard's dry run says 'too few outputs' only of one that made some
+    rate_outputs: int = 0
     #: whether the job writing this ledger runs now: it holds its lock (the unsharded job the
     #: folder's, exclusively; a shard its own), and a lock goes with its process, a kill -9 too
     #: (:func:`~xvertfast.resume.lock_held`). None where that cannot be told here
@@ -274,8 +277,13 @@ class JobStatus:
     #: output files finished a second lately, all ledgers together: the sum of the rates (see
     #: :func:`recent_rate`) of the latest ledger at work and those at work beside it; None where none has one yet
     rate: float | None = None
-    rate_outputs: int = 0  #: how many finished outputs the rate was taken over
+    #: how many finished outputs the rate was taken over; without a rate, how many those ledgers at
+    #: work finished lately (not those of a shard that ran before them: its pace is not theirs)
+    rate_outputs: int = 0
     rate_ledgers: int = 0  #: how many ledgers' rates were added up (1: shards that ran one after another)
+    #: how many ledgers are at work, the latest and those beside it, with a rate or not: more than
+    #: :attr:`rate_ledgers` where some (just started) have none yet, and the rate leaves them out
+    ledgers_at_work: int = 0
 
     @property
     def done(self) -> int:
@@ -291,11 +299,15 @@ class JobStatus:
 
     @property
     def rate_of(self) -> str:
-        """Whose finished outputs :attr:`rate` adds up, where the folder has several ledgers:
-        'latest' (that shard alone), 'all' or 'some' (:attr:`rate_ledgers` of them at work together)."""
-        if self.rate_ledgers == 1:
+        """Whose finished outputs :attr:`rate` adds up (or :attr:`rate_outputs` counts, without a
+        rate), where the folder has several ledgers: 'latest' (that shard alone, none at work beside
+        it), 'all' or 'some' (:attr:`ledgers_at_work` of them at work together), or 'part' (only
+        :attr:`rate_ledgers` of those at work: the others have no rate yet)."""
+        if 0 < self.rate_ledgers < self.ledgers_at_work:
+            return "part"
+        if self.ledgers_at_work == 1:
             return "latest"
-        return "all" if self.rate_ledgers == len(self.ledgers) else "some"
+        return "all" if self.ledgers_at_work == len(self.ledgers) else "some"
 
 
 #: A pause longer than this between two finished outputs ends a stretch of work: the rate is
@@ -427,7 +439,7 @@ def job_status(out_dir: str, job: str) -> JobStatus | None:
         running = True if True in looks else None if None in looks else False
         found.append(LedgerStatus(os.path.basename(ledger), match and f"{match.group(1)}/{match.group(2)}", current,
                                   sum(e.get("state") == "writing" for e in mine), modified, len(done) - current,
-                                  own_rate, running,
+                                  own_rate, counted, running,
                                   **_how_it_ended(runs.get(ledger, {}), running, modified)))  # fmt: skip
         if counted:  # (the ends of the stretch of work its rate was taken over)
             rates.append((stretch[-1], stretch[0], own_rate, counted))
@@ -437,12 +449,15 @@ def job_status(out_dir: str, job: str) -> JobStatus | None:
     # an output within RATE_PAUSE_S of its latest (a shard stopped long ago makes no outputs now) and
     # after its stretch began (shards run one after the other each went at their own pace, not the sum)
     latest, began = max(((last, first) for last, first, _, _ in rates), default=(0, 0))
-    working = [(r, n) for last, _, r, n in rates
-               if r is not None and latest - last <= RATE_PAUSE_S * 1e9 and last >= began]  # fmt: skip
+    # (the latest ledger is at work by this rule, whatever its rate: without one, the outputs counted are
+    # those of the ledgers at work, not those of a shard before them, whose rate is not for now)
+    at_work = [(r, n) for last, _, r, n in rates if latest - last <= RATE_PAUSE_S * 1e9 and last >= began]
+    working = [(r, n) for r, n in at_work if r is not None]
     rate = sum(r for r, _ in working) if working else None
-    rate_outputs = sum(n for _, n in working) if working else sum(n for *_, n in rates)
+    rate_outputs = sum(n for _, n in working or at_work)
     legacy = legacy or (os.path.exists(settings_file) and not found)
-    return JobStatus(job, recorded.get("xvertfast"), settings, found, legacy, rate, rate_outputs, len(working))
+    return JobStatus(job, recorded.get("xvertfast"), settings, found, legacy, rate, rate_outputs, len(working),
+                     len(at_work))  # fmt: skip
 
 
 def _how_it_ended(run: dict, running: bool | None, modified: float) -> dict:
