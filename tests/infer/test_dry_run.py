@@ -122,3 +122,33 @@ def test_a_dry_run_plans_the_precision_that_autos_fallback_from_tensorrt_records
     again = job()
     assert (again.done, again.skipped, len(again.failed)) == (1, 3, 0)
     assert json.loads((out / JOB_FILE).read_text())["settings"]["precision"] == "float16"
+
+
+def test_an_interrupted_dry_run_says_to_run_it_again_not_that_it_resumes(tmp_path, model_dir, seed, capsys,  # noqa: F811
+                                                                         monkeypatch):  # fmt: skip
+    # it said "2 images not processed; the same command resumes where this one stopped": a dry run
+    # keeps no progress, and its images are never processed
+    from xvertfast.io.job_folder import JobFolder
+
+    write_pngs(tmp_path / "in", seed, ["a.png", "b.png", "c.png"])
+    state, calls = JobFolder.state, []
+
+    def interrupted(self, *args, **kwargs):
+        calls.append(args)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # (Ctrl-C, or SIGTERM: main raises it for both)
+        return state(self, *args, **kwargs)
+
+    monkeypatch.setattr(JobFolder, "state", interrupted)
+    plan = Enhancer(str(model_dir), device="cpu").enhance_files([str(tmp_path / "in")], str(tmp_path / "out"),
+                                                               progress=False, log=_quiet, dry_run=True)  # fmt: skip
+    assert (plan.dry_run, plan.stopped, plan.planned) == (True, "interrupted", 1)
+    assert plan.stop_line() == "stopped early: interrupted; the dry run was cut short; run it again"
+    calls.clear()
+    args = ["enhance", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(model_dir), "--device", "cpu",
+            "-q", "--dry-run"]  # fmt: skip
+    assert main(args) == 130
+    err = capsys.readouterr().err
+    assert err.endswith("stopped early: interrupted; the dry run was cut short; run it again\n")
+    assert "resumes" not in err and "not processed" not in err
+    assert not (tmp_path / "out").exists()

@@ -127,9 +127,12 @@ class BatchSummary:
 
     def stop_line(self) -> str | None:
         """Why the job stopped early, how many inputs it left and that the same command resumes, in
-        one line for the end of its output (None: it did not stop). The job's log does not say it."""
+        one line for the end of its output (None: it did not stop). The job's log does not say it.
+        A dry run keeps no progress to resume from (it only stops while planning): it is run again."""
         if self.stopped is None:
             return None
+        if self.dry_run:
+            return f"stopped early: {self.stopped}; the dry run was cut short; run it again"
         when = " while planning, before any image was enhanced" if self.stopped_planning else ""
         return (f"stopped early: {self.stopped}{when}; {count(self.not_processed, 'image')} not processed; the same "
                 "command resumes where this one stopped")  # fmt: skip
