@@ -89,7 +89,7 @@ SHARD_HELP = ("do only the K-th of N parts of the inputs (1 <= K <= N), so that 
 #: --threads of preprocess, enhance and evaluate, less what each says of its results (train's says
 #: the same in its own words).
 THREADS_HELP = ("CPU threads for torch and for xvertfast's compiled ops, the WLS solver's included (0: torch's "
-                "default, all cores, or OMP_NUM_THREADS where set). For jobs side by side on one machine (shards, "
+                "default: one a physical core, or OMP_NUM_THREADS where set). For jobs side by side on one machine (shards, "
                 "a training run beside this one): give each its share of the cores, or the solver's threads spin "
                 "waiting for ones that are off their core.")  # fmt: skip
 
