@@ -253,7 +253,10 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
     from xvertfast.io.files import NothingFound, check_inputs
 
     if args.backend == "compile" and not args.dry_run:  # the first batch waits for it, with the bar at 0%
-        print("--backend compile: torch.compile compiles the stages on the first batch (about half a minute)",
+        # (one NIH image, one busy core: 81 s more than the torch backend; 33 s more in a later
+        # process that found the stages in torch's on-disk compile cache)
+        print("--backend compile: torch.compile compiles the stages on the first batch, once a job (on a CPU a "
+              "minute or more; about half that where torch's compile cache holds them from an earlier run)",
               file=sys.stderr)  # fmt: skip
     try:
         check_inputs(args.inputs)  # a mistyped folder: said before the model is loaded or OUT_DIR made
