@@ -463,6 +463,42 @@ def test_evaluate_help_says_what_each_metric_measures_and_which_way_is_better():
         assert gloss in said, gloss
 
 
+def test_status_help_states_the_rate_rule_that_status_applies():
+    """The help said "finished a minute lately (over the last 100, back to a pause of over 10
+    minutes)" after the rule had changed (at least 30 s too, the first batch left out, no rate from
+    under 5 outputs): the help must give the numbers job_folder's rate uses."""
+    from xvertfast.io.job_folder import RATE_MIN_OUTPUTS, RATE_MIN_SPAN_S, RATE_OUTPUTS, RATE_PAUSE_S
+
+    said = " ".join(subcommands()["status"].format_help().split())
+    assert f"at least its latest {RATE_OUTPUTS} outputs and {RATE_MIN_SPAN_S:.0f} s" in said
+    assert f"not back past a pause of over {RATE_PAUSE_S / 60:.0f} minutes" in said
+    assert "first batch is left out" in said
+    assert f"under {RATE_MIN_OUTPUTS} outputs after it, or under {RATE_MIN_SPAN_S:.0f} s, give no rate" in said
+    # a training run's phases as `status RUN_DIR` names them: structure loss alone, then joint
+    assert "(structure loss alone, or joint," in said and "feature-loss or joint" not in said
+
+
+def test_enhance_precision_help_gives_the_rule_then_a_line_for_the_cpu_and_one_for_the_gpu():
+    """--precision's help was one 14-line paragraph with the CPU's and the GPU's cases run together."""
+    cases = {a.dest: a.help for a in subcommands()["enhance"]._actions}["precision"].split("\n")
+    assert [case.split(":")[0] for case in cases] == ["auto", "CPU", "GPU", "More"]
+    text = subcommands()["enhance"].format_help()
+    lines = [line.strip() for line in text.splitlines()]
+    for case in cases:  # each begins a line of the help shown, not run on after the one before
+        assert any(line and case.startswith(line) for line in lines), case
+    said = " ".join(text.split())
+    for fact in ("torch and compile backends only", "about 1.2x (the WLS solves are not sped up)", "~1e-3",
+                 "onnxruntime runs bf16 as fp32 and tensorrt as fp16", "fp32 runs without TF32"):
+        assert fact in said, fact
+
+
+def test_train_help_says_workers_is_the_deprecated_name_of_threads():
+    """train --workers is an old name of --threads (it warns), while enhance --workers means reader
+    threads: the help said only "(--workers is the old name)"."""
+    options = {a.dest: a.help for a in subcommands()["train"]._actions}
+    assert "--workers: the deprecated old name of --threads" in " ".join(options["threads"].split())
+
+
 def test_train_help_ties_the_epoch_options_to_early_stopping_and_the_loss_named_above():
     """The description speaks of the gradient-correlation loss and early stopping, the options of
     a "structure loss" and a bare "early-stopping patience": which epochs --patience counts, and

@@ -91,7 +91,7 @@ SHARD_HELP = ("do only the K-th of N parts of the inputs (1 <= K <= N), so that 
 THREADS_HELP = ("CPU threads for torch and for xvertfast's compiled ops, the WLS solver's included (0: torch's "
                 "default: one a physical core, or OMP_NUM_THREADS where set). For jobs side by side on one machine (shards, "
                 "a training run beside this one): give each its share of the cores, or the solver's threads spin "
-                "waiting for ones that are off their core.")  # fmt: skip
+                "waiting for ones the other jobs keep off their core.")  # fmt: skip
 
 
 def _use_threads(threads: int) -> None:
@@ -171,7 +171,7 @@ def _dry_run_help(job: str, out_metavar: str) -> str:
             f"settings recorded in {out_metavar}); files that cannot be decoded show only when a run reads them. Writes "
             "nothing and does not make the output folder; exit code 0 nothing would fail, 1 some would, 2 a "
             "run could not start (other settings recorded, a folder it cannot write). A job running there now "
-            "is noted (a run is refused until it ends), and where one ran, how long the rest would take at its rate")
+            "is noted (a run is refused until it ends), and where one has run, how long the rest would take at its rate")
 
 
 def _started_with(args: argparse.Namespace, *paths: str | list[str] | None) -> dict:
@@ -754,8 +754,8 @@ def build_parser() -> argparse.ArgumentParser:
                     evaluation ROIs (green), and a key to them in a strip
                     below: look at these before training.
 Bad files are reported and get no output; the others go on. A rerun resumes:
-OUTDIR keeps a ledger of the outputs the job wrote, and an input whose outputs
-were finished from it, unchanged, is skipped (--overwrite recomputes it). A file
+OUTDIR keeps a ledger of the outputs the job wrote, and an input the ledger
+records as done, unchanged since, is skipped (--overwrite recomputes it). A file
 in OUTDIR that the job did not write is never replaced.
 Exit code: 0 all done, 1 a file failed, none found or the disk is full, 2 OUTDIR
 cannot be used (another job in it, other settings without --overwrite), an @list
@@ -775,11 +775,12 @@ cannot be read, or the --rois file cannot be read or has a row naming no input,
     enh = sub.add_parser(
         "enhance",
         help="enhance radiographs with a trained model (batch, resumable)",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_LinesKept,
         description="""Enhance every input with XVertNet and write the results under OUT_DIR,
-mirroring the input folders: a folder's files keep their paths below it, an @list's
-files the paths as listed, and a file named on the command line goes to OUT_DIR/NAME
-(two of one name from different folders collide: give their common parent folder).
+mirroring the input folders: a folder's files keep their paths below it, an
+@list's files the paths as listed, and a file named on the command line goes to
+OUT_DIR/NAME (two of one name from different folders collide: give their common
+parent folder).
 
   --mode spine   the upper and lower thoracic spine ROIs are enhanced and blended
                  into the original with a feathered seam (what the papers evaluate)
@@ -794,21 +795,22 @@ files the paths as listed, and a file named on the command line goes to OUT_DIR/
 Outputs are written atomically and recorded in OUT_DIR's ledger: after an
 interruption (Ctrl-C, a kill, a full disk) the same command skips what is done
 and does the rest; an input changed since is done again. A file in OUT_DIR that
-xvertfast did not write is never taken for an output nor replaced, even with
+xvertfast did not write is never taken for an output or replaced, even with
 --overwrite. OUT_DIR records the model, mode, brightness, format and precision,
-and a rerun with other settings is refused (--overwrite redoes the outputs; after a
-change of --format each new output replaces the input's earlier one). OUT_DIR
-is not searched for inputs, and one job at a time may write into it, or the N
-shards of one (--shard K/N, e.g. a cluster array job: --shard $((TASK_ID + 1))/N). Bad files are
-reported and skipped. Exit code: 0 all done, 1 some failed, nothing was found, the
-disk filled or the --report could not be written, 2 the job could not start, 130
-interrupted, 143 stopped by SIGTERM.
+and a rerun with other settings is refused (--overwrite redoes the outputs;
+after a change of --format each new output replaces the input's earlier one).
+OUT_DIR is not searched for inputs, and one job at a time may write into it, or
+the N shards of one (--shard K/N, e.g. a cluster array job: --shard
+$((TASK_ID + 1))/N). Bad files are reported and skipped. Exit code: 0 all done,
+1 some failed, nothing was found, the disk filled or the --report could not be
+written, 2 the job could not start, 130 interrupted, 143 stopped by SIGTERM.
 
---format same keeps each input's kind: 8-bit PNG/JPEG -> 8-bit PNG, deeper PNG ->
-16-bit PNG at the source's bit depth, TIFF -> float TIFF, DICOM -> derived DICOM
-(a Secondary Capture image: patient and study kept, new series). Every output is
-stored bone bright (MONOCHROME2) whatever the input's polarity: a MONOCHROME1 DICOM,
-or a PNG listed as MONOCHROME1, comes back with its stored values inverted.""",
+--format same keeps each input's kind: 8-bit PNG/JPEG -> 8-bit PNG, deeper PNG
+-> 16-bit PNG at the source's bit depth, TIFF -> float TIFF, DICOM -> derived
+DICOM (a Secondary Capture image: patient and study kept, new series). Every
+output is stored bone bright (MONOCHROME2) whatever the input's polarity: a
+MONOCHROME1 DICOM, or a PNG listed as MONOCHROME1, comes back with its stored
+values inverted.""",
     )
     _add_job_arguments(enh, "OUT_DIR", "output folder")
     enh.add_argument("--model", default="default", metavar="PATH|default",
@@ -823,23 +825,25 @@ or a PNG listed as MONOCHROME1, comes back with its stored values inverted.""",
                      help="network runtime: auto is TensorRT on a GPU where installed (torch where TensorRT cannot build "
                      "its engines), else torch (default: %(default)s)")
     enh.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
-                     help="auto: bf16/fp16 on a GPU, fp32 on the CPU; on a CPU with AMX, bf16 runs a network "
-                     "stage about 2x as fast as fp32 but a whole job about 1.2x (the WLS solves are not sped up), "
-                     "and moves the outputs by ~1e-3 on a [0, 1] scale on average, about 0.3 of an 8-bit grey "
-                     "level (bench/RESULTS.md, 2026-12-04; torch and compile backends only, on the CPU); exported graphs hold fp32 or fp16, so on a GPU onnxruntime runs bf16 "
-                     "as fp32 and tensorrt as fp16; fp32 on a GPU runs without TF32 (torch, compile and "
-                     "tensorrt backends) (default: %(default)s)")
+                     help="auto: bf16 on a GPU (fp16 below compute capability 8.0), fp32 on the CPU; fp16 is "
+                     "for GPUs only (default: %(default)s)\n"
+                     "CPU: bf16 (torch and compile backends only) with AMX runs a network stage about 2x as fast as "
+                     "fp32, a whole job about 1.2x (the WLS solves are not sped up); it moves the outputs by ~1e-3 on a "
+                     "[0, 1] scale on average, 0.3 of an 8-bit grey level (bench/RESULTS.md, 2026-12-04)\n"
+                     "GPU: exported graphs hold fp32 or fp16, so onnxruntime runs bf16 as fp32 and tensorrt as "
+                     "fp16; fp32 runs without TF32 (torch, compile and tensorrt backends)\n"
+                     "More: docs/guide/backends.md in the source")  # fmt: skip
     enh.add_argument("--format", choices=("same", "png16", "png8", "tiff", "dicom"), default="same",
                      help="output format: same (above); png16, a 16-bit PNG holding the source's bit depth "
-                     "(a 12-bit input as 0..4095, an 8-bit one as 0..255: viewers that show the whole 16-bit range "
-                     "show them dark; png8 for viewing); png8; tiff, float32 in [0, 1]; dicom, a derived "
+                     "(a 12-bit input as 0..4095, an 8-bit one as 0..255, so viewers that show the whole 16-bit "
+                     "range show them dark); png8, for viewing; tiff, float32 in [0, 1]; dicom, a derived "
                      "DICOM at the source's bit depth (default: %(default)s)")
     enh.add_argument("--batch-size", type=_at_least(1), default=8,
                      help="tiles per network call: an image gives two in spine mode, more in full mode "
                      "(default: %(default)s)")  # fmt: skip
     enh.add_argument("--workers", type=_at_least(1, 64), default=None,
-                     help="images read and preprocessed at once, and as many written: threads of their own, each "
-                     "solve in one using --threads CPU threads (default: half the CPUs, 1 to 4: the WLS solver and "
+                     help="threads that read and preprocess an image each, and as many that write; a reader's "
+                     "WLS solves run using --threads CPU threads (default: half the CPUs, 1 to 4, as the solver and "
                      "the network already use every core; at most 64)")
     enh.add_argument("--threads", type=_at_least(0), default=0, metavar="N",
                      help=THREADS_HELP + " The network uses N, and so does each --workers thread's solve. "
@@ -863,44 +867,47 @@ or a PNG listed as MONOCHROME1, comes back with its stored values inverted.""",
         "evaluate",
         help="compare XVertNet with baselines on the spine ROIs (the papers' protocol), as a report",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="""Run each method on every whole image, cut the two 512x290 spine ROIs
-(upper and lower thoracic spine, found automatically or given in a CSV; 512x290 at
-1024 rows, scaled with the image height) from the original and from each output,
-score them, and write into REPORT_DIR (new, empty, or an earlier evaluation's):
+        description="""Run each method on every whole image, cut the two spine ROIs (upper and
+lower thoracic spine, 512x290 at 1024 rows, scaled with the image height; found
+automatically or given in a CSV) from the original and from each output, score
+them, and write into REPORT_DIR (new, empty, or an earlier evaluation's):
   scores.csv     every ROI, method and metric
-  summary.md/csv mean +- std per method (with and without z-score outlier removal,
-                 +-1.96 sd, union of both methods' outliers; the reference's
-                 own row without its own) and Wilcoxon signed-rank
-                 p-values against --compare-to (* p<0.05, ** p<0.01)
+  summary.md/csv mean +- std per method, with and without z-score outlier
+                 removal (+-1.96 sd: a method paired with the reference loses
+                 the outliers of either, the reference's own row only its
+                 own), and Wilcoxon signed-rank p-values against --compare-to
+                 (* p<0.05, ** p<0.01)
   boxplots.png   the distributions
   grid/*.png     a sample of images, all methods side by side, ROIs drawn
   report.html    all of it on one page
-Methods: identity, clahe (scikit-image's, 8x8 tiles, clip 2/256 per bin: OpenCV's
-clipLimit 2.0 by definition, though not OpenCV's algorithm), farbman (3-level
-WLS detail boosting), xvertnet[=MODEL_DIR] (the default model when no directory;
-the papers' method), xvertnet_original_brightness[=MODEL_DIR] (the same network's
-detail on the original's large-scale brightness: enhance --brightness original),
-outputs=DIR (what another tool wrote into DIR, mirroring the inputs' paths as
-enhance does, any image extension; read on its format's own scale, not stretched).
-A label names a method in the report, LABEL:METHOD, so two of a kind can be compared:
+Methods: identity, clahe (scikit-image's, 8x8 tiles, clip 2/256 per bin:
+OpenCV's clipLimit 2.0 by definition, though not OpenCV's algorithm), farbman
+(3-level WLS detail boosting), xvertnet[=MODEL_DIR] (the default model when no
+directory; the papers' method), xvertnet_original_brightness[=MODEL_DIR] (the
+same network's detail on the original's large-scale brightness: enhance
+--brightness original), outputs=DIR (what another tool wrote into DIR,
+mirroring the inputs' paths as enhance does, any image extension; read on its
+format's own scale, not stretched). LABEL:METHOD names a method in the report,
+so that two of a kind can be compared:
   --methods identity,clahe,xvertnet,mine:xvertnet=runs/mine/model,vendor:outputs=/data/vendor
 Metrics (higher is better, except brisque): entropy (bits: how widely the ROI's
-grey levels spread), tenengrad (mean squared Sobel gradient: edge strength), lpc_si
-(local phase coherence sharpness index), tmqi (tone-mapped image quality index: how
-much of the original's structure is kept, and naturalness; reference = original), brisque
-(no-reference naturalness score, lower is better), tmqi_paper_compat (TMQI with the
-test image in [0, 1]: the XVertNet paper's values, 0.01-0.21, for comparing with its
-tables); definitions in xvertfast.eval.metrics. A failing image is reported and
-skipped. Each image's
+grey levels spread), tenengrad (mean squared Sobel gradient: edge strength),
+lpc_si (local phase coherence sharpness index), tmqi (tone-mapped image quality
+index: how much of the original's structure is kept, and naturalness;
+reference = original), brisque (no-reference naturalness score, lower is
+better), tmqi_paper_compat (TMQI with the test image in [0, 1]: the XVertNet
+paper's values, 0.01-0.21, for comparing with its tables); definitions in
+xvertfast.eval.metrics. A failing image is reported and skipped. Each image's
 scores are recorded in REPORT_DIR as it finishes: after an interruption, the
 same command scores only the images not done yet (--restart scores all again,
 as enhance --overwrite redoes). A rerun may add or drop methods or metrics: an
-added one is scored alone on the images done, the others' scores are kept (a dropped
-one's too, for a rerun that gives it again; the report shows those asked); other
-settings changed (the model, device, precision, ROIs, xvertfast's code) are refused.
-Exit code: 0 all scored, 1 an image failed or none was found, 2 the run could not
-start (an unknown method or metric, other settings in REPORT_DIR without --restart,
-REPORT_DIR holding other files), 130 interrupted, 143 stopped by SIGTERM.""",
+added one is scored alone on the images done, the others' scores are kept (a
+dropped one's too, for a rerun that gives it again; the report shows those
+asked); other settings changed (the model, device, precision, ROIs,
+xvertfast's code) are refused. Exit code: 0 all scored, 1 an image failed or
+none was found, 2 the run could not start (an unknown method or metric, other
+settings in REPORT_DIR without --restart, REPORT_DIR holding other files), 130
+interrupted, 143 stopped by SIGTERM.""",
     )
     _add_job_arguments(ev, "REPORT_DIR", "report folder")
     ev.add_argument("--methods", default="identity,clahe,farbman,xvertnet",
@@ -939,28 +946,34 @@ REPORT_DIR holding other files), 130 interrupted, 143 stopped by SIGTERM.""",
              "has come",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="""Read an enhance or preprocess output folder's settings and ledgers (the
-unsharded job's and every shard's) and say how many outputs are done with the recorded
-settings, how many were started and not finished (in flight now, left by a killed run, or
-whose writing failed, which its next run redoes), how many were finished with other settings (before an
---overwrite with new ones, which redoes them), when each ledger was last written, and whether
-the job writing it (each shard, the job without --shard) is running now: it holds its lock,
-which a killed process (kill -9, a node lost, a time limit) lets go. For those not running,
-how the latest run ended: finished (every input of its part done, skipped or failed, with its
-counts), or stopped and why (interrupted, the disk full, the device failed; killed, or its node
-lost, where it wrote no end), with the command that resumes one that stopped: its command line
-as recorded (cd to the folder it was started in, where its paths are relative; without
---overwrite), or a template for a run started from Python or by an earlier xvertfast, which
-recorded neither. And how many output files all of them together finished a minute lately (over
-the last 100, back to a pause of over 10 minutes).
-Only reads: running jobs are not disturbed (their locks are taken shared for a moment, which
-a job starting then waits out).
-Inputs that failed are not in the ledgers (each run's --report lists them).
+unsharded job's and every shard's) and say how many outputs are done with the
+recorded settings, how many were started and not finished (in flight, left by
+a killed run, or whose writing failed: the next run redoes them), and how many
+have other settings (from before an --overwrite with new ones, which redoes
+them). For each ledger: when it was last written, and whether its job (a shard,
+or the job without --shard) runs now, i.e. holds its lock, which a killed
+process (kill -9, a node lost, a time limit) lets go. For one not running: how
+its latest run ended, finished (every input of its part done, skipped or
+failed, with the counts) or stopped and why (interrupted, the disk full, the
+device failed; killed, or its node lost, where it wrote no end), and for one
+that stopped, the command that resumes it: its command line as recorded (cd to
+the folder it was started in, where its paths are relative; without
+--overwrite), or a template where it recorded none (started from Python or by
+an earlier xvertfast).
+Then the rate in output files a minute, added up over the shards at work: each
+over at least its latest 100 outputs and 30 s, not back past a pause of over
+10 minutes. A stretch's first batch is left out; under 5 outputs after it, or
+under 30 s, give no rate.
+Only reads: running jobs are not disturbed (a job starting while status reads
+its lock waits a moment). Failed inputs are not in the ledgers (each run's
+--report lists them).
 
-Given the RUN_DIR of `xvertfast train`: the stage and epoch the run has reached, the phase
-(feature-loss or joint, and how near early stopping is), its latest losses, how many epochs
-it may still train and how long they would take at its recent pace, when it last wrote, and
-whether it is running now.
-Exit code: 0, 2 where the folder holds no such job or a ledger or checkpoint cannot be read.""",
+Given the RUN_DIR of `xvertfast train`: the stage and epoch reached, the phase
+(structure loss alone, or joint, and how near early stopping is), the latest
+losses, the epochs it may still train and how long at its recent pace, when it
+last wrote, and whether it runs now.
+Exit code: 0, 2 where the folder holds no such job or a ledger or checkpoint
+cannot be read.""",
     )
     st.add_argument("folder", metavar="FOLDER", help="the output folder of an enhance or preprocess job, or the "
                     "RUN_DIR of a training run")  # fmt: skip
@@ -973,7 +986,7 @@ Exit code: 0, 2 where the folder holds no such job or a ledger or checkpoint can
         description="Enhance the sample radiograph shipped with xvertfast (a 10-bit MONOCHROME1 CR chest "
         "DICOM) with a model (the shipped default unless --model), write the enhanced DICOM to "
         "OUT/enhanced/ and an evaluation report against identity, CLAHE and Farbman to "
-        "OUT/report/report.html (with the model's output also under --brightness original; entropy, "
+        "OUT/report/report.html (the model's output also with --brightness original; scored on entropy, "
         "Tenengrad and LPC-SI: the sample's ROIs are too small for TMQI). "
         "Exit code: 0 done, 2 failed.",
     )
@@ -993,8 +1006,8 @@ Exit code: 0, 2 where the folder holds no such job or a ledger or checkpoint can
         "packages (for torch._inductor; load them with xvertfast.infer.export.load_aoti, which checks "
         "their input shapes). The files are for running the network elsewhere: `xvertfast enhance "
         "--backend onnxruntime|tensorrt` exports and caches its own. A model's stage files are written "
-        "as a set; files of those names that are there already (for onnx, stage{k}.engine too: engines built "
-        "from the set replaced) are replaced only with --overwrite. "
+        "as a set; stage files already in OUT are replaced only with --overwrite (which, for onnx, also "
+        "removes the stage{k}.engine files built from the old set). "
         "The tile side defaults to the model's training ROI size. Exit code: 0 done, 2 failed, 130 interrupted, 143 stopped by SIGTERM.",
     )
     exp.add_argument("model", metavar="MODEL",
@@ -1020,8 +1033,8 @@ Exit code: 0, 2 where the folder holds no such job or a ledger or checkpoint can
         help="show the export cache's size, or empty it",
         description="Show where the export cache is (XVF_CACHE_DIR, else ~/.cache/xvertfast/engines) and how much "
         "it holds: the ONNX exports and TensorRT engines and timing caches that `enhance --backend "
-        "onnxruntime|tensorrt` and `export --format tensorrt` keep. Nothing is removed from it by itself; "
-        "--clear removes them (only files of those names: a cache folder shared with other files loses none), "
+        "onnxruntime|tensorrt` and `export --format tensorrt` keep. xvertfast never prunes it; "
+        "--clear removes those (only files of those names: a cache folder shared with other files loses none), "
         "and what is needed again is made again (a TensorRT engine in minutes). Exit code: 0 done, 1 some files "
         "could not be removed (each is named; the others were), 2 refused (another xvertfast process is building "
         "or loading from the cache).",
@@ -1091,9 +1104,9 @@ Exit code: 0, 2 where the folder holds no such job or a ledger or checkpoint can
     tr.add_argument("--rois", metavar="FILE", help=ROIS_HELP + " (from RUN_DIR's cache); a --resume once an epoch "
                     "has trained needs the centres it was trained on")  # fmt: skip
     tr.add_argument("--threads", "--workers", dest="threads", type=_at_least(0), default=0, action=_ThreadsOption,
-                    help="CPU threads for torch (0: torch's default); batches are gathered from the "
-                    "memory-mapped ROI cache in the training loop, so there are no data-loading workers to set "
-                    "(--workers is the old name)")
+                    help="CPU threads for torch (0: torch's default); batches come from the memory-mapped "
+                    "ROI cache in the training loop: there are no data-loading workers. --workers: the deprecated "
+                    "old name of --threads (it warns), not enhance's reader threads")
     tr.set_defaults(func=_cmd_train)
     return parser
 
@@ -1118,6 +1131,15 @@ class _DefaultsWhereSet(argparse.ArgumentDefaultsHelpFormatter):
         if unset or "default" in text:
             return text
         return super()._get_help_string(action)
+
+
+class _LinesKept(argparse.RawDescriptionHelpFormatter):
+    """Wraps each line of an option's help on its own, so that a long help can give its cases
+    one a line (enhance --precision: the choices, then the CPU's case, then the GPU's)."""
+
+    def _split_lines(self, text, width):
+        wrap = super()._split_lines  # (a comprehension has no zero-argument super())
+        return [wrapped for line in text.splitlines() for wrapped in wrap(line, width)]
 
 
 def _say_around_the_bar(text: str) -> None:
