@@ -169,6 +169,28 @@ def test_the_spine_warning_names_the_option_and_full_mode_does_not_give_it(tmp_p
     assert "the spine was found at the edge" not in _said(capsys)[1]
 
 
+def test_images_not_shaped_like_a_chest_are_enhanced_with_a_warning_in_spine_mode(tmp_path, model_dir, seed, capsys):
+    """A 4000 x 300 and a 300 x 4000 image were enhanced in spine mode without a word; they are
+    still enhanced (never refused), with the warning given as it happens, in the summary and in
+    the report; full mode, which finds no spine, says nothing of it."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for name, (h, w) in {"wide.png": (48, 480), "tall.png": (480, 48), "chest.png": (256, 240)}.items():
+        Image.fromarray(np.round(chest_like(seed, h, w) * 255).astype(np.uint8)).save(src / name)
+    report = tmp_path / "run.json"
+    assert _run(src, tmp_path / "spine", model_dir, "--report", str(report)) == 0
+    err = _said(capsys)[1]
+    for name, shape in (("wide.png", "480 x 48"), ("tall.png", "48 x 480")):
+        said = f"{src / name}: {shape}: not the shape of a frontal chest radiograph"
+        assert err.count(said) == 2, err  # (as it happens, and again in the summary)
+        assert (tmp_path / "spine" / name).exists()
+    assert "chest.png: 256" not in err and "chest.png: 240" not in err
+    files = {os.path.basename(r["input"]): r["warnings"] for r in json.loads(report.read_text())["files"]}
+    assert "--rois" in files["wide.png"][0] and files["chest.png"] == []
+    assert _run(src, tmp_path / "full", model_dir, "--mode", "full") == 0
+    assert "not the shape of" not in _said(capsys)[1]
+
+
 def test_the_python_api_takes_the_centres_read_or_a_path(tmp_path, model_dir, seed):
     from xvertfast.preprocess.centres import load_roi_centres
 

@@ -142,6 +142,50 @@ def test_a_spine_outside_the_search_range_is_warned_of(centre, pinned):
     assert not given.detected and image_warnings(rad, given) == []  # centres given by hand: nothing to warn of
 
 
+def _rad(pixels: np.ndarray, path: str = "a.png"):
+    from xvertfast.io import Radiograph
+
+    return Radiograph(pixels.astype(np.float32), pixels, 8, "MONOCHROME2", "png", path)
+
+
+@pytest.mark.parametrize("width, height", [(4000, 300), (300, 4000), (1000, 499), (499, 1000)])
+def test_a_spine_found_on_an_image_not_shaped_like_a_chest_is_warned_of(width, height):
+    """4000 x 300 and 300 x 4000 images were enhanced in spine mode without a word (a grey patch,
+    two grey bands): whatever column the finder picks there, it is no spine to trust."""
+    from xvertfast.preprocess import image_warnings
+
+    img = synthetic_chest(0.5, H=height, W=width)
+    spine = find_spine(img)
+    said = [w for w in image_warnings(_rad(img), spine) if "not the shape of a frontal chest radiograph" in w]
+    assert said == [f"a.png: {width} x {height}: not the shape of a frontal chest radiograph (width / height "
+                    f"{width / height:.2g}, outside 0.5-2); the spine found may be wrong: check it with --preview "
+                    "(enhance) or the overlay (preprocess), or give --rois"]  # fmt: skip
+    # one doubt of the spine, not two: a pinned spine is what such a shape gives
+    assert not any("the spine was found at the edge" in w for w in image_warnings(_rad(img), spine))
+    given = spine.with_centres(upper=(0.3 * height, width / 2), lower=(0.6 * height, width / 2))
+    assert image_warnings(_rad(img), given) == image_warnings(_rad(img))  # centres given by hand: nothing to doubt
+
+
+@pytest.mark.parametrize("width, height", [(1024, 1024), (2500, 2048), (2048, 2500), (640, 524), (524, 640),
+                                           (1000, 500), (500, 1000)])  # fmt: skip
+def test_chest_shaped_images_get_no_shape_warning(width, height):
+    from xvertfast.preprocess import image_warnings
+
+    img = synthetic_chest(0.5, H=height, W=width)
+    assert not any("not the shape of" in w for w in image_warnings(_rad(img), find_spine(img)))
+
+
+@needs_cxr_dev
+def test_no_cxr_dev_image_gets_a_shape_warning():
+    from xvertfast.preprocess import image_warnings
+
+    for name in sorted(MARKS):
+        rad = read(name)
+        for pixels in (rad.pixels, rad.pixels.T.copy()):  # (their transposes: 0.82-1.22 too)
+            said = image_warnings(_rad(pixels, name), find_spine(pixels))
+            assert not any("not the shape of" in w for w in said), name
+
+
 @needs_cxr_dev
 def test_no_cxr_dev_image_read_the_right_way_is_pinned():
     for name in sorted(MARKS):

@@ -34,7 +34,7 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = ["find_spine", "Spine", "Box", "WORKING_HEIGHT", "UPPER_LEVEL", "LOWER_LEVEL", "polarity_score",
-           "looks_inverted", "inverted_warning"]  # fmt: skip
+           "looks_inverted", "inverted_warning", "shape_warning", "FRONTAL_ASPECT_RANGE"]  # fmt: skip
 
 #: Height (rows) at which ROI sizes are defined; ROIs scale with image height / WORKING_HEIGHT.
 WORKING_HEIGHT = 1024
@@ -261,15 +261,41 @@ def inverted_warning(rad) -> str | None:
             f"non-frontal view can do this too); {hint}")
 
 
+#: The width / height a radiograph may have for the spine finder to be trusted without a word.
+#: Frontal chest radiographs are about 0.8-1.25 (detector plates of 35 x 43 cm either way round,
+#: 43 x 43, the square NIH images; cxr-dev: 1.0-1.22), cropped ones 0.7-1.4; the range is wider
+#: still, so that an odd crop is not warned of. Outside it the image is a strip, a spine or a page
+#: of several views, not a chest, and the finder still picks a column (4000 x 300 gave a small
+#: grey patch, 300 x 4000 two grey bands).
+FRONTAL_ASPECT_RANGE = (0.5, 2.0)
+
+
+def shape_warning(path: str, spine: Spine) -> str | None:
+    """The warning for a spine found by :func:`find_spine` on an image whose width / height lies
+    outside :data:`FRONTAL_ASPECT_RANGE` (``path``: its file, named in it); None inside the range,
+    or where the ROI centres were given by hand (nothing was found to doubt)."""
+    H, W = spine.shape
+    low, high = FRONTAL_ASPECT_RANGE
+    if not spine.detected or low <= W / H <= high:
+        return None
+    return (f"{path}: {W} x {H}: not the shape of a frontal chest radiograph (width / height {W / H:.2g}, outside "
+            f"{low:g}-{high:g}); the spine found may be wrong: check it with --preview (enhance) or the overlay "
+            "(preprocess), or give --rois")  # fmt: skip
+
+
 def image_warnings(rad, spine: Spine | None = None) -> list[str]:
     """Everything a batch command warns about for one decoded radiograph: what decoding
     changed (``rad.notes``: colour to luminance, first page of several), a polarity that
-    looks inverted, or else a detected spine pinned at the end of its search range
-    (``spine``: what :func:`find_spine` found on it). Each names the file."""
-    warning = inverted_warning(rad)  # (which explains a pinned spine too: one warning, not two)
-    if warning is None and spine is not None and spine.detected and spine.pinned_at_search_edge():
-        warning = (f"{rad.path}: the spine was found at the edge of where it is looked for ({spine.x / spine.shape[1]:.0%} "
-                   "of the width): the image may be cropped, off-centre or not a frontal view, and its ROIs may "
-                   "miss the spine; look at them (enhance --preview, preprocess's overlay) or give its centres "
-                   "(--rois FILE)")  # fmt: skip
-    return list(rad.notes) + ([warning] if warning else [])
+    looks inverted, and, for a detected spine (``spine``: what :func:`find_spine` found on it),
+    an image not shaped like a chest radiograph or else the spine pinned at the end of its
+    search range. Each names the file."""
+    inverted = inverted_warning(rad)
+    spine_doubt = None if spine is None else shape_warning(rad.path, spine)  # (which explains a pinned one too)
+    # (an inverted polarity explains a pinned spine too: one warning, not two)
+    pinned = spine is not None and spine.detected and spine.pinned_at_search_edge()
+    if spine_doubt is None and inverted is None and pinned:
+        spine_doubt = (f"{rad.path}: the spine was found at the edge of where it is looked for "
+                       f"({spine.x / spine.shape[1]:.0%} of the width): the image may be cropped, off-centre or not a "
+                       "frontal view, and its ROIs may miss the spine; look at them (enhance --preview, preprocess's "
+                       "overlay) or give its centres (--rois FILE)")  # fmt: skip
+    return list(rad.notes) + [warning for warning in (inverted, spine_doubt) if warning]
