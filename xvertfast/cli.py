@@ -463,6 +463,7 @@ def _print_running(folder: str, status) -> None:
         print(f"  finished: {', '.join(finished)}")
     if resumable:
         print(f"  stopped: {', '.join(named(led) for led in resumable)}")
+    _print_shards_without_ledger(status)
     for led in resumable:
         if (command := commands[id(led)]) is not None:
             unseen = f", once it no longer runs on {led.elsewhere}" if led.elsewhere else ""
@@ -481,6 +482,52 @@ def _print_running(folder: str, status) -> None:
     if any(led.running is None for led in status.ledgers):
         print("  whether a job runs cannot be told here for those marked so: this file system has no file locks, or "
               "their lock files cannot be read")  # fmt: skip
+
+
+def _print_shards_without_ledger(status) -> None:
+    """The shards of each count that left no ledger in the folder, and that the job is not complete
+    until every shard of one count has run: after ``--shard 1/2`` alone, status said "finished:
+    shard 1/2" and nothing of 2/2. It never sees the inputs, so it says nothing of how many are left."""
+    if not status.shards_without_ledger:
+        return
+    missing: dict[int, list[int]] = {}  # N -> the K without a ledger
+    for shard in status.shards_without_ledger:
+        index, total = map(int, shard.split("/"))
+        missing.setdefault(total, []).append(index)
+    for total, indices in missing.items():
+        print(f"  {_shards_named(indices, total)}: no ledger here: not run yet, or still to be started")
+    ended: dict[int, list[str | None]] = {}  # N -> how the latest run of each of its shards ended
+    for led in status.ledgers:
+        if led.shard:
+            index, total = map(int, led.shard.split("/"))
+            if 1 <= index <= total:  # (a ledger named as no shard says nothing of its count)
+                ended.setdefault(total, []).append(led.ended)
+    # every shard of a count finished (or the job without --shard): each found its part of the inputs and
+    # did, skipped or failed every one; the shards missing would find only inputs added since
+    covered = [f"every shard of {n}" for n, ends in ended.items() if n not in missing and set(ends) == {"finished"}]
+    if any(not led.shard and led.ended == "finished" for led in status.ledgers):
+        covered.append("the job without --shard")
+    if covered:
+        print(f"  {covered[0]} finished, so every input found then was done, skipped or failed: the shards without a "
+              "ledger are needed only for inputs added since")  # fmt: skip
+        return
+    counts = " or ".join(map(str, sorted(ended)))
+    of = f"every shard of {counts}" if len(ended) == 1 else f"every shard of one count ({counts})"
+    print(f"  the job is not complete until {of} has run, or a run without --shard has (status cannot count the "
+          "inputs, so it cannot say how many are left)")  # fmt: skip
+
+
+def _shards_named(indices: list[int], total: int) -> str:
+    """``shard 2/8``, or ``shards 2/8 to 5/8, 7/8`` for several (runs of three or more as a range: a
+    count of hundreds missing most of its shards stays a line)."""
+    runs: list[list[int]] = []
+    for k in sorted(indices):
+        if runs and k == runs[-1][-1] + 1:
+            runs[-1].append(k)
+        else:
+            runs.append([k])
+    said = [f"{r[0]}/{total} to {r[-1]}/{total}" if len(r) > 2 else ", ".join(f"{k}/{total}" for k in r) for r in runs]
+    return f"shard{'s' if len(indices) > 1 else ''} {', '.join(said)}"
 
 
 def _print_train_status(run, as_json: bool) -> int:

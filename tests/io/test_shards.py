@@ -948,3 +948,80 @@ def test_status_says_whether_a_job_without_shard_runs_now(tmp_path, capsys):
     assert main(["status", str(out)]) == 0
     said = capsys.readouterr().out
     assert "  stopped: the job without --shard\n" in said and f"xvertfast enhance INPUT ... -o {out} (" in said
+
+
+def _shard_ran(out, shard: Shard | None, finished: bool = True) -> None:
+    """A run of ``shard`` (None: without --shard) into ``out`` that did nothing, and ended finished
+    or stopped (interrupted)."""
+    job = JobFolder(str(out), SETTINGS, False, shard=shard)
+    job.ended(None if finished else "interrupted", found=1, done=0, skipped=1 if finished else 0, failed=0)
+    job.close()
+
+
+def _status(out, capsys) -> tuple[str, list[str]]:
+    """``xvertfast status out``'s text, and the shards without a ledger its --json gives."""
+    from xvertfast.cli import main
+
+    assert main(["status", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert main(["status", str(out), "--json"]) == 0
+    return said, json.loads(capsys.readouterr().out)[0]["shards_without_ledger"]
+
+
+def test_status_names_the_shards_that_left_no_ledger_and_says_the_job_is_not_complete(tmp_path, capsys):
+    # after --shard 1/2 alone, status said "finished: shard 1/2" and nothing of shard 2/2, as if the
+    # job were done, though every shard names the count it is of
+    from xvertfast.io.job_folder import job_status
+
+    out = tmp_path / "out"
+    _shard_ran(out, Shard(1, 2))
+    assert job_status(str(out), "enhance").shards_without_ledger == ["2/2"]
+    said, missing = _status(out, capsys)
+    assert missing == ["2/2"]
+    assert "  finished: shard 1/2\n  shard 2/2: no ledger here: not run yet, or still to be started\n" in said, said
+    assert ("  the job is not complete until every shard of 2 has run, or a run without --shard has (status cannot "
+            "count the inputs, so it cannot say how many are left)\n") in said  # fmt: skip
+    _shard_ran(out, Shard(2, 2), finished=False)  # every shard of 2 has a ledger: nothing of this is said
+    said, missing = _status(out, capsys)
+    assert missing == [] and "no ledger here" not in said and "not complete" not in said
+    assert "  stopped: shard 2/2\n" in said
+
+
+def test_status_says_the_shards_without_a_ledger_of_each_count(tmp_path, capsys):
+    from xvertfast.io.job_folder import job_status
+
+    out = tmp_path / "out"
+    for shard in (Shard(1, 2), Shard(1, 8), Shard(6, 8)):
+        _shard_ran(out, shard)
+    (out / ".xvertfast-enhance-shard-0-of-5-outputs.jsonl").write_text("")  # named as no shard: no count of 5
+    assert job_status(str(out), "enhance").shards_without_ledger == ["2/2", "2/8", "3/8", "4/8", "5/8", "7/8",
+                                                                      "8/8"]  # fmt: skip
+    said, missing = _status(out, capsys)
+    assert missing == ["2/2", "2/8", "3/8", "4/8", "5/8", "7/8", "8/8"]
+    assert "  shard 2/2: no ledger here: not run yet, or still to be started\n" in said
+    assert "  shards 2/8 to 5/8, 7/8, 8/8: no ledger here: not run yet, or still to be started\n" in said
+    assert "/5: no ledger" not in said and "/5 to" not in said and "of one count (2 or 8)" in said
+    assert "  the job is not complete until every shard of one count (2 or 8) has run, or a run without" in said
+
+
+def test_shards_without_a_ledger_are_needed_only_for_new_inputs_where_a_whole_count_finished(tmp_path, capsys):
+    out = tmp_path / "out"
+    _shard_ran(out, Shard(1, 2))
+    for k in (1, 2, 3):
+        _shard_ran(out, Shard(k, 3))
+    said, missing = _status(out, capsys)
+    assert missing == ["2/2"] and "  shard 2/2: no ledger here: not run yet, or still to be started\n" in said
+    assert ("  every shard of 3 finished, so every input found then was done, skipped or failed: the shards without "
+            "a ledger are needed only for inputs added since\n") in said and "not complete" not in said  # fmt: skip
+    whole = tmp_path / "whole"  # the same of a run without --shard that finished
+    _shard_ran(whole, None)
+    _shard_ran(whole, Shard(2, 4))
+    said, missing = _status(whole, capsys)
+    assert missing == ["1/4", "3/4", "4/4"] and "  the job without --shard finished, so every input" in said
+    stopped = tmp_path / "stopped"  # one of them stopped: the job is not complete
+    _shard_ran(stopped, Shard(1, 2))
+    for k in (1, 2, 3):
+        _shard_ran(stopped, Shard(k, 3), finished=k != 2)
+    said, _ = _status(stopped, capsys)
+    assert "needed only for inputs added since" not in said
+    assert "  the job is not complete until every shard of one count (2 or 3) has run" in said

@@ -55,7 +55,7 @@ import re
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from xvertfast._version import __version__
 from xvertfast.io.files import file_state
@@ -284,6 +284,12 @@ class JobStatus:
     #: how many ledgers are at work, the latest and those beside it, with a rate or not: more than
     #: :attr:`rate_ledgers` where some (just started) have none yet, and the rate leaves them out
     ledgers_at_work: int = 0
+    #: "K/N" of each shard that has no ledger here, of every count N some shard's ledger here is of
+    #: (in the order of N, then K): not run yet, or still to be started. Where shard 1/2 alone had
+    #: run, status said "finished: shard 1/2" and nothing of 2/2, as if the job were done. A job of
+    #: shards is complete only once every shard of one count has run; how many inputs the missing
+    #: ones hold, status cannot tell (it never sees the inputs)
+    shards_without_ledger: list[str] = field(default_factory=list)
 
     @property
     def done(self) -> int:
@@ -457,7 +463,18 @@ def job_status(out_dir: str, job: str) -> JobStatus | None:
     rate_outputs = sum(n for _, n in working or at_work)
     legacy = legacy or (os.path.exists(settings_file) and not found)
     return JobStatus(job, recorded.get("xvertfast"), settings, found, legacy, rate, rate_outputs, len(working),
-                     len(at_work))  # fmt: skip
+                     len(at_work), _shards_without_ledger(found))  # fmt: skip
+
+
+def _shards_without_ledger(ledgers: list[LedgerStatus]) -> list[str]:
+    """:attr:`JobStatus.shards_without_ledger` of the ``ledgers`` found. A ledger named as no shard
+    (``shard-0-of-2``, ``shard-3-of-2``: not one xvertfast writes) says nothing of its count."""
+    present: dict[int, set[int]] = {}  # N -> the K with a ledger
+    for led in ledgers:
+        index, count = map(int, (led.shard or "0/0").split("/"))
+        if 1 <= index <= count:
+            present.setdefault(count, set()).add(index)
+    return [f"{k}/{n}" for n in sorted(present) for k in range(1, n + 1) if k not in present[n]]
 
 
 def _how_it_ended(run: dict, running: bool | None, modified: float) -> dict:
