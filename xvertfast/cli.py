@@ -1006,7 +1006,8 @@ device failed; killed, or its node lost, where it wrote no end), and for one
 that stopped, the command that resumes it: its command line as recorded (cd to
 the folder it was started in, where its paths are relative; without
 --overwrite), or a template where it recorded none (started from Python or by
-an earlier xvertfast).
+an earlier xvertfast). Shards of a count with no ledger in the folder are
+listed: the job is not complete until every shard of one count has run.
 Then the rate in output files a minute, added up over the shards at work: each
 over at least its latest 100 outputs and 30 s, not back past a pause of over
 10 minutes. A stretch's first batch is left out; under 5 outputs after it, or
