@@ -301,6 +301,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     _load_torch()
     _use_threads(args.threads)
     from xvertfast.eval.evaluate import evaluate
+    from xvertfast.eval.report import ReportInterrupted
     from xvertfast.io.files import NothingFound, check_inputs
 
     try:
@@ -314,6 +315,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     except (ValueError, OSError, RuntimeError, ImportError) as exc:  # OSError: REPORT_DIR is a file, --rois missing
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ReportInterrupted as exc:
+        print(f"\n{_report_interrupted(exc)}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print(f"\ninterrupted: the images scored so far are kept in {args.output}; the same command scores "
               "only the rest", file=sys.stderr)  # fmt: skip
@@ -324,6 +328,19 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if not run.images:
         return 1
     return 1 if run.failed else 0
+
+
+def _report_interrupted(exc) -> str:
+    """What an evaluation interrupted once every image was scored left: a whole report (the
+    signal came as its files were put in place), or none of its files changed."""
+    if exc.complete:
+        return f"interrupted once the report was written: it is complete ({exc.paths['report.html']})"
+    earlier = (f"; until then {os.path.dirname(exc.paths['report.html']) or '.'} holds an earlier run's report, "
+               "left as it was" if exc.earlier else "")  # fmt: skip
+    retried = ("" if not exc.failed else "; the image that failed is tried again" if exc.failed == 1
+               else f"; the {exc.failed} images that failed are tried again")  # fmt: skip
+    return (f"interrupted: the report was cut short; the same command writes it again (no image is scored "
+            f"again{retried}){earlier}")  # fmt: skip
 
 
 def _ago(seconds: float) -> str:

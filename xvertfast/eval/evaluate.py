@@ -8,7 +8,7 @@ from xvertfast._version import __version__, code_digest
 from xvertfast.eval.baselines import XVERTNET_METHODS, get_method
 from xvertfast.eval.journal import JOURNAL_FILE, Journal
 from xvertfast.eval.protocol import DEFAULT_METRICS, EvalRun, check_metrics, load_roi_centres, method_kind, run_protocol
-from xvertfast.eval.report import write_report
+from xvertfast.eval.report import remove_unfinished_reports, write_report
 from xvertfast.io.files import NothingFound, discover, input_paths
 from xvertfast.model.persistence import fingerprint
 from xvertfast.preprocess.centres import centres_of_inputs
@@ -46,6 +46,9 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
             with the same settings takes them from ``out_dir``'s journal and scores the rest:
             :mod:`xvertfast.eval.journal`).
         enhancer_kwargs: device, backend, batch_size... for xvertnet.
+
+    A Ctrl-C while the images are scored raises KeyboardInterrupt (those scored are journalled);
+    once they all are, while the report is written, :class:`~xvertfast.eval.report.ReportInterrupted`.
     """
     methods, metrics, inputs = _names(methods), _names(metrics), input_paths(inputs)
     if not methods:
@@ -76,12 +79,14 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
     given = centres_of_inputs(centres, [f.path for f in files], unused) if centres is not None else None
     _check_report_folder(out_dir)
     journal = Journal(out_dir, _settings(methods, built, metrics, centres, enhancer_kwargs), restart)
-    try:
+    try:  # the report too under the journal's lock: no other evaluation writes into the folder meanwhile
         run = run_protocol(inputs, built, list(metrics), centres, pictures=pictures, progress=progress, log=log,
                            journal=journal, files=files, given=given, unused=unused)  # fmt: skip
+        remove_unfinished_reports(out_dir)  # a killed run's
+        paths = write_report(run, out_dir, compare_to)  # (cut short: ReportInterrupted, every image scored)
     finally:
         journal.close()
-    return run, write_report(run, out_dir, compare_to)
+    return run, paths
 
 
 def _require_packages(built: dict) -> None:

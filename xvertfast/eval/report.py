@@ -12,6 +12,10 @@
   and each method side by side with the evaluation ROIs drawn, and below them the upper ROI at
   full resolution;
 - ``report.html``: all of the above on one page (relative links, opens from disk).
+
+All of them or none: they are drawn in a hidden folder in ``out_dir`` and moved into place
+together at the end, so a report cut short (Ctrl-C, an error) changes none of the files a reader
+opens, and an earlier report there stays whole rather than beside half of a new one.
 """
 
 from __future__ import annotations
@@ -22,11 +26,14 @@ import html
 import math
 import os
 import re
+import shutil
+import tempfile
 import textwrap
 import urllib.parse
 
 import numpy as np
 
+from xvertfast._interrupts import deliver, interrupts_deferred
 from xvertfast._plotting import pyplot
 from xvertfast._text import count
 from xvertfast.eval.protocol import ORIGINAL_PICTURE, EvalRun
@@ -35,9 +42,28 @@ from xvertfast.eval.stats import (EXACT_MAX_PAIRS, describe, differences, image_
 from xvertfast.io.files import image_extension
 from xvertfast.io.write import atomic_write
 
-__all__ = ["summarise", "summarise_by_image", "write_report", "REPORT_FILES", "HIGHER_IS_BETTER"]
+__all__ = ["summarise", "summarise_by_image", "write_report", "remove_unfinished_reports", "ReportInterrupted",
+           "REPORT_FILES", "HIGHER_IS_BETTER"]  # fmt: skip
 
+#: In this order they are put in place: the page, which links the others, last.
 REPORT_FILES = ("scores.csv", "summary.csv", "summary.md", "boxplots.png", "report.html")
+#: The hidden folder in the report folder (``.xvertfast-report-<random>.part``) a report is drawn in.
+_PARTS = (".xvertfast-report-", ".part")
+_MOVING = "\nalready stopping: the report's files are being put in place\n"
+_REMOVING = "\nalready stopping: the report's unfinished files are being removed\n"
+
+
+class ReportInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or the CLI's SIGTERM) while :func:`write_report` ran. ``complete``: it came while the
+    finished files were put in place, which went on, so the report is whole; else none of its
+    files was changed, and ``earlier`` says whether an earlier report stands there. ``failed``: the
+    run's failed images (a rerun tries them again; the images scored are not)."""
+
+    def __init__(self, complete: bool, paths: dict[str, str], earlier: bool, failed: int):
+        super().__init__()
+        self.complete, self.paths, self.earlier, self.failed = complete, paths, earlier, failed
+
+
 #: Direction of each metric (BRISQUE is a distortion score: lower is better).
 HIGHER_IS_BETTER = {"entropy": True, "tenengrad": True, "lpc_si": True, "tmqi": True, "brisque": False,
                     "tmqi_paper_compat": True}  # fmt: skip
@@ -447,9 +473,45 @@ def _remove_other_grids(folder: str, kept: set[str]) -> None:
 
 
 def write_report(run: EvalRun, out_dir: str, compare_to: str | None = None) -> dict[str, str]:
-    """Writes every file of the module docstring into ``out_dir``; returns name -> path."""
-    os.makedirs(os.path.join(out_dir, "grid"), exist_ok=True)
+    """Writes every file of the module docstring into ``out_dir``, all or none; returns name -> path.
+    Interrupted, raises :class:`ReportInterrupted` (a KeyboardInterrupt), saying which."""
     paths = {name: os.path.join(out_dir, name) for name in REPORT_FILES}
+    earlier = os.path.exists(paths["report.html"])
+    os.makedirs(out_dir, exist_ok=True)
+    parts = tempfile.mkdtemp(prefix=_PARTS[0], suffix=_PARTS[1], dir=out_dir)
+    placed = False
+    try:
+        try:
+            grids = _draw(run, parts, compare_to)
+        except ImportError as exc:
+            if _cut_by_interrupt(exc):
+                raise KeyboardInterrupt from exc
+            raise
+        # a signal among the moves would leave a mix of two reports' files: held until they are done
+        with interrupts_deferred(stopping=False, note=_MOVING) as held:
+            _put_in_place(parts, out_dir, grids)
+            placed = True
+            shutil.rmtree(parts, ignore_errors=True)
+        deliver(held)  # (one that came as the handlers were put back is raised here too: caught below)
+    except KeyboardInterrupt:
+        raise ReportInterrupted(placed, paths, earlier, len(run.failed)) from None
+    finally:
+        if not placed:  # cut short or failed: a second Ctrl-C must not leave the parts (nor hide the first)
+            with interrupts_deferred(stopping=True, note=_REMOVING):
+                shutil.rmtree(parts, ignore_errors=True)
+    return paths
+
+
+def _cut_by_interrupt(exc: ImportError) -> bool:
+    """Whether a Ctrl-C made the import fail: a compiled module of matplotlib (pybind11's) loading
+    when it came raises ImportError('initialization failed') from the KeyboardInterrupt."""
+    return isinstance(exc.__cause__, KeyboardInterrupt) or isinstance(exc.__context__, KeyboardInterrupt)
+
+
+def _draw(run: EvalRun, folder: str, compare_to: str | None) -> list[str]:
+    """Every file of the report into ``folder``; returns the grids' paths under it."""
+    os.makedirs(os.path.join(folder, "grid"), exist_ok=True)
+    paths = {name: os.path.join(folder, name) for name in REPORT_FILES}
     fields = ["file", "roi", "method", "top", "left", "height", "width", *run.metrics]
     _write_csv(paths["scores.csv"], run.rows, fields)
     columns = _columns(run)
@@ -469,9 +531,28 @@ def write_report(run: EvalRun, out_dir: str, compare_to: str | None = None) -> d
         stem = name[: len(name) - len(image_extension(name))]
         stem = _shown(stem)  # a name the page can link
         rel = f"grid/{k:03d}_{stem}.png"
-        _grid(picture, run.methods, os.path.join(out_dir, rel), title)
+        _grid(picture, run.methods, os.path.join(folder, rel), title)
         grids.append(rel)
     with atomic_write(paths["report.html"]) as tmp, open(tmp, "w", **_TEXT_FILE) as f:
         f.write(_html(run, md, grids))
+    return grids
+
+
+def _put_in_place(parts: str, out_dir: str, grids: list[str]) -> None:
+    """Moves the report drawn in ``parts`` into ``out_dir`` (renames in one folder: quick), the
+    page last, and removes the pictures of an earlier report that this one does not show."""
+    os.makedirs(os.path.join(out_dir, "grid"), exist_ok=True)
+    for name in [*grids, *REPORT_FILES]:
+        os.replace(os.path.join(parts, name), os.path.join(out_dir, name))
     _remove_other_grids(os.path.join(out_dir, "grid"), {os.path.basename(g) for g in grids})  # no longer linked
-    return paths
+
+
+def remove_unfinished_reports(out_dir: str) -> None:
+    """Removes the folders a killed :func:`write_report` left in ``out_dir`` (hidden: no reader
+    opens them). Only where no other report is being written there (evaluate holds its lock)."""
+    if not os.path.isdir(out_dir):
+        return
+    for name in os.listdir(out_dir):
+        path = os.path.join(out_dir, name)
+        if name.startswith(_PARTS[0]) and name.endswith(_PARTS[1]) and os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)

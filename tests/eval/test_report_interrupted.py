@@ -1,0 +1,157 @@
+"""An evaluation interrupted while its report is written: all of the report's files or none.
+
+A Ctrl-C once every image was scored left summary.md, summary.csv and scores.csv without
+report.html or boxplots.png, and said "the same command scores only the rest"; a reader could
+take the leftover summary.md for the result, and a rerun that added a metric, cut short there,
+left the new tables beside the earlier run's page and plots.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from tests.eval.test_evaluate import check_report
+from tests.eval.test_journal import Counted, write_images
+from xvertfast.cli import main
+from xvertfast.eval import report
+
+CUT_SHORT = "the report was cut short; the same command writes it again (no image is scored again)"
+
+
+def args(images, out, metrics="entropy"):
+    return ["evaluate", str(images), "-o", str(out), "--methods", "identity,clahe", "--metrics", metrics,
+            "--pictures", "1", "-q"]  # fmt: skip
+
+
+def shown(folder) -> dict[str, bytes]:
+    """The report as a reader finds it: every file but the hidden ones (journal, pictures, lock)."""
+    found = {}
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            if not name.startswith("."):
+                path = os.path.join(root, name)
+                with open(path, "rb") as f:
+                    found[os.path.relpath(path, folder)] = f.read()
+    return found
+
+
+def interrupt_at(monkeypatch, step: str, error=KeyboardInterrupt):
+    """Makes the report's ``step`` (a function of report.py) raise ``error`` on its first call."""
+    def cut(*args, **kwargs):
+        raise error()
+
+    monkeypatch.setattr(report, step, cut)
+
+
+@pytest.mark.parametrize("step", ["_boxplots", "_grid", "_html"])
+def test_a_first_report_cut_short_leaves_none_of_its_files(tmp_path, seed, capsys, monkeypatch, step):
+    images, out = write_images(tmp_path / "in", seed, n=2), tmp_path / "rep"
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, step)
+        assert main(args(images, out)) == 130
+    err = capsys.readouterr().err
+    assert CUT_SHORT in err and "scores only the rest" not in err, err
+    assert shown(out) == {}  # no summary.md to be taken for the result
+    counted = Counted()  # the rerun writes the report and scores nothing
+    monkeypatch.setattr("xvertfast.eval.baselines.clahe", counted)
+    assert main(args(images, out)) == 0
+    assert counted.calls == 0
+    check_report(out)
+    assert [name for name in os.listdir(out) if name.startswith(".xvertfast-report")] == []
+
+
+@pytest.mark.parametrize("step", ["_boxplots", "_grid", "_html"])
+def test_a_rerun_cut_short_in_its_report_leaves_the_earlier_report_as_it_was(tmp_path, seed, capsys, monkeypatch,
+                                                                              step):  # fmt: skip
+    images, out = write_images(tmp_path / "in", seed, n=2), tmp_path / "rep"
+    assert main(args(images, out)) == 0
+    earlier = shown(out)
+    capsys.readouterr()
+    with monkeypatch.context() as patch:  # a metric added: its report is cut short
+        interrupt_at(patch, step)
+        assert main(args(images, out, "entropy,tenengrad")) == 130
+    err = capsys.readouterr().err
+    assert CUT_SHORT in err and "holds an earlier run's report, left as it was" in err, err
+    assert shown(out) == earlier
+    assert main(args(images, out, "entropy,tenengrad")) == 0
+    check_report(out)
+    assert "Tenengrad" in (out / "summary.md").read_text()
+
+
+def test_a_report_cut_short_says_that_the_failed_images_are_tried_again(tmp_path, seed, capsys, monkeypatch):
+    # they are not journalled: "no image is scored again" alone would promise what the rerun does not do
+    images, out = write_images(tmp_path / "in", seed, n=1), tmp_path / "rep"
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    interrupt_at(monkeypatch, "_html")
+    assert main(args(images, out)) == 130
+    err = capsys.readouterr().err
+    assert ("the report was cut short; the same command writes it again (no image is scored again; the image that "
+            "failed is tried again)") in err, err  # fmt: skip
+
+
+def test_an_import_cut_short_by_ctrl_c_in_the_report_is_an_interruption(tmp_path, seed, capsys, monkeypatch):
+    """A Ctrl-C while matplotlib loaded one of its compiled modules (pybind11's) came out as
+    ImportError('initialization failed'): 'error: initialization failed', exit 2."""
+    images, out = write_images(tmp_path / "in", seed, n=1), tmp_path / "rep"
+
+    def import_cut(*args, **kwargs):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise ImportError("initialization failed") from exc
+
+    monkeypatch.setattr(report, "_boxplots", import_cut)
+    assert main(args(images, out)) == 130
+    err = capsys.readouterr().err
+    assert CUT_SHORT in err and "error:" not in err, err
+    assert shown(out) == {}
+
+
+def test_a_missing_module_in_the_report_is_still_an_error(tmp_path, seed, capsys, monkeypatch):
+    images, out = write_images(tmp_path / "in", seed, n=1), tmp_path / "rep"
+
+    def missing(*args, **kwargs):
+        raise ImportError("no module named 'matplotlib.backends._backend_agg'")
+
+    monkeypatch.setattr(report, "_boxplots", missing)
+    assert main(args(images, out)) == 2
+    assert "error: no module named" in capsys.readouterr().err
+    assert shown(out) == {}
+
+
+def test_ctrl_c_while_the_files_are_put_in_place_waits_for_them(tmp_path, seed, capsys, monkeypatch):
+    """A signal among the renames that put the report's files in place is held until they are all
+    there: the report is whole, and said to be."""
+    images, out = write_images(tmp_path / "in", seed, n=2), tmp_path / "rep"
+    assert main(args(images, out)) == 0
+    capsys.readouterr()
+    move, sent = report._put_in_place, []
+
+    def signalled(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # (handled at once: raises KeyboardInterrupt here where not held)
+        sent.append(True)
+        return move(*args, **kwargs)
+
+    monkeypatch.setattr(report, "_put_in_place", signalled)
+    assert main(args(images, out, "entropy,tenengrad")) == 130
+    assert sent
+    err = capsys.readouterr().err
+    assert "interrupted once the report was written: it is complete" in err and CUT_SHORT not in err, err
+    check_report(out)
+    assert "Tenengrad" in (out / "summary.md").read_text()
+
+
+def test_the_files_a_killed_report_left_are_removed_by_the_next_run(tmp_path, seed):
+    images, out = write_images(tmp_path / "in", seed, n=1), tmp_path / "rep"
+    assert main(args(images, out)) == 0
+    left = out / ".xvertfast-report-k1ll3d.part"  # kill -9 while the report was drawn
+    (left / "grid").mkdir(parents=True)
+    (left / "summary.md").write_text("half")
+    assert main(args(images, out)) == 0
+    assert not left.exists()
+    check_report(out)
+
