@@ -564,9 +564,12 @@ def test_the_time_of_a_report_with_methods_or_metrics_dropped_says_it_holds_thei
 
     def time_line(run, folder) -> str:
         md = open(write_report(run, str(tmp_path / folder), None)["summary.md"]).read()
-        return next(line for line in md.splitlines() if line.startswith("Time: "))
+        line = next(line for line in md.splitlines() if line.startswith("Time: "))
+        # the metrics' time named as what it is: "metrics 1.6 s (metrics: including ...)" read as a method's
+        assert re.search(r", scoring the ROIs \d+\.\d s[,.]", line) and "metrics:" not in line, line
+        return line
 
-    said = "including the time earlier runs spent scoring methods or metrics this report leaves out"
+    said = " s, which includes earlier runs' scoring of methods or metrics this report leaves out."
     images = write_images(tmp_path / "in", seed, n=2)
     assert said not in time_line(run_methods(images, tmp_path / "r", {"identity": identity, "clahe": Counted()}), "a")
     assert said not in time_line(run_methods(images, tmp_path / "r", {"identity": identity, "clahe": Counted()}), "b")
