@@ -148,17 +148,20 @@ def _rad(pixels: np.ndarray, path: str = "a.png"):
     return Radiograph(pixels.astype(np.float32), pixels, 8, "MONOCHROME2", "png", path)
 
 
-@pytest.mark.parametrize("width, height", [(4000, 300), (300, 4000), (1000, 499), (499, 1000)])
-def test_a_spine_found_on_an_image_not_shaped_like_a_chest_is_warned_of(width, height):
+@pytest.mark.parametrize("width, height, ratio", [(4000, 300, "13"), (300, 4000, "0.075"), (1000, 499, "2.004"),
+                                                  (499, 1000, "0.499")])  # fmt: skip
+def test_a_spine_found_on_an_image_not_shaped_like_a_chest_is_warned_of(width, height, ratio):
     """4000 x 300 and 300 x 4000 images were enhanced in spine mode without a word (a grey patch,
-    two grey bands): whatever column the finder picks there, it is no spine to trust."""
+    two grey bands): whatever column the finder picks there, it is no spine to trust. The ratio is
+    given in as many digits as it takes to read outside the range: 1000 x 499 said "width / height
+    2, outside 0.5-2"."""
     from xvertfast.preprocess import image_warnings
 
     img = synthetic_chest(0.5, H=height, W=width)
     spine = find_spine(img)
     said = [w for w in image_warnings(_rad(img), spine) if "not the shape of a frontal chest radiograph" in w]
     assert said == [f"a.png: {width} x {height}: not the shape of a frontal chest radiograph (width / height "
-                    f"{width / height:.2g}, outside 0.5-2); the spine found may be wrong: check it with --preview "
+                    f"{ratio}, outside 0.5-2); the spine found may be wrong: check it with --preview "
                     "(enhance) or the overlay (preprocess), or give --rois"]  # fmt: skip
     # one doubt of the spine, not two: a pinned spine is what such a shape gives
     assert not any("the spine was found at the edge" in w for w in image_warnings(_rad(img), spine))

@@ -278,9 +278,20 @@ def shape_warning(path: str, spine: Spine) -> str | None:
     low, high = FRONTAL_ASPECT_RANGE
     if not spine.detected or low <= W / H <= high:
         return None
-    return (f"{path}: {W} x {H}: not the shape of a frontal chest radiograph (width / height {W / H:.2g}, outside "
+    ratio = _outside(W / H, low, high)
+    return (f"{path}: {W} x {H}: not the shape of a frontal chest radiograph (width / height {ratio}, outside "
             f"{low:g}-{high:g}); the spine found may be wrong: check it with --preview (enhance) or the overlay "
             "(preprocess), or give --rois")  # fmt: skip
+
+
+def _outside(value: float, low: float, high: float) -> str:
+    """``value``, outside ``low``-``high``, in the fewest digits (two or more) that still read
+    outside it: in two, 1000 x 499's 2.004 read "2, outside 0.5-2"."""
+    for digits in range(2, 17):
+        said = f"{value:.{digits}g}"
+        if not low <= float(said) <= high:
+            return said
+    return repr(value)  # (which reads back as the value itself)
 
 
 def image_warnings(rad, spine: Spine | None = None) -> list[str]:
@@ -290,8 +301,8 @@ def image_warnings(rad, spine: Spine | None = None) -> list[str]:
     an image not shaped like a chest radiograph or else the spine pinned at the end of its
     search range. Each names the file."""
     inverted = inverted_warning(rad)
-    spine_doubt = None if spine is None else shape_warning(rad.path, spine)  # (which explains a pinned one too)
-    # (an inverted polarity explains a pinned spine too: one warning, not two)
+    spine_doubt = None if spine is None else shape_warning(rad.path, spine)
+    # such a shape, or an inverted polarity, explains a pinned spine too: one warning, not two
     pinned = spine is not None and spine.detected and spine.pinned_at_search_edge()
     if spine_doubt is None and inverted is None and pinned:
         spine_doubt = (f"{rad.path}: the spine was found at the edge of where it is looked for "
