@@ -3,13 +3,16 @@
 A Ctrl-C once every image was scored left summary.md, summary.csv and scores.csv without
 report.html or boxplots.png, and said "the same command scores only the rest"; a reader could
 take the leftover summary.md for the result, and a rerun that added a metric, cut short there,
-left the new tables beside the earlier run's page and plots.
+left the new tables beside the earlier run's page and plots. A disk that fills among the moves
+that put the files in place can still leave a mix: the error says so, naming the folder.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
+import tempfile
 
 import pytest
 
@@ -21,9 +24,14 @@ from xvertfast.eval import report
 CUT_SHORT = "the report was cut short; the same command writes it again (no image is scored again)"
 
 
-def args(images, out, metrics="entropy"):
+def args(images, out, metrics="entropy", pictures=1):
     return ["evaluate", str(images), "-o", str(out), "--methods", "identity,clahe", "--metrics", metrics,
-            "--pictures", "1", "-q"]  # fmt: skip
+            "--pictures", str(pictures), "-q"]  # fmt: skip
+
+
+def parts_left(out) -> list:
+    """The hidden folders a report was drawn in that are still there (write_report removes its own)."""
+    return list(out.glob(".xvertfast-report-*"))
 
 
 def shown(folder) -> dict[str, bytes]:
@@ -56,6 +64,7 @@ def test_a_first_report_cut_short_leaves_none_of_its_files(tmp_path, seed, capsy
     err = capsys.readouterr().err
     assert CUT_SHORT in err and "scores only the rest" not in err, err
     assert shown(out) == {}  # no summary.md to be taken for the result
+    assert not parts_left(out)  # before any rerun, which would remove them itself
     counted = Counted()  # the rerun writes the report and scores nothing
     monkeypatch.setattr("xvertfast.eval.baselines.clahe", counted)
     assert main(args(images, out)) == 0
@@ -77,6 +86,7 @@ def test_a_rerun_cut_short_in_its_report_leaves_the_earlier_report_as_it_was(tmp
     err = capsys.readouterr().err
     assert CUT_SHORT in err and "holds an earlier run's report, left as it was" in err, err
     assert shown(out) == earlier
+    assert not parts_left(out)
     assert main(args(images, out, "entropy,tenengrad")) == 0
     check_report(out)
     assert "Tenengrad" in (out / "summary.md").read_text()
@@ -109,6 +119,7 @@ def test_an_import_cut_short_by_ctrl_c_in_the_report_is_an_interruption(tmp_path
     err = capsys.readouterr().err
     assert CUT_SHORT in err and "error:" not in err, err
     assert shown(out) == {}
+    assert not parts_left(out)
 
 
 def test_a_missing_module_in_the_report_is_still_an_error(tmp_path, seed, capsys, monkeypatch):
@@ -121,6 +132,7 @@ def test_a_missing_module_in_the_report_is_still_an_error(tmp_path, seed, capsys
     assert main(args(images, out)) == 2
     assert "error: no module named" in capsys.readouterr().err
     assert shown(out) == {}
+    assert not parts_left(out)
 
 
 def test_ctrl_c_while_the_files_are_put_in_place_waits_for_them(tmp_path, seed, capsys, monkeypatch):
@@ -155,3 +167,100 @@ def test_the_files_a_killed_report_left_are_removed_by_the_next_run(tmp_path, se
     assert not left.exists()
     check_report(out)
 
+
+def fail_moves_into_place(monkeypatch, at: int, error=errno.ENOSPC):
+    """Makes the ``at``-th rename out of the report's hidden folder fail with ``error`` (a full disk)."""
+    rename, moves = os.replace, []
+
+    def failing(src, dst, *args, **kwargs):
+        if ".xvertfast-report-" in str(src) and ".xvertfast-report-" not in str(dst):
+            moves.append(dst)
+            if len(moves) == at:
+                raise OSError(error, os.strerror(error))
+        return rename(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", failing)
+    return moves
+
+
+def test_a_full_disk_among_the_moves_says_the_report_is_partly_replaced(tmp_path, seed, capsys, monkeypatch):
+    """A full disk on the third rename of a rerun that added a metric left its new pictures and
+    tables beside the earlier summary, plots and page, and said only '[Errno 28] No space left on
+    device'."""
+    images, out = write_images(tmp_path / "in", seed, n=2), tmp_path / "rep"
+    assert main(args(images, out)) == 0
+    capsys.readouterr()
+    with monkeypatch.context() as patch:
+        moves = fail_moves_into_place(patch, at=3)
+        assert main(args(images, out, "entropy,tenengrad")) == 2
+    assert len(moves) == 3
+    err = capsys.readouterr().err
+    assert (f"error: [Errno {errno.ENOSPC}] {out}: the report could not be put in place ({os.strerror(errno.ENOSPC)}); "
+            "the report there is partly replaced: 2 of its 6 files are this run's, the others an earlier run's or "
+            "missing; the same command writes it again") in err, err  # fmt: skip
+    assert not parts_left(out)
+    assert main(args(images, out, "entropy,tenengrad")) == 0
+    check_report(out)
+    assert "Tenengrad" in (out / "summary.md").read_text()
+
+
+def test_a_full_disk_on_the_first_move_says_nothing_was_changed(tmp_path, seed, capsys, monkeypatch):
+    images, out = write_images(tmp_path / "in", seed, n=2), tmp_path / "rep"
+    assert main(args(images, out)) == 0
+    earlier = shown(out)
+    capsys.readouterr()
+    with monkeypatch.context() as patch:
+        fail_moves_into_place(patch, at=1)
+        assert main(args(images, out, "entropy,tenengrad")) == 2
+    err = capsys.readouterr().err
+    assert "could not be put in place" in err and "none of the files there was changed" in err, err
+    assert shown(out) == earlier
+    assert not parts_left(out)
+
+
+def test_an_earlier_picture_that_cannot_be_removed_is_a_warning(tmp_path, seed, capsys, monkeypatch):
+    """Every file was in place when removing an earlier report's extra picture failed: the run is
+    done, not 'error:', exit 2."""
+    images, out = write_images(tmp_path / "in", seed, n=2), tmp_path / "rep"
+    assert main(args(images, out, pictures=2)) == 0
+    (extra,) = [p for p in (out / "grid").iterdir() if p.name.startswith("001_")]
+    capsys.readouterr()
+    remove = os.remove
+
+    def refused(path, *args, **kwargs):
+        if os.path.basename(path) == extra.name:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+        return remove(path, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "remove", refused)
+        assert main(args(images, out, pictures=1)) == 0
+    err = capsys.readouterr().err
+    assert f"warning: {extra}: an earlier report's picture, not removed" in err and "error:" not in err, err
+    check_report(out)
+    assert extra.exists() and extra.name not in (out / "report.html").read_text()
+    assert not parts_left(out)
+
+
+@pytest.mark.parametrize("step", ["remove_unfinished_reports", "mkdtemp"])
+def test_ctrl_c_before_the_report_is_drawn_says_the_report_is_cut_short(tmp_path, seed, capsys, monkeypatch, step):
+    """A Ctrl-C as a killed run's leftovers were removed or the report's hidden folder was made,
+    once every image was scored, said 'the same command scores only the rest', with nothing left
+    to score."""
+    images, out = write_images(tmp_path / "in", seed, n=1), tmp_path / "rep"
+    if step == "mkdtemp":
+        make = tempfile.mkdtemp
+
+        def cut(*args, prefix=None, **kwargs):
+            if prefix == ".xvertfast-report-":
+                raise KeyboardInterrupt
+            return make(*args, prefix=prefix, **kwargs)
+
+        monkeypatch.setattr(tempfile, "mkdtemp", cut)
+    else:
+        interrupt_at(monkeypatch, step)
+    assert main(args(images, out)) == 130
+    err = capsys.readouterr().err
+    assert CUT_SHORT in err and "scores only the rest" not in err, err
+    assert shown(out) == {}
+    assert not parts_left(out)

@@ -8,7 +8,7 @@ from xvertfast._version import __version__, code_digest
 from xvertfast.eval.baselines import XVERTNET_METHODS, get_method
 from xvertfast.eval.journal import JOURNAL_FILE, Journal
 from xvertfast.eval.protocol import DEFAULT_METRICS, EvalRun, check_metrics, load_roi_centres, method_kind, run_protocol
-from xvertfast.eval.report import remove_unfinished_reports, write_report
+from xvertfast.eval.report import write_report
 from xvertfast.io.files import NothingFound, discover, input_paths
 from xvertfast.model.persistence import fingerprint
 from xvertfast.preprocess.centres import centres_of_inputs
@@ -82,8 +82,8 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
     try:  # the report too under the journal's lock: no other evaluation writes into the folder meanwhile
         run = run_protocol(inputs, built, list(metrics), centres, pictures=pictures, progress=progress, log=log,
                            journal=journal, files=files, given=given, unused=unused)  # fmt: skip
-        remove_unfinished_reports(out_dir)  # a killed run's
-        paths = write_report(run, out_dir, compare_to)  # (cut short: ReportInterrupted, every image scored)
+        # (cut short: ReportInterrupted, every image scored); the lock held, a killed run's leftovers go first
+        paths = write_report(run, out_dir, compare_to, remove_unfinished=True)
     finally:
         journal.close()
     return run, paths

@@ -13,9 +13,12 @@
   full resolution;
 - ``report.html``: all of the above on one page (relative links, opens from disk).
 
-All of them or none: they are drawn in a hidden folder in ``out_dir`` and moved into place
-together at the end, so a report cut short (Ctrl-C, an error) changes none of the files a reader
-opens, and an earlier report there stays whole rather than beside half of a new one.
+All of them or none against an interruption while the report is drawn: they are drawn in a
+hidden folder in ``out_dir`` and moved into place together at the end (a Ctrl-C among the moves
+waits for them), so a report cut short (Ctrl-C, an error) while drawn changes none of the files a
+reader opens, and an earlier report there stays whole rather than beside half of a new one. A
+move that fails (a full disk) can leave new files beside an earlier report's: the error says so,
+and the same command writes the report again.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import shutil
 import tempfile
 import textwrap
 import urllib.parse
+import warnings
 
 import numpy as np
 
@@ -469,21 +473,38 @@ def _html(run: EvalRun, markdown_table: str, grids: list[str]) -> str:
 
 def _remove_other_grids(folder: str, kept: set[str]) -> None:
     """Removes an earlier report's pictures (``NNN_<name>.png``) from ``folder``: a rerun that
-    shows fewer or other images would leave them beside its own, pictures of no report."""
-    for name in os.listdir(folder):
-        if name not in kept and re.fullmatch(r"\d{3}_.+\.png", name) and os.path.isfile(os.path.join(folder, name)):
-            os.remove(os.path.join(folder, name))
+    shows fewer or other images would leave them beside its own, pictures of no report. One that
+    cannot be removed is a warning: the report, in place by then, is whole; it only no longer links it."""
+    try:
+        names = os.listdir(folder)
+    except OSError as exc:
+        warnings.warn(f"{folder}: an earlier report's pictures not looked for ({exc.strerror or exc})", UserWarning,
+                      stacklevel=2)  # fmt: skip
+        return
+    for name in names:
+        path = os.path.join(folder, name)
+        if name not in kept and re.fullmatch(r"\d{3}_.+\.png", name) and os.path.isfile(path):
+            try:
+                os.remove(path)
+            except OSError as exc:
+                warnings.warn(f"{path}: an earlier report's picture, not removed ({exc.strerror or exc}); the report "
+                              "no longer shows it", UserWarning, stacklevel=2)  # fmt: skip
 
 
-def write_report(run: EvalRun, out_dir: str, compare_to: str | None = None) -> dict[str, str]:
+def write_report(run: EvalRun, out_dir: str, compare_to: str | None = None, *,
+                 remove_unfinished: bool = False) -> dict[str, str]:  # fmt: skip
     """Writes every file of the module docstring into ``out_dir``, all or none; returns name -> path.
-    Interrupted, raises :class:`ReportInterrupted` (a KeyboardInterrupt), saying which."""
+    Interrupted, raises :class:`ReportInterrupted` (a KeyboardInterrupt), saying which.
+    ``remove_unfinished``: first removes what killed reports left there (see
+    :func:`remove_unfinished_reports`; only for a caller that holds the folder's lock)."""
     paths = {name: os.path.join(out_dir, name) for name in REPORT_FILES}
     earlier = os.path.exists(paths["report.html"])
-    os.makedirs(out_dir, exist_ok=True)
-    parts = tempfile.mkdtemp(prefix=_PARTS[0], suffix=_PARTS[1], dir=out_dir)
-    placed = False
-    try:
+    parts, placed = None, False
+    try:  # from here a Ctrl-C is the report's: every image is scored already
+        if remove_unfinished:
+            remove_unfinished_reports(out_dir)
+        os.makedirs(out_dir, exist_ok=True)
+        parts = tempfile.mkdtemp(prefix=_PARTS[0], suffix=_PARTS[1], dir=out_dir)
         try:
             grids = _draw(run, parts, compare_to)
         except ImportError as exc:
@@ -495,12 +516,13 @@ def write_report(run: EvalRun, out_dir: str, compare_to: str | None = None) -> d
             _put_in_place(parts, out_dir, grids)
             placed = True
             shutil.rmtree(parts, ignore_errors=True)
+            _remove_other_grids(os.path.join(out_dir, "grid"), {os.path.basename(g) for g in grids})  # no longer linked
         deliver(held)  # (one that came as the handlers were put back is raised here too: caught below)
     except KeyboardInterrupt:
         raise ReportInterrupted(placed, paths, earlier, len(run.failed)) from None
     finally:
-        if not placed:  # cut short or failed: a second Ctrl-C must not leave the parts (nor hide the first)
-            with interrupts_deferred(stopping=True, note=_REMOVING):
+        if not placed and parts is not None:  # cut short or failed: a second Ctrl-C must not leave the parts
+            with interrupts_deferred(stopping=True, note=_REMOVING):  # (nor hide the first)
                 shutil.rmtree(parts, ignore_errors=True)
     return paths
 
@@ -543,11 +565,21 @@ def _draw(run: EvalRun, folder: str, compare_to: str | None) -> list[str]:
 
 def _put_in_place(parts: str, out_dir: str, grids: list[str]) -> None:
     """Moves the report drawn in ``parts`` into ``out_dir`` (renames in one folder: quick), the
-    page last, and removes the pictures of an earlier report that this one does not show."""
-    os.makedirs(os.path.join(out_dir, "grid"), exist_ok=True)
-    for name in [*grids, *REPORT_FILES]:
-        os.replace(os.path.join(parts, name), os.path.join(out_dir, name))
-    _remove_other_grids(os.path.join(out_dir, "grid"), {os.path.basename(g) for g in grids})  # no longer linked
+    page last. A move that fails raises OSError (its errno and strerror) naming the folder and
+    saying whether the earlier report there is now partly replaced."""
+    moved = 0
+    try:
+        os.makedirs(os.path.join(out_dir, "grid"), exist_ok=True)
+        for name in [*grids, *REPORT_FILES]:
+            os.replace(os.path.join(parts, name), os.path.join(out_dir, name))
+            moved += 1
+    except OSError as exc:
+        total = len(grids) + len(REPORT_FILES)
+        left = ("none of the files there was changed" if not moved else
+                f"the report there is partly replaced: {moved} of its {total} files are this run's, the others "
+                "an earlier run's or missing")  # fmt: skip
+        raise OSError(exc.errno, f"{out_dir}: the report could not be put in place ({exc.strerror or exc}); {left}; "
+                                 "the same command writes it again") from exc  # fmt: skip
 
 
 def remove_unfinished_reports(out_dir: str) -> None:
