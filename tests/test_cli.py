@@ -478,6 +478,22 @@ def test_status_help_states_the_rate_rule_that_status_applies():
     assert "(structure loss alone, or joint," in said and "feature-loss or joint" not in said
 
 
+def test_status_help_says_the_job_is_complete_once_every_shard_of_one_count_has_finished():
+    """It said "not complete until every shard of one count has run": false where all ran and one
+    stopped. Status counts the runs that finished."""
+    said = " ".join(subcommands()["status"].format_help().split())
+    assert ("Shards with no ledger here, of a count N that some shard ran with, are listed: the job is complete "
+            "once every shard of one N, or a run without --shard, has finished.") in said  # fmt: skip
+    assert "has run" not in said
+
+
+def test_enhance_help_fits_an_80_column_screen(monkeypatch):
+    """The --mode spine entry of its description ran to 81 and 83 columns."""
+    monkeypatch.setenv("COLUMNS", "80")
+    wide = [line for line in subcommands()["enhance"].format_help().splitlines() if len(line) > 80]
+    assert wide == []
+
+
 def test_enhance_precision_help_gives_the_rule_then_a_line_for_the_cpu_and_one_for_the_gpu():
     """--precision's help was one 14-line paragraph with the CPU's and the GPU's cases run together."""
     cases = {a.dest: a.help for a in subcommands()["enhance"]._actions}["precision"].split("\n")

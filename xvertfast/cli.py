@@ -80,8 +80,8 @@ ROIS_HELP = ("a CSV of ROI centres placed by hand, for the images whose spine wa
              "no input, or a centre outside its image, is an error. A rerun with the file edited redoes the "
              "images whose centres changed (or were added or removed) and skips the others")  # fmt: skip
 
-SHARD_HELP = ("do only the K-th of N parts of the inputs (1 <= K <= N), so that N jobs, one per machine or GPU, "
-              "share an archive and write into one output folder at once, each with its own ledger; every "
+SHARD_HELP = ("do only the K-th of N parts of the inputs (1 <= K <= N <= 10000), so that N jobs, one per machine or "
+              "GPU, share an archive and write into one output folder at once, each with its own ledger; every "
               "shard finds all inputs and keeps those whose path hashes to it (balanced on average). A rerun "
               "with or without --shard, or with another N once none runs, resumes what any shard wrote")  # fmt: skip
 
@@ -502,17 +502,17 @@ def _print_running(folder: str, status) -> None:
 
 
 def _print_shards_without_ledger(status) -> None:
-    """The shards of each count that left no ledger in the folder, and that the job is not complete
-    until every shard of one count has run: after ``--shard 1/2`` alone, status said "finished:
-    shard 1/2" and nothing of 2/2. It never sees the inputs, so it says nothing of how many are left."""
+    """The shards of each count that left no ledger in the folder, and that the job is not
+    complete until every shard of one count has finished: after ``--shard 1/2`` alone, status said
+    "finished: shard 1/2" and nothing of 2/2. It never sees the inputs, so it says nothing of how
+    many are left."""
     if not status.shards_without_ledger:
         return
-    missing: dict[int, list[int]] = {}  # N -> the K without a ledger
-    for shard in status.shards_without_ledger:
-        index, total = map(int, shard.split("/"))
-        missing.setdefault(total, []).append(index)
-    for total, indices in missing.items():
-        print(f"  {_shards_named(indices, total)}: no ledger here: not run yet, or still to be started")
+    missing: dict[int, list] = {}  # N -> its runs of shards without a ledger
+    for run in status.shards_without_ledger:
+        missing.setdefault(run.count, []).append(run)
+    for runs in missing.values():
+        print(f"  {_shards_named(runs)}: no ledger here (not started yet)")
     ended: dict[int, list[str | None]] = {}  # N -> how the latest run of each of its shards ended
     for led in status.ledgers:
         if led.shard:
@@ -530,21 +530,18 @@ def _print_shards_without_ledger(status) -> None:
         return
     counts = " or ".join(map(str, sorted(ended)))
     of = f"every shard of {counts}" if len(ended) == 1 else f"every shard of one count ({counts})"
-    print(f"  the job is not complete until {of} has run, or a run without --shard has (status cannot count the "
+    print(f"  the job is not complete until {of} has finished, or a run without --shard has (status cannot count the "
           "inputs, so it cannot say how many are left)")  # fmt: skip
 
 
-def _shards_named(indices: list[int], total: int) -> str:
-    """``shard 2/8``, or ``shards 2/8 to 5/8, 7/8`` for several (runs of three or more as a range: a
-    count of hundreds missing most of its shards stays a line)."""
-    runs: list[list[int]] = []
-    for k in sorted(indices):
-        if runs and k == runs[-1][-1] + 1:
-            runs[-1].append(k)
-        else:
-            runs.append([k])
-    said = [f"{r[0]}/{total} to {r[-1]}/{total}" if len(r) > 2 else ", ".join(f"{k}/{total}" for k in r) for r in runs]
-    return f"shard{'s' if len(indices) > 1 else ''} {', '.join(said)}"
+def _shards_named(runs: list) -> str:
+    """``shard 2/8``, or ``shards 2/8 to 5/8, 7/8`` for several (``runs``: the
+    :class:`~xvertfast.io.job_folder.ShardsWithoutLedger` of one count; runs of three or more as a
+    range: a count of hundreds missing most of its shards stays a line)."""
+    said = [f"{r.first}/{r.count} to {r.last}/{r.count}" if r.last - r.first >= 2
+            else ", ".join(f"{k}/{r.count}" for k in range(r.first, r.last + 1)) for r in runs]  # fmt: skip
+    several = len(runs) > 1 or runs[0].last > runs[0].first
+    return f"shard{'s' if several else ''} {', '.join(said)}"
 
 
 def _print_train_status(run, as_json: bool) -> int:
@@ -846,8 +843,9 @@ mirroring the input folders: a folder's files keep their paths below it, an
 OUT_DIR/NAME (two of one name from different folders collide: give their common
 parent folder).
 
-  --mode spine   the upper and lower thoracic spine ROIs are enhanced and blended
-                 into the original with a feathered seam (what the papers evaluate)
+  --mode spine   the upper and lower thoracic spine ROIs are enhanced and
+                 blended into the original with a feathered seam (what the
+                 papers evaluate)
   --mode full    the whole image, tiled with overlap and blended without seams
 
   --brightness network    the network's output as the papers define it; a small
@@ -1023,8 +1021,9 @@ device failed; killed, or its node lost, where it wrote no end), and for one
 that stopped, the command that resumes it: its command line as recorded (cd to
 the folder it was started in, where its paths are relative; without
 --overwrite), or a template where it recorded none (started from Python or by
-an earlier xvertfast). Shards of a count with no ledger in the folder are
-listed: the job is not complete until every shard of one count has run.
+an earlier xvertfast). Shards with no ledger here, of a count N that some shard
+ran with, are listed: the job is complete once every shard of one N, or a run
+without --shard, has finished.
 Then the rate in output files a minute, added up over the shards at work: each
 over at least its latest 100 outputs and 30 s, not back past a pause of over
 10 minutes. A stretch's first batch is left out; under 5 outputs after it, or

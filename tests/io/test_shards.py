@@ -29,6 +29,23 @@ def test_parse_reads_k_of_n_and_names_the_form_otherwise():
             Shard.parse(bad)
 
 
+def test_parse_refuses_a_count_over_the_limit_and_names_it(tmp_path, capsys):
+    """A mistyped ``--shard 1/100000000`` ran, and left a ledger whose count every later status
+    listed the shards of (one "K/N" each: 1.5 s and 5 M JSON entries at N = 5e6)."""
+    from xvertfast.cli import SHARD_HELP, main
+    from xvertfast.io.shards import MAX_SHARD_COUNT
+
+    assert f"(1 <= K <= N <= {MAX_SHARD_COUNT})" in SHARD_HELP and MAX_SHARD_COUNT == 10000  # (the error below)
+    assert Shard.parse("10000/10000") == Shard(10000, 10000)
+    for bad in ("1/10001", "1/100000000"):
+        with pytest.raises(ValueError, match=f"K/N with N at most 10000, got '{bad}'"):
+            Shard.parse(bad)
+    with pytest.raises(SystemExit) as exc:
+        main(["enhance", str(tmp_path), "-o", str(tmp_path / "out"), "--shard", "1/100000000"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "--shard" in err and "N at most 10000" in err and not (tmp_path / "out").exists()
+
+
 def test_every_input_belongs_to_exactly_one_shard_whatever_the_others(seed):
     keys = [f"patient{seed % 97}/{i:05d}/img.dcm" for i in range(4000)]
     for n in (1, 2, 3, 8):
@@ -958,7 +975,7 @@ def _shard_ran(out, shard: Shard | None, finished: bool = True) -> None:
     job.close()
 
 
-def _status(out, capsys) -> tuple[str, list[str]]:
+def _status(out, capsys) -> tuple[str, list[dict]]:
     """``xvertfast status out``'s text, and the shards without a ledger its --json gives."""
     from xvertfast.cli import main
 
@@ -971,16 +988,16 @@ def _status(out, capsys) -> tuple[str, list[str]]:
 def test_status_names_the_shards_that_left_no_ledger_and_says_the_job_is_not_complete(tmp_path, capsys):
     # after --shard 1/2 alone, status said "finished: shard 1/2" and nothing of shard 2/2, as if the
     # job were done, though every shard names the count it is of
-    from xvertfast.io.job_folder import job_status
+    from xvertfast.io.job_folder import ShardsWithoutLedger, job_status
 
     out = tmp_path / "out"
     _shard_ran(out, Shard(1, 2))
-    assert job_status(str(out), "enhance").shards_without_ledger == ["2/2"]
+    assert job_status(str(out), "enhance").shards_without_ledger == [ShardsWithoutLedger(2, 2, 2)]
     said, missing = _status(out, capsys)
-    assert missing == ["2/2"]
-    assert "  finished: shard 1/2\n  shard 2/2: no ledger here: not run yet, or still to be started\n" in said, said
-    assert ("  the job is not complete until every shard of 2 has run, or a run without --shard has (status cannot "
-            "count the inputs, so it cannot say how many are left)\n") in said  # fmt: skip
+    assert missing == [{"count": 2, "first": 2, "last": 2}]
+    assert "  finished: shard 1/2\n  shard 2/2: no ledger here (not started yet)\n" in said, said
+    assert ("  the job is not complete until every shard of 2 has finished, or a run without --shard has (status "
+            "cannot count the inputs, so it cannot say how many are left)\n") in said  # fmt: skip
     _shard_ran(out, Shard(2, 2), finished=False)  # every shard of 2 has a ledger: nothing of this is said
     said, missing = _status(out, capsys)
     assert missing == [] and "no ledger here" not in said and "not complete" not in said
@@ -988,20 +1005,21 @@ def test_status_names_the_shards_that_left_no_ledger_and_says_the_job_is_not_com
 
 
 def test_status_says_the_shards_without_a_ledger_of_each_count(tmp_path, capsys):
-    from xvertfast.io.job_folder import job_status
+    from xvertfast.io.job_folder import ShardsWithoutLedger, job_status
 
     out = tmp_path / "out"
     for shard in (Shard(1, 2), Shard(1, 8), Shard(6, 8)):
         _shard_ran(out, shard)
     (out / ".xvertfast-enhance-shard-0-of-5-outputs.jsonl").write_text("")  # named as no shard: no count of 5
-    assert job_status(str(out), "enhance").shards_without_ledger == ["2/2", "2/8", "3/8", "4/8", "5/8", "7/8",
-                                                                      "8/8"]  # fmt: skip
+    assert job_status(str(out), "enhance").shards_without_ledger == [
+        ShardsWithoutLedger(2, 2, 2), ShardsWithoutLedger(8, 2, 5), ShardsWithoutLedger(8, 7, 8)]
     said, missing = _status(out, capsys)
-    assert missing == ["2/2", "2/8", "3/8", "4/8", "5/8", "7/8", "8/8"]
-    assert "  shard 2/2: no ledger here: not run yet, or still to be started\n" in said
-    assert "  shards 2/8 to 5/8, 7/8, 8/8: no ledger here: not run yet, or still to be started\n" in said
+    assert missing == [{"count": 2, "first": 2, "last": 2}, {"count": 8, "first": 2, "last": 5},
+                       {"count": 8, "first": 7, "last": 8}]  # fmt: skip
+    assert "  shard 2/2: no ledger here (not started yet)\n" in said
+    assert "  shards 2/8 to 5/8, 7/8, 8/8: no ledger here (not started yet)\n" in said
     assert "/5: no ledger" not in said and "/5 to" not in said and "of one count (2 or 8)" in said
-    assert "  the job is not complete until every shard of one count (2 or 8) has run, or a run without" in said
+    assert "  the job is not complete until every shard of one count (2 or 8) has finished, or a run without" in said
 
 
 def test_shards_without_a_ledger_are_needed_only_for_new_inputs_where_a_whole_count_finished(tmp_path, capsys):
@@ -1010,18 +1028,56 @@ def test_shards_without_a_ledger_are_needed_only_for_new_inputs_where_a_whole_co
     for k in (1, 2, 3):
         _shard_ran(out, Shard(k, 3))
     said, missing = _status(out, capsys)
-    assert missing == ["2/2"] and "  shard 2/2: no ledger here: not run yet, or still to be started\n" in said
+    assert missing == [{"count": 2, "first": 2, "last": 2}]
+    assert "  shard 2/2: no ledger here (not started yet)\n" in said
     assert ("  every shard of 3 finished, so every input found then was done, skipped or failed: the shards without "
             "a ledger are needed only for inputs added since\n") in said and "not complete" not in said  # fmt: skip
     whole = tmp_path / "whole"  # the same of a run without --shard that finished
     _shard_ran(whole, None)
     _shard_ran(whole, Shard(2, 4))
     said, missing = _status(whole, capsys)
-    assert missing == ["1/4", "3/4", "4/4"] and "  the job without --shard finished, so every input" in said
+    assert missing == [{"count": 4, "first": 1, "last": 1}, {"count": 4, "first": 3, "last": 4}]
+    assert "  the job without --shard finished, so every input" in said
     stopped = tmp_path / "stopped"  # one of them stopped: the job is not complete
     _shard_ran(stopped, Shard(1, 2))
     for k in (1, 2, 3):
         _shard_ran(stopped, Shard(k, 3), finished=k != 2)
     said, _ = _status(stopped, capsys)
     assert "needed only for inputs added since" not in said
-    assert "  the job is not complete until every shard of one count (2 or 3) has run" in said
+    assert "  the job is not complete until every shard of one count (2 or 3) has finished" in said
+
+
+def test_status_of_a_ledger_of_a_huge_count_gives_the_shards_without_one_as_ranges(tmp_path, capsys):
+    """A ledger of a mistyped ``--shard 1/100000000`` (from before Shard.parse had a limit) made
+    every later status build one "K/N" a shard without a ledger: 1.5 s and 5 M JSON entries at
+    N = 5e6. Runs of them, as the text gives them, are as many as the ledgers, whatever N."""
+    from xvertfast.io.job_folder import ShardsWithoutLedger, job_status
+
+    out = tmp_path / "out"
+    huge = 100_000_000
+    for k in (1, 5):
+        _shard_ran(out, Shard(k, huge))
+    assert job_status(str(out), "enhance").shards_without_ledger == [ShardsWithoutLedger(huge, 2, 4),
+                                                                     ShardsWithoutLedger(huge, 6, huge)]  # fmt: skip
+    said, missing = _status(out, capsys)
+    assert missing == [{"count": huge, "first": 2, "last": 4}, {"count": huge, "first": 6, "last": huge}]
+    assert (f"  shards 2/{huge} to 4/{huge}, 6/{huge} to {huge}/{huge}: no ledger here (not started yet)\n"
+            in said), said  # fmt: skip
+
+
+def test_status_lists_the_ledgers_in_the_order_of_their_shards_numbers(tmp_path, capsys):
+    """The ledger table and the finished line were in the order of the ledgers' names (1/20,
+    10/20, 2/20), the line of shards without a ledger in that of N, then K."""
+    out = tmp_path / "out"
+    for shard in (Shard(10, 20), Shard(2, 20), None, Shard(1, 20), Shard(2, 3)):
+        _shard_ran(out, shard)
+    said, _ = _status(out, capsys)
+    rows = re.findall(r"^  (shard \S+|without --shard) +\d+ done", said, re.M)
+    assert rows == ["without --shard", "shard 2/3", "shard 1/20", "shard 2/20", "shard 10/20"], said
+    assert "  finished: the job without --shard, shard 2/3, shard 1/20, shard 2/20, shard 10/20\n" in said
+    assert "  shards 1/3, 3/3: no ledger here (not started yet)\n  shards 3/20 to 9/20, 11/20 to 20/20:" in said
+    from xvertfast.cli import main
+
+    assert main(["status", str(out), "--json"]) == 0
+    ledgers = json.loads(capsys.readouterr().out)[0]["ledgers"]
+    assert [led["shard"] for led in ledgers] == [None, "2/3", "1/20", "2/20", "10/20"]

@@ -63,8 +63,9 @@ from xvertfast.io.shards import Shard
 from xvertfast.io.write import atomic_write, nearest_existing, remove_stale_parts
 from xvertfast.resume import LOCK_PATIENCE, ends_with_newline, hold_lock, lock_held, settings_changes
 
-__all__ = ["JobFolder", "JobStatus", "LedgerStatus", "dry_run_line", "run_line", "job_files", "job_status", "read_ledgers",
-           "shard_files", "shards_locks", "JOB_FILE", "LEDGER_FILE", "LOCK_FILE", "JOB_STATE_FILES"]
+__all__ = ["JobFolder", "JobStatus", "LedgerStatus", "ShardsWithoutLedger", "dry_run_line", "run_line", "job_files",
+           "job_status", "read_ledgers", "shard_files", "shards_locks", "JOB_FILE", "LEDGER_FILE", "LOCK_FILE",
+           "JOB_STATE_FILES"]
 
 
 def job_files(job: str) -> tuple[str, str, str]:
@@ -263,6 +264,17 @@ class LedgerStatus:
     elsewhere: str | None = None
 
 
+@dataclass(frozen=True)
+class ShardsWithoutLedger:
+    """Shards ``first`` to ``last`` (both included) of ``count``, none of which has a ledger here.
+    Runs of shards, not one entry a shard: a ledger of a mistyped ``--shard 1/100000000`` made
+    status list 1e8 shards; the runs of N are at most one more than its ledgers."""
+
+    count: int
+    first: int
+    last: int
+
+
 @dataclass
 class JobStatus:
     """What a job's output folder says of its progress, read without taking its locks."""
@@ -284,12 +296,12 @@ class JobStatus:
     #: how many ledgers are at work, the latest and those beside it, with a rate or not: more than
     #: :attr:`rate_ledgers` where some (just started) have none yet, and the rate leaves them out
     ledgers_at_work: int = 0
-    #: "K/N" of each shard that has no ledger here, of every count N some shard's ledger here is of
-    #: (in the order of N, then K): not run yet, or still to be started. Where shard 1/2 alone had
-    #: run, status said "finished: shard 1/2" and nothing of 2/2, as if the job were done. A job of
-    #: shards is complete only once every shard of one count has run; how many inputs the missing
-    #: ones hold, status cannot tell (it never sees the inputs)
-    shards_without_ledger: list[str] = field(default_factory=list)
+    #: the shards that have no ledger here (not started yet), of every count N some shard's ledger
+    #: here is of, as runs in the order of N, then K. Where shard 1/2 alone had run, status said
+    #: "finished: shard 1/2" and nothing of 2/2, as if the job were done. A job of shards is
+    #: complete once every shard of one count has finished; how many inputs the missing ones hold,
+    #: status cannot tell (it never sees the inputs)
+    shards_without_ledger: list[ShardsWithoutLedger] = field(default_factory=list)
 
     @property
     def done(self) -> int:
@@ -462,19 +474,37 @@ def job_status(out_dir: str, job: str) -> JobStatus | None:
     rate = sum(r for r, _ in working) if working else None
     rate_outputs = sum(n for _, n in working or at_work)
     legacy = legacy or (os.path.exists(settings_file) and not found)
+    found.sort(key=_shard_order)  # (named in text order, 10/20 came before 2/20)
     return JobStatus(job, recorded.get("xvertfast"), settings, found, legacy, rate, rate_outputs, len(working),
                      len(at_work), _shards_without_ledger(found))  # fmt: skip
 
 
-def _shards_without_ledger(ledgers: list[LedgerStatus]) -> list[str]:
-    """:attr:`JobStatus.shards_without_ledger` of the ``ledgers`` found. A ledger named as no shard
-    (``shard-0-of-2``, ``shard-3-of-2``: not one xvertfast writes) says nothing of its count."""
+def _shard_order(led: LedgerStatus) -> tuple[int, int, int]:
+    """Where a ledger comes in status's list: the unsharded job's first, then the shards' by N,
+    then K, as numbers (as the shards without a ledger are listed)."""
+    if led.shard is None:
+        return 0, 0, 0
+    index, count = map(int, led.shard.split("/"))
+    return 1, count, index
+
+
+def _shards_without_ledger(ledgers: list[LedgerStatus]) -> list[ShardsWithoutLedger]:
+    """:attr:`JobStatus.shards_without_ledger` of the ``ledgers`` found, in a time that grows with
+    the ledgers, not with N. A ledger named as no shard (``shard-0-of-2``, ``shard-3-of-2``: not
+    one xvertfast writes) says nothing of its count."""
     present: dict[int, set[int]] = {}  # N -> the K with a ledger
     for led in ledgers:
         index, count = map(int, (led.shard or "0/0").split("/"))
         if 1 <= index <= count:
             present.setdefault(count, set()).add(index)
-    return [f"{k}/{n}" for n in sorted(present) for k in range(1, n + 1) if k not in present[n]]
+    runs = []
+    for count in sorted(present):
+        before = 0  # the latest K with a ledger, going up
+        for index in [*sorted(present[count]), count + 1]:
+            if index > before + 1:
+                runs.append(ShardsWithoutLedger(count, before + 1, index - 1))
+            before = index
+    return runs
 
 
 def _how_it_ended(run: dict, running: bool | None, modified: float) -> dict:

@@ -14,7 +14,12 @@ import os
 import re
 from dataclasses import dataclass
 
-__all__ = ["Shard"]
+__all__ = ["Shard", "MAX_SHARD_COUNT"]
+
+#: The most shards ``--shard K/N`` takes (N): far more than cluster array jobs or GPUs run at once
+#: (Slurm's default array limit is 1001), and few enough that a typo is caught. A mistyped
+#: ``--shard 1/100000000`` ran, and left a ledger of a count whose shards status lists.
+MAX_SHARD_COUNT = 10000
 
 
 @dataclass(frozen=True)
@@ -30,10 +35,13 @@ class Shard:
 
     @classmethod
     def parse(cls, text: str) -> Shard:
-        """``"K/N"``, e.g. ``"2/8"``; a ValueError that says the form otherwise."""
+        """``"K/N"``, e.g. ``"2/8"``, N at most :data:`MAX_SHARD_COUNT`; a ValueError that says the
+        form otherwise."""
         match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
         if match is None:
             raise ValueError(f"a shard is K/N, e.g. 2/8 (the second of eight), got {text!r}")
+        if int(match.group(2)) > MAX_SHARD_COUNT:
+            raise ValueError(f"a shard is K/N with N at most {MAX_SHARD_COUNT}, got {text!r}")
         return cls(int(match.group(1)), int(match.group(2)))
 
     def owns(self, key: str) -> bool:
