@@ -84,3 +84,34 @@ def test_not_stopping_the_first_signal_is_held_until_the_wait_is_over_then_handl
             deliver(deferred)
     finally:
         signal.signal(signal.SIGTERM, before_term)
+
+
+def test_inside_the_body_deliver_hands_the_signal_to_the_handler_replaced_then_drops_the_repeats(capfd):
+    """A batch job's loop holds Ctrl-C and SIGTERM and delivers a held one where it can stop (one
+    raised inside a thread pool's code could leave a lock of the pool's held: the job hung). The
+    handler the hold replaced gets it; once it raised (the job stops) the next ones are said and
+    dropped; where it returned (the job goes on) the next one is held again."""
+    handled = []
+
+    def on_term(signum, frame):
+        handled.append(signum)
+
+    before_term = signal.signal(signal.SIGTERM, on_term)
+    try:
+        with interrupts_deferred(stopping=False) as held:
+            signal.raise_signal(signal.SIGTERM)
+            deliver(held)  # the caller's handler, which lets the job go on
+            assert handled == [signal.SIGTERM] and held.signal is None
+            signal.raise_signal(signal.SIGINT)  # held again, not said
+            assert held.signal == signal.SIGINT and "already stopping" not in capfd.readouterr().err
+            with pytest.raises(KeyboardInterrupt):  # Python's own Ctrl-C handler, replaced by the hold
+                deliver(held)
+            signal.raise_signal(signal.SIGINT)  # the job stops: a repeat is said and dropped
+            signal.raise_signal(signal.SIGTERM)
+            assert held.signal is None and handled == [signal.SIGTERM]
+            deliver(held)  # nothing held: nothing happens
+        assert capfd.readouterr().err.count("already stopping") == 1
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGTERM) is on_term
+    finally:
+        signal.signal(signal.SIGTERM, before_term)

@@ -7,6 +7,13 @@ interpreter then shut down under a thread inside torch's C++, which aborted the 
 ('terminate called without an active exception', exit 134) instead of printing the summary.
 While :func:`interrupts_deferred` holds, the two signals are held back: a repeat, when the job
 is stopping already, is said and dropped; a first one is kept for :func:`deliver` after the wait.
+
+A batch job's pipeline loop holds them too, and delivers a held one at points of its own where it
+can stop: a KeyboardInterrupt raised at any moment could land inside a thread pool's own code
+(``submit``, ``Future.result``) between a ``with lock:`` body and the lock's release, CPython's
+with statement being no shield against signals; the lock then stayed held, a pool thread waited
+on it for good, and so did the job's final wait: ``xvertfast enhance`` hung until kill -9 (a user's
+audit: 1 Ctrl-C in 16 at an unlucky moment).
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import os
 import signal
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["interrupts_deferred", "deliver", "Deferred", "left_alone"]
 
@@ -29,6 +36,10 @@ class Deferred:
     """What :func:`interrupts_deferred` held back: the first signal that came, if any."""
 
     signal: int | None = None
+    #: a signal now is said and dropped, not held: the job stops already (the body sets it once it does)
+    stopping: bool = False
+    #: the handlers the hold replaced while it is in place, the ones :func:`deliver` hands a signal to there
+    replaced: dict = field(default_factory=dict)
 
 
 def left_alone(sig: int) -> bool:
@@ -43,18 +54,19 @@ def left_alone(sig: int) -> bool:
 def interrupts_deferred(stopping: bool, note: str = NOTE):
     """Holds Ctrl-C and SIGTERM back in the body. ``stopping`` (the job stops already): they are
     said once (``note``: what the wait is for) and dropped; else the first is kept in the
-    :class:`Deferred` yielded, for :func:`deliver` once the wait is over, and the next ones are
-    said and dropped. The handlers in place before are put back after; a signal ignored (a job in
-    a script's background) or handled outside Python is left as it is. Outside the main thread
-    (which alone receives signals) it changes nothing."""
-    deferred = Deferred()
+    :class:`Deferred` yielded, for :func:`deliver` once the wait is over (or at a point of the
+    body's where it can stop), and the next ones are said and dropped. The body may set the
+    Deferred's ``stopping`` once it stops. The handlers in place before are put back after; a
+    signal ignored (a job in a script's background) or handled outside Python is left as it is.
+    Outside the main thread (which alone receives signals) it changes nothing."""
+    deferred = Deferred(stopping=stopping)
     if threading.current_thread() is not threading.main_thread():
         yield deferred
         return
     told = [False]
 
     def hold(signum, frame):
-        if not stopping and deferred.signal is None:  # the first, held; a second is said below
+        if not deferred.stopping and deferred.signal is None:  # the first, held; a second is said below
             deferred.signal = signum
             return
         if told[0]:
@@ -65,7 +77,7 @@ def interrupts_deferred(stopping: bool, note: str = NOTE):
         except (AttributeError, ValueError, OSError):  # stderr is not a file (a test's capture)
             pass
 
-    previous = {}
+    previous = deferred.replaced
     try:
         for sig in (signal.SIGINT, signal.SIGTERM):
             if left_alone(sig):
@@ -76,16 +88,26 @@ def interrupts_deferred(stopping: bool, note: str = NOTE):
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        previous.clear()  # (put back: deliver now hands a signal to the handler in place)
 
 
 def deliver(deferred: Deferred) -> None:
-    """Hands the signal held back to the handler in place now, as its arrival would have (Ctrl-C:
-    KeyboardInterrupt; the CLI's SIGTERM: its flag, then KeyboardInterrupt; SIGTERM's default:
-    the process ends)."""
-    if deferred.signal is None:
+    """Hands the signal held back, if any, to the handler in place now, or inside the body to the one
+    the hold replaced, as its arrival would have (Ctrl-C: KeyboardInterrupt; the CLI's SIGTERM: its
+    flag, then KeyboardInterrupt; SIGTERM's default: the process ends). The signal is taken: where
+    the handler raises (the job stops), the next ones are said and dropped; where it returns (a
+    handler of the caller's that lets the job go on), the next one is held again."""
+    sig = deferred.signal
+    if sig is None:
         return
-    handler = signal.getsignal(deferred.signal)
+    deferred.signal = None
+    handler = deferred.replaced.get(sig)
+    if handler is None:
+        handler = signal.getsignal(sig)
+    was_stopping, deferred.stopping = deferred.stopping, True  # (a repeat while the handler runs is one)
     if callable(handler):
-        handler(deferred.signal, None)
+        handler(sig, None)
     elif handler == signal.SIG_DFL:
-        signal.raise_signal(deferred.signal)
+        signal.signal(sig, signal.SIG_DFL)  # (inside the body the hold is in place)
+        signal.raise_signal(sig)
+    deferred.stopping = was_stopping

@@ -835,22 +835,18 @@ def _ctrl_c_while_writing(tmp_path, model_dir, seed, monkeypatch, images: int, a
     ``in_wait`` on once the main thread waits for its outputs in flight (a fixed sleep was not
     enough under load); returns the summary (``cli``: the exit code of ``xvertfast enhance``) and
     the outputs in the order written."""
-    import contextlib
-
     from xvertfast.infer import batch
 
     src = tmp_path / "in"
     src.mkdir()
     for i in range(images):
         Image.fromarray(np.round(chest_like(seed + i) * 255).astype(np.uint8)).save(src / f"img{i}.png")
-    real_write, real_deferred, calls = batch._compose_and_write, batch.interrupts_deferred, []
+    real_write, real_finish, calls = batch._compose_and_write, batch._finish_in_flight, []
     waiting = threading.Event()
 
-    @contextlib.contextmanager
-    def deferred_and_said(stopping):
-        with real_deferred(stopping) as held:
-            waiting.set()
-            yield held
+    def finish_and_said(*args):
+        waiting.set()
+        return real_finish(*args)
 
     def write_while_interrupted(*args):
         calls.append(args[4])
@@ -863,7 +859,7 @@ def _ctrl_c_while_writing(tmp_path, model_dir, seed, monkeypatch, images: int, a
             time.sleep(0.3)
         return real_write(*args)
 
-    monkeypatch.setattr(batch, "interrupts_deferred", deferred_and_said)
+    monkeypatch.setattr(batch, "_finish_in_flight", finish_and_said)
     enhancer = Enhancer(str(model_dir), device="cpu", backend="torch", batch_size=1)
     monkeypatch.setattr(batch, "_compose_and_write", write_while_interrupted)
     try:

@@ -397,6 +397,9 @@ def _run_network(enhancer, batch: list) -> list:
 #: More reader threads only hold more decoded images in memory (2 per worker are queued).
 MAX_WORKERS = 64
 
+#: How often the pipeline, waiting for a read or a write, looks for a Ctrl-C or SIGTERM held meanwhile.
+HEED_SECONDS = 0.1
+
 
 def check_rois_mode(rois, mode: str) -> None:
     """Refuses ROI centres in full mode, which uses none (the CLI asks before loading the model)."""
@@ -597,8 +600,6 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
         elapsed = time.perf_counter() - start
         bar.set_postfix(img_s=f"{tally['done'] / max(elapsed, 1e-9):.2f}", failed=tally["failed"])
 
-    readers = cf.ThreadPoolExecutor(workers, thread_name_prefix="xvf-read")
-    writers = cf.ThreadPoolExecutor(workers, thread_name_prefix="xvf-write")
     pending_reads: collections.deque = collections.deque()
     writes: dict[cf.Future, FileRecord] = {}
     full = threading.Event()  #: a write found the disk full: the writes waiting for a writer are not started
@@ -643,11 +644,17 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
                     summary.stopped = "the disk is full"
             finish(rec)
 
+    def wait_heeding(futures) -> None:
+        """Waits for the first of ``futures`` in short steps, delivering a Ctrl-C or SIGTERM held
+        meanwhile: a slow read or write must not keep the job from stopping."""
+        while not cf.wait(futures, timeout=HEED_SECONDS, return_when=cf.FIRST_COMPLETED)[0]:
+            deliver(held)
+
     def make_room() -> None:
         """Waits while ``limit`` writes are in flight: writing slower than reading + the network
         (slow storage, a GPU job) must not keep every image of the job in memory."""
         while len(writes) >= limit:
-            cf.wait(list(writes), return_when=cf.FIRST_COMPLETED)
+            wait_heeding(list(writes))
             drain_writes(block=False)
 
     def stop_if_lost(exc: BaseException) -> None:
@@ -655,58 +662,81 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
             first = (str(exc).strip() or type(exc).__name__).splitlines()[0]
             summary.stopped = f"the device failed ({first})"
 
-    try:
-        fill()
-        while pending_reads and summary.stopped is None:
-            batch, tiles = [], 0
-            # take finished reads until a batch of tiles is full (wait for at least one)
-            while pending_reads and (not batch or (tiles < enhancer.batch_size and pending_reads[0][1].done())):
-                (f, out, stat), fut = pending_reads.popleft()
-                try:
-                    rad, prep, warnings = fut.result()
-                except FILE_ERRORS as exc:  # a corrupt file, out of memory: this file fails
-                    finish(FileRecord(f.path, out, "failed", failure_text(f.path, exc)))
-                    stop_if_lost(exc)
-                    if summary.stopped is not None:
-                        break
-                else:
-                    batch.append((f, out, stat, rad, prep, warnings))
-                    tiles += prep.xp.shape[0]
-                fill()
-            if not batch or summary.stopped is not None:
-                continue
-            t0 = time.perf_counter()
-            results = _run_network(enhancer, batch)
-            infer_each = (time.perf_counter() - t0) / len(batch)
-            for (f, out, stat, rad, prep, warnings), result in zip(batch, results):
-                if summary.stopped is not None:  # the disk filled or the device was lost: no more handed over
-                    break
-                seconds = {**prep.seconds, "infer": infer_each}
-                if isinstance(result, BaseException):  # no write: no wait for room
-                    finish(FileRecord(f.path, out, "failed", failure_text(f.path, result), seconds, warnings))
-                    stop_if_lost(result)
+    # Ctrl-C and SIGTERM are held through the pipeline and delivered at the deliver(held) calls below,
+    # where the loop can stop (the handler raises KeyboardInterrupt there): raised at any moment, one
+    # could land inside the thread pools' own code and leave a lock of theirs held, which hung the job
+    # for good (xvertfast._interrupts). One that comes during the network's batch (seconds) is acted
+    # on once the batch is done: the price of never cutting it.
+    with interrupts_deferred(stopping=False) as held:
+        readers = cf.ThreadPoolExecutor(workers, thread_name_prefix="xvf-read")
+        writers = cf.ThreadPoolExecutor(workers, thread_name_prefix="xvf-write")
+        try:
+            fill()
+            while pending_reads and summary.stopped is None:
+                batch, tiles = [], 0
+                # take finished reads until a batch of tiles is full (wait for at least one)
+                while pending_reads and (not batch or (tiles < enhancer.batch_size and pending_reads[0][1].done())):
+                    (f, out, stat), fut = pending_reads.popleft()
+                    wait_heeding([fut])
+                    try:
+                        rad, prep, warnings = fut.result()
+                    except FILE_ERRORS as exc:  # a corrupt file, out of memory: this file fails
+                        finish(FileRecord(f.path, out, "failed", failure_text(f.path, exc)))
+                        stop_if_lost(exc)
+                        if summary.stopped is not None:
+                            break
+                    else:
+                        batch.append((f, out, stat, rad, prep, warnings))
+                        tiles += prep.xp.shape[0]
+                    deliver(held)
+                    fill()
+                if not batch or summary.stopped is not None:
                     continue
-                make_room()
-                if summary.stopped is not None:  # the disk filled while waiting: no more writes handed over
-                    break
-                rec = FileRecord(f.path, out, "running", seconds=seconds, warnings=warnings)
-                writes[writers.submit(write, enhancer, rad, prep, result, out, fmt, description, job, stat,
-                                      centres(f))] = rec  # fmt: skip
-            drain_writes(block=False)
-    except KeyboardInterrupt:
-        summary.stopped = "interrupted"
-    finally:
-        # a Ctrl-C must not cut this wait (xvertfast._interrupts): a repeat is dropped, a first one held
-        with interrupts_deferred(stopping=summary.stopped is not None) as deferred:
-            readers.shutdown(wait=True, cancel_futures=True)
-            writers.shutdown(wait=True)  # the outputs in flight are finished, even after Ctrl-C
-            drain_writes(block=True)
-        bar.close()
+                deliver(held)
+                t0 = time.perf_counter()
+                results = _run_network(enhancer, batch)
+                infer_each = (time.perf_counter() - t0) / len(batch)
+                deliver(held)
+                for (f, out, stat, rad, prep, warnings), result in zip(batch, results):
+                    if summary.stopped is not None:  # the disk filled or the device was lost: no more handed over
+                        break
+                    seconds = {**prep.seconds, "infer": infer_each}
+                    if isinstance(result, BaseException):  # no write: no wait for room
+                        finish(FileRecord(f.path, out, "failed", failure_text(f.path, result), seconds, warnings))
+                        stop_if_lost(result)
+                        continue
+                    make_room()
+                    if summary.stopped is not None:  # the disk filled while waiting: no more writes handed over
+                        break
+                    deliver(held)
+                    rec = FileRecord(f.path, out, "running", seconds=seconds, warnings=warnings)
+                    writes[writers.submit(write, enhancer, rad, prep, result, out, fmt, description, job, stat,
+                                          centres(f))] = rec  # fmt: skip
+                drain_writes(block=False)
+            if summary.stopped is not None:  # stopping anyway (a full disk): a signal held meanwhile counts, as ever
+                deliver(held)
+        except KeyboardInterrupt:  # (from a deliver above)
+            summary.stopped = "interrupted"
+        finally:
+            # a signal from now on: said and dropped where the job stops; else the first is held until
+            # the outputs in flight are written (every image was handed over), the next ones dropped
+            held.stopping = held.stopping or summary.stopped is not None
+            _finish_in_flight(readers, writers, drain_writes)
+            bar.close()
     try:
-        deliver(deferred)  # held (not stopping): every image was processed, or the disk filled in the wait
+        deliver(held)  # held (not stopping): every image was handed over, or the disk filled in the wait
     except KeyboardInterrupt:
         summary.interrupted_at_end = True
     return summary, planned  # a stop: said by the summary's stop_line, once, where the caller ends
+
+
+def _finish_in_flight(readers: cf.ThreadPoolExecutor, writers: cf.ThreadPoolExecutor, drain_writes) -> None:
+    """The end of the pipeline, with Ctrl-C and SIGTERM held: the reads not started are dropped,
+    the outputs in flight are finished and recorded, after a stop too (cut, the job would lose
+    them, or abort: xvertfast._interrupts)."""
+    readers.shutdown(wait=True, cancel_futures=True)
+    writers.shutdown(wait=True)
+    drain_writes(block=True)
 
 
 def _write_report(path: str, summary: BatchSummary, enhancer, settings: dict) -> None:

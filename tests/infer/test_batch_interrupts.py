@@ -1,0 +1,129 @@
+"""``xvertfast enhance`` stopped by Ctrl-C or SIGTERM: held through the pipeline, acted on where it can stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.infer.test_enhance import TILE, chest_like, tiny_model
+from xvertfast.cli import main
+from xvertfast.infer import Enhancer
+from xvertfast.io.job_folder import job_status
+from xvertfast.model import save_model
+
+
+@pytest.fixture
+def model_dir(tmp_path, seed):
+    return save_model(tiny_model(seed), tmp_path / "model", extra={"training": {"config": {"roi_size": TILE}}})
+
+
+def _inputs(tmp_path, seed, images: int):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(images):
+        Image.fromarray(np.round(chest_like(seed + i) * 255).astype(np.uint8)).save(src / f"img{i}.png")
+    return src
+
+
+def test_the_pipeline_loop_runs_with_ctrl_c_and_sigterm_held(tmp_path, model_dir, seed, monkeypatch):
+    """A Ctrl-C raised inside the thread pools' own code (submit, Future.result) could leave a lock
+    of theirs held: the job hung for good, 1 run in 16 with a Ctrl-C at the pipeline's start. While
+    the loop runs the network (the main thread, as it runs the pools' code), neither signal has
+    the handler that raises: the job's own holds them."""
+    from xvertfast.infer import batch
+
+    src = _inputs(tmp_path, seed, 2)
+    real_network, seen = batch._run_network, []
+
+    def network_noting_the_handlers(enhancer, images):
+        assert threading.current_thread() is threading.main_thread()
+        seen.append((signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)))
+        return real_network(enhancer, images)
+
+    monkeypatch.setattr(batch, "_run_network", network_noting_the_handlers)
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    enhancer = Enhancer(str(model_dir), device="cpu", backend="torch", batch_size=1)
+    summary = enhancer.enhance_files([str(src)], str(tmp_path / "out"), workers=1, progress=False)
+    assert summary.done == 2 and len(seen) == 2
+    for on_int, on_term in seen:
+        assert on_int is not signal.default_int_handler and on_int is not before[0]
+        assert on_term is not before[1] and on_int is on_term  # one hold for both
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before  # put back
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_during_a_network_batch_stops_the_job_once_the_batch_is_done(tmp_path, model_dir, seed, monkeypatch,
+                                                                              capsys, sig, code):  # fmt: skip
+    """The signal comes while the 2nd image's batch runs: the batch is not cut (nothing raises in
+    it), the job then stops as it did, with the 1st image's output written and recorded, the
+    summary, the report and the exit code of a Ctrl-C (130) or a scheduler's SIGTERM (143)."""
+    from xvertfast.infer import batch
+
+    src = _inputs(tmp_path, seed, 4)
+    real_network, batches = batch._run_network, []
+
+    def network_signalled_in_batch_2(enhancer, images):
+        batches.append("started")
+        if len(batches) == 2:
+            os.kill(os.getpid(), sig)
+        results = real_network(enhancer, images)
+        batches[-1] = "returned"
+        return results
+
+    monkeypatch.setattr(batch, "_run_network", network_signalled_in_batch_2)
+    out, report = tmp_path / "out", tmp_path / "run.json"
+    args = ["enhance", str(src), "-o", str(out), "--model", str(model_dir), "--device", "cpu", "--backend", "torch",
+            "--batch-size", "1", "--workers", "1", "--report", str(report), "-q"]  # fmt: skip
+    assert main(args) == code
+    said = capsys.readouterr()
+    assert batches == ["returned", "returned"]  # the 2nd batch ran to its end, and no 3rd began
+    assert said.out.startswith("1 done, 0 skipped, 0 failed")
+    assert said.err.rstrip().endswith("stopped early: interrupted; 3 images not processed; the same command "
+                                      "resumes where this one stopped")  # fmt: skip
+    assert "already stopping" not in said.err
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["img0.png"]
+    body = json.loads(report.read_text())
+    assert body["summary"]["stopped"] == "interrupted" and body["summary"]["not_processed"] == 3
+    assert [(os.path.basename(r["input"]), r["status"]) for r in body["files"]] == [("img0.png", "done")]
+    led = job_status(str(out), "enhance").ledgers[0]
+    assert (led.ended, led.stop, led.done) == ("stopped", "interrupted", 1)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_slow_read_does_not_keep_a_held_ctrl_c_waiting(tmp_path, model_dir, seed, monkeypatch):
+    """The main thread waits for a read in short steps, delivering a held signal between them: a
+    read stuck on a slow share must not keep the job from stopping until it ends."""
+    from xvertfast.infer import batch
+
+    src = _inputs(tmp_path, seed, 3)
+    real_read, real_write, real_finish = batch._read_and_prepare, batch._compose_and_write, batch._finish_in_flight
+    first_written, release = threading.Event(), threading.Event()
+
+    def stuck_second_read(enhancer, f, given=None):
+        if f.path.endswith("img1.png"):
+            assert first_written.wait(60)  # the main thread now waits for this read
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            assert release.wait(60), "the job did not stop while this read was stuck"
+        return real_read(enhancer, f, given)
+
+    def write_noted(*args):
+        result = real_write(*args)
+        first_written.set()
+        return result
+
+    def finish_releasing(*args):
+        release.set()  # the job stops: let the stuck read end, as a share that answers at last
+        return real_finish(*args)
+
+    monkeypatch.setattr(batch, "_read_and_prepare", stuck_second_read)
+    monkeypatch.setattr(batch, "_compose_and_write", write_noted)
+    monkeypatch.setattr(batch, "_finish_in_flight", finish_releasing)
+    enhancer = Enhancer(str(model_dir), device="cpu", backend="torch", batch_size=1)
+    summary = enhancer.enhance_files([str(src)], str(tmp_path / "out"), workers=1, progress=False)
+    assert summary.stopped == "interrupted" and summary.done == 1 and summary.not_processed == 2
