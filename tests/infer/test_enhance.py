@@ -935,3 +935,23 @@ def test_an_enhancer_can_be_pickled_and_deep_copied(seed):
     for _ in ("before its backend is built", "after"):
         for twin in (pickle.loads(pickle.dumps(enhancer)), copy.deepcopy(enhancer)):
             np.testing.assert_array_equal(twin.enhance(image).pixels, enhancer.enhance(image).pixels)
+
+
+def test_format_same_keeps_a_16_bit_png_16_bit_whatever_its_values(tmp_path, model_dir, seed):
+    """`same` picked png8 or png16 by the bits the values need: a 16-bit PNG of values under 256
+    came back as an 8-bit PNG. The container's depth decides; png16 keeps its scale (the values'
+    depth, at least 8 bits)."""
+    src = tmp_path / "in"
+    src.mkdir()
+    low = np.round(chest_like(seed) * 255).astype(np.uint16)
+    Image.fromarray(low).save(src / "low16.png")
+    Image.fromarray(low.astype(np.uint8)).save(src / "eight.png")
+    with Image.open(src / "low16.png") as stored:
+        assert stored.mode.startswith("I")  # (16 bits stored)
+    enhancer = Enhancer(str(model_dir), device="cpu", backend="torch", batch_size=1)
+    summary = enhancer.enhance_files([str(src)], str(tmp_path / "out"), workers=1, progress=False)
+    assert summary.done == 2
+    deep, eight = read_image(tmp_path / "out" / "low16.png"), read_image(tmp_path / "out" / "eight.png")
+    assert deep.values.dtype == np.uint16 and eight.values.dtype == np.uint8
+    assert int(deep.values.max()) <= 255  # the 8-bit scale of its values, in a 16-bit PNG
+    np.testing.assert_array_equal(deep.values, eight.values)  # the same image, the same levels

@@ -163,7 +163,9 @@ def _same_format(path: str) -> str:
 
 
 def _write_format(fmt: str, rad: Radiograph, out: str) -> str:
-    """``same``: the planned extension decides the kind; a PNG keeps the source's bit depth."""
+    """``same``: the planned extension decides the kind; a PNG keeps the source's container depth:
+    an 8-bit PNG or a JPEG (decoded as 8-bit values) gives png8, anything deeper png16. Not the
+    depth its values need (``bits_stored``): a 16-bit PNG of values under 256 came back 8-bit."""
     if fmt != "same":
         return fmt
     ext = os.path.splitext(out)[1]
@@ -171,7 +173,7 @@ def _write_format(fmt: str, rad: Radiograph, out: str) -> str:
         return "dicom"
     if ext in (".tiff", ".tif"):
         return "tiff"
-    return "png8" if rad.bits_stored <= 8 else "png16"
+    return "png8" if rad.values.dtype.itemsize == 1 else "png16"
 
 
 def _job_settings(enhancer, fmt: str) -> dict:
