@@ -100,11 +100,13 @@ def deliver(deferred: Deferred) -> None:
     sig = deferred.signal
     if sig is None:
         return
+    # stopping before the signal is taken: one arriving in between is a repeat, said and dropped, not
+    # held again for a later deliver
+    was_stopping, deferred.stopping = deferred.stopping, True  # (a repeat while the handler runs is one)
     deferred.signal = None
     handler = deferred.replaced.get(sig)
     if handler is None:
         handler = signal.getsignal(sig)
-    was_stopping, deferred.stopping = deferred.stopping, True  # (a repeat while the handler runs is one)
     if callable(handler):
         handler(sig, None)
     elif handler == signal.SIG_DFL:

@@ -61,8 +61,9 @@ def test_the_pipeline_loop_runs_with_ctrl_c_and_sigterm_held(tmp_path, model_dir
 def test_a_signal_during_a_network_batch_stops_the_job_once_the_batch_is_done(tmp_path, model_dir, seed, monkeypatch,
                                                                               capsys, sig, code):  # fmt: skip
     """The signal comes while the 2nd image's batch runs: the batch is not cut (nothing raises in
-    it), the job then stops as it did, with the 1st image's output written and recorded, the
-    summary, the report and the exit code of a Ctrl-C (130) or a scheduler's SIGTERM (143)."""
+    it, and its result is written, not dropped: the rerun would redo it), the job then stops as it
+    did, with the 1st and 2nd images' outputs written and recorded, the summary, the report and the
+    exit code of a Ctrl-C (130) or a scheduler's SIGTERM (143)."""
     from xvertfast.infer import batch
 
     src = _inputs(tmp_path, seed, 4)
@@ -83,16 +84,16 @@ def test_a_signal_during_a_network_batch_stops_the_job_once_the_batch_is_done(tm
     assert main(args) == code
     said = capsys.readouterr()
     assert batches == ["returned", "returned"]  # the 2nd batch ran to its end, and no 3rd began
-    assert said.out.startswith("1 done, 0 skipped, 0 failed")
-    assert said.err.rstrip().endswith("stopped early: interrupted; 3 images not processed; the same command "
+    assert said.out.startswith("2 done, 0 skipped, 0 failed")
+    assert said.err.rstrip().endswith("stopped early: interrupted; 2 images not processed; the same command "
                                       "resumes where this one stopped")  # fmt: skip
     assert "already stopping" not in said.err
-    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["img0.png"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["img0.png", "img1.png"]
     body = json.loads(report.read_text())
-    assert body["summary"]["stopped"] == "interrupted" and body["summary"]["not_processed"] == 3
-    assert [(os.path.basename(r["input"]), r["status"]) for r in body["files"]] == [("img0.png", "done")]
+    assert body["summary"]["stopped"] == "interrupted" and body["summary"]["not_processed"] == 2
+    assert [(os.path.basename(r["input"]), r["status"]) for r in body["files"]] == [("img0.png", "done"), ("img1.png", "done")]
     led = job_status(str(out), "enhance").ledgers[0]
-    assert (led.ended, led.stop, led.done) == ("stopped", "interrupted", 1)
+    assert (led.ended, led.stop, led.done) == ("stopped", "interrupted", 2)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 

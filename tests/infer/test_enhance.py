@@ -879,7 +879,9 @@ def test_a_second_ctrl_c_while_the_outputs_in_flight_finish_does_not_cut_them(tm
     down, which aborted the process (SIGABRT, 'terminate called without an active exception');
     now the wait is not interrupted, the outputs in flight are finished and the summary comes back."""
     summary, calls = _ctrl_c_while_writing(tmp_path, model_dir, seed, monkeypatch, images=4, at=1, times=2)
-    assert summary.stopped == "interrupted" and summary.done >= 1  # (the first one among them)
+    # the first Ctrl-C stops the job at its next read, or, where every image was handed over by then
+    # (the network's batch and its handover are not cut), ends a complete job as interrupted
+    assert (summary.stopped == "interrupted") != summary.interrupted_at_end and summary.done >= 1
     assert os.path.exists(calls[0]) and not [n for n in os.listdir(tmp_path / "out") if n.endswith(".part")]
     assert "already stopping" in capfd.readouterr().err
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back

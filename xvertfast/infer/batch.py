@@ -164,7 +164,8 @@ def _same_format(path: str) -> str:
 
 def _write_format(fmt: str, rad: Radiograph, out: str) -> str:
     """``same``: the planned extension decides the kind; a PNG keeps the source's container depth:
-    an 8-bit PNG or a JPEG (decoded as 8-bit values) gives png8, anything deeper png16. Not the
+    an 8-bit PNG or a JPEG (decoded as 8-bit values; a 16-bit colour PNG too, whose luminance is
+    taken at 8 bits) gives png8, anything deeper png16. Not the
     depth its values need (``bits_stored``): a 16-bit PNG of values under 256 came back 8-bit."""
     if fmt != "same":
         return fmt
@@ -648,15 +649,18 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
 
     def wait_heeding(futures) -> None:
         """Waits for the first of ``futures`` in short steps, delivering a Ctrl-C or SIGTERM held
-        meanwhile: a slow read or write must not keep the job from stopping."""
+        meanwhile: while a read is slow, the job stops starting new work (the read in progress is
+        still waited for at the end, as the outputs in flight are)."""
         while not cf.wait(futures, timeout=HEED_SECONDS, return_when=cf.FIRST_COMPLETED)[0]:
             deliver(held)
 
     def make_room() -> None:
         """Waits while ``limit`` writes are in flight: writing slower than reading + the network
         (slow storage, a GPU job) must not keep every image of the job in memory."""
-        while len(writes) >= limit:
-            wait_heeding(list(writes))
+        # A signal held ends the wait without being delivered: the batch's results are all handed over
+        # (a batch more in memory at most), and it is delivered at the next read
+        while len(writes) >= limit and held.signal is None:
+            cf.wait(list(writes), timeout=HEED_SECONDS, return_when=cf.FIRST_COMPLETED)
             drain_writes(block=False)
 
     def stop_if_lost(exc: BaseException) -> None:
@@ -698,7 +702,8 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
                 t0 = time.perf_counter()
                 results = _run_network(enhancer, batch)
                 infer_each = (time.perf_counter() - t0) / len(batch)
-                deliver(held)
+                # a signal held from here on is delivered at the next read: the batch's results, waited
+                # for, are all handed to the writers and finished, not dropped
                 for (f, out, stat, rad, prep, warnings), result in zip(batch, results):
                     if summary.stopped is not None:  # the disk filled or the device was lost: no more handed over
                         break
@@ -710,7 +715,6 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
                     make_room()
                     if summary.stopped is not None:  # the disk filled while waiting: no more writes handed over
                         break
-                    deliver(held)
                     rec = FileRecord(f.path, out, "running", seconds=seconds, warnings=warnings)
                     writes[writers.submit(write, enhancer, rad, prep, result, out, fmt, description, job, stat,
                                           centres(f))] = rec  # fmt: skip
