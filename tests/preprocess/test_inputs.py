@@ -68,13 +68,17 @@ def test_no_nan_or_inf_ever_leaves(name, image):
     assert 0.0 <= pp.xp.min() and pp.xp.max() <= 1.0
 
 
-@pytest.mark.parametrize("scale, offset", [(1 / 16, 0.0), (0.5, 0.3), (1.0, 0.0)])
+@pytest.mark.parametrize("scale, offset", [(1 / 16, 0.0), (0.5, 0.25), (1.0, 0.0)])
 def test_x_is_min_max_normalised_first(seed, scale, offset):
     # a 12-bit image divided by 65535 spans [0, 1/16]: without the stretch E fell under its
-    # floor everywhere and Xp was X rescaled, the preprocessing silently undone
+    # floor everywhere and Xp was X rescaled, the preprocessing silently undone. The image holds
+    # multiples of 2^-12 and the scales and offsets are powers of two, so every scaled image is
+    # exact in float32 and its stretch is the unscaled one's (with an offset of 0.3, float32's
+    # rounding of x * 0.5 + 0.3, magnified by log(X + 1e-4) near black, moved the outputs by up to
+    # 1e-4 for some seeds, over the tolerance: XVF_TEST_SEED=508405369)
     rng = np.random.default_rng(seed)
     x = np.add.outer(np.linspace(0.0, 1.0, 48), np.zeros(40)) * 0.6 + 0.4 * rng.random((48, 40))
-    x = ((x - x.min()) / (x.max() - x.min())).astype(np.float32)
+    x = (np.round((x - x.min()) / (x.max() - x.min()) * 4095) / 4096).astype(np.float32)
     want, got = preprocess(x), preprocess((x * scale + offset).astype(np.float32))
     for a, b in zip(fields(want), fields(got)):
         np.testing.assert_allclose(b, a, atol=2e-5)
