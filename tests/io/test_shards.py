@@ -184,6 +184,13 @@ def test_a_dry_run_stops_looking_once_it_finds_a_job_running(tmp_path):
         running.close()
 
 
+def _made(job, tmp_path, out, name: str) -> None:
+    """One output recorded as a run makes it: started, then finished, from an input of that name."""
+    src = _input(tmp_path, name)
+    job.starting(src, str(out / name))
+    job.finished(src, str(out / name), [1, 2])
+
+
 def _input(tmp_path, name: str) -> str:
     path = tmp_path / "in" / name
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -655,9 +662,7 @@ def test_status_and_a_dry_run_give_no_rate_from_one_batch(tmp_path, capsys, monk
     out = tmp_path / "out"
     job = JobFolder(str(out), SETTINGS, False)
     for n in range(2):
-        src = _input(tmp_path, f"{n}.png")
-        job.starting(src, str(out / f"{n}.png"))
-        job.finished(src, str(out / f"{n}.png"), [1, 2])
+        _made(job, tmp_path, out, f"{n}.png")
     job.ended("interrupted", found=12, done=2, skipped=0, failed=0)
     job.close()
     status = job_folder.job_status(str(out), "enhance")
@@ -682,9 +687,7 @@ def test_outputs_adopted_or_recorded_at_a_new_path_are_not_in_the_rate(tmp_path,
     out = tmp_path / "out"
     job = JobFolder(str(out), SETTINGS, False)
     for n in range(6):
-        src = _input(tmp_path, f"{n}.png")
-        job.starting(src, str(out / f"{n}.png"))
-        job.finished(src, str(out / f"{n}.png"), [1, 2])
+        _made(job, tmp_path, out, f"{n}.png")
     later = iter(range(10**13, 10**14, 1000))  # ...and a thousand adopted in a microsecond each
     monkeypatch.setattr(job_folder.time, "time_ns", lambda: next(later))
     for n in range(6, 1000):
@@ -702,10 +705,7 @@ def _shard_making(out, tmp_path, shard: Shard | JobFolder, now: list[int], outpu
     job = shard if isinstance(shard, JobFolder) else JobFolder(str(out), SETTINGS, False, shard=shard)
     for _ in range(outputs):
         now[0] += int(apart_s * 10**9)
-        name = f"{job.shard.index}-{now[0]}.png"
-        src = _input(tmp_path, name)
-        job.starting(src, str(out / name))
-        job.finished(src, str(out / name), [1, 2])
+        _made(job, tmp_path, out, f"{job.shard.index}-{now[0]}.png")
     return job
 
 
