@@ -1122,6 +1122,84 @@ def test_sixteen_bit_colour_png_says_it_is_read_at_8_bits(tmp_path):
     assert any("16-bit PNG with colour or alpha: decoded at 8 bits" in n for n in im.notes)
 
 
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def _filtered(rows: np.ndarray, bpp: int) -> bytes:
+    """PNG scanlines of the byte rows ``rows`` [H, row bytes], each with the next of the five
+    filters in turn (PNG spec 9.2), so a decoder is tried on all of them."""
+
+    def paeth(a, b, c):
+        p = a + b - c
+        pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+        return a if pa <= pb and pa <= pc else b if pb <= pc else c
+
+    out, above = [], [0] * rows.shape[1]
+    for y, row in enumerate(rows.tolist()):
+        kind = y % 5
+        left = [0] * bpp + row[:-bpp]
+        upper_left = [0] * bpp + above[:-bpp]
+        guess = [[0] * len(row), left, above, [(a + b) // 2 for a, b in zip(left, above)],
+                 [paeth(a, b, c) for a, b, c in zip(left, above, upper_left)]][kind]  # fmt: skip
+        out.append(bytes([kind]) + bytes((x - g) % 256 for x, g in zip(row, guess)))
+        above = row
+    return b"".join(out)
+
+
+def _png_of_samples(samples: np.ndarray, colour_type: int, interlaced: bool, after_idat: bytes = b"") -> bytes:
+    """A 16-bit PNG of ``samples`` [H, W, channels], written here (Pillow writes no 16-bit grey +
+    alpha), Adam7-interlaced or not; ``after_idat``: chunks put between its IDAT and IEND."""
+    h, w, channels = samples.shape
+    big = samples.astype(">u2")
+    if interlaced:  # the seven passes of Adam7 (PNG spec 8.2): (first column, first row, column step, row step)
+        passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+        parts = [big[y0::dy, x0::dx] for x0, y0, dx, dy in passes]
+    else:
+        parts = [big]
+    scanlines = b"".join(_filtered(np.frombuffer(part.tobytes(), np.uint8).reshape(part.shape[0], -1), 2 * channels)
+                         for part in parts if part.size)  # fmt: skip
+    header = struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, int(interlaced))
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(scanlines))
+            + after_idat + _png_chunk(b"IEND", b""))  # fmt: skip
+
+
+@pytest.mark.parametrize("interlaced", [False, True])
+def test_a_16_bit_grey_and_alpha_png_keeps_its_16_bit_grey(tmp_path, seed, interlaced):
+    # Pillow decodes it at 8 bits (mode RGBA): it was written out 8-bit, its note said "RGBA image
+    # converted to luminance" of what is grey + alpha
+    rng = np.random.default_rng(seed)
+    grey = rng.integers(0, 4096, size=(11, 13)).astype(np.uint16) << 4  # 12-bit data shifted into 16 bits
+    grey[0, 0], grey[0, 1] = 0, 4095 << 4
+    alpha = rng.integers(0, 65536, size=grey.shape).astype(np.uint16)
+    path = tmp_path / "la.png"
+    path.write_bytes(_png_of_samples(np.stack([grey, alpha], axis=-1), 4, interlaced))
+    im = read_image(path, warn=False)
+    assert im.values.dtype == np.uint16 and im.bits_stored == 16
+    np.testing.assert_array_equal(im.values, grey)
+    assert im.notes == [f"{path}: grey + alpha image: the alpha (transparency) left out"]
+
+
+def test_a_16_bit_grey_and_alpha_png_with_exif_after_its_pixels_is_turned_upright(tmp_path, seed):
+    grey = np.random.default_rng(seed).integers(0, 65536, size=(5, 7)).astype(np.uint16)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # turn it 90 degrees clockwise
+    path = tmp_path / "la.png"
+    path.write_bytes(_png_of_samples(np.stack([grey, grey], axis=-1), 4, False,
+                                     after_idat=_png_chunk(b"eXIf", exif.tobytes()[6:])))  # (less its "Exif\0\0")
+    im = read_image(path, warn=False)
+    np.testing.assert_array_equal(im.values, np.rot90(grey, -1))
+    assert im.values.dtype == np.uint16 and any("Orientation (6)" in n for n in im.notes)
+
+
+def test_an_8_bit_grey_and_alpha_png_says_its_alpha_is_left_out(tmp_path, seed):
+    grey = np.random.default_rng(seed).integers(0, 256, size=(6, 9)).astype(np.uint8)
+    Image.fromarray(np.stack([grey, 255 - grey], axis=-1), "LA").save(tmp_path / "la.png")
+    im = read_image(tmp_path / "la.png", warn=False)
+    np.testing.assert_array_equal(im.values, grey)
+    assert im.notes == [f"{tmp_path / 'la.png'}: grey + alpha image: the alpha (transparency) left out"]
+
+
 def _dicom_with_excess_padding(path, rng):
     """A DICOM whose pixel data has bytes to spare: pydicom warns while decoding it."""
     import pydicom

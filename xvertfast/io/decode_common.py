@@ -16,7 +16,7 @@ import numpy as np
 from xvertfast.io.errors import ImageReadError
 
 __all__ = ["JPEG_SOF", "jpeg_frame", "check_pixels", "bits_from_values", "luminance", "luminance_note",
-           "stored_range", "invert", "ORIENTATION"]
+           "grey_alpha_note", "stored_range", "invert", "ORIENTATION"]
 
 
 #: The EXIF / TIFF Orientation tag: how the stored rows and columns are to be turned for display.
@@ -89,6 +89,12 @@ def luminance(values: np.ndarray, notes: list[str], path: str, source: str | Non
 
 def luminance_note(notes: list[str], path: str, source: str) -> None:
     notes.append(f"{path}: {source} image converted to luminance (grayscale)")
+
+
+def grey_alpha_note(notes: list[str], path: str) -> None:
+    """One wording for a grey + alpha image of any format: its grey is kept as it is, not
+    converted, so 'converted to luminance' would say what did not happen."""
+    notes.append(f"{path}: grey + alpha image: the alpha (transparency) left out")
 
 
 def stored_range(bits: int, signed: bool) -> tuple[int, int]:

@@ -15,7 +15,8 @@ import zlib
 
 import numpy as np
 
-from xvertfast.io.decode_common import JPEG_SOF, ORIENTATION, bits_from_values, check_pixels, jpeg_frame, luminance_note
+from xvertfast.io.decode_common import (JPEG_SOF, ORIENTATION, bits_from_values, check_pixels, grey_alpha_note, jpeg_frame,
+                                        luminance_note)
 from xvertfast.io.errors import ImageReadError, WarningsNamingTheFile
 
 __all__ = ["read_pillow"]
@@ -133,6 +134,43 @@ def _check_png_crcs(path: str, data: bytes) -> None:
         at += 12 + length
 
 
+def _png_chunks(data: bytes):
+    """(kind, body) of each whole chunk of the PNG ``data``, in order, to its IEND."""
+    at = 8
+    while at + 12 <= len(data):
+        length, kind = int.from_bytes(data[at : at + 4], "big"), data[at + 4 : at + 8]
+        if at + 12 + length > len(data):
+            return
+        yield kind, data[at + 8 : at + 8 + length]
+        if kind == b"IEND":
+            return
+        at += 12 + length
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+
+
+def _grey_of_16_bit_grey_alpha(data: bytes, info: dict):
+    """The grey samples, all 16 bits, of a 16-bit grey + alpha PNG, which Pillow decodes at 8 bits
+    (into RGBA). Its rows are byte for byte those of an 8-bit RGBA PNG of its size: 4 bytes a
+    pixel, so the same filters (which look that many bytes back) and the same interlace passes.
+    Pillow unfilters it as one, and each pixel's first two bytes are its big-endian grey. Only
+    IHDR and IDAT are kept: the other chunks mean something else for another colour type. An
+    ``I;16`` image holding ``info`` (its EXIF, for turning it upright)."""
+    from PIL import Image, PngImagePlugin
+
+    ihdr = data[16:33]
+    parts = [data[:8], _png_chunk(b"IHDR", ihdr[:8] + b"\x08\x06" + ihdr[10:])]
+    parts += [_png_chunk(kind, body) for kind, body in _png_chunks(data) if kind == b"IDAT"]
+    # (the class, not Image.open: the file's size has had its decompression-bomb check and warning)
+    with PngImagePlugin.PngImageFile(io.BytesIO(b"".join(parts + [_png_chunk(b"IEND", b"")]))) as rgba:
+        pairs = np.asarray(rgba)
+    grey = Image.fromarray((pairs[..., 0].astype(np.uint16) << 8) | pairs[..., 1])
+    grey.info = dict(info)
+    return grey
+
+
 class _FileBytes(io.BytesIO):
     """A file's bytes, read from the disk once for all the checks and the decoding, which Pillow's
     messages name as they name the file ('cannot identify image file '/x.png'')."""
@@ -168,6 +206,9 @@ def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
             im.load()
             if fmt == "jpeg":
                 _check_jpeg_data_ends(path, data, im)
+            grey_alpha = fmt == "png" and data[12:16] == b"IHDR" and data[25] == 4  # (its colour type)
+            if grey_alpha and data[24] == 16:  # (its bit depth)
+                im = _grey_of_16_bit_grey_alpha(data, im.info)
             with WarningsNamingTheFile(path, stacklevel=4):
                 orientation = im.getexif().get(ORIENTATION, 1)
             if orientation not in (1, None):
@@ -175,7 +216,10 @@ def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
 
                 im = ImageOps.exif_transpose(im)
                 notes.append(f"{path}: turned upright as its EXIF Orientation ({orientation}) says")
-            if mode in ("RGB", "RGBA", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "LA", "La"):
+            if grey_alpha:
+                grey_alpha_note(notes, path)
+                im = im if im.mode == "I;16" else im.convert("L")
+            elif mode in ("RGB", "RGBA", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "LA", "La"):
                 luminance_note(notes, path, "palette" if mode.startswith("P") else mode)
                 im = im.convert("L")
             elif mode == "1":

@@ -18,7 +18,8 @@ import threading
 
 import numpy as np
 
-from xvertfast.io.decode_common import ORIENTATION, bits_from_values, check_pixels, invert, jpeg_frame, luminance
+from xvertfast.io.decode_common import (ORIENTATION, bits_from_values, check_pixels, grey_alpha_note, invert, jpeg_frame,
+                                        luminance)
 from xvertfast.io.errors import ImageReadError, WarningsNamingTheFile
 
 __all__ = ["read_tiff"]
@@ -172,7 +173,7 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logged: list[str]
         values = luminance(values, notes, path)
     elif values.ndim == 3 and values.shape[-1] == 2 and photometric in (0, 1):  # grey + alpha, as Pillow reads PNG's
         values = np.ascontiguousarray(values[..., 0])
-        notes.append(f"{path}: grey + alpha image: the alpha (transparency) left out")
+        grey_alpha_note(notes, path)
     if values.ndim != 2:
         raise ImageReadError(path, f"expected a single-channel image, decoded shape {values.shape}")
     if values.dtype == bool:  # 1-bit pages: as Pillow gives them, 0 and 255
