@@ -1147,9 +1147,11 @@ def _filtered(rows: np.ndarray, bpp: int) -> bytes:
     return b"".join(out)
 
 
-def _png_of_samples(samples: np.ndarray, colour_type: int, interlaced: bool, after_idat: bytes = b"") -> bytes:
+def _png_of_samples(samples: np.ndarray, colour_type: int, interlaced: bool, after_idat: bytes = b"",
+                    before_idat: bytes = b"") -> bytes:  # fmt: skip
     """A 16-bit PNG of ``samples`` [H, W, channels], written here (Pillow writes no 16-bit grey +
-    alpha), Adam7-interlaced or not; ``after_idat``: chunks put between its IDAT and IEND."""
+    alpha, nor sBIT), Adam7-interlaced or not; ``before_idat``, ``after_idat``: chunks put
+    between its IHDR and IDAT, its IDAT and IEND."""
     h, w, channels = samples.shape
     big = samples.astype(">u2")
     if interlaced:  # the seven passes of Adam7 (PNG spec 8.2): (first column, first row, column step, row step)
@@ -1160,7 +1162,7 @@ def _png_of_samples(samples: np.ndarray, colour_type: int, interlaced: bool, aft
     scanlines = b"".join(_filtered(np.frombuffer(part.tobytes(), np.uint8).reshape(part.shape[0], -1), 2 * channels)
                          for part in parts if part.size)  # fmt: skip
     header = struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, int(interlaced))
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(scanlines))
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + before_idat + _png_chunk(b"IDAT", zlib.compress(scanlines))
             + after_idat + _png_chunk(b"IEND", b""))  # fmt: skip
 
 
@@ -1190,6 +1192,35 @@ def test_a_16_bit_grey_and_alpha_png_with_exif_after_its_pixels_is_turned_uprigh
     im = read_image(path, warn=False)
     np.testing.assert_array_equal(im.values, np.rot90(grey, -1))
     assert im.values.dtype == np.uint16 and any("Orientation (6)" in n for n in im.notes)
+
+
+@pytest.mark.parametrize("colour_type", [0, 4])
+@pytest.mark.parametrize(("shift", "bits"), [(0, 12), (4, 16)])
+def test_a_16_bit_pngs_sbit_chunk_gives_its_depth(tmp_path, seed, colour_type, shift, bits):
+    # sBIT was not read: a dark 12-bit image (values up to 1300) was guessed 11-bit and written out
+    # over 0..2047, a bright one over 0..4095. Shifted into 16 bits as the PNG spec says (values up
+    # to 1300 << 4), its scale is 16 bits, not the 15 its largest value needs.
+    from xvertfast.io.read import full_range
+
+    dark = np.random.default_rng(seed).integers(0, 1301, size=(9, 10)).astype(np.uint16) << shift
+    dark[0, 0] = 1300 << shift
+    samples = np.stack([dark, np.full_like(dark, 65535)], axis=-1)[..., : 1 + colour_type // 4]
+    path = tmp_path / "dark.png"
+    sbit = _png_chunk(b"sBIT", bytes([12, 16][: 1 + colour_type // 4]))  # (grey's, and alpha's where there is one)
+    path.write_bytes(_png_of_samples(samples, colour_type, False, before_idat=sbit))
+    im = read_image(path, warn=False)
+    np.testing.assert_array_equal(im.values, dark)
+    assert im.bits_stored == bits
+    assert full_range(im) == (0.0, float((1 << bits) - 1))
+    assert full_range(im, depth_hint=14) == (0.0, float((1 << bits) - 1))  # what the file says comes first
+
+
+def test_a_16_bit_png_without_sbit_still_takes_its_depth_from_its_values(tmp_path, seed):
+    values = np.random.default_rng(seed).integers(0, 1301, size=(9, 10)).astype(np.uint16)
+    values[0, 0] = 1300
+    (tmp_path / "a.png").write_bytes(_png_of_samples(values[..., None], 0, False))
+    im = read_image(tmp_path / "a.png", warn=False)
+    assert im.bits_stored == 11 and "significant_bits" not in im.meta
 
 
 def test_an_8_bit_grey_and_alpha_png_says_its_alpha_is_left_out(tmp_path, seed):

@@ -9,8 +9,9 @@ scores it on the same ROIs as the methods it runs itself.
 An output is read on its own format's scale, not min-max stretched, so the tool's own
 brightness and contrast are what the metrics see: an 8-bit value v as v / 255, a DICOM over
 its BitsStored (:func:`xvertfast.io.read.full_range`), a float TIFF as it is (it must then lie
-in [0, 1]), and a 16-bit PNG or TIFF over the input's bit depth where its values fit in it (a
-tool that kept the input's depth, as ``xvertfast enhance`` does), else over the full 16 bits.
+in [0, 1]), and a 16-bit PNG or TIFF over the depth its PNG sBIT chunk records, else over the
+input's bit depth, where its values fit in it (a tool that kept the input's depth, as
+``xvertfast enhance`` does), else over the full 16 bits.
 """
 
 from __future__ import annotations

@@ -147,6 +147,20 @@ def _png_chunks(data: bytes):
         at += 12 + length
 
 
+def _png_significant_bits(data: bytes) -> int | None:
+    """The grey's significant bits that a grey (or grey + alpha) PNG's sBIT chunk records (the
+    depth of its source, e.g. 12 in a 16-bit file), from the chunks before its pixels; None where
+    it has none, or one no grey image can have (0, or more than its bit depth)."""
+    if data[12:16] != b"IHDR" or data[25] not in (0, 4):  # (colour: its luminance is taken at 8 bits)
+        return None
+    for kind, body in _png_chunks(data):
+        if kind == b"IDAT":
+            return None
+        if kind == b"sBIT" and body:
+            return body[0] if 1 <= body[0] <= data[24] else None
+    return None
+
+
 def _png_chunk(kind: bytes, body: bytes) -> bytes:
     return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
 
@@ -244,5 +258,17 @@ def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
         bits = 8
     else:  # 16-bit PNG arrives as uint16 or int32
         values = values.astype(np.uint16 if values.min() >= 0 and values.max() < 65536 else np.int32)
-        bits = bits_from_values(values, 16)
+        significant = _png_significant_bits(data) if fmt == "png" else None
+        if significant is None:
+            bits = bits_from_values(values, 16)
+        else:
+            # sBIT records the source's depth. Values within it are stored as they came (12-bit data
+            # as 0..4095, as converters from DICOM write it): that depth, however dark the image
+            # (guessed, a 12-bit image of values up to 1300 was 11-bit, written out over 0..2047).
+            # Values past it were scaled up to 16 bits, as the PNG spec says to store them (v << 4,
+            # or with its top bits repeated below), and sBIT then gives only their precision: their
+            # scale is 16 bits. (Scaled data of an almost black image, below 2**sBIT, is read as
+            # unscaled: the values cannot tell them apart.)
+            info["significant_bits"] = significant
+            bits = max(8, significant) if int(values.max()) < (1 << significant) else 16
     return values, bits, "MONOCHROME2", info

@@ -105,8 +105,9 @@ def full_range(rad: Radiograph, depth_hint: int | None = None) -> tuple[float, f
     and polarity): a stored image's own scale, for reading another tool's output as it meant it.
 
     DICOM: BitsStored through the modality LUT; float TIFF: [0, 1]; 8-bit and signed integers:
-    their type's range. A 16-bit PNG or TIFF does not record the depth of 12-bit data in it:
-    ``depth_hint`` bits where its values fit in them (an output kept at its input's depth, as
+    their type's range. A 16-bit PNG records the depth of 12-bit data in it only in its optional
+    sBIT chunk, a 16-bit TIFF not at all: sBIT's bits where the values fit in them, else
+    ``depth_hint`` bits where they fit in those (an output kept at its input's depth, as
     ``xvertfast enhance`` writes them), else the full 16, never the bits its own largest value
     needs (one bright pixel would change the scale).
     """
@@ -117,8 +118,12 @@ def full_range(rad: Radiograph, depth_hint: int | None = None) -> tuple[float, f
     if v.dtype.kind == "f":
         return 0.0, 1.0
     bits = 8 * v.dtype.itemsize if v.dtype.kind == "u" else rad.bits_stored
-    if v.dtype.kind == "u" and v.dtype.itemsize > 1 and depth_hint and int(v.max()) < (1 << depth_hint):
-        bits = depth_hint
+    if v.dtype.kind == "u" and v.dtype.itemsize > 1:
+        recorded = rad.meta.get("significant_bits") if isinstance(rad.meta, dict) else None
+        if recorded and int(v.max()) < (1 << recorded):  # (read_image's bits_stored is then sBIT's)
+            bits = rad.bits_stored
+        elif depth_hint and int(v.max()) < (1 << depth_hint):
+            bits = depth_hint
     lo, hi = stored_range(bits, v.dtype.kind == "i")
     return float(lo), float(hi)
 
