@@ -706,9 +706,10 @@ def test_a_dicom_element_of_an_unknown_value_representation_is_called_a_corrupt_
         read_image(tmp_path / "v.dcm")
 
 
-def _deflated_dicom(path, rows: int, cols: int, pixel_bytes: int) -> None:
+def _deflated_dicom(path, rows: int, cols: int, pixel_bytes: int, preamble: bool = True) -> None:
     """A Deflated Explicit VR Little Endian DICOM of ``rows`` x ``cols`` 16-bit whose pixel data
-    element holds ``pixel_bytes`` zeros, deflated as it is written (never held whole)."""
+    element holds ``pixel_bytes`` zeros, deflated as it is written (never held whole); without its
+    128-byte preamble where ``preamble`` is False."""
     import io
 
     import pydicom
@@ -727,19 +728,20 @@ def _deflated_dicom(path, rows: int, cols: int, pixel_bytes: int) -> None:
     header += struct.pack("<HH2sH", 0x28, 0x04, b"CS", 12) + b"MONOCHROME2 "
     deflater = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
     with open(path, "wb") as f:
-        f.write(b"\0" * 128 + b"DICM" + buffer.getvalue())
+        f.write(b"\0" * 128 * preamble + b"DICM" + buffer.getvalue())
         f.write(deflater.compress(header + struct.pack("<HH2sHI", 0x7FE0, 0x10, b"OW", 0, pixel_bytes)))
         for _ in range(pixel_bytes >> 20):
             f.write(deflater.compress(bytes(1 << 20)))
         f.write(deflater.compress(bytes(pixel_bytes % (1 << 20))) + deflater.flush())
 
 
-def test_a_deflated_dicom_inflating_past_its_image_is_refused_without_inflating_it_whole(tmp_path):
+@pytest.mark.parametrize("preamble", [True, False])
+def test_a_deflated_dicom_inflating_past_its_image_is_refused_without_inflating_it_whole(tmp_path, preamble):
     # pydicom inflates a deflated data set whole before reading any of it: 1 MB of deflated zeros
     # declaring a 64 x 64 image cost 2 GB (the data set, then an array pydicom sized from it)
     import tracemalloc
 
-    _deflated_dicom(tmp_path / "d.dcm", 64, 64, 64 << 20)
+    _deflated_dicom(tmp_path / "d.dcm", 64, 64, 64 << 20, preamble)
     assert (tmp_path / "d.dcm").stat().st_size < (1 << 20)
     tracemalloc.start()
     try:
@@ -752,8 +754,8 @@ def test_a_deflated_dicom_inflating_past_its_image_is_refused_without_inflating_
         tracemalloc.stop()
     assert peak < 16 << 20, peak
     # one that holds what its header declares is read
-    _deflated_dicom(tmp_path / "ok.dcm", 64, 64, 64 * 64 * 2)
-    assert read_image(tmp_path / "ok.dcm").shape == (64, 64)
+    _deflated_dicom(tmp_path / "ok.dcm", 64, 64, 64 * 64 * 2, preamble)
+    assert read_image(tmp_path / "ok.dcm", warn=False).shape == (64, 64)
 
 
 def test_a_dicom_element_declaring_gigabytes_under_a_memory_limit_is_called_corrupt(tmp_path):
@@ -1030,6 +1032,23 @@ def test_dicom_data_set_without_preamble_or_file_meta(tmp_path, seed, implicit, 
     assert im.source_format == "dicom"
     np.testing.assert_array_equal(im.values, values)
     assert pydicom.dcmread(tmp_path / "full.dcm").SOPInstanceUID == im.meta.SOPInstanceUID
+
+
+@pytest.mark.parametrize("name", ["cut.dcm", "cut"])
+def test_a_dicom_whose_preamble_was_cut_off_is_read_with_a_note(tmp_path, seed, name):
+    # it starts with DICM: it was called "not DICOM: no DICM marker and no DICOM elements", or
+    # without an extension "unrecognised image format"
+    values = np.random.default_rng(seed).integers(0, 4096, size=(12, 10)).astype(np.uint16)
+    make_dicom(tmp_path / "full.dcm", values)
+    (tmp_path / name).write_bytes((tmp_path / "full.dcm").read_bytes()[128:])
+    im = read_image(tmp_path / name, warn=False)
+    assert im.source_format == "dicom"
+    np.testing.assert_array_equal(im.values, values)
+    assert im.notes == [f"{tmp_path / name}: DICOM file without its 128-byte preamble (it starts with DICM): read as "
+                        "if it had one"]  # fmt: skip
+    (tmp_path / "bare").write_bytes(b"DICM" + bytes(40))
+    with pytest.raises(ImageReadError, match="truncated or corrupt DICOM: it has the DICM marker"):
+        read_image(tmp_path / "bare", warn=False)
 
 
 def test_a_text_file_named_dcm_is_not_dicom(tmp_path):

@@ -61,7 +61,7 @@ def _sniff(path: str, head: bytes, size: int) -> str:
         return "png"
     if head.startswith(_JPEG):
         return "jpeg"
-    if len(head) >= 132 and head[128:132] == b"DICM":
+    if (len(head) >= 132 and head[128:132] == b"DICM") or head.startswith(b"DICM"):  # (its preamble cut off)
         # before TIFF's magic: a DICOM preamble may hold a TIFF header (PS3.10 7.1, a file both
         # read), which pointed to no TIFF page here and was refused as truncated or corrupt
         return "dicom"
