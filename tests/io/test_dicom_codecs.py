@@ -1,8 +1,12 @@
-"""The imagecodecs plugin for DICOM's JPEG 2000 pixel data: the same values as pydicom's own
-plugin, decoded outside the warnings lock so that reader threads decode at once."""
+"""The imagecodecs plugin for DICOM's JPEG 2000, JPEG-LS and lossless JPEG pixel data: the same
+values as pydicom's own plugins (or as stored, where pydicom has none here), decoded outside the
+warnings lock so that reader threads decode at once; and what a missing decoder's error names."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -13,6 +17,8 @@ from xvertfast.io.errors import WarningsNamingTheFile
 
 from tests.io.test_read import _corrupt_jpeg2000_dicom, _luma, make_dicom
 
+J2K_LOSSLESS = "1.2.840.10008.1.2.4.90"
+
 pytest.importorskip("imagecodecs", reason="the plugin needs imagecodecs (the dicom-codecs and test extras)")
 pytest.importorskip("openjpeg", reason="encoding JPEG 2000 and pydicom's own plugin need pylibjpeg-openjpeg")
 
@@ -20,7 +26,6 @@ pytest.importorskip("openjpeg", reason="encoding JPEG 2000 and pydicom's own plu
 def jpeg2000_dicom(path, values, *, bits, signed=False, lossy=False, photometric="MONOCHROME2"):
     """A single-frame JPEG 2000 DICOM of ``values`` (lossless, or lossy at 10:1)."""
     import pydicom
-    from pydicom.encaps import generate_frames
     from pydicom.uid import JPEG2000, JPEG2000Lossless
 
     make_dicom(path, values, photometric=photometric, bits=bits, signed=signed)
@@ -67,13 +72,13 @@ def test_lossy_and_monochrome1_as_pydicoms_plugin(tmp_path, seed):
 def test_the_plugin_decodes_each_file_once_outside_the_warnings_lock(tmp_path, seed, monkeypatch):
     values = np.random.default_rng(seed).integers(0, 4096, size=(64, 70))
     jpeg2000_dicom(tmp_path / "j.dcm", values, bits=12)
-    decode, locked = dicom_codecs._jpeg2k_decode(), []
+    decode, locked = dicom_codecs._decoder(J2K_LOSSLESS), []
 
     def spy(source):
         locked.append(WarningsNamingTheFile._lock.locked())
         return decode(source)
 
-    monkeypatch.setattr(dicom_codecs, "_jpeg2k_decode", lambda: spy)
+    monkeypatch.setattr(dicom_codecs, "_decoder", lambda syntax: spy)
     np.testing.assert_array_equal(read_image(tmp_path / "j.dcm").values, values)
     assert locked == [False]
 
@@ -86,13 +91,13 @@ def test_reader_threads_decode_at_once(tmp_path, seed, monkeypatch):
     for k in range(2):
         jpeg2000_dicom(tmp_path / f"{k}.dcm", rng.integers(0, 4096, size=(64, 70)), bits=12)
         paths.append(tmp_path / f"{k}.dcm")
-    decode, both = dicom_codecs._jpeg2k_decode(), threading.Barrier(2, timeout=20)
+    decode, both = dicom_codecs._decoder(J2K_LOSSLESS), threading.Barrier(2, timeout=20)
 
     def meeting(source):
         both.wait()
         return decode(source)
 
-    monkeypatch.setattr(dicom_codecs, "_jpeg2k_decode", lambda: meeting)
+    monkeypatch.setattr(dicom_codecs, "_decoder", lambda syntax: meeting)
     results, errors = {}, []
 
     def read(path):
@@ -118,8 +123,8 @@ def test_a_corrupt_codestream_is_reported_by_pydicoms_decoding(tmp_path):
 def test_other_syntaxes_are_not_the_plugins():
     assert dicom_codecs.available_for("1.2.840.10008.1.2.4.90")  # JPEG 2000 Lossless
     assert not dicom_codecs.available_for("1.2.840.10008.1.2.1")  # Explicit VR Little Endian
-    assert not dicom_codecs.available_for("1.2.840.10008.1.2.4.80")  # JPEG-LS Lossless
-    assert not dicom_codecs.is_available("1.2.840.10008.1.2.4.57")  # JPEG Lossless
+    assert not dicom_codecs.available_for("1.2.840.10008.1.2.4.50")  # JPEG Baseline: Pillow's
+    assert not dicom_codecs.is_available("1.2.840.10008.1.2.4.51")  # JPEG Extended
 
 
 def _rgb_jpeg2000_dicom(path, rgb, codestream):
@@ -150,7 +155,7 @@ def test_what_imagecodecs_refuses_is_decoded_by_pydicoms_plugins(tmp_path, seed)
     codestream[siz + 40 + 3] = 8  # component 1's Ssiz: unsigned, 9 bits
     _rgb_jpeg2000_dicom(tmp_path / "j.dcm", rgb, bytes(codestream))
     try:
-        dicom_codecs._jpeg2k_decode()(bytes(codestream))
+        dicom_codecs._decoder(J2K_LOSSLESS)(bytes(codestream))
     except Exception as exc:  # imagecodecs refuses it: the fallback below is what runs
         assert "components" in str(exc)
     else:
@@ -175,13 +180,13 @@ def test_a_codestream_larger_than_its_header_is_not_decoded_ahead(tmp_path, seed
     assert dicom_codecs.codestream_shape(frame) == (128, 96)
     ds.Rows, ds.Columns = 64, 48
     ds.save_as(tmp_path / "j.dcm")
-    decode, locked = dicom_codecs._jpeg2k_decode(), []
+    decode, locked = dicom_codecs._decoder(J2K_LOSSLESS), []
 
     def spy(source):
         locked.append(WarningsNamingTheFile._lock.locked())
         return decode(source)
 
-    monkeypatch.setattr(dicom_codecs, "_jpeg2k_decode", lambda: spy)
+    monkeypatch.setattr(dicom_codecs, "_decoder", lambda syntax: spy)
     with pytest.raises(ImageReadError, match=r"j\.dcm"):
         read_image(tmp_path / "j.dcm")
     assert False not in locked
@@ -209,3 +214,190 @@ def test_colour_jpeg2000_saying_planar_configuration_1_keeps_its_colours_by_eith
     np.testing.assert_array_equal(read_image(tmp_path / "c.dcm", warn=False).values, want)
     with pytest.warns(UserWarning, match="RGB image converted to luminance"):
         np.testing.assert_array_equal(with_pydicoms_plugin(tmp_path / "c.dcm").values, want)
+
+
+# JPEG-LS and lossless JPEG (process 14): pydicom decodes them only with pylibjpeg-libjpeg,
+# python-gdcm or pyjpegls, which the test extra leaves out; imagecodecs decodes them here
+
+JPEG_LS_LOSSLESS, JPEG_LS_NEAR = "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"
+JPEG_LOSSLESS, JPEG_LOSSLESS_SV1 = "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70"
+
+
+def lossless_jpeg(values, bits, predictor):
+    """A one-component lossless JPEG (ITU-T T.81 H, process 14) of unsigned ``values``, written
+    here: imagecodecs' encoder always predicts with selection value 6, and SV1 (the syntax PACS
+    export most) requires 1. One Huffman table: 5-bit codes for the difference categories 0..16."""
+    values = np.asarray(values, np.int64)
+    rows, cols = values.shape
+    padded = np.zeros((rows + 1, cols + 1), np.int64)
+    padded[1:, 1:] = values
+    a, b, c = padded[1:, :-1], padded[:-1, 1:], padded[:-1, :-1]  # left, above, above-left
+    guesses = {1: a, 2: b, 3: c, 4: a + b - c, 5: a + ((b - c) >> 1), 6: b + ((a - c) >> 1), 7: (a + b) >> 1}
+    guess = guesses[predictor].copy()
+    guess[0, :], guess[:, 0] = a[0, :], b[:, 0]  # the first row from the left, the first column from above
+    guess[0, 0] = 1 << (bits - 1)
+    diff = (values - guess) & 0xFFFF
+    diff = np.where(diff >= 0x8000, diff - 0x10000, diff)  # modulo 2^16; -32768 is category 16
+    out, pending, count = bytearray(), 0, 0
+
+    def put(code, length):
+        nonlocal pending, count
+        pending, count = (pending << length) | code, count + length
+        while count >= 8:
+            count -= 8
+            out.append((pending >> count) & 0xFF)
+            if out[-1] == 0xFF:
+                out.append(0)  # byte stuffing
+        pending &= (1 << count) - 1
+
+    for d in diff.ravel().tolist():
+        size = 16 if d == -32768 else abs(d).bit_length()
+        put(size, 5)
+        if 0 < size < 16:
+            put(d if d > 0 else d - 1 + (1 << size), size)
+    if count:
+        put((1 << (8 - count)) - 1, 8 - count)  # padded with 1 bits
+
+    def segment(marker, body):
+        return bytes([0xFF, marker]) + (len(body) + 2).to_bytes(2, "big") + body
+
+    frame = segment(0xC3, bytes([bits]) + rows.to_bytes(2, "big") + cols.to_bytes(2, "big") + bytes([1, 1, 0x11, 0]))
+    table = segment(0xC4, bytes([0, 0, 0, 0, 0, 17]) + bytes(11) + bytes(range(17)))
+    scan = segment(0xDA, bytes([1, 1, 0, predictor, 0, 0]))
+    return b"\xff\xd8" + frame + table + scan + bytes(out) + b"\xff\xd9"
+
+
+def encapsulated_dicom(path, values, syntax, codestreams, *, bits, signed=False):
+    """A DICOM of ``values``' header (one frame per codestream) whose pixel data are ``codestreams``."""
+    import pydicom
+    from pydicom.encaps import encapsulate
+
+    make_dicom(path, values, bits=bits, signed=signed, syntax=syntax, pixel_data=False, frames=len(codestreams))
+    ds = pydicom.dcmread(path)
+    if bits <= 8:
+        ds.BitsAllocated = 8
+    ds.PixelData = encapsulate(codestreams)
+    ds["PixelData"].VR = "OB"
+    ds.save_as(path)
+
+
+def random_values(seed, bits, signed, shape=(37, 53)):
+    """Random stored values of ``bits``, both ends included."""
+    lo, hi = (-(1 << (bits - 1)), 1 << (bits - 1)) if signed else (0, 1 << bits)
+    values = np.random.default_rng(seed).integers(lo, hi, size=shape)
+    values[0, :2] = lo, hi - 1
+    return values
+
+
+def jpeg_ls(values, bits, near=0):
+    """imagecodecs' JPEG-LS of ``values``' bit patterns (DICOM's JPEG-LS of signed values: PS3.5 A.4.3)."""
+    import imagecodecs
+
+    return imagecodecs.jpegls_encode((values & ((1 << bits) - 1)).astype(np.uint8 if bits <= 8 else np.uint16),
+                                     level=near)  # fmt: skip
+
+
+@pytest.mark.parametrize("syntax, predictor", [(JPEG_LOSSLESS_SV1, 1)] + [(JPEG_LOSSLESS, p) for p in range(1, 8)])
+@pytest.mark.parametrize("bits, signed", [(8, False), (12, False), (16, False), (12, True), (16, True)])
+def test_lossless_jpeg_is_decoded_exactly(tmp_path, seed, syntax, predictor, bits, signed):
+    values = random_values(seed, bits, signed)
+    codestream = lossless_jpeg(values & ((1 << bits) - 1), bits, predictor)  # signed: its two's complement bits
+    encapsulated_dicom(tmp_path / "l.dcm", values, syntax, [codestream], bits=bits, signed=signed)
+    rad = read_image(tmp_path / "l.dcm")
+    np.testing.assert_array_equal(rad.values, values)
+    assert rad.bits_stored == bits
+
+
+@pytest.mark.parametrize("bits, signed", [(8, False), (12, False), (16, False), (16, True)])
+def test_jpeg_ls_is_decoded_exactly(tmp_path, seed, bits, signed):
+    # (imagecodecs writes a 12-bit image at a precision of 16: its signed values would read
+    # unsigned through any plugin, pydicom correcting the sign at the codestream's precision)
+    values = random_values(seed, bits, signed)
+    encapsulated_dicom(tmp_path / "l.dcm", values, JPEG_LS_LOSSLESS, [jpeg_ls(values, bits)], bits=bits, signed=signed)
+    rad = read_image(tmp_path / "l.dcm")
+    np.testing.assert_array_equal(rad.values, values)
+    assert rad.bits_stored == bits
+
+
+def test_near_lossless_jpeg_ls_is_within_its_bound(tmp_path, seed):
+    values = random_values(seed, 12, False)
+    encapsulated_dicom(tmp_path / "l.dcm", values, JPEG_LS_NEAR, [jpeg_ls(values, 12, near=3)], bits=12)
+    error = np.abs(read_image(tmp_path / "l.dcm").values - values)
+    assert error.max() <= 3 and error.any()
+
+
+def test_pydicoms_jpeg_ls_sample_reads_as_its_uncompressed_original():
+    # a file another encoder wrote (a 16-bit MR, signed though its values are positive)
+    pydicom = pytest.importorskip("pydicom")
+    compressed = pydicom.data.get_testdata_file("MR_small_jpeg_ls_lossless.dcm")
+    original = pydicom.data.get_testdata_file("MR_small.dcm")
+    assert pydicom.dcmread(compressed).PixelRepresentation == 1
+    np.testing.assert_array_equal(read_image(compressed).values, read_image(original).values)
+
+
+@pytest.mark.parametrize("syntax", [JPEG_LS_LOSSLESS, JPEG_LOSSLESS_SV1])
+def test_jpeg_ls_and_lossless_jpeg_are_decoded_once_outside_the_warnings_lock(tmp_path, seed, monkeypatch, syntax):
+    values = random_values(seed, 12, False)
+    codestream = jpeg_ls(values, 12) if syntax == JPEG_LS_LOSSLESS else lossless_jpeg(values, 12, 1)
+    encapsulated_dicom(tmp_path / "l.dcm", values, syntax, [codestream], bits=12)
+    decode, locked = dicom_codecs._decoder(syntax), []
+
+    def spy(source):
+        locked.append(WarningsNamingTheFile._lock.locked())
+        return decode(source)
+
+    monkeypatch.setattr(dicom_codecs, "_decoder", lambda syntax: spy)
+    np.testing.assert_array_equal(read_image(tmp_path / "l.dcm").values, values)
+    assert locked == [False]
+
+
+def test_a_corrupt_jpeg_ls_is_called_corrupt_not_missing_a_decoder(tmp_path, seed):
+    values = random_values(seed, 12, False)
+    codestream = bytearray(jpeg_ls(values, 12))
+    del codestream[len(codestream) // 2 :]  # cut in its scan
+    encapsulated_dicom(tmp_path / "l.dcm", values, JPEG_LS_LOSSLESS, [bytes(codestream)], bits=12)
+    with pytest.raises(ImageReadError, match=r"l\.dcm: cannot decode DICOM pixel data \(JPEG-LS.*corrupt"):
+        read_image(tmp_path / "l.dcm")
+
+
+_HIDING = """
+import sys
+
+class Hide:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in sys.argv[2].split(","):
+            raise ModuleNotFoundError(f"hidden: {name}")
+
+sys.meta_path.insert(0, Hide())
+from xvertfast.io import read_image
+read_image(sys.argv[1])
+"""
+
+
+@pytest.mark.parametrize("syntax, hidden, named", [
+    (JPEG_LS_LOSSLESS, "imagecodecs,libjpeg,gdcm,jpeg_ls",
+     ["python-gdcm", "pylibjpeg-libjpeg", "pyjpegls", "imagecodecs"]),
+    (JPEG_LOSSLESS_SV1, "imagecodecs,libjpeg,gdcm", ["python-gdcm", "pylibjpeg-libjpeg", "imagecodecs"]),
+    (JPEG_LOSSLESS, "imagecodecs,libjpeg,gdcm,pylibjpeg",  # pylibjpeg too: both of its packages named
+     ["python-gdcm", "pylibjpeg with pylibjpeg-libjpeg", "imagecodecs"]),
+])  # fmt: skip
+def test_without_a_decoder_the_error_names_the_file_and_what_to_install(tmp_path, seed, syntax, hidden, named):
+    values = random_values(seed, 12, False)
+    codestream = jpeg_ls(values, 12) if syntax == JPEG_LS_LOSSLESS else lossless_jpeg(values, 12, 1)
+    encapsulated_dicom(tmp_path / "l.dcm", values, syntax, [codestream], bits=12)
+    run = subprocess.run([sys.executable, "-c", _HIDING, str(tmp_path / "l.dcm"), hidden], capture_output=True,
+                         text=True, timeout=120)  # fmt: skip
+    error = run.stderr.strip().splitlines()[-1]
+    assert run.returncode == 1 and error.startswith("xvertfast.io.errors.ImageReadError: "), run.stderr
+    said = re.fullmatch(r".*l\.dcm: compressed transfer syntax '.*' needs a decoder, one of (.*) "
+                        r"\(pip install 'xvertfast\[dicom-codecs\]'\)", error)  # fmt: skip
+    assert said, error
+    assert sorted(said[1].split(", ")) == sorted(named)
+
+
+def test_a_multi_frame_jpeg_ls_is_refused_as_multi_frame(tmp_path, seed):
+    # the reader takes one radiograph a file, whatever its codec
+    values = random_values(seed, 12, False)
+    encapsulated_dicom(tmp_path / "m.dcm", values, JPEG_LS_LOSSLESS, [jpeg_ls(values, 12)] * 2, bits=12)
+    with pytest.raises(ImageReadError, match=r"m\.dcm: multi-frame DICOM \(2 frames\)"):
+        read_image(tmp_path / "m.dcm")

@@ -1,81 +1,138 @@
-"""DICOM's JPEG 2000 pixel data decoded by imagecodecs, which lets other threads run meanwhile.
+"""DICOM's JPEG 2000, JPEG-LS and lossless JPEG pixel data decoded by imagecodecs, which lets
+other threads run meanwhile, and decodes what pydicom's own plugins may lack.
 
 pydicom's JPEG 2000 plugins (pylibjpeg-openjpeg, Pillow) hold the GIL while they decode, about
 0.5 s for a 5-Mpixel radiograph, so a batch job's reader threads decode one such file at a time
-however many cores the machine has. imagecodecs' openjpeg releases the GIL. This module is a
-pydicom decoding plugin for the JPEG 2000 and HTJ2K transfer syntaxes, used where imagecodecs is
-installed (the ``dicom-codecs`` extra) and otherwise absent: pydicom's own plugins decode then.
+however many cores the machine has. imagecodecs' codecs release the GIL. JPEG-LS and JPEG
+Lossless (process 14, the usual lossless syntax of PACS exports) need pylibjpeg-libjpeg or
+python-gdcm in pydicom, which many installs lack where imagecodecs decodes them. This module is a
+pydicom decoding plugin for these transfer syntaxes, used where imagecodecs (the ``dicom-codecs``
+extra) has the codec, and otherwise absent: pydicom's own plugins decode then.
 
 The reader holds a lock while pydicom works (:class:`~xvertfast.io.errors.WarningsNamingTheFile`:
 Python's warning state is process-wide), so :func:`decoded_ahead` decodes a file's frame before
-that, and the plugin hands pydicom the result. A frame imagecodecs refuses (components of mixed
-precision or sign) the reader gives to pydicom's own plugins.
+that, and the plugin hands pydicom the result. A frame imagecodecs refuses (JPEG 2000 components
+of mixed precision or sign) the reader gives to pydicom's own plugins.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import io
 import struct
 import threading
 from collections.abc import Iterator
 
 import numpy as np
 
-__all__ = ["PLUGIN", "available_for", "codestream_shape", "decoded_ahead", "is_available", "pixel_array"]
+from xvertfast.io.decode_common import jpeg_frame
+
+__all__ = ["PLUGIN", "available_for", "codestream_shape", "decoded_ahead", "is_available", "missing_decoders",
+           "pixel_array"]
 
 #: The plugin's name in pydicom's decoders.
 PLUGIN = "xvertfast-imagecodecs"
 
-# pydicom's plugin interface: the transfer syntaxes this decodes, and what they need
-_SYNTAXES = (
-    "1.2.840.10008.1.2.4.90",  # JPEG 2000 Lossless
-    "1.2.840.10008.1.2.4.91",  # JPEG 2000
-    "1.2.840.10008.1.2.4.201",  # HTJ2K Lossless
-    "1.2.840.10008.1.2.4.202",  # HTJ2K Lossless RPCL
-    "1.2.840.10008.1.2.4.203",  # HTJ2K
-)
+# pydicom's plugin interface: the transfer syntaxes this decodes, each by imagecodecs' codec of that name
+_CODECS = {
+    "1.2.840.10008.1.2.4.90": "jpeg2k",  # JPEG 2000 Lossless
+    "1.2.840.10008.1.2.4.91": "jpeg2k",  # JPEG 2000
+    "1.2.840.10008.1.2.4.201": "jpeg2k",  # HTJ2K Lossless
+    "1.2.840.10008.1.2.4.202": "jpeg2k",  # HTJ2K Lossless RPCL
+    "1.2.840.10008.1.2.4.203": "jpeg2k",  # HTJ2K
+    "1.2.840.10008.1.2.4.80": "jpegls",  # JPEG-LS Lossless
+    "1.2.840.10008.1.2.4.81": "jpegls",  # JPEG-LS Near-Lossless
+    "1.2.840.10008.1.2.4.57": "ljpeg",  # JPEG Lossless, Non-Hierarchical (Process 14)
+    "1.2.840.10008.1.2.4.70": "ljpeg",  # JPEG Lossless, Process 14, Selection Value 1
+}
+_SYNTAXES = tuple(_CODECS)
 DECODER_DEPENDENCIES = {uid: ("imagecodecs>=2024.1.1",) for uid in _SYNTAXES}
 
-_registered: bool | None = None
+_registered: frozenset[str] | None = None  # the transfer syntaxes registered for, once known
 _register_lock = threading.Lock()
 _ahead = threading.local()  # this thread's frame decoded before pydicom asked: (source bytes, array)
 
 
-def _jpeg2k_decode():
-    """imagecodecs' JPEG 2000 decoder, or None where imagecodecs (or its openjpeg) is missing."""
+def _decoder(syntax):
+    """imagecodecs' decode function for this transfer syntax, or None where imagecodecs, or the
+    codec in its build, is missing."""
+    codec = _CODECS.get(syntax)
+    if codec is None:
+        return None
     try:
         import imagecodecs
     except ImportError:
         return None
-    return imagecodecs.jpeg2k_decode if imagecodecs.JPEG2K.available else None
+    flags = getattr(imagecodecs, codec.upper(), None)  # JPEG2K, JPEGLS, LJPEG
+    return getattr(imagecodecs, f"{codec}_decode", None) if getattr(flags, "available", False) else None
 
 
 def is_available(uid: str) -> bool:
     """pydicom's question to a plugin: can it decode this transfer syntax here."""
-    return uid in _SYNTAXES and _jpeg2k_decode() is not None
+    return _decoder(uid) is not None
 
 
 def available_for(syntax) -> bool:
     """Whether this plugin is registered with pydicom (on first use) and decodes ``syntax``."""
     global _registered
-    if syntax not in _SYNTAXES:
+    if syntax not in _CODECS:
         return False
     with _register_lock:  # pydicom's add_plugin is not thread-safe
         if _registered is None:
-            _registered = _jpeg2k_decode() is not None and _register()
-    return _registered
+            _registered = _register()
+    return syntax in _registered
 
 
-def _register() -> bool:
+def _register() -> frozenset[str]:
     try:
         from pydicom.pixels import get_decoder
     except ImportError:  # pydicom < 3: its own plugins decode
-        return False
-    for uid in _SYNTAXES:
+        return frozenset()
+    registered = frozenset(uid for uid in _SYNTAXES if _decoder(uid) is not None)  # (imagecodecs' build has the codec)
+    for uid in registered:
         decoder = get_decoder(uid)
         if PLUGIN not in decoder.available_plugins:
             decoder.add_plugin(PLUGIN, (__name__, "_decode_frame"))
-    return True
+    return registered
+
+
+#: pydicom's names for its plugins' requirements -> the module each installs (where not the same)
+_MODULES = {"pylibjpeg-libjpeg": "libjpeg", "pylibjpeg-openjpeg": "openjpeg", "pylibjpeg-rle": "rle",
+            "pyjpegls": "jpeg_ls"}
+#: ... and -> what pip calls them (where not the same)
+_PIP_NAMES = {"gdcm": "python-gdcm"}
+
+
+def missing_decoders(syntax) -> list[str]:
+    """What to install here for this transfer syntax, any one entry of which decodes it: for each
+    of pydicom's plugins that is unavailable, the packages it needs that are missing (pydicom's own
+    list; the whole requirement where all seem there), and imagecodecs where this plugin takes it."""
+    wanted = []
+    try:
+        from pydicom.pixels import get_decoder
+
+        said = get_decoder(syntax).missing_dependencies  # 'gdcm - requires gdcm>=3.0.10', '... requires a, b and c'
+    except Exception:  # an unknown syntax, or pydicom < 3
+        said = []
+    for line in said:
+        requires = line.partition(" - requires ")[2].replace(" and ", ", ").split(", ")
+        names = [r.partition(">=")[0].strip() for r in requires if r.strip()]
+        missing = [_PIP_NAMES.get(n, n) for n in names if not _importable(_MODULES.get(n, n))]
+        entry = " with ".join(missing) or " and ".join(r.strip() for r in requires)
+        if entry and entry not in wanted:
+            wanted.append(entry)
+    codec = _CODECS.get(syntax)
+    if codec is not None and _decoder(syntax) is None:
+        wanted.append("imagecodecs" if not _importable("imagecodecs") else f"imagecodecs with its {codec} codec")
+    return wanted
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a module hidden, or half-imported
+        return False
 
 
 @contextlib.contextmanager
@@ -91,11 +148,11 @@ def decoded_ahead(ds, syntax) -> Iterator[None]:
             source = next(generate_frames(ds.PixelData, number_of_frames=1))
         except Exception:
             source = None
-        if source is not None and codestream_shape(source) not in (None, (ds.get("Rows"), ds.get("Columns"))):
-            source = None  # larger than the header says (max_pixels was checked on that): one at a time, in the block
+        if source is not None and _declared_shape(syntax, source) not in (None, (ds.get("Rows"), ds.get("Columns"))):
+            source = None  # not what the header says (max_pixels was checked on that): one at a time, in the block
         if source is not None:
             try:
-                frame = (source, _jpeg2k_decode()(source))
+                frame = (source, _decoder(syntax)(source))
             except Exception as exc:  # kept for the plugin to raise
                 frame = (source, exc.with_traceback(None))
     _ahead.frame = frame
@@ -129,21 +186,30 @@ def codestream_shape(source: bytes) -> tuple[int, int] | None:
     return height - top, width - left
 
 
+def _declared_shape(syntax, source: bytes) -> tuple[int, int] | None:
+    """The rows and columns a frame's codestream declares, or None where it has none."""
+    if _CODECS.get(syntax) == "jpeg2k":
+        return codestream_shape(source)
+    found = jpeg_frame(io.BytesIO(source)) if source[:2] == b"\xff\xd8" else None
+    return None if found is None or None in found[2:] else found[2:]
+
+
 def _decode_frame(src: bytes, runner) -> bytes:
-    """pydicom's call: the decoded frame ``src`` as bytes, its options set as pydicom's
-    pylibjpeg-openjpeg plugin sets them (the two decode with the same library)."""
+    """pydicom's call: the decoded frame ``src`` as bytes, its options set as pydicom's pylibjpeg
+    plugins set them (openjpeg and the same container for the precision; JPEG-LS and lossless
+    JPEG values unsigned, which pydicom corrects for a signed image)."""
     ahead = getattr(_ahead, "frame", None)
     if ahead is not None and len(ahead[0]) == len(src) and ahead[0] == src:
         array = ahead[1]
         if isinstance(array, Exception):  # refused ahead: not decoded twice (the reader then asks pydicom's plugins)
             raise array
     else:
-        array = _jpeg2k_decode()(src)
+        array = _decoder(runner.transfer_syntax)(src)
     photometric = str(runner.photometric_interpretation)
     if photometric in ("YBR_ICT", "YBR_RCT"):  # openjpeg has undone the colour transform
         runner.set_option("photometric_interpretation", "RGB")
-    precision = runner.get_option("j2k_precision", runner.bits_stored)
-    runner.set_option("bits_allocated", 8 if precision <= 8 else 16 if precision <= 16 else 32)
-    if array.ndim == 3:  # samples interleaved
-        runner.set_option("planar_configuration", 0)
+    runner.set_option("bits_allocated", 8 * array.dtype.itemsize)  # imagecodecs' container for the precision
+    if array.ndim == 3:  # samples interleaved; planes first, should a decoder give them so (the shape says)
+        planes = array.shape[0] == runner.samples_per_pixel != array.shape[-1]
+        runner.set_option("planar_configuration", int(planes))
     return np.ascontiguousarray(array).tobytes()
