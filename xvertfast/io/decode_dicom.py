@@ -28,7 +28,7 @@ def read_dicom(path: str, max_pixels: int, notes: list[str]):
     frame is decoded between them, where other readers can run meanwhile (:mod:`~xvertfast.io.dicom_codecs`)."""
     try:
         with WarningsNamingTheFile(path, stacklevel=4):  # (the caller of read_image)
-            ds, syntax = _parse_dicom(path, max_pixels)
+            ds, syntax = _parse_dicom(path, max_pixels, notes)
         with dicom_codecs.decoded_ahead(ds, syntax), WarningsNamingTheFile(path, stacklevel=4):
             return _dicom_pixels(ds, syntax, path, notes)
     except NotImplementedError as exc:  # pydicom converting an element when first asked for it
@@ -41,15 +41,24 @@ def read_dicom(path: str, max_pixels: int, notes: list[str]):
 _DICOMDIR = "1.2.840.10008.1.3.10"
 
 
-def _parse_dicom(path: str, max_pixels: int):
-    """The data set of a single-frame DICOM image within max_pixels, and its transfer syntax."""
+def _parse_dicom(path: str, max_pixels: int, notes: list[str]):
+    """The data set of a single-frame DICOM image within max_pixels, and its transfer syntax. A
+    file whose 128-byte preamble was cut off (it starts with DICM) is read with one put back in
+    memory: pydicom reads what follows DICM only after a preamble."""
     try:
         import pydicom
     except ImportError:
         raise ImageReadError(path, "reading DICOM needs pydicom: pip install 'xvertfast[dicom]'") from None
     deflated = _check_deflated_size(path, max_pixels)
     try:
-        ds = pydicom.dcmread(path, force=True)
+        with open(path, "rb") as f:
+            if f.read(4) == b"DICM":
+                notes.append(f"{path}: DICOM file without its 128-byte preamble (it starts with DICM): read as if "
+                             "it had one")  # fmt: skip
+                ds = pydicom.dcmread(io.BytesIO(bytes(128) + b"DICM" + f.read()), force=True)
+            else:
+                f.seek(0)
+                ds = pydicom.dcmread(f, force=True)
     except MemoryError:
         # Python's read allocates what an element's length says before reading what is there: a
         # damaged length of ~4 GB fails so under a memory limit (ulimit -v, a batch scheduler's)
@@ -68,7 +77,8 @@ def _parse_dicom(path: str, max_pixels: int):
                 raise ImageReadError(path, "truncated or corrupt DICOM: its file meta header reads, "
                                      "but no data set after it")  # fmt: skip
             with open(path, "rb") as f:
-                if f.read(132)[128:] == b"DICM":  # (cut before its file meta has an element)
+                head = f.read(132)
+                if b"DICM" in (head[128:], head[:4]):  # (cut before its file meta has an element; or its preamble)
                     raise ImageReadError(path, "truncated or corrupt DICOM: it has the DICM marker, but no elements "
                                          "that read after it")  # fmt: skip
             raise ImageReadError(path, "not DICOM: no DICM marker and no DICOM elements")
@@ -102,9 +112,11 @@ def _check_deflated_size(path: str, max_pixels: int, look: int = 1 << 20, spare:
     left to pydicom. Returns whether the file is deflated."""
     with open(path, "rb") as f:
         head = f.read(144)  # preamble, DICM, (0002,0000) UL: the file meta's length
-        if len(head) < 144 or head[128:132] != b"DICM" or head[132:138] != b"\x02\x00\x00\x00UL":
+        at = 0 if head[:4] == b"DICM" else 128  # (a file whose preamble was cut off starts with DICM)
+        if len(head) < at + 16 or head[at : at + 4] != b"DICM" or head[at + 4 : at + 10] != b"\x02\x00\x00\x00UL":
             return False
-        meta = f.read(min(int.from_bytes(head[140:144], "little"), 1 << 16))  # (a damaged length: not GBs)
+        f.seek(at + 16)
+        meta = f.read(min(int.from_bytes(head[at + 12 : at + 16], "little"), 1 << 16))  # (a damaged length: not GBs)
         if _DEFLATED not in meta:
             return False
         inflater, start, total, budget, data = zlib.decompressobj(-zlib.MAX_WBITS), bytearray(), 0, None, b""
