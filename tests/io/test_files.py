@@ -41,6 +41,13 @@ def test_dicom_named_by_uid_is_found_and_keeps_its_whole_name(tmp_path):
     assert output_path(str(tmp_path), "scan.v2.PNG", ".png") == str(tmp_path / "scan.v2.png")
 
 
+def test_a_dicomdir_under_any_name_it_is_saved_with_is_not_searched_as_an_image(tmp_path):
+    # only the exact name DICOMDIR was passed over: DICOMDIR.DCM was found and failed as "not an image"
+    for name in ("DICOMDIR", "DICOMDIR.DCM", "dicomdir.dcm", "DicomDir.dicom", "IM0001", "DICOMDIR2.dcm"):
+        (tmp_path / name).write_bytes(b"x")
+    assert sorted(f.rel for f in discover([str(tmp_path)])) == ["DICOMDIR2.dcm", "IM0001"]
+
+
 @pytest.mark.parametrize(("name", "ext"), [("a.png", ".png"), ("A.TIF", ".TIF"), ("b", ""), ("1.2.3.40", ""),
                                            ("c.txt", ""), ("d.tar.dcm", ".dcm")])  # fmt: skip
 def test_image_extension(name, ext):

@@ -47,9 +47,11 @@ def image_extension(name: str) -> str:
 
 
 def _may_be_image(name: str) -> bool:
-    if name.startswith(".") or name.upper() == "DICOMDIR":
+    """Whether a folder search takes ``name`` for an image: not a hidden file, nor a DICOMDIR
+    (also saved as DICOMDIR.DCM, in any case: an index, which reading refuses as not an image)."""
+    stem, ext = os.path.splitext(name)
+    if name.startswith(".") or (stem.upper() == "DICOMDIR" and ext.lower() in ("", ".dcm", ".dicom")):
         return False
-    ext = os.path.splitext(name)[1]
     return not ext or bool(image_extension(name)) or ext[1:].isdigit()
 
 
