@@ -41,6 +41,19 @@ def test_a_file_name_of_two_inputs_is_refused_naming_the_line(tmp_path, seed, ca
                      progress=False, log=lambda m: None)  # fmt: skip
 
 
+def test_a_row_whose_centres_are_swapped_is_refused_naming_the_line(tmp_path, seed, capsys):
+    """Such a row was scored: the report's upper ROI lay below its lower one, each under the other's name."""
+    src = _two_of_one_name(tmp_path, seed)
+    rois = tmp_path / "rois.csv"
+    rois.write_text(HEAD + f"{src / 'a' / 'x.png'},150,120,260,280\n{src / 'b' / 'x.png'},260,120,150,280\n")
+    out = tmp_path / "r"
+    assert main(["evaluate", str(src), "-o", str(out), "--rois", str(rois), "--methods", "identity",
+                 "--metrics", "entropy", "-q"]) == 2  # fmt: skip
+    assert "rois.csv, line 3: the upper ROI centre's row (260) must be above the lower one's (150)" in \
+        capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_a_path_tells_the_two_apart(tmp_path, seed):
     src = _two_of_one_name(tmp_path, seed)
     rois = tmp_path / "rois.csv"

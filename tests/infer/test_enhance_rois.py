@@ -95,6 +95,7 @@ def test_a_dry_run_plans_the_images_whose_centres_changed(tmp_path, model_dir, s
     ("a.png,60,70,180,90\n,60,70,180,90\n", "rois.csv, line 3: the file column is empty"),
     ("a.png,60,70,180,90\na.png,60,70,180,90\n", "rois.csv, line 3: a.png has centres on line 2 already"),
     ("a.png,60,70,180,90\nx.png,60,70,180,90\n", "rois.csv, line 3: x.png is the file name of 2 inputs"),
+    ("a.png,60,70,180,90\nb.png,180,70,60,90\n", "rois.csv, line 3: the upper ROI centre's row (180) must be above"),
 ])  # fmt: skip
 def test_a_bad_row_stops_the_job_before_it_starts_naming_the_line(tmp_path, model_dir, seed, capsys, rows, problem):
     src = _inputs(tmp_path, seed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -120,4 +121,19 @@ def test_centres_given_from_python_are_named_without_a_line(tmp_path):
         centres_of_inputs({inputs[0]: centre, os.path.relpath(inputs[0]): centre}, inputs)
     given = centres_of_inputs({inputs[0]: ((5000.0, 1.0), (6000.0, 1.0))}, inputs)[inputs[0]]
     with pytest.raises(ValueError, match=r"^the ROI centres given: .*lies outside"):
+        spine_at(np.zeros((64, 64), np.float32), given)
+
+
+def test_a_row_whose_upper_centre_is_not_above_its_lower_one_is_refused_naming_its_line(tmp_path):
+    """A row with the two centres swapped was taken: the upper ROI was enhanced and scored below the lower one."""
+    path = tmp_path / "rois.csv"
+    path.write_text("file,upper_row,upper_col,lower_row,lower_col\na.png,300,512,700,512\nb.png,700,512,300,512\n")
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}, line 3: the upper ROI centre's row \(700\) must "
+                                         r"be above the lower one's \(300\).*swapped"):  # fmt: skip
+        load_roi_centres(str(path))
+    # a mapping from Python has no line to name: its image's spine refuses it
+    from xvertfast.preprocess.centres import spine_at
+
+    given = centres_of_inputs({"x.png": ((50.0, 32.0), (10.0, 32.0))}, ["x.png"])["x.png"]
+    with pytest.raises(ValueError, match=r"^the ROI centres given: the upper ROI centre's row \(50\) must be above"):
         spine_at(np.zeros((64, 64), np.float32), given)

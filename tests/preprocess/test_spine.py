@@ -113,6 +113,26 @@ def test_centres_outside_the_image_are_refused():
     assert find_spine(img, lower=(599.5, 0)).lower == (599.5, 0.0)
 
 
+def test_an_upper_centre_not_above_the_lower_one_is_refused():
+    """upper=(700, 500), lower=(200, 500) was taken: spine mode enhanced the "upper" box below the
+    "lower" one, and eval_rois gave them the other's names."""
+    img = np.zeros((1000, 1000))
+    with pytest.raises(ValueError, match=r"upper ROI centre's row \(700\) must be above the lower ROI centre's "
+                                         r"\(200\).*swapped"):  # fmt: skip
+        find_spine(img, upper=(700, 500), lower=(200, 500))
+    with pytest.raises(ValueError, match=r"row \(400\) must be above the lower ROI centre's \(400\)"):
+        find_spine(img, upper=(400, 300), lower=(400, 700))
+    # one given alone is held against the other found (the lower centre at 58% of the height)
+    with pytest.raises(ValueError, match=r"row \(700\) must be above the lower ROI centre's \(580\).*lower one is "
+                                         "the centre found"):  # fmt: skip
+        find_spine(img, upper=(700, 500))
+    with pytest.raises(ValueError, match=r"row \(300\) must be above the lower ROI centre's \(100\).*upper one is "
+                                         "the centre found"):  # fmt: skip
+        find_spine(img).with_centres(lower=(100, 500))
+    spine = find_spine(img, upper=(200, 500), lower=(700, 500))
+    assert [box.top < 200 < box.bottom for box in spine.eval_rois()] == [True, False]
+
+
 def synthetic_chest(centre: float, H: int = 400, W: int = 300) -> np.ndarray:
     """A bright band (the spine) at ``centre`` (share of the width) between darker lung fields."""
     img = np.full((H, W), 0.5)

@@ -53,7 +53,9 @@ def load_roi_centres(path: str) -> RoiCentres:
     """ROI centres given by hand: a CSV whose header row names the columns file, upper_row,
     upper_col, lower_row, lower_col (image pixels); ``file`` is a path to the input (absolute, or
     relative to the working folder, however the input was given) or its file name. Cells may be
-    separated by ``;`` with decimal commas, as Excel writes where the decimal mark is a comma."""
+    separated by ``;`` with decimal commas, as Excel writes where the decimal mark is a comma.
+    ValueError naming the line of a malformed row, or of one whose upper centre is not above its
+    lower one (a smaller row): an image is needed for nothing else, so it stops a job before it starts."""
     centres = RoiCentres(path)
     try:
         with open(path, "rb") as raw:
@@ -91,6 +93,10 @@ def load_roi_centres(path: str) -> RoiCentres:
                 raise ValueError(f"{path}, line {line}: ROI centres must be numbers") from None
             if not all(math.isfinite(v) for v in values):
                 raise ValueError(f"{path}, line {line}: ROI centres must be finite numbers, got {values}")
+            if values[0] >= values[2]:  # (found here, before the job, not at the image: it needs none)
+                raise ValueError(f"{path}, line {line}: the upper ROI centre's row ({values[0]:g}) must be above the "
+                                 f"lower one's ({values[2]:g}), rows counting from the top of the image: are the two "
+                                 "swapped?")  # fmt: skip
             name = (row["file"] or "").strip()
             if not name:
                 raise ValueError(f"{path}, line {line}: the file column is empty")

@@ -79,9 +79,19 @@ class Spine:
     def with_centres(self, upper: tuple[float, float] | None = None,
                      lower: tuple[float, float] | None = None) -> Spine:  # fmt: skip
         """The same spine with ROI centres given by hand ((row, column) in image pixels, inside
-        the image; any pair of numbers: a tuple, a NumPy array, a tensor)."""
-        return replace(self, upper=self.upper if upper is None else _centre(upper, "upper", self.shape),
-                       lower=self.lower if lower is None else _centre(lower, "lower", self.shape))  # fmt: skip
+        the image; any pair of numbers: a tuple, a NumPy array, a tensor). The upper centre must
+        lie above the lower one (a smaller row): swapped, spine mode enhanced and the evaluation
+        scored each ROI under the other's name."""
+        spine = replace(self, upper=self.upper if upper is None else _centre(upper, "upper", self.shape),
+                        lower=self.lower if lower is None else _centre(lower, "lower", self.shape))  # fmt: skip
+        if spine.upper[0] >= spine.lower[0]:
+            if upper is not None and lower is not None:
+                hint = "are the two swapped?"
+            else:
+                hint = f"the {'lower' if upper is not None else 'upper'} one is the centre found; give both"
+            raise ValueError(f"the upper ROI centre's row ({spine.upper[0]:g}) must be above the lower ROI centre's "
+                             f"({spine.lower[0]:g}), rows counting from the top of the image: {hint}")  # fmt: skip
+        return spine
 
     @property
     def detected(self) -> bool:
@@ -186,8 +196,8 @@ def find_spine(pixels, upper: tuple[float, float] | None = None,
 
     Args:
         pixels: NumPy array or torch tensor [H, W], bright = bone (as read by xvertfast.io).
-        upper, lower: optional (row, column) ROI centres given by hand, inside the image
-            (ValueError otherwise); they replace the detected ones.
+        upper, lower: optional (row, column) ROI centres given by hand, inside the image and
+            the upper one above the lower (ValueError otherwise); they replace the detected ones.
 
     Returns:
         :class:`Spine`. Images too small to analyse (under 16 x 16, or narrower than 16 columns
