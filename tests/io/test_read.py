@@ -85,6 +85,19 @@ def test_tiff(tmp_path, seed, dtype):
     np.testing.assert_allclose(im.pixels, (v - v.min()) / (v.max() - v.min()), atol=1e-6)
 
 
+@pytest.mark.parametrize(("dtype", "top", "bits"), [(np.float16, 1, 16), (np.float32, 1, 32), (np.float64, 1, 64),
+                                                    (np.uint32, 3_900_000, 32), (np.uint16, 4095, 12)])  # fmt: skip
+def test_a_tiffs_bits_stored_is_its_samples_width_or_the_12_of_12_bit_data(tmp_path, seed, dtype, top, bits):
+    # a float16 TIFF said 32 (every float did), a uint32 one the bits its largest value needs (22)
+    import tifffile
+
+    values = (np.random.default_rng(seed).random((6, 7)) * top).astype(dtype)
+    values[0, 0] = top
+    tifffile.imwrite(tmp_path / "a.tif", values)
+    im = read_image(tmp_path / "a.tif", warn=False)
+    assert im.values.dtype == dtype and im.bits_stored == bits
+
+
 def test_tiff_white_is_zero_is_inverted(tmp_path):
     import tifffile
 

@@ -185,12 +185,15 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logged: list[str]
         bad = int(np.count_nonzero(~np.isfinite(values)))
         if bad:
             raise ImageReadError(path, f"float TIFF contains {bad} NaN or infinite value(s)")
-        bits = 32
+        bits = 8 * values.dtype.itemsize  # its floats' width: 16 for half floats (was 32 for every float)
     elif bits is not None:
         pass  # a colour map's
     elif values.dtype == np.uint8:
         bits = 8
-    elif values.dtype.kind == "i":  # signed: the container's range (its top bits hold the sign)
+    elif values.dtype.kind == "i" or values.dtype.itemsize > 2:
+        # signed: the container's range (its top bits hold the sign). Wider than 16 bits: the
+        # container's too; the depth is guessed from the values only for 12-bit data in 16-bit
+        # samples, a known way of storing it, and a 32-bit image's guess (22) means no depth
         bits = 8 * values.dtype.itemsize
     else:
         bits = bits_from_values(values, 8 * values.dtype.itemsize)

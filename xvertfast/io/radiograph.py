@@ -17,7 +17,8 @@ class Radiograph:
             bright = bone (MONOCHROME1 sources are inverted). A constant image is all 0.
         values: the decoded values before scaling ([H, W], after DICOM rescale and
             polarity correction), so outputs can be written at the input's bit depth.
-        bits_stored: significant bits of the source (8, 10, 12, 16; 32 for float TIFF).
+        bits_stored: significant bits of the source (8, 10, 12, 16); for a float TIFF its
+            floats' width (16, 32 or 64), for an integer TIFF wider than 16 bits its width.
         photometric: "MONOCHROME2" (bright = high) or "MONOCHROME1" as stored at the source.
         source_format: "png", "tiff", "jpeg", "dicom" or "jsrt".
         path: the file it came from.
