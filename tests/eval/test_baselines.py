@@ -86,6 +86,38 @@ def test_a_tensor_that_requires_grad_is_taken(seed):
         np.testing.assert_array_equal(method(torch.from_numpy(x).requires_grad_()), method(x))
 
 
+@pytest.mark.parametrize("method, kwargs, said", [
+    (clahe, {"tiles": 0}, r"clahe: tiles must be a whole number >= 1 .*got 0"),  # (was a ZeroDivisionError)
+    (clahe, {"tiles": 2.5}, r"clahe: tiles must be a whole number >= 1 .*got 2.5"),
+    (clahe, {"tiles": True}, r"clahe: tiles must be .*got True"),
+    (clahe, {"clip": -1}, r"clahe: clip must be a finite number > 0 and <= 1, got -1"),  # (ran, as no limit)
+    (clahe, {"clip": float("nan")}, r"clahe: clip must be .*got nan"),
+    (clahe, {"clip": 3.0}, r"clahe: clip must be .*got 3.0"),
+    (farbman, {"gains": (float("nan"), 1.0, 1.0)}, r"farbman: gains\[0\] must be a finite number, got nan"),
+    (farbman, {"lambdas": (0.125, 0.0, 2.0)}, r"farbman: lambdas\[1\] must be a finite number > 0, got 0.0"),
+    (farbman, {"lambdas": (2.0, 0.5, 0.125)}, r"farbman: lambdas must grow from level to level"),
+    (farbman, {"lambdas": (), "gains": ()}, r"farbman: lambdas must be a sequence of one number or more"),
+    (farbman, {"lambdas": 0.5, "gains": 2.0}, r"farbman: lambdas must be a sequence"),  # (was len()'s TypeError)
+    (farbman, {"alpha": -1.0}, r"farbman: alpha must be a finite number > 0, got -1.0"),  # (was named wls's)
+])  # fmt: skip
+def test_parameters_out_of_range_are_refused_naming_the_argument(seed, method, kwargs, said):
+    with pytest.raises(ValueError, match=f"^{said}"):
+        method(low_contrast(seed, 32), **kwargs)
+
+
+def test_parameters_in_range_are_taken(seed):
+    x = low_contrast(seed, 32)
+    assert clahe(x, tiles=np.int64(1), clip=1.0).shape == x.shape  # 1: no limit, plain adaptive equalisation
+    np.testing.assert_allclose(farbman(x, lambdas=np.array([0.5]), gains=[1.0]), x, atol=1e-5)
+
+
+def test_an_xvertnet_method_refuses_a_brightness_before_the_first_image():
+    from xvertfast.eval.baselines import xvertnet_method
+
+    with pytest.raises(ValueError, match=r"^xvertnet_method: brightness must be one of network, original, got 'bright'"):
+        xvertnet_method(brightness="bright")
+
+
 def test_bad_inputs_and_method_names():
     with pytest.raises(ValueError, match=r"\[H, W\]"):
         clahe(np.zeros((2, 3, 4)))

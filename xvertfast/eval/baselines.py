@@ -31,6 +31,8 @@ A method may carry a label, ``LABEL:METHOD``, which names it in the report (two 
 
 from __future__ import annotations
 
+import math
+import numbers
 import re
 from typing import Callable
 
@@ -69,25 +71,60 @@ def _check(pixels, who: str) -> np.ndarray:
     return np.clip(t.to(torch.float32).numpy(), 0.0, 1.0)
 
 
+def _number(value, name: str, who: str, *, low: float, low_open: bool = True, high: float = math.inf) -> float:
+    """``value`` as a float, or ValueError naming the argument where it is no finite real number
+    between ``low`` (excluded where ``low_open``) and ``high``: scikit-image and the solver took
+    a negative CLAHE clip (as no limit) and a NaN gain (a NaN image) without a word."""
+    inside = (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+              and (value > low if low_open else value >= low) and value <= high)  # fmt: skip
+    if not inside:
+        bounds = [f"> {low:g}" if low_open else f">= {low:g}"] if low > -math.inf else []
+        bounds += [f"<= {high:g}"] if high < math.inf else []
+        raise ValueError(f"{who}: {name} must be a finite number{' ' if bounds else ''}{' and '.join(bounds)}, "
+                         f"got {value!r}")  # fmt: skip
+    return float(value)
+
+
+def _numbers(values, name: str, who: str, **bounds) -> list[float]:
+    """A sequence of at least one number, each as :func:`_number` takes it (``name[k]`` in a message)."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or not len(values):
+        raise ValueError(f"{who}: {name} must be a sequence of one number or more (one per level), got {values!r}")
+    return [_number(v, f"{name}[{k}]", who, **bounds) for k, v in enumerate(values)]
+
+
 def identity(pixels, spine=None) -> np.ndarray:
     """The unprocessed image (the comparison's floor)."""
     return _check(pixels, "identity").copy()
 
 
 def clahe(pixels, spine=None, tiles: int = CLAHE_TILES, clip: float = CLAHE_CLIP) -> np.ndarray:
-    """CLAHE with ``tiles`` x ``tiles`` contextual regions; see the module docstring for the clip."""
+    """CLAHE with ``tiles`` x ``tiles`` contextual regions (a whole number >= 1) and a clip limit
+    ``clip`` per bin, a share of a tile's pixels in (0, 1] (1: no limit, plain adaptive
+    equalisation); see the module docstring. ValueError naming either where it is out of range:
+    scikit-image ran a negative clip as no limit, and tiles=0 divided by zero."""
     from skimage.exposure import equalize_adapthist
 
+    if isinstance(tiles, bool) or not isinstance(tiles, numbers.Integral) or tiles < 1:
+        raise ValueError(f"clahe: tiles must be a whole number >= 1 (contextual regions per side), got {tiles!r}")
+    clip = _number(clip, "clip", "clahe", low=0.0, high=1.0)
     arr = _check(pixels, "clahe")
     if arr.min() == arr.max():  # nothing to equalise; scikit-image's stretch over the range would give white
         return arr.copy()
-    kernel = (max(1, arr.shape[0] // tiles), max(1, arr.shape[1] // tiles))
+    kernel = (max(1, arr.shape[0] // int(tiles)), max(1, arr.shape[1] // int(tiles)))
     return equalize_adapthist(arr, kernel_size=kernel, clip_limit=clip, nbins=256).astype(np.float32)
 
 
 def farbman(pixels, spine=None, lambdas=FARBMAN_LAMBDAS, alpha: float = FARBMAN_ALPHA,
             gains=FARBMAN_GAINS) -> np.ndarray:  # fmt: skip
-    """Multi-scale WLS detail boosting (Farbman et al. 2008); see the module docstring."""
+    """Multi-scale WLS detail boosting (Farbman et al. 2008); see the module docstring.
+    ``lambdas``: one WLS smoothness per level, each > 0 and growing (level k + 1 coarser than k:
+    reversed, the gains boosted the scales they were not meant for); ``alpha`` > 0; ``gains``:
+    one finite number per level. ValueError naming the argument otherwise."""
+    lambdas = _numbers(lambdas, "lambdas", "farbman", low=0.0)
+    if any(b <= a for a, b in zip(lambdas, lambdas[1:])):
+        raise ValueError(f"farbman: lambdas must grow from level to level (each coarser than the last), got {lambdas}")
+    alpha = _number(alpha, "alpha", "farbman", low=0.0)
+    gains = _numbers(gains, "gains", "farbman", low=-math.inf)
     if len(lambdas) != len(gains):
         raise ValueError(f"farbman: {len(lambdas)} levels but {len(gains)} gains")
     arr = _check(pixels, "farbman")
@@ -130,7 +167,12 @@ class SharedNetwork:
 def xvertnet_method(model: str = "default", brightness: str = "network", network: SharedNetwork | None = None,
                     **enhancer_kwargs) -> Callable:  # fmt: skip
     """A method running XVertNet (spine mode) with ``model``; built once, applied per image.
-    Methods given the same ``network`` (built for ``model``) share its runs."""
+    Methods given the same ``network`` (built for ``model``) share its runs. A ``brightness``
+    that is not one of the Enhancer's is refused here, not at the first image."""
+    from xvertfast.infer.enhancer import BRIGHTNESS
+
+    if brightness not in BRIGHTNESS:
+        raise ValueError(f"xvertnet_method: brightness must be one of {', '.join(BRIGHTNESS)}, got {brightness!r}")
     network = network or SharedNetwork(model, **enhancer_kwargs)
 
     def run(pixels, spine=None) -> np.ndarray:
