@@ -726,10 +726,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
             print(f"error: --init: {exc}", file=sys.stderr)
             return 2
         arch = {"width": start.width, "depth": start.depth, "upsample": start.upsample, **arch}
-    config = TrainConfig(stages=args.stages, epochs_gc=args.epochs_gc, epochs_joint=args.epochs_joint,
-                         batch_size=args.batch_size, roi_size=args.roi_size, patch_size=args.patch_size,
-                         val_fraction=args.val_fraction, patience=args.patience, lr=args.lr, seed=args.seed,
-                         device=args.device, amp=args.amp, init=args.init, **arch)  # fmt: skip
+    try:  # (TrainConfig checks its settings as it is made)
+        config = TrainConfig(stages=args.stages, epochs_gc=args.epochs_gc, epochs_joint=args.epochs_joint,
+                             batch_size=args.batch_size, roi_size=args.roi_size, patch_size=args.patch_size,
+                             val_fraction=args.val_fraction, patience=args.patience, lr=args.lr, seed=args.seed,
+                             device=args.device, amp=args.amp, init=args.init, **arch)  # fmt: skip
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     _use_threads(args.threads)
     try:
         init_path = args.init if args.init != "default" else None  # (for the folder the command's paths are from)

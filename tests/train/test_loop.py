@@ -1036,3 +1036,32 @@ def test_a_config_that_cannot_train_is_refused_by_check_naming_the_setting(setti
     # (1.0, 0.99) was blamed on the learning rate ("from 1.2e-38 to 0")
     with pytest.raises(ValueError, match=said):
         TrainConfig(**{**CONFIG.__dict__, **setting}).check()
+
+
+def test_a_config_that_cannot_train_is_refused_where_it_is_made():
+    # (train() alone checked it: a notebook user saw the error far from the cell that made it)
+    with pytest.raises(ValueError, match="batch size must be at least 1, got 0"):
+        TrainConfig(batch_size=0)
+    config = TrainConfig(**CONFIG.__dict__)
+    config.batch_size = 0  # a field changed after: train() checks again
+    with pytest.raises(ValueError, match="batch size must be at least 1"):
+        train(["nothing"], "nowhere", config, progress=False, log=lambda m: None)
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:x", ""])
+def test_a_device_that_is_none_is_refused_by_name_as_load_model_does(device):
+    # was torch's "Expected one of cpu, cuda, ipu, xpu, mkldnn, ... device type at start of device string: gpu"
+    with pytest.raises(ValueError, match=rf"^device={device!r} is not a device \(such as 'cpu', 'cuda' or 'cuda:1'\)$"):
+        TrainConfig(device=device)
+
+
+def test_a_patch_above_the_roi_size_is_said_to_train_on_whole_rois(tmp_path):
+    # (it trained on whole ROIs without a word, under a config that says patches of 48)
+    data = write_images(tmp_path / "data", n=1)
+    one = {**CONFIG.__dict__, "stages": 1, "epochs_gc": 1, "epochs_joint": 0}
+    for patch, noted in ((48, True), (32, False), (16, False)):
+        said = []
+        train([str(data)], str(tmp_path / f"run{patch}"), TrainConfig(**{**one, "patch_size": patch}), progress=False,
+              log=said.append)  # fmt: skip
+        note = "note: patch size 48 is above the ROI size 32: every step trains on whole ROIs, as with patch size 0"
+        assert (note in said) == noted, said

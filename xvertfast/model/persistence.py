@@ -17,7 +17,7 @@ from xvertfast.model.stage import UPSAMPLING, XVertNetStage
 from xvertfast.model.xvertnet import XVertNet
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 
-__all__ = ["save_model", "load_model", "model_tile", "fingerprint", "check_config", "FORMAT_VERSION",
+__all__ = ["save_model", "load_model", "model_tile", "fingerprint", "check_config", "as_device", "FORMAT_VERSION",
            "DEFAULT_MODEL_DIR"]
 
 FORMAT_VERSION = 1
@@ -66,6 +66,17 @@ def _unfinished_run(run_dir: str) -> bool:
     its checkpoint is there (train keeps it in checkpoint/state.json), its model is not."""
     return os.path.isfile(os.path.join(run_dir, "checkpoint", "state.json")) and not os.path.isfile(
         os.path.join(run_dir, "model", "config.json"))  # fmt: skip
+
+
+def as_device(value, who: str) -> torch.device:
+    """``torch.device(value)``, or ValueError naming ``who`` (the argument, as the caller wants it
+    said) where ``value`` names no device: torch's own error lists all of its device types (ipu,
+    xla, hpu, ...) and names no argument. Shared by every API that takes a device, so a
+    mistyped one reads alike wherever it was given."""
+    try:
+        return torch.device(value)
+    except (RuntimeError, TypeError):  # (torch: "Expected one of cpu, cuda, ... device string: gpu")
+        raise ValueError(f"{who}={value!r} is not a device (such as 'cpu', 'cuda' or 'cuda:1')") from None
 
 
 def load_model(path: str | os.PathLike = "default", map_location: str | torch.device = "cpu") -> XVertNet:
@@ -117,11 +128,7 @@ def load_model(path: str | os.PathLike = "default", map_location: str | torch.de
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"{config_path}: not valid JSON ({exc})") from None
     specs = check_config(config, config_path)
-    try:
-        device = torch.device(map_location)
-    except (RuntimeError, TypeError):  # (torch: "Expected one of cpu, cuda, ... device string: gpu")
-        raise ValueError(f"load_model: map_location={map_location!r} is not a device (such as 'cpu', 'cuda' or "
-                         "'cuda:1')") from None
+    device = as_device(map_location, "load_model: map_location")
     if device.type == "cuda" and not torch.cuda.is_available():  # (safetensors: a pin_memory error)
         raise RuntimeError(f"load_model: map_location={str(map_location)!r}, but this torch has no usable CUDA device")
     # safetensors reads onto the CPU or a GPU; other devices (meta: the shapes alone) get the model moved

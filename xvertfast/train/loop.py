@@ -40,7 +40,7 @@ from xvertfast._text import count
 from xvertfast.io.files import JOB_FOLDER_MARKERS, NothingFound, discover, input_paths
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
 from xvertfast.model import XVertNet, XVertNetStage, load_model, save_model
-from xvertfast.model.persistence import fingerprint
+from xvertfast.model.persistence import as_device, fingerprint
 from xvertfast.model.stage import UPSAMPLING
 from xvertfast.ops.wls import check_parameters
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
@@ -67,7 +67,8 @@ class TrainConfig:
     the U-Net's base width and levels; ``roi_size``: the side of the two spine ROIs per image at
     the working height; ``lam``, ``alpha``, ``eps``: the WLS of the preprocessing. ``device``:
     ``auto``, ``cpu``, ``cuda``, ``cuda:N``; ``amp``: bf16 autocast. :meth:`check` refuses
-    settings that cannot train (ValueError); :func:`train` calls it first.
+    settings that cannot train (ValueError): at construction, so the error shows where the
+    setting was made, and again in :func:`train` (a field may have been changed since).
     """
 
     stages: int = 2
@@ -78,7 +79,7 @@ class TrainConfig:
     depth: int = 4
     upsample: str = "bilinear"  #: the decoder's upsampling (xvertfast.model.stage.UPSAMPLING)
     roi_size: int = 512
-    patch_size: int = 0  #: 0: whole ROIs; else random square patches of this side
+    patch_size: int = 0  #: 0, or at least roi_size: whole ROIs; else random square patches of this side
     val_fraction: float = 0.2
     patience: int = 10
     lr: float = 1e-3
@@ -90,6 +91,9 @@ class TrainConfig:
     alpha: float = DEFAULT_ALPHA
     eps: float = DEFAULT_EPS
     init: str | None = None  #: start from this model's weights (a model directory or "default")
+
+    def __post_init__(self) -> None:
+        self.check()
 
     def check(self) -> None:
         """Refuses settings that cannot train, before any image is preprocessed."""
@@ -105,6 +109,8 @@ class TrainConfig:
         if self.upsample not in UPSAMPLING:
             raise ValueError(f"upsample must be one of {', '.join(UPSAMPLING)}, got {self.upsample!r}")
         check_parameters(self.lam, self.alpha, self.eps)  # the WLS of the preprocessing and between stages
+        if self.device != "auto":  # (whether a CUDA device is there is train's to ask: it may be built elsewhere)
+            as_device(self.device, "device")
         smallest = 2 ** (self.depth + 1)  # the U-Net's coarsest level keeps 2 x 2 pixels
         # the weights are float32: a rate below its normal range is a step of nothing, and Adam's first
         # step, lr / (1 - beta1), must fit in it (above, torch fails with a bare overflow error)
@@ -687,6 +693,9 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
     if not val_ids and config.val_fraction > 0:
         log("note: a single training image: none is held out for validation, so early stopping and the kept epoch "
             "go by the training loss")  # fmt: skip
+    if config.patch_size > config.roi_size:  # (the CLI's help says so too; a notebook user may not expect it)
+        log(f"note: patch size {config.patch_size} is above the ROI size {config.roi_size}: every step trains on "
+            "whole ROIs, as with patch size 0")  # fmt: skip
     loss_fn = XVertNetLoss()
     if init is not None and len(init.stages) < config.stages:
         log(f"--init has {len(init.stages)} stage(s): stages {len(init.stages) + 1}..{config.stages} start from random weights")
