@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -48,3 +51,36 @@ def test_tiny_model_overfits_a_fixed_batch(seed):
         opt.step()
         losses.append(terms.total.item())
     assert min(losses[-5:]) <= 0.5 * losses[0], losses
+
+
+@pytest.mark.parametrize("features, why", [
+    (torch.rand(2, 8, 16, 16), "other H and W"),  # was torch's "The size of tensor a (32) must match ..."
+    (torch.rand(3, 8, 32, 32), "another batch"),
+    (torch.rand(2, 0, 32, 32), "no maps"),
+])  # fmt: skip
+def test_feature_loss_refuses_features_that_do_not_fit_the_output_naming_both_shapes(features, why):
+    shapes = re.escape(f"got (2, 1, 32, 32) and {tuple(features.shape)}")
+    with pytest.raises(ValueError, match=rf"^feature_loss: out must be \[B, 1, H, W\] and features \[B, C, H, W\] "
+                                         rf"with the same B, H and W, {shapes}$"):  # fmt: skip
+        feature_loss(torch.rand(2, 1, 32, 32), features)
+
+
+@pytest.mark.parametrize("out", [torch.rand(2, 2, 32, 32), torch.rand(2, 32, 32)])
+def test_feature_loss_refuses_an_output_of_more_maps_or_no_channel_axis(out):
+    # (both were broadcast against the [B, 1, H, W] target, with a UserWarning and a loss of something else)
+    with pytest.raises(ValueError, match=re.escape(f"got {tuple(out.shape)} and (2, 8, 32, 32)")):
+        feature_loss(out, torch.rand(2, 8, 32, 32))
+
+
+@pytest.mark.parametrize("weight", [float("nan"), float("inf"), -0.5, "1", True, None])
+def test_a_feature_weight_that_is_no_finite_number_at_least_0_is_refused_when_made(weight):
+    # NaN gave a NaN loss at every step of the joint phase
+    with pytest.raises(ValueError, match=rf"^XVertNetLoss: feature_weight must be a finite number >= 0, got "
+                                         rf"{re.escape(repr(weight))}$"):  # fmt: skip
+        XVertNetLoss(feature_weight=weight)
+
+
+def test_a_zero_feature_weight_is_the_structure_loss_alone():
+    out, y, features = torch.rand(2, 1, 32, 32), torch.rand(2, 1, 32, 32), torch.rand(2, 8, 32, 32)
+    terms = XVertNetLoss(feature_weight=0)(out, y, features, use_feature_loss=True)
+    assert terms.total == terms.structure and terms.feature > 0

@@ -11,6 +11,8 @@ The schedule uses L1 alone for the first epochs, then L1 + L2 (DESIGN.md section
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import NamedTuple
 
 import torch
@@ -27,7 +29,16 @@ def structure_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def feature_loss(out: torch.Tensor, features: torch.Tensor, bins: int = DEFAULT_BINS) -> torch.Tensor:
-    """L2 = MSE(out, c*), c* the detached, min-max scaled highest-entropy feature map."""
+    """L2 = MSE(out, c*), c* the detached, min-max scaled highest-entropy feature map; out is
+    [B, 1, H, W], features [B, C, H, W] of the same B, H and W (checked here: MSE would broadcast
+    a mismatch, or fail with a message that names neither)."""
+    if not (isinstance(out, torch.Tensor) and isinstance(features, torch.Tensor)):
+        raise TypeError(f"feature_loss: out and features must be torch tensors, got {type(out).__name__} and "
+                        f"{type(features).__name__}")  # fmt: skip
+    if (out.dim() != 4 or out.shape[1] != 1 or features.dim() != 4 or not features.shape[1]
+            or (out.shape[0], *out.shape[2:]) != (features.shape[0], *features.shape[2:])):  # fmt: skip
+        raise ValueError(f"feature_loss: out must be [B, 1, H, W] and features [B, C, H, W] with the same B, H and W, "
+                         f"got {tuple(out.shape)} and {tuple(features.shape)}")  # fmt: skip
     target = select_max_entropy(features, bins=bins, normalize=True).map.to(out.dtype)
     return F.mse_loss(out, target)
 
@@ -42,6 +53,11 @@ class XVertNetLoss:
     """L1, or L1 + weight * L2 once ``use_feature_loss`` is set by the schedule."""
 
     def __init__(self, feature_weight: float = 1.0, bins: int = DEFAULT_BINS):
+        # (a NaN weight gave NaN losses, for an optimiser to turn into NaN weights; a negative one
+        # rewards moving away from the target)
+        real = isinstance(feature_weight, numbers.Real) and not isinstance(feature_weight, bool)
+        if not (real and math.isfinite(feature_weight) and feature_weight >= 0):
+            raise ValueError(f"XVertNetLoss: feature_weight must be a finite number >= 0, got {feature_weight!r}")
         self.feature_weight = feature_weight
         self.bins = bins
 
