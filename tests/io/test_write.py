@@ -180,6 +180,32 @@ def test_failed_write_leaves_nothing(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.parametrize("name, fmt, said", [
+    ("x.png", "tiff", r"x\.png: fmt 'tiff' contradicts the extension '\.png', which is for png16 or png8"),
+    ("x.TIF", "png8", r"x\.TIF: fmt 'png8' contradicts the extension '\.TIF', which is for tiff"),
+    ("x.dcm", "png16", r"x\.dcm: fmt 'png16' contradicts the extension '\.dcm', which is for dicom"),
+    ("x.jpg", "png8", r"x\.jpg: fmt 'png8' contradicts the extension '\.jpg', which names a format xvertfast does not"),
+])  # fmt: skip
+def test_a_format_the_extension_contradicts_is_refused_naming_both(tmp_path, name, fmt, said):
+    """write_image("x.png", px, "tiff") wrote a TIFF named .png without a word."""
+    with pytest.raises(ValueError, match=said):
+        write_image(tmp_path / name, np.zeros((8, 8), np.float32), fmt)
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_format_is_taken_under_its_own_extensions_and_names_of_none(tmp_path):
+    """png8 or png16 under .png, tiff under .tif, dicom under .dicom (also its default there); any
+    format under a name of no image extension (a temporary NAME.part, .img), as it is asked for."""
+    pixels = np.random.default_rng(0).random((8, 8)).astype(np.float32)
+    for name, fmt, kind in [("a.png", "png8", "PNG"), ("b.PNG", "png16", "PNG"), ("c.tif", "tiff", "TIFF"),
+                            ("d.part", "tiff", "TIFF"), ("e.img", "png8", "PNG"), ("f", "tiff", "TIFF")]:  # fmt: skip
+        with Image.open(write_image(tmp_path / name, pixels, fmt)) as im:
+            assert im.format == kind, name
+    assert read_image(write_image(tmp_path / "g.dicom", pixels)).source_format == "dicom"
+    with pytest.raises(ImageWriteError, match=r"g\.jpeg: xvertfast writes no '\.jpeg' files"):
+        write_image(tmp_path / "g.jpeg", pixels)
+
+
 def test_no_partial_file_while_writing(tmp_path, monkeypatch):
     # A crash in the middle of encoding leaves neither the target nor the temporary file.
     import PIL.Image

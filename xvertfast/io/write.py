@@ -22,7 +22,7 @@ from xvertfast._version import __version__
 from xvertfast.io.errors import ImageWriteError, WarningsNamingTheFile
 from xvertfast.io.radiograph import Radiograph
 
-__all__ = ["write_image", "WRITE_FORMATS", "FORMAT_EXTENSIONS", "format_from_path", "atomic_write", "nearest_existing",
+__all__ = ["write_image", "WRITE_FORMATS", "FORMAT_EXTENSIONS", "EXTENSION_FORMATS", "format_from_path", "atomic_write", "nearest_existing",
            "remove_stale_parts", "disk_full"]
 
 #: png16: 16-bit PNG at the source's bit depth (0..2^bits - 1); png8; tiff: float32 in [0, 1];
@@ -36,11 +36,36 @@ FORMAT_EXTENSIONS = {"png16": ".png", "png8": ".png", "tiff": ".tiff", "dicom": 
 PNG_COMPRESS_LEVEL = 4
 
 
+#: The formats each image extension may hold: a file named for another kind is refused
+#: (``write_image("x.png", px, "tiff")`` wrote a TIFF named .png). xvertfast writes no JPEG.
+#: Other names (a temporary ``NAME.part``, ``.img``, none) take any format.
+EXTENSION_FORMATS = {".png": ("png16", "png8"), ".tif": ("tiff",), ".tiff": ("tiff",), ".dcm": ("dicom",),
+                     ".dicom": ("dicom",), ".jpg": (), ".jpeg": ()}  # fmt: skip
+
+
+def _check_extension(path: str, fmt: str) -> None:
+    """ValueError naming the file, ``fmt`` and the extension where the extension names another
+    kind of image: a reader (and xvertfast's own) trusts the name, and another tool refuses the file."""
+    ext = os.path.splitext(path)[1]
+    allowed = EXTENSION_FORMATS.get(ext.lower())
+    if allowed is None or fmt in allowed:
+        return
+    holds = f"is for {' or '.join(allowed)}" if allowed else "names a format xvertfast does not write"
+    right = FORMAT_EXTENSIONS[fmt] + (" (or .tif)" if fmt == "tiff" else "")
+    raise ValueError(f"{path}: fmt {fmt!r} contradicts the extension {ext!r}, which {holds}; give the file the "
+                     f"extension {right} for {fmt}{f', or pass fmt= ' + ' or '.join(allowed) if allowed else ''}")  # fmt: skip
+
+
 def format_from_path(path: str) -> str:
+    """The format a file is written in when none is given: the first its extension may hold
+    (:data:`EXTENSION_FORMATS`: .png is png16); ImageWriteError naming the file for any other."""
     ext = os.path.splitext(path)[1].lower()
-    for fmt, e in (("png16", ".png"), ("tiff", ".tif"), ("tiff", ".tiff"), ("dicom", ".dcm")):
-        if ext == e:
-            return fmt
+    allowed = EXTENSION_FORMATS.get(ext)
+    if allowed:
+        return allowed[0]
+    if allowed is not None:  # (.jpg: fmt= would be refused as contradicting it)
+        raise ImageWriteError(path, f"xvertfast writes no {ext!r} files; give the file the extension of one of its "
+                              f"formats ({', '.join(f'{e} {fmt}' for fmt, e in FORMAT_EXTENSIONS.items())})")  # fmt: skip
     raise ImageWriteError(path, f"cannot tell the output format from the extension {ext!r}; "
                           f"pass fmt= one of {', '.join(WRITE_FORMATS)}")  # fmt: skip
 
@@ -321,7 +346,9 @@ def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like
         pixels: a NumPy array or torch tensor (any device), float [H, W], as
             :func:`~xvertfast.io.read_image` gives them.
         fmt: one of :data:`WRITE_FORMATS`; default from the extension (.png is png16, .tif/.tiff
-            tiff, .dcm dicom; any other extension is an ImageWriteError: pass ``fmt``).
+            tiff, .dcm/.dicom dicom; any other extension is an ImageWriteError: pass ``fmt``). Given,
+            it must agree with an image extension (:data:`EXTENSION_FORMATS`: png8 or png16 for
+            .png); a name without one (``out.part``) takes any format.
         like: the source radiograph: its bit depth sets the integer range of png16 and dicom
             (a 12-bit source is written as 0..4095), its DICOM header the derived image's
             patient and study tags (and its pixel size where the pixels keep its shape); it is
@@ -337,7 +364,8 @@ def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like
             itself, is a folder, its folder does not exist, its extension names no format, or
             the write or the encoding failed (``errno`` set where the system gave one).
         TypeError: integer pixels, or ``like`` not a :class:`Radiograph`.
-        ValueError: an unknown ``fmt``; pixels not [H, W], empty, NaN or infinite, or further
+        ValueError: an unknown ``fmt``, or one the extension contradicts (naming both); pixels
+            not [H, W], empty, NaN or infinite, or further
             than :data:`CLIP_SLACK` outside [0, 1].
     """
     p = os.fspath(path)
@@ -347,6 +375,7 @@ def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like
     fmt = fmt or format_from_path(p)
     if fmt not in WRITE_FORMATS:
         raise ValueError(f"unknown output format {fmt!r}; choose one of {', '.join(WRITE_FORMATS)}")
+    _check_extension(p, fmt)
     if like is not None and os.path.exists(p) and os.path.exists(like.path) and os.path.samefile(p, like.path):
         raise ImageWriteError(p, "refusing to overwrite the input image")
     if os.path.isdir(p):
