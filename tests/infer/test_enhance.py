@@ -28,6 +28,7 @@ from xvertfast.io.files import NothingFound
 from xvertfast.io.job_folder import JOB_STATE_FILES, LEDGER_FILE, job_status
 from xvertfast.io import read_image
 from xvertfast.model import XVertNet, XVertNetStage, save_model
+from xvertfast.preprocess.spine import WORKING_HEIGHT
 
 SAMPLE_DICOM = os.path.join(os.path.dirname(__file__), "..", "..", "xvertfast", "samples", "cr_chest_pa_mono1.dcm")
 TILE = 128
@@ -74,8 +75,15 @@ def test_full_mode_weights_are_a_partition_of_unity(seed):
     enh.tile = 64  # many overlapping tiles on a small image
     enh.backend = ConstantBackend(0.37)
     img = chest_like(seed, 300, 260)
-    out = enh.enhance(img).pixels
-    np.testing.assert_allclose(out, 0.37, atol=1e-6)  # every pixel covered, weights normalised: no seam
+    res = enh.enhance(img)
+    np.testing.assert_allclose(res.pixels, 0.37, atol=1e-6)  # every pixel covered, weights normalised: no seam
+    # its boxes are the tiles (they were [], though the docstring said the regions enhanced): squares
+    # of the tile's size at this height, overlapping, covering the image
+    covered = np.zeros(img.shape, int)
+    for b in res.boxes:
+        assert b.bottom - b.top == b.right - b.left == round(64 * 300 / WORKING_HEIGHT)
+        covered[b.top : b.bottom, b.left : b.right] += 1
+    assert covered.min() >= 1 and covered.max() > 1 and len(res.boxes) == len(set(res.boxes))
 
 
 def test_spine_mode_keeps_the_outside_and_ramps_in(seed):
@@ -106,7 +114,7 @@ def test_centres_at_the_image_edges_and_narrow_images(seed):
     assert len(res.boxes) == 2 and all(0 <= b.top < b.bottom <= 256 for b in res.boxes)
     full = Enhancer(tiny_model(seed), device="cpu", backend="torch", mode="full")
     narrow = full.enhance(chest_like(seed, 400, 60))  # tiles are resized to tile x tile: square ones
-    assert all(b.bottom - b.top == b.right - b.left == 60 for b in narrow.boxes)
+    assert narrow.boxes and all(b.bottom - b.top == b.right - b.left == 60 for b in narrow.boxes)  # (were [])
     assert np.isfinite(narrow.pixels).all() and narrow.pixels.shape == (400, 60)
 
 

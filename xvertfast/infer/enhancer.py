@@ -105,7 +105,10 @@ class EnhanceResult:
 
     pixels: np.ndarray  #: [H, W] float32 in [0, 1]
     spine: Spine
-    boxes: list[Box]  #: the regions the network enhanced (spine mode: upper and lower ROI)
+    #: the tiles the network enhanced, in image pixels: spine mode the upper and lower one (the
+    #: training ROIs' squares, :data:`SPINE_SHIFT` further apart), full mode the overlapping
+    #: squares that cover the image, row by row
+    boxes: list[Box]
     seconds: dict[str, float]  #: preprocess / infer / compose
 
 
@@ -492,7 +495,7 @@ class Enhancer:
         t1 = time.perf_counter()
         out = self.compose(prep, tiles)
         seconds = {**prep.seconds, "infer": t1 - t0, "compose": time.perf_counter() - t1}
-        return EnhanceResult(out, prep.spine, prep.boxes if self.mode == "spine" else [], seconds)
+        return EnhanceResult(out, prep.spine, list(prep.boxes), seconds)
 
     def enhance_files(self, inputs: list[str], out_dir: str, **kwargs):
         """Enhances files, folders or ``@lists`` into ``out_dir``; see :func:`xvertfast.infer.enhance_files`."""
