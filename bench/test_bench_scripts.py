@@ -323,6 +323,50 @@ def test_train_data_memory_reads_a_set_and_says_how_much_it_kept():
     assert line.startswith("8 ROI pairs at 32^2") and "anonymous memory +" in line, line
 
 
+def test_backend_agreement_measures_every_variant_and_goes_on_past_a_bad_image(tmp_path):
+    """A tiny model and a synthetic image (compile skipped: minutes on a CPU). The reference run
+    again must not move at all, bf16 must (else the variant did not change what it says), and an
+    image that cannot be read is a row naming it while the next image is still measured."""
+    import importlib.util
+    import json
+
+    import torch
+    from PIL import Image
+
+    from xvertfast.model import XVertNet, XVertNetStage, save_model
+
+    torch.manual_seed(0)
+    model = save_model(XVertNet([XVertNetStage(4, 2), XVertNetStage(4, 2)]), str(tmp_path / "model"),
+                       extra={"training": {"config": {"roi_size": 64}}})  # fmt: skip
+    x = np.linspace(-1, 1, 150)
+    rows = np.linspace(0, 1, 160)[:, None]
+    chest = 0.25 + 0.5 * np.exp(-(x[None, :] ** 2) / 0.01) + 0.1 * np.sin(20 * rows)
+    chest = chest + 0.08 * np.random.default_rng(0).random(chest.shape)
+    Image.fromarray(np.round(np.clip(chest, 0, 1) * 255).astype(np.uint8)).save(tmp_path / "chest.png")
+    (tmp_path / "broken.png").write_bytes(b"not a PNG")
+    skip = ["compile"] + ([] if importlib.util.find_spec("onnxruntime") else ["onnxruntime"])
+    out = subprocess.run([sys.executable, os.path.join(HERE, "backend_agreement.py"), str(tmp_path / "broken.png"),
+                          str(tmp_path / "chest.png"), "--model", model, "--skip", *skip, "--json",
+                          str(tmp_path / "run.json")], capture_output=True, text=True, timeout=300,
+                         cwd=os.path.dirname(HERE))  # fmt: skip
+    assert out.returncode == 1, out.stderr  # the broken image failed, and says so in the exit status
+    saved = json.loads((tmp_path / "run.json").read_text())
+    (broken,) = [r for r in saved["rows"] if r["image"] == "broken.png"]
+    assert broken["variant"] == "reference" and "broken.png" in broken["error"], broken
+    measured = {r["variant"].split(" (")[0]: r for r in saved["rows"] if r["image"] == "chest.png"}
+    want = {"the reference again", "--batch-size 1", "1 thread" if saved["reference"]["threads"] > 1 else "2 threads",
+            "--precision bf16"} | ({"--backend onnxruntime"} if "onnxruntime" not in skip else set())  # fmt: skip
+    assert set(measured) == want and not any("error" in r for r in measured.values()), saved["rows"]
+    again = measured["the reference again"]
+    assert again["max_abs"] == 0 and again["pixels_8bit"] == 0 and again["max_levels"] == 0
+    assert measured["--precision bf16"]["max_abs"] > 1e-4
+    for row in measured.values():
+        assert 0 <= row["mean_abs"] <= row["max_abs"] <= 1 and 0 <= row["max_levels"] <= 255, row
+        assert (row["pixels_8bit"] > 0) == (row["max_levels"] > 0), row
+    table = [line for line in out.stdout.splitlines() if line.startswith("|")]
+    assert len(table) == 2 + len(saved["rows"]) and "| broken.png | reference | - | - | - | failed: " in table[2]
+
+
 def _results_pytest_commands() -> list[tuple[str, ...]]:
     """The arguments after ``pytest`` of every ``pytest bench/...`` command RESULTS.md gives."""
     import re
