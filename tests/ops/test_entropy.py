@@ -76,6 +76,43 @@ def test_select_with_nan_and_inf_matches_reference(seed, device, dtype):
     torch.testing.assert_close(target.nan_to_num(), want_map.nan_to_num(), rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_entropy_of_maps_with_nan_or_inf_is_what_the_docs_say(seed, device, dtype):
+    """Pins what docs/guide/ops.md and feature_entropy's docstring say, in the op and the reference
+    alike: a NaN pixel is left out of its map's range and counted in the lowest bin, as the map's
+    minimum is (not left out: the entropy of the map without them differs); a map of NaN only and a
+    map with one infinite pixel (its range infinite: every pixel in one bin) have entropy 0."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(1, 5, 16, 16, generator=gen, dtype=dtype)
+    x[0, 0] = (x[0, 0] * 8).floor() / 8  # 8 levels: below the entropy of map 4
+    as_minimum = x.clone()
+    x[0, 0, :4] = float("nan")  # a quarter of its pixels
+    as_minimum[0, 0, :4] = x[0, 0].nan_to_num(nan=2.0).min()
+    x[0, 1] = float("nan")
+    x[0, 2, 3, 4] = float("inf")
+    x[0, 3, 5, 6] = -float("inf")
+    x = x.to(device)
+    for entropy in (feature_entropy(x), feature_entropy_reference(x, 256).to(dtype)):
+        want = feature_entropy(as_minimum.to(device))[0, 0]
+        torch.testing.assert_close(entropy[0, 0], want, rtol=1e-6, atol=0)
+        without = feature_entropy(x[0:1, 0:1, 4:].clone())[0, 0]
+        assert abs(entropy[0, 0] - without) > 0.1  # the NaN pixels are counted, not skipped
+        assert entropy[0, 1:4].tolist() == [0.0, 0.0, 0.0]
+        # a finite map beside them keeps its entropy
+        assert entropy[0, 4] > 4.0
+        torch.testing.assert_close(entropy[0, 4], feature_entropy(x[:, 4:5].clone())[0, 0], rtol=1e-6, atol=0)
+    index, target = select_max_entropy(x)
+    assert index.tolist() == [4] and not target.isnan().any()
+    # the map selected keeps its NaN pixels (a map of NaN only has no range: normalized, it is 0,
+    # as a constant map is); normalized, an infinite pixel becomes NaN and the rest 0
+    for select in (select_max_entropy, select_max_entropy_reference):
+        assert select(x[:, 0:1])[1].isnan().sum() == 64
+        assert select(x[:, 1:2], 256, False)[1].isnan().all() and not select(x[:, 1:2])[1].any()
+        _, inf_map = select(x[:, 2:3])
+        assert inf_map.isnan().sum() == 1 and inf_map.nan_to_num().abs().max() == 0
+
+
 @needs_ext
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_split_and_per_map_paths_agree(seed, threads):

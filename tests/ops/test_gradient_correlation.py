@@ -330,3 +330,16 @@ def test_a_large_common_offset_costs_float32_nothing(seed, device):
         exact = gradient_correlation_reference(a.double(), b.double())  # of the same float32 values
         err = (gradient_correlation(a, b).double() - exact).abs().max().item()
         assert err < 1e-6, (offset, err)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_nan_or_inf_pixel_makes_its_samples_gc_nan_alone(seed, device, bad):
+    """Pins what docs/guide/ops.md says: the op refuses no value; a NaN or infinite pixel makes
+    its own sample's GC (and so the loss's mean) NaN, in the op and the reference alike."""
+    gen = torch.Generator().manual_seed(seed)
+    a, b = (torch.rand(3, 1, 12, 12, generator=gen).to(device) for _ in range(2))
+    a[1, 0, 5, 6] = bad
+    for gc in (gradient_correlation(a, b), gradient_correlation_reference(a, b)):
+        assert gc.isnan().tolist() == [False, True, False]
+    assert gradient_correlation_loss(a, b).isnan()

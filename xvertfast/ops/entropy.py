@@ -60,6 +60,13 @@ def feature_entropy(x: torch.Tensor, bins: int = DEFAULT_BINS, base: float = mat
     Returns:
         ``[B, C]`` in the compute dtype (float32, or float64 for float64 input).
         A constant map has entropy 0; the maximum is ``log(bins)``.
+
+    Values are not checked, and non-finite ones are binned thus (the compiled op and the
+    reference alike): a NaN pixel is left out of its map's min and max and counted in the
+    lowest bin, as the map's minimum is (so the entropy is that of the map with its NaN
+    replaced by the minimum, not that of the map without them); a map of NaN only has entropy
+    0; one infinite pixel makes the map's range infinite, every pixel falls in one bin and
+    the entropy is 0.
     """
     _check(x, bins, "feature_entropy")
     bins = operator.index(bins)
@@ -84,6 +91,11 @@ def select_max_entropy(x: torch.Tensor, bins: int = DEFAULT_BINS, normalize: boo
     Returns:
         ``MaxEntropyMap(index[B], map[B, 1, H, W])``, detached from the graph, on x's device;
         ``map`` in float32 (float64 for float64 x: float16/bfloat16 give float32).
+
+    Entropies of maps with NaN or infinite values are those of :func:`feature_entropy`. The
+    map keeps its NaN pixels (left out of the min and max it is scaled by), except that a map
+    of NaN only, which has no range, is 0 when normalized, as a constant map is; normalized,
+    a map with an infinite pixel is 0 but for that pixel, which is NaN.
     """
     _check(x, bins, "select_max_entropy")
     bins = operator.index(bins)

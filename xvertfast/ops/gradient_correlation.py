@@ -57,7 +57,9 @@ def gradient_correlation(a: torch.Tensor, b: torch.Tensor, eps: float = GC_EPS) 
 
     Returns:
         ``[B]`` tensor (float32, or float64 for float64 inputs), differentiable in a and b.
-        Images smaller than 3x3 have no Sobel response and give 0.
+        Images smaller than 3x3 have no Sobel response and give 0. Values are not checked: a
+        NaN or infinite pixel makes its own sample's GC NaN, and so the mean of
+        :func:`gradient_correlation_loss`; the other samples' GC stand.
     """
     _check(a, b)
     eps = _check_eps(eps)
