@@ -36,6 +36,18 @@ def test_folded_float64_agrees_to_double_rounding(seed, upsample):
         torch.testing.assert_close(fold_stage(stage)(xp, y), stage(xp, y), rtol=1e-12, atol=1e-13)
 
 
+def test_folded_converts_inputs_to_its_dtype_as_the_stage_does(seed):
+    # a float64 input to a float32 folded stage was torch's "expected scalar type Double but found Float"
+    stage = trained_like(4, 2)
+    xp, y = torch.rand(2, 1, 24, 16, dtype=torch.float64), torch.randn(2, 1, 24, 16, dtype=torch.float64) * 0.1
+    with torch.no_grad():
+        got = fold_stage(stage)(xp, y)
+        assert got.dtype == torch.float32
+        torch.testing.assert_close(got, fold_stage(stage)(xp.float(), y.float()), rtol=0, atol=0)
+    with pytest.raises(TypeError, match="^FoldedStage: xp holds torch.uint8 values"):
+        fold_stage(stage)((xp * 255).byte(), y)
+
+
 def test_folded_default_model_on_a_tile(seed):
     model = load_model("default")
     xp, y = torch.rand(2, 1, 128, 128), torch.randn(2, 1, 128, 128) * 0.05

@@ -405,3 +405,41 @@ def test_stage_inputs_that_are_not_tensors_or_have_no_pixels(seed):
         with pytest.raises(ValueError, match="with H, W >= 1"):
             model.enhance(torch.rand(shape), torch.rand(shape))
     assert model.enhance(xp[:0], xp[:0]).shape == (0, 1, 8, 8)  # an empty batch is fine
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+def test_floating_inputs_of_another_dtype_are_converted_to_the_models(seed, dtype):
+    # was "RuntimeError: expected scalar type Double but found Float" (torch.from_numpy of NumPy's float64)
+    torch.manual_seed(seed)
+    model = XVertNet([XVertNetStage(4, 2), XVertNetStage(4, 2)]).eval()
+    xp, y = torch.rand(2, 1, 20, 28).to(dtype), (torch.randn(2, 1, 20, 28) * 0.1).to(dtype)
+    expected = model.enhance(xp.float(), y.float())
+    for got in (model.enhance(xp, y), model(xp, y)):
+        assert got.dtype == torch.float32
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    torch.testing.assert_close(model.stages[0](xp, y), model.stages[0](xp.float(), y.float()), rtol=0, atol=0)
+    half = XVertNet([XVertNetStage(4, 2)]).eval().half()  # the model's dtype, whatever it is
+    assert half.enhance(xp, y).dtype == torch.float16
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int32, torch.bool])
+def test_integer_inputs_are_refused_naming_the_input_and_its_dtype(seed, dtype):
+    model = XVertNet([XVertNetStage(4, 2)]).eval()
+    xp = torch.rand(1, 1, 16, 16)
+    message = (rf"holds {dtype} values; it takes floating point \(X_p and Y as xvertfast.preprocess gives them\), "
+               r"converted to the model's torch.float32")  # fmt: skip
+    with pytest.raises(TypeError, match=rf"^enhance: xp {message}$"):
+        model.enhance((xp * 255).to(dtype), xp)
+    with pytest.raises(TypeError, match=rf"^XVertNetStage: y {message}$"):
+        model.stages[0](xp, (xp * 255).to(dtype))
+
+
+def test_calling_the_model_is_enhance(seed):
+    # was torch's "Module [XVertNet] is missing the required "forward" function"
+    torch.manual_seed(seed)
+    model = XVertNet([XVertNetStage(4, 2), XVertNetStage(4, 2)])  # in train mode: enhance runs it in eval mode
+    xp, y = torch.rand(2, 1, 16, 24), torch.randn(2, 1, 16, 24) * 0.1
+    torch.testing.assert_close(model(xp, y), model.enhance(xp, y), rtol=0, atol=0)
+    torch.testing.assert_close(model(xp, y, stages=1), model.enhance(xp, y, stages=1), rtol=0, atol=0)
+    assert model.training and not model(xp, y).requires_grad
+

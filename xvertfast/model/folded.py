@@ -111,7 +111,7 @@ class FoldedStage(nn.Module):
         return u
 
     def forward(self, xp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        xp, y, (h, w) = padded_inputs("FoldedStage", xp, y, self.depth)
+        xp, y, (h, w) = padded_inputs("FoldedStage", xp, y, self.depth, self.head_bias.dtype)
         xp = xp.contiguous(memory_format=torch.channels_last)
         y_act = F.leaky_relu(y, self.negative_slope).contiguous()
         skips, t = [], xp

@@ -32,20 +32,37 @@ from torch import nn
 
 from xvertfast.ops.guided_pool import guided_pool
 
-__all__ = ["XVertNetStage", "GuidanceLayer", "DoubleConv", "BilinearUp", "UPSAMPLING", "padded_inputs", "upsample2x"]
+__all__ = ["XVertNetStage", "GuidanceLayer", "DoubleConv", "BilinearUp", "UPSAMPLING", "checked_inputs", "padded_inputs",
+           "upsample2x"]
 
 #: The decoder's upsampling kinds; see the module docstring.
 UPSAMPLING = ("bilinear", "transposed")
 
 
-def padded_inputs(who: str, xp: torch.Tensor, y: torch.Tensor, depth: int):
-    """Checks a stage's inputs and pads both to a multiple of 2^depth (reflect; replicate where an
-    image is too small to reflect); returns them and the original (H, W) to crop back to."""
+def checked_inputs(who: str, xp: torch.Tensor, y: torch.Tensor, dtype: torch.dtype):
+    """A stage's inputs checked (tensors, [B, 1, H, W], floating point) and brought to the
+    weights' ``dtype``: float64 is what NumPy gives, and torch's own mismatch error ("expected
+    scalar type Double but found Float") names neither the input nor the model. Integer images
+    are refused, not scaled: X_p and Y are :func:`xvertfast.preprocess`'s floats, and an 8-bit
+    image here is most likely one that skipped it. Inputs already of ``dtype`` are returned as
+    they are (an exported graph records no conversion)."""
     if not (isinstance(xp, torch.Tensor) and isinstance(y, torch.Tensor)):
         raise TypeError(f"{who}: xp and y must be torch tensors, got {type(xp).__name__} and {type(y).__name__}")
     if xp.dim() != 4 or xp.shape[1] != 1 or xp.shape != y.shape or not (xp.shape[2] and xp.shape[3]):
         raise ValueError(f"{who}: xp and y must both be [B, 1, H, W] with H, W >= 1, got {tuple(xp.shape)} and "
                          f"{tuple(y.shape)}")  # fmt: skip
+    for name, t in (("xp", xp), ("y", y)):
+        if not t.is_floating_point():
+            raise TypeError(f"{who}: {name} holds {t.dtype} values; it takes floating point (X_p and Y as "
+                            f"xvertfast.preprocess gives them), converted to the model's {dtype}")  # fmt: skip
+    return (xp if xp.dtype == dtype else xp.to(dtype)), (y if y.dtype == dtype else y.to(dtype))
+
+
+def padded_inputs(who: str, xp: torch.Tensor, y: torch.Tensor, depth: int, dtype: torch.dtype):
+    """Checks a stage's inputs (:func:`checked_inputs`) and pads both to a multiple of 2^depth
+    (reflect; replicate where an image is too small to reflect); returns them and the original
+    (H, W) to crop back to."""
+    xp, y = checked_inputs(who, xp, y, dtype)
     h, w = xp.shape[-2:]
     m = 2**depth
     ph, pw = (-h) % m, (-w) % m
@@ -132,7 +149,7 @@ class XVertNetStage(nn.Module):
         return 2 * self.width
 
     def forward(self, xp: torch.Tensor, y: torch.Tensor, return_features: bool = False):
-        xp, y, (h, w) = padded_inputs("XVertNetStage", xp, y, self.depth)
+        xp, y, (h, w) = padded_inputs("XVertNetStage", xp, y, self.depth, self.head.weight.dtype)
         skips, t = [], xp
         for enc in self.encoders:
             t = enc(t)

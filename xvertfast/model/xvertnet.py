@@ -11,7 +11,7 @@ import operator
 import torch
 from torch import nn
 
-from xvertfast.model.stage import XVertNetStage
+from xvertfast.model.stage import XVertNetStage, checked_inputs
 from xvertfast.ops.wls import check_parameters, wls
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 
@@ -37,6 +37,14 @@ class XVertNet(nn.Module):
         self.lam, self.alpha, self.eps = float(lam), float(alpha), float(eps)
         self.metadata: dict = {}  #: config.json of a loaded model (provenance, training config)
 
+    def forward(self, xp: torch.Tensor, y: torch.Tensor, stages: int | None = None) -> torch.Tensor:
+        """:meth:`enhance`, so that ``model(xp, y)`` works as with any torch module. The model is
+        trained stage by stage (:mod:`xvertfast.train` trains each :class:`XVertNetStage`, the
+        WLS guidance between them has no gradient), never as a whole: its one use is inference,
+        so its forward is enhance's, without gradient and in eval mode. The exports trace the
+        stages, not this."""
+        return self.enhance(xp, y, stages)
+
     def guidance(self, image: torch.Tensor, method: str = "auto") -> torch.Tensor:
         """The HFC image ``image - WLS(image)`` of a [B, 1, H, W] batch (no gradient); ``method``
         picks the WLS solver (see :func:`xvertfast.wls`)."""
@@ -55,12 +63,17 @@ class XVertNet(nn.Module):
 
         ``xp`` and ``y`` are X_p and its guidance Y (:func:`xvertfast.preprocess` gives them, as
         ``[H, W]``: add the two leading dims), any H and W (padded inside, cropped back), on the
-        model's device. Returns the last stage's output, [B, 1, H, W] in [0, 1] (a sigmoid)."""
+        model's device, floating point (converted to the model's dtype, float32 as loaded).
+        Returns the last stage's output, [B, 1, H, W] in [0, 1] (a sigmoid), in the model's dtype.
+
+        Raises TypeError where xp or y holds integers."""
         count = len(self.stages) if stages is None else stages
         whole = not isinstance(count, bool) and hasattr(count, "__index__")
         if not whole or not 1 <= operator.index(count) <= len(self.stages):
             raise ValueError(f"enhance: stages must be 1 to {len(self.stages)}, got {stages!r}")
         count = operator.index(count)  # (a NumPy integer too)
+        weight = next(self.parameters(), None)  # (the model's dtype; a stage may be any module)
+        xp, y = checked_inputs("enhance", xp, y, torch.get_default_dtype() if weight is None else weight.dtype)
         modes = [module.training for module in self.modules()]
         self.eval()
         try:
