@@ -443,3 +443,19 @@ def test_calling_the_model_is_enhance(seed):
     torch.testing.assert_close(model(xp, y, stages=1), model.enhance(xp, y, stages=1), rtol=0, atol=0)
     assert model.training and not model(xp, y).requires_grad
 
+
+def test_inputs_that_are_not_finite_are_refused_naming_the_input_and_the_samples(seed):
+    # were refused by the WLS between the stages, for the whole batch: "wls: image contains 4096 NaN or
+    # infinite value(s)", naming a function the caller never called and neither the input nor the sample
+    model = XVertNet([XVertNetStage(4, 2), XVertNetStage(4, 2)]).eval()
+    xp, y = torch.rand(5, 1, 16, 16), torch.randn(5, 1, 16, 16) * 0.1
+    bad = xp.clone()
+    bad[1, 0, 3, 3], bad[1, 0, 4, 4], bad[3] = float("nan"), float("inf"), float("-inf")
+    with pytest.raises(ValueError, match=r"^enhance: xp holds NaN or infinite values \(sample 1: 2 values; "
+                                         r"sample 3: 256 values\)$"):  # fmt: skip
+        model.enhance(bad, y)
+    with pytest.raises(ValueError, match=r"^enhance: y holds NaN or infinite values \(sample 0: 1 value; sample 1: "
+                                         r"1 value; sample 2: 1 value; \.\.\.\)$"):  # fmt: skip
+        model.enhance(xp, y.index_put((torch.arange(5), torch.tensor(0), torch.tensor(0), torch.tensor(0)),
+                                      torch.tensor(float("nan"))))  # fmt: skip
+    assert torch.isfinite(model.enhance(xp, y)).all()

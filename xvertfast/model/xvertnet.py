@@ -11,6 +11,7 @@ import operator
 import torch
 from torch import nn
 
+from xvertfast import _text
 from xvertfast.model.stage import XVertNetStage, checked_inputs
 from xvertfast.ops.wls import check_parameters, wls
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
@@ -66,7 +67,9 @@ class XVertNet(nn.Module):
         model's device, floating point (converted to the model's dtype, float32 as loaded).
         Returns the last stage's output, [B, 1, H, W] in [0, 1] (a sigmoid), in the model's dtype.
 
-        Raises TypeError where xp or y holds integers."""
+        Raises ValueError naming the input and the samples where xp or y holds NaN or infinite
+        values (the WLS between the stages refused the whole batch, naming itself, not the input);
+        TypeError where either holds integers."""
         count = len(self.stages) if stages is None else stages
         whole = not isinstance(count, bool) and hasattr(count, "__index__")
         if not whole or not 1 <= operator.index(count) <= len(self.stages):
@@ -74,6 +77,12 @@ class XVertNet(nn.Module):
         count = operator.index(count)  # (a NumPy integer too)
         weight = next(self.parameters(), None)  # (the model's dtype; a stage may be any module)
         xp, y = checked_inputs("enhance", xp, y, torch.get_default_dtype() if weight is None else weight.dtype)
+        for name, t in (("xp", xp), ("y", y)):
+            bad = (~torch.isfinite(t)).flatten(1).sum(1).tolist()  # per sample
+            if any(bad):
+                said = [f"sample {i}: {_text.count(n, 'value')}" for i, n in enumerate(bad) if n]
+                raise ValueError(f"enhance: {name} holds NaN or infinite values ({'; '.join(said[:3])}"
+                                 f"{'; ...' if len(said) > 3 else ''})")  # fmt: skip
         modes = [module.training for module in self.modules()]
         self.eval()
         try:
