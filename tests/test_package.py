@@ -31,6 +31,28 @@ def test_public_names_are_the_modules_own():
         xvertfast.enhance  # noqa: B018
 
 
+def test_every_public_module_says_its_public_names():
+    """xvertfast.eval, xvertfast.pipeline and xvertfast.info had no ``__all__`` where the other
+    packages and modules have one: what ``import *`` and the API docs take was left to chance.
+    Each public module (no leading underscore) defines it, naming only what it holds; the command
+    line (cli, __main__) is exempt: its interface is the commands."""
+    import importlib
+    import pkgutil
+
+    lacking, wrong = [], {}
+    for found in pkgutil.walk_packages(xvertfast.__path__, "xvertfast."):
+        parts = found.name.split(".")[1:]
+        if any(part.startswith("_") for part in parts) or found.name == "xvertfast.cli":
+            continue
+        module = importlib.import_module(found.name)
+        names = getattr(module, "__all__", None)
+        if names is None:
+            lacking.append(found.name)
+        elif missing := [name for name in names if not hasattr(module, name)]:
+            wrong[found.name] = missing
+    assert not lacking and not wrong, (lacking, wrong)
+
+
 #: A sitecustomize that raises Ctrl-C as the import of ``{module}`` begins, and says so on stdout.
 CTRL_C_AT_IMPORT = """\
 import os, signal, sys

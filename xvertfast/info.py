@@ -16,6 +16,8 @@ from xvertfast._version import __version__
 from xvertfast._extension import built_against_cuda_torch, cuda_glue_error, extension, load_error
 from xvertfast.infer.backends import cpu_bf16_support
 
+__all__ = ["collect", "format_report", "OPS", "OPTIONAL"]
+
 #: Ops the extension registers under torch.ops.xvertfast.
 OPS = (
     "gradient_correlation",

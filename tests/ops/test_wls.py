@@ -669,6 +669,10 @@ def test_deterministic_across_thread_counts(seed, shape):
         (torch.tensor([[0.1, float("inf")], [0.2, 0.3]]), ValueError, "infinite"),
         (torch.tensor([[0.1, -0.5], [0.2, 0.3]]), ValueError, "negative"),
         (torch.ones(2, 2, dtype=torch.int32), TypeError, "floating point"),
+        (torch.ones(2, 2, dtype=torch.int32), TypeError, r"got torch\.int32 \(scale integer images"),
+        # (said "got torch.uint8" of a NumPy array)
+        (np.zeros((4, 4), np.uint8), TypeError, r"got a NumPy array of uint8 \(scale integer images by their real"),
+        (np.zeros((4, 4), bool), TypeError, r"got a NumPy array of bool \(scale"),
         (torch.rand(1, 2, 3, 4), ValueError, r"\[H, W\]"),
         (np.array(0.5, np.float32), ValueError, r"got shape \(\)$"),  # a 0-d array was said to be of shape (1,)
         ([[0.1, 0.2]], TypeError, "NumPy array or a torch tensor"),

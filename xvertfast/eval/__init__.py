@@ -4,3 +4,7 @@ Import order: ``metrics`` (NumPy/SciPy only) <- ``protocol`` <- ``report`` <- ``
 ``baselines`` uses :mod:`xvertfast.ops` and, for XVertNet, :mod:`xvertfast.infer`;
 ``precomputed`` (another tool's outputs as a method) only :mod:`xvertfast.io`.
 """
+
+#: Nothing at the package level: its modules are imported by name (xvertfast.eval.evaluate, ...), so
+#: that importing one loads no other.
+__all__: list[str] = []

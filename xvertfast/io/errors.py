@@ -6,6 +6,9 @@ import os
 import threading
 import warnings
 
+__all__ = ["ImageReadError", "ImageWriteError", "DamagedFileError", "FILE_ERRORS", "failure_text",
+           "WarningsNamingTheFile"]
+
 
 class ImageReadError(ValueError):
     """A file that cannot be read as a radiograph; ``str()`` names the file and why."""

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+__all__ = ["Radiograph"]
+
 
 @dataclass
 class Radiograph:

@@ -64,7 +64,9 @@ def _as_tensor(image: Any) -> tuple[torch.Tensor, bool]:
     raise TypeError(f"wls: image must be a NumPy array or a torch tensor, got {type(image).__name__}")
 
 
-def _check(x: torch.Tensor) -> None:
+def _check(x: torch.Tensor, from_numpy: bool = False) -> None:
+    """Refuses what wls cannot smooth, naming the dtype as the caller gave it (``from_numpy``:
+    a NumPy array's, not the torch view's: 'got torch.uint8' puzzled a NumPy user)."""
     if x.dim() not in (2, 3):
         raise ValueError(f"wls: image must be [H, W] or [B, H, W], got shape {tuple(x.shape)}")
     if x.dim() == 3 and x.shape[2] in (1, 3, 4) and x.shape[1] > 4:  # (else H images 1 to 4 pixels wide, each apart)
@@ -73,7 +75,8 @@ def _check(x: torch.Tensor) -> None:
     if not x.is_floating_point():
         # (complex: no grey levels to scale)
         scale = "" if x.is_complex() else " (scale integer images by their real maximum first)"
-        raise TypeError(f"wls: image must be floating point with values in [0, 1], got {x.dtype}{scale}")
+        got = f"a NumPy array of {str(x.dtype).removeprefix('torch.')}" if from_numpy else str(x.dtype)
+        raise TypeError(f"wls: image must be floating point with values in [0, 1], got {got}{scale}")
     if x.device.type == "meta":  # (else torch's "Tensor.item() cannot be called on meta tensors")
         raise ValueError("wls: image is on the meta device, which holds no values to smooth")
     if x.numel() == 0:
@@ -249,7 +252,7 @@ def wls(
     """
     x, from_numpy = _as_tensor(image)
     x = x.detach()  # the solve is not differentiable: no gradient flows through wls
-    _check(x)
+    _check(x, from_numpy)
     check_parameters(lam, alpha, eps, rtol, maxiter)
     chosen = _resolve(method, x)
     squeeze = x.dim() == 2

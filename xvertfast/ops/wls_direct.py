@@ -10,6 +10,8 @@ import torch
 
 from xvertfast.ops.wls_reference import edge_weights
 
+__all__ = ["system_matrix", "solve_direct"]
+
 
 def system_matrix(image: torch.Tensor, lam: float, alpha: float, eps: float):
     """The sparse SPD matrix ``I + L_a`` (CSC, float64) of one [H, W] image."""
