@@ -739,6 +739,12 @@ def test_bad_settings_are_refused_when_the_enhancer_is_made(seed):
         Enhancer(tiny_model(seed), device="cpu", wls_method="bogus")
     with pytest.raises(ValueError, match="device must be auto, cpu, cuda, cuda:N"):
         Enhancer(tiny_model(seed), device="meta")
+    # a string naming no device showed torch's "Expected one of cpu, cuda, ipu, xpu, ..."; said now
+    # as load_model(map_location=...) and TrainConfig(device=...) say it
+    for device in ("gpu", "cuda:x", None, 3.5):
+        with pytest.raises(ValueError, match=rf"^device={re.escape(repr(device))} is not a device \(such as 'cpu', "
+                                             r"'cuda' or 'cuda:1'\)$"):  # fmt: skip
+            Enhancer(tiny_model(seed), device=device)
 
 
 def test_big_endian_and_read_only_arrays_are_enhanced(model_dir, recwarn):

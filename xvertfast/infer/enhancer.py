@@ -67,6 +67,7 @@ from xvertfast.io.errors import ImageReadError
 from xvertfast.io.radiograph import Radiograph
 from xvertfast.io.read import content_problem
 from xvertfast.model import XVertNet, load_model, model_tile
+from xvertfast.model.persistence import as_device
 from xvertfast.ops._inputs import real_from_numpy
 from xvertfast.ops.wls import METHODS as WLS_METHODS
 from xvertfast.preprocess import find_spine, preprocess
@@ -208,7 +209,8 @@ class Enhancer:
         model: a model directory (str or path), ``"default"`` (the one shipped with xvertfast)
             or an :class:`~xvertfast.model.XVertNet`, which is copied (yours is not moved or
             switched to eval mode).
-        device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``.
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``; one naming no
+            device is refused as :func:`~xvertfast.load_model` refuses its ``map_location``.
         backend: ``auto``, ``torch``, ``compile``, ``onnxruntime`` or ``tensorrt``
             (see :mod:`xvertfast.infer.backends`).
         mode: ``spine`` (the two spine ROIs, blended into the image) or ``full``.
@@ -242,6 +244,8 @@ class Enhancer:
         batch_size = int(batch_size)
         if wls_method not in WLS_METHODS:  # (else refused by the first image's preprocessing only)
             raise ValueError(f"wls_method must be one of {', '.join(WLS_METHODS)}, got {wls_method!r}")
+        if not (isinstance(device, str) and device == "auto"):  # (torch's own words list ipu, xla, hpu, ...)
+            as_device(device, "device")
         self.device = resolve_device(device)
         if self.device.type not in ("cpu", "cuda", "mps", "xpu"):  # as the CLI's --device: not meta and the
             # like, which hold no data (the first image failed on them)
