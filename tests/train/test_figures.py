@@ -124,3 +124,22 @@ def test_plot_curves_ticks_whole_epochs_and_plain_loss_values(tmp_path, monkeypa
     labels = [t.get_text() for t in ax.get_yticklabels(minor=True) + ax.get_yticklabels() if t.get_text()]
     assert labels and not any("times" in s or "^" in s or "×" in s for s in labels), labels
     assert all(float(s.replace("\N{MINUS SIGN}", "-")) for s in labels)  # plain numbers
+
+
+def test_training_on_patches_counts_patches_per_second_in_the_curves_titles(tmp_path, monkeypatch):
+    """A run on patches drew "ROIs/s": its steps' samples are patches cut from the ROIs."""
+    pytest.importorskip("matplotlib")
+    from xvertfast.train import figures
+
+    titles = []
+    monkeypatch.setattr(figures, "_save", lambda plt, fig, path, title: titles.extend(ax.get_title() for ax in fig.axes))
+    data = write_images(tmp_path / "data")
+    quick = {**CONFIG.__dict__, "stages": 1, "epochs_gc": 1, "epochs_joint": 0}
+    train([str(data)], str(tmp_path / "patches"), TrainConfig(**{**quick, "patch_size": 16}), progress=False,
+          log=lambda m: None)  # fmt: skip
+    rates = [t for t in titles if t.startswith("stage ")]  # (the previews' panels have titles too)
+    assert rates and all(t.endswith("patches/s") for t in rates), titles
+    titles.clear()
+    train([str(data)], str(tmp_path / "rois"), TrainConfig(**quick), progress=False, log=lambda m: None)
+    rates = [t for t in titles if t.startswith("stage ")]
+    assert rates and all(t.endswith("ROIs/s") for t in rates), titles

@@ -75,9 +75,10 @@ def _save(plt, fig, path: str, title: str) -> None:
     plt.close(fig)
 
 
-def plot_curves(rows: list[dict], path: str, title: str = "") -> bool:
+def plot_curves(rows: list[dict], path: str, title: str = "", samples: str = "ROIs") -> bool:
     """Draws the curves of ``rows`` (metrics.csv rows, any number of stages) into the PNG
-    ``path``, written atomically. Returns False, drawing nothing, without matplotlib."""
+    ``path``, written atomically; ``samples``: what a training step's samples are, for the rate in
+    each title ("patches" in a run on patches). Returns False, drawing nothing, without matplotlib."""
     plt = _pyplot()
     if plt is None or not rows:
         return False
@@ -111,7 +112,7 @@ def plot_curves(rows: list[dict], path: str, title: str = "") -> bool:
                 ax.yaxis.set_minor_formatter(ticker.NullFormatter())
         ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))  # whole epochs, not 1.2, 1.4, ...
         rate = sorted(r["images_per_s"] for r in mine)[len(mine) // 2]
-        ax.set_title(f"stage {k}: {len(mine)} epochs, {rate:.1f} ROIs/s", fontsize=9)  # images_per_s counts samples
+        ax.set_title(f"stage {k}: {len(mine)} epochs, {rate:.1f} {samples}/s", fontsize=9)  # images_per_s counts samples
         ax.set_xlabel("epoch", fontsize=8)
         ax.set_ylabel("loss", fontsize=8)
         ax.tick_params(which="both", labelsize=7)

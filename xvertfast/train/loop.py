@@ -443,15 +443,16 @@ def _write_metrics(run_dir: str, history: list[dict]) -> None:
 class _Curves:
     """Redraws RUN_DIR/curves.png at most every ``interval`` seconds, and whenever a stage ends."""
 
-    def __init__(self, run_dir: str, log, interval: float = 30.0):
+    def __init__(self, run_dir: str, log, interval: float = 30.0, samples: str = "ROIs"):
         self.path, self.title = os.path.join(run_dir, "curves.png"), os.path.basename(os.path.abspath(run_dir))
+        self.samples = samples  # what a training step's samples are: ROIs, or patches cut from them
         self.log, self.interval, self.last, self.warned = log, interval, time.monotonic(), False
 
     def update(self, history: list[dict], force: bool = False) -> None:
         if not history or not (force or time.monotonic() - self.last >= self.interval):
             return
         self.last = time.monotonic()
-        if not plot_curves(history, self.path, self.title) and not self.warned:
+        if not plot_curves(history, self.path, self.title, self.samples) and not self.warned:
             self.warned = True
             self.log("note: curves.png not drawn: matplotlib is not installed (pip install 'xvertfast[eval]')")
 
@@ -638,7 +639,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
             log(f"warning: this run trained on {saved['device']}, now on {device.type}: the result will differ from an "
                 "uninterrupted run's (other kernels round differently)")  # fmt: skip
         elif device.type == "cpu" and saved.get("threads", threads) != threads:  # sums split over other threads round differently
-            log(f"warning: this run trained with {saved['threads']} CPU threads, now with {threads}: the result will "
+            log(f"warning: this run trained with {count(saved['threads'], 'CPU thread')}, now with {threads}: the result will "
                 f"differ slightly from an uninterrupted run's (--threads {saved['threads']} resumes it bitwise)")  # fmt: skip
         prog = Progress(**saved["progress"])
         if finished:  # (its images are not gathered again: a cache missed, for other or moved images, costs hours)
@@ -687,7 +688,9 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
     run = {"data": data_key, "init": init_key, "device": device.type, "threads": threads, **started,
            **({"lr_changes": lr_changes} if lr_changes else {})}  # fmt: skip
     train_ids, val_ids = split_by_image(len(rois.sources), config.val_fraction, config.seed)
-    split = f"{len(train_ids)} for training, {len(val_ids)} for validation" if val_ids else "all for training"
+    split = (f"{len(train_ids)} for training, {len(val_ids)} for validation" if val_ids else "all for training"
+             + (" (--val-fraction 0: early stopping and the kept epoch go by the training loss)"
+                if config.val_fraction == 0 else ""))  # fmt: skip
     log(f"{count(len(rois.sources), 'image')} ({len(rois)} ROIs): {split}"
         + (f"; {len(rois.skipped)} of {rois.found} files skipped" if rois.skipped else ""))  # fmt: skip
     if not val_ids and config.val_fraction > 0:
@@ -698,10 +701,13 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
             "whole ROIs, as with patch size 0")  # fmt: skip
     loss_fn = XVertNetLoss()
     if init is not None and len(init.stages) < config.stages:
-        log(f"--init has {len(init.stages)} stage(s): stages {len(init.stages) + 1}..{config.stages} start from random weights")
+        have = len(init.stages)
+        later = f"stage {have + 1} starts" if have + 1 == config.stages else f"stages {have + 1}..{config.stages} start"
+        log(f"--init has {count(have, 'stage')}: {later} from random weights")
     stages: list[XVertNetStage] = []
     epochs_run = 0
-    curves = _Curves(run_dir, log)
+    patches = 0 < config.patch_size < config.roi_size  # (random_patches: a larger patch is the whole ROI)
+    curves = _Curves(run_dir, log, samples="patches" if patches else "ROIs")
     def diverged(what: str) -> TrainingDiverged:  # in the stage and epoch being trained
         return TrainingDiverged(k, prog.epoch + 1, what, ckpt_dir, config.lr, config.amp)
 
