@@ -66,10 +66,15 @@ def test_making_the_next_stages_inputs_shows_progress(tmp_path, capsys):
 
 def test_new_run_refuses_an_existing_checkpoint_and_a_changed_config(tmp_path):
     data = write_images(tmp_path / "data")
-    small = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 1, "epochs_joint": 0})
-    train([str(data)], str(tmp_path / "run"), small, progress=False, log=lambda m: None)
+    small = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 2, "epochs_joint": 0})
+    train([str(data)], str(tmp_path / "run"), small, progress=False, log=lambda m: None, stop_after_epochs=1)
     with pytest.raises(FileExistsError, match=r"holds a checkpoint: add --resume \(resume=True in Python\) to go on"):
         train([str(data)], str(tmp_path / "run"), small, progress=False, log=lambda m: None)
+    train([str(data)], str(tmp_path / "run"), small, resume=True, progress=False, log=lambda m: None)
+    # a finished run has nothing to resume: said so, with where its model is (not "add --resume")
+    with pytest.raises(FileExistsError, match="holds a finished run") as finished:
+        train([str(data)], str(tmp_path / "run"), small, progress=False, log=lambda m: None)
+    assert f"its model is {tmp_path / 'run' / 'model'}" in str(finished.value) and "--resume" not in str(finished.value)
     changed = TrainConfig(**{**small.__dict__, "width": 8})
     with pytest.raises(ValueError, match="different configuration") as info:
         train([str(data)], str(tmp_path / "run"), changed, resume=True, progress=False, log=lambda m: None)

@@ -653,6 +653,13 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
             log(f"resuming at the start of stage {prog.stage}"
                 + (f" (stage {prog.stage - 1} finished)" if prog.stage > 1 else ""))
     elif os.path.exists(state_path):
+        model_dir = os.path.join(run_dir, "model")
+        with contextlib.suppress(ValueError):  # (a damaged state: said by the resume it asks for)
+            before = latest_state(ckpt_dir)
+            if position(before)[0] > before["config"].get("stages", math.inf):  # every stage trained
+                raise FileExistsError(f"{run_dir} holds a finished run (all {count(before['config']['stages'], 'stage')} "
+                                      f"trained): its model is {model_dir}; to train it on more or other images, use a "
+                                      f"new RUN_DIR with --init {model_dir}")  # fmt: skip
         raise FileExistsError(f"{run_dir} holds a checkpoint: add --resume (resume=True in Python) to go on, or use a new folder")
     elif resume:
         log(f"--resume: {run_dir} holds no checkpoint yet; starting a new run there")
