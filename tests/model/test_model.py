@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 
 import pytest
@@ -205,6 +206,11 @@ def _nan(state):
     (lambda folder, config: config.update(training=[]), ValueError, "config.json: training and training.config must be objects"),
     (lambda folder, config: (folder / "stage1.safetensors").write_bytes((folder / "stage1.safetensors").read_bytes()[:100]),
      ValueError, "stage1.safetensors: not a readable safetensors file"),
+    # torch.save's zip and a plain pickle renamed .safetensors: said as such, not only "header too large"
+    (lambda folder, config: torch.save({"head.weight": torch.zeros(2)}, folder / "stage1.safetensors"), ValueError,
+     r"stage1.safetensors: not a readable safetensors file .*it looks like a pickle / torch.save file"),
+    (lambda folder, config: (folder / "stage1.safetensors").write_bytes(pickle.dumps({"w": [0.0] * 64}, protocol=4)),
+     ValueError, r"stage1.safetensors: not a readable safetensors file .*it looks like a pickle / torch.save file"),
     (_weights(_nan), ValueError, "stage1.safetensors: head.weight holds NaN or infinite values"),
     (_weights(lambda state: state.update({"head.weight": state["head.weight"].int()})), ValueError,
      "stage1.safetensors: head.weight holds torch.int32 values, not floating point"),

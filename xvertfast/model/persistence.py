@@ -204,7 +204,7 @@ def _stage_tensors(file: str, stage: XVertNetStage, map_location) -> dict[str, t
     try:
         state = load_file(file, device=str(map_location))
     except SafetensorError as exc:
-        raise ValueError(f"{file}: not a readable safetensors file ({exc})") from None
+        raise ValueError(f"{file}: not a readable safetensors file ({exc}){_pickle_hint(file)}") from None
     expected = {name: tuple(t.shape) for name, t in stage.state_dict().items()}
     found = {name: tuple(t.shape) for name, t in state.items()}
     if found != expected:
@@ -222,6 +222,20 @@ def _stage_tensors(file: str, stage: XVertNetStage, map_location) -> dict[str, t
         if not bool(torch.isfinite(t).all()):
             raise ValueError(f"{file}: {name} holds NaN or infinite values")
     return state
+
+
+def _pickle_hint(file: str) -> str:
+    """What to add where a stage file that safetensors cannot read starts as a pickle (protocol 2
+    to 5) or a zip (torch.save's format) does: such a file renamed .safetensors reads as "header
+    too large", which sends one looking for a damaged file rather than the wrong format."""
+    try:
+        with open(file, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return ""
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05") or head == b"PK\x03\x04":
+        return " (it looks like a pickle / torch.save file: xvertfast never loads those)"
+    return ""
 
 
 def _arch(stage: XVertNetStage) -> list:
