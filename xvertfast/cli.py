@@ -551,11 +551,11 @@ def _print_train_status(run, as_json: bool) -> int:
     import time
     from dataclasses import asdict
 
-    from xvertfast.train.run_folder import LOCK_FILE
+    from xvertfast.train.run_folder import LOCK_FILE, finite_or_null
 
-    if as_json:
-        print(json.dumps([{"job": "train", **asdict(run), "finished": run.finished,
-                           "epochs_left_at_most": run.epochs_left_at_most}], indent=2))  # fmt: skip
+    if as_json:  # (no validation images: val_loss null, not NaN, which standard JSON readers refuse)
+        record = {"job": "train", **asdict(run), "finished": run.finished, "epochs_left_at_most": run.epochs_left_at_most}
+        print(json.dumps(finite_or_null([record]), indent=2, allow_nan=False))
         return 0
     stages = f"{count(run.stages, 'stage')} of width {run.width}" if run.stages is not None else ""
     if run.stage == 0:  # (its settings are recorded with the first epoch)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
 
@@ -383,3 +384,41 @@ def test_a_preparing_runs_last_write_counts_the_set_being_gathered(tmp_path):
     (run / "cache" / f".rois-{7:032x}.npy.ab12cd.part").write_bytes(b"\0" * 8)  # being written now
     os.utime(run / "cache", (1e9, 1e9))
     assert train_status(str(run)).modified > time.time() - 60
+
+
+def _strict_json(text: str):
+    """``text`` parsed as standard JSON: NaN and Infinity, which Python's json accepts, refused."""
+    def refuse(constant):
+        raise ValueError(f"{constant} is not standard JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_a_run_without_validation_images_writes_standard_json_and_reads_it_back(tmp_path, capsys):
+    """--val-fraction 0: status --json printed "val_loss": NaN and state.json held "best_val": Infinity,
+    which jq and JavaScript refuse. They are null now, read back as the numbers they stand for (a
+    resume compares scores with the best one); a state.json with Infinity from before still resumes."""
+    from safetensors import safe_open
+
+    from xvertfast.train import TrainConfig
+
+    data, run = write_images(tmp_path / "data"), tmp_path / "run"
+    config = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 1, "epochs_joint": 2, "val_fraction": 0.0})
+    quiet = {"progress": False, "log": lambda m: None}
+    train([str(data)], str(run), config, stop_after_epochs=1, **quiet)  # a gc epoch: no best score yet
+    state = _strict_json((run / "checkpoint" / "state.json").read_text())
+    assert state["progress"]["best_val"] is None and state["progress"]["history"][0]["val_loss"] is None
+    with safe_open(str(run / "checkpoint" / "epoch.safetensors"), framework="numpy") as f:
+        _strict_json(f.metadata()["state"])
+    assert main(["status", str(run), "--json"]) == 0
+    assert _strict_json(capsys.readouterr().out)[0]["last"]["val_loss"] is None
+    older = tmp_path / "older"  # the same run, its state.json as an older xvertfast wrote it
+    shutil.copytree(run, older)
+    path = older / "checkpoint" / "state.json"
+    path.write_text(path.read_text().replace('"best_val": null', '"best_val": Infinity')
+                    .replace('"val_loss": null', '"val_loss": NaN'))
+    for folder in (run, older):
+        train([str(data)], str(folder), config, stop_after_epochs=1, resume=True, **quiet)  # a joint epoch: a best
+        assert _strict_json((folder / "checkpoint" / "state.json").read_text())["progress"]["best_val"] > 0
+        train([str(data)], str(folder), config, resume=True, **quiet)
+        assert train_status(str(folder)).finished

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import sys
 from dataclasses import dataclass, field
 
 __all__ = ["CHECKPOINT_FILE", "COMMAND_FILE", "INTERRUPTED", "LOCK_FILE", "Progress", "cached_images",
-           "has_finished_epochs", "latest_state", "position", "reading", "record_command", "record_stop",
+           "finite_or_null", "has_finished_epochs", "latest_state", "position", "reading", "record_command", "record_stop",
            "started_command", "stopped_by"]
 
 #: Held (flock) while a run trains in RUN_DIR: a second ``train`` there is refused, not left to
@@ -76,6 +77,33 @@ def reading(path: str):
                      "(a copy of this one's cache/ in it saves the preprocessing)")  # fmt: skip
 
 
+def finite_or_null(value):
+    """``value`` (JSON-like: dicts, lists, numbers, strings) with every float that is not finite as
+    None: Python's json writes NaN (no validation images) and Infinity (no best score yet) as
+    ``NaN`` and ``Infinity``, which standard JSON readers (jq, JavaScript) refuse. Read back by
+    :func:`latest_state` as the numbers they were."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(item) for item in value]
+    return value
+
+
+def _numbers_back(state: dict) -> dict:
+    """``state`` as :func:`finite_or_null` wrote it, with the numbers it wrote as null back: the best
+    score infinite (none yet), the epochs' losses NaN (no validation images). A state.json an older
+    xvertfast wrote with Infinity and NaN reads as it is."""
+    progress = state["progress"]
+    if progress.get("best_val", 0.0) is None:
+        progress["best_val"] = math.inf
+    for row in progress.get("history") or []:
+        if isinstance(row, dict):
+            row.update({key: math.nan for key, item in row.items() if item is None})
+    return state
+
+
 def _checkpoint_state(ckpt_dir: str) -> dict | None:
     """The state stored with the mid-stage checkpoint, or None without one (its header alone is
     read: as NumPy's, which loads no torch)."""
@@ -103,7 +131,7 @@ def _resumable(state) -> dict:
         Progress(**state["progress"])
     except TypeError:
         raise ValueError("its progress record is not one this xvertfast writes") from None
-    return state
+    return _numbers_back(state)
 
 
 def has_finished_epochs(run_dir: str) -> bool:
