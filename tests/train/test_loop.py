@@ -972,6 +972,31 @@ def test_cli_says_a_run_folder_it_may_not_write_in_words(tmp_path, monkeypatch, 
     assert err == f"error: cannot write into the run folder {run}: Read-only file system\n", err
 
 
+def test_cli_says_a_checkpoint_folder_it_may_not_write_in_words(tmp_path, monkeypatch, capsys):
+    """`chattr +i RUN/checkpoint` then --resume: "error: [Errno 1] Operation not permitted:
+    '.../checkpoint/.epoch.safetensors.q_bqi_r0.part'". (Root ignores chmod: the error is faked.)"""
+    import errno
+
+    import xvertfast.train.loop as loop
+
+    data, run = write_images(tmp_path / "data"), tmp_path / "run"
+    argv = ["train", str(data), "-o", str(run), "--stages", "1", "--epochs-gc", "2", "--epochs-joint", "0", "--width",
+            "4", "--depth", "2", "--roi-size", "32", "-q", "--device", "cpu", "--resume"]  # fmt: skip
+    train([str(data)], str(run), TrainConfig(stages=1, epochs_gc=2, epochs_joint=0, width=4, depth=2, roi_size=32,
+                                             device="cpu"), stop_after_epochs=1, progress=False, log=lambda m: None)  # fmt: skip
+
+    def immutable(ckpt_dir, *args, **kwargs):
+        part = os.path.join(ckpt_dir, ".epoch.safetensors.q_bqi_r0.part")
+        raise PermissionError(errno.EPERM, os.strerror(errno.EPERM), part)
+
+    monkeypatch.setattr(loop, "_save_checkpoint", immutable)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert (f"\nerror: cannot write the checkpoint in {run / 'checkpoint'}: Operation not permitted (the last "
+            "finished epoch is kept); make it writable") in err, err  # fmt: skip
+    assert "add --resume" in err and ".part" not in err
+
+
 def test_an_input_inside_the_run_folder_is_refused_before_anything_is_written_there(tmp_path):
     """Before: train DATA -o DATA (or -o a folder above an input) was refused only once the run held its
     folder, leaving .xvertfast-train.lock and an empty checkpoint/ among the user's images."""

@@ -522,6 +522,9 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     except (OSError, SafetensorError) as exc:  # safetensors says an I/O error in its own type
         if disk_full(exc):
             raise DiskFull(run_dir, exc) from exc
+        unwritable = _unwritable(run_dir, exc)
+        if unwritable:
+            raise ValueError(unwritable) from exc
         raise
     except (NothingFound, NoReadableImage, RoiRowError):  # as the other jobs: no run folder for a run that cannot start
         if made is not None:
@@ -534,6 +537,23 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
         raise
     finally:
         lock.close()
+
+
+def _unwritable(run_dir: str, exc: BaseException) -> str | None:
+    """What to say where the run may not write a file of its own (a folder of it made immutable or
+    read-only, its owner changed), as :func:`_lock_run_dir` says a run folder it may not write in:
+    the folder and the problem, not "[Errno 1] ...: '.../.epoch.safetensors.x.part'". None for
+    other errors, and for files outside RUN_DIR."""
+    if not isinstance(exc, OSError) or exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS) or not exc.filename:
+        return None
+    run, folder = os.path.abspath(run_dir), os.path.dirname(os.path.abspath(os.fsdecode(exc.filename)))
+    if os.path.commonpath([run, folder]) != run:
+        return None
+    part = os.path.relpath(folder, run).split(os.sep)[0]
+    what = {"checkpoint": "the checkpoint", "cache": "the preprocessed images", "model": "the model"}.get(part, "its files")
+    kept = " (the last finished epoch is kept)" if has_finished_epochs(run_dir) else ""
+    return (f"cannot write {what} in {folder}: {exc.strerror or exc}{kept}; make it writable (chmod, chattr -i, or "
+            "mount it read-write), then add --resume to the same command to go on")  # fmt: skip
 
 
 def _refuse_inputs_inside(inputs: list[str], run_dir: str) -> None:
