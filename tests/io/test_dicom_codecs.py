@@ -360,6 +360,18 @@ def test_a_corrupt_jpeg_ls_is_called_corrupt_not_missing_a_decoder(tmp_path, see
         read_image(tmp_path / "l.dcm")
 
 
+@pytest.mark.parametrize("kept", [0.9, 0.5, 0.1])
+def test_a_cut_lossless_jpeg_is_called_corrupt_not_decoded_with_garbage(tmp_path, seed, kept):
+    # imagecodecs' ljpeg decoder gives the full shape of a cut codestream, garbage after the cut
+    values = random_values(seed, 12, False)
+    codestream = lossless_jpeg(values, 12, 1)
+    cut = codestream[: int(len(codestream) * kept)]
+    encapsulated_dicom(tmp_path / "l.dcm", values, JPEG_LOSSLESS_SV1, [cut], bits=12)
+    with pytest.raises(ImageReadError, match=r"(?s)l\.dcm: cannot decode DICOM pixel data \(JPEG Lossless.*"
+                       r"truncated or corrupt.*end-of-image marker"):  # fmt: skip
+        read_image(tmp_path / "l.dcm")
+
+
 _HIDING = """
 import sys
 

@@ -152,7 +152,7 @@ def decoded_ahead(ds, syntax) -> Iterator[None]:
             source = None  # not what the header says (max_pixels was checked on that): one at a time, in the block
         if source is not None:
             try:
-                frame = (source, _decoder(syntax)(source))
+                frame = (source, _decode(syntax, source))
             except Exception as exc:  # kept for the plugin to raise
                 frame = (source, exc.with_traceback(None))
     _ahead.frame = frame
@@ -194,6 +194,17 @@ def _declared_shape(syntax, source: bytes) -> tuple[int, int] | None:
     return None if found is None or None in found[2:] else found[2:]
 
 
+def _decode(syntax, source: bytes) -> np.ndarray:
+    """imagecodecs' decoding of the frame ``source``. A lossless JPEG frame without its
+    end-of-image marker (before the fragment's 0x00 padding) is refused: imagecodecs' ljpeg
+    decodes one cut short to its full size, what the cut left out garbage, and says nothing
+    (its JPEG-LS and JPEG 2000 decoders refuse such a frame themselves)."""
+    if _CODECS.get(syntax) == "ljpeg" and not source.rstrip(b"\x00").endswith(b"\xff\xd9"):
+        raise ValueError("its lossless JPEG codestream does not end with an end-of-image marker (FF D9): "
+                         "cut short or damaged")
+    return _decoder(syntax)(source)
+
+
 def _decode_frame(src: bytes, runner) -> bytes:
     """pydicom's call: the decoded frame ``src`` as bytes, its options set as pydicom's pylibjpeg
     plugins set them (openjpeg and the same container for the precision; JPEG-LS and lossless
@@ -204,7 +215,7 @@ def _decode_frame(src: bytes, runner) -> bytes:
         if isinstance(array, Exception):  # refused ahead: not decoded twice (the reader then asks pydicom's plugins)
             raise array
     else:
-        array = _decoder(runner.transfer_syntax)(src)
+        array = _decode(runner.transfer_syntax, src)
     photometric = str(runner.photometric_interpretation)
     if photometric in ("YBR_ICT", "YBR_RCT"):  # openjpeg has undone the colour transform
         runner.set_option("photometric_interpretation", "RGB")
