@@ -1255,6 +1255,20 @@ def test_a_16_bit_png_without_sbit_still_takes_its_depth_from_its_values(tmp_pat
     assert im.bits_stored == 11 and "significant_bits" not in im.meta
 
 
+def test_a_16_bit_pngs_sbit_of_16_says_nothing_of_its_depth(tmp_path, seed):
+    # sBIT equal to the bit depth is PNG's default, written by tools that copy it: 12-bit data
+    # with it was taken for 16-bit data (bits_stored 16, and full_range(depth_hint=12) 0..65535)
+    from xvertfast.io.read import full_range
+
+    values = np.random.default_rng(seed).integers(0, 4096, size=(9, 10)).astype(np.uint16)
+    values[0, 0] = 4095
+    path = tmp_path / "a.png"
+    path.write_bytes(_png_of_samples(values[..., None], 0, False, before_idat=_png_chunk(b"sBIT", bytes([16]))))
+    im = read_image(path, warn=False)
+    assert im.bits_stored == 12 and "significant_bits" not in im.meta
+    assert full_range(im, depth_hint=12) == (0.0, 4095.0)
+
+
 def test_an_8_bit_grey_and_alpha_png_says_its_alpha_is_left_out(tmp_path, seed):
     grey = np.random.default_rng(seed).integers(0, 256, size=(6, 9)).astype(np.uint8)
     Image.fromarray(np.stack([grey, 255 - grey], axis=-1), "LA").save(tmp_path / "la.png")

@@ -150,14 +150,15 @@ def _png_chunks(data: bytes):
 def _png_significant_bits(data: bytes) -> int | None:
     """The grey's significant bits that a grey (or grey + alpha) PNG's sBIT chunk records (the
     depth of its source, e.g. 12 in a 16-bit file), from the chunks before its pixels; None where
-    it has none, or one no grey image can have (0, or more than its bit depth)."""
+    it has none, one no grey image can have (0, or more than its bit depth), or its bit depth:
+    that is PNG's default, which tools copying it write, and says nothing of the data's depth."""
     if data[12:16] != b"IHDR" or data[25] not in (0, 4):  # (colour: its luminance is taken at 8 bits)
         return None
     for kind, body in _png_chunks(data):
         if kind == b"IDAT":
             return None
         if kind == b"sBIT" and body:
-            return body[0] if 1 <= body[0] <= data[24] else None
+            return body[0] if 1 <= body[0] < data[24] else None
     return None
 
 
