@@ -1245,6 +1245,7 @@ def test_a_16_bit_pngs_sbit_chunk_gives_its_depth(tmp_path, seed, colour_type, s
     assert im.bits_stored == bits
     assert full_range(im) == (0.0, float((1 << bits) - 1))
     assert full_range(im, depth_hint=14) == (0.0, float((1 << bits) - 1))  # what the file says comes first
+    assert full_range(im, depth_hint=15) == (0.0, float((1 << bits) - 1))  # (the scaled values fit in 15 bits)
 
 
 def test_a_16_bit_png_without_sbit_still_takes_its_depth_from_its_values(tmp_path, seed):
@@ -1253,6 +1254,20 @@ def test_a_16_bit_png_without_sbit_still_takes_its_depth_from_its_values(tmp_pat
     (tmp_path / "a.png").write_bytes(_png_of_samples(values[..., None], 0, False))
     im = read_image(tmp_path / "a.png", warn=False)
     assert im.bits_stored == 11 and "significant_bits" not in im.meta
+
+
+@pytest.mark.parametrize("depth_hint", [17, 32])
+def test_a_depth_hint_wider_than_the_values_container_is_not_taken(tmp_path, seed, depth_hint):
+    # a float32 or uint32 TIFF's depth, kept for its 16-bit PNG output, scaled it over 32 bits:
+    # the output scored as black
+    from xvertfast.io.read import full_range
+
+    values = np.random.default_rng(seed).integers(0, 60001, size=(9, 10)).astype(np.uint16)
+    values[0, 0] = 60000
+    (tmp_path / "a.png").write_bytes(_png_of_samples(values[..., None], 0, False))
+    im = read_image(tmp_path / "a.png", warn=False)
+    assert full_range(im, depth_hint=depth_hint) == (0.0, 65535.0)
+    assert full_range(im, depth_hint=16) == (0.0, 65535.0)
 
 
 def test_a_16_bit_pngs_sbit_of_16_says_nothing_of_its_depth(tmp_path, seed):

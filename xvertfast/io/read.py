@@ -106,9 +106,10 @@ def full_range(rad: Radiograph, depth_hint: int | None = None) -> tuple[float, f
 
     DICOM: BitsStored through the modality LUT; float TIFF: [0, 1]; 8-bit and signed integers:
     their type's range. A 16-bit PNG records the depth of 12-bit data in it only in its optional
-    sBIT chunk, a 16-bit TIFF not at all: sBIT's bits where the values fit in them, else
-    ``depth_hint`` bits where they fit in those (an output kept at its input's depth, as
-    ``xvertfast enhance`` writes them), else the full 16, never the bits its own largest value
+    sBIT chunk, a 16-bit TIFF not at all: sBIT's bits where the values fit in them (past them
+    they were scaled up: 16 bits); in a file that records nothing, ``depth_hint`` bits where
+    the values fit in those and the hint in their type (an output kept at its input's depth, as
+    ``xvertfast enhance`` writes them); else the full 16, never the bits its own largest value
     needs (one bright pixel would change the scale).
     """
     v = rad.values
@@ -120,10 +121,10 @@ def full_range(rad: Radiograph, depth_hint: int | None = None) -> tuple[float, f
     bits = 8 * v.dtype.itemsize if v.dtype.kind == "u" else rad.bits_stored
     if v.dtype.kind == "u" and v.dtype.itemsize > 1:
         recorded = rad.meta.get("significant_bits") if isinstance(rad.meta, dict) else None
-        if recorded and int(v.max()) < (1 << recorded):  # (read_image's bits_stored is then sBIT's)
-            bits = rad.bits_stored
-        elif depth_hint and int(v.max()) < (1 << depth_hint):
-            bits = depth_hint
+        if recorded:  # what the file says comes first; values past it were scaled to the type's range
+            bits = rad.bits_stored if int(v.max()) < (1 << recorded) else bits  # (bits_stored is then sBIT's)
+        elif depth_hint and depth_hint <= bits and int(v.max()) < (1 << depth_hint):
+            bits = depth_hint  # (a float32 or 32-bit input's depth would scale a 16-bit output over 32 bits)
     lo, hi = stored_range(bits, v.dtype.kind == "i")
     return float(lo), float(hi)
 
