@@ -105,12 +105,15 @@ def test_entropy_of_maps_with_nan_or_inf_is_what_the_docs_say(seed, device, dtyp
     index, target = select_max_entropy(x)
     assert index.tolist() == [4] and not target.isnan().any()
     # the map selected keeps its NaN pixels (a map of NaN only has no range: normalized, it is 0,
-    # as a constant map is); normalized, an infinite pixel becomes NaN and the rest 0
+    # as a constant map is); normalized, a +inf pixel becomes NaN and the rest 0, while a -inf
+    # pixel makes every pixel NaN (x - min is +inf over an infinite range, or -inf - -inf)
     for select in (select_max_entropy, select_max_entropy_reference):
         assert select(x[:, 0:1])[1].isnan().sum() == 64
         assert select(x[:, 1:2], 256, False)[1].isnan().all() and not select(x[:, 1:2])[1].any()
         _, inf_map = select(x[:, 2:3])
         assert inf_map.isnan().sum() == 1 and inf_map.nan_to_num().abs().max() == 0
+        _, minus_inf_map = select(x[:, 3:4])
+        assert minus_inf_map.isnan().all()
 
 
 @needs_ext

@@ -94,8 +94,9 @@ def select_max_entropy(x: torch.Tensor, bins: int = DEFAULT_BINS, normalize: boo
 
     Entropies of maps with NaN or infinite values are those of :func:`feature_entropy`. The
     map keeps its NaN pixels (left out of the min and max it is scaled by), except that a map
-    of NaN only, which has no range, is 0 when normalized, as a constant map is; normalized,
-    a map with an infinite pixel is 0 but for that pixel, which is NaN.
+    of NaN only, which has no range, is 0 when normalized, as a constant map is. Normalized,
+    a map with a +inf pixel is 0 but for that pixel, which is NaN; a map with a -inf pixel
+    is NaN throughout (each pixel less -inf is inf, over an infinite range).
     """
     _check(x, bins, "select_max_entropy")
     bins = operator.index(bins)
