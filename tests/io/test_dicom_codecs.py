@@ -372,6 +372,25 @@ def test_a_cut_lossless_jpeg_is_called_corrupt_not_decoded_with_garbage(tmp_path
         read_image(tmp_path / "l.dcm")
 
 
+@pytest.mark.parametrize("syntax", [JPEG_LS_LOSSLESS, JPEG_LOSSLESS_SV1])
+def test_a_codestream_declaring_another_size_never_reaches_imagecodecs(tmp_path, seed, monkeypatch, syntax):
+    # the reader's one size check (decode_dicom) runs before the plugin decodes ahead, which
+    # no longer checks again: a decoder allocates what the codestream says
+    import struct
+
+    values = random_values(seed, 12, False)
+    codestream = bytearray(jpeg_ls(values, 12) if syntax == JPEG_LS_LOSSLESS else lossless_jpeg(values, 12, 1))
+    struct.pack_into(">HH", codestream, codestream.index(b"\xff\xf7" if syntax == JPEG_LS_LOSSLESS else b"\xff\xc3")
+                     + 5, 3700, 5300)  # its frame header: height, width  # fmt: skip
+    encapsulated_dicom(tmp_path / "l.dcm", values, syntax, [bytes(codestream)], bits=12)
+    decoded = []
+    monkeypatch.setattr(dicom_codecs, "_decoder", lambda syntax: decoded.append)
+    with pytest.raises(ImageReadError, match=r"l\.dcm: its JPEG(-LS)? codestream declares 5300 x 3700 \(width x "
+                       r"height\), its header \(Columns x Rows\) 53 x 37: corrupt"):  # fmt: skip
+        read_image(tmp_path / "l.dcm")
+    assert decoded == []
+
+
 _HIDING = """
 import sys
 

@@ -19,14 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import io
 import struct
 import threading
 from collections.abc import Iterator
 
 import numpy as np
-
-from xvertfast.io.decode_common import jpeg_frame
 
 __all__ = ["PLUGIN", "available_for", "codestream_shape", "decoded_ahead", "is_available", "missing_decoders",
            "pixel_array"]
@@ -139,7 +136,8 @@ def _importable(module: str) -> bool:
 def decoded_ahead(ds, syntax) -> Iterator[None]:
     """Decodes the single frame of ``ds`` now, where this plugin would decode it, and keeps it
     for the plugin until the block ends. Anything wrong (a multi-frame or corrupt file) is left
-    for pydicom's decoding in the block to report."""
+    for pydicom's decoding in the block to report. The reader has refused a codestream that
+    declares another size than Rows x Columns (on which max_pixels was checked) before this."""
     frame = None
     if available_for(syntax):
         try:
@@ -148,8 +146,6 @@ def decoded_ahead(ds, syntax) -> Iterator[None]:
             source = next(generate_frames(ds.PixelData, number_of_frames=1))
         except Exception:
             source = None
-        if source is not None and _declared_shape(syntax, source) not in (None, (ds.get("Rows"), ds.get("Columns"))):
-            source = None  # not what the header says (max_pixels was checked on that): one at a time, in the block
         if source is not None:
             try:
                 frame = (source, _decode(syntax, source))
@@ -184,14 +180,6 @@ def codestream_shape(source: bytes) -> tuple[int, int] | None:
         return None
     width, height, left, top = struct.unpack(">4I", source[at + 8 : at + 24])
     return height - top, width - left
-
-
-def _declared_shape(syntax, source: bytes) -> tuple[int, int] | None:
-    """The rows and columns a frame's codestream declares, or None where it has none."""
-    if _CODECS.get(syntax) == "jpeg2k":
-        return codestream_shape(source)
-    found = jpeg_frame(io.BytesIO(source)) if source[:2] == b"\xff\xd8" else None
-    return None if found is None or None in found[2:] else found[2:]
 
 
 def _decode(syntax, source: bytes) -> np.ndarray:
