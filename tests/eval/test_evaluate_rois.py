@@ -49,7 +49,7 @@ def test_a_row_whose_centres_are_swapped_is_refused_naming_the_line(tmp_path, se
     out = tmp_path / "r"
     assert main(["evaluate", str(src), "-o", str(out), "--rois", str(rois), "--methods", "identity",
                  "--metrics", "entropy", "-q"]) == 2  # fmt: skip
-    assert "rois.csv, line 3: the upper ROI centre's row (260) must be above the lower one's (150)" in \
+    assert "rois.csv, line 3: the upper ROI centre's row (260) must be above the lower ROI centre's (150)" in \
         capsys.readouterr().err
     assert not out.exists()
 

@@ -129,8 +129,16 @@ def test_a_row_whose_upper_centre_is_not_above_its_lower_one_is_refused_naming_i
     path = tmp_path / "rois.csv"
     path.write_text("file,upper_row,upper_col,lower_row,lower_col\na.png,300,512,700,512\nb.png,700,512,300,512\n")
     with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}, line 3: the upper ROI centre's row \(700\) must "
-                                         r"be above the lower one's \(300\).*swapped"):  # fmt: skip
+                                         r"be above the lower ROI centre's \(300\).*swapped"):  # fmt: skip
         load_roi_centres(str(path))
+    # worded as find_spine words the same centres (it said "the lower one's" here, "the lower ROI centre's" there)
+    from xvertfast.preprocess import find_spine
+
+    with pytest.raises(ValueError) as by_csv:
+        load_roi_centres(str(path))
+    with pytest.raises(ValueError) as by_hand:
+        find_spine(np.zeros((1000, 1000)), upper=(700, 512), lower=(300, 512))
+    assert str(by_csv.value) == f"{path}, line 3: {by_hand.value}"
     # a mapping from Python has no line to name: its image's spine refuses it
     from xvertfast.preprocess.centres import spine_at
 

@@ -14,7 +14,7 @@ import math
 import os
 from typing import NamedTuple
 
-from xvertfast.preprocess.spine import Spine, find_spine
+from xvertfast.preprocess.spine import Spine, centres_order_problem, find_spine
 
 __all__ = ["RoiCentres", "GivenCentres", "RoiRowError", "load_roi_centres", "as_roi_centres", "centres_of_inputs",
            "spine_at"]
@@ -93,10 +93,9 @@ def load_roi_centres(path: str) -> RoiCentres:
                 raise ValueError(f"{path}, line {line}: ROI centres must be numbers") from None
             if not all(math.isfinite(v) for v in values):
                 raise ValueError(f"{path}, line {line}: ROI centres must be finite numbers, got {values}")
-            if values[0] >= values[2]:  # (found here, before the job, not at the image: it needs none)
-                raise ValueError(f"{path}, line {line}: the upper ROI centre's row ({values[0]:g}) must be above the "
-                                 f"lower one's ({values[2]:g}), rows counting from the top of the image: are the two "
-                                 "swapped?")  # fmt: skip
+            # (found here, before the job, not at the image: it needs none)
+            if (problem := centres_order_problem(values[0], values[2])) is not None:
+                raise ValueError(f"{path}, line {line}: {problem}")
             name = (row["file"] or "").strip()
             if not name:
                 raise ValueError(f"{path}, line {line}: the file column is empty")
@@ -165,7 +164,7 @@ def as_roi_centres(rois):
 
 def spine_at(pixels, given: GivenCentres | None) -> Spine:
     """The spine of an image with the centres ``given`` (None: those found). ValueError naming
-    the CSV's line where a centre lies outside the image."""
+    the CSV's line where a centre lies outside the image or the upper one is not above the lower."""
     spine = find_spine(pixels)
     if given is None:
         return spine

@@ -34,7 +34,8 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = ["find_spine", "Spine", "Box", "WORKING_HEIGHT", "UPPER_LEVEL", "LOWER_LEVEL", "polarity_score",
-           "looks_inverted", "inverted_warning", "shape_warning", "FRONTAL_ASPECT_RANGE"]  # fmt: skip
+           "looks_inverted", "inverted_warning", "shape_warning", "FRONTAL_ASPECT_RANGE",
+           "centres_order_problem"]  # fmt: skip
 
 #: Height (rows) at which ROI sizes are defined; ROIs scale with image height / WORKING_HEIGHT.
 WORKING_HEIGHT = 1024
@@ -84,13 +85,12 @@ class Spine:
         scored each ROI under the other's name."""
         spine = replace(self, upper=self.upper if upper is None else _centre(upper, "upper", self.shape),
                         lower=self.lower if lower is None else _centre(lower, "lower", self.shape))  # fmt: skip
-        if spine.upper[0] >= spine.lower[0]:
-            if upper is not None and lower is not None:
-                hint = "are the two swapped?"
-            else:
-                hint = f"the {'lower' if upper is not None else 'upper'} one is the centre found; give both"
-            raise ValueError(f"the upper ROI centre's row ({spine.upper[0]:g}) must be above the lower ROI centre's "
-                             f"({spine.lower[0]:g}), rows counting from the top of the image: {hint}")  # fmt: skip
+        if upper is not None and lower is not None:
+            hint = "are the two swapped?"
+        else:
+            hint = f"the {'lower' if upper is not None else 'upper'} one is the centre found; give both"
+        if (problem := centres_order_problem(spine.upper[0], spine.lower[0], hint)) is not None:
+            raise ValueError(problem)
         return spine
 
     @property
@@ -133,6 +133,16 @@ class Spine:
         """The upper and lower evaluation ROIs of the papers (height x width > 0 at the working height),
         cut to the image where it is narrower (they are scored at their own size)."""
         return [self._box(c, height, width) for c in (self.upper, self.lower)]
+
+
+def centres_order_problem(upper_row: float, lower_row: float, hint: str = "are the two swapped?") -> str | None:
+    """What is wrong with an upper ROI centre at ``upper_row`` and a lower one at ``lower_row``
+    (None where the upper lies above): one wording wherever centres are refused for it (a ROI
+    CSV's row, find_spine, a Spine given to enhance), so that a user learns one message."""
+    if upper_row < lower_row:
+        return None
+    return (f"the upper ROI centre's row ({upper_row:g}) must be above the lower ROI centre's ({lower_row:g}), "
+            f"rows counting from the top of the image: {hint}")
 
 
 def _centre(value, name: str, shape: tuple[int, int]) -> tuple[float, float]:
