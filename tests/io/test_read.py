@@ -1214,6 +1214,33 @@ def test_a_16_bit_grey_and_alpha_png_keeps_its_16_bit_grey(tmp_path, seed, inter
     assert im.notes == [f"{path}: grey + alpha image: the alpha (transparency) left out"]
 
 
+def test_a_16_bit_grey_and_alpha_png_is_decoded_once(tmp_path, seed, monkeypatch):
+    # it was decoded twice: at 8 bits into RGBA (Pillow's way), then its 16-bit grey
+    from PIL import Image as PilImage
+
+    grey = np.random.default_rng(seed).integers(0, 65536, size=(40, 30)).astype(np.uint16)
+    path = tmp_path / "la.png"
+    path.write_bytes(_png_of_samples(np.stack([grey, 65535 - grey], axis=-1), 4, False))
+    made, decoders = PilImage._getdecoder, []
+
+    def counted(mode, name, *args, **kwargs):
+        decoders.append(name)
+        return made(mode, name, *args, **kwargs)
+
+    monkeypatch.setattr(PilImage, "_getdecoder", counted)
+    np.testing.assert_array_equal(read_image(path, warn=False).values, grey)
+    assert decoders == ["zip"]
+
+
+def test_a_16_bit_grey_and_alpha_png_cut_in_its_pixels_is_called_truncated(tmp_path, seed):
+    grey = np.random.default_rng(seed).integers(0, 65536, size=(40, 30)).astype(np.uint16)
+    whole = _png_of_samples(np.stack([grey, grey], axis=-1), 4, False)
+    (tmp_path / "la.png").write_bytes(whole[: whole.index(b"IDAT") + 40])
+    with pytest.raises(ImageReadError, match=r"la\.png: cannot decode PNG: truncated or corrupt \(image file is "
+                       r"truncated\)"):  # fmt: skip
+        read_image(tmp_path / "la.png", warn=False)
+
+
 def test_a_16_bit_grey_and_alpha_png_with_exif_after_its_pixels_is_turned_upright(tmp_path, seed):
     grey = np.random.default_rng(seed).integers(0, 65536, size=(5, 7)).astype(np.uint16)
     exif = Image.Exif()

@@ -166,23 +166,34 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
     return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
 
 
-def _grey_of_16_bit_grey_alpha(data: bytes, info: dict):
+#: The chunks that mean the same for any colour type which say how to show an image: its EXIF,
+#: and the text ones (which may hold EXIF or XMP, an orientation).
+_CHUNKS_OF_ANY_COLOUR_TYPE = (b"eXIf", b"tEXt", b"zTXt", b"iTXt")
+
+
+def _grey_of_16_bit_grey_alpha(data: bytes):
     """The grey samples, all 16 bits, of a 16-bit grey + alpha PNG, which Pillow decodes at 8 bits
     (into RGBA). Its rows are byte for byte those of an 8-bit RGBA PNG of its size: 4 bytes a
     pixel, so the same filters (which look that many bytes back) and the same interlace passes.
-    Pillow unfilters it as one, and each pixel's first two bytes are its big-endian grey. Only
-    IHDR and IDAT are kept: the other chunks mean something else for another colour type. An
-    ``I;16`` image holding ``info`` (its EXIF, for turning it upright)."""
+    Pillow unfilters it as one, and each pixel's first two bytes are its big-endian grey. Of the
+    other chunks only those meaning the same for any colour type are kept (sBIT, tRNS, bKGD mean
+    something else for another). An ``I;16`` image holding what Pillow read of them (its EXIF,
+    for turning it upright): the file's pixels are decoded once, here, not at 8 bits first."""
     from PIL import Image, PngImagePlugin
 
-    ihdr = data[16:33]
+    ihdr, chunks = data[16:33], list(_png_chunks(data))
     parts = [data[:8], _png_chunk(b"IHDR", ihdr[:8] + b"\x08\x06" + ihdr[10:])]
-    parts += [_png_chunk(kind, body) for kind, body in _png_chunks(data) if kind == b"IDAT"]
+    parts += [_png_chunk(kind, body) for kind, body in chunks if kind == b"IDAT" or kind in _CHUNKS_OF_ANY_COLOUR_TYPE]
+    if chunks and chunks[-1][0] == b"IEND":
+        parts.append(_png_chunk(b"IEND", b""))
+    else:  # a file cut short: cut short as it is, for Pillow to call it truncated
+        parts.append(data[8 + sum(12 + len(body) for _, body in chunks) :])
     # (the class, not Image.open: the file's size has had its decompression-bomb check and warning)
-    with PngImagePlugin.PngImageFile(io.BytesIO(b"".join(parts + [_png_chunk(b"IEND", b"")]))) as rgba:
-        pairs = np.asarray(rgba)
+    with PngImagePlugin.PngImageFile(io.BytesIO(b"".join(parts))) as rgba:
+        pairs = np.asarray(rgba)  # (and the chunks after its pixels read into its info)
+        info = dict(rgba.info)
     grey = Image.fromarray((pairs[..., 0].astype(np.uint16) << 8) | pairs[..., 1])
-    grey.info = dict(info)
+    grey.info = info
     return grey
 
 
@@ -218,12 +229,13 @@ def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
             mode = im.mode
             if fmt == "png":  # its getexif() decodes the pixels (an eXIf chunk may follow them): not in the lock's turn
                 _check_png_crcs(path, data)
-            im.load()
+            grey_alpha = fmt == "png" and data[12:16] == b"IHDR" and data[25] == 4  # (its colour type)
+            if grey_alpha and data[24] == 16:  # (its bit depth; Pillow would decode it at 8 bits)
+                im = _grey_of_16_bit_grey_alpha(data)
+            else:
+                im.load()
             if fmt == "jpeg":
                 _check_jpeg_data_ends(path, data, im)
-            grey_alpha = fmt == "png" and data[12:16] == b"IHDR" and data[25] == 4  # (its colour type)
-            if grey_alpha and data[24] == 16:  # (its bit depth)
-                im = _grey_of_16_bit_grey_alpha(data, im.info)
             with WarningsNamingTheFile(path, stacklevel=4):
                 orientation = im.getexif().get(ORIENTATION, 1)
             if orientation not in (1, None):
