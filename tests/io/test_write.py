@@ -195,7 +195,8 @@ def test_a_format_the_extension_contradicts_is_refused_naming_both(tmp_path, nam
 
 def test_a_format_is_taken_under_its_own_extensions_and_names_of_none(tmp_path):
     """png8 or png16 under .png, tiff under .tif, dicom under .dicom (also its default there); any
-    format under a name of no image extension (a temporary NAME.part, .img), as it is asked for."""
+    format, as it is asked for, under a name of no image extension (a temporary NAME.part, none)
+    or of an extension whose content is sniffed (.img, which may be a raw JSRT file or not)."""
     pixels = np.random.default_rng(0).random((8, 8)).astype(np.float32)
     for name, fmt, kind in [("a.png", "png8", "PNG"), ("b.PNG", "png16", "PNG"), ("c.tif", "tiff", "TIFF"),
                             ("d.part", "tiff", "TIFF"), ("e.img", "png8", "PNG"), ("f", "tiff", "TIFF")]:  # fmt: skip
