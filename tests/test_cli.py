@@ -309,6 +309,34 @@ def test_sigterm_stops_a_command_as_ctrl_c_does_and_main_puts_the_handler_back(m
     assert cli.main(["info"]) == 130
 
 
+def _wrapped_interrupt(*args, **kwargs):
+    """What Python 3.11 raises where a Ctrl-C lands in an import's class creation (torch's, mid-job)."""
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt as exc:
+        raise RuntimeError("Error calling __set_name__ on 'cached_property' instance 'x' of 'Y'") from exc
+
+
+def test_an_interrupt_wrapped_in_another_error_is_an_interruption_in_every_command(tmp_path, monkeypatch, capsys):
+    """A command's handler of RuntimeError took such an error for its failure (exit 2, "error: ...");
+    one no handler caught gave a traceback."""
+    import xvertfast.eval.evaluate as evaluate_module
+    import xvertfast.pipeline.preprocess_files as preprocess_module
+    from xvertfast import cli
+
+    image = tmp_path / "a.png"
+    Image.fromarray(np.full((64, 64), 128, np.uint8)).save(image)
+    monkeypatch.setattr(preprocess_module, "preprocess_files", _wrapped_interrupt)
+    assert main(["preprocess", str(image), "-o", str(tmp_path / "pre"), "-q"]) == 130
+    assert capsys.readouterr().err == "\ninterrupted\n"
+    monkeypatch.setattr(evaluate_module, "evaluate", _wrapped_interrupt)
+    assert main(["evaluate", str(image), "-o", str(tmp_path / "report"), "-q"]) == 130
+    assert "interrupted: the images scored so far are kept" in capsys.readouterr().err
+    monkeypatch.setattr(cli, "_cmd_info", _wrapped_interrupt)  # no handler of its own
+    assert main(["info"]) == 130
+    assert capsys.readouterr().err == "\ninterrupted\n"
+
+
 def test_a_sigterm_handler_set_outside_python_or_ignored_is_left_alone(monkeypatch):
     """A SIGTERM handled outside Python (getsignal None: a host program's C handler) was replaced
     for the command and then set to the default, which kills the host on its next SIGTERM; one
@@ -375,7 +403,9 @@ sys.exit(main({argv!r}))
     # a second one is said as what it waits for (it said 'the outputs in flight are being finished')
     said = ["already stopping: once torch has loaded (seconds), before anything is written"] if times == 2 else []
     lines = [line for line in proc.stderr.splitlines() if line]
-    assert "torch loaded: True" in proc.stdout and lines == [*said, "interrupted"]
+    # (train says that its run had not started: a Ctrl-C in a run's folder gives the --resume hint)
+    stopped = "interrupted: the run had not started; nothing was written" if command == "train" else "interrupted"
+    assert "torch loaded: True" in proc.stdout and lines == [*said, stopped]
     assert not out.exists()
 
 

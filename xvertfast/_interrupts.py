@@ -25,7 +25,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 
-__all__ = ["interrupts_deferred", "deliver", "Deferred", "left_alone"]
+__all__ = ["interrupts_deferred", "deliver", "Deferred", "left_alone", "came_of_an_interrupt"]
 
 NOTE = ("\nalready stopping: the outputs in flight are being finished (kill -9 stops at once; the same "
         "command then redoes them)\n")  # fmt: skip
@@ -113,3 +113,20 @@ def deliver(deferred: Deferred) -> None:
         signal.signal(sig, signal.SIG_DFL)  # (inside the body the hold is in place)
         signal.raise_signal(sig)
     deferred.stopping = was_stopping
+
+
+def came_of_an_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` is a KeyboardInterrupt (Ctrl-C, the CLI's SIGTERM) or was raised because of one:
+    its ``__cause__`` / ``__context__`` chain holds one. CPython 3.11 wraps a KeyboardInterrupt that
+    lands in an import's class creation in a RuntimeError ("Error calling __set_name__ on
+    'cached_property' instance ..."), which a handler of errors would report as the job's failure."""
+    seen, todo = set(), [exc]
+    while todo:
+        link = todo.pop()
+        if link is None or id(link) in seen:
+            continue
+        if isinstance(link, KeyboardInterrupt):
+            return True
+        seen.add(id(link))
+        todo += [link.__cause__, link.__context__]
+    return False

@@ -206,6 +206,16 @@ def _load_torch() -> None:
     deliver(held)
 
 
+def _raise_if_interrupted(exc: BaseException) -> None:
+    """Raises KeyboardInterrupt where ``exc``, caught as a command's error, came of a Ctrl-C or SIGTERM
+    (:func:`~xvertfast._interrupts.came_of_an_interrupt`): it is said as an interruption, with exit
+    code 130 or 143, not as the job's failure."""
+    from xvertfast._interrupts import came_of_an_interrupt
+
+    if came_of_an_interrupt(exc):
+        raise KeyboardInterrupt from exc
+
+
 def _cmd_preprocess(args: argparse.Namespace) -> int:
     _load_torch()
     _use_threads(args.threads)
@@ -221,6 +231,7 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
     except NothingFound as exc:
         return _nothing_found(exc)
     except (ValueError, OSError) as exc:  # the output folder cannot be used, an @list cannot be read
+        _raise_if_interrupted(exc)
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(summary.line())
@@ -275,6 +286,7 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
     except NothingFound as exc:
         return _nothing_found(exc)
     except (ValueError, OSError, RuntimeError) as exc:
+        _raise_if_interrupted(exc)
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(summary.line())
@@ -313,21 +325,30 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     except NothingFound as exc:
         return _nothing_found(exc)
     except (ValueError, OSError, RuntimeError, ImportError) as exc:  # OSError: REPORT_DIR is a file, --rois missing
+        from xvertfast._interrupts import came_of_an_interrupt
+
+        if came_of_an_interrupt(exc):  # (a KeyboardInterrupt raised here would pass the clause below)
+            return _evaluation_interrupted(args.output)
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ReportInterrupted as exc:
         print(f"\n{_report_interrupted(exc)}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
-        print(f"\ninterrupted: the images scored so far are kept in {args.output}; the same command scores "
-              "only the rest", file=sys.stderr)  # fmt: skip
-        return 130
+        return _evaluation_interrupted(args.output)
     print(f"{count(run.images, 'image')} evaluated, {len(run.failed)} failed; report: {paths['report.html']}")
     with open(paths["summary.md"]) as f:
         print(f.read())
     if not run.images:
         return 1
     return 1 if run.failed else 0
+
+
+def _evaluation_interrupted(report_dir: str) -> int:
+    """Says what an evaluation stopped by Ctrl-C or SIGTERM before its report keeps; its exit code."""
+    print(f"\ninterrupted: the images scored so far are kept in {report_dir}; the same command scores only the rest",
+          file=sys.stderr)  # fmt: skip
+    return 130
 
 
 def _report_interrupted(exc) -> str:
@@ -656,6 +677,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         run, paths = evaluate([SAMPLE_DICOM], os.path.join(args.output, "report"), methods, DEMO_METRICS,
                               pictures=1, progress=False, log=log, restart=True, device=args.device)  # fmt: skip
     except (ValueError, OSError, RuntimeError, ImportError) as exc:
+        _raise_if_interrupted(exc)
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"enhanced: {os.path.abspath(summary.records[0].output)}")
@@ -677,6 +699,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         paths = export_model(args.model, args.output, format=args.format, fp16=args.fp16, max_batch=args.max_batch,
                              tile=args.roi_size, device=args.device, overwrite=args.overwrite)  # fmt: skip
     except (ValueError, OSError, RuntimeError, ImportError) as exc:  # OSError: an output path that is a file
+        _raise_if_interrupted(exc)
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for p in paths:
@@ -694,6 +717,7 @@ def _cmd_cache(args: argparse.Namespace) -> int:
             return 0
         removed = clear_cache()
     except (CacheBusy, OSError) as exc:
+        _raise_if_interrupted(exc)
         print(f"error: {exc}", file=sys.stderr)
         return 2
     failed = removed["failed"]
@@ -703,6 +727,31 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    try:
+        return _train_command(args)
+    except KeyboardInterrupt:  # from the start (torch loading) to the end
+        return _training_interrupted(args.output)
+
+
+def _training_interrupted(run_dir: str) -> int:
+    """Says what a training run stopped by Ctrl-C or SIGTERM keeps in ``run_dir`` and how to go on;
+    its exit code. Before the run took its folder, there is nothing to resume: said plainly."""
+    from xvertfast.train.run_folder import LOCK_FILE, has_finished_epochs
+
+    if not os.path.isfile(os.path.join(run_dir, LOCK_FILE)) and not has_finished_epochs(run_dir):
+        print("\ninterrupted: the run had not started; nothing was written", file=sys.stderr)
+        return 130
+    cache = os.path.join(run_dir, "cache")
+    cached = os.path.isdir(cache) and any(name.endswith(".npy") for name in os.listdir(cache))
+    kept = ("the last finished epoch is kept" if has_finished_epochs(run_dir)
+            else "no epoch had finished; the images preprocessed so far are kept in its cache" if cached
+            else "no epoch had finished, no image was preprocessed yet")  # fmt: skip
+    print(f"\ninterrupted: {kept}; add --resume to the same command to go on", file=sys.stderr)
+    return 130
+
+
+def _train_command(args: argparse.Namespace) -> int:
+    """``xvertfast train`` but for a Ctrl-C or SIGTERM, which :func:`_cmd_train` says."""
     _load_torch()
     from xvertfast.io.files import NothingFound, check_inputs
     from xvertfast.train import DiskFull, TrainConfig, TrainingDiverged, has_finished_epochs, train
@@ -723,6 +772,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         try:
             start = load_model(args.init).stages[0]
         except (FileNotFoundError, ValueError) as exc:
+            _raise_if_interrupted(exc)
             print(f"error: --init: {exc}", file=sys.stderr)
             return 2
         arch = {"width": start.width, "depth": start.depth, "upsample": start.upsample, **arch}
@@ -745,23 +795,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 3
     except (ValueError, OSError) as exc:  # OSError: RUN_DIR is a file, or cannot be written
+        _raise_if_interrupted(exc)
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except RuntimeError as exc:  # out of memory, a device or library error while training
+        _raise_if_interrupted(exc)
         first_line = (str(exc).strip().splitlines() or [""])[0]
         kept = (f"the checkpoint in {os.path.join(args.output, 'checkpoint')} keeps the last finished epoch: once the "
                 "cause is gone, add --resume to the same command to go on (settings such as --batch-size cannot "
                 "change on resume)" if has_finished_epochs(args.output) else "no epoch had finished; nothing to resume")  # fmt: skip
         print(f"error: {type(exc).__name__}: {first_line}\n{kept}", file=sys.stderr)
         return 3
-    except KeyboardInterrupt:
-        cache = os.path.join(args.output, "cache")
-        cached = os.path.isdir(cache) and any(name.endswith(".npy") for name in os.listdir(cache))
-        kept = ("the last finished epoch is kept" if has_finished_epochs(args.output)
-                else "no epoch had finished; the images preprocessed so far are kept in its cache" if cached
-                else "no epoch had finished, no image was preprocessed yet")  # fmt: skip
-        print(f"\ninterrupted: {kept}; add --resume to the same command to go on", file=sys.stderr)
-        return 130
     model = os.path.join(args.output, "model")
     # (a run of no epochs, a copy of its --init model, writes neither)
     written = [f"{what} in {path}" for what, path in (("metrics", os.path.join(args.output, "metrics.csv")),
@@ -1259,6 +1303,13 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # stdout's reader stopped early (`xvertfast info | head`): no traceback
         _silence_stdout()
         return 1
+    except Exception as exc:  # one a Ctrl-C or SIGTERM caused (came_of_an_interrupt) is an interruption too
+        from xvertfast._interrupts import came_of_an_interrupt
+
+        if not came_of_an_interrupt(exc):
+            raise
+        print("\ninterrupted", file=sys.stderr)
+        code = 130
     finally:
         warnings.showwarning = previous  # main() also runs inside other programs (tests, notebooks)
         restore_sigterm()

@@ -1098,3 +1098,56 @@ def test_a_patch_above_the_roi_size_is_said_to_train_on_whole_rois(tmp_path):
               log=said.append)  # fmt: skip
         note = "note: patch size 48 is above the ROI size 32: every step trains on whole ROIs, as with patch size 0"
         assert (note in said) == noted, said
+
+
+def _wrapped_interrupt(signum=None):
+    """What Python 3.11 raises where a Ctrl-C (or the CLI's SIGTERM) lands in an import's class creation."""
+    import signal
+
+    try:
+        if signum is None:
+            raise KeyboardInterrupt
+        signal.raise_signal(signum)  # (the CLI's handler raises KeyboardInterrupt)
+    except KeyboardInterrupt as exc:
+        raise RuntimeError("Error calling __set_name__ on 'cached_property' instance 'x' of 'Y'") from exc
+
+
+@pytest.mark.parametrize("signum, code", [(None, 130), ("SIGTERM", 143)])
+def test_cli_an_interrupt_that_python_wrapped_in_another_error_is_an_interruption(tmp_path, monkeypatch, capsys,
+                                                                                  signum, code):  # fmt: skip
+    """`kill -TERM` as train started gave exit 3 and "error: RuntimeError: Error calling __set_name__ ...":
+    the KeyboardInterrupt, wrapped, was taken for a training error."""
+    import signal
+
+    from xvertfast.train.run_folder import INTERRUPTED, stopped_by
+
+    def interrupted(*args, **kwargs):
+        _wrapped_interrupt(getattr(signal, signum) if signum else None)
+
+    data, run = write_images(tmp_path / "data"), tmp_path / "run"
+    monkeypatch.setattr("xvertfast.train.loop.load_rois", interrupted)
+    assert main(["train", str(data), "-o", str(run), "--width", "4", "--depth", "2", "--roi-size", "32", "-q"]) == code
+    err = capsys.readouterr().err
+    assert "interrupted: no epoch had finished" in err and "add --resume" in err and "error" not in err, err
+    assert stopped_by(str(run)) == INTERRUPTED  # status says it was interrupted, not killed
+
+
+def test_cli_ctrl_c_as_train_starts_gives_the_resume_hint_where_the_run_has_a_folder(tmp_path, monkeypatch, capsys):
+    """A Ctrl-C as torch loaded printed a bare "interrupted", even for a run with epochs to resume."""
+    import xvertfast.cli as cli
+
+    data, run = write_images(tmp_path / "data"), tmp_path / "run"
+    train([str(data)], str(run), TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 2, "epochs_joint": 0}),
+          stop_after_epochs=1, progress=False, log=lambda m: None)  # fmt: skip
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_use_threads", interrupted)
+    argv = ["train", str(data), "-o", str(run), "--stages", "1", "--epochs-gc", "2", "--epochs-joint", "0", "--width",
+            "4", "--depth", "2", "--roi-size", "32", "-q", "--resume"]  # fmt: skip
+    assert main(argv) == 130
+    assert "interrupted: the last finished epoch is kept; add --resume to the same command" in capsys.readouterr().err
+    assert main([*argv[:3], str(tmp_path / "new"), *argv[4:]]) == 130
+    assert "interrupted: the run had not started; nothing was written" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()

@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass
 import torch
 from tqdm import tqdm
 
+from xvertfast._interrupts import came_of_an_interrupt
 from xvertfast._text import count
 from xvertfast.io.files import JOB_FOLDER_MARKERS, NothingFound, discover, input_paths
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
@@ -535,6 +536,12 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
                 if stopped_before:
                     record_stop(run_dir, stopped_before)
         raise
+    except Exception as exc:
+        if not came_of_an_interrupt(exc):  # (Python 3.11 wraps one landing in an import in a RuntimeError)
+            raise
+        with contextlib.suppress(OSError):
+            record_stop(run_dir, INTERRUPTED)
+        raise KeyboardInterrupt from exc
     finally:
         lock.close()
 
