@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.infer.test_enhance import TILE, chest_like, model_dir  # noqa: F401 (a fixture)
+from tests.infer.test_enhance import TILE, chest_like, model_dir, tiny_model  # noqa: F401 (a fixture)
 from xvertfast.cli import main
 from xvertfast.infer import Enhancer
 from xvertfast.io import read_image
@@ -205,3 +206,19 @@ def test_the_python_api_takes_the_centres_read_or_a_path(tmp_path, model_dir, se
         assert summary.done == 2
     assert np.array_equal(*(np.asarray(Image.open(tmp_path / o / "a.png")) for o in ("out0", "out1")))
     assert os.path.exists(tmp_path / "out0" / "b.png")
+
+
+def test_centres_on_the_last_rows_are_enhanced_and_a_spine_with_swapped_rows_is_refused_in_its_rows(seed):
+    """Spine mode moved the centres SPINE_SHIFT apart and clamped them to the image, then checked the
+    moved ones: rows 39.2 and 39.6 of a 40-row image (tile 32) were refused as 39.0438 over 39, "are
+    the two swapped?", rows the user never gave. The spine given is checked instead, in its rows."""
+    model = tiny_model(seed)
+    model.metadata = {"training": {"config": {"roi_size": 32}}}
+    enh = Enhancer(model, device="cpu", backend="torch", mode="spine")
+    img = chest_like(seed, 40, 40)
+    res = enh.enhance(img, find_spine(img, upper=(39.2, 20), lower=(39.6, 20)))
+    assert len(res.boxes) == 2 and res.pixels.shape == (40, 40) and np.isfinite(res.pixels).all()
+    swapped = dataclasses.replace(find_spine(img), upper=(30.0, 20.0), lower=(10.0, 20.0))  # not checked there
+    with pytest.raises(ValueError, match=r"^enhance: the upper ROI centre's row \(30\) must be above the lower ROI "
+                                         r"centre's \(10\), .*swapped"):  # fmt: skip
+        enh.enhance(img, swapped)

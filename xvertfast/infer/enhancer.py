@@ -54,7 +54,7 @@ import pickle
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -72,7 +72,7 @@ from xvertfast.ops._inputs import real_from_numpy
 from xvertfast.ops.wls import METHODS as WLS_METHODS
 from xvertfast.preprocess import find_spine, preprocess
 from xvertfast.preprocess.inputs import check_unit_pixels
-from xvertfast.preprocess.spine import Box, Spine
+from xvertfast.preprocess.spine import Box, Spine, centres_order_problem
 
 __all__ = ["Enhancer", "EnhanceResult", "Prepared", "MODES", "BRIGHTNESS", "FEATHER", "FULL_OVERLAP", "SPINE_SHIFT"]
 
@@ -357,6 +357,9 @@ class Enhancer:
         if spine is not None and tuple(spine.shape) != tuple(source.shape):
             raise ValueError(f"enhance: the spine given was found on a {spine.shape[0]}x{spine.shape[1]} image, "
                              f"this one is {source.shape[0]}x{source.shape[1]}")  # fmt: skip
+        # (a Spine made with dataclasses.replace skipped with_centres' check; its own rows said, not the tiles')
+        if spine is not None and (problem := centres_order_problem(spine.upper[0], spine.lower[0])) is not None:
+            raise ValueError(f"enhance: {problem}")
         t0 = time.perf_counter()
         m = self.model
         pp = preprocess(source.to(self.prepare_device), m.lam, m.alpha, m.eps, method=self.wls_method)
@@ -364,9 +367,10 @@ class Enhancer:
         H, W = arr.shape
         if self.mode == "spine":
             shift = SPINE_SHIFT * self.tile * spine.scale
-            # (centres given near the top or bottom stay in the image; the boxes stay in it anyway)
-            moved = spine.with_centres((max(0.0, spine.upper[0] - shift), spine.upper[1]),
-                                       (min(H - 1.0, spine.lower[0] + shift), spine.lower[1]))  # fmt: skip
+            # (centres given near the top or bottom stay in the image; the boxes stay in it anyway).
+            # Not with_centres: the spine was checked, and two centres on the last rows can meet here.
+            moved = replace(spine, upper=(max(0.0, spine.upper[0] - shift), spine.upper[1]),
+                            lower=(min(H - 1.0, spine.lower[0] + shift), spine.lower[1]))  # fmt: skip
             boxes = moved.train_rois(self.tile)
         else:
             boxes = self._full_boxes(spine)
