@@ -372,6 +372,15 @@ def test_a_cut_lossless_jpeg_is_called_corrupt_not_decoded_with_garbage(tmp_path
         read_image(tmp_path / "l.dcm")
 
 
+@pytest.mark.parametrize("fill", [b"\x00\x00", b"\xff\xff", b"\xff\xff\xff\x00"])
+def test_a_lossless_jpeg_with_fill_bytes_after_its_end_marker_is_read(tmp_path, seed, fill):
+    # the end-of-image check looks near the end, not at the last byte: writers pad after FF D9
+    values = random_values(seed, 12, False)
+    codestream = lossless_jpeg(values, 12, 1) + fill
+    encapsulated_dicom(tmp_path / "l.dcm", values, JPEG_LOSSLESS_SV1, [codestream], bits=12)
+    np.testing.assert_array_equal(read_image(tmp_path / "l.dcm").values, values)
+
+
 @pytest.mark.parametrize("syntax", [JPEG_LS_LOSSLESS, JPEG_LOSSLESS_SV1])
 def test_a_codestream_declaring_another_size_never_reaches_imagecodecs(tmp_path, seed, monkeypatch, syntax):
     # the reader's one size check (decode_dicom) runs before the plugin decodes ahead, which

@@ -182,12 +182,17 @@ def codestream_shape(source: bytes) -> tuple[int, int] | None:
     return height - top, width - left
 
 
+#: how many of a lossless JPEG frame's last bytes are searched for its end-of-image marker
+EOI_SEARCH = 16
+
+
 def _decode(syntax, source: bytes) -> np.ndarray:
     """imagecodecs' decoding of the frame ``source``. A lossless JPEG frame without its
-    end-of-image marker (before the fragment's 0x00 padding) is refused: imagecodecs' ljpeg
-    decodes one cut short to its full size, what the cut left out garbage, and says nothing
-    (its JPEG-LS and JPEG 2000 decoders refuse such a frame themselves)."""
-    if _CODECS.get(syntax) == "ljpeg" and not source.rstrip(b"\x00").endswith(b"\xff\xd9"):
+    end-of-image marker near its end is refused: imagecodecs' ljpeg decodes one cut short to its
+    full size, what the cut left out garbage, and says nothing (its JPEG-LS and JPEG 2000 decoders
+    refuse such a frame themselves). Near, not last: a writer may pad the fragment after it (0x00,
+    or fill bytes 0xFF); FF D9 cannot occur inside the coded data (an FF there is followed by 00)."""
+    if _CODECS.get(syntax) == "ljpeg" and b"\xff\xd9" not in source[-EOI_SEARCH:]:
         raise ValueError("its lossless JPEG codestream does not end with an end-of-image marker (FF D9): "
                          "cut short or damaged")
     return _decoder(syntax)(source)
