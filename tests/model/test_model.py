@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import pickle
@@ -465,3 +466,23 @@ def test_inputs_that_are_not_finite_are_refused_naming_the_input_and_the_samples
         model.enhance(xp, y.index_put((torch.arange(5), torch.tensor(0), torch.tensor(0), torch.tensor(0)),
                                       torch.tensor(float("nan"))))  # fmt: skip
     assert torch.isfinite(model.enhance(xp, y)).all()
+
+
+def test_finite_inputs_beyond_the_models_dtype_are_refused_as_such_not_as_nan(seed):
+    """A float64 1e300 given to a float32 model (7e4 to a half one) overflowed to inf in the
+    conversion and was refused as "holds NaN or infinite values": values the caller never gave."""
+    torch.manual_seed(seed)
+    model = XVertNet([XVertNetStage(4, 2), XVertNetStage(4, 2)]).eval()
+    xp, y = torch.rand(3, 1, 16, 16, dtype=torch.float64), torch.randn(3, 1, 16, 16, dtype=torch.float64) * 0.1
+    huge = xp.clone()
+    huge[2, 0, 5, 5] = 1e300
+    with pytest.raises(ValueError, match=r"^enhance: xp holds values beyond the range of the model's dtype float32 "
+                                         r"\(sample 2: 1 value\)$"):  # fmt: skip
+        model.enhance(huge, y)
+    half = copy.deepcopy(model).half()
+    with pytest.raises(ValueError, match=r"^enhance: y holds values beyond the range of the model's dtype float16 "
+                                         r"\(sample 0: 1 value\)$"):  # fmt: skip
+        half.enhance(xp.float(), y.float().index_put((torch.tensor(0),) * 4, torch.tensor(7e4)))
+    huge[0, 0, 0, 0] = float("inf")  # an infinite value given is still said as one, before any conversion
+    with pytest.raises(ValueError, match=r"^enhance: xp holds NaN or infinite values \(sample 0: 1 value\)$"):
+        model.enhance(huge, y)

@@ -68,21 +68,25 @@ class XVertNet(nn.Module):
         Returns the last stage's output, [B, 1, H, W] in [0, 1] (a sigmoid), in the model's dtype.
 
         Raises ValueError naming the input and the samples where xp or y holds NaN or infinite
-        values (the WLS between the stages refused the whole batch, naming itself, not the input);
-        TypeError where either holds integers."""
+        values (the WLS between the stages refused the whole batch, naming itself, not the input)
+        or finite values beyond the range of the model's dtype (1e300 into a float32 model, 7e4
+        into a half one: infinite once converted); TypeError where either holds integers."""
         count = len(self.stages) if stages is None else stages
         whole = not isinstance(count, bool) and hasattr(count, "__index__")
         if not whole or not 1 <= operator.index(count) <= len(self.stages):
             raise ValueError(f"enhance: stages must be 1 to {len(self.stages)}, got {stages!r}")
         count = operator.index(count)  # (a NumPy integer too)
         weight = next(self.parameters(), None)  # (the model's dtype; a stage may be any module)
-        xp, y = checked_inputs("enhance", xp, y, torch.get_default_dtype() if weight is None else weight.dtype)
-        for name, t in (("xp", xp), ("y", y)):
-            bad = (~torch.isfinite(t)).flatten(1).sum(1).tolist()  # per sample
-            if any(bad):
-                said = [f"sample {i}: {_text.count(n, 'value')}" for i, n in enumerate(bad) if n]
-                raise ValueError(f"enhance: {name} holds NaN or infinite values ({'; '.join(said[:3])}"
-                                 f"{'; ...' if len(said) > 3 else ''})")  # fmt: skip
+        dtype = torch.get_default_dtype() if weight is None else weight.dtype
+        given = {"xp": xp, "y": y}
+        xp, y = checked_inputs("enhance", xp, y, dtype)
+        for name, converted in (("xp", xp), ("y", y)):
+            # the input as given first: a finite value the conversion overflows is no NaN of the caller's
+            if said := _samples_not_finite(given[name]):
+                raise ValueError(f"enhance: {name} holds NaN or infinite values ({said})")
+            if converted is not given[name] and (said := _samples_not_finite(converted)):
+                raise ValueError(f"enhance: {name} holds values beyond the range of the model's dtype "
+                                 f"{_dtype_name(dtype)} ({said})")  # fmt: skip
         modes = [module.training for module in self.modules()]
         self.eval()
         try:
@@ -95,3 +99,16 @@ class XVertNet(nn.Module):
         finally:
             for module, mode in zip(self.modules(), modes):
                 module.training = mode
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    """``float32`` for torch.float32: the name a user writes, as NumPy says it."""
+    return str(dtype).removeprefix("torch.")
+
+
+def _samples_not_finite(t: torch.Tensor) -> str:
+    """The samples of a [B, ...] batch holding values that are not finite, and how many each
+    (the first three), or "" where all are finite: the sample to look at, not the batch."""
+    bad = (~torch.isfinite(t)).flatten(1).sum(1).tolist()
+    said = [f"sample {i}: {_text.count(n, 'value')}" for i, n in enumerate(bad) if n]
+    return "; ".join(said[:3]) + ("; ..." if len(said) > 3 else "")
