@@ -337,6 +337,25 @@ def test_an_interrupt_wrapped_in_another_error_is_an_interruption_in_every_comma
     assert capsys.readouterr().err == "\ninterrupted\n"
 
 
+def test_the_command_s_process_ignores_ctrl_c_and_sigterm_once_it_exits(tmp_path):
+    """A SIGINT as a finished training run's process exited (torch's teardown: tenths of a second)
+    ended it with 130, Python's handlers being the default by then. The last atexit callback here
+    stands for that moment: the signals reach it ignored (a traceback of KeyboardInterrupt before)."""
+    import subprocess
+    import sys
+
+    child = """
+import atexit, os, signal, sys
+atexit.register(lambda: (os.kill(os.getpid(), signal.SIGINT), os.kill(os.getpid(), signal.SIGTERM)))
+from xvertfast import cli
+cli._cmd_info = lambda args: 0
+sys.argv = ["xvertfast", "info"]
+sys.exit(cli.main())
+"""
+    proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "KeyboardInterrupt" not in proc.stderr, (proc.returncode, proc.stderr)
+
+
 def test_a_sigterm_handler_set_outside_python_or_ignored_is_left_alone(monkeypatch):
     """A SIGTERM handled outside Python (getsignal None: a host program's C handler) was replaced
     for the command and then set to the default, which kills the host on its next SIGTERM; one

@@ -735,8 +735,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _training_interrupted(run_dir: str) -> int:
     """Says what a training run stopped by Ctrl-C or SIGTERM keeps in ``run_dir`` and how to go on;
-    its exit code. Before the run took its folder, there is nothing to resume: said plainly."""
+    its exit code. Before the run took its folder, there is nothing to resume: said plainly. A run
+    whose every stage and model were written as the signal came has finished: exit code 0."""
     from xvertfast.train.run_folder import LOCK_FILE, has_finished_epochs
+    from xvertfast.train.status import train_status
+
+    try:
+        run = train_status(run_dir)
+    except (OSError, ValueError):  # (a damaged checkpoint: said as interrupted below)
+        run = None
+    if run is not None and run.finished:
+        print(f"\ninterrupted once the run had finished: its model is complete, {run.model}", file=sys.stderr)
+        print(_trained_line(run_dir))
+        return 0
 
     if not os.path.isfile(os.path.join(run_dir, LOCK_FILE)) and not has_finished_epochs(run_dir):
         print("\ninterrupted: the run had not started; nothing was written", file=sys.stderr)
@@ -806,14 +817,19 @@ def _train_command(args: argparse.Namespace) -> int:
                 "change on resume)" if has_finished_epochs(args.output) else "no epoch had finished; nothing to resume")  # fmt: skip
         print(f"error: {type(exc).__name__}: {first_line}\n{kept}", file=sys.stderr)
         return 3
-    model = os.path.join(args.output, "model")
-    # (a run of no epochs, a copy of its --init model, writes neither)
-    written = [f"{what} in {path}" for what, path in (("metrics", os.path.join(args.output, "metrics.csv")),
-                                                      ("loss curves", os.path.join(args.output, "curves.png")))
-               if os.path.exists(path)]  # fmt: skip
-    print(f"the model is in {model}: enhance with `xvertfast enhance INPUT -o OUT --model {model}` (Python: "
-          "xvertfast.load_model)" + ("; " + ", ".join(written) if written else ""))  # fmt: skip
+    print(_trained_line(args.output))
     return 0
+
+
+def _trained_line(run_dir: str) -> str:
+    """The line a finished training run ends with: where its model is, how to use it, what else it wrote."""
+    model = os.path.join(run_dir, "model")
+    # (a run of no epochs, a copy of its --init model, writes neither)
+    written = [f"{what} in {path}" for what, path in (("metrics", os.path.join(run_dir, "metrics.csv")),
+                                                      ("loss curves", os.path.join(run_dir, "curves.png")))
+               if os.path.exists(path)]  # fmt: skip
+    return (f"the model is in {model}: enhance with `xvertfast enhance INPUT -o OUT --model {model}` (Python: "
+            "xvertfast.load_model)" + ("; " + ", ".join(written) if written else ""))  # fmt: skip
 
 
 INPUTS_HELP = ("image files, folders (searched recursively) or @list.txt files (one path per line, relative "
@@ -1294,6 +1310,8 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
 
     previous, warnings.showwarning = warnings.showwarning, _show_warning
+    if argv is None:  # this process is the command: its exit may not be cut by a signal
+        _hold_signals_at_exit()
     terminated, restore_sigterm = _stop_on_sigterm()
     try:
         code = int(args.func(args) or 0)
@@ -1314,6 +1332,25 @@ def main(argv: list[str] | None = None) -> int:
         warnings.showwarning = previous  # main() also runs inside other programs (tests, notebooks)
         restore_sigterm()
     return 128 + signal.SIGTERM if terminated[0] and code == 130 else code
+
+
+def _hold_signals_at_exit() -> None:
+    """Ignores Ctrl-C and SIGTERM once the process exits (atexit, so once per process): the command
+    is over, and Python sets their handlers to the default as it shuts down, so one arriving while
+    torch's libraries are torn down (a few tenths of a second after a training run) killed the
+    process with exit code 130 after it had said the run was finished. kill -9 still ends it."""
+    import atexit
+
+    from xvertfast._interrupts import left_alone
+
+    def ignore() -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            if not left_alone(sig):
+                signal.signal(sig, signal.SIG_IGN)
+
+    if not getattr(_hold_signals_at_exit, "registered", False):
+        _hold_signals_at_exit.registered = True
+        atexit.register(ignore)
 
 
 def _stop_on_sigterm():

@@ -1151,3 +1151,24 @@ def test_cli_ctrl_c_as_train_starts_gives_the_resume_hint_where_the_run_has_a_fo
     assert main([*argv[:3], str(tmp_path / "new"), *argv[4:]]) == 130
     assert "interrupted: the run had not started; nothing was written" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()
+
+
+def test_cli_an_interrupt_once_the_run_has_finished_is_a_finished_run(tmp_path, monkeypatch, capsys):
+    """A SIGINT at the very end of a --resume, its model written, gave exit 130: a script took the
+    finished run for a stopped one."""
+    import xvertfast.train as train_module
+
+    real = train_module.train
+
+    def then_interrupted(*args, **kwargs):
+        real(*args, **kwargs)
+        raise KeyboardInterrupt  # as the last of the run's writes is done
+
+    data, run = write_images(tmp_path / "data"), tmp_path / "run"
+    monkeypatch.setattr(train_module, "train", then_interrupted)
+    argv = ["train", str(data), "-o", str(run), "--stages", "1", "--epochs-gc", "1", "--epochs-joint", "0", "--width",
+            "4", "--depth", "2", "--roi-size", "32", "-q"]  # fmt: skip
+    assert main(argv) == 0
+    said = capsys.readouterr()
+    assert "interrupted once the run had finished: its model is complete" in said.err
+    assert f"the model is in {run / 'model'}" in said.out
