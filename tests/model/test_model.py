@@ -486,3 +486,20 @@ def test_finite_inputs_beyond_the_models_dtype_are_refused_as_such_not_as_nan(se
     huge[0, 0, 0, 0] = float("inf")  # an infinite value given is still said as one, before any conversion
     with pytest.raises(ValueError, match=r"^enhance: xp holds NaN or infinite values \(sample 0: 1 value\)$"):
         model.enhance(huge, y)
+
+
+def test_padded_inputs_keeps_the_dtype_when_none_is_given():
+    """padded_inputs is exported and took (who, xp, y, depth); a dtype argument made a required
+    fifth broke such callers with "missing 1 required positional argument". Without one, the
+    inputs are checked and padded in their own dtype."""
+    from xvertfast.model.stage import padded_inputs
+
+    xp, y = torch.rand(1, 1, 10, 13, dtype=torch.float64), torch.rand(1, 1, 10, 13, dtype=torch.float64)
+    pxp, py, size = padded_inputs("caller", xp, y, 2)
+    assert size == (10, 13) and pxp.shape == py.shape == (1, 1, 12, 16) and pxp.dtype == py.dtype == torch.float64
+    torch.testing.assert_close(pxp[..., :10, :13], xp, rtol=0, atol=0)
+    assert padded_inputs("caller", xp, y, 2, torch.float32)[0].dtype == torch.float32
+    with pytest.raises(TypeError, match=r"^caller: xp holds torch.uint8 values; it takes floating point \(X_p and Y "
+                                        r"as xvertfast.preprocess gives them\)$"):  # fmt: skip
+        padded_inputs("caller", xp.to(torch.uint8), y, 2)
+

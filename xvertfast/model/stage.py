@@ -39,29 +39,33 @@ __all__ = ["XVertNetStage", "GuidanceLayer", "DoubleConv", "BilinearUp", "UPSAMP
 UPSAMPLING = ("bilinear", "transposed")
 
 
-def checked_inputs(who: str, xp: torch.Tensor, y: torch.Tensor, dtype: torch.dtype):
+def checked_inputs(who: str, xp: torch.Tensor, y: torch.Tensor, dtype: torch.dtype | None = None):
     """A stage's inputs checked (tensors, [B, 1, H, W], floating point) and brought to the
     weights' ``dtype``: float64 is what NumPy gives, and torch's own mismatch error ("expected
     scalar type Double but found Float") names neither the input nor the model. Integer images
     are refused, not scaled: X_p and Y are :func:`xvertfast.preprocess`'s floats, and an 8-bit
-    image here is most likely one that skipped it. Inputs already of ``dtype`` are returned as
-    they are (an exported graph records no conversion)."""
+    image here is most likely one that skipped it. Inputs already of ``dtype`` (any, for None)
+    are returned as they are (an exported graph records no conversion)."""
     if not (isinstance(xp, torch.Tensor) and isinstance(y, torch.Tensor)):
         raise TypeError(f"{who}: xp and y must be torch tensors, got {type(xp).__name__} and {type(y).__name__}")
     if xp.dim() != 4 or xp.shape[1] != 1 or xp.shape != y.shape or not (xp.shape[2] and xp.shape[3]):
         raise ValueError(f"{who}: xp and y must both be [B, 1, H, W] with H, W >= 1, got {tuple(xp.shape)} and "
                          f"{tuple(y.shape)}")  # fmt: skip
+    converted = "" if dtype is None else f", converted to the model's {dtype}"
     for name, t in (("xp", xp), ("y", y)):
         if not t.is_floating_point():
             raise TypeError(f"{who}: {name} holds {t.dtype} values; it takes floating point (X_p and Y as "
-                            f"xvertfast.preprocess gives them), converted to the model's {dtype}")  # fmt: skip
+                            f"xvertfast.preprocess gives them){converted}")  # fmt: skip
+    if dtype is None:
+        return xp, y
     return (xp if xp.dtype == dtype else xp.to(dtype)), (y if y.dtype == dtype else y.to(dtype))
 
 
-def padded_inputs(who: str, xp: torch.Tensor, y: torch.Tensor, depth: int, dtype: torch.dtype):
-    """Checks a stage's inputs (:func:`checked_inputs`) and pads both to a multiple of 2^depth
-    (reflect; replicate where an image is too small to reflect); returns them and the original
-    (H, W) to crop back to."""
+def padded_inputs(who: str, xp: torch.Tensor, y: torch.Tensor, depth: int, dtype: torch.dtype | None = None):
+    """Checks a stage's inputs (:func:`checked_inputs`, converted to ``dtype`` unless None) and pads
+    both to a multiple of 2^depth (reflect; replicate where an image is too small to reflect);
+    returns them and the original (H, W) to crop back to. ``dtype`` is optional: callers from
+    before it was added keep working."""
     xp, y = checked_inputs(who, xp, y, dtype)
     h, w = xp.shape[-2:]
     m = 2**depth
