@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 
 import pytest
 
@@ -407,17 +408,22 @@ def test_a_run_without_validation_images_writes_standard_json_and_reads_it_back(
     quiet = {"progress": False, "log": lambda m: None}
     train([str(data)], str(run), config, stop_after_epochs=1, **quiet)  # a gc epoch: no best score yet
     state = _strict_json((run / "checkpoint" / "state.json").read_text())
-    assert state["progress"]["best_val"] is None and state["progress"]["history"][0]["val_loss"] is None
+    assert state["progress"]["history"][0]["val_loss"] is None
     with safe_open(str(run / "checkpoint" / "epoch.safetensors"), framework="numpy") as f:
-        _strict_json(f.metadata()["state"])
+        stored = _strict_json(f.metadata()["state"])
+    # no best score yet: the largest float, which an older xvertfast's resume compares with (null: TypeError)
+    for best in (state["progress"]["best_val"], stored["progress"]["best_val"]):
+        assert isinstance(best, float) and 1e9 < best, best
     assert main(["status", str(run), "--json"]) == 0
     assert _strict_json(capsys.readouterr().out)[0]["last"]["val_loss"] is None
-    older = tmp_path / "older"  # the same run, its state.json as an older xvertfast wrote it
-    shutil.copytree(run, older)
-    path = older / "checkpoint" / "state.json"
-    path.write_text(path.read_text().replace('"best_val": null', '"best_val": Infinity')
-                    .replace('"val_loss": null', '"val_loss": NaN'))
-    for folder in (run, older):
+    copies = {"older": ("Infinity", "NaN"), "null": ("null", "null")}  # as an older xvertfast wrote it; a newer one
+    for name, (best, val) in copies.items():
+        shutil.copytree(run, tmp_path / name)
+        path = tmp_path / name / "checkpoint" / "state.json"
+        path.write_text(path.read_text().replace(f'"best_val": {json.dumps(sys.float_info.max)}', f'"best_val": {best}')
+                        .replace('"val_loss": null', f'"val_loss": {val}'))  # fmt: skip
+        assert f'"best_val": {best}' in path.read_text()
+    for folder in (run, *(tmp_path / name for name in copies)):
         train([str(data)], str(folder), config, stop_after_epochs=1, resume=True, **quiet)  # a joint epoch: a best
         assert _strict_json((folder / "checkpoint" / "state.json").read_text())["progress"]["best_val"] > 0
         train([str(data)], str(folder), config, resume=True, **quiet)

@@ -52,8 +52,8 @@ from xvertfast.train.data import (NoReadableImage, RoiSet, load_rois, random_pat
                                   split_by_image, write_array)
 from xvertfast.train.losses import XVertNetLoss
 from xvertfast.train.run_folder import (CHECKPOINT_FILE, COMMAND_FILE, INTERRUPTED, LOCK_FILE, Progress,
-                                        finite_or_null, has_finished_epochs, latest_state, position, reading, record_command,
-                                        record_stop, started_command, stopped_by)
+                                        has_finished_epochs, latest_state, position, reading, record_command,
+                                        record_stop, started_command, stopped_by, storable_state)
 
 __all__ = ["DiskFull", "TrainConfig", "TrainingDiverged", "has_finished_epochs", "train"]
 
@@ -373,7 +373,7 @@ def _state(config: TrainConfig, prog: Progress, run: dict) -> dict:
 
 def _save_state(path: str, config: TrainConfig, prog: Progress, run: dict) -> None:
     with atomic_write(path) as tmp, open(tmp, "w") as f:
-        json.dump(finite_or_null(_state(config, prog, run)), f, allow_nan=False)
+        json.dump(storable_state(_state(config, prog, run)), f, allow_nan=False)
 
 
 def _save_checkpoint(ckpt_dir: str, stage, opt, best: dict, state: dict) -> None:
@@ -384,7 +384,7 @@ def _save_checkpoint(ckpt_dir: str, stage, opt, best: dict, state: dict) -> None
                **{f"best.{k}": v for k, v in best.items()}}  # fmt: skip
     with atomic_write(os.path.join(ckpt_dir, CHECKPOINT_FILE)) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp,
-                  metadata={"state": json.dumps(finite_or_null(state), allow_nan=False)})  # fmt: skip
+                  metadata={"state": json.dumps(storable_state(state), allow_nan=False)})  # fmt: skip
 
 
 def _load_checkpoint(ckpt_dir: str, device) -> dict[str, dict[str, torch.Tensor]]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 __all__ = ["CHECKPOINT_FILE", "COMMAND_FILE", "INTERRUPTED", "LOCK_FILE", "Progress", "cached_images",
            "finite_or_null", "has_finished_epochs", "latest_state", "position", "reading", "record_command", "record_stop",
-           "started_command", "stopped_by"]
+           "started_command", "stopped_by", "storable_state"]
 
 #: Held (flock) while a run trains in RUN_DIR: a second ``train`` there is refused, not left to
 #: mix its epochs with the first's.
@@ -81,7 +81,7 @@ def finite_or_null(value):
     """``value`` (JSON-like: dicts, lists, numbers, strings) with every float that is not finite as
     None: Python's json writes NaN (no validation images) and Infinity (no best score yet) as
     ``NaN`` and ``Infinity``, which standard JSON readers (jq, JavaScript) refuse. Read back by
-    :func:`latest_state` as the numbers they were."""
+    :func:`latest_state` as the numbers they were. A run's state is written by :func:`storable_state`."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
@@ -91,12 +91,25 @@ def finite_or_null(value):
     return value
 
 
+def storable_state(state: dict) -> dict:
+    """``state`` (a checkpoint's: settings, progress) as state.json and the checkpoint keep it, in
+    standard JSON (:func:`finite_or_null`) but for the best score before there is one (infinite),
+    written as the largest float: an older xvertfast resuming the run compares scores with it
+    (``score < best_val``), which null made a TypeError."""
+    stored = finite_or_null(state)
+    if state["progress"]["best_val"] == math.inf:
+        stored["progress"]["best_val"] = sys.float_info.max
+    return stored
+
+
 def _numbers_back(state: dict) -> dict:
-    """``state`` as :func:`finite_or_null` wrote it, with the numbers it wrote as null back: the best
-    score infinite (none yet), the epochs' losses NaN (no validation images). A state.json an older
-    xvertfast wrote with Infinity and NaN reads as it is."""
+    """``state`` as :func:`storable_state` wrote it, with the numbers it wrote otherwise back: the best
+    score infinite (none yet: the largest float, or null as xvertfast wrote it for a while), the
+    epochs' losses NaN (no validation images: null). A state.json an older xvertfast wrote with
+    Infinity and NaN reads as it is."""
     progress = state["progress"]
-    if progress.get("best_val", 0.0) is None:
+    best = progress.get("best_val", 0.0)
+    if best is None or (isinstance(best, float) and best >= sys.float_info.max):
         progress["best_val"] = math.inf
     for row in progress.get("history") or []:
         if isinstance(row, dict):
