@@ -337,6 +337,41 @@ def test_an_interrupt_wrapped_in_another_error_is_an_interruption_in_every_comma
     assert capsys.readouterr().err == "\ninterrupted\n"
 
 
+def _disk_full_as_interrupted(*args, **kwargs):
+    """A ledger write failing with the disk full in a job's handler of Ctrl-C."""
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        full = OSError(28, "No space left on device", "ledger.json")
+        if kwargs.get("hidden"):
+            raise full from None
+        raise full
+
+
+def test_an_error_an_interruption_raised_is_said_after_interrupted(tmp_path, monkeypatch, capsys):
+    """The error (its first line) was lost: a bare "interrupted". One raised ``from None``, its
+    interrupt hidden by its raiser, is the job's error, not an interruption."""
+    import xvertfast.eval.evaluate as evaluate_module
+    import xvertfast.pipeline.preprocess_files as preprocess_module
+    from xvertfast import cli
+
+    then = " (then OSError: [Errno 28] No space left on device: 'ledger.json')"
+    image = tmp_path / "a.png"
+    Image.fromarray(np.full((64, 64), 128, np.uint8)).save(image)
+    monkeypatch.setattr(preprocess_module, "preprocess_files", _disk_full_as_interrupted)
+    assert main(["preprocess", str(image), "-o", str(tmp_path / "pre"), "-q"]) == 130
+    assert capsys.readouterr().err == f"\ninterrupted{then}\n"
+    monkeypatch.setattr(evaluate_module, "evaluate", _disk_full_as_interrupted)
+    assert main(["evaluate", str(image), "-o", str(tmp_path / "report"), "-q"]) == 130
+    assert f"interrupted{then}: the images scored so far are kept" in capsys.readouterr().err
+    monkeypatch.setattr(cli, "_cmd_info", _disk_full_as_interrupted)  # no handler of its own
+    assert main(["info"]) == 130
+    assert capsys.readouterr().err == f"\ninterrupted{then}\n"
+    monkeypatch.setattr(cli, "_cmd_info", lambda args: _disk_full_as_interrupted(hidden=True))
+    with pytest.raises(OSError, match="No space left"):
+        main(["info"])
+
+
 def test_the_command_s_process_ignores_ctrl_c_and_sigterm_once_it_exits(tmp_path):
     """A SIGINT as a finished training run's process exited (torch's teardown: tenths of a second)
     ended it with 130, Python's handlers being the default by then. The last atexit callback here

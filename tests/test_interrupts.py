@@ -115,3 +115,68 @@ def test_inside_the_body_deliver_hands_the_signal_to_the_handler_replaced_then_d
         assert signal.getsignal(signal.SIGTERM) is on_term
     finally:
         signal.signal(signal.SIGTERM, before_term)
+
+
+def _raised(body) -> BaseException:
+    """What ``body`` raises."""
+    try:
+        body()
+    except BaseException as exc:  # noqa: BLE001 (KeyboardInterrupt included: it is what is looked at)
+        return exc
+    raise AssertionError("nothing raised")
+
+
+def _while_interrupted(then) -> None:
+    """Runs ``then`` in the handler of a KeyboardInterrupt, where a ledger write or a cleanup runs."""
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        then()
+
+
+def _disk_full() -> None:
+    raise OSError(28, "No space left on device", "ledger.json")
+
+
+def _replaced_by_its_own_error() -> None:
+    raise ValueError("the run folder is locked") from None
+
+
+def _replaced_by_a_cause() -> None:
+    raise ValueError("bad value") from TypeError("no int")
+
+
+def test_an_error_is_of_an_interrupt_by_its_cause_or_a_context_its_raiser_did_not_hide():
+    """``raise ... from None`` (or ``from`` another error) in a KeyboardInterrupt's handler hides that
+    interrupt: the error is the job's own. It was taken for an interruption, said as a bare
+    "interrupted"."""
+    from xvertfast._interrupts import came_of_an_interrupt
+
+    assert came_of_an_interrupt(_raised(lambda: _while_interrupted(_disk_full)))
+    assert not came_of_an_interrupt(_raised(lambda: _while_interrupted(_replaced_by_its_own_error)))
+    assert not came_of_an_interrupt(_raised(lambda: _while_interrupted(_replaced_by_a_cause)))
+    wrapped = RuntimeError("Error calling __set_name__")  # as CPython wraps one in an import
+    wrapped.__cause__ = KeyboardInterrupt()
+    assert came_of_an_interrupt(wrapped)
+
+
+def test_the_error_an_interruption_raised_is_said_in_one_line():
+    """A ledger write failing with the disk full as a Ctrl-C unwound was said as a bare "interrupted"."""
+    from xvertfast._interrupts import then_line
+
+    disk_full = _raised(lambda: _while_interrupted(_disk_full))
+    said = " (then OSError: [Errno 28] No space left on device: 'ledger.json')"
+    assert then_line(disk_full) == said
+    reraised = KeyboardInterrupt()  # the CLI's handlers raise one from the error
+    reraised.__cause__ = disk_full
+    assert then_line(reraised) == said
+    assert then_line(_raised(lambda: _while_interrupted(lambda: _raise(OSError("first\nsecond"))))) == \
+        " (then OSError: first)"  # fmt: skip
+    assert then_line(KeyboardInterrupt()) == ""
+    wrapped = RuntimeError("Error calling __set_name__")  # CPython's wrapping: the interrupt itself
+    wrapped.__cause__ = KeyboardInterrupt()
+    assert then_line(wrapped) == ""
+
+
+def _raise(exc: BaseException) -> None:
+    raise exc

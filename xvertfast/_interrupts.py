@@ -25,7 +25,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 
-__all__ = ["interrupts_deferred", "deliver", "Deferred", "left_alone", "came_of_an_interrupt"]
+__all__ = ["interrupts_deferred", "deliver", "Deferred", "left_alone", "came_of_an_interrupt", "then_line"]
 
 NOTE = ("\nalready stopping: the outputs in flight are being finished (kill -9 stops at once; the same "
         "command then redoes them)\n")  # fmt: skip
@@ -119,7 +119,9 @@ def came_of_an_interrupt(exc: BaseException) -> bool:
     """Whether ``exc`` is a KeyboardInterrupt (Ctrl-C, the CLI's SIGTERM) or was raised because of one:
     its ``__cause__`` / ``__context__`` chain holds one. CPython 3.11 wraps a KeyboardInterrupt that
     lands in an import's class creation in a RuntimeError ("Error calling __set_name__ on
-    'cached_property' instance ..."), which a handler of errors would report as the job's failure."""
+    'cached_property' instance ..."), which a handler of errors would report as the job's failure.
+    A context its raiser hid (``raise ... from``, ``__suppress_context__``) is not followed: an error
+    raised in place of an interrupt it handled is that error, not the interrupt."""
     seen, todo = set(), [exc]
     while todo:
         link = todo.pop()
@@ -128,5 +130,18 @@ def came_of_an_interrupt(exc: BaseException) -> bool:
         if isinstance(link, KeyboardInterrupt):
             return True
         seen.add(id(link))
-        todo += [link.__cause__, link.__context__]
+        todo += [link.__cause__, None if link.__suppress_context__ else link.__context__]
     return False
+
+
+def then_line(exc: BaseException) -> str:
+    """``" (then OSError: ...)"``, the first line of the error an interruption raised (a ledger write
+    failing with the disk full while a KeyboardInterrupt unwound) for the CLI's "interrupted" line:
+    ``exc`` being that error, or a KeyboardInterrupt raised from it. Empty for a plain interrupt and
+    for an error raised *from* one, which stands for it (CPython's RuntimeError around an interrupt
+    in an import: its "Error calling __set_name__ ..." says nothing of the job)."""
+    error = exc.__cause__ if isinstance(exc, KeyboardInterrupt) else exc
+    if error is None or isinstance(error, KeyboardInterrupt) or isinstance(error.__cause__, KeyboardInterrupt):
+        return ""
+    first = (str(error).strip().splitlines() or [""])[0]
+    return f" (then {type(error).__name__}{': ' + first if first else ''})"

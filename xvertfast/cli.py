@@ -328,14 +328,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         from xvertfast._interrupts import came_of_an_interrupt
 
         if came_of_an_interrupt(exc):  # (a KeyboardInterrupt raised here would pass the clause below)
-            return _evaluation_interrupted(args.output)
+            return _evaluation_interrupted(args.output, exc)
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ReportInterrupted as exc:
         print(f"\n{_report_interrupted(exc)}", file=sys.stderr)
         return 130
-    except KeyboardInterrupt:
-        return _evaluation_interrupted(args.output)
+    except KeyboardInterrupt as exc:
+        return _evaluation_interrupted(args.output, exc)
     print(f"{count(run.images, 'image')} evaluated, {len(run.failed)} failed; report: {paths['report.html']}")
     with open(paths["summary.md"]) as f:
         print(f.read())
@@ -344,10 +344,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 1 if run.failed else 0
 
 
-def _evaluation_interrupted(report_dir: str) -> int:
-    """Says what an evaluation stopped by Ctrl-C or SIGTERM before its report keeps; its exit code."""
-    print(f"\ninterrupted: the images scored so far are kept in {report_dir}; the same command scores only the rest",
-          file=sys.stderr)  # fmt: skip
+def _evaluation_interrupted(report_dir: str, exc: BaseException) -> int:
+    """Says what an evaluation stopped by Ctrl-C or SIGTERM before its report keeps, and the error
+    the stop raised if one did (``exc``: :func:`~xvertfast._interrupts.then_line`); its exit code."""
+    from xvertfast._interrupts import then_line
+
+    print(f"\ninterrupted{then_line(exc)}: the images scored so far are kept in {report_dir}; the same command "
+          "scores only the rest", file=sys.stderr)  # fmt: skip
     return 130
 
 
@@ -729,14 +732,22 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     try:
         return _train_command(args)
-    except KeyboardInterrupt:  # from the start (torch loading) to the end
-        return _training_interrupted(args.output)
+    except KeyboardInterrupt as exc:  # from the start (torch loading) to the end
+        return _training_interrupted(args.output, exc)
+    except Exception as exc:  # one a Ctrl-C or SIGTERM raised outside train()'s handlers (a wrapped one)
+        from xvertfast._interrupts import came_of_an_interrupt
+
+        if not came_of_an_interrupt(exc):
+            raise
+        return _training_interrupted(args.output, exc)
 
 
-def _training_interrupted(run_dir: str) -> int:
-    """Says what a training run stopped by Ctrl-C or SIGTERM keeps in ``run_dir`` and how to go on;
-    its exit code. Before the run took its folder, there is nothing to resume: said plainly. A run
+def _training_interrupted(run_dir: str, exc: BaseException) -> int:
+    """Says what a training run stopped by Ctrl-C or SIGTERM keeps in ``run_dir`` and how to go on,
+    with the error the stop raised if one did (:func:`~xvertfast._interrupts.then_line`); its exit
+    code. Before the run took its folder, there is nothing to resume: said plainly. A run
     whose every stage and model were written as the signal came has finished: exit code 0."""
+    from xvertfast._interrupts import then_line
     from xvertfast.train.run_folder import LOCK_FILE, has_finished_epochs
     from xvertfast.train.status import train_status
 
@@ -750,14 +761,14 @@ def _training_interrupted(run_dir: str) -> int:
         return 0
 
     if not os.path.isfile(os.path.join(run_dir, LOCK_FILE)) and not has_finished_epochs(run_dir):
-        print("\ninterrupted: the run had not started; nothing was written", file=sys.stderr)
+        print(f"\ninterrupted{then_line(exc)}: the run had not started; nothing was written", file=sys.stderr)
         return 130
     cache = os.path.join(run_dir, "cache")
     cached = os.path.isdir(cache) and any(name.endswith(".npy") for name in os.listdir(cache))
     kept = ("the last finished epoch is kept" if has_finished_epochs(run_dir)
             else "no epoch had finished; the images preprocessed so far are kept in its cache" if cached
             else "no epoch had finished, no image was preprocessed yet")  # fmt: skip
-    print(f"\ninterrupted: {kept}; add --resume to the same command to go on", file=sys.stderr)
+    print(f"\ninterrupted{then_line(exc)}: {kept}; add --resume to the same command to go on", file=sys.stderr)
     return 130
 
 
@@ -1315,18 +1326,20 @@ def main(argv: list[str] | None = None) -> int:
     terminated, restore_sigterm = _stop_on_sigterm()
     try:
         code = int(args.func(args) or 0)
-    except KeyboardInterrupt:  # outside a job's own handling (loading a model, training): no traceback
-        print("\ninterrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # outside a job's own handling (loading a model, training): no traceback
+        from xvertfast._interrupts import then_line
+
+        print(f"\ninterrupted{then_line(exc)}", file=sys.stderr)
         code = 130
     except BrokenPipeError:  # stdout's reader stopped early (`xvertfast info | head`): no traceback
         _silence_stdout()
         return 1
     except Exception as exc:  # one a Ctrl-C or SIGTERM caused (came_of_an_interrupt) is an interruption too
-        from xvertfast._interrupts import came_of_an_interrupt
+        from xvertfast._interrupts import came_of_an_interrupt, then_line
 
         if not came_of_an_interrupt(exc):
             raise
-        print("\ninterrupted", file=sys.stderr)
+        print(f"\ninterrupted{then_line(exc)}", file=sys.stderr)
         code = 130
     finally:
         warnings.showwarning = previous  # main() also runs inside other programs (tests, notebooks)

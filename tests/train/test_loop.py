@@ -1153,6 +1153,30 @@ def test_cli_ctrl_c_as_train_starts_gives_the_resume_hint_where_the_run_has_a_fo
     assert not (tmp_path / "new").exists()
 
 
+def test_cli_an_error_an_interruption_raised_as_train_starts_is_said_with_the_resume_hint(tmp_path, monkeypatch,
+                                                                                         capsys):  # fmt: skip
+    """A cleanup failing with the disk full as a Ctrl-C unwound was a bare "interrupted": its
+    message and the --resume hint were lost."""
+    import xvertfast.cli as cli
+
+    data, run = write_images(tmp_path / "data"), tmp_path / "run"
+    train([str(data)], str(run), TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 2, "epochs_joint": 0}),
+          stop_after_epochs=1, progress=False, log=lambda m: None)  # fmt: skip
+
+    def interrupted(*args, **kwargs):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise OSError(28, "No space left on device", "x.part")  # (a cleanup in the handler)
+
+    monkeypatch.setattr(cli, "_use_threads", interrupted)
+    argv = ["train", str(data), "-o", str(run), "--stages", "1", "--epochs-gc", "2", "--epochs-joint", "0", "--width",
+            "4", "--depth", "2", "--roi-size", "32", "-q", "--resume"]  # fmt: skip
+    assert main(argv) == 130
+    assert ("interrupted (then OSError: [Errno 28] No space left on device: 'x.part'): the last finished epoch is "
+            "kept; add --resume to the same command to go on") in capsys.readouterr().err  # fmt: skip
+
+
 def test_cli_an_interrupt_once_the_run_has_finished_is_a_finished_run(tmp_path, monkeypatch, capsys):
     """A SIGINT at the very end of a --resume, its model written, gave exit 130: a script took the
     finished run for a stopped one."""
