@@ -1132,6 +1132,26 @@ def test_cli_an_interrupt_that_python_wrapped_in_another_error_is_an_interruptio
     assert stopped_by(str(run)) == INTERRUPTED  # status says it was interrupted, not killed
 
 
+def test_cli_a_write_failing_as_an_interrupt_unwinds_is_an_interruption_status_says(tmp_path, monkeypatch, capsys):
+    """A disk-full OSError raised in a handler of Ctrl-C in train() was taken for the disk being full
+    (exit 3), and status said the run was killed, not interrupted."""
+    from xvertfast.train.run_folder import INTERRUPTED, stopped_by
+
+    def interrupted(*args, **kwargs):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise OSError(28, "No space left on device", "x.part")  # (a cache write in the handler)
+
+    data, run = write_images(tmp_path / "data"), tmp_path / "run"
+    monkeypatch.setattr("xvertfast.train.loop.load_rois", interrupted)
+    assert main(["train", str(data), "-o", str(run), "--width", "4", "--depth", "2", "--roi-size", "32", "-q"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted (then OSError: [Errno 28] No space left on device: 'x.part'): no epoch had finished" in err
+    assert "add --resume" in err and "error" not in err, err
+    assert stopped_by(str(run)) == INTERRUPTED
+
+
 def test_cli_ctrl_c_as_train_starts_gives_the_resume_hint_where_the_run_has_a_folder(tmp_path, monkeypatch, capsys):
     """A Ctrl-C as torch loaded printed a bare "interrupted", even for a run with epochs to resume."""
     import xvertfast.cli as cli

@@ -521,6 +521,8 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
             record_stop(run_dir, INTERRUPTED)
         raise
     except (OSError, SafetensorError) as exc:  # safetensors says an I/O error in its own type
+        if came_of_an_interrupt(exc):  # (a write failing as a Ctrl-C unwound: recorded as interrupted too)
+            raise _interrupted(run_dir) from exc
         if disk_full(exc):
             raise DiskFull(run_dir, exc) from exc
         unwritable = _unwritable(run_dir, exc)
@@ -539,11 +541,17 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     except Exception as exc:
         if not came_of_an_interrupt(exc):  # (Python 3.11 wraps one landing in an import in a RuntimeError)
             raise
-        with contextlib.suppress(OSError):
-            record_stop(run_dir, INTERRUPTED)
-        raise KeyboardInterrupt from exc
+        raise _interrupted(run_dir) from exc
     finally:
         lock.close()
+
+
+def _interrupted(run_dir: str) -> KeyboardInterrupt:
+    """Records in ``run_dir`` that an error :func:`came_of_an_interrupt` stopped the run, for status
+    to say "interrupted" (not killed); the KeyboardInterrupt to raise from it, for the CLI to say."""
+    with contextlib.suppress(OSError):
+        record_stop(run_dir, INTERRUPTED)
+    return KeyboardInterrupt()
 
 
 def _unwritable(run_dir: str, exc: BaseException) -> str | None:
