@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
-__all__ = ["count"]
+__all__ = ["count", "first_listed", "WARNED_LISTED", "FAILED_LISTED"]
+
+#: How many warned files (or notes), and how many failed files, a job's end summary lists on the
+#: console; it counts the rest and says where each is. Listed whole, a 20,000-file job repeated
+#: thousands of lines already said as each image finished. Failures get more room than warnings:
+#: each is an input left without an output, to fix and run again, where a warning asks for a look.
+WARNED_LISTED = 20
+FAILED_LISTED = 50
 
 
 def count(n: int, noun: str) -> str:
     """``"1 image"``, ``"2 images"``: ``n`` and ``noun``, plural (an ``s``) unless ``n`` is 1."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def first_listed(lines: list[str], most: int, noun: str, where: str, indent: str = "  ") -> list[str]:
+    """``lines`` (one a file, or note) up to ``most`` of them, then ``"... and 3 more <noun>s:
+    <where>"`` for those left out: a console summary stays a screen long however big the job."""
+    if len(lines) <= most:
+        return list(lines)
+    return [*lines[:most], f"{indent}... and {count(len(lines) - most, 'more ' + noun)}: {where}"]

@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 
-from xvertfast._text import count
+from xvertfast._text import FAILED_LISTED, WARNED_LISTED, count, first_listed
 
 DESCRIPTION = """\
 xvertfast: unsupervised contrast enhancement of the vertebrae in chest X-rays
@@ -236,14 +236,24 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
         return 2
     print(summary.line())
     _dry_run_notes(summary, "preprocess", args.output, len(summary.planned), outputs_each=len(SUFFIXES))
-    for path, warnings in summary.warned:  # repeated here: on a long job the first mention has scrolled away
-        for warning in warnings:
-            print(f"  warning: {warning}", file=sys.stderr)
-    for path, reason in summary.failed:
-        print(f"  failed: {reason}", file=sys.stderr)
+    # repeated here, as many as a screen holds: on a long job the first mention has scrolled away
+    _print_listed([warnings for _, warnings in summary.warned], [reason for _, reason in summary.failed],
+                  "each was said above as it finished")  # fmt: skip
     if summary.stopped == "interrupted":
         return 130
     return 1 if summary.failed else 0
+
+
+def _print_listed(warned: list[list[str]], failed: list[str], where: str) -> None:
+    """A job's end summary of its warned files (``warned``: each one's warnings) and failed ones
+    (``failed``: why each failed) on stderr, at most :data:`~xvertfast._text.WARNED_LISTED` and
+    :data:`~xvertfast._text.FAILED_LISTED` of them, then how many more and ``where`` every one is:
+    listed whole, a 20,000-file job printed some 6,700 lines here, each said already."""
+    warned_lines = ["\n".join(f"  warning: {warning}" for warning in warnings) for warnings in warned]
+    for line in first_listed(warned_lines, WARNED_LISTED, "warned file", where):
+        print(line, file=sys.stderr)
+    for line in first_listed([f"  failed: {reason}" for reason in failed], FAILED_LISTED, "failed file", where):
+        print(line, file=sys.stderr)
 
 
 def _roi_file(path: str | None):
@@ -291,11 +301,10 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
         return 2
     print(summary.line())
     _dry_run_notes(summary, "enhance", args.output, summary.planned, outputs_each=1)
-    for rec in summary.warned:  # repeated here: on a long job the first mention has scrolled away
-        for warning in rec.warnings:
-            print(f"  warning: {warning}", file=sys.stderr)
-    for rec in summary.failed:
-        print(f"  failed: {rec.error}", file=sys.stderr)
+    # repeated here, as many as a screen holds: on a long job the first mention has scrolled away
+    where = (f"every one is in {summary.report}" if summary.report else "each was said above as it finished"
+             + ("" if args.report else "; --report RUN_JSON keeps every one in a file"))  # fmt: skip
+    _print_listed([rec.warnings for rec in summary.warned], [rec.error for rec in summary.failed], where)
     if summary.report:
         print(f"report: {summary.report}")
     if summary.preview:
@@ -313,7 +322,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     _load_torch()
     _use_threads(args.threads)
     from xvertfast.eval.evaluate import evaluate
-    from xvertfast.eval.report import ReportInterrupted
+    from xvertfast.eval.report import ReportInterrupted, summary_listing_at_most
     from xvertfast.io.files import NothingFound, check_inputs
 
     try:
@@ -337,8 +346,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as exc:
         return _evaluation_interrupted(args.output, exc)
     print(f"{count(run.images, 'image')} evaluated, {len(run.failed)} failed; report: {paths['report.html']}")
-    with open(paths["summary.md"]) as f:
-        print(f.read())
+    with open(paths["summary.md"]) as f:  # its lists of notes and failed images capped: every one stays in the file
+        print(summary_listing_at_most(f.read(), paths["summary.md"]))
     if not run.images:
         return 1
     return 1 if run.failed else 0

@@ -692,6 +692,33 @@ def test_an_image_that_looks_inverted_gets_a_note(tmp_path, seed, capsys):
     assert "bone_dark.png: looks inverted" in (out / "summary.md").read_text()
 
 
+def test_the_summary_printed_lists_a_screenful_of_notes_and_failures_and_summary_md_keeps_them_all(tmp_path, seed,
+                                                                                                    capsys):  # fmt: skip
+    """stdout had the whole summary.md, a note line an image: 76 KB for 2,000 images, each note said
+    on stderr already as its image was scored. It lists the first WARNED_LISTED notes and
+    FAILED_LISTED failed images, counts the rest and names summary.md, which keeps every one."""
+    from xvertfast._text import FAILED_LISTED, WARNED_LISTED
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for k in range(WARNED_LISTED + 1):
+        Image.fromarray(255 - chest_like(seed + k, 320, 300)).save(src / f"dark{k:02d}.png")
+    for k in range(FAILED_LISTED + 2):
+        (src / f"text{k:02d}.png").write_text("not an image")
+    out = tmp_path / "r"
+    assert main(["evaluate", str(src), "-o", str(out), "--methods", "identity", "--metrics", "entropy", "-q"]) == 1
+    printed = capsys.readouterr().out
+    assert len(re.findall(r"(?m)^- .*looks inverted", printed)) == WARNED_LISTED
+    assert f"\n- ... and 1 more note: every one is in {out / 'summary.md'}\n" in printed
+    assert len(re.findall(r"(?m)^- .*text\d\d\.png", printed)) == FAILED_LISTED
+    assert f"\n- ... and 2 more failed images: every one is in {out / 'summary.md'}\n" in printed
+    assert "## Failed images" in printed and "Time: " in printed  # what follows the lists is still printed
+    kept = (out / "summary.md").read_text()
+    assert len(re.findall(r"(?m)^- .*looks inverted", kept)) == WARNED_LISTED + 1
+    assert len(re.findall(r"(?m)^- .*text\d\d\.png", kept)) == FAILED_LISTED + 2
+    assert "more note" not in kept and "more failed" not in kept
+
+
 def test_8bit_conversions():
     assert to_8bit_output(np.array([[0.0, 0.5, 1.0, 1.7, -0.2]])).tolist() == [[0, 128, 255, 255, 0]]
     v = np.array([[100, 1100], [600, 350]], dtype=np.uint16)

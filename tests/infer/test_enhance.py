@@ -971,3 +971,40 @@ def test_format_same_keeps_a_16_bit_png_16_bit_whatever_its_values(tmp_path, mod
     assert deep.values.dtype == np.uint16 and eight.values.dtype == np.uint8
     assert int(deep.values.max()) <= 255  # the 8-bit scale of its values, in a 16-bit PNG
     np.testing.assert_array_equal(deep.values, eight.values)  # the same image, the same levels
+
+
+def test_the_end_summary_lists_a_screenful_of_warned_and_failed_files_and_says_where_the_rest_are(
+        tmp_path, model_dir, seed, capsys):  # fmt: skip
+    """A 20,000-file job's end summary repeated every warning said as each image finished (some
+    6,700 lines at the scale audit's rate): it lists the first WARNED_LISTED and FAILED_LISTED,
+    counts the rest and names the --report that holds every one, or says that each was said above."""
+    from xvertfast._text import FAILED_LISTED, WARNED_LISTED
+
+    src = tmp_path / "in"
+    src.mkdir()
+    bone_dark = np.round((1 - chest_like(seed)) * 255).astype(np.uint8)
+    for k in range(WARNED_LISTED + 2):
+        Image.fromarray(bone_dark).save(src / f"dark{k:02d}.png")
+    for k in range(FAILED_LISTED + 3):
+        (src / f"broken{k:02d}.png").write_bytes(b"not a PNG at all")
+    out, report = tmp_path / "o", tmp_path / "run.json"
+    args = ["enhance", str(src), "-o", str(out), "--model", str(model_dir), "-q"]
+    assert main([*args, "--report", str(report)]) == 1
+    err = capsys.readouterr().err
+    assert len(re.findall(r"(?m)^warning: .*looks inverted", err)) == WARNED_LISTED + 2  # each as it finished
+    assert len(re.findall(r"(?m)^error: .*broken", err)) == FAILED_LISTED + 3
+    # the end summary's lines, indented
+    assert len(re.findall(r"(?m)^  warning: .*looks inverted", err)) == WARNED_LISTED
+    assert f"\n  ... and 2 more warned files: every one is in {report}\n" in err
+    assert len(re.findall(r"(?m)^  failed: .*broken", err)) == FAILED_LISTED
+    assert f"\n  ... and 3 more failed files: every one is in {report}\n" in err
+    files = json.loads(report.read_text())["files"]  # the report keeps them all
+    assert sum(bool(r["warnings"]) for r in files) == WARNED_LISTED + 2
+    assert sum(r["status"] == "failed" for r in files) == FAILED_LISTED + 3
+    # without --report: where they are is the lines said as each file finished
+    assert main([*args[:3], str(tmp_path / "o2"), *args[4:]]) == 1
+    err = capsys.readouterr().err
+    assert len(re.findall(r"(?m)^  warning: .*looks inverted", err)) == WARNED_LISTED
+    assert ("... and 2 more warned files: each was said above as it finished; --report RUN_JSON keeps every one "
+            "in a file\n") in err  # fmt: skip
+    assert "... and 3 more failed files: each was said above as it finished;" in err

@@ -173,6 +173,29 @@ def test_the_summary_counts_and_repeats_the_warnings(tmp_path, capsys):
     assert [path for path, _ in summary.warned] == [str(src / "b.png")]
 
 
+def test_the_summary_lists_a_screenful_of_warned_and_failed_images_then_counts_the_rest(tmp_path, capsys):
+    """Listed whole, a job of thousands repeated thousands of lines at its end, each said already
+    as its image finished (preprocess keeps no file of them: those lines are where they are)."""
+    from xvertfast._text import FAILED_LISTED, WARNED_LISTED
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for k in range(WARNED_LISTED + 1):
+        Image.fromarray(255 - radiograph_like(k)).save(src / f"dark{k:02d}.png")  # stored bone-dark
+    for k in range(FAILED_LISTED + 2):
+        (src / f"text{k:02d}.png").write_text("not an image")
+    assert main(["preprocess", str(src), "-o", str(out), "-q"]) == 1
+    captured = capsys.readouterr()
+    assert f"{WARNED_LISTED + 1} done ({WARNED_LISTED + 1} with warnings), 0 skipped, {FAILED_LISTED + 2} failed" in captured.out
+    err = captured.err
+    assert len(re.findall(r"(?m)^warning: .*looks inverted", err)) == WARNED_LISTED + 1  # each as it finished
+    assert len(re.findall(r"(?m)^error: .*text", err)) == FAILED_LISTED + 2
+    assert len(re.findall(r"(?m)^  warning: .*looks inverted", err)) == WARNED_LISTED  # the end summary's
+    assert "\n  ... and 1 more warned file: each was said above as it finished\n" in err
+    assert len(re.findall(r"(?m)^  failed: .*text", err)) == FAILED_LISTED
+    assert "\n  ... and 2 more failed files: each was said above as it finished\n" in err
+
+
 def test_errors_and_warnings_start_their_own_line_under_the_progress_bar(folder, tmp_path, capsys):
     # printed after the bar's text, which ends without a newline: "...[00:00<?, ?img/s]error: ..."
     assert main(["preprocess", str(folder), "-o", str(tmp_path / "out")]) == 1

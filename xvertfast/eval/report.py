@@ -39,7 +39,7 @@ import numpy as np
 
 from xvertfast._interrupts import deliver, interrupts_deferred
 from xvertfast._plotting import pyplot
-from xvertfast._text import count
+from xvertfast._text import FAILED_LISTED, WARNED_LISTED, count, first_listed
 from xvertfast.eval.protocol import ORIGINAL_PICTURE, EvalRun
 from xvertfast.eval.stats import (EXACT_MAX_PAIRS, describe, differences, image_means, outlier_mask, paired_clean,
                                    significance_mark, wilcoxon_p)
@@ -47,7 +47,7 @@ from xvertfast.io.files import image_extension
 from xvertfast.io.write import atomic_write
 
 __all__ = ["summarise", "summarise_by_image", "write_report", "remove_unfinished_reports", "ReportInterrupted",
-           "REPORT_FILES", "HIGHER_IS_BETTER"]  # fmt: skip
+           "summary_listing_at_most", "REPORT_FILES", "HIGHER_IS_BETTER"]  # fmt: skip
 
 #: In this order they are put in place: the page, which links the others, last.
 REPORT_FILES = ("scores.csv", "summary.csv", "summary.md", "boxplots.png", "report.html")
@@ -315,6 +315,42 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_imag
             secs[-1] += ", which includes earlier runs' scoring of methods or metrics this report leaves out"
     lines += [f"Time: {', '.join(secs)}.", ""]
     return "\n".join(lines)
+
+
+#: The headings of summary.md's lists that grow with the images, the most entries of each that the
+#: console shows and what they are called there (notes as warnings; failures, to act on, get more room).
+_LISTS_CAPPED = {"## Notes": (WARNED_LISTED, "note"), "## Failed images": (FAILED_LISTED, "failed image")}
+
+
+def summary_listing_at_most(markdown: str, path: str) -> str:
+    """summary.md's text (``markdown``, read from ``path``) for the console: its lists of notes and
+    of failed images cut to their first entries, then how many more and that every one is in
+    ``path``. Printed whole, a 2,000-image evaluation put 76 KB on stdout, a note line an image,
+    each said on stderr already as its image was scored."""
+    out: list[str] = []
+    cap, items = None, []
+
+    def put_items() -> None:
+        if items:
+            most, noun = cap
+            out.extend(first_listed(items, most, noun, f"every one is in {path}", indent="- "))
+            items.clear()
+
+    for line in markdown.split("\n"):
+        if line.startswith("## "):
+            put_items()
+            cap = next((c for heading, c in _LISTS_CAPPED.items() if line.startswith(heading)), None)
+        elif cap is not None and line.startswith("- "):
+            items.append(line)
+            continue
+        elif cap is not None and items and line.strip() and not line.startswith("#"):  # an entry of several lines
+            items[-1] += "\n" + line
+            continue
+        else:
+            put_items()
+        out.append(line)
+    put_items()
+    return "\n".join(out)
 
 
 def _wrap_label(name: str, width: int) -> str:
