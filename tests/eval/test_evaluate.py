@@ -1098,3 +1098,28 @@ def test_the_settings_record_the_precision_the_built_backend_runs(monkeypatch):
     settings = evaluate_module._settings(["xvertnet"], {"xvertnet": SimpleNamespace(enhancer=Planned())}, ["entropy"],
                                          None, {})  # fmt: skip
     assert settings["methods"][0]["runs"] == {"device": "cuda", "precision": "bfloat16", "backend": "torch"}
+
+
+def test_a_model_whose_tiles_miss_the_rois_is_warned_of_once_and_noted_and_one_at_512_is_not(tmp_path, seed, capsys):
+    """A model trained at --roi-size 128 enhances two 128 px tiles (at 1024 rows) in spine mode, the
+    512x290 ROIs are scored mostly on original pixels: it scored like identity, and nothing said so."""
+    small = tiny_model_dir(tmp_path, seed)  # trained on 64 px ROIs: 1% of the ROIs filled
+    torch.manual_seed(seed)
+    large = save_model(XVertNet([XVertNetStage(4, 2)]), tmp_path / "large",
+                       extra={"training": {"config": {"roi_size": 512}}})  # fmt: skip
+    src = tmp_path / "in"
+    src.mkdir()
+    for k in range(2):  # two images: the warning is the method's, said once, not an image's
+        Image.fromarray(chest_like(seed + k, 320, 300)).save(src / f"img{k}.png")
+    methods = f"identity,mine:xvertnet={small},mine_bright:xvertnet_original_brightness={small},big:xvertnet={large}"
+    out = tmp_path / "r"
+    assert main(["evaluate", str(src), "-o", str(out), "--methods", methods, "--metrics", "entropy",
+                 "--device", "cpu", "--pictures", "1", "-q"]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    for label in ("mine", "mine_bright"):
+        said = (f"method {label} (model {small}) was trained at --roi-size 64: its spine tiles fill 1% of the "
+                "512x290 evaluation ROIs' pixels with the network's output")  # fmt: skip
+        assert err.count(f"warning: {said}") == 1, err
+        assert "evaluate a model trained at --roi-size 512 (the default)" in err
+        assert f"- {said}" in (out / "summary.md").read_text()
+    assert "method big" not in err and "method big" not in (out / "summary.md").read_text()

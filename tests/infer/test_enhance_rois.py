@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from tests.infer.test_enhance import TILE, chest_like, model_dir, tiny_model  # noqa: F401 (a fixture)
@@ -222,3 +223,35 @@ def test_centres_on_the_last_rows_are_enhanced_and_a_spine_with_swapped_rows_is_
     with pytest.raises(ValueError, match=r"^enhance: the upper ROI centre's row \(30\) must be above the lower ROI "
                                          r"centre's \(10\), .*swapped"):  # fmt: skip
         enh.enhance(img, swapped)
+
+
+@pytest.mark.parametrize("tile", [128, 512])
+def test_the_roi_coverage_is_the_share_of_the_evaluation_rois_compose_fills_with_the_network_alone(seed, tile):
+    """evaluate scored a model trained at --roi-size 128 on ROIs mostly of original pixels (like identity)
+    and said nothing: spine_roi_coverage, which it now warns by, must count what compose does. Tiles of
+    ones on an image darker than 0.7: a ROI pixel is 1 exactly where no original shows."""
+    from xvertfast.infer.enhancer import spine_roi_coverage
+
+    rng = np.random.default_rng(seed)
+    enhancer = Enhancer(tiny_model(seed), device="cpu")
+    enhancer.tile = tile  # (what the model's training config sets; compose runs no network)
+    prep = enhancer.prepare(0.1 + 0.6 * rng.random((256, 256)))
+    out = enhancer.compose(prep, torch.ones((2, 1, tile, tile)))
+    rois = prep.spine.eval_rois()
+    filled = sum(int((out[r.top : r.bottom, r.left : r.right] >= 1 - 1e-5).sum()) for r in rois)
+    share = filled / sum((r.bottom - r.top) * (r.right - r.left) for r in rois)
+    assert spine_roi_coverage(tile, prep.spine) == pytest.approx(share, abs=1e-12)
+    # at the centres find_spine places: a tile of 128 covers 6% of the ROIs, one of 512 (the default) all
+    assert spine_roi_coverage(tile) == (1.0 if tile == 512 else pytest.approx(0.063, abs=0.001))
+
+
+def test_a_model_trained_on_small_rois_is_warned_of_once_a_job_in_spine_mode(tmp_path, model_dir, seed, capsys):
+    """A model trained at --roi-size 128 enhances two 128 px tiles (at 1024 rows) in spine mode, and
+    nothing said so: a warning once a job (not an image), none in full mode, which covers the image."""
+    src = _inputs(tmp_path, seed)  # two images
+    assert _run(src, tmp_path / "spine", model_dir) == 0
+    said = (f"warning: the model was trained at --roi-size {TILE}: spine mode enhances two tiles of {TILE} px a "
+            "side (at 1024 rows), 6% of the 512x290 ROIs evaluate scores")  # fmt: skip
+    assert _said(capsys)[1].count(said) == 1
+    assert _run(src, tmp_path / "full", model_dir, "--mode", "full") == 0
+    assert "--roi-size" not in _said(capsys)[1]

@@ -30,6 +30,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures as cf
 import json
+import math
 import os
 import threading
 import time
@@ -506,6 +507,8 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
     with job:
         if not dry_run:
             remove_stale_parts(path for path in (report, preview) if path)  # a killed run's
+        if (warning := _small_tiles_warning(enhancer)) is not None:  # once a job (the job's setting, no image's)
+            log(f"warning: {warning}")
         summary, planned = _run(enhancer, job, files, fmt, workers, progress, log, start, given)
         job.ended(summary.stopped, found=summary.found, done=summary.done, skipped=summary.skipped,
                   failed=len(summary.failed))  # fmt: skip
@@ -520,6 +523,20 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
         log(f"interrupted: {' and '.join(unwritten)} not written (the same command writes them)")
         summary.interrupted_at_end = True
     return summary
+
+
+def _small_tiles_warning(enhancer) -> str | None:
+    """Where the model's spine tiles leave part of the evaluation ROIs original (trained on ROIs
+    under 512 px: :func:`~xvertfast.infer.enhancer.spine_roi_coverage`), what its outputs change:
+    a model trained at --roi-size 128 enhanced two 128 px tiles of an image and nothing said so."""
+    from xvertfast.infer.enhancer import spine_roi_coverage
+
+    if enhancer.mode != "spine" or (share := spine_roi_coverage(enhancer.tile)) >= 1:
+        return None
+    return (f"the model was trained at --roi-size {enhancer.tile}: spine mode enhances two tiles of {enhancer.tile} "
+            f"px a side (at 1024 rows), {math.floor(share * 100)}% of the 512x290 ROIs evaluate scores, and leaves "
+            "the rest of the image original; a model trained at --roi-size 512 (the default) covers those ROIs, "
+            "--mode full the whole image")  # fmt: skip
 
 
 def _write_side_files(summary: BatchSummary, planned, enhancer, settings: dict, report: str | None,

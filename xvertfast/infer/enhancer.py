@@ -28,7 +28,9 @@ Modes:
   each. The evaluation ROIs (512 rows, 290 columns: taller than a tile's core)
   reach into the other tile, where the two tiles' ramps meet; their weights sum
   to about 1 or more there, so the ROIs hold the network's output, of one tile
-  or of both blended, and not the original or its brightness.
+  or of both blended, and not the original or its brightness. That holds for a
+  model trained on 512 px ROIs (the default): a smaller one's tiles leave most of
+  the ROIs original (:func:`spine_roi_coverage`).
 - ``full``: the whole image at the training scale, tiled with
   :data:`FULL_OVERLAP` overlap and blended with the same ramps, so no seam shows.
 
@@ -72,9 +74,10 @@ from xvertfast.ops._inputs import real_from_numpy
 from xvertfast.ops.wls import METHODS as WLS_METHODS
 from xvertfast.preprocess import find_spine, preprocess
 from xvertfast.preprocess.inputs import check_unit_pixels
-from xvertfast.preprocess.spine import Box, Spine, centres_order_problem
+from xvertfast.preprocess.spine import LOWER_LEVEL, UPPER_LEVEL, WORKING_HEIGHT, Box, Spine, centres_order_problem
 
-__all__ = ["Enhancer", "EnhanceResult", "Prepared", "MODES", "BRIGHTNESS", "FEATHER", "FULL_OVERLAP", "SPINE_SHIFT"]
+__all__ = ["Enhancer", "EnhanceResult", "Prepared", "MODES", "BRIGHTNESS", "FEATHER", "FULL_OVERLAP", "SPINE_SHIFT",
+           "spine_roi_coverage"]
 
 MODES = ("spine", "full")
 #: What sets the output's large-scale brightness: the network (as in the papers) or the original.
@@ -192,6 +195,43 @@ def _check_gpu_wls(method: str, device: torch.device) -> None:
         return
     raise RuntimeError(f"wls_method {method!r} on {device}: {why}; use wls_method 'auto' (it solves on the CPU "
                        "there) or see `xvertfast info`")  # fmt: skip
+
+
+def _spine_boxes(spine: Spine, tile: int) -> list[Box]:
+    """Spine mode's two tiles in image pixels: the training ROIs of ``tile`` working pixels, moved
+    apart vertically by :data:`SPINE_SHIFT` of the tile each."""
+    H = spine.shape[0]
+    shift = SPINE_SHIFT * tile * spine.scale
+    # (centres given near the top or bottom stay in the image; the boxes stay in it anyway).
+    # Not with_centres: the spine was checked, and two centres on the last rows can meet here.
+    moved = replace(spine, upper=(max(0.0, spine.upper[0] - shift), spine.upper[1]),
+                    lower=(min(H - 1.0, spine.lower[0] + shift), spine.lower[1]))  # fmt: skip
+    return moved.train_rois(tile)
+
+
+def spine_roi_coverage(tile: int, spine: Spine | None = None) -> float:
+    """The share of the evaluation ROIs' pixels (512 x 290 at the working height) that spine mode
+    fills with the network's output alone (the tiles' summed blend weight 1 or more, as
+    :meth:`Enhancer.compose` weighs them), for a model trained on ``tile`` px ROIs. Where it is
+    below 1 the ROIs hold original pixels, and their scores are partly the original's: a model
+    trained at --roi-size 128 covers 6% of them, one at 512 (the default) all. ``spine``: the
+    image's centres; by default those find_spine places on a square image of the working height
+    (the share does not depend on the image's size, only on where its centres lie)."""
+    if spine is None:
+        side = WORKING_HEIGHT
+        spine = Spine((side, side), (side - 1) / 2, np.zeros((0, 2)), (UPPER_LEVEL * side, (side - 1) / 2),
+                      (LOWER_LEVEL * side, (side - 1) / 2))  # fmt: skip
+    H, W = spine.shape
+    weight = np.zeros((H, W), dtype=np.float64)
+    for b in _spine_boxes(spine, tile):
+        h, w = b.bottom - b.top, b.right - b.left
+        rows = _ramp(h, math.ceil(FEATHER * h), b.top > 0, b.bottom < H)
+        cols = _ramp(w, math.ceil(FEATHER * w), b.left > 0, b.right < W)
+        weight[b.top : b.bottom, b.left : b.right] += np.outer(rows, cols)
+    rois = spine.eval_rois()
+    # (the ramps are float32: two meeting sum to 1 within a few parts in 10^7)
+    covered = sum(int((weight[r.top : r.bottom, r.left : r.right] >= 1 - 1e-6).sum()) for r in rois)
+    return covered / sum((r.bottom - r.top) * (r.right - r.left) for r in rois)
 
 
 def _grid(length: int, tile: int, step: int) -> list[int]:
@@ -366,12 +406,7 @@ class Enhancer:
         spine = spine or find_spine(arr)
         H, W = arr.shape
         if self.mode == "spine":
-            shift = SPINE_SHIFT * self.tile * spine.scale
-            # (centres given near the top or bottom stay in the image; the boxes stay in it anyway).
-            # Not with_centres: the spine was checked, and two centres on the last rows can meet here.
-            moved = replace(spine, upper=(max(0.0, spine.upper[0] - shift), spine.upper[1]),
-                            lower=(min(H - 1.0, spine.lower[0] + shift), spine.lower[1]))  # fmt: skip
-            boxes = moved.train_rois(self.tile)
+            boxes = _spine_boxes(spine, self.tile)
         else:
             boxes = self._full_boxes(spine)
         inside = [(b.top > 0, b.left > 0, b.bottom < H, b.right < W) for b in boxes]
