@@ -995,6 +995,50 @@ def test_cli_says_a_checkpoint_folder_it_may_not_write_in_words(tmp_path, monkey
     assert (f"\nerror: cannot write the checkpoint in {run / 'checkpoint'}: Operation not permitted (the last "
             "finished epoch is kept); make it writable") in err, err  # fmt: skip
     assert "add --resume" in err and ".part" not in err
+    config = TrainConfig(stages=1, epochs_gc=2, epochs_joint=0, width=4, depth=2, roi_size=32, device="cpu")
+    with pytest.raises(PermissionError, match="cannot write the checkpoint"):  # (Python: a ValueError for a while)
+        train([str(data)], str(run), config, resume=True, progress=False, log=lambda m: None)
+
+
+def test_a_file_that_is_no_part_file_is_unwritable_only_in_a_folder_the_run_may_not_write(tmp_path, monkeypatch):
+    """The folder decides where the failing file is the run's own (a .npy made in cache/, a mkdir):
+    one the run may write in means the error was a read. (Root writes anywhere: access is faked.)"""
+    import errno
+
+    from xvertfast.train.loop import _unwritable
+
+    cache = tmp_path / "run" / "cache"
+    cache.mkdir(parents=True)
+    denied = PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(cache / "a.npy"))
+    assert _unwritable(str(tmp_path / "run"), denied) is None
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: os.fspath(path) != str(cache) and access(path, mode))
+    said = _unwritable(str(tmp_path / "run"), denied)
+    assert said.startswith(f"cannot write the preprocessed images in {cache}: Permission denied; make it"), said
+
+
+def test_a_file_of_the_run_it_may_not_read_is_not_said_to_be_unwritable(tmp_path, monkeypatch, capsys):
+    """A faked EACCES reading checkpoint/state.json on --resume (its folder writable) said "cannot write
+    the checkpoint ... make it writable"; it is said as the read error it is, a PermissionError."""
+    import errno
+
+    import xvertfast.train.loop as loop
+
+    data, run = write_images(tmp_path / "data"), tmp_path / "run"
+    config = TrainConfig(stages=1, epochs_gc=2, epochs_joint=0, width=4, depth=2, roi_size=32, device="cpu")
+    train([str(data)], str(run), config, stop_after_epochs=1, progress=False, log=lambda m: None)
+    state = str(run / "checkpoint" / "state.json")
+
+    def unreadable(ckpt_dir):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), state)
+
+    monkeypatch.setattr(loop, "latest_state", unreadable)
+    argv = ["train", str(data), "-o", str(run), "--stages", "1", "--epochs-gc", "2", "--epochs-joint", "0", "--width",
+            "4", "--depth", "2", "--roi-size", "32", "-q", "--device", "cpu", "--resume"]  # fmt: skip
+    assert main(argv) == 2
+    assert capsys.readouterr().err == f"error: [Errno 13] Permission denied: {state!r}\n"
+    with pytest.raises(PermissionError, match="Permission denied"):
+        train([str(data)], str(run), config, resume=True, progress=False, log=lambda m: None)
 
 
 def test_an_input_inside_the_run_folder_is_refused_before_anything_is_written_there(tmp_path):

@@ -177,6 +177,16 @@ class DiskFull(OSError):
         self.errno = errno.ENOSPC
 
 
+class RunFolderNotWritable(PermissionError):
+    """A file of the run that it may not write (a folder of it made immutable or read-only), said
+    in words (:func:`_unwritable`). A PermissionError, an OSError as the error it stands for was
+    (EROFS's included), for callers of :func:`train` that catch those."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.errno = code
+
+
 def _all_finite(stage: XVertNetStage) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in stage.parameters())
 
@@ -527,7 +537,7 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
             raise DiskFull(run_dir, exc) from exc
         unwritable = _unwritable(run_dir, exc)
         if unwritable:
-            raise ValueError(unwritable) from exc
+            raise RunFolderNotWritable(unwritable, exc.errno) from exc
         raise
     except (NothingFound, NoReadableImage, RoiRowError):  # as the other jobs: no run folder for a run that cannot start
         if made is not None:
@@ -558,11 +568,15 @@ def _unwritable(run_dir: str, exc: BaseException) -> str | None:
     """What to say where the run may not write a file of its own (a folder of it made immutable or
     read-only, its owner changed), as :func:`_lock_run_dir` says a run folder it may not write in:
     the folder and the problem, not "[Errno 1] ...: '.../.epoch.safetensors.x.part'". None for
-    other errors, and for files outside RUN_DIR."""
+    other errors, for files outside RUN_DIR and for reads: only a write (to a ``.part`` file, or in a
+    folder the run may not write in) is said so; a state.json it may not read is said as it is."""
     if not isinstance(exc, OSError) or exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS) or not exc.filename:
         return None
-    run, folder = os.path.abspath(run_dir), os.path.dirname(os.path.abspath(os.fsdecode(exc.filename)))
+    path = os.path.abspath(os.fsdecode(exc.filename))
+    run, folder = os.path.abspath(run_dir), os.path.dirname(path)
     if os.path.commonpath([run, folder]) != run:
+        return None
+    if not path.endswith(".part") and os.access(folder, os.W_OK):
         return None
     part = os.path.relpath(folder, run).split(os.sep)[0]
     what = {"checkpoint": "the checkpoint", "cache": "the preprocessed images", "model": "the model"}.get(part, "its files")
