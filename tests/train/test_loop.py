@@ -855,6 +855,27 @@ def test_an_unfinished_run_leaves_no_model_that_passes_for_the_trained_one(tmp_p
     assert len(load_model(run / "model").stages) == 2
 
 
+def test_a_finished_run_keeps_no_model_of_its_first_stages_and_a_resume_of_it_still_works(tmp_path):
+    """Before: a finished run left its first stages in checkpoint/model, a loadable one-stage model
+    that enhance --model and train --init took without a word. A resume of a finished run reads
+    RUN_DIR/model alone, so it goes when the last stage is saved; one interrupted in stage 2 too."""
+    data = write_images(tmp_path / "data")
+    quiet = {"progress": False, "log": lambda m: None}
+    full = train([str(data)], str(tmp_path / "full"), CONFIG, **quiet)
+    run = tmp_path / "run"
+    train([str(data)], str(run), CONFIG, stop_after_epochs=5, **quiet)  # stage 1 done, one epoch of stage 2
+    assert len(load_model(run / "checkpoint" / "model").stages) == 1  # kept for the resume
+    train([str(data)], str(run), CONFIG, resume=True, **quiet)
+    for folder in (tmp_path / "full", run):
+        assert not (folder / "checkpoint" / "model").exists()
+        assert (folder / "checkpoint" / "state.json").is_file()  # the rest of the checkpoint stays
+    said = []
+    again = train([str(data)], str(run), CONFIG, resume=True, progress=False, log=said.append)
+    assert any("the run has finished" in m for m in said), said
+    a, b = weights(full), weights(again)
+    assert len(again.stages) == 2 and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_a_run_an_older_xvertfast_began_resumes_from_the_stages_in_its_model_folder(tmp_path):
     import shutil
 

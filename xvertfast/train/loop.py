@@ -495,7 +495,7 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     through each finished stage: :mod:`xvertfast.train.figures`, with matplotlib),
     ``stage{k}_data-<digest of stage k-1>.npy`` (inputs of later stages, memory-mapped too) and ``model/`` (the
     trained model, loadable with :func:`xvertfast.load_model`, written once the last stage is trained; the
-    stages finished before it are kept in ``checkpoint/model``) and :data:`LOCK_FILE`, held while the
+    stages finished before it are kept in ``checkpoint/model`` until then) and :data:`LOCK_FILE`, held while the
     run goes on (a second run in ``run_dir`` is refused). ``stop_after_epochs`` ends the call
     after that many epochs (a controlled "kill", for tests); ``resume=True`` continues.
     ``command`` (and ``cwd``, the folder it was run in, where its paths are relative) is the
@@ -630,6 +630,20 @@ def _remove_stale_parts(run_dir: str, config: TrainConfig) -> None:
                         *(os.path.join(run_dir, f"preview_stage{k}.png") for k in stages),
                         *(os.path.join(folder, "config.json") for folder in models),
                         *(os.path.join(folder, f"stage{k}.safetensors") for folder in models for k in stages)])  # fmt: skip
+
+
+def _remove_finished_stages(ckpt_dir: str, log) -> None:
+    """Removes checkpoint/model once the run is finished (its state saved so): a resume then returns
+    RUN_DIR/model and reads no stage from there, and the model of fewer stages left in it was taken
+    by enhance --model and train --init without a word. One that cannot be removed is said, not
+    raised: the run is finished."""
+    kept = os.path.join(ckpt_dir, "model")
+    if os.path.isdir(kept):
+        try:
+            shutil.rmtree(kept)
+        except OSError as exc:
+            log(f"warning: {kept} not removed ({exc.strerror or exc}): it holds the run's first stages alone; "
+                f"its model is {os.path.join(os.path.dirname(ckpt_dir), 'model')}")
 
 
 def _finished_stage_file(run_dir: str, k: int) -> str:
@@ -856,6 +870,8 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
             shutil.rmtree(os.path.join(run_dir, "model"))
         prog = Progress(stage=k + 1, history=prog.history)
         _save_state(state_path, config, prog, run)
+        if k == config.stages:
+            _remove_finished_stages(ckpt_dir, log)
     if rois.skipped:  # said as they came, hours of progress above: again at the end, as the batch jobs do
         log(f"{len(rois.skipped)} file{' was' if len(rois.skipped) == 1 else 's were'} skipped (not trained on):")
         for line in rois.skipped:
