@@ -742,33 +742,30 @@ def _cmd_train(args: argparse.Namespace) -> int:
     try:
         return _train_command(args)
     except KeyboardInterrupt as exc:  # from the start (torch loading) to the end
-        return _training_interrupted(args.output, exc)
+        return _training_interrupted(args, exc)
     except Exception as exc:  # one a Ctrl-C or SIGTERM raised outside train()'s handlers (a wrapped one)
         from xvertfast._interrupts import came_of_an_interrupt
 
         if not came_of_an_interrupt(exc):
             raise
-        return _training_interrupted(args.output, exc)
+        return _training_interrupted(args, exc)
 
 
-def _training_interrupted(run_dir: str, exc: BaseException) -> int:
-    """Says what a training run stopped by Ctrl-C or SIGTERM keeps in ``run_dir`` and how to go on,
+def _training_interrupted(args: argparse.Namespace, exc: BaseException) -> int:
+    """Says what a training run stopped by Ctrl-C or SIGTERM keeps in RUN_DIR and how to go on,
     with the error the stop raised if one did (:func:`~xvertfast._interrupts.then_line`); its exit
-    code. Before the run took its folder, there is nothing to resume: said plainly. A run
-    whose every stage and model were written as the signal came has finished: exit code 0."""
+    code. Before the run took its folder, there is nothing to resume: said plainly. A run this
+    command finished (train() returned) as the signal came is complete, said so, and still
+    exits 130 (143) as every interrupted job does: a script's next step does not run."""
     from xvertfast._interrupts import then_line
     from xvertfast.train.run_folder import LOCK_FILE, has_finished_epochs
-    from xvertfast.train.status import train_status
 
-    try:
-        run = train_status(run_dir)
-    except (OSError, ValueError):  # (a damaged checkpoint: said as interrupted below)
-        run = None
-    if run is not None and run.finished:
-        print(f"\ninterrupted once the run had finished: its model is complete, {run.model}", file=sys.stderr)
-        print(_trained_line(run_dir))
-        return 0
-
+    run_dir = args.output
+    if getattr(args, "run_finished", False):  # (a run found finished at the start is no run this command finished)
+        if not getattr(args, "run_finished_said", False):
+            print(_trained_line(run_dir))
+        print(f"\ninterrupted once the run had finished{then_line(exc)}: its model is complete", file=sys.stderr)
+        return 130
     if not os.path.isfile(os.path.join(run_dir, LOCK_FILE)) and not has_finished_epochs(run_dir):
         print(f"\ninterrupted{then_line(exc)}: the run had not started; nothing was written", file=sys.stderr)
         return 130
@@ -820,6 +817,7 @@ def _train_command(args: argparse.Namespace) -> int:
         init_path = args.init if args.init != "default" else None  # (for the folder the command's paths are from)
         train(args.data, args.output, config, resume=args.resume, progress=not args.quiet, log=_say_around_the_bar,
               rois=_roi_file(args.rois), **_started_with(args, args.data, args.output, init_path, args.rois))  # fmt: skip
+        args.run_finished = True  # (for a Ctrl-C from here on: _training_interrupted)
     except NothingFound as exc:
         return _nothing_found(exc)
     except (TrainingDiverged, DiskFull) as exc:  # they say what the checkpoint keeps and what to do
@@ -838,6 +836,7 @@ def _train_command(args: argparse.Namespace) -> int:
         print(f"error: {type(exc).__name__}: {first_line}\n{kept}", file=sys.stderr)
         return 3
     print(_trained_line(args.output))
+    args.run_finished_said = True
     return 0
 
 

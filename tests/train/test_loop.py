@@ -1262,22 +1262,42 @@ def test_cli_an_error_an_interruption_raised_as_train_starts_is_said_with_the_re
             "kept; add --resume to the same command to go on") in capsys.readouterr().err  # fmt: skip
 
 
-def test_cli_an_interrupt_once_the_run_has_finished_is_a_finished_run(tmp_path, monkeypatch, capsys):
-    """A SIGINT at the very end of a --resume, its model written, gave exit 130: a script took the
-    finished run for a stopped one."""
-    import xvertfast.train as train_module
+@pytest.mark.parametrize("signum, code", [(None, 130), ("SIGTERM", 143)])
+def test_cli_an_interrupt_once_the_run_has_finished_says_so_and_still_exits_as_interrupted(tmp_path, monkeypatch,
+                                                                                           capsys, signum, code):  # fmt: skip
+    """Policy (troubleshooting guide): a job complete when interrupted exits 130 (143), so a script's next
+    step does not run. train exited 0 there, and also for a Ctrl-C as `train DATA -o FINISHED_RUN`
+    started (which refuses such a folder, exit 2): it took a run found finished for one it finished."""
+    import signal
 
-    real = train_module.train
-
-    def then_interrupted(*args, **kwargs):
-        real(*args, **kwargs)
-        raise KeyboardInterrupt  # as the last of the run's writes is done
+    import xvertfast.cli as cli
 
     data, run = write_images(tmp_path / "data"), tmp_path / "run"
-    monkeypatch.setattr(train_module, "train", then_interrupted)
     argv = ["train", str(data), "-o", str(run), "--stages", "1", "--epochs-gc", "1", "--epochs-joint", "0", "--width",
             "4", "--depth", "2", "--roi-size", "32", "-q"]  # fmt: skip
-    assert main(argv) == 0
+    real, calls = cli._trained_line, []
+
+    def interrupted_once(run_dir):  # the signal right after train() returned, as the model line is made
+        calls.append(run_dir)
+        if len(calls) == 1:
+            signal.raise_signal(getattr(signal, signum)) if signum else _raise(KeyboardInterrupt())
+        return real(run_dir)
+
+    monkeypatch.setattr(cli, "_trained_line", interrupted_once)
+    assert main(argv) == code
     said = capsys.readouterr()
-    assert "interrupted once the run had finished: its model is complete" in said.err
-    assert f"the model is in {run / 'model'}" in said.out
+    assert said.err.endswith("\n\ninterrupted once the run had finished: its model is complete\n"), said.err
+    assert said.out.count(f"the model is in {run / 'model'}") == 1, said.out
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_use_threads", ctrl_c)  # as the same command starts again: not a run it finished
+    assert main(argv) == 130
+    said = capsys.readouterr()
+    assert "interrupted: the last finished epoch is kept" in said.err and "once the run had finished" not in said.err
+    assert "the model is in" not in said.out
+
+
+def _raise(exc: BaseException) -> None:
+    raise exc
