@@ -1332,8 +1332,6 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
 
     previous, warnings.showwarning = warnings.showwarning, _show_warning
-    if argv is None:  # this process is the command: its exit may not be cut by a signal
-        _hold_signals_at_exit()
     terminated, restore_sigterm = _stop_on_sigterm()
     try:
         code = int(args.func(args) or 0)
@@ -1356,25 +1354,6 @@ def main(argv: list[str] | None = None) -> int:
         warnings.showwarning = previous  # main() also runs inside other programs (tests, notebooks)
         restore_sigterm()
     return 128 + signal.SIGTERM if terminated[0] and code == 130 else code
-
-
-def _hold_signals_at_exit() -> None:
-    """Ignores Ctrl-C and SIGTERM once the process exits (atexit, so once per process): the command
-    is over, and Python sets their handlers to the default as it shuts down, so one arriving while
-    torch's libraries are torn down (a few tenths of a second after a training run) killed the
-    process with exit code 130 after it had said the run was finished. kill -9 still ends it."""
-    import atexit
-
-    from xvertfast._interrupts import left_alone
-
-    def ignore() -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            if not left_alone(sig):
-                signal.signal(sig, signal.SIG_IGN)
-
-    if not getattr(_hold_signals_at_exit, "registered", False):
-        _hold_signals_at_exit.registered = True
-        atexit.register(ignore)
 
 
 def _stop_on_sigterm():
