@@ -1123,3 +1123,16 @@ def test_a_model_whose_tiles_miss_the_rois_is_warned_of_once_and_noted_and_one_a
         assert "evaluate a model trained at --roi-size 512 (the default)" in err
         assert f"- {said}" in (out / "summary.md").read_text()
     assert "method big" not in err and "method big" not in (out / "summary.md").read_text()
+
+
+def test_the_roi_coverage_warning_waits_for_the_refusals(tmp_path, seed, capsys):
+    """A mistyped input folder's error came after two long coverage warnings: they are said once
+    the evaluation can start, before the scoring."""
+    small = tiny_model_dir(tmp_path, seed)  # trained on 64 px ROIs
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["evaluate", str(empty), "-o", str(tmp_path / "r"), "--methods", f"identity,mine:xvertnet={small}",
+                 "--metrics", "entropy", "--device", "cpu", "-q"]) == 1  # fmt: skip
+    err = capsys.readouterr().err
+    assert "no image" in err.lower() or "nothing" in err.lower(), err
+    assert "--roi-size 64" not in err, err

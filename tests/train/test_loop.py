@@ -856,6 +856,8 @@ def test_an_unfinished_run_leaves_no_model_that_passes_for_the_trained_one(tmp_p
 
 
 def test_a_finished_run_keeps_no_model_of_its_first_stages_and_a_resume_of_it_still_works(tmp_path):
+    import shutil
+
     """Before: a finished run left its first stages in checkpoint/model, a loadable one-stage model
     that enhance --model and train --init took without a word. A resume of a finished run reads
     RUN_DIR/model alone, so it goes when the last stage is saved; one interrupted in stage 2 too."""
@@ -874,6 +876,11 @@ def test_a_finished_run_keeps_no_model_of_its_first_stages_and_a_resume_of_it_st
     assert any("the run has finished" in m for m in said), said
     a, b = weights(full), weights(again)
     assert len(again.stages) == 2 and all(torch.equal(a[k], b[k]) for k in a)
+    # one left by a run killed between its finished state and the removal (or finished by an older
+    # xvertfast): a resume of the finished run removes it
+    shutil.copytree(run / "model", run / "checkpoint" / "model")
+    train([str(data)], str(run), CONFIG, resume=True, **quiet)
+    assert not (run / "checkpoint" / "model").exists()
 
 
 def test_a_run_an_older_xvertfast_began_resumes_from_the_stages_in_its_model_folder(tmp_path):

@@ -71,8 +71,6 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
         raise ValueError(f"--compare-to {compare_to} is not among the methods ({', '.join(built)})")
     _require_packages(built)  # before hours of scoring, not when the report is drawn
     uncovered = _rois_left_original(methods, built)
-    for note in uncovered:  # said before the scoring, which may take hours; kept in the report's notes
-        log(f"warning: {note}")
     centres = None if rois == "auto" else load_roi_centres(rois)
     # neither the report nor another tool's outputs are inputs (both may sit inside the input folder)
     exclude = [out_dir, *(m.folder for m in built.values() if getattr(m, "folder", None))]
@@ -82,6 +80,8 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
     unused: list[str] = []  # a row naming two inputs, or an input named twice: said before the folder is made
     given = centres_of_inputs(centres, [f.path for f in files], unused) if centres is not None else None
     _check_report_folder(out_dir)
+    for note in uncovered:  # after the refusals, before the scoring (hours); kept in the report's notes
+        log(f"warning: {note}")
     journal = Journal(out_dir, _settings(methods, built, metrics, centres, enhancer_kwargs), restart)
     try:  # the report too under the journal's lock: no other evaluation writes into the folder meanwhile
         run = run_protocol(inputs, built, list(metrics), centres, pictures=pictures, progress=progress, log=log,

@@ -326,8 +326,7 @@ _LISTS_CAPPED = {"## Notes": (WARNED_LISTED, "note"), "## Failed images": (FAILE
 def summary_listing_at_most(markdown: str, path: str) -> str:
     """summary.md's text (``markdown``, read from ``path``) for the console: its lists of notes and
     of failed images cut to their first entries, then how many more and that every one is in
-    ``path``. Printed whole, a 2,000-image evaluation put 76 KB on stdout, a note line an image,
-    each said on stderr already as its image was scored."""
+    ``path``. Printed whole, a 2,000-image evaluation put 76 KB on stdout, a note line an image."""
     out: list[str] = []
     cap, items = None, []
 

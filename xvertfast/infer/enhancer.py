@@ -216,7 +216,8 @@ def spine_roi_coverage(tile: int, spine: Spine | None = None) -> float:
     below 1 the ROIs hold original pixels, and their scores are partly the original's: a model
     trained at --roi-size 128 covers 6% of them, one at 512 (the default) all. ``spine``: the
     image's centres; by default those find_spine places on a square image of the working height
-    (the share does not depend on the image's size, only on where its centres lie)."""
+    (on a square image; an image too narrow for the tiles shrinks them and covers less, and
+    rounding moves the share by under 0.1%)."""
     if spine is None:
         side = WORKING_HEIGHT
         spine = Spine((side, side), (side - 1) / 2, np.zeros((0, 2)), (UPPER_LEVEL * side, (side - 1) / 2),

@@ -709,6 +709,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
             log(f"{run_dir}: the run has finished (all {count(config.stages, 'stage')} "
                 f"trained): nothing to resume; its model is {os.path.join(run_dir, 'model')} (to train it on "
                 f"more or other images: a new RUN_DIR with --init {os.path.join(run_dir, 'model')})")  # fmt: skip
+            _remove_finished_stages(ckpt_dir, log)  # (a run killed between its finished state and that removal)
             return load_model(os.path.join(run_dir, "model"), map_location=device)  # (written before it was finished)
         elif prog.epoch:  # (epochs finished in the stage: "at stage 1, epoch 25" read as redoing the 25th)
             log(f"resuming after stage {prog.stage}, epoch {prog.epoch} (the last one finished)")
