@@ -769,6 +769,10 @@ def _training_interrupted(args: argparse.Namespace, exc: BaseException) -> int:
     if not os.path.isfile(os.path.join(run_dir, LOCK_FILE)) and not has_finished_epochs(run_dir):
         print(f"\ninterrupted{then_line(exc)}: the run had not started; nothing was written", file=sys.stderr)
         return 130
+    if _finished_before(run_dir):  # (an interrupted `train DATA -o FINISHED_RUN`: --resume would only say so)
+        print(f"\ninterrupted{then_line(exc)}: {run_dir} holds a finished run; its model is "
+              f"{os.path.join(run_dir, 'model')}", file=sys.stderr)  # fmt: skip
+        return 130
     cache = os.path.join(run_dir, "cache")
     cached = os.path.isdir(cache) and any(name.endswith(".npy") for name in os.listdir(cache))
     kept = ("the last finished epoch is kept" if has_finished_epochs(run_dir)
@@ -776,6 +780,18 @@ def _training_interrupted(args: argparse.Namespace, exc: BaseException) -> int:
             else "no epoch had finished, no image was preprocessed yet")  # fmt: skip
     print(f"\ninterrupted{then_line(exc)}: {kept}; add --resume to the same command to go on", file=sys.stderr)
     return 130
+
+
+def _finished_before(run_dir: str) -> bool:
+    """Whether ``run_dir`` holds a run that had finished before this command (False where that
+    cannot be read: the interrupted line then says what a resume would)."""
+    from xvertfast.train.status import train_status
+
+    try:
+        run = train_status(run_dir)
+    except (OSError, ValueError):
+        return False
+    return run is not None and run.finished
 
 
 def _train_command(args: argparse.Namespace) -> int:

@@ -1302,7 +1302,9 @@ def test_cli_an_interrupt_once_the_run_has_finished_says_so_and_still_exits_as_i
     monkeypatch.setattr(cli, "_use_threads", ctrl_c)  # as the same command starts again: not a run it finished
     assert main(argv) == 130
     said = capsys.readouterr()
-    assert "interrupted: the last finished epoch is kept" in said.err and "once the run had finished" not in said.err
+    # (not 'add --resume', which would only say the run is finished)
+    assert f"interrupted: {run} holds a finished run; its model is {run / 'model'}" in said.err, said.err
+    assert "--resume" not in said.err and "once the run had finished" not in said.err
     assert "the model is in" not in said.out
 
 
