@@ -300,6 +300,8 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(summary.line())
+    for note in summary.notes:  # said as the job started too: on a long job that has scrolled away
+        print(f"warning: {note}", file=sys.stderr)
     _dry_run_notes(summary, "enhance", args.output, summary.planned, outputs_each=1)
     # repeated here, as many as a screen holds: on a long job the first mention has scrolled away
     where = (f"every one is in {summary.report}" if summary.report else "each was said above as it finished"

@@ -245,13 +245,27 @@ def test_the_roi_coverage_is_the_share_of_the_evaluation_rois_compose_fills_with
     assert spine_roi_coverage(tile) == (1.0 if tile == 512 else pytest.approx(0.063, abs=0.001))
 
 
-def test_a_model_trained_on_small_rois_is_warned_of_once_a_job_in_spine_mode(tmp_path, model_dir, seed, capsys):
+def test_a_model_trained_on_small_rois_is_warned_of_as_a_job_starts_and_again_after_its_summary(
+        tmp_path, model_dir, seed, capsys, monkeypatch):  # fmt: skip
     """A model trained at --roi-size 128 enhances two 128 px tiles (at 1024 rows) in spine mode, and
-    nothing said so: a warning once a job (not an image), none in full mode, which covers the image."""
-    src = _inputs(tmp_path, seed)  # two images
-    assert _run(src, tmp_path / "spine", model_dir) == 0
-    said = (f"warning: the model was trained at --roi-size {TILE}: spine mode enhances two tiles of {TILE} px a "
-            "side (at 1024 rows), 6% of the 512x290 ROIs evaluate scores")  # fmt: skip
-    assert _said(capsys)[1].count(said) == 1
-    assert _run(src, tmp_path / "full", model_dir, "--mode", "full") == 0
-    assert "--roi-size" not in _said(capsys)[1]
+    nothing said so: a warning once a job (not an image), none in full mode, which covers the image.
+    Said only as the job started, it scrolled away on a long job: it is said again after the summary
+    line, kept on the summary (summary.notes) and in the --report's summary."""
+    src = _inputs(tmp_path, seed)
+    (src / "c.png").write_bytes((src / "a.png").read_bytes())  # three images: once a job is not once an image
+    monkeypatch.setattr("sys.stderr", __import__("sys").stdout)  # (one stream: the order of what is said)
+    assert _run(src, tmp_path / "spine", model_dir, "--report", str(tmp_path / "run.json")) == 0
+    warning = (f"the model was trained at --roi-size {TILE}: spine mode enhances two tiles of {TILE} px a side (at "
+               "1024 rows), 6% of the 512x290 ROIs evaluate scores")  # fmt: skip
+    said = _said(capsys)[0]
+    summary_at = said.index("3 done")
+    assert said.count(f"warning: {warning}") == 2
+    assert said.index(f"warning: {warning}") < summary_at < said.rindex(f"warning: {warning}")
+    (note,) = json.loads((tmp_path / "run.json").read_text())["summary"]["notes"]
+    assert note.startswith(warning)
+    summary = Enhancer(model_dir, device="cpu").enhance_files([str(src)], str(tmp_path / "api"), progress=False,
+                                                              log=lambda text: None)  # fmt: skip
+    assert summary.notes == [note]
+    assert _run(src, tmp_path / "full", model_dir, "--mode", "full", "--report", str(tmp_path / "full.json")) == 0
+    assert "--roi-size" not in _said(capsys)[0]
+    assert json.loads((tmp_path / "full.json").read_text())["summary"]["notes"] == []

@@ -97,6 +97,10 @@ class BatchSummary:
     #: the preview were written): the job is complete where ``stopped`` is None (the ledger says
     #: finished), and the CLI still exits 130 (143) as the user asked it to stop
     interrupted_at_end: bool = False
+    #: warnings of the job's settings, not of an image (a model trained on ROIs too small for spine
+    #: mode): said as the job starts, they scrolled away on a long job, so the CLI says them again
+    #: after the summary line and the --report keeps them
+    notes: list[str] = field(default_factory=list)
 
     def _count(self, status: str) -> int:
         return sum(r.status == status for r in self.records)
@@ -507,9 +511,11 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
     with job:
         if not dry_run:
             remove_stale_parts(path for path in (report, preview) if path)  # a killed run's
-        if (warning := _small_tiles_warning(enhancer)) is not None:  # once a job (the job's setting, no image's)
-            log(f"warning: {warning}")
+        notes = [warning] if (warning := _small_tiles_warning(enhancer)) is not None else []
+        for note in notes:  # once a job (the job's setting, no image's)
+            log(f"warning: {note}")
         summary, planned = _run(enhancer, job, files, fmt, workers, progress, log, start, given)
+        summary.notes = notes
         job.ended(summary.stopped, found=summary.found, done=summary.done, skipped=summary.skipped,
                   failed=len(summary.failed))  # fmt: skip
     summary.seconds = time.perf_counter() - start
@@ -772,7 +778,8 @@ def _write_report(path: str, summary: BatchSummary, enhancer, settings: dict) ->
                     "found_in_all_shards": summary.found_all, "found": summary.found, "done": summary.done, "skipped": summary.skipped,
                     "failed": len(summary.failed), "warned": len(summary.warned), "stopped": summary.stopped,
                     "not_processed": summary.not_processed,
-                    "seconds": summary.seconds, "images_per_second": summary.images_per_second},  # fmt: skip
+                    "seconds": summary.seconds, "images_per_second": summary.images_per_second,
+                    "notes": summary.notes},  # fmt: skip
         "files": [asdict(r) for r in summary.records],
     }
     folder = os.path.dirname(os.path.abspath(path))
