@@ -230,7 +230,7 @@ def test_the_roi_coverage_is_the_share_of_the_evaluation_rois_compose_fills_with
     """evaluate scored a model trained at --roi-size 128 on ROIs mostly of original pixels (like identity)
     and said nothing: spine_roi_coverage, which it now warns by, must count what compose does. Tiles of
     ones on an image darker than 0.7: a ROI pixel is 1 exactly where no original shows."""
-    from xvertfast.infer.enhancer import spine_roi_coverage
+    from xvertfast.infer.enhancer import _WEIGHT_ONE_TOLERANCE, spine_roi_coverage
 
     rng = np.random.default_rng(seed)
     enhancer = Enhancer(tiny_model(seed), device="cpu")
@@ -238,7 +238,7 @@ def test_the_roi_coverage_is_the_share_of_the_evaluation_rois_compose_fills_with
     prep = enhancer.prepare(0.1 + 0.6 * rng.random((256, 256)))
     out = enhancer.compose(prep, torch.ones((2, 1, tile, tile)))
     rois = prep.spine.eval_rois()
-    filled = sum(int((out[r.top : r.bottom, r.left : r.right] >= 1 - 1e-5).sum()) for r in rois)
+    filled = sum(int((out[r.top : r.bottom, r.left : r.right] >= 1 - _WEIGHT_ONE_TOLERANCE).sum()) for r in rois)
     share = filled / sum((r.bottom - r.top) * (r.right - r.left) for r in rois)
     assert spine_roi_coverage(tile, prep.spine) == pytest.approx(share, abs=1e-12)
     # at the centres find_spine places: a tile of 128 covers 6% of the ROIs, one of 512 (the default) all

@@ -88,6 +88,9 @@ FEATHER = 1 / 8
 SPINE_SHIFT = 1 / 8
 #: Share of the tile side by which neighbouring full-mode tiles overlap.
 FULL_OVERLAP = 1 / 4
+#: How far below 1 the tiles' summed blend weight may lie where the network's output alone shows:
+#: their float32 ramps, meeting, sum to 1 within a few parts in 10^7, not exactly
+_WEIGHT_ONE_TOLERANCE = 1e-6
 
 
 @dataclass
@@ -135,6 +138,29 @@ def _ramp(n: int, margin: int, start_inside: bool, end_inside: bool) -> np.ndarr
     if end_inside:
         w[n - m :] = np.minimum(w[n - m :], r[:m][::-1])
     return w
+
+
+def _sides_inside(boxes: list[Box], shape: tuple[int, int]) -> list[tuple[bool, bool, bool, bool]]:
+    """Per box, whether its top, left, bottom and right sides lie inside an image of ``shape``:
+    a tile's weight ramps down there only (at the image's edge nothing lies beyond to blend with)."""
+    H, W = shape
+    return [(b.top > 0, b.left > 0, b.bottom < H, b.right < W) for b in boxes]
+
+
+def _blend_weights(boxes: list[Box], inside: list[tuple[bool, bool, bool, bool]], share: float,
+                   shape: tuple[int, int]) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:  # fmt: skip
+    """Each tile's row and column ramps (falling over ``share`` of its side where that side lies
+    ``inside`` the image) and their outer products summed into a float64 plane of ``shape``, whose
+    pixels ``boxes`` are given in. One computation for :meth:`Enhancer.compose`, which blends by
+    them, and :func:`spine_roi_coverage`, which counts where they reach 1: two copies could drift."""
+    ramps = []
+    for box, (top, left, bottom, right) in zip(boxes, inside):
+        h, w = box.bottom - box.top, box.right - box.left
+        ramps.append((_ramp(h, math.ceil(share * h), top, bottom), _ramp(w, math.ceil(share * w), left, right)))
+    weight = np.zeros(shape, dtype=np.float64)
+    for box, (wr, wc) in zip(boxes, ramps):
+        weight[box.top : box.bottom, box.left : box.right] += np.outer(wr, wc)
+    return ramps, weight
 
 
 def _gaussian_blur(a: np.ndarray, sigma: float) -> np.ndarray:
@@ -222,16 +248,11 @@ def spine_roi_coverage(tile: int, spine: Spine | None = None) -> float:
         side = WORKING_HEIGHT
         spine = Spine((side, side), (side - 1) / 2, np.zeros((0, 2)), (UPPER_LEVEL * side, (side - 1) / 2),
                       (LOWER_LEVEL * side, (side - 1) / 2))  # fmt: skip
-    H, W = spine.shape
-    weight = np.zeros((H, W), dtype=np.float64)
-    for b in _spine_boxes(spine, tile):
-        h, w = b.bottom - b.top, b.right - b.left
-        rows = _ramp(h, math.ceil(FEATHER * h), b.top > 0, b.bottom < H)
-        cols = _ramp(w, math.ceil(FEATHER * w), b.left > 0, b.right < W)
-        weight[b.top : b.bottom, b.left : b.right] += np.outer(rows, cols)
+    boxes = _spine_boxes(spine, tile)
+    _, weight = _blend_weights(boxes, _sides_inside(boxes, spine.shape), FEATHER, spine.shape)
     rois = spine.eval_rois()
-    # (the ramps are float32: two meeting sum to 1 within a few parts in 10^7)
-    covered = sum(int((weight[r.top : r.bottom, r.left : r.right] >= 1 - 1e-6).sum()) for r in rois)
+    full = weight >= 1 - _WEIGHT_ONE_TOLERANCE
+    covered = sum(int(full[r.top : r.bottom, r.left : r.right].sum()) for r in rois)
     return covered / sum((r.bottom - r.top) * (r.right - r.left) for r in rois)
 
 
@@ -410,7 +431,7 @@ class Enhancer:
             boxes = _spine_boxes(spine, self.tile)
         else:
             boxes = self._full_boxes(spine)
-        inside = [(b.top > 0, b.left > 0, b.bottom < H, b.right < W) for b in boxes]
+        inside = _sides_inside(boxes, (H, W))
         xp, y = pp.xp[None, None], pp.y[None, None]
         tiles_x = [_resize(xp[..., b.top : b.bottom, b.left : b.right], (self.tile, self.tile)) for b in boxes]
         tiles_y = [_resize(y[..., b.top : b.bottom, b.left : b.right], (self.tile, self.tile)) for b in boxes]
@@ -483,22 +504,15 @@ class Enhancer:
             raise ValueError(f"compose: tiles must be a [{len(prep.boxes)}, 1, S, S] tensor, one per box of the "
                              f"prepared image, got {_describe(tiles)}")  # fmt: skip
         frac = FEATHER if self.mode == "spine" else FULL_OVERLAP / 2
-        # each tile's weight as its row and column ramps, made into a plane where it is used (all
-        # tiles' float64 planes at once: hundreds of MB in full mode on a 4096-row image)
-        ramps = []
-        for box, inside in zip(prep.boxes, prep.inside):
-            h, w = box.bottom - box.top, box.right - box.left
-            ramps.append((_ramp(h, math.ceil(frac * h), inside[0], inside[2]),
-                          _ramp(w, math.ceil(frac * w), inside[1], inside[3])))  # fmt: skip
         # the planes cover the boxes' bounding region only: outside it no tile weighs, and the result
         # is the original, clipped as below (spine mode: the two tiles are under half of an image)
         top, left = min((b.top for b in prep.boxes), default=0), min((b.left for b in prep.boxes), default=0)
         bottom, right = max((b.bottom for b in prep.boxes), default=0), max((b.right for b in prep.boxes), default=0)
         boxes = [Box(b.top - top, b.left - left, b.bottom - top, b.right - left) for b in prep.boxes]
         pixels = prep.pixels[top:bottom, left:right]
-        weight = np.zeros((bottom - top, right - left), dtype=np.float64)
-        for box, (wr, wc) in zip(boxes, ramps):
-            weight[box.top : box.bottom, box.left : box.right] += np.outer(wr, wc)
+        # each tile's weight as its row and column ramps, made into a plane where it is used (all
+        # tiles' float64 planes at once: hundreds of MB in full mode on a 4096-row image)
+        ramps, weight = _blend_weights(boxes, prep.inside, frac, (bottom - top, right - left))
         # the original's share of the blend: where the tiles together weigh 1 or more (the spine tiles'
         # overlap, which reaches into both evaluation ROIs) no original pixel shows, and no tile is
         # pulled to its brightness (each was pulled by 1 - its own weight, also where the other tile
