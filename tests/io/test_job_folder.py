@@ -30,6 +30,13 @@ def run(model_dir, *args) -> int:  # noqa: F811
     return main(["enhance", *map(str, args), "--model", str(model_dir), "--device", "cpu", "-q"])
 
 
+def image_warnings(err: str) -> list[str]:
+    """The warnings of stderr but the job's one about the test model's small tiles (trained on
+    128 px ROIs: spine mode leaves most of the evaluation ROIs original), said for every job."""
+    return [line for line in err.splitlines()
+            if "warning" in line and "the model was trained at --roi-size" not in line]  # fmt: skip
+
+
 def test_a_file_the_job_did_not_write_is_neither_done_nor_replaced(tmp_path, model_dir, seed, capsys):  # noqa: F811
     src, out = tmp_path / "in", tmp_path / "out"
     write_pngs(src, seed, ["a.png", "b.png"])
@@ -658,7 +665,7 @@ def test_an_earlier_output_removed_from_another_place_is_said(tmp_path, model_di
     assert not (out / "p1" / "a.png").exists() and (out / "a.png").exists()
     assert run(model_dir, src / "p1", "-o", out, "--overwrite", "--format", "tiff") == 0
     captured = capsys.readouterr()
-    assert "warning" not in captured.err and sorted(p.name for p in out.iterdir() if p.is_file() and
+    assert not image_warnings(captured.err) and sorted(p.name for p in out.iterdir() if p.is_file() and
                                                     not p.name.startswith(".")) == ["a.tiff"]  # fmt: skip
 
 
@@ -672,7 +679,7 @@ def test_a_change_of_format_into_a_relative_output_folder_is_not_said_as_a_move(
     capsys.readouterr()
     assert run(model_dir, "in", "-o", "out", "--overwrite", "--format", "tiff") == 0
     captured = capsys.readouterr()
-    assert "warning" not in captured.err and "with warnings" not in captured.out
+    assert not image_warnings(captured.err) and "with warnings" not in captured.out
 
 
 def test_a_dry_run_says_that_missing_and_empty_inputs_would_fail(tmp_path, model_dir, seed, capsys):  # noqa: F811
