@@ -1138,22 +1138,6 @@ def test_one_bit_white_is_zero_tiff(tmp_path):
     np.testing.assert_array_equal(im.pixels, (~bits).astype(np.float32))  # set bits are black
 
 
-def test_sixteen_bit_colour_png_says_it_is_read_at_8_bits(tmp_path):
-    # Pillow decodes 16-bit colour PNGs at 8 bits: the loss is said, not silent
-    raw = np.zeros((4, 4, 3), ">u2")
-    raw[..., :] = (np.arange(16).reshape(4, 4) * 257)[..., None]
-    rows = b"".join(b"\x00" + raw[i].tobytes() for i in range(4))
-
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 16, 2, 0, 0, 0))
-           + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))  # fmt: skip
-    (tmp_path / "c.png").write_bytes(png)
-    im = read_image(tmp_path / "c.png", warn=False)
-    assert any("16-bit PNG with colour or alpha: decoded at 8 bits" in n for n in im.notes)
-
-
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
@@ -1253,7 +1237,7 @@ def test_a_16_bit_grey_and_alpha_png_with_exif_after_its_pixels_is_turned_uprigh
     assert im.values.dtype == np.uint16 and any("Orientation (6)" in n for n in im.notes)
 
 
-@pytest.mark.parametrize("colour_type", [0, 4])
+@pytest.mark.parametrize("colour_type", [0, 4, 2, 6])  # grey, grey + alpha, RGB (its grey in each), RGBA
 @pytest.mark.parametrize(("shift", "bits"), [(0, 12), (4, 16)])
 def test_a_16_bit_pngs_sbit_chunk_gives_its_depth(tmp_path, seed, colour_type, shift, bits):
     # sBIT was not read: a dark 12-bit image (values up to 1300) was guessed 11-bit and written out
@@ -1263,9 +1247,10 @@ def test_a_16_bit_pngs_sbit_chunk_gives_its_depth(tmp_path, seed, colour_type, s
 
     dark = np.random.default_rng(seed).integers(0, 1301, size=(9, 10)).astype(np.uint16) << shift
     dark[0, 0] = 1300 << shift
-    samples = np.stack([dark, np.full_like(dark, 65535)], axis=-1)[..., : 1 + colour_type // 4]
+    colours, alpha = (3 if colour_type in (2, 6) else 1), colour_type in (4, 6)
+    samples = np.stack([dark] * colours + [np.full_like(dark, 65535)] * alpha, axis=-1)
     path = tmp_path / "dark.png"
-    sbit = _png_chunk(b"sBIT", bytes([12, 16][: 1 + colour_type // 4]))  # (grey's, and alpha's where there is one)
+    sbit = _png_chunk(b"sBIT", bytes([12] * colours + [16] * alpha))  # (each colour's, and alpha's where there is one)
     path.write_bytes(_png_of_samples(samples, colour_type, False, before_idat=sbit))
     im = read_image(path, warn=False)
     np.testing.assert_array_equal(im.values, dark)
@@ -1309,6 +1294,110 @@ def test_a_16_bit_pngs_sbit_of_16_says_nothing_of_its_depth(tmp_path, seed):
     im = read_image(path, warn=False)
     assert im.bits_stored == 12 and "significant_bits" not in im.meta
     assert full_range(im, depth_hint=12) == (0.0, 4095.0)
+
+
+def _grey_ramp(h: int, w: int) -> np.ndarray:
+    """0..65535 in h * w steps: most of its values' low bytes are not their high byte's copy."""
+    return np.rint(np.linspace(0, 65535, h * w)).astype(np.uint16).reshape(h, w)
+
+
+@pytest.mark.parametrize("interlaced", [False, True])
+def test_a_16_bit_rgb_png_of_a_grey_ramp_reads_as_that_grey_png(tmp_path, interlaced, capsys):
+    # Pillow decodes 16-bit colour at 8 bits: a researcher's export of grey copied into RGB was
+    # read as its high bytes (uint8, bits_stored 8), and written out 8-bit
+    from xvertfast.io.read import full_range
+
+    ramp = _grey_ramp(40, 30)
+    (tmp_path / "grey.png").write_bytes(_png_of_samples(ramp[..., None], 0, interlaced))
+    (tmp_path / "rgb.png").write_bytes(_png_of_samples(np.stack([ramp] * 3, axis=-1), 2, interlaced))
+    grey, rgb = read_image(tmp_path / "grey.png", warn=False), read_image(tmp_path / "rgb.png", warn=False)
+    assert rgb.values.dtype == np.uint16
+    np.testing.assert_array_equal(rgb.values, grey.values)
+    np.testing.assert_array_equal(rgb.pixels, grey.pixels)
+    assert rgb.bits_stored == grey.bits_stored == 16 and full_range(rgb) == full_range(grey) == (0.0, 65535.0)
+    assert rgb.notes == [f"{tmp_path / 'rgb.png'}: RGB image converted to luminance (grayscale)"]
+    assert "warning" not in capsys.readouterr().err.lower()  # (libpng's line about every interlaced file: not shown)
+
+
+def test_a_16_bit_rgba_png_reads_as_the_same_rgba_tiff_and_its_rgb(tmp_path, seed):
+    # the same luminance rule as a 16-bit colour TIFF's, at 16 bits; its alpha left out
+    import tifffile
+
+    samples = np.random.default_rng(seed).integers(0, 65536, size=(17, 23, 4)).astype(np.uint16)
+    (tmp_path / "rgba.png").write_bytes(_png_of_samples(samples, 6, False))
+    (tmp_path / "rgb.png").write_bytes(_png_of_samples(samples[..., :3], 2, True))
+    tifffile.imwrite(tmp_path / "rgba.tif", samples, photometric="rgb", extrasamples=["unassalpha"])
+    png, tif = read_image(tmp_path / "rgba.png", warn=False), read_image(tmp_path / "rgba.tif", warn=False)
+    assert png.values.dtype == np.uint16 and png.bits_stored == tif.bits_stored == 16
+    np.testing.assert_array_equal(png.values, tif.values)
+    np.testing.assert_array_equal(png.values, read_image(tmp_path / "rgb.png", warn=False).values)
+    assert png.notes == [f"{tmp_path / 'rgba.png'}: RGBA image converted to luminance (grayscale)"]
+
+
+def test_a_16_bit_colour_pngs_sbit_takes_its_deepest_colour(tmp_path, seed):
+    # the luminance of samples each within its colour's bits is within the deepest of them
+    values = np.random.default_rng(seed).integers(0, 1024, size=(9, 10, 3)).astype(np.uint16)
+    values[0, 0, 1] = 1023
+    path = tmp_path / "c.png"
+    path.write_bytes(_png_of_samples(values, 2, False, before_idat=_png_chunk(b"sBIT", bytes([8, 10, 9]))))
+    im = read_image(path, warn=False)
+    assert im.bits_stored == 10 and im.meta["significant_bits"] == 10
+    path.write_bytes(_png_of_samples(values, 2, False, before_idat=_png_chunk(b"sBIT", bytes([16, 16, 16]))))
+    im = read_image(path, warn=False)  # (PNG's default: nothing said of the depth; from its values, as for grey)
+    assert im.bits_stored == 10 and "significant_bits" not in im.meta
+
+
+def test_a_16_bit_colour_png_without_imagecodecs_says_it_is_read_at_8_bits(tmp_path, monkeypatch):
+    # Pillow alone decodes 16-bit colour PNGs at 8 bits: the loss is said, with what would read them
+    import sys
+
+    monkeypatch.setitem(sys.modules, "imagecodecs", None)  # (import imagecodecs raises ImportError)
+    ramp = _grey_ramp(40, 30)
+    path = tmp_path / "c.png"
+    path.write_bytes(_png_of_samples(np.stack([ramp] * 3, axis=-1), 2, False))
+    im = read_image(path, warn=False)
+    assert im.values.dtype == np.uint8 and im.bits_stored == 8
+    np.testing.assert_array_equal(im.values, ramp >> 8)
+    assert im.notes == [f"{path}: 16-bit colour PNG: decoded at 8 bits (Pillow keeps only the high byte of each "
+                        "sample); `pip install imagecodecs` reads it at 16 bits, or save it as 16-bit greyscale to "
+                        "keep the depth", f"{path}: RGB image converted to luminance (grayscale)"]  # fmt: skip
+
+
+def test_what_libpng_warns_of_a_16_bit_colour_png_becomes_its_note_naming_it(tmp_path, seed, caplog):
+    # imagecodecs logs libpng's warnings naming no file: in a batch, a line from nowhere
+    import imagecodecs
+
+    samples = np.random.default_rng(seed).integers(0, 65536, size=(9, 10, 3)).astype(np.uint16)
+    path = tmp_path / "c.png"
+    path.write_bytes(_png_of_samples(samples, 2, False, before_idat=_png_chunk(b"iCCP", b"x\0\0garbage")))
+    with caplog.at_level(logging.DEBUG, logger="imagecodecs"):
+        im = read_image(path, warn=False)
+    assert im.notes == [f"{path}: libpng: iCCP: too short", f"{path}: RGB image converted to luminance (grayscale)"]
+    assert not [r for r in caplog.records if r.name == "imagecodecs"]
+    with caplog.at_level(logging.DEBUG, logger="imagecodecs"):  # imagecodecs used by others: logged as before
+        imagecodecs.png_decode(path.read_bytes())
+    assert [r for r in caplog.records if r.name == "imagecodecs"]
+
+
+def test_a_16_bit_colour_png_with_exif_after_its_pixels_is_turned_upright(tmp_path, seed):
+    samples = np.random.default_rng(seed).integers(0, 65536, size=(5, 7, 3)).astype(np.uint16)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # turn it 90 degrees clockwise
+    path = tmp_path / "c.png"
+    path.write_bytes(_png_of_samples(samples, 2, False, after_idat=_png_chunk(b"eXIf", exif.tobytes()[6:])))
+    path_upright = tmp_path / "upright.png"
+    path_upright.write_bytes(_png_of_samples(np.rot90(samples, -1), 2, False))
+    im = read_image(path, warn=False)
+    assert im.values.dtype == np.uint16 and any("Orientation (6)" in n for n in im.notes)
+    np.testing.assert_array_equal(im.values, read_image(path_upright, warn=False).values)
+
+
+def test_a_16_bit_colour_png_cut_in_its_pixels_is_called_truncated(tmp_path, seed):
+    samples = np.random.default_rng(seed).integers(0, 65536, size=(40, 30, 4)).astype(np.uint16)
+    whole = _png_of_samples(samples, 6, False)
+    (tmp_path / "c.png").write_bytes(whole[: whole.index(b"IDAT") + 40])
+    with pytest.raises(ImageReadError, match=r"c\.png: cannot decode PNG: truncated or corrupt \(libpng: "):
+        read_image(tmp_path / "c.png", warn=False)
 
 
 def test_an_8_bit_grey_and_alpha_png_says_its_alpha_is_left_out(tmp_path, seed):

@@ -169,8 +169,8 @@ def _same_format(path: str) -> str:
 
 def _write_format(fmt: str, rad: Radiograph, out: str) -> str:
     """``same``: the planned extension decides the kind; a PNG keeps the source's container depth:
-    an 8-bit PNG or a JPEG (decoded as 8-bit values; a 16-bit colour PNG too, whose luminance is
-    taken at 8 bits) gives png8, anything deeper png16. Not the
+    an 8-bit PNG or a JPEG (decoded as 8-bit values; a 16-bit colour PNG too where imagecodecs is
+    missing, whose luminance is then taken at 8 bits) gives png8, anything deeper png16. Not the
     depth its values need (``bits_stored``): a 16-bit PNG of values under 256 came back 8-bit."""
     if fmt != "same":
         return fmt

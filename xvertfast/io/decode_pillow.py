@@ -6,17 +6,22 @@ on network storage would otherwise fetch every file twice).
 libjpeg fills what is missing of a JPEG cut short, or lying about its size, with grey, and Pillow
 says only "cannot identify" of the JPEG processes it lacks; so the frame header is read here
 first, to refuse the one and name the other.
+
+Pillow keeps only the high byte of a 16-bit colour PNG's samples: such a file is decoded by
+imagecodecs' libpng where it is installed, and read at 8 bits with a note saying so where not.
 """
 
 from __future__ import annotations
 
 import io
+import logging
+import threading
 import zlib
 
 import numpy as np
 
 from xvertfast.io.decode_common import (JPEG_SOF, ORIENTATION, bits_from_values, check_pixels, grey_alpha_note, jpeg_frame,
-                                        luminance_note)
+                                        luminance, luminance_note)
 from xvertfast.io.errors import ImageReadError, WarningsNamingTheFile
 
 __all__ = ["read_pillow"]
@@ -148,17 +153,21 @@ def _png_chunks(data: bytes):
 
 
 def _png_significant_bits(data: bytes) -> int | None:
-    """The grey's significant bits that a grey (or grey + alpha) PNG's sBIT chunk records (the
-    depth of its source, e.g. 12 in a 16-bit file), from the chunks before its pixels; None where
-    it has none, one no grey image can have (0, or more than its bit depth), or its bit depth:
-    that is PNG's default, which tools copying it write, and says nothing of the data's depth."""
-    if data[12:16] != b"IHDR" or data[25] not in (0, 4):  # (colour: its luminance is taken at 8 bits)
+    """The grey's significant bits that a PNG's sBIT chunk records (the depth of its source, e.g.
+    12 in a 16-bit file), from the chunks before its pixels: a grey (or grey + alpha) one's grey,
+    a colour one's deepest of red, green and blue (the luminance of samples that fit in their bits
+    fits in those). None where it has none, one no image of its kind can have (0, or more than its
+    bit depth), or its bit depth: that is PNG's default, which tools copying it write, and says
+    nothing of the data's depth."""
+    if data[12:16] != b"IHDR" or data[25] not in (0, 2, 4, 6):  # (not a palette's: the colours of its table)
         return None
+    colours = 3 if data[25] in (2, 6) else 1
     for kind, body in _png_chunks(data):
         if kind == b"IDAT":
             return None
-        if kind == b"sBIT" and body:
-            return body[0] if 1 <= body[0] < data[24] else None
+        if kind == b"sBIT" and len(body) >= colours:
+            deepest = max(body[:colours])
+            return deepest if 1 <= min(body[:colours]) and deepest < data[24] else None
     return None
 
 
@@ -197,6 +206,82 @@ def _grey_of_16_bit_grey_alpha(data: bytes):
     return grey
 
 
+def _png_16_bit_colour_decoder():
+    """imagecodecs' PNG decoder (libpng), which keeps a 16-bit colour PNG's 16 bits where Pillow
+    keeps the high byte of each sample; None where imagecodecs, or its libpng, is missing."""
+    try:
+        import imagecodecs
+    except ImportError:
+        return None
+    return imagecodecs.png_decode if imagecodecs.PNG.available else None
+
+
+class _LibpngLogKept(logging.Filter):
+    """imagecodecs logs libpng's warnings naming no file: in a batch such lines say nothing of
+    where they came from. Those logged while a thread decodes a PNG are kept for that file."""
+
+    decoding = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        logged = getattr(self.decoding, "logged", None)
+        if logged is None:  # imagecodecs used elsewhere: logged as it would be
+            return True
+        logged.append(record.getMessage())
+        return False
+
+
+_LIBPNG_LOG = _LibpngLogKept()
+
+#: What libpng says of every interlaced file imagecodecs decodes (of the call, which reads the
+#: passes right all the same, not of the file): no note.
+_LIBPNG_ON_ANY_INTERLACED = "Interlace handling should be turned on"
+
+
+def _png_info(data: bytes) -> dict:
+    """What Pillow reads of a PNG's chunks that mean the same for any colour type (its EXIF, for
+    turning it upright, and its text), with its pixels left undecoded: those chunks, in their
+    order, around a 1 x 1 grey image's in place of the file's."""
+    from PIL import PngImagePlugin
+
+    parts, pixel = [data[:8], _png_chunk(b"IHDR", b"\0\0\0\1\0\0\0\1\x08\0\0\0\0")], True
+    for kind, body in _png_chunks(data):
+        if kind == b"IDAT" and pixel:
+            parts.append(_png_chunk(b"IDAT", zlib.compress(b"\0\0")))  # (its row: filter 0, black)
+            pixel = False
+        elif kind in _CHUNKS_OF_ANY_COLOUR_TYPE:
+            parts.append(_png_chunk(kind, body))
+    parts.append(_png_chunk(b"IEND", b""))
+    with PngImagePlugin.PngImageFile(io.BytesIO(b"".join(parts))) as stand_in:
+        stand_in.load()  # (and the chunks after its pixels read into its info)
+        return dict(stand_in.info)
+
+
+def _luminance_of_16_bit_colour(path: str, data: bytes, decode, mode: str, notes: list[str]):
+    """The luminance, at 16 bits, of a 16-bit RGB or RGBA PNG, as an ``I;16`` image holding what
+    Pillow reads of its other chunks (its EXIF): decoded once, by ``decode`` (imagecodecs'
+    libpng), with the rule of any other 16-bit colour image (:func:`luminance`); its alpha, or
+    the alpha libpng makes of an RGB one's tRNS colour, left out. What libpng warns of the file
+    is its notes, named (``mode``: Pillow's, RGB or RGBA, which the note of the conversion names)."""
+    from PIL import Image
+
+    logged: list[str] = []
+    logging.getLogger("imagecodecs").addFilter(_LIBPNG_LOG)  # (once: a filter is added once)
+    _LIBPNG_LOG.decoding.logged = logged
+    try:
+        samples = decode(data)  # [H, W, 3 or 4] uint16
+    except MemoryError:
+        raise
+    except Exception as exc:  # (imagecodecs.PngError: a file cut short, corrupt image data)
+        raise ImageReadError(path, f"cannot decode PNG: truncated or corrupt (libpng: {exc})") from None
+    finally:
+        _LIBPNG_LOG.decoding.logged = None
+    notes += [f"{path}: libpng: {said.removeprefix('PNG warning: ')}" for said in logged
+              if _LIBPNG_ON_ANY_INTERLACED not in said]  # fmt: skip
+    grey = Image.fromarray(luminance(samples[..., :3], notes, path, mode))
+    grey.info = _png_info(data)
+    return grey
+
+
 class _FileBytes(io.BytesIO):
     """A file's bytes, read from the disk once for all the checks and the decoding, which Pillow's
     messages name as they name the file ('cannot identify image file '/x.png'')."""
@@ -230,8 +315,16 @@ def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
             if fmt == "png":  # its getexif() decodes the pixels (an eXIf chunk may follow them): not in the lock's turn
                 _check_png_crcs(path, data)
             grey_alpha = fmt == "png" and data[12:16] == b"IHDR" and data[25] == 4  # (its colour type)
+            colour_16 = fmt == "png" and data[12:16] == b"IHDR" and data[24] == 16 and data[25] in (2, 6)
+            decode_16 = _png_16_bit_colour_decoder() if colour_16 else None
+            if colour_16 and decode_16 is None:
+                notes.append(f"{path}: 16-bit colour PNG: decoded at 8 bits (Pillow keeps only the high byte of "
+                             "each sample); `pip install imagecodecs` reads it at 16 bits, or save it as 16-bit "
+                             "greyscale to keep the depth")  # fmt: skip
             if grey_alpha and data[24] == 16:  # (its bit depth; Pillow would decode it at 8 bits)
                 im = _grey_of_16_bit_grey_alpha(data)
+            elif decode_16 is not None:  # (Pillow would decode it at 8 bits)
+                im = _luminance_of_16_bit_colour(path, data, decode_16, mode, notes)
             else:
                 im.load()
             if fmt == "jpeg":
@@ -246,6 +339,8 @@ def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
             if grey_alpha:
                 grey_alpha_note(notes, path)
                 im = im if im.mode == "I;16" else im.convert("L")
+            elif decode_16 is not None:
+                pass  # (its luminance, noted)
             elif mode in ("RGB", "RGBA", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "LA", "La"):
                 luminance_note(notes, path, "palette" if mode.startswith("P") else mode)
                 im = im.convert("L")

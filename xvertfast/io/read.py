@@ -237,9 +237,6 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
         # (a file cut inside the IHDR is left to the decoder, which calls it truncated)
         width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
         check_pixels(p, height, width, max_pixels)
-        if head[24] == 16 and head[25] in (2, 6):  # bit depth 16; colour, colour + alpha (grey + alpha keeps 16)
-            notes.append(f"{p}: 16-bit PNG with colour or alpha: decoded at 8 bits (the decoder keeps "
-                         "only the high byte of such samples); save it as 16-bit greyscale to keep the depth")  # fmt: skip
     try:
         if fmt in ("png", "jpeg"):
             values, bits, photo, meta = read_pillow(p, fmt, max_pixels, notes)
