@@ -3,8 +3,9 @@
 A Ctrl-C once every image was scored left summary.md, summary.csv and scores.csv without
 report.html or boxplots.png, and said "the same command scores only the rest"; a reader could
 take the leftover summary.md for the result, and a rerun that added a metric, cut short there,
-left the new tables beside the earlier run's page and plots. A disk that fills among the moves
-that put the files in place can still leave a mix: the error says so, naming the folder.
+left the new tables beside the earlier run's page and plots. A kill -9 or a full disk among the
+renames that put the files in place left such a mix too: the earlier report's files are removed
+first, so one cut there leaves one run's files and no report.html.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import subprocess
+import sys
 import tempfile
 
 import pytest
@@ -183,10 +186,11 @@ def fail_moves_into_place(monkeypatch, at: int, error=errno.ENOSPC):
     return moves
 
 
-def test_a_full_disk_among_the_moves_says_the_report_is_partly_replaced(tmp_path, seed, capsys, monkeypatch):
+def test_a_full_disk_among_the_moves_says_the_report_is_incomplete(tmp_path, seed, capsys, monkeypatch):
     """A full disk on the third rename of a rerun that added a metric left its new pictures and
     tables beside the earlier summary, plots and page, and said only '[Errno 28] No space left on
-    device'."""
+    device'. The earlier report's files are removed before the moves: the folder holds this run's
+    first files alone, no page, and the error says so."""
     images, out = write_images(tmp_path / "in", seed, n=2), tmp_path / "rep"
     assert main(args(images, out)) == 0
     capsys.readouterr()
@@ -196,15 +200,50 @@ def test_a_full_disk_among_the_moves_says_the_report_is_partly_replaced(tmp_path
     assert len(moves) == 3
     err = capsys.readouterr().err
     assert (f"error: [Errno {errno.ENOSPC}] {out}: the report could not be put in place ({os.strerror(errno.ENOSPC)}); "
-            "the report there is partly replaced: 2 of its 6 files are this run's, the others an earlier run's or "
-            "missing; the same command writes it again") in err, err  # fmt: skip
+            "it holds no whole report (no report.html): the earlier report's files were removed and 2 of this run's "
+            "6 are in place; the same command writes it again") in err, err  # fmt: skip
+    assert sorted(shown(out)) == ["grid/000_img0.png", "scores.csv"]
     assert not parts_left(out)
     assert main(args(images, out, "entropy,tenengrad")) == 0
     check_report(out)
     assert "Tenengrad" in (out / "summary.md").read_text()
 
 
-def test_a_full_disk_on_the_first_move_says_nothing_was_changed(tmp_path, seed, capsys, monkeypatch):
+def test_a_folder_with_no_report_yet_says_nothing_was_changed_when_the_first_move_fails(tmp_path, seed, capsys,
+                                                                                        monkeypatch):  # fmt: skip
+    images, out = write_images(tmp_path / "in", seed, n=2), tmp_path / "rep"
+    with monkeypatch.context() as patch:
+        fail_moves_into_place(patch, at=1)
+        assert main(args(images, out)) == 2
+    err = capsys.readouterr().err
+    assert "could not be put in place" in err and "none of the files there was changed" in err, err
+    assert shown(out) == {}
+    assert not parts_left(out)
+
+
+def test_an_earlier_report_that_cannot_be_removed_is_left_whole(tmp_path, seed, capsys, monkeypatch):
+    """Its page cannot be removed (the first step): nothing there changed, and the error says so."""
+    images, out = write_images(tmp_path / "in", seed, n=2), tmp_path / "rep"
+    assert main(args(images, out)) == 0
+    earlier = shown(out)
+    capsys.readouterr()
+    remove = os.remove
+
+    def refused(path, *args, **kwargs):
+        if os.path.basename(path) == "report.html":
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+        return remove(path, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "remove", refused)
+        assert main(args(images, out, "entropy,tenengrad")) == 2
+    err = capsys.readouterr().err
+    assert "could not be put in place" in err and "none of the files there was changed" in err, err
+    assert shown(out) == earlier
+    assert not parts_left(out)
+
+
+def test_a_full_disk_on_the_first_move_says_the_earlier_report_was_removed(tmp_path, seed, capsys, monkeypatch):
     images, out = write_images(tmp_path / "in", seed, n=2), tmp_path / "rep"
     assert main(args(images, out)) == 0
     earlier = shown(out)
@@ -213,8 +252,9 @@ def test_a_full_disk_on_the_first_move_says_nothing_was_changed(tmp_path, seed, 
         fail_moves_into_place(patch, at=1)
         assert main(args(images, out, "entropy,tenengrad")) == 2
     err = capsys.readouterr().err
-    assert "could not be put in place" in err and "none of the files there was changed" in err, err
-    assert shown(out) == earlier
+    assert (f"could not be put in place ({os.strerror(errno.ENOSPC)}); it holds no whole report (no report.html): 6 of "
+            "the earlier report's files were removed; the same command writes it again") in err, err  # fmt: skip
+    assert earlier and shown(out) == {}
     assert not parts_left(out)
 
 
@@ -264,3 +304,81 @@ def test_ctrl_c_before_the_report_is_drawn_says_the_report_is_cut_short(tmp_path
     assert CUT_SHORT in err and "scores only the rest" not in err, err
     assert shown(out) == {}
     assert not parts_left(out)
+
+
+def mixes(state: dict, earlier: dict, final: dict) -> tuple[list, list]:
+    """The files of ``state`` (a report folder as :func:`shown` gives it) that only the earlier
+    report has, and those only the new one has (a file both have alike is either's)."""
+    old = sorted(k for k, v in state.items() if v == earlier.get(k) and v != final.get(k))
+    new = sorted(k for k, v in state.items() if v == final.get(k) and v != earlier.get(k))
+    stray = sorted(k for k, v in state.items() if v not in (earlier.get(k), final.get(k)))
+    assert not stray, f"files of neither report: {stray}"
+    return old, new
+
+
+def test_a_kill_between_any_two_steps_of_putting_the_report_in_place_leaves_no_mix(tmp_path, seed, monkeypatch):
+    """A kill -9 (or a lost node) among the renames that put the files in place, one after
+    another, left the new scores.csv and pictures beside the earlier run's summary, plots and
+    page: one report to a reader, the tables and the page of two runs. The folder is looked at
+    after every rename and removal, each what a kill there leaves (Ctrl-C and SIGTERM wait)."""
+    images, out = write_images(tmp_path / "in", seed, n=2), tmp_path / "rep"
+    assert main(args(images, out, pictures=2)) == 0
+    earlier = shown(out)
+    states, rename, remove = [], os.replace, os.remove
+
+    def replace_seen(src, dst, *a, **kw):
+        rename(src, dst, *a, **kw)
+        if ".xvertfast-report-" in str(src) and ".xvertfast-report-" not in str(dst):
+            states.append(shown(out))
+
+    def remove_seen(path, *a, **kw):
+        remove(path, *a, **kw)
+        if str(path).startswith(str(out)) and ".xvertfast-report-" not in str(path):
+            states.append(shown(out))
+
+    with monkeypatch.context() as patch:  # a metric added: every file but the pictures changes
+        patch.setattr(os, "replace", replace_seen)
+        patch.setattr(os, "remove", remove_seen)
+        assert main(args(images, out, "entropy,tenengrad", pictures=2)) == 0
+    final = shown(out)
+    assert len(states) >= 7  # 2 pictures and 5 files at least
+    for k, state in enumerate(states):
+        old, new = mixes(state, earlier, final)
+        assert not (old and new), f"after step {k + 1}: the earlier report's {old} beside this run's {new}"
+        # anything short of a whole report has no page: a reader sees it unfinished
+        assert state in (earlier, final) or "report.html" not in state, f"after step {k + 1}: {sorted(state)}"
+
+
+KILLED = """
+import os, sys
+from xvertfast.cli import main
+rename, at, moves = os.replace, int(sys.argv[1]), []
+def replace(src, dst, *a, **kw):
+    rename(src, dst, *a, **kw)
+    if ".xvertfast-report-" in str(src) and ".xvertfast-report-" not in str(dst):
+        moves.append(dst)
+        if len(moves) == at:
+            os._exit(137)
+os.replace = replace
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.slow
+def test_a_report_killed_among_its_renames_shows_no_mix_and_is_written_again(tmp_path, seed):
+    """The process killed outright (os._exit, as kill -9) right after the third of the renames:
+    the two pictures (alike in both reports) and the new scores.csv in place."""
+    images, out = write_images(tmp_path / "in", seed, n=2), tmp_path / "rep"
+    assert main(args(images, out, pictures=2)) == 0
+    earlier = shown(out)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    rerun = args(images, out, "entropy,tenengrad", pictures=2)
+    killed = subprocess.run([sys.executable, "-c", KILLED, "3", *rerun], env=env, capture_output=True, text=True)
+    assert killed.returncode == 137, killed.stderr
+    state = shown(out)
+    assert main(rerun) == 0  # the same command: the report whole, the killed one's hidden folder gone
+    check_report(out)
+    assert not parts_left(out)
+    old, new = mixes(state, earlier, shown(out))
+    assert new and not old, f"the earlier report's {old} beside this run's {new}"
+    assert "report.html" not in state

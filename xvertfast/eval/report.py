@@ -14,11 +14,14 @@
 - ``report.html``: all of the above on one page (relative links, opens from disk).
 
 All of them or none against an interruption while the report is drawn: they are drawn in a
-hidden folder in ``out_dir`` and moved into place together at the end (a Ctrl-C among the moves
+hidden folder in ``out_dir`` and put in place together at the end (a Ctrl-C among the moves
 waits for them), so a report cut short (Ctrl-C, an error) while drawn changes none of the files a
-reader opens, and an earlier report there stays whole rather than beside half of a new one. A
-move that fails (a full disk) can leave new files beside an earlier report's: the error says so,
-and the same command writes the report again.
+reader opens, and an earlier report there stays whole rather than beside half of a new one. Put
+in place, the earlier report's files are removed first, its page first, then the new ones moved
+in, the page last: the files are renamed one by one, so a kill -9 (or a move that fails, a full
+disk) among them could otherwise leave a new scores.csv beside the earlier run's summary and
+page, one report to a reader. Cut there, the folder holds one report's files, incomplete and
+without ``report.html``; the error says so, and the same command writes the report again.
 """
 
 from __future__ import annotations
@@ -507,24 +510,28 @@ def _html(run: EvalRun, markdown_table: str, grids: list[str]) -> str:
             f"<a href='summary.md'>summary.md</a></p></body></html>")  # fmt: skip
 
 
-def _remove_other_grids(folder: str, kept: set[str]) -> None:
-    """Removes an earlier report's pictures (``NNN_<name>.png``) from ``folder``: a rerun that
-    shows fewer or other images would leave them beside its own, pictures of no report. One that
-    cannot be removed is a warning: the report, in place by then, is whole; it only no longer links it."""
+def _remove_earlier_grids(folder: str) -> int:
+    """Removes an earlier report's pictures (``NNN_<name>.png``) from ``folder`` before the new
+    ones are moved in: one left, of another image or not yet replaced, would sit beside the new
+    ones as if of the same report. One that cannot be removed is a warning: the new page does not
+    link it. Returns how many were removed."""
     try:
         names = os.listdir(folder)
     except OSError as exc:
         warnings.warn(f"{folder}: an earlier report's pictures not looked for ({exc.strerror or exc})", UserWarning,
                       stacklevel=2)  # fmt: skip
-        return
+        return 0
+    removed = 0
     for name in names:
         path = os.path.join(folder, name)
-        if name not in kept and re.fullmatch(r"\d{3}_.+\.png", name) and os.path.isfile(path):
+        if re.fullmatch(r"\d{3}_.+\.png", name) and os.path.isfile(path):
             try:
                 os.remove(path)
+                removed += 1
             except OSError as exc:
                 warnings.warn(f"{path}: an earlier report's picture, not removed ({exc.strerror or exc}); the report "
                               "no longer shows it", UserWarning, stacklevel=2)  # fmt: skip
+    return removed
 
 
 def write_report(run: EvalRun, out_dir: str, compare_to: str | None = None, *,
@@ -552,7 +559,6 @@ def write_report(run: EvalRun, out_dir: str, compare_to: str | None = None, *,
             _put_in_place(parts, out_dir, grids)
             placed = True
             shutil.rmtree(parts, ignore_errors=True)
-            _remove_other_grids(os.path.join(out_dir, "grid"), {os.path.basename(g) for g in grids})  # no longer linked
         deliver(held)  # (one that came as the handlers were put back is raised here too: caught below)
     except KeyboardInterrupt:
         raise ReportInterrupted(placed, paths, earlier, len(run.failed)) from None
@@ -600,20 +606,34 @@ def _draw(run: EvalRun, folder: str, compare_to: str | None) -> list[str]:
 
 
 def _put_in_place(parts: str, out_dir: str, grids: list[str]) -> None:
-    """Moves the report drawn in ``parts`` into ``out_dir`` (renames in one folder: quick), the
-    page last. A move that fails raises OSError (its errno and strerror) naming the folder and
-    saying whether the earlier report there is now partly replaced."""
-    moved = 0
+    """Replaces the report in ``out_dir`` with the one drawn in ``parts``: removes the earlier
+    report's files, its page first, then moves the new ones in (renames in one folder: quick), the
+    page last. One by one, so that a kill -9 or a failure between any two leaves one report's files
+    and no page, not a new scores.csv beside an earlier page that a reader takes for one report.
+    An earlier picture that cannot be removed is a warning (no page links it); any other step that
+    fails raises OSError (its errno and strerror) naming the folder and saying what it holds now."""
+    removed = moved = 0
+    total = len(grids) + len(REPORT_FILES)
     try:
+        for name in reversed(REPORT_FILES):  # the page first: without it the rest is visibly unfinished
+            try:
+                os.remove(os.path.join(out_dir, name))
+                removed += 1
+            except FileNotFoundError:
+                pass
         os.makedirs(os.path.join(out_dir, "grid"), exist_ok=True)
+        removed += _remove_earlier_grids(os.path.join(out_dir, "grid"))  # those of the same names too
         for name in [*grids, *REPORT_FILES]:
             os.replace(os.path.join(parts, name), os.path.join(out_dir, name))
             moved += 1
     except OSError as exc:
-        total = len(grids) + len(REPORT_FILES)
-        left = ("none of the files there was changed" if not moved else
-                f"the report there is partly replaced: {moved} of its {total} files are this run's, the others "
-                "an earlier run's or missing")  # fmt: skip
+        if moved:
+            left = (f"it holds no whole report (no report.html): the earlier report's files were removed and {moved} "
+                    f"of this run's {total} are in place")  # fmt: skip
+        elif removed:
+            left = f"it holds no whole report (no report.html): {removed} of the earlier report's files were removed"
+        else:
+            left = "none of the files there was changed"
         raise OSError(exc.errno, f"{out_dir}: the report could not be put in place ({exc.strerror or exc}); {left}; "
                                  "the same command writes it again") from exc  # fmt: skip
 
