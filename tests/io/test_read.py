@@ -1379,6 +1379,48 @@ def test_what_libpng_warns_of_a_16_bit_colour_png_becomes_its_note_naming_it(tmp
     assert [r for r in caplog.records if r.name == "imagecodecs"]
 
 
+def test_what_libpng_warns_of_a_16_bit_colour_png_is_kept_to_a_few_notes(tmp_path, seed):
+    # a 70 KB file of 3000 bad iCCP chunks gave 3001 notes (tifffile's are kept to 10 + 1)
+    samples = np.random.default_rng(seed).integers(0, 65536, size=(9, 10, 3)).astype(np.uint16)
+    path = tmp_path / "c.png"
+    path.write_bytes(_png_of_samples(samples, 2, False, before_idat=_png_chunk(b"iCCP", b"x\0\0garbage") * 3000))
+    notes = read_image(path, warn=False).notes
+    assert notes[:10] == [f"{path}: libpng: iCCP: too short"] * 10, notes[:10]
+    assert re.fullmatch(rf"{re.escape(str(path))}: \.\.\. and [0-9]+ more messages from imagecodecs about this file",
+                        notes[10]), notes[10]  # fmt: skip
+    assert notes[11:] == [f"{path}: RGB image converted to luminance (grayscale)"]
+
+
+def test_what_libpng_warned_of_a_16_bit_colour_png_it_then_fails_on_is_in_its_error(tmp_path, seed, caplog):
+    # a failed file's notes are not reported, and its warnings were dropped: the clue to why lost
+    samples = np.random.default_rng(seed).integers(0, 65536, size=(40, 30, 3)).astype(np.uint16)
+    whole = _png_of_samples(samples, 2, False, before_idat=_png_chunk(b"iCCP", b"x\0\0garbage"))
+    (tmp_path / "c.png").write_bytes(whole[: whole.index(b"IDAT") + 40])
+    with caplog.at_level(logging.DEBUG, logger="imagecodecs"), pytest.raises(ImageReadError) as caught:
+        read_image(tmp_path / "c.png", warn=False)
+    assert str(caught.value).startswith(f"{tmp_path / 'c.png'}: cannot decode PNG: truncated or corrupt (libpng: ")
+    assert str(caught.value).endswith("; imagecodecs: libpng: iCCP: too short"), str(caught.value)
+    assert not [r for r in caplog.records if r.name == "imagecodecs"]
+
+
+@pytest.mark.parametrize("logged", ["PNG warning: iCCP: too short", "PNG iCCP: too short"])
+def test_libpngs_warning_is_noted_in_the_wording_of_any_imagecodecs(tmp_path, seed, monkeypatch, logged):
+    # the note took off "PNG warning: " only; older imagecodecs log libpng's warnings as "PNG %s"
+    import imagecodecs
+
+    png_decode = imagecodecs.png_decode
+
+    def logging_decode(data):
+        logging.getLogger("imagecodecs").warning(logged)
+        return png_decode(data)
+
+    monkeypatch.setattr(imagecodecs, "png_decode", logging_decode)
+    samples = np.random.default_rng(seed).integers(0, 65536, size=(9, 10, 3)).astype(np.uint16)
+    path = tmp_path / "c.png"
+    path.write_bytes(_png_of_samples(samples, 2, False))
+    assert read_image(path, warn=False).notes[0] == f"{path}: libpng: iCCP: too short"
+
+
 def test_a_16_bit_colour_png_with_exif_after_its_pixels_is_turned_upright(tmp_path, seed):
     samples = np.random.default_rng(seed).integers(0, 65536, size=(5, 7, 3)).astype(np.uint16)
     exif = Image.Exif()
@@ -1654,6 +1696,25 @@ def test_what_tifffile_logs_about_a_damaged_tiff_is_kept_to_a_few_notes(tmp_path
     assert len(notes) == 11, len(notes)
     assert re.fullmatch(rf"{re.escape(str(tmp_path / 't.tif'))}: \.\.\. and [0-9]+ more messages from tifffile about "
                         r"this file", notes[-1]), notes[-1]  # fmt: skip
+
+
+def test_what_libpng_warns_of_a_tiffs_png_strips_becomes_its_note_naming_it(tmp_path, seed, caplog, monkeypatch):
+    # tifffile decodes PNG-compressed strips (34933) with imagecodecs, whose libpng warnings were
+    # bare lines on stderr; on tifffile's worker threads (a machine of more cores) too
+    import tifffile
+
+    monkeypatch.setattr(tifffile.TIFF, "MAXWORKERS", 4)  # (a 2-core machine decodes on this thread anyway)
+    values = np.random.default_rng(seed).integers(0, 65536, size=(16, 20)).astype(np.uint16)
+    bad = _png_chunk(b"iCCP", b"x\0\0garbage")
+    strips = [_png_of_samples(values[top : top + 4, :, None], 0, False, before_idat=bad) for top in range(0, 16, 4)]
+    path = tmp_path / "t.tif"
+    tifffile.imwrite(path, iter(strips), shape=values.shape, dtype=values.dtype, compression=34933,
+                     photometric="minisblack", rowsperstrip=4)  # fmt: skip
+    with caplog.at_level(logging.DEBUG, logger="imagecodecs"):
+        im = read_image(path, warn=False)
+    np.testing.assert_array_equal(im.values, values)
+    assert im.notes == [f"{path}: libpng: iCCP: too short"] * 4
+    assert not [r for r in caplog.records if r.name == "imagecodecs"]
 
 
 def test_a_tiff_cut_after_its_header_says_so_with_what_tifffile_found(tmp_path, caplog):

@@ -1,4 +1,5 @@
-"""What the decoders share: the pixel limit, bit depths, colour to luminance, polarity, JPEG frame headers.
+"""What the decoders share: the pixel limit, bit depths, colour to luminance, polarity, JPEG frame headers,
+imagecodecs' log.
 
 Each decoder (:mod:`~xvertfast.io.decode_pillow`, :mod:`~xvertfast.io.decode_tiff`,
 :mod:`~xvertfast.io.decode_dicom`) returns the stored values; these helpers keep the
@@ -13,10 +14,10 @@ from typing import BinaryIO
 
 import numpy as np
 
-from xvertfast.io.errors import ImageReadError
+from xvertfast.io.errors import ImageReadError, LogNamingTheFile
 
 __all__ = ["JPEG_SOF", "jpeg_frame", "check_pixels", "bits_from_values", "luminance", "luminance_note",
-           "grey_alpha_note", "stored_range", "invert", "ORIENTATION"]
+           "grey_alpha_note", "stored_range", "invert", "ORIENTATION", "imagecodecs_log"]
 
 
 #: The EXIF / TIFF Orientation tag: how the stored rows and columns are to be turned for display.
@@ -57,6 +58,28 @@ def jpeg_frame(f: BinaryIO) -> tuple[int, int, int | None, int | None] | None:
             return None
         f.seek(length - 2, os.SEEK_CUR)
     return None
+
+
+#: What libpng says of every interlaced file imagecodecs decodes (of the call, which reads the
+#: passes right all the same, not of the file): no note.
+_LIBPNG_ON_ANY_INTERLACED = "Interlace handling should be turned on"
+
+
+def _libpng_words(message: str) -> str | None:
+    """One of imagecodecs' messages as a note says it: libpng's warnings ("PNG warning: iCCP: too
+    short"; older imagecodecs: "PNG iCCP: too short") as libpng's, its line on every interlaced
+    file left out; another codec's as it is."""
+    if _LIBPNG_ON_ANY_INTERLACED in message:
+        return None
+    if message.startswith("PNG "):
+        return "libpng: " + message.removeprefix("PNG ").removeprefix("warning: ")
+    return message
+
+
+def imagecodecs_log() -> LogNamingTheFile:
+    """A block keeping what imagecodecs logs while this thread decodes a file (libpng's warnings
+    on a 16-bit colour PNG, or on a TIFF's PNG-compressed strips) as that file's notes."""
+    return LogNamingTheFile("imagecodecs", _libpng_words)
 
 
 def check_pixels(path: str, h: int, w: int, max_pixels: int) -> None:

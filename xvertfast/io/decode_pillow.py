@@ -14,14 +14,12 @@ imagecodecs' libpng where it is installed, and read at 8 bits with a note saying
 from __future__ import annotations
 
 import io
-import logging
-import threading
 import zlib
 
 import numpy as np
 
-from xvertfast.io.decode_common import (JPEG_SOF, ORIENTATION, bits_from_values, check_pixels, grey_alpha_note, jpeg_frame,
-                                        luminance, luminance_note)
+from xvertfast.io.decode_common import (JPEG_SOF, ORIENTATION, bits_from_values, check_pixels, grey_alpha_note,
+                                        imagecodecs_log, jpeg_frame, luminance, luminance_note)
 from xvertfast.io.errors import ImageReadError, WarningsNamingTheFile
 
 __all__ = ["read_pillow"]
@@ -216,27 +214,6 @@ def _png_16_bit_colour_decoder():
     return imagecodecs.png_decode if imagecodecs.PNG.available else None
 
 
-class _LibpngLogKept(logging.Filter):
-    """imagecodecs logs libpng's warnings naming no file: in a batch such lines say nothing of
-    where they came from. Those logged while a thread decodes a PNG are kept for that file."""
-
-    decoding = threading.local()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        logged = getattr(self.decoding, "logged", None)
-        if logged is None:  # imagecodecs used elsewhere: logged as it would be
-            return True
-        logged.append(record.getMessage())
-        return False
-
-
-_LIBPNG_LOG = _LibpngLogKept()
-
-#: What libpng says of every interlaced file imagecodecs decodes (of the call, which reads the
-#: passes right all the same, not of the file): no note.
-_LIBPNG_ON_ANY_INTERLACED = "Interlace handling should be turned on"
-
-
 def _png_info(data: bytes) -> dict:
     """What Pillow reads of a PNG's chunks that mean the same for any colour type (its EXIF, for
     turning it upright, and its text), with its pixels left undecoded: those chunks, in their
@@ -264,19 +241,16 @@ def _luminance_of_16_bit_colour(path: str, data: bytes, decode, mode: str, notes
     is its notes, named (``mode``: Pillow's, RGB or RGBA, which the note of the conversion names)."""
     from PIL import Image
 
-    logged: list[str] = []
-    logging.getLogger("imagecodecs").addFilter(_LIBPNG_LOG)  # (once: a filter is added once)
-    _LIBPNG_LOG.decoding.logged = logged
+    libpng_log = imagecodecs_log()
     try:
-        samples = decode(data)  # [H, W, 3 or 4] uint16
+        with libpng_log:
+            samples = decode(data)  # [H, W, 3 or 4] uint16
     except MemoryError:
         raise
     except Exception as exc:  # (imagecodecs.PngError: a file cut short, corrupt image data)
-        raise ImageReadError(path, f"cannot decode PNG: truncated or corrupt (libpng: {exc})") from None
-    finally:
-        _LIBPNG_LOG.decoding.logged = None
-    notes += [f"{path}: libpng: {said.removeprefix('PNG warning: ')}" for said in logged
-              if _LIBPNG_ON_ANY_INTERLACED not in said]  # fmt: skip
+        said = libpng_log.said()  # (its warnings before it failed: the clue to why, where a note is not reported)
+        raise ImageReadError(path, f"cannot decode PNG: truncated or corrupt (libpng: {exc}){said}") from None
+    notes += libpng_log.notes(path)
     grey = Image.fromarray(luminance(samples[..., :3], notes, path, mode))
     grey.info = _png_info(data)
     return grey

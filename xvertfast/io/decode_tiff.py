@@ -1,26 +1,24 @@
 """TIFF through tifffile (Pillow where a compression needs imagecodecs and it is missing).
 
 A TIFF's first full-resolution page is read (or, where page 1 is a thumbnail, the image in its
-SubIFD); what tifffile logs about the file becomes that file's notes (or part of its error),
-named, rather than bare lines on stderr that say nothing of which file of a batch they came from;
-Pillow's warnings, where it decodes the page, are given prefixed by the path.
+SubIFD); what tifffile logs about the file (and imagecodecs, of PNG strips) becomes that file's
+notes (or part of its error), named, rather than bare lines on stderr that say nothing of which
+file of a batch they came from; Pillow's warnings, where it decodes the page, are given
+prefixed by the path.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import io
-import logging
 import math
 import struct
-import threading
 
 import numpy as np
 
-from xvertfast.io.decode_common import (ORIENTATION, bits_from_values, check_pixels, grey_alpha_note, invert, jpeg_frame,
-                                        luminance)
-from xvertfast.io.errors import ImageReadError, WarningsNamingTheFile
+from xvertfast.io.decode_common import (ORIENTATION, bits_from_values, check_pixels, grey_alpha_note, imagecodecs_log,
+                                        invert, jpeg_frame, luminance)
+from xvertfast.io.errors import ImageReadError, LogNamingTheFile, WarningsNamingTheFile
 
 __all__ = ["read_tiff"]
 
@@ -29,69 +27,30 @@ __all__ = ["read_tiff"]
 _INKSET = 332
 
 
-class _TiffLogCollected(logging.Filter):
-    """tifffile logs what it finds odd in a file (a bad tag, a wrong strip count, a bad page
-    offset) naming no file: in a batch of thousands such lines say nothing of where they came
-    from. Its records while a thread reads a TIFF are kept for that file instead: its notes,
-    named, or the words of its error."""
-
-    reading = threading.local()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        logged = getattr(self.reading, "logged", None)
-        if logged is None:  # tifffile used elsewhere: logged as it would be
-            return True
-        logged.append(record.getMessage())
-        return False
-
-
-_TIFF_LOG = _TiffLogCollected()
-
-
-@contextlib.contextmanager
-def _tiff_log_collected(logged: list[str]):
-    logging.getLogger("tifffile").addFilter(_TIFF_LOG)  # (once: a filter is added once)
-    _TIFF_LOG.reading.logged = logged
-    try:
-        yield
-    finally:
-        _TIFF_LOG.reading.logged = None
-
-
-#: At most this many of tifffile's messages about one file are kept: a damaged IFD (an entry
-#: count of thousands) has it log a line per bogus entry.
-_LOGGED_KEPT = 10
-
-
-def _kept(logged: list[str]) -> list[str]:
-    """The first of tifffile's messages, and how many more there were."""
-    if len(logged) <= _LOGGED_KEPT:
-        return logged
-    return logged[:_LOGGED_KEPT] + [f"... and {len(logged) - _LOGGED_KEPT} more messages from tifffile about this file"]
-
-
-def _tifffile_said(logged: list[str]) -> str:
-    return f"; tifffile: {'; '.join(_kept(logged))}" if logged else ""
+#: tifffile's compression code of PNG strips and tiles (decoded by imagecodecs' libpng).
+_PNG_COMPRESSION = 34933
 
 
 def read_tiff(path: str, max_pixels: int, notes: list[str]):
-    """A TIFF's first page; what tifffile logged about the file is its notes, or where the file is
-    refused, part of its error (a failed file's notes are not reported)."""
-    logged: list[str] = []
+    """A TIFF's first page; what tifffile (and imagecodecs, decoding its strips) logged about the
+    file is its notes, or where the file is refused, part of its error (a failed file's notes
+    are not reported)."""
+    logs = (LogNamingTheFile("tifffile"), imagecodecs_log())
     try:
-        return _decode_tiff(path, max_pixels, notes, logged)
+        return _decode_tiff(path, max_pixels, notes, logs)
     except ImageReadError as exc:
-        said = _tifffile_said(logged)
+        said = "".join(log.said() for log in logs)
         if said and said not in exc.problem:
             raise ImageReadError(path, exc.problem + said) from None
         raise
 
 
-def _decode_tiff(path: str, max_pixels: int, notes: list[str], logged: list[str]):
+def _decode_tiff(path: str, max_pixels: int, notes: list[str], logs: tuple[LogNamingTheFile, ...]):
     import tifffile
 
+    tifffile_log, codecs_log = logs
     try:
-        with _tiff_log_collected(logged), tifffile.TiffFile(path) as tif:
+        with tifffile_log, codecs_log, tifffile.TiffFile(path) as tif:
             if not len(tif.pages):
                 raise ImageReadError(path, "TIFF has no readable page: truncated or corrupt")  # (read_tiff adds what tifffile said)
             index, reduced_only = _first_full_resolution_page(tif), False
@@ -130,8 +89,8 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logged: list[str]
             compression = getattr(page.compression, "name", str(page.compression))
             tag = page.tags.get(ORIENTATION)
             orientation = int(tag.value) if tag is not None else 1
-            try:
-                values = page.asarray()
+            try:  # (PNG strips on this thread: libpng's warnings on another would be no file's)
+                values = page.asarray(maxworkers=1 if int(page.compression) == _PNG_COMPRESSION else None)
             except (KeyError, ValueError, RuntimeError, ImportError) as exc:
                 # ImportError: its pure-Python ZSTD wants Python 3.14's compression.zstd
                 if not isinstance(exc, ImportError) and "imagecodecs" not in str(exc):
@@ -147,7 +106,8 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logged: list[str]
         raise
     except Exception as exc:  # tifffile raises many types on corrupt data
         raise ImageReadError(path, f"cannot decode TIFF: truncated or corrupt ({exc})") from None
-    notes.extend(f"{path}: {message}" for message in _kept(logged))
+    for log in logs:
+        notes.extend(log.notes(path))
     if values.dtype.kind not in "biuf":  # complex (a Fourier transform's): no grey levels
         raise ImageReadError(path, f"TIFF holds {values.dtype} samples, not grey levels")
     bits = None

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import warnings
+from collections.abc import Callable
 
 __all__ = ["ImageReadError", "ImageWriteError", "DamagedFileError", "FILE_ERRORS", "failure_text",
-           "WarningsNamingTheFile"]
+           "WarningsNamingTheFile", "LogNamingTheFile"]
 
 
 class ImageReadError(ValueError):
@@ -104,3 +106,67 @@ class WarningsNamingTheFile:
                 warnings.warn(f"{self.path}: {message}", category, stacklevel=self.stacklevel)
         finally:
             self._lock.release()  # after the warnings are given: another reader's hook would take them for its own
+
+
+class _KeptForTheReadingThread(logging.Filter):
+    """On one logger: the records of a thread inside a :class:`LogNamingTheFile` block go to that
+    block's list, not to the logger's handlers; those of any other thread pass as they would."""
+
+    def __init__(self):
+        super().__init__()
+        self.reading = threading.local()  # (this logger's; another logger's filter has its own)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        logged = getattr(self.reading, "logged", None)
+        if logged is None:  # the library used elsewhere: logged as it would be
+            return True
+        logged.append(record.getMessage())
+        return False
+
+
+class LogNamingTheFile:
+    """Keeps what a library logs naming no file (tifffile: a bad tag, a wrong strip count;
+    imagecodecs: libpng's warnings) while this thread reads one file in the block, for that file:
+    its notes, named (:meth:`notes`), or words added to its error (:meth:`said`). In a batch of
+    thousands such lines on stderr say nothing of which file they came from. Other threads'
+    records pass as they would (enhance reads on several). At most :attr:`KEPT` messages are kept:
+    a damaged table has a library log a line per bogus entry. ``words``: a message as a note says
+    it, None to leave it out (one about the call, not the file)."""
+
+    #: The most messages of one logger about one file that are kept; a last one says how many more.
+    KEPT = 10
+
+    _filters: dict[str, _KeptForTheReadingThread] = {}
+    _filters_lock = threading.Lock()
+
+    def __init__(self, logger: str, words: Callable[[str], str | None] | None = None):
+        self.logger, self.logged, self._words = logger, [], words
+
+    def __enter__(self) -> LogNamingTheFile:
+        with self._filters_lock:  # one filter a logger, added once
+            kept = self._filters.get(self.logger)
+            if kept is None:
+                kept = self._filters[self.logger] = _KeptForTheReadingThread()
+                logging.getLogger(self.logger).addFilter(kept)
+        self._kept, self._outer = kept, getattr(kept.reading, "logged", None)
+        kept.reading.logged = self.logged
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._kept.reading.logged = self._outer
+
+    def kept(self) -> list[str]:
+        """The first :attr:`KEPT` messages, as notes say them, and how many more there were."""
+        said = [self._words(m) for m in self.logged] if self._words else list(self.logged)
+        said = [m for m in said if m is not None]
+        if len(said) <= self.KEPT:
+            return said
+        return said[: self.KEPT] + [f"... and {len(said) - self.KEPT} more messages from {self.logger} about this file"]
+
+    def notes(self, path: str) -> list[str]:
+        return [f"{path}: {message}" for message in self.kept()]
+
+    def said(self) -> str:
+        """The messages as words added to the file's error ("" where there were none)."""
+        kept = self.kept()
+        return f"; {self.logger}: {'; '.join(kept)}" if kept else ""
