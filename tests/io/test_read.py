@@ -1545,6 +1545,34 @@ def _luma(rgb) -> np.ndarray:
     return np.rint(0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2])
 
 
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32])
+def test_the_luminance_of_colour_samples_takes_no_float64_copy_of_all_three(seed, dtype):
+    # it copied the three channels to float64 first: 776 MiB more at the peak of a 4096 x 4096
+    # 16-bit RGB PNG or TIFF; it weighs each channel in float64 (float32 samples too) and adds
+    # them into one array, in the same order, so the same values
+    import tracemalloc
+
+    from xvertfast.io.decode_common import luminance
+
+    samples = np.random.default_rng(seed).integers(0, 65536, size=(512, 512, 4)).astype(dtype)
+    plane = 512 * 512 * 8  # one channel in float64
+    tracemalloc.start()
+    try:
+        grey = luminance(samples[..., :3], [], "x.png")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2.5 * plane, f"{peak / plane:.1f} float64 planes"
+    expected = _luma(samples[..., :3]) if dtype == np.uint16 else _luma_unrounded(samples[..., :3])
+    assert grey.dtype == (np.uint16 if dtype == np.uint16 else np.float32)
+    np.testing.assert_array_equal(grey, expected.astype(grey.dtype))
+
+
+def _luma_unrounded(rgb) -> np.ndarray:
+    rgb = np.asarray(rgb, np.float64)
+    return 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
+
+
 @pytest.mark.parametrize("descriptor_bits, scale, bits", [(16, 1, 16), (8, 1, 16), (8, 0, 8)],
                          ids=["16-bit", "16-bit entries, descriptor says 8", "8-bit"])
 def test_a_palette_color_dicom_is_read_through_its_colour_tables(tmp_path, seed, descriptor_bits, scale, bits):
