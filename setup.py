@@ -4,7 +4,9 @@ Host C++ (the torch glue and the OpenMP CPU kernels) is compiled by torch's
 ``BuildExtension``. The ``.cu`` kernels include no torch header; they are
 compiled here with nvcc whenever nvcc is found -- also on machines without a
 GPU and with the CPU wheel of torch -- and linked in with the static CUDA
-runtime, so a CUDA compile error fails every build that has nvcc.
+runtime, so a CUDA compile error fails every build that has nvcc. With a CUDA
+build of torch they link torch's shared CUDA runtime instead, so nvcc must be
+of torch's CUDA major version: the build stops and says so otherwise.
 
 Switches (environment variables):
   XVF_WITH_CUDA=0|1      force the CUDA kernels off / on (on without nvcc is an error)
@@ -94,6 +96,35 @@ def gencode_flags(arch_list: str) -> tuple[list[str], list[str]]:
     return flags, names
 
 
+def nvcc_release(version_output: str) -> tuple[int, int] | None:
+    """(major, minor) of the CUDA toolkit ``nvcc --version`` printed (its "release 13.0, V13.0.88"
+    line), or None where the output has no such line (a wrapper that prints something else)."""
+    found = re.search(r"release (\d+)\.(\d+)", version_output)
+    return (int(found.group(1)), int(found.group(2))) if found else None
+
+
+def cuda_version_mismatch(version_output: str, torch_version: str, torch_cuda: str | None, nvcc: str) -> str | None:
+    """Why ``nvcc`` (which printed ``version_output``) must not compile the kernels for torch
+    ``torch_version`` built with CUDA ``torch_cuda`` (``torch.version.cuda``), or None. Against a
+    CUDA build of torch the extension links the toolkit's shared ``libcudart.so.<major>`` beside
+    torch's own runtime: of another major version it either fails to load (every op, the CPU
+    ones too, then falls back to PyTorch) or loads and cannot start under a driver too old for
+    it. torch's own check of this runs only for extensions that list .cu sources, and this one
+    compiles them itself. A CPU build of torch has no runtime to match: the build then carries
+    the static one, of whatever version."""
+    if not torch_cuda:
+        return None
+    release = nvcc_release(version_output)
+    torch_major = torch_cuda.split(".")[0]
+    if release is None or str(release[0]) == torch_major:
+        return None
+    return (f"xvertfast: {nvcc} is CUDA {release[0]}.{release[1]}, but this torch ({torch_version}) "
+            f"was built with CUDA {torch_cuda}: the extension would link CUDA {release[0]}'s runtime "
+            f"beside torch's CUDA {torch_major} one, and fail to load or fail on the GPU. Point "
+            f"CUDA_HOME at a CUDA {torch_major}.x toolkit (e.g. CUDA_HOME=/usr/local/cuda-{torch_cuda}), or "
+            "build without the CUDA kernels with XVF_WITH_CUDA=0 (GPUs then take the slower paths)")
+
+
 def max_jobs() -> int:
     try:
         return max(1, int(os.environ.get("MAX_JOBS", "")))
@@ -122,6 +153,15 @@ class BuildWithNvcc(BuildExtension):
     """Compiles the torch-free .cu files with nvcc, then lets torch build the rest."""
 
     def build_extensions(self) -> None:
+        if TORCH_CUDA:  # (only when building: an sdist or a metadata query needs no nvcc check)
+            nvcc = os.path.join(CUDA_HOME, "bin", "nvcc")
+            version = subprocess.run([nvcc, "--version"], capture_output=True, text=True, check=True).stdout
+            if nvcc_release(version) is None:
+                print(f"xvertfast: could not read the CUDA version from `{nvcc} --version`; not checked "
+                      f"against torch's CUDA {torch.version.cuda}", flush=True)
+            problem = cuda_version_mismatch(version, torch.__version__, torch.version.cuda, nvcc)
+            if problem:
+                sys.exit(problem)
         if WITH_CUDA:
             for ext in self.extensions:
                 ext.extra_objects = list(ext.extra_objects or []) + self._compile_cuda()

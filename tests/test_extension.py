@@ -168,6 +168,9 @@ def test_a_gpu_the_build_cannot_run_takes_the_pytorch_path_with_one_warning(monk
         def cuda_archs(self):
             return "sm_80,sm_90,compute_90"
 
+        def cuda_device_count(self):
+            return 2
+
     monkeypatch.setattr(_extension, "extension", lambda: Built())
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index: (7, 5) if index == 1 else (9, 0))
     _extension._runs_on.cache_clear()
@@ -181,6 +184,41 @@ def test_a_gpu_the_build_cannot_run_takes_the_pytorch_path_with_one_warning(monk
             assert _extension.cuda_kernels_run_on(torch.device("cuda:0"))
     finally:
         _extension._runs_on.cache_clear()
+
+
+class RuntimeSeeing(BuiltWithNvcc):
+    """A build against a CUDA torch whose own CUDA runtime sees ``seen`` GPUs (0: another CUDA than
+    torch's, which cannot start under the driver)."""
+
+    def __init__(self, seen: int):
+        super().__init__(torch_cuda=True)
+        self.seen = seen
+
+    def cuda_device_count(self):
+        return self.seen
+
+
+def test_gpus_the_kernels_runtime_cannot_reach_take_the_fallback_with_one_warning(monkeypatch):
+    # built with an nvcc of another CUDA major than torch's: the extension loaded, its runtime saw no
+    # GPU, and cuda_kernels_run_on said True all the same, so every CUDA op raised
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index: (9, 0))  # the build's archs cover it
+    for seen, index in ((0, 0), (1, 1)):
+        monkeypatch.setattr(_extension, "extension", lambda seen=seen: RuntimeSeeing(seen))
+        _extension._runs_on.cache_clear()
+        try:
+            with pytest.warns(RuntimeWarning, match=rf"the CUDA runtime the kernels were linked with sees {seen} "
+                                                    rf"GPU\(s\), so not GPU {index}, .*a CUDA 12\.x toolkit") as caught:
+                assert not _extension.cuda_kernels_run_on(torch.device("cuda", index))
+            assert len(caught) == 1 and WHAT_THE_OPS_DO in str(caught[0].message)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # said once per GPU
+                assert not _extension.cuda_kernels_run_on(torch.device("cuda", index))
+                problem = _extension.cuda_kernels_problem(torch.device("cuda", index))
+                assert problem.startswith(f"the CUDA runtime the kernels were linked with sees {seen} GPU(s)")
+                assert _extension.cuda_kernels_run_on(torch.device("cuda", 0)) is (seen == 1)
+        finally:
+            _extension._runs_on.cache_clear()
 
 
 def test_info_cli_human_and_json():

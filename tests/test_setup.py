@@ -196,3 +196,57 @@ def test_the_glue_a_cuda_torch_compiles_is_valid_cpp(tmp_path, monkeypatch):
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         failed = [f"{s}:\n{err[-3000:]}" for s, rc, err in pool.map(compile_one, glue) if rc != 0]
     assert not failed, "\n".join(failed)
+
+
+NVCC_13_0 = """nvcc: NVIDIA (R) Cuda compiler driver
+Copyright (c) 2005-2025 NVIDIA Corporation
+Built on Wed_Aug_20_01:58:59_PM_PDT_2025
+Cuda compilation tools, release 13.0, V13.0.88
+Build cuda_13.0.r13.0/compiler.36424714_0
+"""
+NVCC_12_8 = """nvcc: NVIDIA (R) Cuda compiler driver
+Copyright (c) 2005-2025 NVIDIA Corporation
+Built on Fri_Feb_21_20:23:50_PST_2025
+Cuda compilation tools, release 12.8, V12.8.93
+Build cuda_12.8.r12.8/compiler.35583870_0
+"""
+
+
+@pytest.mark.parametrize("nvcc_output, torch_cuda, refused", [
+    (NVCC_13_0, None, False),  # a CPU torch (CI, this machine): the build carries the static runtime
+    (NVCC_13_0, "13.0", False),
+    (NVCC_13_0, "13.2", False),  # the same major: the same libcudart.so.13
+    (NVCC_12_8, "12.4", False),
+    (NVCC_13_0, "12.8", True),
+    (NVCC_12_8, "13.0", True),
+    ("ccache: a wrapper that says no version\n", "12.8", False),  # cannot tell: the build says it did not check
+])  # fmt: skip
+def test_an_nvcc_of_another_cuda_major_than_torch_is_refused(monkeypatch, nvcc_output, torch_cuda, refused):
+    ns, _ = run_setup(monkeypatch, ["bdist_wheel"])
+    problem = ns["cuda_version_mismatch"](nvcc_output, "2.13.0+cu128", torch_cuda, "/opt/cuda/bin/nvcc")
+    if not refused:
+        assert problem is None
+        return
+    nvcc_cuda = ns["nvcc_release"](nvcc_output)
+    assert problem.startswith(f"xvertfast: /opt/cuda/bin/nvcc is CUDA {nvcc_cuda[0]}.{nvcc_cuda[1]}, but this torch "
+                              f"(2.13.0+cu128) was built with CUDA {torch_cuda}")  # fmt: skip
+    assert f"Point CUDA_HOME at a CUDA {torch_cuda.split('.')[0]}.x toolkit" in problem
+
+
+def test_a_build_against_a_cuda_torch_stops_before_compiling_with_an_nvcc_of_another_major(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    ns = load_setup(monkeypatch, "9.0")
+    assert ns["TORCH_CUDA"]
+    ran = []
+
+    def nvcc_13(cmd, **kwargs):  # every nvcc call answers as CUDA 13.0's
+        ran.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0, stdout=NVCC_13_0, stderr="")
+
+    monkeypatch.setattr(subprocess, "run", nvcc_13)
+    builder = ns["BuildWithNvcc"].__new__(ns["BuildWithNvcc"])
+    builder.build_temp = str(tmp_path)
+    builder.extensions = [ns["make_extension"]()]
+    with pytest.raises(SystemExit, match=r"is CUDA 13\.0, but this torch .* was built with CUDA 12\.8"):
+        builder.build_extensions()
+    assert [cmd[1:] for cmd in ran] == [["--version"]]  # asked its version, compiled nothing

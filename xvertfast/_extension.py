@@ -16,7 +16,7 @@ from types import ModuleType
 
 __all__ = ["extension", "has_extension", "load_error", "cuda_kernels_available", "cuda_kernels_run_on",
            "cuda_kernels_problem", "cuda_index", "archs_cover", "cuda_glue_error", "built_against_cuda_torch",
-           "release_mismatch"]
+           "release_mismatch", "cuda_runtime_problem"]
 
 _module: ModuleType | None = None
 _error: str | None = None
@@ -142,10 +142,11 @@ GPU_FALLBACK = ("wls (method='auto') solves with the C++ CPU solver, copying eac
 
 
 def cuda_kernels_run_on(device) -> bool:
-    """Whether the CUDA kernels can run on this GPU (a ``torch.device``): built with them, and
-    for its architecture. Where they cannot (once warned, with why), wls solves with the C++ CPU
-    solver through the host and the other ops take their PyTorch path (:data:`GPU_FALLBACK`), so a
-    T4 or V100 still runs, without the kernels of a default build (sm_80 and up)."""
+    """Whether the CUDA kernels can run on this GPU (a ``torch.device``): built with them, for its
+    architecture, and with a CUDA runtime that reaches it (:func:`cuda_runtime_problem`). Where
+    they cannot (once warned, with why), wls solves with the C++ CPU solver through the host and
+    the other ops take their PyTorch path (:data:`GPU_FALLBACK`), so a T4 or V100 still runs,
+    without the kernels of a default build (sm_80 and up)."""
     if not cuda_kernels_available():
         _warn_glue_once()
         return False
@@ -176,6 +177,9 @@ def cuda_kernels_problem(device) -> str | None:
         return f"the compiled CUDA kernels cannot be used: {glue}"
     if not ext.cuda_compiled():
         return "the extension was built without its CUDA kernels (no nvcc at build time)"
+    runtime = cuda_runtime_problem(ext, cuda_index(device))
+    if runtime is not None:
+        return runtime
     import torch
 
     major, minor = torch.cuda.get_device_capability(device)
@@ -194,10 +198,30 @@ def _warn_glue_once() -> None:
         warnings.warn(f"xvertfast: {error}; until then, on GPUs, {GPU_FALLBACK}", RuntimeWarning, stacklevel=4)
 
 
+def cuda_runtime_problem(ext: ModuleType, index: int) -> str | None:
+    """Why the CUDA runtime ``ext`` (the loaded ``_C``) was linked with cannot reach GPU ``index``,
+    which torch sees, or None where it can. A runtime of another CUDA major version than torch's
+    (an nvcc of that version at build time) loads where its library is found, then cannot start
+    under a driver too old for it: it sees no GPU, and every kernel launch would fail."""
+    seen = ext.cuda_device_count()
+    if seen > index:
+        return None
+    import torch
+
+    torch_major = (torch.version.cuda or "?").split(".")[0]
+    return (f"the CUDA runtime the kernels were linked with sees {seen} GPU(s), so not GPU {index}, which torch "
+            f"sees: most likely it is of another CUDA than torch's {torch.version.cuda}, too new for this driver. "
+            f"Rebuild the extension with CUDA_HOME pointing at a CUDA {torch_major}.x toolkit")  # fmt: skip
+
+
 @functools.lru_cache(maxsize=None)
 def _runs_on(index: int) -> bool:
     import torch
 
+    runtime = cuda_runtime_problem(extension(), index)
+    if runtime is not None:
+        warnings.warn(f"xvertfast: {runtime}; until then, on it, {GPU_FALLBACK}", RuntimeWarning, stacklevel=3)
+        return False
     major, minor = torch.cuda.get_device_capability(index)
     archs = extension().cuda_archs()
     if archs_cover(archs, major, minor):
