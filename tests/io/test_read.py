@@ -1366,6 +1366,20 @@ def test_a_16_bit_colour_png_without_imagecodecs_says_it_is_read_at_8_bits(tmp_p
                         "keep the depth", f"{path}: RGB image converted to luminance (grayscale)"]  # fmt: skip
 
 
+def test_a_16_bit_colour_png_where_imagecodecs_lacks_its_png_codec_says_which_is_missing(tmp_path, monkeypatch):
+    # the note said `pip install imagecodecs` where it is installed, built without its PNG codec
+    import imagecodecs
+
+    monkeypatch.setattr(imagecodecs.PNG, "available", False)
+    path = tmp_path / "c.png"
+    path.write_bytes(_png_of_samples(np.stack([_grey_ramp(40, 30)] * 3, axis=-1), 2, False))
+    im = read_image(path, warn=False)
+    assert im.values.dtype == np.uint8
+    assert im.notes[0] == (f"{path}: 16-bit colour PNG: decoded at 8 bits (Pillow keeps only the high byte of each "
+                           "sample); imagecodecs with its PNG codec reads it at 16 bits, or save it as 16-bit "
+                           "greyscale to keep the depth")  # fmt: skip
+
+
 def test_what_libpng_warns_of_a_16_bit_colour_png_becomes_its_note_naming_it(tmp_path, seed, caplog):
     # imagecodecs logs libpng's warnings naming no file: in a batch, a line from nowhere
     import imagecodecs

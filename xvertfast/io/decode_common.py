@@ -9,6 +9,7 @@ pixel limit and converts colour the same way.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from typing import BinaryIO
 
@@ -17,7 +18,8 @@ import numpy as np
 from xvertfast.io.errors import ImageReadError, LogNamingTheFile
 
 __all__ = ["JPEG_SOF", "jpeg_frame", "check_pixels", "bits_from_values", "luminance", "luminance_note",
-           "grey_alpha_note", "stored_range", "invert", "ORIENTATION", "imagecodecs_log"]
+           "grey_alpha_note", "stored_range", "invert", "ORIENTATION", "imagecodecs_log",
+           "imagecodecs_decoder", "imagecodecs_wanted"]
 
 
 #: The EXIF / TIFF Orientation tag: how the stored rows and columns are to be turned for display.
@@ -74,6 +76,27 @@ def _libpng_words(message: str) -> str | None:
     if message.startswith("PNG "):
         return "libpng: " + message.removeprefix("PNG ").removeprefix("warning: ")
     return message
+
+
+def imagecodecs_decoder(codec: str):
+    """imagecodecs' decode function for ``codec`` ("png", "jpeg2k", ...), or None where imagecodecs,
+    or the codec in its build (a build may leave codecs out), is missing."""
+    try:
+        import imagecodecs
+    except ImportError:
+        return None
+    flags = getattr(imagecodecs, codec.upper(), None)  # PNG, JPEG2K, ...: says whether the build has it
+    return getattr(imagecodecs, f"{codec}_decode", None) if getattr(flags, "available", False) else None
+
+
+def imagecodecs_wanted(codec: str) -> str:
+    """What to install where :func:`imagecodecs_decoder` finds no decoder for ``codec``, as the
+    messages name it: imagecodecs, or where it is installed, imagecodecs with that codec."""
+    try:
+        installed = importlib.util.find_spec("imagecodecs") is not None
+    except (ImportError, ValueError):  # hidden, or half-imported
+        installed = False
+    return f"imagecodecs with its {codec} codec" if installed else "imagecodecs"
 
 
 def imagecodecs_log() -> LogNamingTheFile:

@@ -19,7 +19,8 @@ import zlib
 import numpy as np
 
 from xvertfast.io.decode_common import (JPEG_SOF, ORIENTATION, bits_from_values, check_pixels, grey_alpha_note,
-                                        imagecodecs_log, jpeg_frame, luminance, luminance_note)
+                                        imagecodecs_decoder, imagecodecs_log, imagecodecs_wanted, jpeg_frame, luminance,
+                                        luminance_note)
 from xvertfast.io.errors import ImageReadError, WarningsNamingTheFile
 
 __all__ = ["read_pillow"]
@@ -204,16 +205,6 @@ def _grey_of_16_bit_grey_alpha(data: bytes):
     return grey
 
 
-def _png_16_bit_colour_decoder():
-    """imagecodecs' PNG decoder (libpng), which keeps a 16-bit colour PNG's 16 bits where Pillow
-    keeps the high byte of each sample; None where imagecodecs, or its libpng, is missing."""
-    try:
-        import imagecodecs
-    except ImportError:
-        return None
-    return imagecodecs.png_decode if imagecodecs.PNG.available else None
-
-
 def _png_info(data: bytes) -> dict:
     """What Pillow reads of a PNG's chunks that mean the same for any colour type (its EXIF, for
     turning it upright, and its text), with its pixels left undecoded: those chunks, in their
@@ -290,11 +281,13 @@ def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
                 _check_png_crcs(path, data)
             grey_alpha = fmt == "png" and data[12:16] == b"IHDR" and data[25] == 4  # (its colour type)
             colour_16 = fmt == "png" and data[12:16] == b"IHDR" and data[24] == 16 and data[25] in (2, 6)
-            decode_16 = _png_16_bit_colour_decoder() if colour_16 else None
+            decode_16 = imagecodecs_decoder("png") if colour_16 else None  # (libpng: keeps the 16 bits)
             if colour_16 and decode_16 is None:
+                wanted = imagecodecs_wanted("PNG")  # (or installed, but built without it)
+                wanted = "`pip install imagecodecs`" if wanted == "imagecodecs" else wanted
                 notes.append(f"{path}: 16-bit colour PNG: decoded at 8 bits (Pillow keeps only the high byte of "
-                             "each sample); `pip install imagecodecs` reads it at 16 bits, or save it as 16-bit "
-                             "greyscale to keep the depth")  # fmt: skip
+                             f"each sample); {wanted} reads it at 16 bits, or save it as 16-bit greyscale to keep "
+                             "the depth")  # fmt: skip
             if grey_alpha and data[24] == 16:  # (its bit depth; Pillow would decode it at 8 bits)
                 im = _grey_of_16_bit_grey_alpha(data)
             elif decode_16 is not None:  # (Pillow would decode it at 8 bits)
@@ -313,9 +306,8 @@ def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
             if grey_alpha:
                 grey_alpha_note(notes, path)
                 im = im if im.mode == "I;16" else im.convert("L")
-            elif decode_16 is not None:
-                pass  # (its luminance, noted)
-            elif mode in ("RGB", "RGBA", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "LA", "La"):
+            # (a 16-bit colour PNG that imagecodecs decoded is its luminance already, noted)
+            elif mode in ("RGB", "RGBA", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "LA", "La") and decode_16 is None:
                 luminance_note(notes, path, "palette" if mode.startswith("P") else mode)
                 im = im.convert("L")
             elif mode == "1":

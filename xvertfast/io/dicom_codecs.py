@@ -25,6 +25,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from xvertfast.io.decode_common import imagecodecs_decoder, imagecodecs_wanted
+
 __all__ = ["PLUGIN", "available_for", "codestream_shape", "decoded_ahead", "is_available", "missing_decoders",
            "pixel_array"]
 
@@ -55,14 +57,7 @@ def _decoder(syntax):
     """imagecodecs' decode function for this transfer syntax, or None where imagecodecs, or the
     codec in its build, is missing."""
     codec = _CODECS.get(syntax)
-    if codec is None:
-        return None
-    try:
-        import imagecodecs
-    except ImportError:
-        return None
-    flags = getattr(imagecodecs, codec.upper(), None)  # JPEG2K, JPEGLS, LJPEG
-    return getattr(imagecodecs, f"{codec}_decode", None) if getattr(flags, "available", False) else None
+    return None if codec is None else imagecodecs_decoder(codec)
 
 
 def is_available(uid: str) -> bool:
@@ -121,7 +116,7 @@ def missing_decoders(syntax) -> list[str]:
             wanted.append(entry)
     codec = _CODECS.get(syntax)
     if codec is not None and _decoder(syntax) is None:
-        wanted.append("imagecodecs" if not _importable("imagecodecs") else f"imagecodecs with its {codec} codec")
+        wanted.append(imagecodecs_wanted(codec))
     return wanted
 
 
