@@ -183,9 +183,12 @@ class BuildWithNvcc(BuildExtension):
                 "-I", os.path.join(ROOT, "csrc", "include"), "-Xcompiler", "-fPIC,-ffp-contract=off",
                 "--expt-relaxed-constexpr", "--extended-lambda", "-lineinfo",
                 # no multiply-add contraction: the kernels then round every product and sum as
-                # the CPU build does (no FMA), so the per-pixel math the CPU tests check is the
-                # GPU's bit for bit (the WLS weights' log polynomial, their 16-bit interpolation
-                # weights, the entropy bins); the kernels are memory-bound, FMA bought little
+                # the CPU build does (no FMA), so the per-pixel arithmetic the CPU tests check is
+                # the GPU's bit for bit (the float32 WLS weights' log/exp polynomials, their 16-bit
+                # interpolation weights, the entropy bins). Math-library calls are not: float64
+                # WLS weights and the entropy's -p log p call CUDA's log/exp on the GPU and
+                # glibc's on the CPU, which may differ in the last bit. The kernels are
+                # memory-bound, FMA bought little
                 "--fmad=false",
                 *(["-O0", "-g", "-G"] if DEBUG else ["-O3"]), *ARCH_FLAGS,
             ]  # fmt: skip
@@ -227,7 +230,8 @@ def make_extension() -> CppExtension:
     # reassociation or contraction is allowed by it).
     # -ffp-contract=off: products and sums rounded as written, as on the GPU (--fmad=false), also
     # where the target has FMA and the compiler would contract by default (Clang; GCC in GNU
-    # mode, e.g. on aarch64): the tests compare the CPU and the GPU's loops bit for bit.
+    # mode, e.g. on aarch64): the CPU's and the GPU's loops then agree bit for bit where they are
+    # arithmetic alone (float64 log/exp are each platform's own library's, see _compile_cuda).
     cxx += ["-fopenmp", "-fno-trapping-math", "-ffp-contract=off", "-Wall", "-Wno-unknown-pragmas"]
     macros = []
     include_dirs = [os.path.join(ROOT, "csrc", "include")]
