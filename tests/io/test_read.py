@@ -1438,6 +1438,63 @@ def test_libpngs_warning_is_noted_in_the_wording_of_any_imagecodecs(tmp_path, se
     assert read_image(path, warn=False).notes[0] == f"{path}: libpng: iCCP: too short"
 
 
+def test_a_16_bit_rgb_png_with_a_transparent_colour_reads_as_the_same_file_without(tmp_path, seed, caplog):
+    # libpng gives an RGB PNG's tRNS colour as a fourth channel, alpha: left out as an RGBA one's
+    samples = np.random.default_rng(seed).integers(0, 65536, size=(9, 10, 3)).astype(np.uint16)
+    transparent = _png_chunk(b"tRNS", samples[0, 0].astype(">u2").tobytes())
+    (tmp_path / "t.png").write_bytes(_png_of_samples(samples, 2, False, before_idat=transparent))
+    (tmp_path / "c.png").write_bytes(_png_of_samples(samples, 2, False))
+    with caplog.at_level(logging.DEBUG, logger="imagecodecs"):
+        with_trns, without = read_image(tmp_path / "t.png", warn=False), read_image(tmp_path / "c.png", warn=False)
+    assert with_trns.values.dtype == np.uint16 and with_trns.bits_stored == without.bits_stored
+    np.testing.assert_array_equal(with_trns.values, without.values)
+    assert with_trns.notes == [f"{tmp_path / 't.png'}: RGB image converted to luminance (grayscale)"]
+    assert not [r for r in caplog.records if r.name == "imagecodecs"]
+
+
+def test_libpngs_warnings_land_on_the_file_of_the_thread_that_read_it(tmp_path, seed, caplog):
+    # enhance reads on several threads: a warning is its own file's note, none another file's,
+    # and imagecodecs used elsewhere at the same time still logs (the lists are per thread)
+    import threading
+
+    import imagecodecs
+
+    samples = np.random.default_rng(seed).integers(0, 65536, size=(200, 200, 3)).astype(np.uint16)
+    warned, clean = tmp_path / "warned.png", tmp_path / "clean.png"
+    warned.write_bytes(_png_of_samples(samples, 2, False, before_idat=_png_chunk(b"iCCP", b"x\0\0garbage")))
+    clean.write_bytes(_png_of_samples(samples, 2, True))  # (interlaced: libpng's line on any such file, no note)
+    rounds, wrong, failed = 30, [], []
+
+    def read(path, libpng_notes):
+        try:
+            for _ in range(rounds):
+                notes = read_image(path, warn=False).notes
+                if [n for n in notes if ": libpng: " in n] != libpng_notes:
+                    wrong.append(notes)
+        except BaseException as exc:
+            failed.append(exc)
+
+    def decode_elsewhere():
+        try:
+            for _ in range(rounds):
+                imagecodecs.png_decode(warned.read_bytes())
+        except BaseException as exc:
+            failed.append(exc)
+
+    threads = [threading.Thread(target=read, args=(warned, [f"{warned}: libpng: iCCP: too short"])),
+               threading.Thread(target=read, args=(clean, [])),
+               threading.Thread(target=decode_elsewhere, name="elsewhere")]  # fmt: skip
+    with caplog.at_level(logging.DEBUG, logger="imagecodecs"):
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert not failed and not wrong, (failed, wrong[:2])
+    logged = [r for r in caplog.records if r.name == "imagecodecs"]
+    assert len(logged) == rounds and {r.threadName for r in logged} == {"elsewhere"}
+    assert {r.getMessage() for r in logged} == {"PNG warning: iCCP: too short"}
+
+
 def test_a_16_bit_colour_png_with_exif_after_its_pixels_is_turned_upright(tmp_path, seed):
     samples = np.random.default_rng(seed).integers(0, 65536, size=(5, 7, 3)).astype(np.uint16)
     exif = Image.Exif()
