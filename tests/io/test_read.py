@@ -1495,6 +1495,21 @@ def test_libpngs_warnings_land_on_the_file_of_the_thread_that_read_it(tmp_path, 
     assert {r.getMessage() for r in logged} == {"PNG warning: iCCP: too short"}
 
 
+def test_image_data_beyond_the_last_row_is_a_note_of_a_16_bit_colour_png_not_of_a_grey_one(tmp_path, seed):
+    # as reading-writing.md says: libpng warns of it, Pillow (grey) reads it silently
+    samples = np.random.default_rng(seed).integers(0, 65536, size=(9, 10, 3)).astype(np.uint16)
+    for colour_type, values in ((2, samples), (0, samples[..., :1])):
+        rows = b"".join(b"\0" + row.astype(">u2").tobytes() for row in values)
+        header = struct.pack(">IIBBBBB", 10, 9, 16, colour_type, 0, 0, 0)
+        (tmp_path / f"{colour_type}.png").write_bytes(
+            b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(rows + bytes(50)))
+            + _png_chunk(b"IEND", b""))  # fmt: skip
+    colour, grey = read_image(tmp_path / "2.png", warn=False), read_image(tmp_path / "0.png", warn=False)
+    np.testing.assert_array_equal(grey.values, samples[..., 0])
+    assert [n for n in colour.notes if n.startswith(f"{tmp_path / '2.png'}: libpng: ")], colour.notes
+    assert grey.notes == []
+
+
 def test_a_16_bit_colour_png_with_exif_after_its_pixels_is_turned_upright(tmp_path, seed):
     samples = np.random.default_rng(seed).integers(0, 65536, size=(5, 7, 3)).astype(np.uint16)
     exif = Image.Exif()
