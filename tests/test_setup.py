@@ -155,6 +155,15 @@ def test_the_torch_pin_admits_the_torch_it_was_built_against(monkeypatch, versio
     assert SpecifierSet(requirement.removeprefix("torch")).contains(version.split("+")[0])  # pip keeps that torch
 
 
+def skip_unless_required(reason: str) -> None:
+    """Skips the glue check for want of a tool, except where XVF_REQUIRE_GLUE_CHECK=1 (.ci/run sets
+    it): CI is the one place the glue meets a compiler before a user's GPU machine, so a torch
+    wheel without c10/cuda's headers must fail it there, not pass it as a skip."""
+    if os.environ.get("XVF_REQUIRE_GLUE_CHECK", "").strip() not in ("", "0"):
+        pytest.fail(f"XVF_REQUIRE_GLUE_CHECK is set, but the glue check {reason}")
+    pytest.skip(reason)
+
+
 @pytest.mark.slow
 def test_the_glue_a_cuda_torch_compiles_is_valid_cpp(tmp_path, monkeypatch):
     """Under a CUDA build of torch, setup.py compiles the host glue with XVF_TORCH_CUDA (device
@@ -170,12 +179,12 @@ def test_the_glue_a_cuda_torch_compiles_is_valid_cpp(tmp_path, monkeypatch):
     compiler = shutil.which(os.environ.get("CXX", "c++"))
     torch_cuda_headers = os.path.join(include_paths()[0], "c10", "cuda", "CUDAStream.h")
     if compiler is None or not os.path.exists(torch_cuda_headers):
-        pytest.skip("needs a C++ compiler and torch's c10/cuda headers")
+        skip_unless_required("needs a C++ compiler and torch's c10/cuda headers")
     monkeypatch.setattr(torch.version, "cuda", "13.0")
     ns = load_setup(monkeypatch, "9.0")
     cuda_runtime = os.path.join(ns["CUDA_HOME"] or "", "include", "cuda_runtime_api.h")
     if not os.path.exists(cuda_runtime):
-        pytest.skip("needs the CUDA toolkit's headers")
+        skip_unless_required("needs the CUDA toolkit's headers")
     extension = ns["make_extension"]()
     macros = dict(extension.define_macros)
     assert "XVF_TORCH_CUDA" in macros  # setup.py takes this torch for a CUDA one
