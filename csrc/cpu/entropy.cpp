@@ -23,8 +23,8 @@ void min_max(const T* x, int64_t n, T& lo, T& hi) {
   T mn = std::numeric_limits<T>::infinity(), mx = -std::numeric_limits<T>::infinity();
 #pragma omp simd reduction(min : mn) reduction(max : mx)
   for (int64_t i = 0; i < n; ++i) {
-    mn = std::min(mn, x[i]);
-    mx = std::max(mx, x[i]);
+    mn = entropy::min_skip_nan(mn, x[i]);
+    mx = entropy::max_skip_nan(mx, x[i]);
   }
   lo = mn;
   hi = mx;

@@ -57,10 +57,9 @@ void gc_forward_cpu(const T* a, const T* b, int64_t B, int64_t H, int64_t W, dou
         T gax, gay, gbx, gby;
         gc::sobel(pa + j, W, gax, gay);
         gc::sobel(pb + j, W, gbx, gby);
-        const double ux = double(gax) - kax, vx = double(gbx) - kbx;
-        const double uy = double(gay) - kay, vy = double(gby) - kby;
-        s0 += ux; s1 += vx; s2 += ux * ux; s3 += vx * vx; s4 += ux * vx;
-        s5 += uy; s6 += vy; s7 += uy * uy; s8 += vy * vy; s9 += uy * vy;
+        const gc::MomentTerms m = gc::moment_terms(gax, gbx, gay, gby, kax, kbx, kay, kby);
+        s0 += m.t[0]; s1 += m.t[1]; s2 += m.t[2]; s3 += m.t[3]; s4 += m.t[4];
+        s5 += m.t[5]; s6 += m.t[6]; s7 += m.t[7]; s8 += m.t[8]; s9 += m.t[9];
       }
       acc[0] += s0; acc[1] += s1; acc[2] += s2; acc[3] += s3; acc[4] += s4;
       acc[5] += s5; acc[6] += s6; acc[7] += s7; acc[8] += s8; acc[9] += s9;

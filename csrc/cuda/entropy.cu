@@ -27,11 +27,6 @@ template <typename T> __device__ __forceinline__ T pos_inf();
 template <> __device__ __forceinline__ float pos_inf<float>() { return __int_as_float(0x7f800000); }
 template <> __device__ __forceinline__ double pos_inf<double>() { return __longlong_as_double(0x7ff0000000000000LL); }
 
-template <typename T>
-__device__ __forceinline__ T min_skip_nan(T a, T b) { return b < a ? b : a; }
-template <typename T>
-__device__ __forceinline__ T max_skip_nan(T a, T b) { return b > a ? b : a; }
-
 // Grid: (maps, slices). Writes the slice's min and max.
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
@@ -43,8 +38,8 @@ minmax_kernel(const T* __restrict__ x, int64_t N, T* __restrict__ part_lo, T* __
   T lo = pos_inf<T>(), hi = -pos_inf<T>();
   for (int64_t i = i0 + threadIdx.x; i < i1; i += blockDim.x) {
     const T v = xm[i];
-    lo = min_skip_nan(lo, v);
-    hi = max_skip_nan(hi, v);
+    lo = entropy::min_skip_nan(lo, v);
+    hi = entropy::max_skip_nan(hi, v);
   }
   __shared__ T slo[kThreads], shi[kThreads];
   slo[threadIdx.x] = lo;
@@ -52,8 +47,8 @@ minmax_kernel(const T* __restrict__ x, int64_t N, T* __restrict__ part_lo, T* __
   __syncthreads();
   for (int stride = blockDim.x / 2; stride > 0; stride >>= 1) {
     if (threadIdx.x < stride) {
-      slo[threadIdx.x] = min_skip_nan(slo[threadIdx.x], slo[threadIdx.x + stride]);
-      shi[threadIdx.x] = max_skip_nan(shi[threadIdx.x], shi[threadIdx.x + stride]);
+      slo[threadIdx.x] = entropy::min_skip_nan(slo[threadIdx.x], slo[threadIdx.x + stride]);
+      shi[threadIdx.x] = entropy::max_skip_nan(shi[threadIdx.x], shi[threadIdx.x + stride]);
     }
     __syncthreads();
   }
@@ -71,8 +66,8 @@ __global__ void minmax_merge_kernel(const T* __restrict__ part_lo, const T* __re
   if (m >= M) return;
   T l = part_lo[m * slices], h = part_hi[m * slices];
   for (int64_t k = 1; k < slices; ++k) {
-    l = min_skip_nan(l, part_lo[m * slices + k]);
-    h = max_skip_nan(h, part_hi[m * slices + k]);
+    l = entropy::min_skip_nan(l, part_lo[m * slices + k]);
+    h = entropy::max_skip_nan(h, part_hi[m * slices + k]);
   }
   lo[m] = l;
   hi[m] = h;

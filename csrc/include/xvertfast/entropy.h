@@ -22,6 +22,18 @@ XVF_HD T bin_scale(T lo, T hi, int bins) {
   return range > T(0) ? T(bins) / range : T(0);
 }
 
+// The running minimum (maximum) of a map stepped by the value v, which a NaN v leaves as it
+// was: a map's range is that of its numbers. The CPU's and the GPU's min/max passes both step
+// with these (the running value, never NaN, comes first: a NaN there would be kept).
+template <typename T>
+XVF_HD T min_skip_nan(T lo, T v) {
+  return v < lo ? v : lo;
+}
+template <typename T>
+XVF_HD T max_skip_nan(T hi, T v) {
+  return v > hi ? v : hi;
+}
+
 // Bin of value v; NaN falls into bin 0.
 template <typename T>
 XVF_HD int bin_index(T v, T lo, T scale, int bins) {

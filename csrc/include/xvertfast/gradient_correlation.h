@@ -49,13 +49,30 @@ XVF_HD T sobel_adjoint(const T* wx, const T* wy, int64_t ld) {
   return ax + ay;
 }
 
-// Accumulates one valid pixel's Sobel responses into the shifted sums.
+// What one valid pixel's Sobel responses add to each of the kSums shifted sums, in their
+// order. The GPU adds them through accumulate, the CPU's simd loop into ten scalars of its
+// own; both take them from here, so both round each term alike. Returned by value and given
+// the shifts as scalars: GCC vectorises the CPU loop's sums in another order (other last
+// bits) when an array inside it, or a pointer to one, is handed to a function.
+struct MomentTerms {
+  double t[kSums];
+};
+
+template <typename T>
+XVF_HD MomentTerms moment_terms(T gax, T gbx, T gay, T gby, double shift_ax, double shift_bx,
+                                double shift_ay, double shift_by) {
+  const double ux = double(gax) - shift_ax, vx = double(gbx) - shift_bx;
+  const double uy = double(gay) - shift_ay, vy = double(gby) - shift_by;
+  return {{ux, vx, ux * ux, vx * vx, ux * vx, uy, vy, uy * uy, vy * vy, uy * vy}};
+}
+
+// Accumulates one valid pixel's Sobel responses into the shifted sums. (The adds written out:
+// as a loop, nvcc unrolled the GPU's pixel loop around it half as far.)
 template <typename T>
 XVF_HD void accumulate(double* s, T gax, T gbx, T gay, T gby, const double* shift) {
-  const double ux = double(gax) - shift[0], vx = double(gbx) - shift[1];
-  const double uy = double(gay) - shift[2], vy = double(gby) - shift[3];
-  s[0] += ux; s[1] += vx; s[2] += ux * ux; s[3] += vx * vx; s[4] += ux * vx;
-  s[5] += uy; s[6] += vy; s[7] += uy * uy; s[8] += vy * vy; s[9] += uy * vy;
+  const MomentTerms m = moment_terms(gax, gbx, gay, gby, shift[0], shift[1], shift[2], shift[3]);
+  s[0] += m.t[0]; s[1] += m.t[1]; s[2] += m.t[2]; s[3] += m.t[3]; s[4] += m.t[4];
+  s[5] += m.t[5]; s[6] += m.t[6]; s[7] += m.t[7]; s[8] += m.t[8]; s[9] += m.t[9];
 }
 
 // Turns one direction's shifted sums into (mean_a, mean_b, var_a, var_b, cov)
