@@ -1036,10 +1036,12 @@ automatically or given in a CSV) from the original and from each output, score
 them, and write into REPORT_DIR (new, empty, or an earlier evaluation's):
   scores.csv     every ROI, method and metric
   summary.md/csv mean +- std per method, with and without z-score outlier
-                 removal (+-1.96 sd: a method paired with the reference loses
-                 the outliers of either, the reference's own row only its
-                 own), and Wilcoxon signed-rank p-values against --compare-to
-                 (* p<0.05, ** p<0.01)
+                 removal (+-1.96 sample sd, n-1: a method paired with the
+                 reference loses the outliers of either, the reference's own
+                 row only its own), and Wilcoxon signed-rank p-values against
+                 --compare-to paired by ROI (the tables' marks * p<0.05,
+                 ** p<0.01) and by image, with Holm-adjusted p and the
+                 Hodges-Lehmann difference and its 95% interval
   boxplots.png   the distributions
   grid/*.png     a sample of images, all methods side by side, ROIs drawn
   report.html    all of it on one page

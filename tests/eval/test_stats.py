@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy.stats import wilcoxon
 
-from xvertfast.eval.stats import (Z_LIMIT, describe, image_means, outlier_mask, paired_clean, significance_mark,
-                                  wilcoxon_p)
+from xvertfast.eval.stats import (Z_LIMIT, _walsh_order_statistics, describe, hodges_lehmann, holm, image_means,
+                                  outlier_mask, paired_clean, significance_mark, wilcoxon_p)
 
 
 def test_outlier_mask_flags_values_beyond_the_band(seed):
@@ -163,3 +163,70 @@ def test_image_means_keep_an_images_pairs_together():
     assert (ma - mb).tolist() == [0.0, -0.25]
     with pytest.raises(ValueError, match="3 image names for 4 pairs"):
         image_means(a, b, ["x", "x", "y"])
+
+
+def test_holm_is_the_hand_computation():
+    # sorted: 0.005 (x4 = 0.02), 0.01 (x3 = 0.03), 0.03 (x2 = 0.06), 0.04 (x1 = 0.04, raised to the 0.06 before
+    # it: step-down); the NaN is no test, so the family has 4, not 5
+    adjusted = holm([0.01, 0.04, 0.03, 0.005, math.nan])
+    np.testing.assert_allclose(adjusted[:4], [0.03, 0.06, 0.06, 0.02], rtol=1e-12)
+    assert math.isnan(adjusted[4])
+    np.testing.assert_allclose(holm([0.5, 0.6]), [1.0, 1.0])  # 2 x 0.5 = 1, and no p above 1
+    np.testing.assert_allclose(holm([0.2, 0.2, 0.01]), [0.4, 0.4, 0.03])  # ties keep their order and value
+    assert holm([]).size == 0 and math.isnan(holm([math.nan])[0])
+
+
+def _walsh(d: np.ndarray) -> np.ndarray:
+    return np.array([(d[i] + d[j]) / 2 for i in range(d.size) for j in range(i, d.size)])
+
+
+def _rejects(d: np.ndarray, shift: float) -> bool:
+    """SciPy's own two-sided signed-rank test of d - shift at 0.05, the variant the report uses:
+    exact up to 50 differences, else the normal approximation without continuity correction."""
+    method = {"method": "exact"} if d.size <= 50 else {"method": "approx", "correction": False}
+    return wilcoxon(d - shift, zero_method="wilcox", **method).pvalue < 0.05
+
+
+# fixed differences (drawn once, rounded, no ties): 8 (exact), 50 (exact, its last size) and 64 (approximation)
+_FIXED = {n: np.round(np.random.default_rng(20261206 + n).normal(0.4, 1.0, n), 6) for n in (8, 50, 64)}
+
+
+@pytest.mark.parametrize("n", sorted(_FIXED))
+def test_the_hodges_lehmann_interval_is_scipys_signed_rank_test_inverted(n):
+    """The estimate is the median of the Walsh averages; the interval's ends are the shifts where
+    SciPy's test of d - shift starts to reject at 0.05: just inside them it does not, just outside it
+    does (the Walsh averages of these 6-decimal differences are multiples of 5e-7, far apart against 1e-9)."""
+    d = _FIXED[n]
+    b = np.linspace(-1.0, 1.0, n)
+    estimate, low, high = hodges_lehmann(d + b, b)  # paired: a - b
+    assert estimate == pytest.approx(np.median(_walsh(d)), rel=1e-12)
+    assert max(np.min(np.abs(_walsh(d) - end)) for end in (low, high)) < 1e-12  # its ends are Walsh averages
+    eps = 1e-9
+    assert not _rejects(d, low + eps) and not _rejects(d, high - eps)
+    assert _rejects(d, low - eps) and _rejects(d, high + eps)
+    assert (low > 0 or high < 0) == (wilcoxon_p(d, np.zeros(n)) < 0.05)  # 0 outside it where the test says so
+
+
+def test_the_hodges_lehmann_interval_needs_six_pairs_and_skips_missing_ones():
+    d = np.array([0.3, -0.1, 0.7, 1.2, 0.5, 0.9])
+    # 6 pairs: the 95% interval is the extreme Walsh averages (1/64 each side < 0.025 < 2/64), min and max of d
+    estimate, low, high = hodges_lehmann(d, np.zeros(6))
+    assert (low, high) == (-0.1, 1.2) and estimate == pytest.approx(np.median(_walsh(d)))
+    estimate, low, high = hodges_lehmann(d[:5], np.zeros(5))  # 2/32 > 0.05: no 95% interval
+    assert estimate == pytest.approx(np.median(_walsh(d[:5]))) and math.isnan(low) and math.isnan(high)
+    with_nan = hodges_lehmann(np.append(d, math.nan), np.append(np.zeros(6), 1.0))
+    assert with_nan == hodges_lehmann(d, np.zeros(6))
+    assert all(math.isnan(x) for x in hodges_lehmann([math.nan], [1.0]))
+
+
+def test_the_walsh_averages_of_many_pairs_are_found_by_counting_as_formed(seed):
+    # beyond 2000 pairs they are not all formed (hundreds of millions on an archive): the counting
+    # search gives the same order statistics to 1e-12 of the range
+    rng = np.random.default_rng(seed)
+    d = np.sort(np.round(rng.normal(0.1, 1, 300), 3))  # ties too
+    ranks = [1, 17, 22575, 22576, 45150]
+    formed = _walsh_order_statistics(d, ranks)
+    np.testing.assert_allclose(formed, np.sort(_walsh(d))[np.array(ranks) - 1], rtol=0, atol=1e-15)
+    counted = _walsh_order_statistics(d, ranks, direct_max=10)
+    np.testing.assert_allclose(counted, formed, rtol=0, atol=1e-12 * (d[-1] - d[0]))
+    assert _walsh_order_statistics(np.full(5, 2.5), [1, 15], direct_max=2) == [2.5, 2.5]

@@ -6,7 +6,9 @@
 - ``summary.csv`` and ``summary.md``: per method and metric, n, mean +/- std without and with
   the z-score outlier removal, and the Wilcoxon p-value against ``compare_to`` (marks:
   ``*`` p < 0.05, ``**`` p < 0.01), paired by ROI as the protocol has it and, beside it,
-  paired by image (:func:`summarise_by_image`); ``summary.md`` also lists the failed images;
+  paired by image (:func:`summarise_by_image`), with what a paper reports of that test
+  (:func:`summarise_differences`: Holm-adjusted p, the Hodges-Lehmann difference and its 95%
+  interval); ``summary.md`` also lists the notes and the failed images;
 - ``boxplots.png``: one panel per metric, one box per method;
 - ``grid/<image>.png``: for a sample of images, the original (as identity, or a column of its own)
   and each method side by side with the evaluation ROIs drawn, and below them the upper ROI at
@@ -44,13 +46,13 @@ from xvertfast._interrupts import deliver, interrupts_deferred
 from xvertfast._plotting import pyplot
 from xvertfast._text import FAILED_LISTED, WARNED_LISTED, count, first_listed
 from xvertfast.eval.protocol import ORIGINAL_PICTURE, EvalRun
-from xvertfast.eval.stats import (EXACT_MAX_PAIRS, describe, differences, image_means, outlier_mask, paired_clean,
-                                   significance_mark, wilcoxon_p)
+from xvertfast.eval.stats import (CONFIDENCE, EXACT_MAX_PAIRS, describe, differences, hodges_lehmann, holm,
+                                   image_means, outlier_mask, paired_clean, significance_mark, wilcoxon_p)
 from xvertfast.io.files import image_extension
 from xvertfast.io.write import atomic_write
 
-__all__ = ["summarise", "summarise_by_image", "write_report", "remove_unfinished_reports", "ReportInterrupted",
-           "summary_listing_at_most", "REPORT_FILES", "HIGHER_IS_BETTER"]  # fmt: skip
+__all__ = ["summarise", "summarise_by_image", "summarise_differences", "write_report", "remove_unfinished_reports",
+           "ReportInterrupted", "summary_listing_at_most", "REPORT_FILES", "HIGHER_IS_BETTER"]  # fmt: skip
 
 #: In this order they are put in place: the page, which links the others, last.
 REPORT_FILES = ("scores.csv", "summary.csv", "summary.md", "boxplots.png", "report.html")
@@ -206,6 +208,33 @@ def summarise_by_image(run: EvalRun, compare_to: str | None, columns: dict | Non
     return records
 
 
+def summarise_differences(run: EvalRun, compare_to: str | None, by_image: list[dict], columns: dict | None = None,
+                          pairs: dict | None = None) -> list[dict]:  # fmt: skip
+    """Per (method, metric), in :func:`summarise`'s order, what a paper gives beside the test paired
+    by image (``by_image``: :func:`summarise_by_image`'s records), raw and after outlier removal:
+    its p-value Holm-adjusted over the report's family (every test paired by image of the same
+    kind, raw or clean, that has a p-value: methods x metrics), and the Hodges-Lehmann difference
+    method - compare_to of the image means with its 95% interval
+    (:func:`~xvertfast.eval.stats.hodges_lehmann`).
+    A mark beside p says the method differs; the difference says by how much, which way."""
+    columns = _columns(run) if columns is None else columns
+    pairs = _pairs(columns, compare_to) if pairs is None else pairs
+    records = [{"method": r["method"], "metric": r["metric"]} for r in by_image]
+    for suffix, clean in (("", False), ("_clean", True)):
+        adjusted = holm([r["p_value_by_image" + suffix] for r in by_image])
+        for rec, p in zip(records, adjusted):
+            rec["p_value_by_image_holm" + suffix] = float(p)
+            mine, theirs, _ = pairs.get(rec["method"], (None, None, ""))
+            found = (math.nan,) * 3
+            if mine is not None:
+                v, ref = columns[rec["method"]][1][rec["metric"]][mine], columns[compare_to][1][rec["metric"]][theirs]
+                files = [columns[rec["method"]][0][k][0] for k in mine]
+                found = hodges_lehmann(*image_means(v, ref, files, clean=clean))
+            for key, value in zip(("hodges_lehmann_by_image", "ci95_low_by_image", "ci95_high_by_image"), found):
+                rec[key + suffix] = value
+    return records
+
+
 #: How the report's text files are written: UTF-8, with a file name that is not (an archive's Latin-1
 #: "caf\xe9.png", which Python holds as "caf\udce9.png") written as that escape, not failing the report.
 _TEXT_FILE = {"encoding": "utf-8", "errors": "backslashreplace"}
@@ -226,7 +255,7 @@ def _write_csv(path: str, rows: list[dict], fields: list[str]) -> None:
 
 
 def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_image: list[dict] = (),
-              pairs: dict | None = None) -> str:  # fmt: skip
+              pairs: dict | None = None, for_paper: list[dict] = ()) -> str:  # fmt: skip
     by = {(r["method"], r["metric"]): r for r in records}
     images = {(r["method"], r["metric"]): r for r in by_image}
     # each method's own count where they differ (a run built in Python): the rows over the methods was none's
@@ -240,15 +269,20 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_imag
     lines += ["Cells: mean ± sample standard deviation (n − 1) over the ROIs, n = how many ROIs have a value. "
               + ("Higher is better, except for " + ", ".join(lower) if lower else "Higher is better for every metric")
               + "." + (" Tenengrad is computed on the 8-bit ROI's grey levels scaled to [0, 1]."
-                       if "tenengrad" in run.metrics else ""), ""]  # fmt: skip
+                       if "tenengrad" in run.metrics else "")
+              + " Outliers: values beyond mean ± 1.96 σ of a method's values, σ the same sample standard deviation "
+              "(n − 1).", ""]  # fmt: skip
     if compare_to not in run.methods or len(run.methods) < 2:  # no method to test against it
         compare_to = None
     if compare_to:
         lines += [f"Wilcoxon signed-rank test of each method against **{compare_to}** (two-sided, paired by ROI; "
                   f"zero differences dropped; exact p up to {EXACT_MAX_PAIRS} pairs, ties at their midranks, else the "
-                  "normal approximation with tie correction): `*` p < 0.05, `**` p < 0.01. A mark says the method "
-                  f"differs from {compare_to}, better or worse (compare the means); each table's marks test its own "
-                  "ROIs.", ""]  # fmt: skip
+                  "normal approximation with tie correction): `*` p < 0.05, `**` p < 0.01. The marks of the two "
+                  "mean ± sd tables come from this test paired by ROI, the protocol's, one test per cell and no "
+                  "correction for multiple tests: as an image's ROIs are not independent, they overstate the "
+                  "evidence (the same tests by image, Holm-adjusted and with marks of their own, follow the "
+                  f"tables). A mark says the method differs from {compare_to}, better or worse (compare the means); "
+                  "each table's marks test its own ROIs.", ""]  # fmt: skip
     elif len(run.methods) > 1:  # the p-values are what a reader looks for: say why there are none
         lines += ["No significance test: no method to test the others against (evaluate's default is the first "
                   "xvertnet method, else identity; --compare-to names another).", ""]  # fmt: skip
@@ -291,6 +325,7 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_imag
                         f" (n={r['n_images_clean']})" if r["n_images"] == r["n_images"] else "") for r in cells) + " |")  # fmt: skip
             lines.append("")
             ps += [r["p_value_by_image_clean"] for r in tested]
+            lines += _for_paper_lines(run, compare_to, images, for_paper)
         for mine, _, said in (pairs or {}).values():  # scored on other ROIs: tested on those in common, or why not
             if mine is not None and said:
                 lines += [f"{said}.", ""]
@@ -319,6 +354,45 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_imag
             secs[-1] += ", which includes earlier runs' scoring of methods or metrics this report leaves out"
     lines += [f"Time: {', '.join(secs)}.", ""]
     return "\n".join(lines)
+
+
+def _signed(x: float) -> str:
+    """A difference with its sign and 4 significant digits (Tenengrad's are near 0.01, BRISQUE's near 10)."""
+    return "n/a" if x != x else f"{x:+.4g}"
+
+
+def _for_paper_lines(run: EvalRun, compare_to: str, images: dict, for_paper: list[dict]) -> list[str]:
+    """summary.md's table of what a paper gives of the tests paired by image after outlier removal:
+    n, p, p Holm-adjusted over the report's family (with marks), the Hodges-Lehmann difference and
+    its 95% interval; one row per test, each saying what it is (copied alone into a paper)."""
+    rows = [(r, images[(r["method"], r["metric"])]) for r in for_paper]
+    rows = [(r, test) for r, test in rows if test["n_images_clean"] == test["n_images_clean"]]  # (NaN: not compared)
+    if not rows:
+        return []
+    family = sum(test["p_value_by_image_clean"] == test["p_value_by_image_clean"] for _, test in rows)
+    methods = len({r["method"] for r, _ in rows})
+    lines = ["## Paired by image, for a paper: difference, 95% interval and Holm-adjusted p (after outlier removal)",
+             "", f"Each row: the test paired by image above, n images. p Holm: its p-value adjusted by Holm's method "
+             f"over this report's family of {family} tests paired by image after outlier removal "
+             f"({count(methods, 'method')} × {count(len(run.metrics), 'metric')} against {compare_to}, those with a "
+             "p-value; other methods or metrics make another family), marked `*` p Holm < 0.05, `**` p Holm < 0.01 "
+             "(the marks of the mean ± sd tables are the uncorrected test paired by ROI). Difference: method − "
+             f"{compare_to} on the image means, the Hodges–Lehmann estimate (the median of the Walsh averages "
+             f"(dᵢ + dⱼ) / 2 of the differences) and its distribution-free {CONFIDENCE:.0%} interval, the "
+             f"signed-rank test inverted (exact up to {EXACT_MAX_PAIRS} images, else the normal approximation), "
+             "so it leaves out 0 where that test's p < 0.05 (for differences without ties or zeros: the interval "
+             "counts an image whose means are equal, the test drops it). No interval (n/a) below 6 images: none "
+             f"reaches {CONFIDENCE:.0%} there.", "",
+             "| method | metric | n images | p by image | p Holm | difference (Hodges–Lehmann) | "
+             f"{CONFIDENCE:.0%} interval |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r, test in rows:
+        holm_p = r["p_value_by_image_holm_clean"]
+        low, high = r["ci95_low_by_image_clean"], r["ci95_high_by_image_clean"]
+        interval = "n/a" if low != low else f"[{_signed(low)}, {_signed(high)}]"
+        lines.append(f"| {r['method']} | {_header(r['metric'])} | {test['n_images_clean']} | "
+                     f"{_fmt_p(test['p_value_by_image_clean'])} | {_fmt_p(holm_p)}{significance_mark(holm_p)} | "
+                     f"{_signed(r['hodges_lehmann_by_image_clean'])} | {interval} |")  # fmt: skip
+    return [*lines, ""]
 
 
 #: The headings of summary.md's lists that grow with the images, the most entries of each that the
@@ -586,9 +660,11 @@ def _draw(run: EvalRun, folder: str, compare_to: str | None) -> list[str]:
     records = summarise(run, compare_to, columns, pairs)
     by_image = summarise_by_image(run, compare_to, columns, pairs)
     # the test by image in columns after the protocol's, on the same (method, metric) rows
-    rows = [{**r, **i} for r, i in zip(records, by_image)]
+    for_paper = summarise_differences(run, compare_to, by_image, columns, pairs)
+    # then what a paper gives of that test: columns at the end, so a reader by column name is not disturbed
+    rows = [{**r, **i, **d} for r, i, d in zip(records, by_image, for_paper)]
     _write_csv(paths["summary.csv"], rows, list(rows[0]) if rows else ["method", "metric"])
-    md = _markdown(run, records, compare_to, by_image, pairs)
+    md = _markdown(run, records, compare_to, by_image, pairs, for_paper)
     with atomic_write(paths["summary.md"]) as tmp, open(tmp, "w", **_TEXT_FILE) as f:
         f.write(md)
     _boxplots(run, paths["boxplots.png"], columns)

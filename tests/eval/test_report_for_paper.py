@@ -1,0 +1,132 @@
+"""What a paper needs beside the protocol's table: the test by image with Holm-adjusted p, the
+Hodges-Lehmann difference and its interval, and which test the marks come from."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+from scipy.stats import wilcoxon
+
+
+def _run(images: int = 8):
+    """Two ROIs an image, three methods, two metrics; values spread evenly (no outlier: an even
+    spread stays within 1.73 sd), clahe above identity on every image, farbman on some."""
+    from xvertfast.eval.protocol import EvalRun
+
+    rng = np.random.default_rng(11)
+    run = EvalRun(["identity", "clahe", "farbman"], ["entropy", "brisque"], images=images)
+    base = rng.permutation(np.linspace(5.0, 6.0, images))
+    for i in range(images):
+        for k, roi in enumerate(("upper", "lower")):
+            ref = base[i] + 0.05 * k
+            gains = {"identity": 0.0, "clahe": 0.3 + 0.02 * i, "farbman": 0.01 * i - 0.031}
+            run.rows += [{"file": f"f{i}.png", "roi": roi, "method": m, "entropy": ref + g, "brisque": 20 - 2 * ref - g}
+                         for m, g in gains.items()]  # fmt: skip
+    return run
+
+
+def _image_differences(run, method: str, metric: str) -> np.ndarray:
+    """method - identity per image, the means of its two ROIs, worked out here from the rows."""
+    by = {}
+    for r in run.rows:
+        by.setdefault(r["file"], {}).setdefault(r["method"], []).append(r[metric])
+    return np.array([np.mean(v[method]) - np.mean(v["identity"]) for _, v in sorted(by.items())])
+
+
+def test_summary_csv_adds_holm_and_the_hodges_lehmann_difference_after_its_columns(tmp_path):
+    from xvertfast.eval.report import write_report
+
+    run = _run()
+    with open(write_report(run, str(tmp_path), "identity")["summary.csv"]) as f:
+        rows = list(csv.DictReader(f))
+    header = list(rows[0])
+    # the columns readers know stay first, in their order; the new ones follow
+    assert header[:19] == ["method", "metric", "n", "mean", "std", "compared_to", "p_value", "pairs_differing",
+                           "n_clean", "mean_clean", "std_clean", "p_value_clean", "pairs_differing_clean", "n_images",
+                           "p_value_by_image", "images_differing", "n_images_clean", "p_value_by_image_clean",
+                           "images_differing_clean"]  # fmt: skip
+    tested = [r for r in rows if r["compared_to"]]
+    assert len(tested) == 4  # the family: clahe and farbman x entropy and brisque
+    p = {(r["method"], r["metric"]): float(r["p_value_by_image_clean"]) for r in tested}
+    # Holm by hand: the i-th smallest of the 4 times (4 - i + 1), each at least the one before, at most 1
+    running, holm = 0.0, {}
+    for rank, key in enumerate(sorted(p, key=p.get)):
+        running = max(running, min(1.0, (4 - rank) * p[key]))
+        holm[key] = running
+    for r in tested:
+        key = (r["method"], r["metric"])
+        assert float(r["p_value_by_image_holm_clean"]) == pytest.approx(holm[key], rel=1e-12), key
+        d = _image_differences(run, *key)
+        assert float(r["p_value_by_image_clean"]) == pytest.approx(wilcoxon(d, method="exact").pvalue, rel=1e-12)
+        walsh = [(d[i] + d[j]) / 2 for i in range(d.size) for j in range(i, d.size)]
+        assert float(r["hodges_lehmann_by_image_clean"]) == pytest.approx(np.median(walsh), rel=1e-12)
+        # 8 images: P(T <= 3) = 5/256 <= 0.025 < P(T <= 4) = 7/256, so the 4th smallest and 4th largest
+        assert float(r["ci95_low_by_image_clean"]) == pytest.approx(sorted(walsh)[3], rel=1e-12)
+        assert float(r["ci95_high_by_image_clean"]) == pytest.approx(sorted(walsh)[-4], rel=1e-12)
+        assert r["hodges_lehmann_by_image"] == r["hodges_lehmann_by_image_clean"]  # no outlier here
+    reference = next(r for r in rows if r["method"] == "identity")
+    assert reference["p_value_by_image_holm_clean"] == reference["hodges_lehmann_by_image_clean"] == ""
+
+
+def test_summary_md_says_where_its_marks_come_from_and_gives_the_paper_table(tmp_path):
+    from xvertfast.eval.report import write_report
+
+    run = _run()
+    paths = write_report(run, str(tmp_path), "identity")
+    md = open(paths["summary.md"]).read()
+    with open(paths["summary.csv"]) as f:
+        rows = {(r["method"], r["metric"]): r for r in csv.DictReader(f)}
+    # the protocol's table keeps its marks (by ROI) and its legend says so, and the sd both use
+    assert "The marks of the two mean ± sd tables come from this test paired by ROI" in md
+    assert "no correction for multiple tests" in md
+    assert ("Outliers: values beyond mean ± 1.96 σ of a method's values, σ the same sample standard deviation "
+            "(n − 1)") in md  # fmt: skip
+    section = md.split("## Paired by image, for a paper: difference, 95% interval and Holm-adjusted p "
+                       "(after outlier removal)")[1].split("\n## ")[0]  # fmt: skip
+    assert "family of 4 tests paired by image after outlier removal (2 methods × 2 metrics against identity" in section
+    assert "Hodges–Lehmann" in section and "method − identity" in section
+    header = "| method | metric | n images | p by image | p Holm | difference (Hodges–Lehmann) | 95% interval |"
+    assert header in section
+    clahe = rows[("clahe", "entropy")]
+    holm = float(clahe["p_value_by_image_holm_clean"])
+    mark = "**" if holm < 0.01 else "*" if holm < 0.05 else ""
+    low, high = float(clahe["ci95_low_by_image_clean"]), float(clahe["ci95_high_by_image_clean"])
+    assert (f"| clahe | Entropy (bits) | 8 | {float(clahe['p_value_by_image_clean']):.4f} | {holm:.4f}{mark} | "
+            f"{float(clahe['hodges_lehmann_by_image_clean']):+.4g} | [{low:+.4g}, {high:+.4g}] |") in section, section
+    assert mark == "*" and low > 0  # clahe is above identity here, and the table shows it
+    page = open(paths["report.html"]).read()
+    heading = "Paired by image, for a paper: difference, 95% interval and Holm-adjusted p (after outlier removal)"
+    assert f"<h2>{heading}</h2>" in page
+
+
+def test_few_images_give_no_interval_and_say_why(tmp_path):
+    from xvertfast.eval.report import write_report
+
+    md = open(write_report(_run(images=5), str(tmp_path), "identity")["summary.md"]).read()
+    section = md.split("## Paired by image, for a paper")[1].split("\n## ")[0]
+    assert "No interval (n/a) below 6 images" in section
+    assert all(line.endswith("| n/a |") for line in section.splitlines() if line.startswith("| clahe |"))
+
+
+def test_the_readmes_holm_adjusted_p_is_what_the_shipped_scores_give():
+    """The README quotes the default model's entropy p by image (0.031) with its Holm adjustment
+    over the report's tests by image: the shipped scores must give it, and no test below 0.05."""
+    import os
+    import re
+
+    from tests.model.test_model_card import ROOT, _summary
+    from xvertfast.eval.stats import holm
+
+    by_image = _summary("scores.csv", "xvertnet", by_image=True)
+    adjusted = holm([r["p_value_by_image_clean"] for r in by_image])
+    tested = [p for p in adjusted if p == p]
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = re.sub(r"\s+", " ", f.read())
+    said = re.search(r"Holm-adjusted over the report's (\d+) tests by image it is ([\d.]+), and no test stays below "
+                     r"0\.05", readme)  # fmt: skip
+    assert said, "the README's Holm-adjusted p"
+    assert int(said.group(1)) == len(tested) == 15
+    entropy = [p for r, p in zip(by_image, adjusted) if r["metric"] == "entropy" and p == p]
+    assert [f"{p:.2f}" for p in entropy] == [said.group(2)] * 3 and min(tested) >= 0.05
