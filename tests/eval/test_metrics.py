@@ -197,6 +197,35 @@ def test_tmqi_inverted_test_has_no_structural_fidelity(seed):
     assert metrics.tmqi(ref, ref) > q
 
 
+def _coarsely_inverted(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A reference and a test sharing their fine texture, on opposite vertical ramps: the test is
+    anti-correlated with the reference at TMQI's coarsest level only (as a model's flattened
+    brightness left one NIH ROI, its TMQI 0.067 among 0.8s)."""
+    rng = np.random.default_rng(seed)
+    ramp, grain = np.linspace(-15, 15, 200)[:, None], 25 * rng.standard_normal((200, 180))
+    ref = np.clip(np.round(128 + ramp + grain), 0, 255).astype(np.uint8)
+    return ref, np.clip(np.round(128 - ramp + grain), 0, 255).astype(np.uint8)
+
+
+def test_a_score_a_floor_set_is_told_with_the_value_floored(seed):
+    ref, test = _coarsely_inverted(seed)
+    parts = metrics.tmqi_scores(ref, test)
+    assert parts.s_local[-1] < 0 < min(parts.s_local[:-1]) and parts.s == 0.0
+    assert parts.q == metrics.tmqi(ref, test) == pytest.approx(0.1988 * parts.n**0.7088, rel=1e-12)
+    (note,) = metrics.floor_notes("tmqi", test, parts)
+    assert note.startswith("tmqi: the structural fidelity of level 5 of 5 (the coarsest) is "
+                           f"{parts.s_local[-1]:.3g} (the output anti-correlated"), note  # fmt: skip
+    assert f"S = 0, so Q = {parts.q:.4g} is naturalness alone" in note
+    paper = metrics.tmqi_scores(ref, test, paper_scale=True)
+    assert paper.q == metrics.tmqi_paper_compat(ref, test)
+    assert all(n.startswith("tmqi_paper_compat: ") for n in metrics.floor_notes("tmqi_paper_compat", test, paper))
+    assert metrics.floor_notes("tmqi", ref, metrics.tmqi_scores(ref, ref)) == []  # nothing floored: nothing said
+    flat = np.full((20, 20), 9, np.uint8)
+    said = "lpc_si: the ROI is one grey level (9), which scores 0 by definition"
+    assert metrics.floor_notes("lpc_si", flat) == [said]
+    assert metrics.floor_notes("lpc_si", ref) == metrics.floor_notes("entropy", flat) == []
+
+
 def test_tmqi_needs_161_px():
     ok = np.zeros((161, 161), dtype=np.uint8)
     ok[::2] = 200

@@ -1,13 +1,18 @@
 """What a paper needs beside the protocol's table: the test by image with Holm-adjusted p, the
-Hodges-Lehmann difference and its interval, and which test the marks come from."""
+Hodges-Lehmann difference and its interval, which test the marks come from, and why a score is
+what a metric's floor made it."""
 
 from __future__ import annotations
 
 import csv
+import math
 
 import numpy as np
 import pytest
+from PIL import Image
 from scipy.stats import wilcoxon
+
+from tests.eval.test_evaluate import chest_like
 
 
 def _run(images: int = 8):
@@ -130,3 +135,32 @@ def test_the_readmes_holm_adjusted_p_is_what_the_shipped_scores_give():
     assert int(said.group(1)) == len(tested) == 15
     entropy = [p for r, p in zip(by_image, adjusted) if r["metric"] == "entropy" and p == p]
     assert [f"{p:.2f}" for p in entropy] == [said.group(2)] * 3 and min(tested) >= 0.05
+
+
+def test_a_tmqi_floored_to_structure_zero_is_noted_naming_the_image_and_roi(tmp_path, seed):
+    """A TMQI of 0.067 among 0.8s (one level of the pyramid anti-correlated, counted as 0, so S = 0)
+    came with no word, and outlier removal then dropped it from the mean unsaid."""
+    from xvertfast.eval.protocol import run_protocol
+    from xvertfast.eval.report import write_report
+
+    src = tmp_path / "chest.png"
+    Image.fromarray(chest_like(seed)).save(src)  # ROIs 320 x 181: TMQI is defined
+
+    def inverted(pixels, spine=None):  # its output anti-correlated with the original at every level
+        return 1.0 - pixels
+
+    def kept(pixels, spine=None):
+        return pixels
+
+    run = run_protocol([str(src)], {"kept": kept, "inverted": inverted}, ["entropy", "tmqi"], pictures=0,
+                       progress=False, log=lambda m: None)  # fmt: skip
+    floored = [n for n in run.notes if "structural fidelity" in n]
+    assert [n.split(": tmqi: ")[0] for n in floored] == [f"{src}, upper ROI (inverted)", f"{src}, lower ROI (inverted)"]
+    scores = {(r["roi"], r["method"]): r["tmqi"] for r in run.rows}
+    for note, roi in zip(floored, ("upper", "lower")):
+        assert "which TMQI counts as 0: S = 0" in note and f"Q = {scores[(roi, 'inverted')]:.4g}" in note, note
+    assert scores[("upper", "kept")] > 0.5 > scores[("upper", "inverted")]
+    md = open(write_report(run, str(tmp_path / "r"), "kept")["summary.md"]).read()
+    notes = md.split("## Notes")[1]
+    assert all(f"- {n}" in notes for n in floored)
+    assert not any(math.isnan(r["tmqi"]) for r in run.rows)  # a floor, not a score left out

@@ -19,7 +19,8 @@ from xvertfast.eval._brisque import WINDOW as BRISQUE_WINDOW
 from xvertfast.eval._brisque import brisque_core
 from xvertfast.eval._lpc import lpc_si_core
 from xvertfast.eval._tmqi import MIN_SIDE as TMQI_MIN_SIDE
-from xvertfast.eval._tmqi import tmqi_core
+from xvertfast.eval._tmqi import LEVEL_WEIGHTS as TMQI_LEVEL_WEIGHTS
+from xvertfast.eval._tmqi import TmqiScores, tmqi_core
 
 __all__ = [
     "FLOAT_SCALINGS",
@@ -33,6 +34,9 @@ __all__ = [
     "lpc_si",
     "tmqi",
     "tmqi_paper_compat",
+    "tmqi_scores",
+    "TmqiScores",
+    "floor_notes",
     "brisque",
 ]
 
@@ -195,7 +199,7 @@ def tmqi(reference, test, return_components: bool = False, float_scaling: str = 
     A constant test has N = 0 when both its sides are multiples of 11; otherwise the
     zero padding of its edge blocks gives them some contrast and N > 0.
     """
-    scores = tmqi_core(*_tmqi_inputs(reference, test, "tmqi", float_scaling))
+    scores = tmqi_scores(reference, test, float_scaling)
     return (scores.q, scores.s, scores.n) if return_components else scores.q
 
 
@@ -207,9 +211,56 @@ def tmqi_paper_compat(reference, test, return_components: bool = False, float_sc
     For comparisons with the paper's tables; :func:`tmqi` is the metric as defined.
     Same inputs, checks and edge cases as :func:`tmqi`.
     """
-    ref, test255 = _tmqi_inputs(reference, test, "tmqi_paper_compat", float_scaling)
-    scores = tmqi_core(ref, test255 / 255.0)
+    scores = tmqi_scores(reference, test, float_scaling, paper_scale=True)
     return (scores.q, scores.s, scores.n) if return_components else scores.q
+
+
+def tmqi_scores(reference, test, float_scaling: str = "unit", paper_scale: bool = False) -> TmqiScores:
+    """:func:`tmqi` (``paper_scale``: :func:`tmqi_paper_compat`) with all its parts: Q, S, N and
+    the five levels' structural fidelities before a negative one counts as 0, for a caller that
+    says where such a floor set the score (:func:`floor_notes`)."""
+    metric = "tmqi_paper_compat" if paper_scale else "tmqi"
+    ref, test255 = _tmqi_inputs(reference, test, metric, float_scaling)
+    return tmqi_core(ref, test255 / 255.0 if paper_scale else test255)
+
+
+def floor_notes(metric: str, test8: np.ndarray, tmqi_parts: TmqiScores | None = None) -> list[str]:
+    """What a reader of a score should be told where a floor or special case of the metric, not
+    the image's quality, set it: each note starts with ``metric``. ``test8``: the 8-bit ROI scored;
+    ``tmqi_parts``: :func:`tmqi_scores`' result for TMQI. A TMQI of 0.07 among 0.8s, with no word,
+    read as a failed enhancement rather than one level of the pyramid anti-correlated.
+
+    - TMQI: a level whose mean structural fidelity is negative (the test anti-correlated with the
+      reference at that scale) counts as 0, so S = 0 and Q is naturalness alone (at most 0.1988);
+      N = 0 (the test's mean 11x11-block contrast 0, or beyond the end of the naturalness model's
+      Beta law) leaves Q structure alone.
+    - LPC-SI: a constant ROI scores 0 by definition (no phase to be coherent).
+    """
+    notes = []
+    if metric in ("tmqi", "tmqi_paper_compat") and tmqi_parts is not None and tmqi_parts.q == tmqi_parts.q:
+        levels = [(k, s) for k, s in enumerate(tmqi_parts.s_local, 1) if s < 0]
+        if levels:
+            one = len(levels) == 1
+            coarsest = " (the coarsest)" if one and levels[0][0] == len(TMQI_LEVEL_WEIGHTS) else ""
+            which = _listed(k for k, _ in levels)
+            notes.append(f"{metric}: the structural fidelity of level{'' if one else 's'} {which} of "
+                         f"{len(TMQI_LEVEL_WEIGHTS)}{coarsest} {'is' if one else 'are'} "
+                         f"{_listed(f'{s:.3g}' for _, s in levels)} (the output anti-correlated with the original at "
+                         f"{'that scale' if one else 'those scales'}), which TMQI counts as 0: S = 0, so "
+                         f"Q = {tmqi_parts.q:.4g} is naturalness alone (0.1988 N^0.7088, "
+                         f"N = {tmqi_parts.n:.4g})")  # fmt: skip
+        if tmqi_parts.n == 0:
+            notes.append(f"{metric}: naturalness N = 0 (the output's mean 11x11-block contrast is 0 or beyond the end "
+                         f"of the model's Beta law), so Q = {tmqi_parts.q:.4g} is structure alone (0.8012 S^0.3046)")
+    if metric == "lpc_si" and test8.min() == test8.max():
+        notes.append(f"lpc_si: the ROI is one grey level ({int(test8.min())}), which scores 0 by definition")
+    return notes
+
+
+def _listed(items) -> str:
+    """"1", "1 and 2", "1, 2 and 3"."""
+    items = [str(item) for item in items]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def brisque(img, float_scaling: str = "unit") -> float:

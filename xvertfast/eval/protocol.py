@@ -88,26 +88,31 @@ def score_roi(test8: np.ndarray, reference: np.ndarray, metrics: list[str]) -> t
     """The chosen metrics of one 8-bit ROI (``reference``: the original's decoded values, for TMQI).
 
     A metric that cannot be computed on this ROI (e.g. TMQI on a ROI under 161 px, from a small
-    image) is NaN, with the reason in the returned notes; the other metrics still count.
+    image) is NaN, with the reason in the returned notes; the other metrics still count. So is a
+    score a metric's floor set rather than the image (:func:`~xvertfast.eval.metrics.floor_notes`).
     """
     from xvertfast.eval import metrics as m
 
     table = {"entropy": m.entropy, "tenengrad": m.tenengrad, "lpc_si": m.lpc_si, "brisque": m.brisque,
-             "tmqi": lambda t: m.tmqi(reference, t),
-             "tmqi_paper_compat": lambda t: m.tmqi_paper_compat(reference, t)}  # fmt: skip
+             "tmqi": lambda t: m.tmqi_scores(reference, t),
+             "tmqi_paper_compat": lambda t: m.tmqi_scores(reference, t, paper_scale=True)}  # fmt: skip
     out, notes = {}, []
     for name in metrics:
         if name not in table:
             raise ValueError(f"unknown metric {name!r}; choose from {', '.join(METRICS)}")
         try:
-            out[name] = float(table[name](test8))
+            scored = table[name](test8)
         except ValueError as exc:
             out[name] = math.nan
             text = str(exc)
             notes.append(text if text.startswith(f"{name}:") else f"{name}: {text}")  # the metric's errors name it
         else:
+            parts = scored if isinstance(scored, m.TmqiScores) else None
+            out[name] = float(scored.q if parts else scored)
             if math.isnan(out[name]):  # BRISQUE on a flat region, TMQI on a constant reference
                 notes.append(f"{name}: undefined on this ROI (NaN), as on a region without contrast")
+            else:
+                notes += m.floor_notes(name, test8, parts)
     return out, notes
 
 
@@ -331,10 +336,10 @@ def _merged(kept: list[dict], scored: list[dict], methods: list[str]) -> list[di
 
 
 def _missing_notes(path: str, missing: list, methods: list[str], metrics) -> list[str]:
-    """The notes of metrics left out on an image's ROIs (``missing``: [roi, why, methods] as
-    :func:`_evaluate_one` finds them, maybe from several runs of some methods or metrics each):
-    one per ROI and reason of the ``metrics`` asked, by ROI and metric (whichever run found
-    them), naming the run's methods it concerns unless it concerns all of them."""
+    """The notes of metrics left out on an image's ROIs, or set there by a floor (``missing``:
+    [roi, why, methods] as :func:`_evaluate_one` finds them, maybe from several runs of some
+    methods or metrics each): one per ROI and reason of the ``metrics`` asked, by ROI and metric
+    (whichever run found them), naming the run's methods it concerns unless it concerns all of them."""
     merged: dict[tuple[str, str], set[str]] = {}
     for roi, why, names in missing:
         merged.setdefault((roi, why), set()).update(names)

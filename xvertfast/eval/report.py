@@ -341,8 +341,8 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_imag
             lines += ["With fewer than 6 pairs that differ (equal pairs are dropped) no p-value can be below 0.05 "
                       "(two-sided exact test): there the test cannot show a difference.", ""]  # fmt: skip
     if run.notes:
-        lines += ["## Notes: methods that leave part of the ROIs original, metrics not computed on some ROIs, "
-                  "and image warnings (decoding, polarity)", ""]
+        lines += ["## Notes: methods that leave part of the ROIs original, metrics not computed on some ROIs or "
+                  "set there by a floor of the metric, and image warnings (decoding, polarity)", ""]
         lines += [f"- {n}" for n in run.notes] + [""]
     if run.failed:
         lines += ["## Failed images", ""] + [f"- {reason}" for _, reason in run.failed] + [""]
