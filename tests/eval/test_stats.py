@@ -219,14 +219,48 @@ def test_the_hodges_lehmann_interval_needs_six_pairs_and_skips_missing_ones():
     assert all(math.isnan(x) for x in hodges_lehmann([math.nan], [1.0]))
 
 
+def _formed_sums(d: np.ndarray) -> np.ndarray:
+    """Every pair sum d_i + d_j, i <= j, of sorted ``d``, sorted: the listing the counting must match."""
+    return np.sort(np.concatenate([d[i] + d[i:] for i in range(d.size)]))
+
+
 def test_the_walsh_averages_of_many_pairs_are_found_by_counting_as_formed(seed):
     # beyond 2000 pairs they are not all formed (hundreds of millions on an archive): the counting
-    # search gives the same order statistics to 1e-12 of the range
+    # search gives the same floats as the formed averages, not values 1e-12 beside them
     rng = np.random.default_rng(seed)
     d = np.sort(np.round(rng.normal(0.1, 1, 300), 3))  # ties too
     ranks = [1, 17, 22575, 22576, 45150]
     formed = _walsh_order_statistics(d, ranks)
-    np.testing.assert_allclose(formed, np.sort(_walsh(d))[np.array(ranks) - 1], rtol=0, atol=1e-15)
-    counted = _walsh_order_statistics(d, ranks, direct_max=10)
-    np.testing.assert_allclose(counted, formed, rtol=0, atol=1e-12 * (d[-1] - d[0]))
+    assert formed == [float(s / 2) for s in _formed_sums(d)[np.array(ranks) - 1]]
+    assert _walsh_order_statistics(d, ranks, direct_max=10) == formed
     assert _walsh_order_statistics(np.full(5, 2.5), [1, 15], direct_max=2) == [2.5, 2.5]
+
+
+@pytest.mark.parametrize("shape", ["symmetric", "a third zero", "unrounded", "few values"])
+def test_the_counted_walsh_averages_are_the_listed_ones_exactly(shape, seed):
+    """Every rank the report asks for (the median's two and an interval's ends) and a spread of
+    others: the counting search gives the listed pair sum itself, 0 where the answer is 0 (symmetric
+    differences; a third of them zero), whatever the sums' rounding (17-digit data) or the ties."""
+    rng = np.random.default_rng(seed)
+    x = np.round(rng.normal(0.0, 1.0, 150), 3)
+    d = {"symmetric": np.concatenate([x, -x]),
+         "a third zero": np.concatenate([x[:100], -x[:100], np.zeros(100)]),
+         "unrounded": rng.normal(0.2, 1.0, 300) * math.pi,
+         "few values": rng.choice([-0.3, 0.1, 0.7, 2.2], 300)}[shape]
+    d = np.sort(d)
+    listed = _formed_sums(d)
+    ranks = sorted({1, listed.size, (listed.size + 1) // 2, listed.size // 2 + 1, *rng.integers(1, listed.size, 40)})
+    counted = _walsh_order_statistics(d, ranks, direct_max=10)
+    assert counted == [float(s / 2) for s in listed[np.array(ranks) - 1]]
+    if shape != "unrounded" and shape != "few values":
+        assert counted[ranks.index((listed.size + 1) // 2)] == 0.0
+
+
+def test_hodges_lehmann_beyond_2000_pairs_is_0_where_the_walsh_averages_say_0():
+    """3000 pairs, a third of them equal, the rest symmetric about 0: the median of the Walsh averages and
+    its interval's ends are all 0 (over a million zero averages at the middle), not 2e-13 printed as an
+    interval leaving 0 out."""
+    x = np.round(np.random.default_rng(20261206).normal(0.0, 1.0, 1000), 3)
+    a = np.concatenate([x, -x, np.full(1000, 0.25)])
+    b = np.concatenate([np.zeros(2000), np.full(1000, 0.25)])
+    assert hodges_lehmann(a, b) == (0.0, 0.0, 0.0)

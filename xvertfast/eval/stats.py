@@ -39,7 +39,7 @@ EXACT_MAX_PAIRS = 50
 #: Confidence of the interval around the Hodges-Lehmann difference.
 CONFIDENCE = 0.95
 #: Up to this many differences every Walsh average is formed (n(n+1)/2 of them: 2 million at 2000);
-#: beyond, the few order statistics needed are found by counting, to 1e-12 of the data's range.
+#: beyond, the few order statistics needed are found by counting, the same values either way.
 _WALSH_DIRECT_MAX = 2000
 
 
@@ -187,8 +187,9 @@ def hodges_lehmann(a, b, confidence: float = CONFIDENCE) -> tuple[float, float, 
 def _walsh_order_statistics(d: np.ndarray, ranks: list[int], direct_max: int = _WALSH_DIRECT_MAX) -> list[float]:
     """The Walsh averages of sorted ``d`` at ``ranks`` (1 = the smallest). Up to ``direct_max``
     values, by forming them all; beyond (2 million averages a metric and method at 2000 images,
-    hundreds of millions on an archive), each by bisection on the count of pairs d_i + d_j <= s,
-    which needs O(n log n) a step, to 1e-12 of the data's range."""
+    hundreds of millions on an archive), each by counting the pairs whose sum d_i + d_j is at most
+    s (O(n log n) a count): a bisection on s brings it near, then it steps to the actual pair sum,
+    so that both ways give the same float (a median of 0 is 0, not 1e-12 beside it)."""
     n = d.size
     if n <= direct_max:
         sums = np.concatenate([d[i] + d[i:] for i in range(n)])
@@ -198,8 +199,25 @@ def _walsh_order_statistics(d: np.ndarray, ranks: list[int], direct_max: int = _
         return [float(d[0])] * len(ranks)
     starts = np.arange(n)
 
-    def pairs_up_to(s: float) -> int:  # i <= j with d_j <= s - d_i
-        return int(np.maximum(np.searchsorted(d, s - d, side="right") - starts, 0).sum())
+    def first_above(s: float) -> np.ndarray:
+        """Per i, the first j >= i with d_i + d_j > s, as the sum rounds (n where none is): the
+        search on s - d_i can miss by a rounding, which the steps over whole runs of ties mend."""
+        at = np.maximum(np.searchsorted(d, s - d, side="right"), starts)
+        while True:
+            up = at < n
+            up[up] = d[up] + d[at[up]] <= s
+            if not up.any():
+                break
+            at[up] = np.searchsorted(d, d[at[up]], side="right")
+        while True:
+            down = at > starts
+            down[down] = d[down] + d[at[down] - 1] > s
+            if not down.any():
+                return at
+            at[down] = np.maximum(np.searchsorted(d, d[at[down] - 1], side="left"), starts[down])
+
+    def pairs_up_to(s: float) -> int:
+        return int((first_above(s) - starts).sum())
 
     span = float(d[-1] - d[0])
     found = []
@@ -213,7 +231,13 @@ def _walsh_order_statistics(d: np.ndarray, ranks: list[int], direct_max: int = _
                 high = middle
             else:
                 low = middle
-        found.append(high / 2)
+        while True:  # fewer than rank pairs are up to low: the answer is the next pair sum above it
+            at = first_above(low)
+            has = at < n
+            low = float((d[has] + d[at[has]]).min())
+            if pairs_up_to(low) >= rank:
+                break
+        found.append(low / 2)
     return found
 
 
