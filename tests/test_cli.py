@@ -640,7 +640,11 @@ def test_demo_scores_what_its_sample_allows_without_notes_said_twice(tmp_path, c
     showed a TMQI column of n/a and the same two notes on stderr and again in the summary."""
     assert main(["demo", "-o", str(tmp_path / "demo"), "--device", "cpu"]) == 0
     out, err = capsys.readouterr()
-    assert "note:" not in err and "TMQI" not in out and "Notes:" not in out
+    assert "note:" not in err and "TMQI" not in out
+    # one note, in the summary alone: the sample is a 10-bit DICOM, so identity is stretched over each ROI
+    notes = out.split("## Notes")[1].split("\nTime: ")[0]
+    assert [line[:60] for line in notes.splitlines() if line.startswith("- ")] == [
+        "- identity: every original (10-bit: 1) is deeper than 8 bits"]
     assert "| LPC-SI |" in out and "xvertnet_original_brightness" in out
 
 

@@ -655,7 +655,11 @@ def test_a_small_evaluate_run_tests_by_image_and_a_rerun_keeps_it(tmp_path, seed
     args = ["evaluate", str(src), "-o", str(tmp_path / "r"), "--methods", "identity,clahe", "--metrics", "entropy",
             "--pictures", "0", "-q"]  # fmt: skip
     assert main(args) == 0
-    first = {name: (tmp_path / "r" / name).read_bytes() for name in ("summary.csv", "summary.md")}
+
+    def tables(name: str) -> bytes:  # summary.md's provenance block, its last, says when each was written
+        return (tmp_path / "r" / name).read_bytes().split(b"\n## Provenance")[0]
+
+    first = {name: tables(name) for name in ("summary.csv", "summary.md")}
     rows = list(csv.DictReader(open(tmp_path / "r" / "scores.csv")))
     assert len(rows) == 3 * 2 * 2
     clahe = next(r for r in csv.DictReader(open(tmp_path / "r" / "summary.csv")) if r["method"] == "clahe")
@@ -665,7 +669,9 @@ def test_a_small_evaluate_run_tests_by_image_and_a_rerun_keeps_it(tmp_path, seed
     capsys.readouterr()
     assert main(args) == 0  # every image from the journal: the same report, with no --restart
     assert "--restart" not in capsys.readouterr().err
-    assert {name: (tmp_path / "r" / name).read_bytes() for name in first} == first
+    assert {name: tables(name) for name in first} == first
+    assert "3 evaluated (3 of them scored, wholly or but for methods or metrics added, by an earlier run" in (
+        tmp_path / "r" / "summary.md").read_text()
 
 
 def test_small_image_leaves_tmqi_out_with_a_note(tmp_path, seed, capsys):

@@ -44,7 +44,7 @@ from xvertfast.ops.wls import wls
 from xvertfast.preprocess.inputs import check_unit_pixels
 
 __all__ = ["BASELINES", "XVERTNET_METHODS", "identity", "clahe", "farbman", "xvertnet_method", "get_method",
-           "parse_method",
+           "parse_method", "baseline_parameters",
            "SharedNetwork", "CLAHE_TILES", "CLAHE_CLIP", "FARBMAN_LAMBDAS", "FARBMAN_ALPHA", "FARBMAN_GAINS"]  # fmt: skip
 
 CLAHE_TILES = 8
@@ -139,6 +139,21 @@ def farbman(pixels, spine=None, lambdas=FARBMAN_LAMBDAS, alpha: float = FARBMAN_
 
 for _method in (identity, clahe, farbman):
     _method.kind = _method.__name__  # what it is, whatever label a run gives it
+
+
+def baseline_parameters(method: Callable) -> dict:
+    """The settings a baseline runs with in an evaluation, which calls it with ``pixels`` and
+    ``spine`` alone: the defaults of its other arguments (clahe's tiles and clip, farbman's
+    lambdas, alpha and gains), read off the function that runs, so that the report says the
+    settings its scores were made with. Empty for identity."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(method).parameters
+    except (TypeError, ValueError):  # a callable without a signature to read: no settings to say
+        return {}
+    return {name: parameter.default for name, parameter in parameters.items()
+            if name not in ("pixels", "spine") and parameter.default is not inspect.Parameter.empty}  # fmt: skip
 
 
 class SharedNetwork:

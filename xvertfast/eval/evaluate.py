@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import datetime
 import math
 import os
 
 from xvertfast._version import __version__, code_digest
-from xvertfast.eval.baselines import XVERTNET_METHODS, get_method, parse_method
+from xvertfast.eval.baselines import BASELINES, XVERTNET_METHODS, baseline_parameters, get_method, parse_method
 from xvertfast.eval.journal import JOURNAL_FILE, Journal
 from xvertfast.eval.protocol import DEFAULT_METRICS, EvalRun, check_metrics, load_roi_centres, method_kind, run_protocol
 from xvertfast.eval.report import write_report
 from xvertfast.io.files import NothingFound, discover, input_paths
 from xvertfast.model.persistence import fingerprint
 from xvertfast.preprocess.centres import centres_of_inputs
+from xvertfast.preprocess.spine import LOWER_LEVEL, UPPER_LEVEL
 
 __all__ = ["evaluate", "DEFAULT_METHODS"]
 
@@ -28,7 +30,8 @@ def _names(value) -> list:
 
 def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=DEFAULT_METRICS,
              rois: str = "auto", compare_to: str | None = None, pictures: int = 6, progress: bool = True,
-             log=print, restart: bool = False, **enhancer_kwargs) -> tuple[EvalRun, dict[str, str]]:  # fmt: skip
+             log=print, restart: bool = False, command: str | None = None, cwd: str | None = None,
+             **enhancer_kwargs) -> tuple[EvalRun, dict[str, str]]:  # fmt: skip
     """Scores ``methods`` on the spine ROIs of ``inputs`` and writes the report into ``out_dir``.
 
     Args:
@@ -46,12 +49,17 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
         restart: ignore the images a previous run with ``out_dir`` scored (by default a rerun
             with the same settings takes them from ``out_dir``'s journal and scores the rest:
             :mod:`xvertfast.eval.journal`).
+        command, cwd: the command line that started the run and the folder it ran in (the CLI
+            gives them), for the report's provenance beside this call's arguments.
         enhancer_kwargs: device, backend, batch_size... for xvertnet.
 
     A Ctrl-C while the images are scored raises KeyboardInterrupt (those scored are journalled);
     once they all are, while the report is written, :class:`~xvertfast.eval.report.ReportInterrupted`.
     """
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     methods, metrics, inputs = _names(methods), _names(metrics), input_paths(inputs)
+    arguments = {"inputs": inputs, "methods": methods, "metrics": metrics, "rois": rois, "compare_to": compare_to,
+                 "pictures": pictures, "restart": restart, **enhancer_kwargs}  # as read (an iterator once)  # fmt: skip
     if not methods:
         raise ValueError("no methods to evaluate")
     check_metrics(metrics)  # before the report folder is touched: a typo must not leave a journal
@@ -87,8 +95,9 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
         run = run_protocol(inputs, built, list(metrics), centres, pictures=pictures, progress=progress, log=log,
                            journal=journal, files=files, given=given, unused=unused)  # fmt: skip
         run.notes[:0] = uncovered  # first: the images' notes may be thousands
+        provenance = _provenance(journal.settings, built, rois, started, command, cwd, arguments)
         # (cut short: ReportInterrupted, every image scored); the lock held, a killed run's leftovers go first
-        paths = write_report(run, out_dir, compare_to, remove_unfinished=True)
+        paths = write_report(run, out_dir, compare_to, remove_unfinished=True, provenance=provenance)
     finally:
         journal.close()
     return run, paths
@@ -166,3 +175,27 @@ def _settings(specs, built: dict, metrics, centres: dict | None, enhancer_kwargs
     # the code too: a development install changes the metrics' code under one version
     return {"xvertfast": __version__, "code_sha256": code_digest(), "methods": methods, "metrics": list(metrics),
             "rois": "auto" if centres is None else "file"}  # each image's centres: in its journal entry
+
+
+def _provenance(settings: dict, built: dict, rois: str, started: str, command: str | None, cwd: str | None,
+                arguments: dict) -> dict:  # fmt: skip
+    """How the report was made, for its provenance block and ``provenance.json``: the settings
+    the journal holds (the version and code digest, each XVertNet method's model digest, device,
+    precision and backend, the metrics, the ROI source) as the run recorded them, with what they
+    leave out: the baselines' parameters, read off the functions that ran (the code digest covers
+    them, so the journal need not), the ROI file, the GPU, the threads, the command."""
+    import torch
+
+    methods = []
+    for entry, (label, method) in zip(settings["methods"], built.items()):
+        enhancer = getattr(method, "enhancer", None)
+        if enhancer is not None and enhancer.device.type == "cuda":
+            entry = {**entry, "runs": {**entry["runs"], "device_name": torch.cuda.get_device_name(enhancer.device)}}
+        elif method_kind(method, label) in BASELINES and (parameters := baseline_parameters(method)):
+            entry = {**entry, "parameters": parameters}
+        methods.append(entry)
+    where = ({"source": "auto", "centre_rows": [UPPER_LEVEL, LOWER_LEVEL]} if settings["rois"] == "auto"
+             else {"source": "file", "file": os.path.abspath(rois)})  # fmt: skip
+    return {"xvertfast": settings["xvertfast"], "code_sha256": settings["code_sha256"], "started": started,
+            "command": command, "cwd": cwd, "arguments": arguments, "methods": methods,
+            "metrics": settings["metrics"], "rois": where, "threads": torch.get_num_threads()}  # fmt: skip

@@ -32,7 +32,8 @@ from xvertfast.preprocess.centres import GivenCentres, RoiCentres, centres_of_in
 from xvertfast.preprocess.spine import Box, Spine
 
 __all__ = ["METRICS", "DEFAULT_METRICS", "ROI_NAMES", "ORIGINAL_PICTURE", "EvalRun", "to_8bit_original", "to_8bit_output",
-           "score_roi", "RoiCentres", "load_roi_centres", "run_protocol", "method_kind", "check_metrics"]  # fmt: skip
+           "original_as_stored", "stretched_originals_note", "score_roi", "RoiCentres", "load_roi_centres",
+           "run_protocol", "method_kind", "check_metrics"]  # fmt: skip
 
 #: tmqi_paper_compat: TMQI with the test image in [0, 1], the XVertNet paper's scale (SPEC), asked for by name.
 METRICS = ("entropy", "tenengrad", "lpc_si", "tmqi", "brisque", "tmqi_paper_compat")
@@ -59,19 +60,33 @@ class EvalRun:
     #: (the journal keeps one such sum per image: it cannot be split)
     metrics_seconds_beyond: bool = False
     images: int = 0
+    #: per image scored: its original's ``bits`` (bits_stored) and whether ``identity`` scored its
+    #: ROIs ``stretched`` (min-max over each ROI) rather than as stored: the report's provenance
+    #: and its note on mixed depths (absent for an image a journal of an older xvertfast holds)
+    originals: dict[str, dict] = field(default_factory=dict)
+    #: images whose scores (all, or all but those of methods or metrics added) an earlier run made
+    from_journal: int = 0
 
 
-def to_8bit_original(values: np.ndarray, bits_stored: int) -> np.ndarray:
-    """An original region as the metrics see it: 8-bit sources as stored, others min-max over the region.
+def original_as_stored(values: np.ndarray, bits_stored: int) -> bool:
+    """Whether :func:`to_8bit_original` takes an original region as stored (an 8-bit source whose
+    values are whole numbers in 0..255) rather than min-max over it: the report says which.
 
     An 8-bit source's values may arrive as floats (pydicom's modality LUT gives float64 whenever
     a rescale is present, even 1/0; a MONOCHROME1 inversion too): whole numbers in 0..255 are
     still the stored values, and are used as such, not stretched."""
+    v = np.asarray(values)
+    whole = v.dtype.kind in "ui" or (v.dtype.kind == "f" and bool(np.all(v == np.round(v))))
+    return bool(bits_stored <= 8 and whole and v.min() >= 0 and v.max() <= 255)
+
+
+def to_8bit_original(values: np.ndarray, bits_stored: int) -> np.ndarray:
+    """An original region as the metrics see it: 8-bit sources as stored, others min-max over the
+    region (:func:`original_as_stored` tells which)."""
     from xvertfast.eval.metrics import to_8bit
 
     v = np.asarray(values)
-    whole = v.dtype.kind in "ui" or (v.dtype.kind == "f" and bool(np.all(v == np.round(v))))
-    if bits_stored <= 8 and whole and v.min() >= 0 and v.max() <= 255:
+    if original_as_stored(v, bits_stored):
         v = v.astype(np.uint8)
     return to_8bit(v, float_scaling="minmax")
 
@@ -195,6 +210,8 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
                 if name in methods or name == "metrics":  # (a dropped method's time is not this report's)
                     run.seconds[name] = run.seconds.get(name, 0.0) + seconds
             run.metrics_seconds_beyond |= _scored_beyond(entry, methods, metrics)
+            if isinstance(entry.get("original"), dict):
+                run.originals[f.path] = entry["original"]
             run.images += 1
             resumed += 1
             bar.update(1)
@@ -207,8 +224,8 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
         before = dict(run.seconds)
         try:
             pictured = index in keep_pictures and partial is None
-            rows, made, warnings, lacking = _evaluate_one(f, todo, asked, roi_centres, given.get(f.path), pictured,
-                                                          run.seconds)  # fmt: skip
+            rows, made, warnings, lacking, original = _evaluate_one(f, todo, asked, roi_centres, given.get(f.path),
+                                                                    pictured, run.seconds)  # fmt: skip
             picture = made if partial is None else picture  # (a partial one's is the picture journalled)
         except FILE_ERRORS as exc:  # the file's fault (or too big for memory), not a bug of ours
             reason = (f"{failure_text(f.path, exc.error)} (method {exc.method})" if isinstance(exc, _MethodFailed)
@@ -241,11 +258,12 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
                 kept = [r for r in entry["rows"] if r["method"] not in methods] if entry is not None else []
                 lacking = [*lacking, *(m for m in entry.get("missing", []) if m not in lacking)] if entry else lacking
                 rows = [r for r in journal.record(f.path, rows + kept, warnings, seconds, others, picture,
-                                                  f.photometric, missing=lacking, centres=placed)
+                                                  f.photometric, missing=lacking, centres=placed, original=original)
                         if r["method"] in methods]  # fmt: skip
             if entry is not None and partial is None:  # done before, pictured: run whole for its picture
                 whole += 1
             run.rows.extend(_reported(r, metrics) for r in rows)
+            run.originals[f.path] = original
             run.images += 1
             for note in notes:
                 run.notes.append(note)
@@ -258,6 +276,10 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
     if unused:
         run.notes.append(f"{len(unused)} row(s) of the ROI file name no input: {', '.join(sorted(unused)[:5])}"
                          + (", ..." if len(unused) > 5 else ""))  # fmt: skip
+    run.from_journal = resumed + completed
+    depths = stretched_originals_note(run, methods)
+    if depths:  # (not logged: the command prints the summary's notes, this one first, once the report is made)
+        run.notes.insert(0, depths)  # before the images' own notes: it concerns a whole row of the tables
     if resumed:
         log(f"resumed: {resumed} image(s) scored by an earlier run were taken from {journal.path}")
     if moved:
@@ -269,6 +291,37 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
         log(f"{whole} image(s) scored by an earlier run were run again with every method, for their pictures in the "
             "report")  # fmt: skip
     return run
+
+
+def _depths(originals: list[dict]) -> str:
+    """The bit depths of ``originals`` with how many of each, deepest first: "16-bit: 2, 12-bit: 1"."""
+    counted: dict[int, int] = {}
+    for original in originals:
+        counted[original["bits"]] = counted.get(original["bits"], 0) + 1
+    return ", ".join(f"{bits}-bit: {n}" for bits, n in sorted(counted.items(), reverse=True))
+
+
+def stretched_originals_note(run: EvalRun, methods: dict) -> str | None:
+    """The report's note where ``identity`` scored some originals min-max stretched over each ROI
+    (deeper than 8 bits, or float) rather than as stored (8-bit): its row is then no longer the
+    one the same images saved at 8 bits give, and an archive of both depths mixes the two. None
+    where identity is not evaluated or every original was taken as stored."""
+    labels = [name for name, method in methods.items() if method_kind(method, name) == "identity"]
+    known = [o for o in run.originals.values() if isinstance(o, dict) and isinstance(o.get("bits"), int)]
+    stretched = [o for o in known if o.get("stretched")]
+    if not labels or not stretched:
+        return None
+    who = " and ".join(labels)
+    how = "min-max stretched to 0..255 over each ROI (a per-ROI auto-window) rather than as stored"
+    see = "see docs/guide/evaluation.md, 'identity and the originals' bit depth'"
+    if len(stretched) == len(known):
+        return (f"{who}: every original ({_depths(stretched)}) is deeper than 8 bits or not stored as 8-bit "
+                f"integers, so {who} scored its ROIs {how}: not the scores the same images saved at 8 bits "
+                f"give ({see})")  # fmt: skip
+    return (f"{who}: {len(stretched)} of the {len(known)} originals ({_depths(stretched)}) "
+            f"{'was' if len(stretched) == 1 else 'were'} scored {how}, the "
+            f"other {len(known) - len(stretched)} ({_depths([o for o in known if not o.get('stretched')])}) as "
+            f"stored: {who}'s row mixes two conversions to 8 bits ({see})")  # fmt: skip
 
 
 class _MethodFailed(RuntimeError):
@@ -358,9 +411,11 @@ def _missing_notes(path: str, missing: list, methods: list[str], metrics) -> lis
 
 
 def _evaluate_one(source: InputFile, methods: dict, metrics: dict[str, list[str]], roi_centres: dict | None,
-                  given: GivenCentres | None, keep_picture: bool, seconds: dict) -> tuple[list[dict], dict | None, list[str], list]:  # fmt: skip
-    """One image's rows, picture, warnings and the metrics left out on its ROIs ([roi, why,
-    methods], for :func:`_missing_notes`) under ``methods``, each scored on its ``metrics``."""
+                  given: GivenCentres | None, keep_picture: bool, seconds: dict
+                  ) -> tuple[list[dict], dict | None, list[str], list, dict]:  # fmt: skip
+    """One image's rows, picture, warnings, the metrics left out on its ROIs ([roi, why,
+    methods], for :func:`_missing_notes`) under ``methods``, each scored on its ``metrics``, and
+    its original's depth and 8-bit conversion (:attr:`EvalRun.originals`)."""
     path = source.path
     rad = require_content(read_input(source, warn=False))
     if roi_centres is not None and given is None:
@@ -373,6 +428,8 @@ def _evaluate_one(source: InputFile, methods: dict, metrics: dict[str, list[str]
         raise ImageReadError(path, str(exc)) from None
     boxes: list[Box] = spine.eval_rois()
     originals = [rad.values[b.top : b.bottom, b.left : b.right] for b in boxes]
+    depth = {"bits": int(rad.bits_stored),
+             "stretched": not all(original_as_stored(o, rad.bits_stored) for o in originals)}  # fmt: skip
     rows, picture, warnings = [], None, image_warnings(rad, spine)
     missing: dict[tuple[str, str], list[str]] = {}  # (roi, why a metric is NaN there) -> the methods
     if keep_picture:
@@ -410,5 +467,5 @@ def _evaluate_one(source: InputFile, methods: dict, metrics: dict[str, list[str]
         # the grid's first column: without it, clahe beside xvertnet showed no original to judge them by
         picture["thumbs"][ORIGINAL_PICTURE] = _thumbnail(rad.pixels)[0]
         picture["crops"][ORIGINAL_PICTURE] = to_8bit_original(originals[0], rad.bits_stored)
-    return rows, picture, warnings, [[roi, why, names] for (roi, why), names in missing.items()]
+    return rows, picture, warnings, [[roi, why, names] for (roi, why), names in missing.items()], depth
 

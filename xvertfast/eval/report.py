@@ -10,6 +10,9 @@
   (:func:`summarise_differences`: Holm-adjusted p, the Hodges-Lehmann difference and its 95%
   interval); ``summary.md`` also lists the notes and the failed images;
 - ``boxplots.png``: one panel per metric, one box per method;
+- ``provenance.json``: how the report was made (xvertfast's version and code digest, each
+  method's model digest, device and precision or its parameters, the metrics, the ROI source,
+  the statistics, the command and the date), which ``summary.md`` and the page give in short;
 - ``grid/<image>.png``: for a sample of images, the original (as identity, or a column of its own)
   and each method side by side with the evaluation ROIs drawn, and below them the upper ROI at
   full resolution;
@@ -31,6 +34,7 @@ from __future__ import annotations
 import collections
 import csv
 import html
+import json
 import math
 import os
 import re
@@ -46,6 +50,7 @@ from xvertfast._interrupts import deliver, interrupts_deferred
 from xvertfast._plotting import pyplot
 from xvertfast._text import FAILED_LISTED, WARNED_LISTED, count, first_listed
 from xvertfast.eval.protocol import ORIGINAL_PICTURE, EvalRun
+from xvertfast.eval.provenance import PROVENANCE_HEADING, provenance_markdown, provenance_record
 from xvertfast.eval.stats import (CONFIDENCE, EXACT_MAX_PAIRS, describe, differences, hodges_lehmann, holm,
                                    image_means, outlier_mask, paired_clean, significance_mark, wilcoxon_p)
 from xvertfast.io.files import image_extension
@@ -55,7 +60,7 @@ __all__ = ["summarise", "summarise_by_image", "summarise_differences", "write_re
            "ReportInterrupted", "summary_listing_at_most", "REPORT_FILES", "HIGHER_IS_BETTER"]  # fmt: skip
 
 #: In this order they are put in place: the page, which links the others, last.
-REPORT_FILES = ("scores.csv", "summary.csv", "summary.md", "boxplots.png", "report.html")
+REPORT_FILES = ("scores.csv", "summary.csv", "summary.md", "boxplots.png", "provenance.json", "report.html")
 #: The hidden folder in the report folder (``.xvertfast-report-<random>.part``) a report is drawn in.
 _PARTS = (".xvertfast-report-", ".part")
 _MOVING = "\nalready stopping: the report's files are being put in place\n"
@@ -558,7 +563,10 @@ def _html(run: EvalRun, markdown_table: str, grids: list[str]) -> str:
                 out.append(f"<h1>{html.escape(line[2:])}</h1>")
             elif line.startswith("- "):  # failed images in red; notes (a metric left out, a warning) plain
                 kind = "fail" if section.startswith("Failed") else "note"
-                out.append(f"<p class='{kind}'>{html.escape(line[2:])}</p>")
+                text = html.escape(line[2:])
+                if section == PROVENANCE_HEADING:  # its command and digests as code, as in summary.md
+                    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+                out.append(f"<p class='{kind}'>{text}</p>")
             elif line.strip():  # markdown's **bold** and `code`: "against **identity**" read like a mark
                 text = re.sub(r"\*\*([^*`]+)\*\*", r"<strong>\1</strong>", html.escape(line))
                 text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
@@ -581,7 +589,8 @@ def _html(run: EvalRun, markdown_table: str, grids: list[str]) -> str:
             f"<h2>Distributions</h2><img src='boxplots.png' alt='box plots'>"
             f"{side_by_side}"
             f"<p>Files: <a href='scores.csv'>scores.csv</a>, <a href='summary.csv'>summary.csv</a>, "
-            f"<a href='summary.md'>summary.md</a></p></body></html>")  # fmt: skip
+            f"<a href='summary.md'>summary.md</a>, <a href='provenance.json'>provenance.json</a></p>"
+            "</body></html>")  # fmt: skip
 
 
 def _remove_earlier_grids(folder: str) -> int:
@@ -609,11 +618,14 @@ def _remove_earlier_grids(folder: str) -> int:
 
 
 def write_report(run: EvalRun, out_dir: str, compare_to: str | None = None, *,
-                 remove_unfinished: bool = False) -> dict[str, str]:  # fmt: skip
+                 remove_unfinished: bool = False, provenance: dict | None = None) -> dict[str, str]:  # fmt: skip
     """Writes every file of the module docstring into ``out_dir``, all or none; returns name -> path.
     Interrupted, raises :class:`ReportInterrupted` (a KeyboardInterrupt), saying which.
     ``remove_unfinished``: first removes what killed reports left there (see
-    :func:`remove_unfinished_reports`; only for a caller that holds the folder's lock)."""
+    :func:`remove_unfinished_reports`; only for a caller that holds the folder's lock).
+    ``provenance``: how the run was made, as :func:`~xvertfast.eval.evaluate.evaluate` records
+    it (its settings, command, ...); the report adds its own part
+    (:func:`~xvertfast.eval.provenance.provenance_record`)."""
     paths = {name: os.path.join(out_dir, name) for name in REPORT_FILES}
     earlier = os.path.exists(paths["report.html"])
     parts, placed = None, False
@@ -623,7 +635,7 @@ def write_report(run: EvalRun, out_dir: str, compare_to: str | None = None, *,
         os.makedirs(out_dir, exist_ok=True)
         parts = tempfile.mkdtemp(prefix=_PARTS[0], suffix=_PARTS[1], dir=out_dir)
         try:
-            grids = _draw(run, parts, compare_to)
+            grids = _draw(run, parts, compare_to, provenance)
         except ImportError as exc:
             if _cut_by_interrupt(exc):
                 raise KeyboardInterrupt from exc
@@ -649,7 +661,7 @@ def _cut_by_interrupt(exc: ImportError) -> bool:
     return isinstance(exc.__cause__, KeyboardInterrupt) or isinstance(exc.__context__, KeyboardInterrupt)
 
 
-def _draw(run: EvalRun, folder: str, compare_to: str | None) -> list[str]:
+def _draw(run: EvalRun, folder: str, compare_to: str | None, provenance: dict | None = None) -> list[str]:
     """Every file of the report into ``folder``; returns the grids' paths under it."""
     os.makedirs(os.path.join(folder, "grid"), exist_ok=True)
     paths = {name: os.path.join(folder, name) for name in REPORT_FILES}
@@ -665,6 +677,11 @@ def _draw(run: EvalRun, folder: str, compare_to: str | None) -> list[str]:
     rows = [{**r, **i, **d} for r, i, d in zip(records, by_image, for_paper)]
     _write_csv(paths["summary.csv"], rows, list(rows[0]) if rows else ["method", "metric"])
     md = _markdown(run, records, compare_to, by_image, pairs, for_paper)
+    made = provenance_record(run, compare_to, provenance)
+    with atomic_write(paths["provenance.json"]) as tmp, open(tmp, "w", **_TEXT_FILE) as f:
+        json.dump(made, f, indent=2, default=str)  # (ASCII: a name that is not UTF-8 as its escapes)
+        f.write("\n")
+    md += provenance_markdown(made)
     with atomic_write(paths["summary.md"]) as tmp, open(tmp, "w", **_TEXT_FILE) as f:
         f.write(md)
     _boxplots(run, paths["boxplots.png"], columns)

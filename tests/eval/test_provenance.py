@@ -1,0 +1,166 @@
+"""The evaluation report says how it was made, and what its identity row is.
+
+A user audit found the xvertfast version, the model's digest, the device and precision, the
+baselines' parameters, the ROI source, the metrics and the command only in the hidden journal:
+summary.md, summary.csv and report.html held none of them, so a table pasted into a paper could
+not be traced to its settings. summary.md and report.html now end with a provenance block, and
+``provenance.json`` beside them holds every value, as the run used it (the CSVs stay one table
+each). And 'identity' scores an original deeper than 8 bits min-max stretched over each ROI, an
+8-bit one as stored: the report says so where it happened, and that a mixed archive mixes both.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.eval.test_evaluate import check_report, chest_like, tiny_model_dir
+from xvertfast._version import __version__, code_digest
+from xvertfast.cli import main
+from xvertfast.eval.baselines import CLAHE_CLIP, CLAHE_TILES, FARBMAN_ALPHA, FARBMAN_GAINS, FARBMAN_LAMBDAS
+from xvertfast.eval.evaluate import evaluate
+from xvertfast.eval.journal import JOURNAL_FILE
+from xvertfast.eval.protocol import EvalRun
+from xvertfast.eval.provenance import PROVENANCE_HEADING
+from xvertfast.eval.report import REPORT_FILES, write_report
+from xvertfast.model import load_model
+from xvertfast.model.persistence import fingerprint
+
+
+def block(out) -> str:
+    """summary.md's provenance block (its last section)."""
+    md = (out / "summary.md").read_text()
+    assert md.count(f"## {PROVENANCE_HEADING}") == 1
+    return md.split(f"## {PROVENANCE_HEADING}")[1]
+
+
+def images(folder, seed, n=2):
+    folder.mkdir()
+    for i in range(n):
+        Image.fromarray(chest_like(seed + i)).save(folder / f"img{i}.png")
+    return folder
+
+
+def test_the_report_names_the_version_model_digest_baseline_parameters_and_roi_source(tmp_path, seed):
+    model = tiny_model_dir(tmp_path, seed)
+    src, out = images(tmp_path / "in", seed), tmp_path / "r"
+    assert main(["evaluate", str(src), "-o", str(out), "--methods", f"identity,clahe,farbman,mine:xvertnet={model}",
+                 "--metrics", "entropy,tenengrad", "--device", "cpu", "--pictures", "1", "-q"]) == 0  # fmt: skip
+    digest = fingerprint(load_model(str(model)))
+    said = block(out)
+    assert f"xvertfast {__version__} (code sha256 `{code_digest()}`)" in said
+    assert f"- method `mine:xvertnet={model}`: model sha256 `{digest}`, run on cpu in float32 (torch backend" in said
+    assert f"- method `clahe`: tiles {CLAHE_TILES}, clip {CLAHE_CLIP:g}\n" in said  # 8, 0.0078125 (2/256)
+    assert "- method `farbman`: lambdas 0.125/0.5/2, alpha 1.2, gains 2/1.6/1.3\n" in said
+    assert "- ROIs: found automatically, their centres at 0.3 and 0.58 of the image height" in said
+    assert "- metrics: entropy, tenengrad\n" in said and "Wilcoxon signed-rank tests against mine" in said
+    assert f"- command: `xvertfast evaluate {src} -o {out} --methods" in said
+    assert "- images: 2 evaluated, 0 failed; originals: 8-bit 2\n" in said
+
+    record = json.loads((out / "provenance.json").read_text())
+    with open(out / JOURNAL_FILE) as f:
+        journalled = json.loads(f.readline())["settings"]  # what the run recorded: the values come from there
+    assert record["xvertfast"] == journalled["xvertfast"] == __version__
+    assert record["code_sha256"] == journalled["code_sha256"]
+    methods = {m["label"]: m for m in record["methods"]}
+    assert methods["mine"]["model"] == journalled["methods"][3]["model"] == digest
+    assert methods["mine"]["runs"] == {"device": "cpu", "precision": "float32", "backend": "torch"}
+    assert methods["clahe"]["parameters"] == {"tiles": CLAHE_TILES, "clip": CLAHE_CLIP}
+    assert methods["farbman"]["parameters"] == {"lambdas": list(FARBMAN_LAMBDAS), "alpha": FARBMAN_ALPHA,
+                                                "gains": list(FARBMAN_GAINS)}  # fmt: skip
+    assert record["rois"] == {"source": "auto", "centre_rows": [0.3, 0.58]}
+    assert record["metrics"] == ["entropy", "tenengrad"]
+    assert record["statistics"]["z_limit"] == 1.96 and record["statistics"]["compared_to"] == "mine"
+    assert record["arguments"]["device"] == "cpu" and record["arguments"]["pictures"] == 1
+    assert record["images"] == {"evaluated": 2, "failed": 0, "from_earlier_runs": 0, "original_bits": {"8": 2},
+                                "identity_stretched": 0}  # fmt: skip
+
+    page = check_report(out)  # (every link resolves: provenance.json among them)
+    assert f"<h2>{PROVENANCE_HEADING}</h2>" in page and f"<code>{digest}</code>" in page
+    assert "href='provenance.json'" in page
+    # the tables stay one table each: a header row and one row per (method, metric)
+    with open(out / "summary.csv") as f:
+        rows = list(csv.reader(f))
+    assert rows[0][:2] == ["method", "metric"] and len(rows) == 1 + 4 * 2
+    assert REPORT_FILES.index("provenance.json") < REPORT_FILES.index("report.html")  # the page still last
+
+
+def test_the_report_names_the_roi_file_it_was_scored_at(tmp_path, seed):
+    src = tmp_path / "a.png"
+    Image.fromarray(chest_like(seed)).save(src)
+    rois = tmp_path / "rois.csv"
+    rois.write_text("file,upper_row,upper_col,lower_row,lower_col\na.png,150,120,260,280\n")
+    out = tmp_path / "r"
+    assert main(["evaluate", str(src), "-o", str(out), "--rois", str(rois), "--methods", "identity",
+                 "--metrics", "entropy", "--pictures", "0", "-q"]) == 0  # fmt: skip
+    assert f"- ROIs: centres given by hand in {rois}\n" in block(out)
+    assert json.loads((out / "provenance.json").read_text())["rois"] == {"source": "file", "file": str(rois)}
+
+
+def test_a_report_written_from_python_says_what_it_knows(tmp_path):
+    run = EvalRun(["identity", "clahe"], ["entropy"], images=1)
+    run.rows = [{"file": "a.png", "roi": roi, "method": m, "entropy": 5.0 + k} for k, m in enumerate(run.methods)
+                for roi in ("upper", "lower")]  # fmt: skip
+    write_report(run, str(tmp_path / "r"), "identity")
+    record = json.loads((tmp_path / "r" / "provenance.json").read_text())
+    assert record["methods"] == [{"label": "identity"}, {"label": "clahe"}] and record["metrics"] == ["entropy"]
+    assert record["statistics"]["compared_to"] == "identity" and "written" in record
+    assert "- method `clahe`\n" in block(tmp_path / "r")
+
+
+def deep(v: np.ndarray) -> np.ndarray:
+    """The 8-bit picture ``v`` as a 16-bit one (0..255 -> 0..65535): the same image, deeper."""
+    return v.astype(np.uint16) * 257
+
+
+def scores(run, method: str) -> list[float]:
+    return [r["tenengrad"] for r in run.rows if r["method"] == method]
+
+
+def test_identity_of_originals_deeper_than_8_bits_is_noted_and_a_mixed_archive_said_mixed(tmp_path, seed):
+    picture = chest_like(seed)
+    folders = {name: tmp_path / name for name in ("eight", "sixteen", "mixed")}
+    for folder in folders.values():
+        folder.mkdir()
+    Image.fromarray(picture).save(folders["eight"] / "a.png")
+    Image.fromarray(deep(picture)).save(folders["sixteen"] / "a.png")
+    Image.fromarray(picture).save(folders["mixed"] / "a.png")
+    Image.fromarray(deep(chest_like(seed + 1))).save(folders["mixed"] / "b.png")
+    runs, said = {}, {}
+    for name, folder in folders.items():
+        log = []
+        runs[name], _ = evaluate([str(folder)], str(tmp_path / f"r_{name}"), "identity,clahe", "tenengrad",
+                                 pictures=0, progress=False, log=log.append)  # fmt: skip
+        said[name] = [n for n in runs[name].notes if "stretched" in n]
+        assert not [line for line in log if "stretched" in line]  # in the summary the command prints: once
+    # what the audit saw: identity's scores move with the depth alone, the methods' do not
+    assert scores(runs["eight"], "clahe") == pytest.approx(scores(runs["sixteen"], "clahe"), rel=1e-9)
+    eight, sixteen = scores(runs["eight"], "identity"), scores(runs["sixteen"], "identity")
+    assert all(b > 1.2 * a for a, b in zip(eight, sixteen))
+    assert said["eight"] == []
+    assert said["sixteen"] == [
+        "identity: every original (16-bit: 1) is deeper than 8 bits or not stored as 8-bit integers, so identity "
+        "scored its ROIs min-max stretched to 0..255 over each ROI (a per-ROI auto-window) rather than as stored: "
+        "not the scores the same images saved at 8 bits give (see docs/guide/evaluation.md, 'identity and the "
+        "originals' bit depth')"]  # fmt: skip
+    mixed = ("identity: 1 of the 2 originals (16-bit: 1) was scored min-max stretched to 0..255 over each ROI (a "
+             "per-ROI auto-window) rather than as stored, the other 1 (8-bit: 1) as stored: identity's row mixes two "
+             "conversions to 8 bits")  # fmt: skip
+    assert len(said["mixed"]) == 1 and said["mixed"][0].startswith(mixed)
+    assert f"- {said['mixed'][0]}\n" in (tmp_path / "r_mixed" / "summary.md").read_text()
+    assert "originals: 16-bit 1, 8-bit 1" in block(tmp_path / "r_mixed")
+    # a rerun takes both images from the journal, which recorded their depths: the same note
+    again, _ = evaluate([str(folders["mixed"])], str(tmp_path / "r_mixed"), "identity,clahe", "tenengrad",
+                        pictures=0, progress=False, log=lambda line: None)  # fmt: skip
+    assert [n for n in again.notes if "stretched" in n] == said["mixed"] and again.from_journal == 2
+    assert "(2 of them scored, wholly or but for methods or metrics added, by an earlier run" in block(
+        tmp_path / "r_mixed")
+    # without identity the conversion scores nothing: no note
+    none, _ = evaluate([str(folders["sixteen"])], str(tmp_path / "r_none"), "clahe", "tenengrad", pictures=0,
+                       progress=False, log=lambda line: None)  # fmt: skip
+    assert not [n for n in none.notes if "stretched" in n] and not math.isnan(scores(none, "clahe")[0])
