@@ -115,6 +115,25 @@ def test_few_images_give_no_interval_and_say_why(tmp_path):
     assert all(line.endswith("| n/a |") for line in section.splitlines() if line.startswith("| clahe |"))
 
 
+def test_the_p_value_tables_notes_stay_under_them_not_under_the_paper_table(tmp_path):
+    """'n/a: no test' and 'fewer than 6 pairs' are said of the p-value tables: they come before the
+    paper table's heading, under the p-values paired by image, and none is in the paper table's section."""
+    from xvertfast.eval.report import write_report
+
+    run = _run(images=5)  # 5 pairs: the fewer-than-6 note
+    identity = {(r["file"], r["roi"]): r["entropy"] for r in run.rows if r["method"] == "identity"}
+    for r in run.rows:
+        if r["method"] == "farbman":  # no pair differs: no test, the n/a note
+            r["entropy"] = identity[(r["file"], r["roi"])]
+    md = open(write_report(run, str(tmp_path), "identity")["summary.md"]).read()
+    notes = ["n/a: no test, fewer than 2 pairs that differ.", "With fewer than 6 pairs that differ"]
+    before, paper = md.split("## Paired by image, for a paper")
+    by_image = before.split("## p-values paired by image (after outlier removal)")[1]
+    assert all(note in by_image for note in notes), by_image
+    section = paper.split("\n## ")[0]
+    assert not any(note in section for note in notes), section
+
+
 def test_the_readmes_holm_adjusted_p_is_what_the_shipped_scores_give():
     """The README quotes the default model's entropy p by image (0.031) with its Holm adjustment
     over the report's tests by image: the shipped scores must give it, and no test below 0.05."""

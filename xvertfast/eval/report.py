@@ -330,7 +330,6 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_imag
                         f" (n={r['n_images_clean']})" if r["n_images"] == r["n_images"] else "") for r in cells) + " |")  # fmt: skip
             lines.append("")
             ps += [r["p_value_by_image_clean"] for r in tested]
-            lines += _for_paper_lines(run, compare_to, images, for_paper)
         for mine, _, said in (pairs or {}).values():  # scored on other ROIs: tested on those in common, or why not
             if mine is not None and said:
                 lines += [f"{said}.", ""]
@@ -345,6 +344,8 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_imag
         if any(2 <= k < 6 for k in few):
             lines += ["With fewer than 6 pairs that differ (equal pairs are dropped) no p-value can be below 0.05 "
                       "(two-sided exact test): there the test cannot show a difference.", ""]  # fmt: skip
+        if tested:  # after the notes above, which are the p-value tables' (a table of its own, with its legend)
+            lines += _for_paper_lines(run, compare_to, images, for_paper)
     if run.notes:
         lines += ["## Notes: methods that leave part of the ROIs original, metrics not computed on some ROIs or "
                   "set there by a floor of the metric, and image warnings (decoding, polarity)", ""]
