@@ -97,32 +97,68 @@ def gencode_flags(arch_list: str) -> tuple[list[str], list[str]]:
 
 
 def nvcc_release(version_output: str) -> tuple[int, int] | None:
-    """(major, minor) of the CUDA toolkit ``nvcc --version`` printed (its "release 13.0, V13.0.88"
-    line), or None where the output has no such line (a wrapper that prints something else)."""
-    found = re.search(r"release (\d+)\.(\d+)", version_output)
+    """(major, minor) of the CUDA toolkit ``nvcc --version`` printed (its "Cuda compilation tools,
+    release 13.0, V13.0.88" line), or None where the output has no such line (a wrapper that prints
+    something else): another tool's "release 18.1" is not taken for a CUDA version."""
+    found = re.search(r"Cuda compilation tools, release (\d+)\.(\d+)", version_output)
     return (int(found.group(1)), int(found.group(2))) if found else None
 
 
-def cuda_version_mismatch(version_output: str, torch_version: str, torch_cuda: str | None, nvcc: str) -> str | None:
-    """Why ``nvcc`` (which printed ``version_output``) must not compile the kernels for torch
-    ``torch_version`` built with CUDA ``torch_cuda`` (``torch.version.cuda``), or None. Against a
-    CUDA build of torch the extension links the toolkit's shared ``libcudart.so.<major>`` beside
-    torch's own runtime: of another major version it either fails to load (every op, the CPU
-    ones too, then falls back to PyTorch) or loads and cannot start under a driver too old for
+def read_nvcc_release(nvcc: str) -> tuple[tuple[int, int] | None, str]:
+    """The CUDA (major, minor) of ``nvcc --version``, or None and why it could not be read (the
+    command failed to start or exited non-zero, or printed no CUDA release): a broken wrapper
+    leaves the version unchecked rather than ending the build with a bare traceback."""
+    command = f"`{nvcc} --version`"
+    try:
+        done = subprocess.run([nvcc, "--version"], capture_output=True, text=True)
+    except OSError as exc:
+        return None, f"{command} could not run ({exc})"
+    if done.returncode != 0:
+        said = (done.stderr or done.stdout or "").strip().splitlines()
+        return None, f"{command} exited with status {done.returncode}" + (f" ({said[0]})" if said else "")
+    release = nvcc_release(done.stdout)
+    return release, "" if release else f"{command} printed no 'Cuda compilation tools, release X.Y' line"
+
+
+def cuda_version_mismatch(release: tuple[int, int] | None, torch_version: str, torch_cuda: str | None,
+                          nvcc: str) -> str | None:  # fmt: skip
+    """Why ``nvcc`` of CUDA ``release`` (nvcc_release; None: unknown) must not compile the kernels
+    for torch ``torch_version`` built with CUDA ``torch_cuda`` (``torch.version.cuda``), or None.
+    Against a CUDA build of torch the extension links the toolkit's shared ``libcudart.so.<major>``
+    beside torch's own runtime: of another major version it either fails to load (every op, the
+    CPU ones too, then falls back to PyTorch) or loads and cannot start under a driver too old for
     it. torch's own check of this runs only for extensions that list .cu sources, and this one
     compiles them itself. A CPU build of torch has no runtime to match: the build then carries
     the static one, of whatever version."""
-    if not torch_cuda:
+    if not torch_cuda or release is None:
         return None
-    release = nvcc_release(version_output)
     torch_major = torch_cuda.split(".")[0]
-    if release is None or str(release[0]) == torch_major:
+    if str(release[0]) == torch_major:
         return None
     return (f"xvertfast: {nvcc} is CUDA {release[0]}.{release[1]}, but this torch ({torch_version}) "
             f"was built with CUDA {torch_cuda}: the extension would link CUDA {release[0]}'s runtime "
             f"beside torch's CUDA {torch_major} one, and fail to load or fail on the GPU. Point "
             f"CUDA_HOME at a CUDA {torch_major}.x toolkit (e.g. CUDA_HOME=/usr/local/cuda-{torch_cuda}), or "
             "build without the CUDA kernels with XVF_WITH_CUDA=0 (GPUs then take the slower paths)")
+
+
+def newer_cuda_minor_note(release: tuple[int, int] | None, torch_cuda: str | None, nvcc: str) -> str | None:
+    """A one-line note where ``nvcc`` is of torch's CUDA major but a newer minor (nvcc 12.8 under a
+    cu124 torch), or None. The build goes on -- one major shares its runtime's ABI, as torch's own
+    check (a warning only) holds -- but the kernels then run on torch's older runtime, and their
+    PTX needs a driver of nvcc's release: the note names the toolkit to use should they fail."""
+    if not torch_cuda or release is None:
+        return None
+    try:
+        torch_major, torch_minor = (int(part) for part in torch_cuda.split(".")[:2])
+    except ValueError:
+        return None
+    if release[0] != torch_major or release[1] <= torch_minor:
+        return None
+    return (f"xvertfast: note: {nvcc} is CUDA {release[0]}.{release[1]}, newer than this torch's CUDA "
+            f"{torch_cuda}, whose runtime the kernels will use; usually fine within one major version, but "
+            f"should the CUDA ops fail (a driver older than CUDA {release[0]}.{release[1]} cannot load their "
+            f"PTX), rebuild with CUDA_HOME at a CUDA {torch_cuda} toolkit")
 
 
 def max_jobs() -> int:
@@ -155,13 +191,16 @@ class BuildWithNvcc(BuildExtension):
     def build_extensions(self) -> None:
         if TORCH_CUDA:  # (only when building: an sdist or a metadata query needs no nvcc check)
             nvcc = os.path.join(CUDA_HOME, "bin", "nvcc")
-            version = subprocess.run([nvcc, "--version"], capture_output=True, text=True, check=True).stdout
-            if nvcc_release(version) is None:
-                print(f"xvertfast: could not read the CUDA version from `{nvcc} --version`; not checked "
-                      f"against torch's CUDA {torch.version.cuda}", flush=True)
-            problem = cuda_version_mismatch(version, torch.__version__, torch.version.cuda, nvcc)
+            release, unread = read_nvcc_release(nvcc)
+            if release is None:
+                print(f"xvertfast: could not read the CUDA version: {unread}; not checked against "
+                      f"torch's CUDA {torch.version.cuda}", flush=True)
+            problem = cuda_version_mismatch(release, torch.__version__, torch.version.cuda, nvcc)
             if problem:
                 sys.exit(problem)
+            note = newer_cuda_minor_note(release, torch.version.cuda, nvcc)
+            if note:
+                print(note, flush=True)
         if WITH_CUDA:
             for ext in self.extensions:
                 ext.extra_objects = list(ext.extra_objects or []) + self._compile_cuda()

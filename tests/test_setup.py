@@ -14,8 +14,10 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def load_setup(monkeypatch, archs: str):
-    """setup.py's definitions for TORCH_CUDA_ARCH_LIST=archs, setup() itself not run."""
+def load_setup(monkeypatch, archs: str, glue_check: bool = False):
+    """setup.py's definitions for TORCH_CUDA_ARCH_LIST=archs, setup() itself not run. Without nvcc
+    the test skips; for the glue check (glue_check=True) through skip_unless_required, so that CI's
+    XVF_REQUIRE_GLUE_CHECK=1 makes a missing toolkit a failure there too."""
     monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", archs)
     monkeypatch.setenv("XVF_WITH_CUDA", "1")
     monkeypatch.setattr(setuptools, "setup", lambda **kwargs: None)
@@ -25,7 +27,8 @@ def load_setup(monkeypatch, archs: str):
     except SystemExit as exc:  # no nvcc here: XVF_WITH_CUDA=1 is refused; any other exit is a failure
         if "nvcc was not found" not in str(exc):
             pytest.fail(f"setup.py exited: {exc}")
-        pytest.skip(f"setup.py needs nvcc for this: {exc}")
+        reason = f"setup.py needs nvcc for this: {exc}"
+        skip_unless_required(reason) if glue_check else pytest.skip(reason)
 
 
 def run_nvcc_step(ns, build_temp, monkeypatch, nvcc) -> None:
@@ -181,7 +184,7 @@ def test_the_glue_a_cuda_torch_compiles_is_valid_cpp(tmp_path, monkeypatch):
     if compiler is None or not os.path.exists(torch_cuda_headers):
         skip_unless_required("needs a C++ compiler and torch's c10/cuda headers")
     monkeypatch.setattr(torch.version, "cuda", "13.0")
-    ns = load_setup(monkeypatch, "9.0")
+    ns = load_setup(monkeypatch, "9.0", glue_check=True)
     cuda_runtime = os.path.join(ns["CUDA_HOME"] or "", "include", "cuda_runtime_api.h")
     if not os.path.exists(cuda_runtime):
         skip_unless_required("needs the CUDA toolkit's headers")
@@ -205,6 +208,27 @@ def test_the_glue_a_cuda_torch_compiles_is_valid_cpp(tmp_path, monkeypatch):
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         failed = [f"{s}:\n{err[-3000:]}" for s, rc, err in pool.map(compile_one, glue) if rc != 0]
     assert not failed, "\n".join(failed)
+
+
+def hide_nvcc(monkeypatch, tmp_path) -> None:
+    """setup.py finds no CUDA toolkit: not $CUDA_HOME's, not PATH's, not /usr/local/cuda's."""
+    monkeypatch.setenv("CUDA_HOME", str(tmp_path))
+    monkeypatch.delenv("CUDA_PATH", raising=False)
+    real_exists = os.path.exists
+    monkeypatch.setattr(os.path, "exists", lambda p: not str(p).endswith(os.path.join("bin", "nvcc")) and real_exists(p))
+
+
+@pytest.mark.parametrize("required", ["1", ""])
+def test_without_nvcc_the_glue_check_fails_where_ci_requires_it(tmp_path, monkeypatch, required):
+    monkeypatch.setenv("XVF_REQUIRE_GLUE_CHECK", required)
+    hide_nvcc(monkeypatch, tmp_path)
+    # (caught as BaseException: a skip where a failure is due must fail this test, not skip it)
+    with pytest.raises(BaseException, match="nvcc was not found") as outcome:
+        load_setup(monkeypatch, "9.0", glue_check=True)
+    assert outcome.type is (pytest.fail.Exception if required else pytest.skip.Exception)
+    with pytest.raises(BaseException) as outcome:  # the tests of the nvcc step itself just skip
+        load_setup(monkeypatch, "9.0")
+    assert outcome.type is pytest.skip.Exception
 
 
 NVCC_13_0 = """nvcc: NVIDIA (R) Cuda compiler driver
@@ -232,11 +256,11 @@ Build cuda_12.8.r12.8/compiler.35583870_0
 ])  # fmt: skip
 def test_an_nvcc_of_another_cuda_major_than_torch_is_refused(monkeypatch, nvcc_output, torch_cuda, refused):
     ns, _ = run_setup(monkeypatch, ["bdist_wheel"])
-    problem = ns["cuda_version_mismatch"](nvcc_output, "2.13.0+cu128", torch_cuda, "/opt/cuda/bin/nvcc")
+    nvcc_cuda = ns["nvcc_release"](nvcc_output)
+    problem = ns["cuda_version_mismatch"](nvcc_cuda, "2.13.0+cu128", torch_cuda, "/opt/cuda/bin/nvcc")
     if not refused:
         assert problem is None
         return
-    nvcc_cuda = ns["nvcc_release"](nvcc_output)
     assert problem.startswith(f"xvertfast: /opt/cuda/bin/nvcc is CUDA {nvcc_cuda[0]}.{nvcc_cuda[1]}, but this torch "
                               f"(2.13.0+cu128) was built with CUDA {torch_cuda}")  # fmt: skip
     assert f"Point CUDA_HOME at a CUDA {torch_cuda.split('.')[0]}.x toolkit" in problem
@@ -259,3 +283,99 @@ def test_a_build_against_a_cuda_torch_stops_before_compiling_with_an_nvcc_of_ano
     with pytest.raises(SystemExit, match=r"is CUDA 13\.0, but this torch .* was built with CUDA 12\.8"):
         builder.build_extensions()
     assert [cmd[1:] for cmd in ran] == [["--version"]]  # asked its version, compiled nothing
+
+
+@pytest.mark.parametrize("output, release", [
+    (NVCC_13_0, (13, 0)),
+    (NVCC_12_8, (12, 8)),
+    ("Ubuntu clang version 18.1.3, release 18.1 (1ubuntu1)\n", None),  # another tool's release line
+    ("ccache version 4.9.1\nrelease 4.9\n", None),
+])  # fmt: skip
+def test_only_nvccs_own_release_line_is_read_as_the_cuda_version(monkeypatch, output, release):
+    ns, _ = run_setup(monkeypatch, ["bdist_wheel"])
+    assert ns["nvcc_release"](output) == release
+
+
+@pytest.mark.parametrize("torch_cuda, nvcc_output, noted", [
+    ("12.4", NVCC_12_8, True),  # a newer minor: built, with a note
+    ("12.8", NVCC_12_8, False),
+    ("12.9", NVCC_12_8, False),  # an older nvcc: its headers are within the newer runtime's
+    ("13.0", NVCC_13_0, False),
+    (None, NVCC_12_8, False),  # a CPU torch: the static runtime, nothing to match
+])  # fmt: skip
+def test_an_nvcc_of_a_newer_cuda_minor_than_torch_is_noted(monkeypatch, torch_cuda, nvcc_output, noted):
+    ns, _ = run_setup(monkeypatch, ["bdist_wheel"])
+    note = ns["newer_cuda_minor_note"](ns["nvcc_release"](nvcc_output), torch_cuda, "/opt/cuda/bin/nvcc")
+    if not noted:
+        assert note is None
+        return
+    assert note.startswith("xvertfast: note: /opt/cuda/bin/nvcc is CUDA 12.8, newer than this torch's CUDA 12.4")
+    assert "\n" not in note and "CUDA_HOME at a CUDA 12.4 toolkit" in note
+
+
+class ReachedCompile(Exception):
+    """Raised by the stand-in for _compile_cuda: the build got past the version check."""
+
+
+def start_cuda_torch_build(tmp_path, monkeypatch, capsys, torch_cuda: str, nvcc_version) -> tuple[dict, list, str]:
+    """build_extensions of setup.py under a CUDA torch ``torch_cuda``, ``nvcc_version(cmd)`` answering
+    for ``nvcc --version``; returns the namespace, the nvcc commands run and what the build step
+    printed, once it reached _compile_cuda (ReachedCompile) -- any other outcome fails the test."""
+    monkeypatch.setattr(torch.version, "cuda", torch_cuda)
+    ns = load_setup(monkeypatch, "9.0")
+    assert ns["TORCH_CUDA"]
+    capsys.readouterr()  # (setup.py's own 'xvertfast build:' line)
+    ran = []
+
+    def nvcc(cmd, **kwargs):
+        ran.append(cmd)
+        return nvcc_version(cmd)
+
+    monkeypatch.setattr(subprocess, "run", nvcc)
+    builder = ns["BuildWithNvcc"].__new__(ns["BuildWithNvcc"])
+    builder.build_temp = str(tmp_path)
+    builder.extensions = [ns["make_extension"]()]
+
+    def compile_cuda():
+        raise ReachedCompile
+
+    builder._compile_cuda = compile_cuda
+    with pytest.raises(ReachedCompile):
+        builder.build_extensions()
+    return ns, ran, capsys.readouterr().out
+
+
+def answers(returncode: int, stdout: str, stderr: str = ""):
+    """An ``nvcc --version`` stand-in that exits with returncode and prints stdout and stderr."""
+    return lambda cmd: subprocess.CompletedProcess(cmd, returncode, stdout=stdout, stderr=stderr)
+
+
+def cannot_start(cmd):
+    raise PermissionError(13, "Permission denied", cmd[0])
+
+
+@pytest.mark.parametrize("nvcc_version, printed", [
+    (answers(0, "ccache: a wrapper that says no version\n"),
+     "printed no 'Cuda compilation tools, release X.Y' line; not checked against torch's CUDA 12.8"),
+    (answers(1, "", "ccache: error: Could not find compiler \"nvcc\" in PATH\n"),
+     "--version` exited with status 1 (ccache: error: Could not find compiler \"nvcc\" in PATH); not checked"),
+    (answers(139, ""), "--version` exited with status 139; not checked"),
+    (cannot_start, "--version` could not run ([Errno 13] Permission denied"),
+    (answers(0, NVCC_12_8), None),  # read, same version: nothing to say
+])  # fmt: skip
+def test_an_nvcc_version_that_cannot_be_read_is_said_unchecked_and_the_build_goes_on(
+    tmp_path, monkeypatch, capsys, nvcc_version, printed
+):
+    ns, ran, out = start_cuda_torch_build(tmp_path, monkeypatch, capsys, "12.8", nvcc_version)
+    assert [cmd[1:] for cmd in ran] == [["--version"]]  # asked once, then on to the compile
+    if printed is None:
+        assert out == ""
+        return
+    nvcc = os.path.join(ns["CUDA_HOME"], "bin", "nvcc")
+    assert out.startswith(f"xvertfast: could not read the CUDA version: `{nvcc} --version")
+    assert printed in out and len(out.splitlines()) == 1
+
+
+def test_a_build_with_an_nvcc_of_a_newer_cuda_minor_prints_the_note_and_compiles(tmp_path, monkeypatch, capsys):
+    ns, _, out = start_cuda_torch_build(tmp_path, monkeypatch, capsys, "12.4", answers(0, NVCC_12_8))
+    assert out.startswith(f"xvertfast: note: {os.path.join(ns['CUDA_HOME'], 'bin', 'nvcc')} is CUDA 12.8, newer")
