@@ -23,8 +23,9 @@ XVF_HD T bin_scale(T lo, T hi, int bins) {
 }
 
 // The running minimum (maximum) of a map stepped by the value v, which a NaN v leaves as it
-// was: a map's range is that of its numbers. The CPU's and the GPU's min/max passes both step
-// with these (the running value, never NaN, comes first: a NaN there would be kept).
+// was: a map's range is that of its numbers. The per-value passes of the CPU's and the GPU's
+// min/max step with these (the running value, never NaN, comes first: a NaN there would be
+// kept); the CPU then merges its threads' partial ranges (never NaN) with std::min/max_element.
 template <typename T>
 XVF_HD T min_skip_nan(T lo, T v) {
   return v < lo ? v : lo;
