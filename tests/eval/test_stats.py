@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy.stats import wilcoxon
 
-from xvertfast.eval.stats import (Z_LIMIT, _walsh_order_statistics, describe, hodges_lehmann, holm, image_means,
-                                  outlier_mask, paired_clean, significance_mark, wilcoxon_p)
+from xvertfast.eval.stats import (EXACT_MAX_PAIRS, Z_LIMIT, _walsh_order_statistics, describe, hodges_lehmann, holm,
+                                  image_means, outlier_mask, paired_clean, significance_mark, wilcoxon_p)
 
 
 def test_outlier_mask_flags_values_beyond_the_band(seed):
@@ -205,6 +205,28 @@ def test_the_hodges_lehmann_interval_is_scipys_signed_rank_test_inverted(n):
     assert not _rejects(d, low + eps) and not _rejects(d, high - eps)
     assert _rejects(d, low - eps) and _rejects(d, high + eps)
     assert (low > 0 or high < 0) == (wilcoxon_p(d, np.zeros(n)) < 0.05)  # 0 outside it where the test says so
+
+
+@pytest.mark.parametrize("n", [50, 51])
+def test_the_interval_switches_to_the_approximation_where_the_test_it_inverts_does(n):
+    """At the switch, one difference zero: the interval's ends are where this module's own test of
+    d - shift starts to reject, exact at 50 differences and the approximation at 51 (d - shift has no
+    zero there), though at shift 0 the test drops the zero and its p stays exact. At 90% (the level
+    where the two laws part at 51: rank sum 486 exact, 487 approximate) so that a switch on the
+    differences at 0, 50 of 51, fails it."""
+    d = np.round(np.random.default_rng(20261207).normal(0.3, 1.0, n), 6)
+    d[7] = 0.0
+    assert np.unique(np.abs(d)).size == n  # no ties: the test and the interval rank the same values
+    _, low, high = hodges_lehmann(d, np.zeros(n), confidence=0.9)
+    eps = 1e-9
+
+    def rejects(shift: float) -> bool:
+        return wilcoxon_p(d - shift, np.zeros(n)) < 0.1
+
+    assert not rejects(low + eps) and not rejects(high - eps)
+    assert rejects(low - eps) and rejects(high + eps)
+    assert n - 1 <= EXACT_MAX_PAIRS  # at shift 0: 49 or 50 differ, an exact p either way
+    assert wilcoxon_p(d, np.zeros(n)) == pytest.approx(wilcoxon(d[d != 0], method="exact").pvalue, rel=1e-9)
 
 
 def test_the_hodges_lehmann_interval_needs_six_pairs_and_skips_missing_ones():

@@ -385,9 +385,10 @@ def _for_paper_lines(run: EvalRun, compare_to: str, images: dict, for_paper: lis
              "(the marks of the mean ± sd tables are the uncorrected test paired by ROI). Difference: method − "
              f"{compare_to} on the image means, the Hodges–Lehmann estimate (the median of the Walsh averages "
              f"(dᵢ + dⱼ) / 2 of the differences) and its distribution-free {CONFIDENCE:.0%} interval, the "
-             f"signed-rank test inverted (exact up to {EXACT_MAX_PAIRS} images, else the normal approximation), "
-             "so it leaves out 0 where that test's p < 0.05 (for differences without ties or zeros: the interval "
-             "counts an image whose means are equal, the test drops it). No interval (n/a) below 6 images: none "
+             f"signed-rank test inverted (exact up to {EXACT_MAX_PAIRS} images, else the normal approximation, as the "
+             "test: the tests it inverts, of the differences minus a shift, have every image differing, so here an "
+             "image whose means are equal counts, while the p-value drops it), so it leaves out 0 where that test's "
+             "p < 0.05 (for differences without ties or zeros). No interval (n/a) below 6 images: none "
              f"reaches {CONFIDENCE:.0%} there.", "",
              "| method | metric | n images | p by image | p Holm | difference (Hodges–Lehmann) | "
              f"{CONFIDENCE:.0%} interval |", "|---|---|---|---|---|---|---|"]  # fmt: skip
