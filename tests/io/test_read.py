@@ -1396,6 +1396,25 @@ def test_what_libpng_warns_of_a_16_bit_colour_png_becomes_its_note_naming_it(tmp
     assert [r for r in caplog.records if r.name == "imagecodecs"]
 
 
+def test_libpngs_warning_is_still_a_note_after_the_host_took_the_filter_off_the_logger(tmp_path, seed, caplog):
+    # the filter was added to imagecodecs' logger once: taken off (by an application, a test's
+    # fixture), every later file's libpng lines went to stderr naming none, and no note
+    samples = np.random.default_rng(seed).integers(0, 65536, size=(9, 10, 3)).astype(np.uint16)
+    path = tmp_path / "c.png"
+    path.write_bytes(_png_of_samples(samples, 2, False, before_idat=_png_chunk(b"iCCP", b"x\0\0garbage")))
+    read_image(path, warn=False)
+    logger = logging.getLogger("imagecodecs")
+    ours = [f for f in logger.filters if type(f).__module__ == "xvertfast.io.errors"]
+    assert ours
+    for log_filter in ours:
+        logger.removeFilter(log_filter)
+    with caplog.at_level(logging.DEBUG, logger="imagecodecs"):
+        im = read_image(path, warn=False)
+    assert im.notes[0] == f"{path}: libpng: iCCP: too short", im.notes
+    assert not [r for r in caplog.records if r.name == "imagecodecs"]
+    assert [f for f in logger.filters if type(f).__module__ == "xvertfast.io.errors"] == ours  # (once, not twice)
+
+
 def test_what_libpng_warns_of_a_16_bit_colour_png_is_kept_to_a_few_notes(tmp_path, seed):
     # a 70 KB file of 3000 bad iCCP chunks gave 3001 notes (tifffile's are kept to 10 + 1)
     samples = np.random.default_rng(seed).integers(0, 65536, size=(9, 10, 3)).astype(np.uint16)

@@ -143,11 +143,13 @@ class LogNamingTheFile:
         self.logger, self.logged, self._words = logger, [], words
 
     def __enter__(self) -> LogNamingTheFile:
-        with self._filters_lock:  # one filter a logger, added once
+        with self._filters_lock:  # one filter a logger
             kept = self._filters.get(self.logger)
             if kept is None:
                 kept = self._filters[self.logger] = _KeptForTheReadingThread()
-                logging.getLogger(self.logger).addFilter(kept)
+            # added on every block, not once: a host application (or a test's fixture) that took it
+            # off the logger would have every later file's lines go to stderr, naming none
+            logging.getLogger(self.logger).addFilter(kept)  # (no-op where it is on)
         self._kept, self._outer = kept, getattr(kept.reading, "logged", None)
         kept.reading.logged = self.logged
         return self
