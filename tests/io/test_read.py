@@ -1427,6 +1427,29 @@ def test_what_libpng_warns_of_a_16_bit_colour_png_is_kept_to_a_few_notes(tmp_pat
     assert notes[11:] == [f"{path}: RGB image converted to luminance (grayscale)"]
 
 
+def test_a_library_logging_tens_of_thousands_of_lines_about_a_file_keeps_a_few_and_counts_the_rest():
+    # every message was held until read back (a damaged table: a line per bogus entry), the cap
+    # applied only then; the count of the others must stay exact, those left out by the words too
+    import tracemalloc
+
+    from xvertfast.io.errors import LogNamingTheFile
+
+    logger = logging.getLogger("xvertfast.tests.many_lines")
+    block = LogNamingTheFile(logger.name, lambda m: None if m.startswith("about the call") else m.upper())
+    tracemalloc.start()
+    try:
+        with block:
+            for i in range(20_000):
+                logger.warning("about the call %d" if i % 4 == 0 else "bad entry number %d of the table", i)
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert held < 100_000, f"{held:,} bytes held for the messages"  # (all held: 1.8 MB)
+    kept = [f"BAD ENTRY NUMBER {i} OF THE TABLE" for i in range(20_000) if i % 4][: LogNamingTheFile.KEPT]
+    assert block.kept() == kept + [f"... and {15_000 - len(kept)} more messages from {logger.name} about this file"]
+    assert block.notes("f.tif")[-1] == f"f.tif: ... and 14990 more messages from {logger.name} about this file"
+
+
 def test_what_libpng_warned_of_a_16_bit_colour_png_it_then_fails_on_is_in_its_error(tmp_path, seed, caplog):
     # a failed file's notes are not reported, and its warnings were dropped: the clue to why lost
     samples = np.random.default_rng(seed).integers(0, 65536, size=(40, 30, 3)).astype(np.uint16)

@@ -108,19 +108,19 @@ class WarningsNamingTheFile:
             self._lock.release()  # after the warnings are given: another reader's hook would take them for its own
 
 
-class _KeptForTheReadingThread(logging.Filter):
+class _ReadingThreadFilter(logging.Filter):
     """On one logger: the records of a thread inside a :class:`LogNamingTheFile` block go to that
-    block's list, not to the logger's handlers; those of any other thread pass as they would."""
+    block, not to the logger's handlers; those of any other thread pass as they would."""
 
     def __init__(self):
         super().__init__()
         self.reading = threading.local()  # (this logger's; another logger's filter has its own)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        logged = getattr(self.reading, "logged", None)
-        if logged is None:  # the library used elsewhere: logged as it would be
+        block = getattr(self.reading, "block", None)
+        if block is None:  # the library used elsewhere: logged as it would be
             return True
-        logged.append(record.getMessage())
+        block._collect(record.getMessage())
         return False
 
 
@@ -129,41 +129,53 @@ class LogNamingTheFile:
     imagecodecs: libpng's warnings) while this thread reads one file in the block, for that file:
     its notes, named (:meth:`notes`), or words added to its error (:meth:`said`). In a batch of
     thousands such lines on stderr say nothing of which file they came from. Other threads'
-    records pass as they would (enhance reads on several). At most :attr:`KEPT` messages are kept:
-    a damaged table has a library log a line per bogus entry. ``words``: a message as a note says
-    it, None to leave it out (one about the call, not the file)."""
+    records pass as they would (enhance reads on several). At most :attr:`KEPT` messages are kept,
+    the others only counted: a damaged table has a library log a line per bogus entry, tens of
+    thousands. ``words``: a message as a note says it, None to leave it out (one about the call,
+    not the file). An instance is one block, entered once at a time (it holds the block it is
+    nested in, to give the thread back to on leaving): a file read again takes a new one."""
 
     #: The most messages of one logger about one file that are kept; a last one says how many more.
     KEPT = 10
 
-    _filters: dict[str, _KeptForTheReadingThread] = {}
+    _filters: dict[str, _ReadingThreadFilter] = {}
     _filters_lock = threading.Lock()
 
     def __init__(self, logger: str, words: Callable[[str], str | None] | None = None):
-        self.logger, self.logged, self._words = logger, [], words
+        self.logger, self._words = logger, words
+        self._messages: list[str] = []  # the first KEPT, as notes say them
+        self._more = 0  # how many more there were
 
     def __enter__(self) -> LogNamingTheFile:
         with self._filters_lock:  # one filter a logger
-            kept = self._filters.get(self.logger)
-            if kept is None:
-                kept = self._filters[self.logger] = _KeptForTheReadingThread()
+            reading_thread_filter = self._filters.get(self.logger)
+            if reading_thread_filter is None:
+                reading_thread_filter = self._filters[self.logger] = _ReadingThreadFilter()
             # added on every block, not once: a host application (or a test's fixture) that took it
             # off the logger would have every later file's lines go to stderr, naming none
-            logging.getLogger(self.logger).addFilter(kept)  # (no-op where it is on)
-        self._kept, self._outer = kept, getattr(kept.reading, "logged", None)
-        kept.reading.logged = self.logged
+            logging.getLogger(self.logger).addFilter(reading_thread_filter)  # (no-op where it is on)
+        self._filter, self._outer = reading_thread_filter, getattr(reading_thread_filter.reading, "block", None)
+        reading_thread_filter.reading.block = self
         return self
 
     def __exit__(self, *exc) -> None:
-        self._kept.reading.logged = self._outer
+        self._filter.reading.block = self._outer
+
+    def _collect(self, message: str) -> None:
+        """One record's message: kept while fewer than :attr:`KEPT` are, else counted."""
+        said = self._words(message) if self._words else message
+        if said is None:
+            return
+        if len(self._messages) < self.KEPT:
+            self._messages.append(said)
+        else:
+            self._more += 1
 
     def kept(self) -> list[str]:
         """The first :attr:`KEPT` messages, as notes say them, and how many more there were."""
-        said = [self._words(m) for m in self.logged] if self._words else list(self.logged)
-        said = [m for m in said if m is not None]
-        if len(said) <= self.KEPT:
-            return said
-        return said[: self.KEPT] + [f"... and {len(said) - self.KEPT} more messages from {self.logger} about this file"]
+        if not self._more:
+            return list(self._messages)
+        return self._messages + [f"... and {self._more} more messages from {self.logger} about this file"]
 
     def notes(self, path: str) -> list[str]:
         return [f"{path}: {message}" for message in self.kept()]
