@@ -218,12 +218,40 @@ def test_a_score_a_floor_set_is_told_with_the_value_floored(seed):
     assert f"S = 0, so Q = {parts.q:.4g} is naturalness alone" in note
     paper = metrics.tmqi_scores(ref, test, paper_scale=True)
     assert paper.q == metrics.tmqi_paper_compat(ref, test)
-    assert all(n.startswith("tmqi_paper_compat: ") for n in metrics.floor_notes("tmqi_paper_compat", test, paper))
+    (paper_note,) = metrics.floor_notes("tmqi_paper_compat", test, paper)  # exactly one, not none
+    assert paper_note.startswith("tmqi_paper_compat: the structural fidelity of level 5 of 5 (the coarsest) is ")
     assert metrics.floor_notes("tmqi", ref, metrics.tmqi_scores(ref, ref)) == []  # nothing floored: nothing said
     flat = np.full((20, 20), 9, np.uint8)
     said = "lpc_si: the ROI is one grey level (9), which scores 0 by definition"
     assert metrics.floor_notes("lpc_si", flat) == [said]
     assert metrics.floor_notes("lpc_si", ref) == metrics.floor_notes("entropy", flat) == []
+
+
+def test_an_inverted_output_with_no_naturalness_gets_one_note_q_0(seed):
+    """Black and white pixels, inverted: anti-correlated at every level (S = 0) and block contrast
+    beyond the naturalness model's Beta law (N = 0), so Q = 0: one note saying both, not one saying
+    Q is naturalness alone beside another saying it is structure alone."""
+    ref = np.where(np.random.default_rng(seed).random((198, 198)) < 0.5, 255, 0).astype(np.uint8)
+    test = 255 - ref
+    parts = metrics.tmqi_scores(ref, test)
+    assert parts.q == parts.s == parts.n == 0.0 and max(parts.s_local) < 0
+    (note,) = metrics.floor_notes("tmqi", test, parts)
+    assert note.startswith("tmqi: the structural fidelity of levels 1, 2, 3, 4 and 5 of 5 are "), note
+    assert note.endswith("which TMQI counts as 0: S = 0, and naturalness N = 0 (the output's mean 11x11-block "
+                         "contrast is 0 or beyond the end of the model's Beta law): both parts floored, Q = 0"), note
+    assert "alone" not in note
+
+
+def test_a_level_fidelity_of_exactly_0_is_floored_and_said_too():
+    """S = prod max(s_l, 0)^w_l is 0 where a level is 0, not only below: the note says so. (A pair of
+    images whose mean fidelity comes out exactly 0.0 is not practical to build: the parts are given as
+    tmqi_scores returns them.)"""
+    n = 0.25
+    parts = metrics.TmqiScores(0.1988 * n**0.7088, 0.0, n, (0.9, 0.8, 0.0, 0.7, 0.6))
+    (note,) = metrics.floor_notes("tmqi", np.zeros((4, 4), np.uint8), parts)
+    assert note == ("tmqi: the structural fidelity of level 3 of 5 is 0 (not positive: the output anti-correlated "
+                    "with the original, or at 0 unrelated to it at that scale), which TMQI counts as 0: S = 0, so "
+                    f"Q = {parts.q:.4g} is naturalness alone (0.1988 N^0.7088, N = 0.25)")
 
 
 def test_tmqi_needs_161_px():

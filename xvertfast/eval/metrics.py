@@ -230,28 +230,34 @@ def floor_notes(metric: str, test8: np.ndarray, tmqi_parts: TmqiScores | None = 
     ``tmqi_parts``: :func:`tmqi_scores`' result for TMQI. A TMQI of 0.07 among 0.8s, with no word,
     read as a failed enhancement rather than one level of the pyramid anti-correlated.
 
-    - TMQI: a level whose mean structural fidelity is negative (the test anti-correlated with the
-      reference at that scale) counts as 0, so S = 0 and Q is naturalness alone (at most 0.1988);
-      N = 0 (the test's mean 11x11-block contrast 0, or beyond the end of the naturalness model's
-      Beta law) leaves Q structure alone.
+    - TMQI: a level whose mean structural fidelity is not positive (the test anti-correlated with,
+      or at 0 unrelated to, the reference at that scale) counts as 0, so S = 0 and Q is naturalness
+      alone (at most 0.1988); N = 0 (the test's mean 11x11-block contrast 0, or beyond the end of
+      the naturalness model's Beta law) leaves Q structure alone; both at once leave Q = 0, one note.
     - LPC-SI: a constant ROI scores 0 by definition (no phase to be coherent).
     """
     notes = []
     if metric in ("tmqi", "tmqi_paper_compat") and tmqi_parts is not None and tmqi_parts.q == tmqi_parts.q:
-        levels = [(k, s) for k, s in enumerate(tmqi_parts.s_local, 1) if s < 0]
+        levels = [(k, s) for k, s in enumerate(tmqi_parts.s_local, 1) if s <= 0]  # S = prod max(s, 0)^w: 0
+        no_naturalness = ("naturalness N = 0 (the output's mean 11x11-block contrast is 0 or beyond the end of the "
+                          "model's Beta law)")  # fmt: skip
         if levels:
             one = len(levels) == 1
             coarsest = " (the coarsest)" if one and levels[0][0] == len(TMQI_LEVEL_WEIGHTS) else ""
             which = _listed(k for k, _ in levels)
-            notes.append(f"{metric}: the structural fidelity of level{'' if one else 's'} {which} of "
-                         f"{len(TMQI_LEVEL_WEIGHTS)}{coarsest} {'is' if one else 'are'} "
-                         f"{_listed(f'{s:.3g}' for _, s in levels)} (the output anti-correlated with the original at "
-                         f"{'that scale' if one else 'those scales'}), which TMQI counts as 0: S = 0, so "
-                         f"Q = {tmqi_parts.q:.4g} is naturalness alone (0.1988 N^0.7088, "
-                         f"N = {tmqi_parts.n:.4g})")  # fmt: skip
-        if tmqi_parts.n == 0:
-            notes.append(f"{metric}: naturalness N = 0 (the output's mean 11x11-block contrast is 0 or beyond the end "
-                         f"of the model's Beta law), so Q = {tmqi_parts.q:.4g} is structure alone (0.8012 S^0.3046)")
+            why = ("the output anti-correlated with the original" if all(s < 0 for _, s in levels)
+                   else "not positive: the output anti-correlated with the original, or at 0 unrelated to it")
+            said = (f"{metric}: the structural fidelity of level{'' if one else 's'} {which} of "
+                    f"{len(TMQI_LEVEL_WEIGHTS)}{coarsest} {'is' if one else 'are'} "
+                    f"{_listed(f'{s:.3g}' for _, s in levels)} ({why} at {'that scale' if one else 'those scales'}), "
+                    "which TMQI counts as 0: S = 0")  # fmt: skip
+            if tmqi_parts.n == 0:  # Q = 0.8012 * 0 + 0.1988 * 0: neither part left to say what Q is
+                notes.append(f"{said}, and {no_naturalness}: both parts floored, Q = {tmqi_parts.q:.4g}")
+            else:
+                notes.append(f"{said}, so Q = {tmqi_parts.q:.4g} is naturalness alone (0.1988 N^0.7088, "
+                             f"N = {tmqi_parts.n:.4g})")  # fmt: skip
+        elif tmqi_parts.n == 0:
+            notes.append(f"{metric}: {no_naturalness}, so Q = {tmqi_parts.q:.4g} is structure alone (0.8012 S^0.3046)")
     if metric == "lpc_si" and test8.min() == test8.max():
         notes.append(f"lpc_si: the ROI is one grey level ({int(test8.min())}), which scores 0 by definition")
     return notes
