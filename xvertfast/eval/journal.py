@@ -276,10 +276,11 @@ class Journal:
                centres: list[float] | None = None, original: dict | None = None) -> list[dict]:  # fmt: skip
         """Appends one finished image (and its report picture, if it has one, beside the
         journal); returns its rows as a later run will read them back. ``notes``: the image's
-        warnings; ``missing``: the metrics left out on its ROIs ([roi, why, methods]), from which
-        the report words its notes for the methods it shows; ``centres``: where its ROIs were
-        placed by hand (None: found); ``original``: its depth and how identity took it to 8 bits
-        (:attr:`~xvertfast.eval.protocol.EvalRun.originals`), for the report a rerun writes."""
+        warnings; ``missing``: the metrics left out on its ROIs or set there by a floor ([roi,
+        why, methods]), from which the report words its notes for the methods it shows;
+        ``centres``: where its ROIs were placed by hand (None: found); ``original``: its depth
+        and how identity took it to 8 bits (:attr:`~xvertfast.eval.protocol.EvalRun.originals`),
+        for the report a rerun writes."""
         state = {"stat": file_state(path), **({"others": {p: file_state(p) for p in others}} if others else {}),
                  **({"photometric": photometric} if photometric else {}),
                  **({"centres": centres} if centres is not None else {}),

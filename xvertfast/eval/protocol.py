@@ -103,8 +103,9 @@ def score_roi(test8: np.ndarray, reference: np.ndarray, metrics: list[str]) -> t
     """The chosen metrics of one 8-bit ROI (``reference``: the original's decoded values, for TMQI).
 
     A metric that cannot be computed on this ROI (e.g. TMQI on a ROI under 161 px, from a small
-    image) is NaN, with the reason in the returned notes; the other metrics still count. So is a
-    score a metric's floor set rather than the image (:func:`~xvertfast.eval.metrics.floor_notes`).
+    image) is NaN, with the reason in the returned notes; the other metrics still count. A score
+    a metric's floor set rather than the image (a TMQI with S = 0) keeps its value, and a note
+    says so (:func:`~xvertfast.eval.metrics.floor_notes`): it is a score, and counts as one.
     """
     from xvertfast.eval import metrics as m
 
@@ -413,9 +414,9 @@ def _missing_notes(path: str, missing: list, methods: list[str], metrics) -> lis
 def _evaluate_one(source: InputFile, methods: dict, metrics: dict[str, list[str]], roi_centres: dict | None,
                   given: GivenCentres | None, keep_picture: bool, seconds: dict
                   ) -> tuple[list[dict], dict | None, list[str], list, dict]:  # fmt: skip
-    """One image's rows, picture, warnings, the metrics left out on its ROIs ([roi, why,
-    methods], for :func:`_missing_notes`) under ``methods``, each scored on its ``metrics``, and
-    its original's depth and 8-bit conversion (:attr:`EvalRun.originals`)."""
+    """One image's rows, picture, warnings, the metrics left out on its ROIs or set there by a
+    floor ([roi, why, methods], for :func:`_missing_notes`) under ``methods``, each scored on its
+    ``metrics``, and its original's depth and 8-bit conversion (:attr:`EvalRun.originals`)."""
     path = source.path
     rad = require_content(read_input(source, warn=False))
     if roi_centres is not None and given is None:
@@ -431,7 +432,7 @@ def _evaluate_one(source: InputFile, methods: dict, metrics: dict[str, list[str]
     depth = {"bits": int(rad.bits_stored),
              "stretched": not all(original_as_stored(o, rad.bits_stored) for o in originals)}  # fmt: skip
     rows, picture, warnings = [], None, image_warnings(rad, spine)
-    missing: dict[tuple[str, str], list[str]] = {}  # (roi, why a metric is NaN there) -> the methods
+    missing: dict[tuple[str, str], list[str]] = {}  # (roi, why a metric is NaN or floored) -> the methods
     if keep_picture:
         picture = {"file": path, "boxes": [tuple(b) for b in boxes], "thumbs": {}, "crops": {}, "scale": 1.0}
     for name, method in methods.items():
