@@ -1480,6 +1480,33 @@ def test_libpngs_warning_is_noted_in_the_wording_of_any_imagecodecs(tmp_path, se
     assert read_image(path, warn=False).notes[0] == f"{path}: libpng: iCCP: too short"
 
 
+def test_what_imagecodecs_logs_of_another_codec_is_noted_as_imagecodecs(tmp_path, seed, monkeypatch):
+    # a message not libpng's (imagecodecs logs from its JPEG 2000, TIFF, colour code too) became
+    # a note naming no source; in a failed file's error the logger is named once, not twice
+    import imagecodecs
+
+    png_decode = imagecodecs.png_decode
+
+    def logging_decode(data, fail=False):
+        logging.getLogger("imagecodecs").warning("jpeg2k: tile part length too short")
+        logging.getLogger("imagecodecs").warning("PNG warning: iCCP: too short")
+        if fail:
+            raise ValueError("decoding failed")
+        return png_decode(data)
+
+    monkeypatch.setattr(imagecodecs, "png_decode", logging_decode)
+    samples = np.random.default_rng(seed).integers(0, 65536, size=(9, 10, 3)).astype(np.uint16)
+    path = tmp_path / "c.png"
+    path.write_bytes(_png_of_samples(samples, 2, False))
+    assert read_image(path, warn=False).notes[:2] == [f"{path}: imagecodecs: jpeg2k: tile part length too short",
+                                                      f"{path}: libpng: iCCP: too short"]  # fmt: skip
+    monkeypatch.setattr(imagecodecs, "png_decode", lambda data: logging_decode(data, fail=True))
+    with pytest.raises(ImageReadError) as caught:
+        read_image(path, warn=False)
+    assert str(caught.value).endswith(
+        "(libpng: decoding failed); imagecodecs: jpeg2k: tile part length too short; libpng: iCCP: too short")
+
+
 def test_a_16_bit_rgb_png_with_a_transparent_colour_reads_as_the_same_file_without(tmp_path, seed, caplog):
     # libpng gives an RGB PNG's tRNS colour as a fourth channel, alpha: left out as an RGBA one's
     samples = np.random.default_rng(seed).integers(0, 65536, size=(9, 10, 3)).astype(np.uint16)

@@ -67,15 +67,16 @@ def jpeg_frame(f: BinaryIO) -> tuple[int, int, int | None, int | None] | None:
 _LIBPNG_ON_ANY_INTERLACED = "Interlace handling should be turned on"
 
 
-def _libpng_words(message: str) -> str | None:
+def _imagecodecs_words(message: str) -> str | None:
     """One of imagecodecs' messages as a note says it: libpng's warnings ("PNG warning: iCCP: too
     short"; older imagecodecs: "PNG iCCP: too short") as libpng's, its line on every interlaced
-    file left out; another codec's as it is."""
+    file left out; any other (imagecodecs logs from its JPEG 2000, TIFF, colour-management and
+    APNG code too) as imagecodecs', so that the note names where it came from."""
     if _LIBPNG_ON_ANY_INTERLACED in message:
         return None
     if message.startswith("PNG "):
         return "libpng: " + message.removeprefix("PNG ").removeprefix("warning: ")
-    return message
+    return "imagecodecs: " + message
 
 
 def imagecodecs_decoder(codec: str):
@@ -100,9 +101,13 @@ def imagecodecs_wanted(codec: str) -> str:
 
 
 def imagecodecs_log() -> LogNamingTheFile:
-    """A block keeping what imagecodecs logs while this thread decodes a file (libpng's warnings
-    on a 16-bit colour PNG, or on a TIFF's PNG-compressed strips) as that file's notes."""
-    return LogNamingTheFile("imagecodecs", _libpng_words)
+    """A block keeping what imagecodecs logs while this thread decodes a file as that file's
+    notes: libpng's warnings on a 16-bit colour PNG or on a TIFF's PNG-compressed strips (which
+    are decoded on the reading thread for it). Not kept, logged as before, naming no file: what
+    imagecodecs logs on tifffile's worker threads, which decode a TIFF page of several strips or
+    tiles in other codecs (JPEG 2000's, say) on a machine of 4 cores or more, and what it logs
+    decoding DICOM pixel data (:mod:`~xvertfast.io.dicom_codecs`, outside any such block)."""
+    return LogNamingTheFile("imagecodecs", _imagecodecs_words)
 
 
 def check_pixels(path: str, h: int, w: int, max_pixels: int) -> None:

@@ -181,6 +181,7 @@ class LogNamingTheFile:
         return [f"{path}: {message}" for message in self.kept()]
 
     def said(self) -> str:
-        """The messages as words added to the file's error ("" where there were none)."""
-        kept = self.kept()
+        """The messages as words added to the file's error ("" where there were none), the
+        logger named once before them (not again where a message's words start with its name)."""
+        kept = [message.removeprefix(f"{self.logger}: ") for message in self.kept()]
         return f"; {self.logger}: {'; '.join(kept)}" if kept else ""
