@@ -15,7 +15,7 @@ import pytest
 from xvertfast.io import ImageReadError, dicom_codecs, read_image
 from xvertfast.io.errors import WarningsNamingTheFile
 
-from tests.io.test_read import _corrupt_jpeg2000_dicom, _luma, make_dicom
+from tests.io.test_read import _corrupt_jpeg2000_dicom, _luma, make_dicom, make_imagecodecs_fail_to_import
 
 J2K_LOSSLESS = "1.2.840.10008.1.2.4.90"
 
@@ -422,6 +422,13 @@ def test_without_a_decoder_the_error_names_the_file_and_what_to_install(tmp_path
                         r"\(pip install 'xvertfast\[dicom-codecs\]'\)", error)  # fmt: skip
     assert said, error
     assert sorted(said[1].split(", ")) == sorted(named)
+
+
+def test_imagecodecs_installed_but_failing_to_import_is_named_with_why(monkeypatch):
+    # it was named 'imagecodecs with its jpegls codec', as if its build lacked the codec
+    make_imagecodecs_fail_to_import(monkeypatch, "numpy.core.multiarray failed to import")
+    assert "imagecodecs (installed, but it fails to import: numpy.core.multiarray failed to import)" in \
+        dicom_codecs.missing_decoders(JPEG_LS_LOSSLESS)
 
 
 def test_a_multi_frame_jpeg_ls_is_refused_as_multi_frame(tmp_path, seed):

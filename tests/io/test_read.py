@@ -1380,6 +1380,41 @@ def test_a_16_bit_colour_png_where_imagecodecs_lacks_its_png_codec_says_which_is
                            "greyscale to keep the depth")  # fmt: skip
 
 
+def make_imagecodecs_fail_to_import(monkeypatch, reason: str) -> None:
+    """imagecodecs as where it is installed but its import fails (built for another Python or
+    numpy): found, and its module raising ImportError as it runs."""
+    import importlib.abc
+    import importlib.util
+    import sys
+
+    class BrokenBuild(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+        def find_spec(self, name, path=None, target=None):
+            return importlib.util.spec_from_loader(name, self) if name == "imagecodecs" else None
+
+        def create_module(self, spec):
+            return None
+
+        def exec_module(self, module):
+            raise ImportError(reason)
+
+    monkeypatch.delitem(sys.modules, "imagecodecs", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [BrokenBuild(), *sys.meta_path])
+
+
+def test_a_16_bit_colour_png_where_imagecodecs_fails_to_import_says_so_and_why(tmp_path, monkeypatch):
+    # imagecodecs installed but failing to import (an ABI mismatch) was named 'imagecodecs with
+    # its PNG codec', which it has: the user looked for a codec, not at the import error
+    make_imagecodecs_fail_to_import(monkeypatch, "_shared.abi3.so: undefined symbol: PyUnicode_Foo\nmore")
+    path = tmp_path / "c.png"
+    path.write_bytes(_png_of_samples(np.stack([_grey_ramp(40, 30)] * 3, axis=-1), 2, False))
+    im = read_image(path, warn=False)
+    assert im.values.dtype == np.uint8
+    assert im.notes[0] == (f"{path}: 16-bit colour PNG: decoded at 8 bits (Pillow keeps only the high byte of each "
+                           "sample); imagecodecs (installed, but it fails to import: _shared.abi3.so: undefined "
+                           "symbol: PyUnicode_Foo) reads it at 16 bits, or save it as 16-bit greyscale to keep the "
+                           "depth")  # fmt: skip
+
+
 def test_what_libpng_warns_of_a_16_bit_colour_png_becomes_its_note_naming_it(tmp_path, seed, caplog):
     # imagecodecs logs libpng's warnings naming no file: in a batch, a line from nowhere
     import imagecodecs

@@ -9,6 +9,7 @@ pixel limit and converts colour the same way.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 from typing import BinaryIO
@@ -80,8 +81,8 @@ def _imagecodecs_words(message: str) -> str | None:
 
 
 def imagecodecs_decoder(codec: str):
-    """imagecodecs' decode function for ``codec`` ("png", "jpeg2k", ...), or None where imagecodecs,
-    or the codec in its build (a build may leave codecs out), is missing."""
+    """imagecodecs' decode function for ``codec`` ("png", "jpeg2k", ...), or None where imagecodecs
+    (or its import fails), or the codec in its build (a build may leave codecs out), is missing."""
     try:
         import imagecodecs
     except ImportError:
@@ -90,14 +91,23 @@ def imagecodecs_decoder(codec: str):
     return getattr(imagecodecs, f"{codec}_decode", None) if getattr(flags, "available", False) else None
 
 
-def imagecodecs_wanted(codec: str) -> str:
-    """What to install where :func:`imagecodecs_decoder` finds no decoder for ``codec``, as the
-    messages name it: imagecodecs, or where it is installed, imagecodecs with that codec."""
+def imagecodecs_wanted(codec: str, name: str | None = None) -> str:
+    """What to install where :func:`imagecodecs_decoder` finds no decoder for ``codec`` (spelt
+    as it takes it; ``name``: as the message says it, where not the same): imagecodecs; where it
+    is installed, imagecodecs with that codec; where it is installed but fails to import (built
+    for another Python or numpy: an ImportError), that, and why."""
     try:
-        installed = importlib.util.find_spec("imagecodecs") is not None
-    except (ImportError, ValueError):  # hidden, or half-imported
-        installed = False
-    return f"imagecodecs with its {codec} codec" if installed else "imagecodecs"
+        importlib.import_module("imagecodecs")
+    except ImportError as exc:
+        try:
+            installed = importlib.util.find_spec("imagecodecs") is not None
+        except (ImportError, ValueError):  # hidden, or half-imported
+            installed = False
+        if not installed:
+            return "imagecodecs"
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"imagecodecs (installed, but it fails to import: {reason})"
+    return f"imagecodecs with its {name or codec} codec"
 
 
 def imagecodecs_log() -> LogNamingTheFile:
