@@ -1737,9 +1737,10 @@ def _luma(rgb) -> np.ndarray:
 
 @pytest.mark.parametrize("dtype", [np.uint16, np.float32])
 def test_the_luminance_of_colour_samples_takes_no_float64_copy_of_all_three(seed, dtype):
-    # it copied the three channels to float64 first: 776 MiB more at the peak of a 4096 x 4096
-    # 16-bit RGB PNG or TIFF; it weighs each channel in float64 (float32 samples too) and adds
-    # them into one array, in the same order, so the same values
+    # it copied the three channels to float64 first (384 MiB at 4096 x 4096): its peak was 672
+    # MiB there, now 256 (read_image's of a 16-bit RGB PNG that size: 778 MiB over its start,
+    # now 361); it weighs each channel in float64 (float32 samples too) and adds them into one
+    # array, in the same order, so the same values
     import tracemalloc
 
     from xvertfast.io.decode_common import luminance
