@@ -172,14 +172,15 @@ def test_the_files_a_killed_report_left_are_removed_by_the_next_run(tmp_path, se
 
 
 def fail_moves_into_place(monkeypatch, at: int, error=errno.ENOSPC):
-    """Makes the ``at``-th rename out of the report's hidden folder fail with ``error`` (a full disk)."""
+    """Makes the ``at``-th rename out of the report's hidden folder fail with ``error`` (a full disk),
+    naming both files as os.replace does."""
     rename, moves = os.replace, []
 
     def failing(src, dst, *args, **kwargs):
         if ".xvertfast-report-" in str(src) and ".xvertfast-report-" not in str(dst):
             moves.append(dst)
             if len(moves) == at:
-                raise OSError(error, os.strerror(error))
+                raise OSError(error, os.strerror(error), src, None, dst)
         return rename(src, dst, *args, **kwargs)
 
     monkeypatch.setattr(os, "replace", failing)
@@ -199,9 +200,9 @@ def test_a_full_disk_among_the_moves_says_the_report_is_incomplete(tmp_path, see
         assert main(args(images, out, "entropy,tenengrad")) == 2
     assert len(moves) == 3
     err = capsys.readouterr().err
-    assert (f"error: [Errno {errno.ENOSPC}] {out}: the report could not be put in place ({os.strerror(errno.ENOSPC)}); "
-            "it holds no whole report (no report.html): the earlier report's files were removed and 2 of this run's "
-            "7 are in place; the same command writes it again") in err, err  # fmt: skip
+    assert (f"error: [Errno {errno.ENOSPC}] {out}: the report could not be put in place (summary.csv: "
+            f"{os.strerror(errno.ENOSPC)}); it holds no whole report (no report.html): 7 of the earlier report's files "
+            "were removed and 2 of this run's 7 files are in place; the same command writes it again") in err, err
     assert sorted(shown(out)) == ["grid/000_img0.png", "scores.csv"]
     assert not parts_left(out)
     assert main(args(images, out, "entropy,tenengrad")) == 0
@@ -238,9 +239,77 @@ def test_an_earlier_report_that_cannot_be_removed_is_left_whole(tmp_path, seed, 
         patch.setattr(os, "remove", refused)
         assert main(args(images, out, "entropy,tenengrad")) == 2
     err = capsys.readouterr().err
-    assert "could not be put in place" in err and "none of the files there was changed" in err, err
+    assert (f"could not be put in place (report.html: {os.strerror(errno.EACCES)}); none of the files there was "
+            "changed") in err, err  # fmt: skip
     assert shown(out) == earlier
     assert not parts_left(out)
+
+
+def test_an_earlier_file_that_cannot_be_removed_after_the_page_is_named(tmp_path, seed, capsys, monkeypatch):
+    """The error kept the failure's strerror and dropped its file: 'Permission denied' with no word
+    of which of the report's files. Removed in the reverse order, the page, provenance.json and
+    boxplots.png are gone when summary.md is refused."""
+    images, out = write_images(tmp_path / "in", seed, n=2), tmp_path / "rep"
+    assert main(args(images, out)) == 0
+    capsys.readouterr()
+    remove = os.remove
+
+    def refused(path, *args, **kwargs):
+        if os.path.basename(path) == "summary.md":
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+        return remove(path, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "remove", refused)
+        assert main(args(images, out, "entropy,tenengrad")) == 2
+    err = capsys.readouterr().err
+    assert (f"{out}: the report could not be put in place (summary.md: {os.strerror(errno.EACCES)}); it holds no whole "
+            "report (no report.html): 3 of the earlier report's files were removed; the same command writes it "
+            "again") in err, err  # fmt: skip
+    assert sorted(shown(out)) == ["grid/000_img0.png", "scores.csv", "summary.csv", "summary.md"]
+    assert main(args(images, out, "entropy,tenengrad")) == 0
+    check_report(out)
+
+
+def test_a_new_folder_failing_at_the_third_move_says_no_earlier_report_was_removed(tmp_path, seed, capsys,
+                                                                                    monkeypatch):  # fmt: skip
+    """With moves done, the error said 'the earlier report's files were removed' whether or not
+    the folder held one: here it held none."""
+    images, out = write_images(tmp_path / "in", seed, n=2), tmp_path / "rep"
+    with monkeypatch.context() as patch:
+        fail_moves_into_place(patch, at=3)
+        assert main(args(images, out)) == 2
+    err = capsys.readouterr().err
+    assert (f"{out}: the report could not be put in place (summary.csv: {os.strerror(errno.ENOSPC)}); it holds no whole "
+            "report (no report.html): 2 of this run's 7 files are in place; the same command writes it again") in err, err
+    assert "removed" not in err, err
+    assert sorted(shown(out)) == ["grid/000_img0.png", "scores.csv"]
+    assert main(args(images, out)) == 0
+    check_report(out)
+
+
+@pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_held_while_the_files_are_put_in_place_is_said_when_a_move_fails(tmp_path, seed, capsys, monkeypatch,
+                                                                                 sent):  # fmt: skip
+    """A Ctrl-C or SIGTERM held while the files were put in place was dropped when a step failed:
+    the command ended with the error alone, as if no one had asked it to stop."""
+    images, out = write_images(tmp_path / "in", seed, n=2), tmp_path / "rep"
+    move = report._put_in_place
+
+    def signalled(*args, **kwargs):
+        os.kill(os.getpid(), sent)  # held from here: the hold is in place
+        return move(*args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(report, "_put_in_place", signalled)
+        fail_moves_into_place(patch, at=2)
+        assert main(args(images, out)) == 2
+    what = "Ctrl-C" if sent == signal.SIGINT else "SIGTERM"
+    err = capsys.readouterr().err
+    assert ("(no report.html): 1 of this run's 7 files are in place; the same command writes it again; "
+            f"interrupted meanwhile (a {what}, held while the files were put in place): it stops here with this "
+            "error") in err, err  # fmt: skip
+    assert sorted(shown(out)) == ["grid/000_img0.png"]
 
 
 def test_a_full_disk_on_the_first_move_says_the_earlier_report_was_removed(tmp_path, seed, capsys, monkeypatch):
@@ -252,8 +321,8 @@ def test_a_full_disk_on_the_first_move_says_the_earlier_report_was_removed(tmp_p
         fail_moves_into_place(patch, at=1)
         assert main(args(images, out, "entropy,tenengrad")) == 2
     err = capsys.readouterr().err
-    assert (f"could not be put in place ({os.strerror(errno.ENOSPC)}); it holds no whole report (no report.html): 7 of "
-            "the earlier report's files were removed; the same command writes it again") in err, err  # fmt: skip
+    assert (f"could not be put in place (grid/000_img0.png: {os.strerror(errno.ENOSPC)}); it holds no whole report (no "
+            "report.html): 7 of the earlier report's files were removed; the same command writes it again") in err, err
     assert earlier and shown(out) == {}
     assert not parts_left(out)
 
@@ -276,10 +345,77 @@ def test_an_earlier_picture_that_cannot_be_removed_is_a_warning(tmp_path, seed, 
         patch.setattr(os, "remove", refused)
         assert main(args(images, out, pictures=1)) == 0
     err = capsys.readouterr().err
-    assert f"warning: {extra}: an earlier report's picture, not removed" in err and "error:" not in err, err
+    assert (f"warning: {extra}: an earlier report's picture, not removed ({os.strerror(errno.EACCES)}): it is left in "
+            "grid/ beside this run's pictures, and report.html does not show it") in err and "error:" not in err, err
     check_report(out)
     assert extra.exists() and extra.name not in (out / "report.html").read_text()
     assert not parts_left(out)
+
+
+def test_an_earlier_picture_left_is_not_said_removed_when_a_move_then_fails(tmp_path, seed, capsys, monkeypatch):
+    """The error after a failed move said 'the earlier report's files were removed' where a picture
+    of it could not be, and stayed in grid/ (only warned)."""
+    images, out = write_images(tmp_path / "in", seed, n=2), tmp_path / "rep"
+    assert main(args(images, out, pictures=2)) == 0
+    (extra,) = [p for p in (out / "grid").iterdir() if p.name.startswith("001_")]
+    capsys.readouterr()
+    remove = os.remove
+
+    def refused(path, *args, **kwargs):
+        if os.path.basename(path) == extra.name:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+        return remove(path, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "remove", refused)
+        fail_moves_into_place(patch, at=1)
+        assert main(args(images, out, pictures=1)) == 2
+    err = capsys.readouterr().err
+    assert (f"warning: {extra}: an earlier report's picture, not removed" in err and "it holds no whole report (no "
+            "report.html): 7 of the earlier report's files are gone, 1 of its pictures left in grid/ (they could not "
+            "be removed); the same command writes it again") in err, err  # fmt: skip
+    assert "were removed" not in err, err
+    assert sorted(shown(out)) == [f"grid/{extra.name}"]
+
+
+def test_an_earlier_picture_past_999_is_removed_too(tmp_path, seed, monkeypatch):
+    """``--pictures`` has no upper bound: picture 1000 is named ``1000_<name>.png``, which the
+    pattern of three digits left beside the next report's pictures. Other PNGs there are the
+    user's, left alone."""
+    images, out = write_images(tmp_path / "in", seed, n=2), tmp_path / "rep"
+    assert main(args(images, out)) == 0
+    (picture,) = (out / "grid").iterdir()
+    past_999, users = out / "grid" / "1000_img1.png", [out / "grid" / "notes.png", out / "grid" / "12_scan.png"]
+    for path in [past_999, *users]:
+        path.write_bytes(picture.read_bytes())
+    assert main(args(images, out, "entropy,tenengrad")) == 0
+    check_report(out)
+    assert not past_999.exists()
+    assert all(path.exists() for path in users)
+
+
+def test_report_html_is_put_in_place_last_and_removed_first():
+    """The order of REPORT_FILES sets both: the page moved in last, an earlier one removed first."""
+    assert report.REPORT_FILES[-1] == "report.html"
+    assert len(set(report.REPORT_FILES)) == len(report.REPORT_FILES)
+
+
+@pytest.mark.parametrize("pictures", [0, 2])
+def test_every_file_listed_is_drawn_and_none_other(tmp_path, seed, monkeypatch, pictures):
+    """One listed in REPORT_FILES but not drawn would fail its move after the earlier report was
+    removed; one drawn but not listed would be left in the hidden folder, removed with it."""
+    images, out = write_images(tmp_path / "in", seed, n=2), tmp_path / "rep"
+    move, drawn = report._put_in_place, []
+
+    def looked_at(parts, out_dir, grids):
+        drawn.append((sorted(os.listdir(parts)), sorted(os.listdir(os.path.join(parts, "grid"))), grids))
+        return move(parts, out_dir, grids)
+
+    monkeypatch.setattr(report, "_put_in_place", looked_at)
+    assert main(args(images, out, pictures=pictures)) == 0
+    ((top, grid, grids),) = drawn
+    assert top == sorted([*report.REPORT_FILES, "grid"])
+    assert len(grids) == pictures and sorted(f"grid/{name}" for name in grid) == sorted(grids)
 
 
 @pytest.mark.parametrize("step", ["remove_unfinished_reports", "mkdtemp"])
@@ -316,33 +452,41 @@ def mixes(state: dict, earlier: dict, final: dict) -> tuple[list, list]:
     return old, new
 
 
-def test_a_kill_between_any_two_steps_of_putting_the_report_in_place_leaves_no_mix(tmp_path, seed, monkeypatch):
+@pytest.mark.parametrize("earlier_pictures, pictures", [(2, 2), (3, 1)])
+def test_a_kill_between_any_two_steps_of_putting_the_report_in_place_leaves_no_mix(tmp_path, seed, monkeypatch,
+                                                                                   earlier_pictures, pictures):  # fmt: skip
     """A kill -9 (or a lost node) among the renames that put the files in place, one after
     another, left the new scores.csv and pictures beside the earlier run's summary, plots and
     page: one report to a reader, the tables and the page of two runs. The folder is looked at
-    after every rename and removal, each what a kill there leaves (Ctrl-C and SIGTERM wait)."""
-    images, out = write_images(tmp_path / "in", seed, n=2), tmp_path / "rep"
-    assert main(args(images, out, pictures=2)) == 0
+    after every rename and removal, each what a kill there leaves (Ctrl-C and SIGTERM wait).
+    With the same pictures in both runs (alike byte for byte, either run's) a picture left over
+    would go unseen: with 3 earlier and 1 now, the earlier 2 others are the earlier run's alone."""
+    images, out = write_images(tmp_path / "in", seed, n=3), tmp_path / "rep"
+    assert main(args(images, out, pictures=earlier_pictures)) == 0
     earlier = shown(out)
-    states, rename, remove = [], os.replace, os.remove
+    states, rename, remove = {"removal": [], "rename": []}, os.replace, os.remove
 
     def replace_seen(src, dst, *a, **kw):
         rename(src, dst, *a, **kw)
         if ".xvertfast-report-" in str(src) and ".xvertfast-report-" not in str(dst):
-            states.append(shown(out))
+            states["rename"].append(shown(out))
 
     def remove_seen(path, *a, **kw):
         remove(path, *a, **kw)
         if str(path).startswith(str(out)) and ".xvertfast-report-" not in str(path):
-            states.append(shown(out))
+            states["removal"].append(shown(out))
 
     with monkeypatch.context() as patch:  # a metric added: every file but the pictures changes
         patch.setattr(os, "replace", replace_seen)
         patch.setattr(os, "remove", remove_seen)
-        assert main(args(images, out, "entropy,tenengrad", pictures=2)) == 0
+        assert main(args(images, out, "entropy,tenengrad", pictures=pictures)) == 0
     final = shown(out)
-    assert len(states) >= 7  # 2 pictures and 5 files at least
-    for k, state in enumerate(states):
+    # an earlier picture left over would be in final too, so no mix below: its own check
+    assert len([name for name in final if name.startswith("grid/")]) == pictures, sorted(final)
+    files = len(report.REPORT_FILES)
+    assert (len(states["removal"]), len(states["rename"])) == (files + earlier_pictures, pictures + files)
+    assert states["removal"][-1] == {} and states["rename"][-1] == final
+    for k, state in enumerate([*states["removal"], *states["rename"]]):
         old, new = mixes(state, earlier, final)
         assert not (old and new), f"after step {k + 1}: the earlier report's {old} beside this run's {new}"
         # anything short of a whole report has no page: a reader sees it unfinished
