@@ -332,9 +332,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         run, paths = evaluate(args.inputs, args.output, args.methods, args.metrics, rois=args.rois,
                               compare_to=args.compare_to, pictures=args.pictures, progress=not args.quiet,
                               restart=args.restart, device=args.device, precision=args.precision,
-                              log=_say_around_the_bar,
-                              **_started_with(args, args.inputs, args.output,
-                                              None if args.rois == "auto" else args.rois))  # fmt: skip
+                              log=_say_around_the_bar, command=_started_with(args).get("command"),
+                              argv=getattr(args, "argv", None))  # (its folder: evaluate records it always)  # fmt: skip
     except NothingFound as exc:
         return _nothing_found(exc)
     except (ValueError, OSError, RuntimeError, ImportError) as exc:  # OSError: REPORT_DIR is a file, --rois missing
@@ -1046,9 +1045,11 @@ them, and write into REPORT_DIR (new, empty, or an earlier evaluation's):
                  Hodges-Lehmann difference and its 95% interval
   boxplots.png   the distributions
   grid/*.png     a sample of images, all methods side by side, ROIs drawn
-  provenance.json how the report was made: xvertfast's version, each model's
+  provenance.json
+                 how the report was made: xvertfast's version, each model's
                  digest, device and precision, the baselines' parameters, the
-                 ROI source, the command (summary.md and report.html end with it)
+                 ROI source, the command (summary.md and report.html end with
+                 it, their paths as typed; the JSON holds absolute ones)
   report.html    all of it on one page
 Methods: identity, clahe (scikit-image's, 8x8 tiles, clip 2/256 per bin:
 OpenCV's clipLimit 2.0 by definition, though not OpenCV's algorithm), farbman

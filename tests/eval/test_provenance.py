@@ -14,18 +14,24 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import pathlib
+import re
+import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from tests.eval.test_evaluate import check_report, chest_like, tiny_model_dir
 from xvertfast._version import __version__, code_digest
 from xvertfast.cli import main
 from xvertfast.eval.baselines import CLAHE_CLIP, CLAHE_TILES, FARBMAN_ALPHA, FARBMAN_GAINS, FARBMAN_LAMBDAS
+from xvertfast.eval.baselines import identity
 from xvertfast.eval.evaluate import evaluate
-from xvertfast.eval.journal import JOURNAL_FILE
-from xvertfast.eval.protocol import EvalRun
+from xvertfast.eval.journal import JOURNAL_FILE, Journal
+from xvertfast.eval.protocol import EvalRun, run_protocol, stretched_originals_note
 from xvertfast.eval.provenance import PROVENANCE_HEADING
 from xvertfast.eval.report import REPORT_FILES, write_report
 from xvertfast.model import load_model
@@ -59,8 +65,9 @@ def test_the_report_names_the_version_model_digest_baseline_parameters_and_roi_s
     assert "- method `farbman`: lambdas 0.125/0.5/2, alpha 1.2, gains 2/1.6/1.3\n" in said
     assert "- ROIs: found automatically, their centres at 0.3 and 0.58 of the image height" in said
     assert "- metrics: entropy, tenengrad\n" in said and "Wilcoxon signed-rank tests against mine" in said
-    assert f"- command: `xvertfast evaluate {src} -o {out} --methods" in said
-    assert "- images: 2 evaluated, 0 failed; originals: 8-bit 2\n" in said
+    assert f"- this run's command: `xvertfast evaluate {src} -o {out} --methods" in said
+    assert "- images: 2 evaluated, 0 failed; bit depths of the originals (8-bit: 2)\n" in said
+    assert f"- scored with torch's CPU threads {torch.get_num_threads()}\n" in said
 
     record = json.loads((out / "provenance.json").read_text())
     with open(out / JOURNAL_FILE) as f:
@@ -79,6 +86,8 @@ def test_the_report_names_the_version_model_digest_baseline_parameters_and_roi_s
     assert record["arguments"]["device"] == "cpu" and record["arguments"]["pictures"] == 1
     assert record["images"] == {"evaluated": 2, "failed": 0, "from_earlier_runs": 0, "original_bits": {"8": 2},
                                 "identity_stretched": 0}  # fmt: skip
+    assert record["ran_on"] == {"cpu_threads": {str(torch.get_num_threads()): 2}, "gpus": {}, "images_unrecorded": 0}
+    assert record["cwd"] == os.getcwd() and record["argv"][:2] == ["evaluate", str(src)]
 
     page = check_report(out)  # (every link resolves: provenance.json among them)
     assert f"<h2>{PROVENANCE_HEADING}</h2>" in page and f"<code>{digest}</code>" in page
@@ -99,7 +108,60 @@ def test_the_report_names_the_roi_file_it_was_scored_at(tmp_path, seed):
     assert main(["evaluate", str(src), "-o", str(out), "--rois", str(rois), "--methods", "identity",
                  "--metrics", "entropy", "--pictures", "0", "-q"]) == 0  # fmt: skip
     assert f"- ROIs: centres given by hand in {rois}\n" in block(out)
-    assert json.loads((out / "provenance.json").read_text())["rois"] == {"source": "file", "file": str(rois)}
+    assert json.loads((out / "provenance.json").read_text())["rois"] == {"source": "file", "file": str(rois),
+                                                                        "as_given": str(rois)}  # fmt: skip
+
+
+def test_the_shared_report_gives_paths_as_typed_and_provenance_json_the_full_ones(tmp_path, seed, monkeypatch):
+    """summary.md and report.html are what a user shares: an absolute path there (a home folder,
+    a site's or cohort's folder names, the interpreter's path) is one the user did not type. Run
+    as ``python -m xvertfast`` from the folder, with relative inputs, --rois and outputs=DIR."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "theirs").mkdir()
+    Image.fromarray(chest_like(seed)).save(tmp_path / "in" / "a.png")
+    Image.fromarray(chest_like(seed + 1)).save(tmp_path / "theirs" / "a.png")  # another tool's output of a.png
+    (tmp_path / "rois.csv").write_text("file,upper_row,upper_col,lower_row,lower_col\na.png,150,120,260,280\n")
+    monkeypatch.chdir(tmp_path)
+    typed = ["evaluate", "in", "-o", "r", "--rois", "rois.csv", "--methods", "identity,vendor:outputs=theirs",
+             "--metrics", "entropy", "--pictures", "1", "-q"]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", [str(tmp_path / "xvertfast" / "__main__.py"), *typed])
+    assert main() == 0
+    said = block(tmp_path / "r")
+    assert f"- this run's command: `xvertfast {' '.join(typed)}`\n" in said
+    assert "- ROIs: centres given by hand in rois.csv\n" in said
+    assert "- method `vendor:outputs=theirs`: another tool's outputs (the folder's full path: provenance.json)" in said
+    for name in ("summary.md", "report.html"):
+        text = (tmp_path / "r" / name).read_text()
+        assert str(tmp_path) not in text and sys.executable not in text, name
+    record = json.loads((tmp_path / "r" / "provenance.json").read_text())
+    assert record["cwd"] == str(tmp_path) and record["argv"] == typed
+    assert record["command"].startswith(f"{sys.executable} -m xvertfast evaluate in -o r")
+    assert record["rois"] == {"source": "file", "file": str(tmp_path / "rois.csv"), "as_given": "rois.csv"}
+    assert {m["label"]: m.get("folder") for m in record["methods"]}["vendor"] == str(tmp_path / "theirs")
+
+
+def test_provenance_json_is_strict_json_without_memory_addresses(tmp_path, seed):
+    """The call's arguments (``**enhancer_kwargs`` as given) went into provenance.json through
+    ``default=str``: an object as its repr with a memory address, NaN written bare, which a
+    strict JSON reader refuses."""
+    src = tmp_path / "a.png"
+    Image.fromarray(chest_like(seed)).save(src)
+
+    class Tuning:  # an object of the caller's, with object's repr: "<...Tuning object at 0x7f...>"
+        pass
+
+    evaluate([str(src)], str(tmp_path / "r"), "identity", "entropy", pictures=0, progress=False,
+             log=lambda line: None, tuning=Tuning(), scale=float("nan"), limit=float("inf"), batch=np.int64(3),
+             where=torch.device("cpu"), folder=pathlib.Path("models") / "m")  # fmt: skip
+    text = (tmp_path / "r" / "provenance.json").read_text()
+
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+
+    arguments = json.loads(text, parse_constant=refuse)["arguments"]  # (NaN, Infinity: not JSON)
+    assert "0x" not in text
+    assert arguments["tuning"] == "<Tuning>" and arguments["scale"] is None and arguments["limit"] is None
+    assert arguments["batch"] == 3 and arguments["where"] == "cpu" and arguments["folder"] == "models/m"
 
 
 def test_a_report_written_from_python_says_what_it_knows(tmp_path):
@@ -153,14 +215,100 @@ def test_identity_of_originals_deeper_than_8_bits_is_noted_and_a_mixed_archive_s
              "conversions to 8 bits")  # fmt: skip
     assert len(said["mixed"]) == 1 and said["mixed"][0].startswith(mixed)
     assert f"- {said['mixed'][0]}\n" in (tmp_path / "r_mixed" / "summary.md").read_text()
-    assert "originals: 16-bit 1, 8-bit 1" in block(tmp_path / "r_mixed")
+    assert "bit depths of the originals (16-bit: 1, 8-bit: 1)" in block(tmp_path / "r_mixed")
     # a rerun takes both images from the journal, which recorded their depths: the same note
     again, _ = evaluate([str(folders["mixed"])], str(tmp_path / "r_mixed"), "identity,clahe", "tenengrad",
                         pictures=0, progress=False, log=lambda line: None)  # fmt: skip
     assert [n for n in again.notes if "stretched" in n] == said["mixed"] and again.from_journal == 2
     assert "(2 of them scored, wholly or but for methods or metrics added, by an earlier run" in block(
         tmp_path / "r_mixed")
-    # without identity the conversion scores nothing: no note
+    images = json.loads((tmp_path / "r_mixed" / "provenance.json").read_text())["images"]
+    assert images == {"evaluated": 2, "failed": 0, "from_earlier_runs": 2, "original_bits": {"16": 1, "8": 1},
+                      "identity_stretched": 1}  # fmt: skip
+    # without identity the conversion scores nothing: no note, and no count of originals it stretched
     none, _ = evaluate([str(folders["sixteen"])], str(tmp_path / "r_none"), "clahe", "tenengrad", pictures=0,
                        progress=False, log=lambda line: None)  # fmt: skip
     assert not [n for n in none.notes if "stretched" in n] and not math.isnan(scores(none, "clahe")[0])
+    images = json.loads((tmp_path / "r_none" / "provenance.json").read_text())["images"]
+    assert images["original_bits"] == {"16": 1} and images["identity_stretched"] is None
+
+
+def test_the_depth_note_says_of_how_many_originals_it_knows_the_depth():
+    """An EvalRun made by hand may hold the depth of some of its images only: "every original"
+    was said of those."""
+    run = EvalRun(["identity"], ["entropy"], images=3)
+    run.originals = {"a.png": {"bits": 16, "stretched": True}, "b.png": {"bits": 12, "stretched": True}}
+    note = stretched_originals_note(run, {"identity": identity})
+    assert note.startswith("identity: every one of the 2 originals whose depth is known (16-bit: 1, 12-bit: 1) is "
+                           "deeper than 8 bits")  # fmt: skip
+    run.originals["c.png"] = {"bits": 8, "stretched": False}
+    assert stretched_originals_note(run, {"identity": identity}).startswith(
+        "identity: 2 of the 3 originals (16-bit: 1, 12-bit: 1) were scored min-max stretched")
+
+
+@pytest.fixture
+def threads():
+    """Sets torch's CPU threads for a test, and puts them back."""
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+def test_the_cpu_threads_are_each_images_as_journalled_not_the_reports(tmp_path, seed, threads):
+    """The threads (and the GPU's name) were read when the report was drawn: a run resumed on
+    another machine, or a report written from the journal alone, named that machine for every
+    image. Each image's are journalled with it; a rerun that adds a method names both."""
+    src = images(tmp_path / "in", seed)
+    out = tmp_path / "r"
+    threads(1)
+    evaluate([str(src)], str(out), "identity", "entropy", pictures=0, progress=False, log=lambda line: None)
+    threads(2)  # every image from the journal: what scored them is the first run's
+    evaluate([str(src)], str(out), "identity", "entropy", pictures=0, progress=False, log=lambda line: None)
+    assert "- scored with torch's CPU threads 1\n" in block(out)
+    assert json.loads((out / "provenance.json").read_text())["ran_on"]["cpu_threads"] == {"1": 2}
+    # clahe added at 2 threads: each image's rows now come of both
+    evaluate([str(src)], str(out), "identity,clahe", "entropy", pictures=0, progress=False, log=lambda line: None)
+    assert "- scored with torch's CPU threads 1 (2 images), 2 (2 images)\n" in block(out)
+    with open(out / JOURNAL_FILE) as f:
+        entries = [json.loads(line) for line in f][1:]
+    assert {e["file"]: e["ran_on"]["threads"] for e in entries} == {str(src / f"img{i}.png"): [1, 2] for i in (0, 1)}
+
+
+def test_a_gpu_is_named_as_the_journal_recorded_it_for_the_methods_run_on_it(tmp_path, seed):
+    """(No GPU needed: run_protocol is told the GPUs its methods run on, as evaluate tells it.)"""
+    src = images(tmp_path / "in", seed)
+    out = tmp_path / "r"
+    settings = {"xvertfast": __version__, "methods": [{"label": "identity"}, {"label": "net"}]}
+
+    def run(machine: dict, methods: dict) -> EvalRun:
+        journal = Journal(str(out), {**settings, "methods": [{"label": m} for m in methods]})
+        try:
+            done = run_protocol([str(src)], methods, ["entropy"], pictures=0, progress=False, log=lambda line: None,
+                                journal=journal, machine=machine)  # fmt: skip
+        finally:
+            journal.close()
+        write_report(done, str(out), None)
+        return done
+
+    first = run({"threads": 4, "gpus": {"net": "GPU A"}}, {"identity": identity, "net": identity})
+    assert set(map(str, first.ran_on.values())) == {"{'threads': [4], 'gpus': ['GPU A']}"}
+    run({"threads": 8, "gpus": {"net": "GPU B"}}, {"identity": identity, "net": identity})  # all from the journal
+    assert "- scored with torch's CPU threads 4; GPU GPU A\n" in block(out)
+    # a method added on GPU B: GPU A scored the rows kept, GPU B the new ones
+    run({"threads": 4, "gpus": {"more": "GPU B"}}, {"identity": identity, "net": identity, "more": identity})
+    record = json.loads((out / "provenance.json").read_text())
+    assert record["ran_on"] == {"cpu_threads": {"4": 2}, "gpus": {"GPU A": 2, "GPU B": 2}, "images_unrecorded": 0}
+    assert "- scored with torch's CPU threads 4; GPU GPU A (2 images), GPU B (2 images)\n" in block(out)
+
+
+def test_the_help_aligns_provenance_json_with_the_report_files_it_lists():
+    """``provenance.json`` (15 characters) ran into its description: "provenance.json how the"."""
+    from tests.test_cli import subcommands
+
+    text = subcommands()["evaluate"].format_help()
+    listing = text[text.index("write into REPORT_DIR"): text.index("Methods:")].splitlines()[1:]
+    named = [line for line in listing if re.match(r"  \S", line)]  # a file's line; its description's go on at 17
+    assert any(line.strip() == "provenance.json" for line in named)
+    for line in named:
+        assert len(line.rstrip()) == 2 + len(line.split()[0]) or (line[16] == " " and line[17] != " "), line
+    assert all(line.startswith(" " * 17) and line[17] != " " for line in listing if not re.match(r"  \S", line))

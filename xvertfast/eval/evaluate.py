@@ -30,7 +30,7 @@ def _names(value) -> list:
 
 def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=DEFAULT_METRICS,
              rois: str = "auto", compare_to: str | None = None, pictures: int = 6, progress: bool = True,
-             log=print, restart: bool = False, command: str | None = None, cwd: str | None = None,
+             log=print, restart: bool = False, command: str | None = None, argv: list[str] | None = None,
              **enhancer_kwargs) -> tuple[EvalRun, dict[str, str]]:  # fmt: skip
     """Scores ``methods`` on the spine ROIs of ``inputs`` and writes the report into ``out_dir``.
 
@@ -49,8 +49,11 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
         restart: ignore the images a previous run with ``out_dir`` scored (by default a rerun
             with the same settings takes them from ``out_dir``'s journal and scores the rest:
             :mod:`xvertfast.eval.journal`).
-        command, cwd: the command line that started the run and the folder it ran in (the CLI
-            gives them), for the report's provenance beside this call's arguments.
+        command, argv: the command line that started the run, whole (``python -m`` with the
+            interpreter's path where so run), and its arguments as given (after ``xvertfast``): the
+            CLI gives them for the report's provenance, ``provenance.json`` holding the first (with
+            the folder the run started in and this call's arguments), summary.md and report.html
+            the second, as ``xvertfast ...``, with no path the user did not type.
         enhancer_kwargs: device, backend, batch_size... for xvertnet.
 
     A Ctrl-C while the images are scored raises KeyboardInterrupt (those scored are journalled);
@@ -93,9 +96,10 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
     journal = Journal(out_dir, _settings(methods, built, metrics, centres, enhancer_kwargs), restart)
     try:  # the report too under the journal's lock: no other evaluation writes into the folder meanwhile
         run = run_protocol(inputs, built, list(metrics), centres, pictures=pictures, progress=progress, log=log,
-                           journal=journal, files=files, given=given, unused=unused)  # fmt: skip
+                           journal=journal, files=files, given=given, unused=unused,
+                           machine=_machine(built))  # fmt: skip
         run.notes[:0] = uncovered  # first: the images' notes may be thousands
-        provenance = _provenance(journal.settings, built, rois, started, command, cwd, arguments)
+        provenance = _provenance(journal.settings, built, rois, started, command, argv, arguments)
         # (cut short: ReportInterrupted, every image scored); the lock held, a killed run's leftovers go first
         paths = write_report(run, out_dir, compare_to, remove_unfinished=True, provenance=provenance)
     finally:
@@ -177,25 +181,36 @@ def _settings(specs, built: dict, metrics, centres: dict | None, enhancer_kwargs
             "rois": "auto" if centres is None else "file"}  # each image's centres: in its journal entry
 
 
-def _provenance(settings: dict, built: dict, rois: str, started: str, command: str | None, cwd: str | None,
+def _machine(built: dict) -> dict:
+    """What this run scores on (:func:`~xvertfast.eval.protocol.run_protocol`'s ``machine``, each
+    image's journalled with it): torch's CPU threads and the GPU of each method run on one. Read
+    here, not when the report is drawn: a run resumed on another machine, or a report written
+    from the journal alone, named that machine for every image."""
+    import torch
+
+    gpus = {}
+    for label, method in built.items():
+        enhancer = getattr(method, "enhancer", None)
+        if enhancer is not None and enhancer.device.type == "cuda":
+            gpus[label] = torch.cuda.get_device_name(enhancer.device)
+    return {"threads": torch.get_num_threads(), "gpus": gpus}
+
+
+def _provenance(settings: dict, built: dict, rois, started: str, command: str | None, argv: list[str] | None,
                 arguments: dict) -> dict:  # fmt: skip
     """How the report was made, for its provenance block and ``provenance.json``: the settings
     the journal holds (the version and code digest, each XVertNet method's model digest, device,
     precision and backend, the metrics, the ROI source) as the run recorded them, with what they
     leave out: the baselines' parameters, read off the functions that ran (the code digest covers
-    them, so the journal need not), the ROI file, the GPU, the threads, the command."""
-    import torch
-
+    them, so the journal need not), the ROI file, the command and the folder this run started in.
+    (The CPU threads and GPUs are each image's, in the journal: :attr:`EvalRun.ran_on`.)"""
     methods = []
     for entry, (label, method) in zip(settings["methods"], built.items()):
-        enhancer = getattr(method, "enhancer", None)
-        if enhancer is not None and enhancer.device.type == "cuda":
-            entry = {**entry, "runs": {**entry["runs"], "device_name": torch.cuda.get_device_name(enhancer.device)}}
-        elif method_kind(method, label) in BASELINES and (parameters := baseline_parameters(method)):
+        if method_kind(method, label) in BASELINES and (parameters := baseline_parameters(method)):
             entry = {**entry, "parameters": parameters}
         methods.append(entry)
     where = ({"source": "auto", "centre_rows": [UPPER_LEVEL, LOWER_LEVEL]} if settings["rois"] == "auto"
-             else {"source": "file", "file": os.path.abspath(rois)})  # fmt: skip
+             else {"source": "file", "file": os.path.abspath(rois), "as_given": os.fsdecode(rois)})  # fmt: skip
     return {"xvertfast": settings["xvertfast"], "code_sha256": settings["code_sha256"], "started": started,
-            "command": command, "cwd": cwd, "arguments": arguments, "methods": methods,
-            "metrics": settings["metrics"], "rois": where, "threads": torch.get_num_threads()}  # fmt: skip
+            "command": command, "argv": None if argv is None else list(argv), "cwd": os.getcwd(),
+            "arguments": arguments, "methods": methods, "metrics": settings["metrics"], "rois": where}  # fmt: skip

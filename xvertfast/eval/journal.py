@@ -273,18 +273,21 @@ class Journal:
     def record(self, path: str, rows: list[dict], notes: list[str], seconds: dict[str, float],
                others: list[str] | None = (), picture: dict | None = None,
                photometric: str | None = None, missing: list | None = None,
-               centres: list[float] | None = None, original: dict | None = None) -> list[dict]:  # fmt: skip
+               centres: list[float] | None = None, original: dict | None = None,
+               ran_on: dict | None = None) -> list[dict]:  # fmt: skip
         """Appends one finished image (and its report picture, if it has one, beside the
         journal); returns its rows as a later run will read them back. ``notes``: the image's
         warnings; ``missing``: the metrics left out on its ROIs or set there by a floor ([roi,
         why, methods]), from which the report words its notes for the methods it shows;
         ``centres``: where its ROIs were placed by hand (None: found); ``original``: its depth
         and how identity took it to 8 bits (:attr:`~xvertfast.eval.protocol.EvalRun.originals`),
-        for the report a rerun writes."""
+        ``ran_on``: the CPU threads and GPUs that scored its rows
+        (:attr:`~xvertfast.eval.protocol.EvalRun.ran_on`), both for the report a rerun writes."""
         state = {"stat": file_state(path), **({"others": {p: file_state(p) for p in others}} if others else {}),
                  **({"photometric": photometric} if photometric else {}),
                  **({"centres": centres} if centres is not None else {}),
-                 **({"original": original} if original is not None else {})}  # fmt: skip
+                 **({"original": original} if original is not None else {}),
+                 **({"ran_on": ran_on} if ran_on is not None else {})}  # fmt: skip
         if picture is not None:
             state["picture"] = self._save_picture(path, picture)
         line = _dumps({"file": path, **state, "rows": rows, "notes": notes, "missing": missing or [], "seconds": seconds})

@@ -32,8 +32,8 @@ from xvertfast.preprocess.centres import GivenCentres, RoiCentres, centres_of_in
 from xvertfast.preprocess.spine import Box, Spine
 
 __all__ = ["METRICS", "DEFAULT_METRICS", "ROI_NAMES", "ORIGINAL_PICTURE", "EvalRun", "to_8bit_original", "to_8bit_output",
-           "original_as_stored", "stretched_originals_note", "score_roi", "RoiCentres", "load_roi_centres",
-           "run_protocol", "method_kind", "check_metrics"]  # fmt: skip
+           "original_as_stored", "stretched_originals_note", "depth_counts", "depths_said", "score_roi", "RoiCentres",
+           "load_roi_centres", "run_protocol", "method_kind", "check_metrics"]  # fmt: skip
 
 #: tmqi_paper_compat: TMQI with the test image in [0, 1], the XVertNet paper's scale (SPEC), asked for by name.
 METRICS = ("entropy", "tenengrad", "lpc_si", "tmqi", "brisque", "tmqi_paper_compat")
@@ -62,8 +62,14 @@ class EvalRun:
     images: int = 0
     #: per image scored: its original's ``bits`` (bits_stored) and whether ``identity`` scored its
     #: ROIs ``stretched`` (min-max over each ROI) rather than as stored: the report's provenance
-    #: and its note on mixed depths (absent for an image a journal of an older xvertfast holds)
+    #: and its note on mixed depths. run_protocol gives every image it scored or took from the
+    #: journal one (a journal is resumed only by the code that wrote it, which records it); an
+    #: EvalRun made by hand may lack them
     originals: dict[str, dict] = field(default_factory=dict)
+    #: per image scored, what scored its rows, as journalled with it: torch's CPU ``threads`` and
+    #: the ``gpus`` (names) of the methods run on one; lists, as a rerun that adds methods to an
+    #: image may run on another machine than the run whose rows it keeps
+    ran_on: dict[str, dict] = field(default_factory=dict)
     #: images whose scores (all, or all but those of methods or metrics added) an earlier run made
     from_journal: int = 0
 
@@ -164,7 +170,8 @@ def check_metrics(metrics) -> None:
 def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centres: dict | None = None,
                  pictures: int = 6, progress: bool = True, log=print, journal: Journal | None = None,
                  exclude: list[str] = (), files: list[InputFile] | None = None,
-                 given: dict[str, GivenCentres] | None = None, unused: list[str] = ()) -> EvalRun:  # fmt: skip
+                 given: dict[str, GivenCentres] | None = None, unused: list[str] = (),
+                 machine: dict | None = None) -> EvalRun:  # fmt: skip
     """Runs ``methods`` (name -> function(pixels, spine) -> pixels) on every input and scores the ROIs.
 
     ``pictures``: how many images (evenly spaced through the inputs) keep thumbnails and ROI crops
@@ -176,6 +183,9 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
     ``inputs`` are searched, leaving out the folders in ``exclude``). ``given``, ``unused``:
     the centres ``roi_centres`` gives ``files`` and its rows naming none of them, where the
     caller matched them already (:func:`~xvertfast.preprocess.centres.centres_of_inputs`).
+    ``machine``: what this run scores on, ``threads`` (torch's CPU threads) and ``gpus`` (method
+    -> the name of the GPU it runs on), journalled with each image it scores
+    (:attr:`EvalRun.ran_on`): a report written from the journal names what scored its rows.
     """
     check_metrics(metrics)
     files = discover(inputs, exclude=exclude) if files is None else files
@@ -213,6 +223,8 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
             run.metrics_seconds_beyond |= _scored_beyond(entry, methods, metrics)
             if isinstance(entry.get("original"), dict):
                 run.originals[f.path] = entry["original"]
+            if isinstance(entry.get("ran_on"), dict):
+                run.ran_on[f.path] = entry["ran_on"]
             run.images += 1
             resumed += 1
             bar.update(1)
@@ -254,17 +266,22 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
                 run.metrics_seconds_beyond |= _scored_beyond(partial, methods, metrics)
                 completed += 1
             notes = warnings + _missing_notes(f.path, lacking, list(methods), metrics)
+            kept = [r for r in entry["rows"] if r["method"] not in methods] if entry is not None else []
+            # an earlier run's rows kept (the methods not run again, or dropped since): what scored them too
+            ran_on = _ran_on(machine, todo, entry if partial is not None or kept else None)
             if journal is not None:  # recorded first: rows read back later are the ones reported now
                 # (with the rows of methods dropped since, kept for a rerun that gives them again)
-                kept = [r for r in entry["rows"] if r["method"] not in methods] if entry is not None else []
                 lacking = [*lacking, *(m for m in entry.get("missing", []) if m not in lacking)] if entry else lacking
                 rows = [r for r in journal.record(f.path, rows + kept, warnings, seconds, others, picture,
-                                                  f.photometric, missing=lacking, centres=placed, original=original)
+                                                  f.photometric, missing=lacking, centres=placed, original=original,
+                                                  ran_on=ran_on)
                         if r["method"] in methods]  # fmt: skip
             if entry is not None and partial is None:  # done before, pictured: run whole for its picture
                 whole += 1
             run.rows.extend(_reported(r, metrics) for r in rows)
             run.originals[f.path] = original
+            if ran_on is not None:
+                run.ran_on[f.path] = ran_on
             run.images += 1
             for note in notes:
                 run.notes.append(note)
@@ -294,12 +311,35 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
     return run
 
 
-def _depths(originals: list[dict]) -> str:
-    """The bit depths of ``originals`` with how many of each, deepest first: "16-bit: 2, 12-bit: 1"."""
+def _ran_on(machine: dict | None, scored, earlier: dict | None) -> dict | None:
+    """What scored an image's rows (:attr:`EvalRun.ran_on`): this run's threads and the GPUs of
+    the methods it ``scored`` there, with what ``earlier`` (the journal entry whose rows it keeps)
+    records. None where neither says anything (run_protocol called without ``machine``)."""
+    before = earlier.get("ran_on") if earlier is not None and isinstance(earlier.get("ran_on"), dict) else {}
+    threads, gpus = set(before.get("threads") or []), set(before.get("gpus") or [])
+    if machine is not None:
+        if machine.get("threads"):
+            threads.add(machine["threads"])
+        gpus.update(machine.get("gpus", {})[name] for name in scored if name in machine.get("gpus", {}))
+    if machine is None and not before:
+        return None
+    return {"threads": sorted(threads), "gpus": sorted(gpus)}
+
+
+def depth_counts(originals) -> dict[int, int]:
+    """How many of ``originals`` (:attr:`EvalRun.originals`' values) have each recorded bit depth,
+    deepest first; one without a recorded depth is not counted."""
     counted: dict[int, int] = {}
     for original in originals:
-        counted[original["bits"]] = counted.get(original["bits"], 0) + 1
-    return ", ".join(f"{bits}-bit: {n}" for bits, n in sorted(counted.items(), reverse=True))
+        if isinstance(original, dict) and isinstance(original.get("bits"), int):
+            counted[original["bits"]] = counted.get(original["bits"], 0) + 1
+    return dict(sorted(counted.items(), reverse=True))
+
+
+def depths_said(counts: dict) -> str:
+    """:func:`depth_counts`' counts (or provenance.json's, the depths as strings) as the report's
+    note and its provenance block word them: "16-bit: 2, 12-bit: 1"."""
+    return ", ".join(f"{bits}-bit: {n}" for bits, n in counts.items())
 
 
 def stretched_originals_note(run: EvalRun, methods: dict) -> str | None:
@@ -315,14 +355,17 @@ def stretched_originals_note(run: EvalRun, methods: dict) -> str | None:
     who = " and ".join(labels)
     how = "min-max stretched to 0..255 over each ROI (a per-ROI auto-window) rather than as stored"
     see = "see docs/guide/evaluation.md, 'identity and the originals' bit depth'"
+    # (of the images whose depth is recorded: an EvalRun made by hand may not hold every image's)
+    originals = "originals" if len(known) == run.images else "originals whose depth is known"
+    deep = depths_said(depth_counts(stretched))
     if len(stretched) == len(known):
-        return (f"{who}: every original ({_depths(stretched)}) is deeper than 8 bits or not stored as 8-bit "
-                f"integers, so {who} scored its ROIs {how}: not the scores the same images saved at 8 bits "
-                f"give ({see})")  # fmt: skip
-    return (f"{who}: {len(stretched)} of the {len(known)} originals ({_depths(stretched)}) "
-            f"{'was' if len(stretched) == 1 else 'were'} scored {how}, the "
-            f"other {len(known) - len(stretched)} ({_depths([o for o in known if not o.get('stretched')])}) as "
-            f"stored: {who}'s row mixes two conversions to 8 bits ({see})")  # fmt: skip
+        every = "every original" if len(known) == run.images else f"every one of the {len(known)} {originals}"
+        return (f"{who}: {every} ({deep}) is deeper than 8 bits or not stored as 8-bit integers, so {who} scored "
+                f"its ROIs {how}: not the scores the same images saved at 8 bits give ({see})")  # fmt: skip
+    as_stored = depths_said(depth_counts(o for o in known if not o.get("stretched")))
+    return (f"{who}: {len(stretched)} of the {len(known)} {originals} ({deep}) "
+            f"{'was' if len(stretched) == 1 else 'were'} scored {how}, the other {len(known) - len(stretched)} "
+            f"({as_stored}) as stored: {who}'s row mixes two conversions to 8 bits ({see})")  # fmt: skip
 
 
 class _MethodFailed(RuntimeError):

@@ -12,32 +12,37 @@ section of ``summary.md`` (and so of the page, which is drawn from it).
 
 from __future__ import annotations
 
+import collections
 import datetime
+import json
+import math
+import os
+import re
+import shlex
+
+import numpy as np
 
 from xvertfast._text import count
 from xvertfast.eval.baselines import parse_method
-from xvertfast.eval.protocol import EvalRun
+from xvertfast.eval.protocol import EvalRun, depth_counts, depths_said
 from xvertfast.eval.stats import Z_LIMIT
 
-__all__ = ["PROVENANCE_HEADING", "provenance_record", "provenance_markdown"]
+__all__ = ["PROVENANCE_HEADING", "provenance_record", "provenance_markdown", "provenance_json"]
 
 #: The title of summary.md's provenance section (and of the page's).
 PROVENANCE_HEADING = "Provenance: how this report was made"
 
 
-def provenance_record(run: EvalRun, compare_to: str | None, given: dict | None = None) -> dict:
+def provenance_record(run: EvalRun, tested: str | None, given: dict | None = None) -> dict:
     """``given`` (what :func:`~xvertfast.eval.evaluate.evaluate` recorded of the run: the
     journal's settings, the ROI file, the command, ...) with the report's own part: when it was
-    written, its statistics and the images it holds. A report written from Python without
-    ``given`` still says its methods, metrics and statistics."""
+    written, its statistics (``tested``: the method the others were tested against, as the
+    report decided it; None: no test) and the images it holds, with their bit depths and what
+    scored them as the journal recorded each. A report written from Python without ``given``
+    still says its methods, metrics and statistics."""
     record = dict(given or {})
     record.setdefault("methods", [{"label": method} for method in run.methods])
     record.setdefault("metrics", list(run.metrics))
-    tested = compare_to if compare_to in run.methods and len(run.methods) > 1 else None  # (as summary.md decides)
-    bits: dict[str, int] = {}
-    for original in run.originals.values():
-        if isinstance(original, dict) and isinstance(original.get("bits"), int):
-            bits[str(original["bits"])] = bits.get(str(original["bits"]), 0) + 1
     record["statistics"] = {
         "outliers": f"values outside mean +/- {Z_LIMIT:g} sample standard deviations (n - 1) of a method's ROIs; "
                     "a method tested against the reference loses the union of both's",
@@ -45,12 +50,69 @@ def provenance_record(run: EvalRun, compare_to: str | None, given: dict | None =
         "compared_to": tested,
         "test": "Wilcoxon signed-rank, two-sided, paired by ROI and by image" if tested else None,
     }  # fmt: skip
+    identity = any(_kind(method) == "identity" for method in record["methods"])
+    stretched = sum(1 for o in run.originals.values() if isinstance(o, dict) and o.get("stretched"))
     record["images"] = {"evaluated": run.images, "failed": len(run.failed), "from_earlier_runs": run.from_journal,
-                        "original_bits": dict(sorted(bits.items(), key=lambda kv: -int(kv[0]))),
-                        "identity_stretched": sum(1 for o in run.originals.values()
-                                                  if isinstance(o, dict) and o.get("stretched"))}  # fmt: skip
+                        "original_bits": {str(bits): n for bits, n in depth_counts(run.originals.values()).items()},
+                        "identity_stretched": stretched if identity else None}  # (no identity: it stretched none)
+    record["ran_on"] = _ran_on(run)
     record["written"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     return record
+
+
+def _kind(method: dict) -> str:
+    """What a method of the record is (``identity``, ``clahe``, ...): its spec's kind, or its
+    label's where a report written from Python gives no spec."""
+    try:
+        return parse_method(method.get("spec", method.get("label", "")))[1]
+    except ValueError:  # a label made by hand that no spec could give: not a kind
+        return ""
+
+
+def _ran_on(run: EvalRun) -> dict:
+    """What scored the report's images, as the journal recorded each (:attr:`EvalRun.ran_on`):
+    how many images each count of torch's CPU threads and each GPU scored (an image a rerun
+    added methods to on another machine counts under both), and how many have no record."""
+    threads: collections.Counter = collections.Counter()
+    gpus: collections.Counter = collections.Counter()
+    for ran in run.ran_on.values():
+        threads.update(set(ran.get("threads") or []))
+        gpus.update(set(ran.get("gpus") or []))
+    return {"cpu_threads": {str(n): k for n, k in sorted(threads.items())}, "gpus": dict(sorted(gpus.items())),
+            "images_unrecorded": max(run.images - len(run.ran_on), 0)}  # fmt: skip
+
+
+def _json_ready(value):
+    """``value`` as provenance.json holds it: JSON's own types kept (a path as its text, a numpy
+    number as Python's); a float that is not finite as null (``NaN`` is not JSON: a strict reader
+    refused the file); anything else as its text where that names no memory address (a
+    torch.device's "cuda:0"), else by its type (and name): an address changes from run to run
+    and tells a reader nothing."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, np.generic):
+        return _json_ready(value.item())
+    if isinstance(value, (os.PathLike, bytes)):
+        return os.fsdecode(value)
+    if isinstance(value, dict):
+        return {(key if isinstance(key, str) else str(_json_ready(key))): _json_ready(v) for key, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted((_json_ready(v) for v in value), key=str)
+    text = str(value)
+    if not re.search(r"0x[0-9a-fA-F]{6,}", text):
+        return text
+    name = getattr(value, "__qualname__", None)
+    return f"<{type(value).__name__}{f' {name}' if isinstance(name, str) else ''}>"
+
+
+def provenance_json(record: dict) -> str:
+    """:func:`provenance_record` as ``provenance.json``'s text: valid JSON (no NaN), ASCII (a path
+    that is not UTF-8 as its escapes), the same values giving the same text."""
+    return json.dumps(_json_ready(record), indent=2, allow_nan=False) + "\n"
 
 
 def _value(value) -> str:
@@ -66,32 +128,35 @@ def _method_line(method: dict) -> str:
     """One method of the block: what it is and what its scores depend on (the model's digest, the
     device and precision it ran in; a baseline's parameters; another tool's folder)."""
     said = f"`{method.get('spec', method.get('label'))}`"
-    if "model" in method:
+    if "model" in method:  # (the GPU's name: the images' line, each image's as journalled)
         runs = method.get("runs", {})
-        where = runs.get("device", "?") + (f" ({runs['device_name']})" if runs.get("device_name") else "")
+        where = runs.get("device", "?")
         asked = [f"{k} {_value(v)}" for k, v in method.items() if k not in ("spec", "label", "model", "runs")]
         return (f"{said}: model sha256 `{method['model']}`, run on {where} in {runs.get('precision', '?')} "
                 f"({runs.get('backend', '?')} backend{''.join(', ' + a for a in asked)})")  # fmt: skip
     if "folder" in method:
-        return f"{said}: another tool's outputs, read from {method['folder']}"
+        return f"{said}: another tool's outputs (the folder's full path: provenance.json)"
     if method.get("parameters"):
         return f"{said}: " + ", ".join(f"{k} {_value(v)}" for k, v in method["parameters"].items())
-    if "spec" in method and parse_method(method["spec"])[1] == "identity":  # its conversion, which scores differ by
+    if "spec" in method and _kind(method) == "identity":  # its conversion, which scores differ by
         return f"{said}: the original, an 8-bit one as stored, a deeper or float one min-max stretched over each ROI"
     return said
 
 
 def provenance_markdown(record: dict) -> str:
     """:func:`provenance_record` in short, as summary.md's last section (a blank line, then its
-    heading and a list)."""
+    heading and a list). Shared with the tables, it gives the command and paths as typed, never
+    an absolute path the user did not type (a home folder, a site's or cohort's folder names):
+    those are in provenance.json alone."""
     lines = ["", f"## {PROVENANCE_HEADING}", ""]
     code = f" (code sha256 `{record['code_sha256']}`)" if record.get("code_sha256") else ""
-    when = f"started {record['started']}, " if record.get("started") else ""
-    threads = f"; {count(record['threads'], 'CPU thread')}" if record.get("threads") else ""
+    when = f"this run started {record['started']}, " if record.get("started") else ""
     lines.append(f"- xvertfast {record.get('xvertfast', '(version not recorded)')}{code}; {when}report written "
-                 f"{record['written']}{threads}")  # fmt: skip
-    if record.get("command"):
-        lines.append(f"- command: `{record['command']}`" + (f" (in {record['cwd']})" if record.get("cwd") else ""))
+                 f"{record['written']}")  # fmt: skip
+    if record.get("argv") is not None:  # as typed, after the program (never the interpreter's path)
+        lines.append(f"- this run's command: `{shlex.join(['xvertfast', *record['argv']])}`")
+    elif record.get("command"):
+        lines.append(f"- this run's command: `{record['command']}`")
     elif "arguments" in record:
         lines.append("- called from Python (no command line): its arguments are in provenance.json")
     lines += [f"- method {_method_line(m)}" for m in record["methods"]]
@@ -102,7 +167,7 @@ def provenance_markdown(record: dict) -> str:
         lines.append(f"- ROIs: found automatically, their centres at {upper:g} and {lower:g} of the image height on "
                      "the spine's centre line, whose column is searched in each image")  # fmt: skip
     elif isinstance(rois, dict) and rois.get("source") == "file":
-        lines.append(f"- ROIs: centres given by hand in {rois['file']}")
+        lines.append(f"- ROIs: centres given by hand in {rois.get('as_given', rois['file'])}")
     stats = record["statistics"]
     tests = (f"; Wilcoxon signed-rank tests against {stats['compared_to']}" if stats["compared_to"]
              else "; no significance test")  # fmt: skip
@@ -110,8 +175,30 @@ def provenance_markdown(record: dict) -> str:
     images = record["images"]
     earlier = (f" ({images['from_earlier_runs']} of them scored, wholly or but for methods or metrics added, by an "
                "earlier run into this folder)" if images["from_earlier_runs"] else "")  # fmt: skip
-    depths = ", ".join(f"{bits}-bit {n}" for bits, n in images["original_bits"].items())
+    depths = depths_said(images["original_bits"])
     lines.append(f"- images: {images['evaluated']} evaluated{earlier}, {images['failed']} failed"
-                 + (f"; originals: {depths}" if depths else ""))  # fmt: skip
-    lines += ["- every value, with the call's arguments: provenance.json", ""]
+                 + (f"; bit depths of the originals ({depths})" if depths else ""))  # fmt: skip
+    ran = _ran_on_said(record.get("ran_on") or {})
+    if ran:
+        lines.append(f"- scored with {ran}")
+    lines += ["- every value, with the call's arguments and full paths: provenance.json", ""]
     return "\n".join(lines)
+
+
+def _ran_on_said(ran: dict) -> str:
+    """provenance.json's ``ran_on`` in short: "torch's CPU threads 16; GPU NVIDIA H100", each
+    value with its images where the images differ; empty where none is recorded."""
+
+    def values(counted: dict) -> str:
+        if len(counted) == 1:
+            return str(next(iter(counted)))
+        return ", ".join(f"{value} ({count(n, 'image')})" for value, n in counted.items())
+
+    said = []
+    if ran.get("cpu_threads"):
+        said.append(f"torch's CPU threads {values(ran['cpu_threads'])}")
+    if ran.get("gpus"):
+        said.append(f"GPU {values(ran['gpus'])}")
+    if said and ran.get("images_unrecorded"):
+        said.append(f"{count(ran['images_unrecorded'], 'image')} without a record of it")
+    return "; ".join(said)

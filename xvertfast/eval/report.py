@@ -36,7 +36,6 @@ from __future__ import annotations
 import collections
 import csv
 import html
-import json
 import math
 import os
 import re
@@ -53,7 +52,7 @@ from xvertfast._interrupts import deliver, interrupts_deferred
 from xvertfast._plotting import pyplot
 from xvertfast._text import FAILED_LISTED, WARNED_LISTED, count, first_listed
 from xvertfast.eval.protocol import ORIGINAL_PICTURE, EvalRun
-from xvertfast.eval.provenance import PROVENANCE_HEADING, provenance_markdown, provenance_record
+from xvertfast.eval.provenance import PROVENANCE_HEADING, provenance_json, provenance_markdown, provenance_record
 from xvertfast.eval.stats import (CONFIDENCE, EXACT_MAX_PAIRS, describe, differences, hodges_lehmann, holm,
                                    image_means, outlier_mask, paired_clean, significance_mark, wilcoxon_p)
 from xvertfast.io.files import image_extension
@@ -282,9 +281,7 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_imag
                        if "tenengrad" in run.metrics else "")
               + " Outliers: values beyond mean ± 1.96 σ of a method's values, σ the same sample standard deviation "
               "(n − 1).", ""]  # fmt: skip
-    if compare_to not in run.methods or len(run.methods) < 2:  # no method to test against it
-        compare_to = None
-    if compare_to:
+    if compare_to:  # (None where no method is tested against it: _draw decides, for the provenance block too)
         lines += [f"Wilcoxon signed-rank test of each method against **{compare_to}** (two-sided, paired by ROI; "
                   f"zero differences dropped; exact p up to {EXACT_MAX_PAIRS} pairs, ties at their midranks, else the "
                   "normal approximation with tie correction): `*` p < 0.05, `**` p < 0.01. The marks of the two "
@@ -693,11 +690,12 @@ def _draw(run: EvalRun, folder: str, compare_to: str | None, provenance: dict | 
     # then what a paper gives of that test: columns at the end, so a reader by column name is not disturbed
     rows = [{**r, **i, **d} for r, i, d in zip(records, by_image, for_paper)]
     _write_csv(paths["summary.csv"], rows, list(rows[0]) if rows else ["method", "metric"])
-    md = _markdown(run, records, compare_to, by_image, pairs, for_paper)
-    made = provenance_record(run, compare_to, provenance)
+    # the method the others are tested against, if any: said so in the summary and in its provenance
+    tested = compare_to if compare_to in run.methods and len(run.methods) > 1 else None
+    md = _markdown(run, records, tested, by_image, pairs, for_paper)
+    made = provenance_record(run, tested, provenance)
     with atomic_write(paths["provenance.json"]) as tmp, open(tmp, "w", **_TEXT_FILE) as f:
-        json.dump(made, f, indent=2, default=str)  # (ASCII: a name that is not UTF-8 as its escapes)
-        f.write("\n")
+        f.write(provenance_json(made))
     md += provenance_markdown(made)
     with atomic_write(paths["summary.md"]) as tmp, open(tmp, "w", **_TEXT_FILE) as f:
         f.write(md)
