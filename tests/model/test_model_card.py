@@ -112,28 +112,38 @@ def _read_csv(name: str) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def _summary(scores_csv: str, compare_to: str, by_image: bool = False) -> list[dict]:
-    """What xvertfast's statistics make of a shipped scores file (every ROI's scores): the records
-    of summarise, or with by_image those of summarise_by_image (its test paired by image is checked
-    against scipy in tests/eval/test_stats.py)."""
+def _scored(scores_csv: str):
+    """A shipped scores file (every ROI's scores) as the EvalRun the report's statistics take."""
     import math
 
     from xvertfast.eval.protocol import EvalRun
-    from xvertfast.eval.report import summarise, summarise_by_image
 
     metrics = list(COLUMNS.values())
     rows = [{**r, **{m: float(r[m]) if r[m] else math.nan for m in metrics}} for r in _read_csv(scores_csv)]
-    methods = list(dict.fromkeys(r["method"] for r in rows))
-    return (summarise_by_image if by_image else summarise)(EvalRun(methods=methods, metrics=metrics, rows=rows), compare_to)
+    return EvalRun(methods=list(dict.fromkeys(r["method"] for r in rows)), metrics=metrics, rows=rows)
+
+
+def _summary(scores_csv: str, compare_to: str, by_image: bool = False) -> list[dict]:
+    """What xvertfast's statistics make of a shipped scores file: the records of summarise, or
+    with by_image those of summarise_by_image (its test paired by image is checked against scipy
+    in tests/eval/test_stats.py)."""
+    from xvertfast.eval.report import summarise, summarise_by_image
+
+    return (summarise_by_image if by_image else summarise)(_scored(scores_csv), compare_to)
 
 
 def test_the_shipped_summary_follows_from_the_shipped_scores():
-    """Every cell of summary.csv, the tests paired by image included."""
+    """Every cell of summary.csv, the tests paired by image, their Holm adjustment and the
+    Hodges-Lehmann intervals included, and no column of its own beside them."""
     import math
 
+    from xvertfast.eval.report import summarise_differences
+
     by_roi, by_image = _summary("scores.csv", "xvertnet"), _summary("scores.csv", "xvertnet", by_image=True)
-    summary, shipped = [{**r, **i} for r, i in zip(by_roi, by_image)], _read_csv("summary.csv")
-    assert len(summary) == len(shipped)
+    for_paper = summarise_differences(_scored("scores.csv"), "xvertnet", by_image)
+    summary = [{**r, **i, **d} for r, i, d in zip(by_roi, by_image, for_paper)]
+    shipped = _read_csv("summary.csv")
+    assert len(summary) == len(shipped) and set(summary[0]) == set(shipped[0])
     for mine, theirs in zip(summary, shipped):
         for key, value in mine.items():
             if isinstance(value, float):
