@@ -25,7 +25,7 @@ import numpy as np
 from xvertfast._text import count
 from xvertfast.eval.baselines import parse_method
 from xvertfast.eval.protocol import EvalRun, depth_counts, depths_said
-from xvertfast.eval.stats import Z_LIMIT
+from xvertfast.eval.stats import CONFIDENCE, EXACT_MAX_PAIRS, Z_LIMIT
 
 __all__ = ["PROVENANCE_HEADING", "provenance_record", "provenance_markdown", "provenance_json"]
 
@@ -49,6 +49,12 @@ def provenance_record(run: EvalRun, tested: str | None, given: dict | None = Non
         "z_limit": Z_LIMIT,
         "compared_to": tested,
         "test": "Wilcoxon signed-rank, two-sided, paired by ROI and by image" if tested else None,
+        "exact_max_pairs": EXACT_MAX_PAIRS if tested else None,  # beyond: the normal approximation
+        "multiple_tests": ("Holm, over the family of the tests paired by image (methods x metrics), raw and after outlier "
+                     "removal apart" if tested else None),
+        "difference": (f"Hodges-Lehmann estimate of method - {tested} on the image means, with its "
+                       "distribution-free interval (the signed-rank test inverted)" if tested else None),
+        "confidence": CONFIDENCE if tested else None,
     }  # fmt: skip
     identity = any(_kind(method) == "identity" for method in record["methods"])
     stretched = sum(1 for o in run.originals.values() if isinstance(o, dict) and o.get("stretched"))
@@ -169,8 +175,12 @@ def provenance_markdown(record: dict) -> str:
     elif isinstance(rois, dict) and rois.get("source") == "file":
         lines.append(f"- ROIs: centres given by hand in {rois.get('as_given', rois['file'])}")
     stats = record["statistics"]
-    tests = (f"; Wilcoxon signed-rank tests against {stats['compared_to']}" if stats["compared_to"]
-             else "; no significance test")  # fmt: skip
+    tests = "; no significance test"
+    if stats["compared_to"]:
+        tests = (f"; Wilcoxon signed-rank tests against {stats['compared_to']}, paired by ROI and by image (exact p "
+                 f"up to {stats['exact_max_pairs']} pairs); by image, p Holm-adjusted over the tests paired by image "
+                 f"(methods × metrics) and the Hodges–Lehmann difference of the image means with its "
+                 f"{stats['confidence']:.0%} interval")  # fmt: skip
     lines.append(f"- outlier removal: {stats['outliers']}{tests}")
     images = record["images"]
     earlier = (f" ({images['from_earlier_runs']} of them scored, wholly or but for methods or metrics added, by an "

@@ -1,0 +1,49 @@
+"""What the report's statistics were, said by its provenance as the report applies them.
+
+The provenance block and provenance.json named the outlier removal and the Wilcoxon test only,
+while the report also adjusts the tests paired by image with Holm's method and gives the
+Hodges–Lehmann difference with its interval: a reader tracing a paper's table to its settings
+missed the family, the interval's confidence and where the exact p-value stops.
+"""
+
+from __future__ import annotations
+
+import json
+
+from xvertfast.eval.protocol import EvalRun
+from xvertfast.eval.provenance import PROVENANCE_HEADING
+from xvertfast.eval.report import write_report
+from xvertfast.eval.stats import CONFIDENCE, EXACT_MAX_PAIRS
+
+
+def small_run(methods: list[str]) -> EvalRun:
+    """Three images, two ROIs each, every method scored on all of them."""
+    run = EvalRun(methods, ["entropy"], images=3)
+    run.rows = [{"file": f"{i}.png", "roi": roi, "method": m, "entropy": 5.0 + k + 0.1 * i + (roi == "upper")}
+                for i in range(3) for roi in ("upper", "lower") for k, m in enumerate(methods)]  # fmt: skip
+    return run
+
+
+def written(tmp_path, run: EvalRun, compare_to: str | None) -> tuple[dict, str]:
+    """provenance.json's statistics and summary.md's provenance block."""
+    out = tmp_path / "r"
+    write_report(run, str(out), compare_to)
+    record = json.loads((out / "provenance.json").read_text())
+    return record["statistics"], (out / "summary.md").read_text().split(f"## {PROVENANCE_HEADING}")[1]
+
+
+def test_the_provenance_names_holm_over_the_by_image_family_and_the_hodges_lehmann_interval(tmp_path):
+    stats, block = written(tmp_path, small_run(["identity", "clahe"]), "identity")
+    assert stats["exact_max_pairs"] == EXACT_MAX_PAIRS and stats["confidence"] == CONFIDENCE
+    assert stats["multiple_tests"].startswith("Holm, over the family of the tests paired by image (methods x metrics)")
+    assert stats["difference"].startswith("Hodges-Lehmann estimate of method - identity on the image means")
+    assert (f"Wilcoxon signed-rank tests against identity, paired by ROI and by image (exact p up to "
+            f"{EXACT_MAX_PAIRS} pairs); by image, p Holm-adjusted over the tests paired by image (methods × metrics) "
+            f"and the Hodges–Lehmann difference of the image means with its {CONFIDENCE:.0%} interval") in block
+
+
+def test_without_a_test_the_provenance_names_none_of_its_statistics(tmp_path):
+    stats, block = written(tmp_path, small_run(["clahe"]), "clahe")
+    assert stats["compared_to"] is None
+    assert [stats[key] for key in ("exact_max_pairs", "multiple_tests", "difference", "confidence")] == [None] * 4
+    assert "; no significance test" in block and "Holm" not in block
