@@ -47,3 +47,17 @@ def test_without_a_test_the_provenance_names_none_of_its_statistics(tmp_path):
     assert stats["compared_to"] is None
     assert [stats[key] for key in ("exact_max_pairs", "multiple_tests", "difference", "confidence")] == [None] * 4
     assert "; no significance test" in block and "Holm" not in block
+
+
+def test_a_reference_no_method_pairs_with_is_not_said_tested_against(tmp_path):
+    """clahe scored on other images than identity: the report named Wilcoxon tests against identity
+    in its legend and its provenance though no test was run; it says why there is none."""
+    run = EvalRun(["identity", "clahe"], ["entropy"], images=4)
+    run.rows = [{"file": f"{i}.png", "roi": roi, "method": m, "entropy": 5.0 + i + (roi == "upper")}
+                for m, files in (("identity", (0, 1)), ("clahe", (2, 3))) for i in files
+                for roi in ("upper", "lower")]  # fmt: skip
+    stats, block = written(tmp_path, run, "identity")
+    summary = (tmp_path / "r" / "summary.md").read_text()
+    assert stats["compared_to"] is None and stats["test"] is None
+    assert "; no significance test" in block and "Wilcoxon" not in summary
+    assert "No significance test: clahe is not tested against identity: they were scored on 0 ROIs in common" in summary

@@ -290,6 +290,9 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_imag
                   "evidence (the same tests by image, Holm-adjusted and with marks of their own, follow the "
                   f"tables). A mark says the method differs from {compare_to}, better or worse (compare the means); "
                   "each table's marks test its own ROIs.", ""]  # fmt: skip
+    elif any(said for _, _, said in (pairs or {}).values()):  # a reference, but no method pairs with it
+        for _, _, said in pairs.values():
+            lines += [f"No significance test: {said}.", ""]
     elif len(run.methods) > 1:  # the p-values are what a reader looks for: say why there are none
         lines += ["No significance test: no method to test the others against (evaluate's default is the first "
                   "xvertnet method, else identity; --compare-to names another).", ""]  # fmt: skip
@@ -690,8 +693,9 @@ def _draw(run: EvalRun, folder: str, compare_to: str | None, provenance: dict | 
     # then what a paper gives of that test: columns at the end, so a reader by column name is not disturbed
     rows = [{**r, **i, **d} for r, i, d in zip(records, by_image, for_paper)]
     _write_csv(paths["summary.csv"], rows, list(rows[0]) if rows else ["method", "metric"])
-    # the method the others are tested against, if any: said so in the summary and in its provenance
-    tested = compare_to if compare_to in run.methods and len(run.methods) > 1 else None
+    # the method the others are tested against, if any can be paired with it: said so in the summary and in
+    # its provenance (every other method scored on other ROIs: no test, whatever compare_to names)
+    tested = compare_to if any(mine is not None for mine, _, _ in pairs.values()) else None
     md = _markdown(run, records, tested, by_image, pairs, for_paper)
     made = provenance_record(run, tested, provenance)
     with atomic_write(paths["provenance.json"]) as tmp, open(tmp, "w", **_TEXT_FILE) as f:
