@@ -52,7 +52,7 @@ from xvertfast._interrupts import deliver, interrupts_deferred
 from xvertfast._plotting import pyplot
 from xvertfast._text import FAILED_LISTED, WARNED_LISTED, count, first_listed
 from xvertfast.eval.protocol import ORIGINAL_PICTURE, EvalRun
-from xvertfast.eval.provenance import PROVENANCE_HEADING, provenance_json, provenance_markdown, provenance_record
+from xvertfast.eval.provenance import provenance_json, provenance_markdown, provenance_record
 from xvertfast.eval.stats import (CONFIDENCE, EXACT_MAX_PAIRS, describe, differences, hodges_lehmann, holm,
                                    image_means, outlier_mask, paired_clean, significance_mark, wilcoxon_p)
 from xvertfast.io.files import image_extension
@@ -571,8 +571,8 @@ def _html(run: EvalRun, markdown_table: str, grids: list[str]) -> str:
             elif line.startswith("- "):  # failed images in red; notes (a metric left out, a warning) plain
                 kind = "fail" if section.startswith("Failed") else "note"
                 text = html.escape(line[2:])
-                if section == PROVENANCE_HEADING:  # its command and digests as code, as in summary.md
-                    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+                if kind == "note":  # a note's `code` (a spec, a file's option) and the provenance's command and
+                    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)  # digests as code, as in summary.md
                 out.append(f"<p class='{kind}'>{text}</p>")
             elif line.strip():  # markdown's **bold** and `code`: "against **identity**" read like a mark
                 text = re.sub(r"\*\*([^*`]+)\*\*", r"<strong>\1</strong>", html.escape(line))
