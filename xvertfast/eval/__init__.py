@@ -1,7 +1,8 @@
 """Evaluation: the papers' metrics, the baselines, the protocol and its report.
 
-Import order: ``metrics`` (NumPy/SciPy only) <- ``protocol`` <- ``report`` <- ``evaluate``;
-``baselines`` uses :mod:`xvertfast.ops` and, for XVertNet, :mod:`xvertfast.infer`;
+Import order: ``metrics`` and ``stats`` (NumPy/SciPy only); ``journal`` <- ``protocol`` <-
+``provenance`` (with ``stats`` and ``baselines``' spec parser) <- ``report`` (with ``stats``) <-
+``evaluate``; ``baselines`` uses :mod:`xvertfast.ops` and, for XVertNet, :mod:`xvertfast.infer`;
 ``precomputed`` (another tool's outputs as a method) only :mod:`xvertfast.io`.
 """
 
