@@ -268,7 +268,7 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
             notes = warnings + _missing_notes(f.path, lacking, list(methods), metrics)
             kept = [r for r in entry["rows"] if r["method"] not in methods] if entry is not None else []
             # an earlier run's rows kept (the methods not run again, or dropped since): what scored them too
-            ran_on = _ran_on(machine, todo, entry if partial is not None or kept else None)
+            ran_on = _image_ran_on(machine, todo, entry if partial is not None or kept else None)
             if journal is not None:  # recorded first: rows read back later are the ones reported now
                 # (with the rows of methods dropped since, kept for a rerun that gives them again)
                 lacking = [*lacking, *(m for m in entry.get("missing", []) if m not in lacking)] if entry else lacking
@@ -311,7 +311,7 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
     return run
 
 
-def _ran_on(machine: dict | None, scored, earlier: dict | None) -> dict | None:
+def _image_ran_on(machine: dict | None, scored, earlier: dict | None) -> dict | None:
     """What scored an image's rows (:attr:`EvalRun.ran_on`): this run's threads and the GPUs of
     the methods it ``scored`` there, with what ``earlier`` (the journal entry whose rows it keeps)
     records. None where neither says anything (run_protocol called without ``machine``)."""

@@ -61,7 +61,7 @@ def provenance_record(run: EvalRun, tested: str | None, given: dict | None = Non
     record["images"] = {"evaluated": run.images, "failed": len(run.failed), "from_earlier_runs": run.from_journal,
                         "original_bits": {str(bits): n for bits, n in depth_counts(run.originals.values()).items()},
                         "identity_stretched": stretched if identity else None}  # (no identity: it stretched none)
-    record["ran_on"] = _ran_on(run)
+    record["ran_on"] = _ran_on_counts(run)
     record["written"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     return record
 
@@ -75,7 +75,7 @@ def _kind(method: dict) -> str:
         return ""
 
 
-def _ran_on(run: EvalRun) -> dict:
+def _ran_on_counts(run: EvalRun) -> dict:
     """What scored the report's images, as the journal recorded each (:attr:`EvalRun.ran_on`):
     how many images each count of torch's CPU threads and each GPU scored (an image a rerun
     added methods to on another machine counts under both), and how many have no record."""
