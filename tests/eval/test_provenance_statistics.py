@@ -13,7 +13,7 @@ import json
 from xvertfast.eval.protocol import EvalRun
 from xvertfast.eval.provenance import PROVENANCE_HEADING
 from xvertfast.eval.report import write_report
-from xvertfast.eval.stats import CONFIDENCE, EXACT_MAX_PAIRS
+from xvertfast.eval.stats import EXACT_MAX_PAIRS
 
 
 def small_run(methods: list[str]) -> EvalRun:
@@ -34,12 +34,12 @@ def written(tmp_path, run: EvalRun, compare_to: str | None) -> tuple[dict, str]:
 
 def test_the_provenance_names_holm_over_the_by_image_family_and_the_hodges_lehmann_interval(tmp_path):
     stats, block = written(tmp_path, small_run(["identity", "clahe"]), "identity")
-    assert stats["exact_max_pairs"] == EXACT_MAX_PAIRS and stats["confidence"] == CONFIDENCE
+    assert stats["exact_max_pairs"] == EXACT_MAX_PAIRS and stats["confidence"] == 0.95
     assert stats["multiple_tests"].startswith("Holm, over the family of the tests paired by image (methods x metrics)")
     assert stats["difference"].startswith("Hodges-Lehmann estimate of method - identity on the image means")
     assert (f"Wilcoxon signed-rank tests against identity, paired by ROI and by image (exact p up to "
             f"{EXACT_MAX_PAIRS} pairs); by image, p Holm-adjusted over the tests paired by image (methods × metrics) "
-            f"and the Hodges–Lehmann difference of the image means with its {CONFIDENCE:.0%} interval") in block
+            f"and the Hodges–Lehmann difference of the image means with its 95% interval") in block
 
 
 def test_without_a_test_the_provenance_names_none_of_its_statistics(tmp_path):

@@ -25,7 +25,7 @@ import numpy as np
 from xvertfast._text import count
 from xvertfast.eval.baselines import parse_method
 from xvertfast.eval.protocol import EvalRun, depth_counts, depths_said
-from xvertfast.eval.stats import CONFIDENCE, EXACT_MAX_PAIRS, Z_LIMIT
+from xvertfast.eval.stats import _CONFIDENCE, EXACT_MAX_PAIRS, Z_LIMIT
 
 __all__ = ["PROVENANCE_HEADING", "provenance_record", "provenance_markdown", "provenance_json"]
 
@@ -50,11 +50,11 @@ def provenance_record(run: EvalRun, tested: str | None, given: dict | None = Non
         "compared_to": tested,
         "test": "Wilcoxon signed-rank, two-sided, paired by ROI and by image" if tested else None,
         "exact_max_pairs": EXACT_MAX_PAIRS if tested else None,  # beyond: the normal approximation
-        "multiple_tests": ("Holm, over the family of the tests paired by image (methods x metrics), raw and after outlier "
-                     "removal apart" if tested else None),
+        "multiple_tests": ("Holm, over the family of the tests paired by image (methods x metrics), raw and after "
+                           "outlier removal apart" if tested else None),
         "difference": (f"Hodges-Lehmann estimate of method - {tested} on the image means, with its "
                        "distribution-free interval (the signed-rank test inverted)" if tested else None),
-        "confidence": CONFIDENCE if tested else None,
+        "confidence": _CONFIDENCE if tested else None,
     }  # fmt: skip
     identity = any(_kind(method) == "identity" for method in record["methods"])
     stretched = sum(1 for o in run.originals.values() if isinstance(o, dict) and o.get("stretched"))

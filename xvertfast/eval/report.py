@@ -53,7 +53,7 @@ from xvertfast._plotting import pyplot
 from xvertfast._text import FAILED_LISTED, WARNED_LISTED, count, first_listed
 from xvertfast.eval.protocol import ORIGINAL_PICTURE, EvalRun
 from xvertfast.eval.provenance import provenance_json, provenance_markdown, provenance_record
-from xvertfast.eval.stats import (CONFIDENCE, EXACT_MAX_PAIRS, describe, differences, hodges_lehmann, holm,
+from xvertfast.eval.stats import (_CONFIDENCE, EXACT_MAX_PAIRS, describe, differences, hodges_lehmann, holm,
                                    image_means, outlier_mask, paired_clean, significance_mark, wilcoxon_p)
 from xvertfast.io.files import image_extension
 from xvertfast.io.write import atomic_write
@@ -389,14 +389,14 @@ def _for_paper_lines(run: EvalRun, compare_to: str, images: dict, for_paper: lis
              "p-value; other methods or metrics make another family), marked `*` p Holm < 0.05, `**` p Holm < 0.01 "
              "(the marks of the mean ± sd tables are the uncorrected test paired by ROI). Difference: method − "
              f"{compare_to} on the image means, the Hodges–Lehmann estimate (the median of the Walsh averages "
-             f"(dᵢ + dⱼ) / 2 of the differences) and its distribution-free {CONFIDENCE:.0%} interval, the "
+             f"(dᵢ + dⱼ) / 2 of the differences) and its distribution-free {_CONFIDENCE:.0%} interval, the "
              f"signed-rank test inverted (exact up to {EXACT_MAX_PAIRS} images, else the normal approximation, as the "
              "test: the tests it inverts, of the differences minus a shift, have every image differing, so here an "
              "image whose means are equal counts, while the p-value drops it), so it leaves out 0 where that test's "
              "p < 0.05 (for differences without ties or zeros). No interval (n/a) below 6 images: none "
-             f"reaches {CONFIDENCE:.0%} there.", "",
+             f"reaches {_CONFIDENCE:.0%} there.", "",
              "| method | metric | n images | p by image | p Holm | difference (Hodges–Lehmann) | "
-             f"{CONFIDENCE:.0%} interval |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+             f"{_CONFIDENCE:.0%} interval |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for r, test in rows:
         holm_p = r["p_value_by_image_holm_clean"]
         low, high = r["ci95_low_by_image_clean"], r["ci95_high_by_image_clean"]

@@ -29,15 +29,16 @@ import math
 
 import numpy as np
 
-__all__ = ["Z_LIMIT", "EXACT_MAX_PAIRS", "CONFIDENCE", "outlier_mask", "paired_clean", "image_means", "differences",
+__all__ = ["Z_LIMIT", "EXACT_MAX_PAIRS", "outlier_mask", "paired_clean", "image_means", "differences",
            "wilcoxon_p", "holm", "hodges_lehmann", "describe", "significance_mark"]
 
 #: Half-width of the kept band, in standard deviations (95% of a normal distribution).
 Z_LIMIT = 1.96
 #: Up to this many nonzero differences the Wilcoxon p-value is exact.
 EXACT_MAX_PAIRS = 50
-#: Confidence of the interval around the Hodges-Lehmann difference.
-CONFIDENCE = 0.95
+#: Confidence of the interval around the Hodges-Lehmann difference the report gives: fixed at 95%,
+#: not a setting, as summary.csv's ``ci95_*`` columns, the report's headings and the guide say 95%.
+_CONFIDENCE = 0.95
 #: Up to this many differences every Walsh average is formed (n(n+1)/2 of them: 2 million at 2000);
 #: beyond, the few order statistics needed are found by counting, the same values either way.
 _WALSH_DIRECT_MAX = 2000
@@ -143,7 +144,7 @@ def holm(p_values) -> np.ndarray:
     return adjusted
 
 
-def hodges_lehmann(a, b, confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+def hodges_lehmann(a, b, confidence: float = _CONFIDENCE) -> tuple[float, float, float]:
     """(estimate, low, high) of the paired difference ``a - b``, over the pairs where both are finite.
 
     The estimate is the Hodges-Lehmann one that goes with the signed-rank test: the median of the
