@@ -38,6 +38,16 @@ def tiny_model_dir(tmp_path, seed: int):
     return save_model(XVertNet([XVertNetStage(4, 2)]), tmp_path / "model", extra={"training": {"config": {"roi_size": 64}}})
 
 
+def an_image_and_its_roi_file(tmp_path, seed):
+    """a.png and a rois.csv placing its ROIs' centres by hand (150,120 and 260,280): the inputs of
+    an evaluation given ``--rois``, whose ROIs are then known without the spine search."""
+    src = tmp_path / "a.png"
+    Image.fromarray(chest_like(seed)).save(src)
+    rois = tmp_path / "rois.csv"
+    rois.write_text("file,upper_row,upper_col,lower_row,lower_col\na.png,150,120,260,280\n")
+    return src, rois
+
+
 def check_report(out_dir) -> str:
     for name in REPORT_FILES:
         assert (out_dir / name).is_file() and (out_dir / name).stat().st_size > 0, name
@@ -118,10 +128,7 @@ def test_bad_options(tmp_path, capsys):
 
 
 def test_roi_file_places_the_rois(tmp_path, seed):
-    src = tmp_path / "a.png"
-    Image.fromarray(chest_like(seed)).save(src)
-    rois = tmp_path / "rois.csv"
-    rois.write_text("file,upper_row,upper_col,lower_row,lower_col\na.png,150,120,260,280\n")
+    src, rois = an_image_and_its_roi_file(tmp_path, seed)
     out = tmp_path / "r"
     assert main(["evaluate", str(src), "-o", str(out), "--rois", str(rois), "--methods", "identity",
                  "--metrics", "entropy", "-q"]) == 0  # fmt: skip

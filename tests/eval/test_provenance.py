@@ -24,7 +24,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.eval.test_evaluate import check_report, chest_like, tiny_model_dir
+from tests.eval.test_evaluate import an_image_and_its_roi_file, check_report, chest_like, tiny_model_dir
 from xvertfast._version import __version__, code_digest
 from xvertfast.cli import main
 from xvertfast.eval.baselines import CLAHE_CLIP, CLAHE_TILES, FARBMAN_ALPHA, FARBMAN_GAINS, FARBMAN_LAMBDAS
@@ -100,10 +100,7 @@ def test_the_report_names_the_version_model_digest_baseline_parameters_and_roi_s
 
 
 def test_the_report_names_the_roi_file_it_was_scored_at(tmp_path, seed):
-    src = tmp_path / "a.png"
-    Image.fromarray(chest_like(seed)).save(src)
-    rois = tmp_path / "rois.csv"
-    rois.write_text("file,upper_row,upper_col,lower_row,lower_col\na.png,150,120,260,280\n")
+    src, rois = an_image_and_its_roi_file(tmp_path, seed)
     out = tmp_path / "r"
     assert main(["evaluate", str(src), "-o", str(out), "--rois", str(rois), "--methods", "identity",
                  "--metrics", "entropy", "--pictures", "0", "-q"]) == 0  # fmt: skip

@@ -187,6 +187,43 @@ def fail_moves_into_place(monkeypatch, at: int, error=errno.ENOSPC):
     return moves
 
 
+def refuse_removing(monkeypatch, name: str) -> None:
+    """Makes os.remove refuse (EACCES) any file called ``name``, as a file the user cannot delete:
+    the other removals go on as before."""
+    remove = os.remove
+
+    def refused(path, *args, **kwargs):
+        if os.path.basename(path) == name:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+        return remove(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "remove", refused)
+
+
+def rerun_refusing_to_remove(name: str, tmp_path, seed, capsys, monkeypatch):
+    """A report of two images, then the same run with a metric added while the earlier report's
+    ``name`` cannot be removed, which fails (exit 2): the images, the folder, the earlier report
+    as :func:`shown` gave it, and what the rerun wrote to stderr."""
+    images, out = write_images(tmp_path / "in", seed, n=2), tmp_path / "rep"
+    assert main(args(images, out)) == 0
+    earlier = shown(out)
+    capsys.readouterr()
+    with monkeypatch.context() as patch:
+        refuse_removing(patch, name)
+        assert main(args(images, out, "entropy,tenengrad")) == 2
+    return images, out, earlier, capsys.readouterr().err
+
+
+def report_with_a_second_picture(tmp_path, seed, capsys):
+    """A report of two images with a picture of each, its output read off: the images, the folder
+    and the second picture, which a rerun with ``--pictures 1`` removes."""
+    images, out = write_images(tmp_path / "in", seed, n=2), tmp_path / "rep"
+    assert main(args(images, out, pictures=2)) == 0
+    (second,) = [p for p in (out / "grid").iterdir() if p.name.startswith("001_")]
+    capsys.readouterr()
+    return images, out, second
+
+
 def test_a_full_disk_among_the_moves_says_the_report_is_incomplete(tmp_path, seed, capsys, monkeypatch):
     """A full disk on the third rename of a rerun that added a metric left its new pictures and
     tables beside the earlier summary, plots and page, and said only '[Errno 28] No space left on
@@ -224,21 +261,7 @@ def test_a_folder_with_no_report_yet_says_nothing_was_changed_when_the_first_mov
 
 def test_an_earlier_report_that_cannot_be_removed_is_left_whole(tmp_path, seed, capsys, monkeypatch):
     """Its page cannot be removed (the first step): nothing there changed, and the error says so."""
-    images, out = write_images(tmp_path / "in", seed, n=2), tmp_path / "rep"
-    assert main(args(images, out)) == 0
-    earlier = shown(out)
-    capsys.readouterr()
-    remove = os.remove
-
-    def refused(path, *args, **kwargs):
-        if os.path.basename(path) == "report.html":
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
-        return remove(path, *args, **kwargs)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(os, "remove", refused)
-        assert main(args(images, out, "entropy,tenengrad")) == 2
-    err = capsys.readouterr().err
+    _, out, earlier, err = rerun_refusing_to_remove("report.html", tmp_path, seed, capsys, monkeypatch)
     assert (f"could not be put in place (report.html: {os.strerror(errno.EACCES)}); none of the files there was "
             "changed") in err, err  # fmt: skip
     assert shown(out) == earlier
@@ -249,20 +272,7 @@ def test_an_earlier_file_that_cannot_be_removed_after_the_page_is_named(tmp_path
     """The error kept the failure's strerror and dropped its file: 'Permission denied' with no word
     of which of the report's files. Removed in the reverse order, the page, provenance.json and
     boxplots.png are gone when summary.md is refused."""
-    images, out = write_images(tmp_path / "in", seed, n=2), tmp_path / "rep"
-    assert main(args(images, out)) == 0
-    capsys.readouterr()
-    remove = os.remove
-
-    def refused(path, *args, **kwargs):
-        if os.path.basename(path) == "summary.md":
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
-        return remove(path, *args, **kwargs)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(os, "remove", refused)
-        assert main(args(images, out, "entropy,tenengrad")) == 2
-    err = capsys.readouterr().err
+    images, out, _, err = rerun_refusing_to_remove("summary.md", tmp_path, seed, capsys, monkeypatch)
     assert (f"{out}: the report could not be put in place (summary.md: {os.strerror(errno.EACCES)}); it holds no whole "
             "report (no report.html): 3 of the earlier report's files were removed; the same command writes it "
             "again") in err, err  # fmt: skip
@@ -330,19 +340,9 @@ def test_a_full_disk_on_the_first_move_says_the_earlier_report_was_removed(tmp_p
 def test_an_earlier_picture_that_cannot_be_removed_is_a_warning(tmp_path, seed, capsys, monkeypatch):
     """Every file was in place when removing an earlier report's extra picture failed: the run is
     done, not 'error:', exit 2."""
-    images, out = write_images(tmp_path / "in", seed, n=2), tmp_path / "rep"
-    assert main(args(images, out, pictures=2)) == 0
-    (extra,) = [p for p in (out / "grid").iterdir() if p.name.startswith("001_")]
-    capsys.readouterr()
-    remove = os.remove
-
-    def refused(path, *args, **kwargs):
-        if os.path.basename(path) == extra.name:
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
-        return remove(path, *args, **kwargs)
-
+    images, out, extra = report_with_a_second_picture(tmp_path, seed, capsys)
     with monkeypatch.context() as patch:
-        patch.setattr(os, "remove", refused)
+        refuse_removing(patch, extra.name)
         assert main(args(images, out, pictures=1)) == 0
     err = capsys.readouterr().err
     assert (f"warning: {extra}: an earlier report's picture, not removed ({os.strerror(errno.EACCES)}): it is left in "
@@ -355,19 +355,9 @@ def test_an_earlier_picture_that_cannot_be_removed_is_a_warning(tmp_path, seed, 
 def test_an_earlier_picture_left_is_not_said_removed_when_a_move_then_fails(tmp_path, seed, capsys, monkeypatch):
     """The error after a failed move said 'the earlier report's files were removed' where a picture
     of it could not be, and stayed in grid/ (only warned)."""
-    images, out = write_images(tmp_path / "in", seed, n=2), tmp_path / "rep"
-    assert main(args(images, out, pictures=2)) == 0
-    (extra,) = [p for p in (out / "grid").iterdir() if p.name.startswith("001_")]
-    capsys.readouterr()
-    remove = os.remove
-
-    def refused(path, *args, **kwargs):
-        if os.path.basename(path) == extra.name:
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
-        return remove(path, *args, **kwargs)
-
+    images, out, extra = report_with_a_second_picture(tmp_path, seed, capsys)
     with monkeypatch.context() as patch:
-        patch.setattr(os, "remove", refused)
+        refuse_removing(patch, extra.name)
         fail_moves_into_place(patch, at=1)
         assert main(args(images, out, pictures=1)) == 2
     err = capsys.readouterr().err

@@ -1350,20 +1350,33 @@ def test_a_16_bit_colour_pngs_sbit_takes_its_deepest_colour(tmp_path, seed):
     assert im.bits_stored == 10 and "significant_bits" not in im.meta
 
 
+def read_a_16_bit_colour_ramp_at_8_bits(tmp_path):
+    """The tests of a 16-bit colour PNG that Pillow decodes (imagecodecs missing or unusable) write
+    a grey ramp as one and read it: 8-bit values, and notes that say what would read all 16."""
+    ramp = _grey_ramp(40, 30)
+    path = tmp_path / "c.png"
+    path.write_bytes(_png_of_samples(np.stack([ramp] * 3, axis=-1), 2, False))
+    im = read_image(path, warn=False)
+    assert im.values.dtype == np.uint8
+    return path, ramp, im
+
+
+def read_at_8_bits_note(path, reader: str) -> str:
+    """The note a 16-bit colour PNG read at 8 bits has, ``reader`` saying what would read it at 16."""
+    return (f"{path}: 16-bit colour PNG: decoded at 8 bits (Pillow keeps only the high byte of each sample); "
+            f"{reader} reads it at 16 bits, or save it as 16-bit greyscale to keep the depth")  # fmt: skip
+
+
 def test_a_16_bit_colour_png_without_imagecodecs_says_it_is_read_at_8_bits(tmp_path, monkeypatch):
     # Pillow alone decodes 16-bit colour PNGs at 8 bits: the loss is said, with what would read them
     import sys
 
     monkeypatch.setitem(sys.modules, "imagecodecs", None)  # (import imagecodecs raises ImportError)
-    ramp = _grey_ramp(40, 30)
-    path = tmp_path / "c.png"
-    path.write_bytes(_png_of_samples(np.stack([ramp] * 3, axis=-1), 2, False))
-    im = read_image(path, warn=False)
-    assert im.values.dtype == np.uint8 and im.bits_stored == 8
+    path, ramp, im = read_a_16_bit_colour_ramp_at_8_bits(tmp_path)
+    assert im.bits_stored == 8
     np.testing.assert_array_equal(im.values, ramp >> 8)
-    assert im.notes == [f"{path}: 16-bit colour PNG: decoded at 8 bits (Pillow keeps only the high byte of each "
-                        "sample); `pip install imagecodecs` reads it at 16 bits, or save it as 16-bit greyscale to "
-                        "keep the depth", f"{path}: RGB image converted to luminance (grayscale)"]  # fmt: skip
+    assert im.notes == [read_at_8_bits_note(path, "`pip install imagecodecs`"),
+                        f"{path}: RGB image converted to luminance (grayscale)"]  # fmt: skip
 
 
 def test_a_16_bit_colour_png_where_imagecodecs_lacks_its_png_codec_says_which_is_missing(tmp_path, monkeypatch):
@@ -1371,13 +1384,8 @@ def test_a_16_bit_colour_png_where_imagecodecs_lacks_its_png_codec_says_which_is
     import imagecodecs
 
     monkeypatch.setattr(imagecodecs.PNG, "available", False)
-    path = tmp_path / "c.png"
-    path.write_bytes(_png_of_samples(np.stack([_grey_ramp(40, 30)] * 3, axis=-1), 2, False))
-    im = read_image(path, warn=False)
-    assert im.values.dtype == np.uint8
-    assert im.notes[0] == (f"{path}: 16-bit colour PNG: decoded at 8 bits (Pillow keeps only the high byte of each "
-                           "sample); imagecodecs with its PNG codec reads it at 16 bits, or save it as 16-bit "
-                           "greyscale to keep the depth")  # fmt: skip
+    path, _, im = read_a_16_bit_colour_ramp_at_8_bits(tmp_path)
+    assert im.notes[0] == read_at_8_bits_note(path, "imagecodecs with its PNG codec")
 
 
 def make_imagecodecs_fail_to_import(monkeypatch, reason: str) -> None:
@@ -1405,14 +1413,10 @@ def test_a_16_bit_colour_png_where_imagecodecs_fails_to_import_says_so_and_why(t
     # imagecodecs installed but failing to import (an ABI mismatch) was named 'imagecodecs with
     # its PNG codec', which it has: the user looked for a codec, not at the import error
     make_imagecodecs_fail_to_import(monkeypatch, "_shared.abi3.so: undefined symbol: PyUnicode_Foo\nmore")
-    path = tmp_path / "c.png"
-    path.write_bytes(_png_of_samples(np.stack([_grey_ramp(40, 30)] * 3, axis=-1), 2, False))
-    im = read_image(path, warn=False)
-    assert im.values.dtype == np.uint8
-    assert im.notes[0] == (f"{path}: 16-bit colour PNG: decoded at 8 bits (Pillow keeps only the high byte of each "
-                           "sample); imagecodecs (installed, but it fails to import: _shared.abi3.so: undefined "
-                           "symbol: PyUnicode_Foo) reads it at 16 bits, or save it as 16-bit greyscale to keep the "
-                           "depth")  # fmt: skip
+    path, _, im = read_a_16_bit_colour_ramp_at_8_bits(tmp_path)
+    assert im.notes[0] == read_at_8_bits_note(
+        path, "imagecodecs (installed, but it fails to import: _shared.abi3.so: undefined symbol: PyUnicode_Foo)"
+    )
 
 
 def test_what_libpng_warns_of_a_16_bit_colour_png_becomes_its_note_naming_it(tmp_path, seed, caplog):
