@@ -431,6 +431,21 @@ def test_imagecodecs_installed_but_failing_to_import_is_named_with_why(monkeypat
         dicom_codecs.missing_decoders(JPEG_LS_LOSSLESS)
 
 
+def test_what_imagecodecs_wants_is_worded_by_its_helper_alone(monkeypatch):
+    """The PNG note turned the helper's bare 'imagecodecs' into an install command by comparing its
+    words: the helper gives the command itself, and its other answers the same to PNG and DICOM."""
+    import imagecodecs
+
+    from xvertfast.io.decode_common import imagecodecs_wanted
+
+    monkeypatch.setattr(imagecodecs.PNG, "available", False)
+    assert imagecodecs_wanted("png", "PNG", command=True) == imagecodecs_wanted("png", "PNG") == \
+        "imagecodecs with its PNG codec"
+    monkeypatch.setitem(sys.modules, "imagecodecs", None)  # (not installed: its import raises ImportError)
+    assert imagecodecs_wanted("png", "PNG", command=True) == "`pip install imagecodecs`"
+    assert imagecodecs_wanted("jpegls") == "imagecodecs"  # (in DICOM's list of packages, its command after)
+
+
 def test_a_multi_frame_jpeg_ls_is_refused_as_multi_frame(tmp_path, seed):
     # the reader takes one radiograph a file, whatever its codec
     values = random_values(seed, 12, False)

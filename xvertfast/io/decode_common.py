@@ -91,11 +91,13 @@ def imagecodecs_decoder(codec: str):
     return getattr(imagecodecs, f"{codec}_decode", None) if getattr(flags, "available", False) else None
 
 
-def imagecodecs_wanted(codec: str, name: str | None = None) -> str:
+def imagecodecs_wanted(codec: str, name: str | None = None, command: bool = False) -> str:
     """What to install where :func:`imagecodecs_decoder` finds no decoder for ``codec`` (spelt
-    as it takes it; ``name``: as the message says it, where not the same): imagecodecs; where it
-    is installed, imagecodecs with that codec; where it is installed but fails to import (built
-    for another Python or numpy: an ImportError), that, and why."""
+    as it takes it; ``name``: as the message says it, where not the same): imagecodecs (with
+    ``command``, as the command that installs it, for a message that names no other: a list of
+    packages gives its own); where it is installed, imagecodecs with that codec; where it is
+    installed but fails to import (built for another Python or numpy: an ImportError), that, and
+    why. Each message takes the words as they are, so that a PNG's and a DICOM's say it alike."""
     try:
         importlib.import_module("imagecodecs")
     except ImportError as exc:
@@ -104,7 +106,7 @@ def imagecodecs_wanted(codec: str, name: str | None = None) -> str:
         except (ImportError, ValueError):  # hidden, or half-imported
             installed = False
         if not installed:
-            return "imagecodecs"
+            return "`pip install imagecodecs`" if command else "imagecodecs"
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return f"imagecodecs (installed, but it fails to import: {reason})"
     return f"imagecodecs with its {name or codec} codec"

@@ -283,8 +283,7 @@ def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
             colour_16 = fmt == "png" and data[12:16] == b"IHDR" and data[24] == 16 and data[25] in (2, 6)
             decode_16 = imagecodecs_decoder("png") if colour_16 else None  # (libpng: keeps the 16 bits)
             if colour_16 and decode_16 is None:
-                wanted = imagecodecs_wanted("png", "PNG")  # (or its PNG codec, or why it fails to import)
-                wanted = "`pip install imagecodecs`" if wanted == "imagecodecs" else wanted
+                wanted = imagecodecs_wanted("png", "PNG", command=True)  # (or its PNG codec, or why it fails)
                 notes.append(f"{path}: 16-bit colour PNG: decoded at 8 bits (Pillow keeps only the high byte of "
                              f"each sample); {wanted} reads it at 16 bits, or save it as 16-bit greyscale to keep "
                              "the depth")  # fmt: skip
