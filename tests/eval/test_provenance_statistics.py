@@ -1,9 +1,10 @@
-"""What the report's statistics were, said by its provenance as the report applies them.
+"""What the report's provenance says of how its numbers were made, checked against the report.
 
 The provenance block and provenance.json named the outlier removal and the Wilcoxon test only,
 while the report also adjusts the tests paired by image with Holm's method and gives the
 Hodges–Lehmann difference with its interval: a reader tracing a paper's table to its settings
-missed the family, the interval's confidence and where the exact p-value stops.
+missed the family, the interval's confidence and where the exact p-value stops. It claimed tests
+against a reference no method could be paired with; and it told identity by re-parsing labels.
 """
 
 from __future__ import annotations
@@ -61,3 +62,25 @@ def test_a_reference_no_method_pairs_with_is_not_said_tested_against(tmp_path):
     assert stats["compared_to"] is None and stats["test"] is None
     assert "; no significance test" in block and "Wilcoxon" not in summary
     assert "No significance test: clahe is not tested against identity: they were scored on 0 ROIs in common" in summary
+
+
+def test_identity_under_another_label_from_python_is_said_identity(tmp_path):
+    """provenance.py re-parsed the labels of a run made from Python to tell identity: 'orig' parsed
+    as no method, so the originals it stretched went uncounted and its line unexplained. The
+    protocol records which methods are identity from the methods themselves."""
+    from PIL import Image
+
+    from tests.eval.test_evaluate import chest_like
+    from xvertfast.eval.baselines import clahe, identity
+    from xvertfast.eval.protocol import run_protocol
+
+    Image.fromarray(chest_like(3).astype("uint16") * 257).save(tmp_path / "a.png")  # 16-bit: identity stretches it
+    run = run_protocol([str(tmp_path / "a.png")], {"orig": identity, "clahe": clahe}, ["entropy"], pictures=0,
+                       progress=False, log=lambda line: None)  # fmt: skip
+    assert run.identity == ["orig"]
+    out = tmp_path / "r"
+    write_report(run, str(out), "orig")
+    record = json.loads((out / "provenance.json").read_text())
+    assert record["identity_methods"] == ["orig"] and record["images"]["identity_stretched"] == 1
+    assert "- method `orig`: the original, an 8-bit one as stored, a deeper or float one min-max stretched" in \
+        (out / "summary.md").read_text()

@@ -70,6 +70,10 @@ class EvalRun:
     #: the ``gpus`` (names) of the methods run on one; lists, as a rerun that adds methods to an
     #: image may run on another machine than the run whose rows it keeps
     ran_on: dict[str, dict] = field(default_factory=dict)
+    #: the labels of the methods that are ``identity`` (the original as the metrics see it), as
+    #: run_protocol found them from the methods themselves (:func:`method_kind`), whatever their
+    #: labels: what the provenance says of the originals' conversion. An EvalRun made by hand names them
+    identity: list[str] = field(default_factory=list)
     #: images whose scores (all, or all but those of methods or metrics added) an earlier run made
     from_journal: int = 0
 
@@ -189,7 +193,8 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
     """
     check_metrics(metrics)
     files = discover(inputs, exclude=exclude) if files is None else files
-    run = EvalRun(list(methods), list(metrics), seconds={name: 0.0 for name in [*methods, "metrics"]})
+    run = EvalRun(list(methods), list(metrics), seconds={name: 0.0 for name in [*methods, "metrics"]},
+                  identity=_identity_labels(methods))  # fmt: skip
     keep_pictures = _sample(len(files), pictures)
     unused = list(unused)  # rows naming no input: noted (a row naming two, or an input twice: ValueError)
     if given is None:
@@ -347,7 +352,7 @@ def stretched_originals_note(run: EvalRun, methods: dict) -> str | None:
     (deeper than 8 bits, or float) rather than as stored (8-bit): its row is then no longer the
     one the same images saved at 8 bits give, and an archive of both depths mixes the two. None
     where identity is not evaluated or every original was taken as stored."""
-    labels = [name for name, method in methods.items() if method_kind(method, name) == "identity"]
+    labels = _identity_labels(methods)
     known = [o for o in run.originals.values() if isinstance(o, dict) and isinstance(o.get("bits"), int)]
     stretched = [o for o in known if o.get("stretched")]
     if not labels or not stretched:
@@ -380,6 +385,11 @@ class _MethodFailed(RuntimeError):
 def method_kind(method, label: str) -> str:
     """What a method is (``identity``, ``outputs``, ...) whatever label the run gives it."""
     return getattr(method, "kind", label)
+
+
+def _identity_labels(methods: dict) -> list[str]:
+    """The labels of ``methods`` (label -> callable) that are identity, whatever the label."""
+    return [label for label, method in methods.items() if method_kind(method, label) == "identity"]
 
 
 def _other_files(methods: dict, source: InputFile) -> list[str] | None:
@@ -507,7 +517,7 @@ def _evaluate_one(source: InputFile, methods: dict, metrics: dict[str, list[str]
         seconds["metrics"] += time.perf_counter() - t0
         if picture is not None:
             picture["thumbs"][name], picture["scale"] = _thumbnail(out)
-    if picture is not None and "identity" not in {method_kind(m, name) for name, m in methods.items()}:
+    if picture is not None and not _identity_labels(methods):
         # the grid's first column: without it, clahe beside xvertnet showed no original to judge them by
         picture["thumbs"][ORIGINAL_PICTURE] = _thumbnail(rad.pixels)[0]
         picture["crops"][ORIGINAL_PICTURE] = to_8bit_original(originals[0], rad.bits_stored)

@@ -23,7 +23,6 @@ import shlex
 import numpy as np
 
 from xvertfast._text import count
-from xvertfast.eval.baselines import parse_method
 from xvertfast.eval.protocol import EvalRun, depth_counts, depths_said
 from xvertfast.eval.stats import _CONFIDENCE, EXACT_MAX_PAIRS, Z_LIMIT
 
@@ -56,23 +55,14 @@ def provenance_record(run: EvalRun, tested: str | None, given: dict | None = Non
                        "distribution-free interval (the signed-rank test inverted)" if tested else None),
         "confidence": _CONFIDENCE if tested else None,
     }  # fmt: skip
-    identity = any(_kind(method) == "identity" for method in record["methods"])
+    record["identity_methods"] = list(run.identity)  # (found by run_protocol from the methods that ran)
     stretched = sum(1 for o in run.originals.values() if isinstance(o, dict) and o.get("stretched"))
     record["images"] = {"evaluated": run.images, "failed": len(run.failed), "from_earlier_runs": run.from_journal,
                         "original_bits": {str(bits): n for bits, n in depth_counts(run.originals.values()).items()},
-                        "identity_stretched": stretched if identity else None}  # (no identity: it stretched none)
+                        "identity_stretched": stretched if run.identity else None}  # (no identity: it stretched none)
     record["ran_on"] = _ran_on_counts(run)
     record["written"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     return record
-
-
-def _kind(method: dict) -> str:
-    """What a method of the record is (``identity``, ``clahe``, ...): its spec's kind, or its
-    label's where a report written from Python gives no spec."""
-    try:
-        return parse_method(method.get("spec", method.get("label", "")))[1]
-    except ValueError:  # a label made by hand that no spec could give: not a kind
-        return ""
 
 
 def _ran_on_counts(run: EvalRun) -> dict:
@@ -130,9 +120,10 @@ def _value(value) -> str:
     return str(value)
 
 
-def _method_line(method: dict) -> str:
+def _method_line(method: dict, identity: list[str]) -> str:
     """One method of the block: what it is and what its scores depend on (the model's digest, the
-    device and precision it ran in; a baseline's parameters; another tool's folder)."""
+    device and precision it ran in; a baseline's parameters; another tool's folder; for one of the
+    ``identity`` labels, the originals' conversion)."""
     said = f"`{method.get('spec', method.get('label'))}`"
     if "model" in method:  # (the GPU's name: the images' line, each image's as journalled)
         runs = method.get("runs", {})
@@ -144,7 +135,7 @@ def _method_line(method: dict) -> str:
         return f"{said}: another tool's outputs (the folder's full path: provenance.json)"
     if method.get("parameters"):
         return f"{said}: " + ", ".join(f"{k} {_value(v)}" for k, v in method["parameters"].items())
-    if "spec" in method and _kind(method) == "identity":  # its conversion, which scores differ by
+    if method.get("label") in identity:  # its conversion, which scores differ by
         return f"{said}: the original, an 8-bit one as stored, a deeper or float one min-max stretched over each ROI"
     return said
 
@@ -165,7 +156,7 @@ def provenance_markdown(record: dict) -> str:
         lines.append(f"- this run's command: `{record['command']}`")
     elif "arguments" in record:
         lines.append("- called from Python (no command line): its arguments are in provenance.json")
-    lines += [f"- method {_method_line(m)}" for m in record["methods"]]
+    lines += [f"- method {_method_line(m, record['identity_methods'])}" for m in record["methods"]]
     lines.append(f"- metrics: {', '.join(record['metrics'])}")
     rois = record.get("rois")
     if isinstance(rois, dict) and rois.get("source") == "auto":
