@@ -31,7 +31,7 @@ from xvertfast.eval.baselines import CLAHE_CLIP, CLAHE_TILES, FARBMAN_ALPHA, FAR
 from xvertfast.eval.baselines import identity
 from xvertfast.eval.evaluate import evaluate
 from xvertfast.eval.journal import JOURNAL_FILE, Journal
-from xvertfast.eval.protocol import EvalRun, run_protocol, stretched_originals_note
+from xvertfast.eval.protocol import EvalRun, _stretched_originals_note, run_protocol
 from xvertfast.eval.provenance import PROVENANCE_HEADING
 from xvertfast.eval.report import REPORT_FILES, write_report
 from xvertfast.model import load_model
@@ -235,11 +235,11 @@ def test_the_depth_note_says_of_how_many_originals_it_knows_the_depth():
     was said of those."""
     run = EvalRun(["identity"], ["entropy"], images=3)
     run.originals = {"a.png": {"bits": 16, "stretched": True}, "b.png": {"bits": 12, "stretched": True}}
-    note = stretched_originals_note(run, {"identity": identity})
+    note = _stretched_originals_note(run, {"identity": identity})
     assert note.startswith("identity: every one of the 2 originals whose depth is known (16-bit: 1, 12-bit: 1) is "
                            "deeper than 8 bits")  # fmt: skip
     run.originals["c.png"] = {"bits": 8, "stretched": False}
-    assert stretched_originals_note(run, {"identity": identity}).startswith(
+    assert _stretched_originals_note(run, {"identity": identity}).startswith(
         "identity: 2 of the 3 originals (16-bit: 1, 12-bit: 1) were scored min-max stretched")
 
 

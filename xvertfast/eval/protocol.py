@@ -32,8 +32,7 @@ from xvertfast.preprocess.centres import GivenCentres, RoiCentres, centres_of_in
 from xvertfast.preprocess.spine import Box, Spine
 
 __all__ = ["METRICS", "DEFAULT_METRICS", "ROI_NAMES", "ORIGINAL_PICTURE", "EvalRun", "to_8bit_original", "to_8bit_output",
-           "original_as_stored", "stretched_originals_note", "depth_counts", "depths_said", "score_roi", "RoiCentres",
-           "load_roi_centres", "run_protocol", "method_kind", "check_metrics"]  # fmt: skip
+           "score_roi", "RoiCentres", "load_roi_centres", "run_protocol", "method_kind", "check_metrics"]  # fmt: skip
 
 #: tmqi_paper_compat: TMQI with the test image in [0, 1], the XVertNet paper's scale (SPEC), asked for by name.
 METRICS = ("entropy", "tenengrad", "lpc_si", "tmqi", "brisque", "tmqi_paper_compat")
@@ -78,7 +77,7 @@ class EvalRun:
     from_journal: int = 0
 
 
-def original_as_stored(values: np.ndarray, bits_stored: int) -> bool:
+def _original_as_stored(values: np.ndarray, bits_stored: int) -> bool:
     """Whether :func:`to_8bit_original` takes an original region as stored (an 8-bit source whose
     values are whole numbers in 0..255) rather than min-max over it: the report says which.
 
@@ -92,11 +91,11 @@ def original_as_stored(values: np.ndarray, bits_stored: int) -> bool:
 
 def to_8bit_original(values: np.ndarray, bits_stored: int) -> np.ndarray:
     """An original region as the metrics see it: 8-bit sources as stored, others min-max over the
-    region (:func:`original_as_stored` tells which)."""
+    region (:func:`_original_as_stored` tells which)."""
     from xvertfast.eval.metrics import to_8bit
 
     v = np.asarray(values)
-    if original_as_stored(v, bits_stored):
+    if _original_as_stored(v, bits_stored):
         v = v.astype(np.uint8)
     return to_8bit(v, float_scaling="minmax")
 
@@ -300,7 +299,7 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
         run.notes.append(f"{len(unused)} row(s) of the ROI file name no input: {', '.join(sorted(unused)[:5])}"
                          + (", ..." if len(unused) > 5 else ""))  # fmt: skip
     run.from_journal = resumed + completed
-    depths = stretched_originals_note(run, methods)
+    depths = _stretched_originals_note(run, methods)
     if depths:  # (not logged: the command prints the summary's notes, this one first, once the report is made)
         run.notes.insert(0, depths)  # before the images' own notes: it concerns a whole row of the tables
     if resumed:
@@ -331,6 +330,7 @@ def _image_ran_on(machine: dict | None, scored, earlier: dict | None) -> dict | 
     return {"threads": sorted(threads), "gpus": sorted(gpus)}
 
 
+# (depth_counts and depths_said: not exported, shared with the provenance, which words the depths as the note does)
 def depth_counts(originals) -> dict[int, int]:
     """How many of ``originals`` (:attr:`EvalRun.originals`' values) have each recorded bit depth,
     deepest first; one without a recorded depth is not counted."""
@@ -347,7 +347,7 @@ def depths_said(counts: dict) -> str:
     return ", ".join(f"{bits}-bit: {n}" for bits, n in counts.items())
 
 
-def stretched_originals_note(run: EvalRun, methods: dict) -> str | None:
+def _stretched_originals_note(run: EvalRun, methods: dict) -> str | None:
     """The report's note where ``identity`` scored some originals min-max stretched over each ROI
     (deeper than 8 bits, or float) rather than as stored (8-bit): its row is then no longer the
     one the same images saved at 8 bits give, and an archive of both depths mixes the two. None
@@ -483,7 +483,7 @@ def _evaluate_one(source: InputFile, methods: dict, metrics: dict[str, list[str]
     boxes: list[Box] = spine.eval_rois()
     originals = [rad.values[b.top : b.bottom, b.left : b.right] for b in boxes]
     depth = {"bits": int(rad.bits_stored),
-             "stretched": not all(original_as_stored(o, rad.bits_stored) for o in originals)}  # fmt: skip
+             "stretched": not all(_original_as_stored(o, rad.bits_stored) for o in originals)}  # fmt: skip
     rows, picture, warnings = [], None, image_warnings(rad, spine)
     missing: dict[tuple[str, str], list[str]] = {}  # (roi, why a metric is NaN or floored) -> the methods
     if keep_picture:
