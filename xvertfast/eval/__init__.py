@@ -1,7 +1,7 @@
 """Evaluation: the papers' metrics, the baselines, the protocol and its report.
 
 Import order: ``metrics`` and ``stats`` (NumPy/SciPy only); ``journal`` <- ``protocol`` <-
-``provenance`` (with ``stats``) <- ``report`` (with ``stats``) <-
+``provenance`` (with ``stats`` and ``baselines``' parameters) <- ``report`` (with ``stats``) <-
 ``evaluate``; ``baselines`` uses :mod:`xvertfast.ops` and, for XVertNet, :mod:`xvertfast.infer`;
 ``precomputed`` (another tool's outputs as a method) only :mod:`xvertfast.io`.
 """

@@ -7,14 +7,14 @@ import math
 import os
 
 from xvertfast._version import __version__, code_digest
-from xvertfast.eval.baselines import BASELINES, XVERTNET_METHODS, baseline_parameters, get_method, parse_method
+from xvertfast.eval.baselines import XVERTNET_METHODS, get_method, parse_method
 from xvertfast.eval.journal import JOURNAL_FILE, Journal
 from xvertfast.eval.protocol import DEFAULT_METRICS, EvalRun, check_metrics, load_roi_centres, method_kind, run_protocol
+from xvertfast.eval.provenance import run_provenance, scoring_machine
 from xvertfast.eval.report import write_report
 from xvertfast.io.files import NothingFound, discover, input_paths
 from xvertfast.model.persistence import fingerprint
 from xvertfast.preprocess.centres import centres_of_inputs
-from xvertfast.preprocess.spine import LOWER_LEVEL, UPPER_LEVEL
 
 __all__ = ["evaluate", "DEFAULT_METHODS"]
 
@@ -97,9 +97,9 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
     try:  # the report too under the journal's lock: no other evaluation writes into the folder meanwhile
         run = run_protocol(inputs, built, list(metrics), centres, pictures=pictures, progress=progress, log=log,
                            journal=journal, files=files, given=given, unused=unused,
-                           machine=_machine(built))  # fmt: skip
+                           machine=scoring_machine(built))  # fmt: skip
         run.notes[:0] = uncovered  # first: the images' notes may be thousands
-        provenance = _provenance(journal.settings, built, rois, started, command, argv, arguments)
+        provenance = run_provenance(journal.settings, built, rois, started, command, argv, arguments)
         # (cut short: ReportInterrupted, every image scored); the lock held, a killed run's leftovers go first
         paths = write_report(run, out_dir, compare_to, remove_unfinished=True, provenance=provenance)
     finally:
@@ -179,38 +179,3 @@ def _settings(specs, built: dict, metrics, centres: dict | None, enhancer_kwargs
     # the code too: a development install changes the metrics' code under one version
     return {"xvertfast": __version__, "code_sha256": code_digest(), "methods": methods, "metrics": list(metrics),
             "rois": "auto" if centres is None else "file"}  # each image's centres: in its journal entry
-
-
-def _machine(built: dict) -> dict:
-    """What this run scores on (:func:`~xvertfast.eval.protocol.run_protocol`'s ``machine``, each
-    image's journalled with it): torch's CPU threads and the GPU of each method run on one. Read
-    here, not when the report is drawn: a run resumed on another machine, or a report written
-    from the journal alone, named that machine for every image."""
-    import torch
-
-    gpus = {}
-    for label, method in built.items():
-        enhancer = getattr(method, "enhancer", None)
-        if enhancer is not None and enhancer.device.type == "cuda":
-            gpus[label] = torch.cuda.get_device_name(enhancer.device)
-    return {"threads": torch.get_num_threads(), "gpus": gpus}
-
-
-def _provenance(settings: dict, built: dict, rois, started: str, command: str | None, argv: list[str] | None,
-                arguments: dict) -> dict:  # fmt: skip
-    """How the report was made, for its provenance block and ``provenance.json``: the settings
-    the journal holds (the version and code digest, each XVertNet method's model digest, device,
-    precision and backend, the metrics, the ROI source) as the run recorded them, with what they
-    leave out: the baselines' parameters, read off the functions that ran (the code digest covers
-    them, so the journal need not), the ROI file, the command and the folder this run started in.
-    (The CPU threads and GPUs are each image's, in the journal: :attr:`EvalRun.ran_on`.)"""
-    methods = []
-    for entry, (label, method) in zip(settings["methods"], built.items()):
-        if method_kind(method, label) in BASELINES and (parameters := baseline_parameters(method)):
-            entry = {**entry, "parameters": parameters}
-        methods.append(entry)
-    where = ({"source": "auto", "centre_rows": [UPPER_LEVEL, LOWER_LEVEL]} if settings["rois"] == "auto"
-             else {"source": "file", "file": os.path.abspath(rois), "as_given": os.fsdecode(rois)})  # fmt: skip
-    return {"xvertfast": settings["xvertfast"], "code_sha256": settings["code_sha256"], "started": started,
-            "command": command, "argv": None if argv is None else list(argv), "cwd": os.getcwd(),
-            "arguments": arguments, "methods": methods, "metrics": settings["metrics"], "rois": where}  # fmt: skip

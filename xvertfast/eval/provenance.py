@@ -4,8 +4,9 @@ The scores of a report depend on settings its tables do not show: xvertfast's co
 XVertNet model's weights and the device and precision it ran in, the baselines' parameters,
 the metrics, where the ROIs came from. Those are recorded in the report folder's hidden journal
 (:mod:`xvertfast.eval.journal`) so that a rerun resumes; a reader of ``summary.md`` or
-``report.html`` (a co-author, a reviewer) never sees it. :func:`provenance_record` gathers them,
-as the run recorded them, with what the report itself decided (the statistics, the images it
+``report.html`` (a co-author, a reviewer) never sees it. :func:`run_provenance` gathers them,
+as the run recorded them (:func:`scoring_machine`: what scored each image, journalled with it),
+and :func:`provenance_record` adds what the report itself decided (the statistics, the images it
 holds), for ``provenance.json``; :func:`provenance_markdown` gives them in short, as the last
 section of ``summary.md`` (and so of the page, which is drawn from it).
 """
@@ -23,21 +24,60 @@ import shlex
 import numpy as np
 
 from xvertfast._text import count
-from xvertfast.eval.protocol import EvalRun, depth_counts, depths_said
+from xvertfast.eval.baselines import BASELINES, baseline_parameters
+from xvertfast.eval.protocol import EvalRun, depth_counts, depths_said, method_kind
 from xvertfast.eval.stats import _CONFIDENCE, EXACT_MAX_PAIRS, Z_LIMIT
+from xvertfast.preprocess.spine import LOWER_LEVEL, UPPER_LEVEL
 
-__all__ = ["PROVENANCE_HEADING", "provenance_record", "provenance_markdown", "provenance_json"]
+__all__ = ["PROVENANCE_HEADING", "scoring_machine", "run_provenance", "provenance_record", "provenance_markdown",
+           "provenance_json"]
 
 #: The title of summary.md's provenance section (and of the page's).
 PROVENANCE_HEADING = "Provenance: how this report was made"
 
 
+def scoring_machine(built: dict) -> dict:
+    """What this run scores on (:func:`~xvertfast.eval.protocol.run_protocol`'s ``machine``, each
+    image's journalled with it): torch's CPU threads and the GPU of each method run on one. Read
+    here, not when the report is drawn: a run resumed on another machine, or a report written
+    from the journal alone, named that machine for every image."""
+    import torch
+
+    gpus = {}
+    for label, method in built.items():
+        enhancer = getattr(method, "enhancer", None)
+        if enhancer is not None and enhancer.device.type == "cuda":
+            gpus[label] = torch.cuda.get_device_name(enhancer.device)
+    return {"threads": torch.get_num_threads(), "gpus": gpus}
+
+
+def run_provenance(settings: dict, built: dict, rois, started: str, command: str | None, argv: list[str] | None,
+                   arguments: dict) -> dict:  # fmt: skip
+    """How the report was made, for its provenance block and ``provenance.json`` (the ``given`` of
+    :func:`provenance_record`, whose keys :func:`provenance_markdown` reads): the settings
+    the journal holds (the version and code digest, each XVertNet method's model digest, device,
+    precision and backend, the metrics, the ROI source) as the run recorded them, with what they
+    leave out: the baselines' parameters, read off the functions that ran (the code digest covers
+    them, so the journal need not), the ROI file, the command and the folder this run started in.
+    (The CPU threads and GPUs are each image's, in the journal: :attr:`EvalRun.ran_on`.)"""
+    methods = []
+    for entry, (label, method) in zip(settings["methods"], built.items()):
+        if method_kind(method, label) in BASELINES and (parameters := baseline_parameters(method)):
+            entry = {**entry, "parameters": parameters}
+        methods.append(entry)
+    where = ({"source": "auto", "centre_rows": [UPPER_LEVEL, LOWER_LEVEL]} if settings["rois"] == "auto"
+             else {"source": "file", "file": os.path.abspath(rois), "as_given": os.fsdecode(rois)})  # fmt: skip
+    return {"xvertfast": settings["xvertfast"], "code_sha256": settings["code_sha256"], "started": started,
+            "command": command, "argv": None if argv is None else list(argv), "cwd": os.getcwd(),
+            "arguments": arguments, "methods": methods, "metrics": settings["metrics"], "rois": where}  # fmt: skip
+
+
 def provenance_record(run: EvalRun, tested: str | None, given: dict | None = None) -> dict:
-    """``given`` (what :func:`~xvertfast.eval.evaluate.evaluate` recorded of the run: the
-    journal's settings, the ROI file, the command, ...) with the report's own part: when it was
-    written, its statistics (``tested``: the method the others were tested against, as the
-    report decided it; None: no test) and the images it holds, with their bit depths and what
-    scored them as the journal recorded each. A report written from Python without ``given``
+    """``given`` (:func:`run_provenance`: what :func:`~xvertfast.eval.evaluate.evaluate` recorded
+    of the run: the journal's settings, the ROI file, the command, ...) with the report's own
+    part: when it was written, its statistics (``tested``: the method the others were tested
+    against, as the report decided it; None: no test) and the images it holds, with their bit
+    depths and what scored them as the journal recorded each. A report written from Python without ``given``
     still says its methods, metrics and statistics."""
     record = dict(given or {})
     record.setdefault("methods", [{"label": method} for method in run.methods])
