@@ -159,6 +159,19 @@ def _pairs(columns: dict, compare_to: str | None) -> dict[str, tuple[np.ndarray 
     return pairs
 
 
+def _paired_by_image(columns: dict, pairs: dict, compare_to: str | None, method: str,
+                     metric: str) -> tuple[np.ndarray, np.ndarray, list[str]] | None:  # fmt: skip
+    """``method``'s and compare_to's values of ``metric`` on the ROIs both were scored on
+    (:func:`_pairs`), with each pair's image, as :func:`~xvertfast.eval.stats.image_means` takes
+    them: the test by image and the Hodges-Lehmann difference slice them alike. None where the
+    two cannot be paired."""
+    mine, theirs, _ = pairs.get(method, (None, None, ""))
+    if mine is None:
+        return None
+    return (columns[method][1][metric][mine], columns[compare_to][1][metric][theirs],
+            [columns[method][0][k][0] for k in mine])  # fmt: skip
+
+
 def summarise(run: EvalRun, compare_to: str | None, columns: dict | None = None, pairs: dict | None = None
               ) -> list[dict]:  # fmt: skip
     """One record per (method, metric): statistics raw and after outlier removal, p-values vs
@@ -197,8 +210,6 @@ def summarise_by_image(run: EvalRun, compare_to: str | None, columns: dict | Non
     independent samples: this is the test a reviewer asks for beside the protocol's."""
     columns = _columns(run) if columns is None else columns
     pairs = _pairs(columns, compare_to) if pairs is None else pairs
-    files = {method: [columns[method][0][k][0] for k in mine] for method, (mine, _, _) in pairs.items()
-             if mine is not None}  # fmt: skip
     records = []
     for metric in run.metrics:
         for method in run.methods:
@@ -206,11 +217,10 @@ def summarise_by_image(run: EvalRun, compare_to: str | None, columns: dict | Non
             for suffix in ("", "_clean"):
                 rec.update({"n_images" + suffix: math.nan, "p_value_by_image" + suffix: math.nan,
                             "images_differing" + suffix: math.nan})  # fmt: skip
-            mine, theirs, _ = pairs.get(method, (None, None, ""))
-            if mine is not None:
-                v, ref = columns[method][1][metric][mine], columns[compare_to][1][metric][theirs]
+            paired = _paired_by_image(columns, pairs, compare_to, method, metric)
+            if paired is not None:
                 for suffix, clean in (("", False), ("_clean", True)):
-                    a, b = image_means(v, ref, files[method], clean=clean)
+                    a, b = image_means(*paired, clean=clean)
                     rec["n_images" + suffix], rec["p_value_by_image" + suffix] = a.size, wilcoxon_p(a, b)
                     rec["images_differing" + suffix] = differences(a, b).size
             records.append(rec)
@@ -233,12 +243,8 @@ def summarise_differences(run: EvalRun, compare_to: str | None, by_image: list[d
         adjusted = holm([r["p_value_by_image" + suffix] for r in by_image])
         for rec, p in zip(records, adjusted):
             rec["p_value_by_image_holm" + suffix] = float(p)
-            mine, theirs, _ = pairs.get(rec["method"], (None, None, ""))
-            found = (math.nan,) * 3
-            if mine is not None:
-                v, ref = columns[rec["method"]][1][rec["metric"]][mine], columns[compare_to][1][rec["metric"]][theirs]
-                files = [columns[rec["method"]][0][k][0] for k in mine]
-                found = hodges_lehmann(*image_means(v, ref, files, clean=clean))
+            paired = _paired_by_image(columns, pairs, compare_to, rec["method"], rec["metric"])
+            found = (math.nan,) * 3 if paired is None else hodges_lehmann(*image_means(*paired, clean=clean))
             for key, value in zip(("hodges_lehmann_by_image", "ci95_low_by_image", "ci95_high_by_image"), found):
                 rec[key + suffix] = value
     return records
