@@ -22,7 +22,7 @@ import pytest
 from tests.eval.test_evaluate import check_report
 from tests.eval.test_journal import Counted, write_images
 from xvertfast.cli import main
-from xvertfast.eval import report
+from xvertfast.eval import _report_files, report
 
 CUT_SHORT = "the report was cut short; the same command writes it again (no image is scored again)"
 
@@ -51,11 +51,12 @@ def shown(folder) -> dict[str, bytes]:
 
 
 def interrupt_at(monkeypatch, step: str, error=KeyboardInterrupt):
-    """Makes the report's ``step`` (a function of report.py) raise ``error`` on its first call."""
+    """Makes the report's ``step`` (a function of report.py, or of _report_files.py where it is
+    defined there) raise ``error`` on its first call."""
     def cut(*args, **kwargs):
         raise error()
 
-    monkeypatch.setattr(report, step, cut)
+    monkeypatch.setattr(_report_files if step in vars(_report_files) else report, step, cut)
 
 
 @pytest.mark.parametrize("step", ["_boxplots", "_grid", "_html"])
@@ -144,14 +145,14 @@ def test_ctrl_c_while_the_files_are_put_in_place_waits_for_them(tmp_path, seed, 
     images, out = write_images(tmp_path / "in", seed, n=2), tmp_path / "rep"
     assert main(args(images, out)) == 0
     capsys.readouterr()
-    move, sent = report._put_in_place, []
+    move, sent = _report_files._put_in_place, []
 
     def signalled(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGINT)  # (handled at once: raises KeyboardInterrupt here where not held)
         sent.append(True)
         return move(*args, **kwargs)
 
-    monkeypatch.setattr(report, "_put_in_place", signalled)
+    monkeypatch.setattr(_report_files, "_put_in_place", signalled)
     assert main(args(images, out, "entropy,tenengrad")) == 130
     assert sent
     err = capsys.readouterr().err
@@ -304,14 +305,14 @@ def test_ctrl_c_held_while_the_files_are_put_in_place_is_said_when_a_move_fails(
     """A Ctrl-C or SIGTERM held while the files were put in place was dropped when a step failed:
     the command ended with the error alone, as if no one had asked it to stop."""
     images, out = write_images(tmp_path / "in", seed, n=2), tmp_path / "rep"
-    move = report._put_in_place
+    move = _report_files._put_in_place
 
     def signalled(*args, **kwargs):
         os.kill(os.getpid(), sent)  # held from here: the hold is in place
         return move(*args, **kwargs)
 
     with monkeypatch.context() as patch:
-        patch.setattr(report, "_put_in_place", signalled)
+        patch.setattr(_report_files, "_put_in_place", signalled)
         fail_moves_into_place(patch, at=2)
         assert main(args(images, out)) == 2
     what = "Ctrl-C" if sent == signal.SIGINT else "SIGTERM"
@@ -395,13 +396,13 @@ def test_every_file_listed_is_drawn_and_none_other(tmp_path, seed, monkeypatch, 
     """One listed in REPORT_FILES but not drawn would fail its move after the earlier report was
     removed; one drawn but not listed would be left in the hidden folder, removed with it."""
     images, out = write_images(tmp_path / "in", seed, n=2), tmp_path / "rep"
-    move, drawn = report._put_in_place, []
+    move, drawn = _report_files._put_in_place, []
 
     def looked_at(parts, out_dir, grids):
         drawn.append((sorted(os.listdir(parts)), sorted(os.listdir(os.path.join(parts, "grid"))), grids))
         return move(parts, out_dir, grids)
 
-    monkeypatch.setattr(report, "_put_in_place", looked_at)
+    monkeypatch.setattr(_report_files, "_put_in_place", looked_at)
     assert main(args(images, out, pictures=pictures)) == 0
     ((top, grid, grids),) = drawn
     assert top == sorted([*report.REPORT_FILES, "grid"])

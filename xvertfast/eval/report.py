@@ -18,17 +18,8 @@
   full resolution;
 - ``report.html``: all of the above on one page (relative links, opens from disk).
 
-All of them or none against an interruption while the report is drawn: they are drawn in a
-hidden folder in ``out_dir`` and put in place together at the end (a Ctrl-C among the removals
-and moves waits for them), so a report cut short (Ctrl-C, an error) while drawn changes none of
-the files a reader opens, and an earlier report there stays whole rather than beside half of a
-new one. Put in place, the earlier report's files are removed first, its page first, its grid
-pictures last, then the new ones moved in, the page last: the files are renamed one by one, so a
-kill -9 (or a step that fails: a full disk, a file that may not be removed) among them could
-otherwise leave a new scores.csv beside the earlier run's summary and page, one report to a
-reader. Cut there, the folder holds one report's files, incomplete and without
-``report.html`` (the earlier report is gone too: the same command writes the new one, no image
-scored again); the error says so.
+All of them or none, against an interruption or a failure: they are drawn in a hidden folder
+and put in place together (:mod:`xvertfast.eval._report_files`).
 """
 
 from __future__ import annotations
@@ -39,18 +30,15 @@ import html
 import math
 import os
 import re
-import shutil
-import signal
-import tempfile
 import textwrap
 import urllib.parse
-import warnings
 
 import numpy as np
 
-from xvertfast._interrupts import deliver, interrupts_deferred
 from xvertfast._plotting import pyplot
 from xvertfast._text import FAILED_LISTED, WARNED_LISTED, count, first_listed
+from xvertfast.eval._report_files import (REPORT_FILES, ReportInterrupted, remove_unfinished_reports,
+                                          replace_report)
 from xvertfast.eval.protocol import ORIGINAL_PICTURE, EvalRun
 from xvertfast.eval.provenance import provenance_json, provenance_markdown, provenance_record
 from xvertfast.eval.stats import (_CONFIDENCE, EXACT_MAX_PAIRS, describe, differences, hodges_lehmann, holm,
@@ -60,27 +48,6 @@ from xvertfast.io.write import atomic_write
 
 __all__ = ["summarise", "summarise_by_image", "summarise_differences", "write_report", "remove_unfinished_reports",
            "ReportInterrupted", "summary_listing_at_most", "REPORT_FILES", "HIGHER_IS_BETTER"]  # fmt: skip
-
-#: In this order they are put in place, the page, which links the others, last; an earlier report's
-#: are removed in the reverse order, the page first. Every one is drawn on every path of
-#: :func:`_draw`: one listed but not drawn would have the earlier report removed, then fail.
-REPORT_FILES = ("scores.csv", "summary.csv", "summary.md", "boxplots.png", "provenance.json", "report.html")
-#: The hidden folder in the report folder (``.xvertfast-report-<random>.part``) a report is drawn in.
-_PARTS = (".xvertfast-report-", ".part")
-_MOVING = "\nalready stopping: the report's files are being put in place\n"
-_REMOVING = "\nalready stopping: the report's unfinished files are being removed\n"
-
-
-class ReportInterrupted(KeyboardInterrupt):
-    """Ctrl-C (or the CLI's SIGTERM) while :func:`write_report` ran. ``complete``: it came while the
-    finished files were put in place, which went on, so the report is whole; else none of its
-    files was changed, and ``earlier`` says whether an earlier report stands there. ``failed``: the
-    run's failed images (a rerun tries them again; the images scored are not)."""
-
-    def __init__(self, complete: bool, paths: dict[str, str], earlier: bool, failed: int):
-        super().__init__()
-        self.complete, self.paths, self.earlier, self.failed = complete, paths, earlier, failed
-
 
 #: Direction of each metric (BRISQUE is a distortion score: lower is better).
 HIGHER_IS_BETTER = {"entropy": True, "tenengrad": True, "lpc_si": True, "tmqi": True, "brisque": False,
@@ -606,33 +573,6 @@ def _html(run: EvalRun, markdown_table: str, grids: list[str]) -> str:
             "</body></html>")  # fmt: skip
 
 
-def _remove_earlier_grids(folder: str) -> tuple[int, int]:
-    """Removes an earlier report's pictures (``NNN_<name>.png``, four digits and more past picture
-    999) from ``folder`` before the new ones are moved in: one left, of another image or not yet
-    replaced, would sit beside the new ones as if of the same report. One that cannot be removed is
-    a warning: it stays in grid/, which the new page does not link. Returns how many were removed
-    and how many were left so."""
-    try:
-        names = os.listdir(folder)
-    except OSError as exc:
-        warnings.warn(f"{folder}: an earlier report's pictures not looked for ({exc.strerror or exc})", UserWarning,
-                      stacklevel=2)  # fmt: skip
-        return 0, 0
-    removed = left = 0
-    for name in names:
-        path = os.path.join(folder, name)
-        if re.fullmatch(r"\d{3,}_.+\.png", name) and os.path.isfile(path):
-            try:
-                os.remove(path)
-                removed += 1
-            except OSError as exc:
-                left += 1
-                warnings.warn(f"{path}: an earlier report's picture, not removed ({exc.strerror or exc}): it is left in "
-                              "grid/ beside this run's pictures, and report.html does not show it", UserWarning,
-                              stacklevel=2)  # fmt: skip
-    return removed, left
-
-
 def write_report(run: EvalRun, out_dir: str, compare_to: str | None = None, *,
                  remove_unfinished: bool = False, provenance: dict | None = None) -> dict[str, str]:  # fmt: skip
     """Writes every file of the module docstring into ``out_dir``, all or none; returns name -> path.
@@ -642,46 +582,8 @@ def write_report(run: EvalRun, out_dir: str, compare_to: str | None = None, *,
     ``provenance``: how the run was made, as :func:`~xvertfast.eval.evaluate.evaluate` records
     it (its settings, command, ...); the report adds its own part
     (:func:`~xvertfast.eval.provenance.provenance_record`)."""
-    paths = {name: os.path.join(out_dir, name) for name in REPORT_FILES}
-    earlier = os.path.exists(paths["report.html"])
-    parts, placed = None, False
-    try:  # from here a Ctrl-C is the report's: every image is scored already
-        if remove_unfinished:
-            remove_unfinished_reports(out_dir)
-        os.makedirs(out_dir, exist_ok=True)
-        parts = tempfile.mkdtemp(prefix=_PARTS[0], suffix=_PARTS[1], dir=out_dir)
-        try:
-            grids = _draw(run, parts, compare_to, provenance)
-        except ImportError as exc:
-            if _cut_by_interrupt(exc):
-                raise KeyboardInterrupt from exc
-            raise
-        # a signal among the moves would leave a mix of two reports' files: held until they are done
-        with interrupts_deferred(stopping=False, note=_MOVING) as held:
-            try:
-                _put_in_place(parts, out_dir, grids)
-            except OSError as exc:  # the signal held would be lost, the command stopping with the error unsaid
-                if held.signal is None:
-                    raise
-                what = "SIGTERM" if held.signal == signal.SIGTERM else "Ctrl-C"
-                raise OSError(exc.errno, f"{exc.strerror}; interrupted meanwhile (a {what}, held while the files "
-                                         "were put in place): it stops here with this error") from exc  # fmt: skip
-            placed = True
-            shutil.rmtree(parts, ignore_errors=True)
-        deliver(held)  # (one that came as the handlers were put back is raised here too: caught below)
-    except KeyboardInterrupt:
-        raise ReportInterrupted(placed, paths, earlier, len(run.failed)) from None
-    finally:
-        if not placed and parts is not None:  # cut short or failed: a second Ctrl-C must not leave the parts
-            with interrupts_deferred(stopping=True, note=_REMOVING):  # (nor hide the first)
-                shutil.rmtree(parts, ignore_errors=True)
-    return paths
-
-
-def _cut_by_interrupt(exc: ImportError) -> bool:
-    """Whether a Ctrl-C made the import fail: a compiled module of matplotlib (pybind11's) loading
-    when it came raises ImportError('initialization failed') from the KeyboardInterrupt."""
-    return isinstance(exc.__cause__, KeyboardInterrupt) or isinstance(exc.__context__, KeyboardInterrupt)
+    return replace_report(out_dir, lambda folder: _draw(run, folder, compare_to, provenance), len(run.failed),
+                          remove_unfinished)  # fmt: skip
 
 
 def _draw(run: EvalRun, folder: str, compare_to: str | None, provenance: dict | None = None) -> list[str]:
@@ -721,70 +623,3 @@ def _draw(run: EvalRun, folder: str, compare_to: str | None, provenance: dict | 
     with atomic_write(paths["report.html"]) as tmp, open(tmp, "w", **_TEXT_FILE) as f:
         f.write(_html(run, md, grids))
     return grids
-
-
-def _put_in_place(parts: str, out_dir: str, grids: list[str]) -> None:
-    """Replaces the report in ``out_dir`` with the one drawn in ``parts``: removes the earlier
-    report's files, its page first, then moves the new ones in (renames in one folder: quick), the
-    page last. One by one, so that a kill -9 or a failure between any two leaves one report's files
-    and no page, not a new scores.csv beside an earlier page that a reader takes for one report.
-    An earlier picture that cannot be removed is a warning (no page links it); any other step that
-    fails raises OSError (its errno and strerror) naming the folder and the file and saying what
-    the folder holds now."""
-    removed = left = moved = 0
-    total = len(grids) + len(REPORT_FILES)
-    try:
-        for name in reversed(REPORT_FILES):  # the page first: without it the rest is visibly unfinished
-            try:
-                os.remove(os.path.join(out_dir, name))
-                removed += 1
-            except FileNotFoundError:
-                pass
-        os.makedirs(os.path.join(out_dir, "grid"), exist_ok=True)
-        gone, left = _remove_earlier_grids(os.path.join(out_dir, "grid"))  # those of the same names too
-        removed += gone
-        for name in [*grids, *REPORT_FILES]:
-            os.replace(os.path.join(parts, name), os.path.join(out_dir, name))
-            moved += 1
-    except OSError as exc:
-        raise OSError(exc.errno, f"{out_dir}: the report could not be put in place ({_failed_on(exc, out_dir)}); "
-                                 f"{_what_is_left(removed, left, moved, total)}; the same command writes it "
-                                 "again") from exc  # fmt: skip
-
-
-def _failed_on(exc: OSError, out_dir: str) -> str:
-    """``exc``'s strerror after the file it failed on, relative to ``out_dir`` (a rename's
-    destination: the source is in the hidden folder, removed after)."""
-    why = exc.strerror or str(exc)
-    name = exc.filename2 if exc.filename2 is not None else exc.filename
-    if name is None:
-        return why
-    shown = os.path.relpath(os.fsdecode(name), out_dir)
-    return why if shown == os.curdir else f"{shown}: {why}"
-
-
-def _what_is_left(removed: int, left: int, moved: int, total: int) -> str:
-    """What a report folder holds after :func:`_put_in_place` failed: ``removed`` of the earlier
-    report's files removed, ``left`` of its pictures that could not be, ``moved`` of this run's
-    ``total`` files moved in."""
-    if not removed and not moved:  # (a picture that could not be removed is as it was)
-        return "none of the files there was changed"
-    done = []
-    if removed:
-        done.append(f"{removed} of the earlier report's files were removed" if not left else
-                    f"{removed} of the earlier report's files are gone, {left} of its pictures left in grid/ (they "
-                    "could not be removed)")  # fmt: skip
-    if moved:
-        done.append(f"{moved} of this run's {total} files are in place")
-    return "it holds no whole report (no report.html): " + " and ".join(done)
-
-
-def remove_unfinished_reports(out_dir: str) -> None:
-    """Removes the folders a killed :func:`write_report` left in ``out_dir`` (hidden: no reader
-    opens them). Only where no other report is being written there (evaluate holds its lock)."""
-    if not os.path.isdir(out_dir):
-        return
-    for name in os.listdir(out_dir):
-        path = os.path.join(out_dir, name)
-        if name.startswith(_PARTS[0]) and name.endswith(_PARTS[1]) and os.path.isdir(path):
-            shutil.rmtree(path, ignore_errors=True)
