@@ -595,8 +595,8 @@ def test_a_method_scoring_a_roi_twice_is_not_paired_with_one_that_scored_it_once
     run.rows.append({"file": "f0", "roi": "upper", "method": "clahe", "entropy": 9.0})
     assert summarise(run, "identity")[1]["compared_to"] == ""
     md = open(write_report(run, str(tmp_path), "identity")["summary.md"]).read()
-    assert ("n/a: clahe is not tested against identity: they were not scored on the same ROIs (clahe scored a ROI "
-            "more than once).") in md, md
+    assert ("No significance test: clahe is not tested against identity: they were not scored on the same ROIs "
+            "(clahe scored a ROI more than once).") in md, md
 
 
 def test_a_reference_scoring_a_roi_twice_is_named_as_the_one_that_did(tmp_path):
@@ -612,10 +612,10 @@ def test_a_reference_scoring_a_roi_twice_is_named_as_the_one_that_did(tmp_path):
     run.rows.append({"file": "f0", "roi": "upper", "method": "identity", "entropy": 9.0})
     run.rows.append({"file": "f1", "roi": "lower", "method": "farbman", "entropy": 9.0})
     md = open(write_report(run, str(tmp_path), "identity")["summary.md"]).read()
-    assert ("n/a: clahe is not tested against identity: they were not scored on the same ROIs (identity scored a "
-            "ROI more than once).") in md, md
-    assert ("n/a: farbman is not tested against identity: they were not scored on the same ROIs (farbman and "
-            "identity each scored a ROI more than once).") in md, md
+    assert ("No significance test: clahe is not tested against identity: they were not scored on the same ROIs "
+            "(identity scored a ROI more than once).") in md, md
+    assert ("No significance test: farbman is not tested against identity: they were not scored on the same "
+            "ROIs (farbman and identity each scored a ROI more than once).") in md, md
 
 
 def test_the_heading_counts_each_methods_rois_where_they_differ(tmp_path):
