@@ -714,20 +714,21 @@ def test_the_summary_printed_lists_a_screenful_of_notes_and_failures_and_summary
 
     src = tmp_path / "in"
     src.mkdir()
-    for k in range(WARNED_LISTED + 1):
-        Image.fromarray(255 - chest_like(seed + k, 320, 300)).save(src / f"dark{k:02d}.png")
+    for k in range(WARNED_LISTED + 1):  # each its own size: its ROIs' TMQI note its own (alike ones are one line)
+        Image.fromarray(chest_like(seed + k, 320 + 4 * k, 300)).save(src / f"small{k:02d}.png")
     for k in range(FAILED_LISTED + 2):
         (src / f"text{k:02d}.png").write_text("not an image")
     out = tmp_path / "r"
-    assert main(["evaluate", str(src), "-o", str(out), "--methods", "identity", "--metrics", "entropy", "-q"]) == 1
+    assert main(["evaluate", str(src), "-o", str(out), "--methods", "identity", "--metrics", "entropy,tmqi",
+                 "-q"]) == 1  # fmt: skip
     printed = capsys.readouterr().out
-    assert len(re.findall(r"(?m)^- .*looks inverted", printed)) == WARNED_LISTED
+    assert len(re.findall(r"(?m)^- .*tmqi: both sides", printed)) == WARNED_LISTED
     assert f"\n- ... and 1 more note: every one is in {out / 'summary.md'}\n" in printed
     assert len(re.findall(r"(?m)^- .*text\d\d\.png", printed)) == FAILED_LISTED
     assert f"\n- ... and 2 more failed images: every one is in {out / 'summary.md'}\n" in printed
     assert "## Failed images" in printed and "Time: " in printed  # what follows the lists is still printed
     kept = (out / "summary.md").read_text()
-    assert len(re.findall(r"(?m)^- .*looks inverted", kept)) == WARNED_LISTED + 1
+    assert len(re.findall(r"(?m)^- .*tmqi: both sides", kept)) == WARNED_LISTED + 1
     assert len(re.findall(r"(?m)^- .*text\d\d\.png", kept)) == FAILED_LISTED + 2
     assert "more note" not in kept and "more failed" not in kept
 

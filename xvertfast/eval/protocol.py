@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
+from xvertfast._text import WARNED_LISTED, count
 from xvertfast.eval.journal import Journal
 from xvertfast.io import ImageReadError, require_content
 from xvertfast.io.errors import FILE_ERRORS, failure_text
@@ -42,6 +43,31 @@ ROI_NAMES = ("upper", "lower")
 THUMB_HEIGHT = 512
 #: A picture's key for the original where no method is identity (no label can be this: no parentheses).
 ORIGINAL_PICTURE = "(original)"
+
+
+class ImageNote(str):
+    """A note about one image (or one of its ROIs): its text, as ever, with the parts the report
+    groups by: 10,000 small images' TMQI notes, alike but for the file, made 20,000 lines of the
+    summary (4 MB). ``reason``: the text after the image (and ROI) part, from its ``": "`` (or
+    ``" (methods): "``); notes of one ``reason`` (and ROI or not) are one line there, counted."""
+
+    file: str
+    roi: str | None
+    reason: str
+
+    def __new__(cls, file: str, reason: str, roi: str | None = None):
+        note = super().__new__(cls, f"{file}{'' if roi is None else f', {roi} ROI'}{reason}")
+        note.file, note.roi, note.reason = file, roi, reason
+        return note
+
+    def __getnewargs__(self):  # (copied or pickled: made again from its parts, not from its text alone)
+        return self.file, self.reason, self.roi
+
+
+def _image_notes(path: str, warnings: list[str]) -> list[str]:
+    """An image's warnings (each naming the file first, as ``image_warnings`` words them) as
+    :class:`ImageNote`; one that does not start with ``path`` stays as it is (listed whole)."""
+    return [ImageNote(path, w[len(path):]) if w.startswith(f"{path}: ") else w for w in warnings]
 
 
 @dataclass
@@ -75,6 +101,9 @@ class EvalRun:
     identity: list[str] = field(default_factory=list)
     #: images whose scores (all, or all but those of methods or metrics added) an earlier run made
     from_journal: int = 0
+    #: the journal that holds every image's notes in full, where the run kept one (the report,
+    #: which counts alike notes in one line, says so)
+    journal: str | None = None
 
 
 def _original_as_stored(values: np.ndarray, bits_stored: int) -> bool:
@@ -204,6 +233,9 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
                 log(_changes_said(kind, *changed, done=len(journal), path=journal.path))
     bar = tqdm(total=len(files), unit="img", desc="evaluate", disable=not progress)
     resumed = completed = moved = whole = 0
+    # notes said as they come: the first WARNED_LISTED (20,000 lines, a TMQI note a small image's ROI,
+    # scrolled the errors away), then that the rest are the report's; how many at the end
+    said = 0
     grown: set[str] = set()  # what images done before were scored for: "methods", "metrics"
     for index, f in enumerate(files):
         others = _other_files(methods, f)
@@ -220,7 +252,8 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
                 run.pictures.append(picture)
             run.rows.extend(_reported(r, metrics) for name in methods for r in entry["rows"]
                             if r["method"] == name)  # in this run's order  # fmt: skip
-            run.notes.extend(entry["notes"] + _missing_notes(f.path, entry.get("missing", []), list(methods), metrics))
+            run.notes.extend(_image_notes(f.path, entry["notes"])
+                             + _missing_notes(f.path, entry.get("missing", []), list(methods), metrics))
             for name, seconds in entry["seconds"].items():
                 if name in methods or name == "metrics":  # (a dropped method's time is not this report's)
                     run.seconds[name] = run.seconds.get(name, 0.0) + seconds
@@ -269,7 +302,7 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
                         run.seconds[name] = run.seconds.get(name, 0.0) + spent
                 run.metrics_seconds_beyond |= _scored_beyond(partial, methods, metrics)
                 completed += 1
-            notes = warnings + _missing_notes(f.path, lacking, list(methods), metrics)
+            notes = _image_notes(f.path, warnings) + _missing_notes(f.path, lacking, list(methods), metrics)
             kept = [r for r in entry["rows"] if r["method"] not in methods] if entry is not None else []
             # an earlier run's rows kept (the methods not run again, or dropped since): what scored them too
             ran_on = _image_ran_on(machine, todo, entry if partial is not None or kept else None)
@@ -290,7 +323,11 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
             for note in notes:
                 run.notes.append(note)
                 if note not in earlier:
-                    log(f"note: {note}")
+                    said += 1
+                    if said <= WARNED_LISTED:
+                        log(f"note: {note}")
+                    elif said == WARNED_LISTED + 1:
+                        log("note: further notes are in the report (summary.md)")
             if picture:
                 run.pictures.append(picture)
         bar.update(1)
@@ -312,6 +349,10 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
     if whole:
         log(f"{whole} image(s) scored by an earlier run were run again with every method, for their pictures in the "
             "report")  # fmt: skip
+    if said > WARNED_LISTED:
+        log(f"{count(said - WARNED_LISTED, 'further note')} not shown as they came: the report's summary.md counts "
+            "them")  # fmt: skip
+    run.journal = journal.path if journal is not None else None
     return run
 
 
@@ -460,7 +501,7 @@ def _missing_notes(path: str, missing: list, methods: list[str], metrics) -> lis
         named = [m for m in methods if m in names]
         if named:
             who = "" if len(named) == len(methods) else f" ({', '.join(named)})"
-            notes.append(f"{path}, {roi} ROI{who}: {why}")
+            notes.append(ImageNote(path, f"{who}: {why}", roi))
     return notes
 
 

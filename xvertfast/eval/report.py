@@ -39,7 +39,7 @@ from xvertfast._plotting import pyplot
 from xvertfast._text import FAILED_LISTED, WARNED_LISTED, count, first_listed
 from xvertfast.eval._report_files import (REPORT_FILES, ReportInterrupted, remove_unfinished_reports,
                                           replace_report)
-from xvertfast.eval.protocol import ORIGINAL_PICTURE, EvalRun
+from xvertfast.eval.protocol import ORIGINAL_PICTURE, EvalRun, ImageNote
 from xvertfast.eval.provenance import provenance_json, provenance_markdown, provenance_record
 from xvertfast.eval.stats import (_CONFIDENCE, EXACT_MAX_PAIRS, describe, differences, hodges_lehmann, holm,
                                    image_means, outlier_mask, paired_clean, significance_mark, wilcoxon_p)
@@ -327,7 +327,13 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_imag
     if run.notes:
         lines += ["## Notes: methods that leave part of the ROIs original, metrics not computed on some ROIs or "
                   "set there by a floor of the metric, and image warnings (decoding, polarity)", ""]
-        lines += [f"- {n}" for n in run.notes] + [""]
+        listed = _notes_counted(run.notes)
+        lines += [f"- {n}" for n in listed] + [""]
+        if len(listed) < len(run.notes):
+            lines += [f"Notes alike but for their image (or ROI) are one line each, counted, with the first "
+                      f"{_EXAMPLES} as examples; " + (f"each image's own, in full, are in the journal `{run.journal}` "
+                      "(a JSON line an image: `notes`, and `missing`: [ROI, reason, methods] for the metrics left out "
+                      "or set by a floor)." if run.journal else "every one is in the EvalRun's `notes`."), ""]
     if run.failed:
         lines += ["## Failed images", ""] + [f"- {reason}" for _, reason in run.failed] + [""]
     # each method's run, then the metrics' ("metrics 1.6 s" read as one more method's)
@@ -338,6 +344,37 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_imag
             secs[-1] += ", which includes earlier runs' scoring of methods or metrics this report leaves out"
     lines += [f"Time: {', '.join(secs)}.", ""]
     return "\n".join(lines)
+
+
+#: The images (and ROIs) named as examples in a line of summary.md that counts alike notes.
+_EXAMPLES = 3
+
+
+def _notes_counted(notes: list[str]) -> list[str]:
+    """``notes`` as summary.md lists them: those of one reason (:class:`ImageNote`'s) about
+    several images or ROIs in one line where the first was, counting them, e.g. "20,000 ROIs of
+    10,000 images: tmqi: ... (e.g. a.png upper, ...)"; each other note whole, in its place."""
+    groups: dict[tuple, list[ImageNote]] = {}
+    for note in notes:
+        if isinstance(note, ImageNote):
+            groups.setdefault((note.roi is None, note.reason), []).append(note)
+    out = []
+    for note in notes:
+        if not isinstance(note, ImageNote):
+            out.append(note)
+            continue
+        alike = groups.get((note.roi is None, note.reason))
+        if alike is None:  # (counted already, in its first one's place)
+            continue
+        del groups[(note.roi is None, note.reason)]
+        if len(alike) == 1:
+            out.append(note)
+            continue
+        images = count(len({n.file for n in alike}), "image")
+        where = images if note.roi is None else f"{count(len(alike), 'ROI')} of {images}"
+        named = ", ".join(n.file if n.roi is None else f"{n.file} {n.roi}" for n in alike[:_EXAMPLES])
+        out.append(f"{where}{note.reason} (e.g. {named}{', ...' if len(alike) > _EXAMPLES else ''})")
+    return out
 
 
 def _signed(x: float) -> str:

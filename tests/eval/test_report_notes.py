@@ -1,0 +1,77 @@
+"""The notes of an evaluation at scale: alike ones counted in one line, the live ones capped."""
+
+from __future__ import annotations
+
+import re
+
+from PIL import Image
+
+from tests.eval.test_evaluate import chest_like
+from xvertfast._text import WARNED_LISTED
+from xvertfast.eval.protocol import EvalRun, _image_notes, _missing_notes, run_protocol
+from xvertfast.eval.report import write_report
+
+TMQI_WHY = "tmqi: both sides must be at least 161 px, got (225, 127): its coarsest level must still hold a window"
+
+
+def _run_with_notes(images: int) -> EvalRun:
+    """An EvalRun of ``images`` small RGB images as the protocol notes them: TMQI left out on both
+    ROIs of each (one reason), each converted to luminance (another), one inverted (a third)."""
+    run = EvalRun(["identity"], ["entropy", "tmqi"], images=images)
+    for i in range(images):
+        path = f"in/s{i:05d}.png"
+        run.rows += [{"file": path, "roi": roi, "method": "identity", "entropy": 5.0 + i % 7, "tmqi": float("nan")}
+                     for roi in ("upper", "lower")]  # fmt: skip
+        warnings = [f"{path}: RGB image converted to luminance (grayscale)"]
+        if i == 7:
+            warnings.append(f"{path}: looks inverted (its central band is darker than the lung fields)")
+        missing = [[roi, TMQI_WHY, ["identity"]] for roi in ("upper", "lower")]
+        run.notes += _image_notes(path, warnings) + _missing_notes(path, missing, ["identity"], ["entropy", "tmqi"])
+    return run
+
+
+def test_alike_notes_of_300_images_are_one_counted_line_each_and_distinct_ones_all_show(tmp_path):
+    """10,000 small images put 30,000 note lines (4 MB) into summary.md and report.html, two alike
+    TMQI notes and one colour note an image: each reason is now one line, counted, with examples."""
+    run = _run_with_notes(300)
+    run.notes.insert(0, "method m (model x) was trained at --roi-size 128: ...")  # a run's own note, whole
+    run.journal = str(tmp_path / "r" / ".xvertfast-evaluate.jsonl")
+    paths = write_report(run, str(tmp_path / "r"), "identity")
+    md = open(paths["summary.md"]).read()
+    notes = md.split("## Notes", 1)[1].split("\n## ", 1)[0]
+    listed = re.findall(r"(?m)^- .*", notes)
+    assert listed == [
+        "- method m (model x) was trained at --roi-size 128: ...",
+        "- 300 images: RGB image converted to luminance (grayscale) (e.g. in/s00000.png, in/s00001.png, "
+        "in/s00002.png, ...)",
+        f"- 600 ROIs of 300 images: {TMQI_WHY} (e.g. in/s00000.png upper, in/s00000.png lower, in/s00001.png upper, "
+        "...)",
+        "- in/s00007.png: looks inverted (its central band is darker than the lung fields)"], listed  # fmt: skip
+    assert f"in the journal `{run.journal}`" in notes
+    assert len(md) < 20_000 and len(open(paths["report.html"]).read()) < 60_000
+    assert len(run.notes) == 1 + 300 * 3 + 1  # the run keeps each note whole
+
+
+def test_a_note_alone_in_its_reason_reads_as_it_did(tmp_path):
+    run = _run_with_notes(1)
+    md = open(write_report(run, str(tmp_path / "r"), "identity")["summary.md"]).read()
+    assert f"\n- {run.notes[0]}\n" in md and run.notes[0] == "in/s00000.png: RGB image converted to luminance (grayscale)"
+    assert f"\n- 2 ROIs of 1 image: {TMQI_WHY} (e.g. in/s00000.png upper, in/s00000.png lower)\n" in md
+    assert "every one is in the EvalRun's `notes`" in md  # (no journal: made from Python)
+
+
+def test_notes_said_as_images_finish_stop_after_the_first_ones(tmp_path, seed):
+    """Each note was logged as its image finished: 20,000 lines (6.7 MB of stderr) for 10,000
+    small images, scrolling the errors away. The first WARNED_LISTED are said, then one line, and
+    at the end how many more."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for k in range(WARNED_LISTED // 2 + 3):  # 2 TMQI notes an image (its ROIs under 161 px)
+        Image.fromarray(chest_like(seed + k, 320, 300)).save(src / f"small{k:02d}.png")
+    said: list[str] = []
+    run = run_protocol([str(src)], {"identity": None}, ["entropy", "tmqi"], progress=False, log=said.append)
+    assert len(run.notes) == WARNED_LISTED + 6
+    notes = [s for s in said if s.startswith("note: ")]
+    assert notes[:WARNED_LISTED] == [f"note: {n}" for n in run.notes[:WARNED_LISTED]]
+    assert notes[WARNED_LISTED:] == ["note: further notes are in the report (summary.md)"], said
+    assert said[-1] == "6 further notes not shown as they came: the report's summary.md counts them", said
