@@ -309,3 +309,26 @@ def test_the_help_aligns_provenance_json_with_the_report_files_it_lists():
     for line in named:
         assert len(line.rstrip()) == 2 + len(line.split()[0]) or (line[16] == " " and line[17] != " "), line
     assert all(line.startswith(" " * 17) and line[17] != " " for line in listing if not re.match(r"  \S", line))
+
+
+def test_a_glob_of_many_inputs_is_listed_once_in_provenance_json_and_cut_in_summary_md(tmp_path, seed, capsys):
+    """A shell glob of 2,000 files made summary.md's command line 44 KB (and the console's copy of
+    it), and provenance.json listed them three times (command, argv, arguments.inputs): the first
+    three now show, then how many more, and arguments.inputs alone lists every one."""
+    from xvertfast.eval.provenance import INPUTS_SHOWN
+
+    files = []
+    for k in range(INPUTS_SHOWN + 9):
+        files.append(str(tmp_path / f"img{k:02d}.png"))
+        Image.fromarray(chest_like(seed + k, 320, 300)).save(files[-1])
+    out = tmp_path / "r"
+    assert main(["evaluate", *files, "-o", str(out), "--methods", "identity", "--metrics", "entropy", "-q"]) == 0
+    more = "... 9 more inputs (provenance.json: arguments.inputs)"
+    shown = " ".join(files[:INPUTS_SHOWN])
+    said = f"- this run's command: `xvertfast evaluate {shown} {more} -o {out} --methods identity"
+    assert said in (out / "summary.md").read_text() and said in capsys.readouterr().out
+    record = json.loads((out / "provenance.json").read_text())
+    assert record["arguments"]["inputs"] == files
+    assert record["argv"][:INPUTS_SHOWN + 2] == ["evaluate", *files[:INPUTS_SHOWN], more]
+    assert f" {shown} {more} -o " in record["command"]
+    assert all(f not in json.dumps([record["argv"], record["command"]]) for f in files[INPUTS_SHOWN:])

@@ -67,9 +67,42 @@ def run_provenance(settings: dict, built: dict, rois, started: str, command: str
         methods.append(entry)
     where = ({"source": "auto", "centre_rows": [UPPER_LEVEL, LOWER_LEVEL]} if settings["rois"] == "auto"
              else {"source": "file", "file": os.path.abspath(rois), "as_given": os.fsdecode(rois)})  # fmt: skip
+    if argv is not None:  # a shell glob's thousands of inputs: listed once, in arguments.inputs
+        whole, argv = shlex.join(argv), _inputs_cut(list(argv), arguments.get("inputs") or [])
+        if command is not None and command.endswith(whole):  # (the program before them: xvertfast, python -m ...)
+            command = command[: len(command) - len(whole)] + _joined(argv)
     return {"xvertfast": settings["xvertfast"], "code_sha256": settings["code_sha256"], "started": started,
-            "command": command, "argv": None if argv is None else list(argv), "cwd": os.getcwd(),
+            "command": command, "argv": argv, "cwd": os.getcwd(),
             "arguments": arguments, "methods": methods, "metrics": settings["metrics"], "rois": where}  # fmt: skip
+
+
+#: The inputs of a command line that provenance.json's ``command`` and ``argv`` and summary.md
+#: show before the rest are counted (``arguments.inputs`` lists them all).
+INPUTS_SHOWN = 3
+#: What stands for the inputs left out, as one item of ``argv`` (shown unquoted).
+_MORE_INPUTS = "... {} more inputs (provenance.json: arguments.inputs)"
+
+
+def _inputs_cut(argv: list[str], inputs: list[str]) -> list[str]:
+    """``argv`` with each run of more than INPUTS_SHOWN + 1 inputs in a row cut to its first
+    INPUTS_SHOWN and one item counting the rest: a shell glob of 2,000 files made summary.md's
+    command line 44 KB, and provenance.json listed them three times."""
+    given, out, run = set(inputs), [], []
+    for item in [*argv, None]:
+        if item is not None and item in given:
+            run.append(item)
+            continue
+        out += run if len(run) <= INPUTS_SHOWN + 1 else [*run[:INPUTS_SHOWN], _MORE_INPUTS.format(len(run) - INPUTS_SHOWN)]
+        run = []
+        if item is not None:
+            out.append(item)
+    return out
+
+
+def _joined(argv: list[str]) -> str:
+    """``argv`` as a shell line (shlex), the item counting inputs left out unquoted."""
+    return " ".join(item if re.fullmatch(re.escape(_MORE_INPUTS).replace(r"\{\}", r"\d+"), item) else shlex.quote(item)
+                    for item in argv)  # fmt: skip
 
 
 def provenance_record(run: EvalRun, tested: str | None, given: dict | None = None) -> dict:
@@ -191,7 +224,7 @@ def provenance_markdown(record: dict) -> str:
     lines.append(f"- xvertfast {record.get('xvertfast', '(version not recorded)')}{code}; {when}report written "
                  f"{record['written']}")  # fmt: skip
     if record.get("argv") is not None:  # as typed, after the program (never the interpreter's path)
-        lines.append(f"- this run's command: `{shlex.join(['xvertfast', *record['argv']])}`")
+        lines.append(f"- this run's command: `{_joined(['xvertfast', *record['argv']])}`")
     elif record.get("command"):
         lines.append(f"- this run's command: `{record['command']}`")
     elif "arguments" in record:
