@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 from PIL import Image
 
 from tests.eval.test_evaluate import chest_like
@@ -75,3 +77,30 @@ def test_notes_said_as_images_finish_stop_after_the_first_ones(tmp_path, seed):
     assert notes[:WARNED_LISTED] == [f"note: {n}" for n in run.notes[:WARNED_LISTED]]
     assert notes[WARNED_LISTED:] == ["note: further notes are in the report (summary.md)"], said
     assert said[-1] == "6 further notes not shown as they came: the report's summary.md counts them", said
+
+
+def test_a_rerun_adding_a_metric_does_not_say_the_earlier_runs_warnings_again(tmp_path, seed):
+    """A rerun that added a metric said every image's warnings of the earlier run again, as new:
+    the 20 notes said live were old ones and the count of further notes grew by all of them."""
+    from xvertfast.eval.baselines import identity
+    from xvertfast.eval.journal import Journal
+
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.stack([chest_like(seed, 400, 380)] * 3, axis=-1)).save(src / "colour.png")
+
+    def evaluate(metrics):
+        said: list[str] = []
+        journal = Journal(str(tmp_path / "r"), {"methods": ["identity"], "metrics": metrics})
+        try:
+            run = run_protocol([str(src)], {"identity": identity}, metrics, pictures=0, progress=False,
+                               log=said.append, journal=journal)  # fmt: skip
+        finally:
+            journal.close()
+        return run, said
+
+    first, said = evaluate(["entropy"])
+    assert any("RGB image converted" in s for s in said), said  # said once, by the run that met it
+    grown, said = evaluate(["entropy", "tenengrad"])
+    assert grown.from_journal == 1 and not any("RGB image converted" in s for s in said), said
+    assert any("RGB image converted" in n for n in grown.notes)  # still the report's note

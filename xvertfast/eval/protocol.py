@@ -288,7 +288,9 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
                     keep_pictures.add(later)
         else:
             seconds = {k: v - before.get(k, 0.0) for k, v in run.seconds.items()}
-            earlier = (_missing_notes(f.path, partial.get("missing", []), list(methods), metrics)
+            # what the earlier run said of this image already (its warnings too): not said again
+            earlier = (_image_notes(f.path, partial["notes"])
+                       + _missing_notes(f.path, partial.get("missing", []), list(methods), metrics)
                        if partial is not None else [])  # fmt: skip
             if partial is not None:  # the kept scores and seconds with the added ones'
                 rows = _merged(partial["rows"], rows, list(methods))
