@@ -84,3 +84,16 @@ def test_identity_under_another_label_from_python_is_said_identity(tmp_path):
     assert record["identity_methods"] == ["orig"] and record["images"]["identity_stretched"] == 1
     assert "- method `orig`: the original, an 8-bit one as stored, a deeper or float one min-max stretched" in \
         (out / "summary.md").read_text()
+
+
+def test_a_run_built_by_hand_says_its_identity_method(tmp_path):
+    """An EvalRun built by hand (the public API) left ``identity`` empty: provenance.json said
+    identity_methods [] and identity_stretched null though its method "identity" stretched an
+    original. Its method labelled exactly "identity" is now taken as one; another label is not."""
+    run = small_run(["identity", "clahe"])
+    run.originals = {"0.png": {"bits": 16, "stretched": True}, "1.png": {"bits": 8, "stretched": False}}
+    assert run.identity == ["identity"]
+    write_report(run, str(tmp_path / "r"), "identity")
+    record = json.loads((tmp_path / "r" / "provenance.json").read_text())
+    assert record["identity_methods"] == ["identity"] and record["images"]["identity_stretched"] == 1
+    assert small_run(["orig", "clahe"]).identity == [] and EvalRun(["orig"], [], identity=["orig"]).identity == ["orig"]

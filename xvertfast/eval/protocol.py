@@ -97,13 +97,20 @@ class EvalRun:
     ran_on: dict[str, dict] = field(default_factory=dict)
     #: the labels of the methods that are ``identity`` (the original as the metrics see it), as
     #: run_protocol found them from the methods themselves (:func:`method_kind`), whatever their
-    #: labels: what the provenance says of the originals' conversion. An EvalRun made by hand names them
+    #: labels: what the provenance says of the originals' conversion. An EvalRun made by hand names
+    #: them, or else its method labelled exactly "identity" is taken as one
     identity: list[str] = field(default_factory=list)
     #: images whose scores (all, or all but those of methods or metrics added) an earlier run made
     from_journal: int = 0
     #: the journal that holds every image's notes in full, where the run kept one (the report,
     #: which counts alike notes in one line, says so)
     journal: str | None = None
+
+    def __post_init__(self):
+        """A run built by hand without ``identity`` (the public API) still says how its method
+        labelled "identity" converted the originals, as the provenance did for a run of evaluate."""
+        if not self.identity:
+            self.identity = [name for name in self.methods if name == "identity"]
 
 
 def _original_as_stored(values: np.ndarray, bits_stored: int) -> bool:
@@ -221,8 +228,8 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
     """
     check_metrics(metrics)
     files = discover(inputs, exclude=exclude) if files is None else files
-    run = EvalRun(list(methods), list(metrics), seconds={name: 0.0 for name in [*methods, "metrics"]},
-                  identity=_identity_labels(methods))  # fmt: skip
+    run = EvalRun(list(methods), list(metrics), seconds={name: 0.0 for name in [*methods, "metrics"]})
+    run.identity = _identity_labels(methods)  # found from the methods themselves, whatever their labels
     keep_pictures = _sample(len(files), pictures)
     unused = list(unused)  # rows naming no input: noted (a row naming two, or an input twice: ValueError)
     if given is None:
