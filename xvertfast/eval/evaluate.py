@@ -49,11 +49,13 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
         restart: ignore the images a previous run with ``out_dir`` scored (by default a rerun
             with the same settings takes them from ``out_dir``'s journal and scores the rest:
             :mod:`xvertfast.eval.journal`).
-        command, argv: the command line that started the run, whole (``python -m`` with the
+        command, argv: the command line that started the run (``python -m`` with the
             interpreter's path where so run), and its arguments as given (after ``xvertfast``): the
             CLI gives them for the report's provenance, ``provenance.json`` holding the first (with
             the folder the run started in and this call's arguments), summary.md and report.html
-            the second, as ``xvertfast ...``, with no path the user did not type.
+            the second, as ``xvertfast ...``, with no path the user did not type. In both, a run of
+            more than 4 inputs in a row shows its first 3 and counts the rest (provenance.INPUTS_SHOWN:
+            3; a shell glob gives thousands): ``provenance.json``'s ``arguments.inputs`` lists every one.
         enhancer_kwargs: device, backend, batch_size... for xvertnet.
 
     A Ctrl-C while the images are scored raises KeyboardInterrupt (those scored are journalled);
