@@ -49,7 +49,8 @@ def test_alike_notes_of_300_images_are_one_counted_line_each_and_distinct_ones_a
         f"- 600 ROIs of 300 images: {TMQI_WHY} (e.g. in/s00000.png upper, in/s00000.png lower, in/s00001.png upper, "
         "...)",
         "- in/s00007.png: looks inverted (its central band is darker than the lung fields)"], listed  # fmt: skip
-    assert f"in the journal `{run.journal}`" in notes
+    # named as summary.md's reader finds it (the file shared), not by the path the run was given
+    assert "in the journal `.xvertfast-evaluate.jsonl` (beside this file)" in notes and str(tmp_path) not in md
     assert len(md) < 20_000 and len(open(paths["report.html"]).read()) < 60_000
     assert len(run.notes) == 1 + 300 * 3 + 1  # the run keeps each note whole
 
@@ -60,6 +61,9 @@ def test_a_note_alone_in_its_reason_reads_as_it_did(tmp_path):
     assert f"\n- {run.notes[0]}\n" in md and run.notes[0] == "in/s00000.png: RGB image converted to luminance (grayscale)"
     assert f"\n- 2 ROIs of 1 image: {TMQI_WHY} (e.g. in/s00000.png upper, in/s00000.png lower)\n" in md
     assert "every one is in the EvalRun's `notes`" in md  # (no journal: made from Python)
+    run.journal = str(tmp_path / "elsewhere" / ".xvertfast-evaluate.jsonl")  # not beside it: by its path
+    md = open(write_report(run, str(tmp_path / "r"), "identity")["summary.md"]).read()
+    assert f"in the journal `{run.journal}`" in md
 
 
 def test_notes_said_as_images_finish_stop_after_the_first_ones(tmp_path, seed):

@@ -39,6 +39,7 @@ from xvertfast._plotting import pyplot
 from xvertfast._text import FAILED_LISTED, WARNED_LISTED, count, first_listed
 from xvertfast.eval._report_files import (REPORT_FILES, ReportInterrupted, remove_unfinished_reports,
                                           replace_report)
+from xvertfast.eval.journal import JOURNAL_FILE
 from xvertfast.eval.protocol import ORIGINAL_PICTURE, EvalRun, ImageNote
 from xvertfast.eval.provenance import provenance_json, provenance_markdown, provenance_record
 from xvertfast.eval.stats import (_CONFIDENCE, EXACT_MAX_PAIRS, describe, differences, hodges_lehmann, holm,
@@ -236,8 +237,19 @@ def _write_csv(path: str, rows: list[dict], fields: list[str]) -> None:
             writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
 
 
+def _journal_named(journal: str | None, out_dir: str | None) -> str | None:
+    """How summary.md names the run's ``journal``: summary.md is the file shared, so one beside it
+    (in ``out_dir``, as evaluate keeps it) by its name alone, not by a path of the folder the run
+    started in or of the machine; one elsewhere (a run made from Python) by its path."""
+    if journal is None:
+        return None
+    beside = out_dir is not None and journal == os.path.join(os.path.dirname(journal), JOURNAL_FILE) and \
+        os.path.realpath(os.path.dirname(journal)) == os.path.realpath(out_dir)
+    return f"`{JOURNAL_FILE}` (beside this file)" if beside else f"`{journal}`"
+
+
 def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_image: list[dict] = (),
-              pairs: dict | None = None, for_paper: list[dict] = ()) -> str:  # fmt: skip
+              pairs: dict | None = None, for_paper: list[dict] = (), journal: str | None = None) -> str:  # fmt: skip
     by = {(r["method"], r["metric"]): r for r in records}
     images = {(r["method"], r["metric"]): r for r in by_image}
     # each method's own count where they differ (a run built in Python): the rows over the methods was none's
@@ -331,9 +343,9 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_imag
         lines += [f"- {n}" for n in listed] + [""]
         if len(listed) < len(run.notes):
             lines += [f"Notes alike but for their image (or ROI) are one line each, counted, with the first "
-                      f"{_EXAMPLES} as examples; " + (f"each image's own, in full, are in the journal `{run.journal}` "
+                      f"{_EXAMPLES} as examples; " + (f"each image's own, in full, are in the journal {journal} "
                       "(a JSON line an image: `notes`, and `missing`: [ROI, reason, methods] for the metrics left out "
-                      "or set by a floor)." if run.journal else "every one is in the EvalRun's `notes`."), ""]
+                      "or set by a floor)." if journal else "every one is in the EvalRun's `notes`."), ""]
     if run.failed:
         lines += ["## Failed images", ""] + [f"- {reason}" for _, reason in run.failed] + [""]
     # each method's run, then the metrics' ("metrics 1.6 s" read as one more method's)
@@ -619,12 +631,14 @@ def write_report(run: EvalRun, out_dir: str, compare_to: str | None = None, *,
     ``provenance``: how the run was made, as :func:`~xvertfast.eval.evaluate.evaluate` records
     it (its settings, command, ...); the report adds its own part
     (:func:`~xvertfast.eval.provenance.provenance_record`)."""
-    return replace_report(out_dir, lambda folder: _draw(run, folder, compare_to, provenance), len(run.failed),
-                          remove_unfinished)  # fmt: skip
+    return replace_report(out_dir, lambda folder: _draw(run, folder, compare_to, provenance, out_dir),
+                          len(run.failed), remove_unfinished)  # fmt: skip
 
 
-def _draw(run: EvalRun, folder: str, compare_to: str | None, provenance: dict | None = None) -> list[str]:
-    """Every file of the report into ``folder``; returns the grids' paths under it."""
+def _draw(run: EvalRun, folder: str, compare_to: str | None, provenance: dict | None = None,
+          out_dir: str | None = None) -> list[str]:  # fmt: skip
+    """Every file of the report into ``folder`` (put in place as ``out_dir``); returns the grids'
+    paths under it."""
     os.makedirs(os.path.join(folder, "grid"), exist_ok=True)
     paths = {name: os.path.join(folder, name) for name in REPORT_FILES}
     fields = ["file", "roi", "method", "top", "left", "height", "width", *run.metrics]
@@ -641,7 +655,7 @@ def _draw(run: EvalRun, folder: str, compare_to: str | None, provenance: dict | 
     # the method the others are tested against, if any can be paired with it: said so in the summary and in
     # its provenance (every other method scored on other ROIs: no test, whatever compare_to names)
     tested = compare_to if any(mine is not None for mine, _, _ in pairs.values()) else None
-    md = _markdown(run, records, tested, by_image, pairs, for_paper)
+    md = _markdown(run, records, tested, by_image, pairs, for_paper, _journal_named(run.journal, out_dir))
     made = provenance_record(run, tested, provenance)
     with atomic_write(paths["provenance.json"]) as tmp, open(tmp, "w", **_TEXT_FILE) as f:
         f.write(provenance_json(made))
