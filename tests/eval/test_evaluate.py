@@ -723,7 +723,8 @@ def test_the_summary_printed_lists_a_screenful_of_notes_and_failures_and_summary
                  "-q"]) == 1  # fmt: skip
     printed = capsys.readouterr().out
     assert len(re.findall(r"(?m)^- .*tmqi: both sides", printed)) == WARNED_LISTED
-    assert f"\n- ... and 1 more note: every one is in {out / 'summary.md'}\n" in printed
+    # counted in lines of summary.md's notes (one may count many alike notes), and said so
+    assert f"\n- ... and 1 more note line: every one is in {out / 'summary.md'}\n" in printed
     assert len(re.findall(r"(?m)^- .*text\d\d\.png", printed)) == FAILED_LISTED
     assert f"\n- ... and 2 more failed images: every one is in {out / 'summary.md'}\n" in printed
     assert "## Failed images" in printed and "Time: " in printed  # what follows the lists is still printed

@@ -431,7 +431,8 @@ def _for_paper_lines(run: EvalRun, compare_to: str, images: dict, for_paper: lis
 
 #: The headings of summary.md's lists that grow with the images, the most entries of each that the
 #: console shows and what they are called there (notes as warnings; failures, to act on, get more room).
-_LISTS_CAPPED = {"## Notes": (WARNED_LISTED, "note"), "## Failed images": (FAILED_LISTED, "failed image")}
+#: A notes line may count many alike notes: what is left out is counted in lines, and said so.
+_LISTS_CAPPED = {"## Notes": (WARNED_LISTED, "note line"), "## Failed images": (FAILED_LISTED, "failed image")}
 
 
 def summary_listing_at_most(markdown: str, path: str) -> str:
