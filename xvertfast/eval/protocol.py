@@ -336,7 +336,8 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
                     if said <= WARNED_LISTED:
                         log(f"note: {note}")
                     elif said == WARNED_LISTED + 1:
-                        log("note: further notes are in the report (summary.md)")
+                        # (from Python no report may follow: the run's notes, and the journal, hold them)
+                        log("note: further notes are kept in the run's notes (the report's summary.md)")
             if picture:
                 run.pictures.append(picture)
         bar.update(1)
@@ -359,8 +360,8 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
         log(f"{whole} image(s) scored by an earlier run were run again with every method, for their pictures in the "
             "report")  # fmt: skip
     if said > WARNED_LISTED:
-        log(f"{count(said - WARNED_LISTED, 'further note')} not shown as they came: the report's summary.md counts "
-            "them")  # fmt: skip
+        log(f"{count(said - WARNED_LISTED, 'further note')} not shown as they came: the run's notes keep them (the "
+            "report's summary.md)")  # fmt: skip
     run.journal = journal.path if journal is not None else None
     return run
 
