@@ -80,6 +80,14 @@ def _imagecodecs_words(message: str) -> str | None:
     return "imagecodecs: " + message
 
 
+def importable(module: str) -> bool:
+    """Whether ``module`` can be found, without importing it (a missing decoder's message names it)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a module hidden, or half-imported
+        return False
+
+
 def imagecodecs_decoder(codec: str):
     """imagecodecs' decode function for ``codec`` ("png", "jpeg2k", ...), or None where imagecodecs
     (or its import fails), or the codec in its build (a build may leave codecs out), is missing."""
@@ -101,11 +109,7 @@ def imagecodecs_wanted(codec: str, name: str | None = None, command: bool = Fals
     try:
         importlib.import_module("imagecodecs")
     except ImportError as exc:
-        try:
-            installed = importlib.util.find_spec("imagecodecs") is not None
-        except (ImportError, ValueError):  # hidden, or half-imported
-            installed = False
-        if not installed:
+        if not importable("imagecodecs"):
             return "`pip install imagecodecs`" if command else "imagecodecs"
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return f"imagecodecs (installed, but it fails to import: {reason})"
@@ -145,8 +149,7 @@ def luminance(values: np.ndarray, notes: list[str], path: str, source: str | Non
     # layout, which moves a luma landing on .5 across the rounding line between layouts. Each
     # channel is weighed in float64 (whatever its type: float32 samples too) and added into one
     # array, not copied whole to float64 first: at 4096 x 4096 RGB that copy alone was 384 MiB,
-    # and this function's peak is 256 MiB, was 672 (tracemalloc; read_image's of a 16-bit RGB PNG
-    # that size, 361 MiB over its start, was 778)
+    # and this function's peak is 256 MiB, was 672 (tracemalloc)
     grey = np.multiply(values[..., 0], 0.299, dtype=np.float64)
     grey += np.multiply(values[..., 1], 0.587, dtype=np.float64)
     grey += np.multiply(values[..., 2], 0.114, dtype=np.float64)

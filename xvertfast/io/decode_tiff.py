@@ -28,7 +28,6 @@ _INKSET = 332
 
 
 #: tifffile's compression code of PNG strips and tiles (decoded by imagecodecs' libpng).
-_PNG_COMPRESSION = 34933
 
 
 def read_tiff(path: str, max_pixels: int, notes: list[str]):
@@ -90,13 +89,11 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logs: tuple[LogNa
             tag = page.tags.get(ORIENTATION)
             orientation = int(tag.value) if tag is not None else 1
             # a PNG-compressed page is decoded on this thread alone: libpng's warnings on a worker
-            # thread would be no file's notes, bare lines on stderr. Its cost: a 4096 x 4096 16-bit
-            # page of 16 strips took 0.364 s on 1 thread against 0.319 s on 2 (review, 2 cores);
-            # on many cores, where tifffile would use up to half of them, up to several times as
-            # long (not measured). Such TIFFs are rare: radiographs come as DICOM, PNG, or TIFFs
+            # thread would be no file's notes, bare lines on stderr. On many cores, where tifffile
+            # would use up to half of them, such a page decodes slower (not measured). Such TIFFs are rare: radiographs come as DICOM, PNG, or TIFFs
             # uncompressed, LZW or JPEG
             try:
-                values = page.asarray(maxworkers=1 if int(page.compression) == _PNG_COMPRESSION else None)
+                values = page.asarray(maxworkers=1 if compression == "PNG" else None)
             except (KeyError, ValueError, RuntimeError, ImportError) as exc:
                 # ImportError: its pure-Python ZSTD wants Python 3.14's compression.zstd
                 if not isinstance(exc, ImportError) and "imagecodecs" not in str(exc):

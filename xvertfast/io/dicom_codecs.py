@@ -18,14 +18,13 @@ of mixed precision or sign) the reader gives to pydicom's own plugins.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import struct
 import threading
 from collections.abc import Iterator
 
 import numpy as np
 
-from xvertfast.io.decode_common import imagecodecs_decoder, imagecodecs_wanted
+from xvertfast.io.decode_common import imagecodecs_decoder, imagecodecs_wanted, importable
 
 __all__ = ["PLUGIN", "available_for", "codestream_shape", "decoded_ahead", "is_available", "missing_decoders",
            "pixel_array"]
@@ -110,7 +109,7 @@ def missing_decoders(syntax) -> list[str]:
     for line in said:
         requires = line.partition(" - requires ")[2].replace(" and ", ", ").split(", ")
         names = [r.partition(">=")[0].strip() for r in requires if r.strip()]
-        missing = [_PIP_NAMES.get(n, n) for n in names if not _importable(_MODULES.get(n, n))]
+        missing = [_PIP_NAMES.get(n, n) for n in names if not importable(_MODULES.get(n, n))]
         entry = " with ".join(missing) or " and ".join(r.strip() for r in requires)
         if entry and entry not in wanted:
             wanted.append(entry)
@@ -118,13 +117,6 @@ def missing_decoders(syntax) -> list[str]:
     if codec is not None and _decoder(syntax) is None:
         wanted.append(imagecodecs_wanted(codec))
     return wanted
-
-
-def _importable(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):  # a module hidden, or half-imported
-        return False
 
 
 @contextlib.contextmanager
