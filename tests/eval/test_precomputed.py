@@ -46,7 +46,7 @@ def inputs_and_clahe_outputs(tmp_path, seed, fmt: str, deep: bool = False):
     return src, tool
 
 
-@pytest.mark.parametrize("fmt", ["png8", "tiff"])
+@pytest.mark.parametrize("fmt", ["png8", "png16", "tiff"])
 def test_outputs_score_exactly_as_the_method_that_wrote_them(tmp_path, seed, fmt):
     src, tool = inputs_and_clahe_outputs(tmp_path, seed, fmt)
     out = tmp_path / "r"

@@ -235,11 +235,11 @@ def test_the_depth_note_says_of_how_many_originals_it_knows_the_depth():
     was said of those."""
     run = EvalRun(["identity"], ["entropy"], images=3)
     run.originals = {"a.png": {"bits": 16, "stretched": True}, "b.png": {"bits": 12, "stretched": True}}
-    note = _stretched_originals_note(run, {"identity": identity})
+    note = _stretched_originals_note(run)
     assert note.startswith("identity: every one of the 2 originals whose depth is known (16-bit: 1, 12-bit: 1) is "
                            "deeper than 8 bits")  # fmt: skip
     run.originals["c.png"] = {"bits": 8, "stretched": False}
-    assert _stretched_originals_note(run, {"identity": identity}).startswith(
+    assert _stretched_originals_note(run).startswith(
         "identity: 2 of the 3 originals (16-bit: 1, 12-bit: 1) were scored min-max stretched")
 
 

@@ -267,3 +267,14 @@ def test_every_command_the_card_gives_parses(card):
             build_parser().parse_args(shlex.split(command)[1:])
         except SystemExit:
             raise AssertionError(f"MODEL_CARD command does not parse: {command}") from None
+
+
+def test_the_cards_last_rerun_names_the_code_of_the_shipped_provenance(card):
+    """The card quotes the code digest its shipped summary.md and provenance.json were made with:
+    it is the one provenance.json records, not a digest copied from another run."""
+    import json
+
+    with open(os.path.join(REPORT, "provenance.json"), encoding="utf-8") as f:
+        digest = json.load(f)["code_sha256"]
+    quoted = re.findall(r"code sha256\s+`?([0-9a-f]{16})", card)
+    assert quoted and quoted[-1] == digest, (quoted, digest)

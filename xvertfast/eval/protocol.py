@@ -346,7 +346,7 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
         run.notes.append(f"{len(unused)} row(s) of the ROI file name no input: {', '.join(sorted(unused)[:5])}"
                          + (", ..." if len(unused) > 5 else ""))  # fmt: skip
     run.from_journal = resumed + completed
-    depths = _stretched_originals_note(run, methods)
+    depths = _stretched_originals_note(run)
     if depths:  # (not logged: the command prints the summary's notes, this one first, once the report is made)
         run.notes.insert(0, depths)  # before the images' own notes: it concerns a whole row of the tables
     if resumed:
@@ -398,12 +398,12 @@ def depths_said(counts: dict) -> str:
     return ", ".join(f"{bits}-bit: {n}" for bits, n in counts.items())
 
 
-def _stretched_originals_note(run: EvalRun, methods: dict) -> str | None:
+def _stretched_originals_note(run: EvalRun) -> str | None:
     """The report's note where ``identity`` scored some originals min-max stretched over each ROI
     (deeper than 8 bits, or float) rather than as stored (8-bit): its row is then no longer the
     one the same images saved at 8 bits give, and an archive of both depths mixes the two. None
     where identity is not evaluated or every original was taken as stored."""
-    labels = _identity_labels(methods)
+    labels = run.identity  # run_protocol's, found from the methods
     known = [o for o in run.originals.values() if isinstance(o, dict) and isinstance(o.get("bits"), int)]
     stretched = [o for o in known if o.get("stretched")]
     if not labels or not stretched:

@@ -43,7 +43,8 @@ from xvertfast.eval.journal import JOURNAL_FILE
 from xvertfast.eval.protocol import ORIGINAL_PICTURE, EvalRun, ImageNote
 from xvertfast.eval.provenance import provenance_json, provenance_markdown, provenance_record
 from xvertfast.eval.stats import (_CONFIDENCE, EXACT_MAX_PAIRS, describe, differences, hodges_lehmann, holm,
-                                   image_means, outlier_mask, paired_clean, significance_mark, wilcoxon_p)
+                                   image_means, outlier_mask, paired_clean, significance_mark, wilcoxon_p,
+                                   Z_LIMIT)
 from xvertfast.io.files import image_extension
 from xvertfast.io.write import atomic_write
 
@@ -243,7 +244,7 @@ def _journal_named(journal: str | None, out_dir: str | None) -> str | None:
     started in or of the machine; one elsewhere (a run made from Python) by its path."""
     if journal is None:
         return None
-    beside = out_dir is not None and journal == os.path.join(os.path.dirname(journal), JOURNAL_FILE) and \
+    beside = out_dir is not None and os.path.basename(journal) == JOURNAL_FILE and \
         os.path.realpath(os.path.dirname(journal)) == os.path.realpath(out_dir)
     return f"`{JOURNAL_FILE}` (beside this file)" if beside else f"`{journal}`"
 
@@ -264,7 +265,7 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_imag
               + ("Higher is better, except for " + ", ".join(lower) if lower else "Higher is better for every metric")
               + "." + (" Tenengrad is computed on the 8-bit ROI's grey levels scaled to [0, 1]."
                        if "tenengrad" in run.metrics else "")
-              + " Outliers: values beyond mean ± 1.96 σ of a method's values, σ the same sample standard deviation "
+              + f" Outliers: values beyond mean ± {Z_LIMIT:g} σ of a method's values, σ the same sample standard deviation "
               "(n − 1).", ""]  # fmt: skip
     if compare_to:  # (None where no method is tested against it: _draw decides, for the provenance block too)
         lines += [f"Wilcoxon signed-rank test of each method against **{compare_to}** (two-sided, paired by ROI; "
@@ -283,7 +284,7 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_imag
                   "xvertnet method, else identity; --compare-to names another).", ""]  # fmt: skip
     removal = (f"each method paired with {compare_to} without the union of both's outliers, {compare_to} "
                "without its own" if compare_to else "each method without its own outliers")  # fmt: skip
-    for title, suffix in ((f"After z-score outlier removal (±1.96 σ; {removal})", "_clean"),
+    for title, suffix in ((f"After z-score outlier removal (±{Z_LIMIT:g} σ; {removal})", "_clean"),
                           ("All ROIs (no outlier removal)", "")):  # fmt: skip
         lines += [f"## {title}", "", "| method | " + " | ".join(_header(m) for m in run.metrics) + " |",
                   "|---|" + "---|" * len(run.metrics)]  # fmt: skip
@@ -491,7 +492,7 @@ def _boxplots(run: EvalRun, path: str, columns: dict | None = None) -> None:
     rows = -(-n // cols)
     title = ("Spine ROIs (512×290 at 1024 rows, scaled with the image), all values (no outlier removal); "
              "line: median, triangle: mean, box: quartiles, whiskers: the furthest values within 1.5 × IQR of it, "
-             "circles: values beyond (not the ±1.96 σ outliers)")  # fmt: skip
+             f"circles: values beyond (not the ±{Z_LIMIT:g} σ outliers)")  # fmt: skip
     title = textwrap.fill(title, int(13 * (width * cols + 0.5)))  # one panel is narrow: its title takes lines
     height = 3.8 * rows + 0.3 * (rows > 1) + 0.17 * title.count("\n")  # a 10 pt line: the plots keep their height
     fig, axes = plt.subplots(rows, cols, figsize=(width * cols + 0.5, height), squeeze=False)

@@ -113,6 +113,17 @@ def wilcoxon_p(a, b) -> float:
     return float(test.pvalue)
 
 
+def _rank_sum_counts(ranks) -> np.ndarray:
+    """How many of the 2^n sign patterns give each signed-rank sum of these whole ``ranks``
+    (dynamic programming; float64 counts are exact up to 2^53 patterns): the exact test and the
+    exact interval take the same law."""
+    counts = np.zeros(int(np.sum(ranks)) + 1)
+    counts[0] = 1.0
+    for r in ranks:
+        counts[r:] = counts[r:] + counts[:-r]
+    return counts
+
+
 def _exact_p(d: np.ndarray) -> float:
     """Exact two-sided p of nonzero differences ``d``: the signed-rank sum's distribution over
     the 2^n equally likely sign patterns of these ranks (midranks where |d| ties, which SciPy's
@@ -120,10 +131,7 @@ def _exact_p(d: np.ndarray) -> float:
     from scipy.stats import rankdata
 
     ranks2 = np.rint(2 * rankdata(np.abs(d))).astype(np.int64)  # midranks are whole or halves
-    counts = np.zeros(int(ranks2.sum()) + 1)  # float64 counts are exact up to 2^53 patterns
-    counts[0] = 1.0
-    for r in ranks2:
-        counts[r:] = counts[r:] + counts[:-r]
+    counts = _rank_sum_counts(ranks2)
     t = int(ranks2[d > 0].sum())
     return float(min(1.0, 2 * min(counts[: t + 1].sum(), counts[t:].sum()) / 2.0**d.size))
 
@@ -175,10 +183,7 @@ def hodges_lehmann(a, b, confidence: float = _CONFIDENCE) -> tuple[float, float,
     walsh = n * (n + 1) // 2
     alpha = 1.0 - confidence
     if n <= EXACT_MAX_PAIRS:
-        counts = np.zeros(walsh + 1)  # the signed-rank sum's law over the 2^n sign patterns of ranks 1..n
-        counts[0] = 1.0
-        for r in range(1, n + 1):
-            counts[r:] = counts[r:] + counts[:-r]
+        counts = _rank_sum_counts(range(1, n + 1))  # the signed-rank sum's law for ranks 1..n
         below = np.flatnonzero(np.cumsum(counts) / 2.0**n <= alpha / 2)
         outside = int(below[-1]) if below.size else -1  # the largest sum the test rejects
     else:
