@@ -85,10 +85,16 @@ def test_entropy_of_maps_with_nan_or_inf_is_what_the_docs_say(seed, device, dtyp
     map with one infinite pixel (its range infinite: every pixel in one bin) have entropy 0."""
     gen = torch.Generator().manual_seed(seed)
     x = torch.rand(1, 5, 16, 16, generator=gen, dtype=dtype)
-    x[0, 0] = (x[0, 0] * 8).floor() / 8  # 8 levels: below the entropy of map 4
+    # map 0: 8 levels, 24 pixels each in rows 4.. (shuffled), so its entropy without rows :4 is
+    # ln 8 and, with rows :4 counted in the lowest bin, that of counts (88, 24 x 7): a fixed gap
+    # of 0.159 nats whatever the seed (a random map could bring the two within any margin)
+    levels = torch.arange(192, dtype=dtype) % 8 / 8
+    x[0, 0, 4:] = levels[torch.randperm(192, generator=gen)].reshape(12, 16)
     as_minimum = x.clone()
     x[0, 0, :4] = float("nan")  # a quarter of its pixels
-    as_minimum[0, 0, :4] = x[0, 0].nan_to_num(nan=2.0).min()
+    as_minimum[0, 0, :4] = 0.0  # the map's minimum
+    counted = torch.tensor([88.0] + [24.0] * 7, dtype=torch.float64) / 256
+    counted_nats = float(-(counted * counted.log()).sum())
     x[0, 1] = float("nan")
     x[0, 2, 3, 4] = float("inf")
     x[0, 3, 5, 6] = -float("inf")
@@ -97,7 +103,9 @@ def test_entropy_of_maps_with_nan_or_inf_is_what_the_docs_say(seed, device, dtyp
         want = feature_entropy(as_minimum.to(device))[0, 0]
         torch.testing.assert_close(entropy[0, 0], want, rtol=1e-6, atol=0)
         without = feature_entropy(x[0:1, 0:1, 4:].clone())[0, 0]
-        assert abs(entropy[0, 0] - without) > 0.1  # the NaN pixels are counted, not skipped
+        assert float(without) == pytest.approx(math.log(8), rel=1e-6)
+        # the NaN pixels are counted, not skipped
+        assert float(entropy[0, 0]) == pytest.approx(counted_nats, rel=1e-6)
         assert entropy[0, 1:4].tolist() == [0.0, 0.0, 0.0]
         # a finite map beside them keeps its entropy
         assert entropy[0, 4] > 4.0
