@@ -342,7 +342,7 @@ class WithoutCudaKernels(BuiltWithNvcc):
     (WithoutCudaKernels(True), "12.4", (9, 0), r"the extension was built without its CUDA kernels \(no nvcc"),
     (BuiltWithNvcc(False), "12.4", (9, 0), r"the compiled CUDA kernels cannot be used: the extension was built "
                                            r"against a CPU build of torch"),
-    (BuiltWithNvcc(True), "12.4", (7, 5), r"the CUDA kernels were built for sm_80,sm_90,compute_90, which this GPU "
+    (BuiltWithNvcc(True), "12.4", (7, 5), r"the CUDA kernels were built for sm_80,sm_90,compute_90, which GPU 0 "
                                           r"\(compute capability 7\.5\) cannot run"),
     (BuiltWithNvcc(True), "12.4", (9, 0), None),
 ], ids=["no-extension", "no-nvcc", "cpu-torch-build", "architecture", "runs"])  # fmt: skip

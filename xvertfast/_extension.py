@@ -177,14 +177,7 @@ def cuda_kernels_problem(device) -> str | None:
         return f"the compiled CUDA kernels cannot be used: {glue}"
     if not ext.cuda_compiled():
         return "the extension was built without its CUDA kernels (no nvcc at build time)"
-    runtime = cuda_runtime_problem(ext, cuda_index(device))
-    if runtime is not None:
-        return runtime
-    import torch
-
-    major, minor = torch.cuda.get_device_capability(device)
-    return (f"the CUDA kernels were built for {ext.cuda_archs()}, which this GPU (compute capability {major}.{minor}) "
-            "cannot run")  # fmt: skip
+    return _gpu_problem(cuda_index(device))
 
 
 _glue_warned = False
@@ -214,20 +207,27 @@ def cuda_runtime_problem(ext: ModuleType, index: int) -> str | None:
             f"Rebuild the extension with CUDA_HOME pointing at a CUDA {torch_major}.x toolkit")  # fmt: skip
 
 
-@functools.lru_cache(maxsize=None)
-def _runs_on(index: int) -> bool:
+def _gpu_problem(index: int) -> str | None:
+    """Why kernels that were built and can be used still cannot run on GPU ``index`` (its CUDA
+    runtime, then its architecture), or None: one reason for the warning and for
+    :func:`cuda_kernels_problem`."""
+    ext = extension()
+    runtime = cuda_runtime_problem(ext, index)
+    if runtime is not None:
+        return runtime
     import torch
 
-    runtime = cuda_runtime_problem(extension(), index)
-    if runtime is not None:
-        warnings.warn(f"xvertfast: {runtime}; until then, on it, {GPU_FALLBACK}", RuntimeWarning, stacklevel=3)
-        return False
     major, minor = torch.cuda.get_device_capability(index)
-    archs = extension().cuda_archs()
+    archs = ext.cuda_archs()
     if archs_cover(archs, major, minor):
-        return True
-    warnings.warn(f"xvertfast: the CUDA kernels were built for {archs}, which GPU {index} (compute capability "
-                  f"{major}.{minor}) cannot run; on it, {GPU_FALLBACK}. Rebuild for it with "
-                  f"TORCH_CUDA_ARCH_LIST=\"{major}.{minor}\" pip install --no-build-isolation .",
-                  RuntimeWarning, stacklevel=3)  # fmt: skip
-    return False
+        return None
+    return (f"the CUDA kernels were built for {archs}, which GPU {index} (compute capability {major}.{minor}) cannot "
+            f"run (rebuild for it with TORCH_CUDA_ARCH_LIST=\"{major}.{minor}\" pip install --no-build-isolation .)")  # fmt: skip
+
+
+@functools.lru_cache(maxsize=None)
+def _runs_on(index: int) -> bool:
+    problem = _gpu_problem(index)
+    if problem is not None:
+        warnings.warn(f"xvertfast: {problem}; until then, on it, {GPU_FALLBACK}", RuntimeWarning, stacklevel=3)
+    return problem is None

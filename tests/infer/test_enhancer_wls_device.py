@@ -41,7 +41,9 @@ def test_a_gpu_the_kernels_were_not_built_for_is_named_as_the_cause(fake_t4, mon
     monkeypatch.setattr(_extension, "cuda_kernels_run_on", lambda device: False)
     monkeypatch.setattr(_extension, "extension", lambda: BuiltWithNvcc(torch_cuda=True))
     with pytest.raises(RuntimeError, match=rf"wls_method '{method}' on cuda:0: the CUDA kernels were built for "
-                                           r"sm_80,sm_90,compute_90, which this GPU \(compute capability 7\.5\) cannot run; use "
+                                           r"sm_80,sm_90,compute_90, which GPU 0 \(compute capability 7\.5\) cannot run "
+                                           r"\(rebuild for it with TORCH_CUDA_ARCH_LIST=\"7\.5\" pip install "
+                                           r"--no-build-isolation \.\); use "
                                            r"wls_method 'auto'"):  # fmt: skip
         Enhancer(tiny_model(), device="cuda", wls_method=method)
 

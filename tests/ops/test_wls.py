@@ -853,7 +853,7 @@ def test_method_cuda_says_why_the_kernels_cannot_be_used(monkeypatch):
             module_resolve(method, on_gpu)
         monkeypatch.setattr(_extension, "extension", lambda: BuiltWithNvcc(torch_cuda=True))
         with pytest.raises(RuntimeError, match=rf"method={method!r} on cuda:0: the CUDA kernels were built for "
-                                               r"sm_80,sm_90,compute_90, which this GPU \(compute capability 7\.5\) "
+                                               r"sm_80,sm_90,compute_90, which GPU 0 \(compute capability 7\.5\) "
                                                r"cannot run"):  # fmt: skip
             module_resolve(method, on_gpu)
 
