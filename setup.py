@@ -120,6 +120,13 @@ def read_nvcc_release(nvcc: str) -> tuple[tuple[int, int] | None, str]:
     return release, "" if release else f"{command} printed no 'Cuda compilation tools, release X.Y' line"
 
 
+def torch_cuda_release(torch_cuda: str | None) -> tuple[int, int] | None:
+    """(major, minor) of ``torch.version.cuda`` ("12.4"), or None for a CPU build of torch (or a
+    version it cannot read): what nvcc's release is checked against."""
+    match = re.fullmatch(r"(\d+)\.(\d+)(?:\..*)?", torch_cuda or "")
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
 def cuda_version_mismatch(release: tuple[int, int] | None, torch_version: str, torch_cuda: str | None,
                           nvcc: str) -> str | None:  # fmt: skip
     """Why ``nvcc`` of CUDA ``release`` (nvcc_release; None: unknown) must not compile the kernels
@@ -130,11 +137,10 @@ def cuda_version_mismatch(release: tuple[int, int] | None, torch_version: str, t
     it. torch's own check of this runs only for extensions that list .cu sources, and this one
     compiles them itself. A CPU build of torch has no runtime to match: the build then carries
     the static one, of whatever version."""
-    if not torch_cuda or release is None:
+    torch_release = torch_cuda_release(torch_cuda)
+    if torch_release is None or release is None or release[0] == torch_release[0]:
         return None
-    torch_major = torch_cuda.split(".")[0]
-    if str(release[0]) == torch_major:
-        return None
+    torch_major = torch_release[0]
     return (f"xvertfast: {nvcc} is CUDA {release[0]}.{release[1]}, but this torch ({torch_version}) "
             f"was built with CUDA {torch_cuda}: the extension would link CUDA {release[0]}'s runtime "
             f"beside torch's CUDA {torch_major} one, and fail to load or fail on the GPU. Point "
@@ -147,13 +153,8 @@ def newer_cuda_minor_note(release: tuple[int, int] | None, torch_cuda: str | Non
     cu124 torch), or None. The build goes on -- one major shares its runtime's ABI, as torch's own
     check (a warning only) holds -- but the kernels then run on torch's older runtime, and their
     PTX needs a driver of nvcc's release: the note names the toolkit to use should they fail."""
-    if not torch_cuda or release is None:
-        return None
-    try:
-        torch_major, torch_minor = (int(part) for part in torch_cuda.split(".")[:2])
-    except ValueError:
-        return None
-    if release[0] != torch_major or release[1] <= torch_minor:
+    torch_release = torch_cuda_release(torch_cuda)
+    if torch_release is None or release is None or release[0] != torch_release[0] or release[1] <= torch_release[1]:
         return None
     return (f"xvertfast: note: {nvcc} is CUDA {release[0]}.{release[1]}, newer than this torch's CUDA "
             f"{torch_cuda}, whose runtime the kernels will use; usually fine within one major version, but "
@@ -169,6 +170,7 @@ def max_jobs() -> int:
 
 
 CUDA_HOME = find_cuda_home()
+NVCC = os.path.join(CUDA_HOME, "bin", "nvcc") if CUDA_HOME else None
 WITH_CUDA = want_cuda(CUDA_HOME)
 DEBUG = bool(_env_flag("XVF_DEBUG"))
 ARCH_FLAGS, ARCH_NAMES = gencode_flags(os.environ.get("TORCH_CUDA_ARCH_LIST") or DEFAULT_ARCHS)
@@ -190,15 +192,14 @@ class BuildWithNvcc(BuildExtension):
 
     def build_extensions(self) -> None:
         if TORCH_CUDA:  # (only when building: an sdist or a metadata query needs no nvcc check)
-            nvcc = os.path.join(CUDA_HOME, "bin", "nvcc")
-            release, unread = read_nvcc_release(nvcc)
+            release, unread = read_nvcc_release(NVCC)
             if release is None:
                 print(f"xvertfast: could not read the CUDA version: {unread}; not checked against "
                       f"torch's CUDA {torch.version.cuda}", flush=True)
-            problem = cuda_version_mismatch(release, torch.__version__, torch.version.cuda, nvcc)
+            problem = cuda_version_mismatch(release, torch.__version__, torch.version.cuda, NVCC)
             if problem:
                 sys.exit(problem)
-            note = newer_cuda_minor_note(release, torch.version.cuda, nvcc)
+            note = newer_cuda_minor_note(release, torch.version.cuda, NVCC)
             if note:
                 print(note, flush=True)
         if WITH_CUDA:
@@ -207,18 +208,17 @@ class BuildWithNvcc(BuildExtension):
         super().build_extensions()
 
     def _compile_cuda(self) -> list[str]:
-        nvcc = os.path.join(CUDA_HOME, "bin", "nvcc")
         out_dir = os.path.join(os.path.abspath(self.build_temp), "cuda")
         os.makedirs(out_dir, exist_ok=True)
         newest_header = max((os.path.getmtime(h) for h in HEADERS), default=0.0)
         # which nvcc: another toolkit at the same path must compile again too
-        st = os.stat(os.path.realpath(nvcc))
-        toolkit = f"{os.path.realpath(nvcc)} {st.st_size} {st.st_mtime_ns}"
+        st = os.stat(os.path.realpath(NVCC))
+        toolkit = f"{os.path.realpath(NVCC)} {st.st_size} {st.st_mtime_ns}"
         jobs = []
         for src in CUDA_SOURCES:
             obj = os.path.join(out_dir, os.path.basename(src) + ".o")
             cmd = [
-                nvcc, "-c", os.path.join(ROOT, src), "-o", obj, "-std=c++17",
+                NVCC, "-c", os.path.join(ROOT, src), "-o", obj, "-std=c++17",
                 "-I", os.path.join(ROOT, "csrc", "include"), "-Xcompiler", "-fPIC,-ffp-contract=off",
                 "--expt-relaxed-constexpr", "--extended-lambda", "-lineinfo",
                 # no multiply-add contraction: the kernels then round every product and sum as

@@ -245,6 +245,14 @@ Build cuda_12.8.r12.8/compiler.35583870_0
 """
 
 
+@pytest.mark.parametrize("torch_cuda, release", [
+    ("12.4", (12, 4)), ("13.0", (13, 0)), ("12.8.1", (12, 8)), (None, None), ("", None), ("twelve", None),
+])  # fmt: skip
+def test_torchs_cuda_version_is_read_once_for_both_checks(monkeypatch, torch_cuda, release):
+    ns, _ = run_setup(monkeypatch, ["bdist_wheel"])
+    assert ns["torch_cuda_release"](torch_cuda) == release
+
+
 @pytest.mark.parametrize("nvcc_output, torch_cuda, refused", [
     (NVCC_13_0, None, False),  # a CPU torch (CI, this machine): the build carries the static runtime
     (NVCC_13_0, "13.0", False),
@@ -267,19 +275,8 @@ def test_an_nvcc_of_another_cuda_major_than_torch_is_refused(monkeypatch, nvcc_o
 
 
 def test_a_build_against_a_cuda_torch_stops_before_compiling_with_an_nvcc_of_another_major(tmp_path, monkeypatch):
-    monkeypatch.setattr(torch.version, "cuda", "12.8")
-    ns = load_setup(monkeypatch, "9.0")
-    assert ns["TORCH_CUDA"]
-    ran = []
-
-    def nvcc_13(cmd, **kwargs):  # every nvcc call answers as CUDA 13.0's
-        ran.append(cmd)
-        return subprocess.CompletedProcess(cmd, 0, stdout=NVCC_13_0, stderr="")
-
-    monkeypatch.setattr(subprocess, "run", nvcc_13)
-    builder = ns["BuildWithNvcc"].__new__(ns["BuildWithNvcc"])
-    builder.build_temp = str(tmp_path)
-    builder.extensions = [ns["make_extension"]()]
+    # every nvcc call answers as CUDA 13.0's
+    _, builder, ran = cuda_torch_builder(tmp_path, monkeypatch, "12.8", answers(0, NVCC_13_0))
     with pytest.raises(SystemExit, match=r"is CUDA 13\.0, but this torch .* was built with CUDA 12\.8"):
         builder.build_extensions()
     assert [cmd[1:] for cmd in ran] == [["--version"]]  # asked its version, compiled nothing
@@ -317,14 +314,12 @@ class ReachedCompile(Exception):
     """Raised by the stand-in for _compile_cuda: the build got past the version check."""
 
 
-def start_cuda_torch_build(tmp_path, monkeypatch, capsys, torch_cuda: str, nvcc_version) -> tuple[dict, list, str]:
-    """build_extensions of setup.py under a CUDA torch ``torch_cuda``, ``nvcc_version(cmd)`` answering
-    for ``nvcc --version``; returns the namespace, the nvcc commands run and what the build step
-    printed, once it reached _compile_cuda (ReachedCompile) -- any other outcome fails the test."""
+def cuda_torch_builder(tmp_path, monkeypatch, torch_cuda: str, nvcc_version) -> tuple[dict, object, list]:
+    """setup.py's BuildWithNvcc under a CUDA torch ``torch_cuda``, ``nvcc_version(cmd)`` answering
+    every nvcc call; returns the namespace, the builder and the list of nvcc commands it runs."""
     monkeypatch.setattr(torch.version, "cuda", torch_cuda)
     ns = load_setup(monkeypatch, "9.0")
     assert ns["TORCH_CUDA"]
-    capsys.readouterr()  # (setup.py's own 'xvertfast build:' line)
     ran = []
 
     def nvcc(cmd, **kwargs):
@@ -335,6 +330,15 @@ def start_cuda_torch_build(tmp_path, monkeypatch, capsys, torch_cuda: str, nvcc_
     builder = ns["BuildWithNvcc"].__new__(ns["BuildWithNvcc"])
     builder.build_temp = str(tmp_path)
     builder.extensions = [ns["make_extension"]()]
+    return ns, builder, ran
+
+
+def start_cuda_torch_build(tmp_path, monkeypatch, capsys, torch_cuda: str, nvcc_version) -> tuple[dict, list, str]:
+    """build_extensions of :func:`cuda_torch_builder`'s builder; returns the namespace, the nvcc
+    commands run and what the build step printed, once it reached _compile_cuda (ReachedCompile)
+    -- any other outcome fails the test."""
+    ns, builder, ran = cuda_torch_builder(tmp_path, monkeypatch, torch_cuda, nvcc_version)
+    capsys.readouterr()  # (setup.py's own 'xvertfast build:' line)
 
     def compile_cuda():
         raise ReachedCompile
