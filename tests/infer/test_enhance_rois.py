@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import types
 
 import numpy as np
 import pytest
@@ -243,6 +244,16 @@ def test_the_roi_coverage_is_the_share_of_the_evaluation_rois_compose_fills_with
     assert spine_roi_coverage(tile, prep.spine) == pytest.approx(share, abs=1e-12)
     # at the centres find_spine places: a tile of 128 covers 6% of the ROIs, one of 512 (the default) all
     assert spine_roi_coverage(tile) == (1.0 if tile == 512 else pytest.approx(0.063, abs=0.001))
+
+
+@pytest.mark.parametrize("mode, tile, partial", [("spine", 128, True), ("spine", 512, False), ("full", 128, False)])
+def test_the_share_left_original_is_decided_once_for_enhance_and_evaluate(mode, tile, partial):
+    # enhance's warning and evaluate's note each tested the mode and the share themselves
+    from xvertfast.infer.enhancer import partial_roi_coverage, spine_roi_coverage
+
+    share = partial_roi_coverage(types.SimpleNamespace(mode=mode, tile=tile))
+    assert share == (spine_roi_coverage(tile) if partial else None)
+    assert share is None or 0 < share < 1
 
 
 def test_a_model_trained_on_small_rois_is_warned_of_as_a_job_starts_and_again_after_its_summary(

@@ -111,18 +111,16 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
 
 def _rois_left_original(specs, built: dict) -> list[str]:
     """A warning for each XVertNet method whose spine tiles leave part of the evaluation ROIs
-    original (:func:`~xvertfast.infer.enhancer.spine_roi_coverage`, at the centres find_spine
+    original (:func:`~xvertfast.infer.enhancer.partial_roi_coverage`, at the centres find_spine
     places): a model trained at --roi-size 128 enhances 6% of them, and scored like identity
     (entropy 6.695 against 6.718) without a word."""
-    from xvertfast.infer.enhancer import spine_roi_coverage
+    from xvertfast.infer.enhancer import partial_roi_coverage
 
     notes = []
     for spec, (label, method) in zip(specs, built.items()):
         enhancer = getattr(method, "enhancer", None)
-        if enhancer is None or enhancer.mode != "spine":
-            continue
-        share = spine_roi_coverage(enhancer.tile)
-        if share < 1:
+        share = None if enhancer is None else partial_roi_coverage(enhancer)
+        if share is not None:
             model = parse_method(spec)[2] or "default"
             notes.append(f"method {label} (model {model}) was trained at --roi-size {enhancer.tile}: its spine tiles "
                          f"fill {math.floor(share * 100)}% of the 512x290 evaluation ROIs' pixels with the network's "

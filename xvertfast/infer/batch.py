@@ -533,11 +533,11 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
 
 def _small_tiles_warning(enhancer) -> str | None:
     """Where the model's spine tiles leave part of the evaluation ROIs original (trained on ROIs
-    under 512 px: :func:`~xvertfast.infer.enhancer.spine_roi_coverage`), what its outputs change:
+    under 512 px: :func:`~xvertfast.infer.enhancer.partial_roi_coverage`), what its outputs change:
     a model trained at --roi-size 128 enhanced two 128 px tiles of an image and nothing said so."""
-    from xvertfast.infer.enhancer import spine_roi_coverage
+    from xvertfast.infer.enhancer import partial_roi_coverage
 
-    if enhancer.mode != "spine" or (share := spine_roi_coverage(enhancer.tile)) >= 1:
+    if (share := partial_roi_coverage(enhancer)) is None:
         return None
     return (f"the model was trained at --roi-size {enhancer.tile}: spine mode enhances two tiles of {enhancer.tile} "
             f"px a side (at 1024 rows), {math.floor(share * 100)}% of the 512x290 ROIs evaluate scores, and leaves "
