@@ -38,6 +38,36 @@ def exact_guidance_inputs(batch, channels, h, w, device="cpu"):
     return torch.round(y * 64) / 64, torch.round(weight * 8) / 8, torch.round(bias * 8) / 8
 
 
+#: The step of gradcheck and gradgradcheck (their default eps).
+GRADCHECK_EPS = 1e-6
+
+
+def closest_window_gap(y, weight, bias, pool) -> float:
+    """The smallest distance between the two largest conv outputs of a pooling window (inf: no
+    window of two or more)."""
+    if pool < 2:
+        return float("inf")
+    g = guided_pool_reference(y, weight, bias, 1)
+    b, c, h, w = g.shape
+    g = g[..., : h // pool * pool, : w // pool * pool].reshape(b, c, h // pool, pool, w // pool, pool)
+    top = g.transpose(3, 4).reshape(-1, pool * pool).topk(2, dim=1).values
+    return float((top[:, 0] - top[:, 1]).min())
+
+
+def without_near_ties(draw, pool):
+    """``draw()`` (y, weight, bias), drawn again until no step of gradcheck can change which conv
+    output is a window's maximum. A step of eps in one pixel of y moves each output by at most eps
+    |weight| and in one weight by at most eps |y| (a bias step moves a channel's outputs alike),
+    so the gap between two outputs by at most 2 eps max(|y|, |weight|); required: twice that.
+    Plain random draws put two outputs that close in 1 to 3 seeds of 20000 per test, and the
+    numerical derivative then straddled the switch of the maximum (a Jacobian mismatch)."""
+    while True:
+        y, weight, bias = draw()
+        reach = 2 * GRADCHECK_EPS * max(float(y.abs().max()), float(weight.abs().max()))
+        if closest_window_gap(y, weight, bias, pool) > 2 * reach:
+            return y, weight, bias
+
+
 @needs_ext
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -90,9 +120,12 @@ def test_opcheck(seed):
 @pytest.mark.parametrize("shape", [(1, 1, 6, 7), (2, 3, 13, 11)])
 def test_gradcheck(seed, device, pool, shape):
     # random inputs without the flat patch: a tie inside a window has no derivative
-    y = torch.randn(shape[0], 1, *shape[2:], dtype=torch.float64, device=device, requires_grad=True)
-    weight = torch.randn(shape[1], 1, 3, 3, dtype=torch.float64, device=device, requires_grad=True)
-    bias = torch.randn(shape[1], dtype=torch.float64, device=device, requires_grad=True)
+    def draw():
+        return (torch.randn(shape[0], 1, *shape[2:], dtype=torch.float64, device=device),
+                torch.randn(shape[1], 1, 3, 3, dtype=torch.float64, device=device),
+                torch.randn(shape[1], dtype=torch.float64, device=device))  # fmt: skip
+
+    y, weight, bias = (t.requires_grad_() for t in without_near_ties(draw, pool))
     op = lambda *t: torch.ops.xvertfast.guided_pool(*t, pool)[0]  # noqa: E731
     assert torch.autograd.gradcheck(op, (y, weight, bias))
 
@@ -220,7 +253,9 @@ def test_python_face_is_differentiable(seed):
     got = guided_pool(y, weight, bias, 4)
     assert got.grad_fn is not None
     torch.testing.assert_close(got, guided_pool_reference(y, weight, bias, 4))
-    noisy = y + 0.01 * torch.rand_like(y)  # no exact ties: a tie has no derivative
+    # no exact ties (a tie has no derivative), nor near ones: the noise is drawn again while a
+    # gradcheck step could change a window's maximum
+    noisy, _, _ = without_near_ties(lambda: (y + 0.01 * torch.rand_like(y), weight.detach(), bias), 4)
     assert torch.autograd.gradcheck(lambda w: guided_pool(noisy, w, bias, 4), (weight,))
 
 
@@ -256,9 +291,11 @@ def test_stage_same_with_the_formula(seed, monkeypatch):
 def test_gradgradcheck_float64(seed, pool):
     # a gradient penalty differentiates the gradient (create_graph=True): the compiled backward
     # has no derivative, so that backward takes the op's maxima through PyTorch; it gave None
-    y = torch.randn(2, 1, 7, 8, dtype=torch.float64, requires_grad=True)  # no ties
-    weight = torch.randn(3, 1, 3, 3, dtype=torch.float64, requires_grad=True)
-    bias = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    def draw():
+        return (torch.randn(2, 1, 7, 8, dtype=torch.float64), torch.randn(3, 1, 3, 3, dtype=torch.float64),
+                torch.randn(3, dtype=torch.float64))  # fmt: skip
+
+    y, weight, bias = (t.requires_grad_() for t in without_near_ties(draw, pool))  # no ties, nor near ones
     assert torch.autograd.gradgradcheck(lambda *t: guided_pool(*t, pool), (y, weight, bias))
 
 
