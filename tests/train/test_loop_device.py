@@ -85,6 +85,32 @@ def test_a_run_on_the_device_resumes_saves_a_loadable_model_and_tracks_the_cpu_r
             assert got == pytest.approx(want, rel=LOSS_RTOL[row["stage"]]), (row, ref)
 
 
+#: How far (relative) the highest map entropy of each ROI must lie above the next for a device step to
+#: pick the same map as the CPU's. A GPU's sums in another order move a feature value by ~1e-6 relative,
+#: now and then across one of the 256 bin edges: ~1e-4 nats (~2e-5 relative) of a 4096-pixel map's
+#: entropy per pixel moved. Random stages put the top two within that for ~1% of seeds (0.5% picked
+#: another map on the CPU with features moved by 1e-6 of their range, then the L2 term and its
+#: gradients differ by far more than the tolerances); 1e-3 takes tens of such moves, all one way.
+ENTROPY_MARGIN = 1e-3
+
+
+def _stage_with_a_clear_highest_entropy_map(seed: int, xp: torch.Tensor, y: torch.Tensor) -> XVertNetStage:
+    """A random stage (train mode) drawn from ``seed``, drawn again (seed + 1, ...) while the L2 loss's
+    target, the highest-entropy feature map of a ROI, is within ENTROPY_MARGIN of another's: there
+    rounding, not the step, would decide which map the device and the CPU compare against."""
+    from xvertfast.ops.reference import feature_entropy_reference
+
+    for attempt in range(50):
+        torch.manual_seed(seed + attempt)
+        stage = XVertNetStage(4, 2).train()
+        with torch.no_grad():  # (on a copy: a train-mode forward moves the batch norms' running statistics)
+            _, features = copy.deepcopy(stage)(xp, y, return_features=True)
+        top, second = feature_entropy_reference(features).topk(2, dim=1).values.unbind(1)
+        if bool((top - second > ENTROPY_MARGIN * top).all()):
+            return stage
+    raise AssertionError(f"no stage of seeds {seed} to {seed + 49} has a clear highest-entropy map")
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_one_training_step_on_the_device_matches_the_cpus(seed, device, no_tf32):
     # One step of the loop's (a batch in its layout, the L1 + L2 loss, backward) from the same
@@ -93,8 +119,7 @@ def test_one_training_step_on_the_device_matches_the_cpus(seed, device, no_tf32)
     pp = preprocess(chest_like(seed, 128, 128))
     tiles = [torch.from_numpy(a)[None, None] for a in (pp.xp, pp.y)]
     xp, y = (torch.cat([t[..., :64, 32:96], t[..., 64:, 32:96]]) for t in tiles)  # two 64 x 64 ROIs
-    torch.manual_seed(seed)
-    stage = XVertNetStage(4, 2).train()
+    stage = _stage_with_a_clear_highest_entropy_map(seed, xp, y)
     loss_fn = XVertNetLoss()
 
     def step(where: torch.device):
