@@ -256,7 +256,9 @@ def test_an_image_whose_network_step_failed_does_not_wait_for_write_room(tmp_pat
         return real_run(xp, y)
 
     def write_image(path, *args, **kwargs):
-        release.wait(timeout=5)  # the writes wait until d's failure is reported (or 5 s)
+        # the writes wait until d's failure is reported; the timeout only ends a job that deadlocks
+        # (then the order below fails the test): 5 s was shorter than three images take on a loaded machine
+        release.wait(timeout=120)
         order.append("written")
         return real_write(path, *args, **kwargs)
 
