@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import zlib
 
 import pytest
@@ -22,6 +23,12 @@ CXR_DEV = os.environ.get(
 needs_cxr_dev = pytest.mark.skipif(
     not os.path.isdir(CXR_DEV), reason=f"development images not found at {CXR_DEV} (set XVF_CXR_DEV)"
 )
+
+# Started with Ctrl-C ignored (a background job of a script, nohup), the tests that press Ctrl-C
+# would press it to no effect: xvertfast leaves an ignored SIGINT ignored, as it must. The tests
+# run with Python's own Ctrl-C, as from a terminal; those of an ignored one set it themselves.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 SESSION_SEED = int(os.environ.get("XVF_TEST_SEED", random.SystemRandom().randrange(2**31)))
 
