@@ -128,3 +128,33 @@ def test_a_slow_read_does_not_keep_a_held_ctrl_c_waiting(tmp_path, model_dir, se
     enhancer = Enhancer(str(model_dir), device="cpu", backend="torch", batch_size=1)
     summary = enhancer.enhance_files([str(src)], str(tmp_path / "out"), workers=1, progress=False)
     assert summary.stopped == "interrupted" and summary.done == 1 and summary.not_processed == 2
+
+
+def test_the_outputs_finished_at_the_jobs_end_are_recorded_in_the_order_they_were_written(tmp_path, model_dir, seed,
+                                                                                          monkeypatch):  # fmt: skip
+    """The writes still in flight when the loop ends were recorded in the order of a set of their
+    futures (as_completed yields the finished ones so): with one writer, the report listed img1
+    before img0 in 1 interrupted run in 20 to 50. They are recorded in the order handed over, which
+    with one writer is the order written."""
+    from xvertfast.infer import batch
+
+    src = _inputs(tmp_path, seed, 8)
+    real_write, real_finish = batch._compose_and_write, batch._finish_in_flight
+    loop_over, written = threading.Event(), []
+
+    def write_once_the_loop_is_over(*args):  # every write is in flight when the loop ends
+        assert loop_over.wait(120), "the job never reached the end of its loop"
+        written.append(args[4])
+        return real_write(*args)
+
+    def finish_opening(*args):
+        loop_over.set()
+        return real_finish(*args)
+
+    monkeypatch.setattr(batch, "_compose_and_write", write_once_the_loop_is_over)
+    monkeypatch.setattr(batch, "_finish_in_flight", finish_opening)
+    # a batch size over the images: room for every write (no wait for room, which the held writes would block)
+    enhancer = Enhancer(str(model_dir), device="cpu", backend="torch", batch_size=16)
+    summary = enhancer.enhance_files([str(src)], str(tmp_path / "out"), workers=1, progress=False)
+    assert summary.done == 8 and len(written) == 8
+    assert [r.output for r in summary.records] == written

@@ -654,7 +654,9 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
             pending_reads.append((item, readers.submit(_read_and_prepare, enhancer, item[0], given.get(item[0].path))))
 
     def drain_writes(block: bool) -> None:
-        done = [w for w in writes if w.done()] if not block else list(cf.as_completed(list(writes)))
+        # in the order handed over (the dict's), the order written with one writer: as_completed yielded
+        # the writes finished by then in a set's order, and the report listed the job's last files shuffled
+        done = list(writes) if block else [w for w in writes if w.done()]
         for w in done:
             rec = writes.pop(w)
             try:
