@@ -10,7 +10,7 @@ from PIL import Image
 
 from tests.eval.test_evaluate import chest_like
 from xvertfast._text import WARNED_LISTED
-from xvertfast.eval.protocol import EvalRun, _image_notes, _missing_notes, run_protocol
+from xvertfast.eval.protocol import EvalRun, ImageNote, _image_notes, _missing_notes, run_protocol
 from xvertfast.eval.report import write_report
 
 TMQI_WHY = "tmqi: both sides must be at least 161 px, got (225, 127): its coarsest level must still hold a window"
@@ -110,3 +110,14 @@ def test_a_rerun_adding_a_metric_does_not_say_the_earlier_runs_warnings_again(tm
     grown, said = evaluate(["entropy", "tenengrad"])
     assert grown.from_journal == 1 and not any("RGB image converted" in s for s in said), said
     assert any("RGB image converted" in n for n in grown.notes)  # still the report's note
+
+
+def test_an_image_note_copied_or_pickled_keeps_its_parts():
+    # ImageNote is a str with its file, ROI and reason beside: made again from its text alone, a copy
+    # (a journal's deepcopy, a worker's pickle) failed for want of the reason
+    import copy
+    import pickle
+
+    note = ImageNote("in/a.png", ": TMQI floored", "upper")
+    for again in (copy.deepcopy(note), pickle.loads(pickle.dumps(note))):
+        assert (again, again.file, again.roi, again.reason) == (note, note.file, note.roi, note.reason)

@@ -81,6 +81,8 @@ def run_provenance(settings: dict, built: dict, rois, started: str, command: str
 INPUTS_SHOWN = 3
 #: What stands for the inputs left out, as one item of ``argv`` (shown unquoted).
 _MORE_INPUTS = "... {} more inputs (provenance.json: arguments.inputs)"
+#: That item with its count, left unquoted in the shell line.
+_MORE_INPUTS_ITEM = re.compile(re.escape(_MORE_INPUTS).replace(r"\{\}", r"\d+"))
 
 
 def _inputs_cut(argv: list[str], inputs: list[str]) -> list[str]:
@@ -101,8 +103,7 @@ def _inputs_cut(argv: list[str], inputs: list[str]) -> list[str]:
 
 def _joined(argv: list[str]) -> str:
     """``argv`` as a shell line (shlex), the item counting inputs left out unquoted."""
-    return " ".join(item if re.fullmatch(re.escape(_MORE_INPUTS).replace(r"\{\}", r"\d+"), item) else shlex.quote(item)
-                    for item in argv)  # fmt: skip
+    return " ".join(item if _MORE_INPUTS_ITEM.fullmatch(item) else shlex.quote(item) for item in argv)
 
 
 def provenance_record(run: EvalRun, tested: str | None, given: dict | None = None) -> dict:

@@ -633,14 +633,15 @@ def write_report(run: EvalRun, out_dir: str, compare_to: str | None = None, *,
     ``provenance``: how the run was made, as :func:`~xvertfast.eval.evaluate.evaluate` records
     it (its settings, command, ...); the report adds its own part
     (:func:`~xvertfast.eval.provenance.provenance_record`)."""
-    return replace_report(out_dir, lambda folder: _draw(run, folder, compare_to, provenance, out_dir),
+    journal = _journal_named(run.journal, out_dir)
+    return replace_report(out_dir, lambda folder: _draw(run, folder, compare_to, provenance, journal),
                           len(run.failed), remove_unfinished)  # fmt: skip
 
 
 def _draw(run: EvalRun, folder: str, compare_to: str | None, provenance: dict | None = None,
-          out_dir: str | None = None) -> list[str]:  # fmt: skip
-    """Every file of the report into ``folder`` (put in place as ``out_dir``); returns the grids'
-    paths under it."""
+          journal: str | None = None) -> list[str]:  # fmt: skip
+    """Every file of the report into ``folder``; returns the grids' paths under it. ``journal``:
+    how summary.md names the run's journal (:func:`_journal_named`)."""
     os.makedirs(os.path.join(folder, "grid"), exist_ok=True)
     paths = {name: os.path.join(folder, name) for name in REPORT_FILES}
     fields = ["file", "roi", "method", "top", "left", "height", "width", *run.metrics]
@@ -657,7 +658,7 @@ def _draw(run: EvalRun, folder: str, compare_to: str | None, provenance: dict | 
     # the method the others are tested against, if any can be paired with it: said so in the summary and in
     # its provenance (every other method scored on other ROIs: no test, whatever compare_to names)
     tested = compare_to if any(mine is not None for mine, _, _ in pairs.values()) else None
-    md = _markdown(run, records, tested, by_image, pairs, for_paper, _journal_named(run.journal, out_dir))
+    md = _markdown(run, records, tested, by_image, pairs, for_paper, journal)
     made = provenance_record(run, tested, provenance)
     with atomic_write(paths["provenance.json"]) as tmp, open(tmp, "w", **_TEXT_FILE) as f:
         f.write(provenance_json(made))

@@ -27,9 +27,6 @@ __all__ = ["read_tiff"]
 _INKSET = 332
 
 
-#: tifffile's compression code of PNG strips and tiles (decoded by imagecodecs' libpng).
-
-
 def read_tiff(path: str, max_pixels: int, notes: list[str]):
     """A TIFF's first page; what tifffile (and imagecodecs, decoding its strips) logged about the
     file is its notes, or where the file is refused, part of its error (a failed file's notes
@@ -90,8 +87,8 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logs: tuple[LogNa
             orientation = int(tag.value) if tag is not None else 1
             # a PNG-compressed page is decoded on this thread alone: libpng's warnings on a worker
             # thread would be no file's notes, bare lines on stderr. On many cores, where tifffile
-            # would use up to half of them, such a page decodes slower (not measured). Such TIFFs are rare: radiographs come as DICOM, PNG, or TIFFs
-            # uncompressed, LZW or JPEG
+            # would use up to half of them, such a page decodes slower (not measured). Such TIFFs are
+            # rare: radiographs come as DICOM, PNG, or TIFFs uncompressed, LZW or JPEG
             try:
                 values = page.asarray(maxworkers=1 if compression == "PNG" else None)
             except (KeyError, ValueError, RuntimeError, ImportError) as exc:
