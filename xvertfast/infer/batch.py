@@ -653,10 +653,10 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
                 return
             pending_reads.append((item, readers.submit(_read_and_prepare, enhancer, item[0], given.get(item[0].path))))
 
-    def drain_writes(block: bool) -> None:
-        # in the order handed over (the dict's), the order written with one writer: as_completed yielded
-        # the writes finished by then in a set's order, and the report listed the job's last files shuffled
-        done = list(writes) if block else [w for w in writes if w.done()]
+    def drain_writes() -> None:
+        # the writes finished, in the order handed over (the dict's), the order written with one writer:
+        # the job's last files were taken from as_completed, in a set's order, and the report shuffled them
+        done = [w for w in writes if w.done()]
         for w in done:
             rec = writes.pop(w)
             try:
@@ -686,7 +686,7 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
         # (a batch more in memory at most), and it is delivered at the next read
         while len(writes) >= limit and held.signal is None:
             cf.wait(list(writes), timeout=HEED_SECONDS, return_when=cf.FIRST_COMPLETED)
-            drain_writes(block=False)
+            drain_writes()
 
     def stop_if_lost(exc: BaseException) -> None:
         if summary.stopped is None and _device_lost(enhancer, exc):
@@ -743,7 +743,7 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
                     rec = FileRecord(f.path, out, "running", seconds=seconds, warnings=warnings)
                     writes[writers.submit(write, enhancer, rad, prep, result, out, fmt, description, job, stat,
                                           centres(f))] = rec  # fmt: skip
-                drain_writes(block=False)
+                drain_writes()
             if summary.stopped is not None:  # stopping anyway (a full disk): a signal held meanwhile counts, as ever
                 deliver(held)
         except KeyboardInterrupt:  # (from a deliver above)
@@ -767,7 +767,7 @@ def _finish_in_flight(readers: cf.ThreadPoolExecutor, writers: cf.ThreadPoolExec
     them, or abort: xvertfast._interrupts)."""
     readers.shutdown(wait=True, cancel_futures=True)
     writers.shutdown(wait=True)
-    drain_writes(block=True)
+    drain_writes()  # (every write is done by now)
 
 
 def _write_report(path: str, summary: BatchSummary, enhancer, settings: dict) -> None:
