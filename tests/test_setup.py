@@ -248,7 +248,7 @@ Build cuda_12.8.r12.8/compiler.35583870_0
 @pytest.mark.parametrize("torch_cuda, release", [
     ("12.4", (12, 4)), ("13.0", (13, 0)), ("12.8.1", (12, 8)), (None, None), ("", None), ("twelve", None),
 ])  # fmt: skip
-def test_torchs_cuda_version_is_read_once_for_both_checks(monkeypatch, torch_cuda, release):
+def test_torchs_cuda_version_is_read_as_major_and_minor(monkeypatch, torch_cuda, release):
     ns, _ = run_setup(monkeypatch, ["bdist_wheel"])
     assert ns["torch_cuda_release"](torch_cuda) == release
 

@@ -247,7 +247,7 @@ def test_the_roi_coverage_is_the_share_of_the_evaluation_rois_compose_fills_with
 
 
 @pytest.mark.parametrize("mode, tile, partial", [("spine", 128, True), ("spine", 512, False), ("full", 128, False)])
-def test_the_share_left_original_is_decided_once_for_enhance_and_evaluate(mode, tile, partial):
+def test_the_share_left_original_is_given_only_where_spine_tiles_leave_rois_original(mode, tile, partial):
     # enhance's warning and evaluate's note each tested the mode and the share themselves
     from xvertfast.infer.enhancer import partial_roi_coverage, spine_roi_coverage
 
