@@ -929,7 +929,10 @@ def test_float32_at_large_lam_reaches_rtol(seed, lam, eps, size):
         warnings.simplefilter("error")  # no "did not reach rtol"
         got, info = wls(image, lam=lam, eps=eps, return_info=True)
     assert got.dtype == torch.float32
-    assert info.residual[0] <= 1e-4 and info.precision == ["float64"], info
+    # (float32 stops above rtol at these couplings, and the solve goes again in float64: the floor
+    # was measured at >= 1.46x rtol over 1e5 images, not proven, so float32 reaching rtol passes too;
+    # the float64 rerun itself is test_float64_again_only_for_the_images_that_need_it's)
+    assert info.residual[0] <= 1e-4 and info.precision[0] in ("float32", "float64"), info
     want = wls(image.double(), lam=lam, eps=eps, method="direct")
     assert (got.double() - want).abs().max() <= 1e-4
 
