@@ -187,8 +187,13 @@ def _started_with(args: argparse.Namespace, *paths: str | list[str] | None) -> d
         return {}
     given = [p for item in paths for p in (item if isinstance(item, list) else [item]) if p]
     relative = any(p.startswith("@") or not os.path.isabs(p) for p in given)
-    program = getattr(args, "program", None) or ["xvertfast"]
-    return {"command": shlex.join([*program, *argv]), "cwd": os.getcwd() if relative else None}
+    return {"command": shlex.join([*_program(args), *argv]), "cwd": os.getcwd() if relative else None}
+
+
+def _program(args: argparse.Namespace) -> list[str]:
+    """The words that ran xvertfast, before its arguments: ``xvertfast``, or this Python's path,
+    ``-m``, ``xvertfast`` where it was run so (main() sets ``args.program`` then)."""
+    return getattr(args, "program", None) or ["xvertfast"]
 
 
 #: Said at a second Ctrl-C (or SIGTERM) while torch loads: the first one stops the command then.
@@ -332,7 +337,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         run, paths = evaluate(args.inputs, args.output, args.methods, args.metrics, rois=args.rois,
                               compare_to=args.compare_to, pictures=args.pictures, progress=not args.quiet,
                               restart=args.restart, device=args.device, precision=args.precision,
-                              log=_say_around_the_bar, command=_started_with(args).get("command"),
+                              log=_say_around_the_bar, program=_program(args),
                               argv=getattr(args, "argv", None))  # (its folder: evaluate records it always)  # fmt: skip
     except NothingFound as exc:
         return _nothing_found(exc)

@@ -332,3 +332,28 @@ def test_a_glob_of_many_inputs_is_listed_once_in_provenance_json_and_cut_in_summ
     assert record["argv"][:INPUTS_SHOWN + 2] == ["evaluate", *files[:INPUTS_SHOWN], more]
     assert f" {shown} {more} -o " in record["command"]
     assert all(f not in json.dumps([record["argv"], record["command"]]) for f in files[INPUTS_SHOWN:])
+
+
+def test_a_python_caller_gives_the_program_and_arguments_or_a_command_line_of_its_own(tmp_path, seed):
+    """The CLI hands evaluate() the words that ran xvertfast (``program``) and its arguments, and
+    provenance.json's command is made of them; a caller with no command line to give may record
+    its own, which is kept as given, or none."""
+    src = tmp_path / "a b.png"  # (a space: the command line quotes it)
+    Image.fromarray(chest_like(seed)).save(src)
+    typed = ["evaluate", str(src), "-o", "r", "--metrics", "entropy"]
+    made = {
+        "program": dict(program=["/opt/py 3/bin/python", "-m", "xvertfast"], argv=typed),
+        "own": dict(command="my_pipeline.py --stage 3"),
+        "none": {},
+    }  # fmt: skip
+    for name, given in made.items():
+        evaluate([str(src)], str(tmp_path / name), "identity", "entropy", pictures=0, progress=False,
+                 log=lambda line: None, **given)  # fmt: skip
+    recorded = {name: json.loads((tmp_path / name / "provenance.json").read_text()) for name in made}
+    assert recorded["program"]["command"] == f"'/opt/py 3/bin/python' -m xvertfast evaluate '{src}' -o r --metrics entropy"
+    assert recorded["program"]["argv"] == typed
+    assert f"- this run's command: `xvertfast evaluate '{src}' -o r --metrics entropy`\n" in block(tmp_path / "program")
+    assert recorded["own"]["command"] == "my_pipeline.py --stage 3" and recorded["own"]["argv"] is None
+    assert "- this run's command: `my_pipeline.py --stage 3`\n" in block(tmp_path / "own")
+    assert recorded["none"]["command"] is None and recorded["none"]["argv"] is None
+    assert "- called from Python (no command line)" in block(tmp_path / "none")

@@ -31,7 +31,7 @@ def _names(value) -> list:
 def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=DEFAULT_METRICS,
              rois: str = "auto", compare_to: str | None = None, pictures: int = 6, progress: bool = True,
              log=print, restart: bool = False, command: str | None = None, argv: list[str] | None = None,
-             **enhancer_kwargs) -> tuple[EvalRun, dict[str, str]]:  # fmt: skip
+             program: list[str] | None = None, **enhancer_kwargs) -> tuple[EvalRun, dict[str, str]]:  # fmt: skip
     """Scores ``methods`` on the spine ROIs of ``inputs`` and writes the report into ``out_dir``.
 
     Args:
@@ -49,13 +49,14 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
         restart: ignore the images a previous run with ``out_dir`` scored (by default a rerun
             with the same settings takes them from ``out_dir``'s journal and scores the rest:
             :mod:`xvertfast.eval.journal`).
-        command, argv: the command line that started the run (``python -m`` with the
-            interpreter's path where so run), and its arguments as given (after ``xvertfast``): the
-            CLI gives them for the report's provenance, ``provenance.json`` holding the first (with
-            the folder the run started in and this call's arguments), summary.md and report.html
-            the second, as ``xvertfast ...``, with no path the user did not type. In both, a run of
+        program, argv: the words that ran xvertfast (``["xvertfast"]``, or the interpreter's path,
+            ``-m``, ``xvertfast``) and the arguments given after them: the CLI gives them for the
+            report's provenance, ``provenance.json`` holding the command line they make (with the
+            folder the run started in and this call's arguments), summary.md and report.html
+            ``argv``, as ``xvertfast ...``, with no path the user did not type. In both, a run of
             more than 4 inputs in a row shows its first 3 and counts the rest (provenance.INPUTS_SHOWN:
             3; a shell glob gives thousands): ``provenance.json``'s ``arguments.inputs`` lists every one.
+        command: without ``program``, the command line ``provenance.json`` records, as given.
         enhancer_kwargs: device, backend, batch_size... for xvertnet.
 
     A Ctrl-C while the images are scored raises KeyboardInterrupt (those scored are journalled);
@@ -101,7 +102,7 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
                            journal=journal, files=files, given=given, unused=unused,
                            machine=scoring_machine(built))  # fmt: skip
         run.notes[:0] = uncovered  # first: the images' notes may be thousands
-        provenance = run_provenance(journal.settings, built, rois, started, command, argv, arguments)
+        provenance = run_provenance(journal.settings, built, rois, started, command, argv, arguments, program)
         # (cut short: ReportInterrupted, every image scored); the lock held, a killed run's leftovers go first
         paths = write_report(run, out_dir, compare_to, remove_unfinished=True, provenance=provenance)
     finally:

@@ -52,14 +52,16 @@ def scoring_machine(built: dict) -> dict:
 
 
 def run_provenance(settings: dict, built: dict, rois, started: str, command: str | None, argv: list[str] | None,
-                   arguments: dict) -> dict:  # fmt: skip
+                   arguments: dict, program: list[str] | None = None) -> dict:  # fmt: skip
     """How the report was made, for its provenance block and ``provenance.json`` (the ``given`` of
     :func:`provenance_record`, whose keys :func:`provenance_markdown` reads): the settings
     the journal holds (the version and code digest, each XVertNet method's model digest, device,
     precision and backend, the metrics, the ROI source) as the run recorded them, with what they
     leave out: the baselines' parameters, read off the functions that ran (the code digest covers
     them, so the journal need not), the ROI file, the command and the folder this run started in.
-    (The CPU threads and GPUs are each image's, in the journal: :attr:`EvalRun.ran_on`.)"""
+    (The CPU threads and GPUs are each image's, in the journal: :attr:`EvalRun.ran_on`.)
+    The command is ``program`` (what ran xvertfast: the CLI's) then ``argv``, its inputs cut, where
+    both are given; else ``command`` as given (a Python caller's own line, or None)."""
     methods = []
     for entry, (label, method) in zip(settings["methods"], built.items()):
         if method_kind(method, label) in BASELINES and (parameters := baseline_parameters(method)):
@@ -68,9 +70,9 @@ def run_provenance(settings: dict, built: dict, rois, started: str, command: str
     where = ({"source": "auto", "centre_rows": [UPPER_LEVEL, LOWER_LEVEL]} if settings["rois"] == "auto"
              else {"source": "file", "file": os.path.abspath(rois), "as_given": os.fsdecode(rois)})  # fmt: skip
     if argv is not None:  # a shell glob's thousands of inputs: listed once, in arguments.inputs
-        whole, argv = shlex.join(argv), _inputs_cut(list(argv), arguments.get("inputs") or [])
-        if command is not None and command.endswith(whole):  # (the program before them: xvertfast, python -m ...)
-            command = command[: len(command) - len(whole)] + _joined(argv)
+        argv = _inputs_cut(list(argv), arguments.get("inputs") or [])
+        if program is not None:
+            command = _joined([*program, *argv])
     return {"xvertfast": settings["xvertfast"], "code_sha256": settings["code_sha256"], "started": started,
             "command": command, "argv": argv, "cwd": os.getcwd(),
             "arguments": arguments, "methods": methods, "metrics": settings["metrics"], "rois": where}  # fmt: skip
