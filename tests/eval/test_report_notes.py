@@ -80,7 +80,7 @@ def test_notes_said_as_images_finish_stop_after_the_first_ones(tmp_path, seed):
     notes = [s for s in said if s.startswith("note: ")]
     assert notes[:WARNED_LISTED] == [f"note: {n}" for n in run.notes[:WARNED_LISTED]]
     # (from Python, no report written: the run's notes are where they are)
-    assert notes[WARNED_LISTED:] == ["note: further notes are kept in the run's notes (the report's summary.md)"], said
+    assert notes[WARNED_LISTED:] == ["note: further notes are not shown as they come: the run's notes keep them (the report's summary.md)"], said
     counted = "6 further notes not shown as they came: the run's notes keep them (the report's summary.md)"
     assert said[-1] == counted, said
 

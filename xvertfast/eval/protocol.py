@@ -337,7 +337,7 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
                         log(f"note: {note}")
                     elif said == WARNED_LISTED + 1:
                         # (from Python no report may follow: the run's notes, and the journal, hold them)
-                        log("note: further notes are kept in the run's notes (the report's summary.md)")
+                        log("note: further notes are not shown as they come: the run's notes keep them (the report's summary.md)")
             if picture:
                 run.pictures.append(picture)
         bar.update(1)
