@@ -368,26 +368,27 @@ def _notes_counted(notes: list[str]) -> list[str]:
     several images or ROIs in one line where the first was, counting them, e.g. "20,000 ROIs of
     10,000 images: tmqi: ... (e.g. a.png upper, ...)"; each other note whole, in its place."""
     groups: dict[tuple, list[ImageNote]] = {}
-    for note in notes:
-        if isinstance(note, ImageNote):
-            groups.setdefault((note.roi is None, note.reason), []).append(note)
-    out = []
+    out: list = []  # each other note, and each reason's list of notes in its first one's place
     for note in notes:
         if not isinstance(note, ImageNote):
             out.append(note)
-            continue
-        alike = groups.get((note.roi is None, note.reason))
-        if alike is None:  # (counted already, in its first one's place)
-            continue
-        del groups[(note.roi is None, note.reason)]
-        if len(alike) == 1:
-            out.append(note)
-            continue
-        images = count(len({n.file for n in alike}), "image")
-        where = images if note.roi is None else f"{count(len(alike), 'ROI')} of {images}"
-        named = ", ".join(n.file if n.roi is None else f"{n.file} {n.roi}" for n in alike[:_EXAMPLES])
-        out.append(f"{where}{note.reason} (e.g. {named}{', ...' if len(alike) > _EXAMPLES else ''})")
-    return out
+        elif (key := (note.roi is None, note.reason)) in groups:
+            groups[key].append(note)
+        else:
+            out.append(groups.setdefault(key, [note]))
+    return [_alike_counted(item) if isinstance(item, list) else item for item in out]
+
+
+def _alike_counted(alike: list[ImageNote]) -> str:
+    """Notes of one reason as summary.md's one line: the note where it is alone, else how many
+    images (or ROIs of images) it concerns with the first few named."""
+    note = alike[0]
+    if len(alike) == 1:
+        return note
+    images = count(len({n.file for n in alike}), "image")
+    where = images if note.roi is None else f"{count(len(alike), 'ROI')} of {images}"
+    named = ", ".join(n.file if n.roi is None else f"{n.file} {n.roi}" for n in alike[:_EXAMPLES])
+    return f"{where}{note.reason} (e.g. {named}{', ...' if len(alike) > _EXAMPLES else ''})"
 
 
 def _signed(x: float) -> str:
