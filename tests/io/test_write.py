@@ -41,6 +41,23 @@ def test_png16_keeps_a_12bit_range(tmp_path, seed):
     np.testing.assert_array_equal(back.values, values)
 
 
+@pytest.mark.parametrize("bits", [8, 10, 12])
+def test_png16_of_a_dark_image_keeps_its_sources_depth(tmp_path, seed, bits):
+    # without an sBIT chunk the depth was guessed from the largest value: a 12-bit source's
+    # output of values up to 0.3 (1228) read back as 11 bits, and full_range scaled it over 0..2047
+    values = np.random.default_rng(seed).integers(0, 1 << bits, size=(30, 20)).astype(np.uint16)
+    values[0, 0], values[0, 1] = 0, (1 << bits) - 1
+    Image.fromarray(values).save(tmp_path / "in.png")
+    src = read_image(tmp_path / "in.png")
+    dark = src.pixels * 0.3
+    write_image(tmp_path / "out.png", dark, like=src)
+    back = read_image(tmp_path / "out.png")
+    assert back.bits_stored == bits and back.meta.get("significant_bits") == bits
+    np.testing.assert_array_equal(back.values, np.round(dark.astype(np.float64) * ((1 << bits) - 1)))
+    plain = write_image(tmp_path / "plain.png", dark)  # no source: 16 bits, which PNG's default already says
+    assert b"sBIT" not in open(plain, "rb").read()
+
+
 def test_png8_and_tiff(tmp_path, seed):
     pixels = np.random.default_rng(seed).random((9, 11)).astype(np.float32)
     write_image(tmp_path / "o.png", pixels, fmt="png8")

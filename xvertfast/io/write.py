@@ -25,8 +25,8 @@ from xvertfast.io.radiograph import Radiograph
 __all__ = ["write_image", "WRITE_FORMATS", "FORMAT_EXTENSIONS", "EXTENSION_FORMATS", "format_from_path", "atomic_write", "nearest_existing",
            "remove_stale_parts", "disk_full"]
 
-#: png16: 16-bit PNG at the source's bit depth (0..2^bits - 1); png8; tiff: float32 in [0, 1];
-#: dicom: a derived DICOM image at the source's bit depth.
+#: png16: 16-bit PNG at the source's bit depth (0..2^bits - 1, which its sBIT chunk records); png8;
+#: tiff: float32 in [0, 1]; dicom: a derived DICOM image at the source's bit depth.
 WRITE_FORMATS = ("png16", "png8", "tiff", "dicom")
 #: The file extension each format is written with.
 FORMAT_EXTENSIONS = {"png16": ".png", "png8": ".png", "tiff": ".tiff", "dicom": ".dcm"}
@@ -350,9 +350,9 @@ def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like
             it must agree with an image extension (:data:`EXTENSION_FORMATS`: png8 or png16 for
             .png); a name without one (``out.part``) takes any format.
         like: the source radiograph: its bit depth sets the integer range of png16 and dicom
-            (a 12-bit source is written as 0..4095), its DICOM header the derived image's
-            patient and study tags (and its pixel size where the pixels keep its shape); it is
-            never overwritten.
+            (a 12-bit source is written as 0..4095, which a PNG's sBIT chunk records), its
+            DICOM header the derived image's patient and study tags (and its pixel size where
+            the pixels keep its shape); it is never overwritten.
         overwrite: replace an existing file (never the source file).
         description: how the image was made (software, model, settings), stored in the
             file so that it stays with the image: PNG ``Description`` text (UTF-8), TIFF
@@ -414,6 +414,10 @@ def _encode(p: str, fmt: str, unit: np.ndarray, bits: int, like: Radiograph | No
             else:
                 img = Image.fromarray(np.round(unit * ((1 << bits) - 1)).astype(np.uint16))
             info = PngInfo()
+            if fmt == "png16" and bits < 16:
+                # the depth in the file (PNG's sBIT): a dark 12-bit output's values were read back
+                # as fewer bits, guessed from its largest one
+                info.add(b"sBIT", bytes([bits]))
             if description:
                 info.add_itxt("Description", description)  # iTXt: UTF-8, any path in it survives
             buffer = io.BytesIO()
