@@ -562,6 +562,45 @@ def make_dicom(path, values, photometric="MONOCHROME2", bits=12, frames=1, slope
     return ds
 
 
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("big_endian", [False, True])
+def test_dicom_values_are_read_from_the_bits_its_high_bit_says(tmp_path, seed, signed, big_endian):
+    # BitsStored 12 with HighBit 15: each value in bits 4..15 of its word (PS3.5 8.1.1), the bits
+    # below it unused (here noise). pydicom reads the low 12 bits whatever HighBit says: an
+    # image of noise and the values' low 8 bits, silently
+    from pydicom.uid import ExplicitVRBigEndian
+
+    rng = np.random.default_rng(seed)
+    values = rng.integers(-2048 if signed else 0, 2048 if signed else 4096, size=(24, 40))
+    values[0, :2] = (-2048, 2047) if signed else (0, 4095)
+    words = ((values & 0xFFF) << 4) | rng.integers(0, 16, size=values.shape)
+    path = tmp_path / "high.dcm"
+    ds = make_dicom(path, values, bits=12, signed=signed)
+    ds.HighBit = 15
+    ds.PixelData = words.astype(">u2" if big_endian else "<u2").tobytes()
+    if big_endian:
+        ds.file_meta.TransferSyntaxUID = ExplicitVRBigEndian
+    ds.save_as(path, enforce_file_format=True, little_endian=not big_endian, implicit_vr=False)
+    im = read_image(path, warn=False)
+    np.testing.assert_array_equal(im.values, values)
+    assert im.bits_stored == 12 and any("HighBit 15" in note and "bits 4 to 15" in note for note in im.notes)
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_dicom_high_bit_its_values_contradict_is_said_and_the_low_bits_read(tmp_path, seed, signed):
+    # a writer's HighBit 15 over 12-bit values stored in the low bits (the 4 above them 0, or, signed,
+    # copies of the sign): read there, where the values plainly are, as pydicom reads them, with a note
+    values = np.random.default_rng(seed).integers(-2048 if signed else 0, 2048 if signed else 4096, size=(24, 40))
+    values[0, :2] = (-2048, 2047) if signed else (0, 4095)
+    path = tmp_path / "low.dcm"
+    ds = make_dicom(path, values, bits=12, signed=signed)
+    ds.HighBit = 15
+    ds.save_as(path, enforce_file_format=True)
+    im = read_image(path, warn=False)
+    np.testing.assert_array_equal(im.values, values)
+    assert any("HighBit 15" in note and "low 12 bits" in note for note in im.notes), im.notes
+
+
 def test_dicom_monochrome1_with_rescale(tmp_path, seed):
     values = np.random.default_rng(seed).integers(0, 1024, size=(24, 40)).astype(np.uint16)
     values[0, 0], values[0, 1] = 0, 1023

@@ -261,6 +261,8 @@ def _dicom_pixels(ds, syntax, path: str, notes: list[str]):
     if arr.ndim != 2:
         raise ImageReadError(path, f"expected a single-frame grayscale image, decoded shape {arr.shape}")
     signed = _dicom_int(ds, "PixelRepresentation", 0, path) == 1 and arr.dtype.kind == "i"
+    if indices is None and samples == 1:  # (grey levels: not a palette's indices, nor colours)
+        arr = _below_high_bit(ds, syntax, arr, bits, signed, path, notes)
     lut = ", ".join(f"{k} {ds.get(k)!r}" for k in ("RescaleSlope", "RescaleIntercept") if k in ds)
     lut = lut or "Modality LUT Sequence"
     try:
@@ -292,6 +294,38 @@ def _dicom_pixels(ds, syntax, path: str, notes: list[str]):
         notes.append(f"{path}: {int(padding.sum())} padding pixels (PixelPaddingValue) set to the image's "
                      "darkest value")  # fmt: skip
     return values, bits, photometric, ds
+
+
+def _below_high_bit(ds, syntax, arr: np.ndarray, bits: int, signed: bool, path: str, notes: list[str]) -> np.ndarray:
+    """The values of native grey pixel data whose HighBit is not BitsStored - 1: PS3.5 8.1.1 puts
+    each value's top bit at HighBit (BitsStored 12, HighBit 15: bits 4 to 15), where pydicom takes
+    the low BitsStored bits whatever HighBit says (noise and the values' low bits: another image,
+    silently). Where every word's bits above the low BitsStored are 0 (signed: copies of its sign
+    bit), the values plainly sit there and HighBit is a writer's slip: ``arr`` as pydicom read
+    it. Each way, a note says so."""
+    high = _dicom_int(ds, "HighBit", bits - 1, path)
+    if high == bits - 1 or getattr(syntax, "is_compressed", False) or arr.ndim != 2 or arr.dtype.kind not in "iu":
+        return arr  # (compressed: the words are not PixelData's bytes; a JPEG codec gives values in the low bits)
+    allocated = _dicom_int(ds, "BitsAllocated", 0, path)
+    if allocated != 8 * arr.dtype.itemsize or not bits - 1 < high < allocated:  # (1-bit words are packed)
+        return arr
+    little = getattr(syntax, "is_little_endian", True) if syntax is not None else True
+    words = np.frombuffer(ds.PixelData, np.dtype(f"u{arr.dtype.itemsize}").newbyteorder("<" if little else ">"),
+                          count=arr.size).reshape(arr.shape)  # fmt: skip
+    stated = f"HighBit {high} with BitsStored {bits}"
+    above = words >> (bits - 1 if signed else bits)  # (signed: the sign bit and its copies above it)
+    if not above.any() or (signed and np.isin(above, (0, (1 << (allocated - bits + 1)) - 1)).all()):
+        unset = "unset or copies of its sign" if signed else "unset"
+        notes.append(f"{path}: {stated}, but every word's bits above the low {bits} are {unset}: read from the low "
+                     f"{bits} bits, where the values are (DICOM puts them in bits {high + 1 - bits} to {high}: check "
+                     "the image)")  # fmt: skip
+        return arr
+    values = ((words >> (high + 1 - bits)) & ((1 << bits) - 1)).astype(np.int64)
+    if signed:
+        values = np.where(values >> (bits - 1), values - (1 << bits), values)
+    notes.append(f"{path}: {stated}: values read from bits {high + 1 - bits} to {high} of each word, as DICOM "
+                 "places them (pydicom reads the low bits)")  # fmt: skip
+    return values.astype(arr.dtype)
 
 
 def _presentation_lut_note(ds, stated: str, path: str, notes: list[str]) -> None:
