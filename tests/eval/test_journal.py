@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 
@@ -12,7 +13,7 @@ from PIL import Image
 from tests.eval.test_evaluate import chest_like
 from xvertfast.cli import main
 from xvertfast.eval.baselines import clahe, identity
-from xvertfast.eval.journal import JOURNAL_FILE, PICTURES_DIR, Journal
+from xvertfast.eval.journal import JOURNAL_FILE, LOCK_FILE, PICTURES_DIR, Journal
 from xvertfast.eval.protocol import run_protocol
 
 METRICS = ["entropy", "tenengrad"]
@@ -577,3 +578,65 @@ def test_the_time_of_a_report_with_methods_or_metrics_dropped_says_it_holds_thei
     run_metrics(images, tmp_path / "m", METRICS, Counted())
     assert said in time_line(run_metrics(images, tmp_path / "m", ["entropy"], Counted()), "d")
     assert said not in time_line(run_metrics(images, tmp_path / "m", METRICS, Counted()), "e")  # given back
+
+
+def _full_disk_from(journal, calls: int):
+    """A stand-in for os.fsync that fails as a full disk does (no file named) from its ``calls``-th
+    call on the file ``journal`` on (the journal's header, written whole by atomic_write, counts none)."""
+    real, made = os.fsync, []
+
+    def fsync(fd):
+        if os.path.exists(journal) and os.path.samestat(os.fstat(fd), os.stat(journal)):
+            made.append(fd)
+            if len(made) >= calls:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd)
+
+    return fsync
+
+
+@pytest.mark.parametrize("pictures", [0, 1])
+def test_a_full_disk_while_scoring_names_the_folder_and_file_and_keeps_the_images_recorded(tmp_path, seed, capsys,
+                                                                                           monkeypatch, pictures):  # fmt: skip
+    """A full disk as an image's scores were recorded said only 'error: [Errno 28] No space left on
+    device': neither the report folder, nor the file, nor what was kept. The second image's line
+    fails here (pictures 0: the journal's; 1: the first image's picture, which fails from its write)."""
+    images, out = write_images(tmp_path / "in", seed, n=3), tmp_path / "rep"
+    args = ["evaluate", str(images), "-o", str(out), "--methods", "identity,clahe", "--metrics", "entropy",
+            "--pictures", str(pictures), "-q"]  # fmt: skip
+    with monkeypatch.context() as patch:
+        if pictures:
+            def no_room(*a, **k):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+            patch.setattr(np, "savez_compressed", no_room)
+        else:
+            patch.setattr(os, "fsync", _full_disk_from(out / JOURNAL_FILE, 2))
+        assert main(args) == 2
+    err = capsys.readouterr().err
+    first, written, kept = ((images / "img0.png", PICTURES_DIR, "no image was recorded") if pictures else
+                            (images / "img1.png", JOURNAL_FILE, "the 1 image(s) recorded before are kept"))  # fmt: skip
+    assert (f"error: [Errno {errno.ENOSPC}] {out}: the scores of {first} could not be recorded ({written}: "
+            f"{os.strerror(errno.ENOSPC)}); {kept}: the same command scores the rest once it can write there") in err, err
+    assert main(args) == 0  # (the line whose fsync failed may be whole on disk: taken then too)
+    assert ("resumed: " in capsys.readouterr().err) == (not pictures)
+
+
+def test_a_report_folder_that_cannot_be_written_is_named_with_the_file(tmp_path, seed, capsys, monkeypatch):
+    """A read-only report folder said '[Errno 30] Read-only file system: 'r/.xvertfast-evaluate.lock''
+    with no word of the report; and a folder that cannot be made, the bare strerror."""
+    images, out = write_images(tmp_path / "in", seed, n=1), tmp_path / "rep"
+    args = ["evaluate", str(images), "-o", str(out), "--methods", "identity", "--metrics", "entropy", "-q"]
+
+    def read_only(path, *a, **k):  # (root writes into a read-only folder: the lock's open fails as on a read-only disk)
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
+
+    with monkeypatch.context() as patch:
+        patch.setattr("xvertfast.eval.journal.hold_lock", read_only)
+        assert main(args) == 2
+    assert (f"error: [Errno {errno.EROFS}] {out}: the evaluation's journal cannot be kept there ({LOCK_FILE}: "
+            f"{os.strerror(errno.EROFS)}); no image was scored") in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    assert main([*args[:2], "-o", str(tmp_path / "file" / "rep"), *args[4:]]) == 2
+    assert (f"error: [Errno {errno.ENOTDIR}] {tmp_path / 'file' / 'rep'}: the evaluation's journal cannot be kept "
+            f"there ({os.strerror(errno.ENOTDIR)}); no image was scored") in capsys.readouterr().err

@@ -27,6 +27,7 @@ import zipfile
 
 import numpy as np
 
+from xvertfast.eval._report_files import _failed_on
 from xvertfast.io.files import file_state
 from xvertfast.io.write import atomic_write, remove_stale_parts
 from xvertfast.preprocess.centres import centres_of_inputs
@@ -129,6 +130,14 @@ def _names(value) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else []
 
 
+def _unusable(exc: OSError, out_dir: str) -> OSError:
+    """``exc``, raised making, locking, reading or starting the journal in ``out_dir`` (a
+    read-only disk, a full one), as an error naming the folder and the file: the bare
+    "[Errno 30] Read-only file system: 'r/.xvertfast-evaluate.lock'" said nothing of the report."""
+    return OSError(exc.errno, f"{out_dir}: the evaluation's journal cannot be kept there ({_failed_on(exc, out_dir)}); "
+                              "no image was scored")  # fmt: skip
+
+
 class Journal:
     """Finished images of one evaluation: ``entry(path)`` gives a recorded image's rows, notes
     and seconds, ``record`` appends one. The first line holds the settings."""
@@ -144,8 +153,11 @@ class Journal:
         #: where the recorded settings differed in their metrics
         self.metrics_changed: tuple[list[str], list[str], list[str]] | None = None
         self.retired: list = []  #: the settings of methods dropped since the journal began
-        os.makedirs(out_dir, exist_ok=True)
-        self._lock = hold_lock(os.path.join(out_dir, LOCK_FILE))  # before the journal is read or replaced
+        try:
+            os.makedirs(out_dir, exist_ok=True)
+            self._lock = hold_lock(os.path.join(out_dir, LOCK_FILE))  # before the journal is read or replaced
+        except OSError as exc:
+            raise _unusable(exc, out_dir) from exc
         if self._lock is None:
             raise ValueError(f"another xvertfast evaluate is writing into {out_dir} (it holds "
                              f"{os.path.join(out_dir, LOCK_FILE)}); wait for it, or use another folder")  # fmt: skip
@@ -156,12 +168,14 @@ class Journal:
             else:
                 with atomic_write(self.path) as tmp, open(tmp, "w") as f:  # never a journal without its settings
                     f.write(_dumps({"settings": self.settings}) + "\n")
-        except BaseException:
+            self._file = open(self.path, "a")
+            if self._file.tell() and not ends_with_newline(self.path):
+                self._file.write("\n")  # after a line a kill cut short: the next entry starts afresh
+        except BaseException as exc:
             self._lock.close()
+            if isinstance(exc, OSError):
+                raise _unusable(exc, out_dir) from exc
             raise
-        self._file = open(self.path, "a")
-        if self._file.tell() and not ends_with_newline(self.path):
-            self._file.write("\n")  # after a line a kill cut short: the next entry starts afresh
 
     def _read(self) -> None:
         # written as ASCII (JSON escapes the rest): bytes that are not text are damage, that line's image scored again
@@ -288,12 +302,22 @@ class Journal:
                  **({"centres": centres} if centres is not None else {}),
                  **({"original": original} if original is not None else {}),
                  **({"ran_on": ran_on} if ran_on is not None else {})}  # fmt: skip
-        if picture is not None:
-            state["picture"] = self._save_picture(path, picture)
-        line = _dumps({"file": path, **state, "rows": rows, "notes": notes, "missing": missing or [], "seconds": seconds})
-        self._file.write(line + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        writing = PICTURES_DIR  # (a full disk names no file: the one being written is said)
+        try:
+            if picture is not None:
+                state["picture"] = self._save_picture(path, picture)
+            writing = JOURNAL_FILE
+            line = _dumps({"file": path, **state, "rows": rows, "notes": notes, "missing": missing or [],
+                           "seconds": seconds})  # fmt: skip
+            self._file.write(line + "\n")
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as exc:
+            out_dir = os.path.dirname(self.path)
+            why = _failed_on(exc, out_dir) if exc.filename is not None else f"{writing}: {exc.strerror or exc}"
+            kept = f"the {len(self._done)} image(s) recorded before are kept" if self._done else "no image was recorded"
+            raise OSError(exc.errno, f"{out_dir}: the scores of {path} could not be recorded ({why}); {kept}: the "
+                                     "same command scores the rest once it can write there") from exc  # fmt: skip
         self._done[path] = json.loads(line)
         return self._done[path]["rows"]
 
