@@ -98,6 +98,24 @@ def test_a_tiffs_bits_stored_is_its_samples_width_or_the_12_of_12_bit_data(tmp_p
     assert im.values.dtype == dtype and im.bits_stored == bits
 
 
+@pytest.mark.parametrize("white_is_zero", [False, True])
+@pytest.mark.parametrize("bits", [10, 12, 14])
+def test_a_tiff_of_packed_samples_is_read_at_the_depth_its_bitspersample_says(tmp_path, seed, bits, white_is_zero):
+    # BitsPerSample 12 records the depth; it was guessed from the largest value, so a dark image
+    # (values under 2048) was 11-bit, flipped within 11 bits and its outputs written over 0..2047
+    import tifffile
+
+    from xvertfast.io.read import full_range
+
+    top = (1 << bits) - 1
+    values = np.random.default_rng(seed).integers(0, (top + 1) // 3, size=(12, 10)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "p.tif", values, bitspersample=bits,
+                     photometric="miniswhite" if white_is_zero else "minisblack")  # fmt: skip
+    im = read_image(tmp_path / "p.tif", warn=False)
+    assert im.bits_stored == bits and full_range(im) == (0, top)
+    np.testing.assert_array_equal(im.values, top - values if white_is_zero else values)
+
+
 def test_tiff_white_is_zero_is_inverted(tmp_path):
     import tifffile
 

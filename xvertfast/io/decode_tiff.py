@@ -155,6 +155,10 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logs: tuple[LogNa
         # container's too; the depth is guessed from the values only for 12-bit data in 16-bit
         # samples, a known way of storing it, and a 32-bit image's guess (22) means no depth
         bits = 8 * values.dtype.itemsize
+    elif 8 < info["bitspersample"] < 8 * values.dtype.itemsize:
+        # packed samples (10, 12, 14 bits) record their depth: guessed from the values, a dark
+        # 12-bit image was 11-bit (flipped within 11 bits, its outputs written over 0..2047)
+        bits = info["significant_bits"] = info["bitspersample"]
     else:
         bits = bits_from_values(values, 8 * values.dtype.itemsize)
     if flip:

@@ -106,11 +106,12 @@ def full_range(rad: Radiograph, depth_hint: int | None = None) -> tuple[float, f
 
     DICOM: BitsStored through the modality LUT; float TIFF: [0, 1]; 8-bit and signed integers:
     their type's range. A 16-bit PNG records the depth of 12-bit data in it only in its optional
-    sBIT chunk, a 16-bit TIFF not at all: sBIT's bits where the values fit in them (past them
-    they were scaled up: 16 bits); in a file that records nothing, ``depth_hint`` bits where
-    the values fit in those and the hint in their type (an output kept at its input's depth, as
-    ``xvertfast enhance`` writes them); else the full 16, never the bits its own largest value
-    needs (one bright pixel would change the scale).
+    sBIT chunk, a TIFF only where its samples are packed (BitsPerSample 12), not in 16-bit ones:
+    those bits where the values fit in them (past sBIT's they were scaled up: 16 bits); in a
+    file that records nothing, ``depth_hint`` bits where the values fit in those and the hint in
+    their type (an output kept at its input's depth, as ``xvertfast enhance`` writes them); else
+    the full 16, never the bits its own largest value needs (one bright pixel would change the
+    scale).
     """
     v = rad.values
     if rad.source_format == "dicom":
