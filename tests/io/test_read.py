@@ -2356,6 +2356,24 @@ def test_a_tiff_with_a_thumbnail_first_is_read_at_full_resolution(tmp_path, seed
     assert any("3 pages; reading page 2, the first at full resolution" in note for note in rad.notes)
 
 
+def test_a_tiff_whose_first_page_has_no_pixels_is_read_from_its_first_page_with_them(tmp_path, seed):
+    # a 0 x 0 page first, the image second: refused as 'image has no pixels', the image unread
+    import tifffile
+
+    full = np.random.default_rng(seed).integers(0, 4096, (40, 48), dtype=np.uint16)
+    with pytest.warns(UserWarning, match="zero-size"), tifffile.TiffWriter(tmp_path / "e.tif") as tif:
+        tif.write(np.zeros((0, 0), np.uint16))
+        tif.write(full)
+    rad = read_image(tmp_path / "e.tif", warn=False)
+    assert np.array_equal(rad.values, full)
+    assert any("2 pages; reading page 2, the first with pixels" in note for note in rad.notes), rad.notes
+    with pytest.warns(UserWarning, match="zero-size"), tifffile.TiffWriter(tmp_path / "none.tif") as tif:
+        tif.write(np.zeros((0, 0), np.uint16))  # no page with pixels: refused as before
+        tif.write(np.zeros((0, 0), np.uint16))
+    with pytest.raises(ImageReadError, match=r"none\.tif: image has no pixels \(0 x 0"):
+        read_image(tmp_path / "none.tif", warn=False)
+
+
 def _tiff_thumbnail_then_full(path, next_of_thumbnail=None):
     """A TIFF of a 25 x 32 reduced-resolution copy (NewSubfileType 1) and then the 200 x 256 image;
     ``next_of_thumbnail``: the thumbnail IFD's next-IFD offset, where it is to be damaged."""

@@ -70,8 +70,14 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logs: tuple[LogNa
                 _check_jpeg_segment_sizes(path, page)
             planar = page.samplesperpixel > 1 and int(page.planarconfig) == 2  # SEPARATE
             if index and not reduced_only:  # (a file of reduced pages alone said which above)
-                notes.append(f"{path}: TIFF has {len(tif.pages)} pages; reading page {index + 1}, the first at full "
-                             "resolution (those before it are reduced-resolution copies, such as a thumbnail)")  # fmt: skip
+                reduced = [getattr(tif.pages[k], "is_reduced", False) for k in range(index)]
+                if not any(reduced):
+                    first, why = "with pixels", "have none: 0 rows or columns"
+                else:
+                    first, why = "at full resolution", "are reduced-resolution copies, such as a thumbnail"
+                    why += "" if all(reduced) else ", or have no pixels"
+                notes.append(f"{path}: TIFF has {len(tif.pages)} pages; reading page {index + 1}, the first {first} "
+                             f"(those before it {why})")  # fmt: skip
             elif len(tif.pages) > 1 and not reduced_only:
                 notes.append(f"{path}: TIFF has {len(tif.pages)} pages; reading the first")
             photometric = int(page.photometric)
@@ -261,13 +267,18 @@ _UPRIGHT = {
 
 def _first_full_resolution_page(tif, look: int = 64) -> int | None:
     """The index of the first page that is not a reduced-resolution copy of another (NewSubfileType
-    bit 0: a thumbnail a scanner or viewer stored first), among the first ``look``; else None."""
+    bit 0: a thumbnail a scanner or viewer stored first) and has pixels, among the first ``look``;
+    the first of no pixels where none has them (for the error to say so); else None."""
+    empty = None
     for k, page in enumerate(tif.pages):
         if k >= look:
             break
-        if not getattr(page, "is_reduced", False):
+        if getattr(page, "is_reduced", False):
+            continue
+        if page.imagewidth and page.imagelength:
             return k
-    return None
+        empty = k if empty is None else empty
+    return empty
 
 
 def _full_resolution_subifd(page):
