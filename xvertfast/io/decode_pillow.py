@@ -179,25 +179,40 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
 _CHUNKS_OF_ANY_COLOUR_TYPE = (b"eXIf", b"tEXt", b"zTXt", b"iTXt")
 
 
+def _stand_in(data: bytes, ihdr: bytes, pixels: bytes | None = None):
+    """Pillow's PNG of the chunks of the PNG ``data`` that mean the same for any colour type (its
+    EXIF and text: sBIT, tRNS, bKGD mean something else for another), in their order, under the
+    header ``ihdr``, with ``data``'s own image data or, given ``pixels``, those in its place. A
+    file cut short stays cut, for Pillow to call it truncated. (The class, not Image.open: the
+    file's size has had its decompression-bomb check and warning.)"""
+    from PIL import PngImagePlugin
+
+    chunks, placed = list(_png_chunks(data)), False
+    parts = [data[:8], _png_chunk(b"IHDR", ihdr)]
+    for kind, body in chunks:
+        if kind == b"IDAT" and pixels is not None:
+            if not placed:  # (one chunk of them for all the file's)
+                parts.append(_png_chunk(kind, pixels))
+            placed = True
+        elif kind == b"IDAT" or kind in _CHUNKS_OF_ANY_COLOUR_TYPE:
+            parts.append(_png_chunk(kind, body))
+    if pixels is not None or (chunks and chunks[-1][0] == b"IEND"):
+        parts.append(_png_chunk(b"IEND", b""))
+    else:  # (a file cut short: what follows its last whole chunk)
+        parts.append(data[8 + sum(12 + len(body) for _, body in chunks) :])
+    return PngImagePlugin.PngImageFile(io.BytesIO(b"".join(parts)))
+
+
 def _grey_of_16_bit_grey_alpha(data: bytes):
     """The grey samples, all 16 bits, of a 16-bit grey + alpha PNG, which Pillow decodes at 8 bits
     (into RGBA). Its rows are byte for byte those of an 8-bit RGBA PNG of its size: 4 bytes a
     pixel, so the same filters (which look that many bytes back) and the same interlace passes.
-    Pillow unfilters it as one, and each pixel's first two bytes are its big-endian grey. Of the
-    other chunks only those meaning the same for any colour type are kept (sBIT, tRNS, bKGD mean
-    something else for another). An ``I;16`` image holding what Pillow read of them (its EXIF,
-    for turning it upright): the file's pixels are decoded once, here, not at 8 bits first."""
-    from PIL import Image, PngImagePlugin
+    Pillow unfilters it as one, and each pixel's first two bytes are its big-endian grey. An
+    ``I;16`` image holding what Pillow read of its other chunks (its EXIF, for turning it
+    upright): the file's pixels are decoded once, here, not at 8 bits first."""
+    from PIL import Image
 
-    ihdr, chunks = data[16:33], list(_png_chunks(data))
-    parts = [data[:8], _png_chunk(b"IHDR", ihdr[:8] + b"\x08\x06" + ihdr[10:])]
-    parts += [_png_chunk(kind, body) for kind, body in chunks if kind == b"IDAT" or kind in _CHUNKS_OF_ANY_COLOUR_TYPE]
-    if chunks and chunks[-1][0] == b"IEND":
-        parts.append(_png_chunk(b"IEND", b""))
-    else:  # a file cut short: cut short as it is, for Pillow to call it truncated
-        parts.append(data[8 + sum(12 + len(body) for _, body in chunks) :])
-    # (the class, not Image.open: the file's size has had its decompression-bomb check and warning)
-    with PngImagePlugin.PngImageFile(io.BytesIO(b"".join(parts))) as rgba:
+    with _stand_in(data, data[16:24] + b"\x08\x06" + data[26:29]) as rgba:
         pairs = np.asarray(rgba)  # (and the chunks after its pixels read into its info)
         info = dict(rgba.info)
     grey = Image.fromarray((pairs[..., 0].astype(np.uint16) << 8) | pairs[..., 1])
@@ -207,19 +222,10 @@ def _grey_of_16_bit_grey_alpha(data: bytes):
 
 def _png_info(data: bytes) -> dict:
     """What Pillow reads of a PNG's chunks that mean the same for any colour type (its EXIF, for
-    turning it upright, and its text), with its pixels left undecoded: those chunks, in their
-    order, around a 1 x 1 grey image's in place of the file's."""
-    from PIL import PngImagePlugin
-
-    parts, pixel = [data[:8], _png_chunk(b"IHDR", b"\0\0\0\1\0\0\0\1\x08\0\0\0\0")], True
-    for kind, body in _png_chunks(data):
-        if kind == b"IDAT" and pixel:
-            parts.append(_png_chunk(b"IDAT", zlib.compress(b"\0\0")))  # (its row: filter 0, black)
-            pixel = False
-        elif kind in _CHUNKS_OF_ANY_COLOUR_TYPE:
-            parts.append(_png_chunk(kind, body))
-    parts.append(_png_chunk(b"IEND", b""))
-    with PngImagePlugin.PngImageFile(io.BytesIO(b"".join(parts))) as stand_in:
+    turning it upright, and its text), with its pixels left undecoded: a 1 x 1 black grey image's
+    in place of the file's."""
+    one_by_one = b"\0\0\0\1\0\0\0\1\x08\0\0\0\0"  # (8-bit grey; its row: filter 0, black)
+    with _stand_in(data, one_by_one, zlib.compress(b"\0\0")) as stand_in:
         stand_in.load()  # (and the chunks after its pixels read into its info)
         return dict(stand_in.info)
 

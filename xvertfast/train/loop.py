@@ -517,6 +517,7 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     inputs = input_paths(inputs)  # (one folder given alone: one input, not its characters)
     _refuse_inputs_inside(inputs, run_dir)
     _refuse_other_jobs_folder(run_dir)
+    _refuse_files_of_no_run(run_dir, config)
     made = _first_missing(run_dir)
     lock = _lock_run_dir(run_dir)
     from safetensors import SafetensorError
@@ -605,6 +606,24 @@ def _refuse_other_jobs_folder(run_dir: str) -> None:
             job = marker[len(".xvertfast-"):].split(".")[0]
             raise ValueError(f"{run_dir} is the output folder of an xvertfast {job} job (it holds {marker}): give the "
                              "training run a folder of its own")  # fmt: skip
+
+
+def _refuse_files_of_no_run(run_dir: str, config: TrainConfig) -> None:
+    """Refuses a RUN_DIR without a checkpoint that holds a model/ (a trained model whose checkpoint was
+    cleared away, the user's own folder), or, where no run has trained there (no lock file), what a run
+    writes after its first epoch (metrics.csv, the figures): a new run would replace them, model/
+    removed whole as its first stage ends. A run's own folder, its checkpoint and model removed, is
+    trained again (its cache kept). Before the lock file is taken: the folder is left as it was."""
+    if os.path.exists(os.path.join(run_dir, "checkpoint", "state.json")):  # a run's: --resume, or refused as one
+        return
+    names = ["model", os.path.join("checkpoint", "model")]
+    if not os.path.lexists(os.path.join(run_dir, LOCK_FILE)):
+        names[1:1] = ["metrics.csv", "curves.png", *(f"preview_stage{k}.png" for k in range(1, config.stages + 1))]
+    held = [name for name in names if os.path.lexists(os.path.join(run_dir, name))]
+    if held:
+        raise FileExistsError(f"{run_dir} holds {', '.join(held)} but no checkpoint of a run (checkpoint/state.json): "
+                              "a new run would replace them; give the training run a folder of its own, or move "
+                              "them out of it")  # fmt: skip
 
 
 def _first_missing(path: str) -> str | None:
