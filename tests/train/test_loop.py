@@ -1094,6 +1094,38 @@ def test_the_output_folder_of_another_job_is_refused_as_a_run_folder(tmp_path, c
     assert sorted(os.listdir(out)) == before
 
 
+def test_a_folder_holding_a_model_or_metrics_no_run_there_wrote_is_refused_as_it_was(tmp_path, capsys):
+    """Before: train -o FOLDER whose model/ (the model of a run whose checkpoint was cleared away, the
+    user's own files) and metrics.csv no run there had written replaced metrics.csv at the first epoch
+    and removed model/ with all in it (shutil.rmtree) once stage 1 of 2 was trained, without a word."""
+    import shutil
+
+    data = write_images(tmp_path / "data")
+    out = tmp_path / "kept"
+    (out / "model").mkdir(parents=True)
+    (out / "model" / "mine.txt").write_text("the user's")
+    (out / "metrics.csv").write_text("a,b\n1,2\n")
+    (out / "notes.md").write_text("not a name a run writes")
+    before = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
+    with pytest.raises(FileExistsError, match="holds model, metrics.csv") as info:
+        train([str(data)], str(out), CONFIG, progress=False, log=lambda m: None)
+    assert "no checkpoint" in str(info.value) and "a folder of its own" in str(info.value)
+    assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == before
+    argv = ["train", str(data), "-o", str(out), "--width", "4", "--depth", "2", "--roi-size", "32", "-q"]
+    assert main([*argv, "--resume"]) == 2  # (a --resume finds no checkpoint to go on from either)
+    assert f"error: {out} holds model, metrics.csv" in capsys.readouterr().err
+    assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == before
+    (out / "metrics.csv").unlink()  # those moved away, the run trains there beside the other files
+    shutil.move(out / "model", tmp_path / "moved")
+    train([str(data)], str(out), CONFIG, progress=False, log=lambda m: None)
+    assert (out / "notes.md").read_text() == "not a name a run writes" and (out / "model" / "config.json").is_file()
+    # that run's checkpoint cleared away, its model is kept from the next run there as well
+    shutil.rmtree(out / "checkpoint")
+    with pytest.raises(FileExistsError, match=r"holds model but no checkpoint"):
+        train([str(data)], str(out), CONFIG, progress=False, log=lambda m: None)
+    assert (out / "model" / "config.json").is_file()
+
+
 def test_the_progress_bar_counts_rois_as_rois(tmp_path, capsys):
     # the bar said img_s for ROIs (two an image) a second: half as many images went by
     quick = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 1, "epochs_joint": 0})
