@@ -190,3 +190,15 @@ def test_a_tmqi_floored_to_structure_zero_is_noted_naming_the_image_and_roi(tmp_
     for note in floored:  # whole, or with its twin counted in one line where both ROIs' read alike
         assert f"- {note}" in notes or f"- 2 ROIs of 1 image{note.reason} (e.g. {src} upper, {src} lower)" in notes
     assert not any(math.isnan(r["tmqi"]) for r in run.rows)  # a floor, not a score left out
+
+
+def test_a_family_of_one_test_is_said_so(tmp_path):
+    """One method and one metric against identity: the table's legend said 'family of 1 tests'."""
+    from xvertfast.eval.protocol import EvalRun
+    from xvertfast.eval.report import write_report
+
+    whole = _run()
+    run = EvalRun(["identity", "clahe"], ["entropy"], images=whole.images)
+    run.rows = [{k: r[k] for k in ("file", "roi", "method", "entropy")} for r in whole.rows if r["method"] != "farbman"]
+    md = open(write_report(run, str(tmp_path), "identity")["summary.md"]).read()
+    assert "family of 1 test paired by image after outlier removal (1 method × 1 metric against identity" in md, md

@@ -408,7 +408,7 @@ def _for_paper_lines(run: EvalRun, compare_to: str, images: dict, for_paper: lis
     methods = len({r["method"] for r, _ in rows})
     lines = ["## Paired by image, for a paper: difference, 95% interval and Holm-adjusted p (after outlier removal)",
              "", f"Each row: the test paired by image above, n images. p Holm: its p-value adjusted by Holm's method "
-             f"over this report's family of {family} tests paired by image after outlier removal "
+             f"over this report's family of {count(family, 'test')} paired by image after outlier removal "
              f"({count(methods, 'method')} × {count(len(run.metrics), 'metric')} against {compare_to}, those with a "
              "p-value; other methods or metrics make another family), marked `*` p Holm < 0.05, `**` p Holm < 0.01 "
              "(the marks of the mean ± sd tables are the uncorrected test paired by ROI). Difference: method − "
