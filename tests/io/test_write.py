@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import CXR_DEV, needs_cxr_dev
 from tests.io.test_read import make_dicom
 from xvertfast._version import __version__
 from xvertfast.io import ImageWriteError, read_image, write_image
@@ -115,6 +116,53 @@ def test_dicom_round_trip_keeps_metadata_and_values(tmp_path, seed):
     # which software made it, also where no description was given
     assert ds.SecondaryCaptureDeviceManufacturer == "xvertfast" and ds.SecondaryCaptureDeviceSoftwareVersions == __version__
     np.testing.assert_array_equal(out.values, values)
+
+
+def test_dicom_of_a_monochrome1_source_shows_bone_bright_and_keeps_none_of_its_display_tags(tmp_path, seed):
+    # the output is MONOCHROME2 of bright bone; the source's presentation shape, window, VOI LUT,
+    # rescale and padding described its stored values, not these: a viewer applying any of them
+    # would show the output inverted, clipped or mis-scaled
+    import pydicom
+
+    values = np.random.default_rng(seed).integers(0, 4096, size=(16, 24)).astype(np.uint16)
+    values[0, :3] = (0, 1, 4095)
+    ds = make_dicom(tmp_path / "src.dcm", values, photometric="MONOCHROME1", bits=12, slope=0.5, intercept=-1024)
+    ds.PresentationLUTShape, ds.WindowCenter, ds.WindowWidth = "INVERSE", 600, 300
+    voi = pydicom.Dataset()
+    voi.LUTDescriptor, voi.LUTData = [4096, 0, 12], np.arange(4095, -1, -1).astype("<u2").tobytes()
+    ds.VOILUTSequence = [voi]
+    ds.PixelPaddingValue, ds.SmallestImagePixelValue, ds.LargestImagePixelValue = 4095, 0, 4095
+    ds.save_as(tmp_path / "src.dcm", enforce_file_format=True)
+    src = read_image(tmp_path / "src.dcm", warn=False)
+    write_image(tmp_path / "out.dcm", src.pixels, like=src)
+    out = pydicom.dcmread(tmp_path / "out.dcm")
+    assert out.PhotometricInterpretation == "MONOCHROME2"
+    for keyword in ("PresentationLUTShape", "VOILUTSequence", "RescaleSlope", "RescaleIntercept", "ModalityLUTSequence",
+                    "PixelPaddingValue", "SmallestImagePixelValue", "LargestImagePixelValue"):  # fmt: skip
+        assert keyword not in out, keyword
+    top = (1 << out.BitsStored) - 1
+    assert out.HighBit == out.BitsStored - 1 and out.PixelRepresentation == 0 and out.pixel_array.max() <= top
+    assert (float(out.WindowCenter), float(out.WindowWidth)) == (top / 2, top)  # the whole stored range
+    shown, kept = out.pixel_array.astype(np.float64) / top, values != 4095  # (padding: set to the darkest)
+    darkest, brightest = 4095 - values[kept].max(), 4095 - values[kept].min()  # (low stored values are bone)
+    np.testing.assert_allclose(shown[kept], (4095 - values[kept] - darkest) / (brightest - darkest), atol=1 / top)
+    assert (shown[~kept] == 0).all()
+
+
+@needs_cxr_dev
+def test_the_monochrome1_cxr_dev_sample_written_as_dicom_shows_its_spine_bright(tmp_path):
+    import pydicom
+
+    src = read_image(os.path.join(CXR_DEV, "gdcm-barre_cr-chest-pa_10bit_mono1.png"), photometric="MONOCHROME1")
+    write_image(tmp_path / "out.dcm", src.pixels, like=src)
+    out = pydicom.dcmread(tmp_path / "out.dcm")
+    assert out.PhotometricInterpretation == "MONOCHROME2" and "PresentationLUTShape" not in out
+    assert out.BitsStored == 10 and (float(out.WindowCenter), float(out.WindowWidth)) == (511.5, 1023)
+    shown = out.pixel_array.astype(np.float64)
+    h, w = shown.shape
+    spine = shown[h // 3 : 2 * h // 3, w // 2 - 10 : w // 2 + 10].mean()
+    lung = shown[h // 3 : 2 * h // 3, w // 4 - 10 : w // 4 + 10].mean()
+    assert spine > lung
 
 
 def test_dicom_keeps_the_sources_character_set(tmp_path, seed):
