@@ -188,6 +188,18 @@ def test_a_typo_leaves_the_report_folder_untouched(tmp_path, seed, capsys):
     assert "metric(s) given more than once: entropy" in capsys.readouterr().err and not out.exists()
 
 
+def test_an_input_given_as_the_report_folder_is_refused_as_a_file(tmp_path, seed, capsys):
+    """-o naming one of the inputs (an image) said 'a.png is inside /.../a.png, a folder of outputs':
+    it is no folder. The input is left as it was."""
+    src = tmp_path / "a.png"
+    Image.fromarray(chest_like(seed)).save(src)
+    before = src.read_bytes()
+    assert main(["evaluate", str(src), "-o", str(src), "--methods", "identity", "--metrics", "entropy", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: report folder {src} is a file" in err and "folder of outputs" not in err, err
+    assert src.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["a.png"]
+
+
 @pytest.mark.parametrize("n, asked, shown", [(4, 6, 4), (4, 100, 4), (2, 6, 2), (10, 3, 3), (5, 0, 0)])
 def test_pictures_show_as_many_images_as_asked_or_there_are(n, asked, shown):
     from xvertfast.eval.protocol import _sample

@@ -86,6 +86,8 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
     _require_packages(built)  # before hours of scoring, not when the report is drawn
     uncovered = _rois_left_original(methods, built)
     centres = None if rois == "auto" else load_roi_centres(rois)
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):  # (an input given as REPORT_DIR: not 'a folder of outputs')
+        raise ValueError(f"report folder {out_dir} is a file")
     # neither the report nor another tool's outputs are inputs (both may sit inside the input folder)
     exclude = [out_dir, *(m.folder for m in built.values() if getattr(m, "folder", None))]
     files = discover(inputs, exclude=exclude)  # an input folder that is one of them fails here, before the journal
@@ -153,8 +155,6 @@ def _check_report_folder(out_dir: str) -> None:
     there): its files (summary.md, report.html, ...) would replace others' of those names."""
     if not os.path.exists(out_dir):
         return
-    if not os.path.isdir(out_dir):
-        raise ValueError(f"report folder {out_dir} is a file")
     clutter = {"Thumbs.db", "desktop.ini"}  # and dot files (.DS_Store): what file browsers leave in a folder
     files = [name for name in os.listdir(out_dir) if not name.startswith(".") and name not in clutter]
     if files and not os.path.exists(os.path.join(out_dir, JOURNAL_FILE)):
