@@ -158,3 +158,37 @@ def test_the_outputs_finished_at_the_jobs_end_are_recorded_in_the_order_they_wer
     summary = enhancer.enhance_files([str(src)], str(tmp_path / "out"), workers=1, progress=False)
     assert summary.done == 8 and len(written) == 8
     assert [r.output for r in summary.records] == written
+
+
+def test_the_report_lists_the_files_in_input_order_whatever_order_they_finished_in(tmp_path, model_dir, seed,
+                                                                                   monkeypatch):  # fmt: skip
+    """Records were kept in the order files finished: those done before (skipped) first, a file that
+    failed its read before the earlier files' writes, and with several writers the writes in the order
+    they ended, so two runs of one job listed their files differently and a diff of the reports showed
+    moves, not changes. The report (and ``summary.records``) list them in input order; the ledger keeps
+    its own, the order written."""
+    from xvertfast.infer import batch
+
+    src = _inputs(tmp_path, seed, 4)  # img0 .. img3
+    out, report = tmp_path / "out", tmp_path / "run.json"
+    enhancer = Enhancer(str(model_dir), device="cpu", backend="torch", batch_size=1)
+    assert enhancer.enhance_files([str(src / "img2.png")], str(out), workers=1, progress=False).done == 1
+    (src / "img1.png").write_bytes(b"not an image")  # fails as it is read, while img0's write is held
+    real_write, real_finish = batch._compose_and_write, batch._finish_in_flight
+    loop_over = threading.Event()
+
+    def write_once_the_loop_is_over(*args):
+        assert loop_over.wait(120), "the job never reached the end of its loop"
+        return real_write(*args)
+
+    def finish_opening(*args):
+        loop_over.set()
+        return real_finish(*args)
+
+    monkeypatch.setattr(batch, "_compose_and_write", write_once_the_loop_is_over)
+    monkeypatch.setattr(batch, "_finish_in_flight", finish_opening)
+    big = Enhancer(str(model_dir), device="cpu", backend="torch", batch_size=16)  # room for every held write
+    summary = big.enhance_files([str(src)], str(out), workers=2, progress=False, report=str(report), log=lambda _: None)
+    listed = [(os.path.basename(r.input), r.status) for r in summary.records]
+    assert listed == [("img0.png", "done"), ("img1.png", "failed"), ("img2.png", "skipped"), ("img3.png", "done")]
+    assert [(os.path.basename(r["input"]), r["status"]) for r in json.loads(report.read_text())["files"]] == listed

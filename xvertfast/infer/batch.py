@@ -515,6 +515,7 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
         for note in notes:  # once a job (the job's setting, no image's)
             log(f"warning: {note}")
         summary, planned = _run(enhancer, job, files, fmt, workers, progress, log, start, given)
+        summary.records = _in_input_order(summary.records, files)
         summary.notes = notes
         job.ended(summary.stopped, found=summary.found, done=summary.done, skipped=summary.skipped,
                   failed=len(summary.failed))  # fmt: skip
@@ -529,6 +530,15 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
         log(f"interrupted: {' and '.join(unwritten)} not written (the same command writes them)")
         summary.interrupted_at_end = True
     return summary
+
+
+def _in_input_order(records: list[FileRecord], files) -> list[FileRecord]:
+    """``records`` in the order of the inputs found, not the order they finished: skipped ones came
+    first, a failed read before the writes still in flight, and several writers end in any order,
+    so two runs of one job listed their files differently and a diff of their reports showed moves.
+    (The ledger keeps the order written, which a resume does not depend on.)"""
+    position = {f.path: i for i, f in enumerate(files)}  # (discover's paths are unique)
+    return sorted(records, key=lambda rec: position.get(rec.input, len(position)))
 
 
 def _small_tiles_warning(enhancer) -> str | None:
