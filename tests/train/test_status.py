@@ -147,6 +147,36 @@ def test_status_says_a_run_stopped_by_sigterm_was_interrupted_and_a_later_start_
     assert "  not running: stopped before the end (killed, its node lost" in capsys.readouterr().out
 
 
+def test_a_refused_start_leaves_the_record_of_the_interrupted_start_before_it(tmp_path, capsys, monkeypatch):
+    # a start refused before it trained (another --width on --resume, no --resume, other images) wrote its own
+    # command as the latest start's, and status then said the interrupted run "killed, ... or ended by an error"
+    from xvertfast.train import loop
+
+    data, run = write_images(tmp_path / "data"), tmp_path / "run"
+    argv = ["train", str(data), "-o", str(run), "--stages", "1", "--epochs-gc", "3", "--epochs-joint", "0", "--width",
+            "4", "--depth", "2", "--roi-size", "32", "--batch-size", "2", "-q", "--device", "cpu"]  # fmt: skip
+    written = loop._write_metrics
+
+    def ctrl_c_after_the_first_epoch(*args):
+        written(*args)
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(loop, "_write_metrics", ctrl_c_after_the_first_epoch)
+        assert main(argv) == 130
+    record = (run / ".xvertfast-train-command.json").read_text()
+    other = tmp_path / "other"
+    shutil.copytree(data, other)
+    (other / "img0.png").unlink()
+    for refused in ([*argv, "--resume", "--width", "8"], argv, [*argv[:1], str(other), *argv[2:], "--resume"]):
+        assert main(refused) == 2
+        assert (run / ".xvertfast-train-command.json").read_text() == record, refused
+    capsys.readouterr()
+    assert train_status(str(run)).stopped == "interrupted"
+    assert main(["status", str(run)]) == 0
+    assert "  not running: interrupted (Ctrl-C or SIGTERM); to resume it: " in capsys.readouterr().out
+
+
 def _ctrl_c_at_the_second_image(monkeypatch):
     """A run started next is stopped (Ctrl-C) as it preprocesses its second image: before its first epoch."""
     from xvertfast.train import data as train_data

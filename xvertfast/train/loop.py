@@ -187,6 +187,20 @@ class RunFolderNotWritable(PermissionError):
         self.errno = code
 
 
+class _StartRefused(Exception):
+    """A start that RUN_DIR's run refuses before it trains (other settings, images or --init than the
+    run's; no --resume): :func:`train` leaves the record of the start before it (its command, its
+    being interrupted), which ``xvertfast status`` says and gives, as this start did nothing."""
+
+
+class _OtherRun(_StartRefused, ValueError):
+    """A --resume whose settings, images or --init model are not those of the run in RUN_DIR."""
+
+
+class _RunThere(_StartRefused, FileExistsError):
+    """A new run in a RUN_DIR that holds a run (to resume, or finished)."""
+
+
 def _all_finite(stage: XVertNetStage) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in stage.parameters())
 
@@ -527,6 +541,9 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
         started = {"command": command, "cwd": cwd} if command else {}
         record_command(run_dir, started)  # (for status: the checkpoint has it only from the first epoch on)
         return _train(inputs, run_dir, config, device, init, resume, progress, stop_after_epochs, log, started, rois)
+    except _StartRefused:  # (before the OSError handler: a FileExistsError)
+        _restore_start_record(run_dir, before, stopped_before)
+        raise
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM by way of the CLI: said by status as such, not as a kill
         with contextlib.suppress(OSError):
             record_stop(run_dir, INTERRUPTED)
@@ -544,10 +561,7 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
         if made is not None:
             shutil.rmtree(made, ignore_errors=True)
         else:  # the run there (stopped before its first epoch) is still resumed by its own command
-            with contextlib.suppress(OSError):
-                record_command(run_dir, before)
-                if stopped_before:
-                    record_stop(run_dir, stopped_before)
+            _restore_start_record(run_dir, before, stopped_before)
         raise
     except Exception as exc:
         if not came_of_an_interrupt(exc):  # (Python 3.11 wraps one landing in an import in a RuntimeError)
@@ -555,6 +569,15 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
         raise _interrupted(run_dir) from exc
     finally:
         lock.close()
+
+
+def _restore_start_record(run_dir: str, before: dict, stopped_before: str | None) -> None:
+    """Puts back the record of the latest start before one that could not begin: the run there is
+    still resumed by its command, and status says how it stopped."""
+    with contextlib.suppress(OSError):
+        record_command(run_dir, before)
+        if stopped_before:
+            record_stop(run_dir, stopped_before)
 
 
 def _interrupted(run_dir: str) -> KeyboardInterrupt:
@@ -709,12 +732,12 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
                 lr_changes.append(_lr_change(saved, before["lr"], now["lr"], log))
             before["lr"] = now["lr"]
         if before != now:
-            raise ValueError(f"{run_dir}: --resume with a different configuration than the checkpoint's "
+            raise _OtherRun(f"{run_dir}: --resume with a different configuration than the checkpoint's "
                              f"({settings_changes(before, now)}); resume with the run's settings (only --lr may "
                              "change), or train into a new RUN_DIR, from this run's weights with --init "
                              f"{os.path.join(run_dir, 'model')} once it has one")  # fmt: skip
         if saved.get("init", init_key) != init_key:  # (checkpoints from before it was recorded: not checked)
-            raise ValueError(f"{run_dir}: --resume with --init {config.init}, whose weights are not those the run "
+            raise _OtherRun(f"{run_dir}: --resume with --init {config.init}, whose weights are not those the run "
                              f"started from (fingerprint {str(saved['init'])[:12]}... then, {str(init_key)[:12]}... now); "
                              "resume with the model the run started from, or start a new RUN_DIR")  # fmt: skip
         if saved.get("device", device.type) != device.type:  # (checkpoints from before it was recorded: not said)
@@ -740,10 +763,10 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
         with contextlib.suppress(ValueError):  # (a damaged state: said by the resume it asks for)
             before = latest_state(ckpt_dir)
             if position(before)[0] > before["config"].get("stages", math.inf):  # every stage trained
-                raise FileExistsError(f"{run_dir} holds a finished run (all {count(before['config']['stages'], 'stage')} "
+                raise _RunThere(f"{run_dir} holds a finished run (all {count(before['config']['stages'], 'stage')} "
                                       f"trained): its model is {model_dir}; to train it on more or other images, use a "
                                       f"new RUN_DIR with --init {model_dir}")  # fmt: skip
-        raise FileExistsError(f"{run_dir} holds a checkpoint: add --resume (resume=True in Python) to go on, or use a new folder")
+        raise _RunThere(f"{run_dir} holds a checkpoint: add --resume (resume=True in Python) to go on, or use a new folder")
     elif resume:
         log(f"--resume: {run_dir} holds no checkpoint yet; starting a new run there")
     os.makedirs(ckpt_dir, exist_ok=True)  # before any epoch: a stage may have none (--init with 0 epochs)
@@ -751,7 +774,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
     def same_data(key: str, images: int, placed: str) -> None:  # (before the set is gathered: a refusal writes none)
         data_key = {"rois": key, "images": images, **({"centres": placed} if placed else {})}
         if saved is not None and saved.get("data", data_key).get("centres") != data_key.get("centres"):
-            raise ValueError(f"{run_dir}: --resume with other ROI centres given by hand (--rois) than the run's epochs "
+            raise _OtherRun(f"{run_dir}: --resume with other ROI centres given by hand (--rois) than the run's epochs "
                              "were trained on: its ROIs were cut at those; resume with the same centres, or start a "
                              "new folder")  # fmt: skip
         if saved is not None and saved.get("data", data_key) != data_key:
@@ -760,7 +783,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
                    f"{images} images then and now, but other ones, the same in another order (the validation split "
                    "goes by position: give them in the order the run began with), or this xvertfast cuts training ROIs "
                    "otherwise than the one that began the run")  # fmt: skip
-            raise ValueError(f"{run_dir}: --resume with other training images than the run started with ({how}); "
+            raise _OtherRun(f"{run_dir}: --resume with other training images than the run started with ({how}); "
                              "resume with the same inputs, or start a new folder")  # fmt: skip
 
     rois = load_rois(inputs, os.path.join(run_dir, "cache"), config.roi_size, config.lam, config.alpha, config.eps, log,
