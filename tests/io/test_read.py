@@ -464,6 +464,27 @@ def test_float_tiff_with_nan_is_refused(tmp_path):
         read_image(tmp_path / "nan.tif")
 
 
+@pytest.mark.parametrize(("low", "high"), [(-1.7e308, 1.7e308), (1e308, 1.7e308), (np.float32(2e38), np.float32(3.4e38))])
+@pytest.mark.parametrize("white_is_zero", [False, True])
+def test_a_float_tiff_whose_range_or_sums_pass_the_largest_float_reads_finite(tmp_path, seed, low, high, white_is_zero):
+    # finite values whose range (high - low) or flip (high + low - v) pass the largest float of
+    # their type: every pixel read as NaN, silently (a RuntimeWarning of overflow at most)
+    import tifffile
+
+    dtype = np.float32 if isinstance(low, np.float32) else np.float64
+    share = np.random.default_rng(seed).random((8, 9))
+    values = ((low / 2 + (high / 2 - low / 2) * share) * 2).astype(dtype)  # (uniform() overflows)
+    values[0, :2] = (low, high)
+    tifffile.imwrite(tmp_path / "f.tif", values, photometric="miniswhite" if white_is_zero else "minisblack")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        im = read_image(tmp_path / "f.tif", warn=False)
+    v = values.astype(np.float64) / 2
+    expected = (v - v.min()) / (v.max() - v.min())
+    np.testing.assert_allclose(im.pixels, 1 - expected if white_is_zero else expected, atol=1e-6)
+    assert np.isfinite(im.values).all() and im.values.dtype == dtype
+
+
 def test_jpeg(tmp_path):
     values = (np.add.outer(np.arange(32), np.arange(32)) * 4).astype(np.uint8)
     Image.fromarray(values).save(tmp_path / "x.jpg", quality=95)

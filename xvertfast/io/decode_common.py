@@ -180,6 +180,10 @@ def invert(values: np.ndarray, bits: int) -> np.ndarray:
     clipped away: clipping them would saturate half of a signed image's range.
     """
     if values.dtype.kind == "f":
-        return (values.max() + values.min() - values).astype(values.dtype)
+        with np.errstate(over="ignore"):
+            total = values.max() + values.min()
+        if np.isinf(total):  # finite floats whose sum passes the largest one: their halves' does not
+            return ((values.max() / 2 + values.min() / 2 - values / 2) * 2).astype(values.dtype)
+        return (total - values).astype(values.dtype)
     lo, hi = stored_range(bits, values.dtype.kind == "i")
     return (lo + hi - values.astype(np.int64)).clip(lo, hi).astype(values.dtype)

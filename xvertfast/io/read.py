@@ -179,6 +179,8 @@ def _min_max_scaled(values: np.ndarray) -> np.ndarray:
         table = ((np.arange(lo, hi + 1, dtype=np.float64) - lo) / (hi - lo)).astype(np.float32)
         return table[np.subtract(values, lo, dtype=np.int32)]  # (any byte order, sign, 8 or 16 bits)
     lo, hi = float(lo), float(hi)
+    if math.isinf(hi - lo):  # finite ends further apart than the largest float64: their halves are not
+        return ((values.astype(np.float64) / 2 - lo / 2) / (hi / 2 - lo / 2)).astype(np.float32)
     return ((values.astype(np.float64) - lo) / (hi - lo)).astype(np.float32)
 
 
