@@ -289,6 +289,21 @@ def test_image_warnings_are_the_decoding_notes_then_the_polarity():
     assert "MONOCHROME1" in said[1] and "rotated or non-frontal view" in said[1]
 
 
+def test_a_png_looking_inverted_as_tagged_monochrome1_is_told_to_drop_the_tag_not_to_add_it():
+    # before: "if it stores bone dark, list it in an @list with a tab and MONOCHROME1", said of the very PNG
+    # an @list had tagged MONOCHROME1 (a bone-bright PNG tagged by mistake: the inversion made it look inverted)
+    from xvertfast.io import Radiograph
+    from xvertfast.preprocess import inverted_warning
+
+    x = np.linspace(-1, 1, 64)
+    looks_inverted = 1 - np.tile(np.exp(-(x**2) / 0.02), (64, 1)).astype(np.float32)
+    tagged = inverted_warning(Radiograph(looks_inverted, looks_inverted, 8, "MONOCHROME1", "png", "a.png"))
+    assert tagged.startswith("a.png: looks inverted") and "list it in an @list" not in tagged, tagged
+    assert "tagged MONOCHROME1 in its @list" in tagged and "drop the tag" in tagged, tagged
+    untagged = inverted_warning(Radiograph(looks_inverted, looks_inverted, 8, "MONOCHROME2", "jpeg", "a.jpg"))
+    assert "list it in an @list with a tab and MONOCHROME1" in untagged, untagged
+
+
 def test_empty_images_and_roi_sizes_that_are_not_positive_are_refused():
     # an empty image gave a Spine whose centres lay outside it; train_rois(0) a ZeroDivisionError,
     # a negative size the whole image and eval_rois(0, 0) 1x1 boxes; polarity_score a 3-D array's

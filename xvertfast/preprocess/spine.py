@@ -275,8 +275,12 @@ def inverted_warning(rad) -> str | None:
     that :func:`looks_inverted`, naming its file and the fix; None for one that does not."""
     if not looks_inverted(rad.pixels):
         return None
-    hint = ("if it stores bone dark, list it in an @list with a tab and MONOCHROME1 after its path"
-            if rad.source_format in ("png", "jpeg") else "check its photometric interpretation")  # fmt: skip
+    if rad.source_format not in ("png", "jpeg"):
+        hint = "check its photometric interpretation"
+    elif rad.photometric == "MONOCHROME1":  # (PNG and JPEG record none: the @list's tag inverted it)
+        hint = "it is tagged MONOCHROME1 in its @list: if it stores bone bright, drop the tag"
+    else:
+        hint = "if it stores bone dark, list it in an @list with a tab and MONOCHROME1 after its path"
     return (f"{rad.path}: looks inverted (its central band is darker than the lung fields; a rotated or "
             f"non-frontal view can do this too); {hint}")
 
