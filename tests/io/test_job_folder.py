@@ -294,6 +294,37 @@ def test_report_and_preview_never_overwrite_an_input(tmp_path, model_dir, seed, 
     assert "is a folder" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("option", ["--report", "--preview"])
+def test_report_and_preview_never_replace_an_output_or_a_file_the_job_keeps(tmp_path, model_dir, seed, capsys,  # noqa: F811
+                                                                           option):  # fmt: skip
+    """They were written over whatever stood at their path when the job ended: named as an output
+    (OUT/a.png), the enhanced image was replaced by the JSON (or the sheet), and the ledger still
+    said it done, so every rerun skipped it; named as the ledger, the job lost its record, and the
+    next run refused every output as not its own. Both are refused before the job, as an input is."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    write_pngs(src, seed, ["a.png", "sub/b.png"])
+    assert run(model_dir, src, "-o", out) == 0
+    capsys.readouterr()
+    before = folder_state(out)
+    for path, what in [(out / "a.png", f"the output of {src / 'a.png'}"), (out / "sub" / "b.png", "the output of"),
+                       (out / LEDGER_FILE, f"one of the files the job keeps in {out}"), (out / JOB_FILE, "one of the files")]:
+        assert run(model_dir, src, "-o", out, option, path) == 2
+        said = capsys.readouterr().err
+        assert f"error: {option} {path} is {what}" in said, said
+        assert folder_state(out) == before
+    assert run(model_dir, src, "-o", out, option, out / "run.a.png") == 0  # beside the outputs: written
+    assert (out / "run.a.png").exists()
+
+
+def test_the_report_and_the_preview_cannot_share_a_file(tmp_path, model_dir, seed, capsys):  # noqa: F811
+    """The preview was written over the report: the job said 'report: look.png' of a file holding the sheet."""
+    src, out, both = tmp_path / "in", tmp_path / "out", tmp_path / "look.png"
+    write_pngs(src, seed, ["a.png"])
+    assert run(model_dir, src, "-o", out, "--report", both, "--preview", both) == 2
+    assert f"error: --preview {both} is also the --report" in capsys.readouterr().err
+    assert not out.exists() and not both.exists()
+
+
 def test_a_preview_drawn_among_the_inputs_is_not_an_input_on_the_rerun(tmp_path, model_dir, seed, capsys):  # noqa: F811
     src = tmp_path / "in"
     write_pngs(src, seed, ["a.png", "b.png"])

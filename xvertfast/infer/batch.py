@@ -187,23 +187,57 @@ def _job_settings(enhancer, fmt: str) -> dict:
             "tile": enhancer.tile, "format": fmt, "precision": str(enhancer.dtype).replace("torch.", "")}  # fmt: skip
 
 
-def _check_side_files(files, **paths: str | None) -> None:
-    """The report and preview files may be neither an input nor a folder, and must be writable
-    where they go: they are written when the job ends, which may be days later. The inputs are
-    resolved only where one is given: a resolve is a stat of each folder on an input's path."""
-    inputs = None
+def _check_side_files(files, out_dir: str, **paths: str | None) -> None:
+    """The report and preview files may be neither an input nor a folder, nor an output or a file
+    the job keeps in ``out_dir`` (written over when the job ends, an output stayed 'done' as JSON),
+    nor one file for both, and must be writable where they go: they are written when the job ends,
+    which may be days later. The inputs are resolved only where one is given: a resolve is a stat
+    of each folder on an input's path."""
+    inputs, taken = None, {}
     for option, path in paths.items():
         if path is None:
             continue
         inputs = {os.path.realpath(f.path) for f in files} if inputs is None else inputs
         if os.path.isdir(path):
             raise ValueError(f"--{option} {path} is a folder; give a file name")
-        if os.path.realpath(path) in inputs:
+        real = os.path.realpath(path)
+        if real in inputs:
             raise ValueError(f"--{option} {path} is one of the inputs; it would be overwritten")
+        if real in taken:
+            raise ValueError(f"--{option} {path} is also the --{taken[real]}; give each a file of its own")
+        taken[real] = option
+        if (clash := _job_file_clash(files, out_dir, real)) is not None:
+            raise ValueError(f"--{option} {path} is {clash}; it would be written over when the job ends: give it "
+                             "another name")  # fmt: skip
         made_in = nearest_existing(os.path.dirname(os.path.abspath(path)))
         if not os.path.isdir(made_in) or not os.access(made_in, os.W_OK | os.X_OK):
             raise ValueError(f"--{option} {path} cannot be written: {made_in} is not a folder writable here (it "
                              "would be written when the job ends)")  # fmt: skip
+
+
+#: The extensions an output may have: ``same`` keeps a TIFF's .tif.
+_OUTPUT_EXTENSIONS = frozenset(FORMAT_EXTENSIONS.values()) | {".tif"}
+
+
+def _job_file_clash(files, out_dir: str, real: str) -> str | None:
+    """What of the job's ``real`` (a resolved path) would be in ``out_dir``: one of the files the job
+    keeps there (its settings, ledgers, locks), or the output of an input (by its path but for the
+    extension, where the extension is one an output may have: its format may be decided by its
+    content). None: neither."""
+    root = os.path.realpath(out_dir)
+    if os.path.commonpath([root, real]) != root or real == root:
+        return None
+    rel = os.path.relpath(real, root)
+    if os.path.dirname(rel) == "" and rel.startswith(".xvertfast-"):
+        return f"one of the files the job keeps in {out_dir}"
+    stem, ext = os.path.splitext(rel)
+    if ext not in _OUTPUT_EXTENSIONS:
+        return None
+    here = os.path.abspath(out_dir)
+    for f in files:
+        if (out := _stem(out_dir, f.rel)) is not None and os.path.relpath(out, here) == stem:
+            return f"the output of {f.path}"
+    return None
 
 
 def _plan(files, out_dir: str, fmt: str, mine: list[bool] | None = None) -> tuple[list[tuple], list[FileRecord]]:
@@ -502,7 +536,7 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
         raise NothingFound(inputs)
     if dry_run and preview:
         raise ValueError("--preview draws outputs: a dry run writes none")
-    _check_side_files(files, report=report, preview=preview)
+    _check_side_files(files, out_dir, report=report, preview=preview)
     given = centres_of_inputs(rois, [f.path for f in files]) if rois is not None else {}
     if not dry_run:  # built before OUT is made (an export, engines: it may fail); a dry run builds nothing
         enhancer.backend  # noqa: B018 (its precision, recorded below, may differ from the one described)
