@@ -640,6 +640,40 @@ def test_dicom_high_bit_its_values_contradict_is_said_and_the_low_bits_read(tmp_
     assert any("HighBit 15" in note and "low 12 bits" in note for note in im.notes), im.notes
 
 
+@pytest.mark.parametrize("element", ["FloatPixelData", "DoubleFloatPixelData"])
+@pytest.mark.parametrize("photometric", ["MONOCHROME2", "MONOCHROME1"])
+def test_a_dicom_of_float_pixel_data_is_read_and_flipped_within_its_own_values(tmp_path, seed, element, photometric):
+    # DoubleFloatPixelData was refused as 'no pixel data (not an image, e.g. a report)'; a
+    # MONOCHROME1 float image was flipped within the range of 32-bit integers (4294967295 - v),
+    # its values moved far from the data and rounded at 1e-6
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    dtype = np.float32 if element == "FloatPixelData" else np.float64
+    values = np.random.default_rng(seed).uniform(-2.0, 3.0, size=(12, 16)).astype(dtype)
+    ds = pydicom.Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.30", generate_uid()  # (a parametric map's)
+    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = 12, 16, 1, photometric
+    ds.BitsAllocated = 8 * np.dtype(dtype).itemsize
+    setattr(ds, element, values.tobytes())
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.save_as(tmp_path / "f.dcm", enforce_file_format=True)
+    im = read_image(tmp_path / "f.dcm", warn=False)
+    flipped = photometric == "MONOCHROME1"
+    expected = values.max() + values.min() - values if flipped else values
+    np.testing.assert_allclose(im.values, expected, rtol=0, atol=4 * np.finfo(dtype).eps)
+    v = values.astype(np.float64)
+    scaled = (v - v.min()) / (v.max() - v.min())
+    np.testing.assert_allclose(im.pixels, 1 - scaled if flipped else scaled, atol=1e-6)
+    values[3, 4] = np.nan  # said as the data's, not as a 'Modality LUT Sequence' it has not got
+    setattr(ds, element, values.tobytes())
+    ds.save_as(tmp_path / "f.dcm", enforce_file_format=True)
+    with pytest.raises(ImageReadError, match=r"f\.dcm: its float pixel data contain 1 NaN or infinite value\(s\)$"):
+        read_image(tmp_path / "f.dcm", warn=False)
+
+
 def test_dicom_monochrome1_with_rescale(tmp_path, seed):
     values = np.random.default_rng(seed).integers(0, 1024, size=(24, 40)).astype(np.uint16)
     values[0, 0], values[0, 1] = 0, 1023

@@ -17,7 +17,7 @@ import numpy as np
 
 from xvertfast._text import count
 from xvertfast.io import dicom_codecs
-from xvertfast.io.decode_common import check_pixels, jpeg_frame, luminance, stored_range
+from xvertfast.io.decode_common import check_pixels, invert, jpeg_frame, luminance, stored_range
 from xvertfast.io.errors import ImageReadError, WarningsNamingTheFile
 
 __all__ = ["read_dicom", "dicom_ends"]
@@ -68,7 +68,7 @@ def _parse_dicom(path: str, max_pixels: int, notes: list[str]):
                              f"{os.path.getsize(path):,} bytes cannot need: an element's length is corrupt") from None  # fmt: skip
     except Exception as exc:
         raise ImageReadError(path, f"cannot parse DICOM: {exc or type(exc).__name__}") from None
-    if "PixelData" not in ds and "FloatPixelData" not in ds:
+    if not any(element in ds for element in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         sop_class = (getattr(ds, "file_meta", None) or {}).get("MediaStorageSOPClassUID", "")
         if "DirectoryRecordSequence" in ds or str(sop_class) == _DICOMDIR:
             raise ImageReadError(path, "a DICOMDIR (the index of a DICOM media folder), not an image")
@@ -270,6 +270,9 @@ def _dicom_pixels(ds, syntax, path: str, notes: list[str]):
         lo, hi = dicom_ends(ds, bits, signed, arr.dtype)
     except Exception as exc:  # a malformed RescaleSlope ("1,5"), an empty one, a broken LUT
         raise ImageReadError(path, f"cannot apply its modality LUT / rescale ({lut}): {exc}") from None
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():  # (float pixel data: its own values)
+        bad = int(np.count_nonzero(~np.isfinite(arr)))
+        raise ImageReadError(path, f"its float pixel data contain {bad} NaN or infinite value(s)")
     if np.asarray(values).dtype.kind == "f":  # a slope of NaN, or of 1e308 (infinite values): NaN pixels after scaling
         bad = int(np.count_nonzero(~np.isfinite(values)))
         if bad:
@@ -281,7 +284,11 @@ def _dicom_pixels(ds, syntax, path: str, notes: list[str]):
         raise ImageReadError(path, f"RescaleSlope is 0: every stored value maps to the intercept "
                              f"({ds.get('RescaleIntercept', 0)}), so there is no image")  # fmt: skip
     _presentation_lut_note(ds, stated.upper() or "MONOCHROME2", path, notes)  # (none: read as MONOCHROME2)
-    if photometric == "MONOCHROME1":
+    if photometric == "MONOCHROME1" and arr.dtype.kind == "f":
+        # float pixel data have no stored range to flip within (it was taken for 32-bit integers':
+        # 4294967295 - v): within their own values, as a float TIFF's
+        values = invert(np.asarray(values), bits)
+    elif photometric == "MONOCHROME1":
         # MONOCHROME1 describes the values after the modality LUT, so they are flipped there,
         # within the image of the stored range (the LUT may be a table, not a line).
         values = lo + hi - np.asarray(values, dtype=np.float64)
