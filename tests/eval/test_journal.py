@@ -640,3 +640,20 @@ def test_a_report_folder_that_cannot_be_written_is_named_with_the_file(tmp_path,
     assert main([*args[:2], "-o", str(tmp_path / "file" / "rep"), *args[4:]]) == 2
     assert (f"error: [Errno {errno.ENOTDIR}] {tmp_path / 'file' / 'rep'}: the evaluation's journal cannot be kept "
             f"there ({os.strerror(errno.ENOTDIR)}); no image was scored") in capsys.readouterr().err
+
+
+def test_a_ctrl_c_while_scoring_closes_the_progress_bar_before_the_cli_speaks(tmp_path, seed, capsys):
+    """The bar was left open on a Ctrl-C: the CLI's 'interrupted: ... the same command scores only
+    the rest' came before it, and the bar was drawn again after it once the traceback was freed
+    (a run's last line was a half-full bar). It is closed as the interrupt passes."""
+    images = write_images(tmp_path / "in", seed, n=3)
+    journal = Journal(str(tmp_path / "r"), SETTINGS)
+    try:
+        with pytest.raises(KeyboardInterrupt) as stopped:  # held, as the CLI's handler holds it while it speaks
+            run_protocol([str(images)], {"identity": identity, "clahe": Counted(stop=2)}, METRICS, pictures=0,
+                         progress=True, log=lambda m: None, journal=journal)  # fmt: skip
+        err = capsys.readouterr().err
+        assert "evaluate:" in err and err.endswith("\n"), repr(err[-80:])
+        assert stopped.traceback  # (its frames, the loop's among them, alive until here)
+    finally:
+        journal.close()

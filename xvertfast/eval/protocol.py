@@ -244,104 +244,107 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
     # scrolled the errors away), then that the rest are the report's; how many at the end
     said = 0
     grown: set[str] = set()  # what images done before were scored for: "methods", "metrics"
-    for index, f in enumerate(files):
-        others = _other_files(methods, f)
-        placed = given[f.path].record() if f.path in given else None  # (an input the file leaves out fails)
-        entry = (journal.entry(f.path, others, f.photometric, placed)
-                 if journal is not None and (roi_centres is None or placed is not None) else None)  # fmt: skip
-        if entry is None and placed is not None and journal is not None and journal.moved(f.path, placed):
-            moved += 1  # (said at the end: why an image a rerun would have skipped is scored)
-        unscored = journal.unscored(entry, list(metrics)) if entry is not None else {}
-        added = journal.missing(entry) if entry is not None else []
-        picture = journal.picture(entry) if entry is not None and index in keep_pictures and not added else None
-        if entry is not None and not unscored and (index not in keep_pictures or picture is not None):
-            if picture is not None:
-                run.pictures.append(picture)
-            run.rows.extend(_reported(r, metrics) for name in methods for r in entry["rows"]
-                            if r["method"] == name)  # in this run's order  # fmt: skip
-            run.notes.extend(_image_notes(f.path, entry["notes"])
-                             + _missing_notes(f.path, entry.get("missing", []), list(methods), metrics))
-            for name, seconds in entry["seconds"].items():
-                if name in methods or name == "metrics":  # (a dropped method's time is not this report's)
-                    run.seconds[name] = run.seconds.get(name, 0.0) + seconds
-            run.metrics_seconds_beyond |= _scored_beyond(entry, methods, metrics)
-            if isinstance(entry.get("original"), dict):
-                run.originals[f.path] = entry["original"]
-            if isinstance(entry.get("ran_on"), dict):
-                run.ran_on[f.path] = entry["ran_on"]
-            run.images += 1
-            resumed += 1
+    try:  # closed however the loop ends: a Ctrl-C left the bar to be drawn again after the CLI's last line
+        for index, f in enumerate(files):
+            others = _other_files(methods, f)
+            placed = given[f.path].record() if f.path in given else None  # (an input the file leaves out fails)
+            entry = (journal.entry(f.path, others, f.photometric, placed)
+                     if journal is not None and (roi_centres is None or placed is not None) else None)  # fmt: skip
+            if entry is None and placed is not None and journal is not None and journal.moved(f.path, placed):
+                moved += 1  # (said at the end: why an image a rerun would have skipped is scored)
+            unscored = journal.unscored(entry, list(metrics)) if entry is not None else {}
+            added = journal.missing(entry) if entry is not None else []
+            picture = journal.picture(entry) if entry is not None and index in keep_pictures and not added else None
+            if entry is not None and not unscored and (index not in keep_pictures or picture is not None):
+                if picture is not None:
+                    run.pictures.append(picture)
+                run.rows.extend(_reported(r, metrics) for name in methods for r in entry["rows"]
+                                if r["method"] == name)  # in this run's order  # fmt: skip
+                run.notes.extend(_image_notes(f.path, entry["notes"])
+                                 + _missing_notes(f.path, entry.get("missing", []), list(methods), metrics))
+                for name, seconds in entry["seconds"].items():
+                    if name in methods or name == "metrics":  # (a dropped method's time is not this report's)
+                        run.seconds[name] = run.seconds.get(name, 0.0) + seconds
+                run.metrics_seconds_beyond |= _scored_beyond(entry, methods, metrics)
+                if isinstance(entry.get("original"), dict):
+                    run.originals[f.path] = entry["original"]
+                if isinstance(entry.get("ran_on"), dict):
+                    run.ran_on[f.path] = entry["ran_on"]
+                run.images += 1
+                resumed += 1
+                bar.update(1)
+                continue
+            # an image done before methods or metrics were added: those alone (a pictured one whose picture
+            # lacks a method added, or is missing, is run whole, for its grid)
+            partial = entry if unscored and (index not in keep_pictures or picture is not None) else None
+            todo = {name: methods[name] for name in unscored} if partial is not None else methods
+            asked = dict(unscored) if partial is not None else {name: list(metrics) for name in methods}
+            before = dict(run.seconds)
+            try:
+                pictured = index in keep_pictures and partial is None
+                rows, made, warnings, lacking, original = _evaluate_one(f, todo, asked, roi_centres, given.get(f.path),
+                                                                        pictured, run.seconds)  # fmt: skip
+                picture = made if partial is None else picture  # (a partial one's is the picture journalled)
+            except FILE_ERRORS as exc:  # the file's fault (or too big for memory), not a bug of ours
+                reason = (f"{failure_text(f.path, exc.error)} (method {exc.method})" if isinstance(exc, _MethodFailed)
+                          else failure_text(f.path, exc))  # fmt: skip
+                run.failed.append((f.path, reason))
+                log(f"error: {reason}")
+                if index in keep_pictures:  # the next image not pictured yet shows instead
+                    later = next((k for k in range(index + 1, len(files)) if k not in keep_pictures), None)
+                    if later is not None:
+                        keep_pictures.add(later)
+            else:
+                seconds = {k: v - before.get(k, 0.0) for k, v in run.seconds.items()}
+                # what the earlier run said of this image already (its warnings too): not said again
+                earlier = (_image_notes(f.path, partial["notes"])
+                           + _missing_notes(f.path, partial.get("missing", []), list(methods), metrics)
+                           if partial is not None else [])  # fmt: skip
+                if partial is not None:  # the kept scores and seconds with the added ones'
+                    rows = _merged(partial["rows"], rows, list(methods))
+                    lacking = [*partial.get("missing", []), *lacking]
+                    grown.update("methods" if name in added else "metrics" for name in unscored)
+                    for name, spent in partial["seconds"].items():
+                        if name in methods or name == "metrics":
+                            if name in todo and name not in added:  # run again only for the metrics added:
+                                run.seconds[name] -= seconds.pop(name, 0.0)  # its time as one run takes it
+                            seconds[name] = seconds.get(name, 0.0) + spent
+                            run.seconds[name] = run.seconds.get(name, 0.0) + spent
+                    run.metrics_seconds_beyond |= _scored_beyond(partial, methods, metrics)
+                    completed += 1
+                notes = _image_notes(f.path, warnings) + _missing_notes(f.path, lacking, list(methods), metrics)
+                kept = [r for r in entry["rows"] if r["method"] not in methods] if entry is not None else []
+                # an earlier run's rows kept (the methods not run again, or dropped since): what scored them too
+                ran_on = _image_ran_on(machine, todo, entry if partial is not None or kept else None)
+                if journal is not None:  # recorded first: rows read back later are the ones reported now
+                    # (with the rows of methods dropped since, kept for a rerun that gives them again)
+                    lacking = [*lacking, *(m for m in entry.get("missing", []) if m not in lacking)] if entry else lacking
+                    rows = [r for r in journal.record(f.path, rows + kept, warnings, seconds, others, picture,
+                                                      f.photometric, missing=lacking, centres=placed, original=original,
+                                                      ran_on=ran_on)
+                            if r["method"] in methods]  # fmt: skip
+                if entry is not None and partial is None:  # done before, pictured: run whole for its picture
+                    whole += 1
+                run.rows.extend(_reported(r, metrics) for r in rows)
+                run.originals[f.path] = original
+                if ran_on is not None:
+                    run.ran_on[f.path] = ran_on
+                run.images += 1
+                for note in notes:
+                    run.notes.append(note)
+                    if note not in earlier:
+                        said += 1
+                        if said <= WARNED_LISTED:
+                            log(f"note: {note}")
+                        elif said == WARNED_LISTED + 1:
+                            # (from Python no report may follow: the run's notes, and the journal, hold them)
+                            log("note: further notes are not shown as they come: the run's notes keep them (the "
+                                "report's summary.md)")  # fmt: skip
+                if picture:
+                    run.pictures.append(picture)
             bar.update(1)
-            continue
-        # an image done before methods or metrics were added: those alone (a pictured one whose picture
-        # lacks a method added, or is missing, is run whole, for its grid)
-        partial = entry if unscored and (index not in keep_pictures or picture is not None) else None
-        todo = {name: methods[name] for name in unscored} if partial is not None else methods
-        asked = dict(unscored) if partial is not None else {name: list(metrics) for name in methods}
-        before = dict(run.seconds)
-        try:
-            pictured = index in keep_pictures and partial is None
-            rows, made, warnings, lacking, original = _evaluate_one(f, todo, asked, roi_centres, given.get(f.path),
-                                                                    pictured, run.seconds)  # fmt: skip
-            picture = made if partial is None else picture  # (a partial one's is the picture journalled)
-        except FILE_ERRORS as exc:  # the file's fault (or too big for memory), not a bug of ours
-            reason = (f"{failure_text(f.path, exc.error)} (method {exc.method})" if isinstance(exc, _MethodFailed)
-                      else failure_text(f.path, exc))  # fmt: skip
-            run.failed.append((f.path, reason))
-            log(f"error: {reason}")
-            if index in keep_pictures:  # the next image not pictured yet shows instead
-                later = next((k for k in range(index + 1, len(files)) if k not in keep_pictures), None)
-                if later is not None:
-                    keep_pictures.add(later)
-        else:
-            seconds = {k: v - before.get(k, 0.0) for k, v in run.seconds.items()}
-            # what the earlier run said of this image already (its warnings too): not said again
-            earlier = (_image_notes(f.path, partial["notes"])
-                       + _missing_notes(f.path, partial.get("missing", []), list(methods), metrics)
-                       if partial is not None else [])  # fmt: skip
-            if partial is not None:  # the kept scores and seconds with the added ones'
-                rows = _merged(partial["rows"], rows, list(methods))
-                lacking = [*partial.get("missing", []), *lacking]
-                grown.update("methods" if name in added else "metrics" for name in unscored)
-                for name, spent in partial["seconds"].items():
-                    if name in methods or name == "metrics":
-                        if name in todo and name not in added:  # run again only for the metrics added:
-                            run.seconds[name] -= seconds.pop(name, 0.0)  # its time as one run takes it
-                        seconds[name] = seconds.get(name, 0.0) + spent
-                        run.seconds[name] = run.seconds.get(name, 0.0) + spent
-                run.metrics_seconds_beyond |= _scored_beyond(partial, methods, metrics)
-                completed += 1
-            notes = _image_notes(f.path, warnings) + _missing_notes(f.path, lacking, list(methods), metrics)
-            kept = [r for r in entry["rows"] if r["method"] not in methods] if entry is not None else []
-            # an earlier run's rows kept (the methods not run again, or dropped since): what scored them too
-            ran_on = _image_ran_on(machine, todo, entry if partial is not None or kept else None)
-            if journal is not None:  # recorded first: rows read back later are the ones reported now
-                # (with the rows of methods dropped since, kept for a rerun that gives them again)
-                lacking = [*lacking, *(m for m in entry.get("missing", []) if m not in lacking)] if entry else lacking
-                rows = [r for r in journal.record(f.path, rows + kept, warnings, seconds, others, picture,
-                                                  f.photometric, missing=lacking, centres=placed, original=original,
-                                                  ran_on=ran_on)
-                        if r["method"] in methods]  # fmt: skip
-            if entry is not None and partial is None:  # done before, pictured: run whole for its picture
-                whole += 1
-            run.rows.extend(_reported(r, metrics) for r in rows)
-            run.originals[f.path] = original
-            if ran_on is not None:
-                run.ran_on[f.path] = ran_on
-            run.images += 1
-            for note in notes:
-                run.notes.append(note)
-                if note not in earlier:
-                    said += 1
-                    if said <= WARNED_LISTED:
-                        log(f"note: {note}")
-                    elif said == WARNED_LISTED + 1:
-                        # (from Python no report may follow: the run's notes, and the journal, hold them)
-                        log("note: further notes are not shown as they come: the run's notes keep them (the report's summary.md)")
-            if picture:
-                run.pictures.append(picture)
-        bar.update(1)
-    bar.close()
+    finally:
+        bar.close()
     if unused:
         run.notes.append(f"{len(unused)} row(s) of the ROI file name no input: {', '.join(sorted(unused)[:5])}"
                          + (", ..." if len(unused) > 5 else ""))  # fmt: skip
