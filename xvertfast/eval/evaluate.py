@@ -86,7 +86,7 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
     _require_packages(built)  # before hours of scoring, not when the report is drawn
     uncovered = _rois_left_original(methods, built)
     centres = None if rois == "auto" else load_roi_centres(rois)
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):  # (an input given as REPORT_DIR: not 'a folder of outputs')
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):  # (an input as REPORT_DIR: not 'a folder of outputs')
         raise ValueError(f"report folder {out_dir} is a file")
     # neither the report nor another tool's outputs are inputs (both may sit inside the input folder)
     exclude = [out_dir, *(m.folder for m in built.values() if getattr(m, "folder", None))]
