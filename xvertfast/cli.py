@@ -373,13 +373,17 @@ def _evaluation_interrupted(report_dir: str, exc: BaseException) -> int:
 
 def _report_interrupted(exc) -> str:
     """What an evaluation interrupted once every image was scored left: a whole report (the
-    signal came as its files were put in place), or none of its files changed."""
+    signal came as its files were put in place), none of its files changed, or some (a step of putting
+    them in place failed meanwhile: its error says what the folder holds)."""
     if exc.complete:
         return f"interrupted once the report was written: it is complete ({exc.paths['report.html']})"
     earlier = (f"; until then {os.path.dirname(exc.paths['report.html']) or '.'} holds an earlier run's report, "
                "left as it was" if exc.earlier else "")  # fmt: skip
     retried = ("" if not exc.failed else "; the image that failed is tried again" if exc.failed == 1
                else f"; the {exc.failed} images that failed are tried again")  # fmt: skip
+    if exc.error is not None:
+        return (f"interrupted while the report's files were put in place, and they could not all be: "
+                f"{exc.error.strerror} (no image is scored again{retried})")  # fmt: skip
     return (f"interrupted: the report was cut short; the same command writes it again (no image is scored "
             f"again{retried}){earlier}")  # fmt: skip
 

@@ -299,11 +299,13 @@ def test_a_new_folder_failing_at_the_third_move_says_no_earlier_report_was_remov
     check_report(out)
 
 
-@pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sent, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_ctrl_c_held_while_the_files_are_put_in_place_is_said_when_a_move_fails(tmp_path, seed, capsys, monkeypatch,
-                                                                                 sent):  # fmt: skip
-    """A Ctrl-C or SIGTERM held while the files were put in place was dropped when a step failed:
-    the command ended with the error alone, as if no one had asked it to stop."""
+                                                                                 sent, code):  # fmt: skip
+    """A Ctrl-C or SIGTERM held while the files were put in place was dropped when a step failed: the
+    command ended with the error alone, as if no one had asked it to stop; then with exit 2 and
+    'error: ...; interrupted meanwhile', where every interrupted command exits 130 (143 for SIGTERM)
+    and a script's next step must not run. It is an interruption, and says the report is not whole."""
     images, out = write_images(tmp_path / "in", seed, n=2), tmp_path / "rep"
     move = _report_files._put_in_place
 
@@ -314,13 +316,15 @@ def test_ctrl_c_held_while_the_files_are_put_in_place_is_said_when_a_move_fails(
     with monkeypatch.context() as patch:
         patch.setattr(_report_files, "_put_in_place", signalled)
         fail_moves_into_place(patch, at=2)
-        assert main(args(images, out)) == 2
-    what = "Ctrl-C" if sent == signal.SIGINT else "SIGTERM"
+        assert main(args(images, out)) == code
     err = capsys.readouterr().err
-    assert ("(no report.html): 1 of this run's 7 files are in place; the same command writes it again; "
-            f"interrupted meanwhile (a {what}, held while the files were put in place): it stops here with this "
-            "error") in err, err  # fmt: skip
+    assert (f"interrupted while the report's files were put in place, and they could not all be: {out}: the report "
+            f"could not be put in place (scores.csv: {os.strerror(errno.ENOSPC)}); it holds no whole report (no "
+            "report.html): 1 of this run's 7 files are in place; the same command writes it again (no image is "
+            "scored again)") in err, err  # fmt: skip
+    assert "error:" not in err, err
     assert sorted(shown(out)) == ["grid/000_img0.png"]
+    assert not parts_left(out)
 
 
 def test_a_full_disk_on_the_first_move_says_the_earlier_report_was_removed(tmp_path, seed, capsys, monkeypatch):

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import tempfile
 import warnings
 from typing import Callable
@@ -41,11 +40,15 @@ class ReportInterrupted(KeyboardInterrupt):
     """Ctrl-C (or the CLI's SIGTERM) while :func:`replace_report` ran. ``complete``: it came while the
     finished files were put in place, which went on, so the report is whole; else none of its
     files was changed, and ``earlier`` says whether an earlier report stands there. ``failed``: the
-    run's failed images (a rerun tries them again; the images scored are not)."""
+    run's failed images (a rerun tries them again; the images scored are not). ``error``: it came
+    while the files were put in place and a step of that failed (a full disk): the OSError, whose
+    text says what the folder holds now (``complete`` is then False and ``earlier`` not to be said)."""
 
-    def __init__(self, complete: bool, paths: dict[str, str], earlier: bool, failed: int):
+    def __init__(self, complete: bool, paths: dict[str, str], earlier: bool, failed: int,
+                 error: OSError | None = None):  # fmt: skip
         super().__init__()
         self.complete, self.paths, self.earlier, self.failed = complete, paths, earlier, failed
+        self.error = error
 
 
 def _remove_earlier_grids(folder: str) -> tuple[int, int]:
@@ -100,15 +103,19 @@ def replace_report(out_dir: str, draw: Callable[[str], list[str]], failed: int,
         with interrupts_deferred(stopping=False, note=_MOVING) as held:
             try:
                 _put_in_place(parts, out_dir, grids)
-            except OSError as exc:  # the signal held would be lost, the command stopping with the error unsaid
-                if held.signal is None:
+            except OSError as exc:  # a signal held is still the user's stop (130, 143), said with the error:
+                if held.signal is None:  # raised as the error alone, it exited 2 as if no one had asked to stop
                     raise
-                what = "SIGTERM" if held.signal == signal.SIGTERM else "Ctrl-C"
-                raise OSError(exc.errno, f"{exc.strerror}; interrupted meanwhile (a {what}, held while the files "
-                                         "were put in place): it stops here with this error") from exc  # fmt: skip
+                try:
+                    deliver(held)
+                except KeyboardInterrupt:
+                    raise ReportInterrupted(False, paths, earlier, failed, error=exc) from exc
+                raise  # (a handler of the caller's that lets the job go on: the error alone)
             placed = True
             shutil.rmtree(parts, ignore_errors=True)
         deliver(held)  # (one that came as the handlers were put back is raised here too: caught below)
+    except ReportInterrupted:
+        raise
     except KeyboardInterrupt:
         raise ReportInterrupted(placed, paths, earlier, failed) from None
     finally:
