@@ -116,6 +116,32 @@ def test_a_tiff_of_packed_samples_is_read_at_the_depth_its_bitspersample_says(tm
     np.testing.assert_array_equal(im.values, top - values if white_is_zero else values)
 
 
+@pytest.mark.parametrize(("mode", "kept"), [("YCbCr", "luma (Y)"), ("LAB", "lightness (L*)")])
+@pytest.mark.parametrize("compression", [None, "tiff_lzw"])
+@pytest.mark.parametrize("codecs", [True, False])
+def test_a_ycbcr_or_cielab_tiff_is_read_as_its_first_channel(tmp_path, seed, mode, kept, compression, codecs, request):
+    # tifffile (and Pillow, without imagecodecs) give such a page's samples as stored, Y Cb Cr or
+    # L* a* b*; their 'luminance' as though they were R G B was another image (a chroma-weighted mix)
+    import tifffile
+
+    if not codecs:
+        request.getfixturevalue("without_imagecodecs")
+    yy, xx = np.mgrid[0:24, 0:32]
+    rgb = np.stack([xx * 7, yy * 9, (xx + yy) * 4], -1).astype(np.uint8)
+    rgb[..., 1] ^= np.random.default_rng(seed).integers(0, 32, size=(24, 32), dtype=np.uint8)
+    stored = Image.fromarray(rgb).convert(mode)
+    stored.save(tmp_path / "c.tif", compression=compression)
+    with tifffile.TiffFile(tmp_path / "c.tif") as tif:
+        assert int(tif.pages[0].photometric) == (6 if mode == "YCbCr" else 8)
+    im = read_image(tmp_path / "c.tif", warn=False)
+    if not codecs and compression and mode == "YCbCr":  # Pillow's libtiff gives it as RGB: its luminance, Y +- 1
+        np.testing.assert_allclose(im.values, np.asarray(stored)[..., 0], rtol=0, atol=1)
+        assert any("RGB image converted to luminance" in note for note in im.notes), im.notes
+        return
+    np.testing.assert_array_equal(im.values, np.asarray(stored)[..., 0])
+    assert im.bits_stored == 8 and any(f"{mode} image: its {kept} read as grey" in note for note in im.notes), im.notes
+
+
 def test_tiff_white_is_zero_is_inverted(tmp_path):
     import tifffile
 

@@ -27,6 +27,12 @@ __all__ = ["read_tiff"]
 _INKSET = 332
 
 
+#: PhotometricInterpretations whose first sample is the grey (tifffile gives their samples as
+#: stored; taken for R, G, B they were another image): YCbCr's luma, the Lab spaces' lightness.
+_GREY_FIRST = {6: ("YCbCr", "luma (Y)"), 8: ("LAB", "lightness (L*)"), 9: ("LAB", "lightness (L*)"),
+               10: ("LAB", "lightness (L*)")}  # fmt: skip
+
+
 def read_tiff(path: str, max_pixels: int, notes: list[str]):
     """A TIFF's first page; what tifffile (and imagecodecs, decoding its strips) logged about the
     file is its notes, or where the file is refused, part of its error (a failed file's notes
@@ -80,7 +86,9 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logs: tuple[LogNa
                              f"(those before it {why})")  # fmt: skip
             elif len(tif.pages) > 1 and not reduced_only:
                 notes.append(f"{path}: TIFF has {len(tif.pages)} pages; reading the first")
-            photometric = int(page.photometric)
+            photometric, pillow_mode = int(page.photometric), None
+            # a JPEG codec (tifffile's, Pillow's libtiff) gives a YCbCr page's colours as RGB
+            decoded_to_rgb = photometric == 6 and int(page.compression) in (6, 7)
             white_is_zero = flip = photometric == 0  # MINISWHITE
             colormap = page.colormap if photometric == 3 else None  # PALETTE: values index it
             inks = page.tags.get(_INKSET)
@@ -104,7 +112,8 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logs: tuple[LogNa
                 if in_subifd:  # (Pillow reads the chain of pages, not a page's SubIFDs)
                     raise ImageReadError(path, f"TIFF's full-resolution image, in the SubIFD of page 1, is {compression} "
                                          "data that tifffile decodes with imagecodecs: pip install imagecodecs") from None  # fmt: skip
-                values, flip = _tiff_without_imagecodecs(path, compression, int(page.compression), white_is_zero, index)
+                values, flip, pillow_mode = _tiff_without_imagecodecs(path, compression, int(page.compression),
+                                                                      white_is_zero, index)  # fmt: skip
                 planar = False  # Pillow interleaves the samples
             info = {"format": "tiff", "shape": shape, "dtype": str(page.dtype), "bitspersample": page.bitspersample,
                     "compression": compression}  # fmt: skip
@@ -135,7 +144,12 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logs: tuple[LogNa
     if cmyk and values.ndim == 3 and values.shape[-1] >= 4:  # ink amounts: as RGBA they were another image
         values = _cmyk_to_rgb(values[..., :4])
         values = luminance(values, notes, path, "CMYK")
-    if values.ndim == 3 and values.shape[-1] in (3, 4):
+    as_stored = photometric in _GREY_FIRST and not decoded_to_rgb and pillow_mode in (None, "YCbCr", "LAB")
+    if as_stored and values.ndim == 3:  # (Pillow gives other YCbCr pages as RGB: their luminance, below)
+        name, grey = _GREY_FIRST[photometric]
+        values = np.ascontiguousarray(values[..., 0])
+        notes.append(f"{path}: {name} image: its {grey} read as grey (its colour left out)")
+    elif values.ndim == 3 and values.shape[-1] in (3, 4):
         values = luminance(values, notes, path)
     elif values.ndim == 3 and values.shape[-1] == 2 and photometric in (0, 1):  # grey + alpha, as Pillow reads PNG's
         values = np.ascontiguousarray(values[..., 0])
@@ -337,11 +351,11 @@ def _chain_break(tif, most: int = 1 << 16) -> tuple[int, str] | None:
 
 
 def _tiff_without_imagecodecs(path: str, compression: str, code: int, white_is_zero: bool,
-                              index: int = 0) -> tuple[np.ndarray, bool]:  # fmt: skip
+                              index: int = 0) -> tuple[np.ndarray, bool, str]:  # fmt: skip
     """Page ``index`` decoded by Pillow, for compressions tifffile leaves to imagecodecs (LZW and
     JPEG, common in radiograph exports; ZSTD before Python 3.14; ``code``: the Compression tag's). Returns the
-    pixels and whether they still need the MINISWHITE flip: Pillow flips 1- and 8-bit MINISWHITE
-    pages itself, not 16-bit ones. Where Pillow fails too, the error says whether a codec is
+    pixels, whether they still need the MINISWHITE flip (Pillow flips 1- and 8-bit MINISWHITE
+    pages itself, not 16-bit ones) and Pillow's mode (a compressed YCbCr page: RGB). Where Pillow fails too, the error says whether a codec is
     missing (a compression Pillow does not know fails at open; one its libtiff was built without,
     at load), the file is damaged (Pillow decodes that compression, yet not this file's data) or
     too large for Pillow's decompression-bomb check."""
@@ -385,7 +399,7 @@ def _tiff_without_imagecodecs(path: str, compression: str, code: int, white_is_z
                                  f"data: {exc}); re-export or copy it again") from None  # fmt: skip
     if mode == "1":
         values = values.astype(np.uint8) * 255
-    return values, white_is_zero and mode not in ("1", "L")
+    return values, white_is_zero and mode not in ("1", "L"), mode
 
 
 @functools.lru_cache(maxsize=None)
