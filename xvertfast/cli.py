@@ -1086,7 +1086,8 @@ dropped one's too, for a rerun that gives it again; the report shows those
 asked); other settings changed (the model, device, precision, ROIs,
 xvertfast's code) are refused. Exit code: 0 all scored, 1 an image failed or
 none was found, 2 the run could not start (an unknown method or metric, other
-settings in REPORT_DIR without --restart, REPORT_DIR holding other files), 130
+settings in REPORT_DIR without --restart, REPORT_DIR holding other files) or
+could not write REPORT_DIR (read-only, full: the images recorded are kept), 130
 interrupted, 143 stopped by SIGTERM.""",
     )
     _add_job_arguments(ev, "REPORT_DIR", "report folder")
