@@ -89,6 +89,24 @@ def test_a_link_to_a_folder_inside_does_not_rename_it(tmp_path):
     assert [f.rel for f in discover([str(tmp_path / "in")])] == [os.path.join("sub", "a.png")]
 
 
+def test_a_link_to_a_file_inside_does_not_rename_it(tmp_path):
+    """As a link to a folder inside: the file was one input by the first path reached, the link's
+    where it sorted first (b/latest.png before ward/a.png), so its output was OUT/b/latest.png and
+    OUT/ward/ held no a.png, though the folder mirrored has one. A link alone, or to a file the
+    search does not reach otherwise, stays an input by its own name."""
+    (tmp_path / "in" / "ward").mkdir(parents=True)
+    (tmp_path / "in" / "ward" / "a.png").write_bytes(b"x")
+    (tmp_path / "in" / "b").mkdir()
+    os.symlink(os.path.join("..", "ward", "a.png"), tmp_path / "in" / "b" / "latest.png")
+    (tmp_path / "elsewhere.png").write_bytes(b"x")
+    os.symlink(tmp_path / "elsewhere.png", tmp_path / "in" / "b" / "outside.png")
+    assert [f.rel for f in discover([str(tmp_path / "in")])] == [os.path.join("b", "outside.png"),
+                                                                 os.path.join("ward", "a.png")]  # fmt: skip
+    given = [str(tmp_path / "in" / "b" / "latest.png"), str(tmp_path / "in" / "ward")]  # the link named first
+    assert [f.path for f in discover(given)] == [str(tmp_path / "in" / "ward" / "a.png")]
+    assert [f.rel for f in discover([str(tmp_path / "in" / "b" / "latest.png")])] == ["latest.png"]
+
+
 def test_the_output_folder_as_an_input_folder_is_refused(tmp_path):
     (tmp_path / "a.png").write_bytes(b"x")
     with pytest.raises(ValueError, match="is a folder of outputs"):

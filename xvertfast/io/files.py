@@ -281,12 +281,16 @@ def discover(inputs: list[str], exclude: list[str] = ()) -> list[InputFile]:
             out.extend(_from_list(item[1:], skip, empty))
         else:
             out.extend(_one_input(item, skip, empty, item, os.path.basename))
-    seen, unique = set(), []
-    for f in out:
-        key = os.path.realpath(f.path)  # one file reached twice (a link, another spelling) is one input
-        if key not in seen:
-            seen.add(key)
-            unique.append(f)
+    # one file reached twice (a link, another spelling) is one input: by its own path rather than a link's
+    # (b/latest.png -> ../ward/a.png, found first, had ward/a.png's output at OUT/b/latest.png), as a link
+    # to a folder inside is not followed; else by the first path reached
+    keys = [os.path.realpath(f.path) for f in out]
+    chosen: dict[str, InputFile] = {}
+    for key, f in zip(keys, out):
+        first = chosen.setdefault(key, f)
+        if first is not f and os.path.islink(first.path) and not os.path.islink(f.path):
+            chosen[key] = f
+    unique = [f for key, f in zip(keys, out) if chosen[key] is f]
     for where in empty if unique else ():  # (none found anywhere: the caller's NothingFound names them all)
         warnings.warn(f"{where}: no image files found in it ({IMAGE_KINDS}); left out", UserWarning, stacklevel=2)
     return unique
