@@ -192,3 +192,36 @@ def test_the_report_lists_the_files_in_input_order_whatever_order_they_finished_
     listed = [(os.path.basename(r.input), r.status) for r in summary.records]
     assert listed == [("img0.png", "done"), ("img1.png", "failed"), ("img2.png", "skipped"), ("img3.png", "done")]
     assert [(os.path.basename(r["input"]), r["status"]) for r in json.loads(report.read_text())["files"]] == listed
+
+
+def test_a_ctrl_c_held_at_the_end_and_a_report_that_cannot_be_written_say_both_and_exit_130(tmp_path, model_dir,
+                                                                                            seed, monkeypatch,
+                                                                                            capsys):  # fmt: skip
+    """Enhance's side of the case that made evaluate exit 2 (a held Ctrl-C, then a failure writing
+    the report): the job is complete and the user asked it to stop, so 130, with the report's error
+    said too (the same command writes it: every output is skipped)."""
+    import errno
+
+    from xvertfast.infer import batch
+
+    src = _inputs(tmp_path, seed, 2)
+    real_finish = batch._finish_in_flight
+
+    def finish_after_a_ctrl_c(*args):  # held: the pipeline's hold is in place
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+        return real_finish(*args)
+
+    def full_disk(path, *args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+
+    monkeypatch.setattr(batch, "_finish_in_flight", finish_after_a_ctrl_c)
+    monkeypatch.setattr(batch, "_write_report", full_disk)
+    out, report = tmp_path / "out", tmp_path / "run.json"
+    args = ["enhance", str(src), "-o", str(out), "--model", str(model_dir), "--device", "cpu", "--backend", "torch",
+            "--workers", "1", "--report", str(report), "-q"]  # fmt: skip
+    assert main(args) == 130
+    said = capsys.readouterr()
+    assert said.out.startswith("2 done, 0 skipped, 0 failed")
+    assert f"error: report {report} not written: {os.strerror(errno.ENOSPC)}" in said.err, said.err
+    assert said.err.rstrip().endswith("interrupted once every image was processed: the job is complete"), said.err
+    assert not report.exists()
