@@ -316,6 +316,25 @@ def test_report_and_preview_never_replace_an_output_or_a_file_the_job_keeps(tmp_
     assert (out / "run.a.png").exists()
 
 
+def test_a_missing_input_is_said_missing_where_its_output_path_holds_another_inputs(tmp_path, model_dir, seed,  # noqa: F811
+                                                                                    capsys):  # fmt: skip
+    """An @list of relative paths run from another folder (or an input deleted, or mistyped) named
+    files that do not exist, whose outputs were made from the files meant: each failed with 'OUT/a.png
+    holds the output of another input, ... (--overwrite replaces it)', which sends one to --overwrite
+    rather than to the path. The input's own problem is said."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    write_pngs(src, seed, ["a.png", "b.png"])
+    assert run(model_dir, src / "a.png", "-o", out) == 0
+    capsys.readouterr()
+    before = folder_state(out)
+    gone = tmp_path / "elsewhere" / "a.png"
+    assert run(model_dir, gone, src / "b.png", "-o", out) == 1
+    said = capsys.readouterr().err
+    assert f"error: {gone}: no such file or folder" in said, said
+    assert "holds the output of another input" not in said
+    assert (out / "a.png").read_bytes() == before["a.png"][0]
+
+
 def test_the_report_and_the_preview_cannot_share_a_file(tmp_path, model_dir, seed, capsys):  # noqa: F811
     """The preview was written over the report: the job said 'report: look.png' of a file holding the sheet."""
     src, out, both = tmp_path / "in", tmp_path / "out", tmp_path / "look.png"

@@ -636,9 +636,11 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
             state, why = job.state(f.path, out, centres(f))
             if state == "done":
                 summary.records.append(FileRecord(f.path, out, "skipped"))
-            elif state == "refuse":
-                summary.records.append(FileRecord(f.path, out, "failed", f"{f.path}: {why}"))
-                log(f"error: {f.path}: {why}")
+            elif state == "refuse":  # a missing input is said missing, not as a clash with what its output path
+                # holds (an @list's relative paths run from another folder: 'holds the output of another input')
+                why = input_problem(f) or f"{f.path}: {why}"
+                summary.records.append(FileRecord(f.path, out, "failed", why))
+                log(f"error: {why}")
             elif job.read_only:
                 problem = input_problem(f)
                 summary.records.append(FileRecord(f.path, out, "planned" if problem is None else "failed", problem))
