@@ -225,7 +225,10 @@ def _job_file_clash(files, out_dir: str, real: str) -> str | None:
     extension, where the extension is one an output may have: its format may be decided by its
     content). None: neither."""
     root = os.path.realpath(out_dir)
-    if os.path.commonpath([root, real]) != root or real == root:
+    try:
+        if os.path.commonpath([root, real]) != root or real == root:
+            return None
+    except ValueError:  # (on another drive: Windows)
         return None
     rel = os.path.relpath(real, root)
     if os.path.dirname(rel) == "" and rel.startswith(".xvertfast-"):
