@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 
@@ -353,6 +354,28 @@ def test_a_full_disk_still_stops_the_job(tmp_path, model_dir, src, monkeypatch):
     summary, lines = run(enh, src, tmp_path / "out", workers=1)
     assert summary.stopped == "the disk is full" and summary.done == 0
     assert len(summary.records) < len(NAMES)  # not every file was tried
+
+
+def test_an_output_file_system_gone_read_only_stops_the_job_as_a_full_disk_does(tmp_path, model_dir, src, monkeypatch):
+    """A file system remounted read-only after an error (ext4's errors=remount-ro), or a snapshot, fails
+    every later write as it failed this one: the job went on reading, preprocessing and running the
+    network on the rest of the archive (hours on a large one), to fail each at its write. It stops,
+    saying why, and the same command resumes once the folder is writable."""
+    import errno
+
+    enh = Enhancer(str(model_dir), device="cpu", batch_size=2)
+    calls = []
+
+    def read_only(path, *args, **kwargs):
+        calls.append(path)
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
+
+    monkeypatch.setattr(batch, "write_image", read_only)
+    summary, lines = run(enh, src, tmp_path / "out", workers=1)
+    assert summary.stopped == "the output folder's file system is read-only" and summary.done == 0
+    assert len(calls) == 1 and len(summary.records) == 1 and summary.not_processed == len(NAMES) - 1
+    assert summary.stop_line().startswith("stopped early: the output folder's file system is read-only; 2 images not "
+                                          "processed; the same command resumes")  # fmt: skip
 
 
 @pytest.mark.parametrize("fmt", ["tiff", "dicom"])

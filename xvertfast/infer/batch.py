@@ -21,7 +21,7 @@ Safety rules, the same as ``xvertfast preprocess``:
   replaced, and two jobs cannot write into one folder at once;
 - ``out_dir`` is never searched for inputs (an output folder inside an input folder);
 - Ctrl-C stops the job after the outputs in flight are written, with its summary; a full
-  disk stops it too, and so does a GPU that no longer runs anything after an error (an illegal
+  disk (or an output file system gone read-only) stops it too, and so does a GPU that no longer runs anything after an error (an illegal
   memory access): every later image would fail the same way.
 """
 
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
+import errno
 import json
 import math
 import os
@@ -677,7 +678,8 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
 
     pending_reads: collections.deque = collections.deque()
     writes: dict[cf.Future, FileRecord] = {}
-    full = threading.Event()  #: a write found the disk full: the writes waiting for a writer are not started
+    #: a write found the disk full (or the file system read-only): the writes waiting for a writer are not started
+    full = threading.Event()
 
     def write(*args) -> tuple[dict, list[str]] | None:
         """An output, or None where the disk filled before its turn came: it would fail the same
@@ -687,7 +689,7 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
         try:
             return _compose_and_write(*args)
         except FILE_ERRORS as exc:
-            if disk_full(exc):
+            if _outputs_lost(exc) is not None:
                 full.set()
             raise
 
@@ -717,8 +719,8 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
                 rec.status = "done"
             except FILE_ERRORS as exc:  # this file fails, the job goes on
                 rec.status, rec.error = "failed", failure_text(rec.input, exc)
-                if disk_full(exc) and summary.stopped is None:
-                    summary.stopped = "the disk is full"
+                if (why := _outputs_lost(exc)) is not None and summary.stopped is None:
+                    summary.stopped = why
             finish(rec)
 
     def wait_heeding(futures) -> None:
@@ -808,6 +810,18 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
     except KeyboardInterrupt:
         summary.interrupted_at_end = True
     return summary, planned  # a stop: said by the summary's stop_line, once, where the caller ends
+
+
+def _outputs_lost(exc: BaseException) -> str | None:
+    """Why every later output would fail as this write did, so that the job stops rather than read and
+    run the network on the rest of the archive for nothing: a full disk, or a file system that is
+    read-only (remounted so after an error, a snapshot). None: only this output may fail so (a folder
+    refused by its permissions may be one of many)."""
+    if disk_full(exc):
+        return "the disk is full"
+    if getattr(exc, "errno", None) == errno.EROFS:
+        return "the output folder's file system is read-only"
+    return None
 
 
 def _finish_in_flight(readers: cf.ThreadPoolExecutor, writers: cf.ThreadPoolExecutor, drain_writes) -> None:
