@@ -669,7 +669,40 @@ def _train_resume_command(run) -> str | None:
     # argparse took any unique prefix of the option: train has no other option from --re on
     if not any(len(w) >= 4 and "--resume".startswith(w) for w in words[at:end]):
         words.insert(at, "--resume")
+    if not _output_moved_to(words, at, run):
+        return None
     return _resume_command(SimpleNamespace(command=shlex.join(words), cwd=run.cwd))
+
+
+def _output_moved_to(words: list[str], at: int, run) -> bool:
+    """Points the -o of a training run's recorded command (``words``, its options from ``at`` on)
+    at ``run.run_dir`` where the run folder is no longer where it was started (moved, renamed,
+    copied): the command as recorded resumed the old folder, or, that gone, began a new run there.
+    False where it was moved and its -o cannot be found in the words (the command is then not given)."""
+    import io
+    from contextlib import redirect_stderr
+
+    try:
+        with redirect_stderr(io.StringIO()):
+            output = build_parser().parse_args(words[at - 1 :]).output
+    except SystemExit:  # (recorded by another version of xvertfast, with options this one lacks): as recorded
+        return True
+    started_in = os.path.join(run.cwd or "", output)
+    if os.path.realpath(started_in) == os.path.realpath(run.run_dir):
+        return True
+    here, found = os.path.abspath(run.run_dir), False
+    end = words.index("--") if "--" in words else len(words)  # (what follows is inputs)
+    for i in range(at, end):
+        word = words[i]
+        name, equals, value = word.partition("=")
+        if word == "-o" or (len(word) >= 3 and "--output".startswith(word)):
+            if i + 1 < len(words) and words[i + 1] == output:
+                words[i + 1], found = here, True
+        elif word.startswith("--") and equals and len(name) >= 3 and "--output".startswith(name) and value == output:
+            words[i], found = f"{name}={here}", True
+        elif word == f"-o{output}":
+            words[i], found = f"-o{here}", True
+    return found
 
 
 #: What the demo scores: the evaluation's default metrics less TMQI, which the sample is too small for.

@@ -321,7 +321,8 @@ def test_status_loads_no_torch(tmp_path):
     train([str(data)], str(run), CONFIG, stop_after_epochs=3, progress=False, log=lambda m: None)
     (tmp_path / "preparing").mkdir()
     (tmp_path / "preparing" / ".xvertfast-train.lock").touch()  # a run preprocessing its images
-    record_command(str(tmp_path / "preparing"), {"command": "xvertfast train /d -o /p", "cwd": None})  # (its command)
+    preparing = tmp_path / "preparing"
+    record_command(str(preparing), {"command": f"xvertfast train /d -o {preparing}", "cwd": None})  # (its command)
     assert main(["preprocess", str(data), "-o", str(tmp_path / "job"), "-q"]) == 0  # a batch job's folder
     code = ("import sys\n"
             "from xvertfast.cli import main\n"
@@ -331,7 +332,7 @@ def test_status_loads_no_torch(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, *folders], capture_output=True, text=True, timeout=120)
     assert out.stdout.splitlines()[-1] == "[0, 0, 0, 2] False", out.stdout + out.stderr
     assert "stage 1 of 2, not finished" in out.stdout and "holds 0 image crop files so far" in out.stdout
-    assert "to resume it: xvertfast train --resume /d -o /p\n" in out.stdout
+    assert f"to resume it: xvertfast train --resume /d -o {preparing}\n" in out.stdout
     assert "xvertfast preprocess" in out.stdout and "12 output files done" in out.stdout
 
 
@@ -376,10 +377,47 @@ def test_the_resume_command_status_gives_parses_as_the_run_with_resume(argv, pro
 
     args = build_parser().parse_args(argv)
     recorded = _started_with(argparse.Namespace(argv=argv, program=program), args.data, args.output, args.rois)
-    words = shlex.split(_train_resume_command(SimpleNamespace(command=recorded["command"], cwd="/the cwd/x")))
+    run = SimpleNamespace(command=recorded["command"], cwd="/the cwd/x", run_dir=os.path.join("/the cwd/x", args.output))
+    words = shlex.split(_train_resume_command(run))
     assert words[:3] == ["cd", "/the cwd/x", "&&"] and words[3 : 3 + len(program)] == program
     again = build_parser().parse_args(words[3 + len(program) :])
     assert vars(again) == {**vars(args), "resume": True}
+    # the run folder moved since (another name, another place): the command trains into it there
+    moved = shlex.split(_train_resume_command(SimpleNamespace(**{**vars(run), "run_dir": "/else where/moved"})))
+    again = build_parser().parse_args(moved[3 + len(program) :])
+    assert vars(again) == {**vars(args), "resume": True, "output": "/else where/moved"}
+
+
+def test_the_resume_command_of_a_moved_run_folder_trains_into_it_not_where_it_was(tmp_path, capsys, monkeypatch):
+    # status gave the recorded command, "-o run": a run folder moved (copied to a cluster's scratch and back,
+    # renamed) was resumed in the old place, or, that gone, a new run began there, from scratch, on --resume
+    import shlex
+
+    from xvertfast.train import loop
+
+    write_images(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "data", "-o", "run", "--stages", "1", "--epochs-gc", "2", "--epochs-joint", "0", "--width", "4",
+            "--depth", "2", "--roi-size", "32", "--batch-size", "2", "-q", "--device", "cpu"]  # fmt: skip
+    written = loop._write_metrics
+
+    def ctrl_c_after_the_first_epoch(*args):
+        written(*args)
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(loop, "_write_metrics", ctrl_c_after_the_first_epoch)
+        assert main(argv) == 130
+    shutil.move(tmp_path / "run", tmp_path / "moved")
+    capsys.readouterr()
+    assert main(["status", "moved"]) == 0
+    said = capsys.readouterr().out
+    command = said.split("to resume it: ")[1].strip()
+    words = shlex.split(command)
+    assert words[:3] == ["cd", str(tmp_path), "&&"] and words[words.index("-o") + 1] == str(tmp_path / "moved"), said
+    assert main(words[4:]) == 0
+    assert not (tmp_path / "run").exists() and train_status(str(tmp_path / "moved")).finished
+    assert "resuming after stage 1, epoch 1" in capsys.readouterr().err
 
 
 def _preparing_run(tmp_path, crops: int):
