@@ -1126,6 +1126,25 @@ def test_a_folder_holding_a_model_or_metrics_no_run_there_wrote_is_refused_as_it
     assert (out / "model" / "config.json").is_file()
 
 
+def test_a_preprocess_output_folder_given_as_data_is_refused_before_anything_is_written(tmp_path, capsys):
+    """Before: train PREP_OUT trained on preprocess's X_p, Y and overlays as if each were a radiograph
+    (3 radiographs gave 12 'images', the overlays' colours converted with a note, exit 0)."""
+    data = write_images(tmp_path / "data")
+    assert main(["preprocess", str(data), "-o", str(tmp_path / "prep"), "-q"]) == 0
+    capsys.readouterr()
+    argv = ["train", str(tmp_path / "prep"), "-o", str(tmp_path / "run"), "--width", "4", "--depth", "2",
+            "--roi-size", "32", "-q"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"error: {tmp_path / 'prep'} is the output folder of an xvertfast preprocess job" in err, err
+    assert "not radiographs to train on" in err and not (tmp_path / "run").exists()
+    # a finished run's folder: its curves and previews are no radiographs either
+    train([str(data)], str(tmp_path / "done"), CONFIG, progress=False, log=lambda m: None)
+    with pytest.raises(ValueError, match="output folder of an xvertfast train job"):
+        train([str(tmp_path / "done")], str(tmp_path / "run"), CONFIG, progress=False, log=lambda m: None)
+    assert not (tmp_path / "run").exists()
+
+
 def test_the_progress_bar_counts_rois_as_rois(tmp_path, capsys):
     # the bar said img_s for ROIs (two an image) a second: half as many images went by
     quick = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 1, "epochs_joint": 0})

@@ -529,6 +529,7 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     _check_amp(config, device, log, resuming=resume and has_finished_epochs(run_dir))
     init = _initial_model(config)  # a mismatch is said before any image is preprocessed
     inputs = input_paths(inputs)  # (one folder given alone: one input, not its characters)
+    _refuse_outputs_as_data(inputs)
     _refuse_inputs_inside(inputs, run_dir)
     _refuse_other_jobs_folder(run_dir)
     _refuse_files_of_no_run(run_dir, config)
@@ -619,6 +620,27 @@ def _refuse_inputs_inside(inputs: list[str], run_dir: str) -> None:
               and os.path.commonpath([run, path]) == run]  # fmt: skip
     if inside:
         discover(inside, exclude=[run_dir])  # raises its ValueError, naming the input and the folder
+
+
+#: The output folders of the xvertfast jobs whose images are no radiographs, with what they are instead
+#: (an enhance job's are radiographs, enhanced: not refused).
+_NOT_RADIOGRAPHS = {".xvertfast-preprocess.json": ("preprocess", "X_p, Y and overlays made from radiographs"),
+                    ".xvertfast-evaluate.jsonl": ("evaluate", "a report's figures"),
+                    os.path.join("checkpoint", "state.json"): ("train", "a run's loss curves and previews")}  # fmt: skip
+
+
+def _refuse_outputs_as_data(inputs: list[str]) -> None:
+    """Refuses a folder given as DATA that is a preprocess job's output folder (or an evaluation
+    report's, a training run's): its images would be trained on as radiographs, the overlays' colours
+    taken to luminance with a note and the rest without a word. Before anything is written."""
+    for item in inputs:
+        if item.startswith("@") or not os.path.isdir(item):
+            continue
+        for marker, (job, what) in _NOT_RADIOGRAPHS.items():
+            if os.path.isfile(os.path.join(item, marker)):
+                raise ValueError(f"{item} is the output folder of an xvertfast {job} job (it holds {marker}): its images "
+                                 f"are {what}, not radiographs to train on; give the radiographs (train preprocesses "
+                                 "them itself)")  # fmt: skip
 
 
 def _refuse_other_jobs_folder(run_dir: str) -> None:
