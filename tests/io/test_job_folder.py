@@ -16,6 +16,7 @@ from xvertfast.cli import main
 from xvertfast.infer import batch
 from xvertfast.io.job_folder import JOB_FILE, LEDGER_FILE, LOCK_FILE, JobFolder, shard_files
 from xvertfast.io import ImageWriteError
+from xvertfast.io.files import discover
 from xvertfast.io.shards import Shard
 from xvertfast.resume import hold_lock
 
@@ -314,6 +315,10 @@ def test_report_and_preview_never_replace_an_output_or_a_file_the_job_keeps(tmp_
         assert folder_state(out) == before
     assert run(model_dir, src, "-o", out, option, out / "run.a.png") == 0  # beside the outputs: written
     assert (out / "run.a.png").exists()
+    files = discover([str(src)])  # a format's outputs have its extension; same's, any an output may have
+    batch._check_side_files(files, str(out), "png16", **{option[2:]: str(out / "a.tiff")})
+    with pytest.raises(ValueError, match=f"is the output of {src / 'a.png'}"):
+        batch._check_side_files(files, str(out), "same", **{option[2:]: str(out / "a.tiff")})
 
 
 def test_a_missing_input_is_said_missing_where_its_output_path_holds_another_inputs(tmp_path, model_dir, seed,  # noqa: F811

@@ -188,7 +188,7 @@ def _job_settings(enhancer, fmt: str) -> dict:
             "tile": enhancer.tile, "format": fmt, "precision": str(enhancer.dtype).replace("torch.", "")}  # fmt: skip
 
 
-def _check_side_files(files, out_dir: str, **paths: str | None) -> None:
+def _check_side_files(files, out_dir: str, fmt: str = "same", **paths: str | None) -> None:
     """The report and preview files may be neither an input nor a folder, nor an output or a file
     the job keeps in ``out_dir`` (written over when the job ends, an output stayed 'done' as JSON),
     nor one file for both, and must be writable where they go: they are written when the job ends,
@@ -207,7 +207,7 @@ def _check_side_files(files, out_dir: str, **paths: str | None) -> None:
         if real in taken:
             raise ValueError(f"--{option} {path} is also the --{taken[real]}; give each a file of its own")
         taken[real] = option
-        if (clash := _job_file_clash(files, out_dir, real)) is not None:
+        if (clash := _job_file_clash(files, out_dir, real, fmt)) is not None:
             raise ValueError(f"--{option} {path} is {clash}; it would be written over when the job ends: give it "
                              "another name")  # fmt: skip
         made_in = nearest_existing(os.path.dirname(os.path.abspath(path)))
@@ -220,11 +220,11 @@ def _check_side_files(files, out_dir: str, **paths: str | None) -> None:
 _OUTPUT_EXTENSIONS = frozenset(FORMAT_EXTENSIONS.values()) | {".tif"}
 
 
-def _job_file_clash(files, out_dir: str, real: str) -> str | None:
+def _job_file_clash(files, out_dir: str, real: str, fmt: str) -> str | None:
     """What of the job's ``real`` (a resolved path) would be in ``out_dir``: one of the files the job
     keeps there (its settings, ledgers, locks), or the output of an input (by its path but for the
-    extension, where the extension is one an output may have: its format may be decided by its
-    content). None: neither."""
+    extension, where the extension is ``fmt``'s, or for ``same`` any an output may have: there the
+    content decides, and no file is opened for it here). None: neither."""
     root = os.path.realpath(out_dir)
     try:
         if os.path.commonpath([root, real]) != root or real == root:
@@ -235,7 +235,7 @@ def _job_file_clash(files, out_dir: str, real: str) -> str | None:
     if os.path.dirname(rel) == "" and rel.startswith(".xvertfast-"):
         return f"one of the files the job keeps in {out_dir}"
     stem, ext = os.path.splitext(rel)
-    if ext not in _OUTPUT_EXTENSIONS:
+    if ext not in (_OUTPUT_EXTENSIONS if fmt == "same" else {FORMAT_EXTENSIONS[fmt]}):
         return None
     here = os.path.abspath(out_dir)
     for f in files:
@@ -540,7 +540,7 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
         raise NothingFound(inputs)
     if dry_run and preview:
         raise ValueError("--preview draws outputs: a dry run writes none")
-    _check_side_files(files, out_dir, report=report, preview=preview)
+    _check_side_files(files, out_dir, fmt, report=report, preview=preview)
     given = centres_of_inputs(rois, [f.path for f in files]) if rois is not None else {}
     if not dry_run:  # built before OUT is made (an export, engines: it may fail); a dry run builds nothing
         enhancer.backend  # noqa: B018 (its precision, recorded below, may differ from the one described)
