@@ -340,6 +340,31 @@ def test_a_missing_input_is_said_missing_where_its_output_path_holds_another_inp
     assert (out / "a.png").read_bytes() == before["a.png"][0]
 
 
+def test_a_ledger_that_cannot_be_opened_for_writing_is_said_so(tmp_path, model_dir, seed, capsys, monkeypatch):  # noqa: F811
+    """An output folder copied from read-only media (its files 0444) stopped the job with a bare
+    '[Errno 13] Permission denied: .../.xvertfast-enhance-outputs.jsonl'. Root may write anywhere:
+    the refusal is faked."""
+    import errno
+
+    from xvertfast.io import job_folder
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    write_pngs(src, seed, ["a.png"])
+    assert run(model_dir, src, "-o", out) == 0
+    capsys.readouterr()
+    real_open = os.open
+
+    def refused(path, flags, *args):
+        if str(path).endswith(LEDGER_FILE) and flags & os.O_WRONLY:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(job_folder.os, "open", refused)
+    assert run(model_dir, src, "-o", out) == 2
+    assert (f"error: cannot write into the output folder {out}: its ledger {out / LEDGER_FILE} cannot be opened for "
+            f"writing ({os.strerror(errno.EACCES)})") in capsys.readouterr().err
+
+
 def test_the_report_and_the_preview_cannot_share_a_file(tmp_path, model_dir, seed, capsys):  # noqa: F811
     """The preview was written over the report: the job said 'report: look.png' of a file holding the sheet."""
     src, out, both = tmp_path / "in", tmp_path / "out", tmp_path / "look.png"

@@ -637,7 +637,14 @@ class JobFolder:
                 # Made before the settings are recorded, where it is not that earlier version's
                 # folder: a kill between the two must not leave settings without a ledger, which the
                 # next run would take for such a folder
-                open_ledger = lambda: os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)  # noqa: E731
+                def open_ledger() -> int:
+                    try:
+                        return os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                    except OSError as exc:  # (a folder copied from read-only media: its files 0444) named,
+                        # as the folder's other files are, not a bare '[Errno 13] Permission denied: ...'
+                        raise ValueError(f"cannot write into the output folder {out_dir}: its ledger {ledger} "
+                                         f"cannot be opened for writing ({exc.strerror or exc})") from None  # fmt: skip
+
                 if not self._legacy:
                     self._fd = open_ledger()
                 self._settle_settings(running_lock)
