@@ -92,12 +92,20 @@ def collect() -> dict[str, Any]:
 
 
 def _export_cache() -> dict[str, Any] | None:
-    """Where the export cache is and how much it holds (None where that cannot be told; never raises)."""
+    """Where the export cache is and how much it holds, ``{"path", "error"}`` where it is a file or
+    cannot be listed (the line was left out without a word), None where even that cannot be told
+    (never raises)."""
     try:
-        from xvertfast.infer.cache import cache_usage
+        from xvertfast.infer.cache import cache_usage, default_cache_dir
 
-        return cache_usage()
+        path = default_cache_dir()
     except Exception:  # noqa: BLE001  (info reports; it never raises)
+        return None
+    try:
+        return cache_usage(path)
+    except OSError as exc:
+        return {"path": path, "error": str(exc)}
+    except Exception:  # noqa: BLE001
         return None
 
 
@@ -175,7 +183,9 @@ def format_report(info: dict[str, Any]) -> str:
         + (f" (kernel runtime sees {info['cuda_runtime_devices']})" if info["cuda_kernels_compiled"] else ""),
     ]
     lines.append(f"default model        {info.get('default_model') or 'missing (reinstall xvertfast)'}")
-    if info.get("export_cache"):
+    if info.get("export_cache") and "error" in info["export_cache"]:
+        lines.append(f"export cache         unusable: {info['export_cache']['error']}")
+    elif info.get("export_cache"):
         from xvertfast.infer.cache import describe_usage
 
         lines.append(f"export cache         {describe_usage(info['export_cache'])}; `xvertfast cache --clear` empties it")

@@ -164,3 +164,59 @@ def test_a_cache_dir_given_with_a_tilde_is_the_home_folder(tmp_path, monkeypatch
     with cache_in_use():
         pass
     assert os.path.isdir(tmp_path / "home" / "scratch" / "xvf") and not os.path.exists(tmp_path / "~")
+
+
+def test_a_cache_dir_that_is_a_file_is_said_not_counted_as_empty(tmp_path, monkeypatch, capsys):
+    # XVF_CACHE_DIR set to a file: `xvertfast cache` said 'PATH: 0 files, 0.0 MB' and `cache --clear`
+    # 'removed PATH: 0 files', both exit 0, as of an empty cache (seen in a user run)
+    cache = tmp_path / "engines"
+    cache.write_text("a file")
+    monkeypatch.setenv("XVF_CACHE_DIR", str(cache))
+    for command in (["cache"], ["cache", "--clear"]):
+        assert main(command) == 2
+        said = capsys.readouterr()
+        assert said.out == ""
+        assert said.err == (f"error: {cache}: the export cache is a file, not a folder; set XVF_CACHE_DIR to a "
+                            "folder you can write in\n")  # fmt: skip
+    assert cache.read_text() == "a file"
+    from xvertfast.info import collect, format_report
+
+    info = collect()
+    assert info["export_cache"] == {"path": str(cache), "error": f"{cache}: the export cache is a file, not a folder; "
+                                    "set XVF_CACHE_DIR to a folder you can write in"}  # fmt: skip
+    assert (f"export cache         unusable: {cache}: the export cache is a file, not a folder; set XVF_CACHE_DIR to "
+            "a folder you can write in") in format_report(info).splitlines()
+
+
+def test_a_cache_that_cannot_be_listed_is_said_not_counted_as_empty(tmp_path, monkeypatch, capsys):
+    # another user's cache (mode 700): `xvertfast cache` said '0 files, 0.0 MB' of it
+    cache = tmp_path / "engines"
+    cache.mkdir()
+    monkeypatch.setenv("XVF_CACHE_DIR", str(cache))
+    scandir = os.scandir
+
+    def refusing(path=".", *args, **kwargs):
+        if os.fspath(path) == str(cache):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return scandir(path, *args, **kwargs)
+
+    monkeypatch.setattr(cache_module.os, "scandir", refusing)
+    assert main(["cache"]) == 2
+    assert capsys.readouterr().err == (f"error: {cache}: the export cache cannot be read (Permission denied); set "
+                                       "XVF_CACHE_DIR to a folder you can write in\n")  # fmt: skip
+
+
+def test_a_cache_that_cannot_be_locked_is_said_without_an_errno(tmp_path, monkeypatch, capsys):
+    # another user's cache (or a read-only one): 'error: [Errno 13] PATH: cannot lock the export
+    # cache to clear it (Permission denied)'
+    cache = tmp_path / "engines"
+    cache.mkdir()
+    monkeypatch.setenv("XVF_CACHE_DIR", str(cache))
+
+    def refusing(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(cache_module, "hold_lock", refusing)
+    assert main(["cache", "--clear"]) == 2
+    assert capsys.readouterr().err == (f"error: {cache}: cannot lock the export cache to clear it (Permission "
+                                       "denied): it is cleared by a user who can write in it\n")  # fmt: skip

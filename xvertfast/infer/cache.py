@@ -85,9 +85,26 @@ def _onnx_folders(onnx: str) -> list[str]:
 
 def cache_usage(cache_dir: str | os.PathLike | None = None) -> dict:
     """``{"path", "files", "bytes", "engines"}`` of the cache's own files (zeros where there is
-    no cache yet)."""
+    no cache yet). Raises OSError where the cache is a file or cannot be listed."""
     path = os.fspath(cache_dir or default_cache_dir())
+    _check_listable(path)
     return _usage(path, _sizes(_files(path)))
+
+
+def _check_listable(path: str) -> None:
+    """Refuses a cache that is a file, or a folder this user cannot list: either was said to hold
+    '0 files', and cleared as an empty cache with exit 0. One not made yet is empty."""
+    if not os.path.lexists(path):
+        return
+    try:
+        with os.scandir(path):
+            pass
+    except OSError as exc:
+        what = "is a file, not a folder" if isinstance(exc, NotADirectoryError) else \
+            f"cannot be read ({exc.strerror or exc})"  # fmt: skip
+        error = type(exc)(f"{path}: the export cache {what}; set XVF_CACHE_DIR to a folder you can write in")
+        error.errno = exc.errno  # (said as the message alone, not '[Errno 20] ...')
+        raise error from exc
 
 
 def _sizes(names) -> dict[str, int]:
@@ -152,14 +169,18 @@ def clear_cache(cache_dir: str | os.PathLike | None = None) -> dict:
     removed, as :func:`cache_usage` says it, and ``"failed"``: ``(file, reason)`` of each that
     could not be (a file of another user's): the others are removed all the same, not half of
     them with a raw error. Raises :class:`CacheBusy` while another process builds or loads from
-    the cache."""
+    the cache, OSError where the cache is a file or cannot be listed or locked."""
     path = os.fspath(cache_dir or default_cache_dir())
+    _check_listable(path)
     if not os.path.isdir(path):
         return {**cache_usage(path), "failed": []}
     try:
         lock = hold_lock(os.path.join(path, LOCK_NAME), patience=1.0)
     except OSError as exc:
-        raise OSError(exc.errno, f"{path}: cannot lock the export cache to clear it ({exc.strerror or exc})") from exc
+        error = type(exc)(f"{path}: cannot lock the export cache to clear it ({exc.strerror or exc}): it is cleared "
+                          "by a user who can write in it")  # fmt: skip
+        error.errno = exc.errno  # (said as the message alone, not '[Errno 13] ...')
+        raise error from exc
     if lock is None:
         raise CacheBusy(f"{path}: another xvertfast process is building or loading from the export cache; "
                         "clear it once that process has started (or ended)")  # fmt: skip
