@@ -1008,8 +1008,9 @@ after a change of --format each new output replaces the input's earlier one).
 OUT_DIR is not searched for inputs, and one job at a time may write into it, or
 the N shards of one (--shard K/N, e.g. a cluster array job: --shard
 $((TASK_ID + 1))/N). Bad files are reported and skipped. Exit code: 0 all done,
-1 some failed, nothing was found, the disk filled or the --report could not be
-written, 2 the job could not start, 130 interrupted, 143 stopped by SIGTERM.
+1 some failed, nothing was found, the disk filled (or went read-only) or the
+--report could not be written, 2 the job could not start, 130 interrupted, 143
+stopped by SIGTERM.
 
 --format same keeps each input's kind: 8-bit PNG/JPEG -> 8-bit PNG, deeper PNG
 -> 16-bit PNG at the source's bit depth, TIFF -> float TIFF, DICOM -> derived
