@@ -648,6 +648,15 @@ def test_demo_scores_what_its_sample_allows_without_notes_said_twice(tmp_path, c
     assert "| LPC-SI |" in out and "xvertnet_original_brightness" in out
 
 
+def test_the_demo_report_names_the_demo_command(tmp_path, capsys):
+    """The demo's report said 'called from Python (no command line)' of a run of `xvertfast demo`."""
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out), "--device", "cpu"]) == 0
+    summary = (out / "report" / "summary.md").read_text()
+    assert f"- this run's command: `xvertfast demo -o {out} --device cpu`" in summary.splitlines()
+    assert "called from Python" not in summary
+
+
 def test_demo_says_an_enhance_error_once(tmp_path, monkeypatch, capsys):
     """An image the demo could not enhance was said twice on stderr: once as the job logged it, again
     from the error the demo raised to end itself."""

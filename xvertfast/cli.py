@@ -731,8 +731,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         given = "" if args.model == "default" else f"={args.model}"
         methods = ["identity", "clahe", "farbman", f"xvertnet{given}", f"xvertnet_original_brightness{given}"]
         # (no TMQI: the sample's ROIs are narrower than its 161 px, and its column would read n/a under two notes)
+        # (the command recorded: the report said 'called from Python (no command line)' of the demo's)
         run, paths = evaluate([SAMPLE_DICOM], os.path.join(args.output, "report"), methods, DEMO_METRICS,
-                              pictures=1, progress=False, log=log, restart=True, device=args.device)  # fmt: skip
+                              pictures=1, progress=False, log=log, restart=True, device=args.device,
+                              program=_program(args), argv=getattr(args, "argv", None))  # fmt: skip
     except (ValueError, OSError, RuntimeError, ImportError) as exc:
         _raise_if_interrupted(exc)
         print(f"error: {exc}", file=sys.stderr)
@@ -1254,7 +1256,7 @@ cannot be read.""",
         "--clear removes those (only files of those names: a cache folder shared with other files loses none), "
         "and what is needed again is made again (a TensorRT engine in minutes). Exit code: 0 done, 1 some files "
         "could not be removed (each is named; the others were), 2 refused (another xvertfast process is building "
-        "or loading from the cache).",
+        "or loading from the cache) or the cache unusable (a file, a folder this user cannot list or lock).",
     )
     cache.add_argument("--clear", action="store_true", help="remove the cached exports, engines and timing caches")
     cache.set_defaults(func=_cmd_cache)
