@@ -21,7 +21,7 @@ def test_a_spreadsheets_empty_rows_are_no_rows(tmp_path):
     centres = load_roi_centres(str(path))
     assert dict(centres) == {"a.png": ((300.0, 512.0), (700.0, 512.0))}
     path.write_text(f"{HEAD}\n,,,,\nb.png,1,2,,4\n")  # a row with some cells filled is still checked
-    with pytest.raises(ValueError, match=r"rois.csv, line 3: ROI centres must be numbers"):
+    with pytest.raises(ValueError, match=r"rois.csv, line 3: ROI centres must be numbers: lower_row is empty"):
         load_roi_centres(str(path))
 
 
@@ -80,7 +80,23 @@ def test_a_csv_of_excel_where_the_decimal_mark_is_a_comma_is_read(tmp_path):
     path.write_bytes(b"\xef\xbb\xbf" + f"{HEAD.replace(',', ';')}\r\na,b.png;300,5;512;700;512\r\n;;;;\r\n".encode())
     assert dict(load_roi_centres(str(path))) == {"a,b.png": ((300.5, 512.0), (700.0, 512.0))}
     path.write_text(f"{HEAD.replace(',', ';')}\nb.png;300;5,1,2;700;512\n")  # a cell that is no number, as before
-    with pytest.raises(ValueError, match=r"rois.csv, line 2: ROI centres must be numbers"):
+    with pytest.raises(ValueError, match=r"rois.csv, line 2: ROI centres must be numbers: upper_col is '5,1,2'$"):
+        load_roi_centres(str(path))
+
+
+@pytest.mark.parametrize("row, problem", [
+    ("b.png,300,512,700", "the row ends after 4 cells, before the lower_col column (the header names 5)"),
+    ("b.png", "the row ends after 1 cell, before the upper_row column (the header names 5)"),
+    ("b.png,300,five hundred,700,512", "ROI centres must be numbers: upper_col is 'five hundred'"),
+    ("b.png,300,512,,512", "ROI centres must be numbers: lower_row is empty"),
+    ("b.png,300,512,700,inf", "ROI centres must be finite numbers: lower_col is 'inf'"),
+])  # fmt: skip
+def test_a_bad_cell_is_named_by_its_line_and_column(tmp_path, row, problem):
+    """A row short of a cell (one lost in editing) was 'ROI centres must be numbers', true of none
+    of its cells; a cell that is no number was not named, so the user searched the row for it."""
+    path = tmp_path / "rois.csv"
+    path.write_text(f"{HEAD}\na.png,1,2,3,4\n{row}\n")
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}, line 3: {re.escape(problem)}$"):
         load_roi_centres(str(path))
 
 

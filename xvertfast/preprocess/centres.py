@@ -88,11 +88,9 @@ def load_roi_centres(path: str) -> RoiCentres:
             if not any((cell or "").strip() for cell in cells):  # ",,,,": a row a spreadsheet wrote for cells
                 continue  # once touched, empty on its screen
             try:
-                values = [float(row[k].replace(",", ".") if semicolons else row[k]) for k in _COLUMNS]
-            except (ValueError, TypeError, AttributeError):  # (AttributeError, TypeError: a row short of cells)
-                raise ValueError(f"{path}, line {line}: ROI centres must be numbers") from None
-            if not all(math.isfinite(v) for v in values):
-                raise ValueError(f"{path}, line {line}: ROI centres must be finite numbers, got {values}")
+                values = _centre_values(row, reader.fieldnames, semicolons)
+            except ValueError as exc:
+                raise ValueError(f"{path}, line {line}: {exc}") from None
             # (found here, before the job, not at the image: it needs none)
             if (problem := centres_order_problem(values[0], values[2])) is not None:
                 raise ValueError(f"{path}, line {line}: {problem}")
@@ -104,6 +102,28 @@ def load_roi_centres(path: str) -> RoiCentres:
             centres.lines[name] = line
             centres[name] = ((values[0], values[1]), (values[2], values[3]))
     return centres
+
+
+def _centre_values(row: dict, columns: list[str], decimal_commas: bool) -> list[float]:
+    """The four centre cells of a CSV row as numbers. ValueError naming the column and the cell as
+    written: a row short of cells, or one cell at fault, is found in a long file by what it says."""
+    values = []
+    for column in _COLUMNS:
+        cell = row[column]
+        if cell is None:  # (csv.DictReader fills the columns a short row lacks with None)
+            cells = len(columns) - sum(row[name] is None for name in columns)
+            raise ValueError(f"the row ends after {cells} cell{'s' if cells != 1 else ''}, before the {column} column "
+                             f"(the header names {len(columns)})")  # fmt: skip
+        if not cell.strip():
+            raise ValueError(f"ROI centres must be numbers: {column} is empty")
+        try:
+            value = float(cell.replace(",", ".") if decimal_commas else cell)
+        except ValueError:
+            raise ValueError(f"ROI centres must be numbers: {column} is {cell.strip()!r}") from None
+        if not math.isfinite(value):
+            raise ValueError(f"ROI centres must be finite numbers: {column} is {cell.strip()!r}")
+        values.append(value)
+    return values
 
 
 def _at(where: str, line: int) -> str:
