@@ -683,3 +683,36 @@ def test_demo_interrupted_while_enhancing_ends_there(tmp_path, monkeypatch, caps
     lines = [line for line in capsys.readouterr().err.splitlines() if line]
     assert lines == ["stopped early: interrupted, before the demo's sample was enhanced; run the demo again"]
     assert not (tmp_path / "demo" / "report").exists()  # not evaluated
+
+
+def test_status_of_a_folder_it_cannot_read_says_which_one_it_can(tmp_path, capsys):
+    """`xvertfast status` of a training run's model/ or checkpoint/, of the demo's output folder, of an
+    evaluate report or of an export said only 'holds no output of an xvertfast enhance or preprocess
+    job, nor a training run', of folders xvertfast had written itself."""
+    from tests.train.test_loop import CONFIG, write_images
+    from xvertfast.eval.journal import JOURNAL_FILE
+    from xvertfast.io.job_folder import job_files
+    from xvertfast.train import train
+
+    run = tmp_path / "run"
+    train([str(write_images(tmp_path / "data"))], str(run), CONFIG, stop_after_epochs=1, progress=False,
+          log=lambda m: None)  # fmt: skip
+    demo = tmp_path / "demo"
+    (demo / "enhanced").mkdir(parents=True)
+    (demo / "enhanced" / job_files("enhance")[0]).write_text("{}")
+    (demo / "report").mkdir()
+    (demo / "report" / JOURNAL_FILE).write_text("")
+    (tmp_path / "exported").mkdir()
+    (tmp_path / "exported" / "stage1.onnx").write_bytes(b"")
+    none = "holds no output of an xvertfast enhance or preprocess job, nor a training run"
+    for folder, hint in [(run / "checkpoint", f"it is the checkpoint/ of the training run {run}: xvertfast status {run}"),
+                         (demo, f"the folders in it that status reads: {demo / 'enhanced'}"),
+                         (demo / "report", "it is the report folder of an xvertfast evaluate, which status does not "
+                          "read: the same evaluate command scores only the images not yet scored"),
+                         (tmp_path / "exported", "it holds the stage files of an xvertfast export, which status does "
+                          "not read")]:  # fmt: skip
+        assert main(["status", str(folder)]) == 2
+        assert capsys.readouterr().err == f"error: {folder} {none}; {hint}\n"
+    (tmp_path / "other").mkdir()
+    assert main(["status", str(tmp_path / "other")]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'other'} {none}\n"

@@ -414,8 +414,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if run is not None and not found:
         return _print_train_status(run, args.json)
     if not found:
+        hint = _status_elsewhere(args.folder)
         print(f"error: {args.folder} holds no output of an xvertfast enhance or preprocess job, nor a training "
-              "run", file=sys.stderr)  # fmt: skip
+              f"run{f'; {hint}' if hint else ''}", file=sys.stderr)  # fmt: skip
         return 2
     if args.json:
         from dataclasses import asdict
@@ -466,6 +467,42 @@ def _cmd_status(args: argparse.Namespace) -> int:
                   f"   {_ending_said(led, now) or running}{other}")  # fmt: skip
         _print_running(args.folder, status)
     return 0
+
+
+def _status_elsewhere(folder: str) -> str | None:
+    """What ``folder``, holding no job's output, is where xvertfast wrote it, and the folder status
+    reads instead: a training run's model/ or checkpoint/, the demo's output (jobs in its
+    folders), an evaluate report, an export. Status said only 'holds no output' of each."""
+    import re
+
+    from xvertfast.io.job_folder import job_status
+    from xvertfast.train.status import train_status
+
+    def a_job(path: str, jobs=("enhance", "preprocess", "train")) -> bool:
+        try:
+            return any(job_status(path, job) is not None for job in jobs if job != "train") or \
+                ("train" in jobs and train_status(path) is not None)  # fmt: skip
+        except (OSError, ValueError):  # (unreadable: not said to be one)
+            return False
+
+    name, parent = os.path.basename(os.path.normpath(folder)), os.path.dirname(os.path.normpath(folder)) or "."
+    if name in ("model", "checkpoint") and a_job(parent, ("train",)):
+        return f"it is the {name}/ of the training run {parent}: xvertfast status {parent}"
+    # (eval.journal's JOURNAL_FILE, named here: importing it loads torch, which status never does)
+    if os.path.exists(os.path.join(folder, ".xvertfast-evaluate.jsonl")):
+        return "it is the report folder of an xvertfast evaluate, which status does not read: the same evaluate " \
+               "command scores only the images not yet scored"  # fmt: skip
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return None
+    folders = [path for n in names if os.path.isdir(path := os.path.join(folder, n))]
+    inside = [path for path in folders[:100] if a_job(path)]  # (a data folder of a folder a patient: not all read)
+    if inside:
+        return f"the folders in it that status reads: {', '.join(inside[:5])}{', ...' if len(inside) > 5 else ''}"
+    if any(re.fullmatch(r"stage\d+\.(?:onnx|engine|pt2)", n) for n in names):
+        return "it holds the stage files of an xvertfast export, which status does not read"
+    return None
 
 
 def _ending_said(led, now: float) -> str | None:
