@@ -666,6 +666,27 @@ def test_dicom_high_bit_its_values_contradict_is_said_and_the_low_bits_read(tmp_
     assert any("HighBit 15" in note and "low 12 bits" in note for note in im.notes), im.notes
 
 
+@pytest.mark.parametrize("big_endian", [False, True])
+def test_dicom_signed_values_stored_low_without_their_sign_copied_up_are_read_there(tmp_path, seed, big_endian):
+    # HighBit 15 over signed 12-bit values in the low bits, the 4 bits above them left 0, not copies
+    # of the sign (as many writers store them): only sign copies counted as "the values sit low"
+    # for a signed image, so these were read from bits 4..15, garbled
+    from pydicom.uid import ExplicitVRBigEndian
+
+    values = np.random.default_rng(seed).integers(-2048, 2048, size=(24, 40))
+    values[0, :3] = (-2048, -1, 2047)
+    path = tmp_path / "low.dcm"
+    ds = make_dicom(path, values, bits=12, signed=True)
+    ds.HighBit = 15
+    ds.PixelData = (values & 0xFFF).astype(">u2" if big_endian else "<u2").tobytes()
+    if big_endian:
+        ds.file_meta.TransferSyntaxUID = ExplicitVRBigEndian
+    ds.save_as(path, enforce_file_format=True, little_endian=not big_endian, implicit_vr=False)
+    im = read_image(path, warn=False)
+    np.testing.assert_array_equal(im.values, values)
+    assert any("HighBit 15" in note and "above the low 12 are unset" in note for note in im.notes), im.notes
+
+
 @pytest.mark.parametrize("element", ["FloatPixelData", "DoubleFloatPixelData"])
 @pytest.mark.parametrize("photometric", ["MONOCHROME2", "MONOCHROME1"])
 def test_a_dicom_of_float_pixel_data_is_read_and_flipped_within_its_own_values(tmp_path, seed, element, photometric):

@@ -307,9 +307,10 @@ def _below_high_bit(ds, syntax, arr: np.ndarray, bits: int, signed: bool, path: 
     """The values of native grey pixel data whose HighBit is not BitsStored - 1: PS3.5 8.1.1 puts
     each value's top bit at HighBit (BitsStored 12, HighBit 15: bits 4 to 15), where pydicom takes
     the low BitsStored bits whatever HighBit says (noise and the values' low bits: another image,
-    silently). Where every word's bits above the low BitsStored are 0 (signed: copies of its sign
-    bit), the values plainly sit there and HighBit is a writer's slip: ``arr`` as pydicom read
-    it. Each way, a note says so."""
+    silently). Where every word's bits above the low BitsStored are 0 (signed or not: many writers
+    leave a negative value's upper bits unset), or, signed, copies of its sign bit, the values
+    plainly sit there and HighBit is a writer's slip: ``arr`` as pydicom read it. Each way, a note
+    says so."""
     high = _dicom_int(ds, "HighBit", bits - 1, path)
     if high == bits - 1 or getattr(syntax, "is_compressed", False) or arr.ndim != 2 or arr.dtype.kind not in "iu":
         return arr  # (compressed: the words are not PixelData's bytes; a JPEG codec gives values in the low bits)
@@ -320,10 +321,11 @@ def _below_high_bit(ds, syntax, arr: np.ndarray, bits: int, signed: bool, path: 
     words = np.frombuffer(ds.PixelData, np.dtype(f"u{arr.dtype.itemsize}").newbyteorder("<" if little else ">"),
                           count=arr.size).reshape(arr.shape)  # fmt: skip
     stated = f"HighBit {high} with BitsStored {bits}"
-    above = words >> (bits - 1 if signed else bits)  # (signed: the sign bit and its copies above it)
-    if not above.any() or (signed and np.isin(above, (0, (1 << (allocated - bits + 1)) - 1)).all()):
-        unset = "unset or copies of its sign" if signed else "unset"
-        notes.append(f"{path}: {stated}, but every word's bits above the low {bits} are {unset}: read from the low "
+    nothing_above = not (words >> bits).any()
+    from_sign = words >> (bits - 1)  # (signed: the sign bit and its copies above it)
+    if nothing_above or (signed and np.isin(from_sign, (0, (1 << (allocated - bits + 1)) - 1)).all()):
+        above = "unset" if nothing_above else "copies of its sign"
+        notes.append(f"{path}: {stated}, but every word's bits above the low {bits} are {above}: read from the low "
                      f"{bits} bits, where the values are (DICOM puts them in bits {high + 1 - bits} to {high}: check "
                      "the image)")  # fmt: skip
         return arr
