@@ -273,11 +273,46 @@ def test_resume_with_other_images_is_refused(tmp_path):
     train([str(data)], str(tmp_path / "run"), CONFIG, progress=False, stop_after_epochs=1, log=lambda m: None)
     files = sorted(str(p) for p in data.iterdir())
     # the same images in another order: the split goes by position (the message said "3 images then, 3 now")
-    with pytest.raises(ValueError, match=r"3 images then and now, but other ones, the same in another order"):
+    with pytest.raises(ValueError, match=r"3 images then; the 3 files given now are of other sizes, or in another "
+                                         r"order: the validation split goes by position"):  # fmt: skip
         train(files[::-1], str(tmp_path / "run"), CONFIG, resume=True, progress=False, log=lambda m: None)
+    # files of the run's sizes (uncompressed TIFF of the same shape) but other images: refused once read
+    tiffs = tmp_path / "tiffs"
+    tiffs.mkdir()
+    for k, name in enumerate(["a.tif", "b.tif", "c.tif"]):
+        Image.open(files[k]).save(tiffs / name)
+    train([str(tiffs)], str(tmp_path / "tiff_run"), CONFIG, progress=False, stop_after_epochs=1, log=lambda m: None)
+    Image.open(files[0]).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(tiffs / "b.tif")  # the same size
+    with pytest.raises(ValueError, match=r"3 images then and now, but other ones, the same in another order"):
+        train([str(tiffs)], str(tmp_path / "tiff_run"), CONFIG, resume=True, progress=False, log=lambda m: None)
     (data / "img0.png").unlink()
-    with pytest.raises(ValueError, match=r"other training images than the run started with \(3 images then, 2 now\)"):
+    with pytest.raises(ValueError, match=r"other training images than the run started with \(3 images then, 2 files now\)"):
         train([str(data)], str(tmp_path / "run"), CONFIG, resume=True, progress=False, log=lambda m: None)
+
+
+def test_a_resume_with_other_files_is_refused_before_they_are_preprocessed(tmp_path, monkeypatch):
+    """--resume given other images (another archive) preprocessed all of them, hours for an archive,
+    said 'resuming after stage 1, epoch 1' and then refused them: their count and sizes differed."""
+    from xvertfast.train import data as train_data
+
+    data, run = write_images(tmp_path / "data"), str(tmp_path / "run")
+    train([str(data)], run, CONFIG, progress=False, stop_after_epochs=1, log=lambda m: None)
+    preprocessed, logs = [], []
+    real = train_data.preprocess
+    monkeypatch.setattr(train_data, "preprocess", lambda *a, **k: preprocessed.append(a) or real(*a, **k))
+    other = write_images(tmp_path / "other", size=96)  # 3 other images, of other sizes
+    with pytest.raises(ValueError, match=r"other training images than the run started with \(3 images then; the 3 "
+                                         r"files given now are of other sizes, or in another order"):  # fmt: skip
+        train([str(other)], run, CONFIG, resume=True, progress=False, log=logs.append)
+    files = sorted(str(p) for p in data.iterdir())
+    with pytest.raises(ValueError, match=r"other training images than the run started with \(3 images then, 2 files now\)"):
+        train(files[:2], run, CONFIG, resume=True, progress=False, log=logs.append)
+    assert not preprocessed and not [m for m in logs if "resuming" in m], logs
+    # a file skipped (unreadable) found among the run's images is no other image: the run goes on
+    (data / "broken.png").write_bytes(b"not an image")
+    train([str(data)], run, CONFIG, resume=True, progress=False, stop_after_epochs=1, log=logs.append)
+    assert "resuming after stage 1, epoch 1 (the last one finished)" in logs
+    assert any("broken.png" in m for m in logs)
 
 
 def test_a_run_folder_inside_the_data_folder_is_not_trained_on(tmp_path):

@@ -203,12 +203,16 @@ class NoReadableImage(ValueError):
 
 def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEFAULT_LAM,
               alpha: float = DEFAULT_ALPHA, eps: float = DEFAULT_EPS, log=print, progress: bool = False,
-              exclude: list[str] = (), rois=None, before_gathering=None) -> RoiSet:  # fmt: skip
+              exclude: list[str] = (), rois=None, before_preprocessing=None,
+              before_gathering=None) -> RoiSet:  # fmt: skip
     """Preprocesses (or finds in the cache) every readable input and cuts its two ROIs.
 
     ``rois``: ROI centres placed by hand (:func:`~xvertfast.preprocess.centres.load_roi_centres`)
     for the inputs they name; the others keep those found. A row naming no input raises
     :class:`~xvertfast.preprocess.centres.RoiRowError` before any image is preprocessed.
+    ``before_preprocessing(paths)``: called with the files found (less those the search found a
+    problem with) before any is read: a resume given other files is refused there in seconds, not
+    after hours of preprocessing an archive.
     ``before_gathering(key, images, centres)``: called with what the set's ``key``, ``sources``
     count and ``centres`` will be, before the set is gathered (a copy of every image's crops): a
     resume refused there writes none.
@@ -230,6 +234,8 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     if not found:
         raise NothingFound(inputs)
     given = centres_of_inputs(rois, [f.path for f in found]) if rois is not None else {}
+    if before_preprocessing is not None:
+        before_preprocessing([f.path for f in found if not f.problem])
     for f in tqdm(found, desc="preprocessing", unit="image", disable=not progress):
         if f.problem:
             skip(f"{f.path}: {f.problem}")

@@ -447,6 +447,24 @@ def _lr_change(saved: dict, before: float, now: float, log) -> dict:
     return {"stage": stage, "epoch": epoch, "from": before, "to": now}
 
 
+def _other_files(saved: dict, found: list[int]) -> str | None:
+    """Why files of the byte sizes ``found`` (in the order found) cannot hold the images the run
+    ``saved`` trained on, from what is known before any is read: fewer files than it had images, or
+    its images' sizes (``image_sizes``, recorded in order) not among theirs in that order. None
+    where they may: their contents are compared once preprocessed (``data``, a digest of them)."""
+    then = saved.get("data", {}).get("images")
+    if not isinstance(then, int):
+        return None
+    if len(found) < then:
+        return f"{then} images then, {count(len(found), 'file')} now"
+    recorded = saved.get("image_sizes")  # (not in the checkpoints of older xvertfast: the count alone)
+    remaining = iter(found)
+    if not isinstance(recorded, list) or all(any(size == s for s in remaining) for size in recorded):
+        return None  # (each of the run's images matched by a later file: a file skipped, unreadable, may lie between)
+    return (f"{then} images then; the {count(len(found), 'file')} given now are of other sizes, or in another order: "
+            "the validation split goes by position, give them in the order the run began with")
+
+
 def _weights_key(stage: XVertNetStage) -> str:
     """A digest of a stage's weights: names the next stage's training data made with them."""
     h = hashlib.sha256()
@@ -776,10 +794,10 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
             _remove_finished_stages(ckpt_dir, log)  # (a run killed between its finished state and that removal)
             return load_model(os.path.join(run_dir, "model"), map_location=device)  # (written before it was finished)
         elif prog.epoch:  # (epochs finished in the stage: "at stage 1, epoch 25" read as redoing the 25th)
-            log(f"resuming after stage {prog.stage}, epoch {prog.epoch} (the last one finished)")
+            resuming = f"resuming after stage {prog.stage}, epoch {prog.epoch} (the last one finished)"
         else:  # (every epoch of the stage before is finished; this one has none yet)
-            log(f"resuming at the start of stage {prog.stage}"
-                + (f" (stage {prog.stage - 1} finished)" if prog.stage > 1 else ""))
+            resuming = (f"resuming at the start of stage {prog.stage}"
+                        + (f" (stage {prog.stage - 1} finished)" if prog.stage > 1 else ""))
     elif os.path.exists(state_path):
         model_dir = os.path.join(run_dir, "model")
         with contextlib.suppress(ValueError):  # (a damaged state: said by the resume it asks for)
@@ -792,6 +810,18 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
     elif resume:
         log(f"--resume: {run_dir} holds no checkpoint yet; starting a new run there")
     os.makedirs(ckpt_dir, exist_ok=True)  # before any epoch: a stage may have none (--init with 0 epochs)
+    sizes: dict[str, int] = {}  # the byte size of each file found: recorded for the images trained on
+
+    def same_files(paths: list[str]) -> None:  # (before any image is preprocessed: hours for an archive)
+        for path in paths:
+            with contextlib.suppress(OSError):  # (one that cannot be read is skipped, as it is when read)
+                sizes[path] = os.path.getsize(path)
+        if saved is None:
+            return
+        if (how := _other_files(saved, [sizes[p] for p in paths if p in sizes])) is not None:
+            raise _OtherRun(f"{run_dir}: --resume with other training images than the run started with ({how}); "
+                             "resume with the same inputs, or start a new folder")  # fmt: skip
+        log(resuming)  # (said once the files may be the run's: not before a refusal)
 
     def same_data(key: str, images: int, placed: str) -> None:  # (before the set is gathered: a refusal writes none)
         data_key = {"rois": key, "images": images, **({"centres": placed} if placed else {})}
@@ -809,7 +839,8 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
                              "resume with the same inputs, or start a new folder")  # fmt: skip
 
     rois = load_rois(inputs, os.path.join(run_dir, "cache"), config.roi_size, config.lam, config.alpha, config.eps, log,
-                     progress=progress, exclude=[run_dir], rois=centres, before_gathering=same_data)  # fmt: skip
+                     progress=progress, exclude=[run_dir], rois=centres, before_preprocessing=same_files,
+                     before_gathering=same_data)  # fmt: skip
     freed = remove_other_sets(os.path.join(run_dir, "cache"), rois.key)
     if freed is None:
         log(f"{os.path.join(run_dir, 'cache')} is a link, perhaps shared with other runs: the ROIs gathered there for "
@@ -820,7 +851,9 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
     data_key = {"rois": rois.key, "images": len(rois.sources), **({"centres": rois.centres} if rois.centres else {})}
     if not started and saved is not None:  # resumed from Python: the command that started the run still resumes it
         started = {key: saved[key] for key in ("command", "cwd") if key in saved}
+    image_sizes = [sizes.get(p) for p in rois.sources]  # (None: a file whose size could not be read, yet read)
     run = {"data": data_key, "init": init_key, "device": device.type, "threads": threads, **started,
+           **({"image_sizes": image_sizes} if None not in image_sizes else {}),
            **({"lr_changes": lr_changes} if lr_changes else {})}  # fmt: skip
     train_ids, val_ids = split_by_image(len(rois.sources), config.val_fraction, config.seed)
     split = (f"{len(train_ids)} for training, {len(val_ids)} for validation" if val_ids else "all for training"
