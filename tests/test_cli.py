@@ -716,3 +716,20 @@ def test_status_of_a_folder_it_cannot_read_says_which_one_it_can(tmp_path, capsy
     (tmp_path / "other").mkdir()
     assert main(["status", str(tmp_path / "other")]) == 2
     assert capsys.readouterr().err == f"error: {tmp_path / 'other'} {none}\n"
+
+
+@pytest.mark.parametrize("report", ["a file", "a folder of other files"])
+def test_a_demo_whose_report_folder_is_refused_enhances_nothing(tmp_path, capsys, report):
+    """The demo enhanced its sample into OUT/enhanced, and only then was its OUT/report refused (a
+    folder of the user's files, a file): it failed (exit 2) and left half its output."""
+    out = tmp_path / "demo"
+    out.mkdir()
+    if report == "a file":
+        (out / "report").write_text("mine")
+    else:
+        (out / "report").mkdir()
+        (out / "report" / "report.html").write_text("mine")
+    assert main(["demo", "-o", str(out), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(out / "report") in err
+    assert sorted(os.listdir(out)) == ["report"]
