@@ -13,6 +13,7 @@ from tests.conftest import CXR_DEV, needs_cxr_dev
 from tests.io.test_read import make_dicom
 from xvertfast._version import __version__
 from xvertfast.io import ImageWriteError, read_image, write_image
+from xvertfast.io.decode_common import PNG_DEPTH_KEYWORD
 
 
 def derived_dicom(tmp_path, seed, edit=None, name="src"):
@@ -44,7 +45,7 @@ def test_png16_keeps_a_12bit_range(tmp_path, seed):
 
 @pytest.mark.parametrize("bits", [8, 10, 12])
 def test_png16_of_a_dark_image_keeps_its_sources_depth(tmp_path, seed, bits):
-    # without an sBIT chunk the depth was guessed from the largest value: a 12-bit source's
+    # without the depth recorded it was guessed from the largest value: a 12-bit source's
     # output of values up to 0.3 (1228) read back as 11 bits, and full_range scaled it over 0..2047
     values = np.random.default_rng(seed).integers(0, 1 << bits, size=(30, 20)).astype(np.uint16)
     values[0, 0], values[0, 1] = 0, (1 << bits) - 1
@@ -55,8 +56,23 @@ def test_png16_of_a_dark_image_keeps_its_sources_depth(tmp_path, seed, bits):
     back = read_image(tmp_path / "out.png")
     assert back.bits_stored == bits and back.meta.get("significant_bits") == bits
     np.testing.assert_array_equal(back.values, np.round(dark.astype(np.float64) * ((1 << bits) - 1)))
-    plain = write_image(tmp_path / "plain.png", dark)  # no source: 16 bits, which PNG's default already says
-    assert b"sBIT" not in open(plain, "rb").read()
+    # not in sBIT: by the PNG spec that says the samples were scaled up to 16 bits, which these are not
+    assert b"sBIT" not in (tmp_path / "out.png").read_bytes()
+    plain = write_image(tmp_path / "plain.png", dark)  # no source: 16 bits, which PNG's depth already says
+    assert PNG_DEPTH_KEYWORD.encode() not in open(plain, "rb").read()
+
+
+@pytest.mark.parametrize("text", ["16", "0", "99", "abc", "12\u00b2"])
+def test_png16_depth_no_16bit_image_can_have_is_ignored(tmp_path, seed, text):
+    from PIL.PngImagePlugin import PngInfo
+
+    values = np.random.default_rng(seed).integers(0, 1 << 12, size=(8, 9)).astype(np.uint16)
+    values[0, 0] = 3000  # needs 12 bits: the guess
+    info = PngInfo()
+    info.add_text(PNG_DEPTH_KEYWORD, text)
+    Image.fromarray(values).save(tmp_path / "odd.png", pnginfo=info)
+    back = read_image(tmp_path / "odd.png")
+    assert back.bits_stored == 12 and "significant_bits" not in back.meta
 
 
 def test_png8_and_tiff(tmp_path, seed):

@@ -18,13 +18,17 @@ import numpy as np
 
 from xvertfast.io.errors import ImageReadError, LogNamingTheFile
 
-__all__ = ["JPEG_SOF", "jpeg_frame", "check_pixels", "bits_from_values", "luminance", "luminance_note",
+__all__ = ["PNG_DEPTH_KEYWORD", "JPEG_SOF", "jpeg_frame", "check_pixels", "bits_from_values", "luminance", "luminance_note",
            "grey_alpha_note", "stored_range", "invert", "ORIENTATION", "imagecodecs_log",
            "imagecodecs_decoder", "imagecodecs_wanted"]
 
 
 #: The EXIF / TIFF Orientation tag: how the stored rows and columns are to be turned for display.
 ORIENTATION = 0x0112
+#: The PNG text keyword under which ``write_image`` records a png16's depth (e.g. "12" for
+#: values 0..4095). Not sBIT: by the PNG spec sBIT says the samples were scaled up to 16 bits, so
+#: a decoder recovering the source's values would shift unscaled ones right (4095 -> 255).
+PNG_DEPTH_KEYWORD = "xvertfast bits stored"
 
 
 #: JPEG start-of-frame markers -> the process they start (ITU-T T.81 B.1.1.3; T.87 for JPEG-LS).

@@ -18,8 +18,8 @@ import zlib
 
 import numpy as np
 
-from xvertfast.io.decode_common import (JPEG_SOF, ORIENTATION, bits_from_values, check_pixels, grey_alpha_note,
-                                        imagecodecs_decoder, imagecodecs_log, imagecodecs_wanted, jpeg_frame, luminance,
+from xvertfast.io.decode_common import (JPEG_SOF, ORIENTATION, PNG_DEPTH_KEYWORD, bits_from_values, check_pixels,
+                                        grey_alpha_note, imagecodecs_decoder, imagecodecs_log, imagecodecs_wanted, jpeg_frame, luminance,
                                         luminance_note)
 from xvertfast.io.errors import ImageReadError, WarningsNamingTheFile
 
@@ -167,6 +167,19 @@ def _png_significant_bits(data: bytes) -> int | None:
         if kind == b"sBIT" and len(body) >= colours:
             deepest = max(body[:colours])
             return deepest if 1 <= min(body[:colours]) and deepest < data[24] else None
+    return None
+
+
+def _png_recorded_depth(data: bytes) -> int | None:
+    """The depth ``write_image`` records in a png16 it writes below 16 bits (a tEXt chunk under
+    :data:`PNG_DEPTH_KEYWORD`: its values are unscaled, 0..2^depth - 1), or None where there is
+    none, or one no image of its bit depth can have."""
+    keyword = PNG_DEPTH_KEYWORD.encode("latin-1") + b"\0"
+    for kind, body in _png_chunks(data):
+        if kind == b"tEXt" and body.startswith(keyword):
+            text = body[len(keyword):]
+            depth = int(text) if text.isdigit() and len(text) <= 2 else 0
+            return depth if 1 <= depth < data[24] else None
     return None
 
 
@@ -337,11 +350,11 @@ def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
         bits = 8
     else:  # 16-bit PNG arrives as uint16 or int32
         values = values.astype(np.uint16 if values.min() >= 0 and values.max() < 65536 else np.int32)
-        significant = _png_significant_bits(data) if fmt == "png" else None
+        significant = (_png_significant_bits(data) or _png_recorded_depth(data)) if fmt == "png" else None
         if significant is None:
             bits = bits_from_values(values, 16)
         else:
-            # sBIT records the source's depth. Values within it are stored as they came (12-bit data
+            # sBIT (or the depth write_image records) gives the source's depth. Values within it are stored as they came (12-bit data
             # as 0..4095, as converters from DICOM write it): that depth, however dark the image
             # (guessed, a 12-bit image of values up to 1300 was 11-bit, written out over 0..2047).
             # Values past it were scaled up to 16 bits, as the PNG spec says to store them (v << 4,

@@ -19,13 +19,14 @@ import tempfile
 import numpy as np
 
 from xvertfast._version import __version__
+from xvertfast.io.decode_common import PNG_DEPTH_KEYWORD
 from xvertfast.io.errors import ImageWriteError, WarningsNamingTheFile
 from xvertfast.io.radiograph import Radiograph
 
 __all__ = ["write_image", "WRITE_FORMATS", "FORMAT_EXTENSIONS", "EXTENSION_FORMATS", "format_from_path", "atomic_write", "nearest_existing",
            "remove_stale_parts", "disk_full"]
 
-#: png16: 16-bit PNG at the source's bit depth (0..2^bits - 1, which its sBIT chunk records); png8;
+#: png16: 16-bit PNG at the source's bit depth (0..2^bits - 1, which a text chunk records); png8;
 #: tiff: float32 in [0, 1]; dicom: a derived DICOM image at the source's bit depth.
 WRITE_FORMATS = ("png16", "png8", "tiff", "dicom")
 #: The file extension each format is written with.
@@ -350,7 +351,7 @@ def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like
             it must agree with an image extension (:data:`EXTENSION_FORMATS`: png8 or png16 for
             .png); a name without one (``out.part``) takes any format.
         like: the source radiograph: its bit depth sets the integer range of png16 and dicom
-            (a 12-bit source is written as 0..4095, which a PNG's sBIT chunk records), its
+            (a 12-bit source is written as 0..4095, which a PNG's text chunk records), its
             DICOM header the derived image's patient and study tags (and its pixel size where
             the pixels keep its shape); it is never overwritten.
         overwrite: replace an existing file (never the source file).
@@ -415,9 +416,9 @@ def _encode(p: str, fmt: str, unit: np.ndarray, bits: int, like: Radiograph | No
                 img = Image.fromarray(np.round(unit * ((1 << bits) - 1)).astype(np.uint16))
             info = PngInfo()
             if fmt == "png16" and bits < 16:
-                # the depth in the file (PNG's sBIT): a dark 12-bit output's values were read back
-                # as fewer bits, guessed from its largest one
-                info.add(b"sBIT", bytes([bits]))
+                # the depth in the file: a dark 12-bit output's values were read back as fewer
+                # bits, guessed from its largest one (:data:`PNG_DEPTH_KEYWORD` says why not sBIT)
+                info.add_text(PNG_DEPTH_KEYWORD, str(bits))
             if description:
                 info.add_itxt("Description", description)  # iTXt: UTF-8, any path in it survives
             buffer = io.BytesIO()
