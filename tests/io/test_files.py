@@ -107,6 +107,28 @@ def test_a_link_to_a_file_inside_does_not_rename_it(tmp_path):
     assert [f.rel for f in discover([str(tmp_path / "in" / "b" / "latest.png")])] == ["latest.png"]
 
 
+def test_a_file_reached_by_a_link_and_its_own_path_keeps_the_polarity_listed(tmp_path, monkeypatch):
+    """The path kept for a file reached twice (its own, rather than a link's) lost the MONOCHROME1 an
+    @list gave the other, so the image was enhanced with its polarity reversed. Two different
+    polarities for one file are refused, naming both paths."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in" / "ward").mkdir(parents=True)
+    (tmp_path / "in" / "ward" / "a.png").write_bytes(b"x")
+    (tmp_path / "in" / "b").mkdir()
+    os.symlink(os.path.join("..", "ward", "a.png"), tmp_path / "in" / "b" / "latest.png")
+    (tmp_path / "list.txt").write_text(f"{os.path.join('in', 'b', 'latest.png')}\tMONOCHROME1\n")
+    for given in (["@list.txt", "in"], ["in", "@list.txt"]):
+        found = discover(given)
+        assert [(f.path, f.photometric) for f in found] == [(os.path.join("in", "ward", "a.png"), "MONOCHROME1")]
+    (tmp_path / "other.txt").write_text(f"{os.path.join('in', 'ward', 'a.png')}\tMONOCHROME2\n")
+    with pytest.raises(ValueError, match="MONOCHROME1 and as MONOCHROME2") as refused:
+        discover(["@list.txt", "@other.txt"])
+    assert os.path.join("in", "b", "latest.png") in str(refused.value)
+    assert os.path.join("in", "ward", "a.png") in str(refused.value)
+    (tmp_path / "same.txt").write_text(f"{os.path.join('in', 'ward', 'a.png')}\tMONOCHROME1\n")
+    assert [f.photometric for f in discover(["@list.txt", "@same.txt", "in"])] == ["MONOCHROME1"]
+
+
 def test_the_output_folder_as_an_input_folder_is_refused(tmp_path):
     (tmp_path / "a.png").write_bytes(b"x")
     with pytest.raises(ValueError, match="is a folder of outputs"):

@@ -283,14 +283,22 @@ def discover(inputs: list[str], exclude: list[str] = ()) -> list[InputFile]:
             out.extend(_one_input(item, skip, empty, item, os.path.basename))
     # one file reached twice (a link, another spelling) is one input: by its own path rather than a link's
     # (b/latest.png -> ../ward/a.png, found first, had ward/a.png's output at OUT/b/latest.png), as a link
-    # to a folder inside is not followed; else by the first path reached
+    # to a folder inside is not followed; else by the first path reached. The polarity an @list gave either
+    # path is kept (dropped, the image was enhanced with bone and air swapped); two different ones are refused
     keys = [os.path.realpath(f.path) for f in out]
-    chosen: dict[str, InputFile] = {}
-    for key, f in zip(keys, out):
-        first = chosen.setdefault(key, f)
-        if first is not f and os.path.islink(first.path) and not os.path.islink(f.path):
-            chosen[key] = f
-    unique = [f for key, f in zip(keys, out) if chosen[key] is f]
+    chosen: dict[str, int] = {}  # the index in out of the path kept for each file
+    tags: dict[str, InputFile] = {}  # the first of its paths given a polarity
+    for index, (key, f) in enumerate(zip(keys, out)):
+        first = out[chosen.setdefault(key, index)]
+        if os.path.islink(first.path) and not os.path.islink(f.path):
+            chosen[key] = index
+        if f.photometric:
+            tagged = tags.setdefault(key, f)
+            if tagged.photometric != f.photometric:
+                raise ValueError(f"{tagged.path} and {f.path} are one file ({key}), listed as "
+                                 f"{tagged.photometric} and as {f.photometric}: give it one polarity")  # fmt: skip
+    unique = [replace(f, photometric=tags[key].photometric) if key in tags else f
+              for index, (key, f) in enumerate(zip(keys, out)) if chosen[key] == index]  # fmt: skip
     for where in empty if unique else ():  # (none found anywhere: the caller's NothingFound names them all)
         warnings.warn(f"{where}: no image files found in it ({IMAGE_KINDS}); left out", UserWarning, stacklevel=2)
     return unique
