@@ -181,6 +181,27 @@ def test_an_output_whose_large_scale_brightness_turns_over_is_scored_not_taken_f
             PrecomputedOutputs(str(tool))(x.astype(np.float32), source=source)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_dicom_output_of_float_pixel_data_is_read_as_a_float_tiffs(tmp_path, seed, dtype):
+    # a float pixel data DICOM was read over BitsStored's range at 32 or 64 bits: FloatPixelData
+    # over 0..2**32 - 1 (an output in [0, 1] scored black), DoubleFloatPixelData raised a bare
+    # OverflowError; and the [0, 1] check passed over every DICOM
+    from tests.io.test_read import make_float_dicom
+
+    src, tool = tmp_path / "in", tmp_path / "tool"
+    src.mkdir()
+    tool.mkdir()
+    Image.fromarray(chest_like(seed)).save(src / "a.png")
+    source = InputFile(str(src / "a.png"), "a.png")
+    pixels = read_image(src / "a.png").pixels
+    enhanced = clahe(pixels).astype(dtype)
+    make_float_dicom(tool / "a.dcm", enhanced)
+    np.testing.assert_allclose(PrecomputedOutputs(str(tool))(pixels, source=source), enhanced, atol=1e-7)
+    make_float_dicom(tool / "a.dcm", enhanced * 255)  # floats on another scale: refused, as a float TIFF's
+    with pytest.raises(ImageReadError, match=r"a\.dcm: float values in \[.+\], not in \[0, 1\]"):
+        PrecomputedOutputs(str(tool))(pixels, source=source)
+
+
 def test_a_replaced_output_is_scored_again_on_resume(tmp_path, seed):
     src, tool = inputs_and_clahe_outputs(tmp_path, seed, "png8")
     methods = {"tool": PrecomputedOutputs(str(tool))}

@@ -687,26 +687,35 @@ def test_dicom_signed_values_stored_low_without_their_sign_copied_up_are_read_th
     assert any("HighBit 15" in note and "above the low 12 are unset" in note for note in im.notes), im.notes
 
 
+def make_float_dicom(path, values: np.ndarray, photometric: str = "MONOCHROME2"):
+    """A DICOM of float pixel data: FloatPixelData for float32 ``values``, DoubleFloatPixelData
+    for float64 (as a parametric map stores them)."""
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    element = "FloatPixelData" if values.dtype == np.float32 else "DoubleFloatPixelData"
+    ds = pydicom.Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.30", generate_uid()  # (a parametric map's)
+    ds.Rows, ds.Columns = values.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
+    ds.BitsAllocated = 8 * values.dtype.itemsize
+    setattr(ds, element, values.tobytes())
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.save_as(path, enforce_file_format=True)
+    return ds
+
+
 @pytest.mark.parametrize("element", ["FloatPixelData", "DoubleFloatPixelData"])
 @pytest.mark.parametrize("photometric", ["MONOCHROME2", "MONOCHROME1"])
 def test_a_dicom_of_float_pixel_data_is_read_and_flipped_within_its_own_values(tmp_path, seed, element, photometric):
     # DoubleFloatPixelData was refused as 'no pixel data (not an image, e.g. a report)'; a
     # MONOCHROME1 float image was flipped within the range of 32-bit integers (4294967295 - v),
     # its values moved far from the data and rounded at 1e-6
-    import pydicom
-    from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
     dtype = np.float32 if element == "FloatPixelData" else np.float64
     values = np.random.default_rng(seed).uniform(-2.0, 3.0, size=(12, 16)).astype(dtype)
-    ds = pydicom.Dataset()
-    ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.30", generate_uid()  # (a parametric map's)
-    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = 12, 16, 1, photometric
-    ds.BitsAllocated = 8 * np.dtype(dtype).itemsize
-    setattr(ds, element, values.tobytes())
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.save_as(tmp_path / "f.dcm", enforce_file_format=True)
+    ds = make_float_dicom(tmp_path / "f.dcm", values, photometric)
     im = read_image(tmp_path / "f.dcm", warn=False)
     flipped = photometric == "MONOCHROME1"
     expected = values.max() + values.min() - values if flipped else values
@@ -1143,6 +1152,21 @@ def test_full_range_is_the_formats_own_scale(tmp_path, seed):
     assert full_range(read_image(tmp_path / "b.png")) == (0.0, 255.0)
     tifffile.imwrite(tmp_path / "f.tif", (values / 4096).astype(np.float32))
     assert full_range(read_image(tmp_path / "f.tif")) == (0.0, 1.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_full_range_of_a_dicom_of_float_pixel_data_is_0_to_1_as_a_float_tiffs(tmp_path, seed, dtype):
+    # it went through BitsStored's range at 32 or 64 bits: FloatPixelData's was (0, 2**32 - 1), an
+    # output in [0, 1] scored black, and DoubleFloatPixelData's an OverflowError (uint32 out of bounds)
+    from xvertfast.io.read import full_range, stored_as_floats
+
+    values = np.random.default_rng(seed).uniform(0.0, 1.0, size=(8, 8)).astype(dtype)
+    make_float_dicom(tmp_path / "f.dcm", values)
+    im = read_image(tmp_path / "f.dcm", warn=False)
+    assert stored_as_floats(im) and full_range(im) == (0.0, 1.0)
+    make_dicom(tmp_path / "r.dcm", np.arange(64).reshape(8, 8), bits=10, slope=0.5)  # floats by its rescale only
+    im = read_image(tmp_path / "r.dcm", warn=False)
+    assert im.values.dtype.kind == "f" and not stored_as_floats(im) and full_range(im) == (0.0, 511.5)
 
 
 def _with_raw_element(path, tag: int, vr: str, value: bytes):

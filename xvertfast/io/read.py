@@ -27,8 +27,8 @@ from xvertfast.io.decode_tiff import read_tiff
 from xvertfast.io.errors import ImageReadError
 from xvertfast.io.radiograph import Radiograph
 
-__all__ = ["read_image", "require_content", "content_problem", "full_range", "sniff_format", "DEFAULT_MAX_PIXELS",
-           "JSRT_SHAPE", "MIN_SIDE"]
+__all__ = ["read_image", "require_content", "content_problem", "full_range", "stored_as_floats", "sniff_format",
+           "DEFAULT_MAX_PIXELS", "JSRT_SHAPE", "MIN_SIDE"]
 
 
 #: Largest image accepted (pixels); a 4300 x 4300 flat-panel radiograph is 18.5 M.
@@ -100,12 +100,23 @@ def sniff_format(path: str) -> str | None:
 
 
 
+def stored_as_floats(rad: Radiograph) -> bool:
+    """Whether ``rad``'s file stores floats (a float TIFF, a DICOM's FloatPixelData or
+    DoubleFloatPixelData), whose scale is [0, 1]: an integer DICOM's values may be floats only
+    through its rescale, and keep their BitsStored scale."""
+    if rad.values.dtype.kind != "f":
+        return False
+    if rad.source_format != "dicom":
+        return True
+    return any(element in rad.meta for element in ("FloatPixelData", "DoubleFloatPixelData"))
+
+
 def full_range(rad: Radiograph, depth_hint: int | None = None) -> tuple[float, float]:
     """The decoded values that stand for black and white in ``rad``'s format (after rescale
     and polarity): a stored image's own scale, for reading another tool's output as it meant it.
 
-    DICOM: BitsStored through the modality LUT; float TIFF: [0, 1]; 8-bit and signed integers:
-    their type's range. A 16-bit PNG records the depth of 12-bit data in it only in its optional
+    DICOM: BitsStored through the modality LUT; floats as stored (a float TIFF, a DICOM's float
+    pixel data, which has no BitsStored): [0, 1]; 8-bit and signed integers: their type's range. A 16-bit PNG records the depth of 12-bit data in it only in its optional
     sBIT chunk, a TIFF only where its samples are packed (BitsPerSample 12), not in 16-bit ones:
     those bits where the values fit in them (past sBIT's they were scaled up: 16 bits); in a
     file that records nothing, ``depth_hint`` bits where the values fit in those and the hint in
@@ -114,11 +125,11 @@ def full_range(rad: Radiograph, depth_hint: int | None = None) -> tuple[float, f
     scale).
     """
     v = rad.values
+    if stored_as_floats(rad):
+        return 0.0, 1.0
     if rad.source_format == "dicom":
         signed = int(rad.meta.get("PixelRepresentation", 0) or 0) == 1
         return dicom_ends(rad.meta, rad.bits_stored, signed, np.dtype(np.int32 if signed else np.uint32))
-    if v.dtype.kind == "f":
-        return 0.0, 1.0
     bits = 8 * v.dtype.itemsize if v.dtype.kind == "u" else rad.bits_stored
     if v.dtype.kind == "u" and v.dtype.itemsize > 1:
         recorded = rad.meta.get("significant_bits") if isinstance(rad.meta, dict) else None
