@@ -595,12 +595,14 @@ def _full_disk_from(journal, calls: int):
     return fsync
 
 
-@pytest.mark.parametrize("pictures", [0, 1])
+@pytest.mark.parametrize(("pictures", "recorded"), [(0, 1), (0, 2), (1, 0)])
 def test_a_full_disk_while_scoring_names_the_folder_and_file_and_keeps_the_images_recorded(tmp_path, seed, capsys,
-                                                                                           monkeypatch, pictures):  # fmt: skip
+                                                                                           monkeypatch, pictures,
+                                                                                           recorded):  # fmt: skip
     """A full disk as an image's scores were recorded said only 'error: [Errno 28] No space left on
-    device': neither the report folder, nor the file, nor what was kept. The second image's line
-    fails here (pictures 0: the journal's; 1: the first image's picture, which fails from its write)."""
+    device': neither the report folder, nor the file, nor what was kept. The line after ``recorded``
+    images fails here (pictures 0: the journal's; 1: the first image's picture, which fails from its
+    write); what was kept is counted in words ('the 1 image(s) ... are kept' before)."""
     images, out = write_images(tmp_path / "in", seed, n=3), tmp_path / "rep"
     args = ["evaluate", str(images), "-o", str(out), "--methods", "identity,clahe", "--metrics", "entropy",
             "--pictures", str(pictures), "-q"]  # fmt: skip
@@ -611,11 +613,12 @@ def test_a_full_disk_while_scoring_names_the_folder_and_file_and_keeps_the_image
 
             patch.setattr(np, "savez_compressed", no_room)
         else:
-            patch.setattr(os, "fsync", _full_disk_from(out / JOURNAL_FILE, 2))
+            patch.setattr(os, "fsync", _full_disk_from(out / JOURNAL_FILE, recorded + 1))
         assert main(args) == 2
     err = capsys.readouterr().err
-    first, written, kept = ((images / "img0.png", PICTURES_DIR, "no image was recorded") if pictures else
-                            (images / "img1.png", JOURNAL_FILE, "the 1 image(s) recorded before are kept"))  # fmt: skip
+    kept = {0: "no image was recorded", 1: "the 1 image recorded before is kept",
+            2: "the 2 images recorded before are kept"}[recorded]  # fmt: skip
+    first, written = images / f"img{recorded}.png", PICTURES_DIR if pictures else JOURNAL_FILE
     assert (f"error: [Errno {errno.ENOSPC}] {out}: the scores of {first} could not be recorded ({written}: "
             f"{os.strerror(errno.ENOSPC)}); {kept}: the same command scores the rest once it can write there") in err, err
     assert main(args) == 0  # (the line whose fsync failed may be whole on disk: taken then too)

@@ -27,6 +27,7 @@ import zipfile
 
 import numpy as np
 
+from xvertfast._text import count
 from xvertfast.eval._report_files import _failed_on
 from xvertfast.io.files import file_state
 from xvertfast.io.write import atomic_write, remove_stale_parts
@@ -315,7 +316,9 @@ class Journal:
         except OSError as exc:
             out_dir = os.path.dirname(self.path)
             why = _failed_on(exc, out_dir) if exc.filename is not None else f"{writing}: {exc.strerror or exc}"
-            kept = f"the {len(self._done)} image(s) recorded before are kept" if self._done else "no image was recorded"
+            done = len(self._done)
+            kept = (f"the {count(done, 'image')} recorded before {'is' if done == 1 else 'are'} kept" if done
+                    else "no image was recorded")  # fmt: skip
             raise OSError(exc.errno, f"{out_dir}: the scores of {path} could not be recorded ({why}); {kept}: the "
                                      "same command scores the rest once it can write there") from exc  # fmt: skip
         self._done[path] = json.loads(line)
