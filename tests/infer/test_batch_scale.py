@@ -79,9 +79,9 @@ def test_a_job_without_report_or_preview_does_not_resolve_every_input_for_them(t
 
     files = discover([str(src)])
     monkeypatch.setattr(os.path, "realpath", counting)
-    batch._check_side_files(files, str(tmp_path / "out"), report=None, preview=None)
+    batch._check_side_files(files, str(tmp_path / "out"), "same", report=None, preview=None)
     assert resolved == []
-    batch._check_side_files(files, str(tmp_path / "out"), report=str(tmp_path / "report.json"), preview=None)
+    batch._check_side_files(files, str(tmp_path / "out"), "same", report=str(tmp_path / "report.json"), preview=None)
     assert str(src / "a.png") in resolved  # (still looked at where one is given)
     with pytest.raises(ValueError, match="is one of the inputs"):
-        batch._check_side_files(files, str(tmp_path / "out"), report=str(src / "a.png"))
+        batch._check_side_files(files, str(tmp_path / "out"), "same", report=str(src / "a.png"))

@@ -321,6 +321,34 @@ def test_report_and_preview_never_replace_an_output_or_a_file_the_job_keeps(tmp_
         batch._check_side_files(files, str(out), "same", **{option[2:]: str(out / "a.tiff")})
 
 
+def test_report_and_preview_never_replace_an_earlier_runs_output_of_other_inputs(tmp_path, model_dir, seed,  # noqa: F811
+                                                                                capsys):  # fmt: skip
+    """Only this job's outputs were checked: ``enhance in1 -o out``, then ``enhance in2 -o out --report
+    out/x.png`` replaced the enhanced x.png by the JSON, and rerunning in1 said it skipped. The folder's
+    ledger is asked too, before the job starts: nothing is written into the folder, its ledger
+    included. An extension in capitals is an output's (one file where the file system ignores case)."""
+    in1, in2, out = tmp_path / "in1", tmp_path / "in2", tmp_path / "out"
+    write_pngs(in1, seed, ["x.png"])
+    write_pngs(in2, seed + 1, ["y.png"])
+    assert run(model_dir, in1, "-o", out) == 0
+    capsys.readouterr()
+    before = folder_state(out)
+    for option in ("--report", "--preview"):
+        assert run(model_dir, in2, "-o", out, option, out / "x.png") == 2
+        said = capsys.readouterr().err
+        assert f"error: {option} {out / 'x.png'} is the output of {os.path.realpath(in1 / 'x.png')}" in said, said
+        assert folder_state(out) == before
+    files = discover([str(in2)])
+    os.link(out / "x.png", out / "x.PNG")  # (the one file under both names, as a case-insensitive system has it)
+    for fmt in ("same", "png8"):
+        with pytest.raises(ValueError, match="is the output of .*x.png that an earlier run wrote"):
+            batch._check_side_files(files, str(out), fmt, report=str(out / "x.PNG"))
+    os.remove(out / "x.PNG")
+    batch._check_side_files(files, str(out), "same", report=str(out / "x.PNG"))  # another file, here
+    with pytest.raises(ValueError, match=f"is the output of {in2 / 'y.png'}"):
+        batch._check_side_files(files, str(out), "png8", report=str(out / "y.PNG"))
+
+
 def test_a_missing_input_is_said_missing_where_its_output_path_holds_another_inputs(tmp_path, model_dir, seed,  # noqa: F811
                                                                                     capsys):  # fmt: skip
     """An @list of relative paths run from another folder (or an input deleted, or mistyped) named

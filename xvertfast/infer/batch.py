@@ -48,7 +48,7 @@ from xvertfast.io.errors import FILE_ERRORS, failure_text
 from xvertfast.io.files import (InputFile, NothingFound, collision_remedy, discover, file_state, image_extension,
                                 input_paths, input_problem, output_path, read_input, unsearched_image)
 from xvertfast.io.read import sniff_format
-from xvertfast.io.job_folder import JOB_FILE, JobFolder, dry_run_line, run_line
+from xvertfast.io.job_folder import JOB_FILE, JobFolder, dry_run_line, recorded_input, run_line
 from xvertfast.io.shards import Shard
 from xvertfast.io.write import (FORMAT_EXTENSIONS, WRITE_FORMATS, atomic_write, disk_full, nearest_existing,
                                 remove_stale_parts)
@@ -188,12 +188,13 @@ def _job_settings(enhancer, fmt: str) -> dict:
             "tile": enhancer.tile, "format": fmt, "precision": str(enhancer.dtype).replace("torch.", "")}  # fmt: skip
 
 
-def _check_side_files(files, out_dir: str, fmt: str = "same", **paths: str | None) -> None:
-    """The report and preview files may be neither an input nor a folder, nor an output or a file
-    the job keeps in ``out_dir`` (written over when the job ends, an output stayed 'done' as JSON),
-    nor one file for both, and must be writable where they go: they are written when the job ends,
-    which may be days later. The inputs are resolved only where one is given: a resolve is a stat
-    of each folder on an input's path."""
+def _check_side_files(files, out_dir: str, fmt: str, **paths: str | None) -> None:
+    """The report and preview files may be neither an input nor a folder, nor an output (this job's,
+    or one ``out_dir``'s ledger records from an earlier run with other inputs) or a file the job keeps
+    in ``out_dir`` (written over when the job ends, an output stayed 'done' as JSON), nor one file
+    for both, and must be writable where they go: they are written when the job ends, which may be
+    days later. The inputs are resolved only where one is given: a resolve is a stat of each folder
+    on an input's path."""
     inputs, taken = None, {}
     for option, path in paths.items():
         if path is None:
@@ -222,9 +223,10 @@ _OUTPUT_EXTENSIONS = frozenset(FORMAT_EXTENSIONS.values()) | {".tif"}
 
 def _job_file_clash(files, out_dir: str, real: str, fmt: str) -> str | None:
     """What of the job's ``real`` (a resolved path) would be in ``out_dir``: one of the files the job
-    keeps there (its settings, ledgers, locks), or the output of an input (by its path but for the
+    keeps there (its settings, ledgers, locks), the output of an input (by its path but for the
     extension, where the extension is ``fmt``'s, or for ``same`` any an output may have: there the
-    content decides, and no file is opened for it here). None: neither."""
+    content decides, and no file is opened for it here), or an output the folder's ledger records
+    from an earlier run. None: none of these."""
     root = os.path.realpath(out_dir)
     try:
         if os.path.commonpath([root, real]) != root or real == root:
@@ -235,12 +237,14 @@ def _job_file_clash(files, out_dir: str, real: str, fmt: str) -> str | None:
     if os.path.dirname(rel) == "" and rel.startswith(".xvertfast-"):
         return f"one of the files the job keeps in {out_dir}"
     stem, ext = os.path.splitext(rel)
-    if ext not in (_OUTPUT_EXTENSIONS if fmt == "same" else {FORMAT_EXTENSIONS[fmt]}):
-        return None
-    here = os.path.abspath(out_dir)
-    for f in files:
-        if (out := _stem(out_dir, f.rel)) is not None and os.path.relpath(out, here) == stem:
-            return f"the output of {f.path}"
+    # (a.PNG is the file a.png where the file system ignores case: Windows, macOS)
+    if ext.lower() in (_OUTPUT_EXTENSIONS if fmt == "same" else {FORMAT_EXTENSIONS[fmt]}):
+        here = os.path.abspath(out_dir)
+        for f in files:
+            if (out := _stem(out_dir, f.rel)) is not None and os.path.relpath(out, here) == stem:
+                return f"the output of {f.path}"
+    if (earlier := recorded_input(out_dir, real)) is not None:  # an earlier run's, of other inputs
+        return f"the output of {earlier or 'an input'} that an earlier run wrote (its ledger records it)"
     return None
 
 

@@ -64,7 +64,7 @@ from xvertfast.io.write import atomic_write, nearest_existing, remove_stale_part
 from xvertfast.resume import LOCK_PATIENCE, ends_with_newline, hold_lock, lock_held, settings_changes
 
 __all__ = ["JobFolder", "JobStatus", "LedgerStatus", "ShardsWithoutLedger", "dry_run_line", "run_line", "job_files",
-           "job_status", "read_ledgers", "shard_files", "shards_locks", "JOB_FILE", "LEDGER_FILE", "LOCK_FILE",
+           "job_status", "read_ledgers", "recorded_input", "shard_files", "shards_locks", "JOB_FILE", "LEDGER_FILE", "LOCK_FILE",
            "JOB_STATE_FILES"]
 
 
@@ -210,6 +210,34 @@ def read_ledgers(ledgers: list[str], runs: dict[str, dict] | None = None
         else:
             entries[rel], sources[rel] = entry, ledger
     return entries, sources, legacy, max((item[0] for item in lines), default=0)
+
+
+def recorded_input(out_dir: str, path: str, job: str = "enhance") -> str | None:
+    """The input that ``out_dir``'s ledgers record for an output at ``path`` (by any earlier run,
+    whatever its inputs; the file there or gone), or None where they record none. Read without the
+    folder's lock, before a job takes it, so that a file the job would write when it ends (its
+    --report) is refused before the job starts: written over an earlier run's output, the ledger
+    still said that output done, and every rerun of that run skipped it. A path spelled in another
+    case than the recorded one (OUT/a.PNG, on a file system that ignores case) is found where it is
+    the same file."""
+    root, real = os.path.realpath(out_dir), os.path.realpath(path)
+    try:
+        rel = os.path.relpath(real, root)
+    except ValueError:  # (on another drive: Windows)
+        return None
+    if rel in (os.curdir, os.pardir) or rel.startswith(os.pardir + os.sep):
+        return None
+    key = rel.replace(os.sep, "/")
+    entries = read_ledgers(_ledgers(out_dir, job))[0]
+    if key in entries:
+        return entries[key].get("input", "")
+    if not os.path.exists(real):  # (the file a case-insensitive spelling names would be there)
+        return None
+    for recorded, entry in entries.items():
+        other = os.path.join(root, *recorded.split("/"))
+        if recorded.casefold() == key.casefold() and os.path.exists(other) and os.path.samefile(real, other):
+            return entry.get("input", "")
+    return None
 
 
 def _latest_run(run: dict, record: dict | None) -> dict:
