@@ -84,6 +84,28 @@ def test_a_csv_of_excel_where_the_decimal_mark_is_a_comma_is_read(tmp_path):
         load_roi_centres(str(path))
 
 
+def test_a_row_with_more_cells_than_the_header_names_is_refused(tmp_path):
+    """A decimal comma in a comma-separated file (300,5) split the number in two: each centre after
+    it took its neighbour's value and the last cell was dropped, so the ROIs were cut at wrong
+    centres without a word."""
+    path = tmp_path / "rois.csv"
+    path.write_text(f"{HEAD}\na.png,1,2,3,4\nb.png,300,5,512,700,512\n")
+    with pytest.raises(ValueError) as info:
+        load_roi_centres(str(path))
+    said = str(info.value)
+    assert said.startswith(f"{path}, line 3: the row has 6 cells, the header names 5 "
+                           "(file 'b.png', upper_row '300', upper_col '5', lower_row '512', lower_col '700', "
+                           "then '512')"), said  # fmt: skip
+    assert "decimal comma" in said and "300.5" in said, said
+    path.write_text(f"{HEAD.replace(',', ';')}\nb.png;300;512;700;512;9\n")  # ';' between cells: no decimal comma
+    with pytest.raises(ValueError, match=r"line 2: the row has 6 cells, the header names 5 .*then '9'\)$"):
+        load_roi_centres(str(path))
+    # empty cells after the last column (a trailing comma, a spreadsheet's ragged rows) are no data: read as before
+    path.write_text(f"{HEAD}\nb.png,300,512,700,512,\nc.png,1,2,3,4, ,\n")
+    assert dict(load_roi_centres(str(path))) == {"b.png": ((300.0, 512.0), (700.0, 512.0)),
+                                                 "c.png": ((1.0, 2.0), (3.0, 4.0))}  # fmt: skip
+
+
 @pytest.mark.parametrize("row, problem", [
     ("b.png,300,512,700", "the row ends after 4 cells, before the lower_col column (the header names 5)"),
     ("b.png", "the row ends after 1 cell, before the upper_row column (the header names 5)"),

@@ -87,6 +87,8 @@ def load_roi_centres(path: str) -> RoiCentres:
             cells = [value for key, value in row.items() if key is not None] + row.get(None, [])
             if not any((cell or "").strip() for cell in cells):  # ",,,,": a row a spreadsheet wrote for cells
                 continue  # once touched, empty on its screen
+            if (problem := _extra_cells_problem(row, reader.fieldnames, semicolons)) is not None:
+                raise ValueError(f"{path}, line {line}: {problem}")
             try:
                 values = _centre_values(row, reader.fieldnames, semicolons)
             except ValueError as exc:
@@ -102,6 +104,23 @@ def load_roi_centres(path: str) -> RoiCentres:
             centres.lines[name] = line
             centres[name] = ((values[0], values[1]), (values[2], values[3]))
     return centres
+
+
+def _extra_cells_problem(row: dict, columns: list[str], decimal_commas: bool) -> str | None:
+    """What is wrong with a row holding more cells than the header names, its cells as they fell
+    in the columns: csv.DictReader drops the extra ones, so a decimal comma between commas (300,5)
+    shifted each centre after it into the next column without a word. None where the extra cells
+    are empty (a trailing comma, a spreadsheet's ragged rows): they hold nothing to misread."""
+    extra = row.get(None) or []
+    if not any(cell.strip() for cell in extra):
+        return None
+    cells = ", ".join([*(f"{name} {(row[name] or '').strip()!r}" for name in columns),
+                       f"then {', '.join(repr(cell.strip()) for cell in extra)}"])  # fmt: skip
+    problem = f"the row has {len(columns) + len(extra)} cells, the header names {len(columns)} ({cells})"
+    if decimal_commas:  # (';' between cells: a comma in a cell is read as the decimal mark already)
+        return problem
+    return (f"{problem}; a decimal comma (300,5) splits a number into two cells where commas separate them: write "
+            "300.5, or put ';' between the cells (as Excel does where the decimal mark is a comma)")
 
 
 def _centre_values(row: dict, columns: list[str], decimal_commas: bool) -> list[float]:
