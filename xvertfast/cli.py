@@ -706,16 +706,17 @@ def _train_resume_command(run) -> str | None:
     # argparse took any unique prefix of the option: train has no other option from --re on
     if not any(len(w) >= 4 and "--resume".startswith(w) for w in words[at:end]):
         words.insert(at, "--resume")
-    if not _output_moved_to(words, at, run):
+    words = _with_run_dir_as_output(words, at, run)
+    if words is None:
         return None
     return _resume_command(SimpleNamespace(command=shlex.join(words), cwd=run.cwd))
 
 
-def _output_moved_to(words: list[str], at: int, run) -> bool:
-    """Points the -o of a training run's recorded command (``words``, its options from ``at`` on)
+def _with_run_dir_as_output(words: list[str], at: int, run) -> list[str] | None:
+    """A training run's recorded command (``words``, its options from ``at`` on) with its -o pointed
     at ``run.run_dir`` where the run folder is no longer where it was started (moved, renamed,
     copied): the command as recorded resumed the old folder, or, that gone, began a new run there.
-    False where it was moved and its -o cannot be found in the words (the command is then not given)."""
+    None where it was moved and its -o cannot be found in the words (the command is then not given)."""
     import io
     from contextlib import redirect_stderr
 
@@ -723,11 +724,11 @@ def _output_moved_to(words: list[str], at: int, run) -> bool:
         with redirect_stderr(io.StringIO()):
             output = build_parser().parse_args(words[at - 1 :]).output
     except SystemExit:  # (recorded by another version of xvertfast, with options this one lacks): as recorded
-        return True
+        return words
     started_in = os.path.join(run.cwd or "", output)
     if os.path.realpath(started_in) == os.path.realpath(run.run_dir):
-        return True
-    here, found = os.path.abspath(run.run_dir), False
+        return words
+    here, found, words = os.path.abspath(run.run_dir), False, list(words)
     end = words.index("--") if "--" in words else len(words)  # (what follows is inputs)
     for i in range(at, end):
         word = words[i]
@@ -739,7 +740,7 @@ def _output_moved_to(words: list[str], at: int, run) -> bool:
             words[i], found = f"{name}={here}", True
         elif word == f"-o{output}":
             words[i], found = f"-o{here}", True
-    return found
+    return words if found else None
 
 
 #: What the demo scores: the evaluation's default metrics less TMQI, which the sample is too small for.

@@ -85,24 +85,34 @@ def test_a_run_preparing_its_data_is_a_training_run(tmp_path, capsys, monkeypatc
     assert train_status(str(tmp_path / "data")) is None  # no run began there
 
 
-def test_status_gives_the_command_that_resumes_a_stopped_run(tmp_path, capsys, monkeypatch):
-    # it gave "xvertfast train DATA ... -o RUN --resume (its data and options as first given: they are
-    # not recorded here)": after a lost node, every option was to be typed again, or the resume refused
+#: A short training run of the images in data/ into run/, both relative to the folder the test runs in.
+_SHORT_RUN = ["train", "data", "-o", "run", "--stages", "1", "--epochs-gc", "2", "--epochs-joint", "0", "--width", "4",
+              "--depth", "2", "--roi-size", "32", "--batch-size", "2", "-q", "--device", "cpu"]  # fmt: skip
+
+
+def _ctrl_c_after_the_first_epoch(monkeypatch, argv: list[str]) -> None:
+    """Runs the train command ``argv`` and stops it by Ctrl-C once its first epoch is written: a
+    run to resume, its checkpoint and its record of the stop as a user's Ctrl-C leaves them."""
     from xvertfast.train import loop
 
-    write_images(tmp_path / "data")
-    monkeypatch.chdir(tmp_path)
-    argv = ["train", "data", "-o", "run", "--stages", "1", "--epochs-gc", "2", "--epochs-joint", "0", "--width", "4",
-            "--depth", "2", "--roi-size", "32", "--batch-size", "2", "-q", "--device", "cpu"]  # fmt: skip
     written = loop._write_metrics
 
     def ctrl_c_after_the_first_epoch(*args):
         written(*args)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(loop, "_write_metrics", ctrl_c_after_the_first_epoch)
-    assert main(argv) == 130
-    monkeypatch.setattr(loop, "_write_metrics", written)
+    with monkeypatch.context() as patch:
+        patch.setattr(loop, "_write_metrics", ctrl_c_after_the_first_epoch)
+        assert main(argv) == 130
+
+
+def test_status_gives_the_command_that_resumes_a_stopped_run(tmp_path, capsys, monkeypatch):
+    # it gave "xvertfast train DATA ... -o RUN --resume (its data and options as first given: they are
+    # not recorded here)": after a lost node, every option was to be typed again, or the resume refused
+    write_images(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    argv = _SHORT_RUN
+    _ctrl_c_after_the_first_epoch(monkeypatch, argv)
     capsys.readouterr()
     assert main(["status", "run"]) == 0
     said = capsys.readouterr().out
@@ -150,20 +160,10 @@ def test_status_says_a_run_stopped_by_sigterm_was_interrupted_and_a_later_start_
 def test_a_refused_start_leaves_the_record_of_the_interrupted_start_before_it(tmp_path, capsys, monkeypatch):
     # a start refused before it trained (another --width on --resume, no --resume, other images) wrote its own
     # command as the latest start's, and status then said the interrupted run "killed, ... or ended by an error"
-    from xvertfast.train import loop
-
     data, run = write_images(tmp_path / "data"), tmp_path / "run"
     argv = ["train", str(data), "-o", str(run), "--stages", "1", "--epochs-gc", "3", "--epochs-joint", "0", "--width",
             "4", "--depth", "2", "--roi-size", "32", "--batch-size", "2", "-q", "--device", "cpu"]  # fmt: skip
-    written = loop._write_metrics
-
-    def ctrl_c_after_the_first_epoch(*args):
-        written(*args)
-        raise KeyboardInterrupt
-
-    with monkeypatch.context() as patch:
-        patch.setattr(loop, "_write_metrics", ctrl_c_after_the_first_epoch)
-        assert main(argv) == 130
+    _ctrl_c_after_the_first_epoch(monkeypatch, argv)
     record = (run / ".xvertfast-train-command.json").read_text()
     other = tmp_path / "other"
     shutil.copytree(data, other)
@@ -393,21 +393,9 @@ def test_the_resume_command_of_a_moved_run_folder_trains_into_it_not_where_it_wa
     # renamed) was resumed in the old place, or, that gone, a new run began there, from scratch, on --resume
     import shlex
 
-    from xvertfast.train import loop
-
     write_images(tmp_path / "data")
     monkeypatch.chdir(tmp_path)
-    argv = ["train", "data", "-o", "run", "--stages", "1", "--epochs-gc", "2", "--epochs-joint", "0", "--width", "4",
-            "--depth", "2", "--roi-size", "32", "--batch-size", "2", "-q", "--device", "cpu"]  # fmt: skip
-    written = loop._write_metrics
-
-    def ctrl_c_after_the_first_epoch(*args):
-        written(*args)
-        raise KeyboardInterrupt
-
-    with monkeypatch.context() as patch:
-        patch.setattr(loop, "_write_metrics", ctrl_c_after_the_first_epoch)
-        assert main(argv) == 130
+    _ctrl_c_after_the_first_epoch(monkeypatch, _SHORT_RUN)
     shutil.move(tmp_path / "run", tmp_path / "moved")
     capsys.readouterr()
     assert main(["status", "moved"]) == 0
