@@ -1009,10 +1009,11 @@ Bad files are reported and get no output; the others go on. A rerun resumes:
 OUTDIR keeps a ledger of the outputs the job wrote, and an input the ledger
 records as done, unchanged since, is skipped (--overwrite recomputes it). A file
 in OUTDIR that the job did not write is never replaced.
-Exit code: 0 all done, 1 a file failed, none found or the disk is full, 2 OUTDIR
-cannot be used (another job in it, other settings without --overwrite), an @list
-cannot be read, or the --rois file cannot be read or has a row naming no input,
-130 interrupted, 143 stopped by SIGTERM (the same command resumes).""",
+Exit code: 0 all done, 1 a file failed, none found or the disk full (or gone
+read-only), 2 OUTDIR cannot be used (another job in it, other settings without
+--overwrite), an @list cannot be read, or the --rois file cannot be read or has
+a row naming no input, 130 interrupted, 143 stopped by SIGTERM (the same command
+resumes).""",
     )
     _add_job_arguments(pre, "OUTDIR", "output folder")
     pre.add_argument("--overwrite", action="store_true",

@@ -332,6 +332,33 @@ def test_a_full_disk_stops_the_job(tmp_path, monkeypatch, capsys):
     assert "3 done" in capsys.readouterr().out
 
 
+def test_an_output_file_system_gone_read_only_stops_the_job_as_a_full_disk_does(tmp_path, monkeypatch, capsys):
+    """Only a full disk stopped it: on a file system remounted read-only (after an error, a snapshot)
+    the job read and preprocessed every image of the archive, to fail each at its first write."""
+    import errno
+
+    from xvertfast.pipeline import preprocess_files as module
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for name, seed in (("a.png", 0), ("b.png", 1), ("c.png", 2)):
+        Image.fromarray(radiograph_like(seed)).save(src / name)
+    tried = []
+
+    def read_only(path, *args, **kwargs):
+        tried.append(path)
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
+
+    monkeypatch.setattr(module, "_write_float_tiff", read_only)
+    assert main(["preprocess", str(src), "-o", str(out), "-q"]) == 1
+    said = capsys.readouterr().out
+    assert "0 done, 0 skipped, 1 failed" in said and len(tried) == 1
+    assert "stopped: the output folder's file system is read-only, 2 not processed" in said, said
+    monkeypatch.undo()
+    assert main(["preprocess", str(src), "-o", str(out), "-q"]) == 0  # resumed once writable
+    assert "3 done" in capsys.readouterr().out
+
+
 def _three_images_b_failing_to_write(tmp_path, monkeypatch, exc: BaseException):
     """(in, out): a.png, b.png and c.png in ``in``, and the writing of b's overlay (the last of its
     outputs) raising ``exc``; monkeypatch.undo() lets it write again."""

@@ -21,15 +21,15 @@ Safety rules, the same as ``xvertfast preprocess``:
   replaced, and two jobs cannot write into one folder at once;
 - ``out_dir`` is never searched for inputs (an output folder inside an input folder);
 - Ctrl-C stops the job after the outputs in flight are written, with its summary; a full
-  disk (or an output file system gone read-only) stops it too, and so does a GPU that no longer runs anything after an error (an illegal
-  memory access): every later image would fail the same way.
+  disk (or an output file system gone read-only) stops it too, and so does a GPU that no
+  longer runs anything after an error (an illegal memory access): every later image would
+  fail the same way.
 """
 
 from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
-import errno
 import json
 import math
 import os
@@ -50,7 +50,7 @@ from xvertfast.io.files import (InputFile, NothingFound, collision_remedy, disco
 from xvertfast.io.read import sniff_format
 from xvertfast.io.job_folder import JOB_FILE, JobFolder, dry_run_line, recorded_input, run_line
 from xvertfast.io.shards import Shard
-from xvertfast.io.write import (FORMAT_EXTENSIONS, WRITE_FORMATS, atomic_write, disk_full, nearest_existing,
+from xvertfast.io.write import (FORMAT_EXTENSIONS, WRITE_FORMATS, atomic_write, nearest_existing, outputs_lost,
                                 remove_stale_parts)
 from xvertfast.model.persistence import fingerprint
 from xvertfast.preprocess import image_warnings
@@ -682,19 +682,20 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
 
     pending_reads: collections.deque = collections.deque()
     writes: dict[cf.Future, FileRecord] = {}
-    #: a write found the disk full (or the file system read-only): the writes waiting for a writer are not started
-    full = threading.Event()
+    #: a write found the disk full or the file system read-only: the writes waiting for a writer are not started
+    writes_futile = threading.Event()
 
     def write(*args) -> tuple[dict, list[str]] | None:
-        """An output, or None where the disk filled before its turn came: it would fail the same
-        way (named 'failed' though never tried), and the job stops; it is left 'not processed'."""
-        if full.is_set():
+        """An output, or None where, before its turn came, another write found the disk full or the
+        file system read-only: it would fail the same way (named 'failed' though never tried), and
+        the job stops; it is left 'not processed'."""
+        if writes_futile.is_set():
             return None
         try:
             return _compose_and_write(*args)
         except FILE_ERRORS as exc:
-            if _outputs_lost(exc) is not None:
-                full.set()
+            if outputs_lost(exc) is not None:
+                writes_futile.set()
             raise
 
     queue = iter(todo)
@@ -716,14 +717,14 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
             rec = writes.pop(w)
             try:
                 result = w.result()
-                if result is None:  # not started: the disk was full
+                if result is None:  # not started: the disk was full, or the file system read-only
                     continue
                 rec.seconds.update(result[0])
                 rec.warnings.extend(result[1])
                 rec.status = "done"
             except FILE_ERRORS as exc:  # this file fails, the job goes on
                 rec.status, rec.error = "failed", failure_text(rec.input, exc)
-                if (why := _outputs_lost(exc)) is not None and summary.stopped is None:
+                if (why := outputs_lost(exc)) is not None and summary.stopped is None:
                     summary.stopped = why
             finish(rec)
 
@@ -814,18 +815,6 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
     except KeyboardInterrupt:
         summary.interrupted_at_end = True
     return summary, planned  # a stop: said by the summary's stop_line, once, where the caller ends
-
-
-def _outputs_lost(exc: BaseException) -> str | None:
-    """Why every later output would fail as this write did, so that the job stops rather than read and
-    run the network on the rest of the archive for nothing: a full disk, or a file system that is
-    read-only (remounted so after an error, a snapshot). None: only this output may fail so (a folder
-    refused by its permissions may be one of many)."""
-    if disk_full(exc):
-        return "the disk is full"
-    if getattr(exc, "errno", None) == errno.EROFS:
-        return "the output folder's file system is read-only"
-    return None
 
 
 def _finish_in_flight(readers: cf.ThreadPoolExecutor, writers: cf.ThreadPoolExecutor, drain_writes) -> None:

@@ -24,7 +24,7 @@ from xvertfast.io.errors import ImageWriteError, WarningsNamingTheFile
 from xvertfast.io.radiograph import Radiograph
 
 __all__ = ["write_image", "WRITE_FORMATS", "FORMAT_EXTENSIONS", "EXTENSION_FORMATS", "format_from_path", "atomic_write", "nearest_existing",
-           "remove_stale_parts", "disk_full"]
+           "remove_stale_parts", "disk_full", "outputs_lost"]
 
 #: png16: 16-bit PNG at the source's bit depth (0..2^bits - 1, which a text chunk records); png8;
 #: tiff: float32 in [0, 1]; dicom: a derived DICOM image at the source's bit depth.
@@ -125,6 +125,18 @@ def disk_full(exc: BaseException) -> bool:
     fail the same way."""
     full = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
     return getattr(exc, "errno", None) in full or any(s in str(exc) for s in ("No space left", "quota exceeded"))
+
+
+def outputs_lost(exc: BaseException) -> str | None:
+    """Why every later output of a batch job would fail as this write did, so that the job stops
+    rather than read and process the rest of the archive for nothing: a full disk, or a file system
+    that is read-only (remounted so after an error, a snapshot). None: only this output may fail so
+    (a folder refused by its permissions may be one of many)."""
+    if disk_full(exc):
+        return "the disk is full"
+    if getattr(exc, "errno", None) == errno.EROFS:
+        return "the output folder's file system is read-only"
+    return None
 
 
 def nearest_existing(path: str) -> str:

@@ -8,8 +8,9 @@ band estimates and the training and evaluation ROIs drawn on it, and a key to th
 
 A file that cannot be read or processed (the errors of :data:`~xvertfast.io.errors.FILE_ERRORS`:
 a corrupt file, out of memory on a huge image too) is reported, gets no output, and the job goes
-on; the caller exits non-zero when any failed. A full disk stops the job; so does any other
-error (a TypeError: a bug, not the file's fault), with its traceback.
+on; the caller exits non-zero when any failed. A full disk, or an output file system gone
+read-only, stops the job (every later write would fail so); so does any other error (a
+TypeError: a bug, not the file's fault), with its traceback.
 The output folder keeps the job's settings and a ledger of what it wrote
 (:class:`xvertfast.io.job_folder.JobFolder`, as ``xvertfast enhance`` does): a rerun
 skips an input whose four outputs the ledger says were finished from the same,
@@ -37,7 +38,7 @@ from xvertfast.io.files import (InputFile, NothingFound, collision_remedy, disco
                                 output_path, read_input, unsearched_image)
 from xvertfast.io.job_folder import JobFolder, dry_run_line, run_line
 from xvertfast.io.shards import Shard
-from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
+from xvertfast.io.write import atomic_write, outputs_lost, remove_stale_parts
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 from xvertfast.preprocess import find_spine, image_warnings, preprocess
 from xvertfast.preprocess.centres import GivenCentres, as_roi_centres, centres_of_inputs, spine_at
@@ -59,7 +60,7 @@ class JobSummary:
     #: its search, colour converted): the overlays to look at
     warned: list[tuple[str, list[str]]] = field(default_factory=list)
     seconds: float = 0.0
-    stopped: str | None = None  #: why the job stopped before the end (interrupted, the disk is full), else None
+    stopped: str | None = None  #: why the job stopped early (interrupted, the disk full or read-only), else None
     not_processed: int = 0  #: inputs left when it stopped
     shard: Shard | None = None  #: the part of the inputs this job did, where it was one of several
     found: int = 0  #: input files found (this shard's, for a shard)
@@ -305,8 +306,8 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
                 reason = failure_text(f.path, exc)
                 summary.failed.append((f.path, reason))
                 log(f"error: {reason}")
-                if disk_full(exc):
-                    summary.stopped, summary.not_processed = "the disk is full", len(planned) - number - 1
+                if (why := outputs_lost(exc)) is not None:  # the disk full, or read-only: every later one would fail
+                    summary.stopped, summary.not_processed = why, len(planned) - number - 1
                     break
             except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (the CLI raises it): the summary says what is done
                 if dry_run:  # (its counts would be part of a plan)
