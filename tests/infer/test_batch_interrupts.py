@@ -130,19 +130,15 @@ def test_a_slow_read_does_not_keep_a_held_ctrl_c_waiting(tmp_path, model_dir, se
     assert summary.stopped == "interrupted" and summary.done == 1 and summary.not_processed == 2
 
 
-def test_the_outputs_finished_at_the_jobs_end_are_recorded_in_the_order_they_were_written(tmp_path, model_dir, seed,
-                                                                                          monkeypatch):  # fmt: skip
-    """The writes still in flight when the loop ends were recorded in the order of a set of their
-    futures (as_completed yields the finished ones so): with one writer, the report listed img1
-    before img0 in 1 interrupted run in 20 to 50. They are recorded in the order handed over, which
-    with one writer is the order written."""
+def _hold_writes_until_the_loop_ends(monkeypatch) -> list[str]:
+    """Holds every output's write until the job's loop is over, so that all are in flight at its end
+    (the order they are recorded in is then the end's alone). Returns the outputs, in the order written."""
     from xvertfast.infer import batch
 
-    src = _inputs(tmp_path, seed, 8)
     real_write, real_finish = batch._compose_and_write, batch._finish_in_flight
     loop_over, written = threading.Event(), []
 
-    def write_once_the_loop_is_over(*args):  # every write is in flight when the loop ends
+    def write_once_the_loop_is_over(*args):
         assert loop_over.wait(120), "the job never reached the end of its loop"
         written.append(args[4])
         return real_write(*args)
@@ -153,6 +149,17 @@ def test_the_outputs_finished_at_the_jobs_end_are_recorded_in_the_order_they_wer
 
     monkeypatch.setattr(batch, "_compose_and_write", write_once_the_loop_is_over)
     monkeypatch.setattr(batch, "_finish_in_flight", finish_opening)
+    return written
+
+
+def test_the_outputs_finished_at_the_jobs_end_are_recorded_in_the_order_they_were_written(tmp_path, model_dir, seed,
+                                                                                          monkeypatch):  # fmt: skip
+    """The writes still in flight when the loop ends were recorded in the order of a set of their
+    futures (as_completed yields the finished ones so): with one writer, the report listed img1
+    before img0 in 1 interrupted run in 20 to 50. They are recorded in the order handed over, which
+    with one writer is the order written."""
+    src = _inputs(tmp_path, seed, 8)
+    written = _hold_writes_until_the_loop_ends(monkeypatch)
     # a batch size over the images: room for every write (no wait for room, which the held writes would block)
     enhancer = Enhancer(str(model_dir), device="cpu", backend="torch", batch_size=16)
     summary = enhancer.enhance_files([str(src)], str(tmp_path / "out"), workers=1, progress=False)
@@ -167,26 +174,12 @@ def test_the_report_lists_the_files_in_input_order_whatever_order_they_finished_
     they ended, so two runs of one job listed their files differently and a diff of the reports showed
     moves, not changes. The report (and ``summary.records``) list them in input order; the ledger keeps
     its own, the order written."""
-    from xvertfast.infer import batch
-
     src = _inputs(tmp_path, seed, 4)  # img0 .. img3
     out, report = tmp_path / "out", tmp_path / "run.json"
     enhancer = Enhancer(str(model_dir), device="cpu", backend="torch", batch_size=1)
     assert enhancer.enhance_files([str(src / "img2.png")], str(out), workers=1, progress=False).done == 1
     (src / "img1.png").write_bytes(b"not an image")  # fails as it is read, while img0's write is held
-    real_write, real_finish = batch._compose_and_write, batch._finish_in_flight
-    loop_over = threading.Event()
-
-    def write_once_the_loop_is_over(*args):
-        assert loop_over.wait(120), "the job never reached the end of its loop"
-        return real_write(*args)
-
-    def finish_opening(*args):
-        loop_over.set()
-        return real_finish(*args)
-
-    monkeypatch.setattr(batch, "_compose_and_write", write_once_the_loop_is_over)
-    monkeypatch.setattr(batch, "_finish_in_flight", finish_opening)
+    _hold_writes_until_the_loop_ends(monkeypatch)
     big = Enhancer(str(model_dir), device="cpu", backend="torch", batch_size=16)  # room for every held write
     summary = big.enhance_files([str(src)], str(out), workers=2, progress=False, report=str(report), log=lambda _: None)
     listed = [(os.path.basename(r.input), r.status) for r in summary.records]
