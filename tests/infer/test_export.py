@@ -1123,3 +1123,27 @@ def test_the_onnx_backend_on_a_bare_cuda_runs_on_the_current_gpu(model, tmp_path
         index = 0 if device == "cuda:0" else 1
         assert backend.device == torch.device("cuda", index)
         assert asked == [("CUDAExecutionProvider", {"device_id": index})] * 2
+
+
+def test_a_full_disk_is_said_with_the_folder_it_filled(model, tmp_path, monkeypatch):
+    # `xvertfast export` onto a full disk said 'error: [Errno 28] No space left on device', and
+    # `enhance --backend onnxruntime` with its cache there the same: no folder, no word of the cache
+    needs_export()
+    import onnx
+
+    def full(proto, path, *args, **kwargs):
+        with open(path, "wb") as f:
+            f.write(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(onnx, "save_model", full)
+    out = tmp_path / "out"
+    with pytest.raises(OSError) as info:
+        export_onnx(model, out, tile=TILE)
+    assert str(info.value) == f"{out}: could not write the exported stage files (No space left on device)"
+    assert info.value.errno == errno.ENOSPC and os.listdir(out) == []  # no file, no temporary
+    with pytest.raises(OSError) as info:
+        cached_onnx_export(model, tmp_path / "cache", tile=TILE)
+    said = str(info.value)
+    assert said.startswith(str(tmp_path / "cache" / "onnx")) and "(No space left on device)" in said
+    assert said.endswith("; it is in the export cache: set XVF_CACHE_DIR to a folder you can write in")

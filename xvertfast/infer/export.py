@@ -170,10 +170,14 @@ def _write_stage_set(out_dir: str, ext: str, count: int, write) -> list[str]:
     into a temporary file, all renamed only once every one is made; then the stage files of
     ``ext`` numbered beyond ``count`` (an earlier export of a deeper model) are removed."""
     paths = [os.path.join(out_dir, f"stage{k + 1}{ext}") for k in range(count)]
-    with contextlib.ExitStack() as stack:  # an error removes every temporary, renames none
-        temporaries = [stack.enter_context(atomic_write(p)) for p in paths]
-        for k, tmp in enumerate(temporaries):
-            write(k, tmp)
+    try:
+        with contextlib.ExitStack() as stack:  # an error removes every temporary, renames none
+            temporaries = [stack.enter_context(atomic_write(p)) for p in paths]
+            for k, tmp in enumerate(temporaries):
+                write(k, tmp)
+    except OSError as exc:  # a full disk: '[Errno 28] No space left on device' alone, naming no folder
+        raise _folder_error(type(exc), exc.errno, f"{out_dir}: could not write the exported stage files "
+                                                  f"({exc.strerror or exc})") from exc  # fmt: skip
     for name in _stage_files(out_dir, ext):
         if int(name[len("stage") : -len(ext)]) > count:
             os.remove(os.path.join(out_dir, name))
@@ -258,7 +262,10 @@ def cached_onnx_export(model: XVertNet, cache_dir: str | os.PathLike | None = No
         paths = os.path.isdir(folder) and _matching_onnx_set(folder, len(model.stages), sha, tile, fp16)
         if not paths:  # (a cache under a HOME that takes no files is common on clusters: say how to move it)
             writable_folder(folder, CACHE_HINT)
-        return paths or export_onnx(model, folder, tile=tile, fp16=fp16, sha=sha)
+        try:
+            return paths or export_onnx(model, folder, tile=tile, fp16=fp16, sha=sha)
+        except OSError as exc:  # (a full disk: said as the cache's, as a folder that takes no files is)
+            raise _folder_error(type(exc), exc.errno, f"{exc}{CACHE_HINT}") from exc
 
 
 def _exporter_digest() -> str:
