@@ -98,7 +98,7 @@ def test_a_dry_run_plans_the_precision_that_autos_fallback_from_tensorrt_records
         backend.name = "tensorrt"
         return backend
 
-    monkeypatch.setattr(enhancer_module, "resolve_precision", lambda precision, device: torch.bfloat16)
+    monkeypatch.setattr(enhancer_module, "resolve_precision", lambda precision, device, warn=True: torch.bfloat16)
     monkeypatch.setattr(enhancer_module, "plan_backend", lambda name, device, dtype: ("tensorrt", torch.float16))
     monkeypatch.setattr(enhancer_module, "make_backend", engines_fail)
     src, out = tmp_path / "in", tmp_path / "out"

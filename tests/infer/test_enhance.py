@@ -230,6 +230,23 @@ def test_cpu_bf16_needs_onednn_support_and_hints_without_amx(seed, monkeypatch):
         backends.resolve_precision("bf16", torch.device("cpu"))
 
 
+def test_cpu_bf16_refused_for_onnxruntime_without_the_no_amx_warning_first(seed, monkeypatch):
+    # the warning came from resolve_precision, before plan_backend refused the combination: noise before a refusal
+    import warnings
+
+    from xvertfast.infer import backends
+
+    monkeypatch.setattr(backends, "cpu_bf16_support", lambda: "avx512_bf16")  # bf16 without AMX, on any CPU
+    model = tiny_model(seed)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match="torch and compile backends, not onnxruntime"):
+            Enhancer(model, device="cpu", precision="bf16", backend="onnxruntime")
+    assert [str(w.message) for w in record] == []
+    with pytest.warns(UserWarning, match="without AMX"):  # a run that goes ahead is still told
+        Enhancer(model, device="cpu", precision="bf16", backend="torch")
+
+
 def test_preprocessing_stays_on_the_cpu_for_cpu_jobs(seed):
     enh = Enhancer(tiny_model(seed), device="cpu")
     assert enh.prepare_device.type == "cpu"

@@ -21,7 +21,8 @@ from xvertfast._stacklevel import outside_xvertfast
 from xvertfast.model import XVertNet
 
 __all__ = ["BACKENDS", "StageBackend", "TorchBackend", "CompileBackend", "make_backend", "resolve_device",
-           "resolve_precision", "cuda_bf16_native", "cpu_bf16_support", "without_tf32"]  # fmt: skip
+           "resolve_precision", "warn_cpu_bf16_without_amx", "cuda_bf16_native", "cpu_bf16_support",
+           "without_tf32"]  # fmt: skip
 
 BACKENDS = ("auto", "torch", "compile", "onnxruntime", "tensorrt")
 
@@ -50,7 +51,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return torch.device("cuda", cuda_index(dev)) if dev.type == "cuda" else dev
 
 
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+def resolve_precision(precision: str, device: torch.device, *, warn: bool = True) -> torch.dtype:
     """``auto``: bf16 on GPUs that have it (compute capability 8.0 and later), fp16 on older GPUs,
     fp32 on the CPU. An explicit ``bf16`` on an older GPU is refused: it would run emulated, slower
     than fp16, or be refused by torch mid-job.
@@ -59,7 +60,9 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     twice as fast as in fp32 and a whole enhance job about 1.2x (bench/RESULTS.md, 2026-12-04);
     a stage's output differs from fp32's by ~1.3e-3 on average and 5.6e-3 at most on [0, 1]
     (about 0.3 of an 8-bit grey level on average; the default model on the bench's random tiles,
-    ``bench/test_bench_stage.py``'s ``folded_bf16``, 2026-12-04).
+    ``bench/test_bench_stage.py``'s ``folded_bf16``, 2026-12-04). A CPU without AMX gets a warning
+    (:func:`warn_cpu_bf16_without_amx`); ``warn=False`` leaves it to the caller, who may yet refuse
+    the run (the Enhancer: bf16 with a backend that cannot run it on the CPU).
     """
     if precision == "auto":
         if device.type != "cuda":
@@ -72,17 +75,22 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
         raise ValueError("precision fp16 needs a CUDA device; the CPU runs fp32 or bf16")
     if device.type == "cuda" and table[precision] == torch.bfloat16 and not cuda_bf16_native(device):
         raise ValueError(f"precision bf16 on {no_native_bf16(device)}; use fp16 or fp32 (auto is fp16 there)")
-    if device.type == "cpu" and table[precision] == torch.bfloat16:
+    if device.type == "cpu" and table[precision] == torch.bfloat16 and cpu_bf16_support() == "no":
+        raise ValueError("precision bf16 on this CPU: oneDNN reports no bf16 support (it needs "
+                         "AVX-512 BF16 or AMX); use fp32")  # fmt: skip
+    if warn:
+        warn_cpu_bf16_without_amx(device, table[precision])
+    return table[precision]
+
+
+def warn_cpu_bf16_without_amx(device: torch.device, dtype: torch.dtype) -> None:
+    """Warns where bf16 runs on a CPU without AMX, which may be no faster than fp32: said for a run
+    that goes ahead only, as a warning before a refusal is noise."""
+    if device.type == "cpu" and dtype == torch.bfloat16 and cpu_bf16_support() != "amx":
         import warnings
 
-        support = cpu_bf16_support()
-        if support == "no":
-            raise ValueError("precision bf16 on this CPU: oneDNN reports no bf16 support (it needs "
-                             "AVX-512 BF16 or AMX); use fp32")  # fmt: skip
-        if support != "amx":
-            warnings.warn("precision bf16 on a CPU without AMX: measure it against fp32, it may be no faster",
-                          stacklevel=outside_xvertfast())  # fmt: skip
-    return table[precision]
+        warnings.warn("precision bf16 on a CPU without AMX: measure it against fp32, it may be no faster",
+                      stacklevel=outside_xvertfast())  # fmt: skip
 
 
 def cuda_bf16_native(device: torch.device) -> bool:

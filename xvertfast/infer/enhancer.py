@@ -64,7 +64,8 @@ import torch.nn.functional as F
 
 from xvertfast._extension import cuda_kernels_problem, cuda_kernels_run_on
 from xvertfast._stacklevel import outside_xvertfast
-from xvertfast.infer.backends import StageBackend, make_backend, plan_backend, resolve_device, resolve_precision
+from xvertfast.infer.backends import (StageBackend, make_backend, plan_backend, resolve_device, resolve_precision,
+                                     warn_cpu_bf16_without_amx)
 from xvertfast.io.errors import ImageReadError
 from xvertfast.io.radiograph import Radiograph
 from xvertfast.io.read import content_problem
@@ -322,7 +323,8 @@ class Enhancer:
         if self.device.type not in ("cpu", "cuda", "mps", "xpu"):  # as the CLI's --device: not meta and the
             # like, which hold no data (the first image failed on them)
             raise ValueError(f"device must be auto, cpu, cuda, cuda:N (or torch's mps, xpu), got {str(device)!r}")
-        self.dtype = resolve_precision(precision, self.device)
+        # (its CPU-without-AMX warning waits for plan_backend, which may refuse the run: bf16 with onnxruntime)
+        self.dtype = resolve_precision(precision, self.device, warn=False)
         _check_gpu_wls(wls_method, self.device)
         # The preprocessing's two WLS solves run where they are fastest: on the GPU when the
         # CUDA solver is compiled in (a second each on the CPU at 1024^2), else on the CPU
@@ -344,6 +346,7 @@ class Enhancer:
         self._build_failure: Exception | None = None
         self._backend_args, self._asked = (backend, cache_dir, precision), self.dtype
         self.backend_name, dtype = plan_backend(backend, self.device, self.dtype)
+        warn_cpu_bf16_without_amx(self.device, dtype)
         self._settle_precision(self.backend_name, dtype)
 
     def _settle_precision(self, name: str, dtype: torch.dtype) -> None:
