@@ -1180,6 +1180,34 @@ def test_a_preprocess_output_folder_given_as_data_is_refused_before_anything_is_
     assert not (tmp_path / "run").exists()
 
 
+def test_images_in_a_folder_below_a_job_output_folder_are_refused_however_given(tmp_path, capsys):
+    """Before: only a job's output folder given itself was refused; a subfolder of a preprocess
+    output (PREP/ward), one of its images given by name, an @list naming PREP, or a run's preview
+    given by name were all trained on as radiographs."""
+    data = tmp_path / "data"
+    data.mkdir()
+    write_images(data / "ward")
+    assert main(["preprocess", str(data), "-o", str(tmp_path / "prep"), "-q"]) == 0
+    ward = tmp_path / "prep" / "ward"
+    listed = tmp_path / "inputs.txt"
+    listed.write_text(f"# the archive\n{tmp_path / 'prep'}\n")
+    nested = tmp_path / "nested.txt"
+    nested.write_text(f"{data / 'ward' / 'img0.png'}\n@{listed}\n")
+    argv = ["-o", str(tmp_path / "run"), "--width", "4", "--depth", "2", "--roi-size", "32", "-q"]
+    for given in (str(ward), str(ward / "img0_xp.png"), f"@{listed}", f"@{nested}"):
+        capsys.readouterr()
+        assert main(["train", given, *argv]) == 2, given
+        err = capsys.readouterr().err
+        assert f"in {tmp_path / 'prep'}, the output folder of an xvertfast preprocess job" in err, (given, err)
+        assert "not radiographs to train on" in err and not (tmp_path / "run").exists(), (given, err)
+    # a run's figures, given by name, are no radiographs either; its images beside them are trained on
+    quick = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 1, "epochs_joint": 0})
+    train([str(data)], str(tmp_path / "done"), quick, progress=False, log=lambda m: None)
+    with pytest.raises(ValueError, match="output folder of an xvertfast train job"):
+        train([str(tmp_path / "done" / "curves.png")], str(tmp_path / "run"), quick, progress=False, log=lambda m: None)
+    assert not (tmp_path / "run").exists()
+
+
 def test_the_progress_bar_counts_rois_as_rois(tmp_path, capsys):
     # the bar said img_s for ROIs (two an image) a second: half as many images went by
     quick = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 1, "epochs_joint": 0})

@@ -547,8 +547,8 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     _check_amp(config, device, log, resuming=resume and has_finished_epochs(run_dir))
     init = _initial_model(config)  # a mismatch is said before any image is preprocessed
     inputs = input_paths(inputs)  # (one folder given alone: one input, not its characters)
-    _refuse_outputs_as_data(inputs)
-    _refuse_inputs_inside(inputs, run_dir)
+    _refuse_inputs_inside(inputs, run_dir)  # (first: an input inside RUN_DIR is said as one, not as a run's figure)
+    _refuse_outputs_as_data([item for item in inputs if not item.startswith("@") and os.path.lexists(item)])
     _refuse_other_jobs_folder(run_dir)
     _refuse_files_of_no_run(run_dir, config)
     made = _first_missing(run_dir)
@@ -576,7 +576,7 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
         if unwritable:
             raise RunFolderNotWritable(unwritable, exc.errno) from exc
         raise
-    except (NothingFound, NoReadableImage, RoiRowError):  # as the other jobs: no run folder for a run that cannot start
+    except (NothingFound, NoReadableImage, RoiRowError, _NotRadiographs):  # no run folder for a run that cannot start
         if made is not None:
             shutil.rmtree(made, ignore_errors=True)
         else:  # the run there (stopped before its first epoch) is still resumed by its own command
@@ -640,25 +640,66 @@ def _refuse_inputs_inside(inputs: list[str], run_dir: str) -> None:
         discover(inside, exclude=[run_dir])  # raises its ValueError, naming the input and the folder
 
 
-#: The output folders of the xvertfast jobs whose images are no radiographs, with what they are instead
+def _job_of(marker: str) -> str:
+    """The job whose output folder ``marker`` (one of :data:`JOB_FOLDER_MARKERS`) marks: named in
+    ``.xvertfast-<job>.json``; checkpoint/state.json is a training run's."""
+    return marker[len(".xvertfast-"):].split(".")[0] if marker.startswith(".xvertfast-") else "train"
+
+
+#: What the images in the output folders of the xvertfast jobs are, where they are no radiographs
 #: (an enhance job's are radiographs, enhanced: not refused).
-_NOT_RADIOGRAPHS = {".xvertfast-preprocess.json": ("preprocess", "X_p, Y and overlays made from radiographs"),
-                    ".xvertfast-evaluate.jsonl": ("evaluate", "a report's figures"),
-                    os.path.join("checkpoint", "state.json"): ("train", "a run's loss curves and previews")}  # fmt: skip
+_JOB_IMAGES = {"preprocess": "X_p, Y and overlays made from radiographs", "evaluate": "a report's figures",
+               "train": "a run's loss curves and previews"}  # fmt: skip
+#: The markers of those folders, with the job and what its images are.
+_NOT_RADIOGRAPHS = {marker: (_job_of(marker), _JOB_IMAGES[_job_of(marker)]) for marker in JOB_FOLDER_MARKERS
+                    if _job_of(marker) in _JOB_IMAGES}  # fmt: skip
 
 
-def _refuse_outputs_as_data(inputs: list[str]) -> None:
-    """Refuses a folder given as DATA that is a preprocess job's output folder (or an evaluation
-    report's, a training run's): its images would be trained on as radiographs, the overlays' colours
-    taken to luminance with a note and the rest without a word. Before anything is written."""
-    for item in inputs:
-        if item.startswith("@") or not os.path.isdir(item):
+class _NotRadiographs(ValueError):
+    """Images of such a folder among the training images: a run that cannot start (its folder is
+    left as it was, as where no image is found)."""
+
+
+def _job_folder_holding(path: str, seen: dict) -> tuple[str, str] | None:
+    """The output folder (real path) of a job whose images are no radiographs that is ``path`` (a
+    folder) or holds it, however deep, with its marker; None if none. ``seen`` keeps what each
+    folder looked at gave: the files of one folder, or of folders side by side, cost a lookup."""
+    if os.path.islink(path):
+        path = os.path.realpath(path)  # (an image linked from elsewhere is what it links to)
+    folder = path if os.path.isdir(path) else os.path.dirname(path) or os.curdir
+    if folder in seen:  # (by the name it was reached by: no realpath per file)
+        return seen[folder]
+    walked, real = [folder], os.path.realpath(folder)
+    while real not in seen:
+        walked.append(real)
+        marker = next((m for m in _NOT_RADIOGRAPHS if os.path.isfile(os.path.join(real, m))), None)
+        parent = os.path.dirname(real)
+        if marker or parent == real:
+            seen[real] = (real, marker) if marker else None
+            break
+        real = parent
+    for name in walked:
+        seen[name] = seen[real]
+    return seen[real]
+
+
+def _refuse_outputs_as_data(paths: list[str]) -> None:
+    """Refuses an input that is, or lies in, a preprocess job's output folder (or an evaluation
+    report's, a training run's), given, in a subfolder of it, or by its images' names: its images
+    would be trained on as radiographs, the overlays' colours taken to luminance with a note and the
+    rest without a word. Called with the inputs given, before anything is written, and with the
+    files found (those an @list names), before any is preprocessed."""
+    seen: dict = {}
+    for path in paths:
+        held = _job_folder_holding(path, seen)
+        if held is None:
             continue
-        for marker, (job, what) in _NOT_RADIOGRAPHS.items():
-            if os.path.isfile(os.path.join(item, marker)):
-                raise ValueError(f"{item} is the output folder of an xvertfast {job} job (it holds {marker}): its images "
-                                 f"are {what}, not radiographs to train on; give the radiographs (train preprocesses "
-                                 "them itself)")  # fmt: skip
+        folder, marker = held
+        job, what = _NOT_RADIOGRAPHS[marker]
+        where = "is the" if os.path.realpath(path) == folder else f"is in {folder}, the"
+        raise _NotRadiographs(f"{path} {where} output folder of an xvertfast {job} job (it holds {marker}): its images "
+                              f"are {what}, not radiographs to train on; give the radiographs (train preprocesses "
+                              "them itself)")  # fmt: skip
 
 
 def _refuse_other_jobs_folder(run_dir: str) -> None:
@@ -666,7 +707,7 @@ def _refuse_other_jobs_folder(run_dir: str) -> None:
     go in among that job's outputs (and replace one named as they are)."""
     for marker in JOB_FOLDER_MARKERS:  # (and train's own, checkpoint/state.json, which --resume reads)
         if marker.startswith(".xvertfast-") and os.path.exists(os.path.join(run_dir, marker)):
-            job = marker[len(".xvertfast-"):].split(".")[0]
+            job = _job_of(marker)
             raise ValueError(f"{run_dir} is the output folder of an xvertfast {job} job (it holds {marker}): give the "
                              "training run a folder of its own")  # fmt: skip
 
@@ -813,6 +854,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
     sizes: dict[str, int] = {}  # the byte size of each file found: recorded for the images trained on
 
     def same_files(paths: list[str]) -> None:  # (before any image is preprocessed: hours for an archive)
+        _refuse_outputs_as_data(paths)  # (those an @list names: the inputs given were looked at before)
         for path in paths:
             with contextlib.suppress(OSError):  # (one that cannot be read is skipped, as it is when read)
                 sizes[path] = os.path.getsize(path)
