@@ -36,8 +36,16 @@ def real_from_numpy(value, who: str, image: str = "an image ([H, W] array or ten
     in ``who``'s name ("op: argument") unless it holds real numbers torch can take: torch says only
     "can't convert np.ndarray of type numpy.object_" (or numpy.longdouble), and a complex image has
     no grey levels. Booleans and integers pass, for the caller's own check to say how to scale them.
-    ``image`` says what the caller takes, for a value nothing like an array (None, a dict)."""
-    array = np.asarray(value)
+    ``image`` says what the caller takes, for a value nothing like an array (None, a dict), or a
+    sequence NumPy cannot make one array of: a list of images of different sizes, where NumPy
+    said only "setting an array element with a sequence ... inhomogeneous shape", naming no
+    argument, or of tensors that require grad, or live on a GPU."""
+    try:
+        array = np.asarray(value)
+    except (ValueError, RuntimeError, TypeError) as exc:
+        why = "its items differ in shape" if "inhomogeneous" in str(exc) else str(exc).split(". ")[0]
+        raise TypeError(f"{who} must be {image}, got a {type(value).__name__} that NumPy cannot make one array "
+                        f"of ({why}): give one image at a time") from None  # fmt: skip
     if array.dtype.kind == "O" and array.ndim == 0:  # (None, a dict: nothing like an array at all)
         raise TypeError(f"{who} must be {image}, got {type(value).__name__}")
     if array.dtype.kind not in "biuf" or array.dtype.itemsize > 8:

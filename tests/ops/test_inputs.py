@@ -1,0 +1,30 @@
+"""The input conversion the ops, preprocess, Enhancer and the baselines share (xvertfast.ops._inputs)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from xvertfast.ops._inputs import real_from_numpy
+
+
+@pytest.mark.parametrize("value, why", [
+    ([np.zeros((4, 4), np.float32), np.zeros((2, 3), np.float32)], "its items differ in shape"),
+    ([[0.1, 0.2], [0.3]], "its items differ in shape"),
+    ([torch.zeros(4, 4, requires_grad=True)] * 2, "requires grad"),
+])  # fmt: skip
+def test_a_sequence_numpy_cannot_make_one_array_of_is_refused_by_name(value, why):
+    # NumPy said only "setting an array element with a sequence ... inhomogeneous shape", and
+    # torch "Can't call numpy() on Tensor that requires grad", neither naming the argument
+    with pytest.raises(TypeError, match=rf"^enhance: pixels must be an image \(\[H, W\] array or tensor\), got a "
+                                        rf"list that NumPy cannot make one array of \(.*{why}.*\): give one image "
+                                        r"at a time$"):  # fmt: skip
+        real_from_numpy(value, "enhance: pixels")
+
+
+def test_a_sequence_of_equal_images_is_still_one_array():
+    images = [np.full((4, 5), 0.25, np.float32), np.full((4, 5), 0.5, np.float32)]
+    t = real_from_numpy(images, "enhance: pixels")
+    assert t.shape == (2, 4, 5) and t.dtype == torch.float32
+    assert torch.equal(t[1], torch.full((4, 5), 0.5))
