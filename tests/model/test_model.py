@@ -368,6 +368,32 @@ def test_guidance_carries_no_gradient(seed):
     torch.testing.assert_close(guide, model.guidance(image.detach()), rtol=0, atol=0)
 
 
+def test_guidance_refuses_integer_images_and_arrays(seed):
+    # an integer image came back as integers (the difference cast to its dtype: 0 or 1 for a
+    # 0..255 image, without a word); a NumPy array raised "'numpy.ndarray' object has no attribute 'dim'"
+    torch.manual_seed(seed)
+    model = XVertNet([XVertNetStage(4, 2)])
+    with pytest.raises(TypeError, match=r"^guidance: image must be floating point \(a stage's output, in \[0, 1\]\), "
+                                        r"got torch.uint8$"):  # fmt: skip
+        model.guidance(torch.randint(0, 256, (1, 1, 16, 20), dtype=torch.uint8))
+    with pytest.raises(TypeError, match=r"^guidance: image must be a torch tensor \[B, 1, H, W\], got ndarray$"):
+        model.guidance(torch.rand(1, 1, 16, 20).numpy())
+
+
+@pytest.mark.parametrize("path", [None, 3])
+def test_load_model_names_a_path_that_is_none_or_a_number(path):
+    # os.fspath said only "expected str, bytes or os.PathLike object, not NoneType"
+    with pytest.raises(TypeError, match=rf"^load_model: path must be a model directory or 'default', "
+                                        rf"got {type(path).__name__}$"):  # fmt: skip
+        load_model(path)
+
+
+def test_load_model_takes_a_bytes_path(seed, tmp_path):
+    torch.manual_seed(seed)
+    folder = save_model(XVertNet([XVertNetStage(4, 2)]), tmp_path / "m")
+    assert fingerprint(load_model(os.fsencode(folder))) == fingerprint(load_model(folder))
+
+
 def test_whole_number_arguments_and_their_refusals(seed):
     # np.int64(1) stages was refused as "must be 1 to 2, got np.int64(1)"; a bool width was taken
     # as 1 and a float one failed inside torch's Conv2d ("out_channels must be divisible by groups")

@@ -92,7 +92,9 @@ def load_model(path: str | os.PathLike = "default", map_location: str | torch.de
     weights) or naming ``map_location`` where it is not a device; RuntimeError where
     ``map_location`` is a CUDA device and this torch has none usable.
     """
-    path = os.fspath(path)
+    if not isinstance(path, (str, bytes, os.PathLike)):  # (else os.fspath's "expected str, bytes or os.PathLike")
+        raise TypeError(f"load_model: path must be a model directory or 'default', got {type(path).__name__}")
+    path = os.fsdecode(path)
     if path == "default":
         path = DEFAULT_MODEL_DIR
         if not os.path.isdir(path):

@@ -48,9 +48,14 @@ class XVertNet(nn.Module):
 
     def guidance(self, image: torch.Tensor, method: str = "auto") -> torch.Tensor:
         """The HFC image ``image - WLS(image)`` of a [B, 1, H, W] batch (no gradient); ``method``
-        picks the WLS solver (see :func:`xvertfast.wls`)."""
+        picks the WLS solver (see :func:`xvertfast.wls`). An integer image is refused: WLS took it
+        as floats, but the difference was cast back to its integers, 0 or 1 without a word."""
+        if not isinstance(image, torch.Tensor):  # (else "'numpy.ndarray' object has no attribute 'dim'")
+            raise TypeError(f"guidance: image must be a torch tensor [B, 1, H, W], got {type(image).__name__}")
         if image.dim() != 4 or image.shape[1] != 1:
             raise ValueError(f"guidance: image must be [B, 1, H, W], got {tuple(image.shape)}")
+        if not image.is_floating_point():
+            raise TypeError(f"guidance: image must be floating point (a stage's output, in [0, 1]), got {image.dtype}")
         image = image.detach()  # (a graph through the image alone, WLS detached, would be a wrong one)
         smooth = wls(image[:, 0].float().contiguous(), self.lam, self.alpha, self.eps, method=method)
         return (image[:, 0] - smooth.to(image.dtype)).unsqueeze(1)
