@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 
 import pytest
 import torch
@@ -177,6 +178,15 @@ def test_deterministic_across_runs_and_threads(seed, device):
 def test_loss_is_mean_of_one_minus_gc(seed):
     a, b = pair((3, 1, 20, 20), torch.float64, "cpu")
     torch.testing.assert_close(gradient_correlation_loss(a, b), (1 - gradient_correlation(a, b)).mean())
+
+
+@pytest.mark.parametrize("shape", [(0, 8, 8), (0, 1, 8, 8)])
+def test_the_loss_of_an_empty_batch_is_refused_not_nan(shape):
+    # the mean over no sample was NaN, without a word
+    assert gradient_correlation(torch.rand(shape), torch.rand(shape)).shape == (0,)  # (GC itself: no sample, none)
+    with pytest.raises(ValueError, match=rf"^gradient_correlation_loss: a and b hold no sample \(shape "
+                                         rf"{re.escape(str(shape))}\): a loss is a mean over at least one$"):  # fmt: skip
+        gradient_correlation_loss(torch.rand(shape), torch.rand(shape))
 
 
 def test_half_precision_inputs_compute_in_float32(seed):

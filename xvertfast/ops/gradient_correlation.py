@@ -71,8 +71,13 @@ def gradient_correlation(a: torch.Tensor, b: torch.Tensor, eps: float = GC_EPS) 
 
 
 def gradient_correlation_loss(a: torch.Tensor, b: torch.Tensor, eps: float = GC_EPS) -> torch.Tensor:
-    """XVertNet's L1 structural loss: ``mean(1 - GC(a, b))`` over the batch."""
-    return (1.0 - gradient_correlation(a, b, eps)).mean()
+    """XVertNet's L1 structural loss: ``mean(1 - GC(a, b))`` over the batch, which must hold a
+    sample: the mean over none was NaN, a loss that poisons a training run's log without a word."""
+    gc = gradient_correlation(a, b, eps)
+    if gc.numel() == 0:
+        raise ValueError(f"gradient_correlation_loss: a and b hold no sample (shape {tuple(a.shape)}): a loss is a "
+                         "mean over at least one")  # fmt: skip
+    return (1.0 - gc).mean()
 
 
 def _reference_backward(grad_gc, a, b, eps, need_a, need_b):
