@@ -28,3 +28,15 @@ def test_a_sequence_of_equal_images_is_still_one_array():
     t = real_from_numpy(images, "enhance: pixels")
     assert t.shape == (2, 4, 5) and t.dtype == torch.float32
     assert torch.equal(t[1], torch.full((4, 5), 0.5))
+
+
+def test_a_masked_array_with_masked_pixels_is_refused_not_unmasked():
+    # np.asarray dropped the mask: wls, preprocess and enhance used the pixels under it as any others
+    from xvertfast import wls
+
+    image = np.ma.masked_array(np.full((8, 8), 0.5, np.float32), mask=np.eye(8, dtype=bool))
+    with pytest.raises(TypeError, match=r"^wls: image must be .*, got a masked array with 8 masked pixel\(s\), whose "
+                                        r"mask would be ignored: fill them first \(array.filled\(value\)\)$"):  # fmt: skip
+        wls(image)
+    unmasked = np.ma.masked_array(image.data, mask=False)  # nothing masked: the array it holds
+    np.testing.assert_array_equal(wls(unmasked), wls(image.data))

@@ -39,7 +39,11 @@ def real_from_numpy(value, who: str, image: str = "an image ([H, W] array or ten
     ``image`` says what the caller takes, for a value nothing like an array (None, a dict), or a
     sequence NumPy cannot make one array of: a list of images of different sizes, where NumPy
     said only "setting an array element with a sequence ... inhomogeneous shape", naming no
-    argument, or of tensors that require grad, or live on a GPU."""
+    argument, or of tensors that require grad, or live on a GPU. A masked array with pixels
+    masked is refused too: its mask would be dropped and the pixels under it smoothed as any."""
+    if np.ma.isMaskedArray(value) and np.ma.is_masked(value):  # (np.asarray drops the mask: its pixels counted)
+        raise TypeError(f"{who} must be {image}, got a masked array with {int(np.ma.count_masked(value))} masked "
+                        "pixel(s), whose mask would be ignored: fill them first (array.filled(value))")  # fmt: skip
     try:
         array = np.asarray(value)
     except (ValueError, RuntimeError, TypeError) as exc:
