@@ -797,11 +797,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     slow = {"aoti": "AOTInductor compiles C++ for each stage (about half a minute a stage on a CPU)",
             "tensorrt": "TensorRT builds an engine for each stage (minutes on a GPU)"}  # fmt: skip
-    if args.format in slow:  # a long wait with nothing on the screen otherwise
+
+    def say_it_is_slow() -> None:  # a long wait with nothing on the screen otherwise; said once the checks passed
         print(f"exporting {args.model} to {args.output}: {slow[args.format]} ...", file=sys.stderr)
+
     try:
         paths = export_model(args.model, args.output, format=args.format, fp16=args.fp16, max_batch=args.max_batch,
-                             tile=args.roi_size, device=args.device, overwrite=args.overwrite)  # fmt: skip
+                             tile=args.roi_size, device=args.device, overwrite=args.overwrite,
+                             on_start=say_it_is_slow if args.format in slow else None)  # fmt: skip
     except (ValueError, OSError, RuntimeError, ImportError) as exc:  # OSError: an output path that is a file
         _raise_if_interrupted(exc)
         print(f"error: {exc}", file=sys.stderr)

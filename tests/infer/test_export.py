@@ -629,11 +629,35 @@ def test_export_cli_says_a_long_compile_is_coming(tmp_path, monkeypatch, capsys)
     from xvertfast import cli
     from xvertfast.infer import export
 
-    monkeypatch.setattr(export, "export_model", lambda *args, **kwargs: [str(tmp_path / "stage1.pt2")])
+    def starts_the_work(*args, on_start=None, **kwargs):
+        if on_start is not None:
+            on_start()
+        return [str(tmp_path / "stage1.pt2")]
+
+    monkeypatch.setattr(export, "export_model", starts_the_work)
     assert cli.main(["export", "default", "-o", str(tmp_path), "--format", "aoti"]) == 0
     assert "AOTInductor compiles C++ for each stage" in capsys.readouterr().err
     assert cli.main(["export", "default", "-o", str(tmp_path), "--format", "onnx"]) == 0
     assert "compiles" not in capsys.readouterr().err
+
+
+def test_export_cli_says_the_long_wait_only_for_an_export_that_goes_ahead(tmp_path, monkeypatch, capsys):
+    # `export --format tensorrt` without TensorRT (or a GPU) said "TensorRT builds an engine for each stage
+    # (minutes on a GPU) ..." and refused on the next line; aoti's fp16 on the CPU the same
+    from xvertfast import cli
+
+    out = tmp_path / "out"
+    for refused, why in ((["--format", "tensorrt", "--device", "cpu"], "TensorRT"),
+                         (["--format", "aoti", "--fp16", "--device", "cpu"], "fp16 AOTInductor packages need a CUDA")):
+        assert cli.main(["export", "default", "-o", str(out), *refused]) == 2
+        err = capsys.readouterr().err
+        assert why in err and "error:" in err and "minutes" not in err and "half a minute" not in err, err
+    assert not out.exists()
+    compiled = []  # an aoti export that goes ahead says it first, once, before its compiling
+    monkeypatch.setattr(export_module, "_write_stage_set", lambda out_dir, ext, count, write: compiled.append(
+        capsys.readouterr().err) or [os.path.join(out_dir, f"stage{k + 1}{ext}") for k in range(count)])  # fmt: skip
+    assert cli.main(["export", "default", "-o", str(out), "--format", "aoti", "--device", "cpu"]) == 0
+    assert [said.count("AOTInductor compiles C++ for each stage") for said in compiled] == [1]
 
 
 def test_the_onnxruntime_backend_without_onnxruntime_says_so_before_exporting(model, tmp_path, monkeypatch):

@@ -31,6 +31,7 @@ import re
 import shutil
 import tempfile
 import warnings
+from collections.abc import Callable
 from types import ModuleType
 
 import torch
@@ -290,8 +291,10 @@ def _exporter_digest() -> str:
 
 
 def export_aoti(model: XVertNet, out_dir: str | os.PathLike, tile: int = DEFAULT_TILE, fp16: bool = False,
-                max_batch: int = 8, device: str | torch.device = "auto", overwrite: bool = True) -> list[str]:  # fmt: skip
-    """Writes ``stage{k}.pt2`` AOTInductor packages (batch 1..max_batch) for ``device``.
+                max_batch: int = 8, device: str | torch.device = "auto", overwrite: bool = True,
+                on_start: Callable[[], None] | None = None) -> list[str]:  # fmt: skip
+    """Writes ``stage{k}.pt2`` AOTInductor packages (batch 1..max_batch) for ``device``;
+    ``on_start`` is called once the checks have passed, as the compiling (minutes) begins.
 
     Load them with :func:`load_aoti`, which checks each call's shapes: a package loaded with
     ``torch._inductor.aoti_load_package`` alone takes any tile size or batch without a word
@@ -320,6 +323,8 @@ def export_aoti(model: XVertNet, out_dir: str | os.PathLike, tile: int = DEFAULT
     # A batch range of one value is a static batch: torch.export refuses a Dim with min == max.
     batch = torch.export.Dim("batch", min=1, max=max_batch) if max_batch > 1 else None
     dynamic = {"xp": {0: batch}, "y": {0: batch}} if batch is not None else None
+    if on_start is not None:
+        on_start()
 
     def compile_stage(k: int, tmp: str) -> None:
         graph = _StageGraph(model.stages[k], dtype).to(dev)
@@ -519,7 +524,8 @@ def load_aoti(paths: str | os.PathLike | list[str | os.PathLike]) -> list:
 
 def export_model(model_path_or_model: str | os.PathLike | XVertNet, out: str | os.PathLike, format: str = "onnx",
                  fp16: bool = False, max_batch: int = 8, tile: int | None = None, device: str | torch.device = "auto",
-                 cache_dir: str | os.PathLike | None = None, overwrite: bool = True) -> list[str]:  # fmt: skip
+                 cache_dir: str | os.PathLike | None = None, overwrite: bool = True,
+                 on_start: Callable[[], None] | None = None) -> list[str]:  # fmt: skip
     """Exports a model (directory or XVertNet) into ``out``; returns the files the format runs from.
 
     Args:
@@ -533,6 +539,9 @@ def export_model(model_path_or_model: str | os.PathLike | XVertNet, out: str | o
         device: where TensorRT/AOTI artefacts run (``auto``: CUDA when there is one); TensorRT
             needs CUDA.
         overwrite: replace stage files already in ``out`` (else they are refused, before any work).
+        on_start: called once every cheap check has passed (TensorRT or a GPU missing, ``out``
+            unwritable), as the long part begins: the CLI's "this takes minutes" note, which
+            before a refusal would only mislead.
     """
     if format not in EXPORT_FORMATS:
         raise ValueError(f"format must be one of {', '.join(EXPORT_FORMATS)}, got {format!r}")
@@ -547,7 +556,8 @@ def export_model(model_path_or_model: str | os.PathLike | XVertNet, out: str | o
     if format == "onnx":
         return export_onnx(model, out, tile=tile, fp16=fp16, overwrite=overwrite)
     if format == "aoti":
-        return export_aoti(model, out, tile=tile, fp16=fp16, max_batch=max_batch, device=device, overwrite=overwrite)
+        return export_aoti(model, out, tile=tile, fp16=fp16, max_batch=max_batch, device=device, overwrite=overwrite,
+                           on_start=on_start)  # fmt: skip
     from xvertfast.infer.backends import resolve_device
     from xvertfast.infer.tensorrt_backend import build_engine, import_tensorrt
 
@@ -562,6 +572,8 @@ def export_model(model_path_or_model: str | os.PathLike | XVertNet, out: str | o
             os.remove(os.path.join(out, name))
     else:
         _refuse_existing(out, ".engine")
+    if on_start is not None:
+        on_start()
     sha = fingerprint(model)
     # the ONNX set an `--format onnx` export of this model wrote there is what the engines build from
     onnx_paths = _matching_onnx_set(out, len(model.stages), sha, tile, fp16)
