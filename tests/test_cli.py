@@ -718,6 +718,24 @@ def test_status_of_a_folder_it_cannot_read_says_which_one_it_can(tmp_path, capsy
     assert capsys.readouterr().err == f"error: {tmp_path / 'other'} {none}\n"
 
 
+def test_status_names_the_settings_file_it_could_not_read(tmp_path, capsys):
+    """status said 'settings unreadable' alone, leaving the user to guess which hidden file it meant."""
+    from xvertfast.io.job_folder import job_files
+
+    settings_name, ledger_name, _ = job_files("enhance")
+    for name, content, why in [("damaged", "{not json", "is not valid JSON"), ("empty", "{}", "holds no settings"),
+                               ("ledger-only", None, "is missing")]:  # fmt: skip
+        folder = tmp_path / name
+        folder.mkdir()
+        if content is None:
+            (folder / ledger_name).write_text("")  # (a job's ledger without its settings file)
+        else:
+            (folder / settings_name).write_text(content)
+        assert main(["status", str(folder)]) == 0
+        said = [line for line in capsys.readouterr().out.splitlines() if "settings" in line and "unreadable" in line]
+        assert said and said[0].startswith(f"  settings unreadable: {folder / settings_name} {why}"), said
+
+
 @pytest.mark.parametrize("report", ["a file", "a folder of other files"])
 def test_a_demo_whose_report_folder_is_refused_enhances_nothing(tmp_path, capsys, report):
     """The demo enhanced its sample into OUT/enhanced, and only then was its OUT/report refused (a
