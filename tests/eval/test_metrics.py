@@ -370,12 +370,19 @@ SINGLE = {
         (np.full((200, 200), np.nan), "NaN"),
         (np.full((200, 200), np.inf), "NaN or infinite"),
         (np.zeros((200, 200), dtype=complex), "real"),
+        (np.ma.masked_less(np.tile(np.linspace(0, 1, 200), (200, 1)), 0.1), "masked array with 4000 masked"),
     ],
-    ids=["3d", "1d", "empty", "nan", "inf", "complex"],
+    ids=["3d", "1d", "empty", "nan", "inf", "complex", "masked"],
 )
 def test_bad_inputs_raise(metric, bad, message):
     with pytest.raises(ValueError, match=message):
         SINGLE[metric](bad)
+
+
+@pytest.mark.parametrize("metric", SINGLE)
+def test_a_masked_array_with_nothing_masked_scores_as_its_array(metric):
+    img = np.random.default_rng(3).random((200, 200))
+    assert SINGLE[metric](np.ma.masked_array(img, mask=False)) == SINGLE[metric](img)
 
 
 @pytest.mark.parametrize("metric", SINGLE)

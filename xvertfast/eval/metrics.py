@@ -57,6 +57,9 @@ def _checked(img, metric: str, name: str = "img") -> np.ndarray:
     if hasattr(img, "detach"):  # a tensor that requires grad refuses np.asarray; a GPU one must move
         img = img.detach().cpu()
         img = img.float() if str(img.dtype) == "torch.bfloat16" else img  # (no NumPy bfloat16)
+    if np.ma.isMaskedArray(img) and np.ma.is_masked(img):  # (np.asarray drops the mask: its pixels scored)
+        raise ValueError(f"{metric}: {name} is a masked array with {int(np.ma.count_masked(img))} masked pixel(s), "
+                         "whose mask would be ignored: crop to the pixels to score, or fill them (array.filled(value))")
     a = np.asarray(img)
     if a.ndim != 2:
         raise ValueError(f"{metric}: {name} must be a 2-D array (one grey-level ROI), got shape {a.shape}")
