@@ -1208,6 +1208,27 @@ def test_images_in_a_folder_below_a_job_output_folder_are_refused_however_given(
     assert not (tmp_path / "run").exists()
 
 
+def test_radiographs_below_a_job_output_folder_are_trained_on(tmp_path):
+    """Before: every image below a folder holding a job's marker was refused, so radiographs in
+    PROJ/data, PROJ being where a preprocess job wrote (xvertfast preprocess ELSEWHERE -o .), or below
+    a folder where another tool wrote checkpoint/state.json, could not be trained on (exit 2)."""
+    proj = tmp_path / "proj"
+    assert main(["preprocess", str(write_images(tmp_path / "elsewhere")), "-o", str(proj), "-q"]) == 0
+    write_images(proj / "data")
+    other = tmp_path / "other"
+    (other / "checkpoint").mkdir(parents=True)
+    (other / "checkpoint" / "state.json").write_text("{}")
+    write_images(other / "images", n=2, size=96)  # (other images than proj/data's: not one image twice)
+    quick = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 1, "epochs_joint": 0})
+    train([str(proj / "data"), str(other / "images")], str(proj / "run"), quick, progress=False, log=lambda m: None)
+    state = json.loads((proj / "run" / "checkpoint" / "state.json").read_text())
+    assert len(state["image_sizes"]) == 5, state["image_sizes"]
+    # the preprocess job's own outputs, given by name, are still refused
+    with pytest.raises(ValueError, match="output folder of an xvertfast preprocess job"):
+        train([str(proj / "img0_xp.png")], str(tmp_path / "run"), quick, progress=False, log=lambda m: None)
+    assert not (tmp_path / "run").exists()
+
+
 def test_the_progress_bar_counts_rois_as_rois(tmp_path, capsys):
     # the bar said img_s for ROIs (two an image) a second: half as many images went by
     quick = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 1, "epochs_joint": 0})

@@ -29,6 +29,7 @@ import json
 import math
 import numbers
 import os
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -45,6 +46,7 @@ from xvertfast.model.persistence import as_device, fingerprint
 from xvertfast.model.stage import UPSAMPLING
 from xvertfast.ops.wls import check_parameters
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
+from xvertfast.pipeline.preprocess_files import SUFFIXES as PREPROCESS_SUFFIXES
 from xvertfast.preprocess.centres import RoiRowError, as_roi_centres
 from xvertfast.resume import LOCK_PATIENCE, hold_lock, settings_changes
 from xvertfast.train.figures import JOINT_PHASE, kept_epoch, plot_curves, plot_preview
@@ -660,46 +662,62 @@ class _NotRadiographs(ValueError):
     left as it was, as where no image is found)."""
 
 
-def _job_folder_holding(path: str, seen: dict) -> tuple[str, str] | None:
-    """The output folder (real path) of a job whose images are no radiographs that is ``path`` (a
-    folder) or holds it, however deep, with its marker; None if none. ``seen`` keeps what each
-    folder looked at gave: the files of one folder, or of folders side by side, cost a lookup."""
+def _job_folders_holding(path: str, seen: dict) -> tuple[tuple[str, str], ...]:
+    """The output folders (real paths), with their markers, of the jobs whose images are no
+    radiographs that are ``path`` (a folder) or hold it, however deep: the nearest first; none, ().
+    ``seen`` keeps what each folder looked at gave: the files of one folder, or of folders side by
+    side, cost a lookup."""
     if os.path.islink(path):
         path = os.path.realpath(path)  # (an image linked from elsewhere is what it links to)
     folder = path if os.path.isdir(path) else os.path.dirname(path) or os.curdir
     if folder in seen:  # (by the name it was reached by: no realpath per file)
         return seen[folder]
-    walked, real = [folder], os.path.realpath(folder)
-    while real not in seen:
+    walked, real = [], os.path.realpath(folder)
+    while real not in seen and real not in walked:  # (up to a folder looked at before, or past the root)
         walked.append(real)
-        marker = next((m for m in _NOT_RADIOGRAPHS if os.path.isfile(os.path.join(real, m))), None)
-        parent = os.path.dirname(real)
-        if marker or parent == real:
-            seen[real] = (real, marker) if marker else None
-            break
-        real = parent
-    for name in walked:
-        seen[name] = seen[real]
-    return seen[real]
+        real = os.path.dirname(real)
+    held = seen.get(real, ())
+    for name in reversed(walked):
+        held = tuple((name, m) for m in _NOT_RADIOGRAPHS if os.path.isfile(os.path.join(name, m))) + held
+        seen[name] = held
+    seen[folder] = held
+    return held
+
+
+def _written_by(job: str, rel: str) -> bool:
+    """Whether ``job`` writes the file at ``rel`` in its output folder: the user's own files may lie
+    there too (radiographs in PROJ/data beside a preprocess job's outputs in PROJ, a folder where
+    another tool wrote checkpoint/state.json), and are trained on."""
+    top = rel.split(os.sep)[0]
+    if job == "preprocess":
+        return rel.lower().endswith(PREPROCESS_SUFFIXES)
+    if job == "evaluate":  # (its report's other files, eval's REPORT_FILES, are no images)
+        return rel == "boxplots.png" or top == "grid"
+    return top in ("checkpoint", "model", "cache") or re.fullmatch(r"curves\.png|preview_stage\d+\.png", rel) is not None
 
 
 def _refuse_outputs_as_data(paths: list[str]) -> None:
-    """Refuses an input that is, or lies in, a preprocess job's output folder (or an evaluation
-    report's, a training run's), given, in a subfolder of it, or by its images' names: its images
+    """Refuses an input that is a preprocess job's output folder (or an evaluation report's, a
+    training run's), or a file that job wrote there, given by name or found in a folder: its images
     would be trained on as radiographs, the overlays' colours taken to luminance with a note and the
-    rest without a word. Called with the inputs given, before anything is written, and with the
-    files found (those an @list names), before any is preprocessed."""
+    rest without a word. A folder below such a folder is not refused (its files are looked at as
+    found), nor the other files there. Called with the inputs given, before anything is written, and
+    with the files found (those an @list names, those in a folder), before any is preprocessed."""
     seen: dict = {}
     for path in paths:
-        held = _job_folder_holding(path, seen)
-        if held is None:
-            continue
-        folder, marker = held
-        job, what = _NOT_RADIOGRAPHS[marker]
-        where = "is the" if os.path.realpath(path) == folder else f"is in {folder}, the"
-        raise _NotRadiographs(f"{path} {where} output folder of an xvertfast {job} job (it holds {marker}): its images "
-                              f"are {what}, not radiographs to train on; give the radiographs (train preprocesses "
-                              "them itself)")  # fmt: skip
+        held = _job_folders_holding(path, seen)
+        real = os.path.realpath(path) if held else path
+        for folder, marker in held:
+            job, what = _NOT_RADIOGRAPHS[marker]
+            if real == folder:
+                where = "is the"
+            elif not os.path.isdir(real) and _written_by(job, os.path.relpath(real, folder)):
+                where = f"is in {folder}, the"
+            else:
+                continue
+            raise _NotRadiographs(f"{path} {where} output folder of an xvertfast {job} job (it holds {marker}): its "
+                                  f"images are {what}, not radiographs to train on; give the radiographs (train "
+                                  "preprocesses them itself)")  # fmt: skip
 
 
 def _refuse_other_jobs_folder(run_dir: str) -> None:
