@@ -290,7 +290,7 @@ def discover(inputs: list[str], exclude: list[str] = ()) -> list[InputFile]:
     tags: dict[str, InputFile] = {}  # the first of its paths given a polarity
     for index, (key, f) in enumerate(zip(keys, out)):
         first = out[chosen.setdefault(key, index)]
-        if os.path.islink(first.path) and not os.path.islink(f.path):
+        if chosen[key] != index and os.path.islink(first.path) and not os.path.islink(f.path):  # (found twice only)
             chosen[key] = index
         if f.photometric:
             tagged = tags.setdefault(key, f)
