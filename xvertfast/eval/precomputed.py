@@ -10,9 +10,9 @@ An output is read on its own format's scale, not min-max stretched, so the tool'
 brightness and contrast are what the metrics see: an 8-bit value v as v / 255, a DICOM over
 its BitsStored (:func:`xvertfast.io.read.full_range`), floats as stored (a float TIFF, a
 DICOM's float pixel data) as they are (they must then lie in [0, 1]), and a 16-bit PNG or TIFF
-over the depth its PNG sBIT chunk records, else over the input's bit depth, where its values
-fit in it (a tool that kept the input's depth, as ``xvertfast enhance`` does), else over the
-full 16 bits.
+over the depth the file records (a PNG's sBIT chunk or the text chunk xvertfast's png16 writes,
+a packed TIFF's BitsPerSample), else over the input's bit depth, where its values fit in it (a
+tool that kept the input's depth, as ``xvertfast enhance`` does), else over the full 16 bits.
 """
 
 from __future__ import annotations

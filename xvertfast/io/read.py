@@ -116,13 +116,15 @@ def full_range(rad: Radiograph, depth_hint: int | None = None) -> tuple[float, f
     and polarity): a stored image's own scale, for reading another tool's output as it meant it.
 
     DICOM: BitsStored through the modality LUT; floats as stored (a float TIFF, a DICOM's float
-    pixel data, which has no BitsStored): [0, 1]; 8-bit and signed integers: their type's range. A 16-bit PNG records the depth of 12-bit data in it only in its optional
-    sBIT chunk, a TIFF only where its samples are packed (BitsPerSample 12), not in 16-bit ones:
-    those bits where the values fit in them (past sBIT's they were scaled up: 16 bits); in a
-    file that records nothing, ``depth_hint`` bits where the values fit in those and the hint in
-    their type (an output kept at its input's depth, as ``xvertfast enhance`` writes them); else
-    the full 16, never the bits its own largest value needs (one bright pixel would change the
-    scale).
+    pixel data, which has no BitsStored): [0, 1]; 8-bit and signed integers: their type's range.
+    A 16-bit PNG records the depth of 12-bit data in it only where it holds another tool's sBIT
+    chunk or the text chunk xvertfast's png16 writes
+    (:data:`~xvertfast.io.decode_common.PNG_DEPTH_KEYWORD`), a TIFF only where its samples are
+    packed (BitsPerSample 12), not in 16-bit ones: those bits where the values fit in them (past
+    them they were scaled up: 16 bits); in a file that records nothing, ``depth_hint`` bits where
+    the values fit in those and the hint in their type (an output kept at its input's depth, as
+    ``xvertfast enhance`` writes them); else the full 16, never the bits its own largest value
+    needs (one bright pixel would change the scale).
     """
     v = rad.values
     if stored_as_floats(rad):
@@ -134,7 +136,7 @@ def full_range(rad: Radiograph, depth_hint: int | None = None) -> tuple[float, f
     if v.dtype.kind == "u" and v.dtype.itemsize > 1:
         recorded = rad.meta.get("significant_bits") if isinstance(rad.meta, dict) else None
         if recorded:  # what the file says comes first; values past it were scaled to the type's range
-            bits = rad.bits_stored if int(v.max()) < (1 << recorded) else bits  # (bits_stored is then sBIT's)
+            bits = rad.bits_stored if int(v.max()) < (1 << recorded) else bits  # (bits_stored is then that depth)
         elif depth_hint and depth_hint <= bits and int(v.max()) < (1 << depth_hint):
             bits = depth_hint  # (a float32 or 32-bit input's depth would scale a 16-bit output over 32 bits)
     lo, hi = stored_range(bits, v.dtype.kind == "i")
