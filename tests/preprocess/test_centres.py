@@ -97,6 +97,9 @@ def test_a_row_with_more_cells_than_the_header_names_is_refused(tmp_path):
                            "(file 'b.png', upper_row '300', upper_col '5', lower_row '512', lower_col '700', "
                            "then '512')"), said  # fmt: skip
     assert "decimal comma" in said and "300.5" in said, said
+    path.write_text(f"{HEAD}\nb.png,300,512,700,512,checked\n")  # a notes column without a header: no decimal comma
+    with pytest.raises(ValueError, match=r"line 2: the row has 6 cells, the header names 5 .*then 'checked'\)$"):
+        load_roi_centres(str(path))
     path.write_text(f"{HEAD.replace(',', ';')}\nb.png;300;512;700;512;9\n")  # ';' between cells: no decimal comma
     with pytest.raises(ValueError, match=r"line 2: the row has 6 cells, the header names 5 .*then '9'\)$"):
         load_roi_centres(str(path))

@@ -110,7 +110,8 @@ def _extra_cells_problem(row: dict, columns: list[str], decimal_commas: bool) ->
     """What is wrong with a row holding more cells than the header names, its cells as they fell
     in the columns: csv.DictReader drops the extra ones, so a decimal comma between commas (300,5)
     shifted each centre after it into the next column without a word. None where the extra cells
-    are empty (a trailing comma, a spreadsheet's ragged rows): they hold nothing to misread."""
+    are empty (a trailing comma, a spreadsheet's ragged rows): they hold nothing to misread. A
+    decimal comma is said to be the likely cause only where the extra cells are digits."""
     extra = row.get(None) or []
     if not any(cell.strip() for cell in extra):
         return None
@@ -118,6 +119,8 @@ def _extra_cells_problem(row: dict, columns: list[str], decimal_commas: bool) ->
                        f"then {', '.join(repr(cell.strip()) for cell in extra)}"])  # fmt: skip
     problem = f"the row has {len(columns) + len(extra)} cells, the header names {len(columns)} ({cells})"
     if decimal_commas:  # (';' between cells: a comma in a cell is read as the decimal mark already)
+        return problem
+    if not all(cell.strip().isdigit() for cell in extra if cell.strip()):  # (a notes column: 'checked')
         return problem
     return (f"{problem}; a decimal comma (300,5) splits a number into two cells where commas separate them: write "
             "300.5, or put ';' between the cells (as Excel does where the decimal mark is a comma)")
