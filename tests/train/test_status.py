@@ -85,9 +85,10 @@ def test_a_run_preparing_its_data_is_a_training_run(tmp_path, capsys, monkeypatc
     assert train_status(str(tmp_path / "data")) is None  # no run began there
 
 
-#: A short training run of the images in data/ into run/, both relative to the folder the test runs in.
-_SHORT_RUN = ["train", "data", "-o", "run", "--stages", "1", "--epochs-gc", "2", "--epochs-joint", "0", "--width", "4",
-              "--depth", "2", "--roi-size", "32", "--batch-size", "2", "-q", "--device", "cpu"]  # fmt: skip
+#: A short training run of the images in data/ into run/, both relative to the folder the test runs in
+#: (a tuple: each test takes a list of it, so that one changing its words changes no other's).
+_SHORT_RUN = ("train", "data", "-o", "run", "--stages", "1", "--epochs-gc", "2", "--epochs-joint", "0", "--width", "4",
+              "--depth", "2", "--roi-size", "32", "--batch-size", "2", "-q", "--device", "cpu")  # fmt: skip
 
 
 def _ctrl_c_after_the_first_epoch(monkeypatch, argv: list[str]) -> None:
@@ -111,7 +112,7 @@ def test_status_gives_the_command_that_resumes_a_stopped_run(tmp_path, capsys, m
     # not recorded here)": after a lost node, every option was to be typed again, or the resume refused
     write_images(tmp_path / "data")
     monkeypatch.chdir(tmp_path)
-    argv = _SHORT_RUN
+    argv = list(_SHORT_RUN)
     _ctrl_c_after_the_first_epoch(monkeypatch, argv)
     capsys.readouterr()
     assert main(["status", "run"]) == 0
@@ -395,7 +396,7 @@ def test_the_resume_command_of_a_moved_run_folder_trains_into_it_not_where_it_wa
 
     write_images(tmp_path / "data")
     monkeypatch.chdir(tmp_path)
-    _ctrl_c_after_the_first_epoch(monkeypatch, _SHORT_RUN)
+    _ctrl_c_after_the_first_epoch(monkeypatch, list(_SHORT_RUN))
     shutil.move(tmp_path / "run", tmp_path / "moved")
     capsys.readouterr()
     assert main(["status", "moved"]) == 0

@@ -102,9 +102,16 @@ def _check_listable(path: str) -> None:
     except OSError as exc:
         what = "is a file, not a folder" if isinstance(exc, NotADirectoryError) else \
             f"cannot be read ({exc.strerror or exc})"  # fmt: skip
-        error = type(exc)(f"{path}: the export cache {what}; set XVF_CACHE_DIR to a folder you can write in")
-        error.errno = exc.errno  # (said as the message alone, not '[Errno 20] ...')
-        raise error from exc
+        raise _said_alone(exc, f"{path}: the export cache {what}; set XVF_CACHE_DIR to a folder you can write "
+                               "in") from exc  # fmt: skip
+
+
+def _said_alone(exc: OSError, message: str) -> OSError:
+    """``exc`` again with ``message`` as its text, keeping its type and errno but not showing them:
+    said as the message alone, not '[Errno 20] ...' before it."""
+    error = type(exc)(message)
+    error.errno = exc.errno
+    return error
 
 
 def _sizes(names) -> dict[str, int]:
@@ -177,10 +184,8 @@ def clear_cache(cache_dir: str | os.PathLike | None = None) -> dict:
     try:
         lock = hold_lock(os.path.join(path, LOCK_NAME), patience=1.0)
     except OSError as exc:
-        error = type(exc)(f"{path}: cannot lock the export cache to clear it ({exc.strerror or exc}): it is cleared "
-                          "by a user who can write in it")  # fmt: skip
-        error.errno = exc.errno  # (said as the message alone, not '[Errno 13] ...')
-        raise error from exc
+        raise _said_alone(exc, f"{path}: cannot lock the export cache to clear it ({exc.strerror or exc}): it is "
+                               "cleared by a user who can write in it") from exc  # fmt: skip
     if lock is None:
         raise CacheBusy(f"{path}: another xvertfast process is building or loading from the export cache; "
                         "clear it once that process has started (or ended)")  # fmt: skip
