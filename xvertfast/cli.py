@@ -770,19 +770,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     import os
 
     _load_torch()
-    from xvertfast.eval.evaluate import evaluate
+    from xvertfast.eval.evaluate import check_report_folder, evaluate
     from xvertfast.infer import Enhancer
     from xvertfast.samples import SAMPLE_DICOM
 
     log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
     try:
         # the report's folder refused before the sample is enhanced: it was refused after, leaving OUT/enhanced
-        from xvertfast.eval.evaluate import _check_report_folder
-
-        report = os.path.join(args.output, "report")
-        if os.path.exists(report) and not os.path.isdir(report):
-            raise ValueError(f"report folder {report} is a file")
-        _check_report_folder(report)
+        check_report_folder(os.path.join(args.output, "report"))
         enhancer = Enhancer(args.model, device=args.device)
         summary = enhancer.enhance_files([SAMPLE_DICOM], os.path.join(args.output, "enhanced"), overwrite=True,
                                          progress=False, log=log)  # fmt: skip

@@ -16,7 +16,7 @@ from xvertfast.io.files import NothingFound, discover, input_paths
 from xvertfast.model.persistence import fingerprint
 from xvertfast.preprocess.centres import centres_of_inputs
 
-__all__ = ["evaluate", "DEFAULT_METHODS"]
+__all__ = ["evaluate", "check_report_folder", "DEFAULT_METHODS"]
 
 DEFAULT_METHODS = ("identity", "clahe", "farbman", "xvertnet")
 
@@ -86,8 +86,7 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
     _require_packages(built)  # before hours of scoring, not when the report is drawn
     uncovered = _rois_left_original(methods, built)
     centres = None if rois == "auto" else load_roi_centres(rois)
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):  # (an input as REPORT_DIR: not 'a folder of outputs')
-        raise ValueError(f"report folder {out_dir} is a file")
+    _refuse_a_file(out_dir)  # (an input as REPORT_DIR: not 'a folder of outputs')
     # neither the report nor another tool's outputs are inputs (both may sit inside the input folder)
     exclude = [out_dir, *(m.folder for m in built.values() if getattr(m, "folder", None))]
     files = discover(inputs, exclude=exclude)  # an input folder that is one of them fails here, before the journal
@@ -95,7 +94,7 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
         raise NothingFound(inputs)
     unused: list[str] = []  # a row naming two inputs, or an input named twice: said before the folder is made
     given = centres_of_inputs(centres, [f.path for f in files], unused) if centres is not None else None
-    _check_report_folder(out_dir)
+    check_report_folder(out_dir)
     for note in uncovered:  # after the refusals, before the scoring (hours); kept in the report's notes
         log(f"warning: {note}")
     journal = Journal(out_dir, _settings(methods, built, metrics, centres, enhancer_kwargs), restart)
@@ -150,9 +149,18 @@ def _require_packages(built: dict) -> None:
         raise ImportError(f"evaluate needs {' and '.join(missing)}, not installed: pip install 'xvertfast[eval]'")
 
 
-def _check_report_folder(out_dir: str) -> None:
-    """The report goes into a new or empty folder, or one an evaluation wrote (its journal
-    there): its files (summary.md, report.html, ...) would replace others' of those names."""
+def _refuse_a_file(out_dir: str) -> None:
+    """Refuses a file as the report folder (an image given as REPORT_DIR): said as such, before the
+    search, which would say it is a folder of outputs given as an input."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"report folder {out_dir} is a file")
+
+
+def check_report_folder(out_dir: str) -> None:
+    """Refuses a report folder evaluate would refuse, for a caller (the demo) to say so before its
+    own work: the report goes into a new or empty folder, or one an evaluation wrote (its journal
+    there), not a file; its files (summary.md, report.html, ...) would replace others' of those names."""
+    _refuse_a_file(out_dir)
     if not os.path.exists(out_dir):
         return
     clutter = {"Thumbs.db", "desktop.ini"}  # and dot files (.DS_Store): what file browsers leave in a folder
