@@ -2,11 +2,11 @@
 table: the figures docs/guide/enhancing.md's Reproducible section quotes, so that anyone can
 check them on their own machine and redo them after a change.
 
-    python bench/backend_agreement.py [IMAGE ...] [--skip compile] [--json FILE]
+    python bench/backend_agreement.py [IMAGE ...] [--mode full] [--skip compile] [--json FILE]
 
 The reference is an Enhancer of the default model on the CPU as `xvertfast enhance` makes it
-(backend torch, --batch-size 8, fp32, spine mode) run on this process's thread count. Each
-variant changes one thing: --batch-size 1, another thread count (torch.set_num_threads, set
+(backend torch, --batch-size 8, fp32, spine mode unless --mode full) run on this process's thread
+count; the variants run in the reference's mode. Each variant changes one thing: --batch-size 1, another thread count (torch.set_num_threads, set
 before every run, so the reference and the variant run in this one process), --backend
 onnxruntime, --backend compile (minutes on a CPU: --skip compile) or --precision bf16. "the
 reference again" reruns the reference itself: any difference there is noise, not the setting.
@@ -96,6 +96,9 @@ def main() -> int:
     ap.add_argument("images", nargs="*", metavar="IMAGE",
                     help=f"images, as paths or cxr-dev file names (default: {' '.join(DEFAULT_IMAGES)})")  # fmt: skip
     ap.add_argument("--model", default="default", help="model folder (default: the shipped model)")
+    ap.add_argument("--mode", choices=("spine", "full"), default="spine",
+                    help="the mode of the reference and every variant (default: %(default)s; full tiles the whole "
+                         "image, so many more tiles go through the network)")  # fmt: skip
     ap.add_argument("--batch-size", type=int, default=8,
                     help="the reference's batch size, 2 or more (default: %(default)s, the CLI's)")  # fmt: skip
     ap.add_argument("--threads", type=int,
@@ -120,10 +123,10 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as scratch:
         reference = Enhancer(args.model, device="cpu", backend="torch", batch_size=args.batch_size, precision="fp32",
-                             cache_dir=scratch)  # fmt: skip
+                             cache_dir=scratch, mode=args.mode)  # fmt: skip
         # the variants share the reference's model (already loaded) and differ from it by one setting
         base = {"device": "cpu", "backend": "torch", "batch_size": args.batch_size, "precision": "fp32",
-                "cache_dir": scratch}  # fmt: skip
+                "cache_dir": scratch, "mode": args.mode}  # fmt: skip
         variants = [("the reference again", reference, ref_threads)]
         for key, change in VARIANTS.items():
             if key in args.skip:
@@ -165,7 +168,7 @@ def main() -> int:
     print(f"\n{title}\n")
     print(table(rows))
     if args.json:
-        settings = {"model": args.model, "batch_size": args.batch_size, "threads": ref_threads,
+        settings = {"model": args.model, "mode": args.mode, "batch_size": args.batch_size, "threads": ref_threads,
                     "variant_threads": threads, "skipped": args.skip}  # fmt: skip
         part = args.json + ".part"
         with open(part, "w") as f:
