@@ -234,6 +234,8 @@ def test_the_job_folder_markers_are_the_jobs_own_file_names():
 def test_inputs_that_all_do_not_exist_are_nothing_found(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "a.png").write_bytes(b"x")
+    # an empty list (from Python): it said "no image files found in  (PNG, ...)", naming nothing
+    assert discover([]) == [] and str(NothingFound([])).startswith("no inputs were given: name image files, ")
     with pytest.raises(NothingFound, match=r"^nosuchdir: no such file or folder$"):
         discover(["nosuchdir"])
     with pytest.raises(NothingFound, match="no such file or folder"):

@@ -2778,3 +2778,10 @@ def test_a_big_endian_dicom_is_read(tmp_path, seed):
     np.testing.assert_array_equal(im.values, values)
     lo, hi = values.min(), values.max()
     assert np.array_equal(im.pixels, ((values - float(lo)) / float(hi - lo)).astype(np.float32))
+
+
+@pytest.mark.parametrize("path", [None, 3, np.zeros((4, 4))], ids=["none", "int", "array"])
+def test_a_path_that_is_no_path_is_refused_by_name(path):
+    # os.fspath said "expected str, bytes or os.PathLike object, not NoneType", naming nothing
+    with pytest.raises(TypeError, match=r"^read_image: path must be a file's path \(str, bytes or pathlib.Path\), got "):
+        read_image(path)

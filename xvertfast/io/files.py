@@ -62,6 +62,9 @@ class NothingFound(ValueError):
 
     def __init__(self, inputs, missing: bool = False):
         names = ", ".join(input_paths(inputs))
+        if not names:  # (an empty list from Python: "no image files found in  (PNG, ...)" named nothing)
+            super().__init__(f"no inputs were given: name image files, folders or @lists ({IMAGE_KINDS})")
+            return
         super().__init__(f"{names}: no such file or folder" if missing
                          else f"no image files found in {names} ({IMAGE_KINDS})")  # fmt: skip
 

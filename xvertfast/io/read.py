@@ -228,6 +228,8 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
             other than ``"MONOCHROME1"``/``"MONOCHROME2"``, or given for a TIFF, DICOM or JSRT
             file (they record their own polarity).
     """
+    if not isinstance(path, (str, bytes, os.PathLike)):  # (os.fspath's error named neither read_image nor path)
+        raise TypeError(f"read_image: path must be a file's path (str, bytes or pathlib.Path), got {type(path).__name__}")
     p = os.fspath(path)
     # math.inf: no limit (as before the check of 301bef8, where it fell through every comparison)
     max_pixels = sys.maxsize if _is_inf(max_pixels) else _whole(max_pixels, "max_pixels", "read_image")
