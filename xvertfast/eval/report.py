@@ -72,8 +72,18 @@ def _fmt(x: float, digits: int = 4) -> str:
 
 
 def _fmt_p(p: float) -> str:
-    """A p-value with 4 decimals, one below them as "< 0.0001" (not "0.0000": a p is never 0)."""
-    return "< 0.0001" if p == p and p < 0.00005 else _fmt(p, 4)
+    """A p-value with 4 decimals, one below them as "< 0.0001" (not "0.0000": a p is never 0), and
+    more where 4 would put it on the other side of a mark's threshold: 0.049992 printed "0.0500"
+    beside a `*` (p < 0.05)."""
+    if p != p:
+        return _fmt(p)
+    if p < 0.00005:
+        return "< 0.0001"
+    for digits in range(4, 17):
+        text = _fmt(p, digits)
+        if significance_mark(float(text)) == significance_mark(p):
+            return text
+    return text
 
 
 def _columns(run: EvalRun) -> dict[str, tuple[list[tuple[str, str]], dict[str, np.ndarray]]]:

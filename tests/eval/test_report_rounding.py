@@ -1,0 +1,53 @@
+"""summary.md's numbers as a reader copies them: each one says what the value behind it says.
+
+A p-value just under 0.05 was printed "0.0500" beside a test the tables mark `*` (p < 0.05),
+which reads as a mark given at p = 0.05.
+"""
+
+from __future__ import annotations
+
+import re
+
+from xvertfast.eval.protocol import EvalRun
+from xvertfast.eval.report import write_report
+from xvertfast.eval.stats import wilcoxon_p
+
+
+def _signed_ranks(n: int, positive_sum: int) -> list[int]:
+    """The differences 1..n, those whose ranks sum to ``positive_sum`` positive (largest first), the others negative."""
+    signs, left = {}, positive_sum
+    for rank in range(n, 0, -1):
+        signs[rank] = 1 if rank <= left else -1
+        left -= rank if rank <= left else 0
+    assert left == 0
+    return [signs[rank] * rank for rank in range(1, n + 1)]
+
+
+def _summary(tmp_path, differences: list[int]) -> str:
+    """summary.md of clahe against a constant identity, one ROI pair per difference (no outlier: the
+    differences spread evenly), 2 ROIs an image."""
+    run = EvalRun(["identity", "clahe"], ["entropy"], images=len(differences) // 2)
+    for k, d in enumerate(differences):
+        where = {"file": f"f{k // 2:03d}.png", "roi": ("upper", "lower")[k % 2]}
+        run.rows += [{**where, "method": "identity", "entropy": 5.0}, {**where, "method": "clahe", "entropy": 5.0 + d / 1000}]
+    write_report(run, str(tmp_path / "r"), "identity")
+    return (tmp_path / "r" / "summary.md").read_text()
+
+
+def _row(markdown: str, heading: str, method: str) -> list[str]:
+    """The cells of ``method``'s row in the table under ``heading``."""
+    table = markdown.split(heading, 1)[1].split("\n## ", 1)[0]
+    line = next(line for line in table.splitlines() if line.startswith(f"| {method} |"))
+    return [cell.strip() for cell in line.strip("|").split("|")][1:]
+
+
+def test_a_p_value_just_under_a_mark_threshold_is_not_printed_as_the_threshold(tmp_path):
+    differences = _signed_ranks(124, 4661)  # 124 pairs, signed-rank sum 4661: the normal approximation's p = 0.049992
+    p = wilcoxon_p([d / 1000 for d in differences], [0.0] * 124)
+    assert 0.04995 <= p < 0.05  # (what the rounding to 4 decimals turned into 0.0500)
+    md = _summary(tmp_path, differences)
+    cell = _row(md, "## After z-score outlier removal", "clahe")[0]
+    assert cell.endswith("* (n=124)") and not cell.endswith("** (n=124)")  # marked: p < 0.05
+    shown = _row(md, "## p-values paired by ROI", "clahe")[0]
+    assert float(shown) < 0.05, shown  # was 0.0500
+    assert re.fullmatch(r"0\.0499\d*", shown)
