@@ -687,6 +687,31 @@ def test_dicom_signed_values_stored_low_without_their_sign_copied_up_are_read_th
     assert any("HighBit 15" in note and "above the low 12 are unset" in note for note in im.notes), im.notes
 
 
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("placed", ["high", "low"])
+def test_rle_dicom_high_bit_is_read_as_native_pixel_data(tmp_path, seed, signed, placed):
+    # RLE keeps whole words, but pydicom keeps only the low BitsStored bits of what it decodes:
+    # values in bits 4..15 (HighBit 15, BitsStored 12) came out as their low 8 bits and noise,
+    # silently, where the same words uncompressed were read from bits 4..15
+    from pydicom.uid import RLELossless
+
+    rng = np.random.default_rng(seed)
+    values = rng.integers(-2048 if signed else 0, 2048 if signed else 4096, size=(24, 40))
+    values[0, :2] = (-2048, 2047) if signed else (0, 4095)
+    words = values & 0xFFF
+    if placed == "high":
+        words = (words << 4) | rng.integers(0, 16, size=values.shape)
+    path = tmp_path / "rle.dcm"
+    ds = make_dicom(path, values, bits=12, signed=signed)
+    ds.HighBit, ds.PixelData = 15, words.astype("<u2").tobytes()
+    ds.compress(RLELossless, encoding_plugin="pydicom")
+    ds.save_as(path, enforce_file_format=True)
+    im = read_image(path, warn=False)
+    np.testing.assert_array_equal(im.values, values)
+    said = "bits 4 to 15 of each word" if placed == "high" else "above the low 12 are unset"
+    assert im.bits_stored == 12 and any("HighBit 15" in note and said in note for note in im.notes), im.notes
+
+
 def make_float_dicom(path, values: np.ndarray, photometric: str = "MONOCHROME2"):
     """A DICOM of float pixel data: FloatPixelData for float32 ``values``, DoubleFloatPixelData
     for float64 (as a parametric map stores them)."""

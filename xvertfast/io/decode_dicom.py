@@ -310,16 +310,20 @@ def _below_high_bit(ds, syntax, arr: np.ndarray, bits: int, signed: bool, path: 
     silently). Where every word's bits above the low BitsStored are 0 (signed or not: many writers
     leave a negative value's upper bits unset), or, signed, copies of its sign bit, the values
     plainly sit there and HighBit is a writer's slip: ``arr`` as pydicom read it. Each way, a note
-    says so."""
+    says so. Compressed pixel data are judged by their decoded words, as native ones (RLE keeps
+    whole words; a JPEG codestream of BitsStored's precision gives values in the low bits)."""
     high = _dicom_int(ds, "HighBit", bits - 1, path)
-    if high == bits - 1 or getattr(syntax, "is_compressed", False) or arr.ndim != 2 or arr.dtype.kind not in "iu":
-        return arr  # (compressed: the words are not PixelData's bytes; a JPEG codec gives values in the low bits)
+    if high == bits - 1 or arr.ndim != 2 or arr.dtype.kind not in "iu":
+        return arr
     allocated = _dicom_int(ds, "BitsAllocated", 0, path)
     if allocated != 8 * arr.dtype.itemsize or not bits - 1 < high < allocated:  # (1-bit words are packed)
         return arr
-    little = getattr(syntax, "is_little_endian", True) if syntax is not None else True
-    words = np.frombuffer(ds.PixelData, np.dtype(f"u{arr.dtype.itemsize}").newbyteorder("<" if little else ">"),
-                          count=arr.size).reshape(arr.shape)  # fmt: skip
+    if getattr(syntax, "is_compressed", False):
+        words = _decoded_words(ds, syntax, arr, allocated, path)
+    else:
+        little = getattr(syntax, "is_little_endian", True) if syntax is not None else True
+        words = np.frombuffer(ds.PixelData, np.dtype(f"u{arr.dtype.itemsize}").newbyteorder("<" if little else ">"),
+                              count=arr.size).reshape(arr.shape)  # fmt: skip
     stated = f"HighBit {high} with BitsStored {bits}"
     nothing_above = not (words >> bits).any()
     from_sign = words >> (bits - 1)  # (signed: the sign bit and its copies above it)
@@ -335,6 +339,29 @@ def _below_high_bit(ds, syntax, arr: np.ndarray, bits: int, signed: bool, path: 
     notes.append(f"{path}: {stated}: values read from bits {high + 1 - bits} to {high} of each word, as DICOM "
                  "places them (pydicom reads the low bits)")  # fmt: skip
     return values.astype(arr.dtype)
+
+
+def _decoded_words(ds, syntax, arr: np.ndarray, allocated: int, path: str) -> np.ndarray:
+    """A compressed frame's whole decoded words, unsigned: pydicom keeps only the low BitsStored
+    bits of what it decodes (an RLE frame's HighBit-placed values lose their top bits), so the
+    frame is decoded again with BitsStored said to be BitsAllocated, then the header put back."""
+    said = {k: ds[k].value for k in ("BitsStored", "HighBit", "PixelRepresentation") if k in ds}
+    ds.BitsStored, ds.HighBit, ds.PixelRepresentation = allocated, allocated - 1, 0
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (a codestream's precision now below the BitsStored said)
+            words = np.asarray(dicom_codecs.pixel_array(ds, syntax))
+    except Exception as exc:
+        raise ImageReadError(path, f"its HighBit {said.get('HighBit')} is not BitsStored - 1 and its compressed "
+                             f"words cannot be decoded whole to find where its values are: {exc}") from None
+    finally:
+        for keyword, value in said.items():
+            setattr(ds, keyword, value)
+    if words.shape != arr.shape or words.dtype.kind not in "iu":
+        raise ImageReadError(path, f"its HighBit {said.get('HighBit')} is not BitsStored - 1 and its compressed "
+                             f"frame decodes whole to shape {words.shape}, not {arr.shape}: where its values are "
+                             "is in doubt")  # fmt: skip
+    return words.astype(np.dtype(f"u{arr.dtype.itemsize}"), copy=False)
 
 
 def _presentation_lut_note(ds, stated: str, path: str, notes: list[str]) -> None:
