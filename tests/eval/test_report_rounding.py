@@ -51,3 +51,28 @@ def test_a_p_value_just_under_a_mark_threshold_is_not_printed_as_the_threshold(t
     shown = _row(md, "## p-values paired by ROI", "clahe")[0]
     assert float(shown) < 0.05, shown  # was 0.0500
     assert re.fullmatch(r"0\.0499\d*", shown)
+
+
+def test_a_metric_with_small_values_keeps_three_significant_digits_in_the_tables(tmp_path):
+    """Tenengrad on a full-resolution radiograph's ROIs (3000 rows) is near 0.0008: at 4 decimals the
+    table gave one significant digit, "0.0008 ± 0.0002" against "0.0011 ± 0.0003", the methods'
+    difference rounded away. Entropy beside it keeps its 4 decimals."""
+    run = EvalRun(["identity", "clahe"], ["entropy", "tenengrad"], images=6)
+    for i in range(6):
+        for k, roi in enumerate(("upper", "lower")):
+            where = {"file": f"f{i}.png", "roi": roi}
+            run.rows += [{**where, "method": "identity", "entropy": 6.5 + 0.05 * i, "tenengrad": 0.00061 + 0.00007 * i + 0.00003 * k},
+                         {**where, "method": "clahe", "entropy": 7.0 + 0.04 * i, "tenengrad": 0.00093 + 0.00011 * i + 0.00002 * k}]  # fmt: skip
+    write_report(run, str(tmp_path / "r"), "identity")
+    md = (tmp_path / "r" / "summary.md").read_text()
+    from xvertfast.eval.stats import describe
+
+    for heading in ("## After z-score outlier removal", "## All ROIs"):
+        for method in run.methods:
+            entropy_cell, tenengrad_cell = _row(md, heading, method)
+            _, mean, std = describe([r["tenengrad"] for r in run.rows if r["method"] == method])
+            shown_mean, shown_std = re.match(r"([\d.]+) ± ([\d.]+)", tenengrad_cell).groups()
+            assert abs(float(shown_mean) - mean) <= 0.005 * mean, (heading, method, tenengrad_cell)  # was 0.0008 for 0.000812
+            assert abs(float(shown_std) - std) <= 0.05 * std, (heading, method, tenengrad_cell)
+            assert len(shown_mean.split(".")[1]) == len(shown_std.split(".")[1])  # one rounding for both
+            assert re.match(r"\d\.\d{4} ± 0\.\d{4}\D", entropy_cell), entropy_cell  # unchanged
