@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -1227,6 +1228,34 @@ def test_radiographs_below_a_job_output_folder_are_trained_on(tmp_path):
     with pytest.raises(ValueError, match="output folder of an xvertfast preprocess job"):
         train([str(proj / "img0_xp.png")], str(tmp_path / "run"), quick, progress=False, log=lambda m: None)
     assert not (tmp_path / "run").exists()
+
+
+def test_the_images_each_job_writes_are_those_its_entry_in_the_table_train_reads_names(tmp_path, seed):
+    """io.files' JOB_IMAGES tells the images a preprocess, evaluate or train job wrote in its folder,
+    which train refuses, from the user's own files there, which it trains on. Evaluate and train name
+    their images themselves: an image one of them starts writing, missing from the table, would be
+    trained on as a radiograph; an entry that names what no job writes refuses a user's file."""
+    from tests.eval.test_evaluate import an_image_and_its_roi_file
+    from xvertfast.io.files import JOB_IMAGES, discover
+
+    data = write_images(tmp_path / "data")
+    assert main(["preprocess", str(data), "-o", str(tmp_path / "preprocess"), "-q"]) == 0
+    src, rois = an_image_and_its_roi_file(tmp_path, seed)
+    assert main(["evaluate", str(src), "--rois", str(rois), "-o", str(tmp_path / "evaluate"), "--methods", "identity",
+                 "--metrics", "entropy", "--pictures", "1", "-q"]) == 0  # fmt: skip
+    quick = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 1, "epochs_joint": 0})
+    train([str(data)], str(tmp_path / "train"), quick, progress=False, log=lambda m: None)
+    for job, images in JOB_IMAGES.items():
+        folder = tmp_path / job
+        found = [f.rel for f in discover([str(folder)])]  # all a search of the folder takes for images
+        assert found and [rel for rel in found if not images.wrote(rel)] == [], (job, found)
+        written = [os.path.relpath(os.path.join(root, name), folder) for root, _, names in os.walk(folder) for name in names]
+        for ending in images.endings:
+            assert any(rel.lower().endswith(ending) for rel in written), (job, ending, written)
+        for name in images.top_names:
+            assert any(re.fullmatch(name, rel) for rel in written), (job, name, written)
+        for top in images.folders:
+            assert any(rel.split(os.sep)[0] == top for rel in written), (job, top, written)
 
 
 def test_the_progress_bar_counts_rois_as_rois(tmp_path, capsys):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 import warnings
 from collections.abc import Iterable
@@ -74,6 +75,36 @@ class NothingFound(ValueError):
 #: of a folder above them passes them over (given as an input themselves, they are searched).
 JOB_FOLDER_MARKERS = (".xvertfast-enhance.json", ".xvertfast-preprocess.json", ".xvertfast-evaluate.jsonl",
                       os.path.join("checkpoint", "state.json"))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class JobImages:
+    """The images a job writes in its output folder that are no radiographs, told apart from the
+    user's own files that may lie there too (radiographs in PROJ/data beside a preprocess job's
+    outputs in PROJ): train refuses the job's as training data, and trains on the others."""
+
+    what: str  #: what they are, as messages say
+    endings: tuple[str, ...] = ()  #: how their names end (in any case), in the folder or any below it
+    top_names: tuple[str, ...] = ()  #: regular expressions the names of those directly in the folder match whole
+    folders: tuple[str, ...] = ()  #: the folders in it whose every file is the job's
+
+    def wrote(self, rel: str) -> bool:
+        """Whether the file at ``rel`` (a path relative to the job's output folder) is one of them."""
+        if rel.lower().endswith(self.endings) or rel.split(os.sep)[0] in self.folders:
+            return True
+        return any(re.fullmatch(name, rel) for name in self.top_names)
+
+
+#: The images the jobs whose images are no radiographs write, by job (an enhance job's are
+#: radiographs, enhanced: none here). Preprocess names its outputs by these endings; evaluate and
+#: train write theirs by name, and a test runs each to hold them to this table.
+JOB_IMAGES = {
+    "preprocess": JobImages("X_p, Y and overlays made from radiographs",
+                            endings=("_xp.png", "_y.tiff", "_y.png", "_overlay.png")),
+    "evaluate": JobImages("a report's figures", top_names=(r"boxplots\.png",), folders=("grid",)),
+    "train": JobImages("a run's loss curves and previews", top_names=(r"curves\.png", r"preview_stage\d+\.png"),
+                       folders=("checkpoint", "model", "cache")),
+}  # fmt: skip
 
 
 def _is_job_folder(path: str) -> bool:

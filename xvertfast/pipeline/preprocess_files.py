@@ -34,8 +34,8 @@ from tqdm import tqdm
 
 from xvertfast.io import require_content, write_image
 from xvertfast.io.errors import FILE_ERRORS, failure_text
-from xvertfast.io.files import (InputFile, NothingFound, collision_remedy, discover, file_state, input_paths, input_problem,
-                                output_path, read_input, unsearched_image)
+from xvertfast.io.files import (JOB_IMAGES, InputFile, NothingFound, collision_remedy, discover, file_state, input_paths,
+                                input_problem, output_path, read_input, unsearched_image)
 from xvertfast.io.job_folder import JobFolder, dry_run_line, run_line
 from xvertfast.io.shards import Shard
 from xvertfast.io.write import atomic_write, outputs_lost, remove_stale_parts
@@ -45,7 +45,9 @@ from xvertfast.preprocess.centres import GivenCentres, as_roi_centres, centres_o
 
 __all__ = ["preprocess_files", "JobSummary", "SUFFIXES", "SETTINGS", "OVERLAY_KEY", "overlay"]
 
-SUFFIXES = ("_xp.png", "_y.tiff", "_y.png", "_overlay.png")
+#: The endings of an input's outputs' names: X_p, Y (a 16-bit TIFF and an 8-bit PNG), the overlay.
+#: io.files' table of the jobs' images holds them, for train to refuse them as training data.
+SUFFIXES = JOB_IMAGES["preprocess"].endings
 #: What the outputs depend on besides the input: recorded in the output folder, so that a
 #: rerun after they change redoes the outputs (with ``--overwrite``) instead of mixing them.
 SETTINGS = {"outputs": list(SUFFIXES), "lam": DEFAULT_LAM, "alpha": DEFAULT_ALPHA, "eps": DEFAULT_EPS}

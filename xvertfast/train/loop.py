@@ -29,7 +29,6 @@ import json
 import math
 import numbers
 import os
-import re
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -39,14 +38,13 @@ from tqdm import tqdm
 
 from xvertfast._interrupts import came_of_an_interrupt
 from xvertfast._text import count
-from xvertfast.io.files import JOB_FOLDER_MARKERS, NothingFound, discover, input_paths
+from xvertfast.io.files import JOB_FOLDER_MARKERS, JOB_IMAGES, NothingFound, discover, input_paths
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
 from xvertfast.model import XVertNet, XVertNetStage, load_model, save_model
 from xvertfast.model.persistence import as_device, fingerprint
 from xvertfast.model.stage import UPSAMPLING
 from xvertfast.ops.wls import check_parameters
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
-from xvertfast.pipeline.preprocess_files import SUFFIXES as PREPROCESS_SUFFIXES
 from xvertfast.preprocess.centres import RoiRowError, as_roi_centres
 from xvertfast.resume import LOCK_PATIENCE, hold_lock, settings_changes
 from xvertfast.train.figures import JOINT_PHASE, kept_epoch, plot_curves, plot_preview
@@ -648,13 +646,8 @@ def _job_of(marker: str) -> str:
     return marker[len(".xvertfast-"):].split(".")[0] if marker.startswith(".xvertfast-") else "train"
 
 
-#: What the images in the output folders of the xvertfast jobs are, where they are no radiographs
-#: (an enhance job's are radiographs, enhanced: not refused).
-_JOB_IMAGES = {"preprocess": "X_p, Y and overlays made from radiographs", "evaluate": "a report's figures",
-               "train": "a run's loss curves and previews"}  # fmt: skip
-#: The markers of those folders, with the job and what its images are.
-_NOT_RADIOGRAPHS = {marker: (_job_of(marker), _JOB_IMAGES[_job_of(marker)]) for marker in JOB_FOLDER_MARKERS
-                    if _job_of(marker) in _JOB_IMAGES}  # fmt: skip
+#: The markers of the output folders of the jobs whose images are no radiographs, with the job.
+_NOT_RADIOGRAPHS = {marker: _job_of(marker) for marker in JOB_FOLDER_MARKERS if _job_of(marker) in JOB_IMAGES}
 
 
 class _NotRadiographs(ValueError):
@@ -684,18 +677,6 @@ def _job_folders_holding(path: str, seen: dict) -> tuple[tuple[str, str], ...]:
     return held
 
 
-def _written_by(job: str, rel: str) -> bool:
-    """Whether ``job`` writes the file at ``rel`` in its output folder: the user's own files may lie
-    there too (radiographs in PROJ/data beside a preprocess job's outputs in PROJ, a folder where
-    another tool wrote checkpoint/state.json), and are trained on."""
-    top = rel.split(os.sep)[0]
-    if job == "preprocess":
-        return rel.lower().endswith(PREPROCESS_SUFFIXES)
-    if job == "evaluate":  # (its report's other files, eval's REPORT_FILES, are no images)
-        return rel == "boxplots.png" or top == "grid"
-    return top in ("checkpoint", "model", "cache") or re.fullmatch(r"curves\.png|preview_stage\d+\.png", rel) is not None
-
-
 def _refuse_outputs_as_data(paths: list[str]) -> None:
     """Refuses an input that is a preprocess job's output folder (or an evaluation report's, a
     training run's), or a file that job wrote there, given by name or found in a folder: its images
@@ -708,15 +689,16 @@ def _refuse_outputs_as_data(paths: list[str]) -> None:
         held = _job_folders_holding(path, seen)
         real = os.path.realpath(path) if held else path
         for folder, marker in held:
-            job, what = _NOT_RADIOGRAPHS[marker]
+            job = _NOT_RADIOGRAPHS[marker]
+            images = JOB_IMAGES[job]
             if real == folder:
                 where = "is the"
-            elif not os.path.isdir(real) and _written_by(job, os.path.relpath(real, folder)):
+            elif not os.path.isdir(real) and images.wrote(os.path.relpath(real, folder)):
                 where = f"is in {folder}, the"
             else:
                 continue
             raise _NotRadiographs(f"{path} {where} output folder of an xvertfast {job} job (it holds {marker}): its "
-                                  f"images are {what}, not radiographs to train on; give the radiographs (train "
+                                  f"images are {images.what}, not radiographs to train on; give the radiographs (train "
                                   "preprocesses them itself)")  # fmt: skip
 
 
