@@ -345,5 +345,8 @@ def test_one_path_given_alone_is_one_input_not_its_characters(tmp_path, monkeypa
     assert unsearched_image(str(tmp_path / "ab" / "out"), Path("ab")) is not None
     with pytest.raises(NothingFound, match="^missing: no such file or folder$"):
         check_inputs(Path("missing"))
-    with pytest.raises(TypeError, match="inputs must be a path .* or a list of paths, got int"):
+    with pytest.raises(TypeError, match=r"^inputs must be a path \(str or pathlib.Path\) or a list of paths, got int$"):
         discover(3)
+    with pytest.raises(TypeError, match=r"^inputs must be a path \(str or pathlib.Path\) or a list of paths, got NoneType "
+                                        r"None in the list$"):  # fmt: skip
+        discover(["ab", None])

@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+from xvertfast._paths import PATH_TYPES, fspath, not_a_path
 from xvertfast.io.errors import ImageReadError
 
 __all__ = ["InputFile", "discover", "check_inputs", "input_paths", "read_input", "input_problem", "unsearched_image", "file_state", "output_path", "image_extension", "file_sha256", "IMAGE_EXTENSIONS", "IMAGE_KINDS",
@@ -260,20 +261,18 @@ def _one_input(path: str, exclude: set[str], empty: list[str], named: str, rel_o
     return found if tag is None else [replace(g, photometric=tag) for g in found]
 
 
+_INPUTS_MUST_BE = "inputs must be a path (str or pathlib.Path) or a list of paths"
+
+
 def input_paths(inputs) -> list[str]:
     """The inputs of a job as a list of str paths. One path given alone (a str, bytes or a
     ``pathlib.Path``) is one input: iterated, ``enhance_files("/data/cxr", out)`` searched "/",
     its first character, and a Path failed with "'PosixPath' object has no attribute 'startswith'"."""
-    if isinstance(inputs, (str, bytes, os.PathLike)):
+    if isinstance(inputs, PATH_TYPES):
         inputs = [inputs]
-    if not isinstance(inputs, Iterable):
-        raise TypeError(f"inputs must be a path (str or pathlib.Path) or a list of paths, got {type(inputs).__name__}")
-    paths = list(inputs)
-    for item in paths:
-        if not isinstance(item, (str, bytes, os.PathLike)):
-            raise TypeError(f"inputs must be a path (str or pathlib.Path) or a list of paths, got "
-                            f"{type(item).__name__} {item!r} in the list")  # fmt: skip
-    return [os.fsdecode(item) for item in paths]
+    elif not isinstance(inputs, Iterable):
+        raise not_a_path(inputs, _INPUTS_MUST_BE)
+    return [os.fsdecode(fspath(item, _INPUTS_MUST_BE, in_list=True)) for item in list(inputs)]
 
 
 def check_inputs(inputs: list[str]) -> None:

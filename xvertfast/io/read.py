@@ -20,6 +20,7 @@ import warnings
 
 import numpy as np
 
+from xvertfast._paths import fspath
 from xvertfast.io.decode_common import check_pixels, invert, stored_range
 from xvertfast.io.decode_dicom import dicom_ends, read_dicom
 from xvertfast.io.decode_pillow import read_pillow
@@ -228,9 +229,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
             other than ``"MONOCHROME1"``/``"MONOCHROME2"``, or given for a TIFF, DICOM or JSRT
             file (they record their own polarity).
     """
-    if not isinstance(path, (str, bytes, os.PathLike)):  # (os.fspath's error named neither read_image nor path)
-        raise TypeError(f"read_image: path must be a file's path (str, bytes or pathlib.Path), got {type(path).__name__}")
-    p = os.fspath(path)
+    p = fspath(path, "read_image: path must be a file's path (str, bytes or pathlib.Path)")
     # math.inf: no limit (as before the check of 301bef8, where it fell through every comparison)
     max_pixels = sys.maxsize if _is_inf(max_pixels) else _whole(max_pixels, "max_pixels", "read_image")
     if os.path.isdir(p):

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from xvertfast._paths import fspath
 from xvertfast.model.stage import UPSAMPLING, XVertNetStage
 from xvertfast.model.xvertnet import XVertNet
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
@@ -92,9 +93,7 @@ def load_model(path: str | os.PathLike = "default", map_location: str | torch.de
     weights) or naming ``map_location`` where it is not a device; RuntimeError where
     ``map_location`` is a CUDA device and this torch has none usable.
     """
-    if not isinstance(path, (str, bytes, os.PathLike)):  # (else os.fspath's "expected str, bytes or os.PathLike")
-        raise TypeError(f"load_model: path must be a model directory or 'default', got {type(path).__name__}")
-    path = os.fsdecode(path)
+    path = os.fsdecode(fspath(path, "load_model: path must be a model directory or 'default'"))
     if path == "default":
         path = DEFAULT_MODEL_DIR
         if not os.path.isdir(path):

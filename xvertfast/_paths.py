@@ -1,0 +1,27 @@
+"""Telling a path from what is none, in the words of the function it was given to: os.fspath's
+own error ("expected str, bytes or os.PathLike object, not NoneType") names neither the function
+nor what it asked for."""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["PATH_TYPES", "fspath", "not_a_path"]
+
+#: What a path may be: a str, bytes or os.PathLike (a pathlib.Path).
+PATH_TYPES = (str, bytes, os.PathLike)
+
+
+def not_a_path(value, must_be: str, in_list: bool = False) -> TypeError:
+    """The error for ``value``, given where a path was asked for: ``"<must_be>, got <its type>"``,
+    ``must_be`` naming the caller and what it asked for; with ``in_list``, the value too, as one
+    item of a list (``"got int 5 in the list"``)."""
+    shown = f" {value!r} in the list" if in_list else ""
+    return TypeError(f"{must_be}, got {type(value).__name__}{shown}")
+
+
+def fspath(value, must_be: str, in_list: bool = False) -> str | bytes:
+    """``os.fspath(value)`` where ``value`` is a path; else raises :func:`not_a_path`'s error."""
+    if not isinstance(value, PATH_TYPES):
+        raise not_a_path(value, must_be, in_list)
+    return os.fspath(value)
