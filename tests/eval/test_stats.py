@@ -286,3 +286,15 @@ def test_hodges_lehmann_beyond_2000_pairs_is_0_where_the_walsh_averages_say_0():
     a = np.concatenate([x, -x, np.full(1000, 0.25)])
     b = np.concatenate([np.zeros(2000), np.full(1000, 0.25)])
     assert hodges_lehmann(a, b) == (0.0, 0.0, 0.0)
+
+
+@pytest.mark.parametrize("b", [[0.0], 0.0, [0.0, 1.0]], ids=["one value", "a number", "two values"])
+def test_the_test_refuses_samples_of_other_lengths_as_not_paired(b):
+    """wilcoxon_p and differences refuse, as paired_clean and hodges_lehmann do, samples that are not
+    pairs: they raised NumPy's IndexError ('boolean index did not match') or its broadcasting error."""
+    from xvertfast.eval.stats import differences
+
+    a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
+    for call in (wilcoxon_p, differences):
+        with pytest.raises(ValueError, match="paired values must have the same length"):
+            call(a, b)

@@ -92,8 +92,9 @@ def image_means(a, b, images, clean: bool = True) -> tuple[np.ndarray, np.ndarra
 
 def differences(a, b) -> np.ndarray:
     """The nonzero differences ``a - b`` of the pairs where both are finite: what the test ranks
-    (its sample size, which a pair count including equal pairs overstates)."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    (its sample size, which a pair count including equal pairs overstates). ValueError where ``a``
+    and ``b`` are not pairs (one value against many was broadcast, or raised NumPy's IndexError)."""
+    a, b = _paired(a, b)
     keep = np.isfinite(a) & np.isfinite(b)
     d = a[keep] - b[keep]
     return d[d != 0]
