@@ -298,3 +298,11 @@ def test_the_test_refuses_samples_of_other_lengths_as_not_paired(b):
     for call in (wilcoxon_p, differences):
         with pytest.raises(ValueError, match="paired values must have the same length"):
             call(a, b)
+
+
+@pytest.mark.parametrize("confidence", [95, 1.0, 0.0, -0.5, float("nan"), "0.95", True])
+def test_hodges_lehmann_refuses_a_confidence_that_is_no_share(confidence):
+    """A confidence of 95 (meant as 95%) gave the estimate with a NaN interval, as if too few pairs
+    could reach it, and 0 an interval of width 0: neither said the argument was wrong."""
+    with pytest.raises(ValueError, match=r"hodges_lehmann: confidence must be a number between 0 and 1 \(0.95 for 95%\)"):
+        hodges_lehmann(list(range(1, 11)), [0.0] * 10, confidence=confidence)

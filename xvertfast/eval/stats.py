@@ -26,6 +26,7 @@ that goes with the signed-rank test (the test inverted), so that no seed or resa
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
@@ -172,9 +173,13 @@ def hodges_lehmann(a, b, confidence: float = _CONFIDENCE) -> tuple[float, float,
     differences (no ties, no zeros) the coverage is at least ``confidence`` (the law is discrete:
     0.969 at 6 pairs, 0.951 at 10); with the normal approximation it is about ``confidence``;
     ties and zeros make it approximate too. NaN where undefined: no pair for the estimate; for the
-    interval, too few pairs to reach ``confidence`` at all (5 or fewer at 95%: 2/2^5 > 0.05)."""
+    interval, too few pairs to reach ``confidence`` at all (5 or fewer at 95%: 2/2^5 > 0.05).
+    ValueError where ``confidence`` is not strictly between 0 and 1 (95 for 95% gave that NaN)."""
     from scipy.stats import norm
 
+    if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real) or not 0 < confidence < 1:
+        raise ValueError(f"hodges_lehmann: confidence must be a number between 0 and 1 (0.95 for 95%), got "
+                         f"{confidence!r}")  # fmt: skip
     a, b = _paired(a, b)
     keep = np.isfinite(a) & np.isfinite(b)
     d = np.sort(a[keep] - b[keep])
