@@ -969,3 +969,14 @@ def test_meta_tensors_are_refused_by_name():
     # torch's "Tensor.item() cannot be called on meta tensors" came out of the input check
     with pytest.raises(ValueError, match="wls: image is on the meta device"):
         wls(torch.empty(4, 4, device="meta"))
+
+
+@pytest.mark.parametrize("method", ["torch", "direct", *(["cpu"] if has_extension() else [])])
+@pytest.mark.parametrize("params", [{"lam": 1e300}, {"lam": 1e13}, {"eps": 1e-20}])
+def test_couplings_beyond_float64_are_refused_naming_lam_and_eps(method, params):
+    # lam=1e300 warned 'relative residual nan; check the input', blaming a fine image; at
+    # lam / eps 1e18 direct returned values 5e3 off without a word and torch a Cholesky error
+    with pytest.raises(ValueError, match=r"wls: lam / eps = .* is beyond what float64 can solve .* lower lam or "
+                                         r"raise eps"):  # fmt: skip
+        wls(torch.rand(8, 8).double(), method=method, **params)
+    assert wls(torch.rand(8, 8).double(), lam=1e12, eps=1e-4, method="direct").isfinite().all()  # 1e16: solved

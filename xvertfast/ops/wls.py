@@ -31,7 +31,8 @@ from xvertfast.ops._inputs import compute_dtype, is_integer, real_from_numpy
 from xvertfast.ops.wls_direct import solve_direct
 from xvertfast.ops.wls_pcg import wls_cupy
 
-__all__ = ["wls", "WlsInfo", "METHODS", "DEFAULT_MAXITER", "FLOAT32_MAX_COUPLING", "release_workspace"]
+__all__ = ["wls", "WlsInfo", "METHODS", "DEFAULT_MAXITER", "FLOAT32_MAX_COUPLING", "FLOAT64_MAX_COUPLING",
+           "release_workspace"]
 
 #: Methods of :func:`wls`; see its docstring.
 METHODS = ("auto", "cpu", "torch", "direct", "cupy", "cuda")
@@ -39,6 +40,11 @@ METHODS = ("auto", "cpu", "torch", "direct", "cupy", "cuda")
 DEFAULT_MAXITER = 200
 #: Largest lam / eps solved in float32 (see :func:`wls`); the default 0.8 / 1e-4 is 8e3.
 FLOAT32_MAX_COUPLING = 1e7
+#: Largest lam / eps solved at all: about 1 / float64's epsilon (4.5e15), where the 1 on the
+#: diagonal of I + L_a is lost beside the couplings. Measured on 8 x 8 images against a 60-digit
+#: solve (2026-12-06): at 1e16 the methods were 8e-5 to 1e-3 off, at 1e17 up to 1e-2 (direct),
+#: at 1e18 the direct solve was 5e3 off without a word, cpu gave NaN and torch a Cholesky error.
+FLOAT64_MAX_COUPLING = 1e16
 
 
 @dataclass
@@ -200,6 +206,11 @@ def check_parameters(lam, alpha, eps, rtol=1e-4, maxiter=None) -> None:
     if lam < 0 or alpha <= 0 or eps <= 0 or rtol <= 0:
         raise ValueError(f"wls: need lam >= 0, alpha > 0, eps > 0 and rtol > 0, got lam={lam!r}, alpha={alpha!r}, "
                          f"eps={eps!r}, rtol={rtol!r}")  # fmt: skip
+    if lam / eps > FLOAT64_MAX_COUPLING:  # (lam=1e300 warned of a NaN residual, blaming the input image)
+        raise ValueError(f"wls: lam / eps = {lam / eps:.3g} (lam={lam!r}, eps={eps!r}) is beyond what float64 can "
+                         f"solve (FLOAT64_MAX_COUPLING = {FLOAT64_MAX_COUPLING:g}): the identity in I + L_a is lost "
+                         "in rounding beside couplings that large, and the result would be wrong or NaN; lower lam "
+                         "or raise eps")  # fmt: skip
     if maxiter is not None:
         if not is_integer(maxiter):
             raise ValueError(f"wls: maxiter must be a whole number, got {maxiter!r}")
@@ -232,6 +243,7 @@ def wls(
             returned in the input's precision.
         lam, alpha, eps: smoothness, edge sensitivity and the weight guard of
             ``a_pq = lam / (|log(x_q + 1e-4) - log(x_p + 1e-4)|^alpha + eps)``.
+            ``lam / eps`` above ``FLOAT64_MAX_COUPLING`` (1e16) is refused: no float64 solve holds it.
         rtol: stop when the relative residual ``||b - A g|| / ||b||`` is below it; since the
             smallest eigenvalue of ``A`` is at least 1, the relative error is at most about rtol.
         maxiter: CG iteration cap (default 200); not converging is a RuntimeWarning.
