@@ -1,0 +1,24 @@
+"""evaluate() from Python refuses an argument the CLI's parser would have refused, before the
+report folder is touched: ``pictures=None`` raised "'<' not supported between instances of 'int'
+and 'NoneType'" from inside the run, leaving a new REPORT_DIR holding a journal and no report,
+and ``pictures=-1`` ran as 0 where ``--pictures -1`` is an error."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from tests.eval.test_evaluate import chest_like
+
+
+@pytest.mark.parametrize("pictures", [None, -1, "3", 2.5, True])
+def test_pictures_must_be_a_whole_number_of_images(tmp_path, pictures):
+    from xvertfast.eval.evaluate import evaluate
+
+    Image.fromarray(chest_like(0)).save(tmp_path / "a.png")
+    out = tmp_path / "report"
+    with pytest.raises(ValueError, match=rf"evaluate: pictures must be a whole number >= 0 \(images shown side by side, "
+                                         rf"0 for none\), got {pictures!r}"):  # fmt: skip
+        evaluate([str(tmp_path / "a.png")], str(out), methods="identity", metrics="entropy", pictures=pictures,
+                 progress=False, log=lambda *_: None)  # fmt: skip
+    assert not out.exists()
