@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["count", "first_listed", "WARNED_LISTED", "FAILED_LISTED"]
+from contextvars import ContextVar
+
+__all__ = ["count", "first_listed", "WARNED_LISTED", "FAILED_LISTED", "FROM_CLI", "asked"]
 
 #: How many warned files (or notes), and how many failed files, a job's end summary lists on the
 #: console; it counts the rest and says where each is. Listed whole, a 20,000-file job repeated
@@ -10,6 +12,16 @@ __all__ = ["count", "first_listed", "WARNED_LISTED", "FAILED_LISTED"]
 #: each is an input left without an output, to fix and run again, where a warning asks for a look.
 WARNED_LISTED = 20
 FAILED_LISTED = 50
+
+#: Whether the CLI runs the command (it sets True while one runs), so that a refusal names an
+#: option in the caller's own words: ``--device cuda`` as typed, ``device='cuda'`` from Python (a
+#: Python user was told to use '--device cpu', an option they never typed).
+FROM_CLI: ContextVar[bool] = ContextVar("xvertfast_from_cli", default=False)
+
+
+def asked(name: str, value) -> str:
+    """``device='cuda'`` from Python, ``--device cuda`` from the CLI (see :data:`FROM_CLI`)."""
+    return f"--{name} {value}" if FROM_CLI.get() else f"{name}={str(value)!r}"
 
 
 def count(n: int, noun: str) -> str:

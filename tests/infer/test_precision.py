@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import types
 
+import numpy as np
 import pytest
 import torch
 
+from xvertfast._text import FROM_CLI
 from xvertfast.infer import backends
 
 
@@ -94,13 +96,24 @@ def test_without_tf32_where_the_flags_were_set_per_operator():
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-def test_a_missing_gpu_is_said_in_the_apis_words_and_the_clis():
-    # from Python the error spoke only of --device, an option the caller never gave
-    from xvertfast.infer.backends import resolve_device
+def test_a_missing_gpu_is_said_in_the_callers_own_words(tmp_path, capsys):
+    # it said "device 'cuda:1' (--device cuda:1) ... use 'cpu' (--device cpu)" to both: a Python
+    # user was told of an option they never typed
+    from PIL import Image
 
-    with pytest.raises(RuntimeError, match=r"device 'cuda:1' \(--device cuda:1\) was asked for, but this torch has no "
-                                           r"usable CUDA device .*; use 'cpu' \(--device cpu\)"):  # fmt: skip
-        resolve_device("cuda:1")
+    from xvertfast.cli import main
+    from xvertfast.infer import Enhancer
+
+    with pytest.raises(RuntimeError, match=r"^device='cuda:1' was asked for, but this torch has no usable CUDA device "
+                                           r".*; use device='cpu'$"):  # fmt: skip
+        Enhancer(device="cuda:1")
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)).save(tmp_path / "a.png")
+    assert main(["enhance", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--device", "cuda:1"]) == 2
+    err = capsys.readouterr().err
+    assert "error: --device cuda:1 was asked for, but this torch has no usable CUDA device" in err
+    assert "; use --device cpu" in err and "device='" not in err
+    with pytest.raises(RuntimeError, match=r"^device='cuda' was asked for"):  # main() put the API's words back
+        backends.resolve_device("cuda")
 
 
 def test_a_gpu_index_past_the_visible_ones_is_refused_by_name(monkeypatch):
@@ -113,9 +126,15 @@ def test_a_gpu_index_past_the_visible_ones_is_refused_by_name(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     assert resolve_device("cuda:1") == torch.device("cuda:1")
-    with pytest.raises(RuntimeError, match=r"device 'cuda:2' \(--device cuda:2\) was asked for, but this machine shows "
-                                           r"2 CUDA devices \(cuda:0 to cuda:1\)"):  # fmt: skip
+    with pytest.raises(RuntimeError, match=r"^device='cuda:2' was asked for, but this machine shows 2 CUDA devices "
+                                           r"\(cuda:0 to cuda:1\)"):  # fmt: skip
         resolve_device("cuda:2")
+    said_as_options = FROM_CLI.set(True)  # as main() runs a command
+    try:
+        with pytest.raises(RuntimeError, match=r"^--device cuda:2 was asked for, but this machine shows 2 CUDA"):
+            resolve_device("cuda:2")
+    finally:
+        FROM_CLI.reset(said_as_options)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
     with pytest.raises(RuntimeError, match=r"2 CUDA devices \(cuda:0 to cuda:1; CUDA_VISIBLE_DEVICES=3,5 numbers them "
                                            r"from 0\)"):  # fmt: skip

@@ -18,6 +18,7 @@ import torch
 
 from xvertfast._extension import cuda_index
 from xvertfast._stacklevel import outside_xvertfast
+from xvertfast._text import asked
 from xvertfast.model import XVertNet
 
 __all__ = ["BACKENDS", "StageBackend", "TorchBackend", "CompileBackend", "make_backend", "resolve_device",
@@ -32,20 +33,20 @@ def resolve_device(device: str | torch.device) -> torch.device:
     fails, as does ``cuda:N`` past the devices visible (else: torch's bare "Invalid device id"
     at the first question to the GPU, or "invalid device ordinal" at the first tensor). A CUDA
     device comes back with its index: a bare ``cuda`` is each thread's own current device, and a
-    batch job preprocesses on reader threads (current device 0 whatever the caller's)."""
+    batch job preprocesses on reader threads (current device 0 whatever the caller's). A refusal
+    names the device as the caller asked for it (:func:`xvertfast._text.asked`)."""
     if str(device) == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {str(device)!r} (--device {device}) was asked for, but this torch has no usable "
-                           f"CUDA device (torch {torch.__version__}, CUDA build: {torch.version.cuda}); use 'cpu' "
-                           "(--device cpu)")  # fmt: skip
+        raise RuntimeError(f"{asked('device', device)} was asked for, but this torch has no usable CUDA device (torch "
+                           f"{torch.__version__}, CUDA build: {torch.version.cuda}); use {asked('device', 'cpu')}")  # fmt: skip
     if dev.type == "cuda" and dev.index is not None and dev.index >= (count := torch.cuda.device_count()):
         import os
 
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         numbering = f"; CUDA_VISIBLE_DEVICES={visible} numbers them from 0" if visible is not None else ""
-        raise RuntimeError(f"device '{dev}' (--device {dev}) was asked for, but this machine shows {count} CUDA "
+        raise RuntimeError(f"{asked('device', dev)} was asked for, but this machine shows {count} CUDA "
                            f"device{'s' if count != 1 else ''} (cuda:0{f' to cuda:{count - 1}' if count > 1 else ''}{numbering}); "
                            "see `xvertfast info`")  # fmt: skip
     return torch.device("cuda", cuda_index(dev)) if dev.type == "cuda" else dev
