@@ -180,3 +180,20 @@ def test_an_xvertnet_method_checks_each_image_once(seed, tmp_path, monkeypatch):
         method(raw.astype(np.float32))
     with pytest.raises(ValueError, match=r"pixels must be \[H, W\] with H, W >= 1, got shape \(0, 4\)"):
         method(np.zeros((0, 4), np.float32))
+
+
+@pytest.mark.parametrize("tiles", [24, 48, 100])
+def test_clahe_refuses_more_tiles_than_leave_a_region_of_two_pixels(seed, tiles):
+    """With a contextual region 1 px wide (tiles = the image's side, or more, where it was made 1
+    px) each pixel was equalised alone: the output was black and white, 2 grey levels, without a
+    word. A 64x48 image takes at most 24 tiles (2 px regions)."""
+    x = np.random.default_rng(seed).random((64, 48)).astype(np.float32)
+    if tiles == 24:  # 2x2 px regions: coarse (16 grey levels here), but equalised
+        assert np.unique(clahe(x, tiles=tiles)).size > 2
+        return
+    assert np.unique(clahe(np.random.default_rng(seed).random((640, 480)).astype(np.float32), tiles=tiles)).size > 100
+    with pytest.raises(ValueError, match=rf"^clahe: tiles={tiles} leaves contextual regions under 2 px on this 64x48 "
+                                         r"image, each equalised to black or white: at most 24 tiles$"):  # fmt: skip
+        clahe(x, tiles=tiles)
+    with pytest.raises(ValueError, match=r"on this 64x1 image, .*: CLAHE needs both sides of 2 px or more$"):
+        clahe(x[:, :1], tiles=1)  # (1 px wide: no tile count leaves a region of 2 px)

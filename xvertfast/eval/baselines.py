@@ -101,7 +101,8 @@ def clahe(pixels, spine=None, tiles: int = CLAHE_TILES, clip: float = CLAHE_CLIP
     """CLAHE with ``tiles`` x ``tiles`` contextual regions (a whole number >= 1) and a clip limit
     ``clip`` per bin, a share of a tile's pixels in (0, 1] (1: no limit, plain adaptive
     equalisation); see the module docstring. ValueError naming either where it is out of range:
-    scikit-image ran a negative clip as no limit, and tiles=0 divided by zero."""
+    scikit-image ran a negative clip as no limit, and tiles=0 divided by zero; and where ``tiles``
+    leaves regions under 2 px (a 1 px region's pixel comes out black or white)."""
     from skimage.exposure import equalize_adapthist
 
     if isinstance(tiles, bool) or not isinstance(tiles, numbers.Integral) or tiles < 1:
@@ -110,7 +111,12 @@ def clahe(pixels, spine=None, tiles: int = CLAHE_TILES, clip: float = CLAHE_CLIP
     arr = _check(pixels, "clahe")
     if arr.min() == arr.max():  # nothing to equalise; scikit-image's stretch over the range would give white
         return arr.copy()
-    kernel = (max(1, arr.shape[0] // int(tiles)), max(1, arr.shape[1] // int(tiles)))
+    if min(arr.shape) // int(tiles) < 2:  # a 1 px region (0 px, made 1) equalises its pixel to black or white
+        raise ValueError(f"clahe: tiles={tiles} leaves contextual regions under 2 px on this {arr.shape[0]}x"
+                         f"{arr.shape[1]} image, each equalised to black or white: "
+                         + (f"at most {min(arr.shape) // 2} tiles" if min(arr.shape) >= 2
+                            else "CLAHE needs both sides of 2 px or more"))  # fmt: skip
+    kernel = (arr.shape[0] // int(tiles), arr.shape[1] // int(tiles))
     return equalize_adapthist(arr, kernel_size=kernel, clip_limit=clip, nbins=256).astype(np.float32)
 
 
