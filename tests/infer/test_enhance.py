@@ -511,6 +511,30 @@ def test_images_with_warnings_are_enhanced_and_reported(tmp_path, model_dir, see
     assert (out / "bone_dark.png").exists() and (out / "screenshot.png").exists()  # warnings, never refusals
 
 
+def test_enhance_of_an_inverted_image_warns_as_the_cli_does(tmp_path, seed):
+    # the CLI warned of a bone-dark file; Enhancer.enhance of the same pixels said nothing
+    import warnings
+
+    enh = Enhancer(tiny_model(seed), device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an upright image: no warning at all
+        assert enh.enhance(chest_like(seed)).warnings == []
+    with pytest.warns(UserWarning, match=r"^pixels: looks inverted \(its central band is darker than the lung fields;"
+                                         r".*\); if they store bone dark, give 1 - pixels$"):  # fmt: skip
+        result = enh.enhance(torch.from_numpy(1 - chest_like(seed)))
+    assert len(result.warnings) == 1 and result.warnings[0].startswith("pixels: looks inverted")
+    Image.fromarray(np.round((1 - chest_like(seed)) * 255).astype(np.uint8)).save(tmp_path / "dark.png")
+    with pytest.warns(UserWarning, match=r"dark\.png: looks inverted .*read it with read_image\(path, "
+                                         r"photometric='MONOCHROME1'\)"):  # fmt: skip
+        enh.enhance(read_image(tmp_path / "dark.png"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        upright = read_image(tmp_path / "dark.png", photometric="MONOCHROME1")  # as the warning says
+        assert enh.enhance(upright).warnings == []
+        warnings.filterwarnings("ignore", ".*looks inverted")  # as the docstring says, for one meant so
+        assert len(enh.enhance(1 - chest_like(seed)).warnings) == 1
+
+
 def test_outputs_never_leave_the_output_folder(tmp_path, model_dir, seed):
     outside = tmp_path / "a" / "b"
     outside.mkdir(parents=True)

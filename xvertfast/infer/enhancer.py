@@ -75,7 +75,8 @@ from xvertfast.ops._inputs import real_from_numpy
 from xvertfast.ops.wls import METHODS as WLS_METHODS
 from xvertfast.preprocess import find_spine, preprocess
 from xvertfast.preprocess.inputs import check_unit_pixels
-from xvertfast.preprocess.spine import LOWER_LEVEL, UPPER_LEVEL, WORKING_HEIGHT, Box, Spine, centres_order_problem
+from xvertfast.preprocess.spine import (LOWER_LEVEL, UPPER_LEVEL, WORKING_HEIGHT, Box, Spine, centres_order_problem,
+                                       inverted_warning)
 
 __all__ = ["Enhancer", "EnhanceResult", "Prepared", "MODES", "BRIGHTNESS", "FEATHER", "FULL_OVERLAP", "SPINE_SHIFT",
            "spine_roi_coverage", "partial_roi_coverage"]
@@ -118,6 +119,9 @@ class EnhanceResult:
     #: squares that cover the image, row by row
     boxes: list[Box]
     seconds: dict[str, float]  #: preprocess / infer / compose
+    #: what :meth:`Enhancer.enhance` warned of, each also given as a ``UserWarning``: an image that
+    #: looks inverted (stored bone dark), as the CLI warns of such a file
+    warnings: list[str] = field(default_factory=list)
 
 
 def _resize(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -559,14 +563,24 @@ class Enhancer:
 
     # -- all three --------------------------------------------------------------------------------
     def enhance(self, pixels, spine: Spine | None = None) -> EnhanceResult:
-        """Enhances one image ([H, W] in [0, 1] or a :class:`~xvertfast.io.Radiograph`)."""
+        """Enhances one image ([H, W] in [0, 1] or a :class:`~xvertfast.io.Radiograph`).
+
+        An image that looks stored bone dark (:func:`~xvertfast.preprocess.looks_inverted`) is
+        enhanced as given, with a ``UserWarning`` saying so and how to read it the right way up, as
+        the CLI warns of such a file; the result's ``warnings`` holds it too. Where the image is
+        meant so: ``warnings.filterwarnings("ignore", ".*looks inverted")``."""
         prep = self.prepare(pixels, spine)
+        # (a Radiograph is named by its file and polarity; said before the network runs, which takes seconds)
+        inverted = inverted_warning(pixels if isinstance(pixels, Radiograph) else prep.pixels, one_image=True)
+        said = [inverted] if inverted else []
+        for warning in said:
+            warnings.warn(warning, UserWarning, stacklevel=outside_xvertfast())
         t0 = time.perf_counter()
         tiles = self.run_tiles(prep.xp, prep.y)
         t1 = time.perf_counter()
         out = self.compose(prep, tiles)
         seconds = {**prep.seconds, "infer": t1 - t0, "compose": time.perf_counter() - t1}
-        return EnhanceResult(out, prep.spine, list(prep.boxes), seconds)
+        return EnhanceResult(out, prep.spine, list(prep.boxes), seconds, said)
 
     def enhance_files(self, inputs: list[str], out_dir: str, **kwargs):
         """Enhances files, folders or ``@lists`` into ``out_dir``; see :func:`xvertfast.infer.enhance_files`."""

@@ -270,18 +270,26 @@ def looks_inverted(pixels) -> bool:
     return polarity_score(pixels) < INVERTED_BELOW
 
 
-def inverted_warning(rad) -> str | None:
+def inverted_warning(rad, *, one_image: bool = False) -> str | None:
     """The warning every batch command gives for a radiograph (:class:`xvertfast.io.Radiograph`)
-    that :func:`looks_inverted`, naming its file and the fix; None for one that does not."""
-    if not looks_inverted(rad.pixels):
+    that :func:`looks_inverted`, naming its file and the fix; None for one that does not.
+
+    ``one_image``: in the words of a Python call on one image (``Enhancer.enhance``), whose fix is
+    read_image's ``photometric``, not an @list; ``rad`` may then be bare pixels, named as such."""
+    pixels = getattr(rad, "pixels", rad)
+    if not looks_inverted(pixels):
         return None
-    if rad.source_format not in ("png", "jpeg"):
-        hint = "check its photometric interpretation"
+    if pixels is rad:  # (bare pixels: one_image alone gives them)
+        hint, what = "if they store bone dark, give 1 - pixels", "pixels"
+    elif rad.source_format not in ("png", "jpeg"):
+        hint, what = "check its photometric interpretation", rad.path
     elif rad.photometric == "MONOCHROME1":  # (PNG and JPEG record none: the @list's tag inverted it)
-        hint = "it is tagged MONOCHROME1 in its @list: if it stores bone bright, drop the tag"
+        hint, what = ("it was read with photometric='MONOCHROME1': if it stores bone bright, read it without"
+                      if one_image else "it is tagged MONOCHROME1 in its @list: if it stores bone bright, drop the tag"), rad.path  # fmt: skip
     else:
-        hint = "if it stores bone dark, list it in an @list with a tab and MONOCHROME1 after its path"
-    return (f"{rad.path}: looks inverted (its central band is darker than the lung fields; a rotated or "
+        hint, what = ("if it stores bone dark, read it with read_image(path, photometric='MONOCHROME1')" if one_image
+                      else "if it stores bone dark, list it in an @list with a tab and MONOCHROME1 after its path"), rad.path  # fmt: skip
+    return (f"{what}: looks inverted (its central band is darker than the lung fields; a rotated or "
             f"non-frontal view can do this too); {hint}")
 
 
