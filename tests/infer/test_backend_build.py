@@ -192,7 +192,7 @@ def test_the_tensorrt_fallback_warning_names_the_users_line(tmp_path, seed, monk
     monkeypatch.setattr(tensorrt_backend.TensorRTBackend, "from_model", no_engines)
     model = tiny_model(seed)
     first, second, third = (Enhancer(model, device="cpu", backend="auto") for _ in range(3))
-    fallback = "--backend auto: TensorRT could not run this model (the engine could not be built)"
+    fallback = "backend='auto': TensorRT could not run this model (the engine could not be built)"  # (Python's words)
     with recorded() as record:
         first.backend  # noqa: B018
     _warned_at(record, fallback, "first.backend")

@@ -1038,8 +1038,8 @@ def test_auto_runs_torch_where_tensorrt_cannot_build_its_engines(model, monkeypa
     monkeypatch.setattr(tensorrt_backend, "available", lambda: True)
     monkeypatch.setattr(tensorrt_backend.TensorRTBackend, "from_model", cannot_build)
     monkeypatch.setattr(backends, "TorchBackend", lambda model, device, dtype: made.append((device, dtype)) or "torch")
-    said = ("--backend auto: TensorRT could not run this model (stage1.onnx: TensorRT's ONNX parser failed: an op "
-            "it lacks); the torch backend runs it instead, in ")  # fmt: skip
+    said = ("backend='auto': TensorRT could not run this model (stage1.onnx: TensorRT's ONNX parser failed: an op "
+            "it lacks); the torch backend runs it instead, in ")  # fmt: skip (from Python: --backend in the CLI's)
     # the precision is said: the Enhancer gives the one planned for TensorRT (float16 where bfloat16 was asked)
     for dtype, words in ((torch.float16, "float16 (the precision planned for TensorRT)"),
                          (torch.float32, "float32 (the precision planned for TensorRT)"),
@@ -1048,6 +1048,15 @@ def test_auto_runs_torch_where_tensorrt_cannot_build_its_engines(model, monkeypa
             assert backends.make_backend("auto", model, torch.device("cuda:0"), dtype, TILE, 4) == "torch"
         assert [str(w.message) for w in record] == [said + words]
         assert made.pop() == (torch.device("cuda:0"), dtype) and not made
+    from xvertfast._text import FROM_CLI
+
+    said_as_options = FROM_CLI.set(True)  # as main() runs a command: in the option's words
+    try:
+        with pytest.warns(RuntimeWarning, match=r"^--backend auto: TensorRT could not run this model \(stage1"):
+            backends.make_backend("auto", model, torch.device("cuda:0"), torch.float16, TILE, 4)
+    finally:
+        FROM_CLI.reset(said_as_options)
+    made.clear()
     with pytest.raises(RuntimeError, match="an op it lacks"):  # asked for by name: no fallback
         backends.make_backend("tensorrt", model, torch.device("cuda:0"), torch.bfloat16, TILE, 4)
 

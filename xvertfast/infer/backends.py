@@ -320,7 +320,7 @@ def make_backend(name: str, model: XVertNet, device: torch.device, dtype: torch.
             # the precision said: bf16 asked runs as TensorRT's fp16 (the Enhancer gives make_backend the planned one)
             runs = str(dtype).replace("torch.", "")
             planned = " (the precision planned for TensorRT)" if _runs("tensorrt", dtype) == dtype else ""
-            warnings.warn(f"--backend auto: TensorRT could not run this model ({exc}); the torch backend runs it "
+            warnings.warn(f"{asked('backend', 'auto')}: TensorRT could not run this model ({exc}); the torch backend runs it "
                           f"instead, in {runs}{planned}", RuntimeWarning, stacklevel=outside_xvertfast())  # fmt: skip
             chosen = "torch"
     name = chosen
