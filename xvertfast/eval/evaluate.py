@@ -102,6 +102,9 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
     check_report_folder(out_dir)
     for note in uncovered:  # after the refusals, before the scoring (hours); kept in the report's notes
         log(f"warning: {note}")
+    idle = _settings_unused(built, enhancer_kwargs)
+    if idle:
+        log(f"warning: {idle}")
     journal = Journal(out_dir, _settings(methods, built, metrics, centres, enhancer_kwargs), restart)
     try:  # the report too under the journal's lock: no other evaluation writes into the folder meanwhile
         run = run_protocol(inputs, built, list(metrics), centres, pictures=pictures, progress=progress, log=log,
@@ -135,6 +138,18 @@ def _rois_left_original(specs, built: dict) -> list[str]:
                          f"scores are {'mostly' if share < 0.5 else 'partly'} the original's; evaluate a model trained "
                          "at --roi-size 512 (the default)")  # fmt: skip
     return notes
+
+
+def _settings_unused(built: dict, enhancer_kwargs: dict) -> str | None:
+    """What to say where the Enhancer's settings are given (not auto: the CLI's defaults) and no
+    method runs one: --device cuda with identity, clahe and farbman ran on the CPU without a word,
+    the report's command line giving it as if it had acted."""
+    given = {name: value for name, value in enhancer_kwargs.items() if value is not None and value != "auto"}
+    if not given or any(getattr(method, "enhancer", None) is not None for method in built.values()):
+        return None
+    said = " and ".join(f"{name} {value}" for name, value in given.items())
+    return (f"{said} {'are settings' if len(given) > 1 else 'is a setting'} of the xvertnet methods, and none is "
+            f"evaluated: {'they are' if len(given) > 1 else 'it is'} not used ({', '.join(built)})")  # fmt: skip
 
 
 def _require_packages(built: dict) -> None:
