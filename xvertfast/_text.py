@@ -19,9 +19,18 @@ FAILED_LISTED = 50
 FROM_CLI: ContextVar[bool] = ContextVar("xvertfast_from_cli", default=False)
 
 
-def asked(name: str, value) -> str:
-    """``device='cuda'`` from Python, ``--device cuda`` from the CLI (see :data:`FROM_CLI`)."""
-    return f"--{name} {value}" if FROM_CLI.get() else f"{name}={str(value)!r}"
+_NAME_ALONE = object()
+
+
+def asked(name: str, value=_NAME_ALONE) -> str:
+    """``device='cuda'`` from Python, ``--device cuda`` from the CLI (see :data:`FROM_CLI`); without
+    a value the name alone (``rois``, ``--rois``), with True a flag (``dry_run=True``, ``--dry-run``)."""
+    if FROM_CLI.get():
+        flag = f"--{name.replace('_', '-')}"
+        return flag if value is _NAME_ALONE or value is True else f"{flag} {value}"
+    if value is _NAME_ALONE:
+        return name
+    return f"{name}={value!r}" if isinstance(value, (bool, int, float)) else f"{name}={str(value)!r}"
 
 
 def count(n: int, noun: str) -> str:

@@ -146,8 +146,13 @@ def test_full_mode_refuses_the_centres_it_would_not_use(tmp_path, model_dir, see
     assert "--rois places the tiles of --mode spine; --mode full enhances the whole image" in _said(capsys)[1]
     assert not out.exists()
     enhancer = Enhancer(str(model_dir), device="cpu", mode="full")
-    with pytest.raises(ValueError, match="--rois places the tiles of --mode spine"):  # the CLI's words
+    # in the caller's words: it said '--rois ... --mode full' to a Python caller of rois= and mode=
+    with pytest.raises(ValueError, match=r"^rois places the tiles of mode='spine'; mode='full' enhances the whole "
+                                         r"image and uses no ROIs$"):  # fmt: skip
         enhancer.enhance_files([str(src)], str(out), rois=str(rois), progress=False, log=lambda m: None)
+    with pytest.raises(ValueError, match=r"^preview draws outputs: a dry run writes none$"):
+        enhancer.enhance_files([str(src)], str(out), preview=str(tmp_path / "p.png"), dry_run=True, progress=False,
+                               log=lambda m: None)  # fmt: skip
 
 
 def _off_centre(seed: int) -> np.ndarray:

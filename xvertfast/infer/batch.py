@@ -41,7 +41,7 @@ import numpy as np
 from tqdm import tqdm
 
 from xvertfast._interrupts import deliver, interrupts_deferred
-from xvertfast._text import count
+from xvertfast._text import asked, count
 from xvertfast._version import __version__
 from xvertfast.io import Radiograph, require_content, write_image
 from xvertfast.io.errors import FILE_ERRORS, failure_text
@@ -454,8 +454,8 @@ HEED_SECONDS = 0.1
 def check_rois_mode(rois, mode: str) -> None:
     """Refuses ROI centres in full mode, which uses none (the CLI asks before loading the model)."""
     if rois is not None and mode != "spine":
-        raise ValueError("--rois places the tiles of --mode spine; --mode full enhances the whole image and uses no "
-                         "ROIs")  # fmt: skip
+        raise ValueError(f"{asked('rois')} places the tiles of {asked('mode', 'spine')}; {asked('mode', 'full')} "
+                         "enhances the whole image and uses no ROIs")  # fmt: skip
 
 
 def default_workers() -> int:
@@ -543,7 +543,7 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
     if not files:  # before the output folder is made, as preprocess, train and evaluate do
         raise NothingFound(inputs)
     if dry_run and preview:
-        raise ValueError("--preview draws outputs: a dry run writes none")
+        raise ValueError(f"{asked('preview')} draws outputs: a dry run writes none")
     _check_side_files(files, out_dir, fmt, report=report, preview=preview)
     given = centres_of_inputs(rois, [f.path for f in files]) if rois is not None else {}
     if not dry_run:  # built before OUT is made (an export, engines: it may fail); a dry run builds nothing
