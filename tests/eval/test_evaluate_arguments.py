@@ -40,3 +40,18 @@ def test_xvertnets_settings_without_an_xvertnet_method_are_said_unused(tmp_path)
     evaluate([str(tmp_path / "a.png")], str(tmp_path / "report2"), methods="identity", metrics="entropy", pictures=0,
              progress=False, log=said.append, device="auto", precision="auto")  # fmt: skip
     assert not [line for line in said if line.startswith("warning")], said
+
+
+@pytest.mark.parametrize("rois", [None, "", 3])
+def test_rois_must_be_auto_or_a_files_path(tmp_path, rois):
+    """rois=None raised os.fspath's 'expected str, bytes or os.PathLike object, not NoneType', ''
+    (--rois '') said 'ROI centres file : No such file or directory', naming no argument, and 3 was
+    opened as file descriptor 3, which reading the 'CSV' closed (pytest's capture then failed)."""
+    from xvertfast.eval.evaluate import evaluate
+
+    Image.fromarray(chest_like(0)).save(tmp_path / "a.png")
+    with pytest.raises(ValueError, match=rf"^evaluate: rois must be 'auto' or the path of a ROI centres CSV file, "
+                                         rf"got {rois!r}$"):  # fmt: skip
+        evaluate([str(tmp_path / "a.png")], str(tmp_path / "report"), methods="identity", metrics="entropy",
+                 rois=rois, progress=False, log=lambda *_: None)  # fmt: skip
+    assert not (tmp_path / "report").exists()

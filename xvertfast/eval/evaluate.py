@@ -43,7 +43,7 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
         metrics: names (a list, or one comma-separated string) from entropy, tenengrad, lpc_si,
             tmqi, brisque, tmqi_paper_compat.
         rois: ``auto`` (find the spine) or a CSV of hand-placed centres
-            (see :func:`xvertfast.preprocess.centres.load_roi_centres`).
+            (see :func:`xvertfast.preprocess.centres.load_roi_centres`); ValueError otherwise.
         compare_to: the method (label) the others are tested against; default the first
             xvertnet method, else the first xvertnet_original_brightness, else identity.
         pictures: images shown side by side in the report.
@@ -90,6 +90,10 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
         raise ValueError(f"--compare-to {compare_to} is not among the methods ({', '.join(built)})")
     _require_packages(built)  # before hours of scoring, not when the report is drawn
     uncovered = _rois_left_original(methods, built)
+    if rois != "auto" and (not isinstance(rois, (str, bytes, os.PathLike)) or not os.fspath(rois)):
+        # (None raised os.fspath's TypeError, '' 'ROI centres file : No such file', and a number was opened as a
+        # file descriptor, which reading it closed)
+        raise ValueError(f"evaluate: rois must be 'auto' or the path of a ROI centres CSV file, got {rois!r}")
     centres = None if rois == "auto" else load_roi_centres(rois)
     _refuse_a_file(out_dir)  # (an input as REPORT_DIR: not 'a folder of outputs')
     # neither the report nor another tool's outputs are inputs (both may sit inside the input folder)
