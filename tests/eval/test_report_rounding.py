@@ -76,3 +76,18 @@ def test_a_metric_with_small_values_keeps_three_significant_digits_in_the_tables
             assert abs(float(shown_std) - std) <= 0.05 * std, (heading, method, tenengrad_cell)
             assert len(shown_mean.split(".")[1]) == len(shown_std.split(".")[1])  # one rounding for both
             assert re.match(r"\d\.\d{4} ± 0\.\d{4}\D", entropy_cell), entropy_cell  # unchanged
+
+
+def test_a_metric_has_the_same_decimals_in_both_tables(tmp_path):
+    """An outlier that takes the mean under 0.01 in the table of all ROIs (0.00988, 5 decimals) and
+    not in the one without it (0.0105, 4) gave the one column two roundings side by side."""
+    run = EvalRun(["identity"], ["tenengrad"], images=6)
+    values = [0.0105 + 0.0001 * (k % 3 - 1) for k in range(11)] + [0.003]
+    run.rows = [{"file": f"f{k // 2}.png", "roi": ("upper", "lower")[k % 2], "method": "identity", "tenengrad": v}
+                for k, v in enumerate(values)]  # fmt: skip
+    write_report(run, str(tmp_path / "r"), None)
+    md = (tmp_path / "r" / "summary.md").read_text()
+    clean, every = (_row(md, heading, "identity")[0] for heading in ("## After z-score outlier removal", "## All ROIs"))
+    assert clean.endswith("(n=11)") and every.endswith("(n=12)")  # the outlier is removed from one alone
+    decimals = {len(re.match(r"0\.(\d+) ± ", cell).group(1)) for cell in (clean, every)}
+    assert decimals == {5}, (clean, every)

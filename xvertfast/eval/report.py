@@ -72,9 +72,10 @@ def _fmt(x: float, digits: int = 4) -> str:
 
 
 def _column_decimals(means) -> int:
-    """The decimals of a table's column: 4, or more where its smallest mean (not 0) would keep fewer
-    than 3 significant digits. Tenengrad on a 3000-row radiograph's ROIs is near 0.0008: at 4
-    decimals "0.0008 ± 0.0002" against "0.0011 ± 0.0003", the methods' difference rounded away."""
+    """The decimals of a metric's column in the tables: 4, or more where its smallest mean (not 0)
+    would keep fewer than 3 significant digits. Tenengrad on a 3000-row radiograph's ROIs is near
+    0.0008: at 4 decimals "0.0008 ± 0.0002" against "0.0011 ± 0.0003", the methods' difference
+    rounded away."""
     smallest = min((abs(m) for m in means if m == m and m != 0), default=None)
     if smallest is None:
         return 4
@@ -304,12 +305,13 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_imag
                   "xvertnet method, else identity; --compare-to names another).", ""]  # fmt: skip
     removal = (f"each method paired with {compare_to} without the union of both's outliers, {compare_to} "
                "without its own" if compare_to else "each method without its own outliers")  # fmt: skip
+    # a metric's decimals, one for both tables: its cells are compared across them
+    decimals = {metric: _column_decimals([by[(method, metric)][mean] for method in run.methods
+                                          for mean in ("mean", "mean_clean")]) for metric in run.metrics}  # fmt: skip
     for title, suffix in ((f"After z-score outlier removal (±{Z_LIMIT:g} σ; {removal})", "_clean"),
                           ("All ROIs (no outlier removal)", "")):  # fmt: skip
         lines += [f"## {title}", "", "| method | " + " | ".join(_header(m) for m in run.metrics) + " |",
                   "|---|" + "---|" * len(run.metrics)]  # fmt: skip
-        decimals = {metric: _column_decimals([by[(method, metric)]["mean" + suffix] for method in run.methods])
-                    for metric in run.metrics}  # fmt: skip
         for method in run.methods:
             cells = []
             for metric in run.metrics:
