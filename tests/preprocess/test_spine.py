@@ -95,6 +95,30 @@ def test_symmetric_synthetic_spine_is_found():
     assert abs(spine.x - 149.5) <= 3
 
 
+@pytest.mark.parametrize("shape", [(512, 400), (300, 300), (2048, 2500)])
+def test_an_image_with_no_contrast_gets_the_centre_column_and_says_why(shape):
+    """A constant image "found" its spine at 35% of the width (every column scored alike and the
+    search range's first won), and was warned of as cropped or off-centre; one pixel apart from an
+    otherwise constant image put it at that pixel's band's whim. Both now take the fallback of an
+    image too small to analyse, the centre column, and the warning says it is the contrast."""
+    from xvertfast.preprocess import image_warnings
+
+    H, W = shape
+    one_pixel = np.zeros(shape)
+    one_pixel[int(0.37 * H), W // 5] = 1.0  # (as the reader stretches an 8-bit image of 128s and one 129)
+    faint = 0.5 + 1e-5 * np.random.default_rng(0).standard_normal(shape)
+    for img in (np.zeros(shape), np.full(shape, 0.5), np.ones(shape), one_pixel, faint):
+        spine = find_spine(img)
+        assert spine.x == (W - 1) / 2 and spine.band_points.shape == (0, 2) and not spine.pinned_at_search_edge()
+        assert spine.upper == (UPPER_LEVEL * H, (W - 1) / 2)
+        said = image_warnings(_rad(img, "flat.png"), spine)
+        assert said == ["flat.png: too little contrast to find the spine by (nearly constant): its ROIs are on the "
+                        "centre column; if it is a radiograph, give its centres (--rois FILE)"], said
+        given = spine.with_centres(upper=(H * 0.3, W * 0.4), lower=(H * 0.6, W * 0.4))
+        assert image_warnings(_rad(img, "flat.png"), given) == []  # placed by hand: nothing to doubt
+    assert image_warnings(_rad(np.zeros((10, 10))), find_spine(np.zeros((10, 10)))) == []  # too small: as before
+
+
 def test_bad_input():
     with pytest.raises(ValueError, match=r"\[H, W\]"):
         find_spine(np.zeros((2, 3, 4)))

@@ -51,6 +51,12 @@ _MIRROR = 0.22  # half-width of the symmetry window
 #: (the 18 cxr-dev images, read the right way up: 47-59% of the width, at most a quarter of
 #: the bands at an end; inverted or cropped past the spine: 35% or 64-65%).
 _EDGE_MARGIN = 0.015
+#: A band whose smoothed column profile varies by at most this share of the image's largest value
+#: has nothing to find the spine by: on a constant image every column scored alike and the first,
+#: 35% of the width, was taken. The 18 cxr-dev images' least varied band: 0.17. Where fewer than
+#: half the bands vary more (one pixel apart from a constant image: its band alone), the image has
+#: too little to find it by, and the bands that vary are not trusted either.
+_FLAT = 1e-3
 
 
 class Box(NamedTuple):
@@ -176,10 +182,15 @@ def _as_array(pixels, who: str) -> np.ndarray:
     return array.astype(np.float64, copy=False)
 
 
-def _band_estimate(profile: np.ndarray, width: int) -> int:
+def _smoothed(profile: np.ndarray, width: int) -> np.ndarray:
+    """A band's column profile as the search scores it: smoothed over 1% of the width."""
     import scipy.ndimage as ndi
 
-    prof = ndi.gaussian_filter1d(profile, 0.01 * width + 0.5)
+    return ndi.gaussian_filter1d(profile, 0.01 * width + 0.5)
+
+
+def _band_estimate(profile: np.ndarray, width: int) -> int:
+    prof = _smoothed(profile, width)
     xs = np.arange(int(_SEARCH[0] * width), int(_SEARCH[1] * width))
     d = max(2, int(_SURROUND * width))
     half = int(_MIRROR * width)
@@ -211,7 +222,9 @@ def find_spine(pixels, upper: tuple[float, float] | None = None,
 
     Returns:
         :class:`Spine`. Images too small to analyse (under 16 x 16, or narrower than 16 columns
-        once scaled to the analysis height) get the image's centre column.
+        once scaled to the analysis height) get the image's centre column, as do images with no
+        contrast to find it by (constant, or nearly: in most of the bands looked at, every
+        column alike to within 0.1% of the largest value): those have no ``band_points`` (:func:`image_warnings` says why of the latter).
     """
     import scipy.ndimage as ndi
 
@@ -221,21 +234,34 @@ def find_spine(pixels, upper: tuple[float, float] | None = None,
     if not np.isfinite(arr).all():
         raise ValueError("find_spine: pixels contain NaN or infinite values")
     H, W = arr.shape
-    if H < 16 or W < 16 or W * _ANALYSIS_ROWS / H < 16:  # too small, or too narrow once analysed
-        x = (W - 1) / 2.0
-        points = np.zeros((0, 2))
-    else:
+    x, points = (W - 1) / 2.0, np.zeros((0, 2))  # (where nothing can be found: the centre column)
+    if not _too_small(H, W):
         factor = _ANALYSIS_ROWS / H
         small = ndi.zoom(arr, factor, order=1)
         h, w = small.shape
+        flat = _FLAT * float(np.abs(small).max())
         estimates = []
         for fy in _BANDS:
             rows = small[int(fy * h) : max(int(fy * h) + 1, int((fy + 0.05) * h))]
+            if np.ptp(_smoothed(rows.mean(0), w)) <= flat:  # no contrast (see _FLAT)
+                continue
             estimates.append(((fy + 0.025) * H, (_band_estimate(rows.mean(0), w) + 0.5) * W / w - 0.5))
-        points = np.array(estimates)
-        x = float(np.median(points[:, 1]))
+        if 2 * len(estimates) >= len(_BANDS):
+            points = np.array(estimates)
+            x = float(np.median(points[:, 1]))
     spine = Spine((H, W), x, points, (UPPER_LEVEL * H, x), (LOWER_LEVEL * H, x))
     return spine.with_centres(upper, lower)
+
+
+def _too_small(H: int, W: int) -> bool:
+    """Whether an H x W image is too small to analyse, or too narrow once scaled to the analysis height."""
+    return H < 16 or W < 16 or W * _ANALYSIS_ROWS / H < 16
+
+
+def _no_contrast(spine: Spine) -> bool:
+    """Whether :func:`find_spine` put ``spine`` on the centre column for want of contrast (not by
+    hand, nor for an image too small to analyse): a constant or nearly constant image."""
+    return spine.detected and not len(spine.band_points) and not _too_small(*spine.shape)
 
 
 #: Polarity scores below this flag an image as looking inverted (see :func:`polarity_score`).
@@ -333,6 +359,10 @@ def image_warnings(rad, spine: Spine | None = None) -> list[str]:
     an image not shaped like a chest radiograph or else the spine pinned at the end of its
     search range. Each names the file."""
     inverted = inverted_warning(rad)
+    if spine is not None and _no_contrast(spine):  # (nor a polarity, a shape or an edge to speak of)
+        return list(rad.notes) + [f"{rad.path}: too little contrast to find the spine by (nearly constant): its "
+                                  "ROIs are on the centre column; if it is a radiograph, give its centres (--rois "
+                                  "FILE)"]  # fmt: skip
     spine_doubt = None if spine is None else shape_warning(rad.path, spine)
     # such a shape, or an inverted polarity, explains a pinned spine too: one warning, not two
     pinned = spine is not None and spine.detected and spine.pinned_at_search_edge()
