@@ -815,6 +815,25 @@ def test_compose_needs_one_tile_per_box(seed):
     enhancer.prepare(chest_like(seed), spine=find_spine(chest_like(seed)))
 
 
+def test_compose_takes_any_float_tiles_and_refuses_what_no_image_comes_of(seed):
+    # a network's own outputs: bfloat16 ("Got unsupported ScalarType BFloat16"), requiring grad ("Can't call
+    # numpy() on Tensor that requires grad") failed in torch's words, integer tiles ("adaptive_avg_pool2d" not
+    # implemented for 'Byte') too, and NaN tiles gave NaN pixels in an output said to be in [0, 1]
+    enhancer = Enhancer(tiny_model(seed), device="cpu", backend="torch")
+    prep = enhancer.prepare(chest_like(seed))
+    tiles = enhancer.run_tiles(prep.xp, prep.y)
+    want = enhancer.compose(prep, tiles)
+    for given, within in ((tiles.bfloat16(), 2**-8), (tiles.half(), 2**-11), (tiles.clone().requires_grad_(), 0)):
+        got = enhancer.compose(prep, given)
+        assert got.dtype == np.float32 and np.abs(got - want).max() <= within
+    with pytest.raises(ValueError, match=r"^compose: tiles must be floating point .*, got torch\.uint8$"):
+        enhancer.compose(prep, (tiles * 255).to(torch.uint8))
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=r"^compose: tiles contain 1 NaN or infinite value\(s\)"):
+            enhancer.compose(prep, tiles.index_put((torch.tensor([1]), torch.tensor([0]), torch.tensor([5]),
+                                                    torch.tensor([7])), torch.tensor(bad)))  # fmt: skip
+
+
 def test_where_the_spine_tiles_cover_the_image_the_original_does_not_show(seed):
     # the two tiles' ramps lie inside both 512 x 290 evaluation ROIs (which are taller than the
     # tiles' cores); each tile was pulled to the original's low frequencies by 1 - its own weight,

@@ -520,6 +520,14 @@ class Enhancer:
         if not isinstance(tiles, torch.Tensor) or tiles.dim() != 4 or tuple(tiles.shape[:2]) != (len(prep.boxes), 1):
             raise ValueError(f"compose: tiles must be a [{len(prep.boxes)}, 1, S, S] tensor, one per box of the "
                              f"prepared image, got {_describe(tiles)}")  # fmt: skip
+        if not tiles.is_floating_point():  # (torch's "adaptive_avg_pool2d" not implemented for 'Byte')
+            raise ValueError(f"compose: tiles must be floating point (the network's outputs, in [0, 1]), got {tiles.dtype}")
+        # a network's own outputs: bfloat16 (numpy() has none), requiring grad or on a GPU failed in torch's words
+        tiles = tiles.detach().cpu()
+        tiles = tiles if tiles.dtype in (torch.float32, torch.float64) else tiles.float()
+        if not bool(torch.isfinite(tiles).all()):  # (blended, they gave NaN pixels in an output said to be in [0, 1])
+            raise ValueError(f"compose: tiles contain {int((~torch.isfinite(tiles)).sum())} NaN or infinite value(s): "
+                             "the network's outputs (a diverged model, or an fp16 overflow?)")  # fmt: skip
         frac = FEATHER if self.mode == "spine" else FULL_OVERLAP / 2
         # the planes cover the boxes' bounding region only: outside it no tile weighs, and the result
         # is the original, clipped as below (spine mode: the two tiles are under half of an image)
