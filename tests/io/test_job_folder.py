@@ -349,6 +349,25 @@ def test_report_and_preview_never_replace_an_earlier_runs_output_of_other_inputs
         batch._check_side_files(files, str(out), "png8", report=str(out / "y.PNG"))
 
 
+def test_a_report_is_checked_against_the_ledger_again_once_the_job_holds_the_folder(tmp_path, model_dir, seed,  # noqa: F811
+                                                                                  capsys, monkeypatch):  # fmt: skip
+    """The ledger is first read without the folder's lock: a job writing OUT then (ending as this one
+    waits for its lock) may record x.png after that read. The read is made to see the ledger as it
+    was before x.png's line; the job, once it holds OUT, must still refuse --report OUT/x.png, not
+    write the JSON over that output when it ends."""
+    in1, in2, out = tmp_path / "in1", tmp_path / "in2", tmp_path / "out"
+    write_pngs(in1, seed, ["x.png"])
+    write_pngs(in2, seed + 1, ["y.png"])
+    assert run(model_dir, in1, "-o", out) == 0
+    capsys.readouterr()
+    before = folder_state(out)
+    monkeypatch.setattr(batch, "recorded_input", lambda *args, **kwargs: None)  # (a read before x.png's line)
+    assert run(model_dir, in2, "-o", out, "--report", out / "x.png") == 2
+    said = capsys.readouterr().err
+    assert f"error: --report {out / 'x.png'} is the output of {os.path.realpath(in1 / 'x.png')}" in said, said
+    assert folder_state(out) == before  # x.png kept, the ledger and settings untouched
+
+
 def test_a_missing_input_is_said_missing_where_its_output_path_holds_another_inputs(tmp_path, model_dir, seed,  # noqa: F811
                                                                                     capsys):  # fmt: skip
     """An @list of relative paths run from another folder (or an input deleted, or mistyped) named

@@ -89,6 +89,65 @@ def test_shards_share_the_folder_and_keep_other_jobs_out(tmp_path):
         JobFolder(out, SETTINGS, False, shard=shard).close()
 
 
+def test_shards_that_name_one_report_are_refused_while_one_runs(tmp_path):
+    """Each shard wrote its report over the others' when it ended, without a word. A shard's start
+    line records its side files (under the shards' mutex, as the others read theirs), so a shard
+    naming one another shard runs with is refused before it writes anything into OUT's ledgers."""
+    out, report = str(tmp_path / "out"), str(tmp_path / "run.json")
+    a = JobFolder(out, SETTINGS, False, shard=Shard(1, 2), side_files={"report": report})
+    with pytest.raises(ValueError, match=re.escape(f"--report {report} is also the --report of shard 1/2 of this "
+                                                   "job") + ".*which is running and will write it when it ends"):
+        JobFolder(out, SETTINGS, False, shard=Shard(2, 2), side_files={"report": report})
+    with pytest.raises(ValueError, match=f"--preview {re.escape(report)} is also the --report of shard 1/2"):
+        JobFolder(out, SETTINGS, False, shard=Shard(2, 2), side_files={"preview": report})
+    assert not os.path.exists(os.path.join(out, shard_files("enhance", Shard(2, 2))[0]))  # no ledger begun
+    JobFolder(out, SETTINGS, False, shard=Shard(2, 2), side_files={"report": report + ".2"}).close()
+    a.close()
+    # shard 1 stopped before writing it: the file is not there, so nothing would be written over
+    JobFolder(out, SETTINGS, False, shard=Shard(2, 2), side_files={"report": report}).close()
+    JobFolder(out, SETTINGS, False, shard=Shard(1, 2), side_files={"report": report}).close()  # its own again
+
+
+def test_shards_starting_together_with_one_report_are_told_apart(tmp_path, monkeypatch):
+    """Shard 2 starts between shard 1's reading of the ledgers and its start line: neither start
+    line is there for the other to read, and the lock each holds for its report says it."""
+    out, report = str(tmp_path / "out"), str(tmp_path / "run.json")
+    read, second = JobFolder._read_ledgers, []
+
+    def shard_2_starts_now(job, ledgers):
+        entries = read(job, ledgers)
+        if job.shard == Shard(1, 2) and not second:
+            second.append(JobFolder(out, SETTINGS, False, shard=Shard(2, 2), side_files={"report": report}))
+        return entries
+
+    monkeypatch.setattr(JobFolder, "_read_ledgers", shard_2_starts_now)
+    with pytest.raises(ValueError, match=re.escape(f"--report {report} is also a file that another shard of this job, "
+                                                   "running now, writes when it ends")):
+        JobFolder(out, SETTINGS, False, shard=Shard(1, 2), side_files={"report": report})
+    assert not os.path.exists(os.path.join(out, shard_files("enhance", Shard(1, 2))[0]))  # its ledger not left
+    second[0].close()
+    monkeypatch.undo()
+    JobFolder(out, SETTINGS, False, shard=Shard(1, 2), side_files={"report": report}).close()  # 2 stopped unwritten
+
+
+def test_a_shard_does_not_write_its_report_over_another_shards(tmp_path, model_dir, seed, capsys):  # noqa: F811
+    """The case the guide warns of (give each shard its own --report), run one shard after the
+    other: shard 2's report replaced shard 1's, and both exited 0."""
+    src, out, report = tmp_path / "in", tmp_path / "out", tmp_path / "run.json"
+    write_pngs(src, seed, [f"img{i}.png" for i in range(4)])
+    assert run(model_dir, src, "-o", out, "--shard", "1/2", "--report", report) == 0
+    capsys.readouterr()
+    first = report.read_bytes()
+    assert run(model_dir, src, "-o", out, "--shard", "2/2", "--report", report) == 2
+    said = capsys.readouterr().err
+    assert f"error: --report {report} is also the --report of shard 1/2 of this job" in said, said
+    assert "which wrote it: give each shard a --report of its own" in said
+    assert report.read_bytes() == first
+    assert run(model_dir, src, "-o", out, "--shard", "2/2", "--report", tmp_path / "run-2.json") == 0
+    assert run(model_dir, src, "-o", out, "--shard", "1/2", "--report", report) == 0  # its own, rerun: replaced
+    assert json.loads(report.read_text())["summary"]["shard"] == "1/2"
+
+
 def test_settings_change_only_while_no_other_shard_runs(tmp_path):
     out = str(tmp_path / "out")
     a = JobFolder(out, SETTINGS, False, shard=Shard(1, 2))

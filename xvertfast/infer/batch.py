@@ -549,7 +549,8 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
     if not dry_run:  # built before OUT is made (an export, engines: it may fail); a dry run builds nothing
         enhancer.backend  # noqa: B018 (its precision, recorded below, may differ from the one described)
     settings = _job_settings(enhancer, fmt)  # hashes every weight: once per job
-    job = JobFolder(out_dir, settings, overwrite, shard=shard, read_only=dry_run, command=command, cwd=cwd)
+    job = JobFolder(out_dir, settings, overwrite, shard=shard, read_only=dry_run, command=command, cwd=cwd,
+                    side_files={"report": report, "preview": preview})  # (checked again once OUT is held)
     with job:
         if not dry_run:
             remove_stale_parts(path for path in (report, preview) if path)  # a killed run's

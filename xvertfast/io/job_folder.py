@@ -123,6 +123,10 @@ LEGACY_MARK = "adopts_unrecorded_outputs"
 #: reader skips it (each skipped a line without one as a line a kill cut short).
 RUN, RUN_START, RUN_END = "run", "start", "end"
 
+#: The key of a start line's side files: the files besides its outputs a run writes as it ends, by
+#: option, resolved (``{"report": "/home/me/run.json"}``; see :class:`JobFolder`).
+SIDE_FILES = "side_files"
+
 #: The longest command line a start line records: a shell glob of thousands of files makes one of
 #: megabytes, a line too long for a ledger of small lines (and for a person to run again).
 COMMAND_LIMIT = 4096
@@ -216,10 +220,19 @@ def recorded_input(out_dir: str, path: str, job: str = "enhance") -> str | None:
     """The input that ``out_dir``'s ledgers record for an output at ``path`` (by any earlier run,
     whatever its inputs; the file there or gone), or None where they record none. Read without the
     folder's lock, before a job takes it, so that a file the job would write when it ends (its
-    --report) is refused before the job starts: written over an earlier run's output, the ledger
-    still said that output done, and every rerun of that run skipped it. A path spelled in another
+    --report) is refused before the job makes anything: written over an earlier run's output, the
+    ledger still said that output done, and every rerun of that run skipped it. A job writing the
+    folder then may record such an output after this read: :class:`JobFolder` asks its ledgers
+    again once it holds the folder (``side_files``). A path spelled in another
     case than the recorded one (OUT/a.PNG, on a file system that ignores case) is found where it is
     the same file."""
+    if _key_in(out_dir, path) is None:  # (outside the folder: no ledger is read)
+        return None
+    return _recorded_input_in(read_ledgers(_ledgers(out_dir, job))[0], out_dir, path)
+
+
+def _key_in(out_dir: str, path: str) -> str | None:
+    """The ledger's key of ``path`` (resolved) in ``out_dir``; None where it lies outside."""
     root, real = os.path.realpath(out_dir), os.path.realpath(path)
     try:
         rel = os.path.relpath(real, root)
@@ -227,8 +240,15 @@ def recorded_input(out_dir: str, path: str, job: str = "enhance") -> str | None:
         return None
     if rel in (os.curdir, os.pardir) or rel.startswith(os.pardir + os.sep):
         return None
-    key = rel.replace(os.sep, "/")
-    entries = read_ledgers(_ledgers(out_dir, job))[0]
+    return rel.replace(os.sep, "/")
+
+
+def _recorded_input_in(entries: dict[str, dict], out_dir: str, path: str) -> str | None:
+    """:func:`recorded_input` of ledgers already read (``entries``: each output's latest line)."""
+    key = _key_in(out_dir, path)
+    if key is None:
+        return None
+    root, real = os.path.realpath(out_dir), os.path.realpath(path)
     if key in entries:
         return entries[key].get("input", "")
     if not os.path.exists(real):  # (the file a case-insensitive spelling names would be there)
@@ -621,14 +641,23 @@ class JobFolder:
     start line, so that ``xvertfast status`` can give the command that resumes a run stopped
     (not one over :data:`COMMAND_LIMIT` characters).
 
+    ``side_files``: the files the job writes when it ends besides its outputs, by option
+    (``{"report": "run.json"}``). Each is refused (ValueError) where the ledgers, read once the
+    job holds the folder, record an output there (the check before, :func:`recorded_input`, reads
+    them unlocked: a job ending meanwhile could record one), and, for a shard, where another
+    shard's latest run named the same file and runs now or the file is there, or another shard
+    running holds the lock named for that file: each shard wrote its report over the others'.
+    The start line records them (resolved) for that check.
+
     A run is the ``with`` block of its folder: an exception out of it (Ctrl-C, an error) is
     recorded as how the run ended, where :meth:`ended` was not called, and the folder is closed.
     """
 
     def __init__(self, out_dir: str, settings: dict, overwrite: bool, job: str = "enhance",
                  shard: Shard | None = None, read_only: bool = False, command: str | None = None,
-                 cwd: str | None = None):  # fmt: skip
+                 cwd: str | None = None, side_files: dict[str, str] | None = None):  # fmt: skip
         self.out_dir = out_dir
+        self.side_files = {name: path for name, path in (side_files or {}).items() if path}
         self.overwrite = overwrite
         self.job = job
         self.shard = shard
@@ -657,6 +686,7 @@ class JobFolder:
             self.settings = settings
             self.key = settings_key(settings)
             ledger = os.path.join(out_dir, self._ledger_file)
+            made_ledger = not os.path.lexists(ledger)
             with self._settings_turn() as running_lock:
                 # (a shard started with this one has recorded the settings and made its ledger, or
                 # neither: a new folder is not taken for one of an xvertfast before ledgers)
@@ -681,11 +711,18 @@ class JobFolder:
                 if self._legacy and not os.fstat(self._fd).st_size:
                     self._write(json.dumps({LEGACY_MARK: True}) + "\n", durable=True)
             self._load_ledgers(ledgers)
+            try:
+                self._refuse_side_files(ledgers)
+            except ValueError:  # a ledger this start made, empty, is not left (its own lock keeps others out)
+                if made_ledger and not os.fstat(self._fd).st_size:
+                    os.remove(ledger)
+                raise
             if os.fstat(self._fd).st_size and not ends_with_newline(ledger):
                 self._write("\n", durable=True)  # after a line a kill cut short: the next starts afresh
             if command is not None and len(command) > COMMAND_LIMIT:  # (status gives a template instead)
                 command = None
-            started = {"command": command, "cwd": cwd, "host": socket.gethostname()}
+            sides = {name: os.path.realpath(path) for name, path in self.side_files.items()}
+            started = {"command": command, "cwd": cwd, "host": socket.gethostname(), SIDE_FILES: sides}
             with contextlib.suppress(OSError):  # (a full disk: a run that skips all it finds still runs)
                 self._record_run({RUN: RUN_START, **{k: v for k, v in started.items() if v}})
         except BaseException:
@@ -723,6 +760,50 @@ class JobFolder:
                     if probe is not None:
                         probe.close()
         self._load_ledgers(ledgers)
+        self._refuse_side_files(ledgers)
+
+    def _refuse_side_files(self, ledgers: list[str]) -> None:
+        """ValueError where a side file (see the class docstring) is an output the ledgers record,
+        or, for a shard, another shard's side file that it writes now or wrote (the file is there).
+        A shard holds a lock named for each of its side files while it runs: two shards starting
+        together, each before the other's start line, are told apart by it."""
+        for name, path in self.side_files.items():
+            earlier = _recorded_input_in(self._ledger, self.out_dir, path)
+            if earlier is not None:  # (the words of batch's check before the lock)
+                raise ValueError(f"--{name} {path} is the output of {earlier or 'an input'} that an earlier run "
+                                 "wrote (its ledger records it); it would be written over when the job ends: give "
+                                 "it another name")  # fmt: skip
+        if self.shard is None or not self.side_files:
+            return
+        own, pattern = os.path.join(self.out_dir, self._ledger_file), _shard_ledger_name(self.job)
+        for ledger in ledgers:
+            match = pattern.fullmatch(os.path.basename(ledger))
+            if match is None or os.path.abspath(ledger) == os.path.abspath(own):
+                continue
+            start = self._runs.get(ledger, {}).get("start") or {}
+            named = start.get(SIDE_FILES) if isinstance(start.get(SIDE_FILES), dict) else {}
+            for name, path in self.side_files.items():
+                real = os.path.realpath(path)
+                other = next((option for option, its in named.items() if its == real), None)
+                if other is None:
+                    continue
+                lock = _shard_lock_name(self.job, match)
+                running = lock is not None and lock_held(os.path.join(self.out_dir, lock))
+                if running or os.path.exists(real):
+                    shard = f"shard {match.group(1)}/{match.group(2)}"
+                    did = "is running and will write it when it ends" if running else "wrote it"
+                    raise ValueError(f"--{name} {path} is also the --{other} of {shard} of this job ({ledger} "
+                                     f"records it), which {did}: give each shard a --{name} of its own "
+                                     "(run-K.json, say)")  # fmt: skip
+        for name, path in self.side_files.items() if not self.read_only else ():
+            digest = hashlib.sha256(os.fsencode(os.path.realpath(path))).hexdigest()[:16]
+            lock = os.path.join(self.out_dir, f".xvertfast-{self.job}-side-file-{digest}.lock")
+            held = hold_lock(lock, patience=LOCK_PATIENCE)
+            if held is None:
+                raise ValueError(f"--{name} {path} is also a file that another shard of this job, running now, "
+                                 f"writes when it ends (it holds {lock}): give each shard a --{name} of its own "
+                                 "(run-K.json, say)")  # fmt: skip
+            self._locks.append(held)
 
     def _find_ledgers(self) -> list[str]:
         """The job's ledgers in the folder; sets whether it is a folder of an xvertfast before
@@ -861,7 +942,8 @@ class JobFolder:
         return self._time
 
     def _read_ledgers(self, ledgers: list[str]) -> dict[str, dict]:
-        entries, _, legacy, latest = read_ledgers(ledgers)
+        self._runs: dict[str, dict] = {}  # each ledger's latest run (see _refuse_side_files)
+        entries, _, legacy, latest = read_ledgers(ledgers, self._runs)
         self._legacy = self._legacy or legacy
         self._time = max(self._time, latest)
         return entries
