@@ -889,6 +889,14 @@ def test_run_tiles_checks_its_tiles_and_runs_other_floats_as_float32(seed):
                   (prep.xp.int(), prep.y.int())):  # fmt: skip
         with pytest.raises(ValueError, match="run_tiles: xp and y must be float tensors of one shape"):
             enhancer.run_tiles(xp, y)
+    # integer tiles were said as 'got shape (2, 1, 64, 64) and shape (2, 1, 64, 64)', NaN ones by the WLS
+    # between stages as 'wls: image contains 1 NaN or infinite value(s)', naming no tile
+    with pytest.raises(ValueError, match=r"got a torch\.int32 tensor of shape \(2, 1, \d+, \d+\) and a torch\.int32"):
+        enhancer.run_tiles(prep.xp.int(), prep.y.int())
+    bad = prep.y.clone()
+    bad[1, 0, 3, 4] = float("nan")
+    with pytest.raises(ValueError, match=r"^run_tiles: y contains 1 NaN or infinite value\(s\)$"):
+        enhancer.run_tiles(prep.xp, bad)
 
 
 def test_errors_and_warnings_start_their_own_line_under_the_progress_bar(tmp_path, model_dir, seed, capsys):

@@ -209,7 +209,8 @@ def _check_brightness(brightness: str) -> str:
 
 
 def _describe(t) -> str:
-    return f"shape {tuple(t.shape)}" if isinstance(t, torch.Tensor) else type(t).__name__
+    """A tensor as a refusal names it: its dtype and shape (integer tiles read as 'got shape ...' alone)."""
+    return f"a {t.dtype} tensor of shape {tuple(t.shape)}" if isinstance(t, torch.Tensor) else type(t).__name__
 
 
 def _check_gpu_wls(method: str, device: torch.device) -> None:
@@ -486,6 +487,10 @@ class Enhancer:
                 xp.shape[1] != 1 or xp.shape != y.shape or not (xp.is_floating_point() and y.is_floating_point()):
             raise ValueError(f"run_tiles: xp and y must be float tensors of one shape [N, 1, S, S], got "
                              f"{_describe(xp)} and {_describe(y)}")  # fmt: skip
+        for name, tiles in (("xp", xp), ("y", y)):  # (else "wls: image contains ... NaN", naming no tile)
+            if not bool(torch.isfinite(tiles).all()):
+                raise ValueError(f"run_tiles: {name} contains {int((~torch.isfinite(tiles)).sum())} NaN or infinite "
+                                 "value(s)")  # fmt: skip
         outs = []
         bounds = list(range(0, xp.shape[0], self.batch_size)) + [xp.shape[0]]
         if not self.backend.fixed_batch and len(bounds) > 2 and bounds[-1] - bounds[-2] == 1 and self.batch_size > 2:
