@@ -55,3 +55,19 @@ def test_rois_must_be_auto_or_a_files_path(tmp_path, rois):
         evaluate([str(tmp_path / "a.png")], str(tmp_path / "report"), methods="identity", metrics="entropy",
                  rois=rois, progress=False, log=lambda *_: None)  # fmt: skip
     assert not (tmp_path / "report").exists()
+
+
+@pytest.mark.parametrize("argument, value", [("methods", None), ("methods", 5), ("methods", [None]), ("methods", ["identity", 3]),
+                                             ("metrics", None), ("metrics", 5), ("metrics", [None]), ("metrics", [1, "entropy"])])  # fmt: skip
+def test_methods_and_metrics_must_be_names(tmp_path, argument, value):
+    """A method or metric that is no name raised Python's own errors naming neither argument:
+    methods=[None] "'NoneType' object has no attribute 'partition'", metrics=[1, 'entropy']
+    'sequence item 0: expected str instance, int found', None "'NoneType' object is not iterable"."""
+    from xvertfast.eval.evaluate import evaluate
+
+    Image.fromarray(chest_like(0)).save(tmp_path / "a.png")
+    given = {"methods": "identity", "metrics": "entropy", argument: value}
+    with pytest.raises(ValueError, match=rf"^evaluate: {argument} must be names \(a list of them, or one string of them "
+                                         r"comma-separated\), got "):  # fmt: skip
+        evaluate([str(tmp_path / "a.png")], str(tmp_path / "report"), **given, progress=False, log=lambda *_: None)
+    assert not (tmp_path / "report").exists()

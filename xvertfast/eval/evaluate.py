@@ -22,11 +22,21 @@ __all__ = ["evaluate", "check_report_folder", "DEFAULT_METHODS"]
 DEFAULT_METHODS = ("identity", "clahe", "farbman", "xvertnet")
 
 
-def _names(value) -> list:
+def _names(value, argument: str) -> list:
     """A list of names, where one string is read as the command line reads it, comma-separated:
     iterated, ``methods="clahe"`` was the methods 'c', 'l', ... ("unknown method 'c'"). Any other
-    iterable is read once (a generator checked, then run, was none at the run)."""
-    return [name.strip() for name in value.split(",") if name.strip()] if isinstance(value, str) else list(value)
+    iterable is read once (a generator checked, then run, was none at the run). ValueError naming
+    ``argument`` where it holds something else than names (None, a number: Python's own errors)."""
+    if isinstance(value, str):
+        return [name.strip() for name in value.split(",") if name.strip()]
+    try:
+        names = list(value)
+    except TypeError:
+        names = [value]
+    if value is None or not all(isinstance(name, str) for name in names):
+        raise ValueError(f"evaluate: {argument} must be names (a list of them, or one string of them comma-separated), "
+                         f"got {value!r}")  # fmt: skip
+    return names
 
 
 def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=DEFAULT_METRICS,
@@ -64,7 +74,7 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
     once they all are, while the report is written, :class:`~xvertfast.eval.report.ReportInterrupted`.
     """
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    methods, metrics, inputs = _names(methods), _names(metrics), input_paths(inputs)
+    methods, metrics, inputs = _names(methods, "methods"), _names(metrics, "metrics"), input_paths(inputs)
     arguments = {"inputs": inputs, "methods": methods, "metrics": metrics, "rois": rois, "compare_to": compare_to,
                  "pictures": pictures, "restart": restart, **enhancer_kwargs}  # as read (an iterator once)  # fmt: skip
     if not methods:
