@@ -72,6 +72,18 @@ def direct(img: torch.Tensor) -> torch.Tensor:
     return solve_direct(img.double(), **PARAMS)
 
 
+def stopping_bound(img: torch.Tensor, want: torch.Tensor, dtype: torch.dtype, rtol: float = 1e-4) -> float:
+    """The relative error from the exact solution ``want`` that a solve stopped at
+    ``||b - A g|| <= rtol ||b||`` is sure to keep: A = I + L, L positive semi-definite, so
+    ||A^-1|| <= 1 and ||g - want|| <= rtol ||b||, relative rtol ||b|| / ||want||; that is rtol
+    or more (||want|| <= ||b||: up to 1.2 rtol on the images here), not rtol itself, which a
+    seed could cross (0.44 rtol used over 300 seeds at lam 0.3). Plus the result's rounding to
+    ``dtype``."""
+    ratio = float(torch.linalg.vector_norm(img.double()) / torch.linalg.vector_norm(want.double()))
+    u = torch.finfo(dtype).eps / 2
+    return rtol * ratio + u * (1 + rtol * ratio)
+
+
 @functools.lru_cache(maxsize=None)
 def real_image(path: str, size: int | None) -> torch.Tensor:
     from PIL import Image
@@ -457,7 +469,9 @@ def test_python_pcg_driver_with_numpy_and_cpu_kernels(seed, dtype):
     assert x.dtype == batch.numpy().dtype
     _, native = wls(batch, method="cpu", return_info=True)
     for k, img in enumerate(batch):
-        assert rel_err(x[k], direct(img)) <= 1e-4, f"image {k}, seed {seed}"
+        want = direct(img)  # (the driver stops on its recursive residual, near the true one here:
+        # float32 and float64 used the same 0.23 of the bound at most over 300 seeds)
+        assert rel_err(x[k], want) <= stopping_bound(img, want, dtype), f"image {k}, seed {seed}"
         assert residual[k] <= 1e-4
         assert abs(iterations[k] - native.iterations[k]) <= 2, (iterations, native.iterations)
 
@@ -491,7 +505,8 @@ def test_random_batches_match_direct(seed, method, dtype):
     out, info = solve(batch, method, return_info=True)
     assert out.shape == batch.shape and out.dtype == dtype
     for img, got, res in zip(batch, out, info.residual):
-        assert rel_err(got, direct(img)) <= 1e-4, f"seed {seed}"
+        want = direct(img)
+        assert rel_err(got, want) <= stopping_bound(img, want, dtype), f"seed {seed}"
         assert res <= 1e-4
 
 
@@ -505,7 +520,7 @@ def test_other_parameters_match_direct(seed, method, lam, alpha):
     out = solve(batch, method, lam=lam, alpha=alpha)
     for k, img in enumerate(batch):
         want = solve_direct(img.double(), lam=lam, alpha=alpha, eps=PARAMS["eps"])
-        assert rel_err(out[k], want) <= 1e-4, f"seed {seed}, image {k}"
+        assert rel_err(out[k], want) <= stopping_bound(img, want, out.dtype), f"seed {seed}, image {k}"
         if k > 0:  # (image 0 is constant: its solution is itself whatever the parameters)
             assert rel_err(want, direct(img)) > 1e-3  # the parameters change the solution
 
@@ -546,7 +561,8 @@ def test_tiny_and_thin_images(seed, method, shape):
     x = torch.rand(shape)
     got = solve(x, method)
     assert got.shape == shape
-    assert rel_err(got, direct(x)) <= 1e-4
+    want = direct(x)
+    assert rel_err(got, want) <= stopping_bound(x, want, got.dtype)
 
 
 @pytest.mark.parametrize("method", METHODS)
