@@ -535,6 +535,21 @@ def test_enhance_of_an_inverted_image_warns_as_the_cli_does(tmp_path, seed):
         assert len(enh.enhance(1 - chest_like(seed)).warnings) == 1
 
 
+def test_enhance_files_says_its_own_arguments(tmp_path, seed):
+    # fmt='jpg' was refused as 'format must be one of ...' (the CLI's word: its --format offers the
+    # formats alone); workers=2.7 ran two workers and workers=True one, without a word
+    Image.fromarray(np.round(chest_like(seed) * 255).astype(np.uint8)).save(tmp_path / "a.png")
+    enh = Enhancer(tiny_model(seed), device="cpu")
+    with pytest.raises(ValueError, match=r"^fmt must be one of same, png16, png8, tiff, dicom, got 'jpg'$"):
+        enh.enhance_files([str(tmp_path / "a.png")], str(tmp_path / "out"), fmt="jpg", progress=False)
+    for workers in (2.7, True, "2", np.float64(2.0)):
+        with pytest.raises(ValueError, match=r"^workers must be a whole number from 1 to \d+, got "):
+            enh.enhance_files([str(tmp_path / "a.png")], str(tmp_path / "out"), workers=workers, progress=False)
+    assert not (tmp_path / "out").exists()
+    assert enh.enhance_files([str(tmp_path / "a.png")], str(tmp_path / "out"), workers=np.int64(1),
+                             progress=False).line().startswith("1 done")  # fmt: skip
+
+
 def test_outputs_never_leave_the_output_folder(tmp_path, model_dir, seed):
     outside = tmp_path / "a" / "b"
     outside.mkdir(parents=True)

@@ -32,6 +32,7 @@ import collections
 import concurrent.futures as cf
 import json
 import math
+import numbers
 import os
 import threading
 import time
@@ -520,8 +521,11 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
             cannot be used (a file, not writable, another job running in it, other settings
             without ``overwrite``).
     """
-    if fmt not in OUTPUT_FORMATS:
-        raise ValueError(f"format must be one of {', '.join(OUTPUT_FORMATS)}, got {fmt!r}")
+    if fmt not in OUTPUT_FORMATS:  # (the CLI's --format offers these alone: a Python caller's fmt= is said)
+        raise ValueError(f"fmt must be one of {', '.join(OUTPUT_FORMATS)}, got {fmt!r}")
+    # (int() made workers=2.7 two workers and True one without a word, and 'two' its own words)
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, numbers.Integral)):
+        raise ValueError(f"workers must be a whole number from 1 to {MAX_WORKERS}, got {workers!r}")
     workers = default_workers() if workers is None else int(workers)
     if not 1 <= workers <= MAX_WORKERS:
         raise ValueError(f"workers must be 1 to {MAX_WORKERS}, got {workers}")
