@@ -202,3 +202,16 @@ def test_a_family_of_one_test_is_said_so(tmp_path):
     run.rows = [{k: r[k] for k in ("file", "roi", "method", "entropy")} for r in whole.rows if r["method"] != "farbman"]
     md = open(write_report(run, str(tmp_path), "identity")["summary.md"]).read()
     assert "family of 1 test paired by image after outlier removal (1 method × 1 metric against identity" in md, md
+
+
+def test_a_family_of_no_test_is_not_said_to_be_adjusted(tmp_path):
+    """One image: no test paired by image has a p-value, and the legend said its p Holm was 'adjusted
+    by Holm's method over this report's family of 0 tests', marked * or ** below thresholds no cell reaches."""
+    from xvertfast.eval.report import write_report
+
+    md = open(write_report(_run(images=1), str(tmp_path), "identity")["summary.md"]).read()
+    section = md.split("## Paired by image, for a paper")[1].split("\n## ")[0]
+    assert "family of 0 tests" not in section
+    assert ("p Holm: n/a, as no test paired by image has a p-value here (each has fewer than 2 images that differ): "
+            "no family to adjust over.") in section, section  # fmt: skip
+    assert "| clahe | Entropy (bits) | 1 | n/a | n/a |" in section  # the differences are still given

@@ -433,11 +433,15 @@ def _for_paper_lines(run: EvalRun, compare_to: str, images: dict, for_paper: lis
     family = sum(test["p_value_by_image_clean"] == test["p_value_by_image_clean"] for _, test in rows)
     methods = len({r["method"] for r, _ in rows})
     lines = ["## Paired by image, for a paper: difference, 95% interval and Holm-adjusted p (after outlier removal)",
-             "", f"Each row: the test paired by image above, n images. p Holm: its p-value adjusted by Holm's method "
-             f"over this report's family of {count(family, 'test')} paired by image after outlier removal "
-             f"({count(methods, 'method')} × {count(len(run.metrics), 'metric')} against {compare_to}, those with a "
-             "p-value; other methods or metrics make another family), marked `*` p Holm < 0.05, `**` p Holm < 0.01 "
-             "(the marks of the mean ± sd tables are the uncorrected test paired by ROI). Difference: method − "
+             "", "Each row: the test paired by image above, n images. " + (
+                 f"p Holm: its p-value adjusted by Holm's method over this report's family of {count(family, 'test')} "
+                 f"paired by image after outlier removal ({count(methods, 'method')} × "
+                 f"{count(len(run.metrics), 'metric')} against {compare_to}, those with a p-value; other methods or "
+                 "metrics make another family), marked `*` p Holm < 0.05, `**` p Holm < 0.01 (the marks of the mean "
+                 "± sd tables are the uncorrected test paired by ROI)." if family else
+                 "p Holm: n/a, as no test paired by image has a p-value here (each has fewer than 2 images that "
+                 "differ): no family to adjust over.")  # (a family of 0 tests, marked below thresholds none reaches)
+             + " Difference: method − "
              f"{compare_to} on the image means, the Hodges–Lehmann estimate (the median of the Walsh averages "
              f"(dᵢ + dⱼ) / 2 of the differences) and its distribution-free {_CONFIDENCE:.0%} interval, the "
              f"signed-rank test inverted (exact up to {EXACT_MAX_PAIRS} images, else the normal approximation, as the "
