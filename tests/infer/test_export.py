@@ -474,6 +474,37 @@ def test_a_damaged_onnx_file_is_named_and_a_damaged_cache_is_exported_again(mode
     OnnxRuntimeBackend(first, torch.device("cpu"))
 
 
+def test_a_bit_flipped_cached_onnx_file_is_named_and_exported_again(model, tmp_path, seed):
+    # one flipped bit in a weight leaves the graph loadable and its metadata right: the cache
+    # handed the file on and onnxruntime computed wrong tiles without a word
+    needs_export()
+    import onnx
+
+    first = cached_onnx_export(model, tmp_path, tile=TILE)
+    xp, y = inputs(2)
+    intact = ort_run(first[0], xp, y)
+    with open(first[0], "rb") as f:
+        whole = f.read()
+    (bias,) = (t.raw_data for t in onnx.load(first[0]).graph.initializer if t.name.endswith("head.bias"))
+    at = whole.find(bias) + 3  # the last conv's bias, the byte of its float32's exponent
+    assert len(bias) == 4 and whole.count(bias) == 1
+    with open(first[0], "wb") as f:
+        f.write(whole[:at] + bytes([whole[at] ^ 0x40]) + whole[at + 1 :])
+    assert read_onnx_metadata(first[0]) == read_onnx_metadata(first[1]) | {"xvertfast.stage": "1"}
+    assert not torch.equal(ort_run(first[0], xp, y), intact)  # the harm, unseen
+    with pytest.warns(RuntimeWarning, match=re.escape(f"{first[0]}: this cached ONNX file is damaged")):
+        assert cached_onnx_export(model, tmp_path, tile=TILE) == first  # the same folder, made whole again
+    with open(first[0], "rb") as f:
+        assert f.read() == whole
+    assert torch.equal(ort_run(first[0], xp, y), intact)
+    os.remove(first[1] + ".sha256")  # an export killed before its digests: exported again, quietly
+    stamp = os.stat(first[1]).st_mtime_ns
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cached_onnx_export(model, tmp_path, tile=TILE)
+    assert os.stat(first[1]).st_mtime_ns != stamp and os.path.isfile(first[1] + ".sha256")
+
+
 def fake_aoti_package(path, **metadata) -> str:
     """A zip laid out like an AOTI package as far as its recorded metadata goes (no code)."""
     import json

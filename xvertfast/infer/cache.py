@@ -2,7 +2,8 @@
 emptying away from a process building or loading from it.
 
 The cache (:func:`default_cache_dir`) holds the ONNX exports of
-``--backend onnxruntime|tensorrt`` (``onnx/<model>-x<exporter>-t<tile>-<precision>/``), TensorRT
+``--backend onnxruntime|tensorrt`` (``onnx/<model>-x<exporter>-t<tile>-<precision>/``, each
+stage file beside the SHA-256 it was written with), TensorRT
 engines (``<key>.engine``, tens to hundreds of MB each, one per model, precision, tile, max
 batch, TensorRT and GPU) and TensorRT timing caches (``timing-*.cache``). Nothing is pruned by
 itself: :func:`cache_usage` (``xvertfast cache``, ``xvertfast info``) says how much there is,
@@ -40,9 +41,9 @@ BUILD_LOCK_NAME = ".xvertfast-build.lock"
 #: Files at the cache's top: engines, timing caches, and the temporaries (``.NAME.<random>.part``)
 #: a killed build left of either.
 _TOP = re.compile(r"\.?(?:[0-9a-f]{64}\.engine|timing-[^/]*\.cache)(?:\.[^.]+\.part)?")
-#: An ONNX export's folder under ``onnx/``, and the files in it.
+#: An ONNX export's folder under ``onnx/``, and the files in it (each stage's graph and its SHA-256).
 _ONNX_FOLDER = re.compile(r"[0-9a-f]{24}-x[0-9a-f]{12}-t\d+-fp(?:16|32)")
-_ONNX_FILE = re.compile(r"\.?stage\d+\.onnx(?:\.[^.]+\.part)?")
+_ONNX_FILE = re.compile(r"\.?stage\d+\.onnx(?:\.sha256)?(?:\.[^.]+\.part)?")
 
 
 def default_cache_dir() -> str:

@@ -37,6 +37,7 @@ from types import ModuleType
 import torch
 from torch import nn
 
+from xvertfast._stacklevel import outside_xvertfast
 from xvertfast._version import __version__
 from xvertfast.infer.cache import CACHE_HINT, cache_in_use, default_cache_dir
 from xvertfast.io.write import atomic_write
@@ -253,7 +254,9 @@ def cached_onnx_export(model: XVertNet, cache_dir: str | os.PathLike | None = No
     The folder name holds the weights hash, tile and precision, and a digest of what else
     shapes the graph (:func:`_exporter_digest`), so a finished export is reused as is and an
     export made by other code is not. A set there that does not read as this model's export
-    (a file damaged or removed since) is exported again, not handed on to fail at every run.
+    (a file damaged or removed since) is exported again, not handed on to fail at every run;
+    so is one whose bytes differ from the SHA-256 recorded beside each file when it was
+    written (:data:`DIGEST_SUFFIX`), with a warning naming the damaged file.
     """
     _check(model, tile)
     sha = fingerprint(model)
@@ -261,12 +264,52 @@ def cached_onnx_export(model: XVertNet, cache_dir: str | os.PathLike | None = No
     folder = os.path.join(cache_dir, "onnx", f"{sha[:24]}-x{_exporter_digest()}-t{tile}-{'fp16' if fp16 else 'fp32'}")
     with cache_in_use(cache_dir):  # (the caller that reads the files holds it too)
         paths = os.path.isdir(folder) and _matching_onnx_set(folder, len(model.stages), sha, tile, fp16)
+        if paths and not _digests_match(paths):
+            paths = None
         if not paths:  # (a cache under a HOME that takes no files is common on clusters: say how to move it)
             writable_folder(folder, CACHE_HINT)
         try:
-            return paths or export_onnx(model, folder, tile=tile, fp16=fp16, sha=sha)
+            if paths:
+                return paths
+            paths = export_onnx(model, folder, tile=tile, fp16=fp16, sha=sha)
+            for path in paths:
+                with atomic_write(path + DIGEST_SUFFIX) as tmp, open(tmp, "w") as f:
+                    f.write(_file_digest(path) + "\n")
+            return paths
         except OSError as exc:  # (a full disk: said as the cache's, as a folder that takes no files is)
             raise _folder_error(type(exc), exc.errno, f"{exc}{CACHE_HINT}") from exc
+
+
+#: Beside each cached stage file, the SHA-256 of its bytes as exported (``stage1.onnx.sha256``).
+DIGEST_SUFFIX = ".sha256"
+
+
+def _file_digest(path: str) -> str:
+    """The SHA-256 of a file's bytes (about 20 ms for the default model's two stages)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _digests_match(paths: list[str]) -> bool:
+    """Whether each cached stage file still has the bytes it was exported with. A flipped bit in
+    a weight leaves the graph loadable and its metadata right, and onnxruntime then computes
+    wrong tiles without a word: such a file is said (naming it) and the set exported again. A
+    set without its digests (an export killed before writing them) is exported again quietly."""
+    for path in paths:
+        try:
+            with open(path + DIGEST_SUFFIX) as f:
+                recorded = f.read().strip()
+        except OSError:
+            return False
+        if _file_digest(path) != recorded:
+            warnings.warn(f"{path}: this cached ONNX file is damaged (its SHA-256 is not the one recorded in "
+                          f"{os.path.basename(path)}{DIGEST_SUFFIX} when it was exported, e.g. a disk or copy "
+                          "error): exporting the model again", RuntimeWarning, stacklevel=outside_xvertfast())  # fmt: skip
+            return False
+    return True
 
 
 def _exporter_digest() -> str:
