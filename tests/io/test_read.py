@@ -596,6 +596,19 @@ def test_raw_jsrt(tmp_path, seed):
     np.testing.assert_allclose(im.pixels, 1.0 - values.astype(np.float64) / 4095.0, atol=1e-6)
 
 
+@pytest.mark.parametrize(("dtype", "top", "cause"), [("<u2", 4095, "bytes are likely swapped"),
+                                                     (">u2", 65535, "16-bit data, or not a JSRT image")])
+def test_raw_jsrt_values_past_12_bits_are_refused_with_the_likely_cause(tmp_path, seed, dtype, top, cause):
+    # they were clipped to 4095: a little-endian or 16-bit file read as a mostly black image, silently
+    values = np.random.default_rng(seed).integers(0, top + 1, size=(2048, 2048)).astype(dtype)
+    values[0, 0] = top  # (past 12 bits read big-endian, as 0xFF0F or 0xFFFF; and little-endian for 16 bits)
+    path = tmp_path / "JPCLN002.IMG"
+    values.tofile(path)
+    with pytest.raises(ImageReadError, match=f"{re.escape(str(path))}.*exceed 4095.*{cause}"):
+        read_image(path)
+    assert os.path.getsize(path) == 2048 * 2048 * 2
+
+
 # ---- DICOM ------------------------------------------------------------------------------------
 
 

@@ -146,9 +146,22 @@ def full_range(rad: Radiograph, depth_hint: int | None = None) -> tuple[float, f
 
 
 def _read_jsrt(path: str, max_pixels: int, notes: list[str]):
+    """A raw JSRT image, refused where a value needs more than 12 bits: such values were clipped
+    to white, so a byte-swapped or 16-bit file read as a mostly black image without a word. The
+    byte order is not guessed; the refusal says whether the swapped order would fit."""
     check_pixels(path, JSRT_SHAPE[0], JSRT_SHAPE[1], max_pixels)
     raw = np.fromfile(path, dtype=">u2").reshape(JSRT_SHAPE)
-    values = invert(np.minimum(raw, (1 << JSRT_BITS) - 1).astype(np.uint16), JSRT_BITS)
+    top = (1 << JSRT_BITS) - 1
+    if int(raw.max()) > top:
+        over = int(np.count_nonzero(raw > top))
+        if int(raw.byteswap().max()) <= top:
+            cause = ("read as little-endian words every value fits in 12 bits, so its bytes are likely swapped "
+                     "(written little-endian): swap each pair of bytes (dd conv=swab does) to read it")
+        else:
+            cause = "read in either byte order values exceed 12 bits: 16-bit data, or not a JSRT image"
+        raise ImageReadError(path, f"a raw JSRT .IMG file holds 12-bit values (0-{top}) in big-endian 16-bit "
+                             f"words, but {over} of {raw.size} exceed {top} (largest {int(raw.max())}); {cause}")
+    values = invert(raw.astype(np.uint16), JSRT_BITS)
     return values, JSRT_BITS, "MONOCHROME1", {"format": "jsrt", "shape": JSRT_SHAPE}
 
 
