@@ -8,7 +8,7 @@ import warnings
 import pytest
 
 from xvertfast.io import ImageReadError
-from xvertfast.io.files import NothingFound, discover, image_extension, output_path, read_input
+from xvertfast.io.files import NothingFound, discover, image_extension, list_files, output_path, read_input
 
 
 def test_discover_lists_and_duplicates(tmp_path):
@@ -350,3 +350,22 @@ def test_one_path_given_alone_is_one_input_not_its_characters(tmp_path, monkeypa
     with pytest.raises(TypeError, match=r"^inputs must be a path \(str or pathlib.Path\) or a list of paths, got NoneType "
                                         r"None in the list$"):  # fmt: skip
         discover(["ab", None])
+
+
+def test_lists_that_list_each_other_are_refused_by_line(tmp_path, monkeypatch):
+    """A list naming itself, or one naming another that names it, was read until Python's limit:
+    'error: maximum recursion depth exceeded while calling a Python object', naming no file. The
+    same list reached twice without a loop is read, its files kept once."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.png").write_bytes(b"x")
+    (tmp_path / "self.txt").write_text("a.png\n@self.txt\n")
+    with pytest.raises(ValueError, match=r"^self\.txt, line 2: @self\.txt is a list this line is read from"):
+        discover(["@self.txt"])
+    (tmp_path / "one.txt").write_text("@two.txt\n")
+    (tmp_path / "two.txt").write_text("a.png\n@./one.txt\n")
+    with pytest.raises(ValueError, match=r"^two\.txt, line 2: @\./one\.txt is a list this line is read from"):
+        discover(["@one.txt"])
+    (tmp_path / "leaf.txt").write_text("a.png\n")
+    (tmp_path / "both.txt").write_text("@leaf.txt\n@leaf.txt\n")
+    assert [f.path for f in discover(["@both.txt", "@leaf.txt"])] == ["a.png"]
+    assert list_files(["@both.txt"]) == [str(tmp_path / "both.txt"), str(tmp_path / "leaf.txt")]

@@ -368,6 +368,27 @@ def test_a_report_is_checked_against_the_ledger_again_once_the_job_holds_the_fol
     assert folder_state(out) == before  # x.png kept, the ledger and settings untouched
 
 
+def test_report_and_preview_never_replace_an_input_list_or_the_rois_file(tmp_path, model_dir, seed, capsys,  # noqa: F811
+                                                                         monkeypatch):  # fmt: skip
+    """Only the images were checked: ``enhance @todo.txt --report todo.txt`` wrote the JSON over the
+    list it was reading (a dry run too, exit 0), as --preview over the --rois CSV. A list named
+    by a list is one too."""
+    monkeypatch.chdir(tmp_path)
+    write_pngs(tmp_path / "in", seed, ["a.png"])
+    (tmp_path / "todo.txt").write_text("in/a.png\n")
+    (tmp_path / "outer.txt").write_text("@todo.txt\n")
+    (tmp_path / "rois.csv").write_text("file,upper_row,upper_col,lower_row,lower_col\na.png,40,64,90,64\n")
+    kept = {name: (tmp_path / name).read_bytes() for name in ("todo.txt", "outer.txt", "rois.csv")}
+    for given, option, path, what in [("@todo.txt", "--report", "todo.txt", "the input list"),
+                                      ("@outer.txt", "--preview", "./todo.txt", "the input list"),
+                                      ("in", "--report", "rois.csv", "the ROI centres file rois.csv")]:
+        for dry in ([], ["--dry-run"]) if option == "--report" else ([],):
+            assert run(model_dir, given, "-o", "out", "--rois", "rois.csv", option, path, *dry) == 2
+            said = capsys.readouterr().err
+            assert f"error: {option} {path} is {what}" in said and "which the job reads" in said, said
+    assert {name: (tmp_path / name).read_bytes() for name in kept} == kept and not (tmp_path / "out").exists()
+
+
 def test_a_missing_input_is_said_missing_where_its_output_path_holds_another_inputs(tmp_path, model_dir, seed,  # noqa: F811
                                                                                     capsys):  # fmt: skip
     """An @list of relative paths run from another folder (or an input deleted, or mistyped) named

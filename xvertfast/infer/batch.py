@@ -47,7 +47,7 @@ from xvertfast._version import __version__
 from xvertfast.io import Radiograph, require_content, write_image
 from xvertfast.io.errors import FILE_ERRORS, failure_text
 from xvertfast.io.files import (InputFile, NothingFound, collision_remedy, discover, file_state, image_extension,
-                                input_paths, input_problem, output_path, read_input, unsearched_image)
+                                input_paths, input_problem, list_files, output_path, read_input, unsearched_image)
 from xvertfast.io.read import sniff_format
 from xvertfast.io.job_folder import JOB_FILE, JobFolder, dry_run_line, recorded_input, run_line
 from xvertfast.io.shards import Shard
@@ -55,7 +55,7 @@ from xvertfast.io.write import (FORMAT_EXTENSIONS, WRITE_FORMATS, atomic_write, 
                                 remove_stale_parts)
 from xvertfast.model.persistence import fingerprint
 from xvertfast.preprocess import image_warnings
-from xvertfast.preprocess.centres import GivenCentres, as_roi_centres, centres_of_inputs, spine_at
+from xvertfast.preprocess.centres import GivenCentres, RoiCentres, as_roi_centres, centres_of_inputs, spine_at
 
 __all__ = ["enhance_files", "check_rois_mode", "default_workers", "BatchSummary", "FileRecord", "OUTPUT_FORMATS",
            "JOB_FILE"]
@@ -189,8 +189,10 @@ def _job_settings(enhancer, fmt: str) -> dict:
             "tile": enhancer.tile, "format": fmt, "precision": str(enhancer.dtype).replace("torch.", "")}  # fmt: skip
 
 
-def _check_side_files(files, out_dir: str, fmt: str, **paths: str | None) -> None:
-    """The report and preview files may be neither an input nor a folder, nor an output (this job's,
+def _check_side_files(files, out_dir: str, fmt: str, sources: dict[str, str] | None = None,
+                      **paths: str | None) -> None:  # fmt: skip
+    """The report and preview files may be neither an input (an image, or one of ``sources``: the
+    files the job reads besides them, resolved, and what each is) nor a folder, nor an output (this job's,
     or one ``out_dir``'s ledger records from an earlier run with other inputs) or a file the job keeps
     in ``out_dir`` (written over when the job ends, an output stayed 'done' as JSON), nor one file
     for both, and must be writable where they go: they are written when the job ends, which may be
@@ -206,6 +208,8 @@ def _check_side_files(files, out_dir: str, fmt: str, **paths: str | None) -> Non
         real = os.path.realpath(path)
         if real in inputs:
             raise ValueError(f"--{option} {path} is one of the inputs; it would be overwritten")
+        if real in (sources or {}):  # (a dry run's report too replaced an @list it was given)
+            raise ValueError(f"--{option} {path} is {sources[real]}, which the job reads; it would be overwritten")
         if real in taken:
             raise ValueError(f"--{option} {path} is also the --{taken[real]}; give each a file of its own")
         taken[real] = option
@@ -548,7 +552,10 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
         raise NothingFound(inputs)
     if dry_run and preview:
         raise ValueError(f"{asked('preview')} draws outputs: a dry run writes none")
-    _check_side_files(files, out_dir, fmt, report=report, preview=preview)
+    sources = {real: f"the input list {real}" for real in list_files(inputs)} if report or preview else {}
+    if isinstance(rois, RoiCentres) and rois.path:
+        sources[os.path.realpath(rois.path)] = f"the ROI centres file {rois.path}"
+    _check_side_files(files, out_dir, fmt, sources, report=report, preview=preview)
     given = centres_of_inputs(rois, [f.path for f in files]) if rois is not None else {}
     if not dry_run:  # built before OUT is made (an export, engines: it may fail); a dry run builds nothing
         enhancer.backend  # noqa: B018 (its precision, recorded below, may differ from the one described)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from xvertfast._paths import PATH_TYPES, fspath, not_a_path
 from xvertfast.io.errors import ImageReadError
 
-__all__ = ["InputFile", "discover", "check_inputs", "input_paths", "read_input", "input_problem", "unsearched_image", "file_state", "output_path", "image_extension", "file_sha256", "IMAGE_EXTENSIONS", "IMAGE_KINDS",
+__all__ = ["InputFile", "discover", "check_inputs", "input_paths", "list_files", "read_input", "input_problem", "unsearched_image", "file_state", "output_path", "image_extension", "file_sha256", "IMAGE_EXTENSIONS", "IMAGE_KINDS",
            "LIST_PHOTOMETRICS"]  # fmt: skip
 
 #: Extensions picked up when a folder is searched. Files without an extension, or whose
@@ -217,10 +217,13 @@ def _read_list(list_path: str) -> list[str]:
         raise ValueError(f"@{list_path}: the input list file {list_path} cannot be read ({reason})") from None
 
 
-def _from_list(list_path: str, exclude: set[str], empty: list[str]) -> list[InputFile]:
+def _from_list(list_path: str, exclude: set[str], empty: list[str], within: tuple[str, ...] = ()) -> list[InputFile]:
     """The entries of an ``@list``: a listed folder's images mirror their paths in it, a listed
     file its path (:func:`_listed_rel`). A listed folder without images is added to ``empty``,
-    named by its line."""
+    named by its line. ``within``: the lists (resolved) being read that led here; a list naming
+    one of them, or itself, is a ValueError naming its line (it recursed until Python's limit,
+    said as 'maximum recursion depth exceeded' and no file)."""
+    within = (*within, os.path.realpath(list_path))
     out = []
     for number, line in enumerate(_read_list(list_path), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
@@ -232,7 +235,10 @@ def _from_list(list_path: str, exclude: set[str], empty: list[str]) -> list[Inpu
                              f"not {tag!r}")  # fmt: skip
         path = path.strip()
         if path.startswith("@"):  # a list of lists
-            out.extend(_from_list(path[1:], exclude, empty))
+            if os.path.realpath(path[1:]) in within:
+                raise ValueError(f"{list_path}, line {number}: {path} is a list this line is read from (itself, or "
+                                 "one that lists it): the lists would be read without end; list each once")  # fmt: skip
+            out.extend(_from_list(path[1:], exclude, empty, within))
             continue
         found = _one_input(path, exclude, empty, f"{list_path}, line {number}: {path}", _listed_rel, tag)
         spaced = path.rsplit(None, 1)  # 'a.png  MONOCHROME1': spaces where the tab goes
@@ -262,6 +268,25 @@ def _one_input(path: str, exclude: set[str], empty: list[str], named: str, rel_o
 
 
 _INPUTS_MUST_BE = "inputs must be a path (str or pathlib.Path) or a list of paths"
+
+
+def list_files(inputs) -> list[str]:
+    """The ``@list`` files (resolved) that ``inputs`` name, and those they name in turn: inputs of
+    the job too, which a file it writes (a --report) must not replace. One that cannot be read
+    is left out (:func:`discover` says why)."""
+    found: list[str] = []
+    todo = [item[1:] for item in input_paths(inputs) if item.startswith("@")]
+    while todo:
+        real = os.path.realpath(todo.pop())
+        if real in found:
+            continue
+        found.append(real)
+        try:
+            lines = _read_list(real)
+        except ValueError:
+            continue
+        todo += [line.partition("\t")[0].strip()[1:] for line in lines if line.strip().startswith("@")]
+    return found
 
 
 def input_paths(inputs) -> list[str]:
