@@ -71,3 +71,17 @@ def test_methods_and_metrics_must_be_names(tmp_path, argument, value):
                                          r"comma-separated\), got "):  # fmt: skip
         evaluate([str(tmp_path / "a.png")], str(tmp_path / "report"), **given, progress=False, log=lambda *_: None)
     assert not (tmp_path / "report").exists()
+
+
+@pytest.mark.parametrize("out_dir", [None, "", 3])
+def test_the_report_folder_must_be_a_path(tmp_path, monkeypatch, out_dir):
+    """out_dir=None raised os.stat's 'path should be string, bytes, os.PathLike or integer, not
+    NoneType', 3 os.fspath's error (after os.path.exists had looked at file descriptor 3), and ''
+    (-o '') was the current folder, refused as 'a folder of outputs' holding the inputs."""
+    from xvertfast.eval.evaluate import evaluate
+
+    Image.fromarray(chest_like(0)).save(tmp_path / "a.png")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=rf"^evaluate: out_dir must be the report folder's path, got {out_dir!r}$"):
+        evaluate(["a.png"], out_dir, methods="identity", metrics="entropy", progress=False, log=lambda *_: None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]

@@ -202,6 +202,23 @@ def test_a_dicom_output_of_float_pixel_data_is_read_as_a_float_tiffs(tmp_path, s
         PrecomputedOutputs(str(tool))(pixels, source=source)
 
 
+def test_a_monochrome1_float_dicom_output_is_scored_as_an_integer_ones(tmp_path, seed):
+    # a tool's output stored bone dark as floats in [0, 1] (1 - its image): flipped within its own
+    # values, an output of 0.4..0.9 was scored as 0.1..0.6, where an integer MONOCHROME1 output is
+    # flipped within its stored range and scored as it was meant
+    from tests.io.test_read import make_float_dicom
+
+    src, tool = tmp_path / "in", tmp_path / "tool"
+    src.mkdir()
+    tool.mkdir()
+    Image.fromarray(chest_like(seed)).save(src / "a.png")
+    source = InputFile(str(src / "a.png"), "a.png")
+    pixels = read_image(src / "a.png").pixels
+    enhanced = 0.4 + 0.5 * clahe(pixels).astype(np.float32)
+    make_float_dicom(tool / "a.dcm", 1 - enhanced, "MONOCHROME1")
+    np.testing.assert_allclose(PrecomputedOutputs(str(tool))(pixels, source=source), enhanced, atol=1e-6)
+
+
 def test_a_replaced_output_is_scored_again_on_resume(tmp_path, seed):
     src, tool = inputs_and_clahe_outputs(tmp_path, seed, "png8")
     methods = {"tool": PrecomputedOutputs(str(tool))}

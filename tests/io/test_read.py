@@ -756,7 +756,7 @@ def test_a_dicom_of_float_pixel_data_is_read_and_flipped_within_its_own_values(t
     ds = make_float_dicom(tmp_path / "f.dcm", values, photometric)
     im = read_image(tmp_path / "f.dcm", warn=False)
     flipped = photometric == "MONOCHROME1"
-    expected = values.max() + values.min() - values if flipped else values
+    expected = values.max() + values.min() - values if flipped else values  # (outside [0, 1]: its own range)
     np.testing.assert_allclose(im.values, expected, rtol=0, atol=4 * np.finfo(dtype).eps)
     v = values.astype(np.float64)
     scaled = (v - v.min()) / (v.max() - v.min())
@@ -766,6 +766,29 @@ def test_a_dicom_of_float_pixel_data_is_read_and_flipped_within_its_own_values(t
     ds.save_as(tmp_path / "f.dcm", enforce_file_format=True)
     with pytest.raises(ImageReadError, match=r"f\.dcm: its float pixel data contain 1 NaN or infinite value\(s\)$"):
         read_image(tmp_path / "f.dcm", warn=False)
+
+
+@pytest.mark.parametrize("kind", ["FloatPixelData", "DoubleFloatPixelData", "float tiff"])
+def test_monochrome1_floats_in_0_1_are_flipped_within_0_1(tmp_path, seed, kind):
+    # floats in [0, 1] are on the scale stored floats are scored on (full_range), as integers are
+    # on their stored range: flipped within their own values (0.7 - v here), a MONOCHROME1 float
+    # output of 0.1..0.6 read as 0.1..0.6, not 0.4..0.9
+    import tifffile
+
+    from xvertfast.io.read import full_range
+
+    dtype = np.float64 if kind == "DoubleFloatPixelData" else np.float32
+    values = np.random.default_rng(seed).uniform(0.1, 0.6, size=(12, 16)).astype(dtype)
+    values[0, :2] = 0.1, 0.6
+    if kind == "float tiff":
+        tifffile.imwrite(tmp_path / "f.tif", values, photometric="miniswhite")
+        im = read_image(tmp_path / "f.tif", warn=False)
+    else:
+        make_float_dicom(tmp_path / "f.dcm", values, "MONOCHROME1")
+        im = read_image(tmp_path / "f.dcm", warn=False)
+    assert im.photometric == "MONOCHROME1" and full_range(im) == (0.0, 1.0)
+    np.testing.assert_allclose(im.values, 1 - values, rtol=0, atol=2 * np.finfo(dtype).eps)
+    np.testing.assert_allclose(im.pixels, (0.6 - values) / 0.5, atol=1e-6)  # the pixels as before
 
 
 def test_dicom_monochrome1_with_rescale(tmp_path, seed):

@@ -74,6 +74,9 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
     once they all are, while the report is written, :class:`~xvertfast.eval.report.ReportInterrupted`.
     """
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    if not isinstance(out_dir, (str, bytes, os.PathLike)) or not os.fspath(out_dir):
+        # (None raised os.stat's TypeError; '' was the current folder, refused as a folder of outputs holding the inputs)
+        raise ValueError(f"evaluate: out_dir must be the report folder's path, got {out_dir!r}")
     methods, metrics, inputs = _names(methods, "methods"), _names(metrics, "metrics"), input_paths(inputs)
     arguments = {"inputs": inputs, "methods": methods, "metrics": metrics, "rois": rois, "compare_to": compare_to,
                  "pictures": pictures, "restart": restart, **enhancer_kwargs}  # as read (an iterator once)  # fmt: skip

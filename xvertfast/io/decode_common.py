@@ -181,8 +181,14 @@ def invert(values: np.ndarray, bits: int) -> np.ndarray:
     """Polarity flip within the stored range (bright = high afterwards).
 
     Signed integers flip within the signed range (v -> -1 - v), so negative values are not
-    clipped away: clipping them would saturate half of a signed image's range.
+    clipped away: clipping them would saturate half of a signed image's range. Floats in [0, 1],
+    the scale stored floats are read on (:func:`~xvertfast.io.read.full_range`, an evaluated
+    tool's outputs), flip within it (v -> 1 - v), as integers within theirs: flipped within
+    their own values, a MONOCHROME1 output of 0.1..0.6 was scored as 0.1..0.6, not 0.4..0.9.
+    Other floats have no known scale: within their own values.
     """
+    if values.dtype.kind == "f" and values.size and 0 <= values.min() and values.max() <= 1:
+        return (1 - values).astype(values.dtype)
     if values.dtype.kind == "f":
         with np.errstate(over="ignore"):
             total = values.max() + values.min()
