@@ -990,6 +990,18 @@ def test_no_epochs_with_an_init_model_of_fewer_stages_is_refused_before_any_imag
     assert not (tmp_path / "two").exists()
 
 
+@pytest.mark.parametrize("options", [["--width", "8"], ["--stages", "3", "--epochs-gc", "0", "--epochs-joint", "0"]])
+def test_cli_init_default_refusals_say_default_and_the_folder_it_resolved_to(tmp_path, capsys, options):
+    """Before: the refusal named only the shipped model's folder ("--init /.../weights/default: ..."),
+    not the "default" the user typed."""
+    from xvertfast.model.persistence import DEFAULT_MODEL_DIR
+
+    data = write_images(tmp_path / "data")
+    assert main(["train", str(data), "-o", str(tmp_path / "run"), "--init", "default", "-q", *options]) == 2
+    assert f"error: --init default ({os.path.abspath(DEFAULT_MODEL_DIR)})" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_cli_points_only_at_the_files_a_run_wrote(tmp_path, capsys):
     """Before: a run of no epochs (--init, --epochs-gc 0 --epochs-joint 0, a copy of the model) said
     "metrics in RUN_DIR/metrics.csv", a file no epoch had written."""

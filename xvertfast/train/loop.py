@@ -310,7 +310,10 @@ def _initial_model(config: TrainConfig) -> XVertNet | None:
     if config.init is None:
         return None
     model = load_model(config.init)
-    where = model.metadata.get("path", config.init)
+    # what was typed ("default", a relative path) and, where it differs, the folder it resolved to
+    resolved = model.metadata.get("path", config.init)
+    same = os.path.abspath(config.init) == os.path.abspath(resolved)
+    where = config.init if same else f"{config.init} ({resolved})"
     widths = {(s.width, s.depth, s.upsample) for s in model.stages}
     if widths != {(config.width, config.depth, config.upsample)}:
         raise ValueError(f"--init {where}: its stages have (width, depth, upsample) {sorted(widths)}, the run "
