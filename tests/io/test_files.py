@@ -369,3 +369,21 @@ def test_lists_that_list_each_other_are_refused_by_line(tmp_path, monkeypatch):
     (tmp_path / "both.txt").write_text("@leaf.txt\n@leaf.txt\n")
     assert [f.path for f in discover(["@both.txt", "@leaf.txt"])] == ["a.png"]
     assert list_files(["@both.txt"]) == [str(tmp_path / "both.txt"), str(tmp_path / "leaf.txt")]
+
+
+def test_an_output_folder_holding_images_inside_a_listed_folder_is_found(tmp_path, monkeypatch):
+    """Only folders given as such were looked at: with the archive named in an @list (or a list
+    it names) and -o inside it, an image already in OUT was passed over by the search and left out
+    without a word, where the folder given itself was refused."""
+    from xvertfast.io.files import unsearched_image
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data" / "out").mkdir(parents=True)
+    (tmp_path / "data" / "a.png").write_bytes(b"x")
+    (tmp_path / "data" / "out" / "foreign.png").write_bytes(b"x")
+    (tmp_path / "list.txt").write_text("# the archive\ndata\tMONOCHROME2\n")
+    (tmp_path / "lists.txt").write_text("@list.txt\n")
+    for given in (["data"], ["@list.txt"], ["@lists.txt"]):
+        assert unsearched_image("data/out", given) == os.path.join("data/out", "foreign.png"), given
+    (tmp_path / "list.txt").write_text("data/a.png\n")  # a file listed: its folder is not searched
+    assert unsearched_image("data/out", ["@list.txt"]) is None

@@ -149,11 +149,13 @@ def unsearched_image(out_dir: str, inputs: list[str]) -> str | None:
     """An image already in ``out_dir``, where ``out_dir`` lies in a folder given as an input and is
     not yet a job's output folder: the search passes ``out_dir`` over (outputs are not inputs), so
     such a file, an input put there before the job (``-o`` a subfolder of the archive), would be left
-    out without a word. None where there is none (a new or empty folder, one a job wrote)."""
+    out without a word. None where there is none (a new or empty folder, one a job wrote). A folder
+    an @list names is an input folder as one given is (it was not looked at: the images were left out)."""
     real = os.path.realpath(out_dir)
     if not os.path.isdir(real) or _is_job_folder(real):
         return None
-    folders = [os.path.realpath(i) for i in input_paths(inputs) if not i.startswith("@") and os.path.isdir(i)]
+    given = [i for i in input_paths(inputs) if not i.startswith("@")] + _listed_paths(inputs)
+    folders = [os.path.realpath(i) for i in given if os.path.isdir(i)]
 
     def searched(f: str) -> bool:  # would the search of f have entered real (not hidden, not in a job's folder)?
         parts = os.path.relpath(real, f).split(os.sep)
@@ -287,6 +289,19 @@ def list_files(inputs) -> list[str]:
             continue
         todo += [line.partition("\t")[0].strip()[1:] for line in lines if line.strip().startswith("@")]
     return found
+
+
+def _listed_paths(inputs) -> list[str]:
+    """The paths the ``@lists`` of ``inputs`` (and the lists they name) give, but lists: as written."""
+    paths = []
+    for listed in list_files(inputs):
+        try:
+            lines = _read_list(listed)
+        except ValueError:
+            continue
+        paths += [path for line in lines if (path := line.partition("\t")[0].strip())
+                  and not path.startswith(("#", "@"))]  # fmt: skip
+    return paths
 
 
 def input_paths(inputs) -> list[str]:
