@@ -725,6 +725,33 @@ def test_rle_dicom_high_bit_is_read_as_native_pixel_data(tmp_path, seed, signed,
     assert im.bits_stored == 12 and any("HighBit 15" in note and said in note for note in im.notes), im.notes
 
 
+def test_a_compressed_frame_that_will_not_decode_to_whole_words_is_read_as_decoded(tmp_path, seed, monkeypatch):
+    # a codec that refuses the frame at BitsStored = BitsAllocated (where HighBit is looked into)
+    # leaves the values it decoded, with a note, not a refusal of a file that reads
+    from pydicom.uid import RLELossless
+
+    from xvertfast.io import dicom_codecs
+
+    values = np.random.default_rng(seed).integers(0, 4096, size=(24, 40))
+    path = tmp_path / "rle.dcm"
+    ds = make_dicom(path, values, bits=12)
+    ds.HighBit = 15
+    ds.compress(RLELossless, encoding_plugin="pydicom")
+    ds.save_as(path, enforce_file_format=True)
+    decode = dicom_codecs.pixel_array
+
+    def refusing_other_depths(ds, syntax):
+        if ds.BitsStored != 12:
+            raise RuntimeError("does not support")
+        return decode(ds, syntax)
+
+    monkeypatch.setattr(dicom_codecs, "pixel_array", refusing_other_depths)
+    im = read_image(path, warn=False)
+    np.testing.assert_array_equal(im.values, values)
+    assert any("does not decode to whole words" in note for note in im.notes), im.notes
+    assert im.meta.BitsStored == 12 and im.meta.HighBit == 15  # (the header put back)
+
+
 def make_float_dicom(path, values: np.ndarray, photometric: str = "MONOCHROME2"):
     """A DICOM of float pixel data: FloatPixelData for float32 ``values``, DoubleFloatPixelData
     for float64 (as a parametric map stores them)."""

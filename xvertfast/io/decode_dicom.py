@@ -304,7 +304,7 @@ def _dicom_pixels(ds, syntax, path: str, notes: list[str]):
 
 
 def _below_high_bit(ds, syntax, arr: np.ndarray, bits: int, signed: bool, path: str, notes: list[str]) -> np.ndarray:
-    """The values of native grey pixel data whose HighBit is not BitsStored - 1: PS3.5 8.1.1 puts
+    """The values of grey pixel data whose HighBit is not BitsStored - 1: PS3.5 8.1.1 puts
     each value's top bit at HighBit (BitsStored 12, HighBit 15: bits 4 to 15), where pydicom takes
     the low BitsStored bits whatever HighBit says (noise and the values' low bits: another image,
     silently). Where every word's bits above the low BitsStored are 0 (signed or not: many writers
@@ -318,13 +318,17 @@ def _below_high_bit(ds, syntax, arr: np.ndarray, bits: int, signed: bool, path: 
     allocated = _dicom_int(ds, "BitsAllocated", 0, path)
     if allocated != 8 * arr.dtype.itemsize or not bits - 1 < high < allocated:  # (1-bit words are packed)
         return arr
+    stated = f"HighBit {high} with BitsStored {bits}"
     if getattr(syntax, "is_compressed", False):
-        words = _decoded_words(ds, syntax, arr, allocated, path)
+        words = _decoded_words(ds, syntax, arr, allocated)
+        if words is None:  # (a codec that takes no other BitsStored: its values, as it decoded them)
+            notes.append(f"{path}: {stated}, but its compressed frame does not decode to whole words to tell where "
+                         f"the values are: read as decoded, from the low {bits} bits (check the image)")  # fmt: skip
+            return arr
     else:
         little = getattr(syntax, "is_little_endian", True) if syntax is not None else True
         words = np.frombuffer(ds.PixelData, np.dtype(f"u{arr.dtype.itemsize}").newbyteorder("<" if little else ">"),
                               count=arr.size).reshape(arr.shape)  # fmt: skip
-    stated = f"HighBit {high} with BitsStored {bits}"
     nothing_above = not (words >> bits).any()
     from_sign = words >> (bits - 1)  # (signed: the sign bit and its copies above it)
     if nothing_above or (signed and np.isin(from_sign, (0, (1 << (allocated - bits + 1)) - 1)).all()):
@@ -341,26 +345,24 @@ def _below_high_bit(ds, syntax, arr: np.ndarray, bits: int, signed: bool, path: 
     return values.astype(arr.dtype)
 
 
-def _decoded_words(ds, syntax, arr: np.ndarray, allocated: int, path: str) -> np.ndarray:
+def _decoded_words(ds, syntax, arr: np.ndarray, allocated: int) -> np.ndarray | None:
     """A compressed frame's whole decoded words, unsigned: pydicom keeps only the low BitsStored
     bits of what it decodes (an RLE frame's HighBit-placed values lose their top bits), so the
-    frame is decoded again with BitsStored said to be BitsAllocated, then the header put back."""
+    frame is decoded again with BitsStored said to be BitsAllocated, then the header put back.
+    None where it does not decode so (a codec refusing that precision)."""
     said = {k: ds[k].value for k in ("BitsStored", "HighBit", "PixelRepresentation") if k in ds}
     ds.BitsStored, ds.HighBit, ds.PixelRepresentation = allocated, allocated - 1, 0
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # (a codestream's precision now below the BitsStored said)
             words = np.asarray(dicom_codecs.pixel_array(ds, syntax))
-    except Exception as exc:
-        raise ImageReadError(path, f"its HighBit {said.get('HighBit')} is not BitsStored - 1 and its compressed "
-                             f"words cannot be decoded whole to find where its values are: {exc}") from None
+    except Exception:
+        return None
     finally:
         for keyword, value in said.items():
             setattr(ds, keyword, value)
     if words.shape != arr.shape or words.dtype.kind not in "iu":
-        raise ImageReadError(path, f"its HighBit {said.get('HighBit')} is not BitsStored - 1 and its compressed "
-                             f"frame decodes whole to shape {words.shape}, not {arr.shape}: where its values are "
-                             "is in doubt")  # fmt: skip
+        return None
     return words.astype(np.dtype(f"u{arr.dtype.itemsize}"), copy=False)
 
 
