@@ -535,6 +535,25 @@ def test_enhance_of_an_inverted_image_warns_as_the_cli_does(tmp_path, seed):
         assert len(enh.enhance(1 - chest_like(seed)).warnings) == 1
 
 
+def test_enhance_warns_of_a_spine_that_may_be_wrong_in_pythons_words(seed):
+    # the CLI warned of a strip or a flat image's spine (and said --preview, --rois); enhance said nothing
+    import warnings
+
+    strip, flat = np.tile(chest_like(seed), (1, 3)), np.full((256, 240), 0.5) + np.eye(256, 240) * 1e-6
+    enh = Enhancer(tiny_model(seed), device="cpu")
+    give = r"give its centres \(spine=xvertfast\.find_spine\(pixels, upper=\(row, col\), lower=\(row, col\)\)\)$"
+    for image, said in ((strip, r"^pixels: 720 x 256: not the shape of a frontal chest radiograph .* the spine found "
+                                r"may be wrong: look at the result's boxes, or "),
+                        (flat, r"^pixels: too little contrast to find the spine by .*; if it is a radiograph, ")):
+        with pytest.warns(UserWarning, match=said + give) as record:
+            result = enh.enhance(image)
+        assert result.warnings == [str(w.message) for w in record if "pixels: " in str(w.message)]
+        assert "--" not in result.warnings[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # full mode uses no ROIs: nothing to doubt
+        assert Enhancer(tiny_model(seed), device="cpu", mode="full").enhance(strip).warnings == []
+
+
 def test_enhance_files_says_its_own_arguments(tmp_path, seed):
     # fmt='jpg' was refused as 'format must be one of ...' (the CLI's word: its --format offers the
     # formats alone); workers=2.7 ran two workers and workers=True one, without a word

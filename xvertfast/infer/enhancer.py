@@ -76,7 +76,7 @@ from xvertfast.ops.wls import METHODS as WLS_METHODS
 from xvertfast.preprocess import find_spine, preprocess
 from xvertfast.preprocess.inputs import check_unit_pixels
 from xvertfast.preprocess.spine import (LOWER_LEVEL, UPPER_LEVEL, WORKING_HEIGHT, Box, Spine, centres_order_problem,
-                                       inverted_warning)
+                                       image_warnings)
 
 __all__ = ["Enhancer", "EnhanceResult", "Prepared", "MODES", "BRIGHTNESS", "FEATHER", "FULL_OVERLAP", "SPINE_SHIFT",
            "spine_roi_coverage", "partial_roi_coverage"]
@@ -119,8 +119,8 @@ class EnhanceResult:
     #: squares that cover the image, row by row
     boxes: list[Box]
     seconds: dict[str, float]  #: preprocess / infer / compose
-    #: what :meth:`Enhancer.enhance` warned of, each also given as a ``UserWarning``: an image that
-    #: looks inverted (stored bone dark), as the CLI warns of such a file
+    #: what :meth:`Enhancer.enhance` warned of, each also given as a ``UserWarning``, as the CLI warns
+    #: of a file: an image that looks inverted (stored bone dark), a spine found that may be wrong
     warnings: list[str] = field(default_factory=list)
 
 
@@ -578,14 +578,17 @@ class Enhancer:
     def enhance(self, pixels, spine: Spine | None = None) -> EnhanceResult:
         """Enhances one image ([H, W] in [0, 1] or a :class:`~xvertfast.io.Radiograph`).
 
-        An image that looks stored bone dark (:func:`~xvertfast.preprocess.looks_inverted`) is
-        enhanced as given, with a ``UserWarning`` saying so and how to read it the right way up, as
-        the CLI warns of such a file; the result's ``warnings`` holds it too. Where the image is
-        meant so: ``warnings.filterwarnings("ignore", ".*looks inverted")``."""
+        What the CLI warns of a file is warned of here (``UserWarning``; the result's ``warnings``
+        holds each too; :func:`~xvertfast.preprocess.image_warnings`): an image that looks stored
+        bone dark (:func:`~xvertfast.preprocess.looks_inverted`), enhanced as given, with how to read
+        it the right way up; in spine mode a spine found at the edge of its search, on an image not
+        shaped like a chest radiograph, or on one too flat to find it by. Where an image is meant so:
+        ``warnings.filterwarnings("ignore", ".*looks inverted")``."""
         prep = self.prepare(pixels, spine)
-        # (a Radiograph is named by its file and polarity; said before the network runs, which takes seconds)
-        inverted = inverted_warning(pixels if isinstance(pixels, Radiograph) else prep.pixels, one_image=True)
-        said = [inverted] if inverted else []
+        # what the CLI warns of a file (a Radiograph is named by its file and polarity; full mode uses no ROIs),
+        # said before the network runs, which takes seconds
+        said = image_warnings(pixels if isinstance(pixels, Radiograph) else prep.pixels,
+                              prep.spine if self.mode == "spine" else None, one_image=True)  # fmt: skip
         for warning in said:
             warnings.warn(warning, UserWarning, stacklevel=outside_xvertfast())
         t0 = time.perf_counter()

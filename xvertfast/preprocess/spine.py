@@ -328,18 +328,26 @@ def inverted_warning(rad, *, one_image: bool = False) -> str | None:
 FRONTAL_ASPECT_RANGE = (0.5, 2.0)
 
 
-def shape_warning(path: str, spine: Spine) -> str | None:
+#: How a Python caller of ``Enhancer.enhance`` looks at the spine found, and gives its own instead
+#: of ``--preview`` and ``--rois`` (see ``one_image`` in :func:`image_warnings`)
+_LOOK_IN_PYTHON = "look at the result's boxes"
+_GIVE_IN_PYTHON = "give its centres (spine=xvertfast.find_spine(pixels, upper=(row, col), lower=(row, col)))"
+
+
+def shape_warning(path: str, spine: Spine, *, one_image: bool = False) -> str | None:
     """The warning for a spine found by :func:`find_spine` on an image whose width / height lies
     outside :data:`FRONTAL_ASPECT_RANGE` (``path``: its file, named in it); None inside the range,
-    or where the ROI centres were given by hand (nothing was found to doubt)."""
+    or where the ROI centres were given by hand (nothing was found to doubt). ``one_image``: the
+    fix in a Python caller's words (:func:`image_warnings`)."""
     H, W = spine.shape
     low, high = FRONTAL_ASPECT_RANGE
     if not spine.detected or low <= W / H <= high:
         return None
     ratio = _outside(W / H, low, high)
+    fix = (f"{_LOOK_IN_PYTHON}, or {_GIVE_IN_PYTHON}" if one_image
+           else "check it with --preview (enhance) or the overlay (preprocess), or give --rois")  # fmt: skip
     return (f"{path}: {W} x {H}: not the shape of a frontal chest radiograph (width / height {ratio}, outside "
-            f"{low:g}-{high:g}); the spine found may be wrong: check it with --preview (enhance) or the overlay "
-            "(preprocess), or give --rois")  # fmt: skip
+            f"{low:g}-{high:g}); the spine found may be wrong: {fix}")  # fmt: skip
 
 
 def _outside(value: float, low: float, high: float) -> str:
@@ -352,23 +360,28 @@ def _outside(value: float, low: float, high: float) -> str:
     return repr(value)  # (which reads back as the value itself)
 
 
-def image_warnings(rad, spine: Spine | None = None) -> list[str]:
+def image_warnings(rad, spine: Spine | None = None, *, one_image: bool = False) -> list[str]:
     """Everything a batch command warns about for one decoded radiograph: what decoding
     changed (``rad.notes``: colour to luminance, first page of several), a polarity that
     looks inverted, and, for a detected spine (``spine``: what :func:`find_spine` found on it),
     an image not shaped like a chest radiograph or else the spine pinned at the end of its
-    search range. Each names the file."""
-    inverted = inverted_warning(rad)
+    search range. Each names the file.
+
+    ``one_image``: what ``Enhancer.enhance`` warns of, with the fixes in a Python caller's words
+    (read_image's photometric, find_spine's centres) for the CLI's options; ``rad`` may be bare
+    pixels, named as such; decoding's notes are left to read_image, which gives them."""
+    inverted = inverted_warning(rad, one_image=one_image)
+    path, notes = (getattr(rad, "path", "pixels"), []) if one_image else (rad.path, list(rad.notes))
+    give = _GIVE_IN_PYTHON if one_image else "give its centres (--rois FILE)"
     if spine is not None and _no_contrast(spine):  # (nor a polarity, a shape or an edge to speak of)
-        return list(rad.notes) + [f"{rad.path}: too little contrast to find the spine by (nearly constant): its "
-                                  "ROIs are on the centre column; if it is a radiograph, give its centres (--rois "
-                                  "FILE)"]  # fmt: skip
-    spine_doubt = None if spine is None else shape_warning(rad.path, spine)
+        return notes + [f"{path}: too little contrast to find the spine by (nearly constant): its ROIs are on the "
+                        f"centre column; if it is a radiograph, {give}"]  # fmt: skip
+    spine_doubt = None if spine is None else shape_warning(path, spine, one_image=one_image)
     # such a shape, or an inverted polarity, explains a pinned spine too: one warning, not two
     pinned = spine is not None and spine.detected and spine.pinned_at_search_edge()
     if spine_doubt is None and inverted is None and pinned:
-        spine_doubt = (f"{rad.path}: the spine was found at the edge of where it is looked for "
+        look = _LOOK_IN_PYTHON if one_image else "look at them (enhance --preview, preprocess's overlay)"
+        spine_doubt = (f"{path}: the spine was found at the edge of where it is looked for "
                        f"({spine.x / spine.shape[1]:.0%} of the width): the image may be cropped, off-centre or not a "
-                       "frontal view, and its ROIs may miss the spine; look at them (enhance --preview, preprocess's "
-                       "overlay) or give its centres (--rois FILE)")  # fmt: skip
-    return list(rad.notes) + [warning for warning in (inverted, spine_doubt) if warning]
+                       f"frontal view, and its ROIs may miss the spine; {look} or {give}")  # fmt: skip
+    return notes + [warning for warning in (inverted, spine_doubt) if warning]
