@@ -5,6 +5,8 @@ and ``pictures=-1`` ran as 0 where ``--pictures -1`` is an error."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from PIL import Image
 
@@ -85,3 +87,13 @@ def test_the_report_folder_must_be_a_path(tmp_path, monkeypatch, out_dir):
     with pytest.raises(ValueError, match=rf"^evaluate: out_dir must be the report folder's path, got {out_dir!r}$"):
         evaluate(["a.png"], out_dir, methods="identity", metrics="entropy", progress=False, log=lambda *_: None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+
+
+@pytest.mark.parametrize("metrics, said", [([None], "None"), ([1, "entropy"], "1"), (["entropy", b"tmqi"], "b'tmqi'")])
+def test_run_protocols_metric_check_names_a_metric_that_is_no_name(metrics, said):
+    """check_metrics (run_protocol's, from Python) built its message with ', '.join, which raised
+    'sequence item 0: expected str instance, NoneType found' instead of naming the metric."""
+    from xvertfast.eval.protocol import check_metrics
+
+    with pytest.raises(ValueError, match=rf"^unknown metric\(s\) {re.escape(said)}; choose from entropy, "):
+        check_metrics(metrics)

@@ -200,7 +200,9 @@ def check_metrics(metrics) -> None:
     """Refuses an unknown metric, or none, or one given twice (scores.csv would have two columns of its name)."""
     unknown = [m for m in metrics if m not in METRICS]
     if unknown or not metrics:
-        raise ValueError(f"unknown metric(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(METRICS)}")
+        # (str: a metric that is no name, None or 1, broke the join and said nothing of the metric)
+        raise ValueError(f"unknown metric(s) {', '.join(map(str, unknown)) or '(none given)'}; choose from "
+                         f"{', '.join(METRICS)}")  # fmt: skip
     twice = sorted({m for m in metrics if list(metrics).count(m) > 1})
     if twice:
         raise ValueError(f"metric(s) given more than once: {', '.join(twice)}")
