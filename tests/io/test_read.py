@@ -752,6 +752,21 @@ def test_a_compressed_frame_that_will_not_decode_to_whole_words_is_read_as_decod
     assert im.meta.BitsStored == 12 and im.meta.HighBit == 15  # (the header put back)
 
 
+@pytest.mark.parametrize("high", [5, 16, 40])
+def test_a_high_bit_no_layout_has_is_said_and_the_low_bits_read(tmp_path, seed, high):
+    # HighBit below BitsStored - 1 or past the word (BitsAllocated 16): read from the low bits as
+    # before, but it was read so without a word, where every other HighBit slip gets a note
+    values = np.random.default_rng(seed).integers(0, 4096, size=(24, 40))
+    path = tmp_path / "odd.dcm"
+    ds = make_dicom(path, values, bits=12)
+    ds.HighBit = high
+    ds.save_as(path, enforce_file_format=True)
+    im = read_image(path, warn=False)
+    np.testing.assert_array_equal(im.values, values)
+    assert any(f"HighBit {high} with BitsStored 12 and BitsAllocated 16: no such layout" in note
+               for note in im.notes), im.notes  # fmt: skip
+
+
 def make_float_dicom(path, values: np.ndarray, photometric: str = "MONOCHROME2"):
     """A DICOM of float pixel data: FloatPixelData for float32 ``values``, DoubleFloatPixelData
     for float64 (as a parametric map stores them)."""

@@ -316,9 +316,13 @@ def _below_high_bit(ds, syntax, arr: np.ndarray, bits: int, signed: bool, path: 
     if high == bits - 1 or arr.ndim != 2 or arr.dtype.kind not in "iu":
         return arr
     allocated = _dicom_int(ds, "BitsAllocated", 0, path)
-    if allocated != 8 * arr.dtype.itemsize or not bits - 1 < high < allocated:  # (1-bit words are packed)
+    if allocated != 8 * arr.dtype.itemsize:  # (1-bit words are packed)
         return arr
     stated = f"HighBit {high} with BitsStored {bits}"
+    if not bits - 1 < high < allocated:  # (no layout has it: a header slip, said, not read as silently)
+        notes.append(f"{path}: {stated} and BitsAllocated {allocated}: no such layout (HighBit lies from BitsStored "
+                     f"- 1 to BitsAllocated - 1); read from the low {bits} bits (check the image)")  # fmt: skip
+        return arr
     if getattr(syntax, "is_compressed", False):
         words = _decoded_words(ds, syntax, arr, allocated)
         if words is None:  # (a codec that takes no other BitsStored: its values, as it decoded them)
