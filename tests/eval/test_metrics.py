@@ -442,3 +442,16 @@ def test_tensors_are_scored_as_their_values(seed):
     assert metrics.tenengrad(torch.from_numpy(roi).requires_grad_()) == metrics.tenengrad(roi)
     half = torch.from_numpy(roi).bfloat16()
     assert metrics.entropy(half) == metrics.entropy(half.float().numpy())
+
+
+def test_a_float_image_spanning_more_than_float64_can_subtract_is_stretched_not_zeroed():
+    """float_scaling='minmax' of values near float64's limits: max - min overflowed to inf, every
+    pixel came out 0 (with overflow warnings), a constant image scored in the place of this one."""
+    import warnings
+
+    img = np.array([[-1e308, 0.0, 1e308], [-0.5e308, 1.7e308, 0.5e308]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (the overflow said itself only as a RuntimeWarning)
+        got = metrics.to_8bit(img, float_scaling="minmax")
+    np.testing.assert_array_equal(got, [[0, 94, 189], [47, 255, 142]])  # round(255 (v + 1e308) / 2.7e308)
+    assert metrics.entropy(img, float_scaling="minmax") == pytest.approx(np.log2(6))

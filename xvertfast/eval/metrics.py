@@ -83,6 +83,11 @@ def _stretch_to_8bit(a: np.ndarray) -> np.ndarray:
     lo, hi = v.min(), v.max()
     if hi == lo:
         return np.zeros(a.shape, dtype=np.uint8)
+    with np.errstate(over="ignore"):
+        span = hi - lo
+    if not np.isfinite(span):  # float64 values near its limits: max - min overflowed, every pixel came out 0
+        v, lo, hi = v / 2, lo / 2, hi / 2
+        return _round_half_away(255.0 * ((v - lo) / (hi - lo))).astype(np.uint8)
     return _round_half_away(255.0 * (v - lo) / (hi - lo)).astype(np.uint8)
 
 
