@@ -767,6 +767,16 @@ def test_a_high_bit_no_layout_has_is_said_and_the_low_bits_read(tmp_path, seed, 
                for note in im.notes), im.notes  # fmt: skip
 
 
+def test_an_animated_png_is_read_at_its_first_frame_with_a_note(tmp_path, seed):
+    # its later frames were dropped without a word, where a multi-page TIFF says it reads its first
+    first = np.random.default_rng(seed).integers(0, 256, size=(24, 40)).astype(np.uint8)
+    frames = [Image.fromarray(first), Image.fromarray(255 - first), Image.fromarray(first // 2)]
+    frames[0].save(tmp_path / "a.png", save_all=True, append_images=frames[1:])
+    im = read_image(tmp_path / "a.png", warn=False)
+    np.testing.assert_array_equal(im.values, first)
+    assert any("a.png: animated PNG with 3 frames; reading the first" in note for note in im.notes), im.notes
+
+
 def make_float_dicom(path, values: np.ndarray, photometric: str = "MONOCHROME2"):
     """A DICOM of float pixel data: FloatPixelData for float32 ``values``, DoubleFloatPixelData
     for float64 (as a parametric map stores them)."""

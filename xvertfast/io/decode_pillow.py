@@ -296,6 +296,10 @@ def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
             if fmt == "jpeg":
                 _check_jpeg_size(path, data, im.height, im.width)
             mode = im.mode
+            frames = getattr(im, "n_frames", 1)  # an animated PNG, a JPEG of several pictures (MPO)
+            if frames > 1:
+                kind = "animated PNG" if fmt == "png" else f"{fmt.upper()} of several pictures"
+                notes.append(f"{path}: {kind} with {frames} frames; reading the first")
             if fmt == "png":  # its getexif() decodes the pixels (an eXIf chunk may follow them): not in the lock's turn
                 _check_png_crcs(path, data)
             grey_alpha = fmt == "png" and data[12:16] == b"IHDR" and data[25] == 4  # (its colour type)
