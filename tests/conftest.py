@@ -104,6 +104,24 @@ def folder_state(folder) -> dict | None:
             for p in sorted(folder.rglob("*"))}  # fmt: skip
 
 
+def let_go_when_waited_for(monkeypatch, look) -> None:
+    """Closes ``look`` (a lock held for a moment, as a status or a starting shard takes one) when a
+    ``hold_lock`` first waits for it, inside its patience: what a 0.2 s ``threading.Timer`` did
+    against the 1 s patience, without a thread that a loaded machine could hold back past it. A
+    ``hold_lock`` that did not wait (no patience) still finds the lock held."""
+    import time
+    import types
+
+    from xvertfast import resume
+
+    def sleep(seconds):
+        if not look.closed:
+            look.close()
+        time.sleep(seconds)
+
+    monkeypatch.setattr(resume, "time", types.SimpleNamespace(monotonic=time.monotonic, sleep=sleep))
+
+
 def said_around_the_bar(err: str, words: str = "error|warning") -> None:
     """Asserts that a progress bar was drawn on ``err`` (stderr) and that each ``error: `` and
     ``warning: `` said (or ``words``) starts a line of its own: printed plainly, it

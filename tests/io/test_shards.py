@@ -8,10 +8,10 @@ import os
 import re
 import subprocess
 import sys
-import threading
 
 import pytest
 
+from tests.conftest import let_go_when_waited_for
 from tests.infer.test_enhance import model_dir  # noqa: F401 (a fixture)
 from tests.io.test_job_folder import run, write_pngs
 from xvertfast.io.job_folder import JobFolder, job_files, shard_files
@@ -188,7 +188,7 @@ def test_a_shards_dry_run_says_a_run_would_be_refused_wherever_the_run_is(tmp_pa
 
 
 @pytest.mark.parametrize("shard", [None, Shard(1, 2), Shard(1, 3)])
-def test_a_run_starting_while_another_job_probes_the_locks_is_not_refused(tmp_path, shard):
+def test_a_run_starting_while_another_job_probes_the_locks_is_not_refused(tmp_path, shard, monkeypatch):
     # a dry run, and a shard starting beside a folder shards of another count once used, learn
     # whether a job runs by taking its lock for a moment: a run that started in that moment was
     # refused as if a job were writing there (a job array's shards start together)
@@ -202,7 +202,7 @@ def test_a_run_starting_while_another_job_probes_the_locks_is_not_refused(tmp_pa
         locks.append(shard_files("enhance", Shard(1, 2))[2])  # the count lock a starting 1/3 probes
     for name in locks:
         probe = hold_lock(os.path.join(out, name))  # held exclusively for a moment, as a probe does
-        threading.Timer(0.2, probe.close).start()
+        let_go_when_waited_for(monkeypatch, probe)
         JobFolder(out, SETTINGS, False, shard=shard).close()
         held = hold_lock(os.path.join(out, name))  # a job that goes on holding it still keeps the run out
         try:
@@ -213,7 +213,7 @@ def test_a_run_starting_while_another_job_probes_the_locks_is_not_refused(tmp_pa
 
 
 @pytest.mark.parametrize("shard", [None, Shard(1, 2)])
-def test_a_dry_run_while_status_looks_at_the_locks_does_not_say_a_job_runs(tmp_path, shard):
+def test_a_dry_run_while_status_looks_at_the_locks_does_not_say_a_job_runs(tmp_path, shard, monkeypatch):
     """xvertfast status takes each lock shared for a moment (resume.lock_held); a dry run probed
     the locks without waiting, so one started in that moment said a job was writing there."""
     out = str(tmp_path / "out")
@@ -221,7 +221,7 @@ def test_a_dry_run_while_status_looks_at_the_locks_does_not_say_a_job_runs(tmp_p
     names = [job_files("enhance")[2]] + ([shard_files("enhance", shard)[1]] if shard is not None else [])
     for name in names:
         look = hold_lock(os.path.join(out, name), shared=True)  # as status looks
-        threading.Timer(0.2, look.close).start()
+        let_go_when_waited_for(monkeypatch, look)
         dry = JobFolder(out, SETTINGS, False, shard=shard, read_only=True)
         dry.close()
         assert not dry.busy, name

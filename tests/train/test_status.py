@@ -296,17 +296,16 @@ def test_status_says_whether_the_run_trains_now(tmp_path, capsys):
     assert train_status(str(run)).running is False
 
 
-def test_a_run_starting_while_status_looks_at_its_lock_starts(tmp_path):
+def test_a_run_starting_while_status_looks_at_its_lock_starts(tmp_path, monkeypatch):
     # status looks at the lock by taking it shared for a moment: a run starting in that moment was
     # refused as if another ran ("another xvertfast train is running in RUN_DIR")
-    import threading
-
+    from tests.conftest import let_go_when_waited_for
     from xvertfast.resume import hold_lock
     from xvertfast.train.loop import LOCK_FILE, _lock_run_dir
 
     (tmp_path / "run").mkdir()
     look = hold_lock(str(tmp_path / "run" / LOCK_FILE), shared=True)
-    threading.Timer(0.2, look.close).start()
+    let_go_when_waited_for(monkeypatch, look)
     _lock_run_dir(str(tmp_path / "run")).close()
 
 
