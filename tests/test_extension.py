@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import types
 import warnings
 
 import pytest
@@ -50,6 +51,60 @@ def test_fallback_without_extension_warns_once_and_matches_reference():
     assert "fallback ok" in out.stdout
     assert out.stderr.count("falls back to its pure-PyTorch reference") == 1, out.stderr
     assert "XVF_NO_EXTENSION" in out.stderr
+
+
+USER_IMPORT = """import warnings
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import xvertfast.ops
+print([(w.filename, w.lineno) for w in caught if "compiled extension not used" in str(w.message)])
+"""
+
+
+@pytest.mark.parametrize("how", ["import", "has_extension", "load_error"])
+def test_the_no_extension_warning_names_the_users_line(tmp_path, monkeypatch, how):
+    """Before: an import of the ops, or a first has_extension(), was said at _extension.py's own
+    line (has_extension's), three frames up from the warning; load_error, two, named the caller."""
+    if how == "import":  # (the warning is said once a process: a fresh one)
+        user = tmp_path / "user_code.py"
+        user.write_text(USER_IMPORT)
+        out = subprocess.run([sys.executable, str(user)], capture_output=True, text=True, timeout=300,
+                             cwd=tmp_path, env={**os.environ, "XVF_NO_EXTENSION": "1"})  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == repr([(str(user), 4)]), out.stdout
+        return
+    monkeypatch.setenv("XVF_NO_EXTENSION", "1")
+    for name, value in (("_loaded", False), ("_module", None), ("_error", None)):
+        monkeypatch.setattr(_extension, name, value)
+    with pytest.warns(RuntimeWarning, match="compiled extension not used") as caught:
+        line = sys._getframe().f_lineno + 1
+        getattr(_extension, how)()
+    assert (caught[0].filename, caught[0].lineno) == (__file__, line)
+
+
+@pytest.mark.parametrize("case", ["architecture", "cpu_torch_build"])
+def test_the_gpu_fallback_warnings_name_the_users_line(monkeypatch, case):
+    """Before: said through an op's kernel choice (use_kernel), the GPU's architecture named a line
+    in ops/_inputs.py; called directly, the CPU-torch build named the line that called the caller."""
+    from xvertfast.ops import _inputs
+
+    monkeypatch.setattr(_extension, "extension", lambda: BuiltWithNvcc(torch_cuda=case == "architecture"))
+    monkeypatch.setattr(_inputs, "has_extension", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index: (7, 5))
+    if case == "cpu_torch_build":
+        monkeypatch.setattr(torch.version, "cuda", "12.4")
+    gpu = torch.device("cuda", 0)
+    on_gpu = types.SimpleNamespace(device=gpu)  # (all use_kernel looks at)
+    try:
+        for through_an_op in (True, False):
+            monkeypatch.setattr(_extension, "_glue_warned", False)
+            _extension._runs_on.cache_clear()
+            with pytest.warns(RuntimeWarning, match=re.escape(_extension.GPU_FALLBACK)) as caught:
+                line = sys._getframe().f_lineno + 1
+                assert not (_inputs.use_kernel(on_gpu) if through_an_op else _extension.cuda_kernels_run_on(gpu))
+            assert (caught[0].filename, caught[0].lineno) == (__file__, line), through_an_op
+    finally:
+        _extension._runs_on.cache_clear()
 
 
 @pytest.mark.skipif(not has_extension(), reason="compiled extension not built")

@@ -14,6 +14,8 @@ import re
 import warnings
 from types import ModuleType
 
+from xvertfast._stacklevel import outside_xvertfast
+
 __all__ = ["extension", "has_extension", "load_error", "cuda_kernels_available", "cuda_kernels_run_on",
            "cuda_kernels_problem", "cuda_index", "archs_cover", "cuda_glue_error", "built_against_cuda_torch",
            "release_mismatch", "cuda_runtime_problem"]
@@ -46,7 +48,7 @@ def _load() -> None:
             "pure-PyTorch reference, which is correct but slower. Build it with "
             "`pip install --no-build-isolation .`",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=outside_xvertfast(),  # (the user's import of xvertfast's ops, or call that loaded it)
         )
 
 
@@ -188,7 +190,8 @@ def _warn_glue_once() -> None:
     error = cuda_glue_error()
     if error is not None and not _glue_warned:
         _glue_warned = True
-        warnings.warn(f"xvertfast: {error}; until then, on GPUs, {GPU_FALLBACK}", RuntimeWarning, stacklevel=4)
+        warnings.warn(f"xvertfast: {error}; until then, on GPUs, {GPU_FALLBACK}", RuntimeWarning,
+                      stacklevel=outside_xvertfast())
 
 
 def cuda_runtime_problem(ext: ModuleType, index: int) -> str | None:
@@ -229,5 +232,6 @@ def _gpu_problem(index: int) -> str | None:
 def _runs_on(index: int) -> bool:
     problem = _gpu_problem(index)
     if problem is not None:
-        warnings.warn(f"xvertfast: {problem}; until then, on it, {GPU_FALLBACK}", RuntimeWarning, stacklevel=3)
+        warnings.warn(f"xvertfast: {problem}; until then, on it, {GPU_FALLBACK}", RuntimeWarning,
+                      stacklevel=outside_xvertfast())
     return problem is None

@@ -24,9 +24,19 @@ def outside_xvertfast() -> int:
 
     It skips xvertfast's frames and the standard library contextlib's (a warning from inside a
     ``@contextmanager`` generator is called through contextlib's ``__enter__``); any other
-    foreign frame between xvertfast's, a torch decorator's for one, stops it there."""
+    foreign frame between xvertfast's, a torch decorator's for one, stops it there. The import
+    system's frames, between the user's ``import`` and a module of xvertfast that warns as it is
+    imported, are skipped uncounted, as ``warnings.warn`` counts ``stacklevel`` without them."""
     level, frame = 1, sys._getframe(1)
     while frame is not None and (frame.f_code.co_filename.startswith(_PACKAGE_DIR)
-                                 or frame.f_code.co_filename == _CONTEXTLIB):  # fmt: skip
-        level, frame = level + 1, frame.f_back
+                                 or frame.f_code.co_filename == _CONTEXTLIB or _importing(frame)):  # fmt: skip
+        frame = frame.f_back
+        level += frame is None or not _importing(frame)
     return level
+
+
+def _importing(frame) -> bool:
+    """Whether ``frame`` is the import system's, which ``warnings.warn`` leaves out of its count
+    (its test: a file name holding both "importlib" and "_bootstrap")."""
+    name = frame.f_code.co_filename
+    return "importlib" in name and "_bootstrap" in name
