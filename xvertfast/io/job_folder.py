@@ -39,7 +39,9 @@ refused while some run (an input would belong to two of them). The shards check 
 settings and make their ledgers one at a time (under ``.xvertfast-JOB-settings.lock``), so that
 shards started together into a new folder all run (and none takes it for a folder of an
 xvertfast before ledgers); those running hold ``.xvertfast-JOB-shards-running.lock`` shared,
-and settings can change (``--overwrite``) only while none does.
+and settings can change (``--overwrite``) only while none does. A shard with a ``--report`` or
+``--preview`` records it in its start line and holds ``.xvertfast-JOB-side-file-HASH.lock``
+(HASH of the file's resolved path) while it runs, so that a shard naming another's is refused.
 
 The folder's files also mark it as a job's output folder, so that searching a tree for
 inputs (:func:`xvertfast.io.files.discover`) does not take outputs for inputs.
