@@ -387,3 +387,18 @@ def test_an_output_folder_holding_images_inside_a_listed_folder_is_found(tmp_pat
         assert unsearched_image("data/out", given) == os.path.join("data/out", "foreign.png"), given
     (tmp_path / "list.txt").write_text("data/a.png\n")  # a file listed: its folder is not searched
     assert unsearched_image("data/out", ["@list.txt"]) is None
+
+
+def test_a_list_saved_with_a_byte_order_mark_or_as_utf16_is_read_or_said_so(tmp_path, monkeypatch):
+    """Notepad's 'UTF-8 with BOM' put U+FEFF before the first path, which then 'does not exist'
+    (said with the mark invisible in it); Windows PowerShell's ``>`` writes UTF-16, refused with
+    the codec's words alone."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.png").write_bytes(b"x")
+    (tmp_path / "b.png").write_bytes(b"x")
+    (tmp_path / "bom.txt").write_bytes(b"\xef\xbb\xbfa.png\r\nb.png\r\n")
+    found = discover(["@bom.txt"])
+    assert [f.path for f in found] == ["a.png", "b.png"] and not any(f.problem for f in found)
+    (tmp_path / "wide.txt").write_text("a.png\n", encoding="utf-16")
+    with pytest.raises(ValueError, match=r"^@wide\.txt: the input list file wide\.txt is UTF-16 text: save it as UTF-8"):
+        discover(["@wide.txt"])

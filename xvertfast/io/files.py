@@ -205,10 +205,19 @@ def _listed_rel(path: str) -> str:
 
 def _read_list(list_path: str) -> list[str]:
     """The lines of an ``@list``; one that cannot be read is a ValueError that says it is the
-    input list file (not a bare ``[Errno 2] No such file or directory``)."""
+    input list file (not a bare ``[Errno 2] No such file or directory``). A UTF-8 byte order mark
+    (Notepad's 'UTF-8 with BOM') is not part of the first path; a UTF-16 list is said to be one."""
     try:
+        with open(list_path, "rb") as f:
+            head = f.read(2)
+        if head in (b"\xff\xfe", b"\xfe\xff"):  # (Windows PowerShell's > writes UTF-16)
+            raise ValueError(f"@{list_path}: the input list file {list_path} is UTF-16 text: save it as UTF-8 (or "
+                             "plain ASCII), one path a line")  # fmt: skip
         with open(list_path) as f:
-            return f.readlines()
+            lines = f.readlines()
+        if lines and lines[0].startswith("\ufeff"):  # (else the first path was not found, said with an invisible mark)
+            lines[0] = lines[0][1:]
+        return lines
     except FileNotFoundError:
         raise ValueError(f"@{list_path}: the input list file {list_path} does not exist") from None
     except IsADirectoryError:
