@@ -226,3 +226,24 @@ def test_the_onnxruntime_without_cuda_warning_names_the_users_line(tmp_path, see
         onnx_backend.OnnxRuntimeBackend.from_model(tiny_model(seed), torch.device("cpu"), tile=enhancer.tile,
                                                    cache_dir=str(tmp_path / "cache"))  # fmt: skip
     _warned_at(record, "this onnxruntime has no CUDAExecutionProvider", "onnx_backend.OnnxRuntimeBackend")
+
+
+def test_a_missing_tensorrt_says_how_to_use_onnxruntime_in_the_callers_words(monkeypatch):
+    # Enhancer(backend='tensorrt') without TensorRT told a Python caller 'then enhance --backend onnxruntime,
+    # or export --format onnx': options of commands they never ran
+    import sys
+
+    from xvertfast._text import FROM_CLI
+    from xvertfast.infer.tensorrt_backend import import_tensorrt
+
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # (import tensorrt: an ImportError, installed or not)
+    with pytest.raises(RuntimeError, match=r"^TensorRT is not available .*, then backend='onnxruntime', or "
+                                           r"export_model\(model, out, format='onnx'\)\)$") as python:  # fmt: skip
+        import_tensorrt()
+    assert "--" not in str(python.value)
+    said_as_options = FROM_CLI.set(True)  # as main() runs a command
+    try:
+        with pytest.raises(RuntimeError, match=r", then enhance --backend onnxruntime, or export --format onnx\)$"):
+            import_tensorrt()
+    finally:
+        FROM_CLI.reset(said_as_options)

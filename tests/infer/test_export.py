@@ -393,8 +393,9 @@ def test_tensorrt_backend_without_tensorrt_says_how_to_install(monkeypatch, mode
         tensorrt_backend.TensorRTBackend.from_model(model, torch.device("cuda"), tile=TILE)
     with pytest.raises(RuntimeError, match="pip install tensorrt") as info:
         export_model(model, "unused", format="tensorrt")
-    # the alternative named for each command: enhance's backend, export's format
-    assert "enhance --backend onnxruntime" in str(info.value) and "export --format onnx" in str(info.value)
+    # the alternative named for each way of running: the Enhancer's backend, export_model's format (the
+    # CLI's enhance --backend and export --format: test_backend_build)
+    assert "backend='onnxruntime'" in str(info.value) and "format='onnx'" in str(info.value)
 
 
 def _tensorrt_skip_reason() -> str:

@@ -25,6 +25,7 @@ import torch
 
 from xvertfast._extension import cuda_index
 from xvertfast._stacklevel import outside_xvertfast
+from xvertfast._text import FROM_CLI
 from xvertfast.infer.backends import StageBackend
 from xvertfast.infer.cache import CACHE_HINT, cache_in_use, default_cache_dir, one_build_at_a_time
 from xvertfast.infer.export import DEFAULT_TILE, cached_onnx_export, read_onnx_metadata, writable_folder
@@ -33,11 +34,20 @@ from xvertfast.io.write import atomic_write
 from xvertfast.model import XVertNet
 
 __all__ = ["available", "import_tensorrt", "build_settings", "engine_cache_key", "engine_path", "build_engine",
-           "TensorRTBackend", "EngineLoadError", "INSTALL_HINT", "WORKSPACE_BYTES"]  # fmt: skip
+           "TensorRTBackend", "EngineLoadError", "INSTALL_HINT", "install_hint", "WORKSPACE_BYTES"]  # fmt: skip
 
+#: How to install TensorRT, and its portable alternative; :func:`install_hint` adds how to use that
 INSTALL_HINT = ("install it with `pip install tensorrt` (TensorRT 10 or newer) on a machine with an NVIDIA driver "
                 "and a CUDA GPU; the portable alternative is ONNX run by onnxruntime (`pip install "
-                "'xvertfast[export]'`, then enhance --backend onnxruntime, or export --format onnx)")  # fmt: skip
+                "'xvertfast[export]'`")  # fmt: skip
+
+
+def install_hint() -> str:
+    """:data:`INSTALL_HINT` and how to use onnxruntime instead, in the caller's words: the CLI's
+    options, or a Python caller's arguments (who was told of ``enhance --backend onnxruntime``)."""
+    if FROM_CLI.get():
+        return f"{INSTALL_HINT}, then enhance --backend onnxruntime, or export --format onnx)"
+    return f"{INSTALL_HINT}, then backend='onnxruntime', or export_model(model, out, format='onnx'))"
 #: Builder scratch memory: ample for the U-Net's tactics at 512^2, and TensorRT would otherwise
 #: allow itself the whole device.
 WORKSPACE_BYTES = 4 << 30
@@ -48,10 +58,10 @@ def import_tensorrt() -> ModuleType:
     try:
         import tensorrt as trt
     except Exception as exc:  # ImportError, or OSError from the wheel's missing CUDA libraries
-        raise RuntimeError(f"TensorRT is not available ({type(exc).__name__}: {exc}); {INSTALL_HINT}") from exc
+        raise RuntimeError(f"TensorRT is not available ({type(exc).__name__}: {exc}); {install_hint()}") from exc
     if int(trt.__version__.split(".")[0]) < 10:
         raise RuntimeError(f"TensorRT {trt.__version__} is too old: xvertfast needs TensorRT 10 or newer "
-                           f"(name-based tensors, execute_async_v3); {INSTALL_HINT}")  # fmt: skip
+                           f"(name-based tensors, execute_async_v3); {install_hint()}")  # fmt: skip
     return trt
 
 
