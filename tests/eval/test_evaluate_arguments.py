@@ -29,15 +29,20 @@ def test_pictures_must_be_a_whole_number_of_images(tmp_path, pictures):
 def test_xvertnets_settings_without_an_xvertnet_method_are_said_unused(tmp_path):
     """--device cuda (on a machine without one) or --precision fp16 with identity, clahe and farbman
     alone ran on the CPU in float32 without a word, and the report's command line gave them as
-    if they had acted: they are xvertnet's, and a run that has none says so before it scores."""
+    if they had acted: they are xvertnet's, and a run that has none says so before it scores,
+    and in the report's notes."""
     from xvertfast.eval.evaluate import evaluate
 
     Image.fromarray(chest_like(0)).save(tmp_path / "a.png")
     said: list[str] = []
     evaluate([str(tmp_path / "a.png")], str(tmp_path / "report"), methods="identity,clahe", metrics="entropy",
              pictures=0, progress=False, log=said.append, device="cuda", precision="fp16")  # fmt: skip
-    assert ("warning: device cuda and precision fp16 are settings of the xvertnet methods, and none is evaluated: "
-            "they are not used (identity, clahe)") in said, said  # fmt: skip
+    note = ("device cuda and precision fp16 are settings of the xvertnet methods, and none is evaluated: they are "
+            "not used (identity, clahe)")  # fmt: skip
+    assert f"warning: {note}" in said, said
+    # and in the report, beside the command line that gives them (it went to the console alone)
+    assert f"\n- {note}\n" in (tmp_path / "report" / "summary.md").read_text()
+    assert note in (tmp_path / "report" / "report.html").read_text()
     said.clear()  # the CLI's defaults, auto, are no setting given
     evaluate([str(tmp_path / "a.png")], str(tmp_path / "report2"), methods="identity", metrics="entropy", pictures=0,
              progress=False, log=said.append, device="auto", precision="auto")  # fmt: skip

@@ -117,17 +117,16 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
     unused: list[str] = []  # a row naming two inputs, or an input named twice: said before the folder is made
     given = centres_of_inputs(centres, [f.path for f in files], unused) if centres is not None else None
     check_report_folder(out_dir)
-    for note in uncovered:  # after the refusals, before the scoring (hours); kept in the report's notes
-        log(f"warning: {note}")
     idle = _settings_unused(built, enhancer_kwargs)
-    if idle:
-        log(f"warning: {idle}")
+    warned = [*uncovered, *([idle] if idle else [])]  # the run's own notes, not an image's
+    for note in warned:  # after the refusals, before the scoring (hours); kept in the report's notes
+        log(f"warning: {note}")
     journal = Journal(out_dir, _settings(methods, built, metrics, centres, enhancer_kwargs), restart)
     try:  # the report too under the journal's lock: no other evaluation writes into the folder meanwhile
         run = run_protocol(inputs, built, list(metrics), centres, pictures=pictures, progress=progress, log=log,
                            journal=journal, files=files, given=given, unused=unused,
                            machine=scoring_machine(built))  # fmt: skip
-        run.notes[:0] = uncovered  # first: the images' notes may be thousands
+        run.notes[:0] = warned  # first: the images' notes may be thousands
         provenance = run_provenance(journal.settings, built, rois, started, command, argv, arguments, program)
         # (cut short: ReportInterrupted, every image scored); the lock held, a killed run's leftovers go first
         paths = write_report(run, out_dir, compare_to, remove_unfinished=True, provenance=provenance)
