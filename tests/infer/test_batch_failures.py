@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import json
 import os
 import threading
@@ -53,16 +54,32 @@ def by_name(summary) -> dict[str, tuple[str, str | None]]:
 
 
 def reads_finish_together(enh, monkeypatch, n: int = len(NAMES)):
-    """The n reads end at once (the first last), so that the network gets them as one batch."""
-    barrier, real = threading.Barrier(n), enh.prepare
+    """The n reads end at once, the first last, so that the network gets them as one batch: the job
+    takes the reads after the first into its batch where their futures are done, so the first read
+    waits for those futures themselves. It slept 0.3 s instead, and a read thread a loaded machine
+    held back longer made a batch short (with the code right)."""
+    barrier, real, reads = threading.Barrier(n), enh.prepare, []
+
+    class Pool(cf.ThreadPoolExecutor):
+        """The job's thread pools, keeping the futures of its reads."""
+
+        def submit(self, fn, /, *args, **kwargs):
+            future = super().submit(fn, *args, **kwargs)
+            if fn is batch._read_and_prepare:
+                reads.append(future)
+            return future
 
     def prepare(rad):
         prep = real(rad)
         barrier.wait(timeout=60)
-        if rad.path.endswith(NAMES[0]):
-            time.sleep(0.3)
+        if rad.path.endswith(NAMES[0]):  # (the job waits for its first read, then takes those done)
+            deadline = time.monotonic() + 120  # only a job that deadlocks takes this long
+            while sum(f.done() for f in reads) < n - 1:
+                assert time.monotonic() < deadline, "the other reads did not finish"
+                time.sleep(0.005)
         return prep
 
+    monkeypatch.setattr(batch.cf, "ThreadPoolExecutor", Pool)
     monkeypatch.setattr(enh, "prepare", prepare)
 
 
@@ -204,7 +221,7 @@ def test_a_bug_in_our_own_code_stops_the_job_with_its_traceback(tmp_path, model_
     monkeypatch.setattr(enh, "run_tiles", run_tiles)
     with pytest.raises(TypeError, match="unsupported operand"):
         run(enh, src, tmp_path / "out", workers=3)
-    assert len(calls) == 1  # one batch, not again image by image
+    assert calls == [6]  # one batch of the three images (2 tiles each), not again image by image
 
     for step in ("prepare", "write"):
         enh = Enhancer(str(model_dir), device="cpu")
