@@ -91,3 +91,32 @@ def test_a_metric_has_the_same_decimals_in_both_tables(tmp_path):
     assert clean.endswith("(n=11)") and every.endswith("(n=12)")  # the outlier is removed from one alone
     decimals = {len(re.match(r"0\.(\d+) ± ", cell).group(1)) for cell in (clean, every)}
     assert decimals == {5}, (clean, every)
+
+
+def test_a_metric_whose_mean_is_near_zero_keeps_the_decimals_its_spread_needs(tmp_path):
+    """BRISQUE can be negative (a cxr-dev CLAHE region scores -2.88): a method's regions at +-3
+    averaged 0.0000333, and its smallest mean to 3 significant digits gave the whole column 7
+    decimals, "18.6361138 ± 4.1178544". A cell's sd of units says 4 are enough."""
+    run = EvalRun(["identity", "clahe"], ["brisque"], images=6)
+    for i in range(6):
+        for k, roi in enumerate(("upper", "lower")):
+            where = {"file": f"f{i}.png", "roi": roi}
+            run.rows += [{**where, "method": "identity", "brisque": 14.0 + 1.3 * i + 0.7 * k},
+                         {**where, "method": "clahe", "brisque": (-1) ** (i + k) * 3.0 + 0.0004 * (i + k == 0)}]  # fmt: skip
+    write_report(run, str(tmp_path / "r"), "identity")
+    md = (tmp_path / "r" / "summary.md").read_text()
+    for heading in ("## After z-score outlier removal", "## All ROIs"):
+        for method in run.methods:
+            cell = _row(md, heading, method)[0]
+            assert re.match(r"-?\d+\.\d{4} ± \d+\.\d{4}\D", cell), (heading, method, cell)
+
+
+def test_a_column_of_tiny_values_has_a_bounded_number_of_decimals(tmp_path):
+    """Decimals grow to keep 3 significant digits only down to a scale of 1e-5: a column of values
+    near 1e-9 gets 7 decimals (0.0000000 ± 0.0000000), not 12."""
+    run = EvalRun(["identity"], ["tenengrad"], images=3)
+    run.rows = [{"file": f"f{k // 2}.png", "roi": ("upper", "lower")[k % 2], "method": "identity",
+                 "tenengrad": 1e-9 * (1 + 0.1 * k)} for k in range(6)]  # fmt: skip
+    write_report(run, str(tmp_path / "r"), None)
+    cell = _row((tmp_path / "r" / "summary.md").read_text(), "## All ROIs", "identity")[0]
+    assert re.match(r"0\.\d{7} ± 0\.\d{7}\D", cell), cell

@@ -71,15 +71,22 @@ def _fmt(x: float, digits: int = 4) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
-def _column_decimals(means) -> int:
-    """The decimals of a metric's column in the tables: 4, or more where its smallest mean (not 0)
-    would keep fewer than 3 significant digits. Tenengrad on a 3000-row radiograph's ROIs is near
+#: The most decimals a metric's column gets: 3 significant digits down to a scale of 1e-5.
+MAX_DECIMALS = 7
+
+
+def _column_decimals(cells) -> int:
+    """The decimals of a metric's column in the tables, from its cells' (mean, sd): 4, or more where
+    the smallest cell's scale (its mean's size, or its sd where larger) would keep fewer than 3
+    significant digits, at most MAX_DECIMALS. Tenengrad on a 3000-row radiograph's ROIs is near
     0.0008: at 4 decimals "0.0008 ± 0.0002" against "0.0011 ± 0.0003", the methods' difference
-    rounded away."""
-    smallest = min((abs(m) for m in means if m == m and m != 0), default=None)
+    rounded away. The sd counts as a metric that can be negative (BRISQUE) may have a mean near 0
+    with a spread of units: from the mean alone, 0.0000333 ± 3.13 gave its column 7 decimals."""
+    scales = [max((abs(v) for v in cell if v is not None and v == v), default=0.0) for cell in cells]
+    smallest = min((scale for scale in scales if scale > 0), default=None)
     if smallest is None:
         return 4
-    return min(12, max(4, 2 - math.floor(math.log10(smallest))))
+    return min(MAX_DECIMALS, max(4, 2 - math.floor(math.log10(smallest))))
 
 
 def _fmt_p(p: float) -> str:
@@ -306,8 +313,9 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_imag
     removal = (f"each method paired with {compare_to} without the union of both's outliers, {compare_to} "
                "without its own" if compare_to else "each method without its own outliers")  # fmt: skip
     # a metric's decimals, one for both tables: its cells are compared across them
-    decimals = {metric: _column_decimals([by[(method, metric)][mean] for method in run.methods
-                                          for mean in ("mean", "mean_clean")]) for metric in run.metrics}  # fmt: skip
+    decimals = {metric: _column_decimals([(by[(method, metric)]["mean" + suffix], by[(method, metric)]["std" + suffix])
+                                          for method in run.methods for suffix in ("", "_clean")])
+                for metric in run.metrics}  # fmt: skip
     for title, suffix in ((f"After z-score outlier removal (±{Z_LIMIT:g} σ; {removal})", "_clean"),
                           ("All ROIs (no outlier removal)", "")):  # fmt: skip
         lines += [f"## {title}", "", "| method | " + " | ".join(_header(m) for m in run.metrics) + " |",
