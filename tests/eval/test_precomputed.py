@@ -181,19 +181,24 @@ def test_an_output_whose_large_scale_brightness_turns_over_is_scored_not_taken_f
             PrecomputedOutputs(str(tool))(x.astype(np.float32), source=source)
 
 
+@pytest.fixture
+def one_input(tmp_path, seed):
+    """An empty tool output folder, and one 8-bit input image as the input file and its pixels."""
+    src, tool = tmp_path / "in", tmp_path / "tool"
+    src.mkdir()
+    tool.mkdir()
+    Image.fromarray(chest_like(seed)).save(src / "a.png")
+    return tool, InputFile(str(src / "a.png"), "a.png"), read_image(src / "a.png").pixels
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_a_dicom_output_of_float_pixel_data_is_read_as_a_float_tiffs(tmp_path, seed, dtype):
+def test_a_dicom_output_of_float_pixel_data_is_read_as_a_float_tiffs(one_input, dtype):
     # a float pixel data DICOM was read over BitsStored's range at 32 or 64 bits: FloatPixelData
     # over 0..2**32 - 1 (an output in [0, 1] scored black), DoubleFloatPixelData raised a bare
     # OverflowError; and the [0, 1] check passed over every DICOM
     from tests.io.test_read import make_float_dicom
 
-    src, tool = tmp_path / "in", tmp_path / "tool"
-    src.mkdir()
-    tool.mkdir()
-    Image.fromarray(chest_like(seed)).save(src / "a.png")
-    source = InputFile(str(src / "a.png"), "a.png")
-    pixels = read_image(src / "a.png").pixels
+    tool, source, pixels = one_input
     enhanced = clahe(pixels).astype(dtype)
     make_float_dicom(tool / "a.dcm", enhanced)
     np.testing.assert_allclose(PrecomputedOutputs(str(tool))(pixels, source=source), enhanced, atol=1e-7)
@@ -202,18 +207,13 @@ def test_a_dicom_output_of_float_pixel_data_is_read_as_a_float_tiffs(tmp_path, s
         PrecomputedOutputs(str(tool))(pixels, source=source)
 
 
-def test_a_monochrome1_float_dicom_output_is_scored_as_an_integer_ones(tmp_path, seed):
+def test_a_monochrome1_float_dicom_output_is_scored_as_an_integer_ones(one_input):
     # a tool's output stored bone dark as floats in [0, 1] (1 - its image): flipped within its own
     # values, an output of 0.4..0.9 was scored as 0.1..0.6, where an integer MONOCHROME1 output is
     # flipped within its stored range and scored as it was meant
     from tests.io.test_read import make_float_dicom
 
-    src, tool = tmp_path / "in", tmp_path / "tool"
-    src.mkdir()
-    tool.mkdir()
-    Image.fromarray(chest_like(seed)).save(src / "a.png")
-    source = InputFile(str(src / "a.png"), "a.png")
-    pixels = read_image(src / "a.png").pixels
+    tool, source, pixels = one_input
     enhanced = 0.4 + 0.5 * clahe(pixels).astype(np.float32)
     make_float_dicom(tool / "a.dcm", 1 - enhanced, "MONOCHROME1")
     np.testing.assert_allclose(PrecomputedOutputs(str(tool))(pixels, source=source), enhanced, atol=1e-6)

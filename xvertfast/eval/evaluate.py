@@ -74,8 +74,7 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
     once they all are, while the report is written, :class:`~xvertfast.eval.report.ReportInterrupted`.
     """
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    if not isinstance(out_dir, (str, bytes, os.PathLike)) or not os.fspath(out_dir):
-        # (None raised os.stat's TypeError; '' was the current folder, refused as a folder of outputs holding the inputs)
+    if not _is_a_path(out_dir):  # ('' was the current folder, refused as a folder of outputs holding the inputs)
         raise ValueError(f"evaluate: out_dir must be the report folder's path, got {out_dir!r}")
     methods, metrics, inputs = _names(methods, "methods"), _names(metrics, "metrics"), input_paths(inputs)
     arguments = {"inputs": inputs, "methods": methods, "metrics": metrics, "rois": rois, "compare_to": compare_to,
@@ -103,9 +102,7 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
         raise ValueError(f"--compare-to {compare_to} is not among the methods ({', '.join(built)})")
     _require_packages(built)  # before hours of scoring, not when the report is drawn
     uncovered = _rois_left_original(methods, built)
-    if rois != "auto" and (not isinstance(rois, (str, bytes, os.PathLike)) or not os.fspath(rois)):
-        # (None raised os.fspath's TypeError, '' 'ROI centres file : No such file', and a number was opened as a
-        # file descriptor, which reading it closed)
+    if rois != "auto" and not _is_a_path(rois):  # ('' was 'ROI centres file : No such file')
         raise ValueError(f"evaluate: rois must be 'auto' or the path of a ROI centres CSV file, got {rois!r}")
     centres = None if rois == "auto" else load_roi_centres(rois)
     _refuse_a_file(out_dir)  # (an input as REPORT_DIR: not 'a folder of outputs')
@@ -133,6 +130,13 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
     finally:
         journal.close()
     return run, paths
+
+
+def _is_a_path(value) -> bool:
+    """Whether ``value`` can name a file or folder: a str, bytes or os.PathLike path, not empty.
+    None raised os.stat's or os.fspath's TypeError from deep in the run, and a number was taken
+    for a file descriptor (reading it closed it); '' is the current folder or no file at all."""
+    return isinstance(value, (str, bytes, os.PathLike)) and bool(os.fspath(value))
 
 
 def _rois_left_original(specs, built: dict) -> list[str]:
