@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures as cf
 import json
 import os
@@ -53,33 +54,48 @@ def by_name(summary) -> dict[str, tuple[str, str | None]]:
     return {r.input.rsplit("/", 1)[1]: (r.status, r.error) for r in summary.records}
 
 
+def job_futures(monkeypatch) -> dict[str, list[cf.Future]]:
+    """The futures the job's thread pools hand out, by the pool's thread name prefix (xvf-read,
+    xvf-write), kept as submitted: what the job's loop looks at, so a test waits for them rather
+    than for a sleep that a loaded machine outlasts."""
+    futures: dict[str, list[cf.Future]] = collections.defaultdict(list)
+
+    class Pool(cf.ThreadPoolExecutor):
+        def __init__(self, *args, thread_name_prefix: str = "", **kwargs):
+            super().__init__(*args, thread_name_prefix=thread_name_prefix, **kwargs)
+            self.kept = futures[thread_name_prefix]
+
+        def submit(self, fn, /, *args, **kwargs):
+            future = super().submit(fn, *args, **kwargs)
+            self.kept.append(future)
+            return future
+
+    monkeypatch.setattr(batch.cf, "ThreadPoolExecutor", Pool)
+    return futures
+
+
+def wait_until(condition, what: str) -> None:
+    """Waits for ``condition()``; the timeout only ends a job that deadlocks."""
+    deadline = time.monotonic() + 120
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.005)
+
+
 def reads_finish_together(enh, monkeypatch, n: int = len(NAMES)):
     """The n reads end at once, the first last, so that the network gets them as one batch: the job
     takes the reads after the first into its batch where their futures are done, so the first read
     waits for those futures themselves. It slept 0.3 s instead, and a read thread a loaded machine
     held back longer made a batch short (with the code right)."""
-    barrier, real, reads = threading.Barrier(n), enh.prepare, []
-
-    class Pool(cf.ThreadPoolExecutor):
-        """The job's thread pools, keeping the futures of its reads."""
-
-        def submit(self, fn, /, *args, **kwargs):
-            future = super().submit(fn, *args, **kwargs)
-            if fn is batch._read_and_prepare:
-                reads.append(future)
-            return future
+    barrier, real, futures = threading.Barrier(n), enh.prepare, job_futures(monkeypatch)
 
     def prepare(rad):
         prep = real(rad)
         barrier.wait(timeout=60)
         if rad.path.endswith(NAMES[0]):  # (the job waits for its first read, then takes those done)
-            deadline = time.monotonic() + 120  # only a job that deadlocks takes this long
-            while sum(f.done() for f in reads) < n - 1:
-                assert time.monotonic() < deadline, "the other reads did not finish"
-                time.sleep(0.005)
+            wait_until(lambda: sum(f.done() for f in futures["xvf-read"]) == n - 1, "the other reads did not finish")
         return prep
 
-    monkeypatch.setattr(batch.cf, "ThreadPoolExecutor", Pool)
     monkeypatch.setattr(enh, "prepare", prepare)
 
 
@@ -428,23 +444,15 @@ def test_the_writes_waiting_for_a_writer_when_the_disk_fills_are_not_processed_n
     import errno
 
     enh = Enhancer(str(model_dir), device="cpu", batch_size=2)
-    networked, real_network = [], batch._run_network
-
-    def network(enhancer, items):
-        networked.extend(items)
-        return real_network(enhancer, items)
-
-    calls = []
+    futures, calls = job_futures(monkeypatch), []
 
     def no_space(path, *args, **kwargs):
+        # the others handed over, waiting for the writer (it slept 0.2 s for the last one: a loaded
+        # machine could hand it over after the disk filled, and then a regression passed unseen)
         calls.append(path)
-        deadline = time.monotonic() + 30
-        while len(networked) < len(NAMES) and time.monotonic() < deadline:  # the others wait for the writer
-            time.sleep(0.01)
-        time.sleep(0.2)  # (the last one handed over)
+        wait_until(lambda: len(futures["xvf-write"]) == len(NAMES), "the other writes were not handed over")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(batch, "_run_network", network)
     monkeypatch.setattr(batch, "write_image", no_space)
     summary, lines = run(enh, src, tmp_path / "out", workers=1)
     assert summary.stopped == "the disk is full"
