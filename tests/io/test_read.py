@@ -777,6 +777,36 @@ def test_an_animated_png_is_read_at_its_first_frame_with_a_note(tmp_path, seed):
     assert any("a.png: animated PNG with 3 frames; reading the first" in note for note in im.notes), im.notes
 
 
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("depth", [14, 12])
+def test_a_jpeg2000_frame_under_another_high_bit_is_read_as_decoded(tmp_path, seed, signed, depth):
+    # a JPEG codestream holds the samples, not the native words: HighBit places nothing there.
+    # Decoded as whole words and shifted (right for RLE alone), a 14-bit codestream under
+    # BitsStored 12, HighBit 15 was read from its top 12 bits: another image (pydicom's 693_J2KI
+    # so edited read -1210..-847 for -3995..1812)
+    pytest.importorskip("openjpeg", reason="encoding JPEG 2000 needs pylibjpeg-openjpeg (the test extra)")
+    import pydicom
+    from pydicom.uid import JPEG2000Lossless
+
+    half = 1 << (depth - 1)
+    low, high = (-half, half) if signed else (0, 2 * half)
+    values = np.random.default_rng(seed).integers(low, high, size=(40, 56))
+    values[0, :2] = (low, high - 1)
+    path = tmp_path / "j2k.dcm"
+    make_dicom(path, values, bits=depth, signed=signed)
+    ds = pydicom.dcmread(path)
+    ds.compress(JPEG2000Lossless)
+    ds.BitsStored, ds.HighBit = 12, 15
+    ds.save_as(path, enforce_file_format=True)
+    im = read_image(path, warn=False)
+    np.testing.assert_array_equal(im.values, values)
+    said = [note for note in im.notes if "HighBit 15 with BitsStored 12: a JPEG 2000 codestream holds the samples" in note]
+    assert len(said) == 1 and said[0].endswith("read as decoded") == (depth == 12), im.notes
+    if depth == 14:
+        assert f"its values reach {low}..{high - 1}" in said[0] and "deeper than BitsStored" in said[0], said
+        assert "need at least 14 bits" in said[0], said
+
+
 def make_float_dicom(path, values: np.ndarray, photometric: str = "MONOCHROME2"):
     """A DICOM of float pixel data: FloatPixelData for float32 ``values``, DoubleFloatPixelData
     for float64 (as a parametric map stores them)."""

@@ -310,8 +310,9 @@ def _below_high_bit(ds, syntax, arr: np.ndarray, bits: int, signed: bool, path: 
     silently). Where every word's bits above the low BitsStored are 0 (signed or not: many writers
     leave a negative value's upper bits unset), or, signed, copies of its sign bit, the values
     plainly sit there and HighBit is a writer's slip: ``arr`` as pydicom read it. Each way, a note
-    says so. Compressed pixel data are judged by their decoded words, as native ones (RLE keeps
-    whole words; a JPEG codestream of BitsStored's precision gives values in the low bits)."""
+    says so. An RLE frame is judged by its whole decoded words, as native ones (RLE keeps the
+    words' bytes); a JPEG, JPEG-LS or JPEG 2000 codestream holds the samples themselves, so HighBit
+    places nothing there and the values stand as decoded (:func:`_codestream_values`)."""
     high = _dicom_int(ds, "HighBit", bits - 1, path)
     if high == bits - 1 or arr.ndim != 2 or arr.dtype.kind not in "iu":
         return arr
@@ -323,6 +324,8 @@ def _below_high_bit(ds, syntax, arr: np.ndarray, bits: int, signed: bool, path: 
         notes.append(f"{path}: {stated} and BitsAllocated {allocated}: no such layout (HighBit lies from BitsStored "
                      f"- 1 to BitsAllocated - 1); read from the low {bits} bits (check the image)")  # fmt: skip
         return arr
+    if getattr(syntax, "is_compressed", False) and not _keeps_words(syntax):
+        return _codestream_values(arr, stated, bits, signed, syntax, path, notes)
     if getattr(syntax, "is_compressed", False):
         words = _decoded_words(ds, syntax, arr, allocated)
         if words is None:  # (a codec that takes no other BitsStored: its values, as it decoded them)
@@ -347,6 +350,36 @@ def _below_high_bit(ds, syntax, arr: np.ndarray, bits: int, signed: bool, path: 
     notes.append(f"{path}: {stated}: values read from bits {high + 1 - bits} to {high} of each word, as DICOM "
                  "places them (pydicom reads the low bits)")  # fmt: skip
     return values.astype(arr.dtype)
+
+
+def _keeps_words(syntax) -> bool:
+    """Whether a compressed syntax keeps the native words' bytes (RLE: its segments are the
+    words' bytes), where HighBit's placement of the values survives compression."""
+    from pydicom.uid import RLELossless
+
+    return syntax == RLELossless
+
+
+def _codestream_values(arr: np.ndarray, stated: str, bits: int, signed: bool, syntax, path: str,
+                       notes: list[str]) -> np.ndarray:  # fmt: skip
+    """A JPEG-family frame's values as decoded, with a note: its codestream holds the samples at
+    their own precision, so HighBit places nothing (decoding it as whole words and shifting took a
+    14-bit JPEG 2000 codestream under BitsStored 12, HighBit 15 for its top 12 bits: another
+    image). Values past what BitsStored holds are said: the codestream is deeper than the header."""
+    from pydicom import uid
+
+    kind = ("JPEG 2000" if syntax in uid.JPEG2000TransferSyntaxes else
+            "JPEG-LS" if syntax in uid.JPEGLSTransferSyntaxes else "JPEG")  # fmt: skip
+    note = (f"{path}: {stated}: a {kind} codestream holds the samples themselves, where HighBit places nothing: "
+            "read as decoded")  # fmt: skip
+    lo, hi = stored_range(bits, signed)
+    low, high = (int(arr.min()), int(arr.max())) if arr.size else (lo, hi)
+    if low < lo or high > hi:
+        need = max(high.bit_length(), (-low - 1).bit_length()) + 1 if signed else high.bit_length()
+        note += (f"; its values reach {low}..{high}, past the {lo}..{hi} BitsStored {bits} holds: the codestream is "
+                 f"deeper than BitsStored (its values need at least {need} bits; check the header)")  # fmt: skip
+    notes.append(note)
+    return arr
 
 
 def _decoded_words(ds, syntax, arr: np.ndarray, allocated: int) -> np.ndarray | None:
