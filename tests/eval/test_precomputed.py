@@ -219,6 +219,21 @@ def test_a_monochrome1_float_dicom_output_is_scored_as_an_integer_ones(one_input
     np.testing.assert_allclose(PrecomputedOutputs(str(tool))(pixels, source=source), enhanced, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_monochrome1_float_output_a_rounding_past_1_is_scored_as_meant(one_input, dtype):
+    # floats up to 1 + FLOAT_SCALE_SLACK are taken as on [0, 1] here; reading flipped them within
+    # [0, 1] only strictly inside it, so an output topping at nextafter(1, 2) was flipped within its
+    # own values and scored 0.1 off
+    import tifffile
+
+    tool, source, pixels = one_input
+    stored = (0.9 - 0.8 * clahe(pixels)).astype(dtype)  # (bone dark, as MinIsWhite stores it)
+    stored.flat[np.argmax(stored)] = np.nextafter(dtype(1), dtype(2))
+    tifffile.imwrite(tool / "a.tif", stored, photometric="miniswhite")
+    scored = PrecomputedOutputs(str(tool))(pixels, source=source)
+    np.testing.assert_allclose(scored, np.clip(1 - stored.astype(np.float64), 0, 1), atol=1e-6)
+
+
 def test_a_replaced_output_is_scored_again_on_resume(tmp_path, seed):
     src, tool = inputs_and_clahe_outputs(tmp_path, seed, "png8")
     methods = {"tool": PrecomputedOutputs(str(tool))}

@@ -873,6 +873,26 @@ def test_monochrome1_floats_in_0_1_are_flipped_within_0_1(tmp_path, seed, kind):
     np.testing.assert_allclose(im.pixels, (0.6 - values) / 0.5, atol=1e-6)  # the pixels as before
 
 
+@pytest.mark.parametrize("kind", ["FloatPixelData", "DoubleFloatPixelData", "float32 tiff", "float64 tiff"])
+def test_monochrome1_floats_a_rounding_past_1_are_flipped_within_0_1(tmp_path, seed, kind):
+    # outputs=DIR takes floats up to 1 + FLOAT_SCALE_SLACK as on [0, 1]; flipped within [0, 1] only
+    # strictly inside it, an output topping at nextafter(1, 2) was flipped within its own values
+    # (0.1 + 1ulp - v) and scored 0.1 off (reviewer's /tmp/rev1/m1.py)
+    import tifffile
+
+    dtype = np.float64 if kind.startswith(("Double", "float64")) else np.float32
+    values = np.random.default_rng(seed).uniform(0.1, 0.9, size=(12, 16)).astype(dtype)
+    values[0, :2] = 0.1, np.nextafter(dtype(1), dtype(2))
+    if kind.endswith("tiff"):
+        tifffile.imwrite(tmp_path / "f.tif", values, photometric="miniswhite")
+        im = read_image(tmp_path / "f.tif", warn=False)
+    else:
+        make_float_dicom(tmp_path / "f.dcm", values, "MONOCHROME1")
+        im = read_image(tmp_path / "f.dcm", warn=False)
+    assert im.values.dtype == dtype
+    np.testing.assert_allclose(im.values, 1 - values, rtol=0, atol=2 * np.finfo(dtype).eps)
+
+
 def test_dicom_monochrome1_with_rescale(tmp_path, seed):
     values = np.random.default_rng(seed).integers(0, 1024, size=(24, 40)).astype(np.uint16)
     values[0, 0], values[0, 1] = 0, 1023

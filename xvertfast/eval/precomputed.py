@@ -9,7 +9,8 @@ scores it on the same ROIs as the methods it runs itself.
 An output is read on its own format's scale, not min-max stretched, so the tool's own
 brightness and contrast are what the metrics see: an 8-bit value v as v / 255, a DICOM over
 its BitsStored (:func:`xvertfast.io.read.full_range`), floats as stored (a float TIFF, a
-DICOM's float pixel data) as they are (they must then lie in [0, 1]), and a 16-bit PNG or TIFF
+DICOM's float pixel data) as they are (they must then lie in [0, 1], to within
+:data:`~xvertfast.io.decode_common.FLOAT_SCALE_SLACK`), and a 16-bit PNG or TIFF
 over the depth the file records (a PNG's sBIT chunk or the text chunk xvertfast's png16 writes,
 a packed TIFF's BitsPerSample), else over the input's bit depth, where its values fit in it (a
 tool that kept the input's depth, as ``xvertfast enhance`` does), else over the full 16 bits.
@@ -22,6 +23,7 @@ import os
 import numpy as np
 
 from xvertfast.io import ImageReadError, read_image
+from xvertfast.io.decode_common import FLOAT_SCALE_SLACK
 from xvertfast.io.files import InputFile, image_extension
 from xvertfast.io.read import full_range, stored_as_floats
 
@@ -105,7 +107,7 @@ class PrecomputedOutputs:
                                  f"{np.shape(pixels)[1]}x{np.shape(pixels)[0]}: an output must keep the size")  # fmt: skip
         lo, hi = full_range(rad, depth_hint=input_bits)
         values = np.asarray(rad.values, dtype=np.float64)
-        if stored_as_floats(rad) and (values.min() < -1e-6 or values.max() > 1 + 1e-6):
+        if stored_as_floats(rad) and (values.min() < -FLOAT_SCALE_SLACK or values.max() > 1 + FLOAT_SCALE_SLACK):
             raise ImageReadError(path, f"float values in [{values.min():.4g}, {values.max():.4g}], not in [0, 1]: "
                                  "their scale is unknown (write the output as [0, 1] floats or as integers)")  # fmt: skip
         out = np.clip((values - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)

@@ -19,7 +19,7 @@ import numpy as np
 from xvertfast.io.errors import ImageReadError, LogNamingTheFile
 
 __all__ = ["PNG_DEPTH_KEYWORD", "JPEG_SOF", "jpeg_frame", "check_pixels", "bits_from_values", "luminance", "luminance_note",
-           "grey_alpha_note", "stored_range", "invert", "ORIENTATION", "imagecodecs_log",
+           "grey_alpha_note", "stored_range", "invert", "FLOAT_SCALE_SLACK", "ORIENTATION", "imagecodecs_log",
            "imagecodecs_decoder", "imagecodecs_wanted"]
 
 
@@ -177,6 +177,13 @@ def stored_range(bits: int, signed: bool) -> tuple[int, int]:
     return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
 
 
+#: How far stored floats may stray past [0, 1], the scale they are scored on, and still count as
+#: on it (a tool's rounding: float32 1 + 1 ulp): outputs=DIR takes them within it, and a
+#: MONOCHROME1 one flips within [0, 1] there too, not within its own values (0.1 off for an
+#: output of 0.1..nextafter(1, 2)).
+FLOAT_SCALE_SLACK = 1e-6
+
+
 def invert(values: np.ndarray, bits: int) -> np.ndarray:
     """Polarity flip within the stored range (bright = high afterwards).
 
@@ -185,9 +192,11 @@ def invert(values: np.ndarray, bits: int) -> np.ndarray:
     the scale stored floats are read on (:func:`~xvertfast.io.read.full_range`, an evaluated
     tool's outputs), flip within it (v -> 1 - v), as integers within theirs: flipped within
     their own values, a MONOCHROME1 output of 0.1..0.6 was scored as 0.1..0.6, not 0.4..0.9.
-    Other floats have no known scale: within their own values.
+    Floats within :data:`FLOAT_SCALE_SLACK` of [0, 1] count as on it. Other floats have no known
+    scale: within their own values.
     """
-    if values.dtype.kind == "f" and values.size and 0 <= values.min() and values.max() <= 1:
+    slack = FLOAT_SCALE_SLACK
+    if values.dtype.kind == "f" and values.size and -slack <= values.min() and values.max() <= 1 + slack:
         return (1 - values).astype(values.dtype)
     if values.dtype.kind == "f":
         with np.errstate(over="ignore"):

@@ -286,7 +286,8 @@ def _dicom_pixels(ds, syntax, path: str, notes: list[str]):
     _presentation_lut_note(ds, stated.upper() or "MONOCHROME2", path, notes)  # (none: read as MONOCHROME2)
     if photometric == "MONOCHROME1" and arr.dtype.kind == "f":
         # float pixel data have no stored range to flip within (it was taken for 32-bit integers':
-        # 4294967295 - v): within [0, 1] where they lie in it, else their own values, as a float TIFF's
+        # 4294967295 - v): within [0, 1] where they lie in it (to FLOAT_SCALE_SLACK), else their own
+        # values, as a float TIFF's
         values = invert(np.asarray(values), bits)
     elif photometric == "MONOCHROME1":
         # MONOCHROME1 describes the values after the modality LUT, so they are flipped there,
