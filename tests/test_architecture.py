@@ -28,7 +28,7 @@ PACKAGE = pathlib.Path(xvertfast.__file__).parent
 
 LAYERS = {
     "_version": 0, "_text": 0, "_interrupts": 0, "resume": 0, "runtime": 0, "_plotting": 0, "samples": 0, "_lazy": 0,
-    "weights": 0, "_stacklevel": 0, "_paths": 0,
+    "weights": 0, "_stacklevel": 0, "_paths": 0, "_checks": 0,
     "_C": 0, "_extension": 1,
     "ops": 2, "io": 2,
     "preprocess": 3, "model": 3,

@@ -806,8 +806,9 @@ def test_the_job_records_the_precision_the_backend_runs(model_dir, monkeypatch):
 def test_bad_settings_are_refused_when_the_enhancer_is_made(seed):
     # a float batch size, an unknown WLS method and a meta device were taken, and failed (or
     # ran on data-less tensors) only at the first image, with errors that did not name them
-    for batch_size in (2.5, "8", True, 0):
-        with pytest.raises(ValueError, match="batch_size must be a whole number >= 1"):
+    for batch_size in (2.5, "8", True, 0, 8.0):
+        with pytest.raises(ValueError, match=r"^Enhancer: batch_size must be a whole number >= 1 \(tiles per network "
+                                             rf"call\), got {re.escape(repr(batch_size))}$"):  # fmt: skip
             Enhancer(tiny_model(seed), device="cpu", batch_size=batch_size)
     assert Enhancer(tiny_model(seed), device="cpu", batch_size=np.int64(3)).batch_size == 3
     with pytest.raises(ValueError, match="wls_method must be one of auto, cpu"):

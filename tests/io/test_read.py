@@ -2056,7 +2056,7 @@ def test_arguments_of_the_wrong_kind_are_refused_by_name(tmp_path):
         with pytest.raises(TypeError, match=r"require_content: rad must be a Radiograph \(xvertfast\.io\.read_image\(path\) "
                                             rf"gives one\), got {type(bad).__name__}"):  # fmt: skip
             require_content(bad)
-    for bad in (None, 0, 2.5, "32"):
+    for bad in (None, 0, 2.5, "32", 36.0):  # (36.0 was taken: the float rule is max_pixels' alone)
         with pytest.raises(ValueError, match=rf"require_content: min_side must be a whole number >= 1, got {re.escape(repr(bad))}"):
             require_content(rad, min_side=bad)
     assert require_content(rad, min_side=np.int32(36)) is rad

@@ -1301,8 +1301,9 @@ def test_one_folder_given_alone_as_a_string_or_a_path_is_trained_on(tmp_path):
 
 
 @pytest.mark.parametrize("setting, said", [
-    ({"stages": 2.5}, "stages must be a whole number"),
-    ({"width": "16"}, "width must be a whole number"),
+    ({"stages": 2.5}, r"^TrainConfig: stages must be a whole number, got 2\.5$"),
+    ({"width": "16"}, r"^TrainConfig: width must be a whole number, got '16'$"),
+    ({"seed": 3.0}, r"^TrainConfig: seed must be a whole number, got 3\.0$"),  # (a float, even whole)
     ({"betas": (0.9,)}, "betas must be two numbers in"),
     ({"betas": (1.0, 0.99)}, "betas must be two numbers in"),
     ({"upsample": "nearest"}, "upsample must be one of bilinear, transposed"),

@@ -39,6 +39,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from xvertfast._checks import whole_number
 from xvertfast.ops._inputs import real_from_numpy
 from xvertfast.ops.wls import wls
 from xvertfast.preprocess.inputs import check_unit_pixels
@@ -105,8 +106,7 @@ def clahe(pixels, spine=None, tiles: int = CLAHE_TILES, clip: float = CLAHE_CLIP
     leaves regions under 2 px (a 1 px region's pixel comes out black or white)."""
     from skimage.exposure import equalize_adapthist
 
-    if isinstance(tiles, bool) or not isinstance(tiles, numbers.Integral) or tiles < 1:
-        raise ValueError(f"clahe: tiles must be a whole number >= 1 (contextual regions per side), got {tiles!r}")
+    tiles = whole_number(tiles, "tiles", "clahe", low=1, meaning="contextual regions per side")
     clip = _number(clip, "clip", "clahe", low=0.0, high=1.0)
     arr = _check(pixels, "clahe")
     if arr.min() == arr.max():  # nothing to equalise; scikit-image's stretch over the range would give white

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime
 import math
-import numbers
 import os
 
+from xvertfast._checks import whole_number
 from xvertfast._version import __version__, code_digest
 from xvertfast.eval.baselines import XVERTNET_METHODS, get_method, parse_method
 from xvertfast.eval.journal import JOURNAL_FILE, Journal
@@ -82,10 +82,8 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
     if not methods:
         raise ValueError("no methods to evaluate")
     check_metrics(metrics)  # before the report folder is touched: a typo must not leave a journal
-    if isinstance(pictures, bool) or not isinstance(pictures, numbers.Integral) or pictures < 0:
-        # (--pictures is checked by the parser; from Python None failed inside the run, a journal left behind)
-        raise ValueError(f"evaluate: pictures must be a whole number >= 0 (images shown side by side, 0 for none), "
-                         f"got {pictures!r}")  # fmt: skip
+    # (--pictures is checked by the parser; from Python None failed inside the run, a journal left behind)
+    pictures = whole_number(pictures, "pictures", "evaluate", low=0, meaning="images shown side by side, 0 for none")
     networks: dict = {}  # one network per model: xvertnet and xvertnet_original_brightness share its runs
     pairs = [get_method(spec, networks, **enhancer_kwargs) for spec in methods]
     labels = [label for label, _ in pairs]

@@ -32,7 +32,6 @@ import collections
 import concurrent.futures as cf
 import json
 import math
-import numbers
 import os
 import threading
 import time
@@ -41,6 +40,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from tqdm import tqdm
 
+from xvertfast._checks import whole_number
 from xvertfast._interrupts import deliver, interrupts_deferred
 from xvertfast._text import asked, count
 from xvertfast._version import __version__
@@ -528,11 +528,7 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
     if fmt not in OUTPUT_FORMATS:  # (the CLI's --format offers these alone: a Python caller's fmt= is said)
         raise ValueError(f"fmt must be one of {', '.join(OUTPUT_FORMATS)}, got {fmt!r}")
     # (int() made workers=2.7 two workers and True one without a word, and 'two' its own words)
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, numbers.Integral)):
-        raise ValueError(f"workers must be a whole number from 1 to {MAX_WORKERS}, got {workers!r}")
-    workers = default_workers() if workers is None else int(workers)
-    if not 1 <= workers <= MAX_WORKERS:
-        raise ValueError(f"workers must be 1 to {MAX_WORKERS}, got {workers}")
+    workers = default_workers() if workers is None else whole_number(workers, "workers", low=1, high=MAX_WORKERS)
     check_rois_mode(rois, enhancer.mode)
     rois = as_roi_centres(rois)
     start = time.perf_counter()

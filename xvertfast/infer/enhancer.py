@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import copy
 import math
-import numbers
 import os
 import pickle
 import threading
@@ -62,6 +61,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from xvertfast._checks import whole_number
 from xvertfast._extension import cuda_kernels_problem, cuda_kernels_run_on
 from xvertfast._stacklevel import outside_xvertfast
 from xvertfast.infer.backends import (StageBackend, make_backend, plan_backend, resolve_device, resolve_precision,
@@ -317,9 +317,7 @@ class Enhancer:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         _check_brightness(brightness)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-            raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
-        batch_size = int(batch_size)
+        batch_size = whole_number(batch_size, "batch_size", "Enhancer", low=1, meaning="tiles per network call")
         if wls_method not in WLS_METHODS:  # (else refused by the first image's preprocessing only)
             raise ValueError(f"wls_method must be one of {', '.join(WLS_METHODS)}, got {wls_method!r}")
         if not (isinstance(device, str) and device == "auto"):  # (torch's own words list ipu, xla, hpu, ...)

@@ -20,6 +20,7 @@ import warnings
 
 import numpy as np
 
+from xvertfast._checks import whole_number
 from xvertfast._paths import fspath
 from xvertfast.io.decode_common import check_pixels, invert, stored_range
 from xvertfast.io.decode_dicom import dicom_ends, read_dicom
@@ -183,17 +184,6 @@ def _why_missing(p: str) -> str:
     return f"a broken symbolic link: what it points to ({os.readlink(p)}) does not exist"
 
 
-
-def _whole(value, name: str, who: str) -> int:
-    """``value`` as an int >= 1, or a ValueError naming it: a None failed deep inside (the decoders'
-    "'>' not supported between instances of 'int' and 'NoneType'"). A float of a whole number is
-    taken (5e8 is how Python writes 500 million)."""
-    whole = isinstance(value, numbers.Integral) or (isinstance(value, numbers.Real) and float(value).is_integer())
-    if isinstance(value, bool) or not whole or value < 1:
-        raise ValueError(f"{who}: {name} must be a whole number >= 1, got {value!r}")
-    return int(value)
-
-
 def _min_max_scaled(values: np.ndarray) -> np.ndarray:
     """``values`` min-max scaled to [0, 1] in float32, computed in float64. 8- and 16-bit integers
     by a table of their range's values, the same numbers: the whole image in float64 took 0.2-0.5 s
@@ -244,7 +234,10 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
     """
     p = fspath(path, "read_image: path must be a file's path (str, bytes or pathlib.Path)")
     # math.inf: no limit (as before the check of 301bef8, where it fell through every comparison)
-    max_pixels = sys.maxsize if _is_inf(max_pixels) else _whole(max_pixels, "max_pixels", "read_image")
+    # (None failed deep in the decoders: "'>' not supported between instances of 'int' and 'NoneType'";
+    # a float of a whole number is taken here alone: 5e8 is how Python writes 500 million)
+    max_pixels = sys.maxsize if _is_inf(max_pixels) else whole_number(max_pixels, "max_pixels", "read_image", low=1,
+                                                                      floats=True)  # fmt: skip
     if os.path.isdir(p):
         raise ImageReadError(p, "is a directory, not an image file")
     if not os.path.exists(p):
@@ -318,7 +311,7 @@ def require_content(rad: Radiograph, min_side: int = MIN_SIDE) -> Radiograph:
     if not isinstance(rad, Radiograph):  # (an array or a path: AttributeError 'shape' or 'path')
         raise TypeError(f"require_content: rad must be a Radiograph (xvertfast.io.read_image(path) gives one), "
                         f"got {type(rad).__name__}")  # fmt: skip
-    problem = content_problem(rad.pixels, _whole(min_side, "min_side", "require_content"))
+    problem = content_problem(rad.pixels, whole_number(min_side, "min_side", "require_content", low=1))
     if problem is not None:
         raise ImageReadError(rad.path, problem)
     return rad

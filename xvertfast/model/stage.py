@@ -24,12 +24,11 @@ upsampling and 0.8x with bilinear.
 
 from __future__ import annotations
 
-import operator
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from xvertfast._checks import whole_number
 from xvertfast.ops.guided_pool import guided_pool
 
 __all__ = ["XVertNetStage", "GuidanceLayer", "DoubleConv", "BilinearUp", "UPSAMPLING", "checked_inputs", "padded_inputs",
@@ -127,10 +126,8 @@ class XVertNetStage(nn.Module):
 
     def __init__(self, width: int = 64, depth: int = 4, upsample: str = "bilinear"):
         super().__init__()
-        for name, value in (("width", width), ("depth", depth)):
-            if isinstance(value, bool) or not hasattr(value, "__index__") or operator.index(value) < 1:
-                raise ValueError(f"XVertNetStage: {name} must be a whole number >= 1, got {value!r}")
-        width, depth = operator.index(width), operator.index(depth)  # (a NumPy integer: a plain int)
+        width = whole_number(width, "width", "XVertNetStage", low=1)  # (a NumPy integer: a plain int)
+        depth = whole_number(depth, "depth", "XVertNetStage", low=1)
         if upsample not in UPSAMPLING:
             raise ValueError(f"XVertNetStage: upsample must be one of {UPSAMPLING}, got {upsample!r}")
         self.width, self.depth, self.upsample = width, depth, upsample

@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass
 import torch
 from tqdm import tqdm
 
+from xvertfast._checks import whole_number
 from xvertfast._interrupts import came_of_an_interrupt
 from xvertfast._text import count
 from xvertfast.io.files import JOB_FOLDER_MARKERS, JOB_IMAGES, NothingFound, discover, input_paths
@@ -100,9 +101,7 @@ class TrainConfig:
         """Refuses settings that cannot train, before any image is preprocessed."""
         for name in ("stages", "epochs_gc", "epochs_joint", "batch_size", "width", "depth", "roi_size", "patch_size",
                      "patience", "seed"):  # fmt: skip
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-                raise ValueError(f"{name} must be a whole number, got {value!r}")
+            whole_number(getattr(self, name), name, "TrainConfig")  # (the bounds below, in words naming the others)
         betas = tuple(self.betas) if isinstance(self.betas, (tuple, list)) else ()
         if len(betas) != 2 or not all(isinstance(b, numbers.Real) and not isinstance(b, bool) and 0 <= b < 1
                                       for b in betas):  # fmt: skip

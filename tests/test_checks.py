@@ -1,0 +1,46 @@
+"""The one rule for counts given as arguments (xvertfast._checks): each caller had its own, one
+taking 2.0, another True, and each said so in its own words."""
+
+import math
+import re
+
+import numpy as np
+import pytest
+
+from xvertfast._checks import whole_number
+
+
+@pytest.mark.parametrize("value", [3, np.int64(3), np.int32(3), np.uint8(3)])
+def test_python_and_numpy_integers_are_taken_as_plain_ints(value):
+    got = whole_number(value, "tiles", "clahe", low=1)
+    assert got == 3 and type(got) is int
+
+
+@pytest.mark.parametrize("value", [2.0, np.float64(2.0), np.float32(2.0), 2.5, True, False, np.bool_(True), "2", None])
+def test_floats_bools_and_strings_are_refused_naming_who_asked(value):
+    with pytest.raises(ValueError, match=rf"^clahe: tiles must be a whole number >= 1 \(contextual regions per side\), "
+                                         rf"got {re.escape(repr(value))}$"):  # fmt: skip
+        whole_number(value, "tiles", "clahe", low=1, meaning="contextual regions per side")
+
+
+def test_the_bounds_are_said_as_they_are_checked():
+    assert whole_number(0, "pictures", "evaluate", low=0) == 0
+    with pytest.raises(ValueError, match=r"^evaluate: pictures must be a whole number >= 0, got -1$"):
+        whole_number(-1, "pictures", "evaluate", low=0)
+    assert whole_number(64, "workers", low=1, high=64) == 64
+    for outside in (0, 65):  # no who: the caller's message began with the name
+        with pytest.raises(ValueError, match=rf"^workers must be a whole number from 1 to 64, got {outside}$"):
+            whole_number(outside, "workers", low=1, high=64)
+    with pytest.raises(ValueError, match=r"^f: n must be a whole number <= 2, got 3$"):
+        whole_number(3, "n", "f", high=2)
+    assert whole_number(-(10**30), "seed", "TrainConfig") == -(10**30)  # no bounds: any integer
+    with pytest.raises(ValueError, match=r"^TrainConfig: seed must be a whole number, got 1.0$"):
+        whole_number(1.0, "seed", "TrainConfig")
+
+
+def test_floats_of_whole_numbers_are_taken_only_where_asked_for():
+    assert whole_number(5e8, "max_pixels", "read_image", low=1, floats=True) == 500_000_000
+    assert whole_number(np.float32(1440), "max_pixels", "read_image", low=1, floats=True) == 1440
+    for bad in (1439.5, math.nan, math.inf, -math.inf, 0.0, True):
+        with pytest.raises(ValueError, match=r"^read_image: max_pixels must be a whole number >= 1, got "):
+            whole_number(bad, "max_pixels", "read_image", low=1, floats=True)
