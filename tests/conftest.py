@@ -104,22 +104,25 @@ def folder_state(folder) -> dict | None:
             for p in sorted(folder.rglob("*"))}  # fmt: skip
 
 
-def let_go_when_waited_for(monkeypatch, look) -> None:
-    """Closes ``look`` (a lock held for a moment, as a status or a starting shard takes one) when a
-    ``hold_lock`` first waits for it, inside its patience: what a 0.2 s ``threading.Timer`` did
-    against the 1 s patience, without a thread that a loaded machine could hold back past it. A
-    ``hold_lock`` that did not wait (no patience) still finds the lock held."""
-    import time
+def let_go_when_waited_for(monkeypatch, look, after: float = 0.2) -> None:
+    """Closes ``look`` (a lock held for a moment, as a status or a starting shard takes one) once
+    ``hold_lock`` has waited ``after`` seconds for it, on a fake clock: each of its sleeps moves the
+    clock on and returns at once. What a 0.2 s ``threading.Timer`` did against the 1 s patience,
+    without a thread a loaded machine could hold back, nor real sleeping; a patience shorter than
+    ``after`` still finds the lock held and fails the test (b788953 let go at the first wait, so
+    any patience at all passed)."""
     import types
 
     from xvertfast import resume
 
-    def sleep(seconds):
-        if not look.closed:
-            look.close()
-        time.sleep(seconds)
+    clock = [0.0]
 
-    monkeypatch.setattr(resume, "time", types.SimpleNamespace(monotonic=time.monotonic, sleep=sleep))
+    def sleep(seconds):
+        clock[0] += seconds
+        if clock[0] >= after and not look.closed:
+            look.close()
+
+    monkeypatch.setattr(resume, "time", types.SimpleNamespace(monotonic=lambda: clock[0], sleep=sleep))
 
 
 def said_around_the_bar(err: str, words: str = "error|warning") -> None:
