@@ -8,12 +8,14 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
 from tests.conftest import let_go_when_waited_for
 from tests.infer.test_enhance import model_dir  # noqa: F401 (a fixture)
 from tests.io.test_job_folder import run, write_pngs
+from xvertfast.io import job_folder
 from xvertfast.io.job_folder import JobFolder, job_files, shard_files
 from xvertfast.io.shards import Shard
 from xvertfast.resume import hold_lock
@@ -89,63 +91,98 @@ def test_shards_share_the_folder_and_keep_other_jobs_out(tmp_path):
         JobFolder(out, SETTINGS, False, shard=shard).close()
 
 
-def test_shards_that_name_one_report_are_refused_while_one_runs(tmp_path):
+def test_shards_that_name_one_report_are_refused_while_one_runs_on_this_machine(tmp_path, monkeypatch):
     """Each shard wrote its report over the others' when it ended, without a word. A shard's start
-    line records its side files (under the shards' mutex, as the others read theirs), so a shard
-    naming one another shard runs with is refused before it writes anything into OUT's ledgers."""
+    line records its side files and host, so a shard naming one another shard runs with on this
+    machine is refused before it writes anything into OUT's ledgers. One that has ended is replaced
+    with a note, and one of another machine, where the path may be another file, is not compared."""
     out, report = str(tmp_path / "out"), str(tmp_path / "run.json")
     a = JobFolder(out, SETTINGS, False, shard=Shard(1, 2), side_files={"report": report})
     with pytest.raises(ValueError, match=re.escape(f"--report {report} is also the --report of shard 1/2 of this "
-                                                   "job") + ".*which is running and will write it when it ends"):
+                                                   "job, which runs now on this machine") + ".*will write it when it ends"):
         JobFolder(out, SETTINGS, False, shard=Shard(2, 2), side_files={"report": report})
     with pytest.raises(ValueError, match=f"--preview {re.escape(report)} is also the --report of shard 1/2"):
         JobFolder(out, SETTINGS, False, shard=Shard(2, 2), side_files={"preview": report})
     assert not os.path.exists(os.path.join(out, shard_files("enhance", Shard(2, 2))[0]))  # no ledger begun
     JobFolder(out, SETTINGS, False, shard=Shard(2, 2), side_files={"report": report + ".2"}).close()
     a.close()
-    # shard 1 stopped before writing it: the file is not there, so nothing would be written over
-    JobFolder(out, SETTINGS, False, shard=Shard(2, 2), side_files={"report": report}).close()
-    JobFolder(out, SETTINGS, False, shard=Shard(1, 2), side_files={"report": report}).close()  # its own again
+    # shard 1 ended: replaced, and said where it wrote the file (none here: stopped before writing it)
+    b = JobFolder(out, SETTINGS, False, shard=Shard(2, 2), side_files={"report": report})
+    assert b.notes == []
+    b.close()
+    open(report, "w").close()
+    b = JobFolder(out, SETTINGS, False, shard=Shard(2, 2), side_files={"report": report})
+    assert b.notes == [f"--report {report} is the --report that shard 1/2 of this job wrote "
+                       f"({os.path.join(out, shard_files('enhance', Shard(1, 2))[0])} records it), which has ended: "
+                       "this run replaces it when it ends"]
+    b.close()
+    # a shard of 3 after the shards of 2 had ended (resharded): told the same, of each
+    c = JobFolder(out, SETTINGS, False, shard=Shard(1, 3), side_files={"report": report})
+    assert [note.split(" of this job")[0][-9:] for note in c.notes] == ["shard 1/2", "shard 2/2"], c.notes
+    c.close()
+    # another machine's shard running with that path: its file may be another, on a disk of its own
+    monkeypatch.setattr(job_folder.socket, "gethostname", lambda: "node-b")
+    elsewhere = JobFolder(out, SETTINGS, False, shard=Shard(2, 3), side_files={"report": report})
+    monkeypatch.undo()
+    JobFolder(out, SETTINGS, False, shard=Shard(3, 3), side_files={"report": report}).close()
+    elsewhere.close()
 
 
 def test_shards_starting_together_with_one_report_are_told_apart(tmp_path, monkeypatch):
-    """Shard 2 starts between shard 1's reading of the ledgers and its start line: neither start
-    line is there for the other to read, and the lock each holds for its report says it."""
+    """Shard 2 starts while shard 1 reads the ledgers, before its start line: shard 2 waits for its
+    turn, then reads shard 1's start line and is refused. Were the ledgers read out of turn, neither
+    start line would be there for the other to read, and both would run."""
+    import threading
+
     out, report = str(tmp_path / "out"), str(tmp_path / "run.json")
-    read, second = JobFolder._read_ledgers, []
+    read, waiting, second, refusal = JobFolder._read_ledgers, threading.Event(), [], []
+
+    def shard_2(ready):
+        try:
+            second.append(JobFolder(out, SETTINGS, False, shard=Shard(2, 2), side_files={"report": report}))
+        except ValueError as exc:
+            refusal.append(str(exc))
+        ready.set()
 
     def shard_2_starts_now(job, ledgers):
         entries = read(job, ledgers)
-        if job.shard == Shard(1, 2) and not second:
-            second.append(JobFolder(out, SETTINGS, False, shard=Shard(2, 2), side_files={"report": report}))
+        if job.shard == Shard(1, 2) and not waiting.is_set():
+            ended = threading.Event()
+            waiting.set()
+            threading.Thread(target=shard_2, args=(ended,)).start()
+            ended.wait(1.0)  # where shard 2 need not wait its turn, it has started by now
         return entries
 
     monkeypatch.setattr(JobFolder, "_read_ledgers", shard_2_starts_now)
-    with pytest.raises(ValueError, match=re.escape(f"--report {report} is also a file that another shard of this job, "
-                                                   "running now, writes when it ends")):
-        JobFolder(out, SETTINGS, False, shard=Shard(1, 2), side_files={"report": report})
-    assert not os.path.exists(os.path.join(out, shard_files("enhance", Shard(1, 2))[0]))  # its ledger not left
-    second[0].close()
+    first = JobFolder(out, SETTINGS, False, shard=Shard(1, 2), side_files={"report": report})
+    for _ in range(500):  # (shard 2 ends at once, or once shard 1 has started)
+        if second or refusal:
+            break
+        time.sleep(0.01)
+    assert not second, "both shards run with one report"
+    assert refusal and "is also the --report of shard 1/2 of this job, which runs now" in refusal[0], refusal
+    assert not os.path.exists(os.path.join(out, shard_files("enhance", Shard(2, 2))[0]))  # its ledger not left
+    first.close()
     monkeypatch.undo()
-    JobFolder(out, SETTINGS, False, shard=Shard(1, 2), side_files={"report": report}).close()  # 2 stopped unwritten
+    JobFolder(out, SETTINGS, False, shard=Shard(2, 2), side_files={"report": report}).close()  # 1 ended unwritten
 
 
-def test_a_shard_does_not_write_its_report_over_another_shards(tmp_path, model_dir, seed, capsys):  # noqa: F811
-    """The case the guide warns of (give each shard its own --report), run one shard after the
-    other: shard 2's report replaced shard 1's, and both exited 0."""
+def test_shards_run_one_after_the_other_with_one_report_each_replace_it(tmp_path, model_dir, seed, capsys):  # noqa: F811
+    """A loop of shards naming one --report (``for k in 1 2; do enhance ... --shard $k/2 --report
+    run.json; done``) ran before shards were checked, and must: each replaces the report of the
+    one before, which has ended, and says so. (332f1f7 refused shard 2, having enhanced nothing.)"""
     src, out, report = tmp_path / "in", tmp_path / "out", tmp_path / "run.json"
     write_pngs(src, seed, [f"img{i}.png" for i in range(4)])
     assert run(model_dir, src, "-o", out, "--shard", "1/2", "--report", report) == 0
-    capsys.readouterr()
-    first = report.read_bytes()
-    assert run(model_dir, src, "-o", out, "--shard", "2/2", "--report", report) == 2
-    said = capsys.readouterr().err
-    assert f"error: --report {report} is also the --report of shard 1/2 of this job" in said, said
-    assert "which wrote it: give each shard a --report of its own" in said
-    assert report.read_bytes() == first
-    assert run(model_dir, src, "-o", out, "--shard", "2/2", "--report", tmp_path / "run-2.json") == 0
-    assert run(model_dir, src, "-o", out, "--shard", "1/2", "--report", report) == 0  # its own, rerun: replaced
-    assert json.loads(report.read_text())["summary"]["shard"] == "1/2"
+    said = "".join(capsys.readouterr())
+    assert "note: --report" not in said, said
+    assert run(model_dir, src, "-o", out, "--shard", "2/2", "--report", report) == 0
+    said = "".join(capsys.readouterr())
+    assert f"note: --report {report} is the --report that shard 1/2 of this job wrote" in said, said
+    assert "which has ended: this run replaces it when it ends" in said
+    assert json.loads(report.read_text())["summary"]["shard"] == "2/2"
+    assert run(model_dir, src, "-o", out, "--report", report) == 0  # all done by the shards
+    assert json.loads(report.read_text())["summary"]["skipped"] == 4
 
 
 def test_settings_change_only_while_no_other_shard_runs(tmp_path):
@@ -499,16 +536,21 @@ def test_a_shard_started_as_another_records_the_settings_does_not_mark_a_new_fol
     # shard 2 looked for ledgers once shard 1 had recorded the settings and before it made its
     # ledger: it took the new folder for one of an xvertfast before ledgers and marked it so, and
     # every later run adopted (and with --overwrite replaced) a file the job never wrote
+    # (shard 2 starts as shard 1's turn ends: in it, it would wait for the turn)
+    import contextlib
+
     out = str(tmp_path / "out")
     src = _input(tmp_path, "x.png")
-    read, second = JobFolder._read_ledgers, []
+    turn, second = JobFolder._settings_turn, []
 
-    def shard_2_starts_now(job, ledgers):
+    @contextlib.contextmanager
+    def shard_2_starts_after(job):
+        with turn(job) as running_lock:
+            yield running_lock
         if job.shard == Shard(1, 2) and not second:
             second.append(JobFolder(out, SETTINGS, False, shard=Shard(2, 2)))
-        return read(job, ledgers)
 
-    monkeypatch.setattr(JobFolder, "_read_ledgers", shard_2_starts_now)
+    monkeypatch.setattr(JobFolder, "_settings_turn", shard_2_starts_after)
     JobFolder(out, SETTINGS, False, shard=Shard(1, 2)).close()
     second[0].close()
     monkeypatch.undo()

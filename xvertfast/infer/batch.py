@@ -561,6 +561,8 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
     with job:
         if not dry_run:
             remove_stale_parts(path for path in (report, preview) if path)  # a killed run's
+        for note in job.notes:  # (another shard's report this one replaces)
+            log(f"note: {note}")
         notes = [warning] if (warning := _small_tiles_warning(enhancer)) is not None else []
         for note in notes:  # once a job (the job's setting, no image's)
             log(f"warning: {note}")

@@ -40,8 +40,8 @@ settings and make their ledgers one at a time (under ``.xvertfast-JOB-settings.l
 shards started together into a new folder all run (and none takes it for a folder of an
 xvertfast before ledgers); those running hold ``.xvertfast-JOB-shards-running.lock`` shared,
 and settings can change (``--overwrite``) only while none does. A shard with a ``--report`` or
-``--preview`` records it in its start line and holds ``.xvertfast-JOB-side-file-HASH.lock``
-(HASH of the file's resolved path) while it runs, so that a shard naming another's is refused.
+``--preview`` records it in its start line (in that turn too), so that a shard naming the file
+of another running on the same machine is refused.
 
 The folder's files also mark it as a job's output folder, so that searching a tree for
 inputs (:func:`xvertfast.io.files.discover`) does not take outputs for inputs.
@@ -647,9 +647,11 @@ class JobFolder:
     (``{"report": "run.json"}``). Each is refused (ValueError) where the ledgers, read once the
     job holds the folder, record an output there (the check before, :func:`recorded_input`, reads
     them unlocked: a job ending meanwhile could record one), and, for a shard, where another
-    shard's latest run named the same file and runs now or the file is there, or another shard
-    running holds the lock named for that file: each shard wrote its report over the others'.
-    The start line records them (resolved) for that check.
+    shard running now on this machine named the same file: each would write its report over the
+    other's as it ends. One that has ended is replaced, as a rerun of a loop of shards with one
+    --report would want, and :attr:`notes` says so; a shard on another machine (its start line
+    records the host) is not compared, as its path there may be another file. The start line
+    records them (resolved) for that check.
 
     A run is the ``with`` block of its folder: an exception out of it (Ctrl-C, an error) is
     recorded as how the run ended, where :meth:`ended` was not called, and the folder is closed.
@@ -665,6 +667,7 @@ class JobFolder:
         self.shard = shard
         self.read_only = read_only
         self.busy = False
+        self.notes: list[str] = []  # what the job should say before it runs (a side file replaced)
         self._job_file, self._ledger_file, self._lock_file = job_files(job)
         if shard is not None:
             self._ledger_file = shard_files(job, shard)[0]
@@ -712,21 +715,23 @@ class JobFolder:
                     self._fd = open_ledger()
                 if self._legacy and not os.fstat(self._fd).st_size:
                     self._write(json.dumps({LEGACY_MARK: True}) + "\n", durable=True)
-            self._load_ledgers(ledgers)
-            try:
-                self._refuse_side_files(ledgers)
-            except ValueError:  # a ledger this start made, empty, is not left (its own lock keeps others out)
-                if made_ledger and not os.fstat(self._fd).st_size:
-                    os.remove(ledger)
-                raise
-            if os.fstat(self._fd).st_size and not ends_with_newline(ledger):
-                self._write("\n", durable=True)  # after a line a kill cut short: the next starts afresh
-            if command is not None and len(command) > COMMAND_LIMIT:  # (status gives a template instead)
-                command = None
-            sides = {name: os.path.realpath(path) for name, path in self.side_files.items()}
-            started = {"command": command, "cwd": cwd, "host": socket.gethostname(), SIDE_FILES: sides}
-            with contextlib.suppress(OSError):  # (a full disk: a run that skips all it finds still runs)
-                self._record_run({RUN: RUN_START, **{k: v for k, v in started.items() if v}})
+                # still in turn, so that a shard reads the start lines (side files) of those started
+                # before it, and those started after it read its own
+                self._load_ledgers(ledgers)
+                try:
+                    self._refuse_side_files(ledgers)
+                except ValueError:  # a ledger this start made, empty, is not left (its own lock keeps others out)
+                    if made_ledger and not os.fstat(self._fd).st_size:
+                        os.remove(ledger)
+                    raise
+                if os.fstat(self._fd).st_size and not ends_with_newline(ledger):
+                    self._write("\n", durable=True)  # after a line a kill cut short: the next starts afresh
+                if command is not None and len(command) > COMMAND_LIMIT:  # (status gives a template instead)
+                    command = None
+                sides = {name: os.path.realpath(path) for name, path in self.side_files.items()}
+                started = {"command": command, "cwd": cwd, "host": socket.gethostname(), SIDE_FILES: sides}
+                with contextlib.suppress(OSError):  # (a full disk: a run that skips all it finds still runs)
+                    self._record_run({RUN: RUN_START, **{k: v for k, v in started.items() if v}})
         except BaseException:
             self.close()
             raise
@@ -766,9 +771,9 @@ class JobFolder:
 
     def _refuse_side_files(self, ledgers: list[str]) -> None:
         """ValueError where a side file (see the class docstring) is an output the ledgers record,
-        or, for a shard, another shard's side file that it writes now or wrote (the file is there).
-        A shard holds a lock named for each of its side files while it runs: two shards starting
-        together, each before the other's start line, are told apart by it."""
+        or, for a shard, the side file of another shard running now on this machine; a note where
+        it is one that a shard of this machine wrote and has ended. The shards start one at a time
+        (:meth:`_settings_turn`), so that each reads the start lines of those started before it."""
         for name, path in self.side_files.items():
             earlier = _recorded_input_in(self._ledger, self.out_dir, path)
             if earlier is not None:  # (the words of batch's check before the lock)
@@ -783,29 +788,22 @@ class JobFolder:
             if match is None or os.path.abspath(ledger) == os.path.abspath(own):
                 continue
             start = self._runs.get(ledger, {}).get("start") or {}
+            if start.get("host") != socket.gethostname():  # (a path on another machine may be another file)
+                continue
             named = start.get(SIDE_FILES) if isinstance(start.get(SIDE_FILES), dict) else {}
             for name, path in self.side_files.items():
                 real = os.path.realpath(path)
                 other = next((option for option, its in named.items() if its == real), None)
                 if other is None:
                     continue
-                lock = _shard_lock_name(self.job, match)
-                running = lock is not None and lock_held(os.path.join(self.out_dir, lock))
-                if running or os.path.exists(real):
-                    shard = f"shard {match.group(1)}/{match.group(2)}"
-                    did = "is running and will write it when it ends" if running else "wrote it"
-                    raise ValueError(f"--{name} {path} is also the --{other} of {shard} of this job ({ledger} "
-                                     f"records it), which {did}: give each shard a --{name} of its own "
-                                     "(run-K.json, say)")  # fmt: skip
-        for name, path in self.side_files.items() if not self.read_only else ():
-            digest = hashlib.sha256(os.fsencode(os.path.realpath(path))).hexdigest()[:16]
-            lock = os.path.join(self.out_dir, f".xvertfast-{self.job}-side-file-{digest}.lock")
-            held = hold_lock(lock, patience=LOCK_PATIENCE)
-            if held is None:
-                raise ValueError(f"--{name} {path} is also a file that another shard of this job, running now, "
-                                 f"writes when it ends (it holds {lock}): give each shard a --{name} of its own "
-                                 "(run-K.json, say)")  # fmt: skip
-            self._locks.append(held)
+                shard, lock = f"shard {match.group(1)}/{match.group(2)}", _shard_lock_name(self.job, match)
+                if lock is not None and lock_held(os.path.join(self.out_dir, lock)):
+                    raise ValueError(f"--{name} {path} is also the --{other} of {shard} of this job, which runs "
+                                     f"now on this machine ({ledger} records it) and will write it when it ends: "
+                                     f"give each shard a --{name} of its own (run-K.json, say)")  # fmt: skip
+                if os.path.exists(real):
+                    self.notes.append(f"--{name} {path} is the --{other} that {shard} of this job wrote ({ledger} "
+                                      "records it), which has ended: this run replaces it when it ends")  # fmt: skip
 
     def _find_ledgers(self) -> list[str]:
         """The job's ledgers in the folder; sets whether it is a folder of an xvertfast before
@@ -875,10 +873,11 @@ class JobFolder:
 
     @contextlib.contextmanager
     def _settings_turn(self):
-        """This job's turn to read and record the settings and make its ledger: at once for a job
-        alone in the folder (its lock, exclusive), yielding None; the shards take it one at a time
-        (a short wait), each against the shards already running, which hold the running lock
-        (yielded) shared, on the recorded settings."""
+        """This job's turn to read and record the settings, make its ledger, read the ledgers and
+        write its start line: at once for a job alone in the folder (its lock, exclusive), yielding
+        None; the shards take it one at a time (a wait of a ledger's read each), each against the
+        shards already running, which hold the running lock (yielded) shared, on the recorded
+        settings."""
         if self.shard is None:
             yield None
             return
