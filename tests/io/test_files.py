@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -402,3 +404,21 @@ def test_a_list_saved_with_a_byte_order_mark_or_as_utf16_is_read_or_said_so(tmp_
     (tmp_path / "wide.txt").write_text("a.png\n", encoding="utf-16")
     with pytest.raises(ValueError, match=r"^@wide\.txt: the input list file wide\.txt is UTF-16 text: save it as UTF-8"):
         discover(["@wide.txt"])
+
+
+def test_a_list_is_read_as_utf8_in_any_locale_and_one_with_nul_bytes_is_named(tmp_path):
+    """A list was read in the locale's encoding: under LANG=C (ASCII) a UTF-8 list with a comment
+    line 'Aufnahmen für März' could not be read ('ascii' codec can't decode byte 0xc3). A UTF-16
+    list without a byte order mark decodes as UTF-8 with a NUL after every character, and failed
+    as a bare 'embedded null byte' naming no file."""
+    (tmp_path / "bild.png").write_bytes(b"x")
+    (tmp_path / "umlaut.txt").write_bytes("\ufeff# Aufnahmen für März\nbild.png\n".encode())
+    (tmp_path / "wide.txt").write_bytes("bild.png\n".encode("utf-16-le"))
+    code = ("from xvertfast.io.files import discover\n"
+            "print([f.path for f in discover(['@umlaut.txt'])])\n"
+            "try:\n    discover(['@wide.txt'])\nexcept ValueError as exc:\n    print(exc)\n")  # fmt: skip
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    said = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          check=True).stdout.splitlines()  # fmt: skip
+    assert said == ["['bild.png']", "@wide.txt: the input list file wide.txt holds NUL bytes (UTF-16 text without "
+                    "a byte order mark, or not text): save it as UTF-8 (or plain ASCII), one path a line"], said

@@ -205,19 +205,17 @@ def _listed_rel(path: str) -> str:
 
 def _read_list(list_path: str) -> list[str]:
     """The lines of an ``@list``; one that cannot be read is a ValueError that says it is the
-    input list file (not a bare ``[Errno 2] No such file or directory``). A UTF-8 byte order mark
-    (Notepad's 'UTF-8 with BOM') is not part of the first path; a UTF-16 list is said to be one."""
+    input list file (not a bare ``[Errno 2] No such file or directory``). It is read as UTF-8
+    whatever the locale (a list of non-ASCII paths failed under LANG=C), a byte order mark
+    (Notepad's 'UTF-8 with BOM') not part of the first path; a UTF-16 list is said to be one."""
     try:
         with open(list_path, "rb") as f:
             head = f.read(2)
         if head in (b"\xff\xfe", b"\xfe\xff"):  # (Windows PowerShell's > writes UTF-16)
             raise ValueError(f"@{list_path}: the input list file {list_path} is UTF-16 text: save it as UTF-8 (or "
                              "plain ASCII), one path a line")  # fmt: skip
-        with open(list_path) as f:
+        with open(list_path, encoding="utf-8-sig") as f:
             lines = f.readlines()
-        if lines and lines[0].startswith("\ufeff"):  # (else the first path was not found, said with an invisible mark)
-            lines[0] = lines[0][1:]
-        return lines
     except FileNotFoundError:
         raise ValueError(f"@{list_path}: the input list file {list_path} does not exist") from None
     except IsADirectoryError:
@@ -226,6 +224,10 @@ def _read_list(list_path: str) -> list[str]:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise ValueError(f"@{list_path}: the input list file {list_path} cannot be read ({reason})") from None
+    if any("\0" in line for line in lines):  # (UTF-16 without a mark: else a bare "embedded null byte", no file named)
+        raise ValueError(f"@{list_path}: the input list file {list_path} holds NUL bytes (UTF-16 text without a "
+                         "byte order mark, or not text): save it as UTF-8 (or plain ASCII), one path a line")  # fmt: skip
+    return lines
 
 
 def _from_list(list_path: str, exclude: set[str], empty: list[str], within: tuple[str, ...] = ()) -> list[InputFile]:
