@@ -475,12 +475,15 @@ def test_a_damaged_onnx_file_is_named_and_a_damaged_cache_is_exported_again(mode
     OnnxRuntimeBackend(first, torch.device("cpu"))
 
 
-def test_a_bit_flipped_cached_onnx_file_is_named_and_exported_again(model, tmp_path, seed):
+def test_a_bit_flipped_cached_onnx_file_is_named_and_exported_again(model, tmp_path, seed, monkeypatch):
     # one flipped bit in a weight leaves the graph loadable and its metadata right: the cache
     # handed the file on and onnxruntime computed wrong tiles without a word
     needs_export()
     import onnx
 
+    exports = []  # (counted, not told by st_mtime_ns: a coarse-timestamp filesystem may keep it)
+    export = export_module.export_onnx
+    monkeypatch.setattr(export_module, "export_onnx", lambda *a, **k: exports.append(1) or export(*a, **k))
     first = cached_onnx_export(model, tmp_path, tile=TILE)
     xp, y = inputs(2)
     intact = ort_run(first[0], xp, y)
@@ -498,12 +501,37 @@ def test_a_bit_flipped_cached_onnx_file_is_named_and_exported_again(model, tmp_p
     with open(first[0], "rb") as f:
         assert f.read() == whole
     assert torch.equal(ort_run(first[0], xp, y), intact)
+    assert len(exports) == 2
     os.remove(first[1] + ".sha256")  # an export killed before its digests: exported again, quietly
-    stamp = os.stat(first[1]).st_mtime_ns
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         cached_onnx_export(model, tmp_path, tile=TILE)
-    assert os.stat(first[1]).st_mtime_ns != stamp and os.path.isfile(first[1] + ".sha256")
+    assert len(exports) == 3 and os.path.isfile(first[1] + ".sha256")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cached_onnx_export(model, tmp_path, tile=TILE)  # whole: used as it is
+    assert len(exports) == 3
+
+
+@pytest.mark.parametrize("recorded", ["cut", "empty", "not hex"])
+def test_a_cached_onnx_digest_that_is_no_sha256_counts_as_missing(model, tmp_path, monkeypatch, recorded):
+    # a .sha256 cut short (or emptied) says nothing of the ONNX file beside it: it was called
+    # damaged ('this cached ONNX file is damaged'), where a missing digest is exported again quietly
+    needs_export()
+    exports = []
+    export = export_module.export_onnx
+    monkeypatch.setattr(export_module, "export_onnx", lambda *a, **k: exports.append(1) or export(*a, **k))
+    first = cached_onnx_export(model, tmp_path, tile=TILE)
+    with open(first[0] + ".sha256") as f:
+        digest = f.read().strip()
+    bad = {"cut": digest[:40], "empty": "", "not hex": "z" * 64}[recorded]
+    with open(first[0] + ".sha256", "w") as f:
+        f.write(bad)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert cached_onnx_export(model, tmp_path, tile=TILE) == first
+    with open(first[0] + ".sha256") as f:
+        assert len(exports) == 2 and f.read().strip() == digest
 
 
 def fake_aoti_package(path, **metadata) -> str:

@@ -282,6 +282,8 @@ def cached_onnx_export(model: XVertNet, cache_dir: str | os.PathLike | None = No
 
 #: Beside each cached stage file, the SHA-256 of its bytes as exported (``stage1.onnx.sha256``).
 DIGEST_SUFFIX = ".sha256"
+#: What a recorded digest reads as: 64 hex digits, as hashlib writes them.
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 def _file_digest(path: str) -> str:
@@ -297,12 +299,16 @@ def _digests_match(paths: list[str]) -> bool:
     """Whether each cached stage file still has the bytes it was exported with. A flipped bit in
     a weight leaves the graph loadable and its metadata right, and onnxruntime then computes
     wrong tiles without a word: such a file is said (naming it) and the set exported again. A
-    set without its digests (an export killed before writing them) is exported again quietly."""
+    set without its digests (an export killed before writing them), or with one that is no
+    SHA-256 (cut short, emptied: not 64 hex digits), is exported again quietly: nothing says the
+    ONNX file is the damaged one."""
     for path in paths:
         try:
             with open(path + DIGEST_SUFFIX) as f:
-                recorded = f.read().strip()
-        except OSError:
+                recorded = f.read().strip().lower()
+        except (OSError, UnicodeDecodeError):
+            return False
+        if not _SHA256_HEX.fullmatch(recorded):
             return False
         if _file_digest(path) != recorded:
             warnings.warn(f"{path}: this cached ONNX file is damaged (its SHA-256 is not the one recorded in "
