@@ -95,6 +95,10 @@ def test_symmetric_synthetic_spine_is_found():
     assert abs(spine.x - 149.5) <= 3
 
 
+NO_CONTRAST = ("too little contrast to find the spine by in most of the rows looked at (blank, collimated or nearly "
+               "constant)")
+
+
 @pytest.mark.parametrize("shape", [(512, 400), (300, 300), (2048, 2500)])
 def test_an_image_with_no_contrast_gets_the_centre_column_and_says_why(shape):
     """A constant image "found" its spine at 35% of the width (every column scored alike and the
@@ -112,11 +116,29 @@ def test_an_image_with_no_contrast_gets_the_centre_column_and_says_why(shape):
         assert spine.x == (W - 1) / 2 and spine.band_points.shape == (0, 2) and not spine.pinned_at_search_edge()
         assert spine.upper == (UPPER_LEVEL * H, (W - 1) / 2)
         said = image_warnings(_rad(img, "flat.png"), spine)
-        assert said == ["flat.png: too little contrast to find the spine by (nearly constant): its ROIs are on the "
-                        "centre column; if it is a radiograph, give its centres (--rois FILE)"], said
+        assert said == [f"flat.png: {NO_CONTRAST}: its ROIs are on the centre column; if it is a radiograph, give "
+                        "its centres (--rois FILE)"], said
         given = spine.with_centres(upper=(H * 0.3, W * 0.4), lower=(H * 0.6, W * 0.4))
         assert image_warnings(_rad(img, "flat.png"), given) == []  # placed by hand: nothing to doubt
     assert image_warnings(_rad(np.zeros((10, 10))), find_spine(np.zeros((10, 10)))) == []  # too small: as before
+
+
+def test_an_image_whose_upper_half_is_blank_is_not_called_nearly_constant():
+    """A radiograph collimated to its lower half has contrast there, too few of the bands for the
+    spine: the warning called it '(nearly constant)', which it is not."""
+    from xvertfast.preprocess import image_warnings
+
+    H, W = 512, 400
+    img = np.zeros((H, W))
+    lower = img[H // 2 :]
+    lower[:] = 0.5
+    lower[:, 60:170] = lower[:, 230:340] = 0.2  # lungs darker than the mediastinum
+    lower[:, 185:215] = 1.0
+    spine = find_spine(img)
+    assert spine.x == (W - 1) / 2 and spine.band_points.shape == (0, 2)
+    said = image_warnings(_rad(img, "collimated.png"), spine)
+    assert said == [f"collimated.png: {NO_CONTRAST}: its ROIs are on the centre column; if it is a radiograph, "
+                    "give its centres (--rois FILE)"], said
 
 
 def test_bad_input():

@@ -33,6 +33,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from xvertfast._text import FROM_CLI
+
 __all__ = ["find_spine", "Spine", "Box", "WORKING_HEIGHT", "UPPER_LEVEL", "LOWER_LEVEL", "polarity_score",
            "looks_inverted", "inverted_warning", "shape_warning", "FRONTAL_ASPECT_RANGE",
            "centres_order_problem"]  # fmt: skip
@@ -260,7 +262,8 @@ def _too_small(H: int, W: int) -> bool:
 
 def _no_contrast(spine: Spine) -> bool:
     """Whether :func:`find_spine` put ``spine`` on the centre column for want of contrast (not by
-    hand, nor for an image too small to analyse): a constant or nearly constant image."""
+    hand, nor for an image too small to analyse): most of its bands blank (collimated, say) or
+    nearly constant."""
     return spine.detected and not len(spine.band_points) and not _too_small(*spine.shape)
 
 
@@ -334,6 +337,18 @@ _LOOK_IN_PYTHON = "look at the result's boxes"
 _GIVE_IN_PYTHON = "give its centres (spine=xvertfast.find_spine(pixels, upper=(row, col), lower=(row, col)))"
 
 
+def _batch_fixes() -> tuple[str, str, str]:
+    """How a batch job's spine warnings say to check the spine found, to look at its ROIs, and to
+    give its centres, in the caller's words (:data:`xvertfast._text.FROM_CLI`): the CLI's options,
+    or the arguments of a Python call (``Enhancer.enhance_files(preview=, rois=)``), who were told
+    of --preview and --rois they never typed."""
+    if FROM_CLI.get():
+        return ("check it with --preview (enhance) or the overlay (preprocess), or give --rois",
+                "look at them (enhance --preview, preprocess's overlay)", "give its centres (--rois FILE)")
+    return ("check it with enhance_files' preview= or preprocess_files' overlay, or give rois=",
+            "look at them (enhance_files' preview=, preprocess_files' overlay)", "give its centres (rois=FILE)")
+
+
 def shape_warning(path: str, spine: Spine, *, one_image: bool = False) -> str | None:
     """The warning for a spine found by :func:`find_spine` on an image whose width / height lies
     outside :data:`FRONTAL_ASPECT_RANGE` (``path``: its file, named in it); None inside the range,
@@ -344,8 +359,7 @@ def shape_warning(path: str, spine: Spine, *, one_image: bool = False) -> str | 
     if not spine.detected or low <= W / H <= high:
         return None
     ratio = _outside(W / H, low, high)
-    fix = (f"{_LOOK_IN_PYTHON}, or {_GIVE_IN_PYTHON}" if one_image
-           else "check it with --preview (enhance) or the overlay (preprocess), or give --rois")  # fmt: skip
+    fix = f"{_LOOK_IN_PYTHON}, or {_GIVE_IN_PYTHON}" if one_image else _batch_fixes()[0]
     return (f"{path}: {W} x {H}: not the shape of a frontal chest radiograph (width / height {ratio}, outside "
             f"{low:g}-{high:g}); the spine found may be wrong: {fix}")  # fmt: skip
 
@@ -365,22 +379,24 @@ def image_warnings(rad, spine: Spine | None = None, *, one_image: bool = False) 
     changed (``rad.notes``: colour to luminance, first page of several), a polarity that
     looks inverted, and, for a detected spine (``spine``: what :func:`find_spine` found on it),
     an image not shaped like a chest radiograph or else the spine pinned at the end of its
-    search range. Each names the file.
+    search range. Each names the file; the fixes name the CLI's options or, from Python, the
+    arguments (:func:`_batch_fixes`).
 
     ``one_image``: what ``Enhancer.enhance`` warns of, with the fixes in a Python caller's words
     (read_image's photometric, find_spine's centres) for the CLI's options; ``rad`` may be bare
     pixels, named as such; decoding's notes are left to read_image, which gives them."""
     inverted = inverted_warning(rad, one_image=one_image)
     path, notes = (getattr(rad, "path", "pixels"), []) if one_image else (rad.path, list(rad.notes))
-    give = _GIVE_IN_PYTHON if one_image else "give its centres (--rois FILE)"
+    give = _GIVE_IN_PYTHON if one_image else _batch_fixes()[2]
     if spine is not None and _no_contrast(spine):  # (nor a polarity, a shape or an edge to speak of)
-        return notes + [f"{path}: too little contrast to find the spine by (nearly constant): its ROIs are on the "
-                        f"centre column; if it is a radiograph, {give}"]  # fmt: skip
+        return notes + [f"{path}: too little contrast to find the spine by in most of the rows looked at (blank, "
+                        f"collimated or nearly constant): its ROIs are on the centre column; if it is a radiograph, "
+                        f"{give}"]  # fmt: skip
     spine_doubt = None if spine is None else shape_warning(path, spine, one_image=one_image)
     # such a shape, or an inverted polarity, explains a pinned spine too: one warning, not two
     pinned = spine is not None and spine.detected and spine.pinned_at_search_edge()
     if spine_doubt is None and inverted is None and pinned:
-        look = _LOOK_IN_PYTHON if one_image else "look at them (enhance --preview, preprocess's overlay)"
+        look = _LOOK_IN_PYTHON if one_image else _batch_fixes()[1]
         spine_doubt = (f"{path}: the spine was found at the edge of where it is looked for "
                        f"({spine.x / spine.shape[1]:.0%} of the width): the image may be cropped, off-centre or not a "
                        f"frontal view, and its ROIs may miss the spine; {look} or {give}")  # fmt: skip
