@@ -321,18 +321,24 @@ def test_report_and_preview_never_replace_an_output_or_a_file_the_job_keeps(tmp_
         batch._check_side_files(files, str(out), "same", **{option[2:]: str(out / "a.tiff")})
 
 
-def test_report_and_preview_never_replace_an_earlier_runs_output_of_other_inputs(tmp_path, model_dir, seed,  # noqa: F811
-                                                                                capsys):  # fmt: skip
-    """Only this job's outputs were checked: ``enhance in1 -o out``, then ``enhance in2 -o out --report
-    out/x.png`` replaced the enhanced x.png by the JSON, and rerunning in1 said it skipped. The folder's
-    ledger is asked too, before the job starts: nothing is written into the folder, its ledger
-    included. An extension in capitals is an output's (one file where the file system ignores case)."""
+@pytest.fixture
+def earlier_run(tmp_path, model_dir, seed, capsys):  # noqa: F811
+    """``enhance in1 -o out`` run (x.png done), in2 (y.png) not: in1, in2, out and the folder's state."""
     in1, in2, out = tmp_path / "in1", tmp_path / "in2", tmp_path / "out"
     write_pngs(in1, seed, ["x.png"])
     write_pngs(in2, seed + 1, ["y.png"])
     assert run(model_dir, in1, "-o", out) == 0
     capsys.readouterr()
-    before = folder_state(out)
+    return in1, in2, out, folder_state(out)
+
+
+def test_report_and_preview_never_replace_an_earlier_runs_output_of_other_inputs(earlier_run, model_dir,  # noqa: F811
+                                                                                capsys):  # fmt: skip
+    """Only this job's outputs were checked: ``enhance in1 -o out``, then ``enhance in2 -o out --report
+    out/x.png`` replaced the enhanced x.png by the JSON, and rerunning in1 said it skipped. The folder's
+    ledger is asked too, before the job starts: nothing is written into the folder, its ledger
+    included. An extension in capitals is an output's (one file where the file system ignores case)."""
+    in1, in2, out, before = earlier_run
     for option in ("--report", "--preview"):
         assert run(model_dir, in2, "-o", out, option, out / "x.png") == 2
         said = capsys.readouterr().err
@@ -349,18 +355,13 @@ def test_report_and_preview_never_replace_an_earlier_runs_output_of_other_inputs
         batch._check_side_files(files, str(out), "png8", report=str(out / "y.PNG"))
 
 
-def test_a_report_is_checked_against_the_ledger_again_once_the_job_holds_the_folder(tmp_path, model_dir, seed,  # noqa: F811
+def test_a_report_is_checked_against_the_ledger_again_once_the_job_holds_the_folder(earlier_run, model_dir,  # noqa: F811
                                                                                   capsys, monkeypatch):  # fmt: skip
     """The ledger is first read without the folder's lock: a job writing OUT then (ending as this one
     waits for its lock) may record x.png after that read. The read is made to see the ledger as it
     was before x.png's line; the job, once it holds OUT, must still refuse --report OUT/x.png, not
     write the JSON over that output when it ends."""
-    in1, in2, out = tmp_path / "in1", tmp_path / "in2", tmp_path / "out"
-    write_pngs(in1, seed, ["x.png"])
-    write_pngs(in2, seed + 1, ["y.png"])
-    assert run(model_dir, in1, "-o", out) == 0
-    capsys.readouterr()
-    before = folder_state(out)
+    in1, in2, out, before = earlier_run
     monkeypatch.setattr(batch, "recorded_input", lambda *args, **kwargs: None)  # (a read before x.png's line)
     assert run(model_dir, in2, "-o", out, "--report", out / "x.png") == 2
     said = capsys.readouterr().err
