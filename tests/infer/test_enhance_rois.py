@@ -285,3 +285,34 @@ def test_a_model_trained_on_small_rois_is_warned_of_as_a_job_starts_and_again_af
     assert _run(src, tmp_path / "full", model_dir, "--mode", "full", "--report", str(tmp_path / "full.json")) == 0
     assert "--roi-size" not in _said(capsys)[0]
     assert json.loads((tmp_path / "full.json").read_text())["summary"]["notes"] == []
+
+
+def test_the_spine_warnings_of_a_job_name_the_callers_options_also_from_the_reader_threads(tmp_path, model_dir, seed,
+                                                                                              capsys, monkeypatch):  # noqa: F811
+    """A strip's spine warning told enhance_files' Python callers to use --preview and --rois; and
+    worded on the job's reader threads, which start without the CLI's FROM_CLI, it would have
+    named Python's arguments to a CLI user."""
+    import threading
+
+    from xvertfast.infer import batch
+
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.round(np.tile(chest_like(seed), (1, 3)) * 255).astype(np.uint8)).save(src / "strip.png")
+    worded_in = []
+    image_warnings = batch.image_warnings
+    monkeypatch.setattr(batch, "image_warnings",
+                        lambda *a, **k: worded_in.append(threading.current_thread().name) or image_warnings(*a, **k))
+    summary = Enhancer(model_dir, device="cpu").enhance_files([str(src)], str(tmp_path / "api"), progress=False,
+                                                              log=lambda line: None)  # fmt: skip
+    (said,) = summary.records[0].warnings
+    assert said.endswith("720 x 256: not the shape of a frontal chest radiograph (width / height 2.8, outside 0.5-2); "
+                         "the spine found may be wrong: check it with enhance_files' preview= or preprocess_files' "
+                         "overlay, or give rois="), said  # fmt: skip
+    assert "--" not in said
+    assert _run(src, tmp_path / "cli", model_dir) == 0
+    err = _said(capsys)[1]
+    assert ("the spine found may be wrong: check it with --preview (enhance) or the overlay (preprocess), or give "
+            "--rois") in err, err
+    assert "preview=" not in err and "rois=" not in err
+    assert len(worded_in) == 2 and all(name.startswith("xvf-read") for name in worded_in), worded_in

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
+import contextvars
 import json
 import math
 import os
@@ -717,7 +718,10 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
             item = next(queue, None)
             if item is None:
                 return
-            pending_reads.append((item, readers.submit(_read_and_prepare, enhancer, item[0], given.get(item[0].path))))
+            # run in this thread's context: a pool's threads start in a context of their own, where the CLI's
+            # FROM_CLI is unset and the warnings worded there named Python's arguments to a CLI user
+            pending_reads.append((item, readers.submit(contextvars.copy_context().run, _read_and_prepare, enhancer,
+                                                       item[0], given.get(item[0].path))))  # fmt: skip
 
     def drain_writes() -> None:
         # the writes finished, in the order handed over (the dict's), the order written with one writer:
@@ -807,8 +811,8 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
                     if summary.stopped is not None:  # the disk filled while waiting: no more writes handed over
                         break
                     rec = FileRecord(f.path, out, "running", seconds=seconds, warnings=warnings)
-                    writes[writers.submit(write, enhancer, rad, prep, result, out, fmt, description, job, stat,
-                                          centres(f))] = rec  # fmt: skip
+                    writes[writers.submit(contextvars.copy_context().run, write, enhancer, rad, prep, result, out,
+                                          fmt, description, job, stat, centres(f))] = rec  # fmt: skip (as the reads)
                 drain_writes()
             if summary.stopped is not None:  # stopping anyway (a full disk): a signal held meanwhile counts, as ever
                 deliver(held)
