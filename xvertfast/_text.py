@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 
-__all__ = ["count", "first_listed", "WARNED_LISTED", "FAILED_LISTED", "FROM_CLI", "asked"]
+__all__ = ["count", "first_listed", "WARNED_LISTED", "FAILED_LISTED", "FROM_CLI", "CLI_OPTIONS", "asked", "offers"]
 
 #: How many warned files (or notes), and how many failed files, a job's end summary lists on the
 #: console; it counts the rest and says where each is. Listed whole, a 20,000-file job repeated
@@ -17,6 +17,19 @@ FAILED_LISTED = 50
 #: option in the caller's own words: ``--device cuda`` as typed, ``device='cuda'`` from Python (a
 #: Python user was told to use '--device cpu', an option they never typed).
 FROM_CLI: ContextVar[bool] = ContextVar("xvertfast_from_cli", default=False)
+
+#: The options (argparse's names: ``backend``, ``dry_run``) of the command the CLI runs, set with
+#: :data:`FROM_CLI`; None where not known (outside the CLI). ``demo`` and ``evaluate`` build an
+#: Enhancer with the default backend and offer no --backend, yet its warning said "--backend auto".
+CLI_OPTIONS: ContextVar[frozenset[str] | None] = ContextVar("xvertfast_cli_options", default=None)
+
+
+def offers(name: str) -> bool:
+    """Whether the caller could have set ``name``: a Python caller any argument, the CLI's command
+    only the options it has (:data:`CLI_OPTIONS`). Where not, a message says the setting ran, not
+    an option to have typed: "backend auto (the default)"."""
+    options = CLI_OPTIONS.get()
+    return not FROM_CLI.get() or options is None or name in options
 
 
 _NAME_ALONE = object()

@@ -206,6 +206,36 @@ def test_the_tensorrt_fallback_warning_names_the_users_line(tmp_path, seed, monk
     assert first.backend_name == second.backend_name == third.backend_name == "torch"
 
 
+def test_the_tensorrt_fallback_warning_of_a_command_without_backend_says_the_default(tmp_path, seed, monkeypatch,
+                                                                                      capsys):
+    # demo and evaluate build an Enhancer with backend auto and offer no --backend: the warning
+    # told their users of "--backend auto", an option those commands do not have
+    from xvertfast.cli import main
+    from xvertfast.eval import evaluate as evaluate_module
+    from xvertfast.infer import backends, tensorrt_backend
+    from xvertfast.model import save_model
+
+    def no_engines(*args, **kwargs):
+        raise RuntimeError("the engine could not be built")
+
+    def stop_before_evaluating(*args, **kwargs):
+        raise ValueError("stopped here by the test")
+
+    monkeypatch.setattr(backends, "_chosen", lambda name, device: "tensorrt" if name == "auto" else name)
+    monkeypatch.setattr(enhancer_module, "plan_backend", lambda name, device, dtype: ("tensorrt", dtype))
+    monkeypatch.setattr(tensorrt_backend.TensorRTBackend, "from_model", no_engines)
+    monkeypatch.setattr(evaluate_module, "evaluate", stop_before_evaluating)  # (the demo's enhancing is enough)
+    model = save_model(tiny_model(seed), tmp_path / "model", extra={"training": {"config": {"roi_size": 128}}})
+    fallback = "TensorRT could not run this model (the engine could not be built)"
+    assert main(["demo", "-o", str(tmp_path / "demo"), "--model", str(model), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert f"backend auto (the default): {fallback}" in err and "--backend" not in err, err
+    write_pngs(tmp_path / "in", seed, ["a.png"])
+    assert main(["enhance", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(model), "--device",
+                 "cpu", "-q"]) == 0  # fmt: skip
+    assert f"--backend auto: {fallback}" in capsys.readouterr().err  # (enhance has the option)
+
+
 def test_the_onnxruntime_without_cuda_warning_names_the_users_line(tmp_path, seed, monkeypatch):
     # stacklevel=2 named OnnxRuntimeBackend.from_model in onnx_backend.py, or make_backend when built
     # for an Enhancer. The GPU asked for is pretended (resolve_device), the CPU onnxruntime kept

@@ -18,7 +18,7 @@ import torch
 
 from xvertfast._extension import cuda_index
 from xvertfast._stacklevel import outside_xvertfast
-from xvertfast._text import asked
+from xvertfast._text import asked, offers
 from xvertfast.model import XVertNet
 
 __all__ = ["BACKENDS", "StageBackend", "TorchBackend", "CompileBackend", "make_backend", "resolve_device",
@@ -320,7 +320,9 @@ def make_backend(name: str, model: XVertNet, device: torch.device, dtype: torch.
             # the precision said: bf16 asked runs as TensorRT's fp16 (the Enhancer gives make_backend the planned one)
             runs = str(dtype).replace("torch.", "")
             planned = " (the precision planned for TensorRT)" if _runs("tensorrt", dtype) == dtype else ""
-            warnings.warn(f"{asked('backend', 'auto')}: TensorRT could not run this model ({exc}); the torch backend runs it "
+            # (demo and evaluate have no --backend: the default is said as such, not as an option typed)
+            setting = asked("backend", "auto") if offers("backend") else "backend auto (the default)"
+            warnings.warn(f"{setting}: TensorRT could not run this model ({exc}); the torch backend runs it "
                           f"instead, in {runs}{planned}", RuntimeWarning, stacklevel=outside_xvertfast())  # fmt: skip
             chosen = "torch"
     name = chosen
