@@ -40,11 +40,19 @@ METHODS = ("auto", "cpu", "torch", "direct", "cupy", "cuda")
 DEFAULT_MAXITER = 200
 #: Largest lam / eps solved in float32 (see :func:`wls`); the default 0.8 / 1e-4 is 8e3.
 FLOAT32_MAX_COUPLING = 1e7
-#: Largest lam / eps solved at all: about 1 / float64's epsilon (4.5e15), where the 1 on the
-#: diagonal of I + L_a is lost beside the couplings. Measured on 8 x 8 images against a 60-digit
-#: solve (2026-12-06): at 1e16 the methods were 8e-5 to 1e-3 off, at 1e17 up to 1e-2 (direct),
-#: at 1e18 the direct solve was 5e3 off without a word, cpu gave NaN and torch a Cholesky error.
-FLOAT64_MAX_COUPLING = 1e16
+#: Largest lam / eps solved at all. On quantised images (8-bit X-rays: 16% of neighbours equal)
+#: equal neighbours take the full coupling lam / eps and the system's condition number grows
+#: with it; measured 2026-12-06 on 48 x 48 images of 2 to 256 grey levels (24) against a float64
+#: direct solve at lam / eps 8e9: at 5e15 the direct solve was up to 4e15 off, at 1e16 the cpu
+#: method gave NaN on 14 of them, while up to 5e15 it stayed within rtol; 1e15 keeps a factor
+#: of 5 from both. (8 x 8 continuous images, with no equal neighbours, showed none of it.)
+FLOAT64_MAX_COUPLING = 1e15
+#: Error per unit of lam / eps of the float64 "direct" and "torch" solves on quantised images
+#: (~float64's epsilon times the condition number): the direct solve's max abs error measured
+#: 0.03e-16 to 0.44e-16 of lam / eps from 8e12 to 8e14 on two 64 x 64 crops of an NIH X-ray and
+#: random 15- and 255-level images; at 1e15 on 12 random 255-level 32 x 32 images 3e-3 to 2e-2,
+#: torch's 8e-3 to 3e-2. Where it exceeds rtol they warn (see wls).
+FLOAT64_ROUNDING_PER_COUPLING = 1e-16
 
 
 @dataclass
@@ -167,6 +175,25 @@ def _again_in_float64(batch, out, info: WlsInfo, lam, alpha, eps, rtol, cap):
     return out.index_copy(0, index, again.to(out.dtype))
 
 
+#: A float64 residual within this factor of FLOAT64_ROUNDING_PER_COUPLING * lam / eps is taken as
+#: rounding: the cpu method stopped at 0.1 to 10 times it on quantised images, 1e-4 or less off.
+_NEAR_FLOOR = 20
+
+
+def _warn_rounding_error(method: str, lam, eps, rtol) -> None:
+    """Says that the direct and torch solves may be off by more than rtol: their float64 error grows
+    with lam / eps on quantised images (direct 8e-4 off at 8e13 on an X-ray, torch 1.2e-3 with a
+    residual below rtol), silently before this warning."""
+    expected = FLOAT64_ROUNDING_PER_COUPLING * lam / eps
+    if method not in ("direct", "torch") or not expected > rtol:
+        return
+    warnings.warn(f"wls: lam / eps = {lam / eps:.3g} (lam={lam:g}, eps={eps:g}): the result of method={method!r} may "
+                  f"be off by about 1e-16 * lam / eps = {expected:.1g}, more than rtol={rtol:g}, on images with "
+                  "equal neighbouring values (quantised, as 8-bit X-rays are): float64 rounding at that "
+                  "conditioning; method='cpu' stayed within rtol there, or lower lam or raise eps",
+                  RuntimeWarning, stacklevel=3)  # fmt: skip
+
+
 def _not_converged(k: int, it: int, rel: float, precision: str, cap: int, lam, eps, rtol) -> str:
     """The warning for image k, worded by why its residual stayed above rtol."""
     head = f"wls: image {k} did not reach rtol={rtol:g}"
@@ -174,6 +201,15 @@ def _not_converged(k: int, it: int, rel: float, precision: str, cap: int, lam, e
         return f"{head} in {it} iterations (relative residual nan); check the input (values too large?)"
     if it >= cap:
         return f"{head} in {it} iterations (relative residual {rel:.2e}), maxiter; raise maxiter or check the input"
+    floor = FLOAT64_ROUNDING_PER_COUPLING * lam / eps
+    if precision == "float64" and rel <= _NEAR_FLOOR * floor:
+        # the solver stopped on its own residual reaching rtol; the true one, evaluated in float64,
+        # cannot go below rounding here (cpu at lam / eps 8e12 on an X-ray: 3.3e-3, 1.3e-7 off)
+        return (f"wls: image {k}: its relative residual {rel:.2e}, above rtol={rtol:g}, is float64 rounding, "
+                f"not a failed solve: at couplings up to lam / eps = {lam / eps:.3g} (lam={lam:g}, eps={eps:g}) "
+                f"the residual cannot be evaluated closer than about 1e-16 * lam / eps = {floor:.1g}, so it cannot "
+                f"confirm rtol; the solver's own residual reached rtol after {it} iterations and more iterations "
+                "cannot help. To confirm the result, compare with a solve at a smaller lam / eps")  # fmt: skip
     return (f"{head}: the solver stopped after {it} iterations at a relative residual of {rel:.2e}, the "
             f"limit of {precision} rounding at these couplings (lam={lam:g}, eps={eps:g}); more iterations "
             "cannot help: raise rtol, or lower the couplings (lam, or 1 / eps)")  # fmt: skip
@@ -208,9 +244,8 @@ def check_parameters(lam, alpha, eps, rtol=1e-4, maxiter=None) -> None:
                          f"eps={eps!r}, rtol={rtol!r}")  # fmt: skip
     if lam / eps > FLOAT64_MAX_COUPLING:  # (lam=1e300 warned of a NaN residual, blaming the input image)
         raise ValueError(f"wls: lam / eps = {lam / eps:.3g} (lam={lam!r}, eps={eps!r}) is beyond what float64 can "
-                         f"solve (FLOAT64_MAX_COUPLING = {FLOAT64_MAX_COUPLING:g}): the identity in I + L_a is lost "
-                         "in rounding beside couplings that large, and the result would be wrong or NaN; lower lam "
-                         "or raise eps")  # fmt: skip
+                         f"solve (FLOAT64_MAX_COUPLING = {FLOAT64_MAX_COUPLING:g}): on images with equal neighbouring "
+                         "values the result would be wrong or NaN; lower lam or raise eps")  # fmt: skip
     if maxiter is not None:
         if not is_integer(maxiter):
             raise ValueError(f"wls: maxiter must be a whole number, got {maxiter!r}")
@@ -243,7 +278,9 @@ def wls(
             returned in the input's precision.
         lam, alpha, eps: smoothness, edge sensitivity and the weight guard of
             ``a_pq = lam / (|log(x_q + 1e-4) - log(x_p + 1e-4)|^alpha + eps)``.
-            ``lam / eps`` above ``FLOAT64_MAX_COUPLING`` (1e16) is refused: no float64 solve holds it.
+            ``lam / eps`` above ``FLOAT64_MAX_COUPLING`` (1e15) is refused: no float64 solve holds it
+            on quantised images. Methods "direct" and "torch" warn where their float64 error, about
+            ``1e-16 * lam / eps`` on such images, exceeds rtol (lam / eps above 1e12 at rtol 1e-4).
         rtol: stop when the relative residual ``||b - A g|| / ||b||`` is below it; since the
             smallest eigenvalue of ``A`` is at least 1, the relative error is at most about rtol.
         maxiter: CG iteration cap (default 200); not converging is a RuntimeWarning.
@@ -309,6 +346,8 @@ def wls(
             info.precision.append("float64")
         out = torch.stack(outs)
 
+    if batch.numel():
+        _warn_rounding_error(chosen, lam, eps, rtol)
     for k, (it, rel) in enumerate(zip(info.iterations, info.residual)):
         if chosen != "direct" and not rel <= rtol:  # a NaN residual warns too
             warnings.warn(_not_converged(k, it, rel, info.precision[k], cap, lam, eps, rtol), RuntimeWarning,
