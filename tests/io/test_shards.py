@@ -120,12 +120,31 @@ def test_shards_that_name_one_report_are_refused_while_one_runs_on_this_machine(
     c = JobFolder(out, SETTINGS, False, shard=Shard(1, 3), side_files={"report": report})
     assert [note.split(" of this job")[0][-9:] for note in c.notes] == ["shard 1/2", "shard 2/2"], c.notes
     c.close()
-    # another machine's shard running with that path: its file may be another, on a disk of its own
+    # another machine's shard running with that path outside OUT: its file may be another, on a disk of its own
     monkeypatch.setattr(job_folder.socket, "gethostname", lambda: "node-b")
     elsewhere = JobFolder(out, SETTINGS, False, shard=Shard(2, 3), side_files={"report": report})
     monkeypatch.undo()
     JobFolder(out, SETTINGS, False, shard=Shard(3, 3), side_files={"report": report}).close()
     elsewhere.close()
+
+
+def test_shards_of_two_machines_naming_one_report_inside_out_are_refused(tmp_path, monkeypatch):
+    """OUT is shared by every shard's host (its ledgers and locks are), so OUT/report.json is one
+    file for them all: de07f85 compared side files only between shards of one host, and a shard of
+    another machine writing it over the running one's was let run without a word."""
+    out = str(tmp_path / "out")
+    report = os.path.join(out, "report.json")
+    host_a = job_folder.socket.gethostname()
+    a = JobFolder(out, SETTINGS, False, shard=Shard(1, 2), side_files={"report": report})
+    try:
+        monkeypatch.setattr(job_folder.socket, "gethostname", lambda: "node-b")
+        with pytest.raises(ValueError, match=re.escape(f"--report {report} is also the --report of shard 1/2 of this "
+                                                       f"job, which runs now on {host_a} (")):
+            JobFolder(out, SETTINGS, False, shard=Shard(2, 2), side_files={"report": report})
+        assert not os.path.exists(os.path.join(out, shard_files("enhance", Shard(2, 2))[0]))  # no ledger begun
+    finally:
+        monkeypatch.undo()
+        a.close()
 
 
 def test_shards_starting_together_with_one_report_are_told_apart(tmp_path, monkeypatch):

@@ -41,7 +41,7 @@ shards started together into a new folder all run (and none takes it for a folde
 xvertfast before ledgers); those running hold ``.xvertfast-JOB-shards-running.lock`` shared,
 and settings can change (``--overwrite``) only while none does. A shard with a ``--report`` or
 ``--preview`` records it in its start line (in that turn too), so that a shard naming the file
-of another running on the same machine is refused.
+of another running is refused (one in OUT whatever its host, one elsewhere on the same machine).
 
 The folder's files also mark it as a job's output folder, so that searching a tree for
 inputs (:func:`xvertfast.io.files.discover`) does not take outputs for inputs.
@@ -104,6 +104,15 @@ def _shard_lock_name(job: str, ledger_name: re.Match) -> str | None:
         return shard_files(job, Shard(int(ledger_name.group(1)), int(ledger_name.group(2))))[1]
     except ValueError:
         return None
+
+
+def _inside(real: str, folder_real: str) -> bool:
+    """Whether resolved path ``real`` lies within resolved folder ``folder_real`` (a file in OUT,
+    which every shard's host shares, is one file for them all)."""
+    try:
+        return real != folder_real and os.path.commonpath([folder_real, real]) == folder_real
+    except ValueError:  # (paths on two Windows drives)
+        return False
 
 
 def _ledgers(out_dir: str, job: str) -> list[str]:
@@ -647,11 +656,12 @@ class JobFolder:
     (``{"report": "run.json"}``). Each is refused (ValueError) where the ledgers, read once the
     job holds the folder, record an output there (the check before, :func:`recorded_input`, reads
     them unlocked: a job ending meanwhile could record one), and, for a shard, where another
-    shard running now on this machine named the same file: each would write its report over the
-    other's as it ends. One that has ended is replaced, as a rerun of a loop of shards with one
-    --report would want, and :attr:`notes` says so; a shard on another machine (its start line
-    records the host) is not compared, as its path there may be another file. The start line
-    records them (resolved) for that check.
+    shard running now named the same file: each would write its report over the other's as it
+    ends. One that has ended is replaced, as a rerun of a loop of shards with one --report would
+    want, and :attr:`notes` says so. A file inside OUT is compared with the shards of every host
+    (OUT is shared); one outside only with those of this machine (its start line records the
+    host), as the path on another machine may be another file. The start line records them
+    (resolved) for that check.
 
     A run is the ``with`` block of its folder: an exception out of it (Ctrl-C, an error) is
     recorded as how the run ended, where :meth:`ended` was not called, and the folder is closed.
@@ -771,8 +781,8 @@ class JobFolder:
 
     def _refuse_side_files(self, ledgers: list[str]) -> None:
         """ValueError where a side file (see the class docstring) is an output the ledgers record,
-        or, for a shard, the side file of another shard running now on this machine; a note where
-        it is one that a shard of this machine wrote and has ended. The shards start one at a time
+        or, for a shard, the side file of another shard running now (of any host where it is in
+        OUT, else of this machine); a note where it is one such a shard wrote and has ended. The shards start one at a time
         (:meth:`_settings_turn`), so that each reads the start lines of those started before it."""
         for name, path in self.side_files.items():
             earlier = _recorded_input_in(self._ledger, self.out_dir, path)
@@ -783,23 +793,28 @@ class JobFolder:
         if self.shard is None or not self.side_files:
             return
         own, pattern = os.path.join(self.out_dir, self._ledger_file), _shard_ledger_name(self.job)
+        out_real = os.path.realpath(self.out_dir)
         for ledger in ledgers:
             match = pattern.fullmatch(os.path.basename(ledger))
             if match is None or os.path.abspath(ledger) == os.path.abspath(own):
                 continue
             start = self._runs.get(ledger, {}).get("start") or {}
-            if start.get("host") != socket.gethostname():  # (a path on another machine may be another file)
-                continue
+            host = start.get("host")
             named = start.get(SIDE_FILES) if isinstance(start.get(SIDE_FILES), dict) else {}
             for name, path in self.side_files.items():
                 real = os.path.realpath(path)
+                # a path inside OUT is one file for every host (OUT is shared, or the ledgers would not
+                # be); one outside, /tmp/run.json say, may be another file on another machine
+                if host != socket.gethostname() and not _inside(real, out_real):
+                    continue
                 other = next((option for option, its in named.items() if its == real), None)
                 if other is None:
                     continue
                 shard, lock = f"shard {match.group(1)}/{match.group(2)}", _shard_lock_name(self.job, match)
                 if lock is not None and lock_held(os.path.join(self.out_dir, lock)):
+                    where = "on this machine" if host == socket.gethostname() else f"on {host or 'another machine'}"
                     raise ValueError(f"--{name} {path} is also the --{other} of {shard} of this job, which runs "
-                                     f"now on this machine ({ledger} records it) and will write it when it ends: "
+                                     f"now {where} ({ledger} records it) and will write it when it ends: "
                                      f"give each shard a --{name} of its own (run-K.json, say)")  # fmt: skip
                 if os.path.exists(real):
                     self.notes.append(f"--{name} {path} is the --{other} that {shard} of this job wrote ({ledger} "
