@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -154,34 +153,41 @@ def test_shards_starting_together_with_one_report_are_told_apart(tmp_path, monke
     import threading
 
     out, report = str(tmp_path / "out"), str(tmp_path / "run.json")
-    read, waiting, second, refusal = JobFolder._read_ledgers, threading.Event(), [], []
+    read, waiting, second, refusal, started = JobFolder._read_ledgers, threading.Event(), [], [], []
 
     def shard_2(ready):
         try:
             second.append(JobFolder(out, SETTINGS, False, shard=Shard(2, 2), side_files={"report": report}))
         except ValueError as exc:
             refusal.append(str(exc))
-        ready.set()
+        finally:
+            ready.set()
 
     def shard_2_starts_now(job, ledgers):
         entries = read(job, ledgers)
         if job.shard == Shard(1, 2) and not waiting.is_set():
             ended = threading.Event()
             waiting.set()
-            threading.Thread(target=shard_2, args=(ended,)).start()
+            started.append(threading.Thread(target=shard_2, args=(ended,), name="shard-2"))
+            started[0].start()
             ended.wait(1.0)  # where shard 2 need not wait its turn, it has started by now
         return entries
 
     monkeypatch.setattr(JobFolder, "_read_ledgers", shard_2_starts_now)
     first = JobFolder(out, SETTINGS, False, shard=Shard(1, 2), side_files={"report": report})
-    for _ in range(500):  # (shard 2 ends at once, or once shard 1 has started)
-        if second or refusal:
-            break
-        time.sleep(0.01)
-    assert not second, "both shards run with one report"
-    assert refusal and "is also the --report of shard 1/2 of this job, which runs now" in refusal[0], refusal
-    assert not os.path.exists(os.path.join(out, shard_files("enhance", Shard(2, 2))[0]))  # its ledger not left
-    first.close()
+    try:
+        assert started, "shard 2 was not started while shard 1 read the ledgers"
+        started[0].join(timeout=120)  # (shard 2 ends at once, or once shard 1 has started)
+        assert not started[0].is_alive(), "shard 2 neither ran nor was refused within 120 s"
+        assert not second, "both shards run with one report"
+        assert refusal and "is also the --report of shard 1/2 of this job, which runs now" in refusal[0], refusal
+        assert not os.path.exists(os.path.join(out, shard_files("enhance", Shard(2, 2))[0]))  # its ledger not left
+    finally:
+        first.close()
+        if started:  # (a shard 2 still waiting runs once shard 1 has closed: it ends, and is closed too)
+            started[0].join(timeout=120)
+        for job in second:
+            job.close()
     monkeypatch.undo()
     JobFolder(out, SETTINGS, False, shard=Shard(2, 2), side_files={"report": report}).close()  # 1 ended unwritten
 
