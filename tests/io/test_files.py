@@ -406,6 +406,23 @@ def test_a_list_saved_with_a_byte_order_mark_or_as_utf16_is_read_or_said_so(tmp_
         discover(["@wide.txt"])
 
 
+def test_a_list_not_in_utf8_is_said_to_be_so_naming_the_file_and_line(tmp_path, monkeypatch):
+    """A list saved in Latin-1 (a Windows editor's default) was refused as "cannot be read ('utf-8'
+    codec can't decode byte 0xe4 in position 31: invalid continuation byte)": the codec's words,
+    and a position in the reader's chunk. It says what the file is and what to do, and the line."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bild.png").write_bytes(b"x")
+    (tmp_path / "latin1.txt").write_bytes("bild.png\n# Aufnahmen März\nbild.png\n".encode("latin-1"))
+    with pytest.raises(ValueError) as exc:
+        discover(["@latin1.txt"])
+    assert str(exc.value) == ("@latin1.txt: the input list file latin1.txt is not UTF-8 text (line 2 has byte 0xe4): "
+                              "save it as UTF-8 (or plain ASCII), one path a line"), exc.value
+    far = b"".join(b"bild.png\n" for _ in range(3000)) + "# März\n".encode("latin-1")  # past the reader's first chunk
+    (tmp_path / "long.txt").write_bytes(far)
+    with pytest.raises(ValueError, match=r"^@long\.txt: the input list file long\.txt is not UTF-8 text \(line 3001 "):
+        discover(["@long.txt"])
+
+
 def test_a_list_is_read_as_utf8_in_any_locale_and_one_with_nul_bytes_is_named(tmp_path):
     """A list was read in the locale's encoding: under LANG=C (ASCII) a UTF-8 list with a comment
     line 'Aufnahmen für März' could not be read ('ascii' codec can't decode byte 0xc3). A UTF-16

@@ -221,13 +221,31 @@ def _read_list(list_path: str) -> list[str]:
     except IsADirectoryError:
         raise ValueError(f"@{list_path}: the input list file {list_path} is a folder; give the folder "
                          "without the @ to search it") from None  # fmt: skip
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        raise ValueError(f"@{list_path}: the input list file {list_path} cannot be read ({reason})") from None
+    except UnicodeDecodeError:  # (a list saved in Latin-1 or a Windows code page, say)
+        raise ValueError(f"@{list_path}: the input list file {list_path} is not UTF-8 text{_not_utf8_at(list_path)}: "
+                         "save it as UTF-8 (or plain ASCII), one path a line") from None  # fmt: skip
+    except OSError as exc:
+        raise ValueError(f"@{list_path}: the input list file {list_path} cannot be read ({exc.strerror or exc})"
+                         ) from None  # fmt: skip
     if any("\0" in line for line in lines):  # (UTF-16 without a mark: else a bare "embedded null byte", no file named)
         raise ValueError(f"@{list_path}: the input list file {list_path} holds NUL bytes (UTF-16 text without a "
                          "byte order mark, or not text): save it as UTF-8 (or plain ASCII), one path a line")  # fmt: skip
     return lines
+
+
+def _not_utf8_at(list_path: str) -> str:
+    """Where a list stops being UTF-8 (' (line 3 has byte 0xe4)'), so that the user finds the
+    path that is not; the text reader's error counts from its chunk, not the file's start."""
+    try:
+        with open(list_path, "rb") as f:
+            data = f.read()
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return f" (line {line} has byte 0x{data[exc.start]:02x})"
+    except OSError:
+        pass
+    return ""  # (rewritten since it was read)
 
 
 def _from_list(list_path: str, exclude: set[str], empty: list[str], within: tuple[str, ...] = ()) -> list[InputFile]:
