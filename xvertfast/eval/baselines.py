@@ -111,12 +111,12 @@ def clahe(pixels, spine=None, tiles: int = CLAHE_TILES, clip: float = CLAHE_CLIP
     arr = _check(pixels, "clahe")
     if arr.min() == arr.max():  # nothing to equalise; scikit-image's stretch over the range would give white
         return arr.copy()
-    if min(arr.shape) // int(tiles) < 2:  # a 1 px region (0 px, made 1) equalises its pixel to black or white
+    kernel = (arr.shape[0] // tiles, arr.shape[1] // tiles)  # (whole_number gave an int)
+    if min(kernel) < 2:  # a 1 px region (0 px, made 1) equalises its pixel to black or white
         raise ValueError(f"clahe: tiles={tiles} leaves contextual regions under 2 px on this {arr.shape[0]}x"
                          f"{arr.shape[1]} image, each equalised to black or white: "
                          + (f"at most {min(arr.shape) // 2} tiles" if min(arr.shape) >= 2
                             else "CLAHE needs both sides of 2 px or more"))  # fmt: skip
-    kernel = (arr.shape[0] // int(tiles), arr.shape[1] // int(tiles))
     return equalize_adapthist(arr, kernel_size=kernel, clip_limit=clip, nbins=256).astype(np.float32)
 
 

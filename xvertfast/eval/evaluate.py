@@ -7,6 +7,7 @@ import math
 import os
 
 from xvertfast._checks import whole_number
+from xvertfast._paths import PATH_TYPES
 from xvertfast._version import __version__, code_digest
 from xvertfast.eval.baselines import XVERTNET_METHODS, get_method, parse_method
 from xvertfast.eval.journal import JOURNAL_FILE, Journal
@@ -33,7 +34,7 @@ def _names(value, argument: str) -> list:
         names = list(value)
     except TypeError:
         names = [value]
-    if value is None or not all(isinstance(name, str) for name in names):
+    if not all(isinstance(name, str) for name in names):  # (None: list(None) fails, so [None])
         raise ValueError(f"evaluate: {argument} must be names (a list of them, or one string of them comma-separated), "
                          f"got {value!r}")  # fmt: skip
     return names
@@ -134,7 +135,7 @@ def _is_a_path(value) -> bool:
     """Whether ``value`` can name a file or folder: a str, bytes or os.PathLike path, not empty.
     None raised os.stat's or os.fspath's TypeError from deep in the run, and a number was taken
     for a file descriptor (reading it closed it); '' is the current folder or no file at all."""
-    return isinstance(value, (str, bytes, os.PathLike)) and bool(os.fspath(value))
+    return isinstance(value, PATH_TYPES) and bool(os.fspath(value))
 
 
 def _rois_left_original(specs, built: dict) -> list[str]:

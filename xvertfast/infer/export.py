@@ -40,6 +40,7 @@ from torch import nn
 from xvertfast._stacklevel import outside_xvertfast
 from xvertfast._version import __version__
 from xvertfast.infer.cache import CACHE_HINT, cache_in_use, default_cache_dir
+from xvertfast.io.files import file_sha256
 from xvertfast.io.write import atomic_write
 from xvertfast.model import XVertNet, load_model, model_tile
 from xvertfast.model.persistence import fingerprint
@@ -274,7 +275,7 @@ def cached_onnx_export(model: XVertNet, cache_dir: str | os.PathLike | None = No
             paths = export_onnx(model, folder, tile=tile, fp16=fp16, sha=sha)
             for path in paths:
                 with atomic_write(path + DIGEST_SUFFIX) as tmp, open(tmp, "w") as f:
-                    f.write(_file_digest(path) + "\n")
+                    f.write(file_sha256(path) + "\n")
             return paths
         except OSError as exc:  # (a full disk: said as the cache's, as a folder that takes no files is)
             raise _folder_error(type(exc), exc.errno, f"{exc}{CACHE_HINT}") from exc
@@ -284,15 +285,6 @@ def cached_onnx_export(model: XVertNet, cache_dir: str | os.PathLike | None = No
 DIGEST_SUFFIX = ".sha256"
 #: What a recorded digest reads as: 64 hex digits, as hashlib writes them.
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-
-
-def _file_digest(path: str) -> str:
-    """The SHA-256 of a file's bytes (about 20 ms for the default model's two stages)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _digests_match(paths: list[str]) -> bool:
@@ -310,7 +302,7 @@ def _digests_match(paths: list[str]) -> bool:
             return False
         if not _SHA256_HEX.fullmatch(recorded):
             return False
-        if _file_digest(path) != recorded:
+        if file_sha256(path) != recorded:
             warnings.warn(f"{path}: this cached ONNX file is damaged (its SHA-256 is not the one recorded in "
                           f"{os.path.basename(path)}{DIGEST_SUFFIX} when it was exported, e.g. a disk or copy "
                           "error): exporting the model again", RuntimeWarning, stacklevel=outside_xvertfast())  # fmt: skip

@@ -48,6 +48,8 @@ def install_hint() -> str:
     if FROM_CLI.get():
         return f"{INSTALL_HINT}, then enhance --backend onnxruntime, or export --format onnx)"
     return f"{INSTALL_HINT}, then backend='onnxruntime', or export_model(model, out, format='onnx'))"
+
+
 #: Builder scratch memory: ample for the U-Net's tactics at 512^2, and TensorRT would otherwise
 #: allow itself the whole device.
 WORKSPACE_BYTES = 4 << 30

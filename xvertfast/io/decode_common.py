@@ -196,9 +196,9 @@ def invert(values: np.ndarray, bits: int) -> np.ndarray:
     scale: within their own values.
     """
     slack = FLOAT_SCALE_SLACK
-    if values.dtype.kind == "f" and values.size and -slack <= values.min() and values.max() <= 1 + slack:
-        return (1 - values).astype(values.dtype)
     if values.dtype.kind == "f":
+        if values.size and -slack <= values.min() and values.max() <= 1 + slack:
+            return (1 - values).astype(values.dtype)
         with np.errstate(over="ignore"):
             total = values.max() + values.min()
         if np.isinf(total):  # finite floats whose sum passes the largest one: their halves' does not

@@ -106,15 +106,6 @@ def _shard_lock_name(job: str, ledger_name: re.Match) -> str | None:
         return None
 
 
-def _inside(real: str, folder_real: str) -> bool:
-    """Whether resolved path ``real`` lies within resolved folder ``folder_real`` (a file in OUT,
-    which every shard's host shares, is one file for them all)."""
-    try:
-        return real != folder_real and os.path.commonpath([folder_real, real]) == folder_real
-    except ValueError:  # (paths on two Windows drives)
-        return False
-
-
 def _ledgers(out_dir: str, job: str) -> list[str]:
     """The ledgers of job ``job`` in ``out_dir``: the unsharded job's first, then its shards'."""
     pattern = _shard_ledger_name(job)
@@ -793,7 +784,11 @@ class JobFolder:
         if self.shard is None or not self.side_files:
             return
         own, pattern = os.path.join(self.out_dir, self._ledger_file), _shard_ledger_name(self.job)
-        out_real = os.path.realpath(self.out_dir)
+        here = socket.gethostname()
+        # a path inside OUT is one file for every host (OUT is shared, or the ledgers would not be);
+        # one outside, /tmp/run.json say, may be another file on another machine
+        sides = {name: (os.path.realpath(path), _key_in(self.out_dir, path) is not None)
+                 for name, path in self.side_files.items()}  # fmt: skip
         for ledger in ledgers:
             match = pattern.fullmatch(os.path.basename(ledger))
             if match is None or os.path.abspath(ledger) == os.path.abspath(own):
@@ -801,18 +796,16 @@ class JobFolder:
             start = self._runs.get(ledger, {}).get("start") or {}
             host = start.get("host")
             named = start.get(SIDE_FILES) if isinstance(start.get(SIDE_FILES), dict) else {}
-            for name, path in self.side_files.items():
-                real = os.path.realpath(path)
-                # a path inside OUT is one file for every host (OUT is shared, or the ledgers would not
-                # be); one outside, /tmp/run.json say, may be another file on another machine
-                if host != socket.gethostname() and not _inside(real, out_real):
+            for name, (real, in_out) in sides.items():
+                path = self.side_files[name]
+                if host != here and not in_out:
                     continue
                 other = next((option for option, its in named.items() if its == real), None)
                 if other is None:
                     continue
                 shard, lock = f"shard {match.group(1)}/{match.group(2)}", _shard_lock_name(self.job, match)
                 if lock is not None and lock_held(os.path.join(self.out_dir, lock)):
-                    where = "on this machine" if host == socket.gethostname() else f"on {host or 'another machine'}"
+                    where = "on this machine" if host == here else f"on {host or 'another machine'}"
                     raise ValueError(f"--{name} {path} is also the --{other} of {shard} of this job, which runs "
                                      f"now {where} ({ledger} records it) and will write it when it ends: "
                                      f"give each shard a --{name} of its own (run-K.json, say)")  # fmt: skip

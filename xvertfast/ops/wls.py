@@ -188,7 +188,8 @@ def _warn_rounding_error(method: str, lam, eps, rtol) -> None:
     if method not in ("direct", "torch") or not expected > rtol:
         return
     warnings.warn(f"wls: lam / eps = {lam / eps:.3g} (lam={lam:g}, eps={eps:g}): the result of method={method!r} may "
-                  f"be off by about 1e-16 * lam / eps = {expected:.1g}, more than rtol={rtol:g}, on images with "
+                  f"be off by about {FLOAT64_ROUNDING_PER_COUPLING:g} * lam / eps = {expected:.1g}, more than "
+                  f"rtol={rtol:g}, on images with "
                   "equal neighbouring values (quantised, as 8-bit X-rays are): float64 rounding at that "
                   "conditioning; method='cpu' stayed within rtol there, or lower lam or raise eps",
                   RuntimeWarning, stacklevel=3)  # fmt: skip
@@ -207,7 +208,8 @@ def _not_converged(k: int, it: int, rel: float, precision: str, cap: int, lam, e
         # cannot go below rounding here (cpu at lam / eps 8e12 on an X-ray: 3.3e-3, 1.3e-7 off)
         return (f"wls: image {k}: its relative residual {rel:.2e}, above rtol={rtol:g}, is float64 rounding, "
                 f"not a failed solve: at couplings up to lam / eps = {lam / eps:.3g} (lam={lam:g}, eps={eps:g}) "
-                f"the residual cannot be evaluated closer than about 1e-16 * lam / eps = {floor:.1g}, so it cannot "
+                f"the residual cannot be evaluated closer than about {FLOAT64_ROUNDING_PER_COUPLING:g} * lam / eps = "
+                f"{floor:.1g}, so it cannot "
                 f"confirm rtol; the solver's own residual reached rtol after {it} iterations and more iterations "
                 "cannot help. To confirm the result, compare with a solve at a smaller lam / eps")  # fmt: skip
     return (f"{head}: the solver stopped after {it} iterations at a relative residual of {rel:.2e}, the "

@@ -191,8 +191,8 @@ def _smoothed(profile: np.ndarray, width: int) -> np.ndarray:
     return ndi.gaussian_filter1d(profile, 0.01 * width + 0.5)
 
 
-def _band_estimate(profile: np.ndarray, width: int) -> int:
-    prof = _smoothed(profile, width)
+def _band_estimate(prof: np.ndarray, width: int) -> int:
+    """The spine's column in one band, from its :func:`_smoothed` profile ``prof``."""
     xs = np.arange(int(_SEARCH[0] * width), int(_SEARCH[1] * width))
     d = max(2, int(_SURROUND * width))
     half = int(_MIRROR * width)
@@ -245,9 +245,10 @@ def find_spine(pixels, upper: tuple[float, float] | None = None,
         estimates = []
         for fy in _BANDS:
             rows = small[int(fy * h) : max(int(fy * h) + 1, int((fy + 0.05) * h))]
-            if np.ptp(_smoothed(rows.mean(0), w)) <= flat:  # no contrast (see _FLAT)
+            prof = _smoothed(rows.mean(0), w)
+            if np.ptp(prof) <= flat:  # no contrast (see _FLAT)
                 continue
-            estimates.append(((fy + 0.025) * H, (_band_estimate(rows.mean(0), w) + 0.5) * W / w - 0.5))
+            estimates.append(((fy + 0.025) * H, (_band_estimate(prof, w) + 0.5) * W / w - 0.5))
         if 2 * len(estimates) >= len(_BANDS):
             points = np.array(estimates)
             x = float(np.median(points[:, 1]))
@@ -308,16 +309,18 @@ def inverted_warning(rad, *, one_image: bool = False) -> str | None:
     pixels = getattr(rad, "pixels", rad)
     if not looks_inverted(pixels):
         return None
-    if pixels is rad:  # (bare pixels: one_image alone gives them)
-        hint, what = "if they store bone dark, give 1 - pixels", "pixels"
+    what = "pixels" if pixels is rad else rad.path  # (bare pixels: one_image alone gives them)
+    if pixels is rad:
+        hint = "if they store bone dark, give 1 - pixels"
     elif rad.source_format not in ("png", "jpeg"):
-        hint, what = "check its photometric interpretation", rad.path
+        hint = "check its photometric interpretation"
     elif rad.photometric == "MONOCHROME1":  # (PNG and JPEG record none: the @list's tag inverted it)
-        hint, what = ("it was read with photometric='MONOCHROME1': if it stores bone bright, read it without"
-                      if one_image else "it is tagged MONOCHROME1 in its @list: if it stores bone bright, drop the tag"), rad.path  # fmt: skip
+        hint = ("it was read with photometric='MONOCHROME1': if it stores bone bright, read it without" if one_image
+                else "it is tagged MONOCHROME1 in its @list: if it stores bone bright, drop the tag")
+    elif one_image:
+        hint = "if it stores bone dark, read it with read_image(path, photometric='MONOCHROME1')"
     else:
-        hint, what = ("if it stores bone dark, read it with read_image(path, photometric='MONOCHROME1')" if one_image
-                      else "if it stores bone dark, list it in an @list with a tab and MONOCHROME1 after its path"), rad.path  # fmt: skip
+        hint = "if it stores bone dark, list it in an @list with a tab and MONOCHROME1 after its path"
     return (f"{what}: looks inverted (its central band is darker than the lung fields; a rotated or "
             f"non-frontal view can do this too); {hint}")
 
