@@ -5,6 +5,7 @@ and ``pictures=-1`` ran as 0 where ``--pictures -1`` is an error."""
 
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
@@ -37,16 +38,41 @@ def test_xvertnets_settings_without_an_xvertnet_method_are_said_unused(tmp_path)
     said: list[str] = []
     evaluate([str(tmp_path / "a.png")], str(tmp_path / "report"), methods="identity,clahe", metrics="entropy",
              pictures=0, progress=False, log=said.append, device="cuda", precision="fp16")  # fmt: skip
-    note = ("device cuda and precision fp16 are settings of the xvertnet methods, and none is evaluated: they are "
-            "not used (identity, clahe)")  # fmt: skip
+    note = ("device='cuda' and precision='fp16' are settings of the xvertnet methods, and none is evaluated: they "
+            "are not used (identity, clahe)")  # fmt: skip
     assert f"warning: {note}" in said, said
     # and in the report, beside the command line that gives them (it went to the console alone)
     assert f"\n- {note}\n" in (tmp_path / "report" / "summary.md").read_text()
-    assert note in (tmp_path / "report" / "report.html").read_text()
+    assert html.escape(note) in (tmp_path / "report" / "report.html").read_text()
     said.clear()  # the CLI's defaults, auto, are no setting given
     evaluate([str(tmp_path / "a.png")], str(tmp_path / "report2"), methods="identity", metrics="entropy", pictures=0,
              progress=False, log=said.append, device="auto", precision="auto")  # fmt: skip
     assert not [line for line in said if line.startswith("warning")], said
+
+
+def test_settings_and_compare_to_are_named_in_the_callers_words(tmp_path, capsys):
+    """A Python caller was told of 'device cuda' (neither its words nor the CLI's) and of
+    '--compare-to', an option it never typed: from Python the arguments (device='cuda',
+    compare_to='mine'), from the CLI the options (--device cuda, --compare-to mine)."""
+    from xvertfast.cli import main
+    from xvertfast.eval.evaluate import evaluate
+
+    Image.fromarray(chest_like(0)).save(tmp_path / "a.png")
+    said: list[str] = []
+    evaluate([str(tmp_path / "a.png")], str(tmp_path / "py"), methods="identity", metrics="entropy", pictures=0,
+             progress=False, log=said.append, device="cuda")  # fmt: skip
+    assert "warning: device='cuda' is a setting of the xvertnet methods, and none is evaluated: it is not used " \
+           "(identity)" in said, said
+    with pytest.raises(ValueError, match=r"^compare_to='mine' is not among the methods \(identity, clahe\)$"):
+        evaluate([str(tmp_path / "a.png")], str(tmp_path / "py2"), methods="identity,clahe", metrics="entropy",
+                 compare_to="mine", progress=False, log=said.append)  # fmt: skip
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "a.png"), "-o", str(tmp_path / "cli"), "--methods", "identity",
+                 "--metrics", "entropy", "--pictures", "0", "--quiet", "--device", "cuda"]) == 0  # fmt: skip
+    assert "--device cuda is a setting of the xvertnet methods" in capsys.readouterr().out
+    assert main(["evaluate", str(tmp_path / "a.png"), "-o", str(tmp_path / "cli2"), "--methods", "identity,clahe",
+                 "--metrics", "entropy", "--compare-to", "mine"]) == 2  # fmt: skip
+    assert "error: --compare-to mine is not among the methods (identity, clahe)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("rois", [None, "", 3])

@@ -8,6 +8,7 @@ import os
 
 from xvertfast._checks import whole_number
 from xvertfast._paths import PATH_TYPES
+from xvertfast._text import asked
 from xvertfast._version import __version__, code_digest
 from xvertfast.eval.baselines import XVERTNET_METHODS, get_method, parse_method
 from xvertfast.eval.journal import JOURNAL_FILE, Journal
@@ -98,7 +99,7 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
         candidates = [label for kind in [*XVERTNET_METHODS, "identity"] for label in built if kinds[label] == kind]
         compare_to = candidates[0] if candidates else None
     elif compare_to not in built:
-        raise ValueError(f"--compare-to {compare_to} is not among the methods ({', '.join(built)})")
+        raise ValueError(f"{asked('compare_to', compare_to)} is not among the methods ({', '.join(built)})")
     _require_packages(built)  # before hours of scoring, not when the report is drawn
     uncovered = _rois_left_original(methods, built)
     if rois != "auto" and not _is_a_path(rois):  # ('' was 'ROI centres file : No such file')
@@ -162,11 +163,12 @@ def _rois_left_original(specs, built: dict) -> list[str]:
 def _settings_unused(built: dict, enhancer_kwargs: dict) -> str | None:
     """What to say where the Enhancer's settings are given (not auto: the CLI's defaults) and no
     method runs one: --device cuda with identity, clahe and farbman ran on the CPU without a word,
-    the report's command line giving it as if it had acted."""
+    the report's command line giving it as if it had acted. The settings are named in the caller's
+    words (``--device cuda`` from the CLI, ``device='cuda'`` from Python: :func:`~xvertfast._text.asked`)."""
     given = {name: value for name, value in enhancer_kwargs.items() if value is not None and value != "auto"}
     if not given or any(getattr(method, "enhancer", None) is not None for method in built.values()):
         return None
-    said = " and ".join(f"{name} {value}" for name, value in given.items())
+    said = " and ".join(asked(name, value) for name, value in given.items())
     return (f"{said} {'are settings' if len(given) > 1 else 'is a setting'} of the xvertnet methods, and none is "
             f"evaluated: {'they are' if len(given) > 1 else 'it is'} not used ({', '.join(built)})")  # fmt: skip
 
@@ -220,8 +222,8 @@ def _settings(specs, built: dict, metrics, centres: dict | None, enhancer_kwargs
             backend = enhancer.backend.name  # built first: its precision may differ from the planned one
             runs = {"device": enhancer.device.type, "precision": str(enhancer.dtype).replace("torch.", ""),
                     "backend": backend}  # fmt: skip
-            asked = {k: v for k, v in enhancer_kwargs.items() if k not in ("device", "precision", "backend")}
-            methods.append({"spec": spec, "label": label, "model": fingerprint(enhancer.model), **asked, "runs": runs})
+            others = {k: v for k, v in enhancer_kwargs.items() if k not in ("device", "precision", "backend")}
+            methods.append({"spec": spec, "label": label, "model": fingerprint(enhancer.model), **others, "runs": runs})
         else:  # another tool's outputs: their folder wherever the run starts (each file's state is journalled)
             methods.append({"spec": spec, "label": label, **({"folder": os.path.abspath(folder)} if folder else {})})
     # the code too: a development install changes the metrics' code under one version
