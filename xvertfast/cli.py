@@ -431,8 +431,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
         said = ", ".join(f"{k} {str(v)[:16] if k == 'model' else v}" for k, v in settings.items()
                          if not isinstance(v, list))  # fmt: skip
         smoothing = "WLS smoothing " if status.job == "preprocess" else ""  # (lam, alpha, eps alone said nothing)
-        print(f"  settings: {smoothing}{said}" if said
-              else f"  settings unreadable: {_settings_problem(args.folder, status.job)}")  # fmt: skip
+        print(f"  settings: {smoothing}{said}" if said or not status.settings_problem
+              else f"  settings unreadable: {status.settings_problem}")  # fmt: skip
         print(f"  {count(status.done, 'output file')} done, {status.unfinished} started and not finished (in flight, "
               "left by a killed run, or whose writing failed: its next run redoes them)")  # fmt: skip
         if status.rate is not None:
@@ -468,24 +468,6 @@ def _cmd_status(args: argparse.Namespace) -> int:
                   f"   {_ending_said(led, now) or running}{other}")  # fmt: skip
         _print_running(args.folder, status)
     return 0
-
-
-def _settings_problem(folder: str, job: str) -> str:
-    """Why status found no settings to show, naming the file: it said 'settings unreadable' alone,
-    leaving the user to guess which of the folder's hidden files to look at."""
-    from xvertfast.io.job_folder import job_files
-
-    path = os.path.join(folder, job_files(job)[0])
-    try:
-        with open(path) as f:
-            json.load(f)
-    except FileNotFoundError:
-        return f"{path} is missing"
-    except OSError as exc:
-        return f"cannot read {path} ({exc.strerror or exc})"
-    except ValueError as exc:
-        return f"{path} is not valid JSON ({exc})"
-    return f"{path} holds no settings"
 
 
 def _status_elsewhere(folder: str) -> str | None:

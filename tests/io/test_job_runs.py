@@ -376,3 +376,22 @@ def test_a_run_is_the_with_block_of_its_folder(tmp_path):
     except KeyboardInterrupt:
         pass
     assert job_status(str(out), "enhance").ledgers[0].stop == "the disk is full"
+
+
+def test_job_status_says_why_it_has_no_settings_naming_the_file(tmp_path):
+    """The reason is job_status's to give (status prints it): the CLI read the settings file a
+    second time to find it, apart from the read that had failed."""
+    settings_name, ledger_name, _ = job_files("enhance")
+    for name, content, why in [("damaged", "{not json", "is not valid JSON ("), ("empty", "{}", "holds no settings"),
+                               ("a list", "[1]", "holds no settings"), ("ledger-only", None, "is missing"),
+                               ("readable", json.dumps({"settings": SETTINGS}), None)]:  # fmt: skip
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / ledger_name).write_text("")
+        if content is not None:
+            (folder / settings_name).write_text(content)
+        problem = job_status(str(folder), "enhance").settings_problem
+        if why is None:
+            assert problem is None, problem
+        else:
+            assert problem is not None and problem.startswith(f"{folder / settings_name} {why}"), (name, problem)

@@ -352,6 +352,10 @@ class JobStatus:
     #: complete once every shard of one count has finished; how many inputs the missing ones hold,
     #: status cannot tell (it never sees the inputs)
     shards_without_ledger: list[ShardsWithoutLedger] = field(default_factory=list)
+    #: why :attr:`settings` is None, naming the settings file: missing, unreadable, not JSON, or
+    #: without settings; None where they were read. Status said 'settings unreadable' alone,
+    #: leaving the user to guess which of the folder's hidden files to look at
+    settings_problem: str | None = None
 
     @property
     def done(self) -> int:
@@ -463,14 +467,11 @@ def job_status(out_dir: str, job: str) -> JobStatus | None:
     ledgers = _ledgers(out_dir, job)
     if not os.path.exists(settings_file) and not any(os.path.exists(p) for p in ledgers):
         return None
-    try:
-        with open(settings_file) as f:
-            recorded = json.load(f)
-    except (OSError, ValueError):
-        recorded = None
-    recorded = recorded if isinstance(recorded, dict) else {}
+    recorded, settings_problem = _read_settings_file(settings_file)
     settings = recorded.get("settings")
     settings = settings if isinstance(settings, dict) else None
+    if not settings and settings_problem is None:
+        settings_problem = f"{settings_file} holds no settings"
     key = None if settings is None else settings_key(settings)  # (unreadable: every finished one counts)
     pattern = _shard_ledger_name(job)
     locks = {}  # a ledger -> the lock its job holds while it runs
@@ -526,7 +527,22 @@ def job_status(out_dir: str, job: str) -> JobStatus | None:
     legacy = legacy or (os.path.exists(settings_file) and not found)
     found.sort(key=_shard_order)  # (named in text order, 10/20 came before 2/20)
     return JobStatus(job, recorded.get("xvertfast"), settings, found, legacy, rate, rate_outputs, len(working),
-                     len(at_work), _shards_without_ledger(found))  # fmt: skip
+                     len(at_work), _shards_without_ledger(found), settings_problem)  # fmt: skip
+
+
+def _read_settings_file(path: str) -> tuple[dict, str | None]:
+    """A job's settings file as read ({} where it is no JSON object) and, where it could not be
+    read, why, naming it: missing, unreadable (and why), or not JSON (and where)."""
+    try:
+        with open(path) as f:
+            recorded = json.load(f)
+    except FileNotFoundError:
+        return {}, f"{path} is missing"
+    except OSError as exc:
+        return {}, f"cannot read {path} ({exc.strerror or exc})"
+    except ValueError as exc:
+        return {}, f"{path} is not valid JSON ({exc})"
+    return (recorded if isinstance(recorded, dict) else {}), None
 
 
 def _shard_order(led: LedgerStatus) -> tuple[int, int, int]:
