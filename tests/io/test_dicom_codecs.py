@@ -110,7 +110,6 @@ def test_other_syntaxes_are_not_the_plugins():
     assert dicom_codecs.available_for("1.2.840.10008.1.2.4.90")  # JPEG 2000 Lossless
     assert not dicom_codecs.available_for("1.2.840.10008.1.2.1")  # Explicit VR Little Endian
     assert not dicom_codecs.available_for("1.2.840.10008.1.2.4.50")  # JPEG Baseline: Pillow's
-    assert not dicom_codecs.is_available("1.2.840.10008.1.2.4.51")  # JPEG Extended
 
 
 def _rgb_jpeg2000_dicom(path, rgb, codestream):
@@ -368,6 +367,85 @@ def test_a_lossless_jpeg_with_fill_bytes_after_its_end_marker_is_read(tmp_path, 
     codestream = lossless_jpeg(values, 12, 1) + fill
     encapsulated_dicom(tmp_path / "l.dcm", values, JPEG_LOSSLESS_SV1, [codestream], bits=12)
     np.testing.assert_array_equal(read_image(tmp_path / "l.dcm").values, values)
+
+
+# JPEG Extended (process 2 and 4) at 12 bits: pydicom's Pillow plugin refuses 12 bits, and the
+# file was refused as needing a decoder where imagecodecs' jpeg8 (libjpeg-turbo 3) decodes it
+
+JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"
+
+
+def jpeg_12_bit(values, level=100):
+    """imagecodecs' lossy 12-bit JPEG (SOF1) of ``values``, or a skip where its libjpeg lacks 12 bits."""
+    import imagecodecs
+
+    try:
+        return imagecodecs.jpeg8_encode(np.asarray(values, np.uint16), level=level, bitspersample=12)
+    except Exception as exc:
+        pytest.skip(f"imagecodecs here encodes no 12-bit JPEG: {exc}")
+
+
+@pytest.mark.parametrize("name", ["JPGExtended.dcm", "JPEG-lossy.dcm"])
+def test_pydicoms_12_bit_jpeg_extended_samples_read_their_known_values(name):
+    # pydicom's own reference values for these files (its pixels_reference, JPGE_16_12_1_0_1F_M2)
+    import pydicom.data
+
+    rad = read_image(pydicom.data.get_testdata_file(name), warn=False)
+    assert rad.values.shape == (1024, 256) and rad.bits_stored == 12
+    assert (rad.values[420, 140], rad.values[230, 120]) == (244, 95)
+
+
+def test_a_12_bit_jpeg_extended_dicom_reads_its_values_at_12_bits(tmp_path):
+    # a smooth ramp over the whole 12-bit range: JPEG at quality 100 keeps it within 1 level here
+    # (measured: 1); read at 8 bits, or refused, it could not come near
+    values = np.add.outer(np.linspace(0, 3000, 48), np.linspace(0, 1095, 64)).round().astype(np.int64)
+    encapsulated_dicom(tmp_path / "e.dcm", values, JPEG_EXTENDED, [jpeg_12_bit(values)], bits=12)
+    rad = read_image(tmp_path / "e.dcm", warn=False)
+    assert rad.bits_stored == 12 and rad.values.max() > 4000
+    assert np.abs(rad.values.astype(np.int64) - values).max() <= 2
+
+
+@pytest.mark.parametrize("kept", [0.9, 0.5])
+def test_a_cut_12_bit_jpeg_is_called_corrupt_not_filled_with_grey(tmp_path, kept):
+    # libjpeg-turbo decodes a cut JPEG to its full size, grey after the cut, with a warning alone
+    values = np.add.outer(np.arange(40) * 50, np.arange(56) * 30)
+    codestream = jpeg_12_bit(values)
+    encapsulated_dicom(tmp_path / "e.dcm", values, JPEG_EXTENDED, [codestream[: int(len(codestream) * kept)]],
+                       bits=12)  # fmt: skip
+    with pytest.raises(ImageReadError, match=r"(?s)e\.dcm: cannot decode DICOM pixel data \(JPEG Extended.*"
+                       r"truncated or corrupt.*end-of-image marker"):  # fmt: skip
+        read_image(tmp_path / "e.dcm")
+
+
+def test_8_bit_jpeg_extended_reads_as_the_same_jpeg_baseline_grey_or_colour(tmp_path, seed):
+    # the plugin takes grey JPEG Extended frames; colour ones are Pillow's, as before: the same
+    # codestreams under the baseline syntax (Pillow's) read alike
+    import imagecodecs
+    import pydicom.data
+
+    grey = np.random.default_rng(seed).integers(0, 256, size=(40, 56))
+    encapsulated_dicom(tmp_path / "g.dcm", grey, "1.2.840.10008.1.2.4.50",
+                       [imagecodecs.jpeg8_encode(grey.astype(np.uint8), level=80)], bits=8)  # fmt: skip
+    colour = pydicom.data.get_testdata_file("SC_rgb_dcmtk_+eb+cy+n1.dcm")  # YBR_FULL
+    for baseline in (tmp_path / "g.dcm", colour):
+        ds = pydicom.dcmread(baseline)
+        ds.file_meta.TransferSyntaxUID = JPEG_EXTENDED
+        ds.save_as(tmp_path / "extended.dcm")
+        np.testing.assert_array_equal(read_image(tmp_path / "extended.dcm", warn=False).values,
+                                      read_image(baseline, warn=False).values)  # fmt: skip
+
+
+def test_a_12_bit_jpeg_without_a_decoder_names_what_to_install(tmp_path):
+    # Pillow is there but refuses 12 bits: the file was once called 'truncated or corrupt?'
+    import pydicom.data
+
+    run = subprocess.run([sys.executable, "-c", _HIDING, pydicom.data.get_testdata_file("JPGExtended.dcm"),
+                          "imagecodecs,libjpeg,gdcm"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    error = run.stderr.strip().splitlines()[-1]
+    said = re.fullmatch(r".*JPGExtended\.dcm: compressed transfer syntax 'JPEG Extended.*' needs a decoder, one of "
+                        r"(.*) \(pip install 'xvertfast\[dicom-codecs\]'\)", error)  # fmt: skip
+    assert run.returncode == 1 and said, run.stderr
+    assert sorted(said[1].split(", ")) == ["imagecodecs", "pylibjpeg-libjpeg", "python-gdcm"]
 
 
 @pytest.mark.parametrize("syntax", [JPEG_LS_LOSSLESS, JPEG_LOSSLESS_SV1])

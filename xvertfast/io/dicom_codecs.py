@@ -5,7 +5,9 @@ pydicom's JPEG 2000 plugins (pylibjpeg-openjpeg, Pillow) hold the GIL while they
 0.5 s for a 5-Mpixel radiograph, so a batch job's reader threads decode one such file at a time
 however many cores the machine has. imagecodecs' codecs release the GIL. JPEG-LS and JPEG
 Lossless (process 14, the usual lossless syntax of PACS exports) need pylibjpeg-libjpeg or
-python-gdcm in pydicom, which many installs lack where imagecodecs decodes them. This module is a
+python-gdcm in pydicom, which many installs lack where imagecodecs decodes them; so does a
+12-bit JPEG Extended frame (Pillow, often pydicom's only JPEG plugin, refuses 12 bits), which
+imagecodecs' jpeg8 (libjpeg-turbo 3) decodes. This module is a
 pydicom decoding plugin for these transfer syntaxes, used where imagecodecs (the ``dicom-codecs``
 extra) has the codec, and otherwise absent: pydicom's own plugins decode then.
 
@@ -43,7 +45,14 @@ _CODECS = {
     "1.2.840.10008.1.2.4.81": "jpegls",  # JPEG-LS Near-Lossless
     "1.2.840.10008.1.2.4.57": "ljpeg",  # JPEG Lossless, Non-Hierarchical (Process 14)
     "1.2.840.10008.1.2.4.70": "ljpeg",  # JPEG Lossless, Process 14, Selection Value 1
+    "1.2.840.10008.1.2.4.51": "jpeg8",  # JPEG Extended (12-bit): grey frames (_GREY_ONLY)
 }
+#: codecs this plugin takes grey frames of alone: a colour JPEG Extended frame goes to pydicom's
+#: plugins (Pillow decodes 8-bit colour, and leaves YCbCr as the photometric says), as before
+_GREY_ONLY = ("jpeg8",)
+#: codecs whose decoder fills a frame cut short with grey and says nothing: refused without their
+#: end-of-image marker near the end (:func:`_decode`)
+_EOI_CHECKED = ("ljpeg", "jpeg8")
 _SYNTAXES = tuple(_CODECS)
 DECODER_DEPENDENCIES = {uid: ("imagecodecs>=2024.1.1",) for uid in _SYNTAXES}
 
@@ -126,7 +135,8 @@ def decoded_ahead(ds, syntax) -> Iterator[None]:
     for pydicom's decoding in the block to report. The reader has refused a codestream that
     declares another size than Rows x Columns (on which max_pixels was checked) before this."""
     frame = None
-    if available_for(syntax):
+    grey = int(ds.get("SamplesPerPixel") or 1) == 1
+    if available_for(syntax) and (grey or _CODECS[syntax] not in _GREY_ONLY):
         try:
             from pydicom.encaps import generate_frames
 
@@ -147,14 +157,17 @@ def decoded_ahead(ds, syntax) -> Iterator[None]:
 
 def pixel_array(ds, syntax):
     """``ds.pixel_array``, decoded by this plugin where it is available for ``syntax``; a frame
-    it refuses (components of mixed precision or sign) by pydicom's own plugins, in pydicom's
-    order, as without it."""
+    it refuses (components of mixed precision or sign, colour JPEG Extended) by pydicom's own
+    plugins, in pydicom's order, as without it; one it finds cut short is refused as such."""
     if not available_for(syntax):
         return ds.pixel_array
     ds.pixel_array_options(decoding_plugin=PLUGIN)
+    _ahead.cut = False
     try:
         return ds.pixel_array
     except Exception:
+        if _ahead.cut:  # (a damaged frame: another plugin's words would hide why, Pillow's 'does not support')
+            raise
         ds.pixel_array_options(decoding_plugin="")
         return ds.pixel_array
 
@@ -169,19 +182,25 @@ def codestream_shape(source: bytes) -> tuple[int, int] | None:
     return height - top, width - left
 
 
+class CutFrame(ValueError):
+    """A JPEG frame without its end-of-image marker: damaged, not a frame for another plugin."""
+
+
 #: how many of a lossless JPEG frame's last bytes are searched for its end-of-image marker
 EOI_SEARCH = 16
 
 
 def _decode(syntax, source: bytes) -> np.ndarray:
-    """imagecodecs' decoding of the frame ``source``. A lossless JPEG frame without its
-    end-of-image marker near its end is refused: imagecodecs' ljpeg decodes one cut short to its
-    full size, what the cut left out garbage, and says nothing (its JPEG-LS and JPEG 2000 decoders
-    refuse such a frame themselves). Near, not last: a writer may pad the fragment after it (0x00,
+    """imagecodecs' decoding of the frame ``source``. A lossless JPEG or JPEG Extended frame
+    without its end-of-image marker near its end is refused: imagecodecs' ljpeg and jpeg8 decode
+    one cut short to its full size, what the cut left out garbage or grey, and say nothing (its
+    JPEG-LS and JPEG 2000 decoders refuse such a frame themselves). Near, not last: a writer may pad the fragment after it (0x00,
     or fill bytes 0xFF); FF D9 cannot occur inside the coded data (an FF there is followed by 00)."""
-    if _CODECS.get(syntax) == "ljpeg" and b"\xff\xd9" not in source[-EOI_SEARCH:]:
-        raise ValueError("its lossless JPEG codestream does not end with an end-of-image marker (FF D9): "
-                         "cut short or damaged")
+    codec = _CODECS.get(syntax)
+    if codec in _EOI_CHECKED and b"\xff\xd9" not in source[-EOI_SEARCH:]:
+        kind = "lossless JPEG" if codec == "ljpeg" else "JPEG"
+        raise CutFrame(f"its {kind} codestream does not end with an end-of-image marker (FF D9): "
+                       "cut short or damaged")
     return _decoder(syntax)(source)
 
 
@@ -189,13 +208,19 @@ def _decode_frame(src: bytes, runner) -> bytes:
     """pydicom's call: the decoded frame ``src`` as bytes, its options set as pydicom's pylibjpeg
     plugins set them (openjpeg and the same container for the precision; JPEG-LS and lossless
     JPEG values unsigned, which pydicom corrects for a signed image)."""
+    if _CODECS.get(str(runner.transfer_syntax)) in _GREY_ONLY and runner.samples_per_pixel != 1:
+        raise NotImplementedError("a colour JPEG Extended frame is left to pydicom's own plugins")
     ahead = getattr(_ahead, "frame", None)
-    if ahead is not None and len(ahead[0]) == len(src) and ahead[0] == src:
-        array = ahead[1]
-        if isinstance(array, Exception):  # refused ahead: not decoded twice (the reader then asks pydicom's plugins)
-            raise array
-    else:
-        array = _decode(runner.transfer_syntax, src)
+    try:
+        if ahead is not None and len(ahead[0]) == len(src) and ahead[0] == src:
+            array = ahead[1]
+            if isinstance(array, Exception):  # refused ahead: not decoded twice (the reader then asks pydicom's plugins)
+                raise array
+        else:
+            array = _decode(runner.transfer_syntax, src)
+    except CutFrame:
+        _ahead.cut = True
+        raise
     photometric = str(runner.photometric_interpretation)
     if photometric in ("YBR_ICT", "YBR_RCT"):  # openjpeg has undone the colour transform
         runner.set_option("photometric_interpretation", "RGB")
