@@ -108,15 +108,24 @@ def test_a_metric_whose_mean_is_near_zero_keeps_the_decimals_its_spread_needs(tm
     for heading in ("## After z-score outlier removal", "## All ROIs"):
         for method in run.methods:
             cell = _row(md, heading, method)[0]
-            assert re.match(r"-?\d+\.\d{4} ± \d+\.\d{4}\D", cell), (heading, method, cell)
+            # (a mean 4 decimals round to 0, clahe's 0.0000333, is in scientific notation: see the test below)
+            assert re.match(r"(-?\d+\.\d{4}|-?\d\.\de-\d\d) ± \d+\.\d{4}\D", cell), (heading, method, cell)
 
 
 def test_a_column_of_tiny_values_has_a_bounded_number_of_decimals(tmp_path):
-    """Decimals grow to keep 3 significant digits only down to a scale of 1e-5: a column of values
-    near 1e-9 gets 7 decimals (0.0000000 ± 0.0000000), not 12."""
-    run = EvalRun(["identity"], ["tenengrad"], images=3)
-    run.rows = [{"file": f"f{k // 2}.png", "roi": ("upper", "lower")[k % 2], "method": "identity",
-                 "tenengrad": 1e-9 * (1 + 0.1 * k)} for k in range(6)]  # fmt: skip
+    """Decimals grow to keep 3 significant digits only down to a scale of 1e-5 (MAX_DECIMALS, 7),
+    not 12 for a column near 1e-9; a value those 7 round to zero is in scientific notation: it read
+    "0.0000000 ± 0.0000000", as if the metric were exactly 0, and one below 0 "-0.0000000". A
+    zero is still "0.0000..." (a constant column's sd), a value 7 decimals show is as before."""
+    run = EvalRun(["identity", "clahe", "farbman"], ["tenengrad"], images=3)
+    values = {"identity": [1e-9 * (1.02 + 0.1 * k) for k in range(6)], "clahe": [-3e-8] * 6,
+              "farbman": [2e-5 + 1e-9 * k for k in range(6)]}  # fmt: skip
+    run.rows = [{"file": f"f{k // 2}.png", "roi": ("upper", "lower")[k % 2], "method": method, "tenengrad": v}
+                for method, column in values.items() for k, v in enumerate(column)]  # fmt: skip
     write_report(run, str(tmp_path / "r"), None)
-    cell = _row((tmp_path / "r" / "summary.md").read_text(), "## All ROIs", "identity")[0]
-    assert re.match(r"0\.\d{7} ± 0\.\d{7}\D", cell), cell
+    md = (tmp_path / "r" / "summary.md").read_text()
+    tiny, negative, small = (_row(md, "## All ROIs", method)[0] for method in run.methods)
+    assert tiny.startswith("1.3e-09 ± 1.9e-10 "), tiny
+    assert negative.startswith("-3.0e-08 ± 0.0000000 "), negative  # (its sd is 0: said as such)
+    assert small.startswith("0.0000200 ± 1.9e-09 "), small
+    assert "0.0000000 ± 0.0000000" not in md and "-0.0000000" not in md

@@ -68,7 +68,15 @@ def _header(metric: str) -> str:
 
 
 def _fmt(x: float, digits: int = 4) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+    """``x`` with ``digits`` decimals; one they would round to zero in scientific notation, 2
+    significant digits: a cell of values near 1e-9 (MAX_DECIMALS caps the decimals) read
+    "0.0000000", or "-0.0000000", as if exactly zero. A zero is "0.0000", never "-0.0000"."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    if x == 0:
+        return f"{0.0:.{digits}f}"
+    text = f"{x:.{digits}f}"
+    return f"{x:.1e}" if float(text) == 0 else text
 
 
 #: The most decimals a metric's column gets: 3 significant digits down to a scale of 1e-5.
