@@ -1026,6 +1026,30 @@ def test_direct_and_torch_warn_where_float64_rounding_may_put_them_beyond_rtol(s
         wls(image, lam=0.8, eps=1e-12, method=method, rtol=1e-3)
 
 
+def _warned_at(call, match: str) -> list[str]:
+    """The file names the RuntimeWarnings matching ``match`` that ``call()`` raises point at."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        call()
+    found = [w.filename for w in caught if issubclass(w.category, RuntimeWarning) and re.search(match, str(w.message))]
+    assert found, [str(w.message) for w in caught]
+    return found
+
+
+def test_wls_warnings_point_at_the_callers_line(seed):
+    """The rounding warning had stacklevel=3, right for a direct call of wls, while one through
+    preprocess (and so enhance) pointed into xvertfast/preprocess/inputs.py. It and the
+    not-converged warning (stacklevel=2, likewise) now name the first line outside xvertfast."""
+    from xvertfast.preprocess import preprocess
+
+    image = quantised_image(seed)
+    rounding = "may be off by about"
+    assert set(_warned_at(lambda: wls(image, lam=0.8, eps=0.8 / 1e15, method="direct"), rounding)) == {__file__}
+    assert set(_warned_at(lambda: preprocess(image.float(), lam=0.8, eps=0.8 / 1e15, method="direct"),
+                          rounding)) == {__file__}  # fmt: skip
+    assert set(_warned_at(lambda: wls(image, method="torch", maxiter=1), "did not reach rtol")) == {__file__}
+
+
 @needs_ext
 def test_cpu_says_its_residual_is_rounding_where_lam_over_eps_makes_it_so(seed):
     # the cpu solver stays accurate at lam / eps 1e15 (within rtol over 12 seeds, as at 8e9), but

@@ -26,6 +26,7 @@ from xvertfast._extension import (
     extension,
     has_extension,
 )
+from xvertfast._stacklevel import outside_xvertfast
 from xvertfast.ops import wls_reference
 from xvertfast.ops._inputs import compute_dtype, is_integer, real_from_numpy
 from xvertfast.ops.wls_direct import solve_direct
@@ -125,7 +126,7 @@ def _warn_host_round_trip(device: torch.device) -> None:
                   "method='auto' solves its images with "
                   "the C++ CPU solver, copying each batch to the host and back (the PyTorch solver, "
                   "method='torch', is many times slower on the GPU). See `xvertfast info`; said once",
-                  RuntimeWarning, stacklevel=4)  # fmt: skip
+                  RuntimeWarning, stacklevel=outside_xvertfast())  # fmt: skip
 
 
 def _resolve(method: str, x: torch.Tensor) -> str:
@@ -192,7 +193,7 @@ def _warn_rounding_error(method: str, lam, eps, rtol) -> None:
                   f"rtol={rtol:g}, on images with "
                   "equal neighbouring values (quantised, as 8-bit X-rays are): float64 rounding at that "
                   "conditioning; method='cpu' stayed within rtol there, or lower lam or raise eps",
-                  RuntimeWarning, stacklevel=3)  # fmt: skip
+                  RuntimeWarning, stacklevel=outside_xvertfast())  # fmt: skip
 
 
 def _not_converged(k: int, it: int, rel: float, precision: str, cap: int, lam, eps, rtol) -> str:
@@ -353,7 +354,7 @@ def wls(
     for k, (it, rel) in enumerate(zip(info.iterations, info.residual)):
         if chosen != "direct" and not rel <= rtol:  # a NaN residual warns too
             warnings.warn(_not_converged(k, it, rel, info.precision[k], cap, lam, eps, rtol), RuntimeWarning,
-                          stacklevel=2)  # fmt: skip
+                          stacklevel=outside_xvertfast())  # fmt: skip
     out = out.to(device=x.device, dtype=out_dtype)
     if squeeze:
         out = out[0]
