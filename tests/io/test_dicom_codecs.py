@@ -14,6 +14,7 @@ import pytest
 
 from xvertfast.io import ImageReadError, dicom_codecs, read_image
 from xvertfast.io.errors import WarningsNamingTheFile
+from xvertfast.io.read import full_range
 
 from tests.io.test_read import _corrupt_jpeg2000_dicom, _luma, make_dicom, make_imagecodecs_fail_to_import
 
@@ -446,6 +447,42 @@ def test_a_12_bit_jpeg_without_a_decoder_names_what_to_install(tmp_path):
                         r"(.*) \(pip install 'xvertfast\[dicom-codecs\]'\)", error)  # fmt: skip
     assert run.returncode == 1 and said, run.stderr
     assert sorted(said[1].split(", ")) == ["imagecodecs", "pylibjpeg-libjpeg", "python-gdcm"]
+
+
+@pytest.mark.parametrize("photometric", ["MONOCHROME2", "MONOCHROME1"])
+@pytest.mark.parametrize("syntax, precision", [(J2K_LOSSLESS, 14), (JPEG_LOSSLESS_SV1, 14), (JPEG_LS_LOSSLESS, 16)])
+def test_a_codestream_deeper_than_bits_stored_is_read_and_scaled_at_its_depth(tmp_path, seed, syntax, precision,
+                                                                              photometric):  # fmt: skip
+    # 14-bit values under BitsStored 12: pydicom kept a lossless JPEG's low 12 bits (another image);
+    # J2K and JPEG-LS values came whole but were scaled by 0..4095 (full_range, outputs=DIR's
+    # scale: 3/4 of the image past white) and a MONOCHROME1 one flipped within it, without a word.
+    # (imagecodecs writes JPEG-LS at a precision of 16: read at 16 bits, the depth it records)
+    import pydicom
+
+    values = random_values(seed, 14, False)
+    if syntax == J2K_LOSSLESS:
+        jpeg2000_dicom(tmp_path / "d.dcm", values, bits=14, photometric=photometric)
+    else:
+        codestream = jpeg_ls(values, 14) if syntax == JPEG_LS_LOSSLESS else lossless_jpeg(values, 14, 1)
+        encapsulated_dicom(tmp_path / "d.dcm", values, syntax, [codestream], bits=14)
+    ds = pydicom.dcmread(tmp_path / "d.dcm")
+    ds.BitsStored, ds.HighBit, ds.PhotometricInterpretation = 12, 11, photometric
+    ds.save_as(tmp_path / "d.dcm")
+    rad = read_image(tmp_path / "d.dcm", warn=False)
+    top = (1 << precision) - 1
+    np.testing.assert_array_equal(rad.values, values if photometric == "MONOCHROME2" else top - values)
+    assert rad.bits_stored == precision and full_range(rad) == (0, top)
+    assert len(rad.notes) == 1 and f"codestream holds {precision}-bit samples, deeper than BitsStored 12, and its " \
+        "values reach 16383, past the 4095 BitsStored holds: read as decoded, at" in rad.notes[0], rad.notes
+
+
+def test_a_deeper_codestream_whose_values_fit_bits_stored_reads_as_before(tmp_path, seed):
+    # a 12-bit image in a JPEG-LS codestream of precision 16 (as imagecodecs writes them): no note, 12 bits
+    values = random_values(seed, 12, False)
+    encapsulated_dicom(tmp_path / "d.dcm", values, JPEG_LS_LOSSLESS, [jpeg_ls(values, 12)], bits=12)
+    rad = read_image(tmp_path / "d.dcm", warn=False)
+    np.testing.assert_array_equal(rad.values, values)
+    assert rad.bits_stored == 12 and full_range(rad) == (0, 4095) and not rad.notes
 
 
 @pytest.mark.parametrize("syntax", [JPEG_LS_LOSSLESS, JPEG_LOSSLESS_SV1])

@@ -231,8 +231,9 @@ def _dicom_pixels(ds, syntax, path: str, notes: list[str]):
         # pydicom refuses to decode without it; one sample per pixel is grey
         ds.PhotometricInterpretation = "MONOCHROME2"
         notes.append(f"{path}: no PhotometricInterpretation; read as MONOCHROME2 (bright = high)")
+    deeper = _deeper_codestream(ds, syntax, samples, path)
     try:
-        arr = dicom_codecs.pixel_array(ds, syntax)
+        arr = dicom_codecs.pixel_array(ds, syntax) if deeper is None else _decoded_at(ds, syntax, deeper)
     except Exception as exc:
         name = getattr(syntax, "name", str(syntax))
         # a plugin that is there but does not take this kind of frame (Pillow and a 12-bit JPEG
@@ -261,7 +262,9 @@ def _dicom_pixels(ds, syntax, path: str, notes: list[str]):
     if arr.ndim != 2:
         raise ImageReadError(path, f"expected a single-frame grayscale image, decoded shape {arr.shape}")
     signed = _dicom_int(ds, "PixelRepresentation", 0, path) == 1 and arr.dtype.kind == "i"
-    if indices is None and samples == 1:  # (grey levels: not a palette's indices, nor colours)
+    if deeper is not None and arr.size and int(arr.max()) >> bits:  # (unsigned: values past BitsStored's range)
+        bits = _read_deeper(ds, syntax, arr, bits, deeper, path, notes)
+    elif indices is None and samples == 1:  # (grey levels: not a palette's indices, nor colours)
         arr = _below_high_bit(ds, syntax, arr, bits, signed, path, notes)
     lut = ", ".join(f"{k} {ds.get(k)!r}" for k in ("RescaleSlope", "RescaleIntercept") if k in ds)
     lut = lut or "Modality LUT Sequence"
@@ -381,6 +384,64 @@ def _codestream_values(arr: np.ndarray, stated: str, bits: int, signed: bool, sy
                  f"deeper than BitsStored (its values need at least {need} bits; check the header)")  # fmt: skip
     notes.append(note)
     return arr
+
+
+def _deeper_codestream(ds, syntax, samples: int, path: str) -> int | None:
+    """The sample precision of an unsigned grey JPEG, JPEG-LS or JPEG 2000 frame's codestream
+    where it is deeper than BitsStored (and fits BitsAllocated), else None. pydicom keeps only the
+    low BitsStored bits of a JPEG or lossless JPEG frame it decodes (a 14-bit codestream under
+    BitsStored 12: another image, silently); JPEG-LS and JPEG 2000 values it leaves as decoded.
+    Signed frames are left as they were: their sign is corrected at BitsStored, and a 12-bit
+    signed image written at a precision of 16 (as imagecodecs writes JPEG-LS) is common."""
+    from pydicom import uid
+
+    grey = samples == 1 and str(ds.get("PhotometricInterpretation", "")).strip() in ("MONOCHROME1", "MONOCHROME2")
+    if not grey or _dicom_int(ds, "PixelRepresentation", 0, path) != 0 or not _interleaved_by_codec(syntax):
+        return None  # (a palette's indices are no grey levels)
+    try:
+        from pydicom.encaps import generate_frames
+
+        frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+    except Exception:  # no frame to be found: left for decoding to report
+        return None
+    if syntax in uid.JPEG2000TransferSyntaxes:
+        at = frame.find(b"\xff\x4f\xff\x51")  # SIZ: its first component's Ssiz, 42 bytes on
+        precision = (frame[at + 42] & 0x7F) + 1 if 0 <= at and len(frame) > at + 42 else None
+    else:
+        header = jpeg_frame(io.BytesIO(frame))
+        precision = header[1] if header else None
+    bits = _dicom_int(ds, "BitsStored", 0, path)
+    fits = bits < (precision or 0) <= _dicom_int(ds, "BitsAllocated", 0, path)
+    return precision if fits else None
+
+
+def _decoded_at(ds, syntax, precision: int) -> np.ndarray:
+    """A frame decoded at its codestream's ``precision``, BitsStored said to be that (and HighBit
+    one less) while pydicom decodes it, the header put back after: all of its values."""
+    said = {k: ds[k].value for k in ("BitsStored", "HighBit") if k in ds}
+    ds.BitsStored, ds.HighBit = precision, precision - 1
+    try:
+        return dicom_codecs.pixel_array(ds, syntax)
+    finally:
+        for keyword, value in said.items():
+            setattr(ds, keyword, value)
+
+
+def _read_deeper(ds, syntax, arr: np.ndarray, bits: int, precision: int, path: str, notes: list[str]) -> int:
+    """The depth an unsigned JPEG-family frame is read at where its values reach past BitsStored:
+    its codestream's precision, the depth the file records for them, with a note. Scaled by
+    BitsStored, the stored scale (:func:`~xvertfast.io.read.full_range`) put 3/4 of a 14-bit image
+    under BitsStored 12 past white, and a MONOCHROME1 one was flipped within 0..4095."""
+    from pydicom import uid
+
+    kind = ("JPEG 2000" if syntax in uid.JPEG2000TransferSyntaxes else
+            "JPEG-LS" if syntax in uid.JPEGLSTransferSyntaxes else "JPEG")  # fmt: skip
+    high = _dicom_int(ds, "HighBit", bits - 1, path)
+    placed = (f" (HighBit {high} places nothing in a codestream)" if high != bits - 1 else "")
+    notes.append(f"{path}: its {kind} codestream holds {precision}-bit samples, deeper than BitsStored {bits}"
+                 f"{placed}, and its values reach {int(arr.max())}, past the {(1 << bits) - 1} BitsStored holds: "
+                 f"read as decoded, at {precision} bits (check the header)")  # fmt: skip
+    return precision
 
 
 def _decoded_words(ds, syntax, arr: np.ndarray, allocated: int) -> np.ndarray | None:
