@@ -439,3 +439,29 @@ def test_a_list_is_read_as_utf8_in_any_locale_and_one_with_nul_bytes_is_named(tm
                           check=True).stdout.splitlines()  # fmt: skip
     assert said == ["['bild.png']", "@wide.txt: the input list file wide.txt holds NUL bytes (UTF-16 text without "
                     "a byte order mark, or not text): save it as UTF-8 (or plain ASCII), one path a line"], said
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/fd"), reason="a pipe is named by /dev/fd/N")
+def test_a_list_piped_in_is_read_once_for_the_search_and_the_checks_after_it(tmp_path, monkeypatch):
+    """``@<(find data ...)`` and ``@/dev/stdin`` are pipes, whose text one read takes. The list was
+    opened for its first two bytes (a UTF-16 mark?), then again for its text, which the first read's
+    buffer had taken: nothing was found ('no image files found in @/dev/fd/63'). Each check after the
+    search (an output folder in a listed folder, the lists a --report must not replace) read it again."""
+    from xvertfast.io.files import InputLists, unsearched_image
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data" / "out").mkdir(parents=True)
+    (tmp_path / "data" / "a.png").write_bytes(b"x")
+    (tmp_path / "data" / "out" / "foreign.png").write_bytes(b"x")
+    (tmp_path / "more.txt").write_text("data/a.png\tMONOCHROME1\n")
+    read, write = os.pipe()
+    os.write(write, b"# the archive\ndata\n@more.txt\n")
+    os.close(write)
+    try:
+        piped, lists = f"@/dev/fd/{read}", InputLists()
+        found = discover([piped], exclude=["data/out"], lists=lists)
+        assert [(f.path, f.photometric) for f in found] == [(os.path.join("data", "a.png"), "MONOCHROME1")]
+        assert unsearched_image("data/out", [piped], lists) == os.path.join("data", "out", "foreign.png")
+        assert list_files([piped], lists) == [os.path.realpath(piped[1:]), str(tmp_path / "more.txt")]
+    finally:
+        os.close(read)

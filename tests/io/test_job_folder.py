@@ -451,6 +451,24 @@ def test_a_preview_drawn_among_the_inputs_is_not_an_input_on_the_rerun(tmp_path,
     assert "0 done, 2 skipped, 0 failed" in capsys.readouterr().out
 
 
+@pytest.mark.skipif(not os.path.isdir("/dev/fd"), reason="a pipe is named by /dev/fd/N")
+def test_a_list_piped_in_is_searched_and_checked_once_read(tmp_path, model_dir, seed, capsys, monkeypatch):  # noqa: F811
+    """``enhance @<(find data ...) -o data/out``: the list, a pipe, was read by the search, then again
+    (empty) by the check of an OUT inside a listed folder, which let an image already in OUT be left
+    out without a word; before that the search itself found nothing."""
+    monkeypatch.chdir(tmp_path)
+    write_pngs(tmp_path / "data", seed, ["a.png", "out/foreign.png"])
+    read, write = os.pipe()
+    os.write(write, b"data\n")
+    os.close(write)
+    try:
+        assert run(model_dir, f"@/dev/fd/{read}", "-o", "data/out", "--dry-run") == 2
+    finally:
+        os.close(read)
+    said = capsys.readouterr().err
+    assert "data/out holds images that no xvertfast job wrote (data/out/foreign.png) and lies in an input " in said, said
+
+
 def test_an_unwritable_report_keeps_the_summary(tmp_path, model_dir, seed, capsys, monkeypatch):  # noqa: F811
     src = tmp_path / "in"
     write_pngs(src, seed, ["a.png"])

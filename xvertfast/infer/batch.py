@@ -47,8 +47,10 @@ from xvertfast._text import asked, count
 from xvertfast._version import __version__
 from xvertfast.io import Radiograph, require_content, write_image
 from xvertfast.io.errors import FILE_ERRORS, failure_text
-from xvertfast.io.files import (InputFile, NothingFound, collision_remedy, discover, file_state, image_extension,
-                                input_paths, input_problem, list_files, output_path, read_input, unsearched_image)
+from xvertfast.io.files import (InputFile, InputLists, NothingFound, collision_remedy, discover, file_state,
+                                image_extension, input_paths, input_problem, list_files, output_path, read_input,
+                                unsearched_image)
+from xvertfast.io.files import RealPaths
 from xvertfast.io.read import sniff_format
 from xvertfast.io.job_folder import JOB_FILE, JobFolder, dry_run_line, recorded_input, run_line
 from xvertfast.io.shards import Shard
@@ -262,7 +264,8 @@ def _plan(files, out_dir: str, fmt: str, mine: list[bool] | None = None) -> tupl
     extension; the other files are not opened, which ``same`` would do to learn their kind). The
     folders outputs go into are taken from all files, which needs no file opened."""
     planned, failed, taken = [], [], {}
-    inputs = {os.path.realpath(f.path) for f in files}
+    real = RealPaths()
+    inputs = {real(f.path) for f in files}
     folders = _output_folders(out_dir, files)
     if mine is None:
         mine = [True] * len(files)
@@ -285,7 +288,7 @@ def _plan(files, out_dir: str, fmt: str, mine: list[bool] | None = None) -> tupl
             if out in taken:
                 error = (f"{f.path}: its output {out} is also the output of {taken[out]} "
                          f"({collision_remedy(f.path, taken[out])})")  # fmt: skip
-            elif os.path.realpath(out) in inputs:  # the same file, however either path is spelled
+            elif real(out) in inputs:  # the same file, however either path is spelled
                 error = (f"{f.path}: its output {out} would replace an input (is the output folder one of the "
                          "input folders?)")  # fmt: skip
             else:
@@ -534,8 +537,9 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
     rois = as_roi_centres(rois)
     start = time.perf_counter()
     inputs = input_paths(inputs)  # read once: an iterator is searched, then checked and named below
-    files = discover(inputs, exclude=[out_dir])
-    left_out = unsearched_image(out_dir, inputs) if files else None
+    lists = InputLists()  # each @list read once, by the search, for the checks below too
+    files = discover(inputs, exclude=[out_dir], lists=lists)
+    left_out = unsearched_image(out_dir, inputs, lists) if files else None
     if left_out is not None:
         raise ValueError(f"{out_dir} holds images that no xvertfast job wrote ({left_out}) and lies in an input "
                          "folder: the output folder is not searched, so they would not be enhanced; give the "
@@ -549,7 +553,7 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
         raise NothingFound(inputs)
     if dry_run and preview:
         raise ValueError(f"{asked('preview')} draws outputs: a dry run writes none")
-    sources = {real: f"the input list {real}" for real in list_files(inputs)} if report or preview else {}
+    sources = {real: f"the input list {real}" for real in list_files(inputs, lists)} if report or preview else {}
     if isinstance(rois, RoiCentres) and rois.path:
         sources[os.path.realpath(rois.path)] = f"the ROI centres file {rois.path}"
     _check_side_files(files, out_dir, fmt, sources, report=report, preview=preview)

@@ -7,7 +7,9 @@ folder it was found in, under the output folder, and can never escape it.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
+import io
 import os
 import re
 import stat
@@ -18,7 +20,7 @@ from dataclasses import dataclass, replace
 from xvertfast._paths import PATH_TYPES, fspath, not_a_path
 from xvertfast.io.errors import ImageReadError
 
-__all__ = ["InputFile", "discover", "check_inputs", "input_paths", "list_files", "read_input", "input_problem", "unsearched_image", "file_state", "output_path", "image_extension", "file_sha256", "IMAGE_EXTENSIONS", "IMAGE_KINDS",
+__all__ = ["InputFile", "InputLists", "discover", "check_inputs", "input_paths", "list_files", "read_input", "input_problem", "unsearched_image", "file_state", "RealPaths", "output_path", "image_extension", "file_sha256", "IMAGE_EXTENSIONS", "IMAGE_KINDS",
            "LIST_PHOTOMETRICS"]  # fmt: skip
 
 #: Extensions picked up when a folder is searched. Files without an extension, or whose
@@ -145,16 +147,17 @@ def _from_folder(folder: str, exclude: set[str]) -> list[InputFile]:
     return found
 
 
-def unsearched_image(out_dir: str, inputs: list[str]) -> str | None:
+def unsearched_image(out_dir: str, inputs: list[str], lists: InputLists | None = None) -> str | None:
     """An image already in ``out_dir``, where ``out_dir`` lies in a folder given as an input and is
     not yet a job's output folder: the search passes ``out_dir`` over (outputs are not inputs), so
     such a file, an input put there before the job (``-o`` a subfolder of the archive), would be left
     out without a word. None where there is none (a new or empty folder, one a job wrote). A folder
-    an @list names is an input folder as one given is (it was not looked at: the images were left out)."""
+    an @list names is an input folder as one given is (it was not looked at: the images were left out).
+    ``lists``: the job's, read by its search."""
     real = os.path.realpath(out_dir)
     if not os.path.isdir(real) or _is_job_folder(real):
         return None
-    given = [i for i in input_paths(inputs) if not i.startswith("@")] + _listed_paths(inputs)
+    given = [i for i in input_paths(inputs) if not i.startswith("@")] + _listed_paths(inputs, lists)
     folders = [os.path.realpath(i) for i in given if os.path.isdir(i)]
 
     def searched(f: str) -> bool:  # would the search of f have entered real (not hidden, not in a job's folder)?
@@ -204,74 +207,118 @@ def _listed_rel(path: str) -> str:
 
 
 def _read_list(list_path: str) -> list[str]:
-    """The lines of an ``@list``; one that cannot be read is a ValueError that says it is the
+    """The lines of an ``@list``, its bytes read once (an ``@<(find ...)`` or ``@/dev/stdin`` list is a
+    pipe, which a second read finds empty); one that cannot be read is a ValueError that says it is the
     input list file (not a bare ``[Errno 2] No such file or directory``). It is read as UTF-8
     whatever the locale (a list of non-ASCII paths failed under LANG=C), a byte order mark
     (Notepad's 'UTF-8 with BOM') not part of the first path; a UTF-16 list is said to be one."""
     try:
         with open(list_path, "rb") as f:
-            head = f.read(2)
-        if head in (b"\xff\xfe", b"\xfe\xff"):  # (Windows PowerShell's > writes UTF-16)
-            raise ValueError(f"@{list_path}: the input list file {list_path} is UTF-16 text: save it as UTF-8 (or "
-                             "plain ASCII), one path a line")  # fmt: skip
-        with open(list_path, encoding="utf-8-sig") as f:
-            lines = f.readlines()
+            data = f.read()
     except FileNotFoundError:
         raise ValueError(f"@{list_path}: the input list file {list_path} does not exist") from None
     except IsADirectoryError:
         raise ValueError(f"@{list_path}: the input list file {list_path} is a folder; give the folder "
                          "without the @ to search it") from None  # fmt: skip
-    except UnicodeDecodeError:  # (a list saved in Latin-1 or a Windows code page, say)
-        raise ValueError(f"@{list_path}: the input list file {list_path} is not UTF-8 text{_not_utf8_at(list_path)}: "
-                         "save it as UTF-8 (or plain ASCII), one path a line") from None  # fmt: skip
     except OSError as exc:
         raise ValueError(f"@{list_path}: the input list file {list_path} cannot be read ({exc.strerror or exc})"
                          ) from None  # fmt: skip
-    if any("\0" in line for line in lines):  # (UTF-16 without a mark: else a bare "embedded null byte", no file named)
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # (Windows PowerShell's > writes UTF-16)
+        raise ValueError(f"@{list_path}: the input list file {list_path} is UTF-16 text: save it as UTF-8 (or "
+                         "plain ASCII), one path a line")  # fmt: skip
+    data = data.removeprefix(codecs.BOM_UTF8)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:  # (a list saved in Latin-1 or a Windows code page, say)
+        before = data[: exc.start]  # (the line it is on: the ends before it, \r\n, \r or \n, as read below)
+        line = before.count(b"\n") + before.count(b"\r") - before.count(b"\r\n") + 1
+        raise ValueError(f"@{list_path}: the input list file {list_path} is not UTF-8 text (line {line} has byte "
+                         f"0x{data[exc.start]:02x}): save it as UTF-8 (or plain ASCII), one path a line") from None  # fmt: skip
+    if "\0" in text:  # (UTF-16 without a mark: else a bare "embedded null byte", no file named)
         raise ValueError(f"@{list_path}: the input list file {list_path} holds NUL bytes (UTF-16 text without a "
                          "byte order mark, or not text): save it as UTF-8 (or plain ASCII), one path a line")  # fmt: skip
-    return lines
+    return io.StringIO(text, newline=None).readlines()  # (the lines a text file's reader gives: \r\n and \r end one)
 
 
-def _not_utf8_at(list_path: str) -> str:
-    """Where a list stops being UTF-8 (' (line 3 has byte 0xe4)'), so that the user finds the
-    path that is not; the text reader's error counts from its chunk, not the file's start."""
-    try:
-        with open(list_path, "rb") as f:
-            data = f.read()
-        data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        return f" (line {line} has byte 0x{data[exc.start]:02x})"
-    except OSError:
-        pass
-    return ""  # (rewritten since it was read)
+@dataclass(frozen=True)
+class _ListLine:
+    """A line of an ``@list`` that names something: blank and ``#`` lines are passed over when read."""
+
+    number: int  #: its line number, as messages say it
+    path: str  #: the path, spaces around it dropped (``@`` first: a list it names)
+    tag: str | None  #: what follows a tab, spaces dropped (a polarity), None where nothing does
 
 
-def _from_list(list_path: str, exclude: set[str], empty: list[str], within: tuple[str, ...] = ()) -> list[InputFile]:
-    """The entries of an ``@list``: a listed folder's images mirror their paths in it, a listed
-    file its path (:func:`_listed_rel`). A listed folder without images is added to ``empty``,
-    named by its line. ``within``: the lists (resolved) being read that led here; a list naming
-    one of them, or itself, is a ValueError naming its line (it recursed until Python's limit,
-    said as 'maximum recursion depth exceeded' and no file)."""
+class InputLists:
+    """The ``@lists`` of one job, each read and parsed once, whoever asks (the search, the check of
+    an output folder in a listed folder, the side files that must not replace a list): read again,
+    a list piped in (``@<(find ...)``, ``@/dev/stdin``) was empty, and one rewritten meanwhile gave
+    each check other paths. A list that cannot be read raises its ValueError on every ask."""
+
+    def __init__(self) -> None:
+        self._read: dict[str, tuple[_ListLine, ...] | str] = {}  # by resolved path: its lines, or why not
+
+    def lines(self, list_path: str) -> tuple[_ListLine, ...]:
+        """The lines of ``list_path`` that name something, read once; the line rules are here alone."""
+        real = os.path.realpath(list_path)
+        if real not in self._read:
+            try:
+                raw = _read_list(list_path)
+            except ValueError as exc:
+                self._read[real] = str(exc)
+            else:
+                self._read[real] = tuple(_ListLine(number, path.strip(), tag.strip() or None)
+                                         for number, line in enumerate(raw, start=1)
+                                         if line.strip() and not line.lstrip().startswith("#")
+                                         for path, _, tag in [line.rstrip("\r\n").partition("\t")])  # fmt: skip
+        read = self._read[real]
+        if isinstance(read, str):
+            raise ValueError(read)
+        return read
+
+
+def _walk_list(list_path: str, lists: InputLists, seen: set[str], strict: bool,
+               within: tuple[str, ...] = ()):  # fmt: skip
+    """``(list_path, None)`` for ``list_path`` and each list it names, in turn, then ``(the list,
+    line)`` for each of its other lines: depth first, in line order, a list reached twice walked once
+    (``seen``: resolved). ``strict`` (the search): a list that cannot be read, a polarity that is none,
+    or a list naming one it is read from (``within``; it recursed until Python's limit, said as
+    'maximum recursion depth exceeded' and no file) is a ValueError naming its file or line; else
+    (the checks after it) such a list is passed over."""
     within = (*within, os.path.realpath(list_path))
+    seen.add(within[-1])
+    try:
+        lines = lists.lines(list_path)
+    except ValueError:
+        if strict:
+            raise
+        lines = ()
+    yield list_path, None
+    for line in lines:
+        if strict and line.tag is not None and line.tag not in LIST_PHOTOMETRICS:
+            raise ValueError(f"{list_path}, line {line.number}: after the tab comes MONOCHROME1 or MONOCHROME2, "
+                             f"not {line.tag!r}")  # fmt: skip
+        if not line.path.startswith("@"):
+            yield list_path, line
+            continue
+        real = os.path.realpath(line.path[1:])  # a list of lists
+        if strict and real in within:
+            raise ValueError(f"{list_path}, line {line.number}: {line.path} is a list this line is read from (itself, "
+                             "or one that lists it): the lists would be read without end; list each once")  # fmt: skip
+        if real not in seen:
+            yield from _walk_list(line.path[1:], lists, seen, strict, within)
+
+
+def _from_list(list_path: str, exclude: set[str], empty: list[str], lists: InputLists) -> list[InputFile]:
+    """The entries of an ``@list`` (:func:`_walk_list`): a listed folder's images mirror their paths
+    in it, a listed file its path (:func:`_listed_rel`). A listed folder without images is added to
+    ``empty``, named by its line."""
     out = []
-    for number, line in enumerate(_read_list(list_path), start=1):
-        if not line.strip() or line.lstrip().startswith("#"):
+    for named_in, line in _walk_list(list_path, lists, set(), strict=True):
+        if line is None:
             continue
-        path, _, tag = line.rstrip("\r\n").partition("\t")
-        tag = tag.strip() or None
-        if tag is not None and tag not in LIST_PHOTOMETRICS:
-            raise ValueError(f"{list_path}, line {number}: after the tab comes MONOCHROME1 or MONOCHROME2, "
-                             f"not {tag!r}")  # fmt: skip
-        path = path.strip()
-        if path.startswith("@"):  # a list of lists
-            if os.path.realpath(path[1:]) in within:
-                raise ValueError(f"{list_path}, line {number}: {path} is a list this line is read from (itself, or "
-                                 "one that lists it): the lists would be read without end; list each once")  # fmt: skip
-            out.extend(_from_list(path[1:], exclude, empty, within))
-            continue
-        found = _one_input(path, exclude, empty, f"{list_path}, line {number}: {path}", _listed_rel, tag)
+        path, tag = line.path, line.tag
+        found = _one_input(path, exclude, empty, f"{named_in}, line {line.number}: {path}", _listed_rel, tag)
         spaced = path.rsplit(None, 1)  # 'a.png  MONOCHROME1': spaces where the tab goes
         if (len(spaced) == 2 and spaced[1].upper() in LIST_PHOTOMETRICS and tag is None
                 and not os.path.lexists(path)):  # (a real name with spaces in it exists, and is read as it is)
@@ -301,36 +348,21 @@ def _one_input(path: str, exclude: set[str], empty: list[str], named: str, rel_o
 _INPUTS_MUST_BE = "inputs must be a path (str or pathlib.Path) or a list of paths"
 
 
-def list_files(inputs) -> list[str]:
+def list_files(inputs, lists: InputLists | None = None) -> list[str]:
     """The ``@list`` files (resolved) that ``inputs`` name, and those they name in turn: inputs of
     the job too, which a file it writes (a --report) must not replace. One that cannot be read
-    is left out (:func:`discover` says why)."""
-    found: list[str] = []
-    todo = [item[1:] for item in input_paths(inputs) if item.startswith("@")]
-    while todo:
-        real = os.path.realpath(todo.pop())
-        if real in found:
-            continue
-        found.append(real)
-        try:
-            lines = _read_list(real)
-        except ValueError:
-            continue
-        todo += [line.partition("\t")[0].strip()[1:] for line in lines if line.strip().startswith("@")]
-    return found
+    is listed, the lists it would name not (:func:`discover` says why). ``lists``: the job's, read
+    by its search."""
+    lists, seen = InputLists() if lists is None else lists, set()
+    return [os.path.realpath(named) for item in input_paths(inputs) if item.startswith("@")
+            for named, line in _walk_list(item[1:], lists, seen, strict=False) if line is None]  # fmt: skip
 
 
-def _listed_paths(inputs) -> list[str]:
+def _listed_paths(inputs, lists: InputLists | None) -> list[str]:
     """The paths the ``@lists`` of ``inputs`` (and the lists they name) give, but lists: as written."""
-    paths = []
-    for listed in list_files(inputs):
-        try:
-            lines = _read_list(listed)
-        except ValueError:
-            continue
-        paths += [path for line in lines if (path := line.partition("\t")[0].strip())
-                  and not path.startswith(("#", "@"))]  # fmt: skip
-    return paths
+    lists, seen = InputLists() if lists is None else lists, set()
+    return [line.path for item in input_paths(inputs) if item.startswith("@")
+            for _, line in _walk_list(item[1:], lists, seen, strict=False) if line is not None and line.path]  # fmt: skip
 
 
 def input_paths(inputs) -> list[str]:
@@ -361,7 +393,7 @@ def check_inputs(inputs: list[str]) -> None:
         raise NothingFound(inputs, missing=True)
 
 
-def discover(inputs: list[str], exclude: list[str] = ()) -> list[InputFile]:
+def discover(inputs: list[str], exclude: list[str] = (), lists: InputLists | None = None) -> list[InputFile]:
     """The input files of a job, in a stable order, without duplicates.
 
     When none of ``inputs`` exists, :class:`NothingFound` is raised (:func:`check_inputs`);
@@ -372,22 +404,25 @@ def discover(inputs: list[str], exclude: list[str] = ()) -> list[InputFile]:
     ``exclude`` (a job's output folder inside an input folder) are not searched, and an input
     given in one of them is refused (ValueError). A folder given or listed without images in it,
     beside inputs that have some, is said in a UserWarning (a mistyped one of several folders).
+    ``lists``: where the job keeps its ``@lists`` as read, for its checks after the search to use.
     """
     inputs = input_paths(inputs)
     check_inputs(inputs)
     skip = {os.path.realpath(e) for e in exclude}
+    lists = InputLists() if lists is None else lists
     out: list[InputFile] = []
     empty: list[str] = []  # the folders given or listed that hold no image, as named in a warning
     for item in inputs:
         if item.startswith("@"):
-            out.extend(_from_list(item[1:], skip, empty))
+            out.extend(_from_list(item[1:], skip, empty, lists))
         else:
             out.extend(_one_input(item, skip, empty, item, os.path.basename))
     # one file reached twice (a link, another spelling) is one input: by its own path rather than a link's
     # (b/latest.png -> ../ward/a.png, found first, had ward/a.png's output at OUT/b/latest.png), as a link
     # to a folder inside is not followed; else by the first path reached. The polarity an @list gave either
     # path is kept (dropped, the image was enhanced with bone and air swapped); two different ones are refused
-    keys = [os.path.realpath(f.path) for f in out]
+    real = RealPaths()
+    keys = [real(f.path) for f in out]
     chosen: dict[str, int] = {}  # the index in out of the path kept for each file
     tags: dict[str, InputFile] = {}  # the first of its paths given a polarity
     for index, (key, f) in enumerate(zip(keys, out)):
@@ -463,6 +498,33 @@ def file_state(path: str) -> list[int] | None:
     except OSError:
         return None
     return [st.st_size, st.st_mtime_ns]
+
+
+class RealPaths:
+    """``os.path.realpath`` of many paths, each folder resolved once: the job's own resolves (its
+    inputs, their outputs, each input as the ledger names it) lstat every folder on a path, and a
+    resume of a 5000-image archive spent 4 s of its 6 s there (an NFS share pays a round trip each).
+    A path's last part is still looked at each time (a link to a file is followed); its folders are
+    taken as they were first resolved, so one object serves one job, not a process."""
+
+    def __init__(self) -> None:
+        self._folders: dict[str, str] = {}  # a folder as spelled -> its real path
+
+    def __call__(self, path: str) -> str:
+        path = os.fspath(path)
+        folder, name = os.path.split(path)
+        if name in ("", os.curdir, os.pardir):  # (a '..' is taken after the links before it: realpath's rule)
+            return os.path.realpath(path)
+        real_folder = self._folders.get(folder)
+        if real_folder is None:
+            real_folder = self._folders[folder] = os.path.realpath(folder)
+        joined = os.path.join(real_folder, name)
+        try:
+            if not stat.S_ISLNK(os.lstat(joined).st_mode):
+                return joined
+        except OSError:  # (missing, or not reachable: kept as spelled, as realpath does)
+            return joined
+        return os.path.realpath(joined)
 
 
 def file_sha256(path: str) -> str:
