@@ -1337,6 +1337,38 @@ def test_a_device_that_is_none_is_refused_by_name_as_load_model_does(device):
         TrainConfig(device=device)
 
 
+@pytest.mark.parametrize("device", ["mps", "xpu"])
+def test_an_accelerator_this_torch_lacks_is_refused_before_any_image_is_preprocessed(tmp_path, capsys, device):
+    # --device xpu on a torch without XPU preprocessed every image, then failed with a traceback
+    # ("AssertionError: Torch not compiled with XPU enabled", exit 1: 'no image found'); mps, with
+    # exit 3 as if training had begun
+    from xvertfast.infer import Enhancer
+
+    available = torch.backends.mps.is_available() if device == "mps" else torch.xpu.is_available()
+    if available:
+        pytest.skip(f"needs a torch without {device}")
+    data = write_images(tmp_path / "data", n=1)
+    run = tmp_path / "run"
+    assert main(["train", str(data), "-o", str(run), "--stages", "1", "--epochs-gc", "1", "--epochs-joint", "0",
+                 "--width", "4", "--depth", "2", "--roi-size", "32", "-q", "--device", device]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert f"error: --device {device} was asked for, but this torch has no usable {device.upper()} device" in err
+    assert "; use --device cpu" in err and "Traceback" not in err
+    assert not run.exists()  # refused before the run folder was made: nothing preprocessed
+    with pytest.raises(RuntimeError, match=rf"^device='{device}' was asked for, but this torch has no usable"):
+        Enhancer(device=device)
+
+
+def test_a_device_that_holds_no_data_is_refused_before_any_image_is_preprocessed(tmp_path):
+    # TrainConfig(device="meta") trained from Python preprocessed every image, then failed at the first epoch
+    data = write_images(tmp_path / "data", n=1)
+    said = []
+    config = TrainConfig(**{**CONFIG.__dict__, "device": "meta"})
+    with pytest.raises(ValueError, match=r"^device must be auto, cpu, cuda, cuda:N \(or torch's mps, xpu\), got 'meta'$"):
+        train([str(data)], str(tmp_path / "run"), config, progress=False, log=said.append)
+    assert not (tmp_path / "run").exists() and said == []
+
+
 def test_a_patch_above_the_roi_size_is_said_to_train_on_whole_rois(tmp_path):
     # (it trained on whole ROIs without a word, under a config that says patches of 48)
     data = write_images(tmp_path / "data", n=1)

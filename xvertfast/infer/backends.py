@@ -33,14 +33,18 @@ def resolve_device(device: str | torch.device) -> torch.device:
     fails, as does ``cuda:N`` past the devices visible (else: torch's bare "Invalid device id"
     at the first question to the GPU, or "invalid device ordinal" at the first tensor). A CUDA
     device comes back with its index: a bare ``cuda`` is each thread's own current device, and a
-    batch job preprocesses on reader threads (current device 0 whatever the caller's). A refusal
-    names the device as the caller asked for it (:func:`xvertfast._text.asked`)."""
+    batch job preprocesses on reader threads (current device 0 whatever the caller's). ``mps`` or
+    ``xpu`` where this torch cannot use one fails too. A refusal names the device as the caller
+    asked for it (:func:`xvertfast._text.asked`)."""
     if str(device) == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"{asked('device', device)} was asked for, but this torch has no usable CUDA device (torch "
                            f"{torch.__version__}, CUDA build: {torch.version.cuda}); use {asked('device', 'cpu')}")  # fmt: skip
+    if dev.type in ("mps", "xpu") and not _other_accelerator_available(dev.type):
+        raise RuntimeError(f"{asked('device', device)} was asked for, but this torch has no usable {dev.type.upper()} "
+                           f"device (torch {torch.__version__}); use {asked('device', 'cpu')}")  # fmt: skip
     if dev.type == "cuda" and dev.index is not None and dev.index >= (count := torch.cuda.device_count()):
         import os
 
@@ -50,6 +54,16 @@ def resolve_device(device: str | torch.device) -> torch.device:
                            f"device{'s' if count != 1 else ''} (cuda:0{f' to cuda:{count - 1}' if count > 1 else ''}{numbering}); "
                            "see `xvertfast info`")  # fmt: skip
     return torch.device("cuda", cuda_index(dev)) if dev.type == "cuda" else dev
+
+
+def _other_accelerator_available(kind: str) -> bool:
+    """Whether torch can use an ``mps`` or ``xpu`` device here. Without the check, a torch built
+    without one failed only at the first tensor put there: enhance with a traceback
+    ("AssertionError: Torch not compiled with XPU enabled"), train after preprocessing every image."""
+    if kind == "mps":
+        return bool(torch.backends.mps.is_available())
+    xpu = getattr(torch, "xpu", None)
+    return bool(xpu is not None and xpu.is_available())
 
 
 def resolve_precision(precision: str, device: torch.device, *, warn: bool = True) -> torch.dtype:
