@@ -465,3 +465,21 @@ def test_a_list_piped_in_is_read_once_for_the_search_and_the_checks_after_it(tmp
         assert list_files([piped], lists) == [os.path.realpath(piped[1:]), str(tmp_path / "more.txt")]
     finally:
         os.close(read)
+
+
+def test_a_file_written_where_a_search_of_an_input_folder_would_find_it_is_named_by_that_folder(tmp_path, monkeypatch):
+    """What enhance asks of its --report and --preview (a sheet written in an input folder was enhanced
+    by the next job given that folder): a folder listed in an @list is searched as one given."""
+    from xvertfast.io.files import searched_input_folder
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data" / "done").mkdir(parents=True)
+    (tmp_path / "data" / "done" / ".xvertfast-enhance.json").write_text("{}")  # another job's output folder
+    (tmp_path / "list.txt").write_text("# the archive\ndata\n")
+    for given in (["data"], ["@list.txt"]):
+        assert searched_input_folder("data/sub/look.png", given) == "data", given
+        assert searched_input_folder("data/1.2.840.5", given) == "data", given  # (a UID-named DICOM)
+        for not_found in ("data/run.json", "data/.look.png", "data/.cache/look.png", "data/done/look.png",
+                          "look.png", "data"):
+            assert searched_input_folder(not_found, given) is None, (not_found, given)
+        assert searched_input_folder("data/out/look.png", given, exclude=["data/out"]) is None, given

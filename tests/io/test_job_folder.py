@@ -443,12 +443,39 @@ def test_the_report_and_the_preview_cannot_share_a_file(tmp_path, model_dir, see
     assert not out.exists() and not both.exists()
 
 
-def test_a_preview_drawn_among_the_inputs_is_not_an_input_on_the_rerun(tmp_path, model_dir, seed, capsys):  # noqa: F811
+def test_a_preview_drawn_among_the_input_files_is_not_an_input_on_the_rerun(tmp_path, model_dir, seed, capsys):  # noqa: F811
     src = tmp_path / "in"
     write_pngs(src, seed, ["a.png", "b.png"])
-    for _ in range(2):
-        assert run(model_dir, src, "-o", tmp_path / "out", "--preview", src / "look.png") == 0
+    for _ in range(2):  # (the files given one by one, as a shell's in/*.png gives them: the rerun's holds look.png)
+        assert run(model_dir, *sorted(src.iterdir()), "-o", tmp_path / "out", "--preview", src / "look.png") == 0
     assert "0 done, 2 skipped, 0 failed" in capsys.readouterr().out
+
+
+def test_a_report_or_preview_a_search_of_an_input_folder_would_take_for_an_image_is_refused(tmp_path, model_dir,  # noqa: F811
+                                                                                           seed, capsys):  # fmt: skip
+    """``enhance in -o out --report in/run.png --preview in/look.png`` wrote both into the input
+    folder: the next job given ``in`` (to another OUT) enhanced the contact sheet as a radiograph
+    and failed run.png, and the same command resumed was refused ('--report in/run.png is one of
+    the inputs'). Refused before the job, naming the folder; a name no search takes (run.json), a
+    hidden one and a path in OUT below the input folder (never searched) are written as before."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    write_pngs(src, seed, ["a.png", "sub/b.png"])
+    before = folder_state(src)
+    for option, path in [("--report", src / "run.png"), ("--preview", src / "look.png"),
+                         ("--preview", src / "sub" / "look"), ("--report", src / "sub" / "run.dcm")]:
+        assert run(model_dir, src, "-o", out, option, path) == 2
+        said = capsys.readouterr().err
+        assert (f"error: {option} {path} lies in {src}, an input folder, under a name its search takes for an "
+                f"image: the next job given {src} (this one resumed too) would read it as a radiograph; write it in "
+                f"the output folder or outside the input folders (e.g. {out / path.name})") in said, said
+        assert folder_state(src) == before and not out.exists()
+    inner = src / "out"
+    assert run(model_dir, src, "-o", inner, "--report", src / "run.json", "--preview", src / ".look.png") == 0
+    assert run(model_dir, src, "-o", inner, "--preview", inner / "look.png") == 0
+    assert (inner / "look.png").exists() and (src / "run.json").exists() and (src / ".look.png").exists()
+    capsys.readouterr()
+    assert run(model_dir, src, "-o", tmp_path / "again") == 0  # the sheets and the report are no inputs
+    assert "2 done, 0 skipped, 0 failed" in capsys.readouterr().out
 
 
 @pytest.mark.skipif(not os.path.isdir("/dev/fd"), reason="a pipe is named by /dev/fd/N")

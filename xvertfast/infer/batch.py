@@ -49,7 +49,7 @@ from xvertfast.io import Radiograph, require_content, write_image
 from xvertfast.io.errors import FILE_ERRORS, failure_text
 from xvertfast.io.files import (InputFile, InputLists, NothingFound, collision_remedy, discover, file_state,
                                 image_extension, input_paths, input_problem, list_files, output_path, read_input,
-                                unsearched_image)
+                                searched_input_folder, unsearched_image)
 from xvertfast.io.files import RealPaths
 from xvertfast.io.read import sniff_format
 from xvertfast.io.job_folder import JOB_FILE, JobFolder, dry_run_line, recorded_input, run_line
@@ -557,6 +557,12 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
     if isinstance(rois, RoiCentres) and rois.path:
         sources[os.path.realpath(rois.path)] = f"the ROI centres file {rois.path}"
     _check_side_files(files, out_dir, fmt, sources, report=report, preview=preview)
+    for option, path in (("report", report), ("preview", preview)):
+        if path and (folder := searched_input_folder(path, inputs, [out_dir], lists)) is not None:
+            raise ValueError(f"{asked(option)} {path} lies in {folder}, an input folder, under a name its search "
+                             f"takes for an image: the next job given {folder} (this one resumed too) would read it "
+                             f"as a radiograph; write it in the output folder or outside the input folders (e.g. "
+                             f"{os.path.join(out_dir, os.path.basename(path))})")  # fmt: skip
     given = centres_of_inputs(rois, [f.path for f in files]) if rois is not None else {}
     if not dry_run:  # built before OUT is made (an export, engines: it may fail); a dry run builds nothing
         enhancer.backend  # noqa: B018 (its precision, recorded below, may differ from the one described)

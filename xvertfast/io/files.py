@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from xvertfast._paths import PATH_TYPES, fspath, not_a_path
 from xvertfast.io.errors import ImageReadError
 
-__all__ = ["InputFile", "InputLists", "discover", "check_inputs", "input_paths", "list_files", "read_input", "input_problem", "unsearched_image", "file_state", "RealPaths", "output_path", "image_extension", "file_sha256", "IMAGE_EXTENSIONS", "IMAGE_KINDS",
+__all__ = ["InputFile", "InputLists", "discover", "searched_input_folder", "check_inputs", "input_paths", "list_files", "read_input", "input_problem", "unsearched_image", "file_state", "RealPaths", "output_path", "image_extension", "file_sha256", "IMAGE_EXTENSIONS", "IMAGE_KINDS",
            "LIST_PHOTOMETRICS"]  # fmt: skip
 
 #: Extensions picked up when a folder is searched. Files without an extension, or whose
@@ -157,15 +157,7 @@ def unsearched_image(out_dir: str, inputs: list[str], lists: InputLists | None =
     real = os.path.realpath(out_dir)
     if not os.path.isdir(real) or _is_job_folder(real):
         return None
-    given = [i for i in input_paths(inputs) if not i.startswith("@")] + _listed_paths(inputs, lists)
-    folders = [os.path.realpath(i) for i in given if os.path.isdir(i)]
-
-    def searched(f: str) -> bool:  # would the search of f have entered real (not hidden, not in a job's folder)?
-        parts = os.path.relpath(real, f).split(os.sep)
-        above = [os.path.join(f, *parts[:k]) for k in range(1, len(parts))]
-        return not any(part.startswith(".") for part in parts) and not any(map(_is_job_folder, above))
-
-    if not any(real != f and os.path.commonpath([f, real]) == f and searched(f) for f in folders):
+    if _searching_folder(real, _given_paths(inputs, lists)) is None:
         return None
     for root, dirs, files in os.walk(out_dir):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not _is_job_folder(os.path.join(root, d)))
@@ -173,6 +165,40 @@ def unsearched_image(out_dir: str, inputs: list[str], lists: InputLists | None =
             if _may_be_image(name):
                 return os.path.join(root, name)
     return None
+
+
+def _given_paths(inputs, lists: InputLists | None) -> list[str]:
+    """The paths ``inputs`` give, as written: those given, and those their ``@lists`` give (but lists)."""
+    return [i for i in input_paths(inputs) if not i.startswith("@")] + _listed_paths(inputs, lists)
+
+
+def _searching_folder(real: str, given: list[str], exclude: set[str] = frozenset()) -> str | None:
+    """The folder of ``given`` (as given) whose search enters ``real`` (a resolved path below it,
+    not the folder itself): through no hidden folder, no other job's output folder and none of
+    ``exclude`` (resolved: the job's output folder). None where no search does."""
+    for folder in given:
+        top = os.path.realpath(folder)
+        if not os.path.isdir(top) or real == top or os.path.commonpath([top, real]) != top:
+            continue
+        parts = os.path.relpath(real, top).split(os.sep)
+        above = [os.path.join(top, *parts[:k]) for k in range(1, len(parts))]
+        if (not any(part.startswith(".") for part in parts) and not any(map(_is_job_folder, above))
+                and not exclude.intersection(above)):  # fmt: skip
+            return folder
+    return None
+
+
+def searched_input_folder(path: str, inputs, exclude: list[str] = (), lists: InputLists | None = None) -> str | None:
+    """The input folder (as given or listed) whose search would take a file written at ``path``
+    for an image: a --report or --preview written there (``enhance in -o out --preview
+    in/look.png``) was read as a radiograph by the next job given that folder, and made a rerun
+    refuse itself ('--report in/run.png is one of the inputs'). None where none would: a name no
+    search takes (run.json), a hidden one, or a path in none of the input folders or in one of
+    ``exclude`` (the job's output folder, which the search passes over)."""
+    if not _may_be_image(os.path.basename(path)):
+        return None
+    skip = {os.path.realpath(e) for e in exclude}
+    return _searching_folder(os.path.realpath(path), _given_paths(inputs, lists), skip)
 
 
 def _refuse_inside(path: str, exclude: set[str]) -> None:
