@@ -483,3 +483,15 @@ def test_a_file_written_where_a_search_of_an_input_folder_would_find_it_is_named
                           "look.png", "data"):
             assert searched_input_folder(not_found, given) is None, (not_found, given)
         assert searched_input_folder("data/out/look.png", given, exclude=["data/out"]) is None, given
+
+
+def test_a_list_line_of_a_polarity_without_a_path_is_refused_by_line(tmp_path, monkeypatch):
+    """'<TAB>MONOCHROME1' (the path left out, or lost to an editor) was an input named '': the job
+    said 'error: : no such file or folder', naming neither the list nor the line."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.png").write_bytes(b"x")
+    (tmp_path / "l.txt").write_text("a.png\n  \tMONOCHROME1\n")
+    with pytest.raises(ValueError) as exc:
+        discover(["@l.txt"])
+    assert str(exc.value) == ("l.txt, line 2: MONOCHROME1 with no path before the tab: give the file's path, then a tab "
+                              "and its polarity"), exc.value

@@ -324,6 +324,9 @@ def _walk_list(list_path: str, lists: InputLists, seen: set[str], strict: bool,
         if strict and line.tag is not None and line.tag not in LIST_PHOTOMETRICS:
             raise ValueError(f"{list_path}, line {line.number}: after the tab comes MONOCHROME1 or MONOCHROME2, "
                              f"not {line.tag!r}")  # fmt: skip
+        if strict and not line.path:  # (it was searched for as '', failing as ': no such file or folder')
+            raise ValueError(f"{list_path}, line {line.number}: {line.tag} with no path before the tab: give the "
+                             "file's path, then a tab and its polarity")  # fmt: skip
         if not line.path.startswith("@"):
             yield list_path, line
             continue
