@@ -143,7 +143,9 @@ def test_other_settings_are_refused_and_restart_starts_over(tmp_path, seed):
     images = write_images(tmp_path / "in", seed, n=2)
     run(images, tmp_path / "r", Counted())
     other = {**SETTINGS, "rois": [["img0.png", [[100, 190], [290, 190]]]]}  # the scores were taken elsewhere
-    with pytest.raises(ValueError, match=r"an evaluation with other settings \(rois .*\).*--restart"):
+    # in a Python caller's words: "pass --restart ... or use a new REPORT_DIR" named the CLI's
+    with pytest.raises(ValueError, match=r"an evaluation with other settings \(rois .*\).*; pass restart=True to score "
+                                         r"every image again into the same folder, or use a new out_dir$"):  # fmt: skip
         run(images, tmp_path / "r", Counted(), settings=other)
     fresh = Counted()
     run(images, tmp_path / "r", fresh, settings=other, restart=True)
@@ -211,6 +213,7 @@ def test_cli_rerun_resumes_and_restart_rescores(tmp_path, seed, capsys):
     rois.write_text("file,upper_row,upper_col,lower_row,lower_col\nimg0.png,110,190,290,190\nimg1.png,110,190,290,190\n")
     assert main([*args[:-1], "--rois", str(rois), "-q"]) == 2  # other ROIs: the scores kept are not theirs
     assert "other settings (rois 'auto' -> " in (err := capsys.readouterr().err) and "--restart" in err
+    assert "or use a new REPORT_DIR" in err  # (the CLI's words; from Python out_dir)
     assert main([*args[:-1], "--metrics", "entropy", "--restart", "-q"]) == 0
     assert "resumed" not in capsys.readouterr().err
     assert np.isfinite(float(open(tmp_path / "rep" / "scores.csv").read().splitlines()[1].split(",")[-1]))
@@ -287,7 +290,7 @@ def test_a_method_added_is_scored_alone_and_one_dropped_leaves_the_rest(tmp_path
     again = run_methods(images, tmp_path / "r", {"identity": identity, "clahe": back, "more": Counted()},
                         log=said.append)  # fmt: skip
     assert back.calls == 0 and again.rows == fresh.rows and any("clahe back" in s for s in said), said
-    with pytest.raises(ValueError, match=r"an evaluation of other methods \(.*\), none of these \(other\); pass --restart"):
+    with pytest.raises(ValueError, match=r"an evaluation of other methods \(.*\), none of these \(other\); pass restart=True"):
         run_methods(images, tmp_path / "r", {"other": Counted()})  # none kept: a typo, or another evaluation
 
 
@@ -320,10 +323,10 @@ def test_a_label_naming_another_method_than_before_is_refused(tmp_path):
     settings = {"methods": ["identity", {"label": "mine", "model": "aaaa"}], "metrics": METRICS}
     Journal(str(tmp_path / "r"), settings).close()
     changed = {**settings, "methods": ["identity", {"label": "mine", "model": "bbbb"}, "more"]}
-    with pytest.raises(ValueError, match=r"other settings .*model.*--restart"):
+    with pytest.raises(ValueError, match=r"other settings .*model.*restart=True"):
         Journal(str(tmp_path / "r"), changed)
     Journal(str(tmp_path / "r"), {**settings, "methods": ["identity"]}).close()  # mine dropped ...
-    with pytest.raises(ValueError, match=r"other settings .*model.*--restart"):  # ... and given again as another
+    with pytest.raises(ValueError, match=r"other settings .*model.*restart=True"):  # ... and given again as another
         Journal(str(tmp_path / "r"), changed)
 
 

@@ -27,7 +27,7 @@ import zipfile
 
 import numpy as np
 
-from xvertfast._text import count
+from xvertfast._text import FROM_CLI, asked, count
 from xvertfast.eval._report_files import _failed_on
 from xvertfast.io.files import file_state
 from xvertfast.io.write import atomic_write, remove_stale_parts
@@ -41,6 +41,12 @@ JOURNAL_FILE = ".xvertfast-evaluate.jsonl"
 LOCK_FILE = ".xvertfast-evaluate.lock"
 #: Beside the journal: the thumbnails and ROI crops of the images the report shows.
 PICTURES_DIR = ".xvertfast-evaluate-pictures"
+
+
+def _report_folder() -> str:
+    """The report folder as the caller named it: the CLI's REPORT_DIR, evaluate's ``out_dir``
+    from Python (whose refusals said "pass --restart ... or use a new REPORT_DIR", the CLI's words)."""
+    return "REPORT_DIR" if FROM_CLI.get() else "out_dir"
 
 
 def _scalar(value):
@@ -195,8 +201,8 @@ class Journal:
         if changed and not _methods_alone_differ(previous, retired, self.settings):
             raise ValueError(f"{os.path.dirname(self.path)} holds an evaluation with other settings "
                              f"({_refusal_reasons(previous, retired, self.settings)}), under which its scores do "
-                             "not hold (only methods and metrics may be added or dropped); pass --restart to score "
-                             "every image again into the same folder, or use a new REPORT_DIR")  # fmt: skip
+                             f"not hold (only methods and metrics may be added or dropped); pass {asked('restart', True)} "
+                             f"to score every image again into the same folder, or use a new {_report_folder()}")  # fmt: skip
         for line in lines[1:]:
             try:
                 entry = json.loads(line)
@@ -216,20 +222,20 @@ class Journal:
         now = [_label(m) for m in self.settings["methods"]]
         if not any(label in known for label in now):  # a typo, or another evaluation: not to be taken for one
             raise ValueError(f"{os.path.dirname(self.path)} holds an evaluation of other methods "
-                             f"({', '.join(known)}), none of these ({', '.join(now)}); pass --restart to start over, "
-                             "or use a new folder")  # fmt: skip
+                             f"({', '.join(known)}), none of these ({', '.join(now)}); pass {asked('restart', True)} to "
+                             "start over, or use a new folder")  # fmt: skip
         self.retired = [m for label, m in known.items() if label not in now]
         before = [_label(m) for m in previous["methods"]]
         if previous["methods"] != self.settings["methods"]:
             self.methods_changed = ([label for label in now if label not in known],
                                     [label for label in before if label not in now],
                                     [_label(m) for m in retired if _label(m) in now])  # fmt: skip
-        was, asked = _names(previous.get("metrics")), _names(self.settings.get("metrics"))
-        if was != asked:
+        was, wanted = _names(previous.get("metrics")), _names(self.settings.get("metrics"))
+        if was != wanted:
             kept = {m for entry in self._done.values() for row in entry.get("rows") or [] if isinstance(row, dict)
                     for m in row}  # the metrics some image holds scores of
-            new = [m for m in asked if m not in was]
-            self.metrics_changed = ([m for m in new if m not in kept], [m for m in was if m not in asked],
+            new = [m for m in wanted if m not in was]
+            self.metrics_changed = ([m for m in new if m not in kept], [m for m in was if m not in wanted],
                                     [m for m in new if m in kept])  # fmt: skip
         with atomic_write(self.path) as tmp, open(tmp, "w") as f:  # a kill before the rename: the old one stands
             f.write(_dumps({"settings": self.settings, **({"retired": self.retired} if self.retired else {})}) + "\n")
