@@ -525,7 +525,8 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
             is made.
         ValueError: settings the job cannot run with, before any output: an unknown ``fmt``,
             ``workers`` out of range, ``rois`` in full mode, a dry run with ``preview``, an output
-            folder that is an input folder or lies in one holding images, or an ``out_dir`` that
+            folder that is an input folder or lies in one holding images, a ``report`` or ``preview``
+            where a search of an input folder would take it for an image, or an ``out_dir`` that
             cannot be used (a file, not writable, another job running in it, other settings
             without ``overwrite``).
     """
