@@ -251,7 +251,13 @@ def test_a_report_without_a_reference_says_why_it_has_no_test(tmp_path):
                  for i in range(3) for m in run.methods]  # fmt: skip
     md = open(write_report(run, str(tmp_path / "none"), None)["summary.md"]).read()
     assert ("No significance test: no method to test the others against (evaluate's default is the first xvertnet "
-            "method, else identity; --compare-to names another)") in md, md
+            "method, else identity; compare_to names another)") in md, md  # (a Python caller's word)
+    from xvertfast.cli import main  # the option, as the CLI's user typed it
+
+    Image.fromarray(chest_like(0)).save(tmp_path / "a.png")
+    assert main(["evaluate", str(tmp_path / "a.png"), "-o", str(tmp_path / "cli"), "--methods", "clahe,farbman",
+                 "--metrics", "entropy", "--pictures", "0", "--quiet"]) == 0  # fmt: skip
+    assert "else identity; --compare-to names another)" in (tmp_path / "cli" / "summary.md").read_text()
     tested = open(write_report(run, str(tmp_path / "clahe"), "clahe")["summary.md"]).read()
     assert "No significance test" not in tested and "## p-values paired by ROI" in tested
 

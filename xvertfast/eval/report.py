@@ -36,7 +36,7 @@ import urllib.parse
 import numpy as np
 
 from xvertfast._plotting import pyplot
-from xvertfast._text import FAILED_LISTED, WARNED_LISTED, count, first_listed
+from xvertfast._text import FAILED_LISTED, WARNED_LISTED, asked, count, first_listed
 from xvertfast.eval._report_files import (REPORT_FILES, ReportInterrupted, remove_unfinished_reports,
                                           replace_report)
 from xvertfast.eval.journal import JOURNAL_FILE
@@ -317,7 +317,7 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_imag
             lines += [f"No significance test: {said}.", ""]
     elif len(run.methods) > 1:  # the p-values are what a reader looks for: say why there are none
         lines += ["No significance test: no method to test the others against (evaluate's default is the first "
-                  "xvertnet method, else identity; --compare-to names another).", ""]  # fmt: skip
+                  f"xvertnet method, else identity; {asked('compare_to')} names another).", ""]  # fmt: skip
     removal = (f"each method paired with {compare_to} without the union of both's outliers, {compare_to} "
                "without its own" if compare_to else "each method without its own outliers")  # fmt: skip
     # a metric's decimals, one for both tables: its cells are compared across them
