@@ -85,3 +85,36 @@ def test_a_job_without_report_or_preview_does_not_resolve_every_input_for_them(t
     assert str(src / "a.png") in resolved  # (still looked at where one is given)
     with pytest.raises(ValueError, match="is one of the inputs"):
         batch._check_side_files(files, str(tmp_path / "out"), "same", report=str(src / "a.png"))
+
+
+def test_a_resume_does_not_resolve_each_inputs_folders_again_for_every_input(tmp_path, model_dir, seed, monkeypatch):
+    """A resume resolved every input four times (the search's duplicates, the plan's inputs and
+    outputs, the ledger's name of it), each an lstat of every folder on its path: on a 5000-image
+    archive (7 folders deep) that was 4 s of a 6 s resume, and each is a round trip on a network share.
+    Each folder is now resolved once a job, and an input's own name looked at: a few lstat calls more
+    for each input more, not a few for every folder above it."""
+    enhancer = Enhancer(str(model_dir), device="cpu", batch_size=1)
+    levels = [f"level {k}" for k in range(12)]
+    looked_at = {}
+    for n in (4, 12):
+        src = tmp_path.joinpath(f"in{n}", *levels)
+        src.mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(np.round(chest_like(seed + i, 160, 150) * 255).astype(np.uint8)).save(src / f"{i}.png")
+        job = ([str(tmp_path / f"in{n}")], str(tmp_path / f"out{n}"))
+        enhancer.enhance_files(*job, workers=1, progress=False, log=lambda _: None)
+        calls = []
+        real_lstat = os.lstat
+
+        def counting(path, *args, _calls=calls, _lstat=real_lstat, **kwargs):
+            _calls.append(path)
+            return _lstat(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, "lstat", counting)
+        summary = enhancer.enhance_files(*job, workers=1, progress=False, log=lambda _: None)
+        monkeypatch.setattr(os, "lstat", real_lstat)
+        assert summary.skipped == n and summary.done == 0, summary.line()
+        looked_at[n] = len(calls)
+    depth = len(os.path.abspath(tmp_path.joinpath("in12", *levels, "0.png")).split(os.sep))  # (its folders, and it)
+    each_more = (looked_at[12] - looked_at[4]) / 8
+    assert each_more < depth / 2, (looked_at, depth)

@@ -60,7 +60,7 @@ import time
 from dataclasses import dataclass, field
 
 from xvertfast._version import __version__
-from xvertfast.io.files import file_state
+from xvertfast.io.files import RealPaths, file_state
 from xvertfast.io.shards import Shard
 from xvertfast.io.write import atomic_write, nearest_existing, remove_stale_parts
 from xvertfast.resume import LOCK_PATIENCE, ends_with_newline, hold_lock, lock_held, settings_changes
@@ -695,6 +695,7 @@ class JobFolder:
         self._fd = None
         self._time = 0  # the latest line's time (see _next_time)
         self._write_lock = threading.Lock()
+        self._identity = RealPaths()  # an input as the ledger names it (_identity), each folder resolved once
         self._ended = False
         if read_only:
             self._read_only_init(settings)
@@ -999,7 +1000,7 @@ class JobFolder:
             return "refuse", (f"{out} exists and was not written by xvertfast {self.job} (not in {ledgers}): it is "
                               "left alone; move it away or use another output folder")  # fmt: skip
         stat = file_state(input_path)
-        if entry.get("input") != _identity(input_path):
+        if entry.get("input") != self._identity(input_path):
             if _moved_here(entry.get("input"), entry.get("stat"), input_path, stat):
                 if entry.get("state") == "done" and entry.get("settings") == self.key:  # recorded at its new
                     # path (with what it was made with), so that a later edit there is redone, not refused
@@ -1036,7 +1037,7 @@ class JobFolder:
 
     def starting(self, input_path: str, out: str) -> None:
         """Called before ``out`` is written: on disk before its rename can be."""
-        self._append({"output": self._rel(out), "input": _identity(input_path), "state": "writing",
+        self._append({"output": self._rel(out), "input": self._identity(input_path), "state": "writing",
                       "settings": self.key}, durable=True)  # fmt: skip
 
     def finished(self, input_path: str, out: str, stat: list[int] | None, sole: bool = False,
@@ -1051,7 +1052,7 @@ class JobFolder:
         its other outputs (made under another ``--format``, or named otherwise by an older
         xvertfast) are removed: left there, they would be taken for a second output of it.
         Returns the files removed (paths in the folder)."""
-        rel, identity = self._rel(out), _identity(input_path)
+        rel, identity = self._rel(out), self._identity(input_path)
         with self._write_lock:
             self._add({"output": rel, "input": identity, "state": "done", "settings": self.key, "stat": stat,
                        **({"centres": centres} if centres is not None else {}),
@@ -1072,7 +1073,7 @@ class JobFolder:
         finished (an error or Ctrl-C while they were written), and records them as removed: left as
         started, status counted them as in flight or left by a kill. One that cannot be removed stays
         started (its next run redoes it). Raises nothing: it runs while another error is raised."""
-        identity = _identity(input_path)
+        identity = self._identity(input_path)
         with self._write_lock:
             for out in outs:
                 try:
