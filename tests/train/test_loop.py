@@ -1309,6 +1309,11 @@ def test_one_folder_given_alone_as_a_string_or_a_path_is_trained_on(tmp_path):
     ({"upsample": "nearest"}, "upsample must be one of bilinear, transposed"),
     ({"lam": -1.0}, "lam >= 0"),
     ({"eps": 0.0}, "eps > 0"),
+    # (text, as from a config file: "'<=' not supported between instances of 'float' and 'str'", no setting named)
+    ({"val_fraction": "0.2"}, r"^validation fraction must be in \[0, 1\), got '0\.2'$"),
+    ({"lr": "0.001"}, r"^learning rate must be a finite number .*, got '0\.001'$"),
+    ({"amp": "no"}, r"^amp must be True or False, got 'no'$"),  # (it turned bf16 on)
+    ({"init": 123}, r"^init must be a model directory \(a path\) or 'default', got 123$"),
     # (the CLI alone refused it: train() returned the random weights as a model)
     ({"epochs_gc": 0, "epochs_joint": 0}, "epochs_gc = epochs_joint = 0 trains nothing"),
 ])  # fmt: skip
@@ -1318,6 +1323,23 @@ def test_a_config_that_cannot_train_is_refused_by_check_naming_the_setting(setti
     # (1.0, 0.99) was blamed on the learning rate ("from 1.2e-38 to 0")
     with pytest.raises(ValueError, match=said):
         TrainConfig(**{**CONFIG.__dict__, **setting}).check()
+
+
+def test_an_init_model_given_as_a_path_object_trains(tmp_path):
+    # TrainConfig(init=Path(...)) loaded the model, preprocessed every image, then failed the first
+    # checkpoint: "Object of type PosixPath is not JSON serializable"
+    from pathlib import Path
+
+    data = write_images(tmp_path / "data", n=2)
+    quiet = {"progress": False, "log": lambda m: None}
+    one = {**CONFIG.__dict__, "stages": 1, "epochs_gc": 1, "epochs_joint": 0}
+    train([str(data)], str(tmp_path / "first"), TrainConfig(**one), **quiet)
+    config = TrainConfig(**{**one, "init": Path(tmp_path / "first" / "model")})
+    assert config.init == str(tmp_path / "first" / "model")
+    model = train([str(data)], str(tmp_path / "tuned"), config, **quiet)
+    assert len(model.stages) == 1
+    state = json.loads((tmp_path / "tuned" / "checkpoint" / "state.json").read_text())
+    assert state["config"]["init"] == str(tmp_path / "first" / "model")
 
 
 def test_a_config_that_cannot_train_is_refused_where_it_is_made():

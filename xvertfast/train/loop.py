@@ -98,7 +98,14 @@ class TrainConfig:
         self.check()
 
     def check(self) -> None:
-        """Refuses settings that cannot train, before any image is preprocessed."""
+        """Refuses settings that cannot train, before any image is preprocessed. An ``init`` given as
+        a path object (pathlib) is kept as its string: the checkpoint records it in JSON."""
+        if isinstance(self.init, os.PathLike):  # (it failed the first checkpoint, every image preprocessed)
+            self.init = os.fsdecode(self.init)
+        if self.init is not None and not isinstance(self.init, str):
+            raise ValueError(f"init must be a model directory (a path) or 'default', got {self.init!r}")
+        if self.amp not in (True, False):  # ("no" would turn bf16 on)
+            raise ValueError(f"amp must be True or False, got {self.amp!r}")
         for name in ("stages", "epochs_gc", "epochs_joint", "batch_size", "width", "depth", "roi_size", "patch_size",
                      "patience", "seed"):  # fmt: skip
             whole_number(getattr(self, name), name, "TrainConfig")  # (the bounds below, in words naming the others)
@@ -116,7 +123,7 @@ class TrainConfig:
         # step, lr / (1 - beta1), must fit in it (above, torch fails with a bare overflow error)
         f32 = torch.finfo(torch.float32)
         lowest, highest = float(f32.tiny), float(f32.max) * (1 - self.betas[0]) * (1 - 1e-6)
-        lr_ok = math.isfinite(self.lr) and lowest <= self.lr <= highest
+        lr_ok = _a_number(self.lr) and math.isfinite(self.lr) and lowest <= self.lr <= highest
         problems = [
             (self.stages >= 1, f"stages must be at least 1, got {self.stages}"),
             (self.epochs_gc >= 0 and self.epochs_joint >= 0, "epochs must not be negative"),
@@ -128,14 +135,21 @@ class TrainConfig:
             (self.roi_size >= smallest, f"ROI size must be at least {smallest} at depth {self.depth}, got {self.roi_size}"),
             (self.patch_size == 0 or smallest <= self.patch_size, f"patch size must be 0 (whole ROIs) or at least "
              f"{smallest}, got {self.patch_size}"),
-            (0.0 <= self.val_fraction < 1.0, f"validation fraction must be in [0, 1), got {self.val_fraction}"),
+            (_a_number(self.val_fraction) and 0.0 <= self.val_fraction < 1.0,
+             f"validation fraction must be in [0, 1), got {self.val_fraction!r}"),
             (self.patience >= 1, f"patience must be at least 1, got {self.patience}"),
             (lr_ok, f"learning rate must be a finite number from {lowest:.2g} to {highest:.2g} (float32 weights; "
-             f"Adam's first step is lr / (1 - beta1)), got {self.lr}"),
+             f"Adam's first step is lr / (1 - beta1)), got {self.lr!r}"),
         ]  # fmt: skip
         for ok, why in problems:
             if not ok:
                 raise ValueError(why)
+
+
+def _a_number(value) -> bool:
+    """A real number, not a bool nor text ("0.2" from a config file failed as "'<=' not supported
+    between instances of 'float' and 'str'", naming no setting)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 class TrainingDiverged(RuntimeError):
