@@ -706,6 +706,31 @@ def test_an_interrupt_while_planning_still_gives_the_summary_and_report(tmp_path
     assert body["stopped"] == "interrupted" and body["found"] == 3 and body["not_processed"] == 2
 
 
+def test_status_of_a_resume_stopped_while_planning_counts_no_inputs_left(tmp_path, model_dir, seed, capsys,  # noqa: F811
+                                                                         monkeypatch):  # fmt: skip
+    """A resume of an archive mostly done, stopped by Ctrl-C while it planned (seconds, on tens of
+    thousands of files), recorded the counts of the part planned (0 done, 0 skipped, 0 failed), and status said
+    '5004 left' of a folder 5000 of whose 5004 inputs were done: the plan had not got to them."""
+    write_pngs(tmp_path / "in", seed, ["a.png", "b.png", "c.png"])
+    assert run(model_dir, tmp_path / "in", "-o", tmp_path / "out") == 0
+    calls = []
+
+    def interrupted(self, input_path, out, centres=None):
+        calls.append(out)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return "done", None
+
+    monkeypatch.setattr(JobFolder, "state", interrupted)
+    assert run(model_dir, tmp_path / "in", "-o", tmp_path / "out") == 130
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert main(["status", str(tmp_path / "out")]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if "without --shard" in line and "done" in line)
+    assert "(interrupted while planning)" in row, row
+    assert " left" not in row and "0 inputs done" not in row, row
+
+
 def statuses(report) -> dict[str, str]:
     return {os.path.basename(r["input"]): r["status"] for r in json.loads(report.read_text())["files"]}
 

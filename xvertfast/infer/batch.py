@@ -581,8 +581,12 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
         summary, planned = _run(enhancer, job, files, fmt, workers, progress, log, start, given)
         summary.records = _in_input_order(summary.records, files)
         summary.notes = notes
-        job.ended(summary.stopped, found=summary.found, done=summary.done, skipped=summary.skipped,
-                  failed=len(summary.failed))  # fmt: skip
+        if summary.stopped_planning:  # counted over the part planned, a resume of an archive mostly done read as
+            # all of it left ('5004 left' where 4 were): the ledger says where it stopped, and no counts
+            job.ended(f"{summary.stopped} while planning", found=summary.found)
+        else:
+            job.ended(summary.stopped, found=summary.found, done=summary.done, skipped=summary.skipped,
+                      failed=len(summary.failed))  # fmt: skip
     summary.seconds = time.perf_counter() - start
     try:
         _write_side_files(summary, planned, enhancer, settings, report, preview, log)
