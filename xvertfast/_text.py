@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 
-__all__ = ["count", "first_listed", "WARNED_LISTED", "FAILED_LISTED", "FROM_CLI", "CLI_OPTIONS", "asked", "offers"]
+__all__ = ["count", "first_listed", "WARNED_LISTED", "FAILED_LISTED", "CLI_OPTIONS", "from_cli", "cli_running",
+           "asked", "offers"]
 
 #: How many warned files (or notes), and how many failed files, a job's end summary lists on the
 #: console; it counts the rest and says where each is. Listed whole, a 20,000-file job repeated
@@ -13,15 +16,29 @@ __all__ = ["count", "first_listed", "WARNED_LISTED", "FAILED_LISTED", "FROM_CLI"
 WARNED_LISTED = 20
 FAILED_LISTED = 50
 
-#: Whether the CLI runs the command (it sets True while one runs), so that a refusal names an
-#: option in the caller's own words: ``--device cuda`` as typed, ``device='cuda'`` from Python (a
-#: Python user was told to use '--device cpu', an option they never typed).
-FROM_CLI: ContextVar[bool] = ContextVar("xvertfast_from_cli", default=False)
-
-#: The options (argparse's names: ``backend``, ``dry_run``) of the command the CLI runs, set with
-#: :data:`FROM_CLI`; None where not known (outside the CLI). ``demo`` and ``evaluate`` build an
-#: Enhancer with the default backend and offer no --backend, yet its warning said "--backend auto".
+#: The options (argparse's names: ``backend``, ``dry_run``) of the command the CLI runs, set while
+#: it runs (:func:`cli_running`); None outside the CLI. Messages name a setting in the caller's own
+#: words by it (:func:`from_cli`, :func:`asked`): a Python user was told to use '--device cpu', an
+#: option they never typed. And ``demo`` and ``evaluate`` build an Enhancer with the default
+#: backend and offer no --backend, yet its warning said "--backend auto" (:func:`offers`).
 CLI_OPTIONS: ContextVar[frozenset[str] | None] = ContextVar("xvertfast_cli_options", default=None)
+
+
+def from_cli() -> bool:
+    """Whether the CLI runs the command: its options are set (:data:`CLI_OPTIONS`). One variable,
+    not a second flag beside it that could say otherwise."""
+    return CLI_OPTIONS.get() is not None
+
+
+@contextlib.contextmanager
+def cli_running(options: Iterable[str]) -> Iterator[None]:
+    """Within it, a command the CLI runs, whose options (argparse's names) are ``options``: what
+    main() sets around a command, and tests where they check the CLI's words."""
+    token = CLI_OPTIONS.set(frozenset(options))
+    try:
+        yield
+    finally:
+        CLI_OPTIONS.reset(token)
 
 
 def offers(name: str) -> bool:
@@ -29,16 +46,16 @@ def offers(name: str) -> bool:
     only the options it has (:data:`CLI_OPTIONS`). Where not, a message says the setting ran, not
     an option to have typed: "backend auto (the default)"."""
     options = CLI_OPTIONS.get()
-    return not FROM_CLI.get() or options is None or name in options
+    return options is None or name in options
 
 
 _NAME_ALONE = object()
 
 
 def asked(name: str, value=_NAME_ALONE) -> str:
-    """``device='cuda'`` from Python, ``--device cuda`` from the CLI (see :data:`FROM_CLI`); without
+    """``device='cuda'`` from Python, ``--device cuda`` from the CLI (see :func:`from_cli`); without
     a value the name alone (``rois``, ``--rois``), with True a flag (``dry_run=True``, ``--dry-run``)."""
-    if FROM_CLI.get():
+    if from_cli():
         flag = f"--{name.replace('_', '-')}"
         return flag if value is _NAME_ALONE or value is True else f"{flag} {value}"
     if value is _NAME_ALONE:

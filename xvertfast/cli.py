@@ -1449,12 +1449,12 @@ def main(argv: list[str] | None = None) -> int:
     tune_allocator()  # this process is the CLI's: let malloc reuse the network's large buffers
     import warnings
 
-    from xvertfast._text import CLI_OPTIONS, FROM_CLI
+    from xvertfast._text import CLI_OPTIONS
 
     previous, warnings.showwarning = warnings.showwarning, _show_warning
     terminated, restore_sigterm = _stop_on_sigterm()
-    said_as_options = FROM_CLI.set(True)  # refusals name --device, not the API's device=
-    options_offered = CLI_OPTIONS.set(frozenset(vars(args)))  # (a setting the command has no option for is not one)
+    # refusals name --device, not the API's device= (and a setting the command has no option for is not one)
+    options_offered = CLI_OPTIONS.set(frozenset(vars(args)))
     try:
         code = int(args.func(args) or 0)
     except KeyboardInterrupt as exc:  # outside a job's own handling (loading a model, training): no traceback
@@ -1474,7 +1474,6 @@ def main(argv: list[str] | None = None) -> int:
         code = 130
     finally:
         warnings.showwarning = previous  # main() also runs inside other programs (tests, notebooks)
-        FROM_CLI.reset(said_as_options)
         CLI_OPTIONS.reset(options_offered)
         restore_sigterm()
     return 128 + signal.SIGTERM if terminated[0] and code == 130 else code

@@ -263,7 +263,7 @@ def test_a_missing_tensorrt_says_how_to_use_onnxruntime_in_the_callers_words(mon
     # or export --format onnx': options of commands they never ran
     import sys
 
-    from xvertfast._text import FROM_CLI
+    from xvertfast._text import cli_running
     from xvertfast.infer.tensorrt_backend import import_tensorrt
 
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # (import tensorrt: an ImportError, installed or not)
@@ -271,9 +271,6 @@ def test_a_missing_tensorrt_says_how_to_use_onnxruntime_in_the_callers_words(mon
                                            r"export_model\(model, out, format='onnx'\)\)$") as python:  # fmt: skip
         import_tensorrt()
     assert "--" not in str(python.value)
-    said_as_options = FROM_CLI.set(True)  # as main() runs a command
-    try:
+    with cli_running({"backend"}):  # as main() runs a command
         with pytest.raises(RuntimeError, match=r", then enhance --backend onnxruntime, or export --format onnx\)$"):
             import_tensorrt()
-    finally:
-        FROM_CLI.reset(said_as_options)

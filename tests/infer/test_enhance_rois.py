@@ -290,7 +290,7 @@ def test_a_model_trained_on_small_rois_is_warned_of_as_a_job_starts_and_again_af
 def test_the_spine_warnings_of_a_job_name_the_callers_options_also_from_the_reader_threads(tmp_path, model_dir, seed,
                                                                                               capsys, monkeypatch):  # noqa: F811
     """A strip's spine warning told enhance_files' Python callers to use --preview and --rois; and
-    worded on the job's reader threads, which start without the CLI's FROM_CLI, it would have
+    worded on the job's reader threads, which start without the CLI's CLI_OPTIONS, it would have
     named Python's arguments to a CLI user."""
     import threading
 

@@ -1108,14 +1108,11 @@ def test_auto_runs_torch_where_tensorrt_cannot_build_its_engines(model, monkeypa
             assert backends.make_backend("auto", model, torch.device("cuda:0"), dtype, TILE, 4) == "torch"
         assert [str(w.message) for w in record] == [said + words]
         assert made.pop() == (torch.device("cuda:0"), dtype) and not made
-    from xvertfast._text import FROM_CLI
+    from xvertfast._text import cli_running
 
-    said_as_options = FROM_CLI.set(True)  # as main() runs a command: in the option's words
-    try:
+    with cli_running({"backend"}):  # as main() runs a command that has --backend: in the option's words
         with pytest.warns(RuntimeWarning, match=r"^--backend auto: TensorRT could not run this model \(stage1"):
             backends.make_backend("auto", model, torch.device("cuda:0"), torch.float16, TILE, 4)
-    finally:
-        FROM_CLI.reset(said_as_options)
     made.clear()
     with pytest.raises(RuntimeError, match="an op it lacks"):  # asked for by name: no fallback
         backends.make_backend("tensorrt", model, torch.device("cuda:0"), torch.bfloat16, TILE, 4)

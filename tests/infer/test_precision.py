@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from xvertfast._text import FROM_CLI
+from xvertfast._text import cli_running
 from xvertfast.infer import backends
 
 
@@ -129,12 +129,9 @@ def test_a_gpu_index_past_the_visible_ones_is_refused_by_name(monkeypatch):
     with pytest.raises(RuntimeError, match=r"^device='cuda:2' was asked for, but this machine shows 2 CUDA devices "
                                            r"\(cuda:0 to cuda:1\)"):  # fmt: skip
         resolve_device("cuda:2")
-    said_as_options = FROM_CLI.set(True)  # as main() runs a command
-    try:
-        with pytest.raises(RuntimeError, match=r"^--device cuda:2 was asked for, but this machine shows 2 CUDA"):
-            resolve_device("cuda:2")
-    finally:
-        FROM_CLI.reset(said_as_options)
+    with cli_running({"device"}), pytest.raises(RuntimeError, match=r"^--device cuda:2 was asked for, but this "
+                                                                    r"machine shows 2 CUDA"):  # as main() runs a command
+        resolve_device("cuda:2")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
     with pytest.raises(RuntimeError, match=r"2 CUDA devices \(cuda:0 to cuda:1; CUDA_VISIBLE_DEVICES=3,5 numbers them "
                                            r"from 0\)"):  # fmt: skip

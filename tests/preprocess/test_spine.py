@@ -18,12 +18,11 @@ from xvertfast.preprocess import LOWER_LEVEL, UPPER_LEVEL, WORKING_HEIGHT
 @pytest.fixture(autouse=True)
 def _in_the_clis_words():
     """The warnings here are pinned as the batch commands print them, in the CLI's words (main()
-    sets FROM_CLI); a Python caller's are test_enhance_rois' (enhance_files from Python)."""
-    from xvertfast._text import FROM_CLI
+    sets CLI_OPTIONS); a Python caller's are test_enhance_rois' (enhance_files from Python)."""
+    from xvertfast._text import cli_running
 
-    as_the_cli = FROM_CLI.set(True)
-    yield
-    FROM_CLI.reset(as_the_cli)
+    with cli_running({"preview", "rois"}):
+        yield
 
 # Column of the spine centre (percent of the width) at UPPER_LEVEL and LOWER_LEVEL of the
 # height, marked by eye on high-pass filtered crops of each image (between the lateral

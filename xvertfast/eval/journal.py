@@ -27,7 +27,7 @@ import zipfile
 
 import numpy as np
 
-from xvertfast._text import FROM_CLI, asked, count
+from xvertfast._text import asked, count, from_cli
 from xvertfast.eval._report_files import _failed_on
 from xvertfast.io.files import file_state
 from xvertfast.io.write import atomic_write, remove_stale_parts
@@ -46,7 +46,7 @@ PICTURES_DIR = ".xvertfast-evaluate-pictures"
 def _report_folder() -> str:
     """The report folder as the caller named it: the CLI's REPORT_DIR, evaluate's ``out_dir``
     from Python (whose refusals said "pass --restart ... or use a new REPORT_DIR", the CLI's words)."""
-    return "REPORT_DIR" if FROM_CLI.get() else "out_dir"
+    return "REPORT_DIR" if from_cli() else "out_dir"
 
 
 def _scalar(value):

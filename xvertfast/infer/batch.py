@@ -734,7 +734,7 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
             if item is None:
                 return
             # run in this thread's context: a pool's threads start in a context of their own, where the CLI's
-            # FROM_CLI is unset and the warnings worded there named Python's arguments to a CLI user
+            # CLI_OPTIONS is unset and the warnings worded there named Python's arguments to a CLI user
             pending_reads.append((item, readers.submit(contextvars.copy_context().run, _read_and_prepare, enhancer,
                                                        item[0], given.get(item[0].path))))  # fmt: skip
 

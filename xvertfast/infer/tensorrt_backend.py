@@ -25,7 +25,7 @@ import torch
 
 from xvertfast._extension import cuda_index
 from xvertfast._stacklevel import outside_xvertfast
-from xvertfast._text import FROM_CLI
+from xvertfast._text import from_cli
 from xvertfast.infer.backends import StageBackend
 from xvertfast.infer.cache import CACHE_HINT, cache_in_use, default_cache_dir, one_build_at_a_time
 from xvertfast.infer.export import DEFAULT_TILE, cached_onnx_export, read_onnx_metadata, writable_folder
@@ -45,7 +45,7 @@ INSTALL_HINT = ("install it with `pip install tensorrt` (TensorRT 10 or newer) o
 def install_hint() -> str:
     """:data:`INSTALL_HINT` and how to use onnxruntime instead, in the caller's words: the CLI's
     options, or a Python caller's arguments (who was told of ``enhance --backend onnxruntime``)."""
-    if FROM_CLI.get():
+    if from_cli():
         return f"{INSTALL_HINT}, then enhance --backend onnxruntime, or export --format onnx)"
     return f"{INSTALL_HINT}, then backend='onnxruntime', or export_model(model, out, format='onnx'))"
 

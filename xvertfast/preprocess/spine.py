@@ -33,7 +33,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from xvertfast._text import FROM_CLI
+from xvertfast._text import from_cli
 
 __all__ = ["find_spine", "Spine", "Box", "WORKING_HEIGHT", "UPPER_LEVEL", "LOWER_LEVEL", "polarity_score",
            "looks_inverted", "inverted_warning", "shape_warning", "FRONTAL_ASPECT_RANGE",
@@ -342,10 +342,10 @@ _GIVE_IN_PYTHON = "give its centres (spine=xvertfast.find_spine(pixels, upper=(r
 
 def _batch_fixes() -> tuple[str, str, str]:
     """How a batch job's spine warnings say to check the spine found, to look at its ROIs, and to
-    give its centres, in the caller's words (:data:`xvertfast._text.FROM_CLI`): the CLI's options,
+    give its centres, in the caller's words (:func:`xvertfast._text.from_cli`): the CLI's options,
     or the arguments of a Python call (``Enhancer.enhance_files(preview=, rois=)``), who were told
     of --preview and --rois they never typed."""
-    if FROM_CLI.get():
+    if from_cli():
         return ("check it with --preview (enhance) or the overlay (preprocess), or give --rois",
                 "look at them (enhance --preview, preprocess's overlay)", "give its centres (--rois FILE)")
     return ("check it with enhance_files' preview= or preprocess_files' overlay, or give rois=",

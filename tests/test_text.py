@@ -1,0 +1,27 @@
+"""The caller's words: whether the CLI runs the command is one fact, its options being set."""
+
+from __future__ import annotations
+
+from xvertfast import cli
+from xvertfast._text import CLI_OPTIONS, asked, cli_running, from_cli, offers
+
+
+def test_a_command_the_cli_runs_is_known_by_its_options_alone(tmp_path, monkeypatch):
+    """FROM_CLI was a second variable beside CLI_OPTIONS, set and reset with it, and could say
+    otherwise (a test set it alone); from_cli() is now CLI_OPTIONS being set."""
+    assert not from_cli() and CLI_OPTIONS.get() is None
+    assert asked("device", "cuda") == "device='cuda'" and offers("backend")
+    seen = []
+
+    def status(args):
+        seen.append((from_cli(), CLI_OPTIONS.get(), asked("device", "cuda"), offers("backend"), offers("folder")))
+        return 0
+
+    monkeypatch.setattr(cli, "_cmd_status", status)
+    assert cli.main(["status", str(tmp_path)]) == 0
+    assert seen and seen[0][0] and "folder" in seen[0][1] and "backend" not in seen[0][1], seen
+    assert seen[0][2:] == ("--device cuda", False, True), seen
+    assert not from_cli() and CLI_OPTIONS.get() is None  # (reset once the command ends)
+    with cli_running({"rois"}):
+        assert from_cli() and asked("rois") == "--rois" and not offers("backend")
+    assert not from_cli() and asked("rois") == "rois"
