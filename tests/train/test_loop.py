@@ -404,6 +404,29 @@ def test_resume_refuses_an_init_model_changed_since_the_run_started(tmp_path):
         train([str(data)], str(tmp_path / "run"), tuned, resume=True, **quiet)
 
 
+def test_resume_takes_the_init_model_spelled_another_way(tmp_path, monkeypatch):
+    # a run begun with --init first/model was refused on --resume with its absolute path (a job script
+    # run from another folder): "a different configuration ... init 'first/model' -> '/.../first/model'",
+    # the same model, whose weights the fingerprint compares
+    data = write_images(tmp_path / "data")
+    quiet = {"progress": False, "log": lambda m: None}
+    one = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 1, "epochs_joint": 0})
+    train([str(data)], str(tmp_path / "first"), one, **quiet)
+    monkeypatch.chdir(tmp_path)
+    tuned = {**one.__dict__, "epochs_gc": 3}
+    full = train([str(data)], str(tmp_path / "full"), TrainConfig(**{**tuned, "init": "first/model"}), **quiet)
+    train([str(data)], str(tmp_path / "run"), TrainConfig(**{**tuned, "init": "first/model"}), stop_after_epochs=1,
+          **quiet)  # fmt: skip
+    for spelled in (str(tmp_path / "first" / "model"), "./first/model/"):
+        train([str(data)], str(tmp_path / "run"), TrainConfig(**{**tuned, "init": spelled}), resume=True,
+              stop_after_epochs=1, **quiet)  # fmt: skip
+    resumed = train([str(data)], str(tmp_path / "run"), TrainConfig(**{**tuned, "init": "first/model"}), resume=True,
+                    **quiet)  # fmt: skip
+    assert all(torch.equal(a, b) for a, b in zip(weights(full).values(), weights(resumed).values()))
+    with pytest.raises(ValueError, match=r"\(init '[^']*first/model/?' -> None\)"):  # no init: another configuration
+        train([str(data)], str(tmp_path / "run"), TrainConfig(**tuned), resume=True, **quiet)
+
+
 def _diverging_loss(monkeypatch, at_step: int) -> None:
     """The loss of the ``at_step``-th training step (counted from 1) becomes NaN."""
     from xvertfast.train.losses import XVertNetLoss

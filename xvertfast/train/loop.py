@@ -826,6 +826,10 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
         now = json.loads(json.dumps(asdict(config)))
         # the device as spelled (auto, cpu, cuda:0) may change: where it runs is checked below, as "device"
         before["device"] = now["device"]
+        if "init" in saved and before.get("init") is not None and now["init"] is not None:
+            # the --init model as spelled (relative, from another folder, "default" or its folder) may change:
+            # its weights are what must not, compared by fingerprint below
+            before["init"] = now["init"]
         lr_changes = list(saved.get("lr_changes", []))
         finished = position(saved)[0] > config.stages  # every stage trained: nothing goes on with a new lr
         if before.get("lr") != now["lr"] and before == {**now, "lr": before.get("lr")}:  # the lr alone: allowed
