@@ -264,13 +264,19 @@ def test_a_missing_tensorrt_says_how_to_use_onnxruntime_in_the_callers_words(mon
     import sys
 
     from xvertfast._text import cli_running
-    from xvertfast.infer.tensorrt_backend import import_tensorrt
+    from xvertfast.infer.tensorrt_backend import INSTALL_HINT, import_tensorrt
 
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # (import tensorrt: an ImportError, installed or not)
     with pytest.raises(RuntimeError, match=r"^TensorRT is not available .*, then backend='onnxruntime', or "
-                                           r"export_model\(model, out, format='onnx'\)\)$") as python:  # fmt: skip
+                                           r"export_model\(model, out, format='onnx'\)$") as python:  # fmt: skip
         import_tensorrt()
     assert "--" not in str(python.value)
     with cli_running({"backend"}):  # as main() runs a command
-        with pytest.raises(RuntimeError, match=r", then enhance --backend onnxruntime, or export --format onnx\)$"):
+        with pytest.raises(RuntimeError, match=r", then enhance --backend onnxruntime, or export --format onnx$") as cli:
             import_tensorrt()
+    # INSTALL_HINT opened a bracket that only install_hint's words closed: alone it read '(`pip install
+    # 'xvertfast[export]'`' to the end, and the messages closed it after the words on using onnxruntime
+    for text in (INSTALL_HINT, str(python.value), str(cli.value)):
+        assert text.count("(") == text.count(")") and text.count("`") % 2 == 0, text
+    assert str(cli.value).endswith("`pip install 'xvertfast[export]'`, then enhance --backend onnxruntime, or "
+                                   "export --format onnx")  # fmt: skip

@@ -36,18 +36,19 @@ from xvertfast.model import XVertNet
 __all__ = ["available", "import_tensorrt", "build_settings", "engine_cache_key", "engine_path", "build_engine",
            "TensorRTBackend", "EngineLoadError", "INSTALL_HINT", "install_hint", "WORKSPACE_BYTES"]  # fmt: skip
 
-#: How to install TensorRT, and its portable alternative; :func:`install_hint` adds how to use that
+#: How to install TensorRT; :func:`install_hint` adds the portable alternative and how to use it
 INSTALL_HINT = ("install it with `pip install tensorrt` (TensorRT 10 or newer) on a machine with an NVIDIA driver "
-                "and a CUDA GPU; the portable alternative is ONNX run by onnxruntime (`pip install "
-                "'xvertfast[export]'`")  # fmt: skip
+                "and a CUDA GPU")  # fmt: skip
+#: The portable alternative to TensorRT and how to install it; :func:`install_hint` says how to use it
+_ALTERNATIVE = "or use the portable alternative, ONNX run by onnxruntime: `pip install 'xvertfast[export]'`"
 
 
 def install_hint() -> str:
     """:data:`INSTALL_HINT` and how to use onnxruntime instead, in the caller's words: the CLI's
     options, or a Python caller's arguments (who was told of ``enhance --backend onnxruntime``)."""
     if from_cli():
-        return f"{INSTALL_HINT}, then enhance --backend onnxruntime, or export --format onnx)"
-    return f"{INSTALL_HINT}, then backend='onnxruntime', or export_model(model, out, format='onnx'))"
+        return f"{INSTALL_HINT}; {_ALTERNATIVE}, then enhance --backend onnxruntime, or export --format onnx"
+    return f"{INSTALL_HINT}; {_ALTERNATIVE}, then backend='onnxruntime', or export_model(model, out, format='onnx')"
 
 
 #: Builder scratch memory: ample for the U-Net's tactics at 512^2, and TensorRT would otherwise
