@@ -427,6 +427,21 @@ def test_resume_takes_the_init_model_spelled_another_way(tmp_path, monkeypatch):
         train([str(data)], str(tmp_path / "run"), TrainConfig(**tuned), resume=True, **quiet)
 
 
+def test_any_whole_number_seeds_a_run_as_torch_would_take_it(tmp_path, capsys):
+    # --seed 20000000000000 (or a timestamp in ns) passed the check, every image was preprocessed,
+    # then the run failed with torch's "Overflow when unpacking long long" (seed * 1_000_003 past 2**64)
+    data = write_images(tmp_path / "data", n=2)
+    quiet = {"progress": False, "log": lambda m: None}
+    one = {**CONFIG.__dict__, "stages": 1, "epochs_gc": 1, "epochs_joint": 1}
+    assert main(["train", str(data), "-o", str(tmp_path / "big"), "--stages", "1", "--epochs-gc", "1", "--epochs-joint",
+                 "0", "--width", "4", "--depth", "2", "--roi-size", "32", "-q", "--seed", "20000000000000"]) == 0  # fmt: skip
+    assert "Overflow" not in capsys.readouterr().err
+    # torch takes a negative seed as its two's complement: the same run as that seed (runs seeded so before are kept)
+    negative = train([str(data)], str(tmp_path / "neg"), TrainConfig(**{**one, "seed": -5}), **quiet)
+    wrapped = train([str(data)], str(tmp_path / "wrap"), TrainConfig(**{**one, "seed": 2**64 - 5}), **quiet)
+    assert all(torch.equal(a, b) for a, b in zip(weights(negative).values(), weights(wrapped).values()))
+
+
 def _diverging_loss(monkeypatch, at_step: int) -> None:
     """The loss of the ``at_step``-th training step (counted from 1) becomes NaN."""
     from xvertfast.train.losses import XVertNetLoss

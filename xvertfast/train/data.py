@@ -37,7 +37,7 @@ from xvertfast.preprocess import image_warnings, preprocess
 from xvertfast.preprocess.centres import GivenCentres, centres_of_inputs, spine_at
 
 __all__ = ["NoReadableImage", "RoiSet", "load_rois", "open_pairs", "random_patches", "read_cached",
-           "remove_other_sets", "shift_augment", "split_by_image", "write_array"]
+           "remove_other_sets", "shift_augment", "split_by_image", "torch_seed", "write_array"]
 
 #: Part of every cached crop's key: raised whenever what is cached for the same image and
 #: parameters changes, so a cache written by an older xvertfast is computed again, never reused.
@@ -314,9 +314,17 @@ def remove_other_sets(cache_dir: str, key: str) -> int | None:
     return freed
 
 
+def torch_seed(value: int) -> int:
+    """``value`` as a seed torch takes: torch refuses ints outside [-2**63, 2**64) ("Overflow when
+    unpacking long long": a run given ``--seed $(date +%s%N)`` preprocessed every image, then
+    failed so) and takes a negative one as its two's complement, ``value % 2**64``. So this
+    is the seed torch used for every value it took, and any int seeds a run."""
+    return value % 2**64
+
+
 def split_by_image(n_images: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """Train and validation image indices (validation empty when there are fewer than 2 images)."""
-    order = torch.randperm(n_images, generator=torch.Generator().manual_seed(seed)).tolist()
+    order = torch.randperm(n_images, generator=torch.Generator().manual_seed(torch_seed(seed))).tolist()
     n_val = int(round(val_fraction * n_images)) if n_images > 1 else 0
     n_val = min(max(n_val, 1 if val_fraction > 0 and n_images > 1 else 0), n_images - 1)
     return sorted(order[n_val:]), sorted(order[:n_val])

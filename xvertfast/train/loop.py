@@ -50,7 +50,7 @@ from xvertfast.preprocess.centres import RoiRowError, as_roi_centres
 from xvertfast.resume import LOCK_PATIENCE, hold_lock, settings_changes
 from xvertfast.train.figures import JOINT_PHASE, kept_epoch, plot_curves, plot_preview
 from xvertfast.train.data import (NoReadableImage, RoiSet, load_rois, random_patches, remove_other_sets, shift_augment,
-                                  split_by_image, write_array)
+                                  split_by_image, torch_seed, write_array)
 from xvertfast.train.losses import XVertNetLoss
 from xvertfast.train.run_folder import (CHECKPOINT_FILE, COMMAND_FILE, INTERRUPTED, LOCK_FILE, Progress,
                                         has_finished_epochs, latest_state, position, reading, record_command,
@@ -946,7 +946,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
         return TrainingDiverged(k, prog.epoch + 1, what, ckpt_dir, config.lr, config.amp)
 
     for k in range(1, config.stages + 1):
-        torch.manual_seed(config.seed * 7919 + k)
+        torch.manual_seed(torch_seed(config.seed * 7919 + k))
         stage = XVertNetStage(config.width, config.depth, config.upsample).to(device, memory_format=_layout(device))
         if init is not None and k <= len(init.stages):
             stage.load_state_dict(init.stages[k - 1].state_dict())
@@ -966,7 +966,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
                 bar.close()
                 return XVertNet(stages + [stage], config.lam, config.alpha, config.eps)
             joint = prog.epoch >= config.epochs_gc
-            gen = torch.Generator().manual_seed(config.seed * 1_000_003 + 1000 * k + prog.epoch)
+            gen = torch.Generator().manual_seed(torch_seed(config.seed * 1_000_003 + 1000 * k + prog.epoch))
             stage.train()
             t0, seen, running = time.perf_counter(), 0, 0.0
             for idx in _batches(len(tr), config.batch_size, gen):
