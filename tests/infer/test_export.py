@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import errno
+import hashlib
 import json
 import os
 import platform
@@ -1007,6 +1008,7 @@ def test_a_second_process_waits_for_the_engine_another_is_building(tmp_path, mon
         assert waiting.is_alive() and not found  # waits for the other build
         with open(path, "w") as f:
             f.write("the engine the other process built")
+        cache_module.record_digest(path, hashlib.sha256(b"the engine the other process built").hexdigest())
         other.close()
         waiting.join(10)
         assert found == [path] and not fake.calls  # found it there, built nothing
@@ -1157,8 +1159,10 @@ def test_the_compile_backend_sees_one_batch_size_on_the_cpu_too(monkeypatch, see
 
 
 def test_a_cached_engine_tensorrt_cannot_load_is_built_again(model, tmp_path, monkeypatch):
-    # a cached engine that does not load (damaged on disk, or made by a TensorRT build that reports
-    # the same version) stopped every run with 'delete it to rebuild'; the ONNX cache mends itself
+    # a cached engine that does not load (made by a TensorRT build that reports the same version)
+    # stopped every run with 'delete it to rebuild'; the ONNX cache mends itself
+    from xvertfast.infer import cache as cache_module
+
     needs_export()
     cached_onnx_export(model, tmp_path, tile=TILE)  # before the fake: torch.export looks for a real tensorrt
     fake = install_fake_tensorrt(monkeypatch)
@@ -1167,6 +1171,9 @@ def test_a_cached_engine_tensorrt_cannot_load_is_built_again(model, tmp_path, mo
     engines = sorted(f for f in os.listdir(tmp_path) if f.endswith(".engine"))
     with open(tmp_path / engines[1], "wb") as f:
         f.write(b"\0" * 64)
+    # its bytes as recorded: an engine intact on disk that this TensorRT cannot load (damage is the digest's:
+    # test_a_damaged_cached_engine_is_built_again_before_tensorrt_reads_it)
+    cache_module.record_digest(str(tmp_path / engines[1]), hashlib.sha256(b"\0" * 64).hexdigest())
     fake.calls.clear()
     with pytest.warns(RuntimeWarning, match=re.escape(f"{tmp_path / engines[1]}: TensorRT 10.9.0 could not load "
                                                       "this cached engine; building it again")):  # fmt: skip
@@ -1182,6 +1189,74 @@ def test_a_cached_engine_tensorrt_cannot_load_is_built_again(model, tmp_path, mo
     with pytest.raises(RuntimeError, match="could not load this engine"):  # not the cache's: left alone
         tensorrt_backend.TensorRTBackend([str(tmp_path / "other.engine")], dev)
     assert os.path.exists(tmp_path / "other.engine")
+
+
+def test_a_damaged_cached_engine_is_built_again_before_tensorrt_reads_it(model, tmp_path, monkeypatch):
+    # engines had no SHA-256 beside them, unlike the ONNX stages (c348743): a damaged engine went to
+    # TensorRT's deserializer, which may load it and run it (FakeTensorRT loads any plan that parses)
+    needs_export()
+    cached_onnx_export(model, tmp_path, tile=TILE)  # before the fake: torch.export looks for a real tensorrt
+    fake = install_fake_tensorrt(monkeypatch)
+    read = []
+    deserialize = fake.Runtime.deserialize_cuda_engine
+    monkeypatch.setattr(fake.Runtime, "deserialize_cuda_engine",
+                        lambda runtime, data: read.append(bytes(data)) or deserialize(runtime, data))  # fmt: skip
+
+    def from_model():
+        return tensorrt_backend.TensorRTBackend.from_model(model, torch.device("cuda:0"), tile=TILE, max_batch=4,
+                                                           cache_dir=str(tmp_path))  # fmt: skip
+
+    from_model()
+    engines = sorted(tmp_path / f for f in os.listdir(tmp_path) if f.endswith(".engine"))
+    whole = engines[1].read_bytes()
+    assert len(engines) == 2 and (tmp_path / f"{engines[1].name}.sha256").read_text().strip() == \
+        hashlib.sha256(whole).hexdigest()  # fmt: skip
+    damaged = whole.replace(b'"workspace": 4294967296', b'"workspace": 4294967297')  # one bit: still a plan
+    assert damaged != whole
+    engines[1].write_bytes(damaged)
+    fake.calls.clear(), read.clear()
+    with pytest.warns(RuntimeWarning, match=re.escape(f"{engines[1]}: this cached TensorRT engine is damaged (its "
+                                                      f"SHA-256 is not the one recorded in {engines[1].name}.sha256 "
+                                                      "when it was built")) as said:  # fmt: skip
+        from_model()
+    assert len(said) == 1 and said[0].filename == __file__  # once, at the caller's line
+    assert [c[0] for c in fake.calls] == ["build"] and damaged not in read and engines[1].read_bytes() == whole
+    # no digest (an engine of an older xvertfast, a build killed before writing it) or one that is no
+    # SHA-256: nothing says the engine is damaged; it is built again quietly, and its digest written
+    digest = tmp_path / f"{engines[0].name}.sha256"
+    recorded = digest.read_text()
+    for kept in (None, "", recorded[:40]):
+        digest.unlink()
+        if kept is not None:
+            digest.write_text(kept)
+        fake.calls.clear()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            from_model()
+        assert [c[0] for c in fake.calls] == ["build"] and digest.read_text() == recorded
+    fake.calls.clear()
+    from_model()  # whole: loaded as it is
+    assert not fake.calls
+
+
+def test_a_run_from_the_cache_hashes_each_file_once(model, tmp_path, monkeypatch):
+    # the TensorRT path hashed each ONNX file twice per run: the cache's digest check, then the
+    # engine's key
+    from xvertfast.infer import cache as cache_module
+
+    needs_export()
+    cached_onnx_export(model, tmp_path, tile=TILE)  # before the fake: torch.export looks for a real tensorrt
+    install_fake_tensorrt(monkeypatch)
+    tensorrt_backend.TensorRTBackend.from_model(model, torch.device("cuda:0"), tile=TILE, max_batch=4,
+                                                cache_dir=str(tmp_path))  # fmt: skip
+    hashed = []
+    for module in (cache_module, export_module, tensorrt_backend):
+        monkeypatch.setattr(module, "file_sha256",
+                            lambda path, hash=module.file_sha256: hashed.append(os.path.basename(path)) or hash(path))  # fmt: skip
+    tensorrt_backend.TensorRTBackend.from_model(model, torch.device("cuda:0"), tile=TILE, max_batch=4,
+                                                cache_dir=str(tmp_path))  # fmt: skip
+    engines = sorted(f for f in os.listdir(tmp_path) if f.endswith(".engine"))
+    assert sorted(hashed) == sorted(["stage1.onnx", "stage2.onnx", *engines])
 
 
 def test_the_onnx_backend_on_a_bare_cuda_runs_on_the_current_gpu(model, tmp_path, monkeypatch):

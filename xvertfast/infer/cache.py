@@ -2,10 +2,11 @@
 emptying away from a process building or loading from it.
 
 The cache (:func:`default_cache_dir`) holds the ONNX exports of
-``--backend onnxruntime|tensorrt`` (``onnx/<model>-x<exporter>-t<tile>-<precision>/``, each
-stage file beside the SHA-256 it was written with), TensorRT
+``--backend onnxruntime|tensorrt`` (``onnx/<model>-x<exporter>-t<tile>-<precision>/``), TensorRT
 engines (``<key>.engine``, tens to hundreds of MB each, one per model, precision, tile, max
-batch, TensorRT and GPU) and TensorRT timing caches (``timing-*.cache``). Nothing is pruned by
+batch, TensorRT and GPU) and TensorRT timing caches (``timing-*.cache``). Each stage file and
+engine has beside it the SHA-256 it was written with (:func:`record_digest`), checked before it
+is used (:func:`matches_its_digest`): a damaged file is made again, not handed on. Nothing is pruned by
 itself: :func:`cache_usage` (``xvertfast cache``, ``xvertfast info``) says how much there is,
 and :func:`clear_cache` (``xvertfast cache --clear``) removes it; whatever is needed again is
 made again (an engine in minutes). Only files of those names are counted or removed, never a
@@ -28,6 +29,8 @@ from collections.abc import Iterator
 
 from xvertfast._stacklevel import outside_xvertfast
 from xvertfast._text import count
+from xvertfast.io.files import file_sha256
+from xvertfast.io.write import atomic_write
 from xvertfast.resume import hold_lock
 
 __all__ = ["default_cache_dir", "cache_usage", "describe_usage", "clear_cache", "cache_in_use", "one_build_at_a_time",
@@ -38,9 +41,9 @@ CACHE_HINT = "; it is in the export cache: set XVF_CACHE_DIR to a folder you can
 
 LOCK_NAME = ".xvertfast-cache.lock"
 BUILD_LOCK_NAME = ".xvertfast-build.lock"
-#: Files at the cache's top: engines, timing caches, and the temporaries (``.NAME.<random>.part``)
-#: a killed build left of either.
-_TOP = re.compile(r"\.?(?:[0-9a-f]{64}\.engine|timing-[^/]*\.cache)(?:\.[^.]+\.part)?")
+#: Files at the cache's top: engines and their SHA-256, timing caches, and the temporaries
+#: (``.NAME.<random>.part``) a killed build left of any of them.
+_TOP = re.compile(r"\.?(?:[0-9a-f]{64}\.engine(?:\.sha256)?|timing-[^/]*\.cache)(?:\.[^.]+\.part)?")
 #: An ONNX export's folder under ``onnx/``, and the files in it (each stage's graph and its SHA-256).
 _ONNX_FOLDER = re.compile(r"[0-9a-f]{24}-x[0-9a-f]{12}-t\d+-fp(?:16|32)")
 _ONNX_FILE = re.compile(r"\.?stage\d+\.onnx(?:\.sha256)?(?:\.[^.]+\.part)?")
@@ -103,16 +106,62 @@ def _check_listable(path: str) -> None:
     except OSError as exc:
         what = "is a file, not a folder" if isinstance(exc, NotADirectoryError) else \
             f"cannot be read ({exc.strerror or exc})"  # fmt: skip
-        raise _said_alone(exc, f"{path}: the export cache {what}; set XVF_CACHE_DIR to a folder you can write "
-                               "in") from exc  # fmt: skip
+        raise said_alone(type(exc), exc.errno, f"{path}: the export cache {what}; set XVF_CACHE_DIR to a "
+                                               "folder you can write in") from exc  # fmt: skip
 
 
-def _said_alone(exc: OSError, message: str) -> OSError:
-    """``exc`` again with ``message`` as its text, keeping its type and errno but not showing them:
-    said as the message alone, not '[Errno 20] ...' before it."""
-    error = type(exc)(message)
-    error.errno = exc.errno
+def said_alone(kind: type[OSError], code: int | None, message: str) -> OSError:
+    """An OSError of ``kind`` with ``errno`` ``code`` that reads as ``message`` alone: callers
+    that tell errors apart by type or errno (a full disk) still can, and the user reads no
+    '[Errno 20] ...' before the words that name the file."""
+    error = kind(message)
+    error.errno = code
     return error
+
+
+#: Beside each cached stage file and engine, the SHA-256 of its bytes as written
+#: (``stage1.onnx.sha256``, ``<key>.engine.sha256``).
+DIGEST_SUFFIX = ".sha256"
+#: What a recorded digest reads as: 64 hex digits, as hashlib writes them.
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def record_digest(path: str, sha256: str) -> None:
+    """Writes ``sha256``, that of ``path``'s bytes as just written, beside it, for
+    :func:`matches_its_digest` to check the file against before each use."""
+    with atomic_write(path + DIGEST_SUFFIX) as tmp, open(tmp, "w") as f:
+        f.write(sha256 + "\n")
+
+
+def recorded_digest(path: str) -> str | None:
+    """The SHA-256 recorded beside ``path``, or None where there is none (a write killed
+    before it) or it is no SHA-256 (cut short, emptied: not 64 hex digits)."""
+    try:
+        with open(path + DIGEST_SUFFIX) as f:
+            recorded = f.read().strip().lower()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return recorded if _SHA256_HEX.fullmatch(recorded) else None
+
+
+def matches_its_digest(path: str, damaged: tuple[str, str, str] | None = None) -> bool:
+    """Whether the cached file ``path`` still has the bytes its recorded SHA-256 was taken of.
+    A flipped bit in a weight leaves an ONNX graph loadable with its metadata right, and an engine
+    TensorRT may deserialize all the same: either then computes wrong tiles without a word. A file
+    that is not there, or without a usable digest, is False quietly: nothing says the file is the
+    damaged one. Where the bytes differ, ``damaged`` (what the file is, what made it, what is done
+    now: ``("ONNX file", "exported", "exporting the model again")``) is warned, naming the file."""
+    recorded = recorded_digest(path)
+    if recorded is None or not os.path.isfile(path):
+        return False
+    if file_sha256(path) == recorded:
+        return True
+    if damaged is not None:
+        what, made, remedy = damaged
+        warnings.warn(f"{path}: this cached {what} is damaged (its SHA-256 is not the one recorded in "
+                      f"{os.path.basename(path)}{DIGEST_SUFFIX} when it was {made}, e.g. a disk or copy error): "
+                      f"{remedy}", RuntimeWarning, stacklevel=outside_xvertfast())  # fmt: skip
+    return False
 
 
 def _sizes(names) -> dict[str, int]:
@@ -185,8 +234,9 @@ def clear_cache(cache_dir: str | os.PathLike | None = None) -> dict:
     try:
         lock = hold_lock(os.path.join(path, LOCK_NAME), patience=1.0)
     except OSError as exc:
-        raise _said_alone(exc, f"{path}: cannot lock the export cache to clear it ({exc.strerror or exc}): it is "
-                               "cleared by a user who can write in it") from exc  # fmt: skip
+        raise said_alone(type(exc), exc.errno, f"{path}: cannot lock the export cache to clear it "
+                                               f"({exc.strerror or exc}): it is cleared by a user who can write "
+                                               "in it") from exc  # fmt: skip
     if lock is None:
         raise CacheBusy(f"{path}: another xvertfast process is building or loading from the export cache; "
                         "clear it once that process has started (or ended)")  # fmt: skip

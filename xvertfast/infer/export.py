@@ -37,9 +37,9 @@ from types import ModuleType
 import torch
 from torch import nn
 
-from xvertfast._stacklevel import outside_xvertfast
 from xvertfast._version import __version__
-from xvertfast.infer.cache import CACHE_HINT, cache_in_use, default_cache_dir
+from xvertfast.infer.cache import (CACHE_HINT, cache_in_use, default_cache_dir, matches_its_digest, record_digest,
+                                   said_alone)
 from xvertfast.io.files import file_sha256
 from xvertfast.io.write import atomic_write
 from xvertfast.model import XVertNet, load_model, model_tile
@@ -121,29 +121,22 @@ def _stage_files(out_dir: str, ext: str) -> list[str]:
     return sorted(name for name in os.listdir(out_dir) if pattern.fullmatch(name))
 
 
-def _folder_error(kind: type[OSError], code: int | None, message: str) -> OSError:
-    """An OSError of ``kind`` with ``errno`` set that reads as ``message`` alone (not '[Errno 20] ...')."""
-    error = kind(message)
-    error.errno = code
-    return error
-
-
 def writable_folder(out_dir: str | os.PathLike, hint: str = "") -> str:
     """``out_dir``, made if need be and shown to take new files, before any export work (an
     export takes seconds to minutes; the folder's refusal would otherwise come at the end and
     name a temporary file). ``hint`` ends the error's message."""
     out_dir = os.fspath(out_dir)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):  # makedirs would say only "File exists"
-        raise _folder_error(NotADirectoryError, errno.ENOTDIR,
-                            f"{out_dir}: a file, not a folder: give a folder for the exported files{hint}")  # fmt: skip
+        raise said_alone(NotADirectoryError, errno.ENOTDIR,
+                         f"{out_dir}: a file, not a folder: give a folder for the exported files{hint}")  # fmt: skip
     try:
         os.makedirs(out_dir, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".xvertfast-probe.", dir=out_dir)
         os.close(fd)
         os.remove(probe)
     except OSError as exc:
-        raise _folder_error(type(exc), exc.errno, f"{out_dir}: cannot write the exported files there "
-                                                  f"({exc.strerror or exc}){hint}") from exc  # fmt: skip
+        raise said_alone(type(exc), exc.errno, f"{out_dir}: cannot write the exported files there "
+                                               f"({exc.strerror or exc}){hint}") from exc  # fmt: skip
     return out_dir
 
 
@@ -179,8 +172,8 @@ def _write_stage_set(out_dir: str, ext: str, count: int, write) -> list[str]:
             for k, tmp in enumerate(temporaries):
                 write(k, tmp)
     except OSError as exc:  # a full disk: '[Errno 28] No space left on device' alone, naming no folder
-        raise _folder_error(type(exc), exc.errno, f"{out_dir}: could not write the exported stage files "
-                                                  f"({exc.strerror or exc})") from exc  # fmt: skip
+        raise said_alone(type(exc), exc.errno, f"{out_dir}: could not write the exported stage files "
+                                               f"({exc.strerror or exc})") from exc  # fmt: skip
     for name in _stage_files(out_dir, ext):
         if int(name[len("stage") : -len(ext)]) > count:
             os.remove(os.path.join(out_dir, name))
@@ -257,7 +250,7 @@ def cached_onnx_export(model: XVertNet, cache_dir: str | os.PathLike | None = No
     export made by other code is not. A set there that does not read as this model's export
     (a file damaged or removed since) is exported again, not handed on to fail at every run;
     so is one whose bytes differ from the SHA-256 recorded beside each file when it was
-    written (:data:`DIGEST_SUFFIX`), with a warning naming the damaged file.
+    written (:data:`~xvertfast.infer.cache.DIGEST_SUFFIX`), with a warning naming the damaged file.
     """
     _check(model, tile)
     sha = fingerprint(model)
@@ -274,40 +267,18 @@ def cached_onnx_export(model: XVertNet, cache_dir: str | os.PathLike | None = No
                 return paths
             paths = export_onnx(model, folder, tile=tile, fp16=fp16, sha=sha)
             for path in paths:
-                with atomic_write(path + DIGEST_SUFFIX) as tmp, open(tmp, "w") as f:
-                    f.write(file_sha256(path) + "\n")
+                record_digest(path, file_sha256(path))
             return paths
         except OSError as exc:  # (a full disk: said as the cache's, as a folder that takes no files is)
-            raise _folder_error(type(exc), exc.errno, f"{exc}{CACHE_HINT}") from exc
-
-
-#: Beside each cached stage file, the SHA-256 of its bytes as exported (``stage1.onnx.sha256``).
-DIGEST_SUFFIX = ".sha256"
-#: What a recorded digest reads as: 64 hex digits, as hashlib writes them.
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+            raise said_alone(type(exc), exc.errno, f"{exc}{CACHE_HINT}") from exc
 
 
 def _digests_match(paths: list[str]) -> bool:
-    """Whether each cached stage file still has the bytes it was exported with. A flipped bit in
-    a weight leaves the graph loadable and its metadata right, and onnxruntime then computes
-    wrong tiles without a word: such a file is said (naming it) and the set exported again. A
-    set without its digests (an export killed before writing them), or with one that is no
-    SHA-256 (cut short, emptied: not 64 hex digits), is exported again quietly: nothing says the
-    ONNX file is the damaged one."""
-    for path in paths:
-        try:
-            with open(path + DIGEST_SUFFIX) as f:
-                recorded = f.read().strip().lower()
-        except (OSError, UnicodeDecodeError):
-            return False
-        if not _SHA256_HEX.fullmatch(recorded):
-            return False
-        if file_sha256(path) != recorded:
-            warnings.warn(f"{path}: this cached ONNX file is damaged (its SHA-256 is not the one recorded in "
-                          f"{os.path.basename(path)}{DIGEST_SUFFIX} when it was exported, e.g. a disk or copy "
-                          "error): exporting the model again", RuntimeWarning, stacklevel=outside_xvertfast())  # fmt: skip
-            return False
-    return True
+    """Whether each cached stage file still has the bytes it was exported with
+    (:func:`~xvertfast.infer.cache.matches_its_digest`): a damaged one is named and the set
+    exported again; a set without its digests (an export killed before writing them), or with
+    one that is no SHA-256, is exported again quietly."""
+    return all(matches_its_digest(path, ("ONNX file", "exported", "exporting the model again")) for path in paths)
 
 
 def _exporter_digest() -> str:

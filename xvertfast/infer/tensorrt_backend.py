@@ -3,8 +3,10 @@
 Engines are tied to the TensorRT version and the GPU, so each is cached under a key hashing the
 ONNX bytes, the TensorRT version, GPU name, compute capability and every setting the builder is
 given (:func:`build_settings`: network flags, memory limit, builder flags, the optimisation
-profile of batch 1 .. max_batch at one tile size); a second run loads it in a second. The builder's
-timing cache is kept beside the engines, so rebuilding (a new model, another max batch) is fast.
+profile of batch 1 .. max_batch at one tile size); a second run loads it in a second. Each engine
+has its SHA-256 beside it, as the cached ONNX files do: one damaged on disk is built again, not
+given to TensorRT's deserializer. The builder's timing cache is kept beside the engines, so
+rebuilding (a new model, another max batch) is fast.
 
 Networks are strongly typed (the only kind TensorRT 11 builds): fp16 comes from the fp16 ONNX
 graph (see :mod:`xvertfast.infer.export`), never from a builder flag; fp32 engines clear TF32 so
@@ -27,7 +29,8 @@ from xvertfast._extension import cuda_index
 from xvertfast._stacklevel import outside_xvertfast
 from xvertfast._text import from_cli
 from xvertfast.infer.backends import StageBackend
-from xvertfast.infer.cache import CACHE_HINT, cache_in_use, default_cache_dir, one_build_at_a_time
+from xvertfast.infer.cache import (CACHE_HINT, cache_in_use, default_cache_dir, matches_its_digest, one_build_at_a_time,
+                                   record_digest, recorded_digest)
 from xvertfast.infer.export import DEFAULT_TILE, cached_onnx_export, read_onnx_metadata, writable_folder
 from xvertfast.io.files import file_sha256
 from xvertfast.io.write import atomic_write
@@ -137,11 +140,12 @@ def _cuda(device: torch.device | str) -> torch.device:
     return torch.device("cuda", cuda_index(dev))
 
 
-def _engine_spec(trt: ModuleType, onnx_path: str, max_batch: int, dev: torch.device,
-                 cache_dir: str) -> tuple[str, dict[str, Any]]:  # fmt: skip
-    """(cached engine path, builder settings) of one stage export."""
+def _engine_spec(trt: ModuleType, onnx_path: str, max_batch: int, dev: torch.device, cache_dir: str,
+                 onnx_sha256: str | None = None) -> tuple[str, dict[str, Any]]:  # fmt: skip
+    """(cached engine path, builder settings) of one stage export; ``onnx_sha256``, where the
+    caller has it, spares hashing the file again."""
     settings = build_settings(trt.__version__, *_profile(onnx_path, max_batch))
-    key = engine_cache_key(file_sha256(onnx_path), tensorrt_version=trt.__version__,
+    key = engine_cache_key(onnx_sha256 or file_sha256(onnx_path), tensorrt_version=trt.__version__,
                            gpu_name=torch.cuda.get_device_name(dev),
                            capability=torch.cuda.get_device_capability(dev), settings=settings)  # fmt: skip
     return os.path.join(cache_dir, f"{key}.engine"), settings
@@ -161,19 +165,27 @@ def _timing_cache_path(cache_dir: str, trt: ModuleType, dev: torch.device) -> st
     return os.path.join(cache_dir, f"timing-trt{trt.__version__}-{gpu}-sm{major}{minor}.cache")
 
 
+#: What a cached engine whose bytes are not those it was built with is called, and what is done.
+_ENGINE_DAMAGED = ("TensorRT engine", "built", "building it again")
+
+
 def build_engine(onnx_path: str | os.PathLike, *, max_batch: int = 8, device: torch.device | str = "cuda",
-                 cache_dir: str | os.PathLike | None = None) -> str:  # fmt: skip
-    """Builds (or finds in the cache) the engine of one stage export; returns the engine's path."""
+                 cache_dir: str | os.PathLike | None = None, onnx_sha256: str | None = None) -> str:  # fmt: skip
+    """Builds (or finds in the cache) the engine of one stage export; returns the engine's path.
+    A cached engine whose bytes are not those it was built with (its ``.sha256``) is built again,
+    with a warning; one without a digest (built by an older xvertfast, or killed before writing it)
+    is built again quietly. ``onnx_sha256``: the ONNX file's SHA-256 where the caller has it (the
+    digest :func:`~xvertfast.infer.export.cached_onnx_export` has just checked), not hashed again."""
     trt = import_tensorrt()
     dev = _cuda(device)
     onnx_path = os.fspath(onnx_path)
     cache_dir = os.fspath(cache_dir or default_cache_dir())
     with cache_in_use(cache_dir):  # (a caller that then reads the engine holds it until it has)
-        path, settings = _engine_spec(trt, onnx_path, max_batch, dev, cache_dir)
-        if not os.path.isfile(path):
+        path, settings = _engine_spec(trt, onnx_path, max_batch, dev, cache_dir, onnx_sha256)
+        if not matches_its_digest(path, _ENGINE_DAMAGED):
             writable_folder(cache_dir, CACHE_HINT)  # before minutes of building, not at the engine's temporary file
             with one_build_at_a_time(cache_dir):
-                if not os.path.isfile(path):  # (built meanwhile by the process waited for)
+                if not matches_its_digest(path):  # (built meanwhile by the process waited for; said once)
                     _build(trt, dev, onnx_path, settings, path, cache_dir)
     return path
 
@@ -211,6 +223,8 @@ def _build(trt: ModuleType, dev: torch.device, onnx_path: str, settings: dict[st
             raise RuntimeError(f"{onnx_path}: TensorRT could not build an engine (see its log above)")
         with atomic_write(path) as tmp, open(tmp, "wb") as f:
             f.write(memoryview(plan))
+        # after the engine: a kill between the two leaves an engine without a digest, built again
+        record_digest(path, hashlib.sha256(memoryview(plan)).hexdigest())
         with atomic_write(timing_path) as tmp, open(tmp, "wb") as f:
             f.write(memoryview(config.get_timing_cache().serialize()))
 
@@ -279,12 +293,16 @@ class TensorRTBackend(StageBackend):
         cache_dir = cache_dir or default_cache_dir()
         with cache_in_use(cache_dir):  # from exporting to having read the engines
             onnx_paths = cached_onnx_export(model, cache_dir, tile=tile, fp16=fp16)
+            # the digests it has just checked the files against (or written): the engines' keys, not hashed again
+            digests = [recorded_digest(p) for p in onnx_paths]
             dtype, rebuilt = (torch.float16 if fp16 else torch.float32), set()
             while True:
-                engines = [build_engine(p, max_batch=max_batch, device=dev, cache_dir=cache_dir) for p in onnx_paths]
+                engines = [build_engine(p, max_batch=max_batch, device=dev, cache_dir=cache_dir, onnx_sha256=d)
+                           for p, d in zip(onnx_paths, digests)]  # fmt: skip
                 try:
                     return cls(engines, dev, dtype)
-                except EngineLoadError as exc:  # damaged, or from a TensorRT build that reports the same version
+                except EngineLoadError as exc:  # from a TensorRT build that reports the same version (damage
+                    # on disk since it was built is its digest's to find, before it is read)
                     if exc.path in rebuilt:  # built again here and still unloadable: TensorRT's log says why
                         raise
                     import warnings
