@@ -1219,3 +1219,91 @@ def test_status_lists_the_ledgers_in_the_order_of_their_shards_numbers(tmp_path,
     assert main(["status", str(out), "--json"]) == 0
     ledgers = json.loads(capsys.readouterr().out)[0]["ledgers"]
     assert [led["shard"] for led in ledgers] == [None, "2/3", "1/20", "2/20", "10/20"]
+
+
+def _output_lines(ledger: str, first: int, n: int, key: str, newline_last: bool = True) -> None:
+    """Appends ``n`` finished-output lines (outputs ``o<first>.png`` on) to ``ledger``."""
+    with open(ledger, "a") as f:
+        for i in range(first, first + n):
+            line = json.dumps({"output": f"o{i}.png", "input": f"/in/i{i}.png", "state": "done", "settings": key,
+                               "stat": [1, 2, 3], "t": 10**18 + i})  # fmt: skip
+            f.write(line + ("\n" if newline_last or i < first + n - 1 else ""))
+
+
+def test_a_shard_reads_the_ledgers_before_its_turn_and_in_it_only_what_was_written_since(tmp_path, monkeypatch):
+    """Shards start one at a time (the settings mutex), and each read every ledger whole in its
+    turn: 4 ledgers of 100k lines kept the 4th shard waiting 20-28 s (measured). A shard now reads
+    them while it waits; in its turn only the lines the running shards wrote meanwhile, and it
+    knows the same as a whole read (the outputs, the start lines it checks side files against)."""
+    import threading
+
+    out, report = str(tmp_path / "out"), str(tmp_path / "run.json")
+    first = JobFolder(out, SETTINGS, False, shard=Shard(1, 2), side_files={"report": report})
+    ledger_1 = os.path.join(out, shard_files("enhance", Shard(1, 2))[0])
+    _output_lines(ledger_1, 0, 500, first.key)
+    taken, real_take = [], job_folder._take_lines
+
+    def counted(texts, *args):
+        texts = list(texts)
+        taken.append(len(texts))
+        return real_take(texts, *args)
+
+    monkeypatch.setattr(job_folder, "_take_lines", counted)
+    mutex = hold_lock(os.path.join(out, job_folder.shards_locks("enhance")[0]))  # (as a shard in its turn)
+    second, refusal = [], []
+
+    def shard_2():
+        try:
+            second.append(JobFolder(out, SETTINGS, False, shard=Shard(2, 2), side_files={"report": report}))
+        except ValueError as exc:
+            refusal.append(str(exc))
+
+    thread = threading.Thread(target=shard_2, name="shard-2")
+    thread.start()
+    try:
+        for _ in range(12000):  # (up to 120 s: shard 2 reads before it waits on the mutex)
+            if sum(taken) >= 501 or not thread.is_alive():
+                break
+            thread.join(0.01)
+        assert sum(taken) >= 501, f"shard 2 read {sum(taken)} lines before its turn"  # shard 1's start line and 500 outputs
+        before = sum(taken)
+        _output_lines(ledger_1, 500, 3, first.key, newline_last=False)  # (the last being written still)
+    finally:
+        mutex.close()
+        thread.join(timeout=120)
+        first.close()
+    assert not thread.is_alive() and not second, second
+    assert refusal and "is also the --report of shard 1/2 of this job, which runs now" in refusal[0], refusal
+    assert sum(taken) - before <= 3 + 1, taken  # in turn: the lines written since (the one cut short taken apart)
+    # what it read in pieces is what a whole read says
+    reading = job_folder.LedgersRead()
+    reading.read([ledger_1])
+    with open(ledger_1, "a") as f:
+        f.write("\n")  # (o502's line gains its newline)
+    _output_lines(ledger_1, 503, 1, first.key)
+    reading.read([ledger_1])
+    assert reading.merged([ledger_1]) == job_folder.read_ledgers([ledger_1]), "pieces read other than the whole"
+    assert "o502.png" in reading.merged([ledger_1])[0] and len(reading.merged([ledger_1])[0]) == 504
+
+
+def test_a_ledger_read_in_pieces_reads_as_the_whole_also_where_it_was_replaced(tmp_path):
+    """A ledger cut shorter or replaced since it was read (another inode) is read again from its
+    start; lines gaining their newline later, and a ledger gone, read as a whole read has them."""
+    ledger, other = str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")
+    _output_lines(ledger, 0, 5, "k", newline_last=False)
+    _output_lines(other, 100, 2, "k")
+    reading = job_folder.LedgersRead()
+    reading.read([ledger, other])
+    assert reading.merged([ledger, other], runs := {}) == job_folder.read_ledgers([ledger, other], whole_runs := {})
+    assert runs == whole_runs and len(reading.merged([ledger, other])[0]) == 7  # (o4, without its newline, counted)
+    with open(ledger, "a") as f:
+        f.write("\n" + json.dumps({"run": "start", "host": "h", "t": 10**18 + 50}) + "\n")
+    reading.read([ledger, other])
+    assert reading.merged([ledger, other], runs := {}) == job_folder.read_ledgers([ledger, other], whole_runs := {})
+    assert runs == whole_runs and runs[ledger]["start"]["host"] == "h"
+    os.remove(ledger)
+    _output_lines(ledger, 200, 2, "k")  # (a new file, fewer bytes)
+    os.remove(other)
+    reading.read([ledger, other])
+    assert reading.merged([ledger, other]) == job_folder.read_ledgers([ledger, other])
+    assert sorted(reading.merged([ledger, other])[0]) == ["o200.png", "o201.png"]

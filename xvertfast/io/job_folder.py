@@ -52,6 +52,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import operator
 import os
 import re
 import socket
@@ -66,7 +67,7 @@ from xvertfast.io.write import atomic_write, nearest_existing, remove_stale_part
 from xvertfast.resume import LOCK_PATIENCE, ends_with_newline, hold_lock, lock_held, settings_changes
 
 __all__ = ["JobFolder", "JobStatus", "LedgerStatus", "ShardsWithoutLedger", "dry_run_line", "run_line", "job_files",
-           "job_status", "read_ledgers", "recorded_input", "shard_files", "shards_locks", "JOB_FILE", "LEDGER_FILE", "LOCK_FILE",
+           "job_status", "read_ledgers", "LedgersRead", "recorded_input", "shard_files", "shards_locks", "JOB_FILE", "LEDGER_FILE", "LOCK_FILE",
            "JOB_STATE_FILES"]
 
 
@@ -178,44 +179,117 @@ def read_ledgers(ledgers: list[str], runs: dict[str, dict] | None = None
     latest line, the ledger it is in, whether a ledger marks the folder as one of an xvertfast
     before ledgers, and the latest line's time. ``runs``, where given, gets each ledger's latest
     run (:func:`_latest_run`)."""
-    lines, legacy = [], False
-    for ledger in ledgers:
-        last = 0  # a file's own lines are in the order written: a clock set back does not reorder them
-        run: dict = {}
+    reading = LedgersRead()
+    reading.read(ledgers)
+    return reading.merged(ledgers, runs)
+
+
+class _LedgerRead:
+    """One ledger as read so far: its lines up to ``offset`` (just after the last whole line), the
+    file they were read from (device, inode), and what they said."""
+
+    def __init__(self, identity: tuple[int, int]):
+        self.identity, self.offset = identity, 0
+        self.last = 0  # the latest time of its lines (a file's own lines are in the order written)
+        self.run: dict = {}  # its latest run (_latest_run)
+        self.legacy = False
+        self.lines: list[tuple[int, int, dict, str]] = []  # (the time it sorts by, its place, the output line, the ledger)
+        self.tail = b""  # the bytes after its last newline (a line being written, or one a kill cut)
+
+
+def _take_lines(texts, ledger: str, last: int, run: dict, lines: list) -> tuple[int, dict, bool]:
+    """Reads lines ``texts`` of ``ledger`` on from its ``last`` time and latest ``run``, appending its
+    output lines to ``lines``; returns the new ``last`` and ``run``, and whether a line marked the
+    folder as one of an xvertfast before ledgers. A line that is not one (cut short by a kill) is
+    skipped."""
+    legacy = False
+    for line in texts:
         try:
-            with open(ledger, encoding="utf-8", errors="replace") as f:  # (bytes not text: that line is skipped)
-                for line in f:
-                    try:
-                        entry = json.loads(line)
-                        if entry.get(LEGACY_MARK):
-                            legacy = True
-                            continue
-                        if RUN in entry:
-                            t = entry.get("t", 0)
-                            last = max(last, t if isinstance(t, int) else 0)
-                            run = _latest_run(run, entry)
-                            continue
-                        run = _latest_run(run, None)
-                        entry["output"] = entry["output"].replace(os.sep, "/")  # a ledger written on Windows
-                        t = entry.get("t", 0)
-                        last = max(last, t if isinstance(t, int) else 0)
-                        lines.append((last, len(lines), entry, ledger))
-                    except (ValueError, KeyError, TypeError, AttributeError):  # a line cut short by a kill
-                        continue
-        except FileNotFoundError:
-            pass
-        if runs is not None and run:
-            runs[ledger] = run
-    entries: dict[str, dict] = {}
-    sources: dict[str, str] = {}
-    for _, _, entry, ledger in sorted(lines, key=lambda item: (item[0], item[1])):
-        rel = entry["output"]
-        if entry.get("state") == REMOVED:  # a later file there is not one of ours
-            entries.pop(rel, None)
-            sources.pop(rel, None)
-        else:
-            entries[rel], sources[rel] = entry, ledger
-    return entries, sources, legacy, max((item[0] for item in lines), default=0)
+            entry = json.loads(line)
+            if entry.get(LEGACY_MARK):
+                legacy = True
+                continue
+            if RUN in entry:
+                t = entry.get("t", 0)
+                last = max(last, t if isinstance(t, int) else 0)
+                run = _latest_run(run, entry)
+                continue
+            run = _latest_run(run, None)
+            entry["output"] = entry["output"].replace(os.sep, "/")  # a ledger written on Windows
+            t = entry.get("t", 0)
+            last = max(last, t if isinstance(t, int) else 0)
+            lines.append((last, len(lines), entry, ledger))
+        except (ValueError, KeyError, TypeError, AttributeError):  # a line cut short by a kill
+            continue
+    return last, run, legacy
+
+
+class LedgersRead:
+    """The ledgers of a job folder read so far, each file from where its last read stopped: they
+    are only appended to, so a second :meth:`read` reads what was written since the first. A shard
+    reads the ledgers before its turn (:meth:`JobFolder._settings_turn`), others starting with it,
+    and in its turn only what the shards running wrote meanwhile: read whole there, a job of 4
+    ledgers of 100k lines kept the 4th shard to start waiting 20-28 s. A file replaced or cut
+    shorter since (another inode, fewer bytes) is read again from its start."""
+
+    def __init__(self):
+        self._files: dict[str, _LedgerRead] = {}
+
+    def read(self, ledgers: list[str]) -> None:
+        """Reads what each of ``ledgers`` holds past what was read of it; forgets those gone. An
+        OSError other than a file missing is raised (job_status names the ledger)."""
+        for ledger in ledgers:
+            try:
+                with open(ledger, "rb") as f:
+                    stat = os.fstat(f.fileno())
+                    known = self._files.get(ledger)
+                    if known is None or known.identity != (stat.st_dev, stat.st_ino) or stat.st_size < known.offset:
+                        known = self._files[ledger] = _LedgerRead((stat.st_dev, stat.st_ino))
+                    f.seek(known.offset)
+                    whole, tail = [], b""
+                    for raw in f:  # (line by line: a ledger of 100k lines is not held as text at once)
+                        if raw.endswith(b"\n"):
+                            whole.append(raw)
+                        else:  # (a line without its newline yet is read again next time)
+                            tail = raw
+            except FileNotFoundError:
+                self._files.pop(ledger, None)
+                continue
+            texts = (raw.decode("utf-8", errors="replace") for raw in whole)  # (bytes not text: that line is skipped)
+            known.last, known.run, legacy = _take_lines(texts, ledger, known.last, known.run, known.lines)
+            known.legacy = known.legacy or legacy
+            known.offset += sum(map(len, whole))
+            known.tail = tail
+
+    def merged(self, ledgers: list[str], runs: dict[str, dict] | None = None
+               ) -> tuple[dict[str, dict], dict[str, str], bool, int]:  # fmt: skip
+        """:func:`read_ledgers` of ``ledgers`` as read (each file's last line without its newline
+        counted as a whole read would count it, and read again by the next :meth:`read`)."""
+        lines, legacy = [], False
+        for ledger in ledgers:
+            known = self._files.get(ledger)
+            if known is None:
+                continue
+            last, run, tail_lines, tail_legacy = known.last, known.run, [], False
+            if known.tail:
+                last, run, tail_legacy = _take_lines([known.tail.decode("utf-8", errors="replace")], ledger, last, run,
+                                                     tail_lines)  # fmt: skip
+            legacy = legacy or known.legacy or tail_legacy
+            lines += known.lines
+            lines += tail_lines
+            if runs is not None and run:
+                runs[ledger] = run
+        entries: dict[str, dict] = {}
+        sources: dict[str, str] = {}
+        lines.sort(key=operator.itemgetter(0))  # (stable: lines of one time keep their ledgers' order, then their file's)
+        for _, _, entry, ledger in lines:
+            rel = entry["output"]
+            if entry.get("state") == REMOVED:  # a later file there is not one of ours
+                entries.pop(rel, None)
+                sources.pop(rel, None)
+            else:
+                entries[rel], sources[rel] = entry, ledger
+        return entries, sources, legacy, max((item[0] for item in lines), default=0)
 
 
 def recorded_input(out_dir: str, path: str, job: str = "enhance") -> str | None:
@@ -697,6 +771,7 @@ class JobFolder:
         self._write_lock = threading.Lock()
         self._identity = RealPaths()  # an input as the ledger names it (_identity), each folder resolved once
         self._ended = False
+        self._ledgers_read = LedgersRead()  # (see _read_ledgers)
         if read_only:
             self._read_only_init(settings)
             return
@@ -710,6 +785,8 @@ class JobFolder:
             self.key = settings_key(settings)
             ledger = os.path.join(out_dir, self._ledger_file)
             made_ledger = not os.path.lexists(ledger)
+            # read before the turn, by every shard starting at once; in it, only what was written since
+            self._ledgers_read.read(_ledgers(out_dir, job))
             with self._settings_turn() as running_lock:
                 # (a shard started with this one has recorded the settings and made its ledger, or
                 # neither: a new folder is not taken for one of an xvertfast before ledgers)
@@ -900,9 +977,9 @@ class JobFolder:
     def _settings_turn(self):
         """This job's turn to read and record the settings, make its ledger, read the ledgers and
         write its start line: at once for a job alone in the folder (its lock, exclusive), yielding
-        None; the shards take it one at a time (a wait of a ledger's read each), each against the
-        shards already running, which hold the running lock (yielded) shared, on the recorded
-        settings."""
+        None; the shards take it one at a time (each reads there only what the ledgers gained since
+        its read before the turn: :class:`LedgersRead`), each against the shards already running,
+        which hold the running lock (yielded) shared, on the recorded settings."""
         if self.shard is None:
             yield None
             return
@@ -968,8 +1045,12 @@ class JobFolder:
         return self._time
 
     def _read_ledgers(self, ledgers: list[str]) -> dict[str, dict]:
+        """The outputs the ledgers record (each output's latest line), reading only what they
+        gained since this job's read before its turn (:class:`LedgersRead`)."""
         self._runs: dict[str, dict] = {}  # each ledger's latest run (see _refuse_side_files)
-        entries, _, legacy, latest = read_ledgers(ledgers, self._runs)
+        self._ledgers_read.read(ledgers)
+        entries, _, legacy, latest = self._ledgers_read.merged(ledgers, self._runs)
+        self._ledgers_read = LedgersRead()  # (its lines are not kept for the job's life: a second read reads whole)
         self._legacy = self._legacy or legacy
         self._time = max(self._time, latest)
         return entries
