@@ -572,3 +572,24 @@ def test_like_that_is_not_a_radiograph_is_refused_by_name(tmp_path, seed):
                                         r"\(path\) gives it\), got str"):  # fmt: skip
         write_image(tmp_path / "a.png", pixels, like="source.png")
     assert not list(tmp_path.iterdir())
+
+
+def test_an_output_whose_name_is_near_the_file_systems_limit_is_written_and_its_stale_temporary_found(tmp_path):
+    """atomic_write's temporary, '.NAME.<random>.part', is 15 bytes longer than NAME: an input named
+    with 241 to 255 bytes (a descriptive export's names) failed its output with 'File name too long',
+    though the output's own name fits. The temporary's copy of NAME is cut to fit (at a whole UTF-8
+    character), and remove_stale_parts still finds one a killed run left."""
+    from pathlib import Path
+
+    from xvertfast.io.write import atomic_write, remove_stale_parts
+
+    for name in ["x" * 246 + ".png", "x" + "ü" * 124 + ".png", "x" * 251 + ".png"]:  # 250, 253 and 255 bytes
+        path = str(tmp_path / name)
+        with atomic_write(path) as tmp:
+            assert len(os.fsencode(os.path.basename(tmp))) <= 255
+            os.fsencode(os.path.basename(tmp)).decode("utf-8")  # (cut at a whole character: UTF-8 still)
+            Path(tmp).write_bytes(b"output")
+            left = tmp
+        assert Path(path).read_bytes() == b"output"
+        Path(left).write_bytes(b"a killed run's")  # (as a kill while writing leaves it)
+        assert remove_stale_parts([path]) == 1 and not os.path.exists(left) and os.path.exists(path)

@@ -90,11 +90,29 @@ def _file_mode() -> int:
     return 0o644
 
 
+#: The longest file name most file systems take, in bytes (ext4, XFS, Btrfs, ZFS; NTFS's 255 UTF-16 units).
+NAME_MAX = 255
+
+#: What a temporary of :func:`atomic_write` adds to the name it stands for: '.', '.', mkstemp's 8 random
+#: characters and '.part'.
+_PART_EXTRA = len("..") + 8 + len(".part")
+
+
+def _part_stem(name: str) -> str:
+    """The copy of ``name`` a temporary of :func:`atomic_write` carries (``.STEM.<random>.part``): the name
+    itself, or where that would pass :data:`NAME_MAX` (a name of 241 bytes or more failed its write with
+    'File name too long', though the name itself fits) its first bytes, cut at a whole character."""
+    stem = name
+    while stem and len(os.fsencode(stem)) + _PART_EXTRA > NAME_MAX:  # (a character at a time: never half of one)
+        stem = stem[:-1]
+    return stem
+
+
 @contextlib.contextmanager
 def atomic_write(path: str):
     """Yields a temporary path in path's folder; renames it to path on success, removes it on failure."""
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=f".{_part_stem(os.path.basename(path))}.", suffix=".part", dir=folder)
     os.close(fd)
     try:
         yield tmp
@@ -156,7 +174,7 @@ def remove_stale_parts(outputs) -> int:
     wanted: dict[str, set[str]] = {}
     for out in outputs:
         folder, name = os.path.split(os.path.abspath(out))
-        wanted.setdefault(folder, set()).add(name)
+        wanted.setdefault(folder, set()).add(_part_stem(name))  # (as the temporary names it)
     removed = 0
     for folder, names in wanted.items():
         try:
