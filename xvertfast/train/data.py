@@ -319,7 +319,7 @@ def torch_seed(value: int) -> int:
     unpacking long long": a run given ``--seed $(date +%s%N)`` preprocessed every image, then
     failed so) and takes a negative one as its two's complement, ``value % 2**64``. So this
     is the seed torch used for every value it took, and any int seeds a run."""
-    return value % 2**64
+    return int(value) % 2**64  # (int: a NumPy integer's % overflows)
 
 
 def split_by_image(n_images: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:

@@ -99,7 +99,8 @@ class TrainConfig:
 
     def check(self) -> None:
         """Refuses settings that cannot train, before any image is preprocessed. An ``init`` given as
-        a path object (pathlib) is kept as its string: the checkpoint records it in JSON."""
+        a path object (pathlib), and numbers given as NumPy's, are kept as a string and Python's
+        numbers: the checkpoint records the settings in JSON."""
         if isinstance(self.init, os.PathLike):  # (it failed the first checkpoint, every image preprocessed)
             self.init = os.fsdecode(self.init)
         if self.init is not None and not isinstance(self.init, str):
@@ -108,7 +109,8 @@ class TrainConfig:
             raise ValueError(f"amp must be True or False, got {self.amp!r}")
         for name in ("stages", "epochs_gc", "epochs_joint", "batch_size", "width", "depth", "roi_size", "patch_size",
                      "patience", "seed"):  # fmt: skip
-            whole_number(getattr(self, name), name, "TrainConfig")  # (the bounds below, in words naming the others)
+            # (the bounds below, in words naming the others); a NumPy integer kept as Python's (see below)
+            setattr(self, name, whole_number(getattr(self, name), name, "TrainConfig"))
         betas = tuple(self.betas) if isinstance(self.betas, (tuple, list)) else ()
         if len(betas) != 2 or not all(isinstance(b, numbers.Real) and not isinstance(b, bool) and 0 <= b < 1
                                       for b in betas):  # fmt: skip
@@ -144,6 +146,11 @@ class TrainConfig:
         for ok, why in problems:
             if not ok:
                 raise ValueError(why)
+        # NumPy numbers (a sweep over np.arange, np.float32(1e-3)) as Python's: the checkpoint records the
+        # settings in JSON, which refused them once every image was preprocessed
+        self.lr, self.val_fraction = float(self.lr), float(self.val_fraction)
+        self.lam, self.alpha, self.eps = float(self.lam), float(self.alpha), float(self.eps)
+        self.betas, self.amp = (float(self.betas[0]), float(self.betas[1])), bool(self.amp)
 
 
 def _a_number(value) -> bool:
