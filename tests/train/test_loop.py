@@ -1380,18 +1380,21 @@ def test_an_init_model_given_as_a_path_object_trains(tmp_path):
     assert state["config"]["init"] == str(tmp_path / "first" / "model")
 
 
-def test_settings_given_as_numpy_numbers_train(tmp_path):
+def test_settings_given_as_numpy_numbers_or_a_torch_device_train(tmp_path):
     # a sweep over np.arange: width=np.int64(4) or lr=np.float32(1e-3) passed the check, every image was
     # preprocessed, then the first checkpoint failed: "Object of type int64 is not JSON serializable"
+    # (device=torch.device("cpu"): "Object of type device ...")
     data = write_images(tmp_path / "data", n=2)
     numpy = {"width": np.int64(4), "seed": np.int64(3), "lr": np.float32(1e-3), "val_fraction": np.float64(0.5),
-             "betas": [np.float32(0.9), 0.99], "amp": np.bool_(False), "lam": np.float64(0.8)}  # fmt: skip
+             "betas": [np.float32(0.9), 0.99], "amp": np.bool_(False), "lam": np.float64(0.8),
+             "device": torch.device("cpu")}  # fmt: skip
     config = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 1, "epochs_joint": 0, **numpy})
     assert type(config.width) is int and type(config.lr) is float and type(config.amp) is bool
     model = train([str(data)], str(tmp_path / "run"), config, progress=False, log=lambda m: None)
     assert model.stages[0].width == 4
     state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
     assert state["config"]["seed"] == 3 and state["config"]["lr"] == float(np.float32(1e-3))
+    assert state["config"]["device"] == "cpu"
 
 
 def test_a_config_that_cannot_train_is_refused_where_it_is_made():

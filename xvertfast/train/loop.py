@@ -99,8 +99,8 @@ class TrainConfig:
 
     def check(self) -> None:
         """Refuses settings that cannot train, before any image is preprocessed. An ``init`` given as
-        a path object (pathlib), and numbers given as NumPy's, are kept as a string and Python's
-        numbers: the checkpoint records the settings in JSON."""
+        a path object (pathlib), a ``device`` as a torch.device and numbers given as NumPy's are kept
+        as strings and Python's numbers: the checkpoint records the settings in JSON."""
         if isinstance(self.init, os.PathLike):  # (it failed the first checkpoint, every image preprocessed)
             self.init = os.fsdecode(self.init)
         if self.init is not None and not isinstance(self.init, str):
@@ -118,6 +118,8 @@ class TrainConfig:
         if self.upsample not in UPSAMPLING:
             raise ValueError(f"upsample must be one of {', '.join(UPSAMPLING)}, got {self.upsample!r}")
         check_parameters(self.lam, self.alpha, self.eps)  # the WLS of the preprocessing and between stages
+        if isinstance(self.device, torch.device):  # (as its name: the checkpoint records it in JSON)
+            self.device = str(self.device)
         if self.device != "auto":  # (whether a CUDA device is there is train's to ask: it may be built elsewhere)
             as_device(self.device, "device")
         smallest = 2 ** (self.depth + 1)  # the U-Net's coarsest level keeps 2 x 2 pixels
