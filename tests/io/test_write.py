@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 
@@ -593,3 +594,48 @@ def test_an_output_whose_name_is_near_the_file_systems_limit_is_written_and_its_
         assert Path(path).read_bytes() == b"output"
         Path(left).write_bytes(b"a killed run's")  # (as a kill while writing leaves it)
         assert remove_stale_parts([path]) == 1 and not os.path.exists(left) and os.path.exists(path)
+
+
+def test_an_output_name_over_255_bytes_is_refused_naming_the_reason(tmp_path, seed):
+    """A name the file system cannot hold failed at the write, after the encoding, as the system's
+    bare 'cannot write: File name too long'."""
+    pixels = np.random.default_rng(seed).random((8, 9))
+    name = "1.2.840." + "1" * 245 + ".dcm"  # a UID-named input's 253 bytes and the .dcm added: 257
+    with pytest.raises(ImageWriteError, match=r"its name is 257 bytes long, more than the 255 a file name may have on "
+                                              r"most file systems; give it a shorter name"):  # fmt: skip
+        write_image(tmp_path / name, pixels)
+    assert not list(tmp_path.iterdir())
+    assert os.path.exists(write_image(tmp_path / ("1" * 251 + ".dcm"), pixels))  # 255 bytes: written
+
+
+def test_enhance_refuses_an_input_whose_output_name_would_pass_255_bytes_before_reading_it(tmp_path, seed):
+    """A UID-named DICOM of 253 bytes gets '.dcm' added: its output's name of 257 bytes failed at the write,
+    after the image was read and enhanced, with '... cannot write: File name too long'."""
+    from tests.infer.test_enhance import TILE, chest_like, tiny_model
+    from xvertfast.cli import main
+    from xvertfast.model import save_model
+
+    model = str(save_model(tiny_model(seed), tmp_path / "model", extra={"training": {"config": {"roi_size": TILE}}}))
+    src = tmp_path / "in"
+    src.mkdir()
+    long_uid = "1.2.840." + "1" * 245  # 253 bytes, no image extension
+    make_dicom(src / long_uid, np.round(chest_like(seed) * 1023).astype(np.uint16), bits=10)
+    png = str(src / ("x" * 251 + ".png"))  # 255 bytes: 256 as .tiff
+    Image.fromarray(np.round(chest_like(seed + 1) * 255).astype(np.uint8)).save(png)
+
+    def failed(*extra):
+        report = tmp_path / f"report{len(extra)}.json"
+        code = main(["enhance", str(src), "-o", str(tmp_path / "out"), "--model", model, "-q", "--report", str(report)]
+                    + list(extra))  # fmt: skip
+        records = json.loads(report.read_text())["files"]
+        return code, {r["input"]: r["error"] for r in records if r["status"] == "failed"}
+
+    too_long = "more than the 255 a file name may have; give the input a shorter name"
+    assert failed("--dry-run") == (1, {str(src / long_uid): f"{src / long_uid}: its output's name would be 257 bytes "
+                                                            f"long (.dcm added to the input's name), {too_long}"})  # fmt: skip
+    assert failed("--format", "tiff") == (1, {
+        str(src / long_uid): f"{src / long_uid}: its output's name would be 258 bytes long (.tiff added to the input's "
+                             f"name), {too_long}",
+        png: f"{png}: its output's name would be 256 bytes long (.tiff in place of the extension of the input's name), "
+             f"{too_long}"})  # fmt: skip
+    assert not [p for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")]

@@ -24,7 +24,7 @@ from xvertfast.io.errors import ImageWriteError, WarningsNamingTheFile
 from xvertfast.io.radiograph import Radiograph
 
 __all__ = ["write_image", "WRITE_FORMATS", "FORMAT_EXTENSIONS", "EXTENSION_FORMATS", "format_from_path", "atomic_write", "nearest_existing",
-           "remove_stale_parts", "disk_full", "outputs_lost"]
+           "remove_stale_parts", "disk_full", "outputs_lost", "name_too_long"]
 
 #: png16: 16-bit PNG at the source's bit depth (0..2^bits - 1, which a text chunk records); png8;
 #: tiff: float32 in [0, 1]; dicom: a derived DICOM image at the source's bit depth.
@@ -96,6 +96,14 @@ NAME_MAX = 255
 #: What a temporary of :func:`atomic_write` adds to the name it stands for: '.', '.', mkstemp's 8 random
 #: characters and '.part'.
 _PART_EXTRA = len("..") + 8 + len(".part")
+
+
+def name_too_long(path: str) -> int | None:
+    """The length in bytes of ``path``'s file name where it is over :data:`NAME_MAX` (None: it fits), so
+    that a caller refuses it by its reason before any work, not with the system's bare 'File name too long'
+    at the write (an input named by a 253-byte UID, '.dcm' added, has an output name of 257 bytes)."""
+    size = len(os.fsencode(os.path.basename(path)))
+    return size if size > NAME_MAX else None
 
 
 def _part_stem(name: str) -> str:
@@ -392,8 +400,9 @@ def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like
 
     Raises:
         ImageWriteError: naming the file: it exists (without ``overwrite``) or is the source
-            itself, is a folder, its folder does not exist, its extension names no format, or
-            the write or the encoding failed (``errno`` set where the system gave one).
+            itself, is a folder, its folder does not exist, its name is over :data:`NAME_MAX`
+            bytes, its extension names no format, or the write or the encoding failed (``errno``
+            set where the system gave one).
         TypeError: integer pixels, or ``like`` not a :class:`Radiograph`.
         ValueError: an unknown ``fmt``, or one the extension contradicts (naming both); pixels
             not [H, W], empty, NaN or infinite, or further
@@ -413,6 +422,9 @@ def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like
         raise ImageWriteError(p, "is a directory")
     if os.path.exists(p) and not overwrite:
         raise ImageWriteError(p, "already exists (pass overwrite=True to replace it)")
+    if (size := name_too_long(p)) is not None:  # (checked before the encoding, which it would waste)
+        raise ImageWriteError(p, f"its name is {size} bytes long, more than the {NAME_MAX} a file name may have on "
+                              "most file systems; give it a shorter name")  # fmt: skip
     folder = os.path.dirname(os.path.abspath(p))
     if not os.path.isdir(folder):
         raise ImageWriteError(p, f"destination folder {folder} does not exist")
