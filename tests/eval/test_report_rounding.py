@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 from xvertfast.eval.protocol import EvalRun
 from xvertfast.eval.report import write_report
 from xvertfast.eval.stats import wilcoxon_p
@@ -96,36 +98,58 @@ def test_a_metric_has_the_same_decimals_in_both_tables(tmp_path):
 def test_a_metric_whose_mean_is_near_zero_keeps_the_decimals_its_spread_needs(tmp_path):
     """BRISQUE can be negative (a cxr-dev CLAHE region scores -2.88): a method's regions at +-3
     averaged 0.0000333, and its smallest mean to 3 significant digits gave the whole column 7
-    decimals, "18.6361138 ± 4.1178544". A cell's sd of units says 4 are enough."""
-    run = EvalRun(["identity", "clahe"], ["brisque"], images=6)
+    decimals, "18.6361138 ± 4.1178544". A cell's sd of units says 4 are enough, and the mean is
+    written with them: "0.0000 ± 3.1334" (ef750b8 wrote it "3.3e-05 ± 3.1334", beside a
+    "0.0000 ± 0.4858", as if the 3.3e-05 were data), its sign dropped where below 0 ("-0.0000")."""
+    run = EvalRun(["identity", "clahe", "farbman"], ["brisque"], images=6)
     for i in range(6):
         for k, roi in enumerate(("upper", "lower")):
             where = {"file": f"f{i}.png", "roi": roi}
+            spread = (-1) ** (i + k) * 3.0
             run.rows += [{**where, "method": "identity", "brisque": 14.0 + 1.3 * i + 0.7 * k},
-                         {**where, "method": "clahe", "brisque": (-1) ** (i + k) * 3.0 + 0.0004 * (i + k == 0)}]  # fmt: skip
+                         {**where, "method": "clahe", "brisque": spread + 0.0004 * (i + k == 0)},
+                         {**where, "method": "farbman", "brisque": spread - 0.0004 * (i + k == 0)}]  # fmt: skip
     write_report(run, str(tmp_path / "r"), "identity")
     md = (tmp_path / "r" / "summary.md").read_text()
     for heading in ("## After z-score outlier removal", "## All ROIs"):
         for method in run.methods:
             cell = _row(md, heading, method)[0]
-            # (a mean 4 decimals round to 0, clahe's 0.0000333, is in scientific notation: see the test below)
-            assert re.match(r"(-?\d+\.\d{4}|-?\d\.\de-\d\d) ± \d+\.\d{4}\D", cell), (heading, method, cell)
+            assert re.match(r"\d+\.\d{4} ± \d+\.\d{4}\D", cell), (heading, method, cell)
+            if method != "identity":
+                assert cell.startswith("0.0000 ± 3.1334"), (heading, method, cell)
 
 
 def test_a_column_of_tiny_values_has_a_bounded_number_of_decimals(tmp_path):
     """Decimals grow to keep 3 significant digits only down to a scale of 1e-5 (MAX_DECIMALS, 7),
-    not 12 for a column near 1e-9; a value those 7 round to zero is in scientific notation: it read
-    "0.0000000 ± 0.0000000", as if the metric were exactly 0, and one below 0 "-0.0000000". A
-    zero is still "0.0000..." (a constant column's sd), a value 7 decimals show is as before."""
-    run = EvalRun(["identity", "clahe", "farbman"], ["tenengrad"], images=3)
-    values = {"identity": [1e-9 * (1.02 + 0.1 * k) for k in range(6)], "clahe": [-3e-8] * 6,
-              "farbman": [2e-5 + 1e-9 * k for k in range(6)]}  # fmt: skip
+    not 12 for a column near 1e-9. A cell those 7 round whole to "0.0000000 ± 0.0000000", as if
+    the metric were exactly 0, is written in scientific notation, both its numbers ("0" for a zero
+    sd, and for a constant's sd of float noise; "n/a" for one ROI's); every other cell keeps the
+    column's decimals: ef750b8 wrote each number alone that way, "0.0000200 ± 1.9e-09"."""
+    run = EvalRun(["identity", "clahe", "farbman", "lone"], ["tenengrad"], images=6)
+    values = {"identity": [1e-9 * (1.02 + 0.1 * k) for k in range(12)], "clahe": [-3e-8] * 12,
+              "farbman": [2e-5 + 1e-9 * k for k in range(12)], "lone": [1.3e-9] + [float("nan")] * 11}  # fmt: skip
     run.rows = [{"file": f"f{k // 2}.png", "roi": ("upper", "lower")[k % 2], "method": method, "tenengrad": v}
                 for method, column in values.items() for k, v in enumerate(column)]  # fmt: skip
+    assert np.std(values["clahe"], ddof=1) > 0  # (numpy's sd of the constant is 6.9e-24: noise, said 0)
     write_report(run, str(tmp_path / "r"), None)
     md = (tmp_path / "r" / "summary.md").read_text()
-    tiny, negative, small = (_row(md, "## All ROIs", method)[0] for method in run.methods)
-    assert tiny.startswith("1.3e-09 ± 1.9e-10 "), tiny
-    assert negative.startswith("-3.0e-08 ± 0.0000000 "), negative  # (its sd is 0: said as such)
-    assert small.startswith("0.0000200 ± 1.9e-09 "), small
+    tiny, negative, small, lone = (_row(md, "## All ROIs", method)[0] for method in run.methods)
+    assert tiny.startswith("1.6e-09 ± 3.6e-10 "), tiny
+    assert negative.startswith("-3.0e-08 ± 0 "), negative
+    assert small.startswith("0.0000200 ± 0.0000000 "), small
+    assert lone == "1.3e-09 ± n/a (n=1)", lone
     assert "0.0000000 ± 0.0000000" not in md and "-0.0000000" not in md
+
+
+def test_a_constant_column_reads_a_zero_sd(tmp_path):
+    """numpy's sd of six 0.1s is 1.5e-17, not 0: ef750b8 printed it "0.1000 ± 1.5e-17", rounding
+    noise as data. A cell the column's decimals show is written with them: "0.1000 ± 0.0000"."""
+    run = EvalRun(["identity", "clahe"], ["tenengrad"], images=3)
+    run.rows = [{"file": f"f{k // 2}.png", "roi": ("upper", "lower")[k % 2], "method": method, "tenengrad": value}
+                for method, value in (("identity", 0.1), ("clahe", 0.3)) for k in range(6)]  # fmt: skip
+    assert np.std([0.1] * 6, ddof=1) > 0
+    write_report(run, str(tmp_path / "r"), None)
+    md = (tmp_path / "r" / "summary.md").read_text()
+    for heading in ("## After z-score outlier removal", "## All ROIs"):
+        assert _row(md, heading, "identity")[0] == "0.1000 ± 0.0000 (n=6)", heading
+        assert _row(md, heading, "clahe")[0] == "0.3000 ± 0.0000 (n=6)", heading

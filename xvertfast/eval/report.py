@@ -68,15 +68,36 @@ def _header(metric: str) -> str:
 
 
 def _fmt(x: float, digits: int = 4) -> str:
-    """``x`` with ``digits`` decimals; one they would round to zero in scientific notation, 2
-    significant digits: a cell of values near 1e-9 (MAX_DECIMALS caps the decimals) read
-    "0.0000000", or "-0.0000000", as if exactly zero. A zero is "0.0000", never "-0.0000"."""
+    """``x`` with ``digits`` decimals, "n/a" where missing; one they round to zero reads "0.0000",
+    never "-0.0000" (a sign below the decimals shown is not one a reader can use)."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "n/a"
-    if x == 0:
-        return f"{0.0:.{digits}f}"
     text = f"{x:.{digits}f}"
-    return f"{x:.1e}" if float(text) == 0 else text
+    return text.lstrip("-") if float(text) == 0 else text
+
+
+#: An sd below this fraction of its mean's size is the float arithmetic's noise on a constant
+#: column (numpy's sd of six 0.1s is 1.5e-17, of twelve -3e-08s 6.9e-24), not a spread.
+_SD_NOISE = 1e-12
+
+
+def _mean_sd(mean: float, sd: float, digits: int) -> str:
+    """A table cell's "mean ± sd" with its column's ``digits`` decimals, or both numbers in
+    scientific notation (2 significant digits; "0" for a zero) where the decimals would round
+    the whole cell to "0.0000000 ± 0.0000000" though it is not zero: a Tenengrad column near
+    1e-9, where MAX_DECIMALS caps the decimals, read as if the metric were exactly 0. Only the
+    whole cell: a mean alone near 0 beside a spread of units (BRISQUE) keeps the column's form."""
+    shown = [v for v in (mean, sd) if v is not None and not math.isnan(v)]
+    if not any(shown) or any(float(f"{v:.{digits}f}") != 0 for v in shown):
+        return f"{_fmt(mean, digits)} ± {_fmt(sd, digits)}"
+    if sd is not None and sd < _SD_NOISE * abs(mean):
+        sd = 0.0
+    return f"{_scientific(mean)} ± {_scientific(sd)}"
+
+
+def _scientific(x: float) -> str:
+    """``x`` to 2 significant digits in scientific notation, a zero "0", a missing one "n/a"."""
+    return "n/a" if x is None or math.isnan(x) else "0" if x == 0 else f"{x:.1e}"
 
 
 #: The most decimals a metric's column gets: 3 significant digits down to a scale of 1e-5.
@@ -337,7 +358,7 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_imag
                     cells.append("n/a (n=0)")
                     continue
                 digits = decimals[metric]
-                cells.append(f"{_fmt(r['mean' + suffix], digits)} ± {_fmt(r['std' + suffix], digits)}{mark} "
+                cells.append(f"{_mean_sd(r['mean' + suffix], r['std' + suffix], digits)}{mark} "
                              f"(n={r['n' + suffix]})")  # fmt: skip
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         lines.append("")
