@@ -596,6 +596,61 @@ def test_an_output_whose_name_is_near_the_file_systems_limit_is_written_and_its_
         assert remove_stale_parts([path]) == 1 and not os.path.exists(left) and os.path.exists(path)
 
 
+def _series_dicom(path, seed, study, series, sop=None):
+    """A 10-bit DICOM of ``study`` and ``series`` (UIDs; None: the attribute left out)."""
+    from pydicom.uid import generate_uid
+
+    from tests.infer.test_enhance import chest_like
+
+    values = np.round(chest_like(seed) * 1023).astype(np.uint16)
+    ds = make_dicom(path, values, bits=10)
+    for keyword, uid in (("StudyInstanceUID", study), ("SeriesInstanceUID", series)):
+        if uid is None:
+            ds.pop(keyword, None)
+        else:
+            setattr(ds, keyword, uid)
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = sop or generate_uid()
+    ds.save_as(path, enforce_file_format=True)
+    return ds
+
+
+def test_dicom_outputs_of_one_source_series_made_one_way_share_one_new_series(tmp_path, seed):
+    """Each output had a new SeriesInstanceUID of its own: 5000 enhanced images of one series were
+    5000 one-image series in a PACS. The derived series is named by the source's study and series and
+    by what was done (derivation, or the description written): the same for every image of the series,
+    never the source's own series, and another for another series, study or derivation."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    study, series, other = generate_uid(), generate_uid(), generate_uid()
+    sources = {"a1": (study, series), "a2": (study, series), "b": (study, other), "c": (generate_uid(), series),
+               "no_series": (study, None), "no_study": (None, series)}  # fmt: skip
+    for i, (name, (st, se)) in enumerate(sources.items()):
+        _series_dicom(tmp_path / f"{name}.dcm", seed + i, st, se)
+
+    def derived(name, out, **kwargs):
+        src = read_image(tmp_path / f"{name}.dcm", warn=False)
+        return pydicom.dcmread(write_image(tmp_path / out, src.pixels, like=src, **kwargs)).SeriesInstanceUID
+
+    a1, a2 = derived("a1", "a1_out.dcm", derivation="k1"), derived("a2", "a2_out.dcm", derivation="k1")
+    assert a1 == a2 and a1 not in (series, other) and a1.startswith("2.25.") and a1.is_valid
+    assert derived("b", "b_out.dcm", derivation="k1") != a1  # another series of the study
+    assert derived("c", "c_out.dcm", derivation="k1") != a1  # the same series UID in another study
+    assert derived("a1", "a1_k2.dcm", derivation="k2") != a1  # made another way
+    again = derived("a1", "a1_again.dcm", derivation="k1")  # (another run: the same series)
+    assert again == a1 and pydicom.dcmread(tmp_path / "a1_again.dcm").SOPInstanceUID != \
+        pydicom.dcmread(tmp_path / "a1_out.dcm").SOPInstanceUID  # fmt: skip
+    # no derivation: the description written stands for it
+    said = [derived("a1", f"d{i}.dcm", description=text) for i, text in enumerate(["x 1", "x 1", "x 2"])]
+    assert said[0] == said[1] != said[2]
+    # no series (or no study) to derive from: each output a series of its own, as a PNG's is
+    lone = [derived(name, f"{name}_{i}.dcm", derivation="k1") for name in ("no_series", "no_study") for i in (1, 2)]
+    assert len(set(lone)) == 4
+    pixels = np.random.default_rng(seed).random((8, 9))
+    png = [pydicom.dcmread(write_image(tmp_path / f"p{i}.dcm", pixels, derivation="k1")) for i in (1, 2)]
+    assert png[0].SeriesInstanceUID != png[1].SeriesInstanceUID and png[0].StudyInstanceUID != png[1].StudyInstanceUID
+
+
 def test_an_output_name_over_255_bytes_is_refused_naming_the_reason(tmp_path, seed):
     """A name the file system cannot hold failed at the write, after the encoding, as the system's
     bare 'cannot write: File name too long'."""
@@ -606,6 +661,46 @@ def test_an_output_name_over_255_bytes_is_refused_naming_the_reason(tmp_path, se
         write_image(tmp_path / name, pixels)
     assert not list(tmp_path.iterdir())
     assert os.path.exists(write_image(tmp_path / ("1" * 251 + ".dcm"), pixels))  # 255 bytes: written
+
+
+def test_enhance_puts_the_dicom_outputs_of_one_source_series_in_one_series_across_resumes(tmp_path, seed,
+                                                                                          monkeypatch):  # fmt: skip
+    """xvertfast enhance: outputs of one source series share a derived series in the run, in a
+    resume of it (by a newer xvertfast too, whose description says another version) and in each
+    shard; another source series has another; an --overwrite with other settings makes another."""
+    import xvertfast.infer.batch as batch
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    from tests.infer.test_enhance import TILE, tiny_model
+    from xvertfast.cli import main
+    from xvertfast.model import save_model
+
+    model = str(save_model(tiny_model(seed), tmp_path / "model", extra={"training": {"config": {"roi_size": TILE}}}))
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    study, series_a, series_b = generate_uid(), generate_uid(), generate_uid()
+    for i, (name, series) in enumerate([("a1", series_a), ("a2", series_a), ("b1", series_b)]):
+        _series_dicom(src / f"{name}.dcm", seed + i, study, series)
+
+    def series_of(folder=out):
+        return {p.stem: pydicom.dcmread(p).SeriesInstanceUID for p in sorted(folder.glob("*.dcm"))}
+
+    enhance = ["enhance", str(src), "-o", str(out), "--model", model, "-q"]
+    assert main(enhance) == 0
+    first = series_of()
+    assert first["a1"] == first["a2"] != first["b1"] and series_a not in first.values()
+    _series_dicom(src / "a3.dcm", seed + 3, study, series_a)  # the job resumed with one more image of series a
+    monkeypatch.setattr(batch, "__version__", "99.0")
+    assert main(enhance) == 0
+    assert series_of() == {**first, "a3": first["a1"]}
+    assert "xvertfast 99.0:" in pydicom.dcmread(out / "a3.dcm").DerivationDescription
+    for k in (1, 2):  # the job in shards, into another folder
+        assert main(enhance[:3] + [str(tmp_path / "sharded"), "--model", model, "--shard", f"{k}/2", "-q"]) == 0
+    assert series_of(tmp_path / "sharded") == series_of()
+    assert main(enhance + ["--brightness", "original", "--overwrite"]) == 0  # other settings: another series
+    redone = series_of()
+    assert redone["a1"] == redone["a3"] != first["a1"] and redone["b1"] != first["b1"]
 
 
 def test_enhance_refuses_an_input_whose_output_name_would_pass_255_bytes_before_reading_it(tmp_path, seed):

@@ -373,7 +373,8 @@ def _compose_and_write(enhancer, rad: Radiograph, prep, tiles, out: str, fmt: st
     os.makedirs(os.path.dirname(out), exist_ok=True)
     job.starting(rad.path, out)
     try:
-        write_image(out, pixels, _write_format(fmt, rad, out), like=rad, overwrite=True, description=description)
+        write_image(out, pixels, _write_format(fmt, rad, out), like=rad, overwrite=True, description=description,
+                    derivation=job.key)  # (DICOM: outputs of one source series, in every run of the job, share a series)
     except BaseException:  # not made: recorded so (left "writing", status counted it in flight or killed), and
         job.abandoned(rad.path, [out])  # an earlier output being redone goes, as a failed input gets none
         raise

@@ -15,6 +15,7 @@ import io
 import os
 import struct
 import tempfile
+import uuid
 
 import numpy as np
 
@@ -24,7 +25,7 @@ from xvertfast.io.errors import ImageWriteError, WarningsNamingTheFile
 from xvertfast.io.radiograph import Radiograph
 
 __all__ = ["write_image", "WRITE_FORMATS", "FORMAT_EXTENSIONS", "EXTENSION_FORMATS", "format_from_path", "atomic_write", "nearest_existing",
-           "remove_stale_parts", "disk_full", "outputs_lost", "name_too_long"]
+           "remove_stale_parts", "disk_full", "outputs_lost", "name_too_long", "derived_series_uid"]
 
 #: png16: 16-bit PNG at the source's bit depth (0..2^bits - 1, which a text chunk records); png8;
 #: tiff: float32 in [0, 1]; dicom: a derived DICOM image at the source's bit depth.
@@ -304,7 +305,37 @@ _KEPT = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientA
          "ImageLaterality", "Laterality", "BurnedInAnnotation", "RecognizableVisualFeatures")  # fmt: skip
 
 
-def _dicom_bytes(unit: np.ndarray, bits: int, like: Radiograph | None, description: str | None) -> bytes:
+#: The name space of :func:`derived_series_uid`'s name-based UUIDs (made once for xvertfast, with uuid4):
+#: another program naming its series from the same UIDs gets other ones.
+_DERIVED_SERIES_NAMESPACE = uuid.UUID("5b0f3c7e-7a52-4d8e-9b8a-2f61c4d0a9e3")
+
+
+def derived_series_uid(study_uid: str, series_uid: str, derivation: str) -> str:
+    """The SeriesInstanceUID of the images xvertfast derives from one source series in one way
+    (``derivation``: what was done, e.g. a job's settings key): the same for each of them, in every run
+    and on every machine, so that 5000 enhanced images of one series make one new series in a PACS, not
+    5000; another source series, study or derivation gives another. A UID of the 2.25 form (PS3.5 B.2)
+    from a name-based (SHA-1, version 5) UUID of the three; pydicom's generate_uid joins its entropy
+    sources without a separator, and with prefix=None ignores them."""
+    name = "\x00".join((study_uid, series_uid, derivation))
+    return f"2.25.{uuid.uuid5(_DERIVED_SERIES_NAMESPACE, name).int}"
+
+
+def _series_uid(src, study_uid: str, derivation: str) -> str:
+    """The output's SeriesInstanceUID: the derived series of its source's (:func:`derived_series_uid`),
+    or a new one of its own for a source that names no series or no study (a PNG or TIFF, a DICOM
+    without them): nothing says which other images belong with it, and where the study UID was made
+    up for this output alone, a series shared with others would span studies."""
+    from pydicom.uid import generate_uid
+
+    series = str(src.get("SeriesInstanceUID", "") or "").strip() if src is not None else ""
+    if not series or study_uid != str(src.get("StudyInstanceUID", "")).strip():  # (the study made up for this file)
+        return generate_uid()
+    return derived_series_uid(study_uid, series, derivation)
+
+
+def _dicom_bytes(unit: np.ndarray, bits: int, like: Radiograph | None, description: str | None,
+                 derivation: str | None = None) -> bytes:  # fmt: skip
     import pydicom
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
@@ -337,13 +368,16 @@ def _dicom_bytes(unit: np.ndarray, bits: int, like: Radiograph | None, descripti
     ds.SecondaryCaptureDeviceManufacturer = "xvertfast"
     ds.SecondaryCaptureDeviceSoftwareVersions = __version__  # which release made it, description or none
     ds.SOPInstanceUID = generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
-    ds.SeriesNumber = None  # present, empty (type 2): the derived series has no number of its own
+    ds.ImageType = ["DERIVED", "SECONDARY"]
+    ds.DerivationDescription = _ascii(description or "XVertNet vertebral contrast enhancement (xvertfast)")[:1024]  # ST
+    # one derived series for the images of one source series made one way (not the source's series:
+    # PS3.3 C.7.3.1 puts derived images in a new one)
+    ds.SeriesInstanceUID = _series_uid(src, ds.StudyInstanceUID, derivation or ds.DerivationDescription)
+    # present, empty (type 2): a number of its own could be one the study's other series have
+    ds.SeriesNumber = None
     ds.SeriesDescription = "xvertfast enhanced"
     now = datetime.datetime.now()
     ds.ContentDate, ds.ContentTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
-    ds.ImageType = ["DERIVED", "SECONDARY"]
-    ds.DerivationDescription = _ascii(description or "XVertNet vertebral contrast enhancement (xvertfast)")[:1024]  # ST
     if src is not None and "SOPInstanceUID" in src:
         ref = pydicom.Dataset()
         # a data set without its class: the file meta's, before the guess of Secondary Capture
@@ -374,7 +408,7 @@ def _dicom_bytes(unit: np.ndarray, bits: int, like: Radiograph | None, descripti
 
 
 def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like: Radiograph | None = None,
-                overwrite: bool = False, description: str | None = None) -> str:  # fmt: skip
+                overwrite: bool = False, description: str | None = None, derivation: str | None = None) -> str:  # fmt: skip
     """Writes pixels (float [H, W] in [0, 1]) to path atomically; returns the path as a str.
 
     Values up to :data:`CLIP_SLACK` outside [0, 1] are clipped to it; integers, and floats
@@ -397,6 +431,11 @@ def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like
             file so that it stays with the image: PNG ``Description`` text (UTF-8), TIFF
             ImageDescription and DICOM DerivationDescription (7-bit ASCII: other characters
             escaped; at most 1024 characters in DICOM).
+        derivation: DICOM: what was done to the pixels, as a name that stays the same for the
+            images made the same way (``xvertfast enhance``: its job's settings key, kept by
+            resumes and shards); default the DerivationDescription written. Outputs of one source
+            series with one derivation share one new series (:func:`derived_series_uid`); a source
+            without a series (PNG, TIFF) gives each output its own.
 
     Raises:
         ImageWriteError: naming the file: it exists (without ``overwrite``) or is the source
@@ -430,7 +469,7 @@ def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like
         raise ImageWriteError(p, f"destination folder {folder} does not exist")
     unit = _to_unit(pixels, p)
     bits = _output_bits(like)
-    data = _encode(p, fmt, unit, bits, like, description)
+    data = _encode(p, fmt, unit, bits, like, description, derivation)
     try:
         with atomic_write(p) as tmp, open(tmp, "wb") as f:
             f.write(data)
@@ -441,7 +480,8 @@ def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like
     return p
 
 
-def _encode(p: str, fmt: str, unit: np.ndarray, bits: int, like: Radiograph | None, description: str | None) -> bytes:
+def _encode(p: str, fmt: str, unit: np.ndarray, bits: int, like: Radiograph | None, description: str | None,
+            derivation: str | None = None) -> bytes:  # fmt: skip
     """The file's bytes, made in memory and written by :func:`write_image` with Python's own file
     I/O: a write the file system cuts short (a full disk) is then an OSError with its errno, which a
     batch job stops on; numpy's tofile (under tifffile) said only '65536 requested and 9124 written',
@@ -475,7 +515,7 @@ def _encode(p: str, fmt: str, unit: np.ndarray, bits: int, like: Radiograph | No
             return buffer.getvalue()
         else:
             try:
-                return _dicom_bytes(unit, bits, like, description)
+                return _dicom_bytes(unit, bits, like, description, derivation)
             except (TypeError, LookupError, OverflowError, struct.error) as exc:  # LookupError: KeyError too
                 # what pydicom raises for an element of the source's header it cannot encode (an odd
                 # value or character set): this output fails, named, and a batch goes on. pydicom
