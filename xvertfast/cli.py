@@ -441,8 +441,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
                 "some": f", {status.ledgers_at_work} of the {len(status.ledgers)} shards at work together",
                 "part": f", by {_rate_part(status)}",
             }[status.rate_of]
-            print(f"  {status.rate * 60:.1f} output files finished a minute, over the last {status.rate_outputs}"
-                  f"{together}")  # fmt: skip
+            print(f"  {status.rate * 60:.1f} output files finished a minute, over the last {status.rate_outputs} "
+                  f"outputs{together}")  # fmt: skip
         elif status.rate_outputs:  # (those of the shards at work alone: one before them went at its own pace)
             from xvertfast.io.job_folder import RATE_MIN_OUTPUTS, RATE_MIN_SPAN_S
 

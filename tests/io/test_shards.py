@@ -714,7 +714,8 @@ def test_status_gives_the_rate_of_all_shards_together(tmp_path, capsys, monkeypa
     status = job_folder.job_status(str(out), "enhance")
     assert status.rate == pytest.approx(1 / 6) and status.rate_outputs == 12  # an output every six seconds
     assert main(["status", str(out)]) == 0
-    assert "10.0 output files finished a minute, over the last 12, all shards together" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "10.0 output files finished a minute, over the last 12 outputs, all shards together" in said, said
     assert [led.rate for led in status.ledgers] == [pytest.approx(1 / 12)] * 2  # each, every twelve seconds
 
     # a shard's dry run: its own part at its own pace (the others' run beside it), not at all of theirs
@@ -753,7 +754,7 @@ def test_status_adds_no_rates_of_shards_that_ran_one_after_the_other(tmp_path, c
     assert status.rate == pytest.approx(0.1) and status.rate_outputs == 6 and status.rate_ledgers == 1
     assert main(["status", str(out)]) == 0
     said = capsys.readouterr().out
-    assert "6.0 output files finished a minute, over the last 6, by the latest shard alone" in said, said
+    assert "6.0 output files finished a minute, over the last 6 outputs, by the latest shard alone" in said, said
     _dry_run_notes(SimpleNamespace(dry_run=True, busy=False, shard=None), "enhance", str(out), 10, 1)
     assert "(6.0 output files a minute), the 10 would take about 100 s" in capsys.readouterr().err
 
@@ -912,8 +913,8 @@ def test_a_rate_of_one_of_two_shards_at_work_is_not_said_to_be_the_latest_shards
     assert status.rate == pytest.approx(0.1) and status.rate_ledgers == 1 and status.ledgers_at_work == 2
     assert main(["status", str(out)]) == 0
     said = capsys.readouterr().out
-    assert ("  6.0 output files finished a minute, over the last 10, by 1 of the 2 shards at work (1 with no rate yet, "
-            "not counted)\n") in said and "latest" not in said, said  # fmt: skip
+    assert ("  6.0 output files finished a minute, over the last 10 outputs, by 1 of the 2 shards at work (1 with no rate "
+            "yet, not counted)\n") in said and "latest" not in said, said  # fmt: skip
     _dry_run_notes(SimpleNamespace(dry_run=True, busy=False, shard=None), "enhance", str(out), 10, 1)
     assert capsys.readouterr().err == (
         "at the rate this folder's jobs, 1 of the 2 shards at work (1 with no rate yet, not counted), finished outputs "
