@@ -596,6 +596,22 @@ def test_an_output_whose_name_is_near_the_file_systems_limit_is_written_and_its_
         assert remove_stale_parts([path]) == 1 and not os.path.exists(left) and os.path.exists(path)
 
 
+def test_a_shards_stale_temporary_sweep_leaves_the_live_temporary_of_a_long_name_that_begins_alike(tmp_path):
+    """Two output names over 240 bytes that share their first 240 got one cut temporary stem: a shard
+    starting beside another (remove_stale_parts at its start) removed the other's live temporary, whose
+    write then failed with a bare '[Errno 2] ... .part'. The stem now ends in a digest of the whole name."""
+    from pathlib import Path
+
+    from xvertfast.io.write import atomic_write, remove_stale_parts
+
+    first, second = (str(tmp_path / ("x" * 245 + f"_{k}.png")) for k in "ab")  # (252 bytes each)
+    with atomic_write(second) as tmp:
+        Path(tmp).write_bytes(b"second")
+        assert remove_stale_parts([first]) == 0 and os.path.exists(tmp)
+    assert Path(second).read_bytes() == b"second"
+    assert [p.name for p in tmp_path.iterdir()] == [os.path.basename(second)]
+
+
 def _series_dicom(path, seed, study, series, sop=None):
     """A 10-bit DICOM of ``study`` and ``series`` (UIDs; None: the attribute left out)."""
     from pydicom.uid import generate_uid

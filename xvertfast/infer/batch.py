@@ -670,7 +670,9 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
         for rec in failed:
             log(f"error: {rec.error}")
         if not job.read_only:
-            remove_stale_parts(out for _, out in planned)  # a killed run's temporaries (no other job runs: the lock)
+            # a killed run's temporaries; the job's other shards may be writing beside this one, each its own
+            # outputs, whose temporaries a long name's cut does not confuse with these (write._part_stem)
+            remove_stale_parts(out for _, out in planned)
         for f, out in planned:
             state, why = job.state(f.path, out, centres(f))
             if state == "done":

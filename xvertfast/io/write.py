@@ -11,6 +11,7 @@ import contextlib
 import copy
 import datetime
 import errno
+import hashlib
 import io
 import os
 import struct
@@ -110,11 +111,16 @@ def name_too_long(path: str) -> int | None:
 def _part_stem(name: str) -> str:
     """The copy of ``name`` a temporary of :func:`atomic_write` carries (``.STEM.<random>.part``): the name
     itself, or where that would pass :data:`NAME_MAX` (a name of 241 bytes or more failed its write with
-    'File name too long', though the name itself fits) its first bytes, cut at a whole character."""
+    'File name too long', though the name itself fits) its first bytes, cut at a whole character, and
+    '~' and 12 hex digits of the whole name's SHA-256: two long names that begin alike get other stems,
+    so that a shard's :func:`remove_stale_parts` at its start does not take another's live temporary."""
+    if len(os.fsencode(name)) + _PART_EXTRA <= NAME_MAX:
+        return name
+    digest = "~" + hashlib.sha256(os.fsencode(name)).hexdigest()[:12]
     stem = name
-    while stem and len(os.fsencode(stem)) + _PART_EXTRA > NAME_MAX:  # (a character at a time: never half of one)
+    while stem and len(os.fsencode(stem + digest)) + _PART_EXTRA > NAME_MAX:  # (a character at a time: never half)
         stem = stem[:-1]
-    return stem
+    return stem + digest
 
 
 @contextlib.contextmanager
