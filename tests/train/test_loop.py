@@ -1385,15 +1385,20 @@ def test_settings_given_as_numpy_numbers_or_a_torch_device_train(tmp_path):
     # preprocessed, then the first checkpoint failed: "Object of type int64 is not JSON serializable"
     # (device=torch.device("cpu"): "Object of type device ...")
     data = write_images(tmp_path / "data", n=2)
-    numpy = {"width": np.int64(4), "seed": np.int64(3), "lr": np.float32(1e-3), "val_fraction": np.float64(0.5),
-             "betas": [np.float32(0.9), 0.99], "amp": np.bool_(False), "lam": np.float64(0.8),
-             "device": torch.device("cpu")}  # fmt: skip
+    # (np.float32, not np.float64: a float64 is a Python float and would pass unconverted)
+    numpy = {"width": np.int64(4), "seed": np.int64(3), "lr": np.float32(1e-3), "val_fraction": np.float32(0.5),
+             "betas": [np.float32(0.9), 0.99], "amp": np.bool_(False), "lam": np.float32(0.8),
+             "alpha": np.float32(1.2), "eps": np.float32(1e-4), "device": torch.device("cpu")}  # fmt: skip
     config = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 1, "epochs_joint": 0, **numpy})
-    assert type(config.width) is int and type(config.lr) is float and type(config.amp) is bool
+    assert type(config.width) is int and type(config.seed) is int and type(config.amp) is bool
+    for name in ("lr", "val_fraction", "lam", "alpha", "eps"):
+        assert type(getattr(config, name)) is float, name
+    assert all(type(b) is float for b in config.betas)
     model = train([str(data)], str(tmp_path / "run"), config, progress=False, log=lambda m: None)
     assert model.stages[0].width == 4
     state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
     assert state["config"]["seed"] == 3 and state["config"]["lr"] == float(np.float32(1e-3))
+    assert state["config"]["lam"] == float(np.float32(0.8)) and state["config"]["eps"] == float(np.float32(1e-4))
     assert state["config"]["device"] == "cpu"
 
 
