@@ -1348,7 +1348,9 @@ def test_one_folder_given_alone_as_a_string_or_a_path_is_trained_on(tmp_path):
     ({"lam": -1.0}, "lam >= 0"),
     ({"eps": 0.0}, "eps > 0"),
     # (text, as from a config file: "'<=' not supported between instances of 'float' and 'str'", no setting named)
-    ({"val_fraction": "0.2"}, r"^validation fraction must be in \[0, 1\), got '0\.2'$"),
+    # (text is said to be no number: "must be in [0, 1), got '0.2'" read as if 0.2 were outside)
+    ({"val_fraction": "0.2"}, r"^validation fraction must be a number in \[0, 1\), got '0\.2'$"),
+    ({"val_fraction": 1.0}, r"^validation fraction must be a number in \[0, 1\), got 1\.0$"),
     ({"lr": "0.001"}, r"^learning rate must be a finite number .*, got '0\.001'$"),
     ({"amp": "no"}, r"^amp must be True or False, got 'no'$"),  # (it turned bf16 on)
     ({"init": 123}, r"^init must be a model directory \(a path\) or 'default', got 123$"),

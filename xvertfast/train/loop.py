@@ -140,7 +140,7 @@ class TrainConfig:
             (self.patch_size == 0 or smallest <= self.patch_size, f"patch size must be 0 (whole ROIs) or at least "
              f"{smallest}, got {self.patch_size}"),
             (_a_number(self.val_fraction) and 0.0 <= self.val_fraction < 1.0,
-             f"validation fraction must be in [0, 1), got {self.val_fraction!r}"),
+             f"validation fraction must be a number in [0, 1), got {self.val_fraction!r}"),
             (self.patience >= 1, f"patience must be at least 1, got {self.patience}"),
             (lr_ok, f"learning rate must be a finite number from {lowest:.2g} to {highest:.2g} (float32 weights; "
              f"Adam's first step is lr / (1 - beta1)), got {self.lr!r}"),
