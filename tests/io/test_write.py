@@ -653,9 +653,7 @@ def test_dicom_outputs_of_one_source_series_made_one_way_share_one_new_series(tm
     assert derived("b", "b_out.dcm", derivation="k1") != a1  # another series of the study
     assert derived("c", "c_out.dcm", derivation="k1") != a1  # the same series UID in another study
     assert derived("a1", "a1_k2.dcm", derivation="k2") != a1  # made another way
-    again = derived("a1", "a1_again.dcm", derivation="k1")  # (another run: the same series)
-    assert again == a1 and pydicom.dcmread(tmp_path / "a1_again.dcm").SOPInstanceUID != \
-        pydicom.dcmread(tmp_path / "a1_out.dcm").SOPInstanceUID  # fmt: skip
+    assert derived("a1", "a1_again.dcm", derivation="k1") == a1  # (another run: the same series)
     # no derivation: the description written stands for it
     said = [derived("a1", f"d{i}.dcm", description=text) for i, text in enumerate(["x 1", "x 1", "x 2"])]
     assert said[0] == said[1] != said[2]
@@ -665,6 +663,36 @@ def test_dicom_outputs_of_one_source_series_made_one_way_share_one_new_series(tm
     pixels = np.random.default_rng(seed).random((8, 9))
     png = [pydicom.dcmread(write_image(tmp_path / f"p{i}.dcm", pixels, derivation="k1")) for i in (1, 2)]
     assert png[0].SeriesInstanceUID != png[1].SeriesInstanceUID and png[0].StudyInstanceUID != png[1].StudyInstanceUID
+
+
+def test_a_dicom_output_made_again_the_same_way_keeps_its_instance_uid(tmp_path, seed):
+    """The SOPInstanceUID was new at every write: an --overwrite rerun (or a second job with the same
+    settings) of one source into the same derived series sent a PACS the same image again as another
+    instance. With a derivation it is named by the source's study, series and instance and by the
+    derivation; without one, or for a source whose study or series is not there, it is new each time."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    study, series = generate_uid(), generate_uid()
+    source = _series_dicom(tmp_path / "a.dcm", seed, study, series).SOPInstanceUID
+    _series_dicom(tmp_path / "b.dcm", seed + 1, study, series)
+    _series_dicom(tmp_path / "copy.dcm", seed, generate_uid(), series, sop=source)  # (a copied into another study)
+    _series_dicom(tmp_path / "no_series.dcm", seed + 2, study, None)
+
+    def instance(name, out, **kwargs):
+        src = read_image(tmp_path / f"{name}.dcm", warn=False)
+        written = pydicom.dcmread(write_image(tmp_path / out, src.pixels, like=src, **kwargs))
+        assert written.file_meta.MediaStorageSOPInstanceUID == written.SOPInstanceUID
+        return written.SOPInstanceUID
+
+    first = instance("a", "a1.dcm", derivation="k1")
+    assert first.startswith("2.25.") and first.is_valid and first != source
+    assert instance("a", "a2.dcm", derivation="k1") == first  # made again the same way: the same image
+    assert instance("a", "a3.dcm", derivation="k2") != first  # made another way
+    assert instance("b", "b1.dcm", derivation="k1") != first  # another source image of the series
+    assert instance("copy", "c1.dcm", derivation="k1") != first  # its instance UID in another study
+    assert instance("a", "d1.dcm") != instance("a", "d2.dcm")  # no derivation: new each time
+    assert instance("no_series", "n1.dcm", derivation="k1") != instance("no_series", "n2.dcm", derivation="k1")
 
 
 def test_an_output_name_over_255_bytes_is_refused_naming_the_reason(tmp_path, seed):
@@ -714,6 +742,9 @@ def test_enhance_puts_the_dicom_outputs_of_one_source_series_in_one_series_acros
     for k in (1, 2):  # the job in shards, into another folder
         assert main(enhance[:3] + [str(tmp_path / "sharded"), "--model", model, "--shard", f"{k}/2", "-q"]) == 0
     assert series_of(tmp_path / "sharded") == series_of()
+    instances = [{p.stem: pydicom.dcmread(p).SOPInstanceUID for p in sorted(folder.glob("*.dcm"))}
+                 for folder in (out, tmp_path / "sharded")]  # fmt: skip
+    assert instances[0] == instances[1] and len(set(instances[0].values())) == 4  # (made the same way: the same)
     assert main(enhance + ["--brightness", "original", "--overwrite"]) == 0  # other settings: another series
     redone = series_of()
     assert redone["a1"] == redone["a3"] != first["a1"] and redone["b1"] != first["b1"]

@@ -311,33 +311,52 @@ _KEPT = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientA
          "ImageLaterality", "Laterality", "BurnedInAnnotation", "RecognizableVisualFeatures")  # fmt: skip
 
 
-#: The name space of :func:`derived_series_uid`'s name-based UUIDs (made once for xvertfast, with uuid4):
-#: another program naming its series from the same UIDs gets other ones.
+#: The name spaces of :func:`derived_series_uid`'s and :func:`_instance_uid`'s name-based UUIDs (made once
+#: for xvertfast, with uuid4): another program naming its UIDs from the same ones gets other ones.
 _DERIVED_SERIES_NAMESPACE = uuid.UUID("5b0f3c7e-7a52-4d8e-9b8a-2f61c4d0a9e3")
+_DERIVED_INSTANCE_NAMESPACE = uuid.UUID("7480ed61-4e83-45e0-9261-db5637e5d5fd")
+
+
+def _name_based_uid(namespace: uuid.UUID, *names: str) -> str:
+    """A UID of the 2.25 form (PS3.5 B.2) from a name-based (SHA-1, version 5) UUID of ``names``, joined
+    by a NUL, which no UID holds: the same names give the same UID in every run and on every machine.
+    pydicom's generate_uid joins its entropy sources without a separator, and with prefix=None ignores them."""
+    return f"2.25.{uuid.uuid5(namespace, chr(0).join(names)).int}"
 
 
 def derived_series_uid(study_uid: str, series_uid: str, derivation: str) -> str:
     """The SeriesInstanceUID of the images xvertfast derives from one source series in one way
     (``derivation``: what was done, e.g. a job's settings key): the same for each of them, in every run
     and on every machine, so that 5000 enhanced images of one series make one new series in a PACS, not
-    5000; another source series, study or derivation gives another. A UID of the 2.25 form (PS3.5 B.2)
-    from a name-based (SHA-1, version 5) UUID of the three; pydicom's generate_uid joins its entropy
-    sources without a separator, and with prefix=None ignores them."""
-    name = "\x00".join((study_uid, series_uid, derivation))
-    return f"2.25.{uuid.uuid5(_DERIVED_SERIES_NAMESPACE, name).int}"
+    5000; another source series, study or derivation gives another."""
+    return _name_based_uid(_DERIVED_SERIES_NAMESPACE, study_uid, series_uid, derivation)
 
 
-def _series_uid(src, study_uid: str, derivation: str) -> str:
-    """The output's SeriesInstanceUID: the derived series of its source's (:func:`derived_series_uid`),
-    or a new one of its own for a source that names no series or no study (a PNG or TIFF, a DICOM
-    without them): nothing says which other images belong with it, and where the study UID was made
-    up for this output alone, a series shared with others would span studies."""
+def _instance_uid(src, study_uid: str, series_uid: str, derivation: str | None) -> str:
+    """The output's SOPInstanceUID. Named by its source's study, series (``series_uid``: '' where the
+    output's series is not derived from it) and instance UIDs and by the derivation, where all are given:
+    an --overwrite rerun, or another job made the same way, then sends a PACS the same image again, not
+    a duplicate under a new UID (a redo, its source or ROI centres changed, replaces it, as it does the
+    file); the study and series keep one instance UID in one series. Otherwise a new one: without a
+    derivation the description may stay the same for other pixels, and a study or series made up for
+    this output alone would put one instance UID in several series."""
     from pydicom.uid import generate_uid
 
+    source = str(src.get("SOPInstanceUID", "") or "").strip() if src is not None else ""
+    if not (source and series_uid and derivation):
+        return generate_uid()
+    return _name_based_uid(_DERIVED_INSTANCE_NAMESPACE, study_uid, series_uid, source, derivation)
+
+
+def _source_series(src, study_uid: str) -> str:
+    """The source's SeriesInstanceUID where the output's series is derived from it (:func:`derived_series_uid`);
+    '' where the output gets a new one of its own: a source that names no series or no study (a PNG or TIFF,
+    a DICOM without them), as nothing says which other images belong with it, and where the study UID was
+    made up for this output alone, a series shared with others would span studies."""
     series = str(src.get("SeriesInstanceUID", "") or "").strip() if src is not None else ""
     if not series or study_uid != str(src.get("StudyInstanceUID", "")).strip():  # (the study made up for this file)
-        return generate_uid()
-    return derived_series_uid(study_uid, series, derivation)
+        return ""
+    return series
 
 
 def _dicom_bytes(unit: np.ndarray, bits: int, like: Radiograph | None, description: str | None,
@@ -373,12 +392,14 @@ def _dicom_bytes(unit: np.ndarray, bits: int, like: Radiograph | None, descripti
     ds.ConversionType = "WSD"  # workstation
     ds.SecondaryCaptureDeviceManufacturer = "xvertfast"
     ds.SecondaryCaptureDeviceSoftwareVersions = __version__  # which release made it, description or none
-    ds.SOPInstanceUID = generate_uid()
     ds.ImageType = ["DERIVED", "SECONDARY"]
     ds.DerivationDescription = _ascii(description or "XVertNet vertebral contrast enhancement (xvertfast)")[:1024]  # ST
     # one derived series for the images of one source series made one way (not the source's series:
     # PS3.3 C.7.3.1 puts derived images in a new one)
-    ds.SeriesInstanceUID = _series_uid(src, ds.StudyInstanceUID, derivation or ds.DerivationDescription)
+    series = _source_series(src, ds.StudyInstanceUID)
+    ds.SeriesInstanceUID = (derived_series_uid(ds.StudyInstanceUID, series, derivation or ds.DerivationDescription)
+                            if series else generate_uid())  # fmt: skip
+    ds.SOPInstanceUID = _instance_uid(src, ds.StudyInstanceUID, series, derivation)
     # present, empty (type 2): a number of its own could be one the study's other series have
     ds.SeriesNumber = None
     ds.SeriesDescription = "xvertfast enhanced"
@@ -441,7 +462,8 @@ def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like
             images made the same way (``xvertfast enhance``: its job's settings key, kept by
             resumes and shards); default the DerivationDescription written. Outputs of one source
             series with one derivation share one new series (:func:`derived_series_uid`); a source
-            without a series (PNG, TIFF) gives each output its own.
+            without a series (PNG, TIFF) gives each output its own. Given, a source image's output
+            made again the same way keeps its SOPInstanceUID (without it, a new one each time).
 
     Raises:
         ImageWriteError: naming the file: it exists (without ``overwrite``) or is the source
