@@ -1367,7 +1367,8 @@ cannot be read.""",
                     "and on CPUs with AMX (about 1.7x faster steps there: 13.2 against 7.7 training patches/s at "
                     "width 16, bench/RESULTS.md)")
     tr.add_argument("--seed", type=int, default=0,
-                    help="seeds the validation split, the initial weights, the batch order and the augmentation")
+                    help="seeds the validation split, the initial weights, the batch order and the augmentation: "
+                    "any whole number (torch's seeds are 64-bit, so seeds equal modulo 2**64 train alike)")
     tr.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR")
     tr.add_argument("--rois", metavar="FILE", help=ROIS_HELP + " (from RUN_DIR's cache); a --resume once an epoch "
                     "has trained needs the centres it was trained on")  # fmt: skip

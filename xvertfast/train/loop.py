@@ -71,6 +71,7 @@ class TrainConfig:
     ``auto``, ``cpu``, ``cuda``, ``cuda:N``; ``amp``: bf16 autocast. :meth:`check` refuses
     settings that cannot train (ValueError): at construction, so the error shows where the
     setting was made, and again in :func:`train` (a field may have been changed since).
+    ``seed``: any whole number; torch's seeds are 64-bit, so seeds equal modulo 2**64 train alike.
     """
 
     stages: int = 2
