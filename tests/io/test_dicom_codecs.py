@@ -1,6 +1,6 @@
-"""The imagecodecs plugin for DICOM's JPEG 2000, JPEG-LS and lossless JPEG pixel data: the same
-values as pydicom's own plugins (or as stored, where pydicom has none here), decoded outside the
-warnings lock so that reader threads decode at once; and what a missing decoder's error names."""
+"""The imagecodecs plugin for DICOM's JPEG 2000, JPEG-LS, lossless JPEG and JPEG Extended pixel
+data: the same values as pydicom's own plugins (or as stored, where pydicom has none here), decoded
+outside the warnings lock so that reader threads decode at once; and what a missing decoder's error names."""
 
 from __future__ import annotations
 
@@ -449,6 +449,73 @@ def test_a_12_bit_jpeg_without_a_decoder_names_what_to_install(tmp_path):
     assert sorted(said[1].split(", ")) == ["imagecodecs", "pylibjpeg-libjpeg", "python-gdcm"]
 
 
+def test_a_12_bit_jpeg_extended_frame_is_decoded_by_pydicoms_own_plugin_where_it_has_one(tmp_path, monkeypatch):
+    # pylibjpeg-libjpeg's 12-bit values differ from libjpeg-turbo's (imagecodecs) by up to 2
+    # levels: where pydicom has a plugin that decodes the frame, its values stay; this plugin
+    # comes after it, and decodes nothing ahead. (A stand-in plugin, its values imagecodecs' + 1.)
+    import imagecodecs
+    from pydicom.pixels import get_decoder
+
+    values = np.add.outer(np.linspace(0, 3000, 48), np.linspace(0, 1000, 64)).round().astype(np.int64)
+    encapsulated_dicom(tmp_path / "e.dcm", values, JPEG_EXTENDED, [jpeg_12_bit(values)], bits=12)
+    theirs = (imagecodecs.jpeg8_decode(jpeg_12_bit(values)).astype(np.int64) + 1)
+
+    def libjpeg_stand_in(src, runner):
+        return (imagecodecs.jpeg8_decode(src).astype(np.uint16) + 1).tobytes()
+
+    dicom_codecs.available_for(JPEG_EXTENDED)  # (this plugin registered, as a first read does)
+    decoder = get_decoder(JPEG_EXTENDED)
+    monkeypatch.setattr(decoder, "_available", {"stand-in": libjpeg_stand_in, **decoder._available})
+    ahead = []
+    monkeypatch.setattr(dicom_codecs, "_decode", lambda syntax, source: ahead.append(syntax))
+    np.testing.assert_array_equal(read_image(tmp_path / "e.dcm", warn=False).values, theirs)
+    assert ahead == []
+
+
+def test_an_8_bit_jpeg_extended_frame_under_bits_allocated_16_is_read(tmp_path, seed):
+    # Pillow decodes it to 8-bit words, which pydicom cannot fit in the 16-bit frame ('could not
+    # broadcast'): after pydicom's plugins, this one decodes it (as it did when it came first)
+    import imagecodecs
+    import pydicom
+
+    grey = np.random.default_rng(seed).integers(0, 256, size=(40, 56))
+    codestream = imagecodecs.jpeg8_encode(grey.astype(np.uint8), level=90)
+    encapsulated_dicom(tmp_path / "g.dcm", grey, JPEG_EXTENDED, [codestream], bits=12)
+    ds = pydicom.dcmread(tmp_path / "g.dcm")
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 8, 7
+    ds.save_as(tmp_path / "g.dcm")
+    rad = read_image(tmp_path / "g.dcm", warn=False)
+    np.testing.assert_array_equal(rad.values, imagecodecs.jpeg8_decode(codestream))
+    assert rad.bits_stored == 8
+
+
+@pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2.1", JPEG_EXTENDED])
+def test_a_samples_per_pixel_that_is_no_number_is_named(tmp_path, syntax):
+    # the plugin's grey check ran int() on it first: 'cannot decode DICOM: TypeError: int() argument ...'
+    import pydicom
+
+    values = np.add.outer(np.arange(40) * 50, np.arange(56) * 30)
+    if syntax == JPEG_EXTENDED:
+        encapsulated_dicom(tmp_path / "s.dcm", values, syntax, [jpeg_12_bit(values)], bits=12)
+    else:
+        make_dicom(tmp_path / "s.dcm", values, syntax=syntax)
+    ds = pydicom.dcmread(tmp_path / "s.dcm")
+    ds.SamplesPerPixel = [1, 1]
+    ds.save_as(tmp_path / "s.dcm")
+    with pytest.raises(ImageReadError, match=r"s\.dcm: DICOM SamplesPerPixel is not a number: \[1, 1\]$"):
+        read_image(tmp_path / "s.dcm")
+
+
+def test_one_missing_decoder_is_named_without_one_of(monkeypatch):
+    # 'needs a decoder, one of imagecodecs' where imagecodecs alone is missing
+    from xvertfast.io import decode_dicom
+
+    monkeypatch.setattr(dicom_codecs, "missing_decoders", lambda syntax: ["imagecodecs"])
+    assert decode_dicom._decoders_wanted(JPEG_EXTENDED) == ": imagecodecs"
+    monkeypatch.setattr(dicom_codecs, "missing_decoders", lambda syntax: ["python-gdcm", "imagecodecs"])
+    assert decode_dicom._decoders_wanted(JPEG_EXTENDED) == ", one of python-gdcm, imagecodecs"
+
+
 @pytest.mark.parametrize("photometric", ["MONOCHROME2", "MONOCHROME1"])
 @pytest.mark.parametrize("syntax, precision", [(J2K_LOSSLESS, 14), (JPEG_LOSSLESS_SV1, 14), (JPEG_LS_LOSSLESS, 16)])
 def test_a_codestream_deeper_than_bits_stored_is_read_and_scaled_at_its_depth(tmp_path, seed, syntax, precision,
@@ -483,6 +550,86 @@ def test_a_deeper_codestream_whose_values_fit_bits_stored_reads_as_before(tmp_pa
     rad = read_image(tmp_path / "d.dcm", warn=False)
     np.testing.assert_array_equal(rad.values, values)
     assert rad.bits_stored == 12 and full_range(rad) == (0, 4095) and not rad.notes
+
+
+def lossy_codestream(syntax, values):
+    """imagecodecs' lossy JPEG 2000 (PSNR 70, j2k_psnr) or near-lossless JPEG-LS (NEAR 2) of
+    ``values`` in a 16-bit codestream, as such files' writers store 12-bit data, and its decoded values."""
+    import imagecodecs
+
+    if syntax == JPEG_LS_NEAR:
+        codestream = imagecodecs.jpegls_encode(values.astype(np.uint16), level=2)
+        return codestream, imagecodecs.jpegls_decode(codestream)
+    codestream = imagecodecs.jpeg2k_encode(values.astype(np.uint16), level=70, codecformat="j2k", bitspersample=16)
+    return codestream, imagecodecs.jpeg2k_decode(codestream)
+
+
+@pytest.mark.parametrize("photometric", ["MONOCHROME2", "MONOCHROME1"])
+@pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2.4.91", JPEG_LS_NEAR])
+def test_a_lossy_codestreams_overshoot_past_bits_stored_keeps_its_depth(tmp_path, seed, syntax, photometric):
+    # 12-bit data in a lossy 16-bit codestream decode a few levels past 4095 near white: one such
+    # pixel took the whole image to 16 bits (full_range 0..65535, a MONOCHROME1 one flipped to
+    # 61332..65535 in the chest X-rays of cxr-dev). It reads at BitsStored as before, no note.
+    import pydicom
+
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, 4096, size=(48, 64))
+    values[:, 32:] = rng.integers(4080, 4096, size=(48, 32))  # a noisy white field: overshoot there
+    codestream, decoded = lossy_codestream(syntax, values)
+    assert 4095 < decoded.max() < 8192, decoded.max()  # (the case: past BitsStored 12, not past twice it)
+    encapsulated_dicom(tmp_path / "d.dcm", values, syntax, [codestream], bits=12)
+    ds = pydicom.dcmread(tmp_path / "d.dcm")
+    ds.PhotometricInterpretation = photometric
+    ds.save_as(tmp_path / "d.dcm")
+    rad = read_image(tmp_path / "d.dcm", warn=False)
+    assert rad.bits_stored == 12 and full_range(rad) == (0, 4095) and not rad.notes, (rad.bits_stored, rad.notes)
+    np.testing.assert_array_equal(rad.values, decoded if photometric == "MONOCHROME2" else 4095 - decoded.astype(int))
+
+
+@pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2.4.91", JPEG_LS_NEAR])
+def test_a_lossy_codestreams_values_past_twice_bits_stored_are_read_at_its_depth(tmp_path, seed, syntax):
+    # 14-bit data under BitsStored 12 are no overshoot: read at the codestream's 16 bits, with the note
+    values = random_values(seed, 14, False, shape=(48, 64))
+    codestream, decoded = lossy_codestream(syntax, values)
+    encapsulated_dicom(tmp_path / "d.dcm", values, syntax, [codestream], bits=12)
+    rad = read_image(tmp_path / "d.dcm", warn=False)
+    np.testing.assert_array_equal(rad.values, decoded)
+    assert rad.bits_stored == 16 and full_range(rad) == (0, 65535), rad.bits_stored
+    assert len(rad.notes) == 1 and "codestream holds 16-bit samples, deeper than BitsStored 12" in rad.notes[0]
+
+
+@pytest.mark.parametrize("syntax", [J2K_LOSSLESS, JPEG_LS_LOSSLESS])
+def test_a_deeper_codestream_without_bits_stored_is_refused_as_before(tmp_path, seed, syntax):
+    # pydicom's header check refused it; taking the codestream's depth read it without a word
+    import pydicom
+
+    values = random_values(seed, 12, False)
+    if syntax == J2K_LOSSLESS:
+        jpeg2000_dicom(tmp_path / "d.dcm", values, bits=12)
+        ds = pydicom.dcmread(tmp_path / "d.dcm")
+        ds.BitsAllocated = 16  # (a 12-bit codestream: deeper than the 0 BitsStored's absence read as)
+    else:
+        encapsulated_dicom(tmp_path / "d.dcm", values, syntax, [jpeg_ls(values, 12)], bits=12)
+        ds = pydicom.dcmread(tmp_path / "d.dcm")
+    del ds.BitsStored
+    ds.save_as(tmp_path / "d.dcm")
+    with pytest.raises(ImageReadError, match=r"d\.dcm: invalid DICOM image header: Missing required element: "
+                       r"\(0028,0101\) 'Bits Stored'"):  # fmt: skip
+        read_image(tmp_path / "d.dcm")
+
+
+def test_a_deeper_codestream_without_high_bit_is_read_without_one_put_in(tmp_path, seed):
+    # decoding at the codestream's depth said HighBit 15 and left it: 'HighBit 15 with BitsStored 12' noted
+    import pydicom
+
+    values = random_values(seed, 12, False)
+    encapsulated_dicom(tmp_path / "d.dcm", values, JPEG_LS_LOSSLESS, [jpeg_ls(values, 12)], bits=12)
+    ds = pydicom.dcmread(tmp_path / "d.dcm")
+    del ds.HighBit
+    ds.save_as(tmp_path / "d.dcm")
+    rad = read_image(tmp_path / "d.dcm", warn=False)
+    np.testing.assert_array_equal(rad.values, values)
+    assert rad.bits_stored == 12 and not rad.notes, rad.notes
 
 
 @pytest.mark.parametrize("syntax", [JPEG_LS_LOSSLESS, JPEG_LOSSLESS_SV1])

@@ -262,7 +262,7 @@ def _dicom_pixels(ds, syntax, path: str, notes: list[str]):
     if arr.ndim != 2:
         raise ImageReadError(path, f"expected a single-frame grayscale image, decoded shape {arr.shape}")
     signed = _dicom_int(ds, "PixelRepresentation", 0, path) == 1 and arr.dtype.kind == "i"
-    if deeper is not None and arr.size and int(arr.max()) >> bits:  # (unsigned: values past BitsStored's range)
+    if deeper is not None and arr.size and _needs_deeper(syntax, int(arr.max()), bits):  # (unsigned)
         bits = _read_deeper(ds, syntax, arr, bits, deeper, path, notes)
     elif indices is None and samples == 1:  # (grey levels: not a palette's indices, nor colours)
         arr = _below_high_bit(ds, syntax, arr, bits, signed, path, notes)
@@ -410,6 +410,8 @@ def _deeper_codestream(ds, syntax, samples: int, path: str) -> int | None:
     else:
         header = jpeg_frame(io.BytesIO(frame))
         precision = header[1] if header else None
+    if "BitsStored" not in ds:  # (refused by pydicom's header check, as it was: no depth to compare with)
+        return None
     bits = _dicom_int(ds, "BitsStored", 0, path)
     fits = bits < (precision or 0) <= _dicom_int(ds, "BitsAllocated", 0, path)
     return precision if fits else None
@@ -417,14 +419,32 @@ def _deeper_codestream(ds, syntax, samples: int, path: str) -> int | None:
 
 def _decoded_at(ds, syntax, precision: int) -> np.ndarray:
     """A frame decoded at its codestream's ``precision``, BitsStored said to be that (and HighBit
-    one less) while pydicom decodes it, the header put back after: all of its values."""
-    said = {k: ds[k].value for k in ("BitsStored", "HighBit") if k in ds}
+    one less) while pydicom decodes it, the header put back after (an element it lacked removed
+    again): all of its values."""
+    said = {k: ds[k].value if k in ds else None for k in ("BitsStored", "HighBit")}
     ds.BitsStored, ds.HighBit = precision, precision - 1
     try:
         return dicom_codecs.pixel_array(ds, syntax)
     finally:
         for keyword, value in said.items():
-            setattr(ds, keyword, value)
+            if value is None:
+                delattr(ds, keyword)
+            else:
+                setattr(ds, keyword, value)
+
+
+def _needs_deeper(syntax, top: int, bits: int) -> bool:
+    """Whether a frame whose codestream is deeper than BitsStored, its values reaching ``top``, is
+    read at the codestream's depth. A lossless codestream's values are the image's: any past
+    BitsStored's range. A lossy one (JPEG 2000, near-lossless JPEG-LS, JPEG) overshoots near white:
+    12-bit images in a 16-bit codestream reach 4096..4225, and one such pixel took the whole image
+    to 16 bits (a MONOCHROME1 one to 61332..65535). Only values past twice the range are deeper
+    data there; the overshoot reads past white at BitsStored, as before."""
+    from pydicom import uid
+
+    lossless = (uid.JPEGLossless, uid.JPEGLosslessSV1, uid.JPEGLSLossless, uid.JPEG2000Lossless,
+                uid.JPEG2000MCLossless, uid.HTJ2KLossless, uid.HTJ2KLosslessRPCL)  # fmt: skip
+    return top >> bits > 0 if syntax in lossless else top >= 2 << bits
 
 
 def _read_deeper(ds, syntax, arr: np.ndarray, bits: int, precision: int, path: str, notes: list[str]) -> int:
@@ -567,9 +587,11 @@ def dicom_ends(ds, bits: int, signed: bool, dtype: np.dtype) -> tuple[float, flo
 
 
 def _decoders_wanted(syntax) -> str:
-    """', one of X, Y' naming what would decode ``syntax`` here (the packages pydicom's plugins
+    """', one of X, Y' (': X' for one) naming what would decode ``syntax`` here (the packages pydicom's plugins
     and imagecodecs miss), so a user installs the one that is missing; nothing where none is known."""
     wanted = dicom_codecs.missing_decoders(syntax)
+    if len(wanted) == 1:
+        return f": {wanted[0]}"
     return f", one of {', '.join(wanted)}" if wanted else ""
 
 

@@ -1,5 +1,5 @@
-"""DICOM's JPEG 2000, JPEG-LS and lossless JPEG pixel data decoded by imagecodecs, which lets
-other threads run meanwhile, and decodes what pydicom's own plugins may lack.
+"""DICOM's JPEG 2000, JPEG-LS, lossless JPEG and JPEG Extended pixel data decoded by imagecodecs,
+which lets other threads run meanwhile, and decodes what pydicom's own plugins may lack.
 
 pydicom's JPEG 2000 plugins (pylibjpeg-openjpeg, Pillow) hold the GIL while they decode, about
 0.5 s for a 5-Mpixel radiograph, so a batch job's reader threads decode one such file at a time
@@ -7,7 +7,9 @@ however many cores the machine has. imagecodecs' codecs release the GIL. JPEG-LS
 Lossless (process 14, the usual lossless syntax of PACS exports) need pylibjpeg-libjpeg or
 python-gdcm in pydicom, which many installs lack where imagecodecs decodes them; so does a
 12-bit JPEG Extended frame (Pillow, often pydicom's only JPEG plugin, refuses 12 bits), which
-imagecodecs' jpeg8 (libjpeg-turbo 3) decodes. This module is a
+imagecodecs' jpeg8 (libjpeg-turbo 3) decodes: there this plugin comes last, after pydicom's own
+(pylibjpeg-libjpeg's 12-bit values differ from libjpeg-turbo's by up to 2 levels in 0.2-8% of the
+pixels, and a file they read keeps its values). This module is a
 pydicom decoding plugin for these transfer syntaxes, used where imagecodecs (the ``dicom-codecs``
 extra) has the codec, and otherwise absent: pydicom's own plugins decode then.
 
@@ -50,6 +52,8 @@ _CODECS = {
 #: codecs this plugin takes grey frames of alone: a colour JPEG Extended frame goes to pydicom's
 #: plugins (Pillow decodes 8-bit colour, and leaves YCbCr as the photometric says), as before
 _GREY_ONLY = ("jpeg8",)
+#: codecs this plugin decodes with only where pydicom's own plugins refuse the frame
+_LAST_RESORT = ("jpeg8",)
 #: codecs whose decoder fills a frame cut short with grey and says nothing: refused without their
 #: end-of-image marker near the end (:func:`_decode`)
 _EOI_CHECKED = ("ljpeg", "jpeg8")
@@ -135,8 +139,9 @@ def decoded_ahead(ds, syntax) -> Iterator[None]:
     for pydicom's decoding in the block to report. The reader has refused a codestream that
     declares another size than Rows x Columns (on which max_pixels was checked) before this."""
     frame = None
-    grey = int(ds.get("SamplesPerPixel") or 1) == 1
-    if available_for(syntax) and (grey or _CODECS[syntax] not in _GREY_ONLY):
+    codec = _CODECS.get(syntax)
+    if available_for(syntax) and (codec not in _GREY_ONLY or _one_sample(ds)) and \
+            (codec not in _LAST_RESORT or not _pydicom_decodes(ds, syntax)):  # fmt: skip
         try:
             from pydicom.encaps import generate_frames
 
@@ -155,20 +160,45 @@ def decoded_ahead(ds, syntax) -> Iterator[None]:
         _ahead.frame = None
 
 
+def _one_sample(ds) -> bool:
+    """Whether the frame is grey (one sample per pixel); a value that is no number is not, and
+    left for the reader to name."""
+    try:
+        return int(ds.get("SamplesPerPixel") or 1) == 1
+    except (TypeError, ValueError):
+        return False
+
+
+def _pydicom_decodes(ds, syntax) -> bool:
+    """Whether one of pydicom's own plugins would take this frame of a _LAST_RESORT syntax, so
+    that decoding it ahead is wasted: any but Pillow, which refuses a JPEG Extended frame of other
+    than 8 bits."""
+    from pydicom.pixels import get_decoder
+
+    theirs = set(get_decoder(syntax).available_plugins) - {PLUGIN}
+    return bool(theirs - {"pillow"}) or ("pillow" in theirs and ds.get("BitsStored") == 8)
+
+
 def pixel_array(ds, syntax):
     """``ds.pixel_array``, decoded by this plugin where it is available for ``syntax``; a frame
     it refuses (components of mixed precision or sign, colour JPEG Extended) by pydicom's own
-    plugins, in pydicom's order, as without it; one it finds cut short is refused as such."""
+    plugins, in pydicom's order, as without it; one it finds cut short is refused as such. A
+    _LAST_RESORT syntax goes to pydicom's plugins first (this one, added last, where they refuse),
+    and to this one alone where what they decoded does not fit (Pillow's 8 bits of an 8-bit JPEG
+    Extended frame under BitsAllocated 16: 'could not broadcast')."""
     if not available_for(syntax):
         return ds.pixel_array
-    ds.pixel_array_options(decoding_plugin=PLUGIN)
-    _ahead.cut = False
+    last = _CODECS[syntax] in _LAST_RESORT
+    ds.pixel_array_options(decoding_plugin="" if last else PLUGIN)
+    _ahead.cut = None
     try:
         return ds.pixel_array
     except Exception:
-        if _ahead.cut:  # (a damaged frame: another plugin's words would hide why, Pillow's 'does not support')
+        if _ahead.cut is not None:  # (a damaged frame: another plugin's words would hide why, Pillow's 'does not support')
+            if last:  # (pydicom's message holds theirs too)
+                raise _ahead.cut from None
             raise
-        ds.pixel_array_options(decoding_plugin="")
+        ds.pixel_array_options(decoding_plugin=PLUGIN if last else "")
         return ds.pixel_array
 
 
@@ -186,7 +216,7 @@ class CutFrame(ValueError):
     """A JPEG frame without its end-of-image marker: damaged, not a frame for another plugin."""
 
 
-#: how many of a lossless JPEG frame's last bytes are searched for its end-of-image marker
+#: how many of a lossless JPEG or JPEG Extended frame's last bytes are searched for its end-of-image marker
 EOI_SEARCH = 16
 
 
@@ -218,8 +248,8 @@ def _decode_frame(src: bytes, runner) -> bytes:
                 raise array
         else:
             array = _decode(runner.transfer_syntax, src)
-    except CutFrame:
-        _ahead.cut = True
+    except CutFrame as exc:
+        _ahead.cut = exc
         raise
     photometric = str(runner.photometric_interpretation)
     if photometric in ("YBR_ICT", "YBR_RCT"):  # openjpeg has undone the colour transform
