@@ -1308,3 +1308,50 @@ def test_a_ledger_read_in_pieces_reads_as_the_whole_also_where_it_was_replaced(t
     reading.read([ledger, other])
     assert reading.merged([ledger, other]) == job_folder.read_ledgers([ledger, other])
     assert sorted(reading.merged([ledger, other])[0]) == ["o200.png", "o201.png"]
+
+
+def test_a_ledger_removed_and_written_again_at_once_is_read_again_whole(tmp_path):
+    """ext4 gives a file removed its inode back at once: a ledger removed and written again, longer,
+    was taken for the one read, and read on from the old offset: its old lines kept, and the new
+    file read from the middle of a line (101 outputs, where a whole read finds 100)."""
+    ledger = str(tmp_path / "a.jsonl")
+    _output_lines(ledger, 0, 50, "k")
+    reading = job_folder.LedgersRead()
+    reading.read([ledger])
+    os.remove(ledger)
+    _output_lines(ledger, 1000, 100, "k")  # (the same name, more bytes: on ext4, most often the same inode)
+    reading.read([ledger])
+    assert reading.merged([ledger]) == job_folder.read_ledgers([ledger]), "old lines kept, or the new read mid-line"
+    assert sorted(reading.merged([ledger])[0]) == sorted(f"o{i}.png" for i in range(1000, 1100))
+    _output_lines(ledger, 1100, 3, "k")  # (appended to after that: read on from where the new read stopped)
+    reading.read([ledger])
+    assert reading.merged([ledger]) == job_folder.read_ledgers([ledger]) and len(reading.merged([ledger])[0]) == 103
+
+
+def test_only_a_shard_the_settings_let_in_reads_the_ledgers_before_its_turn(tmp_path, monkeypatch):
+    """The read before the turn is for shards, which take the turn one at a time. A job alone in
+    the folder read every ledger first, and a shard or job refused for other settings read them
+    all (2.8 s for 74 MB) before it was refused."""
+    out = str(tmp_path / "out")
+    with JobFolder(out, SETTINGS, False, shard=Shard(1, 2)) as first:
+        _output_lines(os.path.join(out, shard_files("enhance", Shard(1, 2))[0]), 0, 20, first.key)
+        first.ended(None)
+    reads, real_read = [], job_folder.LedgersRead.read
+
+    def counted(self, ledgers):
+        reads.append(len(ledgers))
+        return real_read(self, ledgers)
+
+    monkeypatch.setattr(job_folder.LedgersRead, "read", counted)
+    other = {**SETTINGS, "format": "tiff16"}
+    for shard in (None, Shard(2, 2)):
+        with pytest.raises(ValueError, match="with other settings"):
+            JobFolder(out, other, False, shard=shard)
+        assert reads == [], (shard, reads)
+    with JobFolder(out, SETTINGS, False) as alone:  # (its turn at once: one read, in it)
+        assert len(reads) == 1 and len(alone._ledger) == 20, reads
+        alone.ended(None)
+    reads.clear()
+    with JobFolder(out, SETTINGS, False, shard=Shard(2, 2)) as second:  # before its turn, and in it
+        assert len(reads) == 2 and len(second._ledger) == 20, reads
+        second.ended(None)
