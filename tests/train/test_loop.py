@@ -1344,6 +1344,8 @@ def test_one_folder_given_alone_as_a_string_or_a_path_is_trained_on(tmp_path):
     ({"seed": 3.0}, r"^TrainConfig: seed must be a whole number, got 3\.0$"),  # (a float, even whole)
     ({"betas": (0.9,)}, "betas must be two numbers in"),
     ({"betas": (1.0, 0.99)}, "betas must be two numbers in"),
+    ({"betas": ("0.9", 0.99)}, "betas must be two numbers in"),
+    ({"betas": (False, 0.99)}, "betas must be two numbers in"),
     ({"upsample": "nearest"}, "upsample must be one of bilinear, transposed"),
     ({"lam": -1.0}, "lam >= 0"),
     ({"eps": 0.0}, "eps > 0"),
@@ -1365,7 +1367,7 @@ def test_a_config_that_cannot_train_is_refused_by_check_naming_the_setting(setti
         TrainConfig(**{**CONFIG.__dict__, **setting}).check()
 
 
-def test_an_init_model_given_as_a_path_object_trains(tmp_path):
+def test_an_init_model_given_as_a_path_object_or_bytes_trains(tmp_path):
     # TrainConfig(init=Path(...)) loaded the model, preprocessed every image, then failed the first
     # checkpoint: "Object of type PosixPath is not JSON serializable"
     from pathlib import Path
@@ -1376,6 +1378,8 @@ def test_an_init_model_given_as_a_path_object_trains(tmp_path):
     train([str(data)], str(tmp_path / "first"), TrainConfig(**one), **quiet)
     config = TrainConfig(**{**one, "init": Path(tmp_path / "first" / "model")})
     assert config.init == str(tmp_path / "first" / "model")
+    # (bytes, which load_model takes, were refused: "init must be a model directory (a path) ...")
+    assert TrainConfig(**{**one, "init": os.fsencode(tmp_path / "first" / "model")}).init == config.init
     model = train([str(data)], str(tmp_path / "tuned"), config, **quiet)
     assert len(model.stages) == 1
     state = json.loads((tmp_path / "tuned" / "checkpoint" / "state.json").read_text())

@@ -100,10 +100,11 @@ class TrainConfig:
 
     def check(self) -> None:
         """Refuses settings that cannot train, before any image is preprocessed. An ``init`` given as
-        a path object (pathlib), a ``device`` as a torch.device and numbers given as NumPy's are kept
-        as strings and Python's numbers: the checkpoint records the settings in JSON."""
-        if isinstance(self.init, os.PathLike):  # (it failed the first checkpoint, every image preprocessed)
-            self.init = os.fsdecode(self.init)
+        a path object (pathlib) or bytes (as load_model takes), a ``device`` as a torch.device and
+        numbers given as NumPy's are kept as strings and Python's numbers: the checkpoint records
+        the settings in JSON."""
+        if isinstance(self.init, (bytes, os.PathLike)):  # (a Path failed the first checkpoint, every image
+            self.init = os.fsdecode(self.init)  # preprocessed; bytes were refused as no path)
         if self.init is not None and not isinstance(self.init, str):
             raise ValueError(f"init must be a model directory (a path) or 'default', got {self.init!r}")
         if self.amp not in (True, False):  # ("no" would turn bf16 on)
@@ -113,8 +114,7 @@ class TrainConfig:
             # (the bounds below, in words naming the others); a NumPy integer kept as Python's (see below)
             setattr(self, name, whole_number(getattr(self, name), name, "TrainConfig"))
         betas = tuple(self.betas) if isinstance(self.betas, (tuple, list)) else ()
-        if len(betas) != 2 or not all(isinstance(b, numbers.Real) and not isinstance(b, bool) and 0 <= b < 1
-                                      for b in betas):  # fmt: skip
+        if len(betas) != 2 or not all(_a_number(b) and 0 <= b < 1 for b in betas):
             raise ValueError(f"betas must be two numbers in [0, 1) (Adam's decay rates), got {self.betas!r}")
         if self.upsample not in UPSAMPLING:
             raise ValueError(f"upsample must be one of {', '.join(UPSAMPLING)}, got {self.upsample!r}")
