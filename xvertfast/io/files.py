@@ -535,7 +535,12 @@ class RealPaths:
     of a 5000-image archive 7 folders deep spent 1.9 s there under cProfile, and took 1.95 s before,
     1.26 s after without it (an NFS share pays a round trip for each lstat).
     A path's last part is still looked at each time (a link to a file is followed); its folders are
-    taken as they were first resolved, so one object serves one job, not a process."""
+    taken as they were first resolved, so one object serves one job, not a process. A link on an
+    input's folder path switched during the job (a nightly ``current -> 2026-12-06`` swap) keeps its
+    old target for that job: the inputs are still read by their paths as given, but the ledger names
+    them under the old target, and the next run, resolving the new one, refuses their outputs without
+    --overwrite, naming the input recorded ('holds the output of another input'). These are the
+    Linux/POSIX semantics of links and lstat, the ones the package is built for."""
 
     def __init__(self) -> None:
         self._folders: dict[str, str] = {}  # a folder as spelled -> its real path
