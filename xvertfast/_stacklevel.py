@@ -1,18 +1,24 @@
-"""The ``stacklevel`` of a warning meant for the user's line, whatever depth xvertfast raises it at."""
+"""The ``stacklevel`` of a warning meant for the user's line, whatever depth xvertfast raises it at,
+and the warnings of a batch job's reader threads, which no user's line called."""
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import sys
+import warnings
 
-__all__ = ["outside_xvertfast"]
+__all__ = ["outside_xvertfast", "reading_file", "warn_user", "warnings_of_file"]
 
 #: xvertfast's own source files, whose frames a warning for the user skips
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 #: the standard library's contextlib, whose frames lie between a ``@contextmanager`` of
 #: xvertfast's and the ``with`` that entered it
 _CONTEXTLIB = contextlib.contextmanager.__code__.co_filename  # (as its frames name it, were the install moved)
+#: torch's modules whose frames lie between the user's line and xvertfast's without being the user's:
+#: the wrapper of a ``@torch.no_grad()`` method (XVertNet.enhance) and ``nn.Module.__call__`` (model(xp, y))
+_TORCH_CALLERS = ("torch.utils._contextlib", "torch.nn.modules.module")
 
 
 def outside_xvertfast() -> int:
@@ -22,14 +28,17 @@ def outside_xvertfast() -> int:
     the precision is resolved inside ``Enhancer(...)`` or by a direct call: no fixed level names the
     user's line from all of them. (Python 3.12's ``skip_file_prefixes`` does this; 3.11 lacks it.)
 
-    It skips xvertfast's frames and the standard library contextlib's (a warning from inside a
-    ``@contextmanager`` generator is called through contextlib's ``__enter__``); any other
-    foreign frame between xvertfast's, a torch decorator's for one, stops it there. The import
+    It skips xvertfast's frames, the standard library contextlib's (a warning from inside a
+    ``@contextmanager`` generator is called through contextlib's ``__enter__``) and torch's that
+    call xvertfast's code for the user (the ``@torch.no_grad()`` wrapper of XVertNet.enhance and
+    ``nn.Module.__call__``: ``model.enhance(xp, y)`` and ``model(xp, y)`` named torch's
+    _contextlib.py); any other foreign frame between xvertfast's stops it there. The import
     system's frames, between the user's ``import`` and a module of xvertfast that warns as it is
     imported, are skipped uncounted, as ``warnings.warn`` counts ``stacklevel`` without them."""
+    skipped = {_CONTEXTLIB} | {getattr(sys.modules.get(name), "__file__", None) for name in _TORCH_CALLERS}
     level, frame = 1, sys._getframe(1)
     while frame is not None and (frame.f_code.co_filename.startswith(_PACKAGE_DIR)
-                                 or frame.f_code.co_filename == _CONTEXTLIB or _importing(frame)):  # fmt: skip
+                                 or frame.f_code.co_filename in skipped or _importing(frame)):  # fmt: skip
         frame = frame.f_back
         level += frame is None or not _importing(frame)
     return level
@@ -40,3 +49,40 @@ def _importing(frame) -> bool:
     (its test: a file name holding both "importlib" and "_bootstrap")."""
     name = frame.f_code.co_filename
     return "importlib" in name and "_bootstrap" in name
+
+
+#: (path, kept) of the file a batch job's reader thread works on: its warnings for the user go to ``kept``
+_READING = contextvars.ContextVar("xvertfast_reading_file", default=None)
+
+
+@contextlib.contextmanager
+def warnings_of_file(path: str):
+    """Within the block (a batch job's reader thread, on ``path``), :func:`warn_user`'s warnings
+    are kept in the list it yields, as (message, category, of_the_image), not raised. Raised on the
+    pool's thread they named its line (concurrent/futures/thread.py) and no file, and Python's
+    default filter showed a text once a process, not once a file: the job gives them on its own
+    thread, those of the image with its name among the file's warnings. A context variable, not
+    ``catch_warnings``: that is process-wide, and the readers run together."""
+    kept = []
+    token = _READING.set((os.fspath(path), kept))
+    try:
+        yield kept
+    finally:
+        _READING.reset(token)
+
+
+def reading_file() -> str | None:
+    """The file the calling thread reads for a batch job (:func:`warnings_of_file`), or None."""
+    reading = _READING.get()
+    return None if reading is None else reading[0]
+
+
+def warn_user(message: str, category: type[Warning], of_the_image: bool = False) -> None:
+    """``warnings.warn`` at the user's line (:func:`outside_xvertfast`), or, on a batch job's reader
+    thread, kept for the job to give (:func:`warnings_of_file`). ``of_the_image``: the warning is
+    about the image being solved (a solve that missed its tolerance), not about the settings."""
+    reading = _READING.get()
+    if reading is not None:
+        reading[1].append((message, category, of_the_image))
+        return
+    warnings.warn(message, category, stacklevel=outside_xvertfast())

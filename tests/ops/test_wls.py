@@ -1050,6 +1050,19 @@ def test_wls_warnings_point_at_the_callers_line(seed):
     assert set(_warned_at(lambda: wls(image, method="torch", maxiter=1), "did not reach rtol")) == {__file__}
 
 
+def test_the_models_warnings_point_at_the_callers_line(seed, monkeypatch):
+    """XVertNet.enhance is a ``@torch.no_grad()`` method and ``model(xp, y)`` goes through
+    ``nn.Module.__call__``: the not-converged warning of the guidance between its stages named
+    torch's utils/_contextlib.py, the decorator's wrapper, for both. It names this file now."""
+    from xvertfast.model import XVertNet, XVertNetStage
+
+    monkeypatch.setattr(importlib.import_module("xvertfast.ops.wls"), "DEFAULT_MAXITER", 1)
+    model = XVertNet([XVertNetStage(4, 2), XVertNetStage(4, 2)]).eval()
+    xp, y = torch.rand(1, 1, 32, 32), torch.rand(1, 1, 32, 32)
+    assert set(_warned_at(lambda: model.enhance(xp, y), "did not reach rtol")) == {__file__}
+    assert set(_warned_at(lambda: model(xp, y), "did not reach rtol")) == {__file__}
+
+
 @needs_ext
 def test_cpu_says_its_residual_is_rounding_where_lam_over_eps_makes_it_so(seed):
     # the cpu solver stays accurate at lam / eps 1e15 (within rtol over 12 seeds, as at 8e9), but

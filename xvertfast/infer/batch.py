@@ -43,6 +43,7 @@ from tqdm import tqdm
 
 from xvertfast._checks import whole_number
 from xvertfast._interrupts import deliver, interrupts_deferred
+from xvertfast._stacklevel import warn_user, warnings_of_file
 from xvertfast._text import asked, count
 from xvertfast._version import __version__
 from xvertfast.io import Radiograph, require_content, write_image
@@ -347,13 +348,19 @@ def _stem(out_dir: str, rel: str) -> str | None:
 
 
 def _read_and_prepare(enhancer, f: InputFile, given: GivenCentres | None = None):
+    """On a reader thread: the file read and preprocessed, its warnings (each naming it), and the
+    warnings of the settings raised meanwhile (a WLS solver's tolerance beyond reach at the model's
+    lam / eps), for the job's thread to give at the caller's line (:func:`warnings_of_file`)."""
     t0 = time.perf_counter()
-    rad = require_content(read_input(f, warn=False))
-    t1 = time.perf_counter()
-    prep = enhancer.prepare(rad) if given is None else enhancer.prepare(rad, spine_at(rad.pixels, given))
+    with warnings_of_file(f.path) as kept:
+        rad = require_content(read_input(f, warn=False))
+        t1 = time.perf_counter()
+        prep = enhancer.prepare(rad) if given is None else enhancer.prepare(rad, spine_at(rad.pixels, given))
     prep.seconds["read"] = t1 - t0
     # full mode uses no ROIs: a spine found at the edge of its search changes nothing there
-    return rad, prep, image_warnings(rad, prep.spine if enhancer.mode == "spine" else None)
+    found = image_warnings(rad, prep.spine if enhancer.mode == "spine" else None)
+    return (rad, prep, found + [f"{f.path}: {message}" for message, _, of_the_image in kept if of_the_image],
+            [(message, category) for message, category, of_the_image in kept if not of_the_image])
 
 
 def _description(settings: dict) -> str:
@@ -804,13 +811,15 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
                     (f, out, stat), fut = pending_reads.popleft()
                     wait_heeding([fut])
                     try:
-                        rad, prep, warnings = fut.result()
+                        rad, prep, warnings, of_the_settings = fut.result()
                     except FILE_ERRORS as exc:  # a corrupt file, out of memory: this file fails
                         finish(FileRecord(f.path, out, "failed", failure_text(f.path, exc)))
                         stop_if_lost(exc)
                         if summary.stopped is not None:
                             break
                     else:
+                        for message, category in of_the_settings:  # (given here: the caller's line is this thread's)
+                            warn_user(message, category)
                         batch.append((f, out, stat, rad, prep, warnings))
                         tiles += prep.xp.shape[0]
                     deliver(held)

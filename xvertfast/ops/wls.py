@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import numbers
 import operator
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +25,7 @@ from xvertfast._extension import (
     extension,
     has_extension,
 )
-from xvertfast._stacklevel import outside_xvertfast
+from xvertfast._stacklevel import reading_file, warn_user
 from xvertfast.ops import wls_reference
 from xvertfast.ops._inputs import compute_dtype, is_integer, real_from_numpy
 from xvertfast.ops.wls_direct import solve_direct
@@ -122,11 +121,11 @@ def _warn_host_round_trip(device: torch.device) -> None:
     _host_round_trip_warned = True  # (decided once: what the extension has does not change in a process)
     if cuda_kernels_available() or cuda_glue_error() is not None:
         return
-    warnings.warn(f"wls: the CUDA kernels cannot run on {device} (the extension was built without them); "
-                  "method='auto' solves its images with "
-                  "the C++ CPU solver, copying each batch to the host and back (the PyTorch solver, "
-                  "method='torch', is many times slower on the GPU). See `xvertfast info`; said once",
-                  RuntimeWarning, stacklevel=outside_xvertfast())  # fmt: skip
+    warn_user(f"wls: the CUDA kernels cannot run on {device} (the extension was built without them); "
+              "method='auto' solves its images with "
+              "the C++ CPU solver, copying each batch to the host and back (the PyTorch solver, "
+              "method='torch', is many times slower on the GPU). See `xvertfast info`; said once",
+              RuntimeWarning)  # fmt: skip
 
 
 def _resolve(method: str, x: torch.Tensor) -> str:
@@ -188,17 +187,17 @@ def _warn_rounding_error(method: str, lam, eps, rtol) -> None:
     expected = FLOAT64_ROUNDING_PER_COUPLING * lam / eps
     if method not in ("direct", "torch") or not expected > rtol:
         return
-    warnings.warn(f"wls: lam / eps = {lam / eps:.3g} (lam={lam:g}, eps={eps:g}): the result of method={method!r} may "
-                  f"be off by about {FLOAT64_ROUNDING_PER_COUPLING:g} * lam / eps = {expected:.1g}, more than "
-                  f"rtol={rtol:g}, on images with "
-                  "equal neighbouring values (quantised, as 8-bit X-rays are): float64 rounding at that "
-                  "conditioning; method='cpu' stayed within rtol there, or lower lam or raise eps",
-                  RuntimeWarning, stacklevel=outside_xvertfast())  # fmt: skip
+    warn_user(f"wls: lam / eps = {lam / eps:.3g} (lam={lam:g}, eps={eps:g}): the result of method={method!r} may "
+              f"be off by about {FLOAT64_ROUNDING_PER_COUPLING:g} * lam / eps = {expected:.1g}, more than "
+              f"rtol={rtol:g}, on images with "
+              "equal neighbouring values (quantised, as 8-bit X-rays are): float64 rounding at that "
+              "conditioning; method='cpu' stayed within rtol there, or lower lam or raise eps",
+              RuntimeWarning)  # fmt: skip
 
 
-def _not_converged(k: int, it: int, rel: float, precision: str, cap: int, lam, eps, rtol) -> str:
-    """The warning for image k, worded by why its residual stayed above rtol."""
-    head = f"wls: image {k} did not reach rtol={rtol:g}"
+def _not_converged(who: str, it: int, rel: float, precision: str, cap: int, lam, eps, rtol) -> str:
+    """The warning for the image ``who`` ("image 3" of a batch), worded by why its residual stayed above rtol."""
+    head = f"wls: {who} did not reach rtol={rtol:g}"
     if math.isnan(rel):
         return f"{head} in {it} iterations (relative residual nan); check the input (values too large?)"
     if it >= cap:
@@ -207,7 +206,7 @@ def _not_converged(k: int, it: int, rel: float, precision: str, cap: int, lam, e
     if precision == "float64" and rel <= _NEAR_FLOOR * floor:
         # the solver stopped on its own residual reaching rtol; the true one, evaluated in float64,
         # cannot go below rounding here (cpu at lam / eps 8e12 on an X-ray: 3.3e-3, 1.3e-7 off)
-        return (f"wls: image {k}: its relative residual {rel:.2e}, above rtol={rtol:g}, is float64 rounding, "
+        return (f"wls: {who}: its relative residual {rel:.2e}, above rtol={rtol:g}, is float64 rounding, "
                 f"not a failed solve: at couplings up to lam / eps = {lam / eps:.3g} (lam={lam:g}, eps={eps:g}) "
                 f"the residual cannot be evaluated closer than about {FLOAT64_ROUNDING_PER_COUPLING:g} * lam / eps = "
                 f"{floor:.1g}, so it cannot "
@@ -351,10 +350,13 @@ def wls(
 
     if batch.numel():
         _warn_rounding_error(chosen, lam, eps, rtol)
+    # a batch job's reader solves one image, its file's, which the job names: not "image 0" of a batch
+    one_file = reading_file() is not None and len(info.iterations) == 1
     for k, (it, rel) in enumerate(zip(info.iterations, info.residual)):
         if chosen != "direct" and not rel <= rtol:  # a NaN residual warns too
-            warnings.warn(_not_converged(k, it, rel, info.precision[k], cap, lam, eps, rtol), RuntimeWarning,
-                          stacklevel=outside_xvertfast())  # fmt: skip
+            who = "the image" if one_file else f"image {k}"
+            warn_user(_not_converged(who, it, rel, info.precision[k], cap, lam, eps, rtol), RuntimeWarning,
+                      of_the_image=True)  # fmt: skip
     out = out.to(device=x.device, dtype=out_dtype)
     if squeeze:
         out = out[0]

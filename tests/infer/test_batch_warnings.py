@@ -1,0 +1,60 @@
+"""Warnings raised while a batch job reads its files: on the reader threads no user's line called
+them, so they named the thread pool's (concurrent/futures/thread.py) and no file."""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+
+import numpy as np
+from PIL import Image
+
+from tests.infer.test_enhance import TILE, chest_like
+from xvertfast.infer import Enhancer
+from xvertfast.model import XVertNet, XVertNetStage, save_model
+
+#: lam / eps at which the direct solver warns that float64 rounding may put it beyond rtol
+_ROUNDING = {"lam": 0.8, "eps": 0.8 / 1e15}
+
+
+def _inputs(tmp_path, seed, images: int = 2):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(images):
+        Image.fromarray(np.round(chest_like(seed + i) * 255).astype(np.uint8)).save(src / f"img{i}.png")
+    return src
+
+
+def _enhance_files(tmp_path, seed, wls_method: str, **lam_eps):
+    """enhance_files on two images with a two-stage model; its summary and the RuntimeWarnings raised."""
+    model = save_model(XVertNet([XVertNetStage(4, 2), XVertNetStage(4, 2)], **lam_eps), tmp_path / "model",
+                       extra={"training": {"config": {"roi_size": TILE}}})  # fmt: skip
+    enhancer = Enhancer(str(model), device="cpu", backend="torch", wls_method=wls_method)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        summary = enhancer.enhance_files([str(_inputs(tmp_path, seed))], str(tmp_path / "out"), progress=False,
+                                         log=lambda line: None)  # fmt: skip
+    return summary, [w for w in caught if issubclass(w.category, RuntimeWarning)]
+
+
+def test_a_wls_warning_of_the_settings_points_at_the_callers_line(tmp_path, seed):
+    """The rounding warning of the direct solver at lam / eps 1e15 (the model's) is raised while the
+    readers preprocess each file and while the job's thread runs the stages: each names this line."""
+    summary, caught = _enhance_files(tmp_path, seed, "direct", **_ROUNDING)
+    assert summary.done == 2
+    rounding = [w for w in caught if "may be off by about" in str(w.message)]
+    assert rounding and {w.filename for w in rounding} == {__file__}, [(w.filename, w.lineno) for w in rounding]
+
+
+def test_a_solve_that_missed_its_tolerance_on_a_reader_names_the_file(tmp_path, seed, monkeypatch):
+    """A preprocessing solve that did not reach rtol (torch's CG cut at 1 iteration) said "wls: image
+    0 did not reach rtol" on the reader's thread, shown once a process whatever the files: now each
+    file's record has it, naming the file, as the job's other warnings of an image do."""
+    monkeypatch.setattr(importlib.import_module("xvertfast.ops.wls"), "DEFAULT_MAXITER", 1)
+    summary, caught = _enhance_files(tmp_path, seed, "torch")
+    assert summary.done == 2
+    for rec in summary.records:
+        assert f"{rec.input}: wls: the image did not reach rtol=0.0001 in 1 iterations" in "\n".join(rec.warnings), \
+            rec.warnings  # fmt: skip
+    # (the stages' guidance, on the job's own thread, still warns at the caller's line)
+    assert all(w.filename == __file__ for w in caught), [(w.filename, w.lineno, str(w.message)[:60]) for w in caught]
