@@ -397,8 +397,10 @@ def _dicom_bytes(unit: np.ndarray, bits: int, like: Radiograph | None, descripti
     # one derived series for the images of one source series made one way (not the source's series:
     # PS3.3 C.7.3.1 puts derived images in a new one)
     series = _source_series(src, ds.StudyInstanceUID)
-    ds.SeriesInstanceUID = (derived_series_uid(ds.StudyInstanceUID, series, derivation or ds.DerivationDescription)
-                            if series else generate_uid())  # fmt: skip
+    # only a derivation given says how the image was made: a default or hand-written description may
+    # stay the same for other pixels (CLAHE, another model), which would join one series
+    ds.SeriesInstanceUID = derived_series_uid(ds.StudyInstanceUID, series, derivation) if series and derivation \
+        else generate_uid()  # fmt: skip
     ds.SOPInstanceUID = _instance_uid(src, ds.StudyInstanceUID, series, derivation)
     # present, empty (type 2): a number of its own could be one the study's other series have
     ds.SeriesNumber = None
@@ -460,10 +462,11 @@ def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like
             escaped; at most 1024 characters in DICOM).
         derivation: DICOM: what was done to the pixels, as a name that stays the same for the
             images made the same way (``xvertfast enhance``: its job's settings key, kept by
-            resumes and shards); default the DerivationDescription written. Outputs of one source
-            series with one derivation share one new series (:func:`derived_series_uid`); a source
-            without a series (PNG, TIFF) gives each output its own. Given, a source image's output
-            made again the same way keeps its SOPInstanceUID (without it, a new one each time).
+            resumes and shards); pass derivation= to group outputs into one series: outputs of one
+            source series with one derivation share one new series (:func:`derived_series_uid`), and
+            a source image's output made again the same way keeps its SOPInstanceUID. Without it
+            (the description may stay the same for other pixels) each output gets a new series and
+            a new instance UID; so does one of a source without a series (PNG, TIFF).
 
     Raises:
         ImageWriteError: naming the file: it exists (without ``overwrite``) or is the source
