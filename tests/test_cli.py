@@ -736,6 +736,21 @@ def test_status_names_the_settings_file_it_could_not_read(tmp_path, capsys):
         assert said and said[0].startswith(f"  settings unreadable: {folder / settings_name} {why}"), said
 
 
+def test_status_says_why_it_shows_no_settings_where_each_is_a_list(tmp_path, capsys):
+    """Settings that are lists are left out of status's line; where all were, it printed a bare
+    'settings: ', as if none were recorded."""
+    import json
+
+    from xvertfast.io.job_folder import job_files
+
+    settings_name, ledger_name, _ = job_files("enhance")
+    (tmp_path / settings_name).write_text(json.dumps({"settings": {"rois": ["spine"], "sizes": [512, 1024]}}))
+    (tmp_path / ledger_name).write_text("")
+    assert main(["status", str(tmp_path)]) == 0
+    said = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  settings")]
+    assert said == ["  settings: none shown (each is a list: rois, sizes)"], said
+
+
 @pytest.mark.parametrize("report", ["a file", "a folder of other files"])
 def test_a_demo_whose_report_folder_is_refused_enhances_nothing(tmp_path, capsys, report):
     """The demo enhanced its sample into OUT/enhanced, and only then was its OUT/report refused (a

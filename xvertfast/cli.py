@@ -431,8 +431,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
         said = ", ".join(f"{k} {str(v)[:16] if k == 'model' else v}" for k, v in settings.items()
                          if not isinstance(v, list))  # fmt: skip
         smoothing = "WLS smoothing " if status.job == "preprocess" else ""  # (lam, alpha, eps alone said nothing)
-        print(f"  settings: {smoothing}{said}" if said or not status.settings_problem
-              else f"  settings unreadable: {status.settings_problem}")  # fmt: skip
+        if said:
+            print(f"  settings: {smoothing}{said}")
+        elif status.settings_problem:
+            print(f"  settings unreadable: {status.settings_problem}")
+        else:  # (read, each a list, which this line leaves out: a bare 'settings: ' said nothing of them)
+            print(f"  settings: none shown (each is a list: {', '.join(settings)})")
         print(f"  {count(status.done, 'output file')} done, {status.unfinished} started and not finished (in flight, "
               "left by a killed run, or whose writing failed: its next run redoes them)")  # fmt: skip
         if status.rate is not None:
