@@ -1454,33 +1454,32 @@ def main(argv: list[str] | None = None) -> int:
     tune_allocator()  # this process is the CLI's: let malloc reuse the network's large buffers
     import warnings
 
-    from xvertfast._text import CLI_OPTIONS
+    from xvertfast._text import cli_running
 
     previous, warnings.showwarning = warnings.showwarning, _show_warning
     terminated, restore_sigterm = _stop_on_sigterm()
     # refusals name --device, not the API's device= (and a setting the command has no option for is not one)
-    options_offered = CLI_OPTIONS.set(frozenset(vars(args)))
-    try:
-        code = int(args.func(args) or 0)
-    except KeyboardInterrupt as exc:  # outside a job's own handling (loading a model, training): no traceback
-        from xvertfast._interrupts import then_line
+    with cli_running(vars(args)):
+        try:
+            code = int(args.func(args) or 0)
+        except KeyboardInterrupt as exc:  # outside a job's own handling (loading a model, training): no traceback
+            from xvertfast._interrupts import then_line
 
-        print(f"\ninterrupted{then_line(exc)}", file=sys.stderr)
-        code = 130
-    except BrokenPipeError:  # stdout's reader stopped early (`xvertfast info | head`): no traceback
-        _silence_stdout()
-        return 1
-    except Exception as exc:  # one a Ctrl-C or SIGTERM caused (came_of_an_interrupt) is an interruption too
-        from xvertfast._interrupts import came_of_an_interrupt, then_line
+            print(f"\ninterrupted{then_line(exc)}", file=sys.stderr)
+            code = 130
+        except BrokenPipeError:  # stdout's reader stopped early (`xvertfast info | head`): no traceback
+            _silence_stdout()
+            return 1
+        except Exception as exc:  # one a Ctrl-C or SIGTERM caused (came_of_an_interrupt) is an interruption too
+            from xvertfast._interrupts import came_of_an_interrupt, then_line
 
-        if not came_of_an_interrupt(exc):
-            raise
-        print(f"\ninterrupted{then_line(exc)}", file=sys.stderr)
-        code = 130
-    finally:
-        warnings.showwarning = previous  # main() also runs inside other programs (tests, notebooks)
-        CLI_OPTIONS.reset(options_offered)
-        restore_sigterm()
+            if not came_of_an_interrupt(exc):
+                raise
+            print(f"\ninterrupted{then_line(exc)}", file=sys.stderr)
+            code = 130
+        finally:
+            warnings.showwarning = previous  # main() also runs inside other programs (tests, notebooks)
+            restore_sigterm()
     return 128 + signal.SIGTERM if terminated[0] and code == 130 else code
 
 
