@@ -443,6 +443,14 @@ def test_the_report_and_the_preview_cannot_share_a_file(tmp_path, model_dir, see
     assert not out.exists() and not both.exists()
 
 
+def test_a_preview_drawn_among_the_inputs_is_not_an_input_on_the_rerun(tmp_path, model_dir, seed, capsys):  # noqa: F811
+    src = tmp_path / "in"
+    write_pngs(src, seed, ["a.png", "b.png"])
+    for _ in range(2):
+        assert run(model_dir, src, "-o", tmp_path / "out", "--preview", src / "look.png") == 0
+    assert "0 done, 2 skipped, 0 failed" in capsys.readouterr().out
+
+
 def test_a_preview_drawn_among_the_input_files_is_not_an_input_on_the_rerun(tmp_path, model_dir, seed, capsys):  # noqa: F811
     src = tmp_path / "in"
     write_pngs(src, seed, ["a.png", "b.png"])
@@ -451,29 +459,54 @@ def test_a_preview_drawn_among_the_input_files_is_not_an_input_on_the_rerun(tmp_
     assert "0 done, 2 skipped, 0 failed" in capsys.readouterr().out
 
 
-def test_a_report_or_preview_a_search_of_an_input_folder_would_take_for_an_image_is_refused(tmp_path, model_dir,  # noqa: F811
-                                                                                           seed, capsys):  # fmt: skip
-    """``enhance in -o out --report in/run.png --preview in/look.png`` wrote both into the input
-    folder: the next job given ``in`` (to another OUT) enhanced the contact sheet as a radiograph
-    and failed run.png, and the same command resumed was refused ('--report in/run.png is one of
-    the inputs'). Refused before the job, naming the folder; a name no search takes (run.json), a
-    hidden one and a path in OUT below the input folder (never searched) are written as before."""
+def side_file_warning(option, path, folder, out) -> str:
+    """The warning of a --report or --preview written where a search of ``folder`` takes it for an image."""
+    return (f"warning: {option} {path} lies in {folder}, an input folder, under a name its search takes for an "
+            f"image: a later run over {folder} would take it as an input image (this command run again leaves it "
+            f"out); write it in the output folder or outside the input folders (e.g. {out / path.name})")
+
+
+def test_a_report_or_preview_a_search_of_an_input_folder_would_take_for_an_image_is_written_with_a_warning(  # noqa: F811
+        tmp_path, model_dir, seed, capsys, monkeypatch):  # fmt: skip
+    """``enhance in -o out --report in/run.png --preview in/look.png`` worked, and b975d31 refused
+    it (exit 2); its rerun was refused before ('--report in/run.png is one of the inputs'). Both
+    are written, with a warning naming the option and the folder, each time; the same command
+    run again (and ``enhance . -o out --preview look.png`` in the folder) leaves them out of its
+    inputs. The warning is true: a job given ``in`` without them takes them for images."""
     src, out = tmp_path / "in", tmp_path / "out"
     write_pngs(src, seed, ["a.png", "sub/b.png"])
-    before = folder_state(src)
-    for option, path in [("--report", src / "run.png"), ("--preview", src / "look.png"),
-                         ("--preview", src / "sub" / "look"), ("--report", src / "sub" / "run.dcm")]:
-        assert run(model_dir, src, "-o", out, option, path) == 2
-        said = capsys.readouterr().err
-        assert (f"error: {option} {path} lies in {src}, an input folder, under a name its search takes for an "
-                f"image: the next job given {src} (this one resumed too) would read it as a radiograph; write it in "
-                f"the output folder or outside the input folders (e.g. {out / path.name})") in said, said
-        assert folder_state(src) == before and not out.exists()
+    report, preview = src / "run.png", src / "sub" / "look"
+    for counts in ("2 done, 0 skipped", "0 done, 2 skipped"):
+        assert run(model_dir, src, "-o", out, "--report", report, "--preview", preview) == 0
+        said = capsys.readouterr()
+        assert f"{counts}, 0 failed" in said.out, said
+        for option, path in (("--report", report), ("--preview", preview)):
+            # (said as the job starts, and again at its end, as the job's other warnings are)
+            assert (said.out + said.err).count(side_file_warning(option, path, src, out)) == 2, said
+    assert json.loads(report.read_text())["summary"]["skipped"] == 2 and preview.exists()
+    assert run(model_dir, src, "-o", tmp_path / "again") == 1  # the report, no image, fails; the sheet is taken
+    said = capsys.readouterr()
+    assert "3 done" in said.out and "0 skipped, 1 failed" in said.out and "run.png: named like a PNG file" in said.err
+    write_pngs(tmp_path / "here", seed, ["a.png"])
+    monkeypatch.chdir(tmp_path / "here")
+    for counts in ("1 done, 0 skipped", "0 done, 1 skipped"):
+        assert run(model_dir, ".", "-o", tmp_path / "out2", "--preview", "look.png") == 0
+        said = capsys.readouterr()
+        assert f"{counts}, 0 failed" in said.out and "warning: --preview look.png lies in ., an input folder" in \
+            said.out + said.err, said
+
+
+def test_a_report_or_preview_no_search_takes_for_an_image_is_written_without_a_warning(tmp_path, model_dir,  # noqa: F811
+                                                                                       seed, capsys):  # fmt: skip
+    # a name no search takes (run.json), a hidden one and a path in OUT below the input folder
+    src = tmp_path / "in"
+    write_pngs(src, seed, ["a.png", "sub/b.png"])
     inner = src / "out"
     assert run(model_dir, src, "-o", inner, "--report", src / "run.json", "--preview", src / ".look.png") == 0
     assert run(model_dir, src, "-o", inner, "--preview", inner / "look.png") == 0
     assert (inner / "look.png").exists() and (src / "run.json").exists() and (src / ".look.png").exists()
-    capsys.readouterr()
+    said = capsys.readouterr()
+    assert "an input folder" not in said.out + said.err
     assert run(model_dir, src, "-o", tmp_path / "again") == 0  # the sheets and the report are no inputs
     assert "2 done, 0 skipped, 0 failed" in capsys.readouterr().out
 

@@ -50,8 +50,7 @@ from xvertfast.io import Radiograph, require_content, write_image
 from xvertfast.io.errors import FILE_ERRORS, failure_text
 from xvertfast.io.files import (InputFile, InputLists, NothingFound, collision_remedy, discover, file_state,
                                 image_extension, input_paths, input_problem, list_files, output_path, read_input,
-                                searched_input_folder, unsearched_image)
-from xvertfast.io.files import RealPaths
+                                RealPaths, searched_input_folder, unsearched_image)
 from xvertfast.io.read import sniff_format
 from xvertfast.io.job_folder import JOB_FILE, JobFolder, dry_run_line, recorded_input, run_line
 from xvertfast.io.shards import Shard
@@ -537,10 +536,11 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
             is made.
         ValueError: settings the job cannot run with, before any output: an unknown ``fmt``,
             ``workers`` out of range, ``rois`` in full mode, a dry run with ``preview``, an output
-            folder that is an input folder or lies in one holding images, a ``report`` or ``preview``
-            where a search of an input folder would take it for an image, or an ``out_dir`` that
+            folder that is an input folder or lies in one holding images, or an ``out_dir`` that
             cannot be used (a file, not writable, another job running in it, other settings
-            without ``overwrite``).
+            without ``overwrite``). A ``report`` or ``preview`` where a search of an input folder
+            would take it for an image is written, with a warning (a rerun of the same call leaves it
+            out of its inputs).
     """
     if fmt not in OUTPUT_FORMATS:  # (the CLI's --format offers these alone: a Python caller's fmt= is said)
         raise ValueError(f"fmt must be one of {', '.join(OUTPUT_FORMATS)}, got {fmt!r}")
@@ -557,11 +557,8 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
         raise ValueError(f"{out_dir} holds images that no xvertfast job wrote ({left_out}) and lies in an input "
                          "folder: the output folder is not searched, so they would not be enhanced; give the "
                          "outputs a folder of their own")  # fmt: skip
-    if files and preview and os.path.isfile(preview):
-        from xvertfast.infer.preview import is_preview
-
-        if is_preview(preview):  # the sheet an earlier run drew among the inputs: not an input
-            files = [f for f in files if os.path.realpath(f.path) != os.path.realpath(preview)]
+    if files and (earlier := _written_by_an_earlier_run(report, preview)):  # among the inputs: no inputs
+        files = [f for f in files if os.path.realpath(f.path) not in earlier]
     if not files:  # before the output folder is made, as preprocess, train and evaluate do
         raise NothingFound(inputs)
     if dry_run and preview:
@@ -570,12 +567,13 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
     if isinstance(rois, RoiCentres) and rois.path:
         sources[os.path.realpath(rois.path)] = f"the ROI centres file {rois.path}"
     _check_side_files(files, out_dir, fmt, sources, report=report, preview=preview)
+    notes = []  # (warnings of the job's settings, logged once the job holds OUT, and in its report)
     for option, path in (("report", report), ("preview", preview)):
         if path and (folder := searched_input_folder(path, inputs, [out_dir], lists)) is not None:
-            raise ValueError(f"{asked(option)} {path} lies in {folder}, an input folder, under a name its search "
-                             f"takes for an image: the next job given {folder} (this one resumed too) would read it "
-                             f"as a radiograph; write it in the output folder or outside the input folders (e.g. "
-                             f"{os.path.join(out_dir, os.path.basename(path))})")  # fmt: skip
+            notes.append(f"{asked(option)} {path} lies in {folder}, an input folder, under a name its search takes "
+                         f"for an image: a later run over {folder} would take it as an input image (this command "
+                         f"run again leaves it out); write it in the output folder or outside the input folders "
+                         f"(e.g. {os.path.join(out_dir, os.path.basename(path))})")  # fmt: skip
     given = centres_of_inputs(rois, [f.path for f in files]) if rois is not None else {}
     if not dry_run:  # built before OUT is made (an export, engines: it may fail); a dry run builds nothing
         enhancer.backend  # noqa: B018 (its precision, recorded below, may differ from the one described)
@@ -587,7 +585,7 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
             remove_stale_parts(path for path in (report, preview) if path)  # a killed run's
         for note in job.notes:  # (another shard's report this one replaces)
             log(f"note: {note}")
-        notes = [warning] if (warning := _small_tiles_warning(enhancer)) is not None else []
+        notes += [warning] if (warning := _small_tiles_warning(enhancer)) is not None else []
         for note in notes:  # once a job (the job's setting, no image's)
             log(f"warning: {note}")
         summary, planned = _run(enhancer, job, files, fmt, workers, progress, log, start, given)
@@ -871,6 +869,30 @@ def _finish_in_flight(readers: cf.ThreadPoolExecutor, writers: cf.ThreadPoolExec
     readers.shutdown(wait=True, cancel_futures=True)
     writers.shutdown(wait=True)
     drain_writes()  # (every write is done by now)
+
+
+#: how a report :func:`_write_report` wrote begins (json.dump with indent 2, its first key)
+_REPORT_HEAD = b'{\n  "xvertfast": '
+
+
+def _written_by_an_earlier_run(report: str | None, preview: str | None) -> set[str]:
+    """The resolved paths of ``report`` and ``preview`` where an earlier run wrote them there (a
+    report's first bytes, a contact sheet's PNG Software text): a rerun of the command that wrote
+    them among its inputs (``--report in/run.png``, a shell's ``in/*``) leaves them out, not takes
+    them for images, nor refuses them as inputs it would overwrite."""
+    from xvertfast.infer.preview import is_preview
+
+    earlier = set()
+    if preview and os.path.isfile(preview) and is_preview(preview):
+        earlier.add(os.path.realpath(preview))
+    if report and os.path.isfile(report):
+        try:
+            with open(report, "rb") as f:
+                if f.read(len(_REPORT_HEAD)) == _REPORT_HEAD:
+                    earlier.add(os.path.realpath(report))
+        except OSError:  # (unreadable: left to the checks, which name it)
+            pass
+    return earlier
 
 
 def _write_report(path: str, summary: BatchSummary, enhancer, settings: dict) -> None:
