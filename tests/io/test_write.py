@@ -708,6 +708,62 @@ def test_an_output_name_over_255_bytes_is_refused_naming_the_reason(tmp_path, se
     assert os.path.exists(write_image(tmp_path / ("1" * 251 + ".dcm"), pixels))  # 255 bytes: written
 
 
+def test_a_non_ascii_name_over_255_bytes_is_left_to_the_file_system(tmp_path, seed, monkeypatch):
+    """write_image refused any name over 255 bytes before the write, though exFAT, FAT, SMB and HFS+ count
+    255 UTF-16 units: 'ü' * 150 (300 bytes, 150 units) is a name they hold (measured on an exFAT mount).
+    The file system decides; where it refuses, the error says the name's length (not only the system's
+    bare 'File name too long'), for a name within 255 bytes too (eCryptfs takes 143)."""
+    import contextlib
+    import errno
+
+    import xvertfast.io.write as write
+
+    pixels = np.random.default_rng(seed).random((8, 9))
+    held = tmp_path / "held.png"  # (where a file system holding the long name puts its bytes)
+
+    @contextlib.contextmanager
+    def holds_long_names(path):
+        yield str(held)
+
+    monkeypatch.setattr(write, "atomic_write", holds_long_names)
+    name = "ü" * 150 + ".png"  # 304 bytes, 154 UTF-16 units
+    assert write_image(tmp_path / name, pixels) == str(tmp_path / name)
+    assert read_image(held, warn=False).shape == (8, 9)
+
+    @contextlib.contextmanager
+    def refuses(path):
+        raise OSError(errno.ENAMETOOLONG, "File name too long")
+        yield
+
+    monkeypatch.setattr(write, "atomic_write", refuses)
+    with pytest.raises(ImageWriteError, match=r"its name is 304 bytes long, more than the 255 a file name may have") \
+            as raised:  # fmt: skip
+        write_image(tmp_path / name, pixels)
+    assert raised.value.errno == errno.ENAMETOOLONG
+    short = tmp_path / ("x" * 150 + ".png")
+    with pytest.raises(ImageWriteError, match=r"cannot write: File name too long \(its name is 154 bytes long, its "
+                                              r"path \d+\): the folder's file system takes shorter ones"):  # fmt: skip
+        write_image(short, pixels)
+
+
+def test_enhance_plans_an_output_name_over_255_bytes_where_the_inputs_own_name_is_as_long(tmp_path):
+    """The plan refused an input whose output's name passes 255 bytes even where the input's own name
+    does: its file system (exFAT, SMB) holds such names, and the output folder's may. A longer output
+    name of an input within 255 bytes is still refused before the input is read."""
+    from xvertfast.infer.batch import _plan
+    from xvertfast.io.files import InputFile
+
+    held = str(tmp_path / ("ü" * 150 + ".png"))  # 304 bytes: only where its file system holds it
+    fits = str(tmp_path / ("x" * 251 + ".png"))  # 255 bytes: 256 as .tiff
+    planned, failed = _plan([InputFile(held, os.path.basename(held)), InputFile(fits, os.path.basename(fits))],
+                            str(tmp_path / "out"), "tiff")  # fmt: skip
+    assert [(f.path, os.path.basename(out)) for f, out in planned] == [(held, "ü" * 150 + ".tiff")]
+    assert [(r.input, r.error) for r in failed] == [(fits, f"{fits}: its output's name would be 256 bytes long (.tiff "
+                                                           "in place of the extension of the input's name), more than "
+                                                           "the 255 a file name may have; give the input a shorter "
+                                                           "name")]  # fmt: skip
+
+
 def test_enhance_puts_the_dicom_outputs_of_one_source_series_in_one_series_across_resumes(tmp_path, seed,
                                                                                           monkeypatch):  # fmt: skip
     """xvertfast enhance: outputs of one source series share a derived series in the run, in a

@@ -285,7 +285,9 @@ def _plan(files, out_dir: str, fmt: str, mine: list[bool] | None = None) -> tupl
             error = str(exc)
         else:
             error = None
-            if (size := name_too_long(out)) is not None:  # (refused before it is read: the write would fail)
+            # refused before it is read, as the write would fail; not where the input's own name is as long:
+            # its file system (exFAT, SMB: 255 UTF-16 units) holds such names, and the output's may too
+            if (size := name_too_long(out)) is not None and name_too_long(f.path) is None:
                 how = "added to" if not image_extension(f.rel) else "in place of the extension of"
                 error = (f"{f.path}: its output's name would be {size} bytes long ({suffix} {how} the input's name), "
                          f"more than the {NAME_MAX} a file name may have; give the input a shorter name")  # fmt: skip

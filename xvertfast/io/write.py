@@ -103,7 +103,9 @@ _PART_EXTRA = len("..") + 8 + len(".part")
 def name_too_long(path: str) -> int | None:
     """The length in bytes of ``path``'s file name where it is over :data:`NAME_MAX` (None: it fits), so
     that a caller refuses it by its reason before any work, not with the system's bare 'File name too long'
-    at the write (an input named by a 253-byte UID, '.dcm' added, has an output name of 257 bytes)."""
+    at the write (an input named by a 253-byte UID, '.dcm' added, has an output name of 257 bytes). Only
+    where the input's own name fits: exFAT, FAT, SMB and HFS+ hold 255 UTF-16 units, more bytes than that
+    where a name is not ASCII, and an input's longer name shows that its file system holds such names."""
     size = len(os.fsencode(os.path.basename(path)))
     return size if size > NAME_MAX else None
 
@@ -470,9 +472,9 @@ def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like
 
     Raises:
         ImageWriteError: naming the file: it exists (without ``overwrite``) or is the source
-            itself, is a folder, its folder does not exist, its name is over :data:`NAME_MAX`
-            bytes, its extension names no format, or the write or the encoding failed (``errno``
-            set where the system gave one).
+            itself, is a folder, its folder does not exist, its extension names no format, or the
+            write or the encoding failed (``errno`` set where the system gave one; a name longer
+            than the folder's file system takes says its length).
         TypeError: integer pixels, or ``like`` not a :class:`Radiograph`.
         ValueError: an unknown ``fmt``, or one the extension contradicts (naming both); pixels
             not [H, W], empty, NaN or infinite, or further
@@ -492,9 +494,6 @@ def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like
         raise ImageWriteError(p, "is a directory")
     if os.path.exists(p) and not overwrite:
         raise ImageWriteError(p, "already exists (pass overwrite=True to replace it)")
-    if (size := name_too_long(p)) is not None:  # (checked before the encoding, which it would waste)
-        raise ImageWriteError(p, f"its name is {size} bytes long, more than the {NAME_MAX} a file name may have on "
-                              "most file systems; give it a shorter name")  # fmt: skip
     folder = os.path.dirname(os.path.abspath(p))
     if not os.path.isdir(folder):
         raise ImageWriteError(p, f"destination folder {folder} does not exist")
@@ -505,10 +504,25 @@ def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like
         with atomic_write(p) as tmp, open(tmp, "wb") as f:
             f.write(data)
     except OSError as exc:
-        error = ImageWriteError(p, f"cannot write: {exc.strerror or exc}")
+        error = ImageWriteError(p, _write_failure(p, exc))
         error.errno = exc.errno  # (a full disk stops a batch job by its errno, whatever the words)
         raise error from None
     return p
+
+
+def _write_failure(path: str, exc: OSError) -> str:
+    """Why the write of ``path`` failed, in words: a name the folder's file system refuses as too long
+    says how long it is, not only the system's bare 'File name too long'. (Not refused by its length
+    before the write: exFAT, FAT, SMB and HFS+ count 255 UTF-16 units, and hold non-ASCII names of more
+    than 255 bytes.)"""
+    if exc.errno == errno.ENAMETOOLONG:
+        size = len(os.fsencode(os.path.basename(path)))
+        if size > NAME_MAX:
+            return (f"its name is {size} bytes long, more than the {NAME_MAX} a file name may have on most file "
+                    "systems; give it a shorter name")  # fmt: skip
+        return (f"cannot write: {exc.strerror} (its name is {size} bytes long, its path "
+                f"{len(os.fsencode(os.path.abspath(path)))}): the folder's file system takes shorter ones")  # fmt: skip
+    return f"cannot write: {exc.strerror or exc}"
 
 
 def _encode(p: str, fmt: str, unit: np.ndarray, bits: int, like: Radiograph | None, description: str | None,
