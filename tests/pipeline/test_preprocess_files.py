@@ -227,6 +227,34 @@ def test_an_output_outside_the_folder_fails_that_file_only(tmp_path, monkeypatch
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fine.png", "out", "secret.png"]  # nothing beside it
 
 
+def test_an_input_whose_outputs_name_would_pass_255_bytes_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    """A 250-byte 'x...x.png' was read and preprocessed, then failed with a bare '[Errno 36] File name too
+    long' naming a temporary: its _overlay.png is 258 bytes, and its three other outputs were written and
+    abandoned. It is refused as the job is planned (a dry run says so too), naming its longest output; an
+    input whose own name passes 255 bytes (its file system holds such names: exFAT, SMB) is planned."""
+    from xvertfast.io.files import InputFile
+    from xvertfast.pipeline import preprocess_files as module
+
+    src = tmp_path / "in"
+    src.mkdir()
+    long_name = src / ("x" * 246 + ".png")  # 250 bytes: _xp.png 253, _y.tiff 253, _y.png 252, _overlay.png 258
+    for path, seed in ((long_name, 1), (src / "ok.png", 2)):
+        Image.fromarray(radiograph_like(seed)).save(path)
+    read, read_input = [], module.read_input
+    monkeypatch.setattr(module, "read_input", lambda f, **kwargs: read.append(f.path) or read_input(f, **kwargs))
+    why = (f"{long_name}: its output's name would be 258 bytes long (_overlay.png in place of the extension of the "
+           "input's name), more than the 255 a file name may have; give the input a shorter name")  # fmt: skip
+    out = tmp_path / "out"
+    for dry_run in (True, False):
+        summary = preprocess_files([str(src)], str(out), progress=False, log=lambda m: None, dry_run=dry_run)
+        assert summary.failed == [(str(long_name), why)]
+    assert [os.path.basename(p) for p in summary.done] == ["ok.png"] and read == [str(src / "ok.png")]
+    assert sorted(p.name for p in out.iterdir()) == sorted([*JOB_STATE, *(f"ok{s}" for s in SUFFIXES)])
+    held = str(src / ("ü" * 150 + ".png"))  # 304 bytes, 154 UTF-16 units
+    ((f, outs),) = module._plan([InputFile(held, os.path.basename(held))], str(out))
+    assert f.path == held and [os.path.basename(o) for o in outs] == ["ü" * 150 + s for s in SUFFIXES]
+
+
 def test_two_inputs_with_one_output_name_fail_the_second(tmp_path):
     for site, seed in (("siteA", 1), ("siteB", 2)):
         (tmp_path / site).mkdir()
