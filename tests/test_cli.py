@@ -55,7 +55,8 @@ def test_every_batch_command_documents_its_exit_codes():
 @pytest.mark.parametrize("argv, option", [
     (["enhance", "x", "-o", "o", "--batch-size", "0"], "--batch-size: must be at least 1, got 0"),
     (["enhance", "x", "-o", "o", "--workers", "65"], "--workers: must be from 1 to 64, got 65"),
-    (["enhance", "x", "-o", "o", "--device", "meta"], "--device: must be auto, cpu, cuda, cuda:N (or torch's mps, xpu), got 'meta'"),
+    (["enhance", "x", "-o", "o", "--device", "meta"], "--device: must be auto, cpu, cuda, cuda:N or another device of "
+                                                     "torch's (mps, xpu, ...; not meta, which holds no data), got 'meta'"),
     (["train", "x", "-o", "o", "--threads", "-1"], "--threads/--workers: must be at least 0, got -1"),
     (["evaluate", "x", "-o", "o", "--pictures", "-1"], "--pictures: must be at least 0, got -1"),
     (["export", "default", "-o", "o", "--max-batch", "0"], "--max-batch: must be at least 1, got 0"),

@@ -54,13 +54,22 @@ def _at_least(low: int, high: int | None = None):
 
 
 def _device(text: str) -> str:
-    """An argparse type: auto, cpu, cuda[:N], and torch's mps and xpu (untested here); not meta
-    and the like, which hold no data."""
+    """An argparse type: auto or a device torch names (cpu, cuda[:N], mps, xpu, a plug-in's hpu or
+    npu); not meta, which holds no data. Whether this torch can use it is said by the command
+    (resolve_device), as from Python."""
     import re
 
-    if text in ("auto", "cpu") or re.fullmatch(r"(cuda|xpu|mps)(:\d+)?", text):
+    if text in ("auto", "cpu") or re.fullmatch(r"(cuda|xpu|mps)(:\d+)?", text):  # (no torch import for these)
         return text
-    raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda, cuda:N (or torch's mps, xpu), got {text!r}")
+    import torch
+
+    try:
+        if torch.device(text).type != "meta":
+            return text
+    except (RuntimeError, TypeError):  # (torch: "Expected one of cpu, cuda, ipu, ... device string: gpu")
+        pass
+    raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda, cuda:N or another device of torch's (mps, xpu, ...; "
+                                     f"not meta, which holds no data), got {text!r}")  # fmt: skip
 
 
 def _shard(text: str):

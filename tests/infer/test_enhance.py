@@ -813,7 +813,7 @@ def test_bad_settings_are_refused_when_the_enhancer_is_made(seed):
     assert Enhancer(tiny_model(seed), device="cpu", batch_size=np.int64(3)).batch_size == 3
     with pytest.raises(ValueError, match="wls_method must be one of auto, cpu"):
         Enhancer(tiny_model(seed), device="cpu", wls_method="bogus")
-    with pytest.raises(ValueError, match="device must be auto, cpu, cuda, cuda:N"):
+    with pytest.raises(ValueError, match=r"^device='meta' holds no data"):
         Enhancer(tiny_model(seed), device="meta")
     # a string naming no device showed torch's "Expected one of cpu, cuda, ipu, xpu, ..."; said now
     # as load_model(map_location=...) and TrainConfig(device=...) say it

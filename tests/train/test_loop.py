@@ -1452,9 +1452,39 @@ def test_a_device_that_holds_no_data_is_refused_before_any_image_is_preprocessed
     data = write_images(tmp_path / "data", n=1)
     said = []
     config = TrainConfig(**{**CONFIG.__dict__, "device": "meta"})
-    with pytest.raises(ValueError, match=r"^device must be auto, cpu, cuda, cuda:N \(or torch's mps, xpu\), got 'meta'$"):
+    with pytest.raises(ValueError, match=r"^device='meta' holds no data \(torch's meta device has tensors' shapes "
+                                         r"alone\): nothing can be enhanced or trained there; use device='cpu'$"):  # fmt: skip
         train([str(data)], str(tmp_path / "run"), config, progress=False, log=said.append)
     assert not (tmp_path / "run").exists() and said == []
+
+
+def test_train_and_enhance_take_and_refuse_the_same_devices(tmp_path, capsys, monkeypatch):
+    """train (39bbb76), the Enhancer and --device took only cpu, cuda, mps and xpu, refusing a
+    plug-in's device torch can use (hpu with Habana's package, npu with Huawei's) in words that
+    differed. All now refuse, in the same words, meta and what this torch cannot put a tensor on
+    (here hpu: torch has no torch.hpu without Habana's package), and take any other device."""
+    from xvertfast.infer import Enhancer
+    from xvertfast.infer import backends
+    from xvertfast.train.loop import _device
+
+    for device in ("hpu", "meta"):  # (no Habana package here: torch has no torch.hpu)
+        with pytest.raises(ValueError) as by_train:
+            _device(device)
+        with pytest.raises((ValueError, RuntimeError)) as by_enhancer:
+            Enhancer(device=device)
+        assert str(by_train.value) == str(by_enhancer.value), device
+    data = write_images(tmp_path / "data", n=1)
+    for command in ("enhance", "train"):  # the command line's words, before anything is written
+        capsys.readouterr()
+        assert main([command, str(data), "-o", str(tmp_path / command), "--device", "hpu"]) == 2
+        assert "error: --device hpu was asked for, but this torch cannot use it (No module named 'torch.hpu'); use " \
+               "--device cpu" in capsys.readouterr().err, command  # fmt: skip
+        assert not (tmp_path / command).exists()
+    with pytest.raises(ValueError, match=r"^device='hpu' was asked for, but this torch cannot use it \(No module "
+                                         r"named 'torch.hpu'\); use device='cpu'$"):  # fmt: skip
+        _device("hpu")
+    monkeypatch.setattr(backends, "_unusable", lambda dev: None)  # as where Habana's package is installed
+    assert _device("hpu") == backends.resolve_device("hpu") == torch.device("hpu")  # (train's and the Enhancer's)
 
 
 def test_a_patch_above_the_roi_size_is_said_to_train_on_whole_rois(tmp_path):

@@ -34,8 +34,10 @@ def resolve_device(device: str | torch.device) -> torch.device:
     at the first question to the GPU, or "invalid device ordinal" at the first tensor). A CUDA
     device comes back with its index: a bare ``cuda`` is each thread's own current device, and a
     batch job preprocesses on reader threads (current device 0 whatever the caller's). ``mps`` or
-    ``xpu`` where this torch cannot use one fails too. A refusal names the device as the caller
-    asked for it (:func:`xvertfast._text.asked`)."""
+    ``xpu`` where this torch cannot use one fails too (RuntimeError), as does a device of another type (a plug-in's)
+    where torch cannot put a tensor on it; torch's ``meta`` device, which holds no data, is a
+    ValueError.
+    A refusal names the device as the caller asked for it (:func:`xvertfast._text.asked`)."""
     if str(device) == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
@@ -45,6 +47,12 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if dev.type in ("mps", "xpu") and not _other_accelerator_available(dev.type):
         raise RuntimeError(f"{asked('device', device)} was asked for, but this torch has no usable {dev.type.upper()} "
                            f"device (torch {torch.__version__}); use {asked('device', 'cpu')}")  # fmt: skip
+    if dev.type == "meta":  # (train failed at its first epoch, every image preprocessed; a value, not a lack)
+        raise ValueError(f"{asked('device', device)} holds no data (torch's meta device has tensors' shapes alone): "
+                           f"nothing can be enhanced or trained there; use {asked('device', 'cpu')}")  # fmt: skip
+    if dev.type not in ("cpu", "cuda", "mps", "xpu") and (problem := _unusable(dev)) is not None:
+        raise RuntimeError(f"{asked('device', device)} was asked for, but this torch cannot use it ({problem}); "
+                           f"use {asked('device', 'cpu')}")  # fmt: skip
     if dev.type == "cuda" and dev.index is not None and dev.index >= (count := torch.cuda.device_count()):
         import os
 
@@ -54,6 +62,20 @@ def resolve_device(device: str | torch.device) -> torch.device:
                            f"device{'s' if count != 1 else ''} (cuda:0{f' to cuda:{count - 1}' if count > 1 else ''}{numbering}); "
                            "see `xvertfast info`")  # fmt: skip
     return torch.device("cuda", cuda_index(dev)) if dev.type == "cuda" else dev
+
+
+def _unusable(dev: torch.device) -> str | None:
+    """Why torch cannot put a tensor on ``dev``, a device of a type beyond cpu, cuda, mps and xpu
+    (a plug-in's: hpu, or npu, which torch names only once its package registers it), or None
+    where it can: an empty tensor asks torch itself (hpu without Habana's package: "No module named
+    'torch.hpu'"; xla, ipu: no kernels), not a list of the types xvertfast has heard of."""
+    try:
+        torch.empty(0, device=dev)
+    except Exception as exc:  # (ModuleNotFoundError, NotImplementedError, AssertionError, RuntimeError)
+        # its first sentence: torch's "Could not run 'aten::empty.memory_format' with arguments from the 'XLA'
+        # backend." goes on for 2,000 characters
+        return (str(exc).strip() or type(exc).__name__).splitlines()[0].split(". ")[0].rstrip(".")
+    return None
 
 
 def _other_accelerator_available(kind: str) -> bool:

@@ -322,10 +322,9 @@ class Enhancer:
             raise ValueError(f"wls_method must be one of {', '.join(WLS_METHODS)}, got {wls_method!r}")
         if not (isinstance(device, str) and device == "auto"):  # (torch's own words list ipu, xla, hpu, ...)
             as_device(device, "device")
+        # meta (no data: the first image failed on it) and devices this torch cannot use are refused there,
+        # as train refuses them; another device torch can use (a plug-in's hpu, npu) is taken
         self.device = resolve_device(device)
-        if self.device.type not in ("cpu", "cuda", "mps", "xpu"):  # as the CLI's --device: not meta and the
-            # like, which hold no data (the first image failed on them)
-            raise ValueError(f"device must be auto, cpu, cuda, cuda:N (or torch's mps, xpu), got {str(device)!r}")
         # (its CPU-without-AMX warning waits for plan_backend, which may refuse the run: bf16 with onnxruntime)
         self.dtype = resolve_precision(precision, self.device, warn=False)
         _check_gpu_wls(wls_method, self.device)

@@ -231,14 +231,10 @@ def _all_finite(stage: XVertNetStage) -> bool:
 def _device(name: str) -> torch.device:
     from xvertfast.infer.backends import resolve_device
 
-    try:
-        device = resolve_device(name)
-    except RuntimeError as exc:  # no CUDA (MPS, XPU) in this torch, or not a device name
+    try:  # the Enhancer's rule: a device torch cannot use, or meta (no data), refused; any other taken
+        return resolve_device(name)
+    except RuntimeError as exc:  # no CUDA (MPS, XPU) in this torch, or another device it cannot use
         raise ValueError(str(exc)) from None
-    if device.type not in ("cpu", "cuda", "mps", "xpu"):  # (meta and the like hold no data: the first epoch
-        # failed on them, after every image was preprocessed)
-        raise ValueError(f"device must be auto, cpu, cuda, cuda:N (or torch's mps, xpu), got {name!r}")
-    return device
 
 
 def _layout(device: torch.device) -> torch.memory_format:
