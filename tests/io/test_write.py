@@ -239,6 +239,28 @@ def test_pydicom_warnings_about_the_source_header_name_the_source(tmp_path, seed
     assert any("Invalid value for VR IS: 'ab'" in s for s in said)
 
 
+@pytest.mark.parametrize("malformed", ["SeriesInstanceUID", "SOPInstanceUID"])
+def test_a_malformed_source_uid_warns_naming_the_source(tmp_path, seed, malformed):
+    """The source's series and instance UIDs were first read after the block that names the file in
+    pydicom's warnings: a series UID '1.2.abc' warned 'Invalid value for VR UI' without saying of which
+    file (the instance UID twice, the second as its reference was made)."""
+    import warnings
+
+    from pydicom.uid import generate_uid
+
+    uids = {"study": generate_uid(), "series": generate_uid(), "sop": None}
+    uids["series" if malformed == "SeriesInstanceUID" else "sop"] = "1.2.abc"
+    with warnings.catch_warnings():  # (pydicom's, as the test's source is made)
+        warnings.simplefilter("ignore")
+        _series_dicom(tmp_path / "src.dcm", seed, uids["study"], uids["series"], sop=uids["sop"])
+    src = read_image(tmp_path / "src.dcm", warn=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        write_image(tmp_path / "out.dcm", src.pixels, like=src, derivation="k1")
+    said = [str(w.message) for w in caught]
+    assert [s.split(". Please see")[0] for s in said] == [f"{tmp_path / 'src.dcm'}: Invalid value for VR UI: '1.2.abc'"]
+
+
 def test_never_overwrites_inputs_or_existing_files(tmp_path):
     Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "in.png")
     src = read_image(tmp_path / "in.png")

@@ -396,26 +396,29 @@ def _dicom_bytes(unit: np.ndarray, bits: int, like: Radiograph | None, descripti
     ds.SecondaryCaptureDeviceSoftwareVersions = __version__  # which release made it, description or none
     ds.ImageType = ["DERIVED", "SECONDARY"]
     ds.DerivationDescription = _ascii(description or "XVertNet vertebral contrast enhancement (xvertfast)")[:1024]  # ST
-    # one derived series for the images of one source series made one way (not the source's series:
-    # PS3.3 C.7.3.1 puts derived images in a new one)
-    series = _source_series(src, ds.StudyInstanceUID)
-    # only a derivation given says how the image was made: a default or hand-written description may
-    # stay the same for other pixels (CLAHE, another model), which would join one series
-    ds.SeriesInstanceUID = derived_series_uid(ds.StudyInstanceUID, series, derivation) if series and derivation \
-        else generate_uid()  # fmt: skip
-    ds.SOPInstanceUID = _instance_uid(src, ds.StudyInstanceUID, series, derivation)
+    # the source's series, instance and class UIDs are first read (converted) and copied here: the
+    # warning of a malformed one ('1.2.abc') names the source, as those of the elements kept above do
+    with WarningsNamingTheFile(like.path) if src is not None else contextlib.nullcontext():
+        # one derived series for the images of one source series made one way (not the source's series:
+        # PS3.3 C.7.3.1 puts derived images in a new one)
+        series = _source_series(src, ds.StudyInstanceUID)
+        # only a derivation given says how the image was made: a default or hand-written description may
+        # stay the same for other pixels (CLAHE, another model), which would join one series
+        ds.SeriesInstanceUID = derived_series_uid(ds.StudyInstanceUID, series, derivation) if series and derivation \
+            else generate_uid()  # fmt: skip
+        ds.SOPInstanceUID = _instance_uid(src, ds.StudyInstanceUID, series, derivation)
+        if src is not None and "SOPInstanceUID" in src:
+            ref = pydicom.Dataset()
+            # a data set without its class: the file meta's, before the guess of Secondary Capture
+            media = getattr(src, "file_meta", pydicom.Dataset()).get("MediaStorageSOPClassUID")
+            ref.ReferencedSOPClassUID = src.get("SOPClassUID") or media or SecondaryCaptureImageStorage
+            ref.ReferencedSOPInstanceUID = src.SOPInstanceUID
+            ds.SourceImageSequence = [ref]
     # present, empty (type 2): a number of its own could be one the study's other series have
     ds.SeriesNumber = None
     ds.SeriesDescription = "xvertfast enhanced"
     now = datetime.datetime.now()
     ds.ContentDate, ds.ContentTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
-    if src is not None and "SOPInstanceUID" in src:
-        ref = pydicom.Dataset()
-        # a data set without its class: the file meta's, before the guess of Secondary Capture
-        media = getattr(src, "file_meta", pydicom.Dataset()).get("MediaStorageSOPClassUID")
-        ref.ReferencedSOPClassUID = src.get("SOPClassUID") or media or SecondaryCaptureImageStorage
-        ref.ReferencedSOPInstanceUID = src.SOPInstanceUID
-        ds.SourceImageSequence = [ref]
     if src is not None and _lossy_history(src):  # the enhanced image is made from the lossy pixels
         ds.LossyImageCompression = "01"
         for keyword in ("LossyImageCompressionRatio", "LossyImageCompressionMethod"):  # each compression so far
