@@ -1447,13 +1447,20 @@ def test_an_accelerator_this_torch_lacks_is_refused_before_any_image_is_preproce
         Enhancer(device=device)
 
 
-def test_a_device_that_holds_no_data_is_refused_before_any_image_is_preprocessed(tmp_path):
-    # TrainConfig(device="meta") trained from Python preprocessed every image, then failed at the first epoch
+def test_a_device_that_holds_no_data_is_refused_where_it_is_set_and_before_any_image_is_preprocessed(tmp_path):
+    # TrainConfig(device="meta") trained from Python preprocessed every image, then failed at the first epoch;
+    # then (988e793) it passed TrainConfig(...) and was refused by train() alone, though check() refuses
+    # a setting where it is made
+    meta_said = (r"^device='meta' holds no data \(torch's meta device has tensors' shapes alone\): nothing can be "
+                 r"enhanced or trained there; use device='cpu'$")  # fmt: skip
+    for meta in ("meta", torch.device("meta")):
+        with pytest.raises(ValueError, match=meta_said):
+            TrainConfig(**{**CONFIG.__dict__, "device": meta})
     data = write_images(tmp_path / "data", n=1)
     said = []
-    config = TrainConfig(**{**CONFIG.__dict__, "device": "meta"})
-    with pytest.raises(ValueError, match=r"^device='meta' holds no data \(torch's meta device has tensors' shapes "
-                                         r"alone\): nothing can be enhanced or trained there; use device='cpu'$"):  # fmt: skip
+    config = TrainConfig(**CONFIG.__dict__)
+    config.device = "meta"  # a field changed after: train() refuses it as check() does
+    with pytest.raises(ValueError, match=meta_said):
         train([str(data)], str(tmp_path / "run"), config, progress=False, log=said.append)
     assert not (tmp_path / "run").exists() and said == []
 

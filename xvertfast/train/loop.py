@@ -122,7 +122,10 @@ class TrainConfig:
         if isinstance(self.device, torch.device):  # (as its name: the checkpoint records it in JSON)
             self.device = str(self.device)
         if self.device != "auto":  # (whether a CUDA device is there is train's to ask: it may be built elsewhere)
+            from xvertfast.infer.backends import refuse_meta
+
             as_device(self.device, "device")
+            refuse_meta(self.device)  # (no machine trains there: refused here, not once train is called)
         smallest = 2 ** (self.depth + 1)  # the U-Net's coarsest level keeps 2 x 2 pixels
         # the weights are float32: a rate below its normal range is a step of nothing, and Adam's first
         # step, lr / (1 - beta1), must fit in it (above, torch fails with a bare overflow error)
