@@ -9,7 +9,8 @@ import os
 import sys
 import warnings
 
-__all__ = ["outside_xvertfast", "reading_file", "warn_user", "warnings_of_file"]
+__all__ = ["image_name", "image_names", "naming_images", "outside_xvertfast", "reading_file", "warn_user",
+           "warnings_of_file"]
 
 #: xvertfast's own source files, whose frames a warning for the user skips
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -86,3 +87,30 @@ def warn_user(message: str, category: type[Warning], of_the_image: bool = False)
         reading[1].append((message, category, of_the_image))
         return
     warnings.warn(message, category, stacklevel=outside_xvertfast())
+
+
+#: the names of the images (rows) of the batch being solved, where a batch job knows their files
+_IMAGE_NAMES = contextvars.ContextVar("xvertfast_image_names", default=None)
+
+
+@contextlib.contextmanager
+def naming_images(names):
+    """Within the block, image ``k`` of a batch solved (a network's batch of tiles) is named
+    ``names[k]`` in warnings about it (:func:`image_name`): "image 3", its position in a batch of
+    tiles from several files, told a batch job's user nothing."""
+    token = _IMAGE_NAMES.set(list(names))
+    try:
+        yield
+    finally:
+        _IMAGE_NAMES.reset(token)
+
+
+def image_names() -> list[str] | None:
+    """The names :func:`naming_images` gives the rows of the batch being solved, or None."""
+    return _IMAGE_NAMES.get()
+
+
+def image_name(k: int) -> str | None:
+    """The name of image ``k`` of the batch being solved (:func:`naming_images`), or None."""
+    names = _IMAGE_NAMES.get()
+    return names[k] if names is not None and 0 <= k < len(names) else None

@@ -49,12 +49,16 @@ def test_a_wls_warning_of_the_settings_points_at_the_callers_line(tmp_path, seed
 def test_a_solve_that_missed_its_tolerance_on_a_reader_names_the_file(tmp_path, seed, monkeypatch):
     """A preprocessing solve that did not reach rtol (torch's CG cut at 1 iteration) said "wls: image
     0 did not reach rtol" on the reader's thread, shown once a process whatever the files: now each
-    file's record has it, naming the file, as the job's other warnings of an image do."""
+    file's record has it, naming the file, as the job's other warnings of an image do. The guidance
+    between the stages names each tile's file too."""
     monkeypatch.setattr(importlib.import_module("xvertfast.ops.wls"), "DEFAULT_MAXITER", 1)
     summary, caught = _enhance_files(tmp_path, seed, "torch")
     assert summary.done == 2
     for rec in summary.records:
         assert f"{rec.input}: wls: the image did not reach rtol=0.0001 in 1 iterations" in "\n".join(rec.warnings), \
             rec.warnings  # fmt: skip
-    # (the stages' guidance, on the job's own thread, still warns at the caller's line)
+    # the stages' guidance, on the job's own thread, warns at the caller's line, naming each tile's file: it
+    # said "image 3", the tile's place in the network's batch of tiles from several files
     assert all(w.filename == __file__ for w in caught), [(w.filename, w.lineno, str(w.message)[:60]) for w in caught]
+    guidance = {str(w.message).split(" did not reach")[0] for w in caught if "did not reach" in str(w.message)}
+    assert guidance == {f"wls: {rec.input} (tile {j} of 2)" for rec in summary.records for j in (1, 2)}, guidance

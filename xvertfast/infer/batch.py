@@ -43,7 +43,7 @@ from tqdm import tqdm
 
 from xvertfast._checks import whole_number
 from xvertfast._interrupts import deliver, interrupts_deferred
-from xvertfast._stacklevel import warn_user, warnings_of_file
+from xvertfast._stacklevel import naming_images, warn_user, warnings_of_file
 from xvertfast._text import asked, count
 from xvertfast._version import __version__
 from xvertfast.io import Radiograph, require_content, write_image
@@ -381,8 +381,10 @@ def _compose_and_write(enhancer, rad: Radiograph, prep, tiles, out: str, fmt: st
     os.makedirs(os.path.dirname(out), exist_ok=True)
     job.starting(rad.path, out)
     try:
+        # (DICOM: outputs of one source series, in every run of the job, share a series; ROI centres given
+        # by hand make other pixels, named in the instance UID: two jobs, or runs, with other ones differ)
         write_image(out, pixels, _write_format(fmt, rad, out), like=rad, overwrite=True, description=description,
-                    derivation=job.key)  # (DICOM: outputs of one source series, in every run of the job, share a series)
+                    derivation=job.key, image_settings=_centres_name(centres))
     except BaseException:  # not made: recorded so (left "writing", status counted it in flight or killed), and
         job.abandoned(rad.path, [out])  # an earlier output being redone goes, as a failed input gets none
         raise
@@ -393,6 +395,12 @@ def _compose_and_write(enhancer, rad: Radiograph, prep, tiles, out: str, fmt: st
              "another way than in the run that wrote it; outputs keep the paths below the folder given)"
              for old in removed if _stem_of(old) != _stem_of(out)]  # fmt: skip
     return {"compose": t1 - t0, "write": time.perf_counter() - t1}, moved
+
+
+def _centres_name(centres: list[float] | None) -> str | None:
+    """The ROI centres given for an image by hand as the writer's ``image_settings`` (None: those found,
+    which the source and the job's settings decide), each number as a float, so that 60 and 60.0 agree."""
+    return None if centres is None else "roi centres " + " ".join(repr(float(v)) for v in centres)
 
 
 def _stem_of(path: str) -> str:
@@ -446,15 +454,20 @@ def _run_network(enhancer, batch: list) -> list:
     device is lost (every image would fail)."""
     import torch
 
+    # a warning about a tile (its guidance's solve missed rtol) names its file, not its place in the batch
+    names = {id(b): [f"{b[0].path} (tile {j + 1} of {b[4].xp.shape[0]})" for j in range(b[4].xp.shape[0])]
+             for b in batch}  # fmt: skip
     try:
-        outs = enhancer.run_tiles(torch.cat([b[4].xp for b in batch]), torch.cat([b[4].y for b in batch]))
+        with naming_images(name for b in batch for name in names[id(b)]):
+            outs = enhancer.run_tiles(torch.cat([b[4].xp for b in batch]), torch.cat([b[4].y for b in batch]))
     except FILE_ERRORS as exc:  # reported per image by the caller
         if len(batch) == 1 or _device_lost(enhancer, exc):
             return [exc] * len(batch)
         results = []
         for b in batch:
             try:
-                results.append(enhancer.run_tiles(b[4].xp, b[4].y))
+                with naming_images(names[id(b)]):
+                    results.append(enhancer.run_tiles(b[4].xp, b[4].y))
             except FILE_ERRORS as one:
                 results.append(one)
         return results

@@ -48,6 +48,7 @@ Brightness (an option of both modes, not of the papers):
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -63,7 +64,7 @@ import torch.nn.functional as F
 
 from xvertfast._checks import whole_number
 from xvertfast._extension import cuda_kernels_problem, cuda_kernels_run_on
-from xvertfast._stacklevel import outside_xvertfast
+from xvertfast._stacklevel import image_names, naming_images, outside_xvertfast
 from xvertfast.infer.backends import (StageBackend, make_backend, plan_backend, resolve_device, resolve_precision,
                                      warn_cpu_bf16_without_amx)
 from xvertfast.io.errors import ImageReadError
@@ -503,10 +504,14 @@ class Enhancer:
             if n < pad_to:
                 repeat = torch.full((pad_to - n,), n - 1, dtype=torch.long, device=out.device)
                 out, g = torch.cat([out, out[repeat]]), torch.cat([g, g[repeat]])
-            for s in range(self.backend.stages):
-                if s > 0:
-                    g = self.guidance(out)
-                out = self.backend.run_stage(s, out, g)
+            # a batch job's names of the tiles, for the guidance's warnings (a pad repeats the last tile)
+            given = image_names()
+            names = None if given is None else given[k:end] + given[end - 1 : end] * (out.shape[0] - n)
+            with naming_images(names) if names else contextlib.nullcontext():
+                for s in range(self.backend.stages):
+                    if s > 0:
+                        g = self.guidance(out)
+                    out = self.backend.run_stage(s, out, g)
             outs.append(out[:n].float().cpu())
         return torch.cat(outs) if outs else xp.new_zeros((0, 1, self.tile, self.tile))
 

@@ -25,7 +25,7 @@ from xvertfast._extension import (
     extension,
     has_extension,
 )
-from xvertfast._stacklevel import reading_file, warn_user
+from xvertfast._stacklevel import image_name, reading_file, warn_user
 from xvertfast.ops import wls_reference
 from xvertfast.ops._inputs import compute_dtype, is_integer, real_from_numpy
 from xvertfast.ops.wls_direct import solve_direct
@@ -354,7 +354,7 @@ def wls(
     one_file = reading_file() is not None and len(info.iterations) == 1
     for k, (it, rel) in enumerate(zip(info.iterations, info.residual)):
         if chosen != "direct" and not rel <= rtol:  # a NaN residual warns too
-            who = "the image" if one_file else f"image {k}"
+            who = "the image" if one_file else image_name(k) or f"image {k}"
             warn_user(_not_converged(who, it, rel, info.precision[k], cap, lam, eps, rtol), RuntimeWarning,
                       of_the_image=True)  # fmt: skip
     out = out.to(device=x.device, dtype=out_dtype)
