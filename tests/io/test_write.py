@@ -715,6 +715,10 @@ def test_a_dicom_output_made_again_the_same_way_keeps_its_instance_uid(tmp_path,
     assert instance("b", "b1.dcm", derivation="k1") != first  # another source image of the series
     assert instance("copy", "c1.dcm", derivation="k1") != first  # its instance UID in another study
     assert instance("a", "d1.dcm") != instance("a", "d2.dcm")  # no derivation: new each time
+    placed = instance("a", "e1.dcm", derivation="k1", image_settings="centres 1")  # (its tiles placed by hand)
+    assert placed != first and instance("a", "e2.dcm", derivation="k1", image_settings="centres 1") == placed
+    assert instance("a", "e3.dcm", derivation="k1", image_settings="centres 2") not in (first, placed)
+    assert len({pydicom.dcmread(tmp_path / name).SeriesInstanceUID for name in ("a1.dcm", "e1.dcm", "e3.dcm")}) == 1
     assert instance("no_series", "n1.dcm", derivation="k1") != instance("no_series", "n2.dcm", derivation="k1")
 
 
@@ -827,6 +831,45 @@ def test_enhance_puts_the_dicom_outputs_of_one_source_series_in_one_series_acros
     assert main(enhance + ["--brightness", "original", "--overwrite"]) == 0  # other settings: another series
     redone = series_of()
     assert redone["a1"] == redone["a3"] != first["a1"] and redone["b1"] != first["b1"]
+
+
+def test_enhance_gives_an_image_enhanced_at_other_roi_centres_another_instance_uid(tmp_path, seed):
+    """--rois places an image's tiles, so its pixels, but the instance UID was named by the job's key,
+    which leaves the centres out: jobs with the same settings and other ROI files gave one SOPInstanceUID
+    to other pixels. The centres given for an image name its instance UID too (not its series); an image
+    the file does not name keeps the UID it has without --rois, and the same file gives the same UIDs.
+    (A resume with other centres redoes the image: the ledger records each output's centres.)"""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    from tests.infer.test_enhance import TILE, tiny_model
+    from xvertfast.cli import main
+    from xvertfast.model import save_model
+
+    model = str(save_model(tiny_model(seed), tmp_path / "model", extra={"training": {"config": {"roi_size": TILE}}}))
+    src = tmp_path / "in"
+    src.mkdir()
+    study, series = generate_uid(), generate_uid()
+    for i, name in enumerate(["a1", "a2"]):
+        _series_dicom(src / f"{name}.dcm", seed + i, study, series)
+    for name, (top, bottom, col) in {"r1": (60, 180, 120), "r2": (70, 190, 110)}.items():
+        (tmp_path / f"{name}.csv").write_text(f"file,upper_row,upper_col,lower_row,lower_col\n"
+                                              f"a1.dcm,{top},{col},{bottom},{col}\n")  # fmt: skip
+
+    def enhanced(folder, *rois):
+        out = tmp_path / folder
+        assert main(["enhance", str(src), "-o", str(out), "--model", model, "-q", *rois]) == 0
+        read = {p.stem: pydicom.dcmread(p) for p in sorted(out.glob("*.dcm"))}
+        return {k: (ds.SOPInstanceUID, ds.SeriesInstanceUID, ds.pixel_array) for k, ds in read.items()}
+
+    found = enhanced("found")
+    r1, r2 = (enhanced(name, "--rois", str(tmp_path / f"{name}.csv")) for name in ("r1", "r2"))
+    assert (r1["a1"][2] != found["a1"][2]).any() and (r1["a1"][2] != r2["a1"][2]).any()  # other pixels
+    assert len({found["a1"][0], r1["a1"][0], r2["a1"][0]}) == 3  # so other instances
+    assert found["a2"][0] == r1["a2"][0] == r2["a2"][0]  # (not in the file: its centres found, as without it)
+    assert found["a1"][1] == r1["a1"][1] == r2["a1"][1] == r2["a2"][1]  # one series: the job's settings
+    assert enhanced("r1_again", "--rois", str(tmp_path / "r1.csv"))["a1"][0] == r1["a1"][0]
+    assert enhanced("r1", "--rois", str(tmp_path / "r2.csv"))["a1"][0] == r2["a1"][0]  # (redone at r2's centres)
 
 
 def test_enhance_refuses_an_input_whose_output_name_would_pass_255_bytes_before_reading_it(tmp_path, seed):

@@ -334,20 +334,22 @@ def derived_series_uid(study_uid: str, series_uid: str, derivation: str) -> str:
     return _name_based_uid(_DERIVED_SERIES_NAMESPACE, study_uid, series_uid, derivation)
 
 
-def _instance_uid(src, study_uid: str, series_uid: str, derivation: str | None) -> str:
+def _instance_uid(src, study_uid: str, series_uid: str, derivation: str | None, image_settings: str | None) -> str:
     """The output's SOPInstanceUID. Named by its source's study, series (``series_uid``: '' where the
-    output's series is not derived from it) and instance UIDs and by the derivation, where all are given:
-    an --overwrite rerun, or another job made the same way, then sends a PACS the same image again, not
-    a duplicate under a new UID (a redo, its source or ROI centres changed, replaces it, as it does the
-    file); the study and series keep one instance UID in one series. Otherwise a new one: without a
-    derivation the description may stay the same for other pixels, and a study or series made up for
-    this output alone would put one instance UID in several series."""
+    output's series is not derived from it) and instance UIDs, by the derivation and by the image's own
+    settings (``image_settings``: its ROI centres given by hand), where the UIDs and the derivation are
+    given: an --overwrite rerun, or another job made the same way, then sends a PACS the same image again,
+    not a duplicate under a new UID, and other centres (other pixels) give another instance; the study
+    and series keep one instance UID in one series. Otherwise a new one: without a derivation the
+    description may stay the same for other pixels, and a study or series made up for this output
+    alone would put one instance UID in several series."""
     from pydicom.uid import generate_uid
 
     source = str(src.get("SOPInstanceUID", "") or "").strip() if src is not None else ""
     if not (source and series_uid and derivation):
         return generate_uid()
-    return _name_based_uid(_DERIVED_INSTANCE_NAMESPACE, study_uid, series_uid, source, derivation)
+    names = (study_uid, series_uid, source, derivation) + ((image_settings,) if image_settings else ())
+    return _name_based_uid(_DERIVED_INSTANCE_NAMESPACE, *names)  # (none: the UIDs aff5fc3 gave)
 
 
 def _source_series(src, study_uid: str) -> str:
@@ -362,7 +364,7 @@ def _source_series(src, study_uid: str) -> str:
 
 
 def _dicom_bytes(unit: np.ndarray, bits: int, like: Radiograph | None, description: str | None,
-                 derivation: str | None = None) -> bytes:  # fmt: skip
+                 derivation: str | None = None, image_settings: str | None = None) -> bytes:  # fmt: skip
     import pydicom
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
@@ -406,7 +408,7 @@ def _dicom_bytes(unit: np.ndarray, bits: int, like: Radiograph | None, descripti
         # stay the same for other pixels (CLAHE, another model), which would join one series
         ds.SeriesInstanceUID = derived_series_uid(ds.StudyInstanceUID, series, derivation) if series and derivation \
             else generate_uid()  # fmt: skip
-        ds.SOPInstanceUID = _instance_uid(src, ds.StudyInstanceUID, series, derivation)
+        ds.SOPInstanceUID = _instance_uid(src, ds.StudyInstanceUID, series, derivation, image_settings)
         if src is not None and "SOPInstanceUID" in src:
             ref = pydicom.Dataset()
             # a data set without its class: the file meta's, before the guess of Secondary Capture
@@ -442,7 +444,8 @@ def _dicom_bytes(unit: np.ndarray, bits: int, like: Radiograph | None, descripti
 
 
 def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like: Radiograph | None = None,
-                overwrite: bool = False, description: str | None = None, derivation: str | None = None) -> str:  # fmt: skip
+                overwrite: bool = False, description: str | None = None, derivation: str | None = None,
+                image_settings: str | None = None) -> str:  # fmt: skip
     """Writes pixels (float [H, W] in [0, 1]) to path atomically; returns the path as a str.
 
     Values up to :data:`CLIP_SLACK` outside [0, 1] are clipped to it; integers, and floats
@@ -472,6 +475,10 @@ def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like
             a source image's output made again the same way keeps its SOPInstanceUID. Without it
             (the description may stay the same for other pixels) each output gets a new series and
             a new instance UID; so does one of a source without a series (PNG, TIFF).
+        image_settings: DICOM, with ``derivation``: what else this image's pixels depend on, as a
+            name (``xvertfast enhance``: the ROI centres given for it by hand, ``--rois``): its
+            SOPInstanceUID is named by it too, so other centres give another instance; its series
+            stays the derivation's.
 
     Raises:
         ImageWriteError: naming the file: it exists (without ``overwrite``) or is the source
@@ -502,7 +509,7 @@ def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like
         raise ImageWriteError(p, f"destination folder {folder} does not exist")
     unit = _to_unit(pixels, p)
     bits = _output_bits(like)
-    data = _encode(p, fmt, unit, bits, like, description, derivation)
+    data = _encode(p, fmt, unit, bits, like, description, derivation, image_settings)
     try:
         with atomic_write(p) as tmp, open(tmp, "wb") as f:
             f.write(data)
@@ -529,7 +536,7 @@ def _write_failure(path: str, exc: OSError) -> str:
 
 
 def _encode(p: str, fmt: str, unit: np.ndarray, bits: int, like: Radiograph | None, description: str | None,
-            derivation: str | None = None) -> bytes:  # fmt: skip
+            derivation: str | None = None, image_settings: str | None = None) -> bytes:  # fmt: skip
     """The file's bytes, made in memory and written by :func:`write_image` with Python's own file
     I/O: a write the file system cuts short (a full disk) is then an OSError with its errno, which a
     batch job stops on; numpy's tofile (under tifffile) said only '65536 requested and 9124 written',
@@ -563,7 +570,7 @@ def _encode(p: str, fmt: str, unit: np.ndarray, bits: int, like: Radiograph | No
             return buffer.getvalue()
         else:
             try:
-                return _dicom_bytes(unit, bits, like, description, derivation)
+                return _dicom_bytes(unit, bits, like, description, derivation, image_settings)
             except (TypeError, LookupError, OverflowError, struct.error) as exc:  # LookupError: KeyError too
                 # what pydicom raises for an element of the source's header it cannot encode (an odd
                 # value or character set): this output fails, named, and a batch goes on. pydicom
