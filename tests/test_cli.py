@@ -140,6 +140,21 @@ def test_a_mistyped_input_folder_is_nothing_found_before_any_output_folder(comma
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("argv", [["enhance", "a.png"], ["preprocess", "a.png"], ["evaluate", "a.png"],
+                                  ["train", "a.png"], ["export", "default"], ["demo"]])  # fmt: skip
+def test_an_empty_output_folder_is_a_usage_error_naming_the_option(argv, tmp_path, capsys, monkeypatch):
+    # -o "" (an unset shell variable) read "cannot write into the run folder : No such file or directory"
+    # (train), after the images were searched for; now one rule, as argparse says any bad option
+    monkeypatch.chdir(tmp_path)
+    image = _png(tmp_path / "a.png")
+    with pytest.raises(SystemExit) as stopped:
+        main([*argv, "-o", ""])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert f"xvertfast {argv[0]}: error: argument -o/--output: is empty: give the folder to write into" in err, err
+    assert sorted(os.listdir(tmp_path)) == [os.path.basename(image)]  # nothing written
+
+
 def test_a_model_path_that_does_not_exist_is_no_such_folder(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     image = _png(tmp_path / "a.png")

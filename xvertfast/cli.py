@@ -53,6 +53,15 @@ def _at_least(low: int, high: int | None = None):
     return parse
 
 
+def _output_folder(text: str) -> str:
+    """An argparse type for -o of every command: an empty path (``-o ""``, ``-o "$UNSET"``) is a usage
+    error naming the option, not a run that fails later as "cannot write into the run folder : No such
+    file or directory" (it names no folder at all)."""
+    if not text:
+        raise argparse.ArgumentTypeError("is empty: give the folder to write into (-o . for the current one)")
+    return text
+
+
 def _device(text: str) -> str:
     """An argparse type: auto or a device torch names (cpu, cuda[:N], mps, xpu, a plug-in's hpu or
     npu); not meta, which holds no data. Whether this torch can use it is said by the command
@@ -979,7 +988,7 @@ def _add_job_arguments(parser: argparse.ArgumentParser, out_metavar: str, out_he
                        metavar: str = "INPUT") -> None:  # fmt: skip
     """The arguments every batch command shares: its inputs, its output folder, and -q."""
     parser.add_argument(dest, nargs="+", metavar=metavar, help=INPUTS_HELP)
-    parser.add_argument("-o", "--output", required=True, metavar=out_metavar, help=out_help)
+    parser.add_argument("-o", "--output", required=True, type=_output_folder, metavar=out_metavar, help=out_help)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -1267,7 +1276,7 @@ cannot be read.""",
         "Tenengrad and LPC-SI: the sample's ROIs are too small for TMQI). "
         "Exit code: 0 done, 2 failed.",
     )
-    demo.add_argument("-o", "--output", default="xvertfast-demo", metavar="OUT", help="output folder (default: %(default)s)")
+    demo.add_argument("-o", "--output", default="xvertfast-demo", type=_output_folder, metavar="OUT", help="output folder (default: %(default)s)")
     demo.add_argument("--model", default="default", metavar="PATH|default",
                       help="a model directory (RUN_DIR/model of `xvertfast train`) or the shipped default "
                       "(default: %(default)s)")
@@ -1289,7 +1298,7 @@ cannot be read.""",
     )
     exp.add_argument("model", metavar="MODEL",
                      help="a model directory (RUN_DIR/model of `xvertfast train`) or 'default'")
-    exp.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
+    exp.add_argument("-o", "--output", required=True, type=_output_folder, metavar="OUT", help="output folder")
     exp.add_argument("--overwrite", action="store_true", help="replace stage files already in OUT")
     exp.add_argument("--device", type=_device, default="auto",
                      help="what TensorRT engines and AOTI packages are built for (auto: the GPU if there is "
