@@ -384,6 +384,23 @@ def test_bad_inputs_raise(metric, bad, message):
 
 
 @pytest.mark.parametrize("metric", SINGLE)
+def test_what_is_no_array_is_named(metric):
+    # a Radiograph, None or a path became a 0-d array and was refused as "got shape ()", which named
+    # none of them (a notebook passing read_image's result instead of its .pixels)
+    from pathlib import Path
+
+    from xvertfast.io import Radiograph
+
+    img = np.tile(np.linspace(0, 1, 200, dtype=np.float32), (200, 1))
+    rad = Radiograph(img, img, 8, "MONOCHROME2", "png", "a.png")
+    for value, said in [(rad, "got a Radiograph: give its .pixels"), (None, "got NoneType"),
+                        (Path("a.png"), "got the path 'a.png': read it with xvertfast.io.read_image"),
+                        ("a.png", "got the path 'a.png'")]:  # fmt: skip
+        with pytest.raises(ValueError, match=f"^{metric}: .*must be a 2-D array .*, {said}"):
+            SINGLE[metric](value)
+
+
+@pytest.mark.parametrize("metric", SINGLE)
 def test_a_masked_array_with_nothing_masked_scores_as_its_array(metric):
     img = np.random.default_rng(3).random((200, 200))
     assert SINGLE[metric](np.ma.masked_array(img, mask=False)) == SINGLE[metric](img)

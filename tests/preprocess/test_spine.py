@@ -395,6 +395,21 @@ def test_a_path_is_refused_by_name():
             polarity_score(path)
 
 
+def test_a_radiograph_or_none_is_refused_by_name():
+    # both were refused as "pixels must hold real numbers, got object", naming neither
+    from xvertfast.io import Radiograph
+    from xvertfast.preprocess import polarity_score
+
+    img = np.tile(np.linspace(0, 1, 64, dtype=np.float32), (64, 1))
+    rad = Radiograph(img, img, 8, "MONOCHROME2", "png", "a.png")
+    for fn in (find_spine, polarity_score):
+        said = "pixels must be an image array, got Radiograph: give its .pixels"
+        with pytest.raises(TypeError, match=f"{fn.__name__}: {said}"):
+            fn(rad)
+        with pytest.raises(TypeError, match=f"{fn.__name__}: pixels must be an image array, got NoneType$"):
+            fn(None)
+
+
 @pytest.mark.parametrize("dtype", [complex, "U1"])
 def test_complex_or_text_pixels_are_refused_by_name(dtype):
     # complex pixels lost their imaginary part with only NumPy's ComplexWarning, and text said

@@ -179,6 +179,9 @@ def _as_array(pixels, who: str) -> np.ndarray:
             raise TypeError(f"{who}: pixels must hold real numbers, got {pixels.dtype}")
         pixels = pixels.detach().cpu().double().numpy()
     array = np.asarray(pixels)
+    if array.dtype.kind == "O" and array.ndim == 0:  # (a Radiograph, None: "must hold real numbers, got object")
+        hint = ": give its .pixels" if hasattr(pixels, "pixels") else ""
+        raise TypeError(f"{who}: pixels must be an image array, got {type(pixels).__name__}{hint}")
     if array.dtype.kind not in "biuf":  # (complex lost its imaginary part with a mere warning)
         raise TypeError(f"{who}: pixels must hold real numbers, got {array.dtype}")
     return array.astype(np.float64, copy=False)
