@@ -13,7 +13,7 @@ from PIL import Image
 from tests.conftest import CXR_DEV, needs_cxr_dev
 from tests.io.test_read import make_dicom
 from xvertfast._version import __version__
-from xvertfast.io import ImageWriteError, read_image, write_image
+from xvertfast.io import ImageWriteError, Radiograph, read_image, write_image
 from xvertfast.io.decode_common import PNG_DEPTH_KEYWORD
 
 
@@ -526,6 +526,29 @@ def test_dicom_of_pixels_on_another_grid_does_not_claim_the_sources_pixel_size(t
     assert half.PatientID == ds.PatientID
     write_image(tmp_path / "same.dcm", src.pixels, like=src)
     assert [float(v) for v in pydicom.dcmread(tmp_path / "same.dcm").PixelSpacing] == [0.125, 0.125]
+
+
+def test_what_is_no_float_image_is_refused_by_what_it_is(tmp_path):
+    # a Radiograph, None and a path were "got object: scale stored values by their range first",
+    # complex pixels "got complex64: scale stored values ...", and images of two sizes in a list
+    # NumPy's "setting an array element with a sequence", which named no file
+    import pathlib
+
+    import torch
+
+    img = np.linspace(0, 1, 72, dtype=np.float32).reshape(8, 9)
+    rad = Radiograph(img, img, 8, "MONOCHROME2", "png", str(tmp_path / "src.png"))
+    said = r"a\.png: pixels must be floats in \[0, 1\] \(as xvertfast\.io\.read_image gives them\), got "
+    for value, got in [(rad, r"a Radiograph: give its \.pixels \(and like=it, to write at its depth\)$"),
+                       (None, "NoneType$"), (np.array([[0.5, None]]), "a NumPy array of object$"),
+                       (pathlib.Path("c.png"), "the path 'c.png': read it with xvertfast.io.read_image$"),
+                       ("c.png", "the path 'c.png'"), (img.astype(np.complex64), "complex64$"),
+                       (torch.from_numpy(img).to(torch.complex64), "complex64$")]:  # fmt: skip
+        with pytest.raises(TypeError, match=said + got):
+            write_image(tmp_path / "a.png", value)
+    with pytest.raises(TypeError, match=r"a\.png: pixels must be one \[H, W\] image, got a list that NumPy cannot"):
+        write_image(tmp_path / "a.png", [img, img[:4]])
+    assert not list(tmp_path.iterdir())
 
 
 def test_pixels_on_another_scale_are_refused_not_clipped_to_a_near_binary_image(tmp_path, seed):
