@@ -146,6 +146,15 @@ def test_load_refuses_what_is_not_a_model(tmp_path):
         load_model(tmp_path)
 
 
+def test_an_empty_model_path_is_said_to_be_empty(tmp_path, monkeypatch):
+    # load_model("") (an unset variable, --model "") said ": no such folder (...)", naming nothing
+    monkeypatch.chdir(tmp_path)
+    for given in ("", b""):
+        with pytest.raises(FileNotFoundError, match=r"^the model path is empty: give a model directory from `xvertfast "
+                                                    r"train`, its RUN_DIR/model, or 'default'$"):  # fmt: skip
+            load_model(given)
+
+
 def _tampered(tmp_path, seed, change) -> str:
     """A saved two-stage model with ``change(folder, config)`` applied; returns the folder."""
     torch.manual_seed(seed)

@@ -94,6 +94,9 @@ def load_model(path: str | os.PathLike = "default", map_location: str | torch.de
     ``map_location`` is a CUDA device and this torch has none usable.
     """
     path = os.fsdecode(fspath(path, "load_model: path must be a model directory or 'default'"))
+    if not path:  # (an unset variable, --model ""): ": no such folder" named nothing
+        raise FileNotFoundError("the model path is empty: give a model directory from `xvertfast train`, its "
+                                "RUN_DIR/model, or 'default'")  # fmt: skip
     if path == "default":
         path = DEFAULT_MODEL_DIR
         if not os.path.isdir(path):
