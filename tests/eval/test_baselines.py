@@ -127,6 +127,13 @@ def test_bad_inputs_and_method_names():
         get_method("gamma")
     with pytest.raises(ValueError, match="unknown method"):
         get_method("clahe=3")
+    # 'xvertnet=$MODEL' with $MODEL unset scored the shipped model under the name of the user's, without a word
+    for spec in ("xvertnet=", "mine:xvertnet_original_brightness="):
+        with pytest.raises(ValueError, match=rf"^method '{spec}': nothing follows '=': give the model directory "
+                                             r"\(leave out '=' for the shipped model\)$"):  # fmt: skip
+            get_method(spec)
+    with pytest.raises(ValueError, match=r"^method 'outputs=': nothing follows '=': give the folder of another tool's"):
+        get_method("outputs=")
     assert get_method("farbman")[0] == "farbman"
 
 

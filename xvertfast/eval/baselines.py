@@ -226,6 +226,10 @@ def get_method(spec: str, networks: dict | None = None, **enhancer_kwargs) -> tu
     :class:`~xvertfast.eval.precomputed.PrecomputedOutputs`). XVertNet methods built with the
     same ``networks`` dict share one network per model."""
     label, name, arg = parse_method(spec)
+    if name in (*XVERTNET_METHODS, "outputs") and spec.endswith("=") and not arg:  # (an unset $MODEL, $DIR)
+        what = "the folder of another tool's outputs" if name == "outputs" else \
+            "the model directory (leave out '=' for the shipped model)"  # fmt: skip
+        raise ValueError(f"method {spec!r}: nothing follows '=': give {what}")
     if name in XVERTNET_METHODS:
         model = arg or "default"
         if networks is not None and model not in networks:
