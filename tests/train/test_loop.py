@@ -257,16 +257,19 @@ def test_the_resume_message_names_the_last_epoch_finished(tmp_path):
 def test_a_retrained_first_stage_makes_the_second_stages_data_anew(tmp_path):
     import shutil
 
-    data = write_images(tmp_path / "data")
-    train([str(data)], str(tmp_path / "run"), CONFIG, progress=False, log=lambda m: None)
-    shutil.rmtree(tmp_path / "run" / "checkpoint")
-    shutil.rmtree(tmp_path / "run" / "model")
+    data, run = write_images(tmp_path / "data"), tmp_path / "run"
+    quiet = {"progress": False, "log": lambda m: None}
+    train([str(data)], str(run), CONFIG, stop_after_epochs=5, **quiet)  # into stage 2: its data kept (unfinished)
+    (old,) = run.glob("stage2_data*.npy")
+    shutil.rmtree(run / "checkpoint")  # (a finished run has removed its stage data: one stopped in stage 2 has not)
     other = TrainConfig(**{**CONFIG.__dict__, "seed": 4})
-    again = train([str(data)], str(tmp_path / "run"), other, progress=False, log=lambda m: None)
-    fresh = train([str(data)], str(tmp_path / "fresh"), other, progress=False, log=lambda m: None)
+    train([str(data)], str(run), other, stop_after_epochs=5, **quiet)
+    (new,) = run.glob("stage2_data*.npy")  # the old first stage's outputs replaced, not kept beside
+    assert new != old
+    again = train([str(data)], str(run), other, resume=True, **quiet)
+    fresh = train([str(data)], str(tmp_path / "fresh"), other, **quiet)
     a, b = weights(again), weights(fresh)
     assert all(torch.equal(a[k], b[k]) for k in a)  # not trained on the old first stage's outputs
-    assert len(list((tmp_path / "run").glob("stage2_data*.npy"))) == 1
 
 
 def test_resume_with_other_images_is_refused(tmp_path):
@@ -323,7 +326,7 @@ def test_a_run_folder_inside_the_data_folder_is_not_trained_on(tmp_path):
     assert (run / "preview_stage1.png").exists()
     logs = []
     train([str(data)], str(run), CONFIG, resume=True, progress=False, log=logs.append)
-    assert not [m for m in logs if "run" + os.sep in m], logs
+    assert not [m for m in logs if "run" + os.sep in m and not m.startswith("removed the later stages' training data")], logs
 
 
 def test_blank_and_tiny_images_are_not_trained_on(tmp_path):
@@ -381,11 +384,38 @@ def test_a_three_stage_run_resumed_without_the_third_stages_data_makes_it_from_t
     full = train([str(data)], str(tmp_path / "full"), three, **quiet)
     train([str(data)], str(tmp_path / "cut"), three, stop_after_epochs=2, **quiet)  # stops as stage 3 begins
     (third,) = (tmp_path / "cut").glob("stage3_data-*.npy")
+    made = np.load(third)  # (an uninterrupted run's: a finished run removes it, so it is compared here)
     third.unlink()
+    train([str(data)], str(tmp_path / "cut"), three, resume=True, stop_after_epochs=0, **quiet)  # made again
+    assert np.array_equal(np.load(third), made)
     resumed = train([str(data)], str(tmp_path / "cut"), three, resume=True, **quiet)
-    assert np.array_equal(np.load(third), np.load(tmp_path / "full" / third.name))
     a, b = weights(full), weights(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_finished_run_removes_the_later_stages_data_and_an_unfinished_one_keeps_it(tmp_path):
+    # stage{k}_data-*.npy (4 MB per image and later stage at --roi-size 512) was kept by a finished run,
+    # which reads it no more: a --resume says it is finished, and nothing else opens it
+    data, run = write_images(tmp_path / "data"), tmp_path / "run"
+    logs = []
+    train([str(data)], str(run), CONFIG, stop_after_epochs=5, progress=False, log=logs.append)  # into stage 2
+    (path,) = run.glob("stage2_data-*.npy")  # needed to resume: kept
+    size, mine = path.stat().st_size, run / "stage2_data-notes.npy"
+    mine.write_bytes(b"not the run's")  # named otherwise than the run names its data: left alone
+    assert not any("removed the later stages" in line for line in logs)
+    cache = sum(p.stat().st_size for p in (run / "cache").iterdir())
+    train([str(data)], str(run), CONFIG, resume=True, progress=False, log=logs.append)
+    assert not path.exists() and mine.exists() and (run / "cache").is_dir()
+    said = [line for line in logs if "removed the later stages' training data" in line]
+    assert said == [f"removed the later stages' training data ({size / 1e6:.1f} MB): the finished run reads it no "
+                    f"more; {run / 'cache'} ({cache / 1e6:.1f} MB, the preprocessed ROIs) is kept for a run trained "
+                    "again in this folder: delete it if none will be"], logs  # fmt: skip
+    # a run finished before (an older xvertfast kept its stage data, a kill before the removal): --resume removes it
+    path.write_bytes(b"left")
+    logs.clear()
+    model = train([str(data)], str(run), CONFIG, resume=True, progress=False, log=logs.append)
+    assert not path.exists() and len(model.stages) == 2
+    assert any("the run has finished" in line for line in logs) and any("(0.0 MB)" in line for line in logs)
 
 
 def test_resume_refuses_an_init_model_changed_since_the_run_started(tmp_path):

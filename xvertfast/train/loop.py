@@ -29,6 +29,7 @@ import json
 import math
 import numbers
 import os
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -376,6 +377,10 @@ def _next_stage_data(stage: XVertNetStage, data: RoiSet, config: TrainConfig, de
     return RoiSet.mapped(path, data.image, data.sources, data.pairs.shape[-1], _stage_data_remedy(path))
 
 
+#: The name of a later stage's training data in RUN_DIR (:func:`_stage_inputs`), a kill's temporary of it apart.
+_STAGE_DATA = re.compile(r"stage[0-9]+_data-[0-9a-f]{16}\.npy")
+
+
 def _stage_data_remedy(path: str) -> str:
     """What to do about a damaged ``stage{k}_data-*.npy`` (:func:`_stage_inputs`)."""
     name = os.path.basename(path).split("_data")[0]
@@ -395,8 +400,8 @@ def _stage_inputs(k: int, stages: list[XVertNetStage], rois: RoiSet, run_dir: st
         return rois
     previous = stages[k - 2]
     path = os.path.join(run_dir, f"stage{k}_data-{_weights_key(previous)}.npy")
-    for stale in glob.glob(os.path.join(glob.escape(run_dir), f"stage{k}_data*.npy")):
-        if stale != path:  # made by other weights (a stage trained again)
+    for stale in glob.glob(os.path.join(glob.escape(run_dir), f"stage{k}_data-*.npy")):
+        if stale != path and _STAGE_DATA.fullmatch(os.path.basename(stale)):  # by other weights (a stage trained again)
             os.remove(stale)
     remove_stale_parts([path])
     if os.path.exists(path):
@@ -554,7 +559,8 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     in one memory-mapped file), ``checkpoint/``, ``metrics.csv``,
     ``curves.png`` and ``preview_stage{k}.png`` (the losses per stage, a few validation ROIs
     through each finished stage: :mod:`xvertfast.train.figures`, with matplotlib),
-    ``stage{k}_data-<digest of stage k-1>.npy`` (inputs of later stages, memory-mapped too) and ``model/`` (the
+    ``stage{k}_data-<digest of stage k-1>.npy`` (inputs of later stages, memory-mapped too; removed once the
+    run is finished, which reads them no more: :func:`_remove_stage_data`) and ``model/`` (the
     trained model, loadable with :func:`xvertfast.load_model`, written once the last stage is trained; the
     stages finished before it are kept in ``checkpoint/model`` until then) and :data:`LOCK_FILE`, held while the
     run goes on (a second run in ``run_dir`` is refused). ``stop_after_epochs`` ends the call
@@ -798,6 +804,38 @@ def _remove_finished_stages(ckpt_dir: str, log) -> None:
                 f"its model is {os.path.join(os.path.dirname(ckpt_dir), 'model')}")
 
 
+def _remove_stage_data(run_dir: str, log) -> None:
+    """Removes the later stages' training data (``stage{k}_data-*.npy``, 4 MB per image and later stage
+    at --roi-size 512: 160 GB for 40,000 images) once the run is finished: only a stage still to train
+    reads it, and a finished run trains none (a --resume says it is finished, one with more epochs or
+    stages is another configuration and refused; status and evaluate read the checkpoint and the model).
+    Says what was freed, and that RUN_DIR/cache is kept (a run trained again in this folder reuses it)
+    and may be deleted; a file that cannot be removed is said, not raised: the run is finished."""
+    freed, kept = 0, []
+    for entry in os.scandir(run_dir):
+        if not _STAGE_DATA.fullmatch(entry.name) or not entry.is_file(follow_symlinks=False):
+            continue
+        try:
+            size = entry.stat(follow_symlinks=False).st_size
+            os.remove(entry.path)
+            freed += size
+        except OSError as exc:
+            kept.append(f"{entry.path} ({exc.strerror or exc})")
+    if kept:
+        log(f"warning: not removed: {', '.join(kept)}; the run is finished and reads it no more: delete it")
+    if not freed:
+        return
+    cache = os.path.join(run_dir, "cache")
+    if os.path.islink(cache):
+        held = f"{cache} is a link, perhaps shared with other runs: left as it is"
+    else:
+        files = [e for e in os.scandir(cache) if e.is_file(follow_symlinks=False)] if os.path.isdir(cache) else []
+        size = sum(e.stat(follow_symlinks=False).st_size for e in files)
+        held = (f"{cache} ({size / 1e6:.1f} MB, the preprocessed ROIs) is kept for a run trained again in this folder: "
+                "delete it if none will be")  # fmt: skip
+    log(f"removed the later stages' training data ({freed / 1e6:.1f} MB): the finished run reads it no more; {held}")
+
+
 def _finished_stage_file(run_dir: str, k: int) -> str:
     """Where a resume finds stage k's weights once it is trained: checkpoint/model until the last stage
     is (RUN_DIR/model holds only the whole model), RUN_DIR/model in a finished run or one an older
@@ -866,6 +904,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
                 f"trained): nothing to resume; its model is {os.path.join(run_dir, 'model')} (to train it on "
                 f"more or other images: a new RUN_DIR with --init {os.path.join(run_dir, 'model')})")  # fmt: skip
             _remove_finished_stages(ckpt_dir, log)  # (a run killed between its finished state and that removal)
+            _remove_stage_data(run_dir, log)  # (the same, or one an older xvertfast finished: it kept them)
             return load_model(os.path.join(run_dir, "model"), map_location=device)  # (written before it was finished)
         elif prog.epoch:  # (epochs finished in the stage: "at stage 1, epoch 25" read as redoing the 25th)
             resuming = f"resuming after stage {prog.stage}, epoch {prog.epoch} (the last one finished)"
@@ -1045,6 +1084,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
         _save_state(state_path, config, prog, run)
         if k == config.stages:
             _remove_finished_stages(ckpt_dir, log)
+            _remove_stage_data(run_dir, log)
     if rois.skipped:  # said as they came, hours of progress above: again at the end, as the batch jobs do
         log(f"{len(rois.skipped)} file{' was' if len(rois.skipped) == 1 else 's were'} skipped (not trained on):")
         for line in rois.skipped:
