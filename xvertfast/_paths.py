@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["PATH_TYPES", "fspath", "not_a_path"]
+__all__ = ["PATH_TYPES", "fspath", "not_a_path", "output_folder"]
 
 #: What a path may be: a str, bytes or os.PathLike (a pathlib.Path).
 PATH_TYPES = (str, bytes, os.PathLike)
@@ -25,3 +25,13 @@ def fspath(value, must_be: str, in_list: bool = False) -> str | bytes:
     if not isinstance(value, PATH_TYPES):
         raise not_a_path(value, must_be, in_list)
     return os.fspath(value)
+
+
+def output_folder(value, who: str) -> str:
+    """A job's output folder as a str, refused in ``who``'s name where it is no path (None, a number:
+    os.fspath's words, naming nothing) or empty: '' is the current folder, which the job then
+    refused as "a folder of outputs" holding the inputs (the CLI refuses -o '' alike)."""
+    path = os.fsdecode(fspath(value, f"{who}: out_dir must be the output folder's path"))
+    if not path:
+        raise ValueError(f"{who}: out_dir is empty: give the output folder's path ('.' for the current one)")
+    return path

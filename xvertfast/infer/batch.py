@@ -43,6 +43,7 @@ from tqdm import tqdm
 
 from xvertfast._checks import whole_number
 from xvertfast._interrupts import deliver, interrupts_deferred
+from xvertfast._paths import output_folder
 from xvertfast._stacklevel import naming_images, warn_user, warnings_of_file
 from xvertfast._text import asked, count
 from xvertfast._version import __version__
@@ -557,6 +558,7 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
             would take it for an image is written, with a warning (a rerun of the same call leaves it
             out of its inputs).
     """
+    out_dir = output_folder(out_dir, "enhance_files")
     if fmt not in OUTPUT_FORMATS:  # (the CLI's --format offers these alone: a Python caller's fmt= is said)
         raise ValueError(f"fmt must be one of {', '.join(OUTPUT_FORMATS)}, got {fmt!r}")
     # (int() made workers=2.7 two workers and True one without a word, and 'two' its own words)

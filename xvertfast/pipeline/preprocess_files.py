@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
+from xvertfast._paths import output_folder
 from xvertfast.io import require_content, write_image
 from xvertfast.io.errors import FILE_ERRORS, failure_text
 from xvertfast.io.files import (JOB_IMAGES, InputFile, NothingFound, collision_remedy, discover, file_state, input_paths,
@@ -279,6 +280,7 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
     ROI centres placed by hand, or what :func:`~xvertfast.preprocess.centres.load_roi_centres`
     read from one: the overlays of the inputs it names show them (the others, those found);
     ValueError for a row that names no input."""
+    out_dir = output_folder(out_dir, "preprocess_files")
     rois = as_roi_centres(rois)
     inputs = input_paths(inputs)  # read once: an iterator is searched, then checked and named below
     files = discover(inputs, exclude=[out_dir])
