@@ -9,8 +9,8 @@ import os
 import sys
 import warnings
 
-__all__ = ["image_name", "image_names", "naming_images", "outside_xvertfast", "reading_file", "warn_user",
-           "warnings_of_file"]
+__all__ = ["image_name", "image_names", "naming_images", "outside_xvertfast", "reading_file", "solved_part",
+           "solving", "warn_user", "warnings_of_file"]
 
 #: xvertfast's own source files, whose frames a warning for the user skips
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -52,20 +52,26 @@ def _importing(frame) -> bool:
     return "importlib" in name and "_bootstrap" in name
 
 
-#: (path, kept) of the file a batch job's reader thread works on: its warnings for the user go to ``kept``
+#: (path, kept) of the file a batch job's reader thread works on (path None: the job's own thread, running a
+#: network's batch of tiles from several files): its warnings for the user go to ``kept``
 _READING = contextvars.ContextVar("xvertfast_reading_file", default=None)
 
 
 @contextlib.contextmanager
-def warnings_of_file(path: str):
+def warnings_of_file(path: str | None, kept: list | None = None):
     """Within the block (a batch job's reader thread, on ``path``), :func:`warn_user`'s warnings
-    are kept in the list it yields, as (message, category, of_the_image), not raised. Raised on the
-    pool's thread they named its line (concurrent/futures/thread.py) and no file, and Python's
-    default filter showed a text once a process, not once a file: the job gives them on its own
-    thread, those of the image with its name among the file's warnings. A context variable, not
+    are kept in the list it yields, as (file, message, category), not raised: ``file`` the file
+    a warning about an image is of (``path``, or the one :func:`naming_images` gives the image),
+    None for one about the settings. Raised on the pool's thread they named its line
+    (concurrent/futures/thread.py) and no file, and Python's default filter showed a text once a
+    process, not once a file: the job gives them on its own thread, those of an image with its
+    file's warnings. ``path`` None: the job's thread running a batch of several files' tiles,
+    whose warnings about one go to its file's record too, not to Python's filters. ``kept``: the
+    list to keep them in, the caller's where the block may raise (a read that fails after a
+    warning: the warning is still the job's to give). A context variable, not
     ``catch_warnings``: that is process-wide, and the readers run together."""
-    kept = []
-    token = _READING.set((os.fspath(path), kept))
+    kept = [] if kept is None else kept
+    token = _READING.set((None if path is None else os.fspath(path), kept))
     try:
         yield kept
     finally:
@@ -78,26 +84,50 @@ def reading_file() -> str | None:
     return None if reading is None else reading[0]
 
 
-def warn_user(message: str, category: type[Warning], of_the_image: bool = False) -> None:
-    """``warnings.warn`` at the user's line (:func:`outside_xvertfast`), or, on a batch job's reader
-    thread, kept for the job to give (:func:`warnings_of_file`). ``of_the_image``: the warning is
-    about the image being solved (a solve that missed its tolerance), not about the settings."""
+def warn_user(message: str, category: type[Warning], of_the_image: bool = False, file: str | None = None) -> None:
+    """``warnings.warn`` at the user's line (:func:`outside_xvertfast`), or, in a batch job, kept for
+    the job to give (:func:`warnings_of_file`). ``of_the_image``: the warning is about the image
+    being solved (a solve that missed its tolerance), not about the settings; ``file``: that image's
+    file where it is known (:func:`image_name`)."""
     reading = _READING.get()
     if reading is not None:
-        reading[1].append((message, category, of_the_image))
-        return
+        of_file = (file or reading[0]) if of_the_image else None
+        if of_file is not None or not of_the_image:  # (an image of no known file: given as Python would)
+            reading[1].append((of_file, message, category))
+            return
     warnings.warn(message, category, stacklevel=outside_xvertfast())
 
 
-#: the names of the images (rows) of the batch being solved, where a batch job knows their files
+#: what the solves within the block compute ("its base layer"), named in their warnings
+_SOLVING = contextvars.ContextVar("xvertfast_solving", default=None)
+
+
+@contextlib.contextmanager
+def solving(part: str):
+    """Within the block, a solve's warnings say what it computes (:func:`solved_part`):
+    preprocessing solves each image twice, and two lines 'the image did not reach rtol' with
+    two residuals read as one warning given twice."""
+    token = _SOLVING.set(part)
+    try:
+        yield
+    finally:
+        _SOLVING.reset(token)
+
+
+def solved_part() -> str | None:
+    """What the solves of the calling block compute (:func:`solving`), or None."""
+    return _SOLVING.get()
+
+
+#: the (file, name) of each image (row) of the batch being solved, where a batch job knows them
 _IMAGE_NAMES = contextvars.ContextVar("xvertfast_image_names", default=None)
 
 
 @contextlib.contextmanager
 def naming_images(names):
-    """Within the block, image ``k`` of a batch solved (a network's batch of tiles) is named
-    ``names[k]`` in warnings about it (:func:`image_name`): "image 3", its position in a batch of
-    tiles from several files, told a batch job's user nothing."""
+    """Within the block, image ``k`` of a batch solved (a network's batch of tiles) is ``names[k]``,
+    a (file, name) pair ("tile 2 of 3" of that file), in warnings about it (:func:`image_name`):
+    "image 3", its position in a batch of tiles from several files, told a batch job's user nothing."""
     token = _IMAGE_NAMES.set(list(names))
     try:
         yield
@@ -105,12 +135,12 @@ def naming_images(names):
         _IMAGE_NAMES.reset(token)
 
 
-def image_names() -> list[str] | None:
-    """The names :func:`naming_images` gives the rows of the batch being solved, or None."""
+def image_names() -> list[tuple[str, str]] | None:
+    """The (file, name) pairs :func:`naming_images` gives the rows of the batch being solved, or None."""
     return _IMAGE_NAMES.get()
 
 
-def image_name(k: int) -> str | None:
-    """The name of image ``k`` of the batch being solved (:func:`naming_images`), or None."""
+def image_name(k: int) -> tuple[str, str] | None:
+    """The (file, name) of image ``k`` of the batch being solved (:func:`naming_images`), or None."""
     names = _IMAGE_NAMES.get()
     return names[k] if names is not None and 0 <= k < len(names) else None

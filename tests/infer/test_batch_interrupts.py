@@ -106,12 +106,12 @@ def test_a_slow_read_does_not_keep_a_held_ctrl_c_waiting(tmp_path, model_dir, se
     real_read, real_write, real_finish = batch._read_and_prepare, batch._compose_and_write, batch._finish_in_flight
     first_written, release = threading.Event(), threading.Event()
 
-    def stuck_second_read(enhancer, f, given=None):
+    def stuck_second_read(enhancer, f, *given_and_kept):
         if f.path.endswith("img1.png"):
             assert first_written.wait(60)  # the main thread now waits for this read
             signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
             assert release.wait(60), "the job did not stop while this read was stuck"
-        return real_read(enhancer, f, given)
+        return real_read(enhancer, f, *given_and_kept)
 
     def write_noted(*args):
         result = real_write(*args)

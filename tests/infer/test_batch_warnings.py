@@ -25,13 +25,22 @@ def _inputs(tmp_path, seed, images: int = 2):
     return src
 
 
-def _enhance_files(tmp_path, seed, wls_method: str, **lam_eps):
-    """enhance_files on two images with a two-stage model; its summary and the RuntimeWarnings raised."""
+def _enhance_files(tmp_path, seed, wls_method: str, action: str = "always", failing: bool = False, **lam_eps):
+    """enhance_files on two images with a two-stage model; its summary and the RuntimeWarnings raised
+    (under the filter ``action``). ``failing``: each image fails after its preprocessing."""
     model = save_model(XVertNet([XVertNetStage(4, 2), XVertNetStage(4, 2)], **lam_eps), tmp_path / "model",
                        extra={"training": {"config": {"roi_size": TILE}}})  # fmt: skip
     enhancer = Enhancer(str(model), device="cpu", backend="torch", wls_method=wls_method)
+    if failing:
+        prepare = enhancer.prepare
+
+        def prepare_then_fail(*args):
+            prepare(*args)
+            raise ValueError("failed after its preprocessing")
+
+        enhancer.prepare = prepare_then_fail
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+        warnings.simplefilter(action)
         summary = enhancer.enhance_files([str(_inputs(tmp_path, seed))], str(tmp_path / "out"), progress=False,
                                          log=lambda line: None)  # fmt: skip
     return summary, [w for w in caught if issubclass(w.category, RuntimeWarning)]
@@ -46,19 +55,35 @@ def test_a_wls_warning_of_the_settings_points_at_the_callers_line(tmp_path, seed
     assert rounding and {w.filename for w in rounding} == {__file__}, [(w.filename, w.lineno) for w in rounding]
 
 
+def test_a_wls_warning_of_the_settings_is_given_once_a_job(tmp_path, seed):
+    """The same warning of the settings, raised by each file's solves and each batch's guidance, is
+    given once a job: the readers' blocks that name pydicom's warnings reset Python's record of
+    those shown, so each file gave it again (10,000 files: 10,000 lines). It is given too where
+    every file fails after its solves warned (the reader's kept warnings were dropped with it)."""
+    for failing in (False, True):
+        summary, caught = _enhance_files(tmp_path / str(failing), seed, "direct", failing=failing, **_ROUNDING)
+        assert (summary.done, len(summary.failed)) == ((0, 2) if failing else (2, 0))
+        rounding = [w for w in caught if "may be off by about" in str(w.message)]
+        assert len(rounding) == 1, (failing, [(w.filename, w.lineno) for w in rounding])
+
+
 def test_a_solve_that_missed_its_tolerance_on_a_reader_names_the_file(tmp_path, seed, monkeypatch):
     """A preprocessing solve that did not reach rtol (torch's CG cut at 1 iteration) said "wls: image
     0 did not reach rtol" on the reader's thread, shown once a process whatever the files: now each
     file's record has it, naming the file, as the job's other warnings of an image do. The guidance
     between the stages names each tile's file too."""
     monkeypatch.setattr(importlib.import_module("xvertfast.ops.wls"), "DEFAULT_MAXITER", 1)
-    summary, caught = _enhance_files(tmp_path, seed, "torch")
+    summary, caught = _enhance_files(tmp_path, seed, "torch", action="error")
     assert summary.done == 2
     for rec in summary.records:
-        assert f"{rec.input}: wls: the image did not reach rtol=0.0001 in 1 iterations" in "\n".join(rec.warnings), \
-            rec.warnings  # fmt: skip
-    # the stages' guidance, on the job's own thread, warns at the caller's line, naming each tile's file: it
-    # said "image 3", the tile's place in the network's batch of tiles from several files
-    assert all(w.filename == __file__ for w in caught), [(w.filename, w.lineno, str(w.message)[:60]) for w in caught]
-    guidance = {str(w.message).split(" did not reach")[0] for w in caught if "did not reach" in str(w.message)}
-    assert guidance == {f"wls: {rec.input} (tile {j} of 2)" for rec in summary.records for j in (1, 2)}, guidance
+        # each of the two solves named (both said "the image did not reach rtol", with two residuals)
+        missed = sorted(line.split(" did not reach")[0] for line in rec.warnings if "did not reach" in line)
+        assert missed == [f"{rec.input}: wls: {who}" for who in ("the image (its base layer)", "the image (its guidance)",
+                                                                  "tile 1 of 2 (the guidance of stage 2)",
+                                                                  "tile 2 of 2 (the guidance of stage 2)")], missed
+        assert f"{rec.input}: wls: the image (its base layer) did not reach rtol=0.0001 in 1 iterations" in \
+            "\n".join(rec.warnings), rec.warnings  # fmt: skip
+    # the stages' guidance, on the job's own thread, goes to each tile's file's warnings too: it said "image 3",
+    # the tile's place in the network's batch of tiles from several files, and then, naming the file, was a
+    # RuntimeWarning neither counted nor reported, which -W error made abort the job
+    assert len(summary.warned) == 2 and not caught, [str(w.message)[:60] for w in caught]

@@ -349,20 +349,33 @@ def _stem(out_dir: str, rel: str) -> str | None:
         return None
 
 
-def _read_and_prepare(enhancer, f: InputFile, given: GivenCentres | None = None):
-    """On a reader thread: the file read and preprocessed, its warnings (each naming it), and the
-    warnings of the settings raised meanwhile (a WLS solver's tolerance beyond reach at the model's
-    lam / eps), for the job's thread to give at the caller's line (:func:`warnings_of_file`)."""
+def _read_and_prepare(enhancer, f: InputFile, given: GivenCentres | None, kept: list):
+    """On a reader thread: the file read and preprocessed and its warnings (each naming it); the
+    warnings of its solves go to ``kept`` (:func:`warnings_of_file`: of the image, or of the
+    settings, as a WLS solver's tolerance beyond reach at the model's lam / eps) for the job's
+    thread to give (:func:`_give_kept`), also where the read fails after one."""
     t0 = time.perf_counter()
-    with warnings_of_file(f.path) as kept:
+    with warnings_of_file(f.path, kept):
         rad = require_content(read_input(f, warn=False))
         t1 = time.perf_counter()
         prep = enhancer.prepare(rad) if given is None else enhancer.prepare(rad, spine_at(rad.pixels, given))
     prep.seconds["read"] = t1 - t0
     # full mode uses no ROIs: a spine found at the edge of its search changes nothing there
-    found = image_warnings(rad, prep.spine if enhancer.mode == "spine" else None)
-    return (rad, prep, found + [f"{f.path}: {message}" for message, _, of_the_image in kept if of_the_image],
-            [(message, category) for message, category, of_the_image in kept if not of_the_image])
+    return rad, prep, image_warnings(rad, prep.spine if enhancer.mode == "spine" else None)
+
+
+def _give_kept(kept: list, warnings_of: dict[str, list[str]], said: set) -> None:
+    """The warnings :func:`warnings_of_file` kept, given on the job's thread: one of an image joins
+    its file's warnings (``warnings_of``: by path; counted, in the report), worded as its file's
+    others; one of the settings is given at the caller's line once a job (``said``: those given),
+    not once a file: the readers' blocks that name pydicom's warnings reset Python's record of
+    those shown, and 10,000 files gave 10,000 copies of one line."""
+    for file, message, category in kept:
+        if file is not None and file in warnings_of:
+            warnings_of[file].append(f"{file}: {message}")
+        elif (message, category) not in said:
+            said.add((message, category))
+            warn_user(message, category)
 
 
 def _description(settings: dict) -> str:
@@ -455,8 +468,8 @@ def _run_network(enhancer, batch: list) -> list:
     device is lost (every image would fail)."""
     import torch
 
-    # a warning about a tile (its guidance's solve missed rtol) names its file, not its place in the batch
-    names = {id(b): [f"{b[0].path} (tile {j + 1} of {b[4].xp.shape[0]})" for j in range(b[4].xp.shape[0])]
+    # a warning about a tile (its guidance's solve missed rtol) is its file's, not its place in the batch's
+    names = {id(b): [(b[0].path, f"tile {j + 1} of {b[4].xp.shape[0]}") for j in range(b[4].xp.shape[0])]
              for b in batch}  # fmt: skip
     try:
         with naming_images(name for b in batch for name in names[id(b)]):
@@ -738,6 +751,7 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
         bar.update(1)
 
     pending_reads: collections.deque = collections.deque()
+    said: set = set()  # the warnings of the settings given (_give_kept)
     writes: dict[cf.Future, FileRecord] = {}
     #: a write found the disk full or the file system read-only: the writes waiting for a writer are not started
     writes_futile = threading.Event()
@@ -766,8 +780,9 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
                 return
             # run in this thread's context: a pool's threads start in a context of their own, where the CLI's
             # CLI_OPTIONS is unset and the warnings worded there named Python's arguments to a CLI user
-            pending_reads.append((item, readers.submit(contextvars.copy_context().run, _read_and_prepare, enhancer,
-                                                       item[0], given.get(item[0].path))))  # fmt: skip
+            kept = []
+            pending_reads.append((item, kept, readers.submit(contextvars.copy_context().run, _read_and_prepare,
+                                                             enhancer, item[0], given.get(item[0].path), kept)))
 
     def drain_writes() -> None:
         # the writes finished, in the order handed over (the dict's), the order written with one writer:
@@ -822,19 +837,20 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
             while pending_reads and summary.stopped is None:
                 batch, tiles = [], 0
                 # take finished reads until a batch of tiles is full (wait for at least one)
-                while pending_reads and (not batch or (tiles < enhancer.batch_size and pending_reads[0][1].done())):
-                    (f, out, stat), fut = pending_reads.popleft()
+                while pending_reads and (not batch or (tiles < enhancer.batch_size and pending_reads[0][2].done())):
+                    (f, out, stat), kept, fut = pending_reads.popleft()
                     wait_heeding([fut])
                     try:
-                        rad, prep, warnings, of_the_settings = fut.result()
+                        rad, prep, warnings = fut.result()
                     except FILE_ERRORS as exc:  # a corrupt file, out of memory: this file fails
-                        finish(FileRecord(f.path, out, "failed", failure_text(f.path, exc)))
+                        warnings = []  # (with what its solves warned of before)
+                        _give_kept(kept, {f.path: warnings}, said)
+                        finish(FileRecord(f.path, out, "failed", failure_text(f.path, exc), warnings=warnings))
                         stop_if_lost(exc)
                         if summary.stopped is not None:
                             break
                     else:
-                        for message, category in of_the_settings:  # (given here: the caller's line is this thread's)
-                            warn_user(message, category)
+                        _give_kept(kept, {f.path: warnings}, said)  # (here: the caller's line is this thread's)
                         batch.append((f, out, stat, rad, prep, warnings))
                         tiles += prep.xp.shape[0]
                     deliver(held)
@@ -843,7 +859,9 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
                     continue
                 deliver(held)
                 t0 = time.perf_counter()
-                results = _run_network(enhancer, batch)
+                with warnings_of_file(None) as kept:  # (the guidance's: to each tile's file's warnings)
+                    results = _run_network(enhancer, batch)
+                _give_kept(kept, {b[0].path: b[5] for b in batch}, said)
                 infer_each = (time.perf_counter() - t0) / len(batch)
                 # a signal held from here on is delivered at the next read: the batch's results, waited
                 # for, are all handed to the writers and finished, not dropped

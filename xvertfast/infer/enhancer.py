@@ -64,7 +64,7 @@ import torch.nn.functional as F
 
 from xvertfast._checks import whole_number
 from xvertfast._extension import cuda_kernels_problem, cuda_kernels_run_on
-from xvertfast._stacklevel import image_names, naming_images, outside_xvertfast
+from xvertfast._stacklevel import image_names, naming_images, outside_xvertfast, solving
 from xvertfast.infer.backends import (StageBackend, make_backend, plan_backend, resolve_device, resolve_precision,
                                      warn_cpu_bf16_without_amx)
 from xvertfast.io.errors import ImageReadError
@@ -510,7 +510,8 @@ class Enhancer:
             with naming_images(names) if names else contextlib.nullcontext():
                 for s in range(self.backend.stages):
                     if s > 0:
-                        g = self.guidance(out)
+                        with solving(f"the guidance of stage {s + 1}"):
+                            g = self.guidance(out)
                     out = self.backend.run_stage(s, out, g)
             outs.append(out[:n].float().cpu())
         return torch.cat(outs) if outs else xp.new_zeros((0, 1, self.tile, self.tile))

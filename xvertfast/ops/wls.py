@@ -25,7 +25,7 @@ from xvertfast._extension import (
     extension,
     has_extension,
 )
-from xvertfast._stacklevel import image_name, reading_file, warn_user
+from xvertfast._stacklevel import image_name, reading_file, solved_part, warn_user
 from xvertfast.ops import wls_reference
 from xvertfast.ops._inputs import compute_dtype, is_integer, real_from_numpy
 from xvertfast.ops.wls_direct import solve_direct
@@ -352,11 +352,13 @@ def wls(
         _warn_rounding_error(chosen, lam, eps, rtol)
     # a batch job's reader solves one image, its file's, which the job names: not "image 0" of a batch
     one_file = reading_file() is not None and len(info.iterations) == 1
+    part = solved_part()  # (preprocessing solves twice: which solve missed)
     for k, (it, rel) in enumerate(zip(info.iterations, info.residual)):
         if chosen != "direct" and not rel <= rtol:  # a NaN residual warns too
-            who = "the image" if one_file else image_name(k) or f"image {k}"
+            file, who = (None, "the image") if one_file else image_name(k) or (None, f"image {k}")
+            who = who if part is None else f"{who} ({part})"
             warn_user(_not_converged(who, it, rel, info.precision[k], cap, lam, eps, rtol), RuntimeWarning,
-                      of_the_image=True)  # fmt: skip
+                      of_the_image=True, file=file)  # fmt: skip
     out = out.to(device=x.device, dtype=out_dtype)
     if squeeze:
         out = out[0]

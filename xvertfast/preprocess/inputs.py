@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from xvertfast._stacklevel import solving
 from xvertfast.ops._inputs import real_from_numpy
 from xvertfast.ops.wls import wls
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
@@ -182,10 +183,12 @@ def preprocess(pixels, lam: float = DEFAULT_LAM, alpha: float = DEFAULT_ALPHA, e
     check_unit_pixels(t, "preprocess")
     single = t.dim() == 2
     x = _stretch((t.unsqueeze(0) if single else t).to(torch.float32).clamp(0.0, 1.0)).contiguous()
-    g = wls(x, lam, alpha, eps, method=method)
+    with solving("its base layer"):  # (two solves: a warning says which missed)
+        g = wls(x, lam, alpha, eps, method=method)
     e = _image_means(x) - x + g
     xp = _normalise(x / e.clamp_min(E_FLOOR)) if x.numel() else x.clone()  # an empty batch stays empty
-    y = xp - wls(xp, lam, alpha, eps, method=method)
+    with solving("its guidance"):
+        y = xp - wls(xp, lam, alpha, eps, method=method)
 
     def out(a: torch.Tensor):
         a = a[0] if single else a
