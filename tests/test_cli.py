@@ -46,6 +46,7 @@ def test_every_batch_command_documents_its_exit_codes():
     for name in ("preprocess", "enhance", "evaluate", "train"):  # Ctrl-C in a batch job: 130 (main)
         said = " ".join(subcommands()[name].format_help().split())
         assert "130 interrupted" in said and "143 stopped by SIGTERM" in said, name  # (the top-level help alone said 143)
+        assert "129 by SIGHUP" in said, name
     said = " ".join(subcommands()["train"].format_help().split())
     for code in ("0 model written", "1 no image found", "2 bad settings", "3 stopped by an error while training",
                  "130 interrupted"):  # fmt: skip
@@ -323,6 +324,32 @@ def test_sigterm_stops_a_command_as_ctrl_c_does_and_main_puts_the_handler_back(m
     assert signal.getsignal(signal.SIGTERM) is before
     monkeypatch.setattr(cli, "_cmd_info", lambda args: 130)  # a command's own 130 without a SIGTERM stays 130
     assert cli.main(["info"]) == 130
+
+
+HUNG_UP = """
+import os, signal, sys
+from xvertfast import cli
+if sys.argv[1] == "nohup":
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+def hung_up(args):
+    os.kill(os.getpid(), signal.SIGHUP)  # delivered to this (the main) thread before kill returns
+    print("went on", file=sys.stderr)
+    return 0
+cli._cmd_info = hung_up
+sys.exit(cli.main(["info"]))
+"""
+
+
+@pytest.mark.parametrize("how, code, said", [("plain", 129, "\ninterrupted\n"), ("nohup", 0, "went on\n")])
+def test_sighup_stops_a_command_as_sigterm_does_and_nohup_still_keeps_it_going(how, code, said):
+    """SIGHUP (a terminal closed, an SSH session dropped without nohup) killed any command at once: a
+    training run unrecorded (status said it was killed), a batch job without its summary. It stops
+    one as SIGTERM does now, exit code 129; under nohup (SIGHUP ignored) the command goes on."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", HUNG_UP, how], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stderr) == (code, said), done.stderr
 
 
 def _wrapped_interrupt(*args, **kwargs):

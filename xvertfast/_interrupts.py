@@ -1,11 +1,11 @@
-"""Keeping Ctrl-C (or SIGTERM) out of a wait that must not be cut.
+"""Keeping Ctrl-C (or SIGTERM, SIGHUP) out of a wait that must not be cut.
 
 A batch job waits for its reader and writer threads at its end, and after a Ctrl-C, so that
 the outputs in flight are finished. A Ctrl-C during that wait raised inside ``Thread.join``,
 where CPython 3.11 marks the thread it waited for as finished although it still runs; the
 interpreter then shut down under a thread inside torch's C++, which aborted the process
 ('terminate called without an active exception', exit 134) instead of printing the summary.
-While :func:`interrupts_deferred` holds, the two signals are held back: a repeat, when the job
+While :func:`interrupts_deferred` holds, these signals are held back: a repeat, when the job
 is stopping already, is said and dropped; a first one is kept for :func:`deliver` after the wait.
 
 A batch job's pipeline loop holds them too, and delivers a held one at points of its own where it
@@ -25,7 +25,14 @@ import sys
 import threading
 from dataclasses import dataclass, field
 
-__all__ = ["interrupts_deferred", "deliver", "Deferred", "left_alone", "came_of_an_interrupt", "then_line"]
+__all__ = ["interrupts_deferred", "deliver", "Deferred", "left_alone", "came_of_an_interrupt", "then_line",
+           "STOPPING_SIGNALS"]
+
+#: The signals the CLI takes as a Ctrl-C (besides SIGINT itself), held with it here: SIGTERM (a
+#: scheduler's time limit, kill, docker stop) and, where the system has it, SIGHUP (the terminal
+#: closed, an SSH session dropped without nohup), which killed a run unrecorded, said by status as
+#: killed. nohup, which sets SIGHUP to be ignored, still keeps it running (:func:`left_alone`).
+STOPPING_SIGNALS = (signal.SIGTERM, *((signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ()))
 
 NOTE = ("\nalready stopping: the outputs in flight are being finished (kill -9 stops at once; the same "
         "command then redoes them)\n")  # fmt: skip
@@ -52,7 +59,7 @@ def left_alone(sig: int) -> bool:
 
 @contextlib.contextmanager
 def interrupts_deferred(stopping: bool, note: str = NOTE):
-    """Holds Ctrl-C and SIGTERM back in the body. ``stopping`` (the job stops already): they are
+    """Holds Ctrl-C, SIGTERM and SIGHUP back in the body. ``stopping`` (the job stops already): they are
     said once (``note``: what the wait is for) and dropped; else the first is kept in the
     :class:`Deferred` yielded, for :func:`deliver` once the wait is over (or at a point of the
     body's where it can stop), and the next ones are said and dropped. The body may set the
@@ -79,7 +86,7 @@ def interrupts_deferred(stopping: bool, note: str = NOTE):
 
     previous = deferred.replaced
     try:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, *STOPPING_SIGNALS):
             if left_alone(sig):
                 continue
             previous[sig] = signal.getsignal(sig)

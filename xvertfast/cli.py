@@ -7,6 +7,7 @@ the Python API so that everything the CLI does can also be scripted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -19,7 +20,8 @@ xvertfast: unsupervised contrast enhancement of the vertebrae in chest X-rays
 (XVertNet), with C++/CUDA kernels for its losses and solvers.
 
 Run `xvertfast COMMAND --help` for the options of a command. SIGTERM (a cluster
-scheduler's time limit, `kill`) stops any command as Ctrl-C does, with exit code 143."""
+scheduler's time limit, `kill`) stops any command as Ctrl-C does, with exit code 143;
+so does SIGHUP (the terminal closed, an SSH session dropped), with exit code 129."""
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -64,13 +66,19 @@ def _output_folder(text: str) -> str:
 
 def _device(text: str) -> str:
     """An argparse type: auto or a device torch names (cpu, cuda[:N], mps, xpu, a plug-in's hpu or
-    npu); not meta, which holds no data. Whether this torch can use it is said by the command
+    npu); not meta, which holds no data, nor mkldnn and the other types of no tensors. Whether this torch can use it is said by the command
     (resolve_device), as from Python."""
     import re
 
     if text in ("auto", "cpu") or re.fullmatch(r"(cuda|xpu|mps)(:\d+)?", text):  # (no torch import for these)
         return text
     import torch
+
+    from xvertfast.model.persistence import NO_TENSORS
+
+    if text.split(":")[0] in NO_TENSORS:  # (before torch.device, which warns of them)
+        raise argparse.ArgumentTypeError(f"torch has no tensors of this type (a device type kept from Caffe2): use "
+                                         f"cpu, got {text!r}")  # fmt: skip
 
     try:
         if torch.device(text).type != "meta":
@@ -705,7 +713,7 @@ def _print_train_status(run, as_json: bool) -> int:
                "recorded here)")  # fmt: skip
         from xvertfast.train.run_folder import INTERRUPTED
 
-        why = ("interrupted (Ctrl-C or SIGTERM)" if run.stopped == INTERRUPTED
+        why = ("interrupted (Ctrl-C, SIGTERM or SIGHUP)" if run.stopped == INTERRUPTED
                else "stopped before the end (killed, its node lost, out of time, or ended by an error)")
         print(f"  not running: {why}; to {how}")
     return 0
@@ -1033,8 +1041,8 @@ in OUTDIR that the job did not write is never replaced.
 Exit code: 0 all done, 1 a file failed, none found or the disk full (or gone
 read-only), 2 OUTDIR cannot be used (another job in it, other settings without
 --overwrite), an @list cannot be read, or the --rois file cannot be read or has
-a row naming no input, 130 interrupted, 143 stopped by SIGTERM (the same command
-resumes).""",
+a row naming no input, 130 interrupted, 143 stopped by SIGTERM, 129 by SIGHUP (the
+same command resumes).""",
     )
     _add_job_arguments(pre, "OUTDIR", "output folder")
     pre.add_argument("--overwrite", action="store_true",
@@ -1079,7 +1087,7 @@ the N shards of one (--shard K/N, e.g. a cluster array job: --shard
 $((TASK_ID + 1))/N). Bad files are reported and skipped. Exit code: 0 all done,
 1 some failed, nothing was found, the disk filled (or went read-only) or the
 --report could not be written, 2 the job could not start, 130 interrupted, 143
-stopped by SIGTERM.
+stopped by SIGTERM, 129 by SIGHUP.
 
 --format same keeps each input's kind: 8-bit PNG/JPEG -> 8-bit PNG, deeper PNG
 -> 16-bit PNG at the source's bit depth, TIFF -> float TIFF, DICOM -> derived
@@ -1191,7 +1199,7 @@ xvertfast's code) are refused. Exit code: 0 all scored, 1 an image failed or
 none was found, 2 the run could not start (an unknown method or metric, other
 settings in REPORT_DIR without --restart, REPORT_DIR holding other files) or
 could not write REPORT_DIR (read-only, full: the images recorded are kept), 130
-interrupted, 143 stopped by SIGTERM.""",
+interrupted, 143 stopped by SIGTERM, 129 by SIGHUP.""",
     )
     _add_job_arguments(ev, "REPORT_DIR", "report folder")
     ev.add_argument("--methods", default="identity,clahe,farbman,xvertnet",
@@ -1349,7 +1357,7 @@ cannot be read.""",
         "(a file, another train running in it, a damaged checkpoint or cache file, a model/ but no checkpoint) or holding a "
         "checkpoint without --resume, "
         "3 stopped by an error while training (the loss diverged, out of memory, the disk full): the checkpoint keeps the "
-        "epochs before it, 130 interrupted, 143 stopped by SIGTERM (--resume continues).",
+        "epochs before it, 130 interrupted, 143 stopped by SIGTERM, 129 by SIGHUP (--resume continues).",
     )
     _add_job_arguments(tr, "RUN_DIR", "run folder", dest="data", metavar="DATA")
     tr.add_argument("--stages", type=_at_least(1), default=2, help="number of stages")
@@ -1475,7 +1483,7 @@ def main(argv: list[str] | None = None) -> int:
     from xvertfast._text import cli_running
 
     previous, warnings.showwarning = warnings.showwarning, _show_warning
-    terminated, restore_sigterm = _stop_on_sigterm()
+    terminated, restore_signals = _stop_on_signals()
     # refusals name --device, not the API's device= (and a setting the command has no option for is not one)
     with cli_running(vars(args)):
         try:
@@ -1497,34 +1505,71 @@ def main(argv: list[str] | None = None) -> int:
             code = 130
         finally:
             warnings.showwarning = previous  # main() also runs inside other programs (tests, notebooks)
-            restore_sigterm()
-    return 128 + signal.SIGTERM if terminated[0] and code == 130 else code
+            restore_signals()
+    return 128 + terminated[0] if terminated[0] and code == 130 else code
 
 
-def _stop_on_sigterm():
-    """SIGTERM (a cluster's scheduler at the time limit or on preemption, `kill`, `docker stop`)
-    stops a command as Ctrl-C does: a batch job finishes the outputs in flight and writes its
-    summary and --report, training keeps its last finished epoch; the exit code is then 143.
-    Returns the flag the handler sets and a function that puts the earlier handler back (none is
-    replaced outside the main thread, which alone receives signals, nor where SIGTERM is ignored
-    or handled outside Python: :func:`xvertfast._interrupts.left_alone`)."""
-    from xvertfast._interrupts import left_alone
+def _stop_on_signals():
+    """SIGTERM (a cluster's scheduler at the time limit or on preemption, `kill`, `docker stop`) and
+    SIGHUP (the terminal closed, an SSH session dropped without nohup) stop a command as Ctrl-C does:
+    a batch job finishes the outputs in flight and writes its summary and --report, training records
+    the stop and keeps its last finished epoch; the exit code is then 128 + the signal (143, 129).
+    After a SIGHUP, stdout and stderr where they are a terminal go to the null device: that terminal
+    is gone, and a write there fails (EIO), which turned the stop into a crash. Returns the signal
+    that came (a list of one, 0 for none) and a function that puts the earlier handlers back (none is
+    replaced outside the main thread, which alone receives signals, nor where a signal is ignored, as
+    nohup ignores SIGHUP, or handled outside Python: :func:`xvertfast._interrupts.left_alone`)."""
+    from xvertfast._interrupts import STOPPING_SIGNALS, left_alone
 
-    terminated = [False]
+    terminated, terminals = [0], _terminals()  # (asked now: a hung-up terminal is no longer said to be one)
 
     def stop(signum, frame):
         if terminated[0]:  # a repeat while the first one's stop runs: let it finish (SIGKILL does not wait)
             return
-        terminated[0] = True
+        terminated[0] = signum
+        if signum == getattr(signal, "SIGHUP", None):
+            _to_the_null_device(terminals)
         raise KeyboardInterrupt
 
-    if left_alone(signal.SIGTERM):
-        return terminated, lambda: None
+    previous = {}
+    for sig in STOPPING_SIGNALS:
+        if left_alone(sig):
+            continue
+        try:
+            previous[sig] = signal.signal(sig, stop)
+        except ValueError:  # not the main thread
+            break
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return terminated, restore
+
+
+def _terminals() -> list[int]:
+    """The file descriptors of stdout and stderr that are a terminal."""
+    fds = []
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if os.isatty(stream.fileno()):
+                fds.append(stream.fileno())
+        except (AttributeError, ValueError, OSError):  # not a file (a test's capture), or closed
+            pass
+    return fds
+
+
+def _to_the_null_device(fds: list[int]) -> None:
+    """Points ``fds`` (those of a terminal that hung up) at the null device; a file or pipe that
+    stdout or stderr go to is not among them: a log still gets the stop's lines."""
     try:
-        previous = signal.signal(signal.SIGTERM, stop)
-    except ValueError:  # not the main thread
-        return terminated, lambda: None
-    return terminated, lambda: signal.signal(signal.SIGTERM, previous)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 if __name__ == "__main__":

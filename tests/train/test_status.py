@@ -74,7 +74,7 @@ def test_a_run_preparing_its_data_is_a_training_run(tmp_path, capsys, monkeypatc
     said = capsys.readouterr().out
     assert f"{run}: xvertfast train: no epoch finished yet (its images are preprocessed first)\n" in said
     assert f"  {run / 'cache'} holds 1 image crop file so far (one for each of its images preprocessed" in said
-    assert "last written " in said and f"  not running: interrupted (Ctrl-C or SIGTERM); to resume it, run its " \
+    assert "last written " in said and f"  not running: interrupted (Ctrl-C, SIGTERM or SIGHUP); to resume it, run its " \
            f"command again with --resume: xvertfast train DATA ... -o {run} --resume" in said, said
     with hold_lock(str(run / LOCK_FILE)):  # as the run holds it while it preprocesses
         assert main(["status", str(run)]) == 0
@@ -118,7 +118,7 @@ def test_status_gives_the_command_that_resumes_a_stopped_run(tmp_path, capsys, m
     assert main(["status", "run"]) == 0
     said = capsys.readouterr().out
     command = f"cd {tmp_path} && xvertfast train --resume {' '.join(argv[1:])}"
-    assert f"  not running: interrupted (Ctrl-C or SIGTERM); to resume it: {command}\n" in said, said
+    assert f"  not running: interrupted (Ctrl-C, SIGTERM or SIGHUP); to resume it: {command}\n" in said, said
     assert main(command.split(" && xvertfast ")[1].split()) == 0
     assert train_status("run").finished
 
@@ -146,7 +146,7 @@ def test_status_says_a_run_stopped_by_sigterm_was_interrupted_and_a_later_start_
     assert train_status(str(run)).stopped == "interrupted"
     assert main(["status", str(run)]) == 0
     said = capsys.readouterr().out
-    assert "  not running: interrupted (Ctrl-C or SIGTERM); to resume it: " in said and "killed" not in said, said
+    assert "  not running: interrupted (Ctrl-C, SIGTERM or SIGHUP); to resume it: " in said and "killed" not in said, said
     # the next start, stopped without a word (as a kill -9 or a lost node stops it): not said to be interrupted
     from xvertfast.train import TrainConfig
 
@@ -175,7 +175,7 @@ def test_a_refused_start_leaves_the_record_of_the_interrupted_start_before_it(tm
     capsys.readouterr()
     assert train_status(str(run)).stopped == "interrupted"
     assert main(["status", str(run)]) == 0
-    assert "  not running: interrupted (Ctrl-C or SIGTERM); to resume it: " in capsys.readouterr().out
+    assert "  not running: interrupted (Ctrl-C, SIGTERM or SIGHUP); to resume it: " in capsys.readouterr().out
 
 
 def _ctrl_c_at_the_second_image(monkeypatch):
@@ -212,7 +212,7 @@ def test_status_gives_the_command_that_resumes_a_run_stopped_before_its_first_ep
     said = capsys.readouterr().out
     command = f"cd {tmp_path} && xvertfast train --resume {' '.join(argv[1:])}"
     assert "no epoch finished yet" in said and f"to resume it: {command}\n" in said, said
-    assert "  not running: interrupted (Ctrl-C or SIGTERM); " in said, said  # (the start refused changed nothing)
+    assert "  not running: interrupted (Ctrl-C, SIGTERM or SIGHUP); " in said, said  # (the start refused changed nothing)
     assert main(command.split(" && xvertfast ")[1].split()) == 0
     assert train_status("run").finished
 
