@@ -2939,3 +2939,21 @@ def test_a_path_that_is_no_path_is_refused_by_name(path):
     # os.fspath said "expected str, bytes or os.PathLike object, not NoneType", naming nothing
     with pytest.raises(TypeError, match=r"^read_image: path must be a file's path \(str, bytes or pathlib.Path\), got "):
         read_image(path)
+
+
+def test_an_empty_path_a_bytes_path_and_an_images_content_are_said_as_what_they_are(tmp_path):
+    # '' was refused as ": no such file or folder", naming nothing; a bytes path was named b'...' in
+    # messages and kept as bytes in Radiograph.path; a PNG's own bytes, given for its path, got
+    # os.stat's "embedded null character in path"
+    for empty in ("", b""):
+        with pytest.raises(ValueError, match=r"^read_image: path is empty: give an image file's path$"):
+            read_image(empty)
+    png = tmp_path / "a.png"
+    Image.fromarray(np.arange(64, dtype=np.uint8).reshape(8, 8)).save(png)
+    assert read_image(os.fsencode(png)).path == str(png)
+    with pytest.raises(ImageReadError, match=rf"^{tmp_path}/b\.png: no such file or folder$"):
+        read_image(os.fsencode(tmp_path / "b.png"))
+    content = png.read_bytes()
+    with pytest.raises(ValueError, match=rf"^read_image: path holds a NUL character, which no file's path can "
+                                         rf"\({len(content):,} bytes\): the image's content\? save it to a file"):
+        read_image(content)

@@ -232,7 +232,14 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
             other than ``"MONOCHROME1"``/``"MONOCHROME2"``, or given for a TIFF, DICOM or JSRT
             file (they record their own polarity).
     """
-    p = fspath(path, "read_image: path must be a file's path (str, bytes or pathlib.Path)")
+    # as text, so that messages and Radiograph.path name a bytes path as the file it is, not b'...'
+    p = os.fsdecode(fspath(path, "read_image: path must be a file's path (str, bytes or pathlib.Path)"))
+    if not p:  # (": no such file or folder" named nothing)
+        raise ValueError("read_image: path is empty: give an image file's path")
+    if "\0" in p:  # (os.stat's "embedded null character in path", naming nothing)
+        size = f"{len(path):,} bytes" if isinstance(path, bytes) else f"{len(p):,} characters"
+        raise ValueError(f"read_image: path holds a NUL character, which no file's path can ({size}): the image's "
+                         "content? save it to a file and give that file's path")  # fmt: skip
     # math.inf: no limit (as before the check of 301bef8, where it fell through every comparison)
     # (None failed deep in the decoders: "'>' not supported between instances of 'int' and 'NoneType'";
     # a float of a whole number is taken here alone: 5e8 is how Python writes 500 million)
