@@ -714,8 +714,10 @@ def test_dicom_outputs_of_one_source_series_made_one_way_share_one_new_series(tm
 def test_a_dicom_output_made_again_the_same_way_keeps_its_instance_uid(tmp_path, seed):
     """The SOPInstanceUID was new at every write: an --overwrite rerun (or a second job with the same
     settings) of one source into the same derived series sent a PACS the same image again as another
-    instance. With a derivation it is named by the source's study, series and instance and by the
-    derivation; without one, or for a source whose study or series is not there, it is new each time."""
+    instance. With a derivation it is named by the source's study, series and instance, by the
+    derivation and by the pixels written: one pixel one step apart (another backend, other ROI
+    centres) is another instance, as DICOM requires; without a derivation, or for a source whose
+    study or series is not there, it is new each time."""
     import pydicom
     from pydicom.uid import generate_uid
 
@@ -725,9 +727,10 @@ def test_a_dicom_output_made_again_the_same_way_keeps_its_instance_uid(tmp_path,
     _series_dicom(tmp_path / "copy.dcm", seed, generate_uid(), series, sop=source)  # (a copied into another study)
     _series_dicom(tmp_path / "no_series.dcm", seed + 2, study, None)
 
-    def instance(name, out, **kwargs):
+    def instance(name, out, pixels=None, **kwargs):
         src = read_image(tmp_path / f"{name}.dcm", warn=False)
-        written = pydicom.dcmread(write_image(tmp_path / out, src.pixels, like=src, **kwargs))
+        written = pydicom.dcmread(write_image(tmp_path / out, src.pixels if pixels is None else pixels, like=src,
+                                              **kwargs))  # fmt: skip
         assert written.file_meta.MediaStorageSOPInstanceUID == written.SOPInstanceUID
         return written.SOPInstanceUID
 
@@ -738,10 +741,18 @@ def test_a_dicom_output_made_again_the_same_way_keeps_its_instance_uid(tmp_path,
     assert instance("b", "b1.dcm", derivation="k1") != first  # another source image of the series
     assert instance("copy", "c1.dcm", derivation="k1") != first  # its instance UID in another study
     assert instance("a", "d1.dcm") != instance("a", "d2.dcm")  # no derivation: new each time
-    placed = instance("a", "e1.dcm", derivation="k1", image_settings="centres 1")  # (its tiles placed by hand)
-    assert placed != first and instance("a", "e2.dcm", derivation="k1", image_settings="centres 1") == placed
-    assert instance("a", "e3.dcm", derivation="k1", image_settings="centres 2") not in (first, placed)
-    assert len({pydicom.dcmread(tmp_path / name).SeriesInstanceUID for name in ("a1.dcm", "e1.dcm", "e3.dcm")}) == 1
+    # (10-bit: written as 0..1023; the read pixels lie between those levels, so they are taken to them first)
+    levels = np.round(read_image(tmp_path / "a.dcm", warn=False).pixels.astype(np.float64) * 1023) / 1023
+    stepped = levels.copy()
+    stepped[3, 4] += (1 if stepped[3, 4] < 0.5 else -1) / 1023  # one pixel one grey level apart
+    moved = instance("a", "e1.dcm", stepped, derivation="k1")
+    assert moved != first and instance("a", "e2.dcm", stepped, derivation="k1") == moved
+    written = {name: pydicom.dcmread(tmp_path / name) for name in ("a1.dcm", "e1.dcm")}
+    apart = written["a1.dcm"].pixel_array.astype(int) - written["e1.dcm"].pixel_array
+    assert np.count_nonzero(apart) == 1 and abs(apart).max() == 1
+    assert len({ds.SeriesInstanceUID for ds in written.values()}) == 1  # (made the same way: one series)
+    # the pixels as written: a difference the encoding rounds away is the same image
+    assert instance("a", "e3.dcm", levels + 1e-7, derivation="k1") == first
     assert instance("no_series", "n1.dcm", derivation="k1") != instance("no_series", "n2.dcm", derivation="k1")
 
 
@@ -848,9 +859,12 @@ def test_enhance_puts_the_dicom_outputs_of_one_source_series_in_one_series_acros
     for k in (1, 2):  # the job in shards, into another folder
         assert main(enhance[:3] + [str(tmp_path / "sharded"), "--model", model, "--shard", f"{k}/2", "-q"]) == 0
     assert series_of(tmp_path / "sharded") == series_of()
-    instances = [{p.stem: pydicom.dcmread(p).SOPInstanceUID for p in sorted(folder.glob("*.dcm"))}
-                 for folder in (out, tmp_path / "sharded")]  # fmt: skip
-    assert instances[0] == instances[1] and len(set(instances[0].values())) == 4  # (made the same way: the same)
+    read = [{p.stem: pydicom.dcmread(p) for p in sorted(folder.glob("*.dcm"))}
+            for folder in (out, tmp_path / "sharded")]  # fmt: skip
+    instances = [{stem: ds.SOPInstanceUID for stem, ds in folder.items()} for folder in read]
+    # made the same way, the same pixels (this CPU, one backend): the same instances
+    assert all((ds.pixel_array == read[1][stem].pixel_array).all() for stem, ds in read[0].items())
+    assert instances[0] == instances[1] and len(set(instances[0].values())) == 4
     assert main(enhance + ["--brightness", "original", "--overwrite"]) == 0  # other settings: another series
     redone = series_of()
     assert redone["a1"] == redone["a3"] != first["a1"] and redone["b1"] != first["b1"]
@@ -859,9 +873,9 @@ def test_enhance_puts_the_dicom_outputs_of_one_source_series_in_one_series_acros
 def test_enhance_gives_an_image_enhanced_at_other_roi_centres_another_instance_uid(tmp_path, seed):
     """--rois places an image's tiles, so its pixels, but the instance UID was named by the job's key,
     which leaves the centres out: jobs with the same settings and other ROI files gave one SOPInstanceUID
-    to other pixels. The centres given for an image name its instance UID too (not its series); an image
-    the file does not name keeps the UID it has without --rois, and the same file gives the same UIDs.
-    (A resume with other centres redoes the image: the ledger records each output's centres.)"""
+    to other pixels. The pixels written name the instance UID too (not the series): an image the file
+    does not name, the same pixels as without --rois, keeps that UID, and the same file gives the same
+    UIDs. (A resume with other centres redoes the image: the ledger records each output's centres.)"""
     import pydicom
     from pydicom.uid import generate_uid
 
@@ -889,9 +903,12 @@ def test_enhance_gives_an_image_enhanced_at_other_roi_centres_another_instance_u
     r1, r2 = (enhanced(name, "--rois", str(tmp_path / f"{name}.csv")) for name in ("r1", "r2"))
     assert (r1["a1"][2] != found["a1"][2]).any() and (r1["a1"][2] != r2["a1"][2]).any()  # other pixels
     assert len({found["a1"][0], r1["a1"][0], r2["a1"][0]}) == 3  # so other instances
-    assert found["a2"][0] == r1["a2"][0] == r2["a2"][0]  # (not in the file: its centres found, as without it)
+    # (not in the file: its centres found, as without it, the same pixels)
+    assert (found["a2"][2] == r1["a2"][2]).all() and (found["a2"][2] == r2["a2"][2]).all()
+    assert found["a2"][0] == r1["a2"][0] == r2["a2"][0]
     assert found["a1"][1] == r1["a1"][1] == r2["a1"][1] == r2["a2"][1]  # one series: the job's settings
-    assert enhanced("r1_again", "--rois", str(tmp_path / "r1.csv"))["a1"][0] == r1["a1"][0]
+    again = enhanced("r1_again", "--rois", str(tmp_path / "r1.csv"))["a1"]
+    assert (again[2] == r1["a1"][2]).all() and again[0] == r1["a1"][0]
     assert enhanced("r1", "--rois", str(tmp_path / "r2.csv"))["a1"][0] == r2["a1"][0]  # (redone at r2's centres)
 
 

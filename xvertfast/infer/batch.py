@@ -395,10 +395,10 @@ def _compose_and_write(enhancer, rad: Radiograph, prep, tiles, out: str, fmt: st
     os.makedirs(os.path.dirname(out), exist_ok=True)
     job.starting(rad.path, out)
     try:
-        # (DICOM: outputs of one source series, in every run of the job, share a series; ROI centres given
-        # by hand make other pixels, named in the instance UID: two jobs, or runs, with other ones differ)
+        # (DICOM: outputs of one source series, in every run of the job, share a series; the instance UID
+        # is named by the pixels too: ROI centres given by hand, another backend, give another instance)
         write_image(out, pixels, _write_format(fmt, rad, out), like=rad, overwrite=True, description=description,
-                    derivation=job.key, image_settings=_centres_name(centres))
+                    derivation=job.key)
     except BaseException:  # not made: recorded so (left "writing", status counted it in flight or killed), and
         job.abandoned(rad.path, [out])  # an earlier output being redone goes, as a failed input gets none
         raise
@@ -409,12 +409,6 @@ def _compose_and_write(enhancer, rad: Radiograph, prep, tiles, out: str, fmt: st
              "another way than in the run that wrote it; outputs keep the paths below the folder given)"
              for old in removed if _stem_of(old) != _stem_of(out)]  # fmt: skip
     return {"compose": t1 - t0, "write": time.perf_counter() - t1}, moved
-
-
-def _centres_name(centres: list[float] | None) -> str | None:
-    """The ROI centres given for an image by hand as the writer's ``image_settings`` (None: those found,
-    which the source and the job's settings decide), each number as a float, so that 60 and 60.0 agree."""
-    return None if centres is None else "roi centres " + " ".join(repr(float(v)) for v in centres)
 
 
 def _stem_of(path: str) -> str:

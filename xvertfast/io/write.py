@@ -358,22 +358,22 @@ def derived_series_uid(study_uid: str, series_uid: str, derivation: str) -> str:
     return _name_based_uid(_DERIVED_SERIES_NAMESPACE, study_uid, series_uid, derivation)
 
 
-def _instance_uid(src, study_uid: str, series_uid: str, derivation: str | None, image_settings: str | None) -> str:
+def _instance_uid(src, study_uid: str, series_uid: str, derivation: str | None, pixels: str) -> str:
     """The output's SOPInstanceUID. Named by its source's study, series (``series_uid``: '' where the
-    output's series is not derived from it) and instance UIDs, by the derivation and by the image's own
-    settings (``image_settings``: its ROI centres given by hand), where the UIDs and the derivation are
-    given: an --overwrite rerun, or another job made the same way, then sends a PACS the same image again,
-    not a duplicate under a new UID, and other centres (other pixels) give another instance; the study
-    and series keep one instance UID in one series. Otherwise a new one: without a derivation the
-    description may stay the same for other pixels, and a study or series made up for this output
-    alone would put one instance UID in several series."""
+    output's series is not derived from it) and instance UIDs, by the derivation and by the pixels
+    written (``pixels``: their grid, depth and SHA-256), where the UIDs and the derivation are given:
+    the same image made again (an --overwrite rerun, another job made the same way) then reaches a
+    PACS as the same instance, not a duplicate under a new UID, and any pixel that differs (other
+    --rois centres, another backend, device or version) gives another instance, as DICOM requires
+    (a PACS may ignore a second store of a UID it holds). Otherwise a new one: without a derivation
+    the description may stay the same for other ways of making it, and a study or series made up
+    for this output alone would put one instance UID in several series."""
     from pydicom.uid import generate_uid
 
     source = str(src.get("SOPInstanceUID", "") or "").strip() if src is not None else ""
     if not (source and series_uid and derivation):
         return generate_uid()
-    names = (study_uid, series_uid, source, derivation) + ((image_settings,) if image_settings else ())
-    return _name_based_uid(_DERIVED_INSTANCE_NAMESPACE, *names)  # (none: the UIDs aff5fc3 gave)
+    return _name_based_uid(_DERIVED_INSTANCE_NAMESPACE, study_uid, series_uid, source, derivation, pixels)
 
 
 def _source_series(src, study_uid: str) -> str:
@@ -388,26 +388,51 @@ def _source_series(src, study_uid: str) -> str:
 
 
 def _dicom_bytes(unit: np.ndarray, bits: int, like: Radiograph | None, description: str | None,
-                 derivation: str | None = None, image_settings: str | None = None) -> bytes:  # fmt: skip
+                 derivation: str | None = None) -> bytes:  # fmt: skip
     import pydicom
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
     src = like.meta if like is not None and isinstance(like.meta, pydicom.Dataset) else None
+    top = (1 << bits) - 1
+    pixel_data = np.round(unit * top).astype("<u2").tobytes()
+    # what the instance UID is named by: the pixels as written, so that other pixels are another instance
+    pixels = f"{unit.shape[0]}x{unit.shape[1]} {bits} bits sha256 {hashlib.sha256(pixel_data).hexdigest()}"
     ds = pydicom.Dataset()
-    if src is not None and "SpecificCharacterSet" in src:
-        # the copied names and descriptions are written in the source's character set (a
-        # Latin-1 patient name without it would be bytes a reader may take for ASCII)
-        ds.SpecificCharacterSet = _defined_charset(src.SpecificCharacterSet)
-    if src is not None:  # keep who and what: patient and study
-        # pydicom converts an element when it is first taken: its warnings (a malformed value) name the source
-        with WarningsNamingTheFile(like.path):
+    # pydicom converts a source's element when it is first taken (copied here, its UIDs read): the
+    # warning of a malformed value ('1.2.abc', a vendor's "0,143") names the source
+    with WarningsNamingTheFile(like.path) if src is not None else contextlib.nullcontext():
+        if src is not None and "SpecificCharacterSet" in src:
+            # the copied names and descriptions are written in the source's character set (a
+            # Latin-1 patient name without it would be bytes a reader may take for ASCII)
+            ds.SpecificCharacterSet = _defined_charset(src.SpecificCharacterSet)
+        if src is not None:  # keep who and what: patient and study
             same_grid = tuple(unit.shape) == tuple(like.shape)  # (the API allows resized or cropped pixels)
             for keyword in _KEPT + (_SPACING if same_grid else ()):
                 if keyword in src:  # the element as read: a vendor's "0,143" must not fail the output
                     ds.add(copy.deepcopy(src[keyword]))
-    if not ds.get("StudyInstanceUID"):  # type 1: a PNG/TIFF, or a source that lacks one or has it empty
-        ds.StudyInstanceUID = generate_uid()
+        if not ds.get("StudyInstanceUID"):  # type 1: a PNG/TIFF, or a source that lacks one or has it empty
+            ds.StudyInstanceUID = generate_uid()
+        # one derived series for the images of one source series made one way (not the source's series:
+        # PS3.3 C.7.3.1 puts derived images in a new one)
+        series = _source_series(src, ds.StudyInstanceUID)
+        # only a derivation given says how the image was made: a default or hand-written description may
+        # stay the same for other pixels (CLAHE, another model), which would join one series
+        ds.SeriesInstanceUID = derived_series_uid(ds.StudyInstanceUID, series, derivation) if series and derivation \
+            else generate_uid()  # fmt: skip
+        ds.SOPInstanceUID = _instance_uid(src, ds.StudyInstanceUID, series, derivation, pixels)
+        if src is not None and "SOPInstanceUID" in src:
+            ref = pydicom.Dataset()
+            # a data set without its class: the file meta's, before the guess of Secondary Capture
+            media = getattr(src, "file_meta", pydicom.Dataset()).get("MediaStorageSOPClassUID")
+            ref.ReferencedSOPClassUID = src.get("SOPClassUID") or media or SecondaryCaptureImageStorage
+            ref.ReferencedSOPInstanceUID = src.SOPInstanceUID
+            ds.SourceImageSequence = [ref]
+        if src is not None and _lossy_history(src):  # the enhanced image is made from the lossy pixels
+            ds.LossyImageCompression = "01"
+            for keyword in ("LossyImageCompressionRatio", "LossyImageCompressionMethod"):  # each compression so far
+                if keyword in src:
+                    ds.add(copy.deepcopy(src[keyword]))
     if not ds.get("Modality"):  # type 1 as well
         ds.Modality = "OT"
     for keyword in _SC_TYPE2:  # required, may be empty: present even where the source lacks them
@@ -422,41 +447,17 @@ def _dicom_bytes(unit: np.ndarray, bits: int, like: Radiograph | None, descripti
     ds.SecondaryCaptureDeviceSoftwareVersions = __version__  # which release made it, description or none
     ds.ImageType = ["DERIVED", "SECONDARY"]
     ds.DerivationDescription = _ascii(description or "XVertNet vertebral contrast enhancement (xvertfast)")[:1024]  # ST
-    # the source's series, instance and class UIDs are first read (converted) and copied here: the
-    # warning of a malformed one ('1.2.abc') names the source, as those of the elements kept above do
-    with WarningsNamingTheFile(like.path) if src is not None else contextlib.nullcontext():
-        # one derived series for the images of one source series made one way (not the source's series:
-        # PS3.3 C.7.3.1 puts derived images in a new one)
-        series = _source_series(src, ds.StudyInstanceUID)
-        # only a derivation given says how the image was made: a default or hand-written description may
-        # stay the same for other pixels (CLAHE, another model), which would join one series
-        ds.SeriesInstanceUID = derived_series_uid(ds.StudyInstanceUID, series, derivation) if series and derivation \
-            else generate_uid()  # fmt: skip
-        ds.SOPInstanceUID = _instance_uid(src, ds.StudyInstanceUID, series, derivation, image_settings)
-        if src is not None and "SOPInstanceUID" in src:
-            ref = pydicom.Dataset()
-            # a data set without its class: the file meta's, before the guess of Secondary Capture
-            media = getattr(src, "file_meta", pydicom.Dataset()).get("MediaStorageSOPClassUID")
-            ref.ReferencedSOPClassUID = src.get("SOPClassUID") or media or SecondaryCaptureImageStorage
-            ref.ReferencedSOPInstanceUID = src.SOPInstanceUID
-            ds.SourceImageSequence = [ref]
     # present, empty (type 2): a number of its own could be one the study's other series have
     ds.SeriesNumber = None
     ds.SeriesDescription = "xvertfast enhanced"
     now = datetime.datetime.now()
     ds.ContentDate, ds.ContentTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
-    if src is not None and _lossy_history(src):  # the enhanced image is made from the lossy pixels
-        ds.LossyImageCompression = "01"
-        for keyword in ("LossyImageCompressionRatio", "LossyImageCompressionMethod"):  # each compression so far
-            if keyword in src:
-                ds.add(copy.deepcopy(src[keyword]))
     ds.Rows, ds.Columns = unit.shape
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, bits, bits - 1, 0
-    top = (1 << bits) - 1
     ds.WindowCenter, ds.WindowWidth = top / 2.0, float(top)
-    ds.PixelData = np.round(unit * top).astype("<u2").tobytes()
+    ds.PixelData = pixel_data
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
@@ -468,8 +469,7 @@ def _dicom_bytes(unit: np.ndarray, bits: int, like: Radiograph | None, descripti
 
 
 def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like: Radiograph | None = None,
-                overwrite: bool = False, description: str | None = None, derivation: str | None = None,
-                image_settings: str | None = None) -> str:  # fmt: skip
+                overwrite: bool = False, description: str | None = None, derivation: str | None = None) -> str:
     """Writes pixels (float [H, W] in [0, 1]) to path atomically; returns the path as a str.
 
     Values up to :data:`CLIP_SLACK` outside [0, 1] are clipped to it; integers, and floats
@@ -495,14 +495,13 @@ def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like
         derivation: DICOM: what was done to the pixels, as a name that stays the same for the
             images made the same way (``xvertfast enhance``: its job's settings key, kept by
             resumes and shards); pass derivation= to group outputs into one series: outputs of one
-            source series with one derivation share one new series (:func:`derived_series_uid`), and
-            a source image's output made again the same way keeps its SOPInstanceUID. Without it
-            (the description may stay the same for other pixels) each output gets a new series and
-            a new instance UID; so does one of a source without a series (PNG, TIFF).
-        image_settings: DICOM, with ``derivation``: what else this image's pixels depend on, as a
-            name (``xvertfast enhance``: the ROI centres given for it by hand, ``--rois``): its
-            SOPInstanceUID is named by it too, so other centres give another instance; its series
-            stays the derivation's.
+            source series with one derivation share one new series (:func:`derived_series_uid`). A
+            source image's output made again the same way keeps its SOPInstanceUID, and a redo
+            replaces the image under it, only where the pixels written are the same: the UID is
+            named by them too, so other pixels (other ROI centres, backend, device or version) are
+            another instance, as DICOM requires. Without a derivation (the description may stay the
+            same for other ways of making it) each output gets a new series and a new instance UID;
+            so does one of a source without a series (PNG, TIFF).
 
     Raises:
         ImageWriteError: naming the file: it exists (without ``overwrite``) or is the source
@@ -534,7 +533,7 @@ def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like
         raise ImageWriteError(p, f"destination folder {folder} does not exist")
     unit = _to_unit(pixels, p)
     bits = _output_bits(like)
-    data = _encode(p, fmt, unit, bits, like, description, derivation, image_settings)
+    data = _encode(p, fmt, unit, bits, like, description, derivation)
     try:
         with atomic_write(p) as tmp, open(tmp, "wb") as f:
             f.write(data)
@@ -561,7 +560,7 @@ def _write_failure(path: str, exc: OSError) -> str:
 
 
 def _encode(p: str, fmt: str, unit: np.ndarray, bits: int, like: Radiograph | None, description: str | None,
-            derivation: str | None = None, image_settings: str | None = None) -> bytes:  # fmt: skip
+            derivation: str | None = None) -> bytes:  # fmt: skip
     """The file's bytes, made in memory and written by :func:`write_image` with Python's own file
     I/O: a write the file system cuts short (a full disk) is then an OSError with its errno, which a
     batch job stops on; numpy's tofile (under tifffile) said only '65536 requested and 9124 written',
@@ -595,7 +594,7 @@ def _encode(p: str, fmt: str, unit: np.ndarray, bits: int, like: Radiograph | No
             return buffer.getvalue()
         else:
             try:
-                return _dicom_bytes(unit, bits, like, description, derivation, image_settings)
+                return _dicom_bytes(unit, bits, like, description, derivation)
             except (TypeError, LookupError, OverflowError, struct.error) as exc:  # LookupError: KeyError too
                 # what pydicom raises for an element of the source's header it cannot encode (an odd
                 # value or character set): this output fails, named, and a batch goes on. pydicom
