@@ -1310,16 +1310,21 @@ def test_a_ledger_read_in_pieces_reads_as_the_whole_also_where_it_was_replaced(t
     assert sorted(reading.merged([ledger, other])[0]) == ["o200.png", "o201.png"]
 
 
-def test_a_ledger_removed_and_written_again_at_once_is_read_again_whole(tmp_path):
-    """ext4 gives a file removed its inode back at once: a ledger removed and written again, longer,
-    was taken for the one read, and read on from the old offset: its old lines kept, and the new
-    file read from the middle of a line (101 outputs, where a whole read finds 100)."""
+def test_a_ledger_emptied_and_written_again_longer_under_its_inode_is_read_again_whole(tmp_path):
+    """A ledger written again from its start under the same inode (emptied in place, or removed and
+    written again where the file system gives the inode back at once, as ext4 does) was taken for the
+    one read, and read on from the old offset: its old lines kept, and the new file read from the
+    middle of a line (101 outputs, where a whole read finds 100). The file is emptied in place here,
+    so that its inode is the same on every file system (tmpfs gives a removed file's inode back
+    later, and the old read passed there)."""
     ledger = str(tmp_path / "a.jsonl")
     _output_lines(ledger, 0, 50, "k")
     reading = job_folder.LedgersRead()
     reading.read([ledger])
-    os.remove(ledger)
-    _output_lines(ledger, 1000, 100, "k")  # (the same name, more bytes: on ext4, most often the same inode)
+    inode = os.stat(ledger).st_ino
+    open(ledger, "wb").close()  # emptied, the same file
+    _output_lines(ledger, 1000, 100, "k")  # (more bytes than were read: not taken for a file cut shorter)
+    assert os.stat(ledger).st_ino == inode
     reading.read([ledger])
     assert reading.merged([ledger]) == job_folder.read_ledgers([ledger]), "old lines kept, or the new read mid-line"
     assert sorted(reading.merged([ledger])[0]) == sorted(f"o{i}.png" for i in range(1000, 1100))
