@@ -66,8 +66,8 @@ def _output_folder(text: str) -> str:
 
 def _device(text: str) -> str:
     """An argparse type: auto or a device torch names (cpu, cuda[:N], mps, xpu, a plug-in's hpu or
-    npu); not meta, which holds no data, nor mkldnn and the other types of no tensors. Whether this torch can use it is said by the command
-    (resolve_device), as from Python."""
+    npu); not meta, which holds no data, nor mkldnn and the other types torch makes no tensors of.
+    Whether this torch can use it is said by the command (resolve_device), as from Python."""
     import re
 
     if text in ("auto", "cpu") or re.fullmatch(r"(cuda|xpu|mps)(:\d+)?", text):  # (no torch import for these)

@@ -20,6 +20,7 @@ from xvertfast._extension import cuda_index
 from xvertfast._stacklevel import outside_xvertfast
 from xvertfast._text import asked, offers
 from xvertfast.model import XVertNet
+from xvertfast.model.persistence import as_device
 
 __all__ = ["BACKENDS", "StageBackend", "TorchBackend", "CompileBackend", "make_backend", "resolve_device",
            "refuse_meta", "resolve_precision", "warn_cpu_bf16_without_amx", "cuda_bf16_native", "cpu_bf16_support",
@@ -34,13 +35,15 @@ def resolve_device(device: str | torch.device) -> torch.device:
     at the first question to the GPU, or "invalid device ordinal" at the first tensor). A CUDA
     device comes back with its index: a bare ``cuda`` is each thread's own current device, and a
     batch job preprocesses on reader threads (current device 0 whatever the caller's). ``mps`` or
-    ``xpu`` where this torch cannot use one fails too (RuntimeError), as does a device of another type (a plug-in's)
-    where torch cannot put a tensor on it; torch's ``meta`` device, which holds no data, is a
-    ValueError.
+    ``xpu`` where this torch cannot use one fails too (RuntimeError), as does a device of another
+    type (a plug-in's) where torch cannot put a tensor on it; a name of no device, or of a type
+    kept from Caffe2 (:data:`~xvertfast.model.persistence.NO_TENSORS`), and torch's ``meta``
+    device, which holds no data, are ValueErrors. hpu and npu (plug-ins' devices) are taken where
+    torch can put a tensor there: untested, as mps and xpu are.
     A refusal names the device as the caller asked for it (:func:`xvertfast._text.asked`)."""
     if str(device) == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+    dev = as_device(device, "device")  # (mkldnn and the other types kept from Caffe2 refused, as a typo is)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"{asked('device', device)} was asked for, but this torch has no usable CUDA device (torch "
                            f"{torch.__version__}, CUDA build: {torch.version.cuda}); use {asked('device', 'cpu')}")  # fmt: skip

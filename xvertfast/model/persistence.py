@@ -18,8 +18,8 @@ from xvertfast.model.stage import UPSAMPLING, XVertNetStage
 from xvertfast.model.xvertnet import XVertNet
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 
-__all__ = ["save_model", "load_model", "model_tile", "fingerprint", "check_config", "as_device", "FORMAT_VERSION",
-           "DEFAULT_MODEL_DIR"]
+__all__ = ["save_model", "load_model", "model_tile", "fingerprint", "check_config", "as_device", "NO_TENSORS",
+           "FORMAT_VERSION", "DEFAULT_MODEL_DIR"]
 
 FORMAT_VERSION = 1
 #: Where the shipped default model lives (package data).
@@ -69,11 +69,19 @@ def _unfinished_run(run_dir: str) -> bool:
         os.path.join(run_dir, "model", "config.json"))  # fmt: skip
 
 
+#: device types torch still parses, kept from Caffe2, on which no torch makes a tensor: an empty
+#: one failed an internal assertion asking to "report a bug to PyTorch" (torch.device('mkldnn') warns)
+NO_TENSORS = ("mkldnn", "opengl", "opencl", "ideep")
+
+
 def as_device(value, who: str) -> torch.device:
     """``torch.device(value)``, or ValueError naming ``who`` (the argument, as the caller wants it
-    said) where ``value`` names no device: torch's own error lists all of its device types (ipu,
-    xla, hpu, ...) and names no argument. Shared by every API that takes a device, so a
-    mistyped one reads alike wherever it was given."""
+    said) where ``value`` names no device, or a type of :data:`NO_TENSORS`: torch's own error
+    lists all of its device types (ipu, xla, hpu, ...) and names no argument. Shared by every API
+    that takes a device, so a mistyped one reads alike wherever it was given."""
+    if str(value).split(":")[0] in NO_TENSORS:  # (before torch.device, which warns of them)
+        raise ValueError(f"{who}={str(value)!r}: torch has no tensors of this type (a device type kept from Caffe2); "
+                         "use 'cpu'")  # fmt: skip
     try:
         return torch.device(value)
     except (RuntimeError, TypeError):  # (torch: "Expected one of cpu, cuda, ... device string: gpu")
