@@ -496,6 +496,22 @@ def test_a_report_or_preview_a_search_of_an_input_folder_would_take_for_an_image
             said.out + said.err, said
 
 
+def test_another_json_of_xvertfast_s_at_the_report_path_is_refused_as_an_input(tmp_path, model_dir, seed,  # noqa: F811
+                                                                                capsys):  # fmt: skip
+    """An earlier report was recognised by its first bytes, '{\\n  "xvertfast": ', with which evaluate's
+    JSON, `info --json` and job.json begin too: such a file at the --report path was left out of the
+    inputs, then overwritten by the report. It is refused as an input the report would overwrite,
+    as before f74e32d; a report an earlier run wrote there is left out as before (the test above)."""
+    src = tmp_path / "in"
+    write_pngs(src, seed, ["a.png"])
+    foreign = src / "scores.png"  # (evaluate's JSON under a name the search takes for an image)
+    foreign.write_text(json.dumps({"xvertfast": "1.0", "settings": {}, "methods": {}}, indent=2))
+    kept = foreign.read_bytes()
+    assert run(model_dir, src, "-o", tmp_path / "out", "--report", foreign) == 2
+    assert f"--report {foreign} is one of the inputs; it would be overwritten" in capsys.readouterr().err
+    assert foreign.read_bytes() == kept and not (tmp_path / "out").exists()
+
+
 def test_a_report_or_preview_no_search_takes_for_an_image_is_written_without_a_warning(tmp_path, model_dir,  # noqa: F811
                                                                                        seed, capsys):  # fmt: skip
     # a name no search takes (run.json), a hidden one and a path in OUT below the input folder

@@ -902,11 +902,13 @@ def _finish_in_flight(readers: cf.ThreadPoolExecutor, writers: cf.ThreadPoolExec
 
 #: how a report :func:`_write_report` wrote begins (json.dump with indent 2, its first key)
 _REPORT_HEAD = b'{\n  "xvertfast": '
+#: the keys of a report that no other JSON file of xvertfast's holds together
+_REPORT_KEYS = {"xvertfast", "settings", "summary", "files"}
 
 
 def _written_by_an_earlier_run(report: str | None, preview: str | None) -> set[str]:
     """The resolved paths of ``report`` and ``preview`` where an earlier run wrote them there (a
-    report's first bytes, a contact sheet's PNG Software text): a rerun of the command that wrote
+    report's first bytes and keys, a contact sheet's PNG Software text): a rerun of the command that wrote
     them among its inputs (``--report in/run.png``, a shell's ``in/*``) leaves them out, not takes
     them for images, nor refuses them as inputs it would overwrite."""
     from xvertfast.infer.preview import is_preview
@@ -917,9 +919,11 @@ def _written_by_an_earlier_run(report: str | None, preview: str | None) -> set[s
     if report and os.path.isfile(report):
         try:
             with open(report, "rb") as f:
-                if f.read(len(_REPORT_HEAD)) == _REPORT_HEAD:
+                # evaluate's JSON, `info --json` and job.json begin so too: a report holds its own keys
+                head = f.read(len(_REPORT_HEAD))
+                if head == _REPORT_HEAD and _REPORT_KEYS <= json.loads(head + f.read()).keys():
                     earlier.add(os.path.realpath(report))
-        except OSError:  # (unreadable: left to the checks, which name it)
+        except (OSError, ValueError):  # (unreadable, not JSON: left to the checks, which name it)
             pass
     return earlier
 
