@@ -17,9 +17,6 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 #: the standard library's contextlib, whose frames lie between a ``@contextmanager`` of
 #: xvertfast's and the ``with`` that entered it
 _CONTEXTLIB = contextlib.contextmanager.__code__.co_filename  # (as its frames name it, were the install moved)
-#: torch's modules whose frames lie between the user's line and xvertfast's without being the user's:
-#: the wrapper of a ``@torch.no_grad()`` method (XVertNet.enhance) and ``nn.Module.__call__`` (model(xp, y))
-_TORCH_CALLERS = ("torch.utils._contextlib", "torch.nn.modules.module")
 
 
 def outside_xvertfast() -> int:
@@ -36,13 +33,27 @@ def outside_xvertfast() -> int:
     _contextlib.py); any other foreign frame between xvertfast's stops it there. The import
     system's frames, between the user's ``import`` and a module of xvertfast that warns as it is
     imported, are skipped uncounted, as ``warnings.warn`` counts ``stacklevel`` without them."""
-    skipped = {_CONTEXTLIB} | {getattr(sys.modules.get(name), "__file__", None) for name in _TORCH_CALLERS}
+    skipped = {_CONTEXTLIB, *_torch_callers()}
     level, frame = 1, sys._getframe(1)
     while frame is not None and (frame.f_code.co_filename.startswith(_PACKAGE_DIR)
                                  or frame.f_code.co_filename in skipped or _importing(frame)):  # fmt: skip
         frame = frame.f_back
         level += frame is None or not _importing(frame)
     return level
+
+
+def _torch_callers() -> tuple[str, ...]:
+    """The files, as torch's frames name them, whose frames lie between the user's line and
+    xvertfast's without being the user's: the wrapper of a ``@torch.no_grad()`` method
+    (XVertNet.enhance) and ``nn.Module.__call__`` (model(xp, y)); none before torch is imported.
+    By their code's names, as contextlib's: a module's ``__file__`` is where it was imported
+    from, its frames' names where it was compiled, which differ in an install moved since."""
+    torch = sys.modules.get("torch")
+    try:
+        return (torch.nn.Module.__call__.__code__.co_filename,
+                torch.utils._contextlib.context_decorator.__code__.co_filename)  # fmt: skip
+    except AttributeError:  # (no torch yet, or one half imported)
+        return ()
 
 
 def _importing(frame) -> bool:

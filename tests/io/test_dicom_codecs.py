@@ -361,6 +361,22 @@ def test_a_cut_lossless_jpeg_is_called_corrupt_not_decoded_with_garbage(tmp_path
         read_image(tmp_path / "l.dcm")
 
 
+@pytest.mark.parametrize("syntax", [JPEG_LOSSLESS_SV1, "1.2.840.10008.1.2.4.51"])
+def test_a_cut_frame_s_refusal_keeps_no_frame_on_the_reader_s_thread(tmp_path, seed, syntax):
+    """The refusal of a frame cut short was kept on the thread with its traceback, whose frames hold
+    the frame's bytes (and the dataset), until the thread read another DICOM: a reader thread of a
+    batch job held them. Kept no more: a copy without a traceback, dropped once raised."""
+    from xvertfast.io import dicom_codecs
+
+    values = random_values(seed, 12, False)
+    codestream = lossless_jpeg(values, 12, 1) if syntax == JPEG_LOSSLESS_SV1 else jpeg_12_bit(values)
+    encapsulated_dicom(tmp_path / "c.dcm", values, syntax, [codestream[: len(codestream) // 2]], bits=12)
+    with pytest.raises(ImageReadError, match="end-of-image marker"):
+        read_image(tmp_path / "c.dcm")
+    kept = getattr(dicom_codecs._ahead, "cut", None)
+    assert kept is None or kept.__traceback__ is None, kept
+
+
 @pytest.mark.parametrize("fill", [b"\x00\x00", b"\xff\xff", b"\xff\xff\xff\x00"])
 def test_a_lossless_jpeg_with_fill_bytes_after_its_end_marker_is_read(tmp_path, seed, fill):
     # the end-of-image check looks near the end, not at the last byte: writers pad after FF D9

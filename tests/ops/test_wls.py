@@ -8,6 +8,7 @@ import glob
 import importlib
 import os
 import re
+import sys
 import types
 
 import numpy as np
@@ -1056,6 +1057,21 @@ def test_the_models_warnings_point_at_the_callers_line(seed, monkeypatch):
     torch's utils/_contextlib.py, the decorator's wrapper, for both. It names this file now."""
     from xvertfast.model import XVertNet, XVertNetStage
 
+    monkeypatch.setattr(importlib.import_module("xvertfast.ops.wls"), "DEFAULT_MAXITER", 1)
+    model = XVertNet([XVertNetStage(4, 2), XVertNetStage(4, 2)]).eval()
+    xp, y = torch.rand(1, 1, 32, 32), torch.rand(1, 1, 32, 32)
+    assert set(_warned_at(lambda: model.enhance(xp, y), "did not reach rtol")) == {__file__}
+    assert set(_warned_at(lambda: model(xp, y), "did not reach rtol")) == {__file__}
+
+
+def test_the_models_warnings_point_at_the_callers_line_where_torch_s_files_were_compiled_elsewhere(seed, monkeypatch):
+    """torch's frames were told by its modules' ``__file__``, where they were imported from; their
+    frames name where they were compiled, which differs in an install moved since (a copied venv,
+    a container layer): the warnings named torch's module.py again. Told by their code's names."""
+    from xvertfast.model import XVertNet, XVertNetStage
+
+    for name in ("torch.nn.modules.module", "torch.utils._contextlib"):  # (as imported from a moved install)
+        monkeypatch.setattr(sys.modules[name], "__file__", "/moved/site-packages/" + name.replace(".", "/") + ".py")
     monkeypatch.setattr(importlib.import_module("xvertfast.ops.wls"), "DEFAULT_MAXITER", 1)
     model = XVertNet([XVertNetStage(4, 2), XVertNetStage(4, 2)]).eval()
     xp, y = torch.rand(1, 1, 32, 32), torch.rand(1, 1, 32, 32)

@@ -194,9 +194,10 @@ def pixel_array(ds, syntax):
     try:
         return ds.pixel_array
     except Exception:
-        if _ahead.cut is not None:  # (a damaged frame: another plugin's words would hide why, Pillow's 'does not support')
+        cut, _ahead.cut = _ahead.cut, None  # (raised, it holds this call's frames: not kept on the thread)
+        if cut is not None:  # (a damaged frame: another plugin's words would hide why, Pillow's 'does not support')
             if last:  # (pydicom's message holds theirs too)
-                raise _ahead.cut from None
+                raise cut from None
             raise
         ds.pixel_array_options(decoding_plugin=PLUGIN if last else "")
         return ds.pixel_array
@@ -248,8 +249,8 @@ def _decode_frame(src: bytes, runner) -> bytes:
                 raise array
         else:
             array = _decode(runner.transfer_syntax, src)
-    except CutFrame as exc:
-        _ahead.cut = exc
+    except CutFrame as exc:  # (a copy: the raised one's traceback holds this call's frames and src)
+        _ahead.cut = CutFrame(*exc.args)
         raise
     photometric = str(runner.photometric_interpretation)
     if photometric in ("YBR_ICT", "YBR_RCT"):  # openjpeg has undone the colour transform
