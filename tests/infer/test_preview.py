@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -49,9 +51,27 @@ def test_unreadable_pairs_are_left_out_and_none_at_all_is_an_error(tmp_path, see
     (tmp_path / "broken.png").write_bytes(b"not a png")
     drawn = write_preview(pairs + [(pairs[0][0], str(tmp_path / "broken.png"))], str(tmp_path / "s.png"))
     assert drawn == [p[0] for p in pairs]
-    with pytest.raises(ValueError, match="none of the images"):
+    with pytest.raises(ValueError, match=r"none of the images could be read back \(.*broken\.png: "):  # the reason
         write_preview([(pairs[0][0], str(tmp_path / "broken.png"))], str(tmp_path / "t.png"))
     assert not (tmp_path / "t.png").exists() and not list(tmp_path.glob(".t.png*"))
+
+
+def test_pairs_and_labels_that_do_not_fit_are_said_before_any_read(tmp_path, seed):
+    # each was "preview: none of the images could be read back": a labels list one short (its
+    # IndexError taken for an unreadable pair), one pair not in a list, and no pair at all
+    pairs = make_pairs(tmp_path, seed, 2)
+    sheet = str(tmp_path / "s.png")
+    with pytest.raises(ValueError, match=r"^preview: 1 labels for 2 pairs: give one a pair$"):
+        write_preview(pairs, sheet, labels=["a"])
+    with pytest.raises(ValueError, match=r"^preview: 3 photometrics for 2 pairs: give one a pair$"):
+        write_preview(pairs, sheet, photometrics=[None] * 3)
+    with pytest.raises(ValueError, match=r"^preview: pairs must be \(input, output\) pairs, got '.*' at 0: one pair "
+                                         r"is \[\(input, output\)\]$"):  # fmt: skip
+        write_preview(pairs[0], sheet)
+    with pytest.raises(ValueError, match=r"^preview: there are no \(input, output\) pairs to draw$"):
+        write_preview([], sheet)
+    assert not os.path.exists(sheet)
+    assert write_preview(iter(pairs), sheet) == [p[0] for p in pairs]  # (any iterable of pairs)
 
 
 def test_enhance_writes_the_preview_of_what_it_wrote(tmp_path, model_dir, seed, capsys):  # noqa: F811

@@ -62,18 +62,31 @@ def write_preview(pairs: list[tuple[str, str]], path: str, count: int = PREVIEW_
 
     if count < 1:
         raise ValueError(f"preview: count must be >= 1, got {count}")
-    cells, drawn = [], []
+    # checked before the reads, whose failures leave a pair out: a labels list one short, or one
+    # (input, output) pair not in a list, was "none of the images could be read back"
+    pairs = list(pairs)
+    if not pairs:
+        raise ValueError("preview: there are no (input, output) pairs to draw")
+    bad = next((k for k, pair in enumerate(pairs) if not (isinstance(pair, (tuple, list)) and len(pair) == 2)), None)
+    if bad is not None:
+        raise ValueError(f"preview: pairs must be (input, output) pairs, got {pairs[bad]!r} at {bad}: one pair is "
+                         "[(input, output)]")  # fmt: skip
+    for name, given in (("labels", labels), ("photometrics", photometrics)):
+        if given is not None and len(given) != len(pairs):
+            raise ValueError(f"preview: {len(given)} {name} for {len(pairs)} pairs: give one a pair")
+    cells, drawn, unread = [], [], None
     for k in _spread(len(pairs), count):
         src, out = pairs[k]
         try:
             label = labels[k] if labels is not None else os.path.basename(src)
             polarity = photometrics[k] if photometrics is not None else None
             cells.append((label, _thumb(src, height, polarity), _thumb(out, height)))
-        except Exception:  # noqa: BLE001 - a preview is a convenience: it leaves a bad pair out
+        except Exception as exc:  # noqa: BLE001 - a preview is a convenience: it leaves a bad pair out
+            unread = unread or exc
             continue
         drawn.append(src)
-    if not cells:
-        raise ValueError("preview: none of the images could be read back")
+    if not cells:  # (the first reason: read_image's names its file)
+        raise ValueError(f"preview: none of the images could be read back ({unread})")
     cell_w = max(a.width + b.width for _, a, b in cells) + 3 * _GAP
     cell_h = height + _LABEL + 2 * _GAP
     cols = min(_PAIRS_PER_ROW, len(cells))
