@@ -4,6 +4,7 @@ them, so they named the thread pool's (concurrent/futures/thread.py) and no file
 from __future__ import annotations
 
 import importlib
+import threading
 import warnings
 
 import numpy as np
@@ -25,7 +26,8 @@ def _inputs(tmp_path, seed, images: int = 2):
     return src
 
 
-def _enhance_files(tmp_path, seed, wls_method: str, action: str = "always", failing: bool = False, **lam_eps):
+def _enhance_files(tmp_path, seed, wls_method: str, action: str = "always", failing: bool = False,
+                   workers: int | None = None, **lam_eps):  # fmt: skip
     """enhance_files on two images with a two-stage model; its summary and the RuntimeWarnings raised
     (under the filter ``action``). ``failing``: each image fails after its preprocessing."""
     model = save_model(XVertNet([XVertNetStage(4, 2), XVertNetStage(4, 2)], **lam_eps), tmp_path / "model",
@@ -42,7 +44,7 @@ def _enhance_files(tmp_path, seed, wls_method: str, action: str = "always", fail
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter(action)
         summary = enhancer.enhance_files([str(_inputs(tmp_path, seed))], str(tmp_path / "out"), progress=False,
-                                         log=lambda line: None)  # fmt: skip
+                                         log=lambda line: None, workers=workers)  # fmt: skip
     return summary, [w for w in caught if issubclass(w.category, RuntimeWarning)]
 
 
@@ -87,3 +89,39 @@ def test_a_solve_that_missed_its_tolerance_on_a_reader_names_the_file(tmp_path, 
     # the tile's place in the network's batch of tiles from several files, and then, naming the file, was a
     # RuntimeWarning neither counted nor reported, which -W error made abort the job
     assert len(summary.warned) == 2 and not caught, [str(w.message)[:60] for w in caught]
+
+
+def test_a_tile_s_warning_is_recorded_once_where_its_batch_is_run_again_one_by_one(tmp_path, seed, monkeypatch):
+    """A batch of tiles that fails is run again image by image (batch._run_network): the misses of
+    the guidance the failed run had kept were added to each file's record beside the rerun's."""
+    from xvertfast._stacklevel import image_names
+    from xvertfast.infer import batch
+
+    monkeypatch.setattr(importlib.import_module("xvertfast.ops.wls"), "DEFAULT_MAXITER", 1)
+    real_read, run_tiles = batch._read_and_prepare, Enhancer.run_tiles
+    second_read, batches_failed = threading.Event(), []
+
+    def read_after_the_other(enhancer, f, *given_and_kept):
+        # img0's read ends after img1's: the job, waiting for img0, finds both read, one batch of both files
+        if f.path.endswith("img0.png"):
+            assert second_read.wait(60)
+            return real_read(enhancer, f, *given_and_kept)
+        try:
+            return real_read(enhancer, f, *given_and_kept)
+        finally:
+            second_read.set()
+
+    def fails_on_two_files(self, xp, y):
+        out = run_tiles(self, xp, y)  # (its guidance warned of each tile)
+        if len({file for file, _ in image_names()}) > 1:
+            batches_failed.append(xp.shape[0])
+            raise RuntimeError("out of memory (as a batch of two files)")
+        return out
+
+    monkeypatch.setattr(batch, "_read_and_prepare", read_after_the_other)
+    monkeypatch.setattr(Enhancer, "run_tiles", fails_on_two_files)
+    summary, caught = _enhance_files(tmp_path, seed, "torch", action="error", workers=2)
+    assert summary.done == 2 and not caught and batches_failed == [4], batches_failed
+    for rec in summary.records:
+        missed = [line for line in rec.warnings if "(the guidance of stage 2) did not reach" in line]
+        assert len(missed) == 2 and len(set(missed)) == 2, rec.warnings

@@ -372,7 +372,8 @@ def _give_kept(kept: list, warnings_of: dict[str, list[str]], said: set) -> None
     those shown, and 10,000 files gave 10,000 copies of one line."""
     for file, message, category in kept:
         if file is not None and file in warnings_of:
-            warnings_of[file].append(f"{file}: {message}")
+            if f"{file}: {message}" not in warnings_of[file]:  # (a batch that failed, run again image by image)
+                warnings_of[file].append(f"{file}: {message}")
         elif (message, category) not in said:
             said.add((message, category))
             warn_user(message, category)
