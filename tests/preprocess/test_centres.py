@@ -186,3 +186,25 @@ def test_a_row_whose_upper_centre_is_not_above_its_lower_one_is_refused_naming_i
     given = centres_of_inputs({"x.png": ((50.0, 32.0), (10.0, 32.0))}, ["x.png"])["x.png"]
     with pytest.raises(ValueError, match=r"^the ROI centres given: the upper ROI centre's row \(50\) must be above"):
         spine_at(np.zeros((64, 64), np.float32), given)
+
+
+def test_rois_that_are_no_csv_path_nor_mapping_are_refused_by_what_they_are():
+    # from Python, rois=3 failed with "'int' object has no attribute 'items'", a value that is no
+    # pair of centres with "cannot unpack non-iterable int object", and '' with "ROI centres file
+    # : No such file or directory", each deep in the job
+    from xvertfast.preprocess.centres import as_roi_centres
+
+    mapping = "a mapping file -> \\(\\(upper_row, upper_col\\), \\(lower_row, lower_col\\)\\)"
+    for rois in (3, [("a.png", (1, 2), (3, 4))]):
+        with pytest.raises(TypeError, match=f"^rois must be the path of a ROI centres CSV or {mapping}, got "):
+            as_roi_centres(rois)
+    for empty in ("", b""):
+        with pytest.raises(ValueError, match=r"^rois is empty: give the path of a ROI centres CSV, or None for the"):
+            as_roi_centres(empty)
+    with pytest.raises(TypeError, match=r"^rois: each key must be an input's path or file name \(a str\), got 3$"):
+        as_roi_centres({3: ((1, 2), (3, 4))})
+    for centres in (5, "300,500", ((1, 2),)):
+        with pytest.raises(ValueError, match=r"^rois: a\.png's centres must be two \(row, column\) pairs, the upper "):
+            as_roi_centres({"a.png": centres})
+    given = {"a.png": ((1, 2), (3, 4))}
+    assert as_roi_centres(given) is given and as_roi_centres(None) is None

@@ -198,10 +198,31 @@ def centres_of_inputs(centres: RoiCentres, paths: list[str], unused: list[str] |
     return given
 
 
+_MAPPING = "a mapping file -> ((upper_row, upper_col), (lower_row, lower_col))"
+
+
 def as_roi_centres(rois):
     """``rois`` as the jobs take it: a CSV's path read (:func:`load_roi_centres`), else as given
-    (centres read already, or a mapping from Python)."""
-    return load_roi_centres(os.fspath(rois)) if isinstance(rois, (str, os.PathLike)) else rois
+    (None, centres read already, or a mapping from Python). TypeError or ValueError where it is
+    none of these, naming what it got: an int was "'int' object has no attribute 'items'", a
+    value that is no pair of centres "cannot unpack non-iterable int object", and '' "ROI
+    centres file : No such file or directory". (Each centre's numbers are checked per image.)"""
+    if rois is None or isinstance(rois, RoiCentres):
+        return rois
+    if isinstance(rois, (str, bytes, os.PathLike)):
+        path = os.fsdecode(rois)
+        if not path:
+            raise ValueError("rois is empty: give the path of a ROI centres CSV, or None for the centres found")
+        return load_roi_centres(path)
+    if not hasattr(rois, "items"):
+        raise TypeError(f"rois must be the path of a ROI centres CSV or {_MAPPING}, got {type(rois).__name__}")
+    for name, centres in rois.items():
+        if not isinstance(name, str):
+            raise TypeError(f"rois: each key must be an input's path or file name (a str), got {name!r}")
+        if isinstance(centres, (str, bytes)) or not hasattr(centres, "__len__") or len(centres) != 2:
+            raise ValueError(f"rois: {name}'s centres must be two (row, column) pairs, the upper one first, "
+                             f"got {centres!r}")  # fmt: skip
+    return rois
 
 
 def spine_at(pixels, given: GivenCentres | None) -> Spine:
