@@ -823,6 +823,19 @@ def test_bad_settings_are_refused_when_the_enhancer_is_made(seed):
             Enhancer(tiny_model(seed), device=device)
 
 
+def test_a_model_on_the_meta_device_is_refused_when_the_enhancer_is_made(seed, tmp_path):
+    # load_model(path, map_location='meta') gives a model of shapes alone; given to the Enhancer it
+    # failed at the first image with torch's "Cannot copy out of meta tensor; no data!"
+    from xvertfast.model import load_model, save_model
+
+    save_model(tiny_model(seed), tmp_path / "m")
+    for model in (load_model(tmp_path / "m", map_location="meta"), tiny_model(seed).to("meta")):
+        with pytest.raises(ValueError, match=r"^model's weights are on the meta device, which holds no data \(load_model"
+                                             r"\(path, map_location='meta'\) gives their shapes alone\): nothing can be "
+                                             r"enhanced with it; load it with map_location='cpu'$"):  # fmt: skip
+            Enhancer(model, device="cpu")
+
+
 def test_big_endian_and_read_only_arrays_are_enhanced(model_dir, recwarn):
     enhancer = Enhancer(str(model_dir), device="cpu", backend="torch")
     image = chest_like(5)

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 import math
 import os
 import pickle
@@ -337,6 +338,12 @@ class Enhancer:
         if isinstance(model, (str, os.PathLike)):
             self.model = load_model(os.fspath(model), map_location="cpu")
         elif isinstance(model, XVertNet):
+            # (a model loaded with map_location='meta' failed at the first image, in torch's words:
+            # "Cannot copy out of meta tensor; no data!")
+            if any(t.is_meta for t in itertools.chain(model.parameters(), model.buffers())):
+                raise ValueError("model's weights are on the meta device, which holds no data (load_model(path, "
+                                 "map_location='meta') gives their shapes alone): nothing can be enhanced with it; "
+                                 "load it with map_location='cpu'")  # fmt: skip
             self.model = copy.deepcopy(model)  # the backends move it to the device and to eval mode
         else:
             raise TypeError(f"model must be a model folder, 'default' or an XVertNet, got {type(model).__name__}")
