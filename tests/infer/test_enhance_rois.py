@@ -207,11 +207,13 @@ def test_the_python_api_takes_the_centres_read_or_a_path(tmp_path, model_dir, se
     rois = tmp_path / "rois.csv"
     rois.write_text(HEAD + "a.png,60,70,180,90\n")
     enhancer = Enhancer(str(model_dir), device="cpu")
-    for k, given in enumerate((str(rois), load_roi_centres(str(rois)))):
+    keyed_by_path = {src / "a.png": ((60, 70), (180, 90))}  # (refused by 0706abd: a key that was no str)
+    for k, given in enumerate((str(rois), load_roi_centres(str(rois)), keyed_by_path)):
         out = tmp_path / f"out{k}"
         summary = enhancer.enhance_files([str(src)], str(out), rois=given, progress=False, log=lambda m: None)
         assert summary.done == 2
-    assert np.array_equal(*(np.asarray(Image.open(tmp_path / o / "a.png")) for o in ("out0", "out1")))
+    outs = [np.asarray(Image.open(tmp_path / o / "a.png")) for o in ("out0", "out1", "out2")]
+    assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
     assert os.path.exists(tmp_path / "out0" / "b.png")
 
 

@@ -201,10 +201,30 @@ def test_rois_that_are_no_csv_path_nor_mapping_are_refused_by_what_they_are():
     for empty in ("", b""):
         with pytest.raises(ValueError, match=r"^rois is empty: give the path of a ROI centres CSV, or None for the"):
             as_roi_centres(empty)
-    with pytest.raises(TypeError, match=r"^rois: each key must be an input's path or file name \(a str\), got 3$"):
+    with pytest.raises(TypeError, match=r"^rois: each key must be an input's path or file name \(a str, bytes or "
+                                        r"os.PathLike\), got 3$"):  # fmt: skip
         as_roi_centres({3: ((1, 2), (3, 4))})
     for centres in (5, "300,500", ((1, 2),)):
         with pytest.raises(ValueError, match=r"^rois: a\.png's centres must be two \(row, column\) pairs, the upper "):
             as_roi_centres({"a.png": centres})
     given = {"a.png": ((1, 2), (3, 4))}
     assert as_roi_centres(given) is given and as_roi_centres(None) is None
+
+
+def test_rois_keyed_by_path_objects_or_bytes_name_their_inputs(tmp_path):
+    """0706abd refused rois={Path('in/a.png'): ...} ('each key must be ... (a str)'), a mapping
+    centres_of_inputs had matched by its os.path.abspath: a Path or bytes key is read as its str path."""
+    from pathlib import Path
+
+    from xvertfast.preprocess.centres import as_roi_centres
+
+    inputs = [str(tmp_path / "in" / "a.png"), str(tmp_path / "in" / "b.png")]
+    centres_a, centres_b = ((300.0, 500.0), (700.0, 500.0)), ((310.0, 480.0), (690.0, 520.0))
+    rois = as_roi_centres({Path(inputs[0]): centres_a, os.fsencode("b.png"): centres_b})
+    given = centres_of_inputs(rois, inputs)
+    assert (given[inputs[0]].upper, given[inputs[0]].lower) == centres_a
+    assert (given[inputs[1]].upper, given[inputs[1]].lower) == centres_b
+    # the same path under two keys would keep one of them without a word
+    twice = rf"^rois: a\.png is given twice, as 'a\.png' and as {re.escape(repr(Path('a.png')))}$"
+    with pytest.raises(ValueError, match=twice):
+        as_roi_centres({"a.png": centres_a, Path("a.png"): centres_b})

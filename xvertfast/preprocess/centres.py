@@ -206,7 +206,8 @@ def as_roi_centres(rois):
     (None, centres read already, or a mapping from Python). TypeError or ValueError where it is
     none of these, naming what it got: an int was "'int' object has no attribute 'items'", a
     value that is no pair of centres "cannot unpack non-iterable int object", and '' "ROI
-    centres file : No such file or directory". (Each centre's numbers are checked per image.)"""
+    centres file : No such file or directory". A mapping's keys may be str, bytes or os.PathLike
+    (read as str paths). (Each centre's numbers are checked per image.)"""
     if rois is None or isinstance(rois, RoiCentres):
         return rois
     if isinstance(rois, (str, bytes, os.PathLike)):
@@ -216,13 +217,20 @@ def as_roi_centres(rois):
         return load_roi_centres(path)
     if not hasattr(rois, "items"):
         raise TypeError(f"rois must be the path of a ROI centres CSV or {_MAPPING}, got {type(rois).__name__}")
-    for name, centres in rois.items():
-        if not isinstance(name, str):
-            raise TypeError(f"rois: each key must be an input's path or file name (a str), got {name!r}")
+    by_name: dict[str, object] = {}
+    for key, centres in rois.items():
+        if not isinstance(key, (str, bytes, os.PathLike)):
+            raise TypeError(f"rois: each key must be an input's path or file name (a str, bytes or os.PathLike), "
+                            f"got {key!r}")  # fmt: skip
+        name = os.fsdecode(os.fspath(key))  # (a Path key was matched before 0706abd: centres_of_inputs takes a str)
         if isinstance(centres, (str, bytes)) or not hasattr(centres, "__len__") or len(centres) != 2:
             raise ValueError(f"rois: {name}'s centres must be two (row, column) pairs, the upper one first, "
                              f"got {centres!r}")  # fmt: skip
-    return rois
+        if name in by_name:  # ('a.png' and Path('a.png'): one would be lost without a word)
+            first = next(k for k in rois if os.fsdecode(os.fspath(k)) == name)
+            raise ValueError(f"rois: {name} is given twice, as {first!r} and as {key!r}")
+        by_name[name] = centres
+    return rois if all(isinstance(key, str) for key in rois) else by_name
 
 
 def spine_at(pixels, given: GivenCentres | None) -> Spine:
