@@ -63,8 +63,8 @@ def test_pairs_and_labels_that_do_not_fit_are_said_before_any_read(tmp_path, see
     sheet = str(tmp_path / "s.png")
     with pytest.raises(ValueError, match=r"^preview: 1 labels for 2 pairs: give one a pair$"):
         write_preview(pairs, sheet, labels=["a"])
-    with pytest.raises(ValueError, match=r"^preview: 3 photometrics for 2 pairs: give one a pair$"):
-        write_preview(pairs, sheet, photometrics=[None] * 3)
+    with pytest.raises(ValueError, match=r"^preview: 1 photometrics for 2 pairs: give one a pair$"):
+        write_preview(pairs, sheet, photometrics=[None])
     with pytest.raises(ValueError, match=r"^preview: pairs must be \(input, output\) pairs, got '.*' at 0: one pair "
                                          r"is \[\(input, output\)\]$"):  # fmt: skip
         write_preview(pairs[0], sheet)
@@ -124,3 +124,20 @@ def test_an_input_listed_as_monochrome1_is_drawn_bone_bright(tmp_path, model_dir
     top = _GAP + _LABEL
     drawn = np.asarray(Image.open(sheet), dtype=int)[top : top + 320, _GAP : _GAP + as_stored.shape[1]]
     assert np.abs(drawn - (255 - as_stored)).max() <= 2  # the negative, up to two roundings to 8 bits
+
+
+def test_longer_labels_and_pairs_in_a_numpy_array_are_drawn(tmp_path, seed):
+    # 1a15020 refused both, which the old code drew: it took labels[k] and photometrics[k] of a
+    # longer list, and unpacked any row of two, as df[["in", "out"]].values gives
+    pairs = make_pairs(tmp_path, seed, 2)
+    inputs = [p[0] for p in pairs]
+    labelled, sheet = str(tmp_path / "labelled.png"), str(tmp_path / "s.png")
+    assert write_preview(pairs, labelled, labels=["a", "b", "c"], photometrics=[None] * 3) == inputs
+    assert write_preview(pairs, sheet, labels=["a", "b"]) == inputs
+    assert np.array_equal(np.asarray(Image.open(labelled)), np.asarray(Image.open(sheet)))  # ("c" unused)
+    os.remove(sheet)
+    assert write_preview(np.array(pairs), sheet) == inputs
+    assert write_preview(np.array(pairs, dtype=object), sheet) == inputs
+    for two_characters in ("ab", b"ab"):  # a path is no pair, however long its name
+        with pytest.raises(ValueError, match=r"^preview: pairs must be \(input, output\) pairs, got "):
+            write_preview([two_characters], sheet)

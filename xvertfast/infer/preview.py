@@ -45,6 +45,12 @@ def _thumb(path: str, height: int, photometric: str | None = None):
     return img.resize((width, height), Image.Resampling.BILINEAR)
 
 
+def _is_pair(pair) -> bool:
+    """Whether ``pair`` is one (input, output): a tuple, a list, or a row of a NumPy array (as
+    ``df[["in", "out"]].values`` gives), but no path, whose characters would be taken for a pair."""
+    return not isinstance(pair, (str, bytes, os.PathLike)) and hasattr(pair, "__len__") and len(pair) == 2
+
+
 def write_preview(pairs: list[tuple[str, str]], path: str, count: int = PREVIEW_COUNT,
                   height: int = THUMB_HEIGHT, labels: list[str] | None = None,
                   photometrics: list[str | None] | None = None) -> list[str]:  # fmt: skip
@@ -67,12 +73,12 @@ def write_preview(pairs: list[tuple[str, str]], path: str, count: int = PREVIEW_
     pairs = list(pairs)
     if not pairs:
         raise ValueError("preview: there are no (input, output) pairs to draw")
-    bad = next((k for k, pair in enumerate(pairs) if not (isinstance(pair, (tuple, list)) and len(pair) == 2)), None)
+    bad = next((k for k, pair in enumerate(pairs) if not _is_pair(pair)), None)
     if bad is not None:
         raise ValueError(f"preview: pairs must be (input, output) pairs, got {pairs[bad]!r} at {bad}: one pair is "
                          "[(input, output)]")  # fmt: skip
-    for name, given in (("labels", labels), ("photometrics", photometrics)):
-        if given is not None and len(given) != len(pairs):
+    for name, given in (("labels", labels), ("photometrics", photometrics)):  # (a longer list was taken before 1a15020)
+        if given is not None and len(given) < len(pairs):
             raise ValueError(f"preview: {len(given)} {name} for {len(pairs)} pairs: give one a pair")
     cells, drawn, unread = [], [], None
     for k in _spread(len(pairs), count):
