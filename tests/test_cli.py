@@ -352,6 +352,33 @@ def test_sighup_stops_a_command_as_sigterm_does_and_nohup_still_keeps_it_going(h
     assert (done.returncode, done.stderr) == (code, said), done.stderr
 
 
+HUNG_UP_INTO_TEE = """
+import os, signal, sys
+from xvertfast import cli
+def stopped_then_summarised(args):
+    try:
+        os.kill(os.getpid(), signal.SIGHUP)  # delivered to this (the main) thread before kill returns
+    except KeyboardInterrupt:  # a batch job stops so, then writes its summary into the pipe
+        while True:
+            print("summary", flush=True)
+cli._cmd_info = stopped_then_summarised
+sys.exit(cli.main(["info"]))
+"""
+
+
+def test_a_command_hung_up_whose_pipe_reader_died_too_exits_129():
+    """`xvertfast enhance ... | tee log` with the terminal closed: tee dies of the same SIGHUP, the
+    job's summary then finds no reader (BrokenPipeError), and the job exited 1, not 129."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", HUNG_UP_INTO_TEE], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # tee, gone with the terminal
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 129, err
+    assert "Traceback" not in err, err
+
+
 def _wrapped_interrupt(*args, **kwargs):
     """What Python 3.11 raises where a Ctrl-C lands in an import's class creation (torch's, mid-job)."""
     try:

@@ -1494,8 +1494,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\ninterrupted{then_line(exc)}", file=sys.stderr)
             code = 130
         except BrokenPipeError:  # stdout's reader stopped early (`xvertfast info | head`): no traceback
-            _silence_stdout()
-            return 1
+            _silence_stdout()  # (`enhance ... | tee log` hung up: tee died of the signal that stopped the job)
+            return 128 + terminated[0] if terminated[0] else 1
         except Exception as exc:  # one a Ctrl-C or SIGTERM caused (came_of_an_interrupt) is an interruption too
             from xvertfast._interrupts import came_of_an_interrupt, then_line
 
