@@ -138,8 +138,9 @@ _IMAGE_NAMES = contextvars.ContextVar("xvertfast_image_names", default=None)
 def naming_images(names):
     """Within the block, image ``k`` of a batch solved (a network's batch of tiles) is ``names[k]``,
     a (file, name) pair ("tile 2 of 3" of that file), in warnings about it (:func:`image_name`):
-    "image 3", its position in a batch of tiles from several files, told a batch job's user nothing."""
-    token = _IMAGE_NAMES.set(list(names))
+    "image 3", its position in a batch of tiles from several files, told a batch job's user nothing.
+    None names none (a solve outside a batch job)."""
+    token = _IMAGE_NAMES.set(None if names is None else list(names))
     try:
         yield
     finally:

@@ -17,6 +17,7 @@ import os
 
 import numpy as np
 
+from xvertfast._paths import PATH_TYPES
 from xvertfast.eval._brisque import WINDOW as BRISQUE_WINDOW
 from xvertfast.eval._brisque import brisque_core
 from xvertfast.eval._lpc import lpc_si_core
@@ -56,7 +57,7 @@ TENENGRAD_VARIANTS = ("mean_squared", "mean_magnitude")
 
 def _what_it_is(value) -> str:
     """What a value that is no array is, for a refusal: a path or a Radiograph says how to get its pixels."""
-    if isinstance(value, (str, bytes, os.PathLike)):
+    if isinstance(value, PATH_TYPES):
         return f"the path {os.fsdecode(value)!r}: read it with xvertfast.io.read_image(path).pixels"
     if hasattr(value, "pixels"):
         return f"a {type(value).__name__}: give its .pixels"

@@ -464,18 +464,18 @@ def _run_network(enhancer, batch: list) -> list:
     import torch
 
     # a warning about a tile (its guidance's solve missed rtol) is its file's, not its place in the batch's
-    names = {id(b): [(b[0].path, f"tile {j + 1} of {b[4].xp.shape[0]}") for j in range(b[4].xp.shape[0])]
-             for b in batch}  # fmt: skip
+    names = [[(b[0].path, f"tile {j + 1} of {b[4].xp.shape[0]}") for j in range(b[4].xp.shape[0])]
+             for b in batch]  # fmt: skip
     try:
-        with naming_images(name for b in batch for name in names[id(b)]):
+        with naming_images(name for own in names for name in own):
             outs = enhancer.run_tiles(torch.cat([b[4].xp for b in batch]), torch.cat([b[4].y for b in batch]))
     except FILE_ERRORS as exc:  # reported per image by the caller
         if len(batch) == 1 or _device_lost(enhancer, exc):
             return [exc] * len(batch)
         results = []
-        for b in batch:
+        for b, own in zip(batch, names):
             try:
-                with naming_images(names[id(b)]):
+                with naming_images(own):
                     results.append(enhancer.run_tiles(b[4].xp, b[4].y))
             except FILE_ERRORS as one:
                 results.append(one)

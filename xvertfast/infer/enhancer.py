@@ -48,7 +48,6 @@ Brightness (an option of both modes, not of the papers):
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import itertools
 import math
@@ -72,7 +71,6 @@ from xvertfast.io.errors import ImageReadError
 from xvertfast.io.radiograph import Radiograph
 from xvertfast.io.read import content_problem
 from xvertfast.model import XVertNet, load_model, model_tile
-from xvertfast.model.persistence import as_device
 from xvertfast.ops._inputs import real_from_numpy
 from xvertfast.ops.wls import METHODS as WLS_METHODS
 from xvertfast.preprocess import find_spine, preprocess
@@ -322,8 +320,6 @@ class Enhancer:
         batch_size = whole_number(batch_size, "batch_size", "Enhancer", low=1, meaning="tiles per network call")
         if wls_method not in WLS_METHODS:  # (else refused by the first image's preprocessing only)
             raise ValueError(f"wls_method must be one of {', '.join(WLS_METHODS)}, got {wls_method!r}")
-        if not (isinstance(device, str) and device == "auto"):  # (torch's own words list ipu, xla, hpu, ...)
-            as_device(device, "device")
         # meta (no data: the first image failed on it) and devices this torch cannot use are refused there,
         # as train refuses them; another device torch can use (a plug-in's hpu, npu) is taken
         self.device = resolve_device(device)
@@ -514,7 +510,7 @@ class Enhancer:
             # a batch job's names of the tiles, for the guidance's warnings (a pad repeats the last tile)
             given = image_names()
             names = None if given is None else given[k:end] + given[end - 1 : end] * (out.shape[0] - n)
-            with naming_images(names) if names else contextlib.nullcontext():
+            with naming_images(names or None):
                 for s in range(self.backend.stages):
                     if s > 0:
                         with solving(f"the guidance of stage {s + 1}"):

@@ -14,6 +14,7 @@ import math
 import os
 from typing import NamedTuple
 
+from xvertfast._paths import PATH_TYPES
 from xvertfast.preprocess.spine import Spine, centres_order_problem, find_spine
 
 __all__ = ["RoiCentres", "GivenCentres", "RoiRowError", "load_roi_centres", "as_roi_centres", "centres_of_inputs",
@@ -210,7 +211,7 @@ def as_roi_centres(rois):
     (read as str paths). (Each centre's numbers are checked per image.)"""
     if rois is None or isinstance(rois, RoiCentres):
         return rois
-    if isinstance(rois, (str, bytes, os.PathLike)):
+    if isinstance(rois, PATH_TYPES):
         path = os.fsdecode(rois)
         if not path:
             raise ValueError("rois is empty: give the path of a ROI centres CSV, or None for the centres found")
@@ -219,7 +220,7 @@ def as_roi_centres(rois):
         raise TypeError(f"rois must be the path of a ROI centres CSV or {_MAPPING}, got {type(rois).__name__}")
     by_name: dict[str, object] = {}
     for key, centres in rois.items():
-        if not isinstance(key, (str, bytes, os.PathLike)):
+        if not isinstance(key, PATH_TYPES):
             raise TypeError(f"rois: each key must be an input's path or file name (a str, bytes or os.PathLike), "
                             f"got {key!r}")  # fmt: skip
         name = os.fsdecode(os.fspath(key))  # (a Path key was matched before 0706abd: centres_of_inputs takes a str)
