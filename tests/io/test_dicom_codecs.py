@@ -163,7 +163,7 @@ def test_a_codestream_larger_than_its_header_is_not_decoded_ahead(tmp_path, seed
     jpeg2000_dicom(tmp_path / "j.dcm", values, bits=12)
     ds = pydicom.dcmread(tmp_path / "j.dcm")
     frame = next(generate_frames(ds.PixelData, number_of_frames=1))
-    assert dicom_codecs.codestream_shape(frame) == (128, 96)
+    assert dicom_codecs.jpeg2000_siz(frame) == (12, 128, 96)
     ds.Rows, ds.Columns = 64, 48
     ds.save_as(tmp_path / "j.dcm")
     decode, locked = dicom_codecs._decoder(J2K_LOSSLESS), []

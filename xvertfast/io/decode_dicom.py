@@ -12,6 +12,7 @@ import os
 import re
 import warnings
 import zlib
+from typing import NamedTuple
 
 import numpy as np
 
@@ -28,9 +29,10 @@ def read_dicom(path: str, max_pixels: int, notes: list[str]):
     frame is decoded between them, where other readers can run meanwhile (:mod:`~xvertfast.io.dicom_codecs`)."""
     try:
         with WarningsNamingTheFile(path, stacklevel=4):  # (the caller of read_image)
-            ds, syntax = _parse_dicom(path, max_pixels, notes)
-        with dicom_codecs.decoded_ahead(ds, syntax), WarningsNamingTheFile(path, stacklevel=4):
-            return _dicom_pixels(ds, syntax, path, notes)
+            ds, syntax, codestream = _parse_dicom(path, max_pixels, notes)
+        source = codestream.source if codestream is not None else None
+        with dicom_codecs.decoded_ahead(ds, syntax, source), WarningsNamingTheFile(path, stacklevel=4):
+            return _dicom_pixels(ds, syntax, codestream, path, notes)
     except NotImplementedError as exc:  # pydicom converting an element when first asked for it
         if "Unknown Value Representation" not in str(exc):
             raise
@@ -42,9 +44,10 @@ _DICOMDIR = "1.2.840.10008.1.3.10"
 
 
 def _parse_dicom(path: str, max_pixels: int, notes: list[str]):
-    """The data set of a single-frame DICOM image within max_pixels, and its transfer syntax. A
-    file whose 128-byte preamble was cut off (it starts with DICM) is read with one put back in
-    memory: pydicom reads what follows DICM only after a preamble."""
+    """The data set of a single-frame DICOM image within max_pixels, its transfer syntax, and its
+    frame's codestream (:func:`_codestream_of`). A file whose 128-byte preamble was cut off (it
+    starts with DICM) is read with one put back in memory: pydicom reads what follows DICM only
+    after a preamble."""
     try:
         import pydicom
     except ImportError:
@@ -95,8 +98,9 @@ def _parse_dicom(path: str, max_pixels: int, notes: list[str]):
         if syntax is not None:
             ds.file_meta = meta if meta is not None else pydicom.dataset.FileMetaDataset()
             ds.file_meta.TransferSyntaxUID = syntax
-    _check_codestream_size(ds, syntax, rows, cols, path)
-    return ds, syntax
+    codestream = _codestream_of(ds, syntax)
+    _check_codestream_size(codestream, rows, cols, path)
+    return ds, syntax, codestream
 
 
 #: Deflated Explicit VR Little Endian: the whole data set after the file meta deflated (PS3.5 A.5).
@@ -163,28 +167,52 @@ def _declared_size(start: bytes, path: str, max_pixels: int):
     return -(-rows * cols * frames * samples * bits // 8), said
 
 
-def _check_codestream_size(ds, syntax, rows: int, cols: int, path: str) -> None:
+class _Codestream(NamedTuple):
+    """The single frame of an encapsulated DICOM (not RLE, whose segments are planes) as taken out
+    of its pixel data, and its codestream's header, parsed once for the reader's checks, the
+    plugin's decoding ahead and the depth it is read at. ``kind``: "JPEG 2000", "JPEG-LS", "JPEG",
+    or None for another syntax (MPEG and the like: checked for no size); ``precision`` (its first
+    component's), ``rows`` and ``cols``: None where the header lacks them."""
+
+    source: bytes
+    kind: str | None
+    precision: int | None
+    rows: int | None
+    cols: int | None
+
+
+def _codestream_of(ds, syntax) -> _Codestream | None:
+    """The frame of an encapsulated data set whose codestream orders its own components, its
+    header parsed (the JPEG 2000 SIZ segment, or JPEG's and JPEG-LS' frame header); None for
+    other syntaxes, or where no frame is found (left for decoding to report)."""
+    from pydicom import uid
+
+    if not _interleaved_by_codec(syntax):
+        return None
+    try:
+        from pydicom.encaps import generate_frames
+
+        source = next(generate_frames(ds.PixelData, number_of_frames=1))
+    except Exception:
+        return None
+    if syntax in uid.JPEG2000TransferSyntaxes:  # (HTJ2K too)
+        siz = dicom_codecs.jpeg2000_siz(source)
+        return _Codestream(source, "JPEG 2000", *(siz or (None, None, None)))
+    kind = ("JPEG-LS" if syntax in uid.JPEGLSTransferSyntaxes else
+            "JPEG" if syntax in uid.JPEGTransferSyntaxes else None)  # fmt: skip
+    header = jpeg_frame(io.BytesIO(source))
+    return _Codestream(source, kind, *(header[1:] if header else (None, None, None)))
+
+
+def _check_codestream_size(codestream: _Codestream | None, rows: int, cols: int, path: str) -> None:
     """Refuses a JPEG, JPEG-LS or JPEG 2000 frame whose codestream declares another size than
     Rows x Columns (PS3.5 8.2: they shall match), before any decoder sees it: max_pixels was
     checked on the header, and a decoder allocates what the codestream says (a damaged or
     crafted one: gigabytes), where pydicom then fails to fit what it decoded in the frame."""
-    from pydicom import uid
-
-    if syntax in uid.JPEG2000TransferSyntaxes:  # (HTJ2K too)
-        name, declared = "JPEG 2000", dicom_codecs.codestream_shape
-    elif syntax in uid.JPEGTransferSyntaxes or syntax in uid.JPEGLSTransferSyntaxes:
-        name = "JPEG-LS" if syntax in uid.JPEGLSTransferSyntaxes else "JPEG"
-        declared = lambda frame: (jpeg_frame(io.BytesIO(frame)) or (None,) * 4)[2:]  # noqa: E731
-    else:
+    if codestream is None or codestream.kind is None:
         return
-    try:
-        from pydicom.encaps import generate_frames
-
-        frame = next(generate_frames(ds.PixelData, number_of_frames=1))
-        shape = declared(frame) or (None, None)
-    except Exception:  # no frame to be found: left for decoding to report
-        return
-    if name == "JPEG 2000" and (at := _empty_jp2_box(frame)) is not None:
+    name, shape = codestream.kind, (codestream.rows, codestream.cols)
+    if name == "JPEG 2000" and (at := _empty_jp2_box(codestream.source)) is not None:
         raise ImageReadError(path, f"its JPEG 2000 frame's JP2 header has a box of length 0 at byte {at}, before its "
                              "codestream: corrupt")  # fmt: skip
     if None in shape or 0 in shape or shape == (rows, cols):  # (a JPEG of 0 rows gives them in a DNL segment)
@@ -208,7 +236,7 @@ def _empty_jp2_box(frame: bytes) -> int | None:
     return None
 
 
-def _dicom_pixels(ds, syntax, path: str, notes: list[str]):
+def _dicom_pixels(ds, syntax, codestream: _Codestream | None, path: str, notes: list[str]):
     """The stored values of a parsed DICOM image after its modality LUT, photometric and padding."""
     from pydicom.pixels import apply_modality_lut
 
@@ -231,7 +259,7 @@ def _dicom_pixels(ds, syntax, path: str, notes: list[str]):
         # pydicom refuses to decode without it; one sample per pixel is grey
         ds.PhotometricInterpretation = "MONOCHROME2"
         notes.append(f"{path}: no PhotometricInterpretation; read as MONOCHROME2 (bright = high)")
-    deeper = _deeper_codestream(ds, syntax, samples, path)
+    deeper = _deeper_codestream(ds, codestream, samples, path)
     try:
         arr = dicom_codecs.pixel_array(ds, syntax) if deeper is None else _decoded_at(ds, syntax, deeper)
     except Exception as exc:
@@ -262,8 +290,9 @@ def _dicom_pixels(ds, syntax, path: str, notes: list[str]):
     if arr.ndim != 2:
         raise ImageReadError(path, f"expected a single-frame grayscale image, decoded shape {arr.shape}")
     signed = _dicom_int(ds, "PixelRepresentation", 0, path) == 1 and arr.dtype.kind == "i"
-    if deeper is not None and arr.size and _needs_deeper(syntax, int(arr.max()), bits):  # (unsigned)
-        bits = _read_deeper(ds, syntax, arr, bits, deeper, path, notes)
+    top = int(arr.max()) if deeper is not None and arr.size else None
+    if top is not None and _needs_deeper(syntax, top, bits):  # (unsigned)
+        bits = _read_deeper(ds, codestream.kind, top, bits, deeper, path, notes)
     elif indices is None and samples == 1:  # (grey levels: not a palette's indices, nor colours)
         arr = _below_high_bit(ds, syntax, arr, bits, signed, path, notes)
     lut = ", ".join(f"{k} {ds.get(k)!r}" for k in ("RescaleSlope", "RescaleIntercept") if k in ds)
@@ -386,35 +415,22 @@ def _codestream_values(arr: np.ndarray, stated: str, bits: int, signed: bool, sy
     return arr
 
 
-def _deeper_codestream(ds, syntax, samples: int, path: str) -> int | None:
+def _deeper_codestream(ds, codestream: _Codestream | None, samples: int, path: str) -> int | None:
     """The sample precision of an unsigned grey JPEG, JPEG-LS or JPEG 2000 frame's codestream
     where it is deeper than BitsStored (and fits BitsAllocated), else None. pydicom keeps only the
     low BitsStored bits of a JPEG or lossless JPEG frame it decodes (a 14-bit codestream under
     BitsStored 12: another image, silently); JPEG-LS and JPEG 2000 values it leaves as decoded.
     Signed frames are left as they were: their sign is corrected at BitsStored, and a 12-bit
-    signed image written at a precision of 16 (as imagecodecs writes JPEG-LS) is common."""
-    from pydicom import uid
-
+    signed image written at a precision of 16 (as imagecodecs writes JPEG-LS) is common. Decided
+    from the header and ``codestream``'s (:func:`_codestream_of`), before anything is decoded."""
     grey = samples == 1 and str(ds.get("PhotometricInterpretation", "")).strip() in ("MONOCHROME1", "MONOCHROME2")
-    if not grey or _dicom_int(ds, "PixelRepresentation", 0, path) != 0 or not _interleaved_by_codec(syntax):
-        return None  # (a palette's indices are no grey levels)
-    try:
-        from pydicom.encaps import generate_frames
-
-        frame = next(generate_frames(ds.PixelData, number_of_frames=1))
-    except Exception:  # no frame to be found: left for decoding to report
-        return None
-    if syntax in uid.JPEG2000TransferSyntaxes:
-        at = frame.find(b"\xff\x4f\xff\x51")  # SIZ: its first component's Ssiz, 42 bytes on
-        precision = (frame[at + 42] & 0x7F) + 1 if 0 <= at and len(frame) > at + 42 else None
-    else:
-        header = jpeg_frame(io.BytesIO(frame))
-        precision = header[1] if header else None
+    if not grey or _dicom_int(ds, "PixelRepresentation", 0, path) != 0 or codestream is None:
+        return None  # (a palette's indices are no grey levels; no frame to be found: left for decoding to report)
     if "BitsStored" not in ds:  # (refused by pydicom's header check, as it was: no depth to compare with)
         return None
     bits = _dicom_int(ds, "BitsStored", 0, path)
-    fits = bits < (precision or 0) <= _dicom_int(ds, "BitsAllocated", 0, path)
-    return precision if fits else None
+    fits = bits < (codestream.precision or 0) <= _dicom_int(ds, "BitsAllocated", 0, path)
+    return codestream.precision if fits else None
 
 
 def _decoded_at(ds, syntax, precision: int) -> np.ndarray:
@@ -447,19 +463,16 @@ def _needs_deeper(syntax, top: int, bits: int) -> bool:
     return top >> bits > 0 if syntax in lossless else top >= 2 << bits
 
 
-def _read_deeper(ds, syntax, arr: np.ndarray, bits: int, precision: int, path: str, notes: list[str]) -> int:
-    """The depth an unsigned JPEG-family frame is read at where its values reach past BitsStored:
-    its codestream's precision, the depth the file records for them, with a note. Scaled by
-    BitsStored, the stored scale (:func:`~xvertfast.io.read.full_range`) put 3/4 of a 14-bit image
-    under BitsStored 12 past white, and a MONOCHROME1 one was flipped within 0..4095."""
-    from pydicom import uid
-
-    kind = ("JPEG 2000" if syntax in uid.JPEG2000TransferSyntaxes else
-            "JPEG-LS" if syntax in uid.JPEGLSTransferSyntaxes else "JPEG")  # fmt: skip
+def _read_deeper(ds, kind: str | None, top: int, bits: int, precision: int, path: str, notes: list[str]) -> int:
+    """The depth an unsigned JPEG-family frame (its codestream a ``kind``), whose values reach
+    ``top``, past BitsStored, is read at: its codestream's precision, the depth the file records
+    for them, with a note. Scaled by BitsStored, the stored scale
+    (:func:`~xvertfast.io.read.full_range`) put 3/4 of a 14-bit image under BitsStored 12 past
+    white, and a MONOCHROME1 one was flipped within 0..4095."""
     high = _dicom_int(ds, "HighBit", bits - 1, path)
     placed = (f" (HighBit {high} places nothing in a codestream)" if high != bits - 1 else "")
-    notes.append(f"{path}: its {kind} codestream holds {precision}-bit samples, deeper than BitsStored {bits}"
-                 f"{placed}, and its values reach {int(arr.max())}, past the {(1 << bits) - 1} BitsStored holds: "
+    notes.append(f"{path}: its {kind or 'JPEG'} codestream holds {precision}-bit samples, deeper than BitsStored "
+                 f"{bits}{placed}, and its values reach {top}, past the {(1 << bits) - 1} BitsStored holds: "
                  f"read as decoded, at {precision} bits (check the header)")  # fmt: skip
     return precision
 
@@ -512,10 +525,12 @@ _HEADER_REFUSED = re.compile(r"Missing required element: \(0028,|A \(0028,[0-9A-
 
 def _interleaved_by_codec(syntax) -> bool:
     """Whether a transfer syntax's codestream orders the colour components itself (every
-    encapsulated one but RLE, whose segments are planes)."""
+    encapsulated one but RLE, whose segments are planes); not a private one, which pydicom cannot
+    tell encapsulated (its is_encapsulated raises)."""
     from pydicom.uid import RLELossless
 
-    return bool(getattr(syntax, "is_encapsulated", False)) and syntax != RLELossless
+    known = getattr(syntax, "is_transfer_syntax", False)
+    return bool(known and syntax.is_encapsulated) and syntax != RLELossless
 
 
 def _palette_luminance(ds, indices: np.ndarray, path: str, notes: list[str]) -> np.ndarray:

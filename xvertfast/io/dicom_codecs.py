@@ -30,7 +30,7 @@ import numpy as np
 
 from xvertfast.io.decode_common import imagecodecs_decoder, imagecodecs_wanted, importable
 
-__all__ = ["PLUGIN", "available_for", "codestream_shape", "decoded_ahead", "is_available", "missing_decoders",
+__all__ = ["PLUGIN", "available_for", "decoded_ahead", "is_available", "jpeg2000_siz", "missing_decoders",
            "pixel_array"]
 
 #: The plugin's name in pydicom's decoders.
@@ -133,26 +133,20 @@ def missing_decoders(syntax) -> list[str]:
 
 
 @contextlib.contextmanager
-def decoded_ahead(ds, syntax) -> Iterator[None]:
-    """Decodes the single frame of ``ds`` now, where this plugin would decode it, and keeps it
-    for the plugin until the block ends. Anything wrong (a multi-frame or corrupt file) is left
-    for pydicom's decoding in the block to report. The reader has refused a codestream that
-    declares another size than Rows x Columns (on which max_pixels was checked) before this."""
+def decoded_ahead(ds, syntax, source: bytes | None) -> Iterator[None]:
+    """Decodes ``source``, the single frame of ``ds`` (as the reader took it out of the pixel data
+    once; None where none could be), now, where this plugin would decode it, and keeps it for the
+    plugin until the block ends. Anything wrong (a multi-frame or corrupt file) is left for
+    pydicom's decoding in the block to report. The reader has refused a codestream that declares
+    another size than Rows x Columns (on which max_pixels was checked) before this."""
     frame = None
     codec = _CODECS.get(syntax)
-    if available_for(syntax) and (codec not in _GREY_ONLY or _one_sample(ds)) and \
+    if source is not None and available_for(syntax) and (codec not in _GREY_ONLY or _one_sample(ds)) and \
             (codec not in _LAST_RESORT or not _pydicom_decodes(ds, syntax)):  # fmt: skip
         try:
-            from pydicom.encaps import generate_frames
-
-            source = next(generate_frames(ds.PixelData, number_of_frames=1))
-        except Exception:
-            source = None
-        if source is not None:
-            try:
-                frame = (source, _decode(syntax, source))
-            except Exception as exc:  # kept for the plugin to raise
-                frame = (source, exc.with_traceback(None))
+            frame = (source, _decode(syntax, source))
+        except Exception as exc:  # kept for the plugin to raise
+            frame = (source, exc.with_traceback(None))
     _ahead.frame = frame
     try:
         yield
@@ -203,14 +197,17 @@ def pixel_array(ds, syntax):
         return ds.pixel_array
 
 
-def codestream_shape(source: bytes) -> tuple[int, int] | None:
-    """The rows and columns a JPEG 2000 codestream declares (its SIZ segment, right after the
-    SOC marker; also inside a JP2 file), or None where it has none."""
+def jpeg2000_siz(source: bytes) -> tuple[int | None, int, int] | None:
+    """The first component's sample precision (None where the segment is cut before it), rows and
+    columns a JPEG 2000 codestream declares in its SIZ segment (right after the SOC marker; also
+    inside a JP2 file), or None where it has none: the one parse of it, as
+    :func:`~xvertfast.io.decode_common.jpeg_frame` is JPEG's and JPEG-LS'."""
     at = source.find(b"\xff\x4f\xff\x51")
     if at < 0 or len(source) < at + 24:
         return None
     width, height, left, top = struct.unpack(">4I", source[at + 8 : at + 24])
-    return height - top, width - left
+    precision = (source[at + 42] & 0x7F) + 1 if len(source) > at + 42 else None  # its first Ssiz
+    return precision, height - top, width - left
 
 
 class CutFrame(ValueError):
