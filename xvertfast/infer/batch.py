@@ -55,8 +55,8 @@ from xvertfast.io.files import (InputFile, InputLists, NothingFound, collision_r
 from xvertfast.io.read import sniff_format
 from xvertfast.io.job_folder import JOB_FILE, JobFolder, dry_run_line, recorded_input, run_line
 from xvertfast.io.shards import Shard
-from xvertfast.io.write import (FORMAT_EXTENSIONS, NAME_MAX, WRITE_FORMATS, atomic_write, name_too_long,
-                                nearest_existing, outputs_lost, remove_stale_parts)
+from xvertfast.io.write import (FORMAT_EXTENSIONS, WRITE_FORMATS, atomic_write, nearest_existing, output_name_refusal,
+                                outputs_lost, remove_stale_parts)
 from xvertfast.model.persistence import fingerprint
 from xvertfast.preprocess import image_warnings
 from xvertfast.preprocess.centres import GivenCentres, RoiCentres, as_roi_centres, centres_of_inputs, spine_at
@@ -286,12 +286,8 @@ def _plan(files, out_dir: str, fmt: str, mine: list[bool] | None = None) -> tupl
             error = str(exc)
         else:
             error = None
-            # refused before it is read, as the write would fail; not where the input's own name is as long:
-            # its file system (exFAT, SMB: 255 UTF-16 units) holds such names, and the output's may too
-            if (size := name_too_long(out)) is not None and name_too_long(f.path) is None:
-                how = "added to" if not image_extension(f.rel) else "in place of the extension of"
-                error = (f"{f.path}: its output's name would be {size} bytes long ({suffix} {how} the input's name), "
-                         f"more than the {NAME_MAX} a file name may have; give the input a shorter name")  # fmt: skip
+            if (too_long := output_name_refusal(f.path, f.rel, {out: suffix})) is not None:  # before it is read
+                error = f"{f.path}: {too_long}"
             elif out in taken:
                 error = (f"{f.path}: its output {out} is also the output of {taken[out]} "
                          f"({collision_remedy(f.path, taken[out])})")  # fmt: skip

@@ -23,10 +23,11 @@ import numpy as np
 from xvertfast._version import __version__
 from xvertfast.io.decode_common import PNG_DEPTH_KEYWORD
 from xvertfast.io.errors import ImageWriteError, WarningsNamingTheFile
+from xvertfast.io.files import image_extension
 from xvertfast.io.radiograph import Radiograph
 
 __all__ = ["write_image", "WRITE_FORMATS", "FORMAT_EXTENSIONS", "EXTENSION_FORMATS", "format_from_path", "atomic_write", "nearest_existing",
-           "remove_stale_parts", "disk_full", "outputs_lost", "name_too_long", "derived_series_uid"]
+           "remove_stale_parts", "disk_full", "outputs_lost", "name_too_long", "output_name_refusal", "derived_series_uid"]
 
 #: png16: 16-bit PNG at the source's bit depth (0..2^bits - 1, which a text chunk records); png8;
 #: tiff: float32 in [0, 1]; dicom: a derived DICOM image at the source's bit depth.
@@ -108,6 +109,24 @@ def name_too_long(path: str) -> int | None:
     where a name is not ASCII, and an input's longer name shows that its file system holds such names."""
     size = len(os.fsencode(os.path.basename(path)))
     return size if size > NAME_MAX else None
+
+
+def output_name_refusal(input_path: str, rel: str, outputs: dict[str, str]) -> str | None:
+    """Why an input is refused as its job is planned where the name of one of its ``outputs`` (each
+    output's path -> the ending it gives the input's name) would pass :data:`NAME_MAX` bytes, naming the
+    longest: read and processed, it failed at the write with a bare '[Errno 36]' naming a temporary. None
+    where they fit, or where the input's own name is as long (:func:`name_too_long`). ``rel``: the input's
+    path below the output folder, whose image extension, where it has one, the ending replaces. The rule
+    of enhance's plan and preprocess's, in their words."""
+    if name_too_long(input_path) is not None:
+        return None
+    sizes = {out: size for out in outputs if (size := name_too_long(out)) is not None}
+    if not sizes:
+        return None
+    longest = max(sizes, key=sizes.get)
+    how = "in place of the extension of" if image_extension(rel) else "added to"
+    return (f"its output's name would be {sizes[longest]} bytes long ({outputs[longest]} {how} the input's name), "
+            f"more than the {NAME_MAX} a file name may have; give the input a shorter name")  # fmt: skip
 
 
 def _part_stem(name: str) -> str:

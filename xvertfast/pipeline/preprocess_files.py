@@ -36,10 +36,10 @@ from xvertfast._paths import output_folder
 from xvertfast.io import require_content, write_image
 from xvertfast.io.errors import FILE_ERRORS, failure_text
 from xvertfast.io.files import (JOB_IMAGES, InputFile, NothingFound, collision_remedy, discover, file_state, input_paths,
-                                image_extension, input_problem, output_path, read_input, unsearched_image)
+                                input_problem, output_path, read_input, unsearched_image)
 from xvertfast.io.job_folder import JobFolder, dry_run_line, run_line
 from xvertfast.io.shards import Shard
-from xvertfast.io.write import NAME_MAX, atomic_write, name_too_long, outputs_lost, remove_stale_parts
+from xvertfast.io.write import atomic_write, output_name_refusal, outputs_lost, remove_stale_parts
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 from xvertfast.preprocess import find_spine, image_warnings, preprocess
 from xvertfast.preprocess.centres import GivenCentres, as_roi_centres, centres_of_inputs, spine_at
@@ -219,8 +219,8 @@ def _plan(files: list[InputFile], out_dir: str) -> list[tuple]:
         except ValueError as exc:  # an output outside out_dir: reported in the loop
             planned.append((f, exc))
             continue
-        if (too_long := _name_too_long(f, outs)) is not None:
-            planned.append((f, too_long))
+        if (too_long := output_name_refusal(f.path, f.rel, dict(zip(outs, SUFFIXES)))) is not None:  # before it is read
+            planned.append((f, ValueError(too_long)))
             continue
         if outs[0] in taken:  # x.png and x.tiff in one folder, or one name in two input folders
             other = taken[outs[0]]
@@ -230,23 +230,6 @@ def _plan(files: list[InputFile], out_dir: str) -> list[tuple]:
         taken[outs[0]] = f.path
         planned.append((f, outs))
     return planned
-
-
-def _name_too_long(f: InputFile, outs: list[str]) -> ValueError | None:
-    """Why ``f`` is refused as planned where one of its outputs' names would pass :data:`NAME_MAX` bytes
-    (a 250-byte name's _overlay.png: 258), naming the longest: it was read and preprocessed, then failed
-    with a bare '[Errno 36]' naming a temporary, its other outputs written and abandoned. Not where its
-    own name is as long: its file system (exFAT, SMB: 255 UTF-16 units) holds such names."""
-    if name_too_long(f.path) is not None:
-        return None
-    sizes = {out: size for out in outs if (size := name_too_long(out)) is not None}
-    if not sizes:
-        return None
-    longest = max(sizes, key=sizes.get)
-    ending = SUFFIXES[outs.index(longest)]
-    how = "added to" if not image_extension(f.rel) else "in place of the extension of"
-    return ValueError(f"its output's name would be {sizes[longest]} bytes long ({ending} {how} the input's name), "
-                      f"more than the {NAME_MAX} a file name may have; give the input a shorter name")  # fmt: skip
 
 
 def _decide(job: JobFolder, f: InputFile, outs: list[str],
