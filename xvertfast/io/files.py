@@ -382,16 +382,21 @@ def list_files(inputs, lists: InputLists | None = None) -> list[str]:
     the job too, which a file it writes (a --report) must not replace. One that cannot be read
     is listed, the lists it would name not (:func:`discover` says why). ``lists``: the job's, read
     by its search."""
-    lists, seen = InputLists() if lists is None else lists, set()
-    return [os.path.realpath(named) for item in input_paths(inputs) if item.startswith("@")
-            for named, line in _walk_list(item[1:], lists, seen, strict=False) if line is None]  # fmt: skip
+    return [os.path.realpath(named) for named, line in _lists_walked(inputs, lists) if line is None]
 
 
 def _listed_paths(inputs, lists: InputLists | None) -> list[str]:
     """The paths the ``@lists`` of ``inputs`` (and the lists they name) give, but lists: as written."""
+    return [line.path for _, line in _lists_walked(inputs, lists) if line is not None and line.path]
+
+
+def _lists_walked(inputs, lists: InputLists | None):
+    """:func:`_walk_list` over each ``@list`` of ``inputs`` in turn, leniently (the checks after the
+    search), a list reached twice walked once: what the lists name, for the checks to pick from."""
     lists, seen = InputLists() if lists is None else lists, set()
-    return [line.path for item in input_paths(inputs) if item.startswith("@")
-            for _, line in _walk_list(item[1:], lists, seen, strict=False) if line is not None and line.path]  # fmt: skip
+    for item in input_paths(inputs):
+        if item.startswith("@"):
+            yield from _walk_list(item[1:], lists, seen, strict=False)
 
 
 def input_paths(inputs) -> list[str]:
