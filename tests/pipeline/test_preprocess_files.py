@@ -219,7 +219,7 @@ def test_an_output_outside_the_folder_fails_that_file_only(tmp_path, monkeypatch
         Image.fromarray(radiograph_like(seed)).save(tmp_path / name)
     # discover() never gives such a relative path; the guard behind it must hold anyway
     found = [InputFile(str(tmp_path / "secret.png"), "../secret.png"), InputFile(str(tmp_path / "fine.png"), "fine.png")]
-    monkeypatch.setattr(module, "discover", lambda inputs, exclude=(): found)
+    monkeypatch.setattr(module, "discover", lambda inputs, exclude=(), lists=None: found)
     summary = preprocess_files(["ignored"], str(tmp_path / "out"), progress=False, log=lambda m: None)
     assert [os.path.basename(p) for p in summary.done] == ["fine.png"]
     ((path, reason),) = summary.failed
@@ -587,6 +587,29 @@ def test_an_output_folder_in_the_input_folder_holding_images_is_refused(folder, 
         assert f"{folder / 'sub'} holds images that no xvertfast job wrote ({folder / 'sub' / 'good2.png'})" in (
             capsys.readouterr().err)  # fmt: skip
     assert folder_state(folder) == before
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/fd"), reason="a pipe is named by /dev/fd/N")
+def test_a_list_piped_in_is_searched_and_checked_once_read(tmp_path, capsys, monkeypatch):
+    """``preprocess @<(find data ...) -o data/out``: the list, a pipe, was read by the search, then again
+    (empty) by the check of an OUT inside a listed folder, which let an image already in OUT be left
+    out without a word (enhance reads each list once a job since 8edb764; preprocess did not)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data" / "out").mkdir(parents=True)
+    for name, seed in (("a.png", 1), ("out/foreign.png", 2)):
+        Image.fromarray(radiograph_like(seed)).save(tmp_path / "data" / name)
+    before = folder_state(tmp_path / "data")
+    for dry in ([], ["--dry-run"]):
+        read, write = os.pipe()
+        os.write(write, b"data\n")
+        os.close(write)
+        try:
+            assert main(["preprocess", f"@/dev/fd/{read}", "-o", "data/out", "-q", *dry]) == 2
+        finally:
+            os.close(read)
+        said = capsys.readouterr().err
+        assert "data/out holds images that no xvertfast job wrote (data/out/foreign.png) and lies in an input " in said
+    assert folder_state(tmp_path / "data") == before
 
 
 def test_a_dry_run_says_that_missing_and_empty_inputs_would_fail(folder, tmp_path):

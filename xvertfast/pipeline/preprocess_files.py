@@ -35,8 +35,8 @@ from tqdm import tqdm
 from xvertfast._paths import output_folder
 from xvertfast.io import require_content, write_image
 from xvertfast.io.errors import FILE_ERRORS, failure_text
-from xvertfast.io.files import (JOB_IMAGES, InputFile, NothingFound, collision_remedy, discover, file_state, input_paths,
-                                input_problem, output_path, read_input, unsearched_image)
+from xvertfast.io.files import (JOB_IMAGES, InputFile, InputLists, NothingFound, collision_remedy, discover, file_state,
+                                input_paths, input_problem, output_path, read_input, unsearched_image)
 from xvertfast.io.job_folder import JobFolder, dry_run_line, run_line
 from xvertfast.io.shards import Shard
 from xvertfast.io.write import atomic_write, output_name_refusal, outputs_lost, remove_stale_parts
@@ -266,11 +266,12 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
     out_dir = output_folder(out_dir, "preprocess_files")
     rois = as_roi_centres(rois)
     inputs = input_paths(inputs)  # read once: an iterator is searched, then checked and named below
-    files = discover(inputs, exclude=[out_dir])
+    lists = InputLists()  # each @list read once, by the search, for the check below too (a pipe read again is empty)
+    files = discover(inputs, exclude=[out_dir], lists=lists)
     if not files:  # before the output folder is made
         raise NothingFound(inputs)
     given = centres_of_inputs(rois, [f.path for f in files]) if rois is not None else {}
-    left_out = unsearched_image(out_dir, inputs)
+    left_out = unsearched_image(out_dir, inputs, lists)
     if left_out is not None:
         raise ValueError(f"{out_dir} holds images that no xvertfast job wrote ({left_out}) and lies in an input "
                          "folder: the output folder is not searched, so they would not be preprocessed; give the "
