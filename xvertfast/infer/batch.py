@@ -368,8 +368,7 @@ def _give_kept(kept: list, warnings_of: dict[str, list[str]], said: set) -> None
     those shown, and 10,000 files gave 10,000 copies of one line."""
     for file, message, category in kept:
         if file is not None and file in warnings_of:
-            if f"{file}: {message}" not in warnings_of[file]:  # (a batch that failed, run again image by image)
-                warnings_of[file].append(f"{file}: {message}")
+            warnings_of[file].append(f"{file}: {message}")
         elif (message, category) not in said:
             said.add((message, category))
             warn_user(message, category)
@@ -452,30 +451,37 @@ def _device_lost(enhancer, exc: BaseException) -> bool:
     return False
 
 
-def _run_network(enhancer, batch: list) -> list:
+def _run_network(enhancer, batch: list, kept: list) -> list:
     """The network on the tiles of a batch of prepared images: per image, its tiles or the exception
     that stopped them. A batch that fails (out of device memory, one image's NaN refused by a WLS
     between stages) is run again image by image, so only the image at fault fails; not where the
-    device is lost (every image would fail)."""
+    device is lost (every image would fail). The warnings of the runs whose results are given go to
+    ``kept`` (:func:`warnings_of_file`); a batch run again drops those its failed run gave of its
+    images, so that a file's record holds one line a solve, of the run that made its output (the
+    failed run's, with other residuals where its tiles were solved together, were kept beside them)."""
     import torch
 
     # a warning about a tile (its guidance's solve missed rtol) is its file's, not its place in the batch's
     names = [[(b[0].path, f"tile {j + 1} of {b[4].xp.shape[0]}") for j in range(b[4].xp.shape[0])]
              for b in batch]  # fmt: skip
+    together: list = []
     try:
-        with naming_images(name for own in names for name in own):
+        with warnings_of_file(None, together), naming_images(name for own in names for name in own):
             outs = enhancer.run_tiles(torch.cat([b[4].xp for b in batch]), torch.cat([b[4].y for b in batch]))
     except FILE_ERRORS as exc:  # reported per image by the caller
         if len(batch) == 1 or _device_lost(enhancer, exc):
+            kept.extend(together)
             return [exc] * len(batch)
+        kept.extend(w for w in together if w[0] is None)  # (the settings': given once a job all the same)
         results = []
         for b, own in zip(batch, names):
             try:
-                with naming_images(own):
+                with warnings_of_file(None, kept), naming_images(own):
                     results.append(enhancer.run_tiles(b[4].xp, b[4].y))
             except FILE_ERRORS as one:
                 results.append(one)
         return results
+    kept.extend(together)
     results, k = [], 0
     for b in batch:
         n = b[4].xp.shape[0]
@@ -850,8 +856,8 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
                     continue
                 deliver(held)
                 t0 = time.perf_counter()
-                with warnings_of_file(None) as kept:  # (the guidance's: to each tile's file's warnings)
-                    results = _run_network(enhancer, batch)
+                kept = []  # (the guidance's: to each tile's file's warnings)
+                results = _run_network(enhancer, batch, kept)
                 _give_kept(kept, {b[0].path: b[5] for b in batch}, said)
                 infer_each = (time.perf_counter() - t0) / len(batch)
                 # a signal held from here on is delivered at the next read: the batch's results, waited
