@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["PATH_TYPES", "fspath", "not_a_path", "output_folder"]
+__all__ = ["PATH_TYPES", "fspath", "not_a_path", "output_folder", "describe_non_array"]
 
 #: What a path may be: a str, bytes or os.PathLike (a pathlib.Path).
 PATH_TYPES = (str, bytes, os.PathLike)
@@ -35,3 +35,14 @@ def output_folder(value, who: str) -> str:
     if not path:
         raise ValueError(f"{who}: out_dir is empty: give the output folder's path ('.' for the current one)")
     return path
+
+
+def describe_non_array(value) -> str:
+    """What ``value``, given for an image's pixels but no array of numbers, is, for a refusal ("got
+    <this>"): a path or a Radiograph (anything with ``.pixels``) says how to get its pixels, anything
+    else is named by its type; NumPy made each a 0-d array, refused as "shape ()" or "object"."""
+    if isinstance(value, PATH_TYPES):
+        return f"the path {os.fsdecode(value)!r}: read it with xvertfast.io.read_image(path).pixels"
+    if hasattr(value, "pixels"):
+        return f"a {type(value).__name__}: give its .pixels"
+    return type(value).__name__

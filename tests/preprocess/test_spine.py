@@ -403,7 +403,7 @@ def test_a_radiograph_or_none_is_refused_by_name():
     img = np.tile(np.linspace(0, 1, 64, dtype=np.float32), (64, 1))
     rad = Radiograph(img, img, 8, "MONOCHROME2", "png", "a.png")
     for fn in (find_spine, polarity_score):
-        said = "pixels must be an image array, got Radiograph: give its .pixels"
+        said = "pixels must be an image array, got a Radiograph: give its .pixels"
         with pytest.raises(TypeError, match=f"{fn.__name__}: {said}"):
             fn(rad)
         with pytest.raises(TypeError, match=f"{fn.__name__}: pixels must be an image array, got NoneType$"):

@@ -13,11 +13,9 @@ integers (``float_scaling="minmax"``). Only TMQI's reference is used unconverted
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
-from xvertfast._paths import PATH_TYPES
+from xvertfast._paths import describe_non_array
 from xvertfast.eval._brisque import WINDOW as BRISQUE_WINDOW
 from xvertfast.eval._brisque import brisque_core
 from xvertfast.eval._lpc import lpc_si_core
@@ -55,15 +53,6 @@ UNIT_SCALE_SLACK = 0.5
 TENENGRAD_VARIANTS = ("mean_squared", "mean_magnitude")
 
 
-def _what_it_is(value) -> str:
-    """What a value that is no array is, for a refusal: a path or a Radiograph says how to get its pixels."""
-    if isinstance(value, PATH_TYPES):
-        return f"the path {os.fsdecode(value)!r}: read it with xvertfast.io.read_image(path).pixels"
-    if hasattr(value, "pixels"):
-        return f"a {type(value).__name__}: give its .pixels"
-    return type(value).__name__
-
-
 def _checked(img, metric: str, name: str = "img") -> np.ndarray:
     """``img`` as a 2-D, non-empty, finite real array; ValueError naming the problem otherwise."""
     if hasattr(img, "detach"):  # a tensor that requires grad refuses np.asarray; a GPU one must move
@@ -74,7 +63,7 @@ def _checked(img, metric: str, name: str = "img") -> np.ndarray:
                          "whose mask would be ignored: crop to the pixels to score, or fill them (array.filled(value))")
     a = np.asarray(img)
     if a.ndim == 0 and a.dtype.kind in "OSU":  # a Radiograph, None, a path: "got shape ()" named none of them
-        raise ValueError(f"{metric}: {name} must be a 2-D array (one grey-level ROI), got {_what_it_is(img)}")
+        raise ValueError(f"{metric}: {name} must be a 2-D array (one grey-level ROI), got {describe_non_array(img)}")
     if a.ndim != 2:
         raise ValueError(f"{metric}: {name} must be a 2-D array (one grey-level ROI), got shape {a.shape}")
     if a.size == 0:

@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
 
+from xvertfast._paths import PATH_TYPES, describe_non_array
 from xvertfast._text import from_cli
 
 __all__ = ["find_spine", "Spine", "Box", "WORKING_HEIGHT", "UPPER_LEVEL", "LOWER_LEVEL", "polarity_score",
@@ -171,17 +171,15 @@ def _centre(value, name: str, shape: tuple[int, int]) -> tuple[float, float]:
 
 def _as_array(pixels, who: str) -> np.ndarray:
     """[H, W] float64 of a NumPy array or a torch tensor (any float dtype, any device)."""
-    if isinstance(pixels, (str, bytes, os.PathLike)):  # (NumPy: "could not convert string to float")
-        raise TypeError(f"{who}: pixels must be an image array, got the path {os.fsdecode(pixels)!r}: read it with "
-                        "xvertfast.io.read_image")  # fmt: skip
+    if isinstance(pixels, PATH_TYPES):  # (NumPy: "could not convert string to float")
+        raise TypeError(f"{who}: pixels must be an image array, got {describe_non_array(pixels)}")
     if hasattr(pixels, "detach"):
         if pixels.is_complex():
             raise TypeError(f"{who}: pixels must hold real numbers, got {pixels.dtype}")
         pixels = pixels.detach().cpu().double().numpy()
     array = np.asarray(pixels)
     if array.dtype.kind == "O" and array.ndim == 0:  # (a Radiograph, None: "must hold real numbers, got object")
-        hint = ": give its .pixels" if hasattr(pixels, "pixels") else ""
-        raise TypeError(f"{who}: pixels must be an image array, got {type(pixels).__name__}{hint}")
+        raise TypeError(f"{who}: pixels must be an image array, got {describe_non_array(pixels)}")
     if array.dtype.kind not in "biuf":  # (complex lost its imaginary part with a mere warning)
         raise TypeError(f"{who}: pixels must hold real numbers, got {array.dtype}")
     return array.astype(np.float64, copy=False)
