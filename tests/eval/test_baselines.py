@@ -41,6 +41,24 @@ def test_clahe_leaves_a_constant_image_as_it_is():
         np.testing.assert_array_equal(clahe(flat), flat)
 
 
+def test_clahe_leaves_differences_finer_than_a_16_bit_level_as_they_are(seed):
+    # 0.5 plus noise of 1e-7 (float32 rounding) came out black and white: scikit-image reads it in
+    # 16-bit levels, 32767 and 32768 where the noise fell on either side of one, and stretched those
+    rng = np.random.default_rng(seed)
+    for base in (0.5, 0.3, 0.9):
+        near = (base + 1e-7 * rng.standard_normal((64, 48))).astype(np.float32)
+        assert near.min() < near.max()  # (float32 holds the noise at these levels)
+        np.testing.assert_array_equal(clahe(near), near)
+    # a difference of a 16-bit level or more is scikit-image's to stretch: two grey levels of an 8-bit
+    # image come out spanning black to white, as equalize_adapthist gives them
+    from skimage.exposure import equalize_adapthist
+
+    two = np.where(rng.random((64, 48)) < 0.5, 100 / 255, 101 / 255).astype(np.float32)
+    out = clahe(two)
+    assert out.min() == 0 and out.max() == 1
+    np.testing.assert_array_equal(out, equalize_adapthist(two, kernel_size=(8, 6), clip_limit=2 / 256, nbins=256))
+
+
 def test_farbman_with_unit_gains_gives_back_the_image(seed):
     x = low_contrast(seed)
     np.testing.assert_allclose(farbman(x, gains=(1.0, 1.0, 1.0)), x, atol=1e-5)  # the layers telescope

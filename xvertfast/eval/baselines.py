@@ -49,6 +49,8 @@ __all__ = ["BASELINES", "XVERTNET_METHODS", "identity", "clahe", "farbman", "xve
            "SharedNetwork", "CLAHE_TILES", "CLAHE_CLIP", "FARBMAN_LAMBDAS", "FARBMAN_ALPHA", "FARBMAN_GAINS"]  # fmt: skip
 
 CLAHE_TILES = 8
+#: The largest 16-bit level: scikit-image's CLAHE reads a float image as round(x * UINT16_MAX).
+UINT16_MAX = 65535
 CLAHE_CLIP = 2.0 / 256
 FARBMAN_LAMBDAS = (0.125, 0.5, 2.0)
 FARBMAN_ALPHA = 1.2
@@ -103,13 +105,21 @@ def clahe(pixels, spine=None, tiles: int = CLAHE_TILES, clip: float = CLAHE_CLIP
     ``clip`` per bin, a share of a tile's pixels in (0, 1] (1: no limit, plain adaptive
     equalisation); see the module docstring. ValueError naming either where it is out of range:
     scikit-image ran a negative clip as no limit, and tiles=0 divided by zero; and where ``tiles``
-    leaves regions under 2 px (a 1 px region's pixel comes out black or white)."""
+    leaves regions under 2 px (a 1 px region's pixel comes out black or white).
+
+    As scikit-image's, the result does not depend on the image's range: the image is stretched
+    over its own values first, so an image of two grey levels comes out from black to white. An image
+    whose values differ by less than one 16-bit level (1 / 65535) is returned as it is, as a
+    constant one is: scikit-image reads it in 16-bit levels, and float rounding (0.5 plus noise of
+    1e-7) that fell on either side of one came out black and white."""
     from skimage.exposure import equalize_adapthist
 
     tiles = whole_number(tiles, "tiles", "clahe", low=1, meaning="contextual regions per side")
     clip = _number(clip, "clip", "clahe", low=0.0, high=1.0)
     arr = _check(pixels, "clahe")
-    if arr.min() == arr.max():  # nothing to equalise; scikit-image's stretch over the range would give white
+    # nothing to equalise (a constant image: scikit-image's stretch over the range would give white),
+    # nor in differences finer than the 16-bit levels scikit-image reads the image in (img_as_uint)
+    if float(arr.max()) - float(arr.min()) < 1.0 / UINT16_MAX:
         return arr.copy()
     kernel = (arr.shape[0] // tiles, arr.shape[1] // tiles)  # (whole_number gave an int)
     if min(kernel) < 2:  # a 1 px region (0 px, made 1) equalises its pixel to black or white
