@@ -733,7 +733,10 @@ def test_deterministic_across_thread_counts(seed, shape):
         (torch.ones(2, 2, dtype=torch.int32), TypeError, r"got torch\.int32 \(scale integer images"),
         # (said "got torch.uint8" of a NumPy array)
         (np.zeros((4, 4), np.uint8), TypeError, r"got a NumPy array of uint8 \(scale integer images by their real"),
-        (np.zeros((4, 4), bool), TypeError, r"got a NumPy array of bool \(scale"),
+        # a mask was told to "scale integer images by their real maximum first"
+        (np.zeros((4, 4), bool), TypeError, r"got a NumPy array of bool: a mask, not grey levels; to smooth its 0 and "
+                                            r"1, give them as floats \(mask\.astype\(np\.float32\)\)$"),
+        (torch.zeros(4, 4, dtype=torch.bool), TypeError, r"got torch\.bool: a mask, .*\(mask\.float\(\)\)$"),
         (torch.rand(1, 2, 3, 4), ValueError, r"\[H, W\]"),
         (np.array(0.5, np.float32), ValueError, r"got shape \(\)$"),  # a 0-d array was said to be of shape (1,)
         ([[0.1, 0.2]], TypeError, "NumPy array or a torch tensor"),

@@ -130,6 +130,14 @@ def test_bad_input():
         preprocess(torch.full((8, 8), 0.5, dtype=torch.complex64))
 
 
+def test_a_mask_is_refused_as_one(seed):
+    # a bool array was told to "scale stored values by their range first": it has none
+    for mask in (np.random.default_rng(seed).random((16, 16)) < 0.5, torch.zeros(16, 16, dtype=torch.bool)):
+        with pytest.raises(TypeError, match=r"^preprocess: pixels must be floats in \[0, 1\] .*, got bool: a mask, not "
+                                            r"grey levels; give an image's pixels$"):  # fmt: skip
+            preprocess(mask)
+
+
 def test_a_colour_image_is_refused_not_taken_for_a_batch_of_strips(seed):
     # an RGB picture on [0, 1] ([H, W, 3], what np.asarray(Image.open(png)) / 255 gives) was taken
     # for H images 3 pixels wide: outputs of its shape, each 1 x 3 row normalised on its own

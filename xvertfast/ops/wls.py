@@ -87,8 +87,11 @@ def _check(x: torch.Tensor, from_numpy: bool = False) -> None:
         raise ValueError(f"wls: image of shape {tuple(x.shape)} looks like one image with its channels last, not a "
                          f"batch of images {x.shape[2]} pixel(s) wide: give it as [H, W] (one channel)")  # fmt: skip
     if not x.is_floating_point():
-        # (complex: no grey levels to scale)
+        # (complex: no grey levels to scale; bool: no stored values to scale, a mask's 0 and 1)
         scale = "" if x.is_complex() else " (scale integer images by their real maximum first)"
+        if x.dtype == torch.bool:
+            scale = (": a mask, not grey levels; to smooth its 0 and 1, give them as floats "
+                     f"({'mask.astype(np.float32)' if from_numpy else 'mask.float()'})")
         got = f"a NumPy array of {str(x.dtype).removeprefix('torch.')}" if from_numpy else str(x.dtype)
         raise TypeError(f"wls: image must be floating point with values in [0, 1], got {got}{scale}")
     if x.device.type == "meta":  # (else torch's "Tensor.item() cannot be called on meta tensors")

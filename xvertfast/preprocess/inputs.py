@@ -56,6 +56,8 @@ def check_unit_pixels(t: torch.Tensor, who: str) -> None:
     image without a word."""
     if not t.dtype.is_floating_point:
         scale = "" if t.dtype.is_complex else ": scale stored values by their range first"  # (complex: no grey levels)
+        if t.dtype == torch.bool:  # (no stored values to scale either)
+            scale = ": a mask, not grey levels; give an image's pixels"
         raise TypeError(f"{who}: pixels must be floats in [0, 1] (xvertfast.io.read_image(path) gives them), "
                         f"got {str(t.dtype).replace('torch.', '')}{scale}")  # fmt: skip
     if t.device.type == "meta":  # (else torch's "Tensor.item() cannot be called on meta tensors")
