@@ -138,6 +138,21 @@ def test_a_mask_is_refused_as_one(seed):
             preprocess(mask)
 
 
+@pytest.mark.parametrize("kwargs, said", [
+    ({"lam": -1}, r"need lam >= 0, alpha > 0 and eps > 0, got lam=-1, alpha=1\.2, eps=0\.0001$"),
+    ({"eps": 0.0}, r"need lam >= 0, alpha > 0 and eps > 0, got lam=0\.8, alpha=1\.2, eps=0\.0$"),
+    ({"alpha": float("nan")}, r"alpha must be a finite number, got nan$"),
+    ({"lam": "0.8"}, r"lam must be a finite number, got '0\.8'$"),
+    ({"lam": 1e12}, r"lam / eps = 1e\+16 \(lam=1000000000000\.0, eps=0\.0001\) is beyond what float64"),
+    ({"method": "fast"}, r"unknown method 'fast'; choose one of auto, cpu"),
+])  # fmt: skip
+def test_wls_parameters_are_refused_in_preprocess_s_name(kwargs, said):
+    # they were refused by wls, in its words ('wls: need lam >= 0, ..., rtol=0.0001'): the user called
+    # preprocess, which has no rtol
+    with pytest.raises(ValueError, match=f"^preprocess: {said}"):
+        preprocess(np.full((16, 16), 0.5, np.float32), **kwargs)
+
+
 def test_a_colour_image_is_refused_not_taken_for_a_batch_of_strips(seed):
     # an RGB picture on [0, 1] ([H, W, 3], what np.asarray(Image.open(png)) / 255 gives) was taken
     # for H images 3 pixels wide: outputs of its shape, each 1 x 3 row normalised on its own

@@ -132,8 +132,7 @@ def _warn_host_round_trip(device: torch.device) -> None:
 
 
 def _resolve(method: str, x: torch.Tensor) -> str:
-    if method not in METHODS:
-        raise ValueError(f"wls: unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    check_method(method)
     if method == "auto":
         if x.device.type == "cpu":
             return "cpu" if has_extension() else "torch"
@@ -236,26 +235,36 @@ def release_workspace() -> int:
     return held
 
 
-def check_parameters(lam, alpha, eps, rtol=1e-4, maxiter=None) -> None:
+def check_parameters(lam, alpha, eps, rtol=1e-4, maxiter=None, who: str = "wls") -> None:
     """The system's parameters, checked for every method (the compiled op checks them too; the
     torch and direct methods would otherwise solve a meaningless system, or divide by 0), and by
-    XVertNet for the ones it keeps."""
+    XVertNet for the ones it keeps. ``who`` names the function the caller called, which passes them
+    on (preprocess's lam=-1 was refused as wls's); ``rtol=None``: one it does not take."""
     values = {"lam": lam, "alpha": alpha, "eps": eps, "rtol": rtol}
+    if rtol is None:
+        del values["rtol"]
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-            raise ValueError(f"wls: {name} must be a finite number, got {value!r}")
-    if lam < 0 or alpha <= 0 or eps <= 0 or rtol <= 0:
-        raise ValueError(f"wls: need lam >= 0, alpha > 0, eps > 0 and rtol > 0, got lam={lam!r}, alpha={alpha!r}, "
-                         f"eps={eps!r}, rtol={rtol!r}")  # fmt: skip
+            raise ValueError(f"{who}: {name} must be a finite number, got {value!r}")
+    if lam < 0 or alpha <= 0 or eps <= 0 or (rtol is not None and rtol <= 0):
+        need = ["lam >= 0", "alpha > 0", "eps > 0"] + (["rtol > 0"] if rtol is not None else [])
+        got = ", ".join(f"{name}={value!r}" for name, value in values.items())
+        raise ValueError(f"{who}: need {', '.join(need[:-1])} and {need[-1]}, got {got}")
     if lam / eps > FLOAT64_MAX_COUPLING:  # (lam=1e300 warned of a NaN residual, blaming the input image)
-        raise ValueError(f"wls: lam / eps = {lam / eps:.3g} (lam={lam!r}, eps={eps!r}) is beyond what float64 can "
+        raise ValueError(f"{who}: lam / eps = {lam / eps:.3g} (lam={lam!r}, eps={eps!r}) is beyond what float64 can "
                          f"solve (FLOAT64_MAX_COUPLING = {FLOAT64_MAX_COUPLING:g}): on images with equal neighbouring "
                          "values the result would be wrong or NaN; lower lam or raise eps")  # fmt: skip
     if maxiter is not None:
         if not is_integer(maxiter):
-            raise ValueError(f"wls: maxiter must be a whole number, got {maxiter!r}")
+            raise ValueError(f"{who}: maxiter must be a whole number, got {maxiter!r}")
         if operator.index(maxiter) < 1:
-            raise ValueError(f"wls: maxiter must be >= 1, got {maxiter}")
+            raise ValueError(f"{who}: maxiter must be >= 1, got {maxiter}")
+
+
+def check_method(method, who: str = "wls") -> None:
+    """Refuses a ``method`` that is none of :data:`METHODS`, in the name of the function called."""
+    if method not in METHODS:
+        raise ValueError(f"{who}: unknown method {method!r}; choose one of {', '.join(METHODS)}")
 
 
 def wls(

@@ -35,7 +35,7 @@ import torch
 
 from xvertfast._stacklevel import solving
 from xvertfast.ops._inputs import real_from_numpy
-from xvertfast.ops.wls import wls
+from xvertfast.ops.wls import check_method, check_parameters, wls
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 
 __all__ = ["preprocess", "Preprocessed", "E_FLOOR", "NORMALISE_PERCENTILES", "PIXEL_RANGE_SLACK",
@@ -183,6 +183,8 @@ def preprocess(pixels, lam: float = DEFAULT_LAM, alpha: float = DEFAULT_ALPHA, e
         raise ValueError(f"preprocess: pixels of shape {tuple(t.shape)} look like one image with its channel last, "
                          "not a batch of images one pixel wide: give it as [H, W] (pixels[..., 0])")  # fmt: skip
     check_unit_pixels(t, "preprocess")
+    check_parameters(lam, alpha, eps, rtol=None, who="preprocess")  # (wls would name itself, not the call made)
+    check_method(method, "preprocess")
     single = t.dim() == 2
     x = _stretch((t.unsqueeze(0) if single else t).to(torch.float32).clamp(0.0, 1.0)).contiguous()
     with solving("its base layer"):  # (two solves: a warning says which missed)
