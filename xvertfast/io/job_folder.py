@@ -150,25 +150,21 @@ ADOPTED = "adopted"
 JOB_FILE, LEDGER_FILE, LOCK_FILE = JOB_STATE_FILES = job_files("enhance")
 
 
-def _identity(path: str) -> str:
-    """The input as the ledger names it: its real path, however it was reached (links, cwd)."""
-    return os.path.realpath(path)
-
-
 def settings_key(settings: dict) -> str:
     """The settings as a ledger line names them (what an output was made with)."""
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _moved_here(recorded: str | None, recorded_stat, input_path: str, stat) -> bool:
-    """Whether ``input_path`` is the recorded input moved to another path (the archive moved,
+def _moved_here(recorded: str | None, recorded_stat, identity: str, stat) -> bool:
+    """Whether the input whose real path is ``identity`` (as the ledger names an input: see
+    :class:`JobFolder`) is the recorded input moved to another path (the archive moved,
     or mounted elsewhere; rsync -a and cp -p keep times): the recorded path is gone, and this
     file has its name, size and modification time, a time with sub-second digits. Where the
     recorded file is still there, this is another file (series of a DICOM export reuse names
     and sizes); where times have no sub-second digits (FAT, many network shares), files
     written together share them: no such guess is made."""
     return (recorded_stat is not None and recorded_stat == stat and stat[1] % 1_000_000_000 != 0
-            and os.path.basename(recorded or "") == os.path.basename(_identity(input_path))
+            and os.path.basename(recorded or "") == os.path.basename(identity)
             and not os.path.lexists(recorded))  # fmt: skip
 
 
@@ -553,6 +549,7 @@ def job_status(out_dir: str, job: str) -> JobStatus | None:
     if not os.path.exists(settings_file) and not any(os.path.exists(p) for p in ledgers):
         return None
     recorded, settings_problem = _read_settings_file(settings_file)
+    recorded = recorded or {}
     settings = recorded.get("settings")
     settings = settings if isinstance(settings, dict) else None
     if not settings and settings_problem is None:
@@ -615,14 +612,15 @@ def job_status(out_dir: str, job: str) -> JobStatus | None:
                      len(at_work), _shards_without_ledger(found), settings_problem)  # fmt: skip
 
 
-def _read_settings_file(path: str) -> tuple[dict, str | None]:
-    """A job's settings file as read ({} where it is no JSON object) and, where it could not be
-    read, why, naming it: missing, unreadable (and why), or not JSON (and where)."""
+def _read_settings_file(path: str) -> tuple[dict | None, str | None]:
+    """A job's settings file as read (None where there is none, {} where it is no JSON object)
+    and, where it could not be read, why, naming it: missing, unreadable (and why), or not JSON
+    (and where)."""
     try:
         with open(path) as f:
             recorded = json.load(f)
     except FileNotFoundError:
-        return {}, f"{path} is missing"
+        return None, f"{path} is missing"
     except OSError as exc:
         return {}, f"cannot read {path} ({exc.strerror or exc})"
     except ValueError as exc:
@@ -780,7 +778,7 @@ class JobFolder:
         self._fd = None
         self._time = 0  # the latest line's time (see _next_time)
         self._write_lock = threading.Lock()
-        self._real_paths = RealPaths()  # an input as the ledger names it (_identity), each folder resolved once
+        self._real_paths = RealPaths()  # an input as the ledger names it: its real path, each folder resolved once
         self._ended = False
         self._ledgers_read = LedgersRead()  # (see _read_ledgers)
         if read_only:
@@ -1046,14 +1044,8 @@ class JobFolder:
     def _recorded_settings(self) -> tuple[dict | None, dict | None]:
         """The folder's settings file as read (None: there is none; {}: unreadable) and the
         settings in it; ValueError where they are not this job's and ``overwrite`` is not given."""
-        try:
-            with open(os.path.join(self.out_dir, self._job_file)) as f:
-                recorded = json.load(f)
-        except FileNotFoundError:
-            recorded = None
-        except (OSError, ValueError):
-            recorded = {}
-        previous = recorded.get("settings") if isinstance(recorded, dict) else None
+        recorded, _ = _read_settings_file(os.path.join(self.out_dir, self._job_file))
+        previous = recorded.get("settings") if recorded else None
         if isinstance(previous, dict) and self._legacy:  # settings added since are not recorded there
             previous = {**self.settings, **previous}
         if recorded is not None and not self.overwrite and previous != self.settings:
@@ -1106,8 +1098,8 @@ class JobFolder:
             return "refuse", (f"{out} exists and was not written by xvertfast {self.job} (not in {ledgers}): it is "
                               "left alone; move it away or use another output folder")  # fmt: skip
         stat = file_state(input_path)
-        if entry.get("input") != self._real_paths(input_path):
-            if _moved_here(entry.get("input"), entry.get("stat"), input_path, stat):
+        if entry.get("input") != (identity := self._real_paths(input_path)):
+            if _moved_here(entry.get("input"), entry.get("stat"), identity, stat):
                 if entry.get("state") == "done" and entry.get("settings") == self.key:  # recorded at its new
                     # path (with what it was made with), so that a later edit there is redone, not refused
                     self.finished(input_path, out, stat, adopted=True, centres=entry.get("centres"))
