@@ -141,3 +141,27 @@ def test_longer_labels_and_pairs_in_a_numpy_array_are_drawn(tmp_path, seed):
     for two_characters in ("ab", b"ab"):  # a path is no pair, however long its name
         with pytest.raises(ValueError, match=r"^preview: pairs must be \(input, output\) pairs, got "):
             write_preview([two_characters], sheet)
+
+
+@pytest.mark.parametrize("name", ["look.jpg", "look.tif", "look.json"])
+def test_a_sheet_named_other_than_png_is_refused(tmp_path, seed, name):
+    # write_preview wrote a PNG under look.jpg, which viewers and tools then took for a JPEG
+    pairs = make_pairs(tmp_path, seed, 1)
+    with pytest.raises(ValueError, match=rf"^preview: {tmp_path / name}: the contact sheet is a PNG, not to be written "
+                                         rf"under a name ending in {name[4:]}: name it look\.png$"):  # fmt: skip
+        write_preview(pairs, tmp_path / name)
+    assert not (tmp_path / name).exists()
+    for taken in ("LOOK.PNG", "look"):  # (the extension in any case; a name without one says no format)
+        assert write_preview(pairs, tmp_path / taken) == [pairs[0][0]]
+        assert Image.open(tmp_path / taken).format == "PNG"
+
+
+def test_enhance_refuses_a_preview_named_other_than_png_before_the_job(tmp_path, model_dir, seed, capsys):  # noqa: F811
+    # the job ran, then wrote a PNG under look.jpg at its end
+    src, out, sheet = tmp_path / "in", tmp_path / "out", tmp_path / "look.jpg"
+    src.mkdir()
+    Image.fromarray(np.round(chest_like(seed) * 255).astype(np.uint8)).save(src / "c.png")
+    assert main(["enhance", str(src), "-o", str(out), "--model", str(model_dir), "-q", "--preview", str(sheet)]) == 2
+    assert (f"error: --preview {sheet}: the contact sheet is a PNG, not to be written under a name ending in .jpg: "
+            "name it look.png") in capsys.readouterr().err
+    assert not out.exists() and not sheet.exists()

@@ -561,7 +561,8 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
         NothingFound: no input found (:class:`~xvertfast.io.files.NothingFound`), before ``out_dir``
             is made.
         ValueError: settings the job cannot run with, before any output: an unknown ``fmt``,
-            ``workers`` out of range, ``rois`` in full mode, a dry run with ``preview``, an output
+            ``workers`` out of range, ``rois`` in full mode, a dry run with ``preview``, a ``preview``
+            with an extension other than .png, an output
             folder that is an input folder or lies in one holding images, or an ``out_dir`` that
             cannot be used (a file, not writable, another job running in it, other settings
             without ``overwrite``). A ``report`` or ``preview`` where a search of an input folder
@@ -594,6 +595,11 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
     if isinstance(rois, RoiCentres) and rois.path:
         sources[os.path.realpath(rois.path)] = f"the ROI centres file {rois.path}"
     _check_side_files(files, out_dir, fmt, sources, report=report, preview=preview)
+    if preview:  # (else a job of days found it out at its end: 'preview not written')
+        from xvertfast.infer.preview import sheet_name_problem
+
+        if (problem := sheet_name_problem(preview)) is not None:
+            raise ValueError(f"{asked('preview', preview)}: {problem}")
     notes = []  # (warnings of the job's settings, logged once the job holds OUT, and in its report)
     for option, path in (("report", report), ("preview", preview)):
         if path and (folder := searched_input_folder(path, inputs, [out_dir], lists)) is not None:

@@ -16,7 +16,7 @@ import numpy as np
 from xvertfast.io import read_image
 from xvertfast.io.write import atomic_write
 
-__all__ = ["write_preview", "is_preview", "PREVIEW_COUNT", "THUMB_HEIGHT"]
+__all__ = ["write_preview", "is_preview", "sheet_name_problem", "PREVIEW_COUNT", "THUMB_HEIGHT"]
 
 #: The PNG ``Software`` text of a contact sheet: how a rerun knows its own sheet from an input.
 PREVIEW_SOFTWARE = "xvertfast enhance --preview"
@@ -51,6 +51,18 @@ def _is_pair(pair) -> bool:
     return not isinstance(pair, (str, bytes, os.PathLike)) and hasattr(pair, "__len__") and len(pair) == 2
 
 
+def sheet_name_problem(path) -> str | None:
+    """What is wrong with ``path`` as a contact sheet's name, or None where it ends in .png (any case)
+    or has no extension, which says no format. The sheet is a PNG, and a rerun knows its own by the
+    PNG's text (:func:`is_preview`): under look.jpg a PNG lay where viewers and tools took it for a
+    JPEG by its name."""
+    stem, extension = os.path.splitext(os.fsdecode(os.fspath(path)))
+    if extension.lower() in ("", ".png"):
+        return None
+    return (f"the contact sheet is a PNG, not to be written under a name ending in {extension}: name it "
+            f"{os.path.basename(stem)}.png")
+
+
 def write_preview(pairs: list[tuple[str, str]], path: str, count: int = PREVIEW_COUNT,
                   height: int = THUMB_HEIGHT, labels: list[str] | None = None,
                   photometrics: list[str | None] | None = None) -> list[str]:  # fmt: skip
@@ -62,12 +74,15 @@ def write_preview(pairs: list[tuple[str, str]], path: str, count: int = PREVIEW_
     ``photometrics``, one a pair, is each input's polarity as an @list gives it (None: as its
     file records it), so a PNG listed as MONOCHROME1 is drawn bone bright, as the job read it.
     Returns the inputs drawn. A pair that cannot be read is left out; no pair at all raises
-    ``ValueError``. The PNG is written atomically.
+    ``ValueError``, as does a ``path`` with an extension other than .png (:func:`sheet_name_problem`).
+    The PNG is written atomically.
     """
     from PIL import Image, ImageDraw
 
     if count < 1:
         raise ValueError(f"preview: count must be >= 1, got {count}")
+    if (problem := sheet_name_problem(path)) is not None:
+        raise ValueError(f"preview: {os.fsdecode(os.fspath(path))}: {problem}")
     # checked before the reads, whose failures leave a pair out: a labels list one short, or one
     # (input, output) pair not in a list, was "none of the images could be read back"
     pairs = list(pairs)
