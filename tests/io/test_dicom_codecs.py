@@ -163,7 +163,7 @@ def test_a_codestream_larger_than_its_header_is_not_decoded_ahead(tmp_path, seed
     jpeg2000_dicom(tmp_path / "j.dcm", values, bits=12)
     ds = pydicom.dcmread(tmp_path / "j.dcm")
     frame = next(generate_frames(ds.PixelData, number_of_frames=1))
-    assert dicom_codecs.jpeg2000_siz(frame) == (12, 128, 96)
+    assert dicom_codecs.jpeg2000_siz(frame) == (12, 128, 96, False)
     ds.Rows, ds.Columns = 64, 48
     ds.save_as(tmp_path / "j.dcm")
     decode, locked = dicom_codecs._decoder(J2K_LOSSLESS), []
@@ -294,10 +294,11 @@ def test_lossless_jpeg_is_decoded_exactly(tmp_path, seed, syntax, predictor, bit
     assert rad.bits_stored == bits
 
 
-@pytest.mark.parametrize("bits, signed", [(8, False), (12, False), (16, False), (16, True)])
+@pytest.mark.parametrize("bits, signed", [(8, False), (12, False), (16, False), (12, True), (16, True)])
 def test_jpeg_ls_is_decoded_exactly(tmp_path, seed, bits, signed):
-    # (imagecodecs writes a 12-bit image at a precision of 16: its signed values would read
-    # unsigned through any plugin, pydicom correcting the sign at the codestream's precision)
+    # imagecodecs writes a 12-bit image at a precision of 16: pydicom corrects a signed frame's
+    # sign at the codestream's precision, and its negative values read as 2048..4095 (any plugin);
+    # their sign is BitsStored's top bit
     values = random_values(seed, bits, signed)
     encapsulated_dicom(tmp_path / "l.dcm", values, JPEG_LS_LOSSLESS, [jpeg_ls(values, bits)], bits=bits, signed=signed)
     rad = read_image(tmp_path / "l.dcm")
@@ -557,6 +558,44 @@ def test_a_codestream_deeper_than_bits_stored_is_read_and_scaled_at_its_depth(tm
     assert rad.bits_stored == precision and full_range(rad) == (0, top)
     assert len(rad.notes) == 1 and f"codestream holds {precision}-bit samples, deeper than BitsStored 12, and its " \
         "values reach 16383, past the 4095 BitsStored holds: read as decoded, at" in rad.notes[0], rad.notes
+
+
+@pytest.mark.parametrize("syntax", [J2K_LOSSLESS, JPEG_LOSSLESS_SV1])
+def test_a_signed_codestream_deeper_than_bits_stored_is_read_and_scaled_at_its_depth(tmp_path, seed, syntax):
+    # 14-bit signed values under BitsStored 12: pydicom kept a lossless JPEG's low 12 bits (another
+    # image), and J2K values came whole but were scaled by -2048..2047 (full_range), without a word
+    import pydicom
+
+    values = random_values(seed, 14, True)
+    if syntax == J2K_LOSSLESS:
+        jpeg2000_dicom(tmp_path / "d.dcm", values, bits=14, signed=True)
+    else:
+        encapsulated_dicom(tmp_path / "d.dcm", values, syntax, [lossless_jpeg(values & 0x3FFF, 14, 1)], bits=14,
+                           signed=True)  # fmt: skip
+    ds = pydicom.dcmread(tmp_path / "d.dcm")
+    ds.BitsStored, ds.HighBit = 12, 11
+    ds.save_as(tmp_path / "d.dcm")
+    rad = read_image(tmp_path / "d.dcm", warn=False)
+    np.testing.assert_array_equal(rad.values, values)
+    assert rad.bits_stored == 14 and full_range(rad) == (-8192, 8191)
+    assert len(rad.notes) == 1 and "codestream holds 14-bit samples, deeper than BitsStored 12, and its values " \
+        "reach -8192..8191, past the -2048..2047 BitsStored holds: read as decoded, at 14 bits" in rad.notes[0], \
+        rad.notes
+
+
+@pytest.mark.parametrize("syntax", [J2K_LOSSLESS, JPEG_LOSSLESS_SV1])
+def test_signed_values_of_bits_stored_in_a_deeper_codestream_read_as_before(tmp_path, seed, syntax):
+    # 12-bit signed values in a 16-bit codestream: a signed JPEG 2000 one's values, a lossless
+    # JPEG's two's complement patterns (whose sign pydicom took at BitsStored): no note, 12 bits
+    import imagecodecs
+
+    values = random_values(seed, 12, True)
+    codestream = (imagecodecs.jpeg2k_encode(values.astype(np.int16), level=0, codecformat="j2k", bitspersample=16)
+                  if syntax == J2K_LOSSLESS else lossless_jpeg(values & 0xFFF, 16, 1))  # fmt: skip
+    encapsulated_dicom(tmp_path / "d.dcm", values, syntax, [codestream], bits=12, signed=True)
+    rad = read_image(tmp_path / "d.dcm", warn=False)
+    np.testing.assert_array_equal(rad.values, values)
+    assert rad.bits_stored == 12 and full_range(rad) == (-2048, 2047) and not rad.notes, rad.notes
 
 
 def test_a_deeper_codestream_whose_values_fit_bits_stored_reads_as_before(tmp_path, seed):

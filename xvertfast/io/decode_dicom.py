@@ -172,13 +172,16 @@ class _Codestream(NamedTuple):
     of its pixel data, and its codestream's header, parsed once for the reader's checks, the
     plugin's decoding ahead and the depth it is read at. ``kind``: "JPEG 2000", "JPEG-LS", "JPEG",
     or None for another syntax (MPEG and the like: checked for no size); ``precision`` (its first
-    component's), ``rows`` and ``cols``: None where the header lacks them."""
+    component's), ``rows`` and ``cols``: None where the header lacks them; ``signed``: whether a
+    JPEG 2000 codestream says its samples are, None where it does not say (JPEG and JPEG-LS hold
+    unsigned bit patterns, whatever PixelRepresentation says of them)."""
 
     source: bytes
     kind: str | None
     precision: int | None
     rows: int | None
     cols: int | None
+    signed: bool | None = None
 
 
 def _codestream_of(ds, syntax) -> _Codestream | None:
@@ -197,7 +200,7 @@ def _codestream_of(ds, syntax) -> _Codestream | None:
         return None
     if syntax in uid.JPEG2000TransferSyntaxes:  # (HTJ2K too)
         siz = dicom_codecs.jpeg2000_siz(source)
-        return _Codestream(source, "JPEG 2000", *(siz or (None, None, None)))
+        return _Codestream(source, "JPEG 2000", *(siz or (None, None, None, None)))
     kind = ("JPEG-LS" if syntax in uid.JPEGLSTransferSyntaxes else
             "JPEG" if syntax in uid.JPEGTransferSyntaxes else None)  # fmt: skip
     header = jpeg_frame(io.BytesIO(source))
@@ -259,7 +262,7 @@ def _dicom_pixels(ds, syntax, codestream: _Codestream | None, path: str, notes: 
         # pydicom refuses to decode without it; one sample per pixel is grey
         ds.PhotometricInterpretation = "MONOCHROME2"
         notes.append(f"{path}: no PhotometricInterpretation; read as MONOCHROME2 (bright = high)")
-    deeper = _deeper_codestream(ds, codestream, samples, path)
+    deeper = _deeper_codestream(ds, syntax, codestream, samples, path)
     try:
         arr = dicom_codecs.pixel_array(ds, syntax) if deeper is None else _decoded_at(ds, syntax, deeper)
     except Exception as exc:
@@ -290,9 +293,15 @@ def _dicom_pixels(ds, syntax, codestream: _Codestream | None, path: str, notes: 
     if arr.ndim != 2:
         raise ImageReadError(path, f"expected a single-frame grayscale image, decoded shape {arr.shape}")
     signed = _dicom_int(ds, "PixelRepresentation", 0, path) == 1 and arr.dtype.kind == "i"
-    top = int(arr.max()) if deeper is not None and arr.size else None
-    if top is not None and _needs_deeper(syntax, top, bits):  # (unsigned)
-        bits = _read_deeper(ds, codestream.kind, top, bits, deeper, path, notes)
+    read_deeper = False
+    if deeper is not None and arr.size:
+        low, top = int(arr.min()), int(arr.max())
+        if signed:
+            arr, read_deeper = _signed_at_bits_stored(arr, low, top, bits, codestream)
+        else:
+            read_deeper = _needs_deeper(syntax, top, bits)
+    if read_deeper:
+        bits = _read_deeper(ds, codestream.kind, low, top, bits, signed, deeper, path, notes)
     elif indices is None and samples == 1:  # (grey levels: not a palette's indices, nor colours)
         arr = _below_high_bit(ds, syntax, arr, bits, signed, path, notes)
     lut = ", ".join(f"{k} {ds.get(k)!r}" for k in ("RescaleSlope", "RescaleIntercept") if k in ds)
@@ -415,16 +424,20 @@ def _codestream_values(arr: np.ndarray, stated: str, bits: int, signed: bool, sy
     return arr
 
 
-def _deeper_codestream(ds, codestream: _Codestream | None, samples: int, path: str) -> int | None:
-    """The sample precision of an unsigned grey JPEG, JPEG-LS or JPEG 2000 frame's codestream
-    where it is deeper than BitsStored (and fits BitsAllocated), else None. pydicom keeps only the
-    low BitsStored bits of a JPEG or lossless JPEG frame it decodes (a 14-bit codestream under
-    BitsStored 12: another image, silently); JPEG-LS and JPEG 2000 values it leaves as decoded.
-    Signed frames are left as they were: their sign is corrected at BitsStored, and a 12-bit
-    signed image written at a precision of 16 (as imagecodecs writes JPEG-LS) is common. Decided
-    from the header and ``codestream``'s (:func:`_codestream_of`), before anything is decoded."""
+def _deeper_codestream(ds, syntax, codestream: _Codestream | None, samples: int, path: str) -> int | None:
+    """The sample precision of a grey JPEG, JPEG-LS or JPEG 2000 frame's codestream where it is
+    deeper than BitsStored (and fits BitsAllocated), else None: the frame is decoded at it. pydicom
+    keeps only the low BitsStored bits of a JPEG or lossless JPEG frame it decodes (a 14-bit
+    codestream under BitsStored 12: another image, silently), and corrects a signed JPEG-LS
+    frame's sign at the codestream's precision (a 12-bit signed image written at a precision of 16,
+    as imagecodecs writes JPEG-LS, read 0..4095: its negative values as large positive ones);
+    unsigned JPEG-LS and JPEG 2000 values it leaves as decoded. Signed frames of a lossy syntax
+    are left as they were (:func:`_signed_at_bits_stored` tells their values apart by bounds that
+    a lossy codec's overshoot crosses). Decided from the header and ``codestream``'s
+    (:func:`_codestream_of`), before anything is decoded."""
     grey = samples == 1 and str(ds.get("PhotometricInterpretation", "")).strip() in ("MONOCHROME1", "MONOCHROME2")
-    if not grey or _dicom_int(ds, "PixelRepresentation", 0, path) != 0 or codestream is None:
+    signed = _dicom_int(ds, "PixelRepresentation", 0, path) != 0
+    if not grey or (signed and syntax not in _LOSSLESS) or codestream is None:
         return None  # (a palette's indices are no grey levels; no frame to be found: left for decoding to report)
     if "BitsStored" not in ds:  # (refused by pydicom's header check, as it was: no depth to compare with)
         return None
@@ -456,24 +469,45 @@ def _needs_deeper(syntax, top: int, bits: int) -> bool:
     12-bit images in a 16-bit codestream reach 4096..4225, and one such pixel took the whole image
     to 16 bits (a MONOCHROME1 one to 61332..65535). Only values past twice the range are deeper
     data there; the overshoot reads past white at BitsStored, as before."""
-    from pydicom import uid
-
-    lossless = (uid.JPEGLossless, uid.JPEGLosslessSV1, uid.JPEGLSLossless, uid.JPEG2000Lossless,
-                uid.JPEG2000MCLossless, uid.HTJ2KLossless, uid.HTJ2KLosslessRPCL)  # fmt: skip
-    return top >> bits > 0 if syntax in lossless else top >= 2 << bits
+    return top >> bits > 0 if syntax in _LOSSLESS else top >= 2 << bits
 
 
-def _read_deeper(ds, kind: str | None, top: int, bits: int, precision: int, path: str, notes: list[str]) -> int:
-    """The depth an unsigned JPEG-family frame (its codestream a ``kind``), whose values reach
-    ``top``, past BitsStored, is read at: its codestream's precision, the depth the file records
-    for them, with a note. Scaled by BitsStored, the stored scale
-    (:func:`~xvertfast.io.read.full_range`) put 3/4 of a 14-bit image under BitsStored 12 past
-    white, and a MONOCHROME1 one was flipped within 0..4095."""
+#: The lossless JPEG-family transfer syntaxes, whose decoded values are the image's to the level.
+_LOSSLESS = ("1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80",  # JPEG, SV1, JPEG-LS
+             "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.92", "1.2.840.10008.1.2.4.201",  # JPEG 2000 (MC), HTJ2K
+             "1.2.840.10008.1.2.4.202")  # fmt: skip
+
+
+def _signed_at_bits_stored(arr: np.ndarray, low: int, top: int, bits: int,
+                           codestream: _Codestream) -> tuple[np.ndarray, bool]:  # fmt: skip
+    """A signed lossless frame decoded at its codestream's depth, ``low``..``top``, as BitsStored
+    reads it, and whether it is to be read at the codestream's depth instead. Values within
+    BitsStored's signed range are its own. Where the codestream holds no sign (JPEG, JPEG-LS, a
+    JPEG 2000 one saying unsigned) and every value fits BitsStored's bits, they are BitsStored-bit
+    two's complement patterns in a deeper codestream (PS3.5 A.4.3: imagecodecs writes a 12-bit
+    signed image's JPEG-LS so): their sign is BitsStored's top bit. Any other values are deeper data."""
+    lo, hi = stored_range(bits, True)
+    if lo <= low and top <= hi:
+        return arr, False
+    if not codestream.signed and low >= 0 and top >> bits == 0:
+        return np.where(arr > hi, arr - (1 << bits), arr).astype(arr.dtype), False
+    return arr, True
+
+
+def _read_deeper(ds, kind: str | None, low: int, top: int, bits: int, signed: bool, precision: int, path: str,
+                 notes: list[str]) -> int:  # fmt: skip
+    """The depth a JPEG-family frame (its codestream a ``kind``), whose values reach ``low``..``top``,
+    past BitsStored, is read at: its codestream's precision, the depth the file records for them,
+    with a note. Scaled by BitsStored, the stored scale (:func:`~xvertfast.io.read.full_range`)
+    put 3/4 of a 14-bit image under BitsStored 12 past white, and a MONOCHROME1 one was flipped
+    within 0..4095."""
     high = _dicom_int(ds, "HighBit", bits - 1, path)
     placed = (f" (HighBit {high} places nothing in a codestream)" if high != bits - 1 else "")
+    lo, hi = stored_range(bits, signed)
+    reach, held = (f"{low}..{top}", f"{lo}..{hi}") if signed else (f"{top}", f"{hi}")
     notes.append(f"{path}: its {kind or 'JPEG'} codestream holds {precision}-bit samples, deeper than BitsStored "
-                 f"{bits}{placed}, and its values reach {top}, past the {(1 << bits) - 1} BitsStored holds: "
-                 f"read as decoded, at {precision} bits (check the header)")  # fmt: skip
+                 f"{bits}{placed}, and its values reach {reach}, past the {held} BitsStored holds: read as "
+                 f"decoded, at {precision} bits (check the header)")  # fmt: skip
     return precision
 
 

@@ -197,17 +197,20 @@ def pixel_array(ds, syntax):
         return ds.pixel_array
 
 
-def jpeg2000_siz(source: bytes) -> tuple[int | None, int, int] | None:
-    """The first component's sample precision (None where the segment is cut before it), rows and
-    columns a JPEG 2000 codestream declares in its SIZ segment (right after the SOC marker; also
-    inside a JP2 file), or None where it has none: the one parse of it, as
-    :func:`~xvertfast.io.decode_common.jpeg_frame` is JPEG's and JPEG-LS'."""
+def jpeg2000_siz(source: bytes) -> tuple[int | None, int, int, bool | None] | None:
+    """The first component's sample precision, rows, columns and whether its samples are signed
+    (precision and sign None where the segment is cut before them) that a JPEG 2000 codestream
+    declares in its SIZ segment (right after the SOC marker; also inside a JP2 file), or None
+    where it has none: the one parse of it, as :func:`~xvertfast.io.decode_common.jpeg_frame` is
+    JPEG's and JPEG-LS'."""
     at = source.find(b"\xff\x4f\xff\x51")
     if at < 0 or len(source) < at + 24:
         return None
     width, height, left, top = struct.unpack(">4I", source[at + 8 : at + 24])
-    precision = (source[at + 42] & 0x7F) + 1 if len(source) > at + 42 else None  # its first Ssiz
-    return precision, height - top, width - left
+    if len(source) <= at + 42:
+        return None, height - top, width - left, None
+    ssiz = source[at + 42]  # its first component's: the sign bit, then the precision less 1
+    return (ssiz & 0x7F) + 1, height - top, width - left, bool(ssiz & 0x80)
 
 
 class CutFrame(ValueError):
