@@ -144,7 +144,8 @@ def test_other_settings_are_refused_and_restart_starts_over(tmp_path, seed):
     run(images, tmp_path / "r", Counted())
     other = {**SETTINGS, "rois": [["img0.png", [[100, 190], [290, 190]]]]}  # the scores were taken elsewhere
     # in a Python caller's words: "pass --restart ... or use a new REPORT_DIR" named the CLI's
-    with pytest.raises(ValueError, match=r"an evaluation with other settings \(rois .*\).*; pass restart=True to score "
+    with pytest.raises(ValueError, match=r"an evaluation with other settings \(rois .*\).*; run with the recorded settings to "
+                                         r"resume, pass restart=True to score "
                                          r"every image again into the same folder, or use a new out_dir$"):  # fmt: skip
         run(images, tmp_path / "r", Counted(), settings=other)
     fresh = Counted()
@@ -290,7 +291,11 @@ def test_a_method_added_is_scored_alone_and_one_dropped_leaves_the_rest(tmp_path
     again = run_methods(images, tmp_path / "r", {"identity": identity, "clahe": back, "more": Counted()},
                         log=said.append)  # fmt: skip
     assert back.calls == 0 and again.rows == fresh.rows and any("clahe back" in s for s in said), said
-    with pytest.raises(ValueError, match=r"an evaluation of other methods \(.*\), none of these \(other\); pass restart=True"):
+    # restart=True drops the scores recorded, which a new folder keeps (it said 'use a new folder', the CLI's
+    # REPORT_DIR's words to a Python caller, as if the two ways came to the same)
+    with pytest.raises(ValueError, match=r"an evaluation of other methods \(.*\), none of these \(other\); pass restart=True "
+                                         r"to start over, dropping the scores recorded there, or use a new out_dir to keep "
+                                         r"them \(a method's name mistyped\? give it as it was\)$"):  # fmt: skip
         run_methods(images, tmp_path / "r", {"other": Counted()})  # none kept: a typo, or another evaluation
 
 

@@ -1021,3 +1021,18 @@ def test_an_output_named_as_a_folder_of_other_outputs_is_said(tmp_path, model_di
             assert (f"{src / 'in1' / 'x.png'}: its output {out / 'x.png'} is also the folder that the output "
                     f"of {src / 'in2' / 'x.png' / 'y.png'} goes into" in captured.err) == (k == owner), captured.err
     assert (out / "x.png" / "y.png").is_file()
+
+
+def test_other_settings_are_refused_with_the_ways_on_in_the_callers_words(tmp_path):
+    """The refusal of other settings offers each way on, as the caller gives it: the recorded settings
+    resume (the change a slip: the message names it), overwrite redoes the outputs, a new folder keeps
+    them. It said only '--overwrite' or 'a new folder', and said '--overwrite' to a Python caller."""
+    from xvertfast._text import cli_running
+
+    JobFolder(str(tmp_path / "out"), {"mode": "spine"}, overwrite=False).close()
+    ways = r"; run with the recorded settings to resume, pass {} to redo the outputs with these, or use a new output folder$"
+    with pytest.raises(ValueError, match=r"with other settings \(mode 'spine' -> 'full'\)" + ways.format("overwrite=True")):
+        JobFolder(str(tmp_path / "out"), {"mode": "full"}, overwrite=False)
+    with cli_running({"overwrite"}), pytest.raises(ValueError, match=ways.format("--overwrite")):
+        JobFolder(str(tmp_path / "out"), {"mode": "full"}, overwrite=False)
+    JobFolder(str(tmp_path / "out"), {"mode": "spine"}, overwrite=False).close()  # the recorded ones resume

@@ -167,7 +167,7 @@ class Journal:
             raise _unusable(exc, out_dir) from exc
         if self._lock is None:
             raise ValueError(f"another xvertfast evaluate is writing into {out_dir} (it holds "
-                             f"{os.path.join(out_dir, LOCK_FILE)}); wait for it, or use another folder")  # fmt: skip
+                             f"{os.path.join(out_dir, LOCK_FILE)}); wait for it, or use another {_report_folder()}")  # fmt: skip
         try:
             remove_stale_parts([self.path])  # a rewrite a kill cut short (no other evaluation writes here: the lock)
             if os.path.exists(self.path) and not restart:
@@ -201,8 +201,9 @@ class Journal:
         if changed and not _methods_alone_differ(previous, retired, self.settings):
             raise ValueError(f"{os.path.dirname(self.path)} holds an evaluation with other settings "
                              f"({_refusal_reasons(previous, retired, self.settings)}), under which its scores do "
-                             f"not hold (only methods and metrics may be added or dropped); pass {asked('restart', True)} "
-                             f"to score every image again into the same folder, or use a new {_report_folder()}")  # fmt: skip
+                             "not hold (only methods and metrics may be added or dropped); run with the recorded settings "
+                             f"to resume, pass {asked('restart', True)} to score every image again into the same folder, "
+                             f"or use a new {_report_folder()}")  # fmt: skip
         for line in lines[1:]:
             try:
                 entry = json.loads(line)
@@ -223,7 +224,8 @@ class Journal:
         if not any(label in known for label in now):  # a typo, or another evaluation: not to be taken for one
             raise ValueError(f"{os.path.dirname(self.path)} holds an evaluation of other methods "
                              f"({', '.join(known)}), none of these ({', '.join(now)}); pass {asked('restart', True)} to "
-                             "start over, or use a new folder")  # fmt: skip
+                             f"start over, dropping the scores recorded there, or use a new {_report_folder()} to keep "
+                             "them (a method's name mistyped? give it as it was)")  # fmt: skip
         self.retired = [m for label, m in known.items() if label not in now]
         before = [_label(m) for m in previous["methods"]]
         if previous["methods"] != self.settings["methods"]:

@@ -60,6 +60,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from xvertfast._text import asked
 from xvertfast._version import __version__
 from xvertfast.io.files import RealPaths, file_state
 from xvertfast.io.shards import Shard
@@ -1050,8 +1051,9 @@ class JobFolder:
             previous = {**self.settings, **previous}
         if recorded is not None and not self.overwrite and previous != self.settings:
             raise ValueError(f"{self.out_dir} holds outputs of an xvertfast {self.job} job with other settings "
-                             f"({settings_changes(previous, self.settings)}); pass --overwrite to redo them "
-                             "with these settings, or use a new folder")  # fmt: skip
+                             f"({settings_changes(previous, self.settings)}); run with the recorded settings to "
+                             f"resume, pass {asked('overwrite', True)} to redo the outputs with these, or use a new "
+                             "output folder")  # fmt: skip
         return recorded, previous
 
     def _next_time(self) -> int:
