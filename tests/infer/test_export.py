@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import warnings
 import zlib
 
@@ -1250,13 +1251,73 @@ def test_a_run_from_the_cache_hashes_each_file_once(model, tmp_path, monkeypatch
     tensorrt_backend.TensorRTBackend.from_model(model, torch.device("cuda:0"), tile=TILE, max_batch=4,
                                                 cache_dir=str(tmp_path))  # fmt: skip
     hashed = []
-    for module in (cache_module, export_module, tensorrt_backend):
+    for module in (cache_module, export_module):  # (tensorrt_backend hashes through cache's file_sha256_once)
         monkeypatch.setattr(module, "file_sha256",
                             lambda path, hash=module.file_sha256: hashed.append(os.path.basename(path)) or hash(path))  # fmt: skip
     tensorrt_backend.TensorRTBackend.from_model(model, torch.device("cuda:0"), tile=TILE, max_batch=4,
                                                 cache_dir=str(tmp_path))  # fmt: skip
     engines = sorted(f for f in os.listdir(tmp_path) if f.endswith(".engine"))
     assert sorted(hashed) == sorted(["stage1.onnx", "stage2.onnx", *engines])
+
+
+def test_an_engine_rebuilt_leaves_the_files_checked_before_unread(model, tmp_path, monkeypatch):
+    # a cached engine TensorRT could not load was built again, and every stage's engine (hundreds of MB
+    # each) and ONNX file was hashed again for it, though checked moments before and unchanged since;
+    # a second backend of the model in the same process hashed every file again too
+    from xvertfast.infer import cache as cache_module
+
+    needs_export()
+    cached_onnx_export(model, tmp_path, tile=TILE)  # before the fake: torch.export looks for a real tensorrt
+    install_fake_tensorrt(monkeypatch)
+
+    def from_model():
+        return tensorrt_backend.TensorRTBackend.from_model(model, torch.device("cuda:0"), tile=TILE, max_batch=4,
+                                                           cache_dir=str(tmp_path))  # fmt: skip
+
+    from_model()
+    engines = sorted(tmp_path / f for f in os.listdir(tmp_path) if f.endswith(".engine"))
+    onnx = sorted(tmp_path.glob("onnx/*/stage*.onnx"))
+    day_ago = time.time_ns() - 86_400 * 10**9
+
+    def settled(path):  # as a file cached by an earlier run is (one written just now is hashed at each check)
+        os.utime(path, ns=(day_ago, day_ago))
+
+    engines[1].write_bytes(b"\0" * 64)  # intact on disk (its digest matches), but TensorRT cannot load it
+    cache_module.record_digest(str(engines[1]), hashlib.sha256(b"\0" * 64).hexdigest())
+    for path in (*engines, *onnx):
+        settled(path)
+    hashed = []
+    file_sha256 = cache_module.file_sha256
+    monkeypatch.setattr(cache_module, "file_sha256", lambda path: hashed.append(os.path.basename(path)) or file_sha256(path))
+    with pytest.warns(RuntimeWarning, match="could not load this cached engine; building it again"):
+        from_model()
+    assert sorted(hashed) == sorted(p.name for p in (*engines, *onnx))  # each once: stage 1's engine not again
+    hashed.clear()
+    from_model()  # a second backend: only the engine built just now is read again
+    assert hashed == [engines[1].name]
+    settled(engines[1])
+    from_model()
+    hashed.clear()
+    from_model()  # every file settled and checked: none is read again
+    assert hashed == []
+    # a settled file changed since its check is read again and its damage found: written in place (its
+    # times move), or replaced by a copy of the same size and modification time (another inode)
+    whole = engines[0].read_bytes()
+    damaged = whole.replace(b'"workspace": 4294967296', b'"workspace": 4294967297')
+    assert damaged != whole and len(damaged) == len(whole)
+    for replace in (False, True):
+        if replace:
+            (tmp_path / "copy").write_bytes(damaged)
+            settled(tmp_path / "copy")
+            os.replace(tmp_path / "copy", engines[0])
+        else:
+            engines[0].write_bytes(damaged)
+        hashed.clear()
+        with pytest.warns(RuntimeWarning, match=re.escape(f"{engines[0]}: this cached TensorRT engine is damaged")):
+            from_model()
+        assert set(hashed) == {engines[0].name} and engines[0].read_bytes() == whole  # (the others not read)
+        settled(engines[0])  # (built again just now)
+        from_model()
 
 
 def test_the_onnx_backend_on_a_bare_cuda_runs_on_the_current_gpu(model, tmp_path, monkeypatch):

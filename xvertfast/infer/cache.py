@@ -6,7 +6,8 @@ The cache (:func:`default_cache_dir`) holds the ONNX exports of
 engines (``<key>.engine``, tens to hundreds of MB each, one per model, precision, tile, max
 batch, TensorRT and GPU) and TensorRT timing caches (``timing-*.cache``). Each stage file and
 engine has beside it the SHA-256 it was written with (:func:`record_digest`), checked before it
-is used (:func:`matches_its_digest`): a damaged file is made again, not handed on. Nothing is pruned by
+is used (:func:`matches_its_digest`): a damaged file is made again, not handed on; a process reads a
+file for it once while the file stays as it was (:func:`file_sha256_once`). Nothing is pruned by
 itself: :func:`cache_usage` (``xvertfast cache``, ``xvertfast info``) says how much there is,
 and :func:`clear_cache` (``xvertfast cache --clear``) removes it; whatever is needed again is
 made again (an engine in minutes). Only files of those names are counted or removed, never a
@@ -24,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import time
 import warnings
 from collections.abc import Iterator
 
@@ -144,6 +146,36 @@ def recorded_digest(path: str) -> str | None:
     return recorded if _SHA256_HEX.fullmatch(recorded) else None
 
 
+#: The files this process has hashed, by absolute path: their state then (:func:`_state`) and SHA-256.
+_HASHED: dict[str, tuple[tuple[int, ...], str]] = {}
+#: A file modified less than this before its hashing began is hashed again at its next check: a
+#: write within the same tick of the file system's clock (milliseconds; 2 s on FAT) leaves the
+#: file's state as it was (what git calls a racily clean file).
+SETTLED_NS = 2_000_000_000
+
+
+def _state(path: str) -> tuple[int, ...]:
+    """What changes when a file is written or replaced: its device, inode, size and times."""
+    st = os.stat(path)
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def file_sha256_once(path: str) -> str:
+    """``file_sha256(path)``, read once a process while the file keeps its state: an engine of
+    hundreds of MB checked again (an engine of another stage rebuilt, a second backend of the
+    model) is not read again. A file modified since (another inode, size or time) is hashed
+    again, as is one modified within :data:`SETTLED_NS` of its hashing."""
+    key = os.path.abspath(path)
+    started, before = time.time_ns(), _state(path)
+    known = _HASHED.get(key)
+    if known is not None and known[0] == before:
+        return known[1]
+    digest = file_sha256(path)
+    if before[3] < started - SETTLED_NS and _state(path) == before:  # (settled, and unchanged while read)
+        _HASHED[key] = (before, digest)
+    return digest
+
+
 def matches_its_digest(path: str, damaged: tuple[str, str, str] | None = None) -> bool:
     """Whether the cached file ``path`` still has the bytes its recorded SHA-256 was taken of.
     A flipped bit in a weight leaves an ONNX graph loadable with its metadata right, and an engine
@@ -154,7 +186,7 @@ def matches_its_digest(path: str, damaged: tuple[str, str, str] | None = None) -
     recorded = recorded_digest(path)
     if recorded is None or not os.path.isfile(path):
         return False
-    if file_sha256(path) == recorded:
+    if file_sha256_once(path) == recorded:
         return True
     if damaged is not None:
         what, made, remedy = damaged

@@ -29,10 +29,9 @@ from xvertfast._extension import cuda_index
 from xvertfast._stacklevel import outside_xvertfast
 from xvertfast._text import from_cli
 from xvertfast.infer.backends import StageBackend
-from xvertfast.infer.cache import (CACHE_HINT, cache_in_use, default_cache_dir, matches_its_digest, one_build_at_a_time,
-                                   record_digest, recorded_digest)
+from xvertfast.infer.cache import (CACHE_HINT, cache_in_use, default_cache_dir, file_sha256_once, matches_its_digest,
+                                   one_build_at_a_time, record_digest, recorded_digest)
 from xvertfast.infer.export import DEFAULT_TILE, cached_onnx_export, read_onnx_metadata, writable_folder
-from xvertfast.io.files import file_sha256
 from xvertfast.io.write import atomic_write
 from xvertfast.model import XVertNet
 
@@ -145,7 +144,7 @@ def _engine_spec(trt: ModuleType, onnx_path: str, max_batch: int, dev: torch.dev
     """(cached engine path, builder settings) of one stage export; ``onnx_sha256``, where the
     caller has it, spares hashing the file again."""
     settings = build_settings(trt.__version__, *_profile(onnx_path, max_batch))
-    key = engine_cache_key(onnx_sha256 or file_sha256(onnx_path), tensorrt_version=trt.__version__,
+    key = engine_cache_key(onnx_sha256 or file_sha256_once(onnx_path), tensorrt_version=trt.__version__,
                            gpu_name=torch.cuda.get_device_name(dev),
                            capability=torch.cuda.get_device_capability(dev), settings=settings)  # fmt: skip
     return os.path.join(cache_dir, f"{key}.engine"), settings
