@@ -410,13 +410,38 @@ def test_a_finished_run_removes_the_later_stages_data_and_an_unfinished_one_keep
     said = [line for line in logs if "removed the later stages' training data" in line]
     assert said == [f"removed the later stages' training data ({size / 1e6:.1f} MB): the finished run reads it no "
                     f"more; {run / 'cache'} ({cache / 1e6:.1f} MB, the preprocessed ROIs) is kept for a run trained "
-                    "again in this folder: delete it if none will be"], logs  # fmt: skip
+                    "again on these images (in this folder, or a new one given a copy of it): delete it if none will "
+                    "be"], logs  # fmt: skip
     # a run finished before (an older xvertfast kept its stage data, a kill before the removal): --resume removes it
     path.write_bytes(b"left")
     logs.clear()
     model = train([str(data)], str(run), CONFIG, resume=True, progress=False, log=logs.append)
     assert not path.exists() and len(model.stages) == 2
     assert any("the run has finished" in line for line in logs) and any("(0.0 MB)" in line for line in logs)
+
+
+def test_a_finished_one_stage_run_says_how_large_its_kept_cache_is(tmp_path):
+    # the cache (8 MB per image at --roi-size 512) is kept for a run trained again on the same images;
+    # a run finishing said its size only beside the later stages' data it removed, so a one-stage run,
+    # which has none, finished without a word of the gigabytes it left
+    import shutil
+
+    data, run = write_images(tmp_path / "data"), tmp_path / "run"
+    one = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 1, "epochs_joint": 0})
+    logs = []
+    train([str(data)], str(run), one, progress=False, log=logs.append)
+    cache = sum(p.stat().st_size for p in (run / "cache").iterdir())
+    assert cache > 0 and not any("removed the later stages" in line for line in logs)
+    assert logs.count(f"{run / 'cache'} ({cache / 1e6:.1f} MB, the preprocessed ROIs) is kept for a run trained again "
+                      "on these images (in this folder, or a new one given a copy of it): delete it if none will "
+                      "be") == 1, logs  # fmt: skip
+    # where it is a link (other runs may share it) it is said so, and left as it is
+    shutil.move(run / "cache", tmp_path / "shared")
+    os.symlink(tmp_path / "shared", run / "cache")
+    logs.clear()
+    train([str(data)], str(run), one, resume=True, progress=False, log=logs.append)
+    assert f"{run / 'cache'} is a link, perhaps shared with other runs: left as it is" in logs, logs
+    assert sum(p.stat().st_size for p in (tmp_path / "shared").iterdir()) == cache
 
 
 def test_resume_refuses_an_init_model_changed_since_the_run_started(tmp_path):

@@ -809,8 +809,9 @@ def _remove_stage_data(run_dir: str, log) -> None:
     at --roi-size 512: 160 GB for 40,000 images) once the run is finished: only a stage still to train
     reads it, and a finished run trains none (a --resume says it is finished, one with more epochs or
     stages is another configuration and refused; status and evaluate read the checkpoint and the model).
-    Says what was freed, and that RUN_DIR/cache is kept (a run trained again in this folder reuses it)
-    and may be deleted; a file that cannot be removed is said, not raised: the run is finished."""
+    Says what was freed, and (:func:`_cache_kept`) how large RUN_DIR/cache is, kept for a run trained
+    again on these images, which may delete it; a file that cannot be removed is said, not raised: the
+    run is finished."""
     freed, kept = 0, []
     for entry in os.scandir(run_dir):
         if not _STAGE_DATA.fullmatch(entry.name) or not entry.is_file(follow_symlinks=False):
@@ -823,17 +824,28 @@ def _remove_stage_data(run_dir: str, log) -> None:
             kept.append(f"{entry.path} ({exc.strerror or exc})")
     if kept:
         log(f"warning: not removed: {', '.join(kept)}; the run is finished and reads it no more: delete it")
-    if not freed:
-        return
+    held = _cache_kept(run_dir)
+    if freed:
+        log(f"removed the later stages' training data ({freed / 1e6:.1f} MB): the finished run reads it no more"
+            + (f"; {held}" if held else ""))  # fmt: skip
+    elif held:  # (a one-stage run has no later stages' data: its cache was said nowhere)
+        log(held)
+
+
+def _cache_kept(run_dir: str) -> str | None:
+    """What a finished run says of RUN_DIR/cache, which it keeps: the preprocessing of every image
+    (hours for an archive), reused by a run trained again on these images (in this folder, its
+    checkpoint/ and model/ removed, or in a new one given a copy of the cache) and by nothing else.
+    None where it holds nothing."""
     cache = os.path.join(run_dir, "cache")
     if os.path.islink(cache):
-        held = f"{cache} is a link, perhaps shared with other runs: left as it is"
-    else:
-        files = [e for e in os.scandir(cache) if e.is_file(follow_symlinks=False)] if os.path.isdir(cache) else []
-        size = sum(e.stat(follow_symlinks=False).st_size for e in files)
-        held = (f"{cache} ({size / 1e6:.1f} MB, the preprocessed ROIs) is kept for a run trained again in this folder: "
-                "delete it if none will be")  # fmt: skip
-    log(f"removed the later stages' training data ({freed / 1e6:.1f} MB): the finished run reads it no more; {held}")
+        return f"{cache} is a link, perhaps shared with other runs: left as it is"
+    files = [e for e in os.scandir(cache) if e.is_file(follow_symlinks=False)] if os.path.isdir(cache) else []
+    size = sum(e.stat(follow_symlinks=False).st_size for e in files)
+    if not size:
+        return None
+    return (f"{cache} ({size / 1e6:.1f} MB, the preprocessed ROIs) is kept for a run trained again on these images "
+            "(in this folder, or a new one given a copy of it): delete it if none will be")  # fmt: skip
 
 
 def _finished_stage_file(run_dir: str, k: int) -> str:
