@@ -489,6 +489,49 @@ def test_a_12_bit_jpeg_extended_frame_is_decoded_by_pydicoms_own_plugin_where_it
     assert ahead == []
 
 
+def _colour_dicom(path, codestream, rgb, photometric, bits):
+    """A DICOM of one colour JPEG Extended ``codestream`` of ``rgb``'s size, its photometric ``photometric``."""
+    import pydicom
+    from pydicom.encaps import encapsulate
+
+    make_dicom(path, rgb[..., 0], bits=bits, syntax=JPEG_EXTENDED, pixel_data=False, slope=None)
+    ds = pydicom.dcmread(path)
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, photometric, 0
+    ds.PixelData = encapsulate([codestream])
+    ds["PixelData"].VR = "OB"
+    ds.save_as(path)
+
+
+@pytest.mark.parametrize("photometric", ["YBR_FULL_422", "YBR_FULL", "RGB"])
+def test_a_12_bit_colour_jpeg_extended_frame_reads_its_luminance(tmp_path, seed, photometric):
+    # Pillow refuses 12 bits and this plugin refused colour: the file was called 'truncated or
+    # corrupt?'. libjpeg turns its YCbCr to RGB (pydicom's conversion takes 8-bit YCbCr); an RGB
+    # codestream (Adobe marker) is decoded as RGB
+    import imagecodecs
+
+    rgb = np.random.default_rng(seed).integers(0, 4096, size=(40, 56, 3)).astype(np.uint16)
+    space = "RGB" if photometric == "RGB" else "YCBCR"
+    codestream = imagecodecs.jpeg8_encode(rgb, level=95, bitspersample=12, colorspace="RGB", outcolorspace=space)
+    _colour_dicom(tmp_path / "c.dcm", codestream, rgb, photometric, 12)
+    rad = read_image(tmp_path / "c.dcm", warn=False)
+    decoded = imagecodecs.jpeg8_decode(codestream, colorspace=space, outcolorspace="RGB")
+    np.testing.assert_array_equal(rad.values, _luma(decoded))
+    assert np.abs(rad.values - _luma(rgb)).mean() < 100  # (the image, lossy: not another one's colours)
+    assert rad.bits_stored == 12 and rad.notes == [f"{tmp_path / 'c.dcm'}: RGB image converted to luminance "
+                                                   "(grayscale)"], rad.notes  # fmt: skip
+
+
+def test_a_12_bit_colour_jpeg_extended_frame_of_another_colour_space_needs_a_decoder(tmp_path):
+    # one this plugin does not decode is no corrupt file: what would decode it is named
+    import imagecodecs
+
+    rgb = np.zeros((40, 56, 3), np.uint16)
+    codestream = imagecodecs.jpeg8_encode(rgb, level=95, bitspersample=12)
+    _colour_dicom(tmp_path / "c.dcm", codestream, rgb, "YBR_PARTIAL_422", 12)
+    with pytest.raises(ImageReadError, match=r"c\.dcm: compressed transfer syntax 'JPEG Extended.*' needs a decoder"):
+        read_image(tmp_path / "c.dcm")
+
+
 def test_an_8_bit_jpeg_extended_frame_under_bits_allocated_16_is_read(tmp_path, seed):
     # Pillow decodes it to 8-bit words, which pydicom cannot fit in the 16-bit frame ('could not
     # broadcast'): after pydicom's plugins, this one decodes it (as it did when it came first)

@@ -47,11 +47,16 @@ _CODECS = {
     "1.2.840.10008.1.2.4.81": "jpegls",  # JPEG-LS Near-Lossless
     "1.2.840.10008.1.2.4.57": "ljpeg",  # JPEG Lossless, Non-Hierarchical (Process 14)
     "1.2.840.10008.1.2.4.70": "ljpeg",  # JPEG Lossless, Process 14, Selection Value 1
-    "1.2.840.10008.1.2.4.51": "jpeg8",  # JPEG Extended (12-bit): grey frames (_GREY_ONLY)
+    "1.2.840.10008.1.2.4.51": "jpeg8",  # JPEG Extended (12-bit): grey frames, 12-bit colour (_GREY_ONLY)
 }
-#: codecs this plugin takes grey frames of alone: a colour JPEG Extended frame goes to pydicom's
-#: plugins (Pillow decodes 8-bit colour, and leaves YCbCr as the photometric says), as before
+#: codecs this plugin takes grey frames of, and colour ones only deeper than 8 bits (decoded ahead
+#: grey alone): an 8-bit colour JPEG Extended frame goes to pydicom's plugins (Pillow decodes
+#: it, and leaves YCbCr as the photometric says), as before
 _GREY_ONLY = ("jpeg8",)
+#: the colour space of a 12-bit colour JPEG Extended frame's components, by its photometric:
+#: libjpeg turns YCbCr to RGB itself (pydicom's conversion takes 8-bit YCbCr, its chroma offset
+#: 128, and reads 12-bit YCbCr as other colours); other photometrics are refused
+_JPEG_COLOUR_SPACES = {"YBR_FULL": "YCBCR", "YBR_FULL_422": "YCBCR", "RGB": "RGB"}
 #: codecs this plugin decodes with only where pydicom's own plugins refuse the frame
 _LAST_RESORT = ("jpeg8",)
 #: codecs whose decoder fills a frame cut short with grey and says nothing: refused without their
@@ -175,7 +180,7 @@ def _pydicom_decodes(ds, syntax) -> bool:
 
 def pixel_array(ds, syntax):
     """``ds.pixel_array``, decoded by this plugin where it is available for ``syntax``; a frame
-    it refuses (components of mixed precision or sign, colour JPEG Extended) by pydicom's own
+    it refuses (components of mixed precision or sign, 8-bit colour JPEG Extended) by pydicom's own
     plugins, in pydicom's order, as without it; one it finds cut short is refused as such. A
     _LAST_RESORT syntax goes to pydicom's plugins first (this one, added last, where they refuse),
     and to this one alone where what they decoded does not fit (Pillow's 8 bits of an 8-bit JPEG
@@ -221,17 +226,20 @@ class CutFrame(ValueError):
 EOI_SEARCH = 16
 
 
-def _decode(syntax, source: bytes) -> np.ndarray:
+def _decode(syntax, source: bytes, colour_space: str | None = None) -> np.ndarray:
     """imagecodecs' decoding of the frame ``source``. A lossless JPEG or JPEG Extended frame
     without its end-of-image marker near its end is refused: imagecodecs' ljpeg and jpeg8 decode
     one cut short to its full size, what the cut left out garbage or grey, and say nothing (its
     JPEG-LS and JPEG 2000 decoders refuse such a frame themselves). Near, not last: a writer may pad the fragment after it (0x00,
-    or fill bytes 0xFF); FF D9 cannot occur inside the coded data (an FF there is followed by 00)."""
+    or fill bytes 0xFF); FF D9 cannot occur inside the coded data (an FF there is followed by 00).
+    ``colour_space``: a colour JPEG's components' (:data:`_JPEG_COLOUR_SPACES`), decoded to RGB."""
     codec = _CODECS.get(syntax)
     if codec in _EOI_CHECKED and b"\xff\xd9" not in source[-EOI_SEARCH:]:
         kind = "lossless JPEG" if codec == "ljpeg" else "JPEG"
         raise CutFrame(f"its {kind} codestream does not end with an end-of-image marker (FF D9): "
                        "cut short or damaged")
+    if colour_space is not None:
+        return _decoder(syntax)(source, colorspace=colour_space, outcolorspace="RGB")
     return _decoder(syntax)(source)
 
 
@@ -239,8 +247,15 @@ def _decode_frame(src: bytes, runner) -> bytes:
     """pydicom's call: the decoded frame ``src`` as bytes, its options set as pydicom's pylibjpeg
     plugins set them (openjpeg and the same container for the precision; JPEG-LS and lossless
     JPEG values unsigned, which pydicom corrects for a signed image)."""
+    colour_space, photometric = None, str(runner.photometric_interpretation)
     if _CODECS.get(str(runner.transfer_syntax)) in _GREY_ONLY and runner.samples_per_pixel != 1:
-        raise NotImplementedError("a colour JPEG Extended frame is left to pydicom's own plugins")
+        if runner.bits_stored <= 8:
+            raise NotImplementedError("an 8-bit colour JPEG Extended frame is left to pydicom's own plugins")
+        colour_space = _JPEG_COLOUR_SPACES.get(photometric) if runner.samples_per_pixel == 3 else None
+        if colour_space is None:
+            raise NotImplementedError(f"imagecodecs' plugin does not support a {runner.bits_stored}-bit colour JPEG "
+                                      f"Extended frame of {runner.samples_per_pixel} samples, {photometric} (only 3, "
+                                      f"{', '.join(_JPEG_COLOUR_SPACES)})")  # fmt: skip
     ahead = getattr(_ahead, "frame", None)
     try:
         if ahead is not None and len(ahead[0]) == len(src) and ahead[0] == src:
@@ -248,12 +263,11 @@ def _decode_frame(src: bytes, runner) -> bytes:
             if isinstance(array, Exception):  # refused ahead: not decoded twice (the reader then asks pydicom's plugins)
                 raise array
         else:
-            array = _decode(runner.transfer_syntax, src)
+            array = _decode(runner.transfer_syntax, src, colour_space)
     except CutFrame as exc:  # (a copy: the raised one's traceback holds this call's frames and src)
         _ahead.cut = CutFrame(*exc.args)
         raise
-    photometric = str(runner.photometric_interpretation)
-    if photometric in ("YBR_ICT", "YBR_RCT"):  # openjpeg has undone the colour transform
+    if photometric in ("YBR_ICT", "YBR_RCT") or colour_space is not None:  # the decoder has undone the colour transform
         runner.set_option("photometric_interpretation", "RGB")
     runner.set_option("bits_allocated", 8 * array.dtype.itemsize)  # imagecodecs' container for the precision
     if array.ndim == 3:  # samples interleaved; planes first, should a decoder give them so (the shape says)
