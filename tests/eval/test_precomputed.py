@@ -90,6 +90,31 @@ def test_locate_follows_enhance_naming(tmp_path):
         PrecomputedOutputs(str(tmp_path / "missing"))
 
 
+def test_a_missing_output_names_the_files_named_after_it(tmp_path):
+    """A tool that names its outputs its own way (a_gamma.png, enh_b.png), or writes an input of a
+    subfolder flat, failed each image with 'no output for it (looked for tool/a.*)' alone: the
+    refusal now names the files there that hold the input's name, and the one at the folder's top."""
+    src, tool = tmp_path / "in", tmp_path / "tool"
+    (tool / "s").mkdir(parents=True)
+    for name in ["a_gamma.png", "enh_b.tif", "c.png", "b2.txt", "d.png", "dd_1.png", "dd_2.png", "dd_3.png",
+                 "dd_4.png", "e1.png", "s/x.png"]:  # fmt: skip
+        (tool / name).write_bytes(b"x")
+    method = PrecomputedOutputs(str(tool))
+
+    def refusal(rel: str) -> str:
+        with pytest.raises(ImageReadError, match="no output for it") as caught:
+            method.locate(InputFile(str(src / rel), rel))
+        return str(caught.value)
+
+    assert f"; {tool} holds a_gamma.png, named after it: an output is named as its input" in refusal("a.png")
+    assert f"; {tool} holds enh_b.tif, named after it" in refusal("b.dcm")
+    assert f"; {tool} holds dd_1.png, dd_2.png, dd_3.png, ..., named after it" in refusal("dd.png")
+    assert f"; {tool} holds c.png: the output of an input found at s/c.png (in a subfolder, or listed by that path) goes" in (
+        refusal("s/c.png"))
+    assert refusal("e.png").endswith(f"(looked for {tool / 'e'}.*)")  # e1.png: another input's, named so
+    assert refusal("s/y.png").endswith(f"(looked for {tool / 's' / 'y'}.*)")
+
+
 def test_locating_each_output_of_a_flat_folder_does_not_go_over_the_whole_folder(tmp_path, monkeypatch):
     """Each input's output was looked for by going over every name in its folder: over a folder of
     20 000 outputs an evaluation (its resume too, which locates each image's output to see whether it
@@ -179,6 +204,43 @@ def test_an_output_whose_large_scale_brightness_turns_over_is_scored_not_taken_f
                 PrecomputedOutputs(str(tool))(x.astype(np.float32), source=source)
         else:
             PrecomputedOutputs(str(tool))(x.astype(np.float32), source=source)
+
+
+def test_an_output_refused_as_inverted_says_where_its_input_is_the_inverted_one(tmp_path, seed, capsys,
+                                                                                 monkeypatch):
+    """A MONOCHROME1 radiograph kept as a PNG is read bone dark: a tool's upright output of it was
+    refused as 'looks inverted ...: bone should be bright, as in the inputs', the input never named
+    as the cause. Now the refusal says the input looks inverted itself, with its fix (an @list
+    tag), which then scores the output; and of a MONOCHROME1 DICOM, read inverted, that an output
+    of its stored values is inverted."""
+    from tests.io.test_read import make_dicom
+
+    src, tool = tmp_path / "in", tmp_path / "tool"
+    src.mkdir()
+    tool.mkdir()
+    upright = chest_like(seed)
+    Image.fromarray(255 - upright).save(src / "dark.png")  # bone dark, as MONOCHROME1 stores it
+    Image.fromarray(upright).save(tool / "dark.png")  # the tool's output, bone bright
+    make_dicom(src / "m1.dcm", 4095 - upright.astype(np.uint16) * 16, "MONOCHROME1")  # read as upright * 16
+    Image.fromarray(255 - upright).save(tool / "m1.png")  # an output of its stored values: bone dark
+    out = tmp_path / "r"
+    assert main(["evaluate", str(src), "-o", str(out), "--methods", f"identity,outputs={tool}",
+                 "--metrics", "entropy", "--pictures", "0", "-q"]) == 1  # fmt: skip
+    err = capsys.readouterr().err
+    dark = next(line for line in err.splitlines() if "dark.png" in line)
+    assert re.search(r"looks inverted against its input .*dark\.png \(its details correlate at -\d\.\d\d\); but its "
+                     r"input looks inverted itself \(.*\); if it stores bone dark, list it in an @list with a tab and "
+                     r"MONOCHROME1 after its path", dark), dark  # fmt: skip
+    m1 = next(line for line in err.splitlines() if "m1.dcm" in line)
+    assert "its input is MONOCHROME1, stored bone dark and read inverted: an output made from its stored values is " \
+           "inverted" in m1, m1  # fmt: skip
+    monkeypatch.chdir(tmp_path)  # the fix the refusal gives: a listed input's output mirrors its path
+    (tmp_path / "list.txt").write_text("in/dark.png\tMONOCHROME1\n")
+    (tool / "in").mkdir()
+    (tool / "dark.png").rename(tool / "in" / "dark.png")
+    assert main(["evaluate", "@list.txt", "-o", "r2", "--methods", f"identity,outputs={tool}", "--metrics", "entropy",
+                 "--pictures", "0", "-q"]) == 0, capsys.readouterr().err  # fmt: skip
+    assert {k[2] for k in scores(tmp_path / "r2", ["entropy"])} == {"identity", "outputs"}
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ tool that kept the input's depth, as ``xvertfast enhance`` does), else over the 
 
 from __future__ import annotations
 
+import bisect
 import os
 
 import numpy as np
@@ -53,6 +54,18 @@ def detail_correlation(output: np.ndarray, source: np.ndarray) -> float:
         return float(np.corrcoef(detail(output).ravel(), detail(source).ravel())[0, 1])
 
 
+#: How many near misses (:meth:`PrecomputedOutputs._near_misses`) a missing output's refusal names.
+NEAR_MISSES_SHOWN = 3
+
+
+def _starting_with(names: list[str], prefix: str) -> list[str]:
+    """Up to ``NEAR_MISSES_SHOWN + 2`` of the sorted ``names`` that start with ``prefix`` (bisected:
+    a flat folder of 20 000 outputs, most of them missing under a tool's naming, is not scanned
+    once an image)."""
+    at = bisect.bisect_left(names, prefix)
+    return [n for n in names[at : at + NEAR_MISSES_SHOWN + 2] if n.startswith(prefix)]
+
+
 class PrecomputedOutputs:
     """The method reading each input's output from ``folder``; called with the input's
     :class:`~xvertfast.io.files.InputFile` as ``source``."""
@@ -67,12 +80,29 @@ class PrecomputedOutputs:
         #: a folder -> its names, and those with an image extension by their stem: each input's output
         #: is looked up, not looked for among all of them (a flat folder of 20 000: quadratic)
         self._listings: dict[str, tuple[set[str], dict[str, list[str]]]] = {}
+        #: a folder -> its image files' stems sorted, and each reversed sorted: a missing output's
+        #: near misses (a suffix or prefix added to its name) are found by bisection, not by a scan
+        self._stems: dict[str, tuple[list[str], list[str]]] = {}
 
     def locate(self, source: InputFile) -> str:
         """The output of ``source``: ``folder/<its relative path>`` with any image extension."""
         rel_dir, name = os.path.split(source.rel)
         stem = name[: len(name) - len(image_extension(name))]
         where = os.path.join(self.folder, rel_dir)
+        names, by_stem = self._listing(where)
+        found = sorted({*by_stem.get(stem, ()), *((name,) if name in names else ())})
+        if not found:
+            raise ImageReadError(source.path, f"no output for it in {self.folder} (looked for "
+                                 f"{os.path.join(where, stem)}.*){self._near_misses(where, stem, source.rel)}")  # fmt: skip
+        if len(found) > 1:
+            raise ImageReadError(source.path, f"several outputs for it in {where}: {', '.join(found)}")
+        path = os.path.join(where, found[0])
+        if os.path.exists(source.path) and os.path.samefile(path, source.path):
+            raise ImageReadError(source.path, f"outputs={self.folder} holds the input itself, not an output of it")
+        return path
+
+    def _listing(self, where: str) -> tuple[set[str], dict[str, list[str]]]:
+        """The names in ``where`` (none where it is no folder), and its image files by their stem."""
         if where not in self._listings:
             try:
                 names = os.listdir(where)
@@ -84,20 +114,35 @@ class PrecomputedOutputs:
                 if ext:
                     by_stem.setdefault(n[: len(n) - len(ext)], []).append(n)
             self._listings[where] = set(names), by_stem
-        names, by_stem = self._listings[where]
-        found = sorted({*by_stem.get(stem, ()), *((name,) if name in names else ())})
-        if not found:
-            raise ImageReadError(source.path, f"no output for it in {self.folder} (looked for "
-                                 f"{os.path.join(where, stem)}.*)")  # fmt: skip
-        if len(found) > 1:
-            raise ImageReadError(source.path, f"several outputs for it in {where}: {', '.join(found)}")
-        path = os.path.join(where, found[0])
-        if os.path.exists(source.path) and os.path.samefile(path, source.path):
-            raise ImageReadError(source.path, f"outputs={self.folder} holds the input itself, not an output of it")
-        return path
+        return self._listings[where]
+
+    def _near_misses(self, where: str, stem: str, rel: str) -> str:
+        """What the refusal of a missing output adds where ``where`` holds image files named as the
+        input with something before or after it, from a character no letter or digit (``a_enhanced.png``,
+        ``out-a.png``: a tool's own naming, each image failing 'no output' without a word of them;
+        not ``a1.png`` for ``a.png``, another input's), or where the outputs' folder holds it at its
+        top (an input of a subfolder, or listed with its folder, ``rel``, its output written flat); '' else."""
+        by_stem = self._listing(where)[1]
+        if where not in self._stems:
+            self._stems[where] = sorted(by_stem), sorted(s[::-1] for s in by_stem)
+        stems, backwards = self._stems[where]
+        near = [s for s in _starting_with(stems, stem) if not s[len(stem) : len(stem) + 1].isalnum()]
+        near += [s[::-1] for s in _starting_with(backwards, stem[::-1]) if not s[len(stem) : len(stem) + 1].isalnum()]
+        files = sorted({n for s in near if s != stem for n in by_stem[s]})
+        if stem and files:
+            shown = ", ".join(files[:NEAR_MISSES_SHOWN]) + (", ..." if len(files) > NEAR_MISSES_SHOWN else "")
+            return (f"; {os.path.normpath(where)} holds {shown}, named after it: an output is named as its input, any "
+                    "image extension")  # fmt: skip
+        top = sorted(self._listing(self.folder)[1].get(stem, ()))
+        if top and os.path.normpath(where) != os.path.normpath(self.folder):
+            return (f"; {self.folder} holds {', '.join(top)}: the output of an input found at {rel} (in a subfolder, "
+                    "or listed by that path) goes at that path in the outputs' folder, as enhance writes it")  # fmt: skip
+        return ""
 
     def __call__(self, pixels: np.ndarray, spine=None, source: InputFile | None = None,
-                 input_bits: int | None = None) -> np.ndarray:  # fmt: skip
+                 input_bits: int | None = None, original=None) -> np.ndarray:  # fmt: skip
+        """``source``'s output on [0, 1]. ``original``: the input's Radiograph as read, for the
+        refusal of an output that looks inverted to say where the input is the one that does."""
         if source is None:
             raise ValueError("outputs=DIR needs the input file to find its output")
         path = self.locate(source)
@@ -114,6 +159,22 @@ class PrecomputedOutputs:
         corr = detail_correlation(out, pixels)
         if corr < INVERTED_CORRELATION:
             raise ImageReadError(path, f"looks inverted against its input {source.path} (its details correlate "
-                                 f"at {corr:.2f}): bone should be bright, as in the inputs")  # fmt: skip
+                                 f"at {corr:.2f}){_inverted_said(original)}")  # fmt: skip
         return out
 
+
+def _inverted_said(original) -> str:
+    """How the refusal of an output that looks inverted ends. Where its input (``original``, as
+    read) looks inverted itself, that and its fix: a MONOCHROME1 image stored as a PNG is read bone
+    dark, and a tool's upright output of it was refused as inverted, the input not named as the
+    cause. Where the input is MONOCHROME1, read inverted, that an output of its stored values is
+    inverted too (a tool's natural slip)."""
+    from xvertfast.preprocess.spine import inverted_warning
+
+    said = inverted_warning(original) if original is not None else None
+    if said and ": looks inverted " in said:
+        return f"; but its input looks inverted itself {said.split(': looks inverted ', 1)[1]}"
+    if getattr(original, "photometric", None) == "MONOCHROME1":
+        return (": bone should be bright, as in the inputs (its input is MONOCHROME1, stored bone dark and read "
+                "inverted: an output made from its stored values is inverted)")  # fmt: skip
+    return ": bone should be bright, as in the inputs"

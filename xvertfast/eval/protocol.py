@@ -551,7 +551,7 @@ def _evaluate_one(source: InputFile, methods: dict, metrics: dict[str, list[str]
             if kind == "identity":
                 out = rad.pixels
             elif getattr(method, "needs_source", False):
-                out = method(rad.pixels, spine, source=source, input_bits=rad.bits_stored)
+                out = method(rad.pixels, spine, source=source, input_bits=rad.bits_stored, original=rad)
             else:
                 out = method(rad.pixels, spine)
         except FILE_ERRORS as exc:
