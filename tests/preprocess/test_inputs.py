@@ -153,6 +153,18 @@ def test_wls_parameters_are_refused_in_preprocess_s_name(kwargs, said):
         preprocess(np.full((16, 16), 0.5, np.float32), **kwargs)
 
 
+@pytest.mark.parametrize("width", [1, 3, 4])
+def test_an_image_a_few_columns_wide_is_preprocessed_as_one(seed, width):
+    # [H, 1] to [H, 4] were refused by wls ("image of shape (1, 64, 1) looks like one image with its
+    # channels last"): preprocess gave it one image as a batch of one
+    column = np.random.default_rng(seed).random((64, width)).astype(np.float32)
+    pp = preprocess(column)
+    assert pp.xp.shape == pp.y.shape == (64, width)
+    np.testing.assert_array_equal(pp.g, wls(pp.x))  # (the solve of the image as it is given)
+    for field in (pp.x, pp.g, pp.e, pp.xp, pp.y):
+        assert np.isfinite(field).all()
+
+
 def test_a_colour_image_is_refused_not_taken_for_a_batch_of_strips(seed):
     # an RGB picture on [0, 1] ([H, W, 3], what np.asarray(Image.open(png)) / 255 gives) was taken
     # for H images 3 pixels wide: outputs of its shape, each 1 x 3 row normalised on its own

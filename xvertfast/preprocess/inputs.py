@@ -187,12 +187,18 @@ def preprocess(pixels, lam: float = DEFAULT_LAM, alpha: float = DEFAULT_ALPHA, e
     check_method(method, "preprocess")
     single = t.dim() == 2
     x = _stretch((t.unsqueeze(0) if single else t).to(torch.float32).clamp(0.0, 1.0)).contiguous()
+
+    def smoothed(a: torch.Tensor) -> torch.Tensor:
+        # one image is solved as [H, W]: as [1, H, W], an image 1 to 4 columns wide was refused by
+        # wls as one with its channels last, though preprocess took it as [H, W]
+        return wls(a[0], lam, alpha, eps, method=method)[None] if single else wls(a, lam, alpha, eps, method=method)
+
     with solving("its base layer"):  # (two solves: a warning says which missed)
-        g = wls(x, lam, alpha, eps, method=method)
+        g = smoothed(x)
     e = _image_means(x) - x + g
     xp = _normalise(x / e.clamp_min(E_FLOOR)) if x.numel() else x.clone()  # an empty batch stays empty
     with solving("its guidance"):
-        y = xp - wls(xp, lam, alpha, eps, method=method)
+        y = xp - smoothed(xp)
 
     def out(a: torch.Tensor):
         a = a[0] if single else a
