@@ -410,6 +410,22 @@ def test_a_radiograph_or_none_is_refused_by_name():
             fn(None)
 
 
+def test_a_masked_array_is_refused_where_pixels_are_masked():
+    # the mask was dropped without a word (np.asarray): the masked pixels were looked at as any,
+    # where preprocess, wls and the metrics refuse them
+    from xvertfast.preprocess import polarity_score
+
+    img = np.tile(np.linspace(0, 1, 64, dtype=np.float32), (64, 1))
+    masked = np.ma.masked_array(img, mask=img > 0.9)
+    for fn in (find_spine, polarity_score):
+        with pytest.raises(TypeError, match=rf"^{fn.__name__}: pixels must be an image array, got a masked array with "
+                                            rf"{int(masked.mask.sum())} masked pixel\(s\), whose mask would be "
+                                            r"ignored: fill them first \(array\.filled\(value\)\)$"):  # fmt: skip
+            fn(masked)
+    assert find_spine(np.ma.masked_array(img, mask=False)).x == find_spine(img).x  # (nothing masked: taken)
+    assert polarity_score(np.ma.masked_array(img, mask=False)) == polarity_score(img)
+
+
 @pytest.mark.parametrize("dtype", [complex, "U1"])
 def test_complex_or_text_pixels_are_refused_by_name(dtype):
     # complex pixels lost their imaginary part with only NumPy's ComplexWarning, and text said

@@ -173,6 +173,10 @@ def _as_array(pixels, who: str) -> np.ndarray:
     """[H, W] float64 of a NumPy array or a torch tensor (any float dtype, any device)."""
     if isinstance(pixels, PATH_TYPES):  # (NumPy: "could not convert string to float")
         raise TypeError(f"{who}: pixels must be an image array, got {describe_non_array(pixels)}")
+    if np.ma.isMaskedArray(pixels) and np.ma.is_masked(pixels):  # (np.asarray drops the mask: its pixels looked at)
+        raise TypeError(f"{who}: pixels must be an image array, got a masked array with "
+                        f"{int(np.ma.count_masked(pixels))} masked pixel(s), whose mask would be ignored: fill them "
+                        "first (array.filled(value))")  # fmt: skip
     if hasattr(pixels, "detach"):
         if pixels.is_complex():
             raise TypeError(f"{who}: pixels must hold real numbers, got {pixels.dtype}")
