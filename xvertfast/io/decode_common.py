@@ -197,12 +197,14 @@ def invert(values: np.ndarray, bits: int) -> np.ndarray:
     """
     slack = FLOAT_SCALE_SLACK
     if values.dtype.kind == "f":
-        if values.size and -slack <= values.min() and values.max() <= 1 + slack:
+        hi = values.max()  # (each end once; an empty array is refused here, by numpy's words for max)
+        lo = values.min()
+        if -slack <= lo and hi <= 1 + slack:
             return (1 - values).astype(values.dtype)
         with np.errstate(over="ignore"):
-            total = values.max() + values.min()
+            total = hi + lo
         if np.isinf(total):  # finite floats whose sum passes the largest one: their halves' does not
-            return ((values.max() / 2 + values.min() / 2 - values / 2) * 2).astype(values.dtype)
+            return ((hi / 2 + lo / 2 - values / 2) * 2).astype(values.dtype)
         return (total - values).astype(values.dtype)
     lo, hi = stored_range(bits, values.dtype.kind == "i")
     return (lo + hi - values.astype(np.int64)).clip(lo, hi).astype(values.dtype)

@@ -295,7 +295,7 @@ def _dicom_pixels(ds, syntax, codestream: _Codestream | None, path: str, notes: 
     signed = _dicom_int(ds, "PixelRepresentation", 0, path) == 1 and arr.dtype.kind == "i"
     read_deeper = False
     if deeper is not None and arr.size:
-        low, top = int(arr.min()), int(arr.max())
+        low, top = int(arr.min()) if signed else 0, int(arr.max())  # (an unsigned frame's low end is not asked)
         if signed:
             arr, read_deeper = _signed_at_bits_stored(arr, low, top, bits, codestream)
         else:
@@ -314,7 +314,8 @@ def _dicom_pixels(ds, syntax, codestream: _Codestream | None, path: str, notes: 
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():  # (float pixel data: its own values)
         bad = int(np.count_nonzero(~np.isfinite(arr)))
         raise ImageReadError(path, f"its float pixel data contain {bad} NaN or infinite value(s)")
-    if np.asarray(values).dtype.kind == "f":  # a slope of NaN, or of 1e308 (infinite values): NaN pixels after scaling
+    if np.asarray(values).dtype.kind == "f" and values is not arr:  # (float pixel data unscaled: checked above)
+        # a slope of NaN, or of 1e308 (infinite values): NaN pixels after scaling
         bad = int(np.count_nonzero(~np.isfinite(values)))
         if bad:
             raise ImageReadError(path, f"its modality LUT / rescale ({lut}) gives {bad} NaN or infinite values: corrupt")
