@@ -366,6 +366,17 @@ def test_the_guidance_between_stages_uses_the_models_wls_parameters(seed):
     torch.testing.assert_close(model.stages[1].given, want, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("kwargs, said", [
+    ({"lam": -1}, r"need lam >= 0, alpha > 0 and eps > 0, got lam=-1, alpha=1\.2, eps=0\.0001$"),
+    ({"alpha": "1.2"}, r"alpha must be a finite number, got '1\.2'$"),
+])  # fmt: skip
+def test_wls_parameters_are_refused_in_the_model_s_name(kwargs, said):
+    # "XVertNet: wls: need lam >= 0, alpha > 0, eps > 0 and rtol > 0, got ..., rtol=0.0001": wls's
+    # words, with an rtol the model does not take
+    with pytest.raises(ValueError, match=f"^XVertNet: {said}"):
+        XVertNet([_PassOn()], **kwargs)
+
+
 def test_guidance_carries_no_gradient(seed):
     # a requires_grad image gave a result with a graph through the image alone (the WLS is detached):
     # its docstring says no gradient, and a gradient through it would be a wrong one

@@ -29,10 +29,7 @@ class XVertNet(nn.Module):
         super().__init__()
         if not stages:
             raise ValueError("XVertNet needs at least one stage")
-        try:
-            check_parameters(lam, alpha, eps)  # those every wls call of the model will get
-        except ValueError as exc:
-            raise ValueError(f"XVertNet: {exc}") from None
+        check_parameters(lam, alpha, eps, rtol=None, who="XVertNet")  # those every wls call of the model will get
         self.stages = nn.ModuleList(stages)
         # floats: 1 and 1.0 are one model (and one fingerprint)
         self.lam, self.alpha, self.eps = float(lam), float(alpha), float(eps)
