@@ -427,7 +427,8 @@ def check_inputs(inputs: list[str]) -> None:
         raise NothingFound(inputs, missing=True)
 
 
-def discover(inputs: list[str], exclude: list[str] = (), lists: InputLists | None = None) -> list[InputFile]:
+def discover(inputs: list[str], exclude: list[str] = (), lists: InputLists | None = None,
+             real_paths: RealPaths | None = None) -> list[InputFile]:  # fmt: skip
     """The input files of a job, in a stable order, without duplicates.
 
     When none of ``inputs`` exists, :class:`NothingFound` is raised (:func:`check_inputs`);
@@ -438,7 +439,8 @@ def discover(inputs: list[str], exclude: list[str] = (), lists: InputLists | Non
     ``exclude`` (a job's output folder inside an input folder) are not searched, and an input
     given in one of them is refused (ValueError). A folder given or listed without images in it,
     beside inputs that have some, is said in a UserWarning (a mistyped one of several folders).
-    ``lists``: where the job keeps its ``@lists`` as read, for its checks after the search to use.
+    ``lists``: where the job keeps its ``@lists`` as read, for its checks after the search to use;
+    ``real_paths``: the job's :class:`RealPaths`, for them to find the folders resolved.
     """
     inputs = input_paths(inputs)
     check_inputs(inputs)
@@ -455,7 +457,7 @@ def discover(inputs: list[str], exclude: list[str] = (), lists: InputLists | Non
     # (b/latest.png -> ../ward/a.png, found first, had ward/a.png's output at OUT/b/latest.png), as a link
     # to a folder inside is not followed; else by the first path reached. The polarity an @list gave either
     # path is kept (dropped, the image was enhanced with bone and air swapped); two different ones are refused
-    real = RealPaths()
+    real = RealPaths() if real_paths is None else real_paths
     keys = [real(f.path) for f in out]
     chosen: dict[str, int] = {}  # the index in out of the path kept for each file
     tags: dict[str, InputFile] = {}  # the first of its paths given a polarity

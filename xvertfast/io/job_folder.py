@@ -754,13 +754,18 @@ class JobFolder:
     host), as the path on another machine may be another file. The start line records them
     (resolved) for that check.
 
+    ``real_paths``: the job's :class:`~xvertfast.io.files.RealPaths`, which names each input as the
+    ledger does (its real path), where the job resolved its inputs with it already (its search, its
+    plan): each folder is then resolved once a job, not once by each.
+
     A run is the ``with`` block of its folder: an exception out of it (Ctrl-C, an error) is
     recorded as how the run ended, where :meth:`ended` was not called, and the folder is closed.
     """
 
     def __init__(self, out_dir: str, settings: dict, overwrite: bool, job: str = "enhance",
                  shard: Shard | None = None, read_only: bool = False, command: str | None = None,
-                 cwd: str | None = None, side_files: dict[str, str] | None = None):  # fmt: skip
+                 cwd: str | None = None, side_files: dict[str, str] | None = None,
+                 real_paths: RealPaths | None = None):  # fmt: skip
         self.out_dir = out_dir
         self.side_files = {name: path for name, path in (side_files or {}).items() if path}
         self.overwrite = overwrite
@@ -779,7 +784,8 @@ class JobFolder:
         self._fd = None
         self._time = 0  # the latest line's time (see _next_time)
         self._write_lock = threading.Lock()
-        self._real_paths = RealPaths()  # an input as the ledger names it: its real path, each folder resolved once
+        # an input as the ledger names it: its real path, each folder resolved once
+        self._real_paths = RealPaths() if real_paths is None else real_paths
         self._ended = False
         self._ledgers_read = LedgersRead()  # (see _read_ledgers)
         if read_only:
