@@ -379,6 +379,60 @@ def test_a_command_hung_up_whose_pipe_reader_died_too_exits_129():
     assert "Traceback" not in err, err
 
 
+ON_A_TERMINAL = """
+import fcntl, sys, termios, time
+fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # (its own session's terminal: closing it sends this process SIGHUP)
+from xvertfast import cli
+def waits_for_the_signal(args):
+    try:
+        print("ready", flush=True)
+        while True:
+            time.sleep(0.01)
+    except KeyboardInterrupt:  # a batch job stops so, then writes its summary
+        print("summary", flush=True)
+        return 130
+cli._cmd_info = waits_for_the_signal
+sys.exit(cli.main(["info"]))
+"""
+
+
+@pytest.mark.parametrize("terminal", ["open", "closed"])
+def test_a_sighup_sent_by_hand_leaves_the_summary_on_the_terminal_and_one_that_closed_it_still_exits_129(terminal):
+    """After any SIGHUP the CLI sent stdout and stderr, where a terminal, to the null device: with
+    `kill -HUP` sent by hand the terminal was still open and the stop's summary was lost. Now only a
+    terminal that hung up loses them; closed, the command still exits 129 (its writes there would fail
+    with EIO: a traceback, exit 1)."""
+    import contextlib
+    import os
+    import pty
+    import select
+    import signal
+    import subprocess
+    import sys
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-c", ON_A_TERMINAL], stdin=slave, stdout=slave, stderr=slave,
+                            start_new_session=True)  # fmt: skip
+    os.close(slave)
+    seen = b""
+    try:
+        while b"ready" not in seen and select.select([master], [], [], 120)[0]:
+            seen += os.read(master, 4096)
+        assert b"ready" in seen, seen
+        if terminal == "open":
+            proc.send_signal(signal.SIGHUP)
+            with contextlib.suppress(OSError):  # (EIO once the child has exited and the terminal is gone)
+                while select.select([master], [], [], 120)[0]:
+                    if not (chunk := os.read(master, 4096)):
+                        break
+                    seen += chunk
+    finally:
+        os.close(master)  # "closed": the terminal hangs up, and its session (the child) gets SIGHUP
+    assert proc.wait(timeout=120) == 129, seen
+    if terminal == "open":
+        assert b"summary" in seen and b"Traceback" not in seen, seen
+
+
 def _wrapped_interrupt(*args, **kwargs):
     """What Python 3.11 raises where a Ctrl-C lands in an import's class creation (torch's, mid-job)."""
     try:

@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import json
 import os
+import select
 import signal
 import sys
 
@@ -1514,8 +1515,9 @@ def _stop_on_signals():
     SIGHUP (the terminal closed, an SSH session dropped without nohup) stop a command as Ctrl-C does:
     a batch job finishes the outputs in flight and writes its summary and --report, training records
     the stop and keeps its last finished epoch; the exit code is then 128 + the signal (143, 129).
-    After a SIGHUP, stdout and stderr where they are a terminal go to the null device: that terminal
-    is gone, and a write there fails (EIO), which turned the stop into a crash. Returns the signal
+    After a SIGHUP, stdout and stderr where they are a terminal that hung up go to the null device: a
+    write there fails (EIO), which turned the stop into a crash. A terminal still open (`kill -HUP`
+    sent by hand) keeps them, and shows the stop's summary (:func:`_hung_up`). Returns the signal
     that came (a list of one, 0 for none) and a function that puts the earlier handlers back (none is
     replaced outside the main thread, which alone receives signals, nor where a signal is ignored, as
     nohup ignores SIGHUP, or handled outside Python: :func:`xvertfast._interrupts.left_alone`)."""
@@ -1528,7 +1530,7 @@ def _stop_on_signals():
             return
         terminated[0] = signum
         if signum == getattr(signal, "SIGHUP", None):
-            _to_the_null_device(terminals)
+            _to_the_null_device([fd for fd in terminals if _hung_up(fd)])
         raise KeyboardInterrupt
 
     previous = {}
@@ -1557,6 +1559,22 @@ def _terminals() -> list[int]:
         except (AttributeError, ValueError, OSError):  # not a file (a test's capture), or closed
             pass
     return fds
+
+
+def _hung_up(fd: int) -> bool:
+    """Whether the terminal on ``fd`` has hung up (closed, its SSH session dropped), as poll says
+    (POLLHUP, POLLERR) without writing to it. A SIGHUP alone does not say so: one sent by hand
+    while the terminal is open sent the stop's summary to the null device. Where poll cannot
+    tell (no poll on this system, it fails), the terminal is taken to be gone, as before."""
+    if not hasattr(select, "poll"):
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    try:
+        events = poller.poll(0)
+    except OSError:
+        return True
+    return any(mask & (select.POLLHUP | select.POLLERR | select.POLLNVAL) for _, mask in events)
 
 
 def _to_the_null_device(fds: list[int]) -> None:
