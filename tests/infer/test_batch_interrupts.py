@@ -41,10 +41,10 @@ def test_the_pipeline_loop_runs_with_ctrl_c_and_sigterm_held(tmp_path, model_dir
     src = _inputs(tmp_path, seed, 2)
     real_network, seen = batch._run_network, []
 
-    def network_noting_the_handlers(enhancer, images):
+    def network_noting_the_handlers(enhancer, images, kept):
         assert threading.current_thread() is threading.main_thread()
         seen.append((signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)))
-        return real_network(enhancer, images)
+        return real_network(enhancer, images, kept)
 
     monkeypatch.setattr(batch, "_run_network", network_noting_the_handlers)
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
@@ -57,23 +57,23 @@ def test_the_pipeline_loop_runs_with_ctrl_c_and_sigterm_held(tmp_path, model_dir
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before  # put back
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_a_signal_during_a_network_batch_stops_the_job_once_the_batch_is_done(tmp_path, model_dir, seed, monkeypatch,
                                                                               capsys, sig, code):  # fmt: skip
     """The signal comes while the 2nd image's batch runs: the batch is not cut (nothing raises in
     it, and its result is written, not dropped: the rerun would redo it), the job then stops as it
     did, with the 1st and 2nd images' outputs written and recorded, the summary, the report and the
-    exit code of a Ctrl-C (130) or a scheduler's SIGTERM (143)."""
+    exit code of a Ctrl-C (130), a scheduler's SIGTERM (143) or a SIGHUP (129)."""
     from xvertfast.infer import batch
 
     src = _inputs(tmp_path, seed, 4)
     real_network, batches = batch._run_network, []
 
-    def network_signalled_in_batch_2(enhancer, images):
+    def network_signalled_in_batch_2(enhancer, images, kept):
         batches.append("started")
         if len(batches) == 2:
             os.kill(os.getpid(), sig)
-        results = real_network(enhancer, images)
+        results = real_network(enhancer, images, kept)
         batches[-1] = "returned"
         return results
 
