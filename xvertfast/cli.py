@@ -68,24 +68,22 @@ def _output_folder(text: str) -> str:
 def _device(text: str) -> str:
     """An argparse type: auto or a device torch names (cpu, cuda[:N], mps, xpu, a plug-in's hpu or
     npu); not meta, which holds no data, nor mkldnn and the other types torch makes no tensors of.
-    Whether this torch can use it is said by the command (resolve_device), as from Python."""
+    Whether this torch can use it is said by the command (resolve_device), as from Python. The checks
+    are the API's (as_device, refuse_meta); the words name the option."""
     import re
 
     if text in ("auto", "cpu") or re.fullmatch(r"(cuda|xpu|mps)(:\d+)?", text):  # (no torch import for these)
         return text
-    import torch
-
-    from xvertfast.model.persistence import NO_TENSORS
-
-    if text.split(":")[0] in NO_TENSORS:  # (before torch.device, which warns of them)
-        raise argparse.ArgumentTypeError(f"torch has no tensors of this type (a device type kept from Caffe2): use "
-                                         f"cpu, got {text!r}")  # fmt: skip
+    from xvertfast.model.persistence import NO_TENSORS, as_device, refuse_meta
 
     try:
-        if torch.device(text).type != "meta":
-            return text
-    except (RuntimeError, TypeError):  # (torch: "Expected one of cpu, cuda, ipu, ... device string: gpu")
+        refuse_meta(as_device(text, "device"))
+        return text
+    except ValueError:
         pass
+    if text.split(":")[0] in NO_TENSORS:  # (as_device's reason, said in the option's words)
+        raise argparse.ArgumentTypeError(f"torch has no tensors of this type (a device type kept from Caffe2): use "
+                                         f"cpu, got {text!r}")  # fmt: skip
     raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda, cuda:N or another device of torch's (mps, xpu, ...; "
                                      f"not meta, which holds no data), got {text!r}")  # fmt: skip
 

@@ -20,10 +20,10 @@ from xvertfast._extension import cuda_index
 from xvertfast._stacklevel import outside_xvertfast
 from xvertfast._text import asked, offers
 from xvertfast.model import XVertNet
-from xvertfast.model.persistence import as_device
+from xvertfast.model.persistence import as_device, refuse_meta
 
 __all__ = ["BACKENDS", "StageBackend", "TorchBackend", "CompileBackend", "make_backend", "resolve_device",
-           "refuse_meta", "resolve_precision", "warn_cpu_bf16_without_amx", "cuda_bf16_native", "cpu_bf16_support",
+           "resolve_precision", "warn_cpu_bf16_without_amx", "cuda_bf16_native", "cpu_bf16_support",
            "without_tf32"]  # fmt: skip
 
 BACKENDS = ("auto", "torch", "compile", "onnxruntime", "tensorrt")
@@ -50,7 +50,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if dev.type in ("mps", "xpu") and not _other_accelerator_available(dev.type):
         raise RuntimeError(f"{asked('device', device)} was asked for, but this torch has no usable {dev.type.upper()} "
                            f"device (torch {torch.__version__}); use {asked('device', 'cpu')}")  # fmt: skip
-    refuse_meta(device)
+    refuse_meta(dev)
     if dev.type not in ("cpu", "cuda", "mps", "xpu") and (problem := _unusable(dev)) is not None:
         raise RuntimeError(f"{asked('device', device)} was asked for, but this torch cannot use it ({problem}); "
                            f"use {asked('device', 'cpu')}")  # fmt: skip
@@ -63,16 +63,6 @@ def resolve_device(device: str | torch.device) -> torch.device:
                            f"device{'s' if count != 1 else ''} (cuda:0{f' to cuda:{count - 1}' if count > 1 else ''}{numbering}); "
                            "see `xvertfast info`")  # fmt: skip
     return torch.device("cuda", cuda_index(dev)) if dev.type == "cuda" else dev
-
-
-def refuse_meta(device: str | torch.device) -> None:
-    """Refuses torch's ``meta`` device (ValueError), which holds no data: train failed on it at its
-    first epoch, every image preprocessed. A value no machine can run, unlike a missing GPU, so
-    TrainConfig refuses it where the setting is made, in these words, without asking what this
-    machine has."""
-    if torch.device(device).type == "meta":
-        raise ValueError(f"{asked('device', device)} holds no data (torch's meta device has tensors' shapes alone): "
-                         f"nothing can be enhanced or trained there; use {asked('device', 'cpu')}")  # fmt: skip
 
 
 def _unusable(dev: torch.device) -> str | None:

@@ -14,12 +14,13 @@ from typing import Any
 import torch
 
 from xvertfast._paths import fspath
+from xvertfast._text import asked
 from xvertfast.model.stage import UPSAMPLING, XVertNetStage
 from xvertfast.model.xvertnet import XVertNet
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 
-__all__ = ["save_model", "load_model", "model_tile", "fingerprint", "check_config", "as_device", "NO_TENSORS",
-           "FORMAT_VERSION", "DEFAULT_MODEL_DIR"]
+__all__ = ["save_model", "load_model", "model_tile", "fingerprint", "check_config", "as_device", "refuse_meta",
+           "NO_TENSORS", "FORMAT_VERSION", "DEFAULT_MODEL_DIR"]
 
 FORMAT_VERSION = 1
 #: Where the shipped default model lives (package data).
@@ -86,6 +87,17 @@ def as_device(value, who: str) -> torch.device:
         return torch.device(value)
     except (RuntimeError, TypeError):  # (torch: "Expected one of cpu, cuda, ... device string: gpu")
         raise ValueError(f"{who}={value!r} is not a device (such as 'cpu', 'cuda' or 'cuda:1')") from None
+
+
+def refuse_meta(device: torch.device) -> None:
+    """Refuses torch's ``meta`` device (ValueError), which holds no data: train failed on it at its
+    first epoch, every image preprocessed. A value no machine can run, unlike a missing GPU, so
+    TrainConfig refuses it where the setting is made, in these words, without asking what this
+    machine has. ``device`` is :func:`as_device`'s answer: the name is parsed once. load_model
+    takes meta (a model of shapes alone); what runs a model refuses it."""
+    if device.type == "meta":
+        raise ValueError(f"{asked('device', device)} holds no data (torch's meta device has tensors' shapes alone): "
+                         f"nothing can be enhanced or trained there; use {asked('device', 'cpu')}")  # fmt: skip
 
 
 def load_model(path: str | os.PathLike = "default", map_location: str | torch.device = "cpu") -> XVertNet:

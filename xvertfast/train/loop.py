@@ -43,7 +43,7 @@ from xvertfast._text import count
 from xvertfast.io.files import JOB_FOLDER_MARKERS, JOB_IMAGES, NothingFound, discover, input_paths
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
 from xvertfast.model import XVertNet, XVertNetStage, load_model, save_model
-from xvertfast.model.persistence import as_device, fingerprint
+from xvertfast.model.persistence import as_device, fingerprint, refuse_meta
 from xvertfast.model.stage import UPSAMPLING
 from xvertfast.ops.wls import check_parameters
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
@@ -123,10 +123,8 @@ class TrainConfig:
         if isinstance(self.device, torch.device):  # (as its name: the checkpoint records it in JSON)
             self.device = str(self.device)
         if self.device != "auto":  # (whether a CUDA device is there is train's to ask: it may be built elsewhere)
-            from xvertfast.infer.backends import refuse_meta
-
-            as_device(self.device, "device")
-            refuse_meta(self.device)  # (no machine trains there: refused here, not once train is called)
+            # (meta: no machine trains there, refused here, not once train is called)
+            refuse_meta(as_device(self.device, "device"))
         smallest = 2 ** (self.depth + 1)  # the U-Net's coarsest level keeps 2 x 2 pixels
         # the weights are float32: a rate below its normal range is a step of nothing, and Adam's first
         # step, lr / (1 - beta1), must fit in it (above, torch fails with a bare overflow error)
