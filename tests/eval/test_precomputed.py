@@ -115,6 +115,37 @@ def test_a_missing_output_names_the_files_named_after_it(tmp_path):
     assert refusal("s/y.png").endswith(f"(looked for {tool / 's' / 'y'}.*)")
 
 
+def test_inputs_of_one_name_but_for_the_extension_fail_not_scored_against_one_output(tmp_path, seed, capsys):
+    """a.png and a.tif (an 8-bit image and another one's 16-bit TIFF) both took tool/a.png, the
+    output of a.png, as theirs: the TIFF's image was scored against another image's output, exit 0.
+    Both now fail, naming the other; two inputs of one name in two folders given as files alike."""
+    import tifffile
+
+    src, other, tool = tmp_path / "in", tmp_path / "other", tmp_path / "tool"
+    for folder in (src, other, tool):
+        folder.mkdir()
+    Image.fromarray(chest_like(seed)).save(src / "a.png")
+    tifffile.imwrite(src / "a.tif", chest_like(seed + 1).astype(np.uint16) * 257)
+    Image.fromarray(chest_like(seed)).save(tool / "a.png")
+    Image.fromarray(chest_like(seed + 2)).save(src / "b.png")
+    Image.fromarray(chest_like(seed + 2)).save(tool / "b.png")
+    out = tmp_path / "r"
+    assert main(["evaluate", str(src), "-o", str(out), "--methods", f"identity,outputs={tool}",
+                 "--metrics", "entropy", "--pictures", "0", "-q"]) == 1  # fmt: skip
+    err = capsys.readouterr().err
+    for name, other_name in (("a.png", "a.tif"), ("a.tif", "a.png")):
+        line = next(line for line in err.splitlines() if f"error: {src / name}" in line)
+        assert f"{src / other_name} would have its output in {tool} too ({tool / 'a'}.*" in line, line
+        assert "whose it is cannot be told" in line, line
+    assert {k[0] for k in scores(out, ["entropy"])} == {str(src / "b.png")}
+    Image.fromarray(chest_like(seed + 3)).save(other / "b.png")  # b.png of two folders, given as files
+    files = [InputFile(str(src / "b.png"), "b.png"), InputFile(str(other / "b.png"), "b.png")]
+    run = run_protocol([], {"tool": PrecomputedOutputs(str(tool))}, ["entropy"], files=files, pictures=0,
+                       progress=False, log=lambda *a: None)  # fmt: skip
+    assert [path for path, _ in run.failed] == [str(src / "b.png"), str(other / "b.png")]
+    assert all("whose it is cannot be told" in reason for _, reason in run.failed)
+
+
 def test_locating_each_output_of_a_flat_folder_does_not_go_over_the_whole_folder(tmp_path, monkeypatch):
     """Each input's output was looked for by going over every name in its folder: over a folder of
     20 000 outputs an evaluation (its resume too, which locates each image's output to see whether it

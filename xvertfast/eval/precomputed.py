@@ -66,6 +66,13 @@ def _starting_with(names: list[str], prefix: str) -> list[str]:
     return [n for n in names[at : at + NEAR_MISSES_SHOWN + 2] if n.startswith(prefix)]
 
 
+def _output_stem(rel: str) -> str:
+    """An input's path relative to where it was found, without its image extension: its output's
+    (as :meth:`PrecomputedOutputs.locate` joins it)."""
+    rel_dir, name = os.path.split(rel)
+    return os.path.join(rel_dir, name[: len(name) - len(image_extension(name))])
+
+
 class PrecomputedOutputs:
     """The method reading each input's output from ``folder``; called with the input's
     :class:`~xvertfast.io.files.InputFile` as ``source``."""
@@ -83,12 +90,30 @@ class PrecomputedOutputs:
         #: a folder -> its image files' stems sorted, and each reversed sorted: a missing output's
         #: near misses (a suffix or prefix added to its name) are found by bisection, not by a scan
         self._stems: dict[str, tuple[list[str], list[str]]] = {}
+        #: an input's output path but for its extension -> the inputs that share it, where several do
+        self._shared: dict[str, list[str]] = {}
+
+    def expect(self, sources) -> None:
+        """Takes the inputs whose outputs will be looked for (the protocol's files), to refuse those
+        whose paths are one but for the extension (a.png and a.tif, or two inputs a.png of two
+        folders given as files): an output a.* is either's, and the one there was scored for both,
+        one of them against another image, without a word (enhance fails the second of them)."""
+        by_output: dict[str, list[str]] = {}
+        for source in sources:
+            by_output.setdefault(_output_stem(source.rel), []).append(source.path)
+        self._shared = {key: paths for key, paths in by_output.items() if len(paths) > 1}
 
     def locate(self, source: InputFile) -> str:
         """The output of ``source``: ``folder/<its relative path>`` with any image extension."""
         rel_dir, name = os.path.split(source.rel)
         stem = name[: len(name) - len(image_extension(name))]
         where = os.path.join(self.folder, rel_dir)
+        others = [p for p in self._shared.get(os.path.join(rel_dir, stem), []) if p != source.path]
+        if others:
+            raise ImageReadError(source.path, f"{' and '.join(others)} would have its output in {self.folder} too "
+                                 f"({os.path.join(where, stem)}.*: an output is named by its input's path without "
+                                 "the extension), so whose it is cannot be told: rename one, or evaluate them "
+                                 "apart")  # fmt: skip
         names, by_stem = self._listing(where)
         found = sorted({*by_stem.get(stem, ()), *((name,) if name in names else ())})
         if not found:

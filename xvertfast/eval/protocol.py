@@ -230,6 +230,9 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
     """
     check_metrics(metrics)
     files = discover(inputs, exclude=exclude) if files is None else files
+    for method in methods.values():  # (another tool's outputs: inputs it cannot tell apart fail, each)
+        if hasattr(method, "expect"):
+            method.expect(files)
     run = EvalRun(list(methods), list(metrics), seconds={name: 0.0 for name in [*methods, "metrics"]})
     run.identity = _identity_labels(methods)  # found from the methods themselves, whatever their labels
     keep_pictures = _sample(len(files), pictures)
