@@ -165,3 +165,14 @@ def test_enhance_refuses_a_preview_named_other_than_png_before_the_job(tmp_path,
     assert (f"error: --preview {sheet}: the contact sheet is a PNG, not to be written under a name ending in .jpg: "
             "name it look.png") in capsys.readouterr().err
     assert not out.exists() and not sheet.exists()
+
+
+@pytest.mark.parametrize("argument, value", [("count", 0), ("count", 2.5), ("count", "3"), ("count", None),
+                                             ("height", 0), ("height", -5), ("height", 2.5), ("height", True)])
+def test_a_count_or_height_that_is_no_whole_number_is_refused_by_name(tmp_path, seed, argument, value):
+    # count 2.5 failed in range() ("'float' object cannot be interpreted as an integer"), '3' and None
+    # in '<', naming nothing; height 0 or 2.5 was "none of the images could be read back"
+    pairs = make_pairs(tmp_path, seed, 1)
+    with pytest.raises(ValueError, match=rf"^preview: {argument} must be a whole number >= 1 \(.*\), got "):
+        write_preview(pairs, tmp_path / "s.png", **{argument: value})
+    assert not (tmp_path / "s.png").exists()

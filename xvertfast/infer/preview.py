@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+from xvertfast._checks import whole_number
 from xvertfast.io import read_image
 from xvertfast.io.write import atomic_write
 
@@ -79,8 +80,9 @@ def write_preview(pairs: list[tuple[str, str]], path: str, count: int = PREVIEW_
     """
     from PIL import Image, ImageDraw
 
-    if count < 1:
-        raise ValueError(f"preview: count must be >= 1, got {count}")
+    # (2.5 and '3' failed in range() or '<', None in '<', naming nothing; height 2.5 or 0 as no image read)
+    count = whole_number(count, "count", "preview", low=1, meaning="pairs drawn")
+    height = whole_number(height, "height", "preview", low=1, meaning="of each thumbnail, in pixels")
     if (problem := sheet_name_problem(path)) is not None:
         raise ValueError(f"preview: {os.fsdecode(os.fspath(path))}: {problem}")
     # checked before the reads, whose failures leave a pair out: a labels list one short, or one
