@@ -1036,3 +1036,17 @@ def test_other_settings_are_refused_with_the_ways_on_in_the_callers_words(tmp_pa
     with cli_running({"overwrite"}), pytest.raises(ValueError, match=ways.format("--overwrite")):
         JobFolder(str(tmp_path / "out"), {"mode": "full"}, overwrite=False)
     JobFolder(str(tmp_path / "out"), {"mode": "spine"}, overwrite=False).close()  # the recorded ones resume
+
+
+def test_a_report_names_the_folder_its_relative_inputs_start_from(tmp_path, model_dir, seed, monkeypatch):  # noqa: F811
+    """Inputs given relative to the folder the job ran in are listed so in the report (its outputs
+    whole): the report, read from elsewhere (a cluster's results copied off), named no file by them
+    and did not say where they start; the ledger's start line says it, the report now too."""
+    write_pngs(tmp_path / "in", seed, ["p1/a.png"])
+    monkeypatch.chdir(tmp_path)
+    assert run(model_dir, "in", "-o", "out", "--dry-run", "--report", "plan.json") == 0
+    monkeypatch.chdir("/")
+    body = json.loads((tmp_path / "plan.json").read_text())
+    (record,) = body["files"]
+    assert record["input"] == os.path.join("in", "p1", "a.png") and os.path.isabs(record["output"])
+    assert os.path.isfile(os.path.join(body["summary"]["cwd"], record["input"]))

@@ -947,6 +947,8 @@ def _written_by_an_earlier_run(report: str | None, preview: str | None) -> set[s
 
 
 def _write_report(path: str, summary: BatchSummary, enhancer, settings: dict) -> None:
+    """The --report: settings, counts and each file's record, with the folder the job ran in, from
+    which the inputs' relative paths start (a report read elsewhere named no file by them)."""
     body = {
         "xvertfast": __version__,
         "settings": {**settings, "backend": enhancer.backend_name, "device": str(enhancer.device),
@@ -957,7 +959,7 @@ def _write_report(path: str, summary: BatchSummary, enhancer, settings: dict) ->
                     "failed": len(summary.failed), "warned": len(summary.warned), "stopped": summary.stopped,
                     "not_processed": summary.not_processed,
                     "seconds": summary.seconds, "images_per_second": summary.images_per_second,
-                    "notes": summary.notes},  # fmt: skip
+                    "notes": summary.notes, "cwd": os.getcwd()},  # fmt: skip
         "files": [asdict(r) for r in summary.records],
     }
     folder = os.path.dirname(os.path.abspath(path))
