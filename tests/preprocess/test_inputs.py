@@ -145,6 +145,9 @@ def test_a_mask_is_refused_as_one(seed):
     ({"lam": "0.8"}, r"lam must be a finite number, got '0\.8'$"),
     ({"lam": 1e12}, r"lam / eps = 1e\+16 \(lam=1000000000000\.0, eps=0\.0001\) is beyond what float64"),
     ({"method": "fast"}, r"unknown method 'fast'; choose one of auto, cpu"),
+    # (said "wls: method='cuda' needs a CUDA tensor, got one on cpu")
+    ({"method": "cuda"}, r"method='cuda' needs a CUDA tensor, got one on cpu$"),
+    ({"method": "cupy"}, r"method='cupy' needs a CUDA tensor, got one on cpu$"),
 ])  # fmt: skip
 def test_wls_parameters_are_refused_in_preprocess_s_name(kwargs, said):
     # they were refused by wls, in its words ('wls: need lam >= 0, ..., rtol=0.0001'): the user called

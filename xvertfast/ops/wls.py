@@ -131,8 +131,8 @@ def _warn_host_round_trip(device: torch.device) -> None:
               RuntimeWarning)  # fmt: skip
 
 
-def _resolve(method: str, x: torch.Tensor) -> str:
-    check_method(method)
+def _resolve(method: str, x: torch.Tensor, who: str = "wls") -> str:
+    check_method(method, who)
     if method == "auto":
         if x.device.type == "cpu":
             return "cpu" if has_extension() else "torch"
@@ -145,15 +145,15 @@ def _resolve(method: str, x: torch.Tensor) -> str:
         return "torch"
     if method == "cpu":
         if not has_extension():
-            raise RuntimeError("wls: method='cpu' needs the compiled extension (see `xvertfast info`)")
+            raise RuntimeError(f"{who}: method='cpu' needs the compiled extension (see `xvertfast info`)")
         if x.device.type != "cpu":
-            raise ValueError(f"wls: method='cpu' needs a CPU tensor, got one on {x.device}")
+            raise ValueError(f"{who}: method='cpu' needs a CPU tensor, got one on {x.device}")
     if method in ("cuda", "cupy"):
         if x.device.type != "cuda":
-            raise ValueError(f"wls: method={method!r} needs a CUDA tensor, got one on {x.device}")
+            raise ValueError(f"{who}: method={method!r} needs a CUDA tensor, got one on {x.device}")
         problem = cuda_kernels_problem(x.device)
         if problem is not None:
-            raise RuntimeError(f"wls: method={method!r} on {x.device}: {problem}; see `xvertfast info`")
+            raise RuntimeError(f"{who}: method={method!r} on {x.device}: {problem}; see `xvertfast info`")
     return method
 
 
@@ -261,10 +261,13 @@ def check_parameters(lam, alpha, eps, rtol=1e-4, maxiter=None, who: str = "wls")
             raise ValueError(f"{who}: maxiter must be >= 1, got {maxiter}")
 
 
-def check_method(method, who: str = "wls") -> None:
-    """Refuses a ``method`` that is none of :data:`METHODS`, in the name of the function called."""
+def check_method(method, who: str = "wls", x: torch.Tensor | None = None) -> None:
+    """Refuses a ``method`` that is none of :data:`METHODS`, or (given the tensor ``x`` it will
+    solve) one that cannot solve it there, in the name of the function called."""
     if method not in METHODS:
         raise ValueError(f"{who}: unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if x is not None and method != "auto":  # (auto always finds one)
+        _resolve(method, x, who)
 
 
 def wls(

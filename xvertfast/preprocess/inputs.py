@@ -184,7 +184,7 @@ def preprocess(pixels, lam: float = DEFAULT_LAM, alpha: float = DEFAULT_ALPHA, e
                          "not a batch of images one pixel wide: give it as [H, W] (pixels[..., 0])")  # fmt: skip
     check_unit_pixels(t, "preprocess")
     check_parameters(lam, alpha, eps, rtol=None, who="preprocess")  # (wls would name itself, not the call made)
-    check_method(method, "preprocess")
+    check_method(method, "preprocess", t)
     single = t.dim() == 2
     x = _stretch((t.unsqueeze(0) if single else t).to(torch.float32).clamp(0.0, 1.0)).contiguous()
 
