@@ -9,8 +9,8 @@ Inputs: N hard links of 8 small PNGs (different bytes) in nested folders (500 a 
 :class:`~xvertfast.io.job_folder.JobFolder`, as ``xvertfast enhance`` writes it (the outputs are
 tiny files: nothing is enhanced). Timed in this process: ``discover``, the plan, and
 ``enhance_files`` rerun over them (every output skipped: the summary's seconds, from the search of
-the inputs to the end), its dry run, a shard's rerun, ``job_status``; and the ``xvertfast status``
-process, start to exit (its imports included).
+the inputs to the end), rerun with the --report its run before wrote, its dry run, a shard's rerun,
+``job_status``; and the ``xvertfast status`` process, start to exit (its imports included).
 """
 
 from __future__ import annotations
@@ -112,6 +112,9 @@ def measure(folder: str, count: int, model: str) -> dict[str, float]:
         return summary.seconds
 
     rows["rerun, all skipped"] = job()
+    report = os.path.join(folder, f"report{count}.json")
+    job(report=report)  # (the report the rerun below finds: it leaves it out, and checks it is no input)
+    rows["rerun with its --report, all skipped"] = job(report=report)
     rows["dry run"] = job(dry_run=True)
     rows["rerun of shard 3/4"] = job(shard=Shard(3, 4))
     rows["job_status"], _ = timed(lambda: job_status(out, "enhance"))

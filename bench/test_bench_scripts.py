@@ -238,7 +238,8 @@ def test_batch_planning_table_has_a_row_per_phase_and_a_column_pair_per_size(tmp
     rows = [line for line in out.stdout.splitlines() if line.startswith("| ")]
     assert rows[0] == "| phase | 10 inputs: s | ms an input | 30 inputs: s | ms an input |"
     assert [r.split(" | ")[0] for r in rows[1:]] == ["| discover, a folder", "| discover, an @list", "| plan (png16)",
-                                                     "| rerun, all skipped", "| dry run", "| rerun of shard 3/4",
+                                                     "| rerun, all skipped", "| rerun with its --report, all skipped",
+                                                     "| dry run", "| rerun of shard 3/4",
                                                      "| job_status", "| `xvertfast status` process"]  # fmt: skip
     assert all(len(r.split(" | ")) == 5 for r in rows[1:])
 
