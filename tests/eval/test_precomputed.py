@@ -115,6 +115,25 @@ def test_a_missing_output_names_the_files_named_after_it(tmp_path):
     assert refusal("s/y.png").endswith(f"(looked for {tool / 's' / 'y'}.*)")
 
 
+def test_a_missing_outputs_near_miss_is_found_past_the_names_of_other_numbers(tmp_path):
+    """Outputs im1_enh.png .. im120_enh.png: the stems going on from 'im1' with a digit (im10_enh ..
+    im19_enh, im100_enh ..) sort before im1_enh ('_' after the digits), and the near misses were
+    taken from a fixed window of names after 'im1': im1.png's refusal named none of them."""
+    tool = tmp_path / "tool"
+    tool.mkdir()
+    for i in range(1, 121):
+        (tool / f"im{i}_enh.png").write_bytes(b"x")
+    (tool / "pre_im1.png").write_bytes(b"x")
+    for i in range(10):  # other inputs' names ending in im1 (backwards: '1mi' and a digit, before '1mi_erp')
+        (tool / f"{i}im1.png").write_bytes(b"x")
+    method = PrecomputedOutputs(str(tool))
+    for rel, near in (("im1.png", "im1_enh.png, pre_im1.png"), ("im12.png", "im12_enh.png"),
+                      ("im120.png", "im120_enh.png")):  # fmt: skip
+        with pytest.raises(ImageReadError, match="no output for it") as caught:
+            method.locate(InputFile(str(tmp_path / "in" / rel), rel))
+        assert f"; {tool} holds {near}, named after it" in str(caught.value), str(caught.value)
+
+
 def test_inputs_of_one_name_but_for_the_extension_fail_not_scored_against_one_output(tmp_path, seed, capsys):
     """a.png and a.tif (an 8-bit image and another one's 16-bit TIFF) both took tool/a.png, the
     output of a.png, as theirs: the TIFF's image was scored against another image's output, exit 0.

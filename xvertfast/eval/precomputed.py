@@ -59,11 +59,20 @@ NEAR_MISSES_SHOWN = 3
 
 
 def _starting_with(names: list[str], prefix: str) -> list[str]:
-    """Up to ``NEAR_MISSES_SHOWN + 2`` of the sorted ``names`` that start with ``prefix`` (bisected:
-    a flat folder of 20 000 outputs, most of them missing under a tool's naming, is not scanned
-    once an image)."""
-    at = bisect.bisect_left(names, prefix)
-    return [n for n in names[at : at + NEAR_MISSES_SHOWN + 2] if n.startswith(prefix)]
+    """Up to ``NEAR_MISSES_SHOWN + 1`` of the sorted ``names`` that start with ``prefix`` followed by no
+    letter or digit (``a_gamma`` for ``a``, not ``a1_gamma``: another input's). Bisected: a flat folder
+    of 20 000 outputs, most of them missing under a tool's naming, is not scanned once an image; the
+    names going on with a letter or digit are jumped over as a block, since they sort among the others
+    (``im10_enh`` .. ``im19_enh`` before ``im1_enh``, '_' after the digits)."""
+    at, found = bisect.bisect_left(names, prefix), []
+    while at < len(names) and names[at].startswith(prefix) and len(found) <= NEAR_MISSES_SHOWN:
+        after = names[at][len(prefix) : len(prefix) + 1]
+        if after.isalnum():
+            at = bisect.bisect_left(names, prefix + chr(ord(after) + 1), at)
+        else:
+            found.append(names[at])
+            at += 1
+    return found
 
 
 def _output_stem(rel: str) -> str:
@@ -151,8 +160,7 @@ class PrecomputedOutputs:
         if where not in self._stems:
             self._stems[where] = sorted(by_stem), sorted(s[::-1] for s in by_stem)
         stems, backwards = self._stems[where]
-        near = [s for s in _starting_with(stems, stem) if not s[len(stem) : len(stem) + 1].isalnum()]
-        near += [s[::-1] for s in _starting_with(backwards, stem[::-1]) if not s[len(stem) : len(stem) + 1].isalnum()]
+        near = _starting_with(stems, stem) + [s[::-1] for s in _starting_with(backwards, stem[::-1])]
         files = sorted({n for s in near if s != stem for n in by_stem[s]})
         if stem and files:
             shown = ", ".join(files[:NEAR_MISSES_SHOWN]) + (", ..." if len(files) > NEAR_MISSES_SHOWN else "")
