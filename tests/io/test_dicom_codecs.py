@@ -641,6 +641,39 @@ def test_signed_values_of_bits_stored_in_a_deeper_codestream_read_as_before(tmp_
     assert rad.bits_stored == 12 and full_range(rad) == (-2048, 2047) and not rad.notes, rad.notes
 
 
+def test_a_lossy_signed_codestream_deeper_than_bits_stored_is_read_at_its_depth(tmp_path, seed):
+    # 14-bit signed values in a lossy JPEG 2000 codestream under BitsStored 12 read whole but at 12
+    # bits (full_range -2048..2047, values to +-8192), without a word: signed lossy frames were left out
+    import imagecodecs
+    import pydicom
+    from pydicom.encaps import generate_frames
+
+    jpeg2000_dicom(tmp_path / "d.dcm", random_values(seed, 14, True), bits=14, signed=True, lossy=True)
+    ds = pydicom.dcmread(tmp_path / "d.dcm")
+    ds.BitsStored, ds.HighBit = 12, 11
+    ds.save_as(tmp_path / "d.dcm")
+    rad = read_image(tmp_path / "d.dcm", warn=False)
+    np.testing.assert_array_equal(rad.values, imagecodecs.jpeg2k_decode(next(generate_frames(ds.PixelData))))
+    assert rad.bits_stored == 14 and full_range(rad) == (-8192, 8191), rad.bits_stored
+    assert len(rad.notes) == 1 and "codestream holds 14-bit samples, deeper than BitsStored 12, and its values " \
+        "reach" in rad.notes[0], rad.notes
+
+
+def test_a_lossy_signed_codestreams_overshoot_past_bits_stored_keeps_its_depth(tmp_path, seed):
+    # 12-bit signed values in a lossy 16-bit JPEG 2000 codestream overshoot -2048..2047 a little:
+    # within twice that range they read at BitsStored, as before, no note
+    import imagecodecs
+
+    values = random_values(seed, 12, True)
+    codestream = imagecodecs.jpeg2k_encode(values.astype(np.int16), level=70, codecformat="j2k", bitspersample=16)
+    decoded = imagecodecs.jpeg2k_decode(codestream)
+    assert 2047 < np.abs(decoded).max() < 4096, np.abs(decoded).max()  # (the case: past BitsStored 12, not twice it)
+    encapsulated_dicom(tmp_path / "d.dcm", values, "1.2.840.10008.1.2.4.91", [codestream], bits=12, signed=True)
+    rad = read_image(tmp_path / "d.dcm", warn=False)
+    np.testing.assert_array_equal(rad.values, decoded)
+    assert rad.bits_stored == 12 and full_range(rad) == (-2048, 2047) and not rad.notes, (rad.bits_stored, rad.notes)
+
+
 def test_a_deeper_codestream_whose_values_fit_bits_stored_reads_as_before(tmp_path, seed):
     # a 12-bit image in a JPEG-LS codestream of precision 16 (as imagecodecs writes them): no note, 12 bits
     values = random_values(seed, 12, False)

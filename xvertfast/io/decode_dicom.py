@@ -297,7 +297,7 @@ def _dicom_pixels(ds, syntax, codestream: _Codestream | None, path: str, notes: 
     if deeper is not None and arr.size:
         low, top = int(arr.min()) if signed else 0, int(arr.max())  # (an unsigned frame's low end is not asked)
         if signed:
-            arr, read_deeper = _signed_at_bits_stored(arr, low, top, bits, codestream)
+            arr, read_deeper = _signed_at_bits_stored(arr, low, top, bits, syntax, codestream)
         else:
             read_deeper = _needs_deeper(syntax, top, bits)
     if read_deeper:
@@ -432,13 +432,11 @@ def _deeper_codestream(ds, syntax, codestream: _Codestream | None, samples: int,
     codestream under BitsStored 12: another image, silently), and corrects a signed JPEG-LS
     frame's sign at the codestream's precision (a 12-bit signed image written at a precision of 16,
     as imagecodecs writes JPEG-LS, read 0..4095: its negative values as large positive ones);
-    unsigned JPEG-LS and JPEG 2000 values it leaves as decoded. Signed frames of a lossy syntax
-    are left as they were (:func:`_signed_at_bits_stored` tells their values apart by bounds that
-    a lossy codec's overshoot crosses). Decided from the header and ``codestream``'s
-    (:func:`_codestream_of`), before anything is decoded."""
+    unsigned JPEG-LS and JPEG 2000 values it leaves as decoded (a 14-bit signed lossy JPEG 2000
+    frame under BitsStored 12 read +-8192 against -2048..2047, without a word). Decided from the
+    header and ``codestream``'s (:func:`_codestream_of`), before anything is decoded."""
     grey = samples == 1 and str(ds.get("PhotometricInterpretation", "")).strip() in ("MONOCHROME1", "MONOCHROME2")
-    signed = _dicom_int(ds, "PixelRepresentation", 0, path) != 0
-    if not grey or (signed and syntax not in _LOSSLESS) or codestream is None:
+    if not grey or codestream is None:
         return None  # (a palette's indices are no grey levels; no frame to be found: left for decoding to report)
     if "BitsStored" not in ds:  # (refused by pydicom's header check, as it was: no depth to compare with)
         return None
@@ -479,18 +477,22 @@ _LOSSLESS = ("1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70", "1.2.840.10008.
              "1.2.840.10008.1.2.4.202")  # fmt: skip
 
 
-def _signed_at_bits_stored(arr: np.ndarray, low: int, top: int, bits: int,
+def _signed_at_bits_stored(arr: np.ndarray, low: int, top: int, bits: int, syntax,
                            codestream: _Codestream) -> tuple[np.ndarray, bool]:  # fmt: skip
-    """A signed lossless frame decoded at its codestream's depth, ``low``..``top``, as BitsStored
-    reads it, and whether it is to be read at the codestream's depth instead. Values within
-    BitsStored's signed range are its own. Where the codestream holds no sign (JPEG, JPEG-LS, a
-    JPEG 2000 one saying unsigned) and every value fits BitsStored's bits, they are BitsStored-bit
-    two's complement patterns in a deeper codestream (PS3.5 A.4.3: imagecodecs writes a 12-bit
-    signed image's JPEG-LS so): their sign is BitsStored's top bit. Any other values are deeper data."""
-    lo, hi = stored_range(bits, True)
+    """A signed frame decoded at its codestream's depth, ``low``..``top``, as BitsStored reads it,
+    and whether it is to be read at the codestream's depth instead. Values within BitsStored's
+    signed range are its own; a lossy syntax's within twice it, as :func:`_needs_deeper` keeps an
+    unsigned one's (its overshoot reads past BitsStored's ends, as before). Where a lossless
+    codestream holds no sign (JPEG, JPEG-LS, a JPEG 2000 one saying unsigned) and every value fits
+    BitsStored's bits, they are BitsStored-bit two's complement patterns in a deeper codestream
+    (PS3.5 A.4.3: imagecodecs writes a 12-bit signed image's JPEG-LS so): their sign is
+    BitsStored's top bit (not asked of a lossy one, whose overshoot crosses it). Any other values
+    are deeper data."""
+    lossless = syntax in _LOSSLESS
+    lo, hi = stored_range(bits if lossless else bits + 1, True)
     if lo <= low and top <= hi:
         return arr, False
-    if not codestream.signed and low >= 0 and top >> bits == 0:
+    if lossless and not codestream.signed and low >= 0 and top >> bits == 0:
         return np.where(arr > hi, arr - (1 << bits), arr).astype(arr.dtype), False
     return arr, True
 
