@@ -134,6 +134,28 @@ def test_a_missing_outputs_near_miss_is_found_past_the_names_of_other_numbers(tm
         assert f"; {tool} holds {near}, named after it" in str(caught.value), str(caught.value)
 
 
+def test_another_inputs_output_is_no_near_miss(tmp_path):
+    """Inputs a.png and a_lateral.png, only a_lateral's output there: a.png's refusal said 'tool holds
+    a_lateral.png, named after it', another input's output. The inputs' own outputs are left out of
+    the near misses (and out of the count shown), and the one at the top of an input of a subfolder."""
+    src, tool = tmp_path / "in", tmp_path / "tool"
+    (tool / "s").mkdir(parents=True)
+    rels = ["a.png", "a_lateral.png", "b.png", *(f"b_{i}.png" for i in range(5)), "x.png", "s/x.png"]
+    for name in ["a_lateral.png", *(f"b_{i}.png" for i in range(5)), "b_gamma.png", "x.png"]:
+        (tool / name).write_bytes(b"x")
+    method = PrecomputedOutputs(str(tool))
+    method.expect([InputFile(str(src / rel), rel) for rel in rels])
+
+    def refusal(rel: str) -> str:
+        with pytest.raises(ImageReadError, match="no output for it") as caught:
+            method.locate(InputFile(str(src / rel), rel))
+        return str(caught.value)
+
+    assert refusal("a.png").endswith(f"(looked for {tool / 'a'}.*)"), refusal("a.png")
+    assert f"; {tool} holds b_gamma.png, named after it" in refusal("b.png"), refusal("b.png")
+    assert refusal("s/x.png").endswith(f"(looked for {tool / 's' / 'x'}.*)"), refusal("s/x.png")
+
+
 def test_inputs_of_one_name_but_for_the_extension_fail_not_scored_against_one_output(tmp_path, seed, capsys):
     """a.png and a.tif (an 8-bit image and another one's 16-bit TIFF) both took tool/a.png, the
     output of a.png, as theirs: the TIFF's image was scored against another image's output, exit 0.

@@ -58,9 +58,10 @@ def detail_correlation(output: np.ndarray, source: np.ndarray) -> float:
 NEAR_MISSES_SHOWN = 3
 
 
-def _starting_with(names: list[str], prefix: str) -> list[str]:
+def _starting_with(names: list[str], prefix: str, keep=lambda name: True) -> list[str]:
     """Up to ``NEAR_MISSES_SHOWN + 1`` of the sorted ``names`` that start with ``prefix`` followed by no
-    letter or digit (``a_gamma`` for ``a``, not ``a1_gamma``: another input's). Bisected: a flat folder
+    letter or digit (``a_gamma`` for ``a``, not ``a1_gamma``: another input's), and that ``keep``
+    takes (counted among those shown: a folder's other inputs' outputs, left out). Bisected: a flat folder
     of 20 000 outputs, most of them missing under a tool's naming, is not scanned once an image; the
     names going on with a letter or digit are jumped over as a block, since they sort among the others
     (``im10_enh`` .. ``im19_enh`` before ``im1_enh``, '_' after the digits)."""
@@ -70,7 +71,8 @@ def _starting_with(names: list[str], prefix: str) -> list[str]:
         if after.isalnum():
             at = bisect.bisect_left(names, prefix + chr(ord(after) + 1), at)
         else:
-            found.append(names[at])
+            if keep(names[at]):
+                found.append(names[at])
             at += 1
     return found
 
@@ -101,6 +103,8 @@ class PrecomputedOutputs:
         self._stems: dict[str, tuple[list[str], list[str]]] = {}
         #: an input's output path but for its extension -> the inputs that share it, where several do
         self._shared: dict[str, list[str]] = {}
+        #: every input's output path but for its extension: a file named so is no near miss of another's
+        self._expected: set[str] = set()
 
     def expect(self, sources) -> None:
         """Takes the inputs whose outputs will be looked for (the protocol's files), to refuse those
@@ -111,6 +115,7 @@ class PrecomputedOutputs:
         for source in sources:
             by_output.setdefault(_output_stem(source.rel), []).append(source.path)
         self._shared = {key: paths for key, paths in by_output.items() if len(paths) > 1}
+        self._expected = set(by_output)
 
     def locate(self, source: InputFile) -> str:
         """The output of ``source``: ``folder/<its relative path>`` with any image extension."""
@@ -154,20 +159,24 @@ class PrecomputedOutputs:
         """What the refusal of a missing output adds where ``where`` holds image files named as the
         input with something before or after it, from a character no letter or digit (``a_enhanced.png``,
         ``out-a.png``: a tool's own naming, each image failing 'no output' without a word of them;
-        not ``a1.png`` for ``a.png``, another input's), or where the outputs' folder holds it at its
+        not ``a1.png`` for ``a.png``, nor ``a_lateral.png`` where ``a_lateral`` is an input: another
+        input's), or where the outputs' folder holds it at its
         top (an input of a subfolder, or listed with its folder, ``rel``, its output written flat); '' else."""
         by_stem = self._listing(where)[1]
         if where not in self._stems:
             self._stems[where] = sorted(by_stem), sorted(s[::-1] for s in by_stem)
         stems, backwards = self._stems[where]
-        near = _starting_with(stems, stem) + [s[::-1] for s in _starting_with(backwards, stem[::-1])]
+        rel_dir = os.path.dirname(rel)
+        near = _starting_with(stems, stem, lambda s: os.path.join(rel_dir, s) not in self._expected)
+        near += [s[::-1] for s in _starting_with(backwards, stem[::-1],
+                                                  lambda s: os.path.join(rel_dir, s[::-1]) not in self._expected)]
         files = sorted({n for s in near if s != stem for n in by_stem[s]})
         if stem and files:
             shown = ", ".join(files[:NEAR_MISSES_SHOWN]) + (", ..." if len(files) > NEAR_MISSES_SHOWN else "")
             return (f"; {os.path.normpath(where)} holds {shown}, named after it: an output is named as its input, any "
                     "image extension")  # fmt: skip
         top = sorted(self._listing(self.folder)[1].get(stem, ()))
-        if top and os.path.normpath(where) != os.path.normpath(self.folder):
+        if top and stem not in self._expected and os.path.normpath(where) != os.path.normpath(self.folder):
             return (f"; {self.folder} holds {', '.join(top)}: the output of an input found at {rel} (in a subfolder, "
                     "or listed by that path) goes at that path in the outputs' folder, as enhance writes it")  # fmt: skip
         return ""
