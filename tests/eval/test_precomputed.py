@@ -187,6 +187,36 @@ def test_inputs_of_one_name_but_for_the_extension_fail_not_scored_against_one_ou
     assert all("whose it is cannot be told" in reason for _, reason in run.failed)
 
 
+def test_inputs_of_one_name_but_for_the_extension_each_with_an_output_of_its_extension_are_scored(tmp_path, seed,
+                                                                                                   capsys):
+    """enhance --format same writes in/a.png and in/a.tiff as out/a.png and out/a.tiff: evaluating that
+    folder failed both ('whose it is cannot be told') though each output has its own input's
+    extension. Each is now scored against its own; where one of three has none there, all three
+    fail, the others named."""
+    import tifffile
+
+    src, tool = tmp_path / "in", tmp_path / "tool"
+    src.mkdir()
+    tool.mkdir()
+    Image.fromarray(chest_like(seed)).save(src / "a.png")
+    tifffile.imwrite(src / "a.tiff", chest_like(seed + 1))
+    Image.fromarray(chest_like(seed)).save(tool / "a.png")
+    tifffile.imwrite(tool / "a.TIF", chest_like(seed + 1))  # (another spelling of the extension: as good)
+    out = tmp_path / "r"
+    assert main(["evaluate", str(src), "-o", str(out), "--methods", f"identity,outputs={tool}",
+                 "--metrics", "entropy", "--pictures", "0", "-q"]) == 0, capsys.readouterr().err  # fmt: skip
+    got = scores(out, ["entropy"])
+    for name in ("a.png", "a.tiff"):
+        assert got[(str(src / name), "upper", "outputs")] == got[(str(src / name), "upper", "identity")]
+    Image.fromarray(chest_like(seed + 2)).save(src / "a.jpg")  # a third input of the name, no output of its own
+    assert main(["evaluate", str(src), "-o", str(tmp_path / "r2"), "--methods", f"identity,outputs={tool}",
+                 "--metrics", "entropy", "--pictures", "0", "-q"]) == 1  # fmt: skip
+    err = capsys.readouterr().err
+    line = next(line for line in err.splitlines() if f"error: {src / 'a.jpg'}" in line)
+    assert f"{src / 'a.png'} and {src / 'a.tiff'} would have their output in {tool} too" in line, line
+    assert sum("whose it is cannot be told" in line for line in err.splitlines()) == 3, err
+
+
 def test_locating_each_output_of_a_flat_folder_does_not_go_over_the_whole_folder(tmp_path, monkeypatch):
     """Each input's output was looked for by going over every name in its folder: over a folder of
     20 000 outputs an evaluation (its resume too, which locates each image's output to see whether it

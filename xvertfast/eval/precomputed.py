@@ -84,6 +84,24 @@ def _output_stem(rel: str) -> str:
     return os.path.join(rel_dir, name[: len(name) - len(image_extension(name))])
 
 
+def _kind_of_extension(name: str) -> str:
+    """``name``'s image extension, its case and a TIFF's spelling aside: what tells outputs apart by it."""
+    ext = image_extension(name).lower()
+    return ".tif" if ext == ".tiff" else ext
+
+
+def _own_extensions_output(found: list[str], sharing: list[str], path: str) -> str | None:
+    """Of the files ``found`` under the output path of several inputs (``sharing``), the one of
+    ``path``'s extension, where each of them has one there of its own, and nothing else is there:
+    ``enhance --format same`` writes in/a.png and in/a.tif as out/a.png and out/a.tif. None where
+    whose is whose cannot be told (two inputs of one extension, one without, a file of no input's)."""
+    wanted = [_kind_of_extension(os.path.basename(p)) for p in sharing]
+    if "" in wanted or len(set(wanted)) < len(wanted) or sorted(map(_kind_of_extension, found)) != sorted(wanted):
+        return None
+    mine = _kind_of_extension(os.path.basename(path))
+    return next(name for name in found if _kind_of_extension(name) == mine)
+
+
 class PrecomputedOutputs:
     """The method reading each input's output from ``folder``; called with the input's
     :class:`~xvertfast.io.files.InputFile` as ``source``."""
@@ -109,8 +127,9 @@ class PrecomputedOutputs:
     def expect(self, sources) -> None:
         """Takes the inputs whose outputs will be looked for (the protocol's files), to refuse those
         whose paths are one but for the extension (a.png and a.tif, or two inputs a.png of two
-        folders given as files): an output a.* is either's, and the one there was scored for both,
-        one of them against another image, without a word (enhance fails the second of them)."""
+        folders given as files) unless each has an output of its own extension there: an output a.*
+        is either's, and the one there was scored for both, one of them against another image,
+        without a word; and to leave the inputs' own outputs out of another's near misses."""
         by_output: dict[str, list[str]] = {}
         for source in sources:
             by_output.setdefault(_output_stem(source.rel), []).append(source.path)
@@ -122,14 +141,20 @@ class PrecomputedOutputs:
         rel_dir, name = os.path.split(source.rel)
         stem = name[: len(name) - len(image_extension(name))]
         where = os.path.join(self.folder, rel_dir)
-        others = [p for p in self._shared.get(os.path.join(rel_dir, stem), []) if p != source.path]
-        if others:
-            raise ImageReadError(source.path, f"{' and '.join(others)} would have its output in {self.folder} too "
-                                 f"({os.path.join(where, stem)}.*: an output is named by its input's path without "
-                                 "the extension), so whose it is cannot be told: rename one, or evaluate them "
-                                 "apart")  # fmt: skip
+        sharing = self._shared.get(os.path.join(rel_dir, stem), [])
+        others = [p for p in sharing if p != source.path]
         names, by_stem = self._listing(where)
         found = sorted({*by_stem.get(stem, ()), *((name,) if name in names else ())})
+        if others:
+            own = _own_extensions_output(found, sharing, source.path)
+            if own is None:
+                raise ImageReadError(source.path, f"{' and '.join(others)} would have "
+                                     f"{'its' if len(others) == 1 else 'their'} output in {self.folder} too "
+                                     f"({os.path.join(where, stem)}.*: an output is named by its input's path "
+                                     "without the extension), so whose it is cannot be told (unless each has one "
+                                     "there of its own extension, as enhance --format same writes them): rename "
+                                     "one, or evaluate them apart")  # fmt: skip
+            found = [own]
         if not found:
             raise ImageReadError(source.path, f"no output for it in {self.folder} (looked for "
                                  f"{os.path.join(where, stem)}.*){self._near_misses(where, stem, source.rel)}")  # fmt: skip
