@@ -47,6 +47,19 @@ def with_pydicoms_plugin(path):
         return read_image(path)
 
 
+def with_the_test_extras_plugins(monkeypatch, syntax):
+    """pydicom's decoder of a JPEG or JPEG-LS ``syntax`` with the plugins of the test extra alone
+    (Pillow, this one), whatever else is installed here: pylibjpeg-libjpeg or python-gdcm (the
+    dicom-codecs extra) come before this plugin, or after it where it refuses a frame, and decode
+    what it refuses (a cut frame: pylibjpeg-libjpeg reads one without a word) or its values differ."""
+    from pydicom.pixels import get_decoder
+
+    dicom_codecs.available_for(syntax)  # (this plugin registered, as a first read does)
+    decoder = get_decoder(syntax)
+    kept = {name: plugin for name, plugin in decoder._available.items() if name in ("pillow", dicom_codecs.PLUGIN)}
+    monkeypatch.setattr(decoder, "_available", kept)
+
+
 @pytest.mark.parametrize("bits, signed", [(8, False), (12, False), (16, False), (12, True), (16, True)])
 def test_same_values_as_pydicoms_plugin(tmp_path, seed, bits, signed):
     rng = np.random.default_rng(seed)
@@ -341,7 +354,8 @@ def test_the_plugin_decodes_each_file_once_outside_the_warnings_lock(tmp_path, s
     assert locked == [False]
 
 
-def test_a_corrupt_jpeg_ls_is_called_corrupt_not_missing_a_decoder(tmp_path, seed):
+def test_a_corrupt_jpeg_ls_is_called_corrupt_not_missing_a_decoder(tmp_path, seed, monkeypatch):
+    with_the_test_extras_plugins(monkeypatch, JPEG_LS_LOSSLESS)
     values = random_values(seed, 12, False)
     codestream = bytearray(jpeg_ls(values, 12))
     del codestream[len(codestream) // 2 :]  # cut in its scan
@@ -363,12 +377,11 @@ def test_a_cut_lossless_jpeg_is_called_corrupt_not_decoded_with_garbage(tmp_path
 
 
 @pytest.mark.parametrize("syntax", [JPEG_LOSSLESS_SV1, "1.2.840.10008.1.2.4.51"])
-def test_a_cut_frame_s_refusal_keeps_no_frame_on_the_reader_s_thread(tmp_path, seed, syntax):
+def test_a_cut_frame_s_refusal_keeps_no_frame_on_the_reader_s_thread(tmp_path, seed, syntax, monkeypatch):
     """The refusal of a frame cut short was kept on the thread with its traceback, whose frames hold
     the frame's bytes (and the dataset), until the thread read another DICOM: a reader thread of a
     batch job held them. Kept no more: a copy without a traceback, dropped once raised."""
-    from xvertfast.io import dicom_codecs
-
+    with_the_test_extras_plugins(monkeypatch, syntax)
     values = random_values(seed, 12, False)
     codestream = lossless_jpeg(values, 12, 1) if syntax == JPEG_LOSSLESS_SV1 else jpeg_12_bit(values)
     encapsulated_dicom(tmp_path / "c.dcm", values, syntax, [codestream[: len(codestream) // 2]], bits=12)
@@ -424,8 +437,9 @@ def test_a_12_bit_jpeg_extended_dicom_reads_its_values_at_12_bits(tmp_path):
 
 
 @pytest.mark.parametrize("kept", [0.9, 0.5])
-def test_a_cut_12_bit_jpeg_is_called_corrupt_not_filled_with_grey(tmp_path, kept):
+def test_a_cut_12_bit_jpeg_is_called_corrupt_not_filled_with_grey(tmp_path, kept, monkeypatch):
     # libjpeg-turbo decodes a cut JPEG to its full size, grey after the cut, with a warning alone
+    with_the_test_extras_plugins(monkeypatch, JPEG_EXTENDED)
     values = np.add.outer(np.arange(40) * 50, np.arange(56) * 30)
     codestream = jpeg_12_bit(values)
     encapsulated_dicom(tmp_path / "e.dcm", values, JPEG_EXTENDED, [codestream[: int(len(codestream) * kept)]],
@@ -503,11 +517,13 @@ def _colour_dicom(path, codestream, rgb, photometric, bits):
 
 
 @pytest.mark.parametrize("photometric", ["YBR_FULL_422", "YBR_FULL", "RGB"])
-def test_a_12_bit_colour_jpeg_extended_frame_reads_its_luminance(tmp_path, seed, photometric):
+def test_a_12_bit_colour_jpeg_extended_frame_reads_its_luminance(tmp_path, seed, photometric, monkeypatch):
     # Pillow refuses 12 bits and this plugin refused colour: the file was called 'truncated or
     # corrupt?'. libjpeg turns its YCbCr to RGB (pydicom's conversion takes 8-bit YCbCr); an RGB
     # codestream (Adobe marker) is decoded as RGB
     import imagecodecs
+
+    with_the_test_extras_plugins(monkeypatch, JPEG_EXTENDED)
 
     rgb = np.random.default_rng(seed).integers(0, 4096, size=(40, 56, 3)).astype(np.uint16)
     space = "RGB" if photometric == "RGB" else "YCBCR"
@@ -521,9 +537,11 @@ def test_a_12_bit_colour_jpeg_extended_frame_reads_its_luminance(tmp_path, seed,
                                                    "(grayscale)"], rad.notes  # fmt: skip
 
 
-def test_a_12_bit_colour_jpeg_extended_frame_of_another_colour_space_needs_a_decoder(tmp_path):
+def test_a_12_bit_colour_jpeg_extended_frame_of_another_colour_space_needs_a_decoder(tmp_path, monkeypatch):
     # one this plugin does not decode is no corrupt file: what would decode it is named
     import imagecodecs
+
+    with_the_test_extras_plugins(monkeypatch, JPEG_EXTENDED)
 
     rgb = np.zeros((40, 56, 3), np.uint16)
     codestream = imagecodecs.jpeg8_encode(rgb, level=95, bitspersample=12)
@@ -782,15 +800,26 @@ def test_a_codestream_declaring_another_size_never_reaches_imagecodecs(tmp_path,
     assert decoded == []
 
 
+# a package hidden as if not installed: its modules, and its entry points (pylibjpeg loads its
+# plugins' at pydicom's import, where a hidden module's raised)
 _HIDING = """
+import importlib.metadata
 import sys
+
+def hidden(name):
+    return name.split(".")[0] in sys.argv[2].split(",")
 
 class Hide:
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in sys.argv[2].split(","):
+        if hidden(name):
             raise ModuleNotFoundError(f"hidden: {name}")
 
+def entry_points(_found=importlib.metadata.entry_points, **selection):
+    found = _found(**selection)
+    return type(found)(ep for ep in found if not hidden(ep.module)) if selection else found
+
 sys.meta_path.insert(0, Hide())
+importlib.metadata.entry_points = entry_points
 from xvertfast.io import read_image
 read_image(sys.argv[1])
 """
