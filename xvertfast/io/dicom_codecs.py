@@ -47,12 +47,12 @@ _CODECS = {
     "1.2.840.10008.1.2.4.81": "jpegls",  # JPEG-LS Near-Lossless
     "1.2.840.10008.1.2.4.57": "ljpeg",  # JPEG Lossless, Non-Hierarchical (Process 14)
     "1.2.840.10008.1.2.4.70": "ljpeg",  # JPEG Lossless, Process 14, Selection Value 1
-    "1.2.840.10008.1.2.4.51": "jpeg8",  # JPEG Extended (12-bit): grey frames, 12-bit colour (_GREY_ONLY)
+    "1.2.840.10008.1.2.4.51": "jpeg8",  # JPEG Extended (12-bit): grey frames, 12-bit colour (_COLOUR_ONLY_DEEPER)
 }
-#: codecs this plugin takes grey frames of, and colour ones only deeper than 8 bits (decoded ahead
-#: grey alone): an 8-bit colour JPEG Extended frame goes to pydicom's plugins (Pillow decodes
-#: it, and leaves YCbCr as the photometric says), as before
-_GREY_ONLY = ("jpeg8",)
+#: codecs this plugin takes colour frames of only where deeper than 8 bits (grey ones at any depth;
+#: only grey ones are decoded ahead): an 8-bit colour JPEG Extended frame goes to pydicom's plugins
+#: (Pillow decodes it, and leaves YCbCr as the photometric says), as before
+_COLOUR_ONLY_DEEPER = ("jpeg8",)
 #: the colour space of a 12-bit colour JPEG Extended frame's components, by its photometric:
 #: libjpeg turns YCbCr to RGB itself (pydicom's conversion takes 8-bit YCbCr, its chroma offset
 #: 128, and reads 12-bit YCbCr as other colours); other photometrics are refused
@@ -146,7 +146,7 @@ def decoded_ahead(ds, syntax, source: bytes | None) -> Iterator[None]:
     another size than Rows x Columns (on which max_pixels was checked) before this."""
     frame = None
     codec = _CODECS.get(syntax)
-    if source is not None and available_for(syntax) and (codec not in _GREY_ONLY or _one_sample(ds)) and \
+    if source is not None and available_for(syntax) and (codec not in _COLOUR_ONLY_DEEPER or _one_sample(ds)) and \
             (codec not in _LAST_RESORT or not _pydicom_decodes(ds, syntax)):  # fmt: skip
         try:
             frame = (source, _decode(syntax, source))
@@ -248,7 +248,7 @@ def _decode_frame(src: bytes, runner) -> bytes:
     plugins set them (openjpeg and the same container for the precision; JPEG-LS and lossless
     JPEG values unsigned, which pydicom corrects for a signed image)."""
     colour_space, photometric = None, str(runner.photometric_interpretation)
-    if _CODECS.get(str(runner.transfer_syntax)) in _GREY_ONLY and runner.samples_per_pixel != 1:
+    if _CODECS.get(str(runner.transfer_syntax)) in _COLOUR_ONLY_DEEPER and runner.samples_per_pixel != 1:
         if runner.bits_stored <= 8:
             raise NotImplementedError("an 8-bit colour JPEG Extended frame is left to pydicom's own plugins")
         colour_space = _JPEG_COLOUR_SPACES.get(photometric) if runner.samples_per_pixel == 3 else None
