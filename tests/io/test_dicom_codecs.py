@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from xvertfast.io import ImageReadError, dicom_codecs, read_image
+from xvertfast.io.decode_common import jpeg2000_siz
 from xvertfast.io.errors import WarningsNamingTheFile
 from xvertfast.io.read import full_range
 
@@ -176,7 +177,7 @@ def test_a_codestream_larger_than_its_header_is_not_decoded_ahead(tmp_path, seed
     jpeg2000_dicom(tmp_path / "j.dcm", values, bits=12)
     ds = pydicom.dcmread(tmp_path / "j.dcm")
     frame = next(generate_frames(ds.PixelData, number_of_frames=1))
-    assert dicom_codecs.jpeg2000_siz(frame) == (12, 128, 96, False)
+    assert jpeg2000_siz(frame) == (12, 128, 96, False)
     ds.Rows, ds.Columns = 64, 48
     ds.save_as(tmp_path / "j.dcm")
     decode, locked = dicom_codecs._decoder(J2K_LOSSLESS), []

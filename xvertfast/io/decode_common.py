@@ -1,5 +1,5 @@
-"""What the decoders share: the pixel limit, bit depths, colour to luminance, polarity, JPEG frame headers,
-imagecodecs' log.
+"""What the decoders share: the pixel limit, bit depths, colour to luminance, polarity, JPEG and JPEG 2000
+frame headers, imagecodecs' log.
 
 Each decoder (:mod:`~xvertfast.io.decode_pillow`, :mod:`~xvertfast.io.decode_tiff`,
 :mod:`~xvertfast.io.decode_dicom`) returns the stored values; these helpers keep the
@@ -12,15 +12,16 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import struct
 from typing import BinaryIO
 
 import numpy as np
 
 from xvertfast.io.errors import ImageReadError, LogNamingTheFile
 
-__all__ = ["PNG_DEPTH_KEYWORD", "JPEG_SOF", "jpeg_frame", "check_pixels", "bits_from_values", "luminance", "luminance_note",
-           "grey_alpha_note", "stored_range", "invert", "FLOAT_SCALE_SLACK", "ORIENTATION", "imagecodecs_log",
-           "imagecodecs_decoder", "imagecodecs_wanted"]
+__all__ = ["PNG_DEPTH_KEYWORD", "JPEG_SOF", "jpeg_frame", "jpeg2000_siz", "check_pixels", "bits_from_values",
+           "luminance", "luminance_note", "grey_alpha_note", "stored_range", "invert", "FLOAT_SCALE_SLACK",
+           "ORIENTATION", "imagecodecs_log", "imagecodecs_decoder", "imagecodecs_wanted"]
 
 
 #: The EXIF / TIFF Orientation tag: how the stored rows and columns are to be turned for display.
@@ -65,6 +66,21 @@ def jpeg_frame(f: BinaryIO) -> tuple[int, int, int | None, int | None] | None:
             return None
         f.seek(length - 2, os.SEEK_CUR)
     return None
+
+
+def jpeg2000_siz(source: bytes) -> tuple[int | None, int, int, bool | None] | None:
+    """The first component's sample precision, rows, columns and whether its samples are signed
+    (precision and sign None where the segment is cut before them) that a JPEG 2000 codestream
+    declares in its SIZ segment (right after the SOC marker; also inside a JP2 file), or None
+    where it has none: the one parse of it, as :func:`jpeg_frame` is JPEG's and JPEG-LS'."""
+    at = source.find(b"\xff\x4f\xff\x51")
+    if at < 0 or len(source) < at + 24:
+        return None
+    width, height, left, top = struct.unpack(">4I", source[at + 8 : at + 24])
+    if len(source) <= at + 42:
+        return None, height - top, width - left, None
+    ssiz = source[at + 42]  # its first component's: the sign bit, then the precision less 1
+    return (ssiz & 0x7F) + 1, height - top, width - left, bool(ssiz & 0x80)
 
 
 #: What libpng says of every interlaced file imagecodecs decodes (of the call, which reads the

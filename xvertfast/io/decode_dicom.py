@@ -18,7 +18,7 @@ import numpy as np
 
 from xvertfast._text import count
 from xvertfast.io import dicom_codecs
-from xvertfast.io.decode_common import check_pixels, invert, jpeg_frame, luminance, stored_range
+from xvertfast.io.decode_common import check_pixels, invert, jpeg2000_siz, jpeg_frame, luminance, stored_range
 from xvertfast.io.errors import ImageReadError, WarningsNamingTheFile
 
 __all__ = ["read_dicom", "dicom_ends"]
@@ -199,7 +199,7 @@ def _codestream_of(ds, syntax) -> _Codestream | None:
     except Exception:
         return None
     if syntax in uid.JPEG2000TransferSyntaxes:  # (HTJ2K too)
-        siz = dicom_codecs.jpeg2000_siz(source)
+        siz = jpeg2000_siz(source)
         return _Codestream(source, "JPEG 2000", *(siz or (None, None, None, None)))
     kind = ("JPEG-LS" if syntax in uid.JPEGLSTransferSyntaxes else
             "JPEG" if syntax in uid.JPEGTransferSyntaxes else None)  # fmt: skip

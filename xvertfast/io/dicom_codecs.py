@@ -22,7 +22,6 @@ of mixed precision or sign) the reader gives to pydicom's own plugins.
 from __future__ import annotations
 
 import contextlib
-import struct
 import threading
 from collections.abc import Iterator
 
@@ -30,8 +29,7 @@ import numpy as np
 
 from xvertfast.io.decode_common import imagecodecs_decoder, imagecodecs_wanted, importable
 
-__all__ = ["PLUGIN", "available_for", "decoded_ahead", "is_available", "jpeg2000_siz", "missing_decoders",
-           "pixel_array"]
+__all__ = ["PLUGIN", "available_for", "decoded_ahead", "is_available", "missing_decoders", "pixel_array"]
 
 #: The plugin's name in pydicom's decoders.
 PLUGIN = "xvertfast-imagecodecs"
@@ -200,22 +198,6 @@ def pixel_array(ds, syntax):
             raise
         ds.pixel_array_options(decoding_plugin=PLUGIN if last else "")
         return ds.pixel_array
-
-
-def jpeg2000_siz(source: bytes) -> tuple[int | None, int, int, bool | None] | None:
-    """The first component's sample precision, rows, columns and whether its samples are signed
-    (precision and sign None where the segment is cut before them) that a JPEG 2000 codestream
-    declares in its SIZ segment (right after the SOC marker; also inside a JP2 file), or None
-    where it has none: the one parse of it, as :func:`~xvertfast.io.decode_common.jpeg_frame` is
-    JPEG's and JPEG-LS'."""
-    at = source.find(b"\xff\x4f\xff\x51")
-    if at < 0 or len(source) < at + 24:
-        return None
-    width, height, left, top = struct.unpack(">4I", source[at + 8 : at + 24])
-    if len(source) <= at + 42:
-        return None, height - top, width - left, None
-    ssiz = source[at + 42]  # its first component's: the sign bit, then the precision less 1
-    return (ssiz & 0x7F) + 1, height - top, width - left, bool(ssiz & 0x80)
 
 
 class CutFrame(ValueError):
