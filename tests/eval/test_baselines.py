@@ -59,6 +59,28 @@ def test_clahe_leaves_differences_finer_than_a_16_bit_level_as_they_are(seed):
     np.testing.assert_array_equal(out, equalize_adapthist(two, kernel_size=(8, 6), clip_limit=2 / 256, nbins=256))
 
 
+def test_clahe_stretches_two_neighbouring_16_bit_levels_as_scikit_image_does(seed):
+    # k / 65535 and (k + 1) / 65535 lie a little closer than 1 / 65535 in float32 (each rounded): such
+    # an image was returned as it was, taken for noise finer than a level, though scikit-image (whose
+    # behaviour clahe follows) stretches its two levels to black and white
+    from skimage.exposure import equalize_adapthist
+    from skimage.util import img_as_uint
+
+    mask = np.random.default_rng(seed).random((64, 48)) < 0.5
+    mask[0, 0], mask[0, 1] = True, False  # (both levels there, whatever the draw)
+    for k in (0, 1000, 30000, 65534):
+        two = np.where(mask, k / 65535, (k + 1) / 65535).astype(np.float32)
+        out = clahe(two)
+        assert out.min() == 0 and out.max() == 1, k
+        np.testing.assert_array_equal(out, equalize_adapthist(two, kernel_size=(8, 6), clip_limit=2 / 256, nbins=256))
+    # values less than a level apart that scikit-image reads as one 16-bit level are returned as they
+    # are (its stretch over one level gives white), here 0.996 of a level apart, both read as k + 1
+    one = np.where(mask, 1000.502 / 65535, 1001.498 / 65535).astype(np.float32)
+    assert 0.995 < (float(one.max()) - float(one.min())) * 65535 < 1
+    assert len(np.unique(img_as_uint(one))) == 1
+    np.testing.assert_array_equal(clahe(one), one)
+
+
 def test_farbman_with_unit_gains_gives_back_the_image(seed):
     x = low_contrast(seed)
     np.testing.assert_allclose(farbman(x, gains=(1.0, 1.0, 1.0)), x, atol=1e-5)  # the layers telescope

@@ -51,6 +51,11 @@ __all__ = ["BASELINES", "XVERTNET_METHODS", "identity", "clahe", "farbman", "xve
 CLAHE_TILES = 8
 #: The largest 16-bit level: scikit-image's CLAHE reads a float image as round(x * UINT16_MAX).
 UINT16_MAX = 65535
+#: Less than the difference of two neighbouring 16-bit levels, k / UINT16_MAX and (k + 1) / UINT16_MAX,
+#: as float32 holds them: each is rounded (by at most 2 ** -25 on [0, 1]), so for most k they lie a
+#: little closer than 1 / UINT16_MAX (0.99998 of it) and such a two-level image was taken for noise;
+#: float32's eps (2 ** -23) is twice the most the two roundings take off.
+ONE_LEVEL_IN_FLOAT32 = 1.0 / UINT16_MAX - float(np.finfo(np.float32).eps)
 CLAHE_CLIP = 2.0 / 256
 FARBMAN_LAMBDAS = (0.125, 0.5, 2.0)
 FARBMAN_ALPHA = 1.2
@@ -108,18 +113,23 @@ def clahe(pixels, spine=None, tiles: int = CLAHE_TILES, clip: float = CLAHE_CLIP
     leaves regions under 2 px (a 1 px region's pixel comes out black or white).
 
     As scikit-image's, the result does not depend on the image's range: the image is stretched
-    over its own values first, so an image of two grey levels comes out from black to white. An image
-    whose values differ by less than one 16-bit level (1 / 65535) is returned as it is, as a
+    over its own values first, so an image of two grey levels (two neighbouring 16-bit levels too)
+    comes out from black to white. An image whose values differ by less than one 16-bit level
+    (1 / 65535, less float32's rounding: :data:`ONE_LEVEL_IN_FLOAT32`) is returned as it is, as a
     constant one is: scikit-image reads it in 16-bit levels, and float rounding (0.5 plus noise of
     1e-7) that fell on either side of one came out black and white."""
     from skimage.exposure import equalize_adapthist
+    from skimage.util import img_as_uint
 
     tiles = whole_number(tiles, "tiles", "clahe", low=1, meaning="contextual regions per side")
     clip = _number(clip, "clip", "clahe", low=0.0, high=1.0)
     arr = _check(pixels, "clahe")
-    # nothing to equalise (a constant image: scikit-image's stretch over the range would give white),
-    # nor in differences finer than the 16-bit levels scikit-image reads the image in (img_as_uint)
-    if float(arr.max()) - float(arr.min()) < 1.0 / UINT16_MAX:
+    # nothing to equalise: a constant image, or one within a single 16-bit level as scikit-image reads
+    # it (img_as_uint), which its stretch over the range would give back white; nor differences finer
+    # than a 16-bit level, whose two levels (noise across a rounding boundary) it would stretch to black
+    # and white
+    lowest, highest = img_as_uint(np.array([arr.min(), arr.max()]))
+    if lowest == highest or float(arr.max()) - float(arr.min()) < ONE_LEVEL_IN_FLOAT32:
         return arr.copy()
     kernel = (arr.shape[0] // tiles, arr.shape[1] // tiles)  # (whole_number gave an int)
     if min(kernel) < 2:  # a 1 px region (0 px, made 1) equalises its pixel to black or white
