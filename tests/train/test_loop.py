@@ -1403,8 +1403,9 @@ def test_one_folder_given_alone_as_a_string_or_a_path_is_trained_on(tmp_path):
     ({"betas": ("0.9", 0.99)}, "betas must be two numbers in"),
     ({"betas": (False, 0.99)}, "betas must be two numbers in"),
     ({"upsample": "nearest"}, "upsample must be one of bilinear, transposed"),
-    ({"lam": -1.0}, "lam >= 0"),
-    ({"eps": 0.0}, "eps > 0"),
+    # (wls's words: "wls: need lam >= 0, alpha > 0, eps > 0 and rtol > 0, got ..., rtol=0.0001")
+    ({"lam": -1.0}, r"^TrainConfig: need lam >= 0, alpha > 0 and eps > 0, got lam=-1\.0, alpha=1\.2, eps=0\.0001$"),
+    ({"eps": 0.0}, r"^TrainConfig: need lam >= 0, alpha > 0 and eps > 0, got lam=0\.8, alpha=1\.2, eps=0\.0$"),
     # (text, as from a config file: "'<=' not supported between instances of 'float' and 'str'", no setting named)
     # (text is said to be no number: "must be in [0, 1), got '0.2'" read as if 0.2 were outside)
     ({"val_fraction": "0.2"}, r"^validation fraction must be a number in \[0, 1\), got '0\.2'$"),

@@ -119,7 +119,9 @@ class TrainConfig:
             raise ValueError(f"betas must be two numbers in [0, 1) (Adam's decay rates), got {self.betas!r}")
         if self.upsample not in UPSAMPLING:
             raise ValueError(f"upsample must be one of {', '.join(UPSAMPLING)}, got {self.upsample!r}")
-        check_parameters(self.lam, self.alpha, self.eps)  # the WLS of the preprocessing and between stages
+        # the WLS of the preprocessing and between stages, refused in TrainConfig's name (wls's named its
+        # rtol, which TrainConfig does not take)
+        check_parameters(self.lam, self.alpha, self.eps, rtol=None, who="TrainConfig")
         if isinstance(self.device, torch.device):  # (as its name: the checkpoint records it in JSON)
             self.device = str(self.device)
         if self.device != "auto":  # (whether a CUDA device is there is train's to ask: it may be built elsewhere)
