@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -143,17 +144,28 @@ def test_longer_labels_and_pairs_in_a_numpy_array_are_drawn(tmp_path, seed):
             write_preview([two_characters], sheet)
 
 
-@pytest.mark.parametrize("name", ["look.jpg", "look.tif", "look.json"])
-def test_a_sheet_named_other_than_png_is_refused(tmp_path, seed, name):
+@pytest.mark.parametrize("name, extension, suggested", [
+    ("look.jpg", ".jpg", "look.png"), ("look.tif", ".tif", "look.png"), ("look.json", ".json", "look.png"),
+    ("look.png.jpg", ".jpg", "look.png"),  # (was 'name it look.png.png')
+    ("run_v1.5.JPEG", ".JPEG", "run_v1.5.png"), ("look.2026-12-06.tif", ".tif", "look.2026-12-06.png"),
+])  # fmt: skip
+def test_a_sheet_named_other_than_png_is_refused(tmp_path, seed, name, extension, suggested):
     # write_preview wrote a PNG under look.jpg, which viewers and tools then took for a JPEG
     pairs = make_pairs(tmp_path, seed, 1)
-    with pytest.raises(ValueError, match=rf"^preview: {tmp_path / name}: the contact sheet is a PNG, not to be written "
-                                         rf"under a name ending in {name[4:]}: name it look\.png$"):  # fmt: skip
+    with pytest.raises(ValueError, match=rf"^preview: {re.escape(str(tmp_path / name))}: the contact sheet is a PNG, "
+                                         rf"not to be written under a name ending in {re.escape(extension)}: "
+                                         rf"name it {re.escape(suggested)}$"):  # fmt: skip
         write_preview(pairs, tmp_path / name)
     assert not (tmp_path / name).exists()
-    for taken in ("LOOK.PNG", "look"):  # (the extension in any case; a name without one says no format)
-        assert write_preview(pairs, tmp_path / taken) == [pairs[0][0]]
-        assert Image.open(tmp_path / taken).format == "PNG"
+
+
+@pytest.mark.parametrize("name", ["LOOK.PNG", "look", "run_v1.5", "look.2026-12-06", "look."])
+def test_a_sheet_named_png_or_with_no_extension_is_written_as_png(tmp_path, seed, name):
+    # (the extension in any case; a name without one says no format, and text after the last dot
+    # with no letter in it is none: run_v1.5 and look.2026-12-06 were refused, 'name it run_v1.png')
+    pairs = make_pairs(tmp_path, seed, 1)
+    assert write_preview(pairs, tmp_path / name) == [pairs[0][0]]
+    assert Image.open(tmp_path / name).format == "PNG"
 
 
 def test_enhance_refuses_a_preview_named_other_than_png_before_the_job(tmp_path, model_dir, seed, capsys):  # noqa: F811

@@ -56,12 +56,16 @@ def sheet_name_problem(path) -> str | None:
     """What is wrong with ``path`` as a contact sheet's name, or None where it ends in .png (any case)
     or has no extension, which says no format. The sheet is a PNG, and a rerun knows its own by the
     PNG's text (:func:`is_preview`): under look.jpg a PNG lay where viewers and tools took it for a
-    JPEG by its name."""
-    stem, extension = os.path.splitext(os.fsdecode(os.fspath(path)))
-    if extension.lower() in ("", ".png"):
+    JPEG by its name. Text after the last dot is an extension where it has a letter: run_v1.5 and
+    look.2026-12-06 say no format (they were refused, the suggestion dropping .5). The name
+    suggested is the one given with .png for its extension, a .png before it not doubled
+    (look.png.jpg: look.png)."""
+    stem, extension = os.path.splitext(os.path.basename(os.fsdecode(os.fspath(path))))
+    if extension.lower() == ".png" or not any(character.isalpha() for character in extension):
         return None
-    return (f"the contact sheet is a PNG, not to be written under a name ending in {extension}: name it "
-            f"{os.path.basename(stem)}.png")
+    if os.path.splitext(stem)[1].lower() == ".png":
+        stem = os.path.splitext(stem)[0]
+    return f"the contact sheet is a PNG, not to be written under a name ending in {extension}: name it {stem}.png"
 
 
 def write_preview(pairs: list[tuple[str, str]], path: str, count: int = PREVIEW_COUNT,
