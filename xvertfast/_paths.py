@@ -1,12 +1,14 @@
 """Telling a path from what is none, in the words of the function it was given to: os.fspath's
 own error ("expected str, bytes or os.PathLike object, not NoneType") names neither the function
-nor what it asked for."""
+nor what it asked for. Likewise what was given for an image's pixels but is no array (a path, a
+Radiograph), and a masked array whose mask NumPy would drop, described once for every function
+that takes pixels, each refusing it in its own words."""
 
 from __future__ import annotations
 
 import os
 
-__all__ = ["PATH_TYPES", "fspath", "not_a_path", "output_folder", "describe_non_array"]
+__all__ = ["PATH_TYPES", "fspath", "not_a_path", "output_folder", "describe_non_array", "describe_masked"]
 
 #: What a path may be: a str, bytes or os.PathLike (a pathlib.Path).
 PATH_TYPES = (str, bytes, os.PathLike)
@@ -46,3 +48,14 @@ def describe_non_array(value) -> str:
     if hasattr(value, "pixels"):
         return f"a {type(value).__name__}: give its .pixels"
     return type(value).__name__
+
+
+def describe_masked(value) -> str | None:
+    """``value`` described for a refusal where it is a NumPy masked array with pixels masked, else
+    None (a masked array with nothing masked is taken as its array): np.asarray drops the mask
+    without a word, so the pixels under it were smoothed, scored or looked at as any."""
+    import numpy as np  # (here: the paths of this module need none; a masked array was made with it loaded)
+
+    if not (np.ma.isMaskedArray(value) and np.ma.is_masked(value)):
+        return None
+    return f"a masked array with {int(np.ma.count_masked(value))} masked pixel(s), whose mask would be ignored"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xvertfast._paths import describe_non_array
+from xvertfast._paths import describe_masked, describe_non_array
 from xvertfast.eval._brisque import WINDOW as BRISQUE_WINDOW
 from xvertfast.eval._brisque import brisque_core
 from xvertfast.eval._lpc import lpc_si_core
@@ -58,9 +58,9 @@ def _checked(img, metric: str, name: str = "img") -> np.ndarray:
     if hasattr(img, "detach"):  # a tensor that requires grad refuses np.asarray; a GPU one must move
         img = img.detach().cpu()
         img = img.float() if str(img.dtype) == "torch.bfloat16" else img  # (no NumPy bfloat16)
-    if np.ma.isMaskedArray(img) and np.ma.is_masked(img):  # (np.asarray drops the mask: its pixels scored)
-        raise ValueError(f"{metric}: {name} is a masked array with {int(np.ma.count_masked(img))} masked pixel(s), "
-                         "whose mask would be ignored: crop to the pixels to score, or fill them (array.filled(value))")
+    if (masked := describe_masked(img)) is not None:  # (np.asarray drops the mask: its pixels scored)
+        raise ValueError(f"{metric}: {name} is {masked}: crop to the pixels to score, or fill them "
+                         "(array.filled(value))")  # fmt: skip
     a = np.asarray(img)
     if a.ndim == 0 and a.dtype.kind in "OSU":  # a Radiograph, None, a path: "got shape ()" named none of them
         raise ValueError(f"{metric}: {name} must be a 2-D array (one grey-level ROI), got {describe_non_array(img)}")

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from xvertfast._extension import cuda_kernels_run_on, has_extension
+from xvertfast._paths import describe_masked
 
 _KERNEL_DTYPES = (torch.float32, torch.float64)
 
@@ -41,9 +42,8 @@ def real_from_numpy(value, who: str, image: str = "an image ([H, W] array or ten
     said only "setting an array element with a sequence ... inhomogeneous shape", naming no
     argument, or of tensors that require grad, or live on a GPU. A masked array with pixels
     masked is refused too: its mask would be dropped and the pixels under it smoothed as any."""
-    if np.ma.isMaskedArray(value) and np.ma.is_masked(value):  # (np.asarray drops the mask: its pixels counted)
-        raise TypeError(f"{who} must be {image}, got a masked array with {int(np.ma.count_masked(value))} masked "
-                        "pixel(s), whose mask would be ignored: fill them first (array.filled(value))")  # fmt: skip
+    if (masked := describe_masked(value)) is not None:  # (np.asarray drops the mask: its pixels counted)
+        raise TypeError(f"{who} must be {image}, got {masked}: fill them first (array.filled(value))")
     try:
         array = np.asarray(value)
     except (ValueError, RuntimeError, TypeError) as exc:

@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from xvertfast._paths import PATH_TYPES, describe_non_array
+from xvertfast._paths import PATH_TYPES, describe_masked, describe_non_array
 from xvertfast._text import from_cli
 
 __all__ = ["find_spine", "Spine", "Box", "WORKING_HEIGHT", "UPPER_LEVEL", "LOWER_LEVEL", "polarity_score",
@@ -173,10 +173,8 @@ def _as_array(pixels, who: str) -> np.ndarray:
     """[H, W] float64 of a NumPy array or a torch tensor (any float dtype, any device)."""
     if isinstance(pixels, PATH_TYPES):  # (NumPy: "could not convert string to float")
         raise TypeError(f"{who}: pixels must be an image array, got {describe_non_array(pixels)}")
-    if np.ma.isMaskedArray(pixels) and np.ma.is_masked(pixels):  # (np.asarray drops the mask: its pixels looked at)
-        raise TypeError(f"{who}: pixels must be an image array, got a masked array with "
-                        f"{int(np.ma.count_masked(pixels))} masked pixel(s), whose mask would be ignored: fill them "
-                        "first (array.filled(value))")  # fmt: skip
+    if (masked := describe_masked(pixels)) is not None:  # (np.asarray drops the mask: its pixels looked at)
+        raise TypeError(f"{who}: pixels must be an image array, got {masked}: fill them first (array.filled(value))")
     if hasattr(pixels, "detach"):
         if pixels.is_complex():
             raise TypeError(f"{who}: pixels must hold real numbers, got {pixels.dtype}")
