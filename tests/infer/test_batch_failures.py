@@ -489,3 +489,39 @@ def test_a_failed_record_has_no_output_however_it_came_to_fail():
     rec = batch.FileRecord("in/c.png", "out/c.png", "running")
     rec.status, rec.error = "failed", "in/c.png: the disk is full"
     assert rec.output is None
+
+
+@pytest.mark.parametrize("swapped_in", ["_job_settings", "read_input"], ids=["model-load", "read"])
+def test_an_input_folder_swapped_onto_the_outputs_during_a_rerun_is_never_deleted(tmp_path, model_dir, seed,
+                                                                                monkeypatch, swapped_in):  # fmt: skip
+    # inputs current -> a, outputs outlink -> c; a rerun, during which current is pointed at c: current/x.png is
+    # then c/x.png, the earlier output. The plan (its links resolved before the model loaded) planned it, the
+    # write refused it as the input, and the failed write's clean-up removed the output: the input itself
+    a, c, current, outlink = tmp_path / "a", tmp_path / "c", tmp_path / "current", tmp_path / "outlink"
+    a.mkdir()
+    c.mkdir()
+    current.symlink_to(a, target_is_directory=True)
+    outlink.symlink_to(c, target_is_directory=True)
+    Image.fromarray(np.round(chest_like(seed) * 255).astype(np.uint8)).save(a / "x.png")
+    enh = Enhancer(str(model_dir), device="cpu")
+    assert by_name(run(enh, current, outlink, workers=1)[0])["x.png"][0] == "done"
+    Image.fromarray(np.round(chest_like(seed + 1) * 255).astype(np.uint8)).save(a / "x.png")  # edited: redone
+    held = (c / "x.png").read_bytes()
+    original = getattr(batch, swapped_in)
+
+    def swapping(*args, **kwargs):
+        if current.resolve() != c:  # (a nightly `ln -sfn`)
+            current.unlink()
+            current.symlink_to(c, target_is_directory=True)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(batch, swapped_in, swapping)
+    summary, lines = run(enh, current, outlink, workers=1, overwrite=True)
+    status, error = by_name(summary)["x.png"]
+    assert (c / "x.png").read_bytes() == held, lines
+    assert status == "failed"
+    assert ("would replace an input" if swapped_in == "_job_settings" else "refusing to overwrite the input image") \
+        in error, error
+    from xvertfast.io.job_folder import job_status
+
+    assert job_status(str(outlink), "enhance").unfinished == 0  # refused before it was recorded as being written

@@ -1050,3 +1050,29 @@ def test_a_report_names_the_folder_its_relative_inputs_start_from(tmp_path, mode
     (record,) = body["files"]
     assert record["input"] == os.path.join("in", "p1", "a.png") and os.path.isabs(record["output"])
     assert os.path.isfile(os.path.join(body["summary"]["cwd"], record["input"]))
+
+
+@pytest.mark.parametrize("reached", ["folder-link", "hard-link"])
+def test_an_abandoned_output_that_is_now_the_input_is_not_removed(tmp_path, reached):
+    # a link swapped during the job makes an output being redone the input itself; write_image refuses it,
+    # and the clean-up of the failed write removed it: the input deleted (enhance's plan and write check it
+    # first; preprocess's write_image has no input to compare, so this is its only guard)
+    out = tmp_path / "out"
+    with JobFolder(str(out), {"a": 1}, overwrite=False) as job:
+        made = {name: out / name for name in ("x.png", "y.png")}
+        inputs = {"x.png": tmp_path / "in" / "x.png", "y.png": tmp_path / "elsewhere" / "y.png"}
+        for name, path in made.items():
+            job.starting(str(inputs[name]), str(path))
+            path.write_bytes(path.name.encode())
+        if reached == "folder-link":  # in -> out, swapped in: in/x.png is out/x.png
+            (tmp_path / "in").symlink_to(out, target_is_directory=True)
+        else:
+            (tmp_path / "in").mkdir()
+            os.link(made["x.png"], tmp_path / "in" / "x.png")
+        for name, path in made.items():
+            job.abandoned(str(inputs[name]), [str(path)])  # (y.png: not its input, removed)
+        assert inputs["x.png"].read_bytes() == b"x.png" and made["x.png"].exists()
+        assert not made["y.png"].exists()
+    removed = [json.loads(line)["output"] for line in (out / LEDGER_FILE).read_text().splitlines()
+               if json.loads(line).get("state") == "removed"]  # fmt: skip
+    assert removed == ["y.png"]

@@ -693,3 +693,36 @@ def test_inputs_given_as_an_iterator_are_read_once_and_checked_as_a_list_is(fold
     (tmp_path / "none").mkdir()
     with pytest.raises(NothingFound, match=f"^no image files found in {tmp_path / 'none'} "):
         preprocess_files(iter([tmp_path / "none"]), str(tmp_path / "out"), progress=False, log=lambda m: None)
+
+
+@pytest.mark.parametrize("write", ["writes", "write-fails"])
+def test_an_input_link_swapped_onto_its_own_output_is_neither_replaced_nor_deleted(tmp_path, monkeypatch, write):
+    # in/x.png -> a/x.png, pointed at out/x_xp.png (a `latest` link re-pointed) once the job has decided to
+    # redo it: its X_p was written over the input (write_image has no input to compare), or, the write failing,
+    # the clean-up of its outputs removed the input
+    from xvertfast.io.job_folder import job_status
+    from xvertfast.pipeline import preprocess_files as module
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "in").mkdir()
+    Image.fromarray(radiograph_like(0)).save(tmp_path / "a" / "x.png")
+    link, out = tmp_path / "in" / "x.png", tmp_path / "out"
+    link.symlink_to(tmp_path / "a" / "x.png")
+    assert preprocess_files([str(tmp_path / "in")], str(out), progress=False, log=lambda _: None).done
+    Image.fromarray(radiograph_like(1)).save(tmp_path / "a" / "x.png")  # edited: redone
+    held = (out / "x_xp.png").read_bytes()
+    read_input = module.read_input
+
+    def swapping(f, **kwargs):
+        link.unlink()
+        link.symlink_to(out / "x_xp.png")
+        return read_input(f, **kwargs)
+
+    monkeypatch.setattr(module, "read_input", swapping)
+    if write == "write-fails":
+        monkeypatch.setattr(module, "write_image", lambda *a, **k: (_ for _ in ()).throw(OSError(5, "I/O error")))
+    summary = preprocess_files([str(tmp_path / "in")], str(out), progress=False, log=lambda _: None)
+    assert (out / "x_xp.png").read_bytes() == held
+    ((path, why),) = summary.failed
+    assert path == str(link) and "refusing to overwrite the input image" in why, why
+    assert job_status(str(out), "preprocess").unfinished == 0  # refused before it was recorded as being written

@@ -48,10 +48,10 @@ from xvertfast._stacklevel import naming_images, warn_user, warnings_of_file
 from xvertfast._text import asked, count
 from xvertfast._version import __version__
 from xvertfast.io import Radiograph, require_content, write_image
-from xvertfast.io.errors import FILE_ERRORS, failure_text
+from xvertfast.io.errors import FILE_ERRORS, ImageWriteError, failure_text
 from xvertfast.io.files import (InputFile, InputLists, NothingFound, collision_remedy, discover, file_state,
                                 image_extension, input_paths, input_problem, list_files, output_path, read_input,
-                                RealPaths, searched_input_folder, unsearched_image)
+                                RealPaths, same_file, searched_input_folder, unsearched_image)
 from xvertfast.io.read import sniff_format
 from xvertfast.io.job_folder import JOB_FILE, JobFolder, dry_run_line, recorded_input, run_line
 from xvertfast.io.shards import Shard
@@ -259,17 +259,15 @@ def _job_file_clash(files, out_dir: str, real: str, fmt: str) -> str | None:
     return None
 
 
-def _plan(files, out_dir: str, fmt: str, mine: list[bool] | None = None,
-          real: RealPaths | None = None) -> tuple[list[tuple], list[FileRecord]]:  # fmt: skip
+def _plan(files, out_dir: str, fmt: str, mine: list[bool] | None = None) -> tuple[list[tuple], list[FileRecord]]:
     """(input, output) pairs; inputs whose output would leave out_dir, collide or replace an
     input fail here. ``mine`` (a shard's): which of ``files`` are its own, the ones planned; the
     others' files whose outputs could collide with them are planned along, so that every shard
     finds the same collisions (a collision is between files of one output path but for the
     extension; the other files are not opened, which ``same`` would do to learn their kind). The
-    folders outputs go into are taken from all files, which needs no file opened. ``real``: the
-    job's resolver of paths (:class:`~xvertfast.io.files.RealPaths`)."""
+    folders outputs go into are taken from all files, which needs no file opened."""
     planned, failed, taken = [], [], {}
-    real = RealPaths() if real is None else real
+    real = RealPaths()  # the links as they are now (see _run)
     inputs = {real(f.path) for f in files}
     folders = _output_folders(out_dir, files)
     if mine is None:
@@ -393,6 +391,10 @@ def _compose_and_write(enhancer, rad: Radiograph, prep, tiles, out: str, fmt: st
     pixels = enhancer.compose(prep, tiles)
     t1 = time.perf_counter()
     os.makedirs(os.path.dirname(out), exist_ok=True)
+    # the input as it is now: a link swapped since the plan (a folder of the inputs pointed at the output
+    # folder while the model loaded) makes out the input itself, which job.abandoned would then remove
+    if same_file(out, rad.path):
+        raise ImageWriteError(out, "refusing to overwrite the input image")
     job.starting(rad.path, out)
     try:
         # (DICOM: outputs of one source series, in every run of the job, share a series; the instance UID
@@ -583,9 +585,9 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
     start = time.perf_counter()
     inputs = input_paths(inputs)  # read once: an iterator is searched, then checked and named below
     lists = InputLists()  # each @list read once, by the search, for the checks below too
-    # the job's one resolver: each folder of the inputs and outputs resolved once, for the search, the checks,
-    # the plan and the ledger (each resolved its own: a resume of 5000 inputs with --report made 10,520
-    # os.path.realpath calls and 98,202 lstat, now 320 and 37,002)
+    # the job's one resolver: each folder of the inputs resolved once, for the search, the checks of --report
+    # and --preview and the ledger (each resolved its own: a resume of 5000 inputs with --report made 10,520
+    # os.path.realpath calls and 98,202 lstat, 320 and 37,002 at 233c6c8); the plan resolves afresh (see _run)
     real = RealPaths()
     files = discover(inputs, exclude=[out_dir], lists=lists, real_paths=real)
     left_out = unsearched_image(out_dir, inputs, lists) if files else None
@@ -630,7 +632,7 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
         notes += [warning] if (warning := _small_tiles_warning(enhancer)) is not None else []
         for note in notes:  # once a job (the job's setting, no image's)
             log(f"warning: {note}")
-        summary, planned = _run(enhancer, job, files, fmt, workers, progress, log, start, given, real)
+        summary, planned = _run(enhancer, job, files, fmt, workers, progress, log, start, given)
         summary.records = _in_input_order(summary.records, files)
         summary.notes = notes
         if summary.stopped_planning:  # counted over the part planned, a resume of an archive mostly done read as
@@ -699,9 +701,9 @@ def _write_side_files(summary: BatchSummary, planned, enhancer, settings: dict, 
 
 
 def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool, log, start: float,
-         given: dict[str, GivenCentres], real: RealPaths):  # fmt: skip
+         given: dict[str, GivenCentres]):  # fmt: skip
     """The job proper: plan, skip what is done, then read -> network -> write, pipelined.
-    ``given``: the ROI centres given for inputs (by path); ``real``: the job's resolver of paths."""
+    ``given``: the ROI centres given for inputs (by path)."""
 
     def centres(f: InputFile) -> list[float] | None:
         return given[f.path].record() if f.path in given else None
@@ -712,7 +714,9 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
                            dry_run=job.read_only, busy=job.busy)  # fmt: skip
     todo, planned = [], []
     try:  # planning a large archive on a network share takes a while: Ctrl-C (SIGTERM) there too
-        planned, failed = _plan(files, job.out_dir, fmt, mine, real)
+        # (resolved afresh: the job's resolver holds the links as they were before the model loaded, minutes
+        # before on a TensorRT build, and an output found to be an input here is refused before it is written)
+        planned, failed = _plan(files, job.out_dir, fmt, mine)
         summary.records.extend(failed)
         for rec in failed:
             log(f"error: {rec.error}")

@@ -526,6 +526,16 @@ def collision_remedy(path: str, other: str) -> str:
             "in an @list.txt, which keeps their paths as written")  # fmt: skip
 
 
+def same_file(path: str, other: str) -> bool:
+    """Whether ``path`` and ``other`` name one file now, however each is reached (a link, a hard
+    link), False where either is missing: a job's output found to be its input as it is when
+    written, not as its links were when the job planned."""
+    try:
+        return os.path.samefile(path, other)
+    except (OSError, ValueError):  # (ValueError: a NUL in a path)
+        return False
+
+
 def file_state(path: str) -> list[int] | None:
     """A file's size and modification time (ns), or None where it is missing: what a resumed job
     compares to know that a file is unchanged since it was used."""

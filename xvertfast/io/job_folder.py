@@ -62,7 +62,7 @@ from dataclasses import dataclass, field
 
 from xvertfast._text import asked
 from xvertfast._version import __version__
-from xvertfast.io.files import RealPaths, file_state
+from xvertfast.io.files import RealPaths, file_state, same_file
 from xvertfast.io.shards import Shard
 from xvertfast.io.write import atomic_write, nearest_existing, remove_stale_parts
 from xvertfast.resume import LOCK_PATIENCE, ends_with_newline, hold_lock, lock_held, settings_changes
@@ -1178,10 +1178,14 @@ class JobFolder:
         """Removes the outputs of ``input_path`` that were started (:meth:`starting`) and will not be
         finished (an error or Ctrl-C while they were written), and records them as removed: left as
         started, status counted them as in flight or left by a kill. One that cannot be removed stays
-        started (its next run redoes it). Raises nothing: it runs while another error is raised."""
+        started (its next run redoes it), as does one that is now the input itself (a link swapped
+        during the job: its write refused, its removal would delete the input). Raises nothing: it
+        runs while another error is raised."""
         identity = self._real_paths(input_path)
         with self._write_lock:
             for out in outs:
+                if same_file(out, input_path):
+                    continue
                 try:
                     os.remove(out)
                 except FileNotFoundError:

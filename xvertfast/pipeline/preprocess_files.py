@@ -34,9 +34,9 @@ from tqdm import tqdm
 
 from xvertfast._paths import output_folder
 from xvertfast.io import require_content, write_image
-from xvertfast.io.errors import FILE_ERRORS, failure_text
+from xvertfast.io.errors import FILE_ERRORS, ImageWriteError, failure_text
 from xvertfast.io.files import (JOB_IMAGES, InputFile, InputLists, NothingFound, collision_remedy, discover, file_state,
-                                input_paths, input_problem, output_path, read_input, unsearched_image)
+                                input_paths, input_problem, output_path, read_input, same_file, unsearched_image)
 from xvertfast.io.job_folder import JobFolder, dry_run_line, run_line
 from xvertfast.io.shards import Shard
 from xvertfast.io.write import atomic_write, output_name_refusal, outputs_lost, remove_stale_parts
@@ -190,7 +190,10 @@ def _one(f: InputFile, outs: list[str], job: JobFolder, log=print,
     pp = preprocess(rad.pixels)
     y = pp.y
     scale = float(np.percentile(np.abs(y), 99.5)) or 1.0
-    # everything is computed before the first file is written
+    # everything is computed before the first file is written; none over the input as it is now (a link
+    # swapped onto an output since the job decided to redo it: written over, or removed by job.abandoned)
+    if (mine := next((out for out in outs if same_file(out, f.path)), None)) is not None:
+        raise ImageWriteError(mine, "refusing to overwrite the input image")
     for out in outs:
         os.makedirs(os.path.dirname(out), exist_ok=True)
         job.starting(f.path, out)
