@@ -554,10 +554,15 @@ class RealPaths:
     A path's last part is still looked at each time (a link to a file is followed); its folders are
     taken as they were first resolved, so one object serves one job, not a process. A link on an
     input's folder path switched during the job (a nightly ``current -> 2026-12-06`` swap) keeps its
-    old target for that job: the inputs are still read by their paths as given, but the ledger names
-    them under the old target, and the next run, resolving the new one, refuses their outputs without
-    --overwrite, naming the input recorded ('holds the output of another input'). These are the
-    Linux/POSIX semantics of links and lstat, the ones the package is built for."""
+    old target for that job's object, which an enhance job resolves its inputs with when it searches
+    them (two paths of one file), leaves the --report its run before wrote out of them, checks that
+    --report and --preview are none of them, and names them in the ledger. The inputs are still read
+    by their paths as given; the ledger names them under the old target, and the next run, resolving
+    the new one, refuses their outputs without --overwrite, naming the input recorded ('holds the
+    output of another input'); a report or preview checked against the old target is written over,
+    not refused, where the swap makes it an input. The plan resolves the inputs afresh, after the model
+    has loaded, and an output that a later swap makes the input itself is refused when written, not
+    removed. These are the Linux/POSIX semantics of links and lstat, the ones the package is built for."""
 
     def __init__(self) -> None:
         self._folders: dict[str, str] = {}  # a folder as spelled -> its real path
