@@ -363,14 +363,15 @@ def test_a_png_looking_inverted_as_tagged_monochrome1_is_told_to_drop_the_tag_no
 def test_empty_images_and_roi_sizes_that_are_not_positive_are_refused():
     # an empty image gave a Spine whose centres lay outside it; train_rois(0) a ZeroDivisionError,
     # a negative size the whole image and eval_rois(0, 0) 1x1 boxes; polarity_score a 3-D array's
-    # unpacking error and an empty one NaN with NumPy's warnings
-    from xvertfast.preprocess import polarity_score
+    # unpacking error and an empty one NaN with NumPy's warnings (looks_inverted's in polarity_score's name)
+    from xvertfast.preprocess import looks_inverted, polarity_score
 
     for shape in [(0, 80), (0, 0), (40, 0)]:
         with pytest.raises(ValueError, match="find_spine: pixels must be \\[H, W\\] with H, W >= 1"):
             find_spine(np.zeros(shape))
-        with pytest.raises(ValueError, match="polarity_score: pixels must be \\[H, W\\] with H, W >= 1"):
-            polarity_score(np.zeros(shape))
+        for fn in (polarity_score, looks_inverted):
+            with pytest.raises(ValueError, match=rf"^{fn.__name__}: pixels must be \[H, W\] with H, W >= 1"):
+                fn(np.zeros(shape))
     with pytest.raises(ValueError, match="polarity_score: pixels must be \\[H, W\\]"):
         polarity_score(np.zeros((2, 20, 20)))
     spine = find_spine(np.random.default_rng(0).random((100, 80)))
@@ -386,23 +387,24 @@ def test_a_path_is_refused_by_name():
     # NumPy's "could not convert string to float: 'chest.png'" did not say what was wrong
     from pathlib import Path
 
-    from xvertfast.preprocess import polarity_score
+    from xvertfast.preprocess import looks_inverted, polarity_score
 
     for path in ("chest.png", Path("chest.png")):
         with pytest.raises(TypeError, match="find_spine: pixels must be an image array, got the path 'chest.png'"):
             find_spine(path)
-        with pytest.raises(TypeError, match="polarity_score: pixels must be an image array"):
-            polarity_score(path)
+        for fn in (polarity_score, looks_inverted):
+            with pytest.raises(TypeError, match=rf"^{fn.__name__}: pixels must be an image array"):
+                fn(path)
 
 
 def test_a_radiograph_or_none_is_refused_by_name():
     # both were refused as "pixels must hold real numbers, got object", naming neither
     from xvertfast.io import Radiograph
-    from xvertfast.preprocess import polarity_score
+    from xvertfast.preprocess import looks_inverted, polarity_score
 
     img = np.tile(np.linspace(0, 1, 64, dtype=np.float32), (64, 1))
     rad = Radiograph(img, img, 8, "MONOCHROME2", "png", "a.png")
-    for fn in (find_spine, polarity_score):
+    for fn in (find_spine, polarity_score, looks_inverted):
         said = "pixels must be an image array, got a Radiograph: give its .pixels"
         with pytest.raises(TypeError, match=f"{fn.__name__}: {said}"):
             fn(rad)
@@ -412,27 +414,28 @@ def test_a_radiograph_or_none_is_refused_by_name():
 
 def test_a_masked_array_is_refused_where_pixels_are_masked():
     # the mask was dropped without a word (np.asarray): the masked pixels were looked at as any,
-    # where preprocess, wls and the metrics refuse them
-    from xvertfast.preprocess import polarity_score
+    # where preprocess, wls and the metrics refuse them (looks_inverted's in polarity_score's name)
+    from xvertfast.preprocess import looks_inverted, polarity_score
 
     img = np.tile(np.linspace(0, 1, 64, dtype=np.float32), (64, 1))
     masked = np.ma.masked_array(img, mask=img > 0.9)
-    for fn in (find_spine, polarity_score):
+    for fn in (find_spine, polarity_score, looks_inverted):
         with pytest.raises(TypeError, match=rf"^{fn.__name__}: pixels must be an image array, got a masked array with "
                                             rf"{int(masked.mask.sum())} masked pixel\(s\), whose mask would be "
                                             r"ignored: fill them first \(array\.filled\(value\)\)$"):  # fmt: skip
             fn(masked)
     assert find_spine(np.ma.masked_array(img, mask=False)).x == find_spine(img).x  # (nothing masked: taken)
     assert polarity_score(np.ma.masked_array(img, mask=False)) == polarity_score(img)
+    assert looks_inverted(np.ma.masked_array(img, mask=False)) == looks_inverted(img)
 
 
 @pytest.mark.parametrize("dtype", [complex, "U1"])
 def test_complex_or_text_pixels_are_refused_by_name(dtype):
     # complex pixels lost their imaginary part with only NumPy's ComplexWarning, and text said
     # "could not convert string to float" without naming the function
-    from xvertfast.preprocess import polarity_score
+    from xvertfast.preprocess import looks_inverted, polarity_score
 
     pixels = np.ones((64, 64), dtype=dtype)
-    for fn in (find_spine, polarity_score):
+    for fn in (find_spine, polarity_score, looks_inverted):
         with pytest.raises(TypeError, match=rf"{fn.__name__}: pixels must hold real numbers, got {np.dtype(dtype)}"):
             fn(pixels)

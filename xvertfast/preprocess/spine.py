@@ -285,9 +285,15 @@ def polarity_score(pixels) -> float:
     saying so (MONOCHROME1 as a plain PNG) therefore scores below zero. White-out lungs or
     a non-frontal view can score low too, which is why this only ever warns.
     """
-    arr = _as_array(pixels, "polarity_score")
+    return _polarity_score(pixels, "polarity_score")
+
+
+def _polarity_score(pixels, who: str) -> float:
+    """:func:`polarity_score`, its pixels refused in ``who``'s name: looks_inverted's were refused
+    as polarity_score's, a function the caller did not call."""
+    arr = _as_array(pixels, who)
     if arr.ndim != 2 or not arr.size:
-        raise ValueError(f"polarity_score: pixels must be [H, W] with H, W >= 1, got shape {arr.shape}")
+        raise ValueError(f"{who}: pixels must be [H, W] with H, W >= 1, got shape {arr.shape}")
     H, W = arr.shape
     rows = arr[int(0.20 * H) : max(int(0.70 * H), int(0.20 * H) + 1)]
 
@@ -300,7 +306,7 @@ def polarity_score(pixels) -> float:
 
 def looks_inverted(pixels) -> bool:
     """True where :func:`polarity_score` says the image looks stored bone-dark."""
-    return polarity_score(pixels) < INVERTED_BELOW
+    return _polarity_score(pixels, "looks_inverted") < INVERTED_BELOW
 
 
 def inverted_warning(rad, *, one_image: bool = False) -> str | None:
