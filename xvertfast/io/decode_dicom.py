@@ -100,6 +100,7 @@ def _parse_dicom(path: str, max_pixels: int, notes: list[str]):
             ds.file_meta.TransferSyntaxUID = syntax
     codestream = _codestream_of(ds, syntax)
     _check_codestream_size(codestream, rows, cols, path)
+    _check_codestream_end(codestream, syntax, path)
     return ds, syntax, codestream
 
 
@@ -222,6 +223,17 @@ def _check_codestream_size(codestream: _Codestream | None, rows: int, cols: int,
         return
     raise ImageReadError(path, f"its {name} codestream declares {shape[1]} x {shape[0]} (width x height), its header "
                          f"(Columns x Rows) {cols} x {rows}: corrupt; refusing to decode it")  # fmt: skip
+
+
+def _check_codestream_end(codestream: _Codestream | None, syntax, path: str) -> None:
+    """Refuses a lossless JPEG, JPEG Extended or JPEG-LS frame cut short
+    (:func:`~xvertfast.io.dicom_codecs.cut_short`) before any decoder sees it: pydicom's
+    pylibjpeg-libjpeg plugin (the dicom-codecs extra) decodes one without a word, garbage after the
+    cut, where it comes before the imagecodecs plugin (JPEG Extended) or after its refusal (JPEG-LS)."""
+    why = dicom_codecs.cut_short(syntax, codestream.source) if codestream is not None else None
+    if why is not None:
+        name = getattr(syntax, "name", str(syntax))
+        raise ImageReadError(path, f"cannot decode DICOM pixel data ({name}): truncated or corrupt? ({why})")
 
 
 def _empty_jp2_box(frame: bytes) -> int | None:

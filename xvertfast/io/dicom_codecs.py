@@ -29,7 +29,8 @@ import numpy as np
 
 from xvertfast.io.decode_common import imagecodecs_decoder, imagecodecs_wanted, importable
 
-__all__ = ["PLUGIN", "available_for", "decoded_ahead", "is_available", "missing_decoders", "pixel_array"]
+__all__ = ["PLUGIN", "available_for", "cut_short", "decoded_ahead", "is_available", "missing_decoders",
+           "pixel_array"]
 
 #: The plugin's name in pydicom's decoders.
 PLUGIN = "xvertfast-imagecodecs"
@@ -57,9 +58,9 @@ _COLOUR_ONLY_DEEPER = ("jpeg8",)
 _JPEG_COLOUR_SPACES = {"YBR_FULL": "YCBCR", "YBR_FULL_422": "YCBCR", "RGB": "RGB"}
 #: codecs this plugin decodes with only where pydicom's own plugins refuse the frame
 _LAST_RESORT = ("jpeg8",)
-#: codecs whose decoder fills a frame cut short with grey and says nothing: refused without their
-#: end-of-image marker near the end (:func:`_decode`)
-_EOI_CHECKED = ("ljpeg", "jpeg8")
+#: codecs of the syntaxes whose frames are refused without their end-of-image marker near the end
+#: (:func:`cut_short`): a decoder fills one cut short with grey or garbage and says nothing
+_EOI_CHECKED = ("ljpeg", "jpeg8", "jpegls")
 _SYNTAXES = tuple(_CODECS)
 DECODER_DEPENDENCIES = {uid: ("imagecodecs>=2024.1.1",) for uid in _SYNTAXES}
 
@@ -208,18 +209,27 @@ class CutFrame(ValueError):
 EOI_SEARCH = 16
 
 
-def _decode(syntax, source: bytes, colour_space: str | None = None) -> np.ndarray:
-    """imagecodecs' decoding of the frame ``source``. A lossless JPEG or JPEG Extended frame
-    without its end-of-image marker near its end is refused: imagecodecs' ljpeg and jpeg8 decode
-    one cut short to its full size, what the cut left out garbage or grey, and say nothing (its
-    JPEG-LS and JPEG 2000 decoders refuse such a frame themselves). Near, not last: a writer may pad the fragment after it (0x00,
-    or fill bytes 0xFF); FF D9 cannot occur inside the coded data (an FF there is followed by 00).
-    ``colour_space``: a colour JPEG's components' (:data:`_JPEG_COLOUR_SPACES`), decoded to RGB."""
+def cut_short(syntax, source: bytes) -> str | None:
+    """Why a lossless JPEG, JPEG Extended or JPEG-LS frame ``source`` is taken for one cut short:
+    no end-of-image marker near its end; None where it has one, or is of another syntax. imagecodecs'
+    ljpeg and jpeg8, and pylibjpeg-libjpeg (JPEG-LS too), decode such a frame to its full size,
+    what the cut left out garbage or grey, and say nothing (JPEG 2000 decoders refuse one). Near,
+    not last: a writer may pad the fragment after it (0x00, or fill bytes 0xFF); FF D9 cannot occur
+    inside the coded data (an FF there is followed by 00)."""
     codec = _CODECS.get(syntax)
-    if codec in _EOI_CHECKED and b"\xff\xd9" not in source[-EOI_SEARCH:]:
-        kind = "lossless JPEG" if codec == "ljpeg" else "JPEG"
-        raise CutFrame(f"its {kind} codestream does not end with an end-of-image marker (FF D9): "
-                       "cut short or damaged")
+    if codec not in _EOI_CHECKED or b"\xff\xd9" in source[-EOI_SEARCH:]:
+        return None
+    kind = {"ljpeg": "lossless JPEG", "jpegls": "JPEG-LS"}.get(codec, "JPEG")
+    return f"its {kind} codestream does not end with an end-of-image marker (FF D9): cut short or damaged"
+
+
+def _decode(syntax, source: bytes, colour_space: str | None = None) -> np.ndarray:
+    """imagecodecs' decoding of the frame ``source``; one :func:`cut_short` is refused (the reader
+    refuses it before any plugin: this one is pydicom's for any caller in the process).
+    ``colour_space``: a colour JPEG's components' (:data:`_JPEG_COLOUR_SPACES`), decoded to RGB."""
+    why = cut_short(syntax, source)
+    if why is not None:
+        raise CutFrame(why)
     if colour_space is not None:
         return _decoder(syntax)(source, colorspace=colour_space, outcolorspace="RGB")
     return _decoder(syntax)(source)
