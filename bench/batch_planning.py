@@ -10,14 +10,15 @@ Inputs: N hard links of 8 small PNGs (different bytes) in nested folders (500 a 
 tiny files: nothing is enhanced). Timed in this process: ``discover``, the plan, and
 ``enhance_files`` rerun over them (every output skipped: the summary's seconds, from the search of
 the inputs to the end), rerun with the --report its run before wrote, its dry run, a shard's rerun,
-``job_status``; and the ``xvertfast status`` process, start to exit (its imports included).
+``job_status``; and the ``xvertfast status`` process, start to exit (its imports included). Each
+phase's CPU time too (this process's, all its threads; the status process's own): on a shared
+machine the wall time moves with the load, the CPU time much less.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import re
 import subprocess
 import sys
 import time
@@ -56,10 +57,11 @@ def make_inputs(folder: str, count: int) -> tuple[str, str]:
     return root, listed
 
 
-def timed(fn) -> tuple[float, object]:
-    t = time.perf_counter()
+def timed(fn) -> tuple[tuple[float, float], object]:
+    """(wall, CPU) seconds of ``fn()``, and what it returned."""
+    t, cpu = time.perf_counter(), time.process_time()
     result = fn()
-    return time.perf_counter() - t, result
+    return (time.perf_counter() - t, time.process_time() - cpu), result
 
 
 def write_ledger(enhancer, planned, out: str) -> None:
@@ -78,18 +80,20 @@ def write_ledger(enhancer, planned, out: str) -> None:
         job.ended(None, found=len(planned), done=len(planned), skipped=0, failed=0)
 
 
-def cli(*args: str) -> float:
-    """Seconds of an ``xvertfast`` process, from its start to its exit."""
-    t = time.perf_counter()
+def cli(*args: str) -> tuple[float, float]:
+    """(wall, CPU) seconds of an ``xvertfast`` process, from its start to its exit."""
+    t, before = time.perf_counter(), os.times()
     out = subprocess.run([sys.executable, "-m", "xvertfast", *args], capture_output=True, text=True,
                          env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
     if out.returncode != 0:
         raise RuntimeError(f"xvertfast {' '.join(args)}: exit {out.returncode}: {out.stderr[-2000:]}")
-    return time.perf_counter() - t
+    after = os.times()
+    return time.perf_counter() - t, (after.children_user - before.children_user
+                                     + after.children_system - before.children_system)  # fmt: skip
 
 
-def measure(folder: str, count: int, model: str) -> dict[str, float]:
-    """Each phase's seconds at ``count`` inputs."""
+def measure(folder: str, count: int, model: str) -> dict[str, tuple[float, float]]:
+    """Each phase's (wall, CPU) seconds at ``count`` inputs."""
     from xvertfast.infer import Enhancer
     from xvertfast.infer.batch import _plan
     from xvertfast.io.files import discover
@@ -106,10 +110,11 @@ def measure(folder: str, count: int, model: str) -> dict[str, float]:
     if not os.path.isdir(out):
         write_ledger(enhancer, planned, out)
 
-    def job(**kwargs) -> float:  # the job's own time, from its summary (the inputs' search to its end)
+    def job(**kwargs) -> tuple[float, float]:  # the job's own time, from its summary (the inputs' search to its end)
+        cpu = time.process_time()
         summary = enhancer.enhance_files([root], out, fmt="png16", progress=False, log=lambda _: None, **kwargs)
         assert summary.skipped == summary.found, summary.line()
-        return summary.seconds
+        return summary.seconds, time.process_time() - cpu
 
     rows["rerun, all skipped"] = job()
     report = os.path.join(folder, f"report{count}.json")
@@ -122,12 +127,13 @@ def measure(folder: str, count: int, model: str) -> dict[str, float]:
     return rows
 
 
-def table(results: dict[int, dict[str, float]]) -> str:
+def table(results: dict[int, dict[str, tuple[float, float]]]) -> str:
     counts = sorted(results)
-    lines = ["| phase | " + " | ".join(f"{n} inputs: s | ms an input" for n in counts) + " |",
-             "|---|" + "---:|---:|" * len(counts)]  # fmt: skip
+    lines = ["| phase | " + " | ".join(f"{n} inputs: s | ms an input | CPU ms an input" for n in counts) + " |",
+             "|---|" + "---:|---:|---:|" * len(counts)]  # fmt: skip
     for phase in results[counts[0]]:
-        cells = [cell for n in counts for cell in (f"{results[n][phase]:.3f}", f"{1e3 * results[n][phase] / n:.3f}")]
+        cells = [cell for n in counts for wall, cpu in [results[n][phase]]
+                 for cell in (f"{wall:.3f}", f"{1e3 * wall / n:.3f}", f"{1e3 * cpu / n:.3f}")]  # fmt: skip
         lines.append(f"| {phase} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

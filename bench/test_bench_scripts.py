@@ -236,12 +236,13 @@ def test_batch_planning_table_has_a_row_per_phase_and_a_column_pair_per_size(tmp
                           str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=os.path.dirname(HERE))  # fmt: skip
     assert out.returncode == 0, out.stderr
     rows = [line for line in out.stdout.splitlines() if line.startswith("| ")]
-    assert rows[0] == "| phase | 10 inputs: s | ms an input | 30 inputs: s | ms an input |"
+    assert rows[0] == ("| phase | 10 inputs: s | ms an input | CPU ms an input | 30 inputs: s | ms an input "
+                       "| CPU ms an input |")
     assert [r.split(" | ")[0] for r in rows[1:]] == ["| discover, a folder", "| discover, an @list", "| plan (png16)",
                                                      "| rerun, all skipped", "| rerun with its --report, all skipped",
                                                      "| dry run", "| rerun of shard 3/4",
                                                      "| job_status", "| `xvertfast status` process"]  # fmt: skip
-    assert all(len(r.split(" | ")) == 5 for r in rows[1:])
+    assert all(len(r.split(" | ")) == 7 for r in rows[1:])
 
 
 # The scripts below make figures RESULTS.md quotes but ran in no smoke check (an API change could
