@@ -39,12 +39,15 @@ def output_folder(value, who: str) -> str:
     return path
 
 
-def describe_non_array(value) -> str:
+def describe_non_array(value, takes_radiograph: bool = False) -> str:
     """What ``value``, given for an image's pixels but no array of numbers, is, for a refusal ("got
     <this>"): a path or a Radiograph (anything with ``.pixels``) says how to get its pixels, anything
-    else is named by its type; NumPy made each a 0-d array, refused as "shape ()" or "object"."""
+    else is named by its type; NumPy made each a 0-d array, refused as "shape ()" or "object".
+    ``takes_radiograph``: the caller takes a Radiograph too (enhance), so a path is told to read
+    it, not to give its pixels, which would leave its file unnamed in later messages."""
     if isinstance(value, PATH_TYPES):
-        return f"the path {os.fsdecode(value)!r}: read it with xvertfast.io.read_image(path).pixels"
+        read = "xvertfast.io.read_image(path)" + ("" if takes_radiograph else ".pixels")
+        return f"the path {os.fsdecode(value)!r}: read it with {read}"
     if hasattr(value, "pixels"):
         return f"a {type(value).__name__}: give its .pixels"
     return type(value).__name__

@@ -533,6 +533,7 @@ def test_what_is_no_float_image_is_refused_by_what_it_is(tmp_path):
     # complex pixels "got complex64: scale stored values ...", and images of two sizes in a list
     # NumPy's "setting an array element with a sequence", which named no file
     import pathlib
+    import types
 
     import torch
 
@@ -541,7 +542,11 @@ def test_what_is_no_float_image_is_refused_by_what_it_is(tmp_path):
     said = r"a\.png: pixels must be floats in \[0, 1\] \(as xvertfast\.io\.read_image gives them\), got "
     for value, got in [(rad, r"a Radiograph: give its \.pixels \(and like=it, to write at its depth\)$"),
                        (None, "NoneType$"), (np.array([[0.5, None]]), "a NumPy array of object$"),
-                       (pathlib.Path("c.png"), "the path 'c.png': read it with xvertfast.io.read_image$"),
+                       # (the words of the metrics and find_spine: 'read it with xvertfast.io.read_image' was all)
+                       (pathlib.Path("c.png"),
+                        r"the path 'c\.png': read it with xvertfast\.io\.read_image\(path\)\.pixels$"),
+                       # (a value with pixels other than a Radiograph was named by its type alone)
+                       (types.SimpleNamespace(pixels=img), r"a SimpleNamespace: give its \.pixels$"),
                        ("c.png", "the path 'c.png'"), (img.astype(np.complex64), "complex64$"),
                        (torch.from_numpy(img).to(torch.complex64), "complex64$")]:  # fmt: skip
         with pytest.raises(TypeError, match=said + got):

@@ -64,6 +64,7 @@ import torch.nn.functional as F
 
 from xvertfast._checks import whole_number
 from xvertfast._extension import cuda_kernels_problem, cuda_kernels_run_on
+from xvertfast._paths import PATH_TYPES, describe_non_array
 from xvertfast._stacklevel import image_names, naming_images, outside_xvertfast, solving
 from xvertfast.infer.backends import (StageBackend, make_backend, plan_backend, resolve_device, resolve_precision,
                                      warn_cpu_bf16_without_amx)
@@ -417,9 +418,9 @@ class Enhancer:
         under :data:`~xvertfast.io.MIN_SIDE` pixels a side, or a constant one, in which the network
         made up structure (a blank 100 x 100 image came out with grey levels 0 to 0.48)."""
         given, pixels = pixels, getattr(pixels, "pixels", pixels)
-        if isinstance(pixels, (str, bytes, os.PathLike)):  # (torch: "can't convert np.ndarray of type numpy.str_")
-            raise TypeError(f"enhance: pixels must be an image ([H, W] array or tensor, or a Radiograph), got the "
-                            f"path {os.fsdecode(pixels)!r}: read it with xvertfast.io.read_image")  # fmt: skip
+        if isinstance(pixels, PATH_TYPES):  # (torch: "can't convert np.ndarray of type numpy.str_")
+            raise TypeError(f"enhance: pixels must be an image ([H, W] array or tensor, or a Radiograph), got "
+                            f"{describe_non_array(pixels, takes_radiograph=True)}")  # fmt: skip
         if isinstance(pixels, torch.Tensor):
             source = pixels.detach().cpu()
         else:

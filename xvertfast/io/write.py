@@ -20,6 +20,7 @@ import uuid
 
 import numpy as np
 
+from xvertfast._paths import PATH_TYPES, describe_non_array
 from xvertfast._version import __version__
 from xvertfast.io.decode_common import PNG_DEPTH_KEYWORD
 from xvertfast.io.errors import ImageWriteError, WarningsNamingTheFile
@@ -239,17 +240,16 @@ def _real_dtype(pixels, path: str) -> np.dtype:
     and a path were "got object: scale stored values by their range first", and a list of images
     of different sizes NumPy's "setting an array element with a sequence", naming no file."""
     said = "pixels must be floats in [0, 1] (as xvertfast.io.read_image gives them)"
-    if isinstance(pixels, Radiograph):
-        raise TypeError(f"{path}: {said}, got a Radiograph: give its .pixels (and like=it, to write at its depth)")
-    if isinstance(pixels, (str, bytes, os.PathLike)):
-        raise TypeError(f"{path}: {said}, got the path {os.fsdecode(pixels)!r}: read it with xvertfast.io.read_image")
+    if isinstance(pixels, (Radiograph, *PATH_TYPES)):
+        like = " (and like=it, to write at its depth)" if isinstance(pixels, Radiograph) else ""
+        raise TypeError(f"{path}: {said}, got {describe_non_array(pixels)}{like}")
     try:
         kind = np.asarray(pixels).dtype
     except ValueError:
         raise TypeError(f"{path}: pixels must be one [H, W] image, got a {type(pixels).__name__} that NumPy cannot "
                         "make one array of: write one image at a time") from None  # fmt: skip
     if kind.kind == "O":
-        got = "a NumPy array of object" if isinstance(pixels, np.ndarray) else type(pixels).__name__
+        got = "a NumPy array of object" if isinstance(pixels, np.ndarray) else describe_non_array(pixels)
         raise TypeError(f"{path}: {said}, got {got}")
     if kind.kind not in "biuf":
         raise TypeError(f"{path}: {said}, got {kind}")
