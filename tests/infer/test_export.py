@@ -1274,41 +1274,46 @@ def test_an_engine_rebuilt_leaves_the_files_checked_before_unread(model, tmp_pat
         return tensorrt_backend.TensorRTBackend.from_model(model, torch.device("cuda:0"), tile=TILE, max_batch=4,
                                                            cache_dir=str(tmp_path))  # fmt: skip
 
+    def a_day_on():  # as a cache of an earlier run is read: every file settled, changed a day before its check
+        monkeypatch.setattr(cache_module, "_now_ns", lambda: time.time_ns() + 86_400 * 10**9)
+
     from_model()
     engines = sorted(tmp_path / f for f in os.listdir(tmp_path) if f.endswith(".engine"))
     onnx = sorted(tmp_path.glob("onnx/*/stage*.onnx"))
-    day_ago = time.time_ns() - 86_400 * 10**9
-
-    def settled(path):  # as a file cached by an earlier run is (one written just now is hashed at each check)
-        os.utime(path, ns=(day_ago, day_ago))
-
     engines[1].write_bytes(b"\0" * 64)  # intact on disk (its digest matches), but TensorRT cannot load it
     cache_module.record_digest(str(engines[1]), hashlib.sha256(b"\0" * 64).hexdigest())
-    for path in (*engines, *onnx):
-        settled(path)
     hashed = []
     file_sha256 = cache_module.file_sha256
     monkeypatch.setattr(cache_module, "file_sha256", lambda path: hashed.append(os.path.basename(path)) or file_sha256(path))
+    a_day_on()
     with pytest.warns(RuntimeWarning, match="could not load this cached engine; building it again"):
         from_model()
     assert sorted(hashed) == sorted(p.name for p in (*engines, *onnx))  # each once: stage 1's engine not again
+    # at the real clock the engine built just now is read at each check, a write within the clock's tick
+    # leaving its state as it was (SETTLED_NS an hour: however slow the machine, it is 'just now' here)
+    monkeypatch.setattr(cache_module, "_now_ns", time.time_ns)
+    monkeypatch.setattr(cache_module, "SETTLED_NS", 3600 * 10**9)
+    for _ in range(2):
+        hashed.clear()
+        from_model()  # a second backend, a third: only the engine built just now is read again
+        assert hashed == [engines[1].name]
+    a_day_on()
     hashed.clear()
-    from_model()  # a second backend: only the engine built just now is read again
+    from_model()  # settled now: read once more, and kept
     assert hashed == [engines[1].name]
-    settled(engines[1])
-    from_model()
     hashed.clear()
     from_model()  # every file settled and checked: none is read again
     assert hashed == []
     # a settled file changed since its check is read again and its damage found: written in place (its
-    # times move), or replaced by a copy of the same size and modification time (another inode)
+    # times move), or replaced by a copy of the same size and modification time (cp -p: another inode)
     whole = engines[0].read_bytes()
     damaged = whole.replace(b'"workspace": 4294967296', b'"workspace": 4294967297')
     assert damaged != whole and len(damaged) == len(whole)
     for replace in (False, True):
         if replace:
             (tmp_path / "copy").write_bytes(damaged)
-            settled(tmp_path / "copy")
+            was = engines[0].stat()
+            os.utime(tmp_path / "copy", ns=(was.st_atime_ns, was.st_mtime_ns))
             os.replace(tmp_path / "copy", engines[0])
         else:
             engines[0].write_bytes(damaged)
@@ -1316,8 +1321,31 @@ def test_an_engine_rebuilt_leaves_the_files_checked_before_unread(model, tmp_pat
         with pytest.warns(RuntimeWarning, match=re.escape(f"{engines[0]}: this cached TensorRT engine is damaged")):
             from_model()
         assert set(hashed) == {engines[0].name} and engines[0].read_bytes() == whole  # (the others not read)
-        settled(engines[0])  # (built again just now)
-        from_model()
+        from_model()  # (the engine built again just now read, and kept: settled, a day on)
+
+
+def test_a_file_copied_with_its_times_is_read_at_each_check_until_it_settles(tmp_path, monkeypatch):
+    # cp -p, shutil.copy2, rsync -a, tar x and os.utime set a file's modification time back; the check of
+    # whether a file has settled looked at that time alone, so a file copied in just now (its ctime now)
+    # had its digest kept at once, as if no write could still be within the file system clock's tick
+    from xvertfast.infer import cache as cache_module
+
+    path = tmp_path / "stage1.onnx"
+    path.write_bytes(os.urandom(4096))
+    day_ago = time.time_ns() - 86_400 * 10**9
+    os.utime(path, ns=(day_ago, day_ago))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    hashed = []
+    file_sha256 = cache_module.file_sha256
+    monkeypatch.setattr(cache_module, "file_sha256", lambda name: hashed.append(os.path.basename(name)) or file_sha256(name))
+    monkeypatch.setattr(cache_module, "SETTLED_NS", 3600 * 10**9)  # (its ctime is 'just now' however slow the machine)
+    assert [cache_module.file_sha256_once(str(path)) for _ in range(2)] == [digest, digest]
+    assert hashed == ["stage1.onnx"] * 2
+    # a day on, the same file has settled: read once more, then its digest is kept
+    monkeypatch.setattr(cache_module, "_now_ns", lambda: time.time_ns() + 86_400 * 10**9)
+    hashed.clear()
+    assert [cache_module.file_sha256_once(str(path)) for _ in range(2)] == [digest, digest]
+    assert hashed == ["stage1.onnx"]
 
 
 def test_the_onnx_backend_on_a_bare_cuda_runs_on_the_current_gpu(model, tmp_path, monkeypatch):

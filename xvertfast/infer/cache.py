@@ -148,10 +148,14 @@ def recorded_digest(path: str) -> str | None:
 
 #: The files this process has hashed, by absolute path: their state then (:func:`_state`) and SHA-256.
 _HASHED: dict[str, tuple[tuple[int, ...], str]] = {}
-#: A file modified less than this before its hashing began is hashed again at its next check: a
-#: write within the same tick of the file system's clock (milliseconds; 2 s on FAT) leaves the
-#: file's state as it was (what git calls a racily clean file).
+#: A file modified or given its inode's last change (ctime) less than this before its hashing began
+#: is hashed again at its next check: a write within the same tick of the file system's clock
+#: (milliseconds; 2 s on FAT) leaves the file's state as it was (what git calls a racily clean file).
+#: The ctime counts too: ``cp -p``, ``shutil.copy2``, ``rsync -a``, ``tar x`` and ``os.utime`` set a
+#: file's mtime back to an older one, which the kernel's ctime of that write does not follow.
 SETTLED_NS = 2_000_000_000
+#: The clock a hashing's start is read from (tests move it forward rather than a file's times back).
+_now_ns = time.time_ns
 
 
 def _state(path: str) -> tuple[int, ...]:
@@ -164,14 +168,14 @@ def file_sha256_once(path: str) -> str:
     """``file_sha256(path)``, read once a process while the file keeps its state: an engine of
     hundreds of MB checked again (an engine of another stage rebuilt, a second backend of the
     model) is not read again. A file modified since (another inode, size or time) is hashed
-    again, as is one modified within :data:`SETTLED_NS` of its hashing."""
+    again, as is one modified or changed (its ctime) within :data:`SETTLED_NS` of its hashing."""
     key = os.path.abspath(path)
-    started, before = time.time_ns(), _state(path)
+    started, before = _now_ns(), _state(path)
     known = _HASHED.get(key)
     if known is not None and known[0] == before:
         return known[1]
     digest = file_sha256(path)
-    if before[3] < started - SETTLED_NS and _state(path) == before:  # (settled, and unchanged while read)
+    if max(before[3], before[4]) < started - SETTLED_NS and _state(path) == before:  # (settled, unchanged while read)
         _HASHED[key] = (before, digest)
     return digest
 
