@@ -217,6 +217,24 @@ def test_inputs_of_one_name_but_for_the_extension_each_with_an_output_of_its_ext
     assert sum("whose it is cannot be told" in line for line in err.splitlines()) == 3, err
 
 
+def test_an_unreadable_output_of_a_relative_input_names_the_input(tmp_path, seed, capsys, monkeypatch):
+    """Input a.png given relative, its output t/a.png unreadable: the line was 'error: t/a.png: named
+    like a PNG ...', the input named nowhere (failure_text took 'a.png' in 't/a.png' for the input
+    named). The input now comes first."""
+    from xvertfast.io.errors import failure_text
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t").mkdir()
+    Image.fromarray(chest_like(seed)).save("a.png")
+    (tmp_path / "t" / "a.png").write_bytes(b"not an image")
+    assert main(["evaluate", "a.png", "-o", "r", "--methods", "identity,outputs=t", "--metrics", "entropy",
+                 "--pictures", "0", "-q"]) == 1  # fmt: skip
+    line = next(line for line in capsys.readouterr().err.splitlines() if "t/a.png" in line)
+    assert line.startswith("error: a.png: "), line
+    assert failure_text("a.png", ImageReadError("a.png", "bad")) == "a.png: bad"  # named once, as ever
+    assert failure_text("a.png", ValueError("t/a.png: bad")) == "a.png: t/a.png: bad"
+
+
 def test_locating_each_output_of_a_flat_folder_does_not_go_over_the_whole_folder(tmp_path, monkeypatch):
     """Each input's output was looked for by going over every name in its folder: over a folder of
     20 000 outputs an evaluation (its resume too, which locates each image's output to see whether it

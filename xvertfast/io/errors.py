@@ -53,12 +53,14 @@ FILE_ERRORS = (ValueError, OSError, MemoryError, RuntimeError)
 
 
 def failure_text(path: str, exc: BaseException) -> str:
-    """Why ``path`` failed in a batch job, naming it once: the exception's text (its type where
-    it has none), out-of-memory said in words ("std::bad_alloc" alone says little)."""
+    """Why ``path`` failed in a batch job, naming it first, once: the exception's text (its type where
+    it has none), out-of-memory said in words ("std::bad_alloc" alone says little), after the path
+    unless it begins with it (a text naming another file whose path holds this one's, t/a.png for
+    a.png, named the input nowhere)."""
     text = str(exc) or type(exc).__name__
     if isinstance(exc, MemoryError):
         text = "out of memory" if text == "MemoryError" else f"out of memory ({text})"
-    return text if path in text else f"{path}: {text}"
+    return text if text.startswith(f"{path}: ") else f"{path}: {text}"  # (not `in`: a.png is in t/a.png)
 
 
 class WarningsNamingTheFile:
