@@ -444,6 +444,72 @@ def test_a_finished_one_stage_run_says_how_large_its_kept_cache_is(tmp_path):
     assert sum(p.stat().st_size for p in (tmp_path / "shared").iterdir()) == cache
 
 
+def test_a_finished_run_whose_cache_cannot_be_summed_says_it_is_kept_without_a_size(tmp_path, monkeypatch):
+    # the cache line listed RUN_DIR/cache and read each file's size unguarded, so a folder that cannot
+    # be listed, or a file removed while it was summed (a user deleting the cache), raised out of a run
+    # that had finished; now the line is said without a size, and a file removed meanwhile not counted
+    from xvertfast.train import loop
+
+    run = tmp_path / "run"
+    cache = run / "cache"
+    cache.mkdir(parents=True)
+    (cache / "crops-a.npy").write_bytes(b"x" * 300_000)
+    (cache / "rois-a.npy").write_bytes(b"x" * 200_000)
+    kept = ("is kept for a run trained again on these images (in this folder, or a new one given a copy of it): "
+            "delete it if none will be")  # fmt: skip
+    real_scandir = os.scandir
+
+    class Failing:  # a DirEntry whose stat raises
+        def __init__(self, entry, error):
+            self.entry, self.error = entry, error
+
+        def __getattr__(self, name):
+            return getattr(self.entry, name)
+
+        def stat(self, **kwargs):
+            raise self.error
+
+    def failing(error, stat_of=None):  # os.scandir of the cache raising, or its entry stat_of's stat
+        def scandir(path="."):
+            if os.fspath(path) != str(cache):
+                return real_scandir(path)
+            if stat_of is None:
+                raise error
+            listing = real_scandir(path)
+
+            class Listing:
+                def __enter__(self):
+                    return self
+
+                def __exit__(self, *exc):
+                    listing.close()
+
+                def __iter__(self):
+                    return (Failing(e, error) if e.name == stat_of else e for e in listing)
+
+            return Listing()
+
+        monkeypatch.setattr(loop.os, "scandir", scandir)
+
+    for error, stat_of in ((PermissionError(13, "Permission denied"), None),
+                           (PermissionError(13, "Permission denied"), "rois-a.npy")):  # fmt: skip
+        failing(error, stat_of)
+        logs = []
+        loop._remove_stage_data(str(run), logs.append)
+        assert logs == [f"{cache} (the preprocessed ROIs; its size could not be read: Permission denied) {kept}"], logs
+    failing(FileNotFoundError(2, "No such file or directory"), "rois-a.npy")  # (removed while summed)
+    logs = []
+    loop._remove_stage_data(str(run), logs.append)
+    assert logs == [f"{cache} (0.3 MB, the preprocessed ROIs) {kept}"], logs
+    failing(FileNotFoundError(2, "No such file or directory"))  # (the whole cache removed meanwhile)
+    logs = []
+    loop._remove_stage_data(str(run), logs.append)
+    assert logs == [], logs
+    monkeypatch.setattr(loop.os, "scandir", real_scandir)
+    loop._remove_stage_data(str(run), logs.append)
+    assert logs == [f"{cache} (0.5 MB, the preprocessed ROIs) {kept}"], logs
+
+
 def test_resume_refuses_an_init_model_changed_since_the_run_started(tmp_path):
     import shutil
 

@@ -836,16 +836,31 @@ def _cache_kept(run_dir: str) -> str | None:
     """What a finished run says of RUN_DIR/cache, which it keeps: the preprocessing of every image
     (hours for an archive), reused by a run trained again on these images (in this folder, its
     checkpoint/ and model/ removed, or in a new one given a copy of the cache) and by nothing else.
-    None where it holds nothing."""
+    None where it holds nothing. The run has finished: a cache that cannot be listed or a file of it
+    that cannot be read is said without a size, not raised; a file removed meanwhile is not counted."""
     cache = os.path.join(run_dir, "cache")
     if os.path.islink(cache):
         return f"{cache} is a link, perhaps shared with other runs: left as it is"
-    files = [e for e in os.scandir(cache) if e.is_file(follow_symlinks=False)] if os.path.isdir(cache) else []
-    size = sum(e.stat(follow_symlinks=False).st_size for e in files)
-    if not size:
+    kept = "is kept for a run trained again on these images (in this folder, or a new one given a copy of it): " \
+           "delete it if none will be"  # fmt: skip
+    try:
+        size = _size_of_files(cache) if os.path.isdir(cache) else 0
+    except FileNotFoundError:  # (removed meanwhile, the folder itself: nothing is kept)
         return None
-    return (f"{cache} ({size / 1e6:.1f} MB, the preprocessed ROIs) is kept for a run trained again on these images "
-            "(in this folder, or a new one given a copy of it): delete it if none will be")  # fmt: skip
+    except OSError as exc:
+        return f"{cache} (the preprocessed ROIs; its size could not be read: {exc.strerror or exc}) {kept}"
+    return f"{cache} ({size / 1e6:.1f} MB, the preprocessed ROIs) {kept}" if size else None
+
+
+def _size_of_files(folder: str) -> int:
+    """The bytes of the files in ``folder`` (not below it), but for those removed while summed."""
+    size = 0
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            with contextlib.suppress(FileNotFoundError):
+                if entry.is_file(follow_symlinks=False):
+                    size += entry.stat(follow_symlinks=False).st_size
+    return size
 
 
 def _finished_stage_file(run_dir: str, k: int) -> str:
