@@ -82,9 +82,9 @@ def test_locate_follows_enhance_naming(tmp_path):
     method = PrecomputedOutputs(str(tool))
     assert method.locate(InputFile(str(src / "a.png"), "a.png")) == str(tool / "a.tif")
     assert method.locate(InputFile(str(src / "s/1.2.840.9"), "s/1.2.840.9")) == str(tool / "s/1.2.840.9.dcm")
-    with pytest.raises(ImageReadError, match="several outputs"):
+    with pytest.raises(ImageReadError, match="is several files there"):
         method.locate(InputFile(str(src / "b.dcm"), "b.dcm"))
-    with pytest.raises(ImageReadError, match="no output for it"):
+    with pytest.raises(ImageReadError, match="is missing"):
         method.locate(InputFile(str(src / "c.png"), "c.png"))
     with pytest.raises(ValueError, match="no such folder"):
         PrecomputedOutputs(str(tmp_path / "missing"))
@@ -102,7 +102,7 @@ def test_a_missing_output_names_the_files_named_after_it(tmp_path):
     method = PrecomputedOutputs(str(tool))
 
     def refusal(rel: str) -> str:
-        with pytest.raises(ImageReadError, match="no output for it") as caught:
+        with pytest.raises(ImageReadError, match="is missing") as caught:
             method.locate(InputFile(str(src / rel), rel))
         return str(caught.value)
 
@@ -111,8 +111,8 @@ def test_a_missing_output_names_the_files_named_after_it(tmp_path):
     assert f"; {tool} holds dd_1.png, dd_2.png, dd_3.png, ..., named after it" in refusal("dd.png")
     assert f"; {tool} holds c.png: the output of an input found at s/c.png (in a subfolder, or listed by that path) goes" in (
         refusal("s/c.png"))
-    assert refusal("e.png").endswith(f"(looked for {tool / 'e'}.*)")  # e1.png: another input's, named so
-    assert refusal("s/y.png").endswith(f"(looked for {tool / 's' / 'y'}.*)")
+    assert refusal("e.png").endswith(f"its output {tool / 'e'}.* is missing")  # e1.png: another input's, named so
+    assert refusal("s/y.png").endswith(f"its output {tool / 's' / 'y'}.* is missing")
 
 
 def test_a_missing_outputs_near_miss_is_found_past_the_names_of_other_numbers(tmp_path):
@@ -129,7 +129,7 @@ def test_a_missing_outputs_near_miss_is_found_past_the_names_of_other_numbers(tm
     method = PrecomputedOutputs(str(tool))
     for rel, near in (("im1.png", "im1_enh.png, pre_im1.png"), ("im12.png", "im12_enh.png"),
                       ("im120.png", "im120_enh.png")):  # fmt: skip
-        with pytest.raises(ImageReadError, match="no output for it") as caught:
+        with pytest.raises(ImageReadError, match="is missing") as caught:
             method.locate(InputFile(str(tmp_path / "in" / rel), rel))
         assert f"; {tool} holds {near}, named after it" in str(caught.value), str(caught.value)
 
@@ -147,13 +147,13 @@ def test_another_inputs_output_is_no_near_miss(tmp_path):
     method.expect([InputFile(str(src / rel), rel) for rel in rels])
 
     def refusal(rel: str) -> str:
-        with pytest.raises(ImageReadError, match="no output for it") as caught:
+        with pytest.raises(ImageReadError, match="is missing") as caught:
             method.locate(InputFile(str(src / rel), rel))
         return str(caught.value)
 
-    assert refusal("a.png").endswith(f"(looked for {tool / 'a'}.*)"), refusal("a.png")
+    assert refusal("a.png").endswith(f"its output {tool / 'a'}.* is missing"), refusal("a.png")
     assert f"; {tool} holds b_gamma.png, named after it" in refusal("b.png"), refusal("b.png")
-    assert refusal("s/x.png").endswith(f"(looked for {tool / 's' / 'x'}.*)"), refusal("s/x.png")
+    assert refusal("s/x.png").endswith(f"its output {tool / 's' / 'x'}.* is missing"), refusal("s/x.png")
 
 
 def test_inputs_of_one_name_but_for_the_extension_fail_not_scored_against_one_output(tmp_path, seed, capsys):
@@ -176,7 +176,8 @@ def test_inputs_of_one_name_but_for_the_extension_fail_not_scored_against_one_ou
     err = capsys.readouterr().err
     for name, other_name in (("a.png", "a.tif"), ("a.tif", "a.png")):
         line = next(line for line in err.splitlines() if f"error: {src / name}" in line)
-        assert f"{src / other_name} would have its output in {tool} too ({tool / 'a'}.*" in line, line
+        assert line.startswith(f"error: {src / name}: its output {tool / 'a'}.* would also be the output of "
+                               f"{src / other_name} ("), line  # fmt: skip
         assert "whose it is cannot be told" in line, line
     assert {k[0] for k in scores(out, ["entropy"])} == {str(src / "b.png")}
     Image.fromarray(chest_like(seed + 3)).save(other / "b.png")  # b.png of two folders, given as files
@@ -213,7 +214,7 @@ def test_inputs_of_one_name_but_for_the_extension_each_with_an_output_of_its_ext
                  "--metrics", "entropy", "--pictures", "0", "-q"]) == 1  # fmt: skip
     err = capsys.readouterr().err
     line = next(line for line in err.splitlines() if f"error: {src / 'a.jpg'}" in line)
-    assert f"{src / 'a.png'} and {src / 'a.tiff'} would have their output in {tool} too" in line, line
+    assert f"would also be the output of {src / 'a.png'} and {src / 'a.tiff'} (" in line, line
     assert sum("whose it is cannot be told" in line for line in err.splitlines()) == 3, err
 
 
@@ -252,7 +253,7 @@ def test_locating_each_output_of_a_flat_folder_does_not_go_over_the_whole_folder
     method = PrecomputedOutputs(str(tool))
     for i in range(n):
         if i == 7:
-            with pytest.raises(ImageReadError, match="several outputs for it in .*: im0007, im0007.tif"):
+            with pytest.raises(ImageReadError, match="im0007.* is several files there: im0007, im0007.tif"):
                 method.locate(InputFile(str(tmp_path / "in" / "im0007"), "im0007"))
             continue
         assert method.locate(InputFile(str(tmp_path / "in" / f"im{i:04d}.png"), f"im{i:04d}.png")) == str(
@@ -261,18 +262,26 @@ def test_locating_each_output_of_a_flat_folder_does_not_go_over_the_whole_folder
 
 
 def test_bad_outputs_fail_their_image_with_the_reason(tmp_path, seed, capsys):
+    """Each refusal names the input, then its output: 'INPUT: its output OUTPUT <problem>' (they began
+    with the output, with the input, or with both, one after the other)."""
     src, tool = tmp_path / "in", tmp_path / "tool"
     src.mkdir()
     tool.mkdir()
     cases = {
-        "small": (chest_like(seed)[:300], "must keep the size"),
-        "inverted": (255 - chest_like(seed + 1), "looks inverted"),
-        "float": (chest_like(seed + 2).astype(np.float32), "not in \\[0, 1\\]"),
-        "missing": (None, "no output for it"),
+        "small": (chest_like(seed)[:300], "small.png is \\d+x300, the input \\d+x\\d+: an output must keep the size"),
+        "inverted": (255 - chest_like(seed + 1), "inverted.png looks inverted against it"),
+        "float": (chest_like(seed + 2).astype(np.float32), "float.tif holds float values in \\[.+\\], not in \\[0, 1"),
+        "missing": (None, "missing.\\* is missing"),
+        "unreadable": (b"not an image", "unreadable.png: named like a PNG"),
+        "several": (b"x", "several.\\* is several files there: several.png, several.tif"),
     }
     for k, (name, (output, _)) in enumerate(cases.items()):
         Image.fromarray(chest_like(seed + k)).save(src / f"{name}.png")
-        if output is not None and output.dtype == np.uint8:
+        if isinstance(output, bytes):
+            (tool / f"{name}.png").write_bytes(output)
+            if name == "several":
+                (tool / f"{name}.tif").write_bytes(output)
+        elif output is not None and output.dtype == np.uint8:
             Image.fromarray(output).save(tool / f"{name}.png")
         elif output is not None:
             import tifffile
@@ -286,10 +295,11 @@ def test_bad_outputs_fail_their_image_with_the_reason(tmp_path, seed, capsys):
     err = capsys.readouterr().err
     for name, (_, message) in cases.items():
         line = next(line for line in err.splitlines() if f"{name}.png" in line)
-        assert re.search(message, line), line
+        assert re.match(re.escape(f"error: {src / name}.png: its output {tool}{os.sep}") + message, line), line
     assert {k[0] for k in scores(out, ["entropy"])} == {str(src / "good.png")}
     # the inputs' own folder holds no outputs of them
-    with pytest.raises(ImageReadError, match="the input itself"):
+    with pytest.raises(ImageReadError, match=re.escape(f"{src / 'good.png'}: its output {src / 'good.png'} is the "
+                                                       "input itself")):  # fmt: skip
         PrecomputedOutputs(str(src)).locate(InputFile(str(src / "good.png"), "good.png"))
 
 
@@ -348,7 +358,8 @@ def test_an_output_refused_as_inverted_says_where_its_input_is_the_inverted_one(
                  "--metrics", "entropy", "--pictures", "0", "-q"]) == 1  # fmt: skip
     err = capsys.readouterr().err
     dark = next(line for line in err.splitlines() if "dark.png" in line)
-    assert re.search(r"looks inverted against its input .*dark\.png \(its details correlate at -\d\.\d\d\); but its "
+    assert re.search(r"dark\.png: its output .*dark\.png looks inverted against it \(its details correlate at "
+                     r"-\d\.\d\d\); but its "
                      r"input looks inverted itself \(.*\); if it stores bone dark, list it in an @list with a tab and "
                      r"MONOCHROME1 after its path", dark), dark  # fmt: skip
     m1 = next(line for line in err.splitlines() if "m1.dcm" in line)
@@ -385,7 +396,7 @@ def test_a_dicom_output_of_float_pixel_data_is_read_as_a_float_tiffs(one_input, 
     make_float_dicom(tool / "a.dcm", enhanced)
     np.testing.assert_allclose(PrecomputedOutputs(str(tool))(pixels, source=source), enhanced, atol=1e-7)
     make_float_dicom(tool / "a.dcm", enhanced * 255)  # floats on another scale: refused, as a float TIFF's
-    with pytest.raises(ImageReadError, match=r"a\.dcm: float values in \[.+\], not in \[0, 1\]"):
+    with pytest.raises(ImageReadError, match=r"a\.dcm holds float values in \[.+\], not in \[0, 1\]"):
         PrecomputedOutputs(str(tool))(pixels, source=source)
 
 

@@ -24,6 +24,7 @@ import os
 import numpy as np
 
 from xvertfast.io import ImageReadError, read_image
+from xvertfast.io.errors import failure_text
 from xvertfast.io.decode_common import FLOAT_SCALE_SLACK
 from xvertfast.io.files import InputFile, image_extension
 from xvertfast.io.read import full_range, stored_as_floats
@@ -148,21 +149,22 @@ class PrecomputedOutputs:
         if others:
             own = _own_extensions_output(found, sharing, source.path)
             if own is None:
-                raise ImageReadError(source.path, f"{' and '.join(others)} would have "
-                                     f"{'its' if len(others) == 1 else 'their'} output in {self.folder} too "
-                                     f"({os.path.join(where, stem)}.*: an output is named by its input's path "
+                raise ImageReadError(source.path, f"its output {os.path.join(where, stem)}.* would also be the "
+                                     f"output of {' and '.join(others)} (an output is named by its input's path "
                                      "without the extension), so whose it is cannot be told (unless each has one "
                                      "there of its own extension, as enhance --format same writes them): rename "
                                      "one, or evaluate them apart")  # fmt: skip
             found = [own]
         if not found:
-            raise ImageReadError(source.path, f"no output for it in {self.folder} (looked for "
-                                 f"{os.path.join(where, stem)}.*){self._near_misses(where, stem, source.rel)}")  # fmt: skip
+            raise ImageReadError(source.path, f"its output {os.path.join(where, stem)}.* is missing"
+                                 f"{self._near_misses(where, stem, source.rel)}")  # fmt: skip
         if len(found) > 1:
-            raise ImageReadError(source.path, f"several outputs for it in {where}: {', '.join(found)}")
+            raise ImageReadError(source.path, f"its output {os.path.join(where, stem)}.* is several files there: "
+                                 f"{', '.join(found)}")  # fmt: skip
         path = os.path.join(where, found[0])
         if os.path.exists(source.path) and os.path.samefile(path, source.path):
-            raise ImageReadError(source.path, f"outputs={self.folder} holds the input itself, not an output of it")
+            raise ImageReadError(source.path, f"its output {path} is the input itself: outputs={self.folder} holds "
+                                 "the inputs, not outputs of them")  # fmt: skip
         return path
 
     def _listing(self, where: str) -> tuple[set[str], dict[str, list[str]]]:
@@ -213,19 +215,23 @@ class PrecomputedOutputs:
         if source is None:
             raise ValueError("outputs=DIR needs the input file to find its output")
         path = self.locate(source)
-        rad = read_image(path, warn=False)
+        try:
+            rad = read_image(path, warn=False)
+        except (ImageReadError, OSError) as exc:  # (said as the input's failure, its output named after it)
+            raise ImageReadError(source.path, f"its output {failure_text(path, exc)}") from exc
         if rad.shape != tuple(np.shape(pixels)):
-            raise ImageReadError(path, f"is {rad.shape[1]}x{rad.shape[0]}, its input {source.path} "
+            raise ImageReadError(source.path, f"its output {path} is {rad.shape[1]}x{rad.shape[0]}, the input "
                                  f"{np.shape(pixels)[1]}x{np.shape(pixels)[0]}: an output must keep the size")  # fmt: skip
         lo, hi = full_range(rad, depth_hint=input_bits)
         values = np.asarray(rad.values, dtype=np.float64)
         if stored_as_floats(rad) and (values.min() < -FLOAT_SCALE_SLACK or values.max() > 1 + FLOAT_SCALE_SLACK):
-            raise ImageReadError(path, f"float values in [{values.min():.4g}, {values.max():.4g}], not in [0, 1]: "
-                                 "their scale is unknown (write the output as [0, 1] floats or as integers)")  # fmt: skip
+            raise ImageReadError(source.path, f"its output {path} holds float values in [{values.min():.4g}, "
+                                 f"{values.max():.4g}], not in [0, 1]: their scale is unknown (write the output as "
+                                 "[0, 1] floats or as integers)")  # fmt: skip
         out = np.clip((values - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
         corr = detail_correlation(out, pixels)
         if corr < INVERTED_CORRELATION:
-            raise ImageReadError(path, f"looks inverted against its input {source.path} (its details correlate "
+            raise ImageReadError(source.path, f"its output {path} looks inverted against it (its details correlate "
                                  f"at {corr:.2f}){_inverted_said(original)}")  # fmt: skip
         return out
 
