@@ -360,6 +360,24 @@ def test_a_png_looking_inverted_as_tagged_monochrome1_is_told_to_drop_the_tag_no
     assert "list it in an @list with a tab and MONOCHROME1" in untagged, untagged
 
 
+def test_inverted_reason_is_the_warning_without_the_file():
+    # evaluate's refusal of an output whose input looks inverted gives the warning's reason and fix
+    # after its own words: it split inverted_warning's text at ': looks inverted ' to get them
+    from xvertfast.io import Radiograph
+    from xvertfast.preprocess.spine import inverted_reason, inverted_warning
+
+    x = np.linspace(-1, 1, 64)
+    dark = 1 - np.tile(np.exp(-(x**2) / 0.02), (64, 1)).astype(np.float32)
+    for rad in (Radiograph(dark, dark, 8, "MONOCHROME2", "png", "a.png"),
+                Radiograph(dark, dark, 8, "MONOCHROME1", "png", "b.png"),
+                Radiograph(dark, dark, 12, "MONOCHROME2", "dicom", "c.dcm")):  # fmt: skip
+        reason = inverted_reason(rad)
+        assert reason.startswith("(its central band is darker than the lung fields") and rad.path not in reason
+        assert inverted_warning(rad) == f"{rad.path}: looks inverted {reason}"
+    assert inverted_warning(dark, one_image=True) == f"pixels: looks inverted {inverted_reason(dark, one_image=True)}"
+    assert inverted_reason(1 - dark) is None
+
+
 def test_empty_images_and_roi_sizes_that_are_not_positive_are_refused():
     # an empty image gave a Spine whose centres lay outside it; train_rois(0) a ZeroDivisionError,
     # a negative size the whole image and eval_rois(0, 0) 1x1 boxes; polarity_score a 3-D array's

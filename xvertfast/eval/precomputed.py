@@ -242,11 +242,11 @@ def _inverted_said(original) -> str:
     dark, and a tool's upright output of it was refused as inverted, the input not named as the
     cause. Where the input is MONOCHROME1, read inverted, that an output of its stored values is
     inverted too (a tool's natural slip)."""
-    from xvertfast.preprocess.spine import inverted_warning
+    from xvertfast.preprocess.spine import inverted_reason
 
-    said = inverted_warning(original) if original is not None else None
-    if said and ": looks inverted " in said:
-        return f"; but its input looks inverted itself {said.split(': looks inverted ', 1)[1]}"
+    reason = inverted_reason(original) if original is not None else None
+    if reason is not None:
+        return f"; but its input looks inverted itself {reason}"
     if getattr(original, "photometric", None) == "MONOCHROME1":
         return (": bone should be bright, as in the inputs (its input is MONOCHROME1, stored bone dark and read "
                 "inverted: an output made from its stored values is inverted)")  # fmt: skip

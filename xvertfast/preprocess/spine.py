@@ -36,7 +36,7 @@ from xvertfast._paths import PATH_TYPES, describe_masked, describe_non_array
 from xvertfast._text import from_cli
 
 __all__ = ["find_spine", "Spine", "Box", "WORKING_HEIGHT", "UPPER_LEVEL", "LOWER_LEVEL", "polarity_score",
-           "looks_inverted", "inverted_warning", "shape_warning", "FRONTAL_ASPECT_RANGE",
+           "looks_inverted", "inverted_warning", "inverted_reason", "shape_warning", "FRONTAL_ASPECT_RANGE",
            "centres_order_problem"]  # fmt: skip
 
 #: Height (rows) at which ROI sizes are defined; ROIs scale with image height / WORKING_HEIGHT.
@@ -315,10 +315,20 @@ def inverted_warning(rad, *, one_image: bool = False) -> str | None:
 
     ``one_image``: in the words of a Python call on one image (``Enhancer.enhance``), whose fix is
     read_image's ``photometric``, not an @list; ``rad`` may then be bare pixels, named as such."""
+    reason = inverted_reason(rad, one_image=one_image)
+    if reason is None:
+        return None
+    pixels = getattr(rad, "pixels", rad)
+    return f"{'pixels' if pixels is rad else rad.path}: looks inverted {reason}"  # (bare pixels: one_image alone)
+
+
+def inverted_reason(rad, *, one_image: bool = False) -> str | None:
+    """What :func:`inverted_warning` says after 'looks inverted', the file unnamed: why, and the fix
+    for ``rad`` (another message that names the file its own way, evaluate's refusal of an output,
+    gives it too); None where the image does not look inverted."""
     pixels = getattr(rad, "pixels", rad)
     if not looks_inverted(pixels):
         return None
-    what = "pixels" if pixels is rad else rad.path  # (bare pixels: one_image alone gives them)
     if pixels is rad:
         hint = "if they store bone dark, give 1 - pixels"
     elif rad.source_format not in ("png", "jpeg"):
@@ -330,8 +340,7 @@ def inverted_warning(rad, *, one_image: bool = False) -> str | None:
         hint = "if it stores bone dark, read it with read_image(path, photometric='MONOCHROME1')"
     else:
         hint = "if it stores bone dark, list it in an @list with a tab and MONOCHROME1 after its path"
-    return (f"{what}: looks inverted (its central band is darker than the lung fields; a rotated or "
-            f"non-frontal view can do this too); {hint}")
+    return f"(its central band is darker than the lung fields; a rotated or non-frontal view can do this too); {hint}"
 
 
 #: The width / height a radiograph may have for the spine finder to be trusted without a word.
