@@ -188,6 +188,20 @@ def test_inputs_of_one_name_but_for_the_extension_fail_not_scored_against_one_ou
     assert all("whose it is cannot be told" in reason for _, reason in run.failed)
 
 
+def test_only_a_method_reading_files_is_given_the_inputs_to_expect(tmp_path, seed):
+    """run_protocol handed its files to any method with an attribute ``expect`` (a function of the
+    caller's, a mock), not only to one that reads its outputs from files (``needs_source``)."""
+    Image.fromarray(chest_like(seed)).save(tmp_path / "a.png")
+
+    def own(pixels, spine):
+        return pixels
+
+    own.expect = lambda files: pytest.fail("expect called on a method that reads no files")
+    run = run_protocol([str(tmp_path / "a.png")], {"own": own}, ["entropy"], pictures=0, progress=False,
+                       log=lambda *a: None)  # fmt: skip
+    assert not run.failed and {row["method"] for row in run.rows} == {"own"}
+
+
 def test_inputs_of_one_name_but_for_the_extension_each_with_an_output_of_its_extension_are_scored(tmp_path, seed,
                                                                                                    capsys):
     """enhance --format same writes in/a.png and in/a.tiff as out/a.png and out/a.tiff: evaluating that

@@ -215,6 +215,11 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
                  machine: dict | None = None) -> EvalRun:  # fmt: skip
     """Runs ``methods`` (name -> function(pixels, spine) -> pixels) on every input and scores the ROIs.
 
+    A method that reads its output from a file (:class:`~xvertfast.eval.precomputed.PrecomputedOutputs`)
+    is found by duck typing: ``needs_source`` true, it is called with ``source=`` (the InputFile),
+    ``input_bits=`` and ``original=`` (the input's Radiograph) too, its ``locate(source)`` names the file
+    (journalled, so that a replaced one is scored again) and its ``expect(files)`` is given every input first.
+
     ``pictures``: how many images (evenly spaced through the inputs) keep thumbnails and ROI crops
     of every method for the report's side-by-side grids. ``journal``: images it holds (at the
     centres ``roi_centres`` gives them now) are taken from it, with their pictures (an image
@@ -231,7 +236,7 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
     check_metrics(metrics)
     files = discover(inputs, exclude=exclude) if files is None else files
     for method in methods.values():  # (another tool's outputs: inputs it cannot tell apart fail, each)
-        if hasattr(method, "expect"):
+        if getattr(method, "needs_source", False) and hasattr(method, "expect"):
             method.expect(files)
     run = EvalRun(list(methods), list(metrics), seconds={name: 0.0 for name in [*methods, "metrics"]})
     run.identity = _identity_labels(methods)  # found from the methods themselves, whatever their labels
