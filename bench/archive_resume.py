@@ -9,7 +9,8 @@ writes. The huntarchive session's figures in bench/RESULTS.md.
 The archive: COUNT 64 x 64 8-bit images, PNG, TIFF and DICOM in turn, 18 a folder, each folder
 DEPTH levels below the archive's root. Its outputs are a ledger of every input finished, written
 through :class:`~xvertfast.io.job_folder.JobFolder` as ``bench/batch_planning.py`` writes it
-(one-byte outputs: nothing is enhanced). The resumes run in this process with a tiny random model,
+(one-byte outputs: nothing is enhanced); a --folder given again keeps both, but for a ledger a
+killed run left unfinished, written again. The resumes run in this process with a tiny random model,
 ``Enhancer.enhance_files`` (every input skipped), the two ways of resolving alternated, REPEATS
 times each (the median and range of the summary's seconds); the lstat calls are counted by a
 wrapper of ``os.lstat`` in one more resume of each. The bar: an ``xvertfast enhance`` process over
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -56,10 +58,21 @@ def write_dicom(path: str, pixels: np.ndarray) -> None:
     ds.save_as(path, enforce_file_format=True)
 
 
-def make_archive(root: str, count: int, depth: int) -> str:
-    """``count`` images under ``root`` (kept where they are already), 18 a folder, ``depth`` deep."""
+def write_image(path: str, kind: str, pixels: np.ndarray) -> None:
+    """Writes the image whole or not at all (a temporary renamed): a run killed while writing leaves
+    no cut image for a run given the same --folder to keep."""
     from PIL import Image
 
+    part = path + ".part"
+    if kind == "dcm":
+        write_dicom(part, pixels)
+    else:
+        Image.fromarray(pixels).save(part, format={"png": "PNG", "tif": "TIFF"}[kind])
+    os.replace(part, path)
+
+
+def make_archive(root: str, count: int, depth: int) -> str:
+    """``count`` images under ``root`` (kept where they are already), 18 a folder, ``depth`` deep."""
     rng = np.random.default_rng(0)
     x = np.linspace(-1, 1, SIDE)
     spine = np.exp(-(x[None, :] ** 2) / 0.03) * 0.5 + 0.25  # a bright band down the middle, as a spine
@@ -73,10 +86,7 @@ def make_archive(root: str, count: int, depth: int) -> str:
             continue
         os.makedirs(folder, exist_ok=True)
         pixels = np.round(np.clip(spine + 0.1 * rng.random((SIDE, SIDE)), 0, 1) * 255).astype(np.uint8)
-        if kind == "dcm":
-            write_dicom(path, pixels)
-        else:
-            Image.fromarray(pixels).save(path)
+        write_image(path, kind, pixels)
     return root
 
 
@@ -113,10 +123,13 @@ def resolving(whole_paths: bool) -> None:
     global _PACKAGES_OWN
     if _PACKAGES_OWN is None:  # (before any swap: the files module's own name is swapped too)
         from xvertfast.io.files import RealPaths as _PACKAGES_OWN
-    for name in RESOLVER_MODULES:
-        module = importlib.import_module(name)
-        if hasattr(module, "RealPaths"):
-            module.RealPaths = WholePathResolves if whole_paths else _PACKAGES_OWN
+    modules = [importlib.import_module(name) for name in RESOLVER_MODULES]
+    missing = [module.__name__ for module in modules if not hasattr(module, "RealPaths")]
+    if missing:  # (skipped, such a module would resolve the package's way on both sides; checked before any swap)
+        raise RuntimeError(f"{', '.join(missing)} no longer names RealPaths: update RESOLVER_MODULES to the modules "
+                           "that do, or the comparison is not of the two ways of resolving")  # fmt: skip
+    for module in modules:
+        module.RealPaths = WholePathResolves if whole_paths else _PACKAGES_OWN
 
 
 def lstat_calls(job) -> int:
@@ -144,14 +157,20 @@ def measure_resume(folder: str, count: int, depth: int, repeats: int, model: str
 
     root = make_archive(os.path.join(folder, f"archive{count}-d{depth}"), count, depth)
     out = os.path.join(folder, f"out{count}-d{depth}")
+    written = out + ".written"  # (made once the ledger is whole: a run killed before it left a part of one)
     enhancer = Enhancer(model, device="cpu")
-    if not os.path.isdir(out):
+    if not os.path.exists(written):
+        shutil.rmtree(out, ignore_errors=True)
         planned, _ = _plan(discover([root], exclude=[out]), out, "png16")
         write_ledger(enhancer, planned, out)
+        open(written, "w").close()
 
     def resume() -> float:
         summary = enhancer.enhance_files([root], out, fmt="png16", progress=False, log=lambda _: None)
-        assert summary.skipped == summary.found == count, summary.line()
+        if not summary.skipped == summary.found == count:
+            raise RuntimeError(f"{out}: a resume found {summary.found} inputs in {root} and skipped {summary.skipped} "
+                               f"as done, not all {count} ({summary.line()}): --folder {folder} holds what another "
+                               "run left (changed by hand, or of another xvertfast); delete it and run again")  # fmt: skip
         return summary.seconds
 
     ways = {"each folder once (RealPaths)": False, "each path whole (os.path.realpath)": True}
@@ -210,10 +229,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed resumes of each way of resolving")
     parser.add_argument("--bar-count", type=int, default=2000, help="images the progress bar's job enhances (0: none)")
     parser.add_argument("--folder", default=None, help="where the archives and outputs go (default: a new temporary "
-                                                       "one; given again, what is there is reused)")  # fmt: skip
+                                                       "one; given again, what is there is reused, but for a ledger "
+                                                       "a killed run left unfinished)")  # fmt: skip
     args = parser.parse_args()
-    if args.depth < 3 or args.count < 1 or args.repeats < 1:
-        parser.error("--depth must be 3 or more, --count and --repeats 1 or more")
+    if args.depth < 3 or args.count < 1 or args.repeats < 1 or args.bar_count < 0:
+        parser.error("--depth must be 3 or more, --count and --repeats 1 or more, --bar-count 0 or more")
     import tempfile
 
     folder = args.folder or tempfile.mkdtemp(prefix="xvf-archive-")

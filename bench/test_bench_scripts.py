@@ -256,6 +256,40 @@ def _run_script(script: str, *args: str) -> list[str]:
     return out.stdout.splitlines()
 
 
+def test_archive_resume_counts_the_lstat_calls_of_both_ways_and_rewrites_a_killed_runs_ledger(tmp_path):
+    args = ("archive_resume.py", "--count", "20", "--depth", "3", "--repeats", "1", "--bar-count", "0",
+            "--folder", str(tmp_path))  # fmt: skip
+
+    def lstat_calls() -> dict[str, int]:
+        header, rule, *rows = [line for line in _run_script(*args) if line.startswith("|")]
+        assert header.startswith("| resolving, 20 inputs 3 folders below the archive (") and rule.startswith("|---|")
+        return {row.split(" | ")[0][2:]: int(row.split(" | ")[1].replace(",", "")) for row in rows}
+
+    calls = lstat_calls()
+    assert list(calls) == ["each folder once (RealPaths)", "each path whole (os.path.realpath)"]
+    assert calls["each path whole (os.path.realpath)"] > calls["each folder once (RealPaths)"] > 0, calls
+    # a run killed while writing its ledger left part of one, which a run given the same --folder kept and
+    # resumed, failing on a bare assert: it is written again
+    (ledger,) = (tmp_path / "out20-d3").glob(".*.jsonl")
+    ledger.write_bytes(ledger.read_bytes()[: ledger.stat().st_size // 2])
+    (tmp_path / "out20-d3.written").unlink(missing_ok=True)  # (the mark of a ledger written whole)
+    assert lstat_calls() == calls
+    out = subprocess.run([sys.executable, os.path.join(HERE, "archive_resume.py"), "--bar-count", "-1"],
+                         capture_output=True, text=True, timeout=300, cwd=os.path.dirname(HERE))  # fmt: skip
+    assert out.returncode == 2 and "--bar-count 0 or more" in out.stderr, out.stderr
+
+
+def test_archive_resume_refuses_a_resolver_module_that_names_no_realpaths(monkeypatch):
+    # such a module was skipped, so the comparison would have timed the package's resolving there both ways
+    from bench import archive_resume
+    from xvertfast.io import files
+
+    monkeypatch.setattr(archive_resume, "RESOLVER_MODULES", (*archive_resume.RESOLVER_MODULES, "xvertfast.io.write"))
+    with pytest.raises(RuntimeError, match=r"^xvertfast\.io\.write no longer names RealPaths"):
+        archive_resume.resolving(True)
+    assert files.RealPaths is archive_resume._PACKAGES_OWN and files.RealPaths.__module__ == "xvertfast.io.files"
+
+
 def _needs_cxr_dev():
     from bench.wls_inputs import DATA
 
