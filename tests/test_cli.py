@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -380,15 +381,28 @@ def test_a_command_hung_up_whose_pipe_reader_died_too_exits_129():
 
 
 ON_A_TERMINAL = """
-import fcntl, sys, termios, time
-fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # (its own session's terminal: closing it sends this process SIGHUP)
+import fcntl, os, sys, termios, time
+own, when, stop = sys.argv[1:]
+if own == "own":  # its own session's terminal: closing it sends this process SIGHUP
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 from xvertfast import cli
+def on_the_null_device(fd):
+    return os.path.samestat(os.fstat(fd), os.stat(os.devnull))
 def waits_for_the_signal(args):
     try:
         print("ready", flush=True)
         while True:
             time.sleep(0.01)
     except KeyboardInterrupt:  # a batch job stops so, then writes its summary
+        if when == "during the stop":  # the terminal closes now (its own: a second SIGHUP says so)
+            print("stopping", flush=True)
+            deadline = time.monotonic() + 10
+            while not (cli._hung_up(1) or on_the_null_device(1)) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            if own == "own" and not on_the_null_device(1):  # the second SIGHUP left it on the closed terminal
+                return 3
+        if stop == "raise":  # (main says "interrupted")
+            raise
         print("summary", flush=True)
         return 130
 cli._cmd_info = waits_for_the_signal
@@ -396,41 +410,77 @@ sys.exit(cli.main(["info"]))
 """
 
 
-@pytest.mark.parametrize("terminal", ["open", "closed"])
-def test_a_sighup_sent_by_hand_leaves_the_summary_on_the_terminal_and_one_that_closed_it_still_exits_129(terminal):
-    """After any SIGHUP the CLI sent stdout and stderr, where a terminal, to the null device: with
-    `kill -HUP` sent by hand the terminal was still open and the stop's summary was lost. Now only a
-    terminal that hung up loses them; closed, the command still exits 129 (its writes there would fail
-    with EIO: a traceback, exit 1)."""
+def _stopped_on_a_terminal(own: str, stop: str, sig: int | None, close_after: bytes | None) -> tuple[int, bytes]:
+    """Runs ON_A_TERMINAL on a pty (``own``: as its session's terminal), sends it ``sig`` once ready
+    (None: none), closes the terminal once ``close_after`` is read (None: once the child is done, or
+    at once where no signal is sent): its exit code and what the terminal showed."""
     import contextlib
-    import os
     import pty
     import select
-    import signal
     import subprocess
-    import sys
 
     master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-c", ON_A_TERMINAL], stdin=slave, stdout=slave, stderr=slave,
-                            start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-c", ON_A_TERMINAL, own,
+                             "during the stop" if close_after else "at the end", stop], stdin=slave, stdout=slave,
+                            stderr=slave, start_new_session=True)  # fmt: skip
     os.close(slave)
     seen = b""
     try:
         while b"ready" not in seen and select.select([master], [], [], 120)[0]:
             seen += os.read(master, 4096)
         assert b"ready" in seen, seen
-        if terminal == "open":
-            proc.send_signal(signal.SIGHUP)
+        if sig is not None:
+            proc.send_signal(sig)
             with contextlib.suppress(OSError):  # (EIO once the child has exited and the terminal is gone)
-                while select.select([master], [], [], 120)[0]:
+                while (close_after is None or close_after not in seen) and select.select([master], [], [], 120)[0]:
                     if not (chunk := os.read(master, 4096)):
                         break
                     seen += chunk
     finally:
-        os.close(master)  # "closed": the terminal hangs up, and its session (the child) gets SIGHUP
-    assert proc.wait(timeout=120) == 129, seen
+        os.close(master)  # the terminal hangs up; where it is the child's session's, the child gets SIGHUP
+    return proc.wait(timeout=120), seen
+
+
+@pytest.mark.parametrize("terminal", [pytest.param("open", marks=pytest.mark.skipif(
+    sys.platform != "linux", reason="poll says an open terminal is one on Linux (macOS: POLLNVAL)")),
+    "closed"])  # fmt: skip
+def test_a_sighup_sent_by_hand_leaves_the_summary_on_the_terminal_and_one_that_closed_it_still_exits_129(terminal):
+    """After any SIGHUP the CLI sent stdout and stderr, where a terminal, to the null device: with
+    `kill -HUP` sent by hand the terminal was still open and the stop's summary was lost. Now only a
+    terminal that hung up loses them; closed, the command still exits 129 (its writes there would fail
+    with EIO: a traceback, exit 1)."""
+    import signal
+
+    code, seen = _stopped_on_a_terminal("own", "summary", signal.SIGHUP if terminal == "open" else None, None)
+    assert code == 129, seen
     if terminal == "open":
         assert b"summary" in seen and b"Traceback" not in seen, seen
+
+
+def test_a_terminal_closed_after_a_sighup_that_found_it_open_goes_to_the_null_device_on_the_second_sighup():
+    """The session's terminal closing during the stop of a `kill -HUP` sent by hand sends a second
+    SIGHUP; the handler took it for a repeat and returned before anything else, leaving stdout on the
+    closed terminal, where the summary's print failed (EIO). Each SIGHUP now sends a terminal that
+    hung up to the null device."""
+    import signal
+
+    code, seen = _stopped_on_a_terminal("own", "summary", signal.SIGHUP, b"stopping")
+    assert code == 129, seen  # (3: stdout left on the closed terminal)
+
+
+@pytest.mark.parametrize("sig, stop", [("SIGHUP", "summary"), ("SIGHUP", "raise"), ("SIGTERM", "summary")])
+def test_a_terminal_that_closes_during_the_stop_loses_its_lines_and_the_command_still_exits_128_plus_the_signal(
+        sig, stop):  # fmt: skip
+    """A SIGHUP that found the terminal open (the shell's to its jobs as it exits with huponexit, a
+    window's before it closes the pty), or a SIGTERM, then the terminal closing with no second SIGHUP
+    to say so: the summary's print (or main's "interrupted" line) failed with EIO, a traceback and
+    exit 1. Now those lines are lost (the terminal is gone) and the exit code is 129 (143)."""
+    import signal
+
+    if not hasattr(signal, sig):
+        pytest.skip(f"no {sig} here")
+    code, seen = _stopped_on_a_terminal("not its own", stop, getattr(signal, sig), b"stopping")
+    assert code == 128 + getattr(signal, sig), seen
 
 
 def _wrapped_interrupt(*args, **kwargs):

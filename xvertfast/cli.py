@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import os
 import select
@@ -1482,30 +1483,43 @@ def main(argv: list[str] | None = None) -> int:
     from xvertfast._text import cli_running
 
     previous, warnings.showwarning = warnings.showwarning, _show_warning
-    terminated, restore_signals = _stop_on_signals()
+    terminated, restore_signals, lost_terminal = _stop_on_signals()
     # refusals name --device, not the API's device= (and a setting the command has no option for is not one)
     with cli_running(vars(args)):
         try:
             code = int(args.func(args) or 0)
         except KeyboardInterrupt as exc:  # outside a job's own handling (loading a model, training): no traceback
-            from xvertfast._interrupts import then_line
-
-            print(f"\ninterrupted{then_line(exc)}", file=sys.stderr)
-            code = 130
+            code = _say_interrupted(exc, lost_terminal)
         except BrokenPipeError:  # stdout's reader stopped early (`xvertfast info | head`): no traceback
             _silence_stdout()  # (`enhance ... | tee log` hung up: tee died of the signal that stopped the job)
             return 128 + terminated[0] if terminated[0] else 1
         except Exception as exc:  # one a Ctrl-C or SIGTERM caused (came_of_an_interrupt) is an interruption too
-            from xvertfast._interrupts import came_of_an_interrupt, then_line
+            from xvertfast._interrupts import came_of_an_interrupt
 
-            if not came_of_an_interrupt(exc):
+            if lost_terminal(exc):  # the terminal closed during the stop: its lines are lost, the stop is not a crash
+                code = 130
+            elif not came_of_an_interrupt(exc):
                 raise
-            print(f"\ninterrupted{then_line(exc)}", file=sys.stderr)
-            code = 130
+            else:
+                code = _say_interrupted(exc, lost_terminal)
         finally:
             warnings.showwarning = previous  # main() also runs inside other programs (tests, notebooks)
             restore_signals()
     return 128 + terminated[0] if terminated[0] and code == 130 else code
+
+
+def _say_interrupted(exc: BaseException, lost_terminal) -> int:
+    """Says on stderr that the command was interrupted (and by what error, if one came of it); 130.
+    A terminal that closed since the signal (the write failing, :func:`_stop_on_signals`'s
+    ``lost_terminal``) loses the line: the stop is not turned into a crash."""
+    from xvertfast._interrupts import then_line
+
+    try:
+        print(f"\ninterrupted{then_line(exc)}", file=sys.stderr)
+    except OSError as error:
+        if not lost_terminal(error):
+            raise
+    return 130
 
 
 def _stop_on_signals():
@@ -1513,23 +1527,34 @@ def _stop_on_signals():
     SIGHUP (the terminal closed, an SSH session dropped without nohup) stop a command as Ctrl-C does:
     a batch job finishes the outputs in flight and writes its summary and --report, training records
     the stop and keeps its last finished epoch; the exit code is then 128 + the signal (143, 129).
-    After a SIGHUP, stdout and stderr where they are a terminal that hung up go to the null device: a
-    write there fails (EIO), which turned the stop into a crash. A terminal still open (`kill -HUP`
-    sent by hand) keeps them, and shows the stop's summary (:func:`_hung_up`). Returns the signal
-    that came (a list of one, 0 for none) and a function that puts the earlier handlers back (none is
-    replaced outside the main thread, which alone receives signals, nor where a signal is ignored, as
-    nohup ignores SIGHUP, or handled outside Python: :func:`xvertfast._interrupts.left_alone`)."""
+    After each SIGHUP (a repeat too), stdout and stderr where they are a terminal that hung up go to
+    the null device: a write there fails (EIO), which turned the stop into a crash. A terminal still
+    open (`kill -HUP` sent by hand) keeps them, and shows the stop's summary (:func:`_hung_up`).
+    Returns the signal that came (a list of one, 0 for none), a function that puts the earlier
+    handlers back (none is replaced outside the main thread, which alone receives signals, nor where
+    a signal is ignored, as nohup ignores SIGHUP, or handled outside Python:
+    :func:`xvertfast._interrupts.left_alone`), and ``lost_terminal(exc)``: whether ``exc`` is such
+    a write failing on a terminal that closed after the stop began with no SIGHUP to say so (the
+    shell's SIGHUP to its jobs as it exits, then the terminal closing), those terminals then sent
+    to the null device too."""
     from xvertfast._interrupts import STOPPING_SIGNALS, left_alone
 
     terminated, terminals = [0], _terminals()  # (asked now: a hung-up terminal is no longer said to be one)
 
     def stop(signum, frame):
+        if signum == getattr(signal, "SIGHUP", None):  # (a repeat too: a first one may have found it open)
+            _to_the_null_device([fd for fd in terminals if _hung_up(fd)])
         if terminated[0]:  # a repeat while the first one's stop runs: let it finish (SIGKILL does not wait)
             return
         terminated[0] = signum
-        if signum == getattr(signal, "SIGHUP", None):
-            _to_the_null_device([fd for fd in terminals if _hung_up(fd)])
         raise KeyboardInterrupt
+
+    def lost_terminal(exc: BaseException) -> bool:
+        if not (terminated[0] and isinstance(exc, OSError) and exc.errno == errno.EIO):
+            return False  # (EPIPE, a pipe's reader gone, is BrokenPipeError: main's own clause)
+        gone = [fd for fd in terminals if _hung_up(fd)]
+        _to_the_null_device(gone)
+        return bool(gone)
 
     previous = {}
     for sig in STOPPING_SIGNALS:
@@ -1544,7 +1569,7 @@ def _stop_on_signals():
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
-    return terminated, restore
+    return terminated, restore, lost_terminal
 
 
 def _terminals() -> list[int]:
@@ -1561,7 +1586,8 @@ def _terminals() -> list[int]:
 
 def _hung_up(fd: int) -> bool:
     """Whether the terminal on ``fd`` has hung up (closed, its SSH session dropped), as poll says
-    (POLLHUP, POLLERR) without writing to it. A SIGHUP alone does not say so: one sent by hand
+    (POLLHUP, POLLERR; POLLNVAL, a descriptor poll cannot watch, as macOS answers for any terminal,
+    counts as gone too) without writing to it. A SIGHUP alone does not say so: one sent by hand
     while the terminal is open sent the stop's summary to the null device. Where poll cannot
     tell (no poll on this system, it fails), the terminal is taken to be gone, as before."""
     if not hasattr(select, "poll"):
