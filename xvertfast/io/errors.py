@@ -12,34 +12,38 @@ __all__ = ["ImageReadError", "ImageWriteError", "DamagedFileError", "FILE_ERRORS
            "WarningsNamingTheFile", "LogNamingTheFile"]
 
 
-class ImageReadError(ValueError):
+class _NamesTheFile:
+    """The rule every error here keeps: ``path`` and ``problem`` kept apart, and ``str()`` the file
+    first, then the problem (and what follows it), as a batch job's line names a failure."""
+
+    def __init__(self, path: str | os.PathLike, problem: str, *then: str):
+        self.path = os.fspath(path)
+        self.problem = problem
+        super().__init__("; ".join((f"{self.path}: {problem}", *then)))
+
+
+class ImageReadError(_NamesTheFile, ValueError):
     """A file that cannot be read as a radiograph; ``str()`` names the file and why."""
 
     def __init__(self, path: str | os.PathLike, problem: str):
-        self.path = os.fspath(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
+        super().__init__(path, problem)
 
 
-class ImageWriteError(OSError):
+class ImageWriteError(_NamesTheFile, OSError):
     """A radiograph that cannot be written to the requested place."""
 
     def __init__(self, path: str | os.PathLike, problem: str):
-        self.path = os.fspath(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
+        super().__init__(path, problem)
 
 
-class DamagedFileError(ValueError):
+class DamagedFileError(_NamesTheFile, ValueError):
     """A file a job wrote for itself (a cache, a later stage's data) that no longer reads as what
     was written there (cut short by a disk error or a copy, replaced, edited); ``str()`` names
     the file, the problem and what to do (``remedy``)."""
 
     def __init__(self, path: str | os.PathLike, problem: str, remedy: str):
-        self.path = os.fspath(path)
-        self.problem = problem
         self.remedy = remedy
-        super().__init__(f"{self.path}: {problem}; {remedy}")
+        super().__init__(path, problem, remedy)
 
 
 #: The errors that are one file's fault in a batch job (enhance, preprocess): that file fails, named,
