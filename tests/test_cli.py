@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from xvertfast.cli import build_parser, main
+from xvertfast.cli import COUNTERPARTS, build_parser, main
 
 
 def subcommands() -> dict[str, argparse.ArgumentParser]:
@@ -68,6 +68,40 @@ def test_bad_option_values_are_one_line_naming_the_option(argv, option, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(argv)
     assert exit_.value.code == 2 and f"argument {option}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["enhance", "x", "-o", "o", "--overwirte"], "unrecognized arguments: --overwirte (did you mean --overwrite?)"),
+    (["enhance", "x", "-o", "o", "--batchsize", "3"], "unrecognized arguments: --batchsize 3 (did you mean "
+                                                       "--batch-size?)"),
+    (["info", "--jsn"], "unrecognized arguments: --jsn (did you mean --json?)"),
+    (["evaluate", "x", "-o", "o", "--mode", "full"], "unrecognized arguments: --mode full (--mode is an option of "
+                                                      "enhance, not of evaluate)"),
+    (["evaluate", "x", "-o", "o", "--batch-size=4"], "unrecognized arguments: --batch-size=4 (--batch-size is an "
+                                                      "option of enhance and train, not of evaluate)"),
+    (["evaluate", "x", "-o", "o", "--model", "m"], "unrecognized arguments: --model m (evaluate has no --model: give "
+                                                    "the model as a method, --methods xvertnet=MODEL_DIR)"),
+    (["evaluate", "x", "-o", "o", "--overwrite"], "unrecognized arguments: --overwrite (evaluate has no --overwrite: "
+                                                   "--restart scores every image again)"),
+    (["enhance", "x", "-o", "o", "--zzz"], "unrecognized arguments: --zzz\n"),  # (nothing to suggest: none invented)
+])  # fmt: skip
+def test_an_unknown_option_is_refused_by_its_command_saying_what_was_meant(argv, said, capsys):
+    """argparse refused it in the top level's words ("usage: xvertfast [-h] [--version] COMMAND ...",
+    "xvertfast: error: unrecognized arguments: --overwirte"), suggesting nothing."""
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith(f"usage: xvertfast {argv[0]} ")
+    assert f"xvertfast {argv[0]}: error: {said}" in err
+
+
+def test_the_counterparts_suggested_for_another_command_s_option_are_true():
+    commands = subcommands()
+    options = {name: {o for a in p._actions for o in a.option_strings} for name, p in commands.items()}
+    for (command, option), suggestion in COUNTERPARTS.items():
+        assert option not in options[command] and any(option in o for o in options.values()), (command, option)
+        suggested = re.findall(r"--[a-z-]+", suggestion)
+        assert suggested and set(suggested) <= options[command], (command, suggestion)
 
 
 def _png(path, seed: int = 0) -> str:

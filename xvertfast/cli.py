@@ -1001,7 +1001,7 @@ def _add_job_arguments(parser: argparse.ArgumentParser, out_metavar: str, out_he
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _CommandParser(
         prog="xvertfast", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     from xvertfast._version import __version__
@@ -1408,6 +1408,55 @@ cannot be read.""",
                     "old name of --threads (it warns), not enhance's reader threads")
     tr.set_defaults(func=_cmd_train)
     return parser
+
+
+#: Options a user brings from another command, and what this command has for the purpose.
+COUNTERPARTS = {
+    ("evaluate", "--model"): "give the model as a method, --methods xvertnet=MODEL_DIR",
+    ("evaluate", "--overwrite"): "--restart scores every image again",
+    ("enhance", "--restart"): "--overwrite redoes the outputs",
+    ("preprocess", "--restart"): "--overwrite recomputes the outputs",
+    ("train", "--model"): "--init MODEL starts from a model's weights",
+}
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """The top-level parser: an option the command does not take is refused by that command's parser
+    (its usage, not the top level's "xvertfast [-h] [--version] COMMAND ..."), saying what was meant
+    where that can be told: a close spelling, the command that has it, this command's counterpart."""
+
+    def parse_args(self, args=None, namespace=None):
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            commands = next(a.choices for a in self._actions if isinstance(a, argparse._SubParsersAction))
+            command = getattr(parsed, "command", None)
+            if command not in commands:
+                self.error(f"unrecognized arguments: {' '.join(extras)}")
+            commands[command].error(_unrecognized(extras, command, commands))
+        return parsed
+
+
+def _unrecognized(extras: list[str], command: str, commands: dict) -> str:
+    """argparse's "unrecognized arguments: ..." with, for each unknown option, what was meant."""
+    import difflib
+
+    def options(name: str) -> list[str]:
+        return [o for a in commands[name]._actions for o in a.option_strings if o.startswith("--")]
+
+    unknown = [w.partition("=")[0] for w in extras if w.startswith("--")]
+    hints = []
+    for option in unknown:
+        close = difflib.get_close_matches(option, options(command), n=2, cutoff=0.75)
+        elsewhere = [name for name in commands if name != command and option in options(name)]
+        if (command, option) in COUNTERPARTS:
+            hints.append(f"{command} has no {option}: {COUNTERPARTS[command, option]}")
+        elif close:
+            hints.append(("" if len(unknown) == 1 else f"{option}: ") + f"did you mean {' or '.join(close)}?")
+        elif elsewhere:
+            named = ", ".join(elsewhere[:-1]) + " and " + elsewhere[-1] if len(elsewhere) > 1 else elsewhere[0]
+            hints.append(f"{option} is an option of {named}, not of {command}")
+    said = f"unrecognized arguments: {' '.join(extras)}"
+    return f"{said} ({'; '.join(hints)})" if hints else said
 
 
 class _ThreadsOption(argparse.Action):
