@@ -136,3 +136,26 @@ def test_a_tile_s_warning_is_recorded_once_where_its_batch_is_run_again_one_by_o
         missed = [line for line in rec.warnings if "(the guidance of stage 2) did not reach" in line]
         assert len(missed) == 2 and len(set(missed)) == 2, rec.warnings
         assert all(" in 1 iterations " in line for line in missed), missed  # (the rerun's, not the failed run's)
+
+
+def test_a_padded_call_solves_and_warns_of_each_real_tile_once(tmp_path, seed, monkeypatch):
+    """A backend of fixed shapes gets every call padded to the batch size with copies of its last
+    tile (Enhancer.run_tiles), each named as that tile: the copies' guidance was solved too, and
+    each repeated its tile's miss, so one image of 2 tiles at batch 8 held 'tile 2 of 2' 7 times.
+    The guidance is solved for the real tiles only, each tile's miss said once."""
+    from xvertfast.infer.backends import TorchBackend
+
+    monkeypatch.setattr(importlib.import_module("xvertfast.ops.wls"), "DEFAULT_MAXITER", 1)
+    monkeypatch.setattr(TorchBackend, "fixed_batch", True)
+    model = save_model(XVertNet([XVertNetStage(4, 2), XVertNetStage(4, 2)]), tmp_path / "model",
+                       extra={"training": {"config": {"roi_size": TILE}}})  # fmt: skip
+    enhancer = Enhancer(str(model), device="cpu", backend="torch", wls_method="torch", mode="spine", batch_size=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        summary = enhancer.enhance_files([str(_inputs(tmp_path, seed, images=1))], str(tmp_path / "out"),
+                                         progress=False, log=lambda line: None)  # fmt: skip
+    assert summary.done == 1
+    (rec,) = summary.records
+    missed = sorted(line.split(" did not reach")[0] for line in rec.warnings
+                    if "(the guidance of stage 2) did not reach" in line)  # fmt: skip
+    assert missed == [f"{rec.input}: wls: tile {j} of 2 (the guidance of stage 2)" for j in (1, 2)], rec.warnings

@@ -505,17 +505,19 @@ class Enhancer:
             # a backend of fixed shapes (captured graphs) gets the full batch every call; the others a
             # lone tile as a pair (see above)
             pad_to = self.batch_size if self.backend.fixed_batch else (2 if n == 1 < self.batch_size else n)
-            if n < pad_to:
-                repeat = torch.full((pad_to - n,), n - 1, dtype=torch.long, device=out.device)
+            repeat = torch.full((pad_to - n,), n - 1, dtype=torch.long, device=out.device) if n < pad_to else None
+            if repeat is not None:
                 out, g = torch.cat([out, out[repeat]]), torch.cat([g, g[repeat]])
-            # a batch job's names of the tiles, for the guidance's warnings (a pad repeats the last tile)
+            # a batch job's names of the tiles, for the guidance's warnings
             given = image_names()
-            names = None if given is None else given[k:end] + given[end - 1 : end] * (out.shape[0] - n)
-            with naming_images(names or None):
+            with naming_images(None if given is None else given[k:end] or None):
                 for s in range(self.backend.stages):
                     if s > 0:
+                        # the real tiles' guidance only, padded as the input: a copy's solve repeated its
+                        # tile's warning (the same name) and cost a WLS solve whose output is thrown away
                         with solving(f"the guidance of stage {s + 1}"):
-                            g = self.guidance(out)
+                            g = self.guidance(out[:n])
+                        g = g if repeat is None else torch.cat([g, g[repeat]])
                     out = self.backend.run_stage(s, out, g)
             outs.append(out[:n].float().cpu())
         return torch.cat(outs) if outs else xp.new_zeros((0, 1, self.tile, self.tile))
