@@ -476,6 +476,30 @@ def test_a_cut_frame_is_refused_whichever_plugin_would_decode_it(tmp_path, seed,
         read_image(tmp_path / "c.dcm")
 
 
+@pytest.mark.parametrize("padding", ["40 zeros", "20 fill bytes", "a last fragment of zeros"])
+@pytest.mark.parametrize("syntax", [JPEG_EXTENDED, JPEG_LS_LOSSLESS, JPEG_LOSSLESS_SV1])
+def test_a_frame_padded_after_its_end_marker_reads_as_the_unpadded_one(tmp_path, seed, syntax, padding):
+    # the end marker was looked for in a frame's last 16 bytes: a valid frame padded past 14 bytes
+    # after it was refused as cut short (JPEG-LS read before). A cut frame padded so is still refused.
+    import pydicom
+    from pydicom.encaps import encapsulate
+
+    values = random_values(seed, 12, False)
+    codestream = {JPEG_EXTENDED: jpeg_12_bit, JPEG_LS_LOSSLESS: lambda v: jpeg_ls(v, 12),
+                  JPEG_LOSSLESS_SV1: lambda v: lossless_jpeg(v, 12, 1)}[syntax](values)  # fmt: skip
+    encapsulated_dicom(tmp_path / "u.dcm", values, syntax, [codestream], bits=12)
+    pad = {"40 zeros": lambda frame: [frame + bytes(40)], "20 fill bytes": lambda frame: [frame + b"\xff" * 20],
+           "a last fragment of zeros": lambda frame: [frame, bytes(20)]}[padding]  # fmt: skip
+    for name, frame in (("p.dcm", codestream), ("c.dcm", codestream[: len(codestream) // 2])):
+        ds = pydicom.dcmread(tmp_path / "u.dcm")
+        ds.PixelData = encapsulate(pad(frame), has_bot=False)  # (fragments of one frame: NumberOfFrames 1)
+        ds.save_as(tmp_path / name)
+    np.testing.assert_array_equal(read_image(tmp_path / "p.dcm", warn=False).values,
+                                  read_image(tmp_path / "u.dcm", warn=False).values)  # fmt: skip
+    with pytest.raises(ImageReadError, match=r"c\.dcm: .*codestream does not end with an end-of-image marker"):
+        read_image(tmp_path / "c.dcm")
+
+
 def test_8_bit_jpeg_extended_reads_as_the_same_jpeg_baseline_grey_or_colour(tmp_path, seed):
     # the plugin takes grey JPEG Extended frames; colour ones are Pillow's, as before: the same
     # codestreams under the baseline syntax (Pillow's) read alike

@@ -327,6 +327,36 @@ def test_a_listed_polarity_after_spaces_says_a_tab_is_needed(tmp_path, monkeypat
     assert "written MONOCHROME2" in lower.problem and "written" not in spaced.problem
 
 
+def test_a_listed_path_a_shell_would_have_expanded_says_what_to_write(tmp_path, monkeypatch):
+    """``~/scans/a.png``, ``$DATA/a.png`` or ``"a.png"`` in an @list failed as "no such file or folder"
+    alone: no shell reads the list, and the user saw the path they meant named missing."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XVF_TEST_DATA", str(tmp_path / "data"))
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "l.txt").write_text("nosuch.png\n")
+    (tmp_path / "list.txt").write_text('~/a.png\n$XVF_TEST_DATA/a.png\n"a.png"\nnosuch.png\n')
+    home, var, quoted, missing = discover(["@list.txt"])
+    said = {}
+    for f in (home, var, quoted):
+        with pytest.raises(ImageReadError) as err:
+            read_input(f)
+        said[f.path] = str(err.value)
+    assert said["~/a.png"] == ("~/a.png: no such file or folder; an @list's lines are read as written, not by a "
+                               f"shell, so ~ does not mean a home folder there: write {tmp_path / 'home' / 'a.png'}")
+    assert said["$XVF_TEST_DATA/a.png"].endswith(
+        f"so $XVF_TEST_DATA is not expanded there: write {tmp_path / 'data' / 'a.png'}")
+    assert said['"a.png"'].endswith("the quotes around it are part of its name: remove them")
+    assert missing.problem is None  # nothing a shell would change: the reader's words alone
+    with pytest.raises(ValueError) as err:  # the list itself: bash expands no ~ after the @
+        discover(["@~/l.txt"])
+    assert str(err.value) == ("@~/l.txt: the input list file ~/l.txt does not exist (a shell expands ~ only at the "
+                              f"start of a word, not after @: write @{tmp_path / 'home' / 'l.txt'})")
+    (tmp_path / "~").mkdir()  # a folder really named ~ here: the list in it is read, as written
+    (tmp_path / "~" / "l.txt").write_text("nosuch.png\n")
+    assert [f.path for f in discover(["@~/l.txt"])] == ["nosuch.png"]
+
+
 def test_one_path_given_alone_is_one_input_not_its_characters(tmp_path, monkeypatch):
     # enhance_files("/data/cxr", out) in Python: iterating the string searched "/" (its first
     # character) and made each other character a missing input; a pathlib.Path raised

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shutil
 
 import numpy as np
@@ -1036,6 +1038,31 @@ def test_other_settings_are_refused_with_the_ways_on_in_the_callers_words(tmp_pa
     with cli_running({"overwrite"}), pytest.raises(ValueError, match=ways.format("--overwrite")):
         JobFolder(str(tmp_path / "out"), {"mode": "full"}, overwrite=False)
     JobFolder(str(tmp_path / "out"), {"mode": "spine"}, overwrite=False).close()  # the recorded ones resume
+
+
+@pytest.mark.parametrize("content, problem", [("null", "holds no settings"), ("{not json", "is not valid JSON ("),
+                                              ("[]", "holds no settings"), ("{}", "holds no settings")])  # fmt: skip
+def test_unreadable_settings_are_refused_naming_the_file_and_the_ways_that_remain(tmp_path, content, problem):
+    """A settings file that holds no settings is refused naming it and what is wrong, with overwrite
+    or a new folder as the ways on: it said '(the recorded settings are unreadable); run with the
+    recorded settings to resume, ...', no file named, and settings none can read offered to resume."""
+    from xvertfast._text import cli_running
+
+    out = tmp_path / "out"
+    out.mkdir()
+    settings_file = out / JOB_FILE
+    settings_file.write_text(content)
+    ways = r": the settings the outputs in .* were made with are unknown; pass {} to redo them with these " \
+           r"settings, or use a new output folder$"  # fmt: skip
+    for caller, overwrite in ((contextlib.nullcontext(), "overwrite=True"), (cli_running({"overwrite"}), "--overwrite")):
+        with caller, pytest.raises(ValueError) as refused:
+            JobFolder(str(out), {"mode": "spine"}, overwrite=False)
+        said = str(refused.value)
+        assert said.startswith(f"{settings_file} {problem}") and re.search(ways.format(overwrite), said), said
+        assert "run with the recorded settings" not in said, said
+    JobFolder(str(out), {"mode": "spine"}, overwrite=True).close()  # overwrite takes these settings
+    assert json.loads(settings_file.read_text())["settings"] == {"mode": "spine"}
+    JobFolder(str(out), {"mode": "spine"}, overwrite=False).close()  # and resumes on them
 
 
 def test_a_report_names_the_folder_its_relative_inputs_start_from(tmp_path, model_dir, seed, monkeypatch):  # noqa: F811

@@ -205,19 +205,22 @@ class CutFrame(ValueError):
     """A JPEG frame without its end-of-image marker: damaged, not a frame for another plugin."""
 
 
-#: how many of a lossless JPEG or JPEG Extended frame's last bytes are searched for its end-of-image marker
+#: how many of a lossless JPEG, JPEG Extended or JPEG-LS frame's last bytes, after any 0x00/0xFF
+#: padding, are searched for its end-of-image marker
 EOI_SEARCH = 16
 
 
 def cut_short(syntax, source: bytes) -> str | None:
     """Why a lossless JPEG, JPEG Extended or JPEG-LS frame ``source`` is taken for one cut short:
-    no end-of-image marker near its end; None where it has one, or is of another syntax. imagecodecs'
-    ljpeg and jpeg8, and pylibjpeg-libjpeg (JPEG-LS too), decode such a frame to its full size,
-    what the cut left out garbage or grey, and say nothing (JPEG 2000 decoders refuse one). Near,
-    not last: a writer may pad the fragment after it (0x00, or fill bytes 0xFF); FF D9 cannot occur
-    inside the coded data (an FF there is followed by 00)."""
+    no end-of-image marker at its end, after any 0x00/0xFF padding; None where it has one, or is of
+    another syntax. imagecodecs' ljpeg and jpeg8, and pylibjpeg-libjpeg (JPEG-LS too), decode such
+    a frame to its full size, what the cut left out garbage or grey, and say nothing (JPEG 2000
+    decoders refuse one). The padding, of any length, is a writer's (0x00 to an even length, fill
+    bytes 0xFF, a last fragment of padding alone): the last 16 bytes refused a valid frame padded
+    past 14. FF D9 cannot occur inside the coded data (an FF there is followed by 00, or in JPEG-LS
+    by a byte below 0x80), so stripping 0x00 and 0xFF from the end passes no cut frame."""
     codec = _CODECS.get(syntax)
-    if codec not in _EOI_CHECKED or b"\xff\xd9" in source[-EOI_SEARCH:]:
+    if codec not in _EOI_CHECKED or b"\xff\xd9" in source.rstrip(b"\x00\xff")[-EOI_SEARCH:]:
         return None
     kind = {"ljpeg": "lossless JPEG", "jpegls": "JPEG-LS"}.get(codec, "JPEG")
     return f"its {kind} codestream does not end with an end-of-image marker (FF D9): cut short or damaged"

@@ -242,7 +242,9 @@ def _read_list(list_path: str) -> list[str]:
         with open(list_path, "rb") as f:
             data = f.read()
     except FileNotFoundError:
-        raise ValueError(f"@{list_path}: the input list file {list_path} does not exist") from None
+        home = (f" (a shell expands ~ only at the start of a word, not after @: write @{os.path.expanduser(list_path)})"
+                if list_path.startswith("~") and os.path.expanduser(list_path) != list_path else "")  # fmt: skip
+        raise ValueError(f"@{list_path}: the input list file {list_path} does not exist{home}") from None
     except IsADirectoryError:
         raise ValueError(f"@{list_path}: the input list file {list_path} is a folder; give the folder "
                          "without the @ to search it") from None  # fmt: skip
@@ -356,8 +358,25 @@ def _from_list(list_path: str, exclude: set[str], empty: list[str], lists: Input
                                         f"{spaced[0]}, it must be separated from the path by a tab, not spaces"
                                         f"{capitals}")
                      for f in found]  # fmt: skip
+        elif not os.path.lexists(path) and (unexpanded := _shell_words_in(path)):
+            found = [replace(f, problem=f"no such file or folder; {unexpanded}") for f in found]
         out.extend(found)
     return out
+
+
+def _shell_words_in(path: str) -> str | None:
+    """What a listed path that does not exist holds that a shell would have turned into another path
+    (no shell reads an @list): ``~``, ``$NAME``, quotes around it; None where it holds none."""
+    if len(path) > 1 and path[0] in "'\"" and path[-1] == path[0]:
+        return "an @list's lines are read as written, so the quotes around it are part of its name: remove them"
+    expanded = os.path.expandvars(os.path.expanduser(path))
+    if expanded == path:
+        return None
+    if os.path.expanduser(path) != path:
+        what = "~ does not mean a home folder"
+    else:
+        what = f"{re.search(r'[$]{?[A-Za-z_][A-Za-z0-9_]*}?', path).group()} is not expanded"
+    return f"an @list's lines are read as written, not by a shell, so {what} there: write {expanded}"
 
 
 def _one_input(path: str, exclude: set[str], empty: list[str], named: str, rel_of_file,

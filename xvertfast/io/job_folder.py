@@ -1051,10 +1051,16 @@ class JobFolder:
     def _recorded_settings(self) -> tuple[dict | None, dict | None]:
         """The folder's settings file as read (None: there is none; {}: unreadable) and the
         settings in it; ValueError where they are not this job's and ``overwrite`` is not given."""
-        recorded, _ = _read_settings_file(os.path.join(self.out_dir, self._job_file))
+        path = os.path.join(self.out_dir, self._job_file)
+        recorded, problem = _read_settings_file(path)
         previous = recorded.get("settings") if recorded else None
         if isinstance(previous, dict) and self._legacy:  # settings added since are not recorded there
             previous = {**self.settings, **previous}
+        if recorded is not None and not self.overwrite and not isinstance(previous, dict):
+            # (no settings to resume with: the file and what is wrong with it, and the ways that remain)
+            raise ValueError(f"{problem or f'{path} holds no settings'}: the settings the outputs in {self.out_dir} "
+                             f"were made with are unknown; pass {asked('overwrite', True)} to redo them with "
+                             "these settings, or use a new output folder")  # fmt: skip
         if recorded is not None and not self.overwrite and previous != self.settings:
             raise ValueError(f"{self.out_dir} holds outputs of an xvertfast {self.job} job with other settings "
                              f"({settings_changes(previous, self.settings)}); run with the recorded settings to "
