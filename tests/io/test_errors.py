@@ -1,0 +1,42 @@
+"""The errors that name a file (xvertfast.io.errors): what survives a copy or another process."""
+
+from __future__ import annotations
+
+import copy
+import multiprocessing
+import pickle
+
+import pytest
+
+from xvertfast.io.errors import DamagedFileError, ImageReadError, ImageWriteError
+
+MADE = [
+    (ImageReadError, ("scans/a.png", "cut short: 12 of 480 rows")),
+    (ImageWriteError, ("out/a.png", "No space left on device")),
+    (DamagedFileError, ("run/cache/ab.npy", "cut short", "delete it and run again")),
+]
+
+
+def _raise(cls, args):
+    raise cls(*args)
+
+
+@pytest.mark.parametrize(("cls", "args"), MADE, ids=[cls.__name__ for cls, _ in MADE])
+def test_an_error_naming_a_file_is_pickled_and_copied_whole(cls, args):
+    """They were rebuilt from their one message, which their constructors refuse: unpickling raised
+    TypeError, and a multiprocessing pool whose worker raised one hung (its result thread died)."""
+    exc = cls(*args)
+    exc.add_note("seen in a batch")
+    for again in (pickle.loads(pickle.dumps(exc)), copy.copy(exc), copy.deepcopy(exc)):
+        assert type(again) is cls and str(again) == str(exc) and again.args == exc.args
+        assert (again.path, again.problem, getattr(again, "remedy", None)) == (exc.path, exc.problem,
+                                                                              getattr(exc, "remedy", None))  # fmt: skip
+        assert again.__notes__ == ["seen in a batch"]
+
+
+def test_an_image_read_error_raised_in_a_worker_reaches_the_pool():
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        result = pool.apply_async(_raise, MADE[0])
+        with pytest.raises(ImageReadError, match="^scans/a.png: cut short: 12 of 480 rows$") as caught:
+            result.get(timeout=60)
+    assert caught.value.path == "scans/a.png"
