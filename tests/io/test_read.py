@@ -586,6 +586,25 @@ def test_multi_page_tiff_reads_the_first_page_with_a_note(tmp_path, seed):
     assert read_image(tmp_path / "stack.tif", warn=False).notes == im.notes
 
 
+def test_a_tiff_whose_first_page_is_smaller_than_a_later_one_says_so_in_its_note(tmp_path, seed):
+    # a thumbnail stored first without NewSubfileType marking it is read as the image (it cannot be
+    # told from a stack of views); the note said only "reading the first", the 20 x 16 thumbnail
+    # enhanced with no word of the 80 x 64 image after it
+    import tifffile
+
+    rng = np.random.default_rng(seed)
+    thumb, full = rng.integers(0, 4096, (16, 20), np.uint16), rng.integers(0, 4096, (64, 80), np.uint16)
+    with tifffile.TiffWriter(tmp_path / "t.tif") as tif:
+        tif.write(thumb)
+        tif.write(np.zeros((8, 10), np.uint16))
+        tif.write(full)
+    rad = read_image(tmp_path / "t.tif", warn=False)
+    np.testing.assert_array_equal(rad.values, thumb)
+    assert rad.notes == [f"{tmp_path / 't.tif'}: TIFF has 3 pages; reading the first (20 x 16, width x height), "
+                         "though page 3 is larger (80 x 64): where page 1 is a thumbnail not marked as one "
+                         "(NewSubfileType), save the full image as a TIFF of its own"]  # fmt: skip
+
+
 def test_raw_jsrt(tmp_path, seed):
     values = np.random.default_rng(seed).integers(0, 4096, size=(2048, 2048)).astype(">u2")
     values[0, 0], values[0, 1] = 0, 4095

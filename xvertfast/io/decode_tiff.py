@@ -85,7 +85,7 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logs: tuple[LogNa
                 notes.append(f"{path}: TIFF has {len(tif.pages)} pages; reading page {index + 1}, the first {first} "
                              f"(those before it {why})")  # fmt: skip
             elif len(tif.pages) > 1 and not reduced_only:
-                notes.append(f"{path}: TIFF has {len(tif.pages)} pages; reading the first")
+                notes.append(f"{path}: TIFF has {len(tif.pages)} pages; reading the first{_larger_page_after(tif, page)}")
             photometric, pillow_mode = int(page.photometric), None
             # a JPEG codec (tifffile's, Pillow's libtiff) gives a YCbCr page's colours as RGB
             decoded_to_rgb = photometric == 6 and int(page.compression) in (6, 7)
@@ -302,6 +302,24 @@ def _full_resolution_subifd(page):
         return next((sub for sub in page.pages or () if not getattr(sub, "is_reduced", False)), None)
     except Exception:  # (a damaged SubIFD: the pages are read as they were)
         return None
+
+
+def _larger_page_after(tif, page, look: int = 64) -> str:
+    """What the note of a multi-page TIFF read from page 1 adds where a later page (among the first
+    ``look``) is larger: a thumbnail stored first without NewSubfileType saying so is read as the
+    image (it cannot be told from a stack of views), and "reading the first" alone hid that."""
+    pixels = page.imagewidth * page.imagelength
+    for k in range(1, min(len(tif.pages), look)):
+        try:
+            other = tif.pages[k]
+            larger = other.imagewidth * other.imagelength > pixels
+        except Exception:  # (a damaged later page: page 1 is read as before)
+            return ""
+        if larger:
+            return (f" ({page.imagewidth} x {page.imagelength}, width x height), though page {k + 1} is larger "
+                    f"({other.imagewidth} x {other.imagelength}): where page 1 is a thumbnail not marked as one "
+                    "(NewSubfileType), save the full image as a TIFF of its own")  # fmt: skip
+    return ""
 
 
 def _largest_of_reduced_pages(path: str, tif, notes: list[str], look: int = 64) -> int:
