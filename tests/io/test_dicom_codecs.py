@@ -798,6 +798,41 @@ def test_a_lossy_codestreams_values_past_twice_bits_stored_are_read_at_its_depth
     assert len(rad.notes) == 1 and "codestream holds 16-bit samples, deeper than BitsStored 12" in rad.notes[0]
 
 
+@pytest.mark.parametrize("near", [2, 5])
+def test_signed_patterns_in_a_near_lossless_jpeg_ls_codestream_read_at_bits_stored(tmp_path, seed, near):
+    # a 12-bit signed image's two's complement patterns in a 16-bit near-lossless JPEG-LS codestream:
+    # -1's pattern 4095 decodes up to NEAR past it, and one such pixel took the image to 16 bits with
+    # the note (half of random images), the others at 12. It reads at 12 bits, as an unsigned one's
+    # overshoot does, its values as decoded (the patterns: negative values as 2048..4095, as before).
+    import imagecodecs
+
+    values = random_values(seed, 12, True, shape=(48, 64))
+    values[:, 32:] = np.random.default_rng(seed).integers(-16, 0, size=(48, 32))  # patterns 4080..4095
+    codestream = jpeg_ls(values, 12, near)
+    decoded = imagecodecs.jpegls_decode(codestream)
+    assert 4095 < decoded.max() < 8192, decoded.max()  # (the case: an overshoot past 4095; measured: 4095 + NEAR)
+    encapsulated_dicom(tmp_path / "d.dcm", values, JPEG_LS_NEAR, [codestream], bits=12, signed=True)
+    rad = read_image(tmp_path / "d.dcm", warn=False)
+    assert rad.bits_stored == 12 and full_range(rad) == (-2048, 2047) and not rad.notes, (rad.bits_stored, rad.notes)
+    np.testing.assert_array_equal(rad.values, decoded)
+
+
+@pytest.mark.parametrize("near", [2, 5])
+def test_signed_14_bit_patterns_in_a_near_lossless_jpeg_ls_codestream_read_at_its_depth(tmp_path, seed, near):
+    # 14-bit patterns under BitsStored 12 reach past twice its range: deeper data, read at 16 bits with the note
+    import imagecodecs
+
+    values = random_values(seed, 14, True, shape=(48, 64))
+    codestream = jpeg_ls(values, 14, near)
+    decoded = imagecodecs.jpegls_decode(codestream)
+    assert decoded.max() >= 8192, decoded.max()  # (the case: past twice BitsStored 12's range)
+    encapsulated_dicom(tmp_path / "d.dcm", values, JPEG_LS_NEAR, [codestream], bits=12, signed=True)
+    rad = read_image(tmp_path / "d.dcm", warn=False)
+    np.testing.assert_array_equal(rad.values, decoded)
+    assert rad.bits_stored == 16 and len(rad.notes) == 1, (rad.bits_stored, rad.notes)
+    assert "codestream holds 16-bit samples, deeper than BitsStored 12" in rad.notes[0], rad.notes
+
+
 @pytest.mark.parametrize("syntax", [J2K_LOSSLESS, JPEG_LS_LOSSLESS])
 def test_a_deeper_codestream_without_bits_stored_is_refused_as_before(tmp_path, seed, syntax):
     # pydicom's header check refused it; taking the codestream's depth read it without a word

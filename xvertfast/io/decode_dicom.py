@@ -499,13 +499,18 @@ def _signed_at_bits_stored(arr: np.ndarray, low: int, top: int, bits: int, synta
     BitsStored's bits, they are BitsStored-bit two's complement patterns in a deeper codestream
     (PS3.5 A.4.3: imagecodecs writes a 12-bit signed image's JPEG-LS so): their sign is
     BitsStored's top bit (not asked of a lossy one, whose overshoot crosses it). Any other values
-    are deeper data."""
+    are deeper data. A lossy codestream without a sign, its values all >= 0 (such patterns, or
+    unsigned data), is read as an unsigned one (:func:`_needs_deeper`): a pattern's overshoot past
+    4095 (12 bits) leaves it at BitsStored, where one pixel took the image to 16 bits."""
     lossless = syntax in _LOSSLESS
     lo, hi = stored_range(bits if lossless else bits + 1, True)
     if lo <= low and top <= hi:
         return arr, False
-    if lossless and not codestream.signed and low >= 0 and top >> bits == 0:
-        return np.where(arr > hi, arr - (1 << bits), arr).astype(arr.dtype), False
+    if not codestream.signed and low >= 0:
+        if not lossless:
+            return arr, _needs_deeper(syntax, top, bits)
+        if top >> bits == 0:
+            return np.where(arr > hi, arr - (1 << bits), arr).astype(arr.dtype), False
     return arr, True
 
 
