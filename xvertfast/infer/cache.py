@@ -65,20 +65,22 @@ class CacheBusy(RuntimeError):
 def _files(cache_dir: str) -> Iterator[str]:
     """The cache's own files (see the module docstring), never a link; folders that cannot be
     listed hold none."""
-    with contextlib.suppress(OSError):
-        with os.scandir(cache_dir) as entries:
-            for entry in entries:
-                if _TOP.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
-                    yield entry.path
+    yield from _files_named(cache_dir, _TOP)
     onnx = os.path.join(cache_dir, "onnx")
     if os.path.islink(onnx):
         return
     for folder in _onnx_folders(onnx):
-        with contextlib.suppress(OSError):
-            with os.scandir(folder) as entries:
-                for entry in entries:
-                    if _ONNX_FILE.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
-                        yield entry.path
+        yield from _files_named(folder, _ONNX_FILE)
+
+
+def _files_named(folder: str, name: re.Pattern) -> Iterator[str]:
+    """The files (never a link) in ``folder`` whose name ``name`` matches whole; those listed
+    before the listing failed, none where it cannot be listed at all."""
+    with contextlib.suppress(OSError):
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if name.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                    yield entry.path
 
 
 def _onnx_folders(onnx: str) -> list[str]:
