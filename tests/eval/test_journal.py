@@ -238,12 +238,20 @@ def test_cli_rerun_after_a_code_change_is_refused(tmp_path, seed, capsys, monkey
            "package)" in err  # fmt: skip
     # the same version, an edit: no "version '0.1.0' -> ..." among the values (the word may be elsewhere)
     assert "-> '0123456789abcdef'" in err and not re.search(r"version '[^']*' ->", err)
-    assert "--restart to score every image again into the same folder, or use a new REPORT_DIR" in err
+    # a code is no setting: 'run with the recorded settings to resume' sent one to the settings given
+    assert "; reinstall the xvertfast that made them to resume, pass --restart to score every image again into " \
+           "the same folder, or use a new REPORT_DIR" in err and "recorded settings" not in err  # fmt: skip
     monkeypatch.setattr(evaluate, "__version__", "99.0")  # an upgrade: its version is named beside the code
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "xvertfast's code changed" in err and re.search(r"version '[^']*' -> '99\.0'", err)
     assert err.count("99.0") == 1 and "xvertfast '" not in err  # said once, as the version
+    assert "reinstall the xvertfast that made them to resume" in err and "recorded settings" not in err
+    rois = tmp_path / "rois.csv"  # the code and a setting changed
+    rois.write_text("file,upper_row,upper_col,lower_row,lower_col\nimg0.png,110,190,290,190\n")
+    assert main([*args, "--rois", str(rois)]) == 2
+    err = capsys.readouterr().err
+    assert "; reinstall the xvertfast that made them and run with the recorded settings to resume, " in err, err
     assert main([*args, "--restart"]) == 0
 
 

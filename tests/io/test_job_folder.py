@@ -1065,6 +1065,31 @@ def test_unreadable_settings_are_refused_naming_the_file_and_the_ways_that_remai
     JobFolder(str(out), {"mode": "spine"}, overwrite=False).close()  # and resumes on them
 
 
+def test_the_refusals_that_overwrite_lifts_name_it_in_the_callers_words(tmp_path):
+    """An output made from another input, and new settings while shards of the recorded ones run,
+    are refused naming overwrite as the caller gives it: '--overwrite' was said to Python callers."""
+    from xvertfast._text import cli_running
+    from xvertfast.io.files import file_state
+    from xvertfast.io.shards import Shard
+
+    (tmp_path / "a.png").write_bytes(b"one input")
+    (tmp_path / "b.png").write_bytes(b"another input")
+    out = tmp_path / "out"
+    with JobFolder(str(out), {"mode": "spine"}, overwrite=False) as job:
+        (out / "x.png").write_bytes(b"the output of a.png")
+        job.finished(str(tmp_path / "a.png"), str(out / "x.png"), file_state(str(tmp_path / "a.png")))
+    running = JobFolder(str(out), {"mode": "spine"}, overwrite=False, shard=Shard(1, 2))
+    for caller, overwrite in ((contextlib.nullcontext(), "overwrite=True"), (cli_running({"overwrite"}), "--overwrite")):
+        with caller:
+            state, why = running.state(str(tmp_path / "b.png"), str(out / "x.png"))
+            assert state == "refuse" and why.endswith(f"holds the output of another input, {os.path.realpath(tmp_path / 'a.png')} "
+                                                      f"({overwrite} replaces it)"), why  # fmt: skip
+            with pytest.raises(ValueError, match=re.escape(f"start the shards with new settings ({overwrite}) "
+                                                           "once none runs")):  # fmt: skip
+                JobFolder(str(out), {"mode": "full"}, overwrite=True, shard=Shard(2, 2))
+    running.close()
+
+
 def test_a_report_names_the_folder_its_relative_inputs_start_from(tmp_path, model_dir, seed, monkeypatch):  # noqa: F811
     """Inputs given relative to the folder the job ran in are listed so in the report (its outputs
     whole): the report, read from elsewhere (a cluster's results copied off), named no file by them

@@ -107,19 +107,37 @@ def _code_change(previous: dict, now: dict) -> str | None:
             f"package): {', '.join(values)}")  # fmt: skip
 
 
+def _changes(previous: dict, retired: list, now: dict) -> tuple[str | None, str]:
+    """The changes that refuse a rerun: that of the code (:func:`_code_change`) and the others'
+    words ("" where none). Methods or metrics added or dropped are not among them (they may
+    change alone), a label that names another method is."""
+    previous, now = _without(previous, "metrics"), _without(now, "metrics")
+    if _labels_keep_their_methods(previous, retired, now):
+        previous, now = _without(previous, "methods"), _without(now, "methods")
+    code = _code_change(previous, now)
+    if code is not None:  # (said in words, not as the settings' values)
+        previous, now = _without(previous, *_CODE), _without(now, *_CODE)
+    return code, settings_changes(previous, now)
+
+
 def _refusal_reasons(previous, retired: list, now: dict) -> str:
-    """The changes that refuse a rerun: methods or metrics added or dropped are not among them
-    (they may change alone), a label that names another method is. A change of the code comes
-    first, in words."""
-    if isinstance(previous, dict):
-        previous, now = _without(previous, "metrics"), _without(now, "metrics")
-        if _labels_keep_their_methods(previous, retired, now):
-            previous, now = _without(previous, "methods"), _without(now, "methods")
-        code = _code_change(previous, now)
-        if code is not None:
-            rest = settings_changes(_without(previous, *_CODE), _without(now, *_CODE))
-            return f"{code}; {rest}" if rest else code
-    return settings_changes(previous, now)
+    """The changes that refuse a rerun (:func:`_changes`), a change of the code first, in words."""
+    if not isinstance(previous, dict):
+        return settings_changes(previous, now)
+    code, rest = _changes(previous, retired, now)
+    return rest if code is None else f"{code}; {rest}" if rest else code
+
+
+def _resuming(previous, retired: list, now: dict) -> str:
+    """The refusal's way to resume, where there is one: the recorded settings (a code is none of
+    them), and the xvertfast that made the scores where its code changed; none where the
+    settings recorded cannot be read."""
+    if not isinstance(previous, dict):
+        return ""
+    code, rest = _changes(previous, retired, now)
+    if code is None:
+        return "run with the recorded settings to resume, "
+    return f"reinstall the xvertfast that made them{' and run with the recorded settings' if rest else ''} to resume, "
 
 
 def _centres_listed(rois: list, files: list[str]) -> dict[str, list[float]]:
@@ -199,10 +217,11 @@ class Journal:
         if listed is not None:  # an old journal's: the whole ROI file's centres as a setting
             previous = {**previous, "rois": "file"}  # (a refusal says 'file' -> 'auto', not the file's every row)
         if changed and not _methods_alone_differ(previous, retired, self.settings):
+            resume = _resuming(previous, retired, self.settings)
             raise ValueError(f"{os.path.dirname(self.path)} holds an evaluation with other settings "
                              f"({_refusal_reasons(previous, retired, self.settings)}), under which its scores do "
-                             "not hold (only methods and metrics may be added or dropped); run with the recorded settings "
-                             f"to resume, pass {asked('restart', True)} to score every image again into the same folder, "
+                             f"not hold (only methods and metrics may be added or dropped); {resume}"
+                             f"pass {asked('restart', True)} to score every image again into the same folder, "
                              f"or use a new {_report_folder()}")  # fmt: skip
         for line in lines[1:]:
             try:

@@ -1033,8 +1033,8 @@ class JobFolder:
             probe = hold_lock(running_lock, patience=LOCK_PATIENCE)  # (a shard running on the recorded settings holds it shared)
             if probe is None:
                 raise ValueError(f"other shards of an xvertfast {self.job} are writing into {self.out_dir} with its "
-                                 "recorded settings; start the shards with new settings (--overwrite) once none "
-                                 "runs")  # fmt: skip
+                                 f"recorded settings; start the shards with new settings ({asked('overwrite', True)}) "
+                                 "once none runs")  # fmt: skip
             probe.close()
         if recorded != record:  # (the shards of a job, but the first, each find it so)
             try:
@@ -1119,7 +1119,8 @@ class JobFolder:
                     self.finished(input_path, out, stat, adopted=True, centres=entry.get("centres"))
                     entry = self._ledger[self._rel(out)]
             elif not self.overwrite:
-                return "refuse", f"{out} holds the output of another input, {entry.get('input')} (--overwrite replaces it)"
+                return "refuse", (f"{out} holds the output of another input, {entry.get('input')} "
+                                  f"({asked('overwrite', True)} replaces it)")  # fmt: skip
         finished = entry.get("state") == "done" and entry.get("settings") == self.key
         if finished and entry.get("stat") == stat and entry.get("centres") == centres and not self.overwrite:
             return "done", None
