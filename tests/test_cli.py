@@ -44,7 +44,7 @@ def test_every_batch_command_documents_its_exit_codes():
     # docs/guide/troubleshooting.md: every command's --help states its exit codes
     for name in subcommands():
         assert "Exit code" in " ".join(subcommands()[name].format_help().split()), name
-    for name in ("preprocess", "enhance", "evaluate", "train"):  # Ctrl-C in a batch job: 130 (main)
+    for name in ("preprocess", "enhance", "evaluate", "train", "demo", "export"):  # Ctrl-C in a long one: 130 (main)
         said = " ".join(subcommands()[name].format_help().split())
         assert "130 interrupted" in said and "143 stopped by SIGTERM" in said, name  # (the top-level help alone said 143)
         assert "129 by SIGHUP" in said, name

@@ -1282,7 +1282,8 @@ cannot be read.""",
         "OUT/enhanced/ and an evaluation report against identity, CLAHE and Farbman to "
         "OUT/report/report.html (the model's output also with --brightness original; scored on entropy, "
         "Tenengrad and LPC-SI: the sample's ROIs are too small for TMQI). "
-        "Exit code: 0 done, 2 failed.",
+        "Exit code: 0 done, 1 the enhancement stopped early (it says why), 2 failed, 130 interrupted, 143 stopped "
+        "by SIGTERM, 129 by SIGHUP.",
     )
     demo.add_argument("-o", "--output", default="xvertfast-demo", type=_output_folder, metavar="OUT", help="output folder (default: %(default)s)")
     demo.add_argument("--model", default="default", metavar="PATH|default",
@@ -1302,7 +1303,8 @@ cannot be read.""",
         "--backend onnxruntime|tensorrt` exports and caches its own. A model's stage files are written "
         "as a set; stage files already in OUT are replaced only with --overwrite (which, for onnx, also "
         "removes the stage{k}.engine files built from the old set). "
-        "The tile side defaults to the model's training ROI size. Exit code: 0 done, 2 failed, 130 interrupted, 143 stopped by SIGTERM.",
+        "The tile side defaults to the model's training ROI size. Exit code: 0 done, 2 failed, 130 interrupted, 143 stopped by SIGTERM, "
+        "129 by SIGHUP.",
     )
     exp.add_argument("model", metavar="MODEL",
                      help="a model directory (RUN_DIR/model of `xvertfast train`) or 'default'")
