@@ -605,6 +605,30 @@ def test_a_tiff_whose_first_page_is_smaller_than_a_later_one_says_so_in_its_note
                          "(NewSubfileType), save the full image as a TIFF of its own"]  # fmt: skip
 
 
+@pytest.mark.parametrize("bits", [2, 4])
+@pytest.mark.parametrize("photometric", ["minisblack", "miniswhite"])
+def test_a_2_or_4_bit_tiff_reads_over_0_to_255_as_pillow_reads_it(tmp_path, seed, bits, photometric):
+    # tifffile gives 4-bit samples as 0..15; read at 8 bits, an output of another tool was scored
+    # on 0..255 (all but black) and a MinIsWhite one flipped within it (240..255, all but white),
+    # where Pillow (which decodes such a page without imagecodecs) and a 4-bit PNG give 0..255
+    import tifffile
+    from PIL import Image
+
+    from xvertfast.io.read import full_range
+
+    top = (1 << bits) - 1
+    stored = np.random.default_rng(seed).integers(0, top + 1, (24, 30)).astype(np.uint8)
+    stored[0, :2] = 0, top
+    tifffile.imwrite(tmp_path / "g.tif", stored, bitspersample=bits, photometric=photometric)
+    rad = read_image(tmp_path / "g.tif", warn=False)
+    scaled = stored * (255 // top)
+    np.testing.assert_array_equal(rad.values, scaled if photometric == "minisblack" else 255 - scaled)
+    with Image.open(tmp_path / "g.tif") as im:
+        np.testing.assert_array_equal(rad.values, np.asarray(im))
+    assert (rad.bits_stored, full_range(rad)) == (8, (0.0, 255.0))
+    np.testing.assert_allclose(rad.pixels, (scaled if photometric == "minisblack" else 255 - scaled) / 255, atol=1e-6)
+
+
 def test_raw_jsrt(tmp_path, seed):
     values = np.random.default_rng(seed).integers(0, 4096, size=(2048, 2048)).astype(">u2")
     values[0, 0], values[0, 1] = 0, 4095

@@ -158,6 +158,11 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logs: tuple[LogNa
         raise ImageReadError(path, f"expected a single-channel image, decoded shape {values.shape}")
     if values.dtype == bool:  # 1-bit pages: as Pillow gives them, 0 and 255
         values = values.astype(np.uint8) * 255
+    elif values.dtype == np.uint8 and 1 < info["bitspersample"] < 8 and pillow_mode is None and colormap is None:
+        # 2- and 4-bit grey samples over 0..255, as Pillow gives them (where it decodes the page, an
+        # LZW one without imagecodecs) and a 4-bit PNG's: read as 0..15 at 8 bits, they were scored
+        # on 0..255 (an output of another tool all but black) and flipped within it (all but white)
+        values = np.rint(values * (255 / ((1 << info["bitspersample"]) - 1))).astype(np.uint8)
     if orientation != 1 and orientation in _UPRIGHT:
         values = np.ascontiguousarray(_UPRIGHT[orientation](values))
         notes.append(f"{path}: turned upright as its TIFF Orientation ({orientation}) says")
