@@ -54,6 +54,43 @@ def test_every_batch_command_documents_its_exit_codes():
         assert code in said, code
 
 
+def test_the_defaults_each_command_states_are_those_of_the_api_it_calls():
+    """A default changed in the API (Enhancer, enhance_files, evaluate, export_model, TrainConfig)
+    and not in the CLI would run the command with the old one, its --help saying so; an option
+    left unset (None) for the API to decide must state the API's default in its help."""
+    import dataclasses
+    import inspect
+
+    from xvertfast.eval.evaluate import evaluate
+    from xvertfast.infer.batch import enhance_files
+    from xvertfast.infer.enhancer import Enhancer
+    from xvertfast.infer.export import export_model
+    from xvertfast.train.loop import TrainConfig
+
+    def defaults(*functions) -> dict:
+        return {k: v.default for f in functions for k, v in inspect.signature(f).parameters.items()
+                if v.default is not inspect.Parameter.empty}  # fmt: skip
+
+    apis = {"enhance": (defaults(Enhancer.__init__, enhance_files), {"format": "fmt"}),
+            "demo": (defaults(Enhancer.__init__), {}),
+            "evaluate": (defaults(evaluate), {}),
+            "export": (defaults(export_model), {"roi_size": "tile"}),
+            "train": ({f.name: f.default for f in dataclasses.fields(TrainConfig)}, {})}  # fmt: skip
+    compared = 0
+    for command, (api, renamed) in apis.items():
+        for action in subcommands()[command]._actions:
+            name = renamed.get(action.dest, action.dest)
+            if not action.option_strings or action.nargs == 0 or name not in api:  # (flags: off unless given)
+                continue
+            expected = ",".join(api[name]) if isinstance(api[name], tuple) else api[name]
+            if action.default is None and expected is not None:
+                assert f"default: {expected}" in " ".join(action.help.split()), (command, action.dest)
+            else:
+                assert action.default == expected, (command, action.dest, action.default, expected)
+            compared += 1
+    assert compared >= 25, compared  # (the options that match the API's names were found)
+
+
 @pytest.mark.parametrize("argv, option", [
     (["enhance", "x", "-o", "o", "--batch-size", "0"], "--batch-size: must be at least 1, got 0"),
     (["enhance", "x", "-o", "o", "--workers", "65"], "--workers: must be from 1 to 64, got 65"),
