@@ -1104,6 +1104,22 @@ def test_a_report_names_the_folder_its_relative_inputs_start_from(tmp_path, mode
     assert os.path.isfile(os.path.join(body["summary"]["cwd"], record["input"]))
 
 
+def test_a_report_is_written_where_the_folder_the_job_ran_in_is_gone(tmp_path, model_dir, seed, monkeypatch, capsys):  # noqa: F811
+    """A job whose working folder was deleted (a scratch folder cleaned while it ran) read it for its
+    report at its end: 'error: report ... not written: No such file or directory', exit 1, with every
+    output written. The folder is read as the job starts, and said unknown (null) where it cannot be."""
+    write_pngs(tmp_path / "in", seed, ["a.png"])
+    (tmp_path / "gone").mkdir()
+    monkeypatch.chdir(tmp_path / "gone")
+    os.rmdir(tmp_path / "gone")
+    report = tmp_path / "plan.json"
+    assert run(model_dir, tmp_path / "in", "-o", tmp_path / "out", "--dry-run", "--report", report) == 0, \
+        capsys.readouterr().err  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    body = json.loads(report.read_text())
+    assert body["summary"]["cwd"] is None and [r["status"] for r in body["files"]] == ["planned"], body
+
+
 @pytest.mark.parametrize("reached", ["folder-link", "hard-link"])
 def test_an_abandoned_output_that_is_now_the_input_is_not_removed(tmp_path, reached):
     # a link swapped during the job makes an output being redone the input itself; write_image refuses it,

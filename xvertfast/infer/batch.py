@@ -107,6 +107,9 @@ class BatchSummary:
     #: mode): said as the job starts, they scrolled away on a long job, so the CLI says them again
     #: after the summary line and the --report keeps them
     notes: list[str] = field(default_factory=list)
+    #: the folder the job was started in, from which its inputs given as relative paths start (the
+    #: --report says it); None where it could not be read (deleted, or not searchable)
+    cwd: str | None = None
 
     def _count(self, status: str) -> int:
         return sum(r.status == status for r in self.records)
@@ -583,6 +586,7 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
     check_rois_mode(rois, enhancer.mode)
     rois = as_roi_centres(rois)
     start = time.perf_counter()
+    ran_in = _working_folder()  # (as the job starts: a folder deleted during it failed the report at its end)
     inputs = input_paths(inputs)  # read once: an iterator is searched, then checked and named below
     lists = InputLists()  # each @list read once, by the search, for the checks below too
     # the job's one resolver: each folder of the inputs resolved once, for the search, the checks of --report
@@ -634,7 +638,7 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
             log(f"warning: {note}")
         summary, planned = _run(enhancer, job, files, fmt, workers, progress, log, start, given)
         summary.records = _in_input_order(summary.records, files)
-        summary.notes = notes
+        summary.notes, summary.cwd = notes, ran_in
         if summary.stopped_planning:  # counted over the part planned, a resume of an archive mostly done read as
             # all of it left ('5004 left' where 4 were): the ledger says where it stopped, and no counts
             job.ended(f"{summary.stopped} while planning", found=summary.found)
@@ -652,6 +656,14 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
         log(f"interrupted: {' and '.join(unwritten)} not written (the same command writes them)")
         summary.interrupted_at_end = True
     return summary
+
+
+def _working_folder() -> str | None:
+    """The process's working folder, or None where it cannot be read (deleted: os.getcwd raises)."""
+    try:
+        return os.getcwd()
+    except OSError:
+        return None
 
 
 def _in_input_order(records: list[FileRecord], files) -> list[FileRecord]:
@@ -963,7 +975,7 @@ def _write_report(path: str, summary: BatchSummary, enhancer, settings: dict) ->
                     "failed": len(summary.failed), "warned": len(summary.warned), "stopped": summary.stopped,
                     "not_processed": summary.not_processed,
                     "seconds": summary.seconds, "images_per_second": summary.images_per_second,
-                    "notes": summary.notes, "cwd": os.getcwd()},  # fmt: skip
+                    "notes": summary.notes, "cwd": summary.cwd},  # fmt: skip
         "files": [asdict(r) for r in summary.records],
     }
     folder = os.path.dirname(os.path.abspath(path))
