@@ -1277,6 +1277,9 @@ def test_an_engine_rebuilt_leaves_the_files_checked_before_unread(model, tmp_pat
     def a_day_on():  # as a cache of an earlier run is read: every file settled, changed a day before its check
         monkeypatch.setattr(cache_module, "_now_ns", lambda: time.time_ns() + 86_400 * 10**9)
 
+    # at the real clock every file is 'just now' however slow the machine (the ONNX files exported above
+    # may be seconds old by now): none is kept as checked before the day on
+    monkeypatch.setattr(cache_module, "SETTLED_NS", 3600 * 10**9)
     from_model()
     engines = sorted(tmp_path / f for f in os.listdir(tmp_path) if f.endswith(".engine"))
     onnx = sorted(tmp_path.glob("onnx/*/stage*.onnx"))
@@ -1290,9 +1293,8 @@ def test_an_engine_rebuilt_leaves_the_files_checked_before_unread(model, tmp_pat
         from_model()
     assert sorted(hashed) == sorted(p.name for p in (*engines, *onnx))  # each once: stage 1's engine not again
     # at the real clock the engine built just now is read at each check, a write within the clock's tick
-    # leaving its state as it was (SETTLED_NS an hour: however slow the machine, it is 'just now' here)
+    # leaving its state as it was (SETTLED_NS, an hour, makes it 'just now' however slow the machine)
     monkeypatch.setattr(cache_module, "_now_ns", time.time_ns)
-    monkeypatch.setattr(cache_module, "SETTLED_NS", 3600 * 10**9)
     for _ in range(2):
         hashed.clear()
         from_model()  # a second backend, a third: only the engine built just now is read again
