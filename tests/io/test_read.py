@@ -629,6 +629,27 @@ def test_a_2_or_4_bit_tiff_reads_over_0_to_255_as_pillow_reads_it(tmp_path, seed
     np.testing.assert_allclose(rad.pixels, (scaled if photometric == "minisblack" else 255 - scaled) / 255, atol=1e-6)
 
 
+@pytest.mark.parametrize("samples, planar, photometric", [(3, "contig", "minisblack"), (3, "separate", "minisblack"),
+                                                      (5, "contig", "miniswhite")])  # fmt: skip
+def test_a_grey_tiff_with_extra_samples_reads_its_first_sample_as_the_grey(tmp_path, seed, samples, planar,
+                                                                             photometric):  # fmt: skip
+    # a MinIsBlack page of 3 samples (the grey and two extra: a mask, another channel) was read as
+    # RGB, its luminance mixing the extra samples into the grey under an 'RGB image' note; one of 5
+    # was refused ('expected a single-channel image')
+    import tifffile
+
+    rng = np.random.default_rng(seed)
+    stack = rng.integers(0, 4096, (samples, 24, 30)).astype(np.uint16)
+    stack[0, 0, :2] = 0, 4095
+    tifffile.imwrite(tmp_path / "g.tif", stack if planar == "separate" else np.moveaxis(stack, 0, -1),
+                     photometric=photometric, planarconfig=planar)  # fmt: skip
+    rad = read_image(tmp_path / "g.tif", warn=False)
+    np.testing.assert_array_equal(rad.values, stack[0] if photometric == "minisblack" else 4095 - stack[0])
+    assert rad.bits_stored == 12
+    assert rad.notes == [f"{tmp_path / 'g.tif'}: grey TIFF with {samples - 1} extra samples per pixel: its first "
+                         "sample read as the grey, the others left out"]  # fmt: skip
+
+
 def test_raw_jsrt(tmp_path, seed):
     values = np.random.default_rng(seed).integers(0, 4096, size=(2048, 2048)).astype(">u2")
     values[0, 0], values[0, 1] = 0, 4095

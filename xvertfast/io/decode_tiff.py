@@ -149,6 +149,13 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logs: tuple[LogNa
         name, grey = _GREY_FIRST[photometric]
         values = np.ascontiguousarray(values[..., 0])
         notes.append(f"{path}: {name} image: its {grey} read as grey (its colour left out)")
+    elif values.ndim == 3 and values.shape[-1] > 2 and photometric in (0, 1) and pillow_mode is None:
+        # a grey page with extra samples (SamplesPerPixel 3 or more: a mask, another channel): the
+        # grey is the first, as TIFF lays them out; taken for RGB, the others were mixed into it
+        # under an 'RGB image' note (and 5 or more refused)
+        notes.append(f"{path}: grey TIFF with {values.shape[-1] - 1} extra samples per pixel: its first sample read "
+                     "as the grey, the others left out")  # fmt: skip
+        values = np.ascontiguousarray(values[..., 0])
     elif values.ndim == 3 and values.shape[-1] in (3, 4):
         values = luminance(values, notes, path)
     elif values.ndim == 3 and values.shape[-1] == 2 and photometric in (0, 1):  # grey + alpha, as Pillow reads PNG's
