@@ -1000,6 +1000,29 @@ def _add_job_arguments(parser: argparse.ArgumentParser, out_metavar: str, out_he
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
+#: The commonest uses of each batch command, shown at the end of its --help (tests parse each line).
+EXAMPLES = {
+    "preprocess": """\
+  xvertfast preprocess scans -o inputs    # then look at inputs/*_overlay.png""",
+    "enhance": """\
+  xvertfast enhance scans -o enhanced --dry-run      # what a run would do
+  xvertfast enhance scans -o enhanced --preview look.png
+      the shipped model, spine mode; look.png shows 8 inputs beside their
+      outputs; after an interruption the same command does the rest
+  xvertfast enhance scans -o full --mode full --format png8   # for viewing
+  xvertfast enhance @list.txt -o enhanced --model runs/mine/model
+  xvertfast status enhanced               # how far a job has come""",
+    "evaluate": """\
+  xvertfast evaluate scans -o report      # then open report/report.html
+  xvertfast evaluate scans -o cmp --methods xvertnet,mine:xvertnet=runs/a/model""",
+}
+
+
+def _examples(command: str) -> str:
+    """The epilog of ``command``'s --help: its examples."""
+    return "Examples:\n" + EXAMPLES[command]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _CommandParser(
         prog="xvertfast", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -1025,6 +1048,7 @@ def build_parser() -> argparse.ArgumentParser:
         "preprocess",
         help="compute the network inputs X_p and Y of radiographs, with overlays to check",
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_examples("preprocess"),
         description="""Compute the XVertNet inputs of each radiograph and write, under OUTDIR
 (mirroring the input folders):
   NAME_xp.png       X_p, the enhanced input (16-bit PNG)
@@ -1058,6 +1082,7 @@ same command resumes).""",
         "enhance",
         help="enhance radiographs with a trained model (batch, resumable)",
         formatter_class=_LinesKept,
+        epilog=_examples("enhance"),
         description="""Enhance every input with XVertNet and write the results under OUT_DIR,
 mirroring the input folders: a folder's files keep their paths below it, an
 @list's files the paths as listed, and a file named on the command line goes to
@@ -1151,6 +1176,7 @@ values inverted.""",
         "evaluate",
         help="compare XVertNet with baselines on the spine ROIs (the papers' protocol), as a report",
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_examples("evaluate"),
         description="""Run each method on every whole image, cut the two spine ROIs (upper and
 lower thoracic spine, 512x290 at 1024 rows, scaled with the image height; found
 automatically or given in a CSV) from the original and from each output, score
