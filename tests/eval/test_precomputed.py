@@ -374,7 +374,7 @@ def test_an_output_refused_as_inverted_says_where_its_input_is_the_inverted_one(
     dark = next(line for line in err.splitlines() if "dark.png" in line)
     assert re.search(r"dark\.png: its output .*dark\.png looks inverted against it \(its details correlate at "
                      r"-\d\.\d\d\); but its "
-                     r"input looks inverted itself \(.*\); if it stores bone dark, list it in an @list with a tab and "
+                     r"input itself looks inverted \(.*\); if it stores bone dark, list it in an @list with a tab and "
                      r"MONOCHROME1 after its path", dark), dark  # fmt: skip
     m1 = next(line for line in err.splitlines() if "m1.dcm" in line)
     assert "its input is MONOCHROME1, stored bone dark and read inverted: an output made from its stored values is " \

@@ -372,9 +372,9 @@ def test_inverted_reason_is_the_warning_without_the_file():
                 Radiograph(dark, dark, 8, "MONOCHROME1", "png", "b.png"),
                 Radiograph(dark, dark, 12, "MONOCHROME2", "dicom", "c.dcm")):  # fmt: skip
         reason = inverted_reason(rad)
-        assert reason.startswith("(its central band is darker than the lung fields") and rad.path not in reason
-        assert inverted_warning(rad) == f"{rad.path}: looks inverted {reason}"
-    assert inverted_warning(dark, one_image=True) == f"pixels: looks inverted {inverted_reason(dark, one_image=True)}"
+        assert reason.startswith("looks inverted (its central band is darker than the lung fields") and rad.path not in reason
+        assert inverted_warning(rad) == f"{rad.path}: {reason}"
+    assert inverted_warning(dark, one_image=True) == f"pixels: {inverted_reason(dark, one_image=True)}"
     assert inverted_reason(1 - dark) is None
 
 

@@ -246,7 +246,7 @@ def _inverted_said(original) -> str:
 
     reason = inverted_reason(original) if original is not None else None
     if reason is not None:
-        return f"; but its input looks inverted itself {reason}"
+        return f"; but its input itself {reason}"
     if getattr(original, "photometric", None) == "MONOCHROME1":
         return (": bone should be bright, as in the inputs (its input is MONOCHROME1, stored bone dark and read "
                 "inverted: an output made from its stored values is inverted)")  # fmt: skip

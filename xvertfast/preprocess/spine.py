@@ -319,11 +319,11 @@ def inverted_warning(rad, *, one_image: bool = False) -> str | None:
     if reason is None:
         return None
     pixels = getattr(rad, "pixels", rad)
-    return f"{'pixels' if pixels is rad else rad.path}: looks inverted {reason}"  # (bare pixels: one_image alone)
+    return f"{'pixels' if pixels is rad else rad.path}: {reason}"  # (bare pixels: one_image alone)
 
 
 def inverted_reason(rad, *, one_image: bool = False) -> str | None:
-    """What :func:`inverted_warning` says after 'looks inverted', the file unnamed: why, and the fix
+    """What :func:`inverted_warning` says after the file's name: 'looks inverted', why, and the fix
     for ``rad`` (another message that names the file its own way, evaluate's refusal of an output,
     gives it too); None where the image does not look inverted."""
     pixels = getattr(rad, "pixels", rad)
@@ -340,7 +340,8 @@ def inverted_reason(rad, *, one_image: bool = False) -> str | None:
         hint = "if it stores bone dark, read it with read_image(path, photometric='MONOCHROME1')"
     else:
         hint = "if it stores bone dark, list it in an @list with a tab and MONOCHROME1 after its path"
-    return f"(its central band is darker than the lung fields; a rotated or non-frontal view can do this too); {hint}"
+    return (f"looks inverted (its central band is darker than the lung fields; a rotated or non-frontal view can "
+            f"do this too); {hint}")
 
 
 #: The width / height a radiograph may have for the spine finder to be trusted without a word.
