@@ -650,6 +650,26 @@ def test_a_grey_tiff_with_extra_samples_reads_its_first_sample_as_the_grey(tmp_p
                          "sample read as the grey, the others left out"]  # fmt: skip
 
 
+@pytest.mark.parametrize("photometric", ["minisblack", "miniswhite"])
+def test_a_16_bit_tiff_whose_max_sample_value_records_12_bits_reads_at_12_bits(tmp_path, seed, photometric):
+    # MaxSampleValue 4095 records 12-bit data in 16-bit samples, as a PNG's sBIT does; it was
+    # not read: a dark 12-bit image (values up to 1300) was guessed 11-bit, a MinIsWhite one
+    # flipped within 11 bits and its outputs written over 0..2047
+    import tifffile
+
+    from xvertfast.io.read import full_range
+
+    stored = np.random.default_rng(seed).integers(0, 1301, (24, 30)).astype(np.uint16)
+    stored[0, :2] = 0, 1300
+    tifffile.imwrite(tmp_path / "d.tif", stored, photometric=photometric, extratags=[(281, "H", 1, 4095, False)])
+    rad = read_image(tmp_path / "d.tif", warn=False)
+    assert (rad.bits_stored, full_range(rad)) == (12, (0.0, 4095.0))
+    np.testing.assert_array_equal(rad.values, stored if photometric == "minisblack" else 4095 - stored)
+    # values past the tag's 4095: it is wrong, and the depth is guessed from them as before
+    tifffile.imwrite(tmp_path / "w.tif", stored * 50, photometric=photometric, extratags=[(281, "H", 1, 4095, False)])
+    assert read_image(tmp_path / "w.tif", warn=False).bits_stored == 16
+
+
 def test_raw_jsrt(tmp_path, seed):
     values = np.random.default_rng(seed).integers(0, 4096, size=(2048, 2048)).astype(">u2")
     values[0, 0], values[0, 1] = 0, 4095

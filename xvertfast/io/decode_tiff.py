@@ -23,6 +23,10 @@ from xvertfast.io.errors import ImageReadError, LogNamingTheFile, WarningsNaming
 __all__ = ["read_tiff"]
 
 
+#: The TIFF MaxSampleValue tag: the largest value a sample may take (default 2 ** BitsPerSample - 1).
+_MAX_SAMPLE_VALUE = 281
+
+
 #: The TIFF InkSet tag: 1 (or absent) for a SEPARATED image's cyan, magenta, yellow and black.
 _INKSET = 332
 
@@ -99,6 +103,8 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logs: tuple[LogNa
             compression = getattr(page.compression, "name", str(page.compression))
             tag = page.tags.get(ORIENTATION)
             orientation = int(tag.value) if tag is not None else 1
+            tag = page.tags.get(_MAX_SAMPLE_VALUE)
+            max_sample = max(np.atleast_1d(tag.value).tolist()) if tag is not None else None
             # a PNG-compressed page is decoded on this thread alone: libpng's warnings on a worker
             # thread would be no file's notes, bare lines on stderr. On many cores, where tifffile
             # would use up to half of them, such a page decodes slower (not measured). Such TIFFs are
@@ -191,11 +197,25 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logs: tuple[LogNa
         # packed samples (10, 12, 14 bits) record their depth: guessed from the values, a dark
         # 12-bit image was 11-bit (flipped within 11 bits, its outputs written over 0..2047)
         bits = info["significant_bits"] = info["bitspersample"]
+    elif _recorded_depth(max_sample, values) and photometric in (0, 1) and colormap is None:
+        # a grey page's MaxSampleValue (4095 for 12-bit data in 16-bit samples) records its depth,
+        # as a PNG's sBIT does: guessed from the values, a dark 12-bit image was 11-bit
+        bits = info["significant_bits"] = _recorded_depth(max_sample, values)
     else:
         bits = bits_from_values(values, 8 * values.dtype.itemsize)
     if flip:
         values = invert(values, bits)
     return values, bits, "MONOCHROME1" if white_is_zero else "MONOCHROME2", info
+
+
+def _recorded_depth(max_sample, values: np.ndarray) -> int | None:
+    """The depth a MaxSampleValue tag records for ``values`` (8 < bits < their type's): None where
+    it records none (absent, or its type's top, the tag's default) or the values pass it (the
+    tag is then wrong, and the depth is guessed from them)."""
+    if max_sample is None or values.size == 0:
+        return None
+    bits = int(max_sample).bit_length()
+    return bits if 8 < bits < 8 * values.dtype.itemsize and int(values.max()) <= max_sample else None
 
 
 def _check_segments_in_file(path: str, page, size: int) -> None:
