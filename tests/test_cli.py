@@ -228,6 +228,28 @@ def test_an_empty_output_folder_is_a_usage_error_naming_the_option(argv, tmp_pat
     assert sorted(os.listdir(tmp_path)) == [os.path.basename(image)]  # nothing written
 
 
+@pytest.mark.parametrize("argv", [["enhance", "a.png"], ["preprocess", "a.png"], ["evaluate", "a.png"],
+                                  ["train", "a.png"], ["export", "default"], ["demo"]])  # fmt: skip
+def test_a_new_output_folder_named_like_an_image_file_is_a_usage_error(argv, tmp_path, capsys, monkeypatch):
+    """`enhance a.png -o result.png` (-o taken for the output file) enhanced into a new folder named
+    result.png, holding result.png/a.png, without a word; a folder of that name made first is taken."""
+    monkeypatch.chdir(tmp_path)
+    image = _png(tmp_path / "a.png")
+    with pytest.raises(SystemExit) as stopped:
+        main([*argv, "-o", "result.PNG"])
+    assert stopped.value.code == 2
+    assert (f"xvertfast {argv[0]}: error: argument -o/--output: result.PNG would be a new folder named like an "
+            "image file: -o names the folder the outputs are written into, each named after its input, not an "
+            "output file; give a folder (-o result), or make the folder first to use this name"
+            ) in capsys.readouterr().err  # fmt: skip
+    assert sorted(os.listdir(tmp_path)) == [os.path.basename(image)]  # nothing written
+    parse = build_parser().parse_args
+    for taken in ("result", "result.v2", "results/", ".png"):  # (no image extension; a hidden folder)
+        assert parse([*argv, "-o", taken]).output == taken
+    (tmp_path / "scans.dcm").mkdir()
+    assert parse([*argv, "-o", "scans.dcm"]).output == "scans.dcm"
+
+
 def test_a_model_path_that_does_not_exist_is_no_such_folder(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     image = _png(tmp_path / "a.png")

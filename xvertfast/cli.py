@@ -60,9 +60,19 @@ def _at_least(low: int, high: int | None = None):
 def _output_folder(text: str) -> str:
     """An argparse type for -o of every command: an empty path (``-o ""``, ``-o "$UNSET"``) is a usage
     error naming the option, not a run that fails later as "cannot write into the run folder : No such
-    file or directory" (it names no folder at all)."""
+    file or directory" (it names no folder at all); so is a new folder named like an image file (``-o
+    out.png``, taken for the output file's name: it became a folder holding out.png/a.png)."""
     if not text:
         raise argparse.ArgumentTypeError("is empty: give the folder to write into (-o . for the current one)")
+    stem, ext = os.path.splitext(text)
+    if ext and stem and not os.path.lexists(text):  # (-o result.png: a folder result.png/ held the output)
+        from xvertfast.io.files import image_extension
+
+        if image_extension(text):
+            raise argparse.ArgumentTypeError(f"{text} would be a new folder named like an image file: -o names the "
+                                             "folder the outputs are written into, each named after its input, not "
+                                             f"an output file; give a folder (-o {stem}), or make the folder first "
+                                             "to use this name")  # fmt: skip
     return text
 
 
