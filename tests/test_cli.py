@@ -856,17 +856,19 @@ def test_enhance_help_fits_an_80_column_screen(monkeypatch):
     assert wide == []
 
 
-@pytest.mark.parametrize("command", ["preprocess", "enhance", "evaluate"])
+@pytest.mark.parametrize("command", ["xvertfast", "preprocess", "enhance", "evaluate"])
 def test_a_batch_command_s_help_ends_with_examples_that_parse_and_fit_80_columns(command, monkeypatch):
     """No --help gave an example of the command's commonest use: a new user read 60 lines of
-    options to write `xvertfast enhance scans -o enhanced`."""
+    options to write `xvertfast enhance scans -o enhanced`, and `xvertfast --help` did not say
+    where to start (`xvertfast demo`)."""
     import shlex
 
     monkeypatch.setenv("COLUMNS", "80")
-    text = subcommands()[command].format_help()
+    text = (build_parser() if command == "xvertfast" else subcommands()[command]).format_help()
     examples = text.split("\nExamples:\n")[1].splitlines()
     commands = [shlex.split(line.partition("#")[0]) for line in examples if line.startswith("  xvertfast ")]
-    assert commands and commands[0][1] == command and [len(line) for line in examples if len(line) > 80] == []
+    assert commands and [len(line) for line in examples if len(line) > 80] == []
+    assert commands[0][1] == ("demo" if command == "xvertfast" else command)
     for words in commands:
         build_parser().parse_args(words[1:])  # (an unknown option or a bad value: SystemExit)
 

@@ -21,9 +21,10 @@ DESCRIPTION = """\
 xvertfast: unsupervised contrast enhancement of the vertebrae in chest X-rays
 (XVertNet), with C++/CUDA kernels for its losses and solvers.
 
-Run `xvertfast COMMAND --help` for the options of a command. SIGTERM (a cluster
-scheduler's time limit, `kill`) stops any command as Ctrl-C does, with exit code 143;
-so does SIGHUP (the terminal closed, an SSH session dropped), with exit code 129."""
+Run `xvertfast COMMAND --help` for a command's options and exit codes. SIGTERM
+(a cluster scheduler's time limit, `kill`) stops any command as Ctrl-C does,
+with exit code 143; so does SIGHUP (the terminal closed, an SSH session
+dropped), with exit code 129."""
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -1012,6 +1013,10 @@ def _add_job_arguments(parser: argparse.ArgumentParser, out_metavar: str, out_he
 
 #: The commonest uses of each batch command, shown at the end of its --help (tests parse each line).
 EXAMPLES = {
+    "xvertfast": """\
+  xvertfast demo                       # a first look: a sample enhanced, scored
+  xvertfast enhance scans -o enhanced  # a folder of radiographs
+  xvertfast evaluate scans -o report   # XVertNet against CLAHE and Farbman""",
     "preprocess": """\
   xvertfast preprocess scans -o inputs    # then look at inputs/*_overlay.png""",
     "enhance": """\
@@ -1035,7 +1040,8 @@ def _examples(command: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _CommandParser(
-        prog="xvertfast", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="xvertfast", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_examples("xvertfast"),
     )
     from xvertfast._version import __version__
 
@@ -1075,8 +1081,8 @@ in OUTDIR that the job did not write is never replaced.
 Exit code: 0 all done, 1 a file failed, none found or the disk full (or gone
 read-only), 2 OUTDIR cannot be used (another job in it, other settings without
 --overwrite), an @list cannot be read, or the --rois file cannot be read or has
-a row naming no input, 130 interrupted, 143 stopped by SIGTERM, 129 by SIGHUP (the
-same command resumes).""",
+a row naming no input, 130 interrupted, 143 stopped by SIGTERM, 129 by SIGHUP
+(the same command resumes).""",
     )
     _add_job_arguments(pre, "OUTDIR", "output folder")
     pre.add_argument("--overwrite", action="store_true",
