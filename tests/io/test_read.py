@@ -670,6 +670,20 @@ def test_a_16_bit_tiff_whose_max_sample_value_records_12_bits_reads_at_12_bits(t
     assert read_image(tmp_path / "w.tif", warn=False).bits_stored == 16
 
 
+@pytest.mark.parametrize("tag", [(281, "s", 0, "4095", False), (281, "H", 0, (), False)], ids=["text", "empty"])
+def test_a_tiff_whose_max_sample_value_is_damaged_reads_as_one_without_it(tmp_path, seed, tag):
+    # a MaxSampleValue of text or of no values records no depth: the file was refused as corrupt
+    # ("cannot decode TIFF: TypeError ..." or "max() arg is an empty sequence"), readable as it is
+    import tifffile
+
+    stored = np.random.default_rng(seed).integers(0, 1301, (24, 30)).astype(np.uint16)
+    stored[0, :2] = 0, 1300
+    tifffile.imwrite(tmp_path / "d.tif", stored, extratags=[tag])
+    rad = read_image(tmp_path / "d.tif", warn=False)
+    np.testing.assert_array_equal(rad.values, stored)
+    assert rad.bits_stored == 11  # guessed from the values, as without the tag
+
+
 def test_raw_jsrt(tmp_path, seed):
     values = np.random.default_rng(seed).integers(0, 4096, size=(2048, 2048)).astype(">u2")
     values[0, 0], values[0, 1] = 0, 4095

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import io
 import math
+import numbers
 import struct
 
 import numpy as np
@@ -103,8 +104,7 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logs: tuple[LogNa
             compression = getattr(page.compression, "name", str(page.compression))
             tag = page.tags.get(ORIENTATION)
             orientation = int(tag.value) if tag is not None else 1
-            tag = page.tags.get(_MAX_SAMPLE_VALUE)
-            max_sample = max(np.atleast_1d(tag.value).tolist()) if tag is not None else None
+            max_sample = _max_sample_value(page.tags.get(_MAX_SAMPLE_VALUE))
             # a PNG-compressed page is decoded on this thread alone: libpng's warnings on a worker
             # thread would be no file's notes, bare lines on stderr. On many cores, where tifffile
             # would use up to half of them, such a page decodes slower (not measured). Such TIFFs are
@@ -206,6 +206,14 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logs: tuple[LogNa
     if flip:
         values = invert(values, bits)
     return values, bits, "MONOCHROME1" if white_is_zero else "MONOCHROME2", info
+
+
+def _max_sample_value(tag) -> int | None:
+    """A MaxSampleValue tag's largest whole number; None where it has none (absent, empty, text:
+    a damaged tag says no depth, and the file is read as one without it)."""
+    values = [] if tag is None else tag.value if isinstance(tag.value, (tuple, list)) else [tag.value]
+    whole = [int(v) for v in values if isinstance(v, numbers.Integral) or (isinstance(v, float) and v.is_integer())]
+    return max(whole) if whole else None
 
 
 def _recorded_depth(max_sample, values: np.ndarray) -> int | None:
