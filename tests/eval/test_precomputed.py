@@ -232,6 +232,40 @@ def test_inputs_of_one_name_but_for_the_extension_each_with_an_output_of_its_ext
     assert sum("whose it is cannot be told" in line for line in err.splitlines()) == 3, err
 
 
+def test_inputs_of_one_name_with_the_outputs_enhance_format_same_gives_them_are_scored(tmp_path, seed, capsys):
+    """enhance --format same writes in/a.jpg and in/a.tif as out/a.png and out/a.tif: evaluating that
+    folder failed both ('whose it is cannot be told'), a.jpg having no output of its own extension.
+    Each is now scored against its own; in/a.png and in/a.jpg with only a.png there (either's) both
+    fail, as does a mix of the two rules (a.jpg's own .jpg beside a.tif's, a.png's .png beside it)."""
+    import tifffile
+
+    src, tool = tmp_path / "in", tmp_path / "tool"
+    src.mkdir()
+    tool.mkdir()
+    Image.fromarray(chest_like(seed)).save(src / "a.jpg", quality=95)
+    tifffile.imwrite(src / "a.tif", chest_like(seed + 1))
+    Image.open(src / "a.jpg").save(tool / "a.png")  # (its decoded values: scored as the input is)
+    tifffile.imwrite(tool / "a.tif", chest_like(seed + 1))
+    out = tmp_path / "r"
+    assert main(["evaluate", str(src), "-o", str(out), "--methods", f"identity,outputs={tool}",
+                 "--metrics", "entropy", "--pictures", "0", "-q"]) == 0, capsys.readouterr().err  # fmt: skip
+    got = scores(out, ["entropy"])
+    for name in ("a.jpg", "a.tif"):
+        assert got[(str(src / name), "upper", "outputs")] == got[(str(src / name), "upper", "identity")]
+    assert got[(str(src / "a.jpg"), "upper", "outputs")] != got[(str(src / "a.tif"), "upper", "outputs")]
+    for name in ("b", "c"):  # b.png and b.jpg with b.png alone; c.jpg and c.png with c.png and c.tif
+        Image.fromarray(chest_like(seed + 2)).save(src / f"{name}.png")
+        Image.fromarray(chest_like(seed + 3)).save(src / f"{name}.jpg")
+        Image.fromarray(chest_like(seed + 2)).save(tool / f"{name}.png")
+    tifffile.imwrite(tool / "c.tif", chest_like(seed + 3))
+    assert main(["evaluate", str(src), "-o", str(tmp_path / "r2"), "--methods", f"identity,outputs={tool}",
+                 "--metrics", "entropy", "--pictures", "0", "-q"]) == 1  # fmt: skip
+    err = capsys.readouterr().err
+    failed = sorted(line.removeprefix("error: ").split(": ")[0] for line in err.splitlines() if "whose it is" in line)
+    assert failed == sorted(str(src / n) for n in ("b.png", "b.jpg", "c.png", "c.jpg")), err
+    assert {k[0] for k in scores(tmp_path / "r2", ["entropy"])} == {str(src / "a.jpg"), str(src / "a.tif")}
+
+
 def test_an_unreadable_output_of_a_relative_input_names_the_input(tmp_path, seed, capsys, monkeypatch):
     """Input a.png given relative, its output t/a.png unreadable: the line was 'error: t/a.png: named
     like a PNG ...', the input named nowhere (failure_text took 'a.png' in 't/a.png' for the input

@@ -27,7 +27,8 @@ from xvertfast.io import ImageReadError, read_image
 from xvertfast.io.errors import failure_text
 from xvertfast.io.decode_common import FLOAT_SCALE_SLACK
 from xvertfast.io.files import InputFile, image_extension
-from xvertfast.io.read import full_range, stored_as_floats
+from xvertfast.io.read import full_range, sniff_format, stored_as_floats
+from xvertfast.io.write import same_format, same_format_extension
 
 __all__ = ["PrecomputedOutputs"]
 
@@ -87,19 +88,28 @@ def _output_stem(rel: str) -> str:
 
 def _kind_of_extension(name: str) -> str:
     """``name``'s image extension, its case and a TIFF's spelling aside: what tells outputs apart by it."""
-    ext = image_extension(name).lower()
+    return _one_spelling(image_extension(name))
+
+
+def _one_spelling(ext: str) -> str:
+    """An image extension in lower case, .tiff as .tif."""
+    ext = ext.lower()
     return ".tif" if ext == ".tiff" else ext
 
 
 def _own_extensions_output(found: list[str], sharing: list[str], path: str) -> str | None:
     """Of the files ``found`` under the output path of several inputs (``sharing``), the one of
-    ``path``'s extension, where each of them has one there of its own, and nothing else is there:
-    ``enhance --format same`` writes in/a.png and in/a.tif as out/a.png and out/a.tif. None where
-    whose is whose cannot be told (two inputs of one extension, one without, a file of no input's)."""
-    wanted = [_kind_of_extension(os.path.basename(p)) for p in sharing]
-    if "" in wanted or len(set(wanted)) < len(wanted) or sorted(map(_kind_of_extension, found)) != sorted(wanted):
+    ``path``'s, where each of them has one there of its own, and nothing else is there: by one rule
+    for all, each input's own extension (a tool keeping it) or the one ``enhance --format same``
+    gives it (in/a.jpg and in/a.tif as out/a.png and out/a.tif). None where whose is whose cannot be
+    told (two inputs of one extension, one without, a file of no input's, the two rules apart)."""
+    rules = {tuple(_kind_of_extension(os.path.basename(p)) for p in sharing),
+             tuple(_one_spelling(same_format_extension(p, same_format(p, sniff_format(p)))) for p in sharing)}
+    there = sorted(map(_kind_of_extension, found))
+    fits = [kinds for kinds in rules if "" not in kinds and len(set(kinds)) == len(kinds) and sorted(kinds) == there]
+    if len(fits) != 1:
         return None
-    mine = _kind_of_extension(os.path.basename(path))
+    mine = fits[0][sharing.index(path)]
     return next(name for name in found if _kind_of_extension(name) == mine)
 
 
@@ -128,9 +138,10 @@ class PrecomputedOutputs:
     def expect(self, sources) -> None:
         """Takes the inputs whose outputs will be looked for (the protocol's files), to refuse those
         whose paths are one but for the extension (a.png and a.tif, or two inputs a.png of two
-        folders given as files) unless each has an output of its own extension there: an output a.*
-        is either's, and the one there was scored for both, one of them against another image,
-        without a word; and to leave the inputs' own outputs out of another's near misses."""
+        folders given as files) unless each has an output of its own extension there (or each of the
+        extension ``enhance --format same`` gives it): an output a.* is either's, and the one there
+        was scored for both, one of them against another image, without a word; and to leave the
+        inputs' own outputs out of another's near misses."""
         by_output: dict[str, list[str]] = {}
         for source in sources:
             by_output.setdefault(_output_stem(source.rel), []).append(source.path)
@@ -152,7 +163,8 @@ class PrecomputedOutputs:
                 raise ImageReadError(source.path, f"its output {os.path.join(where, stem)}.* would also be the "
                                      f"output of {' and '.join(others)} (an output is named by its input's path "
                                      "without the extension), so whose it is cannot be told (unless each has one "
-                                     "there of its own extension, as enhance --format same writes them): rename "
+                                     "there of its own extension, or each of the one enhance --format same gives "
+                                     "it: a.jpg and a.tif as a.png and a.tif): rename "
                                      "one, or evaluate them apart")  # fmt: skip
             found = [own]
         if not found:

@@ -50,13 +50,13 @@ from xvertfast._version import __version__
 from xvertfast.io import Radiograph, require_content, write_image
 from xvertfast.io.errors import FILE_ERRORS, ImageWriteError, failure_text
 from xvertfast.io.files import (InputFile, InputLists, NothingFound, collision_remedy, discover, file_state,
-                                image_extension, input_paths, input_problem, list_files, output_path, read_input,
+                                input_paths, input_problem, list_files, output_path, read_input,
                                 RealPaths, same_file, searched_input_folder, unsearched_image)
 from xvertfast.io.read import sniff_format
 from xvertfast.io.job_folder import JOB_FILE, JobFolder, dry_run_line, recorded_input, run_line
 from xvertfast.io.shards import Shard
 from xvertfast.io.write import (FORMAT_EXTENSIONS, WRITE_FORMATS, atomic_write, nearest_existing, output_name_refusal,
-                                outputs_lost, remove_stale_parts)
+                                outputs_lost, remove_stale_parts, same_format, same_format_extension)
 from xvertfast.model.persistence import fingerprint
 from xvertfast.preprocess import image_warnings
 from xvertfast.preprocess.centres import GivenCentres, RoiCentres, as_roi_centres, centres_of_inputs, spine_at
@@ -167,13 +167,7 @@ def _same_format(path: str) -> str:
     """The output kind of ``--format same``: the source's format, by its content as the reader
     decides it (an extensionless TIFF, a DICOM file named .IMG), by the name where the content
     cannot be read (the read then fails, named)."""
-    kind = sniff_format(path)
-    if kind is None:
-        ext = image_extension(path).lower()  # "" also for a UID-named DICOM file (1.2.840....320)
-        kind = {".tif": "tiff", ".tiff": "tiff", ".dcm": "dicom", ".dicom": "dicom", "": "dicom"}.get(ext)
-    if kind in ("tiff", "dicom"):
-        return kind
-    return "png16"  # PNG, JPEG, JSRT: decided per image by its bit depth at write time
+    return same_format(path, sniff_format(path))
 
 
 def _write_format(fmt: str, rad: Radiograph, out: str) -> str:
@@ -281,10 +275,7 @@ def _plan(files, out_dir: str, fmt: str, mine: list[bool] | None = None) -> tupl
         keep = [own or stem in wanted for own, stem in zip(mine, stems)]
         files, mine = [f for f, k in zip(files, keep) if k], [own for own, k in zip(mine, keep) if k]
     for f, own in zip(files, mine):
-        kind = _same_format(f.path) if fmt == "same" else fmt
-        suffix = FORMAT_EXTENSIONS[kind]
-        if fmt == "same" and kind == "tiff" and image_extension(f.path).lower() in (".tif", ".tiff"):
-            suffix = image_extension(f.path).lower()  # a TIFF keeps its own spelling: x.tif -> x.tif
+        suffix = same_format_extension(f.path, _same_format(f.path)) if fmt == "same" else FORMAT_EXTENSIONS[fmt]
         try:
             out = output_path(out_dir, f.rel, suffix)
         except ValueError as exc:

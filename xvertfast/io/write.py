@@ -27,7 +27,7 @@ from xvertfast.io.errors import ImageWriteError, WarningsNamingTheFile
 from xvertfast.io.files import image_extension
 from xvertfast.io.radiograph import Radiograph
 
-__all__ = ["write_image", "WRITE_FORMATS", "FORMAT_EXTENSIONS", "EXTENSION_FORMATS", "format_from_path", "atomic_write", "nearest_existing",
+__all__ = ["write_image", "WRITE_FORMATS", "FORMAT_EXTENSIONS", "same_format", "same_format_extension", "EXTENSION_FORMATS", "format_from_path", "atomic_write", "nearest_existing",
            "remove_stale_parts", "disk_full", "outputs_lost", "name_too_long", "output_name_refusal", "derived_series_uid"]
 
 #: png16: 16-bit PNG at the source's bit depth (0..2^bits - 1, which a text chunk records); png8;
@@ -35,6 +35,24 @@ __all__ = ["write_image", "WRITE_FORMATS", "FORMAT_EXTENSIONS", "EXTENSION_FORMA
 WRITE_FORMATS = ("png16", "png8", "tiff", "dicom")
 #: The file extension each format is written with.
 FORMAT_EXTENSIONS = {"png16": ".png", "png8": ".png", "tiff": ".tiff", "dicom": ".dcm"}
+
+
+def same_format(path: str, content: str | None) -> str:
+    """The format ``--format same`` gives the output of the input ``path`` whose content is
+    ``content`` (:func:`~xvertfast.io.read.sniff_format`): a TIFF's or DICOM's its own, any other's
+    png16 (a PNG's depth is decided at write time). Where the content cannot be read (None), the
+    name decides: .tif/.tiff, .dcm/.dicom, and none (a UID-named DICOM file, 1.2.840....320)."""
+    if content is None:
+        ext = image_extension(path).lower()
+        content = {".tif": "tiff", ".tiff": "tiff", ".dcm": "dicom", ".dicom": "dicom", "": "dicom"}.get(ext)
+    return content if content in ("tiff", "dicom") else "png16"
+
+
+def same_format_extension(path: str, fmt: str) -> str:
+    """The extension of the input ``path``'s output in ``fmt`` under ``--format same``:
+    :data:`FORMAT_EXTENSIONS`'s, but a TIFF keeps its own spelling (x.tif -> x.tif)."""
+    ext = image_extension(path).lower()
+    return ext if fmt == "tiff" and ext in (".tif", ".tiff") else FORMAT_EXTENSIONS[fmt]
 #: zlib level of PNG outputs. Pillow's default, 6, took 1.7-2.3x as long to encode an enhanced
 #: 1024^2 radiograph, for files 2% smaller (16-bit) or 0.4-0.8% larger (8-bit): about 7% of an
 #: image's CPU time in `xvertfast enhance` (bench/RESULTS.md, 2026-12-05; bench/png_levels.py).
