@@ -1403,3 +1403,15 @@ def test_a_full_disk_is_said_with_the_folder_it_filled(model, tmp_path, monkeypa
     said = str(info.value)
     assert said.startswith(str(tmp_path / "cache" / "onnx")) and "(No space left on device)" in said
     assert said.endswith("; it is in the export cache: set XVF_CACHE_DIR to a folder you can write in")
+
+
+def test_an_engine_load_error_is_pickled_and_copied_whole():
+    """It was rebuilt from its message alone, which its constructor refuses: unpickling raised
+    TypeError, and a multiprocessing pool whose worker (an Enhancer's) raised one hung."""
+    import pickle
+
+    exc = tensorrt_backend.EngineLoadError("cache/ab.engine: TensorRT 10.3 could not load this engine", "cache/ab.engine")
+    exc.add_note("building it again")
+    for again in (pickle.loads(pickle.dumps(exc)), copy.copy(exc), copy.deepcopy(exc)):
+        assert type(again) is tensorrt_backend.EngineLoadError and again.args == exc.args
+        assert again.path == "cache/ab.engine" and again.__notes__ == ["building it again"]

@@ -71,11 +71,16 @@ def import_tensorrt() -> ModuleType:
 
 
 class EngineLoadError(RuntimeError):
-    """An engine file this TensorRT cannot deserialize; ``path`` names it."""
+    """An engine file this TensorRT cannot deserialize; ``path`` names it. Pickled with its path
+    (rebuilt from its message alone by default, which the constructor refuses: one raised in a
+    multiprocessing worker, an Enhancer's, hung the pool)."""
 
     def __init__(self, message: str, path: str):
         super().__init__(message)
         self.path = path
+
+    def __reduce__(self):
+        return type(self), (self.args[0], self.path), self.__dict__
 
 
 def available() -> bool:
