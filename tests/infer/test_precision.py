@@ -168,10 +168,20 @@ def test_explicit_bf16_on_a_gpu_without_native_bf16_is_refused(fake_gpus, monkey
     # without a word, where auto gives fp16 there
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
-    with pytest.raises(ValueError, match=r"precision bf16 on cuda:1 \(Tesla T4, compute capability 7\.5\): no native "
+    with pytest.raises(ValueError, match=r"precision='bf16' on cuda:1 \(Tesla T4, compute capability 7\.5\): no native "
                                          r"bf16, which needs compute capability 8\.0 \(Ampere\) or later; use fp16 "
                                          r"or fp32"):  # fmt: skip
         backends.resolve_precision("bf16", backends.resolve_device(device))
+
+
+def test_a_precision_refused_is_named_as_the_caller_gave_it():
+    """`enhance --precision fp16 --device cpu` said "precision fp16 needs a CUDA device", neither the
+    option typed nor Python's precision='fp16' (as --device and the other options are named)."""
+    with pytest.raises(ValueError, match=r"^precision='fp16' needs a CUDA device; the CPU runs fp32 or bf16$"):
+        backends.resolve_precision("fp16", torch.device("cpu"))
+    with cli_running({"precision": "fp16", "device": "cpu"}):
+        with pytest.raises(ValueError, match=r"^--precision fp16 needs a CUDA device; the CPU runs fp32 or bf16$"):
+            backends.resolve_precision("fp16", torch.device("cpu"))
 
 
 def test_explicit_bf16_on_a_gpu_with_native_bf16_is_let_through(fake_gpus):

@@ -109,12 +109,14 @@ def resolve_precision(precision: str, device: torch.device, *, warn: bool = True
     table = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
     if precision not in table:
         raise ValueError(f"precision must be auto, fp32, fp16 or bf16, got {precision!r}")
+    # (named as the caller gave it: --precision fp16 from the CLI, precision='fp16' from Python)
     if device.type != "cuda" and table[precision] == torch.float16:
-        raise ValueError("precision fp16 needs a CUDA device; the CPU runs fp32 or bf16")
+        raise ValueError(f"{asked('precision', 'fp16')} needs a CUDA device; the CPU runs fp32 or bf16")
     if device.type == "cuda" and table[precision] == torch.bfloat16 and not cuda_bf16_native(device):
-        raise ValueError(f"precision bf16 on {no_native_bf16(device)}; use fp16 or fp32 (auto is fp16 there)")
+        raise ValueError(f"{asked('precision', 'bf16')} on {no_native_bf16(device)}; use fp16 or fp32 (auto is fp16 "
+                         "there)")  # fmt: skip
     if device.type == "cpu" and table[precision] == torch.bfloat16 and cpu_bf16_support() == "no":
-        raise ValueError("precision bf16 on this CPU: oneDNN reports no bf16 support (it needs "
+        raise ValueError(f"{asked('precision', 'bf16')} on this CPU: oneDNN reports no bf16 support (it needs "
                          "AVX-512 BF16 or AMX); use fp32")  # fmt: skip
     if warn:
         warn_cpu_bf16_without_amx(device, table[precision])
