@@ -525,3 +525,35 @@ def test_a_list_line_of_a_polarity_without_a_path_is_refused_by_line(tmp_path, m
         discover(["@l.txt"])
     assert str(exc.value) == ("l.txt, line 2: MONOCHROME1 with no path before the tab: give the file's path, then a tab "
                               "and its polarity"), exc.value
+
+
+def test_files_on_a_file_system_giving_every_inode_0_are_one_only_where_their_paths_are(tmp_path, monkeypatch):
+    """same_file trusted st_ino and st_dev: where a file system gives every file the inode 0
+    (sshfs-win, some SMB and WebDAV mounts) any two files were one, so write_image refused to write
+    a new output as 'the input image'. The paths, their links resolved, decide there."""
+    import numpy as np
+
+    from xvertfast.io import files, read_image, write_image
+    from xvertfast.io.errors import ImageWriteError
+
+    real_stat = os.stat
+
+    def stat_without_inodes(path, *args, **kwargs):
+        st = real_stat(path, *args, **kwargs)
+        return os.stat_result((st.st_mode, 0, *st[2:]))  # (st_ino is the second field)
+
+    write_image(tmp_path / "a.png", np.full((32, 32), 0.5))
+    write_image(tmp_path / "b.png", np.full((32, 32), 0.5))
+    os.symlink(tmp_path / "a.png", tmp_path / "link.png")
+    pairs = [("a.png", "b.png"), ("a.png", "link.png"), ("link.png", "a.png"), ("a.png", "a.png"), ("a.png", "no.png")]
+    as_is = [files.same_file(str(tmp_path / x), str(tmp_path / y)) for x, y in pairs]
+    assert as_is == [False, True, True, True, False]
+    monkeypatch.setattr(files.os, "stat", stat_without_inodes)
+    assert os.stat(tmp_path / "b.png").st_ino == 0 and os.path.samefile(tmp_path / "a.png", tmp_path / "b.png")
+    assert [files.same_file(str(tmp_path / x), str(tmp_path / y)) for x, y in pairs] == as_is
+    like, was = read_image(tmp_path / "a.png"), (tmp_path / "a.png").read_bytes()
+    write_image(tmp_path / "b.png", np.full((32, 32), 0.25), like=like, overwrite=True)  # another file: written
+    assert (tmp_path / "b.png").read_bytes() != was
+    with pytest.raises(ImageWriteError, match="refusing to overwrite the input image"):
+        write_image(tmp_path / "link.png", np.full((32, 32), 0.25), like=like, overwrite=True)
+    assert (tmp_path / "a.png").read_bytes() == was

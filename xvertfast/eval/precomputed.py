@@ -26,7 +26,7 @@ import numpy as np
 from xvertfast.io import ImageReadError, read_image
 from xvertfast.io.errors import failure_text
 from xvertfast.io.decode_common import FLOAT_SCALE_SLACK
-from xvertfast.io.files import InputFile, image_extension
+from xvertfast.io.files import InputFile, image_extension, same_file
 from xvertfast.io.read import full_range, sniff_format, stored_as_floats
 from xvertfast.io.write import same_format, same_format_extension
 
@@ -174,7 +174,7 @@ class PrecomputedOutputs:
             raise ImageReadError(source.path, f"its output {os.path.join(where, stem)}.* is several files there: "
                                  f"{', '.join(found)}")  # fmt: skip
         path = os.path.join(where, found[0])
-        if os.path.exists(source.path) and os.path.samefile(path, source.path):
+        if same_file(path, source.path):
             raise ImageReadError(source.path, f"its output {path} is the input itself: outputs={self.folder} holds "
                                  "the inputs, not outputs of them")  # fmt: skip
         return path

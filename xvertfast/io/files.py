@@ -548,11 +548,16 @@ def collision_remedy(path: str, other: str) -> str:
 def same_file(path: str, other: str) -> bool:
     """Whether ``path`` and ``other`` name one file now, however each is reached (a link, a hard
     link), False where either is missing: a job's output found to be its input as it is when
-    written, not as its links were when the job planned."""
+    written, not as its links were when the job planned. Where a file system gives every file
+    the inode 0 (sshfs-win, some SMB and WebDAV mounts), which would make any two files one, the
+    paths with their links resolved are compared instead (a hard link then counts as another file)."""
     try:
-        return os.path.samefile(path, other)
+        st, other_st = os.stat(path), os.stat(other)
     except (OSError, ValueError):  # (ValueError: a NUL in a path)
         return False
+    if st.st_ino == 0 or other_st.st_ino == 0:
+        return os.path.normcase(os.path.realpath(path)) == os.path.normcase(os.path.realpath(other))
+    return os.path.samestat(st, other_st)
 
 
 def file_state(path: str) -> list[int] | None:

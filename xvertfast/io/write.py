@@ -24,7 +24,7 @@ from xvertfast._paths import PATH_TYPES, describe_non_array
 from xvertfast._version import __version__
 from xvertfast.io.decode_common import PNG_DEPTH_KEYWORD
 from xvertfast.io.errors import ImageWriteError, WarningsNamingTheFile
-from xvertfast.io.files import image_extension
+from xvertfast.io.files import image_extension, same_file
 from xvertfast.io.radiograph import Radiograph
 
 __all__ = ["write_image", "WRITE_FORMATS", "FORMAT_EXTENSIONS", "same_format", "same_format_extension", "EXTENSION_FORMATS", "format_from_path", "atomic_write", "nearest_existing",
@@ -559,7 +559,7 @@ def write_image(path: str | os.PathLike, pixels, fmt: str | None = None, *, like
     if fmt not in WRITE_FORMATS:
         raise ValueError(f"unknown output format {fmt!r}; choose one of {', '.join(WRITE_FORMATS)}")
     _check_extension(p, fmt)
-    if like is not None and os.path.exists(p) and os.path.exists(like.path) and os.path.samefile(p, like.path):
+    if like is not None and same_file(p, like.path):
         raise ImageWriteError(p, "refusing to overwrite the input image")
     if os.path.isdir(p):
         raise ImageWriteError(p, "is a directory")
