@@ -1185,9 +1185,10 @@ class JobFolder:
         """Removes the outputs of ``input_path`` that were started (:meth:`starting`) and will not be
         finished (an error or Ctrl-C while they were written), and records them as removed: left as
         started, status counted them as in flight or left by a kill. One that cannot be removed stays
-        started (its next run redoes it), as does one that is now the input itself (a link swapped
-        during the job: its write refused, its removal would delete the input). Raises nothing: it
-        runs while another error is raised."""
+        started (its next run redoes it), as does one that is now the input itself: where a link on
+        its path was swapped during the job (its folder now the input's), its removal would delete
+        the input; a hard link of the input is left too (only that name would go), as its write was
+        refused. Raises nothing: it runs while another error is raised."""
         identity = self._real_paths(input_path)
         with self._write_lock:
             for out in outs:
