@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from xvertfast.cli import COUNTERPARTS, build_parser, main
+from xvertfast.cli import COUNTERPARTS, DEVICE_AUTO, build_parser, main
 
 
 def subcommands() -> dict[str, argparse.ArgumentParser]:
@@ -52,6 +52,22 @@ def test_every_batch_command_documents_its_exit_codes():
     for code in ("0 model written", "1 no image found", "2 bad settings", "3 stopped by an error while training",
                  "130 interrupted"):  # fmt: skip
         assert code in said, code
+
+
+def test_every_device_option_says_what_auto_picks_and_evaluate_says_what_pictures_counts(monkeypatch):
+    """--device listed "auto, cpu, cuda, cuda:1, ..." without saying what auto is; evaluate's --pictures
+    said "images shown side by side", not where."""
+    import torch
+
+    from xvertfast.infer.backends import resolve_device
+
+    for name in ("enhance", "evaluate", "demo", "train"):
+        (device,) = [a for a in subcommands()[name]._actions if "--device" in a.option_strings]
+        assert DEVICE_AUTO in device.help, name
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # (DEVICE_AUTO's "else the CPU")
+    assert resolve_device("auto") == torch.device("cpu")
+    (pictures,) = [a for a in subcommands()["evaluate"]._actions if "--pictures" in a.option_strings]
+    assert "grid/ and report.html" in pictures.help
 
 
 def test_the_defaults_each_command_states_are_those_of_the_api_it_calls():

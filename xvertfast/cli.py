@@ -110,6 +110,9 @@ def _shard(text: str):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+#: What --device auto picks (infer.backends.resolve_device), for every --device's help.
+DEVICE_AUTO = "auto: the current CUDA GPU where torch has one, else the CPU"
+
 #: --rois of enhance, preprocess and train (evaluate's has its own rule: there an input not in the file fails).
 ROIS_HELP = ("a CSV of ROI centres placed by hand, for the images whose spine was missed: a header row "
              "file,upper_row,upper_col,lower_row,lower_col, then one row per image: its path or file name and the "
@@ -1145,7 +1148,8 @@ values inverted.""",
     enh.add_argument("--brightness", choices=("network", "original"), default="network",
                      help="what sets the large-scale brightness of the enhanced regions (default: %(default)s)")
     enh.add_argument("--rois", metavar="FILE", help=ROIS_HELP + " (--mode spine only)")
-    enh.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:1, ... (default: %(default)s)")
+    enh.add_argument("--device", type=_device, default="auto",
+                     help=f"{DEVICE_AUTO}; or cpu, cuda, cuda:1, ... (default: %(default)s)")
     enh.add_argument("--backend", choices=("auto", "torch", "compile", "onnxruntime", "tensorrt"), default="auto",
                      help="network runtime: auto is TensorRT on a GPU where installed (torch where TensorRT cannot build "
                      "its engines), else torch (default: %(default)s)")
@@ -1259,8 +1263,10 @@ interrupted, 143 stopped by SIGTERM, 129 by SIGHUP.""",
                     "the first xvertnet_original_brightness, else identity; with none of these among the "
                     "methods, no test is run unless this names one)")
     ev.add_argument("--pictures", type=_at_least(0), default=6,
-                    help="images shown side by side, 0 for none (default: %(default)s)")
-    ev.add_argument("--device", type=_device, default="auto", help="device for xvertnet (default: %(default)s)")
+                    help="how many images grid/ and report.html show, each beside every method's output with "
+                    "its ROIs drawn; 0 for none (default: %(default)s)")
+    ev.add_argument("--device", type=_device, default="auto",
+                    help=f"device for xvertnet ({DEVICE_AUTO}; or cpu, cuda, cuda:1, ...) (default: %(default)s)")
     ev.add_argument("--precision", choices=["auto", "fp32", "fp16", "bf16"], default="auto",
                     help="what xvertnet computes in, as for enhance: auto is bf16/fp16 on a GPU, fp32 on the "
                          "CPU; fp32 on a GPU runs without TF32, for scores to compare with a CPU run's. REPORT_DIR "
@@ -1331,7 +1337,8 @@ cannot be read.""",
     demo.add_argument("--model", default="default", metavar="PATH|default",
                       help="a model directory (RUN_DIR/model of `xvertfast train`) or the shipped default "
                       "(default: %(default)s)")
-    demo.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:1, ... (default: %(default)s)")
+    demo.add_argument("--device", type=_device, default="auto",
+                      help=f"{DEVICE_AUTO}; or cpu, cuda, cuda:1, ... (default: %(default)s)")
     demo.set_defaults(func=_cmd_demo)
 
     exp = sub.add_parser(
@@ -1435,7 +1442,7 @@ cannot be read.""",
     tr.add_argument("--lr", type=float, default=1e-3,
                     help="Adam's learning rate (lower it where training stops with a diverged loss: the one setting "
                     "--resume may change)")
-    tr.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    tr.add_argument("--device", type=_device, default="auto", help=f"{DEVICE_AUTO}; or cpu, cuda, cuda:1, ...")
     tr.add_argument("--amp", action="store_true",
                     help="bfloat16 autocast: on GPUs of compute capability 8.0 or later (Ampere on; refused on older ones), "
                     "and on CPUs with AMX (about 1.7x faster steps there: 13.2 against 7.7 training patches/s at "
