@@ -60,7 +60,8 @@ def test_the_backend_described_before_it_is_built_is_the_one_built(seed, monkeyp
     assert plan_backend("tensorrt", cuda, torch.bfloat16) == ("tensorrt", torch.float16)
     assert plan_backend("tensorrt", cuda, torch.float32) == ("tensorrt", torch.float32)
     assert plan_backend("auto", cuda, torch.bfloat16) == ("tensorrt", torch.float16)
-    with pytest.raises(ValueError, match="precision bf16 on the CPU runs with the torch and compile backends"):
+    with pytest.raises(ValueError, match="^precision='bf16' on the CPU runs with the torch and compile backends, not "
+                                         "backend='onnxruntime'$"):  # fmt: skip
         plan_backend("onnxruntime", torch.device("cpu"), torch.bfloat16)
     with pytest.raises(ValueError, match="backend must be one of"):
         Enhancer(tiny_model(seed), device="cpu", backend="bogus")

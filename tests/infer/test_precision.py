@@ -182,6 +182,10 @@ def test_a_precision_refused_is_named_as_the_caller_gave_it():
     with cli_running({"precision": "fp16", "device": "cpu"}):
         with pytest.raises(ValueError, match=r"^--precision fp16 needs a CUDA device; the CPU runs fp32 or bf16$"):
             backends.resolve_precision("fp16", torch.device("cpu"))
+    with cli_running({"precision": "bf16", "backend": "onnxruntime"}):  # (bf16 on the CPU: not every backend)
+        with pytest.raises(ValueError, match=r"^--precision bf16 on the CPU runs with the torch and compile backends, "
+                                             r"not --backend onnxruntime$"):  # fmt: skip
+            backends.plan_backend("onnxruntime", torch.device("cpu"), torch.bfloat16)
 
 
 def test_explicit_bf16_on_a_gpu_with_native_bf16_is_let_through(fake_gpus):

@@ -309,7 +309,8 @@ def _chosen(name: str, device: torch.device) -> str:
 
 def _refuse_cpu_bf16(name: str, device: torch.device, dtype: torch.dtype) -> None:
     if device.type == "cpu" and dtype == torch.bfloat16 and name not in ("torch", "compile"):
-        raise ValueError(f"precision bf16 on the CPU runs with the torch and compile backends, not {name}")
+        raise ValueError(f"{asked('precision', 'bf16')} on the CPU runs with the torch and compile backends, not "
+                         f"{asked('backend', name)}")  # fmt: skip
 
 
 def _runs(name: str, dtype: torch.dtype) -> torch.dtype:
