@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import multiprocessing
 import pickle
 
@@ -40,3 +41,19 @@ def test_an_image_read_error_raised_in_a_worker_reaches_the_pool():
         with pytest.raises(ImageReadError, match="^scans/a.png: cut short: 12 of 480 rows$") as caught:
             result.get(timeout=60)
     assert caught.value.path == "scans/a.png"
+
+
+def test_an_os_error_about_the_failed_file_names_it_once():
+    """failure_text said "a.png: [Errno 13] Permission denied: 'a.png'", the path twice; an error
+    about another file (a sidecar, a rename's two) keeps its whole text."""
+    import errno
+
+    from xvertfast.io.errors import failure_text
+
+    denied = os.strerror(errno.EACCES)
+    assert failure_text("a.png", PermissionError(errno.EACCES, denied, "a.png")) == f"a.png: {denied}"
+    assert failure_text("a.png", PermissionError(errno.EACCES, denied, "a.json")) == (
+        f"a.png: [Errno {errno.EACCES}] {denied}: 'a.json'")
+    assert failure_text("a.png", PermissionError(errno.EACCES, denied, "a.png", None, "b.png")) == (
+        f"a.png: [Errno {errno.EACCES}] {denied}: 'a.png' -> 'b.png'")
+    assert failure_text("a.png", OSError("a.png: cut short")) == "a.png: cut short"

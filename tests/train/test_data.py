@@ -323,3 +323,26 @@ def test_a_run_on_a_linked_cache_says_it_leaves_the_other_sets(tmp_path, monkeyp
     assert (shared / f"rois-{'b' * 32}.npy").exists()
     assert f"{run / 'cache'} is a link, perhaps shared with other runs: the ROIs gathered there for other images or " \
            "centres are left in it" in said, said  # fmt: skip
+
+
+def test_an_image_whose_path_is_in_its_error_is_still_named_when_skipped(tmp_path, monkeypatch):
+    """An image's OSError was said as its reason alone where the path was found in that text
+    (``text if f.path in text``): an image given as ``denied``, refused 'Permission denied', was
+    said 'skipped: Permission denied', no image named. The path now always comes first, once."""
+    import errno
+    import shutil
+
+    import xvertfast.train.data as data_module
+
+    data = write_images(tmp_path / "data", n=2, size=80)
+    monkeypatch.chdir(data)
+    shutil.copy("img0.png", "denied")  # (a file given by its name is read by its content)
+
+    def refused(pixels, *args, **kwargs):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+    monkeypatch.setattr(data_module, "preprocess", refused)
+    said = []
+    with pytest.raises(data_module.NoReadableImage):
+        load_rois(["denied"], str(tmp_path / "cache"), 32, log=said.append)
+    assert said == [f"skipped: denied: {os.strerror(errno.EACCES)}"], said

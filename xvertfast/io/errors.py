@@ -67,7 +67,10 @@ def failure_text(path: str, exc: BaseException) -> str:
     """Why ``path`` failed in a batch job, naming it first, once: the exception's text (its type where
     it has none), out-of-memory said in words ("std::bad_alloc" alone says little), after the path
     unless it begins with it (a text naming another file whose path holds this one's, t/a.png for
-    a.png, named the input nowhere)."""
+    a.png, named the input nowhere). An OSError about ``path`` itself gives its reason alone, not
+    "[Errno 13] Permission denied: 'path'" after the path again."""
+    if isinstance(exc, OSError) and exc.strerror and exc.filename == path and exc.filename2 is None:
+        return f"{path}: {exc.strerror}"
     text = str(exc) or type(exc).__name__
     if isinstance(exc, MemoryError):
         text = "out of memory" if text == "MemoryError" else f"out of memory ({text})"

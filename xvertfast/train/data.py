@@ -246,12 +246,11 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
             if disk_full(exc) or isinstance(exc, CacheNotWritable):  # writing the cache: not the image's fault
                 raise
             if isinstance(exc, FileNotFoundError) and not os.path.lexists(f.path):
-                text = "no such file or folder"  # as read_image and the other jobs say it
+                skip(f"{f.path}: no such file or folder")  # as read_image and the other jobs say it
             elif isinstance(exc, OSError) and exc.strerror:
-                text = exc.strerror  # not "[Errno 2] ...: path"
+                skip(f"{f.path}: {exc.strerror}")  # not "[Errno 2] ...: path"
             else:
-                text = failure_text(f.path, exc)  # out of memory said in words
-            skip(text if f.path in text else f"{f.path}: {text}")  # names the file, as enhance does
+                skip(failure_text(f.path, exc))  # names the file once, as enhance does; out of memory in words
             continue
         if cached in first_of:  # a copy under another name: once, or it could be both trained on and validated
             skip(f"{f.path}: the same image as {first_of[cached]} (trained on once)")
