@@ -684,6 +684,38 @@ def test_a_tiff_whose_max_sample_value_is_damaged_reads_as_one_without_it(tmp_pa
     assert rad.bits_stored == 11  # guessed from the values, as without the tag
 
 
+@pytest.mark.parametrize("tag, bits, recorded, scale", [(1300, 11, None, 4095), (2047, 11, 11, 2047), (4095, 12, 12, 4095)])
+def test_only_a_max_sample_value_of_2_to_the_n_minus_1_records_a_depth(tmp_path, seed, tag, bits, recorded, scale):
+    # TIFF 6.0 calls MaxSampleValue statistical, and some writers put the data's own maximum there:
+    # 1300 was taken for 11 bits recorded, so another tool's dark output writing its real maximum
+    # was scored on 0..2047, not on its 12-bit input's 0..4095 (full_range's depth_hint unheard)
+    import tifffile
+
+    from xvertfast.io.read import full_range
+
+    stored = np.random.default_rng(seed).integers(0, 1301, (24, 30)).astype(np.uint16)
+    stored[0, :2] = 0, 1300
+    tifffile.imwrite(tmp_path / "d.tif", stored, extratags=[(281, "H", 1, tag, False)])
+    rad = read_image(tmp_path / "d.tif", warn=False)
+    np.testing.assert_array_equal(rad.values, stored)
+    assert (rad.bits_stored, rad.meta.get("significant_bits")) == (bits, recorded)
+    assert full_range(rad, 12) == (0.0, float(scale))
+
+
+def test_a_max_sample_value_of_one_value_a_sample_records_the_grey_s_depth(tmp_path, seed):
+    # a grey page with extra samples has a MaxSampleValue a sample, the grey's first: the largest
+    # (another sample's 65535) recorded no depth, and 12-bit data was guessed 11-bit
+    import tifffile
+
+    stack = np.random.default_rng(seed).integers(0, 1301, (24, 30, 3)).astype(np.uint16)
+    stack[0, :2, 0] = 0, 1300
+    tifffile.imwrite(tmp_path / "g.tif", stack, photometric="minisblack", planarconfig="contig",
+                     extratags=[(281, "H", 3, (4095, 65535, 65535), False)])  # fmt: skip
+    rad = read_image(tmp_path / "g.tif", warn=False)
+    np.testing.assert_array_equal(rad.values, stack[..., 0])
+    assert (rad.bits_stored, rad.meta.get("significant_bits")) == (12, 12)
+
+
 def test_raw_jsrt(tmp_path, seed):
     values = np.random.default_rng(seed).integers(0, 4096, size=(2048, 2048)).astype(">u2")
     values[0, 0], values[0, 1] = 0, 4095

@@ -197,10 +197,10 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logs: tuple[LogNa
         # packed samples (10, 12, 14 bits) record their depth: guessed from the values, a dark
         # 12-bit image was 11-bit (flipped within 11 bits, its outputs written over 0..2047)
         bits = info["significant_bits"] = info["bitspersample"]
-    elif _recorded_depth(max_sample, values) and photometric in (0, 1) and colormap is None:
+    elif photometric in (0, 1) and colormap is None and (recorded := _recorded_depth(max_sample, values)):
         # a grey page's MaxSampleValue (4095 for 12-bit data in 16-bit samples) records its depth,
         # as a PNG's sBIT does: guessed from the values, a dark 12-bit image was 11-bit
-        bits = info["significant_bits"] = _recorded_depth(max_sample, values)
+        bits = info["significant_bits"] = recorded
     else:
         bits = bits_from_values(values, 8 * values.dtype.itemsize)
     if flip:
@@ -209,21 +209,27 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logs: tuple[LogNa
 
 
 def _max_sample_value(tag) -> int | None:
-    """A MaxSampleValue tag's largest whole number; None where it has none (absent, empty, text:
-    a damaged tag says no depth, and the file is read as one without it)."""
+    """A MaxSampleValue tag's first value (it holds one a sample: the first is the grey's); None
+    where that is no whole number (absent, empty, text: a damaged tag says no depth, and the file
+    is read as one without it)."""
     values = [] if tag is None else tag.value if isinstance(tag.value, (tuple, list)) else [tag.value]
-    whole = [int(v) for v in values if isinstance(v, numbers.Integral) or (isinstance(v, float) and v.is_integer())]
-    return max(whole) if whole else None
+    first = values[0] if len(values) else None
+    whole = isinstance(first, numbers.Integral) or (isinstance(first, float) and first.is_integer())
+    return int(first) if whole else None
 
 
 def _recorded_depth(max_sample, values: np.ndarray) -> int | None:
-    """The depth a MaxSampleValue tag records for ``values`` (8 < bits < their type's): None where
-    it records none (absent, or its type's top, the tag's default) or the values pass it (the
-    tag is then wrong, and the depth is guessed from them)."""
+    """The depth a MaxSampleValue tag records for ``values`` (8 < bits < their type's): only a
+    top of 2^bits - 1 (4095, 1023) is one, as TIFF 6.0 calls the tag statistical and some writers
+    put the data's own maximum there (1300 read as 11 bits scored a dark image on 0..2047). None
+    where it records none (absent, its type's top, the tag's default, or another number) or the
+    values pass it (the tag is then wrong, and the depth is guessed from them)."""
     if max_sample is None or values.size == 0:
         return None
     bits = int(max_sample).bit_length()
-    return bits if 8 < bits < 8 * values.dtype.itemsize and int(values.max()) <= max_sample else None
+    if max_sample != (1 << bits) - 1 or not 8 < bits < 8 * values.dtype.itemsize:
+        return None
+    return bits if int(values.max()) <= max_sample else None
 
 
 def _check_segments_in_file(path: str, page, size: int) -> None:

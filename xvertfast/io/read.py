@@ -122,7 +122,7 @@ def full_range(rad: Radiograph, depth_hint: int | None = None) -> tuple[float, f
     A 16-bit PNG records the depth of 12-bit data in it only where it holds another tool's sBIT
     chunk or the text chunk xvertfast's png16 writes
     (:data:`~xvertfast.io.decode_common.PNG_DEPTH_KEYWORD`), a TIFF only where its samples are
-    packed (BitsPerSample 12) or its MaxSampleValue says (4095), not in bare 16-bit ones: those bits
+    packed (BitsPerSample 12) or its MaxSampleValue is 2^n - 1 (4095), not in bare 16-bit ones: those bits
     where the values fit in them (past them they were scaled up: 16 bits); in a file that records
     nothing, ``depth_hint`` bits where the values fit in those and the hint in their type (an output
     kept at its input's depth, as ``xvertfast enhance`` writes them); else the full 16, never the
