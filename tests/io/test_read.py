@@ -605,6 +605,38 @@ def test_a_tiff_whose_first_page_is_smaller_than_a_later_one_says_so_in_its_note
                          "(NewSubfileType), save the full image as a TIFF of its own"]  # fmt: skip
 
 
+def _patch_tag_type(path, page: int, code: int, type_: int) -> None:
+    """Gives tag ``code`` of ``page`` (0 first) of a little-endian classic TIFF the field type
+    ``type_`` in place (99: none TIFF defines, a damaged tag)."""
+    import struct
+
+    data = bytearray(path.read_bytes())
+    offset = struct.unpack_from("<I", data, 4)[0]
+    for _ in range(page):
+        offset = struct.unpack_from("<I", data, offset + 2 + 12 * struct.unpack_from("<H", data, offset)[0])[0]
+    entries = [offset + 2 + 12 * i for i in range(struct.unpack_from("<H", data, offset)[0])]
+    (entry,) = [e for e in entries if struct.unpack_from("<H", data, e)[0] == code]
+    struct.pack_into("<H", data, entry + 2, type_)
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_tag_in_a_later_page_not_read_adds_no_note(tmp_path, seed):
+    # the pages after page 1 are parsed to find a larger one (the note's thumbnail words) while the
+    # file's tifffile log is kept: a bad tag in page 3, which is not read, added a note of its own
+    # (and "with warnings") to a stack of equal pages
+    import tifffile
+
+    path = tmp_path / "stack.tif"
+    pages = np.random.default_rng(seed).integers(0, 4096, size=(3, 16, 20)).astype(np.uint16)
+    with tifffile.TiffWriter(path) as tif:
+        for values in pages:
+            tif.write(values, software="xvertfast test")
+    _patch_tag_type(path, 2, 305, 99)  # Software
+    rad = read_image(path, warn=False)
+    np.testing.assert_array_equal(rad.values, pages[0])
+    assert rad.notes == [f"{path}: TIFF has 3 pages; reading the first"]
+
+
 @pytest.mark.parametrize("bits", [2, 4])
 @pytest.mark.parametrize("photometric", ["minisblack", "miniswhite"])
 def test_a_2_or_4_bit_tiff_reads_over_0_to_255_as_pillow_reads_it(tmp_path, seed, bits, photometric):
@@ -2848,6 +2880,21 @@ def test_a_tiff_of_a_thumbnail_whose_full_image_is_in_its_subifd_reads_the_full_
     with pytest.raises(ImageReadError, match=r"lzw\.tif: TIFF's full-resolution image, in the SubIFD of page 1, is "
                        r"LZW data that tifffile decodes with imagecodecs: pip install imagecodecs"):  # fmt: skip
         read_image(tmp_path / "lzw.tif", warn=False)
+
+
+def test_a_tiff_read_from_a_subifd_names_no_unmarked_thumbnail(tmp_path, seed):
+    # the image read is page 1's SubIFD, page 1 itself marked reduced-resolution: the note of a larger
+    # later page said page 1 might be "a thumbnail not marked as one", false of a page marked so
+    import tifffile
+
+    full = np.random.default_rng(seed).integers(0, 4096, (32, 40), np.uint16)
+    with tifffile.TiffWriter(tmp_path / "s.tif") as tif:
+        tif.write(full[::8, ::8].copy(), subfiletype=1, subifds=1)
+        tif.write(full)  # (page 1's SubIFD)
+        tif.write(np.zeros((64, 80), np.uint16), subfiletype=1)
+    rad = read_image(tmp_path / "s.tif", warn=False)
+    np.testing.assert_array_equal(rad.values, full)
+    assert not [note for note in rad.notes if "thumbnail not marked" in note], rad.notes
 
 
 def test_a_tiff_whose_only_pages_are_reduced_resolution_says_which_it_reads(tmp_path):

@@ -90,7 +90,9 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logs: tuple[LogNa
                 notes.append(f"{path}: TIFF has {len(tif.pages)} pages; reading page {index + 1}, the first {first} "
                              f"(those before it {why})")  # fmt: skip
             elif len(tif.pages) > 1 and not reduced_only:
-                notes.append(f"{path}: TIFF has {len(tif.pages)} pages; reading the first{_larger_page_after(tif, page)}")
+                # (from a SubIFD, page 1's own image is not read: no thumbnail to say of)
+                larger = "" if in_subifd else _larger_page_after(tif, page)
+                notes.append(f"{path}: TIFF has {len(tif.pages)} pages; reading the first{larger}")
             photometric, pillow_mode = int(page.photometric), None
             # a JPEG codec (tifffile's, Pillow's libtiff) gives a YCbCr page's colours as RGB
             decoded_to_rgb = photometric == 6 and int(page.compression) in (6, 7)
@@ -357,7 +359,8 @@ def _larger_page_after(tif, page, look: int = 64) -> str:
     pixels = page.imagewidth * page.imagelength
     for k in range(1, min(len(tif.pages), look)):
         try:
-            other = tif.pages[k]
+            with LogNamingTheFile("tifffile"):  # (what it says of a page not read is no note of the file's)
+                other = tif.pages[k]
             larger = other.imagewidth * other.imagelength > pixels
         except Exception:  # (a damaged later page: page 1 is read as before)
             return ""
