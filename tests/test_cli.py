@@ -832,6 +832,19 @@ def test_enhance_help_says_outputs_are_bone_bright_whatever_the_input_stored(tmp
     assert "bone bright (MONOCHROME2) whatever the input's polarity" in said
 
 
+def test_an_at_list_of_whole_paths_runs_from_a_folder_that_was_deleted(tmp_path, monkeypatch, capsys):
+    """An @list counts as relative (its lines may be), so the job's command line was recorded with
+    os.getcwd(), unguarded: run from a deleted folder, `enhance @/abs/list.txt -o /abs/out` exited 2
+    with "error: [Errno 2] No such file or directory", naming nothing. The folder is now unknown."""
+    (tmp_path / "list.txt").write_text(_png(tmp_path / "a.png") + "\n")
+    (tmp_path / "gone").mkdir()
+    monkeypatch.chdir(tmp_path / "gone")
+    os.rmdir(tmp_path / "gone")
+    code = main(["enhance", f"@{tmp_path / 'list.txt'}", "-o", str(tmp_path / "out"), "-q", "--device", "cpu"])
+    assert code == 0, capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "out").rglob("*.png")] == ["a.png"]  # (a listed whole path is mirrored)
+
+
 def test_evaluate_help_says_what_each_metric_measures_and_which_way_is_better():
     """The help listed the metrics by their code names alone (tenengrad, lpc_si, tmqi): a reader
     of the report could not tell what a column measures nor whether higher is better."""

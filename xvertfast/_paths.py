@@ -2,13 +2,14 @@
 own error ("expected str, bytes or os.PathLike object, not NoneType") names neither the function
 nor what it asked for. Likewise what was given for an image's pixels but is no array (a path, a
 Radiograph), and a masked array whose mask NumPy would drop, described once for every function
-that takes pixels, each refusing it in its own words."""
+that takes pixels, each refusing it in its own words. And the working folder a job records, where
+it can be read (one deleted has none)."""
 
 from __future__ import annotations
 
 import os
 
-__all__ = ["PATH_TYPES", "fspath", "not_a_path", "output_folder", "describe_non_array", "describe_masked"]
+__all__ = ["PATH_TYPES", "fspath", "not_a_path", "output_folder", "working_folder", "describe_non_array", "describe_masked"]
 
 #: What a path may be: a str, bytes or os.PathLike (a pathlib.Path).
 PATH_TYPES = (str, bytes, os.PathLike)
@@ -37,6 +38,15 @@ def output_folder(value, who: str) -> str:
     if not path:
         raise ValueError(f"{who}: out_dir is empty: give the output folder's path ('.' for the current one)")
     return path
+
+
+def working_folder() -> str | None:
+    """The process's working folder, or None where it cannot be read (deleted: os.getcwd raises
+    FileNotFoundError, which named no file): what a job records as the folder it was started in."""
+    try:
+        return os.getcwd()
+    except OSError:
+        return None
 
 
 def describe_non_array(value, takes_radiograph: bool = False) -> str:

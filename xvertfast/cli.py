@@ -222,12 +222,14 @@ def _started_with(args: argparse.Namespace, *paths: str | list[str] | None) -> d
     resumes it. Empty where main() was not given the command line (called with a Namespace)."""
     import shlex
 
+    from xvertfast._paths import working_folder
+
     argv = getattr(args, "argv", None)
     if argv is None:
         return {}
     given = [p for item in paths for p in (item if isinstance(item, list) else [item]) if p]
     relative = any(p.startswith("@") or not os.path.isabs(p) for p in given)
-    return {"command": shlex.join([*_program(args), *argv]), "cwd": os.getcwd() if relative else None}
+    return {"command": shlex.join([*_program(args), *argv]), "cwd": working_folder() if relative else None}
 
 
 def _program(args: argparse.Namespace) -> list[str]:

@@ -43,7 +43,7 @@ from tqdm import tqdm
 
 from xvertfast._checks import whole_number
 from xvertfast._interrupts import deliver, interrupts_deferred
-from xvertfast._paths import output_folder
+from xvertfast._paths import output_folder, working_folder
 from xvertfast._stacklevel import naming_images, warn_user, warnings_of_file
 from xvertfast._text import asked, count
 from xvertfast._version import __version__
@@ -577,7 +577,7 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
     check_rois_mode(rois, enhancer.mode)
     rois = as_roi_centres(rois)
     start = time.perf_counter()
-    ran_in = _working_folder()  # (as the job starts: a folder deleted during it failed the report at its end)
+    ran_in = working_folder()  # (as the job starts: a folder deleted during it failed the report at its end)
     inputs = input_paths(inputs)  # read once: an iterator is searched, then checked and named below
     lists = InputLists()  # each @list read once, by the search, for the checks below too
     # the job's one resolver: each folder of the inputs resolved once, for the search, the checks of --report
@@ -647,14 +647,6 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
         log(f"interrupted: {' and '.join(unwritten)} not written (the same command writes them)")
         summary.interrupted_at_end = True
     return summary
-
-
-def _working_folder() -> str | None:
-    """The process's working folder, or None where it cannot be read (deleted: os.getcwd raises)."""
-    try:
-        return os.getcwd()
-    except OSError:
-        return None
 
 
 def _in_input_order(records: list[FileRecord], files) -> list[FileRecord]:
