@@ -436,6 +436,75 @@ def test_sigterm_stops_a_command_as_ctrl_c_does_and_main_puts_the_handler_back(m
     assert cli.main(["info"]) == 130
 
 
+def test_a_disks_eio_during_a_stop_with_a_terminal_hung_up_is_said_on_the_log(monkeypatch, capsys):
+    """An EIO during a SIGTERM's stop with a terminal hung up was taken for that terminal's and said
+    nothing: a disk's EIO then (stdout on the closed terminal, stderr on a log file) left the log
+    without a word of it, exit 143. main now says "interrupted (then OSError: ...)" there too
+    (lost on the terminal, which is then the null device), exit 143 still."""
+    import errno
+    import signal
+
+    from xvertfast import cli
+
+    sent = []
+    monkeypatch.setattr(cli, "_terminals", lambda: [1])  # stdout a terminal ...
+    monkeypatch.setattr(cli, "_hung_up", lambda fd, strict=False: True)  # ... that hung up
+    monkeypatch.setattr(cli, "_to_the_null_device", sent.extend)
+
+    def disk_fails_during_the_stop(args):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)  # delivered to this (the main) thread before kill returns
+        except KeyboardInterrupt:
+            raise OSError(errno.EIO, "Input/output error", "out/a.png") from None
+        raise AssertionError("SIGTERM did not stop the command")
+
+    monkeypatch.setattr(cli, "_cmd_info", disk_fails_during_the_stop)
+    assert cli.main(["info"]) == 143
+    assert capsys.readouterr().err == "\ninterrupted (then OSError: [Errno 5] Input/output error: 'out/a.png')\n"
+    assert sent and set(sent) == {1}
+
+
+def test_an_eio_during_a_stop_is_the_terminal_lost_only_where_poll_says_it_hung_up(monkeypatch):
+    """macOS's poll answers POLLNVAL for any terminal, open or not, which _hung_up counted as gone: a
+    disk's EIO during a stop was then taken for the terminal lost, said nowhere. With no SIGHUP to
+    say so, only POLLHUP or POLLERR count (no poll, or poll failing, neither); after a SIGHUP, as before,
+    POLLNVAL and a poll that cannot tell count as gone."""
+    import errno
+    import select
+    import signal
+
+    from xvertfast import cli
+
+    class Poll:  # the answer macOS gives for a terminal, open or closed
+        answer = select.POLLNVAL
+
+        def register(self, fd, mask):
+            self.fd = fd
+
+        def poll(self, timeout):
+            if self.answer is None:
+                raise OSError(errno.EINVAL, "Invalid argument")
+            return [(self.fd, self.answer)]
+
+    sent = []
+    monkeypatch.setattr(select, "poll", Poll)
+    monkeypatch.setattr(cli, "_terminals", lambda: [1])
+    monkeypatch.setattr(cli, "_to_the_null_device", sent.extend)
+    terminated, restore, lost_terminal = cli._stop_on_signals()
+    restore()
+    terminated[0] = signal.SIGTERM  # a stop under way
+    eio = OSError(errno.EIO, "Input/output error")
+    for answer, gone in ((select.POLLNVAL, False), (None, False), (select.POLLHUP, True), (select.POLLERR, True)):
+        Poll.answer = answer
+        assert (lost_terminal(eio), cli._hung_up(1, strict=True)) == (gone, gone), answer
+        assert cli._hung_up(1), answer  # (a SIGHUP's: anything but an open terminal's POLLOUT alone is gone)
+    assert sent == [1, 1]  # (sent to the null device where it hung up, not otherwise)
+    Poll.answer = select.POLLOUT
+    assert not cli._hung_up(1) and not cli._hung_up(1, strict=True)
+    monkeypatch.delattr(select, "poll")
+    assert not lost_terminal(eio) and cli._hung_up(1)  # no poll here: only a SIGHUP takes it to be gone
+
+
 HUNG_UP = """
 import os, signal, sys
 from xvertfast import cli
@@ -505,8 +574,8 @@ def waits_for_the_signal(args):
     except KeyboardInterrupt:  # a batch job stops so, then writes its summary
         if when == "during the stop":  # the terminal closes now (its own: a second SIGHUP says so)
             print("stopping", flush=True)
-            deadline = time.monotonic() + 10
-            while not (cli._hung_up(1) or on_the_null_device(1)) and time.monotonic() < deadline:
+            deadline = time.monotonic() + 10  # (its own: poll may say hung up before the SIGHUP comes)
+            while not (own != "own" and cli._hung_up(1) or on_the_null_device(1)) and time.monotonic() < deadline:
                 time.sleep(0.01)
             if own == "own" and not on_the_null_device(1):  # the second SIGHUP left it on the closed terminal
                 return 3
@@ -588,6 +657,8 @@ def test_a_terminal_that_closes_during_the_stop_loses_its_lines_and_the_command_
 
     if not hasattr(signal, sig):
         pytest.skip(f"no {sig} here")
+    if sys.platform != "linux":  # (with no SIGHUP to say so, only poll's POLLHUP tells it closed)
+        pytest.skip("poll says a closed terminal hung up on Linux (macOS: POLLNVAL, open or closed)")
     code, seen = _stopped_on_a_terminal("not its own", stop, getattr(signal, sig), b"stopping")
     assert code == 128 + getattr(signal, sig), seen
 

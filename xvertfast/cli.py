@@ -1598,12 +1598,11 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # one a Ctrl-C or SIGTERM caused (came_of_an_interrupt) is an interruption too
             from xvertfast._interrupts import came_of_an_interrupt
 
-            if lost_terminal(exc):  # the terminal closed during the stop: its lines are lost, the stop is not a crash
-                code = 130
-            elif not came_of_an_interrupt(exc):
+            # the terminal closed during the stop (its lines are lost, the stop is not a crash; an EIO of a
+            # disk's then is said, on a log that stderr goes to), or an error the interruption caused
+            if not (lost_terminal(exc) or came_of_an_interrupt(exc)):
                 raise
-            else:
-                code = _say_interrupted(exc, lost_terminal)
+            code = _say_interrupted(exc, lost_terminal)
         finally:
             warnings.showwarning = previous  # main() also runs inside other programs (tests, notebooks)
             restore_signals()
@@ -1654,7 +1653,7 @@ def _stop_on_signals():
     def lost_terminal(exc: BaseException) -> bool:
         if not (terminated[0] and isinstance(exc, OSError) and exc.errno == errno.EIO):
             return False  # (EPIPE, a pipe's reader gone, is BrokenPipeError: main's own clause)
-        gone = [fd for fd in terminals if _hung_up(fd)]
+        gone = [fd for fd in terminals if _hung_up(fd, strict=True)]
         _to_the_null_device(gone)
         return bool(gone)
 
@@ -1686,21 +1685,24 @@ def _terminals() -> list[int]:
     return fds
 
 
-def _hung_up(fd: int) -> bool:
+def _hung_up(fd: int, strict: bool = False) -> bool:
     """Whether the terminal on ``fd`` has hung up (closed, its SSH session dropped), as poll says
-    (POLLHUP, POLLERR; POLLNVAL, a descriptor poll cannot watch, as macOS answers for any terminal,
-    counts as gone too) without writing to it. A SIGHUP alone does not say so: one sent by hand
-    while the terminal is open sent the stop's summary to the null device. Where poll cannot
-    tell (no poll on this system, it fails), the terminal is taken to be gone, as before."""
+    (POLLHUP, POLLERR) without writing to it. A SIGHUP alone does not say so: one sent by hand
+    while the terminal is open sent the stop's summary to the null device. After a SIGHUP, where
+    poll cannot tell (no poll on this system, it fails, POLLNVAL: a descriptor poll cannot watch,
+    as macOS answers for any terminal), the terminal is taken to be gone, as before. ``strict``
+    (no SIGHUP came: an EIO during a stop) takes it to be gone only where poll says so: macOS's
+    POLLNVAL for an open terminal would take a disk's EIO for the terminal lost."""
     if not hasattr(select, "poll"):
-        return True
+        return not strict
     poller = select.poll()
     poller.register(fd, select.POLLOUT)
     try:
         events = poller.poll(0)
     except OSError:
-        return True
-    return any(mask & (select.POLLHUP | select.POLLERR | select.POLLNVAL) for _, mask in events)
+        return not strict
+    gone = select.POLLHUP | select.POLLERR | (0 if strict else select.POLLNVAL)
+    return any(mask & gone for _, mask in events)
 
 
 def _to_the_null_device(fds: list[int]) -> None:
