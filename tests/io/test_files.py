@@ -357,6 +357,27 @@ def test_a_listed_path_a_shell_would_have_expanded_says_what_to_write(tmp_path, 
     assert [f.path for f in discover(["@~/l.txt"])] == ["nosuch.png"]
 
 
+def test_a_listed_windows_variable_that_is_not_there_is_named_not_a_crash(tmp_path, monkeypatch):
+    """Windows' os.path.expandvars expands %NAME% too, where the $NAME searched for then found
+    nothing: a listed %DATA%\\a.png that does not exist raised AttributeError ('NoneType' object has
+    no attribute 'group'). It is named as $NAME is; a variable expanded in a way not searched for
+    (ntpath's ${A B}) is said so, unnamed."""
+    import ntpath
+
+    from xvertfast.io.files import _shell_words_in
+
+    monkeypatch.setattr(os.path, "expandvars", ntpath.expandvars)
+    monkeypatch.setenv("XVF_TEST_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("XVF TEST", "D:")
+    said = "an @list's lines are read as written, not by a shell, so {} is not expanded there: write {}"
+    assert _shell_words_in("%XVF_TEST_DATA%\\a.png") == said.format("%XVF_TEST_DATA%", f"{tmp_path / 'data'}\\a.png")
+    assert _shell_words_in("$XVF_TEST_DATA\\a.png") == said.format("$XVF_TEST_DATA", f"{tmp_path / 'data'}\\a.png")
+    assert _shell_words_in("${XVF TEST}\\a.png") == said.format("a variable", "D:\\a.png")
+    assert _shell_words_in("%XVF_TEST_NOT_SET%\\a.png") is None  # (not set: as written)
+    assert _shell_words_in("$XVF_TEST_NOT_SET\\%XVF_TEST_DATA%") == said.format(  # the one set is named
+        "%XVF_TEST_DATA%", f"$XVF_TEST_NOT_SET\\{tmp_path / 'data'}")
+
+
 def test_one_path_given_alone_is_one_input_not_its_characters(tmp_path, monkeypatch):
     # enhance_files("/data/cxr", out) in Python: iterating the string searched "/" (its first
     # character) and made each other character a missing input; a pathlib.Path raised

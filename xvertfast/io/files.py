@@ -366,7 +366,8 @@ def _from_list(list_path: str, exclude: set[str], empty: list[str], lists: Input
 
 def _shell_words_in(path: str) -> str | None:
     """What a listed path that does not exist holds that a shell would have turned into another path
-    (no shell reads an @list): ``~``, ``$NAME``, quotes around it; None where it holds none."""
+    (no shell reads an @list): ``~``, ``$NAME`` (``%NAME%`` on Windows), quotes around it; None where
+    it holds none."""
     if len(path) > 1 and path[0] in "'\"" and path[-1] == path[0]:
         return "an @list's lines are read as written, so the quotes around it are part of its name: remove them"
     expanded = os.path.expandvars(os.path.expanduser(path))
@@ -374,8 +375,10 @@ def _shell_words_in(path: str) -> str | None:
         return None
     if os.path.expanduser(path) != path:
         what = "~ does not mean a home folder"
-    else:
-        what = f"{re.search(r'[$]{?[A-Za-z_][A-Za-z0-9_]*}?', path).group()} is not expanded"
+    else:  # the first variable set (Windows' expandvars expands %NAME% too; one it took another way: unnamed)
+        name = next((m.group() for m in re.finditer(r"[$]\{[A-Za-z_]\w*\}|[$][A-Za-z_]\w*|%\w+%", path)
+                     if os.path.expandvars(m.group()) != m.group()), "a variable")  # fmt: skip
+        what = f"{name} is not expanded"
     return f"an @list's lines are read as written, not by a shell, so {what} there: write {expanded}"
 
 
