@@ -23,6 +23,7 @@ import warnings
 from typing import Callable
 
 from xvertfast._interrupts import deliver, interrupts_deferred
+from xvertfast._pickled_errors import PickledAsRaised
 
 __all__ = ["REPORT_FILES", "ReportInterrupted", "replace_report", "remove_unfinished_reports"]
 
@@ -36,7 +37,7 @@ _MOVING = "\nalready stopping: the report's files are being put in place\n"
 _REMOVING = "\nalready stopping: the report's unfinished files are being removed\n"
 
 
-class ReportInterrupted(KeyboardInterrupt):
+class ReportInterrupted(PickledAsRaised, KeyboardInterrupt):
     """Ctrl-C (or the CLI's SIGTERM) while :func:`replace_report` ran. ``complete``: it came while the
     finished files were put in place, which went on, so the report is whole; else none of its
     files was changed, and ``earlier`` says whether an earlier report stands there. ``failed``: the

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
+from xvertfast._pickled_errors import PickledAsRaised
 from xvertfast._text import WARNED_LISTED, count
 from xvertfast.eval.journal import Journal
 from xvertfast.io import ImageReadError, require_content
@@ -437,7 +438,7 @@ def _stretched_originals_note(run: EvalRun) -> str | None:
             f"({as_stored}) as stored: {who}'s row mixes two conversions to 8 bits ({see})")  # fmt: skip
 
 
-class _MethodFailed(RuntimeError):
+class _MethodFailed(PickledAsRaised, RuntimeError):
     """One method failed on an image: the image fails, and the reason names the method (with five
     methods, "out of memory" alone did not say whether XVertNet or Farbman's solves ran out)."""
 

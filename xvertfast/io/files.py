@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from xvertfast._paths import PATH_TYPES, fspath, not_a_path
+from xvertfast._pickled_errors import PickledAsRaised
 from xvertfast.io.errors import ImageReadError
 
 __all__ = ["InputFile", "InputLists", "discover", "searched_input_folder", "check_inputs", "input_paths", "list_files", "read_input", "input_problem", "unsearched_image", "file_state", "RealPaths", "output_path", "image_extension", "file_sha256", "IMAGE_EXTENSIONS", "IMAGE_KINDS",
@@ -59,7 +60,7 @@ def _may_be_image(name: str) -> bool:
     return not ext or bool(image_extension(name)) or ext[1:].isdigit()
 
 
-class NothingFound(ValueError):
+class NothingFound(PickledAsRaised, ValueError):
     """No input file was found where the inputs say: the batch commands exit 1 on it (a run
     that had nothing to do), not 2 (a run that could not start). ``missing``: none of the
     inputs exists (a mistyped path), which the message says instead."""

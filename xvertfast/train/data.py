@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from tqdm import tqdm
 
+from xvertfast._pickled_errors import PickledAsRaised
 from xvertfast._text import count
 from xvertfast.io import DamagedFileError, read_image, require_content
 from xvertfast.io.errors import FILE_ERRORS, failure_text
@@ -180,7 +181,7 @@ def _image_pairs(path: str, cache_dir: str, params: dict, photometric: str | Non
     return cached
 
 
-class CacheNotWritable(OSError):
+class CacheNotWritable(PickledAsRaised, OSError):
     """The run's cache folder cannot be written (read-only, another user's, an I/O error): the run
     stops, where skipping the image would blame it and every later one."""
 
@@ -192,7 +193,7 @@ class CacheNotWritable(OSError):
         return self.strerror
 
 
-class NoReadableImage(ValueError):
+class NoReadableImage(PickledAsRaised, ValueError):
     """Files were found but none gave training ROIs (each was skipped, with its reason, as it came):
     a run that could not start, as :class:`~xvertfast.io.files.NothingFound` is one with nothing to do."""
 

@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 from xvertfast._checks import whole_number
 from xvertfast._interrupts import came_of_an_interrupt
+from xvertfast._pickled_errors import PickledAsRaised
 from xvertfast._text import count
 from xvertfast.io.files import JOB_FOLDER_MARKERS, JOB_IMAGES, NothingFound, discover, input_paths
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
@@ -166,7 +167,7 @@ def _a_number(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(PickledAsRaised, RuntimeError):
     """The loss or the weights stopped being finite numbers. Training stops before anything of
     that epoch is saved, so the checkpoint keeps the epochs before it, and a resume may lower
     the learning rate (the one setting a resume may change)."""
@@ -188,7 +189,7 @@ class TrainingDiverged(RuntimeError):
         super().__init__(f"stage {stage}, epoch {epoch}: {what}: training diverged and stopped; {todo}")
 
 
-class DiskFull(OSError):
+class DiskFull(PickledAsRaised, OSError):
     """RUN_DIR's disk filled up (or the user's quota did) while the run wrote there. Every file is
     written atomically, so what is there is whole: the checkpoint keeps the last finished epoch
     and the cache the images preprocessed so far, and a resume after freeing space goes on."""
@@ -204,7 +205,7 @@ class DiskFull(OSError):
         self.errno = errno.ENOSPC
 
 
-class RunFolderNotWritable(PermissionError):
+class RunFolderNotWritable(PickledAsRaised, PermissionError):
     """A file of the run that it may not write (a folder of it made immutable or read-only), said
     in words (:func:`_unwritable`). A PermissionError, an OSError as the error it stands for was
     (EROFS's included), for callers of :func:`train` that catch those."""
