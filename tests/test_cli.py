@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -914,6 +915,20 @@ def test_an_at_list_of_whole_paths_runs_from_a_folder_that_was_deleted(tmp_path,
     code = main(["enhance", f"@{tmp_path / 'list.txt'}", "-o", str(tmp_path / "out"), "-q", "--device", "cpu"])
     assert code == 0, capsys.readouterr().err
     assert [p.name for p in (tmp_path / "out").rglob("*.png")] == ["a.png"]  # (a listed whole path is mirrored)
+
+
+def test_evaluate_of_whole_paths_runs_from_a_folder_that_was_deleted(tmp_path, monkeypatch, capsys):
+    """provenance.json's ``cwd`` was os.getcwd(), unguarded: run from a deleted folder, evaluate of
+    whole paths scored the images, then exited 2 with "error: [Errno 2] No such file or directory",
+    naming nothing. The folder is now unknown (null), as enhance's report says it."""
+    image = _png(tmp_path / "a.png")
+    (tmp_path / "gone").mkdir()
+    monkeypatch.chdir(tmp_path / "gone")
+    os.rmdir(tmp_path / "gone")
+    out = tmp_path / "report"
+    code = main(["evaluate", image, "-o", str(out), "--methods", "identity", "--metrics", "entropy", "-q"])
+    assert code == 0, capsys.readouterr().err
+    assert json.loads((out / "provenance.json").read_text())["cwd"] is None
 
 
 def test_evaluate_help_says_what_each_metric_measures_and_which_way_is_better():

@@ -23,6 +23,7 @@ import shlex
 
 import numpy as np
 
+from xvertfast._paths import working_folder
 from xvertfast._text import count
 from xvertfast.eval.baselines import BASELINES, baseline_parameters
 from xvertfast.eval.protocol import EvalRun, depth_counts, depths_said, method_kind
@@ -58,7 +59,8 @@ def run_provenance(settings: dict, built: dict, rois, started: str, command: str
     the journal holds (the version and code digest, each XVertNet method's model digest, device,
     precision and backend, the metrics, the ROI source) as the run recorded them, with what they
     leave out: the baselines' parameters, read off the functions that ran (the code digest covers
-    them, so the journal need not), the ROI file, the command and the folder this run started in.
+    them, so the journal need not), the ROI file, the command and the folder this run started in (None
+    where it cannot be read: deleted).
     (The CPU threads and GPUs are each image's, in the journal: :attr:`EvalRun.ran_on`.)
     The command is ``program`` (what ran xvertfast: the CLI's) then ``argv``, its inputs cut, where
     both are given; else ``command`` as given (a Python caller's own line, or None)."""
@@ -74,7 +76,7 @@ def run_provenance(settings: dict, built: dict, rois, started: str, command: str
         if program is not None:
             command = _joined([*program, *argv])
     return {"xvertfast": settings["xvertfast"], "code_sha256": settings["code_sha256"], "started": started,
-            "command": command, "argv": argv, "cwd": os.getcwd(),
+            "command": command, "argv": argv, "cwd": working_folder(),
             "arguments": arguments, "methods": methods, "metrics": settings["metrics"], "rois": where}  # fmt: skip
 
 
