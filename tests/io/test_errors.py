@@ -57,3 +57,29 @@ def test_an_os_error_about_the_failed_file_names_it_once():
     assert failure_text("a.png", PermissionError(errno.EACCES, denied, "a.png", None, "b.png")) == (
         f"a.png: [Errno {errno.EACCES}] {denied}: 'a.png' -> 'b.png'")
     assert failure_text("a.png", OSError("a.png: cut short")) == "a.png: cut short"
+
+
+def test_an_image_write_error_keeps_the_errno_of_the_write_that_failed(tmp_path, monkeypatch):
+    """write_image gives its error the failed write's errno, by which a batch job stops on a full
+    disk or a read-only file system (io.write.outputs_lost). A copy was made by the constructor again,
+    which left errno None: a worker's write to a read-only file system reached the pool as one file's
+    failure."""
+    import contextlib
+    import errno
+
+    import numpy as np
+
+    import xvertfast.io.write as write
+
+    @contextlib.contextmanager
+    def read_only(path):
+        raise OSError(errno.EROFS, "Read-only file system")
+        yield
+
+    monkeypatch.setattr(write, "atomic_write", read_only)
+    with pytest.raises(ImageWriteError) as raised:
+        write.write_image(tmp_path / "a.png", np.zeros((8, 9)))
+    exc = raised.value
+    assert exc.errno == errno.EROFS and write.outputs_lost(exc)
+    for again in (pickle.loads(pickle.dumps(exc)), copy.copy(exc), copy.deepcopy(exc)):
+        assert (again.errno, str(again), write.outputs_lost(again)) == (exc.errno, str(exc), write.outputs_lost(exc))

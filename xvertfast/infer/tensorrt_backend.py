@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from xvertfast._extension import cuda_index
+from xvertfast._pickled_errors import PickledAsRaised
 from xvertfast._stacklevel import outside_xvertfast
 from xvertfast._text import from_cli
 from xvertfast.infer.backends import StageBackend
@@ -70,17 +71,14 @@ def import_tensorrt() -> ModuleType:
     return trt
 
 
-class EngineLoadError(RuntimeError):
-    """An engine file this TensorRT cannot deserialize; ``path`` names it. Pickled with its path
-    (rebuilt from its message alone by default, which the constructor refuses: one raised in a
-    multiprocessing worker, an Enhancer's, hung the pool)."""
+class EngineLoadError(PickledAsRaised, RuntimeError):
+    """An engine file this TensorRT cannot deserialize; ``path`` names it. Pickled and copied as
+    raised (rebuilt from its message alone by default, which the constructor refuses: one raised
+    in a multiprocessing worker, an Enhancer's, hung the pool)."""
 
     def __init__(self, message: str, path: str):
         super().__init__(message)
         self.path = path
-
-    def __reduce__(self):
-        return type(self), (self.args[0], self.path), self.__dict__
 
 
 def available() -> bool:

@@ -8,25 +8,22 @@ import threading
 import warnings
 from collections.abc import Callable
 
+from xvertfast._pickled_errors import PickledAsRaised
+
 __all__ = ["ImageReadError", "ImageWriteError", "DamagedFileError", "FILE_ERRORS", "failure_text",
            "WarningsNamingTheFile", "LogNamingTheFile"]
 
 
-class _NamesTheFile:
+class _NamesTheFile(PickledAsRaised):
     """The rule every error here keeps: ``path`` and ``problem`` kept apart, and ``str()`` the file
     first, then the problem (and what follows it), as a batch job's line names a failure. Pickled
-    with the arguments it was made of: an exception is rebuilt from its ``args`` (the one message)
-    by default, which these constructors refuse, so one raised in a multiprocessing worker hung the
-    pool (its result thread died unpickling it)."""
+    and copied as raised (:class:`PickledAsRaised`): rebuilt from its one message by default, which
+    these constructors refuse, one raised in a multiprocessing worker hung the pool."""
 
     def __init__(self, path: str | os.PathLike, problem: str, *then: str):
         self.path = os.fspath(path)
         self.problem = problem
-        self._then = then
         super().__init__("; ".join((f"{self.path}: {problem}", *then)))
-
-    def __reduce__(self):
-        return type(self), (self.path, self.problem, *self._then), self.__dict__
 
 
 class ImageReadError(_NamesTheFile, ValueError):
