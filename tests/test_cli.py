@@ -149,6 +149,30 @@ def test_an_unknown_option_is_refused_by_its_command_saying_what_was_meant(argv,
     assert f"xvertfast {argv[0]}: error: {said}" in err
 
 
+@pytest.mark.parametrize("argv, said", [
+    (["--overwrite", "enhance", "x", "-o", "o"], "unrecognized arguments: --overwrite (--overwrite goes after the "
+                                                 "command: xvertfast enhance ... --overwrite)"),
+    (["--verison", "enhance", "x", "-o", "o"], "unrecognized arguments: --verison (--verison: did you mean "
+                                               "--version?)"),
+])  # fmt: skip
+def test_an_option_given_before_the_command_is_refused_by_the_top_level_saying_where_it_goes(argv, said, capsys):
+    """It was enhance's to refuse: "xvertfast enhance: error: unrecognized arguments: --overwrite (did
+    you mean --overwrite?)", the option "corrected" to itself, and --verison blamed on enhance."""
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith("usage: xvertfast [-h]")
+    assert f"xvertfast: error: {said}\n" in err and "did you mean --overwrite" not in err
+
+
+def test_the_words_after_a_double_dash_are_not_taken_for_misspelt_options(capsys):
+    """`-- --overwirte` was hinted "(--overwirte: did you mean --overwrite?)": after -- it is no option."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["enhance", "x", "-o", "o", "--", "--overwirte"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.endswith("xvertfast enhance: error: unrecognized arguments: -- --overwirte\n")
+
+
 def test_the_counterparts_suggested_for_another_command_s_option_are_true():
     commands = subcommands()
     options = {name: {o for a in p._actions for o in a.option_strings} for name, p in commands.items()}
@@ -249,11 +273,14 @@ def test_an_empty_output_folder_is_a_usage_error_naming_the_option(argv, tmp_pat
                                   ["train", "a.png"], ["export", "default"], ["demo"]])  # fmt: skip
 def test_a_new_output_folder_named_like_an_image_file_is_a_usage_error(argv, tmp_path, capsys, monkeypatch):
     """`enhance a.png -o result.png` (-o taken for the output file) enhanced into a new folder named
-    result.png, holding result.png/a.png, without a word; a folder of that name made first is taken."""
+    result.png, holding result.png/a.png, without a word; a folder of that name made first is taken.
+    main runs enhance and preprocess whole (quick); the other four are parsed only (the check is -o's
+    argparse type), so without it the test fails at once instead of training, evaluating, exporting."""
     monkeypatch.chdir(tmp_path)
     image = _png(tmp_path / "a.png")
+    run = main if argv[0] in ("enhance", "preprocess") else build_parser().parse_args
     with pytest.raises(SystemExit) as stopped:
-        main([*argv, "-o", "result.PNG"])
+        run([*argv, "-o", "result.PNG"])
     assert stopped.value.code == 2
     assert (f"xvertfast {argv[0]}: error: argument -o/--output: result.PNG would be a new folder named like an "
             "image file: -o names the folder the outputs are written into, each named after its input, not an "

@@ -1479,28 +1479,61 @@ class _CommandParser(argparse.ArgumentParser):
     where that can be told: a close spelling, the command that has it, this command's counterpart."""
 
     def parse_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
         parsed, extras = self.parse_known_args(args, namespace)
         if extras:
             commands = next(a.choices for a in self._actions if isinstance(a, argparse._SubParsersAction))
             command = getattr(parsed, "command", None)
             if command not in commands:
                 self.error(f"unrecognized arguments: {' '.join(extras)}")
+            before = _before_the_command(args, command)
+            if before:  # (xvertfast --overwrite enhance ...: not enhance's to refuse, nor a misspelling)
+                self.error(_misplaced(before, command, commands, self))
             commands[command].error(_unrecognized(extras, command, commands))
         return parsed
 
 
-def _unrecognized(extras: list[str], command: str, commands: dict) -> str:
-    """argparse's "unrecognized arguments: ..." with, for each unknown option, what was meant."""
+def _before_the_command(args: list[str], command: str) -> list[str]:
+    """The words given before the command word: all options the top level does not take (it takes
+    only --help and --version, which exit), so argparse lists them among the unknown words."""
+    at = next((i for i, word in enumerate(args) if word == "--" or not word.startswith("-")), 0)
+    return args[:at] if args[at:at + 1] == [command] else []
+
+
+def _command_options(commands: dict, name: str) -> list[str]:
+    """The long options of command ``name``."""
+    return [o for a in commands[name]._actions for o in a.option_strings if o.startswith("--")]
+
+
+def _misplaced(before: list[str], command: str, commands: dict, top: argparse.ArgumentParser) -> str:
+    """The top level's "unrecognized arguments: ..." for options given before the command, saying
+    where one of the command's options goes (argparse reads a command's options after its name), or
+    the top level's option meant (--verison)."""
     import difflib
 
-    def options(name: str) -> list[str]:
-        return [o for a in commands[name]._actions for o in a.option_strings if o.startswith("--")]
+    hints = []
+    for option in dict.fromkeys(w.partition("=")[0] for w in before if w.startswith("--")):
+        close = difflib.get_close_matches(option, [o for a in top._actions for o in a.option_strings
+                                                   if o.startswith("--")], n=1, cutoff=0.75)  # fmt: skip
+        if option in _command_options(commands, command):
+            hints.append(f"{option} goes after the command: xvertfast {command} ... {option}")
+        elif close:
+            hints.append(f"{option}: did you mean {close[0]}?")
+    said = f"unrecognized arguments: {' '.join(before)}"
+    return f"{said} ({'; '.join(hints)})" if hints else said
 
-    unknown = [w.partition("=")[0] for w in extras if w.startswith("--")]
+
+def _unrecognized(extras: list[str], command: str, commands: dict) -> str:
+    """argparse's "unrecognized arguments: ..." with, for each unknown option, what was meant (none
+    for the words after ``--``, which are no options)."""
+    import difflib
+
+    options_given = extras[: extras.index("--")] if "--" in extras else extras
+    unknown = [w.partition("=")[0] for w in options_given if w.startswith("--")]
     hints = []
     for option in unknown:
-        close = difflib.get_close_matches(option, options(command), n=2, cutoff=0.75)
-        elsewhere = [name for name in commands if name != command and option in options(name)]
+        close = difflib.get_close_matches(option, _command_options(commands, command), n=2, cutoff=0.75)
+        elsewhere = [name for name in commands if name != command and option in _command_options(commands, name)]
         if (command, option) in COUNTERPARTS:
             hints.append(f"{command} has no {option}: {COUNTERPARTS[command, option]}")
         elif close:
