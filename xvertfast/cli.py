@@ -1645,13 +1645,13 @@ def main(argv: list[str] | None = None) -> int:
 def _say_interrupted(exc: BaseException, lost_terminal) -> int:
     """Says on stderr that the command was interrupted (and by what error, if one came of it); 130.
     A terminal that closed since the signal (the write failing, :func:`_stop_on_signals`'s
-    ``lost_terminal``) loses the line: the stop is not turned into a crash."""
+    ``lost_terminal``), or a pipe whose reader is gone, loses the line: the stop is not turned into a crash."""
     from xvertfast._interrupts import then_line
 
     try:
         print(f"\ninterrupted{then_line(exc)}", file=sys.stderr)
-    except OSError as error:
-        if not lost_terminal(error):
+    except OSError as error:  # (a pipe to stderr whose reader died of the same SIGHUP: `2> >(tee err.log)`)
+        if not (isinstance(error, BrokenPipeError) or lost_terminal(error)):
             raise
     return 130
 
