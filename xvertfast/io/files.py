@@ -378,8 +378,10 @@ def _shell_words_in(path: str) -> str | None:
         what = "~ does not mean a home folder"
     else:  # the first variable set (Windows' expandvars expands %NAME% too; one it took another way: unnamed)
         name = next((m.group() for m in re.finditer(r"[$]\{[A-Za-z_]\w*\}|[$][A-Za-z_]\w*|%\w+%", path)
-                     if os.path.expandvars(m.group()) != m.group()), "a variable")  # fmt: skip
-        what = f"{name} is not expanded"
+                     if os.path.expandvars(m.group()) != m.group()), None)  # fmt: skip
+        if name is None and not re.search(r"[$]\{[^}]*\}", path):  # (ntpath's %% and $$: one %, one $)
+            return None
+        what = f"{name or 'a variable'} is not expanded"
     return f"an @list's lines are read as written, not by a shell, so {what} there: write {expanded}"
 
 
