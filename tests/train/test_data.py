@@ -339,10 +339,30 @@ def test_an_image_whose_path_is_in_its_error_is_still_named_when_skipped(tmp_pat
     shutil.copy("img0.png", "denied")  # (a file given by its name is read by its content)
 
     def refused(pixels, *args, **kwargs):
-        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), "denied")
 
     monkeypatch.setattr(data_module, "preprocess", refused)
     said = []
     with pytest.raises(data_module.NoReadableImage):
         load_rois(["denied"], str(tmp_path / "cache"), 32, log=said.append)
     assert said == [f"skipped: denied: {os.strerror(errno.EACCES)}"], said
+
+
+def test_an_image_skipped_for_another_files_error_names_that_file(tmp_path, monkeypatch):
+    """An image's OSError with a reason was said '{image}: {reason}' alone: refused reading a
+    sidecar (/x/side.json), the skip said 'Permission denied' of the image, the file refused named
+    nowhere. It is now said as enhance says it (failure_text): the error's whole text, that file in it."""
+    import errno
+
+    import xvertfast.train.data as data_module
+
+    data = write_images(tmp_path / "data", n=1, size=80)
+
+    def refused(pixels, *args, **kwargs):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), "/x/side.json")
+
+    monkeypatch.setattr(data_module, "preprocess", refused)
+    said = []
+    with pytest.raises(data_module.NoReadableImage):
+        load_rois([str(data)], str(tmp_path / "cache"), 32, log=said.append)
+    assert len(said) == 1 and said[0].startswith(f"skipped: {data / 'img0.png'}: ") and "/x/side.json" in said[0], said

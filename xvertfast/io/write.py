@@ -37,6 +37,19 @@ WRITE_FORMATS = ("png16", "png8", "tiff", "dicom")
 FORMAT_EXTENSIONS = {"png16": ".png", "png8": ".png", "tiff": ".tiff", "dicom": ".dcm"}
 
 
+#: zlib level of PNG outputs. Pillow's default, 6, took 1.7-2.3x as long to encode an enhanced
+#: 1024^2 radiograph, for files 2% smaller (16-bit) or 0.4-0.8% larger (8-bit): about 7% of an
+#: image's CPU time in `xvertfast enhance` (bench/RESULTS.md, 2026-12-05; bench/png_levels.py).
+PNG_COMPRESS_LEVEL = 4
+
+
+#: The formats each image extension may hold: a file named for another kind is refused
+#: (``write_image("x.png", px, "tiff")`` wrote a TIFF named .png). xvertfast writes no JPEG.
+#: Other names (a temporary ``NAME.part``, ``.img``, none) take any format.
+EXTENSION_FORMATS = {".png": ("png16", "png8"), ".tif": ("tiff",), ".tiff": ("tiff",), ".dcm": ("dicom",),
+                     ".dicom": ("dicom",), ".jpg": (), ".jpeg": ()}  # fmt: skip
+
+
 def same_format(path: str, content: str | None) -> str:
     """The format ``--format same`` gives the output of the input ``path`` whose content is
     ``content`` (:func:`~xvertfast.io.read.sniff_format`): a TIFF's or DICOM's its own, any other's
@@ -53,17 +66,6 @@ def same_format_extension(path: str, fmt: str) -> str:
     :data:`FORMAT_EXTENSIONS`'s, but a TIFF keeps its own spelling (x.tif -> x.tif)."""
     ext = image_extension(path).lower()
     return ext if fmt == "tiff" and ext in (".tif", ".tiff") else FORMAT_EXTENSIONS[fmt]
-#: zlib level of PNG outputs. Pillow's default, 6, took 1.7-2.3x as long to encode an enhanced
-#: 1024^2 radiograph, for files 2% smaller (16-bit) or 0.4-0.8% larger (8-bit): about 7% of an
-#: image's CPU time in `xvertfast enhance` (bench/RESULTS.md, 2026-12-05; bench/png_levels.py).
-PNG_COMPRESS_LEVEL = 4
-
-
-#: The formats each image extension may hold: a file named for another kind is refused
-#: (``write_image("x.png", px, "tiff")`` wrote a TIFF named .png). xvertfast writes no JPEG.
-#: Other names (a temporary ``NAME.part``, ``.img``, none) take any format.
-EXTENSION_FORMATS = {".png": ("png16", "png8"), ".tif": ("tiff",), ".tiff": ("tiff",), ".dcm": ("dicom",),
-                     ".dicom": ("dicom",), ".jpg": (), ".jpeg": ()}  # fmt: skip
 
 
 def _check_extension(path: str, fmt: str) -> None:

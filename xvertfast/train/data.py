@@ -248,10 +248,8 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
                 raise
             if isinstance(exc, FileNotFoundError) and not os.path.lexists(f.path):
                 skip(f"{f.path}: no such file or folder")  # as read_image and the other jobs say it
-            elif isinstance(exc, OSError) and exc.strerror:
-                skip(f"{f.path}: {exc.strerror}")  # not "[Errno 2] ...: path"
-            else:
-                skip(failure_text(f.path, exc))  # names the file once, as enhance does; out of memory in words
+            else:  # names the file once, as enhance does, and another file the error is about; out of memory in words
+                skip(failure_text(f.path, exc))
             continue
         if cached in first_of:  # a copy under another name: once, or it could be both trained on and validated
             skip(f"{f.path}: the same image as {first_of[cached]} (trained on once)")
