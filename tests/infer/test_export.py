@@ -1411,7 +1411,7 @@ def test_an_engine_load_error_is_pickled_and_copied_whole():
     import pickle
 
     exc = tensorrt_backend.EngineLoadError("cache/ab.engine: TensorRT 10.3 could not load this engine", "cache/ab.engine")
-    exc.add_note("building it again")
+    exc.__notes__ = ["building it again"]  # (add_note: Python 3.11 on; 3.10 is supported)
     for again in (pickle.loads(pickle.dumps(exc)), copy.copy(exc), copy.deepcopy(exc)):
         assert type(again) is tensorrt_backend.EngineLoadError and again.args == exc.args
         assert again.path == "cache/ab.engine" and again.__notes__ == ["building it again"]

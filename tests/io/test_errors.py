@@ -27,7 +27,7 @@ def test_an_error_naming_a_file_is_pickled_and_copied_whole(cls, args):
     """They were rebuilt from their one message, which their constructors refuse: unpickling raised
     TypeError, and a multiprocessing pool whose worker raised one hung (its result thread died)."""
     exc = cls(*args)
-    exc.add_note("seen in a batch")
+    exc.__notes__ = ["seen in a batch"]  # (add_note: Python 3.11 on; 3.10 is supported)
     for again in (pickle.loads(pickle.dumps(exc)), copy.copy(exc), copy.deepcopy(exc)):
         assert type(again) is cls and str(again) == str(exc) and again.args == exc.args
         assert (again.path, again.problem, getattr(again, "remedy", None)) == (exc.path, exc.problem,
