@@ -2925,6 +2925,28 @@ def test_a_tiff_whose_only_pages_are_reduced_resolution_says_which_it_reads(tmp_
     assert np.array_equal(read_image(tmp_path / "f.tif", warn=False).values, full)
 
 
+def test_a_damaged_tag_in_a_reduced_page_not_read_adds_no_note(tmp_path, seed):
+    # where every page is reduced-resolution the largest of the first 64 is read, all parsed to find
+    # it while the file's tifffile log was kept: a bad tag in page 3, not read, added a note of its
+    # own; the one of page 2, which is read, still does
+    import tifffile
+
+    values = np.random.default_rng(seed).integers(0, 4096, size=(32, 24)).astype(np.uint16)
+    path = tmp_path / "r.tif"
+    with tifffile.TiffWriter(path) as tw:
+        for pixels in (values[::4, ::4].copy(), values, values[::2, ::2].copy()):
+            tw.write(pixels, subfiletype=1, software="xvertfast test")
+    _patch_tag_type(path, 2, 305, 99)  # Software, page 3's
+    said = "TIFF's pages are all marked reduced-resolution copies (NewSubfileType), none at full resolution; reading "
+    rad = read_image(path, warn=False)
+    np.testing.assert_array_equal(rad.values, values)
+    assert rad.notes == [f"{path}: {said}page 2, the largest of 3 (24 x 32, width x height)"], rad.notes
+    _patch_tag_type(path, 1, 305, 99)  # page 2's too: the page read
+    rad = read_image(path, warn=False)
+    np.testing.assert_array_equal(rad.values, values)
+    assert len(rad.notes) == 2 and "invalid data type 99" in rad.notes[1].lower(), rad.notes
+
+
 @pytest.mark.filterwarnings("ignore:Invalid value for VR CS")
 def test_a_lower_case_photometric_interpretation_is_read_in_capitals(tmp_path, seed):
     values = np.random.default_rng(seed).integers(0, 4096, size=(24, 40)).astype(np.uint16)

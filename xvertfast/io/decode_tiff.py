@@ -331,9 +331,11 @@ def _first_full_resolution_page(tif, look: int = 64) -> int | None:
     """The index of the first page that is not a reduced-resolution copy of another (NewSubfileType
     bit 0: a thumbnail a scanner or viewer stored first) and has pixels, among the first ``look``;
     the first of no pixels where none has them (for the error to say so); else None."""
-    empty = None
-    for k, page in enumerate(tif.pages):
-        if k >= look:
+    empty, pages = None, iter(tif.pages)
+    for k in range(look):
+        with LogNamingTheFile("tifffile"):  # (what it says of a page not read is no note of the file's)
+            page = next(pages, None)  # (the page read is parsed again, under the file's log)
+        if page is None:
             break
         if getattr(page, "is_reduced", False):
             continue
@@ -384,7 +386,8 @@ def _largest_of_reduced_pages(path: str, tif, notes: list[str], look: int = 64) 
         raise ImageReadError(path, f"TIFF's chain of pages {broken[1]} after page {broken[0]}, and the pages before are "
                              f"reduced-resolution copies (page 1: {size}): its full-resolution image cannot be "
                              "reached; corrupt")  # fmt: skip
-    pages = [tif.pages[k] for k in range(min(len(tif.pages), look))]
+    with LogNamingTheFile("tifffile"):  # (what it says of a page not read is no note of the file's; the page
+        pages = [tif.pages[k] for k in range(min(len(tif.pages), look))]  # read is parsed again, under its log)
     index = max(range(len(pages)), key=lambda k: (pages[k].imagewidth * pages[k].imagelength, -k))
     page = pages[index]
     which = "page 1" if len(pages) == 1 else f"page {index + 1}, the largest of {len(pages)}"
