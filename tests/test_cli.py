@@ -959,6 +959,12 @@ def test_an_at_list_of_whole_paths_runs_from_a_folder_that_was_deleted(tmp_path,
     code = main(["enhance", f"@{tmp_path / 'list.txt'}", "-o", str(tmp_path / "out"), "-q", "--device", "cpu"])
     assert code == 0, capsys.readouterr().err
     assert [p.name for p in (tmp_path / "out").rglob("*.png")] == ["a.png"]  # (a listed whole path is mirrored)
+    from xvertfast.io.job_folder import LEDGER_FILE, RUN, RUN_START
+
+    lines = [json.loads(line) for line in (tmp_path / "out" / LEDGER_FILE).read_text().splitlines()]
+    start = [line for line in lines if line.get(RUN) == RUN_START]
+    assert len(start) == 1 and "enhance @" in start[0]["command"], lines
+    assert start[0].get("cwd") is None, start  # the folder it started in: unknown (null, left out)
 
 
 def test_evaluate_of_whole_paths_runs_from_a_folder_that_was_deleted(tmp_path, monkeypatch, capsys):
