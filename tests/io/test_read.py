@@ -2947,6 +2947,22 @@ def test_a_damaged_tag_in_a_reduced_page_not_read_adds_no_note(tmp_path, seed):
     assert len(rad.notes) == 2 and "invalid data type 99" in rad.notes[1].lower(), rad.notes
 
 
+def test_a_damaged_tag_in_a_thumbnail_before_the_full_page_adds_no_note(tmp_path, seed):
+    # the pages before the full-resolution one read were parsed again, to say whether they are
+    # reduced, under the file's tifffile log: a bad tag in page 2, a thumbnail not read, added a note
+    import tifffile
+
+    values = np.random.default_rng(seed).integers(0, 4096, size=(32, 24)).astype(np.uint16)
+    path = tmp_path / "t.tif"
+    with tifffile.TiffWriter(path) as tw:
+        for pixels, kind in ((values[::4, ::4].copy(), 1), (values[::2, ::2].copy(), 1), (values, 0)):
+            tw.write(pixels, subfiletype=kind, software="xvertfast test")
+    _patch_tag_type(path, 1, 305, 99)  # Software, page 2's
+    rad = read_image(path, warn=False)
+    np.testing.assert_array_equal(rad.values, values)
+    assert len(rad.notes) == 1 and "reading page 3, the first at full resolution" in rad.notes[0], rad.notes
+
+
 @pytest.mark.filterwarnings("ignore:Invalid value for VR CS")
 def test_a_lower_case_photometric_interpretation_is_read_in_capitals(tmp_path, seed):
     values = np.random.default_rng(seed).integers(0, 4096, size=(24, 40)).astype(np.uint16)

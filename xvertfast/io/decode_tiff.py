@@ -81,7 +81,8 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logs: tuple[LogNa
                 _check_jpeg_segment_sizes(path, page)
             planar = page.samplesperpixel > 1 and int(page.planarconfig) == 2  # SEPARATE
             if index and not reduced_only:  # (a file of reduced pages alone said which above)
-                reduced = [getattr(tif.pages[k], "is_reduced", False) for k in range(index)]
+                with LogNamingTheFile("tifffile"):  # (what it says of a page not read is no note of the file's)
+                    reduced = [getattr(tif.pages[k], "is_reduced", False) for k in range(index)]
                 if not any(reduced):
                     first, why = "with pixels", "have none: 0 rows or columns"
                 else:
