@@ -374,6 +374,8 @@ def test_a_listed_windows_variable_that_is_not_there_is_named_not_a_crash(tmp_pa
     assert _shell_words_in("$XVF_TEST_DATA\\a.png") == said.format("$XVF_TEST_DATA", f"{tmp_path / 'data'}\\a.png")
     assert _shell_words_in("${XVF TEST}\\a.png") == said.format("a variable", "D:\\a.png")
     assert _shell_words_in("%XVF_TEST_NOT_SET%\\a.png") is None  # (not set: as written)
+    monkeypatch.setenv("XVF-TEST-DATA", "E:")  # (ntpath expands a name with a - in it too)
+    assert _shell_words_in("%XVF-TEST-DATA%\\a.png") == said.format("%XVF-TEST-DATA%", "E:\\a.png")
     assert _shell_words_in("scan_100%%.png") is None  # (ntpath's %% is a %: no variable, whatever it says)
     assert _shell_words_in("$XVF_TEST_NOT_SET\\%XVF_TEST_DATA%") == said.format(  # the one set is named
         "%XVF_TEST_DATA%", f"$XVF_TEST_NOT_SET\\{tmp_path / 'data'}")

@@ -377,7 +377,7 @@ def _shell_words_in(path: str) -> str | None:
     if os.path.expanduser(path) != path:
         what = "~ does not mean a home folder"
     else:  # the first variable set (Windows' expandvars expands %NAME% too; one it took another way: unnamed)
-        name = next((m.group() for m in re.finditer(r"[$]\{[A-Za-z_]\w*\}|[$][A-Za-z_]\w*|%\w+%", path)
+        name = next((m.group() for m in re.finditer(r"[$]\{[A-Za-z_]\w*\}|[$][A-Za-z_]\w*|%[\w-]+%", path)
                      if os.path.expandvars(m.group()) != m.group()), None)  # fmt: skip
         if name is None and not re.search(r"[$]\{[^}]*\}", path):  # (ntpath's %% and $$: one %, one $)
             return None
