@@ -981,6 +981,37 @@ def test_evaluate_of_whole_paths_runs_from_a_folder_that_was_deleted(tmp_path, m
     assert json.loads((out / "provenance.json").read_text())["cwd"] is None
 
 
+def test_evaluate_with_a_relative_roi_file_records_its_folder_deleted_while_the_images_are_scored(
+        tmp_path, monkeypatch, capsys):
+    """provenance.json's ROI file (os.path.abspath of --rois) and ``cwd`` were read after the
+    scoring: a relative --rois whose folder was deleted meanwhile scored the images, then exited 2
+    naming nothing. Both are read as the run starts, and recorded as they were then."""
+    import shutil
+
+    import xvertfast.eval.evaluate as evaluate_module
+
+    image = _png(tmp_path / "a.png")
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "centres.csv").write_text("file,upper_row,upper_col,lower_row,lower_col\na.png,60,100,140,100\n")
+    monkeypatch.chdir(work)
+    scoring = evaluate_module.run_protocol
+
+    def deleting_the_folder_first(*args, **kwargs):
+        shutil.rmtree(work)
+        return scoring(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate_module, "run_protocol", deleting_the_folder_first)
+    out = tmp_path / "report"
+    code = main(["evaluate", image, "-o", str(out), "--methods", "identity", "--metrics", "entropy", "--pictures", "0",
+                 "-q", "--rois", "centres.csv"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert not work.exists()
+    provenance = json.loads((out / "provenance.json").read_text())
+    assert provenance["cwd"] == str(work)
+    assert provenance["rois"] == {"source": "file", "file": str(work / "centres.csv"), "as_given": "centres.csv"}
+
+
 def test_evaluate_help_says_what_each_metric_measures_and_which_way_is_better():
     """The help listed the metrics by their code names alone (tenengrad, lpc_si, tmqi): a reader
     of the report could not tell what a column measures nor whether higher is better."""

@@ -7,7 +7,7 @@ import math
 import os
 
 from xvertfast._checks import whole_number
-from xvertfast._paths import PATH_TYPES
+from xvertfast._paths import PATH_TYPES, working_folder
 from xvertfast._text import asked
 from xvertfast._version import __version__, code_digest
 from xvertfast.eval.baselines import XVERTNET_METHODS, get_method, parse_method
@@ -76,6 +76,7 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
     once they all are, while the report is written, :class:`~xvertfast.eval.report.ReportInterrupted`.
     """
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    cwd = working_folder()  # (provenance's: read now, as the folder may be deleted while the images are scored)
     if not _is_a_path(out_dir):  # ('' was the current folder, refused as a folder of outputs holding the inputs)
         raise ValueError(f"evaluate: out_dir must be the report folder's path, got {out_dir!r}")
     methods, metrics, inputs = _names(methods, "methods"), _names(metrics, "metrics"), input_paths(inputs)
@@ -105,6 +106,7 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
     if rois != "auto" and not _is_a_path(rois):  # ('' was 'ROI centres file : No such file')
         raise ValueError(f"evaluate: rois must be 'auto' or the path of a ROI centres CSV file, got {rois!r}")
     centres = None if rois == "auto" else load_roi_centres(rois)
+    rois_file = None if rois == "auto" else os.path.abspath(rois)  # (read: its folder was there)
     _refuse_a_file(out_dir)  # (an input as REPORT_DIR: not 'a folder of outputs')
     # neither the report nor another tool's outputs are inputs (both may sit inside the input folder)
     exclude = [out_dir, *(m.folder for m in built.values() if getattr(m, "folder", None))]
@@ -124,7 +126,8 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
                            journal=journal, files=files, given=given, unused=unused,
                            machine=scoring_machine(built))  # fmt: skip
         run.notes[:0] = warned  # first: the images' notes may be thousands
-        provenance = run_provenance(journal.settings, built, rois, started, command, argv, arguments, program)
+        provenance = run_provenance(journal.settings, built, rois, started, command, argv, arguments, program,
+                                    cwd=cwd, rois_file=rois_file)
         # (cut short: ReportInterrupted, every image scored); the lock held, a killed run's leftovers go first
         paths = write_report(run, out_dir, compare_to, remove_unfinished=True, provenance=provenance)
     finally:

@@ -23,7 +23,6 @@ import shlex
 
 import numpy as np
 
-from xvertfast._paths import working_folder
 from xvertfast._text import count
 from xvertfast.eval.baselines import BASELINES, baseline_parameters
 from xvertfast.eval.protocol import EvalRun, depth_counts, depths_said, method_kind
@@ -53,7 +52,8 @@ def scoring_machine(built: dict) -> dict:
 
 
 def run_provenance(settings: dict, built: dict, rois, started: str, command: str | None, argv: list[str] | None,
-                   arguments: dict, program: list[str] | None = None) -> dict:  # fmt: skip
+                   arguments: dict, program: list[str] | None = None, *, cwd: str | None,
+                   rois_file: str | None) -> dict:  # fmt: skip
     """How the report was made, for its provenance block and ``provenance.json`` (the ``given`` of
     :func:`provenance_record`, whose keys :func:`provenance_markdown` reads): the settings
     the journal holds (the version and code digest, each XVertNet method's model digest, device,
@@ -61,6 +61,8 @@ def run_provenance(settings: dict, built: dict, rois, started: str, command: str
     leave out: the baselines' parameters, read off the functions that ran (the code digest covers
     them, so the journal need not), the ROI file, the command and the folder this run started in (None
     where it cannot be read: deleted).
+    ``cwd`` and ``rois_file`` (the ROI CSV's whole path; None for auto) are read as the run starts:
+    by now, hours later, the folder may be gone, and a relative ``rois`` with it.
     (The CPU threads and GPUs are each image's, in the journal: :attr:`EvalRun.ran_on`.)
     The command is ``program`` (what ran xvertfast: the CLI's) then ``argv``, its inputs cut, where
     both are given; else ``command`` as given (a Python caller's own line, or None)."""
@@ -70,13 +72,13 @@ def run_provenance(settings: dict, built: dict, rois, started: str, command: str
             entry = {**entry, "parameters": parameters}
         methods.append(entry)
     where = ({"source": "auto", "centre_rows": [UPPER_LEVEL, LOWER_LEVEL]} if settings["rois"] == "auto"
-             else {"source": "file", "file": os.path.abspath(rois), "as_given": os.fsdecode(rois)})  # fmt: skip
+             else {"source": "file", "file": rois_file, "as_given": os.fsdecode(rois)})  # fmt: skip
     if argv is not None:  # a shell glob's thousands of inputs: listed once, in arguments.inputs
         argv = _inputs_cut(list(argv), arguments.get("inputs") or [])
         if program is not None:
             command = _joined([*program, *argv])
     return {"xvertfast": settings["xvertfast"], "code_sha256": settings["code_sha256"], "started": started,
-            "command": command, "argv": argv, "cwd": working_folder(),
+            "command": command, "argv": argv, "cwd": cwd,
             "arguments": arguments, "methods": methods, "metrics": settings["metrics"], "rois": where}  # fmt: skip
 
 
