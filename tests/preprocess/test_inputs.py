@@ -118,6 +118,16 @@ def test_bad_input():
         preprocess(np.zeros((2, 2, 2, 2), np.float32))
     with pytest.raises(TypeError, match="NumPy array or a torch tensor"):
         preprocess([[0.1]])
+    # a path or a Radiograph said how to get its pixels, as the metrics and the spine finder do
+    said = r"got the path 'chest\.png': read it with xvertfast\.io\.read_image\(path\)\.pixels$"
+    with pytest.raises(TypeError, match=said):
+        preprocess("chest.png")
+    from xvertfast.io import Radiograph
+
+    pixels = np.zeros((4, 4), np.float32)
+    radiograph = Radiograph(pixels, pixels, 8, "MONOCHROME2", "png", "chest.png")
+    with pytest.raises(TypeError, match=r"tensor, got a Radiograph: give its \.pixels$"):
+        preprocess(radiograph)
     with pytest.raises(ValueError, match=r"got shape \(\)$"):  # a 0-d array was said to be of shape (1,)
         preprocess(np.array(0.5, np.float32))
     # torch's "can't convert np.ndarray of type numpy.object_" (or numpy.longdouble: WIDE); complex was

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from xvertfast._paths import describe_non_array
 from xvertfast._stacklevel import solving
 from xvertfast.ops._inputs import real_from_numpy
 from xvertfast.ops.wls import check_method, check_parameters, wls
@@ -171,7 +172,7 @@ def preprocess(pixels, lam: float = DEFAULT_LAM, alpha: float = DEFAULT_ALPHA, e
     from_numpy = isinstance(pixels, np.ndarray)
     t = real_from_numpy(pixels, "preprocess: pixels") if from_numpy else pixels
     if not isinstance(t, torch.Tensor):
-        raise TypeError(f"preprocess: pixels must be a NumPy array or a torch tensor, got {type(pixels).__name__}")
+        raise TypeError(f"preprocess: pixels must be a NumPy array or a torch tensor, got {describe_non_array(pixels)}")
     t = t.detach()  # the WLS solves carry no gradient: a graph through X alone would be a wrong one
     if t.dim() not in (2, 3):
         raise ValueError(f"preprocess: pixels must be [H, W] or [B, H, W], got shape {tuple(t.shape)}")
