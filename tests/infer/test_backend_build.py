@@ -166,17 +166,18 @@ def _warned_at(record: list, text: str, call: str, category: type = RuntimeWarni
 
 
 def test_the_cpu_bf16_warning_names_the_users_line(seed, monkeypatch):
-    # stacklevel=2 named the Enhancer's __init__ in enhancer.py, where resolve_precision is called
+    # stacklevel=2 named the Enhancer's __init__ in enhancer.py, where resolve_precision is called; the
+    # warning names the setting as the caller gave it, as the refusals beside it do (it said "precision bf16")
     from xvertfast.infer import backends
 
     monkeypatch.setattr(backends, "cpu_bf16_support", lambda: "avx512_bf16")  # (a CPU with AMX says nothing)
     model = tiny_model(seed)
     with recorded() as record:
         Enhancer(model, device="cpu", backend="torch", precision="bf16")
-    _warned_at(record, "bf16 on a CPU without AMX", "Enhancer(model", UserWarning)
+    _warned_at(record, "precision='bf16' on a CPU without AMX", "Enhancer(model", UserWarning)
     with recorded() as record:
         backends.resolve_precision("bf16", torch.device("cpu"))
-    _warned_at(record, "bf16 on a CPU without AMX", "backends.resolve_precision(", UserWarning)
+    _warned_at(record, "precision='bf16' on a CPU without AMX", "backends.resolve_precision(", UserWarning)
 
 
 def test_the_tensorrt_fallback_warning_names_the_users_line(tmp_path, seed, monkeypatch):

@@ -129,8 +129,9 @@ def warn_cpu_bf16_without_amx(device: torch.device, dtype: torch.dtype) -> None:
     if device.type == "cpu" and dtype == torch.bfloat16 and cpu_bf16_support() != "amx":
         import warnings
 
-        warnings.warn("precision bf16 on a CPU without AMX: measure it against fp32, it may be no faster",
-                      stacklevel=outside_xvertfast())  # fmt: skip
+        # (named as the caller gave it, as the refusals above: --precision bf16, precision='bf16')
+        warnings.warn(f"{asked('precision', 'bf16')} on a CPU without AMX: measure it against fp32, it may be no "
+                      "faster", stacklevel=outside_xvertfast())  # fmt: skip
 
 
 def cuda_bf16_native(device: torch.device) -> bool:
