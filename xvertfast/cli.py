@@ -217,9 +217,10 @@ def _dry_run_help(job: str, out_metavar: str) -> str:
 def _started_with(args: argparse.Namespace, *paths: str | list[str] | None) -> dict:
     """The command line a job was started with (shell-quoted, as ``xvertfast ...``, or as
     ``python -m xvertfast ...`` with this Python where it was run so) and, where
-    one of its ``paths`` is relative (an ``@list``'s lines may be), the folder it was started in:
-    what its output folder's ledger records for ``xvertfast status`` to give as the command that
-    resumes it. Empty where main() was not given the command line (called with a Namespace)."""
+    one of its ``paths`` is relative (an ``@list``'s lines may be), the folder it was started in (None
+    where it cannot be read: deleted): what its output folder's ledger records for ``xvertfast status``
+    to give as the command that resumes it. Empty where main() was not given the command line (called
+    with a Namespace)."""
     import shlex
 
     from xvertfast._paths import working_folder
@@ -1016,7 +1017,8 @@ def _add_job_arguments(parser: argparse.ArgumentParser, out_metavar: str, out_he
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
-#: The commonest uses of each batch command, shown at the end of its --help (tests parse each line).
+#: The commonest uses of xvertfast and of preprocess, enhance and evaluate, shown at the end of
+#: their --help (tests parse each line).
 EXAMPLES = {
     "xvertfast": """\
   xvertfast demo                       # a first look: a sample enhanced, scored
@@ -1476,7 +1478,8 @@ COUNTERPARTS = {
 class _CommandParser(argparse.ArgumentParser):
     """The top-level parser: an option the command does not take is refused by that command's parser
     (its usage, not the top level's "xvertfast [-h] [--version] COMMAND ..."), saying what was meant
-    where that can be told: a close spelling, the command that has it, this command's counterpart."""
+    where that can be told: a close spelling, the command that has it, this command's counterpart.
+    Options given before the command are refused by the top level, saying where they go."""
 
     def parse_args(self, args=None, namespace=None):
         args = sys.argv[1:] if args is None else list(args)

@@ -274,7 +274,7 @@ def _dicom_pixels(ds, syntax, codestream: _Codestream | None, path: str, notes: 
         # pydicom refuses to decode without it; one sample per pixel is grey
         ds.PhotometricInterpretation = "MONOCHROME2"
         notes.append(f"{path}: no PhotometricInterpretation; read as MONOCHROME2 (bright = high)")
-    deeper = _deeper_codestream(ds, syntax, codestream, samples, path)
+    deeper = _deeper_codestream(ds, codestream, samples, path)
     try:
         arr = dicom_codecs.pixel_array(ds, syntax) if deeper is None else _decoded_at(ds, syntax, deeper)
     except Exception as exc:
@@ -437,15 +437,16 @@ def _codestream_values(arr: np.ndarray, stated: str, bits: int, signed: bool, sy
     return arr
 
 
-def _deeper_codestream(ds, syntax, codestream: _Codestream | None, samples: int, path: str) -> int | None:
+def _deeper_codestream(ds, codestream: _Codestream | None, samples: int, path: str) -> int | None:
     """The sample precision of a grey JPEG, JPEG-LS or JPEG 2000 frame's codestream where it is
     deeper than BitsStored (and fits BitsAllocated), else None: the frame is decoded at it. pydicom
     keeps only the low BitsStored bits of a JPEG or lossless JPEG frame it decodes (a 14-bit
     codestream under BitsStored 12: another image, silently), and corrects a signed JPEG-LS
     frame's sign at the codestream's precision (a 12-bit signed image written at a precision of 16,
     as imagecodecs writes JPEG-LS, read 0..4095: its negative values as large positive ones);
-    unsigned JPEG-LS and JPEG 2000 values it leaves as decoded (a 14-bit signed lossy JPEG 2000
-    frame under BitsStored 12 read +-8192 against -2048..2047, without a word). Decided from the
+    an unsigned JPEG-LS frame's values, and a JPEG 2000 frame's, signed or not, it leaves as decoded
+    (a 14-bit signed lossy JPEG 2000 frame under BitsStored 12 read +-8192 against -2048..2047,
+    without a word). Decided from the
     header and ``codestream``'s (:func:`_codestream_of`), before anything is decoded."""
     grey = samples == 1 and str(ds.get("PhotometricInterpretation", "")).strip() in ("MONOCHROME1", "MONOCHROME2")
     if not grey or codestream is None:

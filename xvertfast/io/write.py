@@ -27,16 +27,15 @@ from xvertfast.io.errors import ImageWriteError, WarningsNamingTheFile
 from xvertfast.io.files import image_extension, same_file
 from xvertfast.io.radiograph import Radiograph
 
-__all__ = ["write_image", "WRITE_FORMATS", "FORMAT_EXTENSIONS", "same_format", "same_format_extension", "EXTENSION_FORMATS", "format_from_path", "atomic_write", "nearest_existing",
-           "remove_stale_parts", "disk_full", "outputs_lost", "name_too_long", "output_name_refusal", "derived_series_uid"]
+__all__ = ["write_image", "WRITE_FORMATS", "FORMAT_EXTENSIONS", "EXTENSION_FORMATS", "same_format",
+           "same_format_extension", "format_from_path", "atomic_write", "nearest_existing", "remove_stale_parts",
+           "disk_full", "outputs_lost", "name_too_long", "output_name_refusal", "derived_series_uid"]
 
 #: png16: 16-bit PNG at the source's bit depth (0..2^bits - 1, which a text chunk records); png8;
 #: tiff: float32 in [0, 1]; dicom: a derived DICOM image at the source's bit depth.
 WRITE_FORMATS = ("png16", "png8", "tiff", "dicom")
 #: The file extension each format is written with.
 FORMAT_EXTENSIONS = {"png16": ".png", "png8": ".png", "tiff": ".tiff", "dicom": ".dcm"}
-
-
 #: zlib level of PNG outputs. Pillow's default, 6, took 1.7-2.3x as long to encode an enhanced
 #: 1024^2 radiograph, for files 2% smaller (16-bit) or 0.4-0.8% larger (8-bit): about 7% of an
 #: image's CPU time in `xvertfast enhance` (bench/RESULTS.md, 2026-12-05; bench/png_levels.py).
