@@ -219,7 +219,7 @@ def test_an_output_outside_the_folder_fails_that_file_only(tmp_path, monkeypatch
         Image.fromarray(radiograph_like(seed)).save(tmp_path / name)
     # discover() never gives such a relative path; the guard behind it must hold anyway
     found = [InputFile(str(tmp_path / "secret.png"), "../secret.png"), InputFile(str(tmp_path / "fine.png"), "fine.png")]
-    monkeypatch.setattr(module, "discover", lambda inputs, exclude=(), lists=None: found)
+    monkeypatch.setattr(module, "discover", lambda inputs, exclude=(), lists=None, real_paths=None: found)
     summary = preprocess_files(["ignored"], str(tmp_path / "out"), progress=False, log=lambda m: None)
     assert [os.path.basename(p) for p in summary.done] == ["fine.png"]
     ((path, reason),) = summary.failed
@@ -726,3 +726,26 @@ def test_an_input_link_swapped_onto_its_own_output_is_neither_replaced_nor_delet
     ((path, why),) = summary.failed
     assert path == str(link) and "refusing to overwrite the input image" in why, why
     assert job_status(str(out), "preprocess").unfinished == 0  # refused before it was recorded as being written
+
+
+def test_a_resume_resolves_each_input_folder_once_for_the_search_and_the_ledger(tmp_path, monkeypatch):
+    """The search and the ledger each built a RealPaths (io/files): a resume resolved every input
+    folder with os.path.realpath (an lstat of each folder on its path) three times, once for the
+    walk's own check of links and once for each resolver. The job now has one, as enhance's has."""
+    src = tmp_path / "in"
+    for k in range(3):
+        (src / f"ward{k}").mkdir(parents=True)
+        Image.fromarray(radiograph_like(k)).save(src / f"ward{k}" / "a.png")
+    job = ([str(src)], str(tmp_path / "out"))
+    assert len(preprocess_files(*job, progress=False, log=lambda _: None).done) == 3
+    resolved, real = [], os.path.realpath
+
+    def counting(path, *args, **kwargs):
+        resolved.append(os.fspath(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os.path, "realpath", counting)
+    summary = preprocess_files(*job, progress=False, log=lambda _: None)
+    monkeypatch.setattr(os.path, "realpath", real)
+    assert len(summary.skipped) == 3, summary.line()
+    assert [resolved.count(str(src / f"ward{k}")) for k in range(3)] == [2, 2, 2], resolved

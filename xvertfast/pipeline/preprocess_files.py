@@ -35,8 +35,9 @@ from tqdm import tqdm
 from xvertfast._paths import output_folder
 from xvertfast.io import require_content, write_image
 from xvertfast.io.errors import FILE_ERRORS, ImageWriteError, failure_text
-from xvertfast.io.files import (JOB_IMAGES, InputFile, InputLists, NothingFound, collision_remedy, discover, file_state,
-                                input_paths, input_problem, output_path, read_input, same_file, unsearched_image)
+from xvertfast.io.files import (JOB_IMAGES, InputFile, InputLists, NothingFound, RealPaths, collision_remedy, discover,
+                                file_state, input_paths, input_problem, output_path, read_input, same_file,
+                                unsearched_image)
 from xvertfast.io.job_folder import JobFolder, dry_run_line, run_line
 from xvertfast.io.shards import Shard
 from xvertfast.io.write import atomic_write, output_name_refusal, outputs_lost, remove_stale_parts
@@ -270,7 +271,8 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
     rois = as_roi_centres(rois)
     inputs = input_paths(inputs)  # read once: an iterator is searched, then checked and named below
     lists = InputLists()  # each @list read once, by the search, for the check below too (a pipe read again is empty)
-    files = discover(inputs, exclude=[out_dir], lists=lists)
+    real = RealPaths()  # one a job: the search and the ledger resolve each folder once, not once each
+    files = discover(inputs, exclude=[out_dir], lists=lists, real_paths=real)
     if not files:  # before the output folder is made
         raise NothingFound(inputs)
     given = centres_of_inputs(rois, [f.path for f in files]) if rois is not None else {}
@@ -280,7 +282,7 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
                          "folder: the output folder is not searched, so they would not be preprocessed; give the "
                          "outputs a folder of their own")  # fmt: skip
     job = JobFolder(out_dir, SETTINGS, overwrite, job="preprocess", shard=shard, read_only=dry_run, command=command,
-                    cwd=cwd)  # fmt: skip
+                    cwd=cwd, real_paths=real)  # fmt: skip
     summary = JobSummary(shard=shard, dry_run=dry_run, busy=job.busy)
     start = time.perf_counter()
     with job:
