@@ -682,6 +682,25 @@ def test_a_grey_tiff_with_extra_samples_reads_its_first_sample_as_the_grey(tmp_p
                          "sample read as the grey, the others left out"]  # fmt: skip
 
 
+@pytest.mark.parametrize("extra, planar", [(2, "contig"), (3, "separate")])
+def test_an_rgb_tiff_with_extra_samples_reads_the_luminance_of_its_colours(tmp_path, seed, extra, planar):
+    # an RGB page with 2 or more extra samples (alpha and a mask) was refused: "expected a
+    # single-channel image, decoded shape (24, 30, 5)", with no word of what to do
+    import tifffile
+
+    from xvertfast.io.decode_common import luminance
+
+    rng = np.random.default_rng(seed)
+    stack = rng.integers(0, 4096, (3 + extra, 24, 30)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "c.tif", stack if planar == "separate" else np.moveaxis(stack, 0, -1),
+                     photometric="rgb", planarconfig=planar, extrasamples=[2] + [0] * (extra - 1))  # fmt: skip
+    rad = read_image(tmp_path / "c.tif", warn=False)
+    np.testing.assert_array_equal(rad.values, luminance(np.moveaxis(stack[:3], 0, -1), [], ""))
+    assert rad.notes == [f"{tmp_path / 'c.tif'}: RGB TIFF with {extra} extra samples per pixel: its luminance read "
+                         "from the red, green and blue, the others left out",
+                         f"{tmp_path / 'c.tif'}: RGB image converted to luminance (grayscale)"]  # fmt: skip
+
+
 @pytest.mark.parametrize("photometric", ["minisblack", "miniswhite"])
 def test_a_16_bit_tiff_whose_max_sample_value_records_12_bits_reads_at_12_bits(tmp_path, seed, photometric):
     # MaxSampleValue 4095 records 12-bit data in 16-bit samples, as a PNG's sBIT does; it was

@@ -165,6 +165,12 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logs: tuple[LogNa
         notes.append(f"{path}: grey TIFF with {values.shape[-1] - 1} extra samples per pixel: its first sample read "
                      "as the grey, the others left out")  # fmt: skip
         values = np.ascontiguousarray(values[..., 0])
+    elif values.ndim == 3 and values.shape[-1] > 4 and photometric == 2 and pillow_mode is None:
+        # an RGB page with 2 or more extra samples (alpha and a mask, ...): R, G and B come first,
+        # as TIFF lays them out; its shape (H, W, 5 or more) was refused as no single-channel image
+        notes.append(f"{path}: RGB TIFF with {values.shape[-1] - 3} extra samples per pixel: its luminance read "
+                     "from the red, green and blue, the others left out")  # fmt: skip
+        values = luminance(values[..., :3], notes, path, "RGB")
     elif values.ndim == 3 and values.shape[-1] in (3, 4):
         values = luminance(values, notes, path)
     elif values.ndim == 3 and values.shape[-1] == 2 and photometric in (0, 1):  # grey + alpha, as Pillow reads PNG's
