@@ -552,6 +552,40 @@ def test_departures_from_design_name_modules_that_exist():
         assert not missing, f"departure names modules that do not exist: {missing}"
 
 
+def _layout_entries() -> list[str]:
+    """The paths in the first column of development.md's Layout block, a bare name after a comma
+    (``xvertfast/info.py, cli.py``) in the folder of the path before it."""
+    import re
+
+    (block,) = _code_blocks(_section("docs/guide/development.md", "## Layout"), "")
+    entries = []
+    for line in block.splitlines():
+        first, *others = re.match(r"([\w./-]*(?:, [\w./-]+)*)", line).group(1).split(", ")
+        if first:
+            entries += [first, *(os.path.dirname(first.rstrip("/")) + "/" + name for name in others)]
+    return entries
+
+
+def test_the_layout_names_every_module_and_command():
+    """development.md's Layout names every module and subpackage of xvertfast/ (``_pickled_errors.py``
+    and ``_extension.py`` were left out of it), every path it names exists, and its ``cli.py`` line
+    lists the CLI's commands: a module or command added or renamed without its line fails here."""
+    import re
+
+    entries = _layout_entries()
+    assert len(entries) >= 20, entries
+    missing = [e for e in entries if not os.path.exists(os.path.join(ROOT, e))]
+    assert not missing, f"docs/guide/development.md's Layout names paths that do not exist: {missing}"
+    package = os.path.join(ROOT, "xvertfast")
+    modules = {f"xvertfast/{name}" for name in os.listdir(package) if name.endswith(".py") and name != "__init__.py"}
+    modules |= {f"xvertfast/{name}/" for name in os.listdir(package)
+                if os.path.isfile(os.path.join(package, name, "__init__.py"))}  # fmt: skip
+    unnamed = sorted(modules - set(entries))
+    assert not unnamed, f"docs/guide/development.md's Layout does not name these modules of xvertfast/: {unnamed}"
+    (commands,) = re.findall(r"`xvertfast ([a-z]+(?: \| [a-z]+)+)`", _section("docs/guide/development.md", "## Layout"))
+    assert set(commands.split(" | ")) == set(_cli_options()) - {""}, commands
+
+
 @pytest.mark.parametrize("document", DOCUMENTS)
 def test_every_environment_variable_named_is_in_the_sources(document):
     """Every ``XVF_*`` variable a document names appears in the sources of the build, the
