@@ -2326,6 +2326,32 @@ def test_a_palette_color_dicom_is_read_through_its_colour_tables(tmp_path, seed,
     assert any("PALETTE COLOR image converted to luminance" in n for n in im.notes)
 
 
+@pytest.mark.parametrize("trns", [bytes([255, 0, 128]), 1])
+def test_a_palette_png_with_transparency_says_its_transparent_pixels_read_as_their_colour(tmp_path, seed, trns):
+    # a palette PNG's tRNS (an alpha an entry, or one transparent entry) was left out with no note:
+    # only "palette image converted to luminance", where an alpha channel's loss is said
+    rng = np.random.default_rng(seed)
+    indices = rng.integers(0, 4, (20, 30)).astype(np.uint8)
+    indices[0, :4] = 0, 1, 2, 3
+    im = Image.fromarray(indices, "P")
+    im.putpalette([0, 0, 0, 90, 90, 90, 180, 180, 180, 255, 255, 255])
+    im.save(tmp_path / "p.png", transparency=trns)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (Pillow's "should be converted to RGBA images", naming no file: the note says it)
+        rad = read_image(tmp_path / "p.png", warn=False)
+    np.testing.assert_array_equal(rad.values, np.array([0, 90, 180, 255], np.uint8)[indices])
+    hidden = int(np.isin(indices, (1, 2) if isinstance(trns, bytes) else (1,)).sum())
+    assert rad.notes == [f"{tmp_path / 'p.png'}: palette image converted to luminance (grayscale)",
+                         f"{tmp_path / 'p.png'}: palette image with transparency (tRNS): its {hidden:,} transparent or "
+                         "translucent pixels read as their palette colour, the transparency left out"]  # fmt: skip
+    im.save(tmp_path / "opaque.png", transparency=bytes([255, 255]))  # (every alpha 255: nothing hidden, no note)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        opaque = read_image(tmp_path / "opaque.png", warn=False)
+    assert opaque.notes == [
+        f"{tmp_path / 'opaque.png'}: palette image converted to luminance (grayscale)"]
+
+
 @pytest.mark.parametrize("lzw_by_pillow", [False, True])
 def test_a_palette_tiff_is_read_through_its_colour_map(tmp_path, seed, lzw_by_pillow, request):
     import tifffile

@@ -266,6 +266,22 @@ def _luminance_of_16_bit_colour(path: str, data: bytes, decode, mode: str, notes
     return grey
 
 
+def _transparent_palette_pixels(im) -> int:
+    """How many pixels of the palette image ``im`` its tRNS chunk makes transparent or translucent
+    (alpha below 255): converted to grey they read as their palette colour, as an alpha channel is
+    left out, and are said so (a palette image's note said only that it was converted)."""
+    trns = im.info.get("transparency")
+    if trns is None:
+        return 0
+    alphas = np.full(256, 255, np.uint8)
+    if isinstance(trns, int):  # (one entry transparent)
+        alphas[trns % 256] = 0
+    else:  # (an alpha an entry, for the first entries)
+        given = np.frombuffer(bytes(trns), np.uint8)[:256]
+        alphas[: given.size] = given
+    return int(np.count_nonzero(alphas[np.asarray(im)] < 255))
+
+
 class _FileBytes(io.BytesIO):
     """A file's bytes, read from the disk once for all the checks and the decoding, which Pillow's
     messages name as they name the file ('cannot identify image file '/x.png'')."""
@@ -331,6 +347,11 @@ def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
             # (a 16-bit colour PNG that imagecodecs decoded is its luminance already, noted)
             elif mode in ("RGB", "RGBA", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "LA", "La") and decode_16 is None:
                 luminance_note(notes, path, "palette" if mode.startswith("P") else mode)
+                if mode == "P" and (hidden := _transparent_palette_pixels(im)):
+                    notes.append(f"{path}: palette image with transparency (tRNS): its {hidden:,} transparent or "
+                                 "translucent pixels read as their palette colour, the transparency left out")  # fmt: skip
+                if mode == "P":  # (said above: Pillow's convert would warn of it, naming no file, "should be
+                    im.info.pop("transparency", None)  # converted to RGBA images")
                 im = im.convert("L")
             elif mode == "1":
                 im = im.convert("L")
