@@ -8,7 +8,8 @@ and from its own unit):
 0. ``_version``, ``_text``, ``_stacklevel``, ``_paths``, ``_interrupts``, ``resume``, ``runtime``, ``_plotting``,
    ``samples``, ``_lazy``, ``weights``, ``_checks``, ``_pickled_errors`` and the compiled ``_C``: no imports
    of xvertfast at all
-1. ``_extension``: loads ``_C`` and says what it holds
+1. ``_extension``: loads ``_C`` and says what it holds; ``_pixels``: what was given for pixels, described
+   (it asks ``_paths`` what a path is)
 2. ``ops`` and ``io``, independent of each other
 3. ``preprocess`` and ``model``, independent of each other
 4. ``infer`` and ``pipeline``
@@ -30,7 +31,7 @@ PACKAGE = pathlib.Path(xvertfast.__file__).parent
 LAYERS = {
     "_version": 0, "_text": 0, "_interrupts": 0, "resume": 0, "runtime": 0, "_plotting": 0, "samples": 0, "_lazy": 0,
     "weights": 0, "_stacklevel": 0, "_paths": 0, "_checks": 0, "_pickled_errors": 0,
-    "_C": 0, "_extension": 1,
+    "_C": 0, "_extension": 1, "_pixels": 1,
     "ops": 2, "io": 2,
     "preprocess": 3, "model": 3,
     "infer": 4, "pipeline": 4,

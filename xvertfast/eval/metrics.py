@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xvertfast._paths import describe_masked, describe_non_array
+from xvertfast._pixels import describe_masked, describe_non_array
 from xvertfast.eval._brisque import WINDOW as BRISQUE_WINDOW
 from xvertfast.eval._brisque import brisque_core
 from xvertfast.eval._lpc import lpc_si_core

@@ -64,7 +64,8 @@ import torch.nn.functional as F
 
 from xvertfast._checks import whole_number
 from xvertfast._extension import cuda_kernels_problem, cuda_kernels_run_on
-from xvertfast._paths import PATH_TYPES, describe_non_array
+from xvertfast._paths import PATH_TYPES
+from xvertfast._pixels import describe_non_array
 from xvertfast._stacklevel import image_names, naming_images, outside_xvertfast, solving
 from xvertfast.infer.backends import (StageBackend, make_backend, plan_backend, resolve_device, resolve_precision,
                                      warn_cpu_bf16_without_amx)

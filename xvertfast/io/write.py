@@ -20,7 +20,8 @@ import uuid
 
 import numpy as np
 
-from xvertfast._paths import PATH_TYPES, describe_non_array
+from xvertfast._paths import PATH_TYPES
+from xvertfast._pixels import describe_non_array
 from xvertfast._version import __version__
 from xvertfast.io.decode_common import PNG_DEPTH_KEYWORD
 from xvertfast.io.errors import ImageWriteError, WarningsNamingTheFile

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from xvertfast._extension import cuda_kernels_run_on, has_extension
-from xvertfast._paths import describe_masked
+from xvertfast._pixels import describe_masked
 
 _KERNEL_DTYPES = (torch.float32, torch.float64)
 

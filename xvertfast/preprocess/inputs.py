@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from xvertfast._paths import describe_non_array
+from xvertfast._pixels import describe_non_array
 from xvertfast._stacklevel import solving
 from xvertfast.ops._inputs import real_from_numpy
 from xvertfast.ops.wls import check_method, check_parameters, wls

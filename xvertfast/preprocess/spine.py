@@ -32,7 +32,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from xvertfast._paths import PATH_TYPES, describe_masked, describe_non_array
+from xvertfast._paths import PATH_TYPES
+from xvertfast._pixels import describe_masked, describe_non_array
 from xvertfast._text import from_cli
 
 __all__ = ["find_spine", "Spine", "Box", "WORKING_HEIGHT", "UPPER_LEVEL", "LOWER_LEVEL", "polarity_score",
