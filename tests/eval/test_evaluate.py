@@ -1065,6 +1065,10 @@ def test_grids_of_two_images_of_one_name_are_told_apart():
     assert _picture_titles(same) == [os.path.join("a", "chest.png"), os.path.join("b", "chest.png")]
     other = [{"file": os.path.join("data", "a", "one.png")}, {"file": os.path.join("data", "b", "two.png")}]
     assert _picture_titles(other) == ["one.png", "two.png"]
+    # inputs given as a file of the current folder and a whole path (commonpath refuses that mix,
+    # and the first has no folder): told apart below the folder both are in
+    here = [{"file": "chest.png"}, {"file": os.path.join(os.getcwd(), "b", "chest.png")}]
+    assert _picture_titles(here) == ["chest.png", os.path.join("b", "chest.png")]
 
 
 def test_errors_start_their_own_line_under_the_progress_bar(tmp_path, seed, capsys):

@@ -594,8 +594,11 @@ def _picture_titles(pictures: list[dict]) -> list[str]:
     names = [os.path.basename(p["file"]) for p in pictures]
     if len(set(names)) == len(names):
         return names
-    root = os.path.commonpath([os.path.dirname(os.path.abspath(p["file"])) for p in pictures])
-    return [os.path.relpath(os.path.abspath(p["file"]), root) for p in pictures]
+    # whole paths: the inputs may mix relative and absolute paths (commonpath refuses the mix), and a
+    # relative file of the current folder has no folder to share ('')
+    paths = [os.path.abspath(p["file"]) for p in pictures]
+    root = os.path.commonpath([os.path.dirname(path) for path in paths])
+    return [os.path.relpath(path, root) for path in paths]
 
 
 def _grid(picture: dict, methods: list[str], path: str, title: str | None = None) -> None:
