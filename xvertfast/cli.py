@@ -1062,7 +1062,8 @@ def build_parser() -> argparse.ArgumentParser:
         "compiled extension is in use, its CPU ops, the CUDA architectures its kernels were "
         "compiled for, the GPUs visible, the default model, and which optional packages import (cupy, "
         "onnxruntime, tensorrt, onnx, onnxscript, pydicom, pylibjpeg, gdcm, imagecodecs, matplotlib, "
-        "scikit-image). Exit code: 0 (2 for an unknown option).",
+        "scikit-image). Exit code: 0, 2 an unknown option, 130 interrupted, 143 stopped by SIGTERM, 129 by "
+        "SIGHUP.",
     )
     info.add_argument("--json", action="store_true", help="print machine-readable JSON")
     info.set_defaults(func=_cmd_info)
@@ -1319,7 +1320,7 @@ Given the RUN_DIR of `xvertfast train`: the stage and epoch reached, the phase
 losses, the epochs it may still train and how long at its recent pace, when it
 last wrote, and whether it runs now.
 Exit code: 0, 2 where the folder holds no such job or a ledger or checkpoint
-cannot be read.""",
+cannot be read, 130 interrupted, 143 stopped by SIGTERM, 129 by SIGHUP.""",
     )
     st.add_argument("folder", metavar="FOLDER", help="the output folder of an enhance or preprocess job, or the "
                     "RUN_DIR of a training run")  # fmt: skip
@@ -1386,7 +1387,8 @@ cannot be read.""",
         "--clear removes those (only files of those names: a cache folder shared with other files loses none), "
         "and what is needed again is made again (a TensorRT engine in minutes). Exit code: 0 done, 1 some files "
         "could not be removed (each is named; the others were), 2 refused (another xvertfast process is building "
-        "or loading from the cache) or the cache unusable (a file, a folder this user cannot list or lock).",
+        "or loading from the cache) or the cache unusable (a file, a folder this user cannot list or lock), 130 "
+        "interrupted, 143 stopped by SIGTERM, 129 by SIGHUP.",
     )
     cache.add_argument("--clear", action="store_true", help="remove the cached exports, engines and timing caches")
     cache.set_defaults(func=_cmd_cache)
