@@ -315,7 +315,7 @@ def _dicom_pixels(ds, syntax, codestream: _Codestream | None, path: str, notes: 
     if read_deeper:
         bits = _read_deeper(ds, codestream.kind, low, top, bits, signed, deeper, path, notes)
     elif indices is None and samples == 1:  # (grey levels: not a palette's indices, nor colours)
-        arr = _below_high_bit(ds, syntax, arr, bits, signed, path, notes)
+        arr = _below_high_bit(ds, syntax, codestream, arr, bits, signed, path, notes)
     lut = ", ".join(f"{k} {ds.get(k)!r}" for k in ("RescaleSlope", "RescaleIntercept") if k in ds)
     lut = lut or "Modality LUT Sequence"
     try:
@@ -358,7 +358,8 @@ def _dicom_pixels(ds, syntax, codestream: _Codestream | None, path: str, notes: 
     return values, bits, photometric, ds
 
 
-def _below_high_bit(ds, syntax, arr: np.ndarray, bits: int, signed: bool, path: str, notes: list[str]) -> np.ndarray:
+def _below_high_bit(ds, syntax, codestream: _Codestream | None, arr: np.ndarray, bits: int, signed: bool, path: str,
+                    notes: list[str]) -> np.ndarray:  # fmt: skip
     """The values of grey pixel data whose HighBit is not BitsStored - 1: PS3.5 8.1.1 puts
     each value's top bit at HighBit (BitsStored 12, HighBit 15: bits 4 to 15), where pydicom takes
     the low BitsStored bits whatever HighBit says (noise and the values' low bits: another image,
@@ -380,7 +381,7 @@ def _below_high_bit(ds, syntax, arr: np.ndarray, bits: int, signed: bool, path: 
                      f"- 1 to BitsAllocated - 1); read from the low {bits} bits (check the image)")  # fmt: skip
         return arr
     if getattr(syntax, "is_compressed", False) and not _keeps_words(syntax):
-        return _codestream_values(arr, stated, bits, signed, syntax, path, notes)
+        return _codestream_values(arr, stated, bits, signed, _kind(syntax, codestream), path, notes)
     if getattr(syntax, "is_compressed", False):
         words = _decoded_words(ds, syntax, arr, allocated)
         if words is None:  # (a codec that takes no other BitsStored: its values, as it decoded them)
@@ -415,16 +416,22 @@ def _keeps_words(syntax) -> bool:
     return syntax == RLELossless
 
 
-def _codestream_values(arr: np.ndarray, stated: str, bits: int, signed: bool, syntax, path: str,
-                       notes: list[str]) -> np.ndarray:  # fmt: skip
-    """A JPEG-family frame's values as decoded, with a note: its codestream holds the samples at
-    their own precision, so HighBit places nothing (decoding it as whole words and shifting took a
-    14-bit JPEG 2000 codestream under BitsStored 12, HighBit 15 for its top 12 bits: another
-    image). Values past what BitsStored holds are said: the codestream is deeper than the header."""
-    from pydicom import uid
+def _kind(syntax, codestream: _Codestream | None) -> str:
+    """What a compressed frame's codestream is called in a note: its :attr:`_Codestream.kind`
+    ("JPEG 2000", "JPEG-LS", "JPEG"), else the transfer syntax's name (no frame found, or another
+    codec's)."""
+    if codestream is not None and codestream.kind is not None:
+        return codestream.kind
+    return getattr(syntax, "name", str(syntax))
 
-    kind = ("JPEG 2000" if syntax in uid.JPEG2000TransferSyntaxes else
-            "JPEG-LS" if syntax in uid.JPEGLSTransferSyntaxes else "JPEG")  # fmt: skip
+
+def _codestream_values(arr: np.ndarray, stated: str, bits: int, signed: bool, kind: str, path: str,
+                       notes: list[str]) -> np.ndarray:  # fmt: skip
+    """A JPEG-family frame's values as decoded, with a note: its codestream (a ``kind`` one, as
+    :func:`_kind` names it) holds the samples at their own precision, so HighBit places nothing
+    (decoding it as whole words and shifting took a 14-bit JPEG 2000 codestream under BitsStored
+    12, HighBit 15 for its top 12 bits: another image). Values past what BitsStored holds are said:
+    the codestream is deeper than the header."""
     note = (f"{path}: {stated}: a {kind} codestream holds the samples themselves, where HighBit places nothing: "
             "read as decoded")  # fmt: skip
     lo, hi = stored_range(bits, signed)
