@@ -601,6 +601,26 @@ def test_a_12_bit_colour_jpeg_extended_frame_of_another_colour_space_needs_a_dec
         read_image(tmp_path / "c.dcm")
 
 
+def test_a_damaged_12_bit_colour_jpeg_extended_frame_is_decoded_once(tmp_path, monkeypatch):
+    # pydicom's plugins all refuse it (this one among them: a colour frame is not decoded ahead),
+    # and pixel_array asked this plugin again alone, which decoded it a second time to fail the same way
+    import imagecodecs
+
+    with_the_test_extras_plugins(monkeypatch, JPEG_EXTENDED)
+
+    rgb = np.random.default_rng(0).integers(0, 4096, size=(40, 56, 3)).astype(np.uint16)
+    codestream = bytearray(imagecodecs.jpeg8_encode(rgb, level=95, bitspersample=12, outcolorspace="YCBCR"))
+    at = codestream.find(b"\xff\xc4")  # (its first Huffman table: counts of 255 codes each)
+    codestream[at + 5 : at + 21] = b"\xff" * 16
+    _colour_dicom(tmp_path / "c.dcm", bytes(codestream), rgb, "YBR_FULL_422", 12)
+    decoded, decode = [], dicom_codecs._decode
+    monkeypatch.setattr(dicom_codecs, "_decode", lambda *args: decoded.append(1) or decode(*args))
+    with pytest.raises(ImageReadError, match=r"(?s)c\.dcm: cannot decode DICOM pixel data \(JPEG Extended.*"
+                                             r"xvertfast-imagecodecs: Bogus Huffman table definition"):
+        read_image(tmp_path / "c.dcm")
+    assert len(decoded) == 1
+
+
 def test_an_8_bit_jpeg_extended_frame_under_bits_allocated_16_is_read(tmp_path, seed):
     # Pillow decodes it to 8-bit words, which pydicom cannot fit in the 16-bit frame ('could not
     # broadcast'): after pydicom's plugins, this one decodes it (as it did when it came first)

@@ -66,7 +66,7 @@ DECODER_DEPENDENCIES = {uid: ("imagecodecs>=2024.1.1",) for uid in _SYNTAXES}
 
 _registered: frozenset[str] | None = None  # the transfer syntaxes registered for, once known
 _register_lock = threading.Lock()
-_ahead = threading.local()  # this thread's frame decoded before pydicom asked: (source bytes, array)
+_ahead = threading.local()  # this thread's frame decoded before pydicom asked: (source bytes, array or refusal)
 
 
 def _decoder(syntax):
@@ -142,7 +142,8 @@ def decoded_ahead(ds, syntax, source: bytes | None) -> Iterator[None]:
     once; None where none could be), now, where this plugin would decode it, and keeps it for the
     plugin until the block ends. Anything wrong (a multi-frame or corrupt file) is left for
     pydicom's decoding in the block to report. The reader has refused a codestream that declares
-    another size than Rows x Columns (on which max_pixels was checked) before this."""
+    another size than Rows x Columns (on which max_pixels was checked) before this. A frame the
+    plugin refuses within the block, not decoded ahead, is kept so too: it is not decoded again."""
     frame = None
     codec = _CODECS.get(syntax)
     if source is not None and available_for(syntax) and (codec not in _COLOUR_ONLY_DEEPER or _one_sample(ds)) and \
@@ -151,11 +152,11 @@ def decoded_ahead(ds, syntax, source: bytes | None) -> Iterator[None]:
             frame = (source, _decode(syntax, source))
         except Exception as exc:  # kept for the plugin to raise
             frame = (source, exc.with_traceback(None))
-    _ahead.frame = frame
+    _ahead.frame, _ahead.within = frame, True
     try:
         yield
     finally:
-        _ahead.frame = None
+        _ahead.frame, _ahead.within = None, False
 
 
 def _one_sample(ds) -> bool:
@@ -258,7 +259,15 @@ def _decode_frame(src: bytes, runner) -> bytes:
             if isinstance(array, Exception):  # refused ahead: not decoded twice (the reader then asks pydicom's plugins)
                 raise array
         else:
-            array = _decode(runner.transfer_syntax, src, colour_space)
+            try:
+                array = _decode(runner.transfer_syntax, src, colour_space)
+            except Exception as exc:
+                # a frame not decoded ahead (a colour JPEG Extended one): its refusal kept for the rest of the
+                # read, as one ahead is, so that pixel_array's second ask (this plugin alone, after pydicom's
+                # plugins all refused, this one among them) does not decode it again
+                if getattr(_ahead, "within", False):
+                    _ahead.frame = (src, exc)
+                raise
     except CutFrame as exc:  # (a copy: the raised one's traceback holds this call's frames and src)
         _ahead.cut = CutFrame(*exc.args)
         raise
