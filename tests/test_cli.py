@@ -508,6 +508,46 @@ def test_a_disks_eio_during_a_stop_with_a_terminal_hung_up_is_said_on_the_log(mo
     assert sent and set(sent) == {1}
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="no pty")
+@pytest.mark.parametrize("whose", ["the terminal's", "a disk's"])
+def test_an_eio_during_a_stop_says_whether_it_was_the_terminal_closing_or_a_disk(monkeypatch, capsys, whose):
+    """`xvertfast info --json 2>err.log`, stopped by SIGTERM, its terminal closing as the stop prints
+    to it: err.log said "interrupted (then OSError: [Errno 5] Input/output error)", as for a disk
+    failing then. The terminal's own EIO (a line the CLI printed there) is now said as the terminal
+    closing; a disk's (a write of the command's, naming no file, as a ledger's) still as the OSError."""
+    import errno
+    import pty
+    import signal
+
+    import xvertfast.info
+    from xvertfast import cli
+
+    master, slave = pty.openpty()
+    terminal = os.fdopen(slave, "w", buffering=1)  # (line-buffered, as sys.stdout on a terminal is)
+    monkeypatch.setattr(sys, "stdout", terminal)
+    monkeypatch.setattr(cli, "_hung_up", lambda fd, strict=False: True)  # (poll's POLLHUP, as Linux says it)
+
+    def stopped(*args, **kwargs):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)  # delivered to this (the main) thread before kill returns
+        except KeyboardInterrupt:  # a job stops so, then prints its summary
+            os.close(master)  # the terminal closes meanwhile: a write to it fails with EIO
+            if whose == "a disk's":
+                raise OSError(errno.EIO, "Input/output error") from None
+            return {"summary": "stopped"}
+        raise AssertionError("SIGTERM did not stop the command")
+
+    monkeypatch.setattr(xvertfast.info, "collect", stopped)
+    try:
+        assert cli.main(["info", "--json"]) == 143
+    finally:
+        with contextlib.suppress(OSError):
+            terminal.close()
+    then = ("the terminal closed: the lines printed there since are lost" if whose == "the terminal's"
+            else "OSError: [Errno 5] Input/output error")  # fmt: skip
+    assert capsys.readouterr().err == f"\ninterrupted (then {then})\n"
+
+
 def test_an_eio_during_a_stop_is_the_terminal_lost_only_where_poll_says_it_hung_up(monkeypatch):
     """macOS's poll answers POLLNVAL for any terminal, open or not, which _hung_up counted as gone: a
     disk's EIO during a stop was then taken for the terminal lost, said nowhere. With no SIGHUP to

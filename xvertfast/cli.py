@@ -1638,27 +1638,41 @@ def main(argv: list[str] | None = None) -> int:
 
             # the terminal closed during the stop (its lines are lost, the stop is not a crash; an EIO of a
             # disk's then is said, on a log that stderr goes to), or an error the interruption caused
-            if not (lost_terminal(exc) or came_of_an_interrupt(exc)):
+            terminal = lost_terminal(exc)
+            if not (terminal or came_of_an_interrupt(exc)):
                 raise
-            code = _say_interrupted(exc, lost_terminal)
+            code = _say_interrupted(exc, lost_terminal, the_terminals=terminal and _printed_here(exc))
         finally:
             warnings.showwarning = previous  # main() also runs inside other programs (tests, notebooks)
             restore_signals()
     return 128 + terminated[0] if terminated[0] and code == 130 else code
 
 
-def _say_interrupted(exc: BaseException, lost_terminal) -> int:
+def _say_interrupted(exc: BaseException, lost_terminal, the_terminals: bool = False) -> int:
     """Says on stderr that the command was interrupted (and by what error, if one came of it); 130.
     A terminal that closed since the signal (the write failing, :func:`_stop_on_signals`'s
-    ``lost_terminal``), or a pipe whose reader is gone, loses the line: the stop is not turned into a crash."""
+    ``lost_terminal``), or a pipe whose reader is gone, loses the line: the stop is not turned into a crash.
+    ``the_terminals``: ``exc`` is that terminal's own EIO, said as such on a log that stderr goes to,
+    not as an OSError a disk's EIO would read alike."""
     from xvertfast._interrupts import then_line
 
+    then = " (then the terminal closed: the lines printed there since are lost)" if the_terminals else then_line(exc)
     try:
-        print(f"\ninterrupted{then_line(exc)}", file=sys.stderr)
+        print(f"\ninterrupted{then}", file=sys.stderr)
     except OSError as error:  # (a pipe to stderr whose reader died of the same SIGHUP: `2> >(tee err.log)`)
         if not (isinstance(error, BrokenPipeError) or lost_terminal(error)):
             raise
     return 130
+
+
+def _printed_here(exc: OSError) -> bool:
+    """Whether ``exc``, an EIO met once a terminal hung up, came of a line this module printed: its
+    prints are the CLI's only writes to stdout and stderr, and an error of a file it opens names the
+    file; a disk's EIO (a ledger's write) is raised in the modules the command calls."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return exc.filename is None and tb is not None and tb.tb_frame.f_code.co_filename == __file__
 
 
 def _stop_on_signals():
