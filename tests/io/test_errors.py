@@ -35,6 +35,21 @@ def test_an_error_naming_a_file_is_pickled_and_copied_whole(cls, args):
         assert again.__notes__ == ["seen in a batch"]
 
 
+def test_each_error_takes_the_path_the_problem_and_only_a_damaged_file_a_remedy():
+    """Their messages as a batch job's line gives them; ImageReadError and ImageWriteError take no
+    third argument (their one constructor, _NamesTheFile's, has none)."""
+    import inspect
+
+    assert [str(cls(*args)) for cls, args in MADE] == [
+        "scans/a.png: cut short: 12 of 480 rows", "out/a.png: No space left on device",
+        "run/cache/ab.npy: cut short; delete it and run again"]  # fmt: skip
+    for cls in (ImageReadError, ImageWriteError):
+        assert list(inspect.signature(cls).parameters) == ["path", "problem"]
+        with pytest.raises(TypeError):
+            cls("a.png", "cut short", "and more")
+    assert DamagedFileError("a.npy", "cut short", "delete it").remedy == "delete it"
+
+
 def test_an_image_read_error_raised_in_a_worker_reaches_the_pool():
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         result = pool.apply_async(_raise, MADE[0])

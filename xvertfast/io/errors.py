@@ -20,24 +20,21 @@ class _NamesTheFile(PickledAsRaised):
     and copied as raised (:class:`PickledAsRaised`): rebuilt from its one message by default, which
     these constructors refuse, one raised in a multiprocessing worker hung the pool."""
 
-    def __init__(self, path: str | os.PathLike, problem: str, *then: str):
+    def __init__(self, path: str | os.PathLike, problem: str):
         self.path = os.fspath(path)
         self.problem = problem
-        super().__init__("; ".join((f"{self.path}: {problem}", *then)))
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        return f"{self.path}: {self.problem}"
 
 
 class ImageReadError(_NamesTheFile, ValueError):
     """A file that cannot be read as a radiograph; ``str()`` names the file and why."""
 
-    def __init__(self, path: str | os.PathLike, problem: str):
-        super().__init__(path, problem)
-
 
 class ImageWriteError(_NamesTheFile, OSError):
     """A radiograph that cannot be written to the requested place."""
-
-    def __init__(self, path: str | os.PathLike, problem: str):
-        super().__init__(path, problem)
 
 
 class DamagedFileError(_NamesTheFile, ValueError):
@@ -47,7 +44,10 @@ class DamagedFileError(_NamesTheFile, ValueError):
 
     def __init__(self, path: str | os.PathLike, problem: str, remedy: str):
         self.remedy = remedy
-        super().__init__(path, problem, remedy)
+        super().__init__(path, problem)
+
+    def _message(self) -> str:
+        return f"{super()._message()}; {self.remedy}"
 
 
 #: The errors that are one file's fault in a batch job (enhance, preprocess): that file fails, named,
