@@ -315,6 +315,43 @@ def test_preprocess_example_runs(tmp_path, monkeypatch):
 
 # ---- the messages troubleshooting.md quotes, the paths and variables the documents name: the code's ----
 
+def test_outputs_dir_example_runs_and_scores_as_the_built_in_clahe(tmp_path, monkeypatch):
+    """docs/guide/evaluation.md's example writing CLAHE outputs for ``outputs=DIR`` runs as written
+    (its /data/cxr a folder of two PNGs), and, as the guide says, with CLAHE's default settings the
+    outputs it writes, as float TIFFs or as PNGs at the input's depth, score exactly as the built-in
+    ``clahe`` does; ``tiles=16`` scores otherwise."""
+    import csv
+
+    pytest.importorskip("pydicom")
+    pytest.importorskip("skimage")
+    from xvertfast.cli import main
+    from xvertfast.io import read_image, write_image
+    from xvertfast.samples import SAMPLE_DICOM
+
+    document, example = _python_example("clahe(rad.pixels, tiles=16)")
+    assert example.count('"/data/cxr/*.png"') == 1 and example.count(", tiles=16") == 1
+    (tmp_path / "cxr").mkdir()
+    pixels = read_image(SAMPLE_DICOM).pixels
+    write_image(str(tmp_path / "cxr" / "a.png"), pixels)
+    write_image(str(tmp_path / "cxr" / "b.png"), pixels[:, ::-1].copy())
+    monkeypatch.chdir(tmp_path)
+    example = example.replace('"/data/cxr/*.png"', repr(str(tmp_path / "cxr" / "*.png")))
+    _run_example(document, example)
+    assert sorted(os.listdir("clahe16")) == ["a.tif", "b.tif"]
+    for folder, extension in (("tif8", ".tif"), ("png8", ".png")):
+        _run_example(document, example.replace("clahe16", folder).replace(", tiles=16", "").replace(".tif", extension))
+    methods = "clahe,tif8:outputs=tif8,png8:outputs=png8,clahe16:outputs=clahe16"
+    assert main(["evaluate", "cxr", "-o", "report", "--methods", methods, "--metrics", "entropy,tenengrad,lpc_si",
+                 "--pictures", "0", "-q"]) == 0  # fmt: skip
+    with open("report/scores.csv") as f:
+        scores = {(r["file"], r["roi"], r["method"]): (r["entropy"], r["tenengrad"], r["lpc_si"]) for r in csv.DictReader(f)}
+    built_in = {(file, roi): values for (file, roi, method), values in scores.items() if method == "clahe"}
+    assert len(built_in) == 4, scores
+    for method in ("tif8", "png8"):
+        assert {(file, roi): v for (file, roi, m), v in scores.items() if m == method} == built_in, method
+    assert all(scores[(file, roi, "clahe16")] != values for (file, roi), values in built_in.items())
+
+
 #: How docs/guide/troubleshooting.md writes a part of a message that varies: an ellipsis, a size
 #: or count, a folder the user chose, a quoted value.
 _PLACEHOLDER = r"\.\.\.|\b(?:W|H|N|OUT|RUN_DIR)\b|'[^']*'"
