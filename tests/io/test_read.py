@@ -3083,6 +3083,24 @@ def test_a_rescale_slope_without_its_intercept_is_not_applied_nor_refused(tmp_pa
     assert np.array_equal(rad.values, values)
 
 
+@pytest.mark.parametrize("keyword, value, said", [("RescaleSlope", -1.0, "-1.0"), ("RescaleSlope", None, "(empty)"),
+                                                   ("RescaleIntercept", -1024.0, "-1024.0")])  # fmt: skip
+def test_a_rescale_slope_or_intercept_alone_is_said_not_applied(tmp_path, seed, keyword, value, said):
+    # pydicom applies the two together or neither: a RescaleSlope of -1 alone left the image the
+    # other way up from what its header says, and nothing said that the rescale was not applied
+    pydicom = pytest.importorskip("pydicom")
+    values = np.random.default_rng(seed).integers(0, 4096, size=(24, 40)).astype(np.uint16)
+    make_dicom(tmp_path / "a.dcm", values, slope=None)
+    ds = pydicom.dcmread(tmp_path / "a.dcm")
+    setattr(ds, keyword, value)
+    ds.save_as(tmp_path / "a.dcm")
+    rad = read_image(tmp_path / "a.dcm", warn=False)
+    np.testing.assert_array_equal(rad.values, values)
+    other = "RescaleIntercept" if keyword == "RescaleSlope" else "RescaleSlope"
+    assert rad.notes == [f"{tmp_path / 'a.dcm'}: {keyword} {said} without {other} (DICOM gives the two together): no "
+                         "rescale applied, the stored values read as they are (check the image)"]  # fmt: skip
+
+
 def test_a_dicom_whose_preamble_holds_a_tiff_header_is_read_as_dicom(tmp_path, seed):
     # PS3.10 lets the 128-byte preamble hold a TIFF header (pydicom's CT_small.dcm starts 'II*\0'):
     # sniffed as TIFF first, such a file was refused as 'TIFF has no readable page: truncated or corrupt'

@@ -337,6 +337,15 @@ def _dicom_pixels(ds, syntax, codestream: _Codestream | None, path: str, notes: 
     if rescaled and float(ds.RescaleSlope) == 0:
         raise ImageReadError(path, f"RescaleSlope is 0: every stored value maps to the intercept "
                              f"({ds.get('RescaleIntercept', 0)}), so there is no image")  # fmt: skip
+    lone = [keyword for keyword in ("RescaleSlope", "RescaleIntercept") if keyword in ds]
+    if len(lone) == 1 and not ds.get("ModalityLUTSequence"):
+        # pydicom applies the two together or neither: a slope of -1 alone left the image the other
+        # way up from what its header says, without a word
+        other = "RescaleIntercept" if lone[0] == "RescaleSlope" else "RescaleSlope"
+        given = ds[lone[0]].value
+        given = "(empty)" if given is None or given == "" else given
+        notes.append(f"{path}: {lone[0]} {given} without {other} (DICOM gives the two together): no "
+                     "rescale applied, the stored values read as they are (check the image)")  # fmt: skip
     _presentation_lut_note(ds, stated.upper() or "MONOCHROME2", path, notes)  # (none: read as MONOCHROME2)
     if photometric == "MONOCHROME1" and arr.dtype.kind == "f":
         # float pixel data have no stored range to flip within (it was taken for 32-bit integers':
