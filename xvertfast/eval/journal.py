@@ -120,24 +120,18 @@ def _changes(previous: dict, retired: list, now: dict) -> tuple[str | None, str]
     return code, settings_changes(previous, now)
 
 
-def _refusal_reasons(previous, retired: list, now: dict) -> str:
-    """The changes that refuse a rerun (:func:`_changes`), a change of the code first, in words."""
-    if not isinstance(previous, dict):
-        return settings_changes(previous, now)
-    code, rest = _changes(previous, retired, now)
-    return rest if code is None else f"{code}; {rest}" if rest else code
-
-
-def _resuming(previous, retired: list, now: dict) -> str:
-    """The refusal's way to resume, where there is one: the recorded settings (a code is none of
+def _refusal(previous, retired: list, now: dict) -> tuple[str, str]:
+    """The changes that refuse a rerun (:func:`_changes`), a change of the code first, in words;
+    and the refusal's way to resume, where there is one: the recorded settings (a code is none of
     them), and the xvertfast that made the scores where its code changed; none where the
     settings recorded cannot be read."""
     if not isinstance(previous, dict):
-        return ""
+        return settings_changes(previous, now), ""
     code, rest = _changes(previous, retired, now)
     if code is None:
-        return "run with the recorded settings to resume, "
-    return f"reinstall the xvertfast that made them{' and run with the recorded settings' if rest else ''} to resume, "
+        return rest, "run with the recorded settings to resume, "
+    also = " and run with the recorded settings" if rest else ""
+    return f"{code}; {rest}" if rest else code, f"reinstall the xvertfast that made them{also} to resume, "
 
 
 def _centres_listed(rois: list, files: list[str]) -> dict[str, list[float]]:
@@ -217,9 +211,9 @@ class Journal:
         if listed is not None:  # an old journal's: the whole ROI file's centres as a setting
             previous = {**previous, "rois": "file"}  # (a refusal says 'file' -> 'auto', not the file's every row)
         if changed and not _methods_alone_differ(previous, retired, self.settings):
-            resume = _resuming(previous, retired, self.settings)
+            reasons, resume = _refusal(previous, retired, self.settings)
             raise ValueError(f"{os.path.dirname(self.path)} holds an evaluation with other settings "
-                             f"({_refusal_reasons(previous, retired, self.settings)}), under which its scores do "
+                             f"({reasons}), under which its scores do "
                              f"not hold (only methods and metrics may be added or dropped); {resume}"
                              f"pass {asked('restart', True)} to score every image again into the same folder, "
                              f"or use a new {_report_folder()}")  # fmt: skip
