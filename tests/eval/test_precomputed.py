@@ -598,3 +598,33 @@ def test_another_tools_outputs_added_to_a_report_and_dropped_again(tmp_path, see
     shutil.rmtree(tool)
     assert main([*args, "--methods", "identity,clahe"]) == 0
     assert "resumed: 2 image(s)" in capsys.readouterr().err and scores(out) == before
+
+
+def test_inputs_of_one_name_with_outputs_of_another_spelling_of_their_extension_are_scored(tmp_path, seed):
+    """in/a.jpeg and in/a.tif with tool/a.jpg and tool/a.tif (a tool keeping each input's format, its own
+    spelling of it), in/b.dcm and in/b.png with tool/b.dicom and tool/b.png: both failed 'whose it is
+    cannot be told', .jpeg and .jpg (.dcm and .dicom) counted as two extensions where .tif and .tiff were
+    one. Each spelling of a format is now one, so each input takes the output of its own format."""
+    import tifffile
+
+    from tests.io.test_read import make_dicom
+
+    src, tool = tmp_path / "in", tmp_path / "tool"
+    src.mkdir()
+    tool.mkdir()
+    Image.fromarray(chest_like(seed)).save(src / "a.jpeg", quality=95)
+    tifffile.imwrite(src / "a.tif", chest_like(seed + 1))
+    make_dicom(src / "b.dcm", chest_like(seed + 2).astype(np.uint16) * 16)
+    Image.fromarray(chest_like(seed + 3)).save(src / "b.png")
+    for name in ("a.jpg", "a.tif", "b.dicom", "b.png"):
+        (tool / name).write_bytes(b"x")
+    method = PrecomputedOutputs(str(tool))
+    sources = [InputFile(str(src / rel), rel) for rel in ("a.jpeg", "a.tif", "b.dcm", "b.png")]
+    method.expect(sources)
+    assert [method.locate(s) for s in sources] == [str(tool / n) for n in ("a.jpg", "a.tif", "b.dicom", "b.png")]
+    (tool / "a.jpeg").write_bytes(b"x")  # a.jpg and a.jpeg there: one format twice, whose is whose unknown
+    method = PrecomputedOutputs(str(tool))
+    method.expect(sources)
+    for source in sources[:2]:
+        with pytest.raises(ImageReadError, match="whose it is cannot be told"):
+            method.locate(source)

@@ -87,14 +87,20 @@ def _output_stem(rel: str) -> str:
 
 
 def _kind_of_extension(name: str) -> str:
-    """``name``'s image extension, its case and a TIFF's spelling aside: what tells outputs apart by it."""
+    """``name``'s image extension, its case and spelling aside: what tells outputs apart by it."""
     return _one_spelling(image_extension(name))
 
 
+#: The spellings of one format's extension, each as the one it is counted as: a tool may write a.jpeg's
+#: output as a.jpg, or a.dcm's as a.dicom (the extension is its format's, whichever spelling).
+_SPELLINGS = {".tiff": ".tif", ".jpeg": ".jpg", ".dicom": ".dcm"}
+
+
 def _one_spelling(ext: str) -> str:
-    """An image extension in lower case, .tiff as .tif."""
+    """An image extension in lower case, one spelling for each format (.tiff as .tif, .jpeg as .jpg,
+    .dicom as .dcm)."""
     ext = ext.lower()
-    return ".tif" if ext == ".tiff" else ext
+    return _SPELLINGS.get(ext, ext)
 
 
 def _own_extensions_output(found: list[str], sharing: list[str], path: str) -> str | None:
