@@ -30,6 +30,13 @@ def scores(out_dir, metrics=METRICS) -> dict[tuple[str, str, str], dict[str, flo
         return {(r["file"], r["roi"], r["method"]): {m: float(r[m]) for m in metrics} for r in csv.DictReader(f)}
 
 
+def _evaluate_outputs(src, out, tool) -> int:
+    """``xvertfast evaluate SRC -o OUT --methods identity,outputs=TOOL --metrics entropy --pictures 0 -q``'s
+    exit status: the run most tests here make of a tool's outputs."""
+    return main(["evaluate", str(src), "-o", str(out), "--methods", f"identity,outputs={tool}", "--metrics", "entropy",
+                 "--pictures", "0", "-q"])  # fmt: skip
+
+
 def inputs_and_clahe_outputs(tmp_path, seed, fmt: str, deep: bool = False):
     """Input images in in/ and in/sub/, and CLAHE's outputs mirrored under tool/ as ``fmt``."""
     src, tool = tmp_path / "in", tmp_path / "tool"
@@ -171,8 +178,7 @@ def test_inputs_of_one_name_but_for_the_extension_fail_not_scored_against_one_ou
     Image.fromarray(chest_like(seed + 2)).save(src / "b.png")
     Image.fromarray(chest_like(seed + 2)).save(tool / "b.png")
     out = tmp_path / "r"
-    assert main(["evaluate", str(src), "-o", str(out), "--methods", f"identity,outputs={tool}",
-                 "--metrics", "entropy", "--pictures", "0", "-q"]) == 1  # fmt: skip
+    assert _evaluate_outputs(src, out, tool) == 1
     err = capsys.readouterr().err
     for name, other_name in (("a.png", "a.tif"), ("a.tif", "a.png")):
         line = next(line for line in err.splitlines() if f"error: {src / name}" in line)
@@ -218,14 +224,12 @@ def test_inputs_of_one_name_but_for_the_extension_each_with_an_output_of_its_ext
     Image.fromarray(chest_like(seed)).save(tool / "a.png")
     tifffile.imwrite(tool / "a.TIF", chest_like(seed + 1))  # (another spelling of the extension: as good)
     out = tmp_path / "r"
-    assert main(["evaluate", str(src), "-o", str(out), "--methods", f"identity,outputs={tool}",
-                 "--metrics", "entropy", "--pictures", "0", "-q"]) == 0, capsys.readouterr().err  # fmt: skip
+    assert _evaluate_outputs(src, out, tool) == 0, capsys.readouterr().err
     got = scores(out, ["entropy"])
     for name in ("a.png", "a.tiff"):
         assert got[(str(src / name), "upper", "outputs")] == got[(str(src / name), "upper", "identity")]
     Image.fromarray(chest_like(seed + 2)).save(src / "a.jpg")  # a third input of the name, no output of its own
-    assert main(["evaluate", str(src), "-o", str(tmp_path / "r2"), "--methods", f"identity,outputs={tool}",
-                 "--metrics", "entropy", "--pictures", "0", "-q"]) == 1  # fmt: skip
+    assert _evaluate_outputs(src, tmp_path / "r2", tool) == 1
     err = capsys.readouterr().err
     line = next(line for line in err.splitlines() if f"error: {src / 'a.jpg'}" in line)
     assert f"would also be the output of {src / 'a.png'} and {src / 'a.tiff'} (" in line, line
@@ -247,8 +251,7 @@ def test_inputs_of_one_name_with_the_outputs_enhance_format_same_gives_them_are_
     Image.open(src / "a.jpg").save(tool / "a.png")  # (its decoded values: scored as the input is)
     tifffile.imwrite(tool / "a.tif", chest_like(seed + 1))
     out = tmp_path / "r"
-    assert main(["evaluate", str(src), "-o", str(out), "--methods", f"identity,outputs={tool}",
-                 "--metrics", "entropy", "--pictures", "0", "-q"]) == 0, capsys.readouterr().err  # fmt: skip
+    assert _evaluate_outputs(src, out, tool) == 0, capsys.readouterr().err
     got = scores(out, ["entropy"])
     for name in ("a.jpg", "a.tif"):
         assert got[(str(src / name), "upper", "outputs")] == got[(str(src / name), "upper", "identity")]
@@ -258,8 +261,7 @@ def test_inputs_of_one_name_with_the_outputs_enhance_format_same_gives_them_are_
         Image.fromarray(chest_like(seed + 3)).save(src / f"{name}.jpg")
         Image.fromarray(chest_like(seed + 2)).save(tool / f"{name}.png")
     tifffile.imwrite(tool / "c.tif", chest_like(seed + 3))
-    assert main(["evaluate", str(src), "-o", str(tmp_path / "r2"), "--methods", f"identity,outputs={tool}",
-                 "--metrics", "entropy", "--pictures", "0", "-q"]) == 1  # fmt: skip
+    assert _evaluate_outputs(src, tmp_path / "r2", tool) == 1
     err = capsys.readouterr().err
     failed = sorted(line.removeprefix("error: ").split(": ")[0] for line in err.splitlines() if "whose it is" in line)
     assert failed == sorted(str(src / n) for n in ("b.png", "b.jpg", "c.png", "c.jpg")), err
@@ -276,8 +278,7 @@ def test_an_unreadable_output_of_a_relative_input_names_the_input(tmp_path, seed
     (tmp_path / "t").mkdir()
     Image.fromarray(chest_like(seed)).save("a.png")
     (tmp_path / "t" / "a.png").write_bytes(b"not an image")
-    assert main(["evaluate", "a.png", "-o", "r", "--methods", "identity,outputs=t", "--metrics", "entropy",
-                 "--pictures", "0", "-q"]) == 1  # fmt: skip
+    assert _evaluate_outputs("a.png", "r", "t") == 1
     line = next(line for line in capsys.readouterr().err.splitlines() if "t/a.png" in line)
     assert line.startswith("error: a.png: "), line
     assert failure_text("a.png", ImageReadError("a.png", "bad")) == "a.png: bad"  # named once, as ever
@@ -338,8 +339,7 @@ def test_bad_outputs_fail_their_image_with_the_reason(tmp_path, seed, capsys):
     Image.fromarray(chest_like(seed + 9)).save(src / "good.png")
     Image.fromarray(chest_like(seed + 9)).save(tool / "good.png")
     out = tmp_path / "r"
-    assert main(["evaluate", str(src), "-o", str(out), "--methods", f"identity,outputs={tool}",
-                 "--metrics", "entropy", "--pictures", "0", "-q"]) == 1  # fmt: skip
+    assert _evaluate_outputs(src, out, tool) == 1
     err = capsys.readouterr().err
     for name, (_, message) in cases.items():
         line = next(line for line in err.splitlines() if f"{name}.png" in line)
@@ -402,8 +402,7 @@ def test_an_output_refused_as_inverted_says_where_its_input_is_the_inverted_one(
     make_dicom(src / "m1.dcm", 4095 - upright.astype(np.uint16) * 16, "MONOCHROME1")  # read as upright * 16
     Image.fromarray(255 - upright).save(tool / "m1.png")  # an output of its stored values: bone dark
     out = tmp_path / "r"
-    assert main(["evaluate", str(src), "-o", str(out), "--methods", f"identity,outputs={tool}",
-                 "--metrics", "entropy", "--pictures", "0", "-q"]) == 1  # fmt: skip
+    assert _evaluate_outputs(src, out, tool) == 1
     err = capsys.readouterr().err
     dark = next(line for line in err.splitlines() if "dark.png" in line)
     assert re.search(r"dark\.png: its output .*dark\.png looks inverted against it \(its details correlate at "
@@ -417,8 +416,7 @@ def test_an_output_refused_as_inverted_says_where_its_input_is_the_inverted_one(
     (tmp_path / "list.txt").write_text("in/dark.png\tMONOCHROME1\n")
     (tool / "in").mkdir()
     (tool / "dark.png").rename(tool / "in" / "dark.png")
-    assert main(["evaluate", "@list.txt", "-o", "r2", "--methods", f"identity,outputs={tool}", "--metrics", "entropy",
-                 "--pictures", "0", "-q"]) == 0, capsys.readouterr().err  # fmt: skip
+    assert _evaluate_outputs("@list.txt", "r2", tool) == 0, capsys.readouterr().err
     assert {k[2] for k in scores(tmp_path / "r2", ["entropy"])} == {"identity", "outputs"}
 
 
