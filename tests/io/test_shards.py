@@ -661,7 +661,7 @@ def test_a_shard_plans_as_the_whole_job_does_opening_only_the_files_that_could_c
     def same_kind(path):  # one kind per file, whichever plan asks first
         return kinds.setdefault(path, rng.choice(["tiff", "dicom", "png16"]))
 
-    monkeypatch.setattr(batch, "_same_format", lambda path: opened.append(path) or same_kind(path))
+    monkeypatch.setattr(batch, "same_format", lambda path: opened.append(path) or same_kind(path))
     out = str(tmp_path / "out")
     rel = {f.path: f.rel for f in files}
     for fmt in ("same", "png16"):

@@ -27,7 +27,7 @@ from xvertfast.io import ImageReadError, read_image
 from xvertfast.io.errors import failure_text
 from xvertfast.io.decode_common import FLOAT_SCALE_SLACK
 from xvertfast.io.files import InputFile, image_extension, same_file
-from xvertfast.io.read import full_range, sniff_format, stored_as_floats
+from xvertfast.io.read import full_range, stored_as_floats
 from xvertfast.io.write import same_format, same_format_extension
 
 __all__ = ["PrecomputedOutputs"]
@@ -110,7 +110,7 @@ def _own_extensions_output(found: list[str], sharing: list[str], path: str) -> s
     gives it (in/a.jpg and in/a.tif as out/a.png and out/a.tif). None where whose is whose cannot be
     told (two inputs of one extension, one without, a file of no input's, the two rules apart)."""
     rules = {tuple(_kind_of_extension(os.path.basename(p)) for p in sharing),
-             tuple(_one_spelling(same_format_extension(p, same_format(p, sniff_format(p)))) for p in sharing)}
+             tuple(_one_spelling(same_format_extension(p, same_format(p))) for p in sharing)}
     there = sorted(map(_kind_of_extension, found))
     fits = [kinds for kinds in rules if "" not in kinds and len(set(kinds)) == len(kinds) and sorted(kinds) == there]
     if len(fits) != 1:

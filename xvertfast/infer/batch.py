@@ -52,7 +52,6 @@ from xvertfast.io.errors import FILE_ERRORS, ImageWriteError, failure_text
 from xvertfast.io.files import (InputFile, InputLists, NothingFound, collision_remedy, discover, file_state,
                                 input_paths, input_problem, list_files, output_path, read_input,
                                 RealPaths, same_file, searched_input_folder, unsearched_image)
-from xvertfast.io.read import sniff_format
 from xvertfast.io.job_folder import JOB_FILE, JobFolder, dry_run_line, recorded_input, run_line
 from xvertfast.io.shards import Shard
 from xvertfast.io.write import (FORMAT_EXTENSIONS, WRITE_FORMATS, atomic_write, nearest_existing, output_name_refusal,
@@ -163,13 +162,6 @@ class BatchSummary:
                         len(self.failed), self.seconds)  # fmt: skip
 
 
-def _same_format(path: str) -> str:
-    """The output kind of ``--format same``: the source's format, by its content as the reader
-    decides it (an extensionless TIFF, a DICOM file named .IMG), by the name where the content
-    cannot be read (the read then fails, named)."""
-    return same_format(path, sniff_format(path))
-
-
 def _write_format(fmt: str, rad: Radiograph, out: str) -> str:
     """``same``: the planned extension decides the kind; a PNG keeps the source's container depth:
     an 8-bit PNG or a JPEG (decoded as 8-bit values; a 16-bit colour PNG too where imagecodecs is
@@ -275,7 +267,7 @@ def _plan(files, out_dir: str, fmt: str, mine: list[bool] | None = None) -> tupl
         keep = [own or stem in wanted for own, stem in zip(mine, stems)]
         files, mine = [f for f, k in zip(files, keep) if k], [own for own, k in zip(mine, keep) if k]
     for f, own in zip(files, mine):
-        suffix = same_format_extension(f.path, _same_format(f.path)) if fmt == "same" else FORMAT_EXTENSIONS[fmt]
+        suffix = same_format_extension(f.path, same_format(f.path)) if fmt == "same" else FORMAT_EXTENSIONS[fmt]
         try:
             out = output_path(out_dir, f.rel, suffix)
         except ValueError as exc:

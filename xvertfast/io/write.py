@@ -27,6 +27,7 @@ from xvertfast.io.decode_common import PNG_DEPTH_KEYWORD
 from xvertfast.io.errors import ImageWriteError, WarningsNamingTheFile
 from xvertfast.io.files import image_extension, same_file
 from xvertfast.io.radiograph import Radiograph
+from xvertfast.io.read import sniff_format
 
 __all__ = ["write_image", "WRITE_FORMATS", "FORMAT_EXTENSIONS", "EXTENSION_FORMATS", "same_format",
            "same_format_extension", "format_from_path", "atomic_write", "nearest_existing", "remove_stale_parts",
@@ -50,11 +51,13 @@ EXTENSION_FORMATS = {".png": ("png16", "png8"), ".tif": ("tiff",), ".tiff": ("ti
                      ".dicom": ("dicom",), ".jpg": (), ".jpeg": ()}  # fmt: skip
 
 
-def same_format(path: str, content: str | None) -> str:
-    """The format ``--format same`` gives the output of the input ``path`` whose content is
-    ``content`` (:func:`~xvertfast.io.read.sniff_format`): a TIFF's or DICOM's its own, any other's
-    png16 (a PNG's depth is decided at write time). Where the content cannot be read (None), the
-    name decides: .tif/.tiff, .dcm/.dicom, and none (a UID-named DICOM file, 1.2.840....320)."""
+def same_format(path: str) -> str:
+    """The format ``--format same`` gives the output of the input ``path``, by its content as the
+    reader decides it (:func:`~xvertfast.io.read.sniff_format`: an extensionless TIFF, a DICOM file
+    named .IMG): a TIFF's or DICOM's its own, any other's png16 (a PNG's depth is decided at write
+    time). Where the content cannot be read, the name decides (the read then fails, named):
+    .tif/.tiff, .dcm/.dicom, and none (a UID-named DICOM file, 1.2.840....320)."""
+    content = sniff_format(path)
     if content is None:
         ext = image_extension(path).lower()
         content = {".tif": "tiff", ".tiff": "tiff", ".dcm": "dicom", ".dicom": "dicom", "": "dicom"}.get(ext)
