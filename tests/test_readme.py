@@ -623,6 +623,34 @@ def test_the_layout_names_every_module_and_command():
     assert set(commands.split(" | ")) == set(_cli_options()) - {""}, commands
 
 
+def test_the_guide_sections_the_package_names_exist():
+    """Where the package's help, messages or docstrings send a reader to a file of the user guide
+    (``docs/guide/enhancing.md in the source, 'Reproducible'``), that file exists and holds the
+    section named: a heading of that name, or a term in bold (``**Baselines**``)."""
+    import re
+
+    named = []
+    for folder, _, files in os.walk(os.path.join(ROOT, "xvertfast")):
+        for name in (n for n in files if n.endswith(".py")):
+            with open(os.path.join(folder, name)) as f:
+                code = re.sub(r"\"\s*\n\s*\"", "", f.read())  # (a help text's strings joined)
+            for document, single, double in re.findall(
+                    r"docs/guide/([\w-]+\.md)(?: in the source)?(?:, (?:'(.+?)'(?=[)\"\]]|$)|\"([^\"]+)\"))?", code):
+                named.append((document, single or double))
+    assert len(named) >= 5 and sum(bool(section) for _, section in named) >= 3, named
+    wrong = []
+    for document, section in named:
+        path = os.path.join(GUIDE, document)
+        if not os.path.isfile(path):
+            wrong.append(f"no docs/guide/{document}")
+            continue
+        text = _read(f"docs/guide/{document}")
+        headings = {h.strip().lower() for h in re.findall(r"^#+ (.+)$", _prose(text), flags=re.M)}
+        if section and section.lower() not in headings and f"**{section}**" not in text:
+            wrong.append(f"docs/guide/{document} has no section {section!r}")
+    assert not wrong, f"the package names guide sections that are not there: {wrong}"
+
+
 @pytest.mark.parametrize("document", DOCUMENTS)
 def test_every_environment_variable_named_is_in_the_sources(document):
     """Every ``XVF_*`` variable a document names appears in the sources of the build, the
