@@ -626,3 +626,83 @@ def test_inputs_of_one_name_with_outputs_of_another_spelling_of_their_extension_
     for source in sources[:2]:
         with pytest.raises(ImageReadError, match="whose it is cannot be told"):
             method.locate(source)
+
+
+def _read_notes(tool, source, pixels, input_bits) -> list[str]:
+    """What ``outputs=TOOL`` says of how it read ``source``'s output (its ``notes``)."""
+    notes: list[str] = []
+    PrecomputedOutputs(str(tool))(pixels, source=source, input_bits=input_bits, notes=notes)
+    return notes
+
+
+def test_a_colour_output_is_scored_as_its_luminance_with_a_note(tmp_path, seed, capsys):
+    """A tool's RGB output was scored as its luminance without a word (read with warn=False, the
+    reading's note dropped): the report now says so, for that image and method, and counts the
+    images it concerns in one line."""
+    src, tool = tmp_path / "in", tmp_path / "tool"
+    src.mkdir()
+    tool.mkdir()
+    for k, name in enumerate(("a", "b")):
+        grey = chest_like(seed + k)
+        Image.fromarray(grey).save(src / f"{name}.png")
+        Image.fromarray(np.stack([grey, grey // 2 + 60, grey], axis=-1)).save(tool / f"{name}.png")
+    Image.fromarray(chest_like(seed + 2)).save(src / "c.png")
+    Image.fromarray(chest_like(seed + 2)).save(tool / "c.png")  # grey: nothing said
+    out = tmp_path / "r"
+    assert _evaluate_outputs(src, out, tool) == 0
+    said = "(outputs): its output as read: RGB image converted to luminance (grayscale)"
+    err = capsys.readouterr().err
+    assert f"note: {src / 'a.png'} {said}" in err.splitlines(), err
+    summary = (out / "summary.md").read_text()
+    assert f"- 2 images {said} (e.g. {src / 'a.png'}, {src / 'b.png'})" in summary, summary
+    assert "c.png" not in summary.split("## Notes")[1].split("\n## ")[0]
+    assert _evaluate_outputs(src, out, tool) == 0  # resumed: said from the journal, as the metrics' notes are
+    assert "resumed: 3 image(s)" in capsys.readouterr().err
+    assert f"- 2 images {said} (e.g. {src / 'a.png'}, {src / 'b.png'})" in (out / "summary.md").read_text()
+    assert main(["evaluate", str(src), "-o", str(out), "--methods", "identity", "--metrics", "entropy", "--pictures",
+                 "0", "-q"]) == 0  # the outputs dropped: so is what was said of them  # fmt: skip
+    assert "converted to luminance" not in (out / "summary.md").read_text()
+
+
+def test_a_deep_output_whose_values_fit_in_fewer_bits_than_it_is_read_over_is_said(tmp_path, seed):
+    """A 10-bit output (0..1023) of a 12-bit input, in a 16-bit PNG recording no depth, was read
+    over 0..4095 and scored as a dark image without a word; a DICOM output of 12-bit values whose
+    BitsStored says 16, read over 0..65535, alike. Now a note says what it was read over and what its
+    values fit in; none where the output fills the range, is 8-bit, or records its input's depth."""
+    from tests.io.test_read import make_dicom
+
+    src, tool = tmp_path / "in", tmp_path / "tool"
+    src.mkdir()
+    tool.mkdir()
+    values = chest_like(seed).astype(np.uint16) * 16 + 15  # a 12-bit input, 0..4095
+    Image.fromarray(values).save(src / "a.png")
+    rad = read_image(src / "a.png")
+    assert rad.bits_stored == 12
+    source = InputFile(str(src / "a.png"), "a.png")
+    Image.fromarray(values // 4).save(tool / "a.png")  # written over 0..1023
+    assert _read_notes(tool, source, rad.pixels, 12) == [
+        "its output's values fit in 10 bits (0..1023), but it is read over 12 bits (0..4095, its input's depth: the "
+        "file records none), so it is scored as dark as that makes it: if its tool wrote it over 0..1023, record that "
+        "depth in the files (a PNG's sBIT chunk, a TIFF's MaxSampleValue, a DICOM's BitsStored) or scale them to "
+        "0..4095"]  # fmt: skip
+    os.remove(tool / "a.png")
+    make_dicom(tool / "a.dcm", values, bits=16)
+    assert _read_notes(tool, source, rad.pixels, 12) == [
+        "its output's values fit in 12 bits (0..4095), but it is read over 16 bits (0..65535, the depth its "
+        "BitsStored records, its input's being 12), so it is scored as dark as that makes it: if its tool wrote it "
+        "over 0..4095, record that depth in the files (a PNG's sBIT chunk, a TIFF's MaxSampleValue, a DICOM's "
+        "BitsStored) or scale them to 0..65535"]  # fmt: skip
+    make_dicom(tool / "a.dcm", values, bits=12)  # the depth of its input, recorded: as meant
+    assert _read_notes(tool, source, rad.pixels, 12) == []
+    os.remove(tool / "a.dcm")
+    write_image(str(tool / "a.png"), clahe(rad.pixels), fmt="png16", like=rad)  # as enhance writes it
+    assert _read_notes(tool, source, rad.pixels, 12) == []
+    Image.fromarray(values).save(tool / "a.png")  # fills its input's 12 bits, recording none
+    assert _read_notes(tool, source, rad.pixels, 12) == []
+    Image.fromarray((values // 16).astype(np.uint8)).save(tool / "a.png")  # 8-bit: over 0..255, as ever
+    assert _read_notes(tool, source, rad.pixels, 12) == []
+    Image.fromarray(values // 4).save(tool / "a.png")
+    out = tmp_path / "r"
+    evaluate([str(src)], str(out), [f"tool:outputs={tool}"], ["entropy"], pictures=0, progress=False, log=lambda m: None)
+    assert f"- {src / 'a.png'} (tool): its output's values fit in 10 bits (0..1023), but it is read over 12 bits" in (
+        (out / "summary.md").read_text())

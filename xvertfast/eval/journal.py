@@ -314,7 +314,8 @@ class Journal:
         """Appends one finished image (and its report picture, if it has one, beside the
         journal); returns its rows as a later run will read them back. ``notes``: the image's
         warnings; ``missing``: the metrics left out on its ROIs or set there by a floor ([roi,
-        why, methods]), from which the report words its notes for the methods it shows;
+        why, methods]; roi None: what a method noted of reading its output, a colour one's
+        luminance), from which the report words its notes for the methods it shows;
         ``centres``: where its ROIs were placed by hand (None: found); ``original``: its depth
         and how identity took it to 8 bits (:attr:`~xvertfast.eval.protocol.EvalRun.originals`),
         ``ran_on``: the CPU threads and GPUs that scored its rows

@@ -19,6 +19,7 @@ tool that kept the input's depth, as ``xvertfast enhance`` does), else over the 
 from __future__ import annotations
 
 import bisect
+import math
 import os
 
 import numpy as np
@@ -226,10 +227,14 @@ class PrecomputedOutputs:
                     "or listed by that path) goes at that path in the outputs' folder, as enhance writes it")  # fmt: skip
         return ""
 
-    def __call__(self, pixels: np.ndarray, spine=None, source: InputFile | None = None,
-                 input_bits: int | None = None, original=None) -> np.ndarray:  # fmt: skip
+    def __call__(self, pixels: np.ndarray, spine=None, source: InputFile | None = None, input_bits: int | None = None,
+                 original=None, notes: list[str] | None = None) -> np.ndarray:  # fmt: skip
         """``source``'s output on [0, 1]. ``original``: the input's Radiograph as read, for the
-        refusal of an output that looks inverted to say where the input is the one that does."""
+        refusal of an output that looks inverted to say where the input is the one that does.
+        ``notes``: a list given by the caller, to which what the report should say of how the
+        output was read is added (a colour output scored as its luminance, a depth that looks
+        like another's than the one it is read over), each starting "its output" (no path: the
+        report counts alike notes of many images in one line)."""
         if source is None:
             raise ValueError("outputs=DIR needs the input file to find its output")
         path = self.locate(source)
@@ -251,7 +256,44 @@ class PrecomputedOutputs:
         if corr < INVERTED_CORRELATION:
             raise ImageReadError(source.path, f"its output {path} looks inverted against it (its details correlate "
                                  f"at {corr:.2f}){_inverted_said(original)}")  # fmt: skip
+        if notes is not None:  # (read with warn=False: what decoding changed, a colour's luminance, said here)
+            notes += [f"its output as read: {n.removeprefix(f'{path}: ')}" for n in rad.notes]
+            depth = _depth_note(rad, lo, hi, input_bits)
+            if depth is not None:
+                notes.append(depth)
         return out
+
+
+def _depth_note(rad, lo: float, hi: float, input_bits: int | None) -> str | None:
+    """The note on an integer output deeper than 8 bits whose values all fit in fewer bits than the
+    range it is read over (:func:`~xvertfast.io.read.full_range`), where that range is not one the file
+    and the input agree on: a tool's 10-bit output of a 12-bit input, in a 16-bit PNG recording no
+    depth, was read over 0..4095 and scored a quarter as bright as meant, without a word. It may be
+    a dark output as meant (so a note, not a refusal); None where nothing looks amiss."""
+    v = rad.values  # (integers, or a DICOM's whole numbers as floats after its modality LUT)
+    if stored_as_floats(rad) or not v.size or lo != 0 or hi <= 255:
+        return None
+    bits, top = int(hi).bit_length(), float(v.max())
+    if hi != (1 << bits) - 1 or top <= 0:  # (a DICOM's rescale: no plain depth to compare; a black output)
+        return None
+    fits = math.ceil(top).bit_length()
+    recorded = rad.bits_stored if rad.source_format == "dicom" else (
+        rad.meta.get("significant_bits") if isinstance(rad.meta, dict) else None)  # fmt: skip
+    if fits >= bits or (recorded == bits and bits == input_bits):  # (the file and its input agree: as meant)
+        return None
+    if recorded == bits:
+        why = "the depth its BitsStored records" if rad.source_format == "dicom" else "the depth the file records"
+    elif bits == input_bits:
+        why = "its input's depth: the file records none"
+    else:
+        why = "its type's whole range: the file records no depth" + (
+            f", and its values pass its input's {input_bits} bits" if input_bits else "")  # fmt: skip
+    if recorded == bits and input_bits:
+        why += f", its input's being {input_bits}"
+    return (f"its output's values fit in {fits} bits (0..{(1 << fits) - 1}), but it is read over {bits} bits "
+            f"(0..{int(hi)}, {why}), so it is scored as dark as that makes it: if its tool wrote it over "
+            f"0..{(1 << fits) - 1}, record that depth in the files (a PNG's sBIT chunk, a TIFF's MaxSampleValue, a "
+            f"DICOM's BitsStored) or scale them to 0..{int(hi)}")  # fmt: skip
 
 
 def _inverted_said(original) -> str:

@@ -313,7 +313,8 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
                            if partial is not None else [])  # fmt: skip
                 if partial is not None:  # the kept scores and seconds with the added ones'
                     rows = _merged(partial["rows"], rows, list(methods))
-                    lacking = [*partial.get("missing", []), *lacking]
+                    kept_notes = partial.get("missing", [])  # (a method run again for metrics added: its notes once)
+                    lacking = [*kept_notes, *(m for m in lacking if m not in kept_notes)]
                     grown.update("methods" if name in added else "metrics" for name in unscored)
                     for name, spent in partial["seconds"].items():
                         if name in methods or name == "metrics":
@@ -511,20 +512,22 @@ def _missing_notes(path: str, missing: list, methods: list[str], metrics) -> lis
     """The notes of metrics left out on an image's ROIs, or set there by a floor (``missing``:
     [roi, why, methods] as :func:`_evaluate_one` finds them, maybe from several runs of some
     methods or metrics each): one per ROI and reason of the ``metrics`` asked, by ROI and metric
-    (whichever run found them), naming the run's methods it concerns unless it concerns all of them."""
-    merged: dict[tuple[str, str], set[str]] = {}
+    (whichever run found them), naming the run's methods it concerns unless it concerns all of them.
+    Those of ROI None come first: what a method reading its output from a file said of how it read
+    it (a colour output's luminance), each naming the method."""
+    merged: dict[tuple[str | None, str], set[str]] = {}
     for roi, why, names in missing:
         merged.setdefault((roi, why), set()).update(names)
     order = {m: k for k, m in enumerate(metrics)}  # each reason starts with its metric's name (score_roi)
-    asked = [(roi, why) for roi, why in merged if why.split(":", 1)[0] in order]
-    asked.sort(key=lambda key: (ROI_NAMES.index(key[0]) if key[0] in ROI_NAMES else len(ROI_NAMES),
-                                order[key[1].split(":", 1)[0]]))  # fmt: skip
+    asked = [(roi, why) for roi, why in merged if roi is None or why.split(":", 1)[0] in order]
+    asked.sort(key=lambda key: (-1, 0) if key[0] is None else (ROI_NAMES.index(key[0]) if key[0] in ROI_NAMES
+                                                                else len(ROI_NAMES), order[key[1].split(":", 1)[0]]))  # fmt: skip
     notes = []
     for roi, why in asked:
         names = merged[(roi, why)]
         named = [m for m in methods if m in names]
         if named:
-            who = "" if len(named) == len(methods) else f" ({', '.join(named)})"
+            who = "" if len(named) == len(methods) and roi is not None else f" ({', '.join(named)})"
             notes.append(ImageNote(path, f"{who}: {why}", roi))
     return notes
 
@@ -533,7 +536,8 @@ def _evaluate_one(source: InputFile, methods: dict, metrics: dict[str, list[str]
                   given: GivenCentres | None, keep_picture: bool, seconds: dict
                   ) -> tuple[list[dict], dict | None, list[str], list, dict]:  # fmt: skip
     """One image's rows, picture, warnings, the metrics left out on its ROIs or set there by a
-    floor ([roi, why, methods], for :func:`_missing_notes`) under ``methods``, each scored on its
+    floor ([roi, why, methods], for :func:`_missing_notes`; roi None: what a method reading its
+    output from a file noted of reading it) under ``methods``, each scored on its
     ``metrics``, and its original's depth and 8-bit conversion (:attr:`EvalRun.originals`)."""
     path = source.path
     rad = require_content(read_input(source, warn=False))
@@ -556,15 +560,18 @@ def _evaluate_one(source: InputFile, methods: dict, metrics: dict[str, list[str]
     for name, method in methods.items():
         t0 = time.perf_counter()
         kind = method_kind(method, name)
+        said: list[str] = []  # what a method reading its output from a file says of how it read it
         try:
             if kind == "identity":
                 out = rad.pixels
             elif getattr(method, "needs_source", False):
-                out = method(rad.pixels, spine, source=source, input_bits=rad.bits_stored, original=rad)
+                out = method(rad.pixels, spine, source=source, input_bits=rad.bits_stored, original=rad, notes=said)
             else:
                 out = method(rad.pixels, spine)
         except FILE_ERRORS as exc:
             raise _MethodFailed(name, exc) from exc
+        for text in said:  # (with the metrics' notes: journalled by method, reported for the methods shown)
+            missing.setdefault((None, text), []).append(name)
         seconds[name] += time.perf_counter() - t0
         if out.shape != rad.shape or not np.isfinite(out).all():
             raise RuntimeError(f"method {name} returned shape {out.shape} or non-finite values")

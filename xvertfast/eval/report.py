@@ -409,7 +409,8 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_imag
             lines += [f"Notes alike but for their image (or ROI) are one line each, counted, with the first "
                       f"{_EXAMPLES} as examples; " + (f"each image's own, in full, are in the journal {journal} "
                       "(a JSON line an image: `notes`, and `missing`: [ROI, reason, methods] for the metrics left out "
-                      "or set by a floor)." if journal else "every one is in the EvalRun's `notes`."), ""]
+                      "or set by a floor, ROI null for what a method noted of reading its output)." if journal
+                      else "every one is in the EvalRun's `notes`."), ""]
     if run.failed:
         lines += ["## Failed images", ""] + [f"- {reason}" for _, reason in run.failed] + [""]
     # each method's run, then the metrics' ("metrics 1.6 s" read as one more method's)
