@@ -706,3 +706,29 @@ def test_a_deep_output_whose_values_fit_in_fewer_bits_than_it_is_read_over_is_sa
     evaluate([str(src)], str(out), [f"tool:outputs={tool}"], ["entropy"], pictures=0, progress=False, log=lambda m: None)
     assert f"- {src / 'a.png'} (tool): its output's values fit in 10 bits (0..1023), but it is read over 12 bits" in (
         (out / "summary.md").read_text())
+
+
+def test_an_image_one_method_fails_on_keeps_its_notes_and_says_it_is_left_out_of_every_method(tmp_path, seed, capsys):
+    """An input whose output is missing failed for every method (identity's scores of it dropped
+    too), and what was noted of the input as it was read (its colour converted, a polarity that
+    looks inverted) was lost with it. The report now keeps those notes and says that a failed image
+    is left out of every method's scores."""
+    src, tool = tmp_path / "in", tmp_path / "tool"
+    src.mkdir()
+    tool.mkdir()
+    grey = chest_like(seed)
+    Image.fromarray(np.stack([grey, grey, grey // 2], axis=-1)).save(src / "rgb.png")  # no output of it
+    Image.fromarray(chest_like(seed + 1)).save(src / "b.png")
+    Image.fromarray(chest_like(seed + 1)).save(tool / "b.png")
+    out = tmp_path / "r"
+    assert _evaluate_outputs(src, out, tool) == 1
+    noted = f"{src / 'rgb.png'}: RGB image converted to luminance (grayscale)"
+    assert f"note: {noted}" in capsys.readouterr().err.splitlines()
+    summary = (out / "summary.md").read_text()
+    notes, failed = summary.split("## Notes")[1].split("## Failed images")
+    assert f"- {noted}" in notes.splitlines(), summary
+    assert "Each is left out of every method's scores, so that the methods are compared on the same images; where " \
+           "one method failed on it, that method is named. What was noted of them as they were read (decoding, " \
+           "polarity) is among the notes above." in failed, summary  # fmt: skip
+    assert f"- {src / 'rgb.png'}: its output {tool / 'rgb'}.* is missing (method outputs)" in failed.splitlines()
+    assert {k[0] for k in scores(out, ["entropy"])} == {str(src / "b.png")}

@@ -254,6 +254,17 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
     # notes said as they come: the first WARNED_LISTED (20,000 lines, a TMQI note a small image's ROI,
     # scrolled the errors away), then that the rest are the report's; how many at the end
     said = 0
+
+    def say(note: str) -> None:
+        nonlocal said
+        said += 1
+        if said <= WARNED_LISTED:
+            log(f"note: {note}")
+        elif said == WARNED_LISTED + 1:
+            # (from Python no report may follow: the run's notes, and the journal, hold them)
+            log("note: further notes are not shown as they come: the run's notes keep them (the report's "
+                "summary.md)")  # fmt: skip
+
     grown: set[str] = set()  # what images done before were scored for: "methods", "metrics"
     try:  # closed however the loop ends: a Ctrl-C left the bar to be drawn again after the CLI's last line
         for index, f in enumerate(files):
@@ -301,6 +312,10 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
                           else failure_text(f.path, exc))  # fmt: skip
                 run.failed.append((f.path, reason))
                 log(f"error: {reason}")
+                # the input's own notes, read before a method failed on it: said of the image dropped too
+                for note in _image_notes(f.path, exc.warnings if isinstance(exc, _MethodFailed) else []):
+                    run.notes.append(note)
+                    say(note)
                 if index in keep_pictures:  # the next image not pictured yet shows instead
                     later = next((k for k in range(index + 1, len(files)) if k not in keep_pictures), None)
                     if later is not None:
@@ -345,13 +360,7 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
                 for note in notes:
                     run.notes.append(note)
                     if note not in earlier:
-                        said += 1
-                        if said <= WARNED_LISTED:
-                            log(f"note: {note}")
-                        elif said == WARNED_LISTED + 1:
-                            # (from Python no report may follow: the run's notes, and the journal, hold them)
-                            log("note: further notes are not shown as they come: the run's notes keep them (the "
-                                "report's summary.md)")  # fmt: skip
+                        say(note)
                 if picture:
                     run.pictures.append(picture)
             bar.update(1)
@@ -441,11 +450,13 @@ def _stretched_originals_note(run: EvalRun) -> str | None:
 
 class _MethodFailed(PickledAsRaised, RuntimeError):
     """One method failed on an image: the image fails, and the reason names the method (with five
-    methods, "out of memory" alone did not say whether XVertNet or Farbman's solves ran out)."""
+    methods, "out of memory" alone did not say whether XVertNet or Farbman's solves ran out).
+    ``warnings``: the image's own (as :func:`image_warnings` words them), found before the method
+    ran: the report still says them of the image it drops (a MONOCHROME1 one read inverted)."""
 
-    def __init__(self, method: str, error: BaseException):
+    def __init__(self, method: str, error: BaseException, warnings: list[str] = ()):
         super().__init__(str(error))
-        self.method, self.error = method, error
+        self.method, self.error, self.warnings = method, error, list(warnings)
 
 
 def method_kind(method, label: str) -> str:
@@ -569,7 +580,7 @@ def _evaluate_one(source: InputFile, methods: dict, metrics: dict[str, list[str]
             else:
                 out = method(rad.pixels, spine)
         except FILE_ERRORS as exc:
-            raise _MethodFailed(name, exc) from exc
+            raise _MethodFailed(name, exc, warnings) from exc
         for text in said:  # (with the metrics' notes: journalled by method, reported for the methods shown)
             missing.setdefault((None, text), []).append(name)
         seconds[name] += time.perf_counter() - t0

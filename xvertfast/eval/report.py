@@ -412,7 +412,15 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_imag
                       "or set by a floor, ROI null for what a method noted of reading its output)." if journal
                       else "every one is in the EvalRun's `notes`."), ""]
     if run.failed:
-        lines += ["## Failed images", ""] + [f"- {reason}" for _, reason in run.failed] + [""]
+        lines += ["## Failed images", ""]
+        failed = {path for path, _ in run.failed}
+        noted = any(getattr(note, "file", None) in failed for note in run.notes)  # (the input's, read before)
+        if len(run.methods) > 1:  # (one method's failure dropped the image from every row, unsaid)
+            lines += ["Each is left out of every method's scores, so that the methods are compared on the same "
+                      "images; where one method failed on it, that method is named."
+                      + (" What was noted of them as they were read (decoding, polarity) is among the notes above."
+                         if noted else ""), ""]  # fmt: skip
+        lines += [f"- {reason}" for _, reason in run.failed] + [""]
     # each method's run, then the metrics' ("metrics 1.6 s" read as one more method's)
     secs = [f"{k} {v:.1f} s" for k, v in run.seconds.items() if k != "metrics"]
     if "metrics" in run.seconds:
