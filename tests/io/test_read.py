@@ -906,6 +906,34 @@ def test_rle_dicom_high_bit_is_read_as_native_pixel_data(tmp_path, seed, signed,
     assert im.bits_stored == 12 and any("HighBit 15" in note and said in note for note in im.notes), im.notes
 
 
+@pytest.mark.parametrize("signed", [False, True])
+def test_an_rle_dicom_under_another_high_bit_is_decoded_once(tmp_path, seed, signed, monkeypatch):
+    # its frame was decoded at BitsStored (pydicom's low bits), then again as whole words to see
+    # where the values lie: twice the decoding of a file that is read once
+    from pydicom.uid import RLELossless
+
+    from xvertfast.io import dicom_codecs
+
+    rng, decode = np.random.default_rng(seed), dicom_codecs.pixel_array
+    for placed in ("high", "low"):
+        values = rng.integers(-2048 if signed else 0, 2048 if signed else 4096, size=(24, 40))
+        values[0, :2] = (-2048, 2047) if signed else (0, 4095)
+        words = values & 0xFFF
+        words = (words << 4) | rng.integers(0, 16, size=values.shape) if placed == "high" else words
+        path = tmp_path / f"{placed}.dcm"
+        ds = make_dicom(path, values, bits=12, signed=signed)
+        ds.HighBit, ds.PixelData = 15, words.astype("<u2").tobytes()
+        ds.compress(RLELossless, encoding_plugin="pydicom")
+        ds.save_as(path, enforce_file_format=True)
+        decoded = []
+        monkeypatch.setattr(dicom_codecs, "pixel_array", lambda *args: decoded.append(1) or decode(*args))
+        im = read_image(path, warn=False)
+        np.testing.assert_array_equal(im.values, values)
+        assert len(decoded) == 1, placed
+        assert im.meta.BitsStored == 12 and im.meta.HighBit == 15 and im.meta.PixelRepresentation == int(signed)
+        assert len(im.notes) == 1 and "HighBit 15" in im.notes[0]
+
+
 def test_a_compressed_frame_that_will_not_decode_to_whole_words_is_read_as_decoded(tmp_path, seed, monkeypatch):
     # a codec that refuses the frame at BitsStored = BitsAllocated (where HighBit is looked into)
     # leaves the values it decoded, with a note, not a refusal of a file that reads

@@ -275,8 +275,12 @@ def _dicom_pixels(ds, syntax, codestream: _Codestream | None, path: str, notes: 
         ds.PhotometricInterpretation = "MONOCHROME2"
         notes.append(f"{path}: no PhotometricInterpretation; read as MONOCHROME2 (bright = high)")
     deeper = _deeper_codestream(ds, codestream, samples, path)
+    words = _rle_words(ds, syntax, samples, path)  # (RLE under another HighBit: decoded once, as whole words)
     try:
-        arr = dicom_codecs.pixel_array(ds, syntax) if deeper is None else _decoded_at(ds, syntax, deeper)
+        if words is not None:
+            arr = _low_bits(ds, words, path)
+        else:
+            arr = dicom_codecs.pixel_array(ds, syntax) if deeper is None else _decoded_at(ds, syntax, deeper)
     except Exception as exc:
         name = getattr(syntax, "name", str(syntax))
         # a plugin that is there but does not take this kind of frame (Pillow and a 12-bit JPEG
@@ -315,7 +319,7 @@ def _dicom_pixels(ds, syntax, codestream: _Codestream | None, path: str, notes: 
     if read_deeper:
         bits = _read_deeper(ds, codestream.kind, low, top, bits, signed, deeper, path, notes)
     elif indices is None and samples == 1:  # (grey levels: not a palette's indices, nor colours)
-        arr = _below_high_bit(ds, syntax, codestream, arr, bits, signed, path, notes)
+        arr = _below_high_bit(ds, syntax, codestream, arr, bits, signed, path, notes, words)
     lut = ", ".join(f"{k} {ds.get(k)!r}" for k in ("RescaleSlope", "RescaleIntercept") if k in ds)
     lut = lut or "Modality LUT Sequence"
     try:
@@ -368,16 +372,17 @@ def _dicom_pixels(ds, syntax, codestream: _Codestream | None, path: str, notes: 
 
 
 def _below_high_bit(ds, syntax, codestream: _Codestream | None, arr: np.ndarray, bits: int, signed: bool, path: str,
-                    notes: list[str]) -> np.ndarray:  # fmt: skip
+                    notes: list[str], words: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
     """The values of grey pixel data whose HighBit is not BitsStored - 1: PS3.5 8.1.1 puts
     each value's top bit at HighBit (BitsStored 12, HighBit 15: bits 4 to 15), where pydicom takes
     the low BitsStored bits whatever HighBit says (noise and the values' low bits: another image,
     silently). Where every word's bits above the low BitsStored are 0 (signed or not: many writers
     leave a negative value's upper bits unset), or, signed, copies of its sign bit, the values
     plainly sit there and HighBit is a writer's slip: ``arr`` as pydicom read it. Each way, a note
-    says so. An RLE frame is judged by its whole decoded words, as native ones (RLE keeps the
-    words' bytes); a JPEG, JPEG-LS or JPEG 2000 codestream holds the samples themselves, so HighBit
-    places nothing there and the values stand as decoded (:func:`_codestream_values`)."""
+    says so. An RLE frame is judged by its whole decoded ``words`` (:func:`_rle_words`; None where
+    its codec would not decode them), as native ones (RLE keeps the words' bytes); a JPEG,
+    JPEG-LS or JPEG 2000 codestream holds the samples themselves, so HighBit places nothing there
+    and the values stand as decoded (:func:`_codestream_values`)."""
     high = _dicom_int(ds, "HighBit", bits - 1, path)
     if high == bits - 1 or arr.ndim != 2 or arr.dtype.kind not in "iu":
         return arr
@@ -392,7 +397,6 @@ def _below_high_bit(ds, syntax, codestream: _Codestream | None, arr: np.ndarray,
     if getattr(syntax, "is_compressed", False) and not _keeps_words(syntax):
         return _codestream_values(arr, stated, bits, signed, _kind(syntax, codestream), path, notes)
     if getattr(syntax, "is_compressed", False):
-        words = _decoded_words(ds, syntax, arr, allocated)
         if words is None:  # (a codec that takes no other BitsStored: its values, as it decoded them)
             notes.append(f"{path}: {stated}, but its compressed frame does not decode to whole words to tell where "
                          f"the values are: read as decoded, from the low {bits} bits (check the image)")  # fmt: skip
@@ -548,25 +552,43 @@ def _read_deeper(ds, kind: str | None, low: int, top: int, bits: int, signed: bo
     return precision
 
 
-def _decoded_words(ds, syntax, arr: np.ndarray, allocated: int) -> np.ndarray | None:
-    """A compressed frame's whole decoded words, unsigned: pydicom keeps only the low BitsStored
-    bits of what it decodes (an RLE frame's HighBit-placed values lose their top bits), so the
-    frame is decoded again with BitsStored said to be BitsAllocated, then the header put back.
-    None where it does not decode so (a codec refusing that precision)."""
+def _rle_words(ds, syntax, samples: int, path: str) -> np.ndarray | None:
+    """An RLE frame's whole decoded words, unsigned, where it is grey (not a palette's indices) and
+    HighBit lies above BitsStored - 1 (:func:`_below_high_bit` looks into them): pydicom keeps only
+    the low BitsStored bits of what it decodes (HighBit-placed values lose their top bits), so the
+    frame is decoded once with BitsStored said to be BitsAllocated, then the header put back (it
+    was decoded twice, the second time for the words). None where it is no such frame, or where
+    it does not decode so (a codec refusing that precision, a damaged frame: pydicom's decoding at
+    the header's own depth says why)."""
+    if not _keeps_words(syntax) or samples != 1 or str(ds.get("PhotometricInterpretation", "")).strip() == \
+            "PALETTE COLOR" or "BitsStored" not in ds:  # fmt: skip
+        return None
+    bits, allocated = _dicom_int(ds, "BitsStored", 0, path), _dicom_int(ds, "BitsAllocated", 0, path)
+    if not bits - 1 < _dicom_int(ds, "HighBit", bits - 1, path) < allocated or allocated not in (8, 16, 32):
+        return None
     said = {k: ds[k].value for k in ("BitsStored", "HighBit", "PixelRepresentation") if k in ds}
     ds.BitsStored, ds.HighBit, ds.PixelRepresentation = allocated, allocated - 1, 0
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # (a codestream's precision now below the BitsStored said)
-            words = np.asarray(dicom_codecs.pixel_array(ds, syntax))
+        words = np.asarray(dicom_codecs.pixel_array(ds, syntax))
     except Exception:
         return None
     finally:
         for keyword, value in said.items():
             setattr(ds, keyword, value)
-    if words.shape != arr.shape or words.dtype.kind not in "iu":
+    if words.ndim != 2 or words.dtype.kind not in "iu" or 8 * words.dtype.itemsize != allocated:
         return None
-    return words.astype(np.dtype(f"u{arr.dtype.itemsize}"), copy=False)
+    return words.astype(np.dtype(f"u{words.dtype.itemsize}"), copy=False)
+
+
+def _low_bits(ds, words: np.ndarray, path: str) -> np.ndarray:
+    """The values pydicom reads from whole ``words`` (:func:`_rle_words`): their low BitsStored
+    bits, as two's complement where PixelRepresentation is 1, in its type of their width."""
+    bits = _dicom_int(ds, "BitsStored", 0, path)
+    low = words & np.asarray((1 << bits) - 1, words.dtype)
+    if _dicom_int(ds, "PixelRepresentation", 0, path) != 1:
+        return low
+    signed = np.where(low >> (bits - 1), low.astype(np.int64) - (1 << bits), low)
+    return signed.astype(np.dtype(f"i{words.dtype.itemsize}"))
 
 
 def _presentation_lut_note(ds, stated: str, path: str, notes: list[str]) -> None:
