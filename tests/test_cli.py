@@ -191,6 +191,27 @@ def _png(path, seed: int = 0) -> str:
     return str(path)
 
 
+@pytest.mark.parametrize("command", ["enhance", "preprocess", "train", "demo"])
+def test_an_output_folder_that_is_a_file_is_said_so(tmp_path, monkeypatch, capsys, command):
+    """-o naming the input image itself (`enhance a.png -o a.png`) said "a.png is inside /.../a.png, a
+    folder of outputs": it is no folder; the demo's -o a file said "cannot write into the output folder
+    a.png/enhanced: Not a directory". Each now says the output folder is a file, and what to give."""
+    monkeypatch.chdir(tmp_path)
+    image = _png(tmp_path / "a.png")
+    before = (tmp_path / "a.png").read_bytes()
+    argv = ["demo", "-o", "a.png"] if command == "demo" else [command, "a.png", "-o", "a.png", "-q"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    if command == "demo":
+        assert err == ("error: output folder a.png is a file: the demo writes the folders enhanced/ and report/ into "
+                       "OUT; give a folder (-o, made where missing)\n")  # fmt: skip
+    else:
+        assert err == ("error: a.png is an input file and also given as the output folder (or, for evaluate, a "
+                       "method's folder of outputs), which must be a folder: give the outputs a folder of their own "
+                       "(e.g. a_out)\n")  # fmt: skip
+    assert (tmp_path / "a.png").read_bytes() == before and os.listdir(tmp_path) == ["a.png"], image
+
+
 def test_evaluate_refuses_unusable_report_folders_without_a_traceback(tmp_path, capsys):
     image = _png(tmp_path / "a.png")
     args = ["--methods", "identity", "--metrics", "entropy", "-q"]

@@ -804,6 +804,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from xvertfast.samples import SAMPLE_DICOM
 
     log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
+    if os.path.exists(args.output) and not os.path.isdir(args.output):  # (said as "cannot write into OUT/enhanced")
+        print(f"error: output folder {args.output} is a file: the demo writes the folders enhanced/ and report/ into "
+              "OUT; give a folder (-o, made where missing)", file=sys.stderr)  # fmt: skip
+        return 2
     try:
         # the report's folder refused before the sample is enhanced: it was refused after, leaving OUT/enhanced
         check_report_folder(os.path.join(args.output, "report"))
