@@ -118,6 +118,12 @@ def test_the_defaults_each_command_states_are_those_of_the_api_it_calls():
     (["evaluate", "x", "-o", "o", "--pictures", "-1"], "--pictures: must be at least 0, got -1"),
     (["export", "default", "-o", "o", "--max-batch", "0"], "--max-batch: must be at least 1, got 0"),
     (["export", "default", "-o", "o", "--roi-size", "x"], "--roi-size: must be a whole number, got 'x'"),
+    (["train", "x", "-o", "o", "--val-fraction", "20"], "--val-fraction: must be a number from 0 up to 1, not 1 "
+                                                        "itself (0.2: a fifth of the images held out for validation), "
+                                                        "got '20'"),
+    (["train", "x", "-o", "o", "--val-fraction", "nan"], "--val-fraction: must be a number from 0 up to 1"),
+    (["train", "x", "-o", "o", "--lr", "-1"], "--lr: must be a positive number (e.g. 1e-4), got '-1'"),
+    (["train", "x", "-o", "o", "--lr", "inf"], "--lr: must be a positive number (e.g. 1e-4), got 'inf'"),
 ])  # fmt: skip
 def test_bad_option_values_are_one_line_naming_the_option(argv, option, capsys):
     with pytest.raises(SystemExit) as exit_:

@@ -58,6 +58,33 @@ def _at_least(low: int, high: int | None = None):
     return parse
 
 
+def _share(text: str) -> float:
+    """An argparse type for train's --val-fraction: a number from 0 up to, not including, 1; a bad
+    value is an argparse error that names the option (TrainConfig's said "validation fraction")."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value < 1:  # (nan too)
+        raise argparse.ArgumentTypeError(f"must be a number from 0 up to 1, not 1 itself (0.2: a fifth of the "
+                                         f"images held out for validation), got {text!r}")  # fmt: skip
+    return value
+
+
+def _positive(text: str) -> float:
+    """An argparse type for train's --lr: a positive number (TrainConfig checks the range float32 holds,
+    in its own words); a bad value is an argparse error that names the option."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number (e.g. 1e-4), got {text!r}")
+    return value
+
+
 def _output_folder(text: str) -> str:
     """An argparse type for -o of every command: an empty path (``-o ""``, ``-o "$UNSET"``) is a usage
     error naming the option, not a run that fails later as "cannot write into the run folder : No such
@@ -1446,10 +1473,10 @@ cannot be read, 130 interrupted, 143 stopped by SIGTERM, 129 by SIGHUP.""",
     tr.add_argument("--patch-size", type=_at_least(0), default=0,
                     help="train on random square patches of this side cut from the ROIs (0, or at least "
                     "--roi-size: whole ROIs); same pixel scale, cheaper steps")
-    tr.add_argument("--val-fraction", type=float, default=0.2, help="share of images held out for validation")
+    tr.add_argument("--val-fraction", type=_share, default=0.2, help="share of images held out for validation")
     tr.add_argument("--patience", type=_at_least(1), default=10,
                     help="joint-phase epochs without a better validation loss before a stage stops early")
-    tr.add_argument("--lr", type=float, default=1e-3,
+    tr.add_argument("--lr", type=_positive, default=1e-3,
                     help="Adam's learning rate (lower it where training stops with a diverged loss: the one setting "
                     "--resume may change)")
     tr.add_argument("--device", type=_device, default="auto", help=f"{DEVICE_AUTO}; or cpu, cuda, cuda:1, ...")
