@@ -701,6 +701,9 @@ def test_a_deep_output_whose_values_fit_in_fewer_bits_than_it_is_read_over_is_sa
     assert _read_notes(tool, source, rad.pixels, 12) == []
     Image.fromarray((values // 16).astype(np.uint8)).save(tool / "a.png")  # 8-bit: over 0..255, as ever
     assert _read_notes(tool, source, rad.pixels, 12) == []
+    for dark in (values // 2, values * 8):  # values up to half their range (over 12 bits, over 16): a dark output
+        Image.fromarray(dark).save(tool / "a.png")
+        assert _read_notes(tool, source, rad.pixels, 12) == []
     Image.fromarray(values // 4).save(tool / "a.png")
     out = tmp_path / "r"
     evaluate([str(src)], str(out), [f"tool:outputs={tool}"], ["entropy"], pictures=0, progress=False, log=lambda m: None)

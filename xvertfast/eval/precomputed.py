@@ -265,11 +265,13 @@ class PrecomputedOutputs:
 
 
 def _depth_note(rad, lo: float, hi: float, input_bits: int | None) -> str | None:
-    """The note on an integer output deeper than 8 bits whose values all fit in fewer bits than the
-    range it is read over (:func:`~xvertfast.io.read.full_range`), where that range is not one the file
-    and the input agree on: a tool's 10-bit output of a 12-bit input, in a 16-bit PNG recording no
-    depth, was read over 0..4095 and scored a quarter as bright as meant, without a word. It may be
-    a dark output as meant (so a note, not a refusal); None where nothing looks amiss."""
+    """The note on an integer output deeper than 8 bits whose values all fit in at least 2 bits fewer
+    than the range it is read over (:func:`~xvertfast.io.read.full_range`), where that range is not
+    one the file and the input agree on: a tool's 10-bit output of a 12-bit input, in a 16-bit PNG
+    recording no depth, was read over 0..4095 and scored a quarter as bright as meant, without a
+    word. It may be a dark output as meant (so a note, not a refusal; and none for one bit fewer,
+    a brightest value past a quarter of the range, as a dark output's may be); None where nothing
+    looks amiss."""
     v = rad.values  # (integers, or a DICOM's whole numbers as floats after its modality LUT)
     if stored_as_floats(rad) or not v.size or lo != 0 or hi <= 255:
         return None
@@ -279,7 +281,7 @@ def _depth_note(rad, lo: float, hi: float, input_bits: int | None) -> str | None
     fits = math.ceil(top).bit_length()
     recorded = rad.bits_stored if rad.source_format == "dicom" else (
         rad.meta.get("significant_bits") if isinstance(rad.meta, dict) else None)  # fmt: skip
-    if fits >= bits or (recorded == bits and bits == input_bits):  # (the file and its input agree: as meant)
+    if fits > bits - 2 or (recorded == bits and bits == input_bits):  # (the file and its input agree: as meant)
         return None
     if recorded == bits:
         why = "the depth its BitsStored records" if rad.source_format == "dicom" else "the depth the file records"
