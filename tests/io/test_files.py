@@ -581,3 +581,47 @@ def test_files_on_a_file_system_giving_every_inode_0_are_one_only_where_their_pa
     with pytest.raises(ImageWriteError, match="refusing to overwrite the input image"):
         write_image(tmp_path / "link.png", np.full((32, 32), 0.25), like=like, overwrite=True)
     assert (tmp_path / "a.png").read_bytes() == was
+
+
+def mount_without_inodes(monkeypatch, ignoring_case: bool) -> None:
+    """Makes os.stat answer as a mount that gives every file the inode 0 (sshfs-win, SMB, WebDAV)
+    and, ``ignoring_case``, finds a name in any case, as an SMB share from Linux or macOS does."""
+    real_stat = os.stat
+
+    def stat(path, *args, **kwargs):
+        try:
+            st = real_stat(path, *args, **kwargs)
+        except FileNotFoundError:
+            if not ignoring_case:
+                raise
+            spelled = os.sep
+            for name in os.path.abspath(path).split(os.sep)[1:]:  # (each folder's entry in its own case)
+                spelled = os.path.join(spelled, next((n for n in os.listdir(spelled)
+                                                      if n.casefold() == name.casefold()), name))  # fmt: skip
+            st = real_stat(spelled, *args, **kwargs)
+        return os.stat_result((st.st_mode, 0, *st[2:]))  # (st_ino is the second field)
+
+    monkeypatch.setattr(os, "stat", stat)
+
+
+def test_a_name_in_another_case_is_the_file_on_a_mount_ignoring_case_without_inodes(tmp_path, monkeypatch):
+    """Where inodes are all 0, same_file compares the paths with their links resolved, and realpath
+    keeps the case as given off Windows: on an SMB share mounted on Linux or macOS, OUT/A.PNG and
+    OUT/a.png were two files, so an output spelled so was written over its input. Where the file
+    system tells case apart the two names are two files, there or not."""
+    from xvertfast.io.files import same_file
+
+    (tmp_path / "Scans").mkdir()
+    (tmp_path / "Scans" / "a.png").write_bytes(b"a")
+    (tmp_path / "Scans" / "b.png").write_bytes(b"b")
+    a = str(tmp_path / "Scans" / "a.png")
+    with monkeypatch.context() as patched:
+        mount_without_inodes(patched, ignoring_case=True)
+        assert os.path.exists(tmp_path / "Scans" / "A.PNG") and os.stat(a).st_ino == 0
+        assert same_file(str(tmp_path / "Scans" / "A.PNG"), a) and same_file(a, str(tmp_path / "Scans" / "A.PNG"))
+        assert same_file(str(tmp_path / "SCANS" / "A.png"), a)  # (a folder spelled in another case too)
+        assert not same_file(str(tmp_path / "Scans" / "B.PNG"), a)
+    (tmp_path / "Scans" / "A.PNG").write_bytes(b"A")  # (a file system telling case apart: another file)
+    with monkeypatch.context() as patched:
+        mount_without_inodes(patched, ignoring_case=False)
+        assert not same_file(str(tmp_path / "Scans" / "A.PNG"), a) and same_file(a, a)

@@ -561,14 +561,52 @@ def same_file(path: str, other: str) -> bool:
     link), False where either is missing: a job's output found to be its input as it is when
     written, not as its links were when the job planned. Where a file system gives every file
     the inode 0 (sshfs-win, some SMB and WebDAV mounts), which would make any two files one, the
-    paths with their links resolved are compared instead (a hard link then counts as another file)."""
+    paths with their links resolved are compared instead (a hard link then counts as another file),
+    and two spellings in other cases (A.PNG, a.png) by :func:`_one_spelling`."""
+    return first_same_file(path, [other]) is not None
+
+
+def first_same_file(path: str, others: Iterable[str]) -> str | None:
+    """The first of ``others`` that is ``path``'s file now, by :func:`same_file`'s rule, ``path``
+    looked at once: a job's --report checked against its inputs as they are when it is written,
+    not as its links were when the job started. None where none is, or ``path`` is missing."""
     try:
-        st, other_st = os.stat(path), os.stat(other)
+        st = os.stat(path)
     except (OSError, ValueError):  # (ValueError: a NUL in a path)
-        return False
-    if st.st_ino == 0 or other_st.st_ino == 0:
-        return os.path.normcase(os.path.realpath(path)) == os.path.normcase(os.path.realpath(other))
-    return os.path.samestat(st, other_st)
+        return None
+    for other in others:
+        try:
+            other_st = os.stat(other)
+        except (OSError, ValueError):
+            continue
+        if st.st_ino == 0 or other_st.st_ino == 0:
+            real, other_real = os.path.realpath(path), os.path.realpath(other)
+            if os.path.normcase(real) == os.path.normcase(other_real) or (
+                    real.casefold() == other_real.casefold() and _one_spelling(real, other_real)):  # fmt: skip
+                return other
+        elif os.path.samestat(st, other_st):
+            return other
+    return None
+
+
+def _one_spelling(real: str, other: str) -> bool:
+    """Whether two existing resolved paths that differ only in case name one file where inodes say
+    nothing: realpath keeps the case as given off Windows, so on a mount that ignores case (SMB from
+    Linux, macOS) OUT/A.PNG and OUT/a.png were two files, the input written over. Each folder whose
+    entry is spelled two ways is listed: one that ignores case lists one of them, one that does not
+    holds both (each was found). Where a folder cannot be listed they count as one: every caller
+    then refuses to write or remove, which is safe."""
+    parts, other_parts = real.split(os.sep), other.split(os.sep)  # (as many: casefold makes or drops no separator)
+    for k, (name, other_name) in enumerate(zip(parts, other_parts)):
+        if name == other_name:
+            continue
+        try:
+            listed = set(os.listdir(os.sep.join(parts[:k]) + os.sep))  # (/ for the root, C:\ for a drive)
+        except OSError:
+            return True
+        if name in listed and other_name in listed:
+            return False
+    return True
 
 
 def file_state(path: str) -> list[int] | None:
