@@ -1144,3 +1144,29 @@ def test_an_abandoned_output_that_is_now_the_input_is_not_removed(tmp_path, reac
     removed = [json.loads(line)["output"] for line in (out / LEDGER_FILE).read_text().splitlines()
                if json.loads(line).get("state") == "removed"]  # fmt: skip
     assert removed == ["y.png"]
+
+
+def test_the_ledgers_output_in_another_case_is_found_by_its_file_where_inodes_are_all_0(tmp_path, monkeypatch):
+    """recorded_input compared a path spelled in another case than the ledger's (OUT/A.PNG, OUT/a.png)
+    with os.path.samefile, which on a mount giving every file the inode 0 (sshfs-win, SMB, WebDAV)
+    calls any two files one: --report OUT/A.PNG, a file of the user's beside the output a.png, was
+    refused as that output. It is the output only where the mount ignores case."""
+    from tests.io.test_files import mount_without_inodes
+    from xvertfast.io.job_folder import recorded_input
+
+    out, src = tmp_path / "out", tmp_path / "in" / "a.png"
+    src.parent.mkdir()
+    src.write_bytes(b"input")
+    with JobFolder(str(out), {"a": 1}, overwrite=False) as job:
+        job.starting(str(src), str(out / "a.png"))
+        (out / "a.png").write_bytes(b"output")
+        job.finished(str(src), str(out / "a.png"), None)
+    (out / "A.PNG").write_bytes(b"the user's")
+    with monkeypatch.context() as patched:
+        mount_without_inodes(patched, ignoring_case=False)
+        assert recorded_input(str(out), str(out / "A.PNG")) is None
+        assert recorded_input(str(out), str(out / "a.png")) == os.path.realpath(src)
+    os.remove(out / "A.PNG")
+    with monkeypatch.context() as patched:  # (where the mount ignores case, A.PNG is the output a.png)
+        mount_without_inodes(patched, ignoring_case=True)
+        assert recorded_input(str(out), str(out / "A.PNG")) == os.path.realpath(src)

@@ -231,7 +231,8 @@ class LedgersRead:
     for it only where their reads run in parallel (on separate machines; not measured): on one
     machine's busy cores the reads compete. A file replaced or cut shorter since (another inode,
     fewer bytes, or bytes other than the last line read where it ended) is read again from its
-    start."""
+    start. Where every file has the inode 0 (sshfs-win, some SMB mounts) the inode tells no file
+    from another, and the last line, which holds the time it was written (``t``), tells them."""
 
     def __init__(self):
         self._files: dict[str, _LedgerRead] = {}
@@ -339,7 +340,7 @@ def _recorded_input_in(entries: dict[str, dict], out_dir: str, path: str) -> str
         return None
     for recorded, entry in entries.items():
         other = os.path.join(root, *recorded.split("/"))
-        if recorded.casefold() == key.casefold() and os.path.exists(other) and os.path.samefile(real, other):
+        if recorded.casefold() == key.casefold() and same_file(real, other):  # (not samefile: inodes all 0)
             return entry.get("input", "")
     return None
 
