@@ -1022,6 +1022,30 @@ def test_cli_ctrl_c_before_any_epoch_does_not_claim_one_is_kept(tmp_path, monkey
     assert "interrupted: the last finished epoch is kept; add --resume" in capsys.readouterr().err
 
 
+def test_cli_a_run_interrupted_mid_stage_ends_with_the_interrupted_line_not_the_stages_bar(tmp_path, monkeypatch,
+                                                                                           capsys):  # fmt: skip
+    """The stage's progress bar was closed by the garbage collector once the CLI had said why the run
+    stopped: the terminal's (or log's) last line was the bar again, under the "interrupted" line."""
+    import xvertfast.train.loop as loop_module
+
+    real, calls = loop_module._write_metrics, []
+
+    def stopped_at_the_second_epoch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop_module, "_write_metrics", stopped_at_the_second_epoch)
+    argv = ["train", str(write_images(tmp_path / "data")), "-o", str(tmp_path / "run"), "--stages", "1",
+            "--epochs-gc", "3", "--epochs-joint", "0", "--width", "4", "--depth", "2", "--roi-size", "32",
+            "--device", "cpu"]  # fmt: skip
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert "stage 1:  33%" in err  # (the bar was drawn)
+    assert err.rstrip().splitlines()[-1].startswith("interrupted: the last finished epoch is kept"), err[-500:]
+
+
 def test_resume_on_another_kind_of_device_warns(tmp_path):
     """--device auto (the default) started on a GPU and resumed where there is none went on on the CPU
     unsaid, though the result then differs from an uninterrupted run's (as with another thread count,

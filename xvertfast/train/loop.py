@@ -1036,58 +1036,60 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
         if prog.stage == k and prog.epoch > 0:
             best = _resume_stage(stage, opt, ckpt_dir, device)
         total_epochs = config.epochs_gc + config.epochs_joint
-        bar = tqdm(total=total_epochs, initial=prog.epoch, desc=f"stage {k}", unit="epoch", disable=not progress)
-        while prog.epoch < total_epochs and not (prog.epoch >= config.epochs_gc and prog.bad_epochs >= config.patience):
-            if stop_after_epochs is not None and epochs_run >= stop_after_epochs:
-                bar.close()
-                return XVertNet(stages + [stage], config.lam, config.alpha, config.eps)
-            joint = prog.epoch >= config.epochs_gc
-            gen = torch.Generator().manual_seed(torch_seed(config.seed * 1_000_003 + 1000 * k + prog.epoch))
-            stage.train()
-            t0, seen, running = time.perf_counter(), 0, 0.0
-            for idx in _batches(len(tr), config.batch_size, gen):
-                xp, y = shift_augment(*tr.batch(idx), gen)
-                if config.patch_size:
-                    xp, y = random_patches(xp, y, config.patch_size, gen)
-                xp, y = _to(xp, device), _to(y, device)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp):
-                    out, feats = stage(xp, y, return_features=True)
-                terms = loss_fn(out.float(), y, feats.float(), joint)
-                loss = terms.total.item()
-                if not math.isfinite(loss):
-                    raise diverged(f"the training loss is {loss}")
-                opt.zero_grad(set_to_none=True)
-                terms.total.backward()
-                opt.step()
-                running += loss * xp.shape[0]
-                seen += xp.shape[0]
-            seconds = time.perf_counter() - t0
-            if not _all_finite(stage):  # a finite loss whose step overflowed: not to be checkpointed
-                raise diverged("the weights are no longer finite")
-            val = _evaluate(stage, va, loss_fn, joint, config.batch_size, device)
-            if len(va) and not math.isfinite(val):
-                raise diverged(f"the validation loss is {val}")
-            prog.epoch += 1
-            score = val if val == val else running / max(seen, 1)  # no validation images: train loss
-            if joint:
-                if score < prog.best_val:
-                    prog.best_val, prog.bad_epochs = score, 0
-                    best = {n: v.detach().clone() for n, v in stage.state_dict().items()}
+        # (closed as the stage ends or an error, a Ctrl-C, leaves it: left to the garbage collector, it redrew the bar
+        # below the CLI's "interrupted" line)
+        with tqdm(total=total_epochs, initial=prog.epoch, desc=f"stage {k}", unit="epoch", disable=not progress) as bar:
+            while prog.epoch < total_epochs and not (prog.epoch >= config.epochs_gc
+                                                     and prog.bad_epochs >= config.patience):
+                if stop_after_epochs is not None and epochs_run >= stop_after_epochs:
+                    return XVertNet(stages + [stage], config.lam, config.alpha, config.eps)
+                joint = prog.epoch >= config.epochs_gc
+                gen = torch.Generator().manual_seed(torch_seed(config.seed * 1_000_003 + 1000 * k + prog.epoch))
+                stage.train()
+                t0, seen, running = time.perf_counter(), 0, 0.0
+                for idx in _batches(len(tr), config.batch_size, gen):
+                    xp, y = shift_augment(*tr.batch(idx), gen)
+                    if config.patch_size:
+                        xp, y = random_patches(xp, y, config.patch_size, gen)
+                    xp, y = _to(xp, device), _to(y, device)
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp):
+                        out, feats = stage(xp, y, return_features=True)
+                    terms = loss_fn(out.float(), y, feats.float(), joint)
+                    loss = terms.total.item()
+                    if not math.isfinite(loss):
+                        raise diverged(f"the training loss is {loss}")
+                    opt.zero_grad(set_to_none=True)
+                    terms.total.backward()
+                    opt.step()
+                    running += loss * xp.shape[0]
+                    seen += xp.shape[0]
+                seconds = time.perf_counter() - t0
+                if not _all_finite(stage):  # a finite loss whose step overflowed: not to be checkpointed
+                    raise diverged("the weights are no longer finite")
+                val = _evaluate(stage, va, loss_fn, joint, config.batch_size, device)
+                if len(va) and not math.isfinite(val):
+                    raise diverged(f"the validation loss is {val}")
+                prog.epoch += 1
+                score = val if val == val else running / max(seen, 1)  # no validation images: train loss
+                if joint:
+                    if score < prog.best_val:
+                        prog.best_val, prog.bad_epochs = score, 0
+                        best = {n: v.detach().clone() for n, v in stage.state_dict().items()}
+                    else:
+                        prog.bad_epochs += 1
                 else:
-                    prog.bad_epochs += 1
-            else:
-                best = {n: v.detach().clone() for n, v in stage.state_dict().items()}
-            prog.history.append({"stage": k, "epoch": prog.epoch, "phase": JOINT_PHASE if joint else "gc",
-                                 "train_loss": running / max(seen, 1), "val_loss": val,
-                                 "images_per_s": seen / seconds if seconds > 0 else 0.0, "seconds": seconds})  # fmt: skip
-            _save_checkpoint(ckpt_dir, stage, opt, best, _state(config, prog, run))
-            _save_state(state_path, config, prog, run)
-            _write_metrics(run_dir, prog.history)
-            curves.update(prog.history)
-            epochs_run += 1
-            bar.set_postfix(loss=f"{running / max(seen, 1):.4f}", val=f"{val:.4f}", roi_s=f"{seen / max(seconds, 1e-9):.1f}")
-            bar.update(1)
-        bar.close()
+                    best = {n: v.detach().clone() for n, v in stage.state_dict().items()}
+                prog.history.append({"stage": k, "epoch": prog.epoch, "phase": JOINT_PHASE if joint else "gc",
+                                     "train_loss": running / max(seen, 1), "val_loss": val,
+                                     "images_per_s": seen / seconds if seconds > 0 else 0.0, "seconds": seconds})  # fmt: skip
+                _save_checkpoint(ckpt_dir, stage, opt, best, _state(config, prog, run))
+                _save_state(state_path, config, prog, run)
+                _write_metrics(run_dir, prog.history)
+                curves.update(prog.history)
+                epochs_run += 1
+                bar.set_postfix(loss=f"{running / max(seen, 1):.4f}", val=f"{val:.4f}",
+                                roi_s=f"{seen / max(seconds, 1e-9):.1f}")
+                bar.update(1)
         curves.update(prog.history, force=True)
         stage.load_state_dict(best)
         # a finished stage in the default layout: what load_model gives, so it computes the same
