@@ -623,6 +623,20 @@ def test_the_layout_names_every_module_and_command():
     assert set(commands.split(" | ")) == set(_cli_options()) - {""}, commands
 
 
+def test_the_readme_names_every_optional_package_info_reports():
+    """The README's Quickstart says which optional packages `xvertfast info` reports as importable:
+    each of info's OPTIONAL is named there (as ``info --help`` names them, test_cli), so a package
+    added to info is added to what a new user is told it shows."""
+    import re
+
+    from xvertfast.info import OPTIONAL
+
+    quickstart = " ".join(_section("README.md", "## Quickstart").split())
+    (said,) = re.findall(r"`xvertfast info` tells you what you got: (.+?)\)\.", quickstart)
+    names = {"skimage": "scikit-image"}
+    assert [p for p in OPTIONAL if names.get(p, p) not in re.findall(r"[\w-]+", said)] == [], said
+
+
 def test_the_guide_sections_the_package_names_exist():
     """Where the package's help, messages or docstrings send a reader to a file of the user guide
     (``docs/guide/enhancing.md in the source, 'Reproducible'``), that file exists and holds the
