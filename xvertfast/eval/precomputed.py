@@ -306,7 +306,7 @@ def _depth_note(rad, lo: float, hi: float, input_bits: int | None) -> str | None
         why = "its input's depth: the file records none"
     else:
         why = "its type's whole range: the file records no depth" + (
-            f", and its values pass its input's {input_bits} bits" if input_bits and input_bits < bits else "")  # fmt: skip
+            f", and its values pass its input's {input_bits} bits" if input_bits else "")  # fmt: skip
     if recorded == bits and input_bits:
         why += f", its input's being {input_bits}"
     return (f"its output's values fit in {fits} bits (0..{(1 << fits) - 1}), but it is read over {bits} bits "
