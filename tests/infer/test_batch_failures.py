@@ -525,3 +525,45 @@ def test_an_input_folder_swapped_onto_the_outputs_during_a_rerun_is_never_delete
     from xvertfast.io.job_folder import job_status
 
     assert job_status(str(outlink), "enhance").unfinished == 0  # refused before it was recorded as being written
+
+
+@pytest.mark.parametrize("onto", ["input", "input-list", "output"])
+def test_a_report_or_preview_whose_link_is_swapped_onto_an_input_during_the_job_is_not_written(
+        tmp_path, model_dir, seed, monkeypatch, onto):  # fmt: skip
+    # --report/--preview side/NAME, side -> s (empty) when the job starts; a nightly `ln -sfn` points side at the
+    # inputs' folder (the @list's, the outputs') while the job runs: checked at the start only, the report or the
+    # contact sheet was written over the input x.png (the list todo.txt, the output x.png the ledger says done)
+    a, s, out, side = tmp_path / "a", tmp_path / "s", tmp_path / "out", tmp_path / "side"
+    a.mkdir()
+    s.mkdir()
+    side.symlink_to(s, target_is_directory=True)
+    Image.fromarray(np.round(chest_like(seed) * 255).astype(np.uint8)).save(a / "x.png")
+    (a / "todo.txt").write_text(f"{a / 'x.png'}\n")
+    name, target = {"input": ("x.png", a), "input-list": ("todo.txt", a), "output": ("x.png", out)}[onto]
+    read_input = batch.read_input
+
+    def swapping(*args, **kwargs):
+        if side.resolve() != target:
+            side.unlink()
+            side.symlink_to(target, target_is_directory=True)
+        return read_input(*args, **kwargs)
+
+    monkeypatch.setattr(batch, "read_input", swapping)
+    enh = Enhancer(str(model_dir), device="cpu")
+    inputs = f"@{a / 'todo.txt'}" if onto == "input-list" else a
+    option = "report" if onto == "input-list" else "preview"
+    held = {path: path.read_bytes() for path in (a / "x.png", a / "todo.txt")}
+    summary, lines = run(enh, inputs, out, workers=1, **{option: str(side / name)})
+    assert by_name(summary)["x.png"][0] == "done", lines
+    if onto == "output":
+        held[out / "x.png"] = None  # (written by this job: still an image, not the sheet)
+    assert {path: path.read_bytes() for path in held if held[path] is not None} == \
+        {path: was for path, was in held.items() if was is not None}  # fmt: skip
+    assert getattr(summary, option) is None
+    replaced = os.path.realpath(target / name) if onto == "input-list" else str(target / name)
+    what = f"the output of {a / 'x.png'}" if onto == "output" else f"the input {replaced}"
+    assert f"{option} {side / name} not written: it is now {what} (a link changed during the job)" in "\n".join(lines)
+    if onto == "output":
+        from xvertfast.io import read_image
+
+        assert read_image(out / "x.png").pixels.shape == np.asarray(Image.open(a / "x.png")).shape

@@ -51,7 +51,7 @@ from xvertfast.io import Radiograph, require_content, write_image
 from xvertfast.io.errors import FILE_ERRORS, ImageWriteError, failure_text
 from xvertfast.io.files import (InputFile, InputLists, NothingFound, collision_remedy, discover, file_state,
                                 input_paths, input_problem, list_files, output_path, read_input,
-                                RealPaths, refuse_unsearched_images, same_file, searched_input_folder)
+                                RealPaths, first_same_file, same_file, searched_input_folder, unsearched_image)
 from xvertfast.io.job_folder import JOB_FILE, JobFolder, dry_run_line, recorded_input, run_line
 from xvertfast.io.shards import Shard
 from xvertfast.io.write import (FORMAT_EXTENSIONS, WRITE_FORMATS, atomic_write, nearest_existing, output_name_refusal,
@@ -577,8 +577,11 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
     # os.path.realpath calls and 98,202 lstat, 320 and 37,002 at 233c6c8); the plan resolves afresh (see _run)
     real = RealPaths()
     files = discover(inputs, exclude=[out_dir], lists=lists, real_paths=real)
-    if files:
-        refuse_unsearched_images(out_dir, inputs, lists, "enhanced")
+    left_out = unsearched_image(out_dir, inputs, lists) if files else None
+    if left_out is not None:
+        raise ValueError(f"{out_dir} holds images that no xvertfast job wrote ({left_out}) and lies in an input "
+                         "folder: the output folder is not searched, so they would not be enhanced; give the "
+                         "outputs a folder of their own")  # fmt: skip
     if files and (earlier := _written_by_an_earlier_run(report, preview)):  # among the inputs: no inputs
         files = [f for f in files if real(f.path) not in earlier]
     if not files:  # before the output folder is made, as preprocess, train and evaluate do
@@ -627,7 +630,8 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
                       failed=len(summary.failed))  # fmt: skip
     summary.seconds = time.perf_counter() - start
     try:
-        _write_side_files(summary, planned, enhancer, settings, report, preview, log)
+        _write_side_files(summary, planned, enhancer, settings, report, preview, log,
+                          [*(f.path for f in files), *sources])  # fmt: skip
     except KeyboardInterrupt:  # the outputs are written and the ledger says how the job ended: keep the summary
         if summary.dry_run:  # (nothing was done: the plan's report alone was being written)
             raise
@@ -662,15 +666,21 @@ def _small_tiles_warning(enhancer) -> str | None:
 
 
 def _write_side_files(summary: BatchSummary, planned, enhancer, settings: dict, report: str | None,
-                      preview: str | None, log) -> None:  # fmt: skip
-    """The --report and --preview of a job that has ended; their failures are said, not raised."""
-    if report:
+                      preview: str | None, log, read: list[str]) -> None:  # fmt: skip
+    """The --report and --preview of a job that has ended; their failures are said, not raised.
+    ``read``: the files the job read (its inputs, lists, ROI file), none of which either may
+    replace as the links are now (:func:`_replaces`)."""
+    if report and (replaced := _replaces(report, read, planned)) is not None:
+        log(f"error: report {report} not written: it is now {replaced} (a link changed during the job)")
+    elif report:
         try:
             _write_report(report, summary, enhancer, settings)
             summary.report = report
         except OSError as exc:  # the outputs are written: say so, do not lose the summary
             log(f"error: report {report} not written: {exc.strerror or exc}")
-    if preview:
+    if preview and (replaced := _replaces(preview, read, planned)) is not None:
+        log(f"warning: preview {preview} not written: it is now {replaced} (a link changed during the job)")
+    elif preview:
         from xvertfast.infer.preview import write_preview
 
         status = {r.input: r.status for r in summary.records}
@@ -682,6 +692,20 @@ def _write_side_files(summary: BatchSummary, planned, enhancer, settings: dict, 
         except (ValueError, OSError) as exc:  # the outputs are written: a preview never fails the job
             # (an OSError's text names the sheet's temporary, .look.png.x1y2.part: its reason alone)
             log(f"warning: preview {preview} not written: {getattr(exc, 'strerror', None) or exc}")
+
+
+def _replaces(path: str, read: list[str], planned) -> str | None:
+    """What of the job's ``path`` (its --report or --preview) would replace, the links as they are
+    now, or None: checked when the job started, against the links as they were then, a report
+    whose folder link was pointed at the inputs during the job (a nightly ``ln -sfn``), or an input
+    folder's link pointed at the report's folder, was written over an input. ``read``: the files
+    the job read; ``planned``: its (input, output) pairs, whose outputs the ledger says done."""
+    if (same := first_same_file(path, read)) is not None:
+        return f"the input {same}"
+    outputs = {out: f.path for f, out in planned}
+    if (same := first_same_file(path, outputs)) is not None:
+        return f"the output of {outputs[same]}"
+    return None
 
 
 def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool, log, start: float,
