@@ -692,6 +692,12 @@ def test_a_deep_output_whose_values_fit_in_fewer_bits_than_it_is_read_over_is_sa
         "BitsStored records, its input's being 12), so it is scored as dark as that makes it: if its tool wrote it "
         "over 0..4095, record that depth in the files (a PNG's sBIT chunk, a TIFF's MaxSampleValue, a DICOM's "
         "BitsStored) or scale them to 0..65535"]  # fmt: skip
+    os.remove(tool / "a.dcm")
+    Image.fromarray(values // 4).save(tool / "a.png")  # ... under a float input (read at 32 bits): over 16 bits
+    assert _read_notes(tool, source, rad.pixels, 32)[0].startswith(
+        "its output's values fit in 10 bits (0..1023), but it is read over 16 bits (0..65535, its type's whole range: "
+        "the file records no depth), so")  # (its values do not pass 32 bits)  # fmt: skip
+    os.remove(tool / "a.png")
     make_dicom(tool / "a.dcm", values, bits=12)  # the depth of its input, recorded: as meant
     assert _read_notes(tool, source, rad.pixels, 12) == []
     os.remove(tool / "a.dcm")
@@ -735,3 +741,28 @@ def test_an_image_one_method_fails_on_keeps_its_notes_and_says_it_is_left_out_of
            "polarity) is among the notes above." in failed, summary  # fmt: skip
     assert f"- {src / 'rgb.png'}: its output {tool / 'rgb'}.* is missing (method outputs)" in failed.splitlines()
     assert {k[0] for k in scores(out, ["entropy"])} == {str(src / "b.png")}
+
+
+def test_a_signed_output_with_no_negative_value_is_said(tmp_path, seed):
+    """A tool's 0..4095 output of a 12-bit input saved as an int16 TIFF (numpy's signed type) was read
+    over -32768..32767, its values scored as a grey just above the middle, without a word. A note
+    now says so and how to write it; none for a signed output that holds negative values, nor for
+    an unsigned one."""
+    import tifffile
+
+    src, tool = tmp_path / "in", tmp_path / "tool"
+    src.mkdir()
+    tool.mkdir()
+    values = chest_like(seed).astype(np.uint16) * 16 + 15
+    Image.fromarray(values).save(src / "a.png")
+    rad = read_image(src / "a.png")
+    source = InputFile(str(src / "a.png"), "a.png")
+    tifffile.imwrite(tool / "a.tif", values.astype(np.int16))
+    assert _read_notes(tool, source, rad.pixels, 12) == [
+        "its output is stored as signed integers (int16) and holds no negative value, yet it is read over their type's "
+        "range (-32768..32767), so its values, which fit in 12 bits, are scored as a grey of little contrast above the "
+        "middle: write the outputs as unsigned integers (or as floats in [0, 1])"]  # fmt: skip
+    tifffile.imwrite(tool / "a.tif", (values.astype(np.int32) * 16 - 32768).astype(np.int16))  # the whole range
+    assert _read_notes(tool, source, rad.pixels, 12) == []
+    tifffile.imwrite(tool / "a.tif", values)
+    assert _read_notes(tool, source, rad.pixels, 12) == []

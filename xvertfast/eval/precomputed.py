@@ -128,8 +128,10 @@ class PrecomputedOutputs:
     needs_source = True
 
     def __init__(self, folder: str):
-        if not os.path.isdir(folder):
-            raise ValueError(f"outputs={folder}: no such folder")
+        if not os.path.isdir(folder):  # (a file was said to be no such folder)
+            what = "a file, not a folder" if os.path.exists(folder) else "no such folder"
+            raise ValueError(f"outputs={folder}: {what}: give the folder another tool wrote its outputs into, "
+                             "mirroring the inputs' paths")  # fmt: skip
         self.folder = folder
         #: a folder -> its names, and those with an image extension by their stem: each input's output
         #: is looked up, not looked for among all of them (a flat folder of 20 000: quadratic)
@@ -264,16 +266,31 @@ class PrecomputedOutputs:
         return out
 
 
+def _signed_note(v: np.ndarray, lo: float, hi: float) -> str:
+    """The note on an output of signed integers with no negative value (a TIFF of int16, numpy's
+    way with a tool's 0..4095): read over its type's whole range, as a signed TIFF is, its values
+    lie in the top half, just above the middle, and it was scored as a grey of little contrast,
+    without a word (a DICOM's signed range is its BitsStored's: not said)."""
+    fits = max(1, int(v.max()).bit_length())
+    return (f"its output is stored as signed integers ({v.dtype}) and holds no negative value, yet it is read over "
+            f"their type's range ({int(lo)}..{int(hi)}), so its values, which fit in {fits} bits, are scored as a "
+            "grey of little contrast above the middle: write the outputs as unsigned integers (or as floats in [0, 1])")
+
+
 def _depth_note(rad, lo: float, hi: float, input_bits: int | None) -> str | None:
     """The note on an integer output deeper than 8 bits whose values all fit in at least 2 bits fewer
     than the range it is read over (:func:`~xvertfast.io.read.full_range`), where that range is not
     one the file and the input agree on: a tool's 10-bit output of a 12-bit input, in a 16-bit PNG
     recording no depth, was read over 0..4095 and scored a quarter as bright as meant, without a
     word. It may be a dark output as meant (so a note, not a refusal; and none for one bit fewer,
-    a brightest value past a quarter of the range, as a dark output's may be); None where nothing
-    looks amiss."""
+    a brightest value past a quarter of the range, as a dark output's may be). A signed output with
+    no negative value gets :func:`_signed_note`. None where nothing looks amiss."""
     v = rad.values  # (integers, or a DICOM's whole numbers as floats after its modality LUT)
-    if stored_as_floats(rad) or not v.size or lo != 0 or hi <= 255:
+    if stored_as_floats(rad) or not v.size:
+        return None
+    if v.dtype.kind == "i" and rad.source_format != "dicom" and lo < 0 and int(v.min()) >= 0:
+        return _signed_note(v, lo, hi)
+    if lo != 0 or hi <= 255:
         return None
     bits, top = int(hi).bit_length(), float(v.max())
     if hi != (1 << bits) - 1 or top <= 0:  # (a DICOM's rescale: no plain depth to compare; a black output)
@@ -288,8 +305,9 @@ def _depth_note(rad, lo: float, hi: float, input_bits: int | None) -> str | None
     elif bits == input_bits:
         why = "its input's depth: the file records none"
     else:
+        passed = input_bits and input_bits < bits  # (a float input's 32 bits: no depth of an integer output's)
         why = "its type's whole range: the file records no depth" + (
-            f", and its values pass its input's {input_bits} bits" if input_bits else "")  # fmt: skip
+            f", and its values pass its input's {input_bits} bits" if passed else "")  # fmt: skip
     if recorded == bits and input_bits:
         why += f", its input's being {input_bits}"
     return (f"its output's values fit in {fits} bits (0..{(1 << fits) - 1}), but it is read over {bits} bits "
