@@ -1,8 +1,10 @@
-"""A resume of a large archive of small images whose every output is done: how many lstat calls it
-makes and how long it takes, the job resolving each folder once (:class:`~xvertfast.io.files.RealPaths`)
-and, for comparison, every path whole at each use (``os.path.realpath``, as before 38cec01); and the
-progress bar of a job that enhances such images: how often it is drawn and how much stderr it
-writes. The huntarchive session's figures in bench/RESULTS.md.
+"""A resume of a large archive of small images whose every output is done: how many lstat and
+os.path.realpath calls it makes and how long it takes, the job resolving each folder once
+(:class:`~xvertfast.io.files.RealPaths`), also given the --report its run before wrote (which
+must be none of the inputs), and, for comparison, every path whole at each use
+(``os.path.realpath``, as before 38cec01); and the progress bar of a job that enhances such
+images: how often it is drawn and how much stderr it writes. The huntarchive and inputs
+sessions' figures in bench/RESULTS.md.
 
     python bench/archive_resume.py [--count 5000] [--depth 7] [--repeats 3] [--bar-count 2000] [--folder F]
 
@@ -12,8 +14,8 @@ through :class:`~xvertfast.io.job_folder.JobFolder` as ``bench/batch_planning.py
 (one-byte outputs: nothing is enhanced); a --folder given again keeps both, but for a ledger a
 killed run left unfinished, written again. The resumes run in this process with a tiny random model,
 ``Enhancer.enhance_files`` (every input skipped), the two ways of resolving alternated, REPEATS
-times each (the median and range of the summary's seconds); the lstat calls are counted by a
-wrapper of ``os.lstat`` in one more resume of each. The bar: an ``xvertfast enhance`` process over
+times each (the median and range of the summary's seconds); the lstat and realpath calls are
+counted by wrappers of ``os.lstat`` and ``os.path.realpath`` in one more resume of each. The bar: an ``xvertfast enhance`` process over
 BAR_COUNT such images (enhanced with the tiny model), its stderr a pipe: the carriage returns (one
 a redraw) and the bytes.
 """
@@ -132,24 +134,29 @@ def resolving(whole_paths: bool) -> None:
         module.RealPaths = WholePathResolves if whole_paths else _PACKAGES_OWN
 
 
-def lstat_calls(job) -> int:
-    """The os.lstat calls ``job()`` makes."""
-    calls, real = [0], os.lstat
+def counted_calls(job) -> dict[str, int]:
+    """The os.lstat and os.path.realpath calls ``job()`` makes (a realpath's own lstat calls among
+    the first)."""
+    calls = {"lstat": 0, "realpath": 0}
+    real = {"lstat": os.lstat, "realpath": os.path.realpath}
 
-    def counting(*args, **kwargs):
-        calls[0] += 1
-        return real(*args, **kwargs)
+    def counting(name):
+        def counted(*args, **kwargs):
+            calls[name] += 1
+            return real[name](*args, **kwargs)
 
-    os.lstat = counting
+        return counted
+
+    os.lstat, os.path.realpath = counting("lstat"), counting("realpath")
     try:
         job()
     finally:
-        os.lstat = real
-    return calls[0]
+        os.lstat, os.path.realpath = real["lstat"], real["realpath"]
+    return calls
 
 
 def measure_resume(folder: str, count: int, depth: int, repeats: int, model: str) -> dict[str, dict]:
-    """Per way of resolving: the lstat calls of one resume and the seconds of ``repeats`` more."""
+    """Per way of resolving: the lstat and realpath calls of one resume and the seconds of ``repeats`` more."""
     from bench.batch_planning import write_ledger
     from xvertfast.infer import Enhancer
     from xvertfast.infer.batch import _plan
@@ -165,26 +172,31 @@ def measure_resume(folder: str, count: int, depth: int, repeats: int, model: str
         write_ledger(enhancer, planned, out)
         open(written, "w").close()
 
-    def resume() -> float:
-        summary = enhancer.enhance_files([root], out, fmt="png16", progress=False, log=lambda _: None)
+    report = out + ".report.json"  # (outside the archive and the outputs: the file a rerun is given again)
+
+    def resume(with_report: bool = False) -> float:
+        summary = enhancer.enhance_files([root], out, fmt="png16", progress=False, log=lambda _: None,
+                                         report=report if with_report else None)  # fmt: skip
         if not summary.skipped == summary.found == count:
             raise RuntimeError(f"{out}: a resume found {summary.found} inputs in {root} and skipped {summary.skipped} "
                                f"as done, not all {count} ({summary.line()}): --folder {folder} holds what another "
                                "run left (changed by hand, or of another xvertfast); delete it and run again")  # fmt: skip
         return summary.seconds
 
-    ways = {"each folder once (RealPaths)": False, "each path whole (os.path.realpath)": True}
+    ways = {"each folder once (RealPaths)": (False, False),  # (resolving whole, given the report)
+            "each folder once, given the --report it wrote": (False, True),
+            "each path whole (os.path.realpath)": (True, False)}  # fmt: skip
     first = next(f.path for f in discover([root]))
     folders = len(os.path.abspath(first).split(os.sep)) - 2  # (the path's folders, not '' before the root nor the file)
     results = {way: {"seconds": [], "folders": folders} for way in ways}
-    resume()  # (the page cache and the imports warmed, for both)
-    for way, whole in ways.items():
+    resume(with_report=True)  # (the page cache and the imports warmed, for all; the report written)
+    for way, (whole, with_report) in ways.items():
         resolving(whole)
-        results[way]["lstat"] = lstat_calls(resume)
+        results[way].update(counted_calls(lambda: resume(with_report)))
     for _ in range(repeats):
-        for way, whole in ways.items():
+        for way, (whole, with_report) in ways.items():
             resolving(whole)
-            results[way]["seconds"].append(resume())
+            results[way]["seconds"].append(resume(with_report))
     resolving(False)
     return results
 
@@ -208,10 +220,11 @@ def measure_bar(folder: str, count: int, depth: int, model: str) -> dict[str, fl
 def resume_table(results: dict[str, dict], count: int, depth: int) -> str:
     folders = next(iter(results.values()))["folders"]
     lines = [f"| resolving, {count} inputs {depth} folders below the archive ({folders} on the path), all done | "
-             "lstat calls | a resume's s, median | range |", "|---|---:|---:|---|"]  # fmt: skip
+             "lstat calls | realpath calls | a resume's s, median | range |", "|---|---:|---:|---:|---|"]  # fmt: skip
     for way, r in results.items():
         s = r["seconds"]
-        lines.append(f"| {way} | {r['lstat']:,} | {statistics.median(s):.2f} | {min(s):.2f}-{max(s):.2f} |")
+        lines.append(f"| {way} | {r['lstat']:,} | {r['realpath']:,} | {statistics.median(s):.2f} | "
+                     f"{min(s):.2f}-{max(s):.2f} |")  # fmt: skip
     return "\n".join(lines)
 
 
