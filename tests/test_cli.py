@@ -218,6 +218,17 @@ def test_an_output_folder_that_is_a_file_is_said_so(tmp_path, monkeypatch, capsy
     assert (tmp_path / "a.png").read_bytes() == before and os.listdir(tmp_path) == ["a.png"], image
 
 
+def test_evaluate_of_outputs_in_a_file_says_it_is_a_file(tmp_path, capsys):
+    """evaluate --methods outputs=a.png (an image where the folder of another tool's outputs goes)
+    said "outputs=a.png: no such folder", though it is there."""
+    image = _png(tmp_path / "a.png")
+    args = ["evaluate", image, "-o", str(tmp_path / "report"), "--metrics", "entropy", "-q", "--methods"]
+    for given, said in ((image, "a file, not a folder"), (str(tmp_path / "missing"), "no such folder")):
+        assert main([*args, f"outputs={given}"]) == 2
+        assert capsys.readouterr().err == (f"error: outputs={given}: {said}: give the folder another tool wrote its "
+                                           "outputs into, mirroring the inputs' paths\n")  # fmt: skip
+
+
 def test_evaluate_refuses_unusable_report_folders_without_a_traceback(tmp_path, capsys):
     image = _png(tmp_path / "a.png")
     args = ["--methods", "identity", "--metrics", "entropy", "-q"]

@@ -623,6 +623,43 @@ def test_the_layout_names_every_module_and_command():
     assert set(commands.split(" | ")) == set(_cli_options()) - {""}, commands
 
 
+def _exit_codes(text: str) -> dict[int, str]:
+    """The codes of an "Exit code: 0 ..., 1 ..." list (to its sentence's end), each with its words."""
+    import re
+
+    (listed,) = re.findall(r"Exit code: (0 .+?)(?:\.\s|\.$)", " ".join(text.split()))
+    return {int(code): words for code, words in re.findall(r"(?:^|, )(\d+) ((?:(?!, \d+ ).)+)", listed)}
+
+
+def test_the_guide_gives_enhances_exit_codes_as_its_help_does():
+    """docs/guide/enhancing.md lists enhance's exit codes, and ``enhance --help`` does: the same
+    codes (it had left out 129, SIGHUP), and 1 for each cause the help gives it (it had left out a
+    full disk and a --report that could not be written)."""
+    import argparse
+
+    from xvertfast.cli import build_parser
+
+    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    helped, guided = _exit_codes(sub.choices["enhance"].description), _exit_codes(_read("docs/guide/enhancing.md"))
+    assert set(guided) == set(helped) and len(helped) >= 6, (guided, helped)
+    for cause in ("failed", "found", "disk", "--report"):
+        assert (cause in helped[1]) == (cause in guided[1]), (cause, guided[1], helped[1])
+
+
+def test_the_readme_names_every_optional_package_info_reports():
+    """The README's Quickstart says which optional packages `xvertfast info` reports as importable:
+    each of info's OPTIONAL is named there (as ``info --help`` names them, test_cli), so a package
+    added to info is added to what a new user is told it shows."""
+    import re
+
+    from xvertfast.info import OPTIONAL
+
+    quickstart = " ".join(_section("README.md", "## Quickstart").split())
+    (said,) = re.findall(r"`xvertfast info` tells you what you got: (.+?)\)\.", quickstart)
+    names = {"skimage": "scikit-image"}
+    assert [p for p in OPTIONAL if names.get(p, p) not in re.findall(r"[\w-]+", said)] == [], said
+
+
 def test_the_guide_sections_the_package_names_exist():
     """Where the package's help, messages or docstrings send a reader to a file of the user guide
     (``docs/guide/enhancing.md in the source, 'Reproducible'``), that file exists and holds the

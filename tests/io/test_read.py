@@ -2578,7 +2578,7 @@ def test_a_cmyk_tiff_is_read_as_the_luminance_of_its_colours(tmp_path, seed, lzw
 @pytest.mark.parametrize("keyword, value, said", [
     ("BitsStored", 20, r"A \(0028,0101\) 'Bits Stored' value of '20' is invalid"),
     ("SamplesPerPixel", 2, r"A \(0028,0002\) 'Samples per Pixel' value of '2' is invalid"),
-    ("PhotometricInterpretation", "GREYSCALE", r"Unknown \(0028,0004\) 'Photometric Interpretation' value 'GREYSCALE'"),
+    ("PhotometricInterpretation", "GREYSCALE", r"PhotometricInterpretation 'GREYSCALE' is none DICOM defines"),
 ])  # fmt: skip
 def test_a_dicom_header_pydicom_refuses_is_called_invalid_not_truncated(tmp_path, keyword, value, said):
     import pydicom
@@ -2843,6 +2843,47 @@ def test_a_one_sample_dicom_saying_rgb_is_read_as_monochrome2(tmp_path, seed):
     np.testing.assert_array_equal(im.values, values)
     assert im.notes == [f"{tmp_path / 'r.dcm'}: PhotometricInterpretation RGB with one sample per pixel; read as "
                         "MONOCHROME2 (bright = high)"]  # fmt: skip
+
+
+@pytest.mark.parametrize("photometric, said", [("", None), ("YBR_FULL", "YBR_FULL"), ("YBR_FULL_422", "YBR_FULL_422")])
+def test_a_one_sample_dicom_of_an_empty_or_ybr_photometric_is_read_as_monochrome2(tmp_path, seed, photometric, said):
+    # an empty PhotometricInterpretation was refused ("Unknown (0028,0004) ... value ''"), where a
+    # missing one is read as MONOCHROME2; one-sample YBR_FULL (16-bit: 'Invalid ndarray.dtype for
+    # color space conversion') and YBR_FULL_422 (pixel data 'a third larger than expected') were
+    # called truncated or corrupt, where RGB and YBR_PARTIAL_420 of one sample read as grey
+    import pydicom
+
+    values = np.random.default_rng(seed).integers(0, 4096, size=(10, 14)).astype(np.uint16)
+    make_dicom(tmp_path / "y.dcm", values)
+    ds = pydicom.dcmread(tmp_path / "y.dcm")
+    ds.PhotometricInterpretation = photometric
+    ds.save_as(tmp_path / "y.dcm")
+    im = read_image(tmp_path / "y.dcm", warn=False)
+    assert im.photometric == "MONOCHROME2"
+    np.testing.assert_array_equal(im.values, values)
+    path = tmp_path / "y.dcm"
+    assert im.notes == [f"{path}: no PhotometricInterpretation; read as MONOCHROME2 (bright = high)" if said is None
+                        else f"{path}: PhotometricInterpretation {said} with one sample per pixel; read as "
+                        "MONOCHROME2 (bright = high)"]  # fmt: skip
+
+
+@pytest.mark.parametrize("photometric", ["MONOCHROME", "MONO1", "GRAYSCALE"])
+def test_a_one_sample_dicom_of_a_photometric_dicom_does_not_define_is_refused_saying_what_to_set(tmp_path, seed,
+                                                                                                  photometric):  # fmt: skip
+    # its polarity is unknown ('MONO1' read as MONOCHROME2 would be inverted): still refused, now
+    # saying so and what to set, where it said "invalid DICOM image header: Unknown (0028,0004) ..."
+    import pydicom
+
+    values = np.random.default_rng(seed).integers(0, 4096, size=(10, 14)).astype(np.uint16)
+    make_dicom(tmp_path / "m.dcm", values)
+    ds = pydicom.dcmread(tmp_path / "m.dcm")
+    ds.PhotometricInterpretation = photometric
+    ds.save_as(tmp_path / "m.dcm")
+    with pytest.raises(ImageReadError, match=rf"m\.dcm: invalid DICOM image header: PhotometricInterpretation "
+                       rf"'{photometric}' is none DICOM "
+                       r"defines, so the polarity of its grey levels is unknown: set it to MONOCHROME2 \(bright = "
+                       r"high\) or MONOCHROME1"):  # fmt: skip
+        read_image(tmp_path / "m.dcm")
 
 
 def test_a_pngs_pixels_are_decoded_outside_the_warnings_lock(tmp_path, monkeypatch):

@@ -51,7 +51,8 @@ from xvertfast.io import Radiograph, require_content, write_image
 from xvertfast.io.errors import FILE_ERRORS, ImageWriteError, failure_text
 from xvertfast.io.files import (InputFile, InputLists, NothingFound, collision_remedy, discover, file_state,
                                 input_paths, input_problem, list_files, output_path, read_input,
-                                RealPaths, first_same_file, same_file, searched_input_folder, unsearched_image)
+                                RealPaths, first_same_file, refuse_unsearched_images, same_file,
+                                searched_input_folder)
 from xvertfast.io.job_folder import JOB_FILE, JobFolder, dry_run_line, recorded_input, run_line
 from xvertfast.io.shards import Shard
 from xvertfast.io.write import (FORMAT_EXTENSIONS, WRITE_FORMATS, atomic_write, nearest_existing, output_name_refusal,
@@ -577,11 +578,8 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
     # os.path.realpath calls and 98,202 lstat, 320 and 37,002 at 233c6c8); the plan resolves afresh (see _run)
     real = RealPaths()
     files = discover(inputs, exclude=[out_dir], lists=lists, real_paths=real)
-    left_out = unsearched_image(out_dir, inputs, lists) if files else None
-    if left_out is not None:
-        raise ValueError(f"{out_dir} holds images that no xvertfast job wrote ({left_out}) and lies in an input "
-                         "folder: the output folder is not searched, so they would not be enhanced; give the "
-                         "outputs a folder of their own")  # fmt: skip
+    if files:
+        refuse_unsearched_images(out_dir, inputs, lists, "enhanced")
     if files and (earlier := _written_by_an_earlier_run(report, preview)):  # among the inputs: no inputs
         files = [f for f in files if real(f.path) not in earlier]
     if not files:  # before the output folder is made, as preprocess, train and evaluate do

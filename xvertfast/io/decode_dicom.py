@@ -265,15 +265,29 @@ def _dicom_pixels(ds, syntax, codestream: _Codestream | None, path: str, notes: 
         # would take a decoded interleaved frame for planes (1) and scramble its colours, or
         # refuse to decode without the element
         ds.PlanarConfiguration = 0
-    stated = str(ds.get("PhotometricInterpretation", "")).strip()
+    stated = str(ds.get("PhotometricInterpretation", "") or "").strip()
     if stated != stated.upper():  # a CS value is capitals (PS3.5 6.2); pydicom refuses 'monochrome1'
         ds.PhotometricInterpretation = stated.upper()
         notes.append(f"{path}: PhotometricInterpretation {stated!r} read as {stated.upper()} (DICOM writes it in "
                      "capitals)")  # fmt: skip
-    if samples == 1 and "PhotometricInterpretation" not in ds:
-        # pydicom refuses to decode without it; one sample per pixel is grey
+    if samples == 1 and not stated:
+        # pydicom refuses to decode without it (an empty one too: "Unknown ... value ''"); one
+        # sample per pixel is grey
         ds.PhotometricInterpretation = "MONOCHROME2"
         notes.append(f"{path}: no PhotometricInterpretation; read as MONOCHROME2 (bright = high)")
+    elif samples == 1 and stated.upper() not in _PHOTOMETRICS:
+        # ('MONOCHROME', 'MONO1', 'GRAYSCALE': not read as MONOCHROME2, as a missing one is: 'MONO1'
+        # would be inverted)
+        raise ImageReadError(path, f"invalid DICOM image header: PhotometricInterpretation {stated.upper()!r} is none "
+                             "DICOM defines, so the polarity of its grey levels is unknown: set it to MONOCHROME2 "
+                             "(bright = high) or MONOCHROME1 (bright = low), e.g. dcmodify -m "
+                             "\"(0028,0004)=MONOCHROME2\"")  # fmt: skip
+    elif samples == 1 and stated.upper() not in ("MONOCHROME1", "MONOCHROME2", "PALETTE COLOR"):
+        # a colour one of one sample per pixel is grey: said before pydicom decodes, which took a
+        # one-sample YBR_FULL or YBR_FULL_422 frame for colour to convert or subsample (refused)
+        notes.append(f"{path}: PhotometricInterpretation {stated.upper()} with one sample per pixel; read as "
+                     "MONOCHROME2 (bright = high)")  # fmt: skip
+        ds.PhotometricInterpretation = "MONOCHROME2"
     deeper = _deeper_codestream(ds, codestream, samples, path)
     words = _rle_words(ds, syntax, samples, path)  # (RLE under another HighBit: decoded once, as whole words)
     try:
@@ -609,6 +623,11 @@ def _presentation_lut_note(ds, stated: str, path: str, notes: list[str]) -> None
     notes.append(f"{path}: PresentationLUTShape (2050,0020) {shape} with PhotometricInterpretation {stated}, "
                  f"though DICOM pairs {shape} with {pair}: a viewer applying the shape shows this image "
                  f"inverted, so its polarity is in doubt; {done} (check the output's polarity)")  # fmt: skip
+
+
+#: The PhotometricInterpretations DICOM defines (PS3.3 C.7.6.3.1.2, retired ones too).
+_PHOTOMETRICS = ("MONOCHROME1", "MONOCHROME2", "PALETTE COLOR", "RGB", "HSV", "ARGB", "CMYK", "YBR_FULL",
+                 "YBR_FULL_422", "YBR_PARTIAL_422", "YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT", "XYB")  # fmt: skip
 
 
 #: How pydicom words its refusal of the Image Pixel module's values (a missing PlanarConfiguration,

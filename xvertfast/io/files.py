@@ -21,7 +21,7 @@ from xvertfast._paths import PATH_TYPES, fspath, not_a_path
 from xvertfast._pickled_errors import PickledAsRaised
 from xvertfast.io.errors import ImageReadError
 
-__all__ = ["InputFile", "InputLists", "discover", "searched_input_folder", "check_inputs", "input_paths", "list_files", "read_input", "input_problem", "unsearched_image", "file_state", "RealPaths", "output_path", "image_extension", "file_sha256", "IMAGE_EXTENSIONS", "IMAGE_KINDS",
+__all__ = ["InputFile", "InputLists", "discover", "searched_input_folder", "check_inputs", "input_paths", "list_files", "read_input", "input_problem", "unsearched_image", "refuse_unsearched_images", "file_state", "RealPaths", "output_path", "image_extension", "file_sha256", "IMAGE_EXTENSIONS", "IMAGE_KINDS",
            "LIST_PHOTOMETRICS"]  # fmt: skip
 
 #: Extensions picked up when a folder is searched. Files without an extension, or whose
@@ -166,6 +166,17 @@ def unsearched_image(out_dir: str, inputs: list[str], lists: InputLists | None =
             if _may_be_image(name):
                 return os.path.join(root, name)
     return None
+
+
+def refuse_unsearched_images(out_dir: str, inputs: list[str], lists: InputLists | None, done: str) -> None:
+    """ValueError where ``out_dir`` holds an image no job wrote and lies in an input folder
+    (:func:`unsearched_image`), saying that it would not be ``done`` ("enhanced"): one refusal
+    for every job that writes images beside its inputs' folders."""
+    left_out = unsearched_image(out_dir, inputs, lists)
+    if left_out is not None:
+        raise ValueError(f"{out_dir} holds images that no xvertfast job wrote ({left_out}) and lies in an input "
+                         f"folder: the output folder is not searched, so they would not be {done}; give the "
+                         "outputs a folder of their own")  # fmt: skip
 
 
 def _given_paths(inputs, lists: InputLists | None) -> list[str]:
@@ -635,7 +646,8 @@ class RealPaths:
     output of another input'); a report or preview is checked again as it is written, and left
     unwritten where the swap has made it an input or an output. The plan resolves the inputs afresh,
     after the model has loaded, and an output that a later swap makes the input itself is refused
-    when written, not removed. These are the Linux/POSIX semantics of links and lstat, the ones the package is built for."""
+    when written, not removed. These are the Linux/POSIX semantics of links and lstat, the ones the
+    package is built for."""
 
     def __init__(self) -> None:
         self._folders: dict[str, str] = {}  # a folder as spelled -> its real path

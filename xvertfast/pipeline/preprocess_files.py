@@ -36,8 +36,8 @@ from xvertfast._paths import output_folder
 from xvertfast.io import require_content, write_image
 from xvertfast.io.errors import FILE_ERRORS, ImageWriteError, failure_text
 from xvertfast.io.files import (JOB_IMAGES, InputFile, InputLists, NothingFound, RealPaths, collision_remedy, discover,
-                                file_state, input_paths, input_problem, output_path, read_input, same_file,
-                                unsearched_image)
+                                file_state, input_paths, input_problem, output_path, read_input,
+                                refuse_unsearched_images, same_file)
 from xvertfast.io.job_folder import JobFolder, dry_run_line, run_line
 from xvertfast.io.shards import Shard
 from xvertfast.io.write import atomic_write, output_name_refusal, outputs_lost, remove_stale_parts
@@ -276,11 +276,7 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
     if not files:  # before the output folder is made
         raise NothingFound(inputs)
     given = centres_of_inputs(rois, [f.path for f in files]) if rois is not None else {}
-    left_out = unsearched_image(out_dir, inputs, lists)
-    if left_out is not None:
-        raise ValueError(f"{out_dir} holds images that no xvertfast job wrote ({left_out}) and lies in an input "
-                         "folder: the output folder is not searched, so they would not be preprocessed; give the "
-                         "outputs a folder of their own")  # fmt: skip
+    refuse_unsearched_images(out_dir, inputs, lists, "preprocessed")
     job = JobFolder(out_dir, SETTINGS, overwrite, job="preprocess", shard=shard, read_only=dry_run, command=command,
                     cwd=cwd, real_paths=real)  # fmt: skip
     summary = JobSummary(shard=shard, dry_run=dry_run, busy=job.busy)
