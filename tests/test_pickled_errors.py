@@ -91,3 +91,31 @@ def test_every_error_with_a_constructor_of_its_own_is_pickled_whole():
     constructed = [cls for cls in _exception_classes() if _of_xvertfast(cls, "__init__")]
     assert {NothingFound, DiskFull, _MethodFailed, ReportInterrupted} <= set(constructed)  # (the search finds them)
     assert [cls.__qualname__ for cls in constructed if not _of_xvertfast(cls, "__reduce__")] == []
+
+
+def test_an_os_error_said_alone_keeps_its_errno_when_pickled_or_copied(tmp_path):
+    """infer.cache.said_alone's errors (the export cache's, an export's folder) read as their message
+    alone, their errno set after: Python pickles an OSError as its class called with its args, so a
+    copy (one raised in a worker) had errno None, and a read-only cache or a full disk was no longer
+    told apart by its caller. Type, message, errno and notes are kept, through copies of copies too,
+    and a traceback names the error as before."""
+    import traceback
+
+    from xvertfast.infer.cache import cache_usage, said_alone
+
+    (tmp_path / "cache").write_text("a file, not a folder")
+    with pytest.raises(NotADirectoryError) as raised:
+        cache_usage(str(tmp_path / "cache"))
+    made = {raised.value: NotADirectoryError,
+            said_alone(OSError, errno.ENOSPC, "engines: could not write (No space left on device)"): OSError,
+            said_alone(PermissionError, errno.EROFS, "x: cannot write the exported files there"): PermissionError}
+    for exc, kind in made.items():
+        exc.__notes__ = ["seen in a worker"]
+        want = (exc.errno, str(exc), exc.__notes__)
+        assert exc.errno is not None and not str(exc).startswith("[Errno")
+        for copied in [pickle.loads(pickle.dumps(exc, protocol)) for protocol in (0, pickle.HIGHEST_PROTOCOL)] + \
+                      [copy.copy(exc), copy.deepcopy(exc), pickle.loads(pickle.dumps(copy.deepcopy(exc)))]:  # fmt: skip
+            assert isinstance(copied, kind) and type(copied) is type(exc)
+            assert (copied.errno, str(copied), copied.__notes__) == want
+        assert traceback.format_exception_only(type(exc), exc)[0] == f"{kind.__name__}: {exc}\n"
+    assert raised.value.errno == errno.ENOTDIR
