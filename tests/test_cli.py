@@ -229,6 +229,17 @@ def test_evaluate_of_outputs_in_a_file_says_it_is_a_file(tmp_path, capsys):
                                            "outputs into, mirroring the inputs' paths\n")  # fmt: skip
 
 
+@pytest.mark.parametrize("command", ["enhance", "preprocess", "train", "evaluate"])
+def test_a_roi_file_that_is_a_folder_is_said_so(tmp_path, capsys, command):
+    """--rois naming a folder (the one the CSV is in) said "ROI centres file rois: Is a directory"."""
+    image = _png(tmp_path / "a.png")
+    (tmp_path / "rois").mkdir()
+    assert main([command, image, "-o", str(tmp_path / "out"), "-q", "--rois", str(tmp_path / "rois")]) == 2
+    assert capsys.readouterr().err == (f"error: ROI centres file {tmp_path / 'rois'} is a folder: give the CSV file of "
+                                       "the centres in it\n")  # fmt: skip
+    assert not (tmp_path / "out").exists()
+
+
 def test_evaluate_refuses_unusable_report_folders_without_a_traceback(tmp_path, capsys):
     image = _png(tmp_path / "a.png")
     args = ["--methods", "identity", "--metrics", "entropy", "-q"]

@@ -61,6 +61,8 @@ def load_roi_centres(path: str) -> RoiCentres:
     try:
         with open(path, "rb") as raw:
             data = raw.read()
+    except IsADirectoryError:  # (said "Is a directory": which file was meant, not said)
+        raise ValueError(f"ROI centres file {path} is a folder: give the CSV file of the centres in it") from None
     except OSError as exc:
         raise ValueError(f"ROI centres file {path}: {exc.strerror or exc}") from None
     try:
