@@ -640,7 +640,8 @@ class RealPaths:
     input's folder path switched during the job (a nightly ``current -> 2026-12-06`` swap) keeps its
     old target for that job's object, which an enhance job resolves its inputs with when it searches
     them (two paths of one file), leaves the --report its run before wrote out of them, checks that
-    --report and --preview are none of them, and names them in the ledger. The inputs are still read
+    --report and --preview are none of them, and names them in the ledger (a preprocess job: searches
+    them and names them in the ledger). The inputs are still read
     by their paths as given; the ledger names them under the old target, and the next run, resolving
     the new one, refuses their outputs without --overwrite, naming the input recorded ('holds the
     output of another input'); a report or preview is checked again as it is written, and left
