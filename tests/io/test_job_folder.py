@@ -1170,3 +1170,25 @@ def test_the_ledgers_output_in_another_case_is_found_by_its_file_where_inodes_ar
     with monkeypatch.context() as patched:  # (where the mount ignores case, A.PNG is the output a.png)
         mount_without_inodes(patched, ignoring_case=True)
         assert recorded_input(str(out), str(out / "A.PNG")) == os.path.realpath(src)
+
+
+def test_a_report_or_preview_naming_an_input_in_another_case_is_refused_where_case_is_ignored(tmp_path,
+                                                                                              monkeypatch):  # fmt: skip
+    """The inputs were compared by their resolved paths, and realpath keeps the case as given: on a
+    file system that ignores case (macOS's; an SMB share) --preview in/A.PNG was the input in/a.png,
+    and --report TODO.TXT the @list todo.txt, yet passed, to be written over them when the job ended."""
+    from tests.io.test_files import mount_without_inodes
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.png").write_bytes(b"an input")
+    (tmp_path / "todo.txt").write_text(f"{tmp_path / 'in' / 'a.png'}\n")
+    files, out = discover([str(tmp_path / "in")]), str(tmp_path / "out")
+    sources = {os.path.realpath(tmp_path / "todo.txt"): f"the input list {tmp_path / 'todo.txt'}"}
+    with monkeypatch.context() as patched:
+        mount_without_inodes(patched, ignoring_case=True)
+        with pytest.raises(ValueError, match=r"^--preview \S+/in/A.PNG is one of the inputs; it would be overwritten$"):
+            batch._check_side_files(files, out, "same", sources, preview=str(tmp_path / "in" / "A.PNG"))
+        with pytest.raises(ValueError, match=r"^--report \S+/TODO.TXT is the input list \S+/todo.txt, which the job"):
+            batch._check_side_files(files, out, "same", sources, report=str(tmp_path / "TODO.TXT"))
+        batch._check_side_files(files, out, "same", sources, report=str(tmp_path / "run.json"),
+                                preview=str(tmp_path / "in" / "B.PNG"))  # (no such files: new ones)

@@ -202,10 +202,13 @@ def _check_side_files(files, out_dir: str, fmt: str, sources: dict[str, str] | N
         if os.path.isdir(path):
             raise ValueError(f"--{option} {path} is a folder; give a file name")
         real = os.path.realpath(path)
-        if real in inputs:
+        # (one there is looked at too: realpath keeps the case as given, and on a file system that ignores
+        # case, macOS's, --preview IN/A.PNG is the input in/a.png)
+        if real in inputs or first_same_file(path, [f.path for f in files]) is not None:
             raise ValueError(f"--{option} {path} is one of the inputs; it would be overwritten")
-        if real in (sources or {}):  # (a dry run's report too replaced an @list it was given)
-            raise ValueError(f"--{option} {path} is {sources[real]}, which the job reads; it would be overwritten")
+        read = next((source for source in (sources or {}) if source == real or same_file(path, source)), None)
+        if read is not None:  # (a dry run's report too replaced an @list it was given)
+            raise ValueError(f"--{option} {path} is {sources[read]}, which the job reads; it would be overwritten")
         if real in taken:
             raise ValueError(f"--{option} {path} is also the --{taken[real]}; give each a file of its own")
         taken[real] = option
