@@ -131,6 +131,26 @@ def test_bad_option_values_are_one_line_naming_the_option(argv, option, capsys):
     assert exit_.value.code == 2 and f"argument {option}" in capsys.readouterr().err
 
 
+COMMANDS = "info, preprocess, enhance, evaluate, status, demo, export, cache, train"
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["enhanse", "a.png", "-o", "out"], f"'enhanse': did you mean enhance? (the commands: {COMMANDS})"),
+    (["Train", "scans", "-o", "run"], f"'Train': did you mean train? (the commands: {COMMANDS})"),
+    (["-o", "out", "enhance", "a.png"], "'out': -o out goes after the command: xvertfast enhance ... -o out"),
+    (["help"], "'help': xvertfast --help lists the commands, xvertfast COMMAND --help shows one's options and exit "
+               "codes"),
+    (["xyzzy"], "'xyzzy' (choose from 'info', 'preprocess', "),  # (nothing to tell: argparse's words)
+])  # fmt: skip
+def test_a_word_that_is_no_command_says_what_was_meant(argv, said, capsys):
+    """A misspelt command (enhanse), -o given before the command (its value taken for the command)
+    and help got argparse's "invalid choice: 'out' (choose from 'info', ...)" alone."""
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"xvertfast: error: argument COMMAND: invalid choice: {said}" in err, err
+
+
 @pytest.mark.parametrize("argv, said", [
     (["enhance", "x", "-o", "o", "--overwirte"], "unrecognized arguments: --overwirte (did you mean --overwrite?)"),
     (["enhance", "x", "-o", "o", "--batchsize", "3"], "unrecognized arguments: --batchsize 3 (did you mean "

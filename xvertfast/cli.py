@@ -1512,10 +1512,12 @@ class _CommandParser(argparse.ArgumentParser):
     """The top-level parser: an option the command does not take is refused by that command's parser
     (its usage, not the top level's "xvertfast [-h] [--version] COMMAND ..."), saying what was meant
     where that can be told: a close spelling, the command that has it, this command's counterpart.
-    Options given before the command are refused by the top level, saying where they go."""
+    Options given before the command are refused by the top level, saying where they go; a word
+    that is no command, what was meant (a misspelt command, an option's value taken for one, help)."""
 
     def parse_args(self, args=None, namespace=None):
         args = sys.argv[1:] if args is None else list(args)
+        self._words = args  # (for _check_value, which argparse gives the word alone)
         parsed, extras = self.parse_known_args(args, namespace)
         if extras:
             commands = next(a.choices for a in self._actions if isinstance(a, argparse._SubParsersAction))
@@ -1527,6 +1529,30 @@ class _CommandParser(argparse.ArgumentParser):
                 self.error(_misplaced(before, command, commands, self))
             commands[command].error(_unrecognized(extras, command, commands))
         return parsed
+
+
+    def _check_value(self, action, value):
+        if isinstance(action, argparse._SubParsersAction) and value not in action.choices:
+            meant = _command_meant(value, list(action.choices), getattr(self, "_words", []))
+            if meant:  # (argparse said "invalid choice: 'enhanse' (choose from 'info', ...)" alone)
+                raise argparse.ArgumentError(action, f"invalid choice: {value!r}: {meant}")
+        super()._check_value(action, value)
+
+
+def _command_meant(word: str, commands: list[str], words: list[str]) -> str | None:
+    """What a ``word`` given where the command goes meant, among the command line's ``words``: an
+    option's value before the command (``xvertfast -o out enhance ...``: argparse took out for the
+    command), help, a misspelt command; None where that cannot be told."""
+    import difflib
+
+    at = words.index(word) if word in words else -1
+    later = next((w for w in words[at + 1 :] if w in commands), None) if at > 0 else None
+    if later and words[at - 1].startswith("-"):
+        return f"{words[at - 1]} {word} goes after the command: xvertfast {later} ... {words[at - 1]} {word}"
+    if word.lower().lstrip("-") == "help":
+        return "xvertfast --help lists the commands, xvertfast COMMAND --help shows one's options and exit codes"
+    close = difflib.get_close_matches(word.lower(), commands, n=1, cutoff=0.6)
+    return f"did you mean {close[0]}? (the commands: {', '.join(commands)})" if close else None
 
 
 def _before_the_command(args: list[str], command: str) -> list[str]:
