@@ -2867,6 +2867,23 @@ def test_a_one_sample_dicom_of_an_empty_or_ybr_photometric_is_read_as_monochrome
                         "MONOCHROME2 (bright = high)"]  # fmt: skip
 
 
+@pytest.mark.parametrize("photometric", ["MONOCHROME1", "MONOCHROME2"])
+def test_a_three_sample_dicom_under_a_grey_photometric_says_so(tmp_path, seed, photometric):
+    # pydicom reads its samples as RGB: the luminance was read under a bare 'RGB image' note, and a
+    # MONOCHROME1 one's flip dropped without a word
+    rgb = np.random.default_rng(seed).integers(0, 256, (10, 14, 3)).astype(np.uint8)
+    ds = make_dicom(tmp_path / "c.dcm", rgb[..., 0], bits=8)
+    ds.BitsAllocated, ds.SamplesPerPixel, ds.PlanarConfiguration = 8, 3, 0
+    ds.PhotometricInterpretation, ds.PixelData = photometric, rgb.tobytes()
+    ds.save_as(tmp_path / "c.dcm", enforce_file_format=True)
+    im = read_image(tmp_path / "c.dcm", warn=False)
+    np.testing.assert_array_equal(im.values, _luma(rgb))
+    flip = " (not flipped as MONOCHROME1 says: check the polarity)" if photometric == "MONOCHROME1" else ""
+    assert im.notes == [f"{tmp_path / 'c.dcm'}: PhotometricInterpretation {photometric} with 3 samples per pixel; read "
+                        f"as RGB, bright = high{flip}",
+                        f"{tmp_path / 'c.dcm'}: RGB image converted to luminance (grayscale)"]  # fmt: skip
+
+
 @pytest.mark.parametrize("photometric", ["MONOCHROME", "MONO1", "GRAYSCALE"])
 def test_a_one_sample_dicom_of_a_photometric_dicom_does_not_define_is_refused_saying_what_to_set(tmp_path, seed,
                                                                                                   photometric):  # fmt: skip

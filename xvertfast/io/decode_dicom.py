@@ -310,6 +310,12 @@ def _dicom_pixels(ds, syntax, codestream: _Codestream | None, path: str, notes: 
     indices = None  # a PALETTE COLOR image's stored values, which PixelPaddingValue refers to
     bits = _dicom_int(ds, "BitsStored", 8 * arr.dtype.itemsize, path)
     if samples == 3 and arr.ndim == 3:  # pydicom hands YBR data over as RGB
+        if stated.upper() in ("MONOCHROME1", "MONOCHROME2"):  # (pydicom reads the samples as RGB)
+            # a grey photometric over colour samples: said, as the photometric over one sample is;
+            # a MONOCHROME1 one's flip was dropped under a bare 'RGB image' note
+            flip = " (not flipped as MONOCHROME1 says: check the polarity)" if stated.upper() == "MONOCHROME1" else ""
+            notes.append(f"{path}: PhotometricInterpretation {stated.upper()} with 3 samples per pixel; read as RGB, "
+                         f"bright = high{flip}")  # fmt: skip
         arr, photometric = luminance(arr, notes, path), "MONOCHROME2"
     elif photometric == "PALETTE COLOR" and arr.ndim == 2:
         # the stored values are indices into the colour tables, not grey levels
