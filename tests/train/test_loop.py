@@ -212,6 +212,21 @@ def test_amp_on_the_cpu_trains_in_bf16_where_onednn_has_it(tmp_path, monkeypatch
         _check_amp(amp, torch.device("cpu"), quiet["log"], resuming=True)
 
 
+@pytest.mark.parametrize("support", ["avx512_bf16", "yes"])
+def test_amp_on_a_cpu_without_amx_is_said_as_a_warning(monkeypatch, support):
+    """It was the one line of the run's warnings without "warning: " (a log grepped for them missed it)."""
+    from xvertfast.infer import backends
+    from xvertfast.train.loop import _check_amp
+
+    said = []
+    monkeypatch.setattr(backends, "cpu_bf16_support", lambda: support)
+    _check_amp(TrainConfig(**{**CONFIG.__dict__, "amp": True}), torch.device("cpu"), said.append)
+    assert len(said) == 1 and said[0].startswith("warning: --amp on a CPU without AMX: "), said
+    monkeypatch.setattr(backends, "cpu_bf16_support", lambda: "amx")
+    _check_amp(TrainConfig(**{**CONFIG.__dict__, "amp": True}), torch.device("cpu"), said.append)
+    assert len(said) == 1
+
+
 def test_a_kill_between_the_checkpoint_and_its_state_resumes_exactly(tmp_path, monkeypatch):
     # the weights of epoch 2 are on disk, the state still says epoch 1: the checkpoint's own
     # state wins, so no epoch is trained twice
