@@ -45,8 +45,8 @@ def detail_correlation(output: np.ndarray, source: np.ndarray) -> float:
     sign is all that is asked). An output stored inverted has its details inverted too (about
     -1); an enhancement that flattens or even turns over the large-scale brightness keeps their
     sign: the default model's lung fields can come out brighter than the spine, a whole-image
-    correlation below -0.5 on 6 of the 18 cxr-dev images, where their details correlate at
-    +0.40 to +0.67. NaN where either has no detail (a constant image: not inverted)."""
+    correlation below -0.5 on 5 of the 18 cxr-dev images (-0.49 on a sixth) in full mode, where
+    their details correlate at +0.40 to +0.67. NaN where either has no detail (a constant image: not inverted)."""
     from scipy.ndimage import gaussian_filter
 
     def detail(x: np.ndarray) -> np.ndarray:
