@@ -1275,7 +1275,7 @@ def test_demo_interrupted_while_enhancing_ends_there(tmp_path, monkeypatch, caps
 
 
 def test_status_of_a_folder_it_cannot_read_says_which_one_it_can(tmp_path, capsys):
-    """`xvertfast status` of a training run's model/ or checkpoint/, of the demo's output folder, of an
+    """`xvertfast status` of a training run's model/, checkpoint/ or cache/, of the demo's output folder, of an
     evaluate report or of an export said only 'holds no output of an xvertfast enhance or preprocess
     job, nor a training run', of folders xvertfast had written itself."""
     from tests.train.test_loop import CONFIG, write_images
@@ -1295,6 +1295,7 @@ def test_status_of_a_folder_it_cannot_read_says_which_one_it_can(tmp_path, capsy
     (tmp_path / "exported" / "stage1.onnx").write_bytes(b"")
     none = "holds no output of an xvertfast enhance or preprocess job, nor a training run"
     for folder, hint in [(run / "checkpoint", f"it is the checkpoint/ of the training run {run}: xvertfast status {run}"),
+                         (run / "cache", f"it is the cache/ of the training run {run}: xvertfast status {run}"),
                          (demo, f"the folders in it that status reads: {demo / 'enhanced'}"),
                          (demo / "report", "it is the report folder of an xvertfast evaluate, which status does not "
                           "read: the same evaluate command scores only the images not yet scored"),

@@ -561,7 +561,7 @@ def _status_elsewhere(folder: str) -> str | None:
             return False
 
     name, parent = os.path.basename(os.path.normpath(folder)), os.path.dirname(os.path.normpath(folder)) or "."
-    if name in ("model", "checkpoint") and a_job(parent, ("train",)):
+    if name in ("model", "checkpoint", "cache") and a_job(parent, ("train",)):
         return f"it is the {name}/ of the training run {parent}: xvertfast status {parent}"
     # (eval.journal's JOURNAL_FILE, named here: importing it loads torch, which status never does)
     if os.path.exists(os.path.join(folder, ".xvertfast-evaluate.jsonl")):
