@@ -260,6 +260,21 @@ def test_a_roi_file_that_is_a_folder_is_said_so(tmp_path, capsys, command):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("name", ["checkpoint", "cache"])
+def test_a_training_runs_checkpoint_given_as_the_model_names_the_runs_model(tmp_path, capsys, name):
+    """--model RUN/checkpoint (or cache) said "not an xvertfast model directory (no config.json)" alone,
+    where RUN itself is told "did you mean RUN/model"."""
+    from xvertfast.model import load_model, save_model
+
+    run = tmp_path / "run"
+    save_model(load_model("default"), run / "model")
+    (run / name).mkdir()
+    assert main(["export", str(run / name), "-o", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == (f"error: {run / name}: not an xvertfast model directory (no config.json); it is "
+                                       f"the {name}/ of a training run: did you mean {run / 'model'}, the run's "
+                                       "model?\n")  # fmt: skip
+
+
 def test_evaluate_refuses_unusable_report_folders_without_a_traceback(tmp_path, capsys):
     image = _png(tmp_path / "a.png")
     args = ["--methods", "identity", "--metrics", "entropy", "-q"]
