@@ -157,6 +157,39 @@ def test_xvertfast_commands_parse(document):
             build_parser().parse_args(_shell_words(command)[1:])
         except SystemExit:
             raise AssertionError(f"{document}: command does not parse: {command}") from None
+        assert not _abbreviated(command), f"{document}: {_abbreviated(command)} abbreviated: {command}"
+
+
+def _abbreviated(command: str) -> list[str]:
+    """The options of an ``xvertfast COMMAND ...`` line that are not that command's own names
+    but prefixes argparse takes for them (``--stage`` for ``--stages``): a parse passes them, and
+    one more option of that prefix would make the line ambiguous."""
+    words, cli = _shell_words(command), _cli_options()
+    options = cli[words[1]] if len(words) > 1 and words[1] in cli else cli[""]  # (xvertfast --version)
+    return [w.split("=")[0] for w in words[1:] if w.startswith("--") and w.split("=")[0] not in options | {"--"}]
+
+
+def test_the_model_cards_commands_parse(capsys):
+    """The model card's commands, how the default model was trained and scored and the larger
+    models it was compared with (in its code blocks, and whole commands, with ``-o``, in its
+    running text, over a line break too), are accepted by the CLI's parser as written: a reader
+    re-running them meets no renamed option (``--patience``, ``--stages``, ``--amp`` and
+    ``--compare-to`` are named nowhere else)."""
+    import re
+
+    from xvertfast.cli import build_parser
+
+    text = _read(MODEL_CARD)
+    blocks = [c for block in re.findall(r"```[a-z]*\n(.*?)```", text, flags=re.S) for c in _command_lines(block)]
+    spans = [" ".join(span.split()) for span in re.findall(r"`(xvertfast [^`]+)`", _prose(text)) if " -o " in span]
+    commands = [c for c in blocks + spans if c.startswith("xvertfast ")]
+    assert len(commands) >= 5 and sum("--patience" in c for c in commands) >= 3, commands
+    for command in commands:
+        try:
+            build_parser().parse_args(_shell_words(command)[1:])
+        except SystemExit:
+            raise AssertionError(f"{MODEL_CARD}: command does not parse: {command}\n{capsys.readouterr().err}") from None
+        assert not _abbreviated(command), f"{MODEL_CARD}: {_abbreviated(command)} abbreviated: {command}"
 
 
 def _inline_options(text: str) -> list[tuple[str, str | None, str, str]]:
