@@ -947,8 +947,14 @@ def _training_interrupted(args: argparse.Namespace, exc: BaseException) -> int:
     kept = ("the last finished epoch is kept" if has_finished_epochs(run_dir)
             else "no epoch had finished; the images preprocessed so far are kept in its cache" if cached
             else "no epoch had finished, no image was preprocessed yet")  # fmt: skip
-    print(f"\ninterrupted{then_line(exc)}: {kept}; add --resume to the same command to go on", file=sys.stderr)
+    print(f"\ninterrupted{then_line(exc)}: {kept}; {_to_go_on(args)}", file=sys.stderr)
     return 130
+
+
+def _to_go_on(args: argparse.Namespace) -> str:
+    """How a stopped training run goes on: its command with --resume, or, given with it, run again
+    (a run resumed and stopped again was told to add the --resume it had)."""
+    return "run the same command again to go on" if args.resume else "add --resume to the same command to go on"
 
 
 def _finished_before(run_dir: str) -> bool:
@@ -1016,7 +1022,7 @@ def _train_command(args: argparse.Namespace) -> int:
         _raise_if_interrupted(exc)
         first_line = (str(exc).strip().splitlines() or [""])[0]
         kept = (f"the checkpoint in {os.path.join(args.output, 'checkpoint')} keeps the last finished epoch: once the "
-                "cause is gone, add --resume to the same command to go on (settings such as --batch-size cannot "
+                f"cause is gone, {_to_go_on(args)} (settings such as --batch-size cannot "
                 "change on resume)" if has_finished_epochs(args.output) else "no epoch had finished; nothing to resume")  # fmt: skip
         print(f"error: {type(exc).__name__}: {first_line}\n{kept}", file=sys.stderr)
         return 3

@@ -771,7 +771,9 @@ def test_cli_reports_running_out_of_memory_in_a_line_with_the_resume_hint(tmp_pa
     assert main([*argv[:3], str(tmp_path / "run2"), *argv[4:], "--batch-size", "2", "--val-fraction", "0.34",
                  "--patience", "5", "--seed", "3", "--resume"]) == 3  # fmt: skip
     err = capsys.readouterr().err
-    assert "keeps the last finished epoch" in err and "add --resume" in err, err
+    # (given with --resume, it is told to run the command again, not to add the --resume it has)
+    assert "keeps the last finished epoch: once the cause is gone, run the same command again to go on" in err, err
+    assert "add --resume" not in err
 
 
 def test_resume_with_another_cpu_thread_count_warns(tmp_path):
@@ -1033,8 +1035,8 @@ def test_cli_ctrl_c_before_any_epoch_does_not_claim_one_is_kept(tmp_path, monkey
         assert main(run2) == 130
     capsys.readouterr()
     monkeypatch.setattr("xvertfast.train.loop.load_rois", interrupted)  # (a finished run does not gather them)
-    assert main([*run2, "--resume"]) == 130
-    assert "interrupted: the last finished epoch is kept; add --resume" in capsys.readouterr().err
+    assert main([*run2, "--resume"]) == 130  # (it has --resume: run again, not "add --resume")
+    assert "interrupted: the last finished epoch is kept; run the same command again to go on" in capsys.readouterr().err
 
 
 def test_cli_a_run_interrupted_mid_stage_ends_with_the_interrupted_line_not_the_stages_bar(tmp_path, monkeypatch,
@@ -1818,7 +1820,7 @@ def test_cli_ctrl_c_as_train_starts_gives_the_resume_hint_where_the_run_has_a_fo
     argv = ["train", str(data), "-o", str(run), "--stages", "1", "--epochs-gc", "2", "--epochs-joint", "0", "--width",
             "4", "--depth", "2", "--roi-size", "32", "-q", "--resume"]  # fmt: skip
     assert main(argv) == 130
-    assert "interrupted: the last finished epoch is kept; add --resume to the same command" in capsys.readouterr().err
+    assert "interrupted: the last finished epoch is kept; run the same command again to go on" in capsys.readouterr().err
     assert main([*argv[:3], str(tmp_path / "new"), *argv[4:]]) == 130
     assert "interrupted: the run had not started; nothing was written" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()
@@ -1845,7 +1847,7 @@ def test_cli_an_error_an_interruption_raised_as_train_starts_is_said_with_the_re
             "4", "--depth", "2", "--roi-size", "32", "-q", "--resume"]  # fmt: skip
     assert main(argv) == 130
     assert ("interrupted (then OSError: [Errno 28] No space left on device: 'x.part'): the last finished epoch is "
-            "kept; add --resume to the same command to go on") in capsys.readouterr().err  # fmt: skip
+            "kept; run the same command again to go on") in capsys.readouterr().err  # fmt: skip
 
 
 @pytest.mark.parametrize("signum, code", [(None, 130), ("SIGTERM", 143)])
