@@ -275,6 +275,15 @@ def test_a_training_runs_checkpoint_given_as_the_model_names_the_runs_model(tmp_
                                        "model?\n")  # fmt: skip
 
 
+def test_evaluate_of_no_metrics_says_so(tmp_path, capsys):
+    """--metrics "" (an unset variable) or "," said "unknown metric(s) (none given)", as if some were unknown."""
+    image = _png(tmp_path / "a.png")
+    for metrics in ("", ","):
+        assert main(["evaluate", image, "-o", str(tmp_path / "report"), "--metrics", metrics, "-q"]) == 2
+        assert capsys.readouterr().err == ("error: no metrics to score: choose from entropy, tenengrad, lpc_si, tmqi, "
+                                           "brisque, tmqi_paper_compat\n")  # fmt: skip
+
+
 def test_evaluate_refuses_unusable_report_folders_without_a_traceback(tmp_path, capsys):
     image = _png(tmp_path / "a.png")
     args = ["--methods", "identity", "--metrics", "entropy", "-q"]

@@ -200,9 +200,11 @@ def _sample(n: int, k: int) -> set[int]:
 def check_metrics(metrics) -> None:
     """Refuses an unknown metric, or none, or one given twice (scores.csv would have two columns of its name)."""
     unknown = [m for m in metrics if m not in METRICS]
-    if unknown or not metrics:
+    if not metrics:  # (--metrics "" or ",": said "unknown metric(s) (none given)")
+        raise ValueError(f"no metrics to score: choose from {', '.join(METRICS)}")
+    if unknown:
         # (str: a metric that is no name, None or 1, broke the join and said nothing of the metric)
-        raise ValueError(f"unknown metric(s) {', '.join(map(str, unknown)) or '(none given)'}; choose from "
+        raise ValueError(f"unknown metric(s) {', '.join(map(str, unknown))}; choose from "
                          f"{', '.join(METRICS)}")  # fmt: skip
     twice = sorted({m for m in metrics if list(metrics).count(m) > 1})
     if twice:
