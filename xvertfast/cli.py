@@ -71,20 +71,6 @@ def _share(text: str) -> float:
     return value
 
 
-def _positive(text: str) -> float:
-    """An argparse type for train's --lr: a positive number (TrainConfig checks the range float32 holds,
-    in its own words); a bad value is an argparse error that names the option."""
-    import math
-
-    try:
-        value = float(text)
-    except ValueError:
-        value = None
-    if value is None or not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number (e.g. 1e-4), got {text!r}")
-    return value
-
-
 def _output_folder(text: str) -> str:
     """An argparse type for -o of every command: an empty path (``-o ""``, ``-o "$UNSET"``) is a usage
     error naming the option, not a run that fails later as "cannot write into the run folder : No such
@@ -1482,7 +1468,7 @@ cannot be read, 130 interrupted, 143 stopped by SIGTERM, 129 by SIGHUP.""",
     tr.add_argument("--val-fraction", type=_share, default=0.2, help="share of images held out for validation")
     tr.add_argument("--patience", type=_at_least(1), default=10,
                     help="joint-phase epochs without a better validation loss before a stage stops early")
-    tr.add_argument("--lr", type=_positive, default=1e-3,
+    tr.add_argument("--lr", type=float, default=1e-3,
                     help="Adam's learning rate (lower it where training stops with a diverged loss: the one setting "
                     "--resume may change)")
     tr.add_argument("--device", type=_device, default="auto", help=f"{DEVICE_AUTO}; or cpu, cuda, cuda:1, ...")
