@@ -656,6 +656,39 @@ def test_the_layout_names_every_module_and_command():
     assert set(commands.split(" | ")) == set(_cli_options()) - {""}, commands
 
 
+def test_the_python_names_the_documents_give_exist():
+    """Every ``xvertfast.NAME`` the README, the guide and the model card give in their running text
+    (``xvertfast.infer.export.load_aoti``, ``xvertfast.preprocess.polarity_score``) is a module or
+    an attribute of one: a function moved or renamed leaves no name behind (the examples' names are
+    held by running them)."""
+    import importlib
+    import re
+
+    importlib.import_module("torch")  # (before xvertfast._C)
+
+    def resolve(name: str) -> None:
+        parts = name.split(".")
+        for i in range(len(parts), 0, -1):
+            try:
+                obj = importlib.import_module(".".join(parts[:i]))
+            except ImportError:
+                continue
+            for part in parts[i:]:
+                obj = getattr(obj, part)
+            return
+
+    named = {(document, name) for document in [*DOCUMENTS, MODEL_CARD]
+             for name in re.findall(r"(?<![\w./-])(xvertfast(?:\.[A-Za-z_]\w*)+)", _prose(_read(document)))}  # fmt: skip
+    assert len({name for _, name in named}) >= 10, named
+    missing = []
+    for document, name in sorted(named):
+        try:
+            resolve(name)
+        except AttributeError:
+            missing.append(f"{document}: {name}")
+    assert not missing, f"the documents name what xvertfast does not have: {missing}"
+
+
 def _exit_codes(text: str) -> dict[int, str]:
     """The codes of an "Exit code: 0 ..., 1 ..." list (to its sentence's end), each with its words."""
     import re
