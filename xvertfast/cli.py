@@ -1434,7 +1434,8 @@ cannot be read, 130 interrupted, 143 stopped by SIGTERM, 129 by SIGHUP.""",
         "was trained with --width 16 --patch-size 256 --epochs-gc 100 --epochs-joint 30). "
         "The model is written to RUN_DIR/model: `xvertfast enhance ... --model RUN_DIR/model`. "
         "Exit code: 0 model written, 1 no image found, 2 bad settings, no readable image, RUN_DIR unusable "
-        "(a file, another train running in it, a damaged checkpoint or cache file, a model/ but no checkpoint) or holding a "
+        "(a file, a model's own folder, another train running in it, a damaged checkpoint or cache file, a model/ but no "
+        "checkpoint) or holding a "
         "checkpoint without --resume, "
         "3 stopped by an error while training (the loss diverged, out of memory, the disk full): the checkpoint keeps the "
         "epochs before it, 130 interrupted, 143 stopped by SIGTERM, 129 by SIGHUP (--resume continues).",

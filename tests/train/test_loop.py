@@ -1344,6 +1344,30 @@ def test_the_output_folder_of_another_job_is_refused_as_a_run_folder(tmp_path, c
     assert sorted(os.listdir(out)) == before
 
 
+def test_a_model_folder_is_refused_as_a_run_folder_before_anything_is_written_there(tmp_path, capsys):
+    """Before: train -o MODEL (the folder enhance --model and --init take) trained into the model's folder:
+    its checkpoint/, cache/ and the new model/ beside the model's own files, which enhance --model MODEL
+    still used, the fine-tuned model in MODEL/model unsaid."""
+    from xvertfast.model import XVertNet, XVertNetStage, save_model
+
+    data = write_images(tmp_path / "data")
+    model = save_model(XVertNet([XVertNetStage(4, 2)]), str(tmp_path / "model"))
+    before = sorted(os.listdir(model))
+    argv = ["train", str(data), "-o", model, "--init", model, "--roi-size", "32", "--epochs-gc", "1", "--epochs-joint",
+            "0", "--stages", "1", "-q"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {model} is an xvertfast model (it holds its config.json)") and "a folder of its own" in err
+    assert f"--init {model} starts it from this model's weights" in err, err
+    assert sorted(os.listdir(model)) == before
+    other = tmp_path / "other"  # a folder with a config.json of something else is no model: trained in
+    other.mkdir()
+    (other / "config.json").write_text('{"format": "something else"}')
+    quick = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 1, "epochs_joint": 0})
+    train([str(data)], str(other), quick, progress=False, log=lambda m: None)
+    assert (other / "model" / "config.json").is_file()
+
+
 def test_a_folder_holding_a_model_or_metrics_no_run_there_wrote_is_refused_as_it_was(tmp_path, capsys):
     """Before: train -o FOLDER whose model/ (the model of a run whose checkpoint was cleared away, the
     user's own files) and metrics.csv no run there had written replaced metrics.csv at the first epoch

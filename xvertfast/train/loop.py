@@ -741,13 +741,29 @@ def _refuse_outputs_as_data(paths: list[str]) -> None:
 
 
 def _refuse_other_jobs_folder(run_dir: str) -> None:
-    """Refuses an enhance, preprocess or evaluate output folder as RUN_DIR: the run's files would
-    go in among that job's outputs (and replace one named as they are)."""
+    """Refuses an enhance, preprocess or evaluate output folder, or a model's folder, as RUN_DIR: the
+    run's files would go in among that job's outputs (and replace one named as they are), or beside
+    the model, which a run's model/ in it would pass for."""
     for marker in JOB_FOLDER_MARKERS:  # (and train's own, checkpoint/state.json, which --resume reads)
         if marker.startswith(".xvertfast-") and os.path.exists(os.path.join(run_dir, marker)):
             job = _job_of(marker)
             raise ValueError(f"{run_dir} is the output folder of an xvertfast {job} job (it holds {marker}): give the "
                              "training run a folder of its own")  # fmt: skip
+    if _is_model_folder(run_dir):  # (-o MODEL typed for --init MODEL, or as enhance's --model)
+        raise ValueError(f"{run_dir} is an xvertfast model (it holds its config.json): the run's files, its own "
+                         f"model/ among them, would go in beside that model's, which enhance --model {run_dir} "
+                         f"would still use; give the training run a folder of its own (--init {run_dir} starts it "
+                         "from this model's weights)")  # fmt: skip
+
+
+def _is_model_folder(folder: str) -> bool:
+    """Whether ``folder`` holds a model save_model wrote (its config.json says so; read without torch)."""
+    try:
+        with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get("format") == "xvertfast-model"
 
 
 def _refuse_files_of_no_run(run_dir: str, config: TrainConfig) -> None:
