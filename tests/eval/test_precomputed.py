@@ -626,6 +626,16 @@ def test_inputs_of_one_name_with_outputs_of_another_spelling_of_their_extension_
     for source in sources[:2]:
         with pytest.raises(ImageReadError, match="whose it is cannot be told"):
             method.locate(source)
+    # in/c.jpg and in/c.jpeg with tool/c.jpg and tool/c.jpeg (a tool keeping each spelling): each its own,
+    # the spellings matched as spelt before they are taken as one format (both failed so)
+    Image.fromarray(chest_like(seed + 4)).save(src / "c.jpg", quality=95)
+    Image.fromarray(chest_like(seed + 5)).save(src / "c.jpeg", quality=95)
+    for name in ("c.jpg", "c.JPEG"):
+        (tool / name).write_bytes(b"x")
+    sources = [InputFile(str(src / rel), rel) for rel in ("c.jpg", "c.jpeg")]
+    method = PrecomputedOutputs(str(tool))
+    method.expect(sources)
+    assert [method.locate(s) for s in sources] == [str(tool / n) for n in ("c.jpg", "c.JPEG")]
 
 
 def _read_notes(tool, source, pixels, input_bits) -> list[str]:

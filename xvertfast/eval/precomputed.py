@@ -87,11 +87,6 @@ def _output_stem(rel: str) -> str:
     return os.path.join(rel_dir, name[: len(name) - len(image_extension(name))])
 
 
-def _kind_of_extension(name: str) -> str:
-    """``name``'s image extension, its case and spelling aside: what tells outputs apart by it."""
-    return _one_spelling(image_extension(name))
-
-
 #: The spellings of one format's extension, each as the one it is counted as: a tool may write a.jpeg's
 #: output as a.jpg, or a.dcm's as a.dicom (the extension is its format's, whichever spelling).
 _SPELLINGS = {".tiff": ".tif", ".jpeg": ".jpg", ".dicom": ".dcm"}
@@ -108,16 +103,22 @@ def _own_extensions_output(found: list[str], sharing: list[str], path: str) -> s
     """Of the files ``found`` under the output path of several inputs (``sharing``), the one of
     ``path``'s, where each of them has one there of its own, and nothing else is there: by one rule
     for all, each input's own extension (a tool keeping it) or the one ``enhance --format same``
-    gives it (in/a.jpg and in/a.tif as out/a.png and out/a.tif). None where whose is whose cannot be
-    told (two inputs of one extension, one without, a file of no input's, the two rules apart)."""
-    rules = {tuple(_kind_of_extension(os.path.basename(p)) for p in sharing),
-             tuple(_one_spelling(same_format_extension(p, same_format(p))) for p in sharing)}
-    there = sorted(map(_kind_of_extension, found))
-    fits = [kinds for kinds in rules if "" not in kinds and len(set(kinds)) == len(kinds) and sorted(kinds) == there]
-    if len(fits) != 1:
-        return None
-    mine = fits[0][sharing.index(path)]
-    return next(name for name in found if _kind_of_extension(name) == mine)
+    gives it (in/a.jpg and in/a.tif as out/a.png and out/a.tif). Extensions are matched as spelt
+    (in lower case) first, so in/a.jpg and in/a.jpeg take out/a.jpg and out/a.jpeg; only where that
+    does not fit, each spelling of a format as one (in/a.jpeg and in/a.tif as out/a.jpg and out/a.tif).
+    None where whose is whose cannot be told (two inputs of one extension, one without, a file of no
+    input's, the two rules apart)."""
+    for spelling in (str.lower, _one_spelling):
+        rules = {tuple(spelling(image_extension(os.path.basename(p))) for p in sharing),
+                 tuple(spelling(same_format_extension(p, same_format(p))) for p in sharing)}
+        there = sorted(spelling(image_extension(name)) for name in found)
+        fits = [kinds for kinds in rules if "" not in kinds and len(set(kinds)) == len(kinds) and sorted(kinds) == there]
+        if len(fits) > 1:
+            return None
+        if fits:
+            mine = fits[0][sharing.index(path)]
+            return next(name for name in found if spelling(image_extension(name)) == mine)
+    return None
 
 
 class PrecomputedOutputs:
