@@ -567,3 +567,37 @@ def test_a_report_or_preview_whose_link_is_swapped_onto_an_input_during_the_job_
         from xvertfast.io import read_image
 
         assert read_image(out / "x.png").pixels.shape == np.asarray(Image.open(a / "x.png")).shape
+
+
+def test_an_output_folder_link_swapped_during_the_job_stops_it_before_it_writes_elsewhere(tmp_path, model_dir, seed,
+                                                                                         monkeypatch):  # fmt: skip
+    # -o latest, latest -> c1; a nightly `ln -sfn c2 latest` while the job runs: the outputs after it went into
+    # c2 (by the link, written afresh each time), the folder of another job whose outputs of those names they
+    # replaced, while this job's lock and ledger were c1's, which recorded them done where they were not
+    src, other, c1, c2, latest = (tmp_path / name for name in ("in", "other", "c1", "c2", "latest"))
+    for folder, first in ((src, seed), (other, seed + 10)):
+        folder.mkdir()
+        for k, name in enumerate(NAMES):
+            Image.fromarray(np.round(chest_like(first + k) * 255).astype(np.uint8)).save(folder / name)
+    enh = Enhancer(str(model_dir), device="cpu")
+    assert run(enh, other, c2, workers=1)[0].done == 3  # (another job's folder: its ledger, its outputs)
+    held = {p.name: p.read_bytes() for p in c2.iterdir()}
+    c1.mkdir()
+    latest.symlink_to(c1, target_is_directory=True)
+    read_input, reads = batch.read_input, []
+
+    def swapping(f, *args, **kwargs):
+        reads.append(f.path)
+        if len(reads) == 2:  # (the first image is read, and may be written, before the swap)
+            latest.unlink()
+            latest.symlink_to(c2, target_is_directory=True)
+        return read_input(f, *args, **kwargs)
+
+    monkeypatch.setattr(batch, "read_input", swapping)
+    summary, lines = run(enh, src, latest, workers=1)
+    assert {p.name: p.read_bytes() for p in c2.iterdir()} == held, lines
+    assert summary.stopped == "the output folder now leads elsewhere (a link changed during the job)", lines
+    from xvertfast.io.job_folder import job_status
+
+    ledger = job_status(str(c1), "enhance")
+    assert ledger.done == len([p for p in c1.iterdir() if p.suffix == ".png"]) and ledger.unfinished == 0

@@ -749,3 +749,35 @@ def test_a_resume_resolves_each_input_folder_once_for_the_search_and_the_ledger(
     monkeypatch.setattr(os.path, "realpath", real)
     assert len(summary.skipped) == 3, summary.line()
     assert [resolved.count(str(src / f"ward{k}")) for k in range(3)] == [2, 2, 2], resolved
+
+
+def test_an_output_folder_link_swapped_during_the_job_stops_it_before_it_writes_elsewhere(tmp_path, monkeypatch):
+    # -o latest, latest -> c1, pointed at c2 (another job's folder) as the second image is read: its outputs
+    # went into c2 by the link, over that job's, while c1's ledger recorded them done
+    from xvertfast.io.job_folder import job_status
+    from xvertfast.pipeline import preprocess_files as module
+
+    src, c1, c2, latest = tmp_path / "in", tmp_path / "c1", tmp_path / "c2", tmp_path / "latest"
+    for folder in (src, c1, c2):
+        folder.mkdir()
+    for k in range(3):
+        Image.fromarray(radiograph_like(k)).save(src / f"x{k}.png")
+    (c2 / "x1_xp.png").write_bytes(b"another job's")
+    latest.symlink_to(c1, target_is_directory=True)
+    read_input, reads = module.read_input, []
+
+    def swapping(f, **kwargs):
+        reads.append(f.path)
+        if len(reads) == 2:
+            latest.unlink()
+            latest.symlink_to(c2, target_is_directory=True)
+        return read_input(f, **kwargs)
+
+    monkeypatch.setattr(module, "read_input", swapping)
+    summary = preprocess_files([str(src)], str(latest), progress=False, log=lambda _: None)
+    assert os.listdir(c2) == ["x1_xp.png"] and (c2 / "x1_xp.png").read_bytes() == b"another job's"
+    assert summary.stopped == "the output folder now leads elsewhere (a link changed during the job)"
+    assert len(summary.done) == 1 and summary.not_processed == 1, summary
+    ((path, why),) = summary.failed
+    assert path == str(src / "x1.png") and f"now leads to {c2}, not to {c1}" in why, why
+    assert job_status(str(c1), "preprocess").done == 4 and job_status(str(c1), "preprocess").unfinished == 0

@@ -60,11 +60,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from xvertfast._paths import working_folder
 from xvertfast._text import asked
 from xvertfast._version import __version__
 from xvertfast.io.files import RealPaths, file_state, same_file
 from xvertfast.io.shards import Shard
-from xvertfast.io.write import atomic_write, nearest_existing, remove_stale_parts
+from xvertfast.io.write import OutputFolderMoved, atomic_write, nearest_existing, remove_stale_parts
 from xvertfast.resume import LOCK_PATIENCE, ends_with_newline, hold_lock, lock_held, settings_changes
 
 __all__ = ["JobFolder", "JobStatus", "LedgerStatus", "ShardsWithoutLedger", "dry_run_line", "run_line", "job_files",
@@ -768,6 +769,10 @@ class JobFolder:
                  cwd: str | None = None, side_files: dict[str, str] | None = None,
                  real_paths: RealPaths | None = None):  # fmt: skip
         self.out_dir = out_dir
+        # the folder it holds (see starting), by its whole path, as the outputs' are planned (a working
+        # folder deleted during the job, which os.getcwd no longer finds, changes neither)
+        self._whole_out = os.path.normpath(os.path.join(working_folder() or "", out_dir))
+        self._real_out = os.path.realpath(self._whole_out)
         self.side_files = {name: path for name, path in (side_files or {}).items() if path}
         self.overwrite = overwrite
         self.job = job
@@ -1150,7 +1155,15 @@ class JobFolder:
         self._outputs_of.setdefault(entry["input"], set()).add(entry["output"])
 
     def starting(self, input_path: str, out: str) -> None:
-        """Called before ``out`` is written: on disk before its rename can be."""
+        """Called before ``out`` is written: on disk before its rename can be. Raises
+        :class:`~xvertfast.io.write.OutputFolderMoved` where the output folder, given through a link
+        swapped during the job (``-o latest``, a nightly ``ln -sfn``), now leads to another folder
+        than the one whose lock and ledger the job holds: written by its path, ``out`` would go
+        there, over another job's output of its name, and be recorded here as done."""
+        if (now := os.path.realpath(self._whole_out)) != self._real_out:
+            raise OutputFolderMoved(out, f"not written: the output folder {self.out_dir} now leads to {now}, not "
+                                         f"to {self._real_out}, the folder this job holds (a link changed during the "
+                                         f"job); give -o {self._real_out} to write the rest")  # fmt: skip
         self._append({"output": self._rel(out), "input": self._real_paths(input_path), "state": "writing",
                       "settings": self.key}, durable=True)  # fmt: skip
 

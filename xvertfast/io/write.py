@@ -31,7 +31,7 @@ from xvertfast.io.read import sniff_format
 
 __all__ = ["write_image", "WRITE_FORMATS", "FORMAT_EXTENSIONS", "EXTENSION_FORMATS", "same_format",
            "same_format_extension", "format_from_path", "atomic_write", "nearest_existing", "remove_stale_parts",
-           "disk_full", "outputs_lost", "name_too_long", "output_name_refusal", "derived_series_uid"]
+           "disk_full", "outputs_lost", "OutputFolderMoved", "name_too_long", "output_name_refusal", "derived_series_uid"]
 
 #: png16: 16-bit PNG at the source's bit depth (0..2^bits - 1, which a text chunk records); png8;
 #: tiff: float32 in [0, 1]; dicom: a derived DICOM image at the source's bit depth.
@@ -205,15 +205,24 @@ def disk_full(exc: BaseException) -> bool:
     return getattr(exc, "errno", None) in full or any(s in str(exc) for s in ("No space left", "quota exceeded"))
 
 
+class OutputFolderMoved(ImageWriteError):
+    """An output not written because its job's output folder, given by a path through a link, now
+    leads to another folder than the one the job holds (its lock and ledger): every later output
+    would go there too, beside another job's, so the job stops (:func:`outputs_lost`)."""
+
+
 def outputs_lost(exc: BaseException) -> str | None:
     """Why every later output of a batch job would fail as this write did, so that the job stops
     rather than read and process the rest of the archive for nothing: a full disk, or a file system
-    that is read-only (remounted so after an error, a snapshot). None: only this output may fail so
-    (a folder refused by its permissions may be one of many)."""
+    that is read-only (remounted so after an error, a snapshot), or an output folder that now leads
+    elsewhere. None: only this output may fail so (a folder refused by its permissions may be one
+    of many)."""
     if disk_full(exc):
         return "the disk is full"
     if getattr(exc, "errno", None) == errno.EROFS:
         return "the output folder's file system is read-only"
+    if isinstance(exc, OutputFolderMoved):
+        return "the output folder now leads elsewhere (a link changed during the job)"
     return None
 
 
