@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 
@@ -15,7 +16,7 @@ from tests.eval.test_evaluate import chest_like
 from xvertfast.cli import main
 from xvertfast.eval.baselines import clahe, parse_method
 from xvertfast.eval.evaluate import evaluate
-from xvertfast.eval.journal import Journal
+from xvertfast.eval.journal import JOURNAL_FILE, Journal
 from xvertfast.eval.precomputed import PrecomputedOutputs
 from xvertfast.eval.protocol import run_protocol
 from xvertfast.io import ImageReadError, read_image, write_image
@@ -668,6 +669,16 @@ def test_a_colour_output_is_scored_as_its_luminance_with_a_note(tmp_path, seed, 
     assert "c.png" not in summary.split("## Notes")[1].split("\n## ")[0]
     assert _evaluate_outputs(src, out, tool) == 0  # resumed: said from the journal, as the metrics' notes are
     assert "resumed: 3 image(s)" in capsys.readouterr().err
+    assert f"- 2 images {said} (e.g. {src / 'a.png'}, {src / 'b.png'})" in (out / "summary.md").read_text()
+    assert main(["evaluate", str(src), "-o", str(out), "--methods", f"identity,outputs={tool}", "--metrics",
+                 "entropy,tenengrad", "--pictures", "0", "-q"]) == 0  # a metric added: outputs run again for it  # fmt: skip
+    assert "scored for the metrics added alone" in capsys.readouterr().err
+    journalled = [json.loads(line) for line in (out / JOURNAL_FILE).read_text().splitlines()]
+    again = [line for line in journalled if "tenengrad" in line.get("rows", [{}])[0]]
+    assert sorted(os.path.basename(line["file"]) for line in again) == ["a.png", "b.png", "c.png"], journalled
+    for line in again:  # the note of the run that added it kept, not journalled again beside it
+        read_as = [m for m in line["missing"] if m[0] is None]
+        assert len(read_as) == (0 if line["file"].endswith("c.png") else 1), line["missing"]
     assert f"- 2 images {said} (e.g. {src / 'a.png'}, {src / 'b.png'})" in (out / "summary.md").read_text()
     assert main(["evaluate", str(src), "-o", str(out), "--methods", "identity", "--metrics", "entropy", "--pictures",
                  "0", "-q"]) == 0  # the outputs dropped: so is what was said of them  # fmt: skip
