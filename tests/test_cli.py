@@ -154,6 +154,8 @@ def test_a_word_that_is_no_command_says_what_was_meant(argv, said, capsys):
     (["enhance", "x", "-o", "o", "--batchsize", "3"], "unrecognized arguments: --batchsize 3 (did you mean "
                                                        "--batch-size?)"),
     (["info", "--jsn"], "unrecognized arguments: --jsn (did you mean --json?)"),
+    (["export", "default", "-o", "o", "-q"], "unrecognized arguments: -q (-q is an option of preprocess, enhance, "
+                                              "evaluate and train, not of export)"),
     (["evaluate", "x", "-o", "o", "--mode", "full"], "unrecognized arguments: --mode full (--mode is an option of "
                                                       "enhance, not of evaluate)"),
     (["evaluate", "x", "-o", "o", "--batch-size=4"], "unrecognized arguments: --batch-size=4 (--batch-size is an "

@@ -1582,13 +1582,16 @@ def _unrecognized(extras: list[str], command: str, commands: dict) -> str:
     """argparse's "unrecognized arguments: ..." with, for each unknown option, what was meant (none
     for the words after ``--``, which are no options)."""
     import difflib
+    import re
 
     options_given = extras[: extras.index("--")] if "--" in extras else extras
-    unknown = [w.partition("=")[0] for w in options_given if w.startswith("--")]
+    # (short ones too: export -q said "unrecognized arguments: -q" alone)
+    unknown = [w.partition("=")[0] for w in options_given if w.startswith("--") or re.fullmatch(r"-[A-Za-z]", w)]
     hints = []
     for option in unknown:
         close = difflib.get_close_matches(option, _command_options(commands, command), n=2, cutoff=0.75)
-        elsewhere = [name for name in commands if name != command and option in _command_options(commands, name)]
+        elsewhere = [name for name in commands if name != command
+                     and any(option in a.option_strings for a in commands[name]._actions)]  # fmt: skip
         if (command, option) in COUNTERPARTS:
             hints.append(f"{command} has no {option}: {COUNTERPARTS[command, option]}")
         elif close:
