@@ -1192,3 +1192,16 @@ def test_a_report_or_preview_naming_an_input_in_another_case_is_refused_where_ca
             batch._check_side_files(files, out, "same", sources, report=str(tmp_path / "TODO.TXT"))
         batch._check_side_files(files, out, "same", sources, report=str(tmp_path / "run.json"),
                                 preview=str(tmp_path / "in" / "B.PNG"))  # (no such files: new ones)
+
+
+@pytest.mark.parametrize("below", [False, True], ids=["the-folder", "a-folder-above"])
+def test_an_output_folder_through_a_link_to_a_missing_folder_is_said_so(tmp_path, below):
+    """-o latest, latest -> a folder not made yet: os.makedirs said 'File exists', as if latest were a file."""
+    (tmp_path / "latest").symlink_to(tmp_path / "2026-12-07", target_is_directory=True)
+    out = tmp_path / "latest" / "run" if below else tmp_path / "latest"
+    with pytest.raises(ValueError) as refused:
+        JobFolder(str(out), {"a": 1}, overwrite=False)
+    assert str(refused.value) == (f"cannot write into the output folder {out}: {tmp_path / 'latest'} is a link to "
+                                  f"{tmp_path / '2026-12-07'}, which does not exist: make that folder first, or give "
+                                  "the output folder itself")  # fmt: skip
+    assert not (tmp_path / "2026-12-07").exists()

@@ -728,6 +728,17 @@ def run_line(shard: Shard | None, found: int, found_all: int, done: int, warned:
     return f"{part}{done} done{with_warnings}, {skipped} skipped, {failed} failed in {seconds:.1f} s{rate}"
 
 
+def _not_made(out_dir: str, exc: OSError) -> str:
+    """Why ``out_dir`` could not be made: a link to a folder that does not exist (-o latest, made before
+    the folder it is to point at) is said so, where makedirs said only 'File exists' (or, for a
+    folder below it, 'No such file or directory')."""
+    there = nearest_existing(out_dir)
+    if os.path.islink(there) and not os.path.exists(there):
+        return (f"{there} is a link to {os.readlink(there)}, which does not exist: make that folder first, or give "
+                "the output folder itself")  # fmt: skip
+    return exc.strerror or str(exc)
+
+
 class JobFolder:
     """The output folder of one batch job: its lock, settings and ledger.
 
@@ -802,7 +813,7 @@ class JobFolder:
                 os.makedirs(out_dir, exist_ok=True)
                 self._take_locks()
             except OSError as exc:
-                raise ValueError(f"cannot write into the output folder {out_dir}: {exc.strerror or exc}") from None
+                raise ValueError(f"cannot write into the output folder {out_dir}: {_not_made(out_dir, exc)}") from None
             self.settings = settings
             self.key = settings_key(settings)
             ledger = os.path.join(out_dir, self._ledger_file)
