@@ -766,10 +766,13 @@ def test_an_image_one_method_fails_on_keeps_its_notes_and_says_it_is_left_out_of
 
 def test_a_signed_output_with_no_negative_value_is_said(tmp_path, seed):
     """A tool's 0..4095 output of a 12-bit input saved as an int16 TIFF (numpy's signed type) was read
-    over -32768..32767, its values scored as a grey just above the middle, without a word. A note
-    now says so and how to write it; none for a signed output that holds negative values, nor for
-    an unsigned one."""
+    over -32768..32767, its values scored in the upper half with a sixteenth of their contrast, without
+    a word; a DICOM of PixelRepresentation 1 and BitsStored 16 holding them alike (not said). A note now
+    says so and how to write it; none for a signed output that holds negative values, nor for an
+    unsigned one."""
     import tifffile
+
+    from tests.io.test_read import make_dicom
 
     src, tool = tmp_path / "in", tmp_path / "tool"
     src.mkdir()
@@ -780,10 +783,22 @@ def test_a_signed_output_with_no_negative_value_is_said(tmp_path, seed):
     source = InputFile(str(src / "a.png"), "a.png")
     tifffile.imwrite(tool / "a.tif", values.astype(np.int16))
     assert _read_notes(tool, source, rad.pixels, 12) == [
-        "its output is stored as signed integers (int16) and holds no negative value, yet it is read over their type's "
-        "range (-32768..32767), so its values, which fit in 12 bits, are scored as a grey of little contrast above the "
-        "middle: write the outputs as unsigned integers (or as floats in [0, 1])"]  # fmt: skip
-    tifffile.imwrite(tool / "a.tif", (values.astype(np.int32) * 16 - 32768).astype(np.int16))  # the whole range
+        "its output is stored as signed integers (int16) and holds no negative value, yet it is read over their range "
+        "(-32768..32767), so its values, which fit in 12 bits, are scored in the upper half of that range, with at "
+        "most half its contrast: write the outputs as unsigned integers (or as floats in [0, 1])"]  # fmt: skip
+    whole = (values.astype(np.int32) * 16 - 32768).astype(np.int16)
+    tifffile.imwrite(tool / "a.tif", whole)  # the whole range
     assert _read_notes(tool, source, rad.pixels, 12) == []
     tifffile.imwrite(tool / "a.tif", values)
+    assert _read_notes(tool, source, rad.pixels, 12) == []
+    os.remove(tool / "a.tif")
+    make_dicom(tool / "a.dcm", values, bits=16, signed=True)
+    assert _read_notes(tool, source, rad.pixels, 12) == [
+        "its output is stored as signed integers (PixelRepresentation 1, BitsStored 16) and holds no negative value, "
+        "yet it is read over their range (-32768..32767), so its values, which fit in 12 bits, are scored in the upper "
+        "half of that range, with at most half its contrast: write the outputs with PixelRepresentation 0 (unsigned "
+        "integers)"]  # fmt: skip
+    make_dicom(tool / "a.dcm", whole, bits=16, signed=True)
+    assert _read_notes(tool, source, rad.pixels, 12) == []
+    make_dicom(tool / "a.dcm", values, bits=16, signed=True, intercept=16384)  # rescaled: its low is not the type's
     assert _read_notes(tool, source, rad.pixels, 12) == []

@@ -267,15 +267,20 @@ class PrecomputedOutputs:
         return out
 
 
-def _signed_note(v: np.ndarray, lo: float, hi: float) -> str:
+def _signed_note(rad, v: np.ndarray, lo: float, hi: float) -> str:
     """The note on an output of signed integers with no negative value (a TIFF of int16, numpy's
-    way with a tool's 0..4095): read over its type's whole range, as a signed TIFF is, its values
-    lie in the top half, just above the middle, and it was scored as a grey of little contrast,
-    without a word (a DICOM's signed range is its BitsStored's: not said)."""
+    way with a tool's 0..4095; a DICOM of PixelRepresentation 1 over its BitsStored): read over its
+    type's whole range, as a signed file is, its values lie in the upper half, and it was scored
+    with at most half the contrast they were meant to have, without a word."""
     fits = max(1, int(v.max()).bit_length())
-    return (f"its output is stored as signed integers ({v.dtype}) and holds no negative value, yet it is read over "
-            f"their type's range ({int(lo)}..{int(hi)}), so its values, which fit in {fits} bits, are scored as a "
-            "grey of little contrast above the middle: write the outputs as unsigned integers (or as floats in [0, 1])")
+    if rad.source_format == "dicom":
+        stored = f"PixelRepresentation 1, BitsStored {rad.bits_stored}"
+        fix = "write the outputs with PixelRepresentation 0 (unsigned integers)"
+    else:
+        stored, fix = str(v.dtype), "write the outputs as unsigned integers (or as floats in [0, 1])"
+    return (f"its output is stored as signed integers ({stored}) and holds no negative value, yet it is read over "
+            f"their range ({int(lo)}..{int(hi)}), so its values, which fit in {fits} bits, are scored in the upper "
+            f"half of that range, with at most half its contrast: {fix}")
 
 
 def _depth_note(rad, lo: float, hi: float, input_bits: int | None) -> str | None:
@@ -289,8 +294,12 @@ def _depth_note(rad, lo: float, hi: float, input_bits: int | None) -> str | None
     v = rad.values  # (integers, or a DICOM's whole numbers as floats after its modality LUT)
     if stored_as_floats(rad) or not v.size:
         return None
-    if v.dtype.kind == "i" and rad.source_format != "dicom" and lo < 0 and int(v.min()) >= 0:
-        return _signed_note(v, lo, hi)
+    if rad.source_format == "dicom":  # (signed by its PixelRepresentation; a rescale moves its low: not said)
+        signed = rad.bits_stored and lo == -(1 << (rad.bits_stored - 1))
+    else:
+        signed = v.dtype.kind == "i" and lo < 0
+    if signed and float(v.min()) >= 0:
+        return _signed_note(rad, v, lo, hi)
     if lo != 0 or hi <= 255:
         return None
     bits, top = int(hi).bit_length(), float(v.max())
