@@ -1526,6 +1526,20 @@ def test_one_folder_given_alone_as_a_string_or_a_path_is_trained_on(tmp_path):
         assert len(model.stages) == 1
 
 
+def test_the_model_records_the_folder_its_relative_training_images_are_from(tmp_path, monkeypatch):
+    """The model's training.sources and validation_images, as given (data/img0.png), named no folder: a
+    model handed on, or looked at later, did not say which images it had trained and validated on."""
+    write_images(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    small = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 1, "epochs_joint": 0})
+    train(["data"], str(tmp_path / "run"), small, progress=False, log=lambda m: None)
+    training = load_model(tmp_path / "run" / "model").metadata["training"]
+    assert training["sources"] == [os.path.join("data", f"img{k}.png") for k in range(3)]
+    assert training["cwd"] == str(tmp_path) and all((tmp_path / p).is_file() for p in training["validation_images"])
+    train([str(tmp_path / "data")], str(tmp_path / "run2"), small, progress=False, log=lambda m: None)
+    assert "cwd" not in load_model(tmp_path / "run2" / "model").metadata["training"]  # (whole paths: none needed)
+
+
 @pytest.mark.parametrize("setting, said", [
     ({"stages": 2.5}, r"^TrainConfig: stages must be a whole number, got 2\.5$"),
     ({"width": "16"}, r"^TrainConfig: width must be a whole number, got '16'$"),

@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 from xvertfast._checks import whole_number
 from xvertfast._interrupts import came_of_an_interrupt
+from xvertfast._paths import working_folder
 from xvertfast._pickled_errors import PickledAsRaised
 from xvertfast._text import count
 from xvertfast.io.files import JOB_FOLDER_MARKERS, JOB_IMAGES, NothingFound, discover, input_paths
@@ -906,6 +907,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
            centres=None) -> XVertNet:  # fmt: skip
     """:func:`train`, in a run folder this process holds the lock of; ``started``: its command line;
     ``centres``: the ROI centres given by hand (:func:`train`'s ``rois``)."""
+    ran_in = working_folder()  # (as the run starts: the folder relative sources are from, recorded with the model)
     _remove_stale_parts(run_dir, config)  # no other process writes there: what is left is a kill's
     ckpt_dir = os.path.join(run_dir, "checkpoint")
     state_path = os.path.join(ckpt_dir, "state.json")
@@ -1121,6 +1123,9 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
                    os.path.join(run_dir, "model") if k == config.stages else os.path.join(ckpt_dir, "model"),
                    extra={"training": {"config": asdict(config), "sources": rois.sources,
                                        "validation_images": [rois.sources[i] for i in val_ids],
+                                       # (a relative source, as given, is from the folder the run was started in:
+                                       # not recorded, the model's list of images did not say which they were)
+                                       **({"cwd": ran_in} if not all(map(os.path.isabs, rois.sources)) else {}),
                                        **({"lr_changes": lr_changes} if lr_changes else {}),
                                        **({"init": {"path": init.metadata.get("path", config.init),
                                                     "fingerprint": init_key}} if init is not None else {})}})  # fmt: skip
