@@ -713,11 +713,17 @@ def test_a_deep_output_whose_values_fit_in_fewer_bits_than_it_is_read_over_is_sa
         "BitsStored records, its input's being 12), so it is scored as dark as that makes it: if its tool wrote it "
         "over 0..4095, record that depth in the files (a PNG's sBIT chunk, a TIFF's MaxSampleValue, a DICOM's "
         "BitsStored) or scale them to 0..65535"]  # fmt: skip
+    assert _read_notes(tool, source, rad.pixels, 32)[0].startswith(  # under a float input: no depth to name
+        "its output's values fit in 12 bits (0..4095), but it is read over 16 bits (0..65535, the depth its "
+        "BitsStored records), so")  # fmt: skip
     os.remove(tool / "a.dcm")
     Image.fromarray(values // 4).save(tool / "a.png")  # ... under a float input (read at 32 bits): over 16 bits
     assert _read_notes(tool, source, rad.pixels, 32)[0].startswith(
         "its output's values fit in 10 bits (0..1023), but it is read over 16 bits (0..65535, its type's whole range: "
         "the file records no depth), so")  # (its values do not pass 32 bits)  # fmt: skip
+    assert _read_notes(tool, source, rad.pixels, 8)[0].startswith(  # under an 8-bit input: its values pass it
+        "its output's values fit in 10 bits (0..1023), but it is read over 16 bits (0..65535, its type's whole range: "
+        "the file records no depth, and its values pass its input's 8 bits), so")  # fmt: skip
     os.remove(tool / "a.png")
     make_dicom(tool / "a.dcm", values, bits=12)  # the depth of its input, recorded: as meant
     assert _read_notes(tool, source, rad.pixels, 12) == []

@@ -310,16 +310,15 @@ def _depth_note(rad, lo: float, hi: float, input_bits: int | None) -> str | None
         rad.meta.get("significant_bits") if isinstance(rad.meta, dict) else None)  # fmt: skip
     if fits > bits - 2 or (recorded == bits and bits == input_bits):  # (the file and its input agree: as meant)
         return None
+    passed = input_bits and input_bits < bits  # (a float input's 32 bits: no depth of an integer output's)
     if recorded == bits:
-        why = "the depth its BitsStored records" if rad.source_format == "dicom" else "the depth the file records"
+        why = ("the depth its BitsStored records" if rad.source_format == "dicom" else "the depth the file records") + (
+            f", its input's being {input_bits}" if passed else "")  # fmt: skip
     elif bits == input_bits:
         why = "its input's depth: the file records none"
     else:
-        passed = input_bits and input_bits < bits  # (a float input's 32 bits: no depth of an integer output's)
         why = "its type's whole range: the file records no depth" + (
             f", and its values pass its input's {input_bits} bits" if passed else "")  # fmt: skip
-    if recorded == bits and input_bits:
-        why += f", its input's being {input_bits}"
     return (f"its output's values fit in {fits} bits (0..{(1 << fits) - 1}), but it is read over {bits} bits "
             f"(0..{int(hi)}, {why}), so it is scored as dark as that makes it: if its tool wrote it over "
             f"0..{(1 << fits) - 1}, record that depth in the files (a PNG's sBIT chunk, a TIFF's MaxSampleValue, a "
