@@ -934,6 +934,32 @@ def test_an_rle_dicom_under_another_high_bit_is_decoded_once(tmp_path, seed, sig
         assert len(im.notes) == 1 and "HighBit 15" in im.notes[0]
 
 
+@pytest.mark.parametrize("representation, said", [
+    (None, r"Missing required element: \(0028,0103\) 'Pixel Representation'"),
+    (2, r"A \(0028,0103\) 'Pixel Representation' value of '2' is invalid, it must be 0 or 1"),
+])  # fmt: skip
+def test_an_rle_dicom_under_another_high_bit_without_a_valid_pixel_representation_is_refused(
+        tmp_path, seed, representation, said):  # fmt: skip
+    # its frame, decoded once as whole words, was decoded with PixelRepresentation said to be 0,
+    # so pydicom never checked the file's own: a missing or invalid one read silently as unsigned
+    # (and a missing one came back in the header as 0), where the same file under HighBit 11 is refused
+    from pydicom.uid import RLELossless
+
+    values = np.random.default_rng(seed).integers(0, 4096, size=(24, 40))
+    for high in (15, 11):
+        path = tmp_path / f"{high}.dcm"
+        ds = make_dicom(path, values, bits=12)
+        ds.HighBit, ds.PixelData = high, (values << (high - 11)).astype("<u2").tobytes()
+        ds.compress(RLELossless, encoding_plugin="pydicom")
+        if representation is None:
+            del ds.PixelRepresentation
+        else:
+            ds.PixelRepresentation = representation
+        ds.save_as(path, enforce_file_format=True)
+        with pytest.raises(ImageReadError, match=rf"{high}\.dcm: invalid DICOM image header: {said}"):
+            read_image(path, warn=False)
+
+
 def test_a_compressed_frame_that_will_not_decode_to_whole_words_is_read_as_decoded(tmp_path, seed, monkeypatch):
     # a codec that refuses the frame at BitsStored = BitsAllocated (where HighBit is looked into)
     # leaves the values it decoded, with a note, not a refusal of a file that reads

@@ -7,11 +7,13 @@ them, where other reader threads run meanwhile (:mod:`~xvertfast.io.dicom_codecs
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
 import warnings
 import zlib
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import numpy as np
@@ -500,18 +502,27 @@ def _deeper_codestream(ds, codestream: _Codestream | None, samples: int, path: s
 
 def _decoded_at(ds, syntax, precision: int) -> np.ndarray:
     """A frame decoded at its codestream's ``precision``, BitsStored said to be that (and HighBit
-    one less) while pydicom decodes it, the header put back after (an element it lacked removed
-    again): all of its values."""
-    said = {k: ds[k].value if k in ds else None for k in ("BitsStored", "HighBit")}
-    ds.BitsStored, ds.HighBit = precision, precision - 1
-    try:
+    one less) while pydicom decodes it (:func:`_said_while_decoding`): all of its values."""
+    with _said_while_decoding(ds, BitsStored=precision, HighBit=precision - 1):
         return dicom_codecs.pixel_array(ds, syntax)
+
+
+@contextlib.contextmanager
+def _said_while_decoding(ds, **values) -> Iterator[None]:
+    """The header's elements said to be ``values`` for pydicom's decoding within the block, then
+    put back as they were (empty ones too), those it lacked removed again: the header the reader
+    hands on is the file's."""
+    said = {keyword: ds[keyword].value for keyword in values if keyword in ds}
+    for keyword, value in values.items():
+        setattr(ds, keyword, value)
+    try:
+        yield
     finally:
-        for keyword, value in said.items():
-            if value is None:
+        for keyword in values:
+            if keyword in said:
+                setattr(ds, keyword, said[keyword])
+            elif keyword in ds:
                 delattr(ds, keyword)
-            else:
-                setattr(ds, keyword, value)
 
 
 def _needs_deeper(syntax, top: int, bits: int) -> bool:
@@ -577,24 +588,21 @@ def _rle_words(ds, syntax, samples: int, path: str) -> np.ndarray | None:
     HighBit lies above BitsStored - 1 (:func:`_below_high_bit` looks into them): pydicom keeps only
     the low BitsStored bits of what it decodes (HighBit-placed values lose their top bits), so the
     frame is decoded once with BitsStored said to be BitsAllocated, then the header put back (it
-    was decoded twice, the second time for the words). None where it is no such frame, or where
-    it does not decode so (a codec refusing that precision, a damaged frame: pydicom's decoding at
-    the header's own depth says why)."""
+    was decoded twice, the second time for the words). PixelRepresentation is left as it is, for
+    pydicom to check (a signed frame's words wrap to their bits). None where it is no such frame,
+    or where it does not decode so (a codec refusing that precision, a damaged frame, a header
+    pydicom refuses: its decoding at the header's own depth says why)."""
     if not _keeps_words(syntax) or samples != 1 or str(ds.get("PhotometricInterpretation", "")).strip() == \
             "PALETTE COLOR" or "BitsStored" not in ds:  # fmt: skip
         return None
     bits, allocated = _dicom_int(ds, "BitsStored", 0, path), _dicom_int(ds, "BitsAllocated", 0, path)
     if not bits - 1 < _dicom_int(ds, "HighBit", bits - 1, path) < allocated or allocated not in (8, 16, 32):
         return None
-    said = {k: ds[k].value for k in ("BitsStored", "HighBit", "PixelRepresentation") if k in ds}
-    ds.BitsStored, ds.HighBit, ds.PixelRepresentation = allocated, allocated - 1, 0
     try:
-        words = np.asarray(dicom_codecs.pixel_array(ds, syntax))
+        with _said_while_decoding(ds, BitsStored=allocated, HighBit=allocated - 1):
+            words = np.asarray(dicom_codecs.pixel_array(ds, syntax))
     except Exception:
         return None
-    finally:
-        for keyword, value in said.items():
-            setattr(ds, keyword, value)
     if words.ndim != 2 or words.dtype.kind not in "iu" or 8 * words.dtype.itemsize != allocated:
         return None
     return words.astype(np.dtype(f"u{words.dtype.itemsize}"), copy=False)
