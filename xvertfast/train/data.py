@@ -272,11 +272,14 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     if not os.path.islink(cache_dir):  # (a shared cache's temporary may be another run's, being written)
         remove_stale_parts([*files, gathered])
     if not os.path.exists(gathered):
-        def crops():
-            for path, source in zip(files, sources):
-                remedy = (f"it held the crops of {source}: delete it and run the same command again (the image is "
-                          f"preprocessed again; deleting {cache_dir} redoes every image)")  # fmt: skip
-                yield read_cached(path, (per_image, 2, roi_size, roi_size), remedy)
+        def crops():  # (a bar: a copy of every image's crops, minutes for an archive, went by in silence)
+            with tqdm(total=len(files), desc="gathering the ROIs", unit="image", disable=not progress,
+                      leave=False) as bar:  # fmt: skip
+                for path, source in zip(files, sources):
+                    remedy = (f"it held the crops of {source}: delete it and run the same command again (the image "
+                              f"is preprocessed again; deleting {cache_dir} redoes every image)")  # fmt: skip
+                    yield read_cached(path, (per_image, 2, roi_size, roi_size), remedy)
+                    bar.update(1)
 
         write_array(gathered, (per_image * len(files), 2, roi_size, roi_size), crops())
     remedy = ("it held the training ROIs of every image: delete it and run the same command again (it is gathered "
