@@ -3213,6 +3213,22 @@ def test_a_rescale_slope_or_intercept_alone_is_said_not_applied(tmp_path, seed, 
                          "rescale applied, the stored values read as they are (check the image)"]  # fmt: skip
 
 
+@pytest.mark.parametrize("keyword, value", [("RescaleSlope", 1.0), ("RescaleSlope", "1"), ("RescaleSlope", "+1.00"),
+                                            ("RescaleIntercept", 0.0), ("RescaleIntercept", "-0")])  # fmt: skip
+def test_a_rescale_slope_of_1_or_intercept_of_0_alone_gets_no_note(tmp_path, seed, keyword, value):
+    # such a lone element changes nothing, applied or not, yet got the note of one that would have
+    # ('no rescale applied ... (check the image)'): a warning for every file of a batch
+    pydicom = pytest.importorskip("pydicom")
+    values = np.random.default_rng(seed).integers(0, 4096, size=(24, 40)).astype(np.uint16)
+    make_dicom(tmp_path / "a.dcm", values, slope=None)
+    ds = pydicom.dcmread(tmp_path / "a.dcm")
+    setattr(ds, keyword, value)
+    ds.save_as(tmp_path / "a.dcm")
+    rad = read_image(tmp_path / "a.dcm", warn=False)
+    np.testing.assert_array_equal(rad.values, values)
+    assert rad.notes == []
+
+
 def test_a_dicom_whose_preamble_holds_a_tiff_header_is_read_as_dicom(tmp_path, seed):
     # PS3.10 lets the 128-byte preamble hold a TIFF header (pydicom's CT_small.dcm starts 'II*\0'):
     # sniffed as TIFF first, such a file was refused as 'TIFF has no readable page: truncated or corrupt'

@@ -364,9 +364,10 @@ def _dicom_pixels(ds, syntax, codestream: _Codestream | None, path: str, notes: 
         raise ImageReadError(path, f"RescaleSlope is 0: every stored value maps to the intercept "
                              f"({ds.get('RescaleIntercept', 0)}), so there is no image")  # fmt: skip
     lone = [keyword for keyword in ("RescaleSlope", "RescaleIntercept") if keyword in ds]
-    if len(lone) == 1 and not ds.get("ModalityLUTSequence"):
+    if len(lone) == 1 and not ds.get("ModalityLUTSequence") and not _changes_nothing(ds, lone[0]):
         # pydicom applies the two together or neither: a slope of -1 alone left the image the other
-        # way up from what its header says, without a word
+        # way up from what its header says, without a word (a slope of 1 or an intercept of 0 alone
+        # would change nothing: no note, which a batch repeats for every file)
         other = "RescaleIntercept" if lone[0] == "RescaleSlope" else "RescaleSlope"
         given = ds[lone[0]].value
         given = "(empty)" if given is None or given == "" else given
@@ -391,6 +392,15 @@ def _dicom_pixels(ds, syntax, codestream: _Codestream | None, path: str, notes: 
         notes.append(f"{path}: {int(padding.sum())} padding pixels (PixelPaddingValue) set to the image's "
                      "darkest value")  # fmt: skip
     return values, bits, photometric, ds
+
+
+def _changes_nothing(ds, keyword: str) -> bool:
+    """Whether a RescaleSlope is 1, or a RescaleIntercept 0: the rescale's identity, which
+    applied or not leaves the stored values as they are."""
+    try:
+        return float(ds[keyword].value) == (1.0 if keyword == "RescaleSlope" else 0.0)
+    except (TypeError, ValueError):  # (empty, several values, no number)
+        return False
 
 
 def _below_high_bit(ds, syntax, codestream: _Codestream | None, arr: np.ndarray, bits: int, signed: bool, path: str,
