@@ -2871,7 +2871,8 @@ def test_a_one_sample_dicom_saying_rgb_is_read_as_monochrome2(tmp_path, seed):
                         "MONOCHROME2 (bright = high)"]  # fmt: skip
 
 
-@pytest.mark.parametrize("photometric, said", [("", None), ("YBR_FULL", "YBR_FULL"), ("YBR_FULL_422", "YBR_FULL_422")])
+@pytest.mark.parametrize("photometric, said", [("", None), ("  ", None), ("YBR_FULL", "YBR_FULL"),
+                                              ("YBR_FULL_422", "YBR_FULL_422")])  # fmt: skip
 def test_a_one_sample_dicom_of_an_empty_or_ybr_photometric_is_read_as_monochrome2(tmp_path, seed, photometric, said):
     # an empty PhotometricInterpretation was refused ("Unknown (0028,0004) ... value ''"), where a
     # missing one is read as MONOCHROME2; one-sample YBR_FULL (16-bit: 'Invalid ndarray.dtype for
@@ -2888,9 +2889,10 @@ def test_a_one_sample_dicom_of_an_empty_or_ybr_photometric_is_read_as_monochrome
     assert im.photometric == "MONOCHROME2"
     np.testing.assert_array_equal(im.values, values)
     path = tmp_path / "y.dcm"
-    assert im.notes == [f"{path}: no PhotometricInterpretation; read as MONOCHROME2 (bright = high)" if said is None
-                        else f"{path}: PhotometricInterpretation {said} with one sample per pixel; read as "
-                        "MONOCHROME2 (bright = high)"]  # fmt: skip
+    # (an empty one is said to be empty, where it was called none: the header shows one)
+    assert im.notes == [f"{path}: an empty PhotometricInterpretation; read as MONOCHROME2 (bright = high)"
+                        if said is None else f"{path}: PhotometricInterpretation {said} with one sample per pixel; "
+                        "read as MONOCHROME2 (bright = high)"]  # fmt: skip
 
 
 @pytest.mark.parametrize("photometric", ["MONOCHROME1", "MONOCHROME2"])

@@ -275,8 +275,9 @@ def _dicom_pixels(ds, syntax, codestream: _Codestream | None, path: str, notes: 
     if samples == 1 and not stated:
         # pydicom refuses to decode without it (an empty one too: "Unknown ... value ''"); one
         # sample per pixel is grey
+        none = "an empty" if "PhotometricInterpretation" in ds else "no"
         ds.PhotometricInterpretation = "MONOCHROME2"
-        notes.append(f"{path}: no PhotometricInterpretation; read as MONOCHROME2 (bright = high)")
+        notes.append(f"{path}: {none} PhotometricInterpretation; read as MONOCHROME2 (bright = high)")
     elif samples == 1 and stated.upper() not in _PHOTOMETRICS:
         # ('MONOCHROME', 'MONO1', 'GRAYSCALE': not read as MONOCHROME2, as a missing one is: 'MONO1'
         # would be inverted)
@@ -323,10 +324,6 @@ def _dicom_pixels(ds, syntax, codestream: _Codestream | None, path: str, notes: 
         # the stored values are indices into the colour tables, not grey levels
         indices, arr = arr, _palette_luminance(ds, arr, path, notes)
         bits = _palette_bits(ds, arr)
-        photometric = "MONOCHROME2"
-    elif arr.ndim == 2 and photometric not in ("MONOCHROME1", "MONOCHROME2"):  # RGB or YBR of one sample: grey
-        notes.append(f"{path}: PhotometricInterpretation {photometric} with one sample per pixel; read as "
-                     "MONOCHROME2 (bright = high)")  # fmt: skip
         photometric = "MONOCHROME2"
     if arr.ndim != 2:
         raise ImageReadError(path, f"expected a single-frame grayscale image, decoded shape {arr.shape}")
