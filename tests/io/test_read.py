@@ -1047,20 +1047,23 @@ def test_a_jpeg2000_frame_under_another_high_bit_is_read_as_decoded(tmp_path, se
 def test_a_compressed_frame_under_another_high_bit_names_its_codestream_by_what_it_is():
     # the note named the codestream by the transfer syntax, any syntax but JPEG 2000 and JPEG-LS
     # being "JPEG" (an MPEG frame too); it now says the kind its header was read as, else the
-    # syntax's own name (no frame found, or another codec's: none pydicom decodes today)
+    # syntax's own name (no frame found, or another codec's: none pydicom decodes today), after
+    # the article its first sound takes (it said "a MPEG2 ...")
     import pydicom
-    from pydicom.uid import JPEGLSLossless, MPEG2MPML
+    from pydicom.uid import HTJ2KLossless, JPEGLSLossless, MPEG2MPML
 
     from xvertfast.io.decode_dicom import _below_high_bit, _Codestream
 
     ds = pydicom.Dataset()
     ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 12, 15
     arr = np.arange(12, dtype=np.uint16).reshape(3, 4)
-    for syntax, codestream, kind in ((JPEGLSLossless, _Codestream(b"", "JPEG-LS", 12, 3, 4), "JPEG-LS"),
-                                     (MPEG2MPML, None, "MPEG2 Main Profile / Main Level")):  # fmt: skip
+    for syntax, codestream, kind in ((JPEGLSLossless, _Codestream(b"", "JPEG-LS", 12, 3, 4), "a JPEG-LS"),
+                                     (MPEG2MPML, None, "an MPEG2 Main Profile / Main Level"),
+                                     (HTJ2KLossless, None, "a High-Throughput JPEG 2000 Image Compression "
+                                      "(Lossless Only)")):  # fmt: skip
         notes = []
         assert _below_high_bit(ds, syntax, codestream, arr, 12, False, "x.dcm", notes) is arr
-        assert notes == [f"x.dcm: HighBit 15 with BitsStored 12: a {kind} codestream holds the samples themselves, "
+        assert notes == [f"x.dcm: HighBit 15 with BitsStored 12: {kind} codestream holds the samples themselves, "
                          "where HighBit places nothing: read as decoded"]  # fmt: skip
 
 

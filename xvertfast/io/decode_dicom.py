@@ -467,6 +467,14 @@ def _kind(syntax, codestream: _Codestream | None) -> str:
     return getattr(syntax, "name", str(syntax))
 
 
+def _a(name: str) -> str:
+    """The article before ``name`` by its first sound: "an" before a vowel, and before an
+    initialism's letter said with one (an MPEG2, an HEVC; a JPEG)."""
+    word = name.split()[0] if name.strip() else ""
+    vowels = "AEFHILMNORSX" if word[:2].isupper() else "AEIOUaeiou"
+    return "an" if word and word[0] in vowels else "a"
+
+
 def _codestream_values(arr: np.ndarray, stated: str, bits: int, signed: bool, kind: str, path: str,
                        notes: list[str]) -> np.ndarray:  # fmt: skip
     """A JPEG-family frame's values as decoded, with a note: its codestream (a ``kind`` one, as
@@ -474,8 +482,8 @@ def _codestream_values(arr: np.ndarray, stated: str, bits: int, signed: bool, ki
     (decoding it as whole words and shifting took a 14-bit JPEG 2000 codestream under BitsStored
     12, HighBit 15 for its top 12 bits: another image). Values past what BitsStored holds are said:
     the codestream is deeper than the header."""
-    note = (f"{path}: {stated}: a {kind} codestream holds the samples themselves, where HighBit places nothing: "
-            "read as decoded")  # fmt: skip
+    note = (f"{path}: {stated}: {_a(kind)} {kind} codestream holds the samples themselves, where HighBit places "
+            "nothing: read as decoded")  # fmt: skip
     lo, hi = stored_range(bits, signed)
     low, high = (int(arr.min()), int(arr.max())) if arr.size else (lo, hi)
     if low < lo or high > hi:
