@@ -621,6 +621,42 @@ def test_a_damaged_12_bit_colour_jpeg_extended_frame_is_decoded_once(tmp_path, m
     assert len(decoded) == 1
 
 
+@pytest.mark.parametrize("ahead", [False, True])
+def test_a_refusal_kept_for_the_rest_of_a_read_holds_no_traceback(tmp_path, seed, monkeypatch, ahead):
+    # the refusal of a frame not decoded ahead (a damaged 12-bit colour JPEG Extended one) was kept
+    # as raised, its traceback holding the frame's bytes and pydicom's runner until the read ended;
+    # one refused ahead (a damaged JPEG-LS frame) was kept bare, but gained one when raised
+    import imagecodecs
+
+    if ahead:
+        with_the_test_extras_plugins(monkeypatch, JPEG_LS_LOSSLESS)
+        values = random_values(seed, 12, False)
+        codestream = jpeg_ls(values, 12)
+        codestream = codestream[: len(codestream) // 2] + b"\xff\xd9"  # its scan cut, its end marker there
+        encapsulated_dicom(tmp_path / "c.dcm", values, JPEG_LS_LOSSLESS, [codestream], bits=12)
+    else:
+        with_the_test_extras_plugins(monkeypatch, JPEG_EXTENDED)
+        rgb = np.random.default_rng(seed).integers(0, 4096, size=(40, 56, 3)).astype(np.uint16)
+        codestream = bytearray(imagecodecs.jpeg8_encode(rgb, level=95, bitspersample=12, outcolorspace="YCBCR"))
+        at = codestream.find(b"\xff\xc4")  # (its first Huffman table: counts of 255 codes each)
+        codestream[at + 5 : at + 21] = b"\xff" * 16
+        _colour_dicom(tmp_path / "c.dcm", bytes(codestream), rgb, "YBR_FULL_422", 12)
+    kept, pixel_array = [], dicom_codecs.pixel_array
+
+    def asked(*args):
+        try:
+            return pixel_array(*args)
+        finally:  # (within the reader's decoded_ahead block)
+            kept.append(dicom_codecs._ahead.frame)
+
+    monkeypatch.setattr(dicom_codecs, "pixel_array", asked)
+    with pytest.raises(ImageReadError, match=r"c\.dcm: cannot decode DICOM pixel data"):
+        read_image(tmp_path / "c.dcm")
+    refusal = kept[0][1]
+    assert isinstance(refusal, Exception) and str(refusal), refusal
+    assert refusal.__traceback__ is None and refusal.__context__ is None
+
+
 def test_an_8_bit_jpeg_extended_frame_under_bits_allocated_16_is_read(tmp_path, seed):
     # Pillow decodes it to 8-bit words, which pydicom cannot fit in the 16-bit frame ('could not
     # broadcast'): after pydicom's plugins, this one decodes it (as it did when it came first)

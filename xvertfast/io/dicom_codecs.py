@@ -22,6 +22,7 @@ of mixed precision or sign) the reader gives to pydicom's own plugins.
 from __future__ import annotations
 
 import contextlib
+import copy
 import threading
 from collections.abc import Iterator
 
@@ -151,7 +152,7 @@ def decoded_ahead(ds, syntax, source: bytes | None) -> Iterator[None]:
         try:
             frame = (source, _decode(syntax, source))
         except Exception as exc:  # kept for the plugin to raise
-            frame = (source, exc.with_traceback(None))
+            frame = (source, _bare(exc))
     _ahead.frame, _ahead.within = frame, True
     try:
         yield
@@ -239,6 +240,21 @@ def _decode(syntax, source: bytes, colour_space: str | None = None) -> np.ndarra
     return _decoder(syntax)(source)
 
 
+def _bare(exc: Exception) -> Exception:
+    """A copy of a refusal to keep for the rest of a read, without the traceback a raised one
+    holds: this module's frames in it keep the frame's bytes and pydicom's runner alive as long."""
+    try:
+        return copy.copy(exc)  # (its args, attributes and notes; no traceback, cause or context)
+    except Exception:  # (a class whose arguments are not its args: imagecodecs' errors take (function, code))
+        pass
+    try:
+        kept = type(exc).__new__(type(exc), *exc.args)
+        kept.__dict__.update(vars(exc))
+        return kept
+    except Exception:
+        return exc.with_traceback(None)
+
+
 def _decode_frame(src: bytes, runner) -> bytes:
     """pydicom's call: the decoded frame ``src`` as bytes, its options set as pydicom's pylibjpeg
     plugins set them (openjpeg and the same container for the precision; JPEG-LS and lossless
@@ -257,7 +273,7 @@ def _decode_frame(src: bytes, runner) -> bytes:
         if ahead is not None and len(ahead[0]) == len(src) and ahead[0] == src:
             array = ahead[1]
             if isinstance(array, Exception):  # refused ahead: not decoded twice (the reader then asks pydicom's plugins)
-                raise array
+                raise _bare(array)  # (the kept one stays bare)
         else:
             try:
                 array = _decode(runner.transfer_syntax, src, colour_space)
@@ -266,10 +282,10 @@ def _decode_frame(src: bytes, runner) -> bytes:
                 # read, as one ahead is, so that pixel_array's second ask (this plugin alone, after pydicom's
                 # plugins all refused, this one among them) does not decode it again
                 if getattr(_ahead, "within", False):
-                    _ahead.frame = (src, exc)
+                    _ahead.frame = (src, _bare(exc))
                 raise
-    except CutFrame as exc:  # (a copy: the raised one's traceback holds this call's frames and src)
-        _ahead.cut = CutFrame(*exc.args)
+    except CutFrame as exc:
+        _ahead.cut = _bare(exc)
         raise
     if photometric in ("YBR_ICT", "YBR_RCT") or colour_space is not None:  # the decoder has undone the colour transform
         runner.set_option("photometric_interpretation", "RGB")
