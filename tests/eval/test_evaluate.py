@@ -882,6 +882,49 @@ def test_out_of_memory_on_one_image_fails_that_image_alone(tmp_path, seed, capsy
     assert run.images == 1 and run.failed == [(str(src / "img0.png"), reason)]
 
 
+def test_a_python_method_returning_no_image_fails_that_image_saying_what_it_returned(tmp_path, seed):
+    """A plain Python method (run_protocol's name -> function) returning None stopped the whole run
+    with an AttributeError; one returning another shape or NaN failed the image as 'method m returned
+    shape (200, 190) or non-finite values', not saying which, and dropped what was noted of the image
+    (an RGB input's luminance). Each now fails that image alone, naming the method and what was wrong;
+    a list of rows is taken as the array it makes."""
+    from xvertfast.eval.protocol import run_protocol
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for k in range(4):
+        Image.fromarray(chest_like(seed + k, 200, 190)).save(src / f"img{k}.png")
+    grey = chest_like(seed + 4, 200, 190)
+    Image.fromarray(np.stack([grey, grey // 2 + 60, grey], axis=-1)).save(src / "img4.png")
+
+    def one_nan(pixels):
+        pixels = pixels.copy()
+        pixels[3, 4] = np.nan
+        return pixels
+
+    returns = [lambda p: None, lambda p: p[:10], one_nan, lambda p: p.tolist(), lambda p: np.full_like(p, np.inf)]
+
+    def broken(pixels, spine=None):
+        broken.calls += 1
+        return returns[broken.calls - 1](pixels)
+
+    broken.calls = 0
+    run = run_protocol([str(src)], {"m": broken}, ["entropy"], pictures=0, progress=False, log=lambda m: None)
+    assert run.images == 1 and {row["file"] for row in run.rows} == {str(src / "img3.png")}
+    assert run.failed == [
+        (str(src / "img0.png"), f"{src / 'img0.png'}: the method's output is NoneType, not an image: a method returns "
+                                "the enhanced image, an array of the input's shape (200, 190) with values in [0, 1] "
+                                "(method m)"),
+        (str(src / "img1.png"), f"{src / 'img1.png'}: the method's output has shape (10, 190), not the input's "
+                                "(200, 190) (method m)"),
+        (str(src / "img2.png"), f"{src / 'img2.png'}: the method's output holds 1 non-finite value (NaN or infinity) "
+                                "of 38000 (method m)"),
+        (str(src / "img4.png"), f"{src / 'img4.png'}: the method's output holds 38000 non-finite values (NaN or "
+                                "infinity) of 38000 (method m)")]  # fmt: skip
+    assert any("img4.png" in str(note) and "RGB image converted to luminance" in str(note) for note in run.notes), \
+        run.notes  # (what was noted of the image failed is kept)
+
+
 @pytest.mark.parametrize("module, methods", [("matplotlib", ["identity"]), ("skimage", ["identity", "clahe"])])
 def test_a_missing_eval_package_is_said_before_anything_is_scored(tmp_path, seed, monkeypatch, module, methods):
     """matplotlib and scikit-image are the ``eval`` extra: without matplotlib every image was scored

@@ -461,6 +461,24 @@ class _MethodFailed(PickledAsRaised, RuntimeError):
         self.method, self.error, self.warnings = method, error, list(warnings)
 
 
+def _as_output(out, shape: tuple[int, ...]) -> tuple[np.ndarray | None, str | None]:
+    """A method's output as an array, and what is wrong with it (None where nothing): a plain
+    Python method's None, wrong shape or NaN failed the run or the image without saying which."""
+    try:
+        values = None if out is None else np.asarray(out)
+    except (TypeError, ValueError, RuntimeError):  # (a GPU tensor, a ragged list)
+        values = None
+    if values is None or values.dtype.kind not in "biuf":
+        return None, (f"is {type(out).__name__}, not an image: a method returns the enhanced image, an array of "
+                      f"the input's shape {shape} with values in [0, 1]")  # fmt: skip
+    if values.shape != shape:
+        return None, f"has shape {values.shape}, not the input's {shape}"
+    bad = int(values.size - np.count_nonzero(np.isfinite(values)))
+    if bad:
+        return None, f"holds {count(bad, 'non-finite value')} (NaN or infinity) of {values.size}"
+    return values, None
+
+
 def method_kind(method, label: str) -> str:
     """What a method is (``identity``, ``outputs``, ...) whatever label the run gives it."""
     return getattr(method, "kind", label)
@@ -586,8 +604,9 @@ def _evaluate_one(source: InputFile, methods: dict, metrics: dict[str, list[str]
         for text in said:  # (with the metrics' notes: journalled by method, reported for the methods shown)
             missing.setdefault((None, text), []).append(name)
         seconds[name] += time.perf_counter() - t0
-        if out.shape != rad.shape or not np.isfinite(out).all():
-            raise RuntimeError(f"method {name} returned shape {out.shape} or non-finite values")
+        out, wrong = _as_output(out, rad.shape)
+        if wrong is not None:  # (the image fails, its warnings kept; None or a list stopped the run)
+            raise _MethodFailed(name, ValueError(f"the method's output {wrong}"), warnings)
         t0 = time.perf_counter()
         for roi, box, original in zip(ROI_NAMES, boxes, originals):
             test8 = (to_8bit_original(original, rad.bits_stored) if kind == "identity"
