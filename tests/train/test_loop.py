@@ -1501,7 +1501,15 @@ def test_the_progress_bar_counts_rois_as_rois(tmp_path, capsys):
     quick = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 1, "epochs_joint": 0})
     train([str(write_images(tmp_path / "data"))], str(tmp_path / "run"), quick, log=lambda m: None)
     err = capsys.readouterr().err
-    assert "roi_s=" in err and "img_s=" not in err
+    assert "roi_s=" in err and "img_s=" not in err and "patch_s=" not in err
+
+
+def test_the_progress_bar_counts_patches_as_patches(tmp_path, capsys):
+    # a run on patches smaller than the ROIs said roi_s, where curves.png's titles say patches/s
+    quick = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 1, "epochs_joint": 0, "patch_size": 16})
+    train([str(write_images(tmp_path / "data"))], str(tmp_path / "run"), quick, log=lambda m: None)
+    err = capsys.readouterr().err
+    assert "patch_s=" in err and "roi_s=" not in err
 
 
 def test_skipped_files_start_their_own_line_under_the_progress_bar(tmp_path, capsys):

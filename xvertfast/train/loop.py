@@ -1107,8 +1107,9 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
                 _write_metrics(run_dir, prog.history)
                 curves.update(prog.history)
                 epochs_run += 1
-                bar.set_postfix(loss=f"{running / max(seen, 1):.4f}", val=f"{val:.4f}",
-                                roi_s=f"{seen / max(seconds, 1e-9):.1f}")
+                # (the rate of what a step trains on, as curves.png's titles say it: a run on patches said roi_s)
+                rate = {"patch_s" if patches else "roi_s": f"{seen / max(seconds, 1e-9):.1f}"}
+                bar.set_postfix(loss=f"{running / max(seen, 1):.4f}", val=f"{val:.4f}", **rate)
                 bar.update(1)
         curves.update(prog.history, force=True)
         stage.load_state_dict(best)
