@@ -188,3 +188,17 @@ def test_a_count_or_height_that_is_no_whole_number_is_refused_by_name(tmp_path, 
     with pytest.raises(ValueError, match=rf"^preview: {argument} must be a whole number >= 1 \(.*\), got "):
         write_preview(pairs, tmp_path / "s.png", **{argument: value})
     assert not (tmp_path / "s.png").exists()
+
+
+def test_a_sheet_that_is_one_of_the_pairs_images_is_refused_not_written_over_it(tmp_path, seed):
+    """write_preview(pairs, path) from Python wrote the sheet wherever ``path`` was: over an input of
+    the pairs (given as the sheet's name by a slip), or over an output through a link."""
+    pairs = make_pairs(tmp_path, seed, 3)
+    (tmp_path / "look.png").symlink_to(pairs[2][1])
+    kept = {path: open(path, "rb").read() for pair in pairs for path in pair}
+    for sheet, same in ((pairs[1][0], pairs[1][0]), (str(tmp_path / "look.png"), pairs[2][1])):
+        with pytest.raises(ValueError, match=f"^preview: {re.escape(sheet)} is {re.escape(same)}, an image of the "
+                                             "pairs drawn: it would be written over; give the contact sheet a file"):
+            write_preview(pairs, sheet, height=32)
+    assert {path: open(path, "rb").read() for path in kept} == kept
+    assert write_preview(pairs, str(tmp_path / "sheet.png"), height=32) == [p[0] for p in pairs]

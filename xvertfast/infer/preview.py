@@ -15,6 +15,7 @@ import numpy as np
 
 from xvertfast._checks import whole_number
 from xvertfast.io import read_image
+from xvertfast.io.files import first_same_file
 from xvertfast.io.write import atomic_write
 
 __all__ = ["write_preview", "is_preview", "sheet_name_problem", "PREVIEW_COUNT", "THUMB_HEIGHT"]
@@ -79,8 +80,8 @@ def write_preview(pairs: list[tuple[str, str]], path: str, count: int = PREVIEW_
     ``photometrics``, one a pair, is each input's polarity as an @list gives it (None: as its
     file records it), so a PNG listed as MONOCHROME1 is drawn bone bright, as the job read it.
     Returns the inputs drawn. A pair that cannot be read is left out; no pair at all raises
-    ``ValueError``, as does a ``path`` with an extension other than .png (:func:`sheet_name_problem`).
-    The PNG is written atomically.
+    ``ValueError``, as does a ``path`` with an extension other than .png (:func:`sheet_name_problem`)
+    or that is one of the pairs' images (an input would be written over). The PNG is written atomically.
     """
     from PIL import Image, ImageDraw
 
@@ -130,6 +131,10 @@ def write_preview(pairs: list[tuple[str, str]], path: str, count: int = PREVIEW_
 
     info = PngInfo()
     info.add_text("Software", PREVIEW_SOFTWARE)
+    # (looked at as it is written: a link swapped while the pairs were read counts too)
+    if (same := first_same_file(path, [p for pair in pairs for p in pair])) is not None:
+        raise ValueError(f"preview: {os.fsdecode(os.fspath(path))} is {os.fsdecode(os.fspath(same))}, an image of "
+                         "the pairs drawn: it would be written over; give the contact sheet a file of its own")  # fmt: skip
     with atomic_write(path) as tmp:
         sheet.save(tmp, format="PNG", pnginfo=info)
     return drawn
