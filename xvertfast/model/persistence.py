@@ -276,8 +276,10 @@ def fingerprint(model: XVertNet) -> str:
     """SHA-256 (hex) of the architecture, the WLS parameters and every weight (dtype, shape, bytes):
     the identity of a model's outputs, for caches of exported graphs and for resumed batch jobs.
     Hashed afresh at each call, not cached on the model (training changes the weights in place):
-    the default model's 14.6 MB take about 40 ms, once per job, export or backend made (an ONNX
-    export of it takes 20 s, a hit of the export cache 86 ms with this hash)."""
+    the default model's 14.6 MB take about 40 ms, a few times per job: enhance hashes once for its
+    settings (batch._job_settings) and once more where it makes an ONNX Runtime or TensorRT backend
+    (the export cache's key), evaluate so for each XVertNet method, train once for its --init model,
+    an export once (an ONNX export takes 20 s, a hit of the export cache 86 ms with this hash)."""
     import hashlib
 
     h = hashlib.sha256(json.dumps({"lam": model.lam, "alpha": model.alpha, "eps": model.eps,
