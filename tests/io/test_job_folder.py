@@ -544,7 +544,9 @@ def test_a_list_piped_in_is_searched_and_checked_once_read(tmp_path, model_dir, 
     finally:
         os.close(read)
     said = capsys.readouterr().err
-    assert "data/out holds images that no xvertfast job wrote (data/out/foreign.png) and lies in an input " in said, said
+    assert ("data/out holds images that no xvertfast job wrote (data/out/foreign.png) and lies in an input folder: "
+            "the output folder is not searched, so they would not be enhanced; give the outputs a folder of their "
+            "own") in said, said
 
 
 def test_an_unwritable_report_keeps_the_summary(tmp_path, model_dir, seed, capsys, monkeypatch):  # noqa: F811

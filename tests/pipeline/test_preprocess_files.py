@@ -608,7 +608,9 @@ def test_a_list_piped_in_is_searched_and_checked_once_read(tmp_path, capsys, mon
         finally:
             os.close(read)
         said = capsys.readouterr().err
-        assert "data/out holds images that no xvertfast job wrote (data/out/foreign.png) and lies in an input " in said
+        assert ("data/out holds images that no xvertfast job wrote (data/out/foreign.png) and lies in an input "
+                "folder: the output folder is not searched, so they would not be preprocessed; give the outputs a "
+                "folder of their own") in said, said
     assert folder_state(tmp_path / "data") == before
 
 
