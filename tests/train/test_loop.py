@@ -1179,6 +1179,23 @@ def test_the_run_says_what_it_trains_on_and_lists_the_skipped_files_at_the_end(t
     assert said[-2:] == ["1 file was skipped (not trained on):", skipped], said
 
 
+def test_the_skipped_files_listed_again_at_the_end_are_as_many_as_a_screen_holds(tmp_path):
+    """An archive's thousands of duplicates and unreadable files were listed whole at the end, a second
+    time (each was said as it was skipped), as the batch jobs' summaries no longer do."""
+    from xvertfast._text import FAILED_LISTED
+
+    data = write_images(tmp_path / "data")
+    for k in range(FAILED_LISTED + 3):
+        (data / f"empty{k:03d}.png").write_bytes(b"")
+    said = []
+    one = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 1, "epochs_joint": 0})
+    train([str(data)], str(tmp_path / "run"), one, progress=False, log=said.append)
+    end = said[said.index(f"{FAILED_LISTED + 3} files were skipped (not trained on):") + 1 :]
+    assert end[:-1] == [f"skipped: {data / f'empty{k:03d}.png'}: empty file (0 bytes)" for k in range(FAILED_LISTED)]
+    assert end[-1] == "... and 3 more skipped files: each was said above as it was skipped", end[-3:]
+    assert sum(line.startswith("skipped: ") for line in said) == 2 * FAILED_LISTED + 3  # (each said as it came)
+
+
 def test_no_epochs_with_an_init_model_of_fewer_stages_is_refused_before_any_image(tmp_path):
     """Before: --epochs-gc 0 --epochs-joint 0 --init ONE_STAGE_MODEL --stages 2 wrote a model whose second
     stage kept its random weights (the CLI refuses no epochs without --init for that very reason)."""

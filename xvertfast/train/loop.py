@@ -41,7 +41,7 @@ from xvertfast._checks import whole_number
 from xvertfast._interrupts import came_of_an_interrupt
 from xvertfast._paths import working_folder
 from xvertfast._pickled_errors import PickledAsRaised
-from xvertfast._text import count
+from xvertfast._text import FAILED_LISTED, count, first_listed
 from xvertfast.io.files import JOB_FOLDER_MARKERS, JOB_IMAGES, NothingFound, discover, input_paths
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
 from xvertfast.model import XVertNet, XVertNetStage, load_model, save_model
@@ -1141,6 +1141,9 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
             _remove_stage_data(run_dir, log)
     if rois.skipped:  # said as they came, hours of progress above: again at the end, as the batch jobs do
         log(f"{len(rois.skipped)} file{' was' if len(rois.skipped) == 1 else 's were'} skipped (not trained on):")
-        for line in rois.skipped:
+        # as many as a screen holds, as the batch jobs' summaries: an archive's thousands of duplicates and
+        # unreadable files were listed whole a second time, each said already
+        for line in first_listed(rois.skipped, FAILED_LISTED, "skipped file", "each was said above as it was skipped",
+                                 indent=""):  # fmt: skip
             log(line)
     return XVertNet(stages, config.lam, config.alpha, config.eps)
