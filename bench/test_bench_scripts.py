@@ -260,13 +260,13 @@ def test_archive_resume_counts_the_lstat_and_realpath_calls_of_each_way_and_rewr
     args = ("archive_resume.py", "--count", "20", "--depth", "3", "--repeats", "1", "--bar-count", "0",
             "--folder", str(tmp_path))  # fmt: skip
 
-    def lstat_calls() -> dict[str, tuple[int, int]]:
+    def lstat_and_realpath_calls() -> dict[str, tuple[int, int]]:
         header, rule, *rows = [line for line in _run_script(*args) if line.startswith("|")]
         assert header.startswith("| resolving, 20 inputs 3 folders below the archive (") and rule.startswith("|---|")
         return {row.split(" | ")[0][2:]: tuple(int(row.split(" | ")[k].replace(",", "")) for k in (1, 2))
                 for row in rows}  # fmt: skip
 
-    calls = lstat_calls()
+    calls = lstat_and_realpath_calls()
     once, reported, whole = "each folder once (RealPaths)", "each folder once, given the --report it wrote", \
         "each path whole (os.path.realpath)"  # fmt: skip
     assert list(calls) == [once, reported, whole]
@@ -279,7 +279,7 @@ def test_archive_resume_counts_the_lstat_and_realpath_calls_of_each_way_and_rewr
     (ledger,) = (tmp_path / "out20-d3").glob(".*.jsonl")
     ledger.write_bytes(ledger.read_bytes()[: ledger.stat().st_size // 2])
     (tmp_path / "out20-d3.written").unlink(missing_ok=True)  # (the mark of a ledger written whole)
-    assert lstat_calls() == calls
+    assert lstat_and_realpath_calls() == calls
     out = subprocess.run([sys.executable, os.path.join(HERE, "archive_resume.py"), "--bar-count", "-1"],
                          capture_output=True, text=True, timeout=300, cwd=os.path.dirname(HERE))  # fmt: skip
     assert out.returncode == 2 and "--bar-count 0 or more" in out.stderr, out.stderr
