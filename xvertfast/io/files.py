@@ -641,14 +641,13 @@ class RealPaths:
     old target for that job's object, which an enhance job resolves its inputs with when it searches
     them (two paths of one file), leaves the --report its run before wrote out of them, checks that
     --report and --preview are none of them, and names them in the ledger (a preprocess job: searches
-    them and names them in the ledger). The inputs are still read
-    by their paths as given; the ledger names them under the old target, and the next run, resolving
-    the new one, refuses their outputs without --overwrite, naming the input recorded ('holds the
-    output of another input'); a report or preview is checked again as it is written, and left
-    unwritten where the swap has made it an input or an output. The plan resolves the inputs afresh,
-    after the model has loaded, and an output that a later swap makes the input itself is refused
-    when written, not removed. These are the Linux/POSIX semantics of links and lstat, the ones the
-    package is built for."""
+    them and names them in the ledger). The inputs are still read by their paths as given; the ledger
+    names them under the old target, and the next run, resolving the new one, refuses their outputs
+    without --overwrite, naming the input recorded ('holds the output of another input'); a report or
+    preview is checked again as it is written, and left unwritten where the swap has made it an input
+    or an output. The plan resolves the inputs afresh, after the model has loaded, and an output that
+    a later swap makes the input itself is refused when written, not removed. These are the
+    Linux/POSIX semantics of links and lstat, the ones the package is built for."""
 
     def __init__(self) -> None:
         self._folders: dict[str, str] = {}  # a folder as spelled -> its real path

@@ -271,7 +271,9 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
     rois = as_roi_centres(rois)
     inputs = input_paths(inputs)  # read once: an iterator is searched, then checked and named below
     lists = InputLists()  # each @list read once, by the search, for the check below too (a pipe read again is empty)
-    real = RealPaths()  # one a job: the search and the ledger resolve each folder once, not once each
+    # one a job: each folder resolved once for the search and the ledger together (the walk's check of links
+    # resolves it once more: twice a job, where a resolver each made it three times)
+    real = RealPaths()
     files = discover(inputs, exclude=[out_dir], lists=lists, real_paths=real)
     if not files:  # before the output folder is made
         raise NothingFound(inputs)
