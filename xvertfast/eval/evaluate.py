@@ -95,7 +95,8 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
         raise ValueError(f"{named} would all be reported as {clash!r}: each method needs a label of its own "
                          "(LABEL:METHOD, e.g. mine:xvertnet=runs/mine/model)")  # fmt: skip
     built = dict(pairs)
-    if compare_to is None:  # the papers' XVertNet, else another XVertNet method, else identity
+    if compare_to is None:  # the first xvertnet method in --methods order, whatever its label; else the first
+        # xvertnet_original_brightness; else identity
         kinds = {label: method_kind(method, label) for label, method in built.items()}
         candidates = [label for kind in [*XVERTNET_METHODS, "identity"] for label in built if kinds[label] == kind]
         compare_to = candidates[0] if candidates else None
