@@ -1207,3 +1207,22 @@ def test_an_output_folder_through_a_link_to_a_missing_folder_is_said_so(tmp_path
                                   f"{tmp_path / '2026-12-07'}, which does not exist: make that folder first, or give "
                                   "the output folder itself")  # fmt: skip
     assert not (tmp_path / "2026-12-07").exists()
+
+
+def test_an_abandoned_output_is_left_where_the_output_folder_link_now_leads_elsewhere(tmp_path):
+    # -o latest -> c1; an output being written as `ln -sfn c2 latest` runs, then its write fails (or Ctrl-C):
+    # its clean-up removed latest/x.png by its path, c2's x.png, the output of another job
+    c1, c2, latest = tmp_path / "c1", tmp_path / "c2", tmp_path / "latest"
+    c1.mkdir()
+    c2.mkdir()
+    latest.symlink_to(c1, target_is_directory=True)
+    with JobFolder(str(latest), {"a": 1}, overwrite=False) as job:
+        job.starting(str(tmp_path / "in" / "x.png"), str(latest / "x.png"))
+        (c2 / "x.png").write_bytes(b"another job's")
+        latest.unlink()
+        latest.symlink_to(c2, target_is_directory=True)
+        job.abandoned(str(tmp_path / "in" / "x.png"), [str(latest / "x.png")])
+    assert (c2 / "x.png").read_bytes() == b"another job's"
+    from xvertfast.io.job_folder import job_status
+
+    assert job_status(str(c1), "enhance").unfinished == 1  # (left started: its next run redoes it)

@@ -1171,7 +1171,7 @@ class JobFolder:
         swapped during the job (``-o latest``, a nightly ``ln -sfn``), now leads to another folder
         than the one whose lock and ledger the job holds: written by its path, ``out`` would go
         there, over another job's output of its name, and be recorded here as done."""
-        if (now := os.path.realpath(self._whole_out)) != self._real_out:
+        if (now := self._moved()) is not None:
             raise OutputFolderMoved(out, f"not written: the output folder {self.out_dir} now leads to {now}, not "
                                          f"to {self._real_out}, the folder this job holds (a link changed during the "
                                          f"job); give -o {self._real_out} to write the rest")  # fmt: skip
@@ -1206,6 +1206,11 @@ class JobFolder:
                 removed.append(os.path.join(self.out_dir, *other.split("/")))
             return removed
 
+    def _moved(self) -> str | None:
+        """Where the output folder leads now, where that is not the folder the job holds (see :meth:`starting`)."""
+        now = os.path.realpath(self._whole_out)
+        return now if now != self._real_out else None
+
     def abandoned(self, input_path: str, outs: list[str]) -> None:
         """Removes the outputs of ``input_path`` that were started (:meth:`starting`) and will not be
         finished (an error or Ctrl-C while they were written), and records them as removed: left as
@@ -1213,11 +1218,13 @@ class JobFolder:
         started (its next run redoes it), as does one that is now the input itself: where a link on
         its path was swapped during the job (its folder now the input's), its removal would delete
         the input; a hard link of the input is left too (only that name would go), as its write was
-        refused. Raises nothing: it runs while another error is raised."""
+        refused. All stay started where the output folder, given through a link, now leads to another
+        folder than the one the job holds (swapped during the write): its paths there are another job's
+        outputs. Raises nothing: it runs while another error is raised."""
         identity = self._real_paths(input_path)
         with self._write_lock:
             for out in outs:
-                if same_file(out, input_path):
+                if same_file(out, input_path) or self._moved() is not None:
                     continue
                 try:
                     os.remove(out)
