@@ -846,6 +846,23 @@ def test_a_rerun_leaves_no_picture_of_an_earlier_report_in_its_grid_folder(tmp_p
     assert sorted(os.listdir(out / "grid")) == sorted([os.path.basename(g) for g in linked] + ["my_notes.txt"])
 
 
+def test_no_pictures_asked_makes_no_grid_folder(tmp_path, seed):
+    """--pictures 0 left an empty grid/ in the report folder, as if its pictures had failed; a rerun so
+    of a report with pictures removes them and the grid/ they leave empty."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for k in range(2):
+        Image.fromarray(chest_like(seed + k, 200, 190)).save(src / f"img{k}.png")
+    out, again = tmp_path / "r", tmp_path / "again"
+    args = ["--methods", "identity", "--metrics", "entropy", "-q"]
+    assert main(["evaluate", str(src), "-o", str(out), "--pictures", "0", *args]) == 0
+    assert (out / "report.html").is_file() and not (out / "grid").exists()
+    assert main(["evaluate", str(src), "-o", str(again), "--pictures", "2", *args]) == 0
+    assert len(os.listdir(again / "grid")) == 2
+    assert main(["evaluate", str(src), "-o", str(again), "--pictures", "0", *args]) == 0
+    assert (again / "report.html").is_file() and not (again / "grid").exists()
+
+
 def test_a_roi_file_saved_by_a_spreadsheet_is_read(tmp_path, seed):
     """Excel's "CSV UTF-8" starts with a byte-order mark, which made the header's first name
     '\\ufefffile' and the file refused; spaces after the commas of a typed header too."""

@@ -149,9 +149,14 @@ def _put_in_place(parts: str, out_dir: str, grids: list[str]) -> None:
                 removed += 1
             except FileNotFoundError:
                 pass
-        os.makedirs(os.path.join(out_dir, "grid"), exist_ok=True)
-        gone, left = _remove_earlier_grids(os.path.join(out_dir, "grid"))  # those of the same names too
-        removed += gone
+        grid = os.path.join(out_dir, "grid")
+        if os.path.isdir(grid):
+            gone, left = _remove_earlier_grids(grid)  # those of the same names too
+            removed += gone
+        if grids:
+            os.makedirs(grid, exist_ok=True)
+        elif os.path.isdir(grid) and not os.listdir(grid):  # (--pictures 0: an earlier report's grid/, emptied)
+            os.rmdir(grid)
         for name in [*grids, *REPORT_FILES]:
             os.replace(os.path.join(parts, name), os.path.join(out_dir, name))
             moved += 1

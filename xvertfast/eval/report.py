@@ -722,7 +722,8 @@ def _draw(run: EvalRun, folder: str, compare_to: str | None, provenance: dict | 
           journal: str | None = None) -> list[str]:  # fmt: skip
     """Every file of the report into ``folder``; returns the grids' paths under it. ``journal``:
     how summary.md names the run's journal (:func:`_journal_named`)."""
-    os.makedirs(os.path.join(folder, "grid"), exist_ok=True)
+    if run.pictures:  # (--pictures 0: no grid/ folder)
+        os.makedirs(os.path.join(folder, "grid"), exist_ok=True)
     paths = {name: os.path.join(folder, name) for name in REPORT_FILES}
     fields = ["file", "roi", "method", "top", "left", "height", "width", *run.metrics]
     _write_csv(paths["scores.csv"], run.rows, fields)
