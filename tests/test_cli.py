@@ -601,13 +601,25 @@ def test_a_disks_eio_during_a_stop_with_a_terminal_hung_up_is_said_on_the_log(mo
     assert sent and set(sent) == {1}
 
 
+#: Where the EIO during a stop comes from, and what the log that stderr goes to then says of it.
+TERMINAL_CLOSED, DISKS_EIO = "the terminal closed: the lines printed there since are lost", "OSError: [Errno 5] Input/output error"
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="no pty")
-@pytest.mark.parametrize("whose", ["the terminal's", "a disk's"])
-def test_an_eio_during_a_stop_says_whether_it_was_the_terminal_closing_or_a_disk(monkeypatch, capsys, whose):
+@pytest.mark.parametrize("whose, then", [
+    ("the terminal's", TERMINAL_CLOSED),  # a line the CLI printed to it
+    ("a disk's", DISKS_EIO),  # a write of the command's, naming no file, as a ledger's
+    ("a disk's, read in cli.py", DISKS_EIO),  # (as demo's f.read() of its summary: no file named)
+    ("a disk's, naming its file in cli.py", f"{DISKS_EIO}: 'summary.md'"),  # (as an open() there)
+    ("the log's", DISKS_EIO),  # stderr no terminal, its write failing: the error line cli printed there
+])  # fmt: skip
+def test_an_eio_during_a_stop_says_whether_it_was_the_terminal_closing_or_a_disk(monkeypatch, capsys, whose, then):
     """`xvertfast info --json 2>err.log`, stopped by SIGTERM, its terminal closing as the stop prints
     to it: err.log said "interrupted (then OSError: [Errno 5] Input/output error)", as for a disk
     failing then. The terminal's own EIO (a line the CLI printed there) is now said as the terminal
-    closing; a disk's (a write of the command's, naming no file, as a ledger's) still as the OSError."""
+    closing; any other (a disk's, one cli.py met reading a file, a log's on stderr failing as the CLI
+    printed to it) still as the OSError: cb9fbcb took every EIO raised in cli.py naming no file
+    for the terminal's."""
     import errno
     import pty
     import signal
@@ -619,6 +631,23 @@ def test_an_eio_during_a_stop_says_whether_it_was_the_terminal_closing_or_a_disk
     terminal = os.fdopen(slave, "w", buffering=1)  # (line-buffered, as sys.stdout on a terminal is)
     monkeypatch.setattr(sys, "stdout", terminal)
     monkeypatch.setattr(cli, "_hung_up", lambda fd, strict=False: True)  # (poll's POLLHUP, as Linux says it)
+    failing = None
+    if whose == "the log's":  # a real write's EIO on stderr, a pty whose other end is closed, taken for no terminal
+        log, (log_master, log_slave) = sys.stderr, pty.openpty()
+        failing = os.fdopen(log_slave, "w", buffering=1)
+        monkeypatch.setattr(sys, "stderr", failing)
+        monkeypatch.setattr(cli, "_terminals", lambda: [terminal.fileno()])
+        os.close(log_master)
+        say = cli._say_interrupted
+
+        def said_on_a_log_that_works(*args, **kwargs):  # (the failing one would lose what is said)
+            monkeypatch.setattr(sys, "stderr", log)
+            return say(*args, **kwargs)
+
+        monkeypatch.setattr(cli, "_say_interrupted", said_on_a_log_that_works)
+
+    def in_cli(code: str) -> None:  # raised by a line of cli.py's own (its frame's file is cli.py)
+        exec(compile(code, cli.__file__, "exec"), {"errno": errno})
 
     def stopped(*args, **kwargs):
         try:
@@ -627,6 +656,12 @@ def test_an_eio_during_a_stop_says_whether_it_was_the_terminal_closing_or_a_disk
             os.close(master)  # the terminal closes meanwhile: a write to it fails with EIO
             if whose == "a disk's":
                 raise OSError(errno.EIO, "Input/output error") from None
+            if whose == "a disk's, read in cli.py":
+                in_cli("raise OSError(errno.EIO, 'Input/output error')")
+            if whose == "a disk's, naming its file in cli.py":
+                in_cli("raise OSError(errno.EIO, 'Input/output error', 'summary.md')")
+            if whose == "the log's":  # a callee that swallowed the SIGTERM, its error said on stderr
+                cli._nothing_found(ValueError("no images found"))
             return {"summary": "stopped"}
         raise AssertionError("SIGTERM did not stop the command")
 
@@ -634,10 +669,9 @@ def test_an_eio_during_a_stop_says_whether_it_was_the_terminal_closing_or_a_disk
     try:
         assert cli.main(["info", "--json"]) == 143
     finally:
-        with contextlib.suppress(OSError):
-            terminal.close()
-    then = ("the terminal closed: the lines printed there since are lost" if whose == "the terminal's"
-            else "OSError: [Errno 5] Input/output error")  # fmt: skip
+        for stream in (terminal, failing):
+            with contextlib.suppress(OSError, AttributeError):
+                stream.close()
     assert capsys.readouterr().err == f"\ninterrupted (then {then})\n"
 
 
@@ -673,7 +707,7 @@ def test_an_eio_during_a_stop_is_the_terminal_lost_only_where_poll_says_it_hung_
     eio = OSError(errno.EIO, "Input/output error")
     for answer, gone in ((select.POLLNVAL, False), (None, False), (select.POLLHUP, True), (select.POLLERR, True)):
         Poll.answer = answer
-        assert lost_terminal(eio) == gone, answer  # (alone first: 019f6b7's fix, where _hung_up had no strict)
+        assert bool(lost_terminal(eio)) == gone, answer  # (alone first: 019f6b7's fix, where _hung_up had no strict)
         assert cli._hung_up(1, strict=True) == gone, answer
         assert cli._hung_up(1), answer  # (a SIGHUP's: anything but an open terminal's POLLOUT alone is gone)
     assert sent == [1, 1]  # (sent to the null device where it hung up, not otherwise)

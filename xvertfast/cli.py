@@ -32,12 +32,12 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from xvertfast.info import collect, format_report
 
     info = collect()
-    print(json.dumps(info, indent=2) if args.json else format_report(info))
+    _print(json.dumps(info, indent=2) if args.json else format_report(info))
     return 0
 
 
 def _nothing_found(exc: Exception) -> int:
-    print(f"error: {exc}", file=sys.stderr)
+    _print(f"error: {exc}", file=sys.stderr)
     return 1
 
 
@@ -166,7 +166,7 @@ def _dry_run_notes(summary, job: str, out_dir: str, to_do: int, outputs_each: in
     if not summary.dry_run:
         return
     if summary.busy:  # (a run takes the locks, or is refused)
-        print(f"note: another xvertfast {job} is writing into {out_dir} now: a run would be refused until it "
+        _print(f"note: another xvertfast {job} is writing into {out_dir} now: a run would be refused until it "
               "ends, and what is done already may grow meanwhile", file=sys.stderr)  # fmt: skip
     if not to_do:
         return
@@ -188,10 +188,10 @@ def _dry_run_notes(summary, job: str, out_dir: str, to_do: int, outputs_each: in
                  "some": f"this folder's jobs, the {status.ledgers_at_work} shards at work together,",
                  "part": f"this folder's jobs, {_rate_part(status)},"}[status.rate_of]
     if rate:
-        print(f"at the rate {whose} finished outputs lately ({rate * 60:.1f} output files a minute), the {to_do} "
+        _print(f"at the rate {whose} finished outputs lately ({rate * 60:.1f} output files a minute), the {to_do} "
               f"would take about {_duration(to_do * outputs_each / rate)}", file=sys.stderr)  # fmt: skip
     elif counted:  # (a batch's outputs land together: two of them gave 9 s for what took 16)
-        print(f"no estimate of how long the {to_do} would take: {whose} finished too few outputs lately, or too "
+        _print(f"no estimate of how long the {to_do} would take: {whose} finished too few outputs lately, or too "
               "close together, to tell its pace", file=sys.stderr)  # fmt: skip
 
 
@@ -293,9 +293,9 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
         return _nothing_found(exc)
     except (ValueError, OSError) as exc:  # the output folder cannot be used, an @list cannot be read
         _raise_if_interrupted(exc)
-        print(f"error: {exc}", file=sys.stderr)
+        _print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(summary.line())
+    _print(summary.line())
     _dry_run_notes(summary, "preprocess", args.output, len(summary.planned), outputs_each=len(SUFFIXES))
     # repeated here, as many as a screen holds: on a long job the first mention has scrolled away
     _print_listed([warnings for _, warnings in summary.warned], [reason for _, reason in summary.failed],
@@ -312,9 +312,9 @@ def _print_listed(warned: list[list[str]], failed: list[str], where: str) -> Non
     listed whole, a 20,000-file job printed some 6,700 lines here, each said already."""
     warned_lines = ["\n".join(f"  warning: {warning}" for warning in warnings) for warnings in warned]
     for line in first_listed(warned_lines, WARNED_LISTED, "warned file", where):
-        print(line, file=sys.stderr)
+        _print(line, file=sys.stderr)
     for line in first_listed([f"  failed: {reason}" for reason in failed], FAILED_LISTED, "failed file", where):
-        print(line, file=sys.stderr)
+        _print(line, file=sys.stderr)
 
 
 def _roi_file(path: str | None):
@@ -337,7 +337,7 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
     if args.backend == "compile" and not args.dry_run:  # the first batch waits for it, with the bar at 0%
         # (one NIH image, one busy core: 81 s more than the torch backend; 33 s more in a later
         # process that found the stages in torch's on-disk compile cache)
-        print("--backend compile: torch.compile compiles the stages on the first batch, once a job (on a CPU a "
+        _print("--backend compile: torch.compile compiles the stages on the first batch, once a job (on a CPU a "
               "minute or more; about half that where torch's compile cache holds them from an earlier run)",
               file=sys.stderr)  # fmt: skip
     try:
@@ -358,25 +358,25 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
         return _nothing_found(exc)
     except (ValueError, OSError, RuntimeError) as exc:
         _raise_if_interrupted(exc)
-        print(f"error: {exc}", file=sys.stderr)
+        _print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(summary.line())
+    _print(summary.line())
     for note in summary.notes:  # said as the job started too: on a long job that has scrolled away
-        print(f"warning: {note}", file=sys.stderr)
+        _print(f"warning: {note}", file=sys.stderr)
     _dry_run_notes(summary, "enhance", args.output, summary.planned, outputs_each=1)
     # repeated here, as many as a screen holds: on a long job the first mention has scrolled away
     where = (f"every one is in {summary.report}" if summary.report else "each was said above as it finished"
              + ("" if args.report else "; --report RUN_JSON keeps every one in a file"))  # fmt: skip
     _print_listed([rec.warnings for rec in summary.warned], [rec.error for rec in summary.failed], where)
     if summary.report:
-        print(f"report: {summary.report}")
+        _print(f"report: {summary.report}")
     if summary.preview:
-        print(f"preview: {summary.preview}")
+        _print(f"preview: {summary.preview}")
     if summary.stopped:
-        print(summary.stop_line(), file=sys.stderr)  # last: on a long job the log's lines have scrolled away
+        _print(summary.stop_line(), file=sys.stderr)  # last: on a long job the log's lines have scrolled away
         return 130 if summary.stopped == "interrupted" else 1
     if summary.interrupted_at_end:  # (130, or 143 for SIGTERM: a script's next step must not run)
-        print("interrupted once every image was processed: the job is complete", file=sys.stderr)
+        _print("interrupted once every image was processed: the job is complete", file=sys.stderr)
         return 130
     return 1 if summary.failed or (args.report and not summary.report) else 0
 
@@ -402,16 +402,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
         if came_of_an_interrupt(exc):  # (a KeyboardInterrupt raised here would pass the clause below)
             return _evaluation_interrupted(args.output, exc)
-        print(f"error: {exc}", file=sys.stderr)
+        _print(f"error: {exc}", file=sys.stderr)
         return 2
     except ReportInterrupted as exc:
-        print(f"\n{_report_interrupted(exc)}", file=sys.stderr)
+        _print(f"\n{_report_interrupted(exc)}", file=sys.stderr)
         return 130
     except KeyboardInterrupt as exc:
         return _evaluation_interrupted(args.output, exc)
-    print(f"{count(run.images, 'image')} evaluated, {len(run.failed)} failed; report: {paths['report.html']}")
+    _print(f"{count(run.images, 'image')} evaluated, {len(run.failed)} failed; report: {paths['report.html']}")
     with open(paths["summary.md"]) as f:  # its lists of notes and failed images capped: every one stays in the file
-        print(summary_listing_at_most(f.read(), paths["summary.md"]))
+        _print(summary_listing_at_most(f.read(), paths["summary.md"]))
     if not run.images:
         return 1
     return 1 if run.failed else 0
@@ -422,7 +422,7 @@ def _evaluation_interrupted(report_dir: str, exc: BaseException) -> int:
     the stop raised if one did (``exc``: :func:`~xvertfast._interrupts.then_line`); its exit code."""
     from xvertfast._interrupts import then_line
 
-    print(f"\ninterrupted{then_line(exc)}: the images scored so far are kept in {report_dir}; the same command "
+    _print(f"\ninterrupted{then_line(exc)}: the images scored so far are kept in {report_dir}; the same command "
           "scores only the rest", file=sys.stderr)  # fmt: skip
     return 130
 
@@ -456,44 +456,44 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     if not os.path.isdir(args.folder):  # (a typo was said to hold no job's output, as if it were a folder)
         what = "a file, not a folder" if os.path.exists(args.folder) else "no such folder"
-        print(f"error: {args.folder}: {what}: give the output folder of a job or a training run", file=sys.stderr)
+        _print(f"error: {args.folder}: {what}: give the output folder of a job or a training run", file=sys.stderr)
         return 2
     try:
         found = [status for job in ("enhance", "preprocess") if (status := job_status(args.folder, job)) is not None]
         run = train_status(args.folder)
     except OSError as exc:  # a ledger another user's umask keeps from this one
-        print(f"error: cannot read {exc.filename or args.folder}: {exc.strerror or exc}", file=sys.stderr)
+        _print(f"error: cannot read {exc.filename or args.folder}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except ValueError as exc:  # a damaged checkpoint (named)
-        print(f"error: {exc}", file=sys.stderr)
+        _print(f"error: {exc}", file=sys.stderr)
         return 2
     if run is not None and not found:
         return _print_train_status(run, args.json)
     if not found:
         hint = _status_elsewhere(args.folder)
-        print(f"error: {args.folder} holds no output of an xvertfast enhance or preprocess job, nor a training "
+        _print(f"error: {args.folder} holds no output of an xvertfast enhance or preprocess job, nor a training "
               f"run{f'; {hint}' if hint else ''}", file=sys.stderr)  # fmt: skip
         return 2
     if args.json:
         from dataclasses import asdict
 
-        print(json.dumps([{**asdict(s), "done": s.done, "unfinished": s.unfinished, "other_settings": s.other_settings}
+        _print(json.dumps([{**asdict(s), "done": s.done, "unfinished": s.unfinished, "other_settings": s.other_settings}
                           for s in found], indent=2))  # fmt: skip
         return 0
     now = time.time()
     for status in found:
-        print(f"{args.folder}: xvertfast {status.job} (settings recorded by xvertfast {status.version or '?'})")
+        _print(f"{args.folder}: xvertfast {status.job} (settings recorded by xvertfast {status.version or '?'})")
         settings = status.settings or {}
         said = ", ".join(f"{k} {str(v)[:16] if k == 'model' else v}" for k, v in settings.items()
                          if not isinstance(v, list))  # fmt: skip
         smoothing = "WLS smoothing " if status.job == "preprocess" else ""  # (lam, alpha, eps alone said nothing)
         if said:
-            print(f"  settings: {smoothing}{said}")
+            _print(f"  settings: {smoothing}{said}")
         elif status.settings_problem:
-            print(f"  settings unreadable: {status.settings_problem}")
+            _print(f"  settings unreadable: {status.settings_problem}")
         else:  # (read, each a list, which this line leaves out: a bare 'settings: ' said nothing of them)
-            print(f"  settings: none shown (each is a list: {', '.join(settings)})")
-        print(f"  {count(status.done, 'output file')} done, {status.unfinished} started and not finished (in flight, "
+            _print(f"  settings: none shown (each is a list: {', '.join(settings)})")
+        _print(f"  {count(status.done, 'output file')} done, {status.unfinished} started and not finished (in flight, "
               "left by a killed run, or whose writing failed: its next run redoes them)")  # fmt: skip
         if status.rate is not None:
             together = "" if len(status.ledgers) < 2 else {
@@ -501,7 +501,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
                 "some": f", {status.ledgers_at_work} of the {len(status.ledgers)} shards at work together",
                 "part": f", by {_rate_part(status)}",
             }[status.rate_of]
-            print(f"  {status.rate * 60:.1f} output files finished a minute, over the last {status.rate_outputs} "
+            _print(f"  {status.rate * 60:.1f} output files finished a minute, over the last {status.rate_outputs} "
                   f"outputs{together}")  # fmt: skip
         elif status.rate_outputs:  # (those of the shards at work alone: one before them went at its own pace)
             from xvertfast.io.job_folder import RATE_MIN_OUTPUTS, RATE_MIN_SPAN_S
@@ -511,20 +511,20 @@ def _cmd_status(args: argparse.Namespace) -> int:
                 "some": f" by the {status.ledgers_at_work} shards at work together",
             }[status.rate_of]
             yet = " yet" if any(led.running for led in status.ledgers) else ""  # (a job that ended will add none)
-            print(f"  no rate{yet}: {count(status.rate_outputs, 'output file')} finished lately{by}, too few or too "
+            _print(f"  no rate{yet}: {count(status.rate_outputs, 'output file')} finished lately{by}, too few or too "
                   f"close together to tell the pace (outputs come in batches: a rate takes {RATE_MIN_OUTPUTS} after "
                   f"the first batch, over {RATE_MIN_SPAN_S:.0f} s or more)")  # fmt: skip
         if status.other_settings:
-            print(f"  {status.other_settings} output files finished with other settings than those recorded (before "
+            _print(f"  {status.other_settings} output files finished with other settings than those recorded (before "
                   "an --overwrite with new ones): a run with the recorded settings redoes them")  # fmt: skip
         if status.legacy:
-            print("  the folder holds outputs of an xvertfast from before ledgers: they are counted only once a run "
+            _print("  the folder holds outputs of an xvertfast from before ledgers: they are counted only once a run "
                   "has met them")  # fmt: skip
         for led in status.ledgers:
             who = f"shard {led.shard}" if led.shard else "without --shard"
             other = f" ({led.other_settings} with other settings)" if led.other_settings else ""
             running = {True: "running now", False: "not running", None: "running? cannot tell"}[led.running]
-            print(f"  {who:<16} {led.done:>8} done {led.unfinished:>4} unfinished   last written {_ago(now - led.modified)}"
+            _print(f"  {who:<16} {led.done:>8} done {led.unfinished:>4} unfinished   last written {_ago(now - led.modified)}"
                   f"   {_ending_said(led, now) or running}{other}")  # fmt: skip
         _print_running(args.folder, status)
     return 0
@@ -618,29 +618,29 @@ def _print_running(folder: str, status) -> None:
     resumable = [led for led in status.ledgers if led.ended == "stopped"]
     commands = {id(led): _resume_command(led) for led in resumable}
     if running:
-        print(f"  running now: {', '.join(running)}")
+        _print(f"  running now: {', '.join(running)}")
     if finished:
-        print(f"  finished: {', '.join(finished)}")
+        _print(f"  finished: {', '.join(finished)}")
     if resumable:
-        print(f"  stopped: {', '.join(named(led) for led in resumable)}")
+        _print(f"  stopped: {', '.join(named(led) for led in resumable)}")
     _print_shards_without_ledger(status)
     for led in resumable:
         if (command := commands[id(led)]) is not None:
             unseen = f", once it no longer runs on {led.elsewhere}" if led.elsewhere else ""
-            print(f"  to resume {named(led)}{unseen}: {command}")
+            _print(f"  to resume {named(led)}{unseen}: {command}")
     unknown = [led for led in status.ledgers if led.running is False and led.ended is None]
     if unknown:
-        print(f"  not running: {', '.join(named(led) for led in unknown)} (done with its part, or stopped before the "
+        _print(f"  not running: {', '.join(named(led) for led in unknown)} (done with its part, or stopped before the "
               "end: killed, its node lost, out of time)")  # fmt: skip
     stopped = unknown + [led for led in resumable if commands[id(led)] is None]
     if stopped:
         shard = {f" --shard {led.shard}" if led.shard else "" for led in stopped}
         shard = shard.pop() if len(shard) == 1 else " [--shard K/N]" if "" in shard else " --shard K/N"
-        print(f"  to resume one that stopped, run its command again: xvertfast {status.job} INPUT ... -o {folder}{shard} "
+        _print(f"  to resume one that stopped, run its command again: xvertfast {status.job} INPUT ... -o {folder}{shard} "
               "(its inputs and options as first given: they are not recorded here, and other settings are refused); "
               "it skips what is done and redoes what was started and not finished")  # fmt: skip
     if any(led.running is None for led in status.ledgers):
-        print("  whether a job runs cannot be told here for those marked so: this file system has no file locks, or "
+        _print("  whether a job runs cannot be told here for those marked so: this file system has no file locks, or "
               "their lock files cannot be read")  # fmt: skip
 
 
@@ -655,7 +655,7 @@ def _print_shards_without_ledger(status) -> None:
     for run in status.shards_without_ledger:
         missing.setdefault(run.count, []).append(run)
     for runs in missing.values():
-        print(f"  {_shards_named(runs)}: no ledger here (not started yet)")
+        _print(f"  {_shards_named(runs)}: no ledger here (not started yet)")
     ended: dict[int, list[str | None]] = {}  # N -> how the latest run of each of its shards ended
     for led in status.ledgers:
         if led.shard:
@@ -668,12 +668,12 @@ def _print_shards_without_ledger(status) -> None:
     if any(not led.shard and led.ended == "finished" for led in status.ledgers):
         covered.append("the job without --shard")
     if covered:
-        print(f"  {covered[0]} finished, so every input found then was done, skipped or failed: the shards without a "
+        _print(f"  {covered[0]} finished, so every input found then was done, skipped or failed: the shards without a "
               "ledger are needed only for inputs added since")  # fmt: skip
         return
     counts = " or ".join(map(str, sorted(ended)))
     of = f"every shard of {counts}" if len(ended) == 1 else f"every shard of one count ({counts})"
-    print(f"  the job is not complete until {of} has finished, or a run without --shard has (status cannot count the "
+    _print(f"  the job is not complete until {of} has finished, or a run without --shard has (status cannot count the "
           "inputs, so it cannot say how many are left)")  # fmt: skip
 
 
@@ -698,21 +698,21 @@ def _print_train_status(run, as_json: bool) -> int:
 
     if as_json:  # (no validation images: val_loss null, not NaN, which standard JSON readers refuse)
         record = {"job": "train", **asdict(run), "finished": run.finished, "epochs_left_at_most": run.epochs_left_at_most}
-        print(json.dumps(finite_or_null([record]), indent=2, allow_nan=False))
+        _print(json.dumps(finite_or_null([record]), indent=2, allow_nan=False))
         return 0
     stages = f"{count(run.stages, 'stage')} of width {run.width}" if run.stages is not None else ""
     if run.stage == 0:  # (its settings are recorded with the first epoch)
         # (which crops are this run's is known only by hashing its inputs: the cache may keep others')
-        print(f"{run.run_dir}: xvertfast train: no epoch finished yet (its images are preprocessed first)\n"
+        _print(f"{run.run_dir}: xvertfast train: no epoch finished yet (its images are preprocessed first)\n"
               f"  {os.path.join(run.run_dir, 'cache')} holds {count(run.preprocessed, 'image crop file')} so far (one "
               "for each of its images preprocessed, and any kept there of other images or ROI centres)")  # fmt: skip
     elif run.finished:
-        print(f"{run.run_dir}: xvertfast train, {stages}: finished; the trained model is {run.model}")
+        _print(f"{run.run_dir}: xvertfast train, {stages}: finished; the trained model is {run.model}")
     elif run.stage > run.stages:
-        print(f"{run.run_dir}: xvertfast train, {stages}: every stage trained, the model not yet written (the run "
+        _print(f"{run.run_dir}: xvertfast train, {stages}: every stage trained, the model not yet written (the run "
               "writes it next, or was stopped just before: --resume writes it)")  # fmt: skip
     else:
-        print(f"{run.run_dir}: xvertfast train, {stages}: stage {run.stage} of {run.stages}, not finished (its model "
+        _print(f"{run.run_dir}: xvertfast train, {stages}: stage {run.stage} of {run.stages}, not finished (its model "
               "is written when the last stage is trained)")  # fmt: skip
         joint = run.epoch - run.epochs_gc
         # the first phase is the structure (gradient-correlation) loss alone; the joint one adds the feature loss
@@ -720,21 +720,21 @@ def _print_train_status(run, as_json: bool) -> int:
                  "(structure + feature loss)" if joint < 0
                  else f"{run.epochs_gc} structure-loss epochs and {joint} of up to {run.epochs_joint} joint, "
                       f"{run.bad_epochs} of {run.patience} in a row without a better score")  # fmt: skip
-        print(f"  stage {run.stage}: {phase}")
+        _print(f"  stage {run.stage}: {phase}")
     if run.last is not None:
         val = run.last.get("val_loss")
         val = f", validation loss {val:.4g}" if isinstance(val, float) and val == val else ""
-        print(f"  last epoch (stage {run.last.get('stage')}, epoch {run.last.get('epoch')}): training loss "
+        _print(f"  last epoch (stage {run.last.get('stage')}, epoch {run.last.get('epoch')}): training loss "
               f"{run.last.get('train_loss', float('nan')):.4g}{val}")  # fmt: skip
     if not run.finished and run.seconds_per_epoch and run.epochs_left_at_most:
         left = _duration(run.epochs_left_at_most * run.seconds_per_epoch)
-        print(f"  at most {count(run.epochs_left_at_most, 'epoch')} to go, about {left} at "
+        _print(f"  at most {count(run.epochs_left_at_most, 'epoch')} to go, about {left} at "
               f"{_duration(run.seconds_per_epoch)} an epoch (early stopping may end a stage sooner)")  # fmt: skip
-    print(f"  last written {_ago(time.time() - run.modified)}")
+    _print(f"  last written {_ago(time.time() - run.modified)}")
     if run.running:
-        print(f"  running now (it holds {os.path.join(run.run_dir, LOCK_FILE)})")
+        _print(f"  running now (it holds {os.path.join(run.run_dir, LOCK_FILE)})")
     elif run.running is None:
-        print("  whether it runs cannot be told here: this file system has no file locks, or its lock file cannot "
+        _print("  whether it runs cannot be told here: this file system has no file locks, or its lock file cannot "
               "be read")  # fmt: skip
     elif not run.finished:
         command = _train_resume_command(run)
@@ -745,7 +745,7 @@ def _print_train_status(run, as_json: bool) -> int:
 
         why = ("interrupted (Ctrl-C, SIGTERM or SIGHUP)" if run.stopped == INTERRUPTED
                else "stopped before the end (killed, its node lost, out of time, or ended by an error)")
-        print(f"  not running: {why}; to {how}")
+        _print(f"  not running: {why}; to {how}")
     return 0
 
 
@@ -816,9 +816,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from xvertfast.infer import Enhancer
     from xvertfast.samples import SAMPLE_DICOM
 
-    log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
+    log = lambda msg: _print(msg, file=sys.stderr)  # noqa: E731
     if os.path.exists(args.output) and not os.path.isdir(args.output):  # (said as "cannot write into OUT/enhanced")
-        print(f"error: output folder {args.output} is a file: the demo writes the folders enhanced/ and report/ into "
+        _print(f"error: output folder {args.output} is a file: the demo writes the folders enhanced/ and report/ into "
               "OUT; give a folder (-o, made where missing)", file=sys.stderr)  # fmt: skip
         return 2
     try:
@@ -830,7 +830,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         if summary.failed:
             return 2  # (its log said why: raised, the error was said twice)
         if summary.stopped:  # (a Ctrl-C: nothing enhanced to evaluate; a rerun starts over, it does not resume)
-            print(f"stopped early: {summary.stopped}, before the demo's sample was enhanced; run the demo again",
+            _print(f"stopped early: {summary.stopped}, before the demo's sample was enhanced; run the demo again",
                   file=sys.stderr)  # fmt: skip
             return 130 if summary.stopped == "interrupted" else 1
         given = "" if args.model == "default" else f"={args.model}"
@@ -842,12 +842,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                               program=_program(args), argv=getattr(args, "argv", None))  # fmt: skip
     except (ValueError, OSError, RuntimeError, ImportError) as exc:
         _raise_if_interrupted(exc)
-        print(f"error: {exc}", file=sys.stderr)
+        _print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"enhanced: {os.path.abspath(summary.records[0].output)}")
-    print(f"report:   {os.path.abspath(paths['report.html'])}")
+    _print(f"enhanced: {os.path.abspath(summary.records[0].output)}")
+    _print(f"report:   {os.path.abspath(paths['report.html'])}")
     with open(paths["summary.md"]) as f:
-        print(f.read())
+        _print(f.read())
     return 0
 
 
@@ -859,7 +859,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             "tensorrt": "TensorRT builds an engine for each stage (minutes on a GPU)"}  # fmt: skip
 
     def say_it_is_slow() -> None:  # a long wait with nothing on the screen otherwise; said once the checks passed
-        print(f"exporting {args.model} to {args.output}: {slow[args.format]} ...", file=sys.stderr)
+        _print(f"exporting {args.model} to {args.output}: {slow[args.format]} ...", file=sys.stderr)
 
     try:
         paths = export_model(args.model, args.output, format=args.format, fp16=args.fp16, max_batch=args.max_batch,
@@ -867,10 +867,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
                              on_start=say_it_is_slow if args.format in slow else None)  # fmt: skip
     except (ValueError, OSError, RuntimeError, ImportError) as exc:  # OSError: an output path that is a file
         _raise_if_interrupted(exc)
-        print(f"error: {exc}", file=sys.stderr)
+        _print(f"error: {exc}", file=sys.stderr)
         return 2
     for p in paths:
-        print(p)
+        _print(p)
     return 0
 
 
@@ -880,16 +880,16 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 
     try:
         if not args.clear:
-            print(describe_usage(cache_usage()))
+            _print(describe_usage(cache_usage()))
             return 0
         removed = clear_cache()
     except (CacheBusy, OSError) as exc:
         _raise_if_interrupted(exc)
-        print(f"error: {exc}", file=sys.stderr)
+        _print(f"error: {exc}", file=sys.stderr)
         return 2
     failed = removed["failed"]
     said = ", ".join(f"{name} ({reason})" for name, reason in failed)
-    print(f"removed {describe_usage(removed)}" + (f"; could not remove {len(failed)}: {said}" if failed else ""))
+    _print(f"removed {describe_usage(removed)}" + (f"; could not remove {len(failed)}: {said}" if failed else ""))
     return 1 if failed else 0
 
 
@@ -918,14 +918,14 @@ def _training_interrupted(args: argparse.Namespace, exc: BaseException) -> int:
     run_dir = args.output
     if getattr(args, "run_finished", False):  # (a run found finished at the start is no run this command finished)
         if not getattr(args, "run_finished_said", False):
-            print(_trained_line(run_dir))
-        print(f"\ninterrupted once the run had finished{then_line(exc)}: its model is complete", file=sys.stderr)
+            _print(_trained_line(run_dir))
+        _print(f"\ninterrupted once the run had finished{then_line(exc)}: its model is complete", file=sys.stderr)
         return 130
     if not os.path.isfile(os.path.join(run_dir, LOCK_FILE)) and not has_finished_epochs(run_dir):
-        print(f"\ninterrupted{then_line(exc)}: the run had not started; nothing was written", file=sys.stderr)
+        _print(f"\ninterrupted{then_line(exc)}: the run had not started; nothing was written", file=sys.stderr)
         return 130
     if _finished_before(run_dir):  # (an interrupted `train DATA -o FINISHED_RUN`: --resume would only say so)
-        print(f"\ninterrupted{then_line(exc)}: {run_dir} holds a finished run; its model is "
+        _print(f"\ninterrupted{then_line(exc)}: {run_dir} holds a finished run; its model is "
               f"{os.path.join(run_dir, 'model')}", file=sys.stderr)  # fmt: skip
         return 130
     cache = os.path.join(run_dir, "cache")
@@ -933,7 +933,7 @@ def _training_interrupted(args: argparse.Namespace, exc: BaseException) -> int:
     kept = ("the last finished epoch is kept" if has_finished_epochs(run_dir)
             else "no epoch had finished; the images preprocessed so far are kept in its cache" if cached
             else "no epoch had finished, no image was preprocessed yet")  # fmt: skip
-    print(f"\ninterrupted{then_line(exc)}: {kept}; {_to_go_on(args)}", file=sys.stderr)
+    _print(f"\ninterrupted{then_line(exc)}: {kept}; {_to_go_on(args)}", file=sys.stderr)
     return 130
 
 
@@ -966,7 +966,7 @@ def _train_command(args: argparse.Namespace) -> int:
     except NothingFound as exc:
         return _nothing_found(exc)
     except ValueError as exc:  # an @list that cannot be read
-        print(f"error: {exc}", file=sys.stderr)
+        _print(f"error: {exc}", file=sys.stderr)
         return 2
     # width and depth: as given, else the --init model's, else TrainConfig's defaults
     arch = {name: value for name, value in (("width", args.width), ("depth", args.depth), ("upsample", args.upsample))
@@ -978,7 +978,7 @@ def _train_command(args: argparse.Namespace) -> int:
             start = load_model(args.init).stages[0]
         except (FileNotFoundError, ValueError) as exc:
             _raise_if_interrupted(exc)
-            print(f"error: --init: {exc}", file=sys.stderr)
+            _print(f"error: --init: {exc}", file=sys.stderr)
             return 2
         arch = {"width": start.width, "depth": start.depth, "upsample": start.upsample, **arch}
     try:  # (TrainConfig checks its settings as it is made)
@@ -987,7 +987,7 @@ def _train_command(args: argparse.Namespace) -> int:
                              val_fraction=args.val_fraction, patience=args.patience, lr=args.lr, seed=args.seed,
                              device=args.device, amp=args.amp, init=args.init, **arch)  # fmt: skip
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _print(f"error: {exc}", file=sys.stderr)
         return 2
     _use_threads(args.threads)
     try:
@@ -998,11 +998,11 @@ def _train_command(args: argparse.Namespace) -> int:
     except NothingFound as exc:
         return _nothing_found(exc)
     except (TrainingDiverged, DiskFull) as exc:  # they say what the checkpoint keeps and what to do
-        print(f"error: {exc}", file=sys.stderr)
+        _print(f"error: {exc}", file=sys.stderr)
         return 3
     except (ValueError, OSError) as exc:  # OSError: RUN_DIR is a file, or cannot be written
         _raise_if_interrupted(exc)
-        print(f"error: {exc}", file=sys.stderr)
+        _print(f"error: {exc}", file=sys.stderr)
         return 2
     except RuntimeError as exc:  # out of memory, a device or library error while training
         _raise_if_interrupted(exc)
@@ -1010,9 +1010,9 @@ def _train_command(args: argparse.Namespace) -> int:
         kept = (f"the checkpoint in {os.path.join(args.output, 'checkpoint')} keeps the last finished epoch: once the "
                 f"cause is gone, {_to_go_on(args)} (settings such as --batch-size cannot "
                 "change on resume)" if has_finished_epochs(args.output) else "no epoch had finished; nothing to resume")  # fmt: skip
-        print(f"error: {type(exc).__name__}: {first_line}\n{kept}", file=sys.stderr)
+        _print(f"error: {type(exc).__name__}: {first_line}\n{kept}", file=sys.stderr)
         return 3
-    print(_trained_line(args.output))
+    _print(_trained_line(args.output))
     args.run_finished_said = True
     return 0
 
@@ -1609,7 +1609,7 @@ class _ThreadsOption(argparse.Action):
 
     def __call__(self, parser, namespace, values, option_string=None):
         if option_string == "--workers":
-            print("warning: train --workers is now --threads (torch's CPU threads)", file=sys.stderr)
+            _print("warning: train --workers is now --threads (torch's CPU threads)", file=sys.stderr)
         setattr(namespace, self.dest, values)
 
 
@@ -1634,12 +1634,34 @@ class _LinesKept(argparse.RawDescriptionHelpFormatter):
         return [wrapped for line in text.splitlines() for wrapped in wrap(line, width)]
 
 
+def _print(*values, file=None) -> None:
+    """print() for the CLI's lines on stdout and stderr (``file``): a write that fails is marked
+    with the descriptor it wrote to (:func:`_writing`)."""
+    stream = sys.stdout if file is None else file
+    with _writing(stream):
+        print(*values, file=stream)
+
+
+@contextlib.contextmanager
+def _writing(stream):
+    """Marks an OSError raised while the CLI writes to ``stream`` with its descriptor, so that main
+    can tell a terminal that closed during a stop (the EIO of a line printed there) from a disk's
+    EIO, or a log's on stderr, met alike: only the former is said as the terminal closing."""
+    try:
+        yield
+    except OSError as exc:
+        with contextlib.suppress(AttributeError, ValueError, OSError):  # (not a file: a test's capture)
+            exc.xvertfast_written_fd = stream.fileno()
+        raise
+
+
 def _say_around_the_bar(text: str) -> None:
     """A job's error or warning line on stderr, on a line of its own: printed plainly, it went
     after the progress bar's text (which ends without a newline)."""
     from tqdm import tqdm
 
-    tqdm.write(text, file=sys.stderr)
+    with _writing(sys.stderr):
+        tqdm.write(text, file=sys.stderr)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -1647,7 +1669,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     from tqdm import tqdm
 
     text = f"warning: {message}" if issubclass(category, UserWarning) else f"warning ({category.__name__}): {message}"
-    tqdm.write(text, file=file or sys.stderr)
+    with _writing(file or sys.stderr):
+        tqdm.write(text, file=file or sys.stderr)
 
 
 def _silence_stdout() -> None:
@@ -1691,10 +1714,10 @@ def main(argv: list[str] | None = None) -> int:
 
             # the terminal closed during the stop (its lines are lost, the stop is not a crash; an EIO of a
             # disk's then is said, on a log that stderr goes to), or an error the interruption caused
-            terminal = lost_terminal(exc)
-            if not (terminal or came_of_an_interrupt(exc)):
+            gone = lost_terminal(exc)
+            if not (gone or came_of_an_interrupt(exc)):
                 raise
-            code = _say_interrupted(exc, lost_terminal, the_terminals=terminal and _printed_here(exc))
+            code = _say_interrupted(exc, lost_terminal, the_terminals=_written_to(exc) in gone)
         finally:
             warnings.showwarning = previous  # main() also runs inside other programs (tests, notebooks)
             restore_signals()
@@ -1711,21 +1734,18 @@ def _say_interrupted(exc: BaseException, lost_terminal, the_terminals: bool = Fa
 
     then = " (then the terminal closed: the lines printed there since are lost)" if the_terminals else then_line(exc)
     try:
-        print(f"\ninterrupted{then}", file=sys.stderr)
+        _print(f"\ninterrupted{then}", file=sys.stderr)
     except OSError as error:  # (a pipe to stderr whose reader died of the same SIGHUP: `2> >(tee err.log)`)
         if not (isinstance(error, BrokenPipeError) or lost_terminal(error)):
             raise
     return 130
 
 
-def _printed_here(exc: OSError) -> bool:
-    """Whether ``exc``, an EIO met once a terminal hung up, came of a line this module printed: its
-    prints are the CLI's only writes to stdout and stderr, and an error of a file it opens names the
-    file; a disk's EIO (a ledger's write) is raised in the modules the command calls."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    return exc.filename is None and tb is not None and tb.tb_frame.f_code.co_filename == __file__
+def _written_to(exc: OSError) -> int | None:
+    """The descriptor the CLI was writing to (its prints, its lines around the progress bar) when
+    ``exc`` was raised, or None for an error raised elsewhere (a ledger's write, a file read or
+    opened, by this module too): an EIO then is a disk's, not the terminal's."""
+    return getattr(exc, "xvertfast_written_fd", None)
 
 
 def _stop_on_signals():
@@ -1739,10 +1759,10 @@ def _stop_on_signals():
     Returns the signal that came (a list of one, 0 for none), a function that puts the earlier
     handlers back (none is replaced outside the main thread, which alone receives signals, nor where
     a signal is ignored, as nohup ignores SIGHUP, or handled outside Python:
-    :func:`xvertfast._interrupts.left_alone`), and ``lost_terminal(exc)``: whether ``exc`` is such
-    a write failing on a terminal that closed after the stop began with no SIGHUP to say so (the
-    shell's SIGHUP to its jobs as it exits, then the terminal closing), those terminals then sent
-    to the null device too."""
+    :func:`xvertfast._interrupts.left_alone`), and ``lost_terminal(exc)``: where ``exc`` is an EIO
+    met once a terminal closed after the stop began with no SIGHUP to say so (the shell's SIGHUP to
+    its jobs as it exits, then the terminal closing), the descriptors of the terminals that hung up,
+    then sent to the null device too (empty where it is not: falsy)."""
     from xvertfast._interrupts import STOPPING_SIGNALS, left_alone
 
     terminated, terminals = [0], _terminals()  # (asked now: a hung-up terminal is no longer said to be one)
@@ -1755,12 +1775,12 @@ def _stop_on_signals():
         terminated[0] = signum
         raise KeyboardInterrupt
 
-    def lost_terminal(exc: BaseException) -> bool:
+    def lost_terminal(exc: BaseException) -> list[int]:
         if not (terminated[0] and isinstance(exc, OSError) and exc.errno == errno.EIO):
-            return False  # (EPIPE, a pipe's reader gone, is BrokenPipeError: main's own clause)
+            return []  # (EPIPE, a pipe's reader gone, is BrokenPipeError: main's own clause)
         gone = [fd for fd in terminals if _hung_up(fd, strict=True)]
         _to_the_null_device(gone)
-        return bool(gone)
+        return gone
 
     previous = {}
     for sig in STOPPING_SIGNALS:
