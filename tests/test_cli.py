@@ -149,6 +149,35 @@ def test_a_word_that_is_no_command_says_what_was_meant(argv, said, capsys):
     assert exit_.value.code == 2 and f"xvertfast: error: argument COMMAND: invalid choice: {said}" in err, err
 
 
+@pytest.mark.parametrize("argv, made, said", [
+    (["in", "-o", "out"], ["in/"], f"'in': a folder, not a command: the command goes before it: xvertfast COMMAND "
+                                   f"in ... (the commands: {COMMANDS})"),
+    (["train/", "-o", "run"], ["train/"], "'train/': a folder, not a command: the command goes before it: xvertfast "
+                                          "COMMAND train/ ..."),
+    (["./train", "-o", "run"], [], "'./train': a path, not a command: "),
+    (["enhanced", "-o", "out"], ["enhanced/"], "'enhanced': a folder, not a command: "),
+    (["info.json"], ["info.json"], "'info.json': a file, not a command: the command goes before it: xvertfast COMMAND "
+                                   "info.json ..."),
+    (["train.csv", "-o", "run"], [], "'train.csv': a path, not a command: "),
+    (["demo.dcm"], [], "'demo.dcm': a path, not a command: "),
+    (["-o", "out", "enhance", "in"], ["out/", "in/"], "'out': -o out goes after the command: xvertfast enhance ... "
+                                                      "-o out"),  # (an option's value first, present or not)
+    (["in", "-o", "out"], [], f"'in': did you mean info? (the commands: {COMMANDS})"),  # (no such path: a word)
+    (["-q", "out", "enhance", "in"], [], "'out' (choose from 'info', "),  # (-q takes no value: out is not its)
+])  # fmt: skip
+def test_a_path_where_the_command_goes_is_said_to_be_one(argv, made, said, tmp_path, monkeypatch, capsys):
+    """A folder, file or path given where the command goes (the command left out) got "did you mean"
+    for a command it resembles: `xvertfast in -o out`, with in/ there, said "'in': did you mean info?"."""
+    monkeypatch.chdir(tmp_path)
+    for path in made:
+        (tmp_path / path).mkdir() if path.endswith("/") else (tmp_path / path).write_text("{}")
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"xvertfast: error: argument COMMAND: invalid choice: {said}" in err, err
+    assert "did you mean" not in err or not made, err
+
+
 @pytest.mark.parametrize("argv, said", [
     (["enhance", "x", "-o", "o", "--overwirte"], "unrecognized arguments: --overwirte (did you mean --overwrite?)"),
     (["enhance", "x", "-o", "o", "--batchsize", "3"], "unrecognized arguments: --batchsize 3 (did you mean "

@@ -1526,26 +1526,42 @@ class _CommandParser(argparse.ArgumentParser):
 
     def _check_value(self, action, value):
         if isinstance(action, argparse._SubParsersAction) and value not in action.choices:
-            meant = _command_meant(value, list(action.choices), getattr(self, "_words", []))
+            meant = _command_meant(value, action.choices, getattr(self, "_words", []))
             if meant:  # (argparse said "invalid choice: 'enhanse' (choose from 'info', ...)" alone)
                 raise argparse.ArgumentError(action, f"invalid choice: {value!r}: {meant}")
         super()._check_value(action, value)
 
 
-def _command_meant(word: str, commands: list[str], words: list[str]) -> str | None:
+def _command_meant(word: str, commands: dict, words: list[str]) -> str | None:
     """What a ``word`` given where the command goes meant, among the command line's ``words``: an
     option's value before the command (``xvertfast -o out enhance ...``: argparse took out for the
-    command), help, a misspelt command; None where that cannot be told."""
+    command), a path (the command left out: no "did you mean" for the folder in/), help, a
+    misspelt command; None where that cannot be told."""
     import difflib
 
+    names = list(commands)
     at = words.index(word) if word in words else -1
     later = next((w for w in words[at + 1 :] if w in commands), None) if at > 0 else None
-    if later and words[at - 1].startswith("-"):
+    if later and _takes_a_value(commands[later], words[at - 1]):  # (-q out enhance: -q takes none)
         return f"{words[at - 1]} {word} goes after the command: xvertfast {later} ... {words[at - 1]} {word}"
+    if os.path.lexists(word) or "/" in word or os.sep in word or os.path.splitext(word)[1]:
+        what = "a folder" if os.path.isdir(word) else "a file" if os.path.lexists(word) else "a path"
+        return (f"{what}, not a command: the command goes before it: xvertfast {later or 'COMMAND'} {word} ... "
+                f"(the commands: {', '.join(names)})")  # fmt: skip
     if word.lower().lstrip("-") == "help":
         return "xvertfast --help lists the commands, xvertfast COMMAND --help shows one's options and exit codes"
-    close = difflib.get_close_matches(word.lower(), commands, n=1, cutoff=0.6)
-    return f"did you mean {close[0]}? (the commands: {', '.join(commands)})" if close else None
+    close = difflib.get_close_matches(word.lower(), names, n=1, cutoff=0.6)
+    return f"did you mean {close[0]}? (the commands: {', '.join(names)})" if close else None
+
+
+def _takes_a_value(command: argparse.ArgumentParser, option: str) -> bool:
+    """Whether ``option`` (as given: --out for --output too) is one of ``command``'s that takes a value."""
+    if not option.startswith("-"):
+        return False
+    name = option.partition("=")[0]
+    found = {a for a in command._actions for o in a.option_strings
+             if o == name or (name.startswith("--") and o.startswith(name))}  # fmt: skip
+    return len(found) == 1 and found.pop().nargs != 0 and "=" not in option
 
 
 def _before_the_command(args: list[str], command: str) -> list[str]:
