@@ -775,7 +775,7 @@ def test_a_signed_output_with_no_negative_value_is_said(tmp_path, seed):
     over -32768..32767, its values scored in the upper half with a sixteenth of their contrast, without
     a word; a DICOM of PixelRepresentation 1 and BitsStored 16 holding them alike (not said). A note now
     says so and how to write it; none for a signed output that holds negative values, nor for an
-    unsigned one."""
+    unsigned one (a DICOM of PixelRepresentation 0 rescaled by -32768 too, though its low is alike)."""
     import tifffile
 
     from tests.io.test_read import make_dicom
@@ -807,4 +807,7 @@ def test_a_signed_output_with_no_negative_value_is_said(tmp_path, seed):
     make_dicom(tool / "a.dcm", whole, bits=16, signed=True)
     assert _read_notes(tool, source, rad.pixels, 12) == []
     make_dicom(tool / "a.dcm", values, bits=16, signed=True, intercept=16384)  # rescaled: its low is not the type's
+    assert _read_notes(tool, source, rad.pixels, 12) == []
+    make_dicom(tool / "a.dcm", values + 32768, bits=16, intercept=-32768)  # unsigned, rescaled to 0..4095: not signed
+    assert read_image(tool / "a.dcm").values.min() == values.min()  # (read as its 0..4095)
     assert _read_notes(tool, source, rad.pixels, 12) == []

@@ -295,7 +295,8 @@ def _depth_note(rad, lo: float, hi: float, input_bits: int | None) -> str | None
     if stored_as_floats(rad) or not v.size:
         return None
     if rad.source_format == "dicom":  # (signed by its PixelRepresentation; a rescale moves its low: not said)
-        signed = rad.bits_stored and lo == -(1 << (rad.bits_stored - 1))
+        signed = (int(rad.meta.get("PixelRepresentation", 0) or 0) == 1 and bool(rad.bits_stored)
+                  and lo == -(1 << (rad.bits_stored - 1)))  # (an unsigned one rescaled by -32768 has that low too)
     else:
         signed = v.dtype.kind == "i" and lo < 0
     if signed and float(v.min()) >= 0:
