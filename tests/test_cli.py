@@ -261,9 +261,8 @@ def test_an_output_folder_that_is_a_file_is_said_so(tmp_path, monkeypatch, capsy
         assert err == ("error: output folder a.png is a file: the demo writes the folders enhanced/ and report/ into "
                        "OUT; give a folder (-o, made where missing)\n")  # fmt: skip
     else:
-        assert err == ("error: a.png is an input file and also given as the output folder (or, for evaluate, a "
-                       "method's folder of outputs), which must be a folder: give the outputs a folder of their own "
-                       "(e.g. a_out)\n")  # fmt: skip
+        assert err == ("error: a.png is an input file and also given as the output folder, which must be a folder: "
+                       "give the outputs a folder of their own (e.g. a_out)\n")  # fmt: skip
     assert (tmp_path / "a.png").read_bytes() == before and os.listdir(tmp_path) == ["a.png"], image
 
 

@@ -221,9 +221,8 @@ def _refuse_inside(path: str, exclude: set[str]) -> None:
     for folder in exclude:
         if real == folder and not os.path.isdir(path):  # (-o naming the input image itself: 'inside a folder' of it)
             stem = os.path.splitext(path)[0] or path
-            raise ValueError(f"{path} is an input file and also given as the output folder (or, for evaluate, a "
-                             "method's folder of outputs), which must be a folder: give the outputs a folder of "
-                             f"their own (e.g. {stem}_out)")  # fmt: skip
+            raise ValueError(f"{path} is an input file and also given as the output folder, which must be a "
+                             f"folder: give the outputs a folder of their own (e.g. {stem}_out)")  # fmt: skip
         if real == folder and os.path.isdir(path):  # (most often the same folder given as input and -o)
             beside = os.path.join(os.path.dirname(os.path.abspath(path)), os.path.basename(real) + "_out")
             beside = beside if os.path.isabs(path) else os.path.relpath(beside)
