@@ -288,19 +288,26 @@ def test_a_roi_file_that_is_a_folder_is_said_so(tmp_path, capsys, command):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("marker", [".xvertfast-train.lock", "checkpoint/state.json", None])
 @pytest.mark.parametrize("name", ["checkpoint", "cache"])
-def test_a_training_runs_checkpoint_given_as_the_model_names_the_runs_model(tmp_path, capsys, name):
+def test_a_training_runs_checkpoint_given_as_the_model_names_the_runs_model(tmp_path, capsys, name, marker):
     """--model RUN/checkpoint (or cache) said "not an xvertfast model directory (no config.json)" alone,
-    where RUN itself is told "did you mean RUN/model"."""
+    where RUN itself is told "did you mean RUN/model". A folder where no run began (no lock file, no
+    checkpoint/state.json: a model kept beside a cache/ of one's own) is not said to be a run's."""
     from xvertfast.model import load_model, save_model
+    from xvertfast.train.run_folder import LOCK_FILE
 
+    assert marker in (LOCK_FILE, "checkpoint/state.json", None)  # (model/persistence names LOCK_FILE itself)
     run = tmp_path / "run"
     save_model(load_model("default"), run / "model")
     (run / name).mkdir()
+    if marker:
+        (run / marker).parent.mkdir(exist_ok=True)
+        (run / marker).write_text("{}")
     assert main(["export", str(run / name), "-o", str(tmp_path / "out")]) == 2
-    assert capsys.readouterr().err == (f"error: {run / name}: not an xvertfast model directory (no config.json); it is "
-                                       f"the {name}/ of a training run: did you mean {run / 'model'}, the run's "
-                                       "model?\n")  # fmt: skip
+    said = (f"it is the {name}/ of a training run: did you mean {run / 'model'}, the run's model?" if marker
+            else f"did you mean {run / 'model'}, the model beside it?")  # fmt: skip
+    assert capsys.readouterr().err == f"error: {run / name}: not an xvertfast model directory (no config.json); {said}\n"
 
 
 def test_evaluate_of_no_metrics_says_so(tmp_path, capsys):

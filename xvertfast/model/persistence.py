@@ -70,6 +70,13 @@ def _unfinished_run(run_dir: str) -> bool:
         os.path.join(run_dir, "model", "config.json"))  # fmt: skip
 
 
+def _a_run(run_dir: str) -> bool:
+    """Whether a training run began in ``run_dir``, as ``xvertfast status`` tells one: its checkpoint
+    (checkpoint/state.json) or its lock file (train.run_folder.LOCK_FILE, written as it starts) is there."""
+    return os.path.isfile(os.path.join(run_dir, "checkpoint", "state.json")) or os.path.isfile(
+        os.path.join(run_dir, ".xvertfast-train.lock"))  # fmt: skip
+
+
 #: device types torch still parses, kept from Caffe2, on which no torch makes a tensor: an empty
 #: one failed an internal assertion asking to "report a bug to PyTorch" (torch.device('mkldnn') warns)
 NO_TENSORS = ("mkldnn", "opengl", "opencl", "ideep")
@@ -143,7 +150,8 @@ def load_model(path: str | os.PathLike = "default", map_location: str | torch.de
         if os.path.isfile(os.path.join(inside, "config.json")):
             hint = f"; did you mean {inside}, the model of the training run there?"
         elif name in ("checkpoint", "cache") and os.path.isfile(os.path.join(beside, "config.json")):
-            hint = f"; it is the {name}/ of a training run: did you mean {beside}, the run's model?"
+            hint = (f"; it is the {name}/ of a training run: did you mean {beside}, the run's model?" if _a_run(run)
+                    else f"; did you mean {beside}, the model beside it?")  # fmt: skip
         elif _unfinished_run(path):
             hint = f"; it is the folder of a training run that has not finished: {_UNFINISHED}"
         elif exported := sorted(n for n in os.listdir(path) if re.fullmatch(r"stage\d+\.(onnx|engine|pt2)", n)):
