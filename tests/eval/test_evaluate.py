@@ -942,6 +942,36 @@ def test_a_python_method_returning_no_image_fails_that_image_saying_what_it_retu
         run.notes  # (what was noted of the image failed is kept)
 
 
+def test_a_python_method_returning_another_scale_than_unit_floats_fails_that_image(tmp_path, seed):
+    """A plain Python method returning its image as 8-bit integers (0..255) or as floats of 0..255 was
+    clipped to [0, 1] and scored as an almost white image, without a word; a slight overshoot of
+    [0, 1] is still the method's to clip, and is scored."""
+    from xvertfast.eval.protocol import run_protocol
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for k in range(4):
+        Image.fromarray(chest_like(seed + k, 200, 190)).save(src / f"img{k}.png")
+    returns = [lambda p: np.round(p * 255).astype(np.uint8), lambda p: np.round(p * 255).astype(np.int64),
+               lambda p: p * 255, lambda p: p * 1.2 - 0.1]  # fmt: skip
+
+    def scaled(pixels, spine=None):
+        scaled.calls += 1
+        return returns[scaled.calls - 1](pixels)
+
+    scaled.calls = 0
+    run = run_protocol([str(src)], {"m": scaled}, ["entropy"], pictures=0, progress=False, log=lambda m: None)
+    assert run.images == 1 and {row["file"] for row in run.rows} == {str(src / "img3.png")}
+    assert run.failed == [
+        (str(src / "img0.png"), f"{src / 'img0.png'}: the method's output is an array of uint8 (values 0 to 255), not "
+                                "of floats: a method returns floats in [0, 1] (8-bit values divided by 255) (method m)"),
+        (str(src / "img1.png"), f"{src / 'img1.png'}: the method's output is an array of int64 (values 0 to 255), not "
+                                "of floats: a method returns floats in [0, 1] (8-bit values divided by 255) (method m)"),
+        (str(src / "img2.png"), f"{src / 'img2.png'}: the method's output holds values from 0 to 255, far outside "
+                                "[0, 1] (clipped to it, the image would score as almost black and white): a method "
+                                "returns floats in [0, 1] (method m)")]  # fmt: skip
+
+
 @pytest.mark.parametrize("module, methods", [("matplotlib", ["identity"]), ("skimage", ["identity", "clahe"])])
 def test_a_missing_eval_package_is_said_before_anything_is_scored(tmp_path, seed, monkeypatch, module, methods):
     """matplotlib and scikit-image are the ``eval`` extra: without matplotlib every image was scored

@@ -463,7 +463,10 @@ class _MethodFailed(PickledAsRaised, RuntimeError):
 
 def _as_output(out, shape: tuple[int, ...]) -> tuple[np.ndarray | None, str | None]:
     """A method's output as an array, and what is wrong with it (None where nothing): a plain
-    Python method's None, wrong shape or NaN failed the run or the image without saying which."""
+    Python method's None, wrong shape or NaN failed the run or the image without saying which,
+    and its integers (0..255) were clipped to [0, 1] and scored as a near-white image."""
+    from xvertfast.eval.metrics import UNIT_SCALE_SLACK
+
     try:
         values = None if out is None else np.asarray(out)
     except (TypeError, ValueError, RuntimeError):  # (a GPU tensor, a ragged list)
@@ -476,6 +479,13 @@ def _as_output(out, shape: tuple[int, ...]) -> tuple[np.ndarray | None, str | No
     bad = int(values.size - np.count_nonzero(np.isfinite(values)))
     if bad:
         return None, f"holds {count(bad, 'non-finite value')} (NaN or infinity) of {values.size}"
+    lo, hi = (values.min(), values.max()) if values.size else (0, 0)
+    if values.dtype.kind != "f":  # (scored as [0, 1] floats: 8-bit values would be clipped to 0 and 1)
+        return None, (f"is an array of {values.dtype} (values {lo} to {hi}), not of floats: a method returns "
+                      "floats in [0, 1] (8-bit values divided by 255)")  # fmt: skip
+    if lo < -UNIT_SCALE_SLACK or hi > 1 + UNIT_SCALE_SLACK:  # an overshoot is clipped; this is another scale
+        return None, (f"holds values from {lo:g} to {hi:g}, far outside [0, 1] (clipped to it, the image would "
+                      "score as almost black and white): a method returns floats in [0, 1]")  # fmt: skip
     return values, None
 
 
