@@ -16,7 +16,8 @@ and from its own unit):
 5. ``eval`` and ``train``
 6. ``info``
 7. ``cli`` and the package's top level (the public API that re-exports the layers)
-8. ``__main__`` (``python -m xvertfast``)
+8. ``__main__``: ``python -m xvertfast`` and the ``xvertfast`` command's entry point (pyproject's
+   [project.scripts]: ``__main__:run``)
 """
 
 import ast
