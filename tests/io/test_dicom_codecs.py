@@ -657,6 +657,49 @@ def test_a_refusal_kept_for_the_rest_of_a_read_holds_no_traceback(tmp_path, seed
     assert refusal.__traceback__ is None and refusal.__context__ is None
 
 
+def test_a_refusal_kept_bare_reads_as_raised_without_its_init_run_again():
+    # copy.copy ran a refusal's __init__ again on its args: a class building its message there was kept
+    # as "error error 5" (its side effects run twice), its slots lost
+    inits = []
+
+    class Built(RuntimeError):
+        __slots__ = ("__code",)
+
+        def __init__(self, code):
+            inits.append(code)
+            super().__init__(f"error {code}")
+            self.__code, self.seen = code, "ahead"
+
+    try:
+        raise Built(5)
+    except Built as exc:
+        exc.add_note("frame 1")
+        raised = exc
+    kept = dicom_codecs._bare(raised)
+    assert kept is not raised and type(kept) is Built and inits == [5]
+    assert (str(kept), kept.args, kept.seen, kept._Built__code, kept.__notes__) == ("error 5", ("error 5",), "ahead",
+                                                                                     5, ["frame 1"])  # fmt: skip
+    assert kept.__traceback__ is None and raised.__traceback__ is not None
+    missing = FileNotFoundError(2, "No such file or directory", "f.j2k")
+    kept = dicom_codecs._bare(missing)
+    assert (kept is not missing, str(kept), kept.errno, kept.filename) == (True, str(missing), 2, "f.j2k")
+    undecoded = UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")  # (its message made in __init__)
+    assert str(dicom_codecs._bare(undecoded)) == str(undecoded)
+
+    class Keyed(ValueError):  # no copy made without its keyword: the refusal itself, bare
+        def __new__(cls, *args, code):
+            return super().__new__(cls, *args)
+
+        def __init__(self, *args, code):
+            super().__init__(*args)
+
+    try:
+        raise Keyed("bad", code=1)
+    except Keyed as exc:
+        raised = exc
+    assert dicom_codecs._bare(raised) is raised and raised.__traceback__ is None
+
+
 def test_an_8_bit_jpeg_extended_frame_under_bits_allocated_16_is_read(tmp_path, seed):
     # Pillow decodes it to 8-bit words, which pydicom cannot fit in the 16-bit frame ('could not
     # broadcast'): after pydicom's plugins, this one decodes it (as it did when it came first)

@@ -22,7 +22,6 @@ of mixed precision or sign) the reader gives to pydicom's own plugins.
 from __future__ import annotations
 
 import contextlib
-import copy
 import threading
 from collections.abc import Iterator
 
@@ -242,17 +241,43 @@ def _decode(syntax, source: bytes, colour_space: str | None = None) -> np.ndarra
 
 def _bare(exc: Exception) -> Exception:
     """A copy of a refusal to keep for the rest of a read, without the traceback a raised one
-    holds: this module's frames in it keep the frame's bytes and pydicom's runner alive as long."""
+    holds: this module's frames in it keep the frame's bytes and pydicom's runner alive as long.
+    Made without its ``__init__`` (copy.copy ran it again on the args: a class building its message
+    there gave "error error 5", and any side effect ran twice; imagecodecs' errors take (function,
+    code), not their args): its args, attributes (slots and OSError's too) and notes, no cause or
+    context."""
+    cls = type(exc)
     try:
-        return copy.copy(exc)  # (its args, attributes and notes; no traceback, cause or context)
-    except Exception:  # (a class whose arguments are not its args: imagecodecs' errors take (function, code))
+        kept = cls.__new__(cls, *exc.args)
+        kept.args = exc.args
+        kept.__dict__.update(vars(exc))  # (its attributes and notes)
+        for name in _slot_names(cls):
+            if hasattr(exc, name):
+                setattr(kept, name, getattr(exc, name))
+        for name in ("errno", "strerror", "filename", "filename2") if isinstance(exc, OSError) else ():
+            if getattr(exc, name) is not None:  # (its filename, not in its args; a None one set would be said)
+                setattr(kept, name, getattr(exc, name))
+        if str(kept) == str(exc):
+            return kept
+    except Exception:  # (a class whose __new__ wants other arguments)
         pass
-    try:
-        kept = type(exc).__new__(type(exc), *exc.args)
-        kept.__dict__.update(vars(exc))
-        return kept
-    except Exception:
-        return exc.with_traceback(None)
+    # the last resort, where no copy reads as it does: the refusal itself, its traceback dropped
+    # now; raised again, it gains one, held until the read ends
+    return exc.with_traceback(None)
+
+
+def _slot_names(cls: type) -> tuple[str, ...]:
+    """The attributes ``cls`` keeps in slots (which its ``__dict__`` does not hold), private ones
+    by their mangled names."""
+    names = []
+    for klass in cls.__mro__:
+        slots = klass.__dict__.get("__slots__", ())
+        for name in (slots,) if isinstance(slots, str) else slots:
+            if name.startswith("__") and not name.endswith("__"):
+                name = f"_{klass.__name__.lstrip('_')}{name}"
+            if name not in ("__dict__", "__weakref__"):
+                names.append(name)
+    return tuple(names)
 
 
 def _decode_frame(src: bytes, runner) -> bytes:
