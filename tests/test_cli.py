@@ -307,7 +307,8 @@ def test_a_training_runs_checkpoint_given_as_the_model_names_the_runs_model(tmp_
     assert main(["export", str(run / name), "-o", str(tmp_path / "out")]) == 2
     said = (f"it is the {name}/ of a training run: did you mean {run / 'model'}, the run's model?" if marker
             else f"did you mean {run / 'model'}, the model beside it?")  # fmt: skip
-    assert capsys.readouterr().err == f"error: {run / name}: not an xvertfast model directory (no config.json); {said}\n"
+    err = capsys.readouterr().err
+    assert err == f"error: {run / name}: not an xvertfast model directory (no config.json); {said}\n"
 
 
 def test_evaluate_of_no_metrics_says_so(tmp_path, capsys):
@@ -637,7 +638,8 @@ def test_a_disks_eio_during_a_stop_with_a_terminal_hung_up_is_said_on_the_log(mo
 
 
 #: Where the EIO during a stop comes from, and what the log that stderr goes to then says of it.
-TERMINAL_CLOSED, DISKS_EIO = "the terminal closed: the lines printed there since are lost", "OSError: [Errno 5] Input/output error"
+TERMINAL_CLOSED = "the terminal closed: the lines printed there since are lost"
+DISKS_EIO = "OSError: [Errno 5] Input/output error"
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="no pty")
