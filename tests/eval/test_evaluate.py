@@ -972,6 +972,45 @@ def test_a_python_method_returning_another_scale_than_unit_floats_fails_that_ima
                                 "returns floats in [0, 1] (method m)")]  # fmt: skip
 
 
+def test_a_python_method_returning_what_numpy_cannot_read_fails_that_image_saying_why(tmp_path, seed):
+    """A plain Python method returning a tensor that requires grad, or one on a GPU, failed its image
+    as "is Tensor, not an image", torch's reason (detach it, move it to the CPU) lost; a complex
+    array alike, its type not named. Each now says why."""
+    import torch
+
+    from xvertfast.eval.protocol import run_protocol
+
+    class OnGpu:  # (refused as a CUDA tensor is: no GPU here)
+        def __array__(self, dtype=None, copy=None):
+            raise TypeError("can't convert cuda:0 device type tensor to numpy. Use Tensor.cpu() to copy the tensor "
+                            "to host memory first.")  # fmt: skip
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for k in range(4):
+        Image.fromarray(chest_like(seed + k, 200, 190)).save(src / f"img{k}.png")
+    returns = [lambda p: torch.from_numpy(p).requires_grad_(), lambda p: OnGpu(), lambda p: p.astype(np.complex64),
+               lambda p: p]  # fmt: skip
+
+    def method(pixels, spine=None):
+        method.calls += 1
+        return returns[method.calls - 1](pixels)
+
+    method.calls = 0
+    run = run_protocol([str(src)], {"m": method}, ["entropy"], pictures=0, progress=False, log=lambda m: None)
+    wanted = "a method returns the enhanced image, an array of the input's shape (200, 190) with values in [0, 1]"
+    assert run.images == 1 and {row["file"] for row in run.rows} == {str(src / "img3.png")}
+    assert run.failed == [
+        (str(src / "img0.png"), f"{src / 'img0.png'}: the method's output is Tensor, which numpy cannot read as an "
+                                "array (Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() "
+                                f"instead.): {wanted} (method m)"),
+        (str(src / "img1.png"), f"{src / 'img1.png'}: the method's output is OnGpu, which numpy cannot read as an "
+                                "array (can't convert cuda:0 device type tensor to numpy. Use Tensor.cpu() to copy the "
+                                f"tensor to host memory first.): {wanted} (method m)"),
+        (str(src / "img2.png"), f"{src / 'img2.png'}: the method's output is an array of complex64, not of real "
+                                f"numbers: {wanted} (method m)")]  # fmt: skip
+
+
 @pytest.mark.parametrize("module, methods", [("matplotlib", ["identity"]), ("skimage", ["identity", "clahe"])])
 def test_a_missing_eval_package_is_said_before_anything_is_scored(tmp_path, seed, monkeypatch, module, methods):
     """matplotlib and scikit-image are the ``eval`` extra: without matplotlib every image was scored

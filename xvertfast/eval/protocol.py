@@ -464,16 +464,20 @@ class _MethodFailed(PickledAsRaised, RuntimeError):
 def _as_output(out, shape: tuple[int, ...]) -> tuple[np.ndarray | None, str | None]:
     """A method's output as an array, and what is wrong with it (None where nothing): a plain
     Python method's None, wrong shape or NaN failed the run or the image without saying which,
-    and its integers (0..255) were clipped to [0, 1] and scored as a near-white image."""
+    and its integers (0..255) were clipped to [0, 1] and scored as a near-white image. Where
+    numpy cannot read it (a tensor requiring grad, or on a GPU), its reason is said."""
     from xvertfast.eval.metrics import UNIT_SCALE_SLACK
 
+    wanted = f"a method returns the enhanced image, an array of the input's shape {shape} with values in [0, 1]"
     try:
         values = None if out is None else np.asarray(out)
-    except (TypeError, ValueError, RuntimeError):  # (a GPU tensor, a ragged list)
-        values = None
+    except (TypeError, ValueError, RuntimeError) as exc:  # (a tensor on a GPU or requiring grad, a ragged list)
+        return None, f"is {type(out).__name__}, which numpy cannot read as an array ({exc}): {wanted}"
+    if values is not None and hasattr(out, "dtype") and values.dtype.kind not in "biuf":  # (complex numbers)
+        what = "an array" if isinstance(out, np.ndarray) else type(out).__name__
+        return None, f"is {what} of {values.dtype}, not of real numbers: {wanted}"
     if values is None or values.dtype.kind not in "biuf":
-        return None, (f"is {type(out).__name__}, not an image: a method returns the enhanced image, an array of "
-                      f"the input's shape {shape} with values in [0, 1]")  # fmt: skip
+        return None, f"is {type(out).__name__}, not an image: {wanted}"
     if values.shape != shape:
         return None, f"has shape {values.shape}, not the input's {shape}"
     bad = int(values.size - np.count_nonzero(np.isfinite(values)))
