@@ -38,6 +38,22 @@ def summarise(metrics_csv: str) -> dict:
     return {f"stage{k}": v for k, v in sorted(stages.items())}
 
 
+def shipped_training(training: dict) -> dict:
+    """The run's training record as the package ships it: file names, not the packager's paths
+    (which say whose machine and folders it was made in and lead nowhere on a user's). The images'
+    folder (``cwd``) is left out, and the ``--init`` model, where there was one, is named by its folder's name."""
+    training = {key: value for key, value in training.items() if key != "cwd"}
+    for key in ("sources", "validation_images"):
+        if key in training:
+            training[key] = [os.path.basename(p) for p in training[key]]
+    if isinstance(training.get("init"), dict) and isinstance(training["init"].get("path"), str):
+        training["init"] = {**training["init"], "path": os.path.basename(os.path.normpath(training["init"]["path"]))}
+    config = training.get("config")
+    if isinstance(config, dict) and isinstance(config.get("init"), str):
+        training["config"] = {**config, "init": os.path.basename(os.path.normpath(config["init"]))}
+    return training
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run_dir")
@@ -50,10 +66,8 @@ def main() -> None:
         model = model.half()
     extra = {k: v for k, v in model.metadata.items() if k not in ("format", "format_version", "architecture",
                                                                    "preprocessing", "path")}  # fmt: skip
-    training = extra.get("training", {})
-    for key in ("sources", "validation_images"):  # file names, not this machine's paths
-        if key in training:
-            training[key] = [os.path.basename(p) for p in training[key]]
+    if "training" in extra:
+        extra["training"] = shipped_training(extra["training"])
     extra["provenance"] = {
         "command": args.command,
         "stages": summarise(os.path.join(args.run_dir, "metrics.csv")),

@@ -278,3 +278,53 @@ def test_the_cards_last_rerun_names_the_code_of_the_shipped_provenance(card):
         digest = json.load(f)["code_sha256"]
     quoted = re.findall(r"code sha256\s+`?([0-9a-f]{16})", card)
     assert quoted and quoted[-1] == digest, (quoted, digest)
+
+
+def _strings(value):
+    """Every string in a JSON value, its keys' included."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, str):
+        yield value
+
+
+def test_the_packaged_training_record_names_no_folder_of_the_packagers(tmp_path, monkeypatch):
+    """tools/package_default_model.py cut the training images to their names but copied the run's
+    training.cwd (the folder they were relative to) and an --init model's path as they were: a
+    retrained default model would ship the packager's own folders. The shipped record has neither."""
+    import importlib.util
+    import json
+    import sys
+
+    from xvertfast.model import XVertNet, XVertNetStage, save_model
+
+    run = tmp_path / "run"
+    training = {"config": {"stages": 1, "roi_size": 32, "init": "/home/me/runs/r0/model"},
+                "sources": ["data/a.png", "data/b.png"], "validation_images": ["data/b.png"],
+                "cwd": "/home/me/private", "init": {"path": "/home/me/runs/r0/model", "fingerprint": "ab" * 32}}
+    save_model(XVertNet([XVertNetStage(4, 2)]), str(run / "model"), extra={"training": training})
+    (run / "metrics.csv").write_text("stage,epoch,phase,train_loss,val_loss,images_per_s,seconds\n"
+                                     "1,1,gc,0.5,0.6,9.0,2.0\n")  # fmt: skip
+    spec = importlib.util.spec_from_file_location(
+        "package_default_model", os.path.join(os.path.dirname(__file__), "..", "..", "tools", "package_default_model.py"))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    monkeypatch.setattr(tool, "DEFAULT_MODEL_DIR", str(tmp_path / "shipped"))
+    monkeypatch.setattr(sys, "argv", ["package_default_model.py", str(run), "xvertfast train data -o run"])
+    tool.main()
+    with open(tmp_path / "shipped" / "config.json") as f:
+        shipped = json.load(f)["training"]
+    assert "cwd" not in shipped and shipped["sources"] == ["a.png", "b.png"], shipped
+    assert [s for s in _strings(shipped) if os.path.isabs(s) or "/home/me" in s] == [], shipped
+
+
+def test_the_shipped_training_record_names_no_folder(metadata):
+    """The default model's config.json as shipped: its training images by name, no folder of the machine it was
+    trained on (training.cwd, or a path), which would lead nowhere on a user's."""
+    assert "cwd" not in metadata["training"]
+    assert [s for s in _strings(metadata["training"]) if os.path.isabs(s) or os.sep in s] == []

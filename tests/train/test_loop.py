@@ -1565,6 +1565,18 @@ def test_the_model_records_the_folder_its_relative_training_images_are_from(tmp_
     assert "cwd" not in load_model(tmp_path / "run2" / "model").metadata["training"]  # (whole paths: none needed)
 
 
+def test_a_working_folder_that_cannot_be_read_is_not_recorded_as_null(tmp_path, monkeypatch):
+    """The working folder os.getcwd cannot read (deleted) wrote "cwd": null in the model's config.json, a folder
+    key naming none; it is left out, as where the images were given by whole paths."""
+    write_images(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("xvertfast.train.loop.working_folder", lambda: None)
+    small = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 1, "epochs_joint": 0})
+    train(["data"], str(tmp_path / "run"), small, progress=False, log=lambda m: None)
+    training = load_model(tmp_path / "run" / "model").metadata["training"]
+    assert training["sources"][0] == os.path.join("data", "img0.png") and "cwd" not in training, training
+
+
 @pytest.mark.parametrize("setting, said", [
     ({"stages": 2.5}, r"^TrainConfig: stages must be a whole number, got 2\.5$"),
     ({"width": "16"}, r"^TrainConfig: width must be a whole number, got '16'$"),

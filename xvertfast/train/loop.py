@@ -1126,7 +1126,9 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
                                        "validation_images": [rois.sources[i] for i in val_ids],
                                        # (a relative source, as given, is from the folder the run was started in:
                                        # not recorded, the model's list of images did not say which they were)
-                                       **({"cwd": ran_in} if not all(map(os.path.isabs, rois.sources)) else {}),
+                                       # (a folder os.getcwd cannot read, deleted: no key, not a null one)
+                                       **({"cwd": ran_in} if ran_in and not all(map(os.path.isabs, rois.sources))
+                                          else {}),
                                        **({"lr_changes": lr_changes} if lr_changes else {}),
                                        **({"init": {"path": init.metadata.get("path", config.init),
                                                     "fingerprint": init_key}} if init is not None else {})}})  # fmt: skip
