@@ -384,6 +384,28 @@ def test_a_mistyped_input_folder_is_nothing_found_before_any_output_folder(comma
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("command", ["enhance", "preprocess", "evaluate", "train"])
+def test_an_input_list_that_names_no_file_is_said_so(command, tmp_path, capsys, monkeypatch):
+    """An empty @list (or one of blank lines and comments alone: a find that found nothing, a
+    script's list left unwritten) said "no image files found in @list.txt", as if the files it named
+    were not images."""
+    monkeypatch.chdir(tmp_path)
+    extra = ["--methods", "identity", "--metrics", "entropy"] if command == "evaluate" else []
+    extra += ["--device", "cpu"] if command in ("enhance", "train") else []
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "none.txt").write_text("")
+    (tmp_path / "notes.txt").write_text("# the scans of 2026-12-06\n\n   \n")
+    why = "empty or holds only blank lines and # comments (a list gives image files or folders, one a line)"
+    assert main([command, "@none.txt", "-o", "out", "-q", *extra]) == 1
+    assert f"error: @none.txt names no file: it is {why}" in capsys.readouterr().err
+    assert main([command, "@none.txt", "@notes.txt", "-o", "out", "-q", *extra]) == 1
+    assert f"error: @none.txt, @notes.txt name no file: each is {why}" in capsys.readouterr().err
+    assert main([command, "empty", "@notes.txt", "-o", "out", "-q", *extra]) == 1
+    assert (f"error: no image files found in empty, @notes.txt (PNG, TIFF, JPEG, DICOM, JSRT .IMG); @notes.txt names "
+            f"no file: it is {why}") in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("argv", [["enhance", "a.png"], ["preprocess", "a.png"], ["evaluate", "a.png"],
                                   ["train", "a.png"], ["export", "default"], ["demo"]])  # fmt: skip
 def test_an_empty_output_folder_is_a_usage_error_naming_the_option(argv, tmp_path, capsys, monkeypatch):

@@ -15,7 +15,7 @@ from xvertfast.eval.journal import JOURNAL_FILE, Journal
 from xvertfast.eval.protocol import DEFAULT_METRICS, EvalRun, check_metrics, load_roi_centres, method_kind, run_protocol
 from xvertfast.eval.provenance import run_provenance, scoring_machine
 from xvertfast.eval.report import write_report
-from xvertfast.io.files import NothingFound, discover, input_paths
+from xvertfast.io.files import InputLists, NothingFound, discover, input_paths
 from xvertfast.model.persistence import fingerprint
 from xvertfast.preprocess.centres import centres_of_inputs
 
@@ -111,9 +111,11 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
     _refuse_a_file(out_dir)  # (an input as REPORT_DIR: not 'a folder of outputs')
     # neither the report nor another tool's outputs are inputs (both may sit inside the input folder)
     exclude = [out_dir, *(m.folder for m in built.values() if getattr(m, "folder", None))]
-    files = discover(inputs, exclude=exclude)  # an input folder that is one of them fails here, before the journal
+    lists = InputLists()  # (read once: the message of a list that names nothing says so)
+    # an input folder that is one of them fails here, before the journal
+    files = discover(inputs, exclude=exclude, lists=lists)
     if not files:
-        raise NothingFound(inputs)
+        raise NothingFound(inputs, lists=lists)
     unused: list[str] = []  # a row naming two inputs, or an input named twice: said before the folder is made
     given = centres_of_inputs(centres, [f.path for f in files], unused) if centres is not None else None
     check_report_folder(out_dir)

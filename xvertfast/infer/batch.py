@@ -586,7 +586,7 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
     if files and (earlier := _written_by_an_earlier_run(report, preview)):  # among the inputs: no inputs
         files = [f for f in files if real(f.path) not in earlier]
     if not files:  # before the output folder is made, as preprocess, train and evaluate do
-        raise NothingFound(inputs)
+        raise NothingFound(inputs, lists=lists)
     if dry_run and preview:
         raise ValueError(f"{asked('preview')} draws outputs: a dry run writes none")
     sources = {named: f"the input list {named}" for named in list_files(inputs, lists)} if report or preview else {}

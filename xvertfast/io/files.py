@@ -63,15 +63,33 @@ def _may_be_image(name: str) -> bool:
 class NothingFound(PickledAsRaised, ValueError):
     """No input file was found where the inputs say: the batch commands exit 1 on it (a run
     that had nothing to do), not 2 (a run that could not start). ``missing``: none of the
-    inputs exists (a mistyped path), which the message says instead."""
+    inputs exists (a mistyped path), which the message says instead. ``lists``: the job's
+    :class:`InputLists`, for the message to say which @list names no path at all (an empty
+    list was "no image files found in @list.txt", as if the files it named were not images)."""
 
-    def __init__(self, inputs, missing: bool = False):
-        names = ", ".join(input_paths(inputs))
+    def __init__(self, inputs, missing: bool = False, lists: InputLists | None = None):
+        given = input_paths(inputs)
+        names = ", ".join(given)
         if not names:  # (an empty list from Python: "no image files found in  (PNG, ...)" named nothing)
             super().__init__(f"no inputs were given: name image files, folders or @lists ({IMAGE_KINDS})")
             return
-        super().__init__(f"{names}: no such file or folder" if missing
-                         else f"no image files found in {names} ({IMAGE_KINDS})")  # fmt: skip
+        empty = [] if missing or lists is None else [i for i in given if i.startswith("@") and _names_none(lists, i)]
+        said = (f"{empty[0]} names no file: it is" if len(empty) == 1 else f"{', '.join(empty)} name no file: each is")
+        said += " empty or holds only blank lines and # comments (a list gives image files or folders, one a line)"
+        if missing:
+            super().__init__(f"{names}: no such file or folder")
+        elif empty and len(empty) == len(given):
+            super().__init__(said)
+        else:
+            super().__init__(f"no image files found in {names} ({IMAGE_KINDS})" + (f"; {said}" if empty else ""))
+
+
+def _names_none(lists: InputLists, item: str) -> bool:
+    """Whether the @list ``item`` holds no line that names something (one that cannot be read: no)."""
+    try:
+        return not lists.lines(item[1:])
+    except ValueError:
+        return False
 
 
 #: Files that mark a folder as the output of an xvertfast job (an enhancement's or a

@@ -276,7 +276,7 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
     real = RealPaths()
     files = discover(inputs, exclude=[out_dir], lists=lists, real_paths=real)
     if not files:  # before the output folder is made
-        raise NothingFound(inputs)
+        raise NothingFound(inputs, lists=lists)
     given = centres_of_inputs(rois, [f.path for f in files]) if rois is not None else {}
     refuse_unsearched_images(out_dir, inputs, lists, "preprocessed")
     job = JobFolder(out_dir, SETTINGS, overwrite, job="preprocess", shard=shard, read_only=dry_run, command=command,

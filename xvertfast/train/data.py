@@ -31,7 +31,7 @@ from xvertfast._pickled_errors import PickledAsRaised
 from xvertfast._text import count
 from xvertfast.io import DamagedFileError, read_image, require_content
 from xvertfast.io.errors import FILE_ERRORS, failure_text
-from xvertfast.io.files import NothingFound, discover, file_sha256
+from xvertfast.io.files import InputLists, NothingFound, discover, file_sha256
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 from xvertfast.preprocess import image_warnings, preprocess
@@ -231,9 +231,10 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
         skipped.append(f"skipped: {text}")
         log(skipped[-1])
 
-    found = discover(inputs, exclude=[cache_dir, *exclude])
+    lists = InputLists()  # (read once: the message of a list that names nothing says so)
+    found = discover(inputs, exclude=[cache_dir, *exclude], lists=lists)
     if not found:
-        raise NothingFound(inputs)
+        raise NothingFound(inputs, lists=lists)
     given = centres_of_inputs(rois, [f.path for f in found]) if rois is not None else {}
     if before_preprocessing is not None:
         before_preprocessing([f.path for f in found if not f.problem])
