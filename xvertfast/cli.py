@@ -913,7 +913,7 @@ def _training_interrupted(args: argparse.Namespace, exc: BaseException) -> int:
     command finished (train() returned) as the signal came is complete, said so, and still
     exits 130 (143) as every interrupted job does: a script's next step does not run."""
     from xvertfast._interrupts import then_line
-    from xvertfast.train.run_folder import LOCK_FILE, has_finished_epochs
+    from xvertfast.train.run_folder import LOCK_FILE, has_finished_epochs, to_go_on
 
     run_dir = args.output
     if getattr(args, "run_finished", False):  # (a run found finished at the start is no run this command finished)
@@ -933,14 +933,8 @@ def _training_interrupted(args: argparse.Namespace, exc: BaseException) -> int:
     kept = ("the last finished epoch is kept" if has_finished_epochs(run_dir)
             else "no epoch had finished; the images preprocessed so far are kept in its cache" if cached
             else "no epoch had finished, no image was preprocessed yet")  # fmt: skip
-    _print(f"\ninterrupted{then_line(exc)}: {kept}; {_to_go_on(args)}", file=sys.stderr)
+    _print(f"\ninterrupted{then_line(exc)}: {kept}; {to_go_on(args.resume)}", file=sys.stderr)
     return 130
-
-
-def _to_go_on(args: argparse.Namespace) -> str:
-    """How a stopped training run goes on: its command with --resume, or, given with it, run again
-    (a run resumed and stopped again was told to add the --resume it had)."""
-    return "run the same command again to go on" if args.resume else "add --resume to the same command to go on"
 
 
 def _finished_before(run_dir: str) -> bool:
@@ -960,6 +954,7 @@ def _train_command(args: argparse.Namespace) -> int:
     _load_torch()
     from xvertfast.io.files import NothingFound, check_inputs
     from xvertfast.train import DiskFull, TrainConfig, TrainingDiverged, has_finished_epochs, train
+    from xvertfast.train.run_folder import to_go_on
 
     try:
         check_inputs(args.data)  # a mistyped folder: said before a model is loaded or RUN_DIR made
@@ -1008,7 +1003,7 @@ def _train_command(args: argparse.Namespace) -> int:
         _raise_if_interrupted(exc)
         first_line = (str(exc).strip().splitlines() or [""])[0]
         kept = (f"the checkpoint in {os.path.join(args.output, 'checkpoint')} keeps the last finished epoch: once the "
-                f"cause is gone, {_to_go_on(args)} (settings such as --batch-size cannot "
+                f"cause is gone, {to_go_on(args.resume)} (settings such as --batch-size cannot "
                 "change on resume)" if has_finished_epochs(args.output) else "no epoch had finished; nothing to resume")  # fmt: skip
         _print(f"error: {type(exc).__name__}: {first_line}\n{kept}", file=sys.stderr)
         return 3

@@ -917,6 +917,37 @@ def test_cli_reports_a_full_disk_while_checkpointing_with_exit_3_and_resume_goes
     assert "resuming after stage 1, epoch 1 (the last one finished)" in capsys.readouterr().err
 
 
+def test_a_resumed_run_stopped_by_a_full_disk_or_a_divergence_is_not_told_to_add_the_resume_it_has(
+        tmp_path, monkeypatch, capsys):  # fmt: skip
+    """A --resume'd run whose disk filled up was told "free space, then add --resume to the same command", and
+    one that diverged "add --resume --lr 0.0001": the command has --resume already; the CLI's own lines said
+    "run the same command again" since 88bc142."""
+    import safetensors.torch
+    from safetensors import SafetensorError
+
+    data, run = write_images(tmp_path / "data"), tmp_path / "run"
+    argv = ["train", str(data), "-o", str(run), "--stages", "1", "--epochs-gc", "3", "--epochs-joint", "0",
+            "--width", "4", "--depth", "2", "--roi-size", "32", "--batch-size", "2", "-q", "--device", "cpu"]  # fmt: skip
+    train([str(data)], str(run), TrainConfig(stages=1, epochs_gc=3, epochs_joint=0, width=4, depth=2, roi_size=32,
+                                             batch_size=2, device="cpu"), stop_after_epochs=1, progress=False,
+          log=lambda m: None)  # fmt: skip
+
+    def full(*args, **kwargs):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(safetensors.torch, "save_file", full)
+        assert main([*argv, "--resume"]) == 3
+    err = capsys.readouterr().err
+    assert "no space left on its disk" in err and "free space, then run the same command again to go on" in err, err
+    assert "add --resume" not in err
+    _diverging_loss(monkeypatch, at_step=1)
+    assert main([*argv, "--resume"]) == 3
+    err = capsys.readouterr().err
+    assert "training diverged" in err and "add --lr 0.0001 to the same command to go on" in err, err
+    assert "add --resume" not in err  # (a run not resumed is: test_a_diverged_run_goes_on_with_a_lower_lr)
+
+
 def _tmpfs(path, size: str) -> None:
     import subprocess
 
@@ -1289,7 +1320,8 @@ def test_cli_says_a_checkpoint_folder_it_may_not_write_in_words(tmp_path, monkey
     err = capsys.readouterr().err
     assert (f"\nerror: cannot write the checkpoint in {run / 'checkpoint'}: Operation not permitted (the last "
             "finished epoch is kept); make it writable") in err, err  # fmt: skip
-    assert "add --resume" in err and ".part" not in err
+    # (the command has --resume: told to run it again, not to add the --resume it has)
+    assert "then run the same command again to go on" in err and "add --resume" not in err and ".part" not in err
     config = TrainConfig(stages=1, epochs_gc=2, epochs_joint=0, width=4, depth=2, roi_size=32, device="cpu")
     with pytest.raises(PermissionError, match="cannot write the checkpoint"):  # (Python: a ValueError for a while)
         train([str(data)], str(run), config, resume=True, progress=False, log=lambda m: None)

@@ -57,7 +57,7 @@ from xvertfast.train.data import (NoReadableImage, RoiSet, load_rois, random_pat
 from xvertfast.train.losses import XVertNetLoss
 from xvertfast.train.run_folder import (CHECKPOINT_FILE, COMMAND_FILE, INTERRUPTED, LOCK_FILE, Progress,
                                         has_finished_epochs, latest_state, position, reading, record_command,
-                                        record_stop, started_command, stopped_by, storable_state)
+                                        record_stop, started_command, stopped_by, storable_state, to_go_on)
 
 __all__ = ["DiskFull", "TrainConfig", "TrainingDiverged", "has_finished_epochs", "train"]
 
@@ -173,12 +173,13 @@ class TrainingDiverged(PickledAsRaised, RuntimeError):
     that epoch is saved, so the checkpoint keeps the epochs before it, and a resume may lower
     the learning rate (the one setting a resume may change)."""
 
-    def __init__(self, stage: int, epoch: int, what: str, ckpt_dir: str, lr: float, amp: bool = False):
+    def __init__(self, stage: int, epoch: int, what: str, ckpt_dir: str, lr: float, amp: bool = False,
+                 resumed: bool = False):  # fmt: skip
         lower = f"--lr {lr / 10:g}"
         if has_finished_epochs(os.path.dirname(ckpt_dir)):
             todo = (f"{ckpt_dir} keeps the epochs before it. The run is seeded: resumed as it is, it would repeat "
-                    f"the same steps. Usual cause: a learning rate too high for these images; add --resume {lower} "
-                    "to the same command (a tenth of it; any lower rate will do) to go on from there with it")  # fmt: skip
+                    "the same steps. Usual cause: a learning rate too high for these images; "
+                    f"{to_go_on(resumed, lower)} from there with it (a tenth of it; any lower rate will do)")  # fmt: skip
             if amp:
                 todo += ("; or bf16 overflow (--amp), which a resume cannot change: start a new RUN_DIR without "
                          "--amp (a copy of this one's cache/ in it saves the preprocessing)")  # fmt: skip
@@ -195,14 +196,13 @@ class DiskFull(PickledAsRaised, OSError):
     written atomically, so what is there is whole: the checkpoint keeps the last finished epoch
     and the cache the images preprocessed so far, and a resume after freeing space goes on."""
 
-    def __init__(self, run_dir: str, exc: BaseException):
+    def __init__(self, run_dir: str, exc: BaseException, resumed: bool = False):
         if has_finished_epochs(run_dir):
             kept = f"{os.path.join(run_dir, 'checkpoint')} keeps the last finished epoch"
         else:
             kept = f"no epoch had finished; {os.path.join(run_dir, 'cache')} keeps the images preprocessed so far"
         super().__init__(f"{run_dir}: no space left on its disk (or the quota is spent) while the run wrote there "
-                         f"({str(exc).strip() or type(exc).__name__}); {kept}: free space, then add --resume to the "
-                         "same command to go on")  # fmt: skip
+                         f"({str(exc).strip() or type(exc).__name__}); {kept}: free space, then {to_go_on(resumed)}")  # fmt: skip
         self.errno = errno.ENOSPC
 
 
@@ -610,8 +610,8 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
         if came_of_an_interrupt(exc):  # (a write failing as a Ctrl-C unwound: recorded as interrupted too)
             raise _interrupted(run_dir) from exc
         if disk_full(exc):
-            raise DiskFull(run_dir, exc) from exc
-        unwritable = _unwritable(run_dir, exc)
+            raise DiskFull(run_dir, exc, resume) from exc
+        unwritable = _unwritable(run_dir, exc, resume)
         if unwritable:
             raise RunFolderNotWritable(unwritable, exc.errno) from exc
         raise
@@ -646,7 +646,7 @@ def _interrupted(run_dir: str) -> KeyboardInterrupt:
     return KeyboardInterrupt()
 
 
-def _unwritable(run_dir: str, exc: BaseException) -> str | None:
+def _unwritable(run_dir: str, exc: BaseException, resumed: bool = False) -> str | None:
     """What to say where the run may not write a file of its own (a folder of it made immutable or
     read-only, its owner changed), as :func:`_lock_run_dir` says a run folder it may not write in:
     the folder and the problem, not "[Errno 1] ...: '.../.epoch.safetensors.x.part'". None for
@@ -664,7 +664,7 @@ def _unwritable(run_dir: str, exc: BaseException) -> str | None:
     what = {"checkpoint": "the checkpoint", "cache": "the preprocessed images", "model": "the model"}.get(part, "its files")
     kept = " (the last finished epoch is kept)" if has_finished_epochs(run_dir) else ""
     return (f"cannot write {what} in {folder}: {exc.strerror or exc}{kept}; make it writable (chmod, chattr -i, or "
-            "mount it read-write), then add --resume to the same command to go on")  # fmt: skip
+            f"mount it read-write), then {to_go_on(resumed)}")  # fmt: skip
 
 
 def _refuse_inputs_inside(inputs: list[str], run_dir: str) -> None:
@@ -1039,7 +1039,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
     patches = 0 < config.patch_size < config.roi_size  # (random_patches: a larger patch is the whole ROI)
     curves = _Curves(run_dir, log, samples="patches" if patches else "ROIs")
     def diverged(what: str) -> TrainingDiverged:  # in the stage and epoch being trained
-        return TrainingDiverged(k, prog.epoch + 1, what, ckpt_dir, config.lr, config.amp)
+        return TrainingDiverged(k, prog.epoch + 1, what, ckpt_dir, config.lr, config.amp, resume)
 
     for k in range(1, config.stages + 1):
         torch.manual_seed(torch_seed(config.seed * 7919 + k))

@@ -1,6 +1,7 @@
 """What a training run keeps in its RUN_DIR and how its saved progress is read back, without
 torch: ``xvertfast status`` reads it in a fraction of a second (torch's import alone takes one or
-more), and the loop writes and resumes from the same names.
+more), and the loop writes and resumes from the same names; and how a stopped run is told to go
+on (:func:`to_go_on`), in the loop's messages and the CLI's alike.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 
 __all__ = ["CHECKPOINT_FILE", "COMMAND_FILE", "INTERRUPTED", "LOCK_FILE", "Progress", "cached_images",
            "finite_or_null", "has_finished_epochs", "latest_state", "position", "reading", "record_command", "record_stop",
-           "started_command", "stopped_by", "storable_state"]
+           "started_command", "stopped_by", "storable_state", "to_go_on"]
 
 #: Held (flock) while a run trains in RUN_DIR: a second ``train`` there is refused, not left to
 #: mix its epochs with the first's.
@@ -39,6 +40,15 @@ CHECKPOINT_FILE = "epoch.safetensors"
 #: The name of one image's cached crops: a digest of its contents and the parameters
 #: (:func:`xvertfast.train.data._image_pairs`).
 _CROPS_NAME = re.compile(r"[0-9a-f]{32}\.npy")
+
+
+def to_go_on(resumed: bool, adding: str = "") -> str:
+    """How a stopped run goes on, in the words every message of it uses: its command with --resume
+    (and ``adding``, such as a lower --lr) added, or, where it was resumed already, the same command
+    again (with ``adding`` alone): a resumed run was told to add the --resume it had."""
+    if resumed:
+        return f"add {adding} to the same command to go on" if adding else "run the same command again to go on"
+    return f"add --resume{' ' + adding if adding else ''} to the same command to go on"
 
 
 @dataclass
