@@ -164,10 +164,19 @@ def test_a_word_that_is_no_command_says_what_was_meant(argv, said, capsys):
                                                       "-o out"),  # (an option's value first, present or not)
     (["in", "-o", "out"], [], f"'in': did you mean info? (the commands: {COMMANDS})"),  # (no such path: a word)
     (["-q", "out", "enhance", "in"], [], "'out' (choose from 'info', "),  # (-q takes no value: out is not its)
+    (["--mode", "full", "enhance", "in", "-o", "out"], [], "'full': --mode full goes after the command: xvertfast "
+                                                           "enhance ... --mode full"),  # (--mode, not --model)
+    (["-o", "out", "in"], ["out/", "in/"], f"'out': -o out goes after the command: xvertfast COMMAND ... -o out "
+                                           f"(the commands: {COMMANDS})"),  # (out is -o's: no command follows)
+    (["--mode", "full", "in"], ["in/"], "'full': --mode full goes after the command: xvertfast enhance ... --mode "
+                                        "full ("),  # (enhance alone has --mode)
 ])  # fmt: skip
 def test_a_path_where_the_command_goes_is_said_to_be_one(argv, made, said, tmp_path, monkeypatch, capsys):
     """A folder, file or path given where the command goes (the command left out) got "did you mean"
-    for a command it resembles: `xvertfast in -o out`, with in/ there, said "'in': did you mean info?"."""
+    for a command it resembles: `xvertfast in -o out`, with in/ there, said "'in': did you mean info?".
+    An option's value given before it is said to go after the command: `-o out in` (out/ there) was
+    called a folder where the command goes, `--mode full enhance` got argparse's words alone (--mode
+    taken for a prefix of --model too)."""
     monkeypatch.chdir(tmp_path)
     for path in made:
         (tmp_path / path).mkdir() if path.endswith("/") else (tmp_path / path).write_text("{}")

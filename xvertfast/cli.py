@@ -1530,8 +1530,8 @@ class _CommandParser(argparse.ArgumentParser):
 def _command_meant(word: str, commands: dict, words: list[str]) -> str | None:
     """What a ``word`` given where the command goes meant, among the command line's ``words``: an
     option's value before the command (``xvertfast -o out enhance ...``: argparse took out for the
-    command), a path (the command left out: no "did you mean" for the folder in/), help, a
-    misspelt command; None where that cannot be told."""
+    command; ``-o out in``, the command left out, too), a path (the command left out: no "did you
+    mean" for the folder in/), help, a misspelt command; None where that cannot be told."""
     import difflib
 
     names = list(commands)
@@ -1539,6 +1539,12 @@ def _command_meant(word: str, commands: dict, words: list[str]) -> str | None:
     later = next((w for w in words[at + 1 :] if w in commands), None) if at > 0 else None
     if later and _takes_a_value(commands[later], words[at - 1]):  # (-q out enhance: -q takes none)
         return f"{words[at - 1]} {word} goes after the command: xvertfast {later} ... {words[at - 1]} {word}"
+    takers = [name for name in names if _takes_a_value(commands[name], words[at - 1])] if at > 0 and not later else []
+    if takers:  # (-o out in, the command left out: out is -o's, be it a folder or not)
+        exact = [name for name in takers if any(words[at - 1] in a.option_strings for a in commands[name]._actions)]
+        command = (exact or takers)[0] if len(exact or takers) == 1 else "COMMAND"  # (--mode: enhance's, not --model)
+        return (f"{words[at - 1]} {word} goes after the command: xvertfast {command} ... {words[at - 1]} {word} "
+                f"(the commands: {', '.join(names)})")  # fmt: skip
     if os.path.lexists(word) or "/" in word or os.sep in word or os.path.splitext(word)[1]:
         what = "a folder" if os.path.isdir(word) else "a file" if os.path.lexists(word) else "a path"
         return (f"{what}, not a command: the command goes before it: xvertfast {later or 'COMMAND'} {word} ... "
@@ -1550,12 +1556,14 @@ def _command_meant(word: str, commands: dict, words: list[str]) -> str | None:
 
 
 def _takes_a_value(command: argparse.ArgumentParser, option: str) -> bool:
-    """Whether ``option`` (as given: --out for --output too) is one of ``command``'s that takes a value."""
+    """Whether ``option`` (as given: --out for --output too) is one of ``command``'s that takes a value.
+    An exact name wins over the longer ones it begins, as argparse reads it (--mode, not --model)."""
     if not option.startswith("-"):
         return False
     name = option.partition("=")[0]
-    found = {a for a in command._actions for o in a.option_strings
-             if o == name or (name.startswith("--") and o.startswith(name))}  # fmt: skip
+    exact = {a for a in command._actions if name in a.option_strings}
+    found = exact or {a for a in command._actions for o in a.option_strings
+                      if name.startswith("--") and o.startswith(name)}  # fmt: skip
     return len(found) == 1 and found.pop().nargs != 0 and "=" not in option
 
 
