@@ -680,6 +680,8 @@ DISKS_EIO = "OSError: [Errno 5] Input/output error"
     ("a disk's, read in cli.py", DISKS_EIO),  # (as demo's f.read() of its summary: no file named)
     ("a disk's, naming its file in cli.py", f"{DISKS_EIO}: 'summary.md'"),  # (as an open() there)
     ("the log's", DISKS_EIO),  # stderr no terminal, its write failing: the error line cli printed there
+    ("the terminal's, around the bar", TERMINAL_CLOSED),  # stderr the terminal: a job's line around its bar
+    ("the terminal's, a warning", TERMINAL_CLOSED),  # (a warning is written around the bar too)
 ])  # fmt: skip
 def test_an_eio_during_a_stop_says_whether_it_was_the_terminal_closing_or_a_disk(monkeypatch, capsys, whose, then):
     """`xvertfast info --json 2>err.log`, stopped by SIGTERM, its terminal closing as the stop prints
@@ -687,10 +689,12 @@ def test_an_eio_during_a_stop_says_whether_it_was_the_terminal_closing_or_a_disk
     failing then. The terminal's own EIO (a line the CLI printed there) is now said as the terminal
     closing; any other (a disk's, one cli.py met reading a file, a log's on stderr failing as the CLI
     printed to it) still as the OSError: cb9fbcb took every EIO raised in cli.py naming no file
-    for the terminal's."""
+    for the terminal's, and a line written around the progress bar (tqdm.write: raised in tqdm's
+    code) for a disk's. (With stderr the terminal the line is lost there; it is read here on a log.)"""
     import errno
     import pty
     import signal
+    import warnings
 
     import xvertfast.info
     from xvertfast import cli
@@ -699,16 +703,19 @@ def test_an_eio_during_a_stop_says_whether_it_was_the_terminal_closing_or_a_disk
     terminal = os.fdopen(slave, "w", buffering=1)  # (line-buffered, as sys.stdout on a terminal is)
     monkeypatch.setattr(sys, "stdout", terminal)
     monkeypatch.setattr(cli, "_hung_up", lambda fd, strict=False: True)  # (poll's POLLHUP, as Linux says it)
-    failing = None
+    failing, log = None, sys.stderr
+    if whose.startswith("the terminal's, "):  # stderr the terminal too, as a job's progress bar is shown
+        monkeypatch.setattr(sys, "stderr", terminal)
     if whose == "the log's":  # a real write's EIO on stderr, a pty whose other end is closed, taken for no terminal
-        log, (log_master, log_slave) = sys.stderr, pty.openpty()
+        log_master, log_slave = pty.openpty()
         failing = os.fdopen(log_slave, "w", buffering=1)
         monkeypatch.setattr(sys, "stderr", failing)
         monkeypatch.setattr(cli, "_terminals", lambda: [terminal.fileno()])
         os.close(log_master)
+    if sys.stderr is not log:
         say = cli._say_interrupted
 
-        def said_on_a_log_that_works(*args, **kwargs):  # (the failing one would lose what is said)
+        def said_on_a_log_that_works(*args, **kwargs):  # (the failing one, or the terminal, would lose it)
             monkeypatch.setattr(sys, "stderr", log)
             return say(*args, **kwargs)
 
@@ -730,6 +737,10 @@ def test_an_eio_during_a_stop_says_whether_it_was_the_terminal_closing_or_a_disk
                 in_cli("raise OSError(errno.EIO, 'Input/output error', 'summary.md')")
             if whose == "the log's":  # a callee that swallowed the SIGTERM, its error said on stderr
                 cli._nothing_found(ValueError("no images found"))
+            if whose == "the terminal's, around the bar":  # a job's error line for an image
+                cli._say_around_the_bar("error: in/a.png: not an image")
+            if whose == "the terminal's, a warning":
+                warnings.warn("in/a.png: 16-bit, read as 12", UserWarning)
             return {"summary": "stopped"}
         raise AssertionError("SIGTERM did not stop the command")
 
