@@ -303,10 +303,11 @@ def test_a_training_runs_checkpoint_given_as_the_model_names_the_runs_model(tmp_
     """--model RUN/checkpoint (or cache) said "not an xvertfast model directory (no config.json)" alone,
     where RUN itself is told "did you mean RUN/model". A folder where no run began (no lock file, no
     checkpoint/state.json: a model kept beside a cache/ of one's own) is not said to be a run's."""
-    from xvertfast.model import load_model, save_model
+    from xvertfast.model import load_model, persistence, save_model
     from xvertfast.train.run_folder import LOCK_FILE
 
-    assert marker in (LOCK_FILE, "checkpoint/state.json", None)  # (model/persistence names LOCK_FILE itself)
+    assert persistence._RUN_LOCK_FILE == LOCK_FILE  # (model/persistence names it itself: model cannot import train)
+    assert marker in (LOCK_FILE, "checkpoint/state.json", None)
     run = tmp_path / "run"
     save_model(load_model("default"), run / "model")
     (run / name).mkdir()

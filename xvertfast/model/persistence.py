@@ -70,11 +70,16 @@ def _unfinished_run(run_dir: str) -> bool:
         os.path.join(run_dir, "model", "config.json"))  # fmt: skip
 
 
+#: The lock file a training run writes in its folder as it starts: train.run_folder.LOCK_FILE, named
+#: again here, model not importing train (a test checks that the two agree).
+_RUN_LOCK_FILE = ".xvertfast-train.lock"
+
+
 def _a_run(run_dir: str) -> bool:
     """Whether a training run began in ``run_dir``, as ``xvertfast status`` tells one: its checkpoint
-    (checkpoint/state.json) or its lock file (train.run_folder.LOCK_FILE, written as it starts) is there."""
+    (checkpoint/state.json) or its lock file (:data:`_RUN_LOCK_FILE`, written as it starts) is there."""
     return os.path.isfile(os.path.join(run_dir, "checkpoint", "state.json")) or os.path.isfile(
-        os.path.join(run_dir, ".xvertfast-train.lock"))  # fmt: skip
+        os.path.join(run_dir, _RUN_LOCK_FILE))  # fmt: skip
 
 
 #: device types torch still parses, kept from Caffe2, on which no torch makes a tensor: an empty
