@@ -919,13 +919,15 @@ def _training_interrupted(args: argparse.Namespace, exc: BaseException) -> int:
     if getattr(args, "run_finished", False):  # (a run found finished at the start is no run this command finished)
         if not getattr(args, "run_finished_said", False):
             _print(_trained_line(run_dir))
-        _print(f"\ninterrupted once the run had finished{then_line(exc)}: its model is complete", file=sys.stderr)
+        _print(f"{_line_start()}interrupted once the run had finished{then_line(exc)}: its model is complete",
+               file=sys.stderr)  # fmt: skip
         return 130
     if not os.path.isfile(os.path.join(run_dir, LOCK_FILE)) and not has_finished_epochs(run_dir):
-        _print(f"\ninterrupted{then_line(exc)}: the run had not started; nothing was written", file=sys.stderr)
+        _print(f"{_line_start()}interrupted{then_line(exc)}: the run had not started; nothing was written",
+               file=sys.stderr)  # fmt: skip
         return 130
     if _finished_before(run_dir):  # (an interrupted `train DATA -o FINISHED_RUN`: --resume would only say so)
-        _print(f"\ninterrupted{then_line(exc)}: {run_dir} holds a finished run; its model is "
+        _print(f"{_line_start()}interrupted{then_line(exc)}: {run_dir} holds a finished run; its model is "
               f"{os.path.join(run_dir, 'model')}", file=sys.stderr)  # fmt: skip
         return 130
     cache = os.path.join(run_dir, "cache")
@@ -933,8 +935,18 @@ def _training_interrupted(args: argparse.Namespace, exc: BaseException) -> int:
     kept = ("the last finished epoch is kept" if has_finished_epochs(run_dir)
             else "no epoch had finished; the images preprocessed so far are kept in its cache" if cached
             else "no epoch had finished, no image was preprocessed yet")  # fmt: skip
-    _print(f"\ninterrupted{then_line(exc)}: {kept}; {to_go_on(args.resume)}", file=sys.stderr)
+    _print(f"{_line_start()}interrupted{then_line(exc)}: {kept}; {to_go_on(args.resume)}", file=sys.stderr)
     return 130
+
+
+def _line_start() -> str:
+    """What starts train's "interrupted" line: no newline, each of its progress bars being closed by then, which
+    ends (or clears) its line (a newline left a blank line above it, as a log's); on a terminal a carriage
+    return, over the "^C" it echoed at the start of the line."""
+    try:
+        return "\r" if sys.stderr.isatty() else ""
+    except (AttributeError, ValueError, OSError):  # (a closed or a test's stream)
+        return ""
 
 
 def _finished_before(run_dir: str) -> bool:

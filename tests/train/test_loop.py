@@ -1094,6 +1094,69 @@ def test_cli_a_run_interrupted_mid_stage_ends_with_the_interrupted_line_not_the_
     assert err.rstrip().splitlines()[-1].startswith("interrupted: the last finished epoch is kept"), err[-500:]
 
 
+@pytest.mark.parametrize("where", ["gathering the ROIs", "stage 2 inputs", "stage 1"])
+def test_cli_a_run_interrupted_with_a_bar_on_ends_with_the_interrupted_line_and_no_blank_line_above_it(
+        tmp_path, monkeypatch, capsys, where):  # fmt: skip
+    """A Ctrl-C while the ROIs were gathered (or a later stage's inputs made) left the generator writing them
+    suspended, its bar open: the garbage collector erased the bar after the CLI's "interrupted" line, a log's last
+    line then blank. A closed bar ends its line: the "interrupted" line's newline left a blank line above it."""
+    import xvertfast.train.data as data_module
+    import xvertfast.train.loop as loop_module
+
+    def stopped_within(path, shape, blocks):  # the first block taken, then a Ctrl-C as it is written
+        next(iter(blocks))
+        raise KeyboardInterrupt
+
+    if where == "stage 1":
+        real, calls = loop_module._write_metrics, []
+
+        def stopped_at_the_second_epoch(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 2:
+                raise KeyboardInterrupt
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(loop_module, "_write_metrics", stopped_at_the_second_epoch)
+    elif where == "gathering the ROIs":
+        real_write = data_module.write_array
+        monkeypatch.setattr(data_module, "write_array", lambda path, *args: (
+            stopped_within if os.path.basename(path).startswith("rois-") else real_write)(path, *args))
+    else:
+        monkeypatch.setattr(loop_module, "write_array", stopped_within)
+    argv = ["train", str(write_images(tmp_path / "data")), "-o", str(tmp_path / "run"), "--stages", "2",
+            "--epochs-gc", "3" if where == "stage 1" else "1", "--epochs-joint", "0", "--width", "4", "--depth", "2",
+            "--roi-size", "32", "--device", "cpu"]  # fmt: skip
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert f"{where}: " in err  # (the bar was drawn)
+    line = err.rstrip("\n").split("\n")[-1]
+    assert err.endswith("add --resume to the same command to go on\n"), err[-300:]  # (nothing after it)
+    assert line.split("\r")[-1].startswith("interrupted: "), err[-300:]
+    assert "\n\ninterrupted" not in err, err[-300:]  # (no blank line above it)
+
+
+def test_cli_the_interrupted_line_on_a_terminal_starts_over_the_ctrl_c_it_echoed(tmp_path, monkeypatch):
+    """With no newline above the "interrupted" line, a terminal's echoed "^C" (at the start of the line, under
+    -q or between bars) would run into it: on a terminal the line starts with a carriage return, over it."""
+    import io
+    import sys
+
+    import xvertfast.cli as cli
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_use_threads", ctrl_c)
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    argv = ["train", str(write_images(tmp_path / "data")), "-o", str(tmp_path / "run"), "--stages", "1", "-q"]
+    assert main(argv) == 130
+    assert sys.stderr.getvalue() == "\rinterrupted: the run had not started; nothing was written\n"
+
+
 def test_resume_on_another_kind_of_device_warns(tmp_path):
     """--device auto (the default) started on a GPU and resumed where there is none went on on the CPU
     unsaid, though the result then differs from an uninterrupted run's (as with another thread count,
@@ -1981,7 +2044,8 @@ def test_cli_an_interrupt_once_the_run_has_finished_says_so_and_still_exits_as_i
     monkeypatch.setattr(cli, "_trained_line", interrupted_once)
     assert main(argv) == code
     said = capsys.readouterr()
-    assert said.err.endswith("\n\ninterrupted once the run had finished: its model is complete\n"), said.err
+    assert said.err.endswith("\ninterrupted once the run had finished: its model is complete\n"), said.err
+    assert "\n\ninterrupted" not in said.err  # (no blank line above it)
     assert said.out.count(f"the model is in {run / 'model'}") == 1, said.out
 
     def ctrl_c(*args, **kwargs):

@@ -273,16 +273,18 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     if not os.path.islink(cache_dir):  # (a shared cache's temporary may be another run's, being written)
         remove_stale_parts([*files, gathered])
     if not os.path.exists(gathered):
-        def crops():  # (a bar: a copy of every image's crops, minutes for an archive, went by in silence)
-            with tqdm(total=len(files), desc="gathering the ROIs", unit="image", disable=not progress,
-                      leave=False) as bar:  # fmt: skip
-                for path, source in zip(files, sources):
-                    remedy = (f"it held the crops of {source}: delete it and run the same command again (the image "
-                              f"is preprocessed again; deleting {cache_dir} redoes every image)")  # fmt: skip
-                    yield read_cached(path, (per_image, 2, roi_size, roi_size), remedy)
-                    bar.update(1)
+        def crops(bar):
+            for path, source in zip(files, sources):
+                remedy = (f"it held the crops of {source}: delete it and run the same command again (the image "
+                          f"is preprocessed again; deleting {cache_dir} redoes every image)")  # fmt: skip
+                yield read_cached(path, (per_image, 2, roi_size, roi_size), remedy)
+                bar.update(1)
 
-        write_array(gathered, (per_image * len(files), 2, roi_size, roi_size), crops())
+        # (a bar: a copy of every image's crops, minutes for an archive, went by in silence. Opened here, not in
+        # crops(): a Ctrl-C in write_array left the generator suspended, and its bar was erased by the garbage
+        # collector after the CLI's "interrupted" line, the log's last line then blank)
+        with tqdm(total=len(files), desc="gathering the ROIs", unit="image", disable=not progress, leave=False) as bar:
+            write_array(gathered, (per_image * len(files), 2, roi_size, roi_size), crops(bar))
     remedy = ("it held the training ROIs of every image: delete it and run the same command again (it is gathered "
               f"again from the images' crops in {cache_dir})")  # fmt: skip
     data = RoiSet.mapped(gathered, torch.arange(len(sources)).repeat_interleave(per_image), sources, roi_size, remedy)

@@ -179,7 +179,8 @@ class TrainingDiverged(PickledAsRaised, RuntimeError):
         if has_finished_epochs(os.path.dirname(ckpt_dir)):
             todo = (f"{ckpt_dir} keeps the epochs before it. The run is seeded: resumed as it is, it would repeat "
                     "the same steps. Usual cause: a learning rate too high for these images; "
-                    f"{to_go_on(resumed, lower)} from there with it (a tenth of it; any lower rate will do)")  # fmt: skip
+                    f"{to_go_on(resumed, lower)} from there with it (a tenth of it; any lower rate will "
+                    "do)")  # fmt: skip
             if amp:
                 todo += ("; or bf16 overflow (--amp), which a resume cannot change: start a new RUN_DIR without "
                          "--amp (a copy of this one's cache/ in it saves the preprocessing)")  # fmt: skip
@@ -202,7 +203,8 @@ class DiskFull(PickledAsRaised, OSError):
         else:
             kept = f"no epoch had finished; {os.path.join(run_dir, 'cache')} keeps the images preprocessed so far"
         super().__init__(f"{run_dir}: no space left on its disk (or the quota is spent) while the run wrote there "
-                         f"({str(exc).strip() or type(exc).__name__}); {kept}: free space, then {to_go_on(resumed)}")  # fmt: skip
+                         f"({str(exc).strip() or type(exc).__name__}); {kept}: free space, then "
+                         f"{to_go_on(resumed)}")  # fmt: skip
         self.errno = errno.ENOSPC
 
 
@@ -368,16 +370,20 @@ def _next_stage_data(stage: XVertNetStage, data: RoiSet, config: TrainConfig, de
     stage.eval()
     model = XVertNet([stage], config.lam, config.alpha, config.eps)
 
-    def batches():
-        with torch.no_grad(), tqdm(total=len(data), desc=desc, unit="ROI", disable=not progress, leave=False) as bar:
-            for k in range(0, len(data), config.batch_size):
+    def batches(bar):
+        for k in range(0, len(data), config.batch_size):
+            with torch.no_grad():  # (not around the yield: it would hold for the caller's code too)
                 xp, y = (_to(t, device) for t in data.batch(slice(k, k + config.batch_size)))
                 out = stage(xp, y).float().contiguous()
                 guide = model.guidance(out)  # on the training device: the GPU solver where there is one
-                yield torch.cat([out, guide.float()], dim=1).cpu().numpy()
-                bar.update(out.shape[0])
+                block = torch.cat([out, guide.float()], dim=1).cpu().numpy()
+            yield block
+            bar.update(out.shape[0])
 
-    write_array(path, (len(data), *data.pairs.shape[1:]), batches())
+    # (the bar opened here, not in batches(): a Ctrl-C in write_array left the generator suspended, and the
+    # garbage collector erased its bar after the CLI's "interrupted" line)
+    with tqdm(total=len(data), desc=desc, unit="ROI", disable=not progress, leave=False) as bar:
+        write_array(path, (len(data), *data.pairs.shape[1:]), batches(bar))
     return RoiSet.mapped(path, data.image, data.sources, data.pairs.shape[-1], _stage_data_remedy(path))
 
 
