@@ -1480,6 +1480,26 @@ def test_a_model_folder_is_refused_as_a_run_folder_before_anything_is_written_th
     assert (other / "model" / "config.json").is_file()
 
 
+def test_a_run_an_older_xvertfast_began_in_a_model_folder_is_resumed(tmp_path, capsys):
+    """535a173 refused a model's folder as RUN_DIR before its checkpoint was looked at: a run begun there by
+    an older xvertfast (which let it) could not be resumed, and the refusal said nothing of moving it."""
+    from xvertfast.model import XVertNet, XVertNetStage, save_model
+
+    data, model = write_images(tmp_path / "data"), str(tmp_path / "model")
+    argv = ["train", str(data), "-o", model, "--roi-size", "32", "--epochs-gc", "2", "--epochs-joint", "0",
+            "--stages", "1", "--width", "4", "--depth", "2", "--batch-size", "2", "-q", "--device", "cpu"]  # fmt: skip
+    quick = TrainConfig(stages=1, epochs_gc=2, epochs_joint=0, width=4, depth=2, roi_size=32, batch_size=2,
+                        device="cpu")  # fmt: skip
+    train([str(data)], model, quick, stop_after_epochs=1, progress=False, log=lambda m: None)
+    save_model(XVertNet([XVertNetStage(4, 2)]), model)  # (the model's files beside the run's, as then)
+    assert os.path.isfile(os.path.join(model, "config.json"))
+    assert main([*argv, "--resume"]) == 0
+    assert "resuming after stage 1, epoch 1" in capsys.readouterr().err
+    assert main(argv) == 2  # (not resumed: refused as any run's folder is, not as a model's)
+    err = capsys.readouterr().err
+    assert "holds a finished run" in err and "is an xvertfast model" not in err, err
+
+
 def test_a_folder_holding_a_model_or_metrics_no_run_there_wrote_is_refused_as_it_was(tmp_path, capsys):
     """Before: train -o FOLDER whose model/ (the model of a run whose checkpoint was cleared away, the
     user's own files) and metrics.csv no run there had written replaced metrics.csv at the first epoch

@@ -19,8 +19,8 @@ from xvertfast.model.stage import UPSAMPLING, XVertNetStage
 from xvertfast.model.xvertnet import XVertNet
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 
-__all__ = ["save_model", "load_model", "model_tile", "fingerprint", "check_config", "as_device", "refuse_meta",
-           "NO_TENSORS", "FORMAT_VERSION", "DEFAULT_MODEL_DIR"]
+__all__ = ["save_model", "load_model", "model_tile", "fingerprint", "check_config", "is_model_folder", "as_device",
+           "refuse_meta", "NO_TENSORS", "FORMAT_VERSION", "DEFAULT_MODEL_DIR"]
 
 FORMAT_VERSION = 1
 #: Where the shipped default model lives (package data).
@@ -193,6 +193,21 @@ def load_model(path: str | os.PathLike = "default", map_location: str | torch.de
 _STAGE_KEYS = ("width", "depth", "upsample")
 
 
+def _a_model_config(config) -> bool:
+    """Whether a config.json's contents say it is a model's (what :func:`save_model` writes)."""
+    return isinstance(config, dict) and config.get("format") == "xvertfast-model"
+
+
+def is_model_folder(folder: str) -> bool:
+    """Whether ``folder`` holds a model :func:`save_model` wrote, by its config.json alone (no tensor
+    read): for a job that must not take a model's folder for its own (train -o MODEL)."""
+    try:
+        with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+            return _a_model_config(json.load(f))
+    except (OSError, ValueError):
+        return False
+
+
 def check_config(config, config_path: str) -> list[dict]:
     """The stages' arguments from a config.json, or ValueError naming it and what is wrong (used by
     :func:`load_model` and by ``xvertfast info``, which checks the default model without loading it)."""
@@ -200,7 +215,7 @@ def check_config(config, config_path: str) -> list[dict]:
     def bad(why: str) -> ValueError:
         return ValueError(f"{config_path}: {why}")
 
-    if not isinstance(config, dict) or config.get("format") != "xvertfast-model":
+    if not _a_model_config(config):
         raise bad("not an xvertfast model configuration (no \"format\": \"xvertfast-model\")")
     version = config.get("format_version", 0)
     if isinstance(version, bool) or not isinstance(version, int) or version > FORMAT_VERSION:

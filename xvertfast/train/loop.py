@@ -45,7 +45,7 @@ from xvertfast._text import FAILED_LISTED, count, first_listed
 from xvertfast.io.files import JOB_FOLDER_MARKERS, JOB_IMAGES, NothingFound, discover, input_paths
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
 from xvertfast.model import XVertNet, XVertNetStage, load_model, save_model
-from xvertfast.model.persistence import as_device, fingerprint, refuse_meta
+from xvertfast.model.persistence import as_device, fingerprint, is_model_folder, refuse_meta
 from xvertfast.model.stage import UPSAMPLING
 from xvertfast.ops.wls import check_parameters
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
@@ -750,27 +750,20 @@ def _refuse_outputs_as_data(paths: list[str]) -> None:
 def _refuse_other_jobs_folder(run_dir: str) -> None:
     """Refuses an enhance, preprocess or evaluate output folder, or a model's folder, as RUN_DIR: the
     run's files would go in among that job's outputs (and replace one named as they are), or beside
-    the model, which a run's model/ in it would pass for."""
+    the model, which a run's model/ in it would pass for. A model's folder where a run began (an older
+    xvertfast let one begin there) is taken as that run's, not refused: its checkpoint is resumed."""
     for marker in JOB_FOLDER_MARKERS:  # (and train's own, checkpoint/state.json, which --resume reads)
         if marker.startswith(".xvertfast-") and os.path.exists(os.path.join(run_dir, marker)):
             job = _job_of(marker)
             raise ValueError(f"{run_dir} is the output folder of an xvertfast {job} job (it holds {marker}): give the "
                              "training run a folder of its own")  # fmt: skip
-    if _is_model_folder(run_dir):  # (-o MODEL typed for --init MODEL, or as enhance's --model)
+    # (-o MODEL typed for --init MODEL, or as enhance's --model; not a folder where a run began, which an older
+    # xvertfast let begin there: its checkpoint is resumed, or refused as a run's, as in any RUN_DIR)
+    if is_model_folder(run_dir) and not os.path.exists(os.path.join(run_dir, "checkpoint", "state.json")):
         raise ValueError(f"{run_dir} is an xvertfast model (it holds its config.json): the run's files, its own "
                          f"model/ among them, would go in beside that model's, which enhance --model {run_dir} "
                          f"would still use; give the training run a folder of its own (--init {run_dir} starts it "
                          "from this model's weights)")  # fmt: skip
-
-
-def _is_model_folder(folder: str) -> bool:
-    """Whether ``folder`` holds a model save_model wrote (its config.json says so; read without torch)."""
-    try:
-        with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
-            config = json.load(f)
-    except (OSError, ValueError):
-        return False
-    return isinstance(config, dict) and config.get("format") == "xvertfast-model"
 
 
 def _refuse_files_of_no_run(run_dir: str, config: TrainConfig) -> None:
