@@ -8,6 +8,7 @@ import os
 import re
 import sys
 import urllib.parse
+import warnings
 
 import numpy as np
 import pytest
@@ -861,6 +862,42 @@ def test_no_pictures_asked_makes_no_grid_folder(tmp_path, seed):
     assert len(os.listdir(again / "grid")) == 2
     assert main(["evaluate", str(src), "-o", str(again), "--pictures", "0", *args]) == 0
     assert (again / "report.html").is_file() and not (again / "grid").exists()
+
+
+@pytest.mark.parametrize("grid", ["a link", "unreadable"])
+def test_no_pictures_asked_puts_the_report_in_place_whatever_its_grid_folder(tmp_path, seed, monkeypatch, grid):
+    """--pictures 0 removed an earlier report's emptied grid/ with os.rmdir, which failed on a grid/
+    that is a link to a folder (ENOTDIR) or that cannot be listed, and the whole report was lost
+    ("could not be put in place", every time). The link and a grid/ it cannot read stay."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for k in range(2):
+        Image.fromarray(chest_like(seed + k, 200, 190)).save(src / f"img{k}.png")
+    out = tmp_path / "r"
+    args = ["--methods", "identity", "--metrics", "entropy", "-q"]
+    assert main(["evaluate", str(src), "-o", str(out), "--pictures", "2", *args]) == 0
+    if grid == "a link":  # grid/ moved elsewhere and linked back
+        os.rename(out / "grid", tmp_path / "pictures")
+        os.symlink(tmp_path / "pictures", out / "grid")
+        assert main(["evaluate", str(src), "-o", str(out), "--pictures", "2", *args]) == 0
+    else:
+        listdir = os.listdir
+
+        def refused(path="."):
+            if os.path.basename(os.fspath(path)) == "grid":
+                raise PermissionError(13, "Permission denied", os.fspath(path))
+            return listdir(path)
+
+        monkeypatch.setattr(os, "listdir", refused)
+    (out / "report.html").unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (the unreadable grid/'s: its pictures not looked for)
+        assert main(["evaluate", str(src), "-o", str(out), "--pictures", "0", *args]) == 0
+    assert (out / "report.html").is_file() and "grid/" not in (out / "report.html").read_text()
+    if grid == "a link":
+        assert os.path.islink(out / "grid") and os.listdir(tmp_path / "pictures") == []
+    else:
+        assert os.path.isdir(out / "grid")
 
 
 def test_a_roi_file_saved_by_a_spreadsheet_is_read(tmp_path, seed):

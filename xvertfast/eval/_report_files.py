@@ -155,8 +155,8 @@ def _put_in_place(parts: str, out_dir: str, grids: list[str]) -> None:
             removed += gone
         if grids:
             os.makedirs(grid, exist_ok=True)
-        elif os.path.isdir(grid) and not os.listdir(grid):  # (--pictures 0: an earlier report's grid/, emptied)
-            os.rmdir(grid)
+        else:  # (--pictures 0: an earlier report's grid/, emptied)
+            _remove_if_empty(grid)
         for name in [*grids, *REPORT_FILES]:
             os.replace(os.path.join(parts, name), os.path.join(out_dir, name))
             moved += 1
@@ -164,6 +164,17 @@ def _put_in_place(parts: str, out_dir: str, grids: list[str]) -> None:
         raise OSError(exc.errno, f"{out_dir}: the report could not be put in place ({_failed_on(exc, out_dir)}); "
                                  f"{_what_is_left(removed, left, moved, total)}; the same command writes it "
                                  "again") from exc  # fmt: skip
+
+
+def _remove_if_empty(grid: str) -> None:
+    """Removes ``grid`` where it is a folder (not a link to one: the user's) left empty. One that
+    cannot be read or removed stays: an empty grid/ is harmless, and the report is still put in
+    place."""
+    try:
+        if not os.path.islink(grid) and os.path.isdir(grid) and not os.listdir(grid):
+            os.rmdir(grid)
+    except OSError:
+        pass
 
 
 def _failed_on(exc: OSError, out_dir: str) -> str:
