@@ -1209,6 +1209,15 @@ def test_an_output_folder_through_a_link_to_a_missing_folder_is_said_so(tmp_path
     assert not (tmp_path / "2026-12-07").exists()
 
 
+def test_an_output_folder_that_is_a_file_says_what_to_give(tmp_path):
+    """ "output folder x is a file" said what was wrong, not what to do."""
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ValueError) as refused:
+        JobFolder(str(tmp_path / "afile"), {"a": 1}, overwrite=False)
+    assert str(refused.value) == (f"output folder {tmp_path / 'afile'} is a file: give the outputs a folder (-o, made "
+                                  "where missing)")  # fmt: skip
+
+
 def test_an_abandoned_output_is_left_where_the_output_folder_link_now_leads_elsewhere(tmp_path):
     # -o latest -> c1; an output being written as `ln -sfn c2 latest` runs, then its write fails (or Ctrl-C):
     # its clean-up removed latest/x.png by its path, c2's x.png, the output of another job

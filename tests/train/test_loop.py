@@ -1480,6 +1480,27 @@ def test_a_model_folder_is_refused_as_a_run_folder_before_anything_is_written_th
     assert (other / "model" / "config.json").is_file()
 
 
+@pytest.mark.parametrize("below", [False, True], ids=["the-folder", "a-folder-above"])
+def test_a_run_folder_through_a_link_to_a_missing_folder_or_a_file_is_said_so_with_what_to_do(tmp_path, below):
+    """-o latest, latest -> a folder not made yet: "cannot write into the run folder latest: File exists", as if
+    latest were a file (enhance says it as such since 11c204b); -o a file: "RUN_DIR x is a file", nothing said
+    of what to give."""
+    data = write_images(tmp_path / "data")
+    (tmp_path / "latest").symlink_to(tmp_path / "2026-12-07", target_is_directory=True)
+    run = tmp_path / "latest" / "run" if below else tmp_path / "latest"
+    with pytest.raises(ValueError) as refused:
+        train([str(data)], str(run), CONFIG, progress=False, log=lambda m: None)
+    assert str(refused.value) == (f"cannot write into the run folder {run}: {tmp_path / 'latest'} is a link to "
+                                  f"{tmp_path / '2026-12-07'}, which does not exist: make that folder first, or give "
+                                  "the output folder itself")  # fmt: skip
+    assert not (tmp_path / "2026-12-07").exists()
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ValueError) as refused:
+        train([str(data)], str(tmp_path / "afile"), CONFIG, progress=False, log=lambda m: None)
+    assert str(refused.value) == (f"RUN_DIR {tmp_path / 'afile'} is a file: give the training run a folder (-o, made "
+                                  "where missing)")  # fmt: skip
+
+
 def test_a_run_an_older_xvertfast_began_in_a_model_folder_is_resumed(tmp_path, capsys):
     """535a173 refused a model's folder as RUN_DIR before its checkpoint was looked at: a run begun there by
     an older xvertfast (which let it) could not be resumed, and the refusal said nothing of moving it."""

@@ -65,7 +65,8 @@ from xvertfast._text import asked
 from xvertfast._version import __version__
 from xvertfast.io.files import RealPaths, file_state, same_file
 from xvertfast.io.shards import Shard
-from xvertfast.io.write import OutputFolderMoved, atomic_write, nearest_existing, remove_stale_parts
+from xvertfast.io.write import (OutputFolderMoved, atomic_write, nearest_existing, remove_stale_parts,
+                                why_not_made)
 from xvertfast.resume import LOCK_PATIENCE, ends_with_newline, hold_lock, lock_held, settings_changes
 
 __all__ = ["JobFolder", "JobStatus", "LedgerStatus", "ShardsWithoutLedger", "dry_run_line", "run_line", "job_files",
@@ -728,17 +729,6 @@ def run_line(shard: Shard | None, found: int, found_all: int, done: int, warned:
     return f"{part}{done} done{with_warnings}, {skipped} skipped, {failed} failed in {seconds:.1f} s{rate}"
 
 
-def _not_made(out_dir: str, exc: OSError) -> str:
-    """Why ``out_dir`` could not be made: a link to a folder that does not exist (-o latest, made before
-    the folder it is to point at) is said so, where makedirs said only 'File exists' (or, for a
-    folder below it, 'No such file or directory')."""
-    there = nearest_existing(out_dir)
-    if os.path.islink(there) and not os.path.exists(there):
-        return (f"{there} is a link to {os.readlink(there)}, which does not exist: make that folder first, or give "
-                "the output folder itself")  # fmt: skip
-    return exc.strerror or str(exc)
-
-
 class JobFolder:
     """The output folder of one batch job: its lock, settings and ledger.
 
@@ -795,7 +785,8 @@ class JobFolder:
         if shard is not None:
             self._ledger_file = shard_files(job, shard)[0]
         if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-            raise ValueError(f"output folder {out_dir} is a file")
+            raise ValueError(f"output folder {out_dir} is a file: give the outputs a folder (-o, made where "
+                             "missing)")  # fmt: skip
         self._locks: list = []
         self._clear: set[str] = set()  # folders found clear of a file in the way of the outputs (see state)
         self._fd = None
@@ -813,7 +804,7 @@ class JobFolder:
                 os.makedirs(out_dir, exist_ok=True)
                 self._take_locks()
             except OSError as exc:
-                raise ValueError(f"cannot write into the output folder {out_dir}: {_not_made(out_dir, exc)}") from None
+                raise ValueError(f"cannot write into the output folder {out_dir}: {why_not_made(out_dir, exc)}") from None
             self.settings = settings
             self.key = settings_key(settings)
             ledger = os.path.join(out_dir, self._ledger_file)

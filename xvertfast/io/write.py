@@ -30,8 +30,8 @@ from xvertfast.io.radiograph import Radiograph
 from xvertfast.io.read import sniff_format
 
 __all__ = ["write_image", "WRITE_FORMATS", "FORMAT_EXTENSIONS", "EXTENSION_FORMATS", "same_format",
-           "same_format_extension", "format_from_path", "atomic_write", "nearest_existing", "remove_stale_parts",
-           "disk_full", "outputs_lost", "OutputFolderMoved", "name_too_long", "output_name_refusal", "derived_series_uid"]
+           "same_format_extension", "format_from_path", "atomic_write", "nearest_existing", "why_not_made",
+           "remove_stale_parts", "disk_full", "outputs_lost", "OutputFolderMoved", "name_too_long", "output_name_refusal", "derived_series_uid"]
 
 #: png16: 16-bit PNG at the source's bit depth (0..2^bits - 1, which a text chunk records); png8;
 #: tiff: float32 in [0, 1]; dicom: a derived DICOM image at the source's bit depth.
@@ -233,6 +233,17 @@ def nearest_existing(path: str) -> str:
     while not os.path.lexists(there) and os.path.dirname(there) != there:
         there = os.path.dirname(there)
     return there
+
+
+def why_not_made(folder: str, exc: OSError) -> str:
+    """Why ``folder`` could not be made (``exc``, makedirs' error): a link to a folder that does not
+    exist (-o latest, made before the folder it is to point at) is said so, where makedirs said only
+    'File exists' (or, for a folder below it, 'No such file or directory')."""
+    there = nearest_existing(folder)
+    if os.path.islink(there) and not os.path.exists(there):
+        return (f"{there} is a link to {os.readlink(there)}, which does not exist: make that folder first, or give "
+                "the output folder itself")  # fmt: skip
+    return exc.strerror or str(exc)
 
 
 def remove_stale_parts(outputs) -> int:

@@ -43,7 +43,7 @@ from xvertfast._paths import working_folder
 from xvertfast._pickled_errors import PickledAsRaised
 from xvertfast._text import FAILED_LISTED, count, first_listed
 from xvertfast.io.files import JOB_FOLDER_MARKERS, JOB_IMAGES, NothingFound, discover, input_paths
-from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
+from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts, why_not_made
 from xvertfast.model import XVertNet, XVertNetStage, load_model, save_model
 from xvertfast.model.persistence import as_device, fingerprint, is_model_folder, refuse_meta
 from xvertfast.model.stage import UPSAMPLING
@@ -547,13 +547,14 @@ class _Curves:
 def _lock_run_dir(run_dir: str):
     """RUN_DIR (created if needed) locked for this run: the open lock file; closing it unlocks."""
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
-        raise ValueError(f"RUN_DIR {run_dir} is a file")
+        raise ValueError(f"RUN_DIR {run_dir} is a file: give the training run a folder (-o, made where missing)")
     path = os.path.join(run_dir, LOCK_FILE)
     try:
         os.makedirs(run_dir, exist_ok=True)
         lock = hold_lock(path, patience=LOCK_PATIENCE)  # (status looks at it for a moment, shared)
     except OSError as exc:  # read-only, no permission: said as enhance says it, not as "[Errno 30] ...: 'RUN_DIR'"
-        raise ValueError(f"cannot write into the run folder {run_dir}: {exc.strerror or exc}") from None
+        # (-o latest, a link to a folder not made yet: said so, not "File exists")
+        raise ValueError(f"cannot write into the run folder {run_dir}: {why_not_made(run_dir, exc)}") from None
     if lock is None:
         raise ValueError(f"another xvertfast train is running in {run_dir} (it holds {path}); wait for it to "
                          "finish, or use another RUN_DIR")  # fmt: skip
