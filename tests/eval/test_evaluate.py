@@ -1009,6 +1009,30 @@ def test_a_python_method_returning_another_scale_than_unit_floats_fails_that_ima
                                 "returns floats in [0, 1] (method m)")]  # fmt: skip
 
 
+def test_a_python_method_returning_a_mask_of_zeros_and_ones_is_scored(tmp_path, seed):
+    """A method returning a mask (p > 0.5, bool) or 0/1 integers was failed as "an array of bool
+    (values False to True), not of floats" by 039dc43, though on the [0, 1] scale: it is scored as
+    the floats 0.0 and 1.0 are, as before. Integers beyond 1 still fail, their span said."""
+    from xvertfast.eval.protocol import run_protocol
+
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(chest_like(seed, 200, 190)).save(src / "img.png")
+    masks = {"bool": lambda p, spine=None: p > 0.5, "uint8": lambda p, spine=None: (p > 0.5).astype(np.uint8),
+             "float": lambda p, spine=None: (p > 0.5).astype(np.float32)}  # fmt: skip
+    run = run_protocol([str(src)], masks, ["entropy"], pictures=0, progress=False, log=lambda m: None)
+    assert run.images == 1 and not run.failed
+    scores = {(r["method"], r["roi"]): r["entropy"] for r in run.rows}
+    assert not any(math.isnan(v) for v in scores.values())
+    for roi in ("upper", "lower"):
+        assert scores["bool", roi] == scores["uint8", roi] == scores["float", roi]
+    doubled = {"m": lambda p, spine=None: (p > 0.5).astype(np.int16) * 2}
+    run = run_protocol([str(src)], doubled, ["entropy"], pictures=0, progress=False, log=lambda m: None)
+    assert run.failed == [
+        (str(src / "img.png"), f"{src / 'img.png'}: the method's output is an array of int16 (values 0 to 2), not of "
+                               "floats: a method returns floats in [0, 1] (8-bit values divided by 255) (method m)")]
+
+
 def test_a_python_method_returning_what_numpy_cannot_read_fails_that_image_saying_why(tmp_path, seed):
     """A plain Python method returning a tensor that requires grad, or one on a GPU, failed its image
     as "is Tensor, not an image", torch's reason (detach it, move it to the CPU) lost; a complex

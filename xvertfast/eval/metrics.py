@@ -29,6 +29,7 @@ __all__ = [
     "TMQI_MIN_SIDE",
     "BRISQUE_MIN_SIDE",
     "UNIT_SCALE_SLACK",
+    "off_the_unit_scale",
     "to_8bit",
     "entropy",
     "tenengrad",
@@ -75,6 +76,13 @@ def _checked(img, metric: str, name: str = "img") -> np.ndarray:
     return a
 
 
+def off_the_unit_scale(lo: float, hi: float) -> bool:
+    """Whether values from ``lo`` to ``hi`` are on another scale than [0, 1] (0..255, stored
+    values), not an overshoot to clip: further than :data:`UNIT_SCALE_SLACK` outside it. One rule
+    for the metrics' ``float_scaling="unit"`` and evaluate's check of a method's output."""
+    return bool(lo < -UNIT_SCALE_SLACK or hi > 1 + UNIT_SCALE_SLACK)
+
+
 def _round_half_away(x: np.ndarray) -> np.ndarray:
     """MATLAB's round for x >= 0 (np.round rounds halves to even; floor(x + 0.5) misrounds 0.5 - ulp)."""
     floor = np.floor(x)
@@ -101,7 +109,7 @@ def _convert(a: np.ndarray, metric: str, float_scaling: str) -> np.ndarray:
         return a
     if a.dtype.kind == "f" and float_scaling == "unit":
         lo, hi = float(a.min()), float(a.max())
-        if lo < -UNIT_SCALE_SLACK or hi > 1 + UNIT_SCALE_SLACK:  # 0..255 or stored values, not an overshoot
+        if off_the_unit_scale(lo, hi):
             raise ValueError(f"{metric}: float values from {lo:g} to {hi:g} are not on the [0, 1] scale "
                              "float_scaling='unit' expects (clipping would leave a near-binary image); pass "
                              "uint8, or float_scaling='minmax' to stretch them")  # fmt: skip

@@ -139,7 +139,8 @@ def to_8bit_original(values: np.ndarray, bits_stored: int) -> np.ndarray:
 
 def to_8bit_output(pixels: np.ndarray) -> np.ndarray:
     """A method's float output in [0, 1] as 8 bits: ``round(255 * clip(x, 0, 1))`` (an overshoot is
-    the method's to clip; the metrics' own API refuses values far off [0, 1] instead)."""
+    the method's to clip; an output on another scale, 0..255, was failed before, by
+    :func:`_as_output`)."""
     from xvertfast.eval.metrics import to_8bit
 
     return to_8bit(np.clip(np.asarray(pixels, dtype=np.float64), 0.0, 1.0), float_scaling="unit")
@@ -464,9 +465,10 @@ class _MethodFailed(PickledAsRaised, RuntimeError):
 def _as_output(out, shape: tuple[int, ...]) -> tuple[np.ndarray | None, str | None]:
     """A method's output as an array, and what is wrong with it (None where nothing): a plain
     Python method's None, wrong shape or NaN failed the run or the image without saying which,
-    and its integers (0..255) were clipped to [0, 1] and scored as a near-white image. Where
-    numpy cannot read it (a tensor requiring grad, or on a GPU), its reason is said."""
-    from xvertfast.eval.metrics import UNIT_SCALE_SLACK
+    and its integers (0..255) were clipped to [0, 1] and scored as a near-white image. Integers
+    and bools within [0, 1] (a mask, p > 0.5) are taken as floats. Where numpy cannot read it (a
+    tensor requiring grad, or on a GPU), its reason is said."""
+    from xvertfast.eval.metrics import off_the_unit_scale
 
     wanted = f"a method returns the enhanced image, an array of the input's shape {shape} with values in [0, 1]"
     try:
@@ -485,9 +487,11 @@ def _as_output(out, shape: tuple[int, ...]) -> tuple[np.ndarray | None, str | No
         return None, f"holds {count(bad, 'non-finite value')} (NaN or infinity) of {values.size}"
     lo, hi = (values.min(), values.max()) if values.size else (0, 0)
     if values.dtype.kind != "f":  # (scored as [0, 1] floats: 8-bit values would be clipped to 0 and 1)
-        return None, (f"is an array of {values.dtype} (values {lo} to {hi}), not of floats: a method returns "
-                      "floats in [0, 1] (8-bit values divided by 255)")  # fmt: skip
-    if lo < -UNIT_SCALE_SLACK or hi > 1 + UNIT_SCALE_SLACK:  # an overshoot is clipped; this is another scale
+        if off_the_unit_scale(lo, hi):
+            return None, (f"is an array of {values.dtype} (values {lo} to {hi}), not of floats: a method returns "
+                          "floats in [0, 1] (8-bit values divided by 255)")  # fmt: skip
+        return values.astype(np.float32), None  # (0 and 1: a mask, scored as black and white)
+    if off_the_unit_scale(lo, hi):  # an overshoot is clipped; this is another scale
         return None, (f"holds values from {lo:g} to {hi:g}, far outside [0, 1] (clipped to it, the image would "
                       "score as almost black and white): a method returns floats in [0, 1]")  # fmt: skip
     return values, None
