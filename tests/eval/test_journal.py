@@ -635,7 +635,7 @@ def test_a_full_disk_while_scoring_names_the_folder_and_file_and_keeps_the_image
     kept = {0: "no image was recorded", 1: "the 1 image recorded before is kept",
             2: "the 2 images recorded before are kept"}[recorded]  # fmt: skip
     first, written = images / f"img{recorded}.png", PICTURES_DIR if pictures else JOURNAL_FILE
-    assert (f"error: [Errno {errno.ENOSPC}] {out}: the scores of {first} could not be recorded ({written}: "
+    assert (f"error: {out}: the scores of {first} could not be recorded ({written}: "
             f"{os.strerror(errno.ENOSPC)}); {kept}: the same command scores the rest once it can write there") in err, err
     assert main(args) == 0  # (the line whose fsync failed may be whole on disk: taken then too)
     assert ("resumed: " in capsys.readouterr().err) == (not pictures)
@@ -643,7 +643,8 @@ def test_a_full_disk_while_scoring_names_the_folder_and_file_and_keeps_the_image
 
 def test_a_report_folder_that_cannot_be_written_is_named_with_the_file(tmp_path, seed, capsys, monkeypatch):
     """A read-only report folder said '[Errno 30] Read-only file system: 'r/.xvertfast-evaluate.lock''
-    with no word of the report; and a folder that cannot be made, the bare strerror."""
+    with no word of the report; and a folder that cannot be made, the bare strerror; -o latest, a link to a
+    folder not made yet, 'File exists'. The reason is said alone, without an '[Errno 30] ' before it."""
     images, out = write_images(tmp_path / "in", seed, n=1), tmp_path / "rep"
     args = ["evaluate", str(images), "-o", str(out), "--methods", "identity", "--metrics", "entropy", "-q"]
 
@@ -653,12 +654,19 @@ def test_a_report_folder_that_cannot_be_written_is_named_with_the_file(tmp_path,
     with monkeypatch.context() as patch:
         patch.setattr("xvertfast.eval.journal.hold_lock", read_only)
         assert main(args) == 2
-    assert (f"error: [Errno {errno.EROFS}] {out}: the evaluation's journal cannot be kept there ({LOCK_FILE}: "
+    assert (f"error: {out}: the evaluation's journal cannot be kept there ({LOCK_FILE}: "
             f"{os.strerror(errno.EROFS)}); no image was scored") in capsys.readouterr().err
     (tmp_path / "file").write_text("")
     assert main([*args[:2], "-o", str(tmp_path / "file" / "rep"), *args[4:]]) == 2
-    assert (f"error: [Errno {errno.ENOTDIR}] {tmp_path / 'file' / 'rep'}: the evaluation's journal cannot be kept "
+    assert (f"error: {tmp_path / 'file' / 'rep'}: the evaluation's journal cannot be kept "
             f"there ({os.strerror(errno.ENOTDIR)}); no image was scored") in capsys.readouterr().err
+    # -o latest, latest a link to a folder not made yet: said so, not "File exists"
+    (tmp_path / "latest").symlink_to(tmp_path / "2026-12-07", target_is_directory=True)
+    assert main([*args[:2], "-o", str(tmp_path / "latest"), *args[4:]]) == 2
+    assert (f"error: {tmp_path / 'latest'}: the evaluation's journal cannot be kept there ({tmp_path / 'latest'} is a "
+            f"link to {tmp_path / '2026-12-07'}, which does not exist: make that folder first, or give the output "
+            "folder itself); no image was scored") in capsys.readouterr().err  # fmt: skip
+    assert not (tmp_path / "2026-12-07").exists()
 
 
 def test_a_ctrl_c_while_scoring_closes_the_progress_bar_before_the_cli_speaks(tmp_path, seed, capsys):

@@ -30,7 +30,7 @@ import numpy as np
 from xvertfast._text import asked, count, from_cli
 from xvertfast.eval._report_files import _failed_on
 from xvertfast.io.files import file_state
-from xvertfast.io.write import atomic_write, remove_stale_parts
+from xvertfast.io.write import atomic_write, link_to_nowhere, remove_stale_parts
 from xvertfast.preprocess.centres import centres_of_inputs
 from xvertfast.resume import ends_with_newline, hold_lock, settings_changes
 
@@ -152,9 +152,19 @@ def _names(value) -> list[str]:
 def _unusable(exc: OSError, out_dir: str) -> OSError:
     """``exc``, raised making, locking, reading or starting the journal in ``out_dir`` (a
     read-only disk, a full one), as an error naming the folder and the file: the bare
-    "[Errno 30] Read-only file system: 'r/.xvertfast-evaluate.lock'" said nothing of the report."""
-    return OSError(exc.errno, f"{out_dir}: the evaluation's journal cannot be kept there ({_failed_on(exc, out_dir)}); "
-                              "no image was scored")  # fmt: skip
+    "[Errno 30] Read-only file system: 'r/.xvertfast-evaluate.lock'" said nothing of the report.
+    A folder through a link to one not made yet (-o latest) is said so, not as "File exists"."""
+    why = link_to_nowhere(out_dir) or _failed_on(exc, out_dir)
+    return _said(exc, f"{out_dir}: the evaluation's journal cannot be kept there ({why}); no image was scored")
+
+
+def _said(exc: OSError, message: str) -> OSError:
+    """An error of ``exc``'s kind and errno (a PermissionError for EACCES, ENOSPC for a full disk) that
+    reads as ``message`` alone: OSError(errno, message) reads "[Errno 30] message", where the package's
+    other errors say the reason alone."""
+    error = type(OSError(exc.errno, "") if exc.errno is not None else OSError())(message)  # (the kind errno gives)
+    error.errno = exc.errno
+    return error
 
 
 class Journal:
@@ -341,8 +351,8 @@ class Journal:
             done = len(self._done)
             kept = (f"the {count(done, 'image')} recorded before {'is' if done == 1 else 'are'} kept" if done
                     else "no image was recorded")  # fmt: skip
-            raise OSError(exc.errno, f"{out_dir}: the scores of {path} could not be recorded ({why}); {kept}: the "
-                                     "same command scores the rest once it can write there") from exc  # fmt: skip
+            raise _said(exc, f"{out_dir}: the scores of {path} could not be recorded ({why}); {kept}: the same "
+                             "command scores the rest once it can write there") from exc  # fmt: skip
         self._done[path] = json.loads(line)
         return self._done[path]["rows"]
 

@@ -804,7 +804,8 @@ class JobFolder:
                 os.makedirs(out_dir, exist_ok=True)
                 self._take_locks()
             except OSError as exc:
-                raise ValueError(f"cannot write into the output folder {out_dir}: {why_not_made(out_dir, exc)}") from None
+                raise ValueError(f"cannot write into the output folder {out_dir}: "
+                                 f"{why_not_made(out_dir, exc)}") from None
             self.settings = settings
             self.key = settings_key(settings)
             ledger = os.path.join(out_dir, self._ledger_file)

@@ -31,7 +31,8 @@ from xvertfast.io.read import sniff_format
 
 __all__ = ["write_image", "WRITE_FORMATS", "FORMAT_EXTENSIONS", "EXTENSION_FORMATS", "same_format",
            "same_format_extension", "format_from_path", "atomic_write", "nearest_existing", "why_not_made",
-           "remove_stale_parts", "disk_full", "outputs_lost", "OutputFolderMoved", "name_too_long", "output_name_refusal", "derived_series_uid"]
+           "link_to_nowhere", "remove_stale_parts", "disk_full", "outputs_lost", "OutputFolderMoved", "name_too_long",
+           "output_name_refusal", "derived_series_uid"]
 
 #: png16: 16-bit PNG at the source's bit depth (0..2^bits - 1, which a text chunk records); png8;
 #: tiff: float32 in [0, 1]; dicom: a derived DICOM image at the source's bit depth.
@@ -236,14 +237,21 @@ def nearest_existing(path: str) -> str:
 
 
 def why_not_made(folder: str, exc: OSError) -> str:
-    """Why ``folder`` could not be made (``exc``, makedirs' error): a link to a folder that does not
-    exist (-o latest, made before the folder it is to point at) is said so, where makedirs said only
-    'File exists' (or, for a folder below it, 'No such file or directory')."""
+    """Why ``folder`` could not be made (``exc``, makedirs' error): :func:`link_to_nowhere`'s words
+    where it applies, else the error's."""
+    return link_to_nowhere(folder) or exc.strerror or str(exc)
+
+
+def link_to_nowhere(folder: str) -> str | None:
+    """Where ``folder`` (or the nearest part of its path that exists) is a link to a folder that does
+    not exist (-o latest, made before the folder it is to point at), that said, with what to do:
+    makedirs said only 'File exists' (or, for a folder below it, 'No such file or directory'). None
+    where it is not."""
     there = nearest_existing(folder)
     if os.path.islink(there) and not os.path.exists(there):
         return (f"{there} is a link to {os.readlink(there)}, which does not exist: make that folder first, or give "
                 "the output folder itself")  # fmt: skip
-    return exc.strerror or str(exc)
+    return None
 
 
 def remove_stale_parts(outputs) -> int:
