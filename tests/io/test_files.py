@@ -250,6 +250,22 @@ def test_inputs_that_all_do_not_exist_are_nothing_found(tmp_path, monkeypatch):
     assert [f.path for f in discover(["@list.txt"])] == ["nosuch.png"]
 
 
+def test_an_input_given_twice_is_named_once_by_nothing_found(tmp_path, monkeypatch):
+    """The same empty list given twice was named twice ("@c.txt, @c.txt name no file"), and beside a
+    folder found empty, said "no image files found in @c.txt, @c.txt, empty; @c.txt, @c.txt name ..."."""
+    from xvertfast.io.files import InputLists
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.txt").write_text("# none yet\n")
+    (tmp_path / "empty").mkdir()
+    why = "empty or holds only blank lines and # comments (a list gives image files or folders, one a line)"
+    lists = InputLists()
+    assert str(NothingFound(["@c.txt", "@c.txt"], lists=lists)) == f"@c.txt names no file: it is {why}"
+    assert str(NothingFound(["@c.txt", "empty", "@c.txt", "empty"], lists=lists)) == (
+        f"no image files found in @c.txt, empty (PNG, TIFF, JPEG, DICOM, JSRT .IMG); @c.txt names no file: it is {why}")
+    assert str(NothingFound(["nosuch", "nosuch"], missing=True)) == "nosuch: no such file or folder"
+
+
 def test_an_input_list_that_cannot_be_read_is_named_as_such(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match=r"^@nolist.txt: the input list file nolist.txt does not exist$") as exc:

@@ -68,7 +68,7 @@ class NothingFound(PickledAsRaised, ValueError):
     list was "no image files found in @list.txt", as if the files it named were not images)."""
 
     def __init__(self, inputs, missing: bool = False, lists: InputLists | None = None):
-        given = input_paths(inputs)
+        given = list(dict.fromkeys(input_paths(inputs)))  # (an input given twice is named once)
         names = ", ".join(given)
         if not names:  # (an empty list from Python: "no image files found in  (PNG, ...)" named nothing)
             super().__init__(f"no inputs were given: name image files, folders or @lists ({IMAGE_KINDS})")
