@@ -244,40 +244,22 @@ def _bare(exc: Exception) -> Exception:
     holds: this module's frames in it keep the frame's bytes and pydicom's runner alive as long.
     Made without its ``__init__`` (copy.copy ran it again on the args: a class building its message
     there gave "error error 5", and any side effect ran twice; imagecodecs' errors take (function,
-    code), not their args): its args, attributes (slots and OSError's too) and notes, no cause or
-    context."""
+    code), not their args): its args, attributes and notes, no cause or context. The refusals met
+    here (imagecodecs' errors, NotImplementedError, CutFrame) keep nothing else: no slots, no
+    OSError's file names."""
     cls = type(exc)
     try:
         kept = cls.__new__(cls, *exc.args)
         kept.args = exc.args
         kept.__dict__.update(vars(exc))  # (its attributes and notes)
-        for name in _slot_names(cls):
-            if hasattr(exc, name):
-                setattr(kept, name, getattr(exc, name))
-        for name in ("errno", "strerror", "filename", "filename2") if isinstance(exc, OSError) else ():
-            if getattr(exc, name) is not None:  # (its filename, not in its args; a None one set would be said)
-                setattr(kept, name, getattr(exc, name))
         if str(kept) == str(exc):
             return kept
     except Exception:  # (a class whose __new__ wants other arguments)
         pass
-    # the last resort, where no copy reads as it does: the refusal itself, its traceback dropped
-    # now; raised again, it gains one, held until the read ends
+    # the last resort, where no copy reads as it does (an OSError's filename, a UnicodeDecodeError's
+    # fields): the refusal itself, its traceback dropped now; raised again, it gains one, held until
+    # the read ends
     return exc.with_traceback(None)
-
-
-def _slot_names(cls: type) -> tuple[str, ...]:
-    """The attributes ``cls`` keeps in slots (which its ``__dict__`` does not hold), private ones
-    by their mangled names."""
-    names = []
-    for klass in cls.__mro__:
-        slots = klass.__dict__.get("__slots__", ())
-        for name in (slots,) if isinstance(slots, str) else slots:
-            if name.startswith("__") and not name.endswith("__"):
-                name = f"_{klass.__name__.lstrip('_')}{name}"
-            if name not in ("__dict__", "__weakref__"):
-                names.append(name)
-    return tuple(names)
 
 
 def _decode_frame(src: bytes, runner) -> bytes:
