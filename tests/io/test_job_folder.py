@@ -1235,3 +1235,56 @@ def test_an_abandoned_output_is_left_where_the_output_folder_link_now_leads_else
     from xvertfast.io.job_folder import job_status
 
     assert job_status(str(c1), "enhance").unfinished == 1  # (left started: its next run redoes it)
+
+
+def test_the_output_folder_is_told_by_what_it_is_not_by_its_path(tmp_path):
+    """de56da8 compared the folder's resolved path: a rotation of the folder the job holds (renamed and
+    linked again) stopped the job, advising an -o that no longer existed, while another folder made at
+    its path (the job's renamed away) was written into, away from the job's lock and ledger."""
+    from xvertfast.io.write import OutputFolderMoved
+
+    src = tmp_path / "in.png"
+    src.write_bytes(b"an input")
+    c1, latest = tmp_path / "c1", tmp_path / "latest"
+    c1.mkdir()
+    latest.symlink_to(c1, target_is_directory=True)
+    with JobFolder(str(latest), {"a": 1}, overwrite=False) as job:
+        os.rename(c1, tmp_path / "c1-old")  # mv c1 c1-old; ln -sfn c1-old latest: the same folder
+        latest.unlink()
+        latest.symlink_to(tmp_path / "c1-old", target_is_directory=True)
+        job.starting(str(src), str(latest / "in.png"))  # (not refused)
+    today = tmp_path / "today"
+    with JobFolder(str(today), {"a": 1}, overwrite=False) as job:
+        os.rename(today, tmp_path / "yesterday")  # mv today yesterday; mkdir today: another folder
+        today.mkdir()
+        with pytest.raises(OutputFolderMoved) as refused:
+            job.starting(str(src), str(today / "in.png"))
+    assert str(refused.value) == (f"{today / 'in.png'}: not written: the output folder {today} now leads to {today}, "
+                                  f"not to {tmp_path / 'yesterday'}, the folder this job holds (a link changed, or "
+                                  f"the folder moved, during the job); give -o {tmp_path / 'yesterday'} to write the "
+                                  "rest")  # fmt: skip
+    assert not os.listdir(today)
+
+
+def test_an_earlier_format_is_not_removed_where_the_output_folder_link_now_leads_elsewhere(tmp_path):
+    # -o latest -> c1, whose ledger records x.tif; this run writes x.png, then `ln -sfn c2 latest` runs before
+    # finished(sole=True): it removed latest/x.tif by its path, c2's x.tif, another job's output
+    src = tmp_path / "x.png"
+    src.write_bytes(b"an input")
+    c1, c2, latest = tmp_path / "c1", tmp_path / "c2", tmp_path / "latest"
+    c2.mkdir()
+    c1.mkdir()
+    latest.symlink_to(c1, target_is_directory=True)
+    with JobFolder(str(latest), {"a": 1}, overwrite=False) as job:
+        job.starting(str(src), str(latest / "x.tif"))
+        (c1 / "x.tif").write_bytes(b"an earlier format")
+        job.finished(str(src), str(latest / "x.tif"), None, sole=True)
+    (c2 / "x.tif").write_bytes(b"another job's")
+    with JobFolder(str(latest), {"a": 1}, overwrite=True) as job:
+        job.starting(str(src), str(latest / "x.png"))
+        (c1 / "x.png").write_bytes(b"this run's")
+        latest.unlink()
+        latest.symlink_to(c2, target_is_directory=True)
+        assert job.finished(str(src), str(latest / "x.png"), None, sole=True) == []
+    assert (c2 / "x.tif").read_bytes() == b"another job's"
+    assert (c1 / "x.tif").exists()  # (still recorded: a run into c1 removes it)

@@ -774,6 +774,7 @@ class JobFolder:
         # folder deleted during the job, which os.getcwd no longer finds, changes neither)
         self._whole_out = os.path.normpath(os.path.join(working_folder() or "", out_dir))
         self._real_out = os.path.realpath(self._whole_out)
+        self._held: tuple[int, int] | None = None  # the folder's (device, inode) once made (see _moved)
         self.side_files = {name: path for name, path in (side_files or {}).items() if path}
         self.overwrite = overwrite
         self.job = job
@@ -803,6 +804,8 @@ class JobFolder:
             try:
                 os.makedirs(out_dir, exist_ok=True)
                 self._take_locks()
+                held = os.stat(out_dir)
+                self._held = (held.st_dev, held.st_ino)
             except OSError as exc:
                 raise ValueError(f"cannot write into the output folder {out_dir}: "
                                  f"{why_not_made(out_dir, exc)}") from None
@@ -1164,9 +1167,14 @@ class JobFolder:
         than the one whose lock and ledger the job holds: written by its path, ``out`` would go
         there, over another job's output of its name, and be recorded here as done."""
         if (now := self._moved()) is not None:
+            held = self._held_now()
+            if held is None or held == now:
+                raise OutputFolderMoved(out, f"not written: the output folder {self.out_dir} is no longer the folder "
+                                             f"this job holds, which was {self._real_out} (moved, removed or "
+                                             "replaced during the job)")  # fmt: skip
             raise OutputFolderMoved(out, f"not written: the output folder {self.out_dir} now leads to {now}, not "
-                                         f"to {self._real_out}, the folder this job holds (a link changed during the "
-                                         f"job); give -o {self._real_out} to write the rest")  # fmt: skip
+                                         f"to {held}, the folder this job holds (a link changed, or the folder "
+                                         f"moved, during the job); give -o {held} to write the rest")  # fmt: skip
         self._append({"output": self._rel(out), "input": self._real_paths(input_path), "state": "writing",
                       "settings": self.key}, durable=True)  # fmt: skip
 
@@ -1180,15 +1188,16 @@ class JobFolder:
         whose input moved): its line is marked so, and the job's rate does not count it.
         ``sole``: ``out`` is the input's one output (enhance), so the files the ledger names as
         its other outputs (made under another ``--format``, or named otherwise by an older
-        xvertfast) are removed: left there, they would be taken for a second output of it.
-        Returns the files removed (paths in the folder)."""
+        xvertfast) are removed: left there, they would be taken for a second output of it. Not
+        where the output folder now leads elsewhere (:meth:`_moved`): their paths there are another
+        job's files; they stay recorded. Returns the files removed (paths in the folder)."""
         rel, identity = self._rel(out), self._real_paths(input_path)
         with self._write_lock:
             self._add({"output": rel, "input": identity, "state": "done", "settings": self.key, "stat": stat,
                        **({"centres": centres} if centres is not None else {}),
                        **({ADOPTED: True} if adopted else {})}, durable=False)  # fmt: skip
             removed = []
-            if not sole:
+            if not sole or self._moved() is not None:
                 return removed
             for other in sorted(self._outputs_of.get(identity, set()) - {rel}):
                 with contextlib.suppress(FileNotFoundError):
@@ -1199,9 +1208,28 @@ class JobFolder:
             return removed
 
     def _moved(self) -> str | None:
-        """Where the output folder leads now, where that is not the folder the job holds (see :meth:`starting`)."""
+        """Where the output folder leads now, where that is not the folder the job holds (see
+        :meth:`starting`). Told by the folder's (device, inode), not its path: the folder renamed and
+        linked again (``mv c1 c1-old; ln -sfn c1-old latest``) is still the job's, while another
+        folder made at its path (``mv today yesterday; mkdir today``) is not. By the resolved path
+        alone where inodes are 0 (some network mounts)."""
         now = os.path.realpath(self._whole_out)
-        return now if now != self._real_out else None
+        if self._held is None or self._held[1] == 0:
+            return now if now != self._real_out else None
+        try:
+            there = os.stat(now)
+        except OSError:  # (removed, or a link leading nowhere: not the job's folder)
+            return now
+        return now if (there.st_dev, there.st_ino) != self._held else None
+
+    def _held_now(self) -> str | None:
+        """Where the folder the job holds is now (its ledger's folder, as Linux's /proc names an open
+        file), or None where that cannot be told (removed, no /proc)."""
+        try:
+            ledger = os.readlink(f"/proc/self/fd/{self._fd}")
+        except (OSError, TypeError):
+            return None
+        return None if ledger.endswith(" (deleted)") else os.path.dirname(ledger)
 
     def abandoned(self, input_path: str, outs: list[str]) -> None:
         """Removes the outputs of ``input_path`` that were started (:meth:`starting`) and will not be
