@@ -139,10 +139,15 @@ COMMANDS = "info, preprocess, enhance, evaluate, status, demo, export, cache, tr
     (["help"], "'help': xvertfast --help lists the commands, xvertfast COMMAND --help shows one's options and exit "
                "codes"),
     (["xyzzy"], "'xyzzy' (choose from 'info', 'preprocess', "),  # (nothing to tell: argparse's words)
+    (["--threads", "enhanse", "in", "-o", "out"], f"'enhanse': did you mean enhance? (the commands: {COMMANDS})"),
+    (["--batch-size", "enhanse", "in"], f"'enhanse': did you mean enhance? (the commands: {COMMANDS})"),
+    (["-o", "enhanse", "in"], f"'enhanse': did you mean enhance? (the commands: {COMMANDS})"),  # (no such folder)
 ])  # fmt: skip
 def test_a_word_that_is_no_command_says_what_was_meant(argv, said, capsys):
     """A misspelt command (enhanse), -o given before the command (its value taken for the command)
-    and help got argparse's "invalid choice: 'out' (choose from 'info', ...)" alone."""
+    and help got argparse's "invalid choice: 'out' (choose from 'info', ...)" alone. A misspelt
+    command after an option that takes a value (--threads enhanse in) was said to be the option's
+    value, to go after the command (3b7ed99): it is "did you mean enhance?" again."""
     with pytest.raises(SystemExit) as exit_:
         main(argv)
     err = capsys.readouterr().err
@@ -170,13 +175,19 @@ def test_a_word_that_is_no_command_says_what_was_meant(argv, said, capsys):
                                            f"(the commands: {COMMANDS})"),  # (out is -o's: no command follows)
     (["--mode", "full", "in"], ["in/"], "'full': --mode full goes after the command: xvertfast enhance ... --mode "
                                         "full ("),  # (enhance alone has --mode)
+    (["--mod", "full", "in"], ["in/"], "'full': --mod full goes after the command: xvertfast COMMAND ... --mod "
+                                       "full ("),  # (demo's --model, enhance's --mode and --model: not demo's alone)
+    (["-o", "enhanced", "in"], ["enhanced/", "in/"], "'enhanced': -o enhanced goes after the command: xvertfast "
+                                                     "COMMAND ... -o enhanced ("),  # (a folder: -o's, not a typo)
 ])  # fmt: skip
 def test_a_path_where_the_command_goes_is_said_to_be_one(argv, made, said, tmp_path, monkeypatch, capsys):
     """A folder, file or path given where the command goes (the command left out) got "did you mean"
     for a command it resembles: `xvertfast in -o out`, with in/ there, said "'in': did you mean info?".
     An option's value given before it is said to go after the command: `-o out in` (out/ there) was
     called a folder where the command goes, `--mode full enhance` got argparse's words alone (--mode
-    taken for a prefix of --model too)."""
+    taken for a prefix of --model too). `--mod full in` named demo, whose --model alone --mod
+    begins, though enhance has --mode and --model: a command is named only where no other has
+    such an option."""
     monkeypatch.chdir(tmp_path)
     for path in made:
         (tmp_path / path).mkdir() if path.endswith("/") else (tmp_path / path).write_text("{}")

@@ -1543,7 +1543,8 @@ def _command_meant(word: str, commands: dict, words: list[str]) -> str | None:
     """What a ``word`` given where the command goes meant, among the command line's ``words``: an
     option's value before the command (``xvertfast -o out enhance ...``: argparse took out for the
     command; ``-o out in``, the command left out, too), a path (the command left out: no "did you
-    mean" for the folder in/), help, a misspelt command; None where that cannot be told."""
+    mean" for the folder in/), help, a misspelt command (``--threads enhanse in``: enhanse is no
+    value); None where that cannot be told."""
     import difflib
 
     names = list(commands)
@@ -1551,20 +1552,33 @@ def _command_meant(word: str, commands: dict, words: list[str]) -> str | None:
     later = next((w for w in words[at + 1 :] if w in commands), None) if at > 0 else None
     if later and _takes_a_value(commands[later], words[at - 1]):  # (-q out enhance: -q takes none)
         return f"{words[at - 1]} {word} goes after the command: xvertfast {later} ... {words[at - 1]} {word}"
+    path = os.path.lexists(word) or "/" in word or os.sep in word or os.path.splitext(word)[1]
+    close = difflib.get_close_matches(word.lower(), names, n=1, cutoff=0.6)
+    if close and not path:
+        return f"did you mean {close[0]}? (the commands: {', '.join(names)})"
     takers = [name for name in names if _takes_a_value(commands[name], words[at - 1])] if at > 0 and not later else []
     if takers:  # (-o out in, the command left out: out is -o's, be it a folder or not)
-        exact = [name for name in takers if any(words[at - 1] in a.option_strings for a in commands[name]._actions)]
-        command = (exact or takers)[0] if len(exact or takers) == 1 else "COMMAND"  # (--mode: enhance's, not --model)
-        return (f"{words[at - 1]} {word} goes after the command: xvertfast {command} ... {words[at - 1]} {word} "
+        option = words[at - 1]
+        # (a command named only where no other has an option so named, or so begun: --mode is enhance's
+        # alone, as argparse reads it; --mod begins demo's --model and enhance's --mode and --model)
+        having = ([name for name in names if _named_exactly(commands[name], option)]
+                  or [name for name in names if any(o.startswith(option) for o in _command_options(commands, name))])
+        command = having[0] if len(having) == 1 and having[0] in takers else "COMMAND"
+        return (f"{option} {word} goes after the command: xvertfast {command} ... {option} {word} "
                 f"(the commands: {', '.join(names)})")  # fmt: skip
-    if os.path.lexists(word) or "/" in word or os.sep in word or os.path.splitext(word)[1]:
+    if path:
         what = "a folder" if os.path.isdir(word) else "a file" if os.path.lexists(word) else "a path"
         return (f"{what}, not a command: the command goes before it: xvertfast {later or 'COMMAND'} {word} ... "
                 f"(the commands: {', '.join(names)})")  # fmt: skip
     if word.lower().lstrip("-") == "help":
         return "xvertfast --help lists the commands, xvertfast COMMAND --help shows one's options and exit codes"
-    close = difflib.get_close_matches(word.lower(), names, n=1, cutoff=0.6)
-    return f"did you mean {close[0]}? (the commands: {', '.join(names)})" if close else None
+    return None
+
+
+def _named_exactly(command: argparse.ArgumentParser, name: str) -> set[argparse.Action]:
+    """``command``'s options called ``name`` exactly (argparse reads an exact name before the longer
+    ones it begins: --mode, not --model)."""
+    return {a for a in command._actions if name in a.option_strings}
 
 
 def _takes_a_value(command: argparse.ArgumentParser, option: str) -> bool:
@@ -1573,9 +1587,8 @@ def _takes_a_value(command: argparse.ArgumentParser, option: str) -> bool:
     if not option.startswith("-"):
         return False
     name = option.partition("=")[0]
-    exact = {a for a in command._actions if name in a.option_strings}
-    found = exact or {a for a in command._actions for o in a.option_strings
-                      if name.startswith("--") and o.startswith(name)}  # fmt: skip
+    found = _named_exactly(command, name) or {a for a in command._actions for o in a.option_strings
+                                              if name.startswith("--") and o.startswith(name)}  # fmt: skip
     return len(found) == 1 and found.pop().nargs != 0 and "=" not in option
 
 
