@@ -1000,10 +1000,10 @@ def test_a_python_method_returning_another_scale_than_unit_floats_fails_that_ima
     run = run_protocol([str(src)], {"m": scaled}, ["entropy"], pictures=0, progress=False, log=lambda m: None)
     assert run.images == 1 and {row["file"] for row in run.rows} == {str(src / "img3.png")}
     assert run.failed == [
-        (str(src / "img0.png"), f"{src / 'img0.png'}: the method's output is an array of uint8 (values 0 to 255), not "
-                                "of floats: a method returns floats in [0, 1] (8-bit values divided by 255) (method m)"),
-        (str(src / "img1.png"), f"{src / 'img1.png'}: the method's output is an array of int64 (values 0 to 255), not "
-                                "of floats: a method returns floats in [0, 1] (8-bit values divided by 255) (method m)"),
+        (str(src / "img0.png"), f"{src / 'img0.png'}: the method's output holds integers from 0 to 255, outside "
+                                "[0, 1]: a method returns floats in [0, 1] (8-bit values divided by 255) (method m)"),
+        (str(src / "img1.png"), f"{src / 'img1.png'}: the method's output holds integers from 0 to 255, outside "
+                                "[0, 1]: a method returns floats in [0, 1] (8-bit values divided by 255) (method m)"),
         (str(src / "img2.png"), f"{src / 'img2.png'}: the method's output holds values from 0 to 255, far outside "
                                 "[0, 1] (clipped to it, the image would score as almost black and white): a method "
                                 "returns floats in [0, 1] (method m)")]  # fmt: skip
@@ -1012,7 +1012,9 @@ def test_a_python_method_returning_another_scale_than_unit_floats_fails_that_ima
 def test_a_python_method_returning_a_mask_of_zeros_and_ones_is_scored(tmp_path, seed):
     """A method returning a mask (p > 0.5, bool) or 0/1 integers was failed as "an array of bool
     (values False to True), not of floats" by 039dc43, though on the [0, 1] scale: it is scored as
-    the floats 0.0 and 1.0 are, as before. Integers beyond 1 still fail, their span said."""
+    the floats 0.0 and 1.0 are, as before. Integers beyond 1 still fail, their span said: the
+    range, not the type, is the problem (an int16 0..2 was "an array of int16 (values 0 to 2), not
+    of floats", though integers within [0, 1] are taken)."""
     from xvertfast.eval.protocol import run_protocol
 
     src = tmp_path / "in"
@@ -1029,8 +1031,8 @@ def test_a_python_method_returning_a_mask_of_zeros_and_ones_is_scored(tmp_path, 
     doubled = {"m": lambda p, spine=None: (p > 0.5).astype(np.int16) * 2}
     run = run_protocol([str(src)], doubled, ["entropy"], pictures=0, progress=False, log=lambda m: None)
     assert run.failed == [
-        (str(src / "img.png"), f"{src / 'img.png'}: the method's output is an array of int16 (values 0 to 2), not of "
-                               "floats: a method returns floats in [0, 1] (8-bit values divided by 255) (method m)")]
+        (str(src / "img.png"), f"{src / 'img.png'}: the method's output holds integers from 0 to 2, outside [0, 1]: "
+                               "a method returns floats in [0, 1] (8-bit values divided by 255) (method m)")]
 
 
 def test_a_python_method_returning_what_numpy_cannot_read_fails_that_image_saying_why(tmp_path, seed):

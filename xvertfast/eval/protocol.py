@@ -139,8 +139,8 @@ def to_8bit_original(values: np.ndarray, bits_stored: int) -> np.ndarray:
 
 def to_8bit_output(pixels: np.ndarray) -> np.ndarray:
     """A method's float output in [0, 1] as 8 bits: ``round(255 * clip(x, 0, 1))`` (an overshoot is
-    the method's to clip; an output on another scale, 0..255, was failed before, by
-    :func:`_as_output`)."""
+    the method's to clip). In evaluate, :func:`_as_output` has failed an output on another scale
+    (0..255) before; called directly this clips whatever it is given."""
     from xvertfast.eval.metrics import to_8bit
 
     return to_8bit(np.clip(np.asarray(pixels, dtype=np.float64), 0.0, 1.0), float_scaling="unit")
@@ -488,8 +488,8 @@ def _as_output(out, shape: tuple[int, ...]) -> tuple[np.ndarray | None, str | No
     lo, hi = (values.min(), values.max()) if values.size else (0, 0)
     if values.dtype.kind != "f":  # (scored as [0, 1] floats: 8-bit values would be clipped to 0 and 1)
         if off_the_unit_scale(lo, hi):
-            return None, (f"is an array of {values.dtype} (values {lo} to {hi}), not of floats: a method returns "
-                          "floats in [0, 1] (8-bit values divided by 255)")  # fmt: skip
+            return None, (f"holds integers from {lo:d} to {hi:d}, outside [0, 1]: a method returns floats in [0, 1] "
+                          "(8-bit values divided by 255)")  # fmt: skip
         return values.astype(np.float32), None  # (0 and 1: a mask, scored as black and white)
     if off_the_unit_scale(lo, hi):  # an overshoot is clipped; this is another scale
         return None, (f"holds values from {lo:g} to {hi:g}, far outside [0, 1] (clipped to it, the image would "
