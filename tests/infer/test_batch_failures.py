@@ -569,6 +569,28 @@ def test_a_report_or_preview_whose_link_is_swapped_onto_an_input_during_the_job_
         assert read_image(out / "x.png").pixels.shape == np.asarray(Image.open(a / "x.png")).shape
 
 
+def test_a_preview_path_made_a_link_to_an_input_during_the_job_replaces_the_link_not_the_input(
+        tmp_path, model_dir, seed, monkeypatch):  # fmt: skip
+    # --preview s/look.png, made a link to the input a/x.png while the job runs: atomic_write's os.replace replaces
+    # the link itself, the input untouched, yet batch._replaces (f868630's rule) said "it is now the input a/x.png"
+    a, s, out = tmp_path / "a", tmp_path / "s", tmp_path / "out"
+    a.mkdir()
+    s.mkdir()
+    Image.fromarray(np.round(chest_like(seed) * 255).astype(np.uint8)).save(a / "x.png")
+    held = (a / "x.png").read_bytes()
+    read_input = batch.read_input
+
+    def linking(*args, **kwargs):
+        if not os.path.lexists(s / "look.png"):
+            (s / "look.png").symlink_to(a / "x.png")
+        return read_input(*args, **kwargs)
+
+    monkeypatch.setattr(batch, "read_input", linking)
+    summary, lines = run(Enhancer(str(model_dir), device="cpu"), a, out, workers=1, preview=str(s / "look.png"))
+    assert summary.preview == str(s / "look.png"), lines
+    assert not os.path.islink(s / "look.png") and (a / "x.png").read_bytes() == held
+
+
 def test_an_output_folder_link_swapped_during_the_job_stops_it_before_it_writes_elsewhere(tmp_path, model_dir, seed,
                                                                                          monkeypatch):  # fmt: skip
     # -o latest, latest -> c1; a nightly `ln -sfn c2 latest` while the job runs: the outputs after it went into

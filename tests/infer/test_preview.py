@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from xvertfast.cli import main
-from xvertfast.infer.preview import _GAP, _LABEL, _spread, _thumb, write_preview
+from xvertfast.infer.preview import _GAP, _LABEL, _spread, _thumb, is_preview, write_preview
 from tests.infer.test_enhance import chest_like, model_dir  # noqa: F401 - fixture
 
 
@@ -192,13 +192,19 @@ def test_a_count_or_height_that_is_no_whole_number_is_refused_by_name(tmp_path, 
 
 def test_a_sheet_that_is_one_of_the_pairs_images_is_refused_not_written_over_it(tmp_path, seed):
     """write_preview(pairs, path) from Python wrote the sheet wherever ``path`` was: over an input of
-    the pairs (given as the sheet's name by a slip), or over an output through a link."""
+    the pairs (given as the sheet's name by a slip), or over an output through a folder's link. A
+    sheet path that is itself a link to an image is written: the link is replaced, not its image
+    (f868630 refused it, saying the image "would be written over")."""
     pairs = make_pairs(tmp_path, seed, 3)
-    (tmp_path / "look.png").symlink_to(pairs[2][1])
+    (tmp_path / "sheets").symlink_to(tmp_path, target_is_directory=True)
+    through_folder = str(tmp_path / "sheets" / os.path.basename(pairs[2][1]))
     kept = {path: open(path, "rb").read() for pair in pairs for path in pair}
-    for sheet, same in ((pairs[1][0], pairs[1][0]), (str(tmp_path / "look.png"), pairs[2][1])):
+    for sheet, same in ((pairs[1][0], pairs[1][0]), (through_folder, pairs[2][1])):
         with pytest.raises(ValueError, match=f"^preview: {re.escape(sheet)} is {re.escape(same)}, an image of the "
                                              "pairs drawn: it would be written over; give the contact sheet a file"):
             write_preview(pairs, sheet, height=32)
+    (tmp_path / "look.png").symlink_to(pairs[2][1])
+    assert write_preview(pairs, str(tmp_path / "look.png"), height=32) == [p[0] for p in pairs]
+    assert not os.path.islink(tmp_path / "look.png") and is_preview(str(tmp_path / "look.png"))
     assert {path: open(path, "rb").read() for path in kept} == kept
     assert write_preview(pairs, str(tmp_path / "sheet.png"), height=32) == [p[0] for p in pairs]

@@ -701,10 +701,10 @@ def _replaces(path: str, read: list[str], planned) -> str | None:
     whose folder link was pointed at the inputs during the job (a nightly ``ln -sfn``), or an input
     folder's link pointed at the report's folder, was written over an input. ``read``: the files
     the job read; ``planned``: its (input, output) pairs, whose outputs the ledger says done."""
-    if (same := first_same_file(path, read)) is not None:
+    if (same := first_same_file(path, read, replaced=True)) is not None:
         return f"the input {same}"
     outputs = {out: f.path for f, out in planned}
-    if (same := first_same_file(path, outputs)) is not None:
+    if (same := first_same_file(path, outputs, replaced=True)) is not None:
         return f"the output of {outputs[same]}"
     return None
 

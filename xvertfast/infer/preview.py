@@ -132,7 +132,7 @@ def write_preview(pairs: list[tuple[str, str]], path: str, count: int = PREVIEW_
     info = PngInfo()
     info.add_text("Software", PREVIEW_SOFTWARE)
     # (looked at as it is written: a link swapped while the pairs were read counts too)
-    if (same := first_same_file(path, [p for pair in pairs for p in pair])) is not None:
+    if (same := first_same_file(path, [p for pair in pairs for p in pair], replaced=True)) is not None:
         raise ValueError(f"preview: {os.fsdecode(os.fspath(path))} is {os.fsdecode(os.fspath(same))}, an image of "
                          "the pairs drawn: it would be written over; give the contact sheet a file of its own")  # fmt: skip
     with atomic_write(path) as tmp:

@@ -594,21 +594,33 @@ def same_file(path: str, other: str) -> bool:
     return first_same_file(path, [other]) is not None
 
 
-def first_same_file(path: str, others: Iterable[str]) -> str | None:
+def first_same_file(path: str, others: Iterable[str], replaced: bool = False) -> str | None:
     """The first of ``others`` that is ``path``'s file now, by :func:`same_file`'s rule, ``path``
     looked at once: a job's --report checked against its inputs as they are when it is written,
-    not as its links were when the job started. None where none is, or ``path`` is missing."""
+    not as its links were when the job started. None where none is, or ``path`` is missing.
+    ``replaced``: ``path`` is to be replaced (os.replace, as atomic_write does), which replaces a
+    link there, not the file it leads to: such a link is only the same file as itself, named
+    among ``others`` (a link in a folder above it is followed, as os.replace follows it)."""
     try:
-        st = os.stat(path)
+        st = os.lstat(path) if replaced else os.stat(path)
     except (OSError, ValueError):  # (ValueError: a NUL in a path)
         return None
+    as_named = stat.S_ISLNK(st.st_mode)  # (only where replaced: os.stat follows links)
+
+    def resolved(p: str) -> str:  # (a link replaced as named: its folder resolved, not itself)
+        if as_named:
+            return os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(p))), os.path.basename(p))
+        return os.path.realpath(p)
+
+    real = None  # (resolved once, where inodes are 0)
     for other in others:
         try:
-            other_st = os.stat(other)
+            other_st = os.lstat(other) if as_named else os.stat(other)
         except (OSError, ValueError):
             continue
         if st.st_ino == 0 or other_st.st_ino == 0:
-            real, other_real = os.path.realpath(path), os.path.realpath(other)
+            real = resolved(path) if real is None else real
+            other_real = resolved(other)
             if os.path.normcase(real) == os.path.normcase(other_real) or (
                     real.casefold() == other_real.casefold() and _one_spelling(real, other_real)):  # fmt: skip
                 return other
