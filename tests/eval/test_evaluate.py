@@ -191,13 +191,14 @@ def test_a_typo_leaves_the_report_folder_untouched(tmp_path, seed, capsys):
 
 def test_an_input_given_as_the_report_folder_is_refused_as_a_file(tmp_path, seed, capsys):
     """-o naming one of the inputs (an image) said 'a.png is inside /.../a.png, a folder of outputs':
-    it is no folder. The input is left as it was."""
+    it is no folder; and then only that it is a file, not what to give. The input is left as it was."""
     src = tmp_path / "a.png"
     Image.fromarray(chest_like(seed)).save(src)
     before = src.read_bytes()
     assert main(["evaluate", str(src), "-o", str(src), "--methods", "identity", "--metrics", "entropy", "-q"]) == 2
     err = capsys.readouterr().err
-    assert f"error: report folder {src} is a file" in err and "folder of outputs" not in err, err
+    assert f"error: report folder {src} is a file: give the report a folder (-o, made where missing)\n" in err, err
+    assert "folder of outputs" not in err
     assert src.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["a.png"]
 
 

@@ -200,7 +200,7 @@ def _refuse_a_file(out_dir: str) -> None:
     """Refuses a file as the report folder (an image given as REPORT_DIR): said as such, before the
     search, which would say it is a folder of outputs given as an input."""
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ValueError(f"report folder {out_dir} is a file")
+        raise ValueError(f"report folder {out_dir} is a file: give the report a folder (-o, made where missing)")
 
 
 def check_report_folder(out_dir: str) -> None:
