@@ -439,7 +439,7 @@ def _report_interrupted(exc) -> str:
                else f"; the {exc.failed} images that failed are tried again")  # fmt: skip
     if exc.error is not None:
         return (f"interrupted while the report's files were put in place, and they could not all be: "
-                f"{exc.error.strerror} (no image is scored again{retried})")  # fmt: skip
+                f"{exc.error} (no image is scored again{retried})")  # fmt: skip
     return (f"interrupted: the report was cut short; the same command writes it again (no image is scored "
             f"again{retried}){earlier}")  # fmt: skip
 

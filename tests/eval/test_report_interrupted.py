@@ -238,7 +238,7 @@ def test_a_full_disk_among_the_moves_says_the_report_is_incomplete(tmp_path, see
         assert main(args(images, out, "entropy,tenengrad")) == 2
     assert len(moves) == 3
     err = capsys.readouterr().err
-    assert (f"error: [Errno {errno.ENOSPC}] {out}: the report could not be put in place (summary.csv: "
+    assert (f"error: {out}: the report could not be put in place (summary.csv: "
             f"{os.strerror(errno.ENOSPC)}); it holds no whole report (no report.html): 7 of the earlier report's files "
             "were removed and 2 of this run's 7 files are in place; the same command writes it again") in err, err
     assert sorted(shown(out)) == ["grid/000_img0.png", "scores.csv"]
@@ -246,6 +246,63 @@ def test_a_full_disk_among_the_moves_says_the_report_is_incomplete(tmp_path, see
     assert main(args(images, out, "entropy,tenengrad")) == 0
     check_report(out)
     assert "Tenengrad" in (out / "summary.md").read_text()
+
+
+@pytest.mark.parametrize("error", [errno.ENOSPC, errno.EACCES])
+def test_an_error_putting_the_report_in_place_says_the_reason_alone_of_its_kind_and_errno(tmp_path, monkeypatch,
+                                                                                          error):  # fmt: skip
+    """It read "[Errno 28] rep: the report could not be put in place ...", where the package's other errors
+    say the reason alone; its kind and errno stay (a full disk is still one, a refusal a PermissionError)."""
+    from xvertfast.io.write import disk_full
+
+    parts, out = tmp_path / ".xvertfast-report-x.part", tmp_path / "rep"
+    parts.mkdir()
+    out.mkdir()
+    for name in _report_files.REPORT_FILES:
+        (parts / name).write_text("drawn")
+    fail_moves_into_place(monkeypatch, at=1, error=error)
+    with pytest.raises(OSError) as raised:
+        _report_files._put_in_place(str(parts), str(out), [])
+    assert str(raised.value) == (f"{out}: the report could not be put in place (scores.csv: {os.strerror(error)}); "
+                                 "none of the files there was changed; the same command writes it again")
+    assert raised.value.errno == error and disk_full(raised.value) == (error == errno.ENOSPC)
+    assert isinstance(raised.value, PermissionError) == (error == errno.EACCES)
+
+
+@pytest.mark.parametrize("grid", ["a link to a folder deleted", "a file"])
+def test_a_grid_that_is_no_folder_is_refused_before_the_earlier_report_is_touched(tmp_path, seed, capsys, grid):
+    """With pictures asked for, grid/ was made (makedirs) after the earlier report was removed: a grid that is a
+    link to a folder since deleted, or a file, failed "(grid: File exists) ... the same command writes it again",
+    the report lost, and so every time. It is refused before any file is changed, saying what to do."""
+    images, out = write_images(tmp_path / "in", seed, n=2), tmp_path / "rep"
+    assert main(args(images, out, pictures=0)) == 0
+    earlier = shown(out)
+    capsys.readouterr()
+    if grid == "a file":
+        (out / "grid").write_text("my notes")
+        why = "grid: a file, not a folder for the report's pictures: move it away, or give --pictures 0"
+    else:
+        (out / "grid").symlink_to(tmp_path / "pictures", target_is_directory=True)
+        why = (f"{out / 'grid'} is a link to {tmp_path / 'pictures'}, which does not exist: make that folder first, or "
+               "remove the link (grid/ is then made), or give --pictures 0")  # fmt: skip
+    assert main(args(images, out, pictures=1)) == 2
+    err = capsys.readouterr().err
+    assert err.endswith(f"\nerror: {out}: the report could not be put in place ({why}); none of the files there was "
+                        "changed\n"), err  # (after the lines of the images resumed)
+    assert not parts_left(out)
+    if grid == "a file":
+        assert (out / "grid").read_text() == "my notes"
+        (out / "grid").unlink()
+        assert shown(out) == earlier
+    else:
+        assert os.path.islink(out / "grid") and not (tmp_path / "pictures").exists()
+        (out / "grid").unlink()
+        assert shown(out) == earlier
+        (out / "grid").symlink_to(tmp_path / "pictures", target_is_directory=True)
+        (tmp_path / "pictures").mkdir()  # (what it says to do)
+    assert main(args(images, out, pictures=1)) == 0
+    check_report(out)
+    assert len(os.listdir(out / "grid")) == 1
 
 
 def test_a_folder_with_no_report_yet_says_nothing_was_changed_when_the_first_move_fails(tmp_path, seed, capsys,

@@ -15,6 +15,7 @@ scored again); the error says so.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -24,6 +25,8 @@ from typing import Callable
 
 from xvertfast._interrupts import deliver, interrupts_deferred
 from xvertfast._pickled_errors import PickledAsRaised
+from xvertfast._text import asked
+from xvertfast.io.write import link_to_nowhere
 
 __all__ = ["REPORT_FILES", "ReportInterrupted", "replace_report", "remove_unfinished_reports"]
 
@@ -138,8 +141,10 @@ def _put_in_place(parts: str, out_dir: str, grids: list[str]) -> None:
     page last. One by one, so that a kill -9 or a failure between any two leaves one report's files
     and no page, not a new scores.csv beside an earlier page that a reader takes for one report.
     An earlier picture that cannot be removed is a warning (no page links it); any other step that
-    fails raises OSError (its errno and strerror) naming the folder and the file and saying what
-    the folder holds now."""
+    fails raises an OSError of its kind and errno naming the folder and the file and saying what
+    the folder holds now. A grid/ that is no folder is refused before any step."""
+    if grids:
+        _refuse_a_grid_in_the_way(out_dir)
     removed = left = moved = 0
     total = len(grids) + len(REPORT_FILES)
     try:
@@ -161,9 +166,32 @@ def _put_in_place(parts: str, out_dir: str, grids: list[str]) -> None:
             os.replace(os.path.join(parts, name), os.path.join(out_dir, name))
             moved += 1
     except OSError as exc:
-        raise OSError(exc.errno, f"{out_dir}: the report could not be put in place ({_failed_on(exc, out_dir)}); "
-                                 f"{_what_is_left(removed, left, moved, total)}; the same command writes it "
-                                 "again") from exc  # fmt: skip
+        raise _said(exc, f"{out_dir}: the report could not be put in place ({_failed_on(exc, out_dir)}); "
+                         f"{_what_is_left(removed, left, moved, total)}; the same command writes it again") from exc
+
+
+def _refuse_a_grid_in_the_way(out_dir: str) -> None:
+    """Refuses, before any file there is changed, a ``grid`` in ``out_dir`` that is not a folder for
+    the pictures (a file, a link to a folder that does not exist): making grid/ failed with 'File
+    exists' after the earlier report was removed, and said the same command writes it again, which
+    failed the same way every time."""
+    grid = os.path.join(out_dir, "grid")
+    if os.path.isdir(grid) or not os.path.lexists(grid):
+        return
+    instead = f"give {asked('pictures', 0)}"
+    gone = link_to_nowhere(grid, instead=f"remove the link (grid/ is then made), or {instead}")
+    why = gone or f"grid: a file, not a folder for the report's pictures: move it away, or {instead}"
+    kind = OSError(errno.ENOENT if gone else errno.ENOTDIR, "")  # (FileNotFoundError, NotADirectoryError)
+    raise _said(kind, f"{out_dir}: the report could not be put in place ({why}); none of the files there was changed")
+
+
+def _said(exc: OSError, message: str) -> OSError:
+    """An error of ``exc``'s kind and errno (a PermissionError for EACCES, ENOSPC for a full disk) that
+    reads as ``message`` alone: OSError(errno, message) reads "[Errno 30] message", where the package's
+    other errors say the reason alone."""
+    error = type(OSError(exc.errno, "") if exc.errno is not None else OSError())(message)  # (the kind errno gives)
+    error.errno = exc.errno
+    return error
 
 
 def _remove_if_empty(grid: str) -> None:

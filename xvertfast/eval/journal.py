@@ -28,7 +28,7 @@ import zipfile
 import numpy as np
 
 from xvertfast._text import asked, count, from_cli
-from xvertfast.eval._report_files import _failed_on
+from xvertfast.eval._report_files import _failed_on, _said
 from xvertfast.io.files import file_state
 from xvertfast.io.write import atomic_write, link_to_nowhere, remove_stale_parts
 from xvertfast.preprocess.centres import centres_of_inputs
@@ -156,15 +156,6 @@ def _unusable(exc: OSError, out_dir: str) -> OSError:
     A folder through a link to one not made yet (-o latest) is said so, not as "File exists"."""
     why = link_to_nowhere(out_dir) or _failed_on(exc, out_dir)
     return _said(exc, f"{out_dir}: the evaluation's journal cannot be kept there ({why}); no image was scored")
-
-
-def _said(exc: OSError, message: str) -> OSError:
-    """An error of ``exc``'s kind and errno (a PermissionError for EACCES, ENOSPC for a full disk) that
-    reads as ``message`` alone: OSError(errno, message) reads "[Errno 30] message", where the package's
-    other errors say the reason alone."""
-    error = type(OSError(exc.errno, "") if exc.errno is not None else OSError())(message)  # (the kind errno gives)
-    error.errno = exc.errno
-    return error
 
 
 class Journal:
