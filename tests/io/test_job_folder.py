@@ -1288,3 +1288,15 @@ def test_an_earlier_format_is_not_removed_where_the_output_folder_link_now_leads
         assert job.finished(str(src), str(latest / "x.png"), None, sole=True) == []
     assert (c2 / "x.tif").read_bytes() == b"another job's"
     assert (c1 / "x.tif").exists()  # (still recorded: a run into c1 removes it)
+
+
+@pytest.mark.parametrize("how", ["relative", "chain"])
+def test_a_link_to_a_missing_folder_is_said_by_where_it_leads_not_by_its_text(tmp_path, how):
+    """The link's text was said as it was: a relative target read "latest is a link to 2026-12-07" (from
+    where?), and a chain "a link to prev", though prev exists (a link leading nowhere itself)."""
+    if how == "chain":
+        (tmp_path / "prev").symlink_to(tmp_path / "2026-12-07", target_is_directory=True)
+    (tmp_path / "latest").symlink_to("prev" if how == "chain" else "2026-12-07", target_is_directory=True)
+    with pytest.raises(ValueError) as refused:
+        JobFolder(str(tmp_path / "latest"), {"a": 1}, overwrite=False)
+    assert f"{tmp_path / 'latest'} is a link to {tmp_path / '2026-12-07'}, which does not exist" in str(refused.value)
