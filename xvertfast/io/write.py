@@ -242,15 +242,15 @@ def why_not_made(folder: str, exc: OSError) -> str:
     return link_to_nowhere(folder) or exc.strerror or str(exc)
 
 
-def link_to_nowhere(folder: str) -> str | None:
+def link_to_nowhere(folder: str, instead: str = "give the output folder itself") -> str | None:
     """Where ``folder`` (or the nearest part of its path that exists) is a link to a folder that does
-    not exist (-o latest, made before the folder it is to point at), that said, with what to do:
-    makedirs said only 'File exists' (or, for a folder below it, 'No such file or directory'). None
-    where it is not."""
+    not exist (-o latest, made before the folder it is to point at), that said, with what to do
+    (make that folder, or ``instead``): makedirs said only 'File exists' (or, for a folder below it,
+    'No such file or directory'). None where it is not."""
     there = nearest_existing(folder)
     if os.path.islink(there) and not os.path.exists(there):
-        return (f"{there} is a link to {os.path.realpath(there)}, which does not exist: make that folder first, "
-                "or give the output folder itself")  # fmt: skip
+        return (f"{there} is a link to {os.path.realpath(there)}, which does not exist: make that folder first, or "
+                f"{instead}")  # fmt: skip
     return None
 
 
