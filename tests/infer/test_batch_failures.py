@@ -618,7 +618,8 @@ def test_an_output_folder_link_swapped_during_the_job_stops_it_before_it_writes_
     monkeypatch.setattr(batch, "read_input", swapping)
     summary, lines = run(enh, src, latest, workers=1)
     assert {p.name: p.read_bytes() for p in c2.iterdir()} == held, lines
-    assert summary.stopped == "the output folder now leads elsewhere (a link changed during the job)", lines
+    assert summary.stopped == ("the output folder now leads elsewhere (a link changed, or the folder moved, during "
+                               "the job)"), lines
     from xvertfast.io.job_folder import job_status
 
     ledger = job_status(str(c1), "enhance")

@@ -778,7 +778,8 @@ def test_an_output_folder_link_swapped_during_the_job_stops_it_before_it_writes_
     monkeypatch.setattr(module, "read_input", swapping)
     summary = preprocess_files([str(src)], str(latest), progress=False, log=lambda _: None)
     assert os.listdir(c2) == ["x1_xp.png"] and (c2 / "x1_xp.png").read_bytes() == b"another job's"
-    assert summary.stopped == "the output folder now leads elsewhere (a link changed during the job)"
+    assert summary.stopped == ("the output folder now leads elsewhere (a link changed, or the folder moved, during "
+                               "the job)")
     assert len(summary.done) == 1 and summary.not_processed == 1, summary
     ((path, why),) = summary.failed
     assert path == str(src / "x1.png") and f"now leads to {c2}, not to {c1}" in why, why

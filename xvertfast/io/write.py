@@ -207,9 +207,10 @@ def disk_full(exc: BaseException) -> bool:
 
 
 class OutputFolderMoved(ImageWriteError):
-    """An output not written because its job's output folder, given by a path through a link, now
-    leads to another folder than the one the job holds (its lock and ledger): every later output
-    would go there too, beside another job's, so the job stops (:func:`outputs_lost`)."""
+    """An output not written because its job's output folder, by the path given, now leads to
+    another folder than the one the job holds (its lock and ledger): a link swapped, or the folder
+    renamed and another made in its place. Every later output would go there too, beside another
+    job's, so the job stops (:func:`outputs_lost`)."""
 
 
 def outputs_lost(exc: BaseException) -> str | None:
@@ -223,7 +224,7 @@ def outputs_lost(exc: BaseException) -> str | None:
     if getattr(exc, "errno", None) == errno.EROFS:
         return "the output folder's file system is read-only"
     if isinstance(exc, OutputFolderMoved):
-        return "the output folder now leads elsewhere (a link changed during the job)"
+        return "the output folder now leads elsewhere (a link changed, or the folder moved, during the job)"
     return None
 
 
