@@ -960,6 +960,28 @@ def test_an_rle_dicom_under_another_high_bit_without_a_valid_pixel_representatio
             read_image(path, warn=False)
 
 
+@pytest.mark.parametrize("bits_stored, said", [
+    ("", r"Missing required element: \(0028,0101\) 'Bits Stored'"),
+    (0, r"'Bits Stored' value of '0' is invalid"),
+])  # fmt: skip
+def test_an_rle_dicom_under_another_high_bit_without_a_valid_bits_stored_is_refused(
+        tmp_path, seed, bits_stored, said):  # fmt: skip
+    # its frame, decoded as whole words with BitsStored said to be BitsAllocated, got past pydicom's
+    # check of the file's own BitsStored: an empty one read as an all-black image with no note
+    # (its low 0 bits), a 0 as a bare OverflowError, where pydicom refuses both headers
+    from pydicom.uid import RLELossless
+
+    values = np.random.default_rng(seed).integers(0, 4096, size=(24, 40))
+    path = tmp_path / "rle.dcm"
+    ds = make_dicom(path, values, bits=12)
+    ds.HighBit, ds.PixelData = 15, (values << 4).astype("<u2").tobytes()
+    ds.compress(RLELossless, encoding_plugin="pydicom")
+    ds.BitsStored = bits_stored if bits_stored != "" else None
+    ds.save_as(path, enforce_file_format=True)
+    with pytest.raises(ImageReadError, match=rf"rle\.dcm: invalid DICOM image header: .*{said}"):
+        read_image(path, warn=False)
+
+
 def test_a_compressed_frame_that_will_not_decode_to_whole_words_is_read_as_decoded(tmp_path, seed, monkeypatch):
     # a codec that refuses the frame at BitsStored = BitsAllocated (where HighBit is looked into)
     # leaves the values it decoded, with a note, not a refusal of a file that reads

@@ -606,12 +606,13 @@ def _rle_words(ds, syntax, samples: int, path: str) -> np.ndarray | None:
     was decoded twice, the second time for the words). PixelRepresentation is left as it is, for
     pydicom to check (a signed frame's words wrap to their bits). None where it is no such frame,
     or where it does not decode so (a codec refusing that precision, a damaged frame, a header
-    pydicom refuses: its decoding at the header's own depth says why)."""
+    pydicom refuses: its decoding at the header's own depth says why), and where BitsStored is
+    empty or 0 (said to be BitsAllocated, it would get past pydicom's check of it)."""
     if not _keeps_words(syntax) or samples != 1 or str(ds.get("PhotometricInterpretation", "")).strip() == \
             "PALETTE COLOR" or "BitsStored" not in ds:  # fmt: skip
         return None
     bits, allocated = _dicom_int(ds, "BitsStored", 0, path), _dicom_int(ds, "BitsAllocated", 0, path)
-    if not bits - 1 < _dicom_int(ds, "HighBit", bits - 1, path) < allocated or allocated not in (8, 16, 32):
+    if bits < 1 or not bits - 1 < _dicom_int(ds, "HighBit", bits - 1, path) < allocated or allocated not in (8, 16, 32):
         return None
     try:
         with _said_while_decoding(ds, BitsStored=allocated, HighBit=allocated - 1):
