@@ -1530,7 +1530,6 @@ class _CommandParser(argparse.ArgumentParser):
             commands[command].error(_unrecognized(extras, command, commands))
         return parsed
 
-
     def _check_value(self, action, value):
         if isinstance(action, argparse._SubParsersAction) and value not in action.choices:
             meant = _command_meant(value, action.choices, getattr(self, "_words", []))
@@ -1544,7 +1543,8 @@ def _command_meant(word: str, commands: dict, words: list[str]) -> str | None:
     option's value before the command (``xvertfast -o out enhance ...``: argparse took out for the
     command; ``-o out in``, the command left out, too), a path (the command left out: no "did you
     mean" for the folder in/), help, a misspelt command (``--threads enhanse in``: enhanse is no
-    value); None where that cannot be told."""
+    value; ``-o enhanced in``: a new folder -o would make, or a misspelling, both said); None where
+    that cannot be told."""
     import difflib
 
     names = list(commands)
@@ -1554,18 +1554,22 @@ def _command_meant(word: str, commands: dict, words: list[str]) -> str | None:
         return f"{words[at - 1]} {word} goes after the command: xvertfast {later} ... {words[at - 1]} {word}"
     path = os.path.lexists(word) or "/" in word or os.sep in word or os.path.splitext(word)[1]
     close = difflib.get_close_matches(word.lower(), names, n=1, cutoff=0.6)
-    if close and not path:
-        return f"did you mean {close[0]}? (the commands: {', '.join(names)})"
     takers = [name for name in names if _takes_a_value(commands[name], words[at - 1])] if at > 0 and not later else []
+    option = words[at - 1] if takers else ""
+    # (a command named only where no other has an option so named, or so begun: --mode is enhance's
+    # alone, as argparse reads it; --mod begins demo's --model and enhance's --mode and --model)
+    having = ([name for name in names if _named_exactly(commands[name], option)]
+              or [name for name in names if any(o.startswith(option) for o in _command_options(commands, name))])
+    command = having[0] if len(having) == 1 and having[0] in takers else "COMMAND"
+    goes_after = f"{option} {word} goes after the command: xvertfast {command} ... {option} {word}"
+    if close and not path:
+        # (-o enhanced in: -o makes its folder, so a new one named like a command may be -o's value;
+        # --threads enhanse in: enhanse is no whole number, so a misspelt command alone)
+        if any(_could_take(commands[name], option, word) for name in takers):
+            return f"did you mean {close[0]}? (or: {goes_after}; the commands: {', '.join(names)})"
+        return f"did you mean {close[0]}? (the commands: {', '.join(names)})"
     if takers:  # (-o out in, the command left out: out is -o's, be it a folder or not)
-        option = words[at - 1]
-        # (a command named only where no other has an option so named, or so begun: --mode is enhance's
-        # alone, as argparse reads it; --mod begins demo's --model and enhance's --mode and --model)
-        having = ([name for name in names if _named_exactly(commands[name], option)]
-                  or [name for name in names if any(o.startswith(option) for o in _command_options(commands, name))])
-        command = having[0] if len(having) == 1 and having[0] in takers else "COMMAND"
-        return (f"{option} {word} goes after the command: xvertfast {command} ... {option} {word} "
-                f"(the commands: {', '.join(names)})")  # fmt: skip
+        return f"{goes_after} (the commands: {', '.join(names)})"
     if path:
         what = "a folder" if os.path.isdir(word) else "a file" if os.path.lexists(word) else "a path"
         return (f"{what}, not a command: the command goes before it: xvertfast {later or 'COMMAND'} {word} ... "
@@ -1581,15 +1585,35 @@ def _named_exactly(command: argparse.ArgumentParser, name: str) -> set[argparse.
     return {a for a in command._actions if name in a.option_strings}
 
 
-def _takes_a_value(command: argparse.ArgumentParser, option: str) -> bool:
-    """Whether ``option`` (as given: --out for --output too) is one of ``command``'s that takes a value.
-    An exact name wins over the longer ones it begins, as argparse reads it (--mode, not --model)."""
+def _taking_a_value(command: argparse.ArgumentParser, option: str) -> argparse.Action | None:
+    """``command``'s option that ``option`` (as given: --out for --output too) names, where it takes a
+    value; else None. An exact name wins over the longer ones it begins, as argparse reads it (--mode,
+    not --model)."""
     if not option.startswith("-"):
-        return False
+        return None
     name = option.partition("=")[0]
     found = _named_exactly(command, name) or {a for a in command._actions for o in a.option_strings
                                               if name.startswith("--") and o.startswith(name)}  # fmt: skip
-    return len(found) == 1 and found.pop().nargs != 0 and "=" not in option
+    action = found.pop() if len(found) == 1 else None
+    return action if action is not None and action.nargs != 0 and "=" not in option else None
+
+
+def _takes_a_value(command: argparse.ArgumentParser, option: str) -> bool:
+    """Whether ``option`` (as given) is one of ``command``'s that takes a value."""
+    return _taking_a_value(command, option) is not None
+
+
+def _could_take(command: argparse.ArgumentParser, option: str, word: str) -> bool:
+    """Whether ``command``'s ``option`` takes ``word`` as its value: any word for -o, no word for the
+    whole number of --threads (its type refuses it)."""
+    action = _taking_a_value(command, option)
+    if action is None:
+        return False
+    try:
+        action.type(word) if callable(action.type) else None
+    except (argparse.ArgumentTypeError, ValueError, TypeError):
+        return False
+    return True
 
 
 def _before_the_command(args: list[str], command: str) -> list[str]:
