@@ -94,14 +94,15 @@ def test_every_error_with_a_constructor_of_its_own_is_pickled_whole():
 
 
 def test_an_os_error_said_alone_keeps_its_errno_when_pickled_or_copied(tmp_path):
-    """infer.cache.said_alone's errors (the export cache's, an export's folder) read as their message
+    """said_alone's errors (the export cache's, an export's folder, an evaluation's) read as their message
     alone, their errno set after: Python pickles an OSError as its class called with its args, so a
     copy (one raised in a worker) had errno None, and a read-only cache or a full disk was no longer
     told apart by its caller. Type, message, errno and notes are kept, through copies of copies too,
     and a traceback names the error as before."""
     import traceback
 
-    from xvertfast.infer.cache import cache_usage, said_alone
+    from xvertfast._pickled_errors import said_alone
+    from xvertfast.infer.cache import cache_usage
 
     (tmp_path / "cache").write_text("a file, not a folder")
     with pytest.raises(NotADirectoryError) as raised:

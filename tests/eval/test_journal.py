@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import errno
 import os
+import pickle
 import re
 
 import numpy as np
@@ -667,6 +669,27 @@ def test_a_report_folder_that_cannot_be_written_is_named_with_the_file(tmp_path,
             f"link to {tmp_path / '2026-12-07'}, which does not exist: make that folder first, or give the output "
             "folder itself); no image was scored") in capsys.readouterr().err  # fmt: skip
     assert not (tmp_path / "2026-12-07").exists()
+
+
+@pytest.mark.parametrize("error", [errno.ENOSPC, errno.EACCES])
+def test_a_journal_error_keeps_its_kind_and_errno_when_pickled_or_copied(tmp_path, monkeypatch, error):
+    """The journal's errors read as the reason alone, of the kind and errno of the error under them; a copy (one
+    pickled, as a process pool hands it back) came back with errno None, so a full disk was no longer one."""
+    from xvertfast.io.write import disk_full
+
+    def refused(path, *a, **k):
+        raise OSError(error, os.strerror(error), path)
+
+    monkeypatch.setattr("xvertfast.eval.journal.hold_lock", refused)
+    with pytest.raises(OSError) as raised:
+        Journal(str(tmp_path), SETTINGS)
+    said = f"{tmp_path}: the evaluation's journal cannot be kept there ({LOCK_FILE}: {os.strerror(error)}); no image " \
+           "was scored"  # fmt: skip
+    copies = [pickle.loads(pickle.dumps(raised.value)), copy.copy(raised.value), copy.deepcopy(raised.value)]
+    for exc in [raised.value, *copies]:
+        assert str(exc) == said
+        assert exc.errno == error and disk_full(exc) == (error == errno.ENOSPC)
+        assert isinstance(exc, PermissionError) == (error == errno.EACCES)
 
 
 def test_a_ctrl_c_while_scoring_closes_the_progress_bar_before_the_cli_speaks(tmp_path, seed, capsys):

@@ -10,8 +10,10 @@ first, so one cut there leaves one run's files and no report.html.
 
 from __future__ import annotations
 
+import copy
 import errno
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -263,10 +265,13 @@ def test_an_error_putting_the_report_in_place_says_the_reason_alone_of_its_kind_
     fail_moves_into_place(monkeypatch, at=1, error=error)
     with pytest.raises(OSError) as raised:
         _report_files._put_in_place(str(parts), str(out), [])
-    assert str(raised.value) == (f"{out}: the report could not be put in place (scores.csv: {os.strerror(error)}); "
-                                 "none of the files there was changed; the same command writes it again")
-    assert raised.value.errno == error and disk_full(raised.value) == (error == errno.ENOSPC)
-    assert isinstance(raised.value, PermissionError) == (error == errno.EACCES)
+    said = (f"{out}: the report could not be put in place (scores.csv: {os.strerror(error)}); "
+            "none of the files there was changed; the same command writes it again")
+    # (a copy, as a process pool hands one back, kept its message but lost its errno: a full disk was no longer one)
+    for exc in raised.value, pickle.loads(pickle.dumps(raised.value)), copy.copy(raised.value):
+        assert str(exc) == said
+        assert exc.errno == error and disk_full(exc) == (error == errno.ENOSPC)
+        assert isinstance(exc, PermissionError) == (error == errno.EACCES)
 
 
 @pytest.mark.parametrize("grid", ["a link to a folder deleted", "a file"])

@@ -24,7 +24,7 @@ import warnings
 from typing import Callable
 
 from xvertfast._interrupts import deliver, interrupts_deferred
-from xvertfast._pickled_errors import PickledAsRaised
+from xvertfast._pickled_errors import PickledAsRaised, said_alone
 from xvertfast._text import asked
 from xvertfast.io.write import link_to_nowhere
 
@@ -166,8 +166,10 @@ def _put_in_place(parts: str, out_dir: str, grids: list[str]) -> None:
             os.replace(os.path.join(parts, name), os.path.join(out_dir, name))
             moved += 1
     except OSError as exc:
-        raise _said(exc, f"{out_dir}: the report could not be put in place ({_failed_on(exc, out_dir)}); "
-                         f"{_what_is_left(removed, left, moved, total)}; the same command writes it again") from exc
+        why = _failed_on(exc, out_dir)
+        raise said_alone(None, exc.errno, f"{out_dir}: the report could not be put in place ({why}); "
+                                          f"{_what_is_left(removed, left, moved, total)}; the same command writes it "
+                                          "again") from exc  # fmt: skip
 
 
 def _refuse_a_grid_in_the_way(out_dir: str) -> None:
@@ -181,17 +183,9 @@ def _refuse_a_grid_in_the_way(out_dir: str) -> None:
     instead = f"give {asked('pictures', 0)}"
     gone = link_to_nowhere(grid, instead=f"remove the link (grid/ is then made), or {instead}")
     why = gone or f"grid: a file, not a folder for the report's pictures: move it away, or {instead}"
-    kind = OSError(errno.ENOENT if gone else errno.ENOTDIR, "")  # (FileNotFoundError, NotADirectoryError)
-    raise _said(kind, f"{out_dir}: the report could not be put in place ({why}); none of the files there was changed")
-
-
-def _said(exc: OSError, message: str) -> OSError:
-    """An error of ``exc``'s kind and errno (a PermissionError for EACCES, ENOSPC for a full disk) that
-    reads as ``message`` alone: OSError(errno, message) reads "[Errno 30] message", where the package's
-    other errors say the reason alone."""
-    error = type(OSError(exc.errno, "") if exc.errno is not None else OSError())(message)  # (the kind errno gives)
-    error.errno = exc.errno
-    return error
+    code = errno.ENOENT if gone else errno.ENOTDIR  # (FileNotFoundError, NotADirectoryError)
+    raise said_alone(None, code, f"{out_dir}: the report could not be put in place ({why}); none of the files there "
+                                 "was changed")  # fmt: skip
 
 
 def _remove_if_empty(grid: str) -> None:

@@ -27,8 +27,9 @@ import zipfile
 
 import numpy as np
 
+from xvertfast._pickled_errors import said_alone
 from xvertfast._text import asked, count, from_cli
-from xvertfast.eval._report_files import _failed_on, _said
+from xvertfast.eval._report_files import _failed_on
 from xvertfast.io.files import file_state
 from xvertfast.io.write import atomic_write, link_to_nowhere, remove_stale_parts
 from xvertfast.preprocess.centres import centres_of_inputs
@@ -155,7 +156,8 @@ def _unusable(exc: OSError, out_dir: str) -> OSError:
     "[Errno 30] Read-only file system: 'r/.xvertfast-evaluate.lock'" said nothing of the report.
     A folder through a link to one not made yet (-o latest) is said so, not as "File exists"."""
     why = link_to_nowhere(out_dir) or _failed_on(exc, out_dir)
-    return _said(exc, f"{out_dir}: the evaluation's journal cannot be kept there ({why}); no image was scored")
+    return said_alone(None, exc.errno, f"{out_dir}: the evaluation's journal cannot be kept there ({why}); no image "
+                                       "was scored")  # fmt: skip
 
 
 class Journal:
@@ -342,8 +344,9 @@ class Journal:
             done = len(self._done)
             kept = (f"the {count(done, 'image')} recorded before {'is' if done == 1 else 'are'} kept" if done
                     else "no image was recorded")  # fmt: skip
-            raise _said(exc, f"{out_dir}: the scores of {path} could not be recorded ({why}); {kept}: the same "
-                             "command scores the rest once it can write there") from exc  # fmt: skip
+            raise said_alone(None, exc.errno, f"{out_dir}: the scores of {path} could not be recorded ({why}); "
+                                              f"{kept}: the same command scores the rest once it can write "
+                                              "there") from exc  # fmt: skip
         self._done[path] = json.loads(line)
         return self._done[path]["rows"]
 

@@ -23,13 +23,13 @@ an engine also holds :func:`one_build_at_a_time`.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import re
 import time
 import warnings
 from collections.abc import Iterator
 
+from xvertfast._pickled_errors import said_alone
 from xvertfast._stacklevel import outside_xvertfast
 from xvertfast._text import count
 from xvertfast.io.files import file_sha256
@@ -113,47 +113,6 @@ def _check_listable(path: str) -> None:
             f"cannot be read ({exc.strerror or exc})"  # fmt: skip
         raise said_alone(type(exc), exc.errno, f"{path}: the export cache {what}; set XVF_CACHE_DIR to a "
                                                "folder you can write in") from exc  # fmt: skip
-
-
-#: The subclass :func:`said_alone` makes of each kind of OSError, made once.
-_SAID_ALONE: dict[type, type] = {}
-
-
-def said_alone(kind: type[OSError], code: int | None, message: str) -> OSError:
-    """An OSError of ``kind`` with ``errno`` ``code`` that reads as ``message`` alone: callers
-    that tell errors apart by type or errno (a full disk) still can, and the user reads no
-    '[Errno 20] ...' before the words that name the file. It is of a subclass of ``kind`` named
-    as ``kind`` is (:class:`_SaidAlone`), so that a copy keeps the errno."""
-    kind = getattr(kind, "_kind", kind)  # (one said alone again: of its kind, not a subclass of the subclass)
-    if (alone := _SAID_ALONE.get(kind)) is None:
-        alone = _SAID_ALONE[kind] = type(kind.__name__, (_SaidAlone, kind), {
-            "_kind": kind, "__module__": kind.__module__, "__qualname__": kind.__qualname__})  # fmt: skip
-    error = alone(message)
-    error.errno = code
-    return error
-
-
-class _SaidAlone:
-    """Put first among the bases of :func:`said_alone`'s errors. Python pickles an OSError as its
-    class called with its ``args``, here the message alone, so a copy (one raised in a
-    multiprocessing worker) came back with errno None, and a full disk or a read-only cache was no
-    longer told apart by its caller. Pickled and copied by :func:`said_alone` again, with the errno
-    and the attributes (notes included) it had."""
-
-    _kind: type[OSError]
-
-    def __reduce__(self):
-        # (the kind by its name: pickle's protocols 0-2 name NotADirectoryError and its like as Python 2's OSError)
-        kind = (self._kind.__module__, self._kind.__qualname__)
-        return _said_alone_again, (kind, self.errno, self.args[0] if self.args else ""), dict(vars(self))
-
-
-def _said_alone_again(kind: tuple[str, str], code: int | None, message: str) -> OSError:
-    """:func:`said_alone` of the kind named ``(module, qualified name)``: a pickled one made again."""
-    found = importlib.import_module(kind[0])
-    for name in kind[1].split("."):
-        found = getattr(found, name)
-    return said_alone(found, code, message)
 
 
 #: Beside each cached stage file and engine, the SHA-256 of its bytes as written

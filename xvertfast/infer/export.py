@@ -37,9 +37,9 @@ from types import ModuleType
 import torch
 from torch import nn
 
+from xvertfast._pickled_errors import said_alone
 from xvertfast._version import __version__
-from xvertfast.infer.cache import (CACHE_HINT, cache_in_use, default_cache_dir, matches_its_digest, record_digest,
-                                   said_alone)
+from xvertfast.infer.cache import CACHE_HINT, cache_in_use, default_cache_dir, matches_its_digest, record_digest
 from xvertfast.io.files import file_sha256
 from xvertfast.io.write import atomic_write
 from xvertfast.model import XVertNet, load_model, model_tile
