@@ -70,7 +70,8 @@ def test_new_run_refuses_an_existing_checkpoint_and_a_changed_config(tmp_path):
     data = write_images(tmp_path / "data")
     small = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 2, "epochs_joint": 0})
     train([str(data)], str(tmp_path / "run"), small, progress=False, log=lambda m: None, stop_after_epochs=1)
-    with pytest.raises(FileExistsError, match=r"holds a checkpoint: add --resume \(resume=True in Python\) to go on"):
+    with pytest.raises(FileExistsError, match=r"holds a checkpoint: call train\(\) again with resume=True to go on, or "
+                                              "use a new folder$"):  # (from Python: no --resume to add)
         train([str(data)], str(tmp_path / "run"), small, progress=False, log=lambda m: None)
     train([str(data)], str(tmp_path / "run"), small, resume=True, progress=False, log=lambda m: None)
     # a finished run has nothing to resume: said so, with where its model is (not "add --resume")
@@ -602,12 +603,38 @@ def test_a_nan_loss_stops_training_before_that_epoch_is_saved(tmp_path, monkeypa
 
     data = write_images(tmp_path / "data")
     _diverging_loss(monkeypatch, at_step=3)  # 2 steps an epoch: the first step of epoch 2
-    with pytest.raises(TrainingDiverged, match="stage 1, epoch 2: the training loss is nan"):
+    with pytest.raises(TrainingDiverged, match="stage 1, epoch 2: the training loss is nan") as raised:
         train([str(data)], str(tmp_path / "run"), CONFIG, progress=False, log=lambda m: None)
+    # from Python, train()'s arguments: it was told "add --resume --lr 0.0001 to the same command"
+    assert "call train() again with resume=True and lr=0.0001 in its TrainConfig to go on" in str(raised.value)
+    assert "--" not in str(raised.value).replace("--amp", ""), raised.value
     state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
     assert (state["progress"]["stage"], state["progress"]["epoch"]) == (1, 1)
     kept = _load_checkpoint(str(tmp_path / "run" / "checkpoint"), "cpu")["stage"]
     assert all(torch.isfinite(v).all() for v in kept.values())
+
+
+@pytest.mark.parametrize("resumed, lr, lr_given, cli, python", [
+    (False, None, False, "add --resume to the same command to go on", "call train() again with resume=True to go on"),
+    (True, None, False, "run the same command again to go on", "call train() again the same way to go on"),
+    (False, 1e-4, False, "add --resume --lr 0.0001 to the same command to go on",
+     "call train() again with resume=True and lr=0.0001 in its TrainConfig to go on"),
+    (True, 1e-4, False, "add --lr 0.0001 to the same command to go on",
+     "call train() again with lr=0.0001 in its TrainConfig to go on"),
+    (True, 1e-4, True, "change --lr to 0.0001 in the same command to go on",
+     "call train() again with lr=0.0001 in its TrainConfig to go on"),
+    (False, 1e-4, True, "add --resume to the same command and change --lr to 0.0001 to go on",
+     "call train() again with resume=True and lr=0.0001 in its TrainConfig to go on"),
+])  # fmt: skip
+def test_how_a_stopped_run_goes_on_is_said_in_the_callers_words(resumed, lr, lr_given, cli, python):
+    """A Python caller was told to "add --resume" / "--lr 0.0001" to a command it never typed;
+    and a command that had --lr already was told to add another."""
+    from xvertfast._text import cli_running
+    from xvertfast.train.run_folder import to_go_on
+
+    assert to_go_on(resumed, lr, lr_given) == python
+    with cli_running(["resume", "lr"]):
+        assert to_go_on(resumed, lr, lr_given) == cli
 
 
 def test_cli_reports_a_diverged_loss_in_one_message_with_exit_3(tmp_path, monkeypatch, capsys):
@@ -921,7 +948,8 @@ def test_a_resumed_run_stopped_by_a_full_disk_or_a_divergence_is_not_told_to_add
         tmp_path, monkeypatch, capsys):  # fmt: skip
     """A --resume'd run whose disk filled up was told "free space, then add --resume to the same command", and
     one that diverged "add --resume --lr 0.0001": the command has --resume already; the CLI's own lines said
-    "run the same command again" since 88bc142."""
+    "run the same command again" since 88bc142. One with --lr already was told to "add --lr 0.0001"
+    (a second --lr): it is told to change it."""
     import safetensors.torch
     from safetensors import SafetensorError
 
@@ -946,6 +974,10 @@ def test_a_resumed_run_stopped_by_a_full_disk_or_a_divergence_is_not_told_to_add
     err = capsys.readouterr().err
     assert "training diverged" in err and "add --lr 0.0001 to the same command to go on" in err, err
     assert "add --resume" not in err  # (a run not resumed is: test_a_diverged_run_goes_on_with_a_lower_lr)
+    _diverging_loss(monkeypatch, at_step=1)  # (a resumed command with --lr: told to change it, not add a second)
+    assert main([*argv, "--resume", "--lr", "0.002"]) == 3
+    err = capsys.readouterr().err
+    assert "training diverged" in err and "change --lr to 0.0002 in the same command to go on" in err, err
 
 
 def _tmpfs(path, size: str) -> None:

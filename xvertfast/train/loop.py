@@ -41,7 +41,7 @@ from xvertfast._checks import whole_number
 from xvertfast._interrupts import came_of_an_interrupt
 from xvertfast._paths import working_folder
 from xvertfast._pickled_errors import PickledAsRaised
-from xvertfast._text import FAILED_LISTED, count, first_listed
+from xvertfast._text import FAILED_LISTED, count, first_listed, from_cli
 from xvertfast.io.files import JOB_FOLDER_MARKERS, JOB_IMAGES, NothingFound, discover, input_paths
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts, why_not_made
 from xvertfast.model import XVertNet, XVertNetStage, load_model, save_model
@@ -171,22 +171,25 @@ def _a_number(value) -> bool:
 class TrainingDiverged(PickledAsRaised, RuntimeError):
     """The loss or the weights stopped being finite numbers. Training stops before anything of
     that epoch is saved, so the checkpoint keeps the epochs before it, and a resume may lower
-    the learning rate (the one setting a resume may change)."""
+    the learning rate (the one setting a resume may change): said in the caller's words, the CLI's
+    options or train()'s arguments; ``lr_given``: the command has --lr, to change, not add again."""
 
     def __init__(self, stage: int, epoch: int, what: str, ckpt_dir: str, lr: float, amp: bool = False,
-                 resumed: bool = False):  # fmt: skip
-        lower = f"--lr {lr / 10:g}"
+                 resumed: bool = False, lr_given: bool = False):  # fmt: skip
+        lower = ((f"its --lr changed to {lr / 10:g}" if lr_given else f"--lr {lr / 10:g}") if from_cli()
+                 else f"lr={lr / 10:g} in its TrainConfig")  # fmt: skip
         if has_finished_epochs(os.path.dirname(ckpt_dir)):
             todo = (f"{ckpt_dir} keeps the epochs before it. The run is seeded: resumed as it is, it would repeat "
                     "the same steps. Usual cause: a learning rate too high for these images; "
-                    f"{to_go_on(resumed, lower)} from there with it (a tenth of it; any lower rate will "
+                    f"{to_go_on(resumed, lr / 10, lr_given)} from there with it (a tenth of it; any lower rate will "
                     "do)")  # fmt: skip
             if amp:
                 todo += ("; or bf16 overflow (--amp), which a resume cannot change: start a new RUN_DIR without "
                          "--amp (a copy of this one's cache/ in it saves the preprocessing)")  # fmt: skip
         else:
-            todo = (f"no epoch had finished. Usual cause: a learning rate too high for these images; run the same "
-                    f"command with {lower} (a tenth of it; any lower rate will do)")  # fmt: skip
+            again = "run the same command with" if from_cli() else "call train() again with"
+            todo = (f"no epoch had finished. Usual cause: a learning rate too high for these images; {again} "
+                    f"{lower} (a tenth of it; any lower rate will do)")  # fmt: skip
             if amp:
                 todo += "; or bf16 overflow (--amp): run it without --amp"
         super().__init__(f"stage {stage}, epoch {epoch}: {what}: training diverged and stopped; {todo}")
@@ -902,6 +905,18 @@ def _finished_stage(run_dir: str, k: int, config: TrainConfig, device: torch.dev
     return stage.to(memory_format=torch.contiguous_format).eval()
 
 
+def _has_lr(command: str | None) -> bool:
+    """Whether the command line ``command`` gives --lr (or --l, which argparse reads as it)."""
+    import shlex
+
+    try:
+        words = shlex.split(command or "")
+    except ValueError:
+        return False
+    words = words[: words.index("--")] if "--" in words else words
+    return any(w.partition("=")[0] in ("--l", "--lr") for w in words)
+
+
 def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.device, init: XVertNet | None,
            resume: bool, progress: bool, stop_after_epochs: int | None, log, started: dict,
            centres=None) -> XVertNet:  # fmt: skip
@@ -967,7 +982,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
                 raise _RunThere(f"{run_dir} holds a finished run (all {count(before['config']['stages'], 'stage')} "
                                       f"trained): its model is {model_dir}; to train it on more or other images, use a "
                                       f"new RUN_DIR with --init {model_dir}")  # fmt: skip
-        raise _RunThere(f"{run_dir} holds a checkpoint: add --resume (resume=True in Python) to go on, or use a new folder")
+        raise _RunThere(f"{run_dir} holds a checkpoint: {to_go_on(False)}, or use a new folder")
     elif resume:
         log(f"--resume: {run_dir} holds no checkpoint yet; starting a new run there")
     os.makedirs(ckpt_dir, exist_ok=True)  # before any epoch: a stage may have none (--init with 0 epochs)
@@ -1038,8 +1053,10 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
     epochs_run = 0
     patches = 0 < config.patch_size < config.roi_size  # (random_patches: a larger patch is the whole ROI)
     curves = _Curves(run_dir, log, samples="patches" if patches else "ROIs")
+    lr_given = _has_lr(started.get("command"))  # (the CLI's: "change --lr to ...", not a second --lr)
+
     def diverged(what: str) -> TrainingDiverged:  # in the stage and epoch being trained
-        return TrainingDiverged(k, prog.epoch + 1, what, ckpt_dir, config.lr, config.amp, resume)
+        return TrainingDiverged(k, prog.epoch + 1, what, ckpt_dir, config.lr, config.amp, resume, lr_given)
 
     for k in range(1, config.stages + 1):
         torch.manual_seed(torch_seed(config.seed * 7919 + k))

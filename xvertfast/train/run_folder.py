@@ -14,6 +14,8 @@ import re
 import sys
 from dataclasses import dataclass, field
 
+from xvertfast._text import from_cli
+
 __all__ = ["CHECKPOINT_FILE", "COMMAND_FILE", "INTERRUPTED", "LOCK_FILE", "Progress", "cached_images",
            "finite_or_null", "has_finished_epochs", "latest_state", "position", "reading", "record_command", "record_stop",
            "started_command", "stopped_by", "storable_state", "to_go_on"]
@@ -42,13 +44,26 @@ CHECKPOINT_FILE = "epoch.safetensors"
 _CROPS_NAME = re.compile(r"[0-9a-f]{32}\.npy")
 
 
-def to_go_on(resumed: bool, adding: str = "") -> str:
+def to_go_on(resumed: bool, lr: float | None = None, lr_given: bool = False) -> str:
     """How a stopped run goes on, in the words every message of it uses: its command with --resume
-    (and ``adding``, such as a lower --lr) added, or, where it was resumed already, the same command
-    again (with ``adding`` alone): a resumed run was told to add the --resume it had."""
-    if resumed:
-        return f"add {adding} to the same command to go on" if adding else "run the same command again to go on"
-    return f"add --resume{' ' + adding if adding else ''} to the same command to go on"
+    (and a lower ``lr``) added, or, where it was resumed already, the same command again (with the
+    ``lr`` alone): a resumed run was told to add the --resume it had; a command that has --lr
+    already (``lr_given``) is told to change it, not to add a second. A Python caller is told of
+    train()'s arguments: it has no command to add options to."""
+    if not from_cli():
+        setting = ([] if resumed else ["resume=True"]) + ([] if lr is None else [f"lr={lr:g} in its TrainConfig"])
+        return f"call train() again with {' and '.join(setting)} to go on" if setting else \
+            "call train() again the same way to go on"
+    adding = "" if resumed else "--resume"
+    if lr is not None and not lr_given:
+        adding += f" --lr {lr:g}"
+    adding = adding.strip()
+    change = f"change --lr to {lr:g}" if lr is not None and lr_given else ""
+    if adding and change:
+        return f"add {adding} to the same command and {change} to go on"
+    if change:
+        return f"{change} in the same command to go on"
+    return f"add {adding} to the same command to go on" if adding else "run the same command again to go on"
 
 
 @dataclass
