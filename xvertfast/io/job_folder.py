@@ -1162,10 +1162,11 @@ class JobFolder:
 
     def starting(self, input_path: str, out: str) -> None:
         """Called before ``out`` is written: on disk before its rename can be. Raises
-        :class:`~xvertfast.io.write.OutputFolderMoved` where the output folder, given through a link
-        swapped during the job (``-o latest``, a nightly ``ln -sfn``), now leads to another folder
-        than the one whose lock and ledger the job holds: written by its path, ``out`` would go
-        there, over another job's output of its name, and be recorded here as done."""
+        :class:`~xvertfast.io.write.OutputFolderMoved` where the output folder, by the path given, now
+        leads to another folder than the one whose lock and ledger the job holds: a link swapped during
+        the job (``-o latest``, a nightly ``ln -sfn``), or the folder renamed and another made in its
+        place. Written by its path, ``out`` would go there, over another job's output of its name, and
+        be recorded here as done."""
         if (now := self._moved()) is not None:
             held = self._held_now()
             if held is None or held == now:
@@ -1238,9 +1239,10 @@ class JobFolder:
         started (its next run redoes it), as does one that is now the input itself: where a link on
         its path was swapped during the job (its folder now the input's), its removal would delete
         the input; a hard link of the input is left too (only that name would go), as its write was
-        refused. All stay started where the output folder, given through a link, now leads to another
-        folder than the one the job holds (swapped during the write): its paths there are another job's
-        outputs. Raises nothing: it runs while another error is raised."""
+        refused. All stay started where the output folder, by the path given, now leads to another
+        folder than the one the job holds (a link swapped, or the folder renamed and another made in
+        its place, during the write): its paths there are another job's outputs. Raises nothing: it
+        runs while another error is raised."""
         identity = self._real_paths(input_path)
         with self._write_lock:
             for out in outs:

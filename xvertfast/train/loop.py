@@ -754,15 +754,17 @@ def _refuse_outputs_as_data(paths: list[str]) -> None:
 def _refuse_other_jobs_folder(run_dir: str) -> None:
     """Refuses an enhance, preprocess or evaluate output folder, or a model's folder, as RUN_DIR: the
     run's files would go in among that job's outputs (and replace one named as they are), or beside
-    the model, which a run's model/ in it would pass for. A model's folder where a run began (an older
-    xvertfast let one begin there) is taken as that run's, not refused: its checkpoint is resumed."""
+    the model, which a run's model/ in it would pass for. A model's folder where a run's checkpoint is
+    (checkpoint/state.json: an older xvertfast let a run begin there) is taken as that run's, not
+    refused: its checkpoint is resumed."""
     for marker in JOB_FOLDER_MARKERS:  # (and train's own, checkpoint/state.json, which --resume reads)
         if marker.startswith(".xvertfast-") and os.path.exists(os.path.join(run_dir, marker)):
             job = _job_of(marker)
             raise ValueError(f"{run_dir} is the output folder of an xvertfast {job} job (it holds {marker}): give the "
                              "training run a folder of its own")  # fmt: skip
-    # (-o MODEL typed for --init MODEL, or as enhance's --model; not a folder where a run began, which an older
-    # xvertfast let begin there: its checkpoint is resumed, or refused as a run's, as in any RUN_DIR)
+    # (-o MODEL typed for --init MODEL, or as enhance's --model; not a folder where a run's checkpoint is, which an
+    # older xvertfast let begin there: it is resumed, or refused as a run's, as in any RUN_DIR; a lock file alone,
+    # which persistence._a_run counts as a run begun, is no checkpoint to resume)
     if is_model_folder(run_dir) and not os.path.exists(os.path.join(run_dir, "checkpoint", "state.json")):
         raise ValueError(f"{run_dir} is an xvertfast model (it holds its config.json): the run's files, its own "
                          f"model/ among them, would go in beside that model's, which enhance --model {run_dir} "
