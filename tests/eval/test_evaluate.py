@@ -181,7 +181,7 @@ def test_a_typo_leaves_the_report_folder_untouched(tmp_path, seed, capsys):
     Image.fromarray(chest_like(seed)).save(src)
     out = tmp_path / "r"
     assert main(["evaluate", str(src), "-o", str(out), "--metrics", "entropy,tenengard", "-q"]) == 2
-    assert "unknown metric(s) tenengard" in capsys.readouterr().err and not out.exists()
+    assert "unknown metric(s) 'tenengard'" in capsys.readouterr().err and not out.exists()
     assert main(["evaluate", str(src), "-o", str(out), "--methods", "", "-q"]) == 2
     assert "no methods" in capsys.readouterr().err and not out.exists()
     # a metric named twice made scores.csv's header name it twice, and summary.md's tables too

@@ -128,3 +128,14 @@ def test_run_protocols_metric_check_names_a_metric_that_is_no_name(metrics, said
 
     with pytest.raises(ValueError, match=rf"^unknown metric\(s\) {re.escape(said)}; choose from entropy, "):
         check_metrics(metrics)
+
+
+@pytest.mark.parametrize("metrics, said",
+                         [([""], "''"), (["entropy", ""], "''"), (["entropy", "", " tmqi"], "'', ' tmqi'")])
+def test_run_protocols_metric_check_names_an_empty_or_spaced_metric_visibly(metrics, said):
+    """check_metrics([""]) (run_protocol's, from Python; the CLI drops empty names) said "unknown metric(s) ;
+    choose from ...", naming nothing, and " tmqi" read as tmqi, a metric it offered."""
+    from xvertfast.eval.protocol import check_metrics
+
+    with pytest.raises(ValueError, match=rf"^unknown metric\(s\) {re.escape(said)}; choose from entropy, "):
+        check_metrics(metrics)

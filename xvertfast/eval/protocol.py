@@ -204,8 +204,9 @@ def check_metrics(metrics) -> None:
     if not metrics:  # (--metrics "" or ",": said "unknown metric(s) (none given)")
         raise ValueError(f"no metrics to score: choose from {', '.join(METRICS)}")
     if unknown:
-        # (str: a metric that is no name, None or 1, broke the join and said nothing of the metric)
-        raise ValueError(f"unknown metric(s) {', '.join(map(str, unknown))}; choose from "
+        # (repr: a metric that is no name, None or 1, broke a plain join; an empty name, [''] from Python, was
+        # said as nothing at all: "unknown metric(s) ; choose from ...")
+        raise ValueError(f"unknown metric(s) {', '.join(map(repr, unknown))}; choose from "
                          f"{', '.join(METRICS)}")  # fmt: skip
     twice = sorted({m for m in metrics if list(metrics).count(m) > 1})
     if twice:
