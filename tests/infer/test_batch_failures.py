@@ -591,6 +591,28 @@ def test_a_preview_path_made_a_link_to_an_input_during_the_job_replaces_the_link
     assert not os.path.islink(s / "look.png") and (a / "x.png").read_bytes() == held
 
 
+@pytest.mark.parametrize("target", ["the input", "its output"])
+def test_a_preview_or_report_path_that_is_a_link_to_an_input_or_output_at_the_start_replaces_the_link(
+        tmp_path, model_dir, seed, target):  # fmt: skip
+    # --preview s/look.png (or --report s/r.json), a link to the input a/x.png (or to out/x.png, its output to
+    # be) before the job: atomic_write replaces the link, as _replaces allows at the job's end since 24517b2, yet
+    # the start's check followed it: "--preview s/look.png is one of the inputs; it would be overwritten"
+    a, s, out = tmp_path / "a", tmp_path / "s", tmp_path / "out"
+    a.mkdir()
+    s.mkdir()
+    Image.fromarray(np.round(chest_like(seed) * 255).astype(np.uint8)).save(a / "x.png")
+    held = (a / "x.png").read_bytes()
+    linked = a / "x.png" if target == "the input" else out / "x.png"
+    (s / "look.png").symlink_to(linked)
+    (s / "r.json").symlink_to(linked)
+    summary, lines = run(Enhancer(str(model_dir), device="cpu"), a, out, workers=1, preview=str(s / "look.png"),
+                         report=str(s / "r.json"))  # fmt: skip
+    assert summary.done == 1 and summary.preview == str(s / "look.png") and summary.report == str(s / "r.json"), lines
+    assert not os.path.islink(s / "look.png") and not os.path.islink(s / "r.json")
+    assert json.loads((s / "r.json").read_text())["summary"]["done"] == 1
+    assert (a / "x.png").read_bytes() == held and Image.open(out / "x.png").size == Image.open(a / "x.png").size
+
+
 def test_an_output_folder_link_swapped_during_the_job_stops_it_before_it_writes_elsewhere(tmp_path, model_dir, seed,
                                                                                          monkeypatch):  # fmt: skip
     # -o latest, latest -> c1; a nightly `ln -sfn c2 latest` while the job runs: the outputs after it went into

@@ -600,24 +600,28 @@ def test_files_on_a_file_system_giving_every_inode_0_are_one_only_where_their_pa
 
 
 def mount_without_inodes(monkeypatch, ignoring_case: bool) -> None:
-    """Makes os.stat answer as a mount that gives every file the inode 0 (sshfs-win, SMB, WebDAV)
-    and, ``ignoring_case``, finds a name in any case, as an SMB share from Linux or macOS does."""
-    real_stat = os.stat
+    """Makes os.stat and os.lstat (first_same_file's for a path to be replaced) answer as a mount
+    that gives every file the inode 0 (sshfs-win, SMB, WebDAV) and, ``ignoring_case``, finds a name
+    in any case, as an SMB share from Linux or macOS does."""
 
-    def stat(path, *args, **kwargs):
-        try:
-            st = real_stat(path, *args, **kwargs)
-        except FileNotFoundError:
-            if not ignoring_case:
-                raise
-            spelled = os.sep
-            for name in os.path.abspath(path).split(os.sep)[1:]:  # (each folder's entry in its own case)
-                spelled = os.path.join(spelled, next((n for n in os.listdir(spelled)
-                                                      if n.casefold() == name.casefold()), name))  # fmt: skip
-            st = real_stat(spelled, *args, **kwargs)
-        return os.stat_result((st.st_mode, 0, *st[2:]))  # (st_ino is the second field)
+    def answering(real_stat):
+        def stat(path, *args, **kwargs):
+            try:
+                st = real_stat(path, *args, **kwargs)
+            except FileNotFoundError:
+                if not ignoring_case:
+                    raise
+                spelled = os.sep
+                for name in os.path.abspath(path).split(os.sep)[1:]:  # (each folder's entry in its own case)
+                    spelled = os.path.join(spelled, next((n for n in os.listdir(spelled)
+                                                          if n.casefold() == name.casefold()), name))  # fmt: skip
+                st = real_stat(spelled, *args, **kwargs)
+            return os.stat_result((st.st_mode, 0, *st[2:]))  # (st_ino is the second field)
 
-    monkeypatch.setattr(os, "stat", stat)
+        return stat
+
+    monkeypatch.setattr(os, "stat", answering(os.stat))
+    monkeypatch.setattr(os, "lstat", answering(os.lstat))
 
 
 def test_a_name_in_another_case_is_the_file_on_a_mount_ignoring_case_without_inodes(tmp_path, monkeypatch):

@@ -201,12 +201,16 @@ def _check_side_files(files, out_dir: str, fmt: str, sources: dict[str, str] | N
             inputs = {real_paths(f.path) for f in files}
         if os.path.isdir(path):
             raise ValueError(f"--{option} {path} is a folder; give a file name")
-        real = os.path.realpath(path)
+        # (the file written: a link there is replaced by atomic_write, not followed, so it is its folder resolved
+        # and its own name, as _replaces tells it when the job ends; a link to an input is no input)
+        whole = os.path.abspath(path)
+        real = os.path.join(os.path.realpath(os.path.dirname(whole)), os.path.basename(whole))
         # (one there is looked at too: realpath keeps the case as given, and on a file system that ignores
         # case, macOS's, --preview IN/A.PNG is the input in/a.png)
-        if real in inputs or first_same_file(path, [f.path for f in files]) is not None:
+        if real in inputs or first_same_file(path, [f.path for f in files], replaced=True) is not None:
             raise ValueError(f"--{option} {path} is one of the inputs; it would be overwritten")
-        read = next((source for source in (sources or {}) if source == real or same_file(path, source)), None)
+        read = next((source for source in (sources or {})
+                     if source == real or first_same_file(path, [source], replaced=True) is not None), None)  # fmt: skip
         if read is not None:  # (a dry run's report too replaced an @list it was given)
             raise ValueError(f"--{option} {path} is {sources[read]}, which the job reads; it would be overwritten")
         if real in taken:
