@@ -74,14 +74,17 @@ class NothingFound(PickledAsRaised, ValueError):
             super().__init__(f"no inputs were given: name image files, folders or @lists ({IMAGE_KINDS})")
             return
         empty = [] if missing or lists is None else [i for i in given if i.startswith("@") and _names_none(lists, i)]
-        said = (f"{empty[0]} names no file: it is" if len(empty) == 1 else f"{', '.join(empty)} name no file: each is")
-        said += " empty or holds only blank lines and # comments (a list gives image files or folders, one a line)"
+        said = ""  # (what the empty @lists are: built only where there is one)
+        if empty:
+            said = (f"{empty[0]} names no file: it is" if len(empty) == 1
+                    else f"{', '.join(empty)} name no file: each is")  # fmt: skip
+            said += " empty or holds only blank lines and # comments (a list gives image files or folders, one a line)"
         if missing:
             super().__init__(f"{names}: no such file or folder")
         elif empty and len(empty) == len(given):
             super().__init__(said)
         else:
-            super().__init__(f"no image files found in {names} ({IMAGE_KINDS})" + (f"; {said}" if empty else ""))
+            super().__init__(f"no image files found in {names} ({IMAGE_KINDS})" + (f"; {said}" if said else ""))
 
 
 def _names_none(lists: InputLists, item: str) -> bool:
