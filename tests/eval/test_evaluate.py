@@ -191,7 +191,8 @@ def test_a_typo_leaves_the_report_folder_untouched(tmp_path, seed, capsys):
 
 def test_an_input_given_as_the_report_folder_is_refused_as_a_file(tmp_path, seed, capsys):
     """-o naming one of the inputs (an image) said 'a.png is inside /.../a.png, a folder of outputs':
-    it is no folder; and then only that it is a file, not what to give. The input is left as it was."""
+    it is no folder; and then only that it is a file, not what to give (and named -o to a Python caller
+    since). The input is left as it was."""
     src = tmp_path / "a.png"
     Image.fromarray(chest_like(seed)).save(src)
     before = src.read_bytes()
@@ -199,6 +200,12 @@ def test_an_input_given_as_the_report_folder_is_refused_as_a_file(tmp_path, seed
     err = capsys.readouterr().err
     assert f"error: report folder {src} is a file: give the report a folder (-o, made where missing)\n" in err, err
     assert "folder of outputs" not in err
+    assert src.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["a.png"]
+    from xvertfast.eval.evaluate import evaluate
+
+    with pytest.raises(ValueError) as refused:  # (from Python: no -o to name)
+        evaluate([str(src)], str(src), "identity", "entropy", progress=False)
+    assert str(refused.value) == f"report folder {src} is a file: give the report a folder (made where missing)"
     assert src.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["a.png"]
 
 

@@ -1210,9 +1210,16 @@ def test_an_output_folder_through_a_link_to_a_missing_folder_is_said_so(tmp_path
 
 
 def test_an_output_folder_that_is_a_file_says_what_to_give(tmp_path):
-    """ "output folder x is a file" said what was wrong, not what to do."""
+    """ "output folder x is a file" said what was wrong, not what to do; and then named -o to a
+    Python caller too (4787bfa)."""
+    from xvertfast._text import cli_running
+
     (tmp_path / "afile").write_text("x")
     with pytest.raises(ValueError) as refused:
+        JobFolder(str(tmp_path / "afile"), {"a": 1}, overwrite=False)
+    assert str(refused.value) == (f"output folder {tmp_path / 'afile'} is a file: give the outputs a folder (made "
+                                  "where missing)")  # fmt: skip
+    with cli_running(["output"]), pytest.raises(ValueError) as refused:
         JobFolder(str(tmp_path / "afile"), {"a": 1}, overwrite=False)
     assert str(refused.value) == (f"output folder {tmp_path / 'afile'} is a file: give the outputs a folder (-o, made "
                                   "where missing)")  # fmt: skip

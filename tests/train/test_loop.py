@@ -1513,7 +1513,7 @@ def test_a_model_folder_is_refused_as_a_run_folder_before_anything_is_written_th
 
 
 @pytest.mark.parametrize("below", [False, True], ids=["the-folder", "a-folder-above"])
-def test_a_run_folder_through_a_link_to_a_missing_folder_or_a_file_is_said_so_with_what_to_do(tmp_path, below):
+def test_a_run_folder_through_a_link_to_a_missing_folder_or_a_file_is_said_so_with_what_to_do(tmp_path, below, capsys):
     """-o latest, latest -> a folder not made yet: "cannot write into the run folder latest: File exists", as if
     latest were a file (enhance says it as such since 11c204b); -o a file: "RUN_DIR x is a file", nothing said
     of what to give."""
@@ -1529,8 +1529,11 @@ def test_a_run_folder_through_a_link_to_a_missing_folder_or_a_file_is_said_so_wi
     (tmp_path / "afile").write_text("x")
     with pytest.raises(ValueError) as refused:
         train([str(data)], str(tmp_path / "afile"), CONFIG, progress=False, log=lambda m: None)
-    assert str(refused.value) == (f"RUN_DIR {tmp_path / 'afile'} is a file: give the training run a folder (-o, made "
-                                  "where missing)")  # fmt: skip
+    assert str(refused.value) == (f"run folder {tmp_path / 'afile'} is a file: give the training run a folder (made "
+                                  "where missing)")  # fmt: skip (from Python: no -o, no RUN_DIR)
+    assert main(["train", str(data), "-o", str(tmp_path / "afile"), "-q"]) == 2
+    assert (f"error: RUN_DIR {tmp_path / 'afile'} is a file: give the training run a folder (-o, made where "
+            "missing)\n") in capsys.readouterr().err  # fmt: skip
 
 
 def test_a_run_an_older_xvertfast_began_in_a_model_folder_is_resumed(tmp_path, capsys):

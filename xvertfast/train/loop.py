@@ -550,7 +550,8 @@ class _Curves:
 def _lock_run_dir(run_dir: str):
     """RUN_DIR (created if needed) locked for this run: the open lock file; closing it unlocks."""
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
-        raise ValueError(f"RUN_DIR {run_dir} is a file: give the training run a folder (-o, made where missing)")
+        raise ValueError(f"{'RUN_DIR' if from_cli() else 'run folder'} {run_dir} is a file: give the training run a "
+                         f"folder ({'-o, ' if from_cli() else ''}made where missing)")  # fmt: skip
     path = os.path.join(run_dir, LOCK_FILE)
     try:
         os.makedirs(run_dir, exist_ok=True)
