@@ -15,9 +15,9 @@ through :class:`~xvertfast.io.job_folder.JobFolder` as ``bench/batch_planning.py
 killed run left unfinished, written again. The resumes run in this process with a tiny random model,
 ``Enhancer.enhance_files`` (every input skipped), the two ways of resolving alternated, REPEATS
 times each (the median and range of the summary's seconds); the lstat and realpath calls are
-counted by wrappers of ``os.lstat`` and ``os.path.realpath`` in one more resume of each. The bar: an ``xvertfast enhance`` process over
-BAR_COUNT such images (enhanced with the tiny model), its stderr a pipe: the carriage returns (one
-a redraw) and the bytes.
+counted by wrappers of ``os.lstat`` and ``os.path.realpath`` in one more resume of each. The bar: an
+``xvertfast enhance`` process over BAR_COUNT such images (enhanced with the tiny model), its stderr
+a pipe: the carriage returns (one a redraw) and the bytes.
 """
 
 from __future__ import annotations

@@ -188,7 +188,8 @@ def test_the_model_cards_commands_parse(capsys):
         try:
             build_parser().parse_args(_shell_words(command)[1:])
         except SystemExit:
-            raise AssertionError(f"{MODEL_CARD}: command does not parse: {command}\n{capsys.readouterr().err}") from None
+            raise AssertionError(f"{MODEL_CARD}: command does not parse: {command}\n"
+                                 f"{capsys.readouterr().err}") from None  # fmt: skip
         assert not _abbreviated(command), f"{MODEL_CARD}: {_abbreviated(command)} abbreviated: {command}"
 
 
@@ -377,7 +378,8 @@ def test_outputs_dir_example_runs_and_scores_as_the_built_in_clahe(tmp_path, mon
     assert main(["evaluate", "cxr", "-o", "report", "--methods", methods, "--metrics", "entropy,tenengrad,lpc_si",
                  "--pictures", "0", "-q"]) == 0  # fmt: skip
     with open("report/scores.csv") as f:
-        scores = {(r["file"], r["roi"], r["method"]): (r["entropy"], r["tenengrad"], r["lpc_si"]) for r in csv.DictReader(f)}
+        scores = {(r["file"], r["roi"], r["method"]): (r["entropy"], r["tenengrad"], r["lpc_si"])
+                  for r in csv.DictReader(f)}  # fmt: skip
     built_in = {(file, roi): values for (file, roi, method), values in scores.items() if method == "clahe"}
     assert len(built_in) == 4, scores
     for method in ("tif_float", "png16"):
@@ -680,7 +682,8 @@ def test_the_python_names_the_documents_give_exist():
             return
 
     named = {(document, name) for document in [*DOCUMENTS, MODEL_CARD]
-             for name in re.findall(r"(?<![\w./-])(xvertfast(?:\.[A-Za-z_]\w*)+)", _prose(_read(document)))}  # fmt: skip
+             for name in re.findall(r"(?<![\w./-])(xvertfast(?:\.[A-Za-z_]\w*)+)",
+                                    _prose(_read(document)))}  # fmt: skip
     assert len({name for _, name in named}) >= 10, named
     missing = []
     for document, name in sorted(named):

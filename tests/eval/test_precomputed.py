@@ -671,7 +671,8 @@ def test_a_colour_output_is_scored_as_its_luminance_with_a_note(tmp_path, seed, 
     assert "resumed: 3 image(s)" in capsys.readouterr().err
     assert f"- 2 images {said} (e.g. {src / 'a.png'}, {src / 'b.png'})" in (out / "summary.md").read_text()
     assert main(["evaluate", str(src), "-o", str(out), "--methods", f"identity,outputs={tool}", "--metrics",
-                 "entropy,tenengrad", "--pictures", "0", "-q"]) == 0  # a metric added: outputs run again for it  # fmt: skip
+                 "entropy,tenengrad", "--pictures", "0", "-q"]) == 0  # fmt: skip
+    # (a metric added: the outputs run again for it)
     assert "scored for the metrics added alone" in capsys.readouterr().err
     journalled = [json.loads(line) for line in (out / JOURNAL_FILE).read_text().splitlines()]
     again = [line for line in journalled if "tenengrad" in line.get("rows", [{}])[0]]
@@ -739,7 +740,8 @@ def test_a_deep_output_whose_values_fit_in_fewer_bits_than_it_is_read_over_is_sa
         assert _read_notes(tool, source, rad.pixels, 12) == []
     Image.fromarray(values // 4).save(tool / "a.png")
     out = tmp_path / "r"
-    evaluate([str(src)], str(out), [f"tool:outputs={tool}"], ["entropy"], pictures=0, progress=False, log=lambda m: None)
+    evaluate([str(src)], str(out), [f"tool:outputs={tool}"], ["entropy"], pictures=0, progress=False,
+             log=lambda m: None)  # fmt: skip
     assert f"- {src / 'a.png'} (tool): its output's values fit in 10 bits (0..1023), but it is read over 12 bits" in (
         (out / "summary.md").read_text())
 

@@ -112,7 +112,8 @@ def _own_extensions_output(found: list[str], sharing: list[str], path: str) -> s
         rules = {tuple(spelling(image_extension(os.path.basename(p))) for p in sharing),
                  tuple(spelling(same_format_extension(p, same_format(p))) for p in sharing)}
         there = sorted(spelling(image_extension(name)) for name in found)
-        fits = [kinds for kinds in rules if "" not in kinds and len(set(kinds)) == len(kinds) and sorted(kinds) == there]
+        fits = [kinds for kinds in rules
+                if "" not in kinds and len(set(kinds)) == len(kinds) and sorted(kinds) == there]  # fmt: skip
         if len(fits) > 1:
             return None
         if fits:

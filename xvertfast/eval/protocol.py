@@ -570,8 +570,9 @@ def _missing_notes(path: str, missing: list, methods: list[str], metrics) -> lis
         merged.setdefault((roi, why), set()).update(names)
     order = {m: k for k, m in enumerate(metrics)}  # each reason starts with its metric's name (score_roi)
     asked = [(roi, why) for roi, why in merged if roi is None or why.split(":", 1)[0] in order]
-    asked.sort(key=lambda key: (-1, 0) if key[0] is None else (ROI_NAMES.index(key[0]) if key[0] in ROI_NAMES
-                                                                else len(ROI_NAMES), order[key[1].split(":", 1)[0]]))  # fmt: skip
+    asked.sort(key=lambda key: (-1, 0) if key[0] is None else (
+        ROI_NAMES.index(key[0]) if key[0] in ROI_NAMES else len(ROI_NAMES),
+        order[key[1].split(":", 1)[0]]))  # fmt: skip
     notes = []
     for roi, why in asked:
         names = merged[(roi, why)]
