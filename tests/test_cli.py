@@ -141,6 +141,9 @@ COMMANDS = "info, preprocess, enhance, evaluate, status, demo, export, cache, tr
     (["xyzzy"], "'xyzzy' (choose from 'info', 'preprocess', "),  # (nothing to tell: argparse's words)
     (["--threads", "enhanse", "in", "-o", "out"], f"'enhanse': did you mean enhance? (the commands: {COMMANDS})"),
     (["--batch-size", "enhanse", "in"], f"'enhanse': did you mean enhance? (the commands: {COMMANDS})"),
+    (["--mode", "enhanse", "in"], f"'enhanse': did you mean enhance? (the commands: {COMMANDS})"),
+    (["--format", "enhanse", "in"], f"'enhanse': did you mean enhance? (the commands: {COMMANDS})"),
+    (["--precision", "enhanse", "in"], f"'enhanse': did you mean enhance? (the commands: {COMMANDS})"),
     (["-o", "enhanse", "in"], "'enhanse': did you mean enhance? (or: -o enhanse goes after the command: xvertfast "
                               f"COMMAND ... -o enhanse; the commands: {COMMANDS})"),  # (no such folder: -o makes it)
     (["-o", "enhanced", "in"], "'enhanced': did you mean enhance? (or: -o enhanced goes after the command: xvertfast "
@@ -154,7 +157,8 @@ def test_a_word_that_is_no_command_says_what_was_meant(argv, said, capsys):
     """A misspelt command (enhanse), -o given before the command (its value taken for the command)
     and help got argparse's "invalid choice: 'out' (choose from 'info', ...)" alone. A misspelt
     command after an option that takes a value (--threads enhanse in) was said to be the option's
-    value, to go after the command (3b7ed99): it is "did you mean enhance?" again. But -o makes its
+    value, to go after the command (3b7ed99): it is "did you mean enhance?" again, and after one
+    with choices that hold no enhanse (--mode, --format, --precision). But -o makes its
     folder, so a new one named like a command (-o enhanced in) may be -o's value: 76e7fde said
     "did you mean enhance?" alone; both are said."""
     with pytest.raises(SystemExit) as exit_:

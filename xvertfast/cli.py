@@ -1564,8 +1564,9 @@ def _command_meant(word: str, commands: dict, words: list[str]) -> str | None:
     goes_after = f"{option} {word} goes after the command: xvertfast {command} ... {option} {word}"
     if close and not path:
         # (-o enhanced in: -o makes its folder, so a new one named like a command may be -o's value;
-        # --threads enhanse in: enhanse is no whole number, so a misspelt command alone)
-        if any(_could_take(commands[name], option, word) for name in takers):
+        # --threads enhanse in: enhanse is no whole number, so a misspelt command alone; --mode
+        # enhanse in: asked of enhance, the command the hint would name, not of demo's --model)
+        if any(_could_take(commands[name], option, word) for name in ([command] if command in takers else takers)):
             return f"did you mean {close[0]}? (or: {goes_after}; the commands: {', '.join(names)})"
         return f"did you mean {close[0]}? (the commands: {', '.join(names)})"
     if takers:  # (-o out in, the command left out: out is -o's, be it a folder or not)
@@ -1605,15 +1606,15 @@ def _takes_a_value(command: argparse.ArgumentParser, option: str) -> bool:
 
 def _could_take(command: argparse.ArgumentParser, option: str, word: str) -> bool:
     """Whether ``command``'s ``option`` takes ``word`` as its value: any word for -o, no word for the
-    whole number of --threads (its type refuses it)."""
+    whole number of --threads (its type refuses it), nor for --mode but spine or full (its choices)."""
     action = _taking_a_value(command, option)
     if action is None:
         return False
     try:
-        action.type(word) if callable(action.type) else None
+        value = action.type(word) if callable(action.type) else word
     except (argparse.ArgumentTypeError, ValueError, TypeError):
         return False
-    return True
+    return action.choices is None or value in action.choices
 
 
 def _before_the_command(args: list[str], command: str) -> list[str]:
