@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 
 __all__ = ["count", "first_listed", "WARNED_LISTED", "FAILED_LISTED", "CLI_OPTIONS", "from_cli", "cli_running",
-           "asked", "offers"]
+           "asked", "option_said", "offers"]
 
 #: How many warned files (or notes), and how many failed files, a job's end summary lists on the
 #: console; it counts the rest and says where each is. Listed whole, a 20,000-file job repeated
@@ -61,6 +61,12 @@ def asked(name: str, value=_NAME_ALONE) -> str:
     if value is _NAME_ALONE:
         return name
     return f"{name}={value!r}" if isinstance(value, (bool, int, float)) else f"{name}={str(value)!r}"
+
+
+def option_said(option: str, words: str) -> str:
+    """``-o, made where missing`` from the CLI, ``made where missing`` from Python (see
+    :func:`from_cli`): ``words`` that say what an option does, named only where it was typable."""
+    return f"{option}, {words}" if from_cli() else words
 
 
 def count(n: int, noun: str) -> str:

@@ -8,7 +8,7 @@ import os
 
 from xvertfast._checks import whole_number
 from xvertfast._paths import PATH_TYPES, working_folder
-from xvertfast._text import asked, from_cli
+from xvertfast._text import asked, option_said
 from xvertfast._version import __version__, code_digest
 from xvertfast.eval.baselines import XVERTNET_METHODS, get_method, parse_method
 from xvertfast.eval.journal import JOURNAL_FILE, Journal
@@ -201,7 +201,7 @@ def _refuse_a_file(out_dir: str) -> None:
     search, which would say it is a folder of outputs given as an input."""
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ValueError(f"report folder {out_dir} is a file: give the report a folder "
-                         f"({'-o, ' if from_cli() else ''}made where missing)")  # fmt: skip
+                         f"({option_said('-o', 'made where missing')})")  # fmt: skip
 
 
 def check_report_folder(out_dir: str) -> None:

@@ -61,7 +61,7 @@ import time
 from dataclasses import dataclass, field
 
 from xvertfast._paths import working_folder
-from xvertfast._text import asked, from_cli
+from xvertfast._text import asked, option_said
 from xvertfast._version import __version__
 from xvertfast.io.files import RealPaths, file_state, same_file
 from xvertfast.io.shards import Shard
@@ -787,7 +787,7 @@ class JobFolder:
             self._ledger_file = shard_files(job, shard)[0]
         if os.path.exists(out_dir) and not os.path.isdir(out_dir):
             raise ValueError(f"output folder {out_dir} is a file: give the outputs a folder "
-                             f"({'-o, ' if from_cli() else ''}made where missing)")  # fmt: skip
+                             f"({option_said('-o', 'made where missing')})")  # fmt: skip
         self._locks: list = []
         self._clear: set[str] = set()  # folders found clear of a file in the way of the outputs (see state)
         self._fd = None

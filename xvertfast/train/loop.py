@@ -41,7 +41,7 @@ from xvertfast._checks import whole_number
 from xvertfast._interrupts import came_of_an_interrupt
 from xvertfast._paths import working_folder
 from xvertfast._pickled_errors import PickledAsRaised
-from xvertfast._text import FAILED_LISTED, count, first_listed, from_cli
+from xvertfast._text import FAILED_LISTED, count, first_listed, from_cli, option_said
 from xvertfast.io.files import JOB_FOLDER_MARKERS, JOB_IMAGES, NothingFound, discover, input_paths
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts, why_not_made
 from xvertfast.model import XVertNet, XVertNetStage, load_model, save_model
@@ -551,7 +551,7 @@ def _lock_run_dir(run_dir: str):
     """RUN_DIR (created if needed) locked for this run: the open lock file; closing it unlocks."""
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise ValueError(f"{'RUN_DIR' if from_cli() else 'run folder'} {run_dir} is a file: give the training run a "
-                         f"folder ({'-o, ' if from_cli() else ''}made where missing)")  # fmt: skip
+                         f"folder ({option_said('-o', 'made where missing')})")  # fmt: skip
     path = os.path.join(run_dir, LOCK_FILE)
     try:
         os.makedirs(run_dir, exist_ok=True)
