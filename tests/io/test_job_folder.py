@@ -392,6 +392,28 @@ def test_report_and_preview_never_replace_an_input_list_or_the_rois_file(tmp_pat
     assert {name: (tmp_path / name).read_bytes() for name in kept} == kept and not (tmp_path / "out").exists()
 
 
+def test_a_report_or_preview_that_is_a_link_to_a_file_the_job_reads_is_refused(tmp_path, model_dir, seed,  # noqa: F811
+                                                                               capsys, monkeypatch):  # fmt: skip
+    """A link to an @list or the ROI file as --report (or --preview) was let through since b645a49
+    (the link replaced, its list untouched): ``enhance @lst --report lst``, lst -> todo.txt, made
+    lst the JSON report, which the same command run again read as its list."""
+    monkeypatch.chdir(tmp_path)
+    write_pngs(tmp_path / "in", seed, ["a.png"])
+    (tmp_path / "todo.txt").write_text("in/a.png\n")
+    (tmp_path / "rois.csv").write_text("file,upper_row,upper_col,lower_row,lower_col\na.png,40,64,90,64\n")
+    (tmp_path / "lst").symlink_to("todo.txt")
+    (tmp_path / "r.csv").symlink_to("rois.csv")
+    for given, option, path, what in [("@lst", "--report", "lst", "the input list"),
+                                      ("@todo.txt", "--preview", "lst", "the input list"),
+                                      ("in", "--report", "r.csv", "the ROI centres file r.csv")]:
+        rois = "r.csv" if path == "r.csv" else "rois.csv"
+        assert run(model_dir, given, "-o", "out", "--rois", rois, option, path) == 2
+        said = capsys.readouterr().err
+        assert f"error: {option} {path} is {what}" in said and "which the job reads" in said, said
+        assert os.path.islink(path)
+    assert (tmp_path / "todo.txt").read_text() == "in/a.png\n" and not (tmp_path / "out").exists()
+
+
 def test_a_missing_input_is_said_missing_where_its_output_path_holds_another_inputs(tmp_path, model_dir, seed,  # noqa: F811
                                                                                     capsys):  # fmt: skip
     """An @list of relative paths run from another folder (or an input deleted, or mistyped) named

@@ -209,8 +209,11 @@ def _check_side_files(files, out_dir: str, fmt: str, sources: dict[str, str] | N
         # case, macOS's, --preview IN/A.PNG is the input in/a.png)
         if real in inputs or first_same_file(path, [f.path for f in files], replaced=True) is not None:
             raise ValueError(f"--{option} {path} is one of the inputs; it would be overwritten")
+        # (a file the job reads is refused through a link too, --report lst where @lst -> list.txt: the report
+        # would replace the link, and the same command run again read the report as its list)
         read = next((source for source in (sources or {})
-                     if source == real or first_same_file(path, [source], replaced=True) is not None), None)  # fmt: skip
+                     if source in (real, os.path.realpath(path)) or first_same_file(path, [source]) is not None),
+                    None)  # fmt: skip
         if read is not None:  # (a dry run's report too replaced an @list it was given)
             raise ValueError(f"--{option} {path} is {sources[read]}, which the job reads; it would be overwritten")
         if real in taken:
