@@ -414,6 +414,25 @@ def test_a_report_or_preview_that_is_a_link_to_a_file_the_job_reads_is_refused(t
     assert (tmp_path / "todo.txt").read_text() == "in/a.png\n" and not (tmp_path / "out").exists()
 
 
+def test_a_preview_that_is_a_link_an_input_leads_through_is_refused(tmp_path, model_dir, seed, capsys,  # noqa: F811
+                                                                    monkeypatch):  # fmt: skip
+    """--preview look.png, look.png -> real.png, with an input in2/q.png -> ../look.png: the sheet
+    replaces the link look.png, so the input q.png then reads as the sheet (a link to the input's
+    own file, reached without the link, is replaced as b645a49 lets it)."""
+    monkeypatch.chdir(tmp_path)
+    write_pngs(tmp_path / "in", seed, ["real.png"])
+    (tmp_path / "in2").mkdir()
+    (tmp_path / "look.png").symlink_to("in/real.png")
+    (tmp_path / "in2" / "q.png").symlink_to("../look.png")
+    held = (tmp_path / "in" / "real.png").read_bytes()
+    for option, path in (("--preview", "look.png"), ("--report", "look.png")):
+        assert run(model_dir, "in2", "-o", "out", option, path) == 2
+        said = capsys.readouterr().err
+        assert f"error: {option} {path} is one of the inputs" in said, said
+        assert os.path.islink("look.png") and (tmp_path / "in2" / "q.png").read_bytes() == held
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_missing_input_is_said_missing_where_its_output_path_holds_another_inputs(tmp_path, model_dir, seed,  # noqa: F811
                                                                                     capsys):  # fmt: skip
     """An @list of relative paths run from another folder (or an input deleted, or mistyped) named

@@ -603,7 +603,8 @@ def first_same_file(path: str, others: Iterable[str], replaced: bool = False) ->
     not as its links were when the job started. None where none is, or ``path`` is missing.
     ``replaced``: ``path`` is to be replaced (os.replace, as atomic_write does), which replaces a
     link there, not the file it leads to: such a link is only the same file as itself, named
-    among ``others`` (a link in a folder above it is followed, as os.replace follows it)."""
+    among ``others`` or on the way of one's chain of links (:func:`_through`) (a link in a folder
+    above it is followed, as os.replace follows it)."""
     try:
         st = os.lstat(path) if replaced else os.stat(path)
     except (OSError, ValueError):  # (ValueError: a NUL in a path)
@@ -616,20 +617,43 @@ def first_same_file(path: str, others: Iterable[str], replaced: bool = False) ->
         return os.path.realpath(p)
 
     real = None  # (resolved once, where inodes are 0)
+
+    def is_path(other: str, other_st: os.stat_result) -> bool:
+        nonlocal real
+        if st.st_ino == 0 or other_st.st_ino == 0:
+            real = resolved(path) if real is None else real
+            other_real = resolved(other)
+            return os.path.normcase(real) == os.path.normcase(other_real) or (
+                real.casefold() == other_real.casefold() and _one_spelling(real, other_real))
+        return os.path.samestat(st, other_st)
+
     for other in others:
         try:
             other_st = os.lstat(other) if as_named else os.stat(other)
         except (OSError, ValueError):
             continue
-        if st.st_ino == 0 or other_st.st_ino == 0:
-            real = resolved(path) if real is None else real
-            other_real = resolved(other)
-            if os.path.normcase(real) == os.path.normcase(other_real) or (
-                    real.casefold() == other_real.casefold() and _one_spelling(real, other_real)):  # fmt: skip
-                return other
-        elif os.path.samestat(st, other_st):
+        if is_path(other, other_st) or (as_named and _through(other, other_st, is_path)):
             return other
     return None
+
+
+def _through(other: str, other_st: os.stat_result, is_path) -> bool:
+    """Whether the chain of links ``other`` is passes through the link ``is_path`` tells: replacing
+    that link changes what ``other`` reads (an input in2/q.png -> ../look.png, look.png -> real.png,
+    is the sheet once --preview look.png replaces look.png). A chain too long to follow counts as
+    passing through it: the callers then refuse, which is safe."""
+    hop = other
+    for _ in range(40):  # (the kernel's own limit on links followed)
+        if not stat.S_ISLNK(other_st.st_mode):
+            return False
+        try:
+            hop = os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(hop))), os.readlink(hop))
+            other_st = os.lstat(hop)
+        except (OSError, ValueError):  # (a link to nowhere: its chain ends there)
+            return False
+        if is_path(hop, other_st):
+            return True
+    return True
 
 
 def _one_spelling(real: str, other: str) -> bool:
