@@ -247,12 +247,27 @@ def link_to_nowhere(folder: str, instead: str = "give the output folder itself")
     """Where ``folder`` (or the nearest part of its path that exists) is a link to a folder that does
     not exist (-o latest, made before the folder it is to point at), that said, with what to do
     (make that folder, or ``instead``): makedirs said only 'File exists' (or, for a folder below it,
-    'No such file or directory'). None where it is not."""
+    'No such file or directory'). A link that loops (``ln -s loop loop``, a -> b -> a), or one whose
+    path runs through a file (-> scan.png/sub), is said so: no folder made would mend it. None where
+    it is not."""
     there = nearest_existing(folder)
-    if os.path.islink(there) and not os.path.exists(there):
-        return (f"{there} is a link to {os.path.realpath(there)}, which does not exist: make that folder first, or "
-                f"{instead}")  # fmt: skip
-    return None
+    if not os.path.islink(there) or os.path.exists(there):
+        return None
+    target = os.path.realpath(there)  # (not strict: where it would lead, its missing part included)
+    try:
+        os.path.realpath(there, strict=True)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return (f"{there} is a link that loops back on itself (a link to itself, or a -> b -> a), leading to no "
+                    f"folder: remove or re-point it, or {instead}")  # fmt: skip
+        if exc.errno == errno.ENOTDIR:
+            block = nearest_existing(target)
+            what = "a file" if os.path.isfile(block) else "not a folder"
+            return (f"{there} is a link to {target}, which cannot be made: {block} is {what}: re-point the link, or "
+                    f"{instead}")  # fmt: skip
+        if exc.errno != errno.ENOENT:
+            return f"{there} is a link to {target}, which cannot be reached ({exc.strerror or exc}): {instead}"
+    return f"{there} is a link to {target}, which does not exist: make that folder first, or {instead}"
 
 
 def remove_stale_parts(outputs) -> int:
