@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -1307,11 +1308,73 @@ def test_the_output_folder_is_told_by_what_it_is_not_by_its_path(tmp_path):
         today.mkdir()
         with pytest.raises(OutputFolderMoved) as refused:
             job.starting(str(src), str(today / "in.png"))
-    assert str(refused.value) == (f"{today / 'in.png'}: not written: the output folder {today} now leads to {today}, "
-                                  f"not to {tmp_path / 'yesterday'}, the folder this job holds (a link changed, or "
-                                  f"the folder moved, during the job); give -o {tmp_path / 'yesterday'} to write the "
-                                  "rest")  # fmt: skip
+    if sys.platform.startswith("linux"):  # (where the job's folder is now is told by /proc: see below for elsewhere)
+        yesterday = tmp_path / "yesterday"
+        assert str(refused.value) == (f"{today / 'in.png'}: not written: the output folder {today} now leads to "
+                                      f"{today}, not to {yesterday}, the folder this job holds (a link changed, or "
+                                      f"the folder moved, during the job); give -o {yesterday} to write the rest")
     assert not os.listdir(today)
+
+
+def _proc_says(monkeypatch, path):
+    """The system's name for an open file (Linux's /proc/self/fd) replaced by ``path`` (None: no name, as
+    where there is no /proc); other links read as they are."""
+    readlink = os.readlink
+
+    def patched(link, *args, **kwargs):
+        if str(link).startswith("/proc/self/fd/"):
+            if path is None:
+                raise FileNotFoundError(2, "No such file or directory", link)
+            return path
+        return readlink(link, *args, **kwargs)
+
+    monkeypatch.setattr(os, "readlink", patched)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="told by /proc here (F_GETPATH on macOS)")
+@pytest.mark.parametrize("then", ["another-made", "removed"])
+def test_an_output_folder_replaced_where_its_new_place_cannot_be_told_is_not_said_to_be_the_new_one(
+        tmp_path, monkeypatch, then):  # fmt: skip
+    """Where the system names no open file (no /proc, nor F_GETPATH), the refusal read "the output folder
+    today is no longer the folder this job holds, which was /abs/today": the new folder's path given as
+    the old one's, and nothing said of what to do."""
+    from xvertfast.io.write import OutputFolderMoved
+
+    today = tmp_path / "today"
+    with JobFolder(str(today), {"a": 1}, overwrite=False) as job:
+        os.rename(today, tmp_path / "yesterday")
+        if then == "another-made":
+            today.mkdir()
+        with monkeypatch.context() as patched, pytest.raises(OutputFolderMoved) as refused:
+            _proc_says(patched, None)
+            job.starting(str(tmp_path / "in.png"), str(today / "in.png"))
+    there = "another folder is now" if then == "another-made" else "no folder is now"
+    assert str(refused.value) == (f"{today / 'in.png'}: not written: {there} at the output folder's path {today}; the "
+                                  "folder this job holds (with its ledger) was moved or removed during the job: give "
+                                  "-o the folder where it is now to write the rest")  # fmt: skip
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="told by /proc here (F_GETPATH on macOS)")
+def test_where_the_job_folder_is_now_is_not_taken_from_a_path_that_is_not_it(tmp_path, monkeypatch):
+    """A path the system gives an open file may be a name kept from before a move (as macOS's F_GETPATH may
+    give): -o latest -> c1, c1 renamed and another c1 made, latest re-pointed to c2, the refusal said
+    "give -o c1", the new c1, not the job's."""
+    from xvertfast.io.write import OutputFolderMoved
+
+    c1, c2, latest = tmp_path / "c1", tmp_path / "c2", tmp_path / "latest"
+    c1.mkdir()
+    c2.mkdir()
+    latest.symlink_to(c1, target_is_directory=True)
+    with JobFolder(str(latest), {"a": 1}, overwrite=False) as job:
+        os.rename(c1, tmp_path / "c1-old")
+        c1.mkdir()
+        latest.unlink()
+        latest.symlink_to(c2, target_is_directory=True)
+        with monkeypatch.context() as patched, pytest.raises(OutputFolderMoved) as refused:
+            _proc_says(patched, str(c1 / LEDGER_FILE))  # (its name from before the move)
+            job.starting(str(tmp_path / "in.png"), str(latest / "in.png"))
+    assert f"give -o {c1}" not in str(refused.value)
+    assert "give -o the folder where it is now" in str(refused.value)
 
 
 def test_an_earlier_format_is_not_removed_where_the_output_folder_link_now_leads_elsewhere(tmp_path):

@@ -729,6 +729,26 @@ def run_line(shard: Shard | None, found: int, found_all: int, done: int, warned:
     return f"{part}{done} done{with_warnings}, {skipped} skipped, {failed} failed in {seconds:.1f} s{rate}"
 
 
+def _open_file_path(fd: int) -> str | None:
+    """The path the system gives the open file ``fd`` now (it follows the file's renames): Linux's
+    /proc, macOS's F_GETPATH. None where it cannot be told (the file removed, neither of those)."""
+    try:
+        import fcntl
+    except ImportError:  # (Windows)
+        return None
+    if hasattr(fcntl, "F_GETPATH"):
+        try:
+            path = fcntl.fcntl(fd, fcntl.F_GETPATH, bytes(1024))
+        except OSError:
+            return None
+        return os.fsdecode(path.split(b"\0", 1)[0]) or None
+    try:
+        path = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+    return None if path.endswith(" (deleted)") or not os.path.isabs(path) else path
+
+
 class JobFolder:
     """The output folder of one batch job: its lock, settings and ledger.
 
@@ -1169,10 +1189,12 @@ class JobFolder:
         be recorded here as done."""
         if (now := self._moved()) is not None:
             held = self._held_now()
-            if held is None or held == now:
-                raise OutputFolderMoved(out, f"not written: the output folder {self.out_dir} is no longer the folder "
-                                             f"this job holds, which was {self._real_out} (moved, removed or "
-                                             "replaced during the job)")  # fmt: skip
+            if held is None or held == now:  # (where the job's folder is now cannot be told: not named)
+                there = "another folder is now" if os.path.isdir(now) else "no folder is now"
+                raise OutputFolderMoved(out, f"not written: {there} at the output folder's path {self.out_dir}; the "
+                                             "folder this job holds (with its ledger) was moved or removed during "
+                                             "the job: give -o the folder where it is now to write the "
+                                             "rest")  # fmt: skip
             raise OutputFolderMoved(out, f"not written: the output folder {self.out_dir} now leads to {now}, not "
                                          f"to {held}, the folder this job holds (a link changed, or the folder "
                                          f"moved, during the job); give -o {held} to write the rest")  # fmt: skip
@@ -1224,13 +1246,18 @@ class JobFolder:
         return now if (there.st_dev, there.st_ino) != self._held else None
 
     def _held_now(self) -> str | None:
-        """Where the folder the job holds is now (its ledger's folder, as Linux's /proc names an open
-        file), or None where that cannot be told (removed, no /proc)."""
-        try:
-            ledger = os.readlink(f"/proc/self/fd/{self._fd}")
-        except (OSError, TypeError):
+        """Where the folder the job holds is now (its ledger's folder, by the path the system gives the
+        open file), or None where that cannot be told (removed; a system that names no open file) or
+        the path found is not that folder (a name the system kept from before a move)."""
+        ledger = _open_file_path(self._fd) if self._fd is not None else None
+        if ledger is None:
             return None
-        return None if ledger.endswith(" (deleted)") else os.path.dirname(ledger)
+        folder = os.path.dirname(ledger)
+        try:
+            there = os.stat(folder)
+        except OSError:
+            return None
+        return folder if self._held is None or (there.st_dev, there.st_ino) == self._held else None
 
     def abandoned(self, input_path: str, outs: list[str]) -> None:
         """Removes the outputs of ``input_path`` that were started (:meth:`starting`) and will not be
