@@ -1377,6 +1377,30 @@ def test_where_the_job_folder_is_now_is_not_taken_from_a_path_that_is_not_it(tmp
     assert "give -o the folder where it is now" in str(refused.value)
 
 
+def test_an_output_folder_replaced_while_its_locks_are_taken_is_refused(tmp_path, monkeypatch):
+    """The folder's (device, inode) was read after its locks were taken, by its path: a folder renamed away
+    and another made at its path meanwhile was taken for the job's, its outputs written there, away from
+    the lock and ledger the job holds (in the folder renamed)."""
+    today = tmp_path / "today"
+    take_locks = JobFolder._take_locks
+
+    def swapped_meanwhile(self):
+        take_locks(self)
+        os.rename(today, tmp_path / "yesterday")
+        today.mkdir()
+
+    monkeypatch.setattr(JobFolder, "_take_locks", swapped_meanwhile)
+    with pytest.raises(ValueError) as refused:
+        JobFolder(str(today), {"a": 1}, overwrite=False)
+    assert str(refused.value) == (f"cannot write into the output folder {today}: another folder was put at its path "
+                                  "(the folder moved, or a link changed) as the job started; run it again")
+    assert not os.listdir(today)
+    monkeypatch.undo()
+    lock = hold_lock(str(tmp_path / "yesterday" / LOCK_FILE), patience=0)  # (released)
+    assert lock is not None
+    lock.close()
+
+
 def test_an_earlier_format_is_not_removed_where_the_output_folder_link_now_leads_elsewhere(tmp_path):
     # -o latest -> c1, whose ledger records x.tif; this run writes x.png, then `ln -sfn c2 latest` runs before
     # finished(sole=True): it removed latest/x.tif by its path, c2's x.tif, another job's output

@@ -823,8 +823,15 @@ class JobFolder:
         try:
             try:
                 os.makedirs(out_dir, exist_ok=True)
+                before = os.stat(out_dir)
                 self._take_locks()
+                # the same folder before the locks and after: the locks are in the one it names (a
+                # folder renamed and another made at its path meanwhile would be taken for the job's)
                 held = os.stat(out_dir)
+                if (held.st_dev, held.st_ino) != (before.st_dev, before.st_ino):
+                    raise ValueError(f"cannot write into the output folder {out_dir}: another folder was put at "
+                                     "its path (the folder moved, or a link changed) as the job started; run it "
+                                     "again")  # fmt: skip
                 self._held = (held.st_dev, held.st_ino)
             except OSError as exc:
                 raise ValueError(f"cannot write into the output folder {out_dir}: "
