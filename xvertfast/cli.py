@@ -1000,7 +1000,8 @@ def _train_command(args: argparse.Namespace) -> int:
     try:
         init_path = args.init if args.init != "default" else None  # (for the folder the command's paths are from)
         train(args.data, args.output, config, resume=args.resume, progress=not args.quiet, log=_say_around_the_bar,
-              rois=_roi_file(args.rois), **_started_with(args, args.data, args.output, init_path, args.rois))  # fmt: skip
+              rois=_roi_file(args.rois), lr_given=getattr(args, "lr_given", False),
+              **_started_with(args, args.data, args.output, init_path, args.rois))  # fmt: skip
         args.run_finished = True  # (for a Ctrl-C from here on: _training_interrupted)
     except NothingFound as exc:
         return _nothing_found(exc)
@@ -1476,7 +1477,7 @@ cannot be read, 130 interrupted, 143 stopped by SIGTERM, 129 by SIGHUP.""",
     tr.add_argument("--val-fraction", type=_share, default=0.2, help="share of images held out for validation")
     tr.add_argument("--patience", type=_at_least(1), default=10,
                     help="joint-phase epochs without a better validation loss before a stage stops early")
-    tr.add_argument("--lr", type=float, default=1e-3,
+    tr.add_argument("--lr", type=float, default=1e-3, action=_TypedOption,
                     help="Adam's learning rate (lower it where training stops with a diverged loss: the one setting "
                     "--resume may change)")
     tr.add_argument("--device", type=_device, default="auto", help=f"{DEVICE_AUTO}; or cpu, cuda, cuda:1, ...")
@@ -1680,6 +1681,15 @@ class _ThreadsOption(argparse.Action):
         if option_string == "--workers":
             _print("warning: train --workers is now --threads (torch's CPU threads)", file=sys.stderr)
         setattr(namespace, self.dest, values)
+
+
+class _TypedOption(argparse.Action):
+    """An option that also records that it was typed (``lr_given``, for --lr): a stopped run is
+    told to change the --lr its command has, not to add a second."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        setattr(namespace, f"{self.dest}_given", True)
 
 
 class _DefaultsWhereSet(argparse.ArgumentDefaultsHelpFormatter):

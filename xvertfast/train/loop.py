@@ -567,7 +567,7 @@ def _lock_run_dir(run_dir: str):
 
 def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = False, progress: bool = True,
           stop_after_epochs: int | None = None, log=print, command: str | None = None,
-          cwd: str | None = None, rois=None) -> XVertNet:  # fmt: skip
+          cwd: str | None = None, rois=None, lr_given: bool = False) -> XVertNet:  # fmt: skip
     """Trains an XVertNet on the images ``inputs`` (files, folders, @lists) into ``run_dir``.
 
     ``run_dir`` receives ``cache/`` (the preprocessed ROIs of each image, and of all of them
@@ -589,7 +589,8 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     :func:`~xvertfast.preprocess.centres.load_roi_centres` read from one) for the images it names;
     the others keep the centres found. It is no setting of the run: the crops of an image whose
     centres change are cut again (the others' are taken from the cache), and a ``resume`` after
-    an epoch was trained is refused where they changed.
+    an epoch was trained is refused where they changed. ``lr_given``: the CLI's command has --lr,
+    so a diverged run is told to change it, not to add a second (False from Python: unused there).
     """
     config.check()
     rois = as_roi_centres(rois)
@@ -609,7 +610,8 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     try:
         started = {"command": command, "cwd": cwd} if command else {}
         record_command(run_dir, started)  # (for status: the checkpoint has it only from the first epoch on)
-        return _train(inputs, run_dir, config, device, init, resume, progress, stop_after_epochs, log, started, rois)
+        return _train(inputs, run_dir, config, device, init, resume, progress, stop_after_epochs, log, started, rois,
+                      lr_given)  # fmt: skip
     except _StartRefused:  # (before the OSError handler: a FileExistsError)
         _restore_start_record(run_dir, before, stopped_before)
         raise
@@ -908,21 +910,9 @@ def _finished_stage(run_dir: str, k: int, config: TrainConfig, device: torch.dev
     return stage.to(memory_format=torch.contiguous_format).eval()
 
 
-def _has_lr(command: str | None) -> bool:
-    """Whether the command line ``command`` gives --lr (or --l, which argparse reads as it)."""
-    import shlex
-
-    try:
-        words = shlex.split(command or "")
-    except ValueError:
-        return False
-    words = words[: words.index("--")] if "--" in words else words
-    return any(w.partition("=")[0] in ("--l", "--lr") for w in words)
-
-
 def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.device, init: XVertNet | None,
            resume: bool, progress: bool, stop_after_epochs: int | None, log, started: dict,
-           centres=None) -> XVertNet:  # fmt: skip
+           centres=None, lr_given: bool = False) -> XVertNet:  # fmt: skip
     """:func:`train`, in a run folder this process holds the lock of; ``started``: its command line;
     ``centres``: the ROI centres given by hand (:func:`train`'s ``rois``)."""
     ran_in = working_folder()  # (as the run starts: the folder relative sources are from, recorded with the model)
@@ -1056,7 +1046,6 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
     epochs_run = 0
     patches = 0 < config.patch_size < config.roi_size  # (random_patches: a larger patch is the whole ROI)
     curves = _Curves(run_dir, log, samples="patches" if patches else "ROIs")
-    lr_given = _has_lr(started.get("command"))  # (the CLI's: "change --lr to ...", not a second --lr)
 
     def diverged(what: str) -> TrainingDiverged:  # in the stage and epoch being trained
         return TrainingDiverged(k, prog.epoch + 1, what, ckpt_dir, config.lr, config.amp, resume, lr_given)
