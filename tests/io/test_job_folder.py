@@ -434,6 +434,26 @@ def test_a_preview_that_is_a_link_an_input_leads_through_is_refused(tmp_path, mo
     assert not (tmp_path / "out").exists()
 
 
+def test_a_link_chain_through_a_folder_link_then_up_is_followed_as_the_kernel_follows_it(tmp_path):
+    """An input base/q.png -> sub/../m.png, base/sub -> E/deep, E/m.png -> look.png: the kernel takes
+    the `..` after the folder link sub, so q.png reads E/look.png; the chain walk took `..` by the
+    text (abspath), found base/m.png (no such file) and missed that replacing the link E/look.png
+    changes what the input reads."""
+    from xvertfast.io.files import first_same_file
+
+    e, base = tmp_path / "E", tmp_path / "base"
+    (e / "deep").mkdir(parents=True)
+    base.mkdir()
+    (e / "real.png").write_bytes(b"an image")
+    (e / "look.png").symlink_to("real.png")
+    (e / "m.png").symlink_to("look.png")
+    (base / "sub").symlink_to(e / "deep")
+    (base / "q.png").symlink_to("sub/../m.png")
+    assert (base / "q.png").read_bytes() == b"an image"
+    assert first_same_file(str(e / "look.png"), [str(base / "q.png")], replaced=True) == str(base / "q.png")
+    assert first_same_file(str(e / "look.png"), [str(e / "real.png")], replaced=True) is None
+
+
 def test_a_missing_input_is_said_missing_where_its_output_path_holds_another_inputs(tmp_path, model_dir, seed,  # noqa: F811
                                                                                     capsys):  # fmt: skip
     """An @list of relative paths run from another folder (or an input deleted, or mistyped) named
@@ -1399,6 +1419,36 @@ def test_an_output_folder_replaced_while_its_locks_are_taken_is_refused(tmp_path
     lock = hold_lock(str(tmp_path / "yesterday" / LOCK_FILE), patience=0)  # (released)
     assert lock is not None
     lock.close()
+
+
+def test_an_output_folder_an_automount_mounts_at_the_lock_is_not_taken_for_another(tmp_path, monkeypatch):
+    """-o /mnt/nas, an automount point (autofs, x-systemd.automount) not yet mounted: stat of the
+    path as given sees the mount's stub (stat does not trigger an automount of its last part), the
+    lock's open mounts the share, so the folder read before the locks was another device than after
+    and a first job was refused as "another folder was put at its path". Emulated: os.stat of the
+    path without a trailing separator sees a stub until the folder is opened into (the lock), as
+    the kernel does; with one (what triggers the mount) it sees the share."""
+    nas = str(tmp_path / "nas")
+    os.mkdir(nas)
+    real_stat, mounted = os.stat, []
+    stub = real_stat(str(tmp_path))  # (another folder: the stub's identity)
+    take_locks = JobFolder._take_locks
+
+    def automount_stat(path, *args, **kwargs):
+        if os.fspath(path) == nas and not mounted:
+            return stub
+        if os.fspath(path) == os.path.join(nas, ""):
+            mounted.append(True)
+        return real_stat(path, *args, **kwargs)
+
+    def mounting(self):
+        mounted.append(True)
+        take_locks(self)
+
+    monkeypatch.setattr(os, "stat", automount_stat)
+    monkeypatch.setattr(JobFolder, "_take_locks", mounting)
+    job = JobFolder(nas, {"a": 1}, overwrite=False)
+    job.close()
 
 
 def test_an_earlier_format_is_not_removed_where_the_output_folder_link_now_leads_elsewhere(tmp_path):

@@ -647,7 +647,8 @@ def _through(other: str, other_st: os.stat_result, is_path) -> bool:
         if not stat.S_ISLNK(other_st.st_mode):
             return False
         try:
-            hop = os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(hop))), os.readlink(hop))
+            # (realpath, not abspath, of the folder: a `..` after a folder link is taken as the kernel takes it)
+            hop = os.path.join(os.path.realpath(os.path.dirname(hop)), os.readlink(hop))
             other_st = os.lstat(hop)
         except (OSError, ValueError):  # (a link to nowhere: its chain ends there)
             return False

@@ -823,11 +823,13 @@ class JobFolder:
         try:
             try:
                 os.makedirs(out_dir, exist_ok=True)
-                before = os.stat(out_dir)
+                # (by the path with a trailing separator: stat of an automount point not yet mounted
+                # (autofs, x-systemd.automount) sees its stub, where the lock's open mounts the share)
+                before = os.stat(os.path.join(out_dir, ""))
                 self._take_locks()
                 # the same folder before the locks and after: the locks are in the one it names (a
                 # folder renamed and another made at its path meanwhile would be taken for the job's)
-                held = os.stat(out_dir)
+                held = os.stat(os.path.join(out_dir, ""))
                 if (held.st_dev, held.st_ino) != (before.st_dev, before.st_ino):
                     raise ValueError(f"cannot write into the output folder {out_dir}: another folder was put at "
                                      "its path (the folder moved, or a link changed) as the job started; run it "
