@@ -1306,10 +1306,13 @@ def test_an_abandoned_output_is_left_where_the_output_folder_link_now_leads_else
     assert job_status(str(c1), "enhance").unfinished == 1  # (left started: its next run redoes it)
 
 
-def test_the_output_folder_is_told_by_what_it_is_not_by_its_path(tmp_path):
+@pytest.mark.parametrize("caller", ["python", "cli"])
+def test_the_output_folder_is_told_by_what_it_is_not_by_its_path(tmp_path, caller):
     """de56da8 compared the folder's resolved path: a rotation of the folder the job holds (renamed and
     linked again) stopped the job, advising an -o that no longer existed, while another folder made at
-    its path (the job's renamed away) was written into, away from the job's lock and ledger."""
+    its path (the job's renamed away) was written into, away from the job's lock and ledger. From
+    Python the folder to give is said as out_dir, not as an -o never typed."""
+    from xvertfast._text import cli_running
     from xvertfast.io.write import OutputFolderMoved
 
     src = tmp_path / "in.png"
@@ -1326,13 +1329,15 @@ def test_the_output_folder_is_told_by_what_it_is_not_by_its_path(tmp_path):
     with JobFolder(str(today), {"a": 1}, overwrite=False) as job:
         os.rename(today, tmp_path / "yesterday")  # mv today yesterday; mkdir today: another folder
         today.mkdir()
-        with pytest.raises(OutputFolderMoved) as refused:
+        with cli_running(["output"]) if caller == "cli" else contextlib.nullcontext(), \
+                pytest.raises(OutputFolderMoved) as refused:  # fmt: skip
             job.starting(str(src), str(today / "in.png"))
     if sys.platform.startswith("linux"):  # (where the job's folder is now is told by /proc: see below for elsewhere)
         yesterday = tmp_path / "yesterday"
+        give = f"-o {yesterday}" if caller == "cli" else f"out_dir={str(yesterday)!r}"
         assert str(refused.value) == (f"{today / 'in.png'}: not written: the output folder {today} now leads to "
                                       f"{today}, not to {yesterday}, the folder this job holds (a link changed, or "
-                                      f"the folder moved, during the job); give -o {yesterday} to write the rest")
+                                      f"the folder moved, during the job); give {give} to write the rest")
     assert not os.listdir(today)
 
 
@@ -1352,12 +1357,14 @@ def _proc_says(monkeypatch, path):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="told by /proc here (F_GETPATH on macOS)")
+@pytest.mark.parametrize("caller", ["python", "cli"])
 @pytest.mark.parametrize("then", ["another-made", "removed"])
 def test_an_output_folder_replaced_where_its_new_place_cannot_be_told_is_not_said_to_be_the_new_one(
-        tmp_path, monkeypatch, then):  # fmt: skip
+        tmp_path, monkeypatch, then, caller):  # fmt: skip
     """Where the system names no open file (no /proc, nor F_GETPATH), the refusal read "the output folder
     today is no longer the folder this job holds, which was /abs/today": the new folder's path given as
     the old one's, and nothing said of what to do."""
+    from xvertfast._text import cli_running
     from xvertfast.io.write import OutputFolderMoved
 
     today = tmp_path / "today"
@@ -1365,13 +1372,15 @@ def test_an_output_folder_replaced_where_its_new_place_cannot_be_told_is_not_sai
         os.rename(today, tmp_path / "yesterday")
         if then == "another-made":
             today.mkdir()
-        with monkeypatch.context() as patched, pytest.raises(OutputFolderMoved) as refused:
+        with monkeypatch.context() as patched, pytest.raises(OutputFolderMoved) as refused, \
+                cli_running(["output"]) if caller == "cli" else contextlib.nullcontext():  # fmt: skip
             _proc_says(patched, None)
             job.starting(str(tmp_path / "in.png"), str(today / "in.png"))
     there = "another folder is now" if then == "another-made" else "no folder is now"
+    give = "give -o the folder where it is now" if caller == "cli" else "give the folder where it is now as out_dir"
     assert str(refused.value) == (f"{today / 'in.png'}: not written: {there} at the output folder's path {today}; the "
-                                  "folder this job holds (with its ledger) was moved or removed during the job: give "
-                                  "-o the folder where it is now to write the rest")  # fmt: skip
+                                  f"folder this job holds (with its ledger) was moved or removed during the job: {give} "
+                                  "to write the rest")  # fmt: skip
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="told by /proc here (F_GETPATH on macOS)")
@@ -1393,8 +1402,8 @@ def test_where_the_job_folder_is_now_is_not_taken_from_a_path_that_is_not_it(tmp
         with monkeypatch.context() as patched, pytest.raises(OutputFolderMoved) as refused:
             _proc_says(patched, str(c1 / LEDGER_FILE))  # (its name from before the move)
             job.starting(str(tmp_path / "in.png"), str(latest / "in.png"))
-    assert f"give -o {c1}" not in str(refused.value)
-    assert "give -o the folder where it is now" in str(refused.value)
+    assert str(c1) + " " not in str(refused.value) and f"{str(c1)!r}" not in str(refused.value)
+    assert "give the folder where it is now as out_dir" in str(refused.value)
 
 
 def test_an_output_folder_replaced_while_its_locks_are_taken_is_refused(tmp_path, monkeypatch):

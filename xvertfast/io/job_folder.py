@@ -61,7 +61,7 @@ import time
 from dataclasses import dataclass, field
 
 from xvertfast._paths import working_folder
-from xvertfast._text import asked, option_said
+from xvertfast._text import asked, from_cli, option_said
 from xvertfast._version import __version__
 from xvertfast.io.files import RealPaths, file_state, same_file
 from xvertfast.io.shards import Shard
@@ -1200,13 +1200,15 @@ class JobFolder:
             held = self._held_now()
             if held is None or held == now:  # (where the job's folder is now cannot be told: not named)
                 there = "another folder is now" if os.path.isdir(now) else "no folder is now"
+                give = ("give -o the folder where it is now" if from_cli()
+                        else "give the folder where it is now as out_dir")  # fmt: skip
                 raise OutputFolderMoved(out, f"not written: {there} at the output folder's path {self.out_dir}; the "
                                              "folder this job holds (with its ledger) was moved or removed during "
-                                             "the job: give -o the folder where it is now to write the "
-                                             "rest")  # fmt: skip
+                                             f"the job: {give} to write the rest")  # fmt: skip
+            give = f"-o {held}" if from_cli() else f"out_dir={held!r}"  # (the caller's words: Python typed no -o)
             raise OutputFolderMoved(out, f"not written: the output folder {self.out_dir} now leads to {now}, not "
                                          f"to {held}, the folder this job holds (a link changed, or the folder "
-                                         f"moved, during the job); give -o {held} to write the rest")  # fmt: skip
+                                         f"moved, during the job); give {give} to write the rest")  # fmt: skip
         self._append({"output": self._rel(out), "input": self._real_paths(input_path), "state": "writing",
                       "settings": self.key}, durable=True)  # fmt: skip
 
