@@ -78,6 +78,9 @@ def test_new_run_refuses_an_existing_checkpoint_and_a_changed_config(tmp_path):
     with pytest.raises(FileExistsError, match="holds a finished run") as finished:
         train([str(data)], str(tmp_path / "run"), small, progress=False, log=lambda m: None)
     assert f"its model is {tmp_path / 'run' / 'model'}" in str(finished.value) and "--resume" not in str(finished.value)
+    # (from Python: it was told "use a new RUN_DIR with --init MODEL", an option train() has not)
+    assert f"train into a new run folder with init={str(tmp_path / 'run' / 'model')!r} in its TrainConfig" in \
+        str(finished.value) and "--init" not in str(finished.value), finished.value
     changed = TrainConfig(**{**small.__dict__, "width": 8})
     with pytest.raises(ValueError, match="different configuration") as info:
         train([str(data)], str(tmp_path / "run"), changed, resume=True, progress=False, log=lambda m: None)
@@ -153,7 +156,8 @@ def test_init_with_fewer_stages_starts_the_later_ones_at_random_and_checks_the_a
     two = TrainConfig(**{**CONFIG.__dict__, "epochs_gc": 1, "epochs_joint": 0, "init": str(tmp_path / "one" / "model")})
     model = train([str(data)], str(tmp_path / "two"), two, progress=False, log=messages.append)
     assert len(model.stages) == 2
-    assert "--init has 1 stage: stage 2 starts from random weights" in messages, messages  # (not "stages 2..2")
+    # (not "stages 2..2"; from Python not "--init has", an option train() has not)
+    assert "the init model has 1 stage: stage 2 starts from random weights" in messages, messages
     wider = TrainConfig(**{**two.__dict__, "width": 8})
     with pytest.raises(ValueError, match=r"--init .*\(width, depth, upsample\)"):
         train([str(data)], str(tmp_path / "wider"), wider, **quiet)
@@ -612,6 +616,41 @@ def test_a_nan_loss_stops_training_before_that_epoch_is_saved(tmp_path, monkeypa
     assert (state["progress"]["stage"], state["progress"]["epoch"]) == (1, 1)
     kept = _load_checkpoint(str(tmp_path / "run" / "checkpoint"), "cpu")["stage"]
     assert all(torch.isfinite(v).all() for v in kept.values())
+
+
+@pytest.mark.parametrize("finished", [False, True])
+def test_a_divergence_with_amp_is_said_in_the_callers_words(tmp_path, monkeypatch, finished):
+    """From Python, a run with amp=True that diverged was told "run it without --amp" or "start a
+    new RUN_DIR without --amp": options of a command it never typed."""
+    from xvertfast._text import cli_running
+    from xvertfast.train import TrainingDiverged
+
+    monkeypatch.setattr("xvertfast.train.loop.has_finished_epochs", lambda run_dir: finished)
+    ckpt = str(tmp_path / "run" / "checkpoint")
+    python = str(TrainingDiverged(1, 2, "the training loss is nan", ckpt, 1e-3, amp=True))
+    assert "--" not in python, python
+    assert ("bf16 overflow (amp=True), which a resume cannot change: train into a new run folder with amp=False in "
+            "its TrainConfig (a copy of this one's cache/ in it saves the preprocessing)" if finished else
+            "bf16 overflow (amp=True): call train() again with amp=False in its TrainConfig") in python, python
+    with cli_running(["amp", "lr", "resume"]):  # the CLI's words, as before
+        cli = str(TrainingDiverged(1, 2, "the training loss is nan", ckpt, 1e-3, amp=True))
+    assert ("bf16 overflow (--amp), which a resume cannot change: start a new RUN_DIR without --amp (a copy of this "
+            "one's cache/ in it saves the preprocessing)" if finished else
+            "bf16 overflow (--amp): run it without --amp") in cli, cli
+
+
+def test_a_resume_into_a_folder_without_a_checkpoint_is_said_in_the_callers_words(tmp_path):
+    """From Python, train(resume=True) into a new folder logged "--resume: ... holds no checkpoint yet"."""
+    class Said(Exception):
+        pass
+
+    def log(message):
+        if "no checkpoint yet" in message:
+            raise Said(message)
+
+    with pytest.raises(Said) as said:  # (said before any image is read: the run is not trained here)
+        train([str(tmp_path / "data")], str(tmp_path / "run"), CONFIG, resume=True, progress=False, log=log)
+    assert str(said.value) == f"resume=True: {tmp_path / 'run'} holds no checkpoint yet; starting a new run there"
 
 
 @pytest.mark.parametrize("resumed, lr, lr_given, cli, python", [
@@ -1554,6 +1593,7 @@ def test_a_run_an_older_xvertfast_began_in_a_model_folder_is_resumed(tmp_path, c
     assert main(argv) == 2  # (not resumed: refused as any run's folder is, not as a model's)
     err = capsys.readouterr().err
     assert "holds a finished run" in err and "is an xvertfast model" not in err, err
+    assert f"use a new RUN_DIR with --init {os.path.join(model, 'model')}" in err, err  # (the CLI's words)
 
 
 def test_a_folder_holding_a_model_or_metrics_no_run_there_wrote_is_refused_as_it_was(tmp_path, capsys):

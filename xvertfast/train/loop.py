@@ -41,7 +41,7 @@ from xvertfast._checks import whole_number
 from xvertfast._interrupts import came_of_an_interrupt
 from xvertfast._paths import working_folder
 from xvertfast._pickled_errors import PickledAsRaised
-from xvertfast._text import FAILED_LISTED, count, first_listed, from_cli, option_said
+from xvertfast._text import FAILED_LISTED, asked, count, first_listed, from_cli, option_said
 from xvertfast.io.files import JOB_FOLDER_MARKERS, JOB_IMAGES, NothingFound, discover, input_paths
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts, why_not_made
 from xvertfast.model import XVertNet, XVertNetStage, load_model, save_model
@@ -183,15 +183,18 @@ class TrainingDiverged(PickledAsRaised, RuntimeError):
                     "the same steps. Usual cause: a learning rate too high for these images; "
                     f"{to_go_on(resumed, lr / 10, lr_given)} from there with it (a tenth of it; any lower rate will "
                     "do)")  # fmt: skip
-            if amp:
-                todo += ("; or bf16 overflow (--amp), which a resume cannot change: start a new RUN_DIR without "
-                         "--amp (a copy of this one's cache/ in it saves the preprocessing)")  # fmt: skip
+            if amp:  # (a setting of the run: from Python too a new run folder, not a train() with amp=False)
+                anew = ("start a new RUN_DIR without --amp" if from_cli()
+                        else "train into a new run folder with amp=False in its TrainConfig")
+                todo += (f"; or bf16 overflow ({asked('amp', True)}), which a resume cannot change: {anew} (a copy "
+                         "of this one's cache/ in it saves the preprocessing)")  # fmt: skip
         else:
             again = "run the same command with" if from_cli() else "call train() again with"
             todo = (f"no epoch had finished. Usual cause: a learning rate too high for these images; {again} "
                     f"{lower} (a tenth of it; any lower rate will do)")  # fmt: skip
             if amp:
-                todo += "; or bf16 overflow (--amp): run it without --amp"
+                todo += f"; or bf16 overflow ({asked('amp', True)}): " + (
+                    "run it without --amp" if from_cli() else "call train() again with amp=False in its TrainConfig")
         super().__init__(f"stage {stage}, epoch {epoch}: {what}: training diverged and stopped; {todo}")
 
 
@@ -973,11 +976,13 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
             before = latest_state(ckpt_dir)
             if position(before)[0] > before["config"].get("stages", math.inf):  # every stage trained
                 raise _RunThere(f"{run_dir} holds a finished run (all {count(before['config']['stages'], 'stage')} "
-                                      f"trained): its model is {model_dir}; to train it on more or other images, use a "
-                                      f"new RUN_DIR with --init {model_dir}")  # fmt: skip
+                                      f"trained): its model is {model_dir}; to train it on more or other images, "
+                                      + (f"use a new RUN_DIR with --init {model_dir}" if from_cli() else
+                                         f"train into a new run folder with init={model_dir!r} in its "
+                                         "TrainConfig"))  # fmt: skip
         raise _RunThere(f"{run_dir} holds a checkpoint: {to_go_on(False)}, or use a new folder")
     elif resume:
-        log(f"--resume: {run_dir} holds no checkpoint yet; starting a new run there")
+        log(f"{asked('resume', True)}: {run_dir} holds no checkpoint yet; starting a new run there")
     os.makedirs(ckpt_dir, exist_ok=True)  # before any epoch: a stage may have none (--init with 0 epochs)
     sizes: dict[str, int] = {}  # the byte size of each file found: recorded for the images trained on
 
@@ -1041,7 +1046,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
     if init is not None and len(init.stages) < config.stages:
         have = len(init.stages)
         later = f"stage {have + 1} starts" if have + 1 == config.stages else f"stages {have + 1}..{config.stages} start"
-        log(f"--init has {count(have, 'stage')}: {later} from random weights")
+        log(f"{'--init' if from_cli() else 'the init model'} has {count(have, 'stage')}: {later} from random weights")
     stages: list[XVertNetStage] = []
     epochs_run = 0
     patches = 0 < config.patch_size < config.roi_size  # (random_patches: a larger patch is the whole ROI)
