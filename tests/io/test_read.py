@@ -2184,8 +2184,44 @@ def test_a_16_bit_rgb_png_with_a_transparent_colour_reads_as_the_same_file_witho
         with_trns, without = read_image(tmp_path / "t.png", warn=False), read_image(tmp_path / "c.png", warn=False)
     assert with_trns.values.dtype == np.uint16 and with_trns.bits_stored == without.bits_stored
     np.testing.assert_array_equal(with_trns.values, without.values)
-    assert with_trns.notes == [f"{tmp_path / 't.png'}: RGB image converted to luminance (grayscale)"]
+    hidden = int((samples == samples[0, 0]).all(axis=-1).sum())  # (its tRNS colour's pixels, said since)
+    assert with_trns.notes == [f"{tmp_path / 't.png'}: RGB image converted to luminance (grayscale)",
+                               f"{tmp_path / 't.png'}: RGB image with a transparent colour (tRNS): its {hidden:,} pixels "
+                               "of the transparent colour read as they are, the transparency left out"]  # fmt: skip
     assert not [r for r in caplog.records if r.name == "imagecodecs"]
+
+
+@pytest.mark.parametrize(("colour_type", "depth"), [(0, 8), (0, 16), (2, 8), (2, 16)])
+def test_a_grey_or_rgb_png_with_a_transparent_level_says_its_pixels_read_as_they_are(tmp_path, seed, colour_type,
+                                                                                     depth):  # fmt: skip
+    # a grey or RGB PNG's tRNS (one grey level or colour marked transparent) was left out with no
+    # note, where a palette's transparency is said (3576eb6); a level no pixel has says nothing
+    rng = np.random.default_rng(seed)
+    colours = 3 if colour_type == 2 else 1
+    samples = rng.integers(0, 1 << depth, size=(9, 10, colours)).astype(np.uint16)
+    samples[0, :3] = samples[1, 1]
+    level = samples[1, 1]
+    hidden = int((samples == level).all(axis=-1).sum())
+    absent = next(np.full(colours, c) for c in range(256) if not (samples == c).all(axis=-1).any())
+    for name, trns in [("t.png", level), ("none.png", absent)]:  # (a level none of its pixels has: no note)
+        path = tmp_path / name
+        if depth == 8:
+            im = Image.fromarray(samples[..., 0].astype(np.uint8) if colours == 1 else samples.astype(np.uint8))
+            im.save(path, transparency=int(trns[0]) if colours == 1 else tuple(int(t) for t in trns))
+        else:
+            chunk = _png_chunk(b"tRNS", np.asarray(trns, ">u2").tobytes())
+            path.write_bytes(_png_of_samples(samples, colour_type, False, before_idat=chunk))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            rad = read_image(path, warn=False)
+        said = [n for n in rad.notes if "tRNS" in n]
+        if name == "none.png":
+            assert said == []
+            continue
+        what = "grey level" if colours == 1 else "colour"
+        assert said == [f"{path}: {'grey' if colours == 1 else 'RGB'} image with a transparent {what} (tRNS): its "
+                        f"{hidden:,} pixels of the transparent {what} read as they are, the transparency left out"]
+        assert rad.notes[-1] == said[0]  # (after the conversion's note, as a palette's)
 
 
 def test_libpngs_warnings_land_on_the_file_of_the_thread_that_read_it(tmp_path, seed, caplog):

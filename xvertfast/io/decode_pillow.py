@@ -262,6 +262,7 @@ def _luminance_of_16_bit_colour(path: str, data: bytes, decode, mode: str, notes
         raise ImageReadError(path, f"cannot decode PNG: truncated or corrupt (libpng: {exc}){said}") from None
     notes += libpng_log.notes(path)
     grey = Image.fromarray(luminance(samples[..., :3], notes, path, mode))
+    _transparent_level_note(notes, path, data, samples)
     grey.info = _png_info(data)
     return grey
 
@@ -280,6 +281,34 @@ def _transparent_palette_pixels(im) -> int:
         given = np.frombuffer(bytes(trns), np.uint8)[:256]
         alphas[: given.size] = given
     return int(np.count_nonzero(alphas[np.asarray(im)] < 255))
+
+
+def _png_transparent_level(data: bytes) -> tuple[int, ...] | None:
+    """The grey level (or RGB colour) that a grey or RGB PNG's tRNS chunk marks transparent, from
+    the chunks before its pixels, or None where it has none (a palette's tRNS is a table of alphas)."""
+    if data[12:16] != b"IHDR" or data[25] not in (0, 2):
+        return None
+    for kind, body in _png_chunks(data):
+        if kind == b"IDAT":
+            return None
+        if kind == b"tRNS" and len(body) >= (6 if data[25] == 2 else 2):
+            return tuple(int.from_bytes(body[i : i + 2], "big") for i in range(0, len(body[:6]), 2))
+    return None
+
+
+def _transparent_level_note(notes: list[str], path: str, data: bytes, samples) -> None:
+    """Says how many pixels of a grey or RGB PNG hold the level its tRNS marks transparent
+    (``samples``: [H, W] grey or [H, W, 3+] colour, at the file's depth): they read as they are,
+    the transparency left out, as a palette's transparent pixels and an alpha channel are said."""
+    level = _png_transparent_level(data)
+    if level is None:
+        return
+    samples = np.asarray(samples)
+    hit = samples == level[0] if len(level) == 1 else (samples[..., :3] == np.array(level)).all(axis=-1)
+    if hidden := int(np.count_nonzero(hit)):
+        what = "grey level" if len(level) == 1 else "colour"
+        notes.append(f"{path}: {'grey' if len(level) == 1 else 'RGB'} image with a transparent {what} (tRNS): its "
+                     f"{hidden:,} pixels of the transparent {what} read as they are, the transparency left out")
 
 
 class _FileBytes(io.BytesIO):
@@ -332,6 +361,8 @@ def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
                 im = _luminance_of_16_bit_colour(path, data, decode_16, mode, notes)
             else:
                 im.load()
+                if fmt == "png" and data[25] == 0 and data[24] in (8, 16):  # (a grey one's, at its depth)
+                    _transparent_level_note(notes, path, data, im)
             if fmt == "jpeg":
                 _check_jpeg_data_ends(path, data, im)
             with WarningsNamingTheFile(path, stacklevel=4):
@@ -347,6 +378,8 @@ def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
             # (a 16-bit colour PNG that imagecodecs decoded is its luminance already, noted)
             elif mode in ("RGB", "RGBA", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "LA", "La") and decode_16 is None:
                 luminance_note(notes, path, "palette" if mode.startswith("P") else mode)
+                if fmt == "png" and mode == "RGB" and data[24] == 8:  # (its tRNS colour; a 16-bit one's: imagecodecs')
+                    _transparent_level_note(notes, path, data, im)
                 if mode == "P" and (hidden := _transparent_palette_pixels(im)):
                     notes.append(f"{path}: palette image with transparency (tRNS): its {hidden:,} transparent or "
                                  "translucent pixels read as their palette colour, the transparency left out")  # fmt: skip
