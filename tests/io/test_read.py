@@ -1888,6 +1888,24 @@ def test_a_16_bit_pngs_sbit_chunk_gives_its_depth(tmp_path, seed, colour_type, s
     assert full_range(im, depth_hint=15) == (0.0, float((1 << bits) - 1))  # (the scaled values fit in 15 bits)
 
 
+@pytest.mark.parametrize("scaled", ["unscaled", "shifted", "repeated", "linear"])
+def test_a_16_bit_pngs_sbit_the_values_contradict_is_said(tmp_path, seed, scaled):
+    # sBIT 10 over values up to 4095 as they came (neither 10-bit nor 10-bit scaled to 16 bits)
+    # read at 16 bits with no note; values scaled from 10 bits as the spec allows still say nothing
+    v = np.random.default_rng(seed).integers(0, 1024, size=(9, 10)).astype(np.int64)
+    v[0, 0] = 1023
+    values = {"unscaled": v * 4 + 3, "shifted": v << 6, "repeated": (v << 6) | (v >> 4),
+              "linear": (v * 65535 + 511) // 1023}[scaled].astype(np.uint16)  # fmt: skip
+    path = tmp_path / "a.png"
+    path.write_bytes(_png_of_samples(values[..., None], 0, False, before_idat=_png_chunk(b"sBIT", bytes([10]))))
+    im = read_image(path, warn=False)
+    np.testing.assert_array_equal(im.values, values)
+    assert im.bits_stored == 16
+    said = [f"{path}: its sBIT chunk says 10-bit data, but its values (up to {int(values.max()):,}) are neither "
+            "within 10 bits nor 10-bit values scaled to 16 bits: read as 16-bit data"]  # fmt: skip
+    assert im.notes == (said if scaled == "unscaled" else [])
+
+
 def test_a_16_bit_png_without_sbit_still_takes_its_depth_from_its_values(tmp_path, seed):
     values = np.random.default_rng(seed).integers(0, 1301, size=(9, 10)).astype(np.uint16)
     values[0, 0] = 1300

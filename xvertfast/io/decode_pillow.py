@@ -311,6 +311,20 @@ def _transparent_level_note(notes: list[str], path: str, data: bytes, samples) -
                      f"{hidden:,} pixels of the transparent {what} read as they are, the transparency left out")
 
 
+def _scaled_from(values: np.ndarray, significant: int) -> bool:
+    """Whether 16-bit ``values`` are all ``significant``-bit ones scaled up to 16 bits as the PNG
+    spec allows (shifted left, with the top bits repeated below, or times 65535 / (2^s - 1))."""
+    x = np.unique(values).astype(np.int64)
+    v, low = x >> (16 - significant), 16 - significant
+    repeated, at = np.zeros_like(v), low
+    while at > -significant:
+        repeated |= (v << at) if at >= 0 else (v >> -at)
+        at -= significant
+    top = (1 << significant) - 1
+    linear = (v * 65535 + top // 2) // top
+    return bool(((x == v << low) | (x == repeated) | (x == linear)).all())
+
+
 class _FileBytes(io.BytesIO):
     """A file's bytes, read from the disk once for all the checks and the decoding, which Pillow's
     messages name as they name the file ('cannot identify image file '/x.png'')."""
@@ -421,4 +435,9 @@ def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
             # unscaled: the values cannot tell them apart.)
             info["significant_bits"] = significant
             bits = max(8, significant) if int(values.max()) < (1 << significant) else 16
+            sbit = _png_significant_bits(data) if data[25] in (0, 4) else None  # (a colour one's: its luminance)
+            if sbit is not None and bits == 16 and not _scaled_from(values, sbit):
+                notes.append(f"{path}: its sBIT chunk says {sbit}-bit data, but its values (up to "
+                             f"{int(values.max()):,}) are neither within {sbit} bits nor {sbit}-bit values scaled to "
+                             "16 bits: read as 16-bit data")  # fmt: skip
     return values, bits, "MONOCHROME2", info
