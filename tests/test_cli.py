@@ -152,6 +152,10 @@ COMMANDS = "info, preprocess, enhance, evaluate, status, demo, export, cache, tr
                                 f"COMMAND ... -o trained; the commands: {COMMANDS})"),
     (["--output", "demo_out", "in"], "'demo_out': did you mean demo? (or: --output demo_out goes after the command: "
                                      f"xvertfast COMMAND ... --output demo_out; the commands: {COMMANDS})"),
+    # (--epochs begins train's --epochs-gc and --epochs-joint, so argparse took it for no option: '3' alone)
+    (["--epochs", "3", "in"], "'3': --epochs is not an option; train has --epochs-gc and --epochs-joint, which go "
+                              "after the command: xvertfast train ... --epochs-gc N"),
+    (["--epochs", "3", "train", "in"], "'3': --epochs is not an option; train has --epochs-gc and --epochs-joint"),
 ])  # fmt: skip
 def test_a_word_that_is_no_command_says_what_was_meant(argv, said, capsys):
     """A misspelt command (enhanse), -o given before the command (its value taken for the command)

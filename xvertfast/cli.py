@@ -1572,6 +1572,8 @@ def _command_meant(word: str, commands: dict, words: list[str]) -> str | None:
         return f"did you mean {close[0]}? (the commands: {', '.join(names)})"
     if takers:  # (-o out in, the command left out: out is -o's, be it a folder or not)
         return f"{goes_after} (the commands: {', '.join(names)})"
+    if begun := _begun(words[at - 1] if at > 0 else "", commands, [later] if later else names):
+        return begun
     if path:
         what = "a folder" if os.path.isdir(word) else "a file" if os.path.lexists(word) else "a path"
         return (f"{what}, not a command: the command goes before it: xvertfast {later or 'COMMAND'} {word} ... "
@@ -1579,6 +1581,21 @@ def _command_meant(word: str, commands: dict, words: list[str]) -> str | None:
     if word.lower().lstrip("-") == "help":
         return "xvertfast --help lists the commands, xvertfast COMMAND --help shows one's options and exit codes"
     return None
+
+
+def _begun(option: str, commands: dict, names: list[str]) -> str | None:
+    """Where ``option`` (``--epochs``) names no option but begins several of a command's
+    (train's --epochs-gc and --epochs-joint): argparse reads it as no option at all, so the word
+    after it was taken for the command ("invalid choice: '3'" alone). None where it does not."""
+    if not option.startswith("--") or "=" in option or any(_named_exactly(commands[n], option) for n in names):
+        return None
+    having = {name: found for name in names
+              if len(found := [o for o in _command_options(commands, name) if o.startswith(option)]) > 1}
+    if not having:
+        return None
+    said = "; ".join(f"{name} has {', '.join(found[:-1])} and {found[-1]}" for name, found in having.items())
+    name, found = next(iter(having.items()))
+    return f"{option} is not an option; {said}, which go after the command: xvertfast {name} ... {found[0]} N"
 
 
 def _named_exactly(command: argparse.ArgumentParser, name: str) -> set[argparse.Action]:
