@@ -1496,16 +1496,20 @@ def test_a_link_to_a_missing_folder_is_said_by_where_it_leads_not_by_its_text(tm
     assert f"{tmp_path / 'latest'} is a link to {tmp_path / '2026-12-07'}, which does not exist" in str(refused.value)
 
 
-@pytest.mark.parametrize("link", ["to-itself", "a-b-a", "through-a-file"])
+@pytest.mark.parametrize("link", ["to-itself", "a-b-a", "through-a-file", "through-a-loop"])
 def test_an_output_folder_through_a_link_no_folder_made_would_mend_is_said_so(tmp_path, link):
     """A link that loops, or one through a file, was said to lead to a folder that does not exist, "make that
-    folder first": for a loop the link itself ("latest is a link to .../latest"), through a file impossible."""
+    folder first": for a loop the link itself ("latest is a link to .../latest"), through a file impossible.
+    A link through another that loops (latest -> loop/x, loop -> loop) was said to loop back on itself."""
     latest = tmp_path / "latest"
     if link == "to-itself":
         latest.symlink_to("latest")
     elif link == "a-b-a":
         (tmp_path / "prev").symlink_to("latest")
         latest.symlink_to("prev")
+    elif link == "through-a-loop":
+        (tmp_path / "loop").symlink_to("loop")
+        latest.symlink_to("loop/x")
     else:
         (tmp_path / "scan.png").write_bytes(b"an image")
         latest.symlink_to(tmp_path / "scan.png" / "run", target_is_directory=True)
@@ -1514,10 +1518,13 @@ def test_an_output_folder_through_a_link_no_folder_made_would_mend_is_said_so(tm
     if link == "through-a-file":
         why = (f"{latest} is a link to {tmp_path / 'scan.png' / 'run'}, which cannot be made: {tmp_path / 'scan.png'} "
                "is a file: re-point the link")  # fmt: skip
+    elif link == "through-a-loop":
+        why = (f"{latest} is a link to {tmp_path / 'loop' / 'x'}, which leads through a link that loops "
+               f"({tmp_path / 'loop'}: a link to itself, or a -> b -> a), leading to no folder: re-point one of them")
     else:
         why = (f"{latest} is a link that loops back on itself (a link to itself, or a -> b -> a), leading to no "
                "folder: remove or re-point it")  # fmt: skip
     assert str(refused.value) == (f"cannot write into the output folder {latest / 'sub'}: {why}, or give the output "
                                   "folder itself")  # fmt: skip
-    assert sorted(os.listdir(tmp_path)) == sorted(["latest"] + {"a-b-a": ["prev"], "through-a-file": ["scan.png"]}
-                                                  .get(link, []))  # fmt: skip
+    assert sorted(os.listdir(tmp_path)) == sorted(["latest"] + {"a-b-a": ["prev"], "through-a-file": ["scan.png"],
+                                                                "through-a-loop": ["loop"]}.get(link, []))  # fmt: skip

@@ -14,6 +14,7 @@ import errno
 import hashlib
 import io
 import os
+import stat
 import struct
 import tempfile
 import uuid
@@ -258,8 +259,12 @@ def link_to_nowhere(folder: str, instead: str = "give the output folder itself")
         os.path.realpath(there, strict=True)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            return (f"{there} is a link that loops back on itself (a link to itself, or a -> b -> a), leading to no "
-                    f"folder: remove or re-point it, or {instead}")  # fmt: skip
+            looping = _looping_link(there)
+            if looping is None:
+                return (f"{there} is a link that loops back on itself (a link to itself, or a -> b -> a), leading to "
+                        f"no folder: remove or re-point it, or {instead}")  # fmt: skip
+            return (f"{there} is a link to {target}, which leads through a link that loops ({looping}: a link to "
+                    f"itself, or a -> b -> a), leading to no folder: re-point one of them, or {instead}")  # fmt: skip
         if exc.errno == errno.ENOTDIR:
             block = nearest_existing(target)
             what = "a file" if os.path.isfile(block) else "not a folder"
@@ -268,6 +273,47 @@ def link_to_nowhere(folder: str, instead: str = "give the output folder itself")
         if exc.errno != errno.ENOENT:
             return f"{there} is a link to {target}, which cannot be reached ({exc.strerror or exc}): {instead}"
     return f"{there} is a link to {target}, which does not exist: make that folder first, or {instead}"
+
+
+def _looping_link(there: str, most: int = 40) -> str | None:
+    """Where the links followed from ``there`` (a link the kernel found looping) loop without
+    coming back to it (vialoop -> loop/x, loop -> loop), the first link met twice: the one to
+    re-point, not ``there``. None where the loop comes back to ``there`` (or cannot be told), as
+    ``ln -s latest latest`` or latest -> prev -> latest. Followed as the kernel does: each part of
+    the path in turn, a link's text in its place, '..' from the folder reached."""
+    try:
+        own = os.lstat(there)
+        pending = os.readlink(there).split(os.sep)
+    except OSError:
+        return None
+    key = (own.st_dev, own.st_ino)
+    folder = "/" if pending[0] == "" else os.path.dirname(os.path.abspath(there))
+    met: set[tuple[int, int]] = set()
+    while pending and len(met) <= most:
+        part = pending.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            folder = os.path.dirname(folder)
+            continue
+        path = os.path.join(folder, part)
+        try:
+            st = os.lstat(path)
+            if not stat.S_ISLNK(st.st_mode):
+                folder = path
+                continue
+            text = os.readlink(path)
+        except OSError:
+            return None
+        if (st.st_dev, st.st_ino) == key:
+            return None  # (back to there: it loops itself)
+        if (st.st_dev, st.st_ino) in met:
+            return path
+        met.add((st.st_dev, st.st_ino))
+        if text.startswith(os.sep):
+            folder = "/"
+        pending[:0] = text.split(os.sep)
+    return None
 
 
 def remove_stale_parts(outputs) -> int:
