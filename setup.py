@@ -13,7 +13,7 @@ Switches (environment variables):
   FORCE_CUDA=1           same as XVF_WITH_CUDA=1
   TORCH_CUDA_ARCH_LIST   e.g. "8.0;9.0+PTX" (the default)
   MAX_JOBS               parallel compile jobs
-  CUDA_HOME              CUDA toolkit root (default: from nvcc on PATH, /usr/local/cuda)
+  CUDA_HOME              CUDA toolkit root (default: CUDA_PATH, then from nvcc on PATH, /usr/local/cuda)
   XVF_DEBUG=1            -O0 -g build
 
 Install with ``pip install --no-build-isolation .`` (torch must already be installed).
@@ -52,7 +52,7 @@ def _env_flag(name: str) -> bool | None:
 
 
 def find_cuda_home() -> str | None:
-    """CUDA toolkit root: $CUDA_HOME, then the toolkit of nvcc on PATH, then /usr/local/cuda."""
+    """CUDA toolkit root: $CUDA_HOME, then $CUDA_PATH, then the toolkit of nvcc on PATH, then /usr/local/cuda."""
 
     def is_toolkit(root: str | None) -> bool:
         return bool(root) and os.path.exists(os.path.join(root, "bin", "nvcc")) and os.path.exists(
