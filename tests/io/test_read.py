@@ -3276,18 +3276,24 @@ def test_a_rescale_slope_without_its_intercept_is_not_applied_nor_refused(tmp_pa
     assert np.array_equal(rad.values, values)
 
 
-@pytest.mark.parametrize("keyword, value, said", [("RescaleSlope", -1.0, "-1.0"), ("RescaleSlope", None, "(empty)"),
-                                                   ("RescaleIntercept", -1024.0, "-1024.0")])  # fmt: skip
-def test_a_rescale_slope_or_intercept_alone_is_said_not_applied(tmp_path, seed, keyword, value, said):
-    # pydicom applies the two together or neither: a RescaleSlope of -1 alone left the image the
-    # other way up from what its header says, and nothing said that the rescale was not applied
+def _read_with_rescale_element(tmp_path, seed, keyword, value):
+    """A 12-bit DICOM with no rescale but ``keyword`` (RescaleSlope or RescaleIntercept) set to
+    ``value`` alone, read: (the image read, the values stored)."""
     pydicom = pytest.importorskip("pydicom")
     values = np.random.default_rng(seed).integers(0, 4096, size=(24, 40)).astype(np.uint16)
     make_dicom(tmp_path / "a.dcm", values, slope=None)
     ds = pydicom.dcmread(tmp_path / "a.dcm")
     setattr(ds, keyword, value)
     ds.save_as(tmp_path / "a.dcm")
-    rad = read_image(tmp_path / "a.dcm", warn=False)
+    return read_image(tmp_path / "a.dcm", warn=False), values
+
+
+@pytest.mark.parametrize("keyword, value, said", [("RescaleSlope", -1.0, "-1.0"), ("RescaleSlope", None, "(empty)"),
+                                                   ("RescaleIntercept", -1024.0, "-1024.0")])  # fmt: skip
+def test_a_rescale_slope_or_intercept_alone_is_said_not_applied(tmp_path, seed, keyword, value, said):
+    # pydicom applies the two together or neither: a RescaleSlope of -1 alone left the image the
+    # other way up from what its header says, and nothing said that the rescale was not applied
+    rad, values = _read_with_rescale_element(tmp_path, seed, keyword, value)
     np.testing.assert_array_equal(rad.values, values)
     other = "RescaleIntercept" if keyword == "RescaleSlope" else "RescaleSlope"
     assert rad.notes == [f"{tmp_path / 'a.dcm'}: {keyword} {said} without {other} (DICOM gives the two together): no "
@@ -3299,13 +3305,7 @@ def test_a_rescale_slope_or_intercept_alone_is_said_not_applied(tmp_path, seed, 
 def test_a_rescale_slope_of_1_or_intercept_of_0_alone_gets_no_note(tmp_path, seed, keyword, value):
     # such a lone element changes nothing, applied or not, yet got the note of one that would have
     # ('no rescale applied ... (check the image)'): a warning for every file of a batch
-    pydicom = pytest.importorskip("pydicom")
-    values = np.random.default_rng(seed).integers(0, 4096, size=(24, 40)).astype(np.uint16)
-    make_dicom(tmp_path / "a.dcm", values, slope=None)
-    ds = pydicom.dcmread(tmp_path / "a.dcm")
-    setattr(ds, keyword, value)
-    ds.save_as(tmp_path / "a.dcm")
-    rad = read_image(tmp_path / "a.dcm", warn=False)
+    rad, values = _read_with_rescale_element(tmp_path, seed, keyword, value)
     np.testing.assert_array_equal(rad.values, values)
     assert rad.notes == []
 

@@ -1141,10 +1141,8 @@ def test_cli_ctrl_c_before_any_epoch_does_not_claim_one_is_kept(tmp_path, monkey
     assert "interrupted: the last finished epoch is kept; run the same command again to go on" in capsys.readouterr().err
 
 
-def test_cli_a_run_interrupted_mid_stage_ends_with_the_interrupted_line_not_the_stages_bar(tmp_path, monkeypatch,
-                                                                                           capsys):  # fmt: skip
-    """The stage's progress bar was closed by the garbage collector once the CLI had said why the run
-    stopped: the terminal's (or log's) last line was the bar again, under the "interrupted" line."""
+def _stop_at_the_second_epoch(monkeypatch):
+    """A Ctrl-C as the second epoch's metrics are written (the stage's bar then open)."""
     import xvertfast.train.loop as loop_module
 
     real, calls = loop_module._write_metrics, []
@@ -1156,6 +1154,13 @@ def test_cli_a_run_interrupted_mid_stage_ends_with_the_interrupted_line_not_the_
         return real(*args, **kwargs)
 
     monkeypatch.setattr(loop_module, "_write_metrics", stopped_at_the_second_epoch)
+
+
+def test_cli_a_run_interrupted_mid_stage_ends_with_the_interrupted_line_not_the_stages_bar(tmp_path, monkeypatch,
+                                                                                           capsys):  # fmt: skip
+    """The stage's progress bar was closed by the garbage collector once the CLI had said why the run
+    stopped: the terminal's (or log's) last line was the bar again, under the "interrupted" line."""
+    _stop_at_the_second_epoch(monkeypatch)
     argv = ["train", str(write_images(tmp_path / "data")), "-o", str(tmp_path / "run"), "--stages", "1",
             "--epochs-gc", "3", "--epochs-joint", "0", "--width", "4", "--depth", "2", "--roi-size", "32",
             "--device", "cpu"]  # fmt: skip
@@ -1179,15 +1184,7 @@ def test_cli_a_run_interrupted_with_a_bar_on_ends_with_the_interrupted_line_and_
         raise KeyboardInterrupt
 
     if where == "stage 1":
-        real, calls = loop_module._write_metrics, []
-
-        def stopped_at_the_second_epoch(*args, **kwargs):
-            calls.append(1)
-            if len(calls) == 2:
-                raise KeyboardInterrupt
-            return real(*args, **kwargs)
-
-        monkeypatch.setattr(loop_module, "_write_metrics", stopped_at_the_second_epoch)
+        _stop_at_the_second_epoch(monkeypatch)
     elif where == "gathering the ROIs":
         real_write = data_module.write_array
         monkeypatch.setattr(data_module, "write_array", lambda path, *args: (
