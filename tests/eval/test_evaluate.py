@@ -944,6 +944,17 @@ def test_out_of_memory_on_one_image_fails_that_image_alone(tmp_path, seed, capsy
     assert run.images == 1 and run.failed == [(str(src / "img0.png"), reason)]
 
 
+def _returning_in_turn(returns):
+    """A method for run_protocol whose n-th call returns ``returns[n](pixels)``: one wrong output an
+    image, in the order the images are enhanced."""
+    calls = iter(returns)
+
+    def method(pixels, spine=None):
+        return next(calls)(pixels)
+
+    return method
+
+
 def test_a_python_method_returning_no_image_fails_that_image_saying_what_it_returned(tmp_path, seed):
     """A plain Python method (run_protocol's name -> function) returning None stopped the whole run
     with an AttributeError; one returning another shape or NaN failed the image as 'method m returned
@@ -966,11 +977,7 @@ def test_a_python_method_returning_no_image_fails_that_image_saying_what_it_retu
 
     returns = [lambda p: None, lambda p: p[:10], one_nan, lambda p: p.tolist(), lambda p: np.full_like(p, np.inf)]
 
-    def broken(pixels, spine=None):
-        broken.calls += 1
-        return returns[broken.calls - 1](pixels)
-
-    broken.calls = 0
+    broken = _returning_in_turn(returns)
     run = run_protocol([str(src)], {"m": broken}, ["entropy"], pictures=0, progress=False, log=lambda m: None)
     assert run.images == 1 and {row["file"] for row in run.rows} == {str(src / "img3.png")}
     assert run.failed == [
@@ -1000,11 +1007,7 @@ def test_a_python_method_returning_another_scale_than_unit_floats_fails_that_ima
     returns = [lambda p: np.round(p * 255).astype(np.uint8), lambda p: np.round(p * 255).astype(np.int64),
                lambda p: p * 255, lambda p: p * 1.2 - 0.1]  # fmt: skip
 
-    def scaled(pixels, spine=None):
-        scaled.calls += 1
-        return returns[scaled.calls - 1](pixels)
-
-    scaled.calls = 0
+    scaled = _returning_in_turn(returns)
     run = run_protocol([str(src)], {"m": scaled}, ["entropy"], pictures=0, progress=False, log=lambda m: None)
     assert run.images == 1 and {row["file"] for row in run.rows} == {str(src / "img3.png")}
     assert run.failed == [
@@ -1063,11 +1066,7 @@ def test_a_python_method_returning_what_numpy_cannot_read_fails_that_image_sayin
     returns = [lambda p: torch.from_numpy(p).requires_grad_(), lambda p: OnGpu(), lambda p: p.astype(np.complex64),
                lambda p: p]  # fmt: skip
 
-    def method(pixels, spine=None):
-        method.calls += 1
-        return returns[method.calls - 1](pixels)
-
-    method.calls = 0
+    method = _returning_in_turn(returns)
     run = run_protocol([str(src)], {"m": method}, ["entropy"], pictures=0, progress=False, log=lambda m: None)
     wanted = "a method returns the enhanced image, an array of the input's shape (200, 190) with values in [0, 1]"
     assert run.images == 1 and {row["file"] for row in run.rows} == {str(src / "img3.png")}
