@@ -51,7 +51,7 @@ from xvertfast.io import Radiograph, require_content, write_image
 from xvertfast.io.errors import FILE_ERRORS, ImageWriteError, failure_text
 from xvertfast.io.files import (InputFile, InputLists, NothingFound, collision_remedy, discover, file_state,
                                 input_paths, input_problem, list_files, output_path, read_input,
-                                RealPaths, first_same_file, refuse_unsearched_images, same_file,
+                                RealPaths, first_same_file, refuse_unsearched_images, replaced_path, same_file,
                                 searched_input_folder)
 from xvertfast.io.job_folder import JOB_FILE, JobFolder, dry_run_line, recorded_input, run_line
 from xvertfast.io.shards import Shard
@@ -203,8 +203,7 @@ def _check_side_files(files, out_dir: str, fmt: str, sources: dict[str, str] | N
             raise ValueError(f"--{option} {path} is a folder; give a file name")
         # (the file written: a link there is replaced by atomic_write, not followed, so it is its folder resolved
         # and its own name, as _replaces tells it when the job ends; a link to an input is no input)
-        whole = os.path.abspath(path)
-        real = os.path.join(os.path.realpath(os.path.dirname(whole)), os.path.basename(whole))
+        real = replaced_path(path)
         # (one there is looked at too: realpath keeps the case as given, and on a file system that ignores
         # case, macOS's, --preview IN/A.PNG is the input in/a.png)
         if real in inputs or first_same_file(path, [f.path for f in files], replaced=True) is not None:

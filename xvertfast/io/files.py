@@ -597,6 +597,13 @@ def same_file(path: str, other: str) -> bool:
     return first_same_file(path, [other]) is not None
 
 
+def replaced_path(path: str) -> str:
+    """The file ``os.replace`` (so :func:`~xvertfast.io.write.atomic_write`) replaces at ``path``:
+    its folder resolved, its own name kept (a link there is replaced itself, not followed)."""
+    whole = os.path.abspath(path)
+    return os.path.join(os.path.realpath(os.path.dirname(whole)), os.path.basename(whole))
+
+
 def first_same_file(path: str, others: Iterable[str], replaced: bool = False) -> str | None:
     """The first of ``others`` that is ``path``'s file now, by :func:`same_file`'s rule, ``path``
     looked at once: a job's --report checked against its inputs as they are when it is written,
@@ -613,7 +620,7 @@ def first_same_file(path: str, others: Iterable[str], replaced: bool = False) ->
 
     def resolved(p: str) -> str:  # (a link replaced as named: its folder resolved, not itself)
         if as_named:
-            return os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(p))), os.path.basename(p))
+            return replaced_path(p)
         return os.path.realpath(p)
 
     real = None  # (resolved once, where inodes are 0)
