@@ -2974,21 +2974,40 @@ def test_a_one_sample_dicom_of_an_empty_or_ybr_photometric_is_read_as_monochrome
                         "read as MONOCHROME2 (bright = high)"]  # fmt: skip
 
 
-@pytest.mark.parametrize("photometric", ["MONOCHROME1", "MONOCHROME2"])
-def test_a_three_sample_dicom_under_a_grey_photometric_says_so(tmp_path, seed, photometric):
-    # pydicom reads its samples as RGB: the luminance was read under a bare 'RGB image' note, and a
-    # MONOCHROME1 one's flip dropped without a word
-    rgb = np.random.default_rng(seed).integers(0, 256, (10, 14, 3)).astype(np.uint8)
-    ds = make_dicom(tmp_path / "c.dcm", rgb[..., 0], bits=8)
+def _three_sample_dicom(path, rgb: np.ndarray, photometric: str) -> None:
+    """An 8-bit DICOM of the samples ``rgb`` [H, W, 3], interleaved, under ``photometric``."""
+    ds = make_dicom(path, rgb[..., 0], bits=8)
     ds.BitsAllocated, ds.SamplesPerPixel, ds.PlanarConfiguration = 8, 3, 0
     ds.PhotometricInterpretation, ds.PixelData = photometric, rgb.tobytes()
-    ds.save_as(tmp_path / "c.dcm", enforce_file_format=True)
+    ds.save_as(path, enforce_file_format=True)
+
+
+def test_a_three_sample_dicom_under_monochrome2_says_so(tmp_path, seed):
+    # pydicom reads its samples as RGB: the luminance was read under a bare 'RGB image' note
+    rgb = np.random.default_rng(seed).integers(0, 256, (10, 14, 3)).astype(np.uint8)
+    _three_sample_dicom(tmp_path / "c.dcm", rgb, "MONOCHROME2")
     im = read_image(tmp_path / "c.dcm", warn=False)
     np.testing.assert_array_equal(im.values, _luma(rgb))
-    flip = " (not flipped as MONOCHROME1 says: check the polarity)" if photometric == "MONOCHROME1" else ""
-    assert im.notes == [f"{tmp_path / 'c.dcm'}: PhotometricInterpretation {photometric} with 3 samples per pixel; read "
-                        f"as RGB, bright = high{flip}",
+    assert im.notes == [f"{tmp_path / 'c.dcm'}: PhotometricInterpretation MONOCHROME2 with 3 samples per pixel; read "
+                        "as RGB, bright = high",
                         f"{tmp_path / 'c.dcm'}: RGB image converted to luminance (grayscale)"]  # fmt: skip
+
+
+@pytest.mark.parametrize("grey", [False, True])
+def test_a_three_sample_dicom_under_monochrome1_is_refused_as_of_unknown_polarity(tmp_path, seed, grey):
+    # its samples read as RGB, bright = high, under a note saying MONOCHROME1's flip was not made:
+    # where they were grey levels stored bone-dark (three equal samples, as MONOCHROME1 says) the
+    # network enhanced the negative; the file cannot tell, so it is refused as 'MONO1' is
+    rgb = np.random.default_rng(seed).integers(0, 256, (10, 14, 3)).astype(np.uint8)
+    if grey:
+        rgb[...] = rgb[..., :1]
+    _three_sample_dicom(tmp_path / "c.dcm", rgb, "MONOCHROME1")
+    with pytest.raises(ImageReadError, match=r"c\.dcm: invalid DICOM image header: PhotometricInterpretation "
+                       r"MONOCHROME1 \(one grey sample per pixel, bright = low\) with 3 samples per pixel, so the "
+                       r"polarity of its pixels is unknown: where the samples show the image as it is meant \(bright "
+                       r"= bone\), set it to RGB, e\.g\. dcmodify -m \"\(0028,0004\)=RGB\"; where bone is dark in "
+                       r"them, convert the image to one sample per pixel, MONOCHROME1"):  # fmt: skip
+        read_image(tmp_path / "c.dcm")
 
 
 @pytest.mark.parametrize("photometric", ["MONOCHROME", "MONO1", "GRAYSCALE"])

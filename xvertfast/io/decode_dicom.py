@@ -291,6 +291,16 @@ def _dicom_pixels(ds, syntax, codestream: _Codestream | None, path: str, notes: 
         notes.append(f"{path}: PhotometricInterpretation {stated.upper()} with one sample per pixel; read as "
                      "MONOCHROME2 (bright = high)")  # fmt: skip
         ds.PhotometricInterpretation = "MONOCHROME2"
+    elif samples == 3 and stated.upper() == "MONOCHROME1":
+        # grey samples stored low = bright, or colour ones shown as stored: the two readings are each
+        # other's negative, and nothing in the file tells which (read as RGB under a note, the
+        # network enhanced the negative where the samples were MONOCHROME1's); refused, as a
+        # photometric DICOM does not define is
+        raise ImageReadError(path, "invalid DICOM image header: PhotometricInterpretation MONOCHROME1 (one grey "
+                             "sample per pixel, bright = low) with 3 samples per pixel, so the polarity of its pixels "
+                             "is unknown: where the samples show the image as it is meant (bright = bone), set it to "
+                             "RGB, e.g. dcmodify -m \"(0028,0004)=RGB\"; where bone is dark in them, convert the image "
+                             "to one sample per pixel, MONOCHROME1")  # fmt: skip
     deeper = _deeper_codestream(ds, codestream, samples, path)
     words = _rle_words(ds, syntax, samples, path)  # (RLE under another HighBit: decoded once, as whole words)
     try:
@@ -313,12 +323,10 @@ def _dicom_pixels(ds, syntax, codestream: _Codestream | None, path: str, notes: 
     indices = None  # a PALETTE COLOR image's stored values, which PixelPaddingValue refers to
     bits = _dicom_int(ds, "BitsStored", 8 * arr.dtype.itemsize, path)
     if samples == 3 and arr.ndim == 3:  # pydicom hands YBR data over as RGB
-        if stated.upper() in ("MONOCHROME1", "MONOCHROME2"):  # (pydicom reads the samples as RGB)
-            # a grey photometric over colour samples: said, as the photometric over one sample is;
-            # a MONOCHROME1 one's flip was dropped under a bare 'RGB image' note
-            flip = " (not flipped as MONOCHROME1 says: check the polarity)" if stated.upper() == "MONOCHROME1" else ""
-            notes.append(f"{path}: PhotometricInterpretation {stated.upper()} with 3 samples per pixel; read as RGB, "
-                         f"bright = high{flip}")  # fmt: skip
+        if stated.upper() == "MONOCHROME2":  # (pydicom reads the samples as RGB; MONOCHROME1 is refused above)
+            # a grey photometric over colour samples: said, as the photometric over one sample is
+            notes.append(f"{path}: PhotometricInterpretation MONOCHROME2 with 3 samples per pixel; read as RGB, "
+                         "bright = high")  # fmt: skip
         arr, photometric = luminance(arr, notes, path), "MONOCHROME2"
     elif photometric == "PALETTE COLOR" and arr.ndim == 2:
         # the stored values are indices into the colour tables, not grey levels
