@@ -701,24 +701,29 @@ def test_an_rgb_tiff_with_extra_samples_reads_the_luminance_of_its_colours(tmp_p
                          f"{tmp_path / 'c.tif'}: RGB image converted to luminance (grayscale)"]  # fmt: skip
 
 
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32])
 @pytest.mark.parametrize("photometric", ["minisblack", "miniswhite"])
-def test_a_16_bit_tiff_whose_max_sample_value_records_12_bits_reads_at_12_bits(tmp_path, seed, photometric):
+def test_a_16_or_32_bit_tiff_whose_max_sample_value_records_12_bits_reads_at_12_bits(tmp_path, seed, photometric,
+                                                                                     dtype):  # fmt: skip
     # MaxSampleValue 4095 records 12-bit data in 16-bit samples, as a PNG's sBIT does; it was
     # not read: a dark 12-bit image (values up to 1300) was guessed 11-bit, a MinIsWhite one
-    # flipped within 11 bits and its outputs written over 0..2047
+    # flipped within 11 bits and its outputs written over 0..2047. In 32-bit samples it was not
+    # read either: bits_stored 32, full_range 0..2^32 - 1 (its outputs scored near black)
     import tifffile
 
     from xvertfast.io.read import full_range
 
-    stored = np.random.default_rng(seed).integers(0, 1301, (24, 30)).astype(np.uint16)
+    stored = np.random.default_rng(seed).integers(0, 1301, (24, 30)).astype(dtype)
     stored[0, :2] = 0, 1300
     tifffile.imwrite(tmp_path / "d.tif", stored, photometric=photometric, extratags=[(281, "H", 1, 4095, False)])
     rad = read_image(tmp_path / "d.tif", warn=False)
     assert (rad.bits_stored, full_range(rad)) == (12, (0.0, 4095.0))
+    assert rad.values.dtype == dtype
     np.testing.assert_array_equal(rad.values, stored if photometric == "minisblack" else 4095 - stored)
-    # values past the tag's 4095: it is wrong, and the depth is guessed from them as before
+    # values past the tag's 4095: it is wrong, and the depth is as without it: guessed from the
+    # values (16-bit samples), the container's (32-bit)
     tifffile.imwrite(tmp_path / "w.tif", stored * 50, photometric=photometric, extratags=[(281, "H", 1, 4095, False)])
-    assert read_image(tmp_path / "w.tif", warn=False).bits_stored == 16
+    assert read_image(tmp_path / "w.tif", warn=False).bits_stored == (16 if dtype == np.uint16 else 32)
 
 
 @pytest.mark.parametrize("tag", [(281, "s", 0, "4095", False), (281, "H", 0, (), False)], ids=["text", "empty"])

@@ -197,6 +197,11 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logs: tuple[LogNa
         pass  # a colour map's
     elif values.dtype == np.uint8:
         bits = 8
+    elif (values.dtype.kind == "u" and values.dtype.itemsize > 2 and photometric in (0, 1) and colormap is None
+          and (recorded := _recorded_depth(max_sample, values))):  # fmt: skip
+        # 12-bit data in 32-bit samples whose MaxSampleValue (4095) records it, as a 16-bit page's
+        # does below: read over 0..2^32 - 1, the depth the file records was dropped
+        bits = info["significant_bits"] = recorded
     elif values.dtype.kind == "i" or values.dtype.itemsize > 2:
         # signed: the container's range (its top bits hold the sign). Wider than 16 bits: the
         # container's too; the depth is guessed from the values only for 12-bit data in 16-bit
