@@ -2247,6 +2247,64 @@ def test_a_grey_or_rgb_png_with_a_transparent_level_says_its_pixels_read_as_they
         assert rad.notes[-1] == said[0]  # (after the conversion's note, as a palette's)
 
 
+def _low_bit_grey_png(levels: np.ndarray, depth: int, before_idat: bytes = b"") -> bytes:
+    """A grey PNG of 1, 2 or 4 bits of the ``levels`` [H, W] (0..2^depth - 1), written here (Pillow
+    writes 1-bit grey alone), its rows packed high bits first and unfiltered."""
+    h, w = levels.shape
+    bits = ((levels[..., None] >> np.arange(depth - 1, -1, -1)) & 1).astype(np.uint8).reshape(h, w * depth)
+    rows = np.packbits(bits, axis=1)  # (each row padded to whole bytes, as PNG pads it)
+    scanlines = b"".join(b"\0" + row.tobytes() for row in rows)
+    header = struct.pack(">IIBBBBB", w, h, depth, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + before_idat + _png_chunk(b"IDAT", zlib.compress(scanlines))
+            + _png_chunk(b"IEND", b""))  # fmt: skip
+
+
+@pytest.mark.parametrize("depth", [1, 2, 4])
+def test_a_low_bit_grey_png_with_a_transparent_level_says_its_pixels_read_as_they_are(tmp_path, seed, depth):
+    # its tRNS grey level (at its own depth, which Pillow scales to 0..255) was left out without a
+    # note, where an 8- or 16-bit grey one's is said (cbe20c4); a level no pixel has says nothing
+    levels = np.random.default_rng(seed).integers(0, 1 << depth, size=(9, 11)).astype(np.uint8)
+    levels[0, 0], levels[0, 1] = 0, (1 << depth) - 1
+    level = int(levels[1, 1])
+    hidden = int(np.count_nonzero(levels == level))
+    for name, trns in [("t.png", level), ("none.png", 1 << depth)]:  # (a level past its depth: no pixel has it)
+        path = tmp_path / name
+        path.write_bytes(_low_bit_grey_png(levels, depth, _png_chunk(b"tRNS", struct.pack(">H", trns))))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            rad = read_image(path, warn=False)
+        np.testing.assert_array_equal(rad.values, levels * (255 // ((1 << depth) - 1)))  # (read as before)
+        assert rad.notes == ([] if name == "none.png" else
+                             [f"{path}: grey image with a transparent grey level (tRNS): its {hidden:,} pixels of "
+                              "the transparent grey level read as they are, the transparency left out"])  # fmt: skip
+
+
+def test_a_16_bit_rgb_png_with_a_transparent_colour_read_at_8_bits_says_its_pixels_at_most(tmp_path, seed,
+                                                                                           monkeypatch):  # fmt: skip
+    # without imagecodecs Pillow decodes it at 8 bits (the high bytes), and its tRNS colour was left
+    # out without a note: its pixels are now counted on their high bytes, as many or more than hold it
+    import xvertfast.io.decode_pillow as decode_pillow
+
+    monkeypatch.setattr(decode_pillow, "imagecodecs_decoder", lambda codec: None)
+    samples = np.random.default_rng(seed).integers(0, 65536, size=(9, 10, 3)).astype(np.uint16)
+    samples[0, :2] = samples[1, 1]
+    samples[2, 2] = samples[1, 1] ^ 1  # (another colour of the same high bytes: counted too)
+    high = samples >> 8
+    at_most = int((high == high[1, 1]).all(axis=-1).sum())
+    for name, trns in [("t.png", samples[1, 1]), ("none.png", None)]:
+        if trns is None:  # (a colour whose high bytes no pixel has: no note)
+            trns = next(np.full(3, c << 8) for c in range(256) if not (high == c).all(axis=-1).any())
+        path = tmp_path / name
+        chunk = _png_chunk(b"tRNS", np.asarray(trns, ">u2").tobytes())
+        path.write_bytes(_png_of_samples(samples, 2, False, before_idat=chunk))
+        rad = read_image(path, warn=False)
+        said = [n for n in rad.notes if "tRNS" in n]
+        assert said == ([] if name == "none.png" else
+                        [f"{path}: RGB image with a transparent colour (tRNS): its pixels of the transparent colour "
+                         f"(at most {at_most:,}: matched on their high bytes, as decoded at 8 bits) read as they are, "
+                         "the transparency left out"])  # fmt: skip
+
+
 def test_libpngs_warnings_land_on_the_file_of_the_thread_that_read_it(tmp_path, seed, caplog):
     # enhance reads on several threads: a warning is its own file's note, none another file's,
     # and imagecodecs used elsewhere at the same time still logs (the lists are per thread)

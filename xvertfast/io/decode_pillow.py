@@ -298,17 +298,28 @@ def _png_transparent_level(data: bytes) -> tuple[int, ...] | None:
 
 def _transparent_level_note(notes: list[str], path: str, data: bytes, samples) -> None:
     """Says how many pixels of a grey or RGB PNG hold the level its tRNS marks transparent
-    (``samples``: [H, W] grey or [H, W, 3+] colour, at the file's depth): they read as they are,
-    the transparency left out, as a palette's transparent pixels and an alpha channel are said."""
+    (``samples``: [H, W] grey or [H, W, 3+] colour, as decoded), so they read as they are, the
+    transparency left out, as a palette's transparent pixels and an alpha channel are said. The
+    level is at the file's depth: a 1-, 2- or 4-bit grey one's is scaled to 0..255 as Pillow
+    scales the samples; a 16-bit RGB one's that Pillow decoded at 8 bits (no imagecodecs) is
+    matched on its high bytes, the pixels then counted as at most that many."""
     level = _png_transparent_level(data)
     if level is None:
         return
-    samples = np.asarray(samples)
+    samples, depth, rough = np.asarray(samples), data[24], False
+    if samples.dtype == bool:  # (Pillow's 1-bit grey, mode 1: its white True)
+        samples = samples.astype(np.uint8) * 255
+    if depth < 8:
+        level = (level[0] * (255 // ((1 << depth) - 1)),)
+    elif depth == 16 and samples.dtype == np.uint8:
+        level, rough = tuple(v >> 8 for v in level), True
     hit = samples == level[0] if len(level) == 1 else (samples[..., :3] == np.array(level)).all(axis=-1)
     if hidden := int(np.count_nonzero(hit)):
         what = "grey level" if len(level) == 1 else "colour"
+        how_many = (f"pixels of the transparent {what} (at most {hidden:,}: matched on their high bytes, as decoded at "
+                    "8 bits)" if rough else f"{hidden:,} pixels of the transparent {what}")  # fmt: skip
         notes.append(f"{path}: {'grey' if len(level) == 1 else 'RGB'} image with a transparent {what} (tRNS): its "
-                     f"{hidden:,} pixels of the transparent {what} read as they are, the transparency left out")
+                     f"{how_many} read as they are, the transparency left out")
 
 
 def _scaled_from(values: np.ndarray, significant: int) -> bool:
@@ -375,7 +386,7 @@ def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
                 im = _luminance_of_16_bit_colour(path, data, decode_16, mode, notes)
             else:
                 im.load()
-                if fmt == "png" and data[25] == 0 and data[24] in (8, 16):  # (a grey one's, at its depth)
+                if fmt == "png" and data[25] == 0:  # (a grey one's, as Pillow decodes it)
                     _transparent_level_note(notes, path, data, im)
             if fmt == "jpeg":
                 _check_jpeg_data_ends(path, data, im)
@@ -392,7 +403,7 @@ def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
             # (a 16-bit colour PNG that imagecodecs decoded is its luminance already, noted)
             elif mode in ("RGB", "RGBA", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "LA", "La") and decode_16 is None:
                 luminance_note(notes, path, "palette" if mode.startswith("P") else mode)
-                if fmt == "png" and mode == "RGB" and data[24] == 8:  # (its tRNS colour; a 16-bit one's: imagecodecs')
+                if fmt == "png" and mode == "RGB":  # (its tRNS colour; a 16-bit one imagecodecs decodes: said there)
                     _transparent_level_note(notes, path, data, im)
                 if mode == "P" and (hidden := _transparent_palette_pixels(im)):
                     notes.append(f"{path}: palette image with transparency (tRNS): its {hidden:,} transparent or "
