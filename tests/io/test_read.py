@@ -1911,6 +1911,34 @@ def test_a_16_bit_pngs_sbit_the_values_contradict_is_said(tmp_path, seed, scaled
     assert im.notes == (said if scaled == "unscaled" else [])
 
 
+@pytest.mark.parametrize("unscaled", ["red", "green", "blue", None])
+def test_a_16_bit_rgb_pngs_sbit_the_samples_contradict_is_said(tmp_path, seed, unscaled):
+    # sBIT 10 over one colour's values up to 4095 as they came (the others 10-bit data shifted to
+    # 16 bits) read at 16 bits with no note: a colour one's was never judged (its luminance need not
+    # be scaled as its samples are); each colour is judged now, the first that contradicts it said
+    pytest.importorskip("imagecodecs")  # (without it the file reads at 8 bits: its sBIT says nothing then)
+    v = np.random.default_rng(seed).integers(0, 1024, size=(9, 10, 3)).astype(np.int64)
+    v[0, 0] = 1023
+    samples = v << 6
+    colours = ["red", "green", "blue"]
+    if unscaled is not None:
+        k = colours.index(unscaled)
+        samples[..., k] = v[..., k] * 4 + 3
+    path = tmp_path / "c.png"
+    sbit = _png_chunk(b"sBIT", bytes([10, 10, 10]))
+    path.write_bytes(_png_of_samples(samples.astype(np.uint16), 2, False, before_idat=sbit))
+    im = read_image(path, warn=False)
+    assert im.bits_stored == 16
+    said = [n for n in im.notes if "sBIT" in n]
+    if unscaled is None:
+        assert said == []
+    else:
+        top = int(samples[..., k].max())
+        assert said == [f"{path}: its sBIT chunk says 10-bit {unscaled}, but its {unscaled} values (up to {top:,}) are "
+                        "neither within 10 bits nor 10-bit values scaled to 16 bits: read as 16-bit data"]  # fmt: skip
+        assert im.notes[-1] == said[0]
+
+
 def test_a_16_bit_png_without_sbit_still_takes_its_depth_from_its_values(tmp_path, seed):
     values = np.random.default_rng(seed).integers(0, 1301, size=(9, 10)).astype(np.uint16)
     values[0, 0] = 1300
