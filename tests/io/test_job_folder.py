@@ -487,10 +487,10 @@ def test_a_ledger_that_cannot_be_opened_for_writing_is_said_so(tmp_path, model_d
     capsys.readouterr()
     real_open = os.open
 
-    def refused(path, flags, *args):
+    def refused(path, flags, *args, **kwargs):
         if str(path).endswith(LEDGER_FILE) and flags & os.O_WRONLY:
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
-        return real_open(path, flags, *args)
+        return real_open(path, flags, *args, **kwargs)
 
     monkeypatch.setattr(job_folder.os, "open", refused)
     assert run(model_dir, src, "-o", out) == 2
@@ -1482,6 +1482,67 @@ def test_an_earlier_format_is_not_removed_where_the_output_folder_link_now_leads
         assert job.finished(str(src), str(latest / "x.png"), None, sole=True) == []
     assert (c2 / "x.tif").read_bytes() == b"another job's"
     assert (c1 / "x.tif").exists()  # (still recorded: a run into c1 removes it)
+
+
+@pytest.mark.parametrize("removal", ["earlier-format", "abandoned"])
+def test_an_output_is_removed_from_the_folder_checked_where_the_link_is_swapped_right_after_the_check(
+        tmp_path, monkeypatch, removal):  # fmt: skip
+    """finished(sole=True) (an earlier --format's output) and abandoned (an output being redone whose write
+    failed) looked where -o latest leads (_moved), then removed by the path: `ln -sfn c2 latest` between the
+    two removed c2's x.tif, another job's output, and left the job's own in c1, recorded as removed."""
+    src = tmp_path / "x.png"
+    src.write_bytes(b"an input")
+    c1, c2, latest = tmp_path / "c1", tmp_path / "c2", tmp_path / "latest"
+    c1.mkdir()
+    c2.mkdir()
+    latest.symlink_to(c1, target_is_directory=True)
+    with JobFolder(str(latest), {"a": 1}, overwrite=False) as job:
+        job.starting(str(src), str(latest / "x.tif"))
+        (c1 / "x.tif").write_bytes(b"an earlier run's")
+        job.finished(str(src), str(latest / "x.tif"), None, sole=True)
+    (c2 / "x.tif").write_bytes(b"another job's")
+    moved = JobFolder._moved
+
+    def swapped_right_after(self):
+        where = moved(self)
+        latest.unlink()
+        latest.symlink_to(c2, target_is_directory=True)
+        return where
+
+    with JobFolder(str(latest), {"a": 1}, overwrite=True) as job:
+        out = latest / ("x.png" if removal == "earlier-format" else "x.tif")
+        job.starting(str(src), str(out))
+        monkeypatch.setattr(JobFolder, "_moved", swapped_right_after)
+        if removal == "earlier-format":
+            (c1 / "x.png").write_bytes(b"this run's")
+            assert job.finished(str(src), str(out), None, sole=True) == [str(latest / "x.tif")]
+        else:
+            job.abandoned(str(src), [str(out)])
+    assert (c2 / "x.tif").read_bytes() == b"another job's"
+    assert not (c1 / "x.tif").exists()  # (the job's own, recorded removed)
+
+
+def test_the_ledger_is_opened_in_the_folder_checked_where_another_is_put_at_its_path_right_after(
+        tmp_path, monkeypatch):  # fmt: skip
+    """The folder's (device, inode) was looked at after its locks were taken, then its ledger opened by its
+    path: a folder renamed away and another made at its path between the two had the ledger (and the settings)
+    written in the other folder, away from the job's lock, and its outputs' lines with it."""
+    today, yesterday = tmp_path / "today", tmp_path / "yesterday"
+    find_ledgers = JobFolder._find_ledgers
+
+    def swapped_right_after(self):
+        if not yesterday.exists():
+            os.rename(today, yesterday)
+            today.mkdir()
+        return find_ledgers(self)
+
+    monkeypatch.setattr(JobFolder, "_find_ledgers", swapped_right_after)
+    with JobFolder(str(today), {"a": 1}, overwrite=False):
+        pass
+    assert not os.listdir(today)  # (its settings too: a folder of settings without a ledger is an old version's)
+    assert json.loads((yesterday / JOB_FILE).read_text())["settings"] == {"a": 1}
+    lines = [json.loads(line) for line in (yesterday / LEDGER_FILE).read_text().splitlines()]
+    assert [line.get("run") for line in lines] == ["start"], lines  # (its start line, in the folder it holds)
 
 
 @pytest.mark.parametrize("how", ["relative", "chain"])

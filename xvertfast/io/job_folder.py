@@ -65,7 +65,7 @@ from xvertfast._text import asked, from_cli, option_said
 from xvertfast._version import __version__
 from xvertfast.io.files import RealPaths, file_state, same_file
 from xvertfast.io.shards import Shard
-from xvertfast.io.write import (OutputFolderMoved, atomic_write, nearest_existing, remove_stale_parts,
+from xvertfast.io.write import (OutputFolderMoved, atomic_write, nearest_existing, remove_stale_parts, replace_in,
                                 why_not_made)
 from xvertfast.resume import LOCK_PATIENCE, ends_with_newline, hold_lock, lock_held, settings_changes
 
@@ -749,6 +749,19 @@ def _open_file_path(fd: int) -> str | None:
     return None if path.endswith(" (deleted)") or not os.path.isabs(path) else path
 
 
+def _open_folder(path: str) -> int | None:
+    """An fd of the folder at ``path`` (by the path with a trailing separator, as the job's stat of it:
+    an automount), through which the job opens its ledger and removes its outputs in the folder it
+    checked, wherever the path leads later. None where the system takes no such fd (Windows) or the
+    folder cannot be opened so (one not readable, where there is no O_PATH): the paths serve then."""
+    if not {os.open, os.unlink, os.rename} <= os.supports_dir_fd:
+        return None
+    try:
+        return os.open(os.path.join(path, ""), getattr(os, "O_PATH", os.O_RDONLY) | getattr(os, "O_DIRECTORY", 0))
+    except PermissionError:
+        return None
+
+
 class JobFolder:
     """The output folder of one batch job: its lock, settings and ledger.
 
@@ -811,6 +824,7 @@ class JobFolder:
         self._locks: list = []
         self._clear: set[str] = set()  # folders found clear of a file in the way of the outputs (see state)
         self._fd = None
+        self._dir_fd: int | None = None  # the folder held, open (see _open_folder)
         self._time = 0  # the latest line's time (see _next_time)
         self._write_lock = threading.Lock()
         # an input as the ledger names it: its real path, each folder resolved once
@@ -828,8 +842,10 @@ class JobFolder:
                 before = os.stat(os.path.join(out_dir, ""))
                 self._take_locks()
                 # the same folder before the locks and after: the locks are in the one it names (a
-                # folder renamed and another made at its path meanwhile would be taken for the job's)
-                held = os.stat(os.path.join(out_dir, ""))
+                # folder renamed and another made at its path meanwhile would be taken for the job's).
+                # Held open: the ledger is opened in it, not at its path again (a swap after this look)
+                self._dir_fd = _open_folder(out_dir)
+                held = os.fstat(self._dir_fd) if self._dir_fd is not None else os.stat(os.path.join(out_dir, ""))
                 if (held.st_dev, held.st_ino) != (before.st_dev, before.st_ino):
                     raise ValueError(f"cannot write into the output folder {out_dir}: another folder was put at "
                                      "its path (the folder moved, or a link changed) as the job started; run it "
@@ -854,7 +870,8 @@ class JobFolder:
                 # next run would take for such a folder
                 def open_ledger() -> int:
                     try:
-                        return os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                        return os.open(ledger if self._dir_fd is None else self._ledger_file,
+                                       os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644, dir_fd=self._dir_fd)
                     except OSError as exc:  # (a folder copied from read-only media: its files 0444) named,
                         # as the folder's other files are, not a bare '[Errno 13] Permission denied: ...'
                         raise ValueError(f"cannot write into the output folder {out_dir}: its ledger {ledger} "
@@ -874,7 +891,7 @@ class JobFolder:
                     self._refuse_side_files(ledgers)
                 except ValueError:  # a ledger this start made, empty, is not left (its own lock keeps others out)
                     if made_ledger and not os.fstat(self._fd).st_size:
-                        os.remove(ledger)
+                        self._unlink(self._ledger_file)
                     raise
                 if os.fstat(self._fd).st_size and not ends_with_newline(ledger):
                     self._write("\n", durable=True)  # after a line a kill cut short: the next starts afresh
@@ -1078,9 +1095,12 @@ class JobFolder:
                                  "once none runs")  # fmt: skip
             probe.close()
         if recorded != record:  # (the shards of a job, but the first, each find it so)
-            try:
-                with atomic_write(path) as tmp, open(tmp, "w") as f:
-                    json.dump(record, f, indent=2)
+            try:  # (in the folder held, as the ledger: not at its path, which a swap may have re-pointed)
+                if self._dir_fd is not None:
+                    replace_in(self._dir_fd, self._job_file, json.dumps(record, indent=2).encode())
+                else:
+                    with atomic_write(path) as tmp, open(tmp, "w") as f:
+                        json.dump(record, f, indent=2)
             except OSError as exc:
                 raise ValueError(f"cannot write into the output folder {self.out_dir}: {exc.strerror or exc}") from None
         if running_lock is not None:  # (granted at once: it is taken exclusively only under the mutex)
@@ -1236,7 +1256,7 @@ class JobFolder:
             for other in sorted(self._outputs_of.get(identity, set()) - {rel}):
                 with contextlib.suppress(FileNotFoundError):
                     if not self.read_only:
-                        os.remove(os.path.join(self.out_dir, *other.split("/")))
+                        self._unlink(other)
                 self._removed(other, identity)
                 removed.append(os.path.join(self.out_dir, *other.split("/")))
             return removed
@@ -1287,13 +1307,22 @@ class JobFolder:
                 if same_file(out, input_path) or self._moved() is not None:
                     continue
                 try:
-                    os.remove(out)
+                    self._unlink(self._rel(out))
                 except FileNotFoundError:
                     pass
                 except OSError:
                     continue
                 with contextlib.suppress(OSError):  # (the disk full: the line is left out, the file is gone)
                     self._removed(self._rel(out), identity)
+
+    def _unlink(self, rel: str) -> None:
+        """Removes ``rel`` (the ledger's key of a file in the folder) from the folder the job holds,
+        through its fd (:func:`_open_folder`): a removal by its path, after a look that the path still
+        leads to that folder, removed from another folder a link was swapped to in between."""
+        if self._dir_fd is None:
+            os.remove(os.path.join(self.out_dir, *rel.split("/")))
+        else:
+            os.unlink(rel, dir_fd=self._dir_fd)
 
     def _removed(self, rel: str, identity: str) -> None:  # (with the write lock held)
         """Records the output ``rel`` of the input ``identity`` as removed: the ledger forgets it."""
@@ -1338,11 +1367,11 @@ class JobFolder:
 
     def close(self) -> None:
         try:
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
-        except OSError:  # nothing is buffered: the lines written are all there is
-            pass
+            for fd in (self._fd, self._dir_fd):
+                if fd is not None:
+                    with contextlib.suppress(OSError):  # nothing is buffered: the lines written are all there is
+                        os.close(fd)
+            self._fd = self._dir_fd = None
         finally:
             for lock in self._locks:
                 lock.close()  # releases the flock

@@ -31,9 +31,9 @@ from xvertfast.io.radiograph import Radiograph
 from xvertfast.io.read import sniff_format
 
 __all__ = ["write_image", "WRITE_FORMATS", "FORMAT_EXTENSIONS", "EXTENSION_FORMATS", "same_format",
-           "same_format_extension", "format_from_path", "atomic_write", "nearest_existing", "why_not_made",
-           "link_to_nowhere", "remove_stale_parts", "disk_full", "outputs_lost", "OutputFolderMoved", "name_too_long",
-           "output_name_refusal", "derived_series_uid"]
+           "same_format_extension", "format_from_path", "atomic_write", "replace_in", "nearest_existing",
+           "why_not_made", "link_to_nowhere", "remove_stale_parts", "disk_full", "outputs_lost", "OutputFolderMoved",
+           "name_too_long", "output_name_refusal", "derived_series_uid"]
 
 #: png16: 16-bit PNG at the source's bit depth (0..2^bits - 1, which a text chunk records); png8;
 #: tiff: float32 in [0, 1]; dicom: a derived DICOM image at the source's bit depth.
@@ -184,6 +184,25 @@ def atomic_write(path: str):
     except BaseException:
         with contextlib.suppress(OSError):
             os.remove(tmp)
+        raise
+
+
+def replace_in(folder_fd: int, name: str, data: bytes) -> None:
+    """``data`` put in place as ``name`` in the folder open as ``folder_fd``, as :func:`atomic_write`
+    puts a file at a path (a temporary of its name, flushed, then renamed over it): in that folder,
+    wherever its path leads by then (a batch job's settings, in the folder it holds)."""
+    tmp = f".{_part_stem(name)}.{os.urandom(4).hex()}.part"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _file_mode(), dir_fd=folder_fd)
+    try:
+        with open(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            with contextlib.suppress(OSError):  # (as _flush_to_disk: a file system without fsync)
+                os.fsync(fd)
+        os.replace(tmp, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=folder_fd)
         raise
 
 
