@@ -1460,9 +1460,9 @@ def test_an_output_folder_an_automount_mounts_at_the_lock_is_not_taken_for_anoth
     job.close()
 
 
-def test_an_earlier_format_is_not_removed_where_the_output_folder_link_now_leads_elsewhere(tmp_path):
-    # -o latest -> c1, whose ledger records x.tif; this run writes x.png, then `ln -sfn c2 latest` runs before
-    # finished(sole=True): it removed latest/x.tif by its path, c2's x.tif, another job's output
+def _an_earlier_runs_tif_behind_a_link(tmp_path):
+    """-o latest -> c1, whose ledger records x.tif, made from the input x.png by an earlier run; c2 holds
+    another job's x.tif. Returns the input and the three paths."""
     src = tmp_path / "x.png"
     src.write_bytes(b"an input")
     c1, c2, latest = tmp_path / "c1", tmp_path / "c2", tmp_path / "latest"
@@ -1474,6 +1474,13 @@ def test_an_earlier_format_is_not_removed_where_the_output_folder_link_now_leads
         (c1 / "x.tif").write_bytes(b"an earlier format")
         job.finished(str(src), str(latest / "x.tif"), None, sole=True)
     (c2 / "x.tif").write_bytes(b"another job's")
+    return src, c1, c2, latest
+
+
+def test_an_earlier_format_is_not_removed_where_the_output_folder_link_now_leads_elsewhere(tmp_path):
+    # -o latest -> c1, whose ledger records x.tif; this run writes x.png, then `ln -sfn c2 latest` runs before
+    # finished(sole=True): it removed latest/x.tif by its path, c2's x.tif, another job's output
+    src, c1, c2, latest = _an_earlier_runs_tif_behind_a_link(tmp_path)
     with JobFolder(str(latest), {"a": 1}, overwrite=True) as job:
         job.starting(str(src), str(latest / "x.png"))
         (c1 / "x.png").write_bytes(b"this run's")
@@ -1490,17 +1497,7 @@ def test_an_output_is_removed_from_the_folder_checked_where_the_link_is_swapped_
     """finished(sole=True) (an earlier --format's output) and abandoned (an output being redone whose write
     failed) looked where -o latest leads (_moved), then removed by the path: `ln -sfn c2 latest` between the
     two removed c2's x.tif, another job's output, and left the job's own in c1, recorded as removed."""
-    src = tmp_path / "x.png"
-    src.write_bytes(b"an input")
-    c1, c2, latest = tmp_path / "c1", tmp_path / "c2", tmp_path / "latest"
-    c1.mkdir()
-    c2.mkdir()
-    latest.symlink_to(c1, target_is_directory=True)
-    with JobFolder(str(latest), {"a": 1}, overwrite=False) as job:
-        job.starting(str(src), str(latest / "x.tif"))
-        (c1 / "x.tif").write_bytes(b"an earlier run's")
-        job.finished(str(src), str(latest / "x.tif"), None, sole=True)
-    (c2 / "x.tif").write_bytes(b"another job's")
+    src, c1, c2, latest = _an_earlier_runs_tif_behind_a_link(tmp_path)
     moved = JobFolder._moved
 
     def swapped_right_after(self):
