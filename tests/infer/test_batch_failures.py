@@ -569,26 +569,33 @@ def test_a_report_or_preview_whose_link_is_swapped_onto_an_input_during_the_job_
         assert read_image(out / "x.png").pixels.shape == np.asarray(Image.open(a / "x.png")).shape
 
 
-def test_a_preview_path_made_a_link_to_an_input_during_the_job_replaces_the_link_not_the_input(
-        tmp_path, model_dir, seed, monkeypatch):  # fmt: skip
+@pytest.mark.parametrize("option", ["preview", "report"])
+def test_a_preview_or_report_path_made_a_link_to_an_input_or_its_list_during_the_job_replaces_the_link(
+        tmp_path, model_dir, seed, monkeypatch, option):  # fmt: skip
     # --preview s/look.png, made a link to the input a/x.png while the job runs: atomic_write's os.replace replaces
-    # the link itself, the input untouched, yet batch._replaces (f868630's rule) said "it is now the input a/x.png"
+    # the link itself, the input untouched, yet batch._replaces (f868630's rule) said "it is now the input a/x.png".
+    # --report s/r.json made a link to the @list the job reads likewise: the link replaced, the list as it was
     a, s, out = tmp_path / "a", tmp_path / "s", tmp_path / "out"
     a.mkdir()
     s.mkdir()
     Image.fromarray(np.round(chest_like(seed) * 255).astype(np.uint8)).save(a / "x.png")
-    held = (a / "x.png").read_bytes()
+    (a / "todo.txt").write_text(f"{a / 'x.png'}\n")
+    held = {path: path.read_bytes() for path in (a / "x.png", a / "todo.txt")}
+    side, target = (s / "look.png", a / "x.png") if option == "preview" else (s / "r.json", a / "todo.txt")
     read_input = batch.read_input
 
     def linking(*args, **kwargs):
-        if not os.path.lexists(s / "look.png"):
-            (s / "look.png").symlink_to(a / "x.png")
+        if not os.path.lexists(side):
+            side.symlink_to(target)
         return read_input(*args, **kwargs)
 
     monkeypatch.setattr(batch, "read_input", linking)
-    summary, lines = run(Enhancer(str(model_dir), device="cpu"), a, out, workers=1, preview=str(s / "look.png"))
-    assert summary.preview == str(s / "look.png"), lines
-    assert not os.path.islink(s / "look.png") and (a / "x.png").read_bytes() == held
+    inputs = a if option == "preview" else f"@{a / 'todo.txt'}"
+    summary, lines = run(Enhancer(str(model_dir), device="cpu"), inputs, out, workers=1, **{option: str(side)})
+    assert summary.done == 1 and getattr(summary, option) == str(side), lines
+    assert not os.path.islink(side) and {path: path.read_bytes() for path in held} == held
+    if option == "report":
+        assert json.loads(side.read_text())["summary"]["done"] == 1
 
 
 @pytest.mark.parametrize("target", ["the input", "its output"])

@@ -404,15 +404,53 @@ def test_a_report_or_preview_that_is_a_link_to_a_file_the_job_reads_is_refused(t
     (tmp_path / "rois.csv").write_text("file,upper_row,upper_col,lower_row,lower_col\na.png,40,64,90,64\n")
     (tmp_path / "lst").symlink_to("todo.txt")
     (tmp_path / "r.csv").symlink_to("rois.csv")
-    for given, option, path, what in [("@lst", "--report", "lst", "the input list"),
-                                      ("@todo.txt", "--preview", "lst", "the input list"),
-                                      ("in", "--report", "r.csv", "the ROI centres file r.csv")]:
+    for given, option, path, what in [("@lst", "--report", "lst", f"the input list {tmp_path / 'todo.txt'}"),
+                                      ("@todo.txt", "--preview", "lst", f"the input list {tmp_path / 'todo.txt'}"),
+                                      ("in", "--report", "r.csv",
+                                       f"{tmp_path / 'rois.csv'}, the ROI centres file r.csv")]:  # fmt: skip
         rois = "r.csv" if path == "r.csv" else "rois.csv"
         assert run(model_dir, given, "-o", "out", "--rois", rois, option, path) == 2
         said = capsys.readouterr().err
-        assert f"error: {option} {path} is {what}" in said and "which the job reads" in said, said
+        # (said as it is: the link would be replaced, not the file written over)
+        name = option.lstrip("-")
+        assert (f"error: {option} {path} is a link to {what}, which the job reads: written there, the {name} would "
+                f"replace the link (the file stays as it is), and a job given {path} would read the {name} in its "
+                "place; give it another name") in said, said
         assert os.path.islink(path)
     assert (tmp_path / "todo.txt").read_text() == "in/a.png\n" and not (tmp_path / "out").exists()
+
+
+def test_a_report_or_preview_that_is_a_hard_link_of_an_input_or_a_list_is_refused_as_such(tmp_path, seed):
+    """A hard link of an input (as a cp -al backup holds) or of the @list as --report was refused with "is one
+    of the inputs; it would be overwritten" / "is the input list ...; it would be overwritten": os.replace
+    replaces that name only, the file stays under its own. Still refused (that copy of it would go), as it
+    is; a file of its own name is said overwritten as before."""
+    write_pngs(tmp_path / "in", seed, ["a.png"])
+    (tmp_path / "todo.txt").write_text(f"{tmp_path / 'in' / 'a.png'}\n")
+    (tmp_path / "backup").mkdir()
+    os.link(tmp_path / "in" / "a.png", tmp_path / "backup" / "a.png")
+    os.link(tmp_path / "todo.txt", tmp_path / "backup" / "todo.txt")
+    files = discover([str(tmp_path / "in")])
+    lists = {str(tmp_path / "todo.txt"): f"the input list {tmp_path / 'todo.txt'}"}
+    out = str(tmp_path / "out")
+    with pytest.raises(ValueError) as refused:
+        batch._check_side_files(files, out, "same", lists, report=str(tmp_path / "backup" / "a.png"))
+    assert str(refused.value) == (f"--report {tmp_path / 'backup' / 'a.png'} is a hard link of the input "
+                                  f"{tmp_path / 'in' / 'a.png'} (that file under another name, as in a cp -al copy): "
+                                  "written there, the report would replace that name of it (the input stays as it is "
+                                  "under its own); give it another name")  # fmt: skip
+    with pytest.raises(ValueError) as refused:
+        batch._check_side_files(files, out, "same", lists, preview=str(tmp_path / "backup" / "todo.txt"))
+    assert str(refused.value) == (f"--preview {tmp_path / 'backup' / 'todo.txt'} is a hard link of the input list "
+                                  f"{tmp_path / 'todo.txt'}, which the job reads: written there, the preview would "
+                                  "replace that name of it (the file stays as it is under its own), and a job given "
+                                  f"{tmp_path / 'backup' / 'todo.txt'} would read the preview in its place; give it "
+                                  "another name")  # fmt: skip
+    for path, said in ((tmp_path / "in" / "a.png", "is one of the inputs; it would be overwritten"),
+                       (tmp_path / "todo.txt", f"is the input list {tmp_path / 'todo.txt'}, which the job reads; it "
+                                               "would be overwritten")):  # fmt: skip
+        with pytest.raises(ValueError, match=re.escape(f"--report {path} {said}")):
+            batch._check_side_files(files, out, "same", lists, report=str(path))
 
 
 def test_a_preview_that_is_a_link_an_input_leads_through_is_refused(tmp_path, model_dir, seed, capsys,  # noqa: F811

@@ -51,8 +51,8 @@ from xvertfast.io import Radiograph, require_content, write_image
 from xvertfast.io.errors import FILE_ERRORS, ImageWriteError, failure_text
 from xvertfast.io.files import (InputFile, InputLists, NothingFound, collision_remedy, discover, file_state,
                                 input_paths, input_problem, list_files, output_path, read_input,
-                                RealPaths, first_same_file, refuse_unsearched_images, replaced_path, same_file,
-                                searched_input_folder)
+                                RealPaths, another_name, first_same_file, refuse_unsearched_images, replaced_path,
+                                same_file, searched_input_folder)
 from xvertfast.io.job_folder import JOB_FILE, JobFolder, dry_run_line, recorded_input, run_line
 from xvertfast.io.shards import Shard
 from xvertfast.io.write import (FORMAT_EXTENSIONS, WRITE_FORMATS, atomic_write, nearest_existing, output_name_refusal,
@@ -206,13 +206,28 @@ def _check_side_files(files, out_dir: str, fmt: str, sources: dict[str, str] | N
         real = replaced_path(path)
         # (one there is looked at too: realpath keeps the case as given, and on a file system that ignores
         # case, macOS's, --preview IN/A.PNG is the input in/a.png)
-        if real in inputs or first_same_file(path, [f.path for f in files], replaced=True) is not None:
+        same = None if real in inputs else first_same_file(path, [f.path for f in files], replaced=True)
+        # (a hard link is refused, as an output that is one is: the input's copy under that name, in a cp -al
+        # backup say, would go; a link there is replaced, as b645a49 lets it)
+        if same is not None and another_name(path, same) == "a hard link":
+            raise ValueError(f"--{option} {path} is a hard link of the input {same} (that file under another name, as "
+                             f"in a cp -al copy): written there, the {option} would replace that name of it (the input "
+                             "stays as it is under its own); give it another name")  # fmt: skip
+        if real in inputs or same is not None:
             raise ValueError(f"--{option} {path} is one of the inputs; it would be overwritten")
         # (a file the job reads is refused through a link too, --report lst where @lst -> list.txt: the report
         # would replace the link, and the same command run again read the report as its list)
         read = next((source for source in (sources or {})
                      if source in (real, os.path.realpath(path)) or first_same_file(path, [source]) is not None),
                     None)  # fmt: skip
+        if read is not None and (name := another_name(path, read)) is not None:  # (the file is not written over)
+            # (--rois r.csv, r.csv a link: the file it leads to named first)
+            what = sources[read] if sources[read].endswith(read) else f"{read}, {sources[read]}"
+            link = name == "a link"
+            raise ValueError(f"--{option} {path} is {name} {'to' if link else 'of'} {what}, which the job reads: "
+                             f"written there, the {option} would replace {'the link' if link else 'that name of it'} "
+                             f"(the file stays as it is{'' if link else ' under its own'}), and a job given {path} "
+                             f"would read the {option} in its place; give it another name")  # fmt: skip
         if read is not None:  # (a dry run's report too replaced an @list it was given)
             raise ValueError(f"--{option} {path} is {sources[read]}, which the job reads; it would be overwritten")
         if real in taken:

@@ -604,6 +604,23 @@ def replaced_path(path: str) -> str:
     return os.path.join(os.path.realpath(os.path.dirname(whole)), os.path.basename(whole))
 
 
+def another_name(path: str, target: str) -> str | None:
+    """How ``path``, found to be ``target``'s file, is only another name of it, which ``os.replace``
+    at ``path`` replaces, leaving the file as it is under ``target``: "a link" (symbolic, there) or
+    "a hard link"; None where it is the file's own name (or that name in another case, where the
+    file system ignores case), so that a write there overwrites the file. Lets a refusal say which."""
+    try:
+        st = os.lstat(path)
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        return "a link"
+    if st.st_nlink > 1 and os.path.normcase(replaced_path(path)).casefold() != os.path.normcase(
+            os.path.realpath(target)).casefold():  # fmt: skip
+        return "a hard link"
+    return None
+
+
 def first_same_file(path: str, others: Iterable[str], replaced: bool = False) -> str | None:
     """The first of ``others`` that is ``path``'s file now, by :func:`same_file`'s rule, ``path``
     looked at once: a job's --report checked against its inputs as they are when it is written,
