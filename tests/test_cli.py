@@ -154,7 +154,8 @@ COMMANDS = "info, preprocess, enhance, evaluate, status, demo, export, cache, tr
                                      f"xvertfast COMMAND ... --output demo_out; the commands: {COMMANDS})"),
     # (--epochs begins train's --epochs-gc and --epochs-joint, so argparse took it for no option: '3' alone)
     (["--epochs", "3", "in"], "'3': --epochs is not an option; train has --epochs-gc and --epochs-joint, which go "
-                              "after the command: xvertfast train ... --epochs-gc N"),
+                              "after the command: xvertfast train ... --epochs-gc 3 (options are given whole, not "
+                              "abbreviated)"),
     (["--epochs", "3", "train", "in"], "'3': --epochs is not an option; train has --epochs-gc and --epochs-joint"),
 ])  # fmt: skip
 def test_a_word_that_is_no_command_says_what_was_meant(argv, said, capsys):
@@ -192,8 +193,9 @@ def test_a_word_that_is_no_command_says_what_was_meant(argv, said, capsys):
                                            f"(the commands: {COMMANDS})"),  # (out is -o's: no command follows)
     (["--mode", "full", "in"], ["in/"], "'full': --mode full goes after the command: xvertfast enhance ... --mode "
                                         "full ("),  # (enhance alone has --mode)
-    (["--mod", "full", "in"], ["in/"], "'full': --mod full goes after the command: xvertfast COMMAND ... --mod "
-                                       "full ("),  # (demo's --model, enhance's --mode and --model: not demo's alone)
+    (["--mod", "full", "in"], ["in/"], "'full': --mod is not an option; enhance has --model and --mode; demo has "
+                                       "--model, which go after the command: xvertfast enhance ... --mode full ("),
+    # (abbreviations are refused: --mod is none; the example is of the option whose choices hold full)
     (["-o", "enhanced", "in"], ["enhanced/", "in/"], "'enhanced': -o enhanced goes after the command: xvertfast "
                                                      "COMMAND ... -o enhanced ("),  # (a folder: -o's, not a typo)
 ])  # fmt: skip
@@ -203,8 +205,8 @@ def test_a_path_where_the_command_goes_is_said_to_be_one(argv, made, said, tmp_p
     An option's value given before it is said to go after the command: `-o out in` (out/ there) was
     called a folder where the command goes, `--mode full enhance` got argparse's words alone (--mode
     taken for a prefix of --model too). `--mod full in` named demo, whose --model alone --mod
-    begins, though enhance has --mode and --model: a command is named only where no other has
-    such an option."""
+    begins, though enhance has --mode and --model; options are now taken whole, so --mod is said to
+    be none, with the options it begins."""
     monkeypatch.chdir(tmp_path)
     for path in made:
         (tmp_path / path).mkdir() if path.endswith("/") else (tmp_path / path).write_text("{}")
@@ -264,6 +266,54 @@ def test_the_words_after_a_double_dash_are_not_taken_for_misspelt_options(capsys
         main(["enhance", "x", "-o", "o", "--", "--overwirte"])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and err.endswith("xvertfast enhance: error: unrecognized arguments: -- --overwirte\n")
+
+
+WHOLE = "options are given whole, not abbreviated"
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["enhance", "x", "-o", "o", "--prev", "look.png"], "xvertfast enhance: error: unrecognized arguments: --prev "
+                                                         f"look.png (did you mean --preview? {WHOLE})"),
+    (["enhance", "x", "-o", "o", "--pre", "look.png"], "xvertfast enhance: error: unrecognized arguments: --pre "
+                                                        f"look.png (did you mean --precision or --preview? {WHOLE})"),
+    (["enhance", "x", "-o", "o", "--ov"], f"unrecognized arguments: --ov (did you mean --overwrite? {WHOLE})"),
+    (["train", "x", "-o", "o", "--res", "--epochs-g=3"], f"--res --epochs-g=3 (--res: did you mean --resume? {WHOLE}; "
+                                                         f"--epochs-g: did you mean --epochs-gc? {WHOLE})"),
+    (["status", "--js", "o"], f"xvertfast status: error: unrecognized arguments: --js (did you mean --json? {WHOLE})"),
+    (["enhance", "x", "--out", "o"], "xvertfast enhance: error: the following arguments are required: -o/--output "
+                                     f"(--out: did you mean --output? {WHOLE})"),  # (-o missing, said first)
+    (["--vers"], f"xvertfast: error: unrecognized arguments: --vers (did you mean --version? {WHOLE})"),
+    (["--over", "enhance", "x", "-o", "o"], f"xvertfast: error: unrecognized arguments: --over (--over: did you mean "
+                                            f"--overwrite? {WHOLE}, and go after the command: xvertfast enhance ... "
+                                            "--overwrite)"),
+    (["--out", "o", "enhance", "x"], "invalid choice: 'o': --out is not an option; enhance has --output, which goes "
+                                     f"after the command: xvertfast enhance ... --output o ({WHOLE})"),
+])  # fmt: skip
+def test_an_abbreviated_option_is_refused_naming_the_options_it_begins(argv, said, capsys):
+    """argparse took any unique prefix of an option: `--prev look.png` ran as --preview, until an
+    option more of that prefix came (--precision), when a saved batch script stopped with "ambiguous
+    option", or another option came to own it. Options are taken whole; an abbreviation is refused
+    with the options it begins, wherever it stands (after the command, before it, in place of -o)."""
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and said in err, err
+
+
+def test_the_resume_commands_of_runs_recorded_with_abbreviated_options_give_them_whole():
+    """A job or training run started by an xvertfast that took abbreviations recorded them: status
+    gave back `--out=run --res` and `--prev p.png`, which this xvertfast refuses. They are written
+    whole (--overwrite still left out, --resume not added twice)."""
+    from types import SimpleNamespace
+
+    from xvertfast.cli import _resume_command, _train_resume_command
+
+    led = SimpleNamespace(command="xvertfast enhance in --out /x/out --ov --prev p.png --shard=1/2 -- --ov", cwd=None)
+    assert _resume_command(led) == "xvertfast enhance in --output /x/out --preview p.png --shard=1/2 -- --ov"
+    run = SimpleNamespace(command="xvertfast train data --out=/x/run --res --epochs-g 3", cwd=None, run_dir="/x/run")
+    command = _train_resume_command(run)
+    assert command == "xvertfast train data --output=/x/run --resume --epochs-gc 3"
+    assert build_parser().parse_args(command.split()[1:]).resume
 
 
 def test_the_counterparts_suggested_for_another_command_s_option_are_true():

@@ -597,14 +597,30 @@ def _resume_command(led) -> str | None:
     if not led.command:
         return None
     try:
-        words = shlex.split(led.command)
+        words = _spelt_out(shlex.split(led.command))
     except ValueError:
         return None
     end = words.index("--") if "--" in words else len(words)  # (what follows is inputs)
-    # argparse took any unique prefix of the option: --overwrite is the only option from --ov on
-    kept = [w for i, w in enumerate(words) if i >= end or not (len(w) >= 4 and "--overwrite".startswith(w))]
-    command = shlex.join(kept)
+    command = shlex.join([w for i, w in enumerate(words) if i >= end or w != "--overwrite"])
     return f"cd {shlex.quote(led.cwd)} && {command}" if led.cwd else command
+
+
+def _spelt_out(words: list[str]) -> list[str]:
+    """A recorded command line (``words``: xvertfast, the command, its arguments) with each long option
+    an earlier xvertfast took abbreviated (``--ov``, ``--out=run``: argparse took a unique prefix) written
+    whole, as the command has it now: resumed as recorded, it was refused. Words after ``--`` are inputs."""
+    commands = next(a.choices for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    at = next((i for i, word in enumerate(words) if word in commands), None)
+    if at is None:
+        return words
+    options = _command_options(commands, words[at])
+    end = words.index("--") if "--" in words else len(words)
+    spelt = list(words)
+    for i in range(at + 1, end):
+        name, equals, value = words[i].partition("=")
+        if len(begun := _begins(name, options)) == 1:
+            spelt[i] = f"{begun[0]}{equals}{value}"
+    return spelt
 
 
 def _print_running(folder: str, status) -> None:
@@ -757,15 +773,14 @@ def _train_resume_command(run) -> str | None:
     from types import SimpleNamespace
 
     try:
-        words = shlex.split(run.command or "")
+        words = _spelt_out(shlex.split(run.command or ""))
     except ValueError:
         return None
     if "train" not in words:
         return None
     at = words.index("train") + 1  # (the subcommand: only --version and -h may come before it)
     end = words.index("--") if "--" in words else len(words)  # (what follows is inputs)
-    # argparse took any unique prefix of the option: train has no other option from --re on
-    if not any(len(w) >= 4 and "--resume".startswith(w) for w in words[at:end]):
+    if "--resume" not in words[at:end]:
         words.insert(at, "--resume")
     words = _with_run_dir_as_output(words, at, run)
     if words is None:
@@ -793,12 +808,11 @@ def _with_run_dir_as_output(words: list[str], at: int, run) -> list[str] | None:
     end = words.index("--") if "--" in words else len(words)  # (what follows is inputs)
     for i in range(at, end):
         word = words[i]
-        name, equals, value = word.partition("=")
-        if word == "-o" or (len(word) >= 3 and "--output".startswith(word)):
+        if word in ("-o", "--output"):
             if i + 1 < len(words) and words[i + 1] == output:
                 words[i + 1], found = here, True
-        elif word.startswith("--") and equals and len(name) >= 3 and "--output".startswith(name) and value == output:
-            words[i], found = f"{name}={here}", True
+        elif word == f"--output={output}":
+            words[i], found = f"--output={here}", True
         elif word == f"-o{output}":
             words[i], found = f"-o{here}", True
     return words if found else None
@@ -1514,7 +1528,28 @@ class _CommandParser(argparse.ArgumentParser):
     (its usage, not the top level's "xvertfast [-h] [--version] COMMAND ..."), saying what was meant
     where that can be told: a close spelling, the command that has it, this command's counterpart.
     Options given before the command are refused by the top level, saying where they go; a word
-    that is no command, what was meant (a misspelt command, an option's value taken for one, help)."""
+    that is no command, what was meant (a misspelt command, an option's value taken for one, help).
+    Options are taken whole, never abbreviated (the commands' parsers are of this class too): argparse
+    took any unique prefix, so a script's --pre meant --preview until --precision came, and --ov
+    --overwrite as long as no other option begins so; an abbreviation is said with the options it begins."""
+
+    def __init__(self, *args, allow_abbrev: bool = False, **kwargs):
+        super().__init__(*args, allow_abbrev=allow_abbrev, **kwargs)
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._given = list(sys.argv[1:] if args is None else args)  # (for error: a command's parser is given its own)
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message):
+        """argparse's error, with "-o/--output" required where ``--out`` was given: the option abbreviated."""
+        if message.startswith("the following arguments are required"):
+            words = getattr(self, "_given", [])
+            words = words[: words.index("--")] if "--" in words else words
+            options = [o for a in self._actions for o in a.option_strings if o.startswith("--")]
+            hints = [f"{w}: {hint}" for w in dict.fromkeys(w.partition("=")[0] for w in words)
+                     if (hint := _whole(w, options))]  # fmt: skip
+            message += f" ({'; '.join(hints)})" if hints else ""
+        super().error(message)
 
     def parse_args(self, args=None, namespace=None):
         args = sys.argv[1:] if args is None else list(args)
@@ -1523,8 +1558,10 @@ class _CommandParser(argparse.ArgumentParser):
         if extras:
             commands = next(a.choices for a in self._actions if isinstance(a, argparse._SubParsersAction))
             command = getattr(parsed, "command", None)
-            if command not in commands:
-                self.error(f"unrecognized arguments: {' '.join(extras)}")
+            if command not in commands:  # (xvertfast --vers: --version abbreviated)
+                top = [o for a in self._actions for o in a.option_strings if o.startswith("--")]
+                hints = [hint for w in extras if (hint := _whole(w.partition("=")[0], top))]
+                self.error(f"unrecognized arguments: {' '.join(extras)}" + (f" ({'; '.join(hints)})" if hints else ""))
             before = _before_the_command(args, command)
             if before:  # (xvertfast --overwrite enhance ...: not enhance's to refuse, nor a misspelling)
                 self.error(_misplaced(before, command, commands, self))
@@ -1557,10 +1594,7 @@ def _command_meant(word: str, commands: dict, words: list[str]) -> str | None:
     close = difflib.get_close_matches(word.lower(), names, n=1, cutoff=0.6)
     takers = [name for name in names if _takes_a_value(commands[name], words[at - 1])] if at > 0 and not later else []
     option = words[at - 1] if takers else ""
-    # (a command named only where no other has an option so named, or so begun: --mode is enhance's
-    # alone, as argparse reads it; --mod begins demo's --model and enhance's --mode and --model)
-    having = ([name for name in names if _named_exactly(commands[name], option)]
-              or [name for name in names if any(o.startswith(option) for o in _command_options(commands, name))])
+    having = [name for name in names if _named_exactly(commands[name], option)]  # (named where one alone has it)
     command = having[0] if len(having) == 1 and having[0] in takers else "COMMAND"
     goes_after = f"{option} {word} goes after the command: xvertfast {command} ... {option} {word}"
     if close and not path:
@@ -1572,7 +1606,7 @@ def _command_meant(word: str, commands: dict, words: list[str]) -> str | None:
         return f"did you mean {close[0]}? (the commands: {', '.join(names)})"
     if takers:  # (-o out in, the command left out: out is -o's, be it a folder or not)
         return f"{goes_after} (the commands: {', '.join(names)})"
-    if begun := _begun(words[at - 1] if at > 0 else "", commands, [later] if later else names):
+    if begun := _begun(words[at - 1] if at > 0 else "", word, commands, [later] if later else names):
         return begun
     if path:
         what = "a folder" if os.path.isdir(word) else "a file" if os.path.lexists(word) else "a path"
@@ -1583,19 +1617,47 @@ def _command_meant(word: str, commands: dict, words: list[str]) -> str | None:
     return None
 
 
-def _begun(option: str, commands: dict, names: list[str]) -> str | None:
-    """Where ``option`` (``--epochs``) names no option but begins several of a command's
-    (train's --epochs-gc and --epochs-joint): argparse reads it as no option at all, so the word
-    after it was taken for the command ("invalid choice: '3'" alone). None where it does not."""
+def _begun(option: str, word: str, commands: dict, names: list[str]) -> str | None:
+    """Where ``option`` (``--out``, ``--epochs``), given before the command with ``word`` after it,
+    names no option of the commands ``names`` but begins some (enhance's --output; train's
+    --epochs-gc and --epochs-joint): it is no option, so ``word`` was taken for the command ("invalid
+    choice: '3'" alone). The example names an option that takes ``word``, one with choices holding it
+    first (--mod full: enhance's --mode, not demo's --model). None where it begins none."""
     if not option.startswith("--") or "=" in option or any(_named_exactly(commands[n], option) for n in names):
         return None
-    having = {name: found for name in names
-              if len(found := [o for o in _command_options(commands, name) if o.startswith(option)]) > 1}
+    having = {name: found for name in names if (found := _begins(option, _command_options(commands, name)))}
     if not having:
         return None
-    said = "; ".join(f"{name} has {', '.join(found[:-1])} and {found[-1]}" for name, found in having.items())
-    name, found = next(iter(having.items()))
-    return f"{option} is not an option; {said}, which go after the command: xvertfast {name} ... {found[0]} N"
+    said = "; ".join(f"{name} has {_and(found)}" for name, found in having.items())
+    fits = [(name, o) for name, found in having.items() for o in found if _could_take(commands[name], o, word)]
+    fits.sort(key=lambda fit: _taking_a_value(commands[fit[0]], fit[1]).choices is None)  # (stable: in order)
+    name, full = fits[0] if fits else next((name, found[0]) for name, found in having.items())
+    go = "goes" if sum(map(len, having.values())) == 1 else "go"
+    return (f"{option} is not an option; {said}, which {go} after the command: xvertfast {name} ... {full} "
+            f"{word if fits else 'N'} ({WHOLE})")
+
+
+def _and(names: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+#: Why an abbreviated option is refused, said with the options it begins.
+WHOLE = "options are given whole, not abbreviated"
+
+
+def _begins(option: str, options: list[str]) -> list[str]:
+    """The long ``options`` that ``option`` (``--pre``) begins without naming one; none for a short option."""
+    if not option.startswith("--") or len(option) < 3 or option in options:
+        return []
+    return [o for o in options if o.startswith(option)]
+
+
+def _whole(option: str, options: list[str]) -> str | None:
+    """"did you mean --precision or --preview? options are given whole, not abbreviated", where
+    ``option`` (--pre) begins some of the long ``options`` and names none; else None."""
+    begun = _begins(option, options)
+    return f"did you mean {' or '.join(begun)}? {WHOLE}" if begun else None
 
 
 def _named_exactly(command: argparse.ArgumentParser, name: str) -> set[argparse.Action]:
@@ -1605,14 +1667,11 @@ def _named_exactly(command: argparse.ArgumentParser, name: str) -> set[argparse.
 
 
 def _taking_a_value(command: argparse.ArgumentParser, option: str) -> argparse.Action | None:
-    """``command``'s option that ``option`` (as given: --out for --output too) names, where it takes a
-    value; else None. An exact name wins over the longer ones it begins, as argparse reads it (--mode,
-    not --model)."""
+    """``command``'s option that ``option`` (as given) names, where it takes a value; else None. Named
+    whole (:class:`_CommandParser`: --out is no option, nor --mod --mode)."""
     if not option.startswith("-"):
         return None
-    name = option.partition("=")[0]
-    found = _named_exactly(command, name) or {a for a in command._actions for o in a.option_strings
-                                              if name.startswith("--") and o.startswith(name)}  # fmt: skip
+    found = _named_exactly(command, option.partition("=")[0])
     action = found.pop() if len(found) == 1 else None
     return action if action is not None and action.nargs != 0 and "=" not in option else None
 
@@ -1659,6 +1718,9 @@ def _misplaced(before: list[str], command: str, commands: dict, top: argparse.Ar
                                                    if o.startswith("--")], n=1, cutoff=0.75)  # fmt: skip
         if option in _command_options(commands, command):
             hints.append(f"{option} goes after the command: xvertfast {command} ... {option}")
+        elif begun := _begins(option, _command_options(commands, command)):  # (--over: --overwrite abbreviated)
+            hints.append(f"{option}: did you mean {' or '.join(begun)}? {WHOLE}, and go after the command: xvertfast "
+                         f"{command} ... {begun[0]}")  # fmt: skip
         elif close:
             hints.append(f"{option}: did you mean {close[0]}?")
     said = f"unrecognized arguments: {' '.join(before)}"
@@ -1681,6 +1743,8 @@ def _unrecognized(extras: list[str], command: str, commands: dict) -> str:
                      and any(option in a.option_strings for a in commands[name]._actions)]  # fmt: skip
         if (command, option) in COUNTERPARTS:
             hints.append(f"{command} has no {option}: {COUNTERPARTS[command, option]}")
+        elif whole := _whole(option, _command_options(commands, command)):  # (--pre: --precision, --preview)
+            hints.append(("" if len(unknown) == 1 else f"{option}: ") + whole)
         elif close:
             hints.append(("" if len(unknown) == 1 else f"{option}: ") + f"did you mean {' or '.join(close)}?")
         elif elsewhere:

@@ -362,7 +362,7 @@ def test_a_preparing_runs_status_reads_no_file_per_cached_image(tmp_path, monkey
 
 @pytest.mark.parametrize("argv", [
     ["train", "my data", "-o", "run dir", "--lr=1e-4"],  # spaces, an = form
-    ["train", "--output=run", "data", "--res"],  # --resume given, as a prefix argparse takes
+    ["train", "--output=run", "data", "--resume"],  # --resume given: not added twice
     ["train", "-o", "run", "--", "--resume"],  # an input named --resume, after --
     ["train", "d'q$x", "-orun", "--rois", "r;o.csv", "--init", "./m"],  # shell characters, -oVALUE
 ])  # fmt: skip
