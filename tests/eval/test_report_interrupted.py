@@ -278,7 +278,9 @@ def test_an_error_putting_the_report_in_place_says_the_reason_alone_of_its_kind_
 def test_a_grid_that_is_no_folder_is_refused_before_the_earlier_report_is_touched(tmp_path, seed, capsys, grid):
     """With pictures asked for, grid/ was made (makedirs) after the earlier report was removed: a grid that is a
     link to a folder since deleted, or a file, failed "(grid: File exists) ... the same command writes it again",
-    the report lost, and so every time. It is refused before any file is changed, saying what to do."""
+    the report lost, and so every time. It is refused before any file is changed, saying what to do; and now
+    before the images are scored too (it was found only once they all were: a run of hours, then no report),
+    as well as when the report is put in place (it may have come meanwhile)."""
     images, out = write_images(tmp_path / "in", seed, n=2), tmp_path / "rep"
     assert main(args(images, out, pictures=0)) == 0
     earlier = shown(out)
@@ -291,9 +293,13 @@ def test_a_grid_that_is_no_folder_is_refused_before_the_earlier_report_is_touche
         why = (f"{out / 'grid'} is a link to {tmp_path / 'pictures'}, which does not exist: make that folder first, or "
                "remove the link (grid/ is then made), or give --pictures 0")  # fmt: skip
     assert main(args(images, out, pictures=1)) == 2
-    err = capsys.readouterr().err
-    assert err.endswith(f"\nerror: {out}: the report could not be put in place ({why}); none of the files there was "
-                        "changed\n"), err  # (after the lines of the images resumed)
+    err = capsys.readouterr().err  # (alone: no image resumed nor scored before it)
+    assert err == f"error: {out}: the report's pictures could not be put in grid/ ({why}); no image was scored\n", err
+    with pytest.raises(OSError) as raised:  # come while the images were scored: refused as the report is put in place
+        _report_files._put_in_place(str(tmp_path / "drawn"), str(out), ["grid/000_a.png"])
+    why = why.replace("--pictures 0", "pictures=0")  # (from Python: said in its terms)
+    assert str(raised.value) == f"{out}: the report could not be put in place ({why}); none of the files there was " \
+                                "changed"  # fmt: skip
     assert not parts_left(out)
     if grid == "a file":
         assert (out / "grid").read_text() == "my notes"
@@ -308,6 +314,26 @@ def test_a_grid_that_is_no_folder_is_refused_before_the_earlier_report_is_touche
     assert main(args(images, out, pictures=1)) == 0
     check_report(out)
     assert len(os.listdir(out / "grid")) == 1
+
+
+def test_a_grid_folder_that_cannot_be_written_is_refused_before_the_images_are_scored(tmp_path, seed, capsys,
+                                                                                       monkeypatch):  # fmt: skip
+    """A read-only grid/ failed the moves of the pictures into it once every image was scored: said up
+    front now (the machine's refusal made up: the tests may run as root, whom no mode refuses)."""
+    images, out = write_images(tmp_path / "in", seed, n=2), tmp_path / "rep"
+    assert main(args(images, out, pictures=1)) == 0
+    capsys.readouterr()
+    real = os.access
+
+    def access(path, mode, **kwargs) -> bool:  # grid/ read-only
+        return os.fspath(path) != str(out / "grid") and real(path, mode, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+    assert main(args(images, out, pictures=1)) == 2
+    assert capsys.readouterr().err == (f"error: {out}: the report's pictures could not be put in grid/ (grid: a folder "
+                                       "that cannot be written into: make it writable, or give --pictures 0); no "
+                                       "image was scored\n")  # fmt: skip
+    assert main(args(images, out, pictures=0)) == 0  # (no pictures: grid/ not asked of)
 
 
 def test_a_folder_with_no_report_yet_says_nothing_was_changed_when_the_first_move_fails(tmp_path, seed, capsys,

@@ -172,20 +172,41 @@ def _put_in_place(parts: str, out_dir: str, grids: list[str]) -> None:
                                           "again") from exc  # fmt: skip
 
 
+def _grid_in_the_way(out_dir: str, writable: bool = False) -> tuple[int, str] | None:
+    """The errno and the reason where a ``grid`` in ``out_dir`` is not a folder for the pictures (a
+    file, a link to a folder that does not exist), and, ``writable`` asked, where it is one that
+    cannot be written (its moves into it would fail); None where the pictures can go there."""
+    grid = os.path.join(out_dir, "grid")
+    instead = f"give {asked('pictures', 0)}"
+    if os.path.isdir(grid):
+        if writable and not os.access(grid, os.W_OK | os.X_OK):
+            return errno.EACCES, f"grid: a folder that cannot be written into: make it writable, or {instead}"
+        return None
+    if not os.path.lexists(grid):
+        return None
+    gone = link_to_nowhere(grid, instead=f"remove the link (grid/ is then made), or {instead}")
+    code = errno.ENOENT if gone else errno.ENOTDIR  # (FileNotFoundError, NotADirectoryError)
+    return code, gone or f"grid: a file, not a folder for the report's pictures: move it away, or {instead}"
+
+
+def check_grid_folder(out_dir: str) -> None:
+    """Refuses, before the images are scored, a ``grid`` in ``out_dir`` that the report's pictures
+    could not be put into (:func:`_grid_in_the_way`, a read-only folder too): it was found only when
+    the report was put in place, so a run of hours ended without its report, to be run again after
+    the fix. Checked again there (it may change meanwhile)."""
+    if (found := _grid_in_the_way(out_dir, writable=True)) is not None:
+        raise said_alone(None, found[0], f"{out_dir}: the report's pictures could not be put in grid/ ({found[1]}); "
+                                         "no image was scored")  # fmt: skip
+
+
 def _refuse_a_grid_in_the_way(out_dir: str) -> None:
     """Refuses, before any file there is changed, a ``grid`` in ``out_dir`` that is not a folder for
     the pictures (a file, a link to a folder that does not exist): making grid/ failed with 'File
     exists' after the earlier report was removed, and said the same command writes it again, which
     failed the same way every time."""
-    grid = os.path.join(out_dir, "grid")
-    if os.path.isdir(grid) or not os.path.lexists(grid):
-        return
-    instead = f"give {asked('pictures', 0)}"
-    gone = link_to_nowhere(grid, instead=f"remove the link (grid/ is then made), or {instead}")
-    why = gone or f"grid: a file, not a folder for the report's pictures: move it away, or {instead}"
-    code = errno.ENOENT if gone else errno.ENOTDIR  # (FileNotFoundError, NotADirectoryError)
-    raise said_alone(None, code, f"{out_dir}: the report could not be put in place ({why}); none of the files there "
-                                 "was changed")  # fmt: skip
+    if (found := _grid_in_the_way(out_dir)) is not None:
+        raise said_alone(None, found[0], f"{out_dir}: the report could not be put in place ({found[1]}); none of the "
+                                         "files there was changed")  # fmt: skip
 
 
 def _remove_if_empty(grid: str) -> None:

@@ -10,6 +10,7 @@ from xvertfast._checks import whole_number
 from xvertfast._paths import PATH_TYPES, working_folder
 from xvertfast._text import asked, option_said
 from xvertfast._version import __version__, code_digest
+from xvertfast.eval._report_files import check_grid_folder
 from xvertfast.eval.baselines import XVERTNET_METHODS, get_method, parse_method
 from xvertfast.eval.journal import JOURNAL_FILE, Journal
 from xvertfast.eval.protocol import DEFAULT_METRICS, EvalRun, check_metrics, load_roi_centres, method_kind, run_protocol
@@ -119,6 +120,8 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
     unused: list[str] = []  # a row naming two inputs, or an input named twice: said before the folder is made
     given = centres_of_inputs(centres, [f.path for f in files], unused) if centres is not None else None
     check_report_folder(out_dir)
+    if pictures:  # (a grid/ in the way was found when the report was put in place, after hours of scoring)
+        check_grid_folder(out_dir)
     idle = _settings_unused(built, enhancer_kwargs)
     warned = [*uncovered, *([idle] if idle else [])]  # the run's own notes, not an image's
     for note in warned:  # after the refusals, before the scoring (hours); kept in the report's notes
