@@ -1580,6 +1580,27 @@ def test_the_ledger_is_opened_in_the_folder_checked_where_another_is_put_at_its_
     assert [line.get("run") for line in lines] == ["start"], lines  # (its start line, in the folder it holds)
 
 
+@pytest.mark.parametrize("where", ["above", "absolute"])
+def test_a_ledger_line_naming_a_file_outside_the_folder_never_has_it_removed(tmp_path, where):
+    """finished(sole=True) removed every file the ledgers name as another output of the input, by its key joined
+    to the folder: a line naming ../victim.png, or the absolute path of a file (a ledger edited by hand, or
+    copied in from elsewhere), removed that file outside the output folder. No job writes such a key (an
+    output that would leave the folder is refused)."""
+    src, victim, out = tmp_path / "x.png", tmp_path / "victim.png", tmp_path / "out"
+    src.write_bytes(b"an input")
+    victim.write_bytes(b"a file of the user's")
+    with JobFolder(str(out), {"a": 1}, overwrite=False):
+        pass
+    key = "../victim.png" if where == "above" else str(victim)
+    with open(out / LEDGER_FILE, "a") as ledger:
+        ledger.write(json.dumps({"output": key, "input": os.path.realpath(src), "state": "done", "t": 1}) + "\n")
+    with JobFolder(str(out), {"a": 1}, overwrite=False) as job:
+        job.starting(str(src), str(out / "x.png"))
+        (out / "x.png").write_bytes(b"this run's")
+        assert job.finished(str(src), str(out / "x.png"), None, sole=True) == []
+    assert victim.read_bytes() == b"a file of the user's"
+
+
 @pytest.mark.parametrize("how", ["relative", "chain"])
 def test_a_link_to_a_missing_folder_is_said_by_where_it_leads_not_by_its_text(tmp_path, how):
     """The link's text was said as it was: a relative target read "latest is a link to 2026-12-07" (from

@@ -749,6 +749,14 @@ def _open_file_path(fd: int) -> str | None:
     return None if path.endswith(" (deleted)") or not os.path.isabs(path) else path
 
 
+def _inside(rel: str) -> bool:
+    """Whether the ledger's key ``rel`` names a file inside its folder: not absolute, no ``..`` (a
+    job refuses an output that would leave the folder, so only a ledger edited by hand, or brought
+    from elsewhere, names such a file, which an earlier format's removal must not touch)."""
+    parts = rel.split("/")
+    return bool(rel) and not os.path.isabs(rel) and not os.path.splitdrive(rel)[0] and ".." not in parts
+
+
 def _open_folder(path: str) -> int | None:
     """An fd of the folder at ``path`` (by the path with a trailing separator, as the job's stat of it:
     an automount), through which the job opens its ledger and removes its outputs in the folder it
@@ -1254,6 +1262,8 @@ class JobFolder:
             if not sole or self._moved() is not None:
                 return removed
             for other in sorted(self._outputs_of.get(identity, set()) - {rel}):
+                if not _inside(other):  # (no output of a job is: a ledger edited, or one from elsewhere)
+                    continue
                 with contextlib.suppress(FileNotFoundError):
                     if not self.read_only:
                         self._unlink(other)
