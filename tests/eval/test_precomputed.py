@@ -777,7 +777,7 @@ def test_a_signed_output_with_no_negative_value_is_said(tmp_path, seed):
     over -32768..32767, its values scored in the upper half with a sixteenth of their contrast, without
     a word; a DICOM of PixelRepresentation 1 and BitsStored 16 holding them alike (not said). A note now
     says so and how to write it; none for a signed output that holds negative values, nor for an
-    unsigned one (a DICOM of PixelRepresentation 0 rescaled by -32768 too, though its low is alike)."""
+    unsigned one (a rescaled DICOM whose low is alike: the next test)."""
     import tifffile
 
     from tests.io.test_read import make_dicom
@@ -808,8 +808,35 @@ def test_a_signed_output_with_no_negative_value_is_said(tmp_path, seed):
         "integers)"]  # fmt: skip
     make_dicom(tool / "a.dcm", whole, bits=16, signed=True)
     assert _read_notes(tool, source, rad.pixels, 12) == []
-    make_dicom(tool / "a.dcm", values, bits=16, signed=True, intercept=16384)  # rescaled: its low is not the type's
-    assert _read_notes(tool, source, rad.pixels, 12) == []
-    make_dicom(tool / "a.dcm", values + 32768, bits=16, intercept=-32768)  # unsigned, rescaled to 0..4095: not signed
-    assert read_image(tool / "a.dcm").values.min() == values.min()  # (read as its 0..4095)
+
+
+def test_a_dicom_output_whose_rescale_moves_the_range_away_from_its_values_is_said(tmp_path, seed):
+    """12-bit values stored as 32768..36863 in an unsigned DICOM with RescaleIntercept -32768 (read
+    as 0..4095) were read over -32768..32767, the rescale's image of BitsStored 16, and scored in a
+    sixteenth of black to white without a word (the depth note compares plain depths; it is not signed
+    either); so alike a signed one rescaled by +16384. A note now says where the values lie, how much
+    of the range they fill and how to write them; none for a rescaled output filling its range."""
+    from tests.io.test_read import make_dicom
+
+    src, tool = tmp_path / "in", tmp_path / "tool"
+    src.mkdir()
+    tool.mkdir()
+    values = chest_like(seed).astype(np.uint16) * 16 + 15
+    values[0, :2] = 0, 4095
+    Image.fromarray(values).save(src / "a.png")
+    rad = read_image(src / "a.png")
+    source = InputFile(str(src / "a.png"), "a.png")
+    make_dicom(tool / "a.dcm", values + 32768, bits=16, intercept=-32768)
+    assert read_image(tool / "a.dcm").values.min() == 0  # (read as its 0..4095)
+    assert _read_notes(tool, source, rad.pixels, 12) == [
+        "its output's values lie in 0..4095 after its rescale (RescaleSlope 1, RescaleIntercept -32768), which puts "
+        "the range it is read over (what its BitsStored 16 holds, rescaled) at -32768..32767: they fill 6% of it, so "
+        "it is scored within that share of black to white: if its tool meant them over their own range, write them "
+        "with no rescale (RescaleSlope 1, RescaleIntercept 0) and BitsStored the depth they fit in"]  # fmt: skip
+    make_dicom(tool / "a.dcm", values, bits=16, signed=True, intercept=16384)
+    assert _read_notes(tool, source, rad.pixels, 12)[0].startswith(
+        "its output's values lie in 16384..20479 after its rescale (RescaleSlope 1, RescaleIntercept 16384), which "
+        "puts the range it is read over (what its BitsStored 16 holds, rescaled) at -16384..49151: they fill 6% of "
+        "it")  # fmt: skip
+    make_dicom(tool / "a.dcm", values, bits=12, intercept=-1024)  # rescaled, filling its range: as meant
     assert _read_notes(tool, source, rad.pixels, 12) == []

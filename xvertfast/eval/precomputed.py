@@ -284,6 +284,36 @@ def _signed_note(rad, v: np.ndarray, lo: float, hi: float) -> str:
             f"half of that range, with at most half its contrast: {fix}")
 
 
+def _rescale(meta) -> tuple[float, float] | None:
+    """A DICOM's (RescaleSlope, RescaleIntercept) where pydicom applied them and they move its values
+    (not 1 and 0); None else (no rescale, a Modality LUT Sequence, one of the two alone)."""
+    if "ModalityLUTSequence" in meta or "RescaleSlope" not in meta or "RescaleIntercept" not in meta:
+        return None
+    try:
+        slope, intercept = float(meta.RescaleSlope), float(meta.RescaleIntercept)
+    except (TypeError, ValueError):
+        return None
+    return None if (slope, intercept) == (1.0, 0.0) else (slope, intercept)
+
+
+def _rescale_note(rad, v: np.ndarray, lo: float, hi: float) -> str | None:
+    """The note on a DICOM output whose rescale moves the range it is read over (its BitsStored's,
+    through RescaleSlope and RescaleIntercept) away from where its values lie, so that they fill at
+    most a quarter of it: 12-bit values stored as 32768..36863 with RescaleIntercept -32768 were read
+    over -32768..32767 and scored in a sixteenth of black to white, without a word (the depth note
+    compares plain depths, and a rescale gives none). None where they fill more, or are one value."""
+    low, top = float(v.min()), float(v.max())
+    share = (top - low) / (hi - lo) if hi > lo else 1.0
+    if share > 0.25 or top == low:
+        return None
+    slope, intercept = _rescale(rad.meta)
+    return (f"its output's values lie in {low:g}..{top:g} after its rescale (RescaleSlope {slope:g}, RescaleIntercept "
+            f"{intercept:g}), which puts the range it is read over (what its BitsStored {rad.bits_stored} holds, "
+            f"rescaled) at {lo:g}..{hi:g}: they fill {share:.0%} of it, so it is scored within that share of black to white: if "
+            "its tool meant them over their own range, write them with no rescale (RescaleSlope 1, RescaleIntercept "
+            "0) and BitsStored the depth they fit in")  # fmt: skip
+
+
 def _depth_note(rad, lo: float, hi: float, input_bits: int | None) -> str | None:
     """The note on an integer output deeper than 8 bits whose values all fit in at least 2 bits fewer
     than the range it is read over (:func:`~xvertfast.io.read.full_range`), where that range is not
@@ -291,17 +321,20 @@ def _depth_note(rad, lo: float, hi: float, input_bits: int | None) -> str | None
     recording no depth, was read over 0..4095 and scored a quarter as bright as meant, without a
     word. It may be a dark output as meant (so a note, not a refusal; and none for one bit fewer,
     a brightest value past a quarter of the range, as a dark output's may be). A signed output with
-    no negative value gets :func:`_signed_note`. None where nothing looks amiss."""
+    no negative value gets :func:`_signed_note`, a rescaled DICOM :func:`_rescale_note`. None where
+    nothing looks amiss."""
     v = rad.values  # (integers, or a DICOM's whole numbers as floats after its modality LUT)
     if stored_as_floats(rad) or not v.size:
         return None
-    if rad.source_format == "dicom":  # (signed by its PixelRepresentation; a rescale moves its low: not said)
+    if rad.source_format == "dicom":  # (signed by its PixelRepresentation; a rescale moves its low: said below)
         signed = (int(rad.meta.get("PixelRepresentation", 0) or 0) == 1 and bool(rad.bits_stored)
                   and lo == -(1 << (rad.bits_stored - 1)))  # (an unsigned one rescaled by -32768 has that low too)
     else:
         signed = v.dtype.kind == "i" and lo < 0
     if signed and float(v.min()) >= 0:
         return _signed_note(rad, v, lo, hi)
+    if rad.source_format == "dicom" and _rescale(rad.meta) is not None:
+        return _rescale_note(rad, v, lo, hi)
     if lo != 0 or hi <= 255:
         return None
     bits, top = int(hi).bit_length(), float(v.max())
