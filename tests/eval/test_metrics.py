@@ -472,3 +472,18 @@ def test_a_float_image_spanning_more_than_float64_can_subtract_is_stretched_not_
         got = metrics.to_8bit(img, float_scaling="minmax")
     np.testing.assert_array_equal(got, [[0, 94, 189], [47, 255, 142]])  # round(255 (v + 1e308) / 2.7e308)
     assert metrics.entropy(img, float_scaling="minmax") == pytest.approx(np.log2(6))
+
+
+def test_a_float_image_whose_span_times_255_overflows_is_stretched_not_zeroed():
+    """float_scaling='minmax' of values from 0 to 1e308: max - min is finite, but 255 (v - min)
+    overflowed for every pixel above 7e305, which came out 0 (with overflow warnings): the
+    image scored as nearly constant (entropy 0.04 bits for a random ROI of 8)."""
+    import warnings
+
+    img = np.array([[0.0, 1e308, 0.5e308], [0.25e308, 0.75e308, 0.2e308]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = metrics.to_8bit(img, float_scaling="minmax")
+    np.testing.assert_array_equal(got, [[0, 255, 128], [64, 191, 51]])  # round(255 v / 1e308)
+    roi = np.random.default_rng(3).random((40, 40))
+    assert metrics.entropy(roi * 1e308, float_scaling="minmax") == metrics.entropy(roi, float_scaling="minmax")

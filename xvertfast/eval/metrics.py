@@ -96,8 +96,10 @@ def _stretch_to_8bit(a: np.ndarray) -> np.ndarray:
         return np.zeros(a.shape, dtype=np.uint8)
     with np.errstate(over="ignore"):
         span = hi - lo
+        wide = not np.isfinite(255.0 * span)
     if not np.isfinite(span):  # float64 values near its limits: max - min overflowed, every pixel came out 0
         v, lo, hi = v / 2, lo / 2, hi / 2
+    if wide:  # 255 (v - lo) overflowed for a span over 7e305 (values 0 to 1e308: all but 0 came out 0)
         return _round_half_away(255.0 * ((v - lo) / (hi - lo))).astype(np.uint8)
     return _round_half_away(255.0 * (v - lo) / (hi - lo)).astype(np.uint8)
 
