@@ -219,3 +219,38 @@ def test_a_ctrl_c_held_at_the_end_and_a_report_that_cannot_be_written_say_both_a
     assert f"error: report {report} not written: {os.strerror(errno.ENOSPC)}" in said.err, said.err
     assert said.err.rstrip().endswith("interrupted once every image was processed: the job is complete"), said.err
     assert not report.exists()
+
+
+def test_a_stop_says_what_it_waits_for_before_the_summary(tmp_path, model_dir, seed, monkeypatch):
+    """A Ctrl-C while an image is being read: the read cannot be cut (a WLS solve), and the job waited
+    for it in silence (20 s on a busy 2-core machine) before its summary, though its result is
+    dropped. The job now says so as it stops, before that wait, not after it."""
+    from xvertfast.infer import batch
+
+    src = _inputs(tmp_path, seed, 3)
+    real_read, real_write = batch._read_and_prepare, batch._compose_and_write
+    first_written, lines, said_before_the_read_ended = threading.Event(), [], []
+
+    def interrupted_second_read(enhancer, f, *given_and_kept):
+        if f.path.endswith("img1.png"):
+            assert first_written.wait(60)
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            for _ in range(600):  # the read goes on until the job said it stops (or 60 s)
+                if any(line.startswith("stopping:") for line in lines):
+                    break
+                threading.Event().wait(0.1)
+            said_before_the_read_ended.append([line for line in lines if not line.startswith("warning:")])
+        return real_read(enhancer, f, *given_and_kept)
+
+    def write_noted(*args):
+        result = real_write(*args)
+        first_written.set()
+        return result
+
+    monkeypatch.setattr(batch, "_read_and_prepare", interrupted_second_read)
+    monkeypatch.setattr(batch, "_compose_and_write", write_noted)
+    enhancer = Enhancer(str(model_dir), device="cpu", backend="torch", batch_size=1)
+    summary = enhancer.enhance_files([str(src)], str(tmp_path / "out"), workers=1, progress=False, log=lines.append)
+    assert summary.stopped == "interrupted" and summary.done == 1 and summary.not_processed == 2
+    assert said_before_the_read_ended == [["stopping: waiting for 1 image being read, which cannot be cut (dropped: "
+                                           "the next run redoes it); kill -9 stops at once"]]  # fmt: skip

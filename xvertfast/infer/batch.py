@@ -797,6 +797,7 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
         bar.update(1)
 
     pending_reads: collections.deque = collections.deque()
+    reading: set[cf.Future] = set()  # the reads submitted and not done (one waited for is out of pending_reads)
     said: set = set()  # the warnings of the settings given (_give_kept)
     writes: dict[cf.Future, FileRecord] = {}
     #: a write found the disk full or the file system read-only: the writes waiting for a writer are not started
@@ -827,8 +828,11 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
             # run in this thread's context: a pool's threads start in a context of their own, where the CLI's
             # CLI_OPTIONS is unset and the warnings worded there named Python's arguments to a CLI user
             kept = []
-            pending_reads.append((item, kept, readers.submit(contextvars.copy_context().run, _read_and_prepare,
-                                                             enhancer, item[0], given.get(item[0].path), kept)))
+            fut = readers.submit(contextvars.copy_context().run, _read_and_prepare, enhancer, item[0],
+                                 given.get(item[0].path), kept)
+            reading.add(fut)  # (until it is done: what a stop waits for, said by _stop_line)
+            fut.add_done_callback(reading.discard)
+            pending_reads.append((item, kept, fut))
 
     def drain_writes() -> None:
         # the writes finished, in the order handed over (the dict's), the order written with one writer:
@@ -934,6 +938,8 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
             # a signal from now on: said and dropped where the job stops; else the first is held until
             # the outputs in flight are written (every image was handed over), the next ones dropped
             held.stopping = held.stopping or summary.stopped is not None
+            if summary.stopped is not None and (line := _stop_line(reading, writes)) is not None:
+                log(line)
             _finish_in_flight(readers, writers, drain_writes)
             bar.close()
     try:
@@ -941,6 +947,21 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
     except KeyboardInterrupt:
         summary.interrupted_at_end = True
     return summary, planned  # a stop: said by the summary's stop_line, once, where the caller ends
+
+
+def _stop_line(reading, writes) -> str | None:
+    """What a job stopping waits for before its summary, or None where nothing runs: a read in
+    progress (a WLS solve cannot be cut) took 20 s on a busy 2-core machine after a Ctrl-C that
+    was then met by silence, and its result is dropped, so the wait is not for an output."""
+    reads = sum(1 for fut in list(reading) if fut.running())
+    outputs = sum(1 for fut in list(writes) if not fut.done())
+    if not reads and not outputs:
+        return None
+    parts = [f"finishing {count(outputs, 'output')} being written"] if outputs else []
+    if reads:
+        parts.append(f"waiting for {count(reads, 'image')} being read, which cannot be cut (dropped: the next "
+                     f"run redoes {'it' if reads == 1 else 'them'})")
+    return f"stopping: {' and '.join(parts)}; kill -9 stops at once"
 
 
 def _finish_in_flight(readers: cf.ThreadPoolExecutor, writers: cf.ThreadPoolExecutor, drain_writes) -> None:
