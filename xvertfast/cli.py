@@ -1274,8 +1274,10 @@ directory; the papers' method), xvertnet_original_brightness[=MODEL_DIR] (the
 same network's detail on the original's large-scale brightness: enhance
 --brightness original), outputs=DIR (what another tool wrote into DIR,
 mirroring the inputs' paths as enhance does, any image extension; read on its
-format's own scale, not stretched). LABEL:METHOD names a method in the report,
-so that two of a kind can be compared:
+format's own scale, not stretched), inverted_outputs=DIR (the same, of a tool
+that stores its outputs bone dark: each scored inverted, said in the report's
+notes). LABEL:METHOD names a method in the report, so that two of a kind can be
+compared:
   --methods identity,clahe,xvertnet,mine:xvertnet=runs/mine/model,vendor:outputs=/data/vendor
 Metrics (higher is better, except brisque): entropy (bits: how widely the ROI's
 grey levels spread), tenengrad (mean squared Sobel gradient: edge strength),

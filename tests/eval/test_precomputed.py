@@ -421,6 +421,42 @@ def test_an_output_refused_as_inverted_says_where_its_input_is_the_inverted_one(
     assert {k[2] for k in scores(tmp_path / "r2", ["entropy"])} == {"identity", "outputs"}
 
 
+def test_a_tools_outputs_stored_bone_dark_are_scored_inverted_when_asked(tmp_path, seed, capsys):
+    """A vendor's processed images kept in MONOCHROME1's polarity (bone dark, in PNG) were refused as
+    inverted, with no way to score them. The refusal now names inverted_outputs=DIR, which scores each
+    output inverted (here the input itself stored bone dark: scored as identity), says so in the
+    report's notes and provenance, and refuses an output that is upright (naming outputs=DIR)."""
+    src, tool = tmp_path / "in", tmp_path / "tool"
+    src.mkdir()
+    tool.mkdir()
+    for k, name in enumerate(("a", "b")):
+        Image.fromarray(chest_like(seed + k)).save(src / f"{name}.png")
+        Image.fromarray(255 - chest_like(seed + k)).save(tool / f"{name}.png")
+    assert _evaluate_outputs(src, tmp_path / "r0", tool) == 1
+    err = capsys.readouterr().err
+    assert err.count(f"; if its tool stores its outputs bone dark (as MONOCHROME1 does), give the method as "
+                     f"inverted_outputs={tool} to score each inverted") == 2, err  # fmt: skip
+    out = tmp_path / "r"
+    assert main(["evaluate", str(src), "-o", str(out), "--methods", f"identity,vendor:inverted_outputs={tool}",
+                 "--metrics", "entropy,tenengrad", "--pictures", "0", "-q"]) == 0, capsys.readouterr().err  # fmt: skip
+    said = (f"method vendor (inverted_outputs={tool}) scores each output inverted, 1 - its value on its format's "
+            "scale: its tool stores bone dark; an output that looks inverted so fails its image")  # fmt: skip
+    assert f"note: {said}" in capsys.readouterr().err.splitlines()
+    got = scores(out, ["entropy", "tenengrad"])
+    for name in ("a", "b"):
+        for roi in ("upper", "lower"):
+            key = str(src / f"{name}.png"), roi
+            assert got[(*key, "vendor")] == got[(*key, "identity")]
+    summary = (out / "summary.md").read_text()
+    assert f"- {said}" in summary.split("## Notes")[1].splitlines(), summary
+    assert f"`vendor:inverted_outputs={tool}`: another tool's outputs, stored bone dark and scored inverted" in summary
+    Image.fromarray(chest_like(seed)).save(tool / "a.png")  # upright: refused, naming outputs=DIR
+    with pytest.raises(ImageReadError, match=rf"a\.png looks inverted against it, read inverted as "
+                       rf"inverted_outputs={re.escape(str(tool))} asks \(its details correlate at -\d\.\d\d\): its "
+                       rf"tool stores bone bright, .*: give the method as outputs={re.escape(str(tool))}$"):  # fmt: skip
+        PrecomputedOutputs(str(tool), inverted=True)(read_image(src / "a.png").pixels,
+                                                     source=InputFile(str(src / "a.png"), "a.png"))  # fmt: skip
+
 @pytest.fixture
 def one_input(tmp_path, seed):
     """An empty tool output folder, and one 8-bit input image as the input file and its pixels."""

@@ -23,7 +23,8 @@ ROIs are cut from each output afterwards, at the same places.
   detail on the original's large-scale brightness; not the papers' method, see
   :mod:`xvertfast.infer.enhancer`). Evaluated together, the two share one network run per
   image (:class:`SharedNetwork`).
-- ``outputs=DIR``: what another tool wrote into DIR, read back (:mod:`xvertfast.eval.precomputed`).
+- ``outputs=DIR``: what another tool wrote into DIR, read back (:mod:`xvertfast.eval.precomputed`);
+  ``inverted_outputs=DIR``, the same of a tool that stores its outputs bone dark, each scored inverted.
 
 A method may carry a label, ``LABEL:METHOD``, which names it in the report (two models:
 ``xvertnet,mine:xvertnet=runs/mine/model``).
@@ -64,6 +65,9 @@ FARBMAN_GAINS = (2.0, 1.6, 1.3)
 BASELINES = ("identity", "clahe", "farbman")
 #: The XVertNet methods: evaluate's name -> the Enhancer's brightness.
 XVERTNET_METHODS = {"xvertnet": "network", "xvertnet_original_brightness": "original"}
+
+#: The methods reading another tool's outputs from a folder, and whether each reads them inverted.
+OUTPUT_METHODS = {"outputs": False, "inverted_outputs": True}
 
 
 def _check(pixels, who: str) -> np.ndarray:
@@ -243,11 +247,12 @@ def get_method(spec: str, networks: dict | None = None, **enhancer_kwargs) -> tu
     """A method spec (:func:`parse_method`) -> (label, function): ``identity``, ``clahe``,
     ``farbman``, an XVertNet method (``xvertnet``, ``xvertnet_original_brightness``) with an
     optional ``=MODEL_DIR``, or ``outputs=DIR`` (another tool's outputs:
-    :class:`~xvertfast.eval.precomputed.PrecomputedOutputs`). XVertNet methods built with the
+    :class:`~xvertfast.eval.precomputed.PrecomputedOutputs`; ``inverted_outputs=DIR``, those of a
+    tool that stores them bone dark, read inverted). XVertNet methods built with the
     same ``networks`` dict share one network per model."""
     label, name, arg = parse_method(spec)
-    if name in (*XVERTNET_METHODS, "outputs") and spec.endswith("=") and not arg:  # (an unset $MODEL, $DIR)
-        what = "the folder of another tool's outputs" if name == "outputs" else \
+    if name in (*XVERTNET_METHODS, *OUTPUT_METHODS) and spec.endswith("=") and not arg:  # (an unset $MODEL, $DIR)
+        what = "the folder of another tool's outputs" if name in OUTPUT_METHODS else \
             "the model directory (leave out '=' for the shipped model)"  # fmt: skip
         raise ValueError(f"method {spec!r}: nothing follows '=': give {what}")
     if name in XVERTNET_METHODS:
@@ -258,13 +263,14 @@ def get_method(spec: str, networks: dict | None = None, **enhancer_kwargs) -> tu
         method = xvertnet_method(model, XVERTNET_METHODS[name], network, **enhancer_kwargs)
         method.kind = name
         return label, method
-    if name == "outputs" and arg:
+    if name in OUTPUT_METHODS and arg:
         from xvertfast.eval.precomputed import PrecomputedOutputs
 
-        return label, PrecomputedOutputs(arg)
+        return label, PrecomputedOutputs(arg, inverted=OUTPUT_METHODS[name])
     table = {"identity": identity, "clahe": clahe, "farbman": farbman}
     if name not in table or arg:
         raise ValueError(f"unknown method {spec!r}: choose from identity, clahe, farbman, "
-                         f"{', '.join(m + '[=MODEL]' for m in XVERTNET_METHODS)}, outputs=DIR; "
+                         f"{', '.join(m + '[=MODEL]' for m in XVERTNET_METHODS)}, outputs=DIR, "
+                         "inverted_outputs=DIR (outputs stored bone dark); "
                          "each may be given a label, LABEL:METHOD")  # fmt: skip
     return label, table[name]

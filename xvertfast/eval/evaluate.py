@@ -52,7 +52,9 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
         methods: a list (or one comma-separated string, as ``--methods`` takes them) of
             ``[LABEL:]METHOD`` with METHOD from identity, clahe, farbman,
             xvertnet[=MODEL_DIR], xvertnet_original_brightness[=MODEL_DIR], outputs=DIR
-            (another tool's outputs); see :func:`xvertfast.eval.baselines.get_method`.
+            (another tool's outputs), inverted_outputs=DIR (those of a tool storing them bone
+            dark, each scored inverted: said in the report's notes); see
+            :func:`xvertfast.eval.baselines.get_method`.
         metrics: names (a list, or one comma-separated string) from entropy, tenengrad, lpc_si,
             tmqi, brisque, tmqi_paper_compat.
         rois: ``auto`` (find the spine) or a CSV of hand-placed centres
@@ -126,12 +128,15 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
     warned = [*uncovered, *([idle] if idle else [])]  # the run's own notes, not an image's
     for note in warned:  # after the refusals, before the scoring (hours); kept in the report's notes
         log(f"warning: {note}")
+    inverted = _inverted_outputs_said(built)
+    for note in inverted:
+        log(f"note: {note}")
     journal = Journal(out_dir, _settings(methods, built, metrics, centres, enhancer_kwargs), restart)
     try:  # the report too under the journal's lock: no other evaluation writes into the folder meanwhile
         run = run_protocol(inputs, built, list(metrics), centres, pictures=pictures, progress=progress, log=log,
                            journal=journal, files=files, given=given, unused=unused,
                            machine=scoring_machine(built))  # fmt: skip
-        run.notes[:0] = warned  # first: the images' notes may be thousands
+        run.notes[:0] = [*warned, *inverted]  # first: the images' notes may be thousands
         provenance = run_provenance(journal.settings, built, rois, started, command, argv, arguments, program,
                                     cwd=cwd, rois_file=rois_file)
         # (cut short: ReportInterrupted, every image scored); the lock held, a killed run's leftovers go first
@@ -180,6 +185,14 @@ def _settings_unused(built: dict, enhancer_kwargs: dict) -> str | None:
     said = " and ".join(asked(name, value) for name, value in given.items())
     return (f"{said} {'are settings' if len(given) > 1 else 'is a setting'} of the xvertnet methods, and none is "
             f"evaluated: {'they are' if len(given) > 1 else 'it is'} not used ({', '.join(built)})")  # fmt: skip
+
+
+def _inverted_outputs_said(built: dict) -> list[str]:
+    """A note for each method reading another tool's outputs inverted (``inverted_outputs=DIR``): its
+    scores are of images this run turned over, which the report says beside them."""
+    return [f"method {label} (inverted_outputs={method.folder}) scores each output inverted, 1 - its value on its "
+            "format's scale: its tool stores bone dark; an output that looks inverted so fails its image"
+            for label, method in built.items() if getattr(method, "inverted", False)]  # fmt: skip
 
 
 def _require_packages(built: dict) -> None:
@@ -235,7 +248,8 @@ def _settings(specs, built: dict, metrics, centres: dict | None, enhancer_kwargs
             others = {k: v for k, v in enhancer_kwargs.items() if k not in ("device", "precision", "backend")}
             methods.append({"spec": spec, "label": label, "model": fingerprint(enhancer.model), **others, "runs": runs})
         else:  # another tool's outputs: their folder wherever the run starts (each file's state is journalled)
-            methods.append({"spec": spec, "label": label, **({"folder": os.path.abspath(folder)} if folder else {})})
+            methods.append({"spec": spec, "label": label, **({"folder": os.path.abspath(folder)} if folder else {}),
+                            **({"inverted": True} if getattr(method, "inverted", False) else {})})  # fmt: skip
     # the code too: a development install changes the metrics' code under one version
     return {"xvertfast": __version__, "code_sha256": code_digest(), "methods": methods, "metrics": list(metrics),
             "rois": "auto" if centres is None else "file"}  # each image's centres: in its journal entry

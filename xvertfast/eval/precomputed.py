@@ -14,6 +14,8 @@ DICOM's float pixel data) as they are (they must then lie in [0, 1], to within
 over the depth the file records (a PNG's sBIT chunk or the text chunk xvertfast's png16 writes,
 a packed TIFF's BitsPerSample), else over the input's bit depth, where its values fit in it (a
 tool that kept the input's depth, as ``xvertfast enhance`` does), else over the full 16 bits.
+``inverted_outputs=DIR`` reads a tool's outputs stored bone dark (a vendor's that keep
+MONOCHROME1's polarity in a PNG): each as above, then inverted (1 - v), so bone is bright as in the inputs.
 """
 
 from __future__ import annotations
@@ -126,15 +128,20 @@ class PrecomputedOutputs:
     """The method reading each input's output from ``folder``; called with the input's
     :class:`~xvertfast.io.files.InputFile` as ``source``."""
 
-    kind = "outputs"
     needs_source = True
 
-    def __init__(self, folder: str):
+    def __init__(self, folder: str, inverted: bool = False):
+        """``inverted``: the tool stores its outputs bone dark: each is scored as 1 - its value (the
+        method ``inverted_outputs=DIR``). Its refusal of an output that looked inverted was the only
+        way: a vendor's processed images kept in MONOCHROME1's polarity could not be compared at all."""
+        #: what the method is, as --methods names it (``outputs``, ``inverted_outputs``)
+        self.kind = "inverted_outputs" if inverted else "outputs"
         if not os.path.isdir(folder):  # (a file was said to be no such folder)
             what = "a file, not a folder" if os.path.exists(folder) else "no such folder"
-            raise ValueError(f"outputs={folder}: {what}: give the folder another tool wrote its outputs into, "
+            raise ValueError(f"{self.kind}={folder}: {what}: give the folder another tool wrote its outputs into, "
                              "mirroring the inputs' paths")  # fmt: skip
         self.folder = folder
+        self.inverted = bool(inverted)
         #: a folder -> its names, and those with an image extension by their stem: each input's output
         #: is looked up, not looked for among all of them (a flat folder of 20 000: quadratic)
         self._listings: dict[str, tuple[set[str], dict[str, list[str]]]] = {}
@@ -186,8 +193,8 @@ class PrecomputedOutputs:
                                  f"{', '.join(found)}")  # fmt: skip
         path = os.path.join(where, found[0])
         if same_file(path, source.path):
-            raise ImageReadError(source.path, f"its output {path} is the input itself: outputs={self.folder} holds "
-                                 "the inputs, not outputs of them")  # fmt: skip
+            raise ImageReadError(source.path, f"its output {path} is the input itself: {self.kind}={self.folder} "
+                                 "holds the inputs, not outputs of them")  # fmt: skip
         return path
 
     def _listing(self, where: str) -> tuple[set[str], dict[str, list[str]]]:
@@ -256,16 +263,40 @@ class PrecomputedOutputs:
                                  f"{values.max():.4g}], not in [0, 1]: their scale is unknown (write the output as "
                                  "[0, 1] floats or as integers)")  # fmt: skip
         out = np.clip((values - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+        if self.inverted:
+            out = 1.0 - out
         corr = detail_correlation(out, pixels)
         if corr < INVERTED_CORRELATION:
-            raise ImageReadError(source.path, f"its output {path} looks inverted against it (its details correlate "
-                                 f"at {corr:.2f}){_inverted_said(original)}")  # fmt: skip
+            read = f", read inverted as {self.kind}={self.folder} asks" if self.inverted else ""
+            raise ImageReadError(source.path, f"its output {path} looks inverted against it{read} (its details "
+                                 f"correlate at {corr:.2f}){self._inverted_said(original)}")  # fmt: skip
         if notes is not None:  # (read with warn=False: what decoding changed, a colour's luminance, said here)
             notes += [f"its output as read: {n.removeprefix(f'{path}: ')}" for n in rad.notes]
             depth = _depth_note(rad, lo, hi, input_bits)
             if depth is not None:
                 notes.append(depth)
         return out
+
+    def _inverted_said(self, original) -> str:
+        """How the refusal of an output that looks inverted ends. Where its input (``original``, as
+        read) looks inverted itself, that and its fix: a MONOCHROME1 image stored as a PNG is read bone
+        dark, and a tool's upright output of it was refused as inverted, the input not named as the
+        cause. Where the input is MONOCHROME1, read inverted, that an output of its stored values is
+        inverted too (a tool's natural slip). Else the method to give: ``inverted_outputs=DIR`` for a
+        tool storing bone dark (the refusal said only that bone should be bright, leaving a vendor's
+        outputs no way to be scored), ``outputs=DIR`` where they were read inverted and store it bright."""
+        from xvertfast.preprocess.spine import inverted_reason
+
+        reason = inverted_reason(original) if original is not None else None
+        if reason is not None:
+            return f"; but its input itself {reason}"
+        if self.inverted:
+            return (": its tool stores bone bright, as the inputs do (or its file records MONOCHROME1, read bone "
+                    f"bright already): give the method as outputs={self.folder}")  # fmt: skip
+        m1 = (" (its input is MONOCHROME1, stored bone dark and read inverted: an output made from its stored values "
+              "is inverted)" if getattr(original, "photometric", None) == "MONOCHROME1" else "")  # fmt: skip
+        return (f": bone should be bright, as in the inputs{m1}; if its tool stores its outputs bone dark (as "
+                f"MONOCHROME1 does), give the method as inverted_outputs={self.folder} to score each inverted")
 
 
 def _signed_note(rad, v: np.ndarray, lo: float, hi: float) -> str:
@@ -358,20 +389,3 @@ def _depth_note(rad, lo: float, hi: float, input_bits: int | None) -> str | None
             f"(0..{int(hi)}, {why}), so it is scored as dark as that makes it: if its tool wrote it over "
             f"0..{(1 << fits) - 1}, record that depth in the files (a PNG's sBIT chunk, a TIFF's MaxSampleValue, a "
             f"DICOM's BitsStored) or scale them to 0..{int(hi)}")  # fmt: skip
-
-
-def _inverted_said(original) -> str:
-    """How the refusal of an output that looks inverted ends. Where its input (``original``, as
-    read) looks inverted itself, that and its fix: a MONOCHROME1 image stored as a PNG is read bone
-    dark, and a tool's upright output of it was refused as inverted, the input not named as the
-    cause. Where the input is MONOCHROME1, read inverted, that an output of its stored values is
-    inverted too (a tool's natural slip)."""
-    from xvertfast.preprocess.spine import inverted_reason
-
-    reason = inverted_reason(original) if original is not None else None
-    if reason is not None:
-        return f"; but its input itself {reason}"
-    if getattr(original, "photometric", None) == "MONOCHROME1":
-        return (": bone should be bright, as in the inputs (its input is MONOCHROME1, stored bone dark and read "
-                "inverted: an output made from its stored values is inverted)")  # fmt: skip
-    return ": bone should be bright, as in the inputs"

@@ -212,7 +212,8 @@ def _method_line(method: dict, identity: list[str]) -> str:
         return (f"{said}: model sha256 `{method['model']}`, run on {where} in {runs.get('precision', '?')} "
                 f"({runs.get('backend', '?')} backend{''.join(', ' + a for a in asked)})")  # fmt: skip
     if "folder" in method:
-        return f"{said}: another tool's outputs (the folder's full path: provenance.json)"
+        stored = ", stored bone dark and scored inverted" if method.get("inverted") else ""
+        return f"{said}: another tool's outputs{stored} (the folder's full path: provenance.json)"
     if method.get("parameters"):
         return f"{said}: " + ", ".join(f"{k} {_value(v)}" for k, v in method["parameters"].items())
     if method.get("label") in identity:  # its conversion, which scores differ by
