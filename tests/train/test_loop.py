@@ -159,10 +159,13 @@ def test_init_with_fewer_stages_starts_the_later_ones_at_random_and_checks_the_a
     # (not "stages 2..2"; from Python not "--init has", an option train() has not)
     assert "the init model has 1 stage: stage 2 starts from random weights" in messages, messages
     wider = TrainConfig(**{**two.__dict__, "width": 8})
-    with pytest.raises(ValueError, match=r"--init .*\(width, depth, upsample\)"):
+    # (from Python in train()'s words: it was told "--init ...", an option it has not)
+    with pytest.raises(ValueError, match=rf"^init='{re.escape(two.init)}': its stages have \(width, depth, upsample\)"):
         train([str(data)], str(tmp_path / "wider"), wider, **quiet)
     other_upsampling = TrainConfig(**{**two.__dict__, "upsample": "transposed"})
-    with pytest.raises(ValueError, match=r"--init .*'transposed'"):
+    from xvertfast._text import cli_running
+
+    with cli_running(["init"]), pytest.raises(ValueError, match=rf"^--init {re.escape(two.init)}: .*'transposed'"):
         train([str(data)], str(tmp_path / "transposed"), other_upsampling, **quiet)
 
 
@@ -208,12 +211,24 @@ def test_amp_on_the_cpu_trains_in_bf16_where_onednn_has_it(tmp_path, monkeypatch
         assert all(torch.isfinite(v).all() for v in bf16.values())
         assert any(not torch.equal(fp32[k], bf16[k]) for k in fp32)  # autocast really ran
     monkeypatch.setattr(backends, "cpu_bf16_support", lambda: "no")
+    from xvertfast._text import cli_running
+
     # refused with no word on what to do: it says to train without --amp (a resume: how to go on)
-    with pytest.raises(ValueError, match=r"^--amp on this CPU: .*AVX-512 BF16.*; train without --amp$"):
+    with cli_running(["amp"]), pytest.raises(ValueError, match=r"^--amp on this CPU: .*AVX-512 BF16.*; train without "
+                                                               r"--amp$"):  # fmt: skip
+        train([str(data)], str(tmp_path / "refused"), amp, **quiet)
+    # from Python in train()'s words: it has no --amp (it was named all the same)
+    with pytest.raises(ValueError, match=r"^amp=True on this CPU: .*AVX-512 BF16.*; train with amp=False in the "
+                                         r"TrainConfig$"):  # fmt: skip
         train([str(data)], str(tmp_path / "refused"), amp, **quiet)
     from xvertfast.train.loop import _check_amp
 
-    with pytest.raises(ValueError, match="; this run was started with --amp, which a resume cannot change: resume"):
+    with cli_running(["amp"]), pytest.raises(ValueError, match="; this run was started with --amp, which a resume "
+                                                               "cannot change: resume.*start a new RUN_DIR without "
+                                                               "--amp"):  # fmt: skip
+        _check_amp(amp, torch.device("cpu"), quiet["log"], resuming=True)
+    with pytest.raises(ValueError, match=r"; this run was started with amp=True, which a resume cannot change: resume.*"
+                                         r"train into a new run folder with amp=False in its TrainConfig \(a copy"):
         _check_amp(amp, torch.device("cpu"), quiet["log"], resuming=True)
 
 
@@ -223,13 +238,19 @@ def test_amp_on_a_cpu_without_amx_is_said_as_a_warning(monkeypatch, support):
     from xvertfast.infer import backends
     from xvertfast.train.loop import _check_amp
 
+    from xvertfast._text import cli_running
+
     said = []
     monkeypatch.setattr(backends, "cpu_bf16_support", lambda: support)
-    _check_amp(TrainConfig(**{**CONFIG.__dict__, "amp": True}), torch.device("cpu"), said.append)
+    with cli_running(["amp"]):
+        _check_amp(TrainConfig(**{**CONFIG.__dict__, "amp": True}), torch.device("cpu"), said.append)
     assert len(said) == 1 and said[0].startswith("warning: --amp on a CPU without AMX: "), said
+    assert said[0].endswith("with a run without --amp"), said
+    _check_amp(TrainConfig(**{**CONFIG.__dict__, "amp": True}), torch.device("cpu"), said.append)  # from Python
+    assert said[1].startswith("warning: amp=True on a CPU without AMX: ") and said[1].endswith("with amp=False"), said
     monkeypatch.setattr(backends, "cpu_bf16_support", lambda: "amx")
     _check_amp(TrainConfig(**{**CONFIG.__dict__, "amp": True}), torch.device("cpu"), said.append)
-    assert len(said) == 1
+    assert len(said) == 2
 
 
 def test_a_kill_between_the_checkpoint_and_its_state_resumes_exactly(tmp_path, monkeypatch):
@@ -1366,7 +1387,8 @@ def test_no_epochs_with_an_init_model_of_fewer_stages_is_refused_before_any_imag
     one = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 1, "epochs_joint": 0})
     train([str(data)], str(tmp_path / "one"), one, **quiet)
     none = TrainConfig(**{**CONFIG.__dict__, "epochs_gc": 0, "epochs_joint": 0, "init": str(tmp_path / "one/model")})
-    with pytest.raises(ValueError, match="no epoch is trained: stage 2 would keep its random weights"):
+    with pytest.raises(ValueError, match=r"no epoch is trained: stage 2 would keep its random weights; train some "
+                                         r"epochs, or stages=1 in the TrainConfig$"):  # (from Python: no --stages)
         train([str(data)], str(tmp_path / "two"), none, **quiet)
     assert not (tmp_path / "two").exists()
 

@@ -55,8 +55,13 @@ def test_amp_on_a_gpu_without_native_bf16_is_refused_before_any_image(tmp_path, 
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
     monkeypatch.setattr(loop, "_initial_model", lambda config: pytest.fail("got past the --amp check"))
     config = TrainConfig(stages=1, epochs_gc=1, epochs_joint=0, device="cuda", amp=True)
-    with pytest.raises(ValueError, match=rf"--amp on cuda:0 \(Tesla T4, compute capability {capability[0]}\.{capability[1]}\): "
-                                         r"no native bf16.*8\.0.*without --amp"):  # fmt: skip
+    from xvertfast._text import cli_running
+
+    with cli_running(["amp"]), pytest.raises(
+            ValueError, match=rf"--amp on cuda:0 \(Tesla T4, compute capability {capability[0]}\.{capability[1]}\): "
+                              r"no native bf16.*8\.0.*without --amp"):  # fmt: skip
+        loop.train([str(tmp_path / "data")], str(tmp_path / "run"), config, progress=False, log=lambda m: None)
+    with pytest.raises(ValueError, match=r"^amp=True on cuda:0 .*; train with amp=False in the TrainConfig$"):
         loop.train([str(tmp_path / "data")], str(tmp_path / "run"), config, progress=False, log=lambda m: None)
 
 

@@ -184,10 +184,7 @@ class TrainingDiverged(PickledAsRaised, RuntimeError):
                     f"{to_go_on(resumed, lr / 10, lr_given)} from there with it (a tenth of it; any lower rate will "
                     "do)")  # fmt: skip
             if amp:  # (a setting of the run: from Python too a new run folder, not a train() with amp=False)
-                anew = ("start a new RUN_DIR without --amp" if from_cli()
-                        else "train into a new run folder with amp=False in its TrainConfig")
-                todo += (f"; or bf16 overflow ({asked('amp', True)}), which a resume cannot change: {anew} (a copy "
-                         "of this one's cache/ in it saves the preprocessing)")  # fmt: skip
+                todo += f"; or bf16 overflow ({asked('amp', True)}), which a resume cannot change: {_anew_without_amp()}"
         else:
             again = "run the same command with" if from_cli() else "call train() again with"
             todo = (f"no epoch had finished. Usual cause: a learning rate too high for these images; {again} "
@@ -268,25 +265,34 @@ def _check_amp(config: TrainConfig, device: torch.device, log, resuming: bool = 
     ``resuming``: epochs were trained with --amp, which a resume cannot drop (a setting of the run)."""
     if not config.amp:
         return
-    instead = ("this run was started with --amp, which a resume cannot change: resume it on a GPU of compute "
-               "capability 8.0 or later, or start a new RUN_DIR without --amp (a copy of this one's cache/ in it "
-               "saves the preprocessing)" if resuming else "train without --amp")  # fmt: skip
+    amp = asked("amp", True)  # (--amp from the CLI, amp=True from Python, where train() has no --amp)
+    instead = (f"this run was started with {amp}, which a resume cannot change: resume it on a GPU of compute "
+               f"capability 8.0 or later, or {_anew_without_amp()}" if resuming else "train without --amp" if from_cli()
+               else "train with amp=False in the TrainConfig")  # fmt: skip
     from xvertfast.infer.backends import cpu_bf16_support, cuda_bf16_native, no_native_bf16
 
     if device.type == "cuda":
         if not cuda_bf16_native(device):
-            raise ValueError(f"--amp on {no_native_bf16(device)}; {instead}")
+            raise ValueError(f"{amp} on {no_native_bf16(device)}; {instead}")
         return
     if device.type != "cpu":
         return
     support = cpu_bf16_support()
     if support == "no":
-        raise ValueError("--amp on this CPU: oneDNN reports no bf16 support (it needs AVX-512 BF16 or AMX, as on "
+        raise ValueError(f"{amp} on this CPU: oneDNN reports no bf16 support (it needs AVX-512 BF16 or AMX, as on "
                          f"Intel Xeon from Sapphire Rapids on and AMD from Zen 4 on); {instead}")  # fmt: skip
     if support != "amx":
         # ("warning: ", as every warning of the run: a log searched for them missed this one)
-        log("warning: --amp on a CPU without AMX: bf16 may be no faster than fp32 here; compare the images_per_s of "
-            "metrics.csv with a run without --amp")  # fmt: skip
+        log(f"warning: {amp} on a CPU without AMX: bf16 may be no faster than fp32 here; compare the images_per_s "
+            f"of metrics.csv with a run {'without --amp' if from_cli() else 'with amp=False'}")  # fmt: skip
+
+
+def _anew_without_amp() -> str:
+    """How a run that trained epochs with bf16 goes on without it, in the caller's words: amp is a
+    setting of the run, which a resume cannot change, so in a new run folder."""
+    anew = "start a new RUN_DIR without --amp" if from_cli() else \
+        "train into a new run folder with amp=False in its TrainConfig"
+    return f"{anew} (a copy of this one's cache/ in it saves the preprocessing)"
 
 
 def _load_tensors(path: str, device) -> dict[str, torch.Tensor]:
@@ -352,19 +358,21 @@ def _initial_model(config: TrainConfig) -> XVertNet | None:
     # what was typed ("default", a relative path) and, where it differs, the folder it resolved to
     resolved = model.metadata.get("path", config.init)
     same = os.path.abspath(config.init) == os.path.abspath(resolved)
-    where = config.init if same else f"{config.init} ({resolved})"
+    # (--init from the CLI, init='...' from Python: a notebook user was named an option train() has not)
+    where = asked("init", config.init) + ("" if same else f" ({resolved})")
     widths = {(s.width, s.depth, s.upsample) for s in model.stages}
     if widths != {(config.width, config.depth, config.upsample)}:
-        raise ValueError(f"--init {where}: its stages have (width, depth, upsample) {sorted(widths)}, the run "
+        raise ValueError(f"{where}: its stages have (width, depth, upsample) {sorted(widths)}, the run "
                          f"asks for ({config.width}, {config.depth}, {config.upsample!r})")  # fmt: skip
     if (model.lam, model.alpha, model.eps) != (config.lam, config.alpha, config.eps):
-        raise ValueError(f"--init {where}: its WLS parameters (lam, alpha, eps) = {(model.lam, model.alpha, model.eps)} "
+        raise ValueError(f"{where}: its WLS parameters (lam, alpha, eps) = {(model.lam, model.alpha, model.eps)} "
                          f"differ from the run's {(config.lam, config.alpha, config.eps)}")  # fmt: skip
     have = len(model.stages)
     if config.epochs_gc + config.epochs_joint == 0 and have < config.stages:  # as the CLI refuses no epochs, no --init
         later = f"stage {have + 1}" + (f"..{config.stages}" if have + 1 < config.stages else "")
-        raise ValueError(f"--init {where} has {have} stage(s) and no epoch is trained: {later} would keep its "
-                         f"random weights; train some epochs, or --stages {have}")  # fmt: skip
+        fewer = f"--stages {have}" if from_cli() else f"stages={have} in the TrainConfig"
+        raise ValueError(f"{where} has {have} stage(s) and no epoch is trained: {later} would keep its "
+                         f"random weights; train some epochs, or {fewer}")  # fmt: skip
     return model
 
 
