@@ -79,6 +79,7 @@ def test_an_image_that_looks_inverted_is_named_once(tmp_path):
     Image.fromarray(255 - upright).save(data / "img1.png")
     said = []
     load_rois([str(data)], str(tmp_path / "cache"), 32, log=said.append)
+    said = [line for line in said if " enlarged more than " not in line]  # (80 px test images: 12.8x)
     assert len(said) == 1 and "img1.png: looks inverted" in said[0] and said[0].startswith("warning:")
     again = []
     load_rois([str(data)], str(tmp_path / "cache"), 32, log=again.append)  # cached: said when it was computed
@@ -219,7 +220,7 @@ def test_a_copy_of_an_image_under_another_name_is_trained_on_once(tmp_path):
     said = []
     rois = load_rois([str(folder)], str(tmp_path / "cache"), 32, log=said.append)
     assert rois.sources == [str(folder / "img0.png"), str(folder / "img1.png")]
-    assert said == [f"skipped: {folder / 'img2.png'}: the same image as {folder / 'img0.png'} (trained on once)"]
+    assert [line for line in said if " enlarged more than " not in line] == [f"skipped: {folder / 'img2.png'}: the same image as {folder / 'img0.png'} (trained on once)"]
     assert len(rois) == 4
 
 
@@ -379,3 +380,67 @@ def test_an_image_skipped_for_another_files_error_names_that_file(tmp_path, monk
     with pytest.raises(data_module.NoReadableImage):
         load_rois([str(data)], str(tmp_path / "cache"), 32, log=said.append)
     assert len(said) == 1 and said[0].startswith(f"skipped: {data / 'img0.png'}: ") and "/x/side.json" in said[0], said
+
+
+def test_images_enlarged_into_their_rois_are_warned_of_once_with_the_largest(tmp_path):
+    """A 40-row thumbnail was resampled 25x up into its ROIs (ROIs are cut at the scale of a 1024-row
+    image) and trained on as anatomy without a word."""
+    from PIL import Image
+
+    data = write_images(tmp_path / "data", n=2, size=80)
+    Image.open(data / "img1.png").resize((40, 40)).save(data / "img1.png")  # 32x: the largest
+    big = (np.random.default_rng(0).random((400, 380)) * 255).astype(np.uint8)  # 2.6x: not warned of
+    Image.fromarray(big).save(data / "big.png")
+    said = []
+    load_rois([str(data)], str(tmp_path / "cache"), 64, log=said.append)
+    enlarged = [line for line in said if "enlarged" in line]
+    assert len(enlarged) == 1, said
+    assert enlarged[0].startswith("warning: 2 images were enlarged more than 3x to give 64 px training ROIs, up to "
+                                  f"32.0x ({data / 'img1.png'}: 40 x 40 pixels): "), enlarged  # fmt: skip
+    again = []
+    load_rois([str(data)], str(tmp_path / "cache"), 64, log=again.append)  # cached: said when it was computed
+    assert again == []
+
+
+def test_a_cache_the_run_cannot_write_is_said_at_the_start_and_a_private_one_takes_what_it_lacks(tmp_path, monkeypatch):
+    """RUN_DIR/cache linked to a read-only shared cache: every image was hashed (hours for an archive),
+    and the run then failed as it gathered its set there. Now it is said as the run starts, and the
+    set, and the crops of images the shared cache lacks, go into RUN_DIR/private-cache."""
+    import errno
+    import shutil
+
+    import xvertfast.train.data as data_module
+    from tests.train.test_loop import CONFIG
+    from xvertfast.train import TrainConfig, train
+
+    data = write_images(tmp_path / "data")
+    shared = tmp_path / "shared"
+    load_rois([str(data)], str(shared), 32, log=lambda m: None)
+    for gathered in shared.glob("rois-*.npy"):  # (the set of these images: another run's would be of others)
+        gathered.unlink()
+    write_images(tmp_path / "more", n=1, size=96)
+    shutil.copy(tmp_path / "more" / "img0.png", data / "new.png")  # an image the shared cache lacks
+    before = sorted(os.listdir(shared))
+    real_write = data_module.write_array
+
+    def read_only(path, *args, **kwargs):  # (root writes anywhere: the read-only mount is faked)
+        if os.path.realpath(os.path.dirname(path)) == str(shared.resolve()):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
+        return real_write(path, *args, **kwargs)
+
+    monkeypatch.setattr(data_module, "write_array", read_only)
+    monkeypatch.setattr(data_module, "_unwritable", lambda folder: "read-only file system"
+                        if os.path.realpath(folder) == str(shared.resolve()) else None, raising=False)  # fmt: skip
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "cache").symlink_to(shared)
+    said = []
+    one = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 1, "epochs_joint": 0})
+    train([str(data)], str(run), one, progress=False, log=said.append)
+    assert said[0] == (f"note: {run / 'cache'} (a link to {shared.resolve()}) cannot be written (read-only file "
+                       "system): the run takes the crops it holds, and writes those it lacks and its gathered "
+                       f"training set into {run / 'private-cache'}"), said  # fmt: skip
+    assert sorted(os.listdir(shared)) == before
+    private = sorted(os.listdir(run / "private-cache"))
+    assert len(private) == 2 and private[1].startswith("rois-"), private  # the new image's crops, the set
+    assert os.path.exists(run / "model")

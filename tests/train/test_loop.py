@@ -329,11 +329,56 @@ def test_resume_with_other_images_is_refused(tmp_path):
         Image.open(files[k]).save(tiffs / name)
     train([str(tiffs)], str(tmp_path / "tiff_run"), CONFIG, progress=False, stop_after_epochs=1, log=lambda m: None)
     Image.open(files[0]).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(tiffs / "b.tif")  # the same size
+    with pytest.raises(ValueError, match=r"changed since the run began: .*b\.tif \(other contents than the run trained on at its place\)"):
+        train([str(tiffs)], str(tmp_path / "tiff_run"), CONFIG, resume=True, progress=False, log=lambda m: None)
+    Image.open(files[1]).save(tiffs / "a.tif")  # b's contents then at a's place: moved, not changed
+    Image.open(files[0]).save(tiffs / "b.tif")
     with pytest.raises(ValueError, match=r"3 images then and now, but other ones, the same in another order"):
         train([str(tiffs)], str(tmp_path / "tiff_run"), CONFIG, resume=True, progress=False, log=lambda m: None)
     (data / "img0.png").unlink()
     with pytest.raises(ValueError, match=r"other training images than the run started with \(3 images then, 2 files now\)"):
         train([str(data)], str(tmp_path / "run"), CONFIG, resume=True, progress=False, log=lambda m: None)
+
+
+def test_a_resume_names_the_image_that_changed_since_the_run_began(tmp_path, monkeypatch):
+    """An image re-exported since (same path, other contents) was refused as "the 3 files given now are
+    of other sizes, or in another order", or, of the same size, "other ones, the same in another order":
+    which file, and that the run's epochs were trained on it as it was, went unsaid."""
+    from xvertfast.train import data as train_data
+
+    data, run = write_images(tmp_path / "data"), str(tmp_path / "run")
+    quiet = {"progress": False, "log": lambda m: None}
+    train([str(data)], run, CONFIG, stop_after_epochs=1, **quiet)
+    changed = data / "img1.png"
+    Image.fromarray(np.asarray(Image.open(changed))[::-1].copy()).save(changed, optimize=True)  # another size
+    preprocessed = []
+    real = train_data.preprocess
+    monkeypatch.setattr(train_data, "preprocess", lambda *a, **k: preprocessed.append(a) or real(*a, **k))
+    with pytest.raises(ValueError) as refused:
+        train([str(data)], run, CONFIG, resume=True, **quiet)
+    said = str(refused.value)
+    then = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())["image_sizes"][1]
+    assert said.startswith(f"{run}: resume=True with 1 training image changed since the run began: {changed} ({then:,} "
+                           f"bytes at its place in the run, {changed.stat().st_size:,} now); the run's epochs were "
+                           "trained on it as it was, and a resume goes on only with the same images: put it back as it "
+                           "was to resume, or train on it as it is now in a new run folder"), said  # fmt: skip
+    assert not preprocessed  # (said from the sizes: before any image is read)
+    # of the same size: named once it is read (its digest), in the CLI's words from the CLI
+    pixels = np.asarray(Image.open(data / "img2.png"))
+    Image.fromarray(pixels).save(data / "img2.tif")  # uncompressed: any change keeps its size
+    (data / "img2.png").unlink()
+    other = tmp_path / "other_run"
+    train([str(data)], str(other), CONFIG, stop_after_epochs=1, **quiet)
+    flipped = pixels.copy()
+    flipped[:, [0, 1]] = flipped[:, [1, 0]]
+    Image.fromarray(flipped).save(data / "img2.tif")
+    from xvertfast._text import cli_running
+
+    with cli_running(["resume"]), pytest.raises(ValueError) as refused:
+        train([str(data)], str(other), CONFIG, resume=True, **quiet)
+    assert (f"--resume with 1 training image changed since the run began: {data / 'img2.tif'} (other contents than "
+            "the run trained on at its place); the run's epochs were trained on it as it was") in str(refused.value), str(refused.value)
+    assert "in a new RUN_DIR (a copy of this one's cache/ in it saves preprocessing the others)" in str(refused.value)
 
 
 def test_a_resume_with_other_files_is_refused_before_they_are_preprocessed(tmp_path, monkeypatch):
@@ -703,7 +748,8 @@ def test_cli_reports_a_diverged_loss_in_one_message_with_exit_3(tmp_path, monkey
     argv = ["train", str(data), "-o", str(tmp_path / "run"), "--stages", "1", "--epochs-gc", "1", "--epochs-joint", "0",
             "--width", "4", "--depth", "2", "--roi-size", "32", "--batch-size", "2", "-q", "--device", "cpu"]  # fmt: skip
     assert main(argv) == 3
-    said, err = capsys.readouterr().err.strip().split("\n", 1)
+    enlarged, said, err = capsys.readouterr().err.strip().split("\n", 2)  # (80 px test images: enlarged, said so)
+    assert enlarged.startswith("warning: 3 images were enlarged more than 3x"), enlarged
     assert said == "3 images (6 ROIs): 2 for training, 1 for validation"  # what the run trains on, then the error
     assert err.startswith("error: stage 1, epoch 1: the training loss is nan") and "--lr" in err
     assert "Traceback" not in err and len(err.splitlines()) == 1

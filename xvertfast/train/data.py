@@ -20,6 +20,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -34,7 +35,7 @@ from xvertfast.io.errors import FILE_ERRORS, failure_text
 from xvertfast.io.files import InputLists, NothingFound, discover, file_sha256
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
-from xvertfast.preprocess import image_warnings, preprocess
+from xvertfast.preprocess import WORKING_HEIGHT, image_warnings, preprocess
 from xvertfast.preprocess.centres import GivenCentres, centres_of_inputs, spine_at
 
 __all__ = ["NoReadableImage", "RoiSet", "load_rois", "open_pairs", "random_patches", "read_cached",
@@ -65,6 +66,8 @@ class RoiSet:
     skipped: list[str] = field(default_factory=list)  #: from load_rois: "skipped: FILE: why" of each one not used
     #: from load_rois: a digest of the ROI centres given by hand for the images used ("" where none were)
     centres: str = ""
+    #: from load_rois: the SHA-256 of each source's file, in order (a resume names a changed file by it)
+    digests: list[str] = field(default_factory=list)
 
     @classmethod
     def mapped(cls, path: str, image: torch.Tensor, sources: list[str], size: int, remedy: str) -> RoiSet:
@@ -150,19 +153,33 @@ def write_array(path: str, shape: tuple[int, ...], blocks) -> None:
             raise ValueError(f"{path}: {written} values written for an array of shape {tuple(shape)}")
 
 
+class _Crops(NamedTuple):
+    """One image's crops in the cache (:func:`_image_pairs`)."""
+
+    path: str  #: the cache file
+    digest: str  #: the image file's SHA-256: a resume names the file whose contents changed by it
+    #: how many times the crops were enlarged to the ROI size, where they were cut now (None: cached)
+    enlarged: float | None = None
+    shape: tuple[int, int] = (0, 0)  #: (H, W) of the image, where they were cut now
+
+
 def _image_pairs(path: str, cache_dir: str, params: dict, photometric: str | None = None, log=print,
-                 given: GivenCentres | None = None) -> str:  # fmt: skip
+                 given: GivenCentres | None = None, private: str | None = None) -> _Crops:  # fmt: skip
     """The cached [2, 2, S, S] (upper and lower ROI; X_p and Y) of one image: its file in the
     cache, computed first where missing (logging the image's warnings: what decoding changed,
     an inverted look). Only the crops are kept, not the whole image. ``given``: its ROI centres,
     placed by hand (None: those found), part of the file's name: crops cut at other centres are
-    not taken for these."""
-    keyed = {"file": file_sha256(path), **params, **({"photometric": photometric} if photometric else {}),
+    not taken for these. ``private``: where crops missing from ``cache_dir``, which cannot be
+    written, are looked for and written."""
+    digest = file_sha256(path)
+    keyed = {"file": digest, **params, **({"photometric": photometric} if photometric else {}),
              **({"centres": given.record()} if given is not None else {})}  # fmt: skip
     key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:32]
-    cached = os.path.join(cache_dir, key + ".npy")
-    if os.path.exists(cached):
-        return cached
+    for folder in (cache_dir, private) if private is not None else (cache_dir,):
+        cached = os.path.join(folder, key + ".npy")
+        if os.path.exists(cached):
+            return _Crops(cached, digest)
+    cache_dir = os.path.dirname(cached)
     rad = require_content(read_image(path, photometric=photometric, warn=False))
     spine = spine_at(rad.pixels, given)
     for warning in image_warnings(rad, spine):
@@ -171,6 +188,7 @@ def _image_pairs(path: str, cache_dir: str, params: dict, photometric: str | Non
     size = params["roi_size"]
     boxes = spine.train_rois(size)
     pairs = np.stack([np.stack([_crop(pp.xp, box, size), _crop(pp.y, box, size)]) for box in boxes])
+    side = min(min(box.bottom - box.top, box.right - box.left) for box in boxes)
     try:
         os.makedirs(cache_dir, exist_ok=True)
         write_array(cached, pairs.shape, [pairs])
@@ -178,7 +196,7 @@ def _image_pairs(path: str, cache_dir: str, params: dict, photometric: str | Non
         if disk_full(exc):
             raise
         raise CacheNotWritable(cache_dir, path, exc) from exc
-    return cached
+    return _Crops(cached, digest, size / side, tuple(rad.pixels.shape))
 
 
 class CacheNotWritable(PickledAsRaised, OSError):
@@ -205,7 +223,7 @@ class NoReadableImage(PickledAsRaised, ValueError):
 def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEFAULT_LAM,
               alpha: float = DEFAULT_ALPHA, eps: float = DEFAULT_EPS, log=print, progress: bool = False,
               exclude: list[str] = (), rois=None, before_preprocessing=None,
-              before_gathering=None) -> RoiSet:  # fmt: skip
+              before_gathering=None, private: str | None = None) -> RoiSet:  # fmt: skip
     """Preprocesses (or finds in the cache) every readable input and cuts its two ROIs.
 
     ``rois``: ROI centres placed by hand (:func:`~xvertfast.preprocess.centres.load_roi_centres`)
@@ -214,23 +232,34 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     ``before_preprocessing(paths)``: called with the files found (less those the search found a
     problem with) before any is read: a resume given other files is refused there in seconds, not
     after hours of preprocessing an archive.
-    ``before_gathering(key, images, centres)``: called with what the set's ``key``, ``sources``
-    count and ``centres`` will be, before the set is gathered (a copy of every image's crops): a
-    resume refused there writes none.
+    ``before_gathering(key, sources, centres, digests)``: called with what the set's ``key``,
+    ``sources``, ``centres`` and ``digests`` will be, before the set is gathered (a copy of every
+    image's crops): a resume refused there writes none.
+    Images enlarged more than :data:`ENLARGED` times to be cut into ROIs (a thumbnail gives ROIs of
+    blur) are warned of once, as they are preprocessed, with their count and the largest factor.
 
     The ROIs of all inputs are gathered into one file in ``cache_dir`` and memory-mapped, so
     the set may be larger than memory; both steps are reused by a rerun with the same inputs.
     ``cache_dir`` is one run's (train holds its folder's lock): the temporaries a kill left of
     these files are removed. Not where ``cache_dir`` is a link: runs of the same images may share
     it, and a temporary there may be the set another is gathering.
+    ``private``: a folder of the run's own where what ``cache_dir`` lacks (crops, the gathered set) is
+    written where ``cache_dir`` cannot be (a read-only shared cache, linked): said as the run starts,
+    where it failed only once every image was hashed, at the gathering. None: ``cache_dir`` alone.
     """
     params = {"lam": lam, "alpha": alpha, "eps": eps, "roi_size": roi_size, "version": CACHE_VERSION}
-    files, sources, first_of, skipped = [], [], {}, []
+    files, sources, digests, first_of, skipped, enlarged = [], [], [], {}, [], []
 
     def skip(text: str) -> None:  # said now, and kept for the end of a long run
         skipped.append(f"skipped: {text}")
         log(skipped[-1])
 
+    if private is not None and (cannot := _unwritable(cache_dir)) is not None:
+        link = f" (a link to {os.path.realpath(cache_dir)})" if os.path.islink(cache_dir) else ""
+        log(f"note: {cache_dir}{link} cannot be written ({cannot}): the run takes the crops it holds, and writes "
+            f"those it lacks and its gathered training set into {private}")  # fmt: skip
+    else:
+        private = None
     lists = InputLists()  # (read once: the message of a list that names nothing says so)
     found = discover(inputs, exclude=[cache_dir, *exclude], lists=lists)
     if not found:
@@ -243,7 +272,7 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
             skip(f"{f.path}: {f.problem}")
             continue
         try:
-            cached = _image_pairs(f.path, cache_dir, params, f.photometric, log, given.get(f.path))
+            crops = _image_pairs(f.path, cache_dir, params, f.photometric, log, given.get(f.path), private)
         except FILE_ERRORS as exc:  # as enhance: a decoder's error, out of memory on a huge image, ...
             if disk_full(exc) or isinstance(exc, CacheNotWritable):  # writing the cache: not the image's fault
                 raise
@@ -252,12 +281,17 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
             else:  # names the file once, as enhance does, and another file the error is about; out of memory in words
                 skip(failure_text(f.path, exc))
             continue
-        if cached in first_of:  # a copy under another name: once, or it could be both trained on and validated
-            skip(f"{f.path}: the same image as {first_of[cached]} (trained on once)")
+        if crops.path in first_of:  # a copy under another name: once, or it could be both trained on and validated
+            skip(f"{f.path}: the same image as {first_of[crops.path]} (trained on once)")
             continue
-        first_of[cached] = f.path
-        files.append(cached)
+        first_of[crops.path] = f.path
+        files.append(crops.path)
         sources.append(f.path)
+        digests.append(crops.digest)
+        if crops.enlarged is not None and crops.enlarged > ENLARGED:
+            enlarged.append((crops.enlarged, f.path, crops.shape))
+    if enlarged:  # (once for the run, not a line per image: an archive of thumbnails would bury the rest)
+        log(_enlarged_warning(enlarged, roi_size))
     if not sources:
         raise NoReadableImage(len(found))
     names = [os.path.basename(p) for p in files]
@@ -268,10 +302,13 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     centres = hashlib.sha256(json.dumps(placed).encode()).hexdigest()[:32] if placed else ""
     key = os.path.basename(gathered)[5:-4]  # what the set is: its images' contents and the parameters
     if before_gathering is not None:
-        before_gathering(key, len(sources), centres)
+        before_gathering(key, sources, centres, digests)
     per_image = 2
-    if not os.path.islink(cache_dir):  # (a shared cache's temporary may be another run's, being written)
-        remove_stale_parts([*files, gathered])
+    if private is not None and not os.path.exists(gathered):
+        gathered = os.path.join(private, os.path.basename(gathered))
+        os.makedirs(private, exist_ok=True)
+    shared = {cache_dir} if os.path.islink(cache_dir) else set()  # (its temporary may be another run's, being written)
+    remove_stale_parts([path for path in [*files, gathered] if os.path.dirname(path) not in shared])
     if not os.path.exists(gathered):
         def crops(bar):
             for path, source in zip(files, sources):
@@ -288,8 +325,40 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     remedy = ("it held the training ROIs of every image: delete it and run the same command again (it is gathered "
               f"again from the images' crops in {cache_dir})")  # fmt: skip
     data = RoiSet.mapped(gathered, torch.arange(len(sources)).repeat_interleave(per_image), sources, roi_size, remedy)
-    data.key, data.centres, data.found, data.skipped = key, centres, len(found), skipped
+    data.key, data.centres, data.found, data.skipped, data.digests = key, centres, len(found), skipped, digests
     return data
+
+
+#: How many times a crop may be enlarged to the ROI size before the run warns: ROIs are cut at the
+#: scale of a WORKING_HEIGHT-row image, so an image under a third of that height (a thumbnail, an
+#: export downsized to 256 or 299 px) is resampled up into ROIs of blur, without the detail the
+#: network meets in full-size radiographs. (Not from 2x: the shipped model trained on a 440-row sample.)
+ENLARGED = 3.0
+
+
+def _enlarged_warning(enlarged: list[tuple[float, str, tuple[int, int]]], roi_size: int) -> str:
+    """The run's one warning of its images enlarged more than :data:`ENLARGED` times to be cut into
+    ROIs: ``enlarged`` holds (factor, file, (H, W)) of each; the largest is named."""
+    factor, path, (h, w) = max(enlarged, key=lambda item: item[0])
+    were = "was" if len(enlarged) == 1 else "were"
+    return (f"warning: {count(len(enlarged), 'image')} {were} enlarged more than {ENLARGED:g}x to give "
+            f"{roi_size} px training ROIs, up to {factor:.1f}x ({path}: {w} x {h} pixels): ROIs are cut at the scale "
+            f"of a {WORKING_HEIGHT}-row image, so a smaller one's are resampled up, blurred, without the detail the "
+            "network meets in full-size radiographs; train on such images at their full resolution, or leave them "
+            "out")  # fmt: skip
+
+
+def _unwritable(folder: str) -> str | None:
+    """Why a run cannot write into ``folder``, where it is so: "read-only file system", "permission
+    denied"; None where it can, or where the folder is not there (the run makes it). Asked of the
+    system (os.access), not found out by writing a file there, which would set a shared cache's
+    time that ``xvertfast status`` of its other runs reads."""
+    if not os.path.isdir(folder) or os.access(folder, os.W_OK | os.X_OK):
+        return None
+    with contextlib.suppress(OSError, AttributeError):  # (no statvfs on Windows)
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return "read-only file system"
+    return "permission denied"
 
 
 #: The name of a set's gathered crops (:func:`load_rois`), "rois-" and the set's key, or of the
@@ -311,7 +380,7 @@ def remove_other_sets(cache_dir: str, key: str) -> int | None:
     with os.scandir(cache_dir) as entries:
         stale = [e for e in entries if (m := _SET_NAME.fullmatch(e.name)) and key not in m.groups()]
     for entry in stale:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):  # (gone meanwhile, or in a cache the run may not write: left there)
             size = entry.stat().st_size
             os.remove(entry.path)
             freed += size
