@@ -142,9 +142,9 @@ SHARD_HELP = ("do only the K-th of N parts of the inputs (1 <= K <= N <= 10000),
 #: --threads of preprocess, enhance and evaluate, less what each says of its results (train's says
 #: the same in its own words).
 THREADS_HELP = ("CPU threads for torch and for xvertfast's compiled ops, the WLS solver's included (0: torch's "
-                "default: one a physical core, or OMP_NUM_THREADS where set). For jobs side by side on one machine (shards, "
-                "a training run beside this one): give each its share of the cores, or the solver's threads spin "
-                "waiting for ones the other jobs keep off their core.")  # fmt: skip
+                "default: one a physical core, or OMP_NUM_THREADS where set). For jobs side by side on one machine "
+                "(shards, a training run beside this one): give each its share of the cores, or the solver's threads "
+                "spin waiting for ones the other jobs keep off their core.")  # fmt: skip
 
 
 def _use_threads(threads: int) -> None:
@@ -167,7 +167,7 @@ def _dry_run_notes(summary, job: str, out_dir: str, to_do: int, outputs_each: in
         return
     if summary.busy:  # (a run takes the locks, or is refused)
         _print(f"note: another xvertfast {job} is writing into {out_dir} now: a run would be refused until it "
-              "ends, and what is done already may grow meanwhile", file=sys.stderr)  # fmt: skip
+               "ends, and what is done already may grow meanwhile", file=sys.stderr)  # fmt: skip
     if not to_do:
         return
     from xvertfast.io.job_folder import job_status
@@ -189,10 +189,10 @@ def _dry_run_notes(summary, job: str, out_dir: str, to_do: int, outputs_each: in
                  "part": f"this folder's jobs, {_rate_part(status)},"}[status.rate_of]
     if rate:
         _print(f"at the rate {whose} finished outputs lately ({rate * 60:.1f} output files a minute), the {to_do} "
-              f"would take about {_duration(to_do * outputs_each / rate)}", file=sys.stderr)  # fmt: skip
+               f"would take about {_duration(to_do * outputs_each / rate)}", file=sys.stderr)  # fmt: skip
     elif counted:  # (a batch's outputs land together: two of them gave 9 s for what took 16)
         _print(f"no estimate of how long the {to_do} would take: {whose} finished too few outputs lately, or too "
-              "close together, to tell its pace", file=sys.stderr)  # fmt: skip
+               "close together, to tell its pace", file=sys.stderr)  # fmt: skip
 
 
 def _rate_part(status) -> str:
@@ -221,10 +221,11 @@ def _duration(seconds: float) -> str:
 def _dry_run_help(job: str, out_metavar: str) -> str:
     return (f"plan the job and say what a run would do: how many inputs it would {job}, skip as done, or "
             f"fail, and why (output name collisions, files in {out_metavar} xvertfast did not write, other "
-            f"settings recorded in {out_metavar}); files that cannot be decoded show only when a run reads them. Writes "
-            "nothing and does not make the output folder; exit code 0 nothing would fail, 1 some would, 2 a "
+            f"settings recorded in {out_metavar}); files that cannot be decoded show only when a run reads them. "
+            "Writes nothing and does not make the output folder; exit code 0 nothing would fail, 1 some would, 2 a "
             "run could not start (other settings recorded, a folder it cannot write). A job running there now "
-            "is noted (a run is refused until it ends), and where one has run, how long the rest would take at its rate")
+            "is noted (a run is refused until it ends), and where one has run, how long the rest would take at its "
+            "rate")
 
 
 def _started_with(args: argparse.Namespace, *paths: str | list[str] | None) -> dict:
@@ -338,8 +339,8 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
         # (one NIH image, one busy core: 81 s more than the torch backend; 33 s more in a later
         # process that found the stages in torch's on-disk compile cache)
         _print("--backend compile: torch.compile compiles the stages on the first batch, once a job (on a CPU a "
-              "minute or more; about half that where torch's compile cache holds them from an earlier run)",
-              file=sys.stderr)  # fmt: skip
+               "minute or more; about half that where torch's compile cache holds them from an earlier run)",
+               file=sys.stderr)  # fmt: skip
     try:
         check_inputs(args.inputs)  # a mistyped folder: said before the model is loaded or OUT_DIR made
         check_rois_mode(args.rois, args.mode)
@@ -423,7 +424,7 @@ def _evaluation_interrupted(report_dir: str, exc: BaseException) -> int:
     from xvertfast._interrupts import then_line
 
     _print(f"\ninterrupted{then_line(exc)}: the images scored so far are kept in {report_dir}; the same command "
-          "scores only the rest", file=sys.stderr)  # fmt: skip
+           "scores only the rest", file=sys.stderr)  # fmt: skip
     return 130
 
 
@@ -472,7 +473,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if not found:
         hint = _status_elsewhere(args.folder)
         _print(f"error: {args.folder} holds no output of an xvertfast enhance or preprocess job, nor a training "
-              f"run{f'; {hint}' if hint else ''}", file=sys.stderr)  # fmt: skip
+               f"run{f'; {hint}' if hint else ''}", file=sys.stderr)  # fmt: skip
         return 2
     if args.json:
         from dataclasses import asdict
@@ -494,7 +495,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
         else:  # (read, each a list, which this line leaves out: a bare 'settings: ' said nothing of them)
             _print(f"  settings: none shown (each is a list: {', '.join(settings)})")
         _print(f"  {count(status.done, 'output file')} done, {status.unfinished} started and not finished (in flight, "
-              "left by a killed run, or whose writing failed: its next run redoes them)")  # fmt: skip
+               "left by a killed run, or whose writing failed: its next run redoes them)")  # fmt: skip
         if status.rate is not None:
             together = "" if len(status.ledgers) < 2 else {
                 "latest": ", by the latest shard alone (no other at work beside it)", "all": ", all shards together",
@@ -502,7 +503,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
                 "part": f", by {_rate_part(status)}",
             }[status.rate_of]
             _print(f"  {status.rate * 60:.1f} output files finished a minute, over the last {status.rate_outputs} "
-                  f"outputs{together}")  # fmt: skip
+                   f"outputs{together}")  # fmt: skip
         elif status.rate_outputs:  # (those of the shards at work alone: one before them went at its own pace)
             from xvertfast.io.job_folder import RATE_MIN_OUTPUTS, RATE_MIN_SPAN_S
 
@@ -512,20 +513,20 @@ def _cmd_status(args: argparse.Namespace) -> int:
             }[status.rate_of]
             yet = " yet" if any(led.running for led in status.ledgers) else ""  # (a job that ended will add none)
             _print(f"  no rate{yet}: {count(status.rate_outputs, 'output file')} finished lately{by}, too few or too "
-                  f"close together to tell the pace (outputs come in batches: a rate takes {RATE_MIN_OUTPUTS} after "
-                  f"the first batch, over {RATE_MIN_SPAN_S:.0f} s or more)")  # fmt: skip
+                   f"close together to tell the pace (outputs come in batches: a rate takes {RATE_MIN_OUTPUTS} after "
+                   f"the first batch, over {RATE_MIN_SPAN_S:.0f} s or more)")  # fmt: skip
         if status.other_settings:
             _print(f"  {status.other_settings} output files finished with other settings than those recorded (before "
-                  "an --overwrite with new ones): a run with the recorded settings redoes them")  # fmt: skip
+                   "an --overwrite with new ones): a run with the recorded settings redoes them")  # fmt: skip
         if status.legacy:
             _print("  the folder holds outputs of an xvertfast from before ledgers: they are counted only once a run "
-                  "has met them")  # fmt: skip
+                   "has met them")  # fmt: skip
         for led in status.ledgers:
             who = f"shard {led.shard}" if led.shard else "without --shard"
             other = f" ({led.other_settings} with other settings)" if led.other_settings else ""
             running = {True: "running now", False: "not running", None: "running? cannot tell"}[led.running]
-            _print(f"  {who:<16} {led.done:>8} done {led.unfinished:>4} unfinished   last written {_ago(now - led.modified)}"
-                  f"   {_ending_said(led, now) or running}{other}")  # fmt: skip
+            _print(f"  {who:<16} {led.done:>8} done {led.unfinished:>4} unfinished   last written "
+                   f"{_ago(now - led.modified)}   {_ending_said(led, now) or running}{other}")  # fmt: skip
         _print_running(args.folder, status)
     return 0
 
@@ -647,17 +648,17 @@ def _print_running(folder: str, status) -> None:
     unknown = [led for led in status.ledgers if led.running is False and led.ended is None]
     if unknown:
         _print(f"  not running: {', '.join(named(led) for led in unknown)} (done with its part, or stopped before the "
-              "end: killed, its node lost, out of time)")  # fmt: skip
+               "end: killed, its node lost, out of time)")  # fmt: skip
     stopped = unknown + [led for led in resumable if commands[id(led)] is None]
     if stopped:
         shard = {f" --shard {led.shard}" if led.shard else "" for led in stopped}
         shard = shard.pop() if len(shard) == 1 else " [--shard K/N]" if "" in shard else " --shard K/N"
-        _print(f"  to resume one that stopped, run its command again: xvertfast {status.job} INPUT ... -o {folder}{shard} "
-              "(its inputs and options as first given: they are not recorded here, and other settings are refused); "
-              "it skips what is done and redoes what was started and not finished")  # fmt: skip
+        _print(f"  to resume one that stopped, run its command again: xvertfast {status.job} INPUT ... -o "
+               f"{folder}{shard} (its inputs and options as first given: they are not recorded here, and other "
+               "settings are refused); it skips what is done and redoes what was started and not finished")  # fmt: skip
     if any(led.running is None for led in status.ledgers):
         _print("  whether a job runs cannot be told here for those marked so: this file system has no file locks, or "
-              "their lock files cannot be read")  # fmt: skip
+               "their lock files cannot be read")  # fmt: skip
 
 
 def _print_shards_without_ledger(status) -> None:
@@ -685,12 +686,12 @@ def _print_shards_without_ledger(status) -> None:
         covered.append("the job without --shard")
     if covered:
         _print(f"  {covered[0]} finished, so every input found then was done, skipped or failed: the shards without a "
-              "ledger are needed only for inputs added since")  # fmt: skip
+               "ledger are needed only for inputs added since")  # fmt: skip
         return
     counts = " or ".join(map(str, sorted(ended)))
     of = f"every shard of {counts}" if len(ended) == 1 else f"every shard of one count ({counts})"
     _print(f"  the job is not complete until {of} has finished, or a run without --shard has (status cannot count the "
-          "inputs, so it cannot say how many are left)")  # fmt: skip
+           "inputs, so it cannot say how many are left)")  # fmt: skip
 
 
 def _shards_named(runs: list) -> str:
@@ -713,23 +714,24 @@ def _print_train_status(run, as_json: bool) -> int:
     from xvertfast.train.run_folder import LOCK_FILE, finite_or_null
 
     if as_json:  # (no validation images: val_loss null, not NaN, which standard JSON readers refuse)
-        record = {"job": "train", **asdict(run), "finished": run.finished, "epochs_left_at_most": run.epochs_left_at_most}
+        record = {"job": "train", **asdict(run), "finished": run.finished,
+                  "epochs_left_at_most": run.epochs_left_at_most}  # fmt: skip
         _print(json.dumps(finite_or_null([record]), indent=2, allow_nan=False))
         return 0
     stages = f"{count(run.stages, 'stage')} of width {run.width}" if run.stages is not None else ""
     if run.stage == 0:  # (its settings are recorded with the first epoch)
         # (which crops are this run's is known only by hashing its inputs: the cache may keep others')
         _print(f"{run.run_dir}: xvertfast train: no epoch finished yet (its images are preprocessed first)\n"
-              f"  {os.path.join(run.run_dir, 'cache')} holds {count(run.preprocessed, 'image crop file')} so far (one "
-              "for each of its images preprocessed, and any kept there of other images or ROI centres)")  # fmt: skip
+               f"  {os.path.join(run.run_dir, 'cache')} holds {count(run.preprocessed, 'image crop file')} so far (one "
+               "for each of its images preprocessed, and any kept there of other images or ROI centres)")  # fmt: skip
     elif run.finished:
         _print(f"{run.run_dir}: xvertfast train, {stages}: finished; the trained model is {run.model}")
     elif run.stage > run.stages:
         _print(f"{run.run_dir}: xvertfast train, {stages}: every stage trained, the model not yet written (the run "
-              "writes it next, or was stopped just before: --resume writes it)")  # fmt: skip
+               "writes it next, or was stopped just before: --resume writes it)")  # fmt: skip
     else:
         _print(f"{run.run_dir}: xvertfast train, {stages}: stage {run.stage} of {run.stages}, not finished (its model "
-              "is written when the last stage is trained)")  # fmt: skip
+               "is written when the last stage is trained)")  # fmt: skip
         joint = run.epoch - run.epochs_gc
         # the first phase is the structure (gradient-correlation) loss alone; the joint one adds the feature loss
         phase = (f"{run.epoch} of {run.epochs_gc} structure-loss epochs, then up to {run.epochs_joint} joint "
@@ -741,17 +743,17 @@ def _print_train_status(run, as_json: bool) -> int:
         val = run.last.get("val_loss")
         val = f", validation loss {val:.4g}" if isinstance(val, float) and val == val else ""
         _print(f"  last epoch (stage {run.last.get('stage')}, epoch {run.last.get('epoch')}): training loss "
-              f"{run.last.get('train_loss', float('nan')):.4g}{val}")  # fmt: skip
+               f"{run.last.get('train_loss', float('nan')):.4g}{val}")  # fmt: skip
     if not run.finished and run.seconds_per_epoch and run.epochs_left_at_most:
         left = _duration(run.epochs_left_at_most * run.seconds_per_epoch)
         _print(f"  at most {count(run.epochs_left_at_most, 'epoch')} to go, about {left} at "
-              f"{_duration(run.seconds_per_epoch)} an epoch (early stopping may end a stage sooner)")  # fmt: skip
+               f"{_duration(run.seconds_per_epoch)} an epoch (early stopping may end a stage sooner)")  # fmt: skip
     _print(f"  last written {_ago(time.time() - run.modified)}")
     if run.running:
         _print(f"  running now (it holds {os.path.join(run.run_dir, LOCK_FILE)})")
     elif run.running is None:
         _print("  whether it runs cannot be told here: this file system has no file locks, or its lock file cannot "
-              "be read")  # fmt: skip
+               "be read")  # fmt: skip
     elif not run.finished:
         command = _train_resume_command(run)
         how = (f"resume it: {command}" if command else "resume it, run its command again with --resume: xvertfast "
@@ -833,7 +835,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     log = lambda msg: _print(msg, file=sys.stderr)  # noqa: E731
     if os.path.exists(args.output) and not os.path.isdir(args.output):  # (said as "cannot write into OUT/enhanced")
         _print(f"error: output folder {args.output} is a file: the demo writes the folders enhanced/ and report/ into "
-              "OUT; give a folder (-o, made where missing)", file=sys.stderr)  # fmt: skip
+               "OUT; give a folder (-o, made where missing)", file=sys.stderr)  # fmt: skip
         return 2
     try:
         # the report's folder refused before the sample is enhanced: it was refused after, leaving OUT/enhanced
@@ -845,7 +847,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             return 2  # (its log said why: raised, the error was said twice)
         if summary.stopped:  # (a Ctrl-C: nothing enhanced to evaluate; a rerun starts over, it does not resume)
             _print(f"stopped early: {summary.stopped}, before the demo's sample was enhanced; run the demo again",
-                  file=sys.stderr)  # fmt: skip
+                   file=sys.stderr)  # fmt: skip
             return 130 if summary.stopped == "interrupted" else 1
         given = "" if args.model == "default" else f"={args.model}"
         methods = ["identity", "clahe", "farbman", f"xvertnet{given}", f"xvertnet_original_brightness{given}"]
@@ -942,7 +944,7 @@ def _training_interrupted(args: argparse.Namespace, exc: BaseException) -> int:
         return 130
     if _finished_before(run_dir):  # (an interrupted `train DATA -o FINISHED_RUN`: --resume would only say so)
         _print(f"{_line_start()}interrupted{then_line(exc)}: {run_dir} holds a finished run; its model is "
-              f"{os.path.join(run_dir, 'model')}", file=sys.stderr)  # fmt: skip
+               f"{os.path.join(run_dir, 'model')}", file=sys.stderr)  # fmt: skip
         return 130
     cache = os.path.join(run_dir, "cache")
     cached = os.path.isdir(cache) and any(name.endswith(".npy") for name in os.listdir(cache))
@@ -1030,8 +1032,8 @@ def _train_command(args: argparse.Namespace) -> int:
         _raise_if_interrupted(exc)
         first_line = (str(exc).strip().splitlines() or [""])[0]
         kept = (f"the checkpoint in {os.path.join(args.output, 'checkpoint')} keeps the last finished epoch: once the "
-                f"cause is gone, {to_go_on(args.resume)} (settings such as --batch-size cannot "
-                "change on resume)" if has_finished_epochs(args.output) else "no epoch had finished; nothing to resume")  # fmt: skip
+                f"cause is gone, {to_go_on(args.resume)} (settings such as --batch-size cannot change on resume)"
+                if has_finished_epochs(args.output) else "no epoch had finished; nothing to resume")  # fmt: skip
         _print(f"error: {type(exc).__name__}: {first_line}\n{kept}", file=sys.stderr)
         return 3
     _print(_trained_line(args.output))
@@ -1051,7 +1053,8 @@ def _trained_line(run_dir: str) -> str:
 
 
 INPUTS_HELP = ("image files, folders (searched recursively) or @list.txt files (one path per line, relative "
-               "ones from the current folder; append a tab and MONOCHROME1 for a PNG/JPEG stored bone-dark)")  # fmt: skip
+               "ones from the current folder; append a tab and MONOCHROME1 for a PNG/JPEG stored "
+               "bone-dark)")  # fmt: skip
 
 
 def _add_job_arguments(parser: argparse.ArgumentParser, out_metavar: str, out_help: str, dest: str = "inputs",
@@ -1194,21 +1197,22 @@ values inverted.""",
     enh.add_argument("--model", default="default", metavar="PATH|default",
                      help="a model directory (RUN_DIR/model of `xvertfast train`) or the shipped default "
                      "(default: %(default)s)")
-    enh.add_argument("--mode", choices=("spine", "full"), default="spine", help="what to enhance (default: %(default)s)")
+    enh.add_argument("--mode", choices=("spine", "full"), default="spine",
+                     help="what to enhance (default: %(default)s)")
     enh.add_argument("--brightness", choices=("network", "original"), default="network",
                      help="what sets the large-scale brightness of the enhanced regions (default: %(default)s)")
     enh.add_argument("--rois", metavar="FILE", help=ROIS_HELP + " (--mode spine only)")
     enh.add_argument("--device", type=_device, default="auto",
                      help=f"{DEVICE_AUTO}; or cpu, cuda, cuda:1, ... (default: %(default)s)")
     enh.add_argument("--backend", choices=("auto", "torch", "compile", "onnxruntime", "tensorrt"), default="auto",
-                     help="network runtime: auto is TensorRT on a GPU where installed (torch where TensorRT cannot build "
-                     "its engines), else torch (default: %(default)s)")
+                     help="network runtime: auto is TensorRT on a GPU where installed (torch where TensorRT cannot "
+                     "build its engines), else torch (default: %(default)s)")
     enh.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
                      help="auto: bf16 on a GPU (fp16 below compute capability 8.0), fp32 on the CPU; fp16 is "
                      "for GPUs only (default: %(default)s)\n"
                      "CPU: bf16 (torch and compile backends only) with AMX runs a network stage about 2x as fast as "
-                     "fp32, a whole job about 1.2x (the WLS solves are not sped up); it moves the outputs by ~1e-3 on a "
-                     "[0, 1] scale on average, 0.3 of an 8-bit grey level (bench/RESULTS.md, 2026-12-04)\n"
+                     "fp32, a whole job about 1.2x (the WLS solves are not sped up); it moves the outputs by ~1e-3 on "
+                     "a [0, 1] scale on average, 0.3 of an 8-bit grey level (bench/RESULTS.md, 2026-12-04)\n"
                      "GPU: exported graphs hold fp32 or fp16, so onnxruntime runs bf16 as fp32 and tensorrt as "
                      "fp16; fp32 runs without TF32 (torch, compile and tensorrt backends)\n"
                      "More: docs/guide/backends.md in the source")  # fmt: skip
@@ -1231,7 +1235,8 @@ values inverted.""",
                      "a resumed job may use another (default: %(default)s)")  # fmt: skip
     enh.add_argument("--overwrite", action="store_true",
                      help="redo the outputs this job already wrote (with new settings, say)")
-    enh.add_argument("--report", metavar="RUN_JSON", help="write per-file status and timings of this run to this JSON file, replacing a file "
+    enh.add_argument("--report", metavar="RUN_JSON",
+                     help="write per-file status and timings of this run to this JSON file, replacing a file "
                      "there (a resumed run lists the files done before as skipped)")
     enh.add_argument("--preview", metavar="PNG",
                      help="draw 8 inputs beside their outputs, spread over the job, into this PNG (replacing a "
@@ -1328,8 +1333,8 @@ interrupted, 143 stopped by SIGTERM, 129 by SIGHUP.""",
                     help="score every image again, ignoring those an earlier run in REPORT_DIR finished")
     ev.add_argument("--threads", type=_at_least(0), default=0, metavar="N",
                     help=THREADS_HELP + " Another count may move xvertnet's outputs, and so its scores, in the last "
-                    "bits (the user guide, docs/guide/enhancing.md in the source, 'Reproducible'); a resumed run may use "
-                    "another (default: %(default)s)")  # fmt: skip
+                    "bits (the user guide, docs/guide/enhancing.md in the source, 'Reproducible'); a resumed run may "
+                    "use another (default: %(default)s)")  # fmt: skip
     ev.set_defaults(func=_cmd_evaluate)
 
     st = sub.add_parser(
@@ -1385,7 +1390,8 @@ cannot be read, 130 interrupted, 143 stopped by SIGTERM, 129 by SIGHUP.""",
         "Exit code: 0 done, 1 the enhancement stopped early (it says why), 2 failed, 130 interrupted, 143 stopped "
         "by SIGTERM, 129 by SIGHUP.",
     )
-    demo.add_argument("-o", "--output", default="xvertfast-demo", type=_output_folder, metavar="OUT", help="output folder (default: %(default)s)")
+    demo.add_argument("-o", "--output", default="xvertfast-demo", type=_output_folder, metavar="OUT",
+                      help="output folder (default: %(default)s)")
     demo.add_argument("--model", default="default", metavar="PATH|default",
                       help="a model directory (RUN_DIR/model of `xvertfast train`) or the shipped default "
                       "(default: %(default)s)")
@@ -1398,14 +1404,15 @@ cannot be read, 130 interrupted, 143 stopped by SIGTERM, 129 by SIGHUP.""",
         help="export a model's stages to ONNX, TensorRT engines or AOTInductor packages",
         description="Export each stage of MODEL as its own graph (the WLS between stages stays outside): "
         "ONNX with a dynamic batch axis, TensorRT engines built from that ONNX (needs TensorRT and a GPU; "
-        "engines are cached by ONNX hash, TensorRT version, GPU and builder settings, precision and shapes included), or AOTInductor "
-        "packages (for torch._inductor; load them with xvertfast.infer.export.load_aoti, which checks "
-        "their input shapes). The files are for running the network elsewhere: `xvertfast enhance "
-        "--backend onnxruntime|tensorrt` exports and caches its own. A model's stage files are written "
+        "engines are cached by ONNX hash, TensorRT version, GPU and builder settings, precision and shapes "
+        "included), or AOTInductor packages (for torch._inductor; load them with "
+        "xvertfast.infer.export.load_aoti, which checks their input shapes). The files are for running the "
+        "network elsewhere: `xvertfast enhance --backend onnxruntime|tensorrt` exports and caches its own. A "
+        "model's stage files are written "
         "as a set; stage files already in OUT are replaced only with --overwrite (which, for onnx, also "
         "removes the stage{k}.engine files built from the old set). "
-        "The tile side defaults to the model's training ROI size. Exit code: 0 done, 2 failed, 130 interrupted, 143 stopped by SIGTERM, "
-        "129 by SIGHUP.",
+        "The tile side defaults to the model's training ROI size. Exit code: 0 done, 2 failed, 130 interrupted, "
+        "143 stopped by SIGTERM, 129 by SIGHUP.",
     )
     exp.add_argument("model", metavar="MODEL",
                      help="a model directory (RUN_DIR/model of `xvertfast train`) or 'default'")
@@ -1458,11 +1465,10 @@ cannot be read, 130 interrupted, 143 stopped by SIGTERM, 129 by SIGHUP.""",
         "was trained with --width 16 --patch-size 256 --epochs-gc 100 --epochs-joint 30). "
         "The model is written to RUN_DIR/model: `xvertfast enhance ... --model RUN_DIR/model`. "
         "Exit code: 0 model written, 1 no image found, 2 bad settings, no readable image, RUN_DIR unusable "
-        "(a file, a model's own folder, another train running in it, a damaged checkpoint or cache file, a model/ but no "
-        "checkpoint) or holding a "
-        "checkpoint without --resume, "
-        "3 stopped by an error while training (the loss diverged, out of memory, the disk full): the checkpoint keeps the "
-        "epochs before it, 130 interrupted, 143 stopped by SIGTERM, 129 by SIGHUP (--resume continues).",
+        "(a file, a model's own folder, another train running in it, a damaged checkpoint or cache file, a model/ "
+        "but no checkpoint) or holding a checkpoint without --resume, "
+        "3 stopped by an error while training (the loss diverged, out of memory, the disk full): the checkpoint "
+        "keeps the epochs before it, 130 interrupted, 143 stopped by SIGTERM, 129 by SIGHUP (--resume continues).",
     )
     _add_job_arguments(tr, "RUN_DIR", "run folder", dest="data", metavar="DATA")
     tr.add_argument("--stages", type=_at_least(1), default=2, help="number of stages")
@@ -1498,9 +1504,9 @@ cannot be read, 130 interrupted, 143 stopped by SIGTERM, 129 by SIGHUP.""",
                     "--resume may change)")
     tr.add_argument("--device", type=_device, default="auto", help=f"{DEVICE_AUTO}; or cpu, cuda, cuda:1, ...")
     tr.add_argument("--amp", action="store_true",
-                    help="bfloat16 autocast: on GPUs of compute capability 8.0 or later (Ampere on; refused on older ones), "
-                    "and on CPUs with AMX (about 1.7x faster steps there: 13.2 against 7.7 training patches/s at "
-                    "width 16, bench/RESULTS.md)")
+                    help="bfloat16 autocast: on GPUs of compute capability 8.0 or later (Ampere on; refused on older "
+                    "ones), and on CPUs with AMX (about 1.7x faster steps there: 13.2 against 7.7 training patches/s "
+                    "at width 16, bench/RESULTS.md)")
     tr.add_argument("--seed", type=int, default=0,
                     help="seeds the validation split, the initial weights, the batch order and the augmentation: "
                     "any whole number (torch's seeds are 64-bit, so seeds equal modulo 2**64 train alike)")
