@@ -208,3 +208,27 @@ def test_a_sheet_that_is_one_of_the_pairs_images_is_refused_not_written_over_it(
     assert not os.path.islink(tmp_path / "look.png") and is_preview(str(tmp_path / "look.png"))
     assert {path: open(path, "rb").read() for path in kept} == kept
     assert write_preview(pairs, str(tmp_path / "sheet.png"), height=32) == [p[0] for p in pairs]
+
+
+def test_the_inputs_warned_of_are_on_the_sheet(tmp_path, model_dir, seed, monkeypatch):  # noqa: F811
+    """A sheet of 8 from a job of 9 spread evenly left out the 5th input, which looked inverted: the one
+    image the sheet was there to show. Those the job warned of are now always drawn, labelled so."""
+    from PIL import ImageDraw
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(9):
+        img = chest_like(seed + i)
+        Image.fromarray(np.round((1 - img if i == 4 else img) * 255).astype(np.uint8)).save(src / f"img{i}.png")
+    assert 4 not in _spread(9, 8)  # (the old choice)
+    said, text = [], ImageDraw.ImageDraw.text
+
+    def recording(self, xy, words, *args, **kwargs):
+        said.append(words)
+        return text(self, xy, words, *args, **kwargs)
+
+    monkeypatch.setattr(ImageDraw.ImageDraw, "text", recording)
+    assert main(["enhance", str(src), "-o", str(tmp_path / "out"), "--model", str(model_dir), "-q", "--preview",
+                 str(tmp_path / "look.png")]) == 0  # fmt: skip
+    assert len(said) == 8 and "img4.png: input | output (warned of: see the job's log)" in said, said
+    assert [w for w in said if "warned" in w] == ["img4.png: input | output (warned of: see the job's log)"]

@@ -706,10 +706,12 @@ def _write_side_files(summary: BatchSummary, planned, enhancer, settings: dict, 
         from xvertfast.infer.preview import write_preview
 
         status = {r.input: r.status for r in summary.records}
+        warned = {r.input for r in summary.records if r.warnings}  # (always drawn: the ones to look at)
         shown = [(f, out) for f, out in planned if status.get(f.path) in ("done", "skipped")]  # job order
         try:  # labelled by the path below the folder given: p1/IM1.dcm and p2/IM1.dcm are told apart
             write_preview([(f.path, out) for f, out in shown], preview, labels=[f.rel for f, _ in shown],
-                          photometrics=[f.photometric for f, _ in shown])
+                          photometrics=[f.photometric for f, _ in shown],
+                          warned=[f.path in warned for f, _ in shown])  # fmt: skip
             summary.preview = preview
         except (ValueError, OSError) as exc:  # the outputs are written: a preview never fails the job
             # (an OSError's text names the sheet's temporary, .look.png.x1y2.part: its reason alone)

@@ -3,7 +3,8 @@
 An archive job writes thousands of files; opening them one by one is how a
 problem (a wrong polarity, a model that greys everything out) goes unseen.
 :func:`write_preview` draws up to ``count`` input/output pairs spread evenly over
-the job into one PNG, each pair labelled with its file name. Pillow only: it
+the job into one PNG, each pair labelled with its file name; those the job warned of are
+always among them, as they are the ones to look at. Pillow only: it
 works wherever the batch job does.
 """
 
@@ -36,6 +37,16 @@ def _spread(n: int, count: int) -> list[int]:
     if n <= count:
         return list(range(n))
     return sorted({round(i * (n - 1) / (count - 1)) for i in range(count)}) if count > 1 else [0]
+
+
+def _chosen(warned: list[bool], count: int) -> list[int]:
+    """The pairs to draw, in their order: those warned of first (up to ``count``), the places left
+    spread evenly over the others. Spread over them all, a sheet of 8 from a job of 9 left out
+    the one image that looked inverted, the problem the sheet is there to show."""
+    first = [k for k, w in enumerate(warned) if w][:count]
+    others = [k for k, w in enumerate(warned) if not w]
+    left = count - len(first)
+    return sorted(first + ([others[i] for i in _spread(len(others), left)] if left and others else []))
 
 
 def _thumb(path: str, height: int, photometric: str | None = None):
@@ -71,7 +82,8 @@ def sheet_name_problem(path) -> str | None:
 
 def write_preview(pairs: list[tuple[str, str]], path: str, count: int = PREVIEW_COUNT,
                   height: int = THUMB_HEIGHT, labels: list[str] | None = None,
-                  photometrics: list[str | None] | None = None) -> list[str]:  # fmt: skip
+                  photometrics: list[str | None] | None = None,
+                  warned: list[bool] | None = None) -> list[str]:  # fmt: skip
     """Draws up to ``count`` of ``pairs`` (input path, output path), spread evenly, into the PNG ``path``.
 
     Each pair is the input (as read: bright = bone, min-max scaled) beside the output, under
@@ -79,6 +91,8 @@ def write_preview(pairs: list[tuple[str, str]], path: str, count: int = PREVIEW_
     it was found in, as p1/IM1.dcm and p2/IM1.dcm differ; else the input's file name).
     ``photometrics``, one a pair, is each input's polarity as an @list gives it (None: as its
     file records it), so a PNG listed as MONOCHROME1 is drawn bone bright, as the job read it.
+    ``warned``, one a pair: those the job warned of (looks inverted, a spine that may be wrong) are
+    always drawn (up to ``count``), labelled so, and the places left spread over the others.
     Returns the inputs drawn. A pair that cannot be read is left out; no pair at all raises
     ``ValueError``, as does a ``path`` with an extension other than .png (:func:`sheet_name_problem`)
     or that is one of the pairs' images (an input would be written over). The PNG is written atomically.
@@ -99,14 +113,17 @@ def write_preview(pairs: list[tuple[str, str]], path: str, count: int = PREVIEW_
     if bad is not None:
         raise ValueError(f"preview: pairs must be (input, output) pairs, got {pairs[bad]!r} at {bad}: one pair is "
                          "[(input, output)]")  # fmt: skip
-    for name, given in (("labels", labels), ("photometrics", photometrics)):  # (a longer list was taken before 1a15020)
+    # (a longer list was taken before 1a15020)
+    for name, given in (("labels", labels), ("photometrics", photometrics), ("warned", warned)):
         if given is not None and len(given) < len(pairs):
             raise ValueError(f"preview: {len(given)} {name} for {len(pairs)} pairs: give one a pair")
     cells, drawn, unread = [], [], None
-    for k in _spread(len(pairs), count):
+    flagged = [bool(w) for w in warned[: len(pairs)]] if warned is not None else [False] * len(pairs)
+    for k in _chosen(flagged, count):
         src, out = pairs[k]
         try:
             label = labels[k] if labels is not None else os.path.basename(src)
+            label = f"{label}: input | output" + (" (warned of: see the job's log)" if flagged[k] else "")
             polarity = photometrics[k] if photometrics is not None else None
             cells.append((label, _thumb(src, height, polarity), _thumb(out, height)))
         except Exception as exc:  # noqa: BLE001 - a preview is a convenience: it leaves a bad pair out
@@ -123,7 +140,7 @@ def write_preview(pairs: list[tuple[str, str]], path: str, count: int = PREVIEW_
     draw = ImageDraw.Draw(sheet)
     for i, (name, before, after) in enumerate(cells):
         x, y = (i % cols) * cell_w + _GAP, (i // cols) * cell_h + _GAP
-        draw.text((x, y), f"{name}: input | output", fill=0)
+        draw.text((x, y), name, fill=0)
         sheet.paste(before, (x, y + _LABEL))
         sheet.paste(after, (x + before.width + _GAP, y + _LABEL))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
