@@ -812,7 +812,8 @@ def test_a_signed_output_with_no_negative_value_is_said(tmp_path, seed):
     """A tool's 0..4095 output of a 12-bit input saved as an int16 TIFF (numpy's signed type) was read
     over -32768..32767, its values scored in the upper half with a sixteenth of their contrast, without
     a word; a DICOM of PixelRepresentation 1 and BitsStored 16 holding them alike (not said). A note now
-    says so and how to write it; none for a signed output that holds negative values, nor for an
+    says so and how to write it (a DICOM's with the BitsStored its values fit in: written unsigned at 16
+    bits, they were read too dark); none for a signed output that holds negative values, nor for an
     unsigned one (a rescaled DICOM whose low is alike: the next test)."""
     import tifffile
 
@@ -841,7 +842,13 @@ def test_a_signed_output_with_no_negative_value_is_said(tmp_path, seed):
         "its output is stored as signed integers (PixelRepresentation 1, BitsStored 16) and holds no negative value, "
         "yet it is read over their range (-32768..32767), so its values, which fit in 12 bits, are scored in the upper "
         "half of that range, with at most half its contrast: write the outputs with PixelRepresentation 0 (unsigned "
-        "integers)"]  # fmt: skip
+        "integers) and BitsStored 12, the depth they fit in"]  # fmt: skip
+    make_dicom(tool / "a.dcm", values, bits=12)  # written so: nothing to say (unsigned at 16 bits: too dark)
+    assert _read_notes(tool, source, rad.pixels, 12) == []
+    make_dicom(tool / "a.dcm", values, bits=16)
+    assert "but it is read over 16 bits" in _read_notes(tool, source, rad.pixels, 12)[0]
+    make_dicom(tool / "a.dcm", values // 2 + 2048, bits=13, signed=True)  # 12 bits of 13: no depth to name
+    assert _read_notes(tool, source, rad.pixels, 12)[0].endswith("PixelRepresentation 0 (unsigned integers)")
     make_dicom(tool / "a.dcm", whole, bits=16, signed=True)
     assert _read_notes(tool, source, rad.pixels, 12) == []
 

@@ -303,11 +303,14 @@ def _signed_note(rad, v: np.ndarray, lo: float, hi: float) -> str:
     """The note on an output of signed integers with no negative value (a TIFF of int16, numpy's
     way with a tool's 0..4095; a DICOM of PixelRepresentation 1 over its BitsStored): read over its
     type's whole range, as a signed file is, its values lie in the upper half, and it was scored
-    with at most half the contrast they were meant to have, without a word."""
+    with at most half the contrast they were meant to have, without a word. A DICOM's fix names the
+    BitsStored the values fit in where that is 2 bits or more below its own: unsigned at BitsStored 16,
+    12-bit values were then read over 0..65535, and noted as too dark (:func:`_depth_note`)."""
     fits = max(1, int(v.max()).bit_length())
     if rad.source_format == "dicom":
         stored = f"PixelRepresentation 1, BitsStored {rad.bits_stored}"
-        fix = "write the outputs with PixelRepresentation 0 (unsigned integers)"
+        depth = f" and BitsStored {fits}, the depth they fit in" if fits < rad.bits_stored - 1 else ""
+        fix = f"write the outputs with PixelRepresentation 0 (unsigned integers){depth}"
     else:
         stored, fix = str(v.dtype), "write the outputs as unsigned integers (or as floats in [0, 1])"
     return (f"its output is stored as signed integers ({stored}) and holds no negative value, yet it is read over "
