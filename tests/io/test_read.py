@@ -1939,6 +1939,44 @@ def test_a_16_bit_rgb_pngs_sbit_the_samples_contradict_is_said(tmp_path, seed, u
         assert im.notes[-1] == said[0]
 
 
+@pytest.mark.parametrize("shape, top", [((300, 200, 3), 1 << 16), ((40, 50, 3), 1 << 16), ((300, 200, 3), 40),
+                                        ((0, 7, 3), 1 << 16), ((5, 0, 3), 1 << 16)])  # fmt: skip
+def test_the_values_a_16_bit_png_s_sbit_is_judged_on_are_those_np_unique_finds(seed, shape, top):
+    # _scaled_from judges the values that occur, marked in a table of flags (np.bincount copied a
+    # channel to int64 first): the same values as np.unique's, a colour's strided channel, a
+    # contiguous copy and an empty image alike; other types (not marked so) through np.unique
+    from xvertfast.io.decode_pillow import _occurring
+
+    rgb = np.random.default_rng(seed).integers(0, top, size=shape).astype(np.uint16)
+    if rgb.size:
+        rgb[0, 0, 0] = top - 1
+    for channel in (rgb[..., 0], rgb[..., 2], np.ascontiguousarray(rgb[..., 1]), rgb[::2, ::3, 1], rgb):
+        np.testing.assert_array_equal(_occurring(channel), np.unique(channel))
+    for other in (rgb.astype(np.uint8), rgb.astype(np.int32) - 3):
+        np.testing.assert_array_equal(_occurring(other[..., 0]), np.unique(other[..., 0]))
+
+
+def test_judging_a_16_bit_png_s_sbit_copies_no_channel(seed):
+    # np.bincount copied a colour PNG's channel (a strided view: raveled first) to int64, 5 times
+    # its bytes at once (1 GB for a 100-Mpx image's), three times over a colour one; the table of
+    # flags reads the samples where they are (64 KiB and the values that occur, a few here)
+    import tracemalloc
+
+    from xvertfast.io.decode_pillow import _scaled_from
+
+    v = np.random.default_rng(seed).integers(0, 1024, size=(1500, 1000, 3)).astype(np.uint16)
+    samples = v << 6 | v >> 4  # 10-bit values scaled to 16 bits, the top bits repeated below
+    channel, unscaled = samples[..., 1], (v * 4 + 3)[..., 1]
+    tracemalloc.start()
+    try:
+        scaled = _scaled_from(channel, 10)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert scaled and not _scaled_from(unscaled, 10)
+    assert peak < channel.nbytes // 4, f"peak {peak:,} bytes for a channel of {channel.nbytes:,}"
+
+
 def test_a_16_bit_png_without_sbit_still_takes_its_depth_from_its_values(tmp_path, seed):
     values = np.random.default_rng(seed).integers(0, 1301, size=(9, 10)).astype(np.uint16)
     values[0, 0] = 1300
