@@ -25,3 +25,11 @@ def test_a_command_the_cli_runs_is_known_by_its_options_alone(tmp_path, monkeypa
     with cli_running({"rois"}):
         assert from_cli() and asked("rois") == "--rois" and not offers("backend")
     assert not from_cli() and asked("rois") == "rois"
+
+
+def test_a_part_under_one_percent_is_not_said_as_none():
+    """A model trained at --roi-size 32 fills 0.7% of the evaluation ROIs: enhance and evaluate said "0%"."""
+    from xvertfast._text import part_percent
+
+    assert [part_percent(s) for s in (0.0069, 0.007, 0.00012345, 0.0625, 0.29, 0.5, 0.996)] == [
+        "0.69%", "0.7%", "0.012%", "6%", "29%", "50%", "99%"]  # (rounded down: a part never reads as the whole)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 
 __all__ = ["count", "first_listed", "WARNED_LISTED", "FAILED_LISTED", "CLI_OPTIONS", "from_cli", "cli_running",
-           "asked", "option_said", "offers"]
+           "asked", "option_said", "offers", "part_percent"]
 
 #: How many warned files (or notes), and how many failed files, a job's end summary lists on the
 #: console; it counts the rest and says where each is. Listed whole, a 20,000-file job repeated
@@ -67,6 +68,17 @@ def option_said(option: str, words: str) -> str:
     """``-o, made where missing`` from the CLI, ``made where missing`` from Python (see
     :func:`from_cli`): ``words`` that say what an option does, named only where it was typable."""
     return f"{option}, {words}" if from_cli() else words
+
+
+def part_percent(share: float) -> str:
+    """A part of a whole, ``0 < share < 1``, as a percentage that reads as neither: whole percents,
+    rounded down (0.996 is "99%", not "100%"), under 1% two significant digits (0.0069 is
+    "0.69%": rounded down to whole percents it read "0%" of something there)."""
+    percent = round(share * 100, 9)  # (0.29 * 100 is 28.999999999999996)
+    if percent >= 1 or percent <= 0:
+        return f"{math.floor(percent)}%"
+    digits = 1 - math.floor(math.log10(percent))
+    return f"{math.floor(percent * 10**digits) / 10**digits:.{digits}f}".rstrip("0") + "%"
 
 
 def count(n: int, noun: str) -> str:

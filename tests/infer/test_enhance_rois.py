@@ -318,3 +318,15 @@ def test_the_spine_warnings_of_a_job_name_the_callers_options_also_from_the_read
             "--rois") in err, err
     assert "preview=" not in err and "rois=" not in err
     assert len(worded_in) == 2 and all(name.startswith("xvf-read") for name in worded_in), worded_in
+
+
+def test_a_model_of_tiny_tiles_is_said_to_fill_a_part_of_the_rois_not_none():
+    """A model trained at --roi-size 32 fills 0.38% of the evaluation ROIs: enhance's warning and
+    evaluate's note said "0%", as if its output were nowhere in them."""
+    from xvertfast.eval.evaluate import _rois_left_original
+    from xvertfast.infer.batch import _small_tiles_warning
+
+    enhancer = types.SimpleNamespace(mode="spine", tile=32)
+    assert "two tiles of 32 px a side (at 1024 rows), 0.38% of the 512x290 ROIs" in _small_tiles_warning(enhancer)
+    (note,) = _rois_left_original(["mine:xvertnet=runs/a/model"], {"mine": types.SimpleNamespace(enhancer=enhancer)})
+    assert "its spine tiles fill 0.38% of the 512x290 evaluation ROIs' pixels" in note, note

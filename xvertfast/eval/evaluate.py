@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import datetime
-import math
 import os
 
 from xvertfast._checks import whole_number
 from xvertfast._paths import PATH_TYPES, working_folder
-from xvertfast._text import asked, option_said
+from xvertfast._text import asked, option_said, part_percent
 from xvertfast._version import __version__, code_digest
 from xvertfast.eval._report_files import check_grid_folder
 from xvertfast.eval.baselines import XVERTNET_METHODS, get_method, parse_method
@@ -167,7 +166,7 @@ def _rois_left_original(specs, built: dict) -> list[str]:
         if share is not None:
             model = parse_method(spec)[2] or "default"
             notes.append(f"method {label} (model {model}) was trained at --roi-size {enhancer.tile}: its spine tiles "
-                         f"fill {math.floor(share * 100)}% of the 512x290 evaluation ROIs' pixels with the network's "
+                         f"fill {part_percent(share)} of the 512x290 evaluation ROIs' pixels with the network's "
                          "output (at the default centres; the rest is the original or blended with it), so its "
                          f"scores are {'mostly' if share < 0.5 else 'partly'} the original's; evaluate a model trained "
                          "at --roi-size 512 (the default)")  # fmt: skip

@@ -32,7 +32,6 @@ import collections
 import concurrent.futures as cf
 import contextvars
 import json
-import math
 import os
 import threading
 import time
@@ -45,7 +44,7 @@ from xvertfast._checks import whole_number
 from xvertfast._interrupts import deliver, interrupts_deferred
 from xvertfast._paths import output_folder, working_folder
 from xvertfast._stacklevel import naming_images, warn_user, warnings_of_file
-from xvertfast._text import asked, count
+from xvertfast._text import asked, count, part_percent
 from xvertfast._version import __version__
 from xvertfast.io import Radiograph, require_content, write_image
 from xvertfast.io.errors import FILE_ERRORS, ImageWriteError, failure_text
@@ -682,7 +681,7 @@ def _small_tiles_warning(enhancer) -> str | None:
     if (share := partial_roi_coverage(enhancer)) is None:
         return None
     return (f"the model was trained at --roi-size {enhancer.tile}: spine mode enhances two tiles of {enhancer.tile} "
-            f"px a side (at 1024 rows), {math.floor(share * 100)}% of the 512x290 ROIs evaluate scores, and leaves "
+            f"px a side (at 1024 rows), {part_percent(share)} of the 512x290 ROIs evaluate scores, and leaves "
             "the rest of the image original; a model trained at --roi-size 512 (the default) covers those ROIs, "
             "--mode full the whole image")  # fmt: skip
 
