@@ -474,6 +474,23 @@ def test_a_float_image_spanning_more_than_float64_can_subtract_is_stretched_not_
     assert metrics.entropy(img, float_scaling="minmax") == pytest.approx(np.log2(6))
 
 
+@pytest.mark.parametrize("scale", [1e12, 1e-300, 1e308, -1e308])  # -1e308: from -1e308 to 1e308
+def test_a_tmqi_reference_of_any_range_is_stretched_not_flattened(scale):
+    """TMQI stretches the reference by round((2^32 - 1) / (max - min)): over a range above 8.6e9
+    (an int64 or large float reference) that factor rounded to 0 and the reference was scored as a
+    flat field without a word (Q 0.26 for 0.92 here), under 2e-299 it overflowed (OverflowError),
+    and a range float64 cannot hold (-1e308 to 1e308) gave 0 too. The score is that of the
+    reference on [0, 1]."""
+    rows, cols = np.mgrid[:200, :200]
+    ref = np.sin(cols / 9.0) * np.cos(rows / 13.0) + 0.1 * np.random.default_rng(5).random((200, 200))
+    ref = (ref - ref.min()) / (ref.max() - ref.min())
+    test = ref**0.8
+    want = metrics.tmqi(ref, test, return_components=True)
+    assert want[0] > 0.9
+    scaled = (2 * ref - 1) * -scale if scale < 0 else ref * scale
+    assert metrics.tmqi(scaled, test, return_components=True) == pytest.approx(want, rel=1e-9)
+
+
 def test_a_float_image_whose_span_times_255_overflows_is_stretched_not_zeroed():
     """float_scaling='minmax' of values from 0 to 1e308: max - min is finite, but 255 (v - min)
     overflowed for every pixel above 7e305, which came out 0 (with overflow warnings): the

@@ -127,12 +127,23 @@ def stretch_reference(reference: np.ndarray) -> np.ndarray:
 
     The factor, not the product, is rounded, as SPEC.md writes it. A constant
     reference has no range to stretch (the authors' code divides by zero there): it stays
-    constant, and :func:`tmqi_core` gives it no structural fidelity.
+    constant, and :func:`tmqi_core` gives it no structural fidelity. Where the rounded factor
+    would be 0 (a range over 2 (2^32 - 1): int64 or large float references) or beyond float64
+    (a range under 2e-299, or one float64 cannot hold), the reference is stretched unrounded,
+    ``(2^32 - 1) (L - min) / (max - min)``: the rounded factor made it all 0, scored as a flat
+    field without a word, or raised OverflowError.
     """
     lo, hi = float(reference.min()), float(reference.max())
     if hi == lo:
         return np.zeros(reference.shape)
-    return math.floor(REFERENCE_PEAK / (hi - lo) + 0.5) * (reference - lo)
+    with np.errstate(over="ignore"):
+        span = np.float64(hi) - np.float64(lo)
+        factor = REFERENCE_PEAK / span
+    if math.isfinite(factor) and factor >= 0.5:
+        return math.floor(factor + 0.5) * (reference - lo)
+    if not math.isfinite(span):  # (halved, as metrics._stretch_to_8bit halves such a span)
+        reference, lo, hi = reference / 2, lo / 2, hi / 2
+    return REFERENCE_PEAK * ((reference - lo) / (hi - lo))
 
 
 def tmqi_core(reference: np.ndarray, test: np.ndarray) -> TmqiScores:
