@@ -204,6 +204,59 @@ def test_lzw_tiff_reads_without_imagecodecs(tmp_path, seed, bits, white_is_zero,
     np.testing.assert_allclose(im.pixels, 1.0 - expected if white_is_zero else expected, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype, max_sample", [("<u4", None), ("<u4", 4095), ("<i2", None), ("<i1", None),
+                                              (">i1", None), ("<i4", None), ("<f4", None), ("<u2", 4095)])  # fmt: skip
+def test_an_lzw_tiff_of_signed_or_32_bit_samples_reads_without_imagecodecs_as_with_it(tmp_path, seed, dtype,
+                                                                                     max_sample, request):  # fmt: skip
+    # Pillow, which decodes LZW where imagecodecs is missing, holds 32-bit unsigned samples as int32:
+    # 3e9 read as -1294967296, the image over -2^31..2^31 - 1 and a MaxSampleValue of 4095 unheard;
+    # 16-bit signed ones as int32 (over 32 bits) and 8-bit signed ones as bytes (-1 read as 255)
+    import tifffile
+
+    from xvertfast.io.read import full_range
+
+    d = np.dtype(dtype)
+    rng = np.random.default_rng(seed)
+    if d.kind == "f":
+        stored = rng.random((12, 9)).astype(d)
+    else:
+        top = max_sample if max_sample else np.iinfo(d).max
+        stored = rng.integers(np.iinfo(d).min, top, (12, 9), endpoint=True, dtype=np.int64).astype(d)
+        stored[0, :2] = np.iinfo(d).min, top
+    tags = [(281, "H", 1, max_sample, False)] if max_sample else []
+    tifffile.imwrite(tmp_path / "l.tif", stored, compression="lzw", byteorder=dtype[0], extratags=tags)
+
+    def reading(path):
+        rad = read_image(path, warn=False)
+        return rad.values, rad.bits_stored, rad.meta.get("significant_bits"), full_range(rad), rad.notes
+
+    with_it = reading(tmp_path / "l.tif")
+    np.testing.assert_array_equal(with_it[0], stored)
+    request.getfixturevalue("without_imagecodecs")
+    without = reading(tmp_path / "l.tif")
+    assert without[0].dtype == with_it[0].dtype == stored.dtype
+    np.testing.assert_array_equal(without[0], stored)
+    assert without[1:] == with_it[1:]
+    if max_sample:
+        assert without[1:4] == (12, 12, (0.0, 4095.0))
+
+
+@pytest.mark.parametrize("dtype", [">i2", ">i4", ">f4"])
+def test_an_lzw_tiff_of_big_endian_samples_pillow_misreads_is_refused_naming_imagecodecs(tmp_path, seed, dtype,
+                                                                                        without_imagecodecs):  # fmt: skip
+    # where libtiff decodes them, this Pillow swaps a big-endian page's signed or float samples'
+    # bytes back again: 0.95 read as -3.2e28, silently (a float image's range came from that)
+    import tifffile
+
+    rng = np.random.default_rng(seed)
+    stored = rng.random((12, 9)).astype(dtype) if dtype[1] == "f" else rng.integers(-1000, 1000, (12, 9)).astype(dtype)
+    tifffile.imwrite(tmp_path / "b.tif", stored, compression="lzw", byteorder=">")
+    with pytest.raises(ImageReadError, match=rf"b\.tif: cannot decode TIFF: Pillow, which decodes its LZW data here as "
+                       rf"imagecodecs is not installed, misreads its big-endian {np.dtype(dtype).name} samples "
+                       r"\(their bytes swapped\): pip install imagecodecs for tifffile to read it$"):  # fmt: skip
+        read_image(tmp_path / "b.tif")
+
+
 def test_tiff_compression_nobody_decodes_names_the_codec(tmp_path, without_imagecodecs):
     import tifffile
 

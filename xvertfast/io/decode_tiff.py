@@ -123,6 +123,7 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logs: tuple[LogNa
                                          "data that tifffile decodes with imagecodecs: pip install imagecodecs") from None  # fmt: skip
                 values, flip, pillow_mode = _tiff_without_imagecodecs(path, compression, int(page.compression),
                                                                       white_is_zero, index)  # fmt: skip
+                values = _as_the_page_stores(path, values, page.dtype, tif.byteorder, compression)
                 planar = False  # Pillow interleaves the samples
             info = {"format": "tiff", "shape": shape, "dtype": str(page.dtype), "bitspersample": page.bitspersample,
                     "compression": compression}  # fmt: skip
@@ -482,6 +483,27 @@ def _tiff_without_imagecodecs(path: str, compression: str, code: int, white_is_z
     if mode == "1":
         values = values.astype(np.uint8) * 255
     return values, white_is_zero and mode not in ("1", "L"), mode
+
+
+def _as_the_page_stores(path: str, values: np.ndarray, dtype: np.dtype, byteorder: str,
+                        compression: str) -> np.ndarray:  # fmt: skip
+    """Pillow's grey pixels in the type of the page's samples (``dtype``, from its tags), as
+    tifffile gives them with imagecodecs: Pillow holds 32-bit unsigned samples in its int32 mode I
+    (3e9 read as -1294967296, and the image over -2^31..2^31 - 1, its MaxSampleValue unheard),
+    16-bit signed ones there too (over 32 bits) and 8-bit signed ones as bytes (-1 as 255), each
+    of the same bits or values. Big-endian samples wider than a byte (but unsigned 16-bit ones)
+    are refused: where libtiff decodes them, this Pillow swaps their bytes back again."""
+    if values.ndim != 2 or dtype.kind not in "iuf":
+        return values
+    if byteorder == ">" and dtype.itemsize > 1 and dtype != np.uint16:
+        raise ImageReadError(path, f"cannot decode TIFF: Pillow, which decodes its {compression} data here as "
+                             f"imagecodecs is not installed, misreads its big-endian {dtype} samples (their bytes "
+                             "swapped): pip install imagecodecs for tifffile to read it")  # fmt: skip
+    if (values.dtype, dtype) in ((np.int32, np.uint32), (np.uint8, np.int8)):
+        return values.view(dtype)
+    if (values.dtype, dtype) == (np.int32, np.int16):
+        return values.astype(np.int16)  # (sign-extended: each fits)
+    return values
 
 
 @functools.lru_cache(maxsize=None)
