@@ -478,7 +478,7 @@ def test_a_float_image_spanning_more_than_float64_can_subtract_is_stretched_not_
 def test_a_tmqi_reference_of_any_range_is_stretched_not_flattened(scale):
     """TMQI stretches the reference by round((2^32 - 1) / (max - min)): over a range above 8.6e9
     (an int64 or large float reference) that factor rounded to 0 and the reference was scored as a
-    flat field without a word (Q 0.26 for 0.92 here), under 2e-299 it overflowed (OverflowError),
+    flat field without a word (Q 0.33 for 0.92 here), under 2e-299 it overflowed (OverflowError),
     and a range float64 cannot hold (-1e308 to 1e308) gave 0 too. The score is that of the
     reference on [0, 1]."""
     rows, cols = np.mgrid[:200, :200]
