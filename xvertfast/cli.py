@@ -1721,10 +1721,10 @@ def _misplaced(before: list[str], command: str, commands: dict, top: argparse.Ar
     import difflib
 
     hints = []
-    for option in dict.fromkeys(w.partition("=")[0] for w in before if w.startswith("--")):
+    for option in dict.fromkeys(w.partition("=")[0] for w in before if w.startswith("-")):
         close = difflib.get_close_matches(option, [o for a in top._actions for o in a.option_strings
                                                    if o.startswith("--")], n=1, cutoff=0.75)  # fmt: skip
-        if option in _command_options(commands, command):
+        if _named_exactly(commands[command], option):  # (-q too: `xvertfast -q enhance ...` was told nothing)
             hints.append(f"{option} goes after the command: xvertfast {command} ... {option}")
         elif begun := _begins(option, _command_options(commands, command)):  # (--over: --overwrite abbreviated)
             hints.append(f"{option}: did you mean {' or '.join(begun)}? {WHOLE}, and go after the command: xvertfast "
