@@ -895,7 +895,8 @@ def test_cli_reports_running_out_of_memory_in_a_line_with_the_resume_hint(tmp_pa
     with monkeypatch.context() as patch:
         patch.setattr(XVertNetStage, "forward", out_of_memory)
         assert main(argv) == 3
-    err = capsys.readouterr().err.split("\n", 1)[1]  # after the line saying what the run trains on
+    # after the line saying what the run trains on (and the warning before it: 80 px test images are enlarged)
+    err = capsys.readouterr().err.split(" for validation\n", 1)[1]
     assert err.startswith("error: OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB (simulated)\n")
     assert "no epoch had finished" in err and "see the docs" not in err and "Traceback" not in err
     small = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 2, "epochs_joint": 0})
