@@ -18,6 +18,7 @@ import time
 import warnings
 import zlib
 
+import numpy as np
 import pytest
 import torch
 
@@ -140,6 +141,34 @@ def test_export_model_from_a_model_directory(model, tmp_path, seed):
 def test_export_model_rejects_unknown_format(model, tmp_path):
     with pytest.raises(ValueError, match="format must be one of"):
         export_model(model, tmp_path, format="tflite")
+
+
+@pytest.mark.parametrize("call", ["export_onnx", "cached_onnx_export", "export_aoti", "export_model"])
+def test_an_export_refuses_a_model_tile_or_batch_in_the_name_of_the_function_called(model, tmp_path, call):
+    """A model name where an XVertNet is wanted was "expected an XVertNet, got str", naming neither
+    the function nor how to get a model; tile=True was exported at tile 1, tile=64.0 and
+    max_batch=2.5 taken or refused each its own way. Refused before any work (no folder made)."""
+    function = {"export_onnx": export_onnx, "cached_onnx_export": cached_onnx_export,
+                "export_aoti": export_module.export_aoti, "export_model": export_model}[call]
+    out = tmp_path / "out"
+    if call != "export_model":  # (export_model takes a model's folder, or 'default', by name)
+        with pytest.raises(TypeError, match=rf"^{call}: model must be an XVertNet \(xvertfast.load_model\(path\)"):
+            function("default", out)
+    for tile in (True, 0, 64.0):
+        with pytest.raises(ValueError, match=rf"^{call}: tile must be a whole number >= 1 .*, got {tile!r}$"):
+            function(model, out, tile=tile)
+    if call in ("export_aoti", "export_model"):
+        with pytest.raises(ValueError, match=rf"^{call}: max_batch must be a whole number >= 1 .*, got 2.5$"):
+            function(model, out, tile=TILE, max_batch=2.5)
+    assert not out.exists()
+
+
+def test_an_export_takes_a_numpy_integer_tile(model, tmp_path):
+    """A tile read off an array's shape or a NumPy config (np.int64) was refused: "tile must be a
+    positive int, got np.int64(64)"."""
+    needs_export()
+    paths = export_onnx(model, tmp_path, tile=np.int64(TILE))
+    assert read_onnx_metadata(paths[0])["xvertfast.tile"] == str(TILE)
 
 
 def test_onnxruntime_backend_matches_torch_and_reuses_its_cache(model, tmp_path, seed):

@@ -37,6 +37,7 @@ from types import ModuleType
 import torch
 from torch import nn
 
+from xvertfast._checks import whole_number
 from xvertfast._pickled_errors import said_alone
 from xvertfast._version import __version__
 from xvertfast.infer.cache import CACHE_HINT, cache_in_use, default_cache_dir, matches_its_digest, record_digest
@@ -94,11 +95,14 @@ def _quiet_registry():
         registry.setLevel(level)
 
 
-def _check(model: XVertNet, tile: int) -> None:
+def _check(model: XVertNet, tile: int, who: str) -> int:
+    """``tile`` as an int, the model and tile refused in the name of ``who``, the function called:
+    "expected an XVertNet, got str" named neither it nor how to get a model from a folder, a NumPy
+    int tile (what a shape or an array holds) was refused, and True was exported at tile 1."""
     if not isinstance(model, XVertNet):
-        raise TypeError(f"expected an XVertNet, got {type(model).__name__}")
-    if not isinstance(tile, int) or tile < 1:
-        raise ValueError(f"tile must be a positive int, got {tile!r}")
+        raise TypeError(f"{who}: model must be an XVertNet (xvertfast.load_model(path) gives one, or 'default' "
+                        f"for the shipped model), got {type(model).__name__}")  # fmt: skip
+    return whole_number(tile, "tile", who, low=1, meaning="the stage graphs' side in pixels")
 
 
 def _metadata(model: XVertNet, k: int, tile: int, fp16: bool, sha: str) -> dict[str, str]:
@@ -193,7 +197,7 @@ def export_onnx(model: XVertNet, out_dir: str | os.PathLike, tile: int = DEFAULT
     there count as stage files: built from the set replaced, and carrying no metadata to tell,
     they are removed once the new set is written.
     """
-    _check(model, tile)
+    tile = _check(model, tile, "export_onnx")
     onnx = require("onnx", "ONNX export")
     require("onnxscript", "ONNX export (torch.onnx's exporter)")
     out_dir = writable_folder(out_dir)
@@ -252,7 +256,7 @@ def cached_onnx_export(model: XVertNet, cache_dir: str | os.PathLike | None = No
     so is one whose bytes differ from the SHA-256 recorded beside each file when it was
     written (:data:`~xvertfast.infer.cache.DIGEST_SUFFIX`), with a warning naming the damaged file.
     """
-    _check(model, tile)
+    tile = _check(model, tile, "cached_onnx_export")
     sha = fingerprint(model)
     cache_dir = os.fspath(cache_dir or default_cache_dir())
     folder = os.path.join(cache_dir, "onnx", f"{sha[:24]}-x{_exporter_digest()}-t{tile}-{'fp16' if fp16 else 'fp32'}")
@@ -316,9 +320,8 @@ def export_aoti(model: XVertNet, out_dir: str | os.PathLike, tile: int = DEFAULT
     """
     from xvertfast.infer.backends import resolve_device
 
-    _check(model, tile)
-    if max_batch < 1:
-        raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+    tile = _check(model, tile, "export_aoti")
+    max_batch = whole_number(max_batch, "max_batch", "export_aoti", low=1, meaning="the largest batch a package runs")
     dev = resolve_device(device)
     if fp16 and dev.type != "cuda":
         raise ValueError("fp16 AOTInductor packages need a CUDA device; the CPU package runs fp32")
@@ -561,9 +564,9 @@ def export_model(model_path_or_model: str | os.PathLike | XVertNet, out: str | o
         model = model_path_or_model
     else:
         model = load_model(os.fspath(model_path_or_model))
-    tile = model_tile(model, DEFAULT_TILE) if tile is None else tile
-    if max_batch < 1:
-        raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+    tile = model_tile(model, DEFAULT_TILE) if tile is None else _check(model, tile, "export_model")
+    max_batch = whole_number(max_batch, "max_batch", "export_model", low=1,
+                             meaning="the largest batch an engine or package runs")
     _remove_stale_parts(os.fspath(out), {"onnx": (".onnx",), "aoti": (".pt2",)}.get(format, (".onnx", ".engine")))
     if format == "onnx":
         return export_onnx(model, out, tile=tile, fp16=fp16, overwrite=overwrite)
