@@ -1601,6 +1601,26 @@ def test_a_ledger_line_naming_a_file_outside_the_folder_never_has_it_removed(tmp
     assert victim.read_bytes() == b"a file of the user's"
 
 
+def test_a_ledger_key_with_a_drive_or_separator_in_a_part_is_outside_the_folder_on_windows(monkeypatch):
+    """_inside looked for a drive in the whole key only: on Windows a line naming sub/C:v.png passed, and its
+    removal (the key joined to the folder part by part) went to C:v.png, in drive C's working folder, outside
+    the output folder; sub\\..\\..\\v.png (one part, to a "/" split) left it likewise. Windows simulated:
+    ntpath as os.path."""
+    import ntpath
+
+    from xvertfast.io import job_folder
+
+    assert ntpath.join("D:\\out", "sub", "C:v.png") == "C:v.png"  # (what the removal would have named)
+    keys = ["sub/C:v.png", "C:v.png", "C:/v.png", "sub\\..\\..\\v.png", "../v.png", "sub/../../v.png", "/v.png",
+            "\\\\host\\share\\v.png", "sub/v.png", "v.png", "a b/c.d.png"]
+    with monkeypatch.context() as windows:
+        windows.setattr(job_folder.os, "path", ntpath)
+        inside = {key: job_folder._inside(key) for key in keys}
+    assert inside == {key: key in ("sub/v.png", "v.png", "a b/c.d.png") for key in keys}
+    if os.name != "nt":  # (on POSIX a colon and a backslash are a name's characters: such a file is inside)
+        assert job_folder._inside("sub/C:v.png") and job_folder._inside("a\\b.png")
+
+
 @pytest.mark.parametrize("how", ["relative", "chain"])
 def test_a_link_to_a_missing_folder_is_said_by_where_it_leads_not_by_its_text(tmp_path, how):
     """The link's text was said as it was: a relative target read "latest is a link to 2026-12-07" (from

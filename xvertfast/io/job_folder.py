@@ -750,11 +750,15 @@ def _open_file_path(fd: int) -> str | None:
 
 
 def _inside(rel: str) -> bool:
-    """Whether the ledger's key ``rel`` names a file inside its folder: not absolute, no ``..`` (a
-    job refuses an output that would leave the folder, so only a ledger edited by hand, or brought
-    from elsewhere, names such a file, which an earlier format's removal must not touch)."""
-    parts = rel.split("/")
-    return bool(rel) and not os.path.isabs(rel) and not os.path.splitdrive(rel)[0] and ".." not in parts
+    """Whether the ledger's key ``rel`` names a file inside its folder: not absolute, and each of its
+    parts a name alone, no ``..``, no drive, no separator of the system (a job refuses an output that
+    would leave the folder, so only a ledger edited by hand, or brought from elsewhere, names such a
+    file, which an earlier format's removal must not touch). Each part, as the key is joined to the
+    folder part by part: on Windows ``sub/C:v.png`` joins to ``C:v.png``, in drive C's working folder."""
+    seps = {os.path.sep, os.path.altsep} - {None}
+    return bool(rel) and not os.path.isabs(rel) and all(
+        part != os.path.pardir and not os.path.splitdrive(part)[0] and not seps & set(part)
+        for part in rel.split("/"))  # fmt: skip
 
 
 def _open_folder(path: str) -> int | None:
