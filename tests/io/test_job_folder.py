@@ -420,11 +420,21 @@ def test_a_report_or_preview_that_is_a_link_to_a_file_the_job_reads_is_refused(t
     assert (tmp_path / "todo.txt").read_text() == "in/a.png\n" and not (tmp_path / "out").exists()
 
 
-def test_a_report_or_preview_that_is_a_hard_link_of_an_input_or_a_list_is_refused_as_such(tmp_path, seed):
+@pytest.mark.parametrize("caller", ["python", "cli"])
+def test_a_report_or_preview_that_is_a_hard_link_of_an_input_or_a_list_is_refused_as_such(tmp_path, seed, caller):
     """A hard link of an input (as a cp -al backup holds) or of the @list as --report was refused with "is one
     of the inputs; it would be overwritten" / "is the input list ...; it would be overwritten": os.replace
     replaces that name only, the file stays under its own. Still refused (that copy of it would go), as it
-    is; a file of its own name is said overwritten as before."""
+    is; a file of its own name is said overwritten as before. Named as the caller gave it: report='...'
+    from Python (it read --report there too)."""
+    from xvertfast._text import cli_running
+
+    def cli():
+        return cli_running({"report", "preview"}) if caller == "cli" else contextlib.nullcontext()
+
+    def said(option, path):
+        return f"--{option} {path}" if caller == "cli" else f"{option}={str(path)!r}"
+
     write_pngs(tmp_path / "in", seed, ["a.png"])
     (tmp_path / "todo.txt").write_text(f"{tmp_path / 'in' / 'a.png'}\n")
     (tmp_path / "backup").mkdir()
@@ -433,23 +443,23 @@ def test_a_report_or_preview_that_is_a_hard_link_of_an_input_or_a_list_is_refuse
     files = discover([str(tmp_path / "in")])
     lists = {str(tmp_path / "todo.txt"): f"the input list {tmp_path / 'todo.txt'}"}
     out = str(tmp_path / "out")
-    with pytest.raises(ValueError) as refused:
+    with cli(), pytest.raises(ValueError) as refused:
         batch._check_side_files(files, out, "same", lists, report=str(tmp_path / "backup" / "a.png"))
-    assert str(refused.value) == (f"--report {tmp_path / 'backup' / 'a.png'} is a hard link of the input "
+    assert str(refused.value) == (f"{said('report', tmp_path / 'backup' / 'a.png')} is a hard link of the input "
                                   f"{tmp_path / 'in' / 'a.png'} (that file under another name, as in a cp -al copy): "
                                   "written there, the report would replace that name of it (the input stays as it is "
                                   "under its own); give it another name")  # fmt: skip
-    with pytest.raises(ValueError) as refused:
+    with cli(), pytest.raises(ValueError) as refused:
         batch._check_side_files(files, out, "same", lists, preview=str(tmp_path / "backup" / "todo.txt"))
-    assert str(refused.value) == (f"--preview {tmp_path / 'backup' / 'todo.txt'} is a hard link of the input list "
-                                  f"{tmp_path / 'todo.txt'}, which the job reads: written there, the preview would "
+    assert str(refused.value) == (f"{said('preview', tmp_path / 'backup' / 'todo.txt')} is a hard link of the input "
+                                  f"list {tmp_path / 'todo.txt'}, which the job reads: written there, the preview would "
                                   "replace that name of it (the file stays as it is under its own), and a job given "
                                   f"{tmp_path / 'backup' / 'todo.txt'} would read the preview in its place; give it "
                                   "another name")  # fmt: skip
-    for path, said in ((tmp_path / "in" / "a.png", "is one of the inputs; it would be overwritten"),
-                       (tmp_path / "todo.txt", f"is the input list {tmp_path / 'todo.txt'}, which the job reads; it "
-                                               "would be overwritten")):  # fmt: skip
-        with pytest.raises(ValueError, match=re.escape(f"--report {path} {said}")):
+    for path, words in ((tmp_path / "in" / "a.png", "is one of the inputs; it would be overwritten"),
+                        (tmp_path / "todo.txt", f"is the input list {tmp_path / 'todo.txt'}, which the job reads; it "
+                                                "would be overwritten")):  # fmt: skip
+        with pytest.raises(ValueError, match=re.escape(f"--report {path} {words}")):
             batch._check_side_files(files, out, "same", lists, report=str(path))
 
 

@@ -209,9 +209,9 @@ def _check_side_files(files, out_dir: str, fmt: str, sources: dict[str, str] | N
         # (a hard link is refused, as an output that is one is: the input's copy under that name, in a cp -al
         # backup say, would go; a link there is replaced, as b645a49 lets it)
         if same is not None and another_name(path, same) == "a hard link":
-            raise ValueError(f"--{option} {path} is a hard link of the input {same} (that file under another name, as "
-                             f"in a cp -al copy): written there, the {option} would replace that name of it (the input "
-                             "stays as it is under its own); give it another name")  # fmt: skip
+            raise ValueError(f"{asked(option, path)} is a hard link of the input {same} (that file under another name, "
+                             f"as in a cp -al copy): written there, the {option} would replace that name of it (the "
+                             "input stays as it is under its own); give it another name")  # fmt: skip
         if real in inputs or same is not None:
             raise ValueError(f"--{option} {path} is one of the inputs; it would be overwritten")
         # (a file the job reads is refused through a link too, --report lst where @lst -> list.txt: the report
@@ -223,7 +223,7 @@ def _check_side_files(files, out_dir: str, fmt: str, sources: dict[str, str] | N
             # (--rois r.csv, r.csv a link: the file it leads to named first)
             what = sources[read] if sources[read].endswith(read) else f"{read}, {sources[read]}"
             link = name == "a link"
-            raise ValueError(f"--{option} {path} is {name} {'to' if link else 'of'} {what}, which the job reads: "
+            raise ValueError(f"{asked(option, path)} is {name} {'to' if link else 'of'} {what}, which the job reads: "
                              f"written there, the {option} would replace {'the link' if link else 'that name of it'} "
                              f"(the file stays as it is{'' if link else ' under its own'}), and a job given {path} "
                              f"would read the {option} in its place; give it another name")  # fmt: skip
