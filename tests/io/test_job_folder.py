@@ -463,6 +463,23 @@ def test_a_report_or_preview_that_is_a_hard_link_of_an_input_or_a_list_is_refuse
             batch._check_side_files(files, out, "same", lists, report=str(path))
 
 
+def test_a_report_that_is_a_hard_link_of_an_input_differing_in_case_only_is_refused_as_one(tmp_path, seed):
+    """another_name compared the names casefolded: on a file system that keeps case, --report in/A.png, a
+    hard link of the input in/a.png, was taken for the input's own name and read "is one of the inputs; it
+    would be overwritten", though os.replace replaces that name only. A file system that ignores case lists
+    one of the two names, and says the file's own name there (not simulated here)."""
+    from xvertfast.io.files import another_name
+
+    write_pngs(tmp_path / "in", seed, ["a.png"])
+    os.link(tmp_path / "in" / "a.png", tmp_path / "in" / "A.png")
+    if len(os.listdir(tmp_path / "in")) != 2:
+        pytest.skip("a file system that ignores case: A.png is a.png")
+    a, big_a = str(tmp_path / "in" / "a.png"), str(tmp_path / "in" / "A.png")
+    assert another_name(big_a, a) == "a hard link" and another_name(a, a) is None
+    with pytest.raises(ValueError, match=re.escape(f"report={big_a!r} is a hard link of the input {a} (that file")):
+        batch._check_side_files(discover([a]), str(tmp_path / "out"), "same", report=big_a)
+
+
 def test_a_preview_that_is_a_link_an_input_leads_through_is_refused(tmp_path, model_dir, seed, capsys,  # noqa: F811
                                                                     monkeypatch):  # fmt: skip
     """--preview look.png, look.png -> real.png, with an input in2/q.png -> ../look.png: the sheet

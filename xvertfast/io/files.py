@@ -615,8 +615,11 @@ def another_name(path: str, target: str) -> str | None:
         return None
     if stat.S_ISLNK(st.st_mode):
         return "a link"
-    if st.st_nlink > 1 and os.path.normcase(replaced_path(path)).casefold() != os.path.normcase(
-            os.path.realpath(target)).casefold():  # fmt: skip
+    # (another spelling of its own name is that name only where the folder lists one of them, as
+    # same_file tells: on a file system that keeps case, in/A.png linked to in/a.png is another name)
+    mine, its = replaced_path(path), os.path.realpath(target)
+    if st.st_nlink > 1 and os.path.normcase(mine) != os.path.normcase(its) and not (
+            mine.casefold() == its.casefold() and _one_spelling(mine, its)):  # fmt: skip
         return "a hard link"
     return None
 
