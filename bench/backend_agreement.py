@@ -18,7 +18,9 @@ write_image as png8 and read back, so its rounding is the CLI's).
 
 IMAGE is a path or a file name in cxr-dev (XVF_CXR_DEV, else ../shared/data/cxr-dev beside
 the repository); default: three cxr-dev images of two sources. An image or a variant that
-fails is a row saying why, and the exit status is then 1.
+fails is a row saying why, and the exit status is then 1. So is a variant the library refuses
+on this machine (--precision bf16 on a CPU without bf16: "not measured", in the refusal's own
+words; the other variants are still measured; --skip it for a table with no gap).
 """
 
 from __future__ import annotations
@@ -75,12 +77,15 @@ def compare(reference: np.ndarray, ref8: np.ndarray, other: np.ndarray, other8: 
 
 
 def table(rows: list[dict]) -> str:
-    """The Markdown table: a row per image and variant; a failed one says why in the last column."""
+    """The Markdown table: a row per image and variant; a failed or unmeasured one says why in the
+    last column."""
     lines = ["| image | variant | max abs difference ([0, 1]) | mean abs difference (whole image) | 8-bit pixels differing | "
              "by at most (grey levels) |", "|---|---|---:|---:|---:|---:|"]  # fmt: skip
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['image']} | {r['variant']} | - | - | - | failed: {r['error']} |")
+        elif "not_measured" in r:
+            lines.append(f"| {r['image']} | {r['variant']} | - | - | - | not measured: {r['not_measured']} |")
         else:
             lines.append(f"| {r['image']} | {r['variant']} | {r['max_abs']:.2g} | {r['mean_abs']:.2g} | "
                          f"{r['pixels_8bit']} | {r['max_levels']} |")  # fmt: skip
@@ -135,7 +140,10 @@ def main() -> int:
                 variants.append((f"{threads} thread{'s' * (threads > 1)} (reference {ref_threads})", reference, threads))
                 continue
             setting = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in change.items())
-            variants.append((setting, Enhancer(reference.model, **{**base, **change}), ref_threads))
+            try:
+                variants.append((setting, Enhancer(reference.model, **{**base, **change}), ref_threads))
+            except Exception as exc:  # refused here (bf16 on a CPU without it): a row per image says why
+                variants.append((setting, _problem(exc), ref_threads))
 
         def run(enhancer, n_threads: int, rad) -> np.ndarray:
             torch.set_num_threads(n_threads)
@@ -157,6 +165,10 @@ def main() -> int:
                 print(f"{label}: {rows[-1]['error']}", file=sys.stderr, flush=True)
                 continue
             for variant, enhancer, n_threads in variants:
+                if isinstance(enhancer, str):
+                    rows.append({"image": label, "variant": variant, "not_measured": enhancer})
+                    print(f"{label}, {variant}: not measured: {enhancer}", file=sys.stderr, flush=True)
+                    continue
                 try:
                     out = run(enhancer, n_threads, rad)
                     row = {"image": label, "variant": variant, **compare(ref, ref8, out, png8(out, rad, scratch))}
@@ -174,7 +186,7 @@ def main() -> int:
         with open(part, "w") as f:
             json.dump({"heading": title, "reference": settings, "rows": rows}, f, indent=1)
         os.replace(part, args.json)  # (a run stopped while writing leaves no half a file under the name)
-    return 1 if any("error" in r for r in rows) else 0
+    return 1 if any("error" in r or "not_measured" in r for r in rows) else 0
 
 
 if __name__ == "__main__":

@@ -365,12 +365,11 @@ def test_train_data_memory_reads_a_set_and_says_how_much_it_kept():
     assert line.startswith("8 ROI pairs at 32^2") and "anonymous memory +" in line, line
 
 
-def test_backend_agreement_measures_every_variant_and_goes_on_past_a_bad_image(tmp_path):
-    """A tiny model and a synthetic image (compile skipped: minutes on a CPU). The reference run
-    again must not move at all, bf16 must (else the variant did not change what it says), and an
-    image that cannot be read is a row naming it while the next image is still measured."""
+def _agreement_inputs(tmp_path, skip: tuple[str, ...] = (), broken: bool = True) -> list[str]:
+    """backend_agreement.py's arguments but --json: a tiny model, an image that cannot be read (unless
+    not ``broken``) and a synthetic one; compile skipped (minutes on a CPU), onnxruntime where it is
+    not installed, and the variants in ``skip``."""
     import importlib.util
-    import json
 
     import torch
     from PIL import Image
@@ -386,27 +385,91 @@ def test_backend_agreement_measures_every_variant_and_goes_on_past_a_bad_image(t
     chest = chest + 0.08 * np.random.default_rng(0).random(chest.shape)
     Image.fromarray(np.round(np.clip(chest, 0, 1) * 255).astype(np.uint8)).save(tmp_path / "chest.png")
     (tmp_path / "broken.png").write_bytes(b"not a PNG")
-    skip = ["compile"] + ([] if importlib.util.find_spec("onnxruntime") else ["onnxruntime"])
-    out = subprocess.run([sys.executable, os.path.join(HERE, "backend_agreement.py"), str(tmp_path / "broken.png"),
-                          str(tmp_path / "chest.png"), "--model", model, "--skip", *skip, "--json",
-                          str(tmp_path / "run.json")], capture_output=True, text=True, timeout=300,
-                         cwd=os.path.dirname(HERE))  # fmt: skip
-    assert out.returncode == 1, out.stderr  # the broken image failed, and says so in the exit status
-    saved = json.loads((tmp_path / "run.json").read_text())
-    (broken,) = [r for r in saved["rows"] if r["image"] == "broken.png"]
-    assert broken["variant"] == "reference" and "broken.png" in broken["error"], broken
-    measured = {r["variant"].split(" (")[0]: r for r in saved["rows"] if r["image"] == "chest.png"}
-    want = {"the reference again", "--batch-size 1", "1 thread" if saved["reference"]["threads"] > 1 else "2 threads",
-            "--precision bf16"} | ({"--backend onnxruntime"} if "onnxruntime" not in skip else set())  # fmt: skip
-    assert set(measured) == want and not any("error" in r for r in measured.values()), saved["rows"]
-    again = measured["the reference again"]
+    skip = ["compile", *skip]
+    if "onnxruntime" not in skip and not importlib.util.find_spec("onnxruntime"):
+        skip.append("onnxruntime")
+    images = [str(tmp_path / "broken.png")] * broken + [str(tmp_path / "chest.png")]
+    return [*images, "--model", model, "--skip", *skip]
+
+
+def _bf16_refusal() -> str | None:
+    """The library's own refusal of precision='bf16' on this CPU, or None where it runs it (asked of
+    the library, not a copy of its test of the CPU)."""
+    import torch
+
+    from xvertfast.infer.backends import resolve_precision
+
+    try:
+        resolve_precision("bf16", torch.device("cpu"), warn=False)
+    except ValueError as exc:
+        return " ".join(str(exc).split())
+    return None
+
+
+def _check_agreement(args: list[str], code: int, stdout: str, saved: dict) -> None:
+    """The broken image is a row naming it while the next is still measured; the reference run again
+    does not move at all; bf16 moves the output (else the variant did not change what it says) on a
+    CPU the library runs it on, and elsewhere is a row saying it was not measured, in the library's
+    words, while the other variants are measured all the same. Either gap makes the exit status 1."""
+    refusal = _bf16_refusal()
+    broken = [r for r in saved["rows"] if r["image"] == "broken.png"]
+    assert code == (1 if broken or refusal else 0), stdout
+    assert len(broken) == any(a.endswith("broken.png") for a in args), saved["rows"]
+    assert all(r["variant"] == "reference" and "broken.png" in r["error"] for r in broken), broken
+    chest = {r["variant"].split(" (")[0]: r for r in saved["rows"] if r["image"] == "chest.png"}
+    bf16 = chest.pop("--precision bf16")
+    if refusal is None:
+        assert "not_measured" not in bf16 and "error" not in bf16 and bf16["max_abs"] > 1e-4, bf16
+        chest["--precision bf16"] = bf16
+    else:
+        assert set(bf16) == {"image", "variant", "not_measured"} and refusal in bf16["not_measured"], bf16
+    threads = "1 thread" if saved["reference"]["threads"] > 1 else "2 threads"
+    want = {"the reference again"} | {name for key, name in [("batch-size", "--batch-size 1"), ("threads", threads),
+                                                             ("onnxruntime", "--backend onnxruntime")] if key not in args}
+    want |= {"--precision bf16"} if refusal is None else set()
+    assert set(chest) == want and not any("error" in r or "not_measured" in r for r in chest.values()), saved["rows"]
+    again = chest["the reference again"]
     assert again["max_abs"] == 0 and again["pixels_8bit"] == 0 and again["max_levels"] == 0
-    assert measured["--precision bf16"]["max_abs"] > 1e-4
-    for row in measured.values():
+    for row in chest.values():
         assert 0 <= row["mean_abs"] <= row["max_abs"] <= 1 and 0 <= row["max_levels"] <= 255, row
         assert (row["pixels_8bit"] > 0) == (row["max_levels"] > 0), row
-    table = [line for line in out.stdout.splitlines() if line.startswith("|")]
-    assert len(table) == 2 + len(saved["rows"]) and "| broken.png | reference | - | - | - | failed: " in table[2]
+    table = [line for line in stdout.splitlines() if line.startswith("|")]
+    assert len(table) == 2 + len(saved["rows"])
+    assert not broken or "| broken.png | reference | - | - | - | failed: " in table[2], table
+    if refusal is not None:
+        (row,) = [line for line in table if line.startswith("| chest.png | --precision bf16 |")]
+        assert row.startswith("| chest.png | --precision bf16 | - | - | - | not measured: ") and refusal in row, row
+
+
+def test_backend_agreement_measures_every_variant_and_goes_on_past_a_bad_image(tmp_path):
+    """On this CPU, as CI runs it: bf16 measured where the library runs it, else said not measured."""
+    import json
+
+    args = _agreement_inputs(tmp_path)
+    out = subprocess.run([sys.executable, os.path.join(HERE, "backend_agreement.py"), *args, "--json",
+                          str(tmp_path / "run.json")], capture_output=True, text=True, timeout=300,
+                         cwd=os.path.dirname(HERE))  # fmt: skip
+    assert (tmp_path / "run.json").exists(), out.stderr
+    _check_agreement(args, out.returncode, out.stdout, json.loads((tmp_path / "run.json").read_text()))
+
+
+@pytest.mark.filterwarnings("ignore:precision='bf16' on a CPU without AMX")
+@pytest.mark.parametrize("support", ["no", "avx512_bf16"])
+def test_backend_agreement_on_a_cpu_with_bf16_and_one_without(tmp_path, monkeypatch, capsys, support):
+    """Both cases on any CPU, the library's word on its bf16 support (cpu_bf16_support) made
+    ``support``: measured on a CPU with bf16, a row saying why not on one without."""
+    import json
+
+    from bench import backend_agreement
+    from xvertfast.infer import backends
+
+    monkeypatch.setattr(backends, "cpu_bf16_support", lambda: support)
+    assert (_bf16_refusal() is None) == (support != "no")  # (as the library sees it)
+    # (the other variants are measured in the test above; without the broken image the exit status is bf16's)
+    args = _agreement_inputs(tmp_path, skip=("onnxruntime", "batch-size", "threads"), broken=False)
+    monkeypatch.setattr(sys, "argv", ["backend_agreement.py", *args, "--json", str(tmp_path / "run.json")])
+    code = backend_agreement.main()
+    _check_agreement(args, code, capsys.readouterr().out, json.loads((tmp_path / "run.json").read_text()))
 
 
 def _results_pytest_commands() -> list[tuple[str, ...]]:
