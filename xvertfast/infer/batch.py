@@ -939,10 +939,15 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
             # a signal from now on: said and dropped where the job stops; else the first is held until
             # the outputs in flight are written (every image was handed over), the next ones dropped
             held.stopping = held.stopping or summary.stopped is not None
-            if summary.stopped is not None and (line := _stop_line(reading, writes)) is not None:
-                log(line)
-            _finish_in_flight(readers, writers, drain_writes)
-            bar.close()
+            try:  # the outputs in flight are finished whatever the line meets: left running, they were left
+                # "writing" in the ledger as the job folder closed under them
+                if summary.stopped is not None and (line := _stop_line(reading, writes)) is not None:
+                    log(line)
+            except OSError:  # (stderr piped to a `tee` the same Ctrl-C killed, a full disk: the line is lost)
+                pass
+            finally:
+                _finish_in_flight(readers, writers, drain_writes)
+                bar.close()
     try:
         deliver(held)  # held (not stopping): every image was handed over, or the disk filled in the wait
     except KeyboardInterrupt:
