@@ -34,8 +34,10 @@ __all__ = ["interrupts_deferred", "deliver", "Deferred", "left_alone", "came_of_
 #: killed. nohup, which sets SIGHUP to be ignored, still keeps it running (:func:`left_alone`).
 STOPPING_SIGNALS = (signal.SIGTERM, *((signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ()))
 
-NOTE = ("\nalready stopping: the outputs in flight are being finished (kill -9 stops at once; the same "
-        "command then redoes them)\n")  # fmt: skip
+#: (a batch job's: it may wait for an image being read alone, whose WLS solve cannot be cut; "the outputs
+#: in flight are being finished" said so where none was)
+NOTE = ("\nalready stopping: waiting for what is in flight, outputs being written or images being read "
+        "(kill -9 stops at once; the same command then redoes them)\n")  # fmt: skip
 
 
 @dataclass

@@ -294,3 +294,45 @@ def test_a_stop_line_that_cannot_be_written_still_finishes_the_outputs_in_flight
     led = job_status(str(out), "enhance").ledgers[0]
     assert (led.ended, led.stop, led.done, led.unfinished) == ("stopped", "interrupted", 1, 0)
     assert os.path.isfile(calls[0]) and len(calls) == 1
+
+
+def test_a_second_ctrl_c_while_only_a_read_is_waited_for_says_so(tmp_path, model_dir, seed, monkeypatch, capfd):
+    """The second Ctrl-C's note said "the outputs in flight are being finished" where the job waited for
+    an image being read alone (its WLS solve cannot be cut, its result dropped): no output was."""
+    import time
+
+    from xvertfast.infer import batch
+
+    src = _inputs(tmp_path, seed, 3)
+    real_read, real_write = batch._read_and_prepare, batch._compose_and_write
+    first_written, lines = threading.Event(), []
+
+    def read_stopped_twice(enhancer, f, *given_and_kept):
+        if f.path.endswith("img1.png"):
+            assert first_written.wait(60)
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            for _ in range(600):  # until the job said it stops (or 60 s)
+                if any(line.startswith("stopping:") for line in lines):
+                    break
+                time.sleep(0.1)
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            time.sleep(1)  # (the note is written by the main thread as it waits for this read)
+        return real_read(enhancer, f, *given_and_kept)
+
+    def write_noted(*args):
+        result = real_write(*args)
+        first_written.set()
+        return result
+
+    monkeypatch.setattr(batch, "_read_and_prepare", read_stopped_twice)
+    monkeypatch.setattr(batch, "_compose_and_write", write_noted)
+    enhancer = Enhancer(str(model_dir), device="cpu", backend="torch", batch_size=1)
+    summary = enhancer.enhance_files([str(src)], str(tmp_path / "out"), workers=1, progress=False, log=lines.append)
+    assert summary.stopped == "interrupted" and summary.done == 1
+    assert [line for line in lines if line.startswith("stopping:")] == [
+        "stopping: waiting for 1 image being read, which cannot be cut (dropped: the next run redoes it); kill -9 "
+        "stops at once"]  # fmt: skip
+    err = capfd.readouterr().err
+    assert err.count("already stopping") == 1 and "outputs in flight are being finished" not in err, err
+    assert ("already stopping: waiting for what is in flight, outputs being written or images being read (kill -9 "
+            "stops at once; the same command then redoes them)") in err  # fmt: skip
