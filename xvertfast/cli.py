@@ -1240,7 +1240,8 @@ values inverted.""",
                      "there (a resumed run lists the files done before as skipped)")
     enh.add_argument("--preview", metavar="PNG",
                      help="draw 8 inputs beside their outputs, spread over the job, into this PNG (replacing a "
-                     "file there): a first look before trusting the rest")
+                     "file there): a first look before trusting the rest; those whose image this run warned of "
+                     "(looks inverted, spine in doubt) come first, spread over where more than 8")
     enh.add_argument("--shard", type=_shard, metavar="K/N", help=SHARD_HELP + "; give each shard its own "
                      "--report and --preview")  # fmt: skip
     enh.add_argument("--dry-run", action="store_true",

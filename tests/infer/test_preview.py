@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from xvertfast.cli import main
-from xvertfast.infer.preview import _GAP, _LABEL, _spread, _thumb, is_preview, write_preview
+from xvertfast.infer.preview import _GAP, _LABEL, _chosen, _spread, _thumb, is_preview, write_preview
 from tests.infer.test_enhance import chest_like, model_dir  # noqa: F401 - fixture
 
 
@@ -210,17 +210,10 @@ def test_a_sheet_that_is_one_of_the_pairs_images_is_refused_not_written_over_it(
     assert write_preview(pairs, str(tmp_path / "sheet.png"), height=32) == [p[0] for p in pairs]
 
 
-def test_the_inputs_warned_of_are_on_the_sheet(tmp_path, model_dir, seed, monkeypatch):  # noqa: F811
-    """A sheet of 8 from a job of 9 spread evenly left out the 5th input, which looked inverted: the one
-    image the sheet was there to show. Those the job warned of are now always drawn, labelled so."""
+def _labels_drawn_by_a_job(src, tmp_path, model_dir, monkeypatch) -> list[str]:  # noqa: F811
+    """The labels ``xvertfast enhance SRC --preview`` draws on its sheet, in their order."""
     from PIL import ImageDraw
 
-    src = tmp_path / "in"
-    src.mkdir()
-    for i in range(9):
-        img = chest_like(seed + i)
-        Image.fromarray(np.round((1 - img if i == 4 else img) * 255).astype(np.uint8)).save(src / f"img{i}.png")
-    assert 4 not in _spread(9, 8)  # (the old choice)
     said, text = [], ImageDraw.ImageDraw.text
 
     def recording(self, xy, words, *args, **kwargs):
@@ -230,5 +223,46 @@ def test_the_inputs_warned_of_are_on_the_sheet(tmp_path, model_dir, seed, monkey
     monkeypatch.setattr(ImageDraw.ImageDraw, "text", recording)
     assert main(["enhance", str(src), "-o", str(tmp_path / "out"), "--model", str(model_dir), "-q", "--preview",
                  str(tmp_path / "look.png")]) == 0  # fmt: skip
+    return said
+
+
+def test_the_inputs_warned_of_are_on_the_sheet(tmp_path, model_dir, seed, monkeypatch):  # noqa: F811
+    """A sheet of 8 from a job of 9 spread evenly left out the 5th input, which looked inverted: the one
+    image the sheet was there to show. Those the job warned of are now always drawn, labelled so."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(9):
+        img = chest_like(seed + i)
+        Image.fromarray(np.round((1 - img if i == 4 else img) * 255).astype(np.uint8)).save(src / f"img{i}.png")
+    assert 4 not in _spread(9, 8)  # (the old choice)
+    said = _labels_drawn_by_a_job(src, tmp_path, model_dir, monkeypatch)
     assert len(said) == 8 and "img4.png: input | output (warned of: see the job's log)" in said, said
     assert [w for w in said if "warned" in w] == ["img4.png: input | output (warned of: see the job's log)"]
+
+
+def test_the_sheet_puts_first_the_images_warned_of_not_the_notes_of_their_reading(tmp_path, model_dir, seed,
+                                                                                  monkeypatch):  # noqa: F811
+    """12 grey images stored as RGB PNGs, each noted "RGB image converted to luminance", the 11th stored
+    bone dark: every input counted as warned of, the sheet drew the first 8, each labelled so, and left
+    out the one that looked inverted. A note of how an image was read does not put it first."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(12):
+        img = chest_like(seed + i)
+        grey = np.round((1 - img if i == 10 else img) * 255).astype(np.uint8)
+        Image.fromarray(np.stack([grey] * 3, axis=-1)).save(src / f"img{i:02d}.png")
+    said = _labels_drawn_by_a_job(src, tmp_path, model_dir, monkeypatch)
+    assert [w for w in said if "warned" in w] == ["img10.png: input | output (warned of: see the job's log)"], said
+    others = [i for i in range(12) if i != 10]
+    assert said == [f"img{i:02d}.png: input | output" if i != 10 else "img10.png: input | output (warned of: see "
+                    "the job's log)" for i in sorted([10] + [others[k] for k in _spread(11, 7)])]  # fmt: skip
+
+
+def test_more_inputs_warned_of_than_places_are_spread_over():
+    """A job of 10,000 images warned of drew its first 8: where more are warned of than there are
+    places, the places are spread over them, as over a job's; the others fill any places left."""
+    assert _chosen([True] * 10000, 8) == _spread(10000, 8)
+    warned = [k % 5 == 0 for k in range(100)]  # 20 warned of
+    assert _chosen(warned, 8) == [5 * k for k in _spread(20, 8)]
+    rest = [k for k in range(100) if k not in (3, 50)]
+    assert _chosen([k in (3, 50) for k in range(100)], 8) == sorted([3, 50] + [rest[i] for i in _spread(98, 6)])

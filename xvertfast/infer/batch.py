@@ -552,7 +552,10 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
             timings to this JSON file (its ``files`` are the :class:`FileRecord` fields).
         progress, log: show a progress bar; where the job's lines go (``print``).
         preview: draw a few inputs beside their outputs (done or skipped as already done),
-            spread over the job, into this PNG (:func:`xvertfast.infer.preview.write_preview`).
+            spread over the job, into this PNG (:func:`xvertfast.infer.preview.write_preview`);
+            those whose image this call warned of (looks inverted, a spine in doubt, too little
+            contrast; not a note of how it was read) come first, spread over where more than
+            8. Inputs skipped as done carry no warnings, so they are not put first.
         shard: do only this part of the inputs, beside the other shards' jobs writing into the
             same ``out_dir`` at the same time (:mod:`xvertfast.io.shards`); give each its own
             ``report`` and ``preview``.
@@ -640,7 +643,8 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
         notes += [warning] if (warning := _small_tiles_warning(enhancer)) is not None else []
         for note in notes:  # once a job (the job's setting, no image's)
             log(f"warning: {note}")
-        summary, planned = _run(enhancer, job, files, fmt, workers, progress, log, start, given)
+        looks = set()  # (the inputs whose image was warned of: drawn first on the --preview)
+        summary, planned = _run(enhancer, job, files, fmt, workers, progress, log, start, given, looks)
         summary.records = _in_input_order(summary.records, files)
         summary.notes, summary.cwd = notes, ran_in
         if summary.stopped_planning:  # counted over the part planned, a resume of an archive mostly done read as
@@ -652,7 +656,7 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
     summary.seconds = time.perf_counter() - start
     try:
         _write_side_files(summary, planned, enhancer, settings, report, preview, log,
-                          [*(f.path for f in files), *sources])  # fmt: skip
+                          [*(f.path for f in files), *sources], looks)  # fmt: skip
     except KeyboardInterrupt:  # the outputs are written and the ledger says how the job ended: keep the summary
         if summary.dry_run:  # (nothing was done: the plan's report alone was being written)
             raise
@@ -687,10 +691,11 @@ def _small_tiles_warning(enhancer) -> str | None:
 
 
 def _write_side_files(summary: BatchSummary, planned, enhancer, settings: dict, report: str | None,
-                      preview: str | None, log, read: list[str]) -> None:  # fmt: skip
+                      preview: str | None, log, read: list[str], looks: set[str]) -> None:  # fmt: skip
     """The --report and --preview of a job that has ended; their failures are said, not raised.
     ``read``: the files the job read (its inputs, lists, ROI file), none of which either may
-    replace as the links are now (:func:`_replaces`)."""
+    replace as the links are now (:func:`_replaces`). ``looks``: the inputs :func:`_run` warned
+    looked wrong, drawn first on the preview."""
     if report and (replaced := _replaces(report, read, planned)) is not None:
         log(f"error: report {report} not written: it is now {replaced} (a link changed during the job)")
     elif report:
@@ -705,12 +710,11 @@ def _write_side_files(summary: BatchSummary, planned, enhancer, settings: dict, 
         from xvertfast.infer.preview import write_preview
 
         status = {r.input: r.status for r in summary.records}
-        warned = {r.input for r in summary.records if r.warnings}  # (always drawn: the ones to look at)
         shown = [(f, out) for f, out in planned if status.get(f.path) in ("done", "skipped")]  # job order
         try:  # labelled by the path below the folder given: p1/IM1.dcm and p2/IM1.dcm are told apart
             write_preview([(f.path, out) for f, out in shown], preview, labels=[f.rel for f, _ in shown],
                           photometrics=[f.photometric for f, _ in shown],
-                          warned=[f.path in warned for f, _ in shown])  # fmt: skip
+                          warned=[f.path in looks for f, _ in shown])  # fmt: skip
             summary.preview = preview
         except (ValueError, OSError) as exc:  # the outputs are written: a preview never fails the job
             # (an OSError's text names the sheet's temporary, .look.png.x1y2.part: its reason alone)
@@ -732,9 +736,12 @@ def _replaces(path: str, read: list[str], planned) -> str | None:
 
 
 def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool, log, start: float,
-         given: dict[str, GivenCentres]):  # fmt: skip
+         given: dict[str, GivenCentres], looks: set[str]):  # fmt: skip
     """The job proper: plan, skip what is done, then read -> network -> write, pipelined.
-    ``given``: the ROI centres given for inputs (by path)."""
+    ``given``: the ROI centres given for inputs (by path). ``looks`` gets the inputs read whose
+    image was warned of (looks inverted, a spine in doubt, too little contrast), not those with
+    decoding's notes alone (RGB converted to luminance: a sheet of 8 from 12 such PNGs drew the
+    first 8, marked, and left out the one that looked inverted)."""
 
     def centres(f: InputFile) -> list[float] | None:
         return given[f.path].record() if f.path in given else None
@@ -901,6 +908,8 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
                         if summary.stopped is not None:
                             break
                     else:
+                        if any(warning not in rad.notes for warning in warnings):  # (image_warnings: its notes too)
+                            looks.add(f.path)  # (before _give_kept adds its solves' warnings)
                         _give_kept(kept, {f.path: warnings}, said)  # (here: the caller's line is this thread's)
                         batch.append((f, out, stat, rad, prep, warnings))
                         tiles += prep.xp.shape[0]

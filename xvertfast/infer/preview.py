@@ -3,8 +3,8 @@
 An archive job writes thousands of files; opening them one by one is how a
 problem (a wrong polarity, a model that greys everything out) goes unseen.
 :func:`write_preview` draws up to ``count`` input/output pairs spread evenly over
-the job into one PNG, each pair labelled with its file name; those the job warned of are
-always among them, as they are the ones to look at. Pillow only: it
+the job into one PNG, each pair labelled with its file name; those whose image the job warned
+of come first, as they are the ones to look at. Pillow only: it
 works wherever the batch job does.
 """
 
@@ -40,10 +40,12 @@ def _spread(n: int, count: int) -> list[int]:
 
 
 def _chosen(warned: list[bool], count: int) -> list[int]:
-    """The pairs to draw, in their order: those warned of first (up to ``count``), the places left
-    spread evenly over the others. Spread over them all, a sheet of 8 from a job of 9 left out
-    the one image that looked inverted, the problem the sheet is there to show."""
-    first = [k for k, w in enumerate(warned) if w][:count]
+    """The pairs to draw, in their order: those warned of first (spread evenly over them where there
+    are more than ``count``: the first ``count`` showed a job's start alone), the places left spread
+    evenly over the others. Spread over them all, a sheet of 8 from a job of 9 left out the one
+    image that looked inverted, the problem the sheet is there to show."""
+    flagged = [k for k, w in enumerate(warned) if w]
+    first = [flagged[i] for i in _spread(len(flagged), count)] if flagged else []
     others = [k for k, w in enumerate(warned) if not w]
     left = count - len(first)
     return sorted(first + ([others[i] for i in _spread(len(others), left)] if left and others else []))
@@ -91,8 +93,9 @@ def write_preview(pairs: list[tuple[str, str]], path: str, count: int = PREVIEW_
     it was found in, as p1/IM1.dcm and p2/IM1.dcm differ; else the input's file name).
     ``photometrics``, one a pair, is each input's polarity as an @list gives it (None: as its
     file records it), so a PNG listed as MONOCHROME1 is drawn bone bright, as the job read it.
-    ``warned``, one a pair: those the job warned of (looks inverted, a spine that may be wrong) are
-    always drawn (up to ``count``), labelled so, and the places left spread over the others.
+    ``warned``, one a pair: those to draw first, labelled "warned of" (the batch job flags those whose
+    image it warned of: looks inverted, a spine in doubt; not a note of how it was read): all of
+    them up to ``count``, else ``count`` spread evenly over them; the places left are spread over the others.
     Returns the inputs drawn. A pair that cannot be read is left out; no pair at all raises
     ``ValueError``, as does a ``path`` with an extension other than .png (:func:`sheet_name_problem`)
     or that is one of the pairs' images (an input would be written over). The PNG is written atomically.
