@@ -266,3 +266,22 @@ def test_more_inputs_warned_of_than_places_are_spread_over():
     assert _chosen(warned, 8) == [5 * k for k in _spread(20, 8)]
     rest = [k for k in range(100) if k not in (3, 50)]
     assert _chosen([k in (3, 50) for k in range(100)], 8) == sorted([3, 50] + [rest[i] for i in _spread(98, 6)])
+
+
+def test_a_label_wider_than_its_pair_widens_its_cell(tmp_path, seed):
+    """Narrow images under a long label (a path below the folder given, "warned of: see the job's log"):
+    the label ran on into the next cell's, both unreadable. The cell is as wide as its label."""
+    pairs = []
+    for i in range(2):
+        src, out = tmp_path / f"in{i}.png", tmp_path / f"out{i}.png"
+        img = chest_like(seed + i, 120, 12)
+        Image.fromarray(np.round(img * 255).astype(np.uint8)).save(src)
+        Image.fromarray(np.round((1 - img) * 255).astype(np.uint8)).save(out)
+        pairs.append((str(src), str(out)))
+    labels = ["site-A/patient-0001/study-2026-12-07/series-3/IM-0001-0001.png"] * 2
+    write_preview(pairs, str(tmp_path / "sheet.png"), height=40, labels=labels, warned=[True, False])
+    sheet = np.asarray(Image.open(tmp_path / "sheet.png"))
+    cell_w = sheet.shape[1] // 2
+    band = sheet[_GAP : _GAP + _LABEL]
+    assert (band[:, : cell_w - _GAP] < 128).any() and (band[:, cell_w + _GAP :] < 128).any()  # both labels drawn
+    assert (band[:, cell_w - _GAP // 2 : cell_w + _GAP // 2] == 255).all()  # the first ends in its cell, a gap between

@@ -10,6 +10,7 @@ works wherever the batch job does.
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -135,7 +136,9 @@ def write_preview(pairs: list[tuple[str, str]], path: str, count: int = PREVIEW_
         drawn.append(src)
     if not cells:  # (the first reason: read_image's names its file)
         raise ValueError(f"preview: none of the images could be read back ({unread})")
-    cell_w = max(a.width + b.width for _, a, b in cells) + 3 * _GAP
+    # as wide as its label too: a narrow image's label (a long path, "warned of: ...") ran into the next cell's
+    measure = ImageDraw.Draw(Image.new("L", (1, 1)))
+    cell_w = max(max(a.width + _GAP + b.width, math.ceil(measure.textlength(name))) for name, a, b in cells) + 2 * _GAP
     cell_h = height + _LABEL + 2 * _GAP
     cols = min(_PAIRS_PER_ROW, len(cells))
     rows = -(-len(cells) // cols)
