@@ -257,6 +257,45 @@ def test_an_lzw_tiff_of_big_endian_samples_pillow_misreads_is_refused_naming_ima
         read_image(tmp_path / "b.tif")
 
 
+_XMP_ORIENTATION_6 = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-'
+                      b'ns#"><rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/>'
+                      b'</rdf:RDF></x:xmpmeta>')  # fmt: skip
+
+
+@pytest.mark.parametrize("orientation, pillow_turns", [*((o, True) for o in [*range(1, 9), "xmp 6"]),
+                                                       *((o, False) for o in (2, 3, 4, "xmp 6"))])  # fmt: skip
+@pytest.mark.parametrize("kind", ["grey16", "rgb8"])
+def test_an_lzw_tiff_of_any_orientation_reads_without_imagecodecs_as_with_it(tmp_path, seed, orientation, kind,
+                                                                             pillow_turns, request, monkeypatch):  # fmt: skip
+    # Pillow, which decodes LZW where imagecodecs is missing, turns a TIFF upright by its Orientation
+    # as it loads it (by an XMP tiff:Orientation too where it has no tag, which tifffile reads as
+    # stored): the reader turned it again, 3 read upside down, 6 and 8 half a turn off. A Pillow
+    # that leaves the turning to its caller (pillow_turns False; this one, whose exif_transpose does
+    # nothing, then fails on 5 to 8, its size already turned) must still be turned, once
+    import tifffile
+    from PIL import ImageOps
+
+    rng = np.random.default_rng(seed)
+    shape, dtype = ((12, 9), np.uint16) if kind == "grey16" else ((12, 9, 3), np.uint8)
+    stored = rng.integers(0, np.iinfo(dtype).max, shape, endpoint=True).astype(dtype)
+    if orientation == "xmp 6":
+        tags = [(700, "B", len(_XMP_ORIENTATION_6), _XMP_ORIENTATION_6, False)]
+    else:
+        tags = [(0x0112, "H", 1, orientation, False)]
+    tifffile.imwrite(tmp_path / "o.tif", stored, compression="lzw", photometric="rgb" if stored.ndim == 3 else None,
+                     extratags=tags)  # fmt: skip
+    with_it = read_image(tmp_path / "o.tif", warn=False)
+    assert with_it.values.shape == ((9, 12) if orientation in (5, 6, 7, 8) else (12, 9))
+    request.getfixturevalue("without_imagecodecs")
+    if not pillow_turns:
+        monkeypatch.setattr(ImageOps, "exif_transpose", lambda image, **kw: None)
+    without = read_image(tmp_path / "o.tif", warn=False)
+    assert (without.values.shape, without.values.dtype) == (with_it.values.shape, with_it.values.dtype)
+    np.testing.assert_array_equal(without.values, with_it.values)
+    assert without.notes == with_it.notes
+    assert any("Orientation" in n for n in without.notes) == (orientation not in (1, "xmp 6"))
+
+
 def test_tiff_compression_nobody_decodes_names_the_codec(tmp_path, without_imagecodecs):
     import tifffile
 

@@ -187,8 +187,9 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logs: tuple[LogNa
         # on 0..255 (an output of another tool all but black) and flipped within it (all but white)
         values = np.rint(values * (255 / ((1 << info["bitspersample"]) - 1))).astype(np.uint8)
     if orientation != 1 and orientation in _UPRIGHT:
-        values = np.ascontiguousarray(_UPRIGHT[orientation](values))
+        values = _UPRIGHT[orientation](values)
         notes.append(f"{path}: turned upright as its TIFF Orientation ({orientation}) says")
+    values = np.ascontiguousarray(values)  # (a turn's view: the tag's, or Pillow's undone, that alone)
     if values.dtype.kind == "f":
         bad = int(np.count_nonzero(~np.isfinite(values)))
         if bad:
@@ -328,16 +329,22 @@ def _cmyk_to_rgb(cmyk: np.ndarray) -> np.ndarray:
 
 
 #: TIFF Orientation -> the turn that shows the stored rows as meant (the tag names where row 0
-#: and column 0 lie: 3 bottom-right, 6 right-top, ...; as Pillow's exif_transpose applies them).
+#: and column 0 lie: 3 bottom-right, 6 right-top, ...; as Pillow's exif_transpose applies them),
+#: of the first two axes (an image's rows and columns, its samples after them): views, not copies.
 _UPRIGHT = {
     2: np.fliplr,
     3: lambda v: np.rot90(v, 2),
     4: np.flipud,
-    5: np.transpose,
+    5: lambda v: np.swapaxes(v, 0, 1),
     6: lambda v: np.rot90(v, -1),
-    7: lambda v: np.rot90(v, 2).T,
+    7: lambda v: np.swapaxes(np.rot90(v, 2), 0, 1),
     8: lambda v: np.rot90(v, 1),
 }
+
+
+#: TIFF Orientation -> the one whose turn undoes its own (a quarter turn's is the other way; each
+#: other is its own undoing).
+_UNDONE_BY = {6: 8, 8: 6}
 
 
 def _first_full_resolution_page(tif, look: int = 64) -> int | None:
@@ -437,7 +444,7 @@ def _tiff_without_imagecodecs(path: str, compression: str, code: int, white_is_z
                               index: int = 0) -> tuple[np.ndarray, bool, str]:  # fmt: skip
     """Page ``index`` decoded by Pillow, for compressions tifffile leaves to imagecodecs (LZW and
     JPEG, common in radiograph exports; ZSTD before Python 3.14; ``code``: the Compression tag's). Returns the
-    pixels, whether they still need the MINISWHITE flip (Pillow flips 1- and 8-bit MINISWHITE
+    pixels as stored (Pillow's turn by the page's orientation undone, as the reader turns it), whether they still need the MINISWHITE flip (Pillow flips 1- and 8-bit MINISWHITE
     pages itself, not 16-bit ones) and Pillow's mode (a compressed YCbCr page: RGB). Where Pillow fails too, the error says whether a codec is
     missing (a compression Pillow does not know fails at open; one its libtiff was built without,
     at load), the file is damaged (Pillow decodes that compression, yet not this file's data) or
@@ -468,7 +475,9 @@ def _tiff_without_imagecodecs(path: str, compression: str, code: int, white_is_z
                              "or corrupt, or pip install imagecodecs for tifffile to read it") from None  # fmt: skip
     with im:
         try:
+            told, tag = im.getexif().get(ORIENTATION, 1), im.tag_v2.get(ORIENTATION, 1)
             im.load()
+            turned = _turned_by_pillow(im, told, tag)
             mode = im.mode
             values = np.asarray(im.convert("RGB") if mode == "P" else im)  # a palette's colours, not its indices
         except MemoryError:
@@ -480,9 +489,26 @@ def _tiff_without_imagecodecs(path: str, compression: str, code: int, white_is_z
                                      "truncated or corrupt") from None  # fmt: skip
             raise ImageReadError(path, f"cannot decode TIFF: truncated or corrupt ({by_pillow}, failed on its "
                                  f"data: {exc}); re-export or copy it again") from None  # fmt: skip
+    if turned in _UPRIGHT:  # the page as stored, as tifffile gives it: the reader turns it by its tag
+        values = _UPRIGHT[_UNDONE_BY.get(turned, turned)](values)
     if mode == "1":
         values = values.astype(np.uint8) * 255
     return values, white_is_zero and mode not in ("1", "L"), mode
+
+
+def _turned_by_pillow(im, told: int, tag: int) -> int:
+    """The Orientation by which Pillow turned the TIFF page ``im`` upright as it loaded it (1 where it
+    did not), ``told``: the EXIF orientation it had before (its tag's, or where it has none, an XMP
+    tiff:Orientation), ``tag``: its tag's. Pillow 10.1 on turns by ``told`` and then drops it;
+    6.2 to 10.0 turned by ``tag`` and kept it. Turned again by the tag, an Orientation 3 page read
+    upside down, 6 and 8 half a turn off, and an XMP-only one (no tag: tifffile reads it as
+    stored) came out turned."""
+    import PIL
+
+    if told in _UPRIGHT and ORIENTATION not in im.getexif():
+        return told
+    older = tuple(int(part) for part in PIL.__version__.split(".")[:2] if part.isdigit()) < (10, 1)
+    return tag if older and tag in _UPRIGHT else 1
 
 
 def _as_the_page_stores(path: str, values: np.ndarray, dtype: np.dtype, byteorder: str,
