@@ -146,13 +146,21 @@ def test_export_model_rejects_unknown_format(model, tmp_path):
 @pytest.mark.parametrize("call", ["export_onnx", "cached_onnx_export", "export_aoti", "export_model"])
 def test_an_export_refuses_a_model_tile_or_batch_in_the_name_of_the_function_called(model, tmp_path, call):
     """A model name where an XVertNet is wanted was "expected an XVertNet, got str", naming neither
-    the function nor how to get a model; tile=True was exported at tile 1, tile=64.0 and
+    the function nor how to get a model (and its hint "or 'default' for the shipped model" read as
+    if the name were taken); another module given to export_model was os.fspath's "expected str,
+    bytes or os.PathLike object, not Conv2d"; tile=True was exported at tile 1, tile=64.0 and
     max_batch=2.5 taken or refused each its own way. Refused before any work (no folder made)."""
     function = {"export_onnx": export_onnx, "cached_onnx_export": cached_onnx_export,
                 "export_aoti": export_module.export_aoti, "export_model": export_model}[call]
     out = tmp_path / "out"
-    if call != "export_model":  # (export_model takes a model's folder, or 'default', by name)
-        with pytest.raises(TypeError, match=rf"^{call}: model must be an XVertNet \(xvertfast.load_model\(path\)"):
+    if call == "export_model":  # (it takes a model's folder, or 'default', by name)
+        with pytest.raises(TypeError, match=r"^export_model: model must be a model directory, 'default' or an "
+                                            r"XVertNet, got Conv2d$"):  # fmt: skip
+            function(torch.nn.Conv2d(1, 1, 1), out)
+    else:
+        with pytest.raises(TypeError, match=rf"^{call}: model must be an XVertNet \(xvertfast.load_model\('default'\) "
+                                            r"gives the shipped model, xvertfast.load_model\(path\) a trained one\), "
+                                            r"got str$"):  # fmt: skip
             function("default", out)
     for tile in (True, 0, 64.0):
         with pytest.raises(ValueError, match=rf"^{call}: tile must be a whole number >= 1 .*, got {tile!r}$"):

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from xvertfast._checks import whole_number
+from xvertfast._paths import fspath
 from xvertfast._pickled_errors import said_alone
 from xvertfast._version import __version__
 from xvertfast.infer.cache import CACHE_HINT, cache_in_use, default_cache_dir, matches_its_digest, record_digest
@@ -98,10 +99,11 @@ def _quiet_registry():
 def _check(model: XVertNet, tile: int, who: str) -> int:
     """``tile`` as an int, the model and tile refused in the name of ``who``, the function called:
     "expected an XVertNet, got str" named neither it nor how to get a model from a folder, a NumPy
-    int tile (what a shape or an array holds) was refused, and True was exported at tile 1."""
+    int tile (what a shape or an array holds) was refused, and True was exported at tile 1. The
+    model's hint names load_model('default'): "or 'default'" read as if the name were taken here."""
     if not isinstance(model, XVertNet):
-        raise TypeError(f"{who}: model must be an XVertNet (xvertfast.load_model(path) gives one, or 'default' "
-                        f"for the shipped model), got {type(model).__name__}")  # fmt: skip
+        raise TypeError(f"{who}: model must be an XVertNet (xvertfast.load_model('default') gives the shipped "
+                        f"model, xvertfast.load_model(path) a trained one), got {type(model).__name__}")  # fmt: skip
     return whole_number(tile, "tile", who, low=1, meaning="the stage graphs' side in pixels")
 
 
@@ -562,8 +564,9 @@ def export_model(model_path_or_model: str | os.PathLike | XVertNet, out: str | o
         raise ValueError(f"format must be one of {', '.join(EXPORT_FORMATS)}, got {format!r}")
     if isinstance(model_path_or_model, XVertNet):
         model = model_path_or_model
-    else:
-        model = load_model(os.fspath(model_path_or_model))
+    else:  # (os.fspath's own "expected str, bytes or os.PathLike object, not Conv2d" named no function)
+        model = load_model(fspath(model_path_or_model,
+                                  "export_model: model must be a model directory, 'default' or an XVertNet"))
     tile = model_tile(model, DEFAULT_TILE) if tile is None else _check(model, tile, "export_model")
     max_batch = whole_number(max_batch, "max_batch", "export_model", low=1,
                              meaning="the largest batch an engine or package runs")
