@@ -54,12 +54,15 @@ def _change(key: str, old, new) -> str:
     return "; ".join(f"{key} {o['spec']}: {settings_changes(o, n)}" for o, n in zip(old, new) if o != n)
 
 
-def ends_with_newline(path: str) -> bool:
+def ends_with_newline(file: str | IO[bytes]) -> bool:
     """Whether a non-empty file's last byte is a newline: if not, a kill cut its last record
-    short, and the next record must start on a line of its own."""
-    with open(path, "rb") as f:
-        f.seek(-1, os.SEEK_END)
-        return f.read(1) == b"\n"
+    short, and the next record must start on a line of its own. ``file``: its path, or the file
+    open for reading in binary (a batch job's ledger, opened in the folder it holds)."""
+    if isinstance(file, str):
+        with open(file, "rb") as f:
+            return ends_with_newline(f)
+    file.seek(-1, os.SEEK_END)
+    return file.read(1) == b"\n"
 
 
 def hold_lock(path: str, shared: bool = False, wait: bool = False, patience: float = 0.0) -> IO | None:

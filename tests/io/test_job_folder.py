@@ -1607,6 +1607,44 @@ def test_the_ledger_is_opened_in_the_folder_checked_where_another_is_put_at_its_
     assert [line.get("run") for line in lines] == ["start"], lines  # (its start line, in the folder it holds)
 
 
+@pytest.mark.parametrize("put", ["a new folder", "another job's folder"])
+def test_a_started_folder_swapped_as_a_job_starts_has_its_own_ledger_and_settings_read(tmp_path, monkeypatch, put):
+    """Since 1e97544 the ledger is opened (and the settings written) in the folder checked, but the ledgers
+    were still listed and read, the settings read and the ledger's last byte looked at by the path: with
+    `mv today yesterday; mkdir today` as a job started on a folder with a line in its ledger, the start died
+    with a bare FileNotFoundError; another job's folder moved in had its settings and ledger read (its
+    settings refused the job's, or its outputs taken for the job's) while the lines went to the job's."""
+    today, yesterday, other = tmp_path / "today", tmp_path / "yesterday", tmp_path / "other"
+    src = tmp_path / "x.png"
+    src.write_bytes(b"an input")
+    with JobFolder(str(today), {"a": 1}, overwrite=False) as job:
+        job.starting(str(src), str(today / "x.png"))
+        (today / "x.png").write_bytes(b"an output")
+        job.finished(str(src), str(today / "x.png"), None)
+    with JobFolder(str(other), {"a": 2}, overwrite=False) as job:
+        job.starting(str(src), str(other / "y.png"))
+    others = {name: (other / name).read_bytes() for name in os.listdir(other)}
+    find_ledgers = JobFolder._find_ledgers
+
+    def swapped_right_before(self):
+        if not yesterday.exists():
+            os.rename(today, yesterday)
+            if put == "a new folder":
+                today.mkdir()
+            else:
+                os.rename(other, today)
+        return find_ledgers(self)
+
+    monkeypatch.setattr(JobFolder, "_find_ledgers", swapped_right_before)
+    with JobFolder(str(today), {"a": 1}, overwrite=False) as job:
+        assert job.recorded(str(today / "x.png")) and not job.recorded(str(today / "y.png"))
+    assert {name: (today / name).read_bytes() for name in os.listdir(today)} == (others if put != "a new folder"
+                                                                                 else {})  # fmt: skip
+    assert json.loads((yesterday / JOB_FILE).read_text())["settings"] == {"a": 1}
+    lines = [json.loads(line) for line in (yesterday / LEDGER_FILE).read_text().splitlines()]
+    assert [line.get("run") or line["state"] for line in lines] == ["start", "writing", "done", "start"], lines
+
+
 @pytest.mark.parametrize("where", ["above", "absolute"])
 def test_a_ledger_line_naming_a_file_outside_the_folder_never_has_it_removed(tmp_path, where):
     """finished(sole=True) removed every file the ledgers name as another output of the input, by its key joined

@@ -1343,9 +1343,9 @@ def test_only_a_shard_the_settings_let_in_reads_the_ledgers_before_its_turn(tmp_
         first.ended(None)
     reads, real_read = [], job_folder.LedgersRead.read
 
-    def counted(self, ledgers):
+    def counted(self, ledgers, *args, **kwargs):
         reads.append(len(ledgers))
-        return real_read(self, ledgers)
+        return real_read(self, ledgers, *args, **kwargs)
 
     monkeypatch.setattr(job_folder.LedgersRead, "read", counted)
     other = {**SETTINGS, "format": "tiff16"}

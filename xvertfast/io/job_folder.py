@@ -50,6 +50,7 @@ inputs (:func:`xvertfast.io.files.discover`) does not take outputs for inputs.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import operator
@@ -110,11 +111,12 @@ def _shard_lock_name(job: str, ledger_name: re.Match) -> str | None:
         return None
 
 
-def _ledgers(out_dir: str, job: str) -> list[str]:
-    """The ledgers of job ``job`` in ``out_dir``: the unsharded job's first, then its shards'."""
+def _ledgers(out_dir: str, job: str, dir_fd: int | None = None) -> list[str]:
+    """The ledgers of job ``job`` in ``out_dir``: the unsharded job's first, then its shards'.
+    ``dir_fd``: the folder held open (:func:`_open_in`), listed in place of ``out_dir``."""
     pattern = _shard_ledger_name(job)
     try:
-        names = sorted(n for n in os.listdir(out_dir) if pattern.fullmatch(n))
+        names = sorted(n for n in _listed(out_dir, dir_fd) if pattern.fullmatch(n))
     except OSError:
         names = []
     return [os.path.join(out_dir, n) for n in [job_files(job)[1], *names]]
@@ -239,12 +241,13 @@ class LedgersRead:
     def __init__(self):
         self._files: dict[str, _LedgerRead] = {}
 
-    def read(self, ledgers: list[str]) -> None:
+    def read(self, ledgers: list[str], dir_fd: int | None = None) -> None:
         """Reads what each of ``ledgers`` holds past what was read of it; forgets those gone. An
-        OSError other than a file missing is raised (job_status names the ledger)."""
+        OSError other than a file missing is raised (job_status names the ledger). ``dir_fd``:
+        their folder, held open (:func:`_open_in`)."""
         for ledger in ledgers:
             try:
-                with open(ledger, "rb") as f:
+                with _open_in(ledger, "rb", dir_fd) as f:
                     stat = os.fstat(f.fileno())
                     known = self._files.get(ledger)
                     if known is not None and known.end and stat.st_size >= known.offset:
@@ -616,12 +619,12 @@ def job_status(out_dir: str, job: str) -> JobStatus | None:
                      len(at_work), _shards_without_ledger(found), settings_problem)  # fmt: skip
 
 
-def _read_settings_file(path: str) -> tuple[dict | None, str | None]:
+def _read_settings_file(path: str, dir_fd: int | None = None) -> tuple[dict | None, str | None]:
     """A job's settings file as read (None where there is none, {} where it is no JSON object)
     and, where it could not be read, why, naming it: missing, unreadable (and why), or not JSON
-    (and where)."""
+    (and where). ``dir_fd``: its folder, held open (:func:`_open_in`)."""
     try:
-        with open(path) as f:
+        with _open_in(path, "r", dir_fd) as f:
             recorded = json.load(f)
     except FileNotFoundError:
         return None, f"{path} is missing"
@@ -761,12 +764,44 @@ def _inside(rel: str) -> bool:
         for part in rel.split("/"))  # fmt: skip
 
 
+def _open_in(path: str, mode: str, dir_fd: int | None):
+    """``open(path, mode)``; with ``dir_fd`` (a job's folder held: :func:`_open_folder`), the file of
+    ``path``'s name in that folder, wherever ``path`` leads now: a job reads its ledgers and settings
+    in the folder whose lock it holds, not in one put at its path since (``mv today yesterday``)."""
+    if dir_fd is None:
+        return open(path, mode)
+    return open(os.path.basename(path), mode, opener=functools.partial(os.open, dir_fd=dir_fd))
+
+
+def _listed(folder: str, dir_fd: int | None) -> list[str]:
+    """``os.listdir(folder)``; with ``dir_fd``, the folder held (see :func:`_open_in`), through a
+    readable fd of it (an O_PATH one cannot be listed)."""
+    if dir_fd is None:
+        return os.listdir(folder)
+    fd = os.open(".", os.O_RDONLY | getattr(os, "O_DIRECTORY", 0), dir_fd=dir_fd)
+    try:
+        return os.listdir(fd)
+    finally:
+        os.close(fd)
+
+
+def _exists_in(path: str, dir_fd: int | None) -> bool:
+    """``os.path.exists(path)``; with ``dir_fd``, in the folder held (see :func:`_open_in`)."""
+    if dir_fd is None:
+        return os.path.exists(path)
+    try:
+        os.stat(os.path.basename(path), dir_fd=dir_fd)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def _open_folder(path: str) -> int | None:
     """An fd of the folder at ``path`` (by the path with a trailing separator, as the job's stat of it:
     an automount), through which the job opens its ledger and removes its outputs in the folder it
     checked, wherever the path leads later. None where the system takes no such fd (Windows) or the
     folder cannot be opened so (one not readable, where there is no O_PATH): the paths serve then."""
-    if not {os.open, os.unlink, os.rename} <= os.supports_dir_fd:
+    if not {os.open, os.unlink, os.rename, os.stat} <= os.supports_dir_fd:
         return None
     try:
         return os.open(os.path.join(path, ""), getattr(os, "O_PATH", os.O_RDONLY) | getattr(os, "O_DIRECTORY", 0))
@@ -871,7 +906,7 @@ class JobFolder:
             ledger = os.path.join(out_dir, self._ledger_file)
             made_ledger = not os.path.lexists(ledger)
             if self._reads_ahead():  # by every shard starting at once; in the turn, only what was written since
-                self._ledgers_read.read(_ledgers(out_dir, job))
+                self._ledgers_read.read(_ledgers(out_dir, job, self._dir_fd), self._dir_fd)
             with self._settings_turn() as running_lock:
                 # (a shard started with this one has recorded the settings and made its ledger, or
                 # neither: a new folder is not taken for one of an xvertfast before ledgers)
@@ -905,7 +940,7 @@ class JobFolder:
                     if made_ledger and not os.fstat(self._fd).st_size:
                         self._unlink(self._ledger_file)
                     raise
-                if os.fstat(self._fd).st_size and not ends_with_newline(ledger):
+                if os.fstat(self._fd).st_size and not self._ends_with_newline(ledger):
                     self._write("\n", durable=True)  # after a line a kill cut short: the next starts afresh
                 if command is not None and len(command) > COMMAND_LIMIT:  # (status gives a template instead)
                     command = None
@@ -916,6 +951,11 @@ class JobFolder:
         except BaseException:
             self.close()
             raise
+
+    def _ends_with_newline(self, ledger: str) -> bool:
+        """:func:`~xvertfast.resume.ends_with_newline` of the job's ledger, in the folder held."""
+        with _open_in(ledger, "rb", self._dir_fd) as f:
+            return ends_with_newline(f)
 
     def _reads_ahead(self) -> bool:
         """Whether to read the ledgers before the settings turn (:class:`LedgersRead`): a shard's,
@@ -1012,9 +1052,11 @@ class JobFolder:
         ledgers (its outputs are adopted as they are met, in this run and later ones: the ledger's
         first line says so, as a run may meet only some) and whether other ledgers than this
         job's are there (named when a file is refused)."""
-        ledgers = _ledgers(self.out_dir, self.job) if os.path.isdir(self.out_dir) else []
-        self._legacy = os.path.exists(os.path.join(self.out_dir, self._job_file)) and not any(
-            os.path.exists(ledger) for ledger in ledgers)
+        # (in the folder held, where the job holds one: see _open_in)
+        held = self._dir_fd
+        ledgers = _ledgers(self.out_dir, self.job, held) if held is not None or os.path.isdir(self.out_dir) else []
+        self._legacy = _exists_in(os.path.join(self.out_dir, self._job_file), held) and not any(
+            _exists_in(ledger, held) for ledger in ledgers)
         self._other_ledgers = self.shard is not None or len(ledgers) > 1
         return ledgers
 
@@ -1125,7 +1167,7 @@ class JobFolder:
         """The folder's settings file as read (None: there is none; {}: unreadable) and the
         settings in it; ValueError where they are not this job's and ``overwrite`` is not given."""
         path = os.path.join(self.out_dir, self._job_file)
-        recorded, problem = _read_settings_file(path)
+        recorded, problem = _read_settings_file(path, self._dir_fd)
         previous = recorded.get("settings") if recorded else None
         if isinstance(previous, dict) and self._legacy:  # settings added since are not recorded there
             previous = {**self.settings, **previous}
@@ -1152,7 +1194,7 @@ class JobFolder:
         """The outputs the ledgers record (each output's latest line), reading only what they
         gained since this job's read before its turn (:class:`LedgersRead`)."""
         self._runs: dict[str, dict] = {}  # each ledger's latest run (see _refuse_side_files)
-        self._ledgers_read.read(ledgers)
+        self._ledgers_read.read(ledgers, self._dir_fd)
         entries, _, legacy, latest = self._ledgers_read.merged(ledgers, self._runs)
         self._ledgers_read = LedgersRead()  # (its lines are not kept for the job's life: a second read reads whole)
         self._legacy = self._legacy or legacy
