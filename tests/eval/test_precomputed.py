@@ -808,6 +808,18 @@ def test_an_image_one_method_fails_on_keeps_its_notes_and_says_it_is_left_out_of
     assert {k[0] for k in scores(out, ["entropy"])} == {str(src / "b.png")}
 
 
+def _a_12_bit_input(tmp_path, seed):
+    """A 12-bit PNG input in ``in/`` and an empty ``tool/`` for its output: (in, tool, its values,
+    its Radiograph, its InputFile)."""
+    src, tool = tmp_path / "in", tmp_path / "tool"
+    src.mkdir()
+    tool.mkdir()
+    values = chest_like(seed).astype(np.uint16) * 16 + 15
+    Image.fromarray(values).save(src / "a.png")
+    rad = read_image(src / "a.png")
+    return src, tool, values, rad, InputFile(str(src / "a.png"), "a.png")
+
+
 def test_a_signed_output_with_no_negative_value_is_said(tmp_path, seed):
     """A tool's 0..4095 output of a 12-bit input saved as an int16 TIFF (numpy's signed type) was read
     over -32768..32767, its values scored in the upper half with a sixteenth of their contrast, without
@@ -819,13 +831,7 @@ def test_a_signed_output_with_no_negative_value_is_said(tmp_path, seed):
 
     from tests.io.test_read import make_dicom
 
-    src, tool = tmp_path / "in", tmp_path / "tool"
-    src.mkdir()
-    tool.mkdir()
-    values = chest_like(seed).astype(np.uint16) * 16 + 15
-    Image.fromarray(values).save(src / "a.png")
-    rad = read_image(src / "a.png")
-    source = InputFile(str(src / "a.png"), "a.png")
+    src, tool, values, rad, source = _a_12_bit_input(tmp_path, seed)
     tifffile.imwrite(tool / "a.tif", values.astype(np.int16))
     assert _read_notes(tool, source, rad.pixels, 12) == [
         "its output is stored as signed integers (int16) and holds no negative value, yet it is read over their range "
@@ -842,8 +848,19 @@ def test_a_signed_output_with_no_negative_value_is_said(tmp_path, seed):
         "its output is stored as signed integers (PixelRepresentation 1, BitsStored 16) and holds no negative value, "
         "yet it is read over their range (-32768..32767), so its values, which fit in 12 bits, are scored in the upper "
         "half of that range, with at most half its contrast: write the outputs with PixelRepresentation 0 (unsigned "
-        "integers) and BitsStored 12, the depth they fit in"]  # fmt: skip
+        "integers) and BitsStored 12, its input's depth"]  # fmt: skip
     make_dicom(tool / "a.dcm", values, bits=12)  # written so: nothing to say (unsigned at 16 bits: too dark)
+    assert _read_notes(tool, source, rad.pixels, 12) == []
+    # a dark output (values halved, in 11 bits) is told its input's depth, not the 11 its largest value fits in
+    # (over 0..2047 it read up to white, not half); under a float input, no depth known, only if so written
+    make_dicom(tool / "a.dcm", values // 2, bits=16, signed=True)
+    assert _read_notes(tool, source, rad.pixels, 12)[0].endswith(
+        "which fit in 11 bits, are scored in the upper half of that range, with at most half its contrast: write the "
+        "outputs with PixelRepresentation 0 (unsigned integers) and BitsStored 12, its input's depth")  # fmt: skip
+    assert _read_notes(tool, source, rad.pixels, 32)[0].endswith(
+        "PixelRepresentation 0 (unsigned integers) and, if its tool wrote them over 0..2047, BitsStored 11")
+    make_dicom(tool / "a.dcm", values // 2, bits=12)  # written as told: read up to half, as meant; nothing said
+    assert read_image(tool / "a.dcm").values.max() / 4095 <= 0.5
     assert _read_notes(tool, source, rad.pixels, 12) == []
     make_dicom(tool / "a.dcm", values, bits=16)
     assert "but it is read over 16 bits" in _read_notes(tool, source, rad.pixels, 12)[0]
@@ -883,3 +900,46 @@ def test_a_dicom_output_whose_rescale_moves_the_range_away_from_its_values_is_sa
         "it")  # fmt: skip
     make_dicom(tool / "a.dcm", values, bits=12, intercept=-1024)  # rescaled, filling its range: as meant
     assert _read_notes(tool, source, rad.pixels, 12) == []
+    make_dicom(tool / "a.dcm", values // 16 + 32768, bits=16, intercept=-32768)  # 8 bits' worth: not "0%"
+    assert "they fill 0.38% of it" in _read_notes(tool, source, rad.pixels, 12)[0]
+    # a narrow spread high in 16 bits is the image's own, not its rescale's: said neither with one nor without
+    narrow = 40000 + 2 * values.astype(np.uint32)
+    for intercept in (-1024, 0):
+        make_dicom(tool / "a.dcm", narrow, bits=16, intercept=intercept)
+        assert _read_notes(tool, source, rad.pixels, 12) == [], intercept
+
+
+def test_a_bone_dark_outputs_notes_say_how_it_is_scored_read_inverted(tmp_path, seed):
+    """inverted_outputs=DIR scores 1 - v, and the notes on the depth or sign it is read over said
+    what holds for an upright output: bone-dark 12-bit values in an unsigned DICOM of BitsStored 16
+    were "scored as dark as that makes it" and scored 0.94..1 (nearly white); int16 ones "in the
+    upper half", and scored 0.44..0.50. The notes now say how they are scored read inverted."""
+    import tifffile
+
+    from tests.io.test_read import make_dicom
+
+    src, tool, values, rad, source = _a_12_bit_input(tmp_path, seed)
+    dark = 4095 - values  # stored bone dark
+
+    def read():
+        notes: list[str] = []
+        scored = PrecomputedOutputs(str(tool), inverted=True)(rad.pixels, source=source, input_bits=12, notes=notes)
+        return scored, notes
+
+    make_dicom(tool / "a.dcm", dark, bits=16)
+    scored, notes = read()
+    assert scored.min() >= 0.93
+    assert notes == [
+        "its output's values fit in 12 bits (0..4095), but it is read over 16 bits (0..65535, the depth its "
+        "BitsStored records, its input's being 12), so, read inverted, it is scored as bright as that makes it: if "
+        "its tool wrote it over 0..4095, record that depth in the files (a PNG's sBIT chunk, a TIFF's "
+        "MaxSampleValue, a DICOM's BitsStored) or scale them to 0..65535"]  # fmt: skip
+    os.remove(tool / "a.dcm")
+    tifffile.imwrite(tool / "a.tif", dark.astype(np.int16))
+    scored, notes = read()
+    assert 0.43 <= scored.min() and scored.max() <= 0.5
+    assert notes == [
+        "its output is stored as signed integers (int16) and holds no negative value, yet it is read over their range "
+        "(-32768..32767), so its values, which fit in 12 bits, lie in the upper half of that range and, read "
+        "inverted, are scored in the lower half of black to white, with at most half its contrast: write the outputs "
+        "as unsigned integers (or as floats in [0, 1])"]  # fmt: skip

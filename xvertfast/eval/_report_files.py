@@ -28,7 +28,7 @@ from xvertfast._pickled_errors import PickledAsRaised, said_alone
 from xvertfast._text import asked
 from xvertfast.io.write import link_to_nowhere
 
-__all__ = ["REPORT_FILES", "ReportInterrupted", "replace_report", "remove_unfinished_reports"]
+__all__ = ["REPORT_FILES", "ReportInterrupted", "check_grid_folder", "replace_report", "remove_unfinished_reports"]
 
 #: In this order they are put in place, the page, which links the others, last; an earlier report's
 #: are removed in the reverse order, the page first. Every one is drawn on every path of

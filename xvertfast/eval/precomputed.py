@@ -26,6 +26,7 @@ import os
 
 import numpy as np
 
+from xvertfast._text import part_percent
 from xvertfast.io import ImageReadError, read_image
 from xvertfast.io.errors import failure_text
 from xvertfast.io.decode_common import FLOAT_SCALE_SLACK
@@ -272,7 +273,7 @@ class PrecomputedOutputs:
                                  f"correlate at {corr:.2f}){self._inverted_said(original)}")  # fmt: skip
         if notes is not None:  # (read with warn=False: what decoding changed, a colour's luminance, said here)
             notes += [f"its output as read: {n.removeprefix(f'{path}: ')}" for n in rad.notes]
-            depth = _depth_note(rad, lo, hi, input_bits)
+            depth = _depth_note(rad, lo, hi, input_bits, self.inverted)
             if depth is not None:
                 notes.append(depth)
         return out
@@ -299,23 +300,33 @@ class PrecomputedOutputs:
                 f"MONOCHROME1 does), give the method as inverted_outputs={self.folder} to score each inverted")
 
 
-def _signed_note(rad, v: np.ndarray, lo: float, hi: float) -> str:
+def _signed_note(rad, v: np.ndarray, lo: float, hi: float, input_bits: int | None, inverted: bool) -> str:
     """The note on an output of signed integers with no negative value (a TIFF of int16, numpy's
     way with a tool's 0..4095; a DICOM of PixelRepresentation 1 over its BitsStored): read over its
     type's whole range, as a signed file is, its values lie in the upper half, and it was scored
-    with at most half the contrast they were meant to have, without a word. A DICOM's fix names the
-    BitsStored the values fit in where that is 2 bits or more below its own: unsigned at BitsStored 16,
-    12-bit values were then read over 0..65535, and noted as too dark (:func:`_depth_note`)."""
+    with at most half the contrast they were meant to have, without a word (``inverted``: scored
+    1 - v, in the lower half). A DICOM's fix names its input's depth as the BitsStored where the
+    values fit in it and it is 2 bits or more below the file's (unsigned at BitsStored 16, 12-bit
+    values were read over 0..65535, and noted as too dark: :func:`_depth_note`); else the depth
+    they fit in, if its tool wrote them over it (the largest value alone says no depth: 12-bit
+    values halved fit in 11 bits, and read over them would score up to white, not half)."""
     fits = max(1, int(v.max()).bit_length())
     if rad.source_format == "dicom":
         stored = f"PixelRepresentation 1, BitsStored {rad.bits_stored}"
-        depth = f" and BitsStored {fits}, the depth they fit in" if fits < rad.bits_stored - 1 else ""
+        if input_bits and fits <= input_bits < rad.bits_stored - 1:
+            depth = f" and BitsStored {input_bits}, its input's depth"
+        elif fits < rad.bits_stored - 1:
+            depth = f" and, if its tool wrote them over 0..{(1 << fits) - 1}, BitsStored {fits}"
+        else:
+            depth = ""
         fix = f"write the outputs with PixelRepresentation 0 (unsigned integers){depth}"
     else:
         stored, fix = str(v.dtype), "write the outputs as unsigned integers (or as floats in [0, 1])"
+    scored = ("lie in the upper half of that range and, read inverted, are scored in the lower half of black to "
+              "white" if inverted else "are scored in the upper half of that range")  # fmt: skip
     return (f"its output is stored as signed integers ({stored}) and holds no negative value, yet it is read over "
-            f"their range ({int(lo)}..{int(hi)}), so its values, which fit in {fits} bits, are scored in the upper "
-            f"half of that range, with at most half its contrast: {fix}")
+            f"their range ({int(lo)}..{int(hi)}), so its values, which fit in {fits} bits, {scored}, with at most "
+            f"half its contrast: {fix}")
 
 
 def _rescale(meta) -> tuple[float, float] | None:
@@ -330,32 +341,44 @@ def _rescale(meta) -> tuple[float, float] | None:
     return None if (slope, intercept) == (1.0, 0.0) else (slope, intercept)
 
 
+def _fit_in(values: np.ndarray, bits: int) -> bool:
+    """Whether ``values`` all lie in 0..2**bits - 1."""
+    return float(values.min()) >= 0 and math.ceil(float(values.max())).bit_length() <= bits
+
+
 def _rescale_note(rad, v: np.ndarray, lo: float, hi: float) -> str | None:
     """The note on a DICOM output whose rescale moves the range it is read over (its BitsStored's,
     through RescaleSlope and RescaleIntercept) away from where its values lie, so that they fill at
     most a quarter of it: 12-bit values stored as 32768..36863 with RescaleIntercept -32768 were read
     over -32768..32767 and scored in a sixteenth of black to white, without a word (the depth note
-    compares plain depths, and a rescale gives none). None where they fill more, or are one value."""
+    compares plain depths, and a rescale gives none). Only where the values, rescaled or stored, fit
+    in 2 bits or more fewer than its BitsStored, as the depth note asks: a narrow spread of values
+    high in 16 bits is the image's own, noted no more than the same values with no rescale. None
+    where they fill more, or are one value."""
     low, top = float(v.min()), float(v.max())
     share = (top - low) / (hi - lo) if hi > lo else 1.0
     if share > 0.25 or top == low:
         return None
     slope, intercept = _rescale(rad.meta)
+    bits = (rad.bits_stored or 0) - 2
+    if not (_fit_in(v, bits) or (slope and _fit_in(np.round((v - intercept) / slope), bits))):
+        return None
     return (f"its output's values lie in {low:g}..{top:g} after its rescale (RescaleSlope {slope:g}, RescaleIntercept "
             f"{intercept:g}), which puts the range it is read over (what its BitsStored {rad.bits_stored} holds, "
-            f"rescaled) at {lo:g}..{hi:g}: they fill {share:.0%} of it, so it is scored within that share of black to white: if "
-            "its tool meant them over their own range, write them with no rescale (RescaleSlope 1, RescaleIntercept "
-            "0) and BitsStored the depth they fit in")  # fmt: skip
+            f"rescaled) at {lo:g}..{hi:g}: they fill {part_percent(share)} of it, so it is scored within that share "
+            "of black to white: if its tool meant them over their own range, write them with no rescale (RescaleSlope "
+            "1, RescaleIntercept 0) and BitsStored the depth they fit in")  # fmt: skip
 
 
-def _depth_note(rad, lo: float, hi: float, input_bits: int | None) -> str | None:
+def _depth_note(rad, lo: float, hi: float, input_bits: int | None, inverted: bool = False) -> str | None:
     """The note on an integer output deeper than 8 bits whose values all fit in at least 2 bits fewer
     than the range it is read over (:func:`~xvertfast.io.read.full_range`), where that range is not
     one the file and the input agree on: a tool's 10-bit output of a 12-bit input, in a 16-bit PNG
     recording no depth, was read over 0..4095 and scored a quarter as bright as meant, without a
     word. It may be a dark output as meant (so a note, not a refusal; and none for one bit fewer,
     a brightest value past a quarter of the range, as a dark output's may be). A signed output with
-    no negative value gets :func:`_signed_note`, a rescaled DICOM :func:`_rescale_note`. None where
+    no negative value gets :func:`_signed_note`, a rescaled DICOM :func:`_rescale_note`. ``inverted``
+    (scored 1 - v): such an output is scored as bright, not dark, as that makes it. None where
     nothing looks amiss."""
     v = rad.values  # (integers, or a DICOM's whole numbers as floats after its modality LUT)
     if stored_as_floats(rad) or not v.size:
@@ -366,7 +389,7 @@ def _depth_note(rad, lo: float, hi: float, input_bits: int | None) -> str | None
     else:
         signed = v.dtype.kind == "i" and lo < 0
     if signed and float(v.min()) >= 0:
-        return _signed_note(rad, v, lo, hi)
+        return _signed_note(rad, v, lo, hi, input_bits, inverted)
     if rad.source_format == "dicom" and _rescale(rad.meta) is not None:
         return _rescale_note(rad, v, lo, hi)
     if lo != 0 or hi <= 255:
@@ -388,7 +411,8 @@ def _depth_note(rad, lo: float, hi: float, input_bits: int | None) -> str | None
     else:
         why = "its type's whole range: the file records no depth" + (
             f", and its values pass its input's {input_bits} bits" if passed else "")  # fmt: skip
+    scored = ", read inverted, it is scored as bright" if inverted else " it is scored as dark"
     return (f"its output's values fit in {fits} bits (0..{(1 << fits) - 1}), but it is read over {bits} bits "
-            f"(0..{int(hi)}, {why}), so it is scored as dark as that makes it: if its tool wrote it over "
+            f"(0..{int(hi)}, {why}), so{scored} as that makes it: if its tool wrote it over "
             f"0..{(1 << fits) - 1}, record that depth in the files (a PNG's sBIT chunk, a TIFF's MaxSampleValue, a "
             f"DICOM's BitsStored) or scale them to 0..{int(hi)}")  # fmt: skip
