@@ -243,18 +243,41 @@ def test_an_lzw_tiff_of_signed_or_32_bit_samples_reads_without_imagecodecs_as_wi
 
 @pytest.mark.parametrize("dtype", [">i2", ">i4", ">f4"])
 def test_an_lzw_tiff_of_big_endian_samples_pillow_misreads_is_refused_naming_imagecodecs(tmp_path, seed, dtype,
-                                                                                        without_imagecodecs):  # fmt: skip
+                                                                                        request, monkeypatch):  # fmt: skip
     # where libtiff decodes them, this Pillow swaps a big-endian page's signed or float samples'
-    # bytes back again: 0.95 read as -3.2e28, silently (a float image's range came from that)
+    # bytes back again: 0.95 read as -3.2e28, silently (a float image's range came from that).
+    # Refused before Pillow decodes the page (which took the time and memory of a whole image)
     import tifffile
+    from PIL import TiffImagePlugin
 
     rng = np.random.default_rng(seed)
     stored = rng.random((12, 9)).astype(dtype) if dtype[1] == "f" else rng.integers(-1000, 1000, (12, 9)).astype(dtype)
+    # (written with imagecodecs: tifffile's LZW encoder is its; run alone, this test wrote none)
     tifffile.imwrite(tmp_path / "b.tif", stored, compression="lzw", byteorder=">")
+    request.getfixturevalue("without_imagecodecs")
+    loads, load = [], TiffImagePlugin.TiffImageFile.load
+    monkeypatch.setattr(TiffImagePlugin.TiffImageFile, "load", lambda im: loads.append(im) or load(im))
     with pytest.raises(ImageReadError, match=rf"b\.tif: cannot decode TIFF: Pillow, which decodes its LZW data here as "
                        rf"imagecodecs is not installed, misreads its big-endian {np.dtype(dtype).name} samples "
                        r"\(their bytes swapped\): pip install imagecodecs for tifffile to read it$"):  # fmt: skip
         read_image(tmp_path / "b.tif")
+    assert not loads
+
+
+def test_an_lzw_tiff_of_big_endian_uint16_reads_without_imagecodecs_in_the_machines_byte_order(tmp_path, seed,
+                                                                                              request):  # fmt: skip
+    # Pillow reads big-endian 16-bit unsigned samples right, as its I;16B: given as they were ('>u2'),
+    # where tifffile with imagecodecs gives them in this machine's order
+    import tifffile
+
+    stored = np.random.default_rng(seed).integers(0, 65535, (12, 9), endpoint=True).astype(">u2")
+    tifffile.imwrite(tmp_path / "b.tif", stored, compression="lzw", byteorder=">")
+    with_it = read_image(tmp_path / "b.tif", warn=False)
+    request.getfixturevalue("without_imagecodecs")
+    without = read_image(tmp_path / "b.tif", warn=False)
+    assert without.values.dtype == with_it.values.dtype == np.dtype(np.uint16) and without.values.dtype.isnative
+    np.testing.assert_array_equal(without.values, stored)
+    assert (without.bits_stored, without.notes) == (with_it.bits_stored, with_it.notes)
 
 
 _XMP_ORIENTATION_6 = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-'

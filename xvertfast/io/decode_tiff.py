@@ -121,9 +121,10 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logs: tuple[LogNa
                 if in_subifd:  # (Pillow reads the chain of pages, not a page's SubIFDs)
                     raise ImageReadError(path, f"TIFF's full-resolution image, in the SubIFD of page 1, is {compression} "
                                          "data that tifffile decodes with imagecodecs: pip install imagecodecs") from None  # fmt: skip
+                _check_pillow_reads_samples(path, page.dtype, page.samplesperpixel, tif.byteorder, compression)
                 values, flip, pillow_mode = _tiff_without_imagecodecs(path, compression, int(page.compression),
                                                                       white_is_zero, index)  # fmt: skip
-                values = _as_the_page_stores(path, values, page.dtype, tif.byteorder, compression)
+                values = _as_the_page_stores(values, page.dtype)
                 planar = False  # Pillow interleaves the samples
             info = {"format": "tiff", "shape": shape, "dtype": str(page.dtype), "bitspersample": page.bitspersample,
                     "compression": compression}  # fmt: skip
@@ -511,20 +512,26 @@ def _turned_by_pillow(im, told: int, tag: int) -> int:
     return tag if older and tag in _UPRIGHT else 1
 
 
-def _as_the_page_stores(path: str, values: np.ndarray, dtype: np.dtype, byteorder: str,
-                        compression: str) -> np.ndarray:  # fmt: skip
+def _check_pillow_reads_samples(path: str, dtype: np.dtype, samples: int, byteorder: str, compression: str) -> None:
+    """Refuses, before Pillow decodes it, a grey page (one sample a pixel) of big-endian samples
+    wider than a byte (but unsigned 16-bit ones): where libtiff decodes them, this Pillow swaps
+    their bytes back again (0.956 read as -3.2e28, silently)."""
+    if byteorder == ">" and samples == 1 and dtype.kind in "iuf" and dtype.itemsize > 1 and dtype != np.uint16:
+        raise ImageReadError(path, f"cannot decode TIFF: Pillow, which decodes its {compression} data here as "
+                             f"imagecodecs is not installed, misreads its big-endian {dtype} samples (their bytes "
+                             "swapped): pip install imagecodecs for tifffile to read it")  # fmt: skip
+
+
+def _as_the_page_stores(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Pillow's grey pixels in the type of the page's samples (``dtype``, from its tags), as
     tifffile gives them with imagecodecs: Pillow holds 32-bit unsigned samples in its int32 mode I
     (3e9 read as -1294967296, and the image over -2^31..2^31 - 1, its MaxSampleValue unheard),
     16-bit signed ones there too (over 32 bits) and 8-bit signed ones as bytes (-1 as 255), each
-    of the same bits or values. Big-endian samples wider than a byte (but unsigned 16-bit ones)
-    are refused: where libtiff decodes them, this Pillow swaps their bytes back again."""
+    of the same bits or values; big-endian 16-bit ones (its I;16B) in this machine's byte order."""
+    if not values.dtype.isnative:
+        values = values.astype(values.dtype.newbyteorder("="))
     if values.ndim != 2 or dtype.kind not in "iuf":
         return values
-    if byteorder == ">" and dtype.itemsize > 1 and dtype != np.uint16:
-        raise ImageReadError(path, f"cannot decode TIFF: Pillow, which decodes its {compression} data here as "
-                             f"imagecodecs is not installed, misreads its big-endian {dtype} samples (their bytes "
-                             "swapped): pip install imagecodecs for tifffile to read it")  # fmt: skip
     if (values.dtype, dtype) in ((np.int32, np.uint32), (np.uint8, np.int8)):
         return values.view(dtype)
     if (values.dtype, dtype) == (np.int32, np.int16):
