@@ -19,8 +19,9 @@ write_image as png8 and read back, so its rounding is the CLI's).
 IMAGE is a path or a file name in cxr-dev (XVF_CXR_DEV, else ../shared/data/cxr-dev beside
 the repository); default: three cxr-dev images of two sources. An image or a variant that
 fails is a row saying why, and the exit status is then 1. So is a variant the library refuses
-on this machine (--precision bf16 on a CPU without bf16: "not measured", in the refusal's own
-words; the other variants are still measured; --skip it for a table with no gap).
+on this machine (--precision bf16 on a CPU without bf16, --backend onnxruntime without
+onnxruntime installed: "not measured", in the refusal's own words; the other variants are still
+measured; --skip it for a table with no gap).
 """
 
 from __future__ import annotations
@@ -96,6 +97,13 @@ def _problem(exc: BaseException) -> str:
     return " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
 
 
+def _refused(exc: BaseException) -> bool:
+    """Whether the library refused to make a variant on this machine, rather than failed: its argument
+    checks' ValueError (bf16 on a CPU without it), or its RuntimeError for an optional package that
+    is not installed (export.require's, raised from the ImportError). Anything else is a bug."""
+    return isinstance(exc, ValueError) or (isinstance(exc, RuntimeError) and isinstance(exc.__cause__, ImportError))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("images", nargs="*", metavar="IMAGE",
@@ -142,8 +150,9 @@ def main() -> int:
             setting = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in change.items())
             try:
                 variants.append((setting, Enhancer(reference.model, **{**base, **change}), ref_threads))
-            except Exception as exc:  # refused here (bf16 on a CPU without it): a row per image says why
-                variants.append((setting, _problem(exc), ref_threads))
+            except Exception as exc:  # a row per image says why: refused here (bf16 on a CPU without it,
+                # onnxruntime not installed) or failed (a bug: not to be read as this machine's refusal)
+                variants.append((setting, {"not_measured" if _refused(exc) else "error": _problem(exc)}, ref_threads))
 
         def run(enhancer, n_threads: int, rad) -> np.ndarray:
             torch.set_num_threads(n_threads)
@@ -165,14 +174,15 @@ def main() -> int:
                 print(f"{label}: {rows[-1]['error']}", file=sys.stderr, flush=True)
                 continue
             for variant, enhancer, n_threads in variants:
-                if isinstance(enhancer, str):
-                    rows.append({"image": label, "variant": variant, "not_measured": enhancer})
-                    print(f"{label}, {variant}: not measured: {enhancer}", file=sys.stderr, flush=True)
+                if isinstance(enhancer, dict):  # not made: refused or failed, as it says
+                    rows.append({"image": label, "variant": variant, **enhancer})
+                    gap = enhancer.get("error") or f"not measured: {enhancer['not_measured']}"
+                    print(f"{label}, {variant}: {gap}", file=sys.stderr, flush=True)
                     continue
                 try:
                     out = run(enhancer, n_threads, rad)
                     row = {"image": label, "variant": variant, **compare(ref, ref8, out, png8(out, rad, scratch))}
-                except Exception as exc:  # (an onnxruntime that is not installed: the other variants still run)
+                except Exception as exc:  # (its export or run failed: the other variants still run)
                     row = {"image": label, "variant": variant, "error": _problem(exc)}
                 rows.append(row)
                 print(f"{label}, {variant}: " + (row.get("error") or f"{row['max_abs']:.2g}, "

@@ -365,10 +365,11 @@ def test_train_data_memory_reads_a_set_and_says_how_much_it_kept():
     assert line.startswith("8 ROI pairs at 32^2") and "anonymous memory +" in line, line
 
 
-def _agreement_inputs(tmp_path, skip: tuple[str, ...] = (), broken: bool = True) -> list[str]:
+def _agreement_inputs(tmp_path, skip: tuple[str, ...] = (), broken: bool = True, onnxruntime: str = "if installed"
+                      ) -> list[str]:  # fmt: skip
     """backend_agreement.py's arguments but --json: a tiny model, an image that cannot be read (unless
     not ``broken``) and a synthetic one; compile skipped (minutes on a CPU), onnxruntime where it is
-    not installed, and the variants in ``skip``."""
+    not installed (unless ``onnxruntime`` is "always"), and the variants in ``skip``."""
     import importlib.util
 
     import torch
@@ -386,7 +387,7 @@ def _agreement_inputs(tmp_path, skip: tuple[str, ...] = (), broken: bool = True)
     Image.fromarray(np.round(np.clip(chest, 0, 1) * 255).astype(np.uint8)).save(tmp_path / "chest.png")
     (tmp_path / "broken.png").write_bytes(b"not a PNG")
     skip = ["compile", *skip]
-    if "onnxruntime" not in skip and not importlib.util.find_spec("onnxruntime"):
+    if onnxruntime != "always" and "onnxruntime" not in skip and not importlib.util.find_spec("onnxruntime"):
         skip.append("onnxruntime")
     images = [str(tmp_path / "broken.png")] * broken + [str(tmp_path / "chest.png")]
     return [*images, "--model", model, "--skip", *skip]
@@ -458,18 +459,75 @@ def test_backend_agreement_measures_every_variant_and_goes_on_past_a_bad_image(t
 def test_backend_agreement_on_a_cpu_with_bf16_and_one_without(tmp_path, monkeypatch, capsys, support):
     """Both cases on any CPU, the library's word on its bf16 support (cpu_bf16_support) made
     ``support``: measured on a CPU with bf16, a row saying why not on one without."""
-    import json
-
-    from bench import backend_agreement
     from xvertfast.infer import backends
 
     monkeypatch.setattr(backends, "cpu_bf16_support", lambda: support)
     assert (_bf16_refusal() is None) == (support != "no")  # (as the library sees it)
     # (the other variants are measured in the test above; without the broken image the exit status is bf16's)
     args = _agreement_inputs(tmp_path, skip=("onnxruntime", "batch-size", "threads"), broken=False)
+    _check_agreement(args, *_agreement_in_process(tmp_path, monkeypatch, capsys, args))
+
+
+def _agreement_in_process(tmp_path, monkeypatch, capsys, args: list[str]) -> tuple[int, str, dict]:
+    """backend_agreement.py run in this process (so the library can be patched) with ``args`` and a
+    --json file: its exit status, its stdout and the file's contents."""
+    import json
+
+    from bench import backend_agreement
+
     monkeypatch.setattr(sys, "argv", ["backend_agreement.py", *args, "--json", str(tmp_path / "run.json")])
     code = backend_agreement.main()
-    _check_agreement(args, code, capsys.readouterr().out, json.loads((tmp_path / "run.json").read_text()))
+    return code, capsys.readouterr().out, json.loads((tmp_path / "run.json").read_text())
+
+
+def _onnxruntime_row(tmp_path, monkeypatch, capsys) -> tuple[int, dict, str]:
+    """The exit status, JSON row and table line of the onnxruntime variant, run on the synthetic image
+    alongside the reference again alone (which must still be measured, and not move)."""
+    args = _agreement_inputs(tmp_path, skip=("batch-size", "threads", "bf16"), broken=False, onnxruntime="always")
+    code, stdout, saved = _agreement_in_process(tmp_path, monkeypatch, capsys, args)
+    rows = {r["variant"]: r for r in saved["rows"]}
+    assert set(rows) == {"the reference again", "--backend onnxruntime"}, saved["rows"]
+    assert rows["the reference again"]["max_abs"] == 0, rows
+    (line,) = [line for line in stdout.splitlines() if line.startswith("| chest.png | --backend onnxruntime |")]
+    return code, rows["--backend onnxruntime"], line
+
+
+def test_backend_agreement_says_a_variant_without_onnxruntime_was_not_measured(tmp_path, monkeypatch, capsys):
+    """onnxruntime not importable and not --skip'ped: the library's refusal (export.require's, asked of
+    plan_backend here) is a "not measured" row in its own words, not a crash, and the exit status is 1."""
+    import torch
+
+    from xvertfast.infer.backends import plan_backend
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # (import onnxruntime raises ImportError)
+    with pytest.raises(RuntimeError) as refused:
+        plan_backend("onnxruntime", torch.device("cpu"), torch.float32)
+    refusal = " ".join(str(refused.value).split())
+    assert "onnxruntime" in refusal, refusal
+    code, row, line = _onnxruntime_row(tmp_path, monkeypatch, capsys)
+    assert code == 1 and set(row) == {"image", "variant", "not_measured"} and refusal in row["not_measured"], row
+    assert line.startswith("| chest.png | --backend onnxruntime | - | - | - | not measured: RuntimeError: "), line
+
+
+def test_backend_agreement_says_a_variant_that_fails_to_be_made_failed(tmp_path, monkeypatch, capsys):
+    """A bug while a variant's Enhancer is made (an AttributeError, not one of the library's refusals)
+    is a "failed:" row, as a failed run is, not "not measured" (which reads as this machine refusing
+    it), and the exit status is 1."""
+    from xvertfast.infer import enhancer
+
+    plan = enhancer.plan_backend
+
+    def broken_plan(name, device, dtype):
+        if name == "onnxruntime":
+            raise AttributeError("'NoneType' object has no attribute 'InferenceSession'")
+        return plan(name, device, dtype)
+
+    monkeypatch.setattr(enhancer, "plan_backend", broken_plan)
+    code, row, line = _onnxruntime_row(tmp_path, monkeypatch, capsys)
+    assert code == 1 and set(row) == {"image", "variant", "error"}, row
+    assert row["error"] == "AttributeError: 'NoneType' object has no attribute 'InferenceSession'", row
+    assert line == ("| chest.png | --backend onnxruntime | - | - | - | failed: AttributeError: 'NoneType' object "
+                    "has no attribute 'InferenceSession' |"), line
 
 
 def _results_pytest_commands() -> list[tuple[str, ...]]:
