@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import functools
 import json
 import os
 import select
@@ -610,11 +611,11 @@ def _spelt_out(words: list[str]) -> list[str]:
     """A recorded command line (``words``: xvertfast, the command, its arguments) with each long option
     an earlier xvertfast took abbreviated (``--ov``, ``--out=run``: argparse took a unique prefix) written
     whole, as the command has it now: resumed as recorded, it was refused. Words after ``--`` are inputs."""
-    commands = next(a.choices for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    commands = _options_of_the_commands()
     at = next((i for i, word in enumerate(words) if word in commands), None)
     if at is None:
         return words
-    options = _command_options(commands, words[at])
+    options = commands[words[at]]
     end = words.index("--") if "--" in words else len(words)
     spelt = list(words)
     for i in range(at + 1, end):
@@ -622,6 +623,14 @@ def _spelt_out(words: list[str]) -> list[str]:
         if len(begun := _begins(name, options)) == 1:
             spelt[i] = f"{begun[0]}{equals}{value}"
     return spelt
+
+
+@functools.cache
+def _options_of_the_commands() -> dict[str, tuple[str, ...]]:
+    """Each command's long options, from a parser built once: status spells out the command of each
+    stopped shard (:func:`_spelt_out`), and a parser built for each took seconds over 64 shards."""
+    commands = next(a.choices for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return {name: tuple(_long_options(command)) for name, command in commands.items()}
 
 
 def _print_running(folder: str, status) -> None:
@@ -1554,7 +1563,7 @@ class _CommandParser(argparse.ArgumentParser):
         if message.startswith("the following arguments are required"):
             words = getattr(self, "_given", [])
             words = words[: words.index("--")] if "--" in words else words
-            options = [o for a in self._actions for o in a.option_strings if o.startswith("--")]
+            options = _long_options(self)
             hints = [f"{w}: {hint}" for w in dict.fromkeys(w.partition("=")[0] for w in words)
                      if (hint := _whole(w, options))]  # fmt: skip
             message += f" ({'; '.join(hints)})" if hints else ""
@@ -1568,7 +1577,7 @@ class _CommandParser(argparse.ArgumentParser):
             commands = next(a.choices for a in self._actions if isinstance(a, argparse._SubParsersAction))
             command = getattr(parsed, "command", None)
             if command not in commands:  # (xvertfast --vers: --version abbreviated)
-                top = [o for a in self._actions for o in a.option_strings if o.startswith("--")]
+                top = _long_options(self)
                 hints = [hint for w in extras if (hint := _whole(w.partition("=")[0], top))]
                 self.error(f"unrecognized arguments: {' '.join(extras)}" + (f" ({'; '.join(hints)})" if hints else ""))
             before = _before_the_command(args, command)
@@ -1634,7 +1643,7 @@ def _begun(option: str, word: str, commands: dict, names: list[str]) -> str | No
     first (--mod full: enhance's --mode, not demo's --model). None where it begins none."""
     if not option.startswith("--") or "=" in option or any(_named_exactly(commands[n], option) for n in names):
         return None
-    having = {name: found for name in names if (found := _begins(option, _command_options(commands, name)))}
+    having = {name: found for name in names if (found := _begins(option, _long_options(commands[name])))}
     if not having:
         return None
     said = "; ".join(f"{name} has {_and(found)}" for name, found in having.items())
@@ -1710,9 +1719,9 @@ def _before_the_command(args: list[str], command: str) -> list[str]:
     return args[:at] if args[at:at + 1] == [command] else []
 
 
-def _command_options(commands: dict, name: str) -> list[str]:
-    """The long options of command ``name``."""
-    return [o for a in commands[name]._actions for o in a.option_strings if o.startswith("--")]
+def _long_options(parser: argparse.ArgumentParser) -> list[str]:
+    """The long options of ``parser``: a command's, or the top level's."""
+    return [o for a in parser._actions for o in a.option_strings if o.startswith("--")]
 
 
 def _misplaced(before: list[str], command: str, commands: dict, top: argparse.ArgumentParser) -> str:
@@ -1723,11 +1732,10 @@ def _misplaced(before: list[str], command: str, commands: dict, top: argparse.Ar
 
     hints = []
     for option in dict.fromkeys(w.partition("=")[0] for w in before if w.startswith("-")):
-        close = difflib.get_close_matches(option, [o for a in top._actions for o in a.option_strings
-                                                   if o.startswith("--")], n=1, cutoff=0.75)  # fmt: skip
+        close = difflib.get_close_matches(option, _long_options(top), n=1, cutoff=0.75)
         if _named_exactly(commands[command], option):  # (-q too: `xvertfast -q enhance ...` was told nothing)
             hints.append(f"{option} goes after the command: xvertfast {command} ... {option}")
-        elif begun := _begins(option, _command_options(commands, command)):  # (--over: --overwrite abbreviated)
+        elif begun := _begins(option, _long_options(commands[command])):  # (--over: --overwrite abbreviated)
             hints.append(f"{option}: did you mean {' or '.join(begun)}? {WHOLE}, and go after the command: xvertfast "
                          f"{command} ... {begun[0]}")  # fmt: skip
         elif close:
@@ -1747,12 +1755,12 @@ def _unrecognized(extras: list[str], command: str, commands: dict) -> str:
     unknown = [w.partition("=")[0] for w in options_given if w.startswith("--") or re.fullmatch(r"-[A-Za-z]", w)]
     hints = []
     for option in unknown:
-        close = difflib.get_close_matches(option, _command_options(commands, command), n=2, cutoff=0.75)
+        close = difflib.get_close_matches(option, _long_options(commands[command]), n=2, cutoff=0.75)
         elsewhere = [name for name in commands if name != command
                      and any(option in a.option_strings for a in commands[name]._actions)]  # fmt: skip
         if (command, option) in COUNTERPARTS:
             hints.append(f"{command} has no {option}: {COUNTERPARTS[command, option]}")
-        elif whole := _whole(option, _command_options(commands, command)):  # (--pre: --precision, --preview)
+        elif whole := _whole(option, _long_options(commands[command])):  # (--pre: --precision, --preview)
             hints.append(("" if len(unknown) == 1 else f"{option}: ") + whole)
         elif close:
             hints.append(("" if len(unknown) == 1 else f"{option}: ") + f"did you mean {' or '.join(close)}?")

@@ -201,6 +201,24 @@ def test_status_resume_command_leaves_out_overwrite(tmp_path, capsys):
     assert "  to resume the job without --shard: xvertfast enhance in -o /x/out --shard 1/1\n" in said, said
 
 
+def test_status_over_many_stopped_shards_builds_the_parser_once(tmp_path, capsys, monkeypatch):
+    # the resume command of each stopped shard, its options spelt out whole, built the whole parser
+    # (~75 ms) to read the commands' options: 1-5 s of `xvertfast status` over 64 shards
+    from xvertfast import cli
+
+    out = tmp_path / "out"
+    for k in range(1, 5):
+        job = JobFolder(str(out), SETTINGS, False, shard=Shard(k, 4),
+                        command=f"xvertfast enhance in --out o --shard {k}/4")  # (--output abbreviated)
+        job.ended("interrupted", found=2, done=0, skipped=0, failed=0)
+        job.close()
+    built, build = [], cli.build_parser
+    monkeypatch.setattr(cli, "build_parser", lambda: built.append(1) or build())
+    said = _status_lines(out, capsys)
+    assert all(f"  to resume shard {k}/4: xvertfast enhance in --output o --shard {k}/4\n" in said for k in range(1, 5))
+    assert len(built) <= 2, f"the parser was built {len(built)} times"  # (status's own, and the options read once)
+
+
 _KILLABLE = """
 import sys, time
 from xvertfast.pipeline import preprocess_files as p
