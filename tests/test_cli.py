@@ -157,6 +157,14 @@ COMMANDS = "info, preprocess, enhance, evaluate, status, demo, export, cache, tr
                               "after the command: xvertfast train ... --epochs-gc 3 (options are given whole, not "
                               "abbreviated)"),
     (["--epochs", "3", "train", "in"], "'3': --epochs is not an option; train has --epochs-gc and --epochs-joint"),
+    # (a command named only where the options that take the word are one command's: every command has --output)
+    (["--out", "o", "in"], "'o': --out is not an option; it begins --output (preprocess, enhance, evaluate, demo, "
+                           "export, train), which goes after the command: xvertfast COMMAND ... --output o (options "
+                           "are given whole, not abbreviated)"),
+    (["--thr", "2", "in"], "'2': --thr is not an option; it begins --threads (preprocess, enhance, evaluate, train), "
+                           "which goes after the command: xvertfast COMMAND ... --threads 2 ("),
+    (["--mod", "x", "in"], "'x': --mod is not an option; it begins --model (enhance, demo) and --mode (enhance), "
+                           "which go after the command: xvertfast COMMAND ... --model x ("),  # (x: no --mode choice)
 ])  # fmt: skip
 def test_a_word_that_is_no_command_says_what_was_meant(argv, said, capsys):
     """A misspelt command (enhanse), -o given before the command (its value taken for the command)
@@ -193,8 +201,8 @@ def test_a_word_that_is_no_command_says_what_was_meant(argv, said, capsys):
                                            f"(the commands: {COMMANDS})"),  # (out is -o's: no command follows)
     (["--mode", "full", "in"], ["in/"], "'full': --mode full goes after the command: xvertfast enhance ... --mode "
                                         "full ("),  # (enhance alone has --mode)
-    (["--mod", "full", "in"], ["in/"], "'full': --mod is not an option; enhance has --model and --mode; demo has "
-                                       "--model, which go after the command: xvertfast enhance ... --mode full ("),
+    (["--mod", "full", "in"], ["in/"], "'full': --mod is not an option; it begins --model (enhance, demo) and --mode "
+                                       "(enhance), which go after the command: xvertfast enhance ... --mode full ("),
     # (abbreviations are refused: --mod is none; the example is of the option whose choices hold full)
     (["-o", "enhanced", "in"], ["enhanced/", "in/"], "'enhanced': -o enhanced goes after the command: xvertfast "
                                                      "COMMAND ... -o enhanced ("),  # (a folder: -o's, not a typo)

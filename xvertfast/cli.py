@@ -1637,21 +1637,28 @@ def _command_meant(word: str, commands: dict, words: list[str]) -> str | None:
 
 def _begun(option: str, word: str, commands: dict, names: list[str]) -> str | None:
     """Where ``option`` (``--out``, ``--epochs``), given before the command with ``word`` after it,
-    names no option of the commands ``names`` but begins some (enhance's --output; train's
+    names no option of the commands ``names`` but begins some (every command's --output; train's
     --epochs-gc and --epochs-joint): it is no option, so ``word`` was taken for the command ("invalid
-    choice: '3'" alone). The example names an option that takes ``word``, one with choices holding it
-    first (--mod full: enhance's --mode, not demo's --model). None where it begins none."""
+    choice: '3'" alone). The example names a command only where the options that best take ``word``
+    are one command's (those with choices holding it first: --mod full, enhance's --mode, not demo's
+    --model), else COMMAND (--out o: any command's --output). None where it begins none."""
     if not option.startswith("--") or "=" in option or any(_named_exactly(commands[n], option) for n in names):
         return None
-    having = {name: found for name in names if (found := _begins(option, _long_options(commands[name])))}
-    if not having:
+    begun = [(name, o) for name in names for o in _begins(option, _long_options(commands[name]))]
+    if not begun:
         return None
-    said = "; ".join(f"{name} has {_and(found)}" for name, found in having.items())
-    fits = [(name, o) for name, found in having.items() for o in found if _could_take(commands[name], o, word)]
-    fits.sort(key=lambda fit: _taking_a_value(commands[fit[0]], fit[1]).choices is None)  # (stable: in order)
-    name, full = fits[0] if fits else next((name, found[0]) for name, found in having.items())
-    go = "goes" if sum(map(len, having.values())) == 1 else "go"
-    return (f"{option} is not an option; {said}, which {go} after the command: xvertfast {name} ... {full} "
+    fits = [(name, o) for name, o in begun if _could_take(commands[name], o, word)]
+    best = [(name, o) for name, o in fits if _taking_a_value(commands[name], o).choices is not None] or fits or begun
+    name = best[0][0] if len({n for n, _ in best}) == 1 else "COMMAND"
+    having: dict[str, list[str]] = {}  # (the commands of each option begun)
+    for command, o in begun:
+        having.setdefault(o, []).append(command)
+    if len({command for command, _ in begun}) == 1:
+        said = f"{begun[0][0]} has {_and(list(having))}"
+    else:  # (--out: --output (preprocess, enhance, ...), not "preprocess has --output; enhance has --output; ...")
+        said = "it begins " + _and([f"{o} ({', '.join(takers)})" for o, takers in having.items()])
+    go = "goes" if len(having) == 1 else "go"
+    return (f"{option} is not an option; {said}, which {go} after the command: xvertfast {name} ... {best[0][1]} "
             f"{word if fits else 'N'} ({WHOLE})")
 
 
