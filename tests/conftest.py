@@ -6,6 +6,7 @@ header and can be replayed with ``XVF_TEST_SEED=<seed> pytest ...``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -123,6 +124,31 @@ def let_go_when_waited_for(monkeypatch, look, after: float = 0.2) -> None:
             look.close()
 
     monkeypatch.setattr(resume, "time", types.SimpleNamespace(monotonic=lambda: clock[0], sleep=sleep))
+
+
+@contextlib.contextmanager
+def traced_memory():
+    """Yields a namespace whose ``held`` and ``peak`` are, once the block ends, the bytes Python
+    allocations (numpy's included) held at its end and at most within it, above those held at its
+    start. Where tracemalloc already traces (PYTHONTRACEMALLOC=1, another tool), it goes on tracing
+    and what was traced before is not counted: start() then stop() of a test's own counted it, and
+    stopped the other's tracing."""
+    import tracemalloc
+    import types
+
+    was_tracing = tracemalloc.is_tracing()
+    if not was_tracing:
+        tracemalloc.start()
+    memory = types.SimpleNamespace(held=0, peak=0)
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        yield memory
+        current, peak = tracemalloc.get_traced_memory()
+        memory.held, memory.peak = current - start, peak - start
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()
 
 
 def said_around_the_bar(err: str, words: str = "error|warning") -> None:

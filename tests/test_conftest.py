@@ -25,3 +25,28 @@ def test_a_parameter_named_cuda_is_not_taken_for_the_cuda_marker(monkeypatch):
     conftest.pytest_collection_modifyitems(None, [by_id, marked])
     assert by_id.get_closest_marker("skip") is None
     assert marked.get_closest_marker("skip") is not None
+
+
+@pytest.mark.parametrize("tracing_before", [False, True])
+def test_traced_memory_counts_from_its_start_and_leaves_tracing_as_it_found_it(tracing_before):
+    # tracemalloc.start() then stop() in a test counted, where tracing was on already
+    # (PYTHONTRACEMALLOC=1), all that was traced before as the test's peak, and stopped it
+    import tracemalloc
+
+    import numpy as np
+
+    was = tracemalloc.is_tracing()  # (on from the start under PYTHONTRACEMALLOC=1)
+    if tracing_before and not was:
+        tracemalloc.start()
+    before = np.ones(1 << 21)  # 16 MiB, traced where tracing was on before the block
+    try:
+        with conftest.traced_memory() as memory:
+            kept = np.ones(1 << 17)  # 1 MiB
+            np.ones(1 << 18)  # 2 MiB, let go
+        assert (1 << 20) <= memory.held < (1 << 20) + (1 << 16), memory.held
+        assert (3 << 20) <= memory.peak < (3 << 20) + (1 << 16), memory.peak
+        assert tracemalloc.is_tracing() == (tracing_before or was)
+    finally:
+        if tracing_before and not was:
+            tracemalloc.stop()
+    assert kept.nbytes + before.nbytes == 17 << 20

@@ -16,6 +16,8 @@ from xvertfast.eval._brisque import _parse_model, load_model
 from xvertfast.eval._lpc import lpc_si_core
 from xvertfast.eval._tmqi import statistical_naturalness, tmqi_core
 
+from tests.conftest import traced_memory
+
 #: shared/metrics beside the repository (or XVF_SHARED_METRICS): SPEC.md, goldens-dev.json, inputs/.
 SHARED_METRICS = os.environ.get(
     "XVF_SHARED_METRICS",
@@ -277,14 +279,9 @@ def test_lpc_si_prefers_sharp_images(seed):
 def _planes_kept_and_peak(metric, img: np.ndarray) -> tuple[float, float]:
     """The memory ``metric(img)`` keeps after it returns and its peak, in float64 arrays of the
     image's size (tracemalloc: numpy's allocations included)."""
-    import tracemalloc
-
-    tracemalloc.start()
-    try:
+    with traced_memory() as memory:
         metric(img)
-        kept, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    kept, peak = memory.held, memory.peak
     return kept / (img.size * 8), peak / (img.size * 8)
 
 

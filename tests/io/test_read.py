@@ -18,7 +18,7 @@ from PIL import Image
 from xvertfast.io import ImageReadError, read_image
 from xvertfast.samples import SAMPLE_DICOM
 
-from tests.conftest import CXR_DEV as DATA, needs_cxr_dev  # noqa: E402
+from tests.conftest import CXR_DEV as DATA, needs_cxr_dev, traced_memory  # noqa: E402
 
 
 def image_notes() -> dict[str, dict]:
@@ -1485,19 +1485,14 @@ def _deflated_dicom(path, rows: int, cols: int, pixel_bytes: int, preamble: bool
 def test_a_deflated_dicom_inflating_past_its_image_is_refused_without_inflating_it_whole(tmp_path, preamble):
     # pydicom inflates a deflated data set whole before reading any of it: 1 MB of deflated zeros
     # declaring a 64 x 64 image cost 2 GB (the data set, then an array pydicom sized from it)
-    import tracemalloc
-
     _deflated_dicom(tmp_path / "d.dcm", 64, 64, 64 << 20, preamble)
     assert (tmp_path / "d.dcm").stat().st_size < (1 << 20)
-    tracemalloc.start()
-    try:
+    with traced_memory() as memory:
         with pytest.raises(ImageReadError, match=r"d\.dcm: its deflated data set inflates to more than [0-9,]+ bytes, "
                            r"though its header declares 64 x 64 \(1 frame of 1 sample of 16 bits\): a decompression "
                            r"bomb or corrupt; refusing to read it"):  # fmt: skip
             read_image(tmp_path / "d.dcm")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak = memory.peak
     assert peak < 16 << 20, peak
     # one that holds what its header declares is read
     _deflated_dicom(tmp_path / "ok.dcm", 64, 64, 64 * 64 * 2, preamble)
@@ -2075,19 +2070,14 @@ def test_judging_a_16_bit_png_s_sbit_copies_no_channel(seed):
     # np.bincount copied a colour PNG's channel (a strided view: raveled first) to int64, 5 times
     # its bytes at once (1 GB for a 100-Mpx image's), three times over a colour one; the table of
     # flags reads the samples where they are (64 KiB and the values that occur, a few here)
-    import tracemalloc
-
     from xvertfast.io.decode_pillow import _scaled_from
 
     v = np.random.default_rng(seed).integers(0, 1024, size=(1500, 1000, 3)).astype(np.uint16)
     samples = v << 6 | v >> 4  # 10-bit values scaled to 16 bits, the top bits repeated below
     channel, unscaled = samples[..., 1], (v * 4 + 3)[..., 1]
-    tracemalloc.start()
-    try:
+    with traced_memory() as memory:
         scaled = _scaled_from(channel, 10)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak = memory.peak
     assert scaled and not _scaled_from(unscaled, 10)
     assert peak < channel.nbytes // 4, f"peak {peak:,} bytes for a channel of {channel.nbytes:,}"
 
@@ -2301,20 +2291,15 @@ def test_what_libpng_warns_of_a_16_bit_colour_png_is_kept_to_a_few_notes(tmp_pat
 def test_a_library_logging_tens_of_thousands_of_lines_about_a_file_keeps_a_few_and_counts_the_rest():
     # every message was held until read back (a damaged table: a line per bogus entry), the cap
     # applied only then; the count of the others must stay exact, those left out by the words too
-    import tracemalloc
-
     from xvertfast.io.errors import LogNamingTheFile
 
     logger = logging.getLogger("xvertfast.tests.many_lines")
     block = LogNamingTheFile(logger.name, lambda m: None if m.startswith("about the call") else m.upper())
-    tracemalloc.start()
-    try:
+    with traced_memory() as memory:
         with block:
             for i in range(20_000):
                 logger.warning("about the call %d" if i % 4 == 0 else "bad entry number %d of the table", i)
-        held = tracemalloc.get_traced_memory()[0]
-    finally:
-        tracemalloc.stop()
+    held = memory.held
     assert held < 100_000, f"{held:,} bytes held for the messages"  # (all held: 1.8 MB)
     kept = [f"BAD ENTRY NUMBER {i} OF THE TABLE" for i in range(20_000) if i % 4][: LogNamingTheFile.KEPT]
     assert block.kept() == kept + [f"... and {15_000 - len(kept)} more messages from {logger.name} about this file"]
@@ -2671,18 +2656,13 @@ def test_the_luminance_of_colour_samples_takes_no_float64_copy_of_all_three(seed
     # MiB there, now 256 (read_image's of a 16-bit RGB PNG that size: 778 MiB over its start,
     # now 361); it weighs each channel in float64 (float32 samples too) and adds them into one
     # array, in the same order, so the same values
-    import tracemalloc
-
     from xvertfast.io.decode_common import luminance
 
     samples = np.random.default_rng(seed).integers(0, 65536, size=(512, 512, 4)).astype(dtype)
     plane = 512 * 512 * 8  # one channel in float64
-    tracemalloc.start()
-    try:
+    with traced_memory() as memory:
         grey = luminance(samples[..., :3], [], "x.png")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak = memory.peak
     assert peak < 2.5 * plane, f"{peak / plane:.1f} float64 planes"
     expected = _luma(samples[..., :3]) if dtype == np.uint16 else _luma_unrounded(samples[..., :3])
     assert grey.dtype == (np.uint16 if dtype == np.uint16 else np.float32)
