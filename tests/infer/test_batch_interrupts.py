@@ -221,25 +221,27 @@ def test_a_ctrl_c_held_at_the_end_and_a_report_that_cannot_be_written_say_both_a
     assert not report.exists()
 
 
-def test_a_stop_says_what_it_waits_for_before_the_summary(tmp_path, model_dir, seed, monkeypatch):
-    """A Ctrl-C while an image is being read: the read cannot be cut (a WLS solve), and the job waited
-    for it in silence (20 s on a busy 2-core machine) before its summary, though its result is
-    dropped. The job now says so as it stops, before that wait, not after it."""
+def _a_ctrl_c_during_the_second_read(tmp_path, model_dir, seed, monkeypatch, then):
+    """A job of 3 images given a Ctrl-C during its 2nd read, once the 1st output is written; the read
+    goes on until the job said it stops (or 60 s), calls ``then()``, and ends: the summary and the lines
+    logged."""
+    import time
+
     from xvertfast.infer import batch
 
     src = _inputs(tmp_path, seed, 3)
     real_read, real_write = batch._read_and_prepare, batch._compose_and_write
-    first_written, lines, said_before_the_read_ended = threading.Event(), [], []
+    first_written, lines = threading.Event(), []
 
     def interrupted_second_read(enhancer, f, *given_and_kept):
         if f.path.endswith("img1.png"):
             assert first_written.wait(60)
             signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
-            for _ in range(600):  # the read goes on until the job said it stops (or 60 s)
+            for _ in range(600):  # until the job said it stops (or 60 s)
                 if any(line.startswith("stopping:") for line in lines):
                     break
-                threading.Event().wait(0.1)
-            said_before_the_read_ended.append([line for line in lines if not line.startswith("warning:")])
+                time.sleep(0.1)
+            then(lines)
         return real_read(enhancer, f, *given_and_kept)
 
     def write_noted(*args):
@@ -251,22 +253,37 @@ def test_a_stop_says_what_it_waits_for_before_the_summary(tmp_path, model_dir, s
     monkeypatch.setattr(batch, "_compose_and_write", write_noted)
     enhancer = Enhancer(str(model_dir), device="cpu", backend="torch", batch_size=1)
     summary = enhancer.enhance_files([str(src)], str(tmp_path / "out"), workers=1, progress=False, log=lines.append)
+    return summary, lines
+
+
+def test_a_stop_says_what_it_waits_for_before_the_summary(tmp_path, model_dir, seed, monkeypatch):
+    """A Ctrl-C while an image is being read: the read cannot be cut (a WLS solve), and the job waited
+    for it in silence (20 s on a busy 2-core machine) before its summary, though its result is
+    dropped. The job now says so as it stops, before that wait, not after it."""
+    said_before_the_read_ended = []
+
+    def noted(lines):
+        said_before_the_read_ended.append([line for line in lines if not line.startswith("warning:")])
+
+    summary, _ = _a_ctrl_c_during_the_second_read(tmp_path, model_dir, seed, monkeypatch, noted)
     assert summary.stopped == "interrupted" and summary.done == 1 and summary.not_processed == 2
     assert said_before_the_read_ended == [["stopping: waiting for 1 image being read, which cannot be cut (dropped: "
                                            "the next run redoes it); kill -9 stops at once"]]  # fmt: skip
 
 
-def test_a_stop_line_that_cannot_be_written_still_finishes_the_outputs_in_flight(tmp_path, model_dir, seed,
-                                                                                 monkeypatch):  # fmt: skip
-    """The stop's line is logged before the wait for the outputs in flight; a log failing there (stderr
-    piped through a `tee` the same Ctrl-C killed: BrokenPipeError) skipped that wait: the job folder
-    closed under a write still running, its output recorded "writing". The line is lost, not the output."""
+def _stopped_with_a_log_that_breaks(tmp_path, model_dir, seed, monkeypatch, rgb=False, report=None):
+    """A job of 3 images stopped by a Ctrl-C during its 1st write, whose log raises BrokenPipeError
+    from the "stopping: ..." line on (stderr piped through a `tee` the same Ctrl-C killed): the
+    summary (None where the call raised it), the output folder, the outputs written."""
     import errno
     import time
 
     from xvertfast.infer import batch
 
     src, out = _inputs(tmp_path, seed, 3), tmp_path / "out"
+    if rgb:  # (each is warned of: converted to luminance)
+        for png in src.iterdir():
+            Image.fromarray(np.stack([np.asarray(Image.open(png))] * 3, -1)).save(png)
     real_write, line_tried, calls = batch._compose_and_write, threading.Event(), []
 
     def write_cut_by_ctrl_c(*args):
@@ -280,15 +297,25 @@ def test_a_stop_line_that_cannot_be_written_still_finishes_the_outputs_in_flight
     def log(line):
         if line.startswith("stopping:"):
             line_tried.set()
+        if line_tried.is_set():
             raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
 
     monkeypatch.setattr(batch, "_compose_and_write", write_cut_by_ctrl_c)
     enhancer = Enhancer(str(model_dir), device="cpu", backend="torch", batch_size=1)
     try:
-        summary = enhancer.enhance_files([str(src)], str(out), workers=1, progress=False, log=log)
-    except BrokenPipeError:  # (the old code's: raised while the write went on)
+        summary = enhancer.enhance_files([str(src)], str(out), workers=1, progress=False, log=log, report=report)
+    except BrokenPipeError:  # (the old code's)
         summary = None
     assert line_tried.is_set()
+    return summary, out, calls
+
+
+def test_a_stop_line_that_cannot_be_written_still_finishes_the_outputs_in_flight(tmp_path, model_dir, seed,
+                                                                                 monkeypatch):  # fmt: skip
+    """The stop's line is logged before the wait for the outputs in flight; a log failing there (stderr
+    piped through a `tee` the same Ctrl-C killed: BrokenPipeError) skipped that wait: the job folder
+    closed under a write still running, its output recorded "writing". The line is lost, not the output."""
+    summary, out, calls = _stopped_with_a_log_that_breaks(tmp_path, model_dir, seed, monkeypatch)
     assert not [t.name for t in threading.enumerate() if t.name.startswith("xvf-")]  # nothing left running
     assert summary is not None and summary.stopped == "interrupted" and summary.done == 1
     led = job_status(str(out), "enhance").ledgers[0]
@@ -296,38 +323,34 @@ def test_a_stop_line_that_cannot_be_written_still_finishes_the_outputs_in_flight
     assert os.path.isfile(calls[0]) and len(calls) == 1
 
 
+def test_warnings_of_the_outputs_in_flight_that_cannot_be_written_do_not_end_a_stop_in_an_error(
+        tmp_path, model_dir, seed, monkeypatch):  # fmt: skip
+    """A stop's log that fails on its line fails on every line after (a `tee` killed by the same
+    Ctrl-C): the warning of an output in flight (an RGB PNG's note), logged as the wait recorded it,
+    raised BrokenPipeError: the ledger read "an error: BrokenPipeError", not "interrupted", and no
+    --report was written. The lines are lost; the warnings stay in the record and the report."""
+    report = tmp_path / "report.json"
+    summary, out, calls = _stopped_with_a_log_that_breaks(tmp_path, model_dir, seed, monkeypatch, rgb=True,
+                                                          report=str(report))  # fmt: skip
+    led = job_status(str(out), "enhance").ledgers[0]
+    assert (led.ended, led.stop, led.done, led.unfinished) == ("stopped", "interrupted", 1, 0)
+    assert summary is not None and summary.stopped == "interrupted" and summary.done == 1
+    (done,) = [rec for rec in summary.records if rec.status == "done"]
+    assert done.output == calls[0] and any("luminance" in w for w in done.warnings), done.warnings
+    written = json.loads(report.read_text())
+    assert [rec["warnings"] for rec in written["files"] if rec["status"] == "done"] == [done.warnings]
+
+
 def test_a_second_ctrl_c_while_only_a_read_is_waited_for_says_so(tmp_path, model_dir, seed, monkeypatch, capfd):
     """The second Ctrl-C's note said "the outputs in flight are being finished" where the job waited for
     an image being read alone (its WLS solve cannot be cut, its result dropped): no output was."""
     import time
 
-    from xvertfast.infer import batch
+    def stopped_again(_lines):
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+        time.sleep(1)  # (the note is written by the main thread as it waits for this read)
 
-    src = _inputs(tmp_path, seed, 3)
-    real_read, real_write = batch._read_and_prepare, batch._compose_and_write
-    first_written, lines = threading.Event(), []
-
-    def read_stopped_twice(enhancer, f, *given_and_kept):
-        if f.path.endswith("img1.png"):
-            assert first_written.wait(60)
-            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
-            for _ in range(600):  # until the job said it stops (or 60 s)
-                if any(line.startswith("stopping:") for line in lines):
-                    break
-                time.sleep(0.1)
-            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
-            time.sleep(1)  # (the note is written by the main thread as it waits for this read)
-        return real_read(enhancer, f, *given_and_kept)
-
-    def write_noted(*args):
-        result = real_write(*args)
-        first_written.set()
-        return result
-
-    monkeypatch.setattr(batch, "_read_and_prepare", read_stopped_twice)
-    monkeypatch.setattr(batch, "_compose_and_write", write_noted)
-    enhancer = Enhancer(str(model_dir), device="cpu", backend="torch", batch_size=1)
-    summary = enhancer.enhance_files([str(src)], str(tmp_path / "out"), workers=1, progress=False, log=lines.append)
+    summary, lines = _a_ctrl_c_during_the_second_read(tmp_path, model_dir, seed, monkeypatch, stopped_again)
     assert summary.stopped == "interrupted" and summary.done == 1
     assert [line for line in lines if line.startswith("stopping:")] == [
         "stopping: waiting for 1 image being read, which cannot be cut (dropped: the next run redoes it); kill -9 "

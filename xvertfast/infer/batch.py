@@ -948,12 +948,12 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
             # a signal from now on: said and dropped where the job stops; else the first is held until
             # the outputs in flight are written (every image was handed over), the next ones dropped
             held.stopping = held.stopping or summary.stopped is not None
+            if summary.stopped is not None:  # the stop's line and the finished outputs' warnings (finish's)
+                log = _losing_lines_it_cannot_write(log)
             try:  # the outputs in flight are finished whatever the line meets: left running, they were left
                 # "writing" in the ledger as the job folder closed under them
                 if summary.stopped is not None and (line := _stop_line(reading, writes)) is not None:
                     log(line)
-            except OSError:  # (stderr piped to a `tee` the same Ctrl-C killed, a full disk: the line is lost)
-                pass
             finally:
                 _finish_in_flight(readers, writers, drain_writes)
                 bar.close()
@@ -977,6 +977,21 @@ def _stop_line(reading, writes) -> str | None:
         parts.append(f"waiting for {count(reads, 'image')} being read, which cannot be cut (dropped: the next "
                      f"run redoes {'it' if reads == 1 else 'them'})")
     return f"stopping: {' and '.join(parts)}; kill -9 stops at once"
+
+
+def _losing_lines_it_cannot_write(log):
+    """``log`` for a job stopping: a line it raises OSError on is lost, the job finishes (stderr piped
+    through a `tee` the same Ctrl-C killed fails every line after: the warnings of an output in flight,
+    an RGB PNG's note, raised BrokenPipeError out of the wait, the ledger read "an error" and no
+    --report was written). The warnings stay in each record and the report."""
+
+    def said_or_lost(line: str) -> None:
+        try:
+            log(line)
+        except OSError:
+            pass
+
+    return said_or_lost
 
 
 def _finish_in_flight(readers: cf.ThreadPoolExecutor, writers: cf.ThreadPoolExecutor, drain_writes) -> None:
