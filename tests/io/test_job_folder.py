@@ -464,8 +464,13 @@ def test_a_report_or_preview_that_is_a_hard_link_of_an_input_or_a_list_is_refuse
     for path, words in ((tmp_path / "in" / "a.png", "is one of the inputs; it would be overwritten"),
                         (tmp_path / "todo.txt", f"is the input list {tmp_path / 'todo.txt'}, which the job reads; it "
                                                 "would be overwritten")):  # fmt: skip
-        with pytest.raises(ValueError, match=re.escape(f"--report {path} {words}")):
+        with cli(), pytest.raises(ValueError, match=re.escape(f"{said('report', path)} {words}")):
             batch._check_side_files(files, out, "same", lists, report=str(path))
+    both = tmp_path / "run.png"  # (the older refusals too: "is also the report" from Python, not "the --report")
+    with cli(), pytest.raises(ValueError) as refused:
+        batch._check_side_files(files, out, "same", lists, report=str(both), preview=str(both))
+    assert str(refused.value) == (f"{said('preview', both)} is also the {'--report' if caller == 'cli' else 'report'}; "
+                                  "give each a file of its own")  # fmt: skip
 
 
 def test_a_report_that_is_a_hard_link_of_an_input_differing_in_case_only_is_refused_as_one(tmp_path, seed):
@@ -1320,9 +1325,9 @@ def test_a_report_or_preview_naming_an_input_in_another_case_is_refused_where_ca
     sources = {os.path.realpath(tmp_path / "todo.txt"): f"the input list {tmp_path / 'todo.txt'}"}
     with monkeypatch.context() as patched:
         mount_without_inodes(patched, ignoring_case=True)
-        with pytest.raises(ValueError, match=r"^--preview \S+/in/A.PNG is one of the inputs; it would be overwritten$"):
+        with pytest.raises(ValueError, match=r"^preview='\S+/in/A.PNG' is one of the inputs; it would be overwritten$"):
             batch._check_side_files(files, out, "same", sources, preview=str(tmp_path / "in" / "A.PNG"))
-        with pytest.raises(ValueError, match=r"^--report \S+/TODO.TXT is the input list \S+/todo.txt, which the job"):
+        with pytest.raises(ValueError, match=r"^report='\S+/TODO.TXT' is the input list \S+/todo.txt, which the job"):
             batch._check_side_files(files, out, "same", sources, report=str(tmp_path / "TODO.TXT"))
         batch._check_side_files(files, out, "same", sources, report=str(tmp_path / "run.json"),
                                 preview=str(tmp_path / "in" / "B.PNG"))  # (no such files: new ones)
@@ -1595,7 +1600,9 @@ def test_the_ledger_is_opened_in_the_folder_checked_where_another_is_put_at_its_
         tmp_path, monkeypatch):  # fmt: skip
     """The folder's (device, inode) was looked at after its locks were taken, then its ledger opened by its
     path: a folder renamed away and another made at its path between the two had the ledger (and the settings)
-    written in the other folder, away from the job's lock, and its outputs' lines with it."""
+    written in the other folder, away from the job's lock, and its outputs' lines with it. The start is now
+    refused (see test_a_started_folder_swapped_as_a_job_starts_has_its_own_ledger_and_settings_read) before it
+    writes anything, in either folder."""
     today, yesterday = tmp_path / "today", tmp_path / "yesterday"
     find_ledgers = JobFolder._find_ledgers
 
@@ -1606,12 +1613,10 @@ def test_the_ledger_is_opened_in_the_folder_checked_where_another_is_put_at_its_
         return find_ledgers(self)
 
     monkeypatch.setattr(JobFolder, "_find_ledgers", swapped_right_after)
-    with JobFolder(str(today), {"a": 1}, overwrite=False):
-        pass
+    with pytest.raises(ValueError, match="another folder was put at its path"):
+        JobFolder(str(today), {"a": 1}, overwrite=False)
     assert not os.listdir(today)  # (its settings too: a folder of settings without a ledger is an old version's)
-    assert json.loads((yesterday / JOB_FILE).read_text())["settings"] == {"a": 1}
-    lines = [json.loads(line) for line in (yesterday / LEDGER_FILE).read_text().splitlines()]
-    assert [line.get("run") for line in lines] == ["start"], lines  # (its start line, in the folder it holds)
+    assert not {JOB_FILE, LEDGER_FILE} & set(os.listdir(yesterday))  # (only the locks it took)
 
 
 @pytest.mark.parametrize("fd", ["as the system gives", "no O_PATH", "none"])
@@ -1657,7 +1662,8 @@ def test_a_started_folder_swapped_as_a_job_starts_has_its_own_ledger_and_setting
     were still listed and read, the settings read and the ledger's last byte looked at by the path: with
     `mv today yesterday; mkdir today` as a job started on a folder with a line in its ledger, the start died
     with a bare FileNotFoundError; another job's folder moved in had its settings and ledger read (its
-    settings refused the job's, or its outputs taken for the job's) while the lines went to the job's."""
+    settings refused the job's, or its outputs taken for the job's) while the lines went to the job's.
+    Now read in the folder held, and the start refused, as a swap before the locks is: nothing written."""
     today, yesterday, other = tmp_path / "today", tmp_path / "yesterday", tmp_path / "other"
     src = tmp_path / "x.png"
     src.write_bytes(b"an input")
@@ -1680,13 +1686,62 @@ def test_a_started_folder_swapped_as_a_job_starts_has_its_own_ledger_and_setting
         return find_ledgers(self)
 
     monkeypatch.setattr(JobFolder, "_find_ledgers", swapped_right_before)
-    with JobFolder(str(today), {"a": 1}, overwrite=False) as job:
-        assert job.recorded(str(today / "x.png")) and not job.recorded(str(today / "y.png"))
+    with pytest.raises(ValueError, match=f"output folder {re.escape(str(today))}: another folder was put at its "
+                                         r"path \(the folder moved, or a link changed\) as the job started; run it "
+                                         "again$"):  # fmt: skip
+        JobFolder(str(today), {"a": 1}, overwrite=False)
     assert {name: (today / name).read_bytes() for name in os.listdir(today)} == (others if put != "a new folder"
                                                                                  else {})  # fmt: skip
     assert json.loads((yesterday / JOB_FILE).read_text())["settings"] == {"a": 1}
     lines = [json.loads(line) for line in (yesterday / LEDGER_FILE).read_text().splitlines()]
-    assert [line.get("run") or line["state"] for line in lines] == ["start", "writing", "done", "start"], lines
+    assert [line.get("run") or line["state"] for line in lines] == ["start", "writing", "done"], lines
+
+
+@pytest.mark.parametrize("when", ["_find_ledgers", "_load_ledgers"])
+@pytest.mark.parametrize("how", ["moved in", "link changed"])
+def test_another_job_s_folder_put_at_the_path_as_a_job_starts_has_none_of_its_outputs_taken_as_done(
+        tmp_path, monkeypatch, how, when):  # fmt: skip
+    """Since 1e0d87a the start carried on in the folder it holds after a swap, while state() looks by the
+    path: `enhance in -o today`, `enhance in -o other --brightness original`, then `enhance in -o today`
+    with `mv today yesterday; mv other today` (or `ln -sfn other latest` for -o latest) as it listed its
+    ledgers said "0 done, 3 skipped", exit 0, with today holding the other settings' outputs. Refused
+    where the swap comes as it lists its ledgers, or as it reads them (after its settings are settled)."""
+    from xvertfast.io.files import file_state
+
+    src = tmp_path / "x.png"
+    src.write_bytes(b"an input")
+    for name, settings in (("c1", {"brightness": "auto"}), ("c2", {"brightness": "original"})):
+        with JobFolder(str(tmp_path / name), settings, overwrite=False) as job:
+            job.starting(str(src), str(tmp_path / name / "x.png"))
+            (tmp_path / name / "x.png").write_bytes(f"made with {settings}".encode())
+            job.finished(str(src), str(tmp_path / name / "x.png"), file_state(str(src)))
+    path = tmp_path / ("today" if how == "moved in" else "latest")
+    if how == "moved in":
+        os.rename(tmp_path / "c1", path)
+    else:
+        path.symlink_to("c1", target_is_directory=True)
+    held, others = folder_state(tmp_path / "c1" if how != "moved in" else path), folder_state(tmp_path / "c2")
+    hooked = getattr(JobFolder, when)
+
+    def swapped_right_before(self, *args):
+        if (tmp_path / "c2").exists():
+            if how == "moved in":
+                os.rename(path, tmp_path / "yesterday")
+                os.rename(tmp_path / "c2", path)
+            else:
+                (tmp_path / "next").symlink_to("c2", target_is_directory=True)
+                os.rename(tmp_path / "next", path)  # (ln -sfn)
+        return hooked(self, *args)
+
+    monkeypatch.setattr(JobFolder, when, swapped_right_before)
+    states = []
+    with pytest.raises(ValueError, match="another folder was put at its path"):
+        with JobFolder(str(path), {"brightness": "auto"}, overwrite=False) as job:
+            states.append(job.state(str(src), str(path / "x.png")))  # (the old code: "done", skipped)
+    assert states == []
+    assert (path / "x.png").read_bytes() == b"made with {'brightness': 'original'}"
+    assert folder_state(tmp_path / ("yesterday" if how == "moved in" else "c1")) == held  # (no start line)
+    assert folder_state(path) == others
 
 
 @pytest.mark.parametrize("where", ["above", "absolute"])
@@ -1728,6 +1783,9 @@ def test_a_ledger_key_with_a_drive_or_separator_in_a_part_is_outside_the_folder_
     assert inside == {key: key in ("sub/v.png", "v.png", "a b/c.d.png") for key in keys}
     if os.name != "nt":  # (on POSIX a colon and a backslash are a name's characters: such a file is inside)
         assert job_folder._inside("sub/C:v.png") and job_folder._inside("a\\b.png")
+    # an empty part (a folder's key, sub/; a doubled separator) names no file in the folder: refused, not
+    # left to the system's isabs ("/v.png" is not absolute to Python 3.13's ntpath)
+    assert not any(job_folder._inside(key) for key in ("sub/", "sub//v.png", "/v.png", "v.png/"))
 
 
 @pytest.mark.parametrize("how", ["relative", "chain"])

@@ -754,14 +754,22 @@ def _open_file_path(fd: int) -> str | None:
 
 def _inside(rel: str) -> bool:
     """Whether the ledger's key ``rel`` names a file inside its folder: not absolute, and each of its
-    parts a name alone, no ``..``, no drive, no separator of the system (a job refuses an output that
-    would leave the folder, so only a ledger edited by hand, or brought from elsewhere, names such a
+    parts a name alone, none empty (``/v.png``, whatever the system's isabs says; ``sub/``, a
+    folder), no ``..``, no drive, no separator of the system (a job refuses an output that would
+    leave the folder, so only a ledger edited by hand, or brought from elsewhere, names such a
     file, which an earlier format's removal must not touch). Each part, as the key is joined to the
     folder part by part: on Windows ``sub/C:v.png`` joins to ``C:v.png``, in drive C's working folder."""
     seps = {os.path.sep, os.path.altsep} - {None}
     return bool(rel) and not os.path.isabs(rel) and all(
-        part != os.path.pardir and not os.path.splitdrive(part)[0] and not seps & set(part)
+        part not in ("", os.path.pardir) and not os.path.splitdrive(part)[0] and not seps & set(part)
         for part in rel.split("/"))  # fmt: skip
+
+
+def _put_at_its_path(out_dir: str) -> ValueError:
+    """The refusal of a start whose output folder was swapped for another at its path as it started:
+    the folder it locked is not the one there now, whose files it would take for its own."""
+    return ValueError(f"cannot write into the output folder {out_dir}: another folder was put at its path (the "
+                      "folder moved, or a link changed) as the job started; run it again")
 
 
 def _open_in(path: str, mode: str, dir_fd: int | None):
@@ -894,9 +902,7 @@ class JobFolder:
                 self._dir_fd = _open_folder(out_dir)
                 held = os.fstat(self._dir_fd) if self._dir_fd is not None else os.stat(os.path.join(out_dir, ""))
                 if (held.st_dev, held.st_ino) != (before.st_dev, before.st_ino):
-                    raise ValueError(f"cannot write into the output folder {out_dir}: another folder was put at "
-                                     "its path (the folder moved, or a link changed) as the job started; run it "
-                                     "again")  # fmt: skip
+                    raise _put_at_its_path(out_dir)
                 self._held = (held.st_dev, held.st_ino)
             except OSError as exc:
                 raise ValueError(f"cannot write into the output folder {out_dir}: "
@@ -911,6 +917,7 @@ class JobFolder:
                 # (a shard started with this one has recorded the settings and made its ledger, or
                 # neither: a new folder is not taken for one of an xvertfast before ledgers)
                 ledgers = self._find_ledgers()
+                self._refuse_another_at_the_path()  # (before anything is written)
                 # unbuffered appends: a line that fails (a full disk) is not kept to fail again at close.
                 # Made before the settings are recorded, where it is not that earlier version's
                 # folder: a kill between the two must not leave settings without a ledger, which the
@@ -940,6 +947,8 @@ class JobFolder:
                     if made_ledger and not os.fstat(self._fd).st_size:
                         self._unlink(self._ledger_file)
                     raise
+                # (again, as the ledgers were read: its empty ledger is left beside the settings recorded)
+                self._refuse_another_at_the_path()
                 if os.fstat(self._fd).st_size and not self._ends_with_newline(ledger):
                     self._write("\n", durable=True)  # after a line a kill cut short: the next starts afresh
                 if command is not None and len(command) > COMMAND_LIMIT:  # (status gives a template instead)
@@ -951,6 +960,13 @@ class JobFolder:
         except BaseException:
             self.close()
             raise
+
+    def _refuse_another_at_the_path(self) -> None:
+        """ValueError where a folder was put at the output folder's path since its locks were taken
+        (:meth:`_moved`): the start goes no further, as :meth:`state` looks for the outputs by their
+        paths, and would take another job's there for this one's, done."""
+        if self._moved() is not None:
+            raise _put_at_its_path(self.out_dir)
 
     def _ends_with_newline(self, ledger: str) -> bool:
         """:func:`~xvertfast.resume.ends_with_newline` of the job's ledger, in the folder held."""
