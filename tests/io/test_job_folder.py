@@ -464,8 +464,13 @@ def test_a_report_or_preview_that_is_a_hard_link_of_an_input_or_a_list_is_refuse
     for path, words in ((tmp_path / "in" / "a.png", "is one of the inputs; it would be overwritten"),
                         (tmp_path / "todo.txt", f"is the input list {tmp_path / 'todo.txt'}, which the job reads; it "
                                                 "would be overwritten")):  # fmt: skip
-        with pytest.raises(ValueError, match=re.escape(f"--report {path} {words}")):
+        with cli(), pytest.raises(ValueError, match=re.escape(f"{said('report', path)} {words}")):
             batch._check_side_files(files, out, "same", lists, report=str(path))
+    both = tmp_path / "run.png"  # (the older refusals too: "is also the report" from Python, not "the --report")
+    with cli(), pytest.raises(ValueError) as refused:
+        batch._check_side_files(files, out, "same", lists, report=str(both), preview=str(both))
+    assert str(refused.value) == (f"{said('preview', both)} is also the {'--report' if caller == 'cli' else 'report'}; "
+                                  "give each a file of its own")  # fmt: skip
 
 
 def test_a_report_that_is_a_hard_link_of_an_input_differing_in_case_only_is_refused_as_one(tmp_path, seed):
@@ -1320,9 +1325,9 @@ def test_a_report_or_preview_naming_an_input_in_another_case_is_refused_where_ca
     sources = {os.path.realpath(tmp_path / "todo.txt"): f"the input list {tmp_path / 'todo.txt'}"}
     with monkeypatch.context() as patched:
         mount_without_inodes(patched, ignoring_case=True)
-        with pytest.raises(ValueError, match=r"^--preview \S+/in/A.PNG is one of the inputs; it would be overwritten$"):
+        with pytest.raises(ValueError, match=r"^preview='\S+/in/A.PNG' is one of the inputs; it would be overwritten$"):
             batch._check_side_files(files, out, "same", sources, preview=str(tmp_path / "in" / "A.PNG"))
-        with pytest.raises(ValueError, match=r"^--report \S+/TODO.TXT is the input list \S+/todo.txt, which the job"):
+        with pytest.raises(ValueError, match=r"^report='\S+/TODO.TXT' is the input list \S+/todo.txt, which the job"):
             batch._check_side_files(files, out, "same", sources, report=str(tmp_path / "TODO.TXT"))
         batch._check_side_files(files, out, "same", sources, report=str(tmp_path / "run.json"),
                                 preview=str(tmp_path / "in" / "B.PNG"))  # (no such files: new ones)

@@ -199,7 +199,7 @@ def _check_side_files(files, out_dir: str, fmt: str, sources: dict[str, str] | N
             real_paths = RealPaths() if real_paths is None else real_paths
             inputs = {real_paths(f.path) for f in files}
         if os.path.isdir(path):
-            raise ValueError(f"--{option} {path} is a folder; give a file name")
+            raise ValueError(f"{asked(option, path)} is a folder; give a file name")
         # (the file written: a link there is replaced by atomic_write, not followed, so it is its folder resolved
         # and its own name, as _replaces tells it when the job ends; a link to an input is no input)
         real = replaced_path(path)
@@ -213,7 +213,7 @@ def _check_side_files(files, out_dir: str, fmt: str, sources: dict[str, str] | N
                              f"as in a cp -al copy): written there, the {option} would replace that name of it (the "
                              "input stays as it is under its own); give it another name")  # fmt: skip
         if real in inputs or same is not None:
-            raise ValueError(f"--{option} {path} is one of the inputs; it would be overwritten")
+            raise ValueError(f"{asked(option, path)} is one of the inputs; it would be overwritten")
         # (a file the job reads is refused through a link too, --report lst where @lst -> list.txt: the report
         # would replace the link, and the same command run again read the report as its list)
         read = next((source for source in (sources or {})
@@ -228,16 +228,16 @@ def _check_side_files(files, out_dir: str, fmt: str, sources: dict[str, str] | N
                              f"(the file stays as it is{'' if link else ' under its own'}), and a job given {path} "
                              f"would read the {option} in its place; give it another name")  # fmt: skip
         if read is not None:  # (a dry run's report too replaced an @list it was given)
-            raise ValueError(f"--{option} {path} is {sources[read]}, which the job reads; it would be overwritten")
+            raise ValueError(f"{asked(option, path)} is {sources[read]}, which the job reads; it would be overwritten")
         if real in taken:
-            raise ValueError(f"--{option} {path} is also the --{taken[real]}; give each a file of its own")
+            raise ValueError(f"{asked(option, path)} is also the {asked(taken[real])}; give each a file of its own")
         taken[real] = option
         if (clash := _job_file_clash(files, out_dir, real, fmt)) is not None:
-            raise ValueError(f"--{option} {path} is {clash}; it would be written over when the job ends: give it "
+            raise ValueError(f"{asked(option, path)} is {clash}; it would be written over when the job ends: give it "
                              "another name")  # fmt: skip
         made_in = nearest_existing(os.path.dirname(os.path.abspath(path)))
         if not os.path.isdir(made_in) or not os.access(made_in, os.W_OK | os.X_OK):
-            raise ValueError(f"--{option} {path} cannot be written: {made_in} is not a folder writable here (it "
+            raise ValueError(f"{asked(option, path)} cannot be written: {made_in} is not a folder writable here (it "
                              "would be written when the job ends)")  # fmt: skip
 
 
