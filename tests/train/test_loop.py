@@ -82,9 +82,19 @@ def test_new_run_refuses_an_existing_checkpoint_and_a_changed_config(tmp_path):
     assert f"train into a new run folder with init={str(tmp_path / 'run' / 'model')!r} in its TrainConfig" in \
         str(finished.value) and "--init" not in str(finished.value), finished.value
     changed = TrainConfig(**{**small.__dict__, "width": 8})
-    with pytest.raises(ValueError, match="different configuration") as info:
+    with pytest.raises(ValueError, match="resume=True with a different configuration") as info:
         train([str(data)], str(tmp_path / "run"), changed, resume=True, progress=False, log=lambda m: None)
-    assert "only --lr may change" in str(info.value) and f"--init {tmp_path / 'run' / 'model'}" in str(info.value)
+    # (from Python: it was told "only --lr may change", "a new RUN_DIR" and "--init MODEL", which train() has not)
+    assert f"only lr may change), or train into a new run folder, from this run's weights with init=" \
+        f"{str(tmp_path / 'run' / 'model')!r} in its TrainConfig once it has one" in str(info.value), info.value
+    assert "--" not in str(info.value) and "RUN_DIR" not in str(info.value), info.value
+    from xvertfast._text import cli_running
+
+    with cli_running(["resume", "init", "lr"]), pytest.raises(ValueError) as cli:  # the CLI's words, as before
+        train([str(data)], str(tmp_path / "run"), changed, resume=True, progress=False, log=lambda m: None)
+    assert "--resume with a different configuration than the checkpoint's (" in str(cli.value) and \
+        "); resume with the run's settings (only --lr may change), or train into a new RUN_DIR, from this run's " \
+        f"weights with --init {tmp_path / 'run' / 'model'} once it has one" in str(cli.value), cli.value
 
 
 @needs_cxr_dev
@@ -608,7 +618,17 @@ def test_resume_refuses_an_init_model_changed_since_the_run_started(tmp_path):
     train([str(data)], str(tmp_path / "run"), tuned, stop_after_epochs=1, **quiet)
     shutil.rmtree(tmp_path / "a" / "model")
     shutil.copytree(tmp_path / "b" / "model", tmp_path / "a" / "model")  # same path, other weights
-    with pytest.raises(ValueError, match="--init .* not those the run started from"):
+    # (from Python: it was told "--resume with --init ...", "start a new RUN_DIR", options train() has not)
+    with pytest.raises(ValueError, match=rf"resume=True with init={re.escape(repr(tuned.init))}, whose weights are not "
+                                         r"those the run started from \(fingerprint .*; resume with the model the run "
+                                         "started from, or start a new run folder$"):  # fmt: skip
+        train([str(data)], str(tmp_path / "run"), tuned, resume=True, **quiet)
+    from xvertfast._text import cli_running
+
+    with cli_running(["resume", "init"]), pytest.raises(ValueError, match=rf"--resume with --init {re.escape(tuned.init)}"
+                                                        r", whose weights are not those the run started from \(.*; "
+                                                        "resume with the model the run started from, or start a new "
+                                                        "RUN_DIR$"):  # the CLI's words, as before  # fmt: skip
         train([str(data)], str(tmp_path / "run"), tuned, resume=True, **quiet)
 
 

@@ -69,10 +69,15 @@ def test_a_resume_needs_the_centres_its_epochs_were_trained_on(tmp_path):
     quiet = {"progress": False, "log": lambda m: None}
     train([str(data)], run, CONFIG, stop_after_epochs=1, rois=str(csv), **quiet)
     csv.write_text(HEAD + "img0.png,60,40,70,20\n")
-    with pytest.raises(ValueError, match="--resume with other ROI centres given by hand"):
+    with pytest.raises(ValueError, match=r"^\S+: resume=True with other ROI centres given by hand \(rois\) than"):
         train([str(data)], run, CONFIG, resume=True, rois=str(csv), **quiet)
-    with pytest.raises(ValueError, match="--resume with other ROI centres given by hand"):
+    with pytest.raises(ValueError, match=r"^\S+: resume=True with other ROI centres given by hand \(rois\) than"):
         train([str(data)], run, CONFIG, resume=True, **quiet)  # none given now: those found
+    from xvertfast._text import cli_running
+
+    cli_words = r"^\S+: --resume with other ROI centres given by hand \(--rois\) than"  # the CLI's, as before
+    with cli_running(["resume", "rois"]), pytest.raises(ValueError, match=cli_words):
+        train([str(data)], run, CONFIG, resume=True, **quiet)
     csv.write_text(HEAD + "img0.png,20,15,50,60\n")
     train([str(data)], run, CONFIG, resume=True, rois=str(csv), **quiet)  # the same: it goes on
     assert os.path.exists(os.path.join(run, "model"))
@@ -101,11 +106,11 @@ def test_a_refused_resume_gathers_no_copy_of_the_set(tmp_path):
     train([str(data)], run, CONFIG, stop_after_epochs=1, rois=str(csv), **quiet)
     gathered = sorted(n for n in os.listdir(os.path.join(run, "cache")) if n.startswith("rois-"))
     csv.write_text(HEAD + f"{data / 'img0.png'},60,40,70,20\n")
-    with pytest.raises(ValueError, match="--resume with other ROI centres given by hand"):
+    with pytest.raises(ValueError, match=r"^\S+: resume=True with other ROI centres given by hand \(rois\) than"):
         train([str(data)], run, CONFIG, resume=True, rois=str(csv), **quiet)
     csv.write_text(HEAD + f"{data / 'img0.png'},20,15,50,60\n")
     write_images(tmp_path / "more", n=1, size=96)  # another image
-    with pytest.raises(ValueError, match="--resume with other training images"):
+    with pytest.raises(ValueError, match="resume=True with other training images"):
         train([str(data), str(tmp_path / "more")], run, CONFIG, resume=True, rois=str(csv), **quiet)
     assert sorted(n for n in os.listdir(os.path.join(run, "cache")) if n.startswith("rois-")) == gathered
 

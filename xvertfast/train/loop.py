@@ -553,8 +553,13 @@ def _changed_images(run_dir: str, paths: list[str], detail: str) -> _OtherRun:
                      f"run began: {named} ({'' if one else 'the first: '}{detail}); the run's epochs were trained on "
                      f"{it} as {they} {was}, and a resume goes on only with the same images: put {it} back as {they} "
                      f"{was} to resume, or train on {it} as {they} {are} now in a new "
-                     f"{'RUN_DIR' if from_cli() else 'run folder'} (a copy of this one's cache/ in it saves "
+                     f"{_run_dir_said()} (a copy of this one's cache/ in it saves "
                      "preprocessing the others)")  # fmt: skip
+
+
+def _run_dir_said() -> str:
+    """RUN_DIR from the CLI (its argument's name), run folder from Python (train()'s has no such name)."""
+    return "RUN_DIR" if from_cli() else "run folder"
 
 
 #: RUN_DIR's folder for what a RUN_DIR/cache it cannot write (a read-only shared cache, linked) lacks:
@@ -990,14 +995,18 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
                 lr_changes.append(_lr_change(saved, before["lr"], now["lr"], log))
             before["lr"] = now["lr"]
         if before != now:
-            raise _OtherRun(f"{run_dir}: --resume with a different configuration than the checkpoint's "
-                             f"({settings_changes(before, now)}); resume with the run's settings (only --lr may "
-                             "change), or train into a new RUN_DIR, from this run's weights with --init "
-                             f"{os.path.join(run_dir, 'model')} once it has one")  # fmt: skip
+            model = os.path.join(run_dir, "model")
+            anew = (f"only --lr may change), or train into a new RUN_DIR, from this run's weights with --init {model}"
+                    if from_cli() else "only lr may change), or train into a new run folder, from this run's weights "
+                    f"with init={model!r} in its TrainConfig")  # fmt: skip
+            raise _OtherRun(f"{run_dir}: {asked('resume', True)} with a different configuration than the checkpoint's "
+                             f"({settings_changes(before, now)}); resume with the run's settings ({anew} once it has "
+                             "one")  # fmt: skip
         if saved.get("init", init_key) != init_key:  # (checkpoints from before it was recorded: not checked)
-            raise _OtherRun(f"{run_dir}: --resume with --init {config.init}, whose weights are not those the run "
-                             f"started from (fingerprint {str(saved['init'])[:12]}... then, {str(init_key)[:12]}... now); "
-                             "resume with the model the run started from, or start a new RUN_DIR")  # fmt: skip
+            raise _OtherRun(f"{run_dir}: {asked('resume', True)} with {asked('init', config.init)}, whose weights "
+                             f"are not those the run started from (fingerprint {str(saved['init'])[:12]}... then, "
+                             f"{str(init_key)[:12]}... now); resume with the model the run started from, or start a "
+                             f"new {_run_dir_said()}")  # fmt: skip
         if saved.get("device", device.type) != device.type:  # (checkpoints from before it was recorded: not said)
             log(f"warning: this run trained on {saved['device']}, now on {device.type}: the result will differ from an "
                 "uninterrupted run's (other kernels round differently)")  # fmt: skip
@@ -1047,8 +1056,8 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
                 then = saved["image_sizes"]
                 raise _changed_images(run_dir, [known[i] for i in changed], f"{then[changed[0]]:,} bytes at its place "
                                       f"in the run, {sizes[known[changed[0]]]:,} now")  # fmt: skip
-            raise _OtherRun(f"{run_dir}: --resume with other training images than the run started with ({how}); "
-                             "resume with the same inputs, or start a new folder")  # fmt: skip
+            raise _OtherRun(f"{run_dir}: {asked('resume', True)} with other training images than the run started "
+                             f"with ({how}); resume with the same inputs, or start a new folder")  # fmt: skip
         log(resuming)  # (said once the files may be the run's: not before a refusal)
 
     # (before the set is gathered: a refusal writes none)
@@ -1056,19 +1065,20 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
         images = len(sources)
         data_key = {"rois": key, "images": images, **({"centres": placed} if placed else {})}
         if saved is not None and saved.get("data", data_key).get("centres") != data_key.get("centres"):
-            raise _OtherRun(f"{run_dir}: --resume with other ROI centres given by hand (--rois) than the run's epochs "
-                             "were trained on: its ROIs were cut at those; resume with the same centres, or start a "
-                             "new folder")  # fmt: skip
+            raise _OtherRun(f"{run_dir}: {asked('resume', True)} with other ROI centres given by hand "
+                             f"({asked('rois')}) than the run's epochs were trained on: its ROIs were cut at those; "
+                             "resume with the same centres, or start a new folder")  # fmt: skip
         if saved is not None and saved.get("data", data_key) != data_key:
             then = saved["data"].get("images")
             if changed := _changed_in_place([d[:_DIGEST] for d in digests], saved.get("image_digests")):
-                raise _changed_images(run_dir, [sources[i] for i in changed], "other contents than the run trained on at its place")
+                raise _changed_images(run_dir, [sources[i] for i in changed],
+                                      "other contents than the run trained on at its place")
             how = (f"{then} images then, {images} now" if then != images else
                    f"{images} images then and now, but other ones, the same in another order (the validation split "
                    "goes by position: give them in the order the run began with), or this xvertfast cuts training ROIs "
                    "otherwise than the one that began the run")  # fmt: skip
-            raise _OtherRun(f"{run_dir}: --resume with other training images than the run started with ({how}); "
-                             "resume with the same inputs, or start a new folder")  # fmt: skip
+            raise _OtherRun(f"{run_dir}: {asked('resume', True)} with other training images than the run started "
+                             f"with ({how}); resume with the same inputs, or start a new folder")  # fmt: skip
 
     private = os.path.join(run_dir, PRIVATE_CACHE)  # (where RUN_DIR/cache, a shared one, cannot be written)
     rois = load_rois(inputs, os.path.join(run_dir, "cache"), config.roi_size, config.lam, config.alpha, config.eps, log,
