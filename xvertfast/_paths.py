@@ -35,7 +35,25 @@ def output_folder(value, who: str) -> str:
     path = os.fsdecode(fspath(value, f"{who}: out_dir must be the output folder's path"))
     if not path:
         raise ValueError(f"{who}: out_dir is empty: give the output folder's path ('.' for the current one)")
-    return path
+    return as_the_system_reads(path)
+
+
+def as_the_system_reads(path: str) -> str:
+    """``path``, with its part through its last ``..`` resolved where that ``..`` follows a link
+    (``latest/../archive``, latest -> runs/c1: ``/abs/runs/archive``): abspath and normpath drop
+    ``latest/..`` as text, naming another folder than the one the system opens, so a job's outputs,
+    planned by their text, went beside the folder holding its ledger. Unchanged where the text and
+    the system agree (most paths; on Windows, which reads ``..`` as text too)."""
+    parts = path.replace(os.altsep or os.sep, os.sep).split(os.sep)
+    if os.name == "nt" or os.pardir not in parts:
+        return path
+    try:
+        if os.path.realpath(path) == os.path.realpath(os.path.abspath(path)):
+            return path
+        last = len(parts) - parts[::-1].index(os.pardir)
+        return os.path.join(os.path.realpath(os.sep.join(parts[:last])), *parts[last:])
+    except OSError:  # (a working folder deleted: a relative path is left to the job's own refusal)
+        return path
 
 
 def working_folder() -> str | None:

@@ -1346,6 +1346,26 @@ def test_an_output_folder_through_a_link_to_a_missing_folder_is_said_so(tmp_path
     assert not (tmp_path / "2026-12-07").exists()
 
 
+def test_an_output_folder_beside_a_links_target_through_its_dotdot_is_the_one_the_system_opens(
+        tmp_path, model_dir, seed, monkeypatch, capsys):  # noqa: F811
+    # latest -> runs/c1; -o latest/../archive is runs/archive to the system (it follows latest, then ..), while
+    # normpath drops latest/.. as text (./archive): every start was refused as "another folder was put at its
+    # path", and outputs planned by that text went into ./archive, beside the folder holding the ledger
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "c1").mkdir(parents=True)
+    (tmp_path / "latest").symlink_to(os.path.join("runs", "c1"), target_is_directory=True)
+    with JobFolder(os.path.join("latest", "..", "started"), {"a": 1}, overwrite=False) as job:
+        job.starting(str(tmp_path / "in" / "x.png"), os.path.join("latest", "..", "started", "x.png"))
+    assert (tmp_path / "runs" / "started" / LEDGER_FILE).is_file() and not (tmp_path / "started").exists()
+    write_pngs(tmp_path / "in", seed, ["a.png", "b.png"])
+    out = os.path.join("latest", "..", "archive")
+    assert run(model_dir, "in", "-o", out) == 0, capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "runs" / "archive").glob("*.png")) == ["a.png", "b.png"]
+    assert not (tmp_path / "archive").exists()
+    assert run(model_dir, "in", "-o", out) == 0  # (its ledger found where the outputs are: both done)
+    assert capsys.readouterr().out.splitlines()[-1].startswith("0 done, 2 skipped, 0 failed")
+
+
 def test_an_output_folder_that_is_a_file_says_what_to_give(tmp_path):
     """ "output folder x is a file" said what was wrong, not what to do; and then named -o to a
     Python caller too (4787bfa)."""

@@ -859,8 +859,9 @@ class JobFolder:
                  real_paths: RealPaths | None = None):  # fmt: skip
         self.out_dir = out_dir
         # the folder it holds (see starting), by its whole path, as the outputs' are planned (a working
-        # folder deleted during the job, which os.getcwd no longer finds, changes neither)
-        self._whole_out = os.path.normpath(os.path.join(working_folder() or "", out_dir))
+        # folder deleted during the job, which os.getcwd no longer finds, changes neither). Not normpath'd:
+        # it drops "latest/.." as text, where the system first follows the link latest (see _moved)
+        self._whole_out = os.path.join(working_folder() or "", out_dir)
         self._real_out = os.path.realpath(self._whole_out)
         self._held: tuple[int, int] | None = None  # the folder's (device, inode) once made (see _moved)
         self.side_files = {name: path for name, path in (side_files or {}).items() if path}
