@@ -2745,8 +2745,26 @@ def test_a_palette_tiff_is_read_through_its_colour_map(tmp_path, seed, lzw_by_pi
         tifffile.imwrite(tmp_path / "p.tif", indices, photometric="palette", colormap=colormap)
     im = read_image(tmp_path / "p.tif", warn=False)
     np.testing.assert_allclose(im.pixels, (255 - indices) / 255.0, atol=1e-6)
-    assert im.bits_stored == (8 if lzw_by_pillow else 16)
+    assert im.bits_stored == 16  # (Pillow writes its 8-bit palette as a map of 16-bit entries)
     assert any("palette image converted to luminance" in n for n in im.notes)
+
+
+def test_a_16_bit_palette_lzw_tiff_read_without_imagecodecs_keeps_its_16_bit_colours(tmp_path, seed, request):
+    # Pillow, which decodes an LZW page where imagecodecs is missing, gave a palette's colours
+    # itself, keeping only the high byte of each 16-bit colour map entry: the image was read at
+    # 8 bits (bits_stored 8), its colours rounded to 256 levels, where tifffile reads 16
+    import tifffile
+
+    rng = np.random.default_rng(seed)
+    indices = rng.integers(0, 256, size=(14, 22)).astype(np.uint8)
+    colormap = rng.integers(0, 65536, size=(3, 256)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "p.tif", indices, photometric="palette", colormap=colormap, compression="lzw")
+    with_codecs = read_image(tmp_path / "p.tif", warn=False)
+    request.getfixturevalue("without_imagecodecs")
+    im = read_image(tmp_path / "p.tif", warn=False)
+    assert (im.bits_stored, im.values.dtype) == (with_codecs.bits_stored, with_codecs.values.dtype) == (16, np.uint16)
+    np.testing.assert_array_equal(im.values, with_codecs.values)
+    assert im.notes == with_codecs.notes
 
 
 @pytest.mark.parametrize("planar", [1, None])

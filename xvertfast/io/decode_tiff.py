@@ -140,7 +140,7 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logs: tuple[LogNa
     if planar and values.ndim == 3:
         values = np.moveaxis(values, 0, -1)
     if colormap is not None and values.ndim in (2, 3):
-        if values.ndim == 2:  # (Pillow's fallback gives the colours, 8-bit)
+        if values.ndim == 2:  # (indices: tifffile's, or Pillow's where it decodes the page)
             # a TIFF colour map holds 16-bit entries; some writers put 8-bit ones in it (none above
             # 255: libtiff takes the map for 8-bit then too, and so does this): its colours are
             # then uint8, as full_range and the writers take an image's depth from its type
@@ -480,7 +480,9 @@ def _tiff_without_imagecodecs(path: str, compression: str, code: int, white_is_z
             im.load()
             turned = _turned_by_pillow(im, told, tag)
             mode = im.mode
-            values = np.asarray(im.convert("RGB") if mode == "P" else im)  # a palette's colours, not its indices
+            # a palette's indices, which the reader looks up in the page's colour map: Pillow's own
+            # colours keep only the high byte of its 16-bit entries
+            values = np.asarray(im)
         except MemoryError:
             raise
         except Exception as exc:
