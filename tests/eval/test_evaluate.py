@@ -1372,3 +1372,26 @@ def test_the_roi_coverage_warning_waits_for_the_refusals(tmp_path, seed, capsys)
     err = capsys.readouterr().err
     assert "no image" in err.lower() or "nothing" in err.lower(), err
     assert "--roi-size 64" not in err, err
+
+
+def test_the_bar_says_which_image_and_step_is_running_before_the_first_is_done(tmp_path, seed, capsys, monkeypatch):
+    """The bar counts images done, and stood at "0/N" for the minutes a CPU takes over the first
+    large image with farbman and xvertnet, as if nothing ran. It now says the image and its step
+    (reading it, each method, its scores) as they start, on the first image and after any slow one;
+    a quick image's steps are not drawn (a line a step of 10,000 small images)."""
+    from xvertfast.eval import protocol
+    from xvertfast.eval.protocol import run_protocol
+
+    monkeypatch.setattr(protocol, "STEP_SLOW_S", 3600.0, raising=False)  # every image quick, however loaded
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("first.png", "second.png"):
+        Image.fromarray(chest_like(seed, 200, 190)).save(src / name)
+    methods = {"sharp": lambda p, spine=None: p, "soft": lambda p, spine=None: p * 0.5}
+    run_protocol([str(src)], methods, ["entropy"], pictures=0, progress=True, log=lambda m: None)
+    frames = capsys.readouterr().err.split("\r")
+    steps = [f for f in frames if " 0/2 " in f and "image 1/2 first.png: " in f]
+    assert [f.split("image 1/2 first.png: ")[1].rstrip("]\n ") for f in steps] == [
+        "reading, finding the spine", "sharp", "sharp, scoring its ROIs", "soft", "soft, scoring its ROIs"]
+    assert not any("image 2/2" in f for f in frames)  # the first was quick: the count moves enough
+    assert frames[-1].rstrip().endswith("img/s]")  # the last frame says no step

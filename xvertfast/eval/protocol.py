@@ -44,6 +44,10 @@ ROI_NAMES = ("upper", "lower")
 THUMB_HEIGHT = 512
 #: A picture's key for the original where no method is identity (no label can be this: no parentheses).
 ORIGINAL_PICTURE = "(original)"
+#: Seconds an image takes from which the bar shows the next one's steps (:class:`_StepShown`).
+STEP_SLOW_S = 1.0
+#: Longest file name the bar shows whole (longer: cut in the middle, its end kept).
+STEP_NAME_CHARS = 40
 
 
 class ImageNote(str):
@@ -254,6 +258,7 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
             if changed is not None:
                 log(_changes_said(kind, *changed, done=len(journal), path=journal.path))
     bar = tqdm(total=len(files), unit="img", desc="evaluate", disable=not progress)
+    step = _StepShown(bar, len(files))
     resumed = completed = moved = whole = 0
     # notes said as they come: the first WARNED_LISTED (20,000 lines, a TMQI note a small image's ROI,
     # scrolled the errors away), then that the rest are the report's; how many at the end
@@ -298,7 +303,7 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
                     run.ran_on[f.path] = entry["ran_on"]
                 run.images += 1
                 resumed += 1
-                bar.update(1)
+                step.done(scored=False)
                 continue
             # an image done before methods or metrics were added: those alone (a pictured one whose picture
             # lacks a method added, or is missing, is run whole, for its grid)
@@ -309,7 +314,8 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
             try:
                 pictured = index in keep_pictures and partial is None
                 rows, made, warnings, lacking, original = _evaluate_one(f, todo, asked, roi_centres, given.get(f.path),
-                                                                        pictured, run.seconds)  # fmt: skip
+                                                                        pictured, run.seconds,
+                                                                        step.of(index, f.path))  # fmt: skip
                 picture = made if partial is None else picture  # (a partial one's is the picture journalled)
             except FILE_ERRORS as exc:  # the file's fault (or too big for memory), not a bug of ours
                 reason = (f"{failure_text(f.path, exc.error)} (method {exc.method})" if isinstance(exc, _MethodFailed)
@@ -367,7 +373,7 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
                         say(note)
                 if picture:
                     run.pictures.append(picture)
-            bar.update(1)
+            step.done()
     finally:
         bar.close()
     if unused:
@@ -392,6 +398,39 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
             "report's summary.md)")  # fmt: skip
     run.journal = journal.path if journal is not None else None
     return run
+
+
+class _StepShown:
+    """The bar's word on the image being scored and its step (reading it, a method, the method's
+    scores): the bar counts images done, and stood at 0/N for the minutes a CPU takes over the
+    first of large images with farbman and xvertnet, as if nothing ran. Drawn for the first image
+    and after any that took :data:`STEP_SLOW_S` or more (a job of 10,000 small images, its stderr
+    piped to a file, would write a line a step: there the count moves); cleared as each is done."""
+
+    def __init__(self, bar, total: int):
+        self.bar, self.total = bar, total
+        self.since, self.slow = time.monotonic(), True
+
+    def of(self, index: int, path: str):
+        """What :func:`_evaluate_one` calls with each step's words, for the image at ``index``."""
+        name = path.replace("\\", "/").rsplit("/", 1)[-1]
+        if len(name) > STEP_NAME_CHARS:  # (the end kept: a name's numbers and extension tell images apart)
+            keep = STEP_NAME_CHARS - 3
+            name = f"{name[: keep // 3]}...{name[len(name) - (keep - keep // 3):]}"
+
+        def shown(what: str) -> None:
+            self.bar.set_postfix_str(f"image {index + 1}/{self.total} {name}: {what}", refresh=self.slow)
+
+        return shown
+
+    def done(self, scored: bool = True) -> None:
+        """One image more done (``scored``: not taken from the journal, whose are no measure of
+        the time an image takes): the count moves, the step said of it goes."""
+        now = time.monotonic()
+        self.slow = now - self.since >= STEP_SLOW_S if scored else self.slow
+        self.since = now
+        self.bar.set_postfix_str("", refresh=False)
+        self.bar.update(1)
 
 
 def _image_ran_on(machine: dict | None, scored, earlier: dict | None) -> dict | None:
@@ -584,13 +623,15 @@ def _missing_notes(path: str, missing: list, methods: list[str], metrics) -> lis
 
 
 def _evaluate_one(source: InputFile, methods: dict, metrics: dict[str, list[str]], roi_centres: dict | None,
-                  given: GivenCentres | None, keep_picture: bool, seconds: dict
+                  given: GivenCentres | None, keep_picture: bool, seconds: dict, step=lambda what: None
                   ) -> tuple[list[dict], dict | None, list[str], list, dict]:  # fmt: skip
     """One image's rows, picture, warnings, the metrics left out on its ROIs or set there by a
     floor ([roi, why, methods], for :func:`_missing_notes`; roi None: what a method reading its
     output from a file noted of reading it) under ``methods``, each scored on its
-    ``metrics``, and its original's depth and 8-bit conversion (:attr:`EvalRun.originals`)."""
+    ``metrics``, and its original's depth and 8-bit conversion (:attr:`EvalRun.originals`).
+    ``step`` is told each step as it starts (the progress bar's words)."""
     path = source.path
+    step("reading, finding the spine")
     rad = require_content(read_input(source, warn=False))
     if roi_centres is not None and given is None:
         where = getattr(roi_centres, "path", None)  # a plain dict from Python names no file
@@ -612,6 +653,7 @@ def _evaluate_one(source: InputFile, methods: dict, metrics: dict[str, list[str]
         t0 = time.perf_counter()
         kind = method_kind(method, name)
         said: list[str] = []  # what a method reading its output from a file says of how it read it
+        step(name)
         try:
             if kind == "identity":
                 out = rad.pixels
@@ -628,6 +670,7 @@ def _evaluate_one(source: InputFile, methods: dict, metrics: dict[str, list[str]
         if wrong is not None:  # (the image fails, its warnings kept; None or a list stopped the run)
             raise _MethodFailed(name, ValueError(f"the method's output {wrong}"), warnings)
         t0 = time.perf_counter()
+        step(f"{name}, scoring its ROIs")
         for roi, box, original in zip(ROI_NAMES, boxes, originals):
             test8 = (to_8bit_original(original, rad.bits_stored) if kind == "identity"
                      else to_8bit_output(out[box.top : box.bottom, box.left : box.right]))  # fmt: skip
