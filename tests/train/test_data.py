@@ -444,3 +444,30 @@ def test_a_cache_the_run_cannot_write_is_said_at_the_start_and_a_private_one_tak
     private = sorted(os.listdir(run / "private-cache"))
     assert len(private) == 2 and private[1].startswith("rois-"), private  # the new image's crops, the set
     assert os.path.exists(run / "model")
+
+
+def test_the_crops_of_a_private_cache_are_taken_once_the_shared_cache_can_be_written(tmp_path, monkeypatch):
+    """RUN_DIR/private-cache was looked in only while RUN_DIR/cache could not be written: a shared cache
+    made writable before --resume had every image the run had preprocessed privately preprocessed again
+    (hours for an archive), and the set gathered again beside the private one."""
+    import errno
+
+    import xvertfast.train.data as data_module
+
+    data, shared, private = write_images(tmp_path / "data", n=2, size=48), tmp_path / "shared", tmp_path / "private"
+    shared.mkdir()
+    real_write = data_module.write_array
+
+    def read_only(path, *args, **kwargs):  # (root writes anywhere: the read-only mount is faked)
+        if os.path.dirname(path) == str(shared):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
+        return real_write(path, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(data_module, "write_array", read_only)
+        m.setattr(data_module, "_unwritable", lambda folder: "read-only file system" if folder == str(shared) else None)
+        first = load_rois([str(data)], str(shared), 32, log=lambda m: None, private=str(private))
+    assert os.listdir(shared) == [] and len(os.listdir(private)) == 3  # two images' crops, the set
+    again = load_rois([str(data)], str(shared), 32, log=lambda m: None, private=str(private))  # (writable now)
+    assert os.listdir(shared) == [], "preprocessed or gathered again"
+    torch.testing.assert_close(again.pairs, first.pairs, rtol=0, atol=0)

@@ -163,23 +163,21 @@ class _Crops(NamedTuple):
     shape: tuple[int, int] = (0, 0)  #: (H, W) of the image, where they were cut now
 
 
-def _image_pairs(path: str, cache_dir: str, params: dict, photometric: str | None = None, log=print,
-                 given: GivenCentres | None = None, private: str | None = None) -> _Crops:  # fmt: skip
+def _image_pairs(path: str, folders: tuple[str, ...], params: dict, photometric: str | None = None, log=print,
+                 given: GivenCentres | None = None, into: str | None = None) -> _Crops:  # fmt: skip
     """The cached [2, 2, S, S] (upper and lower ROI; X_p and Y) of one image: its file in the
-    cache, computed first where missing (logging the image's warnings: what decoding changed,
-    an inverted look). Only the crops are kept, not the whole image. ``given``: its ROI centres,
-    placed by hand (None: those found), part of the file's name: crops cut at other centres are
-    not taken for these. ``private``: where crops missing from ``cache_dir``, which cannot be
-    written, are looked for and written."""
+    first of ``folders`` that has it, else computed (logging the image's warnings: what decoding
+    changed, an inverted look) and written into ``into`` (None: the first folder). Only the crops
+    are kept, not the whole image. ``given``: its ROI centres, placed by hand (None: those found),
+    part of the file's name: crops cut at other centres are not taken for these."""
     digest = file_sha256(path)
     keyed = {"file": digest, **params, **({"photometric": photometric} if photometric else {}),
              **({"centres": given.record()} if given is not None else {})}  # fmt: skip
-    key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:32]
-    for folder in (cache_dir, private) if private is not None else (cache_dir,):
-        cached = os.path.join(folder, key + ".npy")
-        if os.path.exists(cached):
-            return _Crops(cached, digest)
-    cache_dir = os.path.dirname(cached)
+    name = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:32] + ".npy"
+    if (found := _first_there(folders, name)) is not None:
+        return _Crops(found, digest)
+    cache_dir = folders[0] if into is None else into
+    cached = os.path.join(cache_dir, name)
     rad = require_content(read_image(path, photometric=photometric, warn=False))
     spine = spine_at(rad.pixels, given)
     for warning in image_warnings(rad, spine):
@@ -197,6 +195,11 @@ def _image_pairs(path: str, cache_dir: str, params: dict, photometric: str | Non
             raise
         raise CacheNotWritable(cache_dir, path, exc) from exc
     return _Crops(cached, digest, size / side, tuple(rad.pixels.shape))
+
+
+def _first_there(folders, name: str) -> str | None:
+    """The path of the file ``name`` in the first of ``folders`` that holds it; None where none does."""
+    return next((p for p in (os.path.join(folder, name) for folder in folders) if os.path.exists(p)), None)
 
 
 class CacheNotWritable(PickledAsRaised, OSError):
@@ -245,7 +248,9 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     it, and a temporary there may be the set another is gathering.
     ``private``: a folder of the run's own where what ``cache_dir`` lacks (crops, the gathered set) is
     written where ``cache_dir`` cannot be (a read-only shared cache, linked): said as the run starts,
-    where it failed only once every image was hashed, at the gathering. None: ``cache_dir`` alone.
+    where it failed only once every image was hashed, at the gathering. What it holds is always
+    taken, also once ``cache_dir`` can be written again (a resume then preprocessed those images
+    anew). None: ``cache_dir`` alone.
     """
     params = {"lam": lam, "alpha": alpha, "eps": eps, "roi_size": roi_size, "version": CACHE_VERSION}
     files, sources, digests, first_of, skipped, enlarged = [], [], [], {}, [], []
@@ -254,12 +259,12 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
         skipped.append(f"skipped: {text}")
         log(skipped[-1])
 
+    folders, into = (cache_dir,) if private is None else (cache_dir, private), cache_dir
     if private is not None and (cannot := _unwritable(cache_dir)) is not None:
         link = f" (a link to {os.path.realpath(cache_dir)})" if os.path.islink(cache_dir) else ""
         log(f"note: {cache_dir}{link} cannot be written ({cannot}): the run takes the crops it holds, and writes "
             f"those it lacks and its gathered training set into {private}")  # fmt: skip
-    else:
-        private = None
+        into = private
     lists = InputLists()  # (read once: the message of a list that names nothing says so)
     found = discover(inputs, exclude=[cache_dir, *exclude], lists=lists)
     if not found:
@@ -272,7 +277,7 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
             skip(f"{f.path}: {f.problem}")
             continue
         try:
-            crops = _image_pairs(f.path, cache_dir, params, f.photometric, log, given.get(f.path), private)
+            crops = _image_pairs(f.path, folders, params, f.photometric, log, given.get(f.path), into)
         except FILE_ERRORS as exc:  # as enhance: a decoder's error, out of memory on a huge image, ...
             if disk_full(exc) or isinstance(exc, CacheNotWritable):  # writing the cache: not the image's fault
                 raise
@@ -295,7 +300,8 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     if not sources:
         raise NoReadableImage(len(found))
     names = [os.path.basename(p) for p in files]
-    gathered = os.path.join(cache_dir, "rois-" + hashlib.sha256("\n".join(names).encode()).hexdigest()[:32] + ".npy")
+    set_name = "rois-" + hashlib.sha256("\n".join(names).encode()).hexdigest()[:32] + ".npy"
+    gathered = _first_there(folders, set_name) or os.path.join(into, set_name)
     # the images placed by hand by their cache files (contents, parameters, centres), not their paths: a resume
     # reaching the images by other paths (data/ then /abs/data) is trained on the same centres
     placed = sorted(os.path.basename(path) for path, source in zip(files, sources) if source in given)
@@ -304,9 +310,8 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     if before_gathering is not None:
         before_gathering(key, sources, centres, digests)
     per_image = 2
-    if private is not None and not os.path.exists(gathered):
-        gathered = os.path.join(private, os.path.basename(gathered))
-        os.makedirs(private, exist_ok=True)
+    if into != cache_dir:
+        os.makedirs(into, exist_ok=True)
     shared = {cache_dir} if os.path.islink(cache_dir) else set()  # (its temporary may be another run's, being written)
     remove_stale_parts([path for path in [*files, gathered] if os.path.dirname(path) not in shared])
     if not os.path.exists(gathered):
