@@ -2767,6 +2767,30 @@ def test_a_16_bit_palette_lzw_tiff_read_without_imagecodecs_keeps_its_16_bit_col
     assert im.notes == with_codecs.notes
 
 
+@pytest.mark.parametrize("bits, photometric", [(16, "rgb"), (16, "separated"), (8, "rgb")])
+def test_a_16_bit_colour_lzw_tiff_pillow_reads_at_8_bits_says_so(tmp_path, seed, bits, photometric, request):
+    # Pillow keeps only the high byte of 16-bit colour samples: such a page decoded for want of
+    # imagecodecs was read at 8 bits with no word (12-bit data as 16 grey levels), where a 16-bit
+    # colour PNG read so says it and names imagecodecs
+    import tifffile
+
+    from xvertfast.io.decode_common import imagecodecs_wanted
+
+    samples = np.random.default_rng(seed).integers(0, 1 << bits, size=(14, 22, 3 if photometric == "rgb" else 4))
+    tifffile.imwrite(tmp_path / "c.tif", samples.astype(f"u{bits // 8}"), photometric=photometric, compression="lzw")
+    request.getfixturevalue("without_imagecodecs")
+    im = read_image(tmp_path / "c.tif", warn=False)
+    assert (im.bits_stored, im.values.dtype) == (8, np.uint8)
+    said = [note for note in im.notes if "decoded at 8 bits" in note]
+    if bits == 8:
+        assert not said, im.notes
+    else:
+        assert said == [f"{tmp_path / 'c.tif'}: 16-bit colour TIFF: decoded at 8 bits (Pillow, which decodes its LZW "
+                        f"data here as imagecodecs is not installed, keeps only the high byte of each sample); "
+                        f"{imagecodecs_wanted('lzw', 'LZW', command=True)} reads it at 16 bits, or save it as 16-bit "
+                        "greyscale to keep the depth"]  # fmt: skip
+
+
 @pytest.mark.parametrize("planar", [1, None])
 def test_a_colour_jpeg_dicom_saying_planar_configuration_1_keeps_its_colours(tmp_path, planar):
     # PS3.5 8.2.1: a JPEG codestream orders its components itself (PlanarConfiguration shall be
