@@ -359,3 +359,32 @@ def test_a_second_ctrl_c_while_only_a_read_is_waited_for_says_so(tmp_path, model
     assert err.count("already stopping") == 1 and "outputs in flight are being finished" not in err, err
     assert ("already stopping: waiting for what is in flight, outputs being written or images being read (kill -9 "
             "stops at once; the same command then redoes them)") in err  # fmt: skip
+
+
+def test_a_log_closed_during_the_job_stops_it_as_a_full_disk_does_and_the_same_call_resumes(tmp_path, model_dir,
+                                                                                          seed):  # fmt: skip
+    """`xvertfast enhance in -o out |& head -1`: the first warning line after head exited raised
+    BrokenPipeError out of the job, whose ledger then read "an error: BrokenPipeError", with no summary
+    and no --report. The job now stops (the line and every later one lost), its ledger says why, and
+    the same call, with a log that works, does the rest."""
+    import errno
+
+    src, out, report = _inputs(tmp_path, seed, 3), tmp_path / "out", tmp_path / "report.json"
+    for png in src.iterdir():  # (each is warned of: converted to luminance)
+        Image.fromarray(np.stack([np.asarray(Image.open(png))] * 3, -1)).save(png)
+    said = []
+
+    def log(line):
+        if said:
+            raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+        said.append(line)
+
+    enhancer = Enhancer(str(model_dir), device="cpu", backend="torch", batch_size=1)
+    summary = enhancer.enhance_files([str(src)], str(out), workers=1, progress=False, log=log, report=str(report))
+    assert summary.stopped == "its log could not be written (Broken pipe)", summary.stopped
+    assert 1 <= summary.done < 3 and summary.not_processed == 3 - summary.done, summary.records
+    assert json.loads(report.read_text())["summary"]["stopped"] == summary.stopped
+    led = job_status(str(out), "enhance").ledgers[0]
+    assert (led.ended, led.stop, led.done, led.unfinished) == ("stopped", summary.stopped, summary.done, 0)
+    again = enhancer.enhance_files([str(src)], str(out), workers=1, progress=False, log=lambda line: None)
+    assert (again.stopped, again.skipped, again.done) == (None, summary.done, 3 - summary.done)

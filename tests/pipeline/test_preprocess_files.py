@@ -360,6 +360,31 @@ def test_a_full_disk_stops_the_job(tmp_path, monkeypatch, capsys):
     assert "3 done" in capsys.readouterr().out
 
 
+def test_a_log_closed_during_the_job_stops_it_and_the_same_call_resumes(tmp_path):
+    """`xvertfast preprocess in -o out |& head -1`: the line after head exited raised BrokenPipeError
+    out of the job (the ledger "an error: BrokenPipeError", no summary). It stops now, as on a full disk."""
+    import errno
+
+    from xvertfast.io.job_folder import job_status
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    (src / "a.png").write_text("not an image")  # (its error line is the one that cannot be written)
+    for name, seed in (("b.png", 1), ("c.png", 2)):
+        Image.fromarray(radiograph_like(seed, 64)).save(src / name)
+
+    def closed(line):
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+    summary = preprocess_files([str(src)], str(out), progress=False, log=closed)
+    assert (summary.stopped, summary.not_processed, len(summary.failed)) == (
+        "its log could not be written (Broken pipe)", 2, 1)  # fmt: skip
+    led = job_status(str(out), "preprocess").ledgers[0]
+    assert (led.ended, led.stop) == ("stopped", summary.stopped)
+    again = preprocess_files([str(src)], str(out), progress=False, log=lambda line: None)
+    assert (again.stopped, len(again.done), len(again.failed)) == (None, 2, 1)
+
+
 def test_an_output_file_system_gone_read_only_stops_the_job_as_a_full_disk_does(tmp_path, monkeypatch, capsys):
     """Only a full disk stopped it: on a file system remounted read-only (after an error, a snapshot)
     the job read and preprocessed every image of the archive, to fail each at its first write."""

@@ -52,7 +52,7 @@ from xvertfast.io.files import (InputFile, InputLists, NothingFound, collision_r
                                 input_paths, input_problem, list_files, output_path, read_input,
                                 RealPaths, another_name, first_same_file, refuse_unsearched_images, replaced_path,
                                 same_file, searched_input_folder)
-from xvertfast.io.job_folder import JOB_FILE, JobFolder, dry_run_line, recorded_input, run_line
+from xvertfast.io.job_folder import JOB_FILE, JobFolder, JobLog, dry_run_line, recorded_input, run_line
 from xvertfast.io.shards import Shard
 from xvertfast.io.write import (FORMAT_EXTENSIONS, WRITE_FORMATS, atomic_write, nearest_existing, output_name_refusal,
                                 outputs_lost, remove_stale_parts, same_format, same_format_extension)
@@ -550,7 +550,9 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
             :func:`default_workers`.
         report: write per-file status, output (null for a file that failed: none was written) and
             timings to this JSON file (its ``files`` are the :class:`FileRecord` fields).
-        progress, log: show a progress bar; where the job's lines go (``print``).
+        progress, log: show a progress bar; where the job's lines go (``print``). A line ``log``
+            raises OSError on (its stream closed) is lost, as are the later ones, and the job stops
+            as on a full disk (:class:`~xvertfast.io.job_folder.JobLog`).
         preview: draw a few inputs beside their outputs (done or skipped as already done),
             spread over the job, into this PNG (:func:`xvertfast.infer.preview.write_preview`);
             those whose image this call warned of (looks inverted, a spine in doubt, too little
@@ -573,7 +575,8 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
 
     Returns:
         a :class:`BatchSummary`: counts, failures with their reasons, and each file's record; for
-        a job that stopped early (Ctrl-C, SIGTERM, a full disk, a lost device), why and how many
+        a job that stopped early (Ctrl-C, SIGTERM, a full disk, a lost device, a log that cannot be
+        written), why and how many
         inputs it left (its ``stop_line()``, which ``log`` is not given).
 
     Raises:
@@ -632,6 +635,7 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
     if not dry_run:  # built before OUT is made (an export, engines: it may fail); a dry run builds nothing
         enhancer.backend  # noqa: B018 (its precision, recorded below, may differ from the one described)
     settings = _job_settings(enhancer, fmt)  # hashes every weight: once per job
+    log = JobLog(log)  # (a line that cannot be written stops the job, as a full disk does: see _run)
     job = JobFolder(out_dir, settings, overwrite, shard=shard, read_only=dry_run, command=command, cwd=cwd,
                     side_files={"report": report, "preview": preview},  # (checked again once OUT is held)
                     real_paths=real)  # fmt: skip
@@ -778,6 +782,9 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
                     log(f"error: {problem}")
             else:
                 todo.append((f, out, file_state(f.path)))
+        if log.lost is not None:  # (its lines lost as it planned: stopped before any image was enhanced)
+            summary.stopped, summary.stopped_planning = log.lost, True
+            return summary, planned
     except KeyboardInterrupt:
         summary.stopped, summary.stopped_planning = "interrupted", True  # (said by the summary's stop_line)
         return summary, planned
@@ -798,6 +805,8 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
             log(f"error: {rec.error}")
         for warning in rec.warnings:
             log(f"warning: {warning}")
+        if log.lost is not None and summary.stopped is None:  # (its stream closed: no more work, as on a full disk)
+            summary.stopped = log.lost
         elapsed = time.perf_counter() - start
         # drawn by update, at tqdm's pace: set_postfix's own refresh redrew the bar at every image (35 a second
         # on small images, a line each in a cluster job's log)
@@ -948,8 +957,6 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
             # a signal from now on: said and dropped where the job stops; else the first is held until
             # the outputs in flight are written (every image was handed over), the next ones dropped
             held.stopping = held.stopping or summary.stopped is not None
-            if summary.stopped is not None:  # the stop's line and the finished outputs' warnings (finish's)
-                log = _losing_lines_it_cannot_write(log)
             try:  # the outputs in flight are finished whatever the line meets: left running, they were left
                 # "writing" in the ledger as the job folder closed under them
                 if summary.stopped is not None and (line := _stop_line(reading, writes)) is not None:
@@ -977,21 +984,6 @@ def _stop_line(reading, writes) -> str | None:
         parts.append(f"waiting for {count(reads, 'image')} being read, which cannot be cut (dropped: the next "
                      f"run redoes {'it' if reads == 1 else 'them'})")
     return f"stopping: {' and '.join(parts)}; kill -9 stops at once"
-
-
-def _losing_lines_it_cannot_write(log):
-    """``log`` for a job stopping: a line it raises OSError on is lost, the job finishes (stderr piped
-    through a `tee` the same Ctrl-C killed fails every line after: the warnings of an output in flight,
-    an RGB PNG's note, raised BrokenPipeError out of the wait, the ledger read "an error" and no
-    --report was written). The warnings stay in each record and the report."""
-
-    def said_or_lost(line: str) -> None:
-        try:
-            log(line)
-        except OSError:
-            pass
-
-    return said_or_lost
 
 
 def _finish_in_flight(readers: cf.ThreadPoolExecutor, writers: cf.ThreadPoolExecutor, drain_writes) -> None:

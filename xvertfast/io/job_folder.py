@@ -70,9 +70,9 @@ from xvertfast.io.write import (OutputFolderMoved, atomic_write, nearest_existin
                                 why_not_made)
 from xvertfast.resume import LOCK_PATIENCE, ends_with_newline, hold_lock, lock_held, settings_changes
 
-__all__ = ["JobFolder", "JobStatus", "LedgerStatus", "ShardsWithoutLedger", "dry_run_line", "run_line", "job_files",
-           "job_status", "read_ledgers", "recorded_input", "shard_files", "shards_locks", "JOB_FILE", "LEDGER_FILE", "LOCK_FILE",
-           "JOB_STATE_FILES"]
+__all__ = ["JobFolder", "JobLog", "JobStatus", "LedgerStatus", "ShardsWithoutLedger", "dry_run_line", "run_line",
+           "job_files", "job_status", "read_ledgers", "recorded_input", "shard_files", "shards_locks", "JOB_FILE",
+           "LEDGER_FILE", "LOCK_FILE", "JOB_STATE_FILES"]
 
 
 def job_files(job: str) -> tuple[str, str, str]:
@@ -730,6 +730,26 @@ def run_line(shard: Shard | None, found: int, found_all: int, done: int, warned:
     with_warnings = f" ({warned} with warnings)" if warned else ""
     rate = f" ({done / seconds:.2f} images/s)" if done and seconds > 0 else ""
     return f"{part}{done} done{with_warnings}, {skipped} skipped, {failed} failed in {seconds:.1f} s{rate}"
+
+
+class JobLog:
+    """A batch job's ``log``, which a line it cannot write does not end in an error: its stream closed
+    (``xvertfast enhance ... |& head -1``), or a log file's disk full. The job ended "an error:
+    BrokenPipeError", its summary and --report lost; that line and every later one are lost now, and
+    :attr:`lost` says why, for the job to stop as it stops on a full disk: the outputs in flight
+    finished, the stop recorded in the ledger, the same command resuming."""
+
+    def __init__(self, log):
+        self._log = log
+        self.lost: str | None = None  #: why the job's lines are lost, once a line could not be written
+
+    def __call__(self, line: str) -> None:
+        if self.lost is not None:
+            return
+        try:
+            self._log(line)
+        except OSError as exc:
+            self.lost = f"its log could not be written ({exc.strerror or exc})"
 
 
 def _open_file_path(fd: int) -> str | None:

@@ -38,7 +38,7 @@ from xvertfast.io.errors import FILE_ERRORS, ImageWriteError, failure_text
 from xvertfast.io.files import (JOB_IMAGES, InputFile, InputLists, NothingFound, RealPaths, collision_remedy, discover,
                                 file_state, input_paths, input_problem, output_path, read_input,
                                 refuse_unsearched_images, same_file)
-from xvertfast.io.job_folder import JobFolder, dry_run_line, run_line
+from xvertfast.io.job_folder import JobFolder, JobLog, dry_run_line, run_line
 from xvertfast.io.shards import Shard
 from xvertfast.io.write import atomic_write, output_name_refusal, outputs_lost, remove_stale_parts
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
@@ -261,7 +261,9 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
     nothing (out_dir is not made); the summary's ``planned`` lists what a run would preprocess,
     ``skipped`` what is done, ``failed`` what would fail at planning (files that cannot be
     decoded show only when a run reads them). A KeyboardInterrupt (Ctrl-C; the CLI's SIGTERM) while
-    the inputs are processed stops the job: the summary's ``stopped`` says so. ``command``,
+    the inputs are processed stops the job: the summary's ``stopped`` says so, as it does where
+    ``log`` raises OSError on a line (its stream closed: that line and the later ones are lost,
+    :class:`~xvertfast.io.job_folder.JobLog`). ``command``,
     ``cwd``: the command line that started the job and its folder (the CLI's), recorded in the
     ledger for ``xvertfast status`` to give as the command that resumes it. ``rois``: a CSV of
     ROI centres placed by hand, or what :func:`~xvertfast.preprocess.centres.load_roi_centres`
@@ -279,6 +281,7 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
         raise NothingFound(inputs, lists=lists)
     given = centres_of_inputs(rois, [f.path for f in files]) if rois is not None else {}
     refuse_unsearched_images(out_dir, inputs, lists, "preprocessed")
+    log = JobLog(log)  # (a line that cannot be written stops the job, as a full disk does)
     job = JobFolder(out_dir, SETTINGS, overwrite, job="preprocess", shard=shard, read_only=dry_run, command=command,
                     cwd=cwd, real_paths=real)  # fmt: skip
     summary = JobSummary(shard=shard, dry_run=dry_run, busy=job.busy)
@@ -326,6 +329,9 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
                 summary.stopped, summary.not_processed = "interrupted", len(planned) - number
                 break
             bar.update(1)
+            if log.lost is not None:  # its stream closed (`|& head -1`): the same command resumes
+                summary.stopped, summary.not_processed = log.lost, len(planned) - number - 1
+                break
         bar.close()
         job.ended(summary.stopped, found=summary.found, done=len(summary.done), skipped=len(summary.skipped),
                   failed=len(summary.failed))  # fmt: skip
