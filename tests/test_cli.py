@@ -483,6 +483,19 @@ def test_a_mistyped_input_folder_is_nothing_found_before_any_output_folder(comma
 
 
 @pytest.mark.parametrize("command", ["enhance", "preprocess", "evaluate", "train"])
+def test_a_mistyped_input_is_said_before_torch_loads(command, tmp_path, capsys, monkeypatch):
+    """Torch was loaded first (seconds; more on a busy node) before a missing input was said."""
+    monkeypatch.chdir(tmp_path)
+    loaded = []
+    monkeypatch.setattr("xvertfast.cli._load_torch", lambda: loaded.append(command))
+    assert main([command, "nosuchdir", "-o", "out", "-q"]) == 1
+    assert "error: nosuchdir: no such file or folder" in capsys.readouterr().err
+    assert main([command, "@nolist.txt", "-o", "out", "-q"]) == 2
+    assert "error: @nolist.txt: the input list file nolist.txt does not exist" in capsys.readouterr().err
+    assert not loaded and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["enhance", "preprocess", "evaluate", "train"])
 def test_an_input_list_that_names_no_file_is_said_so(command, tmp_path, capsys, monkeypatch):
     """An empty @list (or one of blank lines and comments alone: a find that found nothing, a
     script's list left unwritten) said "no image files found in @list.txt", as if the files it named

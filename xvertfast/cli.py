@@ -269,6 +269,21 @@ def _load_torch() -> None:
     deliver(held)
 
 
+def _inputs_refused(inputs: list[str]) -> int | None:
+    """The exit code where none of ``inputs`` exists or an ``@list`` cannot be read (said on stderr),
+    else None: checked before torch loads, a mistyped folder was said only after seconds of loading."""
+    from xvertfast.io.files import NothingFound, check_inputs
+
+    try:
+        check_inputs(inputs)  # (no torch: xvertfast.io.files loads none)
+    except NothingFound as exc:
+        return _nothing_found(exc)
+    except ValueError as exc:  # an @list that cannot be read
+        _print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return None
+
+
 def _raise_if_interrupted(exc: BaseException) -> None:
     """Raises KeyboardInterrupt where ``exc``, caught as a command's error, came of a Ctrl-C or SIGTERM
     (:func:`~xvertfast._interrupts.came_of_an_interrupt`): it is said as an interruption, with exit
@@ -280,13 +295,14 @@ def _raise_if_interrupted(exc: BaseException) -> None:
 
 
 def _cmd_preprocess(args: argparse.Namespace) -> int:
+    if (refused := _inputs_refused(args.inputs)) is not None:  # a mistyped folder: said before anything is made
+        return refused
     _load_torch()
     _use_threads(args.threads)
-    from xvertfast.io.files import NothingFound, check_inputs
+    from xvertfast.io.files import NothingFound
     from xvertfast.pipeline.preprocess_files import SUFFIXES, preprocess_files
 
     try:
-        check_inputs(args.inputs)  # a mistyped folder: said before anything is made
         summary = preprocess_files(args.inputs, args.output, overwrite=args.overwrite, progress=not args.quiet,
                                    log=_say_around_the_bar, shard=args.shard, dry_run=args.dry_run,
                                    rois=_roi_file(args.rois), **_started_with(args, args.inputs, args.output,
@@ -330,11 +346,13 @@ def _roi_file(path: str | None):
 
 
 def _cmd_enhance(args: argparse.Namespace) -> int:
+    if (refused := _inputs_refused(args.inputs)) is not None:  # said before the model is loaded or OUT_DIR made
+        return refused
     _load_torch()
     _use_threads(args.threads)  # (before the Enhancer: onnxruntime's session takes torch's count)
     from xvertfast.infer import Enhancer
     from xvertfast.infer.batch import check_rois_mode
-    from xvertfast.io.files import NothingFound, check_inputs
+    from xvertfast.io.files import NothingFound
 
     if args.backend == "compile" and not args.dry_run:  # the first batch waits for it, with the bar at 0%
         # (one NIH image, one busy core: 81 s more than the torch backend; 33 s more in a later
@@ -343,7 +361,6 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
                "minute or more; about half that where torch's compile cache holds them from an earlier run)",
                file=sys.stderr)  # fmt: skip
     try:
-        check_inputs(args.inputs)  # a mistyped folder: said before the model is loaded or OUT_DIR made
         check_rois_mode(args.rois, args.mode)
         rois = _roi_file(args.rois)
         enhancer = Enhancer(args.model, device=args.device, backend=args.backend, mode=args.mode,
@@ -384,14 +401,15 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    if (refused := _inputs_refused(args.inputs)) is not None:  # said before the methods' models are loaded
+        return refused
     _load_torch()
     _use_threads(args.threads)
     from xvertfast.eval.evaluate import evaluate
     from xvertfast.eval.report import ReportInterrupted, summary_listing_at_most
-    from xvertfast.io.files import NothingFound, check_inputs
+    from xvertfast.io.files import NothingFound
 
     try:
-        check_inputs(args.inputs)  # a mistyped folder: said before the methods' models are loaded
         run, paths = evaluate(args.inputs, args.output, args.methods, args.metrics, rois=args.rois,
                               compare_to=args.compare_to, pictures=args.pictures, progress=not args.quiet,
                               restart=args.restart, device=args.device, precision=args.precision,
@@ -988,18 +1006,13 @@ def _finished_before(run_dir: str) -> bool:
 
 def _train_command(args: argparse.Namespace) -> int:
     """``xvertfast train`` but for a Ctrl-C or SIGTERM, which :func:`_cmd_train` says."""
+    if (refused := _inputs_refused(args.data)) is not None:  # said before a model is loaded or RUN_DIR made
+        return refused
     _load_torch()
-    from xvertfast.io.files import NothingFound, check_inputs
+    from xvertfast.io.files import NothingFound
     from xvertfast.train import DiskFull, TrainConfig, TrainingDiverged, has_finished_epochs, train
     from xvertfast.train.run_folder import to_go_on
 
-    try:
-        check_inputs(args.data)  # a mistyped folder: said before a model is loaded or RUN_DIR made
-    except NothingFound as exc:
-        return _nothing_found(exc)
-    except ValueError as exc:  # an @list that cannot be read
-        _print(f"error: {exc}", file=sys.stderr)
-        return 2
     # width and depth: as given, else the --init model's, else TrainConfig's defaults
     arch = {name: value for name, value in (("width", args.width), ("depth", args.depth), ("upsample", args.upsample))
             if value is not None}  # fmt: skip
