@@ -259,6 +259,8 @@ def test_an_unknown_option_is_refused_by_its_command_saying_what_was_meant(argv,
                                                "--version?)"),
     (["-q", "enhance", "x", "-o", "o"], "unrecognized arguments: -q (-q goes after the command: xvertfast enhance ... "
                                         "-q)"),  # (a short option was said "unrecognized arguments: -q" alone)
+    (["-qq", "enhance", "x", "-o", "o"], "unrecognized arguments: -qq (-qq goes after the command: xvertfast enhance "
+                                         "... -qq)"),  # (short flags grouped were said "unrecognized arguments: -qq" alone)
 ])  # fmt: skip
 def test_an_option_given_before_the_command_is_refused_by_the_top_level_saying_where_it_goes(argv, said, capsys):
     """It was enhance's to refuse: "xvertfast enhance: error: unrecognized arguments: --overwrite (did

@@ -1753,7 +1753,7 @@ def _misplaced(before: list[str], command: str, commands: dict, top: argparse.Ar
     hints = []
     for option in dict.fromkeys(w.partition("=")[0] for w in before if w.startswith("-")):
         close = difflib.get_close_matches(option, _long_options(top), n=1, cutoff=0.75)
-        if _named_exactly(commands[command], option):  # (-q too: `xvertfast -q enhance ...` was told nothing)
+        if _named_exactly(commands[command], option) or _grouped_flags(commands[command], option):  # (-q, -qq too)
             hints.append(f"{option} goes after the command: xvertfast {command} ... {option}")
         elif begun := _begins(option, _long_options(commands[command])):  # (--over: --overwrite abbreviated)
             hints.append(f"{option}: did you mean {' or '.join(begun)}? {WHOLE}, and go after the command: xvertfast "
@@ -1762,6 +1762,13 @@ def _misplaced(before: list[str], command: str, commands: dict, top: argparse.Ar
             hints.append(f"{option}: did you mean {close[0]}?")
     said = f"unrecognized arguments: {' '.join(before)}"
     return f"{said} ({'; '.join(hints)})" if hints else said
+
+
+def _grouped_flags(command: argparse.ArgumentParser, option: str) -> bool:
+    """Whether ``option`` is short flags of ``command`` given as one word (``-qq``: argparse reads it
+    as ``-q -q`` after the command; before it, it was refused with no word of where it goes)."""
+    letters = option[1:] if len(option) > 2 and option[0] == "-" and option[1] != "-" else ""
+    return bool(letters) and all(any(a.nargs == 0 for a in _named_exactly(command, f"-{c}")) for c in letters)
 
 
 def _unrecognized(extras: list[str], command: str, commands: dict) -> str:
