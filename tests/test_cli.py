@@ -377,14 +377,22 @@ def test_evaluate_of_outputs_in_a_file_says_it_is_a_file(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("command", ["enhance", "preprocess", "train", "evaluate"])
-def test_a_roi_file_that_is_a_folder_is_said_so(tmp_path, capsys, command):
-    """--rois naming a folder (the one the CSV is in) said "ROI centres file rois: Is a directory"."""
+def test_a_roi_file_that_is_a_folder_or_missing_is_said_so_naming_the_option(tmp_path, capsys, command):
+    """--rois naming a folder (the one the CSV is in) said "ROI centres file rois: Is a directory"; and
+    both that and a missing one said "ROI centres file ...", naming no option (from Python, still so)."""
+    from xvertfast.preprocess.centres import load_roi_centres
+
     image = _png(tmp_path / "a.png")
     (tmp_path / "rois").mkdir()
     assert main([command, image, "-o", str(tmp_path / "out"), "-q", "--rois", str(tmp_path / "rois")]) == 2
-    assert capsys.readouterr().err == (f"error: ROI centres file {tmp_path / 'rois'} is a folder: give the CSV file of "
-                                       "the centres in it\n")  # fmt: skip
+    assert capsys.readouterr().err == (f"error: --rois {tmp_path / 'rois'} is a folder: give the CSV file of the "
+                                       "centres in it\n")  # fmt: skip
+    missing = str(tmp_path / "nothere.csv")
+    assert main([command, image, "-o", str(tmp_path / "out"), "-q", "--rois", missing]) == 2
+    assert capsys.readouterr().err == f"error: --rois {missing}: No such file or directory\n"
     assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match=f"^ROI centres file {re.escape(missing)}: No such file or directory$"):
+        load_roi_centres(missing)
 
 
 @pytest.mark.parametrize("marker", [".xvertfast-train.lock", "checkpoint/state.json", None])

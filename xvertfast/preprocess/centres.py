@@ -15,6 +15,7 @@ import os
 from typing import NamedTuple
 
 from xvertfast._paths import PATH_TYPES
+from xvertfast._text import from_cli
 from xvertfast.preprocess.spine import Spine, centres_order_problem, find_spine
 
 __all__ = ["RoiCentres", "GivenCentres", "RoiRowError", "load_roi_centres", "as_roi_centres", "centres_of_inputs",
@@ -58,13 +59,15 @@ def load_roi_centres(path: str) -> RoiCentres:
     ValueError naming the line of a malformed row, or of one whose upper centre is not above its
     lower one (a smaller row): an image is needed for nothing else, so it stops a job before it starts."""
     centres = RoiCentres(path)
+    # (from the CLI, the option: "ROI centres file nothere.csv: No such file" named none)
+    named = f"--rois {path}" if from_cli() else f"ROI centres file {path}"
     try:
         with open(path, "rb") as raw:
             data = raw.read()
     except IsADirectoryError:  # (said "Is a directory": which file was meant, not said)
-        raise ValueError(f"ROI centres file {path} is a folder: give the CSV file of the centres in it") from None
+        raise ValueError(f"{named} is a folder: give the CSV file of the centres in it") from None
     except OSError as exc:
-        raise ValueError(f"ROI centres file {path}: {exc.strerror or exc}") from None
+        raise ValueError(f"{named}: {exc.strerror or exc}") from None
     try:
         text = data.decode("utf-8-sig")  # -sig: the byte-order mark spreadsheets write
     except UnicodeDecodeError as exc:  # Excel's plain "CSV": Windows-1252, where a name has an accent
