@@ -336,6 +336,31 @@ def test_a_grid_folder_that_cannot_be_written_is_refused_before_the_images_are_s
     assert main(args(images, out, pictures=0)) == 0  # (no pictures: grid/ not asked of)
 
 
+def test_a_folder_in_grid_named_as_a_picture_is_refused_before_the_images_are_scored(tmp_path, seed, capsys):
+    """A folder in grid/ named as a picture is (000_img0.png: the user's, or a tool's) is not removed
+    with the earlier report's pictures (files), so the new picture's move onto it failed (Is a
+    directory) once every image was scored. Refused before the scoring now, and again as the report is
+    put in place (before any file is changed); a folder of another name stays, and is no matter."""
+    images, out = write_images(tmp_path / "in", seed, n=1), tmp_path / "rep"
+    assert main(args(images, out, pictures=1)) == 0
+    capsys.readouterr()
+    (picture,) = os.listdir(out / "grid")
+    os.remove(out / "grid" / picture)
+    (out / "grid" / picture).mkdir()
+    (out / "grid" / "mine").mkdir()
+    earlier = shown(out)
+    why = (f"grid/{picture}: a folder named as the report's pictures are (NNN_name.png, each run's replacing the "
+           "earlier run's): move it away, or give --pictures 0")  # fmt: skip
+    assert main(args(images, out, pictures=1)) == 2
+    assert capsys.readouterr().err == (f"error: {out}: the report's pictures could not be put in grid/ ({why}); no "
+                                       "image was scored\n")  # fmt: skip
+    with pytest.raises(IsADirectoryError, match="none of the files there was changed"):
+        _report_files._put_in_place(str(tmp_path / "drawn"), str(out), [f"grid/{picture}"])
+    assert shown(out) == earlier
+    os.rmdir(out / "grid" / picture)  # a folder of another name is no matter
+    assert _report_files._grid_in_the_way(str(out), writable=True) is None
+
+
 def test_a_folder_with_no_report_yet_says_nothing_was_changed_when_the_first_move_fails(tmp_path, seed, capsys,
                                                                                         monkeypatch):  # fmt: skip
     images, out = write_images(tmp_path / "in", seed, n=2), tmp_path / "rep"

@@ -36,6 +36,8 @@ __all__ = ["REPORT_FILES", "ReportInterrupted", "check_grid_folder", "replace_re
 REPORT_FILES = ("scores.csv", "summary.csv", "summary.md", "boxplots.png", "provenance.json", "report.html")
 #: The hidden folder in the report folder (``.xvertfast-report-<random>.part``) a report is drawn in.
 _PARTS = (".xvertfast-report-", ".part")
+#: A report picture's name in grid/: its place among the pictures (3 digits, more past 999), its image's name.
+_PICTURE = re.compile(r"\d{3,}_.+\.png")
 _MOVING = "\nalready stopping: the report's files are being put in place\n"
 _REMOVING = "\nalready stopping: the report's unfinished files are being removed\n"
 
@@ -70,7 +72,7 @@ def _remove_earlier_grids(folder: str) -> tuple[int, int]:
     removed = left = 0
     for name in names:
         path = os.path.join(folder, name)
-        if re.fullmatch(r"\d{3,}_.+\.png", name) and os.path.isfile(path):
+        if _PICTURE.fullmatch(name) and os.path.isfile(path):
             try:
                 os.remove(path)
                 removed += 1
@@ -174,19 +176,35 @@ def _put_in_place(parts: str, out_dir: str, grids: list[str]) -> None:
 
 def _grid_in_the_way(out_dir: str, writable: bool = False) -> tuple[int, str] | None:
     """The errno and the reason where a ``grid`` in ``out_dir`` is not a folder for the pictures (a
-    file, a link to a folder that does not exist), and, ``writable`` asked, where it is one that
-    cannot be written (its moves into it would fail); None where the pictures can go there."""
+    file, a link to a folder that does not exist), or holds a folder named as a picture is
+    (:func:`_folder_named_as_a_picture`), and, ``writable`` asked, where it is one that cannot be
+    written (its moves into it would fail); None where the pictures can go there."""
     grid = os.path.join(out_dir, "grid")
     instead = f"give {asked('pictures', 0)}"
     if os.path.isdir(grid):
         if writable and not os.access(grid, os.W_OK | os.X_OK):
             return errno.EACCES, f"grid: a folder that cannot be written into: make it writable, or {instead}"
+        if (folder := _folder_named_as_a_picture(grid)) is not None:
+            return errno.EISDIR, (f"grid/{folder}: a folder named as the report's pictures are (NNN_name.png, each "
+                                  f"run's replacing the earlier run's): move it away, or {instead}")  # fmt: skip
         return None
     if not os.path.lexists(grid):
         return None
     gone = link_to_nowhere(grid, instead=f"remove the link (grid/ is then made), or {instead}")
     code = errno.ENOENT if gone else errno.ENOTDIR  # (FileNotFoundError, NotADirectoryError)
     return code, gone or f"grid: a file, not a folder for the report's pictures: move it away, or {instead}"
+
+
+def _folder_named_as_a_picture(grid: str) -> str | None:
+    """The name of a folder (not a link) in ``grid`` named as the report's pictures are: an earlier
+    report's pictures of those names are removed as files, and a picture moved onto a folder fails
+    (Is a directory), once every image was scored. None where there is none, or grid/ cannot be listed."""
+    try:
+        names = sorted(os.listdir(grid))
+    except OSError:
+        return None
+    return next((name for name in names if _PICTURE.fullmatch(name) and os.path.isdir(os.path.join(grid, name))
+                 and not os.path.islink(os.path.join(grid, name))), None)  # fmt: skip
 
 
 def check_grid_folder(out_dir: str) -> None:
