@@ -85,16 +85,17 @@ def test_new_run_refuses_an_existing_checkpoint_and_a_changed_config(tmp_path):
     with pytest.raises(ValueError, match="resume=True with a different configuration") as info:
         train([str(data)], str(tmp_path / "run"), changed, resume=True, progress=False, log=lambda m: None)
     # (from Python: it was told "only --lr may change", "a new RUN_DIR" and "--init MODEL", which train() has not)
-    assert f"only lr may change), or train into a new run folder, from this run's weights with init=" \
-        f"{str(tmp_path / 'run' / 'model')!r} in its TrainConfig once it has one" in str(info.value), info.value
+    assert f"only lr may change), or train into a new run folder with init=" \
+        f"{str(tmp_path / 'run' / 'model')!r} in its TrainConfig (this run's weights, once it has them)" in \
+        str(info.value), info.value
     assert "--" not in str(info.value) and "RUN_DIR" not in str(info.value), info.value
     from xvertfast._text import cli_running
 
     with cli_running(["resume", "init", "lr"]), pytest.raises(ValueError) as cli:  # the CLI's words, as before
         train([str(data)], str(tmp_path / "run"), changed, resume=True, progress=False, log=lambda m: None)
     assert "--resume with a different configuration than the checkpoint's (" in str(cli.value) and \
-        "); resume with the run's settings (only --lr may change), or train into a new RUN_DIR, from this run's " \
-        f"weights with --init {tmp_path / 'run' / 'model'} once it has one" in str(cli.value), cli.value
+        "); resume with the run's settings (only --lr may change), or train into a new RUN_DIR with --init " \
+        f"{tmp_path / 'run' / 'model'} (this run's weights, once it has them)" in str(cli.value), cli.value
 
 
 @needs_cxr_dev
@@ -945,7 +946,9 @@ def test_resume_with_another_cpu_thread_count_warns(tmp_path):
         train([str(data)], str(tmp_path / "run"), small, resume=True, progress=False, log=logs.append)
     finally:
         torch.set_num_threads(before)
-    assert [m for m in logs if "trained with 1 CPU thread, now with 2" in m and "--threads 1" in m], logs
+    # (from Python, whose train() has no --threads: torch's own setting)
+    assert [m for m in logs if "trained with 1 CPU thread, now with 2" in m and "(torch.set_num_threads(1) before "
+            "train() resumes it bitwise)" in m], logs
 
 
 def test_the_feature_loss_is_off_for_exactly_the_gc_epochs_then_on(tmp_path, monkeypatch):
@@ -1155,8 +1158,10 @@ def test_resuming_a_finished_run_says_so_and_records_no_lr_change(tmp_path):
     said = []
     lower = TrainConfig(**{**small.__dict__, "lr": small.lr / 10})
     train([str(data)], str(run), lower, resume=True, progress=False, log=said.append)
+    # (from Python: it was told "a new RUN_DIR with --init MODEL", which train() has not)
     assert f"{run}: the run has finished (all 1 stage trained): nothing to resume; its model is {run / 'model'} (to " \
-           f"train it on more or other images: a new RUN_DIR with --init {run / 'model'})" in said
+           f"train it on more or other images: train into a new run folder with init={str(run / 'model')!r} in its " \
+           "TrainConfig)" in said, said
     assert not [m for m in said if "goes on with" in m or m.startswith("resuming")], said
     assert (run / "model" / "config.json").read_bytes() == model
     assert "lr_changes" not in json.loads((run / "checkpoint" / "state.json").read_text())
@@ -1679,7 +1684,7 @@ def test_a_run_an_older_xvertfast_began_in_a_model_folder_is_resumed(tmp_path, c
     assert main(argv) == 2  # (not resumed: refused as any run's folder is, not as a model's)
     err = capsys.readouterr().err
     assert "holds a finished run" in err and "is an xvertfast model" not in err, err
-    assert f"use a new RUN_DIR with --init {os.path.join(model, 'model')}" in err, err  # (the CLI's words)
+    assert f"train into a new RUN_DIR with --init {os.path.join(model, 'model')}" in err, err  # (the CLI's words)
 
 
 def test_a_folder_holding_a_model_or_metrics_no_run_there_wrote_is_refused_as_it_was(tmp_path, capsys):

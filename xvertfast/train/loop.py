@@ -557,6 +557,20 @@ def _changed_images(run_dir: str, paths: list[str], detail: str) -> _OtherRun:
                      "preprocessing the others)")  # fmt: skip
 
 
+def _train_anew_from(model: str) -> str:
+    """How to train on from a run's ``model`` (its weights) in a new run, in the words of who asked:
+    --init from the CLI, ``init=`` in a new TrainConfig from Python (train() has no options)."""
+    if from_cli():
+        return f"train into a new RUN_DIR with --init {model}"
+    return f"train into a new run folder with init={model!r} in its TrainConfig"
+
+
+def _threads_said(n: int) -> str:
+    """Training on ``n`` CPU threads, in the words of who asked: --threads from the CLI, torch's own
+    setting from Python (train() takes the threads torch has)."""
+    return f"--threads {n}" if from_cli() else f"torch.set_num_threads({n}) before train()"
+
+
 def _run_dir_said() -> str:
     """RUN_DIR from the CLI (its argument's name), run folder from Python (train()'s has no such name)."""
     return "RUN_DIR" if from_cli() else "run folder"
@@ -996,12 +1010,10 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
             before["lr"] = now["lr"]
         if before != now:
             model = os.path.join(run_dir, "model")
-            anew = (f"only --lr may change), or train into a new RUN_DIR, from this run's weights with --init {model}"
-                    if from_cli() else "only lr may change), or train into a new run folder, from this run's weights "
-                    f"with init={model!r} in its TrainConfig")  # fmt: skip
             raise _OtherRun(f"{run_dir}: {asked('resume', True)} with a different configuration than the checkpoint's "
-                             f"({settings_changes(before, now)}); resume with the run's settings ({anew} once it has "
-                             "one")  # fmt: skip
+                             f"({settings_changes(before, now)}); resume with the run's settings (only "
+                             f"{asked('lr')} may change), or {_train_anew_from(model)} (this run's weights, once it "
+                             "has them)")  # fmt: skip
         if saved.get("init", init_key) != init_key:  # (checkpoints from before it was recorded: not checked)
             raise _OtherRun(f"{run_dir}: {asked('resume', True)} with {asked('init', config.init)}, whose weights "
                              f"are not those the run started from (fingerprint {str(saved['init'])[:12]}... then, "
@@ -1010,14 +1022,15 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
         if saved.get("device", device.type) != device.type:  # (checkpoints from before it was recorded: not said)
             log(f"warning: this run trained on {saved['device']}, now on {device.type}: the result will differ from an "
                 "uninterrupted run's (other kernels round differently)")  # fmt: skip
-        elif device.type == "cpu" and saved.get("threads", threads) != threads:  # sums split over other threads round differently
-            log(f"warning: this run trained with {count(saved['threads'], 'CPU thread')}, now with {threads}: the result will "
-                f"differ slightly from an uninterrupted run's (--threads {saved['threads']} resumes it bitwise)")  # fmt: skip
+        elif device.type == "cpu" and saved.get("threads", threads) != threads:  # (sums split otherwise round otherwise)
+            log(f"warning: this run trained with {count(saved['threads'], 'CPU thread')}, now with {threads}: the "
+                "result will differ slightly from an uninterrupted run's "
+                f"({_threads_said(saved['threads'])} resumes it bitwise)")  # fmt: skip
         prog = Progress(**saved["progress"])
         if finished:  # (its images are not gathered again: a cache missed, for other or moved images, costs hours)
             log(f"{run_dir}: the run has finished (all {count(config.stages, 'stage')} "
                 f"trained): nothing to resume; its model is {os.path.join(run_dir, 'model')} (to train it on "
-                f"more or other images: a new RUN_DIR with --init {os.path.join(run_dir, 'model')})")  # fmt: skip
+                f"more or other images: {_train_anew_from(os.path.join(run_dir, 'model'))})")  # fmt: skip
             _remove_finished_stages(ckpt_dir, log)  # (a run killed between its finished state and that removal)
             _remove_stage_data(run_dir, log)  # (the same, or one an older xvertfast finished: it kept them)
             return load_model(os.path.join(run_dir, "model"), map_location=device)  # (written before it was finished)
@@ -1033,9 +1046,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
             if position(before)[0] > before["config"].get("stages", math.inf):  # every stage trained
                 raise _RunThere(f"{run_dir} holds a finished run (all {count(before['config']['stages'], 'stage')} "
                                       f"trained): its model is {model_dir}; to train it on more or other images, "
-                                      + (f"use a new RUN_DIR with --init {model_dir}" if from_cli() else
-                                         f"train into a new run folder with init={model_dir!r} in its "
-                                         "TrainConfig"))  # fmt: skip
+                                      f"{_train_anew_from(model_dir)}")  # fmt: skip
         raise _RunThere(f"{run_dir} holds a checkpoint: {to_go_on(False)}, or use a new folder")
     elif resume:
         log(f"{asked('resume', True)}: {run_dir} holds no checkpoint yet; starting a new run there")
