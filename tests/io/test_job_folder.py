@@ -374,6 +374,12 @@ def test_a_report_is_checked_against_the_ledger_again_once_the_job_holds_the_fol
     assert run(model_dir, in2, "-o", out, "--report", out / "x.png") == 2
     said = capsys.readouterr().err
     assert f"error: --report {out / 'x.png'} is the output of {os.path.realpath(in1 / 'x.png')}" in said, said
+    # a Python caller is told of its argument, not of an option it never typed
+    recorded = json.loads((out / JOB_FILE).read_text())["settings"]
+    with pytest.raises(ValueError) as refused:
+        JobFolder(str(out), recorded, False, side_files={"report": str(out / "x.png")})
+    assert str(refused.value).startswith(f"report={str(out / 'x.png')!r} is the output of "
+                                         f"{os.path.realpath(in1 / 'x.png')} that an earlier run wrote"), refused.value
     assert folder_state(out) == before  # x.png kept, the ledger and settings untouched
 
 

@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import let_go_when_waited_for
 from tests.infer.test_enhance import model_dir  # noqa: F401 (a fixture)
 from tests.io.test_job_folder import run, write_pngs
+from xvertfast._text import cli_running
 from xvertfast.io import job_folder
 from xvertfast.io.job_folder import JobFolder, job_files, shard_files
 from xvertfast.io.shards import Shard
@@ -82,7 +83,9 @@ def test_shards_share_the_folder_and_keep_other_jobs_out(tmp_path):
     c = JobFolder(out, SETTINGS, False, shard=Shard(2, 3))  # none of 2 runs now
     c.close()
     whole = JobFolder(out, SETTINGS, False)
-    with pytest.raises(ValueError, match="without --shard is writing into"):
+    with pytest.raises(ValueError, match=re.escape("not split into shards (shard=None) is writing into")):
+        JobFolder(out, SETTINGS, False, shard=Shard(1, 2))
+    with cli_running(["shard"]), pytest.raises(ValueError, match="without --shard is writing into"):
         JobFolder(out, SETTINGS, False, shard=Shard(1, 2))
     whole.close()
     # a refused job leaves no lock behind: all of them can start again
@@ -97,10 +100,17 @@ def test_shards_that_name_one_report_are_refused_while_one_runs_on_this_machine(
     with a note, and one of another machine, where the path may be another file, is not compared."""
     out, report = str(tmp_path / "out"), str(tmp_path / "run.json")
     a = JobFolder(out, SETTINGS, False, shard=Shard(1, 2), side_files={"report": report})
-    with pytest.raises(ValueError, match=re.escape(f"--report {report} is also the --report of shard 1/2 of this "
-                                                   "job, which runs now on this machine") + ".*will write it when it ends"):
+    # (a Python caller is told of its arguments, the CLI's user of its options)
+    with pytest.raises(ValueError, match=re.escape(f"report={report!r} is also the report of shard 1/2 of this "
+                                                   "job, which runs now on this machine") + ".*will write it when it "
+                                                   "ends: give each shard a report of its own"):  # fmt: skip
         JobFolder(out, SETTINGS, False, shard=Shard(2, 2), side_files={"report": report})
-    with pytest.raises(ValueError, match=f"--preview {re.escape(report)} is also the --report of shard 1/2"):
+    with cli_running(["report", "preview"]), \
+            pytest.raises(ValueError, match=re.escape(f"--report {report} is also the --report of shard 1/2 of this "
+                                                      "job, which runs now on this machine") + ".*will write it when "
+                                                      "it ends: give each shard a --report of its own"):  # fmt: skip
+        JobFolder(out, SETTINGS, False, shard=Shard(2, 2), side_files={"report": report})
+    with pytest.raises(ValueError, match=f"preview={re.escape(repr(report))} is also the report of shard 1/2"):
         JobFolder(out, SETTINGS, False, shard=Shard(2, 2), side_files={"preview": report})
     assert not os.path.exists(os.path.join(out, shard_files("enhance", Shard(2, 2))[0]))  # no ledger begun
     JobFolder(out, SETTINGS, False, shard=Shard(2, 2), side_files={"report": report + ".2"}).close()
@@ -111,7 +121,7 @@ def test_shards_that_name_one_report_are_refused_while_one_runs_on_this_machine(
     b.close()
     open(report, "w").close()
     b = JobFolder(out, SETTINGS, False, shard=Shard(2, 2), side_files={"report": report})
-    assert b.notes == [f"--report {report} is the --report that shard 1/2 of this job wrote "
+    assert b.notes == [f"report={report!r} is the report that shard 1/2 of this job wrote "
                        f"({os.path.join(out, shard_files('enhance', Shard(1, 2))[0])} records it), which has ended: "
                        "this run replaces it when it ends"]
     b.close()
@@ -137,7 +147,7 @@ def test_shards_of_two_machines_naming_one_report_inside_out_are_refused(tmp_pat
     a = JobFolder(out, SETTINGS, False, shard=Shard(1, 2), side_files={"report": report})
     try:
         monkeypatch.setattr(job_folder.socket, "gethostname", lambda: "node-b")
-        with pytest.raises(ValueError, match=re.escape(f"--report {report} is also the --report of shard 1/2 of this "
+        with pytest.raises(ValueError, match=re.escape(f"report={report!r} is also the report of shard 1/2 of this "
                                                        f"job, which runs now on {host_a} (")):
             JobFolder(out, SETTINGS, False, shard=Shard(2, 2), side_files={"report": report})
         assert not os.path.exists(os.path.join(out, shard_files("enhance", Shard(2, 2))[0]))  # no ledger begun
@@ -180,7 +190,7 @@ def test_shards_starting_together_with_one_report_are_told_apart(tmp_path, monke
         started[0].join(timeout=120)  # (shard 2 ends at once, or once shard 1 has started)
         assert not started[0].is_alive(), "shard 2 neither ran nor was refused within 120 s"
         assert not second, "both shards run with one report"
-        assert refusal and "is also the --report of shard 1/2 of this job, which runs now" in refusal[0], refusal
+        assert refusal and "is also the report of shard 1/2 of this job, which runs now" in refusal[0], refusal
         assert not os.path.exists(os.path.join(out, shard_files("enhance", Shard(2, 2))[0]))  # its ledger not left
     finally:
         first.close()
@@ -1274,7 +1284,7 @@ def test_a_shard_reads_the_ledgers_before_its_turn_and_in_it_only_what_was_writt
         thread.join(timeout=120)
         first.close()
     assert not thread.is_alive() and not second, second
-    assert refusal and "is also the --report of shard 1/2 of this job, which runs now" in refusal[0], refusal
+    assert refusal and "is also the report of shard 1/2 of this job, which runs now" in refusal[0], refusal
     assert sum(taken) - before <= 3 + 1, taken  # in turn: the lines written since (the one cut short taken apart)
     # what it read in pieces is what a whole read says
     reading = job_folder.LedgersRead()

@@ -1049,7 +1049,7 @@ class JobFolder:
         for name, path in self.side_files.items():
             earlier = _recorded_input_in(self._ledger, self.out_dir, path)
             if earlier is not None:  # (the words of batch's check before the lock)
-                raise ValueError(f"--{name} {path} is the output of {earlier or 'an input'} that an earlier run "
+                raise ValueError(f"{asked(name, path)} is the output of {earlier or 'an input'} that an earlier run "
                                  "wrote (its ledger records it); it would be written over when the job ends: give "
                                  "it another name")  # fmt: skip
         if self.shard is None or not self.side_files:
@@ -1077,12 +1077,12 @@ class JobFolder:
                 shard, lock = f"shard {match.group(1)}/{match.group(2)}", _shard_lock_name(self.job, match)
                 if lock is not None and lock_held(os.path.join(self.out_dir, lock)):
                     where = "on this machine" if host == here else f"on {host or 'another machine'}"
-                    raise ValueError(f"--{name} {path} is also the --{other} of {shard} of this job, which runs "
-                                     f"now {where} ({ledger} records it) and will write it when it ends: "
-                                     f"give each shard a --{name} of its own (run-K.json, say)")  # fmt: skip
+                    raise ValueError(f"{asked(name, path)} is also the {asked(other)} of {shard} of this job, which "
+                                     f"runs now {where} ({ledger} records it) and will write it when it ends: "
+                                     f"give each shard a {asked(name)} of its own (run-K.json, say)")  # fmt: skip
                 if os.path.exists(real):
-                    self.notes.append(f"--{name} {path} is the --{other} that {shard} of this job wrote ({ledger} "
-                                      "records it), which has ended: this run replaces it when it ends")  # fmt: skip
+                    self.notes.append(f"{asked(name, path)} is the {asked(other)} that {shard} of this job wrote "
+                                      f"({ledger} records it), which has ended: this run replaces it when it ends")  # fmt: skip
 
     def _find_ledgers(self) -> list[str]:
         """The job's ledgers in the folder; sets whether it is a folder of an xvertfast before
@@ -1117,7 +1117,8 @@ class JobFolder:
             return
         lock = hold_lock(folder_lock, shared=True, patience=LOCK_PATIENCE)
         if lock is None:
-            raise ValueError(f"an xvertfast {self.job} without --shard is writing into {self.out_dir} (it holds "
+            unsharded = "without --shard" if from_cli() else "not split into shards (shard=None)"
+            raise ValueError(f"an xvertfast {self.job} {unsharded} is writing into {self.out_dir} (it holds "
                              f"{folder_lock}); wait for it, or use another folder")  # fmt: skip
         self._locks.append(lock)
         _, own_lock, count_lock = (os.path.join(self.out_dir, n) for n in shard_files(self.job, self.shard))
