@@ -122,8 +122,7 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logs: tuple[LogNa
                     raise ImageReadError(path, f"TIFF's full-resolution image, in the SubIFD of page 1, is {compression} "
                                          "data that tifffile decodes with imagecodecs: pip install imagecodecs") from None  # fmt: skip
                 _check_pillow_reads_samples(path, page.dtype, page.samplesperpixel, tif.byteorder, compression)
-                values, flip, pillow_mode = _tiff_without_imagecodecs(path, compression, int(page.compression),
-                                                                      white_is_zero, index)  # fmt: skip
+                values, flip, pillow_mode = _tiff_without_imagecodecs(path, page, compression, white_is_zero, index)
                 values = _as_the_page_stores(values, page.dtype)
                 if values.ndim == 3 and values.dtype.itemsize < page.dtype.itemsize:
                     _high_bytes_note(path, page.bitspersample, compression, notes)
@@ -443,18 +442,22 @@ def _chain_break(tif, most: int = 1 << 16) -> tuple[int, str] | None:
     return None
 
 
-def _tiff_without_imagecodecs(path: str, compression: str, code: int, white_is_zero: bool,
+def _tiff_without_imagecodecs(path: str, page, compression: str, white_is_zero: bool,
                               index: int = 0) -> tuple[np.ndarray, bool, str]:  # fmt: skip
-    """Page ``index`` decoded by Pillow, for compressions tifffile leaves to imagecodecs (LZW and
-    JPEG, common in radiograph exports; ZSTD before Python 3.14; ``code``: the Compression tag's). Returns the
+    """Page ``index`` (tifffile's ``page``) decoded by Pillow, for compressions tifffile leaves to
+    imagecodecs (LZW and JPEG, common in radiograph exports; ZSTD before Python 3.14). Returns the
     pixels as stored (Pillow's turn by the page's orientation undone, as the reader turns it), whether they still need the MINISWHITE flip (Pillow flips 1- and 8-bit MINISWHITE
     pages itself, not 16-bit ones) and Pillow's mode (a compressed YCbCr page: RGB). Where Pillow fails too, the error says whether a codec is
     missing (a compression Pillow does not know fails at open; one its libtiff was built without,
-    at load), the file is damaged (Pillow decodes that compression, yet not this file's data) or
-    too large for Pillow's decompression-bomb check."""
+    at load), Pillow lacks the page's layout (:func:`_layout_pillow_lacks`: a valid file), the
+    file is damaged (Pillow decodes that compression, yet not this file's data) or too large for
+    Pillow's decompression-bomb check."""
     from PIL import Image, TiffImagePlugin
 
+    code = int(page.compression)
     by_pillow = f"Pillow, which decodes its {compression} data here as imagecodecs is not installed"
+    lacking = f"cannot decode TIFF: {by_pillow}, does not decode {{}}, though its tags read as a valid TIFF's: " \
+              "pip install imagecodecs for tifffile to read it"  # fmt: skip
     try:
         # Pillow's warnings (a tag with more values than it takes) named, as read_pillow names them:
         # in turns with the other readers while it reads the tags, not while it decodes the pixels
@@ -474,6 +477,8 @@ def _tiff_without_imagecodecs(path: str, compression: str, code: int, white_is_z
         if code not in TiffImagePlugin.COMPRESSION_INFO:
             raise ImageReadError(path, f"TIFF compression {compression} needs a codec that neither tifffile nor "
                                  "Pillow has here: pip install imagecodecs") from None  # fmt: skip
+        if _layout_pillow_lacks(path, index, exc):
+            raise ImageReadError(path, lacking.format(_layout(page))) from None
         raise ImageReadError(path, f"cannot decode TIFF: {by_pillow}, cannot read the file ({exc}): truncated "
                              "or corrupt, or pip install imagecodecs for tifffile to read it") from None  # fmt: skip
     with im:
@@ -488,6 +493,8 @@ def _tiff_without_imagecodecs(path: str, compression: str, code: int, white_is_z
         except MemoryError:
             raise
         except Exception as exc:
+            if code == 7 and page.bitspersample > 12:  # (its libtiff's JPEG codec takes 8- and 12-bit samples)
+                raise ImageReadError(path, lacking.format(f"{page.bitspersample}-bit JPEG data")) from None
             if not _pillow_has_codec(im.info.get("compression", "")):  # not known to decode it: either
                 raise ImageReadError(path, f"cannot decode TIFF: {by_pillow}, failed on it ({exc}): this Pillow may "
                                      f"lack the {compression} codec (pip install imagecodecs), or the file is "
@@ -499,6 +506,40 @@ def _tiff_without_imagecodecs(path: str, compression: str, code: int, white_is_z
     if mode == "1":
         values = values.astype(np.uint8) * 255
     return values, white_is_zero and mode not in ("1", "L"), mode
+
+
+def _layout_pillow_lacks(path: str, index: int, exc: Exception) -> bool:
+    """Whether Pillow refused page ``index`` of a TIFF for its layout, none of the photometric, sample
+    format, bits and extra samples that its table of modes holds ("unknown pixel mode": 16-bit grey
+    + alpha, float16, 32-bit RGB, ...), not for damage: Image.open words that as it words any file it
+    cannot read ("cannot identify image file"), so the page is opened again by the TIFF plugin, for
+    its reason. What Pillow warns of the second time was given the first."""
+    from PIL import TiffImagePlugin, UnidentifiedImageError
+
+    if isinstance(exc, UnidentifiedImageError):
+        again = WarningsNamingTheFile(path)
+        with again:
+            try:
+                with TiffImagePlugin.TiffImageFile(path) as im:
+                    im.seek(index)
+                return False
+            except SyntaxError as why:
+                exc = why
+            except Exception:
+                return False
+            finally:
+                again.caught.clear()
+    return isinstance(exc, SyntaxError) and str(exc) == "unknown pixel mode"
+
+
+def _layout(page) -> str:
+    """A TIFF page's layout as :func:`_layout_pillow_lacks` judges it, in words: "MINISBLACK pages of
+    2 16-bit unsigned samples a pixel"."""
+    kind = {1: "unsigned", 2: "signed", 3: "float"}.get(int(page.sampleformat), f"SampleFormat {int(page.sampleformat)}")
+    photometric = getattr(page.photometric, "name", str(page.photometric))
+    n = page.samplesperpixel
+    return f"{photometric} pages of {f'{n} ' if n > 1 else ''}{page.bitspersample}-bit {kind} samples" + \
+        (" a pixel" if n > 1 else "")  # fmt: skip
 
 
 def _high_bytes_note(path: str, bits: int, compression: str, notes: list[str]) -> None:
