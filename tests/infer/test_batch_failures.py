@@ -649,6 +649,11 @@ def test_an_output_folder_link_swapped_during_the_job_stops_it_before_it_writes_
     assert {p.name: p.read_bytes() for p in c2.iterdir()} == held, lines
     assert summary.stopped == ("the output folder now leads elsewhere (a link changed, or the folder moved, during "
                                "the job)"), lines
+    # the summary's last line says what the output's error line says, not "the same command resumes": run again,
+    # it would write into c2
+    give = f"give out_dir={str(c1)!r} to write the rest"
+    assert any(line.endswith(give) for line in lines) and summary.stop_line().endswith(f"not processed; {give}"), (
+        lines, summary.stop_line())  # fmt: skip
     from xvertfast.io.job_folder import job_status
 
     ledger = job_status(str(c1), "enhance")

@@ -808,4 +808,7 @@ def test_an_output_folder_link_swapped_during_the_job_stops_it_before_it_writes_
     assert len(summary.done) == 1 and summary.not_processed == 1, summary
     ((path, why),) = summary.failed
     assert path == str(src / "x1.png") and f"now leads to {c2}, not to {c1}" in why, why
+    # (the summary says what the error says, not "the same command resumes": run again, it would write into c2)
+    give = f"give out_dir={str(c1)!r} to write the rest"
+    assert why.endswith(give) and summary.line().endswith(f"1 not processed ({give})"), (why, summary.line())
     assert job_status(str(c1), "preprocess").done == 4 and job_status(str(c1), "preprocess").unfinished == 0

@@ -109,6 +109,9 @@ class BatchSummary:
     #: the folder the job was started in, from which its inputs given as relative paths start (the
     #: --report says it); None where it could not be read (deleted, or not searchable)
     cwd: str | None = None
+    #: what writes the rest, where the same command would not: the output folder now leads elsewhere
+    #: (:attr:`~xvertfast.io.write.OutputFolderMoved.resume`: give -o the folder the job held)
+    resume: str | None = None
 
     def _count(self, status: str) -> int:
         return sum(r.status == status for r in self.records)
@@ -147,8 +150,8 @@ class BatchSummary:
         if self.dry_run:
             return f"stopped early: {self.stopped}; the dry run was cut short; run it again"
         when = " while planning, before any image was enhanced" if self.stopped_planning else ""
-        return (f"stopped early: {self.stopped}{when}; {count(self.not_processed, 'image')} not processed; the same "
-                "command resumes where this one stopped")  # fmt: skip
+        resume = self.resume or "the same command resumes where this one stopped"
+        return f"stopped early: {self.stopped}{when}; {count(self.not_processed, 'image')} not processed; {resume}"
 
     @property
     def images_per_second(self) -> float:
@@ -867,7 +870,7 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
             except FILE_ERRORS as exc:  # this file fails, the job goes on
                 rec.status, rec.error = "failed", failure_text(rec.input, exc)
                 if (why := outputs_lost(exc)) is not None and summary.stopped is None:
-                    summary.stopped = why
+                    summary.stopped, summary.resume = why, getattr(exc, "resume", None)
             finish(rec)
 
     def wait_heeding(futures) -> None:

@@ -1314,13 +1314,16 @@ class JobFolder:
                 there = "another folder is now" if os.path.isdir(now) else "no folder is now"
                 give = ("give -o the folder where it is now" if from_cli()
                         else "give the folder where it is now as out_dir")  # fmt: skip
-                raise OutputFolderMoved(out, f"not written: {there} at the output folder's path {self.out_dir}; the "
-                                             "folder this job holds (with its ledger) was moved or removed during "
-                                             f"the job: {give} to write the rest")  # fmt: skip
-            give = f"-o {held}" if from_cli() else f"out_dir={held!r}"  # (the caller's words: Python typed no -o)
-            raise OutputFolderMoved(out, f"not written: the output folder {self.out_dir} now leads to {now}, not "
-                                         f"to {held}, the folder this job holds (a link changed, or the folder "
-                                         f"moved, during the job); give {give} to write the rest")  # fmt: skip
+                moved = OutputFolderMoved(out, f"not written: {there} at the output folder's path {self.out_dir}; "
+                                               "the folder this job holds (with its ledger) was moved or removed "
+                                               f"during the job: {give} to write the rest")  # fmt: skip
+            else:
+                give = f"give -o {held}" if from_cli() else f"give out_dir={held!r}"  # (Python typed no -o)
+                moved = OutputFolderMoved(out, f"not written: the output folder {self.out_dir} now leads to {now}, "
+                                               f"not to {held}, the folder this job holds (a link changed, or the "
+                                               f"folder moved, during the job); {give} to write the rest")  # fmt: skip
+            moved.resume = f"{give} to write the rest"  # (the job's summary says it too: the same command would not)
+            raise moved
         self._append({"output": self._rel(out), "input": self._real_paths(input_path), "state": "writing",
                       "settings": self.key}, durable=True)  # fmt: skip
 

@@ -230,7 +230,12 @@ class OutputFolderMoved(ImageWriteError):
     """An output not written because its job's output folder, by the path given, now leads to
     another folder than the one the job holds (its lock and ledger): a link swapped, or the folder
     renamed and another made in its place. Every later output would go there too, beside another
-    job's, so the job stops (:func:`outputs_lost`)."""
+    job's, so the job stops (:func:`outputs_lost`).
+
+    ``resume``: what writes the rest (give -o the folder it holds), which the job's summary says in
+    place of "the same command resumes": run again, that command would write into the folder there now."""
+
+    resume: str | None = None
 
 
 def outputs_lost(exc: BaseException) -> str | None:

@@ -72,6 +72,8 @@ class JobSummary:
     planned: list[str] = field(default_factory=list)  #: (a dry run) the inputs a run would preprocess
     dry_run: bool = False  #: planned only: nothing was computed or written
     busy: bool = False  #: (a dry run) another job writes into the output folder now
+    #: what writes the rest, where the same command would not (an output folder that now leads elsewhere)
+    resume: str | None = None
 
     def line(self) -> str:
         if self.dry_run:
@@ -80,7 +82,8 @@ class JobSummary:
         text = run_line(self.shard, self.found, self.found_all, len(self.done), len(self.warned), len(self.skipped),
                         len(self.failed), self.seconds)  # fmt: skip
         if self.stopped:
-            text += f"; stopped: {self.stopped}, {self.not_processed} not processed (the same command resumes)"
+            resume = self.resume or "the same command resumes"
+            text += f"; stopped: {self.stopped}, {self.not_processed} not processed ({resume})"
         return text
 
 
@@ -322,6 +325,7 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
                 log(f"error: {reason}")
                 if (why := outputs_lost(exc)) is not None:  # the disk full, or read-only: every later one would fail
                     summary.stopped, summary.not_processed = why, len(planned) - number - 1
+                    summary.resume = getattr(exc, "resume", None)
                     break
             except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (the CLI raises it): the summary says what is done
                 if dry_run:  # (its counts would be part of a plan)
