@@ -892,12 +892,18 @@ def test_a_dicom_output_whose_rescale_moves_the_range_away_from_its_values_is_sa
         "its output's values lie in 0..4095 after its rescale (RescaleSlope 1, RescaleIntercept -32768), which puts "
         "the range it is read over (what its BitsStored 16 holds, rescaled) at -32768..32767: they fill 6% of it, so "
         "it is scored within that share of black to white: if its tool meant them over their own range, write them "
-        "with no rescale (RescaleSlope 1, RescaleIntercept 0) and BitsStored the depth they fit in"]  # fmt: skip
+        "with no rescale (RescaleSlope 1, RescaleIntercept 0) and BitsStored 12, its input's depth"]  # fmt: skip
+    # (the fix named no BitsStored: "and BitsStored the depth they fit in"); under a float input, no depth known
+    assert _read_notes(tool, source, rad.pixels, 32)[0].endswith(
+        "and BitsStored 12 (if its tool wrote them over 0..4095)")
     make_dicom(tool / "a.dcm", values, bits=16, signed=True, intercept=16384)
-    assert _read_notes(tool, source, rad.pixels, 12)[0].startswith(
+    note = _read_notes(tool, source, rad.pixels, 12)[0]
+    assert note.startswith(
         "its output's values lie in 16384..20479 after its rescale (RescaleSlope 1, RescaleIntercept 16384), which "
         "puts the range it is read over (what its BitsStored 16 holds, rescaled) at -16384..49151: they fill 6% of "
         "it")  # fmt: skip
+    assert note.endswith("if its tool meant its stored values (0..4095) over their own range, write them with no "
+                         "rescale (RescaleSlope 1, RescaleIntercept 0) and BitsStored 12, its input's depth")
     make_dicom(tool / "a.dcm", values, bits=12, intercept=-1024)  # rescaled, filling its range: as meant
     assert _read_notes(tool, source, rad.pixels, 12) == []
     make_dicom(tool / "a.dcm", values // 16 + 32768, bits=16, intercept=-32768)  # 8 bits' worth: not "0%"

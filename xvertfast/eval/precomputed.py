@@ -346,7 +346,7 @@ def _fit_in(values: np.ndarray, bits: int) -> bool:
     return float(values.min()) >= 0 and math.ceil(float(values.max())).bit_length() <= bits
 
 
-def _rescale_note(rad, v: np.ndarray, lo: float, hi: float) -> str | None:
+def _rescale_note(rad, v: np.ndarray, lo: float, hi: float, input_bits: int | None) -> str | None:
     """The note on a DICOM output whose rescale moves the range it is read over (its BitsStored's,
     through RescaleSlope and RescaleIntercept) away from where its values lie, so that they fill at
     most a quarter of it: 12-bit values stored as 32768..36863 with RescaleIntercept -32768 were read
@@ -354,20 +354,32 @@ def _rescale_note(rad, v: np.ndarray, lo: float, hi: float) -> str | None:
     compares plain depths, and a rescale gives none). Only where the values, rescaled or stored, fit
     in 2 bits or more fewer than its BitsStored, as the depth note asks: a narrow spread of values
     high in 16 bits is the image's own, noted no more than the same values with no rescale. None
-    where they fill more, or are one value."""
+    where they fill more, or are one value. Its fix names the BitsStored to write (it said "the depth
+    they fit in", no number): the input's depth where the values fit in it, as :func:`_signed_note`
+    says, else the depth they fit in, if its tool wrote them over it."""
     low, top = float(v.min()), float(v.max())
     share = (top - low) / (hi - lo) if hi > lo else 1.0
     if share > 0.25 or top == low:
         return None
     slope, intercept = _rescale(rad.meta)
     bits = (rad.bits_stored or 0) - 2
-    if not (_fit_in(v, bits) or (slope and _fit_in(np.round((v - intercept) / slope), bits))):
+    stored = np.round((v - intercept) / slope) if slope else None
+    if _fit_in(v, bits):  # the rescaled values are the ones to write as they are
+        meant, which = v, "them"
+    elif stored is not None and _fit_in(stored, bits):  # else the stored ones, rescaled to where they do not fit
+        meant, which = stored, f"its stored values ({float(stored.min()):g}..{float(stored.max()):g})"
+    else:
         return None
+    fits = max(1, math.ceil(float(meant.max())).bit_length())
+    if input_bits and fits <= input_bits <= bits:
+        depth = f"BitsStored {input_bits}, its input's depth"
+    else:
+        depth = f"BitsStored {fits} (if its tool wrote them over 0..{(1 << fits) - 1})"
     return (f"its output's values lie in {low:g}..{top:g} after its rescale (RescaleSlope {slope:g}, RescaleIntercept "
             f"{intercept:g}), which puts the range it is read over (what its BitsStored {rad.bits_stored} holds, "
             f"rescaled) at {lo:g}..{hi:g}: they fill {part_percent(share)} of it, so it is scored within that share "
-            "of black to white: if its tool meant them over their own range, write them with no rescale (RescaleSlope "
-            "1, RescaleIntercept 0) and BitsStored the depth they fit in")  # fmt: skip
+            f"of black to white: if its tool meant {which} over their own range, write them with no rescale "
+            f"(RescaleSlope 1, RescaleIntercept 0) and {depth}")  # fmt: skip
 
 
 def _depth_note(rad, lo: float, hi: float, input_bits: int | None, inverted: bool = False) -> str | None:
@@ -391,7 +403,7 @@ def _depth_note(rad, lo: float, hi: float, input_bits: int | None, inverted: boo
     if signed and float(v.min()) >= 0:
         return _signed_note(rad, v, lo, hi, input_bits, inverted)
     if rad.source_format == "dicom" and _rescale(rad.meta) is not None:
-        return _rescale_note(rad, v, lo, hi)
+        return _rescale_note(rad, v, lo, hi, input_bits)
     if lo != 0 or hi <= 255:
         return None
     bits, top = int(hi).bit_length(), float(v.max())
