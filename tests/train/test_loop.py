@@ -541,6 +541,31 @@ def test_a_finished_one_stage_run_says_how_large_its_kept_cache_is(tmp_path):
     assert sum(p.stat().st_size for p in (tmp_path / "shared").iterdir()) == cache
 
 
+def test_a_finished_run_names_its_private_cache_with_its_size(tmp_path):
+    """RUN_DIR/private-cache (the crops and set a read-only shared cache lacked: up to 4 MB an image at
+    --roi-size 512) went unsaid as the run finished: only RUN_DIR/cache was named, or left as a link."""
+    from xvertfast.train import loop
+
+    run, shared = tmp_path / "run", tmp_path / "shared"
+    shared.mkdir()
+    (run / "private-cache").mkdir(parents=True)
+    (run / "private-cache" / "rois-a.npy").write_bytes(b"x" * 300_000)
+    (run / "cache").symlink_to(shared)
+    logs = []
+    loop._remove_stage_data(str(run), logs.append)
+    assert logs == [f"{run / 'cache'} is a link, perhaps shared with other runs: left as it is; {run / 'private-cache'} "
+                    "(0.3 MB, the preprocessed ROIs its cache lacked) is kept for a run trained again on these images "
+                    "(in this folder, or a new one given a copy of it): delete it if none will be"], logs  # fmt: skip
+    (run / "cache").unlink()  # (a cache made writable since: both folders are the run's)
+    (run / "cache").mkdir()
+    (run / "cache" / "crops-a.npy").write_bytes(b"x" * 200_000)
+    logs.clear()
+    loop._remove_stage_data(str(run), logs.append)
+    assert logs == [f"{run / 'cache'} (0.2 MB, the preprocessed ROIs) and {run / 'private-cache'} (0.3 MB, the "
+                    "preprocessed ROIs its cache lacked) are kept for a run trained again on these images (in this "
+                    "folder, or a new one given a copy of them): delete them if none will be"], logs  # fmt: skip
+
+
 def test_a_finished_run_whose_cache_cannot_be_summed_says_it_is_kept_without_a_size(tmp_path, monkeypatch):
     # the cache line listed RUN_DIR/cache and read each file's size unguarded, so a folder that cannot
     # be listed, or a file removed while it was summed (a user deleting the cache), raised out of a run

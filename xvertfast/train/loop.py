@@ -930,23 +930,34 @@ def _remove_stage_data(run_dir: str, log) -> None:
 
 
 def _cache_kept(run_dir: str) -> str | None:
-    """What a finished run says of RUN_DIR/cache, which it keeps: the preprocessing of every image
-    (hours for an archive), reused by a run trained again on these images (in this folder, its
+    """What a finished run says of RUN_DIR/cache (and RUN_DIR/private-cache, what a cache it could not
+    write lacked), which it keeps: the preprocessing of every image (hours for an archive; 4 MB an
+    image at --roi-size 512), reused by a run trained again on these images (in this folder, its
     checkpoint/ and model/ removed, or in a new one given a copy of the cache) and by nothing else.
-    None where it holds nothing. The run has finished: a cache that cannot be listed or a file of it
-    that cannot be read is said without a size, not raised; a file removed meanwhile is not counted."""
+    None where they hold nothing. The run has finished: a folder that cannot be listed or a file of
+    it that cannot be read is said without a size, not raised; a file removed meanwhile is not counted."""
     cache = os.path.join(run_dir, "cache")
-    if os.path.islink(cache):
-        return f"{cache} is a link, perhaps shared with other runs: left as it is"
-    kept = "is kept for a run trained again on these images (in this folder, or a new one given a copy of it): " \
-           "delete it if none will be"  # fmt: skip
+    linked = os.path.islink(cache)
+    held = [text for text in (None if linked else _held(cache, "the preprocessed ROIs"),
+                              _held(os.path.join(run_dir, PRIVATE_CACHE), "the preprocessed ROIs its cache lacked"))
+            if text is not None]  # fmt: skip
+    said = [f"{cache} is a link, perhaps shared with other runs: left as it is"] if linked else []
+    if held:
+        it, verb = ("it", "is") if len(held) == 1 else ("them", "are")
+        said.append(f"{' and '.join(held)} {verb} kept for a run trained again on these images (in this folder, or a "
+                    f"new one given a copy of {it}): delete {it} if none will be")  # fmt: skip
+    return "; ".join(said) or None
+
+
+def _held(folder: str, what: str) -> str | None:
+    """``folder`` with its size and ``what`` it holds, for :func:`_cache_kept`; None where it holds nothing."""
     try:
-        size = _size_of_files(cache) if os.path.isdir(cache) else 0
+        size = _size_of_files(folder) if os.path.isdir(folder) else 0
     except FileNotFoundError:  # (removed meanwhile, the folder itself: nothing is kept)
         return None
     except OSError as exc:
-        return f"{cache} (the preprocessed ROIs; its size could not be read: {exc.strerror or exc}) {kept}"
-    return f"{cache} ({size / 1e6:.1f} MB, the preprocessed ROIs) {kept}" if size else None
+        return f"{folder} ({what}; its size could not be read: {exc.strerror or exc})"
+    return f"{folder} ({size / 1e6:.1f} MB, {what})" if size else None
 
 
 def _size_of_files(folder: str) -> int:
