@@ -867,6 +867,25 @@ def test_a_16_or_32_bit_tiff_whose_max_sample_value_records_12_bits_reads_at_12_
     assert read_image(tmp_path / "w.tif", warn=False).bits_stored == (16 if dtype == np.uint16 else 32)
 
 
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32])
+@pytest.mark.parametrize("photometric", ["minisblack", "miniswhite"])
+def test_a_max_sample_value_of_255_records_8_bit_data_in_wider_samples(tmp_path, seed, photometric, dtype):
+    # as a PNG's sBIT 8 does: only 9 to 15 (31) bits were heard, so 8-bit data in 16-bit samples
+    # was scored on 0..65535 (near black), and in 32-bit ones read at 32 bits, a MinIsWhite one
+    # flipped within them (4294967295 - v)
+    import tifffile
+
+    from xvertfast.io.read import full_range
+
+    stored = np.random.default_rng(seed).integers(0, 201, (24, 30)).astype(dtype)
+    stored[0, :2] = 0, 200
+    tifffile.imwrite(tmp_path / "e.tif", stored, photometric=photometric, extratags=[(281, "H", 1, 255, False)])
+    rad = read_image(tmp_path / "e.tif", warn=False)
+    assert (rad.bits_stored, rad.meta.get("significant_bits"), full_range(rad)) == (8, 8, (0.0, 255.0))
+    assert rad.values.dtype == dtype
+    np.testing.assert_array_equal(rad.values, stored if photometric == "minisblack" else 255 - stored)
+
+
 @pytest.mark.parametrize("tag", [(281, "s", 0, "4095", False), (281, "H", 0, (), False)], ids=["text", "empty"])
 def test_a_tiff_whose_max_sample_value_is_damaged_reads_as_one_without_it(tmp_path, seed, tag):
     # a MaxSampleValue of text or of no values records no depth: the file was refused as corrupt

@@ -237,15 +237,17 @@ def _max_sample_value(tag) -> int | None:
 
 
 def _recorded_depth(max_sample, values: np.ndarray) -> int | None:
-    """The depth a MaxSampleValue tag records for ``values`` (8 < bits < their type's): only a
-    top of 2^bits - 1 (4095, 1023) is one, as TIFF 6.0 calls the tag statistical and some writers
+    """The depth a MaxSampleValue tag records for ``values`` (8 <= bits < their type's): only a
+    top of 2^bits - 1 (4095, 1023, 255) is one, as TIFF 6.0 calls the tag statistical and some writers
     put the data's own maximum there (1300 read as 11 bits scored a dark image on 0..2047). None
     where it records none (absent, its type's top, the tag's default, or another number) or the
-    values pass it (the tag is then wrong, and the depth is guessed from them)."""
+    values pass it (the tag is then wrong, and the depth is guessed from them). 255 records 8-bit
+    data in wider samples, as a PNG's sBIT 8 does: unheard, it was scored on 0..65535 (and in
+    32-bit samples read at 32 bits, a MinIsWhite one flipped within them)."""
     if max_sample is None or values.size == 0:
         return None
     bits = int(max_sample).bit_length()
-    if max_sample != (1 << bits) - 1 or not 8 < bits < 8 * values.dtype.itemsize:
+    if max_sample != (1 << bits) - 1 or not 8 <= bits < 8 * values.dtype.itemsize:
         return None
     return bits if int(values.max()) <= max_sample else None
 
