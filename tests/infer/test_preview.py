@@ -285,3 +285,33 @@ def test_a_label_wider_than_its_pair_widens_its_cell(tmp_path, seed):
     band = sheet[_GAP : _GAP + _LABEL]
     assert (band[:, : cell_w - _GAP] < 128).any() and (band[:, cell_w + _GAP :] < 128).any()  # both labels drawn
     assert (band[:, cell_w - _GAP // 2 : cell_w + _GAP // 2] == 255).all()  # the first ends in its cell, a gap between
+
+
+def test_a_very_long_label_is_cut_in_the_middle_keeping_the_file_name(tmp_path, seed):
+    """A path 40 folders deep (an archive's below the folder given) made its cell as wide as the whole
+    path, thousands of pixels of white beside 12 px thumbnails. A label wider than the pair and than
+    480 px is now cut in the middle: the path's start, "...", the file name whole (or its end)."""
+    pairs = []
+    for i in range(2):
+        src, out = tmp_path / f"in{i}.png", tmp_path / f"out{i}.png"
+        img = chest_like(seed + i, 120, 12)
+        Image.fromarray(np.round(img * 255).astype(np.uint8)).save(src)
+        Image.fromarray(np.round((1 - img) * 255).astype(np.uint8)).save(out)
+        pairs.append((str(src), str(out)))
+    deep = "/".join(f"level-{k:02d}" for k in range(40)) + "/IM-0001-0042.dcm"
+    write_preview(pairs, str(tmp_path / "sheet.png"), height=40, labels=[deep, "short.png"], warned=[True, False])
+    width = Image.open(tmp_path / "sheet.png").width
+    assert width <= 2 * (480 + 2 * _GAP)  # was 2 cells of the whole path's width (~2500 px each)
+
+    from PIL import ImageDraw
+
+    from xvertfast.infer.preview import _fitted
+
+    length = ImageDraw.Draw(Image.new("L", (1, 1))).textlength
+    suffix = ": input | output (warned of: see the job's log)"
+    cut = _fitted(deep, suffix, 480, length)
+    assert length(cut) <= 480 and cut.startswith("level-00/level-0") and cut.endswith(".../IM-0001-0042.dcm" + suffix)
+    assert _fitted("short.png", ": input | output", 480, length) == "short.png: input | output"  # fits: as it is
+    name = "x" * 200 + "-0042.dcm"  # a file name too long alone: cut too, its end kept
+    cut = _fitted(f"a/{name}", suffix, 480, length)
+    assert length(cut) <= 480 and "..." in cut and cut.endswith("-0042.dcm" + suffix)

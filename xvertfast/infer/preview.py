@@ -31,6 +31,9 @@ PREVIEW_COUNT = 8
 THUMB_HEIGHT = 320
 _PAIRS_PER_ROW = 2
 _GAP, _LABEL = 8, 18
+#: Widest a label may make its cell, in pixels, where its pair of thumbnails is narrower: a longer
+#: one is cut in the middle (:func:`_fitted`), keeping the file name.
+_LABEL_WIDTH = 480
 
 
 def _spread(n: int, count: int) -> list[int]:
@@ -50,6 +53,33 @@ def _chosen(warned: list[bool], count: int) -> list[int]:
     others = [k for k, w in enumerate(warned) if not w]
     left = count - len(first)
     return sorted(first + ([others[i] for i in _spread(len(others), left)] if left and others else []))
+
+
+def _fitted(label: str, suffix: str, width: float, length) -> str:
+    """``label + suffix``, its label cut in the middle ("...") where ``length`` (pixels) of it passes
+    ``width``: a path 40 folders deep made a cell thousands of pixels wide, the sheet mostly white.
+    The start of the path and the file name are kept (what tells p1/IM1.dcm from p2/IM1.dcm); a file
+    name that does not fit alone is cut in its middle too, its end (numbers, extension) kept."""
+    if length(label + suffix) <= width:
+        return label + suffix
+    cut = max(label.rfind("/"), label.rfind(os.sep)) + 1
+    head, name = label[:cut], label[cut:]
+
+    def longest(fits, most: int) -> int:  # the largest k in 0..most with fits(k), fits(0) true
+        low, high = 0, most
+        while low < high:
+            mid = (low + high + 1) // 2
+            low, high = (mid, high) if fits(mid) else (low, mid - 1)
+        return low
+
+    if head and length(f"...{head[-1]}{name}{suffix}") <= width:  # the whole file name, the path's start
+        k = longest(lambda k: length(f"{head[:k]}...{head[-1]}{name}{suffix}") <= width, len(head) - 1)
+        return f"{head[:k]}...{head[-1]}{name}{suffix}"
+
+    def kept(n: int) -> str:  # n of the name's characters, a third from its start
+        return f"{name[: n // 3]}...{name[len(name) - (n - n // 3):]}{suffix}"
+
+    return kept(longest(lambda n: length(kept(n)) <= width, len(name) - 1))
 
 
 def _thumb(path: str, height: int, photometric: str | None = None):
@@ -91,7 +121,8 @@ def write_preview(pairs: list[tuple[str, str]], path: str, count: int = PREVIEW_
 
     Each pair is the input (as read: bright = bone, min-max scaled) beside the output, under
     its label (``labels``, one a pair: the batch job gives the input's path below the folder
-    it was found in, as p1/IM1.dcm and p2/IM1.dcm differ; else the input's file name).
+    it was found in, as p1/IM1.dcm and p2/IM1.dcm differ; else the input's file name; one wider than
+    480 px and than the widest pair is cut in the middle, its file name kept).
     ``photometrics``, one a pair, is each input's polarity as an @list gives it (None: as its
     file records it), so a PNG listed as MONOCHROME1 is drawn bone bright, as the job read it.
     ``warned``, one a pair: those to draw first, labelled "warned of" (the batch job flags those whose
@@ -127,17 +158,20 @@ def write_preview(pairs: list[tuple[str, str]], path: str, count: int = PREVIEW_
         src, out = pairs[k]
         try:
             label = labels[k] if labels is not None else os.path.basename(src)
-            label = f"{label}: input | output" + (" (warned of: see the job's log)" if flagged[k] else "")
+            suffix = ": input | output" + (" (warned of: see the job's log)" if flagged[k] else "")
             polarity = photometrics[k] if photometrics is not None else None
-            cells.append((label, _thumb(src, height, polarity), _thumb(out, height)))
+            cells.append(((str(label), suffix), _thumb(src, height, polarity), _thumb(out, height)))
         except Exception as exc:  # noqa: BLE001 - a preview is a convenience: it leaves a bad pair out
             unread = unread or exc
             continue
         drawn.append(src)
     if not cells:  # (the first reason: read_image's names its file)
         raise ValueError(f"preview: none of the images could be read back ({unread})")
-    # as wide as its label too: a narrow image's label (a long path, "warned of: ...") ran into the next cell's
+    # as wide as its label too: a narrow image's label (a long path, "warned of: ...") ran into the next cell's;
+    # up to _LABEL_WIDTH (or the widest pair), a longer label cut to that
     measure = ImageDraw.Draw(Image.new("L", (1, 1)))
+    bound = max(_LABEL_WIDTH, *(a.width + _GAP + b.width for _, a, b in cells))
+    cells = [(_fitted(*label, bound, measure.textlength), a, b) for label, a, b in cells]
     cell_w = max(max(a.width + _GAP + b.width, math.ceil(measure.textlength(name))) for name, a, b in cells) + 2 * _GAP
     cell_h = height + _LABEL + 2 * _GAP
     cols = min(_PAIRS_PER_ROW, len(cells))
