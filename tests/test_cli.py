@@ -592,7 +592,7 @@ def test_train_refuses_a_learning_rate_float32_weights_cannot_take(lr, tmp_path,
              "--epochs-gc", "1", "--epochs-joint", "0"]  # fmt: skip
     assert main(["train", image, "-o", str(tmp_path / "run"), *small, f"--lr={lr}"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: learning rate must be a finite number from 1.2e-38 to 3.4e+37") and "got" in err
+    assert err.startswith("error: --lr must be a finite number from 1.2e-38 to 3.4e+37") and "got" in err
     assert not (tmp_path / "run").exists()
 
 

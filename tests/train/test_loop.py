@@ -1934,6 +1934,20 @@ def test_a_config_that_cannot_train_is_refused_by_check_naming_the_setting(setti
         TrainConfig(**{**CONFIG.__dict__, **setting}).check()
 
 
+def test_a_config_refused_from_the_cli_names_its_options():
+    """`xvertfast train --lr nan` was told of "lr / (1 - beta1)" (beta1: a setting the CLI has not), and
+    --epochs-gc 0 --epochs-joint 0 of "epochs_gc = epochs_joint = 0" and "with init"."""
+    from xvertfast._text import cli_running
+
+    with cli_running(["lr", "epochs_gc", "epochs_joint", "init"]):
+        with pytest.raises(ValueError, match=r"^--lr must be a finite number from 1\.2e-38 to 3\.4e\+37 \(float32 "
+                                             r"weights; Adam's first step is 10 times --lr\), got nan$"):
+            TrainConfig(**{**CONFIG.__dict__, "lr": float("nan")})
+        with pytest.raises(ValueError, match=r"^--epochs-gc 0 --epochs-joint 0 trains nothing: the model would keep "
+                                             r"its random weights \(with --init, it is a copy of that model\)$"):
+            TrainConfig(**{**CONFIG.__dict__, "epochs_gc": 0, "epochs_joint": 0})
+
+
 def test_an_init_model_given_as_a_path_object_or_bytes_trains(tmp_path):
     # TrainConfig(init=Path(...)) loaded the model, preprocessed every image, then failed the first
     # checkpoint: "Object of type PosixPath is not JSON serializable"

@@ -135,12 +135,16 @@ class TrainConfig:
         f32 = torch.finfo(torch.float32)
         lowest, highest = float(f32.tiny), float(f32.max) * (1 - self.betas[0]) * (1 - 1e-6)
         lr_ok = _a_number(self.lr) and math.isfinite(self.lr) and lowest <= self.lr <= highest
+        # (from the CLI in its options' words: a user who typed --lr nan was told of "lr / (1 - beta1)", a
+        # setting the CLI has not, and of the epochs as TrainConfig's fields)
+        cli = from_cli()
+        first_step = f"{1 / (1 - self.betas[0]):g} times --lr" if cli else "lr / (1 - beta1)"
+        no_epochs = "--epochs-gc 0 --epochs-joint 0" if cli else "epochs_gc = epochs_joint = 0"
         problems = [
             (self.stages >= 1, f"stages must be at least 1, got {self.stages}"),
             (self.epochs_gc >= 0 and self.epochs_joint >= 0, "epochs must not be negative"),
-            (self.epochs_gc + self.epochs_joint > 0 or self.init is not None, "epochs_gc = epochs_joint = 0 trains "
-             "nothing (--epochs-gc 0 --epochs-joint 0): the model would keep its random weights (with init, "
-             "it is a copy of that model)"),
+            (self.epochs_gc + self.epochs_joint > 0 or self.init is not None, f"{no_epochs} trains nothing: the "
+             f"model would keep its random weights (with {asked('init')}, it is a copy of that model)"),
             (self.batch_size >= 1, f"batch size must be at least 1, got {self.batch_size}"),
             (self.width >= 1 and self.depth >= 1, f"width and depth must be at least 1, got {self.width}, {self.depth}"),
             (self.roi_size >= smallest, f"ROI size must be at least {smallest} at depth {self.depth}, got {self.roi_size}"),
@@ -149,8 +153,8 @@ class TrainConfig:
             (_a_number(self.val_fraction) and 0.0 <= self.val_fraction < 1.0,
              f"validation fraction must be a number in [0, 1), got {self.val_fraction!r}"),
             (self.patience >= 1, f"patience must be at least 1, got {self.patience}"),
-            (lr_ok, f"learning rate must be a finite number from {lowest:.2g} to {highest:.2g} (float32 weights; "
-             f"Adam's first step is lr / (1 - beta1)), got {self.lr!r}"),
+            (lr_ok, f"{'--lr' if cli else 'learning rate'} must be a finite number from {lowest:.2g} to "
+             f"{highest:.2g} (float32 weights; Adam's first step is {first_step}), got {self.lr!r}"),
         ]  # fmt: skip
         for ok, why in problems:
             if not ok:
