@@ -372,8 +372,30 @@ def test_evaluate_of_outputs_in_a_file_says_it_is_a_file(tmp_path, capsys):
     args = ["evaluate", image, "-o", str(tmp_path / "report"), "--metrics", "entropy", "-q", "--methods"]
     for given, said in ((image, "a file, not a folder"), (str(tmp_path / "missing"), "no such folder")):
         assert main([*args, f"outputs={given}"]) == 2
-        assert capsys.readouterr().err == (f"error: outputs={given}: {said}: give the folder another tool wrote its "
-                                           "outputs into, mirroring the inputs' paths\n")  # fmt: skip
+        assert capsys.readouterr().err == (f"error: --methods outputs={given}: {said}: give the folder another tool "
+                                           "wrote its outputs into, mirroring the inputs' paths\n")  # fmt: skip
+
+
+def test_evaluate_methods_refused_name_the_option(tmp_path, capsys):
+    """--methods xvertnet=nothere said "nothere: no such folder (a model is ...)", naming neither the
+    method nor the option; x=nothere, "unknown method 'x=nothere'". From Python they name the method."""
+    from xvertfast.eval.evaluate import evaluate
+
+    image = _png(tmp_path / "a.png")
+    args = ["evaluate", image, "-o", str(tmp_path / "report"), "--metrics", "entropy", "-q", "--methods"]
+    missing = str(tmp_path / "nothere")
+    assert main([*args, f"identity,mine:xvertnet={missing}"]) == 2
+    assert capsys.readouterr().err == (f"error: --methods mine:xvertnet={missing}: {missing}: no such folder (a model is "
+                                       "a directory from `xvertfast train`, its RUN_DIR/model, or 'default')\n")  # fmt: skip
+    assert main([*args, "x=nothere"]) == 2
+    assert capsys.readouterr().err.startswith("error: --methods x=nothere: unknown method: choose from identity, ")
+    assert main([*args, "a/b:clahe"]) == 2
+    assert capsys.readouterr().err.startswith("error: --methods a/b:clahe: expected [LABEL:]METHOD[=ARGUMENT]")
+    with pytest.raises(FileNotFoundError, match=f"^method 'xvertnet={re.escape(missing)}': {re.escape(missing)}: no "):
+        evaluate([image], str(tmp_path / "report"), [f"xvertnet={missing}"], ["entropy"], progress=False)
+    with pytest.raises(ValueError, match="^unknown method 'x=nothere': choose from identity, "):
+        evaluate([image], str(tmp_path / "report"), ["x=nothere"], ["entropy"], progress=False)
+    assert not (tmp_path / "report").exists()
 
 
 @pytest.mark.parametrize("command", ["enhance", "preprocess", "train", "evaluate"])

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from xvertfast._checks import whole_number
+from xvertfast._text import from_cli, offers
 from xvertfast.ops._inputs import real_from_numpy
 from xvertfast.ops.wls import wls
 from xvertfast.preprocess.inputs import check_unit_pixels
@@ -227,6 +228,12 @@ def xvertnet_method(model: str = "default", brightness: str = "network", network
     return run
 
 
+def _method_said(spec: str) -> str:
+    """How a refusal names the method ``spec``: ``--methods SPEC`` from the CLI's evaluate (the
+    option typed), ``method 'SPEC'`` from Python."""
+    return f"--methods {spec}" if from_cli() and offers("methods") else f"method {spec!r}"
+
+
 def parse_method(spec: str) -> tuple[str, str, str]:
     """``[LABEL:]KIND[=ARG]`` -> (label, kind, arg); the label defaults to the kind.
 
@@ -238,7 +245,7 @@ def parse_method(spec: str) -> tuple[str, str, str]:
     if not colon:
         label = kind
     if not kind or not re.fullmatch(r"[A-Za-z0-9_.+-]{1,40}", label):
-        raise ValueError(f"method {spec!r}: expected [LABEL:]METHOD[=ARGUMENT], the label made of "
+        raise ValueError(f"{_method_said(spec)}: expected [LABEL:]METHOD[=ARGUMENT], the label made of "
                          "letters, digits and _.+- (at most 40)")  # fmt: skip
     return label, kind, arg if eq else ""
 
@@ -254,13 +261,16 @@ def get_method(spec: str, networks: dict | None = None, **enhancer_kwargs) -> tu
     if name in (*XVERTNET_METHODS, *OUTPUT_METHODS) and spec.endswith("=") and not arg:  # (an unset $MODEL, $DIR)
         what = "the folder of another tool's outputs" if name in OUTPUT_METHODS else \
             "the model directory (leave out '=' for the shipped model)"  # fmt: skip
-        raise ValueError(f"method {spec!r}: nothing follows '=': give {what}")
+        raise ValueError(f"{_method_said(spec)}: nothing follows '=': give {what}")
     if name in XVERTNET_METHODS:
         model = arg or "default"
-        if networks is not None and model not in networks:
-            networks[model] = SharedNetwork(model, **enhancer_kwargs)
-        network = networks[model] if networks is not None else None
-        method = xvertnet_method(model, XVERTNET_METHODS[name], network, **enhancer_kwargs)
+        try:  # (a model not found said "nothere: no such folder (a model is ...)", naming no method or option)
+            if networks is not None and model not in networks:
+                networks[model] = SharedNetwork(model, **enhancer_kwargs)
+            network = networks[model] if networks is not None else None
+            method = xvertnet_method(model, XVERTNET_METHODS[name], network, **enhancer_kwargs)
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(f"{_method_said(spec)}: {exc}") from None
         method.kind = name
         return label, method
     if name in OUTPUT_METHODS and arg:
@@ -269,7 +279,8 @@ def get_method(spec: str, networks: dict | None = None, **enhancer_kwargs) -> tu
         return label, PrecomputedOutputs(arg, inverted=OUTPUT_METHODS[name])
     table = {"identity": identity, "clahe": clahe, "farbman": farbman}
     if name not in table or arg:
-        raise ValueError(f"unknown method {spec!r}: choose from identity, clahe, farbman, "
+        unknown = f"--methods {spec}: unknown method" if from_cli() and offers("methods") else f"unknown method {spec!r}"
+        raise ValueError(f"{unknown}: choose from identity, clahe, farbman, "
                          f"{', '.join(m + '[=MODEL]' for m in XVERTNET_METHODS)}, outputs=DIR, "
                          "inverted_outputs=DIR (outputs stored bone dark); "
                          "each may be given a label, LABEL:METHOD")  # fmt: skip
