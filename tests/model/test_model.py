@@ -310,6 +310,18 @@ def test_an_unfinished_training_run_given_as_a_model_says_so(tmp_path):
         load_model(run / "model")
 
 
+def test_a_model_path_through_a_link_and_its_dotdot_is_hinted_at_as_the_system_reads_it(tmp_path):
+    """latest/../run2/model, latest -> runs/c1, is runs/run2/model, but the hints looked at ./run2 (abspath and
+    normpath drop latest/.. as text): an unfinished run there was said to be "no such folder"."""
+    runs = tmp_path / "runs"
+    (runs / "c1").mkdir(parents=True)
+    (tmp_path / "latest").symlink_to(runs / "c1", target_is_directory=True)
+    save_model(XVertNet([XVertNetStage(4, 2)]), runs / "run2" / "checkpoint" / "model")  # a finished first stage
+    (runs / "run2" / "checkpoint" / "state.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match=re.escape(f"the training run in {runs / 'run2'} has not finished")):
+        load_model(os.path.join(tmp_path, "latest", "..", "run2", "model"))
+
+
 def test_an_export_folder_given_as_a_model_says_what_it_is(tmp_path):
     # --model exported/ said only "not an xvertfast model directory (no config.json)"
     (tmp_path / "exported").mkdir()

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from xvertfast._paths import fspath
+from xvertfast._paths import as_the_system_reads, fspath
 from xvertfast._text import asked
 from xvertfast.model.stage import UPSAMPLING, XVertNetStage
 from xvertfast.model.xvertnet import XVertNet
@@ -134,14 +134,17 @@ def load_model(path: str | os.PathLike = "default", map_location: str | torch.de
         if not os.path.isdir(path):
             raise FileNotFoundError(f"no default model at {path}: this installation lacks the package data "
                                     "(reinstall xvertfast), or pass a model directory from `xvertfast train`")  # fmt: skip
+    # the folders around it as the system reaches them: latest/../run2/model, latest -> runs/c1, is runs/run2/model,
+    # where abspath and normpath read ./run2/model (the hints named, or missed, another folder's run)
+    seen = as_the_system_reads(path)
     if not os.path.exists(path):  # a mistyped --model/--init/MODEL: not a folder that lacks its config
-        run_dir = os.path.dirname(os.path.abspath(path))
+        run_dir = os.path.dirname(os.path.abspath(seen))
         if os.path.basename(os.path.normpath(path)) == "model" and _unfinished_run(run_dir):
             raise FileNotFoundError(f"{path}: the training run in {run_dir} has not finished: {_UNFINISHED}")
         raise FileNotFoundError(f"{path}: no such folder (a model is a directory from `xvertfast train`, its "
                                 "RUN_DIR/model, or 'default')")  # fmt: skip
     if not os.path.isdir(path):  # (os.listdir below: a bare "[Errno 20] Not a directory")
-        folder = os.path.dirname(os.path.abspath(path))
+        folder = os.path.dirname(os.path.abspath(seen))
         if os.path.isfile(os.path.join(folder, "config.json")):  # config.json or a stage file of a model
             raise FileNotFoundError(f"{path}: a file, not a model directory: give the folder that holds it, {folder}")
         raise FileNotFoundError(f"{path}: a file, not a model directory (a model is a folder from `xvertfast train`, "
@@ -150,7 +153,7 @@ def load_model(path: str | os.PathLike = "default", map_location: str | torch.de
     if not os.path.isfile(config_path):
         inside = os.path.join(path, "model")  # a training run's folder: its model is RUN_DIR/model
         hint = ""
-        run, name = os.path.split(os.path.normpath(path))
+        run, name = os.path.split(os.path.normpath(seen))
         beside = os.path.join(run, "model")  # (RUN_DIR/checkpoint or cache given for RUN_DIR/model)
         if os.path.isfile(os.path.join(inside, "config.json")):
             hint = f"; did you mean {inside}, the model of the training run there?"
