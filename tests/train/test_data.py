@@ -402,6 +402,26 @@ def test_images_enlarged_into_their_rois_are_warned_of_once_with_the_largest(tmp
     assert again == []
 
 
+def test_an_image_too_narrow_for_its_rois_is_warned_of_as_narrow_not_small(tmp_path):
+    """A 1024-row strip 48 px wide gives 256 px ROIs 48 px wide (they shrink to its width, square): it was
+    told that "ROIs are cut at the scale of a 1024-row image, so a smaller one's are resampled up" and
+    to train "at their full resolution", which it has."""
+    from PIL import Image
+
+    (tmp_path / "data").mkdir()
+    x = np.linspace(-1, 1, 48)
+    strip = np.exp(-(x[None, :] ** 2) / 0.03) * 0.6 + 0.2 + 0.08 * np.random.default_rng(0).random((1024, 48))
+    Image.fromarray(np.round(strip * 255).astype(np.uint8)).save(tmp_path / "data" / "strip.png")
+    said = []
+    load_rois([str(tmp_path / "data")], str(tmp_path / "cache"), 256, log=said.append)
+    enlarged = [line for line in said if "enlarged" in line]
+    assert enlarged == [f"warning: 1 image was enlarged more than 3x to give 256 px training ROIs, up to 5.3x "
+                        f"({tmp_path / 'data' / 'strip.png'}: 48 x 1024 pixels): it is narrower than the square ROIs "
+                        "of 256 px its height gives (ROIs are cut at the scale of a 1024-row image), so they shrink to "
+                        "its width and are resampled up, blurred, without the detail the network meets in full-size "
+                        "radiographs; train on such images uncropped, at their full width, or leave them out"], said
+
+
 def test_a_cache_the_run_cannot_write_is_said_at_the_start_and_a_private_one_takes_what_it_lacks(tmp_path, monkeypatch):
     """RUN_DIR/cache linked to a read-only shared cache: every image was hashed (hours for an archive),
     and the run then failed as it gathered its set there. Now it is said as the run starts, and the

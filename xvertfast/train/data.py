@@ -343,13 +343,22 @@ ENLARGED = 3.0
 
 def _enlarged_warning(enlarged: list[tuple[float, str, tuple[int, int]]], roi_size: int) -> str:
     """The run's one warning of its images enlarged more than :data:`ENLARGED` times to be cut into
-    ROIs: ``enlarged`` holds (factor, file, (H, W)) of each; the largest is named."""
+    ROIs: ``enlarged`` holds (factor, file, (H, W)) of each; the largest is named, with its cause:
+    too few rows, or too narrow for the square ROIs its rows give (they shrink to its width: a tall
+    strip cut from a radiograph was blamed on a height it had)."""
     factor, path, (h, w) = max(enlarged, key=lambda item: item[0])
     were = "was" if len(enlarged) == 1 else "were"
+    side = roi_size * h / WORKING_HEIGHT  # (the ROIs' side at its height, before they shrink to fit its width)
+    scale = f"ROIs are cut at the scale of a {WORKING_HEIGHT}-row image"
+    if w >= side:
+        why, todo = f"{scale}, so a smaller one's are resampled up", "at their full resolution"
+    else:
+        why = (f"it is narrower than the square ROIs of {side:.0f} px its height gives ({scale}), so they shrink to "
+               "its width and are resampled up")  # fmt: skip
+        todo = "uncropped, at their full width" + (" and resolution" if roi_size / side > ENLARGED else "")
     return (f"warning: {count(len(enlarged), 'image')} {were} enlarged more than {ENLARGED:g}x to give "
-            f"{roi_size} px training ROIs, up to {factor:.1f}x ({path}: {w} x {h} pixels): ROIs are cut at the scale "
-            f"of a {WORKING_HEIGHT}-row image, so a smaller one's are resampled up, blurred, without the detail the "
-            "network meets in full-size radiographs; train on such images at their full resolution, or leave them "
+            f"{roi_size} px training ROIs, up to {factor:.1f}x ({path}: {w} x {h} pixels): {why}, blurred, without "
+            f"the detail the network meets in full-size radiographs; train on such images {todo}, or leave them "
             "out")  # fmt: skip
 
 
