@@ -1099,6 +1099,32 @@ def test_an_rle_dicom_under_another_high_bit_is_decoded_once(tmp_path, seed, sig
         assert len(im.notes) == 1 and "HighBit 15" in im.notes[0]
 
 
+def test_a_damaged_rle_dicom_under_another_high_bit_is_refused_after_one_decoding(tmp_path, seed, monkeypatch):
+    # its frame, failing as whole words, was decoded again at the header's own depth for the
+    # error's words: twice the decoding of a file that fails. Refused as under HighBit 11, once
+    from pydicom.encaps import encapsulate, generate_frames
+    from pydicom.uid import RLELossless
+
+    from xvertfast.io import dicom_codecs
+
+    values, decode = np.random.default_rng(seed).integers(0, 4096, size=(24, 40)), dicom_codecs.pixel_array
+    for high in (15, 11):
+        path = tmp_path / f"{high}.dcm"
+        ds = make_dicom(path, values, bits=12)
+        ds.HighBit, ds.PixelData = high, (values << (high - 11)).astype("<u2").tobytes()
+        ds.compress(RLELossless, encoding_plugin="pydicom")
+        frame = bytearray(next(generate_frames(ds.PixelData, number_of_frames=1)))
+        struct.pack_into("<I", frame, 8, len(frame) + 100)  # its second segment's offset: past the frame's end
+        ds.PixelData = encapsulate([bytes(frame)])
+        ds.save_as(path, enforce_file_format=True)
+        decoded = []
+        monkeypatch.setattr(dicom_codecs, "pixel_array", lambda *args: decoded.append(1) or decode(*args))
+        with pytest.raises(ImageReadError, match=rf"{high}\.dcm: cannot decode DICOM pixel data \(RLE Lossless\): "
+                           r"truncated or corrupt\? (?s:.*)RLE segment"):  # fmt: skip
+            read_image(path, warn=False)
+        assert len(decoded) == 1, high
+
+
 @pytest.mark.parametrize("representation, said", [
     (None, r"Missing required element: \(0028,0103\) 'Pixel Representation'"),
     (2, r"A \(0028,0103\) 'Pixel Representation' value of '2' is invalid, it must be 0 or 1"),

@@ -302,8 +302,8 @@ def _dicom_pixels(ds, syntax, codestream: _Codestream | None, path: str, notes: 
                              "RGB, e.g. dcmodify -m \"(0028,0004)=RGB\"; where bone is dark in them, convert the image "
                              "to one sample per pixel, MONOCHROME1")  # fmt: skip
     deeper = _deeper_codestream(ds, codestream, samples, path)
-    words = _rle_words(ds, syntax, samples, path)  # (RLE under another HighBit: decoded once, as whole words)
     try:
+        words = _rle_words(ds, syntax, samples, path)  # (RLE under another HighBit: decoded once, as whole words)
         if words is not None:
             arr = _low_bits(ds, words, path)
         else:
@@ -613,9 +613,10 @@ def _rle_words(ds, syntax, samples: int, path: str) -> np.ndarray | None:
     frame is decoded once with BitsStored said to be BitsAllocated, then the header put back (it
     was decoded twice, the second time for the words). PixelRepresentation is left as it is, for
     pydicom to check (a signed frame's words wrap to their bits). None where it is no such frame,
-    or where it does not decode so (a codec refusing that precision, a damaged frame, a header
-    pydicom refuses: its decoding at the header's own depth says why), and where BitsStored is
-    empty or 0 (said to be BitsAllocated, it would get past pydicom's check of it)."""
+    where a codec refuses that precision ("does not support": decoded at the header's own), and
+    where BitsStored is empty or 0 (said to be BitsAllocated, it would get past pydicom's check of
+    it). A damaged frame, or a header pydicom refuses, raises what pydicom said, as its decoding at
+    the header's own depth would: that decoding was the frame's second (a damaged one's twice the wait)."""
     if not _keeps_words(syntax) or samples != 1 or str(ds.get("PhotometricInterpretation", "")).strip() == \
             "PALETTE COLOR" or "BitsStored" not in ds:  # fmt: skip
         return None
@@ -625,8 +626,10 @@ def _rle_words(ds, syntax, samples: int, path: str) -> np.ndarray | None:
     try:
         with _said_while_decoding(ds, BitsStored=allocated, HighBit=allocated - 1):
             words = np.asarray(dicom_codecs.pixel_array(ds, syntax))
-    except Exception:
-        return None
+    except Exception as exc:
+        if "does not support" in str(exc):  # (as read_dicom tells a plugin not taking the frame)
+            return None
+        raise
     if words.ndim != 2 or words.dtype.kind not in "iu" or 8 * words.dtype.itemsize != allocated:
         return None
     return words.astype(np.dtype(f"u{words.dtype.itemsize}"), copy=False)
