@@ -1442,6 +1442,80 @@ def test_the_output_folder_is_told_by_what_it_is_not_by_its_path(tmp_path, calle
     assert not os.listdir(today)
 
 
+@pytest.mark.skipif(not {os.open, os.stat, os.unlink} <= os.supports_dir_fd, reason="no folder held (Windows)")
+def test_a_folder_swapped_in_at_the_output_path_is_neither_judged_nor_cleaned_for_the_job(tmp_path):
+    """The job holds its folder (its fd) from its start, but state() looked for the outputs by their paths:
+    with -o latest re-pointed at another job's folder (`ln -sfn c2 latest`) as it planned, c2's x.png was
+    taken for this job's, done (the ledger, c1's, says so), though c1's had been removed: skipped, never
+    made. The temporaries a killed run left were removed by path too: there, the live ones of c2's job."""
+    from xvertfast.io.files import file_state
+
+    src, c1, c2, latest = tmp_path / "in.png", tmp_path / "c1", tmp_path / "c2", tmp_path / "latest"
+    src.write_bytes(b"an input")
+    c1.mkdir()
+    c2.mkdir()
+    latest.symlink_to(c1, target_is_directory=True)
+    with JobFolder(str(latest), {"a": 1}, overwrite=False) as job:
+        job.starting(str(src), str(latest / "x.png"))
+        (c1 / "x.png").write_bytes(b"made")
+        job.finished(str(src), str(latest / "x.png"), file_state(str(src)))
+    os.remove(c1 / "x.png")  # (the job's output gone: the next run makes it again)
+    (c2 / "x.png").write_bytes(b"another job's")
+    (c2 / ".x.png.abcd1234.part").write_bytes(b"another job's, being written")
+    (c1 / ".y.png.abcd1234.part").write_bytes(b"a killed run's")
+    with JobFolder(str(latest), {"a": 1}, overwrite=False) as job:
+        latest.unlink()
+        latest.symlink_to(c2, target_is_directory=True)
+        assert job.state(str(src), str(latest / "x.png")) == ("new", None)  # (c1's is gone)
+        assert job.remove_stale_parts([str(latest / "x.png"), str(latest / "y.png")]) == 1
+    assert sorted(os.listdir(c2)) == [".x.png.abcd1234.part", "x.png"]
+    assert ".y.png.abcd1234.part" not in os.listdir(c1)
+
+
+def test_closing_the_folder_waits_for_a_ledger_line_being_written(tmp_path):
+    """close() closed the ledger without the lock its writers take: a writer's line (finished, abandoned)
+    being written as the job closed went to a closed fd, or to the file the system had given its number
+    since. close() now waits for the line, which is whole in the ledger."""
+    import threading
+
+    from xvertfast.io.files import file_state
+
+    src, out = tmp_path / "in.png", tmp_path / "out"
+    src.write_bytes(b"an input")
+    job = JobFolder(str(out), {"a": 1}, overwrite=False)
+    job.starting(str(src), str(out / "x.png"))
+    (out / "x.png").write_bytes(b"made")
+    writing, go_on, failed = threading.Event(), threading.Event(), []
+    write = job._write
+
+    def held_in_the_middle(text, durable):
+        writing.set()
+        assert go_on.wait(60)
+        write(text, durable)
+
+    job._write = held_in_the_middle
+
+    def finish():
+        try:
+            job.finished(str(src), str(out / "x.png"), file_state(str(src)))
+        except Exception as exc:  # (the old code's: a write to the closed ledger)
+            failed.append(exc)
+
+    writer = threading.Thread(target=finish)
+    writer.start()
+    assert writing.wait(60)
+    closer = threading.Thread(target=job.close)
+    closer.start()
+    closer.join(0.2)
+    still_closing = closer.is_alive()
+    go_on.set()
+    writer.join(60)
+    closer.join(60)
+    assert still_closing and not failed, failed
+    lines = [json.loads(line) for line in (out / LEDGER_FILE).read_text().splitlines()]
+    assert lines[-1]["state"] == "done" and lines[-1]["output"] == "x.png", lines
+
+
 def _proc_says(monkeypatch, path):
     """The system's name for an open file (Linux's /proc/self/fd) replaced by ``path`` (None: no name, as
     where there is no /proc); other links read as they are."""

@@ -768,7 +768,7 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
         if not job.read_only:
             # a killed run's temporaries; the job's other shards may be writing beside this one, each its own
             # outputs, whose temporaries a long name's cut does not confuse with these (write._part_stem)
-            remove_stale_parts(out for _, out in planned)
+            job.remove_stale_parts(out for _, out in planned)  # (in the folder it holds)
         for f, out in planned:
             state, why = job.state(f.path, out, centres(f))
             if state == "done":

@@ -60,6 +60,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from stat import S_ISDIR, S_ISREG
 
 from xvertfast._paths import working_folder
 from xvertfast._text import asked, from_cli, option_said
@@ -688,25 +689,38 @@ def _how_it_ended(run: dict, running: bool | None, modified: float) -> dict:
     return said
 
 
-def _in_the_way(out_dir: str, out: str, exists: bool, clear: set[str]) -> str | None:
+def _mode(path: str, follow: bool, dir_fd: int | None = None, root: str = "") -> int | None:
+    """The file type and mode of ``path`` (of a link itself, unless ``follow``), or None where there is
+    nothing; with ``dir_fd`` (a job's folder held: :func:`_open_folder`, whose path is ``root``), of
+    the file at ``path``'s place in that folder, wherever ``root`` leads now."""
+    try:
+        if dir_fd is None:
+            return (os.stat(path) if follow else os.lstat(path)).st_mode
+        return os.stat(os.path.relpath(path, root), dir_fd=dir_fd, follow_symlinks=follow).st_mode
+    except (OSError, ValueError):
+        return None
+
+
+def _in_the_way(out_dir: str, out: str, exists: bool, clear: set[str], mode=_mode) -> str | None:
     """What keeps ``out`` from being written, in words: a folder of its name, or a file where a
     folder above it in ``out_dir`` goes (the job said only "[Errno 17] File exists" or "Is a
     directory", and a dry run did not see it). None where nothing does. ``exists``: whether
     ``out`` does (the caller looked). ``clear``: the folders found clear of such a file so far,
     added to: their other outputs are not looked up again (a stat each on a network share, for
-    tens of thousands of outputs)."""
+    tens of thousands of outputs). ``mode``: how a path is looked at (:func:`_mode`, or a job's in
+    the folder it holds)."""
     if exists:
-        if os.path.isdir(out):  # (write_image refuses a link to a folder too)
+        if S_ISDIR(mode(out, True) or 0):  # (write_image refuses a link to a folder too)
             return (f"{out} is a folder, so the output cannot be written there; move it away or use another "
                     "output folder")  # fmt: skip
         return None
     root, parent = os.path.abspath(out_dir), os.path.dirname(os.path.abspath(out))
     folder = parent
     while folder not in clear and folder != root and os.path.dirname(folder) != folder:
-        if os.path.lexists(folder):  # the nearest that exists: a folder, or what is in the way
-            if os.path.isdir(folder):
+        if mode(folder, False) is not None:  # the nearest that exists: a folder, or what is in the way
+            if S_ISDIR(mode(folder, True) or 0):
                 break
-            what = "a file" if os.path.isfile(folder) else "not a folder"
+            what = "a file" if S_ISREG(mode(folder, True) or 0) else "not a folder"
             return (f"{folder} is {what}, so {out} cannot be written below it; move it away or use another "
                     "output folder")  # fmt: skip
         folder = os.path.dirname(folder)
@@ -931,7 +945,7 @@ class JobFolder:
             self.settings = settings
             self.key = settings_key(settings)
             ledger = os.path.join(out_dir, self._ledger_file)
-            made_ledger = not os.path.lexists(ledger)
+            made_ledger = _mode(ledger, False, self._dir_fd, out_dir) is None  # (in the folder held)
             if self._reads_ahead():  # by every shard starting at once; in the turn, only what was written since
                 self._ledgers_read.read(_ledgers(out_dir, job, self._dir_fd), self._dir_fd)
             with self._settings_turn() as running_lock:
@@ -1176,7 +1190,7 @@ class JobFolder:
         (a shard's, with the settings mutex held): taken shared once settled; where the recorded
         settings change, only if no shard holds it (none runs on them)."""
         path = os.path.join(self.out_dir, self._job_file)
-        remove_stale_parts([path])  # a killed job's (no other writes it now: the lock, or the shards' mutex)
+        self.remove_stale_parts([path])  # a killed job's (no other writes it now: the lock, or the shards' mutex)
         record = {"xvertfast": __version__, "settings": self.settings}
         recorded, previous = self._recorded_settings()
         if running_lock is not None and previous != self.settings:  # (none recorded: none should run)
@@ -1247,9 +1261,12 @@ class JobFolder:
     def state(self, input_path: str, out: str, centres: list[float] | None = None) -> tuple[str, str | None]:
         """What to do with ``out``: ("new" | "done" | "redo", None), or ("refuse", why). ``centres``:
         the ROI centres given for the input (None: those found), which the output must have been
-        made at to be done (:meth:`finished`)."""
-        exists = os.path.lexists(out)
-        blocked = _in_the_way(self.out_dir, out, exists, self._clear)
+        made at to be done (:meth:`finished`). Looked up in the folder the job holds, wherever its
+        path leads now: by the path, a file of another job's folder put there (``ln -sfn c2 latest``)
+        was taken for this job's output, done, where its own was gone."""
+        look = functools.partial(_mode, dir_fd=self._dir_fd, root=os.path.abspath(self.out_dir))
+        exists = look(out, False) is not None
+        blocked = _in_the_way(self.out_dir, out, exists, self._clear, look)
         if blocked is not None:
             return "refuse", blocked
         if not exists:
@@ -1278,6 +1295,13 @@ class JobFolder:
         if finished and entry.get("stat") == stat and entry.get("centres") == centres and not self.overwrite:
             return "done", None
         return "redo", None
+
+    def remove_stale_parts(self, outs) -> int:
+        """:func:`~xvertfast.io.write.remove_stale_parts` of ``outs`` in the folder the job holds,
+        wherever its path leads now (not those of a job writing a folder swapped in at it)."""
+        if self.read_only:
+            return 0
+        return remove_stale_parts(outs, None if self._dir_fd is None else (self._dir_fd, self.out_dir))
 
     def recorded(self, out: str) -> bool:
         """Whether the ledger names ``out`` (written, or started, by a job of this kind)."""
@@ -1463,12 +1487,16 @@ class JobFolder:
             self.close()
 
     def close(self) -> None:
+        """Closes the ledger and lets the locks go; with the write lock held, so that a line being
+        written (a writer's :meth:`finished`, :meth:`abandoned`) is not cut, nor written to the number
+        of a closed ledger, which the system may have given another file since."""
         try:
-            for fd in (self._fd, self._dir_fd):
-                if fd is not None:
-                    with contextlib.suppress(OSError):  # nothing is buffered: the lines written are all there is
-                        os.close(fd)
-            self._fd = self._dir_fd = None
+            with self._write_lock:
+                for fd in (self._fd, self._dir_fd):
+                    if fd is not None:
+                        with contextlib.suppress(OSError):  # nothing is buffered: the lines written are all there is
+                            os.close(fd)
+                self._fd = self._dir_fd = None
         finally:
             for lock in self._locks:
                 lock.close()  # releases the flock

@@ -340,30 +340,48 @@ def _looping_link(there: str, most: int = 40) -> str | None:
     return None
 
 
-def remove_stale_parts(outputs) -> int:
+def remove_stale_parts(outputs, held: tuple[int, str] | None = None) -> int:
     """Removes the temporaries (``.<name>.<random>.part``) that a killed run's :func:`atomic_write`
     left for any of ``outputs``; returns how many. Each folder is listed once, so planning a job
     of N outputs in one folder costs O(N), not O(N^2) (a per-file glob lists the folder again
-    for every file: minutes for 20 000 outputs)."""
+    for every file: minutes for 20 000 outputs). ``held``: (an fd of the job's output folder, its
+    path as given), for the temporaries in the folder the job holds, wherever its path leads now:
+    removed by their paths after the folder was swapped (``ln -sfn c2 latest``), they were the live
+    temporaries of the job writing c2, whose outputs then failed."""
     wanted: dict[str, set[str]] = {}
     for out in outputs:
         folder, name = os.path.split(os.path.abspath(out))
         wanted.setdefault(folder, set()).add(_part_stem(name))  # (as the temporary names it)
     removed = 0
     for folder, names in wanted.items():
+        where = folder if held is None else os.path.relpath(folder, os.path.abspath(held[1]))
         try:
-            entries = list(os.scandir(folder))
+            entries = _listed_in(where, held)
         except OSError:  # not created yet: nothing stale in it
             continue
         for entry in entries:
-            if not (entry.name.startswith(".") and entry.name.endswith(".part")):
+            if not (entry.startswith(".") and entry.endswith(".part")):
                 continue
-            target = entry.name[1:].rsplit(".", 2)[0]  # mkstemp's random part has no dot
+            target = entry[1:].rsplit(".", 2)[0]  # mkstemp's random part has no dot
             if target in names:
                 with contextlib.suppress(OSError):
-                    os.remove(entry.path)
+                    os.unlink(os.path.join(where, entry), dir_fd=None if held is None else held[0])
                     removed += 1
     return removed
+
+
+def _listed_in(folder: str, held: tuple[int, str] | None) -> list[str]:
+    """The names in ``folder``; with ``held`` (see :func:`remove_stale_parts`), ``folder`` is relative
+    to the folder held, listed through a readable fd of it (the held one may be O_PATH)."""
+    if held is None:
+        with os.scandir(folder) as entries:
+            return [entry.name for entry in entries]
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0), dir_fd=held[0])
+    try:
+        with os.scandir(fd) as entries:
+            return [entry.name for entry in entries]
+    finally:
+        os.close(fd)
 
 
 #: How far outside [0, 1] the pixels may reach and still be clipped to it (an overshoot of a

@@ -40,7 +40,7 @@ from xvertfast.io.files import (JOB_IMAGES, InputFile, InputLists, NothingFound,
                                 refuse_unsearched_images, same_file)
 from xvertfast.io.job_folder import JobFolder, JobLog, dry_run_line, run_line
 from xvertfast.io.shards import Shard
-from xvertfast.io.write import atomic_write, output_name_refusal, outputs_lost, remove_stale_parts
+from xvertfast.io.write import atomic_write, output_name_refusal, outputs_lost
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 from xvertfast.preprocess import find_spine, image_warnings, preprocess
 from xvertfast.preprocess.centres import GivenCentres, as_roi_centres, centres_of_inputs, spine_at
@@ -295,7 +295,7 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
             planned = [(f, outs) for f, outs in planned if shard.owns(f.rel)]
         summary.found, summary.found_all = len(planned), len(files)
         if not dry_run:
-            remove_stale_parts(o for _, outs in planned if isinstance(outs, list) for o in outs)
+            job.remove_stale_parts(o for _, outs in planned if isinstance(outs, list) for o in outs)
         desc = "preprocess" if shard is None else f"preprocess {shard.fraction}"
         bar = tqdm(total=len(planned), unit="img", desc=desc, disable=not progress or dry_run)
         for number, (f, outs) in enumerate(planned):
