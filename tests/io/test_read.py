@@ -533,30 +533,32 @@ def test_tiff_pillow_may_lack_the_codec_for_says_so(tmp_path, monkeypatch, reque
         read_image(path, warn=False)
 
 
-@pytest.mark.parametrize("name, data, options, lacked", [
-    ("half.tif", np.float16, {"compression": "lzw"}, "MINISBLACK pages of 16-bit float samples"),
+@pytest.mark.parametrize("name, data, options, what, lacked", [
+    ("half.tif", np.float16, {"compression": "lzw"}, "its LZW data", "MINISBLACK pages of 16-bit float samples"),
     ("alpha.tif", (2, np.uint16), {"compression": "lzw", "photometric": "minisblack", "extrasamples": [2]},
-     "MINISBLACK pages of 2 16-bit unsigned samples a pixel"),
-    ("deep.tif", np.uint16, {"compression": "jpeg", "bitspersample": 16}, "16-bit JPEG data"),
+     "its LZW data", "MINISBLACK pages of 2 16-bit unsigned samples a pixel"),
+    ("deep.tif", np.uint16, {"compression": "jpeg", "bitspersample": 16}, "its JPEG data", "16-bit JPEG data"),
+    ("packed.tif", np.uint16, {"bitspersample": 10}, "its 10-bit packed samples",
+     "MINISBLACK pages of 10-bit unsigned samples"),
 ])  # fmt: skip
-def test_a_valid_tiff_whose_layout_pillow_lacks_is_not_called_corrupt(tmp_path, seed, name, data, options, lacked,
-                                                                      request):  # fmt: skip
+def test_a_valid_tiff_whose_layout_pillow_lacks_is_not_called_corrupt(tmp_path, seed, name, data, options, what,
+                                                                      lacked, request):  # fmt: skip
     # where imagecodecs is missing and Pillow does not decode the page's layout (16-bit grey +
-    # alpha, half floats: "cannot identify image file"; 16-bit JPEG: a decoder error) the file was
-    # said to be "truncated or corrupt", though tifffile read its tags and imagecodecs reads it
+    # alpha, half floats, 10-bit samples: "cannot identify image file"; 16-bit JPEG: a decoder
+    # error) the file was said to be "truncated or corrupt", though tifffile read its tags and
+    # imagecodecs reads it (uncompressed, said to be "NONE data")
     import tifffile
 
     samples, dtype = data if isinstance(data, tuple) else (1, data)
-    values = np.random.default_rng(seed).integers(0, 4096, size=(14, 22, samples)[: 2 + (samples > 1)]).astype(dtype)
+    values = np.random.default_rng(seed).integers(0, 1024, size=(14, 22, samples)[: 2 + (samples > 1)]).astype(dtype)
     tifffile.imwrite(tmp_path / name, values, **options)
     read_image(tmp_path / name, warn=False)  # (with imagecodecs)
     request.getfixturevalue("without_imagecodecs")
-    codec = "JPEG" if options["compression"] == "jpeg" else "LZW"
     with pytest.raises(ImageReadError) as caught:
         read_image(tmp_path / name, warn=False)
-    assert str(caught.value) == (f"{tmp_path / name}: cannot decode TIFF: Pillow, which decodes its {codec} data here "
-                                 f"as imagecodecs is not installed, does not decode {lacked}, though its tags read as "
-                                 "a valid TIFF's: pip install imagecodecs for tifffile to read it")  # fmt: skip
+    assert str(caught.value) == (f"{tmp_path / name}: cannot decode TIFF: Pillow, which decodes {what} here as "
+                                 f"imagecodecs is not installed, does not decode {lacked}, though its tags read as a "
+                                 "valid TIFF's: pip install imagecodecs for tifffile to read it")  # fmt: skip
 
 
 def test_pillow_has_codec_writes_and_reads_one_back():

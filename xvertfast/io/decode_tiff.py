@@ -457,7 +457,9 @@ def _tiff_without_imagecodecs(path: str, page, compression: str, white_is_zero: 
     from PIL import Image, TiffImagePlugin
 
     code = int(page.compression)
-    by_pillow = f"Pillow, which decodes its {compression} data here as imagecodecs is not installed"
+    # (uncompressed, what tifffile leaves to imagecodecs is the unpacking of 10-, 14-, 24-bit samples)
+    what = f"its {compression} data" if code != 1 else f"its {page.bitspersample}-bit packed samples"
+    by_pillow = f"Pillow, which decodes {what} here as imagecodecs is not installed"
     lacking = f"cannot decode TIFF: {by_pillow}, does not decode {{}}, though its tags read as a valid TIFF's: " \
               "pip install imagecodecs for tifffile to read it"  # fmt: skip
     try:
