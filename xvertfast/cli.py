@@ -738,7 +738,7 @@ def _print_train_status(run, as_json: bool) -> int:
     import time
     from dataclasses import asdict
 
-    from xvertfast.train.run_folder import LOCK_FILE, finite_or_null
+    from xvertfast.train.run_folder import LOCK_FILE, PRIVATE_CACHE, finite_or_null
 
     if as_json:  # (no validation images: val_loss null, not NaN, which standard JSON readers refuse)
         record = {"job": "train", **asdict(run), "finished": run.finished,
@@ -750,7 +750,10 @@ def _print_train_status(run, as_json: bool) -> int:
         # (which crops are this run's is known only by hashing its inputs: the cache may keep others')
         _print(f"{run.run_dir}: xvertfast train: no epoch finished yet (its images are preprocessed first)\n"
                f"  {os.path.join(run.run_dir, 'cache')} holds {count(run.preprocessed, 'image crop file')} so far (one "
-               "for each of its images preprocessed, and any kept there of other images or ROI centres)")  # fmt: skip
+               "for each of its images preprocessed, and any kept there of other images or ROI centres)"
+               + (f"\n  {os.path.join(run.run_dir, PRIVATE_CACHE)} holds "
+                  f"{count(run.preprocessed_private, 'image crop file')} (of its images that cache, which it could not "
+                  "write, lacked)" if run.preprocessed_private else ""))  # fmt: skip
     elif run.finished:
         _print(f"{run.run_dir}: xvertfast train, {stages}: finished; the trained model is {run.model}")
     elif run.stage > run.stages:
@@ -956,7 +959,7 @@ def _training_interrupted(args: argparse.Namespace, exc: BaseException) -> int:
     command finished (train() returned) as the signal came is complete, said so, and still
     exits 130 (143) as every interrupted job does: a script's next step does not run."""
     from xvertfast._interrupts import then_line
-    from xvertfast.train.run_folder import LOCK_FILE, has_finished_epochs, to_go_on
+    from xvertfast.train.run_folder import LOCK_FILE, PRIVATE_CACHE, has_finished_epochs, to_go_on
 
     run_dir = args.output
     if getattr(args, "run_finished", False):  # (a run found finished at the start is no run this command finished)
@@ -973,13 +976,19 @@ def _training_interrupted(args: argparse.Namespace, exc: BaseException) -> int:
         _print(f"{_line_start()}interrupted{then_line(exc)}: {run_dir} holds a finished run; its model is "
                f"{os.path.join(run_dir, 'model')}", file=sys.stderr)  # fmt: skip
         return 130
-    cache = os.path.join(run_dir, "cache")
-    cached = os.path.isdir(cache) and any(name.endswith(".npy") for name in os.listdir(cache))
+    # (RUN_DIR/private-cache: the crops a cache it could not write lacked, which was said to hold none)
+    cached = [where for where, folder in (("its cache", "cache"), (os.path.join(run_dir, PRIVATE_CACHE), PRIVATE_CACHE))
+              if _holds_npy(os.path.join(run_dir, folder))]  # fmt: skip
     kept = ("the last finished epoch is kept" if has_finished_epochs(run_dir)
-            else "no epoch had finished; the images preprocessed so far are kept in its cache" if cached
+            else f"no epoch had finished; the images preprocessed so far are kept in {' and '.join(cached)}" if cached
             else "no epoch had finished, no image was preprocessed yet")  # fmt: skip
     _print(f"{_line_start()}interrupted{then_line(exc)}: {kept}; {to_go_on(args.resume)}", file=sys.stderr)
     return 130
+
+
+def _holds_npy(folder: str) -> bool:
+    """Whether ``folder`` holds a .npy file (a training run's cache: what a Ctrl-C kept of its preprocessing)."""
+    return os.path.isdir(folder) and any(name.endswith(".npy") for name in os.listdir(folder))
 
 
 def _line_start() -> str:

@@ -178,6 +178,29 @@ def test_a_refused_start_leaves_the_record_of_the_interrupted_start_before_it(tm
     assert "  not running: interrupted (Ctrl-C, SIGTERM or SIGHUP); to resume it: " in capsys.readouterr().out
 
 
+def test_status_and_ctrl_c_count_the_crops_of_the_private_cache(tmp_path, capsys, monkeypatch):
+    """A run beside a RUN_DIR/cache it cannot write (a read-only shared one) preprocesses into
+    RUN_DIR/private-cache: stopped by Ctrl-C, it said "no image was preprocessed yet", and status
+    counted cache/ alone ("holds 0 image crop files so far")."""
+    from xvertfast.train import data as train_data
+
+    data, run = write_images(tmp_path / "data", n=2), tmp_path / "run"
+    monkeypatch.setattr(train_data, "_unwritable", lambda folder: "read-only file system"
+                        if folder == str(run / "cache") else None)  # fmt: skip
+    _ctrl_c_at_the_second_image(monkeypatch)
+    argv = ["train", str(data), "-o", str(run), "--stages", "1", "--epochs-gc", "1", "--epochs-joint", "0",
+            "--width", "4", "--depth", "2", "--roi-size", "32", "-q", "--device", "cpu"]  # fmt: skip
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert "no epoch had finished; the images preprocessed so far are kept in " \
+           f"{run / 'private-cache'}; add --resume" in err, err
+    assert main(["status", str(run)]) == 0
+    said = capsys.readouterr().out
+    assert f"\n  {run / 'private-cache'} holds 1 image crop file (of its images that cache, which it could not " \
+           "write, lacked)\n" in said, said
+    assert train_status(str(run)).preprocessed_private == 1
+
+
 def _ctrl_c_at_the_second_image(monkeypatch):
     """A run started next is stopped (Ctrl-C) as it preprocesses its second image: before its first epoch."""
     from xvertfast.train import data as train_data

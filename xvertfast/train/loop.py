@@ -55,8 +55,8 @@ from xvertfast.train.figures import JOINT_PHASE, kept_epoch, plot_curves, plot_p
 from xvertfast.train.data import (NoReadableImage, RoiSet, load_rois, random_patches, remove_other_sets, shift_augment,
                                   split_by_image, torch_seed, write_array)
 from xvertfast.train.losses import XVertNetLoss
-from xvertfast.train.run_folder import (CHECKPOINT_FILE, COMMAND_FILE, INTERRUPTED, LOCK_FILE, Progress,
-                                        has_finished_epochs, latest_state, position, reading, record_command,
+from xvertfast.train.run_folder import (CHECKPOINT_FILE, COMMAND_FILE, INTERRUPTED, LOCK_FILE, PRIVATE_CACHE,
+                                        Progress, has_finished_epochs, latest_state, position, reading, record_command,
                                         record_stop, started_command, stopped_by, storable_state, to_go_on)
 
 __all__ = ["DiskFull", "TrainConfig", "TrainingDiverged", "has_finished_epochs", "train"]
@@ -578,11 +578,6 @@ def _threads_said(n: int) -> str:
 def _run_dir_said() -> str:
     """RUN_DIR from the CLI (its argument's name), run folder from Python (train()'s has no such name)."""
     return "RUN_DIR" if from_cli() else "run folder"
-
-
-#: RUN_DIR's folder for what a RUN_DIR/cache it cannot write (a read-only shared cache, linked) lacks:
-#: the crops of images not in it, the gathered set (:func:`~xvertfast.train.data.load_rois`).
-PRIVATE_CACHE = "private-cache"
 
 
 def _weights_key(stage: XVertNetStage) -> str:

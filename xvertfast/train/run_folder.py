@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 from xvertfast._text import from_cli
 
-__all__ = ["CHECKPOINT_FILE", "COMMAND_FILE", "INTERRUPTED", "LOCK_FILE", "Progress", "cached_images",
-           "finite_or_null", "has_finished_epochs", "latest_state", "position", "reading", "record_command", "record_stop",
-           "started_command", "stopped_by", "storable_state", "to_go_on"]
+__all__ = ["CHECKPOINT_FILE", "COMMAND_FILE", "INTERRUPTED", "LOCK_FILE", "PRIVATE_CACHE", "Progress",
+           "cached_images", "finite_or_null", "has_finished_epochs", "latest_state", "position", "reading",
+           "record_command", "record_stop", "started_command", "stopped_by", "storable_state", "to_go_on"]
 
 #: Held (flock) while a run trains in RUN_DIR: a second ``train`` there is refused, not left to
 #: mix its epochs with the first's.
@@ -38,6 +38,10 @@ INTERRUPTED = "interrupted"
 #: so far, with the training state in its metadata, in one file written atomically, so that
 #: a kill can never leave weights of one epoch beside the state of another.
 CHECKPOINT_FILE = "epoch.safetensors"
+
+#: RUN_DIR's folder for what a RUN_DIR/cache it cannot write (a read-only shared cache, linked) lacks:
+#: the crops of images not in it, the gathered set (:func:`~xvertfast.train.data.load_rois`).
+PRIVATE_CACHE = "private-cache"
 
 #: The name of one image's cached crops: a digest of its contents and the parameters
 #: (:func:`xvertfast.train.data._image_pairs`).

@@ -9,8 +9,8 @@ import os
 from dataclasses import dataclass, field
 
 from xvertfast.resume import lock_held
-from xvertfast.train.run_folder import (CHECKPOINT_FILE, LOCK_FILE, cached_images, has_finished_epochs, latest_state,
-                                        started_command, stopped_by)
+from xvertfast.train.run_folder import (CHECKPOINT_FILE, LOCK_FILE, PRIVATE_CACHE, cached_images, has_finished_epochs,
+                                        latest_state, started_command, stopped_by)
 
 __all__ = ["TrainStatus", "train_status"]
 
@@ -46,6 +46,9 @@ class TrainStatus:
     #: of other images or ROI centres (a copied cache, an earlier start), which only hashing its
     #: inputs would tell apart
     preprocessed: int | None = None
+    #: at stage 0, the image crop files in RUN_DIR/private-cache: those of its images a RUN_DIR/cache it
+    #: could not write (a read-only shared one) lacked, which ``preprocessed`` does not count
+    preprocessed_private: int | None = None
     #: why the latest start stopped, where it recorded it: "interrupted" (Ctrl-C, SIGTERM); None
     #: where it did not (running, finished, killed, ended by an error, or an older xvertfast's)
     stopped: str | None = None
@@ -104,8 +107,9 @@ def _preparing(run_dir: str) -> TrainStatus | None:
     if not os.path.isfile(lock):
         return None
     images, written = cached_images(os.path.join(run_dir, "cache"))
-    modified = max(os.stat(lock).st_mtime, written or 0.0)
+    private, written_private = cached_images(os.path.join(run_dir, PRIVATE_CACHE))
+    modified = max(os.stat(lock).st_mtime, written or 0.0, written_private or 0.0)
     return TrainStatus(
         run_dir=run_dir, stages=None, width=None, stage=0, epoch=0, epochs_gc=None, epochs_joint=None, patience=None,
         bad_epochs=0, modified=modified, model=None, running=lock_held(lock), preprocessed=images,
-        stopped=stopped_by(run_dir), **started_command(run_dir))  # fmt: skip
+        preprocessed_private=private, stopped=stopped_by(run_dir), **started_command(run_dir))  # fmt: skip
