@@ -281,3 +281,38 @@ def test_a_missing_tensorrt_says_how_to_use_onnxruntime_in_the_callers_words(mon
         assert text.count("(") == text.count(")") and text.count("`") % 2 == 0, text
     assert str(cli.value).endswith("`pip install 'xvertfast[export]'`, then enhance --backend onnxruntime, or "
                                    "export --format onnx")  # fmt: skip
+
+
+def test_a_package_missing_or_unusable_is_a_missing_dependency_the_benchmark_counts_as_not_measured(monkeypatch):
+    """bench/backend_agreement.py told a package missing from a failure by a RuntimeError raised from
+    an ImportError: a TensorRT wheel whose CUDA libraries are missing (an OSError) or too old was an
+    "error" row, as a bug is. Both are now MissingDependency, a RuntimeError still (callers unchanged)."""
+    import builtins
+    import sys
+    import types
+
+    from bench.backend_agreement import _refused
+    from xvertfast.infer.export import MissingDependency, require
+    from xvertfast.infer.tensorrt_backend import import_tensorrt
+
+    with pytest.raises(MissingDependency, match="^a test needs the no_such_package_xvf package") as missing:
+        require("no_such_package_xvf", "a test")
+    found = [missing.value]
+    real_import = builtins.__import__
+
+    def no_cuda_libraries(name, *args, **kwargs):
+        if name == "tensorrt":
+            raise OSError("libnvinfer.so.10: cannot open shared object file: No such file or directory")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_cuda_libraries)
+    with pytest.raises(MissingDependency, match=r"^TensorRT is not available \(OSError: libnvinfer") as missing:
+        import_tensorrt()
+    found.append(missing.value)
+    monkeypatch.setattr(builtins, "__import__", real_import)
+    monkeypatch.setitem(sys.modules, "tensorrt", types.SimpleNamespace(__version__="8.6.1"))
+    with pytest.raises(MissingDependency, match=r"^TensorRT 8\.6\.1 is too old") as missing:
+        import_tensorrt()
+    found.append(missing.value)
+    assert all(isinstance(exc, RuntimeError) and _refused(exc) for exc in found)
+    assert not _refused(RuntimeError("torch.onnx could not export stage 1"))  # a failure stays an error row

@@ -48,7 +48,7 @@ from xvertfast.model import XVertNet, load_model, model_tile
 from xvertfast.model.persistence import fingerprint
 
 __all__ = ["EXPORT_FORMATS", "DEFAULT_OPSET", "DEFAULT_TILE", "export_onnx", "export_aoti", "export_model",
-           "cached_onnx_export", "default_cache_dir", "read_onnx_metadata", "require", "load_aoti",
+           "cached_onnx_export", "default_cache_dir", "read_onnx_metadata", "require", "MissingDependency", "load_aoti",
            "check_stage_set", "writable_folder"]  # fmt: skip
 
 EXPORT_FORMATS = ("onnx", "tensorrt", "aoti")
@@ -59,12 +59,19 @@ INPUTS, OUTPUT = ("xp", "y"), "out"
 EXPORT_HINT = "install the export extra: pip install 'xvertfast[export]'"
 
 
+class MissingDependency(RuntimeError):
+    """An optional package (onnx, onnxruntime, TensorRT) that is not installed, or not usable here:
+    a RuntimeError as before, so callers that catch that are unchanged, and one a caller can tell from
+    an export or a run that failed (a benchmark's variant not measured, not an error)."""
+
+
 def require(module: str, purpose: str) -> ModuleType:
-    """Imports an optional dependency, or fails saying what needed it and how to install it."""
+    """Imports an optional dependency, or fails (:class:`MissingDependency`) saying what needed it
+    and how to install it."""
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise RuntimeError(f"{purpose} needs the {module} package, which is not importable here ({exc}); "
+        raise MissingDependency(f"{purpose} needs the {module} package, which is not importable here ({exc}); "
                            f"{EXPORT_HINT}") from exc  # fmt: skip
 
 

@@ -32,7 +32,8 @@ from xvertfast._text import from_cli
 from xvertfast.infer.backends import StageBackend
 from xvertfast.infer.cache import (CACHE_HINT, cache_in_use, default_cache_dir, file_sha256_once, matches_its_digest,
                                    one_build_at_a_time, record_digest, recorded_digest)
-from xvertfast.infer.export import DEFAULT_TILE, cached_onnx_export, read_onnx_metadata, writable_folder
+from xvertfast.infer.export import (DEFAULT_TILE, MissingDependency, cached_onnx_export, read_onnx_metadata,
+                                    writable_folder)
 from xvertfast.io.write import atomic_write
 from xvertfast.model import XVertNet
 
@@ -60,13 +61,14 @@ WORKSPACE_BYTES = 4 << 30
 
 
 def import_tensorrt() -> ModuleType:
-    """The ``tensorrt`` module (10 or newer), or a RuntimeError that says how to install it."""
+    """The ``tensorrt`` module (10 or newer), or a :class:`~xvertfast.infer.export.MissingDependency`
+    (a RuntimeError) that says how to install it."""
     try:
         import tensorrt as trt
     except Exception as exc:  # ImportError, or OSError from the wheel's missing CUDA libraries
-        raise RuntimeError(f"TensorRT is not available ({type(exc).__name__}: {exc}); {install_hint()}") from exc
+        raise MissingDependency(f"TensorRT is not available ({type(exc).__name__}: {exc}); {install_hint()}") from exc
     if int(trt.__version__.split(".")[0]) < 10:
-        raise RuntimeError(f"TensorRT {trt.__version__} is too old: xvertfast needs TensorRT 10 or newer "
+        raise MissingDependency(f"TensorRT {trt.__version__} is too old: xvertfast needs TensorRT 10 or newer "
                            f"(name-based tensors, execute_async_v3); {install_hint()}")  # fmt: skip
     return trt
 
