@@ -1648,6 +1648,25 @@ def test_bad_files_get_specific_errors(tmp_path, name, content, match):
     assert str(path) in str(info.value)
 
 
+@pytest.mark.parametrize("side", [12000, 60000])
+def test_a_jpeg_claiming_more_than_max_pixels_is_refused_by_max_pixels(tmp_path, side):
+    # a PNG's IHDR is checked before Pillow opens it, a JPEG's frame header was not: one claiming
+    # 60000 x 60000 was refused as Pillow words it ("could be decompression bomb DOS attack"),
+    # max_pixels unsaid, and 12000 x 12000 warned so (DecompressionBombWarning) before max_pixels
+    # refused it
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "x.jpg")
+    data = bytearray((tmp_path / "x.jpg").read_bytes())
+    struct.pack_into(">HH", data, data.index(b"\xff\xc0") + 5, side, side)  # SOF0: its height and width
+    (tmp_path / "x.jpg").write_bytes(bytes(data))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ImageReadError) as caught:
+            read_image(tmp_path / "x.jpg")
+    assert str(caught.value) == (f"{tmp_path / 'x.jpg'}: image claims {side} x {side} (width x height) = "
+                                 f"{side * side:,} pixels, above the limit of 100,000,000 (max_pixels); refusing to "
+                                 "decode")  # fmt: skip
+
+
 def test_truncated_png(tmp_path):
     Image.fromarray(np.arange(4096, dtype=np.uint16).reshape(64, 64) * 16).save(tmp_path / "full.png")
     data = (tmp_path / "full.png").read_bytes()

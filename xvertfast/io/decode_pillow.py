@@ -401,6 +401,12 @@ def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
             data = f.read()
     except OSError as exc:
         raise ImageReadError(path, f"cannot read: {exc.strerror or exc}") from None
+    frame = jpeg_frame(io.BytesIO(data)) if fmt == "jpeg" else None
+    if frame is not None and frame[2] and frame[3]:
+        # its frame header's size against max_pixels before Pillow opens it, as a PNG's IHDR is:
+        # above Pillow's bomb limit it was refused as "could be decompression bomb DOS attack"
+        # (max_pixels unsaid), and past its warning limit warned so before max_pixels refused it
+        check_pixels(path, frame[2], frame[3], max_pixels)
     try:
         # Pillow's warnings (corrupt EXIF data, a decompression-bomb size) named, as pydicom's: in
         # turns with the other readers, only while it reads the header and the EXIF, not the pixels
