@@ -1587,6 +1587,23 @@ def test_status_of_a_folder_it_cannot_read_says_which_one_it_can(tmp_path, capsy
     assert capsys.readouterr().err == f"error: {tmp_path / 'other'} {none}\n"
 
 
+def test_status_of_a_runs_folder_through_a_link_and_its_dotdot_names_the_run_the_system_reaches(tmp_path, capsys):
+    """`xvertfast status latest/../run2/checkpoint` (latest -> runs/c1) is runs/run2's checkpoint/, but the hint
+    looked for a run in ./run2 (normpath drops latest/.. as text) and said nothing of it."""
+    from xvertfast.train.run_folder import LOCK_FILE
+
+    runs = tmp_path / "runs"
+    (runs / "c1").mkdir(parents=True)
+    (runs / "run2" / "checkpoint").mkdir(parents=True)
+    (runs / "run2" / LOCK_FILE).write_text("")  # (a run that began: preparing)
+    (tmp_path / "latest").symlink_to(runs / "c1", target_is_directory=True)
+    given = os.path.join(tmp_path, "latest", "..", "run2", "checkpoint")
+    assert main(["status", given]) == 2
+    err = capsys.readouterr().err
+    assert err.endswith(f"; it is the checkpoint/ of the training run {runs / 'run2'}: xvertfast status "
+                        f"{runs / 'run2'}\n"), err
+
+
 def test_status_names_the_settings_file_it_could_not_read(tmp_path, capsys):
     """status said 'settings unreadable' alone, leaving the user to guess which hidden file it meant."""
     from xvertfast.io.job_folder import job_files

@@ -556,6 +556,7 @@ def _status_elsewhere(folder: str) -> str | None:
     folders), an evaluate report, an export. Status said only 'holds no output' of each."""
     import re
 
+    from xvertfast._paths import as_the_system_reads
     from xvertfast.io.job_folder import job_status
     from xvertfast.train.status import train_status
 
@@ -566,7 +567,10 @@ def _status_elsewhere(folder: str) -> str | None:
         except (OSError, ValueError):  # (unreadable: not said to be one)
             return False
 
-    name, parent = os.path.basename(os.path.normpath(folder)), os.path.dirname(os.path.normpath(folder)) or "."
+    # (the folder above as the system reaches it: latest/../run2/model, latest -> runs/c1, is runs/run2's, where
+    # normpath reads ./run2 as text)
+    seen = os.path.normpath(as_the_system_reads(folder))
+    name, parent = os.path.basename(seen), os.path.dirname(seen) or "."
     if name in ("model", "checkpoint", "cache") and a_job(parent, ("train",)):
         return f"it is the {name}/ of the training run {parent}: xvertfast status {parent}"
     # (eval.journal's JOURNAL_FILE, named here: importing it loads torch, which status never does)
