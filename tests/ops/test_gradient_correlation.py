@@ -353,3 +353,21 @@ def test_a_nan_or_inf_pixel_makes_its_samples_gc_nan_alone(seed, device, bad):
     for gc in (gradient_correlation(a, b), gradient_correlation_reference(a, b)):
         assert gc.isnan().tolist() == [False, True, False]
     assert gradient_correlation_loss(a, b).isnan()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_float32_values_near_its_limit_are_as_documented(device):
+    """Pins the docstring: GC does not change with scale until a float32 Sobel response (4 times
+    a step) overflows, above a span of about 8.5e37: then NaN; float64 holds it. The reference's
+    float32 moments overflow sooner, where the responses' standard deviations multiply past ~1.8e19: 0."""
+    step = torch.zeros(1, 8, 8, device=device)
+    step[..., 4:] = 1.0
+    other = torch.rand(1, 8, 8, generator=torch.Generator().manual_seed(0)).to(device)
+    gc = gradient_correlation(step, other)
+    assert gradient_correlation(step * 8.4e37, other).item() == pytest.approx(gc.item(), rel=1e-5)
+    assert gradient_correlation(step * 8.6e37, other).isnan().all()
+    assert gradient_correlation((step * 8.6e37).double(), other.double()).item() == pytest.approx(gc.item(), rel=1e-5)
+    texture = torch.rand(1, 8, 8, generator=torch.Generator().manual_seed(1)).to(device)
+    gc = gradient_correlation_reference(texture, other)
+    assert gradient_correlation_reference(texture * 1e15, other).item() == pytest.approx(gc.item(), rel=1e-4)
+    assert gradient_correlation_reference(texture * 1e20, other).item() == 0.0

@@ -59,7 +59,14 @@ def gradient_correlation(a: torch.Tensor, b: torch.Tensor, eps: float = GC_EPS) 
         ``[B]`` tensor (float32, or float64 for float64 inputs), differentiable in a and b.
         Images smaller than 3x3 have no Sobel response and give 0. Values are not checked: a
         NaN or infinite pixel makes its own sample's GC NaN, and so the mean of
-        :func:`gradient_correlation_loss`; the other samples' GC stand.
+        :func:`gradient_correlation_loss`; the other samples' GC stand. Nor are finite values
+        near float32's limit: the Sobel responses are computed in the input's dtype and reach 4
+        times a pixel step, so a float32 pair whose values span more than about 8.5e37 (float32's
+        largest, 3.4e38, / 4) can overflow to inf there and read NaN, as an infinite pixel does.
+        On other devices than the CPU and CUDA (the pure-PyTorch reference runs there) the moments
+        are float32 too: where the two images' response standard deviations multiply to more than
+        about 1.8e19, ``var_a * var_b`` overflows and GC reads 0. GC does not change with scale:
+        scale such images down (XVertNet's are in [0, 1]), or give them in float64.
     """
     _check(a, b)
     eps = _check_eps(eps)
