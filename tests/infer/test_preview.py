@@ -268,9 +268,8 @@ def test_more_inputs_warned_of_than_places_are_spread_over():
     assert _chosen([k in (3, 50) for k in range(100)], 8) == sorted([3, 50] + [rest[i] for i in _spread(98, 6)])
 
 
-def test_a_label_wider_than_its_pair_widens_its_cell(tmp_path, seed):
-    """Narrow images under a long label (a path below the folder given, "warned of: see the job's log"):
-    the label ran on into the next cell's, both unreadable. The cell is as wide as its label."""
+def narrow_pairs(tmp_path, seed) -> list[tuple[str, str]]:
+    """Two (input, output) pairs of 120 x 12 px strips: thumbnails narrower than any label."""
     pairs = []
     for i in range(2):
         src, out = tmp_path / f"in{i}.png", tmp_path / f"out{i}.png"
@@ -278,6 +277,13 @@ def test_a_label_wider_than_its_pair_widens_its_cell(tmp_path, seed):
         Image.fromarray(np.round(img * 255).astype(np.uint8)).save(src)
         Image.fromarray(np.round((1 - img) * 255).astype(np.uint8)).save(out)
         pairs.append((str(src), str(out)))
+    return pairs
+
+
+def test_a_label_wider_than_its_pair_widens_its_cell(tmp_path, seed):
+    """Narrow images under a long label (a path below the folder given, "warned of: see the job's log"):
+    the label ran on into the next cell's, both unreadable. The cell is as wide as its label."""
+    pairs = narrow_pairs(tmp_path, seed)
     labels = ["site-A/patient-0001/study-2026-12-07/series-3/IM-0001-0001.png"] * 2
     write_preview(pairs, str(tmp_path / "sheet.png"), height=40, labels=labels, warned=[True, False])
     sheet = np.asarray(Image.open(tmp_path / "sheet.png"))
@@ -291,13 +297,7 @@ def test_a_very_long_label_is_cut_in_the_middle_keeping_the_file_name(tmp_path, 
     """A path 40 folders deep (an archive's below the folder given) made its cell as wide as the whole
     path, thousands of pixels of white beside 12 px thumbnails. A label wider than the pair and than
     480 px is now cut in the middle: the path's start, "...", the file name whole (or its end)."""
-    pairs = []
-    for i in range(2):
-        src, out = tmp_path / f"in{i}.png", tmp_path / f"out{i}.png"
-        img = chest_like(seed + i, 120, 12)
-        Image.fromarray(np.round(img * 255).astype(np.uint8)).save(src)
-        Image.fromarray(np.round((1 - img) * 255).astype(np.uint8)).save(out)
-        pairs.append((str(src), str(out)))
+    pairs = narrow_pairs(tmp_path, seed)
     deep = "/".join(f"level-{k:02d}" for k in range(40)) + "/IM-0001-0042.dcm"
     write_preview(pairs, str(tmp_path / "sheet.png"), height=40, labels=[deep, "short.png"], warned=[True, False])
     width = Image.open(tmp_path / "sheet.png").width
