@@ -315,3 +315,17 @@ def test_a_very_long_label_is_cut_in_the_middle_keeping_the_file_name(tmp_path, 
     name = "x" * 200 + "-0042.dcm"  # a file name too long alone: cut too, its end kept
     cut = _fitted(f"a/{name}", suffix, 480, length)
     assert length(cut) <= 480 and "..." in cut and cut.endswith("-0042.dcm" + suffix)
+
+
+def test_a_label_s_letters_the_font_lacks_are_drawn_readably_not_as_boxes(tmp_path, seed):
+    # Pillow's built-in font has printable ASCII alone: "Ünïcødé scan é.png" was drawn "□n□c□d□ scan □.png"
+    pairs = make_pairs(tmp_path, seed, 1)
+
+    def sheet(label):
+        path = tmp_path / "sheet.png"
+        write_preview(pairs, str(path), height=40, labels=[label])
+        return np.asarray(Image.open(path))
+
+    assert np.array_equal(sheet("Ünïcødé scan é.png"), sheet("Unic\\xf8de scan e.png"))  # accents off, ø escaped
+    assert np.array_equal(sheet("a\udce9b.png"), sheet("a\\xe9b.png"))  # an undecodable byte of a name, as that byte
+    assert not np.array_equal(sheet("Unicøde scan e.png"), sheet("Unicode scan e.png"))  # (the label is drawn)

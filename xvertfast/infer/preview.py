@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import unicodedata
 
 import numpy as np
 
@@ -53,6 +54,26 @@ def _chosen(warned: list[bool], count: int) -> list[int]:
     others = [k for k, w in enumerate(warned) if not w]
     left = count - len(first)
     return sorted(first + ([others[i] for i in _spread(len(others), left)] if left and others else []))
+
+
+def _drawable(label: str) -> str:
+    """``label`` in the characters Pillow's built-in font draws (printable ASCII): it has no others
+    and drew each as a box, so "Ünïcødé scan é.png" read "□n□c□d□ scan □.png". An accented letter
+    loses its accent (é -> e); any other character is escaped as Python writes it (ø -> \\xf8, a name's
+    undecodable byte, held as a surrogate, as that byte: \\xe9), so the file can still be told."""
+    out = []
+    for ch in label:
+        if " " <= ch <= "~":
+            out.append(ch)
+            continue
+        bare = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+        if bare and all(" " <= c <= "~" for c in bare):
+            out.append(bare)
+        elif "\udc80" <= ch <= "\udcff":  # os.fsdecode's surrogateescape of a byte not in the file system's encoding
+            out.append(f"\\x{ord(ch) - 0xDC00:02x}")
+        else:
+            out.append(ch.encode("unicode_escape").decode("ascii"))  # (a tab too: \\t)
+    return "".join(out)
 
 
 def _fitted(label: str, suffix: str, width: float, length) -> str:
@@ -160,7 +181,7 @@ def write_preview(pairs: list[tuple[str, str]], path: str, count: int = PREVIEW_
             label = labels[k] if labels is not None else os.path.basename(src)
             suffix = ": input | output" + (" (warned of: see the job's log)" if flagged[k] else "")
             polarity = photometrics[k] if photometrics is not None else None
-            cells.append(((str(label), suffix), _thumb(src, height, polarity), _thumb(out, height)))
+            cells.append(((_drawable(str(label)), suffix), _thumb(src, height, polarity), _thumb(out, height)))
         except Exception as exc:  # noqa: BLE001 - a preview is a convenience: it leaves a bad pair out
             unread = unread or exc
             continue
