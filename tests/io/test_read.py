@@ -2841,6 +2841,31 @@ def test_a_palette_tiff_is_read_through_its_colour_map(tmp_path, seed, lzw_by_pi
     assert any("palette image converted to luminance" in n for n in im.notes)
 
 
+@pytest.mark.parametrize("compression", [None, "tiff_lzw"])
+@pytest.mark.parametrize("by_pillow", [False, True])
+def test_a_palette_tiff_with_alpha_reads_its_colours_and_says_the_alpha_is_left_out(tmp_path, seed, compression,
+                                                                                 by_pillow, request):
+    # Pillow's PA (index + alpha) saved as TIFF failed, with imagecodecs or without: "cannot decode
+    # TIFF: IndexError", the (H, W, 2) samples looked up in the colour map whole
+    rng = np.random.default_rng(seed)
+    indices = rng.integers(0, 256, size=(14, 22)).astype(np.uint8)
+    indices[0, 0], indices[0, 1] = 0, 255  # (pixels are scaled over the values the image holds)
+    img = Image.fromarray(indices, "P")
+    img.putpalette([255 - i for i in range(256) for _ in range(3)])  # a reversed grey ramp
+    pa = img.convert("PA")
+    pa.putalpha(Image.fromarray(rng.integers(0, 256, size=(14, 22)).astype(np.uint8)))
+    pa.save(tmp_path / "pa.tif", compression=compression)
+    img.save(tmp_path / "p.tif", compression=compression)
+    if by_pillow:
+        request.getfixturevalue("without_imagecodecs")
+    im, opaque = read_image(tmp_path / "pa.tif", warn=False), read_image(tmp_path / "p.tif", warn=False)
+    np.testing.assert_allclose(im.pixels, (255 - indices) / 255.0, atol=1e-6)
+    np.testing.assert_array_equal(im.values, opaque.values)
+    assert im.bits_stored == opaque.bits_stored
+    assert im.notes == [f"{tmp_path / 'pa.tif'}: palette image converted to luminance (grayscale)",
+                        f"{tmp_path / 'pa.tif'}: palette + alpha image: the alpha (transparency) left out"]
+
+
 def test_a_16_bit_palette_lzw_tiff_read_without_imagecodecs_keeps_its_16_bit_colours(tmp_path, seed, request):
     # Pillow, which decodes an LZW page where imagecodecs is missing, gave a palette's colours
     # itself, keeping only the high byte of each 16-bit colour map entry: the image was read at

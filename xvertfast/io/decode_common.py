@@ -182,10 +182,11 @@ def luminance_note(notes: list[str], path: str, source: str) -> None:
     notes.append(f"{path}: {source} image converted to luminance (grayscale)")
 
 
-def grey_alpha_note(notes: list[str], path: str) -> None:
-    """One wording for a grey + alpha image of any format: its grey is kept as it is, not
-    converted, so 'converted to luminance' would say what did not happen."""
-    notes.append(f"{path}: grey + alpha image: the alpha (transparency) left out")
+def grey_alpha_note(notes: list[str], path: str, kind: str = "grey") -> None:
+    """One wording for a grey + alpha image of any format (and a palette + alpha one's, ``kind``):
+    its grey is kept as it is, not converted, so 'converted to luminance' would say what did not
+    happen (a palette's colours are converted, which their own note says)."""
+    notes.append(f"{path}: {kind} + alpha image: the alpha (transparency) left out")
 
 
 def stored_range(bits: int, signed: bool) -> tuple[int, int]:

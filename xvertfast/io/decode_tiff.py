@@ -141,6 +141,10 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logs: tuple[LogNa
     if planar and values.ndim == 3:
         values = np.moveaxis(values, 0, -1)
     if colormap is not None and values.ndim in (2, 3):
+        extra = values.shape[-1] - 1 if values.ndim == 3 else 0
+        if extra:  # a palette page with extra samples (Pillow's PA: index + alpha): the index first,
+            # as TIFF lays them out; looked up whole, (H, W, 2) failed as "cannot decode TIFF: IndexError"
+            values = np.ascontiguousarray(values[..., 0])
         if values.ndim == 2:  # (indices: tifffile's, or Pillow's where it decodes the page)
             # a TIFF colour map holds 16-bit entries; some writers put 8-bit ones in it (none above
             # 255: libtiff takes the map for 8-bit then too, and so does this): its colours are
@@ -153,6 +157,11 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logs: tuple[LogNa
                 raise ImageReadError(path, f"palette TIFF has values beyond its {colormap.shape[-1]}-entry "
                                      "colour map") from None  # fmt: skip
         values = luminance(values, notes, path, "palette")
+        if extra == 1:
+            grey_alpha_note(notes, path, "palette")
+        elif extra:
+            notes.append(f"{path}: palette TIFF with {extra} extra samples per pixel: its first sample read as the "
+                         "colour map's index, the others left out")  # fmt: skip
     if cmyk and values.ndim == 3 and values.shape[-1] >= 4:  # ink amounts: as RGBA they were another image
         values = _cmyk_to_rgb(values[..., :4])
         values = luminance(values, notes, path, "CMYK")
