@@ -1402,3 +1402,35 @@ def test_the_bar_says_which_image_and_step_is_running_before_the_first_is_done(t
         "reading, finding the spine", "sharp", "sharp, scoring its ROIs", "soft", "soft, scoring its ROIs"]
     assert not any("image 2/2" in f for f in frames)  # the first was quick: the count moves enough
     assert frames[-1].rstrip().endswith("img/s]")  # the last frame says no step
+
+
+def test_a_slow_image_after_quick_ones_shows_its_steps_from_its_first_slow_one(tmp_path, seed, capsys, monkeypatch):
+    """The steps were drawn only on the first image and after a slow one: the first full-size
+    radiograph after small ones showed no step for its whole run. Its steps are drawn once it has
+    taken protocol.STEP_SLOW_S (a fake clock: the method on the third image "takes" 3 s)."""
+    import types
+
+    from xvertfast.eval import protocol
+    from xvertfast.eval.protocol import run_protocol
+
+    clock = [0.0]
+    monkeypatch.setattr(protocol, "time", types.SimpleNamespace(monotonic=lambda: clock[0],
+                                                                perf_counter=lambda: clock[0]))  # fmt: skip
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        Image.fromarray(chest_like(seed, 96, 90)).save(src / name)
+    calls = []
+
+    def slow(p, spine=None):
+        calls.append(1)
+        clock[0] += 3.0 if len(calls) == 3 else 0.0
+        return p
+
+    methods = {"slow": slow, "sharp": lambda p, spine=None: p}
+    run = run_protocol([str(src)], methods, ["entropy"], pictures=0, progress=True, log=lambda m: None)
+    assert run.images == 3 and len(calls) == 3
+    frames = capsys.readouterr().err.split("\r")
+    shown = [f.split("image 3/3 c.png: ")[1].rstrip("]\n ") for f in frames if "image 3/3 c.png: " in f]
+    assert shown == ["slow, scoring its ROIs", "sharp", "sharp, scoring its ROIs"], frames
+    assert not any("image 2/3" in f for f in frames)  # the first was quick: the second's steps are not drawn

@@ -44,7 +44,7 @@ ROI_NAMES = ("upper", "lower")
 THUMB_HEIGHT = 512
 #: A picture's key for the original where no method is identity (no label can be this: no parentheses).
 ORIGINAL_PICTURE = "(original)"
-#: Seconds an image takes from which the bar shows the next one's steps (:class:`_StepShown`).
+#: Seconds an image takes from which the bar shows its further steps and the next one's (:class:`_StepShown`).
 STEP_SLOW_S = 1.0
 #: Longest file name the bar shows whole (longer: cut in the middle, its end kept).
 STEP_NAME_CHARS = 40
@@ -403,9 +403,11 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
 class _StepShown:
     """The bar's word on the image being scored and its step (reading it, a method, the method's
     scores): the bar counts images done, and stood at 0/N for the minutes a CPU takes over the
-    first of large images with farbman and xvertnet, as if nothing ran. Drawn for the first image
-    and after any that took :data:`STEP_SLOW_S` or more (a job of 10,000 small images, its stderr
-    piped to a file, would write a line a step: there the count moves); cleared as each is done."""
+    first of large images with farbman and xvertnet, as if nothing ran. Drawn for the first image,
+    after any that took :data:`STEP_SLOW_S` or more, and from the step on where the image being
+    scored has taken that long (the first full-size radiograph after small ones); a quick image's
+    are not (a job of 10,000 small images, its stderr piped to a file, would write a line a step:
+    there the count moves); cleared as each is done."""
 
     def __init__(self, bar, total: int):
         self.bar, self.total = bar, total
@@ -419,7 +421,8 @@ class _StepShown:
             name = f"{name[: keep // 3]}...{name[len(name) - (keep - keep // 3):]}"
 
         def shown(what: str) -> None:
-            self.bar.set_postfix_str(f"image {index + 1}/{self.total} {name}: {what}", refresh=self.slow)
+            refresh = self.slow or time.monotonic() - self.since >= STEP_SLOW_S
+            self.bar.set_postfix_str(f"image {index + 1}/{self.total} {name}: {what}", refresh=refresh)
 
         return shown
 
