@@ -358,7 +358,8 @@ def test_a_listed_path_a_shell_would_have_expanded_says_what_to_write(tmp_path, 
         with pytest.raises(ImageReadError) as err:
             read_input(f)
         said[f.path] = str(err.value)
-    assert said["~/a.png"] == ("~/a.png: no such file or folder; an @list's lines are read as written, not by a "
+    assert said["~/a.png"] == ("~/a.png: no such file or folder (list.txt, line 1); an @list's lines are read as "
+                               "written, not by a "
                                f"shell, so ~ does not mean a home folder there: write {tmp_path / 'home' / 'a.png'}")
     assert said["$XVF_TEST_DATA/a.png"].endswith(
         f"so $XVF_TEST_DATA is not expanded there: write {tmp_path / 'data' / 'a.png'}")
@@ -371,6 +372,37 @@ def test_a_listed_path_a_shell_would_have_expanded_says_what_to_write(tmp_path, 
     (tmp_path / "~").mkdir()  # a folder really named ~ here: the list in it is read, as written
     (tmp_path / "~" / "l.txt").write_text("nosuch.png\n")
     assert [f.path for f in discover(["@~/l.txt"])] == ["nosuch.png"]
+
+
+def test_a_listed_file_that_is_not_there_names_its_list_and_line(tmp_path, monkeypatch, capsys):
+    """A missing path of an @list failed naming the path alone ("~/x.png: no such file or folder; ..."):
+    in a list of thousands of lines, the one to mend was left to be searched for. The failure names
+    the list and line that give it (a nested list's own), in the Python API's records and in the
+    CLI's lines; a file that is there, and a listed folder's images, are said as before."""
+    from xvertfast.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ward").mkdir()
+    (tmp_path / "ward" / "bad.png").write_bytes(b"not a png")
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    (tmp_path / "gone.png").symlink_to("nowhere.png")
+    (tmp_path / "inner.txt").write_text("gone.png\n")
+    (tmp_path / "list.txt").write_text("bad.png\nward\n~/x.png\n@inner.txt\nnosuch.png\n")
+    said = {}
+    for f in discover(["@list.txt"]):
+        with pytest.raises(ImageReadError) as err:
+            read_input(f)
+        said[f.path] = str(err.value)
+    assert said["nosuch.png"] == "nosuch.png: no such file or folder (list.txt, line 5)"
+    assert said["~/x.png"].startswith("~/x.png: no such file or folder (list.txt, line 3); an @list's lines are ")
+    assert said["gone.png"] == ("gone.png: a broken symbolic link: what it points to (nowhere.png) does not exist "
+                                "(inner.txt, line 1)")  # fmt: skip
+    assert "line" not in said["bad.png"] and "line" not in said[os.path.join("ward", "bad.png")]
+    assert main(["preprocess", "@list.txt", "-o", "out", "-q"]) == 1
+    printed = capsys.readouterr()
+    failed = [line.strip() for line in (printed.out + printed.err).splitlines() if line.strip().startswith("failed: ")]
+    assert "failed: nosuch.png: no such file or folder (list.txt, line 5)" in failed
+    assert any(line.startswith("failed: ~/x.png: no such file or folder (list.txt, line 3); ") for line in failed)
 
 
 def test_a_listed_windows_variable_that_is_not_there_is_named_not_a_crash(tmp_path, monkeypatch):

@@ -646,7 +646,8 @@ def test_a_dry_run_says_that_missing_and_empty_inputs_would_fail(folder, tmp_pat
     plan = preprocess_files([f"@{listing}"], str(tmp_path / "o"), progress=False, log=lambda m: None, dry_run=True)
     assert plan.planned == [str(folder / "good1.png")]
     assert dict(plan.failed) == {str(folder / "empty.png"): f"{folder / 'empty.png'}: empty file (0 bytes)",
-                                 str(folder / "gone.png"): f"{folder / 'gone.png'}: no such file or folder"}
+                                 str(folder / "gone.png"): f"{folder / 'gone.png'}: no such file or folder ({listing}, "
+                                                           "line 3)"}
     ran = preprocess_files([f"@{listing}"], str(tmp_path / "o"), progress=False, log=lambda m: None)
     assert dict(ran.failed) == dict(plan.failed) and ran.done == plan.planned
 

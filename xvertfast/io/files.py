@@ -43,6 +43,7 @@ class InputFile:
     rel: str  #: path relative to the folder it was found in (the file name for direct inputs)
     photometric: str | None = None  #: polarity given in an @list (``path<TAB>MONOCHROME1``), else None
     problem: str | None = None  #: why it cannot be read, found while searching (an unlistable folder)
+    listed: str | None = None  #: "LIST, line N" for a file an @list names itself (not a folder's image)
 
 
 def image_extension(name: str) -> str:
@@ -397,6 +398,8 @@ def _from_list(list_path: str, exclude: set[str], empty: list[str], lists: Input
                      for f in found]  # fmt: skip
         elif not os.path.lexists(path) and (unexpanded := _shell_words_in(path)):
             found = [replace(f, problem=f"no such file or folder; {unexpanded}") for f in found]
+        if not os.path.isdir(path):  # (the line's own file: where it is missing, the line is to mend)
+            found = [replace(f, listed=f"{named_in}, line {line.number}") for f in found]
         out.extend(found)
     return out
 
@@ -540,12 +543,20 @@ def discover(inputs: list[str], exclude: list[str] = (), lists: InputLists | Non
 
 def read_input(f: InputFile, **kwargs):
     """``read_image`` of an input as discovered: with its listed polarity, and failing with its
-    problem where discovery found one (a folder that cannot be searched)."""
+    problem where discovery found one (a folder that cannot be searched). A listed file that is
+    not there says the list and line that name it: in a list of thousands, the path alone left
+    the line to mend to be searched for."""
     from xvertfast.io.read import read_image
 
-    if f.problem:
-        raise ImageReadError(f.path, f.problem)
-    return read_image(f.path, photometric=f.photometric, **kwargs)
+    try:
+        if f.problem:
+            raise ImageReadError(f.path, f.problem)
+        return read_image(f.path, photometric=f.photometric, **kwargs)
+    except ImageReadError as exc:
+        if f.listed is None or os.path.exists(f.path) or exc.path != f.path:
+            raise
+        said, _, more = exc.problem.partition("; ")
+        raise ImageReadError(f.path, f"{said} ({f.listed}){'; ' if more else ''}{more}") from None
 
 
 def input_problem(f: InputFile) -> str | None:
