@@ -546,6 +546,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
             running = {True: "running now", False: "not running", None: "running? cannot tell"}[led.running]
             _print(f"  {who:<16} {led.done:>8} done {led.unfinished:>4} unfinished   last written "
                    f"{_ago(now - led.modified)}   {_ending_said(led, now) or running}{other}")  # fmt: skip
+            _print_failures(led, status.job)
         _print_running(args.folder, status)
     return 0
 
@@ -609,6 +610,24 @@ def _ending_said(led, now: float) -> str | None:
         left = c.get("found", 0) - c["done"] - c["skipped"] - c["failed"]
         counts += f", {left} left" if led.ended == "stopped" and left > 0 else ""
     return f"{led.ended}{when}{why}{counts}"
+
+
+def _print_failures(led, job: str) -> None:
+    """The first inputs a ledger's latest run failed, with why, and where all of them are: its row
+    said "1 failed" alone, and which file and why was in no file where the run had no --report.
+    A few lines however many failed (the ledger keeps the first few)."""
+    failed = (led.counts or {}).get("failed", 0)
+    if not failed or not led.failures:
+        return
+    for _, why in led.failures:  # (each says its input first: failure_text's rule)
+        _print(f"    failed: {why}")
+    more = failed - len(led.failures)
+    if led.report:
+        _print(f"    {f'and {more} more: ' if more > 0 else ''}all {failed} are in its report, {led.report}")
+    elif more > 0:
+        file = " (with --report FILE, in a file)" if job == "enhance" else ""
+        _print(f"    and {more} more, not recorded here: its run listed each as it went (its 'failed:' lines), and its "
+               f"command run again lists them again{file}, skipping what is done")  # fmt: skip
 
 
 def _resume_command(led) -> str | None:

@@ -413,3 +413,29 @@ def test_job_status_says_why_it_has_no_settings_naming_the_file(tmp_path):
             assert problem is None, problem
         else:
             assert problem is not None and problem.startswith(f"{folder / settings_name} {why}"), (name, problem)
+
+
+def test_status_names_the_first_inputs_a_run_failed_and_where_all_of_them_are(tmp_path, monkeypatch, capsys,
+                                                                             model_dir):  # noqa: F811
+    # a finished job's row said "0 inputs done, 0 skipped, 5 failed" alone: which files, and why, were
+    # in no file where the run had no --report, and the report it had was not pointed to
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "list.txt").write_text("".join(f"gone{k}.png\n" for k in range(5)))
+    assert main(["enhance", "@list.txt", "-o", "out", "--model", str(model_dir), "-q", "--report", "run.json"]) == 1
+    capsys.readouterr()
+    said = _status_lines("out", capsys)
+    assert ("    failed: gone0.png: no such file or folder (list.txt, line 1)\n"
+            "    failed: gone1.png: no such file or folder (list.txt, line 2)\n"
+            "    failed: gone2.png: no such file or folder (list.txt, line 3)\n"
+            f"    and 2 more: all 5 are in its report, {tmp_path / 'run.json'}\n") in said, said
+    assert main(["preprocess", "@list.txt", "-o", "pre", "-q"]) == 1
+    capsys.readouterr()
+    said = _status_lines("pre", capsys)
+    assert said.count("    failed: ") == 3 and "gone3" not in said, said
+    assert ("    and 2 more, not recorded here: its run listed each as it went (its 'failed:' lines), and its command "
+            "run again lists them again, skipping what is done\n") in said, said
+    (tmp_path / "list.txt").write_text("gone0.png\n")  # one failed: named, nothing more to point to
+    assert main(["preprocess", "@list.txt", "-o", "one", "-q"]) == 1
+    capsys.readouterr()
+    said = _status_lines("one", capsys)
+    assert said.count("    failed: gone0.png: no such file or folder (list.txt, line 1)\n") == 1 and "more" not in said

@@ -659,7 +659,7 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
             job.ended(f"{summary.stopped} while planning", found=summary.found)
         else:
             job.ended(summary.stopped, found=summary.found, done=summary.done, skipped=summary.skipped,
-                      failed=len(summary.failed))  # fmt: skip
+                      failed=len(summary.failed), failures=[(r.input, r.error or "") for r in summary.failed])  # fmt: skip
     summary.seconds = time.perf_counter() - start
     try:
         _write_side_files(summary, planned, enhancer, settings, report, preview, log,

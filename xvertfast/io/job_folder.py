@@ -140,6 +140,10 @@ SIDE_FILES = "side_files"
 #: megabytes, a line too long for a ledger of small lines (and for a person to run again).
 COMMAND_LIMIT = 4096
 
+#: How many failed inputs (with why) a run's end line names, for ``xvertfast status`` to show: the
+#: first few say what went wrong; all of them are in the run's --report, and the end line stays short.
+FAILURES_RECORDED = 3
+
 #: Why a run stopped, where its ledger has no end line after its start line and no one runs it.
 KILLED = "killed, or its node lost"
 
@@ -398,6 +402,9 @@ class LedgerStatus:
     command: str | None = None  #: the command line that started the latest run (shell-quoted), where the CLI did
     cwd: str | None = None  #: the folder it was started in, where its command has relative paths
     host: str | None = None  #: the machine the latest run ran on
+    #: the first inputs the latest run failed (at most :data:`FAILURES_RECORDED`), each (input, why)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    report: str | None = None  #: the --report the latest run wrote, resolved: where all its failures are
     #: for a run without an end record and not seen running: the other machine it was started on,
     #: where it may still run unseen (its lock does not reach here where locks are only local)
     elsewhere: str | None = None
@@ -675,6 +682,10 @@ def _how_it_ended(run: dict, running: bool | None, modified: float) -> dict:
     if running or run.get("after_end") or not run:
         return said
     if end is not None:
+        sides = start.get(SIDE_FILES) if isinstance(start.get(SIDE_FILES), dict) else {}
+        said["report"] = sides.get("report") if isinstance(sides.get("report"), str) else None
+        said["failures"] = [(f[0], f[1]) for f in end.get("failures") or () if isinstance(f, list) and len(f) == 2
+                            and all(isinstance(text, str) for text in f)][:FAILURES_RECORDED]  # fmt: skip
         counts = {k: end[k] for k in ("found", "done", "skipped", "failed") if isinstance(end.get(k), int)}
         t = end.get("t")
         # (stopped with nothing left, by a signal held while its last outputs were written: finished)
@@ -1458,16 +1469,19 @@ class JobFolder:
             record["t"] = self._next_time()
             self._write(json.dumps(record) + "\n", durable=True)
 
-    def ended(self, stopped: str | None, **counts: int) -> None:
+    def ended(self, stopped: str | None, failures=(), **counts: int) -> None:
         """Records how the run ended: finished (``stopped`` None: every input of its part done,
         skipped or failed) or stopped, and why; ``counts``: its inputs found (its part), done,
-        skipped (done before) and failed. Once, before :meth:`close`. A line that cannot be
-        written (the disk full) is left out: the run then reads as killed."""
+        skipped (done before) and failed; ``failures``: (input, why) of those failed, the first
+        :data:`FAILURES_RECORDED` kept (status names them). Once, before :meth:`close`. A line that
+        cannot be written (the disk full) is left out: the run then reads as killed."""
         if self._ended or self.read_only or self._fd is None:
             return
         self._ended = True
+        named = [[path, why[:500]] for path, why in list(failures)[:FAILURES_RECORDED]]  # (a line of the ledger: short)
         with contextlib.suppress(OSError):
-            self._record_run({RUN: RUN_END, **({"why": stopped} if stopped else {}), **counts})
+            self._record_run({RUN: RUN_END, **({"why": stopped} if stopped else {}), **counts,
+                              **({"failures": named} if named else {})})  # fmt: skip
 
     def ended_by(self, exc: BaseException) -> None:
         """Records a run stopped by ``exc``, raised out of it: Ctrl-C, or an error."""

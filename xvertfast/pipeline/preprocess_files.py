@@ -338,6 +338,6 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
                 break
         bar.close()
         job.ended(summary.stopped, found=summary.found, done=len(summary.done), skipped=len(summary.skipped),
-                  failed=len(summary.failed))  # fmt: skip
+                  failed=len(summary.failed), failures=summary.failed)  # fmt: skip
     summary.seconds = time.perf_counter() - start
     return summary
