@@ -788,6 +788,34 @@ def test_bad_parameters_are_refused_by_every_method(method, bad):
         wls(torch.rand(12, 10).double(), method=method, **bad)
 
 
+@pytest.mark.parametrize("method", [*METHODS, "direct"])
+def test_parameters_given_as_0_dim_tensors_are_their_numbers(method):
+    # wls(lam=torch.tensor(0.5)) was refused: "wls: lam must be a finite number, got tensor(0.5000)"
+    device = "cuda" if method in ("cuda", "cupy") else "cpu"  # (a GPU's parameters there too: read to the host)
+    x = torch.rand(8, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64).to(device)
+    want = wls(x, method=method, lam=0.5, alpha=1.1, eps=1e-3, rtol=1e-5)
+    f64 = dict(dtype=torch.float64, device=device)
+    got = wls(x, method=method, lam=torch.tensor(0.5, device=device), alpha=np.array(1.1),
+              eps=torch.tensor(1e-3, **f64), rtol=torch.tensor(1e-5, **f64))  # fmt: skip
+    assert torch.equal(got, want)
+    with pytest.raises(ValueError, match=r"^wls: lam must be a number or a 0-dim tensor of one; this tensor has "
+                                         r"shape \(1,\)$"):  # fmt: skip
+        wls(x, method=method, lam=torch.tensor([0.5]))
+    with pytest.raises(ValueError, match=r"^wls: eps is a tensor that requires grad, but the solve has no gradient "
+                                         r"in eps: give eps.detach\(\) \(or a number\)$"):  # fmt: skip
+        wls(x, method=method, eps=torch.tensor(1e-3, requires_grad=True))
+
+
+def test_a_tensor_where_a_number_is_kept_says_to_give_its_item():
+    # XVertNet, TrainConfig and preprocess check the parameters they keep (in config files): a tensor
+    # there read "lam must be a finite number, got tensor(0.5000)", which it holds
+    from xvertfast.ops.wls import check_parameters
+
+    with pytest.raises(ValueError, match=r"^XVertNet: alpha must be a finite number, got tensor\(1.1000\) \(a tensor: "
+                                         r"give alpha.item\(\)\)$"):  # fmt: skip
+        check_parameters(0.8, torch.tensor(1.1), 1e-4, rtol=None, who="XVertNet")
+
+
 def test_a_nan_residual_warns(monkeypatch):
     from xvertfast.ops import wls_reference
 

@@ -235,6 +235,21 @@ def release_workspace() -> int:
     return held
 
 
+def _number(value, name: str):
+    """``value`` as a Python number where it is a 0-dim tensor or array (``lam=torch.tensor(0.5)``,
+    a value of a sweep), else as given, for :func:`check_parameters` to judge. The solve has no
+    gradient in it: a tensor that requires one is refused, not read as a constant without a word."""
+    if isinstance(value, torch.Tensor):
+        if value.dim() != 0 or value.is_meta:
+            held = "holds no value (meta)" if value.is_meta else f"has shape {tuple(value.shape)}"
+            raise ValueError(f"wls: {name} must be a number or a 0-dim tensor of one; this tensor {held}")
+        if value.requires_grad:
+            raise ValueError(f"wls: {name} is a tensor that requires grad, but the solve has no gradient in {name}: "
+                             f"give {name}.detach() (or a number)")  # fmt: skip
+        return value.item()
+    return value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
+
+
 def check_parameters(lam, alpha, eps, rtol=1e-4, maxiter=None, who: str = "wls") -> None:
     """The system's parameters, checked for every method (the compiled op checks them too; the
     torch and direct methods would otherwise solve a meaningless system, or divide by 0), and by
@@ -245,7 +260,10 @@ def check_parameters(lam, alpha, eps, rtol=1e-4, maxiter=None, who: str = "wls")
         del values["rtol"]
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-            raise ValueError(f"{who}: {name} must be a finite number, got {value!r}")
+            # (a tensor read "must be a finite number, got tensor(0.5000)", which it holds: XVertNet and
+            # TrainConfig keep their values in config files, which hold numbers)
+            hint = f" (a tensor: give {name}.item())" if isinstance(value, (torch.Tensor, np.ndarray)) else ""
+            raise ValueError(f"{who}: {name} must be a finite number, got {value!r}{hint}")
     if lam < 0 or alpha <= 0 or eps <= 0 or (rtol is not None and rtol <= 0):
         need = ["lam >= 0", "alpha > 0", "eps > 0"] + (["rtol > 0"] if rtol is not None else [])
         got = ", ".join(f"{name}={value!r}" for name, value in values.items())
@@ -298,6 +316,8 @@ def wls(
             ``lam / eps`` above ``FLOAT64_MAX_COUPLING`` (1e15) is refused: no float64 solve holds it
             on quantised images. Methods "direct" and "torch" warn where their float64 error, about
             ``1e-16 * lam / eps`` on such images, exceeds rtol (lam / eps above 1e12 at rtol 1e-4).
+            Each (and rtol) is a number, or a 0-dim tensor or array of one that requires no grad
+            (the solve has no gradient in them).
         rtol: stop when the relative residual ``||b - A g|| / ||b||`` is below it; since the
             smallest eigenvalue of ``A`` is at least 1, the relative error is at most about rtol.
         maxiter: CG iteration cap (default 200); not converging is a RuntimeWarning.
@@ -319,6 +339,7 @@ def wls(
     x, from_numpy = _as_tensor(image)
     x = x.detach()  # the solve is not differentiable: no gradient flows through wls
     _check(x, from_numpy)
+    lam, alpha, eps, rtol = (_number(v, n) for v, n in ((lam, "lam"), (alpha, "alpha"), (eps, "eps"), (rtol, "rtol")))
     check_parameters(lam, alpha, eps, rtol, maxiter)
     chosen = _resolve(method, x)
     squeeze = x.dim() == 2
