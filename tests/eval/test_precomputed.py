@@ -858,7 +858,7 @@ def test_a_signed_output_with_no_negative_value_is_said(tmp_path, seed):
         "which fit in 11 bits, are scored in the upper half of that range, with at most half its contrast: write the "
         "outputs with PixelRepresentation 0 (unsigned integers) and BitsStored 12, its input's depth")  # fmt: skip
     assert _read_notes(tool, source, rad.pixels, 32)[0].endswith(
-        "PixelRepresentation 0 (unsigned integers) and, if its tool wrote them over 0..2047, BitsStored 11")
+        "PixelRepresentation 0 (unsigned integers) and BitsStored 11 (if its tool wrote them over 0..2047)")
     make_dicom(tool / "a.dcm", values // 2, bits=12)  # written as told: read up to half, as meant; nothing said
     assert read_image(tool / "a.dcm").values.max() / 4095 <= 0.5
     assert _read_notes(tool, source, rad.pixels, 12) == []

@@ -314,13 +314,8 @@ def _signed_note(rad, v: np.ndarray, lo: float, hi: float, input_bits: int | Non
     fits = max(1, int(v.max()).bit_length())
     if rad.source_format == "dicom":
         stored = f"PixelRepresentation 1, BitsStored {rad.bits_stored}"
-        if input_bits and fits <= input_bits < rad.bits_stored - 1:
-            depth = f" and BitsStored {input_bits}, its input's depth"
-        elif fits < rad.bits_stored - 1:
-            depth = f" and, if its tool wrote them over 0..{(1 << fits) - 1}, BitsStored {fits}"
-        else:
-            depth = ""
-        fix = f"write the outputs with PixelRepresentation 0 (unsigned integers){depth}"
+        depth = _bits_stored_to_write(fits, input_bits, rad.bits_stored)
+        fix = f"write the outputs with PixelRepresentation 0 (unsigned integers){f' and {depth}' if depth else ''}"
     else:
         stored, fix = str(v.dtype), "write the outputs as unsigned integers (or as floats in [0, 1])"
     scored = ("lie in the upper half of that range and, read inverted, are scored in the lower half of black to "
@@ -328,6 +323,19 @@ def _signed_note(rad, v: np.ndarray, lo: float, hi: float, input_bits: int | Non
     return (f"its output is stored as signed integers ({stored}) and holds no negative value, yet it is read over "
             f"their range ({int(lo)}..{int(hi)}), so its values, which fit in {fits} bits, {scored}, with at most "
             f"half its contrast: {fix}")
+
+
+def _bits_stored_to_write(fits: int, input_bits: int | None, bits_stored: int) -> str | None:
+    """The BitsStored a DICOM output's fix names (:func:`_signed_note`, :func:`_rescale_note`), the
+    two notes wording it alike: the input's depth where its values, which fit in ``fits`` bits, fit
+    in it and it is 2 bits or more below the file's ``bits_stored``; else the depth they fit in, if
+    its tool wrote them over it (the largest value alone says no depth). None where they fit in no
+    fewer than 2 bits below ``bits_stored``: no depth to name."""
+    if input_bits and fits <= input_bits < bits_stored - 1:
+        return f"BitsStored {input_bits}, its input's depth"
+    if fits < bits_stored - 1:
+        return f"BitsStored {fits} (if its tool wrote them over 0..{(1 << fits) - 1})"
+    return None
 
 
 def _rescale(meta) -> tuple[float, float] | None:
@@ -371,11 +379,7 @@ def _rescale_note(rad, v: np.ndarray, lo: float, hi: float, input_bits: int | No
         meant, which = stored, f"its stored values ({float(stored.min()):g}..{float(stored.max()):g})"
     else:
         return None
-    fits = max(1, math.ceil(float(meant.max())).bit_length())
-    if input_bits and fits <= input_bits <= bits:
-        depth = f"BitsStored {input_bits}, its input's depth"
-    else:
-        depth = f"BitsStored {fits} (if its tool wrote them over 0..{(1 << fits) - 1})"
+    depth = _bits_stored_to_write(max(1, math.ceil(float(meant.max())).bit_length()), input_bits, bits + 2)
     return (f"its output's values lie in {low:g}..{top:g} after its rescale (RescaleSlope {slope:g}, RescaleIntercept "
             f"{intercept:g}), which puts the range it is read over (what its BitsStored {rad.bits_stored} holds, "
             f"rescaled) at {lo:g}..{hi:g}: they fill {part_percent(share)} of it, so it is scored within that share "
