@@ -540,7 +540,7 @@ def test_backend_agreement_says_a_variant_without_onnxruntime_was_not_measured(t
     assert "onnxruntime" in refusal, refusal
     code, row, line = _onnxruntime_row(tmp_path, monkeypatch, capsys)
     assert code == 1 and set(row) == {"image", "variant", "not_measured"} and refusal in row["not_measured"], row
-    assert line.startswith("| chest.png | --backend onnxruntime | - | - | - | not measured: RuntimeError: "), line
+    assert line.startswith("| chest.png | --backend onnxruntime | - | - | - | not measured: MissingDependency: "), line
 
 
 def test_backend_agreement_says_a_variant_that_fails_to_be_made_failed(tmp_path, monkeypatch, capsys):
