@@ -1127,6 +1127,27 @@ def test_a_damaged_rle_dicom_under_another_high_bit_is_refused_after_one_decodin
         assert len(decoded) == 1, high
 
 
+def test_an_rle_dicom_whose_high_bit_is_not_a_number_is_refused_as_an_uncompressed_one(tmp_path, seed):
+    # HighBit read while the RLE frame was decoded as whole words (_rle_words) raised inside the
+    # decoding's handler, so its error came back wrapped: "x.dcm: cannot decode DICOM pixel data
+    # (RLE Lossless): truncated or corrupt? (x.dcm: DICOM HighBit is not a number: [15, 0])", the
+    # path said twice and the file called damaged, where uncompressed it reads as below
+    from pydicom.uid import RLELossless
+
+    values = np.random.default_rng(seed).integers(0, 4096, size=(24, 40))
+    for name in ("native", "rle"):
+        path = tmp_path / f"{name}.dcm"
+        ds = make_dicom(path, values, bits=12)
+        ds.HighBit, ds.PixelData = 15, (values << 4).astype("<u2").tobytes()
+        if name == "rle":
+            ds.compress(RLELossless, encoding_plugin="pydicom")
+        ds["HighBit"].value = [15, 0]
+        ds.save_as(path, enforce_file_format=True)
+        with pytest.raises(ImageReadError) as caught:
+            read_image(path, warn=False)
+        assert str(caught.value) == f"{path}: DICOM HighBit is not a number: [15, 0]", name
+
+
 @pytest.mark.parametrize("representation, said", [
     (None, r"Missing required element: \(0028,0103\) 'Pixel Representation'"),
     (2, r"A \(0028,0103\) 'Pixel Representation' value of '2' is invalid, it must be 0 or 1"),

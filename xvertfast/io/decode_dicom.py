@@ -308,6 +308,8 @@ def _dicom_pixels(ds, syntax, codestream: _Codestream | None, path: str, notes: 
             arr = _low_bits(ds, words, path)
         else:
             arr = dicom_codecs.pixel_array(ds, syntax) if deeper is None else _decoded_at(ds, syntax, deeper)
+    except ImageReadError:  # the header's own refusal (a HighBit not a number), said as for uncompressed data
+        raise
     except Exception as exc:
         name = getattr(syntax, "name", str(syntax))
         # a plugin that is there but does not take this kind of frame (Pillow and a 12-bit JPEG
