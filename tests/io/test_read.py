@@ -1669,23 +1669,23 @@ def test_bad_files_get_specific_errors(tmp_path, name, content, match):
     assert str(path) in str(info.value)
 
 
-@pytest.mark.parametrize("side", [12000, 60000])
-def test_a_jpeg_claiming_more_than_max_pixels_is_refused_by_max_pixels(tmp_path, side):
+@pytest.mark.parametrize("height, width", [(12000, 12000), (60000, 60000), (6000, 20000)])
+def test_a_jpeg_claiming_more_than_max_pixels_is_refused_by_max_pixels(tmp_path, height, width):
     # a PNG's IHDR is checked before Pillow opens it, a JPEG's frame header was not: one claiming
     # 60000 x 60000 was refused as Pillow words it ("could be decompression bomb DOS attack"),
     # max_pixels unsaid, and 12000 x 12000 warned so (DecompressionBombWarning) before max_pixels
-    # refused it
+    # refused it. 6000 high, 20000 wide: the frame header's order (height first) read as it is
     Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "x.jpg")
     data = bytearray((tmp_path / "x.jpg").read_bytes())
-    struct.pack_into(">HH", data, data.index(b"\xff\xc0") + 5, side, side)  # SOF0: its height and width
+    struct.pack_into(">HH", data, data.index(b"\xff\xc0") + 5, height, width)  # SOF0: its height and width
     (tmp_path / "x.jpg").write_bytes(bytes(data))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with pytest.raises(ImageReadError) as caught:
             read_image(tmp_path / "x.jpg")
-    assert str(caught.value) == (f"{tmp_path / 'x.jpg'}: image claims {side} x {side} (width x height) = "
-                                 f"{side * side:,} pixels, above the limit of 100,000,000 (max_pixels); refusing to "
-                                 "decode")  # fmt: skip
+    assert str(caught.value) == (f"{tmp_path / 'x.jpg'}: image claims {width} x {height} (width x height) = "
+                                 f"{width * height:,} pixels, above the limit of 100,000,000 (max_pixels); refusing "
+                                 "to decode")  # fmt: skip
 
 
 def test_truncated_png(tmp_path):
@@ -2251,7 +2251,8 @@ def test_a_16_bit_rgb_png_of_a_grey_ramp_reads_as_that_grey_png(tmp_path, interl
     np.testing.assert_array_equal(rgb.values, grey.values)
     np.testing.assert_array_equal(rgb.pixels, grey.pixels)
     assert rgb.bits_stored == grey.bits_stored == 16 and full_range(rgb) == full_range(grey) == (0.0, 65535.0)
-    assert rgb.notes == [f"{tmp_path / 'rgb.png'}: RGB image converted to luminance (grayscale)"]
+    assert rgb.notes == [f"{tmp_path / 'rgb.png'}: RGB image converted to luminance (grayscale): its red, green and "
+                         "blue are equal in every pixel, so the conversion lost nothing"]  # fmt: skip
     # libpng's line about every interlaced file: neither a note nor logged (pytest's handler on the
     # root logger takes what is logged, so stderr would show nothing either way)
     assert not [r for r in caplog.records if r.name == "imagecodecs"]
