@@ -310,11 +310,43 @@ def test_a_very_long_label_is_cut_in_the_middle_keeping_the_file_name(tmp_path, 
     length = ImageDraw.Draw(Image.new("L", (1, 1))).textlength
     suffix = ": input | output (warned of: see the job's log)"
     cut = _fitted(deep, suffix, 480, length)
-    assert length(cut) <= 480 and cut.startswith("level-00/level-0") and cut.endswith(".../IM-0001-0042.dcm" + suffix)
+    assert length(cut) <= 480 and cut.startswith("level-00/") and "..." in cut
+    assert cut.endswith("/level-38/level-39/IM-0001-0042.dcm" + suffix)  # the last folders and the name
     assert _fitted("short.png", ": input | output", 480, length) == "short.png: input | output"  # fits: as it is
     name = "x" * 200 + "-0042.dcm"  # a file name too long alone: cut too, its end kept
     cut = _fitted(f"a/{name}", suffix, 480, length)
     assert length(cut) <= 480 and "..." in cut and cut.endswith("-0042.dcm" + suffix)
+
+
+def test_labels_cut_alike_still_tell_their_files_apart(tmp_path, seed):
+    """Archives repeat a file name in each series: the cut kept the path's start and the name, so two
+    series' IM-0001-0001.dcm read the same. The folders just above the name are kept, and two labels
+    still cut alike (they differ higher up) are cut again keeping where they differ."""
+    from PIL import ImageDraw
+
+    from xvertfast.infer.preview import _fitted
+
+    length = ImageDraw.Draw(Image.new("L", (1, 1))).textlength
+    uid = "1.2.840.113619.2.55.3.2831164356.781.1593757234"
+    pacs = "PACS-export/ward-A/patient-0001234/study-20261207-chest-PA/series-000{}/IM-0001-0001.dcm"
+    for one, two, width in ((f"{uid}.67/{uid}.70/IM-0001-0001.dcm", f"{uid}.67/{uid}.71/IM-0001-0001.dcm", 520),
+                            (pacs.format(3), pacs.format(4), 480)):  # fmt: skip
+        cuts = [_fitted(label, ": input | output", width, length) for label in (one, two)]
+        assert cuts[0] != cuts[1] and all(length(cut) <= width and "..." in cut for cut in cuts), cuts
+    # differing far from the name: two drawn labels differ
+    deep = "archive/" + "/".join(f"folder-{k:02d}-long-name" for k in range(12)) + "/IM.dcm"
+    labels = [deep, deep.replace("folder-05", "folder-5b")]
+    assert _fitted(labels[0], ": input | output", 480, length) == _fitted(labels[1], ": input | output", 480, length)
+
+    def band(k):  # the label of cell k
+        sheet = np.asarray(Image.open(tmp_path / "sheet.png"))
+        cell = sheet.shape[1] // 2
+        return sheet[_GAP : _GAP + _LABEL, k * cell : (k + 1) * cell]
+
+    write_preview(narrow_pairs(tmp_path, seed), str(tmp_path / "sheet.png"), height=12, labels=labels)
+    assert not np.array_equal(band(0), band(1))
+    write_preview(narrow_pairs(tmp_path, seed), str(tmp_path / "sheet.png"), height=12, labels=[deep, deep])
+    assert np.array_equal(band(0), band(1))  # (one label twice is drawn alike)
 
 
 def test_a_label_s_letters_the_font_lacks_are_drawn_readably_not_as_boxes(tmp_path, seed):

@@ -76,31 +76,69 @@ def _drawable(label: str) -> str:
     return "".join(out)
 
 
-def _fitted(label: str, suffix: str, width: float, length) -> str:
+def _shown(text: str, kept: set[int]) -> str:
+    """``text`` with each run of the characters not ``kept`` (indices) written as "..."."""
+    out = []
+    for i, ch in enumerate(text):
+        if i in kept:
+            out.append(ch)
+        elif not out or out[-1] != "...":
+            out.append("...")
+    return "".join(out)
+
+
+def _end_first(start: int, stop: int) -> list[int]:
+    """The indices of ``range(start, stop)`` in the order a cut keeps them: two from the end for
+    each one from the start, so the last folders (series, study) stay and the path's start shows."""
+    order, low, high = [], start, stop - 1
+    while low <= high:
+        order.append(high)
+        high -= 1
+        if low <= high and len(order) % 3 == 2:
+            order.append(low)
+            low += 1
+    return order
+
+
+def _fitted(label: str, suffix: str, width: float, length, differs=()) -> str:
     """``label + suffix``, its label cut in the middle ("...") where ``length`` (pixels) of it passes
     ``width``: a path 40 folders deep made a cell thousands of pixels wide, the sheet mostly white.
-    The start of the path and the file name are kept (what tells p1/IM1.dcm from p2/IM1.dcm); a file
-    name that does not fit alone is cut in its middle too, its end (numbers, extension) kept."""
+    The file name is kept whole, then the folder part's end (two characters for one of its start:
+    archives repeat IM-0001-0001.dcm in each series, and the folders just above it tell them
+    apart); a file name that does not fit alone is cut too, its end (numbers, extension) kept.
+    ``differs``: indices of ``label`` kept before all else (where it differs from another label
+    that was cut alike, :func:`_distinct`)."""
     if length(label + suffix) <= width:
         return label + suffix
     cut = max(label.rfind("/"), label.rfind(os.sep)) + 1
-    head, name = label[:cut], label[cut:]
+    order = list(dict.fromkeys([*differs, *_end_first(cut, len(label)), *_end_first(0, cut)]))
 
-    def longest(fits, most: int) -> int:  # the largest k in 0..most with fits(k), fits(0) true
-        low, high = 0, most
-        while low < high:
-            mid = (low + high + 1) // 2
-            low, high = (mid, high) if fits(mid) else (low, mid - 1)
-        return low
+    def fits(n: int) -> bool:
+        return length(_shown(label, set(order[:n])) + suffix) <= width
 
-    if head and length(f"...{head[-1]}{name}{suffix}") <= width:  # the whole file name, the path's start
-        k = longest(lambda k: length(f"{head[:k]}...{head[-1]}{name}{suffix}") <= width, len(head) - 1)
-        return f"{head[:k]}...{head[-1]}{name}{suffix}"
+    low, high = 0, len(order)  # the most characters kept that fit ("..." alone fits)
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if fits(mid) else (low, mid - 1)
+    return _shown(label, set(order[:low])) + suffix
 
-    def kept(n: int) -> str:  # n of the name's characters, a third from its start
-        return f"{name[: n // 3]}...{name[len(name) - (n - n // 3):]}{suffix}"
 
-    return kept(longest(lambda n: length(kept(n)) <= width, len(name) - 1))
+def _distinct(labels: list[str], suffixes: list[str], width: float, length) -> list[str]:
+    """The labels of one sheet, each :func:`_fitted` to ``width``, cut again where two different
+    labels were cut to the same text: each then keeps first, around where it differs from the
+    others, the characters that tell it from them (a sheet of two "...IM-0001-0001.dcm" told
+    nothing of which was which)."""
+    fitted = [_fitted(label, suffix, width, length) for label, suffix in zip(labels, suffixes)]
+    bare = [text[: len(text) - len(suffix)] for text, suffix in zip(fitted, suffixes)]
+    for k, label in enumerate(labels):
+        twins = [other for j, other in enumerate(labels) if bare[j] == bare[k] and other != label]
+        if twins:
+            differs = []
+            for other in twins:
+                at = next((i for i, (a, b) in enumerate(zip(label, other)) if a != b), min(len(label), len(other)))
+                differs += sorted(range(max(0, at - 6), min(len(label), at + 7)), key=lambda i: abs(i - at))
+            fitted[k] = _fitted(label, suffixes[k], width, length, differs)
+    return fitted
 
 
 def _thumb(path: str, height: int, photometric: str | None = None):
@@ -143,7 +181,8 @@ def write_preview(pairs: list[tuple[str, str]], path: str, count: int = PREVIEW_
     Each pair is the input (as read: bright = bone, min-max scaled) beside the output, under
     its label (``labels``, one a pair: the batch job gives the input's path below the folder
     it was found in, as p1/IM1.dcm and p2/IM1.dcm differ; else the input's file name; one wider than
-    480 px and than the widest pair is cut in the middle, its file name kept).
+    480 px and than the widest pair is cut in the middle, its file name and last folders kept; two
+    cut alike are cut again where they differ).
     ``photometrics``, one a pair, is each input's polarity as an @list gives it (None: as its
     file records it), so a PNG listed as MONOCHROME1 is drawn bone bright, as the job read it.
     ``warned``, one a pair: those to draw first, labelled "warned of" (the batch job flags those whose
@@ -192,7 +231,9 @@ def write_preview(pairs: list[tuple[str, str]], path: str, count: int = PREVIEW_
     # up to _LABEL_WIDTH (or the widest pair), a longer label cut to that
     measure = ImageDraw.Draw(Image.new("L", (1, 1)))
     bound = max(_LABEL_WIDTH, *(a.width + _GAP + b.width for _, a, b in cells))
-    cells = [(_fitted(*label, bound, measure.textlength), a, b) for label, a, b in cells]
+    names = _distinct([label for (label, _), _, _ in cells], [suffix for (_, suffix), _, _ in cells], bound,
+                      measure.textlength)
+    cells = [(name, a, b) for name, (_, a, b) in zip(names, cells)]
     cell_w = max(max(a.width + _GAP + b.width, math.ceil(measure.textlength(name))) for name, a, b in cells) + 2 * _GAP
     cell_h = height + _LABEL + 2 * _GAP
     cols = min(_PAIRS_PER_ROW, len(cells))
