@@ -361,3 +361,26 @@ def test_a_label_s_letters_the_font_lacks_are_drawn_readably_not_as_boxes(tmp_pa
     assert np.array_equal(sheet("Ünïcødé scan é.png"), sheet("Unic\\xf8de scan e.png"))  # accents off, ø escaped
     assert np.array_equal(sheet("a\udce9b.png"), sheet("a\\xe9b.png"))  # an undecodable byte of a name, as that byte
     assert not np.array_equal(sheet("Unicøde scan e.png"), sheet("Unicode scan e.png"))  # (the label is drawn)
+
+
+def test_a_decomposed_name_loses_its_accents_and_a_windows_cut_keeps_the_name(tmp_path, seed, monkeypatch):
+    """macOS writes names decomposed ("e" + U+0301): the mark, taken alone, was escaped ("Mu\\u0308ller").
+    On Windows (os.sep "\\") the cut took an escape's backslash (\\xf8) for the last separator."""
+    import unicodedata
+
+    from PIL import ImageDraw
+
+    from xvertfast.infer import preview
+
+    assert preview._drawable(unicodedata.normalize("NFD", "Müller/scan é.png")) == "Muller/scan e.png"
+    assert preview._drawable("q\u0301.png") == "q.png"  # an accent no letter composes with: dropped too
+    length = ImageDraw.Draw(Image.new("L", (1, 1))).textlength
+    monkeypatch.setattr(preview.os, "sep", "\\")
+    label = "archive\\" * 3 + "scan ø " + "x" * 150 + "-0042.png"  # a name too long alone, cut from its start
+    cut = preview._fitted(label, ": input | output", 480, length)
+    assert cut.startswith("...scan \\xf8 x") and cut.endswith("x-0042.png: input | output"), cut  # was "...xf8 x"
+    write_preview(narrow_pairs(tmp_path, seed), str(tmp_path / "sheet.png"), height=12, labels=[label, "b.png"])
+    sheet = np.asarray(Image.open(tmp_path / "sheet.png"))
+    drawn = Image.new("L", (sheet.shape[1] // 2, _GAP + _LABEL), 255)
+    ImageDraw.Draw(drawn).text((_GAP, _GAP), cut, fill=0)
+    assert np.array_equal(sheet[: _GAP + _LABEL, : sheet.shape[1] // 2], np.asarray(drawn))  # the sheet draws it

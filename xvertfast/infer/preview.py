@@ -60,11 +60,14 @@ def _drawable(label: str) -> str:
     """``label`` in the characters Pillow's built-in font draws (printable ASCII): it has no others
     and drew each as a box, so "Ünïcødé scan é.png" read "□n□c□d□ scan □.png". An accented letter
     loses its accent (é -> e); any other character is escaped as Python writes it (ø -> \\xf8, a name's
-    undecodable byte, held as a surrogate, as that byte: \\xe9), so the file can still be told."""
+    undecodable byte, held as a surrogate, as that byte: \\xe9), so the file can still be told. A name
+    written decomposed (macOS's "e" + U+0301) is composed first: its accent was escaped, not dropped."""
     out = []
-    for ch in label:
+    for ch in unicodedata.normalize("NFC", label):
         if " " <= ch <= "~":
             out.append(ch)
+            continue
+        if unicodedata.combining(ch):  # an accent with no composed letter (q + U+0301): dropped too
             continue
         bare = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
         if bare and all(" " <= c <= "~" for c in bare):
@@ -100,17 +103,26 @@ def _end_first(start: int, stop: int) -> list[int]:
     return order
 
 
+def _parts(label: str) -> tuple[str, str]:
+    """``label``'s folder part and file name, each :func:`_drawable`: split before, as on Windows
+    (os.sep "\\") the escapes' backslashes (\\xf8) were taken for a separator."""
+    cut = max(label.rfind("/"), label.rfind(os.sep)) + 1
+    return _drawable(label[:cut]), _drawable(label[cut:])
+
+
 def _fitted(label: str, suffix: str, width: float, length, differs=()) -> str:
     """``label + suffix``, its label cut in the middle ("...") where ``length`` (pixels) of it passes
-    ``width``: a path 40 folders deep made a cell thousands of pixels wide, the sheet mostly white.
+    ``width`` (``label`` as given, drawn as :func:`_drawable` writes it): a path 40 folders deep made
+    a cell thousands of pixels wide, the sheet mostly white.
     The file name is kept whole, then the folder part's end (two characters for one of its start:
     archives repeat IM-0001-0001.dcm in each series, and the folders just above it tell them
     apart); a file name that does not fit alone is cut too, its end (numbers, extension) kept.
-    ``differs``: indices of ``label`` kept before all else (where it differs from another label
+    ``differs``: indices of the label drawn kept before all else (where it differs from another label
     that was cut alike, :func:`_distinct`)."""
+    head, name = _parts(label)
+    label, cut = head + name, len(head)
     if length(label + suffix) <= width:
         return label + suffix
-    cut = max(label.rfind("/"), label.rfind(os.sep)) + 1
     order = list(dict.fromkeys([*differs, *_end_first(cut, len(label)), *_end_first(0, cut)]))
 
     def fits(n: int) -> bool:
@@ -130,14 +142,15 @@ def _distinct(labels: list[str], suffixes: list[str], width: float, length) -> l
     nothing of which was which)."""
     fitted = [_fitted(label, suffix, width, length) for label, suffix in zip(labels, suffixes)]
     bare = [text[: len(text) - len(suffix)] for text, suffix in zip(fitted, suffixes)]
-    for k, label in enumerate(labels):
-        twins = [other for j, other in enumerate(labels) if bare[j] == bare[k] and other != label]
+    drawn = ["".join(_parts(label)) for label in labels]
+    for k, label in enumerate(drawn):
+        twins = [other for j, other in enumerate(drawn) if bare[j] == bare[k] and other != label]
         if twins:
             differs = []
             for other in twins:
                 at = next((i for i, (a, b) in enumerate(zip(label, other)) if a != b), min(len(label), len(other)))
                 differs += sorted(range(max(0, at - 6), min(len(label), at + 7)), key=lambda i: abs(i - at))
-            fitted[k] = _fitted(label, suffixes[k], width, length, differs)
+            fitted[k] = _fitted(labels[k], suffixes[k], width, length, differs)
     return fitted
 
 
@@ -220,7 +233,7 @@ def write_preview(pairs: list[tuple[str, str]], path: str, count: int = PREVIEW_
             label = labels[k] if labels is not None else os.path.basename(src)
             suffix = ": input | output" + (" (warned of: see the job's log)" if flagged[k] else "")
             polarity = photometrics[k] if photometrics is not None else None
-            cells.append(((_drawable(str(label)), suffix), _thumb(src, height, polarity), _thumb(out, height)))
+            cells.append(((str(label), suffix), _thumb(src, height, polarity), _thumb(out, height)))
         except Exception as exc:  # noqa: BLE001 - a preview is a convenience: it leaves a bad pair out
             unread = unread or exc
             continue
