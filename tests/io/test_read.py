@@ -1688,6 +1688,29 @@ def test_a_jpeg_claiming_more_than_max_pixels_is_refused_by_max_pixels(tmp_path,
                                  "to decode")  # fmt: skip
 
 
+@pytest.mark.parametrize("fmt", ["png", "jpeg"])
+@pytest.mark.parametrize("pillow_limit", [1000, 2000])
+def test_max_pixels_is_the_one_limit_on_a_png_or_jpeg_not_pillows(tmp_path, monkeypatch, fmt, pillow_limit):
+    # Pillow's decompression-bomb check at Image.open refused a file above 2 x Image.MAX_IMAGE_PIXELS
+    # (about 179 Mpx) whatever max_pixels allowed ("refused by the decompression-bomb check"), and
+    # warned of one above Image.MAX_IMAGE_PIXELS (96 Mpx, within the default 100 M: an error under
+    # -W error). Here Pillow's limit is lowered under a 48 x 64 image (3072 pixels) instead of
+    # writing hundreds of millions; its bottom right is flat 128, so a JPEG is opened twice
+    # (_check_jpeg_data_ends' second decoding), both times without Pillow's check
+    values = np.full((48, 64), 128, np.uint8)
+    values[:16, :16] = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    path = tmp_path / f"a.{'jpg' if fmt == 'jpeg' else fmt}"
+    Image.fromarray(values).save(path, quality=95)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", pillow_limit)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_image(path, max_pixels=3072).shape == (48, 64)
+    with pytest.raises(ImageReadError) as caught:
+        read_image(path, max_pixels=3071)
+    assert str(caught.value) == (f"{path}: image claims 64 x 48 (width x height) = 3,072 pixels, above the limit of "
+                                 "3,071 (max_pixels); refusing to decode")  # fmt: skip
+
+
 def test_truncated_png(tmp_path):
     Image.fromarray(np.arange(4096, dtype=np.uint16).reshape(64, 64) * 16).save(tmp_path / "full.png")
     data = (tmp_path / "full.png").read_bytes()

@@ -14,6 +14,7 @@ imagecodecs' libpng where it is installed, and read at 8 bits with a note saying
 from __future__ import annotations
 
 import io
+import struct
 import zlib
 
 import numpy as np
@@ -107,9 +108,7 @@ def _check_jpeg_data_ends(path: str, data: bytes, im) -> None:
     frame, end = jpeg_frame(io.BytesIO(data)), _jpeg_end(data)
     if frame is None or frame[0] in _ARITHMETIC_SOF or end is None:  # (an arithmetic decoder may read past its last
         return  # block's bits, whose encoder leaves out the zero bytes at its end: another image then too)
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data[:end] + _MORE_DATA + data[end:])) as again:
+    with _opened(data[:end] + _MORE_DATA + data[end:], path, "jpeg") as again:
         if np.array_equal(np.asarray(again), np.asarray(im)):
             return
     raise ImageReadError(path, f"JPEG frame header claims {w} x {h} (width x height), but its coded data ends before "
@@ -393,6 +392,22 @@ class _FileBytes(io.BytesIO):
         return repr(self.path)
 
 
+def _opened(data: bytes, path: str, fmt: str):
+    """Pillow's image of the PNG or JPEG ``data``, opened by its format's own class, as Image.open
+    opens it but without Image.open's decompression-bomb check: max_pixels, checked on the size
+    read before a pixel is decoded, is the one limit (Pillow's, about 179 Mpx, refused what a
+    higher max_pixels allowed, and warned of one above 89 Mpx, an error under -W error).
+    Pillow's limit is a global, so it is not lifted instead: a thread reading another file
+    meanwhile would lose it. Where the class does not take the file, Image.open says why."""
+    from PIL import Image, JpegImagePlugin, PngImagePlugin
+
+    try:
+        return PngImagePlugin.PngImageFile(_FileBytes(data, path)) if fmt == "png" else \
+            JpegImagePlugin.jpeg_factory(_FileBytes(data, path))  # fmt: skip
+    except (SyntaxError, IndexError, TypeError, struct.error):  # (what Image.open takes as not this format)
+        return Image.open(_FileBytes(data, path))
+
+
 def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
     from PIL import Image
 
@@ -411,7 +426,7 @@ def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
         # Pillow's warnings (corrupt EXIF data, a decompression-bomb size) named, as pydicom's: in
         # turns with the other readers, only while it reads the header and the EXIF, not the pixels
         with WarningsNamingTheFile(path, stacklevel=4):  # (the caller of read_image)
-            im = Image.open(_FileBytes(data, path))
+            im = _opened(data, path, fmt)
         with im:
             check_pixels(path, im.height, im.width, max_pixels)
             if fmt == "jpeg":
