@@ -506,7 +506,8 @@ def test_images_with_warnings_are_enhanced_and_reported(tmp_path, model_dir, see
     assert len(re.findall(r"warning: .*screenshot\.png: RGB image converted to luminance", captured.err)) == 2
     files = {os.path.basename(r["input"]): r for r in json.loads(report.read_text())["files"]}
     assert files["upright.png"]["warnings"] == [] and "looks inverted" in files["bone_dark.png"]["warnings"][0]
-    converted = f"{src / 'screenshot.png'}: RGB image converted to luminance (grayscale)"
+    converted = (f"{src / 'screenshot.png'}: RGB image converted to luminance (grayscale): its red, green and blue "
+                 "are equal in every pixel, so the conversion lost nothing")  # (a grey image stored as RGB)
     assert files["screenshot.png"]["warnings"] == [converted]
     assert (out / "bone_dark.png").exists() and (out / "screenshot.png").exists()  # warnings, never refusals
 

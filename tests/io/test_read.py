@@ -717,6 +717,33 @@ def test_colour_images_become_luminance_with_a_warning(tmp_path, mode):
         np.testing.assert_allclose(im.pixels, want, rtol=0, atol=1.0 / (luma.max() - luma.min()))
 
 
+@pytest.mark.parametrize("kind", ["png", "png, one pixel's blue off", "png RGBA", "tif uint16", "tif float32",
+                                  "tif float64"])  # fmt: skip
+def test_a_grey_image_stored_as_rgb_is_said_to_lose_nothing_only_where_none_is_lost(tmp_path, kind):
+    """A grey radiograph saved as RGB (an export, a screenshot) was noted "RGB image converted to
+    luminance (grayscale)" as a colour one is, a reader left to wonder what was lost: where its
+    channels are equal and the grey read is that channel exactly, the note says nothing was. Not
+    where one pixel differs, nor RGBA (its alpha is lost), nor float64 samples (read as float32)."""
+    import tifffile
+
+    grey = np.mgrid[0:10, 0:12][1] * 20 + 5
+    dtype = {"tif uint16": np.uint16, "tif float32": np.float32, "tif float64": np.float64}.get(kind, np.uint8)
+    rgb = (np.stack([grey] * 3, axis=-1) / (1000 if "float" in kind else 1)).astype(dtype)  # (float64: 0.005, ...)
+    if "off" in kind:
+        rgb[3, 4, 2] += 1
+    path = tmp_path / ("c.tif" if kind.startswith("tif") else "c.png")
+    if kind.startswith("tif"):
+        tifffile.imwrite(path, rgb, photometric="rgb")
+    else:
+        Image.fromarray(rgb, "RGB").convert("RGBA" if "RGBA" in kind else "RGB").save(path)
+    im = read_image(path, warn=False)
+    said = f"{path}: {'RGBA' if 'RGBA' in kind else 'RGB'} image converted to luminance (grayscale)"
+    if kind in ("png", "tif uint16", "tif float32"):
+        np.testing.assert_array_equal(im.values, rgb[..., 0])
+        said += ": its red, green and blue are equal in every pixel, so the conversion lost nothing"
+    assert im.notes == [said]
+
+
 def test_multi_page_tiff_reads_the_first_page_with_a_note(tmp_path, seed):
     import tifffile
 
@@ -2274,7 +2301,8 @@ def test_a_16_bit_rgb_png_of_a_grey_ramp_reads_as_that_grey_png(tmp_path, interl
     np.testing.assert_array_equal(rgb.values, grey.values)
     np.testing.assert_array_equal(rgb.pixels, grey.pixels)
     assert rgb.bits_stored == grey.bits_stored == 16 and full_range(rgb) == full_range(grey) == (0.0, 65535.0)
-    assert rgb.notes == [f"{tmp_path / 'rgb.png'}: RGB image converted to luminance (grayscale)"]
+    assert rgb.notes == [f"{tmp_path / 'rgb.png'}: RGB image converted to luminance (grayscale): its red, green and "
+                         "blue are equal in every pixel, so the conversion lost nothing"]  # fmt: skip
     # libpng's line about every interlaced file: neither a note nor logged (pytest's handler on the
     # root logger takes what is logged, so stderr would show nothing either way)
     assert not [r for r in caplog.records if r.name == "imagecodecs"]

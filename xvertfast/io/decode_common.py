@@ -20,8 +20,8 @@ import numpy as np
 from xvertfast.io.errors import ImageReadError, LogNamingTheFile
 
 __all__ = ["PNG_DEPTH_KEYWORD", "JPEG_SOF", "jpeg_frame", "jpeg2000_siz", "check_pixels", "bits_from_values",
-           "luminance", "luminance_note", "grey_alpha_note", "stored_range", "invert", "FLOAT_SCALE_SLACK",
-           "ORIENTATION", "imagecodecs_log", "imagecodecs_decoder", "imagecodecs_wanted"]
+           "luminance", "luminance_note", "grey_kept", "grey_alpha_note", "stored_range", "invert",
+           "FLOAT_SCALE_SLACK", "ORIENTATION", "imagecodecs_log", "imagecodecs_decoder", "imagecodecs_wanted"]
 
 
 #: The EXIF / TIFF Orientation tag: how the stored rows and columns are to be turned for display.
@@ -163,8 +163,8 @@ def bits_from_values(values: np.ndarray, container: int) -> int:
 def luminance(values: np.ndarray, notes: list[str], path: str, source: str | None = None) -> np.ndarray:
     """The luminance (ITU-R 601 weights) of RGB(A) samples in the last axis, in the samples' own
     type: integer samples stay integers of their depth, so the output keeps it. A note says
-    what was converted: ``source`` (a palette's or CMYK's colours), else RGB or RGBA."""
-    luminance_note(notes, path, source or ("RGB" if values.shape[-1] == 3 else "RGBA"))
+    what was converted: ``source`` (a palette's or CMYK's colours), else RGB or RGBA; of RGB whose
+    channels are equal, that the conversion lost nothing where it did not (:func:`grey_kept`)."""
     # term by term, not a matrix product: BLAS sums in an order that follows the array's memory
     # layout, which moves a luma landing on .5 across the rounding line between layouts. Each
     # channel is weighed in float64 (whatever its type: float32 samples too) and added into one
@@ -174,12 +174,31 @@ def luminance(values: np.ndarray, notes: list[str], path: str, source: str | Non
     grey += np.multiply(values[..., 1], 0.587, dtype=np.float64)
     grey += np.multiply(values[..., 2], 0.114, dtype=np.float64)
     if values.dtype.kind in "ui":
-        return np.rint(grey, out=grey).astype(values.dtype)
-    return grey.astype(np.float32)
+        grey = np.rint(grey, out=grey).astype(values.dtype)
+    else:
+        grey = grey.astype(np.float32)  # (float64 samples lose digits: grey_kept then says so)
+    said = source or ("RGB" if values.shape[-1] == 3 else "RGBA")
+    luminance_note(notes, path, said, lost_nothing=said == "RGB" and grey_kept(values, grey))
+    return grey
 
 
-def luminance_note(notes: list[str], path: str, source: str) -> None:
-    notes.append(f"{path}: {source} image converted to luminance (grayscale)")
+def grey_kept(rgb: np.ndarray, grey: np.ndarray) -> bool:
+    """Whether converting ``rgb`` (red, green and blue in the last axis, 3 of them: an alpha or
+    a CMYK's ink is lost whatever its colours) to ``grey`` lost nothing: its channels are equal in
+    every pixel (a grey image stored as colour) and ``grey`` is that channel exactly (float64
+    samples come back float32: not, where that rounds one)."""
+    if rgb.ndim != 3 or rgb.shape[-1] != 3:
+        return False
+    first = rgb[..., 0]
+    return bool(np.array_equal(rgb[..., 1], first) and np.array_equal(rgb[..., 2], first)
+                and np.array_equal(grey, first))  # fmt: skip
+
+
+def luminance_note(notes: list[str], path: str, source: str, lost_nothing: bool = False) -> None:
+    """The note of a colour image read as its luminance; ``lost_nothing`` (:func:`grey_kept`): a
+    grey one stored as RGB, which a reader need not worry over, is told so."""
+    kept = ": its red, green and blue are equal in every pixel, so the conversion lost nothing" if lost_nothing else ""
+    notes.append(f"{path}: {source} image converted to luminance (grayscale){kept}")
 
 
 def grey_alpha_note(notes: list[str], path: str, kind: str = "grey") -> None:

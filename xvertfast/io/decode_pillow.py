@@ -20,8 +20,8 @@ import zlib
 import numpy as np
 
 from xvertfast.io.decode_common import (JPEG_SOF, ORIENTATION, PNG_DEPTH_KEYWORD, bits_from_values, check_pixels,
-                                        grey_alpha_note, imagecodecs_decoder, imagecodecs_log, imagecodecs_wanted, jpeg_frame, luminance,
-                                        luminance_note)
+                                        grey_alpha_note, grey_kept, imagecodecs_decoder, imagecodecs_log,
+                                        imagecodecs_wanted, jpeg_frame, luminance, luminance_note)
 from xvertfast.io.errors import ImageReadError, WarningsNamingTheFile
 
 __all__ = ["read_pillow"]
@@ -469,7 +469,10 @@ def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
                 im = im if im.mode == "I;16" else im.convert("L")
             # (a 16-bit colour PNG that imagecodecs decoded is its luminance already, noted)
             elif mode in ("RGB", "RGBA", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "LA", "La") and decode_16 is None:
-                luminance_note(notes, path, "palette" if mode.startswith("P") else mode)
+                # (an RGB one's compared with its grey: a grey one loses nothing; not where its 16 bits were not read)
+                grey = im.convert("L") if mode == "RGB" and not colour_16 else None
+                luminance_note(notes, path, "palette" if mode.startswith("P") else mode,
+                               lost_nothing=grey is not None and grey_kept(np.asarray(im), np.asarray(grey)))
                 if fmt == "png" and mode == "RGB":  # (its tRNS colour; a 16-bit one imagecodecs decodes: said there)
                     _transparent_level_note(notes, path, data, im)
                 if mode == "P" and (hidden := _transparent_palette_pixels(im)):
@@ -477,7 +480,7 @@ def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
                                  "translucent pixels read as their palette colour, the transparency left out")  # fmt: skip
                 if mode == "P":  # (said above: Pillow's convert would warn of it, naming no file, "should be
                     im.info.pop("transparency", None)  # converted to RGBA images")
-                im = im.convert("L")
+                im = grey if grey is not None else im.convert("L")
             elif mode == "1":
                 im = im.convert("L")
             im.load()
