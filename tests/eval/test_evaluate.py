@@ -725,10 +725,16 @@ def test_an_image_that_looks_inverted_gets_a_note(tmp_path, seed, capsys):
     src.mkdir()
     Image.fromarray(chest_like(seed)).save(src / "upright.png")
     Image.fromarray(255 - chest_like(seed + 1)).save(src / "bone_dark.png")
+    flat = np.zeros((250, 225), np.uint8)  # dark in the middle, but no spine to find: too little contrast
+    flat[75:112, 37:75] = flat[75:112, 150:190] = 255
+    Image.fromarray(flat).save(src / "flat.png")
     out = tmp_path / "r"
     assert main(["evaluate", str(src), "-o", str(out), "--methods", "identity", "--metrics", "entropy", "-q"]) == 0
     err = capsys.readouterr().err
     assert "bone_dark.png: looks inverted" in err and "upright.png: looks inverted" not in err
+    # its ROIs are on the centre column, said so; no polarity note to point to (the ROIs note said "the note on
+    # its polarity" and that the spine search placed them)
+    assert "flat.png: too little contrast" in err and "flat.png: its ROIs were placed" not in err
     summary = (out / "summary.md").read_text()
     assert "bone_dark.png: looks inverted" in summary
     # its ROIs, found by the spine search (a bright band), may be off the spine: said beside it (cxr-dev's

@@ -24,14 +24,14 @@ import numpy as np
 from tqdm import tqdm
 
 from xvertfast._pickled_errors import PickledAsRaised
-from xvertfast._text import WARNED_LISTED, count, from_cli
+from xvertfast._text import WARNED_LISTED, count
 from xvertfast.eval.journal import Journal
 from xvertfast.io import ImageReadError, require_content
 from xvertfast.io.errors import FILE_ERRORS, failure_text
 from xvertfast.io.files import InputFile, discover, read_input
 from xvertfast.preprocess import image_warnings
 from xvertfast.preprocess.centres import GivenCentres, RoiCentres, centres_of_inputs, load_roi_centres, spine_at
-from xvertfast.preprocess.spine import Box, Spine, inverted_reason
+from xvertfast.preprocess.spine import Box, Spine, _batch_fixes
 
 __all__ = ["METRICS", "DEFAULT_METRICS", "ROI_NAMES", "ORIGINAL_PICTURE", "EvalRun", "to_8bit_original", "to_8bit_output",
            "score_roi", "RoiCentres", "load_roi_centres", "run_protocol", "method_kind", "check_metrics"]  # fmt: skip
@@ -625,15 +625,17 @@ def _missing_notes(path: str, missing: list, methods: list[str], metrics) -> lis
     return notes
 
 
-def _rois_of_an_inverted_image(rad, given: GivenCentres | None) -> list[str]:
+def _rois_of_an_inverted_image(rad, given: GivenCentres | None, warnings: list[str]) -> list[str]:
     """The note, beside "looks inverted", that an image's ROIs were placed by the spine search (the
     bright band near the centre line), which in an image that looks inverted finds another band: a
     MONOCHROME1 radiograph stored as a PNG (cxr-dev's gdcm-barre) was scored on a lung field and the
     heart's border, its rows counted with the others' spine ROIs, the report saying only how to read
-    it upright. None where its centres were given, or it does not look inverted."""
-    if given is not None or inverted_reason(rad) is None:
+    it upright. None where its centres were given, or ``warnings`` (:func:`image_warnings`') have no
+    "looks inverted": an image with too little contrast to find the spine by has its ROIs on the
+    centre column, said so, and no note on its polarity to point to."""
+    if given is not None or not any(w.startswith(f"{rad.path}: looks inverted") for w in warnings):
         return []
-    give = "give its centres (--rois FILE)" if from_cli() else "give its centres (rois=FILE)"
+    give = _batch_fixes()[2]
     return [f"{rad.path}: its ROIs were placed by the spine search, which looks for a bright band, on an image that "
             f"looks inverted: they may lie off the spine, its scores then those of another region; read it upright "
             f"(the note on its polarity) or {give}"]  # fmt: skip
@@ -662,7 +664,8 @@ def _evaluate_one(source: InputFile, methods: dict, metrics: dict[str, list[str]
     originals = [rad.values[b.top : b.bottom, b.left : b.right] for b in boxes]
     depth = {"bits": int(rad.bits_stored),
              "stretched": not all(_original_as_stored(o, rad.bits_stored) for o in originals)}  # fmt: skip
-    rows, picture, warnings = [], None, image_warnings(rad, spine) + _rois_of_an_inverted_image(rad, given)
+    rows, picture, warnings = [], None, image_warnings(rad, spine)
+    warnings += _rois_of_an_inverted_image(rad, given, warnings)
     missing: dict[tuple[str, str], list[str]] = {}  # (roi, why a metric is NaN or floored) -> the methods
     if keep_picture:
         picture = {"file": path, "boxes": [tuple(b) for b in boxes], "thumbs": {}, "crops": {}, "scale": 1.0}
