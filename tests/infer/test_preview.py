@@ -349,6 +349,33 @@ def test_labels_cut_alike_still_tell_their_files_apart(tmp_path, seed):
     assert np.array_equal(band(0), band(1))  # (one label twice is drawn alike)
 
 
+def test_two_names_drawn_alike_once_their_accents_are_dropped_are_escaped_instead(tmp_path, seed):
+    """"scan é.png" and "scan e.png", two files, were both labelled "scan e.png": such labels are drawn
+    with every character the font lacks escaped ("scan \\xe9.png"), as is the decomposed form's mark."""
+    import unicodedata
+
+    from PIL import ImageDraw
+
+    def bands(labels):  # the labels drawn, cell by cell, and as the text given
+        write_preview(narrow_pairs(tmp_path, seed), str(tmp_path / "sheet.png"), height=12, labels=labels)
+        sheet = np.asarray(Image.open(tmp_path / "sheet.png"))
+        cell = sheet.shape[1] // 2
+        return [sheet[: _GAP + _LABEL, k * cell : (k + 1) * cell] for k in range(2)], cell
+
+    def text(words, cell):
+        drawn = Image.new("L", (cell, _GAP + _LABEL), 255)
+        ImageDraw.Draw(drawn).text((_GAP, _GAP), words + ": input | output", fill=0)
+        return np.asarray(drawn)
+
+    (one, two), cell = bands(["w/scan é.png", "w/scan e.png"])
+    assert np.array_equal(one, text("w/scan \\xe9.png", cell)) and np.array_equal(two, text("w/scan e.png", cell))
+    (one, two), cell = bands(["w/scan é.png", unicodedata.normalize("NFD", "w/scan é.png")])
+    assert np.array_equal(one, text("w/scan \\xe9.png", cell))
+    assert np.array_equal(two, text("w/scan e\\u0301.png", cell))
+    (one, two), cell = bands(["w/scan é.png", "w/scan é 2.png"])  # told apart without: accents dropped
+    assert np.array_equal(one, text("w/scan e.png", cell))
+
+
 def test_a_label_s_letters_the_font_lacks_are_drawn_readably_not_as_boxes(tmp_path, seed):
     # Pillow's built-in font has printable ASCII alone: "Ünïcødé scan é.png" was drawn "□n□c□d□ scan □.png"
     pairs = make_pairs(tmp_path, seed, 1)

@@ -56,21 +56,18 @@ def _chosen(warned: list[bool], count: int) -> list[int]:
     return sorted(first + ([others[i] for i in _spread(len(others), left)] if left and others else []))
 
 
-def _drawable(label: str) -> str:
+def _drawable(label: str, exact: bool = False) -> str:
     """``label`` in the characters Pillow's built-in font draws (printable ASCII): it has no others
     and drew each as a box, so "Ünïcødé scan é.png" read "□n□c□d□ scan □.png". An accented letter
     loses its accent (é -> e); any other character is escaped as Python writes it (ø -> \\xf8, a name's
     undecodable byte, held as a surrogate, as that byte: \\xe9), so the file can still be told. A name
-    written decomposed (macOS's "e" + U+0301) is composed first: its accent was escaped, not dropped."""
+    written decomposed (macOS's "e" + U+0301) is composed first: its accent was escaped, not dropped.
+    ``exact``: every character escaped, none composed nor its accent dropped, for a label drawn as
+    another's ("scan é.png" beside "scan e.png", :func:`_distinct`)."""
     out = []
-    for ch in unicodedata.normalize("NFC", label):
-        if " " <= ch <= "~":
-            out.append(ch)
-            continue
-        if unicodedata.combining(ch):  # an accent with no composed letter (q + U+0301): dropped too
-            continue
-        bare = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
-        if bare and all(" " <= c <= "~" for c in bare):
+    for ch in label if exact else unicodedata.normalize("NFC", label):
+        bare = ch if exact else "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+        if all(" " <= c <= "~" for c in bare):  # (an accent with no composed letter, q + U+0301: "", dropped too)
             out.append(bare)
         elif "\udc80" <= ch <= "\udcff":  # os.fsdecode's surrogateescape of a byte not in the file system's encoding
             out.append(f"\\x{ord(ch) - 0xDC00:02x}")
@@ -103,14 +100,14 @@ def _end_first(start: int, stop: int) -> list[int]:
     return order
 
 
-def _parts(label: str) -> tuple[str, str]:
+def _parts(label: str, exact: bool = False) -> tuple[str, str]:
     """``label``'s folder part and file name, each :func:`_drawable`: split before, as on Windows
     (os.sep "\\") the escapes' backslashes (\\xf8) were taken for a separator."""
     cut = max(label.rfind("/"), label.rfind(os.sep)) + 1
-    return _drawable(label[:cut]), _drawable(label[cut:])
+    return _drawable(label[:cut], exact), _drawable(label[cut:], exact)
 
 
-def _fitted(label: str, suffix: str, width: float, length, differs=()) -> str:
+def _fitted(label: str, suffix: str, width: float, length, differs=(), exact: bool = False) -> str:
     """``label + suffix``, its label cut in the middle ("...") where ``length`` (pixels) of it passes
     ``width`` (``label`` as given, drawn as :func:`_drawable` writes it): a path 40 folders deep made
     a cell thousands of pixels wide, the sheet mostly white.
@@ -118,8 +115,8 @@ def _fitted(label: str, suffix: str, width: float, length, differs=()) -> str:
     archives repeat IM-0001-0001.dcm in each series, and the folders just above it tell them
     apart); a file name that does not fit alone is cut too, its end (numbers, extension) kept.
     ``differs``: indices of the label drawn kept before all else (where it differs from another label
-    that was cut alike, :func:`_distinct`)."""
-    head, name = _parts(label)
+    that was cut alike, :func:`_distinct`); ``exact``: as :func:`_drawable`'s."""
+    head, name = _parts(label, exact)
     label, cut = head + name, len(head)
     if length(label + suffix) <= width:
         return label + suffix
@@ -139,10 +136,13 @@ def _distinct(labels: list[str], suffixes: list[str], width: float, length) -> l
     """The labels of one sheet, each :func:`_fitted` to ``width``, cut again where two different
     labels were cut to the same text: each then keeps first, around where it differs from the
     others, the characters that tell it from them (a sheet of two "...IM-0001-0001.dcm" told
-    nothing of which was which)."""
-    fitted = [_fitted(label, suffix, width, length) for label, suffix in zip(labels, suffixes)]
-    bare = [text[: len(text) - len(suffix)] for text, suffix in zip(fitted, suffixes)]
+    nothing of which was which). Two different labels drawn alike (an accent dropped: "scan é.png",
+    "scan e.png") are drawn ``exact``, each character the font lacks escaped ("scan \\xe9.png")."""
     drawn = ["".join(_parts(label)) for label in labels]
+    exact = [any(d == drawn[k] and other != label for d, other in zip(drawn, labels)) for k, label in enumerate(labels)]
+    drawn = ["".join(_parts(label, strict)) for label, strict in zip(labels, exact)]
+    fitted = [_fitted(*given, width, length, exact=strict) for given, strict in zip(zip(labels, suffixes), exact)]
+    bare = [text[: len(text) - len(suffix)] for text, suffix in zip(fitted, suffixes)]
     for k, label in enumerate(drawn):
         twins = [other for j, other in enumerate(drawn) if bare[j] == bare[k] and other != label]
         if twins:
@@ -150,7 +150,7 @@ def _distinct(labels: list[str], suffixes: list[str], width: float, length) -> l
             for other in twins:
                 at = next((i for i, (a, b) in enumerate(zip(label, other)) if a != b), min(len(label), len(other)))
                 differs += sorted(range(max(0, at - 6), min(len(label), at + 7)), key=lambda i: abs(i - at))
-            fitted[k] = _fitted(labels[k], suffixes[k], width, length, differs)
+            fitted[k] = _fitted(labels[k], suffixes[k], width, length, differs, exact[k])
     return fitted
 
 
