@@ -56,17 +56,25 @@ def _chosen(warned: list[bool], count: int) -> list[int]:
     return sorted(first + ([others[i] for i in _spread(len(others), left)] if left and others else []))
 
 
+#: Letters NFKD leaves whole, spelled as their languages spell them without the letter (German,
+#: the Nordic languages, Polish, Croatian, Icelandic, Turkish): "Ærø Łódź" read "\xc6r\xf8 \u0141odz".
+_SPELLED = str.maketrans({"ß": "ss", "ẞ": "SS", "ø": "o", "Ø": "O", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE",
+                          "ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "ð": "d", "Ð": "D", "þ": "th", "Þ": "Th", "ı": "i"})
+
+
 def _drawable(label: str, exact: bool = False) -> str:
     """``label`` in the characters Pillow's built-in font draws (printable ASCII): it has no others
     and drew each as a box, so "Ünïcødé scan é.png" read "□n□c□d□ scan □.png". An accented letter
-    loses its accent (é -> e); any other character is escaped as Python writes it (ø -> \\xf8, a name's
+    loses its accent (é -> e), a letter of :data:`_SPELLED` is spelled out (ß -> ss, ø -> o); any other
+    character is escaped as Python writes it (中 -> \\u4e2d, a name's
     undecodable byte, held as a surrogate, as that byte: \\xe9), so the file can still be told. A name
     written decomposed (macOS's "e" + U+0301) is composed first: its accent was escaped, not dropped.
     ``exact``: every character escaped, none composed nor its accent dropped, for a label drawn as
     another's ("scan é.png" beside "scan e.png", :func:`_distinct`)."""
     out = []
     for ch in label if exact else unicodedata.normalize("NFC", label):
-        bare = ch if exact else "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+        bare = ch if exact else "".join(
+            c for c in unicodedata.normalize("NFKD", ch.translate(_SPELLED)) if not unicodedata.combining(c))
         if all(" " <= c <= "~" for c in bare):  # (an accent with no composed letter, q + U+0301: "", dropped too)
             out.append(bare)
         elif "\udc80" <= ch <= "\udcff":  # os.fsdecode's surrogateescape of a byte not in the file system's encoding
@@ -102,7 +110,7 @@ def _end_first(start: int, stop: int) -> list[int]:
 
 def _parts(label: str, exact: bool = False) -> tuple[str, str]:
     """``label``'s folder part and file name, each :func:`_drawable`: split before, as on Windows
-    (os.sep "\\") the escapes' backslashes (\\xf8) were taken for a separator."""
+    (os.sep "\\") the escapes' backslashes (\\u4e2d) were taken for a separator."""
     cut = max(label.rfind("/"), label.rfind(os.sep)) + 1
     return _drawable(label[:cut], exact), _drawable(label[cut:], exact)
 
