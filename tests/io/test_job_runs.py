@@ -428,11 +428,19 @@ def test_status_names_the_first_inputs_a_run_failed_and_where_all_of_them_are(tm
             "    failed: gone1.png: no such file or folder (list.txt, line 2)\n"
             "    failed: gone2.png: no such file or folder (list.txt, line 3)\n"
             f"    and 2 more: all 5 are in its report, {tmp_path / 'run.json'}\n") in said, said
+    # said only of that run's report: not of one never written or removed since, nor an older one there
+    gone = (f"    its report was to be written to {tmp_path / 'run.json'}: not there now (not written, or replaced or "
+            "removed since)\n    and 2 more, not recorded here: its run listed each as it went (its 'error:' lines), "
+            "and its command run again lists them again (with --report FILE, in a file), skipping what is done\n")
+    os.utime(tmp_path / "run.json", (0, 0))
+    assert gone in _status_lines("out", capsys)
+    (tmp_path / "run.json").unlink()
+    assert gone in _status_lines("out", capsys)
     assert main(["preprocess", "@list.txt", "-o", "pre", "-q"]) == 1
     capsys.readouterr()
     said = _status_lines("pre", capsys)
     assert said.count("    failed: ") == 3 and "gone3" not in said, said
-    assert ("    and 2 more, not recorded here: its run listed each as it went (its 'failed:' lines), and its command "
+    assert ("    and 2 more, not recorded here: its run listed each as it went (its 'error:' lines), and its command "
             "run again lists them again, skipping what is done\n") in said, said
     (tmp_path / "list.txt").write_text("gone0.png\n")  # one failed: named, nothing more to point to
     assert main(["preprocess", "@list.txt", "-o", "one", "-q"]) == 1
