@@ -151,6 +151,18 @@ def traced_memory():
             tracemalloc.stop()
 
 
+class ClosedPipe:
+    """A stderr whose reader exited (`|& head -1`): every write fails with EPIPE."""
+
+    def write(self, text):
+        import errno
+
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+    def flush(self):
+        self.write("")
+
+
 def said_around_the_bar(err: str, words: str = "error|warning") -> None:
     """Asserts that a progress bar was drawn on ``err`` (stderr) and that each ``error: `` and
     ``warning: `` said (or ``words``) starts a line of its own: printed plainly, it

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import ClosedPipe
 from tests.infer.test_enhance import TILE, chest_like, tiny_model
 from xvertfast.cli import main
 from xvertfast.infer import Enhancer
@@ -394,3 +395,43 @@ def test_a_log_closed_during_the_job_stops_it_as_a_full_disk_does_and_the_same_c
     Image.fromarray(np.round(chest_like(seed) * 255).astype(np.uint8)).save(src / "img0.png")  # (mended)
     again = enhancer.enhance_files([str(src)], str(out), workers=1, progress=False, log=lambda line: None)
     assert (again.stopped, again.skipped, again.done, len(again.failed)) == (None, 0, 3, 0), again.records
+
+
+def test_a_progress_bar_whose_stream_is_closed_stops_the_job_as_its_log_does(tmp_path, model_dir, seed, monkeypatch):
+    """The progress bar writes to the stderr the log's lines go to: closed (`|& head -1`), tqdm
+    raised BrokenPipeError as the bar was made (it absorbs EIO alone), past the job's log: the job
+    ended "an error: BrokenPipeError", without its summary. It stops as on a lost line now."""
+    import sys
+
+    src, out = _inputs(tmp_path, seed, 2), tmp_path / "out"
+    enhancer = Enhancer(str(model_dir), device="cpu", backend="torch", batch_size=1)
+    monkeypatch.setattr(sys, "stderr", ClosedPipe())
+    summary = enhancer.enhance_files([str(src)], str(out), workers=1, progress=True, log=lambda line: None)
+    monkeypatch.undo()
+    assert (summary.stopped, summary.done, summary.not_processed) == ("its log could not be written (Broken pipe)",
+                                                                      0, 2)  # fmt: skip
+    assert job_status(str(out), "enhance").ledgers[0].ended == "stopped"
+    again = enhancer.enhance_files([str(src)], str(out), workers=1, progress=False, log=lambda line: None)
+    assert (again.stopped, again.done) == (None, 2)
+
+
+def test_a_log_lost_at_the_last_images_line_does_not_stop_a_job_that_is_done(tmp_path, model_dir, seed):
+    """The last image's warning line lost (`|& head -1`): the job said "stopped early: its log could
+    not be written; 0 images not processed; the same command resumes", exit 1, a stop in its
+    ledger, with nothing left to resume. It ends as done, its lines lost."""
+    import errno
+
+    src, out = _inputs(tmp_path, seed, 1), tmp_path / "out"
+    png = src / "img0.png"
+    Image.fromarray(np.stack([np.asarray(Image.open(png))] * 3, -1)).save(png)  # (warned of: made luminance)
+    said = []
+
+    def log(line):  # (the model's note on its ROI size is read; the image's warning is not)
+        if said:
+            raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+        said.append(line)
+
+    enhancer = Enhancer(str(model_dir), device="cpu", backend="torch", batch_size=1)
+    summary = enhancer.enhance_files([str(src)], str(out), workers=1, progress=False, log=log)
+    assert (summary.stopped, summary.done, summary.not_processed) == (None, 1, 0), summary.stopped
+    assert job_status(str(out), "enhance").ledgers[0].ended == "finished"

@@ -156,13 +156,15 @@ def test_the_progress_bar_is_redrawn_at_its_own_pace_not_at_every_image(tmp_path
     small images drew it 35 times a second here, one redraw an image (2529 for 2000 images, 285 kB
     of stderr; 7 MB over 50000 images, in a cluster job's log file)."""
 
-    class Unhurried(batch.tqdm):
+    import tqdm
+
+    class Unhurried(tqdm.tqdm):
         """A bar whose pace no test outlasts: drawn as it starts and as it closes, at tqdm's will."""
 
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **{**kwargs, "mininterval": 3600, "maxinterval": 3600})
 
-    monkeypatch.setattr(batch, "tqdm", Unhurried)
+    monkeypatch.setattr(tqdm, "tqdm", Unhurried)  # (the job's bar: JobLog.bar's)
     src = tmp_path / "in"
     src.mkdir()
     for i in range(6):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import folder_state, said_around_the_bar
+from tests.conftest import ClosedPipe, folder_state, said_around_the_bar
 from xvertfast.cli import main
 from xvertfast.io.job_folder import job_files
 from xvertfast.pipeline.preprocess_files import OVERLAY_KEY, SUFFIXES, overlay, preprocess_files
@@ -383,6 +383,47 @@ def test_a_log_closed_during_the_job_stops_it_and_the_same_call_resumes(tmp_path
     assert (led.ended, led.stop) == ("stopped", summary.stopped)
     again = preprocess_files([str(src)], str(out), progress=False, log=lambda line: None)
     assert (again.stopped, len(again.done), len(again.failed)) == (None, 2, 1)
+
+
+def test_a_progress_bar_whose_stream_is_closed_stops_the_job_as_its_log_does(tmp_path, monkeypatch):
+    """`xvertfast preprocess in -o out |& head -1`: the bar's stderr closed, tqdm raised BrokenPipeError
+    as the bar was made (it absorbs EIO alone), past the job's log: "an error: BrokenPipeError"."""
+    import sys
+
+    from xvertfast.io.job_folder import job_status
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for name, seed in (("a.png", 0), ("b.png", 1)):
+        Image.fromarray(radiograph_like(seed, 64)).save(src / name)
+    monkeypatch.setattr(sys, "stderr", ClosedPipe())
+    summary = preprocess_files([str(src)], str(out), progress=True, log=lambda line: None)
+    monkeypatch.undo()
+    assert (summary.stopped, len(summary.done), summary.not_processed) == (
+        "its log could not be written (Broken pipe)", 1, 1)  # fmt: skip
+    assert job_status(str(out), "preprocess").ledgers[0].ended == "stopped"
+    again = preprocess_files([str(src)], str(out), progress=False, log=lambda line: None)
+    assert (again.stopped, len(again.done), len(again.skipped)) == (None, 1, 1)
+
+
+def test_a_log_lost_at_the_last_images_line_does_not_stop_a_job_that_is_done(tmp_path):
+    """The last input's error line lost: the job said "stopped early: its log could not be written;
+    0 images not processed; the same command resumes" with nothing left. It ends as done."""
+    import errno
+
+    from xvertfast.io.job_folder import job_status
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    Image.fromarray(radiograph_like(0, 64)).save(src / "a.png")
+    (src / "b.png").write_text("not an image")  # (its error line, the last, cannot be written)
+
+    def closed(line):
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+    summary = preprocess_files([str(src)], str(out), progress=False, log=closed)
+    assert (summary.stopped, len(summary.done), len(summary.failed)) == (None, 1, 1)
+    assert job_status(str(out), "preprocess").ledgers[0].ended == "finished"
 
 
 def test_an_output_file_system_gone_read_only_stops_the_job_as_a_full_disk_does(tmp_path, monkeypatch, capsys):

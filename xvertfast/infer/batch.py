@@ -38,7 +38,6 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from tqdm import tqdm
 
 from xvertfast._checks import whole_number
 from xvertfast._interrupts import deliver, interrupts_deferred
@@ -795,7 +794,11 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
         return summary, planned
 
     desc = "enhance" if job.shard is None else f"enhance {job.shard.fraction}"
-    bar = tqdm(total=len(todo), unit="img", desc=desc, disable=not progress)
+    bar = log.bar(progress, total=len(todo), unit="img", desc=desc)
+    if log.lost is not None and todo:  # (the bar's stream closed: stopped before any image was enhanced)
+        bar.close()
+        summary.stopped, summary.stopped_planning = log.lost, True
+        return summary, planned
 
     # the bar's counts, kept as images finish: counted over the records at each one, a long job's last
     # images each went over all of its records (skipped ones too), quadratic in the job's size
@@ -808,13 +811,13 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
             log(f"error: {rec.error}")
         for warning in rec.warnings:
             log(f"warning: {warning}")
-        if log.lost is not None and summary.stopped is None:  # (its stream closed: no more work, as on a full disk)
-            summary.stopped = log.lost
         elapsed = time.perf_counter() - start
         # drawn by update, at tqdm's pace: set_postfix's own refresh redrew the bar at every image (35 a second
         # on small images, a line each in a cluster job's log)
         bar.set_postfix(img_s=f"{tally['done'] / max(elapsed, 1e-9):.2f}", failed=tally["failed"], refresh=False)
-        bar.update(1)
+        bar.update(1)  # (its stream closed too: the log's)
+        if log.lost is not None and summary.stopped is None and summary.not_processed:  # (its stream closed: no
+            summary.stopped = log.lost  # more work, as on a full disk; none left: the job is done, its lines lost)
 
     pending_reads: collections.deque = collections.deque()
     reading: set[cf.Future] = set()  # the reads submitted and not done (one waited for is out of pending_reads)
@@ -967,6 +970,8 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
             finally:
                 _finish_in_flight(readers, writers, drain_writes)
                 bar.close()
+    if summary.stopped is not None and summary.stopped == log.lost and not summary.not_processed:
+        summary.stopped = None  # (lost at an output in flight, the last ones finished since: nothing left to resume)
     try:
         deliver(held)  # held (not stopping): every image was handed over, or the disk filled in the wait
     except KeyboardInterrupt:

@@ -57,6 +57,7 @@ import operator
 import os
 import re
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -774,7 +775,57 @@ class JobLog:
         try:
             self._log(line)
         except OSError as exc:
+            self.lose(exc)
+
+    def lose(self, exc: OSError) -> None:
+        """Its lines are lost from now on: ``exc`` met writing one, or the progress bar's."""
+        if self.lost is None:
             self.lost = f"its log could not be written ({exc.strerror or exc})"
+
+    def bar(self, progress: bool, **kwargs):
+        """The job's tqdm progress bar (``progress`` False: none drawn), on sys.stderr, which the bar
+        cannot end the job through: tqdm absorbs a closed terminal's EIO but not EPIPE (``|& head
+        -1``), raised out of the bar's creation or update past this log; it now stops the job as a
+        lost line does."""
+        from tqdm import tqdm
+
+        try:
+            return tqdm(disable=not progress, file=_BarFile(sys.stderr, self), **kwargs)
+        except OSError as exc:  # (tqdm flushes sys.stderr itself as it makes a bar on it)
+            self.lose(exc)
+            return tqdm(disable=True, **kwargs)
+
+
+class _BarFile:
+    """A stream whose first write (or flush) that fails marks its :class:`JobLog` lost and
+    silences the bar: what it draws next is dropped, not raised."""
+
+    def __init__(self, stream, log: JobLog):
+        self._stream, self._log, self._broken = stream, log, False
+
+    def _tried(self, method: str, *args) -> None:
+        if self._broken:
+            return
+        try:
+            getattr(self._stream, method)(*args)
+        except OSError as exc:
+            self._broken = True
+            self._log.lose(exc)
+
+    def write(self, text: str) -> None:
+        self._tried("write", text)
+
+    def flush(self) -> None:
+        self._tried("flush")
+
+    def __getattr__(self, name: str):  # (encoding, isatty, fileno: tqdm sizes the bar by them)
+        return getattr(self._stream, name)
+
+    def __eq__(self, other) -> bool:  # tqdm.write clears the bars drawn on its file, found by ==
+        return self._stream == other
+
+    def __hash__(self) -> int:
+        return hash(self._stream)
 
 
 def _open_file_path(fd: int) -> str | None:

@@ -30,7 +30,6 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm import tqdm
 
 from xvertfast._paths import output_folder
 from xvertfast.io import require_content, write_image
@@ -297,7 +296,7 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
         if not dry_run:
             job.remove_stale_parts(o for _, outs in planned if isinstance(outs, list) for o in outs)
         desc = "preprocess" if shard is None else f"preprocess {shard.fraction}"
-        bar = tqdm(total=len(planned), unit="img", desc=desc, disable=not progress or dry_run)
+        bar = log.bar(progress and not dry_run, total=len(planned), unit="img", desc=desc)
         for number, (f, outs) in enumerate(planned):
             try:
                 if isinstance(outs, ValueError):
@@ -333,7 +332,8 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
                 summary.stopped, summary.not_processed = "interrupted", len(planned) - number
                 break
             bar.update(1)
-            if log.lost is not None:  # its stream closed (`|& head -1`): the same command resumes
+            if log.lost is not None and number + 1 < len(planned):  # its stream closed (`|& head -1`): the same
+                # command resumes (none left: the job is done, its lines lost)
                 summary.stopped, summary.not_processed = log.lost, len(planned) - number - 1
                 break
         bar.close()
