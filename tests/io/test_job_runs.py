@@ -447,3 +447,24 @@ def test_status_names_the_first_inputs_a_run_failed_and_where_all_of_them_are(tm
     capsys.readouterr()
     said = _status_lines("one", capsys)
     assert said.count("    failed: gone0.png: no such file or folder (list.txt, line 1)\n") == 1 and "more" not in said
+
+
+def test_a_long_failure_reason_is_cut_in_its_middle_and_a_damaged_failures_field_is_none(tmp_path, capsys):
+    # why[:500] cut a reason that starts with its input's path at its end: a 600-character path left
+    # no reason at all, and no mark of the cut; a ledger's "failures": 5 crashed status (TypeError)
+    out = tmp_path / "out"
+    long = "/data/" + "d" * 600 + "/x.png"
+    with JobFolder(str(out), SETTINGS, False) as job:
+        job.ended(None, failures=[(long, f"{long}: cannot be read: truncated")], found=1, done=0, skipped=0, failed=1)
+    [(path, why)] = job_status(str(out), "enhance").ledgers[0].failures
+    assert path == long and len(why) == 500 and why.startswith("/data/ddd") and " ... " in why, why
+    assert why.endswith("ddd/x.png: cannot be read: truncated"), why
+    ledger = out / job_files("enhance")[1]
+    lines = ledger.read_text().splitlines()
+    end = json.loads(lines[-1])
+    assert end["failures"][0][1] == why
+    for damaged in (5, "x", [5, ["a"]]):
+        lines[-1] = json.dumps({**end, "failures": damaged})
+        ledger.write_text("\n".join(lines) + "\n")
+        assert job_status(str(out), "enhance").ledgers[0].failures == []
+        assert "1 failed" in _status_lines(out, capsys)

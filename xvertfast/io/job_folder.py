@@ -685,7 +685,8 @@ def _how_it_ended(run: dict, running: bool | None, modified: float) -> dict:
     if end is not None:
         sides = start.get(SIDE_FILES) if isinstance(start.get(SIDE_FILES), dict) else {}
         said["report"] = sides.get("report") if isinstance(sides.get("report"), str) else None
-        said["failures"] = [(f[0], f[1]) for f in end.get("failures") or () if isinstance(f, list) and len(f) == 2
+        named = end.get("failures") if isinstance(end.get("failures"), list) else []  # (5, or a damaged line: none)
+        said["failures"] = [(f[0], f[1]) for f in named if isinstance(f, list) and len(f) == 2
                             and all(isinstance(text, str) for text in f)][:FAILURES_RECORDED]  # fmt: skip
         counts = {k: end[k] for k in ("found", "done", "skipped", "failed") if isinstance(end.get(k), int)}
         t = end.get("t")
@@ -699,6 +700,16 @@ def _how_it_ended(run: dict, running: bool | None, modified: float) -> dict:
         elsewhere = said["host"] if said["host"] not in (None, socket.gethostname()) else None
         return {**said, "ended": "stopped", "stop": KILLED, "ended_at": modified, "elsewhere": elsewhere}
     return said
+
+
+def _shortened(why: str, most: int = 500) -> str:
+    """A failure's reason for its ledger line, which is kept short: ``why`` itself, or where it is
+    longer than ``most`` characters, cut in its middle, the cut marked " ... ". It starts with its
+    input's path and ends with the problem, so one cut at its end (a 600-character path) said none."""
+    if len(why) <= most:
+        return why
+    head = (most - 5) // 3  # (a third of the path's start; the rest for the path's end and the problem)
+    return f"{why[:head]} ... {why[len(why) - (most - 5 - head):]}"
 
 
 def _mode(path: str, follow: bool, dir_fd: int | None = None, root: str = "") -> int | None:
@@ -1529,7 +1540,7 @@ class JobFolder:
         if self._ended or self.read_only or self._fd is None:
             return
         self._ended = True
-        named = [[path, why[:500]] for path, why in list(failures)[:FAILURES_RECORDED]]  # (a line of the ledger: short)
+        named = [[path, _shortened(why)] for path, why in list(failures)[:FAILURES_RECORDED]]
         with contextlib.suppress(OSError):
             self._record_run({RUN: RUN_END, **({"why": stopped} if stopped else {}), **counts,
                               **({"failures": named} if named else {})})  # fmt: skip
