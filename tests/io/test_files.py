@@ -386,7 +386,8 @@ def test_a_listed_file_that_is_not_there_names_its_list_and_line(tmp_path, monke
     (tmp_path / "ward" / "bad.png").write_bytes(b"not a png")
     (tmp_path / "bad.png").write_bytes(b"not a png")
     (tmp_path / "gone.png").symlink_to("nowhere.png")
-    (tmp_path / "inner.txt").write_text("gone.png\n")
+    (tmp_path / "semi.png").symlink_to("old; v2.png")  # (a "; " in the reader's words, not before a hint)
+    (tmp_path / "inner.txt").write_text("gone.png\nsemi.png\n")
     (tmp_path / "list.txt").write_text("bad.png\nward\n~/x.png\n@inner.txt\nnosuch.png\n")
     said = {}
     for f in discover(["@list.txt"]):
@@ -397,6 +398,8 @@ def test_a_listed_file_that_is_not_there_names_its_list_and_line(tmp_path, monke
     assert said["~/x.png"].startswith("~/x.png: no such file or folder (list.txt, line 3); an @list's lines are ")
     assert said["gone.png"] == ("gone.png: a broken symbolic link: what it points to (nowhere.png) does not exist "
                                 "(inner.txt, line 1)")  # fmt: skip
+    assert said["semi.png"] == ("semi.png: a broken symbolic link: what it points to (old; v2.png) does not exist "
+                                "(inner.txt, line 2)")  # fmt: skip
     assert "line" not in said["bad.png"] and "line" not in said[os.path.join("ward", "bad.png")]
     assert main(["preprocess", "@list.txt", "-o", "out", "-q"]) == 1
     printed = capsys.readouterr()

@@ -555,7 +555,9 @@ def read_input(f: InputFile, **kwargs):
     except ImageReadError as exc:
         if f.listed is None or os.path.exists(f.path) or exc.path != f.path:
             raise
-        said, _, more = exc.problem.partition("; ")
+        # (a hint discovery added follows "; ": the list and line go before it; elsewhere at the end,
+        # since the reader's own "; " may be inside a file name: a link to "old; v2.png")
+        said, _, more = exc.problem.partition("; ") if f.problem else (exc.problem, "", "")
         raise ImageReadError(f.path, f"{said} ({f.listed}){'; ' if more else ''}{more}") from None
 
 
