@@ -820,6 +820,35 @@ def test_a_resume_resolves_each_input_folder_once_for_the_search_and_the_ledger(
     assert [resolved.count(str(src / f"ward{k}")) for k in range(3)] == [2, 2, 2], resolved
 
 
+def test_another_jobs_outputs_in_a_folder_swapped_in_are_not_adopted_into_the_ledger_of_the_folder_held(
+        tmp_path, monkeypatch):  # fmt: skip
+    """-o latest re-pointed at another preprocess job's folder (`ln -sfn c2 latest`) as the job planned:
+    an input's four outputs, all there by the path and not in the ledger, were taken for an earlier
+    version's and adopted, so c1's ledger recorded c2's files as c1's outputs, done."""
+    from xvertfast.io.job_folder import job_files
+    from xvertfast.pipeline import preprocess_files as module
+
+    src, c1, c2, latest = tmp_path / "in", tmp_path / "c1", tmp_path / "c2", tmp_path / "latest"
+    for folder in (src, c1, c2):
+        folder.mkdir()
+    Image.fromarray(radiograph_like(0, 64)).save(src / "x.png")
+    for suffix in SUFFIXES:
+        (c2 / f"x{suffix}").write_bytes(b"another job's")
+    latest.symlink_to(c1, target_is_directory=True)
+    plan = module._plan
+
+    def swapping(files, out_dir):  # (the job holds c1 by now)
+        latest.unlink()
+        latest.symlink_to(c2, target_is_directory=True)
+        return plan(files, out_dir)
+
+    monkeypatch.setattr(module, "_plan", swapping)
+    preprocess_files([str(src)], str(latest), progress=False, log=lambda _: None)
+    assert sorted(os.listdir(c2)) == sorted(f"x{suffix}" for suffix in SUFFIXES)
+    assert all((c2 / f"x{suffix}").read_bytes() == b"another job's" for suffix in SUFFIXES)
+    assert '"adopted"' not in (c1 / job_files("preprocess")[1]).read_text()
+
+
 def test_an_output_folder_link_swapped_during_the_job_stops_it_before_it_writes_elsewhere(tmp_path, monkeypatch):
     # -o latest, latest -> c1, pointed at c2 (another job's folder) as the second image is read: its outputs
     # went into c2 by the link, over that job's, while c1's ledger recorded them done

@@ -405,7 +405,9 @@ class LedgerStatus:
     host: str | None = None  #: the machine the latest run ran on
     #: the first inputs the latest run failed (at most :data:`FAILURES_RECORDED`), each (input, why)
     failures: list[tuple[str, str]] = field(default_factory=list)
-    report: str | None = None  #: the --report the latest run wrote, resolved: where all its failures are
+    #: the --report the latest run was to write, resolved: where all its failures are, if it was
+    #: written and is there still (``xvertfast status`` names it only then)
+    report: str | None = None
     #: for a run without an end record and not seen running: the other machine it was started on,
     #: where it may still run unseen (its lock does not reach here where locks are only local)
     elsewhere: str | None = None
@@ -1338,7 +1340,7 @@ class JobFolder:
         path leads now: by the path, a file of another job's folder put there (``ln -sfn c2 latest``)
         was taken for this job's output, done, where its own was gone."""
         look = functools.partial(_mode, dir_fd=self._dir_fd, root=os.path.abspath(self.out_dir))
-        exists = look(out, False) is not None
+        exists = self.exists(out)
         blocked = _in_the_way(self.out_dir, out, exists, self._clear, look)
         if blocked is not None:
             return "refuse", blocked
@@ -1375,6 +1377,12 @@ class JobFolder:
         if self.read_only:
             return 0
         return remove_stale_parts(outs, None if self._dir_fd is None else (self._dir_fd, self.out_dir))
+
+    def exists(self, out: str) -> bool:
+        """Whether ``out`` is there (a link as itself) in the folder the job holds, wherever its path
+        leads now: by the path, another job's files in a folder swapped in (``ln -sfn c2 latest``)
+        were taken for outputs of an earlier version in this one, and recorded in its ledger."""
+        return _mode(out, False, self._dir_fd, os.path.abspath(self.out_dir)) is not None
 
     def recorded(self, out: str) -> bool:
         """Whether the ledger names ``out`` (written, or started, by a job of this kind)."""

@@ -242,7 +242,7 @@ def _decide(job: JobFolder, f: InputFile, outs: list[str],
             given: GivenCentres | None = None) -> tuple[str, str | None]:  # fmt: skip
     """("done" | "redo", None) or ("refuse", why) for the four outputs of one input, whose ROI
     centres are ``given`` (None: those found): outputs made at others are redone."""
-    if all(os.path.lexists(o) and not job.recorded(o) for o in outs):
+    if all(job.exists(o) and not job.recorded(o) for o in outs):  # (in the folder the job holds)
         job.adopt(f.path, outs)  # the whole set of an xvertfast before the ledger, by its four names
     centres = None if given is None else given.record()
     states = [job.state(f.path, o, centres) for o in outs]
