@@ -835,3 +835,19 @@ def test_the_checks_find_what_the_documents_hold():
     for documents, least in ((DOCUMENTS, 40), ([MODEL_CARD], 5)):
         assert sum(len(links) + len(named) for links, named in (_files_named(d, tracked) for d in documents)) >= least
         assert sum(len(_links(_read(d))) for d in documents) >= least
+
+
+def test_the_guide_names_each_field_status_json_gives_of_a_ledgers_run():
+    """docs/guide/enhancing.md lists the fields ``status --json`` gives of each ledger's latest run,
+    from ``running`` on: every one LedgerStatus has (it had left out ``failures`` and ``report``),
+    with as many failures as a ledger keeps."""
+    import re
+    from dataclasses import fields
+
+    from xvertfast.io.job_folder import FAILURES_RECORDED, LedgerStatus
+
+    guide = " ".join(_read("docs/guide/enhancing.md").split())
+    (listed,) = re.findall(r"`--json` has it for each ledger as (.+?)\. Earlier versions", guide)
+    names = [f.name for f in fields(LedgerStatus)]
+    assert [n for n in names[names.index("running"):] if f"`{n}`" not in listed] == [], listed
+    assert f"`failures` (the first {FAILURES_RECORDED} inputs" in listed, listed
