@@ -1720,8 +1720,8 @@ def test_a_jpeg_claiming_more_than_max_pixels_is_refused_by_max_pixels(tmp_path,
 def test_max_pixels_is_the_one_limit_on_a_png_or_jpeg_not_pillows(tmp_path, monkeypatch, fmt, pillow_limit):
     # Pillow's decompression-bomb check at Image.open refused a file above 2 x Image.MAX_IMAGE_PIXELS
     # (about 179 Mpx) whatever max_pixels allowed ("refused by the decompression-bomb check"), and
-    # warned of one above Image.MAX_IMAGE_PIXELS (96 Mpx, within the default 100 M: an error under
-    # -W error). Here Pillow's limit is lowered under a 48 x 64 image (3072 pixels) instead of
+    # warned of one above Image.MAX_IMAGE_PIXELS (89,478,485, about 89.5 Mpx, within the default
+    # 100 M: an error under -W error). Here Pillow's limit is lowered under a 48 x 64 image (3072 pixels) instead of
     # writing hundreds of millions; its bottom right is flat 128, so a JPEG is opened twice
     # (_check_jpeg_data_ends' second decoding), both times without Pillow's check
     values = np.full((48, 64), 128, np.uint8)
@@ -1736,6 +1736,23 @@ def test_max_pixels_is_the_one_limit_on_a_png_or_jpeg_not_pillows(tmp_path, monk
         read_image(path, max_pixels=3071)
     assert str(caught.value) == (f"{path}: image claims 64 x 48 (width x height) = 3,072 pixels, above the limit of "
                                  "3,071 (max_pixels); refusing to decode")  # fmt: skip
+
+
+def test_a_jpeg_is_read_without_the_plugins_own_name_for_its_class(tmp_path, monkeypatch):
+    # JpegImagePlugin.jpeg_factory is not Pillow's documented API: with it renamed, every JPEG failed
+    # "a.jpg: cannot decode JPEG: AttributeError: ...". The class is Pillow's registered one now, and
+    # still opened without Pillow's bomb check (its limit lowered under the image's 3072 pixels)
+    from PIL import JpegImagePlugin
+
+    values = np.full((48, 64), 128, np.uint8)
+    values[:16, :16] = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    Image.fromarray(values).save(tmp_path / "a.jpg", quality=95)
+    expected = read_image(tmp_path / "a.jpg").values
+    monkeypatch.delattr(JpegImagePlugin, "jpeg_factory")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(read_image(tmp_path / "a.jpg").values, expected)
 
 
 def test_truncated_png(tmp_path):

@@ -224,7 +224,7 @@ def _stand_in(data: bytes, ihdr: bytes, pixels: bytes | None = None):
     EXIF and text: sBIT, tRNS, bKGD mean something else for another), in their order, under the
     header ``ihdr``, with ``data``'s own image data or, given ``pixels``, those in its place. A
     file cut short stays cut, for Pillow to call it truncated. (The class, not Image.open: the
-    file's size has had its decompression-bomb check and warning.)"""
+    file's size has had its max_pixels check, the one limit on a PNG, see :func:`_opened`.)"""
     from PIL import PngImagePlugin
 
     chunks, placed = list(_png_chunks(data)), False
@@ -398,14 +398,20 @@ def _opened(data: bytes, path: str, fmt: str):
     read before a pixel is decoded, is the one limit (Pillow's, about 179 Mpx, refused what a
     higher max_pixels allowed, and warned of one above 89 Mpx, an error under -W error).
     Pillow's limit is a global, so it is not lifted instead: a thread reading another file
-    meanwhile would lose it. Where the class does not take the file, Image.open says why."""
-    from PIL import Image, JpegImagePlugin, PngImagePlugin
+    meanwhile would lose it. Where the class does not take the file, Image.open says why. The
+    class is the one Pillow registers for the format (Image.OPEN, as Image.open finds it), not a
+    plugin's name for it, which is not Pillow's documented API: had a later Pillow renamed it,
+    every JPEG would fail; where none is registered, Image.open opens it, with its check."""
+    from PIL import Image
 
+    Image.preinit()  # (registers PNG and JPEG, as Image.open does first)
+    opener = getattr(Image, "OPEN", {}).get("PNG" if fmt == "png" else "JPEG")
     try:
-        return PngImagePlugin.PngImageFile(_FileBytes(data, path)) if fmt == "png" else \
-            JpegImagePlugin.jpeg_factory(_FileBytes(data, path))  # fmt: skip
+        if opener is not None:
+            return opener[0](_FileBytes(data, path))
     except (SyntaxError, IndexError, TypeError, struct.error):  # (what Image.open takes as not this format)
-        return Image.open(_FileBytes(data, path))
+        pass
+    return Image.open(_FileBytes(data, path))
 
 
 def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
@@ -423,8 +429,9 @@ def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
         # (max_pixels unsaid), and past its warning limit warned so before max_pixels refused it
         check_pixels(path, frame[2], frame[3], max_pixels)
     try:
-        # Pillow's warnings (corrupt EXIF data, a decompression-bomb size) named, as pydicom's: in
-        # turns with the other readers, only while it reads the header and the EXIF, not the pixels
+        # Pillow's warnings (corrupt EXIF data; a decompression-bomb size only where _opened falls
+        # back to Image.open) named, as pydicom's: in turns with the other readers, only while it
+        # reads the header and the EXIF, not the pixels
         with WarningsNamingTheFile(path, stacklevel=4):  # (the caller of read_image)
             im = _opened(data, path, fmt)
         with im:

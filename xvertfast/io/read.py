@@ -212,7 +212,8 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
     Args:
         path: a PNG (8/16-bit), TIFF (8/16-bit or float), JPEG, DICOM or raw JSRT ``.IMG`` file.
         max_pixels: larger images are refused before decoding (decompression bombs); a whole
-            number >= 1, or ``math.inf`` for no limit.
+            number >= 1, or ``math.inf`` for no limit at all, on any format (a PNG or JPEG too:
+            even a tiny file claiming gigapixels is decoded): for trusted files only.
         photometric: override the polarity of formats that do not record it (PNG, JPEG):
             ``"MONOCHROME1"`` for files stored with bone dark; the pixels are then inverted.
         warn: also give the returned ``notes`` (what decoding changed, e.g. colour to
