@@ -224,6 +224,20 @@ def test_a_copy_of_an_image_under_another_name_is_trained_on_once(tmp_path):
     assert len(rois) == 4
 
 
+def test_a_listed_image_that_is_missing_is_skipped_naming_its_list_and_line(tmp_path):
+    # training said "skipped: FILE: no such file or folder" in its own words, where enhance,
+    # preprocess and evaluate name the list and line to mend: in a list of thousands, the path
+    # alone left that line to be searched for
+    folder = write_images(tmp_path / "data", n=2, size=80)
+    listed = tmp_path / "scans.txt"
+    listed.write_text(f"{folder / 'img0.png'}\n{folder / 'gone.png'}\n{folder / 'img1.png'}\n")
+    said = []
+    rois = load_rois([f"@{listed}"], str(tmp_path / "cache"), 32, log=said.append)
+    assert rois.sources == [str(folder / "img0.png"), str(folder / "img1.png")]
+    assert [line for line in said if line.startswith("skipped")] == [
+        f"skipped: {folder / 'gone.png'}: no such file or folder ({listed}, line 2)"]
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
 def test_a_named_pipe_among_the_images_is_skipped_without_waiting(tmp_path):
     # the cache key hashed the file before it was read, and opening a named pipe for reading

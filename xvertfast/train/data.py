@@ -32,7 +32,7 @@ from xvertfast._pickled_errors import PickledAsRaised
 from xvertfast._text import count
 from xvertfast.io import DamagedFileError, read_image, require_content
 from xvertfast.io.errors import FILE_ERRORS, failure_text
-from xvertfast.io.files import InputLists, NothingFound, discover, file_sha256
+from xvertfast.io.files import InputLists, NothingFound, discover, file_sha256, input_problem
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 from xvertfast.preprocess import WORKING_HEIGHT, image_warnings, preprocess
@@ -273,18 +273,17 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     if before_preprocessing is not None:
         before_preprocessing([f.path for f in found if not f.problem])
     for f in tqdm(found, desc="preprocessing", unit="image", disable=not progress):
-        if f.problem:
-            skip(f"{f.path}: {f.problem}")
+        if (problem := input_problem(f)) is not None:  # missing, empty, not searched: as enhance says it, a
+            skip(problem)  # listed file with its list and line
             continue
         try:
             crops = _image_pairs(f.path, folders, params, f.photometric, log, given.get(f.path), into)
         except FILE_ERRORS as exc:  # as enhance: a decoder's error, out of memory on a huge image, ...
             if disk_full(exc) or isinstance(exc, CacheNotWritable):  # writing the cache: not the image's fault
                 raise
-            if isinstance(exc, FileNotFoundError) and not os.path.lexists(f.path):
-                skip(f"{f.path}: no such file or folder")  # as read_image and the other jobs say it
-            else:  # names the file once, as enhance does, and another file the error is about; out of memory in words
-                skip(failure_text(f.path, exc))
+            # gone since (its checksum read first): as said above; else names the file once, as enhance
+            # does, and another file the error is about; out of memory in words
+            skip(isinstance(exc, FileNotFoundError) and input_problem(f) or failure_text(f.path, exc))
             continue
         if crops.path in first_of:  # a copy under another name: once, or it could be both trained on and validated
             skip(f"{f.path}: the same image as {first_of[crops.path]} (trained on once)")
