@@ -996,7 +996,7 @@ def _training_interrupted(args: argparse.Namespace, exc: BaseException) -> int:
     command finished (train() returned) as the signal came is complete, said so, and still
     exits 130 (143) as every interrupted job does: a script's next step does not run."""
     from xvertfast._interrupts import then_line
-    from xvertfast.train.run_folder import LOCK_FILE, PRIVATE_CACHE, has_finished_epochs, to_go_on
+    from xvertfast.train.run_folder import LOCK_FILE, crop_folders, has_finished_epochs, to_go_on
 
     run_dir = args.output
     if getattr(args, "run_finished", False):  # (a run found finished at the start is no run this command finished)
@@ -1014,18 +1014,12 @@ def _training_interrupted(args: argparse.Namespace, exc: BaseException) -> int:
                f"{os.path.join(run_dir, 'model')}", file=sys.stderr)  # fmt: skip
         return 130
     # (RUN_DIR/private-cache: the crops a cache it could not write lacked, which was said to hold none)
-    cached = [where for where, folder in (("its cache", "cache"), (os.path.join(run_dir, PRIVATE_CACHE), PRIVATE_CACHE))
-              if _holds_npy(os.path.join(run_dir, folder))]  # fmt: skip
+    cached = ["its cache" if folder == os.path.join(run_dir, "cache") else folder for folder in crop_folders(run_dir)]
     kept = ("the last finished epoch is kept" if has_finished_epochs(run_dir)
             else f"no epoch had finished; the images preprocessed so far are kept in {' and '.join(cached)}" if cached
             else "no epoch had finished, no image was preprocessed yet")  # fmt: skip
     _print(f"{_line_start()}interrupted{then_line(exc)}: {kept}; {to_go_on(args.resume)}", file=sys.stderr)
     return 130
-
-
-def _holds_npy(folder: str) -> bool:
-    """Whether ``folder`` holds a .npy file (a training run's cache: what a Ctrl-C kept of its preprocessing)."""
-    return os.path.isdir(folder) and any(name.endswith(".npy") for name in os.listdir(folder))
 
 
 def _line_start() -> str:

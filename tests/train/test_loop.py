@@ -1135,6 +1135,29 @@ def test_a_resumed_run_stopped_by_a_full_disk_or_a_divergence_is_not_told_to_add
     assert "training diverged" in err and "change --lr to 0.0002 in the same command to go on" in err, err
 
 
+def test_a_full_disk_before_the_first_epoch_names_the_folders_that_hold_its_crops(tmp_path):
+    """A run whose disk filled up before its first epoch said "RUN/cache keeps the images preprocessed so far",
+    though with a read-only shared cache (linked) its crops are in RUN/private-cache, and where none had been
+    preprocessed yet, nothing is kept: it names the folders that hold crops, as the Ctrl-C line does."""
+    import errno
+
+    from xvertfast.train.loop import DiskFull
+
+    run, shared = tmp_path / "r3", tmp_path / "shared"
+    shared.mkdir()
+    (run / "private-cache").mkdir(parents=True)
+    full = OSError(errno.ENOSPC, "No space left on device")
+    assert "no epoch had finished, no image was preprocessed yet: free space" in str(DiskFull(str(run), full))
+    (run / "private-cache" / ("0" * 32 + ".npy")).write_bytes(b"")
+    (run / "cache").symlink_to(shared)
+    said = str(DiskFull(str(run), full))
+    assert f"no epoch had finished; the images preprocessed so far are kept in {run / 'private-cache'}: " \
+           "free space" in said, said
+    (shared / ("1" * 32 + ".npy")).write_bytes(b"")
+    said = str(DiskFull(str(run), full))
+    assert f"kept in {run / 'cache'} and {run / 'private-cache'}: free space" in said, said
+
+
 def _tmpfs(path, size: str) -> None:
     import subprocess
 

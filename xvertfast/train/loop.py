@@ -56,8 +56,9 @@ from xvertfast.train.data import (NoReadableImage, RoiSet, load_rois, random_pat
                                   split_by_image, torch_seed, write_array)
 from xvertfast.train.losses import XVertNetLoss
 from xvertfast.train.run_folder import (CHECKPOINT_FILE, COMMAND_FILE, INTERRUPTED, LOCK_FILE, PRIVATE_CACHE,
-                                        Progress, has_finished_epochs, latest_state, position, reading, record_command,
-                                        record_stop, started_command, stopped_by, storable_state, to_go_on)
+                                        Progress, crop_folders, has_finished_epochs, latest_state, position, reading,
+                                        record_command, record_stop, started_command, stopped_by, storable_state,
+                                        to_go_on)
 
 __all__ = ["DiskFull", "TrainConfig", "TrainingDiverged", "has_finished_epochs", "train"]
 
@@ -202,13 +203,16 @@ class TrainingDiverged(PickledAsRaised, RuntimeError):
 class DiskFull(PickledAsRaised, OSError):
     """RUN_DIR's disk filled up (or the user's quota did) while the run wrote there. Every file is
     written atomically, so what is there is whole: the checkpoint keeps the last finished epoch
-    and the cache the images preprocessed so far, and a resume after freeing space goes on."""
+    and the cache (and private-cache) the images preprocessed so far, and a resume after freeing
+    space goes on."""
 
     def __init__(self, run_dir: str, exc: BaseException, resumed: bool = False):
         if has_finished_epochs(run_dir):
             kept = f"{os.path.join(run_dir, 'checkpoint')} keeps the last finished epoch"
         else:
-            kept = f"no epoch had finished; {os.path.join(run_dir, 'cache')} keeps the images preprocessed so far"
+            held = crop_folders(run_dir)  # (RUN_DIR/private-cache: the crops a read-only shared cache lacked)
+            kept = (f"no epoch had finished; the images preprocessed so far are kept in {' and '.join(held)}" if held
+                    else "no epoch had finished, no image was preprocessed yet")  # fmt: skip
         super().__init__(f"{run_dir}: no space left on its disk (or the quota is spent) while the run wrote there "
                          f"({str(exc).strip() or type(exc).__name__}); {kept}: free space, then "
                          f"{to_go_on(resumed)}")  # fmt: skip

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from xvertfast._text import from_cli
 
 __all__ = ["CHECKPOINT_FILE", "COMMAND_FILE", "INTERRUPTED", "LOCK_FILE", "PRIVATE_CACHE", "Progress",
-           "cached_images", "finite_or_null", "has_finished_epochs", "latest_state", "position", "reading",
-           "record_command", "record_stop", "started_command", "stopped_by", "storable_state", "to_go_on"]
+           "cached_images", "crop_folders", "finite_or_null", "has_finished_epochs", "latest_state", "position",
+           "reading", "record_command", "record_stop", "started_command", "stopped_by", "storable_state", "to_go_on"]
 
 #: Held (flock) while a run trains in RUN_DIR: a second ``train`` there is refused, not left to
 #: mix its epochs with the first's.
@@ -220,6 +220,21 @@ def cached_images(cache_dir: str) -> tuple[int, float | None]:
         with contextlib.suppress(FileNotFoundError):  # renamed into place since the listing
             written = max(written, os.stat(part).st_mtime)
     return images, written
+
+
+def crop_folders(run_dir: str) -> list[str]:
+    """RUN_DIR's folders that hold preprocessed crops (.npy): its cache and its private-cache (what a
+    cache it could not write lacked), so that a run stopped before its first epoch (Ctrl-C, a full
+    disk) names where its preprocessing is kept, not a cache that holds none of it. A folder that
+    cannot be listed is left out: this is said as a run stops, which it must not fail."""
+    def holds_npy(folder: str) -> bool:
+        try:
+            return os.path.isdir(folder) and any(name.endswith(".npy") for name in os.listdir(folder))
+        except OSError:
+            return False
+
+    return [folder for folder in (os.path.join(run_dir, "cache"), os.path.join(run_dir, PRIVATE_CACHE))
+            if holds_npy(folder)]  # fmt: skip
 
 
 def _latest_start(run_dir: str) -> dict:
