@@ -98,6 +98,21 @@ def test_locate_follows_enhance_naming(tmp_path):
         PrecomputedOutputs(str(tmp_path / "missing"))
 
 
+def test_a_missing_outputs_folder_is_said_as_its_method_was_typed(tmp_path, capsys):
+    """--methods mine:outputs=nothere said "--methods outputs=nothere: ...", dropping the label typed,
+    as mine:xvertnet=nothere does not; from Python it names the method ``method 'SPEC'``."""
+    image = str(tmp_path / "a.png")
+    Image.fromarray(np.full((8, 8), 90, np.uint8)).save(image)
+    missing = str(tmp_path / "nothere")
+    args = ["evaluate", image, "-o", str(tmp_path / "report"), "--metrics", "entropy", "-q", "--methods"]
+    assert main([*args, f"identity,mine:outputs={missing}"]) == 2
+    assert capsys.readouterr().err == (f"error: --methods mine:outputs={missing}: no such folder: give the folder "
+                                       "another tool wrote its outputs into, mirroring the inputs' paths\n")  # fmt: skip
+    with pytest.raises(ValueError, match=f"^method 'mine:inverted_outputs={re.escape(image)}': a file, not a folder: "):
+        evaluate([image], str(tmp_path / "report"), [f"mine:inverted_outputs={image}"], ["entropy"], progress=False)
+    assert not (tmp_path / "report").exists()
+
+
 def test_a_missing_output_names_the_files_named_after_it(tmp_path):
     """A tool that names its outputs its own way (a_gamma.png, enh_b.png), or writes an input of a
     subfolder flat, failed each image with 'no output for it (looked for tool/a.*)' alone: the

@@ -276,7 +276,10 @@ def get_method(spec: str, networks: dict | None = None, **enhancer_kwargs) -> tu
     if name in OUTPUT_METHODS and arg:
         from xvertfast.eval.precomputed import PrecomputedOutputs
 
-        return label, PrecomputedOutputs(arg, inverted=OUTPUT_METHODS[name])
+        try:  # (its refusal said "--methods outputs=DIR", dropping a label typed: mine:outputs=DIR)
+            return label, PrecomputedOutputs(arg, inverted=OUTPUT_METHODS[name])
+        except ValueError as exc:
+            raise ValueError(f"{_method_said(spec)}: {str(exc).removeprefix(f'{name}={arg}: ')}") from None
     table = {"identity": identity, "clahe": clahe, "farbman": farbman}
     if name not in table or arg:
         unknown = f"--methods {spec}: unknown method" if from_cli() and offers("methods") else f"unknown method {spec!r}"

@@ -26,7 +26,7 @@ import os
 
 import numpy as np
 
-from xvertfast._text import from_cli, part_percent
+from xvertfast._text import part_percent
 from xvertfast.io import ImageReadError, read_image
 from xvertfast.io.errors import failure_text
 from xvertfast.io.decode_common import FLOAT_SCALE_SLACK
@@ -139,8 +139,7 @@ class PrecomputedOutputs:
         self.kind = "inverted_outputs" if inverted else "outputs"
         if not os.path.isdir(folder):  # (a file was said to be no such folder)
             what = "a file, not a folder" if os.path.exists(folder) else "no such folder"
-            said = f"--methods {self.kind}={folder}" if from_cli() else f"{self.kind}={folder}"  # (the option typed)
-            raise ValueError(f"{said}: {what}: give the folder another tool wrote its outputs into, "
+            raise ValueError(f"{self.kind}={folder}: {what}: give the folder another tool wrote its outputs into, "
                              "mirroring the inputs' paths")  # fmt: skip
         self.folder = folder
         self.inverted = bool(inverted)
