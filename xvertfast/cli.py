@@ -644,12 +644,16 @@ def _written_since(path: str, t: float | None) -> bool:
         return False
 
 
-def _resume_command(led) -> str | None:
+def _resume_command(led, folder: str | None = None) -> str | None:
     """The command that resumes a ledger's run that stopped: the command it was started with
     (``cd`` to its folder first, where its paths are relative), without ``--overwrite``, which
     would redo what it had done; None where the run did not record one (the Python API, an
-    xvertfast before run records)."""
+    xvertfast before run records). A run stopped as its -o came to lead elsewhere (``ln -sfn c2
+    latest``) is given -o ``folder``, the one status read: as recorded, it wrote into the other."""
     import shlex
+    from types import SimpleNamespace
+
+    from xvertfast.io.write import FOLDER_MOVED
 
     if not led.command:
         return None
@@ -657,6 +661,12 @@ def _resume_command(led) -> str | None:
         words = _spelt_out(shlex.split(led.command))
     except ValueError:
         return None
+    commands = _options_of_the_commands()
+    at = next((i + 1 for i, word in enumerate(words) if word in commands), None)
+    if folder is not None and led.stop == FOLDER_MOVED and at is not None:
+        words = _with_run_dir_as_output(words, at, SimpleNamespace(cwd=led.cwd, run_dir=folder))
+        if words is None:
+            return None
     end = words.index("--") if "--" in words else len(words)  # (what follows is inputs)
     command = shlex.join([w for i, w in enumerate(words) if i >= end or w != "--overwrite"])
     return f"cd {shlex.quote(led.cwd)} && {command}" if led.cwd else command
@@ -697,7 +707,7 @@ def _print_running(folder: str, status) -> None:
     running = [named(led) for led in status.ledgers if led.running]
     finished = [named(led) for led in status.ledgers if led.ended == "finished"]
     resumable = [led for led in status.ledgers if led.ended == "stopped"]
-    commands = {id(led): _resume_command(led) for led in resumable}
+    commands = {id(led): _resume_command(led, folder) for led in resumable}
     if running:
         _print(f"  running now: {', '.join(running)}")
     if finished:
@@ -861,6 +871,7 @@ def _with_run_dir_as_output(words: list[str], at: int, run) -> list[str] | None:
     """A training run's recorded command (``words``, its options from ``at`` on) with its -o pointed
     at ``run.run_dir`` where the run folder is no longer where it was started (moved, renamed,
     copied): the command as recorded resumed the old folder, or, that gone, began a new run there.
+    (A job's too, stopped as its -o came to lead elsewhere: :func:`_resume_command`.)
     None where it was moved and its -o cannot be found in the words (the command is then not given)."""
     import io
     from contextlib import redirect_stderr

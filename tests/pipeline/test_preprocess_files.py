@@ -849,6 +849,35 @@ def test_another_jobs_outputs_in_a_folder_swapped_in_are_not_adopted_into_the_le
     assert '"adopted"' not in (c1 / job_files("preprocess")[1]).read_text()
 
 
+def test_status_of_a_job_stopped_as_its_output_link_moved_gives_o_the_folder_it_read(tmp_path, monkeypatch, capsys):
+    """`xvertfast status c1` after a stop at `ln -sfn c2 latest` said "to resume ...: cd D && xvertfast
+    preprocess in -o latest", the command the summary warned writes into c2: it now gives -o c1."""
+    from xvertfast.pipeline import preprocess_files as module
+
+    src, c1, c2, latest = tmp_path / "in", tmp_path / "c1", tmp_path / "c2", tmp_path / "latest"
+    for folder in (src, c1, c2):
+        folder.mkdir()
+    for k in range(3):
+        Image.fromarray(radiograph_like(k, 64)).save(src / f"x{k}.png")
+    latest.symlink_to(c1, target_is_directory=True)
+    read_input, reads = module.read_input, []
+
+    def swapping(f, **kwargs):
+        reads.append(f.path)
+        if len(reads) == 2:
+            latest.unlink()
+            latest.symlink_to(c2, target_is_directory=True)
+        return read_input(f, **kwargs)
+
+    monkeypatch.setattr(module, "read_input", swapping)
+    monkeypatch.chdir(tmp_path)
+    assert main(["preprocess", "in", "-o", "latest", "-q"]) == 1
+    capsys.readouterr()
+    main(["status", str(c1)])
+    said = capsys.readouterr().out
+    assert f"to resume the job without --shard: cd {tmp_path} && xvertfast preprocess in -o {c1}" in said, said
+
+
 def test_an_output_folder_link_swapped_during_the_job_stops_it_before_it_writes_elsewhere(tmp_path, monkeypatch):
     # -o latest, latest -> c1, pointed at c2 (another job's folder) as the second image is read: its outputs
     # went into c2 by the link, over that job's, while c1's ledger recorded them done

@@ -32,7 +32,7 @@ from xvertfast.io.read import sniff_format
 
 __all__ = ["write_image", "WRITE_FORMATS", "FORMAT_EXTENSIONS", "EXTENSION_FORMATS", "same_format",
            "same_format_extension", "format_from_path", "atomic_write", "replace_in", "nearest_existing",
-           "why_not_made", "link_to_nowhere", "remove_stale_parts", "disk_full", "outputs_lost", "OutputFolderMoved",
+           "why_not_made", "link_to_nowhere", "remove_stale_parts", "disk_full", "outputs_lost", "OutputFolderMoved", "FOLDER_MOVED",
            "name_too_long", "output_name_refusal", "derived_series_uid"]
 
 #: png16: 16-bit PNG at the source's bit depth (0..2^bits - 1, which a text chunk records); png8;
@@ -238,6 +238,10 @@ class OutputFolderMoved(ImageWriteError):
     resume: str | None = None
 
 
+#: why a job stopped at an :class:`OutputFolderMoved` (its ledger's stop: status gives -o the folder it read)
+FOLDER_MOVED = "the output folder now leads elsewhere (a link changed, or the folder moved, during the job)"
+
+
 def outputs_lost(exc: BaseException) -> str | None:
     """Why every later output of a batch job would fail as this write did, so that the job stops
     rather than read and process the rest of the archive for nothing: a full disk, or a file system
@@ -249,7 +253,7 @@ def outputs_lost(exc: BaseException) -> str | None:
     if getattr(exc, "errno", None) == errno.EROFS:
         return "the output folder's file system is read-only"
     if isinstance(exc, OutputFolderMoved):
-        return "the output folder now leads elsewhere (a link changed, or the folder moved, during the job)"
+        return FOLDER_MOVED
     return None
 
 
