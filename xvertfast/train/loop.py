@@ -909,9 +909,9 @@ def _remove_stage_data(run_dir: str, log) -> None:
     at --roi-size 512: 160 GB for 40,000 images) once the run is finished: only a stage still to train
     reads it, and a finished run trains none (a --resume says it is finished, one with more epochs or
     stages is another configuration and refused; status and evaluate read the checkpoint and the model).
-    Says what was freed, and (:func:`_cache_kept`) how large RUN_DIR/cache is, kept for a run trained
-    again on these images; it may be deleted once none will be. A file that cannot be removed is said,
-    not raised: the run is finished."""
+    Says what was freed, and (:func:`_cache_kept`) how large RUN_DIR/cache and RUN_DIR/private-cache
+    are, kept for a run trained again on these images; they may be deleted once none will be. A file
+    that cannot be removed is said, not raised: the run is finished."""
     freed, kept = 0, []
     for entry in os.scandir(run_dir):
         if not _STAGE_DATA.fullmatch(entry.name) or not entry.is_file(follow_symlinks=False):
