@@ -68,8 +68,8 @@ from xvertfast._text import asked, from_cli, option_said
 from xvertfast._version import __version__
 from xvertfast.io.files import RealPaths, file_state, same_file
 from xvertfast.io.shards import Shard
-from xvertfast.io.write import (OutputFolderMoved, atomic_write, nearest_existing, remove_stale_parts, replace_in,
-                                why_not_made)
+from xvertfast.io.write import (OutputFolderMoved, atomic_write, listed_in, nearest_existing, remove_stale_parts,
+                                replace_in, why_not_made)
 from xvertfast.resume import LOCK_PATIENCE, ends_with_newline, hold_lock, lock_held, settings_changes
 
 __all__ = ["JobFolder", "JobLog", "JobStatus", "LedgerStatus", "ShardsWithoutLedger", "dry_run_line", "run_line",
@@ -118,7 +118,8 @@ def _ledgers(out_dir: str, job: str, dir_fd: int | None = None) -> list[str]:
     ``dir_fd``: the folder held open (:func:`_open_in`), listed in place of ``out_dir``."""
     pattern = _shard_ledger_name(job)
     try:
-        names = sorted(n for n in _listed(out_dir, dir_fd) if pattern.fullmatch(n))
+        held = None if dir_fd is None else (dir_fd, out_dir)
+        names = sorted(n for n in listed_in(out_dir if held is None else ".", held) if pattern.fullmatch(n))
     except OSError:
         names = []
     return [os.path.join(out_dir, n) for n in [job_files(job)[1], *names]]
@@ -890,29 +891,6 @@ def _open_in(path: str, mode: str, dir_fd: int | None):
     return open(os.path.basename(path), mode, opener=functools.partial(os.open, dir_fd=dir_fd))
 
 
-def _listed(folder: str, dir_fd: int | None) -> list[str]:
-    """``os.listdir(folder)``; with ``dir_fd``, the folder held (see :func:`_open_in`), through a
-    readable fd of it (an O_PATH one cannot be listed)."""
-    if dir_fd is None:
-        return os.listdir(folder)
-    fd = os.open(".", os.O_RDONLY | getattr(os, "O_DIRECTORY", 0), dir_fd=dir_fd)
-    try:
-        return os.listdir(fd)
-    finally:
-        os.close(fd)
-
-
-def _exists_in(path: str, dir_fd: int | None) -> bool:
-    """``os.path.exists(path)``; with ``dir_fd``, in the folder held (see :func:`_open_in`)."""
-    if dir_fd is None:
-        return os.path.exists(path)
-    try:
-        os.stat(os.path.basename(path), dir_fd=dir_fd)
-    except (OSError, ValueError):
-        return False
-    return True
-
-
 def _open_folder(path: str) -> int | None:
     """An fd of the folder at ``path`` (by the path with a trailing separator, as the job's stat of it:
     an automount), through which the job opens its ledger and removes its outputs in the folder it
@@ -1181,8 +1159,9 @@ class JobFolder:
         # (in the folder held, where the job holds one: see _open_in)
         held = self._dir_fd
         ledgers = _ledgers(self.out_dir, self.job, held) if held is not None or os.path.isdir(self.out_dir) else []
-        self._legacy = _exists_in(os.path.join(self.out_dir, self._job_file), held) and not any(
-            _exists_in(ledger, held) for ledger in ledgers)
+        root = os.path.abspath(self.out_dir)
+        self._legacy = _mode(os.path.join(self.out_dir, self._job_file), True, held, root) is not None and not any(
+            _mode(ledger, True, held, root) is not None for ledger in ledgers)
         self._other_ledgers = self.shard is not None or len(ledgers) > 1
         return ledgers
 

@@ -32,7 +32,7 @@ from xvertfast.io.read import sniff_format
 
 __all__ = ["write_image", "WRITE_FORMATS", "FORMAT_EXTENSIONS", "EXTENSION_FORMATS", "same_format",
            "same_format_extension", "format_from_path", "atomic_write", "replace_in", "nearest_existing",
-           "why_not_made", "link_to_nowhere", "remove_stale_parts", "disk_full", "outputs_lost", "OutputFolderMoved", "FOLDER_MOVED",
+           "why_not_made", "link_to_nowhere", "remove_stale_parts", "disk_full", "outputs_lost", "OutputFolderMoved", "FOLDER_MOVED", "listed_in",
            "name_too_long", "output_name_refusal", "derived_series_uid"]
 
 #: png16: 16-bit PNG at the source's bit depth (0..2^bits - 1, which a text chunk records); png8;
@@ -360,7 +360,7 @@ def remove_stale_parts(outputs, held: tuple[int, str] | None = None) -> int:
     for folder, names in wanted.items():
         where = folder if held is None else os.path.relpath(folder, os.path.abspath(held[1]))
         try:
-            entries = _listed_in(where, held)
+            entries = listed_in(where, held)
         except OSError:  # not created yet: nothing stale in it
             continue
         for entry in entries:
@@ -374,9 +374,9 @@ def remove_stale_parts(outputs, held: tuple[int, str] | None = None) -> int:
     return removed
 
 
-def _listed_in(folder: str, held: tuple[int, str] | None) -> list[str]:
-    """The names in ``folder``; with ``held`` (see :func:`remove_stale_parts`), ``folder`` is relative
-    to the folder held, listed through a readable fd of it (the held one may be O_PATH)."""
+def listed_in(folder: str, held: tuple[int, str] | None) -> list[str]:
+    """The names in ``folder``; with ``held`` (see :func:`remove_stale_parts`; a job's folder: its
+    ledgers, :mod:`~xvertfast.io.job_folder`), ``folder`` is relative to the folder held, listed through a readable fd of it (the held one may be O_PATH)."""
     if held is None:
         with os.scandir(folder) as entries:
             return [entry.name for entry in entries]
