@@ -658,3 +658,28 @@ def test_an_output_folder_link_swapped_during_the_job_stops_it_before_it_writes_
 
     ledger = job_status(str(c1), "enhance")
     assert ledger.done == len([p for p in c1.iterdir() if p.suffix == ".png"]) and ledger.unfinished == 0
+
+
+def test_a_killed_runs_temporaries_are_removed_in_the_folder_the_job_holds_not_one_swapped_in(tmp_path, model_dir,
+                                                                                             monkeypatch):  # fmt: skip
+    """enhance removed a killed run's temporaries (.x.png.RANDOM.part) by their paths: with -o latest
+    re-pointed at another job's folder as it planned (`ln -sfn c2 latest`), there, the live ones of
+    c2's job, whose writes then failed. They are removed in the folder the job holds (c1)."""
+    src, c1, c2, latest = (tmp_path / name for name in ("in", "c1", "c2", "latest"))
+    for folder in (src, c1, c2):
+        folder.mkdir()
+    Image.fromarray(np.round(chest_like(0, 64, 64) * 255).astype(np.uint8)).save(src / "x.png")
+    (c1 / ".x.png.abcd1234.part").write_bytes(b"a killed run's")
+    (c2 / ".x.png.abcd1234.part").write_bytes(b"another job's, being written")
+    latest.symlink_to(c1, target_is_directory=True)
+    plan = batch._plan
+
+    def swapping(*args, **kwargs):  # (the job holds c1 by now)
+        latest.unlink()
+        latest.symlink_to(c2, target_is_directory=True)
+        return plan(*args, **kwargs)
+
+    monkeypatch.setattr(batch, "_plan", swapping)
+    run(Enhancer(str(model_dir), device="cpu"), src, latest, workers=1)
+    assert (c2 / ".x.png.abcd1234.part").read_bytes() == b"another job's, being written"
+    assert ".x.png.abcd1234.part" not in os.listdir(c1)
