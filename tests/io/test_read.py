@@ -744,6 +744,30 @@ def test_a_grey_image_stored_as_rgb_is_said_to_lose_nothing_only_where_none_is_l
     assert im.notes == [said]
 
 
+@pytest.mark.parametrize("kind", ["png", "tif"])
+@pytest.mark.parametrize("off", [None, 0, -1])
+def test_a_grey_rgb_image_is_compared_to_its_last_row(tmp_path, kind, off):
+    """The channels are compared a block of rows at a time (KEPT_ROWS), not copied whole: a grey
+    image taller than a few blocks whose one differing pixel is in its first or last row (the last,
+    short block) is not said to have lost nothing; with none differing it is."""
+    import tifffile
+
+    from xvertfast.io.decode_common import KEPT_ROWS
+
+    rows = 2 * KEPT_ROWS + 37
+    rgb = np.repeat((np.arange(rows * 8) % 251).reshape(rows, 8, 1), 3, axis=-1).astype(np.uint8)
+    if off is not None:
+        rgb[off, 5, 1] += 1
+    path = tmp_path / f"c.{kind}"
+    if kind == "tif":
+        tifffile.imwrite(path, rgb, photometric="rgb")
+    else:
+        Image.fromarray(rgb, "RGB").save(path)
+    said = f"{path}: RGB image converted to luminance (grayscale)"
+    kept = ": its red, green and blue are equal in every pixel, so the conversion lost nothing"
+    assert read_image(path, warn=False).notes == [said + ("" if off is not None else kept)]
+
+
 def test_multi_page_tiff_reads_the_first_page_with_a_note(tmp_path, seed):
     import tifffile
 

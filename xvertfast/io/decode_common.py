@@ -20,7 +20,7 @@ import numpy as np
 from xvertfast.io.errors import ImageReadError, LogNamingTheFile
 
 __all__ = ["PNG_DEPTH_KEYWORD", "JPEG_SOF", "jpeg_frame", "jpeg2000_siz", "check_pixels", "bits_from_values",
-           "luminance", "luminance_note", "grey_kept", "grey_alpha_note", "stored_range", "invert",
+           "luminance", "luminance_note", "grey_kept", "KEPT_ROWS", "grey_alpha_note", "stored_range", "invert",
            "FLOAT_SCALE_SLACK", "ORIENTATION", "imagecodecs_log", "imagecodecs_decoder", "imagecodecs_wanted"]
 
 
@@ -186,9 +186,21 @@ def grey_kept(rgb: np.ndarray, grey: np.ndarray) -> bool:
     """Whether converting ``rgb`` (red, green and blue in the last axis, 3 of them: an alpha or
     a CMYK's ink is lost whatever its colours) to ``grey`` lost nothing: its channels are equal in
     every pixel (a grey image stored as colour) and ``grey`` is that channel exactly (float64
-    samples come back float32: not, where that rounds one)."""
-    if rgb.ndim != 3 or rgb.shape[-1] != 3:
+    samples come back float32: not, where that rounds one). Compared :data:`KEPT_ROWS` rows at a
+    time, stopping at the first that differ: whole, a 4096 x 4096 image's comparison planes cost
+    tens of MiB and a colour image's answer waited for all of them."""
+    if rgb.ndim != 3 or rgb.shape[-1] != 3 or grey.shape != rgb.shape[:-1]:
         return False
+    return all(_rows_kept(rgb[top:top + KEPT_ROWS], grey[top:top + KEPT_ROWS])
+               for top in range(0, rgb.shape[0], KEPT_ROWS))  # fmt: skip
+
+
+#: Rows :func:`grey_kept` compares at a time (a Pillow image's crops too: decode_pillow).
+KEPT_ROWS = 256
+
+
+def _rows_kept(rgb: np.ndarray, grey: np.ndarray) -> bool:
+    """:func:`grey_kept` of one block of rows (views: nothing copied but the block's comparisons)."""
     first = rgb[..., 0]
     return bool(np.array_equal(rgb[..., 1], first) and np.array_equal(rgb[..., 2], first)
                 and np.array_equal(grey, first))  # fmt: skip

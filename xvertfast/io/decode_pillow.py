@@ -19,12 +19,20 @@ import zlib
 
 import numpy as np
 
-from xvertfast.io.decode_common import (JPEG_SOF, ORIENTATION, PNG_DEPTH_KEYWORD, bits_from_values, check_pixels,
-                                        grey_alpha_note, grey_kept, imagecodecs_decoder, imagecodecs_log,
+from xvertfast.io.decode_common import (JPEG_SOF, KEPT_ROWS, ORIENTATION, PNG_DEPTH_KEYWORD, bits_from_values,
+                                        check_pixels, grey_alpha_note, grey_kept, imagecodecs_decoder, imagecodecs_log,
                                         imagecodecs_wanted, jpeg_frame, luminance, luminance_note)
 from xvertfast.io.errors import ImageReadError, WarningsNamingTheFile
 
 __all__ = ["read_pillow"]
+
+
+def _grey_kept_by_rows(im, grey) -> bool:
+    """:func:`~xvertfast.io.decode_common.grey_kept` of a Pillow RGB image and its grey, a block
+    of rows at a time: np.asarray of the whole image copied it (48 MiB at 4096 x 4096), a colour
+    one's included, whose first block answers."""
+    boxes = ((0, top, im.width, min(top + KEPT_ROWS, im.height)) for top in range(0, im.height, KEPT_ROWS))
+    return all(grey_kept(np.asarray(im.crop(box)), np.asarray(grey.crop(box))) for box in boxes)
 
 
 def _jpeg_process_pillow_lacks(data: bytes) -> str | None:
@@ -479,7 +487,7 @@ def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
                 # (an RGB one's compared with its grey: a grey one loses nothing; not where its 16 bits were not read)
                 grey = im.convert("L") if mode == "RGB" and not colour_16 else None
                 luminance_note(notes, path, "palette" if mode.startswith("P") else mode,
-                               lost_nothing=grey is not None and grey_kept(np.asarray(im), np.asarray(grey)))
+                               lost_nothing=grey is not None and _grey_kept_by_rows(im, grey))
                 if fmt == "png" and mode == "RGB":  # (its tRNS colour; a 16-bit one imagecodecs decodes: said there)
                     _transparent_level_note(notes, path, data, im)
                 if mode == "P" and (hidden := _transparent_palette_pixels(im)):
