@@ -876,16 +876,20 @@ def test_a_grey_tiff_with_extra_samples_reads_its_first_sample_as_the_grey(tmp_p
                          "sample read as the grey, the others left out"]  # fmt: skip
 
 
-@pytest.mark.parametrize("extra, planar", [(2, "contig"), (3, "separate")])
-def test_an_rgb_tiff_with_extra_samples_reads_the_luminance_of_its_colours(tmp_path, seed, extra, planar):
+@pytest.mark.parametrize("extra, planar, grey", [(2, "contig", False), (3, "separate", False), (2, "contig", True)])
+def test_an_rgb_tiff_with_extra_samples_reads_the_luminance_of_its_colours(tmp_path, seed, extra, planar, grey):
     # an RGB page with 2 or more extra samples (alpha and a mask) was refused: "expected a
-    # single-channel image, decoded shape (24, 30, 5)", with no word of what to do
+    # single-channel image, decoded shape (24, 30, 5)", with no word of what to do. Its extra
+    # samples are lost whatever its colours: a grey one (red, green and blue equal) was also said
+    # "... so the conversion lost nothing", after "the others left out"
     import tifffile
 
     from xvertfast.io.decode_common import luminance
 
     rng = np.random.default_rng(seed)
     stack = rng.integers(0, 4096, (3 + extra, 24, 30)).astype(np.uint16)
+    if grey:
+        stack[1] = stack[2] = stack[0]
     tifffile.imwrite(tmp_path / "c.tif", stack if planar == "separate" else np.moveaxis(stack, 0, -1),
                      photometric="rgb", planarconfig=planar, extrasamples=[2] + [0] * (extra - 1))  # fmt: skip
     rad = read_image(tmp_path / "c.tif", warn=False)

@@ -160,11 +160,14 @@ def bits_from_values(values: np.ndarray, container: int) -> int:
     return int(min(container, max(8, top.bit_length())))
 
 
-def luminance(values: np.ndarray, notes: list[str], path: str, source: str | None = None) -> np.ndarray:
+def luminance(values: np.ndarray, notes: list[str], path: str, source: str | None = None,
+              whole: bool = True) -> np.ndarray:  # fmt: skip
     """The luminance (ITU-R 601 weights) of RGB(A) samples in the last axis, in the samples' own
     type: integer samples stay integers of their depth, so the output keeps it. A note says
     what was converted: ``source`` (a palette's or CMYK's colours), else RGB or RGBA; of RGB whose
-    channels are equal, that the conversion lost nothing where it did not (:func:`grey_kept`)."""
+    channels are equal, that the conversion lost nothing where it did not (:func:`grey_kept`).
+    ``whole=False``: ``values`` are not all the pixel's samples (a TIFF's extra ones were left
+    out), so something was lost whatever its colours: no such claim."""
     # term by term, not a matrix product: BLAS sums in an order that follows the array's memory
     # layout, which moves a luma landing on .5 across the rounding line between layouts. Each
     # channel is weighed in float64 (whatever its type: float32 samples too) and added into one
@@ -178,7 +181,7 @@ def luminance(values: np.ndarray, notes: list[str], path: str, source: str | Non
     else:
         grey = grey.astype(np.float32)  # (float64 samples lose digits: grey_kept then says so)
     said = source or ("RGB" if values.shape[-1] == 3 else "RGBA")
-    luminance_note(notes, path, said, lost_nothing=said == "RGB" and grey_kept(values, grey))
+    luminance_note(notes, path, said, lost_nothing=whole and said == "RGB" and grey_kept(values, grey))
     return grey
 
 

@@ -182,7 +182,7 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logs: tuple[LogNa
         # as TIFF lays them out; its shape (H, W, 5 or more) was refused as no single-channel image
         notes.append(f"{path}: RGB TIFF with {values.shape[-1] - 3} extra samples per pixel: its luminance read "
                      "from the red, green and blue, the others left out")  # fmt: skip
-        values = luminance(values[..., :3], notes, path, "RGB")
+        values = luminance(values[..., :3], notes, path, "RGB", whole=False)  # (its others: lost)
     elif values.ndim == 3 and values.shape[-1] in (3, 4):
         values = luminance(values, notes, path)
     elif values.ndim == 3 and values.shape[-1] == 2 and photometric in (0, 1):  # grey + alpha, as Pillow reads PNG's
