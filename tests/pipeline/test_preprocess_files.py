@@ -849,16 +849,16 @@ def test_another_jobs_outputs_in_a_folder_swapped_in_are_not_adopted_into_the_le
     assert '"adopted"' not in (c1 / job_files("preprocess")[1]).read_text()
 
 
-def test_status_of_a_job_stopped_as_its_output_link_moved_gives_o_the_folder_it_read(tmp_path, monkeypatch, capsys):
-    """`xvertfast status c1` after a stop at `ln -sfn c2 latest` said "to resume ...: cd D && xvertfast
-    preprocess in -o latest", the command the summary warned writes into c2: it now gives -o c1."""
+def _link_swapped_at_the_second_read(tmp_path, monkeypatch, size=96):
+    """in/ with three images and `latest` -> c1, re-pointed at c2 as preprocess reads the second image: the
+    `ln -sfn c2 latest` of a user starting another job while this one runs."""
     from xvertfast.pipeline import preprocess_files as module
 
     src, c1, c2, latest = tmp_path / "in", tmp_path / "c1", tmp_path / "c2", tmp_path / "latest"
     for folder in (src, c1, c2):
         folder.mkdir()
     for k in range(3):
-        Image.fromarray(radiograph_like(k, 64)).save(src / f"x{k}.png")
+        Image.fromarray(radiograph_like(k, size)).save(src / f"x{k}.png")
     latest.symlink_to(c1, target_is_directory=True)
     read_input, reads = module.read_input, []
 
@@ -870,6 +870,13 @@ def test_status_of_a_job_stopped_as_its_output_link_moved_gives_o_the_folder_it_
         return read_input(f, **kwargs)
 
     monkeypatch.setattr(module, "read_input", swapping)
+    return src, c1, c2, latest
+
+
+def test_status_of_a_job_stopped_as_its_output_link_moved_gives_o_the_folder_it_read(tmp_path, monkeypatch, capsys):
+    """`xvertfast status c1` after a stop at `ln -sfn c2 latest` said "to resume ...: cd D && xvertfast
+    preprocess in -o latest", the command the summary warned writes into c2: it now gives -o c1."""
+    src, c1, c2, latest = _link_swapped_at_the_second_read(tmp_path, monkeypatch, size=64)
     monkeypatch.chdir(tmp_path)
     assert main(["preprocess", "in", "-o", "latest", "-q"]) == 1
     capsys.readouterr()
@@ -882,25 +889,9 @@ def test_an_output_folder_link_swapped_during_the_job_stops_it_before_it_writes_
     # -o latest, latest -> c1, pointed at c2 (another job's folder) as the second image is read: its outputs
     # went into c2 by the link, over that job's, while c1's ledger recorded them done
     from xvertfast.io.job_folder import job_status
-    from xvertfast.pipeline import preprocess_files as module
 
-    src, c1, c2, latest = tmp_path / "in", tmp_path / "c1", tmp_path / "c2", tmp_path / "latest"
-    for folder in (src, c1, c2):
-        folder.mkdir()
-    for k in range(3):
-        Image.fromarray(radiograph_like(k)).save(src / f"x{k}.png")
+    src, c1, c2, latest = _link_swapped_at_the_second_read(tmp_path, monkeypatch)
     (c2 / "x1_xp.png").write_bytes(b"another job's")
-    latest.symlink_to(c1, target_is_directory=True)
-    read_input, reads = module.read_input, []
-
-    def swapping(f, **kwargs):
-        reads.append(f.path)
-        if len(reads) == 2:
-            latest.unlink()
-            latest.symlink_to(c2, target_is_directory=True)
-        return read_input(f, **kwargs)
-
-    monkeypatch.setattr(module, "read_input", swapping)
     summary = preprocess_files([str(src)], str(latest), progress=False, log=lambda _: None)
     assert os.listdir(c2) == ["x1_xp.png"] and (c2 / "x1_xp.png").read_bytes() == b"another job's"
     assert summary.stopped == ("the output folder now leads elsewhere (a link changed, or the folder moved, during "
