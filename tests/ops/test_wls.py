@@ -814,6 +814,15 @@ def test_a_tensor_where_a_number_is_kept_says_to_give_its_item():
     with pytest.raises(ValueError, match=r"^XVertNet: alpha must be a finite number, got tensor\(1.1000\) \(a tensor: "
                                          r"give alpha.item\(\)\)$"):  # fmt: skip
         check_parameters(0.8, torch.tensor(1.1), 1e-4, rtol=None, who="XVertNet")
+    with pytest.raises(ValueError, match=r"^XVertNet: alpha must be a finite number, got tensor\(\[1.1000\]\)$"):
+        check_parameters(0.8, torch.tensor([1.1]), 1e-4, rtol=None, who="XVertNet")  # (no .item() of a shape)
+
+
+def test_an_array_of_several_values_is_refused_with_its_shape():
+    # wls(lam=np.array([0.5, 0.6])) said "(a tensor: give lam.item())": not a tensor, and .item() fails on it
+    with pytest.raises(ValueError, match=r"^wls: lam must be a number or a 0-dim tensor or array of one; this array "
+                                         r"has shape \(2,\)$"):  # fmt: skip
+        wls(torch.rand(8, 6).double(), method="torch", lam=np.array([0.5, 0.6]))
 
 
 def test_a_nan_residual_warns(monkeypatch):

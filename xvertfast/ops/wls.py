@@ -247,7 +247,12 @@ def _number(value, name: str):
             raise ValueError(f"wls: {name} is a tensor that requires grad, but the solve has no gradient in {name}: "
                              f"give {name}.detach() (or a number)")  # fmt: skip
         return value.item()
-    return value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
+    if isinstance(value, np.ndarray):  # (lam=np.array([0.5, 0.6]) was told to give lam.item(), which fails)
+        if value.ndim != 0:
+            raise ValueError(f"wls: {name} must be a number or a 0-dim tensor or array of one; "
+                             f"this array has shape {value.shape}")  # fmt: skip
+        return value.item()
+    return value
 
 
 def check_parameters(lam, alpha, eps, rtol=1e-4, maxiter=None, who: str = "wls") -> None:
@@ -262,7 +267,8 @@ def check_parameters(lam, alpha, eps, rtol=1e-4, maxiter=None, who: str = "wls")
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
             # (a tensor read "must be a finite number, got tensor(0.5000)", which it holds: XVertNet and
             # TrainConfig keep their values in config files, which hold numbers)
-            hint = f" (a tensor: give {name}.item())" if isinstance(value, (torch.Tensor, np.ndarray)) else ""
+            held = isinstance(value, (torch.Tensor, np.ndarray)) and value.ndim == 0  # (.item() fails on more)
+            hint = f" (a tensor: give {name}.item())" if held else ""
             raise ValueError(f"{who}: {name} must be a finite number, got {value!r}{hint}")
     if lam < 0 or alpha <= 0 or eps <= 0 or (rtol is not None and rtol <= 0):
         need = ["lam >= 0", "alpha > 0", "eps > 0"] + (["rtol > 0"] if rtol is not None else [])
