@@ -100,8 +100,7 @@ def _problem(exc: BaseException) -> str:
 def _refused(exc: BaseException) -> bool:
     """Whether the library refused to make a variant on this machine, rather than failed: its argument
     checks' ValueError (bf16 on a CPU without it), or an optional package that is not installed or
-    usable (MissingDependency: onnxruntime, a TensorRT whose CUDA libraries are missing). Anything else
-    is a bug."""
+    usable (MissingDependency: onnxruntime). Anything else is a bug."""
     from xvertfast.infer.export import MissingDependency
 
     return isinstance(exc, (ValueError, MissingDependency))

@@ -359,7 +359,8 @@ def test_a_nan_or_inf_pixel_makes_its_samples_gc_nan_alone(seed, device, bad):
 def test_float32_values_near_its_limit_are_as_documented(device):
     """Pins the docstring: GC does not change with scale until a float32 Sobel response (4 times
     a step) overflows, above a span of about 8.5e37: then NaN; float64 holds it. The reference's
-    float32 moments overflow sooner, where the responses' standard deviations multiply past ~1.8e19: 0."""
+    float32 moments overflow sooner, where the responses' standard deviations multiply past ~1.8e19: 0,
+    and where a response's squared deviations summed over the image pass 3.4e38: at 512x512, about 1e17."""
     step = torch.zeros(1, 8, 8, device=device)
     step[..., 4:] = 1.0
     other = torch.rand(1, 8, 8, generator=torch.Generator().manual_seed(0)).to(device)
@@ -371,3 +372,7 @@ def test_float32_values_near_its_limit_are_as_documented(device):
     gc = gradient_correlation_reference(texture, other)
     assert gradient_correlation_reference(texture * 1e15, other).item() == pytest.approx(gc.item(), rel=1e-4)
     assert gradient_correlation_reference(texture * 1e20, other).item() == 0.0
+    texture, other = (torch.rand(1, 512, 512, generator=torch.Generator().manual_seed(s)).to(device) for s in (1, 0))
+    gc = gradient_correlation_reference(texture, other)
+    assert gradient_correlation_reference(texture * 1e16, other).item() == pytest.approx(gc.item(), rel=1e-4)
+    assert gradient_correlation_reference(texture * 1e17, other).item() == 0.0  # (std product ~1e17: not that)

@@ -64,8 +64,10 @@ def gradient_correlation(a: torch.Tensor, b: torch.Tensor, eps: float = GC_EPS) 
         times a pixel step, so a float32 pair whose values span more than about 8.5e37 (float32's
         largest, 3.4e38, / 4) can overflow to inf there and read NaN, as an infinite pixel does.
         On other devices than the CPU and CUDA (the pure-PyTorch reference runs there) the moments
-        are float32 too: where the two images' response standard deviations multiply to more than
-        about 1.8e19, ``var_a * var_b`` overflows and GC reads 0. GC does not change with scale:
+        are float32 too: GC reads 0 where the two images' response standard deviations multiply
+        past about 1.8e19 (``var_a * var_b`` overflows), and 0 or NaN where a response's squared
+        deviations summed over the image pass 3.4e38, sooner on a larger image: e.g. responses of
+        about 1e17 on a 512x512 image (beside ones of about 1). GC does not change with scale:
         scale such images down (XVertNet's are in [0, 1]), or give them in float64.
     """
     _check(a, b)
