@@ -626,8 +626,9 @@ def _print_failures(led, job: str) -> None:
         _print(f"    {f'and {more} more: ' if more > 0 else ''}all {failed} are in its report, {led.report}")
         return
     if led.report:  # (not written: an error, a kill after its end line; or replaced, removed since)
-        _print(f"    its report was to be written to {led.report}: not there now (not written, or replaced or "
-               "removed since)")  # fmt: skip
+        there = ("the file there is older than the run's end, so not its report (not written, or replaced since)"
+                 if os.path.lexists(led.report) else "not there now (not written, or removed since)")
+        _print(f"    its report was to be written to {led.report}: {there}")
     if more > 0:
         file = " (with --report FILE, in a file)" if job == "enhance" else ""
         _print(f"    and {more} more, not recorded here: its run listed each as it went (its 'error:' lines), and its "

@@ -429,13 +429,14 @@ def test_status_names_the_first_inputs_a_run_failed_and_where_all_of_them_are(tm
             "    failed: gone2.png: no such file or folder (list.txt, line 3)\n"
             f"    and 2 more: all 5 are in its report, {tmp_path / 'run.json'}\n") in said, said
     # said only of that run's report: not of one never written or removed since, nor an older one there
-    gone = (f"    its report was to be written to {tmp_path / 'run.json'}: not there now (not written, or replaced or "
-            "removed since)\n    and 2 more, not recorded here: its run listed each as it went (its 'error:' lines), "
-            "and its command run again lists them again (with --report FILE, in a file), skipping what is done\n")
-    os.utime(tmp_path / "run.json", (0, 0))
-    assert gone in _status_lines("out", capsys)
+    rest = ("\n    and 2 more, not recorded here: its run listed each as it went (its 'error:' lines), and its "
+            "command run again lists them again (with --report FILE, in a file), skipping what is done\n")
+    to_be = f"    its report was to be written to {tmp_path / 'run.json'}: "
+    os.utime(tmp_path / "run.json", (0, 0))  # (a file there, but older: not called missing, which `ls` belies)
+    older = "the file there is older than the run's end, so not its report (not written, or replaced since)"
+    assert to_be + older + rest in _status_lines("out", capsys)
     (tmp_path / "run.json").unlink()
-    assert gone in _status_lines("out", capsys)
+    assert to_be + "not there now (not written, or removed since)" + rest in _status_lines("out", capsys)
     assert main(["preprocess", "@list.txt", "-o", "pre", "-q"]) == 1
     capsys.readouterr()
     said = _status_lines("pre", capsys)
