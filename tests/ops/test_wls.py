@@ -816,6 +816,9 @@ def test_a_tensor_where_a_number_is_kept_says_to_give_its_item():
         check_parameters(0.8, torch.tensor(1.1), 1e-4, rtol=None, who="XVertNet")
     with pytest.raises(ValueError, match=r"^XVertNet: alpha must be a finite number, got tensor\(\[1.1000\]\)$"):
         check_parameters(0.8, torch.tensor([1.1]), 1e-4, rtol=None, who="XVertNet")  # (no .item() of a shape)
+    with pytest.raises(ValueError, match=r"^XVertNet: alpha must be a finite number, got array\(1.1\) \(an array: "
+                                         r"give alpha.item\(\)\)$"):  # fmt: skip
+        check_parameters(0.8, np.array(1.1), 1e-4, rtol=None, who="XVertNet")  # (a 0-dim array: not "a tensor")
 
 
 def test_an_array_of_several_values_is_refused_with_its_shape():

@@ -268,7 +268,8 @@ def check_parameters(lam, alpha, eps, rtol=1e-4, maxiter=None, who: str = "wls")
             # (a tensor read "must be a finite number, got tensor(0.5000)", which it holds: XVertNet and
             # TrainConfig keep their values in config files, which hold numbers)
             held = isinstance(value, (torch.Tensor, np.ndarray)) and value.ndim == 0  # (.item() fails on more)
-            hint = f" (a tensor: give {name}.item())" if held else ""
+            kind = "a tensor" if isinstance(value, torch.Tensor) else "an array"
+            hint = f" ({kind}: give {name}.item())" if held else ""
             raise ValueError(f"{who}: {name} must be a finite number, got {value!r}{hint}")
     if lam < 0 or alpha <= 0 or eps <= 0 or (rtol is not None and rtol <= 0):
         need = ["lam >= 0", "alpha > 0", "eps > 0"] + (["rtol > 0"] if rtol is not None else [])
