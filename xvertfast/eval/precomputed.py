@@ -371,10 +371,11 @@ def _rescale_note(rad, v: np.ndarray, lo: float, hi: float, input_bits: int | No
         return None
     slope, intercept = _rescale(rad.meta)
     bits = (rad.bits_stored or 0) - 2
-    stored = np.round((v - intercept) / slope) if slope else None
-    if _fit_in(v, bits):  # the rescaled values are the ones to write as they are
+    # the rescaled values are the ones to write as they are; else the stored ones, where the rescale moved them
+    # out of the bits (computed only then: a pass over the whole output)
+    if _fit_in(v, bits):
         meant, which = v, "them"
-    elif stored is not None and _fit_in(stored, bits):  # else the stored ones, rescaled to where they do not fit
+    elif slope and _fit_in(stored := np.round((v - intercept) / slope), bits):
         meant, which = stored, f"its stored values ({float(stored.min()):g}..{float(stored.max()):g})"
     else:
         return None
