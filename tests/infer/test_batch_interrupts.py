@@ -415,6 +415,27 @@ def test_a_progress_bar_whose_stream_is_closed_stops_the_job_as_its_log_does(tmp
     assert (again.stopped, again.done) == (None, 2)
 
 
+def test_a_log_lost_while_planning_stops_no_job_with_nothing_left_to_enhance(tmp_path, model_dir, seed):
+    """Its log lost while it planned (an input's error line, `|& head -1`), a dry run said "stopped
+    early: ...; the dry run was cut short; run it again", and a run whose inputs all failed at
+    planning "stopped ... while planning" with none left: both had planned every input. They end
+    as planned, and finished, their lines lost."""
+    import errno
+
+    src, out = _inputs(tmp_path, seed, 1), tmp_path / "out"
+    out.mkdir()
+    (out / "img0.png").write_bytes(b"another tool's")  # (its output's path: refused as it plans, an error line)
+
+    def closed(line):
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+    enhancer = Enhancer(str(model_dir), device="cpu", backend="torch", batch_size=1)
+    for dry_run in (True, False):
+        summary = enhancer.enhance_files([str(src)], str(out), workers=1, progress=False, log=closed, dry_run=dry_run)
+        assert (summary.stopped, summary.stop_line(), len(summary.failed)) == (None, None, 1), dry_run
+    assert job_status(str(out), "enhance").ledgers[0].ended == "finished"
+
+
 def test_a_log_lost_at_the_last_images_line_does_not_stop_a_job_that_is_done(tmp_path, model_dir, seed):
     """The last image's warning line lost (`|& head -1`): the job said "stopped early: its log could
     not be written; 0 images not processed; the same command resumes", exit 1, a stop in its

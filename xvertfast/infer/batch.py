@@ -784,7 +784,8 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
                     log(f"error: {problem}")
             else:
                 todo.append((f, out, file_state(f.path)))
-        if log.lost is not None:  # (its lines lost as it planned: stopped before any image was enhanced)
+        if log.lost is not None and todo:  # (its lines lost as it planned: stopped before any image was enhanced;
+            # a plan with nothing to enhance, a dry run's always, is whole: its lines alone are lost)
             summary.stopped, summary.stopped_planning = log.lost, True
             return summary, planned
     except KeyboardInterrupt:
