@@ -387,7 +387,9 @@ def test_a_log_closed_during_the_job_stops_it_and_the_same_call_resumes(tmp_path
 
 def test_a_progress_bar_whose_stream_is_closed_stops_the_job_as_its_log_does(tmp_path, monkeypatch):
     """`xvertfast preprocess in -o out |& head -1`: the bar's stderr closed, tqdm raised BrokenPipeError
-    as the bar was made (it absorbs EIO alone), past the job's log: "an error: BrokenPipeError"."""
+    as the bar was made (it absorbs EIO alone), past the job's log: "an error: BrokenPipeError". It
+    stops now before its first input's solve and writes, as enhance does (it preprocessed that one
+    first)."""
     import sys
 
     from xvertfast.io.job_folder import job_status
@@ -400,10 +402,31 @@ def test_a_progress_bar_whose_stream_is_closed_stops_the_job_as_its_log_does(tmp
     summary = preprocess_files([str(src)], str(out), progress=True, log=lambda line: None)
     monkeypatch.undo()
     assert (summary.stopped, len(summary.done), summary.not_processed) == (
-        "its log could not be written (Broken pipe)", 1, 1)  # fmt: skip
+        "its log could not be written (Broken pipe)", 0, 2)  # fmt: skip
     assert job_status(str(out), "preprocess").ledgers[0].ended == "stopped"
+    assert sorted(os.listdir(out)) == sorted(JOB_STATE)  # (no output)
     again = preprocess_files([str(src)], str(out), progress=False, log=lambda line: None)
-    assert (again.stopped, len(again.done), len(again.skipped)) == (None, 1, 1)
+    assert (again.stopped, len(again.done), len(again.skipped)) == (None, 2, 0)
+
+
+def test_a_dry_run_whose_log_is_lost_plans_every_input(tmp_path):
+    """A dry run whose log closed at its first line stopped planning there, and its summary, on
+    stdout, gave that part of the plan as the whole ("0 to preprocess, ... 1 would fail"). It writes
+    nothing, so it plans on: the summary counts every input."""
+    import errno
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    (src / "a.png").write_bytes(b"")  # (empty: its error line is the first, and cannot be written)
+    for name, seed in (("b.png", 1), ("c.png", 2)):
+        Image.fromarray(radiograph_like(seed, 64)).save(src / name)
+
+    def closed(line):
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+    plan = preprocess_files([str(src)], str(out), progress=False, log=closed, dry_run=True)
+    assert (plan.stopped, len(plan.planned), len(plan.failed), plan.not_processed) == (None, 2, 1, 0)
+    assert not out.exists()
 
 
 def test_a_log_lost_at_the_last_images_line_does_not_stop_a_job_that_is_done(tmp_path):

@@ -306,13 +306,18 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
                     raise ValueError(why)
                 if state == "done":
                     summary.skipped.append(f.path)
-                elif dry_run:
+                elif dry_run:  # (its log lost, it plans on: its summary, on stdout, is the plan)
                     problem = input_problem(f)  # missing, empty: said as a run would say it
                     if problem is None:
                         summary.planned.append(f.path)
                     else:
                         summary.failed.append((f.path, problem))
                         log(f"error: {problem}")
+                elif log.lost is not None:  # its stream closed (`|& head -1`; the bar's, as it was made): stopped
+                    # before this input's solve and writes, as enhance stops; the same command resumes. (None left
+                    # to do: the job is done, its lines lost)
+                    summary.stopped, summary.not_processed = log.lost, len(planned) - number
+                    break
                 else:
                     warnings = _one(f, outs, job, log, given.get(f.path))
                     summary.done.append(f.path)
@@ -332,10 +337,6 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
                 summary.stopped, summary.not_processed = "interrupted", len(planned) - number
                 break
             bar.update(1)
-            if log.lost is not None and number + 1 < len(planned):  # its stream closed (`|& head -1`): the same
-                # command resumes (none left: the job is done, its lines lost)
-                summary.stopped, summary.not_processed = log.lost, len(planned) - number - 1
-                break
         bar.close()
         job.ended(summary.stopped, found=summary.found, done=len(summary.done), skipped=len(summary.skipped),
                   failed=len(summary.failed), failures=summary.failed)  # fmt: skip
