@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import io
 import os
 import struct
 from typing import BinaryIO
@@ -19,9 +20,10 @@ import numpy as np
 
 from xvertfast.io.errors import ImageReadError, LogNamingTheFile
 
-__all__ = ["PNG_DEPTH_KEYWORD", "JPEG_SOF", "jpeg_frame", "jpeg2000_siz", "check_pixels", "bits_from_values",
-           "luminance", "luminance_note", "grey_kept", "KEPT_ROWS", "grey_alpha_note", "stored_range", "invert",
-           "FLOAT_SCALE_SLACK", "ORIENTATION", "imagecodecs_log", "imagecodecs_decoder", "imagecodecs_wanted"]
+__all__ = ["PNG_DEPTH_KEYWORD", "JPEG_SOF", "FileBytes", "jpeg_frame", "jpeg2000_siz", "check_pixels",
+           "bits_from_values", "luminance", "luminance_note", "grey_kept", "KEPT_ROWS", "grey_alpha_note",
+           "stored_range", "invert", "FLOAT_SCALE_SLACK", "ORIENTATION", "imagecodecs_log", "imagecodecs_decoder",
+           "imagecodecs_wanted"]
 
 
 #: The EXIF / TIFF Orientation tag: how the stored rows and columns are to be turned for display.
@@ -39,6 +41,19 @@ JPEG_SOF = {0xC0: "baseline", 0xC1: "extended", 0xC2: "progressive", 0xC3: "loss
             0xCB: "arithmetic-coded lossless", 0xCD: "arithmetic-coded differential sequential",
             0xCE: "arithmetic-coded differential progressive", 0xCF: "arithmetic-coded differential lossless",
             0xF7: "JPEG-LS"}  # fmt: skip
+
+
+class FileBytes(io.BytesIO):
+    """A file's bytes in memory (read once for all of a PNG's or JPEG's checks and its decoding; a
+    TIFF's with a tag rewritten), which Pillow's messages name as they name the file ('cannot
+    identify image file '/x.png'')."""
+
+    def __init__(self, data: bytes, path: str):
+        super().__init__(data)
+        self.path = path
+
+    def __repr__(self) -> str:
+        return repr(self.path)
 
 
 def jpeg_frame(f: BinaryIO) -> tuple[int, int, int | None, int | None] | None:

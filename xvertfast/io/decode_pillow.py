@@ -19,9 +19,9 @@ import zlib
 
 import numpy as np
 
-from xvertfast.io.decode_common import (JPEG_SOF, KEPT_ROWS, ORIENTATION, PNG_DEPTH_KEYWORD, bits_from_values,
-                                        check_pixels, grey_alpha_note, grey_kept, imagecodecs_decoder, imagecodecs_log,
-                                        imagecodecs_wanted, jpeg_frame, luminance, luminance_note)
+from xvertfast.io.decode_common import (JPEG_SOF, KEPT_ROWS, ORIENTATION, PNG_DEPTH_KEYWORD, FileBytes,
+                                        bits_from_values, check_pixels, grey_alpha_note, grey_kept, imagecodecs_decoder,
+                                        imagecodecs_log, imagecodecs_wanted, jpeg_frame, luminance, luminance_note)
 from xvertfast.io.errors import ImageReadError, WarningsNamingTheFile
 
 __all__ = ["read_pillow"]
@@ -388,18 +388,6 @@ def _scaled_from(values: np.ndarray, significant: int) -> bool:
     return bool(((x == v << low) | (x == repeated) | (x == linear)).all())
 
 
-class _FileBytes(io.BytesIO):
-    """A file's bytes, read from the disk once for all the checks and the decoding, which Pillow's
-    messages name as they name the file ('cannot identify image file '/x.png'')."""
-
-    def __init__(self, data: bytes, path: str):
-        super().__init__(data)
-        self.path = path
-
-    def __repr__(self) -> str:
-        return repr(self.path)
-
-
 def _opened(data: bytes, path: str, fmt: str):
     """Pillow's image of the PNG or JPEG ``data``, opened by its format's own class, as Image.open
     opens it but without Image.open's decompression-bomb check: max_pixels, checked on the size
@@ -416,10 +404,10 @@ def _opened(data: bytes, path: str, fmt: str):
     opener = getattr(Image, "OPEN", {}).get("PNG" if fmt == "png" else "JPEG")
     try:
         if opener is not None:
-            return opener[0](_FileBytes(data, path))
+            return opener[0](FileBytes(data, path))
     except (SyntaxError, IndexError, TypeError, struct.error):  # (what Image.open takes as not this format)
         pass
-    return Image.open(_FileBytes(data, path))
+    return Image.open(FileBytes(data, path))
 
 
 def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):

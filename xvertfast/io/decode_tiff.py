@@ -17,8 +17,8 @@ import struct
 
 import numpy as np
 
-from xvertfast.io.decode_common import (ORIENTATION, bits_from_values, check_pixels, grey_alpha_note, imagecodecs_log,
-                                        imagecodecs_wanted, invert, jpeg_frame, luminance)
+from xvertfast.io.decode_common import (ORIENTATION, FileBytes, bits_from_values, check_pixels, grey_alpha_note,
+                                        imagecodecs_log, imagecodecs_wanted, invert, jpeg_frame, luminance)
 from xvertfast.io.errors import ImageReadError, LogNamingTheFile, WarningsNamingTheFile
 
 __all__ = ["read_tiff"]
@@ -471,11 +471,12 @@ def _tiff_without_imagecodecs(path: str, page, compression: str, white_is_zero: 
     by_pillow = f"Pillow, which decodes {what} here as imagecodecs is not installed"
     lacking = f"cannot decode TIFF: {by_pillow}, does not decode {{}}, though its tags read as a valid TIFF's: " \
               "pip install imagecodecs for tifffile to read it"  # fmt: skip
+    ycbcr = _ycbcr_as_rgb(path, page)
     try:
         # Pillow's warnings (a tag with more values than it takes) named, as read_pillow names them:
         # in turns with the other readers while it reads the tags, not while it decodes the pixels
         with WarningsNamingTheFile(path, stacklevel=6):  # (the caller of read_image)
-            im = Image.open(path)
+            im = Image.open(path if ycbcr is None else ycbcr)
             try:
                 im.seek(index)
             except BaseException:
@@ -518,7 +519,28 @@ def _tiff_without_imagecodecs(path: str, page, compression: str, white_is_zero: 
         values = _UPRIGHT[_UNDONE_BY.get(turned, turned)](values)
     if mode == "1":
         values = values.astype(np.uint8) * 255
-    return values, white_is_zero and mode not in ("1", "L"), mode
+    return values, white_is_zero and mode not in ("1", "L"), "YCbCr" if ycbcr is not None else mode
+
+
+def _ycbcr_as_rgb(path: str, page):
+    """A YCbCr page of whole-resolution colour (YCbCrSubSampling 1, 1; compressed other than in
+    JPEG), as the file's bytes with its PhotometricInterpretation said to be RGB, for Pillow to
+    give its samples as stored (Y, Cb, Cr): its libtiff gives such a page as RGB, converted and
+    clipped to 0..255 (a luminance of that was not the file's Y: far off where colours clip, and
+    said as an 'RGB image'). None for any other page (subsampled ones tifffile refuses: not
+    decoded here), or where the tag is not a plain SHORT or LONG to rewrite."""
+    if int(page.photometric) != 6 or int(page.compression) in (6, 7) or page.samplesperpixel < 3 or \
+            int(page.planarconfig) != 1 or tuple(page.subsampling or (1, 1)) != (1, 1):  # fmt: skip
+        return None
+    tag = page.tags.get(262)  # PhotometricInterpretation
+    size = {3: 2, 4: 4}.get(int(tag.dtype)) if tag is not None and tag.count == 1 else None
+    if size is None:
+        return None
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    order = "little" if page.parent.byteorder == "<" else "big"
+    data[tag.valueoffset : tag.valueoffset + size] = (2).to_bytes(size, order)  # RGB
+    return FileBytes(bytes(data), path)
 
 
 def _layout_pillow_lacks(path: str, index: int, exc: Exception) -> bool:
