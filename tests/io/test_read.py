@@ -1488,10 +1488,19 @@ def test_dicom_monochrome1_is_flipped_after_a_modality_lut_table(tmp_path):
     np.testing.assert_allclose(im.pixels, (1000.0 - table[values]) / 1000.0, atol=1e-6)
 
 
-def test_dicom_multi_frame_is_refused(tmp_path):
-    make_dicom(tmp_path / "m.dcm", np.zeros((2, 8, 8), np.uint16), frames=2)
-    with pytest.raises(ImageReadError, match=r"m\.dcm: multi-frame DICOM \(2 frames\)"):
+def test_dicom_multi_frame_is_refused_saying_how_to_take_one_frame(tmp_path):
+    # (it said only "expected one radiograph": nothing of what to do with a file of several frames)
+    import pydicom.pixels
+
+    values = np.arange(2 * 8 * 8, dtype=np.uint16).reshape(2, 8, 8)
+    make_dicom(tmp_path / "m.dcm", values, frames=2)
+    with pytest.raises(ImageReadError, match=r"m\.dcm: multi-frame DICOM \(2 frames\): expected one radiograph a file; "
+                       r"where one frame is the radiograph, save it as an image of its own, e\.g\. with dcmtk's "
+                       r"dcm2img --frame K --write-16-bit-png FILE frame\.png, or in Python, where "
+                       r"pydicom\.pixels\.pixel_array\(FILE, index=K - 1\) gives frame K$"):  # fmt: skip
         read_image(tmp_path / "m.dcm")
+    # (the call it names does so, in the pydicom the dicom extra installs)
+    np.testing.assert_array_equal(pydicom.pixels.pixel_array(tmp_path / "m.dcm", index=2 - 1), values[1])
 
 
 def test_dicom_without_pixel_data_is_refused(tmp_path):
