@@ -2633,6 +2633,29 @@ def test_a_grey_or_rgb_png_with_a_transparent_level_says_its_pixels_read_as_they
         assert rad.notes[-1] == said[0]  # (after the conversion's note, as a palette's)
 
 
+@pytest.mark.parametrize("depth", [8, 16])
+def test_a_grey_rgb_png_whose_transparent_colour_hides_pixels_is_not_said_to_lose_nothing(tmp_path, seed, depth):
+    # grey stored as RGB is told its conversion lost nothing; with a tRNS colour some of its pixels
+    # hold, their transparency was lost beside that claim (at 16 bits libpng decodes it, imagecodecs
+    # of the test extra; at 8 Pillow). A tRNS colour no pixel holds hides nothing: the claim stays
+    grey = np.random.default_rng(seed).integers(0, 1 << depth, size=(9, 10)).astype(np.uint16)
+    samples = np.repeat(grey[..., None], 3, axis=-1)
+    absent = next(c for c in range(256) if not (grey == c).any())
+    for name, level in [("t.png", int(grey[1, 1])), ("none.png", absent)]:
+        path = tmp_path / name
+        if depth == 8:
+            Image.fromarray(samples.astype(np.uint8)).save(path, transparency=(level,) * 3)
+        else:
+            chunk = _png_chunk(b"tRNS", np.full(3, level, ">u2").tobytes())
+            path.write_bytes(_png_of_samples(samples, 2, False, before_idat=chunk))
+        rad = read_image(path, warn=False)
+        np.testing.assert_array_equal(rad.values, grey)
+        converted = [n for n in rad.notes if "converted to luminance" in n]
+        kept = ": its red, green and blue are equal in every pixel, so the conversion lost nothing"
+        assert converted == [f"{path}: RGB image converted to luminance (grayscale){kept if name == 'none.png' else ''}"]
+        assert any("tRNS" in n for n in rad.notes) == (name == "t.png"), rad.notes
+
+
 def _low_bit_grey_png(levels: np.ndarray, depth: int, before_idat: bytes = b"") -> bytes:
     """A grey PNG of 1, 2 or 4 bits of the ``levels`` [H, W] (0..2^depth - 1), written here (Pillow
     writes 1-bit grey alone), its rows packed high bits first and unfiltered."""

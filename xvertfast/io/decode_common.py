@@ -182,7 +182,8 @@ def luminance(values: np.ndarray, notes: list[str], path: str, source: str | Non
     what was converted: ``source`` (a palette's or CMYK's colours), else RGB or RGBA; of RGB whose
     channels are equal, that the conversion lost nothing where it did not (:func:`grey_kept`).
     ``whole=False``: ``values`` are not all the pixel's samples (a TIFF's extra ones were left
-    out), so something was lost whatever its colours: no such claim."""
+    out), or not all the image holds (a PNG's tRNS transparency that hides pixels, said in a note
+    of its own), so something was lost whatever its colours: no such claim."""
     # term by term, not a matrix product: BLAS sums in an order that follows the array's memory
     # layout, which moves a luma landing on .5 across the rounding line between layouts. Each
     # channel is weighed in float64 (whatever its type: float32 samples too) and added into one

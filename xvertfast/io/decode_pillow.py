@@ -298,8 +298,10 @@ def _luminance_of_16_bit_colour(path: str, data: bytes, decode, mode: str, notes
         said = libpng_log.said()  # (its warnings before it failed: the clue to why, where a note is not reported)
         raise ImageReadError(path, f"cannot decode PNG: truncated or corrupt (libpng: {exc}){said}") from None
     notes += libpng_log.notes(path)
-    grey = Image.fromarray(luminance(samples[..., :3], notes, path, mode))
-    _transparent_level_note(notes, path, data, samples)
+    transparency: list[str] = []  # (said after the conversion, which loses it where it hides pixels)
+    hidden = _transparent_level_note(transparency, path, data, samples)
+    grey = Image.fromarray(luminance(samples[..., :3], notes, path, mode, whole=not hidden))
+    notes += transparency
     grey.info = _png_info(data)
     return grey, _sbit_contradiction(data, samples)
 
@@ -333,16 +335,17 @@ def _png_transparent_level(data: bytes) -> tuple[int, ...] | None:
     return None
 
 
-def _transparent_level_note(notes: list[str], path: str, data: bytes, samples) -> None:
+def _transparent_level_note(notes: list[str], path: str, data: bytes, samples) -> int:
     """Says how many pixels of a grey or RGB PNG hold the level its tRNS marks transparent
     (``samples``: [H, W] grey or [H, W, 3+] colour, as decoded), so they read as they are, the
     transparency left out, as a palette's transparent pixels and an alpha channel are said. The
     level is at the file's depth: a 1-, 2- or 4-bit grey one's is scaled to 0..255 as Pillow
     scales the samples; a 16-bit RGB one's that Pillow decoded at 8 bits (no imagecodecs) is
-    matched on its high bytes, the pixels then counted as at most that many."""
+    matched on its high bytes, the pixels then counted as at most that many. Returns how many (0:
+    none, or no tRNS): a grey image stored as RGB whose transparency hid pixels lost it."""
     level = _png_transparent_level(data)
     if level is None:
-        return
+        return 0
     samples, depth, rough = np.asarray(samples), data[24], False
     if samples.dtype == bool:  # (Pillow's 1-bit grey, mode 1: its white True)
         samples = samples.astype(np.uint8) * 255
@@ -357,6 +360,7 @@ def _transparent_level_note(notes: list[str], path: str, data: bytes, samples) -
                     "8 bits)" if rough else f"{hidden:,} pixels of the transparent {what}")  # fmt: skip
         notes.append(f"{path}: {'grey' if len(level) == 1 else 'RGB'} image with a transparent {what} (tRNS): its "
                      f"{how_many} read as they are, the transparency left out")
+    return hidden
 
 
 def _occurring(values: np.ndarray) -> np.ndarray:
@@ -474,10 +478,11 @@ def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
             elif mode in ("RGB", "RGBA", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "LA", "La") and decode_16 is None:
                 # (an RGB one's compared with its grey: a grey one loses nothing; not where its 16 bits were not read)
                 grey = im.convert("L") if mode == "RGB" and not colour_16 else None
+                transparency: list[str] = []  # (its tRNS colour; a 16-bit one imagecodecs decodes: said there)
+                hidden = _transparent_level_note(transparency, path, data, im) if fmt == "png" and mode == "RGB" else 0
                 luminance_note(notes, path, "palette" if mode.startswith("P") else mode,
-                               lost_nothing=grey is not None and _grey_kept_by_rows(im, grey))
-                if fmt == "png" and mode == "RGB":  # (its tRNS colour; a 16-bit one imagecodecs decodes: said there)
-                    _transparent_level_note(notes, path, data, im)
+                               lost_nothing=not hidden and grey is not None and _grey_kept_by_rows(im, grey))
+                notes += transparency
                 if mode == "P" and (hidden := _transparent_palette_pixels(im)):
                     notes.append(f"{path}: palette image with transparency (tRNS): its {hidden:,} transparent or "
                                  "translucent pixels read as their palette colour, the transparency left out")  # fmt: skip
