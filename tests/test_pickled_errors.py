@@ -15,6 +15,7 @@ import pytest
 
 import xvertfast
 from xvertfast.eval._report_files import ReportInterrupted
+from xvertfast.eval.precomputed import FolderRefused
 from xvertfast.eval.protocol import _MethodFailed
 from xvertfast.io.files import NothingFound
 from xvertfast.train.data import CacheNotWritable, NoReadableImage
@@ -32,6 +33,7 @@ MADE = {
     "CacheNotWritable": lambda run: CacheNotWritable(os.path.join(run, "cache"), "scans/a.png",
                                                      PermissionError(errno.EACCES, "Permission denied")),  # fmt: skip
     "NoReadableImage": lambda run: NoReadableImage(3),
+    "FolderRefused": lambda run: FolderRefused(f"outputs={run}", "no such folder: give the folder another tool wrote"),
     "_MethodFailed": lambda run: _MethodFailed("farbman", MemoryError("out of memory")),
     "ReportInterrupted": lambda run: ReportInterrupted(False, {"html": "report/index.html"}, True, 2,
                                                        error=OSError(errno.ENOSPC, "No space left")),  # fmt: skip

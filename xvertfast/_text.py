@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 
 __all__ = ["count", "first_listed", "WARNED_LISTED", "FAILED_LISTED", "CLI_OPTIONS", "from_cli", "cli_running",
-           "asked", "option_said", "offers", "part_percent"]
+           "asked", "option_said", "offers", "part_percent", "middle_cut"]
 
 #: How many warned files (or notes), and how many failed files, a job's end summary lists on the
 #: console; it counts the rest and says where each is. Listed whole, a 20,000-file job repeated
@@ -79,6 +79,18 @@ def part_percent(share: float) -> str:
         return f"{math.floor(percent)}%"
     digits = 1 - math.floor(math.log10(percent))
     return f"{math.floor(percent * 10**digits) / 10**digits:.{digits}f}".rstrip("0") + "%"
+
+
+def middle_cut(text: str, most: int, mark: str = "...") -> str:
+    """``text`` itself, or where longer than ``most`` characters, cut in its middle to ``most`` of them,
+    the cut marked ``mark``: a third of the rest kept from its start, two thirds from its end. What
+    tells a path or a failure apart is mostly at its end (a file name's numbers and extension, the
+    problem after a path): a cut at the end (a ledger line of a 600-character path) said none of it."""
+    if len(text) <= most:
+        return text
+    keep = most - len(mark)
+    head = keep // 3
+    return f"{text[:head]}{mark}{text[len(text) - (keep - head):]}"
 
 
 def count(n: int, noun: str) -> str:

@@ -113,6 +113,17 @@ def test_a_missing_outputs_folder_is_said_as_its_method_was_typed(tmp_path, caps
     assert not (tmp_path / "report").exists()
 
 
+def test_a_refused_outputs_folder_says_its_problem_apart_from_the_method():
+    """get_method names the method as typed (mine:outputs=DIR) before the folder's problem, which it
+    took out of PrecomputedOutputs' message by the text of its start: the refusal carries it apart."""
+    from xvertfast.eval.precomputed import FolderRefused
+
+    with pytest.raises(FolderRefused) as refused:
+        PrecomputedOutputs("no/such/place", inverted=True)
+    assert isinstance(refused.value, ValueError) and refused.value.problem.startswith("no such folder: give the folder")
+    assert str(refused.value) == f"inverted_outputs=no/such/place: {refused.value.problem}"
+
+
 def test_a_missing_output_names_the_files_named_after_it(tmp_path):
     """A tool that names its outputs its own way (a_gamma.png, enh_b.png), or writes an input of a
     subfolder flat, failed each image with 'no output for it (looked for tool/a.*)' alone: the

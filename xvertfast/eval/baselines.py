@@ -228,10 +228,13 @@ def xvertnet_method(model: str = "default", brightness: str = "network", network
     return run
 
 
-def _method_said(spec: str) -> str:
+def _method_said(spec: str, problem: str | None = None) -> str:
     """How a refusal names the method ``spec``: ``--methods SPEC`` from the CLI's evaluate (the
-    option typed), ``method 'SPEC'`` from Python."""
-    return f"--methods {spec}" if from_cli() and offers("methods") else f"method {spec!r}"
+    option typed), ``method 'SPEC'`` from Python; with a ``problem`` that names it ("unknown
+    method"), ``--methods SPEC: unknown method`` and ``unknown method 'SPEC'``."""
+    if from_cli() and offers("methods"):
+        return f"--methods {spec}: {problem}" if problem else f"--methods {spec}"
+    return f"{problem or 'method'} {spec!r}"
 
 
 def parse_method(spec: str) -> tuple[str, str, str]:
@@ -274,16 +277,15 @@ def get_method(spec: str, networks: dict | None = None, **enhancer_kwargs) -> tu
         method.kind = name
         return label, method
     if name in OUTPUT_METHODS and arg:
-        from xvertfast.eval.precomputed import PrecomputedOutputs
+        from xvertfast.eval.precomputed import FolderRefused, PrecomputedOutputs
 
         try:  # (its refusal said "--methods outputs=DIR", dropping a label typed: mine:outputs=DIR)
             return label, PrecomputedOutputs(arg, inverted=OUTPUT_METHODS[name])
-        except ValueError as exc:
-            raise ValueError(f"{_method_said(spec)}: {str(exc).removeprefix(f'{name}={arg}: ')}") from None
+        except FolderRefused as exc:
+            raise ValueError(f"{_method_said(spec)}: {exc.problem}") from None
     table = {"identity": identity, "clahe": clahe, "farbman": farbman}
     if name not in table or arg:
-        unknown = f"--methods {spec}: unknown method" if from_cli() and offers("methods") else f"unknown method {spec!r}"
-        raise ValueError(f"{unknown}: choose from identity, clahe, farbman, "
+        raise ValueError(f"{_method_said(spec, 'unknown method')}: choose from identity, clahe, farbman, "
                          f"{', '.join(m + '[=MODEL]' for m in XVERTNET_METHODS)}, outputs=DIR, "
                          "inverted_outputs=DIR (outputs stored bone dark); "
                          "each may be given a label, LABEL:METHOD")  # fmt: skip

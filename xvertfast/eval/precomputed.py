@@ -26,6 +26,7 @@ import os
 
 import numpy as np
 
+from xvertfast._pickled_errors import PickledAsRaised
 from xvertfast._text import part_percent
 from xvertfast.io import ImageReadError, read_image
 from xvertfast.io.errors import failure_text
@@ -34,7 +35,7 @@ from xvertfast.io.files import InputFile, image_extension, same_file
 from xvertfast.io.read import full_range, stored_as_floats
 from xvertfast.io.write import same_format, same_format_extension
 
-__all__ = ["PrecomputedOutputs"]
+__all__ = ["PrecomputedOutputs", "FolderRefused"]
 
 #: Below this correlation of its details with its input's an output is taken for an inverted one
 #: (bone dark): scoring it against the others would compare unlike pictures. On the 18 cxr-dev
@@ -125,6 +126,17 @@ def _own_extensions_output(found: list[str], sharing: list[str], path: str) -> s
     return None
 
 
+class FolderRefused(PickledAsRaised, ValueError):
+    """The refusal of the folder given as another tool's outputs, said "outputs=DIR: <problem>";
+    ``problem`` is the words after the method, for a caller that names the method its own way
+    (:func:`~xvertfast.eval.baselines.get_method`: "--methods mine:outputs=DIR: <problem>"), who
+    took them from the message by its text."""
+
+    def __init__(self, method: str, problem: str):
+        super().__init__(f"{method}: {problem}")
+        self.problem = problem
+
+
 class PrecomputedOutputs:
     """The method reading each input's output from ``folder``; called with the input's
     :class:`~xvertfast.io.files.InputFile` as ``source``."""
@@ -139,8 +151,8 @@ class PrecomputedOutputs:
         self.kind = "inverted_outputs" if inverted else "outputs"
         if not os.path.isdir(folder):  # (a file was said to be no such folder)
             what = "a file, not a folder" if os.path.exists(folder) else "no such folder"
-            raise ValueError(f"{self.kind}={folder}: {what}: give the folder another tool wrote its outputs into, "
-                             "mirroring the inputs' paths")  # fmt: skip
+            raise FolderRefused(f"{self.kind}={folder}", f"{what}: give the folder another tool wrote its outputs "
+                                "into, mirroring the inputs' paths")  # fmt: skip
         self.folder = folder
         self.inverted = bool(inverted)
         #: a folder -> its names, and those with an image extension by their stem: each input's output

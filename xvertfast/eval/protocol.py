@@ -24,14 +24,14 @@ import numpy as np
 from tqdm import tqdm
 
 from xvertfast._pickled_errors import PickledAsRaised
-from xvertfast._text import WARNED_LISTED, count
+from xvertfast._text import WARNED_LISTED, count, middle_cut
 from xvertfast.eval.journal import Journal
 from xvertfast.io import ImageReadError, require_content
 from xvertfast.io.errors import FILE_ERRORS, failure_text
 from xvertfast.io.files import InputFile, discover, read_input
 from xvertfast.preprocess import image_warnings
 from xvertfast.preprocess.centres import GivenCentres, RoiCentres, centres_of_inputs, load_roi_centres, spine_at
-from xvertfast.preprocess.spine import Box, Spine, _batch_fixes
+from xvertfast.preprocess.spine import Box, Spine, batch_fixes
 
 __all__ = ["METRICS", "DEFAULT_METRICS", "ROI_NAMES", "ORIGINAL_PICTURE", "EvalRun", "to_8bit_original", "to_8bit_output",
            "score_roi", "RoiCentres", "load_roi_centres", "run_protocol", "method_kind", "check_metrics"]  # fmt: skip
@@ -415,10 +415,8 @@ class _StepShown:
 
     def of(self, index: int, path: str):
         """What :func:`_evaluate_one` calls with each step's words, for the image at ``index``."""
-        name = path.replace("\\", "/").rsplit("/", 1)[-1]
-        if len(name) > STEP_NAME_CHARS:  # (the end kept: a name's numbers and extension tell images apart)
-            keep = STEP_NAME_CHARS - 3
-            name = f"{name[: keep // 3]}...{name[len(name) - (keep - keep // 3):]}"
+        # (the end kept: a name's numbers and extension tell images apart)
+        name = middle_cut(path.replace("\\", "/").rsplit("/", 1)[-1], STEP_NAME_CHARS)
 
         def shown(what: str) -> None:
             refresh = self.slow or time.monotonic() - self.since >= STEP_SLOW_S
@@ -635,7 +633,7 @@ def _rois_of_an_inverted_image(rad, given: GivenCentres | None, warnings: list[s
     centre column, said so, and no note on its polarity to point to."""
     if given is not None or not any(w.startswith(f"{rad.path}: looks inverted") for w in warnings):
         return []
-    give = _batch_fixes()[2]
+    give = batch_fixes().give
     return [f"{rad.path}: its ROIs were placed by the spine search, which looks for a bright band, on an image that "
             f"looks inverted: they may lie off the spine, its scores then those of another region; read it upright "
             f"(the note on its polarity) or {give}"]  # fmt: skip

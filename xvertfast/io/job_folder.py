@@ -64,7 +64,7 @@ from dataclasses import dataclass, field
 from stat import S_ISDIR, S_ISREG
 
 from xvertfast._paths import working_folder
-from xvertfast._text import asked, from_cli, option_said
+from xvertfast._text import asked, from_cli, middle_cut, option_said
 from xvertfast._version import __version__
 from xvertfast.io.files import RealPaths, file_state, same_file
 from xvertfast.io.shards import Shard
@@ -145,6 +145,9 @@ COMMAND_LIMIT = 4096
 #: How many failed inputs (with why) a run's end line names, for ``xvertfast status`` to show: the
 #: first few say what went wrong; all of them are in the run's --report, and the end line stays short.
 FAILURES_RECORDED = 3
+#: Longest reason (its input's path, then the problem) the end line keeps of a failed input: a longer
+#: one is cut in its middle, the cut marked " ... " (:func:`xvertfast._text.middle_cut`).
+REASON_CHARS = 500
 
 #: Why a run stopped, where its ledger has no end line after its start line and no one runs it.
 KILLED = "killed, or its node lost"
@@ -703,16 +706,6 @@ def _how_it_ended(run: dict, running: bool | None, modified: float) -> dict:
         elsewhere = said["host"] if said["host"] not in (None, socket.gethostname()) else None
         return {**said, "ended": "stopped", "stop": KILLED, "ended_at": modified, "elsewhere": elsewhere}
     return said
-
-
-def _shortened(why: str, most: int = 500) -> str:
-    """A failure's reason for its ledger line, which is kept short: ``why`` itself, or where it is
-    longer than ``most`` characters, cut in its middle, the cut marked " ... ". It starts with its
-    input's path and ends with the problem, so one cut at its end (a 600-character path) said none."""
-    if len(why) <= most:
-        return why
-    head = (most - 5) // 3  # (a third of the path's start; the rest for the path's end and the problem)
-    return f"{why[:head]} ... {why[len(why) - (most - 5 - head):]}"
 
 
 def _mode(path: str, follow: bool, dir_fd: int | None = None, root: str = "") -> int | None:
@@ -1527,7 +1520,7 @@ class JobFolder:
         if self._ended or self.read_only or self._fd is None:
             return
         self._ended = True
-        named = [[path, _shortened(why)] for path, why in list(failures)[:FAILURES_RECORDED]]
+        named = [[path, middle_cut(why, REASON_CHARS, " ... ")] for path, why in list(failures)[:FAILURES_RECORDED]]
         with contextlib.suppress(OSError):
             self._record_run({RUN: RUN_END, **({"why": stopped} if stopped else {}), **counts,
                               **({"failures": named} if named else {})})  # fmt: skip

@@ -38,7 +38,7 @@ from xvertfast._text import from_cli
 
 __all__ = ["find_spine", "Spine", "Box", "WORKING_HEIGHT", "UPPER_LEVEL", "LOWER_LEVEL", "polarity_score",
            "looks_inverted", "inverted_warning", "inverted_reason", "shape_warning", "FRONTAL_ASPECT_RANGE",
-           "centres_order_problem"]  # fmt: skip
+           "centres_order_problem", "batch_fixes", "BatchFixes"]  # fmt: skip
 
 #: Height (rows) at which ROI sizes are defined; ROIs scale with image height / WORKING_HEIGHT.
 WORKING_HEIGHT = 1024
@@ -360,16 +360,27 @@ _LOOK_IN_PYTHON = "look at the result's boxes"
 _GIVE_IN_PYTHON = "give its centres (spine=xvertfast.find_spine(pixels, upper=(row, col), lower=(row, col)))"
 
 
-def _batch_fixes() -> tuple[str, str, str]:
+class BatchFixes(NamedTuple):
+    """How a batch job's spine warnings and notes say to deal with a spine in doubt
+    (:func:`batch_fixes`): each a phrase to follow "; " or "or "."""
+
+    check: str  #: check the spine found, or give the centres
+    look: str  #: look at the ROIs placed
+    give: str  #: give the ROI centres
+
+
+def batch_fixes() -> BatchFixes:
     """How a batch job's spine warnings say to check the spine found, to look at its ROIs, and to
     give its centres, in the caller's words (:func:`xvertfast._text.from_cli`): the CLI's options,
     or the arguments of a Python call (``Enhancer.enhance_files(preview=, rois=)``), who were told
-    of --preview and --rois they never typed."""
+    of --preview and --rois they never typed. Public, as the evaluation's notes on an image's ROIs
+    (:mod:`xvertfast.eval.protocol`) word their fix as these warnings do."""
     if from_cli():
-        return ("check it with --preview (enhance) or the overlay (preprocess), or give --rois",
-                "look at them (enhance --preview, preprocess's overlay)", "give its centres (--rois FILE)")
-    return ("check it with enhance_files' preview= or preprocess_files' overlay, or give rois=",
-            "look at them (enhance_files' preview=, preprocess_files' overlay)", "give its centres (rois=FILE)")
+        return BatchFixes("check it with --preview (enhance) or the overlay (preprocess), or give --rois",
+                          "look at them (enhance --preview, preprocess's overlay)", "give its centres (--rois FILE)")
+    return BatchFixes("check it with enhance_files' preview= or preprocess_files' overlay, or give rois=",
+                      "look at them (enhance_files' preview=, preprocess_files' overlay)",
+                      "give its centres (rois=FILE)")
 
 
 def shape_warning(path: str, spine: Spine, *, one_image: bool = False) -> str | None:
@@ -382,7 +393,7 @@ def shape_warning(path: str, spine: Spine, *, one_image: bool = False) -> str | 
     if not spine.detected or low <= W / H <= high:
         return None
     ratio = _outside(W / H, low, high)
-    fix = f"{_LOOK_IN_PYTHON}, or {_GIVE_IN_PYTHON}" if one_image else _batch_fixes()[0]
+    fix = f"{_LOOK_IN_PYTHON}, or {_GIVE_IN_PYTHON}" if one_image else batch_fixes().check
     return (f"{path}: {W} x {H}: not the shape of a frontal chest radiograph (width / height {ratio}, outside "
             f"{low:g}-{high:g}); the spine found may be wrong: {fix}")  # fmt: skip
 
@@ -403,14 +414,14 @@ def image_warnings(rad, spine: Spine | None = None, *, one_image: bool = False) 
     looks inverted, and, for a detected spine (``spine``: what :func:`find_spine` found on it),
     an image not shaped like a chest radiograph or else the spine pinned at the end of its
     search range. Each names the file; the fixes name the CLI's options or, from Python, the
-    arguments (:func:`_batch_fixes`).
+    arguments (:func:`batch_fixes`).
 
     ``one_image``: what ``Enhancer.enhance`` warns of, with the fixes in a Python caller's words
     (read_image's photometric, find_spine's centres) for the CLI's options; ``rad`` may be bare
     pixels, named as such; decoding's notes are left to read_image, which gives them."""
     inverted = inverted_warning(rad, one_image=one_image)
     path, notes = (getattr(rad, "path", "pixels"), []) if one_image else (rad.path, list(rad.notes))
-    give = _GIVE_IN_PYTHON if one_image else _batch_fixes()[2]
+    give = _GIVE_IN_PYTHON if one_image else batch_fixes().give
     if spine is not None and _no_contrast(spine):  # (nor a polarity, a shape or an edge to speak of)
         return notes + [f"{path}: too little contrast to find the spine by in most of the rows looked at (blank, "
                         f"collimated or nearly constant): its ROIs are on the centre column; if it is a radiograph, "
@@ -419,7 +430,7 @@ def image_warnings(rad, spine: Spine | None = None, *, one_image: bool = False) 
     # such a shape, or an inverted polarity, explains a pinned spine too: one warning, not two
     pinned = spine is not None and spine.detected and spine.pinned_at_search_edge()
     if spine_doubt is None and inverted is None and pinned:
-        look = _LOOK_IN_PYTHON if one_image else _batch_fixes()[1]
+        look = _LOOK_IN_PYTHON if one_image else batch_fixes().look
         spine_doubt = (f"{path}: the spine was found at the edge of where it is looked for "
                        f"({spine.x / spine.shape[1]:.0%} of the width): the image may be cropped, off-centre or not a "
                        f"frontal view, and its ROIs may miss the spine; {look} or {give}")  # fmt: skip
