@@ -238,6 +238,26 @@ def test_a_listed_image_that_is_missing_is_skipped_naming_its_list_and_line(tmp_
         f"skipped: {folder / 'gone.png'}: no such file or folder ({listed}, line 2)"]
 
 
+def test_only_an_image_that_fails_is_asked_why_so_each_one_is_not_stat_ed_on_every_run(monkeypatch, tmp_path):
+    """Every image was asked input_problem (two stats) before its checksum, on every run and resume (tens
+    of thousands on a network file system); the reasons said of those that fail are as they were."""
+    import xvertfast.train.data as data_module
+
+    folder = write_images(tmp_path / "data", n=2, size=80)
+    (folder / "empty.png").write_bytes(b"")
+    listed = tmp_path / "scans.txt"
+    listed.write_text(f"{folder / 'img0.png'}\n{folder / 'gone.png'}\n{folder / 'img1.png'}\n{folder / 'empty.png'}\n")
+    asked, real = [], data_module.input_problem
+    monkeypatch.setattr(data_module, "input_problem", lambda f: asked.append(f.path) or real(f))
+    said = []
+    rois = load_rois([f"@{listed}"], str(tmp_path / "cache"), 32, log=said.append)
+    assert rois.sources == [str(folder / "img0.png"), str(folder / "img1.png")]
+    assert [line for line in said if line.startswith("skipped")] == [
+        f"skipped: {folder / 'gone.png'}: no such file or folder ({listed}, line 2)",
+        f"skipped: {folder / 'empty.png'}: empty file (0 bytes)"]  # fmt: skip
+    assert asked == [str(folder / "gone.png")]
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
 def test_a_named_pipe_among_the_images_is_skipped_without_waiting(tmp_path):
     # the cache key hashed the file before it was read, and opening a named pipe for reading

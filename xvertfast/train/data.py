@@ -273,16 +273,17 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     if before_preprocessing is not None:
         before_preprocessing([f.path for f in found if not f.problem])
     for f in tqdm(found, desc="preprocessing", unit="image", disable=not progress):
-        if (problem := input_problem(f)) is not None:  # missing, empty, not searched: as enhance says it, a
-            skip(problem)  # listed file with its list and line
+        if f.problem is not None:  # a folder that could not be searched: as enhance says it
+            skip(input_problem(f))
             continue
         try:
             crops = _image_pairs(f.path, folders, params, f.photometric, log, given.get(f.path), into)
         except FILE_ERRORS as exc:  # as enhance: a decoder's error, out of memory on a huge image, ...
             if disk_full(exc) or isinstance(exc, CacheNotWritable):  # writing the cache: not the image's fault
                 raise
-            # gone since (its checksum read first): as said above; else names the file once, as enhance
-            # does, and another file the error is about; out of memory in words
+            # missing (its checksum is read first): as enhance says it, a listed file with its list and line;
+            # else (empty, not decoded) names the file once, as enhance does, and another file the error is
+            # about; out of memory in words. (Not asked of each file first: two stats an image, every rerun)
             skip(isinstance(exc, FileNotFoundError) and input_problem(f) or failure_text(f.path, exc))
             continue
         if crops.path in first_of:  # a copy under another name: once, or it could be both trained on and validated
