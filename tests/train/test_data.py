@@ -525,3 +525,65 @@ def test_the_crops_of_a_private_cache_are_taken_once_the_shared_cache_can_be_wri
     again = load_rois([str(data)], str(shared), 32, log=lambda m: None, private=str(private))  # (writable now)
     assert os.listdir(shared) == [], "preprocessed or gathered again"
     torch.testing.assert_close(again.pairs, first.pairs, rtol=0, atol=0)
+
+
+def test_a_damaged_file_of_a_linked_or_private_cache_says_what_to_delete_where_it_is(tmp_path, monkeypatch):
+    """Each damaged cache file's fix-it text named RUN_DIR/cache: "deleting RUN_DIR/cache redoes every image",
+    which for crops in RUN_DIR/private-cache redoes nothing (it is always looked in), and for a link to a
+    shared cache deletes the link, or, followed, other runs' crops; a read-only one's file the user cannot delete."""
+    import errno
+
+    import xvertfast.train.data as data_module
+    from xvertfast.io.errors import DamagedFileError
+
+    data, shared = write_images(tmp_path / "data", n=2, size=48), tmp_path / "shared"
+    load_rois([str(data / "img0.png")], str(shared), 32, log=lambda m: None)
+    for gathered in shared.glob("rois-*.npy"):
+        gathered.unlink()
+    real_write = data_module.write_array
+
+    def read_only(path, *args, **kwargs):  # (root writes anywhere: the read-only mount is faked)
+        if os.path.realpath(os.path.dirname(path)) == str(shared.resolve()):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
+        return real_write(path, *args, **kwargs)
+
+    monkeypatch.setattr(data_module, "write_array", read_only)
+    monkeypatch.setattr(data_module, "_unwritable", lambda folder: "read-only file system"
+                        if os.path.realpath(folder) == str(shared.resolve()) else None)  # fmt: skip
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "cache").symlink_to(shared)
+    cache, private = str(run / "cache"), str(run / "private-cache")
+
+    def damaged(path) -> str:  # load_rois's message, the set gathered again from the crops (one cut short)
+        for gathered in glob.glob(os.path.join(private, "rois-*.npy")):
+            os.remove(gathered)
+        with open(path, "r+b") as f:
+            f.truncate(100)
+        with pytest.raises(DamagedFileError) as caught:
+            load_rois([str(data)], cache, 32, log=lambda m: None, private=private)
+        return str(caught.value)
+
+    load_rois([str(data)], cache, 32, log=lambda m: None, private=private)
+    mine = [p for p in glob.glob(os.path.join(private, "*.npy")) if not os.path.basename(p).startswith("rois-")]
+    said = damaged(mine[0])  # img1's crops, in the private cache
+    assert f"delete it and run the same command again (the image is preprocessed again; deleting {private} " \
+           "redoes every image there)" in said and f"deleting {cache}" not in said, said
+    os.remove(mine[0])
+    load_rois([str(data)], cache, 32, log=lambda m: None, private=private)  # (made again, into the private cache)
+    theirs = glob.glob(os.path.join(cache, "*.npy"))
+    said = damaged(theirs[0])  # img0's crops, in the read-only shared cache
+    assert said.startswith(f"{theirs[0]}: "), said
+    assert (f"have it deleted by whoever may write there (it is {shared.resolve() / os.path.basename(theirs[0])}: "
+            f"{cache} is a link), or remove the link {cache} (the run then preprocesses into a cache of its own), "
+            "and run the same command again (the image is preprocessed again)") in said, said
+    os.remove(theirs[0])  # (as whoever may write there)
+    monkeypatch.undo()
+    load_rois([str(data)], cache, 32, log=lambda m: None, private=private)
+    gathered = glob.glob(os.path.join(cache, "rois-*.npy"))[0]  # (the shared cache can be written now)
+    with open(gathered, "r+b") as f:
+        f.truncate(100)
+    with pytest.raises(DamagedFileError) as caught:  # the set's crops, in both folders
+        load_rois([str(data)], cache, 32, log=lambda m: None, private=private)
+    assert f"(it is gathered again from the images' crops in {cache} and {private})" in str(caught.value) or \
+        f"(it is gathered again from the images' crops in {private} and {cache})" in str(caught.value), caught.value

@@ -317,8 +317,10 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     if not os.path.exists(gathered):
         def crops(bar):
             for path, source in zip(files, sources):
-                remedy = (f"it held the crops of {source}: delete it and run the same command again (the image "
-                          f"is preprocessed again; deleting {cache_dir} redoes every image)")  # fmt: skip
+                remedy = (f"it held the crops of {source}: {_deleting(path, cache_dir, into == cache_dir)} and run the "
+                          "same command again (the image is preprocessed again" +
+                          ("" if _in_link(path, cache_dir) else f"; deleting {os.path.dirname(path)} redoes every "
+                           "image there") + ")")  # fmt: skip
                 yield read_cached(path, (per_image, 2, roi_size, roi_size), remedy)
                 bar.update(1)
 
@@ -327,11 +329,30 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
         # collector after the CLI's "interrupted" line, the log's last line then blank)
         with tqdm(total=len(files), desc="gathering the ROIs", unit="image", disable=not progress, leave=False) as bar:
             write_array(gathered, (per_image * len(files), 2, roi_size, roi_size), crops(bar))
-    remedy = ("it held the training ROIs of every image: delete it and run the same command again (it is gathered "
-              f"again from the images' crops in {cache_dir})")  # fmt: skip
+    held = " and ".join(dict.fromkeys(os.path.dirname(path) for path in files))  # (the folders, in order, once)
+    remedy = (f"it held the training ROIs of every image: {_deleting(gathered, cache_dir, into == cache_dir)} and run "
+              f"the same command again (it is gathered again from the images' crops in {held})")  # fmt: skip
     data = RoiSet.mapped(gathered, torch.arange(len(sources)).repeat_interleave(per_image), sources, roi_size, remedy)
     data.key, data.centres, data.found, data.skipped, data.digests = key, centres, len(found), skipped, digests
     return data
+
+
+def _in_link(path: str, cache_dir: str) -> bool:
+    """Whether ``path`` lies in ``cache_dir`` and that is a link: a cache perhaps shared with other runs."""
+    return os.path.dirname(path) == cache_dir and os.path.islink(cache_dir)
+
+
+def _deleting(path: str, cache_dir: str, writable: bool) -> str:
+    """How the user deletes the damaged cached file ``path`` (:func:`load_rois`'s fix-it text): "delete
+    it", but in a cache that is a link, where the file really is, and where the run cannot write there
+    (``writable`` False: a read-only shared cache), who may delete it, or how the run does without it."""
+    if not _in_link(path, cache_dir):
+        return "delete it"
+    really = f"(it is {os.path.join(os.path.realpath(cache_dir), os.path.basename(path))}: {cache_dir} is a link)"
+    if writable:
+        return f"delete it {really}"
+    return (f"have it deleted by whoever may write there {really}, or remove the link {cache_dir} (the run then "
+            "preprocesses into a cache of its own),")  # fmt: skip
 
 
 #: How many times a crop may be enlarged to the ROI size before the run warns: ROIs are cut at the
