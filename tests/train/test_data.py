@@ -456,6 +456,25 @@ def test_an_image_too_narrow_for_its_rois_is_warned_of_as_narrow_not_small(tmp_p
                         "radiographs; train on such images uncropped, at their full width, or leave them out"], said
 
 
+def test_the_enlargement_warning_of_thumbnails_and_strips_says_what_to_do_for_both(tmp_path):
+    """With a thumbnail and a strip its advice followed the image named (the largest factor) alone: the
+    strip was told to come "at their full resolution", which it has (or the thumbnail to come uncropped)."""
+    from PIL import Image
+
+    data = tmp_path / "data"
+    data.mkdir()
+    x = np.linspace(-1, 1, 48)
+    strip = np.exp(-(x[None, :] ** 2) / 0.03) * 0.6 + 0.2 + 0.08 * np.random.default_rng(0).random((1024, 48))
+    Image.fromarray(np.round(strip * 255).astype(np.uint8)).save(data / "strip.png")  # 5.3x, narrow
+    Image.fromarray(np.round(strip[::16, :40][:40] * 255).astype(np.uint8)).save(data / "thumb.png")  # 25.6x, small
+    said = []
+    load_rois([str(data)], str(tmp_path / "cache"), 256, log=said.append)
+    enlarged = [line for line in said if "enlarged" in line]
+    assert len(enlarged) == 1 and f"up to 25.6x ({data / 'thumb.png'}: 40 x 40 pixels)" in enlarged[0], said
+    assert enlarged[0].endswith("train on such images at their full resolution, and those narrower than their ROIs "
+                                "(1) uncropped, at full width, or leave them out"), enlarged  # fmt: skip
+
+
 def test_a_cache_the_run_cannot_write_is_said_at_the_start_and_a_private_one_takes_what_it_lacks(tmp_path, monkeypatch):
     """RUN_DIR/cache linked to a read-only shared cache: every image was hashed (hours for an archive),
     and the run then failed as it gathered its set there. Now it is said as the run starts, and the

@@ -366,21 +366,34 @@ def _enlarged_warning(enlarged: list[tuple[float, str, tuple[int, int]]], roi_si
     """The run's one warning of its images enlarged more than :data:`ENLARGED` times to be cut into
     ROIs: ``enlarged`` holds (factor, file, (H, W)) of each; the largest is named, with its cause:
     too few rows, or too narrow for the square ROIs its rows give (they shrink to its width: a tall
-    strip cut from a radiograph was blamed on a height it had)."""
+    strip cut from a radiograph was blamed on a height it had). What to do is said for them all: a set of
+    thumbnails and strips was told only what the one named needed."""
     factor, path, (h, w) = max(enlarged, key=lambda item: item[0])
     were = "was" if len(enlarged) == 1 else "were"
-    side = roi_size * h / WORKING_HEIGHT  # (the ROIs' side at its height, before they shrink to fit its width)
+    side = _roi_side(roi_size, h)
     scale = f"ROIs are cut at the scale of a {WORKING_HEIGHT}-row image"
     if w >= side:
-        why, todo = f"{scale}, so a smaller one's are resampled up", "at their full resolution"
+        why = f"{scale}, so a smaller one's are resampled up"
     else:
         why = (f"it is narrower than the square ROIs of {side:.0f} px its height gives ({scale}), so they shrink to "
                "its width and are resampled up")  # fmt: skip
-        todo = "uncropped, at their full width" + (" and resolution" if roi_size / side > ENLARGED else "")
+    narrow = [(hw, _roi_side(roi_size, hw[0])) for _, _, hw in enlarged if hw[1] < _roi_side(roi_size, hw[0])]
+    if not narrow:
+        todo = "at their full resolution"
+    elif len(narrow) == len(enlarged):
+        todo = "uncropped, at their full width" + (" and resolution" if any(roi_size / s > ENLARGED for _, s in narrow)
+                                                   else "")  # fmt: skip
+    else:  # (thumbnails and strips)
+        todo = f"at their full resolution, and those narrower than their ROIs ({len(narrow)}) uncropped, at full width"
     return (f"warning: {count(len(enlarged), 'image')} {were} enlarged more than {ENLARGED:g}x to give "
             f"{roi_size} px training ROIs, up to {factor:.1f}x ({path}: {w} x {h} pixels): {why}, blurred, without "
             f"the detail the network meets in full-size radiographs; train on such images {todo}, or leave them "
             "out")  # fmt: skip
+
+
+def _roi_side(roi_size: int, rows: int) -> float:
+    """The side of the square training ROIs of an image of ``rows`` rows, before they shrink to fit its width."""
+    return roi_size * rows / WORKING_HEIGHT
 
 
 def _unwritable(folder: str) -> str | None:
