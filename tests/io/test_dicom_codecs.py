@@ -4,10 +4,12 @@ outside the warnings lock so that reader threads decode at once; and what a miss
 
 from __future__ import annotations
 
+import io
 import re
 import subprocess
 import sys
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -1060,3 +1062,31 @@ def test_a_multi_frame_jpeg_ls_is_refused_as_multi_frame(tmp_path, seed):
     encapsulated_dicom(tmp_path / "m.dcm", values, JPEG_LS_LOSSLESS, [jpeg_ls(values, 12)] * 2, bits=12)
     with pytest.raises(ImageReadError, match=r"m\.dcm: multi-frame DICOM \(2 frames\)"):
         read_image(tmp_path / "m.dcm")
+
+
+@pytest.mark.parametrize("over", ["warned", "refused"])
+def test_a_frame_pydicom_decodes_by_pillow_has_max_pixels_as_its_one_limit(tmp_path, seed, monkeypatch, over):
+    # a JPEG Baseline frame is decoded by pydicom's Pillow plugin (the test extra has no other),
+    # whose Image.open held it to Pillow's bomb limit: past it a warning, past twice it the frame
+    # was refused as "truncated or corrupt?" though max_pixels allowed it. The limit is lowered here
+    # for a small frame (40 x 56 = 2240 pixels); Pillow's own check holds for anyone else
+    import imagecodecs
+    import pydicom
+    from PIL import Image
+
+    grey = np.random.default_rng(seed).integers(0, 256, size=(40, 56)).astype(np.uint8)
+    codestream = imagecodecs.jpeg8_encode(grey, level=90)
+    encapsulated_dicom(tmp_path / "g.dcm", grey, "1.2.840.10008.1.2.4.50", [codestream], bits=8)
+    with Image.open(io.BytesIO(codestream)) as decoded:  # (Pillow's values, as pydicom's plugin decodes them)
+        expected = np.asarray(decoded)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 2000 if over == "warned" else 1000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (Pillow's DecompressionBombWarning among them)
+        im = read_image(tmp_path / "g.dcm", warn=False)
+    np.testing.assert_array_equal(im.values, expected)
+    with pytest.raises(ImageReadError, match=r"g\.dcm: image claims 56 x 40 .* above the limit of 2,000 \(max_pixels\)"):
+        read_image(tmp_path / "g.dcm", max_pixels=2000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(Exception, match="decompression bomb"):  # (pydicom used alone: Pillow's check, as ever)
+            pydicom.dcmread(tmp_path / "g.dcm").pixel_array

@@ -20,10 +20,10 @@ import numpy as np
 
 from xvertfast.io.errors import ImageReadError, LogNamingTheFile
 
-__all__ = ["PNG_DEPTH_KEYWORD", "JPEG_SOF", "FileBytes", "jpeg_frame", "jpeg2000_siz", "check_pixels",
-           "bits_from_values", "luminance", "luminance_note", "grey_kept", "KEPT_ROWS", "grey_alpha_note",
-           "stored_range", "invert", "FLOAT_SCALE_SLACK", "ORIENTATION", "imagecodecs_log", "imagecodecs_decoder",
-           "imagecodecs_wanted"]
+__all__ = ["PNG_DEPTH_KEYWORD", "JPEG_SOF", "FileBytes", "opened_within_max_pixels", "jpeg_frame", "jpeg2000_siz",
+           "check_pixels", "bits_from_values", "luminance", "luminance_note", "grey_kept", "KEPT_ROWS",
+           "grey_alpha_note", "stored_range", "invert", "FLOAT_SCALE_SLACK", "ORIENTATION", "imagecodecs_log",
+           "imagecodecs_decoder", "imagecodecs_wanted"]
 
 
 #: The EXIF / TIFF Orientation tag: how the stored rows and columns are to be turned for display.
@@ -54,6 +54,34 @@ class FileBytes(io.BytesIO):
 
     def __repr__(self) -> str:
         return repr(self.path)
+
+
+def opened_within_max_pixels(fp: BinaryIO, formats: tuple[str, ...]):
+    """Pillow's image of ``fp`` opened by the class Pillow registers for the first of ``formats``
+    ("PNG", "JPEG", "JPEG2000") that takes it (Image.OPEN, as Image.open finds it), without
+    Image.open's decompression-bomb check: for a file whose size max_pixels has passed, the one
+    limit (Pillow's, about 179 Mpx, refused what a higher max_pixels allowed, and warned of one
+    above 89 Mpx, an error under -W error). Pillow's limit is a global, so it is not lifted
+    instead: a thread opening another file meanwhile would lose it. The registered class, not a
+    plugin's name for it, which is not Pillow's documented API. None where no class takes the
+    file, or none is registered: Image.open, with its check, then opens it or says why."""
+    from PIL import Image
+
+    Image.preinit()  # (registers PNG and JPEG, as Image.open does first)
+    start = fp.tell()
+    for name in formats:
+        if name not in getattr(Image, "OPEN", {}):
+            Image.init()  # (the others, JPEG 2000's among them)
+        opener = getattr(Image, "OPEN", {}).get(name)
+        if opener is None:
+            continue
+        fp.seek(start)
+        try:
+            return opener[0](fp)
+        except (SyntaxError, IndexError, TypeError, struct.error):  # (what Image.open takes as not this format)
+            pass
+    fp.seek(start)
+    return None
 
 
 def jpeg_frame(f: BinaryIO) -> tuple[int, int, int | None, int | None] | None:

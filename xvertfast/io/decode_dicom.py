@@ -33,7 +33,8 @@ def read_dicom(path: str, max_pixels: int, notes: list[str]):
         with WarningsNamingTheFile(path, stacklevel=4):  # (the caller of read_image)
             ds, syntax, codestream = _parse_dicom(path, max_pixels, notes)
         source = codestream.source if codestream is not None else None
-        with dicom_codecs.decoded_ahead(ds, syntax, source), WarningsNamingTheFile(path, stacklevel=4):
+        sized = codestream is not None and (codestream.rows, codestream.cols) == (ds.get("Rows"), ds.get("Columns"))
+        with dicom_codecs.decoded_ahead(ds, syntax, source, sized), WarningsNamingTheFile(path, stacklevel=4):
             return _dicom_pixels(ds, syntax, codestream, path, notes)
     except NotImplementedError as exc:  # pydicom converting an element when first asked for it
         if "Unknown Value Representation" not in str(exc):

@@ -14,14 +14,14 @@ imagecodecs' libpng where it is installed, and read at 8 bits with a note saying
 from __future__ import annotations
 
 import io
-import struct
 import zlib
 
 import numpy as np
 
 from xvertfast.io.decode_common import (JPEG_SOF, KEPT_ROWS, ORIENTATION, PNG_DEPTH_KEYWORD, FileBytes,
                                         bits_from_values, check_pixels, grey_alpha_note, grey_kept, imagecodecs_decoder,
-                                        imagecodecs_log, imagecodecs_wanted, jpeg_frame, luminance, luminance_note)
+                                        imagecodecs_log, imagecodecs_wanted, jpeg_frame, luminance, luminance_note,
+                                        opened_within_max_pixels)
 from xvertfast.io.errors import ImageReadError, WarningsNamingTheFile
 
 __all__ = ["read_pillow"]
@@ -393,25 +393,14 @@ def _scaled_from(values: np.ndarray, significant: int) -> bool:
 
 
 def _opened(data: bytes, path: str, fmt: str):
-    """Pillow's image of the PNG or JPEG ``data``, opened by its format's own class, as Image.open
-    opens it but without Image.open's decompression-bomb check: max_pixels, checked on the size
-    read before a pixel is decoded, is the one limit (Pillow's, about 179 Mpx, refused what a
-    higher max_pixels allowed, and warned of one above 89 Mpx, an error under -W error).
-    Pillow's limit is a global, so it is not lifted instead: a thread reading another file
-    meanwhile would lose it. Where the class does not take the file, Image.open says why. The
-    class is the one Pillow registers for the format (Image.OPEN, as Image.open finds it), not a
-    plugin's name for it, which is not Pillow's documented API: had a later Pillow renamed it,
-    every JPEG would fail; where none is registered, Image.open opens it, with its check."""
+    """Pillow's image of the PNG or JPEG ``data``, opened without Image.open's decompression-bomb
+    check (:func:`~xvertfast.io.decode_common.opened_within_max_pixels`): max_pixels, checked on
+    the size read before a pixel is decoded, is the one limit. Where the class does not take the
+    file, Image.open says why (and where none is registered, opens it, with its check)."""
     from PIL import Image
 
-    Image.preinit()  # (registers PNG and JPEG, as Image.open does first)
-    opener = getattr(Image, "OPEN", {}).get("PNG" if fmt == "png" else "JPEG")
-    try:
-        if opener is not None:
-            return opener[0](FileBytes(data, path))
-    except (SyntaxError, IndexError, TypeError, struct.error):  # (what Image.open takes as not this format)
-        pass
-    return Image.open(FileBytes(data, path))
+    fp = FileBytes(data, path)
+    return opened_within_max_pixels(fp, ("PNG" if fmt == "png" else "JPEG",)) or Image.open(fp)
 
 
 def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):

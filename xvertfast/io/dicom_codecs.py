@@ -17,6 +17,9 @@ The reader holds a lock while pydicom works (:class:`~xvertfast.io.errors.Warnin
 Python's warning state is process-wide), so :func:`decoded_ahead` decodes a file's frame before
 that, and the plugin hands pydicom the result. A frame imagecodecs refuses (JPEG 2000 components
 of mixed precision or sign) the reader gives to pydicom's own plugins.
+
+A frame pydicom's Pillow plugin decodes (JPEG Baseline) is opened on the reader's thread without
+Pillow's own size limit (:class:`_PillowWithinMaxPixels`): max_pixels is the one limit, as for PNG.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from xvertfast.io.decode_common import imagecodecs_decoder, imagecodecs_wanted, importable
+from xvertfast.io.decode_common import imagecodecs_decoder, imagecodecs_wanted, importable, opened_within_max_pixels
 
 __all__ = ["PLUGIN", "available_for", "cut_short", "decoded_ahead", "is_available", "missing_decoders",
            "pixel_array"]
@@ -137,13 +140,17 @@ def missing_decoders(syntax) -> list[str]:
 
 
 @contextlib.contextmanager
-def decoded_ahead(ds, syntax, source: bytes | None) -> Iterator[None]:
+def decoded_ahead(ds, syntax, source: bytes | None, sized: bool = False) -> Iterator[None]:
     """Decodes ``source``, the single frame of ``ds`` (as the reader took it out of the pixel data
     once; None where none could be), now, where this plugin would decode it, and keeps it for the
     plugin until the block ends. Anything wrong (a multi-frame or corrupt file) is left for
     pydicom's decoding in the block to report. The reader has refused a codestream that declares
     another size than Rows x Columns (on which max_pixels was checked) before this. A frame the
-    plugin refuses within the block, not decoded ahead, is kept so too: it is not decoded again."""
+    plugin refuses within the block, not decoded ahead, is kept so too: it is not decoded again.
+    ``sized``: the codestream declares Rows x Columns, so pydicom's Pillow plugin opens it on this
+    thread within the block without Pillow's own limit (:class:`_PillowWithinMaxPixels`)."""
+    if sized:
+        _within_max_pixels()
     frame = None
     codec = _CODECS.get(syntax)
     if source is not None and available_for(syntax) and (codec not in _COLOUR_ONLY_DEEPER or _one_sample(ds)) and \
@@ -152,11 +159,48 @@ def decoded_ahead(ds, syntax, source: bytes | None) -> Iterator[None]:
             frame = (source, _decode(syntax, source))
         except Exception as exc:  # kept for the plugin to raise
             frame = (source, _bare(exc))
-    _ahead.frame, _ahead.within = frame, True
+    _ahead.frame, _ahead.within, _ahead.sized = frame, True, sized
     try:
         yield
     finally:
-        _ahead.frame, _ahead.within = None, False
+        _ahead.frame, _ahead.within, _ahead.sized = None, False, False
+
+
+class _PillowWithinMaxPixels:
+    """PIL.Image as pydicom's Pillow plugin (JPEG Baseline and 8-bit Extended frames, JPEG 2000
+    where neither imagecodecs nor pylibjpeg-openjpeg is there) sees it, put there once: the same
+    module to every thread, but on a reader's thread within :func:`decoded_ahead` for a frame whose
+    codestream declares Rows x Columns, its Image.open opens the frame without Pillow's
+    decompression-bomb check, as read_pillow opens a PNG or JPEG: max_pixels, checked on Rows x
+    Columns, is the one limit (above 89 Mpx Pillow warned, above 179 Mpx it refused the frame,
+    said as "truncated or corrupt?", however high max_pixels). Pillow's limit is a global, so it is
+    not lifted: another thread's Image.open keeps it, as pydicom's plugin elsewhere does."""
+
+    def __init__(self, image):
+        self._image = image
+
+    def __getattr__(self, name: str):
+        return getattr(self._image, name)
+
+    def open(self, fp, mode="r", formats=None):
+        if getattr(_ahead, "sized", False) and formats:
+            opened = opened_within_max_pixels(fp, tuple(formats))
+            if opened is not None:
+                return opened
+        return self._image.open(fp, mode, formats)
+
+
+def _within_max_pixels() -> None:
+    """Puts :class:`_PillowWithinMaxPixels` in pydicom's Pillow plugin, once; where that plugin has
+    no Image (another pydicom), nothing: Pillow's limit holds there as before."""
+    try:
+        from pydicom.pixels.decoders import pillow as plugin
+    except ImportError:
+        return
+    with _register_lock:
+        image = getattr(plugin, "Image", None)
+        if image is not None and not isinstance(image, _PillowWithinMaxPixels):
+            plugin.Image = _PillowWithinMaxPixels(image)
 
 
 def _one_sample(ds) -> bool:
