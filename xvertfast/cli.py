@@ -1122,8 +1122,22 @@ def _trained_line(run_dir: str) -> str:
     written = [f"{what} in {path}" for what, path in (("metrics", os.path.join(run_dir, "metrics.csv")),
                                                       ("loss curves", os.path.join(run_dir, "curves.png")))
                if os.path.exists(path)]  # fmt: skip
+    previews = _previews(run_dir)  # (each stage's, where matplotlib drew them: the first thing to look at)
+    if previews:
+        written.append(f"previews (a few ROIs through each stage) in {' and '.join(previews)}")
     return (f"the model is in {model}: enhance with `xvertfast enhance INPUT -o OUT --model {model}` (Python: "
             "xvertfast.load_model)" + ("; " + ", ".join(written) if written else ""))  # fmt: skip
+
+
+def _previews(run_dir: str) -> list[str]:
+    """RUN_DIR's preview_stage{k}.png files, in stage order (none where matplotlib is not installed)."""
+    try:
+        names = os.listdir(run_dir)
+    except OSError:  # (the run has finished: its line is not to fail on a folder removed meanwhile)
+        return []
+    stages = sorted(int(k) for name in names if name.startswith("preview_stage") and name.endswith(".png")
+                    and (k := name[len("preview_stage"):-len(".png")]).isdigit())  # fmt: skip
+    return [os.path.join(run_dir, f"preview_stage{k}.png") for k in stages]
 
 
 INPUTS_HELP = ("image files, folders (searched recursively) or @list.txt files (one path per line, relative "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import os
 import re
@@ -1529,7 +1530,15 @@ def test_cli_points_only_at_the_files_a_run_wrote(tmp_path, capsys):
     """Before: a run of no epochs (--init, --epochs-gc 0 --epochs-joint 0, a copy of the model) said
     "metrics in RUN_DIR/metrics.csv", a file no epoch had written."""
     data = write_images(tmp_path / "data")
-    train([str(data)], str(tmp_path / "a"), CONFIG, progress=False, log=lambda m: None)
+    trained = tmp_path / "a"  # (its line names each stage's preview: it named none)
+    assert main(["train", str(data), "-o", str(trained), "--stages", "2", "--epochs-gc", "1", "--epochs-joint", "0",
+                 "--batch-size", "2", "--width", "4", "--depth", "2", "--roi-size", "32", "--seed", "3", "-q",
+                 "--device", "cpu"]) == 0  # fmt: skip
+    said = capsys.readouterr().out
+    drawn = importlib.util.find_spec("matplotlib") is not None  # (the pictures need it)
+    assert not drawn or f"metrics in {trained / 'metrics.csv'}, loss curves in {trained / 'curves.png'}, previews " \
+        f"(a few ROIs through each stage) in {trained / 'preview_stage1.png'} and {trained / 'preview_stage2.png'}" \
+        in said, said
     run = tmp_path / "b"
     assert main(["train", str(data), "-o", str(run), "--init", str(tmp_path / "a" / "model"), "--epochs-gc", "0",
                  "--epochs-joint", "0", "--roi-size", "32", "-q", "--device", "cpu"]) == 0  # fmt: skip
