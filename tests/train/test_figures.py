@@ -143,3 +143,26 @@ def test_training_on_patches_counts_patches_per_second_in_the_curves_titles(tmp_
     train([str(data)], str(tmp_path / "rois"), TrainConfig(**quick), progress=False, log=lambda m: None)
     rates = [t for t in titles if t.startswith("stage ")]
     assert rates and all(t.endswith("ROIs/s") for t in rates), titles
+
+
+def test_plot_preview_shows_the_input_and_output_on_one_stated_window(tmp_path, monkeypatch):
+    """On a fixed 0 to 1 a briefly trained model's output (and its input, 0.4 to 0.6 here) looked flat
+    grey: both are shown on their 1st to 99th percentile together, which each panel's title says."""
+    pytest.importorskip("matplotlib")
+    from xvertfast.train import figures
+
+    drawn = []
+    monkeypatch.setattr(figures, "_save", lambda plt, fig, path, title: drawn.append(fig))
+    ramp = np.linspace(0, 1, 32 * 32).reshape(1, 32, 32)
+    xp, out, y = 0.4 + 0.2 * ramp, 0.3 + 0.4 * ramp, ramp - 0.5
+    assert plot_preview(xp, y, out, str(tmp_path / "preview.png"))
+    lo, hi = np.percentile(np.concatenate([xp.ravel(), out.ravel()]), [1, 99])
+    shown = f"shown {lo:.3g} (black) to {hi:.3g} (white)"
+    axes = drawn[0].axes
+    assert [ax.get_title() for ax in axes] == [f"input X_p\n{shown}", "guidance Y (±0.495)", f"output\n{shown}"]
+    np.testing.assert_allclose([axes[0].images[0].get_clim(), axes[2].images[0].get_clim()], [[lo, hi]] * 2)
+    assert 0.3 < lo < hi < 0.7
+    flat = np.full((1, 8, 8), 0.5)  # (one value: no window to stretch to)
+    assert plot_preview(flat, flat - 0.5, flat, str(tmp_path / "flat.png"))
+    flat_input = drawn[1].axes[0]
+    assert flat_input.images[0].get_clim() == (0.0, 1.0) and "shown 0 (black) to 1 (white)" in flat_input.get_title()

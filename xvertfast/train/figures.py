@@ -4,7 +4,8 @@
   validation loss on a log scale, the joint phase shaded (its loss adds the feature term, so
   the curve jumps where it starts) and the epoch whose weights the stage kept marked.
 - ``RUN_DIR/preview_stage{k}.png``: a few validation ROIs through the finished stage: its
-  input X_p, the guidance image Y and its output, on the scales the enhancement uses.
+  input X_p and its output on one grey window (their 1st to 99th percentile, said in the panels'
+  titles), and the guidance image Y centred on mid-grey.
 
 matplotlib is optional (``xvertfast[eval]``): without it nothing is drawn.
 """
@@ -123,9 +124,11 @@ def plot_curves(rows: list[dict], path: str, title: str = "", samples: str = "RO
 
 
 def plot_preview(xp: np.ndarray, y: np.ndarray, out: np.ndarray, path: str, title: str = "") -> bool:
-    """Draws ROIs [N, S, S] side by side into the PNG ``path``, one row each: X_p and the
-    output on [0, 1] (what the enhancement blends in), Y centred on 0 (mid-grey) and scaled
-    to its 99th percentile of |Y|. Written atomically; False, drawing nothing, without
+    """Draws ROIs [N, S, S] side by side into the PNG ``path``, one row each: X_p and the output
+    on one grey window, their 1st to 99th percentile together (:func:`_window`), said in each
+    title; Y centred on 0 (mid-grey) and scaled to its 99th percentile of |Y|. On [0, 1], where
+    the output lies, a briefly trained model's output and its input looked alike and flat; the
+    shared window keeps them comparable. Written atomically; False, drawing nothing, without
     matplotlib or ROIs."""
     plt = _pyplot()
     if plt is None or len(xp) == 0:
@@ -134,12 +137,21 @@ def plot_preview(xp: np.ndarray, y: np.ndarray, out: np.ndarray, path: str, titl
     fig, axes = plt.subplots(n, 3, figsize=(7.8, 2.7 * n + 0.4), squeeze=False)
     for row in range(n):
         span = float(np.percentile(np.abs(y[row]), 99)) or 1.0
-        panels = ((xp[row], 0.0, 1.0, "input X_p"), (y[row], -span, span, f"guidance Y (±{span:.3g})"),
-                  (out[row], 0.0, 1.0, "output"))  # fmt: skip
-        for ax, (img, lo, hi, name) in zip(axes[row], panels):
-            ax.imshow(img, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
+        lo, hi = _window(xp[row], out[row])
+        shown = f"shown {lo:.3g} (black) to {hi:.3g} (white)"
+        panels = ((xp[row], lo, hi, f"input X_p\n{shown}"), (y[row], -span, span, f"guidance Y (±{span:.3g})"),
+                  (out[row], lo, hi, f"output\n{shown}"))  # fmt: skip
+        for ax, (img, black, white, name) in zip(axes[row], panels):
+            ax.imshow(img, cmap="gray", vmin=black, vmax=white, interpolation="nearest")
             ax.set_title(name, fontsize=8)
             ax.set_xticks([])
             ax.set_yticks([])
     _save(plt, fig, path, title)
     return True
+
+
+def _window(xp: np.ndarray, out: np.ndarray) -> tuple[float, float]:
+    """The grey window (black, white) X_p and the output are shown on: the 1st to 99th percentile of
+    both together, so neither is stretched apart from the other; [0, 1] where that is a single value."""
+    lo, hi = (float(v) for v in np.percentile(np.concatenate([xp.ravel(), out.ravel()]), [1, 99]))
+    return (lo, hi) if hi > lo else (0.0, 1.0)
