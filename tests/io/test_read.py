@@ -544,11 +544,13 @@ def test_tiff_pillow_may_lack_the_codec_for_says_so(tmp_path, monkeypatch, reque
      "MINISBLACK pages of 10-bit unsigned samples"),
 ])  # fmt: skip
 def test_a_valid_tiff_whose_layout_pillow_lacks_is_not_called_corrupt(tmp_path, seed, name, data, options, what,
-                                                                      lacked, request):  # fmt: skip
+                                                                      lacked, request, capfd):  # fmt: skip
     # where imagecodecs is missing and Pillow does not decode the page's layout (16-bit grey +
     # alpha, half floats, 10-bit samples: "cannot identify image file"; 16-bit JPEG: a decoder
     # error) the file was said to be "truncated or corrupt", though tifffile read its tags and
-    # imagecodecs reads it (uncompressed, said to be "NONE data")
+    # imagecodecs reads it (uncompressed, said to be "NONE data"). Nothing goes to stderr: a 16-bit
+    # JPEG one was given to Pillow, whose libtiff wrote "JPEGPreDecode: Improper JPEG data
+    # precision" there, a line naming no file of a batch, before the file's error
     import tifffile
 
     samples, dtype = data if isinstance(data, tuple) else (1, data)
@@ -556,11 +558,13 @@ def test_a_valid_tiff_whose_layout_pillow_lacks_is_not_called_corrupt(tmp_path, 
     tifffile.imwrite(tmp_path / name, values, **options)
     read_image(tmp_path / name, warn=False)  # (with imagecodecs)
     request.getfixturevalue("without_imagecodecs")
+    capfd.readouterr()
     with pytest.raises(ImageReadError) as caught:
         read_image(tmp_path / name, warn=False)
     assert str(caught.value) == (f"{tmp_path / name}: cannot decode TIFF: Pillow, which decodes {what} here as "
                                  f"imagecodecs is not installed, does not decode {lacked}, though its tags read as a "
                                  "valid TIFF's: pip install imagecodecs for tifffile to read it")  # fmt: skip
+    assert capfd.readouterr().err == ""
 
 
 def test_pillow_has_codec_writes_and_reads_one_back():

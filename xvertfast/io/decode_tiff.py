@@ -471,6 +471,9 @@ def _tiff_without_imagecodecs(path: str, page, compression: str, white_is_zero: 
     by_pillow = f"Pillow, which decodes {what} here as imagecodecs is not installed"
     lacking = f"cannot decode TIFF: {by_pillow}, does not decode {{}}, though its tags read as a valid TIFF's: " \
               "pip install imagecodecs for tifffile to read it"  # fmt: skip
+    if code == 7 and page.bitspersample > 12:  # (its libtiff's JPEG codec takes 8- and 12-bit samples; tried, it
+        # failed on them, writing "JPEGPreDecode: Improper JPEG data precision" to stderr, naming no file)
+        raise ImageReadError(path, lacking.format(f"{page.bitspersample}-bit JPEG data"))
     ycbcr = _ycbcr_as_rgb(path, page)
     try:
         # Pillow's warnings (a tag with more values than it takes) named, as read_pillow names them:
@@ -507,8 +510,6 @@ def _tiff_without_imagecodecs(path: str, page, compression: str, white_is_zero: 
         except MemoryError:
             raise
         except Exception as exc:
-            if code == 7 and page.bitspersample > 12:  # (its libtiff's JPEG codec takes 8- and 12-bit samples)
-                raise ImageReadError(path, lacking.format(f"{page.bitspersample}-bit JPEG data")) from None
             if not _pillow_has_codec(im.info.get("compression", "")):  # not known to decode it: either
                 raise ImageReadError(path, f"cannot decode TIFF: {by_pillow}, failed on it ({exc}): this Pillow may "
                                      f"lack the {compression} codec (pip install imagecodecs), or the file is "
