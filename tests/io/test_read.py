@@ -1781,6 +1781,31 @@ def test_max_pixels_is_the_one_limit_on_a_png_or_jpeg_not_pillows(tmp_path, monk
                                  "3,071 (max_pixels); refusing to decode")  # fmt: skip
 
 
+@pytest.mark.parametrize("fmt", ["png", "jpeg"])
+def test_a_png_or_jpeg_with_no_class_registered_for_it_is_opened_by_image_open(tmp_path, monkeypatch, fmt):
+    # where Pillow registers no class under the format's name (Image.OPEN, as a later Pillow might
+    # name it otherwise), the reader falls back to Image.open: the file reads as before, with
+    # Pillow's bomb check (a limit under its 3072 pixels refuses it, said so), and max_pixels first
+    values = np.full((48, 64), 128, np.uint8)
+    values[:16, :16] = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    path = tmp_path / f"a.{'jpg' if fmt == 'jpeg' else fmt}"
+    Image.fromarray(values).save(path, quality=95)
+    expected = read_image(path).values
+
+    class Unnamed(dict):
+        def get(self, key, default=None):  # (Image.open looks its classes up by [], as ever)
+            return default
+
+    Image.preinit()
+    monkeypatch.setattr(Image, "OPEN", Unnamed(Image.OPEN))
+    np.testing.assert_array_equal(read_image(path).values, expected)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(ImageReadError, match=r"refused by the decompression-bomb check: Image size \(3072 pixels\)"):
+        read_image(path)
+    with pytest.raises(ImageReadError, match=r"above the limit of 3,071 \(max_pixels\)"):
+        read_image(path, max_pixels=3071)
+
+
 def test_a_jpeg_is_read_without_the_plugins_own_name_for_its_class(tmp_path, monkeypatch):
     # JpegImagePlugin.jpeg_factory is not Pillow's documented API: with it renamed, every JPEG failed
     # "a.jpg: cannot decode JPEG: AttributeError: ...". The class is Pillow's registered one now, and

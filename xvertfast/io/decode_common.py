@@ -22,8 +22,8 @@ from xvertfast.io.errors import ImageReadError, LogNamingTheFile
 
 __all__ = ["PNG_DEPTH_KEYWORD", "JPEG_SOF", "FileBytes", "opened_within_max_pixels", "jpeg_frame", "jpeg2000_siz",
            "check_pixels", "bits_from_values", "luminance", "luminance_note", "grey_kept", "KEPT_ROWS",
-           "grey_alpha_note", "stored_range", "invert", "FLOAT_SCALE_SLACK", "ORIENTATION", "imagecodecs_log",
-           "imagecodecs_decoder", "imagecodecs_wanted"]
+           "high_bytes_note", "grey_alpha_note", "stored_range", "invert", "FLOAT_SCALE_SLACK", "ORIENTATION",
+           "imagecodecs_log", "imagecodecs_decoder", "imagecodecs_wanted"]
 
 
 #: The EXIF / TIFF Orientation tag: how the stored rows and columns are to be turned for display.
@@ -258,6 +258,15 @@ def luminance_note(notes: list[str], path: str, source: str, lost_nothing: bool 
     grey one stored as RGB, which a reader need not worry over, is told so."""
     kept = ": its red, green and blue are equal in every pixel, so the conversion lost nothing" if lost_nothing else ""
     notes.append(f"{path}: {source} image converted to luminance (grayscale){kept}")
+
+
+def high_bytes_note(notes: list[str], path: str, bits: int, fmt: str, decoder: str, wanted: str) -> None:
+    """One wording for a colour image of ``bits``-bit samples that Pillow (``decoder``: it, in the
+    words that say why it decoded the file) decoded at 8 bits, keeping each sample's high byte (12-bit
+    data in 16-bit samples: 16 levels), a PNG's or a TIFF's (``fmt``); ``wanted``: what reads it at
+    its depth (:func:`imagecodecs_wanted`). Read silently, the depth and most levels were lost."""
+    notes.append(f"{path}: {bits}-bit colour {fmt}: decoded at 8 bits ({decoder} keeps only the high byte of each "
+                 f"sample); {wanted} reads it at {bits} bits, or save it as {bits}-bit greyscale to keep the depth")
 
 
 def grey_alpha_note(notes: list[str], path: str, kind: str = "grey") -> None:

@@ -318,7 +318,7 @@ def _dicom_pixels(ds, syntax, codestream: _Codestream | None, path: str, notes: 
         name = getattr(syntax, "name", str(syntax))
         # a plugin that is there but does not take this kind of frame (Pillow and a 12-bit JPEG
         # Extended one) lacks a decoder as much: nothing is damaged
-        unsupported = "does not support" in str(exc)
+        unsupported = _not_supported(exc)
         if syntax is not None and getattr(syntax, "is_compressed", False) and (unsupported or not _has_decoder(syntax)):
             raise ImageReadError(path, f"compressed transfer syntax '{name}' needs a decoder{_decoders_wanted(syntax)} "
                                  "(pip install 'xvertfast[dicom-codecs]')") from None  # fmt: skip
@@ -633,12 +633,19 @@ def _rle_words(ds, syntax, samples: int, path: str) -> np.ndarray | None:
         with _said_while_decoding(ds, BitsStored=allocated, HighBit=allocated - 1):
             words = np.asarray(dicom_codecs.pixel_array(ds, syntax))
     except Exception as exc:
-        if "does not support" in str(exc):  # (as read_dicom tells a plugin not taking the frame)
+        if _not_supported(exc):
             return None
         raise
     if words.ndim != 2 or words.dtype.kind not in "iu" or 8 * words.dtype.itemsize != allocated:
         return None
     return words.astype(np.dtype(f"u{words.dtype.itemsize}"), copy=False)
+
+
+def _not_supported(exc: Exception) -> bool:
+    """Whether pydicom's decoding failed as a plugin there does not take this kind of frame (Pillow
+    and a 12-bit JPEG Extended one, a codec and a precision), by pydicom's words for it: nothing is
+    damaged then (read_dicom asks for a decoder; the RLE words' decoding falls back)."""
+    return "does not support" in str(exc)
 
 
 def _low_bits(ds, words: np.ndarray, path: str) -> np.ndarray:

@@ -19,9 +19,9 @@ import zlib
 import numpy as np
 
 from xvertfast.io.decode_common import (JPEG_SOF, KEPT_ROWS, ORIENTATION, PNG_DEPTH_KEYWORD, FileBytes,
-                                        bits_from_values, check_pixels, grey_alpha_note, grey_kept, imagecodecs_decoder,
-                                        imagecodecs_log, imagecodecs_wanted, jpeg_frame, luminance, luminance_note,
-                                        opened_within_max_pixels)
+                                        bits_from_values, check_pixels, grey_alpha_note, grey_kept, high_bytes_note,
+                                        imagecodecs_decoder, imagecodecs_log, imagecodecs_wanted, jpeg_frame, luminance,
+                                        luminance_note, opened_within_max_pixels)
 from xvertfast.io.errors import ImageReadError, WarningsNamingTheFile
 
 __all__ = ["read_pillow"]
@@ -35,11 +35,10 @@ def _grey_kept_by_rows(im, grey) -> bool:
     return all(grey_kept(np.asarray(im.crop(box)), np.asarray(grey.crop(box))) for box in boxes)
 
 
-def _jpeg_process_pillow_lacks(data: bytes) -> str | None:
-    """The JPEG process (and depth) a file's first frame header names where Pillow cannot decode
-    it (lossless, JPEG-LS, 12-bit, ...), e.g. "12-bit lossless JPEG"; None where it is one Pillow
-    decodes, or where no frame header is found (a corrupt file)."""
-    frame = jpeg_frame(io.BytesIO(data))
+def _jpeg_process_pillow_lacks(frame) -> str | None:
+    """The JPEG process (and depth) a file's first frame header (``frame``, as jpeg_frame parsed
+    it) names where Pillow cannot decode it (lossless, JPEG-LS, 12-bit, ...), e.g. "12-bit lossless
+    JPEG"; None where it is one Pillow decodes, or where no frame header is found (a corrupt file)."""
     if frame is None:
         return None
     marker, precision = frame[:2]
@@ -53,15 +52,15 @@ def _jpeg_process_pillow_lacks(data: bytes) -> str | None:
 _ARITHMETIC_SOF = (0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF)
 
 
-def _check_jpeg_size(path: str, data: bytes, h: int, w: int) -> None:
+def _check_jpeg_size(path: str, data: bytes, frame, h: int, w: int) -> None:
     """Refuses a Huffman-coded JPEG too small for the size its frame header claims: every 8 x 8
     block of its first component takes at least one bit (a Huffman code; a DC scan codes each
     block), and libjpeg fills what is missing of a file cut or lying about its size with grey,
-    silently. An arithmetic-coded one has no such floor: it is not refused."""
+    silently. An arithmetic-coded one has no such floor: it is not refused. ``frame``: its frame
+    header, as jpeg_frame parsed it."""
     blocks = -(-h // 8) * -(-w // 8)
     if len(data) * 8 >= blocks:
         return
-    frame = jpeg_frame(io.BytesIO(data))
     if frame is None or frame[0] not in _ARITHMETIC_SOF:
         raise ImageReadError(path, f"JPEG frame header claims {w} x {h} (width x height), more than its {len(data):,} "
                              "bytes can hold (at least 1 bit per 8 x 8 block): truncated or corrupt")  # fmt: skip
@@ -103,17 +102,18 @@ def _jpeg_end(data: bytes) -> int | None:
 _MORE_DATA = bytes(range(0x10, 0xF0)) * 2
 
 
-def _check_jpeg_data_ends(path: str, data: bytes, im) -> None:
+def _check_jpeg_data_ends(path: str, data: bytes, frame, im) -> None:
     """Refuses a Huffman-coded JPEG whose coded data ends before its last block (a frame header
     claiming more rows or columns than the data holds): libjpeg decodes each missing block as
     grey, 128, saying so only in a warning Pillow drops. Only where the last block decoded is
     all 128 is the file decoded again with more coded data before its end marker: a whole file's
-    decoder has finished before it and gives the same image, where one that ran out does not."""
+    decoder has finished before it and gives the same image, where one that ran out does not.
+    ``frame``: its frame header, as jpeg_frame parsed it."""
     h, w = im.height, im.width
     last = np.asarray(im.crop(((w - 1) // 8 * 8, (h - 1) // 8 * 8, w, h)))
     if not (last == 128).all():
         return
-    frame, end = jpeg_frame(io.BytesIO(data)), _jpeg_end(data)
+    end = _jpeg_end(data)
     if frame is None or frame[0] in _ARITHMETIC_SOF or end is None:  # (an arithmetic decoder may read past its last
         return  # block's bits, whose encoder leaves out the zero bytes at its end: another image then too)
     with _opened(data[:end] + _MORE_DATA + data[end:], path, "jpeg") as again:
@@ -411,11 +411,12 @@ def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
             data = f.read()
     except OSError as exc:
         raise ImageReadError(path, f"cannot read: {exc.strerror or exc}") from None
+    # a JPEG's frame header, parsed once for every check of it here (its size, its process where
+    # Pillow lacks it, its coding), its size against max_pixels before Pillow opens it, as a PNG's
+    # IHDR is (read_image): also where Pillow opens it by Image.open, whose bomb check would
+    # refuse it first (_opened's fallback, where Pillow registers no JPEG class)
     frame = jpeg_frame(io.BytesIO(data)) if fmt == "jpeg" else None
     if frame is not None and frame[2] and frame[3]:
-        # its frame header's size against max_pixels before Pillow opens it, as a PNG's IHDR is:
-        # above Pillow's bomb limit it was refused as "could be decompression bomb DOS attack"
-        # (max_pixels unsaid), and past its warning limit warned so before max_pixels refused it
         check_pixels(path, frame[2], frame[3], max_pixels)
     try:
         # Pillow's warnings (corrupt EXIF data; a decompression-bomb size only where _opened falls
@@ -426,7 +427,7 @@ def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
         with im:
             check_pixels(path, im.height, im.width, max_pixels)
             if fmt == "jpeg":
-                _check_jpeg_size(path, data, im.height, im.width)
+                _check_jpeg_size(path, data, frame, im.height, im.width)
             mode = im.mode
             frames = getattr(im, "n_frames", 1)  # an animated PNG, a JPEG of several pictures (MPO)
             if frames > 1:
@@ -440,9 +441,7 @@ def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
             decode_16 = imagecodecs_decoder("png") if colour_16 else None  # (libpng: keeps the 16 bits)
             if colour_16 and decode_16 is None:
                 wanted = imagecodecs_wanted("png", "PNG", command=True)  # (or its PNG codec, or why it fails)
-                notes.append(f"{path}: 16-bit colour PNG: decoded at 8 bits (Pillow keeps only the high byte of "
-                             f"each sample); {wanted} reads it at 16 bits, or save it as 16-bit greyscale to keep "
-                             "the depth")  # fmt: skip
+                high_bytes_note(notes, path, 16, "PNG", "Pillow", wanted)
             if grey_alpha and data[24] == 16:  # (its bit depth; Pillow would decode it at 8 bits)
                 im = _grey_of_16_bit_grey_alpha(data)
             elif decode_16 is not None:  # (Pillow would decode it at 8 bits)
@@ -452,7 +451,7 @@ def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
                 if fmt == "png" and data[25] == 0:  # (a grey one's, as Pillow decodes it)
                     _transparent_level_note(notes, path, data, im)
             if fmt == "jpeg":
-                _check_jpeg_data_ends(path, data, im)
+                _check_jpeg_data_ends(path, data, frame, im)
             with WarningsNamingTheFile(path, stacklevel=4):
                 orientation = im.getexif().get(ORIENTATION, 1)
             if orientation not in (1, None):
@@ -489,7 +488,7 @@ def read_pillow(path: str, fmt: str, max_pixels: int, notes: list[str]):
         raise ImageReadError(path, f"refused by the decompression-bomb check: {exc}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         # (Pillow opens no frame it lacks a decoder for: a cut one it opens, and fails later)
-        process = _jpeg_process_pillow_lacks(data) if fmt == "jpeg" and "cannot identify" in str(exc) else None
+        process = _jpeg_process_pillow_lacks(frame) if fmt == "jpeg" and "cannot identify" in str(exc) else None
         if process:
             raise ImageReadError(path, f"{process}: not decoded here (Pillow decodes 8-bit baseline and "
                                  "progressive JPEG); convert it to PNG or TIFF") from None  # fmt: skip

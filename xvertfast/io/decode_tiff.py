@@ -18,7 +18,8 @@ import struct
 import numpy as np
 
 from xvertfast.io.decode_common import (ORIENTATION, FileBytes, bits_from_values, check_pixels, grey_alpha_note,
-                                        imagecodecs_log, imagecodecs_wanted, invert, jpeg_frame, luminance)
+                                        high_bytes_note, imagecodecs_log, imagecodecs_wanted, invert, jpeg_frame,
+                                        luminance)
 from xvertfast.io.errors import ImageReadError, LogNamingTheFile, WarningsNamingTheFile
 
 __all__ = ["read_tiff"]
@@ -125,7 +126,9 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logs: tuple[LogNa
                 values, flip, pillow_mode = _tiff_without_imagecodecs(path, page, compression, white_is_zero, index)
                 values = _as_the_page_stores(values, page.dtype)
                 if values.ndim == 3 and values.dtype.itemsize < page.dtype.itemsize:
-                    _high_bytes_note(path, page.bitspersample, compression, notes)
+                    high_bytes_note(notes, path, page.bitspersample, "TIFF", f"Pillow, which decodes its {compression} "
+                                    "data here as imagecodecs is not installed,",
+                                    imagecodecs_wanted(compression.lower(), compression, command=True))  # fmt: skip
                 planar = False  # Pillow interleaves the samples
             info = {"format": "tiff", "shape": shape, "dtype": str(page.dtype), "bitspersample": page.bitspersample,
                     "compression": compression}  # fmt: skip
@@ -576,16 +579,6 @@ def _layout(page) -> str:
     n = page.samplesperpixel
     return f"{photometric} pages of {f'{n} ' if n > 1 else ''}{page.bitspersample}-bit {kind} samples" + \
         (" a pixel" if n > 1 else "")  # fmt: skip
-
-
-def _high_bytes_note(path: str, bits: int, compression: str, notes: list[str]) -> None:
-    """Says that Pillow decoded a colour page of ``bits``-bit samples (RGB, RGBA, CMYK) at 8 bits,
-    keeping each sample's high byte (12-bit data in 16-bit samples: 16 levels), as a 16-bit colour
-    PNG read without imagecodecs says: read silently, the depth and most of the levels were lost."""
-    wanted = imagecodecs_wanted(compression.lower(), compression, command=True)
-    notes.append(f"{path}: {bits}-bit colour TIFF: decoded at 8 bits (Pillow, which decodes its {compression} data "
-                 f"here as imagecodecs is not installed, keeps only the high byte of each sample); {wanted} reads it "
-                 f"at {bits} bits, or save it as {bits}-bit greyscale to keep the depth")  # fmt: skip
 
 
 def _turned_by_pillow(im, told: int, tag: int) -> int:
