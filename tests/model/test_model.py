@@ -100,6 +100,35 @@ def test_save_and_load_give_identical_outputs(seed, tmp_path):
     torch.testing.assert_close(loaded.enhance(xp, y), model.enhance(xp, y), rtol=0, atol=0)
 
 
+def test_a_loaded_model_saved_again_keeps_its_record_and_so_its_tile(seed, tmp_path):
+    """A copy saved with the weights alone lost its training config: a model trained on 64 px ROIs
+    came back at model_tile's default, 512, and the Enhancer ran it on other tiles."""
+    from xvertfast.infer import Enhancer
+    from xvertfast.model import model_tile
+
+    training = {"config": {"roi_size": 64}, "sources": ["cxr"]}
+    save_model(XVertNet([XVertNetStage(4, 2)]), tmp_path / "m", extra={"training": training, "provenance": {"a": 1}})
+    loaded = load_model(tmp_path / "m")
+    save_model(loaded, tmp_path / "copy")
+    copied = load_model(tmp_path / "copy")
+    assert model_tile(copied) == 64 and Enhancer(tmp_path / "copy", device="cpu").tile == 64
+    assert {k: v for k, v in copied.metadata.items() if k != "path"} == \
+        {k: v for k, v in loaded.metadata.items() if k != "path"}  # fmt: skip
+    assert copied.metadata["path"] == str(tmp_path / "copy")  # where it was found, not where the original was
+    assert "path" not in json.loads((tmp_path / "copy" / "config.json").read_text())
+    save_model(loaded, tmp_path / "retrained", extra={"training": {"config": {"roi_size": 128}}})  # extra's keys win
+    assert model_tile(load_model(tmp_path / "retrained")) == 128
+    assert load_model(tmp_path / "retrained").metadata["provenance"] == {"a": 1}
+
+
+@pytest.mark.parametrize("model", [None, "default", XVertNetStage(4, 2)], ids=["None", "str", "stage"])
+def test_saving_what_is_no_model_is_refused_before_its_folder_is_made(tmp_path, model):
+    with pytest.raises(TypeError, match=r"save_model: model must be an XVertNet \(xvertfast.load_model gives one\), "
+                       f"got {type(model).__name__}"):  # fmt: skip
+        save_model(model, tmp_path / "m")
+    assert not (tmp_path / "m").exists()
+
+
 def test_a_save_that_fails_half_way_leaves_the_model_there_as_it_was(seed, tmp_path, monkeypatch):
     # a full disk while the second stage was written left new stage1 weights beside the old config
     import safetensors.torch

@@ -25,28 +25,40 @@ __all__ = ["save_model", "load_model", "model_tile", "fingerprint", "check_confi
 FORMAT_VERSION = 1
 #: Where the shipped default model lives (package data).
 DEFAULT_MODEL_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "weights", "default")
+#: The keys of config.json :func:`save_model` writes from the model itself, not from its metadata
+#: (``path``: where load_model found it, not part of the file).
+_WRITTEN_AFRESH = ("format", "format_version", "architecture", "preprocessing", "path")
 
 
 def save_model(model: XVertNet, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> str:
     """Writes the model directory (created if needed); ``extra`` goes into config.json (provenance).
 
-    The files are written as a set: each to a temporary file, all renamed once all are made, so a
-    failure on the way (a full disk) leaves a model already there as it was, not new weights
-    beside the old config.json."""
+    The record of a loaded model (its ``metadata``: the training run's settings, provenance) is
+    written again, ``extra``'s keys replacing its own: a copy saved with nothing but the weights
+    lost its training ROI size, so :class:`~xvertfast.infer.Enhancer` ran a model trained on
+    64 px ROIs at 512 px tiles and gave other outputs than the original (``extra={"training": {}}``
+    writes an empty training record instead). The files are written as a set: each to a temporary file, all renamed
+    once all are made, so a failure on the way (a full disk) leaves a model already there as it
+    was, not new weights beside the old config.json."""
     import contextlib
 
     from safetensors.torch import save_file
 
     from xvertfast.io.write import atomic_write
 
+    if not isinstance(model, XVertNet):  # (else "... has no attribute 'stages'", its folder made empty)
+        raise TypeError(f"save_model: model must be an XVertNet (xvertfast.load_model gives one), got "
+                        f"{type(model).__name__}")  # fmt: skip
     path = os.fspath(path)
     os.makedirs(path, exist_ok=True)
+    record = {k: v for k, v in (model.metadata or {}).items() if k not in _WRITTEN_AFRESH}
     config = {
         "format": "xvertfast-model",
         "format_version": FORMAT_VERSION,
         "architecture": {"stages": [{"width": s.width, "depth": s.depth, "upsample": s.upsample}
                                     for s in model.stages]},  # fmt: skip
         "preprocessing": {"lam": model.lam, "alpha": model.alpha, "eps": model.eps},
+        **record,
         **(extra or {}),
     }
     with contextlib.ExitStack() as renames:  # (on leaving: every rename, or on an error none)

@@ -33,7 +33,8 @@ class XVertNet(nn.Module):
         self.stages = nn.ModuleList(stages)
         # floats: 1 and 1.0 are one model (and one fingerprint)
         self.lam, self.alpha, self.eps = float(lam), float(alpha), float(eps)
-        self.metadata: dict = {}  #: config.json of a loaded model (provenance, training config)
+        #: config.json of a loaded model (provenance, training config), which save_model writes again
+        self.metadata: dict = {}
 
     def forward(self, xp: torch.Tensor, y: torch.Tensor, stages: int | None = None) -> torch.Tensor:
         """:meth:`enhance`, so that ``model(xp, y)`` works as with any torch module. The model is
