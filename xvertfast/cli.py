@@ -1008,7 +1008,7 @@ def _training_interrupted(args: argparse.Namespace, exc: BaseException) -> int:
     command finished (train() returned) as the signal came is complete, said so, and still
     exits 130 (143) as every interrupted job does: a script's next step does not run."""
     from xvertfast._interrupts import then_line
-    from xvertfast.train.run_folder import LOCK_FILE, crop_folders, has_finished_epochs, to_go_on
+    from xvertfast.train.run_folder import LOCK_FILE, has_finished_epochs, preprocessing_kept, to_go_on
 
     run_dir = args.output
     if getattr(args, "run_finished", False):  # (a run found finished at the start is no run this command finished)
@@ -1026,10 +1026,7 @@ def _training_interrupted(args: argparse.Namespace, exc: BaseException) -> int:
                f"{os.path.join(run_dir, 'model')}", file=sys.stderr)  # fmt: skip
         return 130
     # (RUN_DIR/private-cache: the crops a cache it could not write lacked, which was said to hold none)
-    cached = ["its cache" if folder == os.path.join(run_dir, "cache") else folder for folder in crop_folders(run_dir)]
-    kept = ("the last finished epoch is kept" if has_finished_epochs(run_dir)
-            else f"no epoch had finished; the images preprocessed so far are kept in {' and '.join(cached)}" if cached
-            else "no epoch had finished, no image was preprocessed yet")  # fmt: skip
+    kept = "the last finished epoch is kept" if has_finished_epochs(run_dir) else preprocessing_kept(run_dir, True)
     _print(f"{_line_start()}interrupted{then_line(exc)}: {kept}; {to_go_on(args.resume)}", file=sys.stderr)
     return 130
 

@@ -475,14 +475,33 @@ def test_the_enlargement_warning_of_thumbnails_and_strips_says_what_to_do_for_bo
                                 "(1) uncropped, at full width, or leave them out"), enlarged  # fmt: skip
 
 
+def _linked_to_a_read_only(run, shared, monkeypatch):
+    """``run`` made, its cache a link to ``shared``, which the run may not write (faked: root writes anywhere)."""
+    import errno
+
+    import xvertfast.train.data as data_module
+
+    real_write = data_module.write_array
+
+    def read_only(path, *args, **kwargs):
+        if os.path.realpath(os.path.dirname(path)) == str(shared.resolve()):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
+        return real_write(path, *args, **kwargs)
+
+    monkeypatch.setattr(data_module, "write_array", read_only)
+    monkeypatch.setattr(data_module, "_unwritable", lambda folder: "read-only file system"
+                        if os.path.realpath(folder) == str(shared.resolve()) else None)  # fmt: skip
+    run.mkdir()
+    (run / "cache").symlink_to(shared)
+    return run
+
+
 def test_a_cache_the_run_cannot_write_is_said_at_the_start_and_a_private_one_takes_what_it_lacks(tmp_path, monkeypatch):
     """RUN_DIR/cache linked to a read-only shared cache: every image was hashed (hours for an archive),
     and the run then failed as it gathered its set there. Now it is said as the run starts, and the
     set, and the crops of images the shared cache lacks, go into RUN_DIR/private-cache."""
-    import errno
     import shutil
 
-    import xvertfast.train.data as data_module
     from tests.train.test_loop import CONFIG
     from xvertfast.train import TrainConfig, train
 
@@ -494,19 +513,7 @@ def test_a_cache_the_run_cannot_write_is_said_at_the_start_and_a_private_one_tak
     write_images(tmp_path / "more", n=1, size=96)
     shutil.copy(tmp_path / "more" / "img0.png", data / "new.png")  # an image the shared cache lacks
     before = sorted(os.listdir(shared))
-    real_write = data_module.write_array
-
-    def read_only(path, *args, **kwargs):  # (root writes anywhere: the read-only mount is faked)
-        if os.path.realpath(os.path.dirname(path)) == str(shared.resolve()):
-            raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
-        return real_write(path, *args, **kwargs)
-
-    monkeypatch.setattr(data_module, "write_array", read_only)
-    monkeypatch.setattr(data_module, "_unwritable", lambda folder: "read-only file system"
-                        if os.path.realpath(folder) == str(shared.resolve()) else None, raising=False)  # fmt: skip
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "cache").symlink_to(shared)
+    run = _linked_to_a_read_only(tmp_path / "run", shared, monkeypatch)
     said = []
     one = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 1, "epochs_joint": 0})
     train([str(data)], str(run), one, progress=False, log=said.append)
@@ -550,28 +557,13 @@ def test_a_damaged_file_of_a_linked_or_private_cache_says_what_to_delete_where_i
     """Each damaged cache file's fix-it text named RUN_DIR/cache: "deleting RUN_DIR/cache redoes every image",
     which for crops in RUN_DIR/private-cache redoes nothing (it is always looked in), and for a link to a
     shared cache deletes the link, or, followed, other runs' crops; a read-only one's file the user cannot delete."""
-    import errno
-
-    import xvertfast.train.data as data_module
     from xvertfast.io.errors import DamagedFileError
 
     data, shared = write_images(tmp_path / "data", n=2, size=48), tmp_path / "shared"
     load_rois([str(data / "img0.png")], str(shared), 32, log=lambda m: None)
     for gathered in shared.glob("rois-*.npy"):
         gathered.unlink()
-    real_write = data_module.write_array
-
-    def read_only(path, *args, **kwargs):  # (root writes anywhere: the read-only mount is faked)
-        if os.path.realpath(os.path.dirname(path)) == str(shared.resolve()):
-            raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
-        return real_write(path, *args, **kwargs)
-
-    monkeypatch.setattr(data_module, "write_array", read_only)
-    monkeypatch.setattr(data_module, "_unwritable", lambda folder: "read-only file system"
-                        if os.path.realpath(folder) == str(shared.resolve()) else None)  # fmt: skip
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "cache").symlink_to(shared)
+    run = _linked_to_a_read_only(tmp_path / "run", shared, monkeypatch)
     cache, private = str(run / "cache"), str(run / "private-cache")
 
     def damaged(path) -> str:  # load_rois's message, the set gathered again from the crops (one cut short)

@@ -1154,9 +1154,50 @@ def test_a_full_disk_before_the_first_epoch_names_the_folders_that_hold_its_crop
     said = str(DiskFull(str(run), full))
     assert f"no epoch had finished; the images preprocessed so far are kept in {run / 'private-cache'}: " \
            "free space" in said, said
-    (shared / ("1" * 32 + ".npy")).write_bytes(b"")
+    (shared / ("1" * 32 + ".npy")).write_bytes(b"")  # another run's crops, in the shared cache: keep none of this one
+    said = str(DiskFull(str(run), full))
+    assert f"kept in {run / 'private-cache'}: free space" in said, said
+    (run / ".xvertfast-train-linked-crops").write_text("1" * 32 + ".npy\n")  # taken by this run
     said = str(DiskFull(str(run), full))
     assert f"kept in {run / 'cache'} and {run / 'private-cache'}: free space" in said, said
+
+
+def test_a_run_stopped_early_on_a_shared_cache_counts_only_its_own_crops_as_kept(tmp_path, capsys, monkeypatch):
+    """RUN_DIR/cache linked to a cache shared with other runs counted as keeping "the images preprocessed so
+    far" wherever it held any .npy file, other runs' included: a run stopped before it had taken a crop said
+    its preprocessing was kept in its cache. Now only the crops it took (found there or wrote) count."""
+    from xvertfast.train import data as data_module
+
+    data, other, shared = write_images(tmp_path / "data", n=2), write_images(tmp_path / "other", n=1), tmp_path / "s"
+    load_rois = data_module.load_rois
+    load_rois([str(other)], str(shared), 32, log=lambda m: None)  # another run's image
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "cache").symlink_to(shared)
+    real, calls = data_module._image_pairs, []
+
+    def ctrl_c_at(n):
+        def pairs(*args, **kwargs):
+            calls.append(args[0])
+            if len(calls) == n:
+                raise KeyboardInterrupt
+            return real(*args, **kwargs)
+        return pairs
+
+    argv = ["train", str(data), "-o", str(run), "--stages", "1", "--epochs-gc", "1", "--epochs-joint", "0", "--width",
+            "4", "--depth", "2", "--roi-size", "32", "-q", "--device", "cpu"]  # fmt: skip
+    monkeypatch.setattr(data_module, "_image_pairs", ctrl_c_at(1))
+    assert main(argv) == 130
+    assert "interrupted: no epoch had finished, no image was preprocessed yet; add --resume" in capsys.readouterr().err
+    calls.clear()
+    monkeypatch.setattr(data_module, "_image_pairs", ctrl_c_at(2))  # (the first image's crops written into the link)
+    assert main([*argv, "--resume"]) == 130
+    said = capsys.readouterr().err
+    assert "no epoch had finished; the images preprocessed so far are kept in its cache; run the same" in said, said
+    calls.clear()
+    monkeypatch.setattr(data_module, "_image_pairs", ctrl_c_at(1))  # (a start stopped before it found them again)
+    assert main([*argv, "--resume"]) == 130
+    assert "the images preprocessed so far are kept in its cache" in capsys.readouterr().err
 
 
 def _tmpfs(path, size: str) -> None:

@@ -163,11 +163,11 @@ class _Crops(NamedTuple):
     shape: tuple[int, int] = (0, 0)  #: (H, W) of the image, where they were cut now
 
 
-def _image_pairs(path: str, folders: tuple[str, ...], params: dict, photometric: str | None = None, log=print,
-                 given: GivenCentres | None = None, into: str | None = None) -> _Crops:  # fmt: skip
+def _image_pairs(path: str, folders: tuple[str, ...], params: dict, photometric: str | None, log,
+                 given: GivenCentres | None, into: str) -> _Crops:  # fmt: skip
     """The cached [2, 2, S, S] (upper and lower ROI; X_p and Y) of one image: its file in the
     first of ``folders`` that has it, else computed (logging the image's warnings: what decoding
-    changed, an inverted look) and written into ``into`` (None: the first folder). Only the crops
+    changed, an inverted look) and written into ``into``. Only the crops
     are kept, not the whole image. ``given``: its ROI centres, placed by hand (None: those found),
     part of the file's name: crops cut at other centres are not taken for these."""
     digest = file_sha256(path)
@@ -176,7 +176,7 @@ def _image_pairs(path: str, folders: tuple[str, ...], params: dict, photometric:
     name = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:32] + ".npy"
     if (found := _first_there(folders, name)) is not None:
         return _Crops(found, digest)
-    cache_dir = folders[0] if into is None else into
+    cache_dir = into
     cached = os.path.join(cache_dir, name)
     rad = require_content(read_image(path, photometric=photometric, warn=False))
     spine = spine_at(rad.pixels, given)
@@ -226,7 +226,7 @@ class NoReadableImage(PickledAsRaised, ValueError):
 def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEFAULT_LAM,
               alpha: float = DEFAULT_ALPHA, eps: float = DEFAULT_EPS, log=print, progress: bool = False,
               exclude: list[str] = (), rois=None, before_preprocessing=None,
-              before_gathering=None, private: str | None = None) -> RoiSet:  # fmt: skip
+              before_gathering=None, private: str | None = None, taken=None) -> RoiSet:  # fmt: skip
     """Preprocesses (or finds in the cache) every readable input and cuts its two ROIs.
 
     ``rois``: ROI centres placed by hand (:func:`~xvertfast.preprocess.centres.load_roi_centres`)
@@ -251,6 +251,8 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     where it failed only once every image was hashed, at the gathering. What it holds is always
     taken, also once ``cache_dir`` can be written again (a resume then preprocessed those images
     anew). None: ``cache_dir`` alone.
+    ``taken(path)``: called with each image's crops file as the run takes it (found or written), before
+    the set is gathered: a run on a shared cache records which of its crops are its own.
     """
     params = {"lam": lam, "alpha": alpha, "eps": eps, "roi_size": roi_size, "version": CACHE_VERSION}
     files, sources, digests, first_of, skipped, enlarged = [], [], [], {}, [], []
@@ -291,6 +293,8 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
             continue
         first_of[crops.path] = f.path
         files.append(crops.path)
+        if taken is not None:
+            taken(crops.path)
         sources.append(f.path)
         digests.append(crops.digest)
         if crops.enlarged is not None and crops.enlarged > ENLARGED:

@@ -56,9 +56,9 @@ from xvertfast.train.data import (NoReadableImage, RoiSet, load_rois, random_pat
                                   split_by_image, torch_seed, write_array)
 from xvertfast.train.losses import XVertNetLoss
 from xvertfast.train.run_folder import (CHECKPOINT_FILE, COMMAND_FILE, INTERRUPTED, LOCK_FILE, PRIVATE_CACHE,
-                                        Progress, crop_folders, has_finished_epochs, latest_state, position, reading,
-                                        record_command, record_stop, started_command, stopped_by, storable_state,
-                                        to_go_on)
+                                        Progress, has_finished_epochs, latest_state, position, preprocessing_kept,
+                                        reading, record_command, record_stop, recording_linked_crops, started_command,
+                                        stopped_by, storable_state, to_go_on)
 
 __all__ = ["DiskFull", "TrainConfig", "TrainingDiverged", "has_finished_epochs", "train"]
 
@@ -207,12 +207,8 @@ class DiskFull(PickledAsRaised, OSError):
     space goes on."""
 
     def __init__(self, run_dir: str, exc: BaseException, resumed: bool = False):
-        if has_finished_epochs(run_dir):
-            kept = f"{os.path.join(run_dir, 'checkpoint')} keeps the last finished epoch"
-        else:
-            held = crop_folders(run_dir)  # (RUN_DIR/private-cache: the crops a read-only shared cache lacked)
-            kept = (f"no epoch had finished; the images preprocessed so far are kept in {' and '.join(held)}" if held
-                    else "no epoch had finished, no image was preprocessed yet")  # fmt: skip
+        kept = (f"{os.path.join(run_dir, 'checkpoint')} keeps the last finished epoch" if has_finished_epochs(run_dir)
+                else preprocessing_kept(run_dir))  # (RUN_DIR/private-cache: the crops a read-only shared cache lacked)
         super().__init__(f"{run_dir}: no space left on its disk (or the quota is spent) while the run wrote there "
                          f"({str(exc).strip() or type(exc).__name__}); {kept}: free space, then "
                          f"{to_go_on(resumed)}")  # fmt: skip
@@ -1106,9 +1102,10 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
                              f"with ({how}); resume with the same inputs, or start a new folder")  # fmt: skip
 
     private = os.path.join(run_dir, PRIVATE_CACHE)  # (where RUN_DIR/cache, a shared one, cannot be written)
-    rois = load_rois(inputs, os.path.join(run_dir, "cache"), config.roi_size, config.lam, config.alpha, config.eps, log,
-                     progress=progress, exclude=[run_dir], rois=centres, before_preprocessing=same_files,
-                     before_gathering=same_data, private=private)  # fmt: skip
+    with recording_linked_crops(run_dir) as taken:  # (a linked cache's crops of this run: said as it stops early)
+        rois = load_rois(inputs, os.path.join(run_dir, "cache"), config.roi_size, config.lam, config.alpha, config.eps,
+                         log, progress=progress, exclude=[run_dir], rois=centres, before_preprocessing=same_files,
+                         before_gathering=same_data, private=private, taken=taken)  # fmt: skip
     if os.path.isdir(private):
         remove_other_sets(private, rois.key)
     freed = remove_other_sets(os.path.join(run_dir, "cache"), rois.key)

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 
 from xvertfast._text import from_cli
 
-__all__ = ["CHECKPOINT_FILE", "COMMAND_FILE", "INTERRUPTED", "LOCK_FILE", "PRIVATE_CACHE", "Progress",
+__all__ = ["CHECKPOINT_FILE", "COMMAND_FILE", "INTERRUPTED", "LINKED_CROPS", "LOCK_FILE", "PRIVATE_CACHE", "Progress",
            "cached_images", "crop_folders", "finite_or_null", "has_finished_epochs", "latest_state", "position",
-           "reading", "record_command", "record_stop", "started_command", "stopped_by", "storable_state", "to_go_on"]
+           "preprocessing_kept", "reading", "record_command", "record_stop", "recording_linked_crops",
+           "started_command", "stopped_by", "storable_state", "to_go_on"]  # fmt: skip
 
 #: Held (flock) while a run trains in RUN_DIR: a second ``train`` there is refused, not left to
 #: mix its epochs with the first's.
@@ -42,6 +43,10 @@ CHECKPOINT_FILE = "epoch.safetensors"
 #: RUN_DIR's folder for what a RUN_DIR/cache it cannot write (a read-only shared cache, linked) lacks:
 #: the crops of images not in it, the gathered set (:func:`~xvertfast.train.data.load_rois`).
 PRIVATE_CACHE = "private-cache"
+
+#: The names of the crop files a run took from (or wrote into) a RUN_DIR/cache that is a link, one a
+#: line (:func:`recording_linked_crops`): such a cache may be shared, and what else it holds is other runs'.
+LINKED_CROPS = ".xvertfast-train-linked-crops"
 
 #: The name of one image's cached crops: a digest of its contents and the parameters
 #: (:func:`xvertfast.train.data._image_pairs`).
@@ -223,18 +228,64 @@ def cached_images(cache_dir: str) -> tuple[int, float | None]:
 
 
 def crop_folders(run_dir: str) -> list[str]:
-    """RUN_DIR's folders that hold preprocessed crops (.npy): its cache and its private-cache (what a
-    cache it could not write lacked), so that a run stopped before its first epoch (Ctrl-C, a full
-    disk) names where its preprocessing is kept, not a cache that holds none of it. A folder that
-    cannot be listed is left out: this is said as a run stops, which it must not fail."""
-    def holds_npy(folder: str) -> bool:
+    """RUN_DIR's folders that hold preprocessed crops of its images: its cache and its private-cache
+    (what a cache it could not write lacked), so that a run stopped before its first epoch (Ctrl-C, a
+    full disk) names where its preprocessing is kept, not a cache that holds none of it. A cache that
+    is a link counts only where it holds crops this run took (:data:`LINKED_CROPS`): the crops of other
+    runs' images, in a shared cache, keep nothing of this one. A folder that cannot be listed is left
+    out: this is said as a run stops, which it must not fail."""
+    cache = os.path.join(run_dir, "cache")
+
+    def holds_crops(folder: str) -> bool:
         try:
-            return os.path.isdir(folder) and any(name.endswith(".npy") for name in os.listdir(folder))
+            if folder == cache and os.path.islink(cache):
+                return any(os.path.exists(os.path.join(cache, name)) for name in _linked_crops(run_dir))
+            return cached_images(folder)[0] > 0
         except OSError:
             return False
 
-    return [folder for folder in (os.path.join(run_dir, "cache"), os.path.join(run_dir, PRIVATE_CACHE))
-            if holds_npy(folder)]  # fmt: skip
+    return [folder for folder in (cache, os.path.join(run_dir, PRIVATE_CACHE)) if holds_crops(folder)]
+
+
+def preprocessing_kept(run_dir: str, its_cache: bool = False) -> str:
+    """What a run stopped before its first epoch keeps, in the words of each message that says it (the
+    full disk's, the Ctrl-C line's): the folders that hold its crops (:func:`crop_folders`; RUN_DIR/cache
+    said "its cache" where ``its_cache``), or that no image was preprocessed yet."""
+    cache = os.path.join(run_dir, "cache")
+    held = ["its cache" if its_cache and folder == cache else folder for folder in crop_folders(run_dir)]
+    return (f"no epoch had finished; the images preprocessed so far are kept in {' and '.join(held)}" if held
+            else "no epoch had finished, no image was preprocessed yet")  # fmt: skip
+
+
+def _linked_crops(run_dir: str) -> set[str]:
+    """The names :data:`LINKED_CROPS` records (none where it is not there)."""
+    try:
+        with open(os.path.join(run_dir, LINKED_CROPS), encoding="utf-8") as f:
+            return {line.strip() for line in f if _CROPS_NAME.fullmatch(line.strip())}
+    except FileNotFoundError:
+        return set()
+
+
+@contextlib.contextmanager
+def recording_linked_crops(run_dir: str):
+    """A function to call with each crop file the run takes (found or written, in RUN_DIR/cache or its
+    private-cache) that records those of a RUN_DIR/cache that is a link in :data:`LINKED_CROPS`, each
+    once over all the run's starts, flushed as it comes (a kill keeps what was taken); None where the
+    cache is no link: all it holds is the run's."""
+    cache = os.path.join(run_dir, "cache")
+    if not os.path.islink(cache):
+        yield None
+        return
+    recorded = _linked_crops(run_dir)
+    with open(os.path.join(run_dir, LINKED_CROPS), "a", encoding="utf-8") as f:
+        def taken(path: str) -> None:
+            name = os.path.basename(path)
+            if os.path.dirname(path) == cache and name not in recorded:
+                f.write(name + "\n")
+                f.flush()
+                recorded.add(name)
+
+        yield taken
 
 
 def _latest_start(run_dir: str) -> dict:
