@@ -1440,3 +1440,51 @@ def test_a_slow_image_after_quick_ones_shows_its_steps_from_its_first_slow_one(t
     shown = [f.split("image 3/3 c.png: ")[1].rstrip("]\n ") for f in frames if "image 3/3 c.png: " in f]
     assert shown == ["slow, scoring its ROIs", "sharp", "sharp, scoring its ROIs"], frames
     assert not any("image 2/3" in f for f in frames)  # the first was quick: the second's steps are not drawn
+
+
+def test_the_step_during_which_an_image_turns_slow_is_drawn_as_it_does(tmp_path, seed, capsys, monkeypatch):
+    """A step was drawn only as it started, and where an image turned slow only from its next step
+    on: a method that took minutes on the first large image after small ones showed nothing of
+    itself until it ended. A timer (a fake here, fired by the method as if protocol.STEP_SLOW_S had
+    passed) draws the step running then; a quick image's timer is cancelled as it is done."""
+    import types
+
+    from xvertfast.eval import protocol
+    from xvertfast.eval.protocol import run_protocol
+
+    monkeypatch.setattr(protocol, "time", types.SimpleNamespace(monotonic=lambda: 0.0, perf_counter=lambda: 0.0))
+    timers = []
+
+    class Timer:  # threading.Timer's face, fired by hand
+        def __init__(self, seconds, function):
+            self.seconds, self.function, self.started, self.cancelled = seconds, function, False, False
+            timers.append(self)
+
+        def start(self):
+            self.started = True
+
+        def cancel(self):
+            self.cancelled = True
+
+    monkeypatch.setattr(protocol._StepShown, "timer", Timer, raising=False)
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        Image.fromarray(chest_like(seed, 64, 60)).save(src / name)
+    calls = []
+
+    def slow(p, spine=None):
+        calls.append(1)
+        if len(calls) == 3:  # the third image's method runs past STEP_SLOW_S: its image's timer fires
+            assert timers and timers[-1].started and not timers[-1].cancelled
+            timers[-1].function()
+        return p
+
+    run = run_protocol([str(src)], {"slow": slow, "sharp": lambda p, spine=None: p}, ["entropy"], pictures=0,
+                       progress=True, log=lambda m: None)  # fmt: skip
+    assert run.images == 3
+    frames = capsys.readouterr().err.split("\r")
+    shown = [f.split("image 3/3 c.png: ")[1].rstrip("]\n ") for f in frames if "image 3/3 c.png: " in f]
+    assert shown == ["slow"], frames  # (drawn as it ran, not at the next step)
+    assert not any("image 2/3" in f for f in frames)  # the second was quick: its timer never fired
+    assert len(timers) == 2 and all(t.seconds == protocol.STEP_SLOW_S and t.cancelled for t in timers)

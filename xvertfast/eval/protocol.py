@@ -17,6 +17,7 @@ A failure on one image is reported and the run goes on.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -375,6 +376,7 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
                     run.pictures.append(picture)
             step.done()
     finally:
+        step.close()
         bar.close()
     if unused:
         run.notes.append(f"{len(unused)} row(s) of the ROI file name no input: {', '.join(sorted(unused)[:5])}"
@@ -404,14 +406,22 @@ class _StepShown:
     """The bar's word on the image being scored and its step (reading it, a method, the method's
     scores): the bar counts images done, and stood at 0/N for the minutes a CPU takes over the
     first of large images with farbman and xvertnet, as if nothing ran. Drawn for the first image,
-    after any that took :data:`STEP_SLOW_S` or more, and from the step on where the image being
-    scored has taken that long (the first full-size radiograph after small ones); a quick image's
-    are not (a job of 10,000 small images, its stderr piped to a file, would write a line a step:
-    there the count moves); cleared as each is done."""
+    after any that took :data:`STEP_SLOW_S` or more, and where the image being scored takes that
+    long (the first full-size radiograph after small ones): then as the image turns slow, the step
+    running drawn by a timer (drawn at the next step's start, a 5-minute farbman showed nothing
+    of itself), and each step after as it starts. A quick image's are not (a job of 10,000 small
+    images, its stderr piped to a file, would write a line a step: there the count moves); cleared
+    as each is done."""
+
+    #: What draws the step running once its image has taken :data:`STEP_SLOW_S`: called as
+    #: ``timer(seconds, draw)``, then started, cancelled where the image is done first (a test's
+    #: fake fires it when it likes, without waiting)
+    timer = threading.Timer
 
     def __init__(self, bar, total: int):
         self.bar, self.total = bar, total
         self.since, self.slow = time.monotonic(), True
+        self._armed = None  # the timer of the image being scored, where one is set
 
     def of(self, index: int, path: str):
         """What :func:`_evaluate_one` calls with each step's words, for the image at ``index``."""
@@ -419,19 +429,34 @@ class _StepShown:
         name = middle_cut(path.replace("\\", "/").rsplit("/", 1)[-1], STEP_NAME_CHARS)
 
         def shown(what: str) -> None:
-            refresh = self.slow or time.monotonic() - self.since >= STEP_SLOW_S
+            taken = time.monotonic() - self.since
+            refresh = self.slow or taken >= STEP_SLOW_S
             self.bar.set_postfix_str(f"image {index + 1}/{self.total} {name}: {what}", refresh=refresh)
+            if not refresh and self._armed is None and not self.bar.disable:  # (one a quick image, cancelled)
+                self._armed = self.timer(STEP_SLOW_S - taken, self.bar.refresh)
+                self._armed.daemon = True
+                self._armed.start()
 
         return shown
+
+    def _disarm(self) -> None:
+        if self._armed is not None:
+            self._armed.cancel()
+            self._armed = None
 
     def done(self, scored: bool = True) -> None:
         """One image more done (``scored``: not taken from the journal, whose are no measure of
         the time an image takes): the count moves, the step said of it goes."""
+        self._disarm()
         now = time.monotonic()
         self.slow = now - self.since >= STEP_SLOW_S if scored else self.slow
         self.since = now
         self.bar.set_postfix_str("", refresh=False)
         self.bar.update(1)
+
+    def close(self) -> None:
+        """The run is over, however it ended (an image that failed, a Ctrl-C): no step drawn after."""
+        self._disarm()
 
 
 def _image_ran_on(machine: dict | None, scored, earlier: dict | None) -> dict | None:
