@@ -801,24 +801,51 @@ def test_parameters_given_as_0_dim_tensors_are_their_numbers(method):
     with pytest.raises(ValueError, match=r"^wls: lam must be a number or a 0-dim tensor of one; this tensor has "
                                          r"shape \(1,\)$"):  # fmt: skip
         wls(x, method=method, lam=torch.tensor([0.5]))
-    with pytest.raises(ValueError, match=r"^wls: eps is a tensor that requires grad, but the solve has no gradient "
+    with pytest.raises(ValueError, match=r"^wls: eps is a tensor that requires grad, but wls has no gradient "
                                          r"in eps: give eps.detach\(\) \(or a number\)$"):  # fmt: skip
         wls(x, method=method, eps=torch.tensor(1e-3, requires_grad=True))
 
 
-def test_a_tensor_where_a_number_is_kept_says_to_give_its_item():
-    # XVertNet, TrainConfig and preprocess check the parameters they keep (in config files): a tensor
-    # there read "lam must be a finite number, got tensor(0.5000)", which it holds
-    from xvertfast.ops.wls import check_parameters
+def test_every_function_that_keeps_a_number_takes_a_0_dim_tensor_or_array_as_wls_does():
+    """wls(x, lam=torch.tensor(0.5)) solved while XVertNet, TrainConfig and preprocess, which pass
+    the same parameters on to it, refused the value ("alpha must be a finite number, got
+    tensor(1.1000) (a tensor: give alpha.item())"), and farbman and clahe said only "got
+    tensor(...)". Each now reads it as its number (kept as a float, for config.json and the
+    checkpoint's JSON); a tensor of another shape or one that requires grad is refused in its name."""
+    import dataclasses
+    import json
 
-    with pytest.raises(ValueError, match=r"^XVertNet: alpha must be a finite number, got tensor\(1.1000\) \(a tensor: "
-                                         r"give alpha.item\(\)\)$"):  # fmt: skip
-        check_parameters(0.8, torch.tensor(1.1), 1e-4, rtol=None, who="XVertNet")
-    with pytest.raises(ValueError, match=r"^XVertNet: alpha must be a finite number, got tensor\(\[1.1000\]\)$"):
-        check_parameters(0.8, torch.tensor([1.1]), 1e-4, rtol=None, who="XVertNet")  # (no .item() of a shape)
-    with pytest.raises(ValueError, match=r"^XVertNet: alpha must be a finite number, got array\(1.1\) \(an array: "
-                                         r"give alpha.item\(\)\)$"):  # fmt: skip
-        check_parameters(0.8, np.array(1.1), 1e-4, rtol=None, who="XVertNet")  # (a 0-dim array: not "a tensor")
+    from xvertfast.eval.baselines import clahe, farbman
+    from xvertfast.model.stage import XVertNetStage
+    from xvertfast.model.xvertnet import XVertNet
+    from xvertfast.preprocess import preprocess
+    from xvertfast.train.loop import TrainConfig
+
+    held = dict(lam=torch.tensor(0.5), alpha=np.array(1.1), eps=torch.tensor(1e-3, dtype=torch.float64))
+    numbers = dict(lam=0.5, alpha=1.1, eps=1e-3)
+    model = XVertNet([XVertNetStage(width=1, depth=1)], **held)
+    assert [(type(v), v) for v in (model.lam, model.alpha, model.eps)] == [(float, v) for v in numbers.values()]
+    config = TrainConfig(**held)
+    assert [(type(v), v) for v in (config.lam, config.alpha, config.eps)] == [(float, v) for v in numbers.values()]
+    json.dumps(dataclasses.asdict(config))  # (what the checkpoint records)
+    x = torch.rand(12, 10, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(preprocess(x, **held).y, preprocess(x, **numbers).y)
+    a = x.numpy()
+    assert np.array_equal(farbman(a, lambdas=[torch.tensor(0.125), np.array(0.5)], alpha=torch.tensor(1.2),
+                                  gains=[np.float64(2.0), torch.tensor(1.5)]),
+                          farbman(a, lambdas=[0.125, 0.5], alpha=torch.tensor(1.2).item(), gains=[2.0, 1.5]))  # fmt: skip
+    assert np.array_equal(clahe(a, tiles=2, clip=np.array(0.25)), clahe(a, tiles=2, clip=0.25))
+    with pytest.raises(ValueError, match=r"^XVertNet: alpha must be a number or a 0-dim tensor of one; this tensor "
+                                         r"has shape \(1,\)$"):  # fmt: skip
+        XVertNet([XVertNetStage(width=1, depth=1)], alpha=torch.tensor([1.1]))
+    with pytest.raises(ValueError, match=r"^preprocess: lam must be a number or a 0-dim tensor or array of one; "
+                                         r"this array has shape \(2,\)$"):  # fmt: skip
+        preprocess(x, lam=np.array([0.5, 0.6]))
+    with pytest.raises(ValueError, match=r"^TrainConfig: eps is a tensor that requires grad, but TrainConfig has no "
+                                         r"gradient in eps: give eps.detach\(\) \(or a number\)$"):  # fmt: skip
+        TrainConfig(eps=torch.tensor(1e-3, requires_grad=True))
+    with pytest.raises(ValueError, match=r"^farbman: alpha must be a finite number > 0, got nan$"):
+        farbman(a, alpha=torch.tensor(float("nan")))  # (read as its number, then checked as one)
 
 
 def test_an_array_of_several_values_is_refused_with_its_shape():

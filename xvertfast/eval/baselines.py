@@ -42,7 +42,7 @@ import torch
 
 from xvertfast._checks import whole_number
 from xvertfast._text import from_cli, offers
-from xvertfast.ops._inputs import real_from_numpy
+from xvertfast.ops._inputs import number_of, real_from_numpy
 from xvertfast.ops.wls import wls
 from xvertfast.preprocess.inputs import check_unit_pixels
 
@@ -87,7 +87,9 @@ def _check(pixels, who: str) -> np.ndarray:
 def _number(value, name: str, who: str, *, low: float, low_open: bool = True, high: float = math.inf) -> float:
     """``value`` as a float, or ValueError naming the argument where it is no finite real number
     between ``low`` (excluded where ``low_open``) and ``high``: scikit-image and the solver took
-    a negative CLAHE clip (as no limit) and a NaN gain (a NaN image) without a word."""
+    a negative CLAHE clip (as no limit) and a NaN gain (a NaN image) without a word. A 0-dim
+    tensor or array is its number, as wls takes it (:func:`~xvertfast.ops._inputs.number_of`)."""
+    value = number_of(value, name, who)
     inside = (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
               and (value > low if low_open else value >= low) and value <= high)  # fmt: skip
     if not inside:

@@ -29,7 +29,8 @@ class XVertNet(nn.Module):
         super().__init__()
         if not stages:
             raise ValueError("XVertNet needs at least one stage")
-        check_parameters(lam, alpha, eps, rtol=None, who="XVertNet")  # those every wls call of the model will get
+        # those every wls call of the model will get (a 0-dim tensor as its number: config.json keeps it)
+        lam, alpha, eps, _ = check_parameters(lam, alpha, eps, rtol=None, who="XVertNet")
         self.stages = nn.ModuleList(stages)
         # floats: 1 and 1.0 are one model (and one fingerprint)
         self.lam, self.alpha, self.eps = float(lam), float(alpha), float(eps)

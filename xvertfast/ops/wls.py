@@ -27,7 +27,7 @@ from xvertfast._extension import (
 )
 from xvertfast._stacklevel import image_name, reading_file, solved_part, warn_user
 from xvertfast.ops import wls_reference
-from xvertfast.ops._inputs import compute_dtype, is_integer, real_from_numpy
+from xvertfast.ops._inputs import compute_dtype, is_integer, number_of, real_from_numpy
 from xvertfast.ops.wls_direct import solve_direct
 from xvertfast.ops.wls_pcg import wls_cupy
 
@@ -235,42 +235,23 @@ def release_workspace() -> int:
     return held
 
 
-def _number(value, name: str):
-    """``value`` as a Python number where it is a 0-dim tensor or array (``lam=torch.tensor(0.5)``,
-    a value of a sweep), else as given, for :func:`check_parameters` to judge. The solve has no
-    gradient in it: a tensor that requires one is refused, not read as a constant without a word."""
-    if isinstance(value, torch.Tensor):
-        if value.dim() != 0 or value.is_meta:
-            held = "holds no value (meta)" if value.is_meta else f"has shape {tuple(value.shape)}"
-            raise ValueError(f"wls: {name} must be a number or a 0-dim tensor of one; this tensor {held}")
-        if value.requires_grad:
-            raise ValueError(f"wls: {name} is a tensor that requires grad, but the solve has no gradient in {name}: "
-                             f"give {name}.detach() (or a number)")  # fmt: skip
-        return value.item()
-    if isinstance(value, np.ndarray):  # (lam=np.array([0.5, 0.6]) was told to give lam.item(), which fails)
-        if value.ndim != 0:
-            raise ValueError(f"wls: {name} must be a number or a 0-dim tensor or array of one; "
-                             f"this array has shape {value.shape}")  # fmt: skip
-        return value.item()
-    return value
-
-
-def check_parameters(lam, alpha, eps, rtol=1e-4, maxiter=None, who: str = "wls") -> None:
+def check_parameters(lam, alpha, eps, rtol=1e-4, maxiter=None, who: str = "wls") -> tuple:
     """The system's parameters, checked for every method (the compiled op checks them too; the
     torch and direct methods would otherwise solve a meaningless system, or divide by 0), and by
-    XVertNet for the ones it keeps. ``who`` names the function the caller called, which passes them
-    on (preprocess's lam=-1 was refused as wls's); ``rtol=None``: one it does not take."""
+    XVertNet, TrainConfig and preprocess for the ones they keep. ``who`` names the function the
+    caller called, which passes them on (preprocess's lam=-1 was refused as wls's); ``rtol=None``:
+    one it does not take. Returns ``(lam, alpha, eps, rtol)`` as Python numbers, a 0-dim tensor
+    or array read as its number (:func:`~xvertfast.ops._inputs.number_of`) for every caller alike:
+    wls took ``torch.tensor(1.2)`` where XVertNet and preprocess refused it (config files, which
+    these keep their values in, hold the number)."""
     values = {"lam": lam, "alpha": alpha, "eps": eps, "rtol": rtol}
     if rtol is None:
         del values["rtol"]
+    values = {name: number_of(value, name, who) for name, value in values.items()}
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-            # (a tensor read "must be a finite number, got tensor(0.5000)", which it holds: XVertNet and
-            # TrainConfig keep their values in config files, which hold numbers)
-            held = isinstance(value, (torch.Tensor, np.ndarray)) and value.ndim == 0  # (.item() fails on more)
-            kind = "a tensor" if isinstance(value, torch.Tensor) else "an array"
-            hint = f" ({kind}: give {name}.item())" if held else ""
-            raise ValueError(f"{who}: {name} must be a finite number, got {value!r}{hint}")
+            raise ValueError(f"{who}: {name} must be a finite number, got {value!r}")
+    lam, alpha, eps, rtol = values["lam"], values["alpha"], values["eps"], values.get("rtol")
     if lam < 0 or alpha <= 0 or eps <= 0 or (rtol is not None and rtol <= 0):
         need = ["lam >= 0", "alpha > 0", "eps > 0"] + (["rtol > 0"] if rtol is not None else [])
         got = ", ".join(f"{name}={value!r}" for name, value in values.items())
@@ -284,6 +265,7 @@ def check_parameters(lam, alpha, eps, rtol=1e-4, maxiter=None, who: str = "wls")
             raise ValueError(f"{who}: maxiter must be a whole number, got {maxiter!r}")
         if operator.index(maxiter) < 1:
             raise ValueError(f"{who}: maxiter must be >= 1, got {maxiter}")
+    return lam, alpha, eps, rtol
 
 
 def check_method(method, who: str = "wls", x: torch.Tensor | None = None) -> None:
@@ -346,8 +328,7 @@ def wls(
     x, from_numpy = _as_tensor(image)
     x = x.detach()  # the solve is not differentiable: no gradient flows through wls
     _check(x, from_numpy)
-    lam, alpha, eps, rtol = (_number(v, n) for v, n in ((lam, "lam"), (alpha, "alpha"), (eps, "eps"), (rtol, "rtol")))
-    check_parameters(lam, alpha, eps, rtol, maxiter)
+    lam, alpha, eps, rtol = check_parameters(lam, alpha, eps, rtol, maxiter)  # (a 0-dim tensor: its number)
     chosen = _resolve(method, x)
     squeeze = x.dim() == 2
     batch = x.unsqueeze(0) if squeeze else x

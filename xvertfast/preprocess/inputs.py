@@ -162,7 +162,8 @@ def preprocess(pixels, lam: float = DEFAULT_LAM, alpha: float = DEFAULT_ALPHA, e
             image with its channels last, ``[H, W, C]`` with C = 1, 3 or 4 (it would pass for H
             strips C pixels wide). Each image is min-max normalised (X; pixels spanning [0, 1] are
             left as they are).
-        lam, alpha, eps: the WLS parameters (DESIGN.md defaults).
+        lam, alpha, eps: the WLS parameters (DESIGN.md defaults): numbers, or 0-dim tensors or
+            arrays of one.
         method: WLS method (see :func:`xvertfast.wls`).
 
     Returns:
@@ -184,7 +185,8 @@ def preprocess(pixels, lam: float = DEFAULT_LAM, alpha: float = DEFAULT_ALPHA, e
         raise ValueError(f"preprocess: pixels of shape {tuple(t.shape)} look like one image with its channel last, "
                          "not a batch of images one pixel wide: give it as [H, W] (pixels[..., 0])")  # fmt: skip
     check_unit_pixels(t, "preprocess")
-    check_parameters(lam, alpha, eps, rtol=None, who="preprocess")  # (wls would name itself, not the call made)
+    # (wls would name itself, not the call made); a 0-dim tensor as its number, as wls takes it
+    lam, alpha, eps, _ = check_parameters(lam, alpha, eps, rtol=None, who="preprocess")
     check_method(method, "preprocess", t)
     single = t.dim() == 2
     x = _stretch((t.unsqueeze(0) if single else t).to(torch.float32).clamp(0.0, 1.0)).contiguous()

@@ -124,7 +124,9 @@ class TrainConfig:
             raise ValueError(f"upsample must be one of {', '.join(UPSAMPLING)}, got {self.upsample!r}")
         # the WLS of the preprocessing and between stages, refused in TrainConfig's name (wls's named its
         # rtol, which TrainConfig does not take)
-        check_parameters(self.lam, self.alpha, self.eps, rtol=None, who="TrainConfig")
+        # (a 0-dim tensor as its number: the checkpoint records the settings in JSON)
+        self.lam, self.alpha, self.eps, _ = check_parameters(self.lam, self.alpha, self.eps, rtol=None,
+                                                             who="TrainConfig")  # fmt: skip
         if isinstance(self.device, torch.device):  # (as its name: the checkpoint records it in JSON)
             self.device = str(self.device)
         if self.device != "auto":  # (whether a CUDA device is there is train's to ask: it may be built elsewhere)
