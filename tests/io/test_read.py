@@ -144,6 +144,26 @@ def test_a_ycbcr_or_cielab_tiff_is_read_as_its_first_channel(tmp_path, seed, mod
     assert im.bits_stored == 8 and any(f"{mode} image: its {kept} read as grey" in note for note in im.notes), im.notes
 
 
+def test_a_ycbcr_tiff_of_subsampled_colour_in_lzw_is_not_called_corrupt(tmp_path):
+    # tifffile decodes subsampled YCbCr only in JPEG; its refusal was said as "truncated or corrupt
+    # (chroma subsampling not supported without JPEG compression)", of a valid file
+    import tifffile
+
+    samples = np.full((32, 32, 3), 128, np.uint8)
+    samples[..., 0] = np.arange(32, dtype=np.uint8) * 8
+    Image.fromarray(samples, "YCbCr").save(tmp_path / "s.tif", compression="tiff_lzw")
+    with tifffile.TiffFile(tmp_path / "s.tif") as tif:
+        offset = tif.pages[0].tags["YCbCrSubSampling"].valueoffset
+    with open(tmp_path / "s.tif", "r+b") as f:  # (2, 2): no writer here makes one (its data stays 1, 1's)
+        f.seek(offset)
+        f.write(struct.pack("<HH", 2, 2))
+    with pytest.raises(ImageReadError) as caught:
+        read_image(tmp_path / "s.tif")
+    assert str(caught.value) == (f"{tmp_path / 's.tif'}: YCbCr TIFF with subsampled colour (YCbCrSubSampling 2, 2) "
+                                 "in LZW: not decoded here (tifffile decodes subsampled YCbCr only in JPEG); save it "
+                                 "as a greyscale or RGB TIFF, or a PNG")  # fmt: skip
+
+
 def test_tiff_white_is_zero_is_inverted(tmp_path):
     import tifffile
 

@@ -98,6 +98,13 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logs: tuple[LogNa
             photometric, pillow_mode = int(page.photometric), None
             # a JPEG codec (tifffile's, Pillow's libtiff) gives a YCbCr page's colours as RGB
             decoded_to_rgb = photometric == 6 and int(page.compression) in (6, 7)
+            if photometric == 6 and not decoded_to_rgb and page.is_subsampled:  # (tifffile refuses it, not damage:
+                # it was said to be "truncated or corrupt (chroma subsampling not supported ...)")
+                h, v = page.subsampling
+                raise ImageReadError(path, f"YCbCr TIFF with subsampled colour (YCbCrSubSampling {h}, {v}) in "
+                                     f"{getattr(page.compression, 'name', page.compression)}: not decoded here "
+                                     "(tifffile decodes subsampled YCbCr only in JPEG); save it as a greyscale or "
+                                     "RGB TIFF, or a PNG")  # fmt: skip
             white_is_zero = flip = photometric == 0  # MINISWHITE
             colormap = page.colormap if photometric == 3 else None  # PALETTE: values index it
             inks = page.tags.get(_INKSET)
