@@ -294,9 +294,31 @@ def _raise_if_interrupted(exc: BaseException) -> None:
         raise KeyboardInterrupt from exc
 
 
+def _holding_its_lock(args: argparse.Namespace, job: str, run) -> int:
+    """``run(args)``, the lock of its job's output folder taken first, where an earlier run made it
+    (:func:`~xvertfast.io.job_folder.lock_early`): taken by the job after torch and the model loaded,
+    ``xvertfast status`` said until then that the earlier run stopped, with the command that resumes
+    it, which started a second job. A job running there is said at once. A dry run takes no lock."""
+    from xvertfast.io.job_folder import lock_early
+
+    try:
+        let_go = (lambda: None) if args.dry_run else lock_early(args.output, job, args.shard)
+    except ValueError as exc:  # (another job holds it)
+        _print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return run(args)
+    finally:
+        let_go()  # (taken over by the job, or let go: the command ended before its job began)
+
+
 def _cmd_preprocess(args: argparse.Namespace) -> int:
     if (refused := _inputs_refused(args.inputs)) is not None:  # a mistyped folder: said before anything is made
         return refused
+    return _holding_its_lock(args, "preprocess", _preprocess)
+
+
+def _preprocess(args: argparse.Namespace) -> int:
     _load_torch()
     _use_threads(args.threads)
     from xvertfast.io.files import NothingFound
@@ -348,6 +370,10 @@ def _roi_file(path: str | None):
 def _cmd_enhance(args: argparse.Namespace) -> int:
     if (refused := _inputs_refused(args.inputs)) is not None:  # said before the model is loaded or OUT_DIR made
         return refused
+    return _holding_its_lock(args, "enhance", _enhance)
+
+
+def _enhance(args: argparse.Namespace) -> int:
     _load_torch()
     _use_threads(args.threads)  # (before the Enhancer: onnxruntime's session takes torch's count)
     from xvertfast.infer import Enhancer

@@ -469,3 +469,71 @@ def test_a_long_failure_reason_is_cut_in_its_middle_and_a_damaged_failures_field
         ledger.write_text("\n".join(lines) + "\n")
         assert job_status(str(out), "enhance").ledgers[0].failures == []
         assert "1 failed" in _status_lines(out, capsys)
+
+
+def test_a_job_holds_its_folders_lock_from_its_start_so_status_does_not_call_the_earlier_run_stopped(tmp_path,
+                                                                                                     monkeypatch):
+    """A job took its output folder's lock only once torch and its model had loaded (seconds; minutes to
+    build TensorRT engines): until then `xvertfast status` said the folder's earlier run "stopped
+    (interrupted)" and gave the command that resumes it, and a user who ran that started a second
+    job. The command takes the lock as it starts, where an earlier run made it: status says running."""
+    import xvertfast.cli as cli
+    from tests.pipeline.test_preprocess_files import radiograph_like
+    from xvertfast.pipeline.preprocess_files import SETTINGS as PREPROCESS
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    Image.fromarray(radiograph_like(0, 32)).save(src / "a.png")
+    with JobFolder(str(out), PREPROCESS, False, job="preprocess", command="xvertfast preprocess in -o out") as job:
+        job.ended("interrupted", found=1, done=0, skipped=0, failed=0)
+    load_torch, seen = cli._load_torch, []
+
+    def loading():  # as torch loads
+        led = job_status(str(out), "preprocess").ledgers[0]
+        seen.append((led.running, led.ended))
+        load_torch()
+
+    monkeypatch.setattr(cli, "_load_torch", loading)
+    assert main(["preprocess", str(src), "-o", str(out), "-q"]) == 0  # (the job took the lock over)
+    assert seen == [(True, None)]
+    led = job_status(str(out), "preprocess").ledgers[0]
+    assert (led.running, led.ended, led.done) == (False, "finished", 4)
+
+
+def test_a_second_job_into_a_folder_is_refused_before_torch_loads_and_no_lock_is_made_early(tmp_path, monkeypatch,
+                                                                                            capsys):
+    """A job running in OUT, a second one into it was refused only after seconds of loading torch and
+    the model. It is refused at once now; a folder no run locked yet gets no file before the job
+    makes its own, and a command that stops before its job begins lets the lock go."""
+    import xvertfast.cli as cli
+    from xvertfast.io.job_folder import lock_early
+    from xvertfast.resume import hold_lock, lock_held
+
+    src, out, new = _input(tmp_path, "a.png"), tmp_path / "out", tmp_path / "new"
+    with JobFolder(str(out), SETTINGS, False):  # (an earlier run: its lock made)
+        pass
+    lock = str(out / job_files("enhance")[2])
+
+    def loading():
+        raise KeyboardInterrupt  # (the command stops here: Ctrl-C)
+
+    monkeypatch.setattr(cli, "_load_torch", loading)
+    held = hold_lock(lock)  # another job's
+    try:
+        assert main(["enhance", src, "-o", str(out), "-q"]) == 2
+        assert f"error: another xvertfast enhance is writing into {out} (it holds {lock})" in capsys.readouterr().err
+    finally:
+        held.close()
+    assert main(["enhance", src, "-o", str(out), "-q"]) == 130  # (torch loading: interrupted)
+    assert job_status(str(out), "enhance").ledgers[0].running is False  # (let go)
+    new.mkdir()
+    assert main(["enhance", src, "-o", str(new), "-q", "--shard", "1/2"]) == 130
+    assert os.listdir(new) == []
+    # a shard's own lock, taken early, is taken over by its job folder, which lets it go as it closes
+    with JobFolder(str(out), SETTINGS, False, shard=Shard(1, 2)):
+        pass
+    let_go = lock_early(str(out), "enhance", Shard(1, 2))
+    with JobFolder(str(out), SETTINGS, False, shard=Shard(1, 2)):
+        let_go()
+        assert lock_held(str(out / shard_files("enhance", Shard(1, 2))[1]))
+    assert not lock_held(str(out / shard_files("enhance", Shard(1, 2))[1]))

@@ -51,7 +51,7 @@ from xvertfast.io.files import (InputFile, InputLists, NothingFound, collision_r
                                 input_paths, input_problem, list_files, output_path, read_input,
                                 RealPaths, another_name, first_same_file, refuse_unsearched_images, replaced_path,
                                 same_file, searched_input_folder)
-from xvertfast.io.job_folder import JOB_FILE, JobFolder, JobLog, dry_run_line, recorded_input, run_line
+from xvertfast.io.job_folder import JOB_FILE, JobFolder, JobLog, dry_run_line, lock_early, recorded_input, run_line
 from xvertfast.io.shards import Shard
 from xvertfast.io.write import (FORMAT_EXTENSIONS, WRITE_FORMATS, atomic_write, nearest_existing, output_name_refusal,
                                 outputs_lost, remove_stale_parts, same_format, same_format_extension)
@@ -634,13 +634,19 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
                          f"run again leaves it out); write it in the output folder or outside the input folders "
                          f"(e.g. {os.path.join(out_dir, os.path.basename(path))})")  # fmt: skip
     given = centres_of_inputs(rois, [f.path for f in files]) if rois is not None else {}
-    if not dry_run:  # built before OUT is made (an export, engines: it may fail); a dry run builds nothing
-        enhancer.backend  # noqa: B018 (its precision, recorded below, may differ from the one described)
-    settings = _job_settings(enhancer, fmt)  # hashes every weight: once per job
-    log = JobLog(log)  # (a line that cannot be written stops the job, as a full disk does: see _run)
-    job = JobFolder(out_dir, settings, overwrite, shard=shard, read_only=dry_run, command=command, cwd=cwd,
-                    side_files={"report": report, "preview": preview},  # (checked again once OUT is held)
-                    real_paths=real)  # fmt: skip
+    # OUT's lock, where an earlier run made it, held from before the backend is built (an export; TensorRT
+    # engines: minutes), while status would say that run stopped; the job folder takes it over
+    let_go = (lambda: None) if dry_run else lock_early(out_dir, "enhance", shard)
+    try:
+        if not dry_run:  # built before OUT is made (an export, engines: it may fail); a dry run builds nothing
+            enhancer.backend  # noqa: B018 (its precision, recorded below, may differ from the one described)
+        settings = _job_settings(enhancer, fmt)  # hashes every weight: once per job
+        log = JobLog(log)  # (a line that cannot be written stops the job, as a full disk does: see _run)
+        job = JobFolder(out_dir, settings, overwrite, shard=shard, read_only=dry_run, command=command, cwd=cwd,
+                        side_files={"report": report, "preview": preview},  # (checked again once OUT is held)
+                        real_paths=real)  # fmt: skip
+    finally:
+        let_go()
     with job:
         if not dry_run:
             remove_stale_parts(path for path in (report, preview) if path)  # a killed run's

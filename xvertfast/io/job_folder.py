@@ -73,8 +73,8 @@ from xvertfast.io.write import (OutputFolderMoved, atomic_write, listed_in, near
 from xvertfast.resume import LOCK_PATIENCE, ends_with_newline, hold_lock, lock_held, settings_changes
 
 __all__ = ["JobFolder", "JobLog", "JobStatus", "LedgerStatus", "ShardsWithoutLedger", "dry_run_line", "run_line",
-           "job_files", "job_status", "read_ledgers", "recorded_input", "shard_files", "shards_locks", "JOB_FILE",
-           "LEDGER_FILE", "LOCK_FILE", "JOB_STATE_FILES"]
+           "job_files", "job_status", "lock_early", "read_ledgers", "recorded_input", "shard_files", "shards_locks",
+           "JOB_FILE", "LEDGER_FILE", "LOCK_FILE", "JOB_STATE_FILES"]
 
 
 def job_files(job: str) -> tuple[str, str, str]:
@@ -897,6 +897,64 @@ def _open_folder(path: str) -> int | None:
         return None
 
 
+#: The locks jobs' commands took as they started (:func:`lock_early`), by the lock file's (device, inode),
+#: until the job's :class:`JobFolder` takes its own over.
+_EARLY_LOCKS: dict[tuple[int, int], object] = {}
+
+
+def lock_early(out_dir: str, job: str, shard: Shard | None = None):
+    """Takes now the lock a run of ``job`` (its ``shard``) into ``out_dir`` holds while it runs (the
+    folder's; a shard's own), where an earlier run there made it, and returns what lets it go: its
+    :class:`JobFolder`, made later, takes it over. A command holds it from its start, before it loads
+    torch and the model (seconds; minutes to build TensorRT engines), during which ``xvertfast status``
+    said the earlier run "stopped" and gave the command that resumes it: a user who ran that started
+    a second job, refused only then. Nothing is made: without the lock (a new folder, a file) the
+    job's own checks say what is wrong. ValueError where another job holds it."""
+    path = os.path.join(out_dir, job_files(job)[2] if shard is None else shard_files(job, shard)[1])
+    try:
+        key = _lock_key(os.stat(path)) if os.path.isfile(path) else None
+        if key is None or key in _EARLY_LOCKS:  # (none to take; or taken already, by this process's command)
+            return lambda: None
+        lock = hold_lock(path, patience=LOCK_PATIENCE)
+    except OSError:  # (not readable here: the job says why it cannot use the folder)
+        return lambda: None
+    if lock is None:
+        raise _held_by_another(out_dir, job, path, shard)
+    if _lock_key(os.fstat(lock.fileno())) != key:  # (replaced since the look above)
+        lock.close()
+        return lambda: None
+    _EARLY_LOCKS[key] = lock
+
+    def let_go() -> None:
+        if _EARLY_LOCKS.get(key) is lock:  # (not taken over by its job folder)
+            _EARLY_LOCKS.pop(key).close()
+
+    return let_go
+
+
+def _lock_key(stat: os.stat_result) -> tuple[int, int] | None:
+    """A lock file's key in :data:`_EARLY_LOCKS`; None where its inode tells no file from another (0)."""
+    return (stat.st_dev, stat.st_ino) if stat.st_ino else None
+
+
+def _taken_over(path: str):
+    """The lock at ``path`` that this process's command took early (:func:`lock_early`), now the
+    caller's, or None."""
+    try:
+        key = _lock_key(os.stat(path))
+    except OSError:
+        return None
+    return _EARLY_LOCKS.pop(key, None) if key is not None else None
+
+
+def _held_by_another(out_dir: str, job: str, path: str, shard: Shard | None) -> ValueError:
+    """The refusal of a job whose lock at ``path`` (the folder's; a shard's own) another holds."""
+    if shard is None:
+        return ValueError(f"another xvertfast {job} is writing into {out_dir} (it holds {path}); wait for it, or "
+                          "use another folder")  # fmt: skip
+    return ValueError(f"{shard} of an xvertfast {job} is already writing into {out_dir} (it holds {path})")
+
+
 class JobFolder:
     """The output folder of one batch job: its lock, settings and ledger.
 
@@ -1170,10 +1228,9 @@ class JobFolder:
         one its shards of that count share. ValueError where another job holds what it needs."""
         folder_lock = os.path.join(self.out_dir, self._lock_file)
         if self.shard is None:
-            lock = hold_lock(folder_lock, patience=LOCK_PATIENCE)
+            lock = _taken_over(folder_lock) or hold_lock(folder_lock, patience=LOCK_PATIENCE)
             if lock is None:
-                raise ValueError(f"another xvertfast {self.job} is writing into {self.out_dir} (it holds "
-                                 f"{folder_lock}); wait for it, or use another folder")  # fmt: skip
+                raise _held_by_another(self.out_dir, self.job, folder_lock, None)
             self._locks.append(lock)
             return
         lock = hold_lock(folder_lock, shared=True, patience=LOCK_PATIENCE)
@@ -1183,10 +1240,9 @@ class JobFolder:
                              f"{folder_lock}); wait for it, or use another folder")  # fmt: skip
         self._locks.append(lock)
         _, own_lock, count_lock = (os.path.join(self.out_dir, n) for n in shard_files(self.job, self.shard))
-        own = hold_lock(own_lock, patience=LOCK_PATIENCE)
+        own = _taken_over(own_lock) or hold_lock(own_lock, patience=LOCK_PATIENCE)
         if own is None:
-            raise ValueError(f"{self.shard} of an xvertfast {self.job} is already writing into {self.out_dir} "
-                             f"(it holds {own_lock})")  # fmt: skip
+            raise _held_by_another(self.out_dir, self.job, own_lock, self.shard)
         self._locks.append(own)
         # shared by the shards of this count; taken exclusively only for a moment, by the check below
         count = hold_lock(count_lock, shared=True, wait=True)
