@@ -593,12 +593,14 @@ def test_a_model_path_that_does_not_exist_is_no_such_folder(tmp_path, capsys, mo
     monkeypatch.chdir(tmp_path)
     image = _png(tmp_path / "a.png")
     said = "nosuchmodel: no such folder (a model is a directory from `xvertfast train`"
-    for argv in (["enhance", image, "-o", "out", "-q", "--device", "cpu", "--model", "nosuchmodel"],
-                 ["export", "nosuchmodel", "-o", "out"],
-                 ["train", image, "-o", "out", "-q", "--device", "cpu", "--init", "nosuchmodel"]):  # fmt: skip
+    # the option is named where one gave the path (enhance and demo said only "error: nosuchmodel: ...")
+    for argv, option in ((["enhance", image, "-o", "out", "-q", "--device", "cpu", "--model", "nosuchmodel"], "--model: "),
+                         (["demo", "-o", "out", "--device", "cpu", "--model", "nosuchmodel"], "--model: "),
+                         (["export", "nosuchmodel", "-o", "out"], ""),
+                         (["train", image, "-o", "out", "-q", "--device", "cpu", "--init", "nosuchmodel"], "--init: ")):  # fmt: skip
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
-        assert said in err and "no config.json" not in err, argv
+        assert err.startswith(f"error: {option}{said}") and "no config.json" not in err, argv
         assert not (tmp_path / "out").exists()
     (tmp_path / "notamodel").mkdir()  # a folder that is there but holds no model: said as before
     assert main(["export", "notamodel", "-o", "out"]) == 2
@@ -1457,18 +1459,31 @@ def test_a_batch_command_s_help_ends_with_examples_that_parse_and_fit_80_columns
         build_parser().parse_args(words[1:])  # (an unknown option or a bad value: SystemExit)
 
 
-def test_enhance_precision_help_gives_the_rule_then_a_line_for_the_cpu_and_one_for_the_gpu():
-    """--precision's help was one 14-line paragraph with the CPU's and the GPU's cases run together."""
+def test_enhance_precision_help_gives_a_line_to_each_choice_and_what_it_costs():
+    """--precision's help was one 14-line paragraph with the CPU's and the GPU's cases run together;
+    then it gave them a line each but sent the reader to "docs/guide/backends.md in the source",
+    which a pip install has not: each choice now has its line, with what it gives and costs."""
     cases = {a.dest: a.help for a in subcommands()["enhance"]._actions}["precision"].split("\n")
-    assert [case.split(":")[0] for case in cases] == ["auto", "CPU", "GPU", "More"]
+    assert [case.split(":")[0] for case in cases[:4]] == ["auto", "fp32", "bf16", "fp16"]
     text = subcommands()["enhance"].format_help()
     lines = [line.strip() for line in text.splitlines()]
     for case in cases:  # each begins a line of the help shown, not run on after the one before
         assert any(line and case.startswith(line) for line in lines), case
     said = " ".join(text.split())
     for fact in ("torch and compile backends only", "about 1.2x (the WLS solves are not sped up)", "~1e-3",
-                 "onnxruntime runs bf16 as fp32 and tensorrt as fp16", "fp32 runs without TF32"):
+                 "onnxruntime runs bf16 as fp32 and tensorrt as fp16", "fp32 runs without TF32", "fp16: GPUs only"):
         assert fact in said, fact
+
+
+def test_no_help_sends_the_reader_to_a_file_a_pip_install_lacks():
+    """enhance --precision said "More: docs/guide/backends.md in the source", --threads "the user
+    guide, docs/guide/enhancing.md in the source", and --precision and train --amp cited
+    bench/RESULTS.md: none of them is in the wheel (its package data is the model, its card and
+    the sample). The help says what it means itself."""
+    texts = {"xvertfast": build_parser().format_help(), **{n: p.format_help() for n, p in subcommands().items()}}
+    outside = re.compile(r"\b(?:docs|bench|tests|tools|csrc)/|README|DESIGN\.md|RESULTS\.md|in the source")
+    assert {name: outside.findall(" ".join(text.split())) for name, text in texts.items()
+            if outside.search(" ".join(text.split()))} == {}  # fmt: skip
 
 
 def test_train_help_says_workers_is_the_deprecated_name_of_threads():

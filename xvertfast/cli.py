@@ -146,6 +146,10 @@ THREADS_HELP = ("CPU threads for torch and for xvertfast's compiled ops, the WLS
                 "default: one a physical core, or OMP_NUM_THREADS where set). For jobs side by side on one machine "
                 "(shards, a training run beside this one): give each its share of the cores, or the solver's threads "
                 "spin waiting for ones the other jobs keep off their core.")  # fmt: skip
+#: How far another --threads moves a network's outputs, said in the help itself: it pointed to the user
+#: guide "in the source", which a pip install lacks (measured 1 against 2 threads, 2026-12-06)
+THREADS_MOVE = ("the network adds its float sums in another order: up to ~5e-7 on a [0, 1] scale on three test images, "
+                "a few pixels of an 8-bit output off by one grey level")  # fmt: skip
 
 
 def _use_threads(threads: int) -> None:
@@ -367,6 +371,19 @@ def _roi_file(path: str | None):
     return load_roi_centres(path)
 
 
+def _model_option(path: str, option: str):
+    """The model ``option`` names (``--model PATH``), loaded; where it cannot be, a ValueError
+    naming the option and the value given: enhance and demo said only "nothere: no such folder
+    (...)", a path the user may not tie to --model in a long command."""
+    from xvertfast.model import load_model
+
+    try:
+        return load_model(path)
+    except (FileNotFoundError, ValueError) as exc:
+        _raise_if_interrupted(exc)
+        raise ValueError(f"{option}: {exc}") from None
+
+
 def _cmd_enhance(args: argparse.Namespace) -> int:
     if (refused := _inputs_refused(args.inputs)) is not None:  # said before the model is loaded or OUT_DIR made
         return refused
@@ -389,8 +406,8 @@ def _enhance(args: argparse.Namespace) -> int:
     try:
         check_rois_mode(args.rois, args.mode)
         rois = _roi_file(args.rois)
-        enhancer = Enhancer(args.model, device=args.device, backend=args.backend, mode=args.mode,
-                            brightness=args.brightness, batch_size=args.batch_size,
+        enhancer = Enhancer(_model_option(args.model, "--model"), device=args.device, backend=args.backend,
+                            mode=args.mode, brightness=args.brightness, batch_size=args.batch_size,
                             precision=args.precision)  # fmt: skip
         summary = enhancer.enhance_files(args.inputs, args.output, fmt=args.format, overwrite=args.overwrite,
                                          workers=args.workers, report=args.report, progress=not args.quiet,
@@ -945,7 +962,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     try:
         # the report's folder refused before the sample is enhanced: it was refused after, leaving OUT/enhanced
         check_report_folder(os.path.join(args.output, "report"))
-        enhancer = Enhancer(args.model, device=args.device)
+        enhancer = Enhancer(_model_option(args.model, "--model"), device=args.device)
         summary = enhancer.enhance_files([SAMPLE_DICOM], os.path.join(args.output, "enhanced"), overwrite=True,
                                          progress=False, log=log)  # fmt: skip
         if summary.failed:
@@ -1092,13 +1109,10 @@ def _train_command(args: argparse.Namespace) -> int:
     arch = {name: value for name, value in (("width", args.width), ("depth", args.depth), ("upsample", args.upsample))
             if value is not None}  # fmt: skip
     if args.init is not None:
-        from xvertfast.model import load_model
-
         try:
-            start = load_model(args.init).stages[0]
-        except (FileNotFoundError, ValueError) as exc:
-            _raise_if_interrupted(exc)
-            _print(f"error: --init: {exc}", file=sys.stderr)
+            start = _model_option(args.init, "--init").stages[0]
+        except ValueError as exc:
+            _print(f"error: {exc}", file=sys.stderr)
             return 2
         arch = {"width": start.width, "depth": start.depth, "upsample": start.upsample, **arch}
     try:  # (TrainConfig checks its settings as it is made)
@@ -1319,14 +1333,17 @@ values inverted.""",
                      help="network runtime: auto is TensorRT on a GPU where installed (torch where TensorRT cannot "
                      "build its engines), else torch (default: %(default)s)")
     enh.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
-                     help="auto: bf16 on a GPU (fp16 below compute capability 8.0), fp32 on the CPU; fp16 is "
-                     "for GPUs only (default: %(default)s)\n"
-                     "CPU: bf16 (torch and compile backends only) with AMX runs a network stage about 2x as fast as "
-                     "fp32, a whole job about 1.2x (the WLS solves are not sped up); it moves the outputs by ~1e-3 on "
-                     "a [0, 1] scale on average, 0.3 of an 8-bit grey level (bench/RESULTS.md, 2026-12-04)\n"
-                     "GPU: exported graphs hold fp32 or fp16, so onnxruntime runs bf16 as fp32 and tensorrt as "
-                     "fp16; fp32 runs without TF32 (torch, compile and tensorrt backends)\n"
-                     "More: docs/guide/backends.md in the source")  # fmt: skip
+                     help="auto: bf16 on a GPU (fp16 below compute capability 8.0), fp32 on the CPU "
+                     "(default: %(default)s)\n"
+                     "fp32: the full precision the others are measured against; on a GPU fp32 runs without TF32 "
+                     "(torch, compile and tensorrt backends)\n"
+                     "bf16: GPUs of compute capability 8.0 or later, and CPUs with bf16 (torch and compile backends "
+                     "only), "
+                     "where with AMX a network stage runs about 2x as fast as fp32, a whole job about 1.2x (the WLS "
+                     "solves are not sped up); it moves the outputs by ~1e-3 on a [0, 1] scale on average (0.3 of an "
+                     "8-bit grey level), by up to ~1e-2 (a few grey levels)\n"
+                     "fp16: GPUs only (auto's choice on GPUs older than compute capability 8.0)\n"
+                     "exported graphs hold fp32 or fp16, so onnxruntime runs bf16 as fp32 and tensorrt as fp16")  # fmt: skip
     enh.add_argument("--format", choices=("same", "png16", "png8", "tiff", "dicom"), default="same",
                      help="output format: same (above); png16, a 16-bit PNG holding the source's bit depth "
                      "(a 12-bit input as 0..4095, an 8-bit one as 0..255, so viewers that show the whole 16-bit "
@@ -1341,8 +1358,7 @@ values inverted.""",
                      "the network already use every core; at most 64)")
     enh.add_argument("--threads", type=_at_least(0), default=0, metavar="N",
                      help=THREADS_HELP + " The network uses N, and so does each --workers thread's solve. "
-                     "Another count may move the outputs in the last bits (the user guide, docs/guide/enhancing.md in "
-                     "the source, 'Reproducible'); "
+                     "Another count may move the outputs in the last bits (" + THREADS_MOVE + "); "
                      "a resumed job may use another (default: %(default)s)")  # fmt: skip
     enh.add_argument("--overwrite", action="store_true",
                      help="redo the outputs this job already wrote (with new settings, say)")
@@ -1445,8 +1461,7 @@ interrupted, 143 stopped by SIGTERM, 129 by SIGHUP.""",
                     help="score every image again, ignoring those an earlier run in REPORT_DIR finished")
     ev.add_argument("--threads", type=_at_least(0), default=0, metavar="N",
                     help=THREADS_HELP + " Another count may move xvertnet's outputs, and so its scores, in the last "
-                    "bits (the user guide, docs/guide/enhancing.md in the source, 'Reproducible'); a resumed run may "
-                    "use another (default: %(default)s)")  # fmt: skip
+                    "bits (" + THREADS_MOVE + "); a resumed run may use another (default: %(default)s)")  # fmt: skip
     ev.set_defaults(func=_cmd_evaluate)
 
     st = sub.add_parser(
@@ -1618,7 +1633,7 @@ cannot be read, 130 interrupted, 143 stopped by SIGTERM, 129 by SIGHUP.""",
     tr.add_argument("--amp", action="store_true",
                     help="bfloat16 autocast: on GPUs of compute capability 8.0 or later (Ampere on; refused on older "
                     "ones), and on CPUs with AMX (about 1.7x faster steps there: 13.2 against 7.7 training patches/s "
-                    "at width 16, bench/RESULTS.md)")
+                    "at width 16 on 2 cores, 2026-12-02); it moves the training trajectory a little")
     tr.add_argument("--seed", type=int, default=0,
                     help="seeds the validation split, the initial weights, the batch order and the augmentation: "
                     "any whole number (torch's seeds are 64-bit, so seeds equal modulo 2**64 train alike)")
