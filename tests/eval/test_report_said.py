@@ -28,3 +28,26 @@ def test_the_readme_names_every_file_of_the_report():
     readme = (pathlib.Path(__file__).parents[2] / "README.md").read_text()
     said = readme.split("## Evaluation")[1].split("The report folder holds")[1].split(". ")[0]
     assert [name for name in REPORT_FILES if name != "boxplots.png" and f"`{name}`" not in said] == []
+
+
+def test_the_report_says_how_much_an_images_two_rois_overlap(tmp_path):
+    """The default upper and lower ROIs (512 rows at 0.30 and 0.58 of a 1024-row image) share about
+    44% of their pixels, and the report said nothing of it: a reader took an image's two ROIs for
+    separate regions. It says their share, computed from the places the rows record."""
+    from xvertfast.eval.report import _overlap_said
+
+    run = EvalRun(["identity"], ["entropy"], images=3)
+    places = {"a.png": (51, 338), "b.png": (51, 338), "c.png": (100, 700)}  # c: centres given apart (none shared)
+    run.rows = [{"file": file, "roi": roi, "method": "identity", "top": top, "left": 367, "height": 512, "width": 290,
+                 "entropy": 5.0 + k}
+                for file, tops in places.items() for k, (roi, top) in enumerate(zip(("upper", "lower"), tops))]  # fmt: skip
+    said = ("An image's upper and lower ROIs overlap: they share 44% of their pixels (the median over 3 images; from 0% "
+            "to 44%")  # fmt: skip
+    assert _overlap_said(run).startswith(said)  # (225 of 512 rows in common: 43.9%)
+    write_report(run, str(tmp_path / "r"), "identity")
+    assert said in (tmp_path / "r" / "summary.md").read_text()
+    assert said.replace("'", "&#x27;") in (tmp_path / "r" / "report.html").read_text()
+    run.rows = [row for row in run.rows if row["file"] == "c.png"]  # no overlap: nothing said
+    assert _overlap_said(run) is None
+    run.rows = [{k: v for k, v in row.items() if k != "top"} for row in run.rows]  # places not recorded
+    assert _overlap_said(run) is None

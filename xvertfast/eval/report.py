@@ -28,6 +28,7 @@ import collections
 import csv
 import html
 import math
+import numbers
 import os
 import re
 import textwrap
@@ -36,11 +37,11 @@ import urllib.parse
 import numpy as np
 
 from xvertfast._plotting import pyplot
-from xvertfast._text import FAILED_LISTED, WARNED_LISTED, asked, count, first_listed
+from xvertfast._text import FAILED_LISTED, WARNED_LISTED, asked, count, first_listed, part_percent
 from xvertfast.eval._report_files import (REPORT_FILES, ReportInterrupted, remove_unfinished_reports,
                                           replace_report)
 from xvertfast.eval.journal import JOURNAL_FILE
-from xvertfast.eval.protocol import ORIGINAL_PICTURE, EvalRun, ImageNote
+from xvertfast.eval.protocol import ORIGINAL_PICTURE, ROI_NAMES, EvalRun, ImageNote
 from xvertfast.eval.provenance import provenance_json, provenance_markdown, provenance_record
 from xvertfast.eval.stats import (_CONFIDENCE, EXACT_MAX_PAIRS, describe, differences, hodges_lehmann, holm,
                                    image_means, outlier_mask, paired_clean, significance_mark, wilcoxon_p,
@@ -306,6 +307,49 @@ def _journal_named(journal: str | None, out_dir: str | None) -> str | None:
     return f"`{JOURNAL_FILE}` (beside this file)" if beside else f"`{journal}`"
 
 
+def _rois_overlap(run: EvalRun) -> list[float]:
+    """Per image whose two ROIs' places the rows give, the share of its upper and lower ROIs'
+    pixels they have in common: their intersection over the smaller one. The default ROIs (512
+    rows at 0.30 and 0.58 of a 1024-row image) share about 44%, so the two "samples" of an image are
+    in part one: read from the rows, as centres given by hand (--rois) or an image's edge move them."""
+    boxes: dict[str, dict[str, tuple]] = {}
+    for row in run.rows:
+        place = tuple(row.get(k) for k in ("top", "left", "height", "width"))
+        if all(isinstance(v, numbers.Integral) for v in place):  # (an EvalRun made by hand may not say)
+            boxes.setdefault(row["file"], {}).setdefault(row["roi"], place)
+    shares = []
+    for placed in boxes.values():
+        if ROI_NAMES[0] in placed and ROI_NAMES[1] in placed:
+            (t1, l1, h1, w1), (t2, l2, h2, w2) = placed[ROI_NAMES[0]], placed[ROI_NAMES[1]]
+            rows = max(0, min(t1 + h1, t2 + h2) - max(t1, t2))
+            columns = max(0, min(l1 + w1, l2 + w2) - max(l1, l2))
+            smaller = min(h1 * w1, h2 * w2)
+            if smaller > 0:
+                shares.append(rows * columns / smaller)
+    return shares
+
+
+def _overlap_said(run: EvalRun) -> str | None:
+    """The report's sentence on how much an image's two ROIs overlap (:func:`_rois_overlap`),
+    beside the tables whose n counts ROIs: a reader took them for separate regions. None where no
+    image's ROIs overlap (or their places are not in the rows)."""
+    shares = _rois_overlap(run)
+    if not shares or max(shares) <= 0:
+        return None
+    def percent(share: float) -> str:  # (whole percents, as the guide's 44%; near 0 or 1 never "0%" or "100%")
+        return part_percent(share) if share < 0.01 or share > 0.99 else f"{share:.0%}"
+
+    low, middle, high = min(shares), float(np.median(shares)), max(shares)
+    if len(shares) == 1:
+        where = "on the one image"
+    elif low == high:
+        where = f"on each of the {len(shares)} images"
+    else:
+        where = f"the median over {len(shares)} images; from {percent(low)} to {percent(high)}"
+    return (f"An image's upper and lower ROIs overlap: they share {percent(middle)} of their pixels ({where}; the "
+            "part in common over the smaller ROI), so their two scores are not independent.")
+
+
 def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_image: list[dict] = (),
               pairs: dict | None = None, for_paper: list[dict] = (), journal: str | None = None) -> str:  # fmt: skip
     by = {(r["method"], r["metric"]): r for r in records}
@@ -323,7 +367,7 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_imag
               + "." + (" Tenengrad is computed on the 8-bit ROI's grey levels scaled to [0, 1]."
                        if "tenengrad" in run.metrics else "")
               + f" Outliers: values beyond mean ± {Z_LIMIT:g} σ of a method's values, σ the same sample standard deviation "
-              "(n − 1).", ""]  # fmt: skip
+              "(n − 1)." + (f" {overlap}" if (overlap := _overlap_said(run)) else ""), ""]  # fmt: skip
     if compare_to:  # (None where no method is tested against it: _draw decides, for the provenance block too)
         lines += [f"Wilcoxon signed-rank test of each method against **{compare_to}** (two-sided, paired by ROI; "
                   f"zero differences dropped; exact p up to {EXACT_MAX_PAIRS} pairs, ties at their midranks, else the "
@@ -689,8 +733,9 @@ def _html(run: EvalRun, markdown_table: str, grids: list[str]) -> str:
     # a link is a URL: a file name's "#" or "?" would end its path there, so the picture went missing
     pictures = "\n".join(f"<figure><img src='{html.escape(urllib.parse.quote(g))}' alt='{html.escape(g)}'></figure>"
                          for g in grids)  # fmt: skip
+    overlap = f" {said}" if (said := _overlap_said(run)) else ""
     side_by_side = (f"<h2>Side by side</h2><p>Green boxes: the evaluation ROIs (512×290 at 1024 rows, scaled with the "
-                    f"image). Bottom row: the upper ROI as the metrics see it (8-bit).</p>{pictures}"
+                    f"image).{html.escape(overlap)} Bottom row: the upper ROI as the metrics see it (8-bit).</p>{pictures}"
                     if grids else "")  # (none asked for: --pictures 0)  # fmt: skip
     style = ("body{font-family:sans-serif;max-width:1400px;margin:2em auto;padding:0 1em}"
              "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}"
