@@ -351,7 +351,7 @@ def test_labels_cut_alike_still_tell_their_files_apart(tmp_path, seed):
 
 def test_two_names_drawn_alike_once_their_accents_are_dropped_are_escaped_instead(tmp_path, seed):
     """"scan é.png" and "scan e.png", two files, were both labelled "scan e.png": such labels are drawn
-    with every character the font lacks escaped ("scan \\xe9.png"), as is the decomposed form's mark."""
+    with every character the font lacks escaped ("scan \\u00e9.png"), as is the decomposed form's mark."""
     import unicodedata
 
     from PIL import ImageDraw
@@ -368,12 +368,45 @@ def test_two_names_drawn_alike_once_their_accents_are_dropped_are_escaped_instea
         return np.asarray(drawn)
 
     (one, two), cell = bands(["w/scan é.png", "w/scan e.png"])
-    assert np.array_equal(one, text("w/scan \\xe9.png", cell)) and np.array_equal(two, text("w/scan e.png", cell))
+    assert np.array_equal(one, text("w/scan \\u00e9.png", cell)) and np.array_equal(two, text("w/scan e.png", cell))
     (one, two), cell = bands(["w/scan é.png", unicodedata.normalize("NFD", "w/scan é.png")])
-    assert np.array_equal(one, text("w/scan \\xe9.png", cell))
+    assert np.array_equal(one, text("w/scan \\u00e9.png", cell))
     assert np.array_equal(two, text("w/scan e\\u0301.png", cell))
     (one, two), cell = bands(["w/scan é.png", "w/scan é 2.png"])  # told apart without: accents dropped
     assert np.array_equal(one, text("w/scan e.png", cell))
+
+
+def test_a_byte_of_a_name_and_a_letter_are_never_escaped_alike():
+    """An undecodable byte of a name (0xe9, held as the surrogate U+DCE9) is drawn \\xe9, as Python
+    writes it; é (U+00E9), drawn exact beside "scan e.png", was drawn \\xe9 too, as was a C1 control
+    (U+0085) beside the byte 0x85: two files, one label. A character is now drawn by its code point."""
+    from PIL import ImageDraw
+
+    from xvertfast.infer.preview import _distinct, _drawable
+
+    length = ImageDraw.Draw(Image.new("L", (1, 1))).textlength
+    labels = ["scan é.png", "scan e.png", "scan \udce9.png"]
+    drawn = _distinct(labels, [""] * 3, 480, length)
+    assert drawn == ["scan \\u00e9.png", "scan e.png", "scan \\xe9.png"] and len(set(drawn)) == 3
+    assert _drawable("a\x85b") == "a\\u0085b" and _drawable("a\udc85b") == "a\\x85b"
+    assert _drawable("a\tb 中") == "a\\tb \\u4e2d"  # (other escapes as Python writes them)
+
+
+def test_a_warned_of_label_cut_at_another_point_than_its_twin_still_shows_where_they_differ():
+    """Two labels that differ high up a deep path were cut again where they differ only when cut to
+    the same text: one "warned of" has a longer suffix, so less room, and was cut at another point;
+    the two texts differed ("...") with neither showing the folder that tells them apart."""
+    from PIL import ImageDraw
+
+    from xvertfast.infer.preview import _distinct
+
+    length = ImageDraw.Draw(Image.new("L", (1, 1))).textlength
+    deep = "archive/" + "/".join(f"folder-{k:02d}-long-name" for k in range(12)) + "/IM.dcm"
+    labels = [deep, deep.replace("folder-05", "folder-5b")]
+    suffixes = [": input | output (warned of: see the job's log)", ": input | output"]
+    cuts = _distinct(labels, suffixes, 480, length)
+    assert all(length(cut) <= 480 and "..." in cut and cut.endswith(suffix) for cut, suffix in zip(cuts, suffixes))
+    assert "older-05" in cuts[0] and "older-5b" in cuts[1], cuts
 
 
 def test_a_label_s_letters_the_font_lacks_are_drawn_readably_not_as_boxes(tmp_path, seed):

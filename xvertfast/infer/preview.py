@@ -66,8 +66,9 @@ def _drawable(label: str, exact: bool = False) -> str:
     """``label`` in the characters Pillow's built-in font draws (printable ASCII): it has no others
     and drew each as a box, so "Ünïcødé scan é.png" read "□n□c□d□ scan □.png". An accented letter
     loses its accent (é -> e), a letter of :data:`_SPELLED` is spelled out (ß -> ss, ø -> o); any other
-    character is escaped as Python writes it (中 -> \\u4e2d, a name's
-    undecodable byte, held as a surrogate, as that byte: \\xe9), so the file can still be told. A name
+    character is escaped by its code point (中 -> \\u4e2d, é -> \\u00e9 where drawn ``exact``; a name's
+    undecodable byte, held as a surrogate, as that byte: \\xe9), so the file can still be told: Python
+    writes é and the byte 0xe9 alike (\\xe9), two files drawn as one. A name
     written decomposed (macOS's "e" + U+0301) is composed first: its accent was escaped, not dropped.
     ``exact``: every character escaped, none composed nor its accent dropped, for a label drawn as
     another's ("scan é.png" beside "scan e.png", :func:`_distinct`)."""
@@ -79,8 +80,9 @@ def _drawable(label: str, exact: bool = False) -> str:
             out.append(bare)
         elif "\udc80" <= ch <= "\udcff":  # os.fsdecode's surrogateescape of a byte not in the file system's encoding
             out.append(f"\\x{ord(ch) - 0xDC00:02x}")
-        else:
-            out.append(ch.encode("unicode_escape").decode("ascii"))  # (a tab too: \\t)
+        else:  # (a tab too: \\t); \\x is a byte's alone: Python writes é (U+00E9) as the byte 0xe9 is, \\xe9
+            escaped = ch.encode("unicode_escape").decode("ascii")
+            out.append(f"\\u{ord(ch):04x}" if escaped.startswith("\\x") else escaped)
     return "".join(out)
 
 
@@ -93,6 +95,24 @@ def _shown(text: str, kept: set[int]) -> str:
         elif not out or out[-1] != "...":
             out.append("...")
     return "".join(out)
+
+
+def _could_read(shown: str, label: str) -> bool:
+    """Whether ``shown``, a label as :func:`_shown` cuts it ("..." where characters were left out),
+    could be ``label`` cut: its kept parts are ``label``'s, in their order, first and last at its ends."""
+    parts = shown.split("...")
+    if len(parts) == 1:
+        return shown == label
+    head, *middle, tail = parts
+    if len(head) + len(tail) > len(label) or not label.startswith(head) or not label.endswith(tail):
+        return False
+    at, stop = len(head), len(label) - len(tail)
+    for part in middle:
+        at = label.find(part, at, stop)
+        if at < 0:
+            return False
+        at += len(part)
+    return True
 
 
 def _end_first(start: int, stop: int) -> list[int]:
@@ -142,17 +162,19 @@ def _fitted(label: str, suffix: str, width: float, length, differs=(), exact: bo
 
 def _distinct(labels: list[str], suffixes: list[str], width: float, length) -> list[str]:
     """The labels of one sheet, each :func:`_fitted` to ``width``, cut again where two different
-    labels were cut to the same text: each then keeps first, around where it differs from the
-    others, the characters that tell it from them (a sheet of two "...IM-0001-0001.dcm" told
+    labels were cut to a text the other could be (:func:`_could_read`): each then keeps first, around
+    where it differs from the others, the characters that tell it from them (a sheet of two "...IM-0001-0001.dcm" told
     nothing of which was which). Two different labels drawn alike (an accent dropped: "scan é.png",
-    "scan e.png") are drawn ``exact``, each character the font lacks escaped ("scan \\xe9.png")."""
+    "scan e.png") are drawn ``exact``, each character the font lacks escaped ("scan \\u00e9.png")."""
     drawn = ["".join(_parts(label)) for label in labels]
     exact = [any(d == drawn[k] and other != label for d, other in zip(drawn, labels)) for k, label in enumerate(labels)]
     drawn = ["".join(_parts(label, strict)) for label, strict in zip(labels, exact)]
     fitted = [_fitted(*given, width, length, exact=strict) for given, strict in zip(zip(labels, suffixes), exact)]
     bare = [text[: len(text) - len(suffix)] for text, suffix in zip(fitted, suffixes)]
     for k, label in enumerate(drawn):
-        twins = [other for j, other in enumerate(drawn) if bare[j] == bare[k] and other != label]
+        # (not by the texts drawn alone: a label "warned of" has less room, so is cut at another point than
+        # its twin, and the two texts differed with neither showing where the labels do)
+        twins = [other for other in drawn if other != label and _could_read(bare[k], other)]
         if twins:
             differs = []
             for other in twins:
