@@ -665,27 +665,17 @@ def _print_failures(led, job: str) -> None:
     for _, why in led.failures:  # (each says its input first: failure_text's rule)
         _print(f"    failed: {why}")
     more = failed - len(led.failures)
-    if led.report and _written_since(led.report, led.ended_at):
+    if led.report and led.report_state == "written":
         _print(f"    {f'and {more} more: ' if more > 0 else ''}all {failed} are in its report, {led.report}")
         return
     if led.report:  # (not written: an error, a kill after its end line; or replaced, removed since)
         there = ("the file there is older than the run's end, so not its report (not written, or replaced since)"
-                 if os.path.lexists(led.report) else "not there now (not written, or removed since)")
+                 if led.report_state == "older" else "not there now (not written, or removed since)")
         _print(f"    its report was to be written to {led.report}: {there}")
     if more > 0:
         file = " (with --report FILE, in a file)" if job == "enhance" else ""
         _print(f"    and {more} more, not recorded here: its run listed each as it went (its 'error:' lines), and its "
                f"command run again lists them again{file}, skipping what is done")  # fmt: skip
-
-
-def _written_since(path: str, t: float | None) -> bool:
-    """Whether ``path`` is a file last written at ``t`` or later: a run's report is written after
-    its ledger's end line (at ``t``), so an older file, or none, is not that run's report. (Two
-    seconds' leeway: a file system's coarse clock, or a FAT one's 2 s steps, may date it before.)"""
-    try:
-        return os.path.isfile(path) and t is not None and os.stat(path).st_mtime >= t - 2
-    except OSError:
-        return False
 
 
 def _resume_command(led, folder: str | None = None) -> str | None:

@@ -450,6 +450,41 @@ def test_status_names_the_first_inputs_a_run_failed_and_where_all_of_them_are(tm
     assert said.count("    failed: gone0.png: no such file or folder (list.txt, line 1)\n") == 1 and "more" not in said
 
 
+def test_a_runs_report_is_told_by_its_end_lines_clock_or_its_ledgers_and_status_json_says_what_is_there(
+        tmp_path, monkeypatch, capsys):  # fmt: skip
+    """Status dated a --report against the run's end line, by the job machine's clock: where the report
+    is on a network share whose server's clock is behind, the report the run wrote was said to be
+    "older than the run's end, so not its report". It is the run's where written at that line or at
+    the ledger's last write (the file system's clock), the earlier (the report may be on either's
+    disk). `status --json` gave only the path recorded; its `report_state` says what is there."""
+    import time
+
+    from xvertfast.io import job_folder
+
+    out, report = tmp_path / "out", tmp_path / "run.json"
+    ledger, clock = out / job_files("enhance")[1], time.time_ns
+
+    def report_state() -> str:
+        assert main(["status", str(out), "--json"]) == 0
+        return json.loads(capsys.readouterr().out)[0]["ledgers"][0]["report_state"]
+
+    for job_ahead in (True, False):
+        if job_ahead:  # the job machine's clock an hour ahead of the file server's, which dates the files
+            monkeypatch.setattr(job_folder.time, "time_ns", lambda: clock() + 3600 * 10**9)
+        with JobFolder(str(out), SETTINGS, False, side_files={"report": str(report)}) as job:
+            job.ended(None, failures=[("a.png", "a.png: cannot be read")], found=1, done=0, skipped=0, failed=1)
+        monkeypatch.undo()
+        if not job_ahead:  # the file server's clock an hour ahead, the report on the job machine's own disk
+            os.utime(ledger, (time.time() + 3600,) * 2)
+        report.write_text("{}")  # (written as the run ended)
+        assert f"    all 1 are in its report, {report}\n" in _status_lines(out, capsys), job_ahead
+        assert report_state() == "written"
+    os.utime(report, (0, 0))
+    assert report_state() == "older"
+    report.unlink()
+    assert report_state() == "missing"
+
+
 def test_a_long_failure_reason_is_cut_in_its_middle_and_a_damaged_failures_field_is_none(tmp_path, capsys):
     # why[:500] cut a reason that starts with its input's path at its end: a 600-character path left
     # no reason at all, and no mark of the cut; a ledger's "failures": 5 crashed status (TypeError)

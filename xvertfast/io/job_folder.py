@@ -410,8 +410,12 @@ class LedgerStatus:
     #: the first inputs the latest run failed (at most :data:`FAILURES_RECORDED`), each (input, why)
     failures: list[tuple[str, str]] = field(default_factory=list)
     #: the --report the latest run was to write, resolved: where all its failures are, if it was
-    #: written and is there still (``xvertfast status`` names it only then)
+    #: written and is there still (``xvertfast status`` names it only then: see :attr:`report_state`)
     report: str | None = None
+    #: what is at :attr:`report` now: "written" (a file written at the run's end or later: its report),
+    #: "older" (one from before its end: an earlier run's at that path, or one restored from a copy) or
+    #: "missing" (not written, or removed since); None where the run was to write none
+    report_state: str | None = None
     #: for a run without an end record and not seen running: the other machine it was started on,
     #: where it may still run unseen (its lock does not reach here where locks are only local)
     elsewhere: str | None = None
@@ -696,6 +700,8 @@ def _how_it_ended(run: dict, running: bool | None, modified: float) -> dict:
                             and all(isinstance(text, str) for text in f)][:FAILURES_RECORDED]  # fmt: skip
         counts = {k: end[k] for k in ("found", "done", "skipped", "failed") if isinstance(end.get(k), int)}
         t = end.get("t")
+        if said["report"] is not None:
+            said["report_state"] = _report_state(said["report"], t / 1e9 if isinstance(t, int) else None, modified)
         # (stopped with nothing left, by a signal held while its last outputs were written: finished)
         nothing_left = len(counts) == 4 and counts["found"] == counts["done"] + counts["skipped"] + counts["failed"]
         why = None if nothing_left else end.get("why")
@@ -706,6 +712,24 @@ def _how_it_ended(run: dict, running: bool | None, modified: float) -> dict:
         elsewhere = said["host"] if said["host"] not in (None, socket.gethostname()) else None
         return {**said, "ended": "stopped", "stop": KILLED, "ended_at": modified, "elsewhere": elsewhere}
     return said
+
+
+def _report_state(path: str, ended_at: float | None, ledger_written: float) -> str:
+    """:attr:`LedgerStatus.report_state` of the report at ``path`` of a run whose end line was written
+    at ``ended_at`` (by the job machine's clock) into a ledger last written at ``ledger_written`` (by
+    its file system's): a report is written after that line, so a file there is its report where it
+    was written at the earlier of the two or later. Compared with the end line's time alone, a report
+    on a network share whose server's clock is behind the job machine's was called older than its
+    run; with the ledger's alone, one on the job machine's own disk where the server's is ahead. (Two
+    seconds' leeway: a coarse file system clock, or a FAT one's 2 s steps, may date it before.)"""
+    if not os.path.lexists(path):
+        return "missing"
+    since = ledger_written if ended_at is None else min(ended_at, ledger_written)
+    try:
+        stat = os.stat(path)
+    except OSError:  # (a link leading nowhere)
+        return "older"
+    return "written" if S_ISREG(stat.st_mode) and stat.st_mtime >= since - 2 else "older"
 
 
 def _mode(path: str, follow: bool, dir_fd: int | None = None, root: str = "") -> int | None:
