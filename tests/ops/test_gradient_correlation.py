@@ -356,6 +356,37 @@ def test_a_nan_or_inf_pixel_makes_its_samples_gc_nan_alone(seed, device, bad):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+def test_the_float32_reference_reads_no_gradient_where_an_image_has_none_whatever_its_scale(device):
+    """The reference's Sobel was a convolution, which sums each side of the stencil before the
+    difference: on a float32 step of height 1e10 its y-response, 0, read -1024 in places, and NCC
+    (blind to scale) took that rounding for a gradient: GC against a random image 0.0434 at height
+    1 read -0.0002 at 1e10, where the compiled op kept 0.0434. Differences first, as the kernels."""
+    from xvertfast.ops.reference import sobel_reference
+
+    step = torch.zeros(1, 1, 8, 8, device=device)
+    step[..., 4:] = 1.0
+    other = torch.rand(1, 8, 8, generator=torch.Generator().manual_seed(0)).to(device)
+    exact = gradient_correlation_reference(step.double(), other.double()).item()
+    for height in (1.0, 1e5, 1e10, 1e15):
+        assert (sobel_reference(step * height)[:, 1] == 0).all(), height  # (no y-gradient: exactly none)
+        assert gradient_correlation_reference(step * height, other).item() == pytest.approx(exact, rel=1e-6), height
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_only_the_guard_moves_gc_with_scale_as_documented(device):
+    """Pins the docstring and docs/guide/ops.md: GC does not change with scale but where the
+    responses' standard deviations multiply to less than about 1e-5, where eps pulls it towards 0
+    (the example given: 0.72 reads 0.42 with both images scaled by 1e-3), in the op and the reference."""
+    b, a = (torch.rand(1, 64, 64, generator=torch.Generator().manual_seed(s), dtype=torch.float64) for s in (0, 1))
+    a = (a + b) / 2
+    a, b = a.to(device), b.to(device)
+    for gc in (gradient_correlation, gradient_correlation_reference):
+        assert gc(a, b).item() == pytest.approx(0.72, abs=0.005)
+        assert gc(a * 1e-2, b * 1e-2).item() == pytest.approx(gc(a, b).item(), rel=1e-3)  # std product ~7e-5
+        assert gc(a * 1e-3, b * 1e-3).item() == pytest.approx(0.42, abs=0.005)
+
+
+@pytest.mark.parametrize("device", DEVICES)
 def test_float32_values_near_its_limit_are_as_documented(device):
     """Pins the docstring: GC does not change with scale until a float32 Sobel response (4 times
     a step) overflows, above a span of about 8.5e37: then NaN; float64 holds it. The reference's
