@@ -1090,3 +1090,23 @@ def test_a_frame_pydicom_decodes_by_pillow_has_max_pixels_as_its_one_limit(tmp_p
         warnings.simplefilter("error")
         with pytest.raises(Exception, match="decompression bomb"):  # (pydicom used alone: Pillow's check, as ever)
             pydicom.dcmread(tmp_path / "g.dcm").pixel_array
+
+
+def test_a_jpeg_2000_frame_pydicom_decodes_by_pillow_has_max_pixels_as_its_one_limit(tmp_path, seed, monkeypatch):
+    # where neither imagecodecs nor pylibjpeg-openjpeg is there, Pillow decodes a JPEG 2000 frame
+    # (pydicom's plugin opens it by Image.open, formats JPEG then JPEG2000): Pillow's bomb limit,
+    # lowered here under its 40 x 56 pixels, refused it as "truncated or corrupt?"
+    from PIL import Image
+    from pydicom.pixels import get_decoder
+    from pydicom.uid import JPEG2000Lossless
+
+    values = random_values(seed, 12, False, shape=(40, 56))
+    jpeg2000_dicom(tmp_path / "j.dcm", values, bits=12)
+    monkeypatch.setattr(dicom_codecs, "available_for", lambda syntax: False)
+    decoder = get_decoder(JPEG2000Lossless)
+    monkeypatch.setattr(decoder, "_available", {k: p for k, p in decoder._available.items() if k == "pillow"})
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        im = read_image(tmp_path / "j.dcm", warn=False)
+    np.testing.assert_array_equal(im.values, values)
