@@ -18,7 +18,7 @@ from tests.conftest import DEVICES
 from tests.infer.test_enhance import chest_like
 from tests.train.test_loop import CONFIG, weights, write_images
 from xvertfast import load_model
-from xvertfast.model import XVertNetStage
+from xvertfast.model import XVertNetStage, model_tile
 from xvertfast.preprocess import preprocess
 from xvertfast.train import TrainConfig, train
 from xvertfast.train.loop import _layout, _to
@@ -68,6 +68,8 @@ def test_a_run_on_the_device_resumes_saves_a_loadable_model_and_tracks_the_cpu_r
 
     loaded = load_model(run / "model")
     assert len(loaded.stages) == 2
+    # what train returns is the model saved, with its record: Enhancer tiles it at the run's roi_size, not 512
+    assert model.metadata == loaded.metadata and model_tile(model) == config.roi_size == 32
     for name, value in weights(loaded).items():
         assert value.device.type == "cpu" and torch.isfinite(value).all(), name
         assert torch.equal(value, weights(model)[name].cpu()), name  # what was saved is what was trained

@@ -661,6 +661,8 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     centres change are cut again (the others' are taken from the cache), and a ``resume`` after
     an epoch was trained is refused where they changed. ``lr_given``: the CLI's command has --lr,
     so a diverged run is told to change it, not to add a second (False from Python: unused there).
+    Returns the trained model as :func:`~xvertfast.load_model` gives ``run_dir/model``, on the training
+    device, its ``metadata`` the run's record (the ROI size :class:`~xvertfast.infer.Enhancer` tiles by).
     """
     config.check()
     rois = as_roi_centres(rois)
@@ -1257,4 +1259,6 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
         for line in first_listed(rois.skipped, FAILED_LISTED, "skipped file", "each was said above as it was skipped",
                                  indent=""):  # fmt: skip
             log(line)
-    return XVertNet(stages, config.lam, config.alpha, config.eps)
+    # the model as saved, with its record (metadata): its training roi_size is the tile Enhancer runs it at (a bare
+    # XVertNet was run at 512 px tiles whatever it was trained on, unlike load_model(RUN_DIR/model))
+    return load_model(os.path.join(run_dir, "model"), map_location=device)
