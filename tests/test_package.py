@@ -31,6 +31,18 @@ def test_public_names_are_the_modules_own():
         xvertfast.enhance  # noqa: B018
 
 
+@pytest.mark.parametrize("name", ["io", "infer", "model", "train", "eval", "pipeline"])
+def test_the_subpackages_are_reached_from_the_package_without_importing_them(monkeypatch, name):
+    """``import xvertfast; xvertfast.io.read_image(path)`` said "module 'xvertfast' has no attribute
+    'io'" until something had imported xvertfast.io. (In this process it has been: the attribute the
+    import left is taken away, and the package's __getattr__ must give it.)"""
+    import importlib
+
+    monkeypatch.delattr(xvertfast, name, raising=False)
+    assert getattr(xvertfast, name) is importlib.import_module(f"xvertfast.{name}")
+    assert name in dir(xvertfast) and name not in xvertfast.__all__  # (import * would load them all)
+
+
 def test_every_public_module_says_its_public_names():
     """xvertfast.eval, xvertfast.pipeline and xvertfast.info had no ``__all__`` where the other
     packages and modules have one: what ``import *`` and the API docs take was left to chance.
