@@ -240,13 +240,19 @@ def test_a_listed_image_that_is_missing_is_skipped_naming_its_list_and_line(tmp_
 
 def test_only_an_image_that_fails_is_asked_why_so_each_one_is_not_stat_ed_on_every_run(monkeypatch, tmp_path):
     """Every image was asked input_problem (two stats) before its checksum, on every run and resume (tens
-    of thousands on a network file system); the reasons said of those that fail are as they were."""
+    of thousands on a network file system); the reasons said of those that fail are as they were. Not
+    only a missing file's: a link loop and a path through a file, whose checksum's open fails with
+    another OSError, lost the reader's words and their list and line ("Too many levels of symbolic
+    links", "Not a directory")."""
     import xvertfast.train.data as data_module
 
     folder = write_images(tmp_path / "data", n=2, size=80)
     (folder / "empty.png").write_bytes(b"")
+    os.symlink("loop2.png", folder / "loop1.png")
+    os.symlink("loop1.png", folder / "loop2.png")
+    lines = ["img0.png", "gone.png", "img1.png", "empty.png", "loop1.png", "img0.png/x.png"]
     listed = tmp_path / "scans.txt"
-    listed.write_text(f"{folder / 'img0.png'}\n{folder / 'gone.png'}\n{folder / 'img1.png'}\n{folder / 'empty.png'}\n")
+    listed.write_text("".join(f"{folder / name}\n" for name in lines))
     asked, real = [], data_module.input_problem
     monkeypatch.setattr(data_module, "input_problem", lambda f: asked.append(f.path) or real(f))
     said = []
@@ -254,8 +260,10 @@ def test_only_an_image_that_fails_is_asked_why_so_each_one_is_not_stat_ed_on_eve
     assert rois.sources == [str(folder / "img0.png"), str(folder / "img1.png")]
     assert [line for line in said if line.startswith("skipped")] == [
         f"skipped: {folder / 'gone.png'}: no such file or folder ({listed}, line 2)",
-        f"skipped: {folder / 'empty.png'}: empty file (0 bytes)"]  # fmt: skip
-    assert asked == [str(folder / "gone.png")]
+        f"skipped: {folder / 'empty.png'}: empty file (0 bytes)",
+        f"skipped: {folder / 'loop1.png'}: a loop of symbolic links: it leads to no file ({listed}, line 5)",
+        f"skipped: {folder / 'img0.png/x.png'}: no such file or folder ({listed}, line 6)"]  # fmt: skip
+    assert asked == [str(folder / "gone.png"), str(folder / "loop1.png"), str(folder / "img0.png/x.png")]
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")

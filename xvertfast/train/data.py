@@ -283,10 +283,11 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
         except FILE_ERRORS as exc:  # as enhance: a decoder's error, out of memory on a huge image, ...
             if disk_full(exc) or isinstance(exc, CacheNotWritable):  # writing the cache: not the image's fault
                 raise
-            # missing (its checksum is read first): as enhance says it, a listed file with its list and line;
-            # else (empty, not decoded) names the file once, as enhance does, and another file the error is
+            # not opened (its checksum is read first: missing, a link loop, a path through a file, a folder on
+            # the way not searchable): as enhance says it, a listed file with its list and line; else (empty,
+            # not decoded, unreadable) names the file once, as enhance does, and another file the error is
             # about; out of memory in words. (Not asked of each file first: two stats an image, every rerun)
-            skip(isinstance(exc, FileNotFoundError) and input_problem(f) or failure_text(f.path, exc))
+            skip(isinstance(exc, OSError) and input_problem(f) or failure_text(f.path, exc))
             continue
         if crops.path in first_of:  # a copy under another name: once, or it could be both trained on and validated
             skip(f"{f.path}: the same image as {first_of[crops.path]} (trained on once)")
