@@ -483,8 +483,8 @@ def test_the_enlargement_warning_of_thumbnails_and_strips_says_what_to_do_for_bo
                                 "(1) uncropped, at full width, or leave them out"), enlarged  # fmt: skip
 
 
-def _linked_to_a_read_only(run, shared, monkeypatch):
-    """``run`` made, its cache a link to ``shared``, which the run may not write (faked: root writes anywhere)."""
+def _read_only(shared, monkeypatch) -> None:
+    """``shared`` (reached by any path) may not be written by load_rois (faked: root writes anywhere)."""
     import errno
 
     import xvertfast.train.data as data_module
@@ -499,6 +499,11 @@ def _linked_to_a_read_only(run, shared, monkeypatch):
     monkeypatch.setattr(data_module, "write_array", read_only)
     monkeypatch.setattr(data_module, "_unwritable", lambda folder: "read-only file system"
                         if os.path.realpath(folder) == str(shared.resolve()) else None)  # fmt: skip
+
+
+def _linked_to_a_read_only(run, shared, monkeypatch):
+    """``run`` made, its cache a link to ``shared``, which the run may not write (:func:`_read_only`)."""
+    _read_only(shared, monkeypatch)
     run.mkdir()
     (run / "cache").symlink_to(shared)
     return run
@@ -538,22 +543,10 @@ def test_the_crops_of_a_private_cache_are_taken_once_the_shared_cache_can_be_wri
     """RUN_DIR/private-cache was looked in only while RUN_DIR/cache could not be written: a shared cache
     made writable before --resume had every image the run had preprocessed privately preprocessed again
     (hours for an archive), and the set gathered again beside the private one."""
-    import errno
-
-    import xvertfast.train.data as data_module
-
     data, shared, private = write_images(tmp_path / "data", n=2, size=48), tmp_path / "shared", tmp_path / "private"
     shared.mkdir()
-    real_write = data_module.write_array
-
-    def read_only(path, *args, **kwargs):  # (root writes anywhere: the read-only mount is faked)
-        if os.path.dirname(path) == str(shared):
-            raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
-        return real_write(path, *args, **kwargs)
-
     with monkeypatch.context() as m:
-        m.setattr(data_module, "write_array", read_only)
-        m.setattr(data_module, "_unwritable", lambda folder: "read-only file system" if folder == str(shared) else None)
+        _read_only(shared, m)
         first = load_rois([str(data)], str(shared), 32, log=lambda m: None, private=str(private))
     assert os.listdir(shared) == [] and len(os.listdir(private)) == 3  # two images' crops, the set
     again = load_rois([str(data)], str(shared), 32, log=lambda m: None, private=str(private))  # (writable now)
