@@ -1,6 +1,7 @@
 """What was given for an image's pixels but cannot be taken as them, described once for every
 function that takes pixels, each refusing it in its own words: something that is no array (a path,
-a Radiograph), and a masked array whose mask NumPy would drop."""
+a Radiograph), a masked array whose mask NumPy would drop, and a shape that is one image's in
+another layout."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 
 from xvertfast._paths import PATH_TYPES
 
-__all__ = ["describe_non_array", "describe_masked"]
+__all__ = ["describe_non_array", "describe_masked", "shape_hint"]
 
 
 def describe_non_array(value, takes_radiograph: bool = False) -> str:
@@ -34,3 +35,17 @@ def describe_masked(value) -> str | None:
     if not (np.ma.isMaskedArray(value) and np.ma.is_masked(value)):
         return None
     return f"a masked array with {int(np.ma.count_masked(value))} masked pixel(s), whose mask would be ignored"
+
+
+def shape_hint(shape) -> str:
+    """What to give instead, appended to a refusal of an image that is not ``[H, W]``, where ``shape``
+    is one image's in another layout: colour channels last (a file read with PIL or imageio, not
+    read_image), or axes of length 1 (``[1, H, W]``, ``[H, W, 1]``, a network's ``[1, 1, H, W]``);
+    they were refused as "got shape (512, 512, 3)" alone. "" for any other shape."""
+    shape = tuple(int(n) for n in shape)
+    if len(shape) == 3 and shape[2] in (3, 4) and shape[1] > 4:
+        return (" (a colour image, channels last: give one channel [H, W]; xvertfast.io.read_image gives a colour "
+                "file's luminance)")  # fmt: skip
+    if len(shape) > 2 and sum(n > 1 for n in shape) == 2:
+        return " (one image with axes of length 1: give pixels.squeeze())"
+    return ""

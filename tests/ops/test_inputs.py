@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -40,3 +42,31 @@ def test_a_masked_array_with_masked_pixels_is_refused_not_unmasked():
         wls(image)
     unmasked = np.ma.masked_array(image.data, mask=False)  # nothing masked: the array it holds
     np.testing.assert_array_equal(wls(unmasked), wls(image.data))
+
+
+#: The hints of xvertfast._pixels.shape_hint, as a refusal ends with them.
+COLOUR = "a colour image, channels last: give one channel [H, W]; xvertfast.io.read_image gives a colour file's luminance"
+SQUEEZE = "one image with axes of length 1: give pixels.squeeze()"
+
+
+@pytest.mark.parametrize("shape, hint", [((40, 40, 3), COLOUR), ((40, 40, 4), COLOUR), ((1, 40, 40), SQUEEZE),
+                                         ((40, 40, 1), SQUEEZE), ((1, 1, 40, 40), SQUEEZE), ((2, 40, 40), None)])
+def test_one_image_in_another_layout_is_told_how_to_give_it(tmp_path, shape, hint):
+    """The functions that take one [H, W] image refused an RGB array (PIL, imageio) or a network's
+    [1, 1, H, W] with "got shape (40, 40, 3)" alone, where preprocess and wls said what it looked like."""
+    from xvertfast import find_spine
+    from xvertfast.eval.baselines import clahe
+    from xvertfast.infer import Enhancer
+    from xvertfast.io import write_image
+    from xvertfast.model import XVertNet, XVertNetStage
+
+    pixels = np.random.default_rng(0).random(shape).astype(np.float32)
+    enhance = Enhancer(XVertNet([XVertNetStage(4, 2)]), device="cpu").enhance
+    out = tmp_path / "out.png"
+    said = f"got shape {shape}" + (f" ({hint})" if hint else "")
+    for who, call, given in [("enhance", enhance, pixels), ("enhance", enhance, torch.from_numpy(pixels)),
+                             ("find_spine", find_spine, pixels), ("clahe", clahe, pixels),
+                             (str(out), lambda p: write_image(out, p), pixels)]:  # fmt: skip
+        with pytest.raises(ValueError, match=f"^{re.escape(who)}: pixels must be .*{re.escape(said)}$"):
+            call(given)
+    assert not out.exists()

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from xvertfast._checks import whole_number
+from xvertfast._pixels import shape_hint
 from xvertfast._text import from_cli, offers
 from xvertfast.ops._inputs import number_of, real_from_numpy
 from xvertfast.ops.wls import wls
@@ -79,7 +80,8 @@ def _check(pixels, who: str) -> np.ndarray:
     else:
         t = real_from_numpy(pixels, f"{who}: pixels")
     if t.dim() != 2 or not t.numel():
-        raise ValueError(f"{who}: pixels must be [H, W] with H, W >= 1, got shape {tuple(t.shape)}")
+        raise ValueError(f"{who}: pixels must be [H, W] with H, W >= 1, got shape {tuple(t.shape)}"
+                         f"{shape_hint(t.shape)}")  # fmt: skip
     check_unit_pixels(t, who)
     return np.clip(t.to(torch.float32).numpy(), 0.0, 1.0)
 

@@ -65,7 +65,7 @@ import torch.nn.functional as F
 from xvertfast._checks import whole_number
 from xvertfast._extension import cuda_kernels_problem, cuda_kernels_run_on
 from xvertfast._paths import PATH_TYPES
-from xvertfast._pixels import describe_non_array
+from xvertfast._pixels import describe_non_array, shape_hint
 from xvertfast._stacklevel import image_names, naming_images, outside_xvertfast, solving
 from xvertfast.infer.backends import (StageBackend, make_backend, plan_backend, resolve_device, resolve_precision,
                                      warn_cpu_bf16_without_amx)
@@ -427,7 +427,8 @@ class Enhancer:
         else:
             source = real_from_numpy(pixels, "enhance: pixels", "an image ([H, W] array or tensor, or a Radiograph)")
         if source.dim() != 2 or source.numel() == 0:
-            raise ValueError(f"enhance: pixels must be [H, W] with H, W >= 1, got shape {tuple(source.shape)}")
+            raise ValueError(f"enhance: pixels must be [H, W] with H, W >= 1, got shape {tuple(source.shape)}"
+                             f"{shape_hint(source.shape)}")  # fmt: skip
         # first the values (a NaN is neither constant nor not; raw stored values are no grey levels yet)
         check_unit_pixels(source, "enhance")
         # within PIXEL_RANGE_SLACK of [0, 1] (conversion rounding), clipped as preprocess clips it

@@ -22,7 +22,7 @@ import uuid
 import numpy as np
 
 from xvertfast._paths import PATH_TYPES
-from xvertfast._pixels import describe_non_array
+from xvertfast._pixels import describe_non_array, shape_hint
 from xvertfast._version import __version__
 from xvertfast.io.decode_common import PNG_DEPTH_KEYWORD
 from xvertfast.io.errors import ImageWriteError, WarningsNamingTheFile
@@ -431,7 +431,7 @@ def _to_unit(pixels, path: str) -> np.ndarray:
                         f"{kind}: scale stored values by their range first")  # fmt: skip
     arr = np.asarray(pixels, dtype=np.float64)
     if arr.ndim != 2:
-        raise ValueError(f"{path}: pixels must be [H, W], got shape {arr.shape}")
+        raise ValueError(f"{path}: pixels must be [H, W], got shape {arr.shape}{shape_hint(arr.shape)}")
     if not arr.size:  # (PNG: Pillow's "cannot write empty image"; TIFF and DICOM wrote a file of 0 rows)
         raise ValueError(f"{path}: pixels are empty (shape {arr.shape[0]} x {arr.shape[1]}): there is no image to write")
     if not np.isfinite(arr).all():

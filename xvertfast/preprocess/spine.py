@@ -33,7 +33,7 @@ from typing import NamedTuple
 import numpy as np
 
 from xvertfast._paths import PATH_TYPES
-from xvertfast._pixels import describe_masked, describe_non_array
+from xvertfast._pixels import describe_masked, describe_non_array, shape_hint
 from xvertfast._text import from_cli
 
 __all__ = ["find_spine", "Spine", "Box", "WORKING_HEIGHT", "UPPER_LEVEL", "LOWER_LEVEL", "polarity_score",
@@ -236,7 +236,7 @@ def find_spine(pixels, upper: tuple[float, float] | None = None,
 
     arr = _as_array(pixels, "find_spine")
     if arr.ndim != 2 or not arr.size:  # (an empty image has no centre column: its ROIs lay outside it)
-        raise ValueError(f"find_spine: pixels must be [H, W] with H, W >= 1, got shape {arr.shape}")
+        raise ValueError(f"find_spine: pixels must be [H, W] with H, W >= 1, got shape {arr.shape}{shape_hint(arr.shape)}")
     if not np.isfinite(arr).all():
         raise ValueError("find_spine: pixels contain NaN or infinite values")
     H, W = arr.shape
@@ -294,7 +294,7 @@ def _polarity_score(pixels, who: str) -> float:
     as polarity_score's, a function the caller did not call."""
     arr = _as_array(pixels, who)
     if arr.ndim != 2 or not arr.size:
-        raise ValueError(f"{who}: pixels must be [H, W] with H, W >= 1, got shape {arr.shape}")
+        raise ValueError(f"{who}: pixels must be [H, W] with H, W >= 1, got shape {arr.shape}{shape_hint(arr.shape)}")
     H, W = arr.shape
     rows = arr[int(0.20 * H) : max(int(0.70 * H), int(0.20 * H) + 1)]
 
