@@ -666,7 +666,8 @@ def _print_failures(led, job: str) -> None:
         _print(f"    failed: {why}")
     more = failed - len(led.failures)
     if led.report and led.report_state == "written":
-        _print(f"    {f'and {more} more: ' if more > 0 else ''}all {failed} are in its report, {led.report}")
+        also = f"and {more} more: " if more > 0 else ""
+        _print(f"    {also}all {failed} are in its report, {led.report}")
         return
     if led.report:  # (not written: an error, a kill after its end line; or replaced, removed since)
         there = ("the file there is older than the run's end, so not its report (not written, or replaced since)"
@@ -685,7 +686,6 @@ def _resume_command(led, folder: str | None = None) -> str | None:
     xvertfast before run records). A run stopped as its -o came to lead elsewhere (``ln -sfn c2
     latest``) is given -o ``folder``, the one status read: as recorded, it wrote into the other."""
     import shlex
-    from types import SimpleNamespace
 
     from xvertfast.io.write import FOLDER_MOVED
 
@@ -698,7 +698,7 @@ def _resume_command(led, folder: str | None = None) -> str | None:
     commands = _options_of_the_commands()
     at = next((i + 1 for i, word in enumerate(words) if word in commands), None)
     if folder is not None and led.stop == FOLDER_MOVED and at is not None:
-        words = _with_run_dir_as_output(words, at, SimpleNamespace(cwd=led.cwd, run_dir=folder))
+        words = _with_run_dir_as_output(words, at, led.cwd, folder)
         if words is None:
             return None
     end = words.index("--") if "--" in words else len(words)  # (what follows is inputs)
@@ -895,15 +895,15 @@ def _train_resume_command(run) -> str | None:
     end = words.index("--") if "--" in words else len(words)  # (what follows is inputs)
     if "--resume" not in words[at:end]:
         words.insert(at, "--resume")
-    words = _with_run_dir_as_output(words, at, run)
+    words = _with_run_dir_as_output(words, at, run.cwd, run.run_dir)
     if words is None:
         return None
     return _resume_command(SimpleNamespace(command=shlex.join(words), cwd=run.cwd))
 
 
-def _with_run_dir_as_output(words: list[str], at: int, run) -> list[str] | None:
-    """A training run's recorded command (``words``, its options from ``at`` on) with its -o pointed
-    at ``run.run_dir`` where the run folder is no longer where it was started (moved, renamed,
+def _with_run_dir_as_output(words: list[str], at: int, cwd: str | None, run_dir: str) -> list[str] | None:
+    """A training run's recorded command (``words``, its options from ``at`` on, started in ``cwd``)
+    with its -o pointed at ``run_dir`` where the run folder is no longer where it was started (moved, renamed,
     copied): the command as recorded resumed the old folder, or, that gone, began a new run there.
     (A job's too, stopped as its -o came to lead elsewhere: :func:`_resume_command`.)
     None where it was moved and its -o cannot be found in the words (the command is then not given)."""
@@ -915,10 +915,10 @@ def _with_run_dir_as_output(words: list[str], at: int, run) -> list[str] | None:
             output = build_parser().parse_args(words[at - 1 :]).output
     except SystemExit:  # (recorded by another version of xvertfast, with options this one lacks): as recorded
         return words
-    started_in = os.path.join(run.cwd or "", output)
-    if os.path.realpath(started_in) == os.path.realpath(run.run_dir):
+    started_in = os.path.join(cwd or "", output)
+    if os.path.realpath(started_in) == os.path.realpath(run_dir):
         return words
-    here, found, words = os.path.abspath(run.run_dir), False, list(words)
+    here, found, words = os.path.abspath(run_dir), False, list(words)
     end = words.index("--") if "--" in words else len(words)  # (what follows is inputs)
     for i in range(at, end):
         word = words[i]

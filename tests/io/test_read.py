@@ -1747,7 +1747,8 @@ def png_header_claiming(width: int, height: int) -> bytes:
         ("empty.png", b"", "empty file"),
         ("text.png", b"hello, I am not an image\n", "named like a PNG file but its content is not one"),
         ("notes.txt", b"plain text", "unrecognised image format"),
-        ("huge.png", png_header_claiming(100000, 100000), r"100000 x 100000 \(width x height\) = 10,000,000,000 pixels, above the limit"),
+        ("huge.png", png_header_claiming(100000, 100000),
+         r"100000 x 100000 \(width x height\) = 10,000,000,000 pixels, above the limit"),
         ("short.IMG", b"\x00" * 1000, "raw JSRT .IMG file must be 2048x2048"),
     ],
 )

@@ -770,10 +770,10 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
         summary.records.extend(failed)
         for rec in failed:
             log(f"error: {rec.error}")
-        if not job.read_only:
-            # a killed run's temporaries; the job's other shards may be writing beside this one, each its own
-            # outputs, whose temporaries a long name's cut does not confuse with these (write._part_stem)
-            job.remove_stale_parts(out for _, out in planned)  # (in the folder it holds)
+        # a killed run's temporaries (a dry run's job folder removes none); the job's other shards may be writing
+        # beside this one, each its own outputs, whose temporaries a long name's cut does not confuse with these
+        # (write._part_stem)
+        job.remove_stale_parts(out for _, out in planned)  # (in the folder it holds)
         for f, out in planned:
             state, why = job.state(f.path, out, centres(f))
             if state == "done":

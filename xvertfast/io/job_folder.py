@@ -761,9 +761,10 @@ def _in_the_way(out_dir: str, out: str, exists: bool, clear: set[str], mode=_mod
     folder = parent
     while folder not in clear and folder != root and os.path.dirname(folder) != folder:
         if mode(folder, False) is not None:  # the nearest that exists: a folder, or what is in the way
-            if S_ISDIR(mode(folder, True) or 0):
+            followed = mode(folder, True) or 0
+            if S_ISDIR(followed):
                 break
-            what = "a file" if S_ISREG(mode(folder, True) or 0) else "not a folder"
+            what = "a file" if S_ISREG(followed) else "not a folder"
             return (f"{folder} is {what}, so {out} cannot be written below it; move it away or use another "
                     "output folder")  # fmt: skip
         folder = os.path.dirname(folder)

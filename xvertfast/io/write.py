@@ -376,7 +376,8 @@ def remove_stale_parts(outputs, held: tuple[int, str] | None = None) -> int:
 
 def listed_in(folder: str, held: tuple[int, str] | None) -> list[str]:
     """The names in ``folder``; with ``held`` (see :func:`remove_stale_parts`; a job's folder: its
-    ledgers, :mod:`~xvertfast.io.job_folder`), ``folder`` is relative to the folder held, listed through a readable fd of it (the held one may be O_PATH)."""
+    ledgers, :mod:`~xvertfast.io.job_folder`), ``folder`` is relative to the folder held, listed
+    through a readable fd of it (the held one may be O_PATH)."""
     if held is None:
         with os.scandir(folder) as entries:
             return [entry.name for entry in entries]

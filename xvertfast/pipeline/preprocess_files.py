@@ -293,8 +293,7 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
         if shard is not None:
             planned = [(f, outs) for f, outs in planned if shard.owns(f.rel)]
         summary.found, summary.found_all = len(planned), len(files)
-        if not dry_run:
-            job.remove_stale_parts(o for _, outs in planned if isinstance(outs, list) for o in outs)
+        job.remove_stale_parts(o for _, outs in planned if isinstance(outs, list) for o in outs)  # (none in a dry run)
         desc = "preprocess" if shard is None else f"preprocess {shard.fraction}"
         bar = log.bar(progress and not dry_run, total=len(planned), unit="img", desc=desc)
         for number, (f, outs) in enumerate(planned):
