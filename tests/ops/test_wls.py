@@ -809,8 +809,8 @@ def test_parameters_given_as_0_dim_tensors_are_their_numbers(method):
 def test_every_function_that_keeps_a_number_takes_a_0_dim_tensor_or_array_as_wls_does():
     """wls(x, lam=torch.tensor(0.5)) solved while XVertNet, TrainConfig and preprocess, which pass
     the same parameters on to it, refused the value ("alpha must be a finite number, got
-    tensor(1.1000) (a tensor: give alpha.item())"), and farbman and clahe said only "got
-    tensor(...)". Each now reads it as its number (kept as a float, for config.json and the
+    tensor(1.1000) (a tensor: give alpha.item())"), and farbman, clahe and TrainConfig's lr,
+    val_fraction and betas said only "got tensor(...)". Each now reads it as its number (kept as a float, for config.json and the
     checkpoint's JSON); a tensor of another shape or one that requires grad is refused in its name."""
     import dataclasses
     import json
@@ -825,8 +825,10 @@ def test_every_function_that_keeps_a_number_takes_a_0_dim_tensor_or_array_as_wls
     numbers = dict(lam=0.5, alpha=1.1, eps=1e-3)
     model = XVertNet([XVertNetStage(width=1, depth=1)], **held)
     assert [(type(v), v) for v in (model.lam, model.alpha, model.eps)] == [(float, v) for v in numbers.values()]
-    config = TrainConfig(**held)
+    config = TrainConfig(**held, lr=torch.tensor(1e-3, dtype=torch.float64), val_fraction=np.array(0.25),
+                         betas=(torch.tensor(0.5), np.array(0.75)))  # (and its other numbers, alike)
     assert [(type(v), v) for v in (config.lam, config.alpha, config.eps)] == [(float, v) for v in numbers.values()]
+    assert (config.lr, config.val_fraction, config.betas) == (1e-3, 0.25, (0.5, 0.75)) and type(config.lr) is float
     json.dumps(dataclasses.asdict(config))  # (what the checkpoint records)
     x = torch.rand(12, 10, generator=torch.Generator().manual_seed(3))
     assert torch.equal(preprocess(x, **held).y, preprocess(x, **numbers).y)

@@ -47,6 +47,7 @@ from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts, why_
 from xvertfast.model import XVertNet, XVertNetStage, load_model, save_model
 from xvertfast.model.persistence import as_device, fingerprint, is_model_folder, refuse_meta
 from xvertfast.model.stage import UPSAMPLING
+from xvertfast.ops._inputs import number_of
 from xvertfast.ops.wls import check_parameters
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 from xvertfast.preprocess.centres import RoiRowError, as_roi_centres
@@ -117,9 +118,15 @@ class TrainConfig:
                      "patience", "seed"):  # fmt: skip
             # (the bounds below, in words naming the others); a NumPy integer kept as Python's (see below)
             setattr(self, name, whole_number(getattr(self, name), name, "TrainConfig"))
+        # a 0-dim tensor or array as its number, as lam, alpha and eps are (a sweep over torch.logspace):
+        # "learning rate must be a finite number ..., got tensor(0.0010)"
+        self.lr, self.val_fraction = number_of(self.lr, "lr", "TrainConfig"), number_of(self.val_fraction,
+                                                                                        "val_fraction", "TrainConfig")
         betas = tuple(self.betas) if isinstance(self.betas, (tuple, list)) else ()
+        betas = tuple(number_of(b, f"betas[{k}]", "TrainConfig") for k, b in enumerate(betas))
         if len(betas) != 2 or not all(_a_number(b) and 0 <= b < 1 for b in betas):
             raise ValueError(f"betas must be two numbers in [0, 1) (Adam's decay rates), got {self.betas!r}")
+        self.betas = betas  # (their numbers: lr's bounds below are reckoned from beta1)
         if self.upsample not in UPSAMPLING:
             raise ValueError(f"upsample must be one of {', '.join(UPSAMPLING)}, got {self.upsample!r}")
         # the WLS of the preprocessing and between stages, refused in TrainConfig's name (wls's named its
