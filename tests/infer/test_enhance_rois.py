@@ -283,7 +283,10 @@ def test_a_model_trained_on_small_rois_is_warned_of_as_a_job_starts_and_again_af
     assert note.startswith(warning)
     summary = Enhancer(model_dir, device="cpu").enhance_files([str(src)], str(tmp_path / "api"), progress=False,
                                                               log=lambda text: None)  # fmt: skip
-    assert summary.notes == [note]
+    # from Python in Python's words: it was told of --roi-size and --mode full
+    assert summary.notes == [note.replace(f"--roi-size {TILE}", f"roi_size={TILE}").replace("--roi-size 512", "roi_size=512")
+                             .replace("--mode full", "mode='full'")]  # fmt: skip
+    assert "--" not in summary.notes[0] and note != summary.notes[0]
     assert _run(src, tmp_path / "full", model_dir, "--mode", "full", "--report", str(tmp_path / "full.json")) == 0
     assert "--roi-size" not in _said(capsys)[0]
     assert json.loads((tmp_path / "full.json").read_text())["summary"]["notes"] == []

@@ -691,15 +691,16 @@ def _in_input_order(records: list[FileRecord], files) -> list[FileRecord]:
 def _small_tiles_warning(enhancer) -> str | None:
     """Where the model's spine tiles leave part of the evaluation ROIs original (trained on ROIs
     under 512 px: :func:`~xvertfast.infer.enhancer.partial_roi_coverage`), what its outputs change:
-    a model trained at --roi-size 128 enhanced two 128 px tiles of an image and nothing said so."""
+    a model trained at --roi-size 128 enhanced two 128 px tiles of an image and nothing said so.
+    In the caller's words: enhance_files' Python callers were told of --roi-size and --mode full."""
     from xvertfast.infer.enhancer import partial_roi_coverage
 
     if (share := partial_roi_coverage(enhancer)) is None:
         return None
-    return (f"the model was trained at --roi-size {enhancer.tile}: spine mode enhances two tiles of {enhancer.tile} "
-            f"px a side (at 1024 rows), {part_percent(share)} of the 512x290 ROIs evaluate scores, and leaves "
-            "the rest of the image original; a model trained at --roi-size 512 (the default) covers those ROIs, "
-            "--mode full the whole image")  # fmt: skip
+    return (f"the model was trained at {asked('roi_size', enhancer.tile)}: spine mode enhances two tiles of "
+            f"{enhancer.tile} px a side (at 1024 rows), {part_percent(share)} of the 512x290 ROIs evaluate scores, "
+            f"and leaves the rest of the image original; a model trained at {asked('roi_size', 512)} (the default) "
+            f"covers those ROIs, {asked('mode', 'full')} the whole image")  # fmt: skip
 
 
 def _write_side_files(summary: BatchSummary, planned, enhancer, settings: dict, report: str | None,
