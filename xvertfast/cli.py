@@ -828,10 +828,14 @@ def _print_train_status(run, as_json: bool) -> int:
         return 0
     stages = f"{count(run.stages, 'stage')} of width {run.width}" if run.stages is not None else ""
     if run.stage == 0:  # (its settings are recorded with the first epoch)
-        # (which crops are this run's is known only by hashing its inputs: the cache may keep others')
+        # (which crops are this run's is known only by hashing its inputs: the cache may keep others'; a linked
+        # one's are counted as the run recorded taking them)
+        cache = os.path.join(run.run_dir, "cache")
+        held = (f"this run took so far (found there or preprocessed; it is a link to {os.path.realpath(cache)}, "
+                "whose other crops are other runs')" if os.path.islink(cache) else "so far (one for each of its "
+                "images preprocessed, and any kept there of other images or ROI centres)")  # fmt: skip
         _print(f"{run.run_dir}: xvertfast train: no epoch finished yet (its images are preprocessed first)\n"
-               f"  {os.path.join(run.run_dir, 'cache')} holds {count(run.preprocessed, 'image crop file')} so far (one "
-               "for each of its images preprocessed, and any kept there of other images or ROI centres)"
+               f"  {cache} holds {count(run.preprocessed, 'image crop file')} {held}"
                + (f"\n  {os.path.join(run.run_dir, PRIVATE_CACHE)} holds "
                   f"{count(run.preprocessed_private, 'image crop file')} (of its images that cache, which it could not "
                   "write, lacked)" if run.preprocessed_private else ""))  # fmt: skip

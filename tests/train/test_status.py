@@ -466,6 +466,38 @@ def test_a_preparing_runs_last_write_counts_the_set_being_gathered(tmp_path):
     assert train_status(str(run)).modified > time.time() - 60
 
 
+def test_a_preparing_run_on_a_linked_cache_counts_only_the_crops_it_took_as_a_stopped_one_says(tmp_path, capsys):
+    """RUN_DIR/cache a link to a shared cache: status counted every crop there ("holds 5 image crop files"
+    of a run that had taken 2, or none) and took the shared folder's time, which other runs set, as the
+    run's last write, while a run stopped then named the link as keeping its preprocessing only where it
+    held crops the run took (crop_folders). Both now count by that one rule."""
+    from xvertfast.train.run_folder import LINKED_CROPS, crop_folders, preprocessing_kept, recording_linked_crops
+
+    shared, run = tmp_path / "shared", _preparing_run(tmp_path, 0)
+    shared.mkdir()
+    for i in range(5):  # other runs' crops, written just now
+        (shared / f"{i:032x}.npy").touch()
+    (run / "cache").rmdir()
+    (run / "cache").symlink_to(shared)
+    assert train_status(str(run)).preprocessed == 0 and crop_folders(str(run)) == []  # took none
+    with recording_linked_crops(str(run)) as taken:  # as train records them: two found there, one since gone
+        for i in (1, 3, 7):
+            taken(str(run / "cache" / f"{i:032x}.npy"))
+    os.utime(run / LINKED_CROPS, (1e9, 1e9))  # long ago
+    status = train_status(str(run))
+    assert (status.preprocessed, status.modified) == (2, 1e9), status
+    assert crop_folders(str(run)) == [str(run / "cache")]
+    assert main(["status", str(run)]) == 0
+    said = capsys.readouterr().out
+    assert f"\n  {run / 'cache'} holds 2 image crop files this run took so far (found there or preprocessed; it is " \
+           f"a link to {shared.resolve()}, whose other crops are other runs')\n" in said, said
+    assert " days ago\n" in said, said  # (not the shared folder's time: other runs wrote there just now)
+    for i in (1, 3):
+        (shared / f"{i:032x}.npy").unlink()
+    assert train_status(str(run)).preprocessed == 0 and crop_folders(str(run)) == []
+    assert preprocessing_kept(str(run)) == "no epoch had finished, no image was preprocessed yet"
+
+
 def _strict_json(text: str):
     """``text`` parsed as standard JSON: NaN and Infinity, which Python's json accepts, refused."""
     def refuse(constant):

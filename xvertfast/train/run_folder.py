@@ -18,7 +18,7 @@ from xvertfast._text import from_cli
 
 __all__ = ["CHECKPOINT_FILE", "COMMAND_FILE", "INTERRUPTED", "LINKED_CROPS", "LOCK_FILE", "PRIVATE_CACHE", "Progress",
            "cached_images", "crop_folders", "finite_or_null", "has_finished_epochs", "latest_state", "position",
-           "preprocessing_kept", "reading", "record_command", "record_stop", "recording_linked_crops",
+           "preprocessing_kept", "reading", "record_command", "record_stop", "recording_linked_crops", "run_crops",
            "started_command", "stopped_by", "storable_state", "to_go_on"]  # fmt: skip
 
 #: Held (flock) while a run trains in RUN_DIR: a second ``train`` there is refused, not left to
@@ -203,48 +203,66 @@ def position(state: dict) -> tuple[int, int]:
     return state["progress"]["stage"], state["progress"]["epoch"]
 
 
-def cached_images(cache_dir: str) -> tuple[int, float | None]:
+def cached_images(cache_dir: str, only: set[str] | None = None) -> tuple[int, float | None]:
     """How many image crop files ``cache_dir`` holds (not the gathered ``rois-*.npy``, nor a kill's
     temporaries), and when a run last wrote there (None without the folder): how far a run that has
     trained no epoch yet has come. One listing and the folder's own time, which every file created
     in (or renamed into) it sets, not a stat per image: tens of thousands on a cluster's network
     file system. The temporaries (``.part``, a few) are stat'ed too: a set being gathered, minutes
-    of writing into one file, leaves the folder's time as it was."""
+    of writing into one file, leaves the folder's time as it was. ``only``: the names of the crop
+    files to count (a run's own in a shared cache), the folder's time then left out (other runs set
+    it); None where no temporary is there either."""
     try:
         images, parts = 0, []
         with os.scandir(cache_dir) as entries:
             for entry in entries:
                 if _CROPS_NAME.fullmatch(entry.name):
-                    images += 1
+                    images += only is None or entry.name in only
                 elif entry.name.startswith(".") and entry.name.endswith(".part"):
                     parts.append(entry.path)
-        written = os.stat(cache_dir).st_mtime
+        written = os.stat(cache_dir).st_mtime if only is None else None
     except FileNotFoundError:
         return 0, None
     for part in parts:
         with contextlib.suppress(FileNotFoundError):  # renamed into place since the listing
-            written = max(written, os.stat(part).st_mtime)
+            written = max(written or 0.0, os.stat(part).st_mtime)
     return images, written
+
+
+def run_crops(run_dir: str, folder: str) -> tuple[int, float | None]:
+    """:func:`cached_images` of RUN_DIR's cache or private-cache (``folder``), counting the run's crops
+    alone: of a cache that is a link, those it took (:data:`LINKED_CROPS`), last written when it last
+    took one (or a set was gathered there): other runs' crops in a shared cache keep nothing of this
+    one, and their writes set the folder's time. The one rule for status's count and for the folders
+    a stopped run says keep its preprocessing (:func:`crop_folders`)."""
+    cache = os.path.join(run_dir, "cache")
+    if folder != cache or not os.path.islink(cache):
+        return cached_images(folder)
+    try:
+        recorded = os.stat(os.path.join(run_dir, LINKED_CROPS)).st_mtime
+    except FileNotFoundError:  # (it took none: not created, or an older xvertfast's run)
+        recorded = None
+    taken = _linked_crops(run_dir)
+    images, written = cached_images(cache, only=taken) if taken else (0, None)
+    return images, max((t for t in (recorded, written) if t is not None), default=None)
 
 
 def crop_folders(run_dir: str) -> list[str]:
     """RUN_DIR's folders that hold preprocessed crops of its images: its cache and its private-cache
     (what a cache it could not write lacked), so that a run stopped before its first epoch (Ctrl-C, a
     full disk) names where its preprocessing is kept, not a cache that holds none of it. A cache that
-    is a link counts only where it holds crops this run took (:data:`LINKED_CROPS`): the crops of other
+    is a link counts only where it holds crops this run took (:func:`run_crops`): the crops of other
     runs' images, in a shared cache, keep nothing of this one. A folder that cannot be listed is left
     out: this is said as a run stops, which it must not fail."""
-    cache = os.path.join(run_dir, "cache")
 
     def holds_crops(folder: str) -> bool:
         try:
-            if folder == cache and os.path.islink(cache):
-                return any(os.path.exists(os.path.join(cache, name)) for name in _linked_crops(run_dir))
-            return cached_images(folder)[0] > 0
+            return run_crops(run_dir, folder)[0] > 0
         except OSError:
             return False
 
-    return [folder for folder in (cache, os.path.join(run_dir, PRIVATE_CACHE)) if holds_crops(folder)]
+    return [folder for folder in (os.path.join(run_dir, "cache"), os.path.join(run_dir, PRIVATE_CACHE))
+            if holds_crops(folder)]  # fmt: skip
 
 
 def preprocessing_kept(run_dir: str, its_cache: bool = False) -> str:

@@ -9,8 +9,8 @@ import os
 from dataclasses import dataclass, field
 
 from xvertfast.resume import lock_held
-from xvertfast.train.run_folder import (CHECKPOINT_FILE, LOCK_FILE, PRIVATE_CACHE, cached_images, has_finished_epochs,
-                                        latest_state, started_command, stopped_by)
+from xvertfast.train.run_folder import (CHECKPOINT_FILE, LOCK_FILE, PRIVATE_CACHE, has_finished_epochs, latest_state,
+                                        run_crops, started_command, stopped_by)
 
 __all__ = ["TrainStatus", "train_status"]
 
@@ -44,7 +44,8 @@ class TrainStatus:
     #: at stage 0, the image crop files in RUN_DIR/cache (the run prepares its training data first:
     #: hours on a large archive): one for each of its images preprocessed so far, and any kept there
     #: of other images or ROI centres (a copied cache, an earlier start), which only hashing its
-    #: inputs would tell apart
+    #: inputs would tell apart. Where RUN_DIR/cache is a link (a shared cache), only the crops the run
+    #: took there (found or written), not other runs'
     preprocessed: int | None = None
     #: at stage 0, the image crop files in RUN_DIR/private-cache: those of its images a RUN_DIR/cache it
     #: could not write (a read-only shared one) lacked, which ``preprocessed`` does not count
@@ -106,8 +107,8 @@ def _preparing(run_dir: str) -> TrainStatus | None:
     lock = os.path.join(run_dir, LOCK_FILE)
     if not os.path.isfile(lock):
         return None
-    images, written = cached_images(os.path.join(run_dir, "cache"))
-    private, written_private = cached_images(os.path.join(run_dir, PRIVATE_CACHE))
+    images, written = run_crops(run_dir, os.path.join(run_dir, "cache"))  # (a link: the crops this run took)
+    private, written_private = run_crops(run_dir, os.path.join(run_dir, PRIVATE_CACHE))
     modified = max(os.stat(lock).st_mtime, written or 0.0, written_private or 0.0)
     return TrainStatus(
         run_dir=run_dir, stages=None, width=None, stage=0, epoch=0, epochs_gc=None, epochs_joint=None, patience=None,
