@@ -119,15 +119,16 @@ def test_a_tiff_of_packed_samples_is_read_at_the_depth_its_bitspersample_says(tm
 @pytest.mark.parametrize(("mode", "kept"), [("YCbCr", "luma (Y)"), ("LAB", "lightness (L*)")])
 @pytest.mark.parametrize("compression", [None, "tiff_lzw"])
 @pytest.mark.parametrize("codecs", [True, False])
-def test_a_ycbcr_or_cielab_tiff_is_read_as_its_first_channel(tmp_path, seed, mode, kept, compression, codecs, request):
+@pytest.mark.parametrize("planar", [False, True])
+def test_a_ycbcr_or_cielab_tiff_is_read_as_its_first_channel(tmp_path, seed, mode, kept, compression, codecs, planar,
+                                                             request):  # fmt: skip
     # tifffile (and Pillow, without imagecodecs) give such a page's samples as stored, Y Cb Cr or
     # L* a* b*; their 'luminance' as though they were R G B was another image (a chroma-weighted mix).
     # An LZW YCbCr one Pillow's libtiff gives as RGB, clipped: its luminance was read, under an 'RGB
-    # image' note, Y +- 1 here and far off where the colours clip (the last row's, Y 0 and 255)
+    # image' note, Y +- 1 here and far off where the colours clip (the last row's, Y 0 and 255);
+    # and one of planar samples (PlanarConfiguration 2) still so, 45 off, once 4987e80 mended the rest
     import tifffile
 
-    if not codecs:
-        request.getfixturevalue("without_imagecodecs")
     yy, xx = np.mgrid[0:24, 0:32]
     rgb = np.stack([xx * 7, yy * 9, (xx + yy) * 4], -1).astype(np.uint8)
     rgb[..., 1] ^= np.random.default_rng(seed).integers(0, 32, size=(24, 32), dtype=np.uint8)
@@ -136,9 +137,17 @@ def test_a_ycbcr_or_cielab_tiff_is_read_as_its_first_channel(tmp_path, seed, mod
         samples = np.array(stored)
         samples[-1, :16], samples[-1, 16:] = (0, 40, 230), (255, 220, 20)
         stored = Image.fromarray(samples, "YCbCr")
-    stored.save(tmp_path / "c.tif", compression=compression)
+    if planar:  # (Pillow writes contiguous samples; tifffile's LZW encoder is imagecodecs')
+        tifffile.imwrite(tmp_path / "c.tif", np.moveaxis(np.asarray(stored), -1, 0), planarconfig="separate",
+                         photometric="ycbcr" if mode == "YCbCr" else "cielab", compression=compression and "lzw",
+                         **({"subsampling": (1, 1)} if mode == "YCbCr" else {}))  # fmt: skip
+    else:
+        stored.save(tmp_path / "c.tif", compression=compression)
+    if not codecs:
+        request.getfixturevalue("without_imagecodecs")  # (after writing)
     with tifffile.TiffFile(tmp_path / "c.tif") as tif:
         assert int(tif.pages[0].photometric) == (6 if mode == "YCbCr" else 8)
+        assert int(tif.pages[0].planarconfig) == (2 if planar else 1)
     im = read_image(tmp_path / "c.tif", warn=False)
     np.testing.assert_array_equal(im.values, np.asarray(stored)[..., 0])
     assert im.bits_stored == 8 and any(f"{mode} image: its {kept} read as grey" in note for note in im.notes), im.notes

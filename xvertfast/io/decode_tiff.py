@@ -535,13 +535,13 @@ def _tiff_without_imagecodecs(path: str, page, compression: str, white_is_zero: 
 
 def _ycbcr_as_rgb(path: str, page):
     """A YCbCr page of whole-resolution colour (YCbCrSubSampling 1, 1; compressed other than in
-    JPEG), as the file's bytes with its PhotometricInterpretation said to be RGB, for Pillow to
-    give its samples as stored (Y, Cb, Cr): its libtiff gives such a page as RGB, converted and
-    clipped to 0..255 (a luminance of that was not the file's Y: far off where colours clip, and
-    said as an 'RGB image'). None for any other page (subsampled ones tifffile refuses: not
-    decoded here), or where the tag is not a plain SHORT or LONG to rewrite."""
+    JPEG; its samples contiguous or planar), as the file's bytes with its PhotometricInterpretation
+    said to be RGB, for Pillow to give its samples as stored (Y, Cb, Cr): its libtiff gives such a
+    page as RGB, converted and clipped to 0..255 (a luminance of that was not the file's Y: far off
+    where colours clip, and said as an 'RGB image'). None for any other page (subsampled ones
+    tifffile refuses: not decoded here), or where the tag is not a plain SHORT or LONG to rewrite."""
     if int(page.photometric) != 6 or int(page.compression) in (6, 7) or page.samplesperpixel < 3 or \
-            int(page.planarconfig) != 1 or tuple(page.subsampling or (1, 1)) != (1, 1):  # fmt: skip
+            tuple(page.subsampling or (1, 1)) != (1, 1):  # fmt: skip
         return None
     tag = page.tags.get(262)  # PhotometricInterpretation
     size = {3: 2, 4: 4}.get(int(tag.dtype)) if tag is not None and tag.count == 1 else None
