@@ -1057,7 +1057,7 @@ def test_what_imagecodecs_wants_is_worded_by_its_helper_alone(monkeypatch):
 
 
 def test_a_multi_frame_jpeg_ls_is_refused_as_multi_frame(tmp_path, seed):
-    # the reader takes one radiograph a file, whatever its codec
+    # the reader takes one radiograph per file, whatever its codec
     values = random_values(seed, 12, False)
     encapsulated_dicom(tmp_path / "m.dcm", values, JPEG_LS_LOSSLESS, [jpeg_ls(values, 12)] * 2, bits=12)
     with pytest.raises(ImageReadError, match=r"m\.dcm: multi-frame DICOM \(2 frames\)"):

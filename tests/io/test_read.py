@@ -1527,8 +1527,8 @@ def test_dicom_multi_frame_is_refused_saying_how_to_take_one_frame(tmp_path):
 
     values = np.arange(2 * 8 * 8, dtype=np.uint16).reshape(2, 8, 8)
     make_dicom(tmp_path / "m.dcm", values, frames=2)
-    with pytest.raises(ImageReadError, match=r"m\.dcm: multi-frame DICOM \(2 frames\): expected one radiograph a file; "
-                       r"where one frame is the radiograph, save it as an image of its own, e\.g\. with dcmtk's "
+    with pytest.raises(ImageReadError, match=r"m\.dcm: multi-frame DICOM \(2 frames\): expected one radiograph per "
+                       r"file; where one frame is the radiograph, save it as an image of its own, e\.g\. with dcmtk's "
                        r"dcm2img --frame K --write-16-bit-png FILE frame\.png, or in Python, where "
                        r"pydicom\.pixels\.pixel_array\(FILE, index=K - 1\) gives frame K$"):  # fmt: skip
         read_image(tmp_path / "m.dcm")

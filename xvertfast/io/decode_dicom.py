@@ -91,7 +91,7 @@ def _parse_dicom(path: str, max_pixels: int, notes: list[str]):
         raise ImageReadError(path, "DICOM file has no pixel data (not an image, e.g. a report)")
     frames = _dicom_int(ds, "NumberOfFrames", 1, path)
     if frames > 1:
-        raise ImageReadError(path, f"multi-frame DICOM ({frames} frames): expected one radiograph a file; where one "
+        raise ImageReadError(path, f"multi-frame DICOM ({frames} frames): expected one radiograph per file; where one "
                              "frame is the radiograph, save it as an image of its own, e.g. with dcmtk's dcm2img "
                              "--frame K --write-16-bit-png FILE frame.png, or in Python, where "
                              "pydicom.pixels.pixel_array(FILE, index=K - 1) gives frame K")  # fmt: skip
