@@ -440,7 +440,7 @@ def test_blank_and_tiny_images_are_not_trained_on(tmp_path):
     assert len(load_model(tmp_path / "run" / "model").metadata["training"]["sources"]) == 3
 
 
-@pytest.mark.parametrize("change, message", [({"batch_size": 0}, "batch size"), ({"roi_size": 4}, "ROI size"),
+@pytest.mark.parametrize("change, message", [({"batch_size": 0}, "batch_size"), ({"roi_size": 4}, "roi_size"),
                                              ({"stages": 0}, "stages"), ({"device": "bogus"}, "bogus")])  # fmt: skip
 def test_bad_settings_fail_before_any_image_is_preprocessed(tmp_path, change, message):
     data = write_images(tmp_path / "data")
@@ -1991,9 +1991,12 @@ def test_a_working_folder_that_cannot_be_read_is_not_recorded_as_null(tmp_path, 
     ({"eps": 0.0}, r"^TrainConfig: need lam >= 0, alpha > 0 and eps > 0, got lam=0\.8, alpha=1\.2, eps=0\.0$"),
     # (text, as from a config file: "'<=' not supported between instances of 'float' and 'str'", no setting named)
     # (text is said to be no number: "must be in [0, 1), got '0.2'" read as if 0.2 were outside)
-    ({"val_fraction": "0.2"}, r"^validation fraction must be a number in \[0, 1\), got '0\.2'$"),
-    ({"val_fraction": 1.0}, r"^validation fraction must be a number in \[0, 1\), got 1\.0$"),
-    ({"lr": "0.001"}, r"^learning rate must be a finite number .*, got '0\.001'$"),
+    ({"val_fraction": "0.2"}, r"^val_fraction must be a number in \[0, 1\), got '0\.2'$"),
+    ({"val_fraction": 1.0}, r"^val_fraction must be a number in \[0, 1\), got 1\.0$"),
+    ({"lr": "0.001"}, r"^lr must be a finite number .*, got '0\.001'$"),
+    # (named as Python sets them: "ROI size", "patch size", "validation fraction", "learning rate" named no argument)
+    ({"roi_size": 6}, r"^roi_size must be at least 8 at depth=2, got 6$"),
+    ({"patch_size": 4, "depth": 2}, r"^patch_size must be 0 \(whole ROIs\) or at least 8, got 4$"),
     ({"amp": "no"}, r"^amp must be True or False, got 'no'$"),  # (it turned bf16 on)
     ({"init": 123}, r"^init must be a model directory \(a path\) or 'default', got 123$"),
     # (the CLI alone refused it: train() returned the random weights as a model)
@@ -2019,6 +2022,8 @@ def test_a_config_refused_from_the_cli_names_its_options():
         with pytest.raises(ValueError, match=r"^--epochs-gc 0 --epochs-joint 0 trains nothing: the model would keep "
                                              r"its random weights \(with --init, it is a copy of that model\)$"):
             TrainConfig(**{**CONFIG.__dict__, "epochs_gc": 0, "epochs_joint": 0})
+        with pytest.raises(ValueError, match=r"^--roi-size must be at least 8 at --depth 2, got 6$"):
+            TrainConfig(**{**CONFIG.__dict__, "roi_size": 6})  # (it said "ROI size")
 
 
 def test_an_init_model_given_as_a_path_object_or_bytes_trains(tmp_path):
@@ -2064,11 +2069,11 @@ def test_settings_given_as_numpy_numbers_or_a_torch_device_train(tmp_path):
 
 def test_a_config_that_cannot_train_is_refused_where_it_is_made():
     # (train() alone checked it: a notebook user saw the error far from the cell that made it)
-    with pytest.raises(ValueError, match="batch size must be at least 1, got 0"):
+    with pytest.raises(ValueError, match="^batch_size must be at least 1, got 0$"):
         TrainConfig(batch_size=0)
     config = TrainConfig(**CONFIG.__dict__)
     config.batch_size = 0  # a field changed after: train() checks again
-    with pytest.raises(ValueError, match="batch size must be at least 1"):
+    with pytest.raises(ValueError, match="batch_size must be at least 1"):
         train(["nothing"], "nowhere", config, progress=False, log=lambda m: None)
 
 

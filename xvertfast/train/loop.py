@@ -150,20 +150,24 @@ class TrainConfig:
         cli = from_cli()
         first_step = f"{1 / (1 - self.betas[0]):g} times --lr" if cli else "lr / (1 - beta1)"
         no_epochs = "--epochs-gc 0 --epochs-joint 0" if cli else "epochs_gc = epochs_joint = 0"
+        # (each named as the caller sets it: a notebook's TrainConfig(val_fraction=1.0) was told of a
+        # "validation fraction", the CLI's --roi-size 20 of a "ROI size")
         problems = [
             (self.stages >= 1, f"stages must be at least 1, got {self.stages}"),
             (self.epochs_gc >= 0 and self.epochs_joint >= 0, "epochs must not be negative"),
             (self.epochs_gc + self.epochs_joint > 0 or self.init is not None, f"{no_epochs} trains nothing: the "
              f"model would keep its random weights (with {asked('init')}, it is a copy of that model)"),
-            (self.batch_size >= 1, f"batch size must be at least 1, got {self.batch_size}"),
+            (self.batch_size >= 1, f"{asked('batch_size')} must be at least 1, got {self.batch_size}"),
             (self.width >= 1 and self.depth >= 1, f"width and depth must be at least 1, got {self.width}, {self.depth}"),
-            (self.roi_size >= smallest, f"ROI size must be at least {smallest} at depth {self.depth}, got {self.roi_size}"),
-            (self.patch_size == 0 or smallest <= self.patch_size, f"patch size must be 0 (whole ROIs) or at least "
+            (self.roi_size >= smallest,
+             f"{asked('roi_size')} must be at least {smallest} at {asked('depth', self.depth)}, got {self.roi_size}"),
+            (self.patch_size == 0 or smallest <= self.patch_size,
+             f"{asked('patch_size')} must be 0 (whole ROIs) or at least "
              f"{smallest}, got {self.patch_size}"),
             (_a_number(self.val_fraction) and 0.0 <= self.val_fraction < 1.0,
-             f"validation fraction must be a number in [0, 1), got {self.val_fraction!r}"),
+             f"{asked('val_fraction')} must be a number in [0, 1), got {self.val_fraction!r}"),
             (self.patience >= 1, f"patience must be at least 1, got {self.patience}"),
-            (lr_ok, f"{'--lr' if cli else 'learning rate'} must be a finite number from {lowest:.2g} to "
+            (lr_ok, f"{asked('lr')} must be a finite number from {lowest:.2g} to "
              f"{highest:.2g} (float32 weights; Adam's first step is {first_step}), got {self.lr!r}"),
         ]  # fmt: skip
         for ok, why in problems:
