@@ -62,6 +62,23 @@ def test_gathering_the_rois_shows_progress_and_a_rerun_gathers_nothing(tmp_path,
     assert capsys.readouterr().err == ""  # (no bar without progress)
 
 
+def test_wls_parameters_given_as_0_dim_tensors_key_the_cache_as_their_numbers(tmp_path):
+    """load_rois(lam=torch.tensor(...)) (a sweep's value) put the tensor into the cache's key, whose
+    JSON failed: "Object of type Tensor is not JSON serializable". It is read as its number, as
+    TrainConfig and preprocess read one, so the crops a float made are found again."""
+    from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_LAM
+
+    data, cache = write_images(tmp_path / "data", n=1, size=64), tmp_path / "cache"
+    first = load_rois([str(data)], str(cache), 32, log=lambda m: None)
+    made = sorted(os.listdir(cache))
+    again = load_rois([str(data)], str(cache), 32, lam=torch.tensor(DEFAULT_LAM, dtype=torch.float64),
+                      alpha=np.array(DEFAULT_ALPHA), log=lambda m: None)  # fmt: skip
+    assert sorted(os.listdir(cache)) == made
+    torch.testing.assert_close(again.pairs, first.pairs, rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"^load_rois: eps is a tensor that requires grad"):
+        load_rois([str(data)], str(cache), 32, eps=torch.tensor(1e-4, requires_grad=True), log=lambda m: None)
+
+
 def test_writes_to_a_batch_never_reach_the_cache(tmp_path):
     data = write_images(tmp_path / "data", n=2, size=64)
     rois = load_rois([str(data)], str(tmp_path / "cache"), 32, log=lambda m: None)

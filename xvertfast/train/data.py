@@ -34,6 +34,7 @@ from xvertfast.io import DamagedFileError, read_image, require_content
 from xvertfast.io.errors import FILE_ERRORS, failure_text
 from xvertfast.io.files import InputLists, NothingFound, discover, file_sha256, input_problem
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
+from xvertfast.ops._inputs import number_of
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 from xvertfast.preprocess import WORKING_HEIGHT, image_warnings, preprocess
 from xvertfast.preprocess.centres import GivenCentres, centres_of_inputs, spine_at
@@ -253,7 +254,10 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     anew). None: ``cache_dir`` alone.
     ``taken(path)``: called with each image's crops file as the run takes it (found or written), before
     the set is gathered: a run on a shared cache records which of its crops are its own.
+    ``lam``, ``alpha``, ``eps``: numbers or 0-dim tensors or arrays of one (a sweep's values),
+    read as numbers: they key the cache, whose names are hashed from their JSON.
     """
+    lam, alpha, eps = (number_of(v, name, "load_rois") for v, name in ((lam, "lam"), (alpha, "alpha"), (eps, "eps")))
     params = {"lam": lam, "alpha": alpha, "eps": eps, "roi_size": roi_size, "version": CACHE_VERSION}
     files, sources, digests, first_of, skipped, enlarged = [], [], [], {}, [], []
 
