@@ -333,3 +333,19 @@ def test_a_model_of_tiny_tiles_is_said_to_fill_a_part_of_the_rois_not_none():
     assert "two tiles of 32 px a side (at 1024 rows), 0.38% of the 512x290 ROIs" in _small_tiles_warning(enhancer)
     (note,) = _rois_left_original(["mine:xvertnet=runs/a/model"], {"mine": types.SimpleNamespace(enhancer=enhancer)})
     assert "its spine tiles fill 0.38% of the 512x290 evaluation ROIs' pixels" in note, note
+
+
+def test_evaluates_note_of_a_model_on_small_rois_names_roi_size_in_the_callers_words():
+    """evaluate's note of a model trained on small ROIs told its Python callers of --roi-size 64 and
+    --roi-size 512, as enhance_files' warning did before f58c58e: roi_size=64 from Python."""
+    from xvertfast._text import cli_running
+    from xvertfast.eval.evaluate import _rois_left_original
+
+    args = (["mine:xvertnet=runs/a/model"], {"mine": types.SimpleNamespace(enhancer=types.SimpleNamespace(mode="spine",
+                                                                                                         tile=64))})
+    (note,) = _rois_left_original(*args)
+    assert "was trained at roi_size=64: its spine tiles" in note and note.endswith("trained at roi_size=512 (the default)")
+    assert "--" not in note, note
+    with cli_running({"methods"}):
+        (said,) = _rois_left_original(*args)
+    assert said == note.replace("roi_size=", "--roi-size "), said

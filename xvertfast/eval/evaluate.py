@@ -156,7 +156,8 @@ def _rois_left_original(specs, built: dict) -> list[str]:
     """A warning for each XVertNet method whose spine tiles leave part of the evaluation ROIs
     original (:func:`~xvertfast.infer.enhancer.partial_roi_coverage`, at the centres find_spine
     places): a model trained at --roi-size 128 enhances 6% of them, and scored like identity
-    (entropy 6.695 against 6.718) without a word."""
+    (entropy 6.695 against 6.718) without a word. In the caller's words (``roi_size=128`` from
+    Python, as enhance_files says it: evaluate's Python callers were told of --roi-size)."""
     from xvertfast.infer.enhancer import partial_roi_coverage
 
     notes = []
@@ -165,11 +166,11 @@ def _rois_left_original(specs, built: dict) -> list[str]:
         share = None if enhancer is None else partial_roi_coverage(enhancer)
         if share is not None:
             model = parse_method(spec)[2] or "default"
-            notes.append(f"method {label} (model {model}) was trained at --roi-size {enhancer.tile}: its spine tiles "
-                         f"fill {part_percent(share)} of the 512x290 evaluation ROIs' pixels with the network's "
-                         "output (at the default centres; the rest is the original or blended with it), so its "
-                         f"scores are {'mostly' if share < 0.5 else 'partly'} the original's; evaluate a model trained "
-                         "at --roi-size 512 (the default)")  # fmt: skip
+            notes.append(f"method {label} (model {model}) was trained at {asked('roi_size', enhancer.tile)}: its "
+                         f"spine tiles fill {part_percent(share)} of the 512x290 evaluation ROIs' pixels with the "
+                         "network's output (at the default centres; the rest is the original or blended with it), so "
+                         f"its scores are {'mostly' if share < 0.5 else 'partly'} the original's; evaluate a model "
+                         f"trained at {asked('roi_size', 512)} (the default)")  # fmt: skip
     return notes
 
 
