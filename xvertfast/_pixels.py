@@ -37,15 +37,16 @@ def describe_masked(value) -> str | None:
     return f"a masked array with {int(np.ma.count_masked(value))} masked pixel(s), whose mask would be ignored"
 
 
-def shape_hint(shape) -> str:
+def shape_hint(shape, name: str = "pixels") -> str:
     """What to give instead, appended to a refusal of an image that is not ``[H, W]``, where ``shape``
     is one image's in another layout: colour channels last (a file read with PIL or imageio, not
     read_image), or axes of length 1 (``[1, H, W]``, ``[H, W, 1]``, a network's ``[1, 1, H, W]``);
-    they were refused as "got shape (512, 512, 3)" alone. "" for any other shape."""
+    they were refused as "got shape (512, 512, 3)" alone. "" for any other shape. ``name``: the
+    argument as the caller passed it (the metrics' ``img``, ``reference``, ``test``)."""
     shape = tuple(int(n) for n in shape)
     if len(shape) == 3 and shape[2] in (3, 4) and shape[1] > 4:
         return (" (a colour image, channels last: give one channel [H, W]; xvertfast.io.read_image gives a colour "
                 "file's luminance)")  # fmt: skip
     if len(shape) > 2 and sum(n > 1 for n in shape) == 2:
-        return " (one image with axes of length 1: give pixels.squeeze())"
+        return f" (one image with axes of length 1: give {name}.squeeze())"
     return ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from importlib import resources
 
 import numpy as np
@@ -395,6 +396,24 @@ def test_what_is_no_array_is_named(metric):
                         ("a.png", "got the path 'a.png'")]:  # fmt: skip
         with pytest.raises(ValueError, match=f"^{metric}: .*must be a 2-D array .*, {said}"):
             SINGLE[metric](value)
+
+
+@pytest.mark.parametrize("metric", SINGLE)
+def test_one_image_in_another_layout_is_told_how_to_give_it(metric):
+    """An RGB array as PIL or imageio read it, or a network's [1, 1, H, W], was refused with "got shape
+    (200, 200, 3)" alone, where enhance, find_spine and the baselines say how to give it (516fa72)."""
+    img = np.tile(np.linspace(0, 1, 200, dtype=np.float32), (200, 1))
+    name = "reference" if metric.startswith("tmqi") else "img"
+    for given, hint in [(np.stack([img] * 3, axis=-1), "a colour image, channels last: give one channel [H, W]; "
+                         "xvertfast.io.read_image gives a colour file's luminance"),
+                        (img[None, None], f"one image with axes of length 1: give {name}.squeeze()")]:  # fmt: skip
+        with pytest.raises(ValueError, match=f"^{metric}: {name} must be a 2-D array .*, got shape "
+                                             f"{re.escape(str(given.shape))} {re.escape(f'({hint})')}$"):  # fmt: skip
+            SINGLE[metric](given)
+    with pytest.raises(ValueError, match=r"^tmqi: test must be .*: give test\.squeeze\(\)\)$"):
+        metrics.tmqi(img, img[None])
+    with pytest.raises(ValueError, match=r"^to_8bit: img must be .*, got shape \(2, 200, 200\)$"):  # a batch: no hint
+        metrics.to_8bit(np.stack([img, img]))
 
 
 @pytest.mark.parametrize("metric", SINGLE)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xvertfast._pixels import describe_masked, describe_non_array
+from xvertfast._pixels import describe_masked, describe_non_array, shape_hint
 from xvertfast.eval._brisque import WINDOW as BRISQUE_WINDOW
 from xvertfast.eval._brisque import brisque_core
 from xvertfast.eval._lpc import lpc_si_core
@@ -66,7 +66,8 @@ def _checked(img, metric: str, name: str = "img") -> np.ndarray:
     if a.ndim == 0 and a.dtype.kind in "OSU":  # a Radiograph, None, a path: "got shape ()" named none of them
         raise ValueError(f"{metric}: {name} must be a 2-D array (one grey-level ROI), got {describe_non_array(img)}")
     if a.ndim != 2:
-        raise ValueError(f"{metric}: {name} must be a 2-D array (one grey-level ROI), got shape {a.shape}")
+        raise ValueError(f"{metric}: {name} must be a 2-D array (one grey-level ROI), got shape {a.shape}"
+                         f"{shape_hint(a.shape, name)}")  # fmt: skip
     if a.size == 0:
         raise ValueError(f"{metric}: {name} is empty (shape {a.shape})")
     if a.dtype.kind not in "buif":
