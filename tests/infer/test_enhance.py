@@ -361,6 +361,27 @@ def test_cli_end_to_end(tmp_path, model_dir, seed, capsys):
         assert "with other settings" in err and f"-> '{other[1]}'" in err  # says which one differs
 
 
+def test_a_resume_with_a_copy_of_the_model_that_runs_other_tiles_is_refused(tmp_path, seed):
+    """The tile a model runs at is its training record's roi_size, not its weights: a copy saved
+    without the record (save_model before 1a3e5db) runs 512 px tiles where the original runs 64,
+    from the same fingerprint. Resumed into the same folder it must not add outputs of other tiles
+    to the first copy's: the job's settings record the tile, and the resume is refused naming it."""
+    model = tiny_model(seed)
+    small = save_model(model, tmp_path / "small", extra={"training": {"config": {"roi_size": 64}}})
+    bare = save_model(model, tmp_path / "bare")
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "cut.png").write_bytes(b"\x89PNG\r\n\x1a\n")  # fails at once: the job records its settings, no solve
+    out = str(tmp_path / "out")
+    first = Enhancer(str(small), device="cpu", backend="torch").enhance_files([str(src)], out, progress=False,
+                                                                           log=lambda line: None)  # fmt: skip
+    assert [r.status for r in first.records] == ["failed"]
+    again = Enhancer(str(bare), device="cpu", backend="torch")
+    assert again.tile == 512
+    with pytest.raises(ValueError, match=r"with other settings \(tile 64 -> 512\)"):
+        again.enhance_files([str(src)], out, progress=False, log=lambda line: None)
+
+
 def test_nothing_found_is_an_error_before_any_output_folder(tmp_path, model_dir, seed, capsys):
     (tmp_path / "empty").mkdir()
     out = tmp_path / "out"
