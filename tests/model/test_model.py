@@ -175,13 +175,33 @@ def test_load_refuses_what_is_not_a_model(tmp_path):
         load_model(tmp_path)
 
 
+#: What writes a model, said to a Python caller: "a model is a directory from `xvertfast train`, its
+#: RUN_DIR/model" named a command and its argument where load_model or Enhancer was called
+_BY_TRAIN = re.escape("that xvertfast.train.train() or `xvertfast train` writes")
+
+
 def test_an_empty_model_path_is_said_to_be_empty(tmp_path, monkeypatch):
     # load_model("") (an unset variable, --model "") said ": no such folder (...)", naming nothing
     monkeypatch.chdir(tmp_path)
     for given in ("", b""):
-        with pytest.raises(FileNotFoundError, match=r"^the model path is empty: give a model directory from `xvertfast "
-                                                    r"train`, its RUN_DIR/model, or 'default'$"):  # fmt: skip
+        with pytest.raises(FileNotFoundError, match=rf"^the model path is empty: give a model directory {_BY_TRAIN}, "
+                                                    r"its run_dir/model, or 'default'$"):  # fmt: skip
             load_model(given)
+
+
+def test_a_python_caller_is_told_what_writes_a_model_in_python_terms(tmp_path):
+    from xvertfast._text import cli_running
+    from xvertfast.infer import Enhancer
+
+    missing = str(tmp_path / "nothere")
+    python = (rf"^{re.escape(missing)}: no such folder \(a model is a directory {_BY_TRAIN}, "
+              r"its run_dir/model, or 'default'\)$")
+    for call in (lambda: load_model(missing), lambda: Enhancer(missing, device="cpu")):
+        with pytest.raises(FileNotFoundError, match=python):
+            call()
+    cli = r"no such folder \(a model is a directory from `xvertfast train`, its RUN_DIR/model"  # (the CLI's, as before)
+    with cli_running({"model"}), pytest.raises(FileNotFoundError, match=cli):
+        load_model(missing)
 
 
 def _tampered(tmp_path, seed, change) -> str:
@@ -331,8 +351,9 @@ def test_an_unfinished_training_run_given_as_a_model_says_so(tmp_path):
     save_model(XVertNet([XVertNetStage(4, 2)]), run / "checkpoint" / "model")  # a finished first stage
     (run / "checkpoint" / "state.json").write_text("{}")
     for given in (run, run / "model"):
-        with pytest.raises(FileNotFoundError, match=r"training run .*has not finished: its model \(RUN_DIR/model\) is "
-                                                    r"written when its last stage is trained; .*--resume"):  # fmt: skip
+        with pytest.raises(FileNotFoundError, match=r"training run .*has not finished: its model \(run_dir/model\) is "
+                                                    r"written when its last stage is trained; "
+                                                    r"xvertfast\.train\.train\(\.\.\., resume=True\) finishes it"):  # fmt: skip
             load_model(given)
     (run / "checkpoint" / "state.json").unlink()  # no run there: the plain messages
     with pytest.raises(FileNotFoundError, match=r"model: no such folder"):
@@ -369,8 +390,8 @@ def test_a_file_of_a_model_given_as_the_model_names_its_folder(tmp_path):
                                                     rf"holds it, {re.escape(str(folder))}"):  # fmt: skip
             load_model(os.path.join(folder, name))
     (tmp_path / "notes.txt").write_text("")
-    with pytest.raises(FileNotFoundError, match=r"notes.txt: a file, not a model directory \(a model is a folder from "
-                                                r"`xvertfast train`, its RUN_DIR/model, or 'default'\)$"):  # fmt: skip
+    with pytest.raises(FileNotFoundError, match=r"notes.txt: a file, not a model directory \(a model is a folder "
+                                                rf"{_BY_TRAIN}, its run_dir/model, or 'default'\)$"):  # fmt: skip
         load_model(tmp_path / "notes.txt")
 
 

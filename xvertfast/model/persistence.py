@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from xvertfast._paths import as_the_system_reads, fspath
-from xvertfast._text import asked
+from xvertfast._text import asked, from_cli
 from xvertfast.model.stage import UPSAMPLING, XVertNetStage
 from xvertfast.model.xvertnet import XVertNet
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
@@ -71,8 +71,21 @@ def save_model(model: XVertNet, path: str | os.PathLike, extra: dict[str, Any] |
 
 
 #: What to do with the folder of a training run that has not finished (no RUN_DIR/model yet).
-_UNFINISHED = ("its model (RUN_DIR/model) is written when its last stage is trained; `xvertfast train ... --resume` "
-               "finishes it (the stages finished so far wait in RUN_DIR/checkpoint/model)")
+def _trained_by() -> tuple[str, str]:
+    """What writes a model and the name of its run's folder, in the caller's words: the CLI's
+    `xvertfast train` and RUN_DIR, or train() and its run_dir from Python (Enhancer, load_model),
+    where "a model is a directory from `xvertfast train`" named a command and not the function."""
+    if from_cli():
+        return "from `xvertfast train`", "RUN_DIR"
+    return "that xvertfast.train.train() or `xvertfast train` writes", "run_dir"
+
+
+def _unfinished() -> str:
+    """What an unfinished run lacks and how it is finished, in the caller's words (:func:`_trained_by`)."""
+    run = _trained_by()[1]
+    finish = "`xvertfast train ... --resume`" if from_cli() else "xvertfast.train.train(..., resume=True)"
+    return (f"its model ({run}/model) is written when its last stage is trained; {finish} finishes it (the stages "
+            f"finished so far wait in {run}/checkpoint/model)")  # fmt: skip
 
 
 def _unfinished_run(run_dir: str) -> bool:
@@ -138,29 +151,28 @@ def load_model(path: str | os.PathLike = "default", map_location: str | torch.de
     ``map_location`` is a CUDA device and this torch has none usable.
     """
     path = os.fsdecode(fspath(path, "load_model: path must be a model directory or 'default'"))
+    by, run = _trained_by()
     if not path:  # (an unset variable, --model ""): ": no such folder" named nothing
-        raise FileNotFoundError("the model path is empty: give a model directory from `xvertfast train`, its "
-                                "RUN_DIR/model, or 'default'")  # fmt: skip
+        raise FileNotFoundError(f"the model path is empty: give a model directory {by}, its {run}/model, or 'default'")
     if path == "default":
         path = DEFAULT_MODEL_DIR
         if not os.path.isdir(path):
             raise FileNotFoundError(f"no default model at {path}: this installation lacks the package data "
-                                    "(reinstall xvertfast), or pass a model directory from `xvertfast train`")  # fmt: skip
+                                    f"(reinstall xvertfast), or pass a model directory {by}")  # fmt: skip
     # the folders around it as the system reaches them: latest/../run2/model, latest -> runs/c1, is runs/run2/model,
     # where abspath and normpath read ./run2/model (the hints named, or missed, another folder's run)
     seen = as_the_system_reads(path)
     if not os.path.exists(path):  # a mistyped --model/--init/MODEL: not a folder that lacks its config
         run_dir = os.path.dirname(os.path.abspath(seen))
         if os.path.basename(os.path.normpath(path)) == "model" and _unfinished_run(run_dir):
-            raise FileNotFoundError(f"{path}: the training run in {run_dir} has not finished: {_UNFINISHED}")
-        raise FileNotFoundError(f"{path}: no such folder (a model is a directory from `xvertfast train`, its "
-                                "RUN_DIR/model, or 'default')")  # fmt: skip
+            raise FileNotFoundError(f"{path}: the training run in {run_dir} has not finished: {_unfinished()}")
+        raise FileNotFoundError(f"{path}: no such folder (a model is a directory {by}, its {run}/model, or 'default')")
     if not os.path.isdir(path):  # (os.listdir below: a bare "[Errno 20] Not a directory")
         folder = os.path.dirname(os.path.abspath(seen))
         if os.path.isfile(os.path.join(folder, "config.json")):  # config.json or a stage file of a model
             raise FileNotFoundError(f"{path}: a file, not a model directory: give the folder that holds it, {folder}")
-        raise FileNotFoundError(f"{path}: a file, not a model directory (a model is a folder from `xvertfast train`, "
-                                "its RUN_DIR/model, or 'default')")  # fmt: skip
+        raise FileNotFoundError(f"{path}: a file, not a model directory (a model is a folder {by}, its {run}/model, "
+                                "or 'default')")  # fmt: skip
     config_path = os.path.join(path, "config.json")
     if not os.path.isfile(config_path):
         inside = os.path.join(path, "model")  # a training run's folder: its model is RUN_DIR/model
@@ -173,7 +185,7 @@ def load_model(path: str | os.PathLike = "default", map_location: str | torch.de
             hint = (f"; it is the {name}/ of a training run: did you mean {beside}, the run's model?" if _a_run(run)
                     else f"; did you mean {beside}, the model beside it?")  # fmt: skip
         elif _unfinished_run(path):
-            hint = f"; it is the folder of a training run that has not finished: {_UNFINISHED}"
+            hint = f"; it is the folder of a training run that has not finished: {_unfinished()}"
         elif exported := sorted(n for n in os.listdir(path) if re.fullmatch(r"stage\d+\.(onnx|engine|pt2)", n)):
             hint = (f"; it holds an export of a model ({', '.join(exported[:3])}{', ...' if len(exported) > 3 else ''}), "
                     "not a model: give the model folder it was exported from (enhance --backend picks the runtime)")  # fmt: skip
