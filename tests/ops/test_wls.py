@@ -20,7 +20,7 @@ from xvertfast import wls
 from xvertfast._extension import extension, has_extension
 from xvertfast.ops import wls_reference as ref
 from xvertfast.ops.wls import release_workspace
-from xvertfast.ops.wls_direct import solve_direct
+from xvertfast.ops.wls_direct import solve_direct, system_matrix
 from xvertfast.ops.wls_pcg import pcg
 
 needs_ext = pytest.mark.skipif(not has_extension(), reason="compiled extension not built")
@@ -98,9 +98,38 @@ def real_image(path: str, size: int | None) -> torch.Tensor:
     return torch.from_numpy(arr).float()
 
 
-@functools.lru_cache(maxsize=None)
-def real_direct(path: str, size: int | None) -> torch.Tensor:
-    return direct(real_image(path, size))
+def error_bound(img: torch.Tensor, got: torch.Tensor) -> float:
+    """An upper bound on rel_err(got, the exact solution of img's system), for the real images:
+    their direct solve took about 9 s each at 1024^2 (21 of them), this about a tenth of that.
+    A = I + L, L positive semi-definite, so ||A^-1|| <= 1: with r = b - A got, the error
+    e = A^-1 r, and for any e_hat, ||e|| <= ||e_hat|| + ||r - A e_hat||; ||exact|| >= ||got|| - ||e||.
+    A is the reference's matrix (system_matrix, the direct solve's), both products taken in
+    float64 with their rounding bounded; e_hat, a PCG on A e = r preconditioned by the compiled
+    V-cycle, only makes the bound tight: a loose one first, a tight one where that falls short of
+    1e-4 (then within about 1e-6 of the error). Without the extension, the direct solve."""
+    if not has_extension():
+        return rel_err(got, direct(img))
+    a = system_matrix(img, **PARAMS)
+    b, g = img.double().numpy().ravel(), got.cpu().double().numpy().ravel()
+    u = np.finfo(np.float64).eps / 2
+
+    def residual(rhs, x):  # rhs - A x, and a bound on its rounding (up to 5 products and 5 sums a row)
+        return rhs - a @ x, 12 * u * float(np.linalg.norm(np.abs(rhs) + abs(a) @ np.abs(x)))
+
+    r, slack = residual(b, g)
+    norm_g, norm_r = float(np.linalg.norm(g)), float(np.linalg.norm(r))
+    ws = torch.ops.xvertfast.wls_setup(img.double()[None].contiguous(), *PARAMS.values())
+    bound = float("inf")
+    for rtol in (min(0.5, 0.25e-4 * norm_g / max(norm_r, 1e-300)), 1e-3):
+        e_hat, _, _ = pcg(lambda v: (a @ v.ravel()).reshape(v.shape),
+                          lambda v: torch.ops.xvertfast.wls_apply(ws, torch.from_numpy(v), True).numpy(),
+                          r.reshape(1, *img.shape), rtol, 100, np)  # fmt: skip
+        left, more = residual(r, e_hat.ravel())
+        err = float(np.linalg.norm(e_hat)) + float(np.linalg.norm(left)) + more + slack
+        bound = err / (norm_g - err) if norm_g > err else float("inf")
+        if bound <= 1e-4:
+            break
+    return bound
 
 
 # ---- the compiled kernels against the reference, step by step ---------------------------------
@@ -384,7 +413,7 @@ def test_gpu_loop_structure_on_real_images():
         name = os.path.basename(path)
         assert residual[k] <= 1e-4, name
         assert rel_err(got[k], want[k]) <= 1e-6, name
-        assert rel_err(got[k], real_direct(path, 512)) <= 1e-4, name
+        assert error_bound(batch[k], got[k]) <= 1e-4, name
 
 
 @needs_ext
@@ -531,8 +560,8 @@ def test_other_parameters_match_direct(seed, method, lam, alpha):
 @pytest.mark.parametrize("method", METHODS)
 def test_real_images_512(method):
     for path in IMAGES[:: 6 if method == "torch" else 1]:
-        got = solve(real_image(path, 512), method)
-        assert rel_err(got, real_direct(path, 512)) <= 1e-4, os.path.basename(path)
+        image = real_image(path, 512)
+        assert error_bound(image, solve(image, method)) <= 1e-4, os.path.basename(path)
 
 
 @needs_ext
@@ -543,9 +572,10 @@ def test_real_images_cpu_large(size):
     for path in IMAGES:
         if size is None and os.path.basename(path).startswith("nih_"):
             continue  # NIH PNGs are 1024 x 1024: covered by the 1024 case
-        got, info = wls(real_image(path, size), method="cpu", return_info=True)
-        err = rel_err(got, real_direct(path, size))
-        assert err <= 1e-4, f"{os.path.basename(path)}: error {err:.2e}, {info.iterations} iterations"
+        image = real_image(path, size)
+        got, info = wls(image, method="cpu", return_info=True)
+        err = error_bound(image, got)
+        assert err <= 1e-4, f"{os.path.basename(path)}: error up to {err:.2e}, {info.iterations} iterations"
 
 
 # ---- edge cases -------------------------------------------------------------------------------
@@ -686,7 +716,7 @@ def test_cuda_solver_matches_cpu_solver_on_real_images():
         name = os.path.basename(path)
         assert abs(gpu_info.iterations[k] - cpu_info.iterations[k]) <= 2, name
         assert rel_err(gpu[k].cpu(), cpu[k]) <= 5e-5, name
-        assert rel_err(gpu[k].cpu(), real_direct(path, 512)) <= 1e-4, name
+        assert error_bound(batch[k], gpu[k]) <= 1e-4, name
     again = wls(batch.cuda(), method="cuda")
     # deterministic: the labelling's atomics link each plateau to its smallest pixel whatever
     # their order, and the solver itself has none
@@ -698,9 +728,10 @@ def test_cuda_solver_matches_cpu_solver_on_real_images():
 @pytest.mark.parametrize("size", [1024, None], ids=["1024", "native"])
 def test_real_images_cuda_large(size):
     for path in IMAGES:
-        got, info = solve(real_image(path, size), "cuda", return_info=True)
-        err = rel_err(got, real_direct(path, size))
-        assert err <= 1e-4, f"{os.path.basename(path)}: error {err:.2e}, {info.iterations} iterations"
+        image = real_image(path, size)
+        got, info = solve(image, "cuda", return_info=True)
+        err = error_bound(image, got)
+        assert err <= 1e-4, f"{os.path.basename(path)}: error up to {err:.2e}, {info.iterations} iterations"
 
 
 @needs_ext
