@@ -782,7 +782,8 @@ def test_the_guide_sections_the_package_names_exist():
                 named.append((document, single or double))
     # (the regex still finds them; the CLI's help names none since it says what it means itself: a pip
     # install has no docs/, test_cli's test_no_help_sends_the_reader_to_a_file_a_pip_install_lacks)
-    assert len(named) >= 3 and sum(bool(section) for _, section in named) >= 2, named
+    # (nor does the report's note of identity's stretched originals, which a pip user also reads)
+    assert len(named) >= 2 and sum(bool(section) for _, section in named) >= 1, named
     wrong = []
     for document, section in named:
         path = os.path.join(GUIDE, document)

@@ -503,18 +503,20 @@ def _stretched_originals_note(run: EvalRun) -> str | None:
         return None
     who = " and ".join(labels)
     how = "min-max stretched to 0..255 over each ROI (a per-ROI auto-window) rather than as stored"
-    see = "see docs/guide/evaluation.md, 'identity and the originals' bit depth'"
+    # what it means and what to do, said here: a pip install has no docs/ to be sent to
+    meaning = ("the other methods' scores do not move with it, their outputs taken to 8 bits as round(255 x); "
+               "for an identity row comparable across images and runs, evaluate originals of one depth")  # fmt: skip
     # (of the images whose depth is recorded: an EvalRun made by hand may not hold every image's)
     originals = "originals" if len(known) == run.images else "originals whose depth is known"
     deep = depths_said(depth_counts(stretched))
     if len(stretched) == len(known):
         every = "every original" if len(known) == run.images else f"every one of the {len(known)} {originals}"
         return (f"{who}: {every} ({deep}) is deeper than 8 bits or not stored as 8-bit integers, so {who} scored "
-                f"its ROIs {how}: not the scores the same images saved at 8 bits give ({see})")  # fmt: skip
+                f"its ROIs {how}: not the scores the same images saved at 8 bits give ({meaning})")  # fmt: skip
     as_stored = depths_said(depth_counts(o for o in known if not o.get("stretched")))
     return (f"{who}: {len(stretched)} of the {len(known)} {originals} ({deep}) "
             f"{'was' if len(stretched) == 1 else 'were'} scored {how}, the other {len(known) - len(stretched)} "
-            f"({as_stored}) as stored: {who}'s row mixes two conversions to 8 bits ({see})")  # fmt: skip
+            f"({as_stored}) as stored: {who}'s row mixes two conversions to 8 bits ({meaning})")  # fmt: skip
 
 
 class _MethodFailed(PickledAsRaised, RuntimeError):
