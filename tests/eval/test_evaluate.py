@@ -1413,7 +1413,8 @@ def test_the_bar_says_which_image_and_step_is_running_before_the_first_is_done(t
 def test_a_slow_image_after_quick_ones_shows_its_steps_from_its_first_slow_one(tmp_path, seed, capsys, monkeypatch):
     """The steps were drawn only on the first image and after a slow one: the first full-size
     radiograph after small ones showed no step for its whole run. Its steps are drawn once it has
-    taken protocol.STEP_SLOW_S (a fake clock: the method on the third image "takes" 3 s)."""
+    taken protocol.STEP_SLOW_S (a fake clock: the method on the third image "takes" 3 s; the step
+    timer a fake that never fires, as a real one did after 1 s of a loaded machine's real time)."""
     import types
 
     from xvertfast.eval import protocol
@@ -1422,6 +1423,7 @@ def test_a_slow_image_after_quick_ones_shows_its_steps_from_its_first_slow_one(t
     clock = [0.0]
     monkeypatch.setattr(protocol, "time", types.SimpleNamespace(monotonic=lambda: clock[0],
                                                                 perf_counter=lambda: clock[0]))  # fmt: skip
+    timers_fired_by_hand(monkeypatch)  # (the clock is fake: a real timer's 1 s passed on a loaded machine)
     src = tmp_path / "in"
     src.mkdir()
     for name in ("a.png", "b.png", "c.png"):
@@ -1453,20 +1455,7 @@ def test_the_step_during_which_an_image_turns_slow_is_drawn_as_it_does(tmp_path,
     from xvertfast.eval.protocol import run_protocol
 
     monkeypatch.setattr(protocol, "time", types.SimpleNamespace(monotonic=lambda: 0.0, perf_counter=lambda: 0.0))
-    timers = []
-
-    class Timer:  # threading.Timer's face, fired by hand
-        def __init__(self, seconds, function):
-            self.seconds, self.function, self.started, self.cancelled = seconds, function, False, False
-            timers.append(self)
-
-        def start(self):
-            self.started = True
-
-        def cancel(self):
-            self.cancelled = True
-
-    monkeypatch.setattr(protocol._StepShown, "timer", Timer, raising=False)
+    timers = timers_fired_by_hand(monkeypatch)
     src = tmp_path / "in"
     src.mkdir()
     for name in ("a.png", "b.png", "c.png"):
@@ -1488,3 +1477,27 @@ def test_the_step_during_which_an_image_turns_slow_is_drawn_as_it_does(tmp_path,
     assert shown == ["slow"], frames  # (drawn as it ran, not at the next step)
     assert not any("image 2/3" in f for f in frames)  # the second was quick: its timer never fired
     assert len(timers) == 2 and all(t.seconds == protocol.STEP_SLOW_S and t.cancelled for t in timers)
+
+
+def timers_fired_by_hand(monkeypatch) -> list:
+    """Puts a fake in place of the bar's step timer (protocol._StepShown.timer): one that never
+    fires unless the test calls its ``function``. Returns the list of those made. The real one
+    drew a quick image's step after 1 s of real time, whatever a test's fake clock said: on a
+    loaded machine, a step the test says is not drawn."""
+    from xvertfast.eval import protocol
+
+    timers = []
+
+    class Timer:  # threading.Timer's face, fired by hand
+        def __init__(self, seconds, function):
+            self.seconds, self.function, self.started, self.cancelled = seconds, function, False, False
+            timers.append(self)
+
+        def start(self):
+            self.started = True
+
+        def cancel(self):
+            self.cancelled = True
+
+    monkeypatch.setattr(protocol._StepShown, "timer", Timer, raising=False)
+    return timers
