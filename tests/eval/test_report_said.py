@@ -41,13 +41,22 @@ def test_the_report_says_how_much_an_images_two_rois_overlap(tmp_path):
     run.rows = [{"file": file, "roi": roi, "method": "identity", "top": top, "left": 367, "height": 512, "width": 290,
                  "entropy": 5.0 + k}
                 for file, tops in places.items() for k, (roi, top) in enumerate(zip(("upper", "lower"), tops))]  # fmt: skip
-    said = ("An image's upper and lower ROIs overlap: they share 44% of their pixels (the median over 3 images; from 0% "
-            "to 44%")  # fmt: skip
+    said = "2 of 3 images' upper and lower ROIs overlap: they share 44% of their pixels (on each of the 2 images; "
     assert _overlap_said(run).startswith(said)  # (225 of 512 rows in common: 43.9%)
     write_report(run, str(tmp_path / "r"), "identity")
     assert said in (tmp_path / "r" / "summary.md").read_text()
     assert said.replace("'", "&#x27;") in (tmp_path / "r" / "report.html").read_text()
-    run.rows = [row for row in run.rows if row["file"] == "c.png"]  # no overlap: nothing said
+    # most apart, one overlapping: said "they share 0% (the median over 3 images; from 0% to 44%)"
+    run.rows = [dict(row, top={"lower": 700, "upper": 100}[row["roi"]]) if row["file"] == "b.png" else row
+                for row in run.rows]  # fmt: skip
+    assert _overlap_said(run).startswith("1 of 3 images' upper and lower ROIs overlap: they share 44% of their "
+                                         "pixels (on the one image; ")  # fmt: skip
+    overlapping = [row for row in run.rows if row["file"] == "a.png"]
+    apart = [row for row in run.rows if row["file"] == "b.png"]
+    run.rows = overlapping + [dict(row, file="d.png") for row in overlapping]
+    assert _overlap_said(run).startswith("An image's upper and lower ROIs overlap: they share 44% of their pixels "
+                                         "(on each of the 2 images; ")  # all of them overlap: as before
+    run.rows = apart  # no overlap: nothing said
     assert _overlap_said(run) is None
     run.rows = [{k: v for k, v in row.items() if k != "top"} for row in run.rows]  # places not recorded
     assert _overlap_said(run) is None

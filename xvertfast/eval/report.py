@@ -332,9 +332,12 @@ def _rois_overlap(run: EvalRun) -> list[float]:
 def _overlap_said(run: EvalRun) -> str | None:
     """The report's sentence on how much an image's two ROIs overlap (:func:`_rois_overlap`),
     beside the tables whose n counts ROIs: a reader took them for separate regions. None where no
-    image's ROIs overlap (or their places are not in the rows)."""
-    shares = _rois_overlap(run)
-    if not shares or max(shares) <= 0:
+    image's ROIs overlap (or their places are not in the rows). Where only some images' do, it
+    says how many and their share alone: "share 0% (the median over 3 images; from 0% to 44%)"
+    said they overlap and do not."""
+    placed = _rois_overlap(run)
+    shares = [share for share in placed if share > 0]
+    if not shares:
         return None
     def percent(share: float) -> str:  # (whole percents, as the guide's 44%; near 0 or 1 never "0%" or "100%")
         return part_percent(share) if share < 0.01 or share > 0.99 else f"{share:.0%}"
@@ -346,7 +349,9 @@ def _overlap_said(run: EvalRun) -> str | None:
         where = f"on each of the {len(shares)} images"
     else:
         where = f"the median over {len(shares)} images; from {percent(low)} to {percent(high)}"
-    return (f"An image's upper and lower ROIs overlap: they share {percent(middle)} of their pixels ({where}; the "
+    whose = ("An image's" if len(shares) == len(placed)
+             else f"{len(shares)} of {len(placed)} images'")  # (the rest's ROIs apart: the share is the overlapping ones')
+    return (f"{whose} upper and lower ROIs overlap: they share {percent(middle)} of their pixels ({where}; the "
             "part in common over the smaller ROI), so their two scores are not independent.")
 
 
