@@ -498,6 +498,28 @@ def test_a_preparing_run_on_a_linked_cache_counts_only_the_crops_it_took_as_a_st
     assert preprocessing_kept(str(run)) == "no epoch had finished, no image was preprocessed yet"
 
 
+@pytest.mark.parametrize("damaged", [b"abcd", b"ab\xff\n", b"ab\xff"])
+def test_a_damaged_record_of_a_linked_caches_crops_loses_no_later_name_and_fails_no_message(tmp_path, damaged):
+    """RUN_DIR/.xvertfast-train-linked-crops with its last line cut short (a full disk): the next start
+    appended its first name to it ("abcd1111...1111.npy"), no name, so a run that took that crop was
+    said to have preprocessed no image; a line of bytes that are no UTF-8 raised UnicodeDecodeError
+    out of train, status and the stopped run's message (crop_folders must not fail)."""
+    from xvertfast.train.run_folder import LINKED_CROPS, crop_folders, preprocessing_kept, recording_linked_crops
+
+    shared, run = tmp_path / "shared", _preparing_run(tmp_path, 0)
+    shared.mkdir()
+    (run / "cache").rmdir()
+    (run / "cache").symlink_to(shared)
+    (run / LINKED_CROPS).write_bytes(damaged)
+    (shared / f"{1:032x}.npy").touch()
+    with recording_linked_crops(str(run)) as taken:  # the next start takes a crop there
+        taken(str(run / "cache" / f"{1:032x}.npy"))
+    assert train_status(str(run)).preprocessed == 1
+    assert crop_folders(str(run)) == [str(run / "cache")]
+    assert preprocessing_kept(str(run)) == \
+        f"no epoch had finished; the images preprocessed so far are kept in {run / 'cache'}"
+
+
 def _strict_json(text: str):
     """``text`` parsed as standard JSON: NaN and Infinity, which Python's json accepts, refused."""
     def refuse(constant):

@@ -276,12 +276,27 @@ def preprocessing_kept(run_dir: str, its_cache: bool = False) -> str:
 
 
 def _linked_crops(run_dir: str) -> set[str]:
-    """The names :data:`LINKED_CROPS` records (none where it is not there)."""
+    """The names :data:`LINKED_CROPS` records (none where it is not there). Bytes that are no UTF-8 (a
+    damaged record) are read as U+FFFD, so their line is no name: a UnicodeDecodeError would fail the
+    messages a stopped run gives (:func:`crop_folders`) and status."""
     try:
-        with open(os.path.join(run_dir, LINKED_CROPS), encoding="utf-8") as f:
+        with open(os.path.join(run_dir, LINKED_CROPS), encoding="utf-8", errors="replace") as f:
             return {line.strip() for line in f if _CROPS_NAME.fullmatch(line.strip())}
     except FileNotFoundError:
         return set()
+
+
+def _ends_a_line(path: str) -> bool:
+    """Whether the file at ``path`` is empty, not there, or ends in a newline: a record appended to
+    one that does not would join the cut-off line before it, and neither would read as a name."""
+    try:
+        with open(path, "rb") as f:
+            if f.seek(0, os.SEEK_END) == 0:
+                return True
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) == b"\n"
+    except FileNotFoundError:
+        return True
 
 
 @contextlib.contextmanager
@@ -295,12 +310,16 @@ def recording_linked_crops(run_dir: str):
         yield None
         return
     recorded = _linked_crops(run_dir)
-    with open(os.path.join(run_dir, LINKED_CROPS), "a", encoding="utf-8") as f:
+    record = os.path.join(run_dir, LINKED_CROPS)
+    cut_short = not _ends_a_line(record)  # (a write a full disk or kill cut off: the next name on a line of its own)
+    with open(record, "a", encoding="utf-8") as f:
         def taken(path: str) -> None:
+            nonlocal cut_short
             name = os.path.basename(path)
             if os.path.dirname(path) == cache and name not in recorded:
-                f.write(name + "\n")
+                f.write(("\n" if cut_short else "") + name + "\n")
                 f.flush()
+                cut_short = False
                 recorded.add(name)
 
         yield taken
