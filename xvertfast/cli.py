@@ -1161,14 +1161,19 @@ def _trained_line(run_dir: str) -> str:
 
 
 def _previews(run_dir: str) -> list[str]:
-    """RUN_DIR's preview_stage{k}.png files, in stage order (none where matplotlib is not installed)."""
+    """RUN_DIR's preview_stage{k}.png files of the stages of the model the run wrote, in stage order
+    (none where matplotlib is not installed): a run trained again in the folder of a run of more stages
+    (its checkpoint/ and model/ removed) named that run's preview_stage3.png among its own."""
+    from xvertfast.model.persistence import check_config
+
+    config = os.path.join(run_dir, "model", "config.json")
     try:
-        names = os.listdir(run_dir)
-    except OSError:  # (the run has finished: its line is not to fail on a folder removed meanwhile)
+        with open(config, encoding="utf-8") as f:
+            stages = len(check_config(json.load(f), config))
+    except (OSError, ValueError):  # (the run has finished: its line is not to fail on a folder changed meanwhile)
         return []
-    stages = sorted(int(k) for name in names if name.startswith("preview_stage") and name.endswith(".png")
-                    and (k := name[len("preview_stage"):-len(".png")]).isdigit())  # fmt: skip
-    return [os.path.join(run_dir, f"preview_stage{k}.png") for k in stages]
+    drawn = (os.path.join(run_dir, f"preview_stage{k}.png") for k in range(1, stages + 1))
+    return [path for path in drawn if os.path.isfile(path)]
 
 
 INPUTS_HELP = ("image files, folders (searched recursively) or @list.txt files (one path per line, relative "

@@ -1587,6 +1587,22 @@ def test_cli_points_only_at_the_files_a_run_wrote(tmp_path, capsys):
     assert f"the model is in {run / 'model'}" in out and "metrics" not in out and not (run / "metrics.csv").exists()
 
 
+def test_cli_points_only_at_the_previews_of_the_stages_the_run_trained(tmp_path):
+    """Before: the finished run's line named every preview_stage{k}.png in RUN_DIR, so a 2-stage run
+    trained again in the folder of a 3-stage one (its checkpoint/ and model/ removed, as the docs say)
+    named that run's preview_stage3.png as its own."""
+    from xvertfast import cli
+    from xvertfast.model import XVertNet, XVertNetStage, save_model
+
+    run = tmp_path / "run"
+    save_model(XVertNet([XVertNetStage(width=4, depth=2) for _ in range(2)]), run / "model")  # this run's: 2 stages
+    for k in (1, 2, 3):  # preview_stage3.png: the earlier run's
+        (run / f"preview_stage{k}.png").touch()
+    said = cli._trained_line(str(run))
+    assert f"previews (a few ROIs through each stage) in {run / 'preview_stage1.png'} and " \
+           f"{run / 'preview_stage2.png'}" in said and "preview_stage3" not in said, said
+
+
 def test_a_run_resumes_with_another_spelling_of_its_device(tmp_path):
     """Before: a run begun with --device auto (the default) was refused on --resume --device cpu ("a
     different configuration ... device 'auto' -> 'cpu'"), the same device; a change of the device itself
