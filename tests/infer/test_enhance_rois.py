@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import types
+import warnings
 
 import numpy as np
 import pytest
@@ -349,3 +350,63 @@ def test_evaluates_note_of_a_model_on_small_rois_names_roi_size_in_the_callers_w
     with cli_running({"methods"}):
         (said,) = _rois_left_original(*args)
     assert said == note.replace("roi_size=", "--roi-size "), said
+
+
+def test_full_mode_with_a_model_of_small_rois_is_warned_of_its_hundreds_of_tiles(tmp_path, seed, capsys):
+    """Full mode cuts an image into tiles of the model's roi_size at 1024 rows: a model trained at
+    roi_size=64 cut a 128 x 128 image into 441 tiles of 8 px, each its own network run and WLS solve
+    (minutes on a CPU), and nothing said so. A job says it once as it starts (a dry run here: no
+    solve), in the caller's words; one at 128 (121 tiles) or 512 (9) is not warned of."""
+    from xvertfast.infer.enhancer import many_full_tiles
+    from xvertfast.model import save_model
+
+    said = many_full_tiles(64, (128, 128))
+    assert said.startswith("the model was trained at roi_size=64: full mode cuts this 128x128 image into 441 tiles "
+                           "of 8 px a side, each its own network run and WLS solve, where a model trained at "
+                           "roi_size=512 (the default) cuts it into 9"), said  # fmt: skip
+    assert said.endswith("mode='spine' enhances the spine's two tiles, or enhance with a model trained at a larger "
+                         "roi_size"), said  # fmt: skip
+    assert many_full_tiles(64).startswith("the model was trained at roi_size=64: full mode cuts a square image into "
+                                          "441 tiles (64 px a side at 1024 rows)")  # fmt: skip
+    assert many_full_tiles(32, (32, 32)) is not None  # 1024 tiles of 1 px
+    assert all(many_full_tiles(tile, shape) is None for tile in (128, 512) for shape in ((128, 128), None))
+    model = save_model(tiny_model(seed), tmp_path / "m64", extra={"training": {"config": {"roi_size": 64}}})
+    src = _inputs(tmp_path, seed)
+    assert _run(src, tmp_path / "out", model, "--mode", "full", "--dry-run") == 0
+    err = _said(capsys)[1]
+    cli = "warning: the model was trained at --roi-size 64: full mode cuts a square image into 441 tiles"
+    assert err.count(cli) == 2 and "--mode spine enhances the spine's two tiles" in err, err  # (again after the summary)
+    summary = Enhancer(model, device="cpu", mode="full").enhance_files([str(src)], str(tmp_path / "api"), dry_run=True,
+                                                                       progress=False, log=lambda line: None)  # fmt: skip
+    assert summary.notes == [many_full_tiles(64)]
+    assert Enhancer(model, device="cpu", mode="spine").enhance_files(  # spine mode: its own note, of the ROIs
+        [str(src)], str(tmp_path / "api"), dry_run=True, progress=False, log=lambda line: None).notes[0].startswith(
+        "the model was trained at roi_size=64: spine mode enhances two tiles")  # fmt: skip
+
+
+def test_enhance_warns_of_full_modes_many_tiles_before_the_network_runs(seed, monkeypatch):
+    """Enhancer.enhance said nothing before the minutes of a model of small ROIs' hundreds of full-mode
+    tiles (the threshold lowered here: a model at 256 cuts a 64 x 64 image into 25, cheap to cut)."""
+    from xvertfast.infer import enhancer as enhancer_module
+
+    model = tiny_model(seed)
+    model.metadata = {"training": {"config": {"roi_size": 256}}}
+    monkeypatch.setattr(enhancer_module, "MANY_FULL_TILES", 20)
+
+    class NetworkRan(Exception):
+        pass
+
+    def network(xp, y):
+        raise NetworkRan  # (the warning is said before the network runs, which is not run here)
+
+    for mode, warned in (("full", True), ("spine", False)):
+        enh = Enhancer(model, device="cpu", backend="torch", mode=mode)
+        monkeypatch.setattr(enh, "run_tiles", network)
+        with warnings.catch_warnings(record=True) as said, pytest.raises(NetworkRan):
+            warnings.simplefilter("always")
+            enh.enhance(chest_like(seed, 64, 64))
+        texts = [str(w.message) for w in said if issubclass(w.category, UserWarning)]
+        expected = ("the model was trained at roi_size=256: full mode cuts this 64x64 image into 25 tiles of 16 px a "
+                    "side, each its own network run and WLS solve, where a model trained at roi_size=512 (the "
+                    "default) cuts it into 9")  # fmt: skip
+        assert any(t.startswith(expected) for t in texts) == warned, texts

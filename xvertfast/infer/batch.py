@@ -692,9 +692,13 @@ def _small_tiles_warning(enhancer) -> str | None:
     """Where the model's spine tiles leave part of the evaluation ROIs original (trained on ROIs
     under 512 px: :func:`~xvertfast.infer.enhancer.partial_roi_coverage`), what its outputs change:
     a model trained at --roi-size 128 enhanced two 128 px tiles of an image and nothing said so.
-    In the caller's words: enhance_files' Python callers were told of --roi-size and --mode full."""
-    from xvertfast.infer.enhancer import partial_roi_coverage
+    In the caller's words: enhance_files' Python callers were told of --roi-size and --mode full.
+    In full mode, where such a model cuts each image into hundreds of tiles, each with its WLS solve
+    (:func:`~xvertfast.infer.enhancer.many_full_tiles`): one at --roi-size 64 ran 441 an image unsaid."""
+    from xvertfast.infer.enhancer import many_full_tiles, partial_roi_coverage
 
+    if enhancer.mode == "full":
+        return many_full_tiles(enhancer.tile)
     if (share := partial_roi_coverage(enhancer)) is None:
         return None
     return (f"the model was trained at {asked('roi_size', enhancer.tile)}: spine mode enhances two tiles of "

@@ -33,6 +33,8 @@ Modes:
   the ROIs original (:func:`spine_roi_coverage`).
 - ``full``: the whole image at the training scale, tiled with
   :data:`FULL_OVERLAP` overlap and blended with the same ramps, so no seam shows.
+  A model trained on small ROIs cuts an image into hundreds of tiles, each its own
+  network run and WLS solve: warned of past :data:`MANY_FULL_TILES` (:func:`many_full_tiles`).
 
 Brightness (an option of both modes, not of the papers):
 
@@ -67,6 +69,7 @@ from xvertfast._extension import cuda_kernels_problem, cuda_kernels_run_on
 from xvertfast._paths import PATH_TYPES
 from xvertfast._pixels import describe_non_array, shape_hint
 from xvertfast._stacklevel import image_names, naming_images, outside_xvertfast, solving
+from xvertfast._text import asked
 from xvertfast.infer.backends import (StageBackend, make_backend, plan_backend, resolve_device, resolve_precision,
                                      warn_cpu_bf16_without_amx)
 from xvertfast.io.errors import ImageReadError
@@ -81,7 +84,7 @@ from xvertfast.preprocess.spine import (LOWER_LEVEL, UPPER_LEVEL, WORKING_HEIGHT
                                        image_warnings)
 
 __all__ = ["Enhancer", "EnhanceResult", "Prepared", "MODES", "BRIGHTNESS", "FEATHER", "FULL_OVERLAP", "SPINE_SHIFT",
-           "spine_roi_coverage", "partial_roi_coverage"]
+           "spine_roi_coverage", "partial_roi_coverage", "MANY_FULL_TILES", "many_full_tiles"]
 
 MODES = ("spine", "full")
 #: What sets the output's large-scale brightness: the network (as in the papers) or the original.
@@ -92,6 +95,10 @@ FEATHER = 1 / 8
 SPINE_SHIFT = 1 / 8
 #: Share of the tile side by which neighbouring full-mode tiles overlap.
 FULL_OVERLAP = 1 / 4
+#: Full-mode tiles an image past which the work is warned of: each tile is its own network run and
+#: WLS solve, and a model trained at --roi-size 64 cuts a square image into 441 (8 px tiles of a
+#: 128-row image; minutes on a CPU), one at 128 into 121, one at 512 (the default) into 9.
+MANY_FULL_TILES = 200
 #: How far below 1 the tiles' summed blend weight may lie where the network's output alone shows:
 #: their float32 ramps, meeting, sum to 1 within a few parts in 10^7, not exactly
 _WEIGHT_ONE_TOLERANCE = 1e-6
@@ -274,6 +281,33 @@ def partial_roi_coverage(enhancer: "Enhancer") -> float | None:
     return share if share < 1 else None
 
 
+def _full_boxes(shape: tuple[int, int], tile: int) -> list[Box]:
+    """Full mode's tiles of an H x W image: ``tile`` working pixels (``tile * H / WORKING_HEIGHT``
+    image pixels) a side, overlapping by :data:`FULL_OVERLAP`, covering the image."""
+    H, W = shape
+    side = max(1, min(round(tile * H / WORKING_HEIGHT), H, W))  # square: tiles are resized to tile x tile
+    step = max(1, round(side * (1 - FULL_OVERLAP)))
+    return [Box(r, c, r + side, c + side) for r in _grid(H, side, step) for c in _grid(W, side, step)]
+
+
+def many_full_tiles(tile: int, shape: tuple[int, int] | None = None) -> str | None:
+    """What to say where full mode cuts an image into more than :data:`MANY_FULL_TILES` tiles (a
+    model trained on small ROIs), None where it cuts fewer: a model trained at roi_size=64 ran 441
+    tiles of 8 px on a 128 x 128 image, each with its WLS solve, for minutes and without a word.
+    ``shape``: the image's (default: each image's, said of a square one at the working height)."""
+    boxes = _full_boxes(shape or (WORKING_HEIGHT, WORKING_HEIGHT), tile)
+    if len(boxes) <= MANY_FULL_TILES:
+        return None
+    side = boxes[0].bottom - boxes[0].top
+    cut = (f"this {shape[0]}x{shape[1]} image into {len(boxes)} tiles of {side} px a side" if shape else
+           f"a square image into {len(boxes)} tiles ({tile} px a side at {WORKING_HEIGHT} rows)")
+    default = len(_full_boxes(shape or (WORKING_HEIGHT, WORKING_HEIGHT), 512))
+    return (f"the model was trained at {asked('roi_size', tile)}: full mode cuts {cut}, each its own network run "
+            f"and WLS solve, where a model trained at {asked('roi_size', 512)} (the default) cuts it into {default}: "
+            f"many times the work; {asked('mode', 'spine')} enhances the spine's two tiles, or enhance with a model "
+            f"trained at a larger {asked('roi_size')}")  # fmt: skip
+
+
 def _grid(length: int, tile: int, step: int) -> list[int]:
     """Tile starts covering [0, length) with the given step; the last tile ends at length."""
     if length <= tile:
@@ -449,23 +483,13 @@ class Enhancer:
         pp = preprocess(source.to(self.prepare_device), m.lam, m.alpha, m.eps, method=self.wls_method)
         spine = spine or find_spine(arr)
         H, W = arr.shape
-        if self.mode == "spine":
-            boxes = _spine_boxes(spine, self.tile)
-        else:
-            boxes = self._full_boxes(spine)
+        boxes = _spine_boxes(spine, self.tile) if self.mode == "spine" else _full_boxes(spine.shape, self.tile)
         inside = _sides_inside(boxes, (H, W))
         xp, y = pp.xp[None, None], pp.y[None, None]
         tiles_x = [_resize(xp[..., b.top : b.bottom, b.left : b.right], (self.tile, self.tile)) for b in boxes]
         tiles_y = [_resize(y[..., b.top : b.bottom, b.left : b.right], (self.tile, self.tile)) for b in boxes]
         return Prepared(arr, spine, boxes, inside, torch.cat(tiles_x), torch.cat(tiles_y),
                         {"preprocess": time.perf_counter() - t0})  # fmt: skip
-
-    def _full_boxes(self, spine: Spine) -> list[Box]:
-        """Tiles of ``tile`` working pixels (``tile * scale`` image pixels) covering the image."""
-        H, W = spine.shape
-        side = max(1, min(round(self.tile * spine.scale), H, W))  # square: tiles are resized to tile x tile
-        step = max(1, round(side * (1 - FULL_OVERLAP)))
-        return [Box(r, c, r + side, c + side) for r in _grid(H, side, step) for c in _grid(W, side, step)]
 
     # -- step 2 ---------------------------------------------------------------------------------
     def guidance(self, out: torch.Tensor) -> torch.Tensor:
@@ -594,7 +618,8 @@ class Enhancer:
         bone dark (:func:`~xvertfast.preprocess.looks_inverted`), enhanced as given, with how to read
         it the right way up; in spine mode a spine found at the edge of its search, on an image not
         shaped like a chest radiograph, or on one too flat to find it by. Where an image is meant so:
-        ``warnings.filterwarnings("ignore", ".*looks inverted")``."""
+        ``warnings.filterwarnings("ignore", ".*looks inverted")``. In full mode a model that cuts the
+        image into more than :data:`MANY_FULL_TILES` tiles is warned of too (:func:`many_full_tiles`)."""
         prep = self.prepare(pixels, spine)
         # what the CLI warns of a file (a Radiograph is named by its file and polarity; full mode uses no ROIs),
         # said before the network runs, which takes seconds
@@ -602,6 +627,8 @@ class Enhancer:
                               prep.spine if self.mode == "spine" else None, one_image=True)  # fmt: skip
         for warning in said:
             warnings.warn(warning, UserWarning, stacklevel=outside_xvertfast())
+        if self.mode == "full" and (many := many_full_tiles(self.tile, prep.pixels.shape)) is not None:
+            warnings.warn(many, UserWarning, stacklevel=outside_xvertfast())  # (before the minutes it warns of)
         t0 = time.perf_counter()
         tiles = self.run_tiles(prep.xp, prep.y)
         t1 = time.perf_counter()
