@@ -5,8 +5,36 @@ number is a Python or NumPy integer, never a bool, and the error names who asked
 from __future__ import annotations
 
 import numbers
+import sys
 
-__all__ = ["whole_number"]
+__all__ = ["number_of", "whole_number"]
+
+
+def number_of(value, name: str, who: str | None):
+    """``value`` as a Python number where it is a 0-dim tensor or array (``lam=torch.tensor(0.5)``,
+    a value of a sweep), else as given, for the caller's own check to judge. One rule for every
+    function that takes a number (wls, preprocess, XVertNet, TrainConfig, farbman, clahe, and the
+    counts :func:`whole_number` checks): wls took a 0-dim tensor while the others refused it, so a
+    value that worked in one call failed in the next. None of them has a gradient in its numbers:
+    a tensor that requires one is refused, not read as a constant without a word. (torch and
+    NumPy looked up, not imported: a value of theirs exists only once they are, and this module
+    is imported by ones that need neither.)"""
+    asker, owner = (f"{who}: ", who) if who else ("", "it")
+    torch, np = sys.modules.get("torch"), sys.modules.get("numpy")
+    if torch is not None and isinstance(value, torch.Tensor):
+        if value.dim() != 0 or value.is_meta:
+            held = "holds no value (meta)" if value.is_meta else f"has shape {tuple(value.shape)}"
+            raise ValueError(f"{asker}{name} must be a number or a 0-dim tensor of one; this tensor {held}")
+        if value.requires_grad:
+            raise ValueError(f"{asker}{name} is a tensor that requires grad, but {owner} has no gradient in {name}: "
+                             f"give {name}.detach() (or a number)")  # fmt: skip
+        return value.item()
+    if np is not None and isinstance(value, np.ndarray):  # (lam=np.array([0.5, 0.6]) was told lam.item(), which fails)
+        if value.ndim != 0:
+            raise ValueError(f"{asker}{name} must be a number or a 0-dim tensor or array of one; "
+                             f"this array has shape {value.shape}")  # fmt: skip
+        return value.item()
+    return value
 
 
 def whole_number(value, name: str, who: str | None = None, low: int | None = None, high: int | None = None,
@@ -15,7 +43,9 @@ def whole_number(value, name: str, who: str | None = None, low: int | None = Non
     ``"<who>: <name> must be a whole number >= <low> (<meaning>), got <value>"`` (no ``who``: the
     name first; both bounds: "from <low> to <high>"). A float is refused, even 2.0, unless
     ``floats``: then a float of a whole number (5e8) is taken, for a caller that has a reason (say
-    it there). A bool is refused: True would be taken as 1 without a word."""
+    it there). A bool is refused: True would be taken as 1 without a word. A 0-dim tensor or array
+    is read as its number first (:func:`number_of`), as the float parameters are."""
+    given, value = value, number_of(value, name, who)
     if floats and isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
         whole = float(value).is_integer()  # (False for NaN and the infinities)
     else:
@@ -32,4 +62,4 @@ def whole_number(value, name: str, who: str | None = None, low: int | None = Non
         bounds = f" <= {high}" if high is not None else ""
     said = f" ({meaning})" if meaning else ""
     asker = f"{who}: " if who else ""
-    raise ValueError(f"{asker}{name} must be a whole number{bounds}{said}, got {value!r}")
+    raise ValueError(f"{asker}{name} must be a whole number{bounds}{said}, got {given!r}")

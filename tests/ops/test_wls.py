@@ -842,7 +842,8 @@ def test_every_function_that_keeps_a_number_takes_a_0_dim_tensor_or_array_as_wls
     the same parameters on to it, refused the value ("alpha must be a finite number, got
     tensor(1.1000) (a tensor: give alpha.item())"), and farbman, clahe and TrainConfig's lr,
     val_fraction and betas said only "got tensor(...)". Each now reads it as its number (kept as a float, for config.json and the
-    checkpoint's JSON); a tensor of another shape or one that requires grad is refused in its name."""
+    checkpoint's JSON); a tensor of another shape or one that requires grad is refused in its name.
+    Whole numbers (epochs_gc, tiles) too, as ints."""
     import dataclasses
     import json
 
@@ -879,6 +880,18 @@ def test_every_function_that_keeps_a_number_takes_a_0_dim_tensor_or_array_as_wls
         TrainConfig(eps=torch.tensor(1e-3, requires_grad=True))
     with pytest.raises(ValueError, match=r"^farbman: alpha must be a finite number > 0, got nan$"):
         farbman(a, alpha=torch.tensor(float("nan")))  # (read as its number, then checked as one)
+    # whole numbers alike (whole_number): TrainConfig(epochs_gc=torch.tensor(3)) and clahe(tiles=torch.tensor(2))
+    # were refused ("tiles must be a whole number >= 1 ..., got tensor(2)") while the floats beside them were read
+    counts = TrainConfig(epochs_gc=torch.tensor(3), batch_size=np.array(4))
+    assert (counts.epochs_gc, counts.batch_size) == (3, 4) and type(counts.epochs_gc) is int
+    json.dumps(dataclasses.asdict(counts))
+    assert np.array_equal(clahe(a, tiles=torch.tensor(2), clip=0.25), clahe(a, tiles=2, clip=0.25))
+    with pytest.raises(ValueError, match=r"^clahe: tiles must be a whole number >= 1 \(contextual regions per side\), "
+                                         r"got tensor\(2\.5000\)$"):  # fmt: skip
+        clahe(a, tiles=torch.tensor(2.5))  # (a whole number's rule, on the number read)
+    with pytest.raises(ValueError, match=r"^clahe: tiles must be a number or a 0-dim tensor of one; this tensor has "
+                                         r"shape \(1,\)$"):  # fmt: skip
+        clahe(a, tiles=torch.tensor([2]))
 
 
 def test_an_array_of_several_values_is_refused_with_its_shape():

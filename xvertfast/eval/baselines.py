@@ -40,10 +40,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from xvertfast._checks import whole_number
+from xvertfast._checks import number_of, whole_number
 from xvertfast._pixels import shape_hint
 from xvertfast._text import from_cli, offers
-from xvertfast.ops._inputs import number_of, real_from_numpy
+from xvertfast.ops._inputs import real_from_numpy
 from xvertfast.ops.wls import wls
 from xvertfast.preprocess.inputs import check_unit_pixels
 
@@ -90,7 +90,7 @@ def _number(value, name: str, who: str, *, low: float, low_open: bool = True, hi
     """``value`` as a float, or ValueError naming the argument where it is no finite real number
     between ``low`` (excluded where ``low_open``) and ``high``: scikit-image and the solver took
     a negative CLAHE clip (as no limit) and a NaN gain (a NaN image) without a word. A 0-dim
-    tensor or array is its number, as wls takes it (:func:`~xvertfast.ops._inputs.number_of`)."""
+    tensor or array is its number, as wls takes it (:func:`~xvertfast._checks.number_of`)."""
     value = number_of(value, name, who)
     inside = (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
               and (value > low if low_open else value >= low) and value <= high)  # fmt: skip

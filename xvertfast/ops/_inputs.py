@@ -62,29 +62,6 @@ def real_from_numpy(value, who: str, image: str = "an image ([H, W] array or ten
     return from_numpy(array)
 
 
-def number_of(value, name: str, who: str):
-    """``value`` as a Python number where it is a 0-dim tensor or array (``lam=torch.tensor(0.5)``,
-    a value of a sweep), else as given, for the caller's own check to judge. One rule for every
-    function that takes a number (wls, preprocess, XVertNet, TrainConfig, farbman, clahe): wls
-    took a 0-dim tensor while the others refused it, so a value that worked in one call failed
-    in the next. None of them has a gradient in its numbers: a tensor that requires one is
-    refused, not read as a constant without a word."""
-    if isinstance(value, torch.Tensor):
-        if value.dim() != 0 or value.is_meta:
-            held = "holds no value (meta)" if value.is_meta else f"has shape {tuple(value.shape)}"
-            raise ValueError(f"{who}: {name} must be a number or a 0-dim tensor of one; this tensor {held}")
-        if value.requires_grad:
-            raise ValueError(f"{who}: {name} is a tensor that requires grad, but {who} has no gradient in {name}: "
-                             f"give {name}.detach() (or a number)")  # fmt: skip
-        return value.item()
-    if isinstance(value, np.ndarray):  # (lam=np.array([0.5, 0.6]) was told to give lam.item(), which fails)
-        if value.ndim != 0:
-            raise ValueError(f"{who}: {name} must be a number or a 0-dim tensor or array of one; "
-                             f"this array has shape {value.shape}")  # fmt: skip
-        return value.item()
-    return value
-
-
 def check_floating(x: torch.Tensor, op: str, name: str) -> None:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(x).__name__}")

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from xvertfast._checks import number_of
 from xvertfast._extension import (
     cuda_glue_error,
     cuda_kernels_available,
@@ -27,7 +28,7 @@ from xvertfast._extension import (
 )
 from xvertfast._stacklevel import image_name, reading_file, solved_part, warn_user
 from xvertfast.ops import wls_reference
-from xvertfast.ops._inputs import compute_dtype, is_integer, number_of, real_from_numpy
+from xvertfast.ops._inputs import compute_dtype, is_integer, real_from_numpy
 from xvertfast.ops.wls_direct import solve_direct
 from xvertfast.ops.wls_pcg import wls_cupy
 
@@ -241,7 +242,7 @@ def check_parameters(lam, alpha, eps, rtol=1e-4, maxiter=None, who: str = "wls")
     XVertNet, TrainConfig and preprocess for the ones they keep. ``who`` names the function the
     caller called, which passes them on (preprocess's lam=-1 was refused as wls's); ``rtol=None``:
     one it does not take. Returns ``(lam, alpha, eps, rtol)`` as Python numbers, a 0-dim tensor
-    or array read as its number (:func:`~xvertfast.ops._inputs.number_of`) for every caller alike:
+    or array read as its number (:func:`~xvertfast._checks.number_of`) for every caller alike:
     wls took ``torch.tensor(1.2)`` where XVertNet and preprocess refused it (config files, which
     these keep their values in, hold the number)."""
     values = {"lam": lam, "alpha": alpha, "eps": eps, "rtol": rtol}

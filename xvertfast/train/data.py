@@ -28,13 +28,13 @@ import torch.nn.functional as F
 
 from tqdm import tqdm
 
+from xvertfast._checks import number_of
 from xvertfast._pickled_errors import PickledAsRaised
 from xvertfast._text import count
 from xvertfast.io import DamagedFileError, read_image, require_content
 from xvertfast.io.errors import FILE_ERRORS, failure_text
 from xvertfast.io.files import InputLists, NothingFound, discover, file_sha256, input_problem
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
-from xvertfast.ops._inputs import number_of
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 from xvertfast.preprocess import WORKING_HEIGHT, image_warnings, preprocess
 from xvertfast.preprocess.centres import GivenCentres, centres_of_inputs, spine_at

@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass
 import torch
 from tqdm import tqdm
 
-from xvertfast._checks import whole_number
+from xvertfast._checks import number_of, whole_number
 from xvertfast._interrupts import came_of_an_interrupt
 from xvertfast._paths import working_folder
 from xvertfast._pickled_errors import PickledAsRaised
@@ -47,7 +47,6 @@ from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts, why_
 from xvertfast.model import XVertNet, XVertNetStage, load_model, save_model
 from xvertfast.model.persistence import as_device, fingerprint, is_model_folder, refuse_meta
 from xvertfast.model.stage import UPSAMPLING
-from xvertfast.ops._inputs import number_of
 from xvertfast.ops.wls import check_parameters
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 from xvertfast.preprocess.centres import RoiRowError, as_roi_centres
