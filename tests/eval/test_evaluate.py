@@ -1479,6 +1479,39 @@ def test_the_step_during_which_an_image_turns_slow_is_drawn_as_it_does(tmp_path,
     assert len(timers) == 2 and all(t.seconds == protocol.STEP_SLOW_S and t.cancelled for t in timers)
 
 
+def test_a_step_being_drawn_as_the_run_ends_is_drawn_before_close_returns(monkeypatch):
+    """close() (and an image's end) cancelled the step timer but did not wait for one already
+    drawing: that draw could land after the run's last line. It is now waited for."""
+    import threading
+    import types
+
+    from xvertfast.eval import protocol
+
+    running, drawn = threading.Event(), []
+
+    class Drawing(threading.Thread):  # a timer that has fired: its draw under way as the run ends
+        def __init__(self, seconds, function):
+            super().__init__(daemon=True)
+            self.function, self.cancelled = function, threading.Event()
+
+        def run(self):
+            running.set()
+            self.cancelled.wait(5)  # (the cancel comes as it draws: too late to stop it)
+            self.function()
+
+        def cancel(self):
+            self.cancelled.set()
+
+    monkeypatch.setattr(protocol._StepShown, "timer", Drawing, raising=False)
+    bar = types.SimpleNamespace(disable=False, set_postfix_str=lambda *a, **k: None,
+                                refresh=lambda: drawn.append("drawn"))  # fmt: skip
+    step = protocol._StepShown(bar, 2)
+    step.slow = False  # the image before was quick: this one's step waits for the timer
+    step.of(1, "b.png")("reading")
+    assert running.wait(5)
+    step.close()
+    assert drawn == ["drawn"]  # (drawn before close returned, not after)
+
 def timers_fired_by_hand(monkeypatch) -> list:
     """Puts a fake in place of the bar's step timer (protocol._StepShown.timer): one that never
     fires unless the test calls its ``function``. Returns the list of those made. The real one

@@ -440,9 +440,13 @@ class _StepShown:
         return shown
 
     def _disarm(self) -> None:
+        """The timer cancelled, and waited for where it is drawing already: cancel() alone let a
+        draw under way end after the image's count moved, or after close() and the run's last line."""
         if self._armed is not None:
-            self._armed.cancel()
-            self._armed = None
+            armed, self._armed = self._armed, None
+            armed.cancel()
+            if isinstance(armed, threading.Thread) and armed is not threading.current_thread():
+                armed.join()
 
     def done(self, scored: bool = True) -> None:
         """One image more done (``scored``: not taken from the journal, whose are no measure of
