@@ -129,6 +129,18 @@ def test_saving_what_is_no_model_is_refused_before_its_folder_is_made(tmp_path, 
     assert not (tmp_path / "m").exists()
 
 
+def test_a_compiled_model_is_saved_and_enhanced_as_the_model_it_wraps(tmp_path):
+    # save_model(torch.compile(model)) said "must be an XVertNet, got OptimizedModule" (the compiled
+    # model is never run here: wrapping it is cheap, compiling happens at the first call)
+    from xvertfast.infer import Enhancer
+
+    model = XVertNet([XVertNetStage(4, 2)])
+    save_model(torch.compile(model), tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+    assert isinstance(Enhancer(torch.compile(model), device="cpu").model, XVertNet)
+
+
 def test_a_save_that_fails_half_way_leaves_the_model_there_as_it_was(seed, tmp_path, monkeypatch):
     # a full disk while the second stage was written left new stage1 weights beside the old config
     import safetensors.torch

@@ -76,6 +76,7 @@ from xvertfast.io.errors import ImageReadError
 from xvertfast.io.radiograph import Radiograph
 from xvertfast.io.read import content_problem
 from xvertfast.model import XVertNet, load_model, model_tile
+from xvertfast.model.xvertnet import uncompiled
 from xvertfast.ops._inputs import real_from_numpy
 from xvertfast.ops.wls import METHODS as WLS_METHODS
 from xvertfast.preprocess import find_spine, preprocess
@@ -367,6 +368,7 @@ class Enhancer:
         # (PyTorch's reference multigrid on a GPU would be slower still).
         on_gpu = self.device.type == "cuda" and cuda_kernels_run_on(self.device) and wls_method in ("auto", "cuda", "cupy")
         self.prepare_device = self.device if on_gpu else torch.device("cpu")
+        model = uncompiled(model)  # (torch.compile(model): its weights are the wrapped model's)
         if isinstance(model, (str, os.PathLike)):
             self.model = load_model(os.fspath(model), map_location="cpu")
         elif isinstance(model, XVertNet):

@@ -16,7 +16,7 @@ import torch
 from xvertfast._paths import as_the_system_reads, fspath
 from xvertfast._text import asked, from_cli
 from xvertfast.model.stage import UPSAMPLING, XVertNetStage
-from xvertfast.model.xvertnet import XVertNet
+from xvertfast.model.xvertnet import XVertNet, uncompiled
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 
 __all__ = ["save_model", "load_model", "model_tile", "fingerprint", "check_config", "is_model_folder", "as_device",
@@ -46,6 +46,7 @@ def save_model(model: XVertNet, path: str | os.PathLike, extra: dict[str, Any] |
 
     from xvertfast.io.write import atomic_write
 
+    model = uncompiled(model)  # (torch.compile(model) saves the model it wraps)
     if not isinstance(model, XVertNet):  # (else "... has no attribute 'stages'", its folder made empty)
         raise TypeError(f"save_model: model must be an XVertNet (xvertfast.load_model gives one), got "
                         f"{type(model).__name__}")  # fmt: skip

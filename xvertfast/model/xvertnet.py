@@ -7,6 +7,7 @@ out_k = phi_k(out_{k-1}, Y_k). Two stages is the default (the paper found three 
 from __future__ import annotations
 
 import operator
+import sys
 
 import torch
 from torch import nn
@@ -16,7 +17,7 @@ from xvertfast.model.stage import XVertNetStage, checked_inputs
 from xvertfast.ops.wls import check_parameters, wls
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 
-__all__ = ["XVertNet"]
+__all__ = ["XVertNet", "uncompiled"]
 
 
 class XVertNet(nn.Module):
@@ -116,3 +117,15 @@ def _samples_not_finite(t: torch.Tensor) -> str:
     bad = (~torch.isfinite(t)).flatten(1).sum(1).tolist()
     said = [f"sample {i}: {_text.count(n, 'value')}" for i, n in enumerate(bad) if n]
     return "; ".join(said[:3]) + ("; ..." if len(said) > 3 else "")
+
+
+def uncompiled(model):
+    """The module ``torch.compile(model)`` wraps, else ``model`` itself: save_model and Enhancer
+    take the model the user compiled (its weights are the wrapped model's), where "must be an
+    XVertNet, got OptimizedModule" refused it. torch._dynamo is looked up, not imported: where it
+    is not loaded, nothing was compiled."""
+    eval_frame = sys.modules.get("torch._dynamo.eval_frame")
+    optimized = getattr(eval_frame, "OptimizedModule", None)
+    if optimized is not None and isinstance(model, optimized):
+        return getattr(model, "_orig_mod", model)
+    return model
