@@ -43,6 +43,19 @@ def test_the_subpackages_are_reached_from_the_package_without_importing_them(mon
     assert name in dir(xvertfast) and name not in xvertfast.__all__  # (import * would load them all)
 
 
+@pytest.mark.parametrize("name", ["eval.metrics", "eval.evaluate", "eval.baselines", "pipeline.preprocess_files"])
+def test_the_subpackages_modules_are_reached_as_attributes(monkeypatch, name):
+    """``import xvertfast; xvertfast.eval.metrics`` (as the evaluation guide names it) said "module
+    'xvertfast.eval' has no attribute 'metrics'" until something had imported it; as above, the
+    attribute an earlier import left is taken away first."""
+    import importlib
+
+    package, module = name.split(".")
+    monkeypatch.delattr(importlib.import_module(f"xvertfast.{package}"), module, raising=False)
+    assert getattr(getattr(xvertfast, package), module) is importlib.import_module(f"xvertfast.{name}")
+    assert module in dir(getattr(xvertfast, package))
+
+
 def test_every_public_module_says_its_public_names():
     """xvertfast.eval, xvertfast.pipeline and xvertfast.info had no ``__all__`` where the other
     packages and modules have one: what ``import *`` and the API docs take was left to chance.
