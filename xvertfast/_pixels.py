@@ -37,6 +37,17 @@ def describe_masked(value) -> str | None:
     return f"a masked array with {int(np.ma.count_masked(value))} masked pixel(s), whose mask would be ignored"
 
 
+def channels_last(shape) -> str | None:
+    """What ``shape`` looks like where it is one image with its channels last, as PIL and imageio
+    give a file ("a colour image": RGB, RGBA; "a grey image with alpha": PIL's "LA"), else None.
+    More than 4 columns: narrower, it is a stack of images 2 to 4 pixels wide as much as one image.
+    Here alone, so that the refusals and their hints say the same of the same shape."""
+    shape = tuple(int(n) for n in shape)
+    if len(shape) != 3 or shape[1] <= 4:
+        return None
+    return {2: "a grey image with alpha", 3: "a colour image", 4: "a colour image"}.get(shape[2])
+
+
 def shape_hint(shape, name: str = "pixels") -> str:
     """What to give instead, appended to a refusal of an image that is not ``[H, W]``, where ``shape``
     is one image's in another layout: colour channels last (a file read with PIL or imageio, not
@@ -44,7 +55,9 @@ def shape_hint(shape, name: str = "pixels") -> str:
     they were refused as "got shape (512, 512, 3)" alone. "" for any other shape. ``name``: the
     argument as the caller passed it (the metrics' ``img``, ``reference``, ``test``)."""
     shape = tuple(int(n) for n in shape)
-    if len(shape) == 3 and shape[2] in (3, 4) and shape[1] > 4:
+    if channels_last(shape) == "a grey image with alpha":
+        return f" (a grey image with alpha, channels last: give its grey channel [H, W], {name}[..., 0])"
+    if channels_last(shape):
         return (" (a colour image, channels last: give one channel [H, W]; xvertfast.io.read_image gives a colour "
                 "file's luminance)")  # fmt: skip
     if len(shape) > 2 and sum(n > 1 for n in shape) == 2:

@@ -47,9 +47,11 @@ def test_a_masked_array_with_masked_pixels_is_refused_not_unmasked():
 #: The hints of xvertfast._pixels.shape_hint, as a refusal ends with them.
 COLOUR = "a colour image, channels last: give one channel [H, W]; xvertfast.io.read_image gives a colour file's luminance"
 SQUEEZE = "one image with axes of length 1: give pixels.squeeze()"
+GREY_ALPHA = "a grey image with alpha, channels last: give its grey channel [H, W], pixels[..., 0]"
 
 
-@pytest.mark.parametrize("shape, hint", [((40, 40, 3), COLOUR), ((40, 40, 4), COLOUR), ((1, 40, 40), SQUEEZE),
+@pytest.mark.parametrize("shape, hint", [((40, 40, 3), COLOUR), ((40, 40, 4), COLOUR), ((40, 40, 2), GREY_ALPHA),
+                                         ((1, 40, 40), SQUEEZE),
                                          ((40, 40, 1), SQUEEZE), ((1, 1, 40, 40), SQUEEZE), ((2, 40, 40), None)])
 def test_one_image_in_another_layout_is_told_how_to_give_it(tmp_path, shape, hint):
     """The functions that take one [H, W] image refused an RGB array (PIL, imageio) or a network's

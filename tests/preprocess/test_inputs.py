@@ -186,6 +186,10 @@ def test_a_colour_image_is_refused_not_taken_for_a_batch_of_strips(seed):
         with pytest.raises(ValueError, match=r"shape \(40, 36, \d\) look like a colour image \(channels last\)"):
             preprocess(pixels)
     assert preprocess(np.random.default_rng(seed).random((2, 4, 3))).xp.shape == (2, 4, 3)  # tiny: a batch
+    # a grey image with alpha (PIL's "LA", [H, W, 2]) was taken for H images 2 pixels wide
+    with pytest.raises(ValueError, match=r"shape \(40, 36, 2\) look like a grey image with alpha \(channels last\), "
+                                        r"not a batch of images 2 pixels wide"):  # fmt: skip
+        preprocess(rgb[..., :2])
 
 
 def test_a_one_channel_image_with_its_channel_last_is_refused_not_taken_for_a_batch_of_columns(seed):

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from xvertfast._pixels import describe_non_array
+from xvertfast._pixels import channels_last, describe_non_array
 from xvertfast._stacklevel import solving
 from xvertfast.ops._inputs import real_from_numpy
 from xvertfast.ops.wls import check_method, check_parameters, wls
@@ -177,9 +177,9 @@ def preprocess(pixels, lam: float = DEFAULT_LAM, alpha: float = DEFAULT_ALPHA, e
     t = t.detach()  # the WLS solves carry no gradient: a graph through X alone would be a wrong one
     if t.dim() not in (2, 3):
         raise ValueError(f"preprocess: pixels must be [H, W] or [B, H, W], got shape {tuple(t.shape)}")
-    if t.dim() == 3 and t.shape[2] in (3, 4) and t.shape[1] > 4:  # (else H strips 3 pixels wide, each on its own)
-        raise ValueError(f"preprocess: pixels of shape {tuple(t.shape)} look like a colour image (channels last), "
-                         "not a batch of images 3 or 4 pixels wide: give one channel [H, W] "
+    if looks := channels_last(t.shape):  # (else H strips 2 to 4 pixels wide, each on its own)
+        raise ValueError(f"preprocess: pixels of shape {tuple(t.shape)} look like {looks} (channels last), "
+                         f"not a batch of images {t.shape[2]} pixels wide: give one channel [H, W] "
                          "(xvertfast.io.read_image gives the luminance)")  # fmt: skip
     if t.dim() == 3 and t.shape[2] == 1 and t.shape[1] > 4:  # (else H images one pixel wide, each on its own)
         raise ValueError(f"preprocess: pixels of shape {tuple(t.shape)} look like one image with its channel last, "
