@@ -720,7 +720,9 @@ def _report_state(path: str, ended_at: float | None, ledger_written: float) -> s
     its file system's): a report is written after that line, so a file there is its report where it
     was written at the earlier of the two or later. Compared with the end line's time alone, a report
     on a network share whose server's clock is behind the job machine's was called older than its
-    run; with the ledger's alone, one on the job machine's own disk where the server's is ahead. (Two
+    run; with the ledger's alone, one on the job machine's own disk where the server's is ahead. The
+    ledger's time is the clock of OUT's file system, so the first case is mended where the report shares
+    it (a report on a share of its own, its clock behind both, is still called older). (Two
     seconds' leeway: a coarse file system clock, or a FAT one's 2 s steps, may date it before.)"""
     if not os.path.lexists(path):
         return "missing"

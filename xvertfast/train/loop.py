@@ -672,7 +672,9 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     an epoch was trained is refused where they changed. ``lr_given``: the CLI's command has --lr,
     so a diverged run is told to change it, not to add a second (False from Python: unused there).
     Returns the trained model as :func:`~xvertfast.load_model` gives ``run_dir/model``, on the training
-    device, its ``metadata`` the run's record (the ROI size :class:`~xvertfast.infer.Enhancer` tiles by).
+    device, its ``metadata`` the run's record (the ROI size :class:`~xvertfast.infer.Enhancer` tiles by);
+    a call ended by ``stop_after_epochs`` (a testing option) returns the bare model of the stages so
+    far, the last one part-trained, its ``metadata`` empty: ``run_dir/model`` is not written yet.
     """
     config.check()
     rois = as_roi_centres(rois)
