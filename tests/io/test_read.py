@@ -169,8 +169,29 @@ def test_a_ycbcr_tiff_of_subsampled_colour_in_lzw_is_not_called_corrupt(tmp_path
     with pytest.raises(ImageReadError) as caught:
         read_image(tmp_path / "s.tif")
     assert str(caught.value) == (f"{tmp_path / 's.tif'}: YCbCr TIFF with subsampled colour (YCbCrSubSampling 2, 2) "
-                                 "in LZW: not decoded here (tifffile decodes subsampled YCbCr only in JPEG); save it "
-                                 "as a greyscale or RGB TIFF, or a PNG")  # fmt: skip
+                                 "in LZW: not decoded here (tifffile decodes subsampled YCbCr only in JPEG of "
+                                 "contiguous samples); save it as a greyscale or RGB TIFF, or a PNG")  # fmt: skip
+
+
+def test_a_ycbcr_tiff_without_its_subsampling_tag_is_refused_as_subsampled_not_corrupt(tmp_path):
+    # without YCbCrSubSampling, TIFF's default (2, 2) holds (tifffile's is_subsampled): page.subsampling
+    # was None, unpacked, and the file said to be "truncated or corrupt (cannot unpack non-iterable NoneType ...)"
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "n.tif", np.full((32, 32, 3), 128, np.uint8), photometric="ycbcr", compression="lzw")
+    with tifffile.TiffFile(tmp_path / "n.tif") as tif:
+        entry = tif.pages[0].tags["YCbCrSubSampling"].offset
+    with open(tmp_path / "n.tif", "r+b") as f:  # the tag's code made an unknown one's (500: the entries stay in order)
+        f.seek(entry)
+        f.write(struct.pack("<H", 500))
+    with tifffile.TiffFile(tmp_path / "n.tif") as tif:
+        assert tif.pages[0].subsampling is None and tif.pages[0].is_subsampled
+    with pytest.raises(ImageReadError) as caught:
+        read_image(tmp_path / "n.tif")
+    assert str(caught.value) == (f"{tmp_path / 'n.tif'}: YCbCr TIFF with subsampled colour (YCbCrSubSampling 2, 2, "
+                                 "TIFF's default where the tag is missing) in LZW: not decoded here (tifffile decodes "
+                                 "subsampled YCbCr only in JPEG of contiguous samples); save it as a greyscale or RGB "
+                                 "TIFF, or a PNG")  # fmt: skip
 
 
 def test_tiff_white_is_zero_is_inverted(tmp_path):

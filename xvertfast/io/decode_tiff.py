@@ -98,13 +98,19 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logs: tuple[LogNa
             photometric, pillow_mode = int(page.photometric), None
             # a JPEG codec (tifffile's, Pillow's libtiff) gives a YCbCr page's colours as RGB
             decoded_to_rgb = photometric == 6 and int(page.compression) in (6, 7)
-            if photometric == 6 and not decoded_to_rgb and page.is_subsampled:  # (tifffile refuses it, not damage:
-                # it was said to be "truncated or corrupt (chroma subsampling not supported ...)")
-                h, v = page.subsampling
-                raise ImageReadError(path, f"YCbCr TIFF with subsampled colour (YCbCrSubSampling {h}, {v}) in "
-                                     f"{getattr(page.compression, 'name', page.compression)}: not decoded here "
-                                     "(tifffile decodes subsampled YCbCr only in JPEG); save it as a greyscale or "
-                                     "RGB TIFF, or a PNG")  # fmt: skip
+            planar_jpeg = decoded_to_rgb and int(page.planarconfig) == 2
+            # tifffile's rule (TiffPage.decode): subsampled colour it decodes only in JPEG (and 34892,
+            # 33007) of contiguous samples; where the tag is missing, TIFF's default (2, 2) holds. Its
+            # refusal, of a valid file, was said as "truncated or corrupt (chroma subsampling not supported)"
+            if photometric == 6 and page.is_subsampled and \
+                    (planar_jpeg or int(page.compression) not in (6, 7, 34892, 33007)):  # fmt: skip
+                h, v = page.subsampling or (2, 2)
+                tagged = "" if page.subsampling else ", TIFF's default where the tag is missing"
+                layout = " of planar samples (PlanarConfiguration 2)" if planar_jpeg else ""
+                raise ImageReadError(path, f"YCbCr TIFF with subsampled colour (YCbCrSubSampling {h}, {v}{tagged}) in "
+                                     f"{getattr(page.compression, 'name', page.compression)}{layout}: not decoded "
+                                     "here (tifffile decodes subsampled YCbCr only in JPEG of contiguous samples); "
+                                     "save it as a greyscale or RGB TIFF, or a PNG")  # fmt: skip
             white_is_zero = flip = photometric == 0  # MINISWHITE
             colormap = page.colormap if photometric == 3 else None  # PALETTE: values index it
             inks = page.tags.get(_INKSET)
@@ -541,7 +547,7 @@ def _ycbcr_as_rgb(path: str, page):
     where colours clip, and said as an 'RGB image'). None for any other page (subsampled ones
     tifffile refuses: not decoded here), or where the tag is not a plain SHORT or LONG to rewrite."""
     if int(page.photometric) != 6 or int(page.compression) in (6, 7) or page.samplesperpixel < 3 or \
-            tuple(page.subsampling or (1, 1)) != (1, 1):  # fmt: skip
+            page.is_subsampled:  # (tifffile's rule: a missing tag is TIFF's default, (2, 2))  # fmt: skip
         return None
     tag = page.tags.get(262)  # PhotometricInterpretation
     size = {3: 2, 4: 4}.get(int(tag.dtype)) if tag is not None and tag.count == 1 else None
@@ -551,7 +557,7 @@ def _ycbcr_as_rgb(path: str, page):
         data = bytearray(f.read())
     order = "little" if page.parent.byteorder == "<" else "big"
     data[tag.valueoffset : tag.valueoffset + size] = (2).to_bytes(size, order)  # RGB
-    return FileBytes(bytes(data), path)
+    return FileBytes(data, path)  # (BytesIO copies it: no bytes() copy first)
 
 
 def _layout_pillow_lacks(path: str, index: int, exc: Exception) -> bool:
