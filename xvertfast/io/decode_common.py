@@ -21,7 +21,7 @@ import numpy as np
 from xvertfast.io.errors import ImageReadError, LogNamingTheFile
 
 __all__ = ["PNG_DEPTH_KEYWORD", "JPEG_SOF", "FileBytes", "opened_within_max_pixels", "jpeg_frame", "jpeg2000_siz",
-           "check_pixels", "bits_from_values", "luminance", "luminance_note", "grey_kept", "grey_kept_in_blocks",
+           "check_pixels", "bits_from_values", "luminance", "luminance_note", "grey_kept",
            "KEPT_ROWS", "high_bytes_note", "grey_alpha_note", "stored_range", "invert", "FLOAT_SCALE_SLACK",
            "ORIENTATION", "imagecodecs_log", "imagecodecs_decoder", "imagecodecs_wanted"]
 
@@ -238,15 +238,8 @@ def grey_kept(rgb: np.ndarray, grey: np.ndarray) -> bool:
     tens of MiB and a colour image's answer waited for all of them."""
     if rgb.ndim != 3 or rgb.shape[-1] != 3 or grey.shape != rgb.shape[:-1]:
         return False
-    return grey_kept_in_blocks((rgb[top : top + KEPT_ROWS], grey[top : top + KEPT_ROWS])
-                               for top in range(0, rgb.shape[0], KEPT_ROWS))  # fmt: skip
-
-
-def grey_kept_in_blocks(blocks) -> bool:
-    """:func:`grey_kept` of an image given as blocks of its rows, (RGB, grey) pairs in order, stopping
-    at the first that differ: a numpy image's views (grey_kept's), a Pillow image's crops
-    (decode_pillow's, each converted alone), each compared once."""
-    return all(_rows_kept(rgb, grey) for rgb, grey in blocks)
+    return all(_rows_kept(rgb[top : top + KEPT_ROWS], grey[top : top + KEPT_ROWS])
+               for top in range(0, rgb.shape[0], KEPT_ROWS))  # fmt: skip
 
 
 #: Rows :func:`grey_kept` compares at a time (a Pillow image's crops too: decode_pillow).

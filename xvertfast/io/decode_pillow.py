@@ -19,7 +19,7 @@ import zlib
 import numpy as np
 
 from xvertfast.io.decode_common import (JPEG_SOF, KEPT_ROWS, ORIENTATION, PNG_DEPTH_KEYWORD, FileBytes,
-                                        bits_from_values, check_pixels, grey_alpha_note, grey_kept_in_blocks,
+                                        bits_from_values, check_pixels, grey_alpha_note, grey_kept,
                                         high_bytes_note, imagecodecs_decoder, imagecodecs_log, imagecodecs_wanted,
                                         jpeg_frame, luminance, luminance_note, opened_within_max_pixels)
 from xvertfast.io.errors import ImageReadError, WarningsNamingTheFile
@@ -32,7 +32,7 @@ def _grey_kept_by_rows(im, grey) -> bool:
     of rows at a time: np.asarray of the whole image copied it (48 MiB at 4096 x 4096), a colour
     one's included, whose first block answers."""
     boxes = ((0, top, im.width, min(top + KEPT_ROWS, im.height)) for top in range(0, im.height, KEPT_ROWS))
-    return grey_kept_in_blocks((np.asarray(im.crop(box)), np.asarray(grey.crop(box))) for box in boxes)
+    return all(grey_kept(np.asarray(im.crop(box)), np.asarray(grey.crop(box))) for box in boxes)
 
 
 def _jpeg_process_pillow_lacks(frame) -> str | None:
