@@ -69,6 +69,7 @@ DECODER_DEPENDENCIES = {uid: ("imagecodecs>=2024.1.1",) for uid in _SYNTAXES}
 
 _registered: frozenset[str] | None = None  # the transfer syntaxes registered for, once known
 _register_lock = threading.Lock()
+_wrapped_pillow = False  # (_within_max_pixels has run: pydicom's Pillow plugin holds its Image, or has none)
 _ahead = threading.local()  # this thread's frame decoded before pydicom asked: (source bytes, array or refusal)
 
 
@@ -192,15 +193,22 @@ class _PillowWithinMaxPixels:
 
 def _within_max_pixels() -> None:
     """Puts :class:`_PillowWithinMaxPixels` in pydicom's Pillow plugin, once; where that plugin has
-    no Image (another pydicom), nothing: Pillow's limit holds there as before."""
-    try:
-        from pydicom.pixels.decoders import pillow as plugin
-    except ImportError:
+    no Image (another pydicom), nothing: Pillow's limit holds there as before. After the first call
+    it returns at once (a flag, checked again under the lock): every sized DICOM read calls it."""
+    global _wrapped_pillow
+    if _wrapped_pillow:
         return
     with _register_lock:
+        if _wrapped_pillow:
+            return
+        try:
+            from pydicom.pixels.decoders import pillow as plugin
+        except ImportError:
+            plugin = None
         image = getattr(plugin, "Image", None)
         if image is not None and not isinstance(image, _PillowWithinMaxPixels):
             plugin.Image = _PillowWithinMaxPixels(image)
+        _wrapped_pillow = True
 
 
 def _one_sample(ds) -> bool:
