@@ -291,18 +291,20 @@ def _full_boxes(shape: tuple[int, int], tile: int) -> list[Box]:
     return [Box(r, c, r + side, c + side) for r in _grid(H, side, step) for c in _grid(W, side, step)]
 
 
-def many_full_tiles(tile: int, shape: tuple[int, int] | None = None) -> str | None:
+def many_full_tiles(tile: int, shape: tuple[int, int] | None = None, boxes: list[Box] | None = None) -> str | None:
     """What to say where full mode cuts an image into more than :data:`MANY_FULL_TILES` tiles (a
     model trained on small ROIs), None where it cuts fewer: a model trained at roi_size=64 ran 441
     tiles of 8 px on a 128 x 128 image, each with its WLS solve, for minutes and without a word.
-    ``shape``: the image's (default: each image's, said of a square one at the working height)."""
-    boxes = _full_boxes(shape or (WORKING_HEIGHT, WORKING_HEIGHT), tile)
+    ``shape``: the image's (default: each image's, said of a square one at the working height);
+    ``boxes``: its full-mode tiles where already cut (:meth:`Enhancer.prepare`'s), not cut again."""
+    image = shape or (WORKING_HEIGHT, WORKING_HEIGHT)
+    boxes = _full_boxes(image, tile) if boxes is None else boxes
     if len(boxes) <= MANY_FULL_TILES:
         return None
     side = boxes[0].bottom - boxes[0].top
     cut = (f"this {shape[0]}x{shape[1]} image into {len(boxes)} tiles of {side} px a side" if shape else
            f"a square image into {len(boxes)} tiles ({tile} px a side at {WORKING_HEIGHT} rows)")
-    default = len(_full_boxes(shape or (WORKING_HEIGHT, WORKING_HEIGHT), 512))
+    default = len(_full_boxes(image, 512))
     return (f"the model was trained at {asked('roi_size', tile)}: full mode cuts {cut}, each its own network run "
             f"and WLS solve, where a model trained at {asked('roi_size', 512)} (the default) cuts it into {default}: "
             f"many times the work; {asked('mode', 'spine')} enhances the spine's two tiles, or enhance with a model "
@@ -629,7 +631,7 @@ class Enhancer:
                               prep.spine if self.mode == "spine" else None, one_image=True)  # fmt: skip
         for warning in said:
             warnings.warn(warning, UserWarning, stacklevel=outside_xvertfast())
-        if self.mode == "full" and (many := many_full_tiles(self.tile, prep.pixels.shape)) is not None:
+        if self.mode == "full" and (many := many_full_tiles(self.tile, prep.pixels.shape, prep.boxes)) is not None:
             warnings.warn(many, UserWarning, stacklevel=outside_xvertfast())  # (before the minutes it warns of)
         t0 = time.perf_counter()
         tiles = self.run_tiles(prep.xp, prep.y)
