@@ -183,12 +183,15 @@ def test_a_colour_image_is_refused_not_taken_for_a_batch_of_strips(seed):
     # for H images 3 pixels wide: outputs of its shape, each 1 x 3 row normalised on its own
     rgb = np.random.default_rng(seed).random((40, 36, 3)).astype(np.float32)
     for pixels in (rgb, np.concatenate([rgb, rgb[..., :1]], axis=-1), torch.from_numpy(rgb)):
-        with pytest.raises(ValueError, match=r"shape \(40, 36, \d\) look like a colour image \(channels last\)"):
+        with pytest.raises(ValueError, match=r"shape \(40, 36, \d\) look like one image with its channels last, not a "
+                                            r"batch of images \d pixels wide \(a colour image, channels last: give one "
+                                            r"channel \[H, W\]; xvertfast.io.read_image"):  # fmt: skip
             preprocess(pixels)
     assert preprocess(np.random.default_rng(seed).random((2, 4, 3))).xp.shape == (2, 4, 3)  # tiny: a batch
     # a grey image with alpha (PIL's "LA", [H, W, 2]) was taken for H images 2 pixels wide
-    with pytest.raises(ValueError, match=r"shape \(40, 36, 2\) look like a grey image with alpha \(channels last\), "
-                                        r"not a batch of images 2 pixels wide"):  # fmt: skip
+    with pytest.raises(ValueError, match=r"shape \(40, 36, 2\) look like one image with its channels last, not a batch "
+                                        r"of images 2 pixels wide \(a grey image with alpha, channels last: give its "
+                                        r"grey channel \[H, W\], pixels\[\.\.\., 0\]\)$"):  # fmt: skip
         preprocess(rgb[..., :2])
 
 
@@ -196,10 +199,17 @@ def test_a_one_channel_image_with_its_channel_last_is_refused_not_taken_for_a_ba
     # [H, W, 1] (a grey image kept 3-D by an image library, or rgb[..., :1]) was taken for H images
     # one pixel wide: outputs of its shape, each 1 x W row smoothed and normalised on its own
     grey = np.random.default_rng(seed).random((40, 36, 1)).astype(np.float32)
-    for pixels in (grey, torch.from_numpy(grey)):
-        with pytest.raises(ValueError, match=r"shape \(40, 36, 1\) look like one image with its channel last"):
+    for pixels in (grey, torch.from_numpy(grey)):  # (in the words every function taking pixels uses: shape_hint)
+        with pytest.raises(ValueError, match=r"shape \(40, 36, 1\) look like one image with its channels last, not a "
+                                            r"batch of images 1 pixel wide \(one image with axes of length 1: give "
+                                            r"pixels\.squeeze\(\)\)$"):  # fmt: skip
             preprocess(pixels)
-    assert preprocess(grey[..., 0]).xp.shape == (40, 36)  # what the message asks for
+    assert preprocess(grey.squeeze()).xp.shape == (40, 36)  # what the message asks for
+    # one row, [1, W, 1], which no squeeze makes [H, W]
+    one_row = r"shape \(1, 36, 1\) .* 1 pixel wide \(give it as \[H, W\], pixels\[\.\.\., 0\]\)$"
+    with pytest.raises(ValueError, match=one_row):
+        preprocess(grey[:1, :, :])
+    assert preprocess(grey[:1, :, 0]).xp.shape == (1, 36)
     assert preprocess(np.random.default_rng(seed).random((2, 4, 1))).xp.shape == (2, 4, 1)  # tiny: a batch
 
 
