@@ -665,7 +665,7 @@ def _print_failures(led, job: str) -> None:
     for _, why in led.failures:  # (each says its input first: failure_text's rule)
         _print(f"    failed: {why}")
     more = failed - len(led.failures)
-    if led.report and led.report_state == "written":
+    if led.report_state == "written":  # (set only where the run named a report)
         also = f"and {more} more: " if more > 0 else ""
         _print(f"    {also}all {failed} are in its report, {led.report}")
         return

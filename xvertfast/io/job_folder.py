@@ -700,13 +700,14 @@ def _how_it_ended(run: dict, running: bool | None, modified: float) -> dict:
                             and all(isinstance(text, str) for text in f)][:FAILURES_RECORDED]  # fmt: skip
         counts = {k: end[k] for k in ("found", "done", "skipped", "failed") if isinstance(end.get(k), int)}
         t = end.get("t")
+        ended_at = t / 1e9 if isinstance(t, int) else None
         if said["report"] is not None:
-            said["report_state"] = _report_state(said["report"], t / 1e9 if isinstance(t, int) else None, modified)
+            said["report_state"] = _report_state(said["report"], ended_at, modified)
         # (stopped with nothing left, by a signal held while its last outputs were written: finished)
         nothing_left = len(counts) == 4 and counts["found"] == counts["done"] + counts["skipped"] + counts["failed"]
         why = None if nothing_left else end.get("why")
         return {**said, "ended": "stopped" if why else "finished", "stop": why or None,
-                "ended_at": t / 1e9 if isinstance(t, int) else None, "counts": counts or None}  # fmt: skip
+                "ended_at": ended_at, "counts": counts or None}  # fmt: skip
     if start and running is False:
         # (where locks do not reach across machines, a run on another one is not seen running)
         elsewhere = said["host"] if said["host"] not in (None, socket.gethostname()) else None

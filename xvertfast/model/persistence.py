@@ -178,12 +178,12 @@ def load_model(path: str | os.PathLike = "default", map_location: str | torch.de
     if not os.path.isfile(config_path):
         inside = os.path.join(path, "model")  # a training run's folder: its model is RUN_DIR/model
         hint = ""
-        run, name = os.path.split(os.path.normpath(seen))
-        beside = os.path.join(run, "model")  # (RUN_DIR/checkpoint or cache given for RUN_DIR/model)
+        parent, name = os.path.split(os.path.normpath(seen))
+        beside = os.path.join(parent, "model")  # (RUN_DIR/checkpoint or cache given for RUN_DIR/model)
         if os.path.isfile(os.path.join(inside, "config.json")):
             hint = f"; did you mean {inside}, the model of the training run there?"
         elif name in ("checkpoint", "cache") and os.path.isfile(os.path.join(beside, "config.json")):
-            hint = (f"; it is the {name}/ of a training run: did you mean {beside}, the run's model?" if _a_run(run)
+            hint = (f"; it is the {name}/ of a training run: did you mean {beside}, the run's model?" if _a_run(parent)
                     else f"; did you mean {beside}, the model beside it?")  # fmt: skip
         elif _unfinished_run(path):
             hint = f"; it is the folder of a training run that has not finished: {_unfinished()}"
