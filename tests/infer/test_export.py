@@ -171,6 +171,20 @@ def test_an_export_refuses_a_model_tile_or_batch_in_the_name_of_the_function_cal
     assert not out.exists()
 
 
+def test_an_export_takes_a_compiled_model_as_the_model_it_wraps(model, tmp_path):
+    """torch.compile(model) was refused "model must be an XVertNet ..., got OptimizedModule" (save_model
+    and Enhancer take it since fd09c91). Wrapping is cheap (nothing compiles until it runs, nor is
+    anything exported here): each function's refusal now is the tile's, so the model passed, and
+    the model the exports go on with is the one wrapped."""
+    compiled = torch.compile(model)
+    for call, function in {"export_onnx": export_onnx, "cached_onnx_export": cached_onnx_export,
+                           "export_aoti": export_module.export_aoti, "export_model": export_model}.items():
+        with pytest.raises(ValueError, match=rf"^{call}: tile must be a whole number >= 1 .*, got 0$"):
+            function(compiled, tmp_path / "out", tile=0)
+    assert export_module._check(compiled, np.int64(TILE), "export_onnx") == (model, TILE)
+    assert not (tmp_path / "out").exists()
+
+
 def test_an_export_takes_a_numpy_integer_tile(model, tmp_path):
     """A tile read off an array's shape or a NumPy config (np.int64) was refused: "tile must be a
     positive int, got np.int64(64)"."""

@@ -46,6 +46,7 @@ from xvertfast.io.files import file_sha256
 from xvertfast.io.write import atomic_write
 from xvertfast.model import XVertNet, load_model, model_tile
 from xvertfast.model.persistence import fingerprint
+from xvertfast.model.xvertnet import uncompiled
 
 __all__ = ["EXPORT_FORMATS", "DEFAULT_OPSET", "DEFAULT_TILE", "export_onnx", "export_aoti", "export_model",
            "cached_onnx_export", "default_cache_dir", "read_onnx_metadata", "require", "MissingDependency", "load_aoti",
@@ -103,15 +104,17 @@ def _quiet_registry():
         registry.setLevel(level)
 
 
-def _check(model: XVertNet, tile: int, who: str) -> int:
-    """``tile`` as an int, the model and tile refused in the name of ``who``, the function called:
+def _check(model: XVertNet, tile: int, who: str) -> tuple[XVertNet, int]:
+    """The model (the one ``torch.compile(model)`` wraps: "got OptimizedModule" refused it, as
+    save_model did) and ``tile`` as an int, refused in the name of ``who``, the function called:
     "expected an XVertNet, got str" named neither it nor how to get a model from a folder, a NumPy
     int tile (what a shape or an array holds) was refused, and True was exported at tile 1. The
     model's hint names load_model('default'): "or 'default'" read as if the name were taken here."""
+    model = uncompiled(model)
     if not isinstance(model, XVertNet):
         raise TypeError(f"{who}: model must be an XVertNet (xvertfast.load_model('default') gives the shipped "
                         f"model, xvertfast.load_model(path) a trained one), got {type(model).__name__}")  # fmt: skip
-    return whole_number(tile, "tile", who, low=1, meaning="the stage graphs' side in pixels")
+    return model, whole_number(tile, "tile", who, low=1, meaning="the stage graphs' side in pixels")
 
 
 def _metadata(model: XVertNet, k: int, tile: int, fp16: bool, sha: str) -> dict[str, str]:
@@ -206,7 +209,7 @@ def export_onnx(model: XVertNet, out_dir: str | os.PathLike, tile: int = DEFAULT
     there count as stage files: built from the set replaced, and carrying no metadata to tell,
     they are removed once the new set is written.
     """
-    tile = _check(model, tile, "export_onnx")
+    model, tile = _check(model, tile, "export_onnx")
     onnx = require("onnx", "ONNX export")
     require("onnxscript", "ONNX export (torch.onnx's exporter)")
     out_dir = writable_folder(out_dir)
@@ -265,7 +268,7 @@ def cached_onnx_export(model: XVertNet, cache_dir: str | os.PathLike | None = No
     so is one whose bytes differ from the SHA-256 recorded beside each file when it was
     written (:data:`~xvertfast.infer.cache.DIGEST_SUFFIX`), with a warning naming the damaged file.
     """
-    tile = _check(model, tile, "cached_onnx_export")
+    model, tile = _check(model, tile, "cached_onnx_export")
     sha = fingerprint(model)
     cache_dir = os.fspath(cache_dir or default_cache_dir())
     folder = os.path.join(cache_dir, "onnx", f"{sha[:24]}-x{_exporter_digest()}-t{tile}-{'fp16' if fp16 else 'fp32'}")
@@ -329,7 +332,7 @@ def export_aoti(model: XVertNet, out_dir: str | os.PathLike, tile: int = DEFAULT
     """
     from xvertfast.infer.backends import resolve_device
 
-    tile = _check(model, tile, "export_aoti")
+    model, tile = _check(model, tile, "export_aoti")
     max_batch = whole_number(max_batch, "max_batch", "export_aoti", low=1, meaning="the largest batch a package runs")
     dev = resolve_device(device)
     if fp16 and dev.type != "cuda":
@@ -569,12 +572,11 @@ def export_model(model_path_or_model: str | os.PathLike | XVertNet, out: str | o
     """
     if format not in EXPORT_FORMATS:
         raise ValueError(f"format must be one of {', '.join(EXPORT_FORMATS)}, got {format!r}")
-    if isinstance(model_path_or_model, XVertNet):
-        model = model_path_or_model
-    else:  # (os.fspath's own "expected str, bytes or os.PathLike object, not Conv2d" named no function)
+    model = uncompiled(model_path_or_model)  # (torch.compile(model) exports the model it wraps)
+    if not isinstance(model, XVertNet):  # (os.fspath's own "expected str, bytes or ... not Conv2d" named no function)
         model = load_model(fspath(model_path_or_model,
                                   "export_model: model must be a model directory, 'default' or an XVertNet"))
-    tile = model_tile(model, DEFAULT_TILE) if tile is None else _check(model, tile, "export_model")
+    tile = model_tile(model, DEFAULT_TILE) if tile is None else _check(model, tile, "export_model")[1]
     max_batch = whole_number(max_batch, "max_batch", "export_model", low=1,
                              meaning="the largest batch an engine or package runs")
     _remove_stale_parts(os.fspath(out), {"onnx": (".onnx",), "aoti": (".pt2",)}.get(format, (".onnx", ".engine")))
