@@ -738,9 +738,9 @@ def _html(run: EvalRun, markdown_table: str, grids: list[str]) -> str:
     # a link is a URL: a file name's "#" or "?" would end its path there, so the picture went missing
     pictures = "\n".join(f"<figure><img src='{html.escape(urllib.parse.quote(g))}' alt='{html.escape(g)}'></figure>"
                          for g in grids)  # fmt: skip
-    overlap = f" {said}" if (said := _overlap_said(run)) else ""
+    # (how much the ROIs overlap is said once, in the summary's paragraph above: md_table_to_html gives it)
     side_by_side = (f"<h2>Side by side</h2><p>Green boxes: the evaluation ROIs (512×290 at 1024 rows, scaled with the "
-                    f"image).{html.escape(overlap)} Bottom row: the upper ROI as the metrics see it (8-bit).</p>{pictures}"
+                    f"image). Bottom row: the upper ROI as the metrics see it (8-bit).</p>{pictures}"
                     if grids else "")  # (none asked for: --pictures 0)  # fmt: skip
     style = ("body{font-family:sans-serif;max-width:1400px;margin:2em auto;padding:0 1em}"
              "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}"
