@@ -19,6 +19,7 @@ import json
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -28,13 +29,13 @@ import torch.nn.functional as F
 
 from tqdm import tqdm
 
-from xvertfast._checks import number_of
 from xvertfast._pickled_errors import PickledAsRaised
 from xvertfast._text import count
 from xvertfast.io import DamagedFileError, read_image, require_content
 from xvertfast.io.errors import FILE_ERRORS, failure_text
 from xvertfast.io.files import InputLists, NothingFound, discover, file_sha256, input_problem
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts
+from xvertfast.ops.wls import check_parameters
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 from xvertfast.preprocess import WORKING_HEIGHT, image_warnings, preprocess
 from xvertfast.preprocess.centres import GivenCentres, centres_of_inputs, spine_at
@@ -108,12 +109,17 @@ def open_pairs(path: str, shape: tuple[int, ...] | None = None,
     return torch.from_numpy(read_cached(path, shape, remedy, mmap=True))
 
 
-def read_cached(path: str, shape: tuple[int, ...] | None, remedy: str, mmap: bool = False) -> np.ndarray:
+def read_cached(path: str, shape: tuple[int, ...] | None, remedy: str | Callable[[], str],
+                mmap: bool = False) -> np.ndarray:  # fmt: skip
     """The float32 array of ``shape`` (any, where None) a job cached at ``path``, or
     :class:`~xvertfast.io.DamagedFileError` naming the file, what is wrong with it and
     ``remedy`` (what to delete to have it made again): a file cut short (a disk error, a copy
     stopped midway), empty, not an array file, or another array than was cached there.
-    Errors of the system (permissions, I/O) pass as they are: the file may be fine."""
+    Errors of the system (permissions, I/O) pass as they are: the file may be fine. ``remedy``: the
+    text, or a function giving it, called only for a damaged file."""
+    def damaged(problem: str) -> DamagedFileError:
+        return DamagedFileError(path, f"damaged cache file: {problem}", remedy() if callable(remedy) else remedy)
+
     try:
         array = np.load(path, mmap_mode="c" if mmap else None, allow_pickle=False)
     except (ValueError, EOFError) as exc:
@@ -121,11 +127,11 @@ def read_cached(path: str, shape: tuple[int, ...] | None, remedy: str, mmap: boo
         problem = ("empty or cut short inside its header" if isinstance(exc, EOFError) or text.startswith("EOF")
                    else "not a NumPy .npy array file" if "pickle" in text  # numpy's words would advise unpickling
                    else f"cut short or damaged ({text})")  # fmt: skip
-        raise DamagedFileError(path, f"damaged cache file: {problem}", remedy) from None
+        raise damaged(problem) from None
     if not isinstance(array, np.ndarray) or array.dtype != np.float32 or (shape is not None and array.shape != shape):
         found = f"{array.dtype} {tuple(array.shape)}" if isinstance(array, np.ndarray) else type(array).__name__
         expected = f"float32 {tuple(shape)}" if shape is not None else "float32"
-        raise DamagedFileError(path, f"damaged cache file: it holds {found}, not the {expected} cached there", remedy)
+        raise damaged(f"it holds {found}, not the {expected} cached there")
     return array
 
 
@@ -177,8 +183,7 @@ def _image_pairs(path: str, folders: tuple[str, ...], params: dict, photometric:
     name = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:32] + ".npy"
     if (found := _first_there(folders, name)) is not None:
         return _Crops(found, digest)
-    cache_dir = into
-    cached = os.path.join(cache_dir, name)
+    cached = os.path.join(into, name)
     rad = require_content(read_image(path, photometric=photometric, warn=False))
     spine = spine_at(rad.pixels, given)
     for warning in image_warnings(rad, spine):
@@ -189,12 +194,12 @@ def _image_pairs(path: str, folders: tuple[str, ...], params: dict, photometric:
     pairs = np.stack([np.stack([_crop(pp.xp, box, size), _crop(pp.y, box, size)]) for box in boxes])
     side = min(min(box.bottom - box.top, box.right - box.left) for box in boxes)
     try:
-        os.makedirs(cache_dir, exist_ok=True)
+        os.makedirs(into, exist_ok=True)
         write_array(cached, pairs.shape, [pairs])
     except OSError as exc:  # the run folder's fault, not the image's: every later image would fail too
         if disk_full(exc):
             raise
-        raise CacheNotWritable(cache_dir, path, exc) from exc
+        raise CacheNotWritable(into, path, exc) from exc
     return _Crops(cached, digest, size / side, tuple(rad.pixels.shape))
 
 
@@ -255,9 +260,11 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     ``taken(path)``: called with each image's crops file as the run takes it (found or written), before
     the set is gathered: a run on a shared cache records which of its crops are its own.
     ``lam``, ``alpha``, ``eps``: numbers or 0-dim tensors or arrays of one (a sweep's values),
-    read as numbers: they key the cache, whose names are hashed from their JSON.
+    read as numbers: they key the cache, whose names are hashed from their JSON. Checked as TrainConfig
+    checks them (``lam=-1`` refused as the call starts, not as each image is preprocessed and skipped).
     """
-    lam, alpha, eps = (number_of(v, name, "load_rois") for v, name in ((lam, "lam"), (alpha, "alpha"), (eps, "eps")))
+    # (as TrainConfig reads them: numbers, and checked now, not once an image is preprocessed)
+    lam, alpha, eps, _ = check_parameters(lam, alpha, eps, rtol=None, who="load_rois")
     params = {"lam": lam, "alpha": alpha, "eps": eps, "roi_size": roi_size, "version": CACHE_VERSION}
     files, sources, digests, first_of, skipped, enlarged = [], [], [], {}, [], []
 
@@ -326,10 +333,12 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     if not os.path.exists(gathered):
         def crops(bar):
             for path, source in zip(files, sources):
-                remedy = (f"it held the crops of {source}: {_deleting(path, cache_dir, into == cache_dir)} and run the "
-                          "same command again (the image is preprocessed again" +
-                          ("" if _in_link(path, cache_dir) else f"; deleting {os.path.dirname(path)} redoes every "
-                           "image there") + ")")  # fmt: skip
+                def remedy(path=path, source=source) -> str:  # (made only for a damaged file: two lstats and a
+                    # realpath an image, 40k for an archive on NFS, went into texts never said)
+                    return (f"it held the crops of {source}: {_deleting(path, cache_dir, into == cache_dir)} and run "
+                            "the same command again (the image is preprocessed again" +
+                            ("" if _in_link(path, cache_dir) else f"; deleting {os.path.dirname(path)} redoes every "
+                             "image there") + ")")  # fmt: skip
                 yield read_cached(path, (per_image, 2, roi_size, roi_size), remedy)
                 bar.update(1)
 
@@ -386,7 +395,7 @@ def _enlarged_warning(enlarged: list[tuple[float, str, tuple[int, int]]], roi_si
     else:
         why = (f"it is narrower than the square ROIs of {side:.0f} px its height gives ({scale}), so they shrink to "
                "its width and are resampled up")  # fmt: skip
-    narrow = [(hw, _roi_side(roi_size, hw[0])) for _, _, hw in enlarged if hw[1] < _roi_side(roi_size, hw[0])]
+    narrow = [(hw, s) for _, _, hw in enlarged if hw[1] < (s := _roi_side(roi_size, hw[0]))]
     if not narrow:
         todo = "at their full resolution"
     elif len(narrow) == len(enlarged):
