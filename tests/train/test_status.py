@@ -484,6 +484,7 @@ def test_a_preparing_run_on_a_linked_cache_counts_only_the_crops_it_took_as_a_st
         for i in (1, 3, 7):
             taken(str(run / "cache" / f"{i:032x}.npy"))
     os.utime(run / LINKED_CROPS, (1e9, 1e9))  # long ago
+    (shared / f".rois-{9:032x}.npy.abcd1234.part").touch()  # another run gathering there now: not this one's write
     status = train_status(str(run))
     assert (status.preprocessed, status.modified) == (2, 1e9), status
     assert crop_folders(str(run)) == [str(run / "cache")]

@@ -210,15 +210,16 @@ def cached_images(cache_dir: str, only: set[str] | None = None) -> tuple[int, fl
     in (or renamed into) it sets, not a stat per image: tens of thousands on a cluster's network
     file system. The temporaries (``.part``, a few) are stat'ed too: a set being gathered, minutes
     of writing into one file, leaves the folder's time as it was. ``only``: the names of the crop
-    files to count (a run's own in a shared cache), the folder's time then left out (other runs set
-    it); None where no temporary is there either."""
+    files to count (a run's own in a shared cache), the folder's time and its temporaries then left
+    out (other runs set the one and write the others: a stalled run was "last written 0 s ago" while
+    another gathered there): None."""
     try:
         images, parts = 0, []
         with os.scandir(cache_dir) as entries:
             for entry in entries:
                 if _CROPS_NAME.fullmatch(entry.name):
                     images += only is None or entry.name in only
-                elif entry.name.startswith(".") and entry.name.endswith(".part"):
+                elif only is None and entry.name.startswith(".") and entry.name.endswith(".part"):
                     parts.append(entry.path)
         written = os.stat(cache_dir).st_mtime if only is None else None
     except FileNotFoundError:
@@ -232,8 +233,8 @@ def cached_images(cache_dir: str, only: set[str] | None = None) -> tuple[int, fl
 def run_crops(run_dir: str, folder: str) -> tuple[int, float | None]:
     """:func:`cached_images` of RUN_DIR's cache or private-cache (``folder``), counting the run's crops
     alone: of a cache that is a link, those it took (:data:`LINKED_CROPS`), last written when it last
-    took one (or a set was gathered there): other runs' crops in a shared cache keep nothing of this
-    one, and their writes set the folder's time. The one rule for status's count and for the folders
+    took one: other runs' crops in a shared cache keep nothing of this one, and their writes (crops,
+    temporaries) set the folder's time. The one rule for status's count and for the folders
     a stopped run says keep its preprocessing (:func:`crop_folders`)."""
     cache = os.path.join(run_dir, "cache")
     if folder != cache or not os.path.islink(cache):
@@ -243,8 +244,7 @@ def run_crops(run_dir: str, folder: str) -> tuple[int, float | None]:
     except FileNotFoundError:  # (it took none: not created, or an older xvertfast's run)
         recorded = None
     taken = _linked_crops(run_dir)
-    images, written = cached_images(cache, only=taken) if taken else (0, None)
-    return images, max((t for t in (recorded, written) if t is not None), default=None)
+    return (cached_images(cache, only=taken)[0] if taken else 0), recorded
 
 
 def crop_folders(run_dir: str) -> list[str]:
@@ -288,7 +288,8 @@ def _linked_crops(run_dir: str) -> set[str]:
 
 def _ends_a_line(path: str) -> bool:
     """Whether the file at ``path`` is empty, not there, or ends in a newline: a record appended to
-    one that does not would join the cut-off line before it, and neither would read as a name."""
+    one that does not would join the cut-off line before it, and neither would read as a name
+    (:func:`recording_linked_crops` then starts on a line of its own)."""
     try:
         with open(path, "rb") as f:
             if f.seek(0, os.SEEK_END) == 0:
@@ -313,13 +314,14 @@ def recording_linked_crops(run_dir: str):
     record = os.path.join(run_dir, LINKED_CROPS)
     cut_short = not _ends_a_line(record)  # (a write a full disk or kill cut off: the next name on a line of its own)
     with open(record, "a", encoding="utf-8") as f:
+        if cut_short:
+            f.write("\n")  # (written with the first name: a blank line, if no name follows, is no name either)
+
         def taken(path: str) -> None:
-            nonlocal cut_short
             name = os.path.basename(path)
             if os.path.dirname(path) == cache and name not in recorded:
-                f.write(("\n" if cut_short else "") + name + "\n")
+                f.write(name + "\n")
                 f.flush()
-                cut_short = False
                 recorded.add(name)
 
         yield taken
