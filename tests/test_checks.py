@@ -1,13 +1,14 @@
 """The one rule for counts given as arguments (xvertfast._checks): each caller had its own, one
 taking 2.0, another True, and each said so in its own words."""
 
+import json
 import math
 import re
 
 import numpy as np
 import pytest
 
-from xvertfast._checks import whole_number
+from xvertfast._checks import number_of, whole_number
 
 
 @pytest.mark.parametrize("value", [3, np.int64(3), np.int32(3), np.uint8(3)])
@@ -44,3 +45,11 @@ def test_floats_of_whole_numbers_are_taken_only_where_asked_for():
     for bad in (1439.5, math.nan, math.inf, -math.inf, 0.0, True):
         with pytest.raises(ValueError, match=r"^read_image: max_pixels must be a whole number >= 1, got "):
             whole_number(bad, "max_pixels", "read_image", low=1, floats=True)
+
+
+@pytest.mark.parametrize("value", [np.float32(0.35), np.float16(0.5), np.int64(3), np.array(np.float32(0.35))])
+def test_a_numpy_scalar_is_read_as_its_python_number(value):
+    # np.float32 came back as given: load_rois(lam=np.float32(0.35)) failed at its cache key, "Object
+    # of type float32 is not JSON serializable"
+    got = number_of(value, "lam", "load_rois")
+    assert got == value.item() and type(got) is type(value.item()) and json.loads(json.dumps(got)) == got

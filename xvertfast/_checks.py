@@ -11,8 +11,8 @@ __all__ = ["number_of", "whole_number"]
 
 
 def number_of(value, name: str, who: str | None):
-    """``value`` as a Python number where it is a 0-dim tensor or array (``lam=torch.tensor(0.5)``,
-    a value of a sweep), else as given, for the caller's own check to judge. One rule for every
+    """``value`` as a Python number where it is a 0-dim tensor or array or a NumPy scalar
+    (``lam=torch.tensor(0.5)``, a value of a sweep), else as given, for the caller's own check to judge. One rule for every
     function that takes a number (wls, preprocess, XVertNet, TrainConfig, farbman, clahe, and the
     counts :func:`whole_number` checks): wls took a 0-dim tensor while the others refused it, so a
     value that worked in one call failed in the next. None of them has a gradient in its numbers:
@@ -29,7 +29,9 @@ def number_of(value, name: str, who: str | None):
             raise ValueError(f"{asker}{name} is a tensor that requires grad, but {owner} has no gradient in {name}: "
                              f"give {name}.detach() (or a number)")  # fmt: skip
         return value.item()
-    if np is not None and isinstance(value, np.ndarray):  # (lam=np.array([0.5, 0.6]) was told lam.item(), which fails)
+    # (lam=np.array([0.5, 0.6]) was told lam.item(), which fails; a NumPy scalar, lams[i] of a sweep's
+    # array, is read too: np.float32 is no float, and load_rois' cache key, JSON, failed on it)
+    if np is not None and isinstance(value, (np.ndarray, np.generic)):
         if value.ndim != 0:
             raise ValueError(f"{asker}{name} must be a number or a 0-dim tensor or array of one; "
                              f"this array has shape {value.shape}")  # fmt: skip
