@@ -11,7 +11,7 @@ import numpy as np
 
 from xvertfast._paths import PATH_TYPES
 
-__all__ = ["describe_non_array", "describe_masked", "shape_hint"]
+__all__ = ["describe_non_array", "describe_masked", "shape_hint", "strips_or_one_image"]
 
 
 def describe_non_array(value, takes_radiograph: bool = False) -> str:
@@ -63,3 +63,15 @@ def shape_hint(shape, name: str = "pixels") -> str:
     if len(shape) > 2 and sum(n > 1 for n in shape) == 2:
         return f" (one image with axes of length 1: give {name}.squeeze())"
     return ""
+
+
+def strips_or_one_image(shape, name: str = "pixels") -> str | None:
+    """What a 3-D ``shape`` that a function taking a batch ``[B, H, W]`` would smooth as H strips
+    C pixels wide looks like, for its refusal ("looks like <this>"), where it is one image with its
+    channels last: :func:`channels_last`, or ``[H, W, 1]`` wider than 4. None otherwise. One rule
+    for wls and preprocess (wls kept its own, which took ``[H, W, 2]`` for strips)."""
+    shape = tuple(int(n) for n in shape)
+    if not (channels_last(shape) or (len(shape) == 3 and shape[2] == 1 and shape[1] > 4)):
+        return None
+    hint = shape_hint(shape, name) or f" (give it as [H, W], {name}[..., 0])"  # ([1, W, 1]: no squeeze gives [H, W])
+    return f"one image with its channels last, not a batch of images {shape[2]} pixel{'s' * (shape[2] > 1)} wide{hint}"

@@ -781,11 +781,16 @@ def test_deterministic_across_thread_counts(seed, shape):
                                                          "complex64"),
         (torch.full((4, 4), 0.5, dtype=torch.complex64), TypeError, r"got torch.complex64$"),  # (said to scale it)
         # one image with its channels last ([H, W, 1], an RGB [H, W, 3]) was taken for H images
-        # 1 or 3 pixels wide, each row smoothed on its own
+        # 1 or 3 pixels wide, each row smoothed on its own; a grey one with alpha ([H, W, 2]) still was,
+        # where preprocess refused it: the rule and its words are preprocess's (_pixels.strips_or_one_image)
         (np.full((40, 36, 1), 0.5, np.float32), ValueError,
-         r"wls: image of shape \(40, 36, 1\) looks like one image with its channels last, not a batch of images 1 "
-         r"pixel\(s\) wide: give it as \[H, W\]"),
+         r"^wls: image of shape \(40, 36, 1\) looks like one image with its channels last, not a batch of images 1 "
+         r"pixel wide \(one image with axes of length 1: give image\.squeeze\(\)\)$"),
         (torch.full((40, 36, 3), 0.5), ValueError, r"wls: image of shape \(40, 36, 3\) looks like one image with"),
+        (np.full((40, 36, 2), 0.5, np.float32), ValueError,
+         r"^wls: image of shape \(40, 36, 2\) looks like one image with its channels last, not a batch of images 2 "
+         r"pixels wide \(a grey image with alpha, channels last: give its grey channel \[H, W\], "
+         r"image\[\.\.\., 0\]\)$"),
     ],
 )
 def test_bad_input_raises_clear_errors(image, error, match):

@@ -26,6 +26,7 @@ from xvertfast._extension import (
     extension,
     has_extension,
 )
+from xvertfast._pixels import strips_or_one_image
 from xvertfast._stacklevel import image_name, reading_file, solved_part, warn_user
 from xvertfast.ops import wls_reference
 from xvertfast.ops._inputs import compute_dtype, is_integer, real_from_numpy
@@ -84,9 +85,8 @@ def _check(x: torch.Tensor, from_numpy: bool = False) -> None:
     a NumPy array's, not the torch view's: 'got torch.uint8' puzzled a NumPy user)."""
     if x.dim() not in (2, 3):
         raise ValueError(f"wls: image must be [H, W] or [B, H, W], got shape {tuple(x.shape)}")
-    if x.dim() == 3 and x.shape[2] in (1, 3, 4) and x.shape[1] > 4:  # (else H images 1 to 4 pixels wide, each apart)
-        raise ValueError(f"wls: image of shape {tuple(x.shape)} looks like one image with its channels last, not a "
-                         f"batch of images {x.shape[2]} pixel(s) wide: give it as [H, W] (one channel)")  # fmt: skip
+    if looks := strips_or_one_image(x.shape, "image"):  # (else H images 1 to 4 pixels wide, each apart)
+        raise ValueError(f"wls: image of shape {tuple(x.shape)} looks like {looks}")
     if not x.is_floating_point():
         # (complex: no grey levels to scale; bool: no stored values to scale, a mask's 0 and 1)
         scale = "" if x.is_complex() else " (scale integer images by their real maximum first)"
@@ -292,7 +292,7 @@ def wls(
 
     Args:
         image: NumPy array or torch tensor, ``[H, W]`` or a batch ``[B, H, W]``, values >= 0
-            (XVertNet feeds [0, 1]); ``[H, W, C]``, C = 1, 3 or 4 (channels last), is refused.
+            (XVertNet feeds [0, 1]); ``[H, W, C]``, C = 1 to 4 (channels last), is refused.
             float32 (default) or float64; float16/bfloat16 are solved and returned in
             float32. With ``lam / eps`` above ``FLOAT32_MAX_COUPLING`` (1e7) a
             float32 image is solved in float64 (twice the memory), since float32 can no

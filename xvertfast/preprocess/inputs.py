@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from xvertfast._pixels import channels_last, describe_non_array, shape_hint
+from xvertfast._pixels import describe_non_array, strips_or_one_image
 from xvertfast._stacklevel import solving
 from xvertfast.ops._inputs import real_from_numpy
 from xvertfast.ops.wls import check_method, check_parameters, wls
@@ -177,13 +177,8 @@ def preprocess(pixels, lam: float = DEFAULT_LAM, alpha: float = DEFAULT_ALPHA, e
     t = t.detach()  # the WLS solves carry no gradient: a graph through X alone would be a wrong one
     if t.dim() not in (2, 3):
         raise ValueError(f"preprocess: pixels must be [H, W] or [B, H, W], got shape {tuple(t.shape)}")
-    # one image with its channels last (else H strips 1 to 4 pixels wide, each on its own): said as the
-    # other functions that take pixels say it (shape_hint), [1, W, 1] (no squeeze gives [H, W]) alone here
-    if t.dim() == 3 and (channels_last(t.shape) or (t.shape[2] == 1 and t.shape[1] > 4)):
-        wide = f"{t.shape[2]} pixel{'s' if t.shape[2] > 1 else ''} wide"
-        hint = shape_hint(t.shape) or " (give it as [H, W], pixels[..., 0])"
-        raise ValueError(f"preprocess: pixels of shape {tuple(t.shape)} look like one image with its channels last, "
-                         f"not a batch of images {wide}{hint}")  # fmt: skip
+    if looks := strips_or_one_image(t.shape):  # (else H strips 1 to 4 pixels wide, each on its own)
+        raise ValueError(f"preprocess: pixels of shape {tuple(t.shape)} look like {looks}")
     check_unit_pixels(t, "preprocess")
     # (wls would name itself, not the call made); a 0-dim tensor as its number, as wls takes it
     lam, alpha, eps, _ = check_parameters(lam, alpha, eps, rtol=None, who="preprocess")
