@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from xvertfast._checks import number_of
+from xvertfast._checks import number_of, whole_number
 from xvertfast._extension import (
     cuda_glue_error,
     cuda_kernels_available,
@@ -29,7 +29,7 @@ from xvertfast._extension import (
 from xvertfast._pixels import strips_or_one_image
 from xvertfast._stacklevel import image_name, reading_file, solved_part, warn_user
 from xvertfast.ops import wls_reference
-from xvertfast.ops._inputs import compute_dtype, is_integer, real_from_numpy
+from xvertfast.ops._inputs import compute_dtype, real_from_numpy
 from xvertfast.ops.wls_direct import solve_direct
 from xvertfast.ops.wls_pcg import wls_cupy
 
@@ -261,11 +261,8 @@ def check_parameters(lam, alpha, eps, rtol=1e-4, maxiter=None, who: str = "wls")
         raise ValueError(f"{who}: lam / eps = {lam / eps:.3g} (lam={lam!r}, eps={eps!r}) is beyond what float64 can "
                          f"solve (FLOAT64_MAX_COUPLING = {FLOAT64_MAX_COUPLING:g}): on images with equal neighbouring "
                          "values the result would be wrong or NaN; lower lam or raise eps")  # fmt: skip
-    if maxiter is not None:
-        if not is_integer(maxiter):
-            raise ValueError(f"{who}: maxiter must be a whole number, got {maxiter!r}")
-        if operator.index(maxiter) < 1:
-            raise ValueError(f"{who}: maxiter must be >= 1, got {maxiter}")
+    if maxiter is not None:  # (the one rule for counts: a 0-dim tensor or array read as its number)
+        whole_number(maxiter, "maxiter", who, low=1)
     return lam, alpha, eps, rtol
 
 
