@@ -25,6 +25,7 @@ TIE_RTOL = 1e-9
 #: Guard added to var(A) var(B) under the NCC square root (see gradient_correlation).
 GC_EPS = 1e-12
 
+
 def _as_nchw(x: torch.Tensor) -> torch.Tensor:
     return x.unsqueeze(1) if x.dim() == 3 else x
 
