@@ -81,6 +81,13 @@ def test_wls_parameters_given_as_0_dim_tensors_key_the_cache_as_their_numbers(tm
     # image was skipped instead, "preprocess: need lam >= 0 ...", and then none was readable)
     with pytest.raises(ValueError, match=r"^load_rois: need lam >= 0, alpha > 0 and eps > 0, got lam=-1\.0"):
         load_rois([str(data)], str(cache), 32, lam=torch.tensor(-1.0), log=lambda m: None)
+    # a NumPy scalar (lams[i] of a sweep's array) failed as the tensor did: "Object of type float32 is not JSON
+    # serializable"; it keys the crops as the float it holds
+    scalar = load_rois([str(data)], str(cache), 32, lam=np.float32(0.5), log=lambda m: None)
+    made = sorted(os.listdir(cache))
+    torch.testing.assert_close(load_rois([str(data)], str(cache), 32, lam=0.5, log=lambda m: None).pairs,
+                               scalar.pairs, rtol=0, atol=0)  # fmt: skip
+    assert sorted(os.listdir(cache)) == made
 
 
 def test_writes_to_a_batch_never_reach_the_cache(tmp_path):
