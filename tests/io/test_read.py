@@ -194,6 +194,38 @@ def test_a_ycbcr_tiff_without_its_subsampling_tag_is_refused_as_subsampled_not_c
                                  "TIFF, or a PNG")  # fmt: skip
 
 
+@pytest.mark.parametrize("planar", [False, True])
+def test_a_subsampled_ycbcr_tiff_in_alt_jpeg_is_read_as_jpeg_is(tmp_path, planar):
+    # tifffile decodes Compression 33007 (and 34892) as JPEG, to RGB: its red was read as the luma
+    # ("YCbCr image: its luma (Y) read as grey"), and one of planar samples, which tifffile refuses,
+    # was said to be "truncated or corrupt" (its NotImplementedError)
+    import tifffile
+
+    rgb = np.zeros((32, 32, 3), np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 200, np.arange(32, dtype=np.uint8)[:, None] * 6, 60
+    # (contiguous: subsampled 2, 2; planar: 1, 1, set to 2, 2 below, refused before its data is read)
+    tifffile.imwrite(tmp_path / "j.tif", np.moveaxis(rgb, -1, 0) if planar else rgb, photometric="ycbcr",
+                     compression="jpeg", planarconfig="separate" if planar else None)  # fmt: skip
+    with tifffile.TiffFile(tmp_path / "j.tif") as tif:
+        tags = tif.pages[0].tags
+        offsets = tags["Compression"].valueoffset, tags["YCbCrSubSampling"].valueoffset
+    data = bytearray((tmp_path / "j.tif").read_bytes())
+    data[offsets[0] : offsets[0] + 2] = struct.pack("<H", 33007)
+    if planar:
+        data[offsets[1] : offsets[1] + 4] = struct.pack("<HH", 2, 2)
+    (tmp_path / "a.tif").write_bytes(data)
+    if planar:
+        with pytest.raises(ImageReadError) as caught:
+            read_image(tmp_path / "a.tif")
+        assert str(caught.value).startswith(f"{tmp_path / 'a.tif'}: YCbCr TIFF with subsampled colour "
+                                            "(YCbCrSubSampling 2, 2) in ALT_JPEG of planar samples "
+                                            "(PlanarConfiguration 2): not decoded here"), str(caught.value)  # fmt: skip
+        return
+    im, jpeg = read_image(tmp_path / "a.tif", warn=False), read_image(tmp_path / "j.tif", warn=False)
+    np.testing.assert_array_equal(im.pixels, jpeg.pixels)
+    assert not any("luma" in note for note in im.notes) and any("RGB image" in n for n in im.notes), im.notes
+
+
 def test_tiff_white_is_zero_is_inverted(tmp_path):
     import tifffile
 

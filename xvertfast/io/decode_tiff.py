@@ -39,6 +39,11 @@ _GREY_FIRST = {6: ("YCbCr", "luma (Y)"), 8: ("LAB", "lightness (L*)"), 9: ("LAB"
                10: ("LAB", "lightness (L*)")}  # fmt: skip
 
 
+#: The Compressions tifffile decodes as JPEG (OJPEG, JPEG, DNG's JPEG_LOSSY, ALT_JPEG): a YCbCr
+#: page of contiguous samples comes out as RGB, subsampled or not (its jpeg_decode_colorspace).
+_JPEG = (6, 7, 34892, 33007)
+
+
 def read_tiff(path: str, max_pixels: int, notes: list[str]):
     """A TIFF's first page; what tifffile (and imagecodecs, decoding its strips) logged about the
     file is its notes, or where the file is refused, part of its error (a failed file's notes
@@ -97,13 +102,13 @@ def _decode_tiff(path: str, max_pixels: int, notes: list[str], logs: tuple[LogNa
                 notes.append(f"{path}: TIFF has {len(tif.pages)} pages; reading the first{larger}")
             photometric, pillow_mode = int(page.photometric), None
             # a JPEG codec (tifffile's, Pillow's libtiff) gives a YCbCr page's colours as RGB
-            decoded_to_rgb = photometric == 6 and int(page.compression) in (6, 7)
+            decoded_to_rgb = photometric == 6 and int(page.compression) in _JPEG
             planar_jpeg = decoded_to_rgb and int(page.planarconfig) == 2
-            # tifffile's rule (TiffPage.decode): subsampled colour it decodes only in JPEG (and 34892,
-            # 33007) of contiguous samples; where the tag is missing, TIFF's default (2, 2) holds. Its
-            # refusal, of a valid file, was said as "truncated or corrupt (chroma subsampling not supported)"
+            # tifffile's rule (TiffPage.decode): subsampled colour it decodes only in _JPEG of
+            # contiguous samples; where the tag is missing, TIFF's default (2, 2) holds. Its refusal,
+            # of a valid file, was said as "truncated or corrupt (chroma subsampling not supported)"
             if photometric == 6 and page.is_subsampled and \
-                    (planar_jpeg or int(page.compression) not in (6, 7, 34892, 33007)):  # fmt: skip
+                    (planar_jpeg or int(page.compression) not in _JPEG):  # fmt: skip
                 h, v = page.subsampling or (2, 2)
                 tagged = "" if page.subsampling else ", TIFF's default where the tag is missing"
                 layout = " of planar samples (PlanarConfiguration 2)" if planar_jpeg else ""
@@ -546,7 +551,7 @@ def _ycbcr_as_rgb(path: str, page):
     page as RGB, converted and clipped to 0..255 (a luminance of that was not the file's Y: far off
     where colours clip, and said as an 'RGB image'). None for any other page (subsampled ones
     tifffile refuses: not decoded here), or where the tag is not a plain SHORT or LONG to rewrite."""
-    if int(page.photometric) != 6 or int(page.compression) in (6, 7) or page.samplesperpixel < 3 or \
+    if int(page.photometric) != 6 or int(page.compression) in _JPEG or page.samplesperpixel < 3 or \
             page.is_subsampled:  # (tifffile's rule: a missing tag is TIFF's default, (2, 2))  # fmt: skip
         return None
     tag = page.tags.get(262)  # PhotometricInterpretation
