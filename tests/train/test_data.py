@@ -567,6 +567,18 @@ def test_a_cache_the_run_cannot_write_is_said_at_the_start_and_a_private_one_tak
     assert os.path.exists(run / "model")
 
 
+def test_load_rois_gives_taken_its_set_before_gathering_it_in_a_shared_cache(tmp_path):
+    """taken was called with the crops alone: a run on a linked cache recorded nothing of the set it
+    gathers there for minutes, and status, dating the run's last write by what it recorded, read a
+    live run as "last written N min ago". Now the set too, before it is written (its temporary counts)."""
+    data, shared = write_images(tmp_path / "data", n=1, size=48), tmp_path / "shared"
+    calls = []
+    load_rois([str(data)], str(shared), 32, log=lambda m: None, taken=lambda p: calls.append((p, os.path.exists(p))))
+    (crops, _), (gathered, there) = calls  # the image's crops, then the set
+    assert not os.path.basename(crops).startswith("rois-") and os.path.basename(gathered).startswith("rois-"), calls
+    assert os.path.dirname(gathered) == str(shared) and not there and os.path.exists(gathered)  # named, then written
+
+
 def test_the_crops_of_a_private_cache_are_taken_once_the_shared_cache_can_be_written(tmp_path, monkeypatch):
     """RUN_DIR/private-cache was looked in only while RUN_DIR/cache could not be written: a shared cache
     made writable before --resume had every image the run had preprocessed privately preprocessed again

@@ -499,6 +499,36 @@ def test_a_preparing_run_on_a_linked_cache_counts_only_the_crops_it_took_as_a_st
     assert preprocessing_kept(str(run)) == "no epoch had finished, no image was preprocessed yet"
 
 
+def test_a_preparing_run_on_a_linked_cache_counts_its_own_set_being_gathered_as_written(tmp_path):
+    """RUN_DIR/cache a link: status's "last written" came from LINKED_CROPS alone, untouched for the
+    minutes the run gathers its set into the shared folder, so a live run (on NFS, where locks may not
+    work, the one sign) read "last written N min ago". The set's name is recorded before it is gathered
+    (load_rois's taken): its temporary, and the set once written, count; another run's do not."""
+    import time
+
+    from xvertfast.train.run_folder import LINKED_CROPS, recording_linked_crops
+
+    shared, run = tmp_path / "shared", _preparing_run(tmp_path, 0)
+    shared.mkdir()
+    (run / "cache").rmdir()
+    (run / "cache").symlink_to(shared)
+    (shared / f"{1:032x}.npy").touch()
+    with recording_linked_crops(str(run)) as taken:
+        for name in (f"{1:032x}.npy", f"rois-{7:032x}.npy"):  # a crop, then the set about to be gathered
+            taken(str(run / "cache" / name))
+    os.utime(run / LINKED_CROPS, (1e9, 1e9))  # recorded long ago
+    other = shared / f".rois-{9:032x}.npy.abcd1234.part"  # another run's, being gathered now
+    other.touch()
+    assert train_status(str(run)).modified == 1e9
+    mine = shared / f".rois-{7:032x}.npy.ab12cd34.part"
+    mine.write_bytes(b"\0" * 8)  # being written now
+    status = train_status(str(run))
+    assert status.preprocessed == 1 and status.modified > time.time() - 60, status
+    os.utime(mine, (2e9, 2e9))
+    mine.rename(shared / f"rois-{7:032x}.npy")  # written: the set's own time
+    assert train_status(str(run)).modified == 2e9
+
+
 @pytest.mark.parametrize("damaged", [b"abcd", b"ab\xff\n", b"ab\xff"])
 def test_a_damaged_record_of_a_linked_caches_crops_loses_no_later_name_and_fails_no_message(tmp_path, damaged):
     """RUN_DIR/.xvertfast-train-linked-crops with its last line cut short (a full disk): the next start

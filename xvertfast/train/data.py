@@ -257,8 +257,9 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     where it failed only once every image was hashed, at the gathering. What it holds is always
     taken, also once ``cache_dir`` can be written again (a resume then preprocessed those images
     anew). None: ``cache_dir`` alone.
-    ``taken(path)``: called with each image's crops file as the run takes it (found or written), before
-    the set is gathered: a run on a shared cache records which of its crops are its own.
+    ``taken(path)``: called with each image's crops file as the run takes it (found or written), and
+    with the gathered set's before it is gathered: a run on a shared cache records which of its files
+    are its own (status counts its crops, and dates its last write by them and its set's temporary).
     ``lam``, ``alpha``, ``eps``: numbers or 0-dim tensors or arrays of one (a sweep's values),
     read as numbers: they key the cache, whose names are hashed from their JSON. Checked as TrainConfig
     checks them (``lam=-1`` refused as the call starts, not as each image is preprocessed and skipped).
@@ -330,6 +331,8 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
         os.makedirs(into, exist_ok=True)
     shared = {cache_dir} if os.path.islink(cache_dir) else set()  # (its temporary may be another run's, being written)
     remove_stale_parts([path for path in [*files, gathered] if os.path.dirname(path) not in shared])
+    if taken is not None:
+        taken(gathered)
     if not os.path.exists(gathered):
         def crops(bar):
             for path, source in zip(files, sources):

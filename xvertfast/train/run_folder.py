@@ -44,13 +44,17 @@ CHECKPOINT_FILE = "epoch.safetensors"
 #: the crops of images not in it, the gathered set (:func:`~xvertfast.train.data.load_rois`).
 PRIVATE_CACHE = "private-cache"
 
-#: The names of the crop files a run took from (or wrote into) a RUN_DIR/cache that is a link, one a
-#: line (:func:`recording_linked_crops`): such a cache may be shared, and what else it holds is other runs'.
+#: The names of the crop files a run took from (or wrote into) a RUN_DIR/cache that is a link, and of
+#: its gathered set there, one a line (:func:`recording_linked_crops`): such a cache may be shared, and
+#: what else it holds is other runs'.
 LINKED_CROPS = ".xvertfast-train-linked-crops"
 
 #: The name of one image's cached crops: a digest of its contents and the parameters
 #: (:func:`xvertfast.train.data._image_pairs`).
 _CROPS_NAME = re.compile(r"[0-9a-f]{32}\.npy")
+
+#: A name :data:`LINKED_CROPS` records: a crop file's, or a gathered set's (``rois-<hex>.npy``).
+_RECORDED_NAME = re.compile(r"(rois-)?[0-9a-f]{32}\.npy")
 
 
 def to_go_on(resumed: bool, lr: float | None = None, lr_given: bool = False) -> str:
@@ -209,17 +213,22 @@ def cached_images(cache_dir: str, only: set[str] | None = None) -> tuple[int, fl
     trained no epoch yet has come. One listing and the folder's own time, which every file created
     in (or renamed into) it sets, not a stat per image: tens of thousands on a cluster's network
     file system. The temporaries (``.part``, a few) are stat'ed too: a set being gathered, minutes
-    of writing into one file, leaves the folder's time as it was. ``only``: the names of the crop
-    files to count (a run's own in a shared cache), the folder's time and its temporaries then left
-    out (other runs set the one and write the others: a stalled run was "last written 0 s ago" while
-    another gathered there): None."""
+    of writing into one file, leaves the folder's time as it was. ``only``: the names of the files
+    a run took (a shared cache's, :data:`LINKED_CROPS`): its crop files counted, the folder's time and
+    others' temporaries left out (other runs set the one and write the others: a stalled run was "last
+    written 0 s ago" while another gathered there), its gathered set and that set's temporary (being
+    gathered) stat'ed; None: all."""
     try:
         images, parts = 0, []
         with os.scandir(cache_dir) as entries:
             for entry in entries:
                 if _CROPS_NAME.fullmatch(entry.name):
                     images += only is None or entry.name in only
-                elif only is None and entry.name.startswith(".") and entry.name.endswith(".part"):
+                elif entry.name.startswith(".") and entry.name.endswith(".part"):
+                    stem = entry.name[1:].rsplit(".", 2)[0]  # (atomic_write's .NAME.<random>.part)
+                    if only is None or stem.startswith("rois-") and stem in only:
+                        parts.append(entry.path)
+                elif only is not None and entry.name in only:  # (the run's gathered set)
                     parts.append(entry.path)
         written = os.stat(cache_dir).st_mtime if only is None else None
     except FileNotFoundError:
@@ -233,9 +242,10 @@ def cached_images(cache_dir: str, only: set[str] | None = None) -> tuple[int, fl
 def run_crops(run_dir: str, folder: str) -> tuple[int, float | None]:
     """:func:`cached_images` of RUN_DIR's cache or private-cache (``folder``), counting the run's crops
     alone: of a cache that is a link, those it took (:data:`LINKED_CROPS`), last written when it last
-    took one: other runs' crops in a shared cache keep nothing of this one, and their writes (crops,
-    temporaries) set the folder's time. The one rule for status's count and for the folders
-    a stopped run says keep its preprocessing (:func:`crop_folders`)."""
+    took one or wrote its gathered set (there for minutes, on a network file system where locks may
+    not work the one sign that the run is alive): other runs' crops in a shared cache keep nothing of
+    this one, and their writes (crops, temporaries) set the folder's time. The one rule for status's
+    count and for the folders a stopped run says keep its preprocessing (:func:`crop_folders`)."""
     cache = os.path.join(run_dir, "cache")
     if folder != cache or not os.path.islink(cache):
         return cached_images(folder)
@@ -244,7 +254,8 @@ def run_crops(run_dir: str, folder: str) -> tuple[int, float | None]:
     except FileNotFoundError:  # (it took none: not created, or an older xvertfast's run)
         recorded = None
     taken = _linked_crops(run_dir)
-    return (cached_images(cache, only=taken)[0] if taken else 0), recorded
+    images, written = cached_images(cache, only=taken) if taken else (0, None)
+    return images, max(recorded or 0.0, written or 0.0) or None
 
 
 def crop_folders(run_dir: str) -> list[str]:
@@ -276,12 +287,12 @@ def preprocessing_kept(run_dir: str, its_cache: bool = False) -> str:
 
 
 def _linked_crops(run_dir: str) -> set[str]:
-    """The names :data:`LINKED_CROPS` records (none where it is not there). Bytes that are no UTF-8 (a
-    damaged record) are read as U+FFFD, so their line is no name: a UnicodeDecodeError would fail the
-    messages a stopped run gives (:func:`crop_folders`) and status."""
+    """The names :data:`LINKED_CROPS` records, crop files' and sets' (none where it is not there). Bytes
+    that are no UTF-8 (a damaged record) are read as U+FFFD, so their line is no name: a
+    UnicodeDecodeError would fail the messages a stopped run gives (:func:`crop_folders`) and status."""
     try:
         with open(os.path.join(run_dir, LINKED_CROPS), encoding="utf-8", errors="replace") as f:
-            return {line.strip() for line in f if _CROPS_NAME.fullmatch(line.strip())}
+            return {line.strip() for line in f if _RECORDED_NAME.fullmatch(line.strip())}
     except FileNotFoundError:
         return set()
 
@@ -303,7 +314,8 @@ def _ends_a_line(path: str) -> bool:
 @contextlib.contextmanager
 def recording_linked_crops(run_dir: str):
     """A function to call with each crop file the run takes (found or written, in RUN_DIR/cache or its
-    private-cache) that records those of a RUN_DIR/cache that is a link in :data:`LINKED_CROPS`, each
+    private-cache), and its gathered set before it is gathered (its temporary then tells status the run
+    is alive), that records those of a RUN_DIR/cache that is a link in :data:`LINKED_CROPS`, each
     once over all the run's starts, flushed as it comes (a kill keeps what was taken); None where the
     cache is no link: all it holds is the run's."""
     cache = os.path.join(run_dir, "cache")
