@@ -1410,6 +1410,15 @@ def test_the_bar_says_which_image_and_step_is_running_before_the_first_is_done(t
     assert frames[-1].rstrip().endswith("img/s]")  # the last frame says no step
 
 
+def _three_chests(tmp_path, seed, height, width):
+    """The bar tests' folder: a.png, b.png and c.png, chest-like, so run_protocol scores three images."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        Image.fromarray(chest_like(seed, height, width)).save(src / name)
+    return src
+
+
 def test_a_slow_image_after_quick_ones_shows_its_steps_from_its_first_slow_one(tmp_path, seed, capsys, monkeypatch):
     """The steps were drawn only on the first image and after a slow one: the first full-size
     radiograph after small ones showed no step for its whole run. Its steps are drawn once it has
@@ -1424,10 +1433,7 @@ def test_a_slow_image_after_quick_ones_shows_its_steps_from_its_first_slow_one(t
     monkeypatch.setattr(protocol, "time", types.SimpleNamespace(monotonic=lambda: clock[0],
                                                                 perf_counter=lambda: clock[0]))  # fmt: skip
     timers_fired_by_hand(monkeypatch)  # (the clock is fake: a real timer's 1 s passed on a loaded machine)
-    src = tmp_path / "in"
-    src.mkdir()
-    for name in ("a.png", "b.png", "c.png"):
-        Image.fromarray(chest_like(seed, 96, 90)).save(src / name)
+    src = _three_chests(tmp_path, seed, 96, 90)
     calls = []
 
     def slow(p, spine=None):
@@ -1456,10 +1462,7 @@ def test_the_step_during_which_an_image_turns_slow_is_drawn_as_it_does(tmp_path,
 
     monkeypatch.setattr(protocol, "time", types.SimpleNamespace(monotonic=lambda: 0.0, perf_counter=lambda: 0.0))
     timers = timers_fired_by_hand(monkeypatch)
-    src = tmp_path / "in"
-    src.mkdir()
-    for name in ("a.png", "b.png", "c.png"):
-        Image.fromarray(chest_like(seed, 64, 60)).save(src / name)
+    src = _three_chests(tmp_path, seed, 64, 60)
     calls = []
 
     def slow(p, spine=None):
