@@ -1,17 +1,18 @@
 """What was given for an image's pixels but cannot be taken as them, described once for every
 function that takes pixels, each refusing it in its own words: something that is no array (a path,
 a Radiograph), a masked array whose mask NumPy would drop, and a shape that is one image's in
-another layout."""
+another layout; and an array as a short repr shows it (:func:`describe_array`)."""
 
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
 from xvertfast._paths import PATH_TYPES
 
-__all__ = ["describe_non_array", "describe_masked", "shape_hint", "strips_or_one_image"]
+__all__ = ["describe_non_array", "describe_masked", "shape_hint", "strips_or_one_image", "describe_array"]
 
 
 def describe_non_array(value, takes_radiograph: bool = False) -> str:
@@ -75,3 +76,25 @@ def strips_or_one_image(shape, name: str = "pixels") -> str | None:
         return None
     hint = shape_hint(shape, name) or f" (give it as [H, W], {name}[..., 0])"  # ([1, W, 1]: no squeeze gives [H, W])
     return f"one image with its channels last, not a batch of images {shape[2]} pixel{'s' * (shape[2] > 1)} wide{hint}"
+
+
+def describe_array(value, shape: bool = True) -> str:
+    """An array as the reprs of Radiograph, Spine and EnhanceResult show it: its dtype, shape (``HxW``;
+    ``shape=False`` leaves it out) and range of values, ``"float32 512x640 in [0, 1]"``, not every
+    value: their dataclass reprs printed whole arrays, a wall of numbers in a notebook. NaN is
+    left out of the range and said; never raises (a repr that fails hides the object)."""
+    try:
+        array = np.asarray(value)
+    except Exception:  # (a CUDA tensor, anything NumPy cannot read)
+        return type(value).__name__
+    said = [str(array.dtype)] + (["x".join(str(n) for n in array.shape) or "0-dim"] if shape else [])
+    if array.size == 0 or array.dtype.kind not in "biuf":
+        return " ".join(said + (["empty"] if array.size == 0 else []))
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")  # (nanmin of NaN alone: "All-NaN slice encountered")
+        low, high = np.nanmin(array), np.nanmax(array)
+        nan = array.dtype.kind == "f" and bool(np.isnan(array).any())
+    if array.dtype.kind == "f" and np.isnan(low):
+        return " ".join(said + ["all NaN"])
+    low, high = (f"{v:.4g}" if array.dtype.kind == "f" else str(int(v)) for v in (low, high))
+    return " ".join(said + [f"in [{low}, {high}]"]) + (" and NaN" if nan else "")

@@ -21,14 +21,14 @@ from tests.conftest import said_around_the_bar
 from tests.preprocess.test_inputs import WIDE
 from xvertfast.cli import main
 from xvertfast.infer import Enhancer
-from xvertfast.infer.enhancer import FEATHER
+from xvertfast.infer.enhancer import FEATHER, EnhanceResult
 from xvertfast.infer.backends import StageBackend
 from xvertfast.infer.batch import JOB_FILE
 from xvertfast.io.files import NothingFound
 from xvertfast.io.job_folder import JOB_STATE_FILES, LEDGER_FILE, job_status
 from xvertfast.io import read_image
 from xvertfast.model import XVertNet, XVertNetStage, save_model
-from xvertfast.preprocess.spine import WORKING_HEIGHT
+from xvertfast.preprocess.spine import WORKING_HEIGHT, Box, Spine
 
 SAMPLE_DICOM = os.path.join(os.path.dirname(__file__), "..", "..", "xvertfast", "samples", "cr_chest_pa_mono1.dcm")
 TILE = 128
@@ -68,6 +68,18 @@ class ConstantBackend(StageBackend):
 
     def run_stage(self, k, xp, y):
         return torch.full_like(xp, self.value)
+
+
+def test_an_enhance_results_repr_is_one_line_not_its_image_and_tiles():
+    """What a notebook shows of ``enhancer.enhance(image)``: the dataclass's repr printed the image
+    whole, the spine's band estimates and full mode's hundreds of tiles."""
+    pixels = np.linspace(0, 0.75, 40 * 60, dtype=np.float32).reshape(40, 60)
+    spine = Spine((40, 60), 30.0, np.zeros((12, 2)), (10.0, 30.0), (30.0, 30.0))
+    result = EnhanceResult(pixels, spine, [Box(0, 0, 8, 8)] * 441, {"preprocess": 0.123456, "infer": 12.3456},
+                           ["a.png: looks inverted"])  # fmt: skip
+    assert repr(result) == (f"EnhanceResult(pixels=float32 40x60 in [0, 0.75], spine={spine!r}, 441 tiles, "
+                            "seconds={'preprocess': 0.123, 'infer': 12.3}, 1 warning)")  # fmt: skip
+    assert "array" not in repr(result) and "Box" not in repr(result)
 
 
 def test_full_mode_weights_are_a_partition_of_unity(seed):

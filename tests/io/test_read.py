@@ -71,6 +71,21 @@ def test_16bit_png_holding_12bit_values(tmp_path, seed):
     np.testing.assert_allclose(im.pixels, values / 4095.0, atol=1e-6)
 
 
+def test_a_radiographs_repr_is_one_line_of_what_it_is_not_its_values(tmp_path):
+    """What a notebook shows of ``read_image(path)``: the dataclass's repr printed both arrays whole."""
+    values = np.zeros((64, 80), np.uint16)
+    values[0, 0], values[5, 5] = 4095, 17
+    Image.fromarray(values).save(grey := tmp_path / "grey.png")
+    assert repr(read_image(grey)) == (f"Radiograph({str(grey)!r}, float32 64x80 in [0, 1], png 12-bit MONOCHROME2, "
+                                      "values uint16 in [0, 4095], 0 notes)")  # fmt: skip
+    rgb = np.zeros((40, 30, 3), np.uint8)
+    rgb[..., 0] = 200
+    Image.fromarray(rgb).save(colour := tmp_path / "colour.png")
+    with pytest.warns(UserWarning, match="converted to luminance"):
+        rad = read_image(colour)
+    assert len(rad.notes) == 1 and repr(rad).endswith(", 1 note)") and "\n" not in repr(rad)
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
 def test_tiff(tmp_path, seed, dtype):
     import tifffile

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pytest
 import torch
 
+from xvertfast._pixels import describe_array
 from xvertfast.ops._inputs import real_from_numpy
 
 
@@ -72,3 +74,20 @@ def test_one_image_in_another_layout_is_told_how_to_give_it(tmp_path, shape, hin
         with pytest.raises(ValueError, match=f"^{re.escape(who)}: pixels must be .*{re.escape(said)}$"):
             call(given)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("value, said", [
+    (np.array([[0, 3], [4095, 7]], np.uint16), "uint16 2x2 in [0, 4095]"),
+    (np.array([[0.5, np.nan], [np.inf, 0.25]], np.float64), "float64 2x2 in [0.25, inf] and NaN"),
+    (np.full((2, 3), np.nan, np.float32), "float32 2x3 all NaN"),
+    (np.zeros((0, 5), np.float32), "float32 0x5 empty"),
+    (np.array([[True, False]]), "bool 1x2 in [0, 1]"),
+    (torch.tensor([[1.0, 2.5]]), "float32 1x2 in [1, 2.5]"),
+    (object(), "object 0-dim"),
+])  # fmt: skip
+def test_an_array_in_a_repr_is_its_dtype_shape_and_range(value, said):
+    # (the reprs of Radiograph, Spine and EnhanceResult show their arrays so; a NaN or an empty
+    # image must not make the repr fail or warn)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert describe_array(value) == said

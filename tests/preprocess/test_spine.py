@@ -105,6 +105,17 @@ def test_symmetric_synthetic_spine_is_found():
     assert abs(spine.x - 149.5) <= 3
 
 
+def test_a_spines_repr_counts_its_band_points_not_prints_them():
+    """find_spine's result as a notebook shows it (and inside an EnhanceResult's): its dataclass repr
+    printed the [k, 2] array of band estimates whole."""
+    img = np.zeros((400, 300))
+    img[:, 137:163] = 1.0
+    spine = find_spine(img).with_centres(upper=(100.04, 150), lower=(300, 149.96))
+    assert len(spine.band_points) > 1
+    assert repr(spine) == (f"Spine(shape=(400, 300), x={spine.x:.1f}, upper=(100.0, 150.0), lower=(300.0, 150.0), "
+                           f"{len(spine.band_points)} band points)")  # fmt: skip
+
+
 NO_CONTRAST = ("too little contrast to find the spine by in most of the rows looked at (blank, collimated or nearly "
                "constant)")
 

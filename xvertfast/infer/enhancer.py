@@ -67,9 +67,9 @@ import torch.nn.functional as F
 from xvertfast._checks import whole_number
 from xvertfast._extension import cuda_kernels_problem, cuda_kernels_run_on
 from xvertfast._paths import PATH_TYPES
-from xvertfast._pixels import describe_non_array, shape_hint
+from xvertfast._pixels import describe_array, describe_non_array, shape_hint
 from xvertfast._stacklevel import image_names, naming_images, outside_xvertfast, solving
-from xvertfast._text import asked
+from xvertfast._text import asked, count
 from xvertfast.infer.backends import (StageBackend, make_backend, plan_backend, resolve_device, resolve_precision,
                                      warn_cpu_bf16_without_amx)
 from xvertfast.io.errors import ImageReadError
@@ -132,6 +132,14 @@ class EnhanceResult:
     #: what :meth:`Enhancer.enhance` warned of, each also given as a ``UserWarning``, as the CLI warns
     #: of a file: an image that looks inverted (stored bone dark), a spine found that may be wrong
     warnings: list[str] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        """One line: the image's dtype, size and range, the spine, the tiles and warnings counted and
+        the seconds to 3 digits; the dataclass's repr printed the image whole, and full mode's
+        hundreds of tiles."""
+        seconds = {step: float(f"{s:.3g}") for step, s in self.seconds.items()}
+        return (f"EnhanceResult(pixels={describe_array(self.pixels)}, spine={self.spine!r}, "
+                f"{count(len(self.boxes), 'tile')}, seconds={seconds}, {count(len(self.warnings), 'warning')})")
 
 
 def _resize(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

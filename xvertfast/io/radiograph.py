@@ -7,6 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from xvertfast._pixels import describe_array
+from xvertfast._text import count
+
 __all__ = ["Radiograph"]
 
 
@@ -42,3 +45,10 @@ class Radiograph:
     @property
     def shape(self) -> tuple[int, int]:
         return tuple(self.pixels.shape)
+
+    def __repr__(self) -> str:
+        """One line: the file, its size, depth and polarity, its pixels' and values' ranges and how
+        many notes (the notes are in ``.notes``); the dataclass's repr printed both arrays whole."""
+        return (f"Radiograph({self.path!r}, {describe_array(self.pixels)}, {self.source_format} "
+                f"{self.bits_stored}-bit {self.photometric}, values {describe_array(self.values, shape=False)}, "
+                f"{count(len(self.notes), 'note')})")  # fmt: skip

@@ -34,7 +34,7 @@ import numpy as np
 
 from xvertfast._paths import PATH_TYPES
 from xvertfast._pixels import describe_masked, describe_non_array, shape_hint
-from xvertfast._text import from_cli
+from xvertfast._text import count, from_cli
 
 __all__ = ["find_spine", "Spine", "Box", "WORKING_HEIGHT", "UPPER_LEVEL", "LOWER_LEVEL", "polarity_score",
            "looks_inverted", "inverted_warning", "inverted_reason", "shape_warning", "FRONTAL_ASPECT_RANGE",
@@ -80,6 +80,15 @@ class Spine:
     band_points: np.ndarray  #: [k, 2] (row, column) estimates of the bands, for display
     upper: tuple[float, float]  #: (row, column) centre of the upper thoracic ROI
     lower: tuple[float, float]  #: (row, column) centre of the lower thoracic ROI
+
+    def __repr__(self) -> str:
+        """One line, the centres to a tenth of a pixel and the band estimates counted (``.band_points``
+        holds them): the dataclass's repr printed that array whole, inside an EnhanceResult's too."""
+        def at(point) -> str:
+            return "(" + ", ".join(f"{float(v):.1f}" for v in point) + ")"
+
+        return (f"Spine(shape={tuple(self.shape)}, x={float(self.x):.1f}, upper={at(self.upper)}, "
+                f"lower={at(self.lower)}, {count(len(self.band_points), 'band point')})")  # fmt: skip
 
     @property
     def scale(self) -> float:
