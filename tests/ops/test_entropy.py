@@ -246,6 +246,26 @@ def test_numpy_integer_bins_empty_maps_and_the_base():
     torch.testing.assert_close(feature_entropy(x, base=np.float32(2)), feature_entropy(x, base=2))
 
 
+def test_numpy_maps_give_numpy_as_wls_does():
+    """NumPy maps were refused ("x must be a torch.Tensor, got ndarray") where xvertfast.wls took
+    NumPy: the same rule now, NumPy in and NumPy out."""
+    x = torch.rand(2, 3, 8, 8, dtype=torch.float64)
+    x[1, 2] = 0.5  # a constant map
+    got = feature_entropy(x.numpy(), bins=16)
+    assert isinstance(got, np.ndarray) and got.dtype == np.float64
+    np.testing.assert_allclose(got, feature_entropy(x, bins=16).numpy(), rtol=1e-12)
+    index, target = select_max_entropy(x.numpy().astype(np.float32))
+    want = select_max_entropy(x.float())
+    assert isinstance(index, np.ndarray) and isinstance(target, np.ndarray) and target.dtype == np.float32
+    np.testing.assert_array_equal(index, want.index.numpy())
+    np.testing.assert_array_equal(target, want.map.numpy())
+    with pytest.raises(TypeError, match=r"^feature_entropy: x must be a floating-point array, got a NumPy array of "
+                                        r"int16$"):  # fmt: skip
+        feature_entropy(np.zeros((1, 2, 8, 8), np.int16))
+    with pytest.raises(TypeError, match=r"^select_max_entropy: x must be a NumPy array or a torch tensor, got list$"):
+        select_max_entropy([[[[0.5]]]])
+
+
 def bin_dependent_maps(dtype, device):
     """Three 63 x 64 maps whose highest entropy depends on the bin count: 7 equally frequent levels
     (log 7 at any K >= 7: the highest at K = 7), 64 unequally spaced levels (the highest at K = 256),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -214,6 +215,27 @@ def test_channels_last_and_strided_inputs(seed):
 def test_bad_inputs_raise_clear_errors(a, b, error, match):
     with pytest.raises(error, match=match):
         gradient_correlation(a, b)
+
+
+def test_numpy_images_give_numpy_as_wls_does(seed):
+    """A notebook's NumPy images were refused ("a must be a torch.Tensor, got ndarray") where
+    xvertfast.wls took them: the same rule now, NumPy in and NumPy out; a tensor beside one keeps
+    the result a tensor (its gradient path)."""
+    a, b = pair((2, 1, 24, 20), torch.float64, "cpu")
+    want = gradient_correlation(a, b)
+    got = gradient_correlation(a.numpy(), b.numpy())
+    assert isinstance(got, np.ndarray) and got.dtype == np.float64
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-12)
+    loss = gradient_correlation_loss(a.numpy().astype(np.float32), b.numpy().astype(np.float32))
+    assert isinstance(loss, np.floating) and loss.dtype == np.float32
+    np.testing.assert_allclose(loss, (1 - want).mean().item(), rtol=1e-5)
+    mixed = gradient_correlation(a.numpy(), b.requires_grad_())
+    assert isinstance(mixed, torch.Tensor) and mixed.requires_grad
+    with pytest.raises(TypeError, match=r"^gradient_correlation: b must be a floating-point array, got a NumPy array "
+                                        r"of uint8$"):  # fmt: skip
+        gradient_correlation(a.numpy(), np.zeros((2, 1, 24, 20), np.uint8))
+    with pytest.raises(TypeError, match=r"^gradient_correlation: a must be a NumPy array or a torch tensor, got list$"):
+        gradient_correlation([[0.0]], b)
 
 
 @needs_ext

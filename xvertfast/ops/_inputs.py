@@ -32,7 +32,8 @@ def from_numpy(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(array)
 
 
-def real_from_numpy(value, who: str, image: str = "an image ([H, W] array or tensor)") -> torch.Tensor:
+def real_from_numpy(value, who: str, image: str = "an image ([H, W] array or tensor)",
+                    values: str = "floats in [0, 1]") -> torch.Tensor:  # fmt: skip
     """:func:`from_numpy` of ``value`` (a NumPy array, or what ``np.asarray`` makes one of), refused
     in ``who``'s name ("op: argument") unless it holds real numbers torch can take: torch says only
     "can't convert np.ndarray of type numpy.object_" (or numpy.longdouble), and a complex image has
@@ -41,7 +42,8 @@ def real_from_numpy(value, who: str, image: str = "an image ([H, W] array or ten
     sequence NumPy cannot make one array of: a list of images of different sizes, where NumPy
     said only "setting an array element with a sequence ... inhomogeneous shape", naming no
     argument, or of tensors that require grad, or live on a GPU. A masked array with pixels
-    masked is refused too: its mask would be dropped and the pixels under it smoothed as any."""
+    masked is refused too: its mask would be dropped and the pixels under it smoothed as any.
+    ``values``: what the caller takes, for a refusal of complex or object values."""
     if (masked := describe_masked(value)) is not None:  # (np.asarray drops the mask: its pixels counted)
         raise TypeError(f"{who} must be {image}, got {masked}: fill them first (array.filled(value))")
     try:
@@ -58,15 +60,29 @@ def real_from_numpy(value, who: str, image: str = "an image ([H, W] array or ten
             got = f"{type(value).__name__} ({got})"
         if array.dtype.kind == "f":
             got += ", wider than torch's float64: convert it to float32 or float64"
-        raise TypeError(f"{who} must be floats in [0, 1], got {got}")
+        raise TypeError(f"{who} must be {values}, got {got}")
     return from_numpy(array)
 
 
-def check_floating(x: torch.Tensor, op: str, name: str) -> None:
+def as_tensor(value, who: str, values: str = "floats in [0, 1]") -> tuple[torch.Tensor, bool]:
+    """``value``, a torch tensor or a NumPy array (:func:`real_from_numpy`), as a tensor, and whether
+    it was a NumPy array: the ops that take either return NumPy for NumPy (wls, gradient_correlation,
+    feature_entropy, select_max_entropy). Anything else is refused in ``who``'s name ("op: argument")."""
+    if isinstance(value, torch.Tensor):
+        return value, False
+    if isinstance(value, np.ndarray):
+        return real_from_numpy(value, who, values=values), True
+    raise TypeError(f"{who} must be a NumPy array or a torch tensor, got {type(value).__name__}")
+
+
+def check_floating(x: torch.Tensor, op: str, name: str, from_numpy: bool = False) -> None:
+    """Refuses an ``x`` that is no floating-point tensor; ``from_numpy``: it was a NumPy array,
+    named by its NumPy dtype ('got torch.uint8' puzzled a NumPy user)."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
-        raise TypeError(f"{op}: {name} must be a floating-point tensor, got {x.dtype}")
+        got = f"a NumPy array of {str(x.dtype).removeprefix('torch.')}" if from_numpy else str(x.dtype)
+        raise TypeError(f"{op}: {name} must be a floating-point {'array' if from_numpy else 'tensor'}, got {got}")
 
 
 def is_integer(value) -> bool:

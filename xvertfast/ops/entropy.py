@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from xvertfast._extension import has_extension
-from xvertfast.ops._inputs import check_floating, compute_dtype, is_integer, use_kernel
+from xvertfast.ops._inputs import as_tensor, check_floating, compute_dtype, is_integer, use_kernel
 from xvertfast.ops.reference import feature_entropy_reference, select_max_entropy_reference
 
 __all__ = ["feature_entropy", "select_max_entropy", "MaxEntropyMap", "DEFAULT_BINS"]
@@ -28,18 +28,21 @@ DEFAULT_BINS = 256
 
 
 class MaxEntropyMap(NamedTuple):
-    """The detached target c* of the feature loss."""
+    """The detached target c* of the feature loss (two NumPy arrays where x was one)."""
 
     index: torch.Tensor  #: [B] int64, channel of highest entropy (ties within 1e-9 relative: the lowest)
     map: torch.Tensor  #: [B, 1, H, W], that channel (min-max scaled when normalize=True), float32 (float64 for float64 x)
 
 
-def _check(x: torch.Tensor, bins: int, op: str) -> None:
-    check_floating(x, op, "x")
+def _checked(x, bins: int, op: str) -> tuple[torch.Tensor, bool]:
+    """x as a tensor, checked with bins, and whether it was a NumPy array (the result is NumPy then)."""
+    x, numpy = as_tensor(x, f"{op}: x", "floats")
+    check_floating(x, op, "x", numpy)
     if x.dim() != 4:
         raise ValueError(f"{op}: x must be [B, C, H, W], got shape {tuple(x.shape)}")
     if not is_integer(bins) or not 1 <= operator.index(bins) <= 65536:
         raise ValueError(f"{op}: bins must be an integer in [1, 65536], got {bins!r}")
+    return x, numpy
 
 
 def _entropy_nats(x: torch.Tensor, bins: int) -> torch.Tensor:
@@ -48,17 +51,18 @@ def _entropy_nats(x: torch.Tensor, bins: int) -> torch.Tensor:
     return feature_entropy_reference(x, bins)
 
 
-def feature_entropy(x: torch.Tensor, bins: int = DEFAULT_BINS, base: float = math.e) -> torch.Tensor:
+def feature_entropy(x, bins: int = DEFAULT_BINS, base: float = math.e):
     """Shannon entropy of every map of ``x`` [B, C, H, W] -> [B, C].
 
     Args:
-        x: feature maps; float16/bfloat16 are binned in float32.
+        x: feature maps, a torch tensor or a NumPy array; float16/bfloat16 are binned in float32.
         bins: number of histogram bins K.
         base: logarithm base, a finite positive number other than 1: ``math.e`` (nats, the
             default) or ``2`` (bits).
 
     Returns:
-        ``[B, C]`` in the compute dtype (float32, or float64 for float64 input).
+        ``[B, C]`` in the compute dtype (float32, or float64 for float64 input), a NumPy array
+        for a NumPy ``x``.
         A constant map has entropy 0; the maximum is ``log(bins)``.
 
     Values are not checked, and non-finite ones are binned thus (the compiled op and the
@@ -68,7 +72,7 @@ def feature_entropy(x: torch.Tensor, bins: int = DEFAULT_BINS, base: float = mat
     0; one infinite pixel makes the map's range infinite, every pixel falls in one bin and
     the entropy is 0.
     """
-    _check(x, bins, "feature_entropy")
+    x, numpy = _checked(x, bins, "feature_entropy")
     bins = operator.index(bins)
     if isinstance(base, bool) or not isinstance(base, numbers.Real) or not (math.isfinite(base) and 0 < base != 1):
         raise ValueError(f"feature_entropy: base must be a finite positive number other than 1, got {base!r}")
@@ -76,21 +80,23 @@ def feature_entropy(x: torch.Tensor, bins: int = DEFAULT_BINS, base: float = mat
     nats = _entropy_nats(x.detach().to(dtype), bins)
     if base != math.e:
         nats = nats / math.log(base)
-    return nats.to(dtype)
+    return nats.to(dtype).numpy() if numpy else nats.to(dtype)
 
 
-def select_max_entropy(x: torch.Tensor, bins: int = DEFAULT_BINS, normalize: bool = True) -> MaxEntropyMap:
+def select_max_entropy(x, bins: int = DEFAULT_BINS, normalize: bool = True) -> MaxEntropyMap:
     """The highest-entropy map of each sample: the target c* of ``L2 = MSE(out, c*)``.
 
     Args:
-        x: the last decoder level's maps [B, C, H, W] (128 for the paper's width 64).
+        x: the last decoder level's maps [B, C, H, W] (128 for the paper's width 64), a torch
+            tensor or a NumPy array.
         bins: number of histogram bins K.
         normalize: return the map min-max scaled to [0, 1] (the scale the network output
             lives on) rather than raw.
 
     Returns:
         ``MaxEntropyMap(index[B], map[B, 1, H, W])``, detached from the graph, on x's device;
-        ``map`` in float32 (float64 for float64 x: float16/bfloat16 give float32).
+        ``map`` in float32 (float64 for float64 x: float16/bfloat16 give float32); both NumPy
+        arrays for a NumPy ``x``.
 
     Entropies of maps with NaN or infinite values are those of :func:`feature_entropy`. The
     map keeps its NaN pixels (left out of the min and max it is scaled by), except that a map
@@ -98,7 +104,7 @@ def select_max_entropy(x: torch.Tensor, bins: int = DEFAULT_BINS, normalize: boo
     a map with a +inf pixel is 0 but for that pixel, which is NaN; a map with a -inf pixel
     is NaN throughout (each pixel less -inf is inf, over an infinite range).
     """
-    _check(x, bins, "select_max_entropy")
+    x, numpy = _checked(x, bins, "select_max_entropy")
     bins = operator.index(bins)
     if not isinstance(normalize, (bool, np.bool_)):  # (the op took None as False, refused 'no' in its own words)
         raise TypeError(f"select_max_entropy: normalize must be True or False, got {normalize!r}")
@@ -110,7 +116,7 @@ def select_max_entropy(x: torch.Tensor, bins: int = DEFAULT_BINS, normalize: boo
         index, target, _ = torch.ops.xvertfast.select_max_entropy(xd, bins, normalize)
     else:
         index, target = select_max_entropy_reference(xd, bins, normalize)
-    return MaxEntropyMap(index, target)
+    return MaxEntropyMap(index.numpy(), target.numpy()) if numpy else MaxEntropyMap(index, target)
 
 
 def _register() -> None:

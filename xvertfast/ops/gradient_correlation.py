@@ -18,7 +18,7 @@ import numbers
 import torch
 
 from xvertfast._extension import has_extension
-from xvertfast.ops._inputs import check_floating, compute_dtype, use_kernel
+from xvertfast.ops._inputs import as_tensor, check_floating, compute_dtype, use_kernel
 from xvertfast.ops.reference import GC_EPS, gradient_correlation_reference
 
 __all__ = ["gradient_correlation", "gradient_correlation_loss", "GC_EPS"]
@@ -26,15 +26,18 @@ __all__ = ["gradient_correlation", "gradient_correlation_loss", "GC_EPS"]
 _OP = "gradient_correlation"
 
 
-def _check(a: torch.Tensor, b: torch.Tensor) -> None:
-    check_floating(a, _OP, "a")
-    check_floating(b, _OP, "b")
+def _checked(a, b) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """a and b as tensors, checked, and whether both were NumPy arrays (the result is NumPy then)."""
+    (a, a_numpy), (b, b_numpy) = as_tensor(a, f"{_OP}: a", "floats"), as_tensor(b, f"{_OP}: b", "floats")
+    check_floating(a, _OP, "a", a_numpy)
+    check_floating(b, _OP, "b", b_numpy)
     if a.shape != b.shape:
         raise ValueError(f"{_OP}: a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     if not (a.dim() == 3 or (a.dim() == 4 and a.shape[1] == 1)):
         raise ValueError(f"{_OP}: inputs must be [B, H, W] or [B, 1, H, W], got {tuple(a.shape)}")
     if a.device != b.device:
         raise ValueError(f"{_OP}: a and b must be on the same device, got {a.device} and {b.device}")
+    return a, b, a_numpy and b_numpy
 
 
 def _check_eps(eps) -> float:
@@ -44,11 +47,12 @@ def _check_eps(eps) -> float:
     return float(eps)
 
 
-def gradient_correlation(a: torch.Tensor, b: torch.Tensor, eps: float = GC_EPS) -> torch.Tensor:
+def gradient_correlation(a, b, eps: float = GC_EPS):
     """Gradient correlation of each sample pair, in [-1, 1].
 
     Args:
-        a: images ``[B, H, W]`` or ``[B, 1, H, W]``; float16/bfloat16 are computed in float32.
+        a: images ``[B, H, W]`` or ``[B, 1, H, W]``, a torch tensor or a NumPy array;
+            float16/bfloat16 are computed in float32.
         b: images of the same shape, dtype family and device.
         eps: guard under the NCC square root, a finite number >= 0; with eps > 0 an image
             without gradient variance (constant, or a linear ramp) gives GC 0 and finite
@@ -56,7 +60,8 @@ def gradient_correlation(a: torch.Tensor, b: torch.Tensor, eps: float = GC_EPS) 
             gradients are NaN.
 
     Returns:
-        ``[B]`` tensor (float32, or float64 for float64 inputs), differentiable in a and b.
+        ``[B]`` tensor (float32, or float64 for float64 inputs), differentiable in a and b; a NumPy
+        array where a and b both are (as :func:`~xvertfast.ops.wls` returns NumPy for NumPy).
         Images smaller than 3x3 have no Sobel response and give 0. Values are not checked: a
         NaN or infinite pixel makes its own sample's GC NaN, and so the mean of
         :func:`gradient_correlation_loss`; the other samples' GC stand. Nor are finite values
@@ -74,20 +79,23 @@ def gradient_correlation(a: torch.Tensor, b: torch.Tensor, eps: float = GC_EPS) 
         64x64 images of GC 0.72 read 0.42 once both are scaled by 1e-3, in the op and the
         reference alike).
     """
-    _check(a, b)
+    a, b, numpy = _checked(a, b)
     eps = _check_eps(eps)
     dtype = compute_dtype(a, b)
     a, b = a.to(dtype), b.to(dtype)
     if use_kernel(a):
-        return torch.ops.xvertfast.gradient_correlation(a, b, eps)[0]
-    return gradient_correlation_reference(a, b, eps)
+        gc = torch.ops.xvertfast.gradient_correlation(a, b, eps)[0]
+    else:
+        gc = gradient_correlation_reference(a, b, eps)
+    return gc.numpy() if numpy else gc
 
 
-def gradient_correlation_loss(a: torch.Tensor, b: torch.Tensor, eps: float = GC_EPS) -> torch.Tensor:
+def gradient_correlation_loss(a, b, eps: float = GC_EPS):
     """XVertNet's L1 structural loss: ``mean(1 - GC(a, b))`` over the batch, which must hold a
-    sample: the mean over none was NaN, a loss that poisons a training run's log without a word."""
+    sample: the mean over none was NaN, a loss that poisons a training run's log without a word.
+    A 0-dim tensor, or a NumPy scalar where a and b are NumPy arrays (:func:`gradient_correlation`)."""
     gc = gradient_correlation(a, b, eps)
-    if gc.numel() == 0:
+    if len(gc) == 0:
         raise ValueError(f"gradient_correlation_loss: a and b hold no sample (shape {tuple(a.shape)}): a loss is a "
                          "mean over at least one")  # fmt: skip
     return (1.0 - gc).mean()

@@ -12,9 +12,7 @@ import math
 import numbers
 import operator
 from dataclasses import dataclass, field
-from typing import Any
 
-import numpy as np
 import torch
 
 from xvertfast._checks import number_of, whole_number
@@ -29,7 +27,7 @@ from xvertfast._extension import (
 from xvertfast._pixels import strips_or_one_image
 from xvertfast._stacklevel import image_name, reading_file, solved_part, warn_user
 from xvertfast.ops import wls_reference
-from xvertfast.ops._inputs import compute_dtype, real_from_numpy
+from xvertfast.ops._inputs import as_tensor, compute_dtype
 from xvertfast.ops.wls_direct import solve_direct
 from xvertfast.ops.wls_pcg import wls_cupy
 
@@ -70,14 +68,6 @@ class WlsInfo:
     #: the precision each image was solved in, "float32" or "float64": a float32 solve that
     #: stopped before maxiter with its true residual above rtol is solved again in float64
     precision: list[str] = field(default_factory=list)
-
-
-def _as_tensor(image: Any) -> tuple[torch.Tensor, bool]:
-    if isinstance(image, torch.Tensor):
-        return image, False
-    if isinstance(image, np.ndarray):
-        return real_from_numpy(image, "wls: image"), True
-    raise TypeError(f"wls: image must be a NumPy array or a torch tensor, got {type(image).__name__}")
 
 
 def _check(x: torch.Tensor, from_numpy: bool = False) -> None:
@@ -323,7 +313,7 @@ def wls(
         float32 or float64 (see ``image``; detached: the solve
         carries no gradient); with ``return_info``, ``(smoothed, info)``.
     """
-    x, from_numpy = _as_tensor(image)
+    x, from_numpy = as_tensor(image, "wls: image")
     x = x.detach()  # the solve is not differentiable: no gradient flows through wls
     _check(x, from_numpy)
     lam, alpha, eps, rtol = check_parameters(lam, alpha, eps, rtol, maxiter)  # (a 0-dim tensor: its number)
