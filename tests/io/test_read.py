@@ -1604,10 +1604,46 @@ def test_dicom_multi_frame_is_refused_saying_how_to_take_one_frame(tmp_path):
     np.testing.assert_array_equal(pydicom.pixels.pixel_array(tmp_path / "m.dcm", index=2 - 1), values[1])
 
 
-def test_dicom_without_pixel_data_is_refused(tmp_path):
-    make_dicom(tmp_path / "n.dcm", np.zeros((8, 8), np.uint16), pixel_data=False)
-    with pytest.raises(ImageReadError, match="no pixel data"):
-        read_image(tmp_path / "n.dcm")
+@pytest.mark.parametrize("cut", [False, True])
+def test_dicom_image_without_pixel_data_is_said_to_be_damaged(tmp_path, cut):
+    # a radiograph's header without its pixel data (a copy cut short just before it, or an export
+    # that left it out) was "no pixel data (not an image, e.g. a report)": passed over with the
+    # reports and presentation states of a PACS export, not copied again
+    path = tmp_path / "n.dcm"
+    make_dicom(path, np.zeros((6, 8), np.uint16), pixel_data=cut)
+    if cut:
+        data = path.read_bytes()
+        path.write_bytes(data[: data.rindex(b"\xe0\x7f\x10\x00")])  # (7FE0,0010) Pixel Data
+    with pytest.raises(ImageReadError, match=r"n\.dcm: truncated or corrupt DICOM: its header describes an image "
+                       r"\(Computed Radiography Image, Modality CR, 8 x 6, width x height\), but the file holds no "
+                       r"pixel data \(cut short before it, or exported without it\): copy it again from its source$"):
+        read_image(path)
+
+
+@pytest.mark.parametrize("sop_class, modality, what", [
+    ("1.2.840.10008.5.1.4.1.1.11.1", "PR", r"a Grayscale Softcopy Presentation State object \(Modality PR\)"),
+    ("1.2.840.10008.5.1.4.1.1.88.59", "KO", r"a Key Object Selection Document object \(Modality KO\)"),
+    ("1.2.840.10008.5.1.4.1.1.104.1", "", "an Encapsulated PDF object"),
+    ("1.2.3.4.5", "SR", r"not an image \(SOP class 1\.2\.3\.4\.5, Modality SR\)"),
+])  # fmt: skip
+def test_dicom_object_that_is_no_image_is_named_by_its_sop_class(tmp_path, sop_class, modality, what):
+    # the other objects of a PACS export, refused as no image by what they are (was "not an image,
+    # e.g. a report" for each)
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    ds = pydicom.Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID, ds.StudyInstanceUID = sop_class, generate_uid(), generate_uid()
+    if modality:
+        ds.Modality = modality
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = sop_class, ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.save_as(tmp_path / "o.dcm", enforce_file_format=True)
+    said = what if what.startswith("not") else f"{what}, not an image"
+    with pytest.raises(ImageReadError, match=rf"o\.dcm: DICOM file has no pixel data: {said}$"):
+        read_image(tmp_path / "o.dcm")
 
 
 def _corrupt_jpeg2000_dicom(path):

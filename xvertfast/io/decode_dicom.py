@@ -88,7 +88,7 @@ def _parse_dicom(path: str, max_pixels: int, notes: list[str]):
                     raise ImageReadError(path, "truncated or corrupt DICOM: it has the DICM marker, but no elements "
                                          "that read after it")  # fmt: skip
             raise ImageReadError(path, "not DICOM: no DICM marker and no DICOM elements")
-        raise ImageReadError(path, "DICOM file has no pixel data (not an image, e.g. a report)")
+        raise ImageReadError(path, _without_pixels(ds, sop_class))
     frames = _dicom_int(ds, "NumberOfFrames", 1, path)
     if frames > 1:
         raise ImageReadError(path, f"multi-frame DICOM ({frames} frames): expected one radiograph per file; where one "
@@ -108,6 +108,36 @@ def _parse_dicom(path: str, max_pixels: int, notes: list[str]):
     _check_codestream_size(codestream, rows, cols, path)
     _check_codestream_end(codestream, syntax, path)
     return ds, syntax, codestream
+
+
+def _without_pixels(ds, media_class) -> str:
+    """Why a DICOM data set without pixel data is refused. Where its header describes an image
+    (Rows or Columns, or an image's SOP class), the file is damaged: cut short before its pixel
+    data (a copy or export interrupted), which was called "not an image, e.g. a report" and so
+    passed over in a batch's failures as a report would be. Otherwise what it is, by its SOP class
+    and Modality (a presentation state, a structured report, a key object selection: the other
+    objects of a PACS export), where they are known."""
+    from pydicom.uid import UID
+
+    uid = str(ds.get("SOPClassUID") or media_class or "").strip()
+    name = UID(uid).name if uid else ""
+    known = name != uid and bool(name)
+    modality = str(ds.get("Modality") or "").strip()
+    said = f" (Modality {modality})" if modality else ""
+    if "Rows" in ds or "Columns" in ds or (known and "Image Storage" in name):
+        parts = [name.replace(" Storage", "") if known else "", f"Modality {modality}" if modality else ""]
+        if "Rows" in ds and "Columns" in ds:
+            parts.append(f"{ds.get('Columns')} x {ds.get('Rows')}, width x height")
+        what = ", ".join(part for part in parts if part)
+        return (f"truncated or corrupt DICOM: its header describes an image{f' ({what})' if what else ''}, but the "
+                "file holds no pixel data (cut short before it, or exported without it): copy it again from its "
+                "source")  # fmt: skip
+    if known:
+        kind = name.replace(" Storage", "")
+        return f"DICOM file has no pixel data: {_a(kind)} {kind} object{said}, not an image"
+    if uid:
+        return f"DICOM file has no pixel data: not an image (SOP class {uid}{', Modality ' + modality if modality else ''})"
+    return "DICOM file has no pixel data (not an image, e.g. a report)"
 
 
 #: Deflated Explicit VR Little Endian: the whole data set after the file meta deflated (PS3.5 A.5).
