@@ -1604,6 +1604,28 @@ def test_dicom_multi_frame_is_refused_saying_how_to_take_one_frame(tmp_path):
     np.testing.assert_array_equal(pydicom.pixels.pixel_array(tmp_path / "m.dcm", index=2 - 1), values[1])
 
 
+@pytest.mark.parametrize("bits, shape", [(12, (24, 40)), (8, (33, 35))])  # (8-bit: an odd count, a padded fragment)
+def test_an_encapsulated_uncompressed_dicom_is_read_as_its_native_bytes(tmp_path, seed, bits, shape):
+    # Encapsulated Uncompressed Explicit VR Little Endian (1.2.840.10008.1.2.1.98): a frame's native bytes
+    # in a fragment; pydicom has no decoder for it, and it was refused as "needs a decoder (pip install
+    # 'xvertfast[dicom-codecs]')", which decodes it no more
+    from pydicom.encaps import encapsulate
+
+    values = np.random.default_rng(seed).integers(0, 1 << bits, size=shape)
+    values[0, :2] = (0, (1 << bits) - 1)
+    path = tmp_path / "e.dcm"
+    ds = make_dicom(path, values, bits=bits, slope=None)
+    native = values.astype("u1" if bits == 8 else "<u2").tobytes()
+    ds.BitsAllocated = 8 if bits == 8 else 16
+    ds.PixelData = encapsulate([native + b"\0" * (len(native) % 2)])
+    ds["PixelData"].VR = "OB"
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1.98"
+    ds.save_as(path, enforce_file_format=True)
+    im = read_image(path)
+    np.testing.assert_array_equal(im.values, values)
+    assert im.bits_stored == bits and im.pixels.max() == 1 and not im.notes
+
+
 @pytest.mark.parametrize("cut", [False, True])
 def test_dicom_image_without_pixel_data_is_said_to_be_damaged(tmp_path, cut):
     # a radiograph's header without its pixel data (a copy cut short just before it, or an export
@@ -3629,6 +3651,40 @@ def test_a_dicom_of_a_private_transfer_syntax_says_so(tmp_path):
     with pytest.raises(ImageReadError, match=r"ge\.dcm: its transfer syntax 1\.2\.840\.113619\.5\.2 is none DICOM "
                                              r"defines \(a vendor's private one\?\)"):  # fmt: skip
         read_image(tmp_path / "ge.dcm")
+
+
+def _mpeg2_dicom(path):
+    """An 8 x 6 DICOM said to be MPEG-2 (Main Profile / Main Level), its one fragment 16 zero bytes."""
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import MPEG2MPML
+
+    ds = make_dicom(path, np.zeros((6, 8), np.uint16))
+    ds.file_meta.TransferSyntaxUID = MPEG2MPML
+    ds.PixelData = encapsulate([bytes(16)])
+    ds["PixelData"].VR = "OB"
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_a_dicom_of_a_jpeg_xl_transfer_syntax_is_not_called_private(tmp_path):
+    # JPEG XL (PS3.5 A.4.12, 1.2.840.10008.1.2.4.110-112), which pydicom 3.0 does not know: it was "none
+    # DICOM defines (a vendor's private one?)"
+    path = _mpeg2_dicom(tmp_path / "x.dcm")  # (pydicom writes no .110: one of the same length put in its place)
+    path.write_bytes(path.read_bytes().replace(b"1.2.840.10008.1.2.4.100\0", b"1.2.840.10008.1.2.4.110\0"))
+    with pytest.raises(ImageReadError, match=r"x\.dcm: its transfer syntax JPEG XL Lossless \(1\.2\.840\.10008\.1\.2\.4"
+                       r"\.110\) is one pydicom does not decode: convert the file to an uncompressed transfer syntax "
+                       r"with a DICOM tool that decodes it, and read that$"):  # fmt: skip
+        read_image(tmp_path / "x.dcm")
+
+
+def test_a_dicom_of_a_syntax_no_package_here_decodes_does_not_send_the_user_to_an_extra(tmp_path):
+    # MPEG-2: pydicom has no decoder for it, nor has the dicom-codecs extra, which the message named
+    # all the same ("needs a decoder (pip install 'xvertfast[dicom-codecs]')")
+    path = _mpeg2_dicom(tmp_path / "m.dcm")
+    with pytest.raises(ImageReadError, match=r"m\.dcm: compressed transfer syntax 'MPEG2 Main Profile / Main Level' "
+                       r"needs a decoder that neither pydicom nor xvertfast\[dicom-codecs\] has for it here: convert "
+                       r"the file to an uncompressed transfer syntax with a DICOM tool that decodes it, and read that$"):
+        read_image(path)
 
 
 def test_a_one_sample_dicom_saying_rgb_is_read_as_monochrome2(tmp_path, seed):

@@ -104,10 +104,46 @@ def _parse_dicom(path: str, max_pixels: int, notes: list[str]):
         if syntax is not None:
             ds.file_meta = meta if meta is not None else pydicom.dataset.FileMetaDataset()
             ds.file_meta.TransferSyntaxUID = syntax
+    if syntax == _ENCAPSULATED_UNCOMPRESSED:
+        syntax = _unencapsulated(ds, path)
     codestream = _codestream_of(ds, syntax)
     _check_codestream_size(codestream, rows, cols, path)
     _check_codestream_end(codestream, syntax, path)
     return ds, syntax, codestream
+
+
+#: Transfer syntaxes DICOM defines that pydicom (3.0) does not know (it takes them for private ones), by their
+#: names in PS3.6.
+_UNKNOWN_TO_PYDICOM = {"1.2.840.10008.1.2.4.110": "JPEG XL Lossless",
+                       "1.2.840.10008.1.2.4.111": "JPEG XL JPEG Recompression", "1.2.840.10008.1.2.4.112": "JPEG XL"}
+
+#: What to do with a file whose pixel data nothing here decodes.
+_CONVERT = "convert the file to an uncompressed transfer syntax with a DICOM tool that decodes it, and read that"
+
+
+#: Encapsulated Uncompressed Explicit VR Little Endian (PS3.5 A.4.11): each frame's native bytes in a
+#: fragment of its own, for which pydicom (3.0) has no decoder.
+_ENCAPSULATED_UNCOMPRESSED = "1.2.840.10008.1.2.1.98"
+
+
+def _unencapsulated(ds, path: str):
+    """Explicit VR Little Endian, the syntax an Encapsulated Uncompressed data set's frame is in,
+    once its pixel data is that frame's bytes: it was refused as "needs a decoder (pip install
+    'xvertfast[dicom-codecs]')", which decodes it no more than pydicom does. The header's file meta
+    says so too (what a derived image's lossy history reads: nothing lossy here)."""
+    from pydicom.encaps import generate_frames
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    try:
+        frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+    except Exception as exc:
+        raise ImageReadError(path, "cannot decode DICOM pixel data (Encapsulated Uncompressed Explicit VR Little "
+                             f"Endian): truncated or corrupt? ({exc or type(exc).__name__})") from None  # fmt: skip
+    ds.PixelData = frame
+    ds["PixelData"].is_undefined_length = False
+    ds["PixelData"].VR = "OB" if _dicom_int(ds, "BitsAllocated", 16, path) <= 8 else "OW"
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    return ExplicitVRLittleEndian
 
 
 def _without_pixels(ds, media_class) -> str:
@@ -292,6 +328,9 @@ def _dicom_pixels(ds, syntax, codestream: _Codestream | None, path: str, notes: 
     from pydicom.pixels import apply_modality_lut
 
     if syntax is not None and not getattr(syntax, "is_transfer_syntax", True):
+        if str(syntax) in _UNKNOWN_TO_PYDICOM:  # (said to be none DICOM defines)
+            raise ImageReadError(path, f"its transfer syntax {_UNKNOWN_TO_PYDICOM[str(syntax)]} ({syntax}) is one "
+                                 f"pydicom does not decode: {_CONVERT}")  # fmt: skip
         raise ImageReadError(path, f"its transfer syntax {syntax} is none DICOM defines (a vendor's private one?): "
                              "its pixel data cannot be decoded here")  # fmt: skip
     samples = _dicom_int(ds, "SamplesPerPixel", 1, path)
@@ -350,8 +389,10 @@ def _dicom_pixels(ds, syntax, codestream: _Codestream | None, path: str, notes: 
         # Extended one) lacks a decoder as much: nothing is damaged
         unsupported = _not_supported(exc)
         if syntax is not None and getattr(syntax, "is_compressed", False) and (unsupported or not _has_decoder(syntax)):
-            raise ImageReadError(path, f"compressed transfer syntax '{name}' needs a decoder{_decoders_wanted(syntax)} "
-                                 "(pip install 'xvertfast[dicom-codecs]')") from None  # fmt: skip
+            wanted = _decoders_wanted(syntax)
+            how = "(pip install 'xvertfast[dicom-codecs]')" if wanted else \
+                f"that neither pydicom nor xvertfast[dicom-codecs] has for it here: {_CONVERT}"  # fmt: skip
+            raise ImageReadError(path, f"compressed transfer syntax '{name}' needs a decoder{wanted} {how}") from None
         if _HEADER_REFUSED.match(str(exc)):  # pydicom's check of the Image Pixel attributes: nothing cut short
             raise ImageReadError(path, f"invalid DICOM image header: {exc}") from None
         raise ImageReadError(path, f"cannot decode DICOM pixel data ({name}): truncated or corrupt? ({exc})") from None
