@@ -384,6 +384,35 @@ def test_full_mode_with_a_model_of_small_rois_is_warned_of_its_hundreds_of_tiles
         "the model was trained at roi_size=64: spine mode enhances two tiles")  # fmt: skip
 
 
+def test_full_mode_warns_of_an_elongated_images_many_tiles_in_a_job_too_and_blames_its_shape(tmp_path, seed,
+                                                                                              monkeypatch):
+    """A job said of a square image whether full mode takes many tiles, so an image far from square
+    (tiles are squares sized to its height) went unwarned in a batch; and the default model, which
+    cuts a 100 x 10000 strip into 789, was told to use a model trained at roi_size=512: itself. The
+    threshold lowered here (a model at 512 cuts a square image into 9, a 64 x 96 one into 12), the
+    network skipped (its tiles' cost is not what is tested)."""
+    from xvertfast.infer import enhancer as enhancer_module
+    from xvertfast.infer.enhancer import many_full_tiles
+
+    strip = many_full_tiles(512, (100, 10000))
+    assert strip.startswith("full mode cuts this 100x10000 image into 789 tiles of 50 px a side, each its own network "
+                            "run and WLS solve, where a square image takes 9: the tiles are squares"), strip  # fmt: skip
+    assert "trained at roi_size=512" not in strip and strip.endswith("or crop the image to the part to enhance")
+    monkeypatch.setattr(enhancer_module, "MANY_FULL_TILES", 9)
+    model = tiny_model(seed)
+    model.metadata = {"training": {"config": {"roi_size": 512}}}
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.round(chest_like(seed, 64, 96) * 255).astype(np.uint8)).save(wide := src / "wide.png")
+    enh = Enhancer(model, device="cpu", backend="torch", mode="full")
+    monkeypatch.setattr(enh, "run_tiles", lambda xp, y: xp)
+    summary = enh.enhance_files([str(src)], str(tmp_path / "out"), progress=False, log=lambda line: None)
+    (record,) = summary.records
+    assert record.warnings == [f"{wide}: {many_full_tiles(512, (64, 96))}"], record.warnings
+    assert record.warnings[0].startswith(f"{wide}: full mode cuts this 64x96 image into 12 tiles of 32 px a side")
+    assert summary.notes == []  # (the job's note, of a square image: 9 tiles)
+
+
 def test_enhance_warns_of_full_modes_many_tiles_before_the_network_runs(seed, monkeypatch):
     """Enhancer.enhance said nothing before the minutes of a model of small ROIs' hundreds of full-mode
     tiles (the threshold lowered here: a model at 256 cuts a 64 x 64 image into 25, cheap to cut)."""

@@ -371,7 +371,21 @@ def _read_and_prepare(enhancer, f: InputFile, given: GivenCentres | None, kept: 
         prep = enhancer.prepare(rad) if given is None else enhancer.prepare(rad, spine_at(rad.pixels, given))
     prep.seconds["read"] = t1 - t0
     # full mode uses no ROIs: a spine found at the edge of its search changes nothing there
-    return rad, prep, image_warnings(rad, prep.spine if enhancer.mode == "spine" else None)
+    said = image_warnings(rad, prep.spine if enhancer.mode == "spine" else None)
+    if (many := _many_tiles_of(enhancer, prep)) is not None:
+        said.append(f"{rad.path}: {many}")
+    return rad, prep, said
+
+
+def _many_tiles_of(enhancer, prep) -> str | None:
+    """What to say of an image full mode cuts into more than MANY_FULL_TILES tiles where the job has
+    not said it of every image (:func:`_small_tiles_warning`, of a square one): a 100 x 10000 strip
+    took 789 tiles of the default model, each with its WLS solve, unsaid."""
+    from xvertfast.infer.enhancer import many_full_tiles
+
+    if enhancer.mode != "full" or many_full_tiles(enhancer.tile) is not None:
+        return None
+    return many_full_tiles(enhancer.tile, prep.pixels.shape, prep.boxes)
 
 
 def _give_kept(kept: list, warnings_of: dict[str, list[str]], said: set) -> None:

@@ -304,7 +304,10 @@ def many_full_tiles(tile: int, shape: tuple[int, int] | None = None, boxes: list
     model trained on small ROIs), None where it cuts fewer: a model trained at roi_size=64 ran 441
     tiles of 8 px on a 128 x 128 image, each with its WLS solve, for minutes and without a word.
     ``shape``: the image's (default: each image's, said of a square one at the working height);
-    ``boxes``: its full-mode tiles where already cut (:meth:`Enhancer.prepare`'s), not cut again."""
+    ``boxes``: its full-mode tiles where already cut (:meth:`Enhancer.prepare`'s), not cut again.
+    Where a model trained at 512 (the default) cuts the image into as many, its shape is the cause
+    (tiles are squares sized to its height, so a 100 x 10000 strip takes thousands), said so: the
+    default model was told to use a model trained at roi_size=512, itself."""
     image = shape or (WORKING_HEIGHT, WORKING_HEIGHT)
     boxes = _full_boxes(image, tile) if boxes is None else boxes
     if len(boxes) <= MANY_FULL_TILES:
@@ -313,6 +316,12 @@ def many_full_tiles(tile: int, shape: tuple[int, int] | None = None, boxes: list
     cut = (f"this {shape[0]}x{shape[1]} image into {len(boxes)} tiles of {side} px a side" if shape else
            f"a square image into {len(boxes)} tiles ({tile} px a side at {WORKING_HEIGHT} rows)")
     default = len(_full_boxes(image, 512))
+    if default > MANY_FULL_TILES:
+        square = len(_full_boxes((WORKING_HEIGHT, WORKING_HEIGHT), tile))
+        return (f"full mode cuts {cut}, each its own network run and WLS solve, where a square image takes {square}: "
+                f"the tiles are squares of {tile} px at {WORKING_HEIGHT} rows, scaled to the image's height (at most "
+                f"its width), so an image this elongated takes many; {asked('mode', 'spine')} enhances the spine's two "
+                "tiles, or crop the image to the part to enhance")  # fmt: skip
     return (f"the model was trained at {asked('roi_size', tile)}: full mode cuts {cut}, each its own network run "
             f"and WLS solve, where a model trained at {asked('roi_size', 512)} (the default) cuts it into {default}: "
             f"many times the work; {asked('mode', 'spine')} enhances the spine's two tiles, or enhance with a model "
