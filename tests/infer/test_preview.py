@@ -411,6 +411,8 @@ def test_a_warned_of_label_cut_at_another_point_than_its_twin_still_shows_where_
 
 def test_a_label_s_letters_the_font_lacks_are_drawn_readably_not_as_boxes(tmp_path, seed):
     # Pillow's built-in font has printable ASCII alone: "Ünïcødé scan é.png" was drawn "□n□c□d□ scan □.png"
+    from PIL import ImageDraw
+
     pairs = make_pairs(tmp_path, seed, 1)
 
     def sheet(label):
@@ -418,10 +420,16 @@ def test_a_label_s_letters_the_font_lacks_are_drawn_readably_not_as_boxes(tmp_pa
         write_preview(pairs, str(path), height=40, labels=[label])
         return np.asarray(Image.open(path))
 
-    assert np.array_equal(sheet("Ünïcødé scan é 中.png"), sheet("Unicode scan e \\u4e2d.png"))  # accents off, 中 escaped
+    def drawn_as(label, text):  # whether the sheet's label band is ``text`` (as a label, its backslash is doubled)
+        band = sheet(label)[: _GAP + _LABEL]
+        image = Image.new("L", (band.shape[1], band.shape[0]), 255)
+        ImageDraw.Draw(image).text((_GAP, _GAP), text + ": input | output", fill=0)
+        return np.array_equal(band, np.asarray(image))
+
+    assert drawn_as("Ünïcødé scan é 中.png", "Unicode scan e \\u4e2d.png")  # accents off, 中 escaped
     # letters NFKD keeps whole (ø was drawn \\xf8) spelled as without them
     assert np.array_equal(sheet("Ærø Łódź Straße.png"), sheet("AEro Lodz Strasse.png"))
-    assert np.array_equal(sheet("a\udce9b.png"), sheet("a\\xe9b.png"))  # an undecodable byte of a name, as that byte
+    assert drawn_as("a\udce9b.png", "a\\xe9b.png")  # an undecodable byte of a name, as that byte
     assert not np.array_equal(sheet("Unic中de scan e.png"), sheet("Unicode scan e.png"))  # (the label is drawn)
 
 
@@ -446,3 +454,19 @@ def test_a_decomposed_name_loses_its_accents_and_a_windows_cut_keeps_the_name(tm
     drawn = Image.new("L", (sheet.shape[1] // 2, _GAP + _LABEL), 255)
     ImageDraw.Draw(drawn).text((_GAP, _GAP), cut, fill=0)
     assert np.array_equal(sheet[: _GAP + _LABEL, : sheet.shape[1] // 2], np.asarray(drawn))  # the sheet draws it
+
+
+def test_a_backslash_of_a_name_is_not_drawn_as_an_escape():
+    """A name holding the text \\xe9 (a backslash, x, e, 9) was drawn as the undecodable byte 0xe9 is,
+    \\xe9: two files, one label (\\u00e9 likewise as é drawn exact). Its backslash is now doubled, as
+    Python writes it; one a letter's compatibility form gives (the fullwidth ＼) too."""
+    from PIL import ImageDraw
+
+    from xvertfast.infer.preview import _distinct, _drawable
+
+    length = ImageDraw.Draw(Image.new("L", (1, 1))).textlength
+    labels = ["caf\\xe9.png", "caf\udce9.png", "scan \\u00e9.png", "scan é.png", "scan e.png"]
+    drawn = _distinct(labels, [""] * 5, 480, length)
+    assert drawn == ["caf\\\\xe9.png", "caf\\xe9.png", "scan \\\\u00e9.png", "scan \\u00e9.png", "scan e.png"]
+    assert _drawable("a\\b/c\\d.png") == "a\\\\b/c\\\\d.png"  # (in the folder part too)
+    assert _drawable("caf\uff3cxe9.png") == "caf\\\\xe9.png" and _drawable("\uff3c", exact=True) == "\\uff3c"

@@ -70,6 +70,8 @@ def _drawable(label: str, exact: bool = False) -> str:
     undecodable byte, held as a surrogate, as that byte: \\xe9), so the file can still be told: Python
     writes é and the byte 0xe9 alike (\\xe9), two files drawn as one. A name
     written decomposed (macOS's "e" + U+0301) is composed first: its accent was escaped, not dropped.
+    A backslash of the name is doubled (\\\\), as Python writes it: "caf\\xe9.png" (a backslash, x, e,
+    9) was drawn as the byte's escape; Windows' separator is not (no name holds one there).
     ``exact``: every character escaped, none composed nor its accent dropped, for a label drawn as
     another's ("scan é.png" beside "scan e.png", :func:`_distinct`)."""
     out = []
@@ -77,7 +79,7 @@ def _drawable(label: str, exact: bool = False) -> str:
         bare = ch if exact else "".join(
             c for c in unicodedata.normalize("NFKD", ch.translate(_SPELLED)) if not unicodedata.combining(c))
         if all(" " <= c <= "~" for c in bare):  # (an accent with no composed letter, q + U+0301: "", dropped too)
-            out.append(bare)
+            out.append(bare if ch == os.sep else bare.replace("\\", "\\\\"))  # (Windows' separator kept)
         elif "\udc80" <= ch <= "\udcff":  # os.fsdecode's surrogateescape of a byte not in the file system's encoding
             out.append(f"\\x{ord(ch) - 0xDC00:02x}")
         else:  # (a tab too: \\t); \\x is a byte's alone: Python writes é (U+00E9) as the byte 0xe9 is, \\xe9
