@@ -587,6 +587,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
             who = f"shard {led.shard}" if led.shard else "without --shard"
             other = f" ({led.other_settings} with other settings)" if led.other_settings else ""
             running = {True: "running now", False: "not running", None: "running? cannot tell"}[led.running]
+            running += " (starting: its command not recorded yet)" if led.starting else ""
             _print(f"  {who:<16} {led.done:>8} done {led.unfinished:>4} unfinished   last written "
                    f"{_ago(now - led.modified)}   {_ending_said(led, now) or running}{other}")  # fmt: skip
             _print_failures(led, status.job)

@@ -507,11 +507,14 @@ def test_a_long_failure_reason_is_cut_in_its_middle_and_a_damaged_failures_field
 
 
 def test_a_job_holds_its_folders_lock_from_its_start_so_status_does_not_call_the_earlier_run_stopped(tmp_path,
-                                                                                                     monkeypatch):
+                                                                                                     monkeypatch,
+                                                                                                     capsys):
     """A job took its output folder's lock only once torch and its model had loaded (seconds; minutes to
     build TensorRT engines): until then `xvertfast status` said the folder's earlier run "stopped
     (interrupted)" and gave the command that resumes it, and a user who ran that started a second
-    job. The command takes the lock as it starts, where an earlier run made it: status says running."""
+    job. The command takes the lock as it starts, where an earlier run made it: status says running.
+    Until the job records its start, the ledger's latest start is the earlier run's: status --json gave
+    its command and host as the running one's; it says the run is starting, its command not known yet."""
     import xvertfast.cli as cli
     from tests.pipeline.test_preprocess_files import radiograph_like
     from xvertfast.pipeline.preprocess_files import SETTINGS as PREPROCESS
@@ -525,14 +528,37 @@ def test_a_job_holds_its_folders_lock_from_its_start_so_status_does_not_call_the
 
     def loading():  # as torch loads
         led = job_status(str(out), "preprocess").ledgers[0]
-        seen.append((led.running, led.ended))
+        seen.append({key: getattr(led, key, "?") for key in ("running", "ended", "command", "host", "starting")})
+        assert main(["status", str(out)]) == 0
         load_torch()
 
     monkeypatch.setattr(cli, "_load_torch", loading)
     assert main(["preprocess", str(src), "-o", str(out), "-q"]) == 0  # (the job took the lock over)
-    assert seen == [(True, None)]
+    assert seen == [{"running": True, "ended": None, "command": None, "host": None, "starting": True}]
+    assert "running now (starting: its command not recorded yet)" in capsys.readouterr().out
     led = job_status(str(out), "preprocess").ledgers[0]
-    assert (led.running, led.ended, led.done) == (False, "finished", 4)
+    assert (led.running, led.ended, led.done, led.starting) == (False, "finished", 4, False)
+    assert led.command.endswith(f"preprocess {src} -o {out} -q")  # (this run's, recorded as it started)
+    # once it records its start, the running run's own command; a ledger of an xvertfast before run records
+    # (no start, no end), its job running, is not said to be starting
+    from xvertfast.io.job_folder import lock_early
+
+    let_go = lock_early(str(out), "preprocess")
+    try:
+        assert job_status(str(out), "preprocess").ledgers[0].starting
+        with JobFolder(str(out), PREPROCESS, False, job="preprocess", command="xvertfast preprocess new -o out"):
+            led = job_status(str(out), "preprocess").ledgers[0]
+            assert (led.running, led.starting, led.command) == (True, False, "xvertfast preprocess new -o out")
+    finally:
+        let_go()
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / job_files("preprocess")[1]).write_text(json.dumps({"output": "a.png", "state": "done"}) + "\n")
+    from xvertfast.resume import hold_lock
+
+    with hold_lock(str(old / job_files("preprocess")[2])):
+        led = job_status(str(old), "preprocess").ledgers[0]
+        assert (led.running, led.starting) == (True, False)
 
 
 def test_a_second_job_into_a_folder_is_refused_before_torch_loads_and_no_lock_is_made_early(tmp_path, monkeypatch,

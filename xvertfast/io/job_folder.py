@@ -419,6 +419,11 @@ class LedgerStatus:
     #: for a run without an end record and not seen running: the other machine it was started on,
     #: where it may still run unseen (its lock does not reach here where locks are only local)
     elsewhere: str | None = None
+    #: running, but its start not recorded yet (it loads torch and its model first: seconds, minutes to
+    #: build TensorRT engines; or its disk is full): its command, cwd and host are then None, not those
+    #: of the run before it, which status gave as the one running. Told where that run recorded its end
+    #: (:func:`_starting`); after one killed, the starting run's row still gives the killed one's
+    starting: bool = False
 
 
 @dataclass(frozen=True)
@@ -614,10 +619,13 @@ def job_status(out_dir: str, job: str) -> JobStatus | None:
         own_rate, counted = _stretch_rate(stretch)
         looks = (held_before[ledger], None if locks[ledger] is None else lock_held(locks[ledger]))
         running = True if True in looks else None if None in looks else False
+        run = runs.get(ledger, {})
+        starting = running is True and _starting(run)
         found.append(LedgerStatus(os.path.basename(ledger), match and f"{match.group(1)}/{match.group(2)}", current,
                                   sum(e.get("state") == "writing" for e in mine), modified, len(done) - current,
-                                  own_rate, counted, running,
-                                  **_how_it_ended(runs.get(ledger, {}), running, modified)))  # fmt: skip
+                                  own_rate, counted, running, starting=starting,
+                                  # (the latest start, an earlier run's, does not say the running one's command)
+                                  **_how_it_ended({} if starting else run, running, modified)))  # fmt: skip
         if counted:  # (the ends of the stretch of work its rate was taken over)
             rates.append((stretch[-1], stretch[0], own_rate, counted))
     # all ledgers together: the sum of their own rates, not the rate of their lines merged: shards started
@@ -680,6 +688,15 @@ def _shards_without_ledger(ledgers: list[LedgerStatus]) -> list[ShardsWithoutLed
                 runs.append(ShardsWithoutLedger(count, before + 1, index - 1))
             before = index
     return runs
+
+
+def _starting(run: dict) -> bool:
+    """Whether a ledger whose job runs now (holds its lock) has not recorded that run's start yet: its
+    latest run (``run``, :func:`_latest_run`) has an end line, so it is an earlier run's, and the run
+    holding the lock loads torch and its model before it writes its start (the command takes the lock
+    first: :func:`lock_early`). Status gave the earlier run's command and host as the running one's.
+    (Where the earlier run wrote no end, killed, its start line cannot be told from the running one's.)"""
+    return bool(run.get("end")) and not run.get("after_end")
 
 
 def _how_it_ended(run: dict, running: bool | None, modified: float) -> dict:
