@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from xvertfast._pickled_errors import PickledAsRaised
 from xvertfast._text import WARNED_LISTED, count, middle_cut
+from xvertfast.eval._alarms import Alarms
 from xvertfast.eval.journal import Journal
 from xvertfast.io import ImageReadError, require_content
 from xvertfast.io.errors import FILE_ERRORS, failure_text
@@ -49,6 +50,8 @@ ORIGINAL_PICTURE = "(original)"
 STEP_SLOW_S = 1.0
 #: Longest file name the bar shows whole (longer: cut in the middle, its end kept).
 STEP_NAME_CHARS = 40
+#: What draws every run's bar's step once its image turns slow (:attr:`_StepShown.timer`).
+_STEP_ALARMS = Alarms()
 
 
 class ImageNote(str):
@@ -414,9 +417,10 @@ class _StepShown:
     as each is done."""
 
     #: What draws the step running once its image has taken :data:`STEP_SLOW_S`: called as
-    #: ``timer(seconds, draw)``, then started, cancelled where the image is done first (a test's
-    #: fake fires it when it likes, without waiting)
-    timer = threading.Timer
+    #: ``timer(seconds, draw)``, then started, cancelled where the image is done first: the process's
+    #: one alarm thread (threading.Timer, a thread an image, took 8 s of a 10,000-image run; it still
+    #: fits, joined where drawing); a test's fake fires it when it likes, without waiting
+    timer = _STEP_ALARMS
 
     def __init__(self, bar, total: int):
         self.bar, self.total = bar, total
@@ -434,14 +438,14 @@ class _StepShown:
             self.bar.set_postfix_str(f"image {index + 1}/{self.total} {name}: {what}", refresh=refresh)
             if not refresh and self._armed is None and not self.bar.disable:  # (one a quick image, cancelled)
                 self._armed = self.timer(STEP_SLOW_S - taken, self.bar.refresh)
-                self._armed.daemon = True
                 self._armed.start()
 
         return shown
 
     def _disarm(self) -> None:
-        """The timer cancelled, and waited for where it is drawing already: cancel() alone let a
-        draw under way end after the image's count moved, or after close() and the run's last line."""
+        """The timer cancelled, and waited for where it is drawing already: a draw under way ended
+        after the image's count moved, or after close() and the run's last line (an Alarm's cancel
+        waits for it, a threading.Timer is joined)."""
         if self._armed is not None:
             armed, self._armed = self._armed, None
             armed.cancel()
