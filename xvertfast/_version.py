@@ -9,13 +9,39 @@ import os
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "code_digest"]
+__all__ = ["__version__", "code_digest", "NOT_SCORING"]
+
+#: The package's files (paths under it, "/"-separated) that cannot change a score an evaluation
+#: records, left out of :func:`code_digest`: an edit of one (a typo in the command line's help) let
+#: no evaluation resume. Each is named alone, so that a file not listed, a new one too, counts.
+NOT_SCORING = frozenset({
+    # the command line: its options' parsing and help; what it passes evaluate (methods, metrics,
+    # device, precision, the ROI file) is in the journal's settings, or each image's entry (the
+    # centres, the torch threads)
+    "__main__.py", "cli.py",
+    "info.py",  # `xvertfast info`: prints the install
+    "runtime.py",  # the CLI's malloc thresholds: memory reuse, no arithmetic
+    # the report: every run draws it again from all the scores in the journal, none of it journalled
+    "eval/report.py", "eval/stats.py", "eval/provenance.py", "eval/_report_files.py", "_plotting.py",
+    # enhance's batch jobs over files (evaluate runs the Enhancer in memory), their ledgers, shards and contact sheet
+    "infer/batch.py", "io/job_folder.py", "io/shards.py", "infer/preview.py",
+    # `xvertfast preprocess`
+    "pipeline/__init__.py", "pipeline/preprocess_files.py",
+    # training: a model is evaluated from its weights' files (the default ones count, another's fingerprint is a setting)
+    "train/__init__.py", "train/data.py", "train/figures.py", "train/loop.py", "train/losses.py",
+    "train/run_folder.py", "train/status.py",
+    # the demo's sample: an input like another (its file's state is journalled with its scores)
+    "samples/__init__.py", "samples/cr_chest_pa_mono1.dcm",
+    # texts for people
+    "samples/NOTICE.md", "weights/MODEL_CARD.md", "eval/brisque_live/NOTICE",
+})  # fmt: skip
 
 
 @functools.lru_cache(maxsize=1)
 def code_digest() -> str:
-    """sha256 (16 hex digits) of the package's files: its Python sources, its compiled extension
-    and the data its code reads (BRISQUE's regression model, the default weights).
+    """sha256 (16 hex digits) of the version and of the package's files that can change a score:
+    its Python sources but :data:`NOT_SCORING`, its compiled extension and the data its code reads
+    (BRISQUE's regression model, the default weights).
 
     A released install changes its code only with its version, but a development install (a
     git checkout installed editable, where a researcher may edit a metric) changes it under one
@@ -29,9 +55,10 @@ def code_digest() -> str:
         subfolders[:] = sorted(d for d in subfolders if d != "__pycache__" and not d.startswith("."))
         files += [os.path.join(folder, n) for n in names if not n.startswith(".") and not n.endswith((".pyc", ".pyo"))]
     for path in sorted(files):
-        if not os.path.isfile(path):  # a dangling link, a socket
+        name = os.path.relpath(path, package).replace(os.sep, "/")
+        if name in NOT_SCORING or not os.path.isfile(path):  # (not a file: a dangling link, a socket)
             continue
-        h.update(os.path.relpath(path, package).encode() + b"\0")
+        h.update(name.encode() + b"\0")
         try:
             with open(path, "rb") as f:
                 h.update(hashlib.sha256(f.read()).digest())
