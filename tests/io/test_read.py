@@ -1626,20 +1626,25 @@ def test_an_encapsulated_uncompressed_dicom_is_read_as_its_native_bytes(tmp_path
     assert im.bits_stored == bits and im.pixels.max() == 1 and not im.notes
 
 
-@pytest.mark.parametrize("cut", [False, True])
+@pytest.mark.parametrize("cut", [None, b"\xe0\x7f\x10\x00", b"5.1.4.1.1.1\0"])
 def test_dicom_image_without_pixel_data_is_said_to_be_damaged(tmp_path, cut):
     # a radiograph's header without its pixel data (a copy cut short just before it, or an export
     # that left it out) was "no pixel data (not an image, e.g. a report)": passed over with the
-    # reports and presentation states of a PACS export, not copied again
+    # reports and presentation states of a PACS export, not copied again. Cut within its data set's
+    # SOPClassUID (1.2.840.10008.), the file meta's class says what it is
     path = tmp_path / "n.dcm"
-    make_dicom(path, np.zeros((6, 8), np.uint16), pixel_data=cut)
-    if cut:
+    make_dicom(path, np.zeros((6, 8), np.uint16), pixel_data=cut is not None)
+    if cut is not None:
         data = path.read_bytes()
-        path.write_bytes(data[: data.rindex(b"\xe0\x7f\x10\x00")])  # (7FE0,0010) Pixel Data
-    with pytest.raises(ImageReadError, match=r"n\.dcm: truncated or corrupt DICOM: its header describes an image "
-                       r"\(Computed Radiography Image, Modality CR, 8 x 6, width x height\), but the file holds no "
-                       r"pixel data \(cut short before it, or exported without it\): copy it again from its source$"):
-        read_image(path)
+        path.write_bytes(data[: data.rindex(cut)])  # (7FE0,0010) Pixel Data; the data set's SOP class
+    what = "Computed Radiography Image" + (", Modality CR, 8 x 6, width x height" if cut != b"5.1.4.1.1.1\0" else "")
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        with pytest.raises(ImageReadError, match=rf"n\.dcm: truncated or corrupt DICOM: its header describes an "
+                           rf"image \({what}\), but the file holds no pixel data \(cut short before it, or exported "
+                           r"without it\): copy it again from its source$"):  # fmt: skip
+            read_image(path)
+    assert all(str(w.message).startswith(f"{path}: ") for w in said)  # (pydicom's, of a cut UID: naming the file)
 
 
 @pytest.mark.parametrize("sop_class, modality, what", [

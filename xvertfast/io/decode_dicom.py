@@ -152,10 +152,12 @@ def _without_pixels(ds, media_class) -> str:
     data (a copy or export interrupted), which was called "not an image, e.g. a report" and so
     passed over in a batch's failures as a report would be. Otherwise what it is, by its SOP class
     and Modality (a presentation state, a structured report, a key object selection: the other
-    objects of a PACS export), where they are known."""
+    objects of a PACS export), where they are known. The file meta's class first: it is read whole
+    where a file cut short within its data set's SOPClassUID holds a part of that (1.2.8)."""
     from pydicom.uid import UID
 
-    uid = str(ds.get("SOPClassUID") or media_class or "").strip()
+    uids = [str(uid or "").strip() for uid in (media_class, ds.get("SOPClassUID"))]
+    uid = next((uid for uid in uids if uid and UID(uid).name != uid), None) or next((u for u in uids if u), "")
     name = UID(uid).name if uid else ""
     known = name != uid and bool(name)
     modality = str(ds.get("Modality") or "").strip()
