@@ -236,7 +236,16 @@ def test_bad_inputs_raise_clear_errors(x, bins, error, match):
 
 def test_numpy_integer_bins_empty_maps_and_the_base():
     x = torch.rand(2, 3, 8, 8)
-    torch.testing.assert_close(feature_entropy(x, bins=np.int64(16)), feature_entropy(x, bins=16))
+    for bins in (np.int64(16), torch.tensor(16), np.array(16)):  # (the one rule for counts: xvertfast._checks)
+        torch.testing.assert_close(feature_entropy(x, bins=bins), feature_entropy(x, bins=16))
+        assert select_max_entropy(x, bins=bins).index.tolist() == select_max_entropy(x, bins=16).index.tolist()
+    for op in (feature_entropy, select_max_entropy):
+        with pytest.raises(ValueError, match=rf"^{op.__name__}: bins must be a whole number from 1 to 65536, got 0$"):
+            op(x, bins=0)
+        with pytest.raises(ValueError, match=rf"^{op.__name__}: bins must be .*holds no value \(meta\)$"):
+            op(x, bins=torch.tensor(16, device="meta"))  # (was torch's "Tensor.item() cannot be called on meta")
+        with pytest.raises(ValueError, match=rf"^{op.__name__}: bins must be .*this tensor has shape \(1,\)$"):
+            op(x, bins=torch.tensor([16]))  # (taken, where np.array([16]) was refused)
     index, target = select_max_entropy_reference(torch.randn(2, 3, 0, 8), 256, True)  # amin refused empty maps
     assert index.shape == (2,) and target.shape == (2, 1, 0, 8)
     # base=inf divided every entropy by log(inf): all zeros, without a word

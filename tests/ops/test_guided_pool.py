@@ -254,9 +254,16 @@ def test_python_face_checks_types_devices_and_sizes():
     with pytest.raises(ValueError, match="must be on one device, got cpu, meta and cpu"):
         guided_pool(y, weight.to("meta"), bias, 2)
     # (a float or many-element tensor gave torch's "only integer tensors of a single element ...")
-    for bad in (True, 2.0, 0, torch.tensor(2.0), torch.tensor([2, 2])):
-        with pytest.raises(ValueError, match="pool must be an integer >= 1"):
+    for bad in (True, 2.0, 0, torch.tensor(2.0), torch.tensor([2, 2]), torch.tensor([2]), np.int64(0)):
+        with pytest.raises(ValueError, match=r"^guided_pool: pool must be a whole number >= 1|^guided_pool: pool must "
+                                             r"be a number or a 0-dim tensor of one; this tensor has shape"):  # fmt: skip
             guided_pool(y, weight, bias, bad)
+    # a 0-dim tensor or array, a NumPy int: its number (the one rule for counts, xvertfast._checks)
+    want = guided_pool(y, weight, bias, 2)
+    for good in (torch.tensor(2), np.array(2), np.uint8(2)):
+        torch.testing.assert_close(guided_pool(y, weight, bias, good), want)
+    with pytest.raises(ValueError, match=r"^guided_pool: pool must be .*holds no value \(meta\)$"):
+        guided_pool(y, weight, bias, torch.tensor(2, device="meta"))  # (was torch's "Tensor.item() cannot be called")
     for shape, pool in (((2, 1, 1, 8), 2), ((2, 1, 8, 3), 4), ((2, 1, 0, 8), 1)):
         with pytest.raises(ValueError, match="smaller than one pooling window"):
             guided_pool(torch.rand(shape), weight, bias, pool)

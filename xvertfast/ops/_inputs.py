@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import operator
 
 import numpy as np
 import torch
@@ -83,20 +82,6 @@ def check_floating(x: torch.Tensor, op: str, name: str, from_numpy: bool = False
     if not x.is_floating_point():
         got = f"a NumPy array of {str(x.dtype).removeprefix('torch.')}" if from_numpy else str(x.dtype)
         raise TypeError(f"{op}: {name} must be a floating-point {'array' if from_numpy else 'tensor'}, got {got}")
-
-
-def is_integer(value) -> bool:
-    """Whether an integer argument (bins, pool, maxiter) is one: anything ``operator.index`` takes
-    (a Python or NumPy int, a one-element integer tensor) but a bool, which would count as 0 or 1.
-    Checked here so that the caller names the argument: ``operator.index`` on a float tensor says
-    only "only integer tensors of a single element can be converted to an index"."""
-    if isinstance(value, (bool, np.bool_)) or (isinstance(value, torch.Tensor) and value.dtype == torch.bool):
-        return False
-    try:
-        operator.index(value)
-    except TypeError:
-        return False
-    return True
 
 
 def use_kernel(x: torch.Tensor) -> bool:

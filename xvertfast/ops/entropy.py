@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import math
 import numbers
-import operator
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
+from xvertfast._checks import whole_number
 from xvertfast._extension import has_extension
-from xvertfast.ops._inputs import as_tensor, check_floating, compute_dtype, is_integer, use_kernel
+from xvertfast.ops._inputs import as_tensor, check_floating, compute_dtype, use_kernel
 from xvertfast.ops.reference import feature_entropy_reference, select_max_entropy_reference
 
 __all__ = ["feature_entropy", "select_max_entropy", "MaxEntropyMap", "DEFAULT_BINS"]
@@ -34,15 +34,13 @@ class MaxEntropyMap(NamedTuple):
     map: torch.Tensor  #: [B, 1, H, W], that channel (min-max scaled when normalize=True), float32 (float64 for float64 x)
 
 
-def _checked(x, bins: int, op: str) -> tuple[torch.Tensor, bool]:
-    """x as a tensor, checked with bins, and whether it was a NumPy array (the result is NumPy then)."""
+def _checked(x, bins: int, op: str) -> tuple[torch.Tensor, bool, int]:
+    """x as a tensor, checked, whether it was a NumPy array (the result is NumPy then), and bins as an int."""
     x, numpy = as_tensor(x, f"{op}: x", "floats")
     check_floating(x, op, "x", numpy)
     if x.dim() != 4:
         raise ValueError(f"{op}: x must be [B, C, H, W], got shape {tuple(x.shape)}")
-    if not is_integer(bins) or not 1 <= operator.index(bins) <= 65536:
-        raise ValueError(f"{op}: bins must be an integer in [1, 65536], got {bins!r}")
-    return x, numpy
+    return x, numpy, whole_number(bins, "bins", op, low=1, high=65536)  # (the one rule for counts)
 
 
 def _entropy_nats(x: torch.Tensor, bins: int) -> torch.Tensor:
@@ -72,8 +70,7 @@ def feature_entropy(x, bins: int = DEFAULT_BINS, base: float = math.e):
     0; one infinite pixel makes the map's range infinite, every pixel falls in one bin and
     the entropy is 0.
     """
-    x, numpy = _checked(x, bins, "feature_entropy")
-    bins = operator.index(bins)
+    x, numpy, bins = _checked(x, bins, "feature_entropy")
     if isinstance(base, bool) or not isinstance(base, numbers.Real) or not (math.isfinite(base) and 0 < base != 1):
         raise ValueError(f"feature_entropy: base must be a finite positive number other than 1, got {base!r}")
     dtype = compute_dtype(x)
@@ -104,8 +101,7 @@ def select_max_entropy(x, bins: int = DEFAULT_BINS, normalize: bool = True) -> M
     a map with a +inf pixel is 0 but for that pixel, which is NaN; a map with a -inf pixel
     is NaN throughout (each pixel less -inf is inf, over an infinite range).
     """
-    x, numpy = _checked(x, bins, "select_max_entropy")
-    bins = operator.index(bins)
+    x, numpy, bins = _checked(x, bins, "select_max_entropy")
     if not isinstance(normalize, (bool, np.bool_)):  # (the op took None as False, refused 'no' in its own words)
         raise TypeError(f"select_max_entropy: normalize must be True or False, got {normalize!r}")
     normalize = bool(normalize)

@@ -16,13 +16,12 @@ GPUs :func:`guided_pool` keeps the PyTorch formula, :func:`guided_pool_reference
 
 from __future__ import annotations
 
-import operator
-
 import torch
 import torch.nn.functional as F
 
+from xvertfast._checks import whole_number
 from xvertfast._extension import has_extension
-from xvertfast.ops._inputs import check_floating, is_integer, use_kernel
+from xvertfast.ops._inputs import check_floating, use_kernel
 from xvertfast.ops.reference import guided_pool_reference
 
 __all__ = ["guided_pool", "guided_pool_reference"]
@@ -68,9 +67,7 @@ def guided_pool(y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, pool:
     if not y.device == weight.device == bias.device:
         raise ValueError(f"guided_pool: y, weight and bias must be on one device, got {y.device}, "
                          f"{weight.device} and {bias.device}")  # fmt: skip
-    if not is_integer(pool) or operator.index(pool) < 1:
-        raise ValueError(f"guided_pool: pool must be an integer >= 1, got {pool!r}")
-    pool = operator.index(pool)
+    pool = whole_number(pool, "pool", "guided_pool", low=1)  # (the one rule for counts)
     if y.shape[-2] < pool or y.shape[-1] < pool:  # (the reference's max_pool2d: "Output size is too small")
         raise ValueError(f"guided_pool: y is {y.shape[-2]}x{y.shape[-1]}, smaller than one pooling window "
                          f"({pool}x{pool})")  # fmt: skip
