@@ -832,8 +832,8 @@ def _print_train_status(run, as_json: bool) -> int:
         # (which crops are this run's is known only by hashing its inputs: the cache may keep others'; a linked
         # one's are counted as the run recorded taking them)
         cache = os.path.join(run.run_dir, "cache")
-        held = (f"this run took so far (found there or preprocessed; it is a link to {os.path.realpath(cache)}, "
-                "whose other crops are other runs')" if os.path.islink(cache) else "so far (one for each of its "
+        held = (f"this run took so far (found there or preprocessed; it is a link to {run.linked}, "
+                "whose other crops are other runs')" if run.linked else "so far (one for each of its "
                 "images preprocessed, and any kept there of other images or ROI centres)")  # fmt: skip
         _print(f"{run.run_dir}: xvertfast train: no epoch finished yet (its images are preprocessed first)\n"
                f"  {cache} holds {count(run.preprocessed, 'image crop file')} {held}"

@@ -7,6 +7,7 @@ import importlib.util
 import json
 import os
 import re
+import sys
 import warnings
 
 import numpy as np
@@ -1198,6 +1199,17 @@ def test_a_run_stopped_early_on_a_shared_cache_counts_only_its_own_crops_as_kept
     monkeypatch.setattr(data_module, "_image_pairs", ctrl_c_at(1))  # (a start stopped before it found them again)
     assert main([*argv, "--resume"]) == 130
     assert "the images preprocessed so far are kept in its cache" in capsys.readouterr().err
+    # the record of the crops it took (read only before its first epoch) was kept for good, a line an image: it goes
+    # once an epoch is saved, and a start after one (a resume) records nothing
+    from xvertfast.train.run_folder import LINKED_CROPS, recording_linked_crops
+
+    assert (run / LINKED_CROPS).exists()
+    monkeypatch.setattr(data_module, "_image_pairs", real)
+    assert main([*argv, "--resume"]) == 0
+    assert not (run / LINKED_CROPS).exists()
+    with recording_linked_crops(str(run)) as taken:
+        assert taken is None
+    assert not (run / LINKED_CROPS).exists()
 
 
 def _tmpfs(path, size: str) -> None:
@@ -1601,6 +1613,23 @@ def test_cli_points_only_at_the_previews_of_the_stages_the_run_trained(tmp_path)
     said = cli._trained_line(str(run))
     assert f"previews (a few ROIs through each stage) in {run / 'preview_stage1.png'} and " \
            f"{run / 'preview_stage2.png'}" in said and "preview_stage3" not in said, said
+
+
+def test_a_run_that_draws_no_figures_names_no_earlier_runs(tmp_path, capsys, monkeypatch):
+    """Before: a run that could draw no figures (matplotlib missing), trained in the folder of an earlier run
+    (its checkpoint/ and model/ removed), ended naming that run's curves.png and preview_stage1.png as its own,
+    which showed other weights and losses. A figure a run cannot draw goes; one it draws replaces it."""
+    data, run = write_images(tmp_path / "data", n=2), tmp_path / "run"
+    run.mkdir()
+    (run / ".xvertfast-train.lock").touch()  # (an earlier run's folder: its figures are not refused)
+    for name in ("curves.png", "preview_stage1.png"):
+        (run / name).write_bytes(b"the earlier run's")
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # (import fails)
+    assert main(["train", str(data), "-o", str(run), "--stages", "1", "--epochs-gc", "1", "--epochs-joint", "0",
+                 "--width", "4", "--depth", "2", "--roi-size", "32", "-q", "--device", "cpu"]) == 0  # fmt: skip
+    said = capsys.readouterr().out
+    assert f"metrics in {run / 'metrics.csv'}" in said and "curves" not in said and "preview" not in said, said
+    assert not (run / "curves.png").exists() and not (run / "preview_stage1.png").exists()
 
 
 def test_a_run_resumes_with_another_spelling_of_its_device(tmp_path):
@@ -2078,8 +2107,9 @@ def test_settings_given_as_numpy_numbers_or_a_torch_device_train(tmp_path):
     model = train([str(data)], str(tmp_path / "run"), config, progress=False, log=lambda m: None)
     assert model.stages[0].width == 4
     state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
-    assert state["config"]["seed"] == 3 and state["config"]["lr"] == float(np.float32(1e-3))
-    assert state["config"]["lam"] == float(np.float32(0.8)) and state["config"]["eps"] == float(np.float32(1e-4))
+    # (a float32 is recorded as the decimal it reads as, 0.8, not 0.800000011920929: xvertfast._checks)
+    assert state["config"]["seed"] == 3 and state["config"]["lr"] == 1e-3
+    assert state["config"]["lam"] == 0.8 and state["config"]["eps"] == 1e-4
     assert state["config"]["device"] == "cpu"
 
 

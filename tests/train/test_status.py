@@ -448,6 +448,7 @@ def test_a_preparing_runs_status_does_not_call_other_crops_its_images(tmp_path, 
     # old ROI centres (kept on purpose after an --rois edit, or a copied cache), which status
     # cannot tell from the run's own without hashing every input
     run = _preparing_run(tmp_path, 5)
+    assert train_status(str(run)).linked is None  # (a folder, not a link)
     assert main(["status", str(run)]) == 0
     said = capsys.readouterr().out
     assert "5 images" not in said, said
@@ -480,6 +481,7 @@ def test_a_preparing_run_on_a_linked_cache_counts_only_the_crops_it_took_as_a_st
     (run / "cache").rmdir()
     (run / "cache").symlink_to(shared)
     assert train_status(str(run)).preprocessed == 0 and crop_folders(str(run)) == []  # took none
+    assert train_status(str(run)).linked == str(shared.resolve())  # (status --json's "linked": the CLI reads it)
     with recording_linked_crops(str(run)) as taken:  # as train records them: two found there, one since gone
         for i in (1, 3, 7):
             taken(str(run / "cache" / f"{i:032x}.npy"))

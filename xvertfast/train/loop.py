@@ -56,9 +56,9 @@ from xvertfast.train.data import (NoReadableImage, RoiSet, load_rois, random_pat
                                   split_by_image, torch_seed, write_array)
 from xvertfast.train.losses import XVertNetLoss
 from xvertfast.train.run_folder import (CHECKPOINT_FILE, COMMAND_FILE, INTERRUPTED, LOCK_FILE, PRIVATE_CACHE,
-                                        Progress, has_finished_epochs, latest_state, position, preprocessing_kept,
-                                        reading, record_command, record_stop, recording_linked_crops, started_command,
-                                        stopped_by, storable_state, to_go_on)
+                                        Progress, forget_linked_crops, has_finished_epochs, latest_state, position,
+                                        preprocessing_kept, reading, record_command, record_stop,
+                                        recording_linked_crops, started_command, stopped_by, storable_state, to_go_on)
 
 __all__ = ["DiskFull", "TrainConfig", "TrainingDiverged", "has_finished_epochs", "train"]
 
@@ -451,14 +451,26 @@ def _stage_inputs(k: int, stages: list[XVertNetStage], rois: RoiSet, run_dir: st
 
 
 def _preview(stage: XVertNetStage, data: RoiSet, path: str, title: str, device, count: int = 3) -> None:
-    """RUN_DIR/preview_stage{k}.png: the first ``count`` ROIs of ``data`` through the stage."""
-    if len(data) == 0:
-        return
-    xp, y = data.batch(slice(0, count))
-    stage.eval()
-    with torch.no_grad():
-        out = stage(_to(xp, device), _to(y, device)).float().cpu()
-    plot_preview(xp[:, 0].float().numpy(), y[:, 0].float().numpy(), out[:, 0].numpy(), path, title)
+    """RUN_DIR/preview_stage{k}.png: the first ``count`` ROIs of ``data`` through the stage. Where none
+    is drawn (no matplotlib), an earlier run's there goes (:func:`_not_drawn`)."""
+    drawn = False
+    if len(data):
+        xp, y = data.batch(slice(0, count))
+        stage.eval()
+        with torch.no_grad():
+            out = stage(_to(xp, device), _to(y, device)).float().cpu()
+        drawn = plot_preview(xp[:, 0].float().numpy(), y[:, 0].float().numpy(), out[:, 0].numpy(), path, title)
+    if not drawn:
+        _not_drawn(path)
+
+
+def _not_drawn(path: str) -> None:
+    """Removes the figure at ``path`` that this run could not draw (matplotlib missing): one there is an
+    earlier run's, or of this run before a resume, and shows other weights or losses than the run's now;
+    the finished run's line named it among its own. (The folder is a run's: :func:`_refuse_files_of_no_run`.)
+    One that cannot be removed is left: a figure is not worth stopping a run for."""
+    with contextlib.suppress(OSError):
+        os.remove(path)
 
 
 def _state(config: TrainConfig, prog: Progress, run: dict) -> dict:
@@ -471,8 +483,11 @@ def _state(config: TrainConfig, prog: Progress, run: dict) -> dict:
 
 
 def _save_state(path: str, config: TrainConfig, prog: Progress, run: dict) -> None:
+    """RUN_DIR/checkpoint/state.json (``path``); once it is there, the record of the crops the run took
+    from a linked cache is read no more, and goes (:func:`~xvertfast.train.run_folder.forget_linked_crops`)."""
     with atomic_write(path) as tmp, open(tmp, "w") as f:
         json.dump(storable_state(_state(config, prog, run)), f, allow_nan=False)
+    forget_linked_crops(os.path.dirname(os.path.dirname(path)))
 
 
 def _save_checkpoint(ckpt_dir: str, stage, opt, best: dict, state: dict) -> None:
@@ -624,6 +639,7 @@ class _Curves:
         self.last = time.monotonic()
         if not plot_curves(history, self.path, self.title, self.samples) and not self.warned:
             self.warned = True
+            _not_drawn(self.path)
             self.log("note: curves.png not drawn: matplotlib is not installed (pip install 'xvertfast[eval]')")
 
 

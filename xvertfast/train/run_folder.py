@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from xvertfast._text import from_cli
 
 __all__ = ["CHECKPOINT_FILE", "COMMAND_FILE", "INTERRUPTED", "LINKED_CROPS", "LOCK_FILE", "PRIVATE_CACHE", "Progress",
-           "cached_images", "crop_folders", "finite_or_null", "has_finished_epochs", "latest_state", "position",
+           "cached_images", "crop_folders", "finite_or_null", "forget_linked_crops", "has_finished_epochs", "latest_state", "position",
            "preprocessing_kept", "reading", "record_command", "record_stop", "recording_linked_crops", "run_crops",
            "started_command", "stopped_by", "storable_state", "to_go_on"]  # fmt: skip
 
@@ -317,9 +317,11 @@ def recording_linked_crops(run_dir: str):
     private-cache), and its gathered set before it is gathered (its temporary then tells status the run
     is alive), that records those of a RUN_DIR/cache that is a link in :data:`LINKED_CROPS`, each
     once over all the run's starts, flushed as it comes (a kill keeps what was taken); None where the
-    cache is no link: all it holds is the run's."""
+    cache is no link: all it holds is the run's, or where the run has a finished epoch (a resume): the
+    record is read only before one (:func:`forget_linked_crops`)."""
     cache = os.path.join(run_dir, "cache")
-    if not os.path.islink(cache):
+    if not os.path.islink(cache) or has_finished_epochs(run_dir):
+        forget_linked_crops(run_dir)  # (one an earlier xvertfast left)
         yield None
         return
     recorded = _linked_crops(run_dir)
@@ -337,6 +339,16 @@ def recording_linked_crops(run_dir: str):
                 recorded.add(name)
 
         yield taken
+
+
+def forget_linked_crops(run_dir: str) -> None:
+    """Removes :data:`LINKED_CROPS` from a run that has a finished epoch (its checkpoint/state.json
+    written): only status before the first epoch and the messages of a run stopped before it read it
+    (:func:`run_crops`), and it was kept for good, a line an image (33 bytes; 0.7 MB for 20,000). A
+    record that cannot be removed is left: nothing reads it."""
+    if has_finished_epochs(run_dir):
+        with contextlib.suppress(OSError):
+            os.remove(os.path.join(run_dir, LINKED_CROPS))
 
 
 def _latest_start(run_dir: str) -> dict:

@@ -50,6 +50,9 @@ class TrainStatus:
     #: at stage 0, the image crop files in RUN_DIR/private-cache: those of its images a RUN_DIR/cache it
     #: could not write (a read-only shared one) lacked, which ``preprocessed`` does not count
     preprocessed_private: int | None = None
+    #: where RUN_DIR/cache leads (resolved), where it is a link (a shared cache: what else it holds is other
+    #: runs', and ``preprocessed`` counts only the crops this run took there); None where it is a folder
+    linked: str | None = None
     #: why the latest start stopped, where it recorded it: "interrupted" (Ctrl-C, SIGTERM); None
     #: where it did not (running, finished, killed, ended by an error, or an older xvertfast's)
     stopped: str | None = None
@@ -97,7 +100,7 @@ def train_status(run_dir: str) -> TrainStatus | None:
         model=model if os.path.isfile(os.path.join(model, "config.json")) else None,
         last=history[-1] if history else None, seconds_per_epoch=sum(seconds) / len(seconds) if seconds else None,
         running=lock_held(os.path.join(run_dir, LOCK_FILE)), history=history, command=saved.get("command"),
-        cwd=saved.get("cwd"), stopped=stopped_by(run_dir))  # fmt: skip
+        cwd=saved.get("cwd"), stopped=stopped_by(run_dir), linked=_linked(run_dir))  # fmt: skip
 
 
 def _preparing(run_dir: str) -> TrainStatus | None:
@@ -113,4 +116,11 @@ def _preparing(run_dir: str) -> TrainStatus | None:
     return TrainStatus(
         run_dir=run_dir, stages=None, width=None, stage=0, epoch=0, epochs_gc=None, epochs_joint=None, patience=None,
         bad_epochs=0, modified=modified, model=None, running=lock_held(lock), preprocessed=images,
-        preprocessed_private=private, stopped=stopped_by(run_dir), **started_command(run_dir))  # fmt: skip
+        preprocessed_private=private, stopped=stopped_by(run_dir), linked=_linked(run_dir),
+        **started_command(run_dir))  # fmt: skip
+
+
+def _linked(run_dir: str) -> str | None:
+    """:attr:`TrainStatus.linked`: where RUN_DIR/cache leads, where it is a link."""
+    cache = os.path.join(run_dir, "cache")
+    return os.path.realpath(cache) if os.path.islink(cache) else None
