@@ -28,15 +28,27 @@ def number_of(value, name: str, who: str | None):
         if value.requires_grad:
             raise ValueError(f"{asker}{name} is a tensor that requires grad, but {owner} has no gradient in {name}: "
                              f"give {name}.detach() (or a number)")  # fmt: skip
-        return value.item()
+        return _read(value, np)
     # (lam=np.array([0.5, 0.6]) was told lam.item(), which fails; a NumPy scalar, lams[i] of a sweep's
     # array, is read too: np.float32 is no float, and load_rois' cache key, JSON, failed on it)
     if np is not None and isinstance(value, (np.ndarray, np.generic)):
         if value.ndim != 0:
             raise ValueError(f"{asker}{name} must be a number or a 0-dim tensor or array of one; "
                              f"this array has shape {value.shape}")  # fmt: skip
-        return value.item()
+        return _read(value, np)
     return value
+
+
+def _read(value, np):
+    """A 0-dim tensor's or array's (or NumPy scalar's) number; a float32 or float16 one as the shortest
+    decimal that reads back as it, NumPy's ``str``: ``np.float32(0.35).item()`` is 0.3499999940395355,
+    which keyed load_rois' crops and cache apart from lam=0.35's and was recorded so in configs, where
+    the value meant, and held to its precision, is 0.35 (it moves by under half a float32 step)."""
+    number = value.item()
+    kind = str(value.dtype).removeprefix("torch.")
+    if np is None or kind not in ("float32", "float16") or not isinstance(number, float):
+        return number
+    return float(str(getattr(np, kind)(number)))
 
 
 def whole_number(value, name: str, who: str | None = None, low: int | None = None, high: int | None = None,

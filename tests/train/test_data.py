@@ -88,6 +88,13 @@ def test_wls_parameters_given_as_0_dim_tensors_key_the_cache_as_their_numbers(tm
     torch.testing.assert_close(load_rois([str(data)], str(cache), 32, lam=0.5, log=lambda m: None).pairs,
                                scalar.pairs, rtol=0, atol=0)  # fmt: skip
     assert sorted(os.listdir(cache)) == made
+    # a float32 that is no binary fraction (a sweep's np.linspace(..., dtype=np.float32)[i]) keyed its crops as
+    # 0.3499999940395355, apart from lam=0.35's: it is read as the decimal it reads as (xvertfast._checks)
+    tenths = load_rois([str(data)], str(cache), 32, lam=np.float32(0.35), log=lambda m: None)
+    made = sorted(os.listdir(cache))
+    torch.testing.assert_close(load_rois([str(data)], str(cache), 32, lam=0.35, log=lambda m: None).pairs,
+                               tenths.pairs, rtol=0, atol=0)  # fmt: skip
+    assert sorted(os.listdir(cache)) == made
 
 
 def test_writes_to_a_batch_never_reach_the_cache(tmp_path):
