@@ -50,3 +50,17 @@ def test_traced_memory_counts_from_its_start_and_leaves_tracing_as_it_found_it(t
         if tracing_before and not was:
             tracemalloc.stop()
     assert kept.nbytes + before.nbytes == 17 << 20
+
+
+@pytest.mark.parametrize("environ, threads", [
+    ({"PYTEST_XDIST_WORKER": "gw0"}, [1]),  # a worker of -n 2: one thread, its subprocesses too
+    ({"PYTEST_XDIST_WORKER": "gw1", "OMP_NUM_THREADS": "3"}, []),  # the user's count stands
+    ({}, []),  # no workers: torch's default, a thread a core
+])
+def test_an_xdist_worker_runs_torch_on_one_thread(environ, threads, monkeypatch):
+    set_to = []
+    monkeypatch.setattr(conftest.torch, "set_num_threads", set_to.append)
+    given = environ.get("OMP_NUM_THREADS")
+    conftest.one_thread_a_worker(environ)
+    assert set_to == threads
+    assert environ.get("OMP_NUM_THREADS") == ("1" if threads else given)
