@@ -82,6 +82,16 @@ def test_an_enhance_results_repr_is_one_line_not_its_image_and_tiles():
     assert "array" not in repr(result) and "Box" not in repr(result)
 
 
+def test_an_enhancers_repr_gives_its_settings_without_building_its_backend(tmp_path, seed):
+    """A notebook showed ``<xvertfast.infer.enhancer.Enhancer object at 0x...>``."""
+    enh = Enhancer(tiny_model(seed), device="cpu", mode="full", batch_size=4)
+    assert repr(enh) == ("Enhancer(model=<XVertNet of 2 stages>, device='cpu', backend='torch', precision='float32', "
+                         "mode='full', tile=512, batch_size=4, wls_method='auto', brightness='network')")  # fmt: skip
+    assert enh._backend is None  # (an ONNX export or TensorRT engines would take minutes)
+    folder = save_model(tiny_model(seed), tmp_path / "m", extra={"training": {"config": {"roi_size": TILE}}})
+    assert repr(Enhancer(folder, device="cpu")).startswith(f"Enhancer(model={str(folder)!r}, device='cpu', ")
+
+
 def test_full_mode_weights_are_a_partition_of_unity(seed):
     enh = Enhancer(tiny_model(seed), device="cpu", backend="torch", mode="full")
     enh.tile = 64  # many overlapping tiles on a small image

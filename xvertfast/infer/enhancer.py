@@ -388,6 +388,8 @@ class Enhancer:
         on_gpu = self.device.type == "cuda" and cuda_kernels_run_on(self.device) and wls_method in ("auto", "cuda", "cupy")
         self.prepare_device = self.device if on_gpu else torch.device("cpu")
         model = uncompiled(model)  # (torch.compile(model): its weights are the wrapped model's)
+        #: where the model came from, for the repr: its folder, "default", or one given as an XVertNet
+        self.model_source = os.fspath(model) if isinstance(model, (str, os.PathLike)) else None
         if isinstance(model, (str, os.PathLike)):
             self.model = load_model(os.fspath(model), map_location="cpu")
         elif isinstance(model, XVertNet):
@@ -456,6 +458,15 @@ class Enhancer:
     @backend.setter
     def backend(self, backend: StageBackend) -> None:
         self._backend, self.backend_name, self._build_failure = backend, backend.name, None
+
+    def __repr__(self) -> str:
+        """Its settings on one line, the backend as planned (not built: an export or TensorRT engines
+        take minutes); Python's default named only the class and an address."""
+        source = getattr(self, "model_source", None)
+        model = repr(source) if source is not None else f"<XVertNet of {len(self.model.stages)} stages>"
+        return (f"Enhancer(model={model}, device={str(self.device)!r}, backend={self.backend_name!r}, "
+                f"precision={str(self.dtype).removeprefix('torch.')!r}, mode={self.mode!r}, tile={self.tile}, "
+                f"batch_size={self.batch_size}, wls_method={self.wls_method!r}, brightness={self.brightness!r})")  # fmt: skip
 
     def __getstate__(self) -> dict:
         """Pickled (multiprocessing) and deep-copied without the build lock, which neither can copy."""
