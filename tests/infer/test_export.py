@@ -44,9 +44,53 @@ def inputs(batch: int, size: int = TILE) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.rand(batch, 1, size, size), torch.randn(batch, 1, size, size) * 0.1
 
 
+def _graph_key(graph: torch.nn.Module, args: tuple, kwargs: dict) -> tuple:
+    """What torch.onnx.export's program depends on: the modules (class, structure, mode and plain
+    attributes: a stage's depth, a graph's dtype), their weights and buffers (each dtype, shape
+    and byte), the example inputs' shapes, dtypes and devices, the exporter's arguments, and
+    torch's version (written into the graph as its producer)."""
+    weights = hashlib.sha256()
+    for name, t in graph.state_dict().items():
+        weights.update(f"{name} {t.dtype} {tuple(t.shape)};".encode())
+        weights.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    modules = [(name, type(m).__module__, type(m).__qualname__, m.training,
+                sorted((k, repr(v)) for k, v in vars(m).items() if not k.startswith("_")))
+               for name, m in graph.named_modules()]  # fmt: skip
+    return (torch.__version__, repr(graph), repr(modules), weights.hexdigest(),
+            tuple((tuple(a.shape), a.dtype, a.device) for a in args), repr(sorted(kwargs.items())))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def each_graph_exported_once():
+    """torch.onnx.export (seconds a stage, most of this module's time) runs once per graph in this
+    module: a later export of the same graph (_graph_key) is handed the program the first one
+    made, whose ``model_proto`` is a new ModelProto at each read. Everything of xvertfast's own
+    (metadata, the writing, the folders, the cache and its digests, the checks) runs at each
+    export; what torch exports for one graph does not change from one call to the next (the
+    tests that export again and compare the bytes rely on that already)."""
+    exported, export = {}, torch.onnx.export
+
+    def export_once(graph, args, **kwargs):
+        key = _graph_key(graph, args, kwargs)
+        if key not in exported:
+            exported[key] = export(graph, args, **kwargs)
+        return exported[key]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.onnx, "export", export_once)
+        yield
+
+
 @pytest.fixture(scope="module")
 def model() -> XVertNet:
     return tiny_model((SESSION_SEED + zlib.crc32(__name__.encode())) % 2**31)
+
+
+@pytest.fixture(scope="module")
+def deeper() -> XVertNet:
+    """A 3-stage model of other weights: the one before, whose stage files an export of ``model``
+    replaces."""
+    return tiny_model((SESSION_SEED + zlib.crc32(__name__.encode()) + 1) % 2**31, stages=3)
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +110,31 @@ def ort_run(path: str, xp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     return torch.from_numpy(session.run(["out"], {"xp": xp.numpy(), "y": y.numpy()})[0])
+
+
+def test_the_graphs_exported_once_in_this_module_are_keyed_by_all_that_shapes_them(model, monkeypatch):
+    """each_graph_exported_once hands an earlier export's program only to an export of the same
+    graph: any weight or buffer, the stage, the precision, the tile, the exporter's arguments or
+    torch's version changed is another graph, exported on its own."""
+    def key(stage=model.stages[0], dtype=torch.float32, size=TILE, **kwargs):
+        graph = export_module._StageGraph(stage, dtype)
+        batch = torch.export.Dim("batch", min=1)
+        exporter = {"dynamic_shapes": {"xp": {0: batch}, "y": {0: batch}}, "opset_version": 18, **kwargs}
+        return _graph_key(graph, (torch.zeros(2, 1, size, size),) * 2, exporter)
+
+    same = key()
+    assert key(copy.deepcopy(model.stages[0])) == same  # another copy of the stage: the same graph
+    others = [key(model.stages[1]), key(dtype=torch.float16), key(size=TILE // 2), key(opset_version=17)]
+    for name in ("head.bias", "encoders.0.1.running_var"):
+        stage = copy.deepcopy(model.stages[0])
+        stage.state_dict()[name].view(-1)[0] += 1e-6
+        others.append(key(stage))
+    stage = copy.deepcopy(model.stages[0])
+    stage.depth = stage.depth + 1  # a plain attribute the forward reads
+    others.append(key(stage))
+    monkeypatch.setattr(torch, "__version__", "0.0.0-another")
+    others.append(key())
+    assert same not in others and len(set(others)) == len(others)
 
 
 @pytest.mark.parametrize("batch", [1, 3])
@@ -215,8 +284,10 @@ def test_onnxruntime_backend_matches_torch_and_reuses_its_cache(model, tmp_path,
     stamps = [os.stat(p).st_mtime_ns for p in first]
     assert cached_onnx_export(model, tmp_path, tile=TILE) == first
     assert [os.stat(p).st_mtime_ns for p in first] == stamps  # reused, not re-exported
-    other = tiny_model(SESSION_SEED + 1)
-    assert cached_onnx_export(other, tmp_path, tile=TILE) != first  # other weights, other folder
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        other.stages[1].head.bias[0] += 1e-3  # one weight changed: another model, another folder
+    assert cached_onnx_export(other, tmp_path, tile=TILE) != first
 
 
 @pytest.mark.slow
@@ -253,13 +324,12 @@ def test_aoti_package_matches_torch(tmp_path, seed):
         package(*(t.double() for t in inputs(1)))
 
 
-def test_an_export_folder_holds_one_models_stages(model, tmp_path, monkeypatch, seed):
+def test_an_export_folder_holds_one_models_stages(model, deeper, tmp_path, monkeypatch):
     needs_export()
     import onnx
 
     from xvertfast.infer.onnx_backend import OnnxRuntimeBackend
 
-    deeper = tiny_model(seed + 1, stages=3)
     export_onnx(deeper, tmp_path / "out", tile=TILE)
     paths = export_onnx(model, tmp_path / "out", tile=TILE)
     assert sorted(os.listdir(tmp_path / "out")) == ["stage1.onnx", "stage2.onnx"]  # the deeper model's stage3 went
@@ -677,7 +747,7 @@ def test_an_export_removes_what_a_killed_export_left_in_its_folder(model, tmp_pa
     assert sorted(os.listdir(out)) == sorted(["stage1.onnx", "stage2.onnx", *kept])
 
 
-def test_a_tensorrt_export_writes_engines_beside_their_onnx_set(model, tmp_path, monkeypatch, seed):
+def test_a_tensorrt_export_writes_engines_beside_their_onnx_set(model, deeper, tmp_path, monkeypatch):
     """The folder handling of ``--format tensorrt`` without TensorRT: engines are built by a
     stand-in that records the ONNX file each is built from."""
     needs_export()
@@ -700,7 +770,6 @@ def test_a_tensorrt_export_writes_engines_beside_their_onnx_set(model, tmp_path,
     monkeypatch.setattr(tensorrt_backend, "build_engine", build_engine)
     monkeypatch.setattr(backends, "resolve_device", lambda device: torch.device("cuda"))
     out = tmp_path / "out"
-    deeper = tiny_model(seed + 1, stages=3)
     export_model(deeper, out, format="tensorrt", tile=TILE)
     with pytest.raises(ValueError, match="already holds stage1.engine, stage2.engine, stage3.engine"):
         export_model(model, out, format="tensorrt", tile=TILE, overwrite=False)
@@ -936,7 +1005,7 @@ def test_tensorrt_engines_are_built_cached_and_run_as_the_api_says(model, tmp_pa
     needs_export()
     dev = torch.device("cuda:0")
     onnx32 = export_onnx(model, tmp_path / "onnx32", tile=TILE)
-    (onnx16,) = export_onnx(tiny_model(seed, stages=1), tmp_path / "onnx16", tile=TILE, fp16=True)
+    (onnx16,) = export_onnx(XVertNet(list(model.stages[:1])).eval(), tmp_path / "onnx16", tile=TILE, fp16=True)
     fake_tensorrt = install_fake_tensorrt(monkeypatch)
     cache = tmp_path / "cache"
     engines = [tensorrt_backend.build_engine(p, max_batch=4, device=dev, cache_dir=cache) for p in onnx32]
@@ -1179,12 +1248,12 @@ def test_auto_runs_torch_where_tensorrt_cannot_build_its_engines(model, monkeypa
         backends.make_backend("auto", model, torch.device("cuda:0"), torch.bfloat16, TILE, 4)
 
 
-def test_an_export_names_the_wls_its_stages_are_run_with(tmp_path, seed):
+def test_an_export_names_the_wls_its_stages_are_run_with(model, tmp_path):
     # the stages are exported for running elsewhere, but the guidance between them (Y = out - WLS(out))
     # and the preprocessing need the model's WLS parameters, which only its config.json held
     needs_export()
-    model = XVertNet(list(tiny_model(seed).stages), lam=0.5, alpha=1.1, eps=2e-4)
-    for path in export_onnx(model, tmp_path, tile=TILE):
+    weighed = XVertNet(list(model.stages), lam=0.5, alpha=1.1, eps=2e-4)
+    for path in export_onnx(weighed, tmp_path, tile=TILE):
         assert json.loads(read_onnx_metadata(path)["xvertfast.wls"]) == {"lam": 0.5, "alpha": 1.1, "eps": 2e-4}
 
 
