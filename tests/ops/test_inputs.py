@@ -91,3 +91,17 @@ def test_an_array_in_a_repr_is_its_dtype_shape_and_range(value, said):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert describe_array(value) == said
+
+
+def test_a_radiograph_or_a_path_given_to_an_op_is_told_how_to_get_its_pixels():
+    # wls said "got Radiograph" where preprocess and find_spine said "give its .pixels"
+    from xvertfast.io import Radiograph
+    from xvertfast.ops import gradient_correlation, wls
+
+    rad = Radiograph(np.zeros((4, 4), np.float32), np.zeros((4, 4), np.uint8), 8, "MONOCHROME2", "png", "a.png")
+    with pytest.raises(TypeError, match=r"^wls: image must be a NumPy array or a torch tensor, got a Radiograph: give "
+                                        r"its \.pixels$"):  # fmt: skip
+        wls(rad)
+    with pytest.raises(TypeError, match=r"^gradient_correlation: a must be .*, got the path 'a\.png': read it with "
+                                        r"xvertfast\.io\.read_image\(path\)\.pixels$"):  # fmt: skip
+        gradient_correlation("a.png", np.zeros((1, 4, 4), np.float32))

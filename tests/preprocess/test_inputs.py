@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -366,3 +368,10 @@ def test_the_package_is_callable_and_stays_the_package():
     import pickle
 
     assert pickle.loads(pickle.dumps(xvertfast.preprocess)) is pp and copy.deepcopy(pp) is pp
+
+
+def test_the_preprocessed_images_repr_is_one_line_not_five_arrays():
+    """What a notebook shows of ``xvertfast.preprocess(pixels)``: the dataclass's repr printed all five."""
+    said = repr(preprocess(np.linspace(0, 1, 32 * 32, dtype=np.float32).reshape(32, 32)))
+    assert re.fullmatch(r"Preprocessed\(x=float32 32x32 in \[0, 1\], g=float32 32x32 in \[[^]]+\], e=float32 32x32 in "
+                        r"\[[^]]+\], xp=float32 32x32 in \[0, 1\], y=float32 32x32 in \[[^]]+\]\)", said), said  # fmt: skip

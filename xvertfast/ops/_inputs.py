@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from xvertfast._extension import cuda_kernels_run_on, has_extension
-from xvertfast._pixels import describe_masked
+from xvertfast._pixels import describe_masked, describe_non_array
 
 _KERNEL_DTYPES = (torch.float32, torch.float64)
 
@@ -71,7 +71,8 @@ def as_tensor(value, who: str, values: str = "floats in [0, 1]") -> tuple[torch.
         return value, False
     if isinstance(value, np.ndarray):
         return real_from_numpy(value, who, values=values), True
-    raise TypeError(f"{who} must be a NumPy array or a torch tensor, got {type(value).__name__}")
+    # (a Radiograph or a path is told how to get its pixels, as preprocess and find_spine tell it)
+    raise TypeError(f"{who} must be a NumPy array or a torch tensor, got {describe_non_array(value)}")
 
 
 def check_floating(x: torch.Tensor, op: str, name: str, from_numpy: bool = False) -> None:

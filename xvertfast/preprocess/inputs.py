@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from xvertfast._pixels import describe_non_array, strips_or_one_image
+from xvertfast._pixels import describe_array, describe_non_array, strips_or_one_image
 from xvertfast._stacklevel import solving
 from xvertfast.ops._inputs import real_from_numpy
 from xvertfast.ops.wls import check_method, check_parameters, wls
@@ -84,6 +84,11 @@ class Preprocessed:
     e: Any  #: mean(x) - x + g, before the guard
     xp: Any  #: the enhanced input of the network, in [0, 1]
     y: Any  #: xp - WLS(xp): the high-frequency guidance image
+
+    def __repr__(self) -> str:
+        """Each image's dtype, shape and range on one line; the dataclass's repr printed all five whole."""
+        return "Preprocessed(" + ", ".join(f"{name}={describe_array(getattr(self, name))}"
+                                           for name in ("x", "g", "e", "xp", "y")) + ")"  # fmt: skip
 
 
 def _tail_quantiles(flat: torch.Tensor, q_lo: float, q_hi: float) -> tuple[torch.Tensor, torch.Tensor]:
