@@ -1626,6 +1626,23 @@ def test_an_encapsulated_uncompressed_dicom_is_read_as_its_native_bytes(tmp_path
     assert im.bits_stored == bits and im.pixels.max() == 1 and not im.notes
 
 
+def test_an_encapsulated_uncompressed_dicom_cut_short_is_said_in_its_own_syntax(tmp_path):
+    # its frame 100 bytes short was "cannot decode DICOM pixel data (Explicit VR Little Endian)": the syntax
+    # it is read in, not the file's
+    from pydicom.encaps import encapsulate
+
+    path = tmp_path / "e.dcm"
+    ds = make_dicom(path, np.zeros((24, 40), np.uint16), slope=None)
+    ds.PixelData = encapsulate([bytes(24 * 40 * 2 - 100)])
+    ds["PixelData"].VR = "OB"
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1.98"
+    ds.save_as(path, enforce_file_format=True)
+    with pytest.raises(ImageReadError, match=r"e\.dcm: cannot decode DICOM pixel data \(Encapsulated Uncompressed "
+                       r"Explicit VR Little Endian\): truncated or corrupt\? \(its frame holds 1,820 bytes, its header "
+                       r"declares 1,920\)$"):  # fmt: skip
+        read_image(path)
+
+
 @pytest.mark.parametrize("cut", [None, b"\xe0\x7f\x10\x00", b"5.1.4.1.1.1\0"])
 def test_dicom_image_without_pixel_data_is_said_to_be_damaged(tmp_path, cut):
     # a radiograph's header without its pixel data (a copy cut short just before it, or an export
@@ -3671,14 +3688,16 @@ def _mpeg2_dicom(path):
     return path
 
 
-def test_a_dicom_of_a_jpeg_xl_transfer_syntax_is_not_called_private(tmp_path):
-    # JPEG XL (PS3.5 A.4.12, 1.2.840.10008.1.2.4.110-112), which pydicom 3.0 does not know: it was "none
-    # DICOM defines (a vendor's private one?)"
-    path = _mpeg2_dicom(tmp_path / "x.dcm")  # (pydicom writes no .110: one of the same length put in its place)
-    path.write_bytes(path.read_bytes().replace(b"1.2.840.10008.1.2.4.100\0", b"1.2.840.10008.1.2.4.110\0"))
-    with pytest.raises(ImageReadError, match=r"x\.dcm: its transfer syntax JPEG XL Lossless \(1\.2\.840\.10008\.1\.2\.4"
-                       r"\.110\) is one pydicom does not decode: convert the file to an uncompressed transfer syntax "
-                       r"with a DICOM tool that decodes it, and read that$"):  # fmt: skip
+@pytest.mark.parametrize("uid, name", [("1.2.840.10008.1.2.4.110", "JPEG XL Lossless"),
+                                       ("1.2.840.10008.1.2.8.1", "Deflated Image Frame Compression")])
+def test_a_dicom_of_a_transfer_syntax_pydicom_does_not_know_is_not_called_private(tmp_path, uid, name):
+    # JPEG XL (PS3.5 A.4.12, 1.2.840.10008.1.2.4.110-112) and Deflated Image Frame Compression (A.4.13),
+    # which pydicom 3.0 does not know: each was "none DICOM defines (a vendor's private one?)"
+    path = _mpeg2_dicom(tmp_path / "x.dcm")  # (pydicom writes neither: one of the same length put in its place)
+    path.write_bytes(path.read_bytes().replace(b"1.2.840.10008.1.2.4.100\0", uid.encode().ljust(24, b"\0")))
+    with pytest.raises(ImageReadError, match=rf"x\.dcm: its transfer syntax {name} \({re.escape(uid)}\) is one "
+                       r"pydicom does not decode: convert the file to an uncompressed transfer syntax with a DICOM "
+                       r"tool that decodes it, and read that$"):  # fmt: skip
         read_image(tmp_path / "x.dcm")
 
 

@@ -115,7 +115,8 @@ def _parse_dicom(path: str, max_pixels: int, notes: list[str]):
 #: Transfer syntaxes DICOM defines that pydicom (3.0) does not know (it takes them for private ones), by their
 #: names in PS3.6.
 _UNKNOWN_TO_PYDICOM = {"1.2.840.10008.1.2.4.110": "JPEG XL Lossless",
-                       "1.2.840.10008.1.2.4.111": "JPEG XL JPEG Recompression", "1.2.840.10008.1.2.4.112": "JPEG XL"}
+                       "1.2.840.10008.1.2.4.111": "JPEG XL JPEG Recompression", "1.2.840.10008.1.2.4.112": "JPEG XL",
+                       "1.2.840.10008.1.2.8.1": "Deflated Image Frame Compression"}
 
 #: What to do with a file whose pixel data nothing here decodes.
 _CONVERT = "convert the file to an uncompressed transfer syntax with a DICOM tool that decodes it, and read that"
@@ -130,15 +131,21 @@ def _unencapsulated(ds, path: str):
     """Explicit VR Little Endian, the syntax an Encapsulated Uncompressed data set's frame is in,
     once its pixel data is that frame's bytes: it was refused as "needs a decoder (pip install
     'xvertfast[dicom-codecs]')", which decodes it no more than pydicom does. The header's file meta
-    says so too (what a derived image's lossy history reads: nothing lossy here)."""
+    says so too (what a derived image's lossy history reads: nothing lossy here). A frame shorter
+    than the header declares is refused here, naming the file's own syntax: pydicom's refusal,
+    later, names Explicit VR Little Endian, which the file is not in."""
     from pydicom.encaps import generate_frames
     from pydicom.uid import ExplicitVRLittleEndian
 
+    said = "cannot decode DICOM pixel data (Encapsulated Uncompressed Explicit VR Little Endian): truncated or corrupt?"
     try:
         frame = next(generate_frames(ds.PixelData, number_of_frames=1))
     except Exception as exc:
-        raise ImageReadError(path, "cannot decode DICOM pixel data (Encapsulated Uncompressed Explicit VR Little "
-                             f"Endian): truncated or corrupt? ({exc or type(exc).__name__})") from None  # fmt: skip
+        raise ImageReadError(path, f"{said} ({exc or type(exc).__name__})") from None
+    size = np.prod([_dicom_int(ds, keyword, 1, path) for keyword in ("Rows", "Columns", "SamplesPerPixel")])
+    needed = -(-int(size) * _dicom_int(ds, "BitsAllocated", 16, path) // 8)
+    if len(frame) < needed:
+        raise ImageReadError(path, f"{said} (its frame holds {len(frame):,} bytes, its header declares {needed:,})")
     ds.PixelData = frame
     ds["PixelData"].is_undefined_length = False
     ds["PixelData"].VR = "OB" if _dicom_int(ds, "BitsAllocated", 16, path) <= 8 else "OW"
