@@ -3710,6 +3710,70 @@ def test_a_dicom_of_a_syntax_no_package_here_decodes_does_not_send_the_user_to_a
                        r"the file to an uncompressed transfer syntax with a DICOM tool that decodes it, and read that$"):
         read_image(path)
 
+def _no_pixels_dicom(path, sop_class, modality, meta_class=None, **elements):
+    """A data set without pixel data (of ``sop_class``, with ``elements``) at ``path``, its file meta
+    saying ``meta_class`` where given (written as it is: pydicom would put the data set's there)."""
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = meta_class or sop_class, generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = pydicom.dataset.FileDataset(path, {}, file_meta=meta, preamble=bytes(128))
+    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = sop_class, meta.MediaStorageSOPInstanceUID, modality
+    for keyword, value in elements.items():
+        setattr(ds, keyword, value)
+    ds.save_as(path, enforce_file_format=False)
+
+
+_DAMAGED = r"truncated or corrupt DICOM: its header describes an image \({}\), but the file holds no pixel data"
+
+
+@pytest.mark.parametrize("sop_class, modality, meta_class, elements, said", [
+    # an MR spectroscopy object has Rows and Columns (1 x 1), a waveform's may: "truncated or corrupt
+    # DICOM: its header describes an image" was said of them, whose bulk data is no pixels
+    ("1.2.840.10008.5.1.4.1.1.4.2", "MR", None, {"Rows": 1, "Columns": 1, "SpectroscopyData": bytes(8192)},
+     r"DICOM file has no pixel data: an MR Spectroscopy object \(Modality MR\), not an image$"),
+    ("1.2.3.4.5", "ECG", None, {"Rows": 1, "Columns": 1, "WaveformSequence": []},
+     r"DICOM file has no pixel data: not an image \(SOP class 1\.2\.3\.4\.5, Modality ECG\)$"),
+    # file meta and data set disagreeing: the meta's class was taken whatever the data set said
+    ("1.2.840.10008.5.1.4.1.1.88.22", "SR", "1.2.840.10008.5.1.4.1.1.7", {},
+     r"DICOM file has no pixel data: an Enhanced SR object \(Modality SR\), not an image$"),
+    ("1.2.840.10008.5.1.4.1.1.1", "CR", "1.2.840.10008.5.1.4.1.1.11.1", {},
+     _DAMAGED.format("Computed Radiography Image, Modality CR")),
+], ids=["MR spectroscopy", "waveform", "meta SC, data set SR", "meta PR, data set CR"])  # fmt: skip
+def test_a_dicom_without_pixel_data_is_called_damaged_only_where_its_class_says_image(
+        tmp_path, sop_class, modality, meta_class, elements, said):  # fmt: skip
+    _no_pixels_dicom(tmp_path / "o.dcm", sop_class, modality, meta_class, **elements)
+    with pytest.raises(ImageReadError, match=rf"o\.dcm: {said}"):
+        read_image(tmp_path / "o.dcm")
+
+
+def test_a_dicom_holding_a_jpip_link_is_told_so_not_called_damaged(tmp_path):
+    # JPIP Referenced: the pixels are on a server (Pixel Data Provider URL), nothing is cut short
+    path = tmp_path / "j.dcm"
+    ds = make_dicom(path, np.zeros((6, 8), np.uint16), pixel_data=False)
+    ds.PixelDataProviderURL = "http://pacs.example/jpip?x"
+    ds.save_as(path, enforce_file_format=True)
+    with pytest.raises(ImageReadError, match=r"j\.dcm: DICOM file holds a link to its pixel data \(JPIP: "
+                       r"http://pacs\.example/jpip\?x\), not the pixels: retrieve it again from its source with its "
+                       r"pixel data \(a transfer syntax other than JPIP Referenced\)$"):  # fmt: skip
+        read_image(path)
+
+
+def test_a_dicom_cut_within_its_columns_value_is_called_damaged(tmp_path):
+    # pydicom's "BytesLengthException: ... To replace this error with a warning set pydicom.config..."
+    # came through as "cannot decode DICOM": the size is left out where it cannot be read
+    path = tmp_path / "c.dcm"
+    make_dicom(path, np.zeros((6, 8), np.uint16))
+    data = path.read_bytes()
+    path.write_bytes(data[: data.index(b"\x28\x00\x11\x00US\x02\x00") + 9])  # (one byte of Columns' two)
+    with pytest.raises(ImageReadError, match=rf"c\.dcm: {_DAMAGED.format('Computed Radiography Image, Modality CR')} "
+                       r"\(cut short before it, or exported without it\): copy it again from its source$"):  # fmt: skip
+        read_image(path)
+
+
 
 def test_a_one_sample_dicom_saying_rgb_is_read_as_monochrome2(tmp_path, seed):
     # its grey values were read, but the Radiograph said photometric "RGB", outside its contract

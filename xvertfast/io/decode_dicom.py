@@ -155,24 +155,30 @@ def _unencapsulated(ds, path: str):
 
 def _without_pixels(ds, media_class) -> str:
     """Why a DICOM data set without pixel data is refused. Where its header describes an image
-    (Rows or Columns, or an image's SOP class), the file is damaged: cut short before its pixel
+    (an image's SOP class; with no class known, Rows or Columns), the file is damaged: cut short before its pixel
     data (a copy or export interrupted), which was called "not an image, e.g. a report" and so
     passed over in a batch's failures as a report would be. Otherwise what it is, by its SOP class
     and Modality (a presentation state, a structured report, a key object selection: the other
-    objects of a PACS export), where they are known. The file meta's class first: it is read whole
-    where a file cut short within its data set's SOPClassUID holds a part of that (1.2.8)."""
+    objects of a PACS export), where they are known (which class: :func:`_sop_class`). A file that
+    holds a link to its pixels (JPIP) is neither: it is to be retrieved again with them."""
     from pydicom.uid import UID
 
-    uids = [str(uid or "").strip() for uid in (media_class, ds.get("SOPClassUID"))]
-    uid = next((uid for uid in uids if uid and UID(uid).name != uid), None) or next((u for u in uids if u), "")
+    uid = _sop_class(media_class, ds)
     name = UID(uid).name if uid else ""
     known = name != uid and bool(name)
     modality = str(ds.get("Modality") or "").strip()
     said = f" (Modality {modality})" if modality else ""
-    if "Rows" in ds or "Columns" in ds or (known and "Image Storage" in name):
+    if "PixelDataProviderURL" in ds:  # (JPIP Referenced: a server's address where the pixels are)
+        url = str(_readable(ds, "PixelDataProviderURL") or "").strip()
+        return (f"DICOM file holds a link to its pixel data (JPIP{': ' + url if url else ''}), not the pixels: "
+                "retrieve it again from its source with its pixel data (a transfer syntax other than JPIP "
+                "Referenced)")  # fmt: skip
+    other = any(keyword in ds for keyword in _OTHER_BULK_DATA)  # (spectra, waveforms: no image, whatever its size)
+    if "Image Storage" in name if known else ("Rows" in ds or "Columns" in ds) and not other:
         parts = [name.replace(" Storage", "") if known else "", f"Modality {modality}" if modality else ""]
-        if "Rows" in ds and "Columns" in ds:
-            parts.append(f"{ds.get('Columns')} x {ds.get('Rows')}, width x height")
+        size = [_readable(ds, keyword) for keyword in ("Columns", "Rows")]
+        if all(isinstance(value, int) for value in size):  # (neither cut within nor empty)
+            parts.append(f"{size[0]} x {size[1]}, width x height")
         what = ", ".join(part for part in parts if part)
         return (f"truncated or corrupt DICOM: its header describes an image{f' ({what})' if what else ''}, but the "
                 "file holds no pixel data (cut short before it, or exported without it): copy it again from its "
@@ -183,6 +189,36 @@ def _without_pixels(ds, media_class) -> str:
     if uid:
         return f"DICOM file has no pixel data: not an image (SOP class {uid}{', Modality ' + modality if modality else ''})"
     return "DICOM file has no pixel data (not an image, e.g. a report)"
+
+
+#: What a data set holds in place of pixels where it is no image: an MR spectroscopy object's
+#: spectra (it has Rows and Columns, 1 x 1), a waveform's channels, an encapsulated document.
+_OTHER_BULK_DATA = ("SpectroscopyData", "WaveformSequence", "EncapsulatedDocument")
+
+
+def _sop_class(media_class, ds) -> str:
+    """The SOP class of a data set without pixel data, of the file meta's MediaStorageSOPClassUID
+    and the data set's SOPClassUID: the data set's where pydicom knows it (a writer's meta saying
+    Secondary Capture over an Enhanced SR is wrong, and was taken for a damaged image), but where
+    it is a proper prefix of the meta's and the data set's last element, a file cut short within
+    it (1.2.840.10008.5.1.4.1.1.1, CR, of a DX's ...1.1.1.1). Else the meta's (read whole, before
+    the data set), or the data set's where the meta has none."""
+    from pydicom.uid import UID
+
+    meta, data = (str(uid or "").strip().rstrip("\0") for uid in (media_class, _readable(ds, "SOPClassUID")))
+    cut = meta != data and meta.startswith(data) and max(ds.keys()) == 0x00080016  # (the data set ends within it)
+    if data and UID(data).name != data and not cut:
+        return data
+    return meta or data
+
+
+def _readable(ds, keyword: str):
+    """An element's value, or None where pydicom cannot read it (a file cut within a 2-byte
+    Columns: "BytesLengthException ... To replace this error ..."), or it is missing."""
+    try:
+        return ds.get(keyword)
+    except Exception:
+        return None
 
 
 #: Deflated Explicit VR Little Endian: the whole data set after the file meta deflated (PS3.5 A.5).
