@@ -398,6 +398,11 @@ def test_full_mode_warns_of_an_elongated_images_many_tiles_in_a_job_too_and_blam
     assert strip.startswith("full mode cuts this 100x10000 image into 789 tiles of 50 px a side, each its own network "
                             "run and WLS solve, where a square image takes 9: the tiles are squares"), strip  # fmt: skip
     assert "trained at roi_size=512" not in strip and strip.endswith("or crop the image to the part to enhance")
+    both = many_full_tiles(128, (100, 10000))  # (the model cuts it 15 times finer than the shape alone: said first)
+    assert both.startswith("the model was trained at roi_size=128: full mode cuts this 100x10000 image into 12221 "
+                           "tiles of 12 px a side, each its own network run and WLS solve, where a model trained at "
+                           "roi_size=512 (the default) cuts it into 789: many times the work"), both  # fmt: skip
+    assert both.endswith("or enhance with a model trained at a larger roi_size, or crop the image"), both
     monkeypatch.setattr(enhancer_module, "MANY_FULL_TILES", 9)
     model = tiny_model(seed)
     model.metadata = {"training": {"config": {"roi_size": 512}}}

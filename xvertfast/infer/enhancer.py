@@ -307,7 +307,8 @@ def many_full_tiles(tile: int, shape: tuple[int, int] | None = None, boxes: list
     ``boxes``: its full-mode tiles where already cut (:meth:`Enhancer.prepare`'s), not cut again.
     Where a model trained at 512 (the default) cuts the image into as many, its shape is the cause
     (tiles are squares sized to its height, so a 100 x 10000 strip takes thousands), said so: the
-    default model was told to use a model trained at roi_size=512, itself."""
+    default model was told to use a model trained at roi_size=512, itself. Where the model cuts it
+    finer still, the model is said first (it multiplies the tiles) and cropping offered too."""
     image = shape or (WORKING_HEIGHT, WORKING_HEIGHT)
     boxes = _full_boxes(image, tile) if boxes is None else boxes
     if len(boxes) <= MANY_FULL_TILES:
@@ -316,7 +317,7 @@ def many_full_tiles(tile: int, shape: tuple[int, int] | None = None, boxes: list
     cut = (f"this {shape[0]}x{shape[1]} image into {len(boxes)} tiles of {side} px a side" if shape else
            f"a square image into {len(boxes)} tiles ({tile} px a side at {WORKING_HEIGHT} rows)")
     default = len(_full_boxes(image, 512))
-    if default > MANY_FULL_TILES:
+    if len(boxes) <= default:  # (the model is no cause: one at 512 cuts it as finely)
         square = len(_full_boxes((WORKING_HEIGHT, WORKING_HEIGHT), tile))
         return (f"full mode cuts {cut}, each its own network run and WLS solve, where a square image takes {square}: "
                 f"the tiles are squares of {tile} px at {WORKING_HEIGHT} rows, scaled to the image's height (at most "
@@ -325,7 +326,7 @@ def many_full_tiles(tile: int, shape: tuple[int, int] | None = None, boxes: list
     return (f"the model was trained at {asked('roi_size', tile)}: full mode cuts {cut}, each its own network run "
             f"and WLS solve, where a model trained at {asked('roi_size', 512)} (the default) cuts it into {default}: "
             f"many times the work; {asked('mode', 'spine')} enhances the spine's two tiles, or enhance with a model "
-            f"trained at a larger {asked('roi_size')}")  # fmt: skip
+            f"trained at a larger {asked('roi_size')}{', or crop the image' * (default > MANY_FULL_TILES)}")  # fmt: skip
 
 
 def _grid(length: int, tile: int, step: int) -> list[int]:
