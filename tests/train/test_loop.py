@@ -1581,7 +1581,8 @@ def test_cli_init_default_refusals_say_default_and_the_folder_it_resolved_to(tmp
 
 def test_cli_points_only_at_the_files_a_run_wrote(tmp_path, capsys):
     """Before: a run of no epochs (--init, --epochs-gc 0 --epochs-joint 0, a copy of the model) said
-    "metrics in RUN_DIR/metrics.csv", a file no epoch had written."""
+    "metrics in RUN_DIR/metrics.csv", a file no epoch had written; and in an earlier run's folder (its
+    checkpoint/ and model/ removed) it named that run's metrics.csv and curves.png, left there, as its own."""
     data = write_images(tmp_path / "data")
     trained = tmp_path / "a"  # (its line names each stage's preview: it named none)
     assert main(["train", str(data), "-o", str(trained), "--stages", "2", "--epochs-gc", "1", "--epochs-joint", "0",
@@ -1593,10 +1594,15 @@ def test_cli_points_only_at_the_files_a_run_wrote(tmp_path, capsys):
         f"(a few ROIs through each stage) in {trained / 'preview_stage1.png'} and {trained / 'preview_stage2.png'}" \
         in said, said
     run = tmp_path / "b"
+    run.mkdir()
+    (run / ".xvertfast-train.lock").touch()  # (an earlier run's folder: its files are not refused)
+    for name in ("metrics.csv", "curves.png"):
+        (run / name).write_bytes(b"the earlier run's")
     assert main(["train", str(data), "-o", str(run), "--init", str(tmp_path / "a" / "model"), "--epochs-gc", "0",
                  "--epochs-joint", "0", "--roi-size", "32", "-q", "--device", "cpu"]) == 0  # fmt: skip
     out = capsys.readouterr().out
-    assert f"the model is in {run / 'model'}" in out and "metrics" not in out and not (run / "metrics.csv").exists()
+    assert f"the model is in {run / 'model'}" in out and "metrics" not in out and "curves" not in out, out
+    assert not (run / "metrics.csv").exists() and not (run / "curves.png").exists()
 
 
 def test_cli_points_only_at_the_previews_of_the_stages_the_run_trained(tmp_path):

@@ -465,10 +465,11 @@ def _preview(stage: XVertNetStage, data: RoiSet, path: str, title: str, device, 
 
 
 def _not_drawn(path: str) -> None:
-    """Removes the figure at ``path`` that this run could not draw (matplotlib missing): one there is an
-    earlier run's, or of this run before a resume, and shows other weights or losses than the run's now;
-    the finished run's line named it among its own. (The folder is a run's: :func:`_refuse_files_of_no_run`.)
-    One that cannot be removed is left: a figure is not worth stopping a run for."""
+    """Removes the file at ``path`` that this run did not write (a figure matplotlib could not draw, the
+    metrics and curves of a run of no epochs): one there is an earlier run's, or of this run before a
+    resume, and shows other weights or losses than the run's now; the finished run's line named it among
+    its own. (The folder is a run's: :func:`_refuse_files_of_no_run`.) One that cannot be removed is
+    left: a figure is not worth stopping a run for."""
     with contextlib.suppress(OSError):
         os.remove(path)
 
@@ -617,7 +618,9 @@ def _weights_key(stage: XVertNetStage) -> str:
 
 
 def _write_metrics(run_dir: str, history: list[dict]) -> None:
+    """RUN_DIR/metrics.csv, the rows of ``history``; where it has none (no epoch run), an earlier run's goes."""
     if not history:
+        _not_drawn(os.path.join(run_dir, "metrics.csv"))
         return
     with atomic_write(os.path.join(run_dir, "metrics.csv")) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(history[0]))
@@ -634,6 +637,8 @@ class _Curves:
         self.log, self.interval, self.last, self.warned = log, interval, time.monotonic(), False
 
     def update(self, history: list[dict], force: bool = False) -> None:
+        if not history and force:  # (no epoch run yet: an earlier run's curves there are not this run's)
+            _not_drawn(self.path)
         if not history or not (force or time.monotonic() - self.last >= self.interval):
             return
         self.last = time.monotonic()
@@ -1250,6 +1255,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
                 rate = {"patch_s" if patches else "roi_s": f"{seen / max(seconds, 1e-9):.1f}"}
                 bar.set_postfix(loss=f"{running / max(seen, 1):.4f}", val=f"{val:.4f}", **rate)
                 bar.update(1)
+        _write_metrics(run_dir, prog.history)  # (as at the stage's end: a stage of no epochs writes none)
         curves.update(prog.history, force=True)
         stage.load_state_dict(best)
         # a finished stage in the default layout: what load_model gives, so it computes the same
