@@ -649,9 +649,11 @@ def _ending_said(led, now: float) -> str | None:
     c = led.counts or {}
     counts = ""
     if all(k in c for k in ("done", "skipped", "failed")):
-        counts = f": {count(c['done'], 'input')} done, {c['skipped']} skipped, {c['failed']} failed"  # (the row's
-        # own "done" counts output files: four an input for preprocess)
-        left = c.get("found", 0) - c["done"] - c["skipped"] - c["failed"]
+        others = c.get("not_images", 0)  # (inputs that are no image: a PACS export's presentation states, reports)
+        also = f", {others} not {'an image' if others == 1 else 'images'}" if others else ""
+        counts = f": {count(c['done'], 'input')} done, {c['skipped']} skipped{also}, {c['failed']} failed"  # (the
+        # row's own "done" counts output files: four an input for preprocess)
+        left = c.get("found", 0) - c["done"] - c["skipped"] - c["failed"] - others
         counts += f", {left} left" if led.ended == "stopped" and left > 0 else ""
     return f"{led.ended}{when}{why}{counts}"
 
@@ -1255,7 +1257,9 @@ def build_parser() -> argparse.ArgumentParser:
                     estimates (orange), the training ROIs (blue) and the
                     evaluation ROIs (green), and a key to them in a strip
                     below: look at these before training.
-Bad files are reported and get no output; the others go on. A rerun resumes:
+Bad files are reported and get no output; the others go on (a DICOM file that
+is no image, a PACS export's presentation state or report, is passed over and
+counted apart, not failed). A rerun resumes:
 OUTDIR keeps a ledger of the outputs the job wrote, and an input the ledger
 records as done, unchanged since, is skipped (--overwrite recomputes it). A file
 in OUTDIR that the job did not write is never replaced.
@@ -1306,10 +1310,12 @@ and a rerun with other settings is refused (--overwrite redoes the outputs;
 after a change of --format each new output replaces the input's earlier one).
 OUT_DIR is not searched for inputs, and one job at a time may write into it, or
 the N shards of one (--shard K/N, e.g. a cluster array job: --shard
-$((TASK_ID + 1))/N). Bad files are reported and skipped. Exit code: 0 all done,
-1 some failed, nothing was found, the disk filled (or went read-only) or the
---report could not be written, 2 the job could not start, 130 interrupted, 143
-stopped by SIGTERM, 129 by SIGHUP.
+$((TASK_ID + 1))/N). Bad files are reported and skipped. A DICOM file that is no
+image (a PACS export's presentation states, reports, key objects) is passed over
+and counted apart ("2 not images (PR 1, SR 1)"), not failed. Exit code: 0 all
+done, 1 some failed, nothing was found, the disk filled (or went read-only) or
+the --report could not be written, 2 the job could not start, 130 interrupted,
+143 stopped by SIGTERM, 129 by SIGHUP.
 
 --format same keeps each input's kind: 8-bit PNG/JPEG -> 8-bit PNG, deeper PNG
 -> 16-bit PNG at the source's bit depth, TIFF -> float TIFF, DICOM -> derived

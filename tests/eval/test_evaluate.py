@@ -1537,3 +1537,20 @@ def timers_fired_by_hand(monkeypatch) -> list:
 
     monkeypatch.setattr(protocol._StepShown, "timer", Timer, raising=False)
     return timers
+
+
+def test_a_pacs_exports_presentation_state_is_a_note_not_a_failed_image(tmp_path, seed, capsys):
+    # a PACS export's presentation states and reports beside its images were failed images: every
+    # evaluation of an export exited 1, its failures listing them. Passed over now, said in a note
+    from tests.io.test_read import no_image_dicom
+
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(chest_like(seed, 200, 190)).save(src / "img0.png")
+    no_image_dicom(src / "pr.dcm")
+    args = ["--methods", "identity", "--metrics", "entropy", "--pictures", "0", "-q"]
+    assert main(["evaluate", str(src), "-o", str(tmp_path / "report"), *args]) == 0
+    said = capsys.readouterr()
+    assert "1 image evaluated, 0 failed" in said.out, said.out
+    assert f"skipped: {src / 'pr.dcm'}: DICOM file has no pixel data: a Grayscale Softcopy Presentation State " \
+           "object (Modality PR), not an image" in (tmp_path / "report" / "summary.md").read_text()  # fmt: skip

@@ -598,3 +598,46 @@ def test_a_second_job_into_a_folder_is_refused_before_torch_loads_and_no_lock_is
         let_go()
         assert lock_held(str(out / shard_files("enhance", Shard(1, 2))[1]))
     assert not lock_held(str(out / shard_files("enhance", Shard(1, 2))[1]))
+
+
+def test_a_pacs_exports_objects_that_are_no_images_are_passed_over_not_failed(tmp_path, capsys, seed,
+                                                                              model_dir):  # noqa: F811
+    # a PACS export holds presentation states (PR), reports (SR) beside its images: each was a failure,
+    # so every export's job ended with exit code 1 and its failures listed them, hiding the real ones.
+    # They are counted apart (by NotAnImage, not by their words); a damaged image still fails
+    from tests.io.test_job_folder import write_pngs
+    from tests.io.test_read import make_dicom, no_image_dicom
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    write_pngs(src, seed, ["a.png"])
+    no_image_dicom(src / "pr.dcm")
+    no_image_dicom(src / "sr.dcm", "1.2.3.4.5", "SR")
+    make_dicom(src / "cut.dcm", np.zeros((6, 8), np.uint16), pixel_data=False)  # an image's header alone
+    common = ["--model", str(model_dir), "--device", "cpu", "-q"]
+    assert main(["enhance", str(src), "-o", str(out), *common, "--report", str(tmp_path / "r.json")]) == 1
+    said = capsys.readouterr()
+    assert "1 done, 0 skipped, 2 not images (PR 1, SR 1), 1 failed in " in said.out, said.out
+    assert f"skipped: {src / 'pr.dcm'}: DICOM file has no pixel data: a Grayscale Softcopy Presentation State " \
+           "object (Modality PR), not an image" in said.err, said.err  # fmt: skip
+    assert "cut.dcm: truncated or corrupt DICOM" in said.err and "failed: " + str(src / "pr.dcm") not in said.err
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["summary"]["failed"] == 1 and report["summary"]["not_images"] == {"PR": 1, "SR": 1}
+    assert {os.path.basename(f["input"]): (f["status"], f["kind"]) for f in report["files"]} == {
+        "a.png": ("done", None), "cut.dcm": ("failed", None), "pr.dcm": ("not_image", "PR"),
+        "sr.dcm": ("not_image", "SR")}  # fmt: skip
+    (src / "cut.dcm").unlink()  # (copied again, say): every image done, the job ends well
+    assert main(["enhance", str(src), "-o", str(out), *common]) == 0
+    assert "0 done, 1 skipped, 2 not images (PR 1, SR 1), 0 failed in " in capsys.readouterr().out
+    said = _status_lines(out, capsys)
+    assert ": 0 inputs done, 1 skipped, 2 not images, 0 failed" in said and "    failed: " not in said, said
+    assert main(["status", str(out), "--json"]) == 0
+    led = json.loads(capsys.readouterr().out)[0]["ledgers"][0]
+    assert led["ended"] == "finished" and led["counts"] == {"found": 3, "done": 0, "skipped": 1, "failed": 0,
+                                                            "not_images": 2}  # fmt: skip
+    assert main(["preprocess", str(src), "-o", str(tmp_path / "pre"), "-q"]) == 0  # as enhance counts them
+    said = capsys.readouterr()
+    assert "1 done, 0 skipped, 2 not images (PR 1, SR 1), 0 failed in " in said.out, said.out
+    assert f"skipped: {src / 'sr.dcm'}: DICOM file has no pixel data: not an image (SOP class 1.2.3.4.5, " \
+           "Modality SR)" in said.err  # fmt: skip
+    assert main(["status", str(tmp_path / "pre"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["ledgers"][0]["counts"]["not_images"] == 2

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from xvertfast.io import ImageReadError, read_image
+from xvertfast.io import ImageReadError, NotAnImage, read_image
 from xvertfast.samples import SAMPLE_DICOM
 
 from tests.conftest import CXR_DEV as DATA, needs_cxr_dev, traced_memory  # noqa: E402
@@ -1662,17 +1662,13 @@ def test_dicom_image_without_pixel_data_is_said_to_be_damaged(tmp_path, cut):
                            r"without it\): copy it again from its source$"):  # fmt: skip
             read_image(path)
     assert all(str(w.message).startswith(f"{path}: ") for w in said)  # (pydicom's, of a cut UID: naming the file)
+    with pytest.raises(ImageReadError) as raised:  # a damaged image: a failure, never passed over as no image
+        read_image(path)
+    assert not isinstance(raised.value, NotAnImage)
 
 
-@pytest.mark.parametrize("sop_class, modality, what", [
-    ("1.2.840.10008.5.1.4.1.1.11.1", "PR", r"a Grayscale Softcopy Presentation State object \(Modality PR\)"),
-    ("1.2.840.10008.5.1.4.1.1.88.59", "KO", r"a Key Object Selection Document object \(Modality KO\)"),
-    ("1.2.840.10008.5.1.4.1.1.104.1", "", "an Encapsulated PDF object"),
-    ("1.2.3.4.5", "SR", r"not an image \(SOP class 1\.2\.3\.4\.5, Modality SR\)"),
-])  # fmt: skip
-def test_dicom_object_that_is_no_image_is_named_by_its_sop_class(tmp_path, sop_class, modality, what):
-    # the other objects of a PACS export, refused as no image by what they are (was "not an image,
-    # e.g. a report" for each)
+def no_image_dicom(path, sop_class: str = "1.2.840.10008.5.1.4.1.1.11.1", modality: str = "PR") -> None:
+    """A DICOM object of a PACS export that is no image (a presentation state by default) at ``path``."""
     import pydicom
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
@@ -1684,10 +1680,23 @@ def test_dicom_object_that_is_no_image_is_named_by_its_sop_class(tmp_path, sop_c
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = sop_class, ds.SOPInstanceUID
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.save_as(tmp_path / "o.dcm", enforce_file_format=True)
+    ds.save_as(path, enforce_file_format=True)
+
+
+@pytest.mark.parametrize("sop_class, modality, what", [
+    ("1.2.840.10008.5.1.4.1.1.11.1", "PR", r"a Grayscale Softcopy Presentation State object \(Modality PR\)"),
+    ("1.2.840.10008.5.1.4.1.1.88.59", "KO", r"a Key Object Selection Document object \(Modality KO\)"),
+    ("1.2.840.10008.5.1.4.1.1.104.1", "", "an Encapsulated PDF object"),
+    ("1.2.3.4.5", "SR", r"not an image \(SOP class 1\.2\.3\.4\.5, Modality SR\)"),
+])  # fmt: skip
+def test_dicom_object_that_is_no_image_is_named_by_its_sop_class(tmp_path, sop_class, modality, what):
+    # the other objects of a PACS export, refused as no image by what they are (was "not an image,
+    # e.g. a report" for each), as a NotAnImage (a batch job passes it over, no failure) saying what it is
+    no_image_dicom(tmp_path / "o.dcm", sop_class, modality)
     said = what if what.startswith("not") else f"{what}, not an image"
-    with pytest.raises(ImageReadError, match=rf"o\.dcm: DICOM file has no pixel data: {said}$"):
+    with pytest.raises(NotAnImage, match=rf"o\.dcm: DICOM file has no pixel data: {said}$") as raised:
         read_image(tmp_path / "o.dcm")
+    assert raised.value.kind == (modality or "Encapsulated PDF")
 
 
 def _corrupt_jpeg2000_dicom(path):
@@ -3324,7 +3333,7 @@ def test_a_dicomdir_is_named_as_such_not_called_truncated(tmp_path):
     ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.save_as(tmp_path / "index.dcm", enforce_file_format=True)  # a DICOMDIR copied under another name
-    with pytest.raises(ImageReadError, match=r"index\.dcm: a DICOMDIR \(the index of a DICOM media folder\), not an image"):
+    with pytest.raises(NotAnImage, match=r"index\.dcm: a DICOMDIR \(the index of a DICOM media folder\), not an image"):
         read_image(tmp_path / "index.dcm")
 
 

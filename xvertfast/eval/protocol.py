@@ -29,7 +29,7 @@ from xvertfast._text import WARNED_LISTED, count, middle_cut
 from xvertfast.eval._alarms import Alarms
 from xvertfast.eval.journal import Journal
 from xvertfast.io import ImageReadError, require_content
-from xvertfast.io.errors import FILE_ERRORS, failure_text
+from xvertfast.io.errors import FILE_ERRORS, NotAnImage, failure_text
 from xvertfast.io.files import InputFile, discover, read_input
 from xvertfast.preprocess import image_warnings
 from xvertfast.preprocess.centres import GivenCentres, RoiCentres, centres_of_inputs, load_roi_centres, spine_at
@@ -322,14 +322,18 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
                                                                         step.of(index, f.path))  # fmt: skip
                 picture = made if partial is None else picture  # (a partial one's is the picture journalled)
             except FILE_ERRORS as exc:  # the file's fault (or too big for memory), not a bug of ours
-                reason = (f"{failure_text(f.path, exc.error)} (method {exc.method})" if isinstance(exc, _MethodFailed)
-                          else failure_text(f.path, exc))  # fmt: skip
-                run.failed.append((f.path, reason))
-                log(f"error: {reason}")
-                # the input's own notes, read before a method failed on it: said of the image dropped too
-                for note in _image_notes(f.path, exc.warnings if isinstance(exc, _MethodFailed) else []):
-                    run.notes.append(note)
-                    say(note)
+                if isinstance(exc, NotAnImage):  # a PACS export's presentation state or report: a note, no failure
+                    run.notes.append(f"skipped: {failure_text(f.path, exc)}")
+                    say(run.notes[-1])
+                else:
+                    reason = (f"{failure_text(f.path, exc.error)} (method {exc.method})"
+                              if isinstance(exc, _MethodFailed) else failure_text(f.path, exc))  # fmt: skip
+                    run.failed.append((f.path, reason))
+                    log(f"error: {reason}")
+                    # the input's own notes, read before a method failed on it: said of the image dropped too
+                    for note in _image_notes(f.path, exc.warnings if isinstance(exc, _MethodFailed) else []):
+                        run.notes.append(note)
+                        say(note)
                 if index in keep_pictures:  # the next image not pictured yet shows instead
                     later = next((k for k in range(index + 1, len(files)) if k not in keep_pictures), None)
                     if later is not None:

@@ -46,7 +46,7 @@ from xvertfast._stacklevel import naming_images, warn_user, warnings_of_file
 from xvertfast._text import asked, count, part_percent
 from xvertfast._version import __version__
 from xvertfast.io import Radiograph, require_content, write_image
-from xvertfast.io.errors import FILE_ERRORS, ImageWriteError, failure_text
+from xvertfast.io.errors import FILE_ERRORS, ImageWriteError, NotAnImage, failure_text
 from xvertfast.io.files import (InputFile, InputLists, NothingFound, collision_remedy, discover, file_state,
                                 input_paths, input_problem, list_files, output_path, read_input,
                                 RealPaths, another_name, first_same_file, refuse_unsearched_images, replaced_path,
@@ -70,17 +70,21 @@ OUTPUT_FORMATS = ("same",) + WRITE_FORMATS
 @dataclass
 class FileRecord:
     input: str
-    output: str | None  #: the output written (done), there already (skipped) or to be written (planned); None: failed
-    status: str  #: done, skipped or failed; in a dry run also planned (it would be enhanced)
+    #: the output written (done), there already (skipped) or to be written (planned); None: failed, not_image
+    output: str | None
+    #: done, skipped or failed; not_image: a file that is no image (a DICOM presentation state or report, its
+    #: error says which), passed over and no failure; in a dry run also planned (it would be enhanced)
+    status: str
     error: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  #: e.g. converted to luminance, looks inverted
+    kind: str | None = None  #: what a not_image input is (its DICOM Modality: PR, SR, KO; or its object's name)
 
     def __setattr__(self, name: str, value) -> None:
         """A failed record has no output (none was written; one being redone was removed: job.abandoned),
         whether it was made failed or failed later (a running one whose write failed): one rule for both."""
         super().__setattr__(name, value)
-        if name == "status" and value == "failed":
+        if name == "status" and value in ("failed", "not_image"):
             super().__setattr__("output", None)
 
 
@@ -132,12 +136,17 @@ class BatchSummary:
         return [r for r in self.records if r.status == "failed"]
 
     @property
+    def not_images(self) -> dict[str, int]:
+        """How many inputs of each kind (PR, SR, KO, ...) were no image: passed over, not failed."""
+        return dict(collections.Counter(r.kind for r in self.records if r.status == "not_image"))
+
+    @property
     def warned(self) -> list[FileRecord]:
         return [r for r in self.records if r.warnings]
 
     @property
     def not_processed(self) -> int:
-        """The inputs found that were neither done, skipped nor failed: those a stopped job left."""
+        """The inputs found that were neither done, skipped, failed nor no image: those a stopped job left."""
         return self.found - len(self.records)
 
     def stop_line(self) -> str | None:
@@ -161,7 +170,7 @@ class BatchSummary:
             return dry_run_line("enhance", self.shard, self.found, self.found_all, self.planned, self.skipped,
                                 len(self.failed), self.seconds)  # fmt: skip
         return run_line(self.shard, self.found, self.found_all, self.done, len(self.warned), self.skipped,
-                        len(self.failed), self.seconds)  # fmt: skip
+                        len(self.failed), self.seconds, self.not_images)  # fmt: skip
 
 
 def _write_format(fmt: str, rad: Radiograph, out: str) -> str:
@@ -678,7 +687,8 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
             job.ended(f"{summary.stopped} while planning", found=summary.found)
         else:
             job.ended(summary.stopped, found=summary.found, done=summary.done, skipped=summary.skipped,
-                      failed=len(summary.failed), failures=[(r.input, r.error or "") for r in summary.failed])  # fmt: skip
+                      failed=len(summary.failed), failures=[(r.input, r.error or "") for r in summary.failed],
+                      **({"not_images": sum(summary.not_images.values())} if summary.not_images else {}))  # fmt: skip
     summary.seconds = time.perf_counter() - start
     try:
         _write_side_files(summary, planned, enhancer, settings, report, preview, log,
@@ -835,6 +845,8 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
         tally[rec.status] += 1
         if rec.status == "failed":
             log(f"error: {rec.error}")
+        elif rec.status == "not_image":
+            log(f"skipped: {rec.error}")
         for warning in rec.warnings:
             log(f"warning: {warning}")
         elapsed = time.perf_counter() - start
@@ -941,6 +953,9 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
                     wait_heeding([fut])
                     try:
                         rad, prep, warnings = fut.result()
+                    except NotAnImage as exc:  # a PACS export's presentation state or report: passed over, said
+                        _give_kept(kept, {f.path: []}, said)
+                        finish(FileRecord(f.path, None, "not_image", failure_text(f.path, exc), kind=exc.kind))
                     except FILE_ERRORS as exc:  # a corrupt file, out of memory: this file fails
                         warnings = []  # (with what its solves warned of before)
                         _give_kept(kept, {f.path: warnings}, said)
@@ -1067,7 +1082,8 @@ def _write_report(path: str, summary: BatchSummary, enhancer, settings: dict) ->
         "summary": {"shard": None if summary.shard is None else summary.shard.fraction,
                     "dry_run": summary.dry_run, "planned": summary.planned,
                     "found_in_all_shards": summary.found_all, "found": summary.found, "done": summary.done, "skipped": summary.skipped,
-                    "failed": len(summary.failed), "warned": len(summary.warned), "stopped": summary.stopped,
+                    "failed": len(summary.failed), "not_images": summary.not_images,
+                    "warned": len(summary.warned), "stopped": summary.stopped,
                     "not_processed": summary.not_processed,
                     "seconds": summary.seconds, "images_per_second": summary.images_per_second,
                     "notes": summary.notes, "cwd": summary.cwd},  # fmt: skip

@@ -5,7 +5,7 @@
   the destination folder, renamed when complete; it never overwrites an input.
 """
 
-from xvertfast.io.errors import DamagedFileError, ImageReadError, ImageWriteError
+from xvertfast.io.errors import DamagedFileError, ImageReadError, ImageWriteError, NotAnImage
 from xvertfast.io.radiograph import Radiograph
 from xvertfast.io.read import DEFAULT_MAX_PIXELS, MIN_SIDE, read_image, require_content
 from xvertfast.io.write import WRITE_FORMATS, write_image
@@ -14,6 +14,7 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "DamagedFileError",
     "MIN_SIDE",
+    "NotAnImage",
     "ImageReadError",
     "ImageWriteError",
     "Radiograph",

@@ -21,7 +21,7 @@ import numpy as np
 from xvertfast._text import count
 from xvertfast.io import dicom_codecs
 from xvertfast.io.decode_common import check_pixels, invert, jpeg2000_siz, jpeg_frame, luminance, stored_range
-from xvertfast.io.errors import ImageReadError, WarningsNamingTheFile
+from xvertfast.io.errors import ImageReadError, NotAnImage, WarningsNamingTheFile
 
 __all__ = ["read_dicom", "dicom_ends"]
 
@@ -77,7 +77,7 @@ def _parse_dicom(path: str, max_pixels: int, notes: list[str]):
     if not any(element in ds for element in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         sop_class = (getattr(ds, "file_meta", None) or {}).get("MediaStorageSOPClassUID", "")
         if "DirectoryRecordSequence" in ds or str(sop_class) == _DICOMDIR:
-            raise ImageReadError(path, "a DICOMDIR (the index of a DICOM media folder), not an image")
+            raise NotAnImage(path, "a DICOMDIR (the index of a DICOM media folder), not an image", "DICOMDIR")
         if not any(tag.group in (0x0008, 0x0010, 0x0020, 0x0028) for tag in ds.keys()):
             if len(getattr(ds, "file_meta", None) or ()):  # pydicom gives up on a cut encapsulated data set
                 raise ImageReadError(path, "truncated or corrupt DICOM: its file meta header reads, "
@@ -88,7 +88,8 @@ def _parse_dicom(path: str, max_pixels: int, notes: list[str]):
                     raise ImageReadError(path, "truncated or corrupt DICOM: it has the DICM marker, but no elements "
                                          "that read after it")  # fmt: skip
             raise ImageReadError(path, "not DICOM: no DICM marker and no DICOM elements")
-        raise ImageReadError(path, _without_pixels(ds, sop_class))
+        problem, kind = _without_pixels(ds, sop_class)
+        raise ImageReadError(path, problem) if kind is None else NotAnImage(path, problem, kind)
     frames = _dicom_int(ds, "NumberOfFrames", 1, path)
     if frames > 1:
         raise ImageReadError(path, f"multi-frame DICOM ({frames} frames): expected one radiograph per file; where one "
@@ -153,14 +154,16 @@ def _unencapsulated(ds, path: str):
     return ExplicitVRLittleEndian
 
 
-def _without_pixels(ds, media_class) -> str:
+def _without_pixels(ds, media_class) -> tuple[str, str | None]:
     """Why a DICOM data set without pixel data is refused. Where its header describes an image
     (an image's SOP class; with no class known, Rows or Columns), the file is damaged: cut short before its pixel
     data (a copy or export interrupted), which was called "not an image, e.g. a report" and so
     passed over in a batch's failures as a report would be. Otherwise what it is, by its SOP class
     and Modality (a presentation state, a structured report, a key object selection: the other
     objects of a PACS export), where they are known (which class: :func:`_sop_class`). A file that
-    holds a link to its pixels (JPIP) is neither: it is to be retrieved again with them."""
+    holds a link to its pixels (JPIP) is neither: it is to be retrieved again with them. With the
+    why, what it is for a count of the non-images (its Modality, else its class), or None where the
+    file is a damaged image: not :class:`NotAnImage`, a failure."""
     from pydicom.uid import UID
 
     uid = _sop_class(media_class, ds)
@@ -172,7 +175,7 @@ def _without_pixels(ds, media_class) -> str:
         url = str(_readable(ds, "PixelDataProviderURL") or "").strip()
         return (f"DICOM file holds a link to its pixel data (JPIP{': ' + url if url else ''}), not the pixels: "
                 "retrieve it again from its source with its pixel data (a transfer syntax other than JPIP "
-                "Referenced)")  # fmt: skip
+                "Referenced)", None)  # fmt: skip
     other = any(keyword in ds for keyword in _OTHER_BULK_DATA)  # (spectra, waveforms: no image, whatever its size)
     if "Image Storage" in name if known else ("Rows" in ds or "Columns" in ds) and not other:
         parts = [name.replace(" Storage", "") if known else "", f"Modality {modality}" if modality else ""]
@@ -182,13 +185,14 @@ def _without_pixels(ds, media_class) -> str:
         what = ", ".join(part for part in parts if part)
         return (f"truncated or corrupt DICOM: its header describes an image{f' ({what})' if what else ''}, but the "
                 "file holds no pixel data (cut short before it, or exported without it): copy it again from its "
-                "source")  # fmt: skip
+                "source", None)  # fmt: skip
     if known:
         kind = name.replace(" Storage", "")
-        return f"DICOM file has no pixel data: {_a(kind)} {kind} object{said}, not an image"
+        return f"DICOM file has no pixel data: {_a(kind)} {kind} object{said}, not an image", modality or kind
     if uid:
-        return f"DICOM file has no pixel data: not an image (SOP class {uid}{', Modality ' + modality if modality else ''})"
-    return "DICOM file has no pixel data (not an image, e.g. a report)"
+        return (f"DICOM file has no pixel data: not an image (SOP class {uid}"
+                f"{', Modality ' + modality if modality else ''})", modality or "other")  # fmt: skip
+    return "DICOM file has no pixel data (not an image, e.g. a report)", modality or "other"
 
 
 #: What a data set holds in place of pixels where it is no image: an MR spectroscopy object's

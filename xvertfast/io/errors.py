@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from xvertfast._pickled_errors import PickledAsRaised
 
-__all__ = ["ImageReadError", "ImageWriteError", "DamagedFileError", "FILE_ERRORS", "failure_text",
+__all__ = ["ImageReadError", "NotAnImage", "ImageWriteError", "DamagedFileError", "FILE_ERRORS", "failure_text",
            "WarningsNamingTheFile", "LogNamingTheFile"]
 
 
@@ -31,6 +31,18 @@ class _NamesTheFile(PickledAsRaised):
 
 class ImageReadError(_NamesTheFile, ValueError):
     """A file that cannot be read as a radiograph; ``str()`` names the file and why."""
+
+
+class NotAnImage(ImageReadError):
+    """A file that reads whole but holds no radiograph: a DICOM object of another kind (a presentation
+    state, a structured report, a key object selection, a DICOMDIR), which every PACS export holds
+    beside its images. A batch job counts it apart from its failures (it is nothing to mend), by
+    this class, never by its words; ``kind``: what it is in a few letters for a count (its Modality,
+    PR, SR, KO, or the object's name). A damaged image is an ImageReadError, never this."""
+
+    def __init__(self, path: str | os.PathLike, problem: str, kind: str = "other"):
+        self.kind = kind
+        super().__init__(path, problem)
 
 
 class ImageWriteError(_NamesTheFile, OSError):

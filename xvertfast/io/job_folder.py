@@ -73,7 +73,8 @@ from xvertfast.io.write import (OutputFolderMoved, atomic_write, listed_in, near
 from xvertfast.resume import LOCK_PATIENCE, ends_with_newline, hold_lock, lock_held, settings_changes
 
 __all__ = ["JobFolder", "JobLog", "JobStatus", "LedgerStatus", "ShardsWithoutLedger", "dry_run_line", "run_line",
-           "job_files", "job_status", "lock_early", "read_ledgers", "recorded_input", "shard_files", "shards_locks",
+           "not_images_said", "job_files", "job_status", "lock_early", "read_ledgers", "recorded_input",
+           "shard_files", "shards_locks",
            "JOB_FILE", "LEDGER_FILE", "LOCK_FILE", "JOB_STATE_FILES"]
 
 
@@ -403,7 +404,9 @@ class LedgerStatus:
     #: why it stopped: "interrupted" (Ctrl-C, SIGTERM), "the disk is full", "the device failed
     #: (...)", an error, or :data:`KILLED` where it wrote no end record
     stop: str | None = None
-    counts: dict | None = None  #: its inputs: found (its part), done, skipped (done before), failed
+    #: its inputs: found (its part), done, skipped (done before), failed, and not_images (inputs that
+    #: are no image, a DICOM presentation state or report: not failures), where there were any
+    counts: dict | None = None
     command: str | None = None  #: the command line that started the latest run (shell-quoted), where the CLI did
     cwd: str | None = None  #: the folder it was started in, where its command has relative paths
     host: str | None = None  #: the machine the latest run ran on
@@ -716,12 +719,15 @@ def _how_it_ended(run: dict, running: bool | None, modified: float) -> dict:
         said["failures"] = [(f[0], f[1]) for f in named if isinstance(f, list) and len(f) == 2
                             and all(isinstance(text, str) for text in f)][:FAILURES_RECORDED]  # fmt: skip
         counts = {k: end[k] for k in ("found", "done", "skipped", "failed") if isinstance(end.get(k), int)}
+        if isinstance(end.get("not_images"), int) and end["not_images"]:  # (recorded where there were any)
+            counts["not_images"] = end["not_images"]
         t = end.get("t")
         ended_at = t / 1e9 if isinstance(t, int) else None
         if said["report"] is not None:
             said["report_state"] = _report_state(said["report"], ended_at, modified)
         # (stopped with nothing left, by a signal held while its last outputs were written: finished)
-        nothing_left = len(counts) == 4 and counts["found"] == counts["done"] + counts["skipped"] + counts["failed"]
+        nothing_left = all(k in counts for k in ("found", "done", "skipped", "failed")) and counts["found"] == (
+            counts["done"] + counts["skipped"] + counts["failed"] + counts.get("not_images", 0))
         why = None if nothing_left else end.get("why")
         return {**said, "ended": "stopped" if why else "finished", "stop": why or None,
                 "ended_at": ended_at, "counts": counts or None}  # fmt: skip
@@ -801,13 +807,26 @@ def dry_run_line(job: str, shard: Shard | None, found: int, found_all: int, plan
 
 
 def run_line(shard: Shard | None, found: int, found_all: int, done: int, warned: int, skipped: int, failed: int,
-             seconds: float) -> str:  # fmt: skip
+             seconds: float, not_images: dict[str, int] | None = None) -> str:  # fmt: skip
     """A run's summary, the same for every job kind; the rate only where images were done (a
-    rerun that skips them all was said to run at "0.00 images/s", as if stuck)."""
+    rerun that skips them all was said to run at "0.00 images/s", as if stuck). ``not_images``:
+    how many inputs of each kind were no image (:class:`~xvertfast.io.errors.NotAnImage`), said
+    apart from the failures, where there were any."""
     part = shard.share(found, found_all) if shard else ""
     with_warnings = f" ({warned} with warnings)" if warned else ""
     rate = f" ({done / seconds:.2f} images/s)" if done and seconds > 0 else ""
-    return f"{part}{done} done{with_warnings}, {skipped} skipped, {failed} failed in {seconds:.1f} s{rate}"
+    return (f"{part}{done} done{with_warnings}, {skipped} skipped{not_images_said(not_images)}, {failed} failed in "
+            f"{seconds:.1f} s{rate}")  # fmt: skip
+
+
+def not_images_said(kinds: dict[str, int] | None) -> str:
+    """", 3 not images (PR 2, SR 1)" for a summary line: the inputs skipped as no image, by kind
+    ("" where there were none)."""
+    if not kinds:
+        return ""
+    each = ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))
+    total = sum(kinds.values())
+    return f", {total} not {'an image' if total == 1 else 'images'} ({each})"
 
 
 class JobLog:
@@ -1615,7 +1634,7 @@ class JobFolder:
     def ended(self, stopped: str | None, failures=(), **counts: int) -> None:
         """Records how the run ended: finished (``stopped`` None: every input of its part done,
         skipped or failed) or stopped, and why; ``counts``: its inputs found (its part), done,
-        skipped (done before) and failed; ``failures``: (input, why) of those failed, the first
+        skipped (done before), failed and not_images (where any); ``failures``: (input, why) of those failed, the first
         :data:`FAILURES_RECORDED` kept (status names them). Once, before :meth:`close`. A line that
         cannot be written (the disk full) is left out: the run then reads as killed."""
         if self._ended or self.read_only or self._fd is None:

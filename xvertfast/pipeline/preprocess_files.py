@@ -24,6 +24,7 @@ are moved away.
 
 from __future__ import annotations
 
+import collections
 import functools
 import os
 import time
@@ -33,7 +34,7 @@ import numpy as np
 
 from xvertfast._paths import output_folder
 from xvertfast.io import require_content, write_image
-from xvertfast.io.errors import FILE_ERRORS, ImageWriteError, failure_text
+from xvertfast.io.errors import FILE_ERRORS, ImageWriteError, NotAnImage, failure_text
 from xvertfast.io.files import (JOB_IMAGES, InputFile, InputLists, NothingFound, RealPaths, collision_remedy, discover,
                                 file_state, input_paths, input_problem, output_path, read_input,
                                 refuse_unsearched_images, same_file)
@@ -59,6 +60,9 @@ class JobSummary:
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  #: (path, reason)
+    #: (path, reason, kind) of the inputs that are no image (a DICOM presentation state, a report):
+    #: passed over, said, and no failure
+    not_images: list[tuple[str, str, str]] = field(default_factory=list)
     #: (path, its warnings) of the images done with warnings (looks inverted, spine at the edge of
     #: its search, colour converted): the overlays to look at
     warned: list[tuple[str, list[str]]] = field(default_factory=list)
@@ -78,8 +82,9 @@ class JobSummary:
         if self.dry_run:
             return dry_run_line("preprocess", self.shard, self.found, self.found_all, len(self.planned),
                                 len(self.skipped), len(self.failed), self.seconds)  # fmt: skip
+        kinds = dict(collections.Counter(kind for _, _, kind in self.not_images))
         text = run_line(self.shard, self.found, self.found_all, len(self.done), len(self.warned), len(self.skipped),
-                        len(self.failed), self.seconds)  # fmt: skip
+                        len(self.failed), self.seconds, kinds)  # fmt: skip
         if self.stopped:
             resume = self.resume or "the same command resumes"
             text += f"; stopped: {self.stopped}, {self.not_processed} not processed ({resume})"
@@ -322,6 +327,9 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
                     summary.done.append(f.path)
                     if warnings:
                         summary.warned.append((f.path, warnings))
+            except NotAnImage as exc:  # a PACS export's presentation state or report: passed over, said
+                summary.not_images.append((f.path, failure_text(f.path, exc), exc.kind))
+                log(f"skipped: {summary.not_images[-1][1]}")
             except FILE_ERRORS as exc:  # a corrupt file, out of memory: this file fails
                 reason = failure_text(f.path, exc)
                 summary.failed.append((f.path, reason))
@@ -338,6 +346,7 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
             bar.update(1)
         bar.close()
         job.ended(summary.stopped, found=summary.found, done=len(summary.done), skipped=len(summary.skipped),
-                  failed=len(summary.failed), failures=summary.failed)  # fmt: skip
+                  failed=len(summary.failed), failures=summary.failed,
+                  **({"not_images": len(summary.not_images)} if summary.not_images else {}))  # fmt: skip
     summary.seconds = time.perf_counter() - start
     return summary
