@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from xvertfast._text import from_cli
 
 __all__ = ["CHECKPOINT_FILE", "COMMAND_FILE", "INTERRUPTED", "LINKED_CROPS", "LOCK_FILE", "PRIVATE_CACHE", "Progress",
-           "cached_images", "crop_folders", "finite_or_null", "forget_linked_crops", "has_finished_epochs", "latest_state", "position",
-           "preprocessing_kept", "reading", "record_command", "record_stop", "recording_linked_crops", "run_crops",
-           "started_command", "stopped_by", "storable_state", "to_go_on"]  # fmt: skip
+           "cached_images", "crop_folders", "finite_or_null", "forget_linked_crops", "has_finished_epochs",
+           "latest_state", "position", "preprocessing_kept", "reading", "record_command", "record_stop",
+           "recording_linked_crops", "run_crops", "started_command", "stopped_by", "storable_state",
+           "to_go_on"]  # fmt: skip
 
 #: Held (flock) while a run trains in RUN_DIR: a second ``train`` there is refused, not left to
 #: mix its epochs with the first's.
