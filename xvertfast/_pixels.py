@@ -26,6 +26,8 @@ def describe_non_array(value, takes_radiograph: bool = False) -> str:
         return f"the path {os.fsdecode(value)!r}: read it with {read}"
     if hasattr(value, "pixels"):
         return f"a {type(value).__name__}: give its .pixels"
+    if isinstance(value, np.generic):  # ("got float64" read as a dtype)
+        return f"a NumPy {type(value).__name__} scalar"
     return type(value).__name__
 
 

@@ -46,6 +46,21 @@ def test_a_masked_array_with_masked_pixels_is_refused_not_unmasked():
     np.testing.assert_array_equal(wls(unmasked), wls(image.data))
 
 
+def test_a_masked_array_is_refused_in_the_words_of_what_the_op_takes():
+    # feature_entropy and gradient_correlation said it "must be an image ([H, W] array or tensor)"
+    from xvertfast.ops import feature_entropy, gradient_correlation, select_max_entropy
+
+    mask = np.eye(4, dtype=bool)[None, None].repeat(2, 1)  # (4 pixels of each of 2 channels)
+    maps = np.ma.masked_array(np.full((1, 2, 4, 4), 0.5, np.float32), mask=mask)
+    for op in (feature_entropy, select_max_entropy):
+        with pytest.raises(TypeError, match=rf"^{op.__name__}: x must be feature maps \(\[B, C, H, W\] array or "
+                                            r"tensor\), got a masked array with 8 masked"):  # fmt: skip
+            op(maps)
+    with pytest.raises(TypeError, match=r"^gradient_correlation: a must be images \(\[B, H, W\] or \[B, 1, H, W\] "
+                                        r"array or tensor\), got a masked array with 4 masked"):  # fmt: skip
+        gradient_correlation(maps[:, 0], maps.data[:, 0])
+
+
 #: The hints of xvertfast._pixels.shape_hint, as a refusal ends with them.
 COLOUR = "a colour image, channels last: give one channel [H, W]; xvertfast.io.read_image gives a colour file's luminance"
 SQUEEZE = "one image with axes of length 1: give pixels.squeeze()"
@@ -105,3 +120,14 @@ def test_a_radiograph_or_a_path_given_to_an_op_is_told_how_to_get_its_pixels():
     with pytest.raises(TypeError, match=r"^gradient_correlation: a must be .*, got the path 'a\.png': read it with "
                                         r"xvertfast\.io\.read_image\(path\)\.pixels$"):  # fmt: skip
         gradient_correlation("a.png", np.zeros((1, 4, 4), np.float32))
+    # a NumPy number read "got float64", as a dtype would; the baselines said "got Radiograph" alone
+    with pytest.raises(TypeError, match=r"^gradient_correlation: a must be a NumPy array or a torch tensor, got a NumPy "
+                                        r"float64 scalar$"):  # fmt: skip
+        gradient_correlation(np.float64(1), np.zeros((1, 4, 4), np.float32))
+    from xvertfast.eval.baselines import clahe
+
+    with pytest.raises(TypeError, match=r"^clahe: pixels must be an image .*, got a Radiograph: give its \.pixels$"):
+        clahe(rad)
+    with pytest.raises(TypeError, match=r"^clahe: pixels must be an image .*, got the path 'a\.png': read it with "
+                                        r"xvertfast\.io\.read_image\(path\)\.pixels$"):  # fmt: skip
+        clahe("a.png")

@@ -51,8 +51,11 @@ def real_from_numpy(value, who: str, image: str = "an image ([H, W] array or ten
         why = "its items differ in shape" if "inhomogeneous" in str(exc) else str(exc).split(". ")[0]
         raise TypeError(f"{who} must be {image}, got a {type(value).__name__} that NumPy cannot make one array "
                         f"of ({why}): give one image at a time") from None  # fmt: skip
-    if array.dtype.kind == "O" and array.ndim == 0:  # (None, a dict: nothing like an array at all)
-        raise TypeError(f"{who} must be {image}, got {type(value).__name__}")
+    text = array.dtype.kind in "US" and not isinstance(value, np.ndarray)  # (a path: NumPy made it a 0-d str)
+    if array.ndim == 0 and (array.dtype.kind == "O" or text):
+        # (None, a dict, a Radiograph, a path: nothing like an array at all; a Radiograph or a path is told
+        # how to get its pixels, where the baselines said "got Radiograph" alone)
+        raise TypeError(f"{who} must be {image}, got {describe_non_array(value)}")
     if array.dtype.kind not in "biuf" or array.dtype.itemsize > 8:
         got = f"a NumPy array of {array.dtype}"
         if not isinstance(value, np.ndarray):
@@ -63,14 +66,17 @@ def real_from_numpy(value, who: str, image: str = "an image ([H, W] array or ten
     return from_numpy(array)
 
 
-def as_tensor(value, who: str, values: str = "floats in [0, 1]") -> tuple[torch.Tensor, bool]:
+def as_tensor(value, who: str, values: str = "floats in [0, 1]",
+              image: str = "an image ([H, W] array or tensor)") -> tuple[torch.Tensor, bool]:  # fmt: skip
     """``value``, a torch tensor or a NumPy array (:func:`real_from_numpy`), as a tensor, and whether
     it was a NumPy array: the ops that take either return NumPy for NumPy (wls, gradient_correlation,
-    feature_entropy, select_max_entropy). Anything else is refused in ``who``'s name ("op: argument")."""
+    feature_entropy, select_max_entropy). Anything else is refused in ``who``'s name ("op: argument").
+    ``image``: what the op takes, for :func:`real_from_numpy`'s refusals (a masked array given to
+    feature_entropy was told it "must be an image ([H, W] array or tensor)")."""
     if isinstance(value, torch.Tensor):
         return value, False
     if isinstance(value, np.ndarray):
-        return real_from_numpy(value, who, values=values), True
+        return real_from_numpy(value, who, image, values), True
     # (a Radiograph or a path is told how to get its pixels, as preprocess and find_spine tell it)
     raise TypeError(f"{who} must be a NumPy array or a torch tensor, got {describe_non_array(value)}")
 

@@ -36,7 +36,7 @@ class MaxEntropyMap(NamedTuple):
 
 def _checked(x, bins: int, op: str) -> tuple[torch.Tensor, bool, int]:
     """x as a tensor, checked, whether it was a NumPy array (the result is NumPy then), and bins as an int."""
-    x, numpy = as_tensor(x, f"{op}: x", "floats")
+    x, numpy = as_tensor(x, f"{op}: x", "floats", "feature maps ([B, C, H, W] array or tensor)")
     check_floating(x, op, "x", numpy)
     if x.dim() != 4:
         raise ValueError(f"{op}: x must be [B, C, H, W], got shape {tuple(x.shape)}")

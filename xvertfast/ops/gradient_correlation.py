@@ -28,7 +28,8 @@ _OP = "gradient_correlation"
 
 def _checked(a, b) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """a and b as tensors, checked, and whether both were NumPy arrays (the result is NumPy then)."""
-    (a, a_numpy), (b, b_numpy) = as_tensor(a, f"{_OP}: a", "floats"), as_tensor(b, f"{_OP}: b", "floats")
+    takes = "images ([B, H, W] or [B, 1, H, W] array or tensor)"
+    (a, a_numpy), (b, b_numpy) = as_tensor(a, f"{_OP}: a", "floats", takes), as_tensor(b, f"{_OP}: b", "floats", takes)
     check_floating(a, _OP, "a", a_numpy)
     check_floating(b, _OP, "b", b_numpy)
     if a.shape != b.shape:

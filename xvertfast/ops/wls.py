@@ -313,7 +313,7 @@ def wls(
         float32 or float64 (see ``image``; detached: the solve
         carries no gradient); with ``return_info``, ``(smoothed, info)``.
     """
-    x, from_numpy = as_tensor(image, "wls: image")
+    x, from_numpy = as_tensor(image, "wls: image", image="an image ([H, W] or [B, H, W] array or tensor)")
     x = x.detach()  # the solve is not differentiable: no gradient flows through wls
     _check(x, from_numpy)
     lam, alpha, eps, rtol = check_parameters(lam, alpha, eps, rtol, maxiter)  # (a 0-dim tensor: its number)
