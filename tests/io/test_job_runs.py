@@ -325,6 +325,27 @@ def test_a_run_ending_or_starting_while_status_reads_is_not_called_killed(tmp_pa
         started[0].close()
 
 
+def test_a_run_ending_while_status_reads_is_not_called_starting(tmp_path, monkeypatch):
+    # its lock held before the ledgers were read, let go after (running, on purpose), its end line the
+    # latest: it was said "starting: its command not recorded yet", command, cwd and host null, where
+    # its own start line gave them. Starting is only where the lock is held after the read
+    from xvertfast.io import job_folder
+
+    out = str(tmp_path / "out")
+    with JobFolder(out, SETTINGS, False, command="xvertfast enhance old -o out") as earlier:  # (an earlier run)
+        earlier.ended(None, found=0, done=0, skipped=0, failed=0)
+    job, real_read = JobFolder(out, SETTINGS, False, command="xvertfast enhance new -o out"), job_folder.read_ledgers
+
+    def the_run_ends_then_read(*args):
+        job.ended(None, found=0, done=0, skipped=0, failed=0)
+        job.close()
+        return real_read(*args)
+
+    monkeypatch.setattr(job_folder, "read_ledgers", the_run_ends_then_read)
+    led = job_status(out, "enhance").ledgers[0]
+    assert (led.running, led.starting, led.command) == (True, False, "xvertfast enhance new -o out")
+
+
 def test_an_error_of_several_lines_that_stopped_a_run_is_said_on_its_status_row(tmp_path, capsys):
     # torch's errors run over lines ('CUDA error: ...\nCUDA kernel errors might be ...'): the
     # status row went on over them, the counts of the next rows below

@@ -623,7 +623,7 @@ def job_status(out_dir: str, job: str) -> JobStatus | None:
         looks = (held_before[ledger], None if locks[ledger] is None else lock_held(locks[ledger]))
         running = True if True in looks else None if None in looks else False
         run = runs.get(ledger, {})
-        starting = running is True and _starting(run)
+        starting = looks[1] is True and _starting(run)  # (held after the read: a run ending during it is not)
         found.append(LedgerStatus(os.path.basename(ledger), match and f"{match.group(1)}/{match.group(2)}", current,
                                   sum(e.get("state") == "writing" for e in mine), modified, len(done) - current,
                                   own_rate, counted, running, starting=starting,
