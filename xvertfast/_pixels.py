@@ -81,22 +81,29 @@ def strips_or_one_image(shape, name: str = "pixels") -> str | None:
 
 
 def describe_array(value, shape: bool = True) -> str:
-    """An array as the reprs of Radiograph, Spine and EnhanceResult show it: its dtype, shape (``HxW``;
-    ``shape=False`` leaves it out) and range of values, ``"float32 512x640 in [0, 1]"``, not every
-    value: their dataclass reprs printed whole arrays, a wall of numbers in a notebook. NaN is
-    left out of the range and said; never raises (a repr that fails hides the object)."""
+    """An array as the reprs of Radiograph, Spine, EnhanceResult and Preprocessed show it: its dtype,
+    shape (``HxW``; ``shape=False`` leaves it out) and range of values, ``"float32 512x640 in [0, 1]"``,
+    not every value: their dataclass reprs printed whole arrays, a wall of numbers in a notebook. NaN
+    is left out of the range and said; a tensor NumPy cannot read (on a GPU, meta, bfloat16) is its
+    dtype, shape and device, where it was "Tensor" alone; never raises (a repr that fails hides the
+    object)."""
     try:
         array = np.asarray(value)
     except Exception:  # (a CUDA tensor, anything NumPy cannot read)
-        return type(value).__name__
+        if getattr(value, "dtype", None) is None or getattr(value, "device", None) is None:
+            return type(value).__name__
+        size = "x".join(str(n) for n in value.shape) or "0-dim"
+        return " ".join([str(value.dtype).removeprefix("torch.")] + ([size] if shape else []) + [f"on {value.device}"])
     said = [str(array.dtype)] + (["x".join(str(n) for n in array.shape) or "0-dim"] if shape else [])
     if array.size == 0 or array.dtype.kind not in "biuf":
         return " ".join(said + (["empty"] if array.size == 0 else []))
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")  # (nanmin of NaN alone: "All-NaN slice encountered")
-        low, high = np.nanmin(array), np.nanmax(array)
-        nan = array.dtype.kind == "f" and bool(np.isnan(array).any())
-    if array.dtype.kind == "f" and np.isnan(low):
+        low, high = array.min(), array.max()  # (a NaN is the min: the nan-functions, 2.4x slower, only then)
+        nan = array.dtype.kind == "f" and bool(np.isnan(low))
+        if nan:
+            low, high = np.nanmin(array), np.nanmax(array)
+    if nan and np.isnan(low):
         return " ".join(said + ["all NaN"])
     low, high = (f"{v:.4g}" if array.dtype.kind == "f" else str(int(v)) for v in (low, high))
     return " ".join(said + [f"in [{low}, {high}]"]) + (" and NaN" if nan else "")

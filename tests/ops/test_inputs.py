@@ -1,4 +1,5 @@
-"""The input conversion the ops, preprocess, Enhancer and the baselines share (xvertfast.ops._inputs)."""
+"""The input conversion the ops, preprocess, Enhancer and the baselines share (xvertfast.ops._inputs),
+and the descriptions of what was given for pixels it and the reprs use (xvertfast._pixels)."""
 
 from __future__ import annotations
 
@@ -99,6 +100,9 @@ def test_one_image_in_another_layout_is_told_how_to_give_it(tmp_path, shape, hin
     (np.array([[True, False]]), "bool 1x2 in [0, 1]"),
     (torch.tensor([[1.0, 2.5]]), "float32 1x2 in [1, 2.5]"),
     (object(), "object 0-dim"),
+    (torch.zeros((2, 3), device="meta"), "float32 2x3 on meta"),  # (as a CUDA one: NumPy cannot read it)
+    (torch.zeros((2, 3), dtype=torch.bfloat16), "bfloat16 2x3 on cpu"),  # (they read "Tensor" alone)
+    (np.array([[-np.inf, 0.5], [np.nan, 1.0]], np.float32), "float32 2x2 in [-inf, 1] and NaN"),
 ])  # fmt: skip
 def test_an_array_in_a_repr_is_its_dtype_shape_and_range(value, said):
     # (the reprs of Radiograph, Spine and EnhanceResult show their arrays so; a NaN or an empty
