@@ -74,3 +74,61 @@ def test_every_file_left_out_of_the_code_digest_is_one_of_the_package():
     package = os.path.dirname(xvertfast._version.__file__)
     assert [name for name in sorted(xvertfast._version.NOT_SCORING)
             if not os.path.isfile(os.path.join(package, *name.split("/")))] == []  # fmt: skip
+
+
+#: What evaluate calls outside the scoring: the report folder's check before it, the machine it
+#: runs on (journalled beside each image's scores, changing none) and the report's provenance after it.
+_OUTSIDE_THE_SCORING = ("check_grid_folder", "scoring_machine", "run_provenance")
+
+
+def _called_from(frame, evaluate_code) -> str | None:
+    """The function ``evaluate`` called that ``frame`` runs under (its name), or None where the
+    frame runs a module's import (its top-level code, a decorator it applies) or outside evaluate."""
+    while frame.f_back is not None:
+        if frame.f_code.co_name == "<module>":
+            return None
+        if frame.f_back.f_code is evaluate_code:
+            return frame.f_code.co_name
+        frame = frame.f_back
+    return None
+
+
+def test_no_file_left_out_of_the_code_digest_runs_while_an_evaluation_scores(tmp_path, monkeypatch):
+    """NOT_SCORING is true only while the scoring calls none of its files: were the Enhancer to call
+    a helper of infer/batch.py, an edit there would change scores and a rerun would resume
+    the earlier ones, mixing two codes' scores. A small evaluation (identity, clahe and an
+    XVertNet) runs under a profiler: of those files' functions, only what evaluate calls outside
+    the scoring may run (the report, drawn from the journal; scoring_machine, whose threads and
+    GPUs are journalled beside the scores, changing none)."""
+    import sys
+
+    import xvertfast.eval.evaluate as evaluate_module
+    from tests.eval.test_evaluate import chest_like, tiny_model_dir
+    from PIL import Image
+
+    package = os.path.dirname(os.path.abspath(xvertfast._version.__file__))
+    left_out = {os.path.join(package, *name.split("/")) for name in xvertfast._version.NOT_SCORING}
+    Image.fromarray(chest_like(0, 64, 64)).save(tmp_path / "a.png")
+    model = tiny_model_dir(tmp_path, 0)
+    monkeypatch.setattr(evaluate_module, "write_report", lambda *args, **kwargs: {})  # (the report: not scoring)
+    ran, checked = set(), {}
+
+    def profile(frame, event, arg):
+        if event == "call":
+            name = frame.f_code.co_filename
+            if checked.setdefault(name, name in left_out or os.path.abspath(name) in left_out):
+                ran.add((os.path.relpath(name, package), frame.f_code.co_name,
+                         _called_from(frame, evaluate_module.evaluate.__code__)))
+
+    before = sys.getprofile()
+    sys.setprofile(profile)
+    try:
+        run, _ = evaluate_module.evaluate([str(tmp_path / "a.png")], str(tmp_path / "r"),
+                                          methods=["identity", "clahe", f"xvertnet={model}"], metrics=["entropy"],
+                                          pictures=1, progress=False, log=lambda line: None, device="cpu")  # fmt: skip
+    finally:
+        sys.setprofile(before)
+    assert {row["method"] for row in run.rows} == {"identity", "clahe", "xvertnet"} and not run.failed
+    assert any(called == "scoring_machine" for _, _, called in ran)  # (the profiler saw the files left out)
+    assert sorted(f"{file}: {function} (under evaluate's {called})" for file, function, called in ran
+                  if called not in (None, *_OUTSIDE_THE_SCORING)) == []  # fmt: skip
