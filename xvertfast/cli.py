@@ -1097,6 +1097,24 @@ def _train_command(args: argparse.Namespace) -> int:
     """``xvertfast train`` but for a Ctrl-C or SIGTERM, which :func:`_cmd_train` says."""
     if (refused := _inputs_refused(args.data)) is not None:  # said before a model is loaded or RUN_DIR made
         return refused
+    from xvertfast.io.job_folder import lock_early_at
+    from xvertfast.train.run_folder import LOCK_FILE, held_by_another
+
+    # RUN_DIR's lock, where an earlier run made it, held from before torch, the --init model and the device
+    # load (seconds), while status would say that run was interrupted; train() takes it over
+    try:
+        let_go = lock_early_at(os.path.join(args.output, LOCK_FILE), lambda: held_by_another(args.output))
+    except ValueError as exc:
+        _print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return _train_holding_its_lock(args)
+    finally:
+        let_go()
+
+
+def _train_holding_its_lock(args: argparse.Namespace) -> int:
+    """:func:`_train_command` once RUN_DIR's lock is held."""
     _load_torch()
     from xvertfast.io.files import NothingFound
     from xvertfast.train import DiskFull, TrainConfig, TrainingDiverged, has_finished_epochs, train

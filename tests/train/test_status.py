@@ -594,3 +594,31 @@ def test_a_run_without_validation_images_writes_standard_json_and_reads_it_back(
         assert _strict_json((folder / "checkpoint" / "state.json").read_text())["progress"]["best_val"] > 0
         train([str(data)], str(folder), config, resume=True, **quiet)
         assert train_status(str(folder)).finished
+
+
+def test_train_holds_run_dirs_lock_from_its_start_as_the_jobs_do(tmp_path, monkeypatch):
+    # `train --resume` took RUN_DIR's lock only inside train(), after torch, the --init model and the
+    # device loaded (seconds): meanwhile status said "not running: interrupted; to resume it: ...".
+    # Held from the command's start now (lock_early_at), taken over by train(), let go at the end
+    from xvertfast import cli
+    from xvertfast.resume import lock_held
+    from xvertfast.train.run_folder import LOCK_FILE
+
+    class Stop(Exception):
+        pass
+
+    run, data = tmp_path / "run", tmp_path / "data"
+    run.mkdir()
+    data.mkdir()
+    (data / "a.png").write_bytes(b"x")
+    (run / LOCK_FILE).touch()  # an earlier run's
+    held = []
+
+    def loading() -> None:
+        held.append(lock_held(str(run / LOCK_FILE)))
+        raise Stop
+
+    monkeypatch.setattr(cli, "_load_torch", loading)
+    with pytest.raises(Stop):
+        main(["train", str(data), "-o", str(run), "--resume", "-q"])
+    assert held == [True] and not lock_held(str(run / LOCK_FILE))

@@ -73,7 +73,7 @@ from xvertfast.io.write import (OutputFolderMoved, atomic_write, listed_in, near
 from xvertfast.resume import LOCK_PATIENCE, ends_with_newline, hold_lock, lock_held, settings_changes
 
 __all__ = ["JobFolder", "JobLog", "JobStatus", "LedgerStatus", "ShardsWithoutLedger", "dry_run_line", "run_line",
-           "not_images_said", "job_files", "job_status", "lock_early", "read_ledgers", "recorded_input",
+           "not_images_said", "job_files", "job_status", "lock_early", "lock_early_at", "taken_over", "read_ledgers", "recorded_input",
            "shard_files", "shards_locks",
            "JOB_FILE", "LEDGER_FILE", "LOCK_FILE", "JOB_STATE_FILES"]
 
@@ -975,6 +975,13 @@ def lock_early(out_dir: str, job: str, shard: Shard | None = None):
     a second job, refused only then. Nothing is made: without the lock (a new folder, a file) the
     job's own checks say what is wrong. ValueError where another job holds it."""
     path = os.path.join(out_dir, job_files(job)[2] if shard is None else shard_files(job, shard)[1])
+    return lock_early_at(path, lambda: _held_by_another(out_dir, job, path, shard))
+
+
+def lock_early_at(path: str, refusal):
+    """:func:`lock_early` of the lock file at ``path``, for a job whose lock is named otherwise
+    (``train``'s RUN_DIR): taken where it is there, until the job takes it over
+    (:func:`taken_over`); ``refusal()``: the ValueError raised where another holds it."""
     try:
         key = _lock_key(os.stat(path)) if os.path.isfile(path) else None
         if key is None or key in _EARLY_LOCKS:  # (none to take; or taken already, by this process's command)
@@ -983,7 +990,7 @@ def lock_early(out_dir: str, job: str, shard: Shard | None = None):
     except OSError:  # (not readable here: the job says why it cannot use the folder)
         return lambda: None
     if lock is None:
-        raise _held_by_another(out_dir, job, path, shard)
+        raise refusal()
     if _lock_key(os.fstat(lock.fileno())) != key:  # (replaced since the look above)
         lock.close()
         return lambda: None
@@ -1001,7 +1008,7 @@ def _lock_key(stat: os.stat_result) -> tuple[int, int] | None:
     return (stat.st_dev, stat.st_ino) if stat.st_ino else None
 
 
-def _taken_over(path: str):
+def taken_over(path: str):
     """The lock at ``path`` that this process's command took early (:func:`lock_early`), now the
     caller's, or None."""
     try:
@@ -1292,7 +1299,7 @@ class JobFolder:
         one its shards of that count share. ValueError where another job holds what it needs."""
         folder_lock = os.path.join(self.out_dir, self._lock_file)
         if self.shard is None:
-            lock = _taken_over(folder_lock) or hold_lock(folder_lock, patience=LOCK_PATIENCE)
+            lock = taken_over(folder_lock) or hold_lock(folder_lock, patience=LOCK_PATIENCE)
             if lock is None:
                 raise _held_by_another(self.out_dir, self.job, folder_lock, None)
             self._locks.append(lock)
@@ -1304,7 +1311,7 @@ class JobFolder:
                              f"{folder_lock}); wait for it, or use another folder")  # fmt: skip
         self._locks.append(lock)
         _, own_lock, count_lock = (os.path.join(self.out_dir, n) for n in shard_files(self.job, self.shard))
-        own = _taken_over(own_lock) or hold_lock(own_lock, patience=LOCK_PATIENCE)
+        own = taken_over(own_lock) or hold_lock(own_lock, patience=LOCK_PATIENCE)
         if own is None:
             raise _held_by_another(self.out_dir, self.job, own_lock, self.shard)
         self._locks.append(own)

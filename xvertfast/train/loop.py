@@ -43,6 +43,7 @@ from xvertfast._paths import working_folder
 from xvertfast._pickled_errors import PickledAsRaised
 from xvertfast._text import FAILED_LISTED, asked, count, first_listed, from_cli, option_said
 from xvertfast.io.files import JOB_FOLDER_MARKERS, JOB_IMAGES, NothingFound, discover, input_paths
+from xvertfast.io.job_folder import taken_over
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts, why_not_made
 from xvertfast.model import XVertNet, XVertNetStage, load_model, save_model
 from xvertfast.model.persistence import as_device, fingerprint, is_model_folder, refuse_meta
@@ -56,7 +57,8 @@ from xvertfast.train.data import (NoReadableImage, RoiSet, load_rois, random_pat
                                   split_by_image, torch_seed, write_array)
 from xvertfast.train.losses import XVertNetLoss
 from xvertfast.train.run_folder import (CHECKPOINT_FILE, COMMAND_FILE, INTERRUPTED, LOCK_FILE, PRIVATE_CACHE,
-                                        Progress, forget_linked_crops, has_finished_epochs, latest_state, position,
+                                        Progress, forget_linked_crops, has_finished_epochs, held_by_another,
+                                        latest_state, position,
                                         preprocessing_kept, reading, record_command, record_stop,
                                         recording_linked_crops, started_command, stopped_by, storable_state, to_go_on)
 
@@ -656,13 +658,13 @@ def _lock_run_dir(run_dir: str):
     path = os.path.join(run_dir, LOCK_FILE)
     try:
         os.makedirs(run_dir, exist_ok=True)
-        lock = hold_lock(path, patience=LOCK_PATIENCE)  # (status looks at it for a moment, shared)
+        # (the CLI's, taken as it started, before torch and the model loaded: status said "interrupted" meanwhile)
+        lock = taken_over(path) or hold_lock(path, patience=LOCK_PATIENCE)  # (status looks at it for a moment)
     except OSError as exc:  # read-only, no permission: said as enhance says it, not as "[Errno 30] ...: 'RUN_DIR'"
         # (-o latest, a link to a folder not made yet: said so, not "File exists")
         raise ValueError(f"cannot write into the run folder {run_dir}: {why_not_made(run_dir, exc)}") from None
     if lock is None:
-        raise ValueError(f"another xvertfast train is running in {run_dir} (it holds {path}); wait for it to "
-                         "finish, or use another RUN_DIR")  # fmt: skip
+        raise held_by_another(run_dir)
     return lock
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from xvertfast._text import from_cli
 
 __all__ = ["CHECKPOINT_FILE", "COMMAND_FILE", "INTERRUPTED", "LINKED_CROPS", "LOCK_FILE", "PRIVATE_CACHE", "Progress",
-           "cached_images", "crop_folders", "finite_or_null", "forget_linked_crops", "has_finished_epochs",
+           "cached_images", "crop_folders", "finite_or_null", "forget_linked_crops", "has_finished_epochs", "held_by_another",
            "latest_state", "position", "preprocessing_kept", "reading", "record_command", "record_stop",
            "recording_linked_crops", "run_crops", "started_command", "stopped_by", "storable_state",
            "to_go_on"]  # fmt: skip
@@ -25,6 +25,12 @@ __all__ = ["CHECKPOINT_FILE", "COMMAND_FILE", "INTERRUPTED", "LINKED_CROPS", "LO
 #: Held (flock) while a run trains in RUN_DIR: a second ``train`` there is refused, not left to
 #: mix its epochs with the first's.
 LOCK_FILE = ".xvertfast-train.lock"
+
+
+def held_by_another(run_dir: str) -> ValueError:
+    """The refusal of a run whose RUN_DIR another ``train`` holds (its :data:`LOCK_FILE`)."""
+    return ValueError(f"another xvertfast train is running in {run_dir} (it holds {os.path.join(run_dir, LOCK_FILE)}); "
+                      "wait for it to finish, or use another RUN_DIR")  # fmt: skip
 
 #: The command line that started the latest run in RUN_DIR and the folder it was run in (where its
 #: paths are relative), written as it starts: the checkpoint records them only with the first epoch,
