@@ -67,3 +67,16 @@ def test_a_float32_value_is_read_as_the_decimal_it_reads_as(value, number):
     assert number_of(value, "lam", "load_rois") == number
     if not isinstance(value, np.ndarray) and value.dtype != np.float16:
         assert number_of(torch.tensor(value), "lam", "load_rois") == number
+
+
+def test_a_whole_number_big_endian_array_and_bfloat16_are_read_as_meant():
+    # the shortest decimal moved whole numbers (np.float32(123456792) read as 123456790, np.float16(65504)
+    # as 65500: read_image's max_pixels), a big-endian array (">f4", not "float32") was read to its last
+    # bit, and a bfloat16 0.35 as 0.349609375 where a float16 one read 0.35
+    assert whole_number(np.float32(123456792), "max_pixels", "read_image", low=1, floats=True) == 123456792
+    assert whole_number(np.float16(65504), "max_pixels", "read_image", low=1, floats=True) == 65504
+    assert number_of(torch.tensor(123456792.0), "lam", None) == 123456792
+    assert number_of(np.array(0.35, dtype=">f4"), "lam", None) == 0.35
+    assert number_of(torch.tensor(0.35, dtype=torch.bfloat16), "lam", None) == 0.35
+    assert number_of(torch.tensor(-3e-3, dtype=torch.bfloat16), "lam", None) == -3e-3
+    assert number_of(torch.tensor(math.inf, dtype=torch.bfloat16), "lam", None) == math.inf

@@ -40,13 +40,26 @@ def number_of(value, name: str, who: str | None):
 
 
 def _read(value, np):
-    """A 0-dim tensor's or array's (or NumPy scalar's) number; a float32 or float16 one as the shortest
-    decimal that reads back as it, NumPy's ``str``: ``np.float32(0.35).item()`` is 0.3499999940395355,
-    which keyed load_rois' crops and cache apart from lam=0.35's and was recorded so in configs, where
-    the value meant, and held to its precision, is 0.35 (it moves by under half a float32 step)."""
+    """A 0-dim tensor's or array's (or NumPy scalar's) number; a float32, float16 or bfloat16 one as
+    the shortest decimal that reads back as it, NumPy's ``str``: ``np.float32(0.35).item()`` is
+    0.3499999940395355, which keyed load_rois' crops and cache apart from lam=0.35's and was recorded
+    so in configs, where the value meant, and held to its precision, is 0.35 (it moves by under half
+    a step of its type). A whole number is kept as it is: np.float32(123456792) is no 123456790, nor
+    np.float16(65504) 65500 (read_image's max_pixels)."""
     number = value.item()
-    kind = str(value.dtype).removeprefix("torch.")
-    if np is None or kind not in ("float32", "float16") or not isinstance(number, float):
+    numpy_kind = np is not None and isinstance(value, (np.ndarray, np.generic))
+    # (a big-endian array's str(dtype) is ">f4": its name is float32)
+    kind = value.dtype.name if numpy_kind else str(value.dtype).removeprefix("torch.")
+    if not isinstance(number, float) or number.is_integer():
+        return number
+    if kind == "bfloat16":  # (torch's alone; 8 significant bits need at most 4 digits)
+        torch = sys.modules["torch"]
+        for digits in range(1, 5):
+            decimal = float(f"{number:.{digits}g}")
+            if torch.tensor(decimal, dtype=torch.bfloat16).item() == number:
+                return decimal
+        return number
+    if np is None or kind not in ("float32", "float16"):
         return number
     return float(str(getattr(np, kind)(number)))
 
