@@ -418,6 +418,34 @@ def test_full_mode_warns_of_an_elongated_images_many_tiles_in_a_job_too_and_blam
     assert summary.notes == []  # (the job's note, of a square image: 9 tiles)
 
 
+def test_a_job_says_once_where_the_model_alone_cuts_some_images_into_many_tiles(tmp_path, seed, monkeypatch):
+    """A model trained at roi_size=96 cuts a square image into 196 tiles (under 200: no job note) and
+    each landscape 2048 x 2500 one into 252: each got its own warning, worded of the model. Said once
+    a job now, and a square image's record holds none. The threshold lowered here (a model at 256
+    cuts a square image into 25, a 64 x 96 one into 40, 64 x 128 into 55; one at 512 into 12, 15),
+    the network skipped (its tiles' cost is not what is tested)."""
+    from xvertfast.infer import enhancer as enhancer_module
+    from xvertfast.infer.enhancer import many_full_tiles
+
+    monkeypatch.setattr(enhancer_module, "MANY_FULL_TILES", 30)
+    model = tiny_model(seed)
+    model.metadata = {"training": {"config": {"roi_size": 256}}}
+    src = tmp_path / "in"
+    src.mkdir()
+    for name, (h, w) in {"square": (64, 64), "wide": (64, 96), "wider": (64, 128)}.items():
+        Image.fromarray(np.round(chest_like(seed, h, w) * 255).astype(np.uint8)).save(src / f"{name}.png")
+    enh = Enhancer(model, device="cpu", backend="torch", mode="full")
+    monkeypatch.setattr(enh, "run_tiles", lambda xp, y: xp)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        summary = enh.enhance_files([str(src)], str(tmp_path / "out"), progress=False, log=lambda line: None)
+    assert [record.warnings for record in summary.records] == [[], [], []]
+    texts = [str(w.message) for w in said if "tiles" in str(w.message)]
+    assert texts == [many_full_tiles(256, always=True)], texts
+    assert texts[0].startswith("the model was trained at roi_size=256: full mode cuts a square image into 25 tiles")
+    assert summary.notes == []  # (the job's note, of a square image: 25 tiles)
+
+
 def test_enhance_warns_of_full_modes_many_tiles_before_the_network_runs(seed, monkeypatch):
     """Enhancer.enhance said nothing before the minutes of a model of small ROIs' hundreds of full-mode
     tiles (the threshold lowered here: a model at 256 cuts a 64 x 64 image into 25, cheap to cut)."""

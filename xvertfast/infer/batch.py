@@ -381,20 +381,28 @@ def _read_and_prepare(enhancer, f: InputFile, given: GivenCentres | None, kept: 
     prep.seconds["read"] = t1 - t0
     # full mode uses no ROIs: a spine found at the edge of its search changes nothing there
     said = image_warnings(rad, prep.spine if enhancer.mode == "spine" else None)
-    if (many := _many_tiles_of(enhancer, prep)) is not None:
+    if (many := _many_tiles_of(enhancer, prep, kept)) is not None:
         said.append(f"{rad.path}: {many}")
     return rad, prep, said
 
 
-def _many_tiles_of(enhancer, prep) -> str | None:
+def _many_tiles_of(enhancer, prep, kept: list) -> str | None:
     """What to say of an image full mode cuts into more than MANY_FULL_TILES tiles where the job has
     not said it of every image (:func:`_small_tiles_warning`, of a square one): a 100 x 10000 strip
-    took 789 tiles of the default model, each with its WLS solve, unsaid."""
+    took 789 tiles of the default model, each with its WLS solve, unsaid. Said of the image where
+    its shape is a cause (a model at 512 cuts it into as many); where the model alone is (one at
+    roi_size=96 cuts a square image into 196, a 2048 x 2500 one into 252), said once a job, of the
+    model (in ``kept`` as a setting's warning: :func:`_give_kept`), not in each such image's warnings."""
     from xvertfast.infer.enhancer import many_full_tiles
 
     if enhancer.mode != "full" or many_full_tiles(enhancer.tile) is not None:
         return None
-    return many_full_tiles(enhancer.tile, prep.pixels.shape, prep.boxes)
+    if (many := many_full_tiles(enhancer.tile, prep.pixels.shape, prep.boxes)) is None:
+        return None
+    if many_full_tiles(512, prep.pixels.shape) is not None:
+        return many
+    kept.append((None, many_full_tiles(enhancer.tile, always=True), UserWarning))
+    return None
 
 
 def _give_kept(kept: list, warnings_of: dict[str, list[str]], said: set) -> None:

@@ -299,7 +299,8 @@ def _full_boxes(shape: tuple[int, int], tile: int) -> list[Box]:
     return [Box(r, c, r + side, c + side) for r in _grid(H, side, step) for c in _grid(W, side, step)]
 
 
-def many_full_tiles(tile: int, shape: tuple[int, int] | None = None, boxes: list[Box] | None = None) -> str | None:
+def many_full_tiles(tile: int, shape: tuple[int, int] | None = None, boxes: list[Box] | None = None,
+                    always: bool = False) -> str | None:  # fmt: skip
     """What to say where full mode cuts an image into more than :data:`MANY_FULL_TILES` tiles (a
     model trained on small ROIs), None where it cuts fewer: a model trained at roi_size=64 ran 441
     tiles of 8 px on a 128 x 128 image, each with its WLS solve, for minutes and without a word.
@@ -308,10 +309,11 @@ def many_full_tiles(tile: int, shape: tuple[int, int] | None = None, boxes: list
     Where a model trained at 512 (the default) cuts the image into as many, its shape is the cause
     (tiles are squares sized to its height, so a 100 x 10000 strip takes thousands), said so: the
     default model was told to use a model trained at roi_size=512, itself. Where the model cuts it
-    finer still, the model is said first (it multiplies the tiles) and cropping offered too."""
+    finer still, the model is said first (it multiplies the tiles) and cropping offered too.
+    ``always``: said however few the tiles (a job's images of other shapes took more)."""
     image = shape or (WORKING_HEIGHT, WORKING_HEIGHT)
     boxes = _full_boxes(image, tile) if boxes is None else boxes
-    if len(boxes) <= MANY_FULL_TILES:
+    if len(boxes) <= MANY_FULL_TILES and not always:
         return None
     side = boxes[0].bottom - boxes[0].top
     cut = (f"this {shape[0]}x{shape[1]} image into {len(boxes)} tiles of {side} px a side" if shape else
