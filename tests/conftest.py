@@ -34,17 +34,20 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
 SESSION_SEED = int(os.environ.get("XVF_TEST_SEED", random.SystemRandom().randrange(2**31)))
 
 
-def one_thread_a_worker(environ=os.environ) -> None:
+def cores_shared_by_workers(environ=os.environ) -> None:
     """Under pytest-xdist (``-n 2``) each worker is a process of its own: torch's default of a
-    thread a core in each would run twice as many threads as cores, each waiting on the others.
-    A worker gets one thread, and so do the processes its tests start (OMP_NUM_THREADS), unless
-    OMP_NUM_THREADS says otherwise; a run without workers keeps torch's default."""
+    thread a core in each would run as many threads as cores times workers, each waiting on the
+    others. A worker gets its share of the cores this process may run on (at least one), and so do
+    the processes its tests start (OMP_NUM_THREADS), unless OMP_NUM_THREADS says otherwise; a run
+    without workers keeps torch's default."""
     if environ.get("PYTEST_XDIST_WORKER") and not environ.get("OMP_NUM_THREADS"):
-        environ["OMP_NUM_THREADS"] = "1"
-        torch.set_num_threads(1)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        threads = max(1, cores // max(1, int(environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)))
+        environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
 
 
-one_thread_a_worker()
+cores_shared_by_workers()
 
 
 def stage_with_statistics(width: int, depth: int, dtype=torch.float32, spread: float = 1.0,

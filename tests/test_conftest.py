@@ -52,15 +52,20 @@ def test_traced_memory_counts_from_its_start_and_leaves_tracing_as_it_found_it(t
     assert kept.nbytes + before.nbytes == 17 << 20
 
 
-@pytest.mark.parametrize("environ, threads", [
-    ({"PYTEST_XDIST_WORKER": "gw0"}, [1]),  # a worker of -n 2: one thread, its subprocesses too
-    ({"PYTEST_XDIST_WORKER": "gw1", "OMP_NUM_THREADS": "3"}, []),  # the user's count stands
-    ({}, []),  # no workers: torch's default, a thread a core
-])
-def test_an_xdist_worker_runs_torch_on_one_thread(environ, threads, monkeypatch):
+@pytest.mark.parametrize("cores, environ, threads", [
+    (2, {"PYTEST_XDIST_WORKER": "gw0", "PYTEST_XDIST_WORKER_COUNT": "2"}, [1]),  # -n 2 on 2 cores
+    (8, {"PYTEST_XDIST_WORKER": "gw0", "PYTEST_XDIST_WORKER_COUNT": "2"}, [4]),  # its share of 8 cores
+    (2, {"PYTEST_XDIST_WORKER": "gw3", "PYTEST_XDIST_WORKER_COUNT": "4"}, [1]),  # more workers than cores
+    (8, {"PYTEST_XDIST_WORKER": "gw1", "PYTEST_XDIST_WORKER_COUNT": "2", "OMP_NUM_THREADS": "3"}, []),  # the user's
+    (8, {}, []),  # no workers: torch's default, a thread a core
+])  # fmt: skip
+def test_an_xdist_worker_runs_torch_on_its_share_of_the_cores(cores, environ, threads, monkeypatch):
+    # each worker got one thread however many cores the machine had: -n 2 on 8 cores used 2 of them
     set_to = []
     monkeypatch.setattr(conftest.torch, "set_num_threads", set_to.append)
+    monkeypatch.setattr(conftest.os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    monkeypatch.setattr(conftest.os, "cpu_count", lambda: cores)
     given = environ.get("OMP_NUM_THREADS")
-    conftest.one_thread_a_worker(environ)
+    conftest.cores_shared_by_workers(environ)
     assert set_to == threads
-    assert environ.get("OMP_NUM_THREADS") == ("1" if threads else given)
+    assert environ.get("OMP_NUM_THREADS") == (str(threads[0]) if threads else given)
