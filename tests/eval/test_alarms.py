@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 import types
 
+import pytest
+
 from xvertfast.eval import protocol
 
 
@@ -85,3 +87,37 @@ def test_an_alarm_that_raises_is_said_and_the_next_ones_still_come(monkeypatch):
     alarms(0.01, next_one.set).start()
     assert next_one.wait(30)
     assert said == [(ZeroDivisionError, "xvertfast-alarms")]
+
+
+def _exit():
+    raise SystemExit(3)
+
+
+@pytest.mark.parametrize("ended", ["excepthook raised", "SystemExit"])
+def test_alarms_still_come_after_what_ended_their_thread(monkeypatch, ended):
+    """A threading.excepthook that raises, or a call's SystemExit (not an Exception), ended the
+    alarms' thread, and no alarm came again in the process: the bar's step was never drawn. Another
+    thread takes over, for the alarms already started and the later ones."""
+    from xvertfast.eval._alarms import Alarms
+
+    said = []
+
+    def hook(args):  # (the SystemExit ending a thread is said to it too, as pytest would warn of it)
+        said.append(args.exc_type)
+        if ended == "excepthook raised":
+            raise RuntimeError("the hook failed")
+
+    monkeypatch.setattr(threading, "excepthook", hook)
+    fails = (lambda: 1 / 0) if ended == "excepthook raised" else _exit
+    alarms, waiting, later = Alarms(), threading.Event(), threading.Event()
+    with alarms._lock:  # (both started before the first is called)
+        alarms(0.0, fails).start()
+        alarms(0.01, waiting.set).start()
+        ended_thread = alarms._thread
+    assert waiting.wait(30)  # (started before the thread ended)
+    ended_thread.join(30)
+    assert not ended_thread.is_alive()
+    alarms(0.0, fails).start()
+    alarms(0.01, later.set).start()
+    assert later.wait(30)
+    assert said[:1] == [ZeroDivisionError if ended == "excepthook raised" else SystemExit]

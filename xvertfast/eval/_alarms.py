@@ -53,9 +53,13 @@ class Alarms:
         with self._lock:
             self._due[alarm] = time.monotonic() + alarm.seconds
             if self._thread is None:
-                self._thread = threading.Thread(target=self._watch, name="xvertfast-alarms", daemon=True)
-                self._thread.start()
+                self._watcher()
             self._lock.notify()
+
+    def _watcher(self) -> None:
+        """Starts the thread that calls the alarms (the lock held)."""
+        self._thread = threading.Thread(target=self._watch, name="xvertfast-alarms", daemon=True)
+        self._thread.start()
 
     def _cancel(self, alarm: Alarm) -> None:
         with self._lock:
@@ -66,20 +70,31 @@ class Alarms:
     def _watch(self) -> None:
         lock = self._lock
         with lock:
-            while True:
-                alarm = min(self._due, key=self._due.__getitem__, default=None)
-                wait = None if alarm is None else self._due[alarm] - time.monotonic()
-                if wait is None or wait > 0:
-                    lock.wait(wait)
-                    continue
-                del self._due[alarm]
-                self._calling = alarm
-                lock.release()
-                try:
-                    alarm.function()
-                except Exception:
-                    threading.excepthook(threading.ExceptHookArgs((*sys.exc_info(), threading.current_thread())))
-                finally:
-                    lock.acquire()
-                    self._calling = None
-                    lock.notify_all()
+            try:
+                self._call_when_due()
+            finally:  # ended by what no thread survives (threading.excepthook raised, a call's SystemExit):
+                # another thread calls the alarms started (else none came again in the process)
+                self._thread = None
+                if self._due:
+                    self._watcher()
+
+    def _call_when_due(self) -> None:
+        """Calls each alarm once due, forever (the lock held but while a call runs)."""
+        lock = self._lock
+        while True:
+            alarm = min(self._due, key=self._due.__getitem__, default=None)
+            wait = None if alarm is None else self._due[alarm] - time.monotonic()
+            if wait is None or wait > 0:
+                lock.wait(wait)
+                continue
+            del self._due[alarm]
+            self._calling = alarm
+            lock.release()
+            try:
+                alarm.function()
+            except Exception:
+                threading.excepthook(threading.ExceptHookArgs((*sys.exc_info(), threading.current_thread())))
+            finally:
+                lock.acquire()
+                self._calling = None
+                lock.notify_all()
