@@ -104,8 +104,8 @@ def _code_change(previous: dict, now: dict) -> str | None:
         return None  # (the digest covers the version: another version is another digest)
     values = [f"{name} {previous.get(key)!r} -> {now.get(key)!r}" for key, name in _CODE.items()
               if previous.get(key) != now.get(key)]  # fmt: skip
-    return ("xvertfast's code changed since these scores were made (an upgrade, or an edit of the installed "
-            f"package): {', '.join(values)}")  # fmt: skip
+    return ("xvertfast's code changed since these scores were made (an upgrade, or an edit of its code that can "
+            f"change a score): {', '.join(values)}")  # fmt: skip
 
 
 def _changes(previous: dict, retired: list, now: dict) -> tuple[str | None, str]:
