@@ -21,7 +21,9 @@ NOT_SCORING = frozenset({
     "__main__.py", "cli.py",
     "info.py",  # `xvertfast info`: prints the install
     "runtime.py",  # the CLI's malloc thresholds: memory reuse, no arithmetic
-    # the report: every run draws it again from all the scores in the journal, none of it journalled
+    # the report: every run draws it again from all the scores in the journal; of it only provenance's
+    # scoring_machine runs before the scoring, naming what scores (torch's threads, the GPUs), journalled
+    # with each image (its entry's ran_on): it changes no score
     "eval/report.py", "eval/stats.py", "eval/provenance.py", "eval/_report_files.py", "_plotting.py",
     # enhance's batch jobs over files (evaluate runs the Enhancer in memory), their ledgers, shards and contact sheet
     "infer/batch.py", "io/job_folder.py", "io/shards.py", "infer/preview.py",
