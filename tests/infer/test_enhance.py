@@ -85,8 +85,14 @@ def test_an_enhance_results_repr_is_one_line_not_its_image_and_tiles():
 def test_an_enhancers_repr_gives_its_settings_without_building_its_backend(tmp_path, seed):
     """A notebook showed ``<xvertfast.infer.enhancer.Enhancer object at 0x...>``."""
     enh = Enhancer(tiny_model(seed), device="cpu", mode="full", batch_size=4)
-    assert repr(enh) == ("Enhancer(model=<XVertNet of 2 stages>, device='cpu', backend='torch', precision='float32', "
-                         "mode='full', tile=512, batch_size=4, wls_method='auto', brightness='network')")  # fmt: skip
+    assert repr(enh) == ("Enhancer(model=<XVertNet of 2 stages>, device='cpu', backend='torch', precision='fp32', "
+                         "mode='full', batch_size=4, wls_method='auto', brightness='network') [tile 512, the model's]")  # fmt: skip
+    # its call-like part is a call the constructor takes (it read precision='float32', which the constructor
+    # refuses, and tile=512, no keyword of it)
+    call = repr(enh).replace("<XVertNet of 2 stages>", "model").split(" [tile")[0]
+    assert repr(eval(call, {"Enhancer": Enhancer, "model": enh.model})) == repr(enh)
+    one = XVertNet(list(enh.model.stages)[:1])
+    assert repr(Enhancer(one, device="cpu")).startswith("Enhancer(model=<XVertNet of 1 stage>, ")
     assert enh._backend is None  # (an ONNX export or TensorRT engines would take minutes)
     folder = save_model(tiny_model(seed), tmp_path / "m", extra={"training": {"config": {"roi_size": TILE}}})
     assert repr(Enhancer(folder, device="cpu")).startswith(f"Enhancer(model={str(folder)!r}, device='cpu', ")

@@ -23,10 +23,12 @@ from xvertfast.model import XVertNet
 from xvertfast.model.persistence import as_device, refuse_meta
 
 __all__ = ["BACKENDS", "StageBackend", "TorchBackend", "CompileBackend", "make_backend", "resolve_device",
-           "resolve_precision", "warn_cpu_bf16_without_amx", "cuda_bf16_native", "cpu_bf16_support",
+           "resolve_precision", "PRECISIONS", "warn_cpu_bf16_without_amx", "cuda_bf16_native", "cpu_bf16_support",
            "without_tf32"]  # fmt: skip
 
 BACKENDS = ("auto", "torch", "compile", "onnxruntime", "tensorrt")
+# precision= as the Enhancer and the CLI take it ("auto" aside), and the dtype each runs the stages in
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -106,7 +108,7 @@ def resolve_precision(precision: str, device: torch.device, *, warn: bool = True
         if device.type != "cuda":
             return torch.float32
         return torch.bfloat16 if cuda_bf16_native(device) else torch.float16
-    table = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+    table = PRECISIONS
     if precision not in table:
         raise ValueError(f"precision must be auto, fp32, fp16 or bf16, got {precision!r}")
     # (named as the caller gave it: --precision fp16 from the CLI, precision='fp16' from Python)

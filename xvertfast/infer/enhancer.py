@@ -70,8 +70,8 @@ from xvertfast._paths import PATH_TYPES
 from xvertfast._pixels import describe_array, describe_non_array, shape_hint
 from xvertfast._stacklevel import image_names, naming_images, outside_xvertfast, solving
 from xvertfast._text import asked, count
-from xvertfast.infer.backends import (StageBackend, make_backend, plan_backend, resolve_device, resolve_precision,
-                                     warn_cpu_bf16_without_amx)
+from xvertfast.infer.backends import (PRECISIONS, StageBackend, make_backend, plan_backend, resolve_device,
+                                     resolve_precision, warn_cpu_bf16_without_amx)
 from xvertfast.io.errors import ImageReadError
 from xvertfast.io.radiograph import Radiograph
 from xvertfast.io.read import content_problem
@@ -464,12 +464,15 @@ class Enhancer:
 
     def __repr__(self) -> str:
         """Its settings on one line, the backend as planned (not built: an export or TensorRT engines
-        take minutes); Python's default named only the class and an address."""
+        take minutes); Python's default named only the class and an address. The call-like part
+        holds the constructor's keywords only, precision as it takes it (fp32, not float32); the
+        tile, the model's, follows it."""
         source = getattr(self, "model_source", None)
-        model = repr(source) if source is not None else f"<XVertNet of {len(self.model.stages)} stages>"
+        model = repr(source) if source is not None else f"<XVertNet of {count(len(self.model.stages), 'stage')}>"
+        precision = next((name for name, dtype in PRECISIONS.items() if dtype == self.dtype), str(self.dtype))
         return (f"Enhancer(model={model}, device={str(self.device)!r}, backend={self.backend_name!r}, "
-                f"precision={str(self.dtype).removeprefix('torch.')!r}, mode={self.mode!r}, tile={self.tile}, "
-                f"batch_size={self.batch_size}, wls_method={self.wls_method!r}, brightness={self.brightness!r})")  # fmt: skip
+                f"precision={precision!r}, mode={self.mode!r}, batch_size={self.batch_size}, "
+                f"wls_method={self.wls_method!r}, brightness={self.brightness!r}) [tile {self.tile}, the model's]")  # fmt: skip
 
     def __getstate__(self) -> dict:
         """Pickled (multiprocessing) and deep-copied without the build lock, which neither can copy."""
