@@ -42,13 +42,14 @@ def test_a_dry_run_with_onnxruntime_exports_nothing_and_plans_as_the_run(tmp_pat
     assert any(dry_cache.rglob("*.onnx")) and dry.backend.name == "onnxruntime"
 
 
-def test_the_backend_described_before_it_is_built_is_the_one_built(seed, monkeypatch):
+def test_the_backend_described_before_it_is_built_is_the_one_built(tmp_path, seed, monkeypatch):
     # a dry run checks OUT's recorded precision against the described one: it must be what the build gives
     pytest.importorskip("onnxruntime")
-    for backend in ("torch", "compile", "onnxruntime"):
-        enh = Enhancer(tiny_model(seed), device="cpu", backend=backend)
+    for backend in ("torch", "compile", "onnxruntime"):  # (the export in tmp_path: it was in the user's ~/.cache)
+        enh = Enhancer(tiny_model(seed), device="cpu", backend=backend, cache_dir=str(tmp_path / "cache"))
         described = (enh.backend_name, enh.dtype)
         assert described == (enh.backend.name, enh.backend.dtype) == (backend, torch.float32)
+    assert len(list((tmp_path / "cache").rglob("stage1.onnx"))) == 1
     # on a GPU the exported graphs hold fp32 or fp16: onnxruntime runs bf16 as fp32, TensorRT as fp16
     cuda = torch.device("cuda", 0)
     assert plan_backend("onnxruntime", cuda, torch.bfloat16) == ("onnxruntime", torch.float32)
