@@ -50,6 +50,16 @@ def cores_shared_by_workers(environ=os.environ) -> None:
 cores_shared_by_workers()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def export_cache_of_the_run(tmp_path_factory):
+    """XVF_CACHE_DIR a folder of the run's own: a test exporting with the default cache wrote the
+    user's ~/.cache/xvertfast/engines. Tests that check the default location set it themselves."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("XVF_CACHE_DIR", str(tmp_path_factory.mktemp("xvf-cache")))
+    yield
+    patch.undo()
+
+
 def stage_with_statistics(width: int, depth: int, dtype=torch.float32, spread: float = 1.0,
                           upsample: str = "bilinear"):  # fmt: skip
     """An XVertNetStage (eval mode) whose batch norms are far from the identity, as a trained

@@ -220,3 +220,11 @@ def test_a_cache_that_cannot_be_locked_is_said_without_an_errno(tmp_path, monkey
     assert main(["cache", "--clear"]) == 2
     assert capsys.readouterr().err == (f"error: {cache}: cannot lock the export cache to clear it (Permission "
                                        "denied): it is cleared by a user who can write in it\n")  # fmt: skip
+
+
+def test_a_test_run_never_writes_the_users_cache(tmp_path_factory):
+    # (tests/conftest.py's export_cache_of_the_run: an export in a test wrote ~/.cache/xvertfast/engines)
+    from xvertfast.infer.cache import default_cache_dir
+
+    assert os.path.commonpath([default_cache_dir(), str(tmp_path_factory.getbasetemp())]) == str(
+        tmp_path_factory.getbasetemp())
