@@ -68,14 +68,21 @@ def each_graph_exported_once():
     made, whose ``model_proto`` is a new ModelProto at each read. Everything of xvertfast's own
     (metadata, the writing, the folders, the cache and its digests, the checks) runs at each
     export; what torch exports for one graph does not change from one call to the next (the
-    tests that export again and compare the bytes rely on that already)."""
+    tests that export again and compare the bytes rely on that already). Each later export gives
+    again the warnings the first one gave, under its caller's filters, so a test that exports
+    under ``simplefilter("error")`` still sees whatever export_onnx's own filters let through."""
     exported, export = {}, torch.onnx.export
 
     def export_once(graph, args, **kwargs):
         key = _graph_key(graph, args, kwargs)
         if key not in exported:
-            exported[key] = export(graph, args, **kwargs)
-        return exported[key]
+            with warnings.catch_warnings(record=True) as said:
+                warnings.simplefilter("always")
+                exported[key] = export(graph, args, **kwargs), said
+        program, said = exported[key]
+        for w in said:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return program
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(torch.onnx, "export", export_once)
