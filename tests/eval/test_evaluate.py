@@ -1484,36 +1484,34 @@ def test_the_step_during_which_an_image_turns_slow_is_drawn_as_it_does(tmp_path,
 
 def test_a_step_being_drawn_as_the_run_ends_is_drawn_before_close_returns(monkeypatch):
     """close() (and an image's end) cancelled the step timer but did not wait for one already
-    drawing: that draw could land after the run's last line. It is now waited for."""
+    drawing: that draw could land after the run's last line. It is now waited for: the real alarms
+    (protocol._STEP_ALARMS), due at once here (a fake clock: no time taken; STEP_SLOW_S tiny)."""
     import threading
     import types
 
     from xvertfast.eval import protocol
 
-    running, drawn = threading.Event(), []
+    monkeypatch.setattr(protocol, "time", types.SimpleNamespace(monotonic=lambda: 0.0))
+    monkeypatch.setattr(protocol, "STEP_SLOW_S", 0.001)
+    running, closed, ended, order = threading.Event(), threading.Event(), threading.Event(), []
 
-    class Drawing(threading.Thread):  # a timer that has fired: its draw under way as the run ends
-        def __init__(self, seconds, function):
-            super().__init__(daemon=True)
-            self.function, self.cancelled = function, threading.Event()
+    def draw():  # the alarm's call, under way as the run ends
+        running.set()
+        closed.wait(0.3)  # (long enough for a close() that does not wait to return first)
+        order.append("drawn")
+        ended.set()
 
-        def run(self):
-            running.set()
-            self.cancelled.wait(5)  # (the cancel comes as it draws: too late to stop it)
-            self.function()
-
-        def cancel(self):
-            self.cancelled.set()
-
-    monkeypatch.setattr(protocol._StepShown, "timer", Drawing, raising=False)
-    bar = types.SimpleNamespace(disable=False, set_postfix_str=lambda *a, **k: None,
-                                refresh=lambda: drawn.append("drawn"))  # fmt: skip
+    bar = types.SimpleNamespace(disable=False, set_postfix_str=lambda *a, **k: None, refresh=draw)
     step = protocol._StepShown(bar, 2)
-    step.slow = False  # the image before was quick: this one's step waits for the timer
+    step.slow = False  # the image before was quick: this one's step waits for the alarm
     step.of(1, "b.png")("reading")
     assert running.wait(5)
     step.close()
-    assert drawn == ["drawn"]  # (drawn before close returned, not after)
+    order.append("closed")
+    closed.set()
+    assert ended.wait(5)
+    assert order == ["drawn", "closed"]  # (drawn before close returned, not after)
+
 
 def timers_fired_by_hand(monkeypatch) -> list:
     """Puts a fake in place of the bar's step timer (protocol._StepShown.timer): one that never

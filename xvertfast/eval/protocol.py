@@ -17,7 +17,6 @@ A failure on one image is reported and the run goes on.
 from __future__ import annotations
 
 import math
-import threading
 import time
 from dataclasses import dataclass, field
 
@@ -422,8 +421,8 @@ class _StepShown:
 
     #: What draws the step running once its image has taken :data:`STEP_SLOW_S`: called as
     #: ``timer(seconds, draw)``, then started, cancelled where the image is done first: the process's
-    #: one alarm thread (threading.Timer, a thread an image, took 8 s of a 10,000-image run; it still
-    #: fits, joined where drawing); a test's fake fires it when it likes, without waiting
+    #: one alarm thread (threading.Timer, a thread an image, took 8 s of a 10,000-image run); a
+    #: test's fake fires it when it likes, without waiting
     timer = _STEP_ALARMS
 
     def __init__(self, bar, total: int):
@@ -449,12 +448,10 @@ class _StepShown:
     def _disarm(self) -> None:
         """The timer cancelled, and waited for where it is drawing already: a draw under way ended
         after the image's count moved, or after close() and the run's last line (an Alarm's cancel
-        waits for it, a threading.Timer is joined)."""
+        waits for it)."""
         if self._armed is not None:
             armed, self._armed = self._armed, None
             armed.cancel()
-            if isinstance(armed, threading.Thread) and armed is not threading.current_thread():
-                armed.join()
 
     def done(self, scored: bool = True) -> None:
         """One image more done (``scored``: not taken from the journal, whose are no measure of
