@@ -12,7 +12,7 @@ from tests.infer.test_export import TILE, install_fake_tensorrt, needs_export, t
 from xvertfast.cli import main
 from xvertfast.infer import cache as cache_module
 from xvertfast.infer import tensorrt_backend
-from xvertfast.infer.cache import CacheBusy, cache_in_use, cache_usage, clear_cache
+from xvertfast.infer.cache import CacheBusy, cache_in_use, cache_usage, clear_cache, default_cache_dir
 from xvertfast.infer.export import cached_onnx_export
 
 
@@ -166,6 +166,21 @@ def test_a_cache_dir_given_with_a_tilde_is_the_home_folder(tmp_path, monkeypatch
     assert os.path.isdir(tmp_path / "home" / "scratch" / "xvf") and not os.path.exists(tmp_path / "~")
 
 
+def test_without_xvf_cache_dir_the_cache_is_under_the_home_folder(tmp_path, monkeypatch, capsys):
+    # the default every user without XVF_CACHE_DIR gets: since tests/conftest.py's export_cache_of_the_run
+    # sets XVF_CACHE_DIR for the whole run, no other test reaches it; set empty (a blank line of a
+    # .env file) it is the default too. (XDG_CACHE_HOME is no part of it: the docs say ~/.cache.)
+    monkeypatch.delenv("XVF_CACHE_DIR")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    engines = tmp_path / ".cache" / "xvertfast" / "engines"
+    assert default_cache_dir() == str(engines)
+    monkeypatch.setenv("XVF_CACHE_DIR", "")
+    assert default_cache_dir() == str(engines)
+    assert main(["cache"]) == 0
+    assert capsys.readouterr().out == f"{engines}: 0 files, 0.0 MB (0 TensorRT engines)\n"
+
+
 def test_a_cache_dir_that_is_a_file_is_said_not_counted_as_empty(tmp_path, monkeypatch, capsys):
     # XVF_CACHE_DIR set to a file: `xvertfast cache` said 'PATH: 0 files, 0.0 MB' and `cache --clear`
     # 'removed PATH: 0 files', both exit 0, as of an empty cache (seen in a user run)
@@ -224,7 +239,5 @@ def test_a_cache_that_cannot_be_locked_is_said_without_an_errno(tmp_path, monkey
 
 def test_a_test_run_never_writes_the_users_cache(tmp_path_factory):
     # (tests/conftest.py's export_cache_of_the_run: an export in a test wrote ~/.cache/xvertfast/engines)
-    from xvertfast.infer.cache import default_cache_dir
-
     assert os.path.commonpath([default_cache_dir(), str(tmp_path_factory.getbasetemp())]) == str(
         tmp_path_factory.getbasetemp())
