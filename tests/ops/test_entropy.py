@@ -245,7 +245,7 @@ def test_numpy_integer_bins_empty_maps_and_the_base():
         with pytest.raises(ValueError, match=rf"^{op.__name__}: bins must be .*holds no value \(meta\)$"):
             op(x, bins=torch.tensor(16, device="meta"))  # (was torch's "Tensor.item() cannot be called on meta")
         with pytest.raises(ValueError, match=rf"^{op.__name__}: bins must be .*this tensor has shape \(1,\)$"):
-            op(x, bins=torch.tensor([16]))  # (taken, where np.array([16]) was refused)
+            op(x, bins=torch.tensor([16]))  # (was taken, where np.array([16]) was refused)
     index, target = select_max_entropy_reference(torch.randn(2, 3, 0, 8), 256, True)  # amin refused empty maps
     assert index.shape == (2,) and target.shape == (2, 1, 0, 8)
     # base=inf divided every entropy by log(inf): all zeros, without a word
