@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from xvertfast._pixels import describe_array, describe_non_array, strips_or_one_image
+from xvertfast._pixels import describe_array, strips_or_one_image
 from xvertfast._stacklevel import solving
-from xvertfast.ops._inputs import real_from_numpy
+from xvertfast.ops._inputs import as_tensor
 from xvertfast.ops.wls import check_method, check_parameters, wls
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 
@@ -175,10 +175,7 @@ def preprocess(pixels, lam: float = DEFAULT_LAM, alpha: float = DEFAULT_ALPHA, e
         :class:`Preprocessed`, every field float32 of the input's type, device and shape,
         without gradient (the WLS solves are not differentiable).
     """
-    from_numpy = isinstance(pixels, np.ndarray)
-    t = real_from_numpy(pixels, "preprocess: pixels") if from_numpy else pixels
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"preprocess: pixels must be a NumPy array or a torch tensor, got {describe_non_array(pixels)}")
+    t, from_numpy = as_tensor(pixels, "preprocess: pixels")
     t = t.detach()  # the WLS solves carry no gradient: a graph through X alone would be a wrong one
     if t.dim() not in (2, 3):
         raise ValueError(f"preprocess: pixels must be [H, W] or [B, H, W], got shape {tuple(t.shape)}")
