@@ -1475,6 +1475,18 @@ def test_enhance_precision_help_gives_a_line_to_each_choice_and_what_it_costs():
         assert fact in said, fact
 
 
+def test_precision_offers_the_precisions_the_backends_take():
+    """enhance's and evaluate's --precision spell their choices in cli.py (infer.backends, which
+    holds PRECISIONS, imports torch, which building the parser does not load), once since both
+    spelled them apart: a precision added to PRECISIONS and not offered here fails this."""
+    from xvertfast.cli import PRECISION_CHOICES
+    from xvertfast.infer.backends import PRECISIONS
+
+    assert PRECISION_CHOICES == ("auto", *PRECISIONS)
+    for command in ("enhance", "evaluate"):
+        assert {a.dest: a.choices for a in subcommands()[command]._actions}["precision"] == PRECISION_CHOICES
+
+
 def test_no_help_sends_the_reader_to_a_file_a_pip_install_lacks():
     """enhance --precision said "More: docs/guide/backends.md in the source", --threads "the user
     guide, docs/guide/enhancing.md in the source", and --precision and train --amp cited

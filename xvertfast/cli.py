@@ -127,6 +127,10 @@ def _shard(text: str):
 #: What --device auto picks (infer.backends.resolve_device), for every --device's help.
 DEVICE_AUTO = "auto: the current CUDA GPU where torch has one, else the CPU"
 
+#: --precision's choices, of enhance and evaluate: auto and infer.backends.PRECISIONS' names, spelled here
+#: (backends imports torch, which building the parser does not load); tests/test_cli.py holds them alike.
+PRECISION_CHOICES = ("auto", "fp32", "fp16", "bf16")
+
 #: --rois of enhance, preprocess and train (evaluate's has its own rule: there an input not in the file fails).
 ROIS_HELP = ("a CSV of ROI centres placed by hand, for the images whose spine was missed: a header row "
              "file,upper_row,upper_col,lower_row,lower_col, then one row per image: its path or file name and the "
@@ -1356,7 +1360,7 @@ values inverted.""",
     enh.add_argument("--backend", choices=("auto", "torch", "compile", "onnxruntime", "tensorrt"), default="auto",
                      help="network runtime: auto is TensorRT on a GPU where installed (torch where TensorRT cannot "
                      "build its engines), else torch (default: %(default)s)")
-    enh.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
+    enh.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
                      help="auto: bf16 on a GPU (fp16 below compute capability 8.0), fp32 on the CPU "
                      "(default: %(default)s)\n"
                      "fp32: the full precision the others are measured against; on a GPU fp32 runs without TF32 "
@@ -1476,7 +1480,7 @@ interrupted, 143 stopped by SIGTERM, 129 by SIGHUP.""",
                     "its ROIs drawn; 0 for none (default: %(default)s)")
     ev.add_argument("--device", type=_device, default="auto",
                     help=f"device for xvertnet ({DEVICE_AUTO}; or cpu, cuda, cuda:1, ...) (default: %(default)s)")
-    ev.add_argument("--precision", choices=["auto", "fp32", "fp16", "bf16"], default="auto",
+    ev.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
                     help="what xvertnet computes in, as for enhance: auto is bf16/fp16 on a GPU, fp32 on the "
                          "CPU; fp32 on a GPU runs without TF32, for scores to compare with a CPU run's. REPORT_DIR "
                          "records the device kind and precision that ran: a resumed run on other ones is "

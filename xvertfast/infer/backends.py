@@ -108,21 +108,21 @@ def resolve_precision(precision: str, device: torch.device, *, warn: bool = True
         if device.type != "cuda":
             return torch.float32
         return torch.bfloat16 if cuda_bf16_native(device) else torch.float16
-    table = PRECISIONS
-    if precision not in table:
+    if precision not in PRECISIONS:
         raise ValueError(f"precision must be auto, fp32, fp16 or bf16, got {precision!r}")
+    dtype = PRECISIONS[precision]
     # (named as the caller gave it: --precision fp16 from the CLI, precision='fp16' from Python)
-    if device.type != "cuda" and table[precision] == torch.float16:
+    if device.type != "cuda" and dtype == torch.float16:
         raise ValueError(f"{asked('precision', 'fp16')} needs a CUDA device; the CPU runs fp32 or bf16")
-    if device.type == "cuda" and table[precision] == torch.bfloat16 and not cuda_bf16_native(device):
+    if device.type == "cuda" and dtype == torch.bfloat16 and not cuda_bf16_native(device):
         raise ValueError(f"{asked('precision', 'bf16')} on {no_native_bf16(device)}; use fp16 or fp32 (auto is fp16 "
                          "there)")  # fmt: skip
-    if device.type == "cpu" and table[precision] == torch.bfloat16 and cpu_bf16_support() == "no":
+    if device.type == "cpu" and dtype == torch.bfloat16 and cpu_bf16_support() == "no":
         raise ValueError(f"{asked('precision', 'bf16')} on this CPU: oneDNN reports no bf16 support (it needs "
                          "AVX-512 BF16 or AMX); use fp32")  # fmt: skip
     if warn:
-        warn_cpu_bf16_without_amx(device, table[precision])
-    return table[precision]
+        warn_cpu_bf16_without_amx(device, dtype)
+    return dtype
 
 
 def warn_cpu_bf16_without_amx(device: torch.device, dtype: torch.dtype) -> None:

@@ -467,7 +467,7 @@ class Enhancer:
         take minutes); Python's default named only the class and an address. The call-like part
         holds the constructor's keywords only, precision as it takes it (fp32, not float32); the
         tile, the model's, follows it."""
-        source = getattr(self, "model_source", None)
+        source = self.model_source
         model = repr(source) if source is not None else f"<XVertNet of {count(len(self.model.stages), 'stage')}>"
         precision = next((name for name, dtype in PRECISIONS.items() if dtype == self.dtype), str(self.dtype))
         return (f"Enhancer(model={model}, device={str(self.device)!r}, backend={self.backend_name!r}, "
