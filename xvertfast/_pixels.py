@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 
 from xvertfast._paths import PATH_TYPES
+from xvertfast._text import dtype_name
 
 __all__ = ["describe_non_array", "describe_masked", "shape_hint", "strips_or_one_image", "describe_array"]
 
@@ -93,7 +94,7 @@ def describe_array(value, shape: bool = True) -> str:
         if getattr(value, "dtype", None) is None or getattr(value, "device", None) is None:
             return type(value).__name__
         size = "x".join(str(n) for n in value.shape) or "0-dim"
-        return " ".join([str(value.dtype).removeprefix("torch.")] + ([size] if shape else []) + [f"on {value.device}"])
+        return " ".join([dtype_name(value.dtype)] + ([size] if shape else []) + [f"on {value.device}"])
     said = [str(array.dtype)] + (["x".join(str(n) for n in array.shape) or "0-dim"] if shape else [])
     if array.size == 0 or array.dtype.kind not in "biuf":
         return " ".join(said + (["empty"] if array.size == 0 else []))

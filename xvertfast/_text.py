@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 
 __all__ = ["count", "first_listed", "WARNED_LISTED", "FAILED_LISTED", "CLI_OPTIONS", "from_cli", "cli_running",
-           "asked", "option_said", "offers", "part_percent", "middle_cut"]
+           "asked", "option_said", "offers", "part_percent", "middle_cut", "dtype_name"]
 
 #: How many warned files (or notes), and how many failed files, a job's end summary lists on the
 #: console; it counts the rest and says where each is. Listed whole, a 20,000-file job repeated
@@ -91,6 +91,12 @@ def middle_cut(text: str, most: int, mark: str = "...") -> str:
     keep = most - len(mark)
     head = keep // 3
     return f"{text[:head]}{mark}{text[len(text) - (keep - head):]}"
+
+
+def dtype_name(dtype) -> str:
+    """``float32`` for torch.float32: a dtype as a user writes it, as NumPy names it ("torch." is
+    torch's own prefix); a NumPy dtype is its name already."""
+    return str(dtype).removeprefix("torch.")
 
 
 def count(n: int, noun: str) -> str:

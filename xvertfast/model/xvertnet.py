@@ -91,7 +91,7 @@ class XVertNet(nn.Module):
                 raise ValueError(f"enhance: {name} holds NaN or infinite values ({said})")
             if converted is not given[name] and (said := _samples_not_finite(converted)):
                 raise ValueError(f"enhance: {name} holds values beyond the range of the model's dtype "
-                                 f"{_dtype_name(dtype)} ({said})")  # fmt: skip
+                                 f"{_text.dtype_name(dtype)} ({said})")  # fmt: skip
         modes = [module.training for module in self.modules()]
         self.eval()
         try:
@@ -104,11 +104,6 @@ class XVertNet(nn.Module):
         finally:
             for module, mode in zip(self.modules(), modes):
                 module.training = mode
-
-
-def _dtype_name(dtype: torch.dtype) -> str:
-    """``float32`` for torch.float32: the name a user writes, as NumPy says it."""
-    return str(dtype).removeprefix("torch.")
 
 
 def _samples_not_finite(t: torch.Tensor) -> str:

@@ -7,6 +7,7 @@ import torch
 
 from xvertfast._extension import cuda_kernels_run_on, has_extension
 from xvertfast._pixels import describe_masked, describe_non_array
+from xvertfast._text import dtype_name
 
 _KERNEL_DTYPES = (torch.float32, torch.float64)
 
@@ -86,8 +87,14 @@ def check_floating(x: torch.Tensor, op: str, name: str, from_numpy: bool = False
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
-        got = f"a NumPy array of {str(x.dtype).removeprefix('torch.')}" if from_numpy else str(x.dtype)
+        got = dtype_given(x, from_numpy)
         raise TypeError(f"{op}: {name} must be a floating-point {'array' if from_numpy else 'tensor'}, got {got}")
+
+
+def dtype_given(x: torch.Tensor, from_numpy: bool) -> str:
+    """``x``'s dtype as a refusal says it: where it was a NumPy array (``from_numpy``), by its NumPy
+    name ('got torch.uint8' puzzled a NumPy user), else as torch says it."""
+    return f"a NumPy array of {dtype_name(x.dtype)}" if from_numpy else str(x.dtype)
 
 
 def use_kernel(x: torch.Tensor) -> bool:

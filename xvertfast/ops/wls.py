@@ -27,7 +27,7 @@ from xvertfast._extension import (
 from xvertfast._pixels import strips_or_one_image
 from xvertfast._stacklevel import image_name, reading_file, solved_part, warn_user
 from xvertfast.ops import wls_reference
-from xvertfast.ops._inputs import as_tensor, compute_dtype
+from xvertfast.ops._inputs import as_tensor, compute_dtype, dtype_given
 from xvertfast.ops.wls_direct import solve_direct
 from xvertfast.ops.wls_pcg import wls_cupy
 
@@ -83,7 +83,7 @@ def _check(x: torch.Tensor, from_numpy: bool = False) -> None:
         if x.dtype == torch.bool:
             scale = (": a mask, not grey levels; to smooth its 0 and 1, give them as floats "
                      f"({'mask.astype(np.float32)' if from_numpy else 'mask.float()'})")
-        got = f"a NumPy array of {str(x.dtype).removeprefix('torch.')}" if from_numpy else str(x.dtype)
+        got = dtype_given(x, from_numpy)
         raise TypeError(f"wls: image must be floating point with values in [0, 1], got {got}{scale}")
     if x.device.type == "meta":  # (else torch's "Tensor.item() cannot be called on meta tensors")
         raise ValueError("wls: image is on the meta device, which holds no values to smooth")
