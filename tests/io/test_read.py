@@ -1643,6 +1643,25 @@ def test_an_encapsulated_uncompressed_dicom_cut_short_is_said_in_its_own_syntax(
         read_image(path)
 
 
+def test_an_encapsulated_uncompressed_ybr_full_422_frame_is_read_as_its_native_one(tmp_path, seed):
+    # a YBR_FULL_422 frame holds 2 bytes a pixel, 2/3 of a full-sampled one's 3: the frame was
+    # refused as cut short ("its frame holds 96 bytes, its header declares 144")
+    from pydicom.encaps import encapsulate
+
+    frame = np.random.default_rng(seed).integers(16, 240, size=4 * 12 * 2).astype(np.uint8).tobytes()
+    native = make_dicom(tmp_path / "n.dcm", np.zeros((4, 12), np.uint16), photometric="YBR_FULL_422", slope=None)
+    native.SamplesPerPixel, native.PlanarConfiguration = 3, 0
+    native.BitsAllocated, native.BitsStored, native.HighBit = 8, 8, 7
+    native.PixelData = frame
+    native["PixelData"].VR = "OB"
+    native.save_as(tmp_path / "n.dcm", enforce_file_format=True)
+    native.PixelData = encapsulate([frame])
+    native.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1.98"
+    native.save_as(tmp_path / "e.dcm", enforce_file_format=True)
+    np.testing.assert_array_equal(read_image(tmp_path / "e.dcm", warn=False).values,
+                                  read_image(tmp_path / "n.dcm", warn=False).values)
+
+
 @pytest.mark.parametrize("cut", [None, b"\xe0\x7f\x10\x00", b"5.1.4.1.1.1\0"])
 def test_dicom_image_without_pixel_data_is_said_to_be_damaged(tmp_path, cut):
     # a radiograph's header without its pixel data (a copy cut short just before it, or an export
@@ -3782,6 +3801,61 @@ def test_a_dicom_cut_within_its_columns_value_is_called_damaged(tmp_path):
                        r"\(cut short before it, or exported without it\): copy it again from its source$"):  # fmt: skip
         read_image(path)
 
+
+
+def _raw_dx_cut_in_its_sop_class(path, kept: int):
+    """A raw data set (no file meta) of a DX radiograph cut ``kept`` characters into its SOP class."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    ds = pydicom.Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = "1.2.840.10008.5.1.4.1.1.1.1", generate_uid(), "DX"
+    ds.Rows, ds.Columns = 6, 8
+    ds.save_as(path, implicit_vr=True, little_endian=True, enforce_file_format=False)
+    data = path.read_bytes()
+    path.write_bytes(data[: data.index(b"1.2.840.10008.5.1.4.1.1.1.1") + kept])
+
+
+_NO_EVIDENCE = (r"truncated or corrupt DICOM: it holds no pixel data, and neither its SOP class \({}\) nor its "
+                r"Modality \({}\) says it is no image \(a report, a presentation state\): cut short\? copy it again "
+                r"from its source$")  # fmt: skip
+
+
+@pytest.mark.parametrize("build, said", [
+    (lambda p: _no_pixels_dicom(p, "", "DX", meta_class=""), _NO_EVIDENCE.format("none", "DX")),
+    (lambda p: _no_pixels_dicom(p, "1.2.3.4.5", "CR"),
+     _NO_EVIDENCE.format(r"1\.2\.3\.4\.5, unknown to pydicom", "CR")),
+    (lambda p: _raw_dx_cut_in_its_sop_class(p, len("1.2.840.10008.5.1.4.1.1")),
+     r"truncated or corrupt DICOM: its data set ends at its SOP class UID \(0008,0016\), read as "
+     r"1\.2\.840\.10008\.5\.1\.4\.1\.1, without pixel data: cut short\? copy it again from its source$"),
+    (lambda p: _raw_dx_cut_in_its_sop_class(p, len("1.2.840.10008.5.1.4.1.1.1")),  # (a prefix: CR's class)
+     r"its data set ends at its SOP class UID \(0008,0016\), read as 1\.2\.840\.10008\.5\.1\.4\.1\.1\.1,"),
+], ids=["no class, DX", "private class, CR", "raw, cut in its class", "raw, cut at CR's class"])  # fmt: skip
+def test_a_dicom_without_pixel_data_is_passed_over_as_no_image_only_on_evidence(tmp_path, build, said):
+    # each was a NotAnImage (kind DX, CR, 'other'): skipped, exit 0, where it may be a radiograph cut
+    # short or exported without its pixels. Only a class or Modality of no image says it is none
+    path = tmp_path / "o.dcm"
+    build(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (pydicom's, of a cut UID)
+        with pytest.raises(ImageReadError, match=rf"o\.dcm: .*{said}") as raised:
+            read_image(path)
+    assert not isinstance(raised.value, NotAnImage)
+
+
+@pytest.mark.parametrize("sop_class, modality, elements, kind", [
+    ("1.2.840.10008.5.1.4.1.1.66", "DX", {}, "Raw Data"),  # (a raw data object of a DX machine: no radiograph)
+    ("1.2.840.10008.5.1.4.1.1.88.22", "SR", {}, "SR"),
+    ("1.2.3.4.5", "OT", {"WaveformSequence": []}, "Waveform"),
+    ("", "KO", {}, "KO"),
+], ids=["Raw Data, DX", "SR", "private waveform", "no class, KO"])  # fmt: skip
+def test_a_non_image_dicom_is_counted_by_its_modality_only_where_that_says_no_image(
+        tmp_path, sop_class, modality, elements, kind):  # fmt: skip
+    # a Raw Data Storage object with Modality DX was counted "DX 1": read as a skipped radiograph
+    _no_pixels_dicom(tmp_path / "o.dcm", sop_class, modality, meta_class=sop_class, **elements)
+    with pytest.raises(NotAnImage, match=r"o\.dcm: DICOM file has no pixel data: ") as raised:
+        read_image(tmp_path / "o.dcm")
+    assert raised.value.kind == kind
 
 
 def test_a_one_sample_dicom_saying_rgb_is_read_as_monochrome2(tmp_path, seed):

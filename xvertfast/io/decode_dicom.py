@@ -136,6 +136,7 @@ def _unencapsulated(ds, path: str):
     than the header declares is refused here, naming the file's own syntax: pydicom's refusal,
     later, names Explicit VR Little Endian, which the file is not in."""
     from pydicom.encaps import generate_frames
+    from pydicom.pixels.utils import get_expected_length
     from pydicom.uid import ExplicitVRLittleEndian
 
     said = "cannot decode DICOM pixel data (Encapsulated Uncompressed Explicit VR Little Endian): truncated or corrupt?"
@@ -143,27 +144,30 @@ def _unencapsulated(ds, path: str):
         frame = next(generate_frames(ds.PixelData, number_of_frames=1))
     except Exception as exc:
         raise ImageReadError(path, f"{said} ({exc or type(exc).__name__})") from None
-    size = np.prod([_dicom_int(ds, keyword, 1, path) for keyword in ("Rows", "Columns", "SamplesPerPixel")])
-    needed = -(-int(size) * _dicom_int(ds, "BitsAllocated", 16, path) // 8)
+    bits = _dicom_int(ds, "BitsAllocated", 16, path)
+    try:  # (pydicom's count: a YBR_FULL_422 frame holds 2/3 of a full-sampled one's bytes)
+        needed = get_expected_length(ds, "bytes")
+    except Exception:  # a header missing what it counts by: pydicom's decoding refuses it later, naming it
+        needed = 0
     if len(frame) < needed:
         raise ImageReadError(path, f"{said} (its frame holds {len(frame):,} bytes, its header declares {needed:,})")
     ds.PixelData = frame
     ds["PixelData"].is_undefined_length = False
-    ds["PixelData"].VR = "OB" if _dicom_int(ds, "BitsAllocated", 16, path) <= 8 else "OW"
+    ds["PixelData"].VR = "OB" if bits <= 8 else "OW"
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     return ExplicitVRLittleEndian
 
 
 def _without_pixels(ds, media_class) -> tuple[str, str | None]:
-    """Why a DICOM data set without pixel data is refused. Where its header describes an image
-    (an image's SOP class; with no class known, Rows or Columns), the file is damaged: cut short before its pixel
-    data (a copy or export interrupted), which was called "not an image, e.g. a report" and so
-    passed over in a batch's failures as a report would be. Otherwise what it is, by its SOP class
-    and Modality (a presentation state, a structured report, a key object selection: the other
-    objects of a PACS export), where they are known (which class: :func:`_sop_class`). A file that
-    holds a link to its pixels (JPIP) is neither: it is to be retrieved again with them. With the
-    why, what it is for a count of the non-images (its Modality, else its class), or None where the
-    file is a damaged image: not :class:`NotAnImage`, a failure."""
+    """Why a DICOM data set without pixel data is refused, and what it is for a count of the
+    non-images, or None where it is a failure, not :class:`NotAnImage`: a file is passed over as no
+    image only on evidence that it is none (a radiograph counted as skipped is lost unseen). The
+    evidence: a SOP class pydicom knows that is no image's (a presentation state, a structured
+    report, MR spectroscopy, Raw Data: which class, :func:`_sop_class`), or, no class known, bulk
+    data that is no pixels (spectra, waveforms, a document) or a Modality of no image (SR, PR, ...).
+    An image's class, or with no class known Rows or Columns, says the file is a damaged image, cut
+    short before its pixel data; a data set ending at its SOP class, or saying nothing, is cut short
+    too. A file holding a link to its pixels (JPIP) is to be retrieved again with them."""
     from pydicom.uid import UID
 
     uid = _sop_class(media_class, ds)
@@ -176,8 +180,11 @@ def _without_pixels(ds, media_class) -> tuple[str, str | None]:
         return (f"DICOM file holds a link to its pixel data (JPIP{': ' + url if url else ''}), not the pixels: "
                 "retrieve it again from its source with its pixel data (a transfer syntax other than JPIP "
                 "Referenced)", None)  # fmt: skip
-    other = any(keyword in ds for keyword in _OTHER_BULK_DATA)  # (spectra, waveforms: no image, whatever its size)
-    if "Image Storage" in name if known else ("Rows" in ds or "Columns" in ds) and not other:
+    bulk = next((keyword for keyword in _OTHER_BULK_DATA if keyword in ds), None)
+    cut = max(ds.keys()) == 0x00080016  # (its data set ends within its SOP class: the class is no evidence)
+    no_image_modality = modality.upper() in _NO_IMAGE_MODALITIES
+    describes_image = "Image Storage" in name if known else ("Rows" in ds or "Columns" in ds) and not bulk
+    if describes_image:
         parts = [name.replace(" Storage", "") if known else "", f"Modality {modality}" if modality else ""]
         size = [_readable(ds, keyword) for keyword in ("Columns", "Rows")]
         if all(isinstance(value, int) for value in size):  # (neither cut within nor empty)
@@ -186,32 +193,52 @@ def _without_pixels(ds, media_class) -> tuple[str, str | None]:
         return (f"truncated or corrupt DICOM: its header describes an image{f' ({what})' if what else ''}, but the "
                 "file holds no pixel data (cut short before it, or exported without it): copy it again from its "
                 "source", None)  # fmt: skip
+    if cut:
+        read = str(_readable(ds, "SOPClassUID") or "").strip().rstrip("\0")
+        return (f"truncated or corrupt DICOM: its data set ends at its SOP class UID (0008,0016)"
+                f"{f', read as {read}' if read else ''}, without pixel data: cut short? copy it again from its "
+                "source", None)  # fmt: skip
     if known:
         kind = name.replace(" Storage", "")
-        return f"DICOM file has no pixel data: {_a(kind)} {kind} object{said}, not an image", modality or kind
-    if uid:
-        return (f"DICOM file has no pixel data: not an image (SOP class {uid}"
-                f"{', Modality ' + modality if modality else ''})", modality or "other")  # fmt: skip
-    return "DICOM file has no pixel data (not an image, e.g. a report)", modality or "other"
+        return (f"DICOM file has no pixel data: {_a(kind)} {kind} object{said}, not an image",
+                modality if no_image_modality else kind)  # fmt: skip
+    if bulk or no_image_modality:
+        of = ", ".join(part for part in (f"SOP class {uid}" if uid else "", f"Modality {modality}" if modality else "",
+                                         "" if no_image_modality else f"holding {bulk}") if part)  # fmt: skip
+        return (f"DICOM file has no pixel data: not an image ({of})",
+                modality if no_image_modality else _OTHER_BULK_DATA[bulk])  # fmt: skip
+    return (f"truncated or corrupt DICOM: it holds no pixel data, and neither its SOP class "
+            f"({uid + ', unknown to pydicom' if uid else 'none'}) nor its Modality ({modality or 'none'}) says it is "
+            "no image (a report, a presentation state): cut short? copy it again from its source", None)  # fmt: skip
 
 
-#: What a data set holds in place of pixels where it is no image: an MR spectroscopy object's
-#: spectra (it has Rows and Columns, 1 x 1), a waveform's channels, an encapsulated document.
-_OTHER_BULK_DATA = ("SpectroscopyData", "WaveformSequence", "EncapsulatedDocument")
+#: What a data set holds in place of pixels where it is no image, and what it is then: an MR
+#: spectroscopy object's spectra (it has Rows and Columns, 1 x 1), a waveform's channels, an
+#: encapsulated document.
+_OTHER_BULK_DATA = {"SpectroscopyData": "MR Spectroscopy", "WaveformSequence": "Waveform",
+                    "EncapsulatedDocument": "Encapsulated Document"}  # fmt: skip
+
+#: The Modality values (PS3.3 C.7.3.1.1.1's defined terms) of objects that are no image: reports,
+#: presentation states, key object selections, documents, registrations, RT plans and structures,
+#: waveforms (ECG, EEG, audio, ...), measurements, protocols.
+_NO_IMAGE_MODALITIES = frozenset(
+    "ANN AR ASMT AU CTPROTOCOL DOC ECG EEG EMG EOG EPS FID HD IOL KER KO LEN M3D OAM OPV PLAN POS PR REG RESP "
+    "RTDOSE RTINTENT RTPLAN RTRAD RTRECORD RTSEGANN RTSTRUCT RWV SMR SR SRF VA XAPROTOCOL".split())
 
 
 def _sop_class(media_class, ds) -> str:
     """The SOP class of a data set without pixel data, of the file meta's MediaStorageSOPClassUID
     and the data set's SOPClassUID: the data set's where pydicom knows it (a writer's meta saying
     Secondary Capture over an Enhanced SR is wrong, and was taken for a damaged image), but where
-    it is a proper prefix of the meta's and the data set's last element, a file cut short within
-    it (1.2.840.10008.5.1.4.1.1.1, CR, of a DX's ...1.1.1.1). Else the meta's (read whole, before
-    the data set), or the data set's where the meta has none."""
+    the data set ends within it, a file cut short (1.2.840.10008.5.1.4.1.1.1, CR, of a DX's
+    ...1.1.1.1): then the meta's alone. Else the meta's (read whole, before the data set), or the
+    data set's where the meta has none."""
     from pydicom.uid import UID
 
     meta, data = (str(uid or "").strip().rstrip("\0") for uid in (media_class, _readable(ds, "SOPClassUID")))
-    cut = meta != data and meta.startswith(data) and max(ds.keys()) == 0x00080016  # (the data set ends within it)
-    if data and UID(data).name != data and not cut:
+    if max(ds.keys()) == 0x00080016:  # (the data set ends within it)
+        return meta
+    if data and UID(data).name != data:
         return data
     return meta or data
 
