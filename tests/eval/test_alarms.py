@@ -58,14 +58,17 @@ def test_the_alarm_draws_a_quick_images_step_once_it_turns_slow_and_not_once_can
 
 def test_cancelling_an_alarm_whose_call_is_under_way_returns_once_it_ended():
     """threading.Timer's cancel() did not wait for a draw under way (the bar's _disarm joined the
-    thread): an Alarm's waits, so no draw lands after the image's count moved, or the run's last line."""
+    thread): an Alarm's waits, so no draw lands after the image's count moved, or the run's last line.
+    The draw ends only once cancel() has returned, or 0.1 s after it was asked: a cancel that does
+    not wait returns first every time (the draw had raced it, and was caught only by luck)."""
     from xvertfast.eval._alarms import Alarms
 
-    alarms, running, asked, order = Alarms(), threading.Event(), threading.Event(), []
+    alarms, running, asked, returned, order = Alarms(), threading.Event(), threading.Event(), threading.Event(), []
 
     def draw():
         running.set()
         asked.wait(30)
+        returned.wait(0.1)
         order.append("drawn")
 
     alarm = alarms(0.0, draw)
@@ -74,6 +77,7 @@ def test_cancelling_an_alarm_whose_call_is_under_way_returns_once_it_ended():
     asked.set()
     alarm.cancel()
     order.append("cancel returned")
+    returned.set()
     assert order == ["drawn", "cancel returned"]
 
 
