@@ -368,11 +368,12 @@ def _stem(out_dir: str, rel: str) -> str | None:
         return None
 
 
-def _read_and_prepare(enhancer, f: InputFile, given: GivenCentres | None, kept: list):
+def _read_and_prepare(enhancer, f: InputFile, given: GivenCentres | None, of_model: str | None, kept: list):
     """On a reader thread: the file read and preprocessed and its warnings (each naming it); the
     warnings of its solves go to ``kept`` (:func:`warnings_of_file`: of the image, or of the
     settings, as a WLS solver's tolerance beyond reach at the model's lam / eps) for the job's
-    thread to give (:func:`_give_kept`), also where the read fails after one."""
+    thread to give (:func:`_give_kept`), also where the read fails after one. ``of_model``: the
+    job's word of a model that cuts images into many tiles (:func:`_many_tiles_of`)."""
     t0 = time.perf_counter()
     with warnings_of_file(f.path, kept):
         rad = require_content(read_input(f, warn=False))
@@ -381,28 +382,37 @@ def _read_and_prepare(enhancer, f: InputFile, given: GivenCentres | None, kept: 
     prep.seconds["read"] = t1 - t0
     # full mode uses no ROIs: a spine found at the edge of its search changes nothing there
     said = image_warnings(rad, prep.spine if enhancer.mode == "spine" else None)
-    if (many := _many_tiles_of(enhancer, prep, kept)) is not None:
+    if (many := _many_tiles_of(enhancer.tile, prep, of_model, kept)) is not None:
         said.append(f"{rad.path}: {many}")
     return rad, prep, said
 
 
-def _many_tiles_of(enhancer, prep, kept: list) -> str | None:
+def _many_tiles_of(tile: int, prep, of_model: str | None, kept: list) -> str | None:
     """What to say of an image full mode cuts into more than MANY_FULL_TILES tiles where the job has
     not said it of every image (:func:`_small_tiles_warning`, of a square one): a 100 x 10000 strip
     took 789 tiles of the default model, each with its WLS solve, unsaid. Said of the image where
     its shape is a cause (a model at 512 cuts it into as many); where the model alone is (one at
     roi_size=96 cuts a square image into 196, a 2048 x 2500 one into 252), said once a job, of the
-    model (in ``kept`` as a setting's warning: :func:`_give_kept`), not in each such image's warnings."""
+    model (``of_model``, in ``kept`` as a setting's warning: :func:`_give_kept`), not in each such
+    image's warnings. ``of_model`` None: nothing to say (spine mode, or the job said it already),
+    as :func:`_model_tiles_note` works it out once a job."""
     from xvertfast.infer.enhancer import many_full_tiles
 
-    if enhancer.mode != "full" or many_full_tiles(enhancer.tile) is not None:
-        return None
-    if (many := many_full_tiles(enhancer.tile, prep.pixels.shape, prep.boxes)) is None:
+    if of_model is None or (many := many_full_tiles(tile, prep.pixels.shape, prep.boxes)) is None:
         return None
     if many_full_tiles(512, prep.pixels.shape) is not None:
         return many
-    kept.append((None, many_full_tiles(enhancer.tile, always=True), UserWarning))
+    kept.append((None, of_model, UserWarning))
     return None
+
+
+def _model_tiles_note(enhancer, said: str | None) -> str | None:
+    """The job's word of its model for :func:`_many_tiles_of` (full mode's, said however few the
+    tiles), made once a job rather than at each image; None in spine mode, or where the job's
+    warning ``said`` (:func:`_small_tiles_warning`'s) spoke of every image already."""
+    from xvertfast.infer.enhancer import many_full_tiles
+
+    return many_full_tiles(enhancer.tile, always=True) if enhancer.mode == "full" and said is None else None
 
 
 def _give_kept(kept: list, warnings_of: dict[str, list[str]], said: set) -> None:
@@ -684,10 +694,11 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
         for note in job.notes:  # (another shard's report this one replaces)
             log(f"note: {note}")
         notes += [warning] if (warning := _small_tiles_warning(enhancer)) is not None else []
+        of_model = _model_tiles_note(enhancer, warning)
         for note in notes:  # once a job (the job's setting, no image's)
             log(f"warning: {note}")
         looks = set()  # (the inputs whose image was warned of: drawn first on the --preview)
-        summary, planned = _run(enhancer, job, files, fmt, workers, progress, log, start, given, looks)
+        summary, planned = _run(enhancer, job, files, fmt, workers, progress, log, start, given, looks, of_model)
         summary.records = _in_input_order(summary.records, files)
         summary.notes, summary.cwd = notes, ran_in
         if summary.stopped_planning:  # counted over the part planned, a resume of an archive mostly done read as
@@ -785,12 +796,13 @@ def _replaces(path: str, read: list[str], planned) -> str | None:
 
 
 def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool, log, start: float,
-         given: dict[str, GivenCentres], looks: set[str]):  # fmt: skip
+         given: dict[str, GivenCentres], looks: set[str], of_model: str | None):  # fmt: skip
     """The job proper: plan, skip what is done, then read -> network -> write, pipelined.
     ``given``: the ROI centres given for inputs (by path). ``looks`` gets the inputs read whose
     image was warned of (looks inverted, a spine in doubt, too little contrast), not those with
     decoding's notes alone (RGB converted to luminance: a sheet of 8 from 12 such PNGs drew the
-    first 8, marked, and left out the one that looked inverted)."""
+    first 8, marked, and left out the one that looked inverted). ``of_model``: the job's word of a
+    model that cuts images into many tiles (:func:`_model_tiles_note`)."""
 
     def centres(f: InputFile) -> list[float] | None:
         return given[f.path].record() if f.path in given else None
@@ -898,7 +910,7 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
             # CLI_OPTIONS is unset and the warnings worded there named Python's arguments to a CLI user
             kept = []
             fut = readers.submit(contextvars.copy_context().run, _read_and_prepare, enhancer, item[0],
-                                 given.get(item[0].path), kept)
+                                 given.get(item[0].path), of_model, kept)
             reading.add(fut)  # (until it is done: what a stop waits for, said by _stop_line)
             fut.add_done_callback(reading.discard)
             pending_reads.append((item, kept, fut))
