@@ -456,17 +456,23 @@ def test_a_decomposed_name_loses_its_accents_and_a_windows_cut_keeps_the_name(tm
     assert np.array_equal(sheet[: _GAP + _LABEL, : sheet.shape[1] // 2], np.asarray(drawn))  # the sheet draws it
 
 
-def test_a_backslash_of_a_name_is_not_drawn_as_an_escape():
+def test_a_backslash_of_a_name_is_not_drawn_as_an_escape(monkeypatch):
     """A name holding the text \\xe9 (a backslash, x, e, 9) was drawn as the undecodable byte 0xe9 is,
     \\xe9: two files, one label (\\u00e9 likewise as é drawn exact). Its backslash is now doubled, as
-    Python writes it; one a letter's compatibility form gives (the fullwidth ＼) too."""
+    Python writes it; one a letter's compatibility form gives (the fullwidth ＼) too. Checked with
+    POSIX's os.sep "/" (a name can hold a backslash) on any platform; Windows' "\\" is kept, a separator."""
     from PIL import ImageDraw
 
+    from xvertfast.infer import preview
     from xvertfast.infer.preview import _distinct, _drawable
 
+    monkeypatch.setattr(preview.os, "sep", "/")
     length = ImageDraw.Draw(Image.new("L", (1, 1))).textlength
     labels = ["caf\\xe9.png", "caf\udce9.png", "scan \\u00e9.png", "scan é.png", "scan e.png"]
     drawn = _distinct(labels, [""] * 5, 480, length)
     assert drawn == ["caf\\\\xe9.png", "caf\\xe9.png", "scan \\\\u00e9.png", "scan \\u00e9.png", "scan e.png"]
     assert _drawable("a\\b/c\\d.png") == "a\\\\b/c\\\\d.png"  # (in the folder part too)
     assert _drawable("caf\uff3cxe9.png") == "caf\\\\xe9.png" and _drawable("\uff3c", exact=True) == "\\uff3c"
+    monkeypatch.setattr(preview.os, "sep", "\\")
+    assert _drawable("a\\b/c\\d.png") == "a\\b/c\\d.png"  # Windows' separators, as they are
+    assert _drawable("caf\uff3cxe9.png") == "caf\\\\xe9.png"  # (a fullwidth ＼ is no separator: doubled there too)
