@@ -872,7 +872,8 @@ def _print_train_status(run, as_json: bool) -> int:
                f"{_duration(run.seconds_per_epoch)} an epoch (early stopping may end a stage sooner)")  # fmt: skip
     _print(f"  last written {_ago(time.time() - run.modified)}")
     if run.running:
-        _print(f"  running now (it holds {os.path.join(run.run_dir, LOCK_FILE)})")
+        starting = " (starting: its command not recorded yet)" if run.starting else ""
+        _print(f"  running now (it holds {os.path.join(run.run_dir, LOCK_FILE)}){starting}")
     elif run.running is None:
         _print("  whether it runs cannot be told here: this file system has no file locks, or its lock file cannot "
                "be read")  # fmt: skip

@@ -596,13 +596,15 @@ def test_a_run_without_validation_images_writes_standard_json_and_reads_it_back(
         assert train_status(str(folder)).finished
 
 
-def test_train_holds_run_dirs_lock_from_its_start_as_the_jobs_do(tmp_path, monkeypatch):
+def test_train_holds_run_dirs_lock_from_its_start_as_the_jobs_do(tmp_path, monkeypatch, capsys):
     # `train --resume` took RUN_DIR's lock only inside train(), after torch, the --init model and the
     # device loaded (seconds): meanwhile status said "not running: interrupted; to resume it: ...".
-    # Held from the command's start now (lock_early_at), taken over by train(), let go at the end
+    # Held from the command's start now (lock_early_at), taken over by train(), let go at the end.
+    # Meanwhile status --json gave "running": true with the start before's "stopped": "interrupted"
+    # and its command: the new start, not recorded yet, is "starting" (as a job's), those null
     from xvertfast import cli
     from xvertfast.resume import lock_held
-    from xvertfast.train.run_folder import LOCK_FILE
+    from xvertfast.train.run_folder import INTERRUPTED, LOCK_FILE, record_command, record_stop
 
     class Stop(Exception):
         pass
@@ -611,14 +613,31 @@ def test_train_holds_run_dirs_lock_from_its_start_as_the_jobs_do(tmp_path, monke
     run.mkdir()
     data.mkdir()
     (data / "a.png").write_bytes(b"x")
-    (run / LOCK_FILE).touch()  # an earlier run's
-    held = []
+    (run / LOCK_FILE).touch()  # an earlier run's, stopped by Ctrl-C
+    before = {"command": f"xvertfast train {data} -o {run} --width 8", "cwd": str(tmp_path)}
+    record_command(str(run), before)
+    record_stop(str(run), INTERRUPTED)
+    held, seen = [], []
 
     def loading() -> None:
         held.append(lock_held(str(run / LOCK_FILE)))
+        assert main(["status", str(run), "--json"]) == 0
+        seen.append(json.loads(capsys.readouterr().out)[0])
+        assert main(["status", str(run)]) == 0
+        seen.append(capsys.readouterr().out)
         raise Stop
 
     monkeypatch.setattr(cli, "_load_torch", loading)
     with pytest.raises(Stop):
         main(["train", str(data), "-o", str(run), "--resume", "-q"])
     assert held == [True] and not lock_held(str(run / LOCK_FILE))
+    record, said = seen
+    assert (record["running"], record["stopped"], record["command"], record["cwd"]) == (True, None, None, None), record
+    assert record["starting"] is True
+    assert f"  running now (it holds {run / LOCK_FILE}) (starting: its command not recorded yet)\n" in said, said
+    assert "interrupted" not in said and "--width 8" not in said, said
+    # the start that did not begin leaves the earlier start's record as it was
+    assert main(["status", str(run), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)[0]
+    assert (record["running"], record["starting"], record["stopped"]) == (False, False, INTERRUPTED), record
+    assert (record["command"], record["cwd"]) == (before["command"], before["cwd"]), record

@@ -56,6 +56,12 @@ class TrainStatus:
     #: why the latest start stopped, where it recorded it: "interrupted" (Ctrl-C, SIGTERM); None
     #: where it did not (running, finished, killed, ended by an error, or an older xvertfast's)
     stopped: str | None = None
+    #: running, but its start not recorded yet (``train --resume`` takes the lock, then loads torch, its
+    #: --init model and the device: seconds): ``command``, ``cwd`` and ``stopped`` are then None, not
+    #: those of the start before it. Told where that start recorded its stop; after one killed, the
+    #: starting run still shows the killed one's command (as a job's
+    #: :attr:`~xvertfast.io.job_folder.LedgerStatus.starting`)
+    starting: bool = False
 
     @property
     def finished(self) -> bool:
@@ -99,8 +105,9 @@ def train_status(run_dir: str) -> TrainStatus | None:
         bad_epochs=progress.get("bad_epochs", 0), modified=modified,
         model=model if os.path.isfile(os.path.join(model, "config.json")) else None,
         last=history[-1] if history else None, seconds_per_epoch=sum(seconds) / len(seconds) if seconds else None,
-        running=lock_held(os.path.join(run_dir, LOCK_FILE)), history=history, command=saved.get("command"),
-        cwd=saved.get("cwd"), stopped=stopped_by(run_dir), linked=_linked(run_dir))  # fmt: skip
+        history=history, linked=_linked(run_dir),
+        **_how_started(run_dir, lock_held(os.path.join(run_dir, LOCK_FILE)),
+                       {"command": saved.get("command"), "cwd": saved.get("cwd")}))  # fmt: skip
 
 
 def _preparing(run_dir: str) -> TrainStatus | None:
@@ -115,9 +122,19 @@ def _preparing(run_dir: str) -> TrainStatus | None:
     modified = max(os.stat(lock).st_mtime, written or 0.0, written_private or 0.0)
     return TrainStatus(
         run_dir=run_dir, stages=None, width=None, stage=0, epoch=0, epochs_gc=None, epochs_joint=None, patience=None,
-        bad_epochs=0, modified=modified, model=None, running=lock_held(lock), preprocessed=images,
-        preprocessed_private=private, stopped=stopped_by(run_dir), linked=_linked(run_dir),
-        **started_command(run_dir))  # fmt: skip
+        bad_epochs=0, modified=modified, model=None, preprocessed=images, preprocessed_private=private,
+        linked=_linked(run_dir), **_how_started(run_dir, lock_held(lock), started_command(run_dir)))  # fmt: skip
+
+
+def _how_started(run_dir: str, running: bool | None, command: dict) -> dict:
+    """The fields of :class:`TrainStatus` that say whether the run runs and how its latest start was
+    begun and stopped (``command``: its command and cwd as recorded). A run that holds the lock while
+    the latest start's record says it stopped is one starting (its record is the start's before it):
+    status gave "running" with that one's "interrupted" and command."""
+    stopped = stopped_by(run_dir)
+    if running and stopped:
+        return {"running": True, "starting": True, "stopped": None, "command": None, "cwd": None}
+    return {"running": running, "stopped": stopped, **command}
 
 
 def _linked(run_dir: str) -> str | None:
