@@ -486,11 +486,9 @@ def _state(config: TrainConfig, prog: Progress, run: dict) -> dict:
 
 
 def _save_state(path: str, config: TrainConfig, prog: Progress, run: dict) -> None:
-    """RUN_DIR/checkpoint/state.json (``path``); once it is there, the record of the crops the run took
-    from a linked cache is read no more, and goes (:func:`~xvertfast.train.run_folder.forget_linked_crops`)."""
+    """RUN_DIR/checkpoint/state.json (``path``)."""
     with atomic_write(path) as tmp, open(tmp, "w") as f:
         json.dump(storable_state(_state(config, prog, run)), f, allow_nan=False)
-    forget_linked_crops(os.path.dirname(os.path.dirname(path)))
 
 
 def _save_checkpoint(ckpt_dir: str, stage, opt, best: dict, state: dict) -> None:
@@ -1187,6 +1185,16 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
     def diverged(what: str) -> TrainingDiverged:  # in the stage and epoch being trained
         return TrainingDiverged(k, prog.epoch + 1, what, ckpt_dir, config.lr, config.amp, resume, lr_given)
 
+    forgotten = False
+
+    def save_state() -> None:  # once state.json is there, the record of the crops the run took from a linked cache
+        # is read no more, and goes (forget_linked_crops; a resume's went as it started: recording_linked_crops)
+        nonlocal forgotten
+        _save_state(state_path, config, prog, run)
+        if not forgotten:
+            forget_linked_crops(run_dir)
+            forgotten = True
+
     for k in range(1, config.stages + 1):
         torch.manual_seed(torch_seed(config.seed * 7919 + k))
         stage = XVertNetStage(config.width, config.depth, config.upsample).to(device, memory_format=_layout(device))
@@ -1249,7 +1257,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
                                      "train_loss": running / max(seen, 1), "val_loss": val,
                                      "images_per_s": seen / seconds if seconds > 0 else 0.0, "seconds": seconds})  # fmt: skip
                 _save_checkpoint(ckpt_dir, stage, opt, best, _state(config, prog, run))
-                _save_state(state_path, config, prog, run)
+                save_state()
                 _write_metrics(run_dir, prog.history)
                 curves.update(prog.history)
                 epochs_run += 1
@@ -1284,7 +1292,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
             # model of fewer stages left there would pass for the run's
             shutil.rmtree(os.path.join(run_dir, "model"))
         prog = Progress(stage=k + 1, history=prog.history)
-        _save_state(state_path, config, prog, run)
+        save_state()
         if k == config.stages:
             _remove_finished_stages(ckpt_dir, log)
             _remove_stage_data(run_dir, log)
