@@ -421,9 +421,11 @@ def test_full_mode_warns_of_an_elongated_images_many_tiles_in_a_job_too_and_blam
 def test_a_job_says_once_where_the_model_alone_cuts_some_images_into_many_tiles(tmp_path, seed, monkeypatch):
     """A model trained at roi_size=96 cuts a square image into 196 tiles (under 200: no job note) and
     each landscape 2048 x 2500 one into 252: each got its own warning, worded of the model. Said once
-    a job now, and a square image's record holds none. The threshold lowered here (a model at 256
-    cuts a square image into 25, a 64 x 96 one into 40, 64 x 128 into 55; one at 512 into 12, 15),
-    the network skipped (its tiles' cost is not what is tested)."""
+    a job now, and a square image's record holds none; kept in the job's notes (summary.notes, the
+    --report), naming an image that crossed the threshold as an example, where it was a warning
+    alone mid-job that said a square image's count, under the threshold. The threshold lowered here
+    (a model at 256 cuts a square image into 25, a 64 x 96 one into 40, 64 x 128 into 55; one at 512
+    into 12, 15), the network skipped (its tiles' cost is not what is tested)."""
     from xvertfast.infer import enhancer as enhancer_module
     from xvertfast.infer.enhancer import many_full_tiles
 
@@ -436,14 +438,20 @@ def test_a_job_says_once_where_the_model_alone_cuts_some_images_into_many_tiles(
         Image.fromarray(np.round(chest_like(seed, h, w) * 255).astype(np.uint8)).save(src / f"{name}.png")
     enh = Enhancer(model, device="cpu", backend="torch", mode="full")
     monkeypatch.setattr(enh, "run_tiles", lambda xp, y: xp)
+    report = tmp_path / "report.json"
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
-        summary = enh.enhance_files([str(src)], str(tmp_path / "out"), progress=False, log=lambda line: None)
+        summary = enh.enhance_files([str(src)], str(tmp_path / "out"), progress=False, log=lambda line: None,
+                                    report=str(report), workers=1)  # (one reader: the first image is known)
     assert [record.warnings for record in summary.records] == [[], [], []]
     texts = [str(w.message) for w in said if "tiles" in str(w.message)]
-    assert texts == [many_full_tiles(256, always=True)], texts
-    assert texts[0].startswith("the model was trained at roi_size=256: full mode cuts a square image into 25 tiles")
-    assert summary.notes == []  # (the job's note, of a square image: 25 tiles)
+    assert len(texts) == 1 and summary.notes == texts, (texts, summary.notes)  # (said once, and kept)
+    assert json.loads(report.read_text())["summary"]["notes"] == texts
+    assert texts == [many_full_tiles(256, (64, 96), named=str(src / "wide.png"))], texts
+    assert texts[0].startswith(f"the model was trained at roi_size=256: full mode cuts images into over 30 tiles, "
+                               f"e.g. {src / 'wide.png'} (64x96) into 40 tiles of 16 px a side, each its own network "
+                               "run and WLS solve, where a model trained at roi_size=512 (the default) cuts it into "
+                               "12: many times the work"), texts  # fmt: skip
 
 
 def test_enhance_warns_of_full_modes_many_tiles_before_the_network_runs(seed, monkeypatch):

@@ -106,8 +106,9 @@ class BatchSummary:
     #: finished), and the CLI still exits 130 (143) as the user asked it to stop
     interrupted_at_end: bool = False
     #: warnings of the job's settings, not of an image (a model trained on ROIs too small for spine
-    #: mode): said as the job starts, they scrolled away on a long job, so the CLI says them again
-    #: after the summary line and the --report keeps them
+    #: mode): said as the job starts (full mode's of a model that cuts images into many tiles: as the
+    #: first such image is read), they scrolled away on a long job, so the CLI says them again after
+    #: the summary line and the --report keeps them
     notes: list[str] = field(default_factory=list)
     #: the folder the job was started in, from which its inputs given as relative paths start (the
     #: --report says it); None where it could not be read (deleted, or not searchable)
@@ -368,7 +369,7 @@ def _stem(out_dir: str, rel: str) -> str | None:
         return None
 
 
-def _read_and_prepare(enhancer, f: InputFile, given: GivenCentres | None, of_model: str | None, kept: list):
+def _read_and_prepare(enhancer, f: InputFile, given: GivenCentres | None, of_model: _JobNote | None, kept: list):
     """On a reader thread: the file read and preprocessed and its warnings (each naming it); the
     warnings of its solves go to ``kept`` (:func:`warnings_of_file`: of the image, or of the
     settings, as a WLS solver's tolerance beyond reach at the model's lam / eps) for the job's
@@ -382,37 +383,55 @@ def _read_and_prepare(enhancer, f: InputFile, given: GivenCentres | None, of_mod
     prep.seconds["read"] = t1 - t0
     # full mode uses no ROIs: a spine found at the edge of its search changes nothing there
     said = image_warnings(rad, prep.spine if enhancer.mode == "spine" else None)
-    if (many := _many_tiles_of(enhancer.tile, prep, of_model, kept)) is not None:
+    if (many := _many_tiles_of(enhancer.tile, rad.path, prep, of_model, kept)) is not None:
         said.append(f"{rad.path}: {many}")
     return rad, prep, said
 
 
-def _many_tiles_of(tile: int, prep, of_model: str | None, kept: list) -> str | None:
+def _many_tiles_of(tile: int, path: str, prep, of_model: _JobNote | None, kept: list) -> str | None:
     """What to say of an image full mode cuts into more than MANY_FULL_TILES tiles where the job has
     not said it of every image (:func:`_small_tiles_warning`, of a square one): a 100 x 10000 strip
     took 789 tiles of the default model, each with its WLS solve, unsaid. Said of the image where
     its shape is a cause (a model at 512 cuts it into as many); where the model alone is (one at
     roi_size=96 cuts a square image into 196, a 2048 x 2500 one into 252), said once a job, of the
-    model (``of_model``, in ``kept`` as a setting's warning: :func:`_give_kept`), not in each such
-    image's warnings. ``of_model`` None: nothing to say (spine mode, or the job said it already),
-    as :func:`_model_tiles_note` works it out once a job."""
+    model and the first such image (``path``) as an example: ``of_model`` keeps it for the job's
+    notes, and ``kept`` gets it as a setting's warning (:func:`_give_kept`), not each such image's
+    warnings. ``of_model`` None: nothing to say (spine mode, or the job said it already), as
+    :func:`_model_tiles_note` works it out once a job."""
     from xvertfast.infer.enhancer import many_full_tiles
 
     if of_model is None or (many := many_full_tiles(tile, prep.pixels.shape, prep.boxes)) is None:
         return None
     if many_full_tiles(512, prep.pixels.shape) is not None:
         return many
-    kept.append((None, of_model, UserWarning))
+    if (note := of_model.first(lambda: many_full_tiles(tile, prep.pixels.shape, prep.boxes, path))) is not None:
+        kept.append((None, note, UserWarning))
     return None
 
 
-def _model_tiles_note(enhancer, said: str | None) -> str | None:
-    """The job's word of its model for :func:`_many_tiles_of` (full mode's, said however few the
-    tiles), made once a job rather than at each image; None in spine mode, or where the job's
-    warning ``said`` (:func:`_small_tiles_warning`'s) spoke of every image already."""
-    from xvertfast.infer.enhancer import many_full_tiles
+class _JobNote:
+    """A note of the job's settings that its images tell (:func:`_many_tiles_of`'s, of its model):
+    given once a job, by whichever reader thread meets the first image to tell it, and kept for the
+    job's notes (summary.notes, the --report), where a warning alone scrolled away mid-job."""
 
-    return many_full_tiles(enhancer.tile, always=True) if enhancer.mode == "full" and said is None else None
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.note: str | None = None
+
+    def first(self, note) -> str | None:
+        """``note()`` where it is the job's first, kept as its note; None where one was given before."""
+        with self._lock:
+            if self.note is not None:
+                return None
+            self.note = note()
+            return self.note
+
+
+def _model_tiles_note(enhancer, said: str | None) -> _JobNote | None:
+    """The job's note of a model that cuts images into many tiles, for :func:`_many_tiles_of` to
+    give once a job rather than at each image; None in spine mode, or where the job's warning
+    ``said`` (:func:`_small_tiles_warning`'s) spoke of every image already."""
+    return _JobNote() if enhancer.mode == "full" and said is None else None
 
 
 def _give_kept(kept: list, warnings_of: dict[str, list[str]], said: set) -> None:
@@ -700,7 +719,7 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
         looks = set()  # (the inputs whose image was warned of: drawn first on the --preview)
         summary, planned = _run(enhancer, job, files, fmt, workers, progress, log, start, given, looks, of_model)
         summary.records = _in_input_order(summary.records, files)
-        summary.notes, summary.cwd = notes, ran_in
+        summary.notes, summary.cwd = notes + ([of_model.note] if of_model and of_model.note else []), ran_in
         if summary.stopped_planning:  # counted over the part planned, a resume of an archive mostly done read as
             # all of it left ('5004 left' where 4 were): the ledger says where it stopped, and no counts
             job.ended(f"{summary.stopped} while planning", found=summary.found)
@@ -796,7 +815,7 @@ def _replaces(path: str, read: list[str], planned) -> str | None:
 
 
 def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool, log, start: float,
-         given: dict[str, GivenCentres], looks: set[str], of_model: str | None):  # fmt: skip
+         given: dict[str, GivenCentres], looks: set[str], of_model: _JobNote | None):  # fmt: skip
     """The job proper: plan, skip what is done, then read -> network -> write, pipelined.
     ``given``: the ROI centres given for inputs (by path). ``looks`` gets the inputs read whose
     image was warned of (looks inverted, a spine in doubt, too little contrast), not those with

@@ -300,7 +300,7 @@ def _full_boxes(shape: tuple[int, int], tile: int) -> list[Box]:
 
 
 def many_full_tiles(tile: int, shape: tuple[int, int] | None = None, boxes: list[Box] | None = None,
-                    always: bool = False) -> str | None:  # fmt: skip
+                    named: str | None = None) -> str | None:  # fmt: skip
     """What to say where full mode cuts an image into more than :data:`MANY_FULL_TILES` tiles (a
     model trained on small ROIs), None where it cuts fewer: a model trained at roi_size=64 ran 441
     tiles of 8 px on a 128 x 128 image, each with its WLS solve, for minutes and without a word.
@@ -310,14 +310,17 @@ def many_full_tiles(tile: int, shape: tuple[int, int] | None = None, boxes: list
     (tiles are squares sized to its height, so a 100 x 10000 strip takes thousands), said so: the
     default model was told to use a model trained at roi_size=512, itself. Where the model cuts it
     finer still, the model is said first (it multiplies the tiles) and cropping offered too.
-    ``always``: said however few the tiles (a job's images of other shapes took more)."""
+    ``named``: the path of the image of ``shape``, where the note is a batch job's, said once of the
+    first image the model alone cuts into so many, as an example of those it does."""
     image = shape or (WORKING_HEIGHT, WORKING_HEIGHT)
     boxes = _full_boxes(image, tile) if boxes is None else boxes
-    if len(boxes) <= MANY_FULL_TILES and not always:
+    if len(boxes) <= MANY_FULL_TILES:
         return None
     side = boxes[0].bottom - boxes[0].top
-    cut = (f"this {shape[0]}x{shape[1]} image into {len(boxes)} tiles of {side} px a side" if shape else
-           f"a square image into {len(boxes)} tiles ({tile} px a side at {WORKING_HEIGHT} rows)")
+    cut = (f"images into over {MANY_FULL_TILES} tiles, e.g. {named} ({shape[0]}x{shape[1]}) into {len(boxes)} "
+           f"tiles of {side} px a side" if named and shape else
+           f"this {shape[0]}x{shape[1]} image into {len(boxes)} tiles of {side} px a side" if shape else
+           f"a square image into {len(boxes)} tiles ({tile} px a side at {WORKING_HEIGHT} rows)")  # fmt: skip
     default = len(_full_boxes(image, 512))
     if len(boxes) <= default:  # (the model is no cause: one at 512 cuts it as finely)
         square = len(_full_boxes((WORKING_HEIGHT, WORKING_HEIGHT), tile))
