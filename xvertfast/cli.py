@@ -350,7 +350,20 @@ def _preprocess(args: argparse.Namespace) -> int:
                   "each was said above as it finished")  # fmt: skip
     if summary.stopped == "interrupted":
         return 130
-    return 1 if summary.failed else 0
+    return 1 if summary.failed or _said_no_image(summary.found, summary.not_image_kinds(), summary.shard,
+                                                 "preprocess") else 0  # fmt: skip
+
+
+def _said_no_image(found: int, kinds: dict[str, int], shard, job: str) -> bool:
+    """Says so where every input a job found was no image (a folder of a PACS export's reports
+    alone): it made nothing, which is no success, exit 1, where its summary said "0 failed" and it
+    exited 0. Not of a shard, whose share is not the inputs: the others may hold the images."""
+    from xvertfast.io.job_folder import no_image_among
+
+    said = None if shard else no_image_among(found, kinds)
+    if said:
+        _print(f"error: {said}: nothing to {job}", file=sys.stderr)
+    return bool(said)
 
 
 def _print_listed(warned: list[list[str]], failed: list[str], where: str) -> None:
@@ -444,6 +457,8 @@ def _enhance(args: argparse.Namespace) -> int:
     if summary.interrupted_at_end:  # (130, or 143 for SIGTERM: a script's next step must not run)
         _print("interrupted once every image was processed: the job is complete", file=sys.stderr)
         return 130
+    if _said_no_image(summary.found, summary.not_images, summary.shard, "enhance"):
+        return 1
     return 1 if summary.failed or (args.report and not summary.report) else 0
 
 
@@ -480,6 +495,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     with open(paths["summary.md"]) as f:  # its lists of notes and failed images capped: every one stays in the file
         _print(summary_listing_at_most(f.read(), paths["summary.md"]))
     if not run.images:
+        _said_no_image(len(run.failed) + sum(run.not_images.values()), run.not_images, None, "evaluate")
         return 1
     return 1 if run.failed else 0
 
@@ -643,7 +659,7 @@ def _ending_said(led, now: float) -> str | None:
     """How a ledger's latest run ended, for its row in ``xvertfast status``: finished or stopped,
     when, why, and its inputs' counts; None where its ledger does not say (see
     :class:`~xvertfast.io.job_folder.LedgerStatus`)."""
-    from xvertfast.io.job_folder import KILLED
+    from xvertfast.io.job_folder import KILLED, not_images_said
 
     if led.ended is None:
         return None
@@ -654,7 +670,7 @@ def _ending_said(led, now: float) -> str | None:
     counts = ""
     if all(k in c for k in ("done", "skipped", "failed")):
         others = c.get("not_images", 0)  # (inputs that are no image: a PACS export's presentation states, reports)
-        also = f", {others} not {'an image' if others == 1 else 'images'}" if others else ""
+        also = f", {not_images_said(others)}" if others else ""
         counts = f": {count(c['done'], 'input')} done, {c['skipped']} skipped{also}, {c['failed']} failed"  # (the
         # row's own "done" counts output files: four an input for preprocess)
         left = c.get("found", 0) - c["done"] - c["skipped"] - c["failed"] - others
@@ -1286,8 +1302,8 @@ counted apart, not failed). A rerun resumes:
 OUTDIR keeps a ledger of the outputs the job wrote, and an input the ledger
 records as done, unchanged since, is skipped (--overwrite recomputes it). A file
 in OUTDIR that the job did not write is never replaced.
-Exit code: 0 all done, 1 a file failed, none found or the disk full (or gone
-read-only), 2 OUTDIR cannot be used (another job in it, other settings without
+Exit code: 0 all done, 1 a file failed, none found, none an image (no DICOM
+file found holds one) or the disk full (or gone read-only), 2 OUTDIR cannot be used (another job in it, other settings without
 --overwrite), an @list cannot be read, or the --rois file cannot be read or has
 a row naming no input, 130 interrupted, 143 stopped by SIGTERM, 129 by SIGHUP
 (the same command resumes).""",
@@ -1336,8 +1352,9 @@ the N shards of one (--shard K/N, e.g. a cluster array job: --shard
 $((TASK_ID + 1))/N). Bad files are reported and skipped. A DICOM file that is no
 image (a PACS export's presentation states, reports, key objects) is passed over
 and counted apart ("2 not images (PR 1, SR 1)"), not failed. Exit code: 0 all
-done, 1 some failed, nothing was found, the disk filled (or went read-only) or
-the --report could not be written, 2 the job could not start, 130 interrupted,
+done, 1 some failed, nothing was found, nothing found was an image (no DICOM
+file holds one), the disk filled (or went read-only) or the --report could not
+be written, 2 the job could not start, 130 interrupted,
 143 stopped by SIGTERM, 129 by SIGHUP.
 
 --format same keeps each input's kind: 8-bit PNG/JPEG -> 8-bit PNG, deeper PNG
@@ -1455,8 +1472,9 @@ as enhance --overwrite redoes). A rerun may add or drop methods or metrics: an
 added one is scored alone on the images done, the others' scores are kept (a
 dropped one's too, for a rerun that gives it again; the report shows those
 asked); other settings changed (the model, device, precision, ROIs,
-xvertfast's code) are refused. Exit code: 0 all scored, 1 an image failed or
-none was found, 2 the run could not start (an unknown method or metric, other
+xvertfast's code) are refused. A DICOM file that is no image (a PACS export's
+presentation state or report) is said in a note, no failure. Exit code: 0 all
+scored, 1 an image failed, none was found or none found was an image, 2 the run could not start (an unknown method or metric, other
 settings in REPORT_DIR without --restart, REPORT_DIR holding other files) or
 could not write REPORT_DIR (read-only, full: the images recorded are kept), 130
 interrupted, 143 stopped by SIGTERM, 129 by SIGHUP.""",

@@ -662,3 +662,22 @@ def test_a_pacs_exports_objects_that_are_no_images_are_passed_over_not_failed(tm
            "Modality SR)" in said.err  # fmt: skip
     assert main(["status", str(tmp_path / "pre"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["ledgers"][0]["counts"]["not_images"] == 2
+
+
+def test_a_folder_of_objects_that_are_no_images_alone_is_no_success(tmp_path, capsys, model_dir):  # noqa: F811
+    # a folder holding only a PR and an SR (a PACS export's, the images' folder not given): enhance and
+    # preprocess exited 0 with "0 done, 0 skipped, 2 not images (PR 1, SR 1), 0 failed", a script going
+    # on with nothing made; evaluate exited 1 with "0 images evaluated, 0 failed" and no reason
+    from tests.io.test_read import no_image_dicom
+
+    src = tmp_path / "in"
+    src.mkdir()
+    no_image_dicom(src / "pr.dcm")
+    no_image_dicom(src / "sr.dcm", "1.2.3.4.5", "SR")
+    for job, args in [("enhance", ["--model", str(model_dir), "--device", "cpu"]), ("preprocess", []),
+                      ("evaluate", ["--methods", "identity", "--metrics", "entropy", "--pictures", "0"])]:  # fmt: skip
+        assert main([job, str(src), "-o", str(tmp_path / job), "-q", *args]) == 1, job
+        said = capsys.readouterr()
+        assert f"error: no image among the 2 files found: 2 not images (PR 1, SR 1): nothing to {job}\n" in said.err
+    assert main(["enhance", str(src), "-o", str(tmp_path / "s"), "-q", "--model", str(model_dir), "--device", "cpu",
+                 "--shard", "1/2"]) == 0  # (a shard's share is not the inputs: the other one may hold the images)

@@ -93,6 +93,9 @@ class EvalRun:
     #: (the journal keeps one such sum per image: it cannot be split)
     metrics_seconds_beyond: bool = False
     images: int = 0
+    #: how many inputs of each kind (PR, SR, KO, ...) were no image (a DICOM object of a PACS export
+    #: that holds none): each said in a note, no failure
+    not_images: dict[str, int] = field(default_factory=dict)
     #: per image scored: its original's ``bits`` (bits_stored) and whether ``identity`` scored its
     #: ROIs ``stretched`` (min-max over each ROI) rather than as stored: the report's provenance
     #: and its note on mixed depths. run_protocol gives every image it scored or took from the
@@ -323,6 +326,7 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
             except FILE_ERRORS as exc:  # the file's fault (or too big for memory), not a bug of ours
                 if isinstance(exc, NotAnImage):  # a PACS export's presentation state or report: a note, no failure
                     run.notes.append(f"skipped: {failure_text(f.path, exc)}")
+                    run.not_images[exc.kind] = run.not_images.get(exc.kind, 0) + 1
                     say(run.notes[-1])
                 else:
                     reason = (f"{failure_text(f.path, exc.error)} (method {exc.method})"

@@ -64,7 +64,7 @@ from dataclasses import dataclass, field
 from stat import S_ISDIR, S_ISREG
 
 from xvertfast._paths import working_folder
-from xvertfast._text import asked, from_cli, middle_cut, option_said
+from xvertfast._text import asked, count, from_cli, middle_cut, option_said
 from xvertfast._version import __version__
 from xvertfast.io.files import RealPaths, file_state, same_file
 from xvertfast.io.shards import Shard
@@ -73,7 +73,7 @@ from xvertfast.io.write import (OutputFolderMoved, atomic_write, listed_in, near
 from xvertfast.resume import LOCK_PATIENCE, ends_with_newline, hold_lock, lock_held, settings_changes
 
 __all__ = ["JobFolder", "JobLog", "JobStatus", "LedgerStatus", "ShardsWithoutLedger", "dry_run_line", "run_line",
-           "not_images_said", "job_files", "job_status", "lock_early", "lock_early_at", "taken_over", "read_ledgers", "recorded_input",
+           "not_images_said", "no_image_among", "job_files", "job_status", "lock_early", "lock_early_at", "taken_over", "read_ledgers", "recorded_input",
            "shard_files", "shards_locks",
            "JOB_FILE", "LEDGER_FILE", "LOCK_FILE", "JOB_STATE_FILES"]
 
@@ -815,18 +815,31 @@ def run_line(shard: Shard | None, found: int, found_all: int, done: int, warned:
     part = shard.share(found, found_all) if shard else ""
     with_warnings = f" ({warned} with warnings)" if warned else ""
     rate = f" ({done / seconds:.2f} images/s)" if done and seconds > 0 else ""
-    return (f"{part}{done} done{with_warnings}, {skipped} skipped{not_images_said(not_images)}, {failed} failed in "
+    others = f", {not_images_said(not_images)}" if not_images else ""
+    return (f"{part}{done} done{with_warnings}, {skipped} skipped{others}, {failed} failed in "
             f"{seconds:.1f} s{rate}")  # fmt: skip
 
 
-def not_images_said(kinds: dict[str, int] | None) -> str:
-    """", 3 not images (PR 2, SR 1)" for a summary line: the inputs skipped as no image, by kind
-    ("" where there were none)."""
+def not_images_said(kinds: dict[str, int] | int | None) -> str:
+    """"3 not images (PR 2, SR 1)": the inputs skipped as no image, by kind where the kinds are
+    known ("3 not images" of a number: a ledger keeps no kinds), "" where there were none; the one
+    wording of a summary line, ``xvertfast status`` and :func:`no_image_among`."""
     if not kinds:
         return ""
-    each = ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))
-    total = sum(kinds.values())
-    return f", {total} not {'an image' if total == 1 else 'images'} ({each})"
+    total = kinds if isinstance(kinds, int) else sum(kinds.values())
+    each = "" if isinstance(kinds, int) else ", ".join(
+        f"{kind} {n}" for kind, n in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))  # fmt: skip
+    return f"{total} not {'an image' if total == 1 else 'images'}{f' ({each})' if each else ''}"
+
+
+def no_image_among(found: int, kinds: dict[str, int] | None) -> str | None:
+    """Why a job whose every input found was no image (a folder of a PACS export's presentation
+    states and reports alone, the images' folder not given) made nothing: "no image among the 2 files
+    found: 2 not images (PR 1, SR 1)". Its summary's counts said "0 failed" and it exited 0, a
+    script going on with nothing. None where any input was an image (or failed: that says why)."""
+    if not kinds or sum(kinds.values()) < found:
+        return None
+    return f"no image among the {count(found, 'file')} found: {not_images_said(kinds)}"
 
 
 class JobLog:

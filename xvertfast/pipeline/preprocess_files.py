@@ -78,13 +78,16 @@ class JobSummary:
     #: what writes the rest, where the same command would not (an output folder that now leads elsewhere)
     resume: str | None = None
 
+    def not_image_kinds(self) -> dict[str, int]:
+        """How many inputs of each kind (PR, SR, KO, ...) were no image: passed over, not failed."""
+        return dict(collections.Counter(kind for _, _, kind in self.not_images))
+
     def line(self) -> str:
         if self.dry_run:
             return dry_run_line("preprocess", self.shard, self.found, self.found_all, len(self.planned),
                                 len(self.skipped), len(self.failed), self.seconds)  # fmt: skip
-        kinds = dict(collections.Counter(kind for _, _, kind in self.not_images))
         text = run_line(self.shard, self.found, self.found_all, len(self.done), len(self.warned), len(self.skipped),
-                        len(self.failed), self.seconds, kinds)  # fmt: skip
+                        len(self.failed), self.seconds, self.not_image_kinds())  # fmt: skip
         if self.stopped:
             resume = self.resume or "the same command resumes"
             text += f"; stopped: {self.stopped}, {self.not_processed} not processed ({resume})"
