@@ -78,7 +78,7 @@ class FileRecord:
     error: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  #: e.g. converted to luminance, looks inverted
-    kind: str | None = None  #: what a not_image input is (its DICOM Modality: PR, SR, KO; or its object's name)
+    kind: str | None = None  #: what a not_image input is (its Modality of no image, PR, SR, KO; else its object's name)
 
     def __setattr__(self, name: str, value) -> None:
         """A failed record has no output (none was written; one being redone was removed: job.abandoned),

@@ -37,8 +37,9 @@ class NotAnImage(ImageReadError):
     """A file that reads whole but holds no radiograph: a DICOM object of another kind (a presentation
     state, a structured report, a key object selection, a DICOMDIR), which every PACS export holds
     beside its images. A batch job counts it apart from its failures (it is nothing to mend), by
-    this class, never by its words; ``kind``: what it is in a few letters for a count (its Modality,
-    PR, SR, KO, or the object's name). A damaged image is an ImageReadError, never this."""
+    this class, never by its words; ``kind``: what it is in a few letters for a count (its Modality
+    where that is one of no image, PR, SR, KO, else the object's name: Raw Data, not its DX). It is
+    raised only on evidence that the file is no image: a damaged image is an ImageReadError, never this."""
 
     def __init__(self, path: str | os.PathLike, problem: str, kind: str = "other"):
         self.kind = kind
