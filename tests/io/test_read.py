@@ -1899,6 +1899,43 @@ def test_a_dicom_cut_right_after_its_dicm_marker_is_called_truncated_not_other_c
         read_image(tmp_path / "cut.dcm")
 
 
+def _meta_end(data: bytes) -> int:
+    """Where a DICOM file's file meta header ends, as its group length (0002,0000) says."""
+    at = data.index(b"\x02\x00\x00\x00UL") + 8
+    return at + 4 + struct.unpack("<I", data[at : at + 4])[0]
+
+
+_META_CUT = (r"truncated or corrupt DICOM: the file ends at byte {}, within its file meta header, {}: copy it again from "
+             r"its source$")
+
+
+@pytest.mark.parametrize("where, preamble, said", [
+    # pydicom's own words came through: "cannot parse DICOM: Expected total bytes to be an even multiple of
+    # bytes per value ...", "cannot parse DICOM: unpack requires a buffer of 4 bytes"
+    (lambda d: d.index(b"\x02\x00\x00\x00UL") + 9, True,
+     lambda n, d: _META_CUT.format(n, r"in its element \(0002,0000\) FileMetaInformationGroupLength")),
+    (lambda d: d.index(b"\x02\x00\x01\x00OB") + 10, True,
+     lambda n, d: _META_CUT.format(n, r"in its element \(0002,0001\) FileMetaInformationVersion")),
+    # cut between two of its elements, or within a UID: "its file meta header reads, but no data set after it"
+    (lambda d: d.index(b"\x02\x00\x01\x00OB"), True,
+     lambda n, d: _META_CUT.format(n, rf"whose group length \(0002,0000\) says it ends at byte {_meta_end(d)}")),
+    (lambda d: d.index(b"\x02\x00\x10\x00UI") + 14, False,
+     lambda n, d: _META_CUT.format(n, r"in its element \(0002,0010\) TransferSyntaxUID")),
+    (_meta_end, True, lambda n, d: r"truncated or corrupt DICOM: its file meta header reads, but no data set after "
+                                   r"it: cut short\? copy it again from its source$"),
+], ids=["in its group length", "in an OB length", "between elements", "in a UID, no preamble", "after it"])  # fmt: skip
+def test_a_dicom_cut_within_its_file_meta_header_is_called_truncated(tmp_path, where, preamble, said):
+    make_dicom(tmp_path / "full.dcm", np.zeros((8, 8), np.uint16))
+    data = (tmp_path / "full.dcm").read_bytes()
+    data = data if preamble else data[128:]
+    cut = where(data)
+    (tmp_path / "cut.dcm").write_bytes(data[:cut])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (pydicom's, of a cut UID)
+        with pytest.raises(ImageReadError, match=rf"cut\.dcm: {said(len(data[:cut]), data)}"):
+            read_image(tmp_path / "cut.dcm")
+
+
 def test_dicom_jpeg2000_lossless_round_trip(tmp_path, seed):
     # a compressed archive file: decoded exactly, polarity and bit depth kept
     pytest.importorskip("openjpeg", reason="encoding JPEG 2000 needs pylibjpeg-openjpeg (the test extra)")

@@ -73,15 +73,16 @@ def _parse_dicom(path: str, max_pixels: int, notes: list[str]):
         raise ImageReadError(path, f"cannot parse DICOM: out of memory reading its elements, which a file of "
                              f"{os.path.getsize(path):,} bytes cannot need: an element's length is corrupt") from None  # fmt: skip
     except Exception as exc:
-        raise ImageReadError(path, f"cannot parse DICOM: {exc or type(exc).__name__}") from None
+        said = _file_meta_cut(path) or f"cannot parse DICOM: {exc or type(exc).__name__}"
+        raise ImageReadError(path, said) from None
+    sop_class = (getattr(ds, "file_meta", None) or {}).get("MediaStorageSOPClassUID", "")
     if not any(element in ds for element in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
-        sop_class = (getattr(ds, "file_meta", None) or {}).get("MediaStorageSOPClassUID", "")
         if "DirectoryRecordSequence" in ds or str(sop_class) == _DICOMDIR:
             raise NotAnImage(path, "a DICOMDIR (the index of a DICOM media folder), not an image", "DICOMDIR")
         if not any(tag.group in (0x0008, 0x0010, 0x0020, 0x0028) for tag in ds.keys()):
             if len(getattr(ds, "file_meta", None) or ()):  # pydicom gives up on a cut encapsulated data set
-                raise ImageReadError(path, "truncated or corrupt DICOM: its file meta header reads, "
-                                     "but no data set after it")  # fmt: skip
+                raise ImageReadError(path, _file_meta_cut(path) or "truncated or corrupt DICOM: its file meta header "
+                                     "reads, but no data set after it: cut short? copy it again from its source")
             with open(path, "rb") as f:
                 head = f.read(132)
                 if b"DICM" in (head[128:], head[:4]):  # (cut before its file meta has an element; or its preamble)
@@ -111,6 +112,48 @@ def _parse_dicom(path: str, max_pixels: int, notes: list[str]):
     _check_codestream_size(codestream, rows, cols, path)
     _check_codestream_end(codestream, syntax, path)
     return ds, syntax, codestream
+
+
+#: The explicit VRs whose value length takes 4 bytes, after 2 reserved ones (PS3.5 7.1.2); the others' takes 2.
+_LONG_LENGTH_VRS = frozenset(b"OB OD OF OL OV OW SQ SV UC UN UR UT UV".split())
+
+
+def _file_meta_cut(path: str) -> str | None:
+    """Why a DICOM file is refused where it ends within its file meta header (the group 0002
+    elements after DICM, explicit VR little endian: PS3.10 7.1), naming the element it ends in or
+    the end its group length (0002,0000) declares; None where it does not, or where that is not
+    known (not one element's header after DICM: "it has the DICM marker, but no elements"; a VR
+    that is none, a meta past 64 KiB). pydicom's words for such a file were its own ("unpack
+    requires a buffer of 4 bytes"), or it was said to have its file meta whole."""
+    from pydicom.datadict import keyword_for_tag
+
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        data = f.read(1 << 16)
+    at = 4 if data[:4] == b"DICM" else 132
+    if data[at - 4 : at] != b"DICM" or at + 8 > size:
+        return None
+    end, ends = None, f"the file ends at byte {size:,}, within its file meta header"
+    while at + 4 <= len(data) and data[at : at + 2] == b"\x02\x00":
+        element, vr = int.from_bytes(data[at + 2 : at + 4], "little"), data[at + 4 : at + 6]
+        if len(vr) == 2 and not (vr.isalpha() and vr.isupper()):
+            return None
+        long = vr in _LONG_LENGTH_VRS
+        head = 12 if long else 8
+        length = int.from_bytes(data[at + head - (4 if long else 2) : at + head], "little")
+        if length == 0xFFFFFFFF:  # (undefined: a sequence, which no file meta holds)
+            return None
+        if at + head + length > size:  # (its header or its value cut)
+            name = keyword_for_tag(0x00020000 | element)
+            named = f"(0002,{element:04X}){' ' + name if name else ''}"
+            return f"truncated or corrupt DICOM: {ends}, in its element {named}: copy it again from its source"
+        if element == 0 and length == 4:
+            end = at + head + 4 + int.from_bytes(data[at + head : at + head + 4], "little")
+        at += head + length
+    if at + 4 > size and end is not None and end > size:  # (at an element's start, or within its tag)
+        return (f"truncated or corrupt DICOM: {ends}, whose group length (0002,0000) says it ends at byte {end:,}: "
+                "copy it again from its source")  # fmt: skip
+    return None
 
 
 #: Transfer syntaxes DICOM defines that pydicom (3.0) does not know (it takes them for private ones), by their
