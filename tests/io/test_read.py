@@ -3807,7 +3807,10 @@ _DAMAGED = r"truncated or corrupt DICOM: its header describes an image \({}\), b
      r"DICOM file has no pixel data: an Enhanced SR object \(Modality SR\), not an image$"),
     ("1.2.840.10008.5.1.4.1.1.1", "CR", "1.2.840.10008.5.1.4.1.1.11.1", {},
      _DAMAGED.format("Computed Radiography Image, Modality CR")),
-], ids=["MR spectroscopy", "waveform", "meta SC, data set SR", "meta PR, data set CR"])  # fmt: skip
+    # a Parametric Map's float pixel data are read as an image: without them it is a damaged one, not "a
+    # Parametric Map object, not an image" passed over
+    ("1.2.840.10008.5.1.4.1.1.30", "MR", None, {}, _DAMAGED.format("Parametric Map, Modality MR")),
+], ids=["MR spectroscopy", "waveform", "meta SC, data set SR", "meta PR, data set CR", "Parametric Map"])  # fmt: skip
 def test_a_dicom_without_pixel_data_is_called_damaged_only_where_its_class_says_image(
         tmp_path, sop_class, modality, meta_class, elements, said):  # fmt: skip
     _no_pixels_dicom(tmp_path / "o.dcm", sop_class, modality, meta_class, **elements)
@@ -3880,12 +3883,40 @@ def test_a_dicom_without_pixel_data_is_passed_over_as_no_image_only_on_evidence(
     assert not isinstance(raised.value, NotAnImage)
 
 
+@pytest.mark.parametrize("sop_class, modality, frames, kind, said", [
+    ("1.2.840.10008.5.1.4.1.1.66.4", "SEG", 1, "SEG",
+     r"is a Segmentation object \(Modality SEG\): its pixel data are segment masks"),
+    # (one frame a segment: refused as a cine loop, "save it as an image of its own" said of a mask)
+    ("1.2.840.10008.5.1.4.1.1.66.4", "SEG", 2, "SEG", "is a Segmentation object"),
+    ("1.2.840.10008.5.1.4.1.1.481.2", "RTDOSE", 1, "RTDOSE",
+     r"is an RT Dose object \(Modality RTDOSE\): its pixel data are a radiation dose grid"),
+    ("1.2.3.4.5", "SEG", 1, "SEG", r"is an SEG object \(SOP class 1\.2\.3\.4\.5\): its pixel data are segment masks"),
+    ("1.2.840.10008.5.1.4.1.1.7", "SEG", 1, None, None),  # (a secondary capture: an image, as its class says)
+], ids=["SEG", "SEG of 2 segments", "RT Dose", "private class, SEG", "SC, SEG"])  # fmt: skip
+def test_a_dicom_whose_pixel_data_are_masks_or_maps_is_no_image(tmp_path, seed, sop_class, modality, frames, kind,
+                                                                said):  # fmt: skip
+    # a segmentation's masks, a dose grid were read and enhanced as a radiograph, exit 0 (not a Parametric
+    # Map's float pixel data, the one class of them, which a float radiograph is stored as: read as before)
+    mask = (np.random.default_rng(seed).random((frames, 40, 48)) > 0.5).astype(np.uint8) * 255
+    more = {"NumberOfFrames": frames} if frames > 1 else {}
+    _no_pixels_dicom(tmp_path / "m.dcm", sop_class, modality, Rows=40, Columns=48, SamplesPerPixel=1,
+                     PhotometricInterpretation="MONOCHROME2", BitsAllocated=8, BitsStored=8, HighBit=7,
+                     PixelRepresentation=0, PixelData=mask.tobytes(), **more)
+    if kind is None:
+        np.testing.assert_array_equal(read_image(tmp_path / "m.dcm").values, mask[0])
+        return
+    with pytest.raises(NotAnImage, match=rf"m\.dcm: DICOM file {said}.*, not a radiograph$") as raised:
+        read_image(tmp_path / "m.dcm")
+    assert raised.value.kind == kind
+
+
 @pytest.mark.parametrize("sop_class, modality, elements, kind", [
     ("1.2.840.10008.5.1.4.1.1.66", "DX", {}, "Raw Data"),  # (a raw data object of a DX machine: no radiograph)
     ("1.2.840.10008.5.1.4.1.1.88.22", "SR", {}, "SR"),
     ("1.2.3.4.5", "OT", {"WaveformSequence": []}, "Waveform"),
     ("", "KO", {}, "KO"),
-], ids=["Raw Data, DX", "SR", "private waveform", "no class, KO"])  # fmt: skip
+    ("1.2.840.10008.5.1.4.1.1.66.4", "SEG", {}, "SEG"),  # (counted "Segmentation 1", a SEG with pixel data "SEG 1")
+], ids=["Raw Data, DX", "SR", "private waveform", "no class, KO", "SEG"])  # fmt: skip
 def test_a_non_image_dicom_is_counted_by_its_modality_only_where_that_says_no_image(
         tmp_path, sop_class, modality, elements, kind):  # fmt: skip
     # a Raw Data Storage object with Modality DX was counted "DX 1": read as a skipped radiograph

@@ -91,6 +91,9 @@ def _parse_dicom(path: str, max_pixels: int, notes: list[str]):
             raise ImageReadError(path, "not DICOM: no DICM marker and no DICOM elements")
         problem, kind = _without_pixels(ds, sop_class)
         raise ImageReadError(path, problem) if kind is None else NotAnImage(path, problem, kind)
+    derived = _derived_object(ds, sop_class)
+    if derived is not None:  # (before its frames: a segmentation's are its segments, no cine loop)
+        raise NotAnImage(path, *derived)
     frames = _dicom_int(ds, "NumberOfFrames", 1, path)
     if frames > 1:
         raise ImageReadError(path, f"multi-frame DICOM ({frames} frames): expected one radiograph per file; where one "
@@ -208,8 +211,9 @@ def _without_pixels(ds, media_class) -> tuple[str, str | None]:
     evidence: a SOP class pydicom knows that is no image's (a presentation state, a structured
     report, MR spectroscopy, Raw Data: which class, :func:`_sop_class`), or, no class known, bulk
     data that is no pixels (spectra, waveforms, a document) or a Modality of no image (SR, PR, ...).
-    An image's class, or with no class known Rows or Columns, says the file is a damaged image, cut
-    short before its pixel data; a data set ending at its SOP class, or saying nothing, is cut short
+    An image's class (a Parametric Map's too, whose float pixel data are read as an image; a
+    segmentation's is no image's, damaged or not), or with no class known Rows or Columns, says the
+    file is a damaged image, cut short before its pixel data; a data set ending at its SOP class, or saying nothing, is cut short
     too. A file holding a link to its pixels (JPIP) is to be retrieved again with them."""
     from pydicom.uid import UID
 
@@ -226,7 +230,8 @@ def _without_pixels(ds, media_class) -> tuple[str, str | None]:
     bulk = next((keyword for keyword in _OTHER_BULK_DATA if keyword in ds), None)
     cut = max(ds.keys()) == 0x00080016  # (its data set ends within its SOP class: the class is no evidence)
     no_image_modality = modality.upper() in _NO_IMAGE_MODALITIES
-    describes_image = "Image Storage" in name if known else ("Rows" in ds or "Columns" in ds) and not bulk
+    describes_image = ("Image Storage" in name or uid == _PARAMETRIC_MAP) if known else \
+        ("Rows" in ds or "Columns" in ds) and not bulk  # fmt: skip
     if describes_image:
         parts = [name.replace(" Storage", "") if known else "", f"Modality {modality}" if modality else ""]
         size = [_readable(ds, keyword) for keyword in ("Columns", "Rows")]
@@ -255,6 +260,47 @@ def _without_pixels(ds, media_class) -> tuple[str, str | None]:
             "no image (a report, a presentation state): cut short? copy it again from its source", None)  # fmt: skip
 
 
+#: The SOP classes whose pixel data are no picture but what was found in images (segment masks,
+#: labels) or a dose grid: their names, and what the values are. Two pydicom (3.0) does not know.
+#: Not a Parametric Map: the one class of float pixel data, which a float radiograph is stored as.
+_DERIVED_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.66.4": ("Segmentation", "segment masks"),
+    "1.2.840.10008.5.1.4.1.1.66.7": ("Label Map Segmentation", "segment labels"),
+    "1.2.840.10008.5.1.4.1.1.66.8": ("Height Map Segmentation", "heights of segmented surfaces"),
+    "1.2.840.10008.5.1.4.1.1.481.2": ("RT Dose", "a radiation dose grid"),
+}
+
+#: Parametric Map Storage: its name says no "Image", yet the reader reads its float pixel data as an image.
+_PARAMETRIC_MAP = "1.2.840.10008.5.1.4.1.1.30"
+
+#: The Modality values that say a data set with pixel data is such an object, where its SOP class
+#: is unknown (none, a private one): the class whose words it gets.
+_DERIVED_MODALITIES = {"SEG": "1.2.840.10008.5.1.4.1.1.66.4", "RTDOSE": "1.2.840.10008.5.1.4.1.1.481.2"}
+
+
+def _derived_object(ds, media_class) -> tuple[str, str] | None:
+    """Why a DICOM data set with pixel data is no radiograph, and its kind for a count, or None
+    where it may be one: its pixel data are a segmentation's masks or a dose grid
+    (:data:`_DERIVED_CLASSES`), which were read and enhanced as a radiograph (a multi-frame
+    segmentation refused as a cine loop, a frame of it to be saved as the radiograph).
+    The evidence, as :func:`_without_pixels` takes it: the SOP class where pydicom knows it (or
+    this table), else a Modality of such an object (SEG, RTDOSE); an image's class with Modality
+    SEG is read as the image its class says."""
+    from pydicom.uid import UID
+
+    uid = _sop_class(media_class, ds)
+    modality = str(ds.get("Modality") or "").strip()
+    known = uid in _DERIVED_CLASSES or (bool(uid) and UID(uid).name != uid)
+    derived = uid if known else _DERIVED_MODALITIES.get(modality.upper())
+    if derived not in _DERIVED_CLASSES:
+        return None
+    name, values = _DERIVED_CLASSES[derived]
+    of = f"{_a(name)} {name} object" if known else f"{_a(modality)} {modality} object (SOP class {uid or 'none'})"
+    said = f" (Modality {modality})" if modality and known else ""
+    kind = modality.upper() if modality.upper() in _NO_IMAGE_MODALITIES else name
+    return f"DICOM file is {of}{said}: its pixel data are {values}, not a radiograph", kind
+
+
 #: What a data set holds in place of pixels where it is no image, and what it is then: an MR
 #: spectroscopy object's spectra (it has Rows and Columns, 1 x 1), a waveform's channels, an
 #: encapsulated document.
@@ -263,10 +309,11 @@ _OTHER_BULK_DATA = {"SpectroscopyData": "MR Spectroscopy", "WaveformSequence": "
 
 #: The Modality values (PS3.3 C.7.3.1.1.1's defined terms) of objects that are no image: reports,
 #: presentation states, key object selections, documents, registrations, RT plans and structures,
-#: waveforms (ECG, EEG, audio, ...), measurements, protocols.
+#: waveforms (ECG, EEG, audio, ...), measurements, protocols; segmentations and dose grids, whose
+#: pixel data are no radiograph (:func:`_derived_object`).
 _NO_IMAGE_MODALITIES = frozenset(
     "ANN AR ASMT AU CTPROTOCOL DOC ECG EEG EMG EOG EPS FID HD IOL KER KO LEN M3D OAM OPV PLAN POS PR REG RESP "
-    "RTDOSE RTINTENT RTPLAN RTRAD RTRECORD RTSEGANN RTSTRUCT RWV SMR SR SRF VA XAPROTOCOL".split())
+    "RTDOSE RTINTENT RTPLAN RTRAD RTRECORD RTSEGANN RTSTRUCT RWV SEG SMR SR SRF VA XAPROTOCOL".split())
 
 
 def _sop_class(media_class, ds) -> str:
