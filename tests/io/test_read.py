@@ -797,6 +797,42 @@ def test_a_colour_dicom_becomes_monochrome2_luminance(tmp_path, seed):
     np.testing.assert_array_equal(im.values, _luma(rgb))
 
 
+@pytest.mark.parametrize("kind", ["colour", "colour, empty", "grey", "colour RLE"])
+def test_a_colour_dicom_without_planar_configuration_is_read_as_interleaved(tmp_path, seed, kind):
+    # PlanarConfiguration is type 1C, often missing from a real export's secondary captures: such a file was refused
+    # ("invalid DICOM image header: Missing required element: (0028,0006) 'Planar Configuration'"). It is read as 0,
+    # as DICOM readers do, with a note where the reading is in doubt: not of grey samples (planes read as
+    # interleaved would differ within a pixel), nor of RLE (its segments are planes, whatever the element says)
+    pydicom = pytest.importorskip("pydicom")
+    from pydicom.uid import RLELossless
+
+    rng = np.random.default_rng(seed)
+    rgb = rng.integers(0, 256, (16, 18, 3), dtype=np.uint8)
+    if kind == "grey":
+        rgb[...] = rgb[..., :1]
+    ds = pydicom.dcmread(SAMPLE_DICOM)
+    ds.PhotometricInterpretation, ds.SamplesPerPixel, ds.PlanarConfiguration = "RGB", 3, 0
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.Rows, ds.Columns = 8, 8, 7, 16, 18
+    ds.PixelData = rgb.tobytes()
+    if kind == "colour RLE":
+        ds.compress(RLELossless)
+    if kind == "colour, empty":
+        ds.PlanarConfiguration = None
+    else:
+        del ds.PlanarConfiguration
+    ds.save_as(tmp_path / "c.dcm")
+    im = read_image(tmp_path / "c.dcm", warn=False)
+    np.testing.assert_array_equal(im.values, _luma(rgb))
+    assert "PlanarConfiguration" not in im.meta or im.meta.PlanarConfiguration is None  # (the file's header)
+    said = [note for note in im.notes if "PlanarConfiguration" in note]
+    if kind.startswith("colour") and kind != "colour RLE":
+        assert said == [f"{tmp_path / 'c.dcm'}: {'an empty' if 'empty' in kind else 'no'} PlanarConfiguration "
+                        "(0028,0006), which DICOM requires of 3 samples per pixel: read as 0, each pixel's samples "
+                        "together, as DICOM readers take it (check the image)"]  # fmt: skip
+    else:
+        assert said == []
+
+
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "P"])
 def test_colour_images_become_luminance_with_a_warning(tmp_path, mode):
     rows, cols = np.mgrid[0:10, 0:12]

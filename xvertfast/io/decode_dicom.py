@@ -541,12 +541,16 @@ def _dicom_pixels(ds, syntax, codestream: _Codestream | None, path: str, notes: 
                              "RGB, e.g. dcmodify -m \"(0028,0004)=RGB\"; where bone is dark in them, convert the image "
                              "to one sample per pixel, MONOCHROME1")  # fmt: skip
     deeper = _deeper_codestream(ds, codestream, samples, path)
+    # type 1C, often missing from the secondary captures of real exports, where pydicom refused the
+    # file ("Missing required element"): read as 0, interleaved, as DICOM readers take it
+    unplanned = samples > 1 and ds.get("PlanarConfiguration") in (None, "")
     try:
         words = _rle_words(ds, syntax, samples, path)  # (RLE under another HighBit: decoded once, as whole words)
         if words is not None:
             arr = _low_bits(ds, words, path)
         else:
-            arr = dicom_codecs.pixel_array(ds, syntax) if deeper is None else _decoded_at(ds, syntax, deeper)
+            with _said_while_decoding(ds, PlanarConfiguration=0) if unplanned else contextlib.nullcontext():
+                arr = dicom_codecs.pixel_array(ds, syntax) if deeper is None else _decoded_at(ds, syntax, deeper)
     except ImageReadError:  # the header's own refusal (a HighBit not a number), said as for uncompressed data
         raise
     except Exception as exc:
@@ -565,6 +569,8 @@ def _dicom_pixels(ds, syntax, codestream: _Codestream | None, path: str, notes: 
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip()
     indices = None  # a PALETTE COLOR image's stored values, which PixelPaddingValue refers to
     bits = _dicom_int(ds, "BitsStored", 8 * arr.dtype.itemsize, path)
+    if unplanned and not getattr(syntax, "is_compressed", False) and arr.ndim == 3 and _samples_differ(arr):
+        _unplanned_note(ds, samples, path, notes)  # (RLE's segments are planes, whatever the element says)
     if samples == 3 and arr.ndim == 3:  # pydicom hands YBR data over as RGB
         if stated.upper() == "MONOCHROME2":  # (pydicom reads the samples as RGB; MONOCHROME1 is refused above)
             # a grey photometric over colour samples: said, as the photometric over one sample is
@@ -640,6 +646,20 @@ def _dicom_pixels(ds, syntax, codestream: _Codestream | None, path: str, notes: 
         notes.append(f"{path}: {int(padding.sum())} padding pixels (PixelPaddingValue) set to the image's "
                      "darkest value")  # fmt: skip
     return values, bits, photometric, ds
+
+
+def _samples_differ(arr: np.ndarray) -> bool:
+    """Whether a colour frame's pixels (samples in the last axis) are not grey: its samples differ
+    in some pixel. A grey one read as interleaved was interleaved (planes read so would differ
+    from one pixel's sample to the next), so its missing PlanarConfiguration leaves no doubt."""
+    return any(not np.array_equal(arr[..., 0], arr[..., k]) for k in range(1, arr.shape[-1]))
+
+
+def _unplanned_note(ds, samples: int, path: str, notes: list[str]) -> None:
+    """The note of a colour frame read as interleaved where its header lacks PlanarConfiguration."""
+    none = "an empty" if "PlanarConfiguration" in ds else "no"
+    notes.append(f"{path}: {none} PlanarConfiguration (0028,0006), which DICOM requires of {samples} samples per "
+                 "pixel: read as 0, each pixel's samples together, as DICOM readers take it (check the image)")
 
 
 def _changes_nothing(ds, keyword: str) -> bool:
