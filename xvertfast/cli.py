@@ -1119,7 +1119,7 @@ def _train_command(args: argparse.Namespace) -> int:
     if (refused := _inputs_refused(args.data)) is not None:  # said before a model is loaded or RUN_DIR made
         return refused
     from xvertfast.io.job_folder import lock_early_at
-    from xvertfast.train.run_folder import LOCK_FILE, held_by_another
+    from xvertfast.train.run_folder import LOCK_FILE, held_by_another, mark_start
 
     # RUN_DIR's lock, where an earlier run made it, held from before torch, the --init model and the device
     # load (seconds), while status would say that run was interrupted; train() takes it over
@@ -1128,6 +1128,7 @@ def _train_command(args: argparse.Namespace) -> int:
     except ValueError as exc:
         _print(f"error: {exc}", file=sys.stderr)
         return 2
+    mark_start(args.output)  # (status: the earlier start's record, a killed one's too, is not this one's)
     try:
         return _train_holding_its_lock(args)
     finally:

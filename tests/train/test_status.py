@@ -641,3 +641,52 @@ def test_train_holds_run_dirs_lock_from_its_start_as_the_jobs_do(tmp_path, monke
     record = json.loads(capsys.readouterr().out)[0]
     assert (record["running"], record["starting"], record["stopped"]) == (False, False, INTERRUPTED), record
     assert (record["command"], record["cwd"]) == (before["command"], before["cwd"]), record
+
+
+def test_status_gives_a_resumed_or_restarted_run_s_own_command_from_its_start(tmp_path, capsys, monkeypatch):
+    # a resumed run's command came from checkpoint/state.json, the earlier start's (without its --lr 0.0005)
+    # until the resumed run's first epoch ended; and a start after one killed (kill -9: no record of its stop)
+    # was given the killed one's command as it loaded, not "starting"
+    from xvertfast import cli
+    from xvertfast.train import loop
+    from xvertfast.train.run_folder import COMMAND_FILE
+
+    class Killed(BaseException):  # (as kill -9: no record of the stop; the lock goes with the process)
+        pass
+
+    write_images(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    argv = list(_SHORT_RUN)
+    _ctrl_c_after_the_first_epoch(monkeypatch, argv)
+    resumed = [*argv, "--resume", "--lr", "0.0005"]  # (the one setting a resume may change)
+    seen = []
+
+    def killed_as_it_loads_its_images(*args, **kwargs):
+        assert main(["status", "run", "--json"]) == 0
+        seen.append(json.loads(capsys.readouterr().out)[0])
+        raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(loop, "load_rois", killed_as_it_loads_its_images)
+        with pytest.raises(Killed):
+            main(resumed)
+    record = seen[0]
+    assert (record["running"], record["starting"], record["stopped"]) == (True, False, None), record
+    assert record["command"] == f"xvertfast {' '.join(resumed)}" and record["cwd"] == str(tmp_path), record
+    assert main(["status", "run"]) == 0  # killed: its command resumes the run
+    said = capsys.readouterr().out
+    assert f"not running: stopped before the end (killed, its node lost, out of time, or ended by an error); to " \
+           f"resume it: cd {tmp_path} && xvertfast {' '.join(resumed)}\n" in said, said
+    recorded = os.stat(os.path.join("run", COMMAND_FILE)).st_mtime - 5  # (the killed start recorded it before now)
+    os.utime(os.path.join("run", COMMAND_FILE), (recorded, recorded))
+
+    def loading() -> None:  # the next start, loading torch: status said "running" with the killed start's command
+        assert main(["status", "run", "--json"]) == 0
+        seen.append(json.loads(capsys.readouterr().out)[0])
+        raise Killed
+
+    monkeypatch.setattr(cli, "_load_torch", loading)
+    with pytest.raises(Killed):
+        main(resumed)
+    record = seen[1]
+    assert (record["running"], record["starting"], record["command"], record["cwd"]) == (True, True, None, None), record

@@ -58,7 +58,7 @@ from xvertfast.train.data import (NoReadableImage, RoiSet, load_rois, random_pat
 from xvertfast.train.losses import XVertNetLoss
 from xvertfast.train.run_folder import (CHECKPOINT_FILE, COMMAND_FILE, INTERRUPTED, LOCK_FILE, PRIVATE_CACHE,
                                         Progress, forget_linked_crops, has_finished_epochs, held_by_another,
-                                        latest_state, position,
+                                        latest_state, mark_start, position,
                                         preprocessing_kept, reading, record_command, record_stop,
                                         recording_linked_crops, started_command, stopped_by, storable_state, to_go_on)
 
@@ -663,6 +663,7 @@ def _lock_run_dir(run_dir: str):
         raise ValueError(f"cannot write into the run folder {run_dir}: {why_not_made(run_dir, exc)}") from None
     if lock is None:
         raise held_by_another(run_dir)
+    mark_start(run_dir)  # (a start from Python: the CLI's marked it as it took the lock)
     return lock
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from xvertfast.resume import lock_held
 from xvertfast.train.run_folder import (CHECKPOINT_FILE, LOCK_FILE, PRIVATE_CACHE, has_finished_epochs, latest_state,
-                                        run_crops, started_command, stopped_by)
+                                        run_crops, start_unrecorded, started_command, stopped_by)
 
 __all__ = ["TrainStatus", "train_status"]
 
@@ -37,8 +37,9 @@ class TrainStatus:
     #: too; :func:`~xvertfast.resume.lock_held`). None where that cannot be told here
     running: bool | None = None
     history: list[dict] = field(default_factory=list, repr=False)
-    #: the command line that started the run (and the folder it was run in, where its paths are
-    #: relative), where it was run from the command line: status gives it as the way to resume
+    #: the command line of the run's latest start (and the folder it was run in, where its paths are
+    #: relative), where it was run from the command line: status gives it as the way to resume. Its
+    #: record of the start (a resume's from its start on), else the checkpoint's (a resume from Python)
     command: str | None = None
     cwd: str | None = None
     #: at stage 0, the image crop files in RUN_DIR/cache (the run prepares its training data first:
@@ -58,9 +59,8 @@ class TrainStatus:
     stopped: str | None = None
     #: running, but its start not recorded yet (``train --resume`` takes the lock, then loads torch, its
     #: --init model and the device: seconds): ``command``, ``cwd`` and ``stopped`` are then None, not
-    #: those of the start before it. Told where that start recorded its stop; after one killed, the
-    #: starting run still shows the killed one's command (as a job's
-    #: :attr:`~xvertfast.io.job_folder.LedgerStatus.starting`)
+    #: those of the start before it. Told where that start recorded its stop, or by the lock taken since
+    #: the latest record (:func:`~xvertfast.train.run_folder.start_unrecorded`): after one killed too
     starting: bool = False
 
     @property
@@ -107,7 +107,7 @@ def train_status(run_dir: str) -> TrainStatus | None:
         last=history[-1] if history else None, seconds_per_epoch=sum(seconds) / len(seconds) if seconds else None,
         history=history, linked=_linked(run_dir),
         **_how_started(run_dir, lock_held(os.path.join(run_dir, LOCK_FILE)),
-                       {"command": saved.get("command"), "cwd": saved.get("cwd")}))  # fmt: skip
+                       started_command(run_dir) or {"command": saved.get("command"), "cwd": saved.get("cwd")}))  # fmt: skip
 
 
 def _preparing(run_dir: str) -> TrainStatus | None:
@@ -129,10 +129,10 @@ def _preparing(run_dir: str) -> TrainStatus | None:
 def _how_started(run_dir: str, running: bool | None, command: dict) -> dict:
     """The fields of :class:`TrainStatus` that say whether the run runs and how its latest start was
     begun and stopped (``command``: its command and cwd as recorded). A run that holds the lock while
-    the latest start's record says it stopped is one starting (its record is the start's before it):
-    status gave "running" with that one's "interrupted" and command."""
+    the latest start's record says it stopped, or is older than the lock's taking, is one starting (its
+    record is the start's before it): status gave "running" with that one's "interrupted" and command."""
     stopped = stopped_by(run_dir)
-    if running and stopped:
+    if running and (stopped or start_unrecorded(run_dir)):
         return {"running": True, "starting": True, "stopped": None, "command": None, "cwd": None}
     return {"running": running, "stopped": stopped, **command}
 
