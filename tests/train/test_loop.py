@@ -1579,15 +1579,25 @@ def test_cli_init_default_refusals_say_default_and_the_folder_it_resolved_to(tmp
     assert not (tmp_path / "run").exists()
 
 
-def test_cli_points_only_at_the_files_a_run_wrote(tmp_path, capsys):
+def test_cli_points_only_at_the_files_a_run_wrote(tmp_path, capsys, monkeypatch):
     """Before: a run of no epochs (--init, --epochs-gc 0 --epochs-joint 0, a copy of the model) said
     "metrics in RUN_DIR/metrics.csv", a file no epoch had written; and in an earlier run's folder (its
-    checkpoint/ and model/ removed) it named that run's metrics.csv and curves.png, left there, as its own."""
+    checkpoint/ and model/ removed) it named that run's metrics.csv and curves.png, left there, as its own.
+    metrics.csv is written once an epoch: each stage's end wrote the same file again."""
+    import xvertfast.train.loop as loop_module
+
     data = write_images(tmp_path / "data")
     trained = tmp_path / "a"  # (its line names each stage's preview: it named none)
-    assert main(["train", str(data), "-o", str(trained), "--stages", "2", "--epochs-gc", "1", "--epochs-joint", "0",
-                 "--batch-size", "2", "--width", "4", "--depth", "2", "--roi-size", "32", "--seed", "3", "-q",
-                 "--device", "cpu"]) == 0  # fmt: skip
+    written, rows = loop_module._write_metrics, []
+    with monkeypatch.context() as patch:
+        patch.setattr(loop_module, "_write_metrics", lambda run_dir, history: (rows.append(len(history)),
+                                                                                written(run_dir, history)))
+        assert main(["train", str(data), "-o", str(trained), "--stages", "2", "--epochs-gc", "1", "--epochs-joint",
+                     "0", "--batch-size", "2", "--width", "4", "--depth", "2", "--roi-size", "32", "--seed", "3",
+                     "-q", "--device", "cpu"]) == 0  # fmt: skip
+    assert rows == [1, 2], rows  # (an epoch of each stage: [1, 1, 2, 2] with each stage's end)
+    with open(trained / "metrics.csv", newline="") as f:
+        assert [(r["stage"], r["epoch"]) for r in csv.DictReader(f)] == [("1", "1"), ("2", "1")]
     said = capsys.readouterr().out
     drawn = importlib.util.find_spec("matplotlib") is not None  # (the pictures need it)
     assert not drawn or f"metrics in {trained / 'metrics.csv'}, loss curves in {trained / 'curves.png'}, previews " \

@@ -1211,6 +1211,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
         if prog.stage == k and prog.epoch > 0:
             best = _resume_stage(stage, opt, ckpt_dir, device)
         total_epochs = config.epochs_gc + config.epochs_joint
+        epochs_before = epochs_run  # (each epoch run now writes metrics.csv: the stage's end need not again)
         # (closed as the stage ends or an error, a Ctrl-C, leaves it: left to the garbage collector, it redrew the bar
         # below the CLI's "interrupted" line)
         with tqdm(total=total_epochs, initial=prog.epoch, desc=f"stage {k}", unit="epoch", disable=not progress) as bar:
@@ -1266,7 +1267,8 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
                 rate = {"patch_s" if patches else "roi_s": f"{seen / max(seconds, 1e-9):.1f}"}
                 bar.set_postfix(loss=f"{running / max(seen, 1):.4f}", val=f"{val:.4f}", **rate)
                 bar.update(1)
-        _write_metrics(run_dir, prog.history)  # (as at the stage's end: a stage of no epochs writes none)
+        if epochs_run == epochs_before:  # a stage of no epochs run now: its metrics (none: an earlier run's go)
+            _write_metrics(run_dir, prog.history)
         curves.update(prog.history, force=True)
         stage.load_state_dict(best)
         # a finished stage in the default layout: what load_model gives, so it computes the same
