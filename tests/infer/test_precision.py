@@ -190,3 +190,24 @@ def test_a_precision_refused_is_named_as_the_caller_gave_it():
 
 def test_explicit_bf16_on_a_gpu_with_native_bf16_is_let_through(fake_gpus):
     assert backends.resolve_precision("bf16", torch.device("cuda:0")) == torch.bfloat16
+
+
+def test_an_unknown_precision_is_told_the_names_the_table_holds(monkeypatch):
+    """The names were spelled by hand in the refusal, apart from PRECISIONS (which the CLI's choices
+    are checked against): a precision added there would be taken but not offered. A torch dtype, as
+    a notebook writes it, is told its name; a list is refused as a value, not as an unhashable key."""
+    from xvertfast.infer import Enhancer
+
+    cpu = torch.device("cpu")
+    with pytest.raises(ValueError, match=r"^precision must be one of auto, fp32, fp16, bf16, got 'fp64'$"):
+        backends.resolve_precision("fp64", cpu)
+    with pytest.raises(ValueError, match=r"^precision must be one of auto, fp32, fp16, bf16, got torch\.bfloat16: "
+                                         r"give its name, precision='bf16'$"):  # fmt: skip
+        Enhancer(precision=torch.bfloat16, device="cpu")  # (refused before the model loads)
+    with pytest.raises(ValueError, match=r"^precision must be one of auto, fp32, fp16, bf16, got torch\.float64$"):
+        backends.resolve_precision(torch.float64, cpu)  # (no name: nothing to give)
+    with pytest.raises(ValueError, match=r"^precision must be one of auto, fp32, fp16, bf16, got \['fp16'\]$"):
+        backends.resolve_precision(["fp16"], cpu)
+    monkeypatch.setitem(backends.PRECISIONS, "fp8", torch.float8_e4m3fn)
+    with pytest.raises(ValueError, match=r"^precision must be one of auto, fp32, fp16, bf16, fp8, got 'fp64'$"):
+        backends.resolve_precision("fp64", cpu)

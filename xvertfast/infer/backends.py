@@ -104,12 +104,12 @@ def resolve_precision(precision: str, device: torch.device, *, warn: bool = True
     (:func:`warn_cpu_bf16_without_amx`); ``warn=False`` leaves it to the caller, who may yet refuse
     the run (the Enhancer: bf16 with a backend that cannot run it on the CPU).
     """
-    if precision == "auto":
+    if isinstance(precision, str) and precision == "auto":  # (an array compared to "auto" is no bool)
         if device.type != "cuda":
             return torch.float32
         return torch.bfloat16 if cuda_bf16_native(device) else torch.float16
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be auto, fp32, fp16 or bf16, got {precision!r}")
+    if not isinstance(precision, str) or precision not in PRECISIONS:  # (a list is no key of it)
+        raise ValueError(_unknown_precision(precision))
     dtype = PRECISIONS[precision]
     # (named as the caller gave it: --precision fp16 from the CLI, precision='fp16' from Python)
     if device.type != "cuda" and dtype == torch.float16:
@@ -123,6 +123,16 @@ def resolve_precision(precision: str, device: torch.device, *, warn: bool = True
     if warn:
         warn_cpu_bf16_without_amx(device, dtype)
     return dtype
+
+
+def _unknown_precision(precision) -> str:
+    """The refusal of a ``precision`` that names none, listing the names taken from :data:`PRECISIONS`
+    (spelled by hand, the list could drift from the table); a torch dtype, as a notebook writes
+    it (``precision=torch.bfloat16``), is told its name."""
+    said = f"precision must be one of {', '.join(('auto', *PRECISIONS))}, got {precision!r}"
+    if isinstance(precision, torch.dtype) and (name := {v: k for k, v in PRECISIONS.items()}.get(precision)):
+        said += f": give its name, {asked('precision', name)}"
+    return said
 
 
 def warn_cpu_bf16_without_amx(device: torch.device, dtype: torch.dtype) -> None:
