@@ -217,10 +217,14 @@ def test_half_inputs_are_binned_in_float32(seed):
 @pytest.mark.parametrize(
     "x, bins, error, match",
     [
-        (torch.rand(2, 8, 8), 256, ValueError, r"\[B, C, H, W\]"),
+        (torch.rand(2, 8, 8), 256, ValueError, r"\[B, C, H, W\], got shape \(2, 8, 8\) \(one sample's maps \[C, H, W\]: "
+                                               r"give x\[None\]\)$"),  # (told the shape taken alone)
+        (torch.rand(8, 8), 256, ValueError, r"\[B, C, H, W\], got shape \(8, 8\) \(one map \[H, W\]: give "
+                                            r"x\[None, None\]\)$"),
         (torch.rand(1, 2, 8, 8), 0, ValueError, "bins"),
         (torch.rand(1, 2, 8, 8), 70000, ValueError, "bins"),
-        (torch.ones(1, 2, 8, 8, dtype=torch.int64), 256, TypeError, "floating"),
+        (torch.ones(1, 2, 8, 8, dtype=torch.int64), 256, TypeError, r"floating-point tensor, got torch\.int64: give "
+                                                                     r"x\.float\(\)$"),  # (the dtype alone)
         (torch.rand(1, 2, 8, 8), True, ValueError, "bins"),  # was taken as 1 bin
         # torch's "only integer tensors of a single element can be converted to an index"
         (torch.rand(1, 2, 8, 8), torch.tensor(16.0), ValueError, "bins"),
@@ -269,7 +273,7 @@ def test_numpy_maps_give_numpy_as_wls_does():
     np.testing.assert_array_equal(index, want.index.numpy())
     np.testing.assert_array_equal(target, want.map.numpy())
     with pytest.raises(TypeError, match=r"^feature_entropy: x must be a floating-point array, got a NumPy array of "
-                                        r"int16$"):  # fmt: skip
+                                        r"int16: give x\.astype\(np\.float32\)$"):  # fmt: skip
         feature_entropy(np.zeros((1, 2, 8, 8), np.int16))
     with pytest.raises(TypeError, match=r"^select_max_entropy: x must be a NumPy array or a torch tensor, got list$"):
         select_max_entropy([[[[0.5]]]])

@@ -209,7 +209,10 @@ def test_channels_last_and_strided_inputs(seed):
         (torch.rand(2, 8, 8), torch.rand(2, 8, 9), ValueError, "same shape"),
         (torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8), ValueError, r"\[B, H, W\]"),
         (torch.rand(8, 8), torch.rand(8, 8), ValueError, r"\[B, H, W\]"),
-        (torch.ones(2, 8, 8, dtype=torch.int32), torch.ones(2, 8, 8, dtype=torch.int32), TypeError, "floating"),
+        (torch.ones(2, 8, 8, dtype=torch.int32), torch.ones(2, 8, 8, dtype=torch.int32), TypeError,
+         r"floating-point tensor, got torch\.int32: give a\.float\(\)$"),  # (told the dtype alone)
+        (torch.ones(2, 8, 8), torch.ones(2, 8, 8, dtype=torch.complex64), TypeError,
+         r"b must be a floating-point tensor, got torch\.complex64$"),  # (no grey levels: no conversion offered)
     ],
 )
 def test_bad_inputs_raise_clear_errors(a, b, error, match):
@@ -232,10 +235,44 @@ def test_numpy_images_give_numpy_as_wls_does(seed):
     mixed = gradient_correlation(a.numpy(), b.requires_grad_())
     assert isinstance(mixed, torch.Tensor) and mixed.requires_grad
     with pytest.raises(TypeError, match=r"^gradient_correlation: b must be a floating-point array, got a NumPy array "
-                                        r"of uint8$"):  # fmt: skip
+                                        r"of uint8: give b\.astype\(np\.float32\)$"):  # fmt: skip
         gradient_correlation(a.numpy(), np.zeros((2, 1, 24, 20), np.uint8))
     with pytest.raises(TypeError, match=r"^gradient_correlation: a must be a NumPy array or a torch tensor, got list$"):
         gradient_correlation([[0.0]], b)
+
+
+def test_a_numpy_array_beside_a_tensor_on_another_device_is_told_how_to_bring_them_together():
+    """A notebook's NumPy image beside a CUDA tensor was refused with "got cpu and cuda:0", as if the
+    array were a tensor to move. Tried on the meta device (no GPU here; the check is the same for
+    any device but the CPU): the hint given is then taken (the op's shapes, meta in, meta out)."""
+    image = np.random.default_rng(0).random((2, 16, 16)).astype(np.float32)
+    elsewhere = torch.zeros(2, 16, 16, device="meta")
+    numpy, meta = r"a NumPy array \(on the CPU\)", "a tensor on meta"
+    for a, b, array, tensor, got in ((image, elsewhere, "a", "b", f"{numpy} and {meta}"),
+                                     (elsewhere, image, "b", "a", f"{meta} and {numpy}")):  # fmt: skip
+        with pytest.raises(ValueError, match=rf"^gradient_correlation: a and b must be on the same device, got {got}: "
+                                             rf"give {array} as a tensor on {tensor}'s device, torch\.as_tensor\({array}, "
+                                             rf"device={tensor}\.device\), or {tensor} on the CPU, {tensor}\.cpu\(\)$"):  # fmt: skip
+            gradient_correlation(a, b)
+    assert gradient_correlation(torch.as_tensor(image, device=elsewhere.device), elsewhere).shape == (2,)
+    with pytest.raises(ValueError, match=r"^gradient_correlation: a and b must be on the same device, got cpu and "
+                                         r"meta: move one to the other's, a\.to\(b\.device\) or b\.to\(a\.device\)$"):  # fmt: skip
+        gradient_correlation(torch.from_numpy(image), elsewhere)
+
+
+@pytest.mark.parametrize("shape, hint", [
+    ((16, 16), r"\(one image \[H, W\]: give a batch of one, a\[None\] and b\[None\]\)"),
+    ((2, 3, 16, 12), r"\(3 channels an image: GC is of one-channel images; give one channel, a\[:, :1\] and b\[:, "
+                     r":1\], or each channel as an image, a\.reshape\(-1, 16, 12\) and b\.reshape\(-1, 16, 12\)\)"),
+], ids=["one image", "channels"])  # fmt: skip
+def test_images_in_another_layout_are_told_how_to_give_them(shape, hint):
+    """One [H, W] image, or maps of several channels, were told the shapes taken and no more."""
+    a = torch.rand(shape)
+    with pytest.raises(ValueError, match=rf"^gradient_correlation: inputs must be \[B, H, W\] or \[B, 1, H, W\], "
+                                         rf"got {re.escape(str(shape))} {hint}$"):  # fmt: skip
+        gradient_correlation(a, a.clone())
+    fixed = (a[None], a[None]) if len(shape) == 2 else (a.reshape(-1, *shape[-2:]), a.reshape(-1, *shape[-2:]))
+    assert gradient_correlation(*fixed).shape == (fixed[0].shape[0],)  # (the hint is taken)
 
 
 @needs_ext

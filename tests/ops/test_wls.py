@@ -792,6 +792,13 @@ def test_deterministic_across_thread_counts(seed, shape):
          r"^wls: image of shape \(40, 36, 2\) looks like one image with its channels last, not a batch of images 2 "
          r"pixels wide \(a grey image with alpha, channels last: give its grey channel \[H, W\], "
          r"image\[\.\.\., 0\]\)$"),
+        # a network's [1, 1, H, W] and [B, 1, H, W] were told the shapes taken and no more
+        (torch.full((1, 1, 8, 8), 0.5), ValueError, r"^wls: image must be \[H, W\] or \[B, H, W\], got shape "
+                                                    r"\(1, 1, 8, 8\) \(one image with axes of length 1: give "
+                                                    r"image\.squeeze\(\)\)$"),
+        (np.full((3, 1, 8, 8), 0.5, np.float32), ValueError, r"^wls: image must be \[H, W\] or \[B, H, W\], got shape "
+                                                             r"\(3, 1, 8, 8\) \(a batch of one-channel images "
+                                                             r"\[B, 1, H, W\]: give image\[:, 0\]\)$"),
     ],
 )
 def test_bad_input_raises_clear_errors(image, error, match):

@@ -83,11 +83,15 @@ def as_tensor(value, who: str, values: str = "floats in [0, 1]",
 
 def check_floating(x: torch.Tensor, op: str, name: str, from_numpy: bool = False) -> None:
     """Refuses an ``x`` that is no floating-point tensor; ``from_numpy``: it was a NumPy array,
-    named by its NumPy dtype ('got torch.uint8' puzzled a NumPy user)."""
+    named by its NumPy dtype ('got torch.uint8' puzzled a NumPy user). Integers and booleans are
+    told the conversion, in the type given: the refusal named the dtype alone (gradient correlation
+    and the min-max scaled entropy do not change with the values' scale, so it is all they need)."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
         got = dtype_given(x, from_numpy)
+        if not x.is_complex():  # (complex: no grey levels, no conversion to offer)
+            got += f": give {name}.astype(np.float32)" if from_numpy else f": give {name}.float()"
         raise TypeError(f"{op}: {name} must be a floating-point {'array' if from_numpy else 'tensor'}, got {got}")
 
 

@@ -39,7 +39,9 @@ def _checked(x, bins: int, op: str) -> tuple[torch.Tensor, bool, int]:
     x, numpy = as_tensor(x, f"{op}: x", "floats", "feature maps ([B, C, H, W] array or tensor)")
     check_floating(x, op, "x", numpy)
     if x.dim() != 4:
-        raise ValueError(f"{op}: x must be [B, C, H, W], got shape {tuple(x.shape)}")
+        # (a sample's maps, or one map, were told the shape taken and no more)
+        hint = {3: " (one sample's maps [C, H, W]: give x[None])", 2: " (one map [H, W]: give x[None, None])"}
+        raise ValueError(f"{op}: x must be [B, C, H, W], got shape {tuple(x.shape)}{hint.get(x.dim(), '')}")
     return x, numpy, whole_number(bins, "bins", op, low=1, high=65536)  # (the one rule for counts)
 
 

@@ -35,10 +35,36 @@ def _checked(a, b) -> tuple[torch.Tensor, torch.Tensor, bool]:
     if a.shape != b.shape:
         raise ValueError(f"{_OP}: a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     if not (a.dim() == 3 or (a.dim() == 4 and a.shape[1] == 1)):
-        raise ValueError(f"{_OP}: inputs must be [B, H, W] or [B, 1, H, W], got {tuple(a.shape)}")
+        raise ValueError(f"{_OP}: inputs must be [B, H, W] or [B, 1, H, W], got {tuple(a.shape)}{_layout_hint(a)}")
     if a.device != b.device:
-        raise ValueError(f"{_OP}: a and b must be on the same device, got {a.device} and {b.device}")
+        raise ValueError(_apart(a, b, a_numpy, b_numpy))
     return a, b, a_numpy and b_numpy
+
+
+def _layout_hint(a: torch.Tensor) -> str:
+    """How to give images of shape ``a.shape`` as a batch: one [H, W] image was told the shapes
+    taken and no more, nor were [B, C, H, W] maps of several channels."""
+    if a.dim() == 2:
+        return " (one image [H, W]: give a batch of one, a[None] and b[None])"
+    if a.dim() == 4:
+        h, w = a.shape[-2:]
+        return (f" ({a.shape[1]} channels an image: GC is of one-channel images; give one channel, a[:, :1] and "
+                f"b[:, :1], or each channel as an image, a.reshape(-1, {h}, {w}) and b.reshape(-1, {h}, {w}))")
+    return ""
+
+
+def _apart(a: torch.Tensor, b: torch.Tensor, a_numpy: bool, b_numpy: bool) -> str:
+    """The refusal of a and b on two devices, saying how to bring them together: a NumPy array
+    beside a CUDA tensor was told "got cpu and cuda:0", as if the array were a tensor to move."""
+    if not (a_numpy or b_numpy):
+        return (f"{_OP}: a and b must be on the same device, got {a.device} and {b.device}: move one to the "
+                "other's, a.to(b.device) or b.to(a.device)")  # fmt: skip
+    array, tensor = ("a", "b") if a_numpy else ("b", "a")
+    got_a, got_b = ("a NumPy array (on the CPU)" if numpy else f"a tensor on {t.device}"
+                    for t, numpy in ((a, a_numpy), (b, b_numpy)))  # fmt: skip
+    return (f"{_OP}: a and b must be on the same device, got {got_a} and {got_b}: give {array} as a tensor on "
+            f"{tensor}'s device, torch.as_tensor({array}, device={tensor}.device), or {tensor} on the CPU, "
+            f"{tensor}.cpu()")  # fmt: skip
 
 
 def _check_eps(eps) -> float:
