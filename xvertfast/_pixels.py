@@ -1,7 +1,8 @@
 """What was given for an image's pixels but cannot be taken as them, described once for every
 function that takes pixels, each refusing it in its own words: something that is no array (a path,
-a Radiograph), a masked array whose mask NumPy would drop, and a shape that is one image's in
-another layout; and an array as a short repr shows it (:func:`describe_array`)."""
+a Radiograph), a masked array whose mask NumPy would drop, a shape that is one image's in another
+layout, and values that are no numbers (:func:`not_finite`); and an array as a short repr shows it
+(:func:`describe_array`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np
 from xvertfast._paths import PATH_TYPES
 from xvertfast._text import dtype_name
 
-__all__ = ["describe_non_array", "describe_masked", "shape_hint", "strips_or_one_image", "describe_array"]
+__all__ = ["describe_non_array", "describe_masked", "shape_hint", "strips_or_one_image", "not_finite", "describe_array"]
 
 
 def describe_non_array(value, takes_radiograph: bool = False) -> str:
@@ -67,6 +68,13 @@ def shape_hint(shape, name: str = "pixels") -> str:
     if len(shape) > 2 and sum(n > 1 for n in shape) == 2:
         return f" (one image with axes of length 1: give {name}.squeeze())"
     return ""
+
+
+def not_finite(who: str, bad: int) -> str:
+    """The refusal of pixels of which ``bad`` are NaN or infinite: "pixels contain NaN or infinite
+    values" alone left the user to count them and to find how to fill them."""
+    return (f"{who}: pixels contain {bad} NaN or infinite value{'s' * (bad != 1)}: replace them first, e.g. "
+            "np.nan_to_num(pixels, nan=0.0, posinf=1.0, neginf=0.0) (torch.nan_to_num for a tensor)")
 
 
 def strips_or_one_image(shape, name: str = "pixels") -> str | None:

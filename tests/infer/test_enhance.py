@@ -815,8 +815,12 @@ def test_nan_or_infinite_pixels_are_refused_in_enhance_s_name(seed):
     for bad in (np.nan, np.inf, -np.inf):
         image = chest_like(seed)
         image[100, 100] = bad
-        for pixels in (image, torch.from_numpy(image), np.full((64, 64), bad, np.float32)):
-            with pytest.raises(ValueError, match="^enhance: pixels contain NaN or infinite values$"):
+        for pixels, said in ((image, "1 NaN or infinite value"), (torch.from_numpy(image), "1 NaN or infinite value"),
+                             (np.full((64, 64), bad, np.float32), "4096 NaN or infinite values")):  # fmt: skip
+            # (counted, and told how to fill them: it said "contain NaN or infinite values" alone)
+            with pytest.raises(ValueError, match=rf"^enhance: pixels contain {said}: replace them first, e\.g\. "
+                                                 r"np\.nan_to_num\(pixels, nan=0\.0, posinf=1\.0, neginf=0\.0\) "
+                                                 r"\(torch\.nan_to_num for a tensor\)$"):  # fmt: skip
                 enhancer.enhance(pixels)
 
 

@@ -247,9 +247,18 @@ def test_nan_and_infinities_are_refused_wherever_they_lie_in_one_message():
                     t[where[0] - k, where[1] - k] = value
                 with pytest.raises(ValueError) as info:
                     check_unit_pixels(t.t(), "preprocess")  # (strided too)
-                assert str(info.value) == "preprocess: pixels contain NaN or infinite values"
+                # (counted, and told how to fill them: it said "contain NaN or infinite values" alone)
+                assert str(info.value) == (f"preprocess: pixels contain {len(bad)} NaN or infinite value"
+                                           f"{'s' * (len(bad) > 1)}: replace them first, e.g. np.nan_to_num(pixels, "
+                                           "nan=0.0, posinf=1.0, neginf=0.0) (torch.nan_to_num for a tensor)")  # fmt: skip
     check_unit_pixels(torch.empty(0, 5), "preprocess")  # nothing to refuse in an empty one
     check_unit_pixels(base, "preprocess")
+    from xvertfast import find_spine
+
+    pixels = base.numpy().copy()
+    pixels[3, 4], pixels[30, 40] = np.nan, np.inf
+    with pytest.raises(ValueError, match=r"^find_spine: pixels contain 2 NaN or infinite values: replace them first"):
+        find_spine(pixels)
 
 
 def test_a_huge_float64_value_is_named_as_it_is_not_as_infinity():

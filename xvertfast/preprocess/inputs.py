@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from xvertfast._pixels import describe_array, strips_or_one_image
+from xvertfast._pixels import describe_array, not_finite, strips_or_one_image
 from xvertfast._stacklevel import solving
 from xvertfast.ops._inputs import as_tensor
 from xvertfast.ops.wls import check_method, check_parameters, wls
@@ -69,7 +69,7 @@ def check_unit_pixels(t: torch.Tensor, who: str) -> None:
         # in the tensor's own dtype, where float32 took float64's 1e300 for infinity
         lo, hi = (float(v) for v in torch.aminmax(t))
         if not (math.isfinite(lo) and math.isfinite(hi)):
-            raise ValueError(f"{who}: pixels contain NaN or infinite values")
+            raise ValueError(not_finite(who, int((~torch.isfinite(t)).sum())))
         if lo < -PIXEL_RANGE_SLACK or hi > 1 + PIXEL_RANGE_SLACK:
             raise ValueError(f"{who}: pixels must lie in [0, 1], got values from {lo:g} to {hi:g} (raw stored "
                              "values? xvertfast.io.read_image(path) gives [0, 1])")  # fmt: skip

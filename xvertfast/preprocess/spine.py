@@ -33,7 +33,7 @@ from typing import NamedTuple
 import numpy as np
 
 from xvertfast._paths import PATH_TYPES
-from xvertfast._pixels import describe_masked, describe_non_array, shape_hint
+from xvertfast._pixels import describe_masked, describe_non_array, not_finite, shape_hint
 from xvertfast._text import count, from_cli
 
 __all__ = ["find_spine", "Spine", "Box", "WORKING_HEIGHT", "UPPER_LEVEL", "LOWER_LEVEL", "polarity_score",
@@ -246,8 +246,8 @@ def find_spine(pixels, upper: tuple[float, float] | None = None,
     arr = _as_array(pixels, "find_spine")
     if arr.ndim != 2 or not arr.size:  # (an empty image has no centre column: its ROIs lay outside it)
         raise ValueError(f"find_spine: pixels must be [H, W] with H, W >= 1, got shape {arr.shape}{shape_hint(arr.shape)}")
-    if not np.isfinite(arr).all():
-        raise ValueError("find_spine: pixels contain NaN or infinite values")
+    if not (finite := np.isfinite(arr)).all():
+        raise ValueError(not_finite("find_spine", int((~finite).sum())))
     H, W = arr.shape
     x, points = (W - 1) / 2.0, np.zeros((0, 2))  # (where nothing can be found: the centre column)
     if not _too_small(H, W):
