@@ -1482,9 +1482,9 @@ interrupted, 143 stopped by SIGTERM, 129 by SIGHUP.""",
     )
     _add_job_arguments(ev, "REPORT_DIR", "report folder")
     ev.add_argument("--methods", default="identity,clahe,farbman,xvertnet",
-                    help="comma-separated [LABEL:]METHOD (default: %(default)s)")
+                    help="comma-separated [LABEL:]METHOD, of the methods above (default: %(default)s)")
     ev.add_argument("--metrics", default="entropy,tenengrad,lpc_si,tmqi",
-                    help="comma-separated metrics; add brisque for BRISQUE (default: %(default)s)")
+                    help="comma-separated metrics, of those above; add brisque for BRISQUE (default: %(default)s)")
     ev.add_argument("--rois", default="auto", metavar="auto|FILE",
                     help="auto, or a CSV of hand-placed ROI centres whose first line is the header row "
                     "file,upper_row,upper_col,lower_row,lower_col, then one row per image: its path or name and "
@@ -1551,7 +1551,7 @@ cannot be read, 130 interrupted, 143 stopped by SIGTERM, 129 by SIGHUP.""",
     )
     st.add_argument("folder", metavar="FOLDER", help="the output folder of an enhance or preprocess job, or the "
                     "RUN_DIR of a training run")  # fmt: skip
-    st.add_argument("--json", action="store_true", help="as JSON")
+    st.add_argument("--json", action="store_true", help="print the same as JSON, for scripts")
     st.set_defaults(func=_cmd_status)
 
     demo = sub.add_parser(
@@ -1646,12 +1646,16 @@ cannot be read, 130 interrupted, 143 stopped by SIGTERM, 129 by SIGHUP.""",
         "keeps the epochs before it, 130 interrupted, 143 stopped by SIGTERM, 129 by SIGHUP (--resume continues).",
     )
     _add_job_arguments(tr, "RUN_DIR", "run folder", dest="data", metavar="DATA")
-    tr.add_argument("--stages", type=_at_least(1), default=2, help="number of stages")
+    tr.add_argument("--stages", type=_at_least(1), default=2,
+                    help="networks trained one after the other, each on the outputs of the one before, and run so "
+                    "by enhance (the papers use 2: a third over-enhanced in theirs)")
     tr.add_argument("--epochs-gc", type=_at_least(0), default=200,
-                    help="epochs with the structure loss only (gradient correlation with the guidance image Y)")
+                    help="epochs of each stage with the structure loss only (gradient correlation with the guidance "
+                    "image Y)")
     tr.add_argument("--epochs-joint", type=_at_least(0), default=25,
-                    help="at most this many epochs with structure + feature (max-entropy) loss, stopped early after "
-                         "--patience epochs without a better validation loss; the stage keeps its best epoch")
+                    help="at most this many epochs of each stage with structure + feature (max-entropy) loss, "
+                         "stopped early after --patience epochs without a better validation loss; the stage keeps its "
+                         "best epoch")
     tr.add_argument("--batch-size", type=_at_least(1), default=8, help="ROIs (or patches) per optimiser step")
     tr.add_argument("--width", type=_at_least(1), default=None,
                     help="base width of the U-Net (paper and default: 64; with --init: the model's)")
@@ -1669,9 +1673,12 @@ cannot be read, 130 interrupted, 143 stopped by SIGTERM, 129 by SIGHUP.""",
                     "enhance changes in spine mode: below 512 they cover only part of evaluate's 512x290 ROIs "
                     "(at 128: 6%%), the rest is scored as the original, and evaluate warns")
     tr.add_argument("--patch-size", type=_at_least(0), default=0,
-                    help="train on random square patches of this side cut from the ROIs (0, or at least "
+                    help="train on random square patches of this side in pixels, cut from the ROIs (0, or at least "
                     "--roi-size: whole ROIs); same pixel scale, cheaper steps")
-    tr.add_argument("--val-fraction", type=_share, default=0.2, help="share of images held out for validation")
+    tr.add_argument("--val-fraction", type=_share, default=0.2,
+                    help="share of the images held out for validation, which early stopping and each stage's "
+                    "kept epoch go by: 0 up to, not including, 1, rounded to whole images, at least one of two "
+                    "or more; 0: none, and they go by the training loss")
     tr.add_argument("--patience", type=_at_least(1), default=10,
                     help="joint-phase epochs without a better validation loss before a stage stops early")
     tr.add_argument("--lr", type=float, default=1e-3, action=_TypedOption,
