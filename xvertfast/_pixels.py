@@ -57,7 +57,8 @@ def shape_hint(shape, name: str = "pixels") -> str:
     """What to give instead, appended to a refusal of an image that is not ``[H, W]``, where ``shape``
     is one image's in another layout: colour channels last (a file read with PIL or imageio, not
     read_image), or axes of length 1 (``[1, H, W]``, ``[H, W, 1]``, a network's ``[1, 1, H, W]``);
-    they were refused as "got shape (512, 512, 3)" alone. "" for any other shape. ``name``: the
+    they were refused as "got shape (512, 512, 3)" alone. Or a stack of images ``[N, H, W]``
+    (channels first looks the same), to be given one at a time. "" for any other shape. ``name``: the
     argument as the caller passed it (the metrics' ``img``, ``reference``, ``test``)."""
     shape = tuple(int(n) for n in shape)
     if channels_last(shape) == "a grey image with alpha":
@@ -67,6 +68,8 @@ def shape_hint(shape, name: str = "pixels") -> str:
                 "file's luminance)")  # fmt: skip
     if len(shape) > 2 and sum(n > 1 for n in shape) == 2:
         return f" (one image with axes of length 1: give {name}.squeeze())"
+    if len(shape) == 3 and min(shape) > 1:  # (a notebook's batch, or torchvision's [C, H, W]: refused alone)
+        return f" (a stack of {shape[0]} images, or one with its channels first: give one [H, W] at a time, {name}[i])"
     return ""
 
 

@@ -412,8 +412,9 @@ def test_one_image_in_another_layout_is_told_how_to_give_it(metric):
             SINGLE[metric](given)
     with pytest.raises(ValueError, match=r"^tmqi: test must be .*: give test\.squeeze\(\)\)$"):
         metrics.tmqi(img, img[None])
-    with pytest.raises(ValueError, match=r"^to_8bit: img must be .*, got shape \(2, 200, 200\)$"):  # a batch: no hint
-        metrics.to_8bit(np.stack([img, img]))
+    with pytest.raises(ValueError, match=r"^to_8bit: img must be .*, got shape \(2, 200, 200\) \(a stack of 2 images, "
+                                         r"or one with its channels first: give one \[H, W\] at a time, img\[i\]\)$"):  # fmt: skip
+        metrics.to_8bit(np.stack([img, img]))  # (a batch: told the shape alone before)
 
 
 @pytest.mark.parametrize("metric", SINGLE)
