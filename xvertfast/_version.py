@@ -9,7 +9,7 @@ import os
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "code_digest", "NOT_SCORING"]
+__all__ = ["__version__", "code_digest", "NOT_SCORING", "SCORING_LIBRARIES", "library_versions"]
 
 #: The package's files (paths under it, "/"-separated) that cannot change a score an evaluation
 #: records, left out of :func:`code_digest`: an edit of one (a typo in the command line's help) let
@@ -37,6 +37,29 @@ NOT_SCORING = frozenset({
     # texts for people
     "samples/NOTICE.md", "weights/MODEL_CARD.md", "eval/brisque_live/NOTICE",
 })  # fmt: skip
+
+
+#: The installed libraries whose code computes an evaluation's scores beside xvertfast's own, by
+#: their distributions' names: the arithmetic (numpy, scipy: the metrics' filters, FFTs and
+#: special functions; torch: the WLS, the network), CLAHE (scikit-image) and the decoders that
+#: turn a file into pixels (pydicom, Pillow, tifffile, imagecodecs). OpenCV is not used.
+SCORING_LIBRARIES = ("numpy", "scipy", "scikit-image", "torch", "pydicom", "pillow", "tifffile", "imagecodecs")
+
+
+def library_versions() -> dict[str, str | None]:
+    """The installed version of each of :data:`SCORING_LIBRARIES` (None: not installed), read from
+    the distributions' metadata, which imports none of them: an evaluation records them with its
+    settings, as its scores may change with them (scikit-image's CLAHE, scipy's filters) while
+    xvertfast's code does not."""
+    import importlib.metadata  # (not at the package's import: only an evaluation asks)
+
+    versions = {}
+    for name in SCORING_LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
 
 
 @functools.lru_cache(maxsize=1)

@@ -258,6 +258,51 @@ def test_cli_rerun_after_a_code_change_is_refused(tmp_path, seed, capsys, monkey
     assert main([*args, "--restart"]) == 0
 
 
+def test_cli_rerun_after_a_library_upgrade_is_refused_and_one_installed_since_resumes(tmp_path, seed, capsys,
+                                                                                         monkeypatch):  # fmt: skip
+    """The libraries that compute the scores are recorded with the settings (and said in the report):
+    scikit-image upgraded under an evaluation of hours may move CLAHE's scores, so the rerun is
+    refused as an upgrade of xvertfast is, naming the library and both versions. One installed since
+    (imagecodecs, which an image's failure asked for) or removed since resumes, the version recorded kept."""
+    import json
+
+    import xvertfast.eval.evaluate as evaluate
+
+    (images := tmp_path / "in").mkdir()
+    Image.fromarray(chest_like(seed, 96, 96)).save(images / "img0.png")
+    out = tmp_path / "rep"
+    args = ["evaluate", str(images), "-o", str(out), "--methods", "identity", "--metrics", "entropy",
+            "--pictures", "0", "-q"]  # fmt: skip
+    versions = {"numpy": "2.0.0", "scikit-image": "0.24.0", "pydicom": "3.0.0", "imagecodecs": None}
+    monkeypatch.setattr(evaluate, "library_versions", lambda: dict(versions))
+    assert main(args) == 0
+    assert "- libraries that compute the scores: numpy 2.0.0, scikit-image 0.24.0, pydicom 3.0.0; imagecodecs not " \
+           "installed\n" in (out / "summary.md").read_text()  # fmt: skip
+    assert json.loads((out / "provenance.json").read_text())["libraries"] == versions
+    capsys.readouterr()
+    monkeypatch.setattr(evaluate, "library_versions", lambda: {**versions, "scikit-image": "0.25.0"})
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "libraries that compute the scores were upgraded or downgraded since these scores were made: " \
+           "scikit-image '0.24.0' -> '0.25.0')" in err and "numpy" not in err and "code changed" not in err  # fmt: skip
+    assert "; reinstall scikit-image 0.24.0 that made them to resume, pass --restart" in err
+    monkeypatch.setattr(evaluate, "code_digest", lambda: "0123456789abcdef")  # and xvertfast's code: both said
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "xvertfast's code changed" in err and "scikit-image '0.24.0' -> '0.25.0'" in err
+    assert "; reinstall the xvertfast and scikit-image 0.24.0 that made them to resume" in err
+    monkeypatch.undo()
+    monkeypatch.setattr(evaluate, "library_versions", lambda: {**versions, "imagecodecs": "2024.1.1", "pydicom": None})
+    assert main(args) == 0
+    assert "resumed: 1 image(s)" in capsys.readouterr().err
+    kept = {**versions, "imagecodecs": "2024.1.1"}  # (pydicom's recorded version: the image before was read with it)
+    assert json.loads((out / "provenance.json").read_text())["libraries"] == kept
+    with open(out / JOURNAL_FILE) as f:
+        assert json.loads(f.readline())["settings"]["libraries"] == kept
+    monkeypatch.setattr(evaluate, "library_versions", lambda: {**versions, "pydicom": "3.1.0"})
+    assert main(args) == 2 and "pydicom '3.0.0' -> '3.1.0'" in capsys.readouterr().err
+
+
 def test_cli_interrupted_says_the_same_command_resumes(tmp_path, seed, capsys, monkeypatch):
     images = write_images(tmp_path / "in", seed, n=2)
     monkeypatch.setattr("xvertfast.eval.baselines.clahe", Counted(stop=2))

@@ -8,7 +8,7 @@ import os
 from xvertfast._checks import whole_number
 from xvertfast._paths import PATH_TYPES, working_folder
 from xvertfast._text import asked, option_said, part_percent
-from xvertfast._version import __version__, code_digest
+from xvertfast._version import __version__, code_digest, library_versions
 from xvertfast.eval._report_files import check_grid_folder
 from xvertfast.eval.baselines import XVERTNET_METHODS, get_method, parse_method
 from xvertfast.eval.journal import JOURNAL_FILE, Journal
@@ -250,6 +250,7 @@ def _settings(specs, built: dict, metrics, centres: dict | None, enhancer_kwargs
         else:  # another tool's outputs: their folder wherever the run starts (each file's state is journalled)
             methods.append({"spec": spec, "label": label, **({"folder": os.path.abspath(folder)} if folder else {}),
                             **({"inverted": True} if getattr(method, "inverted", False) else {})})  # fmt: skip
-    # the code too: a development install changes the metrics' code under one version
-    return {"xvertfast": __version__, "code_sha256": code_digest(), "methods": methods, "metrics": list(metrics),
+    # the code too: a development install changes the metrics' code under one version; and the libraries' versions
+    return {"xvertfast": __version__, "code_sha256": code_digest(), "libraries": library_versions(),
+            "methods": methods, "metrics": list(metrics),
             "rois": "auto" if centres is None else "file"}  # each image's centres: in its journal entry

@@ -84,12 +84,45 @@ def _labels_keep_their_methods(previous: dict, retired: list, now: dict) -> bool
     return all(before.get(_label(m), m) == m for m in now["methods"])
 
 
+#: The settings a rerun may change (the methods, the metrics) or that are judged apart (the libraries).
+_APART = ("methods", "metrics", "libraries")
+
+
 def _methods_alone_differ(previous, retired: list, now: dict) -> bool:
     """Whether two settings differ only in methods and metrics added or dropped, each label
-    keeping its method."""
+    keeping its method (and in libraries installed or removed since: :func:`_library_change`
+    says whether they differ otherwise)."""
     return (isinstance(previous, dict) and isinstance(now.get("metrics", []), list)
-            and _without(previous, "methods", "metrics") == _without(now, "methods", "metrics")
+            and _without(previous, *_APART) == _without(now, *_APART)
             and _labels_keep_their_methods(previous, retired, now))  # fmt: skip
+
+
+def _libraries(settings) -> dict:
+    """The library versions ``settings`` record (:func:`~xvertfast._version.library_versions`); {}
+    where none are (a journal begun before they were recorded, or damaged)."""
+    libraries = settings.get("libraries") if isinstance(settings, dict) else None
+    return libraries if isinstance(libraries, dict) else {}
+
+
+def _library_change(previous: dict, now: dict) -> str | None:
+    """A library that computes the scores installed now at another version than the one recorded
+    (scikit-image's CLAHE, scipy's filters may score otherwise), in words; None where there is none.
+    One installed or removed since is none: an image that failed for want of it (pydicom, imagecodecs,
+    as its error said to install) is scored once it is there, the others were read without it."""
+    before, after = _libraries(previous), _libraries(now)
+    changed = [f"{name} {before[name]!r} -> {after[name]!r}" for name in after
+               if before.get(name) is not None and after[name] is not None and before[name] != after[name]]  # fmt: skip
+    if not changed:
+        return None
+    return ("libraries that compute the scores were upgraded or downgraded since these scores were made: "
+            + ", ".join(changed))
+
+
+def _library_versions_kept(previous: dict, now: dict) -> dict:
+    """``now``'s library versions, with the recorded one of each library not installed now: the
+    images scored before were scored with it, and a later run with another version of it is refused."""
+    before, after = _libraries(previous), _libraries(now)
+    return {**before, **{name: version if version is not None else before.get(name) for name, version in after.items()}}
 
 
 #: The settings that record xvertfast's code (its version, the digest of its files), each with
@@ -128,11 +161,16 @@ def _refusal(previous, retired: list, now: dict) -> tuple[str, str]:
     settings recorded cannot be read."""
     if not isinstance(previous, dict):
         return settings_changes(previous, now), ""
-    code, rest = _changes(previous, retired, now)
-    if code is None:
+    code, rest = _changes(_without(previous, "libraries"), retired, _without(now, "libraries"))
+    libraries = _library_change(previous, now)
+    if code is None and libraries is None:
         return rest, "run with the recorded settings to resume, "
+    before, after = _libraries(previous), _libraries(now)
+    versions = [f"{name} {before[name]}" for name in after if libraries and after[name] is not None
+                and before.get(name) not in (None, after[name])]  # fmt: skip
+    made = " and ".join([*(["the xvertfast"] if code else []), *([", ".join(versions)] if versions else [])])
     also = " and run with the recorded settings" if rest else ""
-    return f"{code}; {rest}" if rest else code, f"reinstall the xvertfast that made them{also} to resume, "
+    return "; ".join(c for c in (code, libraries, rest) if c), f"reinstall {made} that made them{also} to resume, "
 
 
 def _centres_listed(rois: list, files: list[str]) -> dict[str, list[float]]:
@@ -209,11 +247,14 @@ class Journal:
         except (ValueError, AttributeError):
             previous, retired = None, []
         retired = retired if isinstance(retired, list) else []
+        if _libraries(previous) and _libraries(self.settings) and _library_change(previous, self.settings) is None:
+            self.settings["libraries"] = _library_versions_kept(previous, self.settings)
         changed = previous != self.settings
         listed = previous["rois"] if isinstance(previous, dict) and isinstance(previous.get("rois"), list) else None
         if listed is not None:  # an old journal's: the whole ROI file's centres as a setting
             previous = {**previous, "rois": "file"}  # (a refusal says 'file' -> 'auto', not the file's every row)
-        if changed and not _methods_alone_differ(previous, retired, self.settings):
+        if changed and (not _methods_alone_differ(previous, retired, self.settings)
+                        or _library_change(previous, self.settings)):  # fmt: skip
             reasons, resume = _refusal(previous, retired, self.settings)
             raise ValueError(f"{os.path.dirname(self.path)} holds an evaluation with other settings "
                              f"({reasons}), under which its scores do "

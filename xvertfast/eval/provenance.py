@@ -56,8 +56,8 @@ def run_provenance(settings: dict, built: dict, rois, started: str, command: str
                    rois_file: str | None) -> dict:  # fmt: skip
     """How the report was made, for its provenance block and ``provenance.json`` (the ``given`` of
     :func:`provenance_record`, whose keys :func:`provenance_markdown` reads): the settings
-    the journal holds (the version and code digest, each XVertNet method's model digest, device,
-    precision and backend, the metrics, the ROI source) as the run recorded them, with what they
+    the journal holds (the version and code digest, the libraries' versions, each XVertNet method's model
+    digest, device, precision and backend, the metrics, the ROI source) as the run recorded them, with what they
     leave out: the baselines' parameters, read off the functions that ran (the code digest covers
     them, so the journal need not), the ROI file, the command and the folder this run started in (None
     where it cannot be read: deleted).
@@ -77,7 +77,8 @@ def run_provenance(settings: dict, built: dict, rois, started: str, command: str
         argv = _inputs_cut(list(argv), arguments.get("inputs") or [])
         if program is not None:
             command = _joined([*program, *argv])
-    return {"xvertfast": settings["xvertfast"], "code_sha256": settings["code_sha256"], "started": started,
+    return {"xvertfast": settings["xvertfast"], "code_sha256": settings["code_sha256"],
+            "libraries": settings.get("libraries"), "started": started,
             "command": command, "argv": argv, "cwd": cwd,
             "arguments": arguments, "methods": methods, "metrics": settings["metrics"], "rois": where}  # fmt: skip
 
@@ -231,6 +232,8 @@ def provenance_markdown(record: dict) -> str:
     when = f"this run started {record['started']}, " if record.get("started") else ""
     lines.append(f"- xvertfast {record.get('xvertfast', '(version not recorded)')}{code}; {when}report written "
                  f"{record['written']}")  # fmt: skip
+    if record.get("libraries"):
+        lines.append(f"- {_libraries_said(record['libraries'])}")
     if record.get("argv") is not None:  # as typed, after the program (never the interpreter's path)
         lines.append(f"- this run's command: `{_joined(['xvertfast', *record['argv']])}`")
     elif record.get("command"):
@@ -265,6 +268,15 @@ def provenance_markdown(record: dict) -> str:
         lines.append(f"- scored with {ran}")
     lines += ["- every value, with the call's arguments and full paths: provenance.json", ""]
     return "\n".join(lines)
+
+
+def _libraries_said(libraries: dict) -> str:
+    """The libraries' versions that computed the scores, those not installed after them: "numpy
+    2.1.3, scipy 1.14.1, ...; imagecodecs not installed"."""
+    installed = [f"{name} {version}" for name, version in libraries.items() if version is not None]
+    absent = [name for name, version in libraries.items() if version is None]
+    return (f"libraries that compute the scores: {', '.join(installed) or 'none recorded'}"
+            + (f"; {', '.join(absent)} not installed" if absent else ""))  # fmt: skip
 
 
 def _ran_on_said(ran: dict) -> str:
