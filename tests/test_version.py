@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import os
 import shutil
+
+import pytest
 
 import xvertfast._version
 
@@ -93,13 +96,36 @@ def _called_from(frame, evaluate_code) -> str | None:
     return None
 
 
-def test_no_file_left_out_of_the_code_digest_runs_while_an_evaluation_scores(tmp_path, monkeypatch):
+def _importable(*modules: str) -> bool:
+    return all(importlib.util.find_spec(module) is not None for module in modules)
+
+
+#: The backends an evaluation's XVertNet may run on that the profiled evaluation below runs: the CPU's
+#: torch, and on a GPU torch, torch.compile and TensorRT. Under the profiler the CPU's onnxruntime
+#: (its export) took 160 s and torch.compile 300 s (2026-12-07, 2 cores): the backends' code is checked
+#: without running it by test_the_backends_import_no_file_left_out_of_the_code_digest.
+BACKENDS = [
+    pytest.param("cpu", "torch", id="cpu-torch"),
+    pytest.param("cuda", "torch", id="cuda-torch", marks=pytest.mark.cuda),
+    pytest.param("cuda", "compile", id="cuda-compile", marks=[pytest.mark.cuda, pytest.mark.slow]),
+    pytest.param("cuda", "tensorrt", id="cuda-tensorrt", marks=[
+        pytest.mark.cuda, pytest.mark.tensorrt,
+        pytest.mark.skipif(not _importable("tensorrt", "onnx", "onnxscript"),
+                           reason="needs TensorRT, onnx and onnxscript")]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("device, backend", BACKENDS)
+def test_no_file_left_out_of_the_code_digest_runs_while_an_evaluation_scores(tmp_path, monkeypatch, device, backend):
     """NOT_SCORING is true only while the scoring calls none of its files: were the Enhancer to call
     a helper of infer/batch.py, an edit there would change scores and a rerun would resume
     the earlier ones, mixing two codes' scores. A small evaluation (identity, clahe and an
-    XVertNet) runs under a profiler: of those files' functions, only what evaluate calls outside
-    the scoring may run (the report, drawn from the journal; scoring_machine, whose threads and
-    GPUs are journalled beside the scores, changing none)."""
+    XVertNet on the CPU, and on a GPU on each backend that runs there: each backend has code of its
+    own) runs under a profiler: of those files' functions, only what evaluate calls outside the
+    scoring may run (the report, drawn from the journal; scoring_machine, whose threads and GPUs are
+    journalled beside the scores, changing none). The backends not run here (onnxruntime, and
+    all but the CPU's torch without a GPU, as in CI) are checked by their imports:
+    test_the_backends_import_no_file_left_out_of_the_code_digest."""
     import sys
 
     import xvertfast.eval.evaluate as evaluate_module
@@ -125,10 +151,56 @@ def test_no_file_left_out_of_the_code_digest_runs_while_an_evaluation_scores(tmp
     try:
         run, _ = evaluate_module.evaluate([str(tmp_path / "a.png")], str(tmp_path / "r"),
                                           methods=["identity", "clahe", f"xvertnet={model}"], metrics=["entropy"],
-                                          pictures=1, progress=False, log=lambda line: None, device="cpu")  # fmt: skip
+                                          pictures=1, progress=False, log=lambda line: None, device=device,
+                                          backend=backend, cache_dir=str(tmp_path / "cache"))  # fmt: skip
     finally:
         sys.setprofile(before)
     assert {row["method"] for row in run.rows} == {"identity", "clahe", "xvertnet"} and not run.failed
     assert any(called == "scoring_machine" for _, _, called in ran)  # (the profiler saw the files left out)
     assert sorted(f"{file}: {function} (under evaluate's {called})" for file, function, called in ran
                   if called not in (None, *_OUTSIDE_THE_SCORING)) == []  # fmt: skip
+
+
+#: The modules of the backends (and of their exports and caches) an evaluation's XVertNet runs on.
+_BACKEND_MODULES = ("xvertfast.infer.backends", "xvertfast.infer.onnx_backend", "xvertfast.infer.tensorrt_backend",
+                    "xvertfast.infer.export", "xvertfast.infer.cache")  # fmt: skip
+
+
+def _module_file(package: str, module: str) -> str | None:
+    """The file of ``module`` (xvertfast.a.b) under ``package``'s folder: a/b.py or a/b/__init__.py."""
+    base = os.path.join(package, *module.split(".")[1:])
+    return next((path for path in (base + ".py", os.path.join(base, "__init__.py")) if os.path.isfile(path)), None)
+
+
+def _imported(package: str, path: str) -> set[str]:
+    """The xvertfast modules ``path`` imports anywhere (at its top or in a function): ``from
+    xvertfast.a import b`` is xvertfast.a.b where that is a module, else xvertfast.a."""
+    found = set()
+    for node in ast.walk(ast.parse(open(path).read())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.split(".")[0] == "xvertfast"}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "xvertfast":
+            found |= {f"{node.module}.{alias.name}" if _module_file(package, f"{node.module}.{alias.name}")
+                      else node.module for alias in node.names}  # fmt: skip
+    return found
+
+
+def test_the_backends_import_no_file_left_out_of_the_code_digest():
+    """What a machine without a GPU (CI) cannot run, the CUDA backends and TensorRT, is checked by its
+    code: no module the backends' modules import, directly or through the modules they import, at
+    their top or in a function, is one of NOT_SCORING (a package's __init__, which a submodule's
+    import runs, counts only where named). A call into infer/batch.py from the TensorRT backend would
+    need such an import."""
+    package = os.path.dirname(os.path.abspath(xvertfast._version.__file__))
+    left_out = {os.path.join(package, *name.split("/")) for name in xvertfast._version.NOT_SCORING}
+    reached: dict[str, str] = {}
+    todo = [(module, module) for module in _BACKEND_MODULES]
+    while todo:
+        module, via = todo.pop()
+        path = _module_file(package, module)
+        if path is None or module in reached:
+            continue
+        reached[module] = via
+        todo += [(name, f"{via} -> {name}") for name in _imported(package, path)]
+    assert len(reached) > len(_BACKEND_MODULES)  # (the imports were followed)
+    assert sorted(via for module, via in reached.items() if _module_file(package, module) in left_out) == []
