@@ -803,6 +803,17 @@ def test_cli_reports_a_diverged_loss_in_one_message_with_exit_3(tmp_path, monkey
     assert "Traceback" not in err and len(err.splitlines()) == 1
 
 
+def test_a_refused_resume_names_the_settings_as_train_s_options():
+    # a resume refused for other settings named them as TrainConfig's fields ("batch_size 8 -> 4") to a CLI user
+    from xvertfast.cli import build_parser
+    from xvertfast.train.loop import _OPTIONS, TrainConfig
+
+    options = {option for action in build_parser()._subparsers._group_actions[0].choices["train"]._actions
+               for option in action.option_strings}  # fmt: skip
+    assert {f"--{key.replace('_', '-')}" for key in _OPTIONS} <= options
+    assert _OPTIONS <= set(TrainConfig.__dataclass_fields__)
+
+
 def test_a_diverged_run_goes_on_with_a_lower_lr(tmp_path, monkeypatch, capsys):
     """What the divergence message says to do works: --resume with --lr lowered goes on from the
     last finished epoch, with the new rate, and the change is recorded; other settings still
@@ -817,7 +828,9 @@ def test_a_diverged_run_goes_on_with_a_lower_lr(tmp_path, monkeypatch, capsys):
     assert "add --resume --lr 0.0001 to the same command" in err, err
     monkeypatch.undo()
     assert main([*argv, "--resume", "--batch-size", "1", "--lr", "1e-4"]) == 2  # still refused: another batch size
-    assert "batch_size 2 -> 1" in capsys.readouterr().err
+    # in the CLI's words, the lr (which may change) not among the changes refused: it said "(lr 0.001 -> 0.0001;
+    # batch_size 2 -> 1); resume with the run's settings (only --lr may change)"
+    assert "a different configuration than the checkpoint's (--batch-size 2 -> 1); " in capsys.readouterr().err
     assert main([*argv, "--resume", "--lr", "1e-4"]) == 0
     err = capsys.readouterr().err
     assert "--lr 0.0001: stage 1 trained 1 epoch with 0.001" in err, err

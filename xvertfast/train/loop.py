@@ -748,6 +748,21 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
         lock.close()
 
 
+#: The settings of :class:`TrainConfig` that are ``xvertfast train``'s options too (betas, lam, alpha, eps are not).
+_OPTIONS = frozenset({"stages", "epochs_gc", "epochs_joint", "batch_size", "width", "depth", "upsample", "roi_size",
+                      "patch_size", "val_fraction", "patience", "lr", "seed", "device", "amp", "init"})  # fmt: skip
+
+
+def _settings_said(settings: dict) -> dict:
+    """A run's settings (its TrainConfig's, as recorded) by the names its user gives them, for a resume
+    refused for another: from the CLI its options' (--batch-size: it said "batch_size 8 -> 4", a name the
+    CLI has not), from Python TrainConfig's fields. The lr, which a resume may change, is the caller's to
+    leave out: it was listed among the changes refused, beside "only --lr may change"."""
+    if not from_cli():
+        return settings
+    return {(asked(key) if key in _OPTIONS else key): value for key, value in settings.items()}
+
+
 def _restore_start_record(run_dir: str, before: dict, stopped_before: str | None) -> None:
     """Puts back the record of the latest start before one that could not begin: the run there is
     still resumed by its command, and status says how it stopped."""
@@ -1058,8 +1073,9 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
             before["lr"] = now["lr"]
         if before != now:
             model = os.path.join(run_dir, "model")
+            changes = settings_changes(_settings_said({**before, "lr": now["lr"]}), _settings_said(now))
             raise _OtherRun(f"{run_dir}: {asked('resume', True)} with a different configuration than the checkpoint's "
-                             f"({settings_changes(before, now)}); resume with the run's settings (only "
+                             f"({changes}); resume with the run's settings (only "
                              f"{asked('lr')} may change), or {_train_anew_from(model)} (this run's weights, once it "
                              "has them)")  # fmt: skip
         if saved.get("init", init_key) != init_key:  # (checkpoints from before it was recorded: not checked)
