@@ -32,6 +32,9 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 SESSION_SEED = int(os.environ.get("XVF_TEST_SEED", random.SystemRandom().randrange(2**31)))
+# pytest-xdist's workers are processes that import this file again: they inherit the seed through
+# the environment, so the one the header and the summary print is the one every worker used.
+os.environ.setdefault("XVF_TEST_SEED", str(SESSION_SEED))
 
 
 def cores_shared_by_workers(environ=os.environ) -> None:
@@ -85,6 +88,12 @@ def cuda_ready() -> bool:
 
 def pytest_report_header(config):
     return f"xvertfast test seed: XVF_TEST_SEED={SESSION_SEED}"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """``-q`` (the README's command) shows no header: a failed run says its seed at the end."""
+    if terminalreporter.stats.get("failed") or terminalreporter.stats.get("error"):
+        terminalreporter.write_line(f"xvertfast test seed: XVF_TEST_SEED={SESSION_SEED} replays these inputs")
 
 
 def pytest_collection_modifyitems(config, items):
