@@ -159,3 +159,46 @@ def test_a_padded_call_solves_and_warns_of_each_real_tile_once(tmp_path, seed, m
     missed = sorted(line.split(" did not reach")[0] for line in rec.warnings
                     if "(the guidance of stage 2) did not reach" in line)  # fmt: skip
     assert missed == [f"{rec.input}: wls: tile {j} of 2 (the guidance of stage 2)" for j in (1, 2)], rec.warnings
+
+
+def test_the_many_tiles_note_names_the_first_such_image_in_input_order_whatever_read_first(tmp_path, seed,
+                                                                                            monkeypatch):
+    """With workers > 1 the job's note of a model that cuts images into many full-mode tiles named the
+    first such image a reader thread finished, so two runs of one job could name different images.
+    It names the first in input order now (b_wide here, whose read ends after c_wider's). The
+    threshold lowered (a model at 256 cuts a 64 x 64 image into 25 tiles, 64 x 96 into 40, 64 x 128
+    into 55), the network skipped (its tiles' cost is not what is tested)."""
+    from tests.infer.test_enhance import tiny_model
+    from xvertfast.infer import batch
+    from xvertfast.infer import enhancer as enhancer_module
+    from xvertfast.infer.enhancer import many_full_tiles
+
+    monkeypatch.setattr(enhancer_module, "MANY_FULL_TILES", 30)
+    model = tiny_model(seed)
+    model.metadata = {"training": {"config": {"roi_size": 256}}}
+    src = tmp_path / "in"
+    src.mkdir()
+    for name, (h, w) in {"a_square": (64, 64), "b_wide": (64, 96), "c_wider": (64, 128)}.items():
+        Image.fromarray(np.round(chest_like(seed, h, w) * 255).astype(np.uint8)).save(src / f"{name}.png")
+    real_read, later_read = batch._read_and_prepare, threading.Event()
+
+    def wide_read_last(enhancer, f, *given_and_kept):
+        if f.path.endswith("b_wide.png"):  # (ends once c_wider's has: both over the threshold)
+            assert later_read.wait(60)
+            return real_read(enhancer, f, *given_and_kept)
+        try:
+            return real_read(enhancer, f, *given_and_kept)
+        finally:
+            if f.path.endswith("c_wider.png"):
+                later_read.set()
+
+    monkeypatch.setattr(batch, "_read_and_prepare", wide_read_last)
+    enh = Enhancer(model, device="cpu", backend="torch", mode="full")
+    monkeypatch.setattr(enh, "run_tiles", lambda xp, y: xp)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        summary = enh.enhance_files([str(src)], str(tmp_path / "out"), progress=False, log=lambda line: None,
+                                    workers=2)  # fmt: skip
+    assert summary.done == 3 and later_read.is_set()
+    texts = [str(w.message) for w in said if "tiles" in str(w.message)]
+    assert texts == summary.notes == [many_full_tiles(256, (64, 96), named=str(src / "b_wide.png"))], texts

@@ -411,8 +411,11 @@ def _many_tiles_of(tile: int, path: str, prep, of_model: _JobNote | None, kept: 
 
 class _JobNote:
     """A note of the job's settings that its images tell (:func:`_many_tiles_of`'s, of its model):
-    given once a job, by whichever reader thread meets the first image to tell it, and kept for the
-    job's notes (summary.notes, the --report), where a warning alone scrolled away mid-job."""
+    given once a job and kept for the job's notes (summary.notes, the --report), where a warning
+    alone scrolled away mid-job. Each reader words it of its own image in a note of its own; the
+    job's thread, taking the reads in input order, gives the first (:meth:`first`) and drops the
+    others: given by whichever reader met such an image first, it named another image from one run
+    of a job to the next where workers > 1."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -928,11 +931,13 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
             # run in this thread's context: a pool's threads start in a context of their own, where the CLI's
             # CLI_OPTIONS is unset and the warnings worded there named Python's arguments to a CLI user
             kept = []
+            # (this image's own word of the model, where the job has given none yet: see _JobNote)
+            mine = _JobNote() if of_model is not None and of_model.note is None else None
             fut = readers.submit(contextvars.copy_context().run, _read_and_prepare, enhancer, item[0],
-                                 given.get(item[0].path), of_model, kept)
+                                 given.get(item[0].path), mine, kept)
             reading.add(fut)  # (until it is done: what a stop waits for, said by _stop_line)
             fut.add_done_callback(reading.discard)
-            pending_reads.append((item, kept, fut))
+            pending_reads.append((item, kept, fut, mine))
 
     def drain_writes() -> None:
         # the writes finished, in the order handed over (the dict's), the order written with one writer:
@@ -988,8 +993,10 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
                 batch, tiles = [], 0
                 # take finished reads until a batch of tiles is full (wait for at least one)
                 while pending_reads and (not batch or (tiles < enhancer.batch_size and pending_reads[0][2].done())):
-                    (f, out, stat), kept, fut = pending_reads.popleft()
+                    (f, out, stat), kept, fut, mine = pending_reads.popleft()
                     wait_heeding([fut])
+                    if mine is not None and mine.note is not None and of_model.first(lambda: mine.note) is None:
+                        kept.remove((None, mine.note, UserWarning))  # (the job's went with an image before)
                     try:
                         rad, prep, warnings = fut.result()
                     except NotAnImage as exc:  # a PACS export's presentation state or report: passed over, said
