@@ -418,6 +418,31 @@ def test_full_mode_warns_of_an_elongated_images_many_tiles_in_a_job_too_and_blam
     assert summary.notes == []  # (the job's note, of a square image: 9 tiles)
 
 
+def test_a_jobs_check_for_many_tiles_cuts_an_image_into_the_default_models_tiles_once(monkeypatch):
+    """The job's check of an image full mode cuts into many tiles (batch._many_tiles_of) cut it into
+    a model at 512's tiles three times (its own check, the check of its shape, the note): work done
+    again for each such image of a job. Once now, with what it says unchanged. The threshold lowered
+    here (a model at 256 cuts a 64 x 96 image into 40 tiles, one at 512 into 12)."""
+    from xvertfast.infer import batch
+    from xvertfast.infer import enhancer as enhancer_module
+    from xvertfast.infer.enhancer import many_full_tiles
+
+    monkeypatch.setattr(enhancer_module, "MANY_FULL_TILES", 30)
+    real, cut = enhancer_module._full_boxes, []
+    monkeypatch.setattr(enhancer_module, "_full_boxes", lambda shape, tile: (cut.append((tuple(shape), tile)),
+                                                                             real(shape, tile))[1])  # fmt: skip
+    strip = (64, 2000)  # (a model at 512 cuts it into over 30: its shape is a cause)
+    for tile, shape in ((256, (64, 96)), (512, strip), (256, strip)):
+        prep = types.SimpleNamespace(pixels=np.zeros(shape, np.float32), boxes=real(shape, tile))
+        kept, cut[:] = [], []
+        said = batch._many_tiles_of(tile, "in/x.png", prep, batch._JobNote(), kept)
+        assert cut.count((shape, 512)) == 1, (tile, shape, cut)
+        if shape == strip:
+            assert said == many_full_tiles(tile, shape, prep.boxes) and kept == [], (said, kept)
+        else:  # the model alone: the job's note, of this image
+            assert said is None and kept == [(None, many_full_tiles(tile, shape, named="in/x.png"), UserWarning)]
+
+
 def test_a_job_says_once_where_the_model_alone_cuts_some_images_into_many_tiles(tmp_path, seed, monkeypatch):
     """A model trained at roi_size=96 cuts a square image into 196 tiles (under 200: no job note) and
     each landscape 2048 x 2500 one into 252: each got its own warning, worded of the model. Said once

@@ -398,13 +398,15 @@ def _many_tiles_of(tile: int, path: str, prep, of_model: _JobNote | None, kept: 
     notes, and ``kept`` gets it as a setting's warning (:func:`_give_kept`), not each such image's
     warnings. ``of_model`` None: nothing to say (spine mode, or the job said it already), as
     :func:`_model_tiles_note` works it out once a job."""
-    from xvertfast.infer.enhancer import many_full_tiles
+    from xvertfast.infer.enhancer import MANY_FULL_TILES, default_full_tiles, many_full_tiles
 
-    if of_model is None or (many := many_full_tiles(tile, prep.pixels.shape, prep.boxes)) is None:
+    if of_model is None or len(prep.boxes) <= MANY_FULL_TILES:
         return None
-    if many_full_tiles(512, prep.pixels.shape) is not None:
-        return many
-    if (note := of_model.first(lambda: many_full_tiles(tile, prep.pixels.shape, prep.boxes, path))) is not None:
+    shape = prep.pixels.shape
+    default = default_full_tiles(shape)  # (counted once: the check and the words below each cut that grid anew)
+    if default > MANY_FULL_TILES:  # its shape is a cause: said of the image
+        return many_full_tiles(tile, shape, prep.boxes, default=default)
+    if (note := of_model.first(lambda: many_full_tiles(tile, shape, prep.boxes, path, default=default))) is not None:
         kept.append((None, note, UserWarning))
     return None
 

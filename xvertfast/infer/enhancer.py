@@ -85,7 +85,8 @@ from xvertfast.preprocess.spine import (LOWER_LEVEL, UPPER_LEVEL, WORKING_HEIGHT
                                        image_warnings)
 
 __all__ = ["Enhancer", "EnhanceResult", "Prepared", "MODES", "BRIGHTNESS", "FEATHER", "FULL_OVERLAP", "SPINE_SHIFT",
-           "spine_roi_coverage", "partial_roi_coverage", "MANY_FULL_TILES", "many_full_tiles"]
+           "spine_roi_coverage", "partial_roi_coverage", "MANY_FULL_TILES", "many_full_tiles",
+           "default_full_tiles"]
 
 MODES = ("spine", "full")
 #: What sets the output's large-scale brightness: the network (as in the papers) or the original.
@@ -299,8 +300,14 @@ def _full_boxes(shape: tuple[int, int], tile: int) -> list[Box]:
     return [Box(r, c, r + side, c + side) for r in _grid(H, side, step) for c in _grid(W, side, step)]
 
 
+def default_full_tiles(shape: tuple[int, int]) -> int:
+    """How many full-mode tiles a model trained at 512 (the default) cuts an H x W image into: more
+    than :data:`MANY_FULL_TILES`, the image's shape is a cause of many tiles, whatever the model."""
+    return len(_full_boxes(shape, 512))
+
+
 def many_full_tiles(tile: int, shape: tuple[int, int] | None = None, boxes: list[Box] | None = None,
-                    named: str | None = None) -> str | None:  # fmt: skip
+                    named: str | None = None, default: int | None = None) -> str | None:  # fmt: skip
     """What to say where full mode cuts an image into more than :data:`MANY_FULL_TILES` tiles (a
     model trained on small ROIs), None where it cuts fewer: a model trained at roi_size=64 ran 441
     tiles of 8 px on a 128 x 128 image, each with its WLS solve, for minutes and without a word.
@@ -311,7 +318,8 @@ def many_full_tiles(tile: int, shape: tuple[int, int] | None = None, boxes: list
     default model was told to use a model trained at roi_size=512, itself. Where the model cuts it
     finer still, the model is said first (it multiplies the tiles) and cropping offered too.
     ``named``: the path of the image of ``shape``, where the note is a batch job's, said once of the
-    first image the model alone cuts into so many, as an example of those it does."""
+    first image the model alone cuts into so many, as an example of those it does. ``default``:
+    :func:`default_full_tiles` of ``shape``, where counted already (not cut again)."""
     image = shape or (WORKING_HEIGHT, WORKING_HEIGHT)
     boxes = _full_boxes(image, tile) if boxes is None else boxes
     if len(boxes) <= MANY_FULL_TILES:
@@ -321,7 +329,7 @@ def many_full_tiles(tile: int, shape: tuple[int, int] | None = None, boxes: list
            f"tiles of {side} px a side" if named and shape else
            f"this {shape[0]}x{shape[1]} image into {len(boxes)} tiles of {side} px a side" if shape else
            f"a square image into {len(boxes)} tiles ({tile} px a side at {WORKING_HEIGHT} rows)")  # fmt: skip
-    default = len(_full_boxes(image, 512))
+    default = default_full_tiles(image) if default is None else default
     if len(boxes) <= default:  # (the model is no cause: one at 512 cuts it as finely)
         square = len(_full_boxes((WORKING_HEIGHT, WORKING_HEIGHT), tile))
         return (f"full mode cuts {cut}, each its own network run and WLS solve, where a square image takes {square}: "
