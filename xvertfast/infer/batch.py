@@ -731,7 +731,7 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
         else:
             job.ended(summary.stopped, found=summary.found, done=summary.done, skipped=summary.skipped,
                       failed=len(summary.failed), failures=[(r.input, r.error or "") for r in summary.failed],
-                      **({"not_images": sum(summary.not_images.values())} if summary.not_images else {}))  # fmt: skip
+                      not_images=sum(summary.not_images.values()))  # fmt: skip
     summary.seconds = time.perf_counter() - start
     try:
         _write_side_files(summary, planned, enhancer, settings, report, preview, log,

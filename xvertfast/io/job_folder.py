@@ -1651,18 +1651,20 @@ class JobFolder:
             record["t"] = self._next_time()
             self._write(json.dumps(record) + "\n", durable=True)
 
-    def ended(self, stopped: str | None, failures=(), **counts: int) -> None:
+    def ended(self, stopped: str | None, failures=(), not_images: int = 0, **counts: int) -> None:
         """Records how the run ended: finished (``stopped`` None: every input of its part done,
         skipped or failed) or stopped, and why; ``counts``: its inputs found (its part), done,
-        skipped (done before), failed and not_images (where any); ``failures``: (input, why) of those failed, the first
-        :data:`FAILURES_RECORDED` kept (status names them). Once, before :meth:`close`. A line that
-        cannot be written (the disk full) is left out: the run then reads as killed."""
+        skipped (done before) and failed; ``not_images``: those that were no image, recorded where
+        there were any (each job kind gave that rule its own copy); ``failures``: (input, why) of
+        those failed, the first :data:`FAILURES_RECORDED` kept (status names them). Once, before
+        :meth:`close`. A line that cannot be written (the disk full) is left out: the run then reads as killed."""
         if self._ended or self.read_only or self._fd is None:
             return
         self._ended = True
         named = [[path, middle_cut(why, REASON_CHARS, " ... ")] for path, why in list(failures)[:FAILURES_RECORDED]]
         with contextlib.suppress(OSError):
             self._record_run({RUN: RUN_END, **({"why": stopped} if stopped else {}), **counts,
+                              **({"not_images": not_images} if not_images else {}),
                               **({"failures": named} if named else {})})  # fmt: skip
 
     def ended_by(self, exc: BaseException) -> None:

@@ -350,6 +350,6 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
         bar.close()
         job.ended(summary.stopped, found=summary.found, done=len(summary.done), skipped=len(summary.skipped),
                   failed=len(summary.failed), failures=summary.failed,
-                  **({"not_images": len(summary.not_images)} if summary.not_images else {}))  # fmt: skip
+                  not_images=len(summary.not_images))  # fmt: skip
     summary.seconds = time.perf_counter() - start
     return summary
