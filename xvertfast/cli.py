@@ -760,6 +760,8 @@ def _print_running(folder: str, status) -> None:
     stopped, and the command that resumes each that stopped: what a user of many shards
     resubmits. Ledgers that do not say how their run ended (an xvertfast before run records)
     are "not running", with the command as a template."""
+    from xvertfast.io.write import resumes_once
+
     named = lambda led: f"shard {led.shard}" if led.shard else "the job without --shard"  # noqa: E731
     running = [named(led) for led in status.ledgers if led.running]
     finished = [named(led) for led in status.ledgers if led.ended == "finished"]
@@ -775,7 +777,7 @@ def _print_running(folder: str, status) -> None:
     for led in resumable:
         if (command := commands[id(led)]) is not None:
             unseen = f", once it no longer runs on {led.elsewhere}" if led.elsewhere else ""
-            _print(f"  to resume {named(led)}{unseen}: {command}")
+            _print(f"  to resume {named(led)}{unseen}{resumes_once(led.stop)}: {command}")
     unknown = [led for led in status.ledgers if led.running is False and led.ended is None]
     if unknown:
         _print(f"  not running: {', '.join(named(led) for led in unknown)} (done with its part, or stopped before the "

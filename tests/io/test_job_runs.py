@@ -582,6 +582,68 @@ def test_a_job_holds_its_folders_lock_from_its_start_so_status_does_not_call_the
         assert (led.running, led.starting) == (True, False)
 
 
+def test_a_run_starting_after_one_killed_is_not_given_the_killed_ones_command(tmp_path, capsys):
+    """A run killed (kill -9, its node lost: no end line), and the next one started: until that one
+    records its start (torch and its model load first: seconds, minutes to build TensorRT engines),
+    the ledger's latest start was the killed run's, and status gave its command and host as the one
+    running now. The lock, taken since the ledger was last written, tells a run starting."""
+    from xvertfast.io.job_folder import lock_early
+
+    out = tmp_path / "out"
+    killed = JobFolder(str(out), SETTINGS, False, command="xvertfast enhance old -o out")
+    _one_output(killed, _input(tmp_path, "a.png"), out)
+    killed.close()  # (no end line: as a kill -9 leaves it)
+    ledger = out / job_files("enhance")[1]
+    before = os.stat(ledger).st_mtime_ns - 10**9  # (killed a while ago: not within the clock's tick of the start)
+    os.utime(ledger, ns=(before, before))
+    assert job_status(str(out), "enhance").ledgers[0].stop == "killed, or its node lost"
+    let_go = lock_early(str(out), "enhance")  # the next command, loading torch and its model
+    try:
+        led = job_status(str(out), "enhance").ledgers[0]
+        assert (led.running, led.starting, led.command, led.host, led.ended) == (True, True, None, None, None)
+        assert "running now (starting: its command not recorded yet)" in _status_lines(out, capsys)
+        with JobFolder(str(out), SETTINGS, False, command="xvertfast enhance new -o out"):  # its start recorded
+            led = job_status(str(out), "enhance").ledgers[0]
+            assert (led.running, led.starting, led.command) == (True, False, "xvertfast enhance new -o out")
+    finally:
+        let_go()
+
+
+def test_a_run_the_full_disk_stopped_is_said_so_where_its_ledger_cannot_take_its_end(tmp_path, capsys, monkeypatch):
+    """A full disk stopped the job, and its ledger could not take the end line either: status said the
+    run was "killed, or its node lost", not that the disk is full, nor that it resumes once there is
+    room. The end record goes in its lock's room then, made as the run took it."""
+    import errno
+
+    from xvertfast._text import middle_cut
+    from xvertfast.io.job_folder import REASON_CHARS
+
+    out = tmp_path / "out"
+    srcs = [_input(tmp_path, f"{n}.png") for n in "abc"]
+    reasons = [(src, f"{src}: {'why ' * 200}cannot be written ({os.strerror(errno.ENOSPC)})") for src in srcs]
+
+    def full(text, durable):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    for failures in (reasons[1:2], reasons):  # (three of 500 characters: too long for the room, left out)
+        job = JobFolder(str(out), SETTINGS, False, command="xvertfast enhance in -o out")
+        _one_output(job, srcs[0], out)
+        with monkeypatch.context() as patch:
+            patch.setattr(job, "_write", full)
+            job.ended("the disk is full", found=3, done=1, skipped=0, failed=1, failures=failures)
+        job.close()
+        led = job_status(str(out), "enhance").ledgers[0]
+        assert (led.ended, led.stop, led.counts) == ("stopped", "the disk is full",
+                                                     {"found": 3, "done": 1, "skipped": 0, "failed": 1})  # fmt: skip
+        assert led.failures == ([(srcs[1], middle_cut(reasons[1][1], REASON_CHARS, " ... "))]
+                                if len(failures) == 1 else []), led.failures  # fmt: skip
+    said = _status_lines(out, capsys)
+    assert re.search(r"stopped .* ago \(the disk is full\): 1 input done, 0 skipped, 1 failed, 1 left\n", said), said
+    assert "  to resume the job without --shard, once the disk has room: xvertfast enhance in -o out\n" in said, said
+    JobFolder(str(out), SETTINGS, False, command="xvertfast enhance in -o out").close()  # the next run, killed
+    assert job_status(str(out), "enhance").ledgers[0].stop == "killed, or its node lost"  # (not the run's before)
+
+
 def test_a_second_job_into_a_folder_is_refused_before_torch_loads_and_no_lock_is_made_early(tmp_path, monkeypatch,
                                                                                             capsys):
     """A job running in OUT, a second one into it was refused only after seconds of loading torch and

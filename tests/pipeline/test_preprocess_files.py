@@ -339,23 +339,38 @@ def test_other_settings_are_refused_without_overwrite(tmp_path, monkeypatch, cap
 
 
 def test_a_full_disk_stops_the_job(tmp_path, monkeypatch, capsys):
+    """And where the ledger too could not take the run's end line (the disk full for it as well),
+    status said the run was "killed, or its node lost"; it says the disk is full, and that the same
+    command resumes once the disk has room (which the job's line did not say either)."""
     import errno
 
+    from xvertfast.io.job_folder import JobFolder
     from xvertfast.pipeline import preprocess_files as module
 
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
     for name, seed in (("a.png", 0), ("b.png", 1), ("c.png", 2)):
         Image.fromarray(radiograph_like(seed)).save(src / name)
+    full, ledger_write = [], JobFolder._write
 
     def no_space(*args, **kwargs):
+        full.append(True)
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(module, "_write_float_tiff", no_space)
+
+    def ledger_full_too(job, *args, **kwargs):  # (once an output found the disk full)
+        return no_space() if full else ledger_write(job, *args, **kwargs)
+
+    monkeypatch.setattr(JobFolder, "_write", ledger_full_too)
     assert main(["preprocess", str(src), "-o", str(out), "-q"]) == 1
     captured = capsys.readouterr()
-    assert "0 done, 0 skipped, 1 failed" in captured.out and "stopped: the disk is full, 2 not processed" in captured.out
+    assert "0 done, 0 skipped, 1 failed" in captured.out and "stopped: the disk is full, 2 not processed (the same " \
+        "command resumes, once the disk has room)" in captured.out, captured.out  # fmt: skip
     monkeypatch.undo()
+    assert main(["status", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "(the disk is full): 0 inputs done, 0 skipped, 1 failed, 2 left" in said and "its node lost" not in said, said
     assert main(["preprocess", str(src), "-o", str(out), "-q"]) == 0  # a's first output is redone, not kept
     assert "3 done" in capsys.readouterr().out
 

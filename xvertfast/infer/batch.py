@@ -54,7 +54,7 @@ from xvertfast.io.files import (InputFile, InputLists, NothingFound, collision_r
 from xvertfast.io.job_folder import JOB_FILE, JobFolder, JobLog, dry_run_line, lock_early, recorded_input, run_line
 from xvertfast.io.shards import Shard
 from xvertfast.io.write import (FORMAT_EXTENSIONS, WRITE_FORMATS, atomic_write, nearest_existing, output_name_refusal,
-                                outputs_lost, remove_stale_parts, same_format, same_format_extension)
+                                outputs_lost, remove_stale_parts, resumes_once, same_format, same_format_extension)
 from xvertfast.model.persistence import fingerprint
 from xvertfast.preprocess import image_warnings
 from xvertfast.preprocess.centres import GivenCentres, RoiCentres, as_roi_centres, centres_of_inputs, spine_at
@@ -159,7 +159,7 @@ class BatchSummary:
         if self.dry_run:
             return f"stopped early: {self.stopped}; the dry run was cut short; run it again"
         when = " while planning, before any image was enhanced" if self.stopped_planning else ""
-        resume = self.resume or "the same command resumes where this one stopped"
+        resume = self.resume or f"the same command resumes where this one stopped{resumes_once(self.stopped)}"
         return f"stopped early: {self.stopped}{when}; {count(self.not_processed, 'image')} not processed; {resume}"
 
     @property

@@ -24,6 +24,11 @@ folder so that a rerun resumes safely. For a job named ``JOB``:
   leaves no end line. These lines name no output, so every version skips them when it resumes.
 - ``.xvertfast-JOB.lock``: held (``flock``) while the job runs, so that a second job
   into the same folder is refused instead of racing the first (and removing its temporaries).
+  A run taking it sets its modification time: later than the ledger's, it says a run starting,
+  its start line not written yet (not the run before it, killed); a command refused before its
+  start line sets it back. As it writes its start line, the run writes :data:`LOCK_ROOM` spaces
+  over it: that room, made while the disk had space, takes the run's end record where the ledger
+  cannot (the disk full), so that status says why it stopped.
 
 A job split into shards (:class:`~xvertfast.io.shards.Shard`, ``--shard K/N``) runs as N
 processes into one folder. They share the settings file; each appends to a ledger of its own,
@@ -60,6 +65,7 @@ import socket
 import sys
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from stat import S_ISDIR, S_ISREG
 
@@ -152,6 +158,11 @@ REASON_CHARS = 500
 
 #: Why a run stopped, where its ledger has no end line after its start line and no one runs it.
 KILLED = "killed, or its node lost"
+
+#: Bytes a run writes over the lock it holds as it starts (:func:`_make_room`): its end record goes
+#: there where the ledger cannot take it (:func:`_leave_end`): written in place, over room made
+#: while the disk had space, it needs none (on a file system that writes in place: not btrfs, ZFS).
+LOCK_ROOM = 1024
 
 #: A ledger line's state for an output the job removed (replaced by the input's new output, or
 #: one whose writing an error or Ctrl-C stopped: :meth:`JobFolder.abandoned`).
@@ -425,7 +436,8 @@ class LedgerStatus:
     #: running, but its start not recorded yet (it loads torch and its model first: seconds, minutes to
     #: build TensorRT engines; or its disk is full): its command, cwd and host are then None, not those
     #: of the run before it, which status gave as the one running. Told where that run recorded its end
-    #: (:func:`_starting`); after one killed, the starting run's row still gives the killed one's
+    #: (:func:`_starting`), or by the lock taken since the ledger was last written (:func:`_taken_since`):
+    #: after a run killed too, whose start line, with no end, was given as the running one's
     starting: bool = False
 
 
@@ -611,9 +623,10 @@ def job_status(out_dir: str, job: str) -> JobStatus | None:
     found, rates = [], []
     for ledger in ledgers:
         try:
-            modified = os.stat(ledger).st_mtime
+            written = os.stat(ledger)
         except OSError:
             continue
+        modified = written.st_mtime
         match = pattern.fullmatch(os.path.basename(ledger))
         mine = latest_in.get(ledger, [])
         done = [e for e in mine if e.get("state") == "done"]
@@ -623,7 +636,10 @@ def job_status(out_dir: str, job: str) -> JobStatus | None:
         looks = (held_before[ledger], None if locks[ledger] is None else lock_held(locks[ledger]))
         running = True if True in looks else None if None in looks else False
         run = runs.get(ledger, {})
-        starting = looks[1] is True and _starting(run)  # (held after the read: a run ending during it is not)
+        if looks[1] is False and run.get("start") and run.get("end") is None:  # (the disk full: its end in its lock)
+            run = {**run, "end": _end_left(locks[ledger], run["start"].get("t"))}
+        # (held after the read: a run ending during it is not)
+        starting = looks[1] is True and (_starting(run) or _taken_since(locks[ledger], run, written.st_mtime_ns))
         found.append(LedgerStatus(os.path.basename(ledger), match and f"{match.group(1)}/{match.group(2)}", current,
                                   sum(e.get("state") == "writing" for e in mine), modified, len(done) - current,
                                   own_rate, counted, running, starting=starting,
@@ -700,6 +716,30 @@ def _starting(run: dict) -> bool:
     first: :func:`lock_early`). Status gave the earlier run's command and host as the running one's.
     (Where the earlier run wrote no end, killed, its start line cannot be told from the running one's.)"""
     return bool(run.get("end")) and not run.get("after_end")
+
+
+def _taken_since(lock: str, run: dict, ledger_written_ns: int) -> bool:
+    """Whether the lock at ``lock``, held, was taken (:func:`_mark_taken`) after its ledger was last written
+    (``ledger_written_ns``), which holds a start line (``run``): the run holding it has not recorded its
+    start yet, so that start line, with no end after it, is the run's before it, killed (its command is
+    not the running one's). The two times are one file system's clock."""
+    try:
+        return bool(run.get("start")) and os.stat(lock).st_mtime_ns > ledger_written_ns
+    except OSError:
+        return False
+
+
+def _end_left(lock: str, start) -> dict | None:
+    """The end record the run whose start line's time is ``start`` left in its lock (:func:`_leave_end`),
+    its ledger full; None where there is none (a run killed), or it is another run's."""
+    try:
+        with open(lock, "rb") as f:
+            left = json.loads(f.read(2 * LOCK_ROOM))
+    except (OSError, ValueError):  # (a lock of spaces: no record)
+        return None
+    if not isinstance(left, dict) or start is None or left.get("start") != start:
+        return None
+    return left["end"] if isinstance(left.get("end"), dict) else None
 
 
 def _how_it_ended(run: dict, running: bool | None, modified: float) -> dict:
@@ -988,13 +1028,15 @@ def lock_early(out_dir: str, job: str, shard: Shard | None = None):
     a second job, refused only then. Nothing is made: without the lock (a new folder, a file) the
     job's own checks say what is wrong. ValueError where another job holds it."""
     path = os.path.join(out_dir, job_files(job)[2] if shard is None else shard_files(job, shard)[1])
-    return lock_early_at(path, lambda: _held_by_another(out_dir, job, path, shard))
+    return lock_early_at(path, lambda: _held_by_another(out_dir, job, path, shard), _mark_taken)
 
 
-def lock_early_at(path: str, refusal):
+def lock_early_at(path: str, refusal, taken=None):
     """:func:`lock_early` of the lock file at ``path``, for a job whose lock is named otherwise
     (``train``'s RUN_DIR): taken where it is there, until the job takes it over
-    (:func:`taken_over`); ``refusal()``: the ValueError raised where another holds it."""
+    (:func:`taken_over`); ``refusal()``: the ValueError raised where another holds it; ``taken(lock)``:
+    called once it is taken (a batch job's marks it so: :func:`_mark_taken`), returns what undoes that
+    where the command ends before its job takes the lock over (or None)."""
     try:
         key = _lock_key(os.stat(path)) if os.path.isfile(path) else None
         if key is None or key in _EARLY_LOCKS:  # (none to take; or taken already, by this process's command)
@@ -1008,12 +1050,67 @@ def lock_early_at(path: str, refusal):
         lock.close()
         return lambda: None
     _EARLY_LOCKS[key] = lock
+    undo = taken(lock) if taken is not None else None
 
     def let_go() -> None:
         if _EARLY_LOCKS.get(key) is lock:  # (not taken over by its job folder)
+            if undo is not None:
+                undo()
             _EARLY_LOCKS.pop(key).close()
 
     return let_go
+
+
+def _mark_taken(lock):
+    """Sets the modification time of ``lock``, a run's (held exclusively), to now: status tells a run
+    starting by it (:func:`_taken_since`). Returns what sets it back (for a command refused before
+    its start line: the folder is left as it was), or None where it could not be set; kept as the
+    lock's ``unmark`` for the job that takes it over."""
+    fd = lock.fileno()
+    try:
+        before = os.fstat(fd)
+        os.utime(fd)
+    except (OSError, NotImplementedError):  # (a system that times no open file)
+        lock.unmark = None
+        return None
+
+    held = weakref.ref(lock)  # (not the lock itself: a cycle through it kept a lock no one closed held)
+
+    def unmark() -> None:
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # (closed, or gone: nothing to undo)
+            os.utime(held().fileno(), ns=(before.st_atime_ns, before.st_mtime_ns))
+
+    lock.unmark = unmark
+    return unmark
+
+
+def _make_room(lock) -> bool:
+    """:data:`LOCK_ROOM` spaces written over ``lock``, a run's, in place (opened to append, it is made
+    to write in place), as the run writes its start line: the room :func:`_leave_end` writes in
+    (an earlier run's end record there goes: that run is no longer the latest). Whether it is there."""
+    fd = lock.fileno()
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_APPEND)
+        os.pwrite(fd, b" " * (LOCK_ROOM - 1) + b"\n", 0)
+        os.ftruncate(fd, LOCK_ROOM)  # (an older lock's longer content)
+        return True
+    except (ImportError, OSError):
+        return False
+
+
+def _leave_end(lock, start: int, record: dict) -> None:
+    """Writes ``record``, the end line of the run whose start line's time is ``start``, into its lock's
+    room (:func:`_make_room`), where its ledger could not take it (the disk full): status reads it there
+    (:func:`_end_left`), where the run read as killed. Its failures are left out where the room is
+    too small for them. Nothing where it cannot be written."""
+    for end in (record, {key: value for key, value in record.items() if key != "failures"}):
+        data = json.dumps({"start": start, "end": end}).encode()
+        if len(data) < LOCK_ROOM:
+            with contextlib.suppress(OSError):
+                os.pwrite(lock.fileno(), data.ljust(LOCK_ROOM - 1) + b"\n", 0)
+            return
 
 
 def _lock_key(stat: os.stat_result) -> tuple[int, int] | None:
@@ -1108,6 +1205,9 @@ class JobFolder:
         # an input as the ledger names it: its real path, each folder resolved once
         self._real_paths = RealPaths() if real_paths is None else real_paths
         self._ended = False
+        self._own_lock = None  # the lock only this run holds (the folder's; a shard's own): see _make_room
+        self._room = False  # whether its room takes the end record where the ledger cannot (see _make_room)
+        self._started: int | None = None  # the time of its start line, once written
         self._ledgers_read = LedgersRead()  # (see _read_ledgers)
         if read_only:
             self._read_only_init(settings)
@@ -1178,9 +1278,14 @@ class JobFolder:
                     command = None
                 sides = {name: os.path.realpath(path) for name, path in self.side_files.items()}
                 started = {"command": command, "cwd": cwd, "host": socket.gethostname(), SIDE_FILES: sides}
+                self._room = _make_room(self._own_lock)  # (before its start line: the lock's time is not later)
                 with contextlib.suppress(OSError):  # (a full disk: a run that skips all it finds still runs)
-                    self._record_run({RUN: RUN_START, **{k: v for k, v in started.items() if v}})
+                    record = {RUN: RUN_START, **{k: v for k, v in started.items() if v}}
+                    self._record_run(record)
+                    self._started = record["t"]
         except BaseException:
+            if self._own_lock is not None and not self._room and self._own_lock.unmark is not None:
+                self._own_lock.unmark()  # (refused: the lock's time as it was, the folder untouched)
             self.close()
             raise
 
@@ -1316,6 +1421,9 @@ class JobFolder:
             if lock is None:
                 raise _held_by_another(self.out_dir, self.job, folder_lock, None)
             self._locks.append(lock)
+            self._own_lock = lock
+            if not hasattr(lock, "unmark"):  # (taken now, not early by the command: marked now)
+                _mark_taken(lock)
             return
         lock = hold_lock(folder_lock, shared=True, patience=LOCK_PATIENCE)
         if lock is None:
@@ -1328,6 +1436,9 @@ class JobFolder:
         if own is None:
             raise _held_by_another(self.out_dir, self.job, own_lock, self.shard)
         self._locks.append(own)
+        self._own_lock = own
+        if not hasattr(own, "unmark"):
+            _mark_taken(own)
         # shared by the shards of this count; taken exclusively only for a moment, by the check below
         count = hold_lock(count_lock, shared=True, wait=True)
         if count is None:  # (a blocking request is granted or fails with an error)
@@ -1657,15 +1768,19 @@ class JobFolder:
         skipped (done before) and failed; ``not_images``: those that were no image, recorded where
         there were any (each job kind gave that rule its own copy); ``failures``: (input, why) of
         those failed, the first :data:`FAILURES_RECORDED` kept (status names them). Once, before
-        :meth:`close`. A line that cannot be written (the disk full) is left out: the run then reads as killed."""
+        :meth:`close`. A line the ledger cannot take (the disk full) goes in the room of the run's lock
+        (:func:`_leave_end`): status read such a run as killed."""
         if self._ended or self.read_only or self._fd is None:
             return
         self._ended = True
         named = [[path, middle_cut(why, REASON_CHARS, " ... ")] for path, why in list(failures)[:FAILURES_RECORDED]]
-        with contextlib.suppress(OSError):
-            self._record_run({RUN: RUN_END, **({"why": stopped} if stopped else {}), **counts,
-                              **({"not_images": not_images} if not_images else {}),
-                              **({"failures": named} if named else {})})  # fmt: skip
+        record = {RUN: RUN_END, **({"why": stopped} if stopped else {}), **counts,
+                  **({"not_images": not_images} if not_images else {}), **({"failures": named} if named else {})}
+        try:
+            self._record_run(record)
+        except OSError:
+            if self._room and self._started is not None:
+                _leave_end(self._own_lock, self._started, record)
 
     def ended_by(self, exc: BaseException) -> None:
         """Records a run stopped by ``exc``, raised out of it: Ctrl-C, or an error."""

@@ -33,6 +33,7 @@ from xvertfast.io.read import sniff_format
 __all__ = ["write_image", "WRITE_FORMATS", "FORMAT_EXTENSIONS", "EXTENSION_FORMATS", "same_format",
            "same_format_extension", "format_from_path", "atomic_write", "replace_in", "nearest_existing",
            "why_not_made", "link_to_nowhere", "remove_stale_parts", "disk_full", "outputs_lost", "OutputFolderMoved", "FOLDER_MOVED", "listed_in",
+           "resumes_once", "DISK_FULL", "READ_ONLY",
            "name_too_long", "output_name_refusal", "derived_series_uid"]
 
 #: png16: 16-bit PNG at the source's bit depth (0..2^bits - 1, which a text chunk records); png8;
@@ -242,6 +243,18 @@ class OutputFolderMoved(ImageWriteError):
 FOLDER_MOVED = "the output folder now leads elsewhere (a link changed, or the folder moved, during the job)"
 
 
+#: why a batch job stopped at a full disk, and at a file system gone read-only (:func:`outputs_lost`)
+DISK_FULL, READ_ONLY = "the disk is full", "the output folder's file system is read-only"
+
+
+def resumes_once(why: str | None) -> str:
+    """", once the disk has room": what must change before the command that resumes a job stopped for
+    ``why`` can write, for the end of a line that gives that command; "" where nothing must. A job the
+    full disk stopped was told only that the same command resumes it, which, run at once, stops again."""
+    once = {DISK_FULL: "the disk has room", READ_ONLY: "the folder is writable again"}.get(why or "")
+    return f", once {once}" if once else ""
+
+
 def outputs_lost(exc: BaseException) -> str | None:
     """Why every later output of a batch job would fail as this write did, so that the job stops
     rather than read and process the rest of the archive for nothing: a full disk, or a file system
@@ -249,9 +262,9 @@ def outputs_lost(exc: BaseException) -> str | None:
     elsewhere. None: only this output may fail so (a folder refused by its permissions may be one
     of many)."""
     if disk_full(exc):
-        return "the disk is full"
+        return DISK_FULL
     if getattr(exc, "errno", None) == errno.EROFS:
-        return "the output folder's file system is read-only"
+        return READ_ONLY
     if isinstance(exc, OutputFolderMoved):
         return FOLDER_MOVED
     return None

@@ -40,7 +40,7 @@ from xvertfast.io.files import (JOB_IMAGES, InputFile, InputLists, NothingFound,
                                 refuse_unsearched_images, same_file)
 from xvertfast.io.job_folder import JobFolder, JobLog, dry_run_line, run_line
 from xvertfast.io.shards import Shard
-from xvertfast.io.write import atomic_write, output_name_refusal, outputs_lost
+from xvertfast.io.write import atomic_write, output_name_refusal, outputs_lost, resumes_once
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 from xvertfast.preprocess import find_spine, image_warnings, preprocess
 from xvertfast.preprocess.centres import GivenCentres, as_roi_centres, centres_of_inputs, spine_at
@@ -89,7 +89,7 @@ class JobSummary:
         text = run_line(self.shard, self.found, self.found_all, len(self.done), len(self.warned), len(self.skipped),
                         len(self.failed), self.seconds, self.not_image_kinds())  # fmt: skip
         if self.stopped:
-            resume = self.resume or "the same command resumes"
+            resume = self.resume or f"the same command resumes{resumes_once(self.stopped)}"
             text += f"; stopped: {self.stopped}, {self.not_processed} not processed ({resume})"
         return text
 
