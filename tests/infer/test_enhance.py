@@ -1180,3 +1180,25 @@ def test_the_end_summary_lists_a_screenful_of_warned_and_failed_files_and_says_w
     assert ("... and 2 more warned files: each was said above as it finished; --report RUN_JSON keeps every one "
             "in a file\n") in err  # fmt: skip
     assert "... and 3 more failed files: each was said above as it finished;" in err
+
+
+def test_enhance_keeps_full_modes_many_tiles_warning_in_the_result(seed, monkeypatch):
+    """Enhancer.enhance warned of a model that cuts the image into many full-mode tiles, but left it
+    out of the result's warnings, which are to hold each warning it gave: a notebook reading
+    result.warnings missed it (the threshold lowered here: a model at 256 cuts a 64 x 64 image into
+    25 tiles; the network skipped)."""
+    import warnings
+
+    from xvertfast.infer import enhancer as enhancer_module
+
+    model = tiny_model(seed)
+    model.metadata = {"training": {"config": {"roi_size": 256}}}
+    monkeypatch.setattr(enhancer_module, "MANY_FULL_TILES", 20)
+    enh = Enhancer(model, device="cpu", backend="torch", mode="full")
+    monkeypatch.setattr(enh, "run_tiles", lambda xp, y: xp)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        result = enh.enhance(chest_like(seed, 64, 64))
+    given = [str(w.message) for w in said if issubclass(w.category, UserWarning)]
+    assert any("full mode cuts this 64x64 image into 25 tiles" in text for text in given), given
+    assert result.warnings == given, (result.warnings, given)

@@ -131,7 +131,8 @@ class EnhanceResult:
     boxes: list[Box]
     seconds: dict[str, float]  #: preprocess / infer / compose
     #: what :meth:`Enhancer.enhance` warned of, each also given as a ``UserWarning``, as the CLI warns
-    #: of a file: an image that looks inverted (stored bone dark), a spine found that may be wrong
+    #: of a file: an image that looks inverted (stored bone dark), a spine found that may be wrong,
+    #: in full mode a model that cuts the image into many tiles
     warnings: list[str] = field(default_factory=list)
 
     def __repr__(self) -> str:
@@ -678,6 +679,7 @@ class Enhancer:
             warnings.warn(warning, UserWarning, stacklevel=outside_xvertfast())
         if self.mode == "full" and (many := many_full_tiles(self.tile, prep.pixels.shape, prep.boxes)) is not None:
             warnings.warn(many, UserWarning, stacklevel=outside_xvertfast())  # (before the minutes it warns of)
+            said.append(many)  # (the result's warnings left it out: a notebook reading them missed it)
         t0 = time.perf_counter()
         tiles = self.run_tiles(prep.xp, prep.y)
         t1 = time.perf_counter()
