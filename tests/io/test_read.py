@@ -3843,10 +3843,15 @@ _DAMAGED = r"truncated or corrupt DICOM: its header describes an image \({}\), b
      r"DICOM file has no pixel data: an Enhanced SR object \(Modality SR\), not an image$"),
     ("1.2.840.10008.5.1.4.1.1.1", "CR", "1.2.840.10008.5.1.4.1.1.11.1", {},
      _DAMAGED.format("Computed Radiography Image, Modality CR")),
+    # a Label Map Segmentation, a class pydicom (3.0) does not know, was the meta's Secondary Capture: "its
+    # header describes an image (Secondary Capture Image, Modality SEG, 48 x 40, ...)"
+    ("1.2.840.10008.5.1.4.1.1.66.7", "SEG", "1.2.840.10008.5.1.4.1.1.7", {"Rows": 40, "Columns": 48},
+     r"DICOM file has no pixel data: a Label Map Segmentation object \(Modality SEG\), not an image$"),
     # a Parametric Map's float pixel data are read as an image: without them it is a damaged one, not "a
     # Parametric Map object, not an image" passed over
     ("1.2.840.10008.5.1.4.1.1.30", "MR", None, {}, _DAMAGED.format("Parametric Map, Modality MR")),
-], ids=["MR spectroscopy", "waveform", "meta SC, data set SR", "meta PR, data set CR", "Parametric Map"])  # fmt: skip
+], ids=["MR spectroscopy", "waveform", "meta SC, data set SR", "meta PR, data set CR", "meta SC, data set Label Map",
+        "Parametric Map"])  # fmt: skip
 def test_a_dicom_without_pixel_data_is_called_damaged_only_where_its_class_says_image(
         tmp_path, sop_class, modality, meta_class, elements, said):  # fmt: skip
     _no_pixels_dicom(tmp_path / "o.dcm", sop_class, modality, meta_class, **elements)
@@ -3952,7 +3957,14 @@ def test_a_dicom_whose_pixel_data_are_masks_or_maps_is_no_image(tmp_path, seed, 
     ("1.2.3.4.5", "OT", {"WaveformSequence": []}, "Waveform"),
     ("", "KO", {}, "KO"),
     ("1.2.840.10008.5.1.4.1.1.66.4", "SEG", {}, "SEG"),  # (counted "Segmentation 1", a SEG with pixel data "SEG 1")
-], ids=["Raw Data, DX", "SR", "private waveform", "no class, KO", "SEG"])  # fmt: skip
+    # with Rows and Columns, as a segmentation or dose grid has them, a class pydicom (3.0) does not know
+    # (Label Map Segmentation) or a private one failed as a damaged image ("its header describes an image
+    # (Modality SEG, 48 x 40, ...)"), where a Segmentation's was counted SEG
+    ("1.2.840.10008.5.1.4.1.1.66.7", "SEG", {"Rows": 40, "Columns": 48}, "SEG"),
+    ("1.2.3.4.5", "SEG", {"Rows": 40, "Columns": 48}, "SEG"),
+    ("1.2.3.4.5", "RTDOSE", {"Rows": 40, "Columns": 48}, "RTDOSE"),
+], ids=["Raw Data, DX", "SR", "private waveform", "no class, KO", "SEG", "Label Map SEG, Rows",
+        "private class, SEG, Rows", "private class, RTDOSE, Rows"])  # fmt: skip
 def test_a_non_image_dicom_is_counted_by_its_modality_only_where_that_says_no_image(
         tmp_path, sop_class, modality, elements, kind):  # fmt: skip
     # a Raw Data Storage object with Modality DX was counted "DX 1": read as a skipped radiograph

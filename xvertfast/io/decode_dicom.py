@@ -208,18 +208,17 @@ def _without_pixels(ds, media_class) -> tuple[str, str | None]:
     """Why a DICOM data set without pixel data is refused, and what it is for a count of the
     non-images, or None where it is a failure, not :class:`NotAnImage`: a file is passed over as no
     image only on evidence that it is none (a radiograph counted as skipped is lost unseen). The
-    evidence: a SOP class pydicom knows that is no image's (a presentation state, a structured
-    report, MR spectroscopy, Raw Data: which class, :func:`_sop_class`), or, no class known, bulk
-    data that is no pixels (spectra, waveforms, a document) or a Modality of no image (SR, PR, ...).
-    An image's class (a Parametric Map's too, whose float pixel data are read as an image; a
-    segmentation's is no image's, damaged or not), or with no class known Rows or Columns, says the
-    file is a damaged image, cut short before its pixel data; a data set ending at its SOP class, or saying nothing, is cut short
-    too. A file holding a link to its pixels (JPIP) is to be retrieved again with them."""
-    from pydicom.uid import UID
-
+    evidence: a known SOP class (:func:`_class_name`) that is no image's (a presentation state, a
+    structured report, MR spectroscopy, Raw Data, a segmentation: which class, :func:`_sop_class`),
+    or, no class known, bulk data that is no pixels (spectra, waveforms, a document) or a Modality
+    of no image (SR, PR, SEG, ...). An image's class (a Parametric Map's too, whose float pixel data
+    are read as an image), or with no class known Rows or Columns, says the file is a damaged image,
+    cut short before its pixel data, but not with Modality SEG or RTDOSE, whose objects have them
+    (:data:`_DERIVED_MODALITIES`); a data set ending at its SOP class, or saying nothing, is cut
+    short too. A file holding a link to its pixels (JPIP) is to be retrieved again with them."""
     uid = _sop_class(media_class, ds)
-    name = UID(uid).name if uid else ""
-    known = name != uid and bool(name)
+    name = _class_name(uid)
+    known = bool(name)
     modality = str(ds.get("Modality") or "").strip()
     said = f" (Modality {modality})" if modality else ""
     if "PixelDataProviderURL" in ds:  # (JPIP Referenced: a server's address where the pixels are)
@@ -231,7 +230,7 @@ def _without_pixels(ds, media_class) -> tuple[str, str | None]:
     cut = max(ds.keys()) == 0x00080016  # (its data set ends within its SOP class: the class is no evidence)
     no_image_modality = modality.upper() in _NO_IMAGE_MODALITIES
     describes_image = ("Image Storage" in name or uid == _PARAMETRIC_MAP) if known else \
-        ("Rows" in ds or "Columns" in ds) and not bulk  # fmt: skip
+        ("Rows" in ds or "Columns" in ds) and not bulk and modality.upper() not in _DERIVED_MODALITIES  # fmt: skip
     if describes_image:
         parts = [name.replace(" Storage", "") if known else "", f"Modality {modality}" if modality else ""]
         size = [_readable(ds, keyword) for keyword in ("Columns", "Rows")]
@@ -286,11 +285,9 @@ def _derived_object(ds, media_class) -> tuple[str, str] | None:
     The evidence, as :func:`_without_pixels` takes it: the SOP class where pydicom knows it (or
     this table), else a Modality of such an object (SEG, RTDOSE); an image's class with Modality
     SEG is read as the image its class says."""
-    from pydicom.uid import UID
-
     uid = _sop_class(media_class, ds)
     modality = str(ds.get("Modality") or "").strip()
-    known = uid in _DERIVED_CLASSES or (bool(uid) and UID(uid).name != uid)
+    known = bool(_class_name(uid))
     derived = uid if known else _DERIVED_MODALITIES.get(modality.upper())
     if derived not in _DERIVED_CLASSES:
         return None
@@ -318,19 +315,30 @@ _NO_IMAGE_MODALITIES = frozenset(
 
 def _sop_class(media_class, ds) -> str:
     """The SOP class of a data set without pixel data, of the file meta's MediaStorageSOPClassUID
-    and the data set's SOPClassUID: the data set's where pydicom knows it (a writer's meta saying
+    and the data set's SOPClassUID: the data set's where it is known (a writer's meta saying
     Secondary Capture over an Enhanced SR is wrong, and was taken for a damaged image), but where
     the data set ends within it, a file cut short (1.2.840.10008.5.1.4.1.1.1, CR, of a DX's
     ...1.1.1.1): then the meta's alone. Else the meta's (read whole, before the data set), or the
     data set's where the meta has none."""
-    from pydicom.uid import UID
-
     meta, data = (str(uid or "").strip().rstrip("\0") for uid in (media_class, _readable(ds, "SOPClassUID")))
     if max(ds.keys()) == 0x00080016:  # (the data set ends within it)
         return meta
-    if data and UID(data).name != data:
+    if _class_name(data):
         return data
     return meta or data
+
+
+def _class_name(uid: str) -> str:
+    """A SOP class's name as pydicom gives it ("... Storage"), or "" where it is unknown (none, a
+    private one): for the classes of :data:`_DERIVED_CLASSES` that pydicom (3.0) does not know
+    (Label Map and Height Map Segmentation), the table's, so they are taken for the objects
+    they are, as a Segmentation is, not for an unknown class with Rows (a damaged image)."""
+    from pydicom.uid import UID
+
+    if uid in _DERIVED_CLASSES:
+        return f"{_DERIVED_CLASSES[uid][0]} Storage"
+    name = UID(uid).name if uid else ""
+    return name if name != uid else ""
 
 
 def _readable(ds, keyword: str):
