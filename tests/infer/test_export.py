@@ -23,6 +23,7 @@ import pytest
 import torch
 
 from tests.conftest import SESSION_SEED, stage_with_statistics
+from tests.infer.conftest import graph_key
 from xvertfast.infer import export as export_module
 from xvertfast.infer import tensorrt_backend
 from xvertfast.infer.export import cached_onnx_export, export_model, export_onnx, load_aoti, read_onnx_metadata
@@ -43,50 +44,6 @@ def tiny_model(seed: int, stages: int = 2, width: int = 4, depth: int = 2) -> XV
 
 def inputs(batch: int, size: int = TILE) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.rand(batch, 1, size, size), torch.randn(batch, 1, size, size) * 0.1
-
-
-def _graph_key(graph: torch.nn.Module, args: tuple, kwargs: dict) -> tuple:
-    """What torch.onnx.export's program depends on: the modules (class, structure, mode and plain
-    attributes: a stage's depth, a graph's dtype), their weights and buffers (each dtype, shape
-    and byte), the example inputs' shapes, dtypes and devices, the exporter's arguments, and
-    torch's version (written into the graph as its producer)."""
-    weights = hashlib.sha256()
-    for name, t in graph.state_dict().items():
-        weights.update(f"{name} {t.dtype} {tuple(t.shape)};".encode())
-        weights.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    modules = [(name, type(m).__module__, type(m).__qualname__, m.training,
-                sorted((k, repr(v)) for k, v in vars(m).items() if not k.startswith("_")))
-               for name, m in graph.named_modules()]  # fmt: skip
-    return (torch.__version__, repr(graph), repr(modules), weights.hexdigest(),
-            tuple((tuple(a.shape), a.dtype, a.device) for a in args), repr(sorted(kwargs.items())))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def each_graph_exported_once():
-    """torch.onnx.export (seconds a stage, most of this module's time) runs once per graph in this
-    module: a later export of the same graph (_graph_key) is handed the program the first one
-    made, whose ``model_proto`` is a new ModelProto at each read. Everything of xvertfast's own
-    (metadata, the writing, the folders, the cache and its digests, the checks) runs at each
-    export; what torch exports for one graph does not change from one call to the next (the
-    tests that export again and compare the bytes rely on that already). Each later export gives
-    again the warnings the first one gave, under its caller's filters, so a test that exports
-    under ``simplefilter("error")`` still sees whatever export_onnx's own filters let through."""
-    exported, export = {}, torch.onnx.export
-
-    def export_once(graph, args, **kwargs):
-        key = _graph_key(graph, args, kwargs)
-        if key not in exported:
-            with warnings.catch_warnings(record=True) as said:
-                warnings.simplefilter("always")
-                exported[key] = export(graph, args, **kwargs), said
-        program, said = exported[key]
-        for w in said:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        return program
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(torch.onnx, "export", export_once)
-        yield
 
 
 @pytest.fixture(scope="module")
@@ -120,15 +77,15 @@ def ort_run(path: str, xp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(session.run(["out"], {"xp": xp.numpy(), "y": y.numpy()})[0])
 
 
-def test_the_graphs_exported_once_in_this_module_are_keyed_by_all_that_shapes_them(model, monkeypatch):
-    """each_graph_exported_once hands an earlier export's program only to an export of the same
-    graph: any weight or buffer, the stage, the precision, the tile, the exporter's arguments or
-    torch's version changed is another graph, exported on its own."""
+def test_the_graphs_exported_once_in_tests_infer_are_keyed_by_all_that_shapes_them(model, monkeypatch):
+    """each_graph_exported_once (tests/infer/conftest.py) hands an earlier export's program only to
+    an export of the same graph: any weight or buffer, the stage, the precision, the tile, the
+    exporter's arguments or torch's version changed is another graph, exported on its own."""
     def key(stage=model.stages[0], dtype=torch.float32, size=TILE, **kwargs):
         graph = export_module._StageGraph(stage, dtype)
         batch = torch.export.Dim("batch", min=1)
         exporter = {"dynamic_shapes": {"xp": {0: batch}, "y": {0: batch}}, "opset_version": 18, **kwargs}
-        return _graph_key(graph, (torch.zeros(2, 1, size, size),) * 2, exporter)
+        return graph_key(graph, (torch.zeros(2, 1, size, size),) * 2, exporter)
 
     same = key()
     assert key(copy.deepcopy(model.stages[0])) == same  # another copy of the stage: the same graph
