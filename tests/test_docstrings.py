@@ -20,3 +20,22 @@ def test_every_exported_function_and_class_has_its_own_docstring(package):
     undocumented = [obj.__qualname__ for obj in exported
                     if (inspect.isfunction(obj) or inspect.isclass(obj)) and not (obj.__doc__ or "").strip()]  # fmt: skip
     assert not undocumented, f"{package} exports without a docstring: {undocumented}"
+
+
+@pytest.mark.parametrize("package", PUBLIC)
+def test_an_exported_class_s_own_public_methods_and_properties_say_what_they_are(package):
+    """help() on BatchSummary showed the dataclass's generated signature for the class and nothing
+    for done, failed, line(), ...: a docstring of its own for every exported class, and for each
+    public method and property it defines."""
+    module = importlib.import_module(package)
+    undocumented = []
+    for cls in (getattr(module, name) for name in module.__all__):
+        if not inspect.isclass(cls) or cls.__module__.split(".")[0] != "xvertfast":
+            continue
+        if (cls.__doc__ or "").startswith(f"{cls.__name__}("):  # (dataclass's generated one: no docstring)
+            undocumented.append(cls.__qualname__)
+        for name, member in vars(cls).items():
+            if not name.startswith("_") and (callable(member) or isinstance(member, property)):
+                if not (getattr(member, "__doc__", None) or "").strip():
+                    undocumented.append(f"{cls.__qualname__}.{name}")
+    assert not undocumented, f"{package} exports without a docstring: {undocumented}"

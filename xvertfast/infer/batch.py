@@ -69,6 +69,8 @@ OUTPUT_FORMATS = ("same",) + WRITE_FORMATS
 
 @dataclass
 class FileRecord:
+    """What a batch job did with one input: its status, output, error, seconds and warnings."""
+
     input: str
     #: the output written (done), there already (skipped) or to be written (planned); None: failed, not_image
     output: str | None
@@ -90,6 +92,9 @@ class FileRecord:
 
 @dataclass
 class BatchSummary:
+    """What :func:`enhance_files` did: a :class:`FileRecord` per input (in input order), the counts,
+    the job's notes and why it stopped early, if it did (:meth:`stop_line`)."""
+
     records: list[FileRecord] = field(default_factory=list)
     seconds: float = 0.0
     preview: str | None = None  #: the contact sheet, where one was asked for and written
@@ -122,18 +127,22 @@ class BatchSummary:
 
     @property
     def done(self) -> int:
+        """Inputs enhanced and written by this job."""
         return self._count("done")
 
     @property
     def skipped(self) -> int:
+        """Inputs whose output an earlier run wrote already, with the same settings."""
         return self._count("skipped")
 
     @property
     def planned(self) -> int:
+        """Inputs a dry run would enhance."""
         return self._count("planned")
 
     @property
     def failed(self) -> list[FileRecord]:
+        """The records of inputs that failed, each with its error."""
         return [r for r in self.records if r.status == "failed"]
 
     @property
@@ -143,6 +152,7 @@ class BatchSummary:
 
     @property
     def warned(self) -> list[FileRecord]:
+        """The records of inputs with warnings (looks inverted, a spine in doubt, ...)."""
         return [r for r in self.records if r.warnings]
 
     @property
@@ -164,9 +174,11 @@ class BatchSummary:
 
     @property
     def images_per_second(self) -> float:
+        """Images enhanced a second of the job's wall time (0 before it ran)."""
         return self.done / self.seconds if self.seconds > 0 else 0.0
 
     def line(self) -> str:
+        """The summary line the CLI prints at the end: the counts and the time taken."""
         if self.dry_run:
             return dry_run_line("enhance", self.shard, self.found, self.found_all, self.planned, self.skipped,
                                 len(self.failed), self.seconds)  # fmt: skip

@@ -44,6 +44,7 @@ class Radiograph:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """The image's (height, width), as ``pixels.shape``."""
         return tuple(self.pixels.shape)
 
     def __repr__(self) -> str:

@@ -117,6 +117,7 @@ class GuidanceLayer(nn.Module):
         self.conv = nn.Conv2d(1, channels, 3, padding=1)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
+        """The guidance maps of ``y`` [B, 1, H, W] at this level: [B, channels, H / 2^level, W / 2^level]."""
         # the fused conv + pool on the CPU (never writes the full-resolution maps)
         return guided_pool(self.act(y), self.conv.weight, self.conv.bias, 2**self.level)
 
@@ -150,6 +151,8 @@ class XVertNetStage(nn.Module):
         return 2 * self.width
 
     def forward(self, xp: torch.Tensor, y: torch.Tensor, return_features: bool = False):
+        """The enhanced image [B, 1, H, W] in (0, 1) of ``xp`` and its guidance ``y`` (both [B, 1, H, W]);
+        with ``return_features`` also the last decoder level's maps (the entropy loss's candidates)."""
         xp, y, (h, w) = padded_inputs("XVertNetStage", xp, y, self.depth, self.head.weight.dtype)
         skips, t = [], xp
         for enc in self.encoders:
