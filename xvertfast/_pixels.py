@@ -73,11 +73,13 @@ def shape_hint(shape, name: str = "pixels") -> str:
     return ""
 
 
-def not_finite(who: str, bad: int) -> str:
+def not_finite(who: str, bad: int, name: str = "pixels") -> str:
     """The refusal of pixels of which ``bad`` are NaN or infinite: "pixels contain NaN or infinite
-    values" alone left the user to count them and to find how to fill them."""
-    return (f"{who}: pixels contain {bad} NaN or infinite value{'s' * (bad != 1)}: replace them first, e.g. "
-            "np.nan_to_num(pixels, nan=0.0, posinf=1.0, neginf=0.0) (torch.nan_to_num for a tensor)")
+    values" alone left the user to count them and to find how to fill them. ``name``: the argument
+    as the caller passed it (wls's ``image``). Count ``bad`` only once refusing (a pass of its own)."""
+    contain = "contain" if name == "pixels" else "contains"
+    return (f"{who}: {name} {contain} {bad} NaN or infinite value{'s' * (bad != 1)}: replace them first, e.g. "
+            f"np.nan_to_num({name}, nan=0.0, posinf=1.0, neginf=0.0) (torch.nan_to_num for a tensor)")
 
 
 def strips_or_one_image(shape, name: str = "pixels") -> str | None:

@@ -274,6 +274,18 @@ def test_never_overwrites_inputs_or_existing_files(tmp_path):
     assert (tmp_path / "in.png").read_bytes() == before
 
 
+def test_nan_pixels_are_counted_and_told_how_to_fill(tmp_path):
+    """Said "pixels contain NaN or infinite values", no count, no fix, where preprocess names both."""
+    pixels = np.full((5, 4), 0.5)
+    pixels[0, 0], pixels[2, 3], pixels[4, 1] = np.nan, np.inf, np.nan
+    with pytest.raises(ValueError) as info:
+        write_image(tmp_path / "out.png", pixels)
+    assert str(info.value) == (f"{tmp_path / 'out.png'}: pixels contain 3 NaN or infinite values: replace them first, "
+                               "e.g. np.nan_to_num(pixels, nan=0.0, posinf=1.0, neginf=0.0) (torch.nan_to_num for a "
+                               "tensor)")  # fmt: skip
+    assert os.listdir(tmp_path) == []
+
+
 def test_failed_write_leaves_nothing(tmp_path):
     with pytest.raises(ValueError, match="NaN"):
         write_image(tmp_path / "bad.png", np.full((3, 3), np.nan))

@@ -917,6 +917,18 @@ def test_an_array_of_several_values_is_refused_with_its_shape():
         wls(torch.rand(8, 6).double(), method="torch", lam=np.array([0.5, 0.6]))
 
 
+def test_nan_and_infinities_are_counted_and_told_how_to_fill():
+    """Said "image contains 2 NaN or infinite value(s)", where preprocess and find_spine name the fix."""
+    image = torch.full((6, 7), 0.5)
+    image[1, 2], image[4, 5] = float("nan"), -float("inf")
+    for given in (image, image.numpy()):
+        with pytest.raises(ValueError) as info:
+            wls(given)
+        assert str(info.value) == ("wls: image contains 2 NaN or infinite values: replace them first, e.g. "
+                                   "np.nan_to_num(image, nan=0.0, posinf=1.0, neginf=0.0) (torch.nan_to_num for a "
+                                   "tensor)")  # fmt: skip
+
+
 def test_a_nan_residual_warns(monkeypatch):
     from xvertfast.ops import wls_reference
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xvertfast._pixels import describe_masked, describe_non_array, shape_hint
+from xvertfast._pixels import describe_masked, describe_non_array, not_finite, shape_hint
 from xvertfast.eval._brisque import WINDOW as BRISQUE_WINDOW
 from xvertfast.eval._brisque import brisque_core
 from xvertfast.eval._lpc import lpc_si_core
@@ -73,7 +73,7 @@ def _checked(img, metric: str, name: str = "img") -> np.ndarray:
     if a.dtype.kind not in "buif":
         raise ValueError(f"{metric}: {name} must hold real numbers, got dtype {a.dtype}")
     if a.dtype.kind == "f" and not np.isfinite(a).all():
-        raise ValueError(f"{metric}: {name} contains NaN or infinite values")
+        raise ValueError(not_finite(metric, int((~np.isfinite(a)).sum()), name))
     return a
 
 

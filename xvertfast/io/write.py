@@ -22,7 +22,7 @@ import uuid
 import numpy as np
 
 from xvertfast._paths import PATH_TYPES
-from xvertfast._pixels import describe_non_array, shape_hint
+from xvertfast._pixels import describe_non_array, not_finite, shape_hint
 from xvertfast._version import __version__
 from xvertfast.io.decode_common import PNG_DEPTH_KEYWORD
 from xvertfast.io.errors import ImageWriteError, WarningsNamingTheFile
@@ -449,7 +449,7 @@ def _to_unit(pixels, path: str) -> np.ndarray:
     if not arr.size:  # (PNG: Pillow's "cannot write empty image"; TIFF and DICOM wrote a file of 0 rows)
         raise ValueError(f"{path}: pixels are empty (shape {arr.shape[0]} x {arr.shape[1]}): there is no image to write")
     if not np.isfinite(arr).all():
-        raise ValueError(f"{path}: pixels contain NaN or infinite values")
+        raise ValueError(not_finite(path, int((~np.isfinite(arr)).sum())))
     if arr.min() < -CLIP_SLACK or arr.max() > 1 + CLIP_SLACK:
         raise ValueError(f"{path}: pixels must lie in [0, 1] (values a little outside are clipped), got values from "
                          f"{arr.min():g} to {arr.max():g}: another scale? xvertfast.io.read_image gives [0, 1]")  # fmt: skip

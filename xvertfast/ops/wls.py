@@ -24,7 +24,7 @@ from xvertfast._extension import (
     extension,
     has_extension,
 )
-from xvertfast._pixels import shape_hint, strips_or_one_image
+from xvertfast._pixels import not_finite, shape_hint, strips_or_one_image
 from xvertfast._stacklevel import image_name, reading_file, solved_part, warn_user
 from xvertfast.ops import wls_reference
 from xvertfast.ops._inputs import as_tensor, compute_dtype, dtype_given
@@ -96,8 +96,7 @@ def _check(x: torch.Tensor, from_numpy: bool = False) -> None:
     # one reduction, no image-sized temporary: NaN and +-inf show in the extremes
     low, high = (float(v) for v in torch.aminmax(x))
     if not (math.isfinite(low) and math.isfinite(high)):
-        bad = int((~torch.isfinite(x)).sum())
-        raise ValueError(f"wls: image contains {bad} NaN or infinite value(s)")
+        raise ValueError(not_finite("wls", int((~torch.isfinite(x)).sum()), "image"))
     if low < 0:
         raise ValueError(
             f"wls: image has negative values (min {low:.3g}); the log guide needs values >= 0 "
