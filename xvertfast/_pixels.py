@@ -68,9 +68,20 @@ def shape_hint(shape, name: str = "pixels") -> str:
                 "file's luminance)")  # fmt: skip
     if len(shape) > 2 and sum(n > 1 for n in shape) == 2:
         return f" (one image with axes of length 1: give {name}.squeeze())"
-    if len(shape) == 3 and min(shape) > 1:  # (a notebook's batch, or torchvision's [C, H, W]: refused alone)
+    # (a notebook's batch, or torchvision's [C, H, W]: refused alone)
+    if len(shape) == 3 and min(shape) > 1 and not _channels_last_too(shape):
         return f" (a stack of {shape[0]} images, or one with its channels first: give one [H, W] at a time, {name}[i])"
     return ""
+
+
+def _channels_last_too(shape) -> bool:
+    """Whether a 3-D ``shape`` with no axis of length 1 reads as one image with its channels last
+    as well as a stack: a last axis shorter than the other two and of 5 or more (more channels than
+    colour has: (512, 512, 5) was told "a stack of 512 images", and pixels[i] gave it a 512 x 5
+    strip), or of 2 to 4 beside a width of 4 or less ((40, 3, 3), which :func:`channels_last`
+    leaves). No hint is given then rather than a wrong one."""
+    last = shape[2]
+    return last < shape[0] and (last < shape[1] if last >= 5 else shape[1] <= 4)
 
 
 def not_finite(who: str, bad: int, name: str = "pixels") -> str:

@@ -95,6 +95,26 @@ def test_one_image_in_another_layout_is_told_how_to_give_it(tmp_path, shape, hin
     assert not out.exists()
 
 
+@pytest.mark.parametrize("shape, hint", [((48, 48, 5), ""), ((40, 3, 3), ""), ((40, 4, 2), ""),
+                                         ((300, 200, 150), ""), ((1000, 64, 64), " (a stack of 1000 images, "),
+                                         ((40, 48, 48), " (a stack of 40 images, "), ((3, 4, 3), " (a stack of 3 ")])
+def test_no_stack_hint_where_the_last_axis_reads_as_channels(shape, hint):
+    """(512, 512, 5) was told "a stack of 512 images": pixels[i] gives a 512 x 5 strip. A last axis
+    shorter than the others (5 or more), or of 2 to 4 beside a width of 4 or less, reads as
+    channels last as well: no hint rather than a wrong one."""
+    from xvertfast._pixels import shape_hint
+
+    assert shape_hint(shape).startswith(hint) and bool(shape_hint(shape)) == bool(hint)
+
+
+def test_find_spine_of_many_channels_last_is_told_the_shape_alone():
+    from xvertfast import find_spine
+
+    with pytest.raises(ValueError, match=r"^find_spine: pixels must be \[H, W\] with H, W >= 1, got shape "
+                                         r"\(48, 48, 5\)$"):  # fmt: skip
+        find_spine(np.zeros((48, 48, 5), np.float32))
+
+
 @pytest.mark.parametrize("value, said", [
     (np.array([[0, 3], [4095, 7]], np.uint16), "uint16 2x2 in [0, 4095]"),
     (np.array([[0.5, np.nan], [np.inf, 0.25]], np.float64), "float64 2x2 in [0.25, inf] and NaN"),
