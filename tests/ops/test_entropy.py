@@ -217,8 +217,10 @@ def test_half_inputs_are_binned_in_float32(seed):
 @pytest.mark.parametrize(
     "x, bins, error, match",
     [
+        # (told the shape taken alone; then x[None] alone, where a batch of one-channel maps needs x[:, None])
         (torch.rand(2, 8, 8), 256, ValueError, r"\[B, C, H, W\], got shape \(2, 8, 8\) \(one sample's maps \[C, H, W\]: "
-                                               r"give x\[None\]\)$"),  # (told the shape taken alone)
+                                               r"give x\[None\]; a batch of one-channel maps \[B, H, W\]: "
+                                               r"x\[:, None\]\)$"),  # fmt: skip
         (torch.rand(8, 8), 256, ValueError, r"\[B, C, H, W\], got shape \(8, 8\) \(one map \[H, W\]: give "
                                             r"x\[None, None\]\)$"),
         (torch.rand(1, 2, 8, 8), 0, ValueError, "bins"),

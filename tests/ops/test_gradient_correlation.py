@@ -262,7 +262,7 @@ def test_a_numpy_array_beside_a_tensor_on_another_device_is_told_how_to_bring_th
 
 @pytest.mark.parametrize("shape, hint", [
     ((16, 16), r"\(one image \[H, W\]: give a batch of one, a\[None\] and b\[None\]\)"),
-    ((2, 3, 16, 12), r"\(3 channels an image: GC is of one-channel images; give one channel, a\[:, :1\] and b\[:, "
+    ((2, 3, 16, 12), r"\(3 channels per image: GC is of one-channel images; give one channel, a\[:, :1\] and b\[:, "
                      r":1\], or each channel as an image, a\.reshape\(-1, 16, 12\) and b\.reshape\(-1, 16, 12\)\)"),
 ], ids=["one image", "channels"])  # fmt: skip
 def test_images_in_another_layout_are_told_how_to_give_them(shape, hint):

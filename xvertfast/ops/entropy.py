@@ -40,7 +40,9 @@ def _checked(x, bins: int, op: str) -> tuple[torch.Tensor, bool, int]:
     check_floating(x, op, "x", numpy)
     if x.dim() != 4:
         # (a sample's maps, or one map, were told the shape taken and no more)
-        hint = {3: " (one sample's maps [C, H, W]: give x[None])", 2: " (one map [H, W]: give x[None, None])"}
+        # ([B, H, W] is as much a batch of one-channel maps: x[None] alone made it one sample of B maps)
+        hint = {3: " (one sample's maps [C, H, W]: give x[None]; a batch of one-channel maps [B, H, W]: x[:, None])",
+                2: " (one map [H, W]: give x[None, None])"}  # fmt: skip
         raise ValueError(f"{op}: x must be [B, C, H, W], got shape {tuple(x.shape)}{hint.get(x.dim(), '')}")
     return x, numpy, whole_number(bins, "bins", op, low=1, high=65536)  # (the one rule for counts)
 

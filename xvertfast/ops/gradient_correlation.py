@@ -48,7 +48,7 @@ def _layout_hint(a: torch.Tensor) -> str:
         return " (one image [H, W]: give a batch of one, a[None] and b[None])"
     if a.dim() == 4:
         h, w = a.shape[-2:]
-        return (f" ({a.shape[1]} channels an image: GC is of one-channel images; give one channel, a[:, :1] and "
+        return (f" ({a.shape[1]} channels per image: GC is of one-channel images; give one channel, a[:, :1] and "
                 f"b[:, :1], or each channel as an image, a.reshape(-1, {h}, {w}) and b.reshape(-1, {h}, {w}))")
     return ""
 
