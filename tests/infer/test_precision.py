@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import types
 
 import numpy as np
@@ -208,6 +209,15 @@ def test_an_unknown_precision_is_told_the_names_the_table_holds(monkeypatch):
         backends.resolve_precision(torch.float64, cpu)  # (no name: nothing to give)
     with pytest.raises(ValueError, match=r"^precision must be one of auto, fp32, fp16, bf16, got \['fp16'\]$"):
         backends.resolve_precision(["fp16"], cpu)
+    # a dtype's name, or a name in capitals, was told "got 'bfloat16'" alone (and is still refused)
+    for given, name in (("bfloat16", "bf16"), ("float16", "fp16"), ("half", "fp16"), ("torch.float32", "fp32"),
+                        ("float", "fp32"), ("FP16", "fp16"), ("Auto", "auto")):  # fmt: skip
+        with pytest.raises(ValueError, match=rf"^precision must be one of auto, fp32, fp16, bf16, got "
+                                             rf"{re.escape(repr(given))}: give precision='{name}'$"):  # fmt: skip
+            backends.resolve_precision(given, cpu)
+    for given in ("float64", "double", "cuda", "int8", "fp 16"):  # (no name to give: the names taken alone)
+        with pytest.raises(ValueError, match=rf"got {re.escape(repr(given))}$"):
+            backends.resolve_precision(given, cpu)
     monkeypatch.setitem(backends.PRECISIONS, "fp8", torch.float8_e4m3fn)
     with pytest.raises(ValueError, match=r"^precision must be one of auto, fp32, fp16, bf16, fp8, got 'fp64'$"):
         backends.resolve_precision("fp64", cpu)

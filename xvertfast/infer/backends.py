@@ -128,10 +128,20 @@ def resolve_precision(precision: str, device: torch.device, *, warn: bool = True
 def _unknown_precision(precision) -> str:
     """The refusal of a ``precision`` that names none, listing the names taken from :data:`PRECISIONS`
     (spelled by hand, the list could drift from the table); a torch dtype, as a notebook writes
-    it (``precision=torch.bfloat16``), is told its name."""
-    said = f"precision must be one of {', '.join(('auto', *PRECISIONS))}, got {precision!r}"
-    if isinstance(precision, torch.dtype) and (name := {v: k for k, v in PRECISIONS.items()}.get(precision)):
-        said += f": give its name, {asked('precision', name)}"
+    it (``precision=torch.bfloat16``), is told its name; so is a dtype's name or a name in capitals
+    (``'bfloat16'``, ``'half'``, ``'FP16'``), which were told "got 'bfloat16'" alone (not taken as
+    them: one spelling a setting, as the CLI's choices and a job's record have it)."""
+    names = ("auto", *PRECISIONS)
+    said = f"precision must be one of {', '.join(names)}, got {precision!r}"
+    named = {v: k for k, v in PRECISIONS.items()}
+    if isinstance(precision, torch.dtype) and (name := named.get(precision)):
+        return said + f": give its name, {asked('precision', name)}"
+    if isinstance(precision, str):
+        key = precision.strip().lower().removeprefix("torch.")
+        dtype = getattr(torch, key, None) if key.isidentifier() else None  # (torch.half is torch.float16)
+        name = key if key in names else named.get(dtype) if isinstance(dtype, torch.dtype) else None
+        if name:
+            return said + f": give {asked('precision', name)}"
     return said
 
 
