@@ -8,7 +8,8 @@
   ``*`` p < 0.05, ``**`` p < 0.01), paired by ROI as the protocol has it and, beside it,
   paired by image (:func:`summarise_by_image`), with what a paper reports of that test
   (:func:`summarise_differences`: Holm-adjusted p, the Hodges-Lehmann difference and its 95%
-  interval); ``summary.md`` also lists the notes and the failed images;
+  interval), and per metric the best mean over all ROIs tested against the next best by image
+  (:func:`summarise_best`); ``summary.md`` also lists the notes and the failed images;
 - ``boxplots.png``: one panel per metric, one box per method;
 - ``provenance.json``: how the report was made (xvertfast's version and code digest, each
   method's model digest, device and precision or its parameters, the metrics, the ROI source,
@@ -49,8 +50,9 @@ from xvertfast.eval.stats import (_CONFIDENCE, EXACT_MAX_PAIRS, describe, differ
 from xvertfast.io.files import image_extension
 from xvertfast.io.write import atomic_write
 
-__all__ = ["summarise", "summarise_by_image", "summarise_differences", "write_report", "remove_unfinished_reports",
-           "ReportInterrupted", "summary_listing_at_most", "REPORT_FILES", "HIGHER_IS_BETTER"]  # fmt: skip
+__all__ = ["summarise", "summarise_by_image", "summarise_differences", "summarise_best", "write_report",
+           "remove_unfinished_reports", "ReportInterrupted", "summary_listing_at_most", "REPORT_FILES",
+           "HIGHER_IS_BETTER"]  # fmt: skip
 
 #: Direction of each metric (BRISQUE is a distortion score: lower is better).
 HIGHER_IS_BETTER = {"entropy": True, "tenengrad": True, "lpc_si": True, "tmqi": True, "brisque": False,
@@ -277,6 +279,93 @@ def summarise_differences(run: EvalRun, compare_to: str | None, by_image: list[d
     return records
 
 
+def summarise_best(run: EvalRun, records: list[dict], columns: dict | None = None) -> list[dict]:
+    """Per metric, which method does best, for a reader who would otherwise compare the means by eye:
+    the best mean over all ROIs (``records``: :func:`summarise`'s) in the metric's direction
+    (:data:`HIGHER_IS_BETTER`), the next best, and the Wilcoxon test between the two paired by image
+    on all ROIs (:func:`~xvertfast.eval.stats.image_means`), Holm-adjusted over the metrics. ``clear``
+    where p Holm < 0.05 and the Hodges-Lehmann difference leans the same way as the means; a tie is
+    never clear. Never ranked after outlier removal: there each method's mean is over other ROIs."""
+    columns = _columns(run) if columns is None else columns
+    found = []
+    for metric in run.metrics:
+        rec = {"metric": metric, "best": "", "next_best": "", "best_mean": math.nan, "next_best_mean": math.nan,
+               "n_images": math.nan, "p_value_by_image": math.nan, "hodges_lehmann_by_image": math.nan}  # fmt: skip
+        sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+        means = {r["method"]: sign * r["mean"] for r in records
+                 if r["metric"] == metric and r["n"] and r["mean"] == r["mean"]}  # fmt: skip
+        rec["ranks"] = {m: 1 + sum(other > mine for other in means.values()) for m, mine in means.items()}
+        ordered = sorted(means, key=lambda m: -means[m])  # (stable: a tie keeps the methods' order)
+        if len(ordered) >= 2:
+            rec["best"], rec["next_best"] = ordered[:2]
+            rec["best_mean"], rec["next_best_mean"] = sign * means[ordered[0]], sign * means[ordered[1]]
+            paired = _paired_by_image(columns, _pairs(columns, rec["next_best"]), rec["next_best"], rec["best"], metric)
+            if paired is not None and means[rec["best"]] > means[rec["next_best"]]:
+                a, b = image_means(*paired, clean=False)
+                rec["n_images"], rec["p_value_by_image"] = a.size, wilcoxon_p(a, b)
+                rec["hodges_lehmann_by_image"] = hodges_lehmann(a, b)[0] if a.size else math.nan
+        found.append(rec)
+    for rec, p in zip(found, holm([r["p_value_by_image"] for r in found])):
+        rec["p_value_by_image_holm"] = float(p)
+        sign = 1.0 if HIGHER_IS_BETTER[rec["metric"]] else -1.0
+        rec["clear"] = bool(significance_mark(float(p))) and sign * rec["hodges_lehmann_by_image"] > 0
+    return found
+
+
+def _best_columns(records: list[dict], best: list[dict]) -> list[dict]:
+    """summary.csv's columns of :func:`summarise_best`, on each (method, metric) row in ``records``' order:
+    its rank by mean (1 the best; equal means share one; empty without a mean), and on the row of the
+    best mean, the next best, the test between them by image and whether it is the clear best."""
+    per_metric = {r["metric"]: r for r in best}
+    rows = []
+    for r in records:
+        b = per_metric[r["metric"]]
+        mine = r["method"] == b["best"]
+        rows.append({"rank_by_mean": b["ranks"].get(r["method"], math.nan),
+                     "next_best": b["next_best"] if mine else "",
+                     "p_vs_next_by_image": b["p_value_by_image"] if mine else math.nan,
+                     "p_vs_next_by_image_holm": b["p_value_by_image_holm"] if mine else math.nan,
+                     "clear_best": mine and b["clear"]})  # fmt: skip
+    return rows
+
+
+def _best_lines(best: list[dict], decimals: dict) -> list[str]:
+    """summary.md's table of :func:`summarise_best`: one row a metric, its last cell the clear best or
+    "no clear best", and why not."""
+    family = sum(r["p_value_by_image"] == r["p_value_by_image"] for r in best)
+    lines = ["## Best mean per metric (all ROIs)", "",
+             "Per metric: the method with the best mean in the table of all ROIs (higher, or lower where the metric "
+             "says so), the next best, and the Wilcoxon signed-rank test between the two paired by image (all ROIs, "
+             "an image counted once by the mean of its ROIs; n: the images compared), its p adjusted by Holm's "
+             f"method over this table's {count(family, 'test')} (one a metric). Best: the method whose p Holm < 0.05 "
+             "(marked `*`, `**` p Holm < 0.01) and whose Hodges–Lehmann difference by image leans the same way as "
+             "the means; else no clear best. The table after outlier removal is not ranked: there each method's "
+             "mean is over other ROIs.", "",
+             "| metric | best mean | next best | p by image | p Holm | best |", "|---|---|---|---|---|---|"]
+    for r in best:
+        digits = decimals[r["metric"]]
+        named = [f"{r[who]} {_fmt(r[who + '_mean'], digits)}" if r[who] else "n/a" for who in ("best", "next_best")]
+        p, holm_p = r["p_value_by_image"], r["p_value_by_image_holm"]
+        tested = f"{_fmt_p(p)} (n={r['n_images']})" if p == p else "n/a"
+        if r["clear"]:
+            verdict = r["best"]
+        elif not r["next_best"]:
+            verdict = "no clear best (fewer than 2 methods have a mean)"
+        elif r["best_mean"] == r["next_best_mean"]:
+            verdict = "no clear best (equal means)"
+        elif r["n_images"] != r["n_images"]:
+            verdict = f"no clear best (not tested: {r['best']} and {r['next_best']} were not scored on the same ROIs)"
+        elif p != p:
+            verdict = "no clear best (no test: fewer than 2 images that differ)"
+        elif significance_mark(holm_p):
+            verdict = "no clear best (the images' differences lean the other way)"
+        else:
+            verdict = "no clear best (p Holm ≥ 0.05)"
+        lines.append(f"| {_header(r['metric'])} | {named[0]} | {named[1]} | {tested} | "
+                     f"{_fmt_p(holm_p)}{significance_mark(holm_p)} | {verdict} |")  # fmt: skip
+    return [*lines, ""]
+
+
 #: How the report's text files are written: UTF-8, with a file name that is not (an archive's Latin-1
 #: "caf\xe9.png", which Python holds as "caf\udce9.png") written as that escape, not failing the report.
 _TEXT_FILE = {"encoding": "utf-8", "errors": "backslashreplace"}
@@ -345,7 +434,7 @@ def _overlap_said(run: EvalRun) -> str | None:
     low, middle, high = min(shares), float(np.median(shares)), max(shares)
     if len(shares) == 1:
         where = "on the one image"
-    elif low == high:
+    elif percent(low) == percent(high):  # ("from 44% to 44%": shares apart by less than the percent shown)
         where = f"on each of the {len(shares)} images"
     else:
         where = f"the median over {len(shares)} images; from {percent(low)} to {percent(high)}"
@@ -356,7 +445,8 @@ def _overlap_said(run: EvalRun) -> str | None:
 
 
 def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_image: list[dict] = (),
-              pairs: dict | None = None, for_paper: list[dict] = (), journal: str | None = None) -> str:  # fmt: skip
+              pairs: dict | None = None, for_paper: list[dict] = (), journal: str | None = None,
+              best: list[dict] = ()) -> str:  # fmt: skip
     by = {(r["method"], r["metric"]): r for r in records}
     images = {(r["method"], r["metric"]): r for r in by_image}
     # each method's own count where they differ (a run built in Python): the rows over the methods was none's
@@ -449,6 +539,8 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_imag
                       "(two-sided exact test): there the test cannot show a difference.", ""]  # fmt: skip
         if tested:  # after the notes above, which are the p-value tables' (a table of its own, with its legend)
             lines += _for_paper_lines(run, compare_to, images, for_paper)
+    if best and len(run.methods) > 1:  # after the tests against compare_to, which come first (one method: no rank)
+        lines += _best_lines(best, decimals)
     if run.notes:
         lines += ["## Notes: methods that leave part of the ROIs original, metrics not computed on some ROIs or "
                   "set there by a floor of the metric, and image warnings (decoding, polarity)", ""]
@@ -784,12 +876,14 @@ def _draw(run: EvalRun, folder: str, compare_to: str | None, provenance: dict | 
     # the test by image in columns after the protocol's, on the same (method, metric) rows
     for_paper = summarise_differences(run, compare_to, by_image, columns, pairs)
     # then what a paper gives of that test: columns at the end, so a reader by column name is not disturbed
-    rows = [{**r, **i, **d} for r, i, d in zip(records, by_image, for_paper)]
+    # then which method does best a metric, on the rows of its methods (summary.md's table of it)
+    best = summarise_best(run, records, columns)
+    rows = [{**r, **i, **d, **b} for r, i, d, b in zip(records, by_image, for_paper, _best_columns(records, best))]
     _write_csv(paths["summary.csv"], rows, list(rows[0]) if rows else ["method", "metric"])
     # the method the others are tested against, if any can be paired with it: said so in the summary and in
     # its provenance (every other method scored on other ROIs: no test, whatever compare_to names)
     tested = compare_to if any(mine is not None for mine, _, _ in pairs.values()) else None
-    md = _markdown(run, records, tested, by_image, pairs, for_paper, journal)
+    md = _markdown(run, records, tested, by_image, pairs, for_paper, journal, best)
     made = provenance_record(run, tested, provenance)
     with atomic_write(paths["provenance.json"]) as tmp, open(tmp, "w", **_TEXT_FILE) as f:
         f.write(provenance_json(made))
