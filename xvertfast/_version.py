@@ -9,7 +9,7 @@ import os
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "code_digest", "NOT_SCORING", "SCORING_LIBRARIES", "library_versions"]
+__all__ = ["__version__", "code_digest", "NOT_SCORING", "SCORING_LIBRARIES", "DECODERS", "library_versions"]
 
 #: The package's files (paths under it, "/"-separated) that cannot change a score an evaluation
 #: records, left out of :func:`code_digest`: an edit of one (a typo in the command line's help) let
@@ -39,11 +39,26 @@ NOT_SCORING = frozenset({
 })  # fmt: skip
 
 
+#: The decoders that turn a file of each format into pixels, by their distributions' names: a
+#: resumed evaluation is refused for another version of one only where the images it scored were
+#: of a format it decodes (DICOM's pixel plugins are the ``dicom-codecs`` extra's; Pillow decodes
+#: DICOM's JPEG Baseline and some TIFF pages, imagecodecs 16-bit colour PNG and DICOM's JPEG 2000,
+#: JPEG-LS and lossless JPEG; a raw JSRT .IMG needs none).
+DECODERS = {
+    "dicom": ("pydicom", "pylibjpeg", "pylibjpeg-libjpeg", "pylibjpeg-openjpeg", "python-gdcm", "pillow",
+              "imagecodecs"),
+    "tiff": ("tifffile", "imagecodecs", "pillow"),
+    "png": ("pillow", "imagecodecs"),
+    "jpeg": ("pillow",),
+    "jsrt": (),
+}  # fmt: skip
+
 #: The installed libraries whose code computes an evaluation's scores beside xvertfast's own, by
 #: their distributions' names: the arithmetic (numpy, scipy: the metrics' filters, FFTs and
 #: special functions; torch: the WLS, the network), CLAHE (scikit-image) and the decoders that
-#: turn a file into pixels (pydicom, Pillow, tifffile, imagecodecs). OpenCV is not used.
-SCORING_LIBRARIES = ("numpy", "scipy", "scikit-image", "torch", "pydicom", "pillow", "tifffile", "imagecodecs")
+#: turn a file into pixels (:data:`DECODERS`). OpenCV is not used.
+SCORING_LIBRARIES = ("numpy", "scipy", "scikit-image", "torch", "pydicom", "pylibjpeg", "pylibjpeg-libjpeg",
+                     "pylibjpeg-openjpeg", "python-gdcm", "pillow", "tifffile", "imagecodecs")  # fmt: skip
 
 
 def library_versions() -> dict[str, str | None]:

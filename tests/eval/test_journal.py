@@ -258,6 +258,15 @@ def test_cli_rerun_after_a_code_change_is_refused(tmp_path, seed, capsys, monkey
     assert main([*args, "--restart"]) == 0
 
 
+def _one_png_to_evaluate(tmp_path, seed):
+    """A folder of one 96 px PNG, the report folder, and the evaluate command (identity, entropy) of the library tests."""
+    (images := tmp_path / "in").mkdir()
+    Image.fromarray(chest_like(seed, 96, 96)).save(images / "img0.png")
+    out = tmp_path / "rep"
+    return images, out, ["evaluate", str(images), "-o", str(out), "--methods", "identity", "--metrics", "entropy",
+                         "--pictures", "0", "-q"]  # fmt: skip
+
+
 def test_cli_rerun_after_a_library_upgrade_is_refused_and_one_installed_since_resumes(tmp_path, seed, capsys,
                                                                                          monkeypatch):  # fmt: skip
     """The libraries that compute the scores are recorded with the settings (and said in the report):
@@ -268,15 +277,13 @@ def test_cli_rerun_after_a_library_upgrade_is_refused_and_one_installed_since_re
 
     import xvertfast.eval.evaluate as evaluate
 
-    (images := tmp_path / "in").mkdir()
-    Image.fromarray(chest_like(seed, 96, 96)).save(images / "img0.png")
-    out = tmp_path / "rep"
-    args = ["evaluate", str(images), "-o", str(out), "--methods", "identity", "--metrics", "entropy",
-            "--pictures", "0", "-q"]  # fmt: skip
-    versions = {"numpy": "2.0.0", "scikit-image": "0.24.0", "pydicom": "3.0.0", "imagecodecs": None}
+    images, out, args = _one_png_to_evaluate(tmp_path, seed)
+    versions = {"numpy": "2.0.0", "scikit-image": "0.24.0", "torch": "2.4.0+cpu", "pydicom": "3.0.0",
+                "imagecodecs": None}  # fmt: skip
     monkeypatch.setattr(evaluate, "library_versions", lambda: dict(versions))
     assert main(args) == 0
-    assert "- libraries that compute the scores: numpy 2.0.0, scikit-image 0.24.0, pydicom 3.0.0; imagecodecs not " \
+    assert "- libraries that compute the scores: numpy 2.0.0, scikit-image 0.24.0, torch 2.4.0+cpu, pydicom 3.0.0; " \
+           "imagecodecs not " \
            "installed\n" in (out / "summary.md").read_text()  # fmt: skip
     assert json.loads((out / "provenance.json").read_text())["libraries"] == versions
     capsys.readouterr()
@@ -285,12 +292,14 @@ def test_cli_rerun_after_a_library_upgrade_is_refused_and_one_installed_since_re
     err = capsys.readouterr().err
     assert "libraries that compute the scores were upgraded or downgraded since these scores were made: " \
            "scikit-image '0.24.0' -> '0.25.0')" in err and "numpy" not in err and "code changed" not in err  # fmt: skip
-    assert "; reinstall scikit-image 0.24.0 that made them to resume, pass --restart" in err
+    assert "; reinstall scikit-image 0.24.0 that made them (pip install 'scikit-image==0.24.0') to resume, pass " \
+           "--restart" in err  # fmt: skip
     monkeypatch.setattr(evaluate, "code_digest", lambda: "0123456789abcdef")  # and xvertfast's code: both said
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "xvertfast's code changed" in err and "scikit-image '0.24.0' -> '0.25.0'" in err
-    assert "; reinstall the xvertfast and scikit-image 0.24.0 that made them to resume" in err
+    assert "; reinstall the xvertfast and scikit-image 0.24.0 that made them (pip install 'scikit-image==0.24.0') " \
+           "to resume" in err  # fmt: skip
     monkeypatch.undo()
     monkeypatch.setattr(evaluate, "library_versions", lambda: {**versions, "imagecodecs": "2024.1.1", "pydicom": None})
     assert main(args) == 0
@@ -299,8 +308,50 @@ def test_cli_rerun_after_a_library_upgrade_is_refused_and_one_installed_since_re
     assert json.loads((out / "provenance.json").read_text())["libraries"] == kept
     with open(out / JOURNAL_FILE) as f:
         assert json.loads(f.readline())["settings"]["libraries"] == kept
-    monkeypatch.setattr(evaluate, "library_versions", lambda: {**versions, "pydicom": "3.1.0"})
-    assert main(args) == 2 and "pydicom '3.0.0' -> '3.1.0'" in capsys.readouterr().err
+    monkeypatch.setattr(evaluate, "library_versions", lambda: {**versions, "numpy": "2.1.0", "torch": "2.5.1+cpu"})
+    assert main(args) == 2  # a local version: pip needs the index it came from
+    assert "(pip install 'numpy==2.0.0' 'torch==2.4.0+cpu', with --index-url of the index that gave torch " \
+           "2.4.0+cpu) to resume" in capsys.readouterr().err  # fmt: skip
+
+
+def test_cli_rerun_after_a_decoder_upgrade_is_refused_only_where_images_it_decodes_were_scored(tmp_path, seed, capsys,
+                                                                                               monkeypatch):  # fmt: skip
+    """A decoder's new version refuses a resume only where the images scored were of a format it
+    decodes: `pip install 'xvertfast[dicom-codecs]'` (which an image's failure suggests) moving
+    pydicom or its pixel plugins cannot move a PNG's scores, and hours of them were lost. numpy,
+    scipy, scikit-image and torch compute every score: they refuse whatever the images."""
+    import json
+
+    import xvertfast.eval.evaluate as evaluate
+
+    images, out, args = _one_png_to_evaluate(tmp_path, seed)
+    versions = {"numpy": "2.0.0", "pydicom": "3.0.0", "pylibjpeg": "2.0.0", "python-gdcm": "3.0.24",
+                "pillow": "11.0.0", "tifffile": "2024.1.1", "imagecodecs": None}  # fmt: skip
+    monkeypatch.setattr(evaluate, "library_versions", lambda: dict(versions))
+    assert main(args) == 0
+    capsys.readouterr()
+    moved = {**versions, "pydicom": "3.1.0", "pylibjpeg": "2.1.0", "python-gdcm": "3.2.1", "tifffile": "2025.1.1"}
+    monkeypatch.setattr(evaluate, "library_versions", lambda: dict(moved))
+    assert main(args) == 0 and "resumed: 1 image(s)" in capsys.readouterr().err
+    assert json.loads((out / "provenance.json").read_text())["libraries"] == moved  # the versions now: none read a PNG
+    monkeypatch.setattr(evaluate, "library_versions", lambda: {**moved, "pillow": "12.0.0"})
+    assert main(args) == 2 and "pillow '11.0.0' -> '12.0.0'" in capsys.readouterr().err  # Pillow decodes PNG
+    monkeypatch.setattr(evaluate, "library_versions", lambda: {**moved, "numpy": "2.1.0"})
+    assert main(args) == 2 and "numpy '2.0.0' -> '2.1.0'" in capsys.readouterr().err
+    Image.fromarray(chest_like(seed + 1, 96, 96)).save(images / "img1.tif")  # a TIFF scored too
+    monkeypatch.setattr(evaluate, "library_versions", lambda: dict(moved))
+    assert main(args) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(evaluate, "library_versions", lambda: {**moved, "tifffile": "2025.6.1", "pydicom": "3.2.0"})
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "tifffile '2025.1.1' -> '2025.6.1'" in err and "pydicom" not in err
+    with pytest.raises(SystemExit):  # and evaluate --help says so
+        main(["evaluate", "--help"])
+    said = " ".join(capsys.readouterr().out.split())
+    assert "a library upgraded or downgraded: numpy, scipy, scikit-image, torch, or a decoder of the images' " \
+           "formats, pydicom for DICOM, Pillow for PNG) are refused" in said  # fmt: skip
+    assert "how the report was made: xvertfast's version, the versions of the libraries that compute the scores" in said
 
 
 def test_cli_interrupted_says_the_same_command_resumes(tmp_path, seed, capsys, monkeypatch):

@@ -29,8 +29,10 @@ import numpy as np
 
 from xvertfast._pickled_errors import said_alone
 from xvertfast._text import asked, count, from_cli
+from xvertfast._version import DECODERS
 from xvertfast.eval._report_files import _failed_on
 from xvertfast.io.files import file_state
+from xvertfast.io.read import sniff_format
 from xvertfast.io.write import atomic_write, link_to_nowhere, remove_stale_parts
 from xvertfast.preprocess.centres import centres_of_inputs
 from xvertfast.resume import ends_with_newline, hold_lock, settings_changes
@@ -104,14 +106,40 @@ def _libraries(settings) -> dict:
     return libraries if isinstance(libraries, dict) else {}
 
 
-def _library_change(previous: dict, now: dict) -> str | None:
-    """A library that computes the scores installed now at another version than the one recorded
-    (scikit-image's CLAHE, scipy's filters may score otherwise), in words; None where there is none.
-    One installed or removed since is none: an image that failed for want of it (pydicom, imagecodecs,
-    as its error said to install) is scored once it is there, the others were read without it."""
+def _moved(previous, now: dict) -> list[str]:
+    """The libraries that compute the scores installed now at another version than the one recorded
+    (scikit-image's CLAHE, scipy's filters may score otherwise). One installed or removed since is
+    not: an image that failed for want of it (pydicom, imagecodecs, as its error said to install) is
+    scored once it is there, the others were read without it."""
     before, after = _libraries(previous), _libraries(now)
-    changed = [f"{name} {before[name]!r} -> {after[name]!r}" for name in after
-               if before.get(name) is not None and after[name] is not None and before[name] != after[name]]  # fmt: skip
+    return [name for name in after
+            if before.get(name) is not None and after[name] is not None and before[name] != after[name]]  # fmt: skip
+
+
+#: Every library of :data:`~xvertfast._version.DECODERS`: the others (numpy, scipy, scikit-image,
+#: torch) compute every score.
+_DECODING = frozenset(name for names in DECODERS.values() for name in names)
+
+
+def _decoders_of(entries) -> set[str]:
+    """The decoders the recorded ``entries``' files (their images, other tools' outputs) are read
+    with, by each file's format now: a pydicom upgrade (``pip install 'xvertfast[dicom-codecs]'``)
+    cannot move the scores of PNG images. A file whose format cannot be told (gone, unreadable)
+    counts every decoder."""
+    read: set[str] = set()
+    for entry in entries:
+        others = entry.get("others")
+        for path in [entry["file"], *(others if isinstance(others, dict) else [])]:
+            read.update(DECODERS.get(sniff_format(path), _DECODING))
+            if read >= _DECODING:
+                return read
+    return read
+
+
+def _library_change(previous: dict, now: dict, moved: list[str]) -> str | None:
+    """The libraries ``moved`` (:func:`_moved`: those of them that matter), in words; None where none is."""
+    before, after = _libraries(previous), _libraries(now)
+    changed = [f"{name} {before[name]!r} -> {after[name]!r}" for name in moved]
     if not changed:
         return None
     return ("libraries that compute the scores were upgraded or downgraded since these scores were made: "
@@ -154,23 +182,35 @@ def _changes(previous: dict, retired: list, now: dict) -> tuple[str | None, str]
     return code, settings_changes(previous, now)
 
 
-def _refusal(previous, retired: list, now: dict) -> tuple[str, str]:
+def _refusal(previous, retired: list, now: dict, moved: list[str]) -> tuple[str, str]:
     """The changes that refuse a rerun (:func:`_changes`), a change of the code first, in words;
     and the refusal's way to resume, where there is one: the recorded settings (a code is none of
     them), and the xvertfast that made the scores where its code changed; none where the
-    settings recorded cannot be read."""
+    settings recorded cannot be read. ``moved``: the libraries whose versions refuse it (:func:`_moved`)."""
     if not isinstance(previous, dict):
         return settings_changes(previous, now), ""
     code, rest = _changes(_without(previous, "libraries"), retired, _without(now, "libraries"))
-    libraries = _library_change(previous, now)
+    libraries = _library_change(previous, now, moved)
     if code is None and libraries is None:
         return rest, "run with the recorded settings to resume, "
-    before, after = _libraries(previous), _libraries(now)
-    versions = [f"{name} {before[name]}" for name in after if libraries and after[name] is not None
-                and before.get(name) not in (None, after[name])]  # fmt: skip
-    made = " and ".join([*(["the xvertfast"] if code else []), *([", ".join(versions)] if versions else [])])
+    versions = {name: str(_libraries(previous)[name]) for name in moved}
+    said = ", ".join(f"{name} {version}" for name, version in versions.items())
+    made = " and ".join(part for part in ("the xvertfast" if code else "", said) if part)
     also = " and run with the recorded settings" if rest else ""
-    return "; ".join(c for c in (code, libraries, rest) if c), f"reinstall {made} that made them{also} to resume, "
+    return ("; ".join(c for c in (code, libraries, rest) if c),
+            f"reinstall {made} that made them{_installs(versions)}{also} to resume, ")
+
+
+def _installs(versions: dict[str, str]) -> str:
+    """The pip command that puts back the recorded ``versions`` of libraries, in brackets: " (pip
+    install 'scikit-image==0.24.0')"; a local version (torch's 2.5.1+cpu) is a build from its
+    maker's own index, which pip must be given."""
+    if not versions:
+        return ""
+    pins = " ".join(f"'{name}=={version}'" for name, version in versions.items())
+    local = [f"{name} {version}" for name, version in versions.items() if "+" in version]
+    index = f", with --index-url of the index that gave {' and '.join(local)}" if local else ""
+    return f" (pip install {pins}{index})"
 
 
 def _centres_listed(rois: list, files: list[str]) -> dict[str, list[float]]:
@@ -247,20 +287,6 @@ class Journal:
         except (ValueError, AttributeError):
             previous, retired = None, []
         retired = retired if isinstance(retired, list) else []
-        if _libraries(previous) and _libraries(self.settings) and _library_change(previous, self.settings) is None:
-            self.settings["libraries"] = _library_versions_kept(previous, self.settings)
-        changed = previous != self.settings
-        listed = previous["rois"] if isinstance(previous, dict) and isinstance(previous.get("rois"), list) else None
-        if listed is not None:  # an old journal's: the whole ROI file's centres as a setting
-            previous = {**previous, "rois": "file"}  # (a refusal says 'file' -> 'auto', not the file's every row)
-        if changed and (not _methods_alone_differ(previous, retired, self.settings)
-                        or _library_change(previous, self.settings)):  # fmt: skip
-            reasons, resume = _refusal(previous, retired, self.settings)
-            raise ValueError(f"{os.path.dirname(self.path)} holds an evaluation with other settings "
-                             f"({reasons}), under which its scores do "
-                             f"not hold (only methods and metrics may be added or dropped); {resume}"
-                             f"pass {asked('restart', True)} to score every image again into the same folder, "
-                             f"or use a new {_report_folder()}")  # fmt: skip
         for line in lines[1:]:
             try:
                 entry = json.loads(line)
@@ -268,6 +294,23 @@ class Journal:
                 continue
             if isinstance(entry, dict) and isinstance(entry.get("file"), str):  # else damaged: scored again
                 self._done[entry["file"]] = entry
+        moved = _moved(previous, self.settings)
+        if set(moved) & _DECODING:  # only a decoder of the images' formats (a file's first bytes: one read each)
+            read = _decoders_of(self._done.values())
+            moved = [name for name in moved if name not in _DECODING or name in read]
+        if _libraries(previous) and _libraries(self.settings) and not moved:
+            self.settings["libraries"] = _library_versions_kept(previous, self.settings)
+        changed = previous != self.settings
+        listed = previous["rois"] if isinstance(previous, dict) and isinstance(previous.get("rois"), list) else None
+        if listed is not None:  # an old journal's: the whole ROI file's centres as a setting
+            previous = {**previous, "rois": "file"}  # (a refusal says 'file' -> 'auto', not the file's every row)
+        if changed and (not _methods_alone_differ(previous, retired, self.settings) or moved):
+            reasons, resume = _refusal(previous, retired, self.settings, moved)
+            raise ValueError(f"{os.path.dirname(self.path)} holds an evaluation with other settings "
+                             f"({reasons}), under which its scores do "
+                             f"not hold (only methods and metrics may be added or dropped); {resume}"
+                             f"pass {asked('restart', True)} to score every image again into the same folder, "
+                             f"or use a new {_report_folder()}")  # fmt: skip
         if listed is not None:
             centres = _centres_listed(listed, list(self._done))
             for path, entry in self._done.items():
