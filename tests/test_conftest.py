@@ -1,5 +1,9 @@
-"""The suite's own collection rule: what is skipped without a GPU."""
+"""The suite's own rules: what is skipped without a GPU, the threads and the seed of xdist workers."""
 
+import os
+import re
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -69,3 +73,35 @@ def test_an_xdist_worker_runs_torch_on_its_share_of_the_cores(cores, environ, th
     conftest.cores_shared_by_workers(environ)
     assert set_to == threads
     assert environ.get("OMP_NUM_THREADS") == (str(threads[0]) if threads else given)
+
+
+def test_the_session_seed_is_left_in_the_environment_for_the_workers():
+    # each pytest-xdist worker imports conftest.py afresh: without the seed in the environment it
+    # drew its own, and the seed the run printed replayed none of the workers' inputs
+    assert int(os.environ["XVF_TEST_SEED"]) == conftest.SESSION_SEED
+
+
+def test_a_failed_run_under_xdist_prints_the_seed_its_worker_used(tmp_path):
+    # `-q` shows no header: a failed run says its seed at the end, and it must be the one the worker
+    # (a process of its own, which imported conftest.py afresh) drew its inputs from. One worker
+    # (-n 1) and no other plugins keep it to two imports of torch.
+    pytest.importorskip("xdist")
+    (tmp_path / "conftest.py").write_text("from tests.conftest import *  # noqa: F401,F403\n")
+    (tmp_path / "test_seeded.py").write_text(
+        "import os\n\nfrom tests import conftest\n\n\ndef test_a():\n"
+        "    assert os.environ['PYTEST_XDIST_WORKER']  # (run by a worker)\n"
+        "    raise AssertionError(f'seed {conftest.SESSION_SEED}')\n"
+    )  # fmt: skip
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("XVF_TEST_SEED", "PYTHONPATH") and not k.startswith("PYTEST_")}  # fmt: skip
+    env.update(PYTHONPATH=root, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-n", "1", "-p", "xdist.plugin", "-p", "no:cacheprovider",
+         "--basetemp", str(tmp_path / "base"), "test_seeded.py"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    said = re.findall(r"^xvertfast test seed: XVF_TEST_SEED=(\d+) replays these inputs$", run.stdout, re.M)
+    used = re.findall(r"AssertionError: seed (\d+)", run.stdout)
+    assert run.returncode == 1 and said and used, run.stdout + run.stderr
+    assert set(used) == set(said), run.stdout
