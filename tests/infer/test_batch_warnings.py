@@ -168,18 +168,12 @@ def test_the_many_tiles_note_names_the_first_such_image_in_input_order_whatever_
     It names the first in input order now (b_wide here, whose read ends after c_wider's). The
     threshold lowered (a model at 256 cuts a 64 x 64 image into 25 tiles, 64 x 96 into 40, 64 x 128
     into 55), the network skipped (its tiles' cost is not what is tested)."""
-    from tests.infer.test_enhance import tiny_model
+    from tests.infer.test_enhance import many_tiles_job
     from xvertfast.infer import batch
-    from xvertfast.infer import enhancer as enhancer_module
     from xvertfast.infer.enhancer import many_full_tiles
 
-    monkeypatch.setattr(enhancer_module, "MANY_FULL_TILES", 30)
-    model = tiny_model(seed)
-    model.metadata = {"training": {"config": {"roi_size": 256}}}
-    src = tmp_path / "in"
-    src.mkdir()
-    for name, (h, w) in {"a_square": (64, 64), "b_wide": (64, 96), "c_wider": (64, 128)}.items():
-        Image.fromarray(np.round(chest_like(seed, h, w) * 255).astype(np.uint8)).save(src / f"{name}.png")
+    enh, src = many_tiles_job(tmp_path, seed, monkeypatch, {"a_square": (64, 64), "b_wide": (64, 96),
+                                                            "c_wider": (64, 128)})  # fmt: skip
     real_read, later_read = batch._read_and_prepare, threading.Event()
 
     def wide_read_last(enhancer, f, *given_and_kept):
@@ -193,8 +187,6 @@ def test_the_many_tiles_note_names_the_first_such_image_in_input_order_whatever_
                 later_read.set()
 
     monkeypatch.setattr(batch, "_read_and_prepare", wide_read_last)
-    enh = Enhancer(model, device="cpu", backend="torch", mode="full")
-    monkeypatch.setattr(enh, "run_tiles", lambda xp, y: xp)
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
         summary = enh.enhance_files([str(src)], str(tmp_path / "out"), progress=False, log=lambda line: None,

@@ -53,6 +53,25 @@ def chest_like(seed: int, h: int = 256, w: int = 240) -> np.ndarray:
     return np.clip(body, 0, 1).astype(np.float32)
 
 
+def many_tiles_job(tmp_path, seed, monkeypatch, shapes: dict[str, tuple[int, int]], **settings):
+    """A full-mode Enhancer that cuts images into many tiles, kept cheap, and tmp_path/in holding a
+    chest-like PNG of each name's (H, W): the threshold lowered to 30, a model at roi_size=256 (it
+    cuts a 64 x 64 image into 25 tiles, 64 x 96 into 40, 64 x 128 into 55), the network skipped
+    (its tiles' cost is not what such tests test)."""
+    from xvertfast.infer import enhancer as enhancer_module
+
+    monkeypatch.setattr(enhancer_module, "MANY_FULL_TILES", 30)
+    model = tiny_model(seed)
+    model.metadata = {"training": {"config": {"roi_size": 256}}}
+    src = tmp_path / "in"
+    src.mkdir()
+    for name, (h, w) in shapes.items():
+        Image.fromarray(np.round(chest_like(seed, h, w) * 255).astype(np.uint8)).save(src / f"{name}.png")
+    enh = Enhancer(model, device="cpu", backend="torch", mode="full", **settings)
+    monkeypatch.setattr(enh, "run_tiles", lambda xp, y: xp)
+    return enh, src
+
+
 class ConstantBackend(StageBackend):
     """Returns the same value for every pixel: makes the blending weights visible."""
 

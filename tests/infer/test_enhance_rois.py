@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.infer.test_enhance import TILE, chest_like, model_dir, tiny_model  # noqa: F401 (a fixture)
+from tests.infer.test_enhance import TILE, chest_like, many_tiles_job, model_dir, tiny_model  # noqa: F401 (a fixture)
 from xvertfast.cli import main
 from xvertfast.infer import Enhancer
 from xvertfast.io import read_image
@@ -451,18 +451,9 @@ def test_a_job_says_once_where_the_model_alone_cuts_some_images_into_many_tiles(
     alone mid-job that said a square image's count, under the threshold. The threshold lowered here
     (a model at 256 cuts a square image into 25, a 64 x 96 one into 40, 64 x 128 into 55; one at 512
     into 12, 15), the network skipped (its tiles' cost is not what is tested)."""
-    from xvertfast.infer import enhancer as enhancer_module
     from xvertfast.infer.enhancer import many_full_tiles
 
-    monkeypatch.setattr(enhancer_module, "MANY_FULL_TILES", 30)
-    model = tiny_model(seed)
-    model.metadata = {"training": {"config": {"roi_size": 256}}}
-    src = tmp_path / "in"
-    src.mkdir()
-    for name, (h, w) in {"square": (64, 64), "wide": (64, 96), "wider": (64, 128)}.items():
-        Image.fromarray(np.round(chest_like(seed, h, w) * 255).astype(np.uint8)).save(src / f"{name}.png")
-    enh = Enhancer(model, device="cpu", backend="torch", mode="full")
-    monkeypatch.setattr(enh, "run_tiles", lambda xp, y: xp)
+    enh, src = many_tiles_job(tmp_path, seed, monkeypatch, {"square": (64, 64), "wide": (64, 96), "wider": (64, 128)})
     report = tmp_path / "report.json"
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
@@ -477,6 +468,29 @@ def test_a_job_says_once_where_the_model_alone_cuts_some_images_into_many_tiles(
                                f"e.g. {src / 'wide.png'} (64x96) into 40 tiles of 16 px a side, each its own network "
                                "run and WLS solve, where a model trained at roi_size=512 (the default) cuts it into "
                                "12: many times the work"), texts  # fmt: skip
+
+
+def test_a_job_warns_of_an_image_whose_shape_cuts_it_into_many_tiles_after_its_note_of_the_model(tmp_path, seed,
+                                                                                                   monkeypatch):
+    """Once a job had given its note of a model that cuts images into many full-mode tiles, the images
+    read after it were not checked at all: a 100 x 10000 strip read after a model at roi_size=96 gave
+    its note at a 2048 x 2500 image was not told that its shape alone makes hundreds of tiles, or to
+    crop it. Here d_strip is read after a_wide gave the note (batch_size=1 and one reader read 3
+    images ahead); e_wide, read after it too, joins the note without a warning of its own."""
+    from xvertfast.infer.enhancer import many_full_tiles
+
+    enh, src = many_tiles_job(tmp_path, seed, monkeypatch, {"a_wide": (64, 96), "b_square": (64, 64), "c_square": (
+        64, 64), "d_strip": (64, 256), "e_wide": (64, 96)}, batch_size=1)  # fmt: skip
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        summary = enh.enhance_files([str(src)], str(tmp_path / "out"), progress=False, log=lambda line: None,
+                                    workers=1)  # fmt: skip
+    assert summary.notes == [many_full_tiles(256, (64, 96), named=str(src / "a_wide.png"))], summary.notes
+    strip = f"{src / 'd_strip.png'}: {many_full_tiles(256, (64, 256))}"
+    assert strip.startswith(f"{src / 'd_strip.png'}: the model was trained at roi_size=256: full mode cuts this "
+                            "64x256 image into"), strip  # fmt: skip
+    warned = [record.warnings for record in summary.records]  # (in input order)
+    assert warned == [[], [], [], [strip], []], warned
 
 
 def test_enhance_warns_of_full_modes_many_tiles_before_the_network_runs(seed, monkeypatch):

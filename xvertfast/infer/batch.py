@@ -385,8 +385,8 @@ def _read_and_prepare(enhancer, f: InputFile, given: GivenCentres | None, of_mod
     """On a reader thread: the file read and preprocessed and its warnings (each naming it); the
     warnings of its solves go to ``kept`` (:func:`warnings_of_file`: of the image, or of the
     settings, as a WLS solver's tolerance beyond reach at the model's lam / eps) for the job's
-    thread to give (:func:`_give_kept`), also where the read fails after one. ``of_model``: the
-    job's word of a model that cuts images into many tiles (:func:`_many_tiles_of`)."""
+    thread to give (:func:`_give_kept`), also where the read fails after one. ``of_model``: this
+    image's word of a model that cuts images into many tiles (:func:`_many_tiles_of`, :class:`_JobNote`)."""
     t0 = time.perf_counter()
     with warnings_of_file(f.path, kept):
         rad = require_content(read_input(f, warn=False))
@@ -408,8 +408,8 @@ def _many_tiles_of(tile: int, path: str, prep, of_model: _JobNote | None, kept: 
     roi_size=96 cuts a square image into 196, a 2048 x 2500 one into 252), said once a job, of the
     model and the first such image (``path``) as an example: ``of_model`` keeps it for the job's
     notes, and ``kept`` gets it as a setting's warning (:func:`_give_kept`), not each such image's
-    warnings. ``of_model`` None: nothing to say (spine mode, or the job said it already), as
-    :func:`_model_tiles_note` works it out once a job."""
+    warnings. ``of_model`` None: nothing to say (spine mode, or the job's warning of a square image
+    spoke of every image), as :func:`_model_tiles_note` works it out once a job."""
     from xvertfast.infer.enhancer import MANY_FULL_TILES, default_full_tiles, many_full_tiles
 
     if of_model is None or len(prep.boxes) <= MANY_FULL_TILES:
@@ -945,8 +945,9 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
             # run in this thread's context: a pool's threads start in a context of their own, where the CLI's
             # CLI_OPTIONS is unset and the warnings worded there named Python's arguments to a CLI user
             kept = []
-            # (this image's own word of the model, where the job has given none yet: see _JobNote)
-            mine = _JobNote() if of_model is not None and of_model.note is None else None
+            # (this image's own word of the model, dropped on this thread where the job gave one before: see
+            # _JobNote; made after that too, as None makes _many_tiles_of say nothing, not even of a strip's shape)
+            mine = _JobNote() if of_model is not None else None
             fut = readers.submit(contextvars.copy_context().run, _read_and_prepare, enhancer, item[0],
                                  given.get(item[0].path), mine, kept)
             reading.add(fut)  # (until it is done: what a stop waits for, said by _stop_line)
