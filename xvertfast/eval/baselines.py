@@ -206,7 +206,8 @@ class SharedNetwork:
         self._last: tuple | None = None  # (pixels, spine, prepared, tiles)
 
     def enhance(self, pixels, spine, brightness: str) -> np.ndarray:
-        """``pixels`` enhanced at ``brightness``; the network runs again only for another image or spine."""
+        """``pixels`` enhanced at ``brightness``; the network runs again only for another image or spine
+        object (``is``: arrays equal to the last are not compared), or at each call without a spine."""
         last = self._last
         # the last call's own objects are held, so `is` cannot match a recycled id
         if last is None or last[0] is not pixels or last[1] is not spine or spine is None:
