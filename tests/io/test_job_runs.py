@@ -644,6 +644,87 @@ def test_a_run_the_full_disk_stopped_is_said_so_where_its_ledger_cannot_take_its
     assert job_status(str(out), "enhance").ledgers[0].stop == "killed, or its node lost"  # (not the run's before)
 
 
+def test_a_job_starts_where_no_time_is_set_through_an_open_file(tmp_path, monkeypatch):
+    """Windows: os.utime takes no file descriptor (a TypeError), and there is no flock. Marking the lock
+    taken, for status, stopped every enhance and preprocess job there from starting: JobFolder raised
+    AttributeError (the lock's 'unmark'), hiding the TypeError the command's early lock raised."""
+    from xvertfast.io.job_folder import lock_early
+
+    real = os.utime
+
+    def utime(path, *args, **kwargs):
+        if isinstance(path, int):  # (as CPython's on Windows)
+            raise TypeError("utime: path should be string, bytes or os.PathLike, not int")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "utime", utime)
+    monkeypatch.setattr(os, "supports_fd", os.supports_fd - {real})
+    monkeypatch.setitem(sys.modules, "fcntl", None)
+    out = tmp_path / "out"
+    srcs = [_input(tmp_path, f"{n}.png") for n in "ab"]
+    with JobFolder(str(out), SETTINGS, False, command="xvertfast enhance in -o out") as job:  # (the folder new)
+        _one_output(job, srcs[0], out)
+    let_go = lock_early(str(out), "enhance")  # the next command, loading torch and its model
+    try:
+        with JobFolder(str(out), SETTINGS, False, command="xvertfast enhance in -o out") as job:
+            assert job.state(srcs[0], str(out / "a.png"))[0] == "done"
+            _one_output(job, srcs[1], out)
+            job.ended(None, found=2, done=1, skipped=1, failed=0)
+    finally:
+        let_go()
+    assert job_status(str(out), "enhance").ledgers[0].ended == "finished"
+
+
+def test_the_locks_room_is_synced_before_the_start_line_and_so_is_an_end_record_left_there(tmp_path, monkeypatch):
+    """An NFS or SMB client sends a cached write later, and its server times the file then: the room
+    written over the lock as the run starts reached the server after the start line (synced at once),
+    so the lock looked taken since its ledger was written and status said "running now (starting: ...)",
+    with no command, for tens of seconds. An end record left in that room (the disk full) is synced too:
+    a server that copies on write refuses it only as it is sent (see the test below)."""
+    import errno
+
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.fstat(fd).st_ino), real(fd))[1])
+    out = tmp_path / "out"
+    job = JobFolder(str(out), SETTINGS, False, command="xvertfast enhance in -o out")
+    _, ledger, lock = (os.stat(out / name).st_ino for name in job_files("enhance"))
+    assert synced[-2:] == [lock, ledger], (synced, lock, ledger)  # the room, then the start line
+    synced.clear()
+
+    def full(text, durable):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(job, "_write", full)
+    job.ended("the disk is full", found=1, done=0, skipped=0, failed=0)
+    assert synced == [lock]
+    job.close()
+    assert job_status(str(out), "enhance").ledgers[0].stop == "the disk is full"
+
+
+def test_every_lock_is_let_go_and_the_run_ends_quietly_where_closing_one_fails(tmp_path):
+    """An NFS client sends a cached write as the file closes, so close(2) may fail (ENOSPC: the end
+    record left in a lock on the export of a server that copies on write, the disk full): the run ended
+    with a traceback, and its locks after that one were not closed."""
+    import errno
+
+    out = tmp_path / "out"
+    job = JobFolder(str(out), SETTINGS, False, shard=Shard(1, 2), command="xvertfast enhance in -o out --shard 1/2")
+    locks = list(job._locks)
+    assert len(locks) > 1  # (the folder's, shared; the shard's own; its count's; the shards-running one)
+    for lock in locks:
+        def failing_close(lock=lock, real=lock.close):
+            if not lock.closed:  # (as close(2): the file closed, its error said once)
+                real()
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        lock.close = failing_close
+    with job:
+        job.ended(None, found=0, done=0, skipped=0, failed=0)
+    assert [lock.closed for lock in locks] == [True] * len(locks)
+    JobFolder(str(out), SETTINGS, False, command="xvertfast enhance in -o out").close()  # (none held: not refused)
+
+
 def test_a_second_job_into_a_folder_is_refused_before_torch_loads_and_no_lock_is_made_early(tmp_path, monkeypatch,
                                                                                             capsys):
     """A job running in OUT, a second one into it was refused only after seconds of loading torch and

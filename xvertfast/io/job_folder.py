@@ -161,7 +161,8 @@ KILLED = "killed, or its node lost"
 
 #: Bytes a run writes over the lock it holds as it starts (:func:`_make_room`): its end record goes
 #: there where the ledger cannot take it (:func:`_leave_end`): written in place, over room made
-#: while the disk had space, it needs none (on a file system that writes in place: not btrfs, ZFS).
+#: while the disk had space, it needs none (on a file system that writes in place: not btrfs, ZFS,
+#: APFS with snapshots).
 LOCK_ROOM = 1024
 
 #: A ledger line's state for an output the job removed (replaced by the input's new output, or
@@ -1065,13 +1066,17 @@ def _mark_taken(lock):
     """Sets the modification time of ``lock``, a run's (held exclusively), to now: status tells a run
     starting by it (:func:`_taken_since`). Returns what sets it back (for a command refused before
     its start line: the folder is left as it was), or None where it could not be set; kept as the
-    lock's ``unmark`` for the job that takes it over."""
+    lock's ``unmark`` for the job that takes it over. Left unmarked on Windows: no time is set through
+    an open file there (os.utime takes no fd: a TypeError, which stopped every job from starting), and
+    status cannot see a lock held there anyway."""
+    lock.unmark = None
+    if os.utime not in os.supports_fd:
+        return None
     fd = lock.fileno()
     try:
         before = os.fstat(fd)
         os.utime(fd)
-    except (OSError, NotImplementedError):  # (a system that times no open file)
-        lock.unmark = None
+    except (OSError, NotImplementedError, TypeError):  # (a system that times no open file)
         return None
 
     held = weakref.ref(lock)  # (not the lock itself: a cycle through it kept a lock no one closed held)
@@ -1087,7 +1092,9 @@ def _mark_taken(lock):
 def _make_room(lock) -> bool:
     """:data:`LOCK_ROOM` spaces written over ``lock``, a run's, in place (opened to append, it is made
     to write in place), as the run writes its start line: the room :func:`_leave_end` writes in
-    (an earlier run's end record there goes: that run is no longer the latest). Whether it is there."""
+    (an earlier run's end record there goes: that run is no longer the latest). Whether it is there.
+    Synced before the start line: an NFS or SMB client sends a cached write later, and its server
+    times the lock then, after the start line, so status said "starting" for tens of seconds."""
     fd = lock.fileno()
     try:
         import fcntl
@@ -1095,6 +1102,7 @@ def _make_room(lock) -> bool:
         fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_APPEND)
         os.pwrite(fd, b" " * (LOCK_ROOM - 1) + b"\n", 0)
         os.ftruncate(fd, LOCK_ROOM)  # (an older lock's longer content)
+        os.fsync(fd)
         return True
     except (ImportError, OSError):
         return False
@@ -1104,12 +1112,14 @@ def _leave_end(lock, start: int, record: dict) -> None:
     """Writes ``record``, the end line of the run whose start line's time is ``start``, into its lock's
     room (:func:`_make_room`), where its ledger could not take it (the disk full): status reads it there
     (:func:`_end_left`), where the run read as killed. Its failures are left out where the room is
-    too small for them. Nothing where it cannot be written."""
+    too small for them. Nothing where it cannot be written. Synced here: an NFS client sends a cached
+    write later, and a server that copies on write may refuse it only then (ENOSPC), at close."""
     for end in (record, {key: value for key, value in record.items() if key != "failures"}):
         data = json.dumps({"start": start, "end": end}).encode()
         if len(data) < LOCK_ROOM:
             with contextlib.suppress(OSError):
                 os.pwrite(lock.fileno(), data.ljust(LOCK_ROOM - 1) + b"\n", 0)
+                os.fsync(lock.fileno())
             return
 
 
@@ -1284,7 +1294,7 @@ class JobFolder:
                     self._record_run(record)
                     self._started = record["t"]
         except BaseException:
-            if self._own_lock is not None and not self._room and self._own_lock.unmark is not None:
+            if self._own_lock is not None and not self._room and getattr(self._own_lock, "unmark", None):
                 self._own_lock.unmark()  # (refused: the lock's time as it was, the folder untouched)
             self.close()
             raise
@@ -1812,6 +1822,9 @@ class JobFolder:
                 self._fd = self._dir_fd = None
         finally:
             for lock in self._locks:
-                lock.close()  # releases the flock
+                # releases the flock. Where close(2) fails (an NFS client sending a write late, the disk full)
+                # the file is closed all the same: the other locks are let go too, and the run ends quietly
+                with contextlib.suppress(OSError):
+                    lock.close()
             self._locks = []
 
