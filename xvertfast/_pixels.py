@@ -17,6 +17,10 @@ from xvertfast._text import dtype_name
 __all__ = ["describe_non_array", "describe_masked", "shape_hint", "strips_or_one_image", "not_finite", "describe_array"]
 
 
+#: The way to a colour file's grey image, as the hints of a colour array say it.
+_LUMINANCE = "xvertfast.io.read_image gives a colour file's luminance"
+
+
 def describe_non_array(value, takes_radiograph: bool = False) -> str:
     """What ``value``, given for an image's pixels but no array of numbers, is, for a refusal ("got
     <this>"): a path or a Radiograph (anything with ``.pixels``) says how to get its pixels, anything
@@ -58,20 +62,24 @@ def shape_hint(shape, name: str = "pixels") -> str:
     is one image's in another layout: colour channels last (a file read with PIL or imageio, not
     read_image), or axes of length 1 (``[1, H, W]``, ``[H, W, 1]``, a network's ``[1, 1, H, W]``);
     they were refused as "got shape (512, 512, 3)" alone. Or a stack of images ``[N, H, W]``
-    (channels first looks the same), to be given one at a time. "" for any other shape. ``name``: the
+    (channels first looks the same), to be given one at a time; of 3 or 4 it may be RGB(A) channels
+    first (torchvision's), told the colour route too. "" for any other shape. ``name``: the
     argument as the caller passed it (the metrics' ``img``, ``reference``, ``test``)."""
     shape = tuple(int(n) for n in shape)
     if channels_last(shape) == "a grey image with alpha":
         return f" (a grey image with alpha, channels last: give its grey channel [H, W], {name}[..., 0])"
     if channels_last(shape):
-        return (" (a colour image, channels last: give one channel [H, W]; xvertfast.io.read_image gives a colour "
-                "file's luminance)")  # fmt: skip
+        return f" (a colour image, channels last: give one channel [H, W]; {_LUMINANCE})"
     if len(shape) > 2 and sum(n > 1 for n in shape) == 2:
         return f" (one image with axes of length 1: give {name}.squeeze())"
     # (a notebook's batch, or torchvision's [C, H, W]: refused alone)
     if len(shape) == 3 and min(shape) > 1 and not _channels_last_too(shape):
+        if shape[0] in (3, 4):  # (pixels[i] of RGB enhanced R, G and B as three images)
+            return (f" (a stack of {shape[0]} images: give one [H, W] at a time, {name}[i]; or a colour image with its "
+                    f"channels first: give one channel [H, W], not each as an image; {_LUMINANCE})")  # fmt: skip
         return f" (a stack of {shape[0]} images, or one with its channels first: give one [H, W] at a time, {name}[i])"
     return ""
+
 
 
 def _channels_last_too(shape) -> bool:
