@@ -400,6 +400,29 @@ def test_a_log_closed_during_the_job_stops_it_and_the_same_call_resumes(tmp_path
     assert (again.stopped, len(again.done), len(again.failed)) == (None, 2, 1)
 
 
+def test_a_log_file_on_a_full_disk_stops_the_job_saying_to_free_room_first(tmp_path, capsys):
+    """`xvertfast preprocess in -o out 2> log.txt`, log.txt's disk full: the job stopped "its log
+    could not be written (No space left on device)", and neither its line nor status's said to free
+    room before the same command resumes (it stopped again at once), as they do where an output
+    finds the disk full."""
+    import errno
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    (src / "a.png").write_text("not an image")  # (its error line is the one that cannot be written)
+    Image.fromarray(radiograph_like(1, 32)).save(src / "b.png")
+
+    def full(line):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    summary = preprocess_files([str(src)], str(out), progress=False, log=full, command="xvertfast preprocess in -o out")
+    assert summary.line().endswith("; stopped: its log could not be written (the disk is full), 1 not processed (the "
+                                   "same command resumes, once the disk has room)"), summary.line()  # fmt: skip
+    assert main(["status", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "  to resume the job without --shard, once the disk has room: xvertfast preprocess in -o out\n" in said, said
+
+
 def test_a_progress_bar_whose_stream_is_closed_stops_the_job_as_its_log_does(tmp_path, monkeypatch):
     """`xvertfast preprocess in -o out |& head -1`: the bar's stderr closed, tqdm raised BrokenPipeError
     as the bar was made (it absorbs EIO alone), past the job's log: "an error: BrokenPipeError". It

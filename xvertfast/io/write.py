@@ -250,9 +250,13 @@ DISK_FULL, READ_ONLY = "the disk is full", "the output folder's file system is r
 def resumes_once(why: str | None) -> str:
     """", once the disk has room": what must change before the command that resumes a job stopped for
     ``why`` can write, for the end of a line that gives that command; "" where nothing must. A job the
-    full disk stopped was told only that the same command resumes it, which, run at once, stops again."""
-    once = {DISK_FULL: "the disk has room", READ_ONLY: "the folder is writable again"}.get(why or "")
-    return f", once {once}" if once else ""
+    full disk stopped was told only that the same command resumes it, which, run at once, stops again.
+    ``why`` is a stop below, or ends with one in brackets: "its log could not be written (the disk is
+    full)" (:class:`~xvertfast.io.job_folder.JobLog`'s, whose log file found the disk full)."""
+    for stop, once in ((DISK_FULL, "the disk has room"), (READ_ONLY, "the folder is writable again")):
+        if why is not None and (why == stop or why.endswith(f" ({stop})")):
+            return f", once {once}"
+    return ""
 
 
 def outputs_lost(exc: BaseException) -> str | None:
