@@ -9,7 +9,8 @@ import os
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "code_digest", "NOT_SCORING", "SCORING_LIBRARIES", "DECODERS", "library_versions"]
+__all__ = ["__version__", "code_digest", "NOT_SCORING", "SCORING_LIBRARIES", "DECODERS", "library_versions",
+           "BACKEND_LIBRARIES", "backend_library_versions"]
 
 #: The package's files (paths under it, "/"-separated) that cannot change a score an evaluation
 #: records, left out of :func:`code_digest`: an edit of one (a typo in the command line's help) let
@@ -56,7 +57,8 @@ DECODERS = {
 #: The installed libraries whose code computes an evaluation's scores beside xvertfast's own, by
 #: their distributions' names: the arithmetic (numpy, scipy: the metrics' filters, FFTs and
 #: special functions; torch: the WLS, the network), CLAHE (scikit-image) and the decoders that
-#: turn a file into pixels (:data:`DECODERS`). OpenCV is not used.
+#: turn a file into pixels (:data:`DECODERS`). OpenCV is not used. The network's own library under
+#: another backend is :data:`BACKEND_LIBRARIES`'.
 SCORING_LIBRARIES = ("numpy", "scipy", "scikit-image", "torch", "pydicom", "pylibjpeg", "pylibjpeg-libjpeg",
                      "pylibjpeg-openjpeg", "python-gdcm", "pillow", "tifffile", "imagecodecs")  # fmt: skip
 
@@ -74,6 +76,31 @@ def library_versions() -> dict[str, str | None]:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
+    return versions
+
+
+#: The module that computes XVertNet's outputs under each backend but torch's (``compile`` is
+#: torch's too, and its Triton kernels come with torch's pinned Triton): an evaluation that ran
+#: one records its version beside :data:`SCORING_LIBRARIES`', as another may score otherwise.
+BACKEND_LIBRARIES = {"onnxruntime": "onnxruntime", "tensorrt": "tensorrt"}
+
+
+def backend_library_versions(backends) -> dict[str, str | None]:
+    """The version of the library of each of ``backends`` (names; those of
+    :data:`BACKEND_LIBRARIES`), by its distribution's name (onnxruntime-gpu's is not onnxruntime's:
+    a refusal's pip command names the one installed): its module's own ``__version__``, what ran
+    (TensorRT may be installed without pip's metadata). The backend imported it already."""
+    import importlib
+    import importlib.metadata
+
+    versions = {}
+    for module in dict.fromkeys(BACKEND_LIBRARIES[b] for b in backends if b in BACKEND_LIBRARIES):
+        try:
+            importlib.metadata.version(module)
+            name = module
+        except importlib.metadata.PackageNotFoundError:
+            name = (importlib.metadata.packages_distributions().get(module) or [module])[0]
+        versions[name] = getattr(importlib.import_module(module), "__version__", None)
     return versions
 
 

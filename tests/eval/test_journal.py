@@ -10,6 +10,7 @@ import re
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from tests.eval.test_evaluate import chest_like
@@ -352,6 +353,45 @@ def test_cli_rerun_after_a_decoder_upgrade_is_refused_only_where_images_it_decod
     assert "a library upgraded or downgraded: numpy, scipy, scikit-image, torch, or a decoder of the images' " \
            "formats, pydicom for DICOM, Pillow for PNG) are refused" in said  # fmt: skip
     assert "how the report was made: xvertfast's version, the versions of the libraries that compute the scores" in said
+
+
+def test_a_rerun_after_an_onnxruntime_upgrade_under_its_backend_is_refused_with_the_pip_command(tmp_path,
+                                                                                               monkeypatch):  # fmt: skip
+    """onnxruntime (TensorRT alike) computes XVertNet's outputs under --backend onnxruntime: its version
+    is recorded with the libraries, and an upgrade between two runs is refused as one of scikit-image
+    is (the journal recorded the backend's name alone, and the scores of both versions were mixed).
+    Under torch's backend it is not recorded: it computes nothing there."""
+    import json
+    from types import SimpleNamespace
+
+    import xvertfast.eval.evaluate as evaluate
+
+    ort = pytest.importorskip("onnxruntime")
+
+    class Enhancer:
+        device, dtype, model = torch.device("cpu"), torch.float32, None
+
+        def __init__(self, backend):
+            self.backend = SimpleNamespace(name=backend)
+
+    def settings(backend):
+        built = {"xvertnet": SimpleNamespace(enhancer=Enhancer(backend))}
+        return evaluate._settings(["xvertnet"], built, ["entropy"], None, {})
+
+    monkeypatch.setattr(evaluate, "fingerprint", lambda model: "weights")
+    assert "onnxruntime" not in settings("torch")["libraries"]
+    monkeypatch.setattr(ort, "__version__", "1.19.2")
+    Journal(str(tmp_path), settings("onnxruntime")).close()
+    with open(tmp_path / JOURNAL_FILE) as f:
+        assert json.loads(f.readline())["settings"]["libraries"]["onnxruntime"] == "1.19.2"
+    Journal(str(tmp_path), settings("onnxruntime")).close()  # the same version resumes
+    monkeypatch.setattr(ort, "__version__", "1.20.1")
+    with pytest.raises(ValueError) as refused:
+        Journal(str(tmp_path), settings("onnxruntime"))
+    said = str(refused.value)
+    assert "libraries that compute the scores were upgraded or downgraded since these scores were made: " \
+           "onnxruntime '1.19.2' -> '1.20.1'" in said, said  # fmt: skip
+    assert "reinstall onnxruntime 1.19.2 that made them (pip install 'onnxruntime==1.19.2') to resume" in said, said
 
 
 def test_cli_interrupted_says_the_same_command_resumes(tmp_path, seed, capsys, monkeypatch):

@@ -8,7 +8,7 @@ import os
 from xvertfast._checks import whole_number
 from xvertfast._paths import PATH_TYPES, working_folder
 from xvertfast._text import asked, option_said, part_percent
-from xvertfast._version import __version__, code_digest, library_versions
+from xvertfast._version import __version__, backend_library_versions, code_digest, library_versions
 from xvertfast.eval._report_files import check_grid_folder
 from xvertfast.eval.baselines import XVERTNET_METHODS, get_method, parse_method
 from xvertfast.eval.journal import JOURNAL_FILE, Journal
@@ -239,10 +239,12 @@ def _settings(specs, built: dict, metrics, centres: dict | None, enhancer_kwargs
     centres are not among them: each image's are journalled with it, so a rerun with one row
     edited scores that image again and takes the others from the journal."""
     methods = []  # each with the label its rows carry: a rerun that adds or drops methods keeps the others' rows
+    backends = []  # onnxruntime's, TensorRT's version: they compute the network's outputs, as torch's does
     for spec, (label, method) in zip(specs, built.items()):
         enhancer, folder = getattr(method, "enhancer", None), getattr(method, "folder", None)
         if enhancer is not None:  # what it runs on, resolved ("auto" is bf16 on a GPU, fp32 on the CPU), not as asked
             backend = enhancer.backend.name  # built first: its precision may differ from the planned one
+            backends.append(backend)
             runs = {"device": enhancer.device.type, "precision": str(enhancer.dtype).replace("torch.", ""),
                     "backend": backend}  # fmt: skip
             others = {k: v for k, v in enhancer_kwargs.items() if k not in ("device", "precision", "backend")}
@@ -251,6 +253,7 @@ def _settings(specs, built: dict, metrics, centres: dict | None, enhancer_kwargs
             methods.append({"spec": spec, "label": label, **({"folder": os.path.abspath(folder)} if folder else {}),
                             **({"inverted": True} if getattr(method, "inverted", False) else {})})  # fmt: skip
     # the code too: a development install changes the metrics' code under one version; and the libraries' versions
-    return {"xvertfast": __version__, "code_sha256": code_digest(), "libraries": library_versions(),
+    libraries = {**library_versions(), **backend_library_versions(backends)}
+    return {"xvertfast": __version__, "code_sha256": code_digest(), "libraries": libraries,
             "methods": methods, "metrics": list(metrics),
             "rois": "auto" if centres is None else "file"}  # each image's centres: in its journal entry
