@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests.infer.test_enhance import model_dir  # noqa: F401 (a fixture)
@@ -644,10 +645,13 @@ def test_a_run_the_full_disk_stopped_is_said_so_where_its_ledger_cannot_take_its
     assert job_status(str(out), "enhance").ledgers[0].stop == "killed, or its node lost"  # (not the run's before)
 
 
-def test_a_job_starts_where_no_time_is_set_through_an_open_file(tmp_path, monkeypatch):
+@pytest.mark.parametrize("said_to_take_fds", [False, True])
+def test_a_job_starts_where_no_time_is_set_through_an_open_file(tmp_path, monkeypatch, said_to_take_fds):
     """Windows: os.utime takes no file descriptor (a TypeError), and there is no flock. Marking the lock
     taken, for status, stopped every enhance and preprocess job there from starting: JobFolder raised
-    AttributeError (the lock's 'unmark'), hiding the TypeError the command's early lock raised."""
+    AttributeError (the lock's 'unmark'), hiding the TypeError the command's early lock raised.
+    ``said_to_take_fds``: os.supports_fd lists that utime all the same (the TypeError raised as it is
+    tried), not only where it does not (it is not tried)."""
     from xvertfast.io.job_folder import lock_early
 
     real = os.utime
@@ -658,7 +662,7 @@ def test_a_job_starts_where_no_time_is_set_through_an_open_file(tmp_path, monkey
         return real(path, *args, **kwargs)
 
     monkeypatch.setattr(os, "utime", utime)
-    monkeypatch.setattr(os, "supports_fd", os.supports_fd - {real})
+    monkeypatch.setattr(os, "supports_fd", (os.supports_fd - {real}) | ({utime} if said_to_take_fds else set()))
     monkeypatch.setitem(sys.modules, "fcntl", None)
     out = tmp_path / "out"
     srcs = [_input(tmp_path, f"{n}.png") for n in "ab"]
