@@ -57,10 +57,10 @@ DECODERS = {
 #: The installed libraries whose code computes an evaluation's scores beside xvertfast's own, by
 #: their distributions' names: the arithmetic (numpy, scipy: the metrics' filters, FFTs and
 #: special functions; torch: the WLS, the network), CLAHE (scikit-image) and the decoders that
-#: turn a file into pixels (:data:`DECODERS`). OpenCV is not used. The network's own library under
-#: another backend is :data:`BACKEND_LIBRARIES`'.
-SCORING_LIBRARIES = ("numpy", "scipy", "scikit-image", "torch", "pydicom", "pylibjpeg", "pylibjpeg-libjpeg",
-                     "pylibjpeg-openjpeg", "python-gdcm", "pillow", "tifffile", "imagecodecs")  # fmt: skip
+#: turn a file into pixels (:data:`DECODERS`'s, derived: a decoder added there is recorded too).
+#: OpenCV is not used. The network's own library under another backend is :data:`BACKEND_LIBRARIES`'.
+SCORING_LIBRARIES = ("numpy", "scipy", "scikit-image", "torch",
+                     *dict.fromkeys(name for names in DECODERS.values() for name in names))  # fmt: skip
 
 
 def library_versions() -> dict[str, str | None]:
