@@ -117,10 +117,6 @@ def _parse_dicom(path: str, max_pixels: int, notes: list[str]):
     return ds, syntax, codestream
 
 
-#: The explicit VRs whose value length takes 4 bytes, after 2 reserved ones (PS3.5 7.1.2); the others' takes 2.
-_LONG_LENGTH_VRS = frozenset(b"OB OD OF OL OV OW SQ SV UC UN UR UT UV".split())
-
-
 def _file_meta_cut(path: str) -> str | None:
     """Why a DICOM file is refused where it ends within its file meta header (the group 0002
     elements after DICM, explicit VR little endian: PS3.10 7.1), naming the element it ends in or
@@ -129,6 +125,7 @@ def _file_meta_cut(path: str) -> str | None:
     that is none, a meta past 64 KiB). pydicom's words for such a file were its own ("unpack
     requires a buffer of 4 bytes"), or it was said to have its file meta whole."""
     from pydicom.datadict import keyword_for_tag
+    from pydicom.valuerep import EXPLICIT_VR_LENGTH_32  # (VRs whose length takes 4 bytes after 2 reserved: PS3.5 7.1.2)
 
     size = os.path.getsize(path)
     with open(path, "rb") as f:
@@ -141,7 +138,7 @@ def _file_meta_cut(path: str) -> str | None:
         element, vr = int.from_bytes(data[at + 2 : at + 4], "little"), data[at + 4 : at + 6]
         if len(vr) == 2 and not (vr.isalpha() and vr.isupper()):
             return None
-        long = vr in _LONG_LENGTH_VRS
+        long = vr.decode("latin-1") in EXPLICIT_VR_LENGTH_32
         head = 12 if long else 8
         length = int.from_bytes(data[at + head - (4 if long else 2) : at + head], "little")
         if length == 0xFFFFFFFF:  # (undefined: a sequence, which no file meta holds)
